@@ -1,0 +1,4 @@
+import { CreateResourceStore1764000000000 } from './1764000000000-create-resource-store.js';
+
+/** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
+export const MIGRATIONS = [CreateResourceStore1764000000000];

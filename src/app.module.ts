@@ -1,0 +1,30 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { LoggerModule } from 'nestjs-pino';
+import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
+import { loggingParams } from './common/http/logging.js';
+import { AppConfig } from './config/config.js';
+import { AppConfigModule } from './config/config.module.js';
+import { CryptoModule } from './crypto/crypto.module.js';
+import { DatabaseModule } from './database/database.module.js';
+import { FhirModule } from './fhir/fhir.module.js';
+import { HealthModule } from './health/health.module.js';
+
+@Module({})
+export class AppModule {
+  /** Assembled on demand so configuration is validated when the app starts, not when imported. */
+  static async register(): Promise<DynamicModule> {
+    return {
+      module: AppModule,
+      imports: [
+        await AppConfigModule.register(),
+        LoggerModule.forRootAsync({ inject: [AppConfig], useFactory: loggingParams }),
+        DatabaseModule,
+        CryptoModule,
+        FhirModule,
+        HealthModule,
+      ],
+      providers: [{ provide: APP_FILTER, useClass: AllExceptionsFilter }],
+    };
+  }
+}

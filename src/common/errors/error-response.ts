@@ -1,0 +1,77 @@
+import { HttpException } from '@nestjs/common';
+import { AppError } from './app-error.js';
+import { operationOutcome, outcomeForStatus, type OperationOutcome } from './operation-outcome.js';
+
+export interface ErrorResponse {
+  status: number;
+  body: OperationOutcome;
+  /** Set for server-side failures, which must be logged; client errors are not. */
+  unexpected?: unknown;
+}
+
+/** Fastify's own errors that can be described more precisely than by their status. */
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'The request body is not valid JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'The request body is empty',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'Content-Length does not match the body',
+};
+
+/**
+ * Maps anything thrown while serving a request to a status and an OperationOutcome. Only text
+ * written by CareVault reaches the client: messages from libraries can quote the request body
+ * (a JSON parse error does), and that body is PHI.
+ */
+export function errorResponse(error: unknown, requestId: string | undefined): ErrorResponse {
+  if (error instanceof AppError) {
+    return { status: error.status, body: operationOutcome(error.issues) };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    const validation = validationMessages(error);
+    if (status === 400 && validation.length > 0) {
+      return {
+        status,
+        body: operationOutcome(validation.map((diagnostics) => ({ severity: 'error', code: 'invalid', diagnostics }))),
+      };
+    }
+    return status >= 500
+      ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
+      : { status, body: outcomeForStatus(status) };
+  }
+  const status = clientStatusOf(error);
+  if (status !== undefined) {
+    const code = (error as { code?: unknown }).code;
+    const described = typeof code === 'string' ? FASTIFY_CODES[code] : undefined;
+    if (described || (error instanceof SyntaxError && status === 400)) {
+      return {
+        status,
+        body: operationOutcome([
+          { severity: 'error', code: 'structure', diagnostics: described ?? 'The request body is not valid JSON' },
+        ]),
+      };
+    }
+    return { status, body: outcomeForStatus(status) };
+  }
+  return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
+}
+
+function clientStatusOf(error: unknown): number | undefined {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+/** class-validator messages from the ValidationPipe; they name properties, not values. */
+function validationMessages(error: HttpException): string[] {
+  const response = error.getResponse();
+  const message = typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : undefined;
+  return Array.isArray(message) ? message.filter((m): m is string => typeof m === 'string') : [];
+}
+
+/** What may be logged of an unexpected error: no driver `detail` (it quotes row values). */
+export function loggableError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) {
+    return { type: typeof error };
+  }
+  const code = (error as { code?: unknown }).code;
+  return { type: error.name, message: error.message, ...(code ? { code } : {}), stack: error.stack };
+}

@@ -1,0 +1,47 @@
+import type { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SOFTWARE_VERSION } from '../software.js';
+
+/** Swagger UI at /docs and the OpenAPI document at /docs-json. */
+export function setupSwagger(app: INestApplication): void {
+  const config = new DocumentBuilder()
+    .setTitle('CareVault API')
+    .setDescription('FHIR R4 REST API (application/fhir+json). Every error is a FHIR OperationOutcome.')
+    .setVersion(SOFTWARE_VERSION)
+    .build();
+  const document = SwaggerModule.createDocument(app, config);
+  document.components = {
+    ...document.components,
+    schemas: {
+      ...document.components?.schemas,
+      Resource: {
+        type: 'object',
+        description: 'A FHIR R4 resource; resourceType names its type',
+        required: ['resourceType'],
+        properties: { resourceType: { type: 'string' }, id: { type: 'string' } },
+        additionalProperties: true,
+      },
+      OperationOutcome: {
+        type: 'object',
+        required: ['resourceType', 'issue'],
+        properties: {
+          resourceType: { type: 'string', enum: ['OperationOutcome'] },
+          issue: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['severity', 'code'],
+              properties: {
+                severity: { type: 'string', enum: ['fatal', 'error', 'warning', 'information'] },
+                code: { type: 'string', example: 'invalid' },
+                diagnostics: { type: 'string' },
+                expression: { type: 'array', items: { type: 'string' } },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+}

@@ -1,0 +1,26 @@
+import { DynamicModule, Global, Module } from '@nestjs/common';
+import { ConfigModule } from '@nestjs/config';
+import { AppConfig, shouldReadEnvFile } from './config.js';
+import { validateEnv } from './env.schema.js';
+
+@Global()
+@Module({})
+export class AppConfigModule {
+  /**
+   * Validation runs here, when the application is assembled, rather than at import time, so a
+   * bad value surfaces as one rejected promise the entry point can print as a single line.
+   */
+  static async register(): Promise<DynamicModule> {
+    const config = await ConfigModule.forRoot({
+      ignoreEnvFile: !shouldReadEnvFile(),
+      validate: validateEnv,
+      cache: true,
+    });
+    return {
+      module: AppConfigModule,
+      imports: [config],
+      providers: [AppConfig],
+      exports: [AppConfig],
+    };
+  }
+}

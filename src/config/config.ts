@@ -1,0 +1,82 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { isAbsolute, resolve } from 'node:path';
+import { EnvironmentVariables, validateEnv } from './env.schema.js';
+
+/** Reads and validates the process environment; the only reader of `process.env` for settings. */
+export function readEnv(): EnvironmentVariables {
+  return validateEnv(process.env);
+}
+
+/** This process's environment plus overrides, for a child process such as the TypeORM CLI. */
+export function childEnv(overrides: Record<string, string>): Record<string, string | undefined> {
+  return { ...process.env, ...overrides };
+}
+
+/** Whether a `.env` file in the working directory should be read (never in tests). */
+export function shouldReadEnvFile(): boolean {
+  return process.env['NODE_ENV'] !== 'test';
+}
+
+/** Typed, validated settings. Features depend on this, never on `process.env`. */
+@Injectable()
+export class AppConfig {
+  constructor(private readonly config: ConfigService<EnvironmentVariables, true>) {}
+
+  get nodeEnv(): EnvironmentVariables['NODE_ENV'] {
+    return this.config.get('NODE_ENV', { infer: true });
+  }
+
+  get isProduction(): boolean {
+    return this.nodeEnv === 'production';
+  }
+
+  get port(): number {
+    return this.config.get('PORT', { infer: true });
+  }
+
+  get host(): string {
+    return this.config.get('HOST', { infer: true });
+  }
+
+  /** Set when an external PostgreSQL is used; unset means the embedded server. */
+  get databaseUrl(): string | undefined {
+    return this.config.get('DATABASE_URL', { infer: true });
+  }
+
+  get dataDir(): string {
+    return absolute(this.config.get('DATA_DIR', { infer: true }));
+  }
+
+  /** Embedded mode always migrates on start; an external database only when asked to. */
+  get runMigrationsOnStart(): boolean {
+    return this.databaseUrl === undefined || this.config.get('MIGRATIONS_RUN', { infer: true });
+  }
+
+  get logLevel(): EnvironmentVariables['LOG_LEVEL'] {
+    return this.config.get('LOG_LEVEL', { infer: true });
+  }
+
+  get phiMasterKeys(): string[] {
+    const raw = this.config.get('PHI_MASTER_KEY', { infer: true });
+    return raw ? raw.split(',').map((key) => key.trim()) : [];
+  }
+
+  get phiKeyFile(): string | undefined {
+    const file = this.config.get('PHI_KEY_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
+  get bodyLimit(): number {
+    return this.config.get('BODY_LIMIT', { infer: true });
+  }
+}
+
+/** DATA_DIR as an absolute path, for code that runs before the Nest container exists. */
+export function dataDirOf(env: EnvironmentVariables): string {
+  return absolute(env.DATA_DIR);
+}
+
+function absolute(path: string): string {
+  return isAbsolute(path) ? path : resolve(process.cwd(), path);
+}

@@ -1,0 +1,32 @@
+import { Module } from '@nestjs/common';
+import { AppConfig } from '../config/config.js';
+import { BlindIndexer } from './blind-index.js';
+import { FieldCipher } from './field-cipher.js';
+import { KeyRing } from './key-ring.js';
+import { KeyRotationService } from './key-rotation.service.js';
+import { KeyStore } from './key-store.js';
+import { PhiSubscriber } from './phi.subscriber.js';
+
+@Module({
+  providers: [
+    {
+      provide: KeyStore,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig) =>
+        new KeyStore({
+          masterKeys: config.phiMasterKeys,
+          keyFile: config.phiKeyFile,
+          embedded: config.databaseUrl === undefined,
+          production: config.isProduction,
+          dataDir: config.dataDir,
+        }),
+    },
+    { provide: KeyRing, inject: [KeyStore], useFactory: (store: KeyStore) => store.load() },
+    { provide: FieldCipher, inject: [KeyRing], useFactory: (ring: KeyRing) => new FieldCipher(ring) },
+    { provide: BlindIndexer, inject: [KeyRing], useFactory: (ring: KeyRing) => new BlindIndexer(ring) },
+    PhiSubscriber,
+    KeyRotationService,
+  ],
+  exports: [FieldCipher, BlindIndexer, KeyStore, KeyRotationService],
+})
+export class CryptoModule {}

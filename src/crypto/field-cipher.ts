@@ -1,0 +1,88 @@
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { KeyRing } from './key-ring.js';
+
+const ENVELOPE_VERSION = 'cv1';
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+
+/**
+ * What a PostgreSQL CHECK constraint accepts in a PHI column: `cv1.<key id>.<iv>.<ciphertext>.<tag>`
+ * in base64url. Anything else, such as plaintext written around the PHI subscriber, is rejected.
+ */
+export const ENVELOPE_SQL_PATTERN = '^cv1\\.k[0-9a-f]{12}\\.[A-Za-z0-9_-]{16}\\.[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]{22}$';
+
+/** Where a ciphertext belongs. It is authenticated with the data, so a copy elsewhere fails. */
+export interface CipherContext {
+  table: string;
+  column: string;
+  /** Primary key values, then any bound columns such as the version. */
+  row: readonly string[];
+}
+
+export class PhiDecryptionError extends Error {
+  override readonly name = 'PhiDecryptionError';
+}
+
+/**
+ * AES-256-GCM field encryption with a random 96-bit IV and a 128-bit tag. The key id travels in the
+ * envelope so that old keys keep decrypting after rotation.
+ */
+export class FieldCipher {
+  constructor(private readonly keys: KeyRing) {}
+
+  get currentKeyId(): string {
+    return this.keys.currentId;
+  }
+
+  encrypt(plaintext: string, context: CipherContext): string {
+    const keyId = this.keys.currentId;
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.dataKey(keyId), iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(aadOf(keyId, context));
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
+    return [ENVELOPE_VERSION, keyId, b64(iv), b64(body), b64(cipher.getAuthTag())].join('.');
+  }
+
+  /** Throws PhiDecryptionError (naming only the location, never the data) when anything is off. */
+  decrypt(envelope: string, context: CipherContext): string {
+    const where = `${context.table}.${context.column}`;
+    const parts = envelope.split('.');
+    const [version, keyId, iv, body, tag] = parts;
+    if (parts.length !== 5 || version !== ENVELOPE_VERSION || !keyId || !iv || body === undefined || !tag) {
+      throw new PhiDecryptionError(`Value in ${where} is not a PHI envelope`);
+    }
+    if (!this.keys.has(keyId)) {
+      throw new PhiDecryptionError(`Value in ${where} was encrypted with unknown key ${keyId}`);
+    }
+    try {
+      const decipher = createDecipheriv('aes-256-gcm', this.keys.dataKey(keyId), unb64(iv), {
+        authTagLength: TAG_BYTES,
+      });
+      decipher.setAAD(aadOf(keyId, context));
+      decipher.setAuthTag(unb64(tag));
+      return Buffer.concat([decipher.update(unb64(body)), decipher.final()]).toString('utf8');
+    } catch {
+      throw new PhiDecryptionError(
+        `Value in ${where} failed authentication: it was altered or belongs to another row or column`,
+      );
+    }
+  }
+
+  /** The key id an envelope was written with, without decrypting it. */
+  static keyIdOf(envelope: string): string | undefined {
+    return envelope.split('.', 2)[1];
+  }
+}
+
+function aadOf(keyId: string, context: CipherContext): Buffer {
+  // JSON keeps the parts unambiguous whatever characters ids contain.
+  return Buffer.from(JSON.stringify([ENVELOPE_VERSION, keyId, context.table, context.column, context.row]));
+}
+
+function b64(buffer: Buffer): string {
+  return buffer.toString('base64url');
+}
+
+function unb64(text: string): Buffer {
+  return Buffer.from(text, 'base64url');
+}

@@ -1,0 +1,74 @@
+import { createHash, hkdfSync } from 'node:crypto';
+
+export const KEY_BYTES = 32;
+
+export interface MasterKey {
+  id: string;
+  material: Buffer;
+}
+
+/**
+ * The PHI master keys known to this process. The current key encrypts; every key decrypts.
+ * Blind indexes use their own root key, which does not change when the encryption key rotates
+ * (rotating it would mean rebuilding every index).
+ */
+export class KeyRing {
+  private readonly byId: Map<string, MasterKey>;
+  private readonly dataKeys = new Map<string, Buffer>();
+
+  constructor(
+    keys: MasterKey[],
+    readonly currentId: string,
+    readonly blindIndexRootId: string,
+  ) {
+    this.byId = new Map(keys.map((key) => [key.id, key]));
+    for (const id of [currentId, blindIndexRootId]) {
+      if (!this.byId.has(id)) {
+        throw new Error(`Key ring has no key with id ${id}`);
+      }
+    }
+  }
+
+  get ids(): string[] {
+    return [...this.byId.keys()];
+  }
+
+  has(id: string): boolean {
+    return this.byId.has(id);
+  }
+
+  /**
+   * The AES-256-GCM key for a master key. It is derived (HKDF-SHA256) rather than the master key
+   * itself, so the same master key never serves two purposes.
+   */
+  dataKey(id: string): Buffer {
+    let key = this.dataKeys.get(id);
+    if (!key) {
+      const master = this.byId.get(id);
+      if (!master) {
+        throw new Error(`Unknown PHI key id ${id}`);
+      }
+      key = derive(master.material, 'carevault/phi/aes-256-gcm/v1');
+      this.dataKeys.set(id, key);
+    }
+    return key;
+  }
+
+  /** A per-field HMAC key for blind indexes, derived from the blind-index root key. */
+  blindIndexKey(field: string): Buffer {
+    const root = this.byId.get(this.blindIndexRootId);
+    if (!root) {
+      throw new Error(`Unknown PHI key id ${this.blindIndexRootId}`);
+    }
+    return derive(root.material, `carevault/blind-index/v1/${field}`);
+  }
+}
+
+/** A stable, non-secret id for a key: it names the key in envelopes without revealing it. */
+export function keyIdOf(material: Buffer): string {
+  return 'k' + createHash('sha256').update('carevault/key-id').update(material).digest('hex').slice(0, 12);
+}
+
+function derive(material: Buffer, info: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), info, KEY_BYTES));
+}

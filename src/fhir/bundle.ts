@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+import type { FhirResource, HistoryParams, ResourceVersion } from './fhir-types.js';
+
+export interface Bundle {
+  resourceType: 'Bundle';
+  id: string;
+  meta: { lastUpdated: string };
+  type: 'history';
+  total: number;
+  link: { relation: string; url: string }[];
+  entry: BundleEntry[];
+}
+
+interface BundleEntry {
+  fullUrl: string;
+  resource?: FhirResource;
+  request: { method: 'POST' | 'PUT' | 'DELETE'; url: string };
+  response: { status: string; etag: string; lastModified: string };
+}
+
+/** A FHIR history Bundle, newest first, with offset paging links. */
+export function buildHistoryBundle(
+  versions: ResourceVersion[],
+  total: number,
+  params: HistoryParams,
+  selfUrl: string,
+  baseUrl: string,
+): Bundle {
+  const pageUrl = (offset: number): string => {
+    const query = new URLSearchParams({ _count: String(params.count), _offset: String(offset) });
+    if (params.since) {
+      query.set('_since', params.since.toISOString());
+    }
+    return `${selfUrl}?${query.toString()}`;
+  };
+  const link = [{ relation: 'self', url: pageUrl(params.offset) }];
+  if (params.offset + versions.length < total) {
+    link.push({ relation: 'next', url: pageUrl(params.offset + params.count) });
+  }
+  if (params.offset > 0) {
+    link.push({ relation: 'previous', url: pageUrl(Math.max(0, params.offset - params.count)) });
+  }
+  return {
+    resourceType: 'Bundle',
+    id: randomUUID(),
+    meta: { lastUpdated: new Date().toISOString() },
+    type: 'history',
+    total,
+    link,
+    entry: versions.map((version) => entryOf(version, baseUrl)),
+  };
+}
+
+function entryOf(version: ResourceVersion, baseUrl: string): BundleEntry {
+  const url = `${version.resourceType}/${version.id}`;
+  const deleted = version.resource === undefined;
+  // The store keeps versions, not requests: a first version was a create, a version without
+  // content a delete, anything else an update.
+  const method = deleted ? 'DELETE' : version.versionId === 1 ? 'POST' : 'PUT';
+  return {
+    fullUrl: `${baseUrl}/${url}`,
+    ...(version.resource ? { resource: version.resource } : {}),
+    request: { method, url: method === 'POST' ? version.resourceType : url },
+    response: {
+      status: deleted ? '204' : method === 'POST' ? '201' : '200',
+      etag: `W/"${version.versionId}"`,
+      lastModified: version.lastUpdated.toISOString(),
+    },
+  };
+}

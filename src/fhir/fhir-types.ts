@@ -1,0 +1,37 @@
+/** A FHIR resource as JSON: only what the store itself reads is typed. */
+export interface FhirResource {
+  resourceType: string;
+  id?: string;
+  meta?: { versionId?: string; lastUpdated?: string; [key: string]: unknown };
+  [element: string]: unknown;
+}
+
+/** A resource as stored: its JSON and the version facts the HTTP layer turns into headers. */
+export interface StoredResource {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  resource: FhirResource;
+}
+
+/** One version as listed in a history Bundle; no resource for a deletion. */
+export interface ResourceVersion {
+  resourceType: string;
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  resource: FhirResource | undefined;
+}
+
+export interface HistoryParams {
+  count: number;
+  offset: number;
+  since?: Date;
+}
+
+const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
+
+export function isValidId(id: string): boolean {
+  return ID_PATTERN.test(id);
+}

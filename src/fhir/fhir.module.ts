@@ -1,0 +1,11 @@
+import { Module } from '@nestjs/common';
+import { FhirDefinitions } from './fhir-definitions.js';
+import { FhirController } from './fhir.controller.js';
+import { FhirService } from './fhir.service.js';
+import { ResourceRepository } from './resource.repository.js';
+
+@Module({
+  controllers: [FhirController],
+  providers: [FhirDefinitions, FhirService, ResourceRepository],
+})
+export class FhirModule {}

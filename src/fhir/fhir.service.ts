@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { AppError } from '../common/errors/app-error.js';
+import { buildHistoryBundle, type Bundle } from './bundle.js';
+import { FhirDefinitions } from './fhir-definitions.js';
+import {
+  isValidId,
+  type FhirResource,
+  type HistoryParams,
+  type ResourceVersion,
+  type StoredResource,
+} from './fhir-types.js';
+import type { ResourceHistoryEntity } from './resource-history.entity.js';
+import type { ResourceEntity } from './resource.entity.js';
+import { ResourceRepository, type NextVersion } from './resource.repository.js';
+
+/** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
+@Injectable()
+export class FhirService {
+  constructor(
+    private readonly repository: ResourceRepository,
+    private readonly definitions: FhirDefinitions,
+  ) {}
+
+  async create(type: string, body: unknown): Promise<StoredResource> {
+    this.assertType(type);
+    const resource = this.checkBody(type, body);
+    // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
+    const id = randomUUID();
+    const row = await this.repository.insertFirst(type, id, (next) => render(resource, id, next));
+    return stored(row);
+  }
+
+  async read(type: string, id: string): Promise<StoredResource> {
+    this.assertType(type);
+    this.assertId(id);
+    const row = await this.repository.findCurrent(type, id);
+    if (!row) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    if (row.deleted) {
+      throw AppError.gone(`${type} resource was deleted`);
+    }
+    return stored(row);
+  }
+
+  async vread(type: string, id: string, versionId: string): Promise<StoredResource> {
+    this.assertType(type);
+    this.assertId(id);
+    const version = Number(versionId);
+    if (!/^[1-9]\d{0,9}$/.test(versionId)) {
+      throw AppError.notFound(`${type} version not found`);
+    }
+    const row = await this.repository.findVersion(type, id, version);
+    if (!row) {
+      throw AppError.notFound(`${type} version not found`);
+    }
+    if (row.deleted) {
+      throw AppError.gone(`This version of the ${type} resource is a deletion`);
+    }
+    return stored(row);
+  }
+
+  /** Update, or create with the client's id when none exists (FHIR update-as-create). */
+  async update(type: string, id: string, body: unknown, ifMatch?: string): Promise<{ stored: StoredResource; created: boolean }> {
+    this.assertType(type);
+    this.assertId(id);
+    const resource = this.checkBody(type, body);
+    if (resource.id !== id) {
+      throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
+    }
+    const expected = parseIfMatch(ifMatch);
+    const result = await this.repository.writeNext(type, id, (current, next) => {
+      assertVersionMatches(current, expected);
+      return { content: render(resource, id, next) };
+    });
+    if (!result.row) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    return { stored: stored(result.row), created: result.created };
+  }
+
+  async patch(type: string, id: string, body: unknown, ifMatch?: string): Promise<StoredResource> {
+    this.assertType(type);
+    this.assertId(id);
+    const operations = checkPatch(body);
+    const expected = parseIfMatch(ifMatch);
+    const result = await this.repository.writeNext(type, id, (current, next) => {
+      if (!current) {
+        throw AppError.notFound(`${type} resource not found`);
+      }
+      if (current.deleted) {
+        throw AppError.gone(`${type} resource was deleted`);
+      }
+      assertVersionMatches(current, expected);
+      const patched = applyPatch(parseContent(current), operations);
+      if (patched.resourceType !== type || patched.id !== id) {
+        throw AppError.invalid('A patch must not change resourceType or id');
+      }
+      const resource = this.checkBody(type, patched);
+      return { content: render(resource, id, next) };
+    });
+    return stored(result.row!);
+  }
+
+  /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
+  async delete(type: string, id: string, ifMatch?: string): Promise<void> {
+    this.assertType(type);
+    this.assertId(id);
+    const expected = parseIfMatch(ifMatch);
+    await this.repository.writeNext(type, id, (current) => {
+      if (!current) {
+        throw AppError.notFound(`${type} resource not found`);
+      }
+      assertVersionMatches(current, expected);
+      return current.deleted ? { unchanged: true } : { deleted: true };
+    });
+  }
+
+  async history(type: string, id: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+    this.assertType(type);
+    this.assertId(id);
+    const page = await this.repository.historyOf(type, id, params);
+    if (page.total === 0 && !params.since && params.offset === 0) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    return buildHistoryBundle(page.rows.map(toVersion), page.total, params, `${baseUrl}/${type}/${id}/_history`, baseUrl);
+  }
+
+  async typeHistory(type: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+    this.assertType(type);
+    const page = await this.repository.historyOfType(type, params);
+    return buildHistoryBundle(page.rows.map(toVersion), page.total, params, `${baseUrl}/${type}/_history`, baseUrl);
+  }
+
+  private assertType(type: string): void {
+    if (!this.definitions.isResourceType(type)) {
+      throw AppError.notFound(
+        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
+      );
+    }
+  }
+
+  private assertId(id: string): void {
+    if (!isValidId(id)) {
+      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');
+    }
+  }
+
+  private checkBody(type: string, body: unknown): FhirResource {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw AppError.of(400, 'structure', 'The request body must be a FHIR resource (a JSON object)');
+    }
+    const resource = body as FhirResource;
+    if (resource.resourceType !== type) {
+      throw AppError.invalid('resourceType in the body must match the type in the URL', ['resourceType']);
+    }
+    if (resource.id !== undefined && (typeof resource.id !== 'string' || !isValidId(resource.id))) {
+      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."', [`${type}.id`]);
+    }
+    this.definitions.validate(resource as Parameters<FhirDefinitions['validate']>[0]);
+    return resource;
+  }
+}
+
+function toVersion(row: ResourceHistoryEntity): ResourceVersion {
+  return {
+    resourceType: row.resourceType,
+    id: row.id,
+    versionId: row.versionId,
+    lastUpdated: row.lastUpdated,
+    resource: row.deleted ? undefined : parseContent(row),
+  };
+}
+
+/** The stored JSON: the client's resource with the server's id and meta. */
+function render(resource: FhirResource, id: string, next: NextVersion): string {
+  const meta = { ...(resource.meta ?? {}), versionId: String(next.versionId), lastUpdated: next.lastUpdated.toISOString() };
+  return JSON.stringify({ ...resource, id, meta });
+}
+
+function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {
+  return JSON.parse(row.content as string) as FhirResource;
+}
+
+function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResource {
+  return {
+    resourceType: row.resourceType,
+    id: row.id,
+    versionId: row.versionId,
+    lastUpdated: row.lastUpdated,
+    resource: parseContent(row),
+  };
+}
+
+/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3. A malformed header can never match. */
+function parseIfMatch(header: string | undefined): number | undefined {
+  if (header === undefined) {
+    return undefined;
+  }
+  const match = /^\s*(?:W\/)?"?(\d{1,10})"?\s*$/.exec(header);
+  if (!match) {
+    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1"');
+  }
+  return Number(match[1]);
+}
+
+function assertVersionMatches(current: ResourceEntity | null, expected: number | undefined): void {
+  if (expected !== undefined && (!current || current.versionId !== expected)) {
+    throw AppError.preconditionFailed('If-Match does not match the current version');
+  }
+}
+
+function checkPatch(body: unknown): Operation[] {
+  if (!Array.isArray(body)) {
+    throw AppError.of(400, 'structure', 'A JSON Patch body must be an array of operations');
+  }
+  const problem = fastJsonPatch.validate(body as Operation[]);
+  if (problem) {
+    throw AppError.of(400, 'structure', `JSON Patch operation ${problem.index} is invalid (${problem.name})`);
+  }
+  return body as Operation[];
+}
+
+function applyPatch(document: FhirResource, operations: Operation[]): FhirResource {
+  try {
+    return fastJsonPatch.applyPatch(document, operations, true, false).newDocument;
+  } catch (error) {
+    // Messages name the operation, never the values it carried (they can be PHI).
+    const { index, name } = error as { index?: number; name?: string };
+    const operation = index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
+    throw name === 'TEST_OPERATION_FAILED'
+      ? AppError.preconditionFailed(`${operation} (test) failed`)
+      : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
+  }
+}

@@ -1,0 +1,26 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Phi } from '../crypto/phi.decorator.js';
+
+/** The current version of every resource; a deleted resource keeps its row with no content. */
+@Entity('resource')
+export class ResourceEntity {
+  @PrimaryColumn('text')
+  resourceType!: string;
+
+  @PrimaryColumn('text')
+  id!: string;
+
+  @Column('integer')
+  versionId!: number;
+
+  @Column('timestamptz')
+  lastUpdated!: Date;
+
+  @Column('boolean')
+  deleted!: boolean;
+
+  /** The resource JSON; bound to the version so an old ciphertext cannot pass for the current one. */
+  @Phi({ bindTo: ['versionId'] })
+  @Column('text', { nullable: true })
+  content!: string | null;
+}

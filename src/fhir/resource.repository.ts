@@ -1,0 +1,126 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { type DataSource, type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
+import { ResourceHistoryEntity } from './resource-history.entity.js';
+import { ResourceEntity } from './resource.entity.js';
+
+export interface NextVersion {
+  versionId: number;
+  lastUpdated: Date;
+}
+
+/** What a write decides, given the current row: new content, a deletion, or nothing to write. */
+export type VersionDecision = { content: string } | { deleted: true } | { unchanged: true };
+
+export interface HistoryPage {
+  rows: ResourceHistoryEntity[];
+  total: number;
+}
+
+export interface HistoryQuery {
+  since?: Date;
+  offset: number;
+  count: number;
+}
+
+const UNIQUE_VIOLATION = '23505';
+const WRITE_ATTEMPTS = 3;
+
+/** All SQL for resources and their versions. Knows rows and versions, not FHIR. */
+@Injectable()
+export class ResourceRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  findCurrent(resourceType: string, id: string): Promise<ResourceEntity | null> {
+    return this.dataSource.manager.findOneBy(ResourceEntity, { resourceType, id });
+  }
+
+  findVersion(resourceType: string, id: string, versionId: number): Promise<ResourceHistoryEntity | null> {
+    return this.dataSource.manager.findOneBy(ResourceHistoryEntity, { resourceType, id, versionId });
+  }
+
+  /** Inserts version 1 of a resource whose id was just generated, so no row can exist yet. */
+  async insertFirst(resourceType: string, id: string, render: (next: NextVersion) => string): Promise<ResourceEntity> {
+    return this.dataSource.transaction(async (manager) => {
+      const next = { versionId: 1, lastUpdated: new Date() };
+      const row = { resourceType, id, ...next, deleted: false, content: render(next) };
+      await manager.insert(ResourceHistoryEntity, { ...row });
+      await manager.insert(ResourceEntity, row);
+      return manager.create(ResourceEntity, row);
+    });
+  }
+
+  /**
+   * Writes the next version of a resource under a row lock, so concurrent writers are serialized
+   * and version numbers never repeat. `decide` sees the current row (or null) and may throw.
+   * Returns the row as written, or the current row when `decide` says nothing changed.
+   */
+  async writeNext(
+    resourceType: string,
+    id: string,
+    decide: (current: ResourceEntity | null, next: NextVersion) => VersionDecision,
+  ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dataSource.transaction((manager) => this.writeNextIn(manager, resourceType, id, decide));
+      } catch (error) {
+        // Two first writes of the same client-chosen id race on the primary key: the loser
+        // retries and then sees the winner's row under the lock.
+        if (attempt < WRITE_ATTEMPTS && isUniqueViolation(error)) {
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  async historyOf(resourceType: string, id: string, query: HistoryQuery): Promise<HistoryPage> {
+    const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
+      where: { resourceType, id, ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}) },
+      order: { versionId: 'DESC' },
+      skip: query.offset,
+      take: query.count,
+    });
+    return { rows, total };
+  }
+
+  async historyOfType(resourceType: string, query: HistoryQuery): Promise<HistoryPage> {
+    const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
+      where: { resourceType, ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}) },
+      order: { lastUpdated: 'DESC', id: 'ASC', versionId: 'DESC' },
+      skip: query.offset,
+      take: query.count,
+    });
+    return { rows, total };
+  }
+
+  private async writeNextIn(
+    manager: EntityManager,
+    resourceType: string,
+    id: string,
+    decide: (current: ResourceEntity | null, next: NextVersion) => VersionDecision,
+  ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
+    const current = await manager.findOne(ResourceEntity, {
+      where: { resourceType, id },
+      lock: { mode: 'pessimistic_write' },
+    });
+    const next = { versionId: (current?.versionId ?? 0) + 1, lastUpdated: new Date() };
+    const decision = decide(current, next);
+    if ('unchanged' in decision) {
+      return current ? { row: current, created: false } : { row: null, created: false };
+    }
+    const content = 'content' in decision ? decision.content : null;
+    const row = { resourceType, id, ...next, deleted: content === null, content };
+    await manager.insert(ResourceHistoryEntity, { ...row });
+    if (current) {
+      await manager.upsert(ResourceEntity, { ...row }, ['resourceType', 'id']);
+    } else {
+      await manager.insert(ResourceEntity, { ...row });
+    }
+    return { row: manager.create(ResourceEntity, row), created: current === null || current.deleted };
+  }
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof QueryFailedError && (error.driverError as { code?: string }).code === UNIQUE_VIOLATION;
+}

@@ -1,0 +1,262 @@
+import { buildPatient } from '../support/factories.js';
+import { http } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+describe('FHIR REST: CRUD, versions and history', () => {
+  let testApp: TestApp;
+  let fhir: string;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  async function createPatient(overrides = {}): Promise<{ id: string; body: any }> {
+    const created = await http('POST', `${fhir}/Patient`, { body: { ...buildPatient(), ...overrides } });
+    expect(created.status).toBe(201);
+    return { id: created.body.id, body: created.body };
+  }
+
+  it('creates with 201, Location, ETag W/"1", Last-Modified and a server-assigned id', async () => {
+    const patient = buildPatient();
+    const res = await http('POST', `${fhir}/Patient`, { body: { ...patient, id: 'client-chosen' } });
+    expect(res.status).toBe(201);
+    expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    expect(res.headers.get('etag')).toBe('W/"1"');
+    expect(new Date(res.headers.get('last-modified')!).getTime()).not.toBeNaN();
+    expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body.id).not.toBe('client-chosen');
+    expect(res.body.meta.versionId).toBe('1');
+    expect(res.headers.get('location')).toBe(`${fhir}/Patient/${res.body.id}/_history/1`);
+    expect(res.body.name).toEqual(patient['name']);
+  });
+
+  it('reads what was created, and accepts application/json as well', async () => {
+    const created = await http('POST', `${fhir}/Observation`, {
+      headers: { 'content-type': 'application/json' },
+      body: { resourceType: 'Observation', status: 'final', code: { text: 'Heart rate' }, valueQuantity: { value: 72, unit: 'beats/min' } },
+    });
+    expect(created.status).toBe(201);
+    const read = await http('GET', `${fhir}/Observation/${created.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toEqual(created.body);
+    expect(read.headers.get('etag')).toBe('W/"1"');
+  });
+
+  it.each([
+    ['Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Careful', given: ['Dana'] }] }],
+    ['Organization', { resourceType: 'Organization', name: 'General Hospital' }],
+    ['Encounter', { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' } }],
+    ['Medication', { resourceType: 'Medication', code: { text: 'Aspirin 81 mg' } }],
+    ['MedicationRequest', { resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/x' }, medicationCodeableConcept: { text: 'Aspirin' } }],
+    ['AllergyIntolerance', { resourceType: 'AllergyIntolerance', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] }, patient: { reference: 'Patient/x' }, code: { text: 'Peanut' } }],
+    ['Condition', { resourceType: 'Condition', subject: { reference: 'Patient/x' }, code: { text: 'Asthma' } }],
+    ['DiagnosticReport', { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'CBC' } }],
+    ['ServiceRequest', { resourceType: 'ServiceRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/x' } }],
+    ['Immunization', { resourceType: 'Immunization', status: 'completed', vaccineCode: { text: 'Influenza' }, patient: { reference: 'Patient/x' }, occurrenceDateTime: '2024-10-01' }],
+    ['RelatedPerson', { resourceType: 'RelatedPerson', patient: { reference: 'Patient/x' }, name: [{ family: 'Kin' }] }],
+    ['Coverage', { resourceType: 'Coverage', status: 'active', beneficiary: { reference: 'Patient/x' }, payor: [{ reference: 'Organization/y' }] }],
+    ['Claim', { resourceType: 'Claim', status: 'active', type: { text: 'professional' }, use: 'claim', patient: { reference: 'Patient/x' }, created: '2024-01-01', provider: { reference: 'Organization/y' }, priority: { text: 'normal' }, insurance: [{ sequence: 1, focal: true, coverage: { reference: 'Coverage/z' } }] }],
+  ])('stores and reads back a %s', async (type, resource) => {
+    const created = await http('POST', `${fhir}/${type}`, { body: resource });
+    expect(created.status).toBe(201);
+    const read = await http('GET', `${fhir}/${type}/${created.body.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body.resourceType).toBe(type);
+  });
+
+  it('updates to a new version, keeps the old one for vread, and honours If-Match', async () => {
+    const { id, body } = await createPatient();
+    const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"1"' },
+      body: { ...body, active: false },
+    });
+    expect(updated.status).toBe(200);
+    expect(updated.headers.get('etag')).toBe('W/"2"');
+    expect(updated.body.meta.versionId).toBe('2');
+    expect(updated.body.active).toBe(false);
+
+    const stale = await http('PUT', `${fhir}/Patient/${id}`, { headers: { 'if-match': 'W/"1"' }, body: { ...body } });
+    expect(stale.status).toBe(412);
+    expect(stale.body.resourceType).toBe('OperationOutcome');
+
+    const v1 = await http('GET', `${fhir}/Patient/${id}/_history/1`);
+    expect(v1.status).toBe(200);
+    expect(v1.body.active).toBe(true);
+    expect(v1.headers.get('etag')).toBe('W/"1"');
+    const v2 = await http('GET', `${fhir}/Patient/${id}/_history/2`);
+    expect(v2.body.active).toBe(false);
+    expect((await http('GET', `${fhir}/Patient/${id}/_history/3`)).status).toBe(404);
+  });
+
+  it('creates with the client id on PUT to a new id (update-as-create)', async () => {
+    const id = `pat-${Date.now()}`;
+    const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id } });
+    expect(res.status).toBe(201);
+    expect(res.body.id).toBe(id);
+    expect(res.headers.get('location')).toBe(`${fhir}/Patient/${id}/_history/1`);
+  });
+
+  it('rejects a body whose resourceType or id disagrees with the URL (400)', async () => {
+    const { id } = await createPatient();
+    const wrongType = await http('POST', `${fhir}/Patient`, { body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.issue[0].expression).toEqual(['resourceType']);
+    const wrongId = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id: 'another-id' } });
+    expect(wrongId.status).toBe(400);
+    const noId = await http('PUT', `${fhir}/Patient/${id}`, { body: buildPatient() });
+    expect(noId.status).toBe(400);
+  });
+
+  it('validates against the R4 definitions with FHIRPath expressions in the OperationOutcome', async () => {
+    const res = await http('POST', `${fhir}/Patient`, {
+      body: { resourceType: 'Patient', unknownElement: 1, active: 'yes', birthDate: '1980-13-45' },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    const expressions = res.body.issue.flatMap((issue: { expression?: string[] }) => issue.expression ?? []);
+    expect(expressions).toEqual(expect.arrayContaining(['Patient.unknownElement', 'Patient.active', 'Patient.birthDate']));
+
+    const missing = await http('POST', `${fhir}/Observation`, { body: { resourceType: 'Observation', code: { text: 'x' } } });
+    expect(missing.status).toBe(400);
+    expect(missing.body.issue[0].expression).toEqual(['Observation.status']);
+  });
+
+  it('deletes: later reads give 410, history shows the deletion, delete again is a no-op', async () => {
+    const { id } = await createPatient();
+    const deleted = await http('DELETE', `${fhir}/Patient/${id}`);
+    expect(deleted.status).toBe(204);
+    const read = await http('GET', `${fhir}/Patient/${id}`);
+    expect(read.status).toBe(410);
+    expect(read.body.issue[0].code).toBe('deleted');
+    expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+    expect((await http('GET', `${fhir}/Patient/${id}/_history/2`)).status).toBe(410);
+    const history = await http('GET', `${fhir}/Patient/${id}/_history`);
+    expect(history.body.total).toBe(2);
+    expect(history.body.entry[0].request.method).toBe('DELETE');
+    expect(history.body.entry[0].resource).toBeUndefined();
+    expect((await http('DELETE', `${fhir}/Patient/does-not-exist`)).status).toBe(404);
+  });
+
+  it('patches with JSON Patch, validating the result', async () => {
+    const { id } = await createPatient();
+    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json', 'if-match': 'W/"1"' },
+      body: [{ op: 'replace', path: '/gender', value: 'male' }, { op: 'add', path: '/active', value: false }],
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.gender).toBe('male');
+    expect(patched.body.meta.versionId).toBe('2');
+
+    const invalid = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'add', path: '/active', value: 'not-a-boolean' }],
+    });
+    expect(invalid.status).toBe(400);
+    const changesId = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'replace', path: '/id', value: 'other' }],
+    });
+    expect(changesId.status).toBe(400);
+    const failedTest = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'test', path: '/gender', value: 'female' }],
+    });
+    expect(failedTest.status).toBe(412);
+    expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
+  });
+
+  it('lists instance and type history as Bundles with paging', async () => {
+    const { id, body } = await createPatient();
+    for (let i = 0; i < 3; i++) {
+      const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...body, active: i % 2 === 0 } });
+      expect(res.status).toBe(200);
+    }
+    const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=2`);
+    expect(history.status).toBe(200);
+    expect(history.body).toMatchObject({ resourceType: 'Bundle', type: 'history', total: 4 });
+    expect(history.body.entry.map((e: any) => e.resource.meta.versionId)).toEqual(['4', '3']);
+    expect(history.body.entry[0].response.etag).toBe('W/"4"');
+    const next = history.body.link.find((l: any) => l.relation === 'next');
+    const page2 = await http('GET', next.url);
+    expect(page2.body.entry.map((e: any) => e.resource.meta.versionId)).toEqual(['2', '1']);
+    expect(page2.body.entry[1].request.method).toBe('POST');
+
+    const typeHistory = await http('GET', `${fhir}/Patient/_history?_count=5`);
+    expect(typeHistory.status).toBe(200);
+    expect(typeHistory.body.total).toBeGreaterThanOrEqual(4);
+    expect(typeHistory.body.entry).toHaveLength(5);
+    expect((await http('GET', `${fhir}/Patient/_history?_since=yesterday`)).status).toBe(400);
+  });
+
+  it('honours Prefer: return=minimal and return=OperationOutcome', async () => {
+    const minimal = await http('POST', `${fhir}/Patient`, { headers: { prefer: 'return=minimal' }, body: buildPatient() });
+    expect(minimal.status).toBe(201);
+    expect(minimal.text).toBe('');
+    expect(minimal.headers.get('location')).toMatch(/\/fhir\/Patient\/[0-9a-f-]+\/_history\/1$/);
+    const outcome = await http('POST', `${fhir}/Patient`, { headers: { prefer: 'return=OperationOutcome' }, body: buildPatient() });
+    expect(outcome.status).toBe(201);
+    expect(outcome.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('answers 404 OperationOutcomes for unknown types, ids and routes', async () => {
+    const unknownType = await http('GET', `${fhir}/Spaceship/1`);
+    expect(unknownType.status).toBe(404);
+    expect(unknownType.body.issue[0].diagnostics).toBe('Unknown resource type Spaceship');
+    const unknownId = await http('GET', `${fhir}/Patient/nobody-here`);
+    expect(unknownId.status).toBe(404);
+    expect(unknownId.body.resourceType).toBe('OperationOutcome');
+    const unknownRoute = await http('GET', `${testApp.url}/nowhere?name=Jane+Doe`);
+    expect(unknownRoute.status).toBe(404);
+    expect(unknownRoute.body.resourceType).toBe('OperationOutcome');
+    expect(unknownRoute.text).not.toContain('Jane');
+    expect((await http('GET', `${fhir}/Patient/bad$id`)).status).toBe(400);
+  });
+
+  it('rejects a body over the limit with 413, malformed JSON with 400 and other media types with 415', async () => {
+    const big = JSON.stringify({ ...buildPatient(), text: { status: 'generated', div: 'x'.repeat(1_100_000) } });
+    const tooLarge = await http('POST', `${fhir}/Patient`, { raw: big, headers: { 'content-type': 'application/fhir+json' } });
+    expect(tooLarge.status).toBe(413);
+    expect(tooLarge.body.resourceType).toBe('OperationOutcome');
+
+    const malformed = await http('POST', `${fhir}/Patient`, {
+      raw: '{"resourceType":"Patient","name":[{"family":"Secretname"',
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.resourceType).toBe('OperationOutcome');
+    expect(malformed.text).not.toContain('Secretname');
+
+    const text = await http('POST', `${fhir}/Patient`, { raw: 'hello', headers: { 'content-type': 'text/plain' } });
+    expect(text.status).toBe(415);
+    expect(text.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('publishes a CapabilityStatement generated from the registry', async () => {
+    const res = await http('GET', `${fhir}/metadata`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    expect(res.body).toMatchObject({ resourceType: 'CapabilityStatement', fhirVersion: '4.0.1', kind: 'instance' });
+    const types = res.body.rest[0].resource.map((r: { type: string }) => r.type);
+    expect(types.length).toBeGreaterThanOrEqual(140);
+    expect(types).toEqual(expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']));
+  });
+
+  it('echoes a request id and serves health, readiness and the API docs', async () => {
+    const res = await http('GET', `${testApp.url}/health`, { headers: { 'x-request-id': 'trace-123' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-request-id')).toBe('trace-123');
+    const generated = await http('GET', `${testApp.url}/health/ready`);
+    expect(generated.body).toEqual({ status: 'ok', database: 'up' });
+    expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    const docs = await http('GET', `${testApp.url}/docs`);
+    expect(docs.status).toBe(200);
+    expect(docs.text).toContain('swagger');
+    const openapi = await http('GET', `${testApp.url}/docs-json`);
+    expect(openapi.body.paths['/fhir/{type}/{id}']).toBeDefined();
+  });
+});

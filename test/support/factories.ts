@@ -1,0 +1,32 @@
+import { randomUUID } from 'node:crypto';
+
+export interface PatientOptions {
+  family?: string;
+  given?: string;
+  ssn?: string;
+  mrn?: string;
+  birthDate?: string;
+  line?: string;
+  city?: string;
+  phone?: string;
+}
+
+/** A Patient with the direct identifiers a hospital record carries; values are unique per call. */
+export function buildPatient(options: PatientOptions = {}): Record<string, unknown> {
+  const tag = randomUUID().slice(0, 8);
+  return {
+    resourceType: 'Patient',
+    identifier: [
+      { system: 'http://hl7.org/fhir/sid/us-ssn', value: options.ssn ?? '123-45-6789' },
+      { system: 'urn:oid:1.2.36.146.595.217.0.1', value: options.mrn ?? `MRN-${tag}` },
+    ],
+    active: true,
+    name: [{ use: 'official', family: options.family ?? `Family${tag}`, given: [options.given ?? 'Alexandra'] }],
+    telecom: [{ system: 'phone', value: options.phone ?? '+1 555 0100', use: 'home' }],
+    gender: 'female',
+    birthDate: options.birthDate ?? '1974-12-25',
+    address: [
+      { line: [options.line ?? '534 Erewhon St'], city: options.city ?? 'PleasantVille', postalCode: '3999', country: 'AU' },
+    ],
+  };
+}
