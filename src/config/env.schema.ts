@@ -113,5 +113,15 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     const shown = SECRET_VARIABLES.has(first.property) ? '' : ` (got "${String(first.value)}")`;
     throw new ConfigError(`Invalid configuration: ${message}${shown}`);
   }
+  // Without a configured key the service would generate one, which only makes sense for a
+  // developer's embedded database: elsewhere a lost generated key means lost records.
+  if (!env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
+    if (env.NODE_ENV === 'production') {
+      throw new ConfigError('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production');
+    }
+    if (env.DATABASE_URL) {
+      throw new ConfigError('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when DATABASE_URL is set');
+    }
+  }
   return env;
 }

@@ -27,6 +27,6 @@ import { PhiSubscriber } from './phi.subscriber.js';
     PhiSubscriber,
     KeyRotationService,
   ],
-  exports: [FieldCipher, BlindIndexer, KeyStore, KeyRotationService],
+  exports: [FieldCipher, BlindIndexer, KeyRing, KeyStore, KeyRotationService],
 })
 export class CryptoModule {}

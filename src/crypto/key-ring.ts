@@ -18,15 +18,26 @@ export class KeyRing {
 
   constructor(
     keys: MasterKey[],
-    readonly currentId: string,
+    private current: string,
     readonly blindIndexRootId: string,
   ) {
     this.byId = new Map(keys.map((key) => [key.id, key]));
-    for (const id of [currentId, blindIndexRootId]) {
+    for (const id of [current, blindIndexRootId]) {
       if (!this.byId.has(id)) {
         throw new Error(`Key ring has no key with id ${id}`);
       }
     }
+  }
+
+  /** The key that encrypts new values. */
+  get currentId(): string {
+    return this.current;
+  }
+
+  /** Adds a key and makes it current (rotation); earlier keys keep decrypting. */
+  addCurrent(key: MasterKey): void {
+    this.byId.set(key.id, key);
+    this.current = key.id;
   }
 
   get ids(): string[] {

@@ -82,8 +82,11 @@ export class KeyStore {
     return ringOf(await readKeyFile(path));
   }
 
-  /** Adds a fresh key to the key file and makes it current; returns its id. */
-  async addCurrentKey(): Promise<string> {
+  /**
+   * Adds a fresh key to the key file and makes it current, in the file and in `ring`; returns its
+   * id. Other running instances keep writing with their current key until restarted.
+   */
+  async addCurrentKey(ring: KeyRing): Promise<string> {
     const path = this.keyFilePath;
     if (!path) {
       throw new KeyConfigError(
@@ -95,6 +98,7 @@ export class KeyStore {
     content.keys.push(key);
     content.current = key.id;
     await writeKeyFile(path, content);
+    ring.addCurrent(toMasterKey(key.key));
     return key.id;
   }
 }

@@ -2,6 +2,7 @@ import { DataSource, type DataSourceOptions } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { ENTITIES } from './entities.js';
 import { SnakeNamingStrategy } from './naming-strategy.js';
+import { PhiSafeTypeOrmLogger } from './typeorm-logger.js';
 
 /**
  * The one set of DataSource options, used by the application, the TypeORM CLI (data-source.ts)
@@ -19,6 +20,8 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     synchronize: false,
     migrationsRun: false,
     logging: ['error', 'warn', 'migration'],
+    logger: new PhiSafeTypeOrmLogger(),
+    maxQueryExecutionTime: 1000,
     extra: { max: 20, application_name: 'carevault' },
   };
 }

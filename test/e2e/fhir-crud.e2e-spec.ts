@@ -221,14 +221,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const big = JSON.stringify({ ...buildPatient(), text: { status: 'generated', div: 'x'.repeat(1_100_000) } });
     const tooLarge = await http('POST', `${fhir}/Patient`, { raw: big, headers: { 'content-type': 'application/fhir+json' } });
     expect(tooLarge.status).toBe(413);
-    expect(tooLarge.body.resourceType).toBe('OperationOutcome');
+    expect(tooLarge.body.issue[0].code).toBe('too-long');
 
     const malformed = await http('POST', `${fhir}/Patient`, {
       raw: '{"resourceType":"Patient","name":[{"family":"Secretname"',
       headers: { 'content-type': 'application/fhir+json' },
     });
     expect(malformed.status).toBe(400);
-    expect(malformed.body.resourceType).toBe('OperationOutcome');
+    expect(malformed.body.issue[0]).toMatchObject({ code: 'structure', diagnostics: 'The request body is not valid JSON' });
     expect(malformed.text).not.toContain('Secretname');
 
     const text = await http('POST', `${fhir}/Patient`, { raw: 'hello', headers: { 'content-type': 'text/plain' } });

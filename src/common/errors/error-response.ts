@@ -27,6 +27,11 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
   }
   if (error instanceof HttpException) {
     const status = error.getStatus();
+    // Nest wraps Fastify's own errors (body parsing, limits) in an HttpException.
+    const bodyProblem = status < 500 ? describeBodyError(error.cause ?? error) : undefined;
+    if (bodyProblem) {
+      return { status, body: operationOutcome([{ severity: 'error', code: 'structure', diagnostics: bodyProblem }]) };
+    }
     const validation = validationMessages(error);
     if (status === 400 && validation.length > 0) {
       return {
@@ -38,26 +43,17 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
       ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
       : { status, body: outcomeForStatus(status) };
   }
-  const status = clientStatusOf(error);
-  if (status !== undefined) {
-    const code = (error as { code?: unknown }).code;
-    const described = typeof code === 'string' ? FASTIFY_CODES[code] : undefined;
-    if (described || (error instanceof SyntaxError && status === 400)) {
-      return {
-        status,
-        body: operationOutcome([
-          { severity: 'error', code: 'structure', diagnostics: described ?? 'The request body is not valid JSON' },
-        ]),
-      };
-    }
-    return { status, body: outcomeForStatus(status) };
-  }
   return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
 }
 
-function clientStatusOf(error: unknown): number | undefined {
+/** A description of a malformed request body, in our words rather than the parser's. */
+function describeBodyError(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && FASTIFY_CODES[code]) {
+    return FASTIFY_CODES[code];
+  }
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+  return error instanceof SyntaxError && status === 400 ? 'The request body is not valid JSON' : undefined;
 }
 
 /** class-validator messages from the ValidationPipe; they name properties, not values. */

@@ -1,16 +1,15 @@
-import { Logger } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { errorResponse, loggableError } from '../errors/error-response.js';
-import { FHIR_JSON, JSON_MEDIA_TYPES } from './media-types.js';
+import { JSON_MEDIA_TYPES } from './media-types.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * The Fastify adapter with CareVault's HTTP rules: a body limit, FHIR JSON media types, a request
- * id on every request and response, and OperationOutcome bodies for errors that Fastify raises
- * before Nest sees the request (body too large, malformed JSON, unsupported media type).
+ * The Fastify adapter with CareVault's HTTP rules: a body limit, FHIR JSON media types and a
+ * request id on every request and response. Errors Fastify raises before a handler runs (body
+ * too large, malformed JSON, unsupported media type) reach the global AllExceptionsFilter through
+ * the error handler Nest installs.
  */
 export function createHttpAdapter(bodyLimit: number): FastifyAdapter {
   const adapter = new FastifyAdapter({
@@ -36,14 +35,6 @@ export function createHttpAdapter(bodyLimit: number): FastifyAdapter {
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
-  });
-  const logger = new Logger('Errors');
-  fastify.setErrorHandler((error, request, reply) => {
-    const { status, body, unexpected } = errorResponse(error, request.id);
-    if (unexpected !== undefined) {
-      logger.error({ err: loggableError(unexpected), requestId: request.id }, 'Request failed');
-    }
-    void reply.status(status).header('content-type', FHIR_JSON).send(body);
   });
   return adapter;
 }

@@ -1,0 +1,60 @@
+import { ConfigError, validateEnv } from './env.schema.js';
+
+describe('validateEnv', () => {
+  it('applies the documented defaults', () => {
+    const env = validateEnv({});
+    expect(env).toMatchObject({
+      NODE_ENV: 'development',
+      PORT: 3000,
+      HOST: '127.0.0.1',
+      DATA_DIR: './.data',
+      MIGRATIONS_RUN: false,
+      LOG_LEVEL: 'info',
+      BODY_LIMIT: 1_048_576,
+    });
+    expect(env.DATABASE_URL).toBeUndefined();
+  });
+
+  it('converts numbers and booleans', () => {
+    expect(validateEnv({ PORT: '8080', MIGRATIONS_RUN: 'true', BODY_LIMIT: '2048' })).toMatchObject({
+      PORT: 8080,
+      MIGRATIONS_RUN: true,
+      BODY_LIMIT: 2048,
+    });
+  });
+
+  it.each([
+    [{ PORT: 'eighty' }, 'PORT'],
+    [{ PORT: '70000' }, 'PORT'],
+    [{ NODE_ENV: 'staging' }, 'NODE_ENV'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ MIGRATIONS_RUN: 'maybe' }, 'MIGRATIONS_RUN'],
+    [{ BODY_LIMIT: '10' }, 'BODY_LIMIT'],
+    [{ DATABASE_URL: 'mysql://x', PHI_KEY_FILE: 'k' }, 'DATABASE_URL'],
+    [{ PHI_MASTER_KEY: 'c2hvcnQ=' }, 'PHI_MASTER_KEY'],
+  ])('rejects %j with one line naming %s', (raw, variable) => {
+    let error: unknown;
+    try {
+      validateEnv(raw);
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toMatch(new RegExp(`^Invalid configuration: ${variable} `));
+    expect(message).not.toContain('\n');
+  });
+
+  it('requires a configured PHI key in production and with an external database', () => {
+    expect(() => validateEnv({ NODE_ENV: 'production' })).toThrow(
+      'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
+    );
+    expect(() => validateEnv({ DATABASE_URL: 'postgres://db/x' })).toThrow(/must be set when DATABASE_URL is set$/);
+    expect(validateEnv({ DATABASE_URL: 'postgres://db/x', PHI_KEY_FILE: '/keys.json' }).PHI_KEY_FILE).toBe('/keys.json');
+  });
+
+  it('never echoes secret values', () => {
+    expect(() => validateEnv({ PHI_MASTER_KEY: 'c2VjcmV0' })).toThrow(/^((?!c2VjcmV0).)*$/);
+    expect(() => validateEnv({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/^((?!hunter2).)*$/);
+  });
+});

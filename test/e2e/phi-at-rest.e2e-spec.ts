@@ -1,0 +1,118 @@
+import { DataSource, QueryFailedError } from 'typeorm';
+import { PhiDecryptionError } from '../../src/crypto/field-cipher.js';
+import { phiColumnsOf } from '../../src/crypto/phi.decorator.js';
+import { PhiWriteError } from '../../src/crypto/phi.subscriber.js';
+import { ResourceEntity } from '../../src/fhir/resource.entity.js';
+import { buildPatient } from '../support/factories.js';
+import { http } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const ENVELOPE = /^cv1\.k[0-9a-f]{12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{22}$/;
+
+describe('PHI at rest', () => {
+  let testApp: TestApp;
+  let dataSource: DataSource;
+  let fhir: string;
+  const known = { family: 'Quaternion', given: 'Wilhelmina', ssn: '987-65-4321', line: '742 Evergreen Terrace', city: 'Springfieldia', phone: '+1 555 867 5309' };
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    dataSource = testApp.app.get(DataSource);
+    fhir = `${testApp.url}/fhir`;
+    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient(known) });
+    expect(created.status).toBe(201);
+    const updated = await http('PUT', `${fhir}/Patient/${created.body.id}`, { body: { ...created.body, active: false } });
+    expect(updated.status).toBe(200);
+    await http('DELETE', `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`);
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('stores every PHI column of every row as an envelope', async () => {
+    let checked = 0;
+    for (const metadata of dataSource.entityMetadatas) {
+      for (const phi of phiColumnsOf(metadata.target)) {
+        const column = metadata.findColumnWithPropertyName(phi.property)!.databaseName;
+        const rows: { value: string }[] = await dataSource.query(
+          `SELECT "${column}" AS value FROM "${metadata.tableName}" WHERE "${column}" IS NOT NULL`,
+        );
+        expect(rows.length).toBeGreaterThan(0);
+        for (const row of rows) {
+          expect(row.value).toMatch(ENVELOPE);
+        }
+        checked += rows.length;
+      }
+    }
+    expect(checked).toBeGreaterThan(2);
+  });
+
+  it('has the known plaintext in no text, json or bytea column of any table', async () => {
+    const columns: { table_name: string; column_name: string; data_type: string }[] = await dataSource.query(
+      `SELECT table_name, column_name, data_type FROM information_schema.columns
+       WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')`,
+    );
+    expect(columns.length).toBeGreaterThan(5);
+    for (const { table_name, column_name, data_type } of columns) {
+      const asText = data_type === 'bytea' ? `encode("${column_name}", 'escape')` : `"${column_name}"::text`;
+      for (const value of Object.values(known)) {
+        const [{ count }] = await dataSource.query(
+          `SELECT count(*)::int AS count FROM "${table_name}" WHERE ${asText} ILIKE $1`,
+          [`%${value}%`],
+        );
+        expect({ table_name, column_name, value, count }).toEqual({ table_name, column_name, value, count: 0 });
+      }
+    }
+  });
+
+  it('rejects plaintext written around the subscriber with the CHECK constraint', async () => {
+    const insert = dataSource.query(
+      `INSERT INTO resource (resource_type, id, version_id, last_updated, deleted, content)
+       VALUES ('Patient', 'raw-sql', 1, now(), false, $1)`,
+      [JSON.stringify(buildPatient(known))],
+    );
+    await expect(insert).rejects.toThrow(QueryFailedError);
+    await expect(insert).rejects.toThrow(/chk_resource_content_envelope/);
+  });
+
+  it('refuses a QueryBuilder update of a PHI column that cannot name its row', async () => {
+    const update = dataSource
+      .createQueryBuilder()
+      .update(ResourceEntity)
+      .set({ content: JSON.stringify(buildPatient(known)) })
+      .where('resource_type = :type', { type: 'Patient' })
+      .execute();
+    await expect(update).rejects.toThrow(PhiWriteError);
+  });
+
+  it('fails to decrypt a ciphertext swapped between two rows, with a clear error and a 500 without detail', async () => {
+    const a = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
+    const b = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
+    await dataSource.query(
+      `UPDATE resource r SET content = o.content FROM resource o
+       WHERE r.resource_type = 'Patient' AND o.resource_type = 'Patient'
+         AND ((r.id = $1 AND o.id = $2) OR (r.id = $2 AND o.id = $1))`,
+      [a, b],
+    );
+    await expect(dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id: a })).rejects.toThrow(
+      new PhiDecryptionError('Value in resource.content failed authentication: it was altered or belongs to another row or column'),
+    );
+    const read = await http('GET', `${fhir}/Patient/${a}`, { headers: { 'x-request-id': 'swap-check' } });
+    expect(read.status).toBe(500);
+    expect(read.body.issue).toEqual([{ severity: 'fatal', code: 'exception', diagnostics: 'Internal error (request id swap-check)' }]);
+    // The version history still holds the untouched ciphertexts.
+    expect((await http('GET', `${fhir}/Patient/${a}/_history/1`)).status).toBe(200);
+  });
+
+  it('fails to decrypt a ciphertext with one flipped byte', async () => {
+    const id = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
+    await dataSource.query(
+      `UPDATE resource SET content = overlay(content placing
+         (CASE WHEN substr(content, 60, 1) = 'A' THEN 'B' ELSE 'A' END) from 60 for 1)
+       WHERE resource_type = 'Patient' AND id = $1`,
+      [id],
+    );
+    await expect(dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id })).rejects.toThrow(PhiDecryptionError);
+  });
+});

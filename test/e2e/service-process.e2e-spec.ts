@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildPatient } from '../support/factories.js';
+import { http } from '../support/http.js';
+import { BUILT, childEnv, runNode, startService } from '../support/process.js';
+
+describe('the service as a process', () => {
+  it.each([
+    [{ PORT: 'eighty' }, /^Invalid configuration: PORT must be an integer between 0 and 65535 \(got "eighty"\)$/],
+    [{ PHI_MASTER_KEY: 'not-a-key' }, /^Invalid configuration: PHI_MASTER_KEY must be one or more comma-separated base64 keys/],
+    [{ LOG_LEVEL: 'chatty' }, /^Invalid configuration: LOG_LEVEL must be one of/],
+  ])('stops on invalid configuration %j with one line naming the variable', async (env, line) => {
+    const result = await runNode(BUILT.main, [], childEnv(env));
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr.trim()).toMatch(line);
+    expect(result.stderr).not.toContain('not-a-key');
+  });
+
+  it('refuses to start in production without a PHI key', async () => {
+    const result = await runNode(BUILT.main, [], childEnv({
+      NODE_ENV: 'production',
+      DATABASE_URL: process.env['DATABASE_URL']!,
+      PORT: '0',
+      LOG_LEVEL: 'silent',
+    }));
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production');
+  });
+
+  describe('in embedded mode (DATABASE_URL unset)', () => {
+    let dataDir: string;
+
+    beforeAll(async () => {
+      dataDir = await mkdtemp(join(tmpdir(), 'carevault-embedded-'));
+    });
+
+    afterAll(async () => {
+      await rm(dataDir, { recursive: true, force: true });
+    });
+
+    it('starts its own PostgreSQL, keeps data across a restart, stops cleanly on SIGTERM, and logs no PHI', async () => {
+      const env = childEnv({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'debug' });
+      const known = { family: 'Oyelaran-Whitcombe', ssn: '078-05-1120', line: '1313 Mockingbird Lane' };
+
+      const first = await startService(env);
+      expect(first.output()).toContain('Database: embedded PostgreSQL at 127.0.0.1:');
+      expect((await stat(join(dataDir, 'phi-keys.json'))).mode & 0o777).toBe(0o600);
+      const created = await http('POST', `${first.url}/fhir/Patient`, { body: buildPatient(known) });
+      expect(created.status).toBe(201);
+      const rejected = await http('POST', `${first.url}/fhir/Patient`, {
+        raw: `{"resourceType":"Patient","name":[{"family":"${known.family}"`,
+        headers: { 'content-type': 'application/fhir+json' },
+      });
+      expect(rejected.status).toBe(400);
+      await http('GET', `${first.url}/fhir/Patient/${created.body.id}?name=${known.family}`);
+      // Nest re-raises the signal once shutdown is done, so the process ends by that signal.
+      expect(await first.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(first.output()).toContain('Embedded PostgreSQL stopped');
+      expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
+
+      const second = await startService(env);
+      const read = await http('GET', `${second.url}/fhir/Patient/${created.body.id}`);
+      expect(read.status).toBe(200);
+      expect(read.body.name[0].family).toBe(known.family);
+      expect(await second.stop('SIGINT')).toEqual({ code: null, signal: 'SIGINT' });
+      expect(second.output()).toContain('Embedded PostgreSQL stopped');
+
+      for (const output of [first.output(), second.output()]) {
+        for (const value of Object.values(known)) {
+          expect(output).not.toContain(value);
+        }
+      }
+    });
+  });
+});
