@@ -19,6 +19,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof ConfigError || error instanceof KeyConfigError ? error.message : error);
+  console.error(
+    error instanceof ConfigError || error instanceof KeyConfigError ? error.message : error,
+  );
   process.exit(1);
 });

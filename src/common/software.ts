@@ -11,7 +11,8 @@ function readVersion(): string {
   while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) {
     dir = dirname(dir);
   }
-  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 export const SOFTWARE_VERSION = readVersion();

@@ -16,11 +16,13 @@ describe('validateEnv', () => {
   });
 
   it('converts numbers and booleans', () => {
-    expect(validateEnv({ PORT: '8080', MIGRATIONS_RUN: 'true', BODY_LIMIT: '2048' })).toMatchObject({
-      PORT: 8080,
-      MIGRATIONS_RUN: true,
-      BODY_LIMIT: 2048,
-    });
+    expect(validateEnv({ PORT: '8080', MIGRATIONS_RUN: 'true', BODY_LIMIT: '2048' })).toMatchObject(
+      {
+        PORT: 8080,
+        MIGRATIONS_RUN: true,
+        BODY_LIMIT: 2048,
+      },
+    );
   });
 
   it.each([
@@ -49,12 +51,18 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ NODE_ENV: 'production' })).toThrow(
       'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
     );
-    expect(() => validateEnv({ DATABASE_URL: 'postgres://db/x' })).toThrow(/must be set when DATABASE_URL is set$/);
-    expect(validateEnv({ DATABASE_URL: 'postgres://db/x', PHI_KEY_FILE: '/keys.json' }).PHI_KEY_FILE).toBe('/keys.json');
+    expect(() => validateEnv({ DATABASE_URL: 'postgres://db/x' })).toThrow(
+      /must be set when DATABASE_URL is set$/,
+    );
+    expect(
+      validateEnv({ DATABASE_URL: 'postgres://db/x', PHI_KEY_FILE: '/keys.json' }).PHI_KEY_FILE,
+    ).toBe('/keys.json');
   });
 
   it('never echoes secret values', () => {
     expect(() => validateEnv({ PHI_MASTER_KEY: 'c2VjcmV0' })).toThrow(/^((?!c2VjcmV0).)*$/);
-    expect(() => validateEnv({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(/^((?!hunter2).)*$/);
+    expect(() => validateEnv({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(
+      /^((?!hunter2).)*$/,
+    );
   });
 });

@@ -117,10 +117,14 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   // developer's embedded database: elsewhere a lost generated key means lost records.
   if (!env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
     if (env.NODE_ENV === 'production') {
-      throw new ConfigError('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production');
+      throw new ConfigError(
+        'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
+      );
     }
     if (env.DATABASE_URL) {
-      throw new ConfigError('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when DATABASE_URL is set');
+      throw new ConfigError(
+        'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when DATABASE_URL is set',
+      );
     }
   }
   return env;

@@ -9,9 +9,15 @@ describe('BlindIndexer', () => {
   const indexer = new BlindIndexer(ring);
 
   it('is deterministic per field and differs between fields', () => {
-    expect(indexer.compute('Patient.family', 'smith')).toBe(indexer.compute('Patient.family', 'smith'));
-    expect(indexer.compute('Patient.family', 'smith')).not.toBe(indexer.compute('Patient.given', 'smith'));
-    expect(indexer.compute('Patient.family', 'smith')).not.toBe(indexer.compute('Patient.family', 'smyth'));
+    expect(indexer.compute('Patient.family', 'smith')).toBe(
+      indexer.compute('Patient.family', 'smith'),
+    );
+    expect(indexer.compute('Patient.family', 'smith')).not.toBe(
+      indexer.compute('Patient.given', 'smith'),
+    );
+    expect(indexer.compute('Patient.family', 'smith')).not.toBe(
+      indexer.compute('Patient.family', 'smyth'),
+    );
   });
 
   it('uses a key derived from the root key, not the encryption key, and survives rotation', () => {

@@ -22,8 +22,16 @@ import { PhiSubscriber } from './phi.subscriber.js';
         }),
     },
     { provide: KeyRing, inject: [KeyStore], useFactory: (store: KeyStore) => store.load() },
-    { provide: FieldCipher, inject: [KeyRing], useFactory: (ring: KeyRing) => new FieldCipher(ring) },
-    { provide: BlindIndexer, inject: [KeyRing], useFactory: (ring: KeyRing) => new BlindIndexer(ring) },
+    {
+      provide: FieldCipher,
+      inject: [KeyRing],
+      useFactory: (ring: KeyRing) => new FieldCipher(ring),
+    },
+    {
+      provide: BlindIndexer,
+      inject: [KeyRing],
+      useFactory: (ring: KeyRing) => new BlindIndexer(ring),
+    },
     PhiSubscriber,
     KeyRotationService,
   ],

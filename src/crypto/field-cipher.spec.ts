@@ -45,22 +45,34 @@ describe('FieldCipher', () => {
 
   it('refuses a ciphertext with any single byte flipped', () => {
     const envelope = cipher.encrypt('{"name":"Jane"}', rowA);
-    const [version, keyId, iv, body, tag] = envelope.split('.') as [string, string, string, string, string];
+    const [version, keyId, iv, body, tag] = envelope.split('.') as [
+      string,
+      string,
+      string,
+      string,
+      string,
+    ];
     for (const index of [2, 3, 4] as const) {
       const bytes = Buffer.from([iv, body, tag][index - 2] as string, 'base64url');
       bytes[0] = (bytes[0] as number) ^ 0x01;
       const parts = [version, keyId, iv, body, tag];
       parts[index] = bytes.toString('base64url');
       expect(() => cipher.decrypt(parts.join('.'), rowA)).toThrow(
-        new PhiDecryptionError('Value in resource.content failed authentication: it was altered or belongs to another row or column'),
+        new PhiDecryptionError(
+          'Value in resource.content failed authentication: it was altered or belongs to another row or column',
+        ),
       );
     }
   });
 
   it('names the location, never the data, when a value is not an envelope or the key is unknown', () => {
-    expect(() => cipher.decrypt('{"name":"Jane"}', rowA)).toThrow('Value in resource.content is not a PHI envelope');
+    expect(() => cipher.decrypt('{"name":"Jane"}', rowA)).toThrow(
+      'Value in resource.content is not a PHI envelope',
+    );
     const stranger = new FieldCipher(ringOf(newKey()));
-    expect(() => stranger.decrypt(cipher.encrypt('x', rowA), rowA)).toThrow(/unknown key k[0-9a-f]{12}$/);
+    expect(() => stranger.decrypt(cipher.encrypt('x', rowA), rowA)).toThrow(
+      /unknown key k[0-9a-f]{12}$/,
+    );
   });
 
   it('keeps decrypting old values after rotation while new values use the new key', () => {

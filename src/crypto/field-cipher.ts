@@ -9,7 +9,8 @@ const TAG_BYTES = 16;
  * What a PostgreSQL CHECK constraint accepts in a PHI column: `cv1.<key id>.<iv>.<ciphertext>.<tag>`
  * in base64url. Anything else, such as plaintext written around the PHI subscriber, is rejected.
  */
-export const ENVELOPE_SQL_PATTERN = '^cv1\\.k[0-9a-f]{12}\\.[A-Za-z0-9_-]{16}\\.[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]{22}$';
+export const ENVELOPE_SQL_PATTERN =
+  '^cv1\\.k[0-9a-f]{12}\\.[A-Za-z0-9_-]{16}\\.[A-Za-z0-9_-]*\\.[A-Za-z0-9_-]{22}$';
 
 /** Where a ciphertext belongs. It is authenticated with the data, so a copy elsewhere fails. */
 export interface CipherContext {
@@ -37,7 +38,9 @@ export class FieldCipher {
   encrypt(plaintext: string, context: CipherContext): string {
     const keyId = this.keys.currentId;
     const iv = randomBytes(IV_BYTES);
-    const cipher = createCipheriv('aes-256-gcm', this.keys.dataKey(keyId), iv, { authTagLength: TAG_BYTES });
+    const cipher = createCipheriv('aes-256-gcm', this.keys.dataKey(keyId), iv, {
+      authTagLength: TAG_BYTES,
+    });
     cipher.setAAD(aadOf(keyId, context));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return [ENVELOPE_VERSION, keyId, b64(iv), b64(body), b64(cipher.getAuthTag())].join('.');
@@ -48,7 +51,14 @@ export class FieldCipher {
     const where = `${context.table}.${context.column}`;
     const parts = envelope.split('.');
     const [version, keyId, iv, body, tag] = parts;
-    if (parts.length !== 5 || version !== ENVELOPE_VERSION || !keyId || !iv || body === undefined || !tag) {
+    if (
+      parts.length !== 5 ||
+      version !== ENVELOPE_VERSION ||
+      !keyId ||
+      !iv ||
+      body === undefined ||
+      !tag
+    ) {
       throw new PhiDecryptionError(`Value in ${where} is not a PHI envelope`);
     }
     if (!this.keys.has(keyId)) {
@@ -76,7 +86,9 @@ export class FieldCipher {
 
 function aadOf(keyId: string, context: CipherContext): Buffer {
   // JSON keeps the parts unambiguous whatever characters ids contain.
-  return Buffer.from(JSON.stringify([ENVELOPE_VERSION, keyId, context.table, context.column, context.row]));
+  return Buffer.from(
+    JSON.stringify([ENVELOPE_VERSION, keyId, context.table, context.column, context.row]),
+  );
 }
 
 function b64(buffer: Buffer): string {

@@ -77,7 +77,10 @@ export class KeyRing {
 
 /** A stable, non-secret id for a key: it names the key in envelopes without revealing it. */
 export function keyIdOf(material: Buffer): string {
-  return 'k' + createHash('sha256').update('carevault/key-id').update(material).digest('hex').slice(0, 12);
+  return (
+    'k' +
+    createHash('sha256').update('carevault/key-id').update(material).digest('hex').slice(0, 12)
+  );
 }
 
 function derive(material: Buffer, info: string): Buffer {

@@ -47,7 +47,11 @@ export class KeyRotationService {
           if (rows.length > 0) {
             // Loaded rows hold plaintext (the subscriber decrypted them); upsert encrypts them
             // again, now under the current key, and keeps every other column as it is.
-            await manager.upsert(metadata.target, rows, metadata.primaryColumns.map((c) => c.propertyName));
+            await manager.upsert(
+              metadata.target,
+              rows,
+              metadata.primaryColumns.map((c) => c.propertyName),
+            );
           }
           return rows.length;
         });
@@ -72,7 +76,12 @@ export class KeyRotationService {
            WHERE "${column}" IS NOT NULL GROUP BY 1 ORDER BY 1`,
         );
         for (const row of rows) {
-          usage.push({ table: metadata.tableName, column, keyId: row.key_id, rows: Number(row.rows) });
+          usage.push({
+            table: metadata.tableName,
+            column,
+            keyId: row.key_id,
+            rows: Number(row.rows),
+          });
         }
       }
     }

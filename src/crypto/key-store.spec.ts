@@ -35,9 +35,13 @@ describe('KeyStore', () => {
 
   it('refuses to start without a configured key in production or with an external database', async () => {
     await expect(new KeyStore(settings({ production: true })).load()).rejects.toThrow(
-      new KeyConfigError('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production'),
+      new KeyConfigError(
+        'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
+      ),
     );
-    await expect(new KeyStore(settings({ embedded: false })).load()).rejects.toThrow(KeyConfigError);
+    await expect(new KeyStore(settings({ embedded: false })).load()).rejects.toThrow(
+      KeyConfigError,
+    );
   });
 
   it('takes PHI_MASTER_KEY as a list: first key current, last key the blind-index root', async () => {

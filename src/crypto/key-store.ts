@@ -105,13 +105,19 @@ export class KeyStore {
 
 function newKey(): KeyFileContent['keys'][number] {
   const material = randomBytes(KEY_BYTES);
-  return { id: keyIdOf(material), key: material.toString('base64'), createdAt: new Date().toISOString() };
+  return {
+    id: keyIdOf(material),
+    key: material.toString('base64'),
+    createdAt: new Date().toISOString(),
+  };
 }
 
 function toMasterKey(encoded: string): MasterKey {
   const material = Buffer.from(encoded, 'base64');
   if (material.length !== KEY_BYTES) {
-    throw new KeyConfigError(`Invalid configuration: each PHI key must be ${KEY_BYTES} bytes of base64`);
+    throw new KeyConfigError(
+      `Invalid configuration: each PHI key must be ${KEY_BYTES} bytes of base64`,
+    );
   }
   return { id: keyIdOf(material), material };
 }
@@ -133,8 +139,15 @@ async function readKeyFile(path: string): Promise<KeyFileContent> {
     logger.warn(`PHI key file ${path} is readable by group or others; chmod 600 it`);
   }
   const content = JSON.parse(text) as Partial<KeyFileContent>;
-  if (content.version !== 1 || !Array.isArray(content.keys) || !content.current || !content.blindIndexRoot) {
-    throw new KeyConfigError(`Invalid configuration: PHI key file ${path} is not a CareVault key file`);
+  if (
+    content.version !== 1 ||
+    !Array.isArray(content.keys) ||
+    !content.current ||
+    !content.blindIndexRoot
+  ) {
+    throw new KeyConfigError(
+      `Invalid configuration: PHI key file ${path} is not a CareVault key file`,
+    );
   }
   return content as KeyFileContent;
 }

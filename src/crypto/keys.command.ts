@@ -25,10 +25,16 @@ export class KeysRotateCommand extends CommandRunner {
   async run(_params: string[], options: RotateOptions): Promise<void> {
     if (!options.resume) {
       const id = await this.store.addCurrentKey(this.ring);
-      process.stdout.write(`Key ${id} is now current; restart running CareVault instances so they write with it\n`);
+      process.stdout.write(
+        `Key ${id} is now current; restart running CareVault instances so they write with it\n`,
+      );
     }
     const bar = new SingleBar(
-      { format: '{table} [{bar}] {value}/{total} rows | {eta_formatted} left', hideCursor: true, noTTYOutput: true },
+      {
+        format: '{table} [{bar}] {value}/{total} rows | {eta_formatted} left',
+        hideCursor: true,
+        noTTYOutput: true,
+      },
       Presets.shades_classic,
     );
     let table = '';
@@ -48,13 +54,19 @@ export class KeysRotateCommand extends CommandRunner {
     process.stdout.write(`Re-encrypted ${rewritten} rows under key ${this.ring.currentId}\n`);
   }
 
-  @Option({ flags: '--resume', description: 'Do not add a key; finish re-encrypting under the current key' })
+  @Option({
+    flags: '--resume',
+    description: 'Do not add a key; finish re-encrypting under the current key',
+  })
   parseResume(): boolean {
     return true;
   }
 }
 
-@Command({ name: 'keys:status', description: 'Show the current PHI key and how many values each key protects' })
+@Command({
+  name: 'keys:status',
+  description: 'Show the current PHI key and how many values each key protects',
+})
 export class KeysStatusCommand extends CommandRunner {
   constructor(
     private readonly ring: KeyRing,

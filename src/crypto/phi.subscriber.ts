@@ -58,7 +58,10 @@ export class PhiSubscriber implements EntitySubscriberInterface<ObjectLiteral> {
     for (const column of phiColumnsOf(metadata.target)) {
       const value: unknown = entity[column.property];
       if (typeof value === 'string') {
-        entity[column.property] = this.cipher.decrypt(value, contextOf(metadata, column, entity, 'read'));
+        entity[column.property] = this.cipher.decrypt(
+          value,
+          contextOf(metadata, column, entity, 'read'),
+        );
       }
     }
   }
@@ -79,10 +82,15 @@ export class PhiSubscriber implements EntitySubscriberInterface<ObjectLiteral> {
         continue;
       }
       if (typeof value !== 'string') {
-        throw new PhiWriteError(`PHI property ${metadata.name}.${column.property} must be a string`);
+        throw new PhiWriteError(
+          `PHI property ${metadata.name}.${column.property} must be a string`,
+        );
       }
       originals.set(column.property, value);
-      entity[column.property] = this.cipher.encrypt(value, contextOf(metadata, column, entity, 'write'));
+      entity[column.property] = this.cipher.encrypt(
+        value,
+        contextOf(metadata, column, entity, 'write'),
+      );
     }
     this.pending.set(entity, originals);
   }
@@ -124,7 +132,11 @@ function contextOf(
 }
 
 /** A partial update that changes what a ciphertext is bound to, without rewriting it, is refused. */
-function assertNoBoundChange(metadata: EntityMetadata, column: PhiColumn, entity: ObjectLiteral): void {
+function assertNoBoundChange(
+  metadata: EntityMetadata,
+  column: PhiColumn,
+  entity: ObjectLiteral,
+): void {
   const bound = [...metadata.primaryColumns.map((c) => c.propertyName), ...column.bindTo];
   const changed = bound.filter((property) => entity[property] !== undefined);
   const isPartial = bound.some((property) => entity[property] === undefined);

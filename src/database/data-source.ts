@@ -7,7 +7,9 @@ import { createDataSource } from './database-options.js';
  */
 const url = readEnv().DATABASE_URL;
 if (!url) {
-  throw new Error('DATABASE_URL is not set: run migrations with npm run migration:run (or :revert, :show, :generate)');
+  throw new Error(
+    'DATABASE_URL is not set: run migrations with npm run migration:run (or :revert, :show, :generate)',
+  );
 }
 
 export const dataSource = createDataSource(url);

@@ -19,12 +19,16 @@ export class DatabaseServer implements OnApplicationShutdown {
   async connectionUrl(): Promise<string> {
     const external = this.config.databaseUrl;
     if (external) {
-      this.logger.log(`Database: external PostgreSQL at ${describeDatabase(external)} (DATABASE_URL)`);
+      this.logger.log(
+        `Database: external PostgreSQL at ${describeDatabase(external)} (DATABASE_URL)`,
+      );
       return external;
     }
     this.embedded = new EmbeddedPostgres(this.config.dataDir);
     const url = await this.embedded.start();
-    this.logger.log(`Database: embedded PostgreSQL at ${describeDatabase(url)} (DATABASE_URL unset)`);
+    this.logger.log(
+      `Database: embedded PostgreSQL at ${describeDatabase(url)} (DATABASE_URL unset)`,
+    );
     return url;
   }
 

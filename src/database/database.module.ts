@@ -24,7 +24,9 @@ class MigrationRunner implements OnModuleInit {
     }
     const applied = await this.dataSource.runMigrations({ transaction: 'each' });
     this.logger.log(
-      applied.length > 0 ? `Applied migrations: ${applied.map((m) => m.name).join(', ')}` : 'Schema is up to date',
+      applied.length > 0
+        ? `Applied migrations: ${applied.map((m) => m.name).join(', ')}`
+        : 'Schema is up to date',
     );
   }
 }

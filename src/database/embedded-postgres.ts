@@ -61,7 +61,9 @@ export class EmbeddedPostgres {
     await server.start();
     this.server = server;
     await this.ensureDatabase(port, password);
-    this.logger.log(`Embedded PostgreSQL started on 127.0.0.1:${port} (data in ${this.clusterDir})`);
+    this.logger.log(
+      `Embedded PostgreSQL started on 127.0.0.1:${port} (data in ${this.clusterDir})`,
+    );
     return this.urlFor(port, DATABASE, password);
   }
 
@@ -154,7 +156,11 @@ function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
     });
   });
 }

@@ -2,7 +2,11 @@ import { DefaultNamingStrategy, type NamingStrategyInterface } from 'typeorm';
 
 /** camelCase in TypeScript, snake_case in PostgreSQL, so SQL reads naturally. */
 export class SnakeNamingStrategy extends DefaultNamingStrategy implements NamingStrategyInterface {
-  override columnName(propertyName: string, customName: string | undefined, prefixes: string[]): string {
+  override columnName(
+    propertyName: string,
+    customName: string | undefined,
+    prefixes: string[],
+  ): string {
     return snake([...prefixes, customName ?? propertyName].join('_'));
   }
 

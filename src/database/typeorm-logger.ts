@@ -25,7 +25,11 @@ export class PhiSafeTypeOrmLogger implements TypeOrmLoggerInterface {
   }
 
   logQuerySlow(time: number, query: string): void {
-    this.logger.warn({ msg: 'Slow query', ms: time, query: query.replace(/\s+/g, ' ').slice(0, 500) });
+    this.logger.warn({
+      msg: 'Slow query',
+      ms: time,
+      query: query.replace(/\s+/g, ' ').slice(0, 500),
+    });
   }
 
   logSchemaBuild(message: string): void {

@@ -13,7 +13,9 @@ import { EmbeddedPostgres } from './embedded-postgres.js';
 async function main(): Promise<number> {
   const [command, ...args] = process.argv.slice(2);
   if (!command?.startsWith('migration:')) {
-    console.error('usage: with-database.js migration:run|migration:revert|migration:show|migration:generate [args]');
+    console.error(
+      'usage: with-database.js migration:run|migration:revert|migration:show|migration:generate [args]',
+    );
     return 2;
   }
   const env = readEnv();
@@ -23,7 +25,11 @@ async function main(): Promise<number> {
     const cli = createRequire(import.meta.url).resolve('typeorm/cli.js');
     const dataSource = fileURLToPath(new URL('./data-source.js', import.meta.url));
     const generated = command === 'migration:generate' ? ['--pretty'] : [];
-    return await run(process.execPath, [cli, command, ...args, ...generated, '-d', dataSource], url);
+    return await run(
+      process.execPath,
+      [cli, command, ...args, ...generated, '-d', dataSource],
+      url,
+    );
   } finally {
     await embedded?.stop();
   }

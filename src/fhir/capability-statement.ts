@@ -1,4 +1,13 @@
-const INTERACTIONS = ['read', 'vread', 'update', 'patch', 'delete', 'history-instance', 'history-type', 'create'];
+const INTERACTIONS = [
+  'read',
+  'vread',
+  'update',
+  'patch',
+  'delete',
+  'history-instance',
+  'history-type',
+  'create',
+];
 
 export interface SoftwareInfo {
   name: string;
@@ -7,7 +16,10 @@ export interface SoftwareInfo {
 }
 
 /** The CapabilityStatement, generated from the registered resource types rather than written by hand. */
-export function buildCapabilityStatement(resourceTypes: readonly string[], software: SoftwareInfo): Record<string, unknown> {
+export function buildCapabilityStatement(
+  resourceTypes: readonly string[],
+  software: SoftwareInfo,
+): Record<string, unknown> {
   return {
     resourceType: 'CapabilityStatement',
     status: 'active',

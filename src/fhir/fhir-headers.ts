@@ -11,7 +11,9 @@ export function fhirBaseUrl(request: FastifyRequest): string {
 }
 
 export function parsePreferReturn(prefer: string | undefined): PreferReturn {
-  const match = /(?:^|[;,\s])return=(minimal|representation|OperationOutcome)\b/i.exec(prefer ?? '');
+  const match = /(?:^|[;,\s])return=(minimal|representation|OperationOutcome)\b/i.exec(
+    prefer ?? '',
+  );
   const value = match?.[1]?.toLowerCase();
   if (value === 'minimal') {
     return 'minimal';
@@ -44,7 +46,11 @@ export function sendStored(
       return undefined;
     case 'OperationOutcome':
       return operationOutcome([
-        { severity: 'information', code: 'informational', diagnostics: `${stored.resourceType} version ${stored.versionId} stored` },
+        {
+          severity: 'information',
+          code: 'informational',
+          diagnostics: `${stored.resourceType} version ${stored.versionId} stored`,
+        },
       ]);
     case 'representation':
       return stored.resource;

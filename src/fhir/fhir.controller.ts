@@ -1,19 +1,38 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Patch, Post, Put, Query, Req, Res } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  Put,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../common/errors/app-error.js';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendStored } from './fhir-headers.js';
-import type { HistoryParams } from './fhir-types.js';
+import { historyParams } from './history-params.js';
 import { FhirService } from './fhir.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 
-const OUTCOME = { description: 'OperationOutcome describing the problem', schema: { $ref: '#/components/schemas/OperationOutcome' } };
+const OUTCOME = {
+  description: 'OperationOutcome describing the problem',
+  schema: { $ref: '#/components/schemas/OperationOutcome' },
+};
 const RESOURCE = { schema: { $ref: '#/components/schemas/Resource' } };
-const TYPE_PARAM = { name: 'type', description: 'FHIR R4 resource type, e.g. Patient', example: 'Patient' };
-const MAX_COUNT = 1000;
+const TYPE_PARAM = {
+  name: 'type',
+  description: 'FHIR R4 resource type, e.g. Patient',
+  example: 'Patient',
+};
 
 @ApiTags('FHIR')
 @Controller('fhir')
@@ -25,7 +44,10 @@ export class FhirController {
 
   @Get('metadata')
   @ApiOperation({ summary: 'CapabilityStatement of this server' })
-  metadata(@Req() request: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply): Record<string, unknown> {
+  metadata(
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Record<string, unknown> {
     return sendFhirJson(
       reply,
       buildCapabilityStatement(this.definitions.resourceTypes, {
@@ -39,8 +61,23 @@ export class FhirController {
   @Post(':type')
   @ApiOperation({ summary: 'Create a resource (201, Location, ETag W/"1")' })
   @ApiParam(TYPE_PARAM)
-  @ApiBody({ ...RESOURCE, examples: { patient: { value: { resourceType: 'Patient', name: [{ family: 'Example', given: ['Alex'] }], birthDate: '1980-04-12' } } } })
-  @ApiHeader({ name: 'Prefer', required: false, description: 'return=minimal | representation | OperationOutcome' })
+  @ApiBody({
+    ...RESOURCE,
+    examples: {
+      patient: {
+        value: {
+          resourceType: 'Patient',
+          name: [{ family: 'Example', given: ['Alex'] }],
+          birthDate: '1980-04-12',
+        },
+      },
+    },
+  })
+  @ApiHeader({
+    name: 'Prefer',
+    required: false,
+    description: 'return=minimal | representation | OperationOutcome',
+  })
   @ApiResponse({ status: 201, description: 'Created', ...RESOURCE })
   @ApiResponse({ status: 400, ...OUTCOME })
   async create(
@@ -63,7 +100,10 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.fhir.typeHistory(type, historyParams(query), fhirBaseUrl(request)));
+    return sendFhirJson(
+      reply,
+      await this.fhir.typeHistory(type, historyParams(query), fhirBaseUrl(request)),
+    );
   }
 
   @Get(':type/:id')
@@ -82,7 +122,9 @@ export class FhirController {
   }
 
   @Put(':type/:id')
-  @ApiOperation({ summary: 'Update (new version), or create with this id; If-Match mismatch gives 412' })
+  @ApiOperation({
+    summary: 'Update (new version), or create with this id; If-Match mismatch gives 412',
+  })
   @ApiParam(TYPE_PARAM)
   @ApiBody(RESOURCE)
   @ApiHeader({ name: 'If-Match', required: false, description: 'Version ETag, e.g. W/"1"' })
@@ -98,13 +140,20 @@ export class FhirController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     const { stored, created } = await this.fhir.update(type, id, body, ifMatch);
-    return sendStored(reply, request, stored, { status: created ? 201 : 200, prefer, location: true });
+    return sendStored(reply, request, stored, {
+      status: created ? 201 : 200,
+      prefer,
+      location: true,
+    });
   }
 
   @Patch(':type/:id')
   @ApiOperation({ summary: 'Patch with JSON Patch (application/json-patch+json)' })
   @ApiParam(TYPE_PARAM)
-  @ApiBody({ schema: { type: 'array', items: { type: 'object' } }, examples: { active: { value: [{ op: 'add', path: '/active', value: true }] } } })
+  @ApiBody({
+    schema: { type: 'array', items: { type: 'object' } },
+    examples: { active: { value: [{ op: 'add', path: '/active', value: true }] } },
+  })
   @ApiResponse({ status: 200, ...RESOURCE })
   async patch(
     @Param('type') type: string,
@@ -134,7 +183,12 @@ export class FhirController {
     await this.fhir.delete(type, id, ifMatch);
     if (/return=OperationOutcome/i.test(prefer ?? '')) {
       reply.status(200);
-      return sendFhirJson(reply, operationOutcome([{ severity: 'information', code: 'informational', diagnostics: `${type} deleted` }]));
+      return sendFhirJson(
+        reply,
+        operationOutcome([
+          { severity: 'information', code: 'informational', diagnostics: `${type} deleted` },
+        ]),
+      );
     }
     return undefined;
   }
@@ -149,7 +203,10 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.fhir.history(type, id, historyParams(query), fhirBaseUrl(request)));
+    return sendFhirJson(
+      reply,
+      await this.fhir.history(type, id, historyParams(query), fhirBaseUrl(request)),
+    );
   }
 
   @Get(':type/:id/_history/:vid')
@@ -165,29 +222,4 @@ export class FhirController {
   ): Promise<unknown> {
     return sendStored(reply, request, await this.fhir.vread(type, id, vid), { status: 200 });
   }
-}
-
-/** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
-function historyParams(query: Record<string, unknown>): HistoryParams {
-  const count = integerParam(query['_count'], '_count', 50);
-  const offset = integerParam(query['_offset'], '_offset', 0);
-  const sinceRaw = query['_since'];
-  let since: Date | undefined;
-  if (sinceRaw !== undefined) {
-    since = new Date(String(sinceRaw));
-    if (typeof sinceRaw !== 'string' || Number.isNaN(since.getTime())) {
-      throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
-    }
-  }
-  return { count: Math.min(Math.max(count, 1), MAX_COUNT), offset, since };
-}
-
-function integerParam(value: unknown, name: string, fallback: number): number {
-  if (value === undefined) {
-    return fallback;
-  }
-  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) {
-    throw AppError.invalid(`${name} must be a non-negative integer`);
-  }
-  return Number(value);
 }

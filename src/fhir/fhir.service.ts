@@ -63,7 +63,12 @@ export class FhirService {
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
-  async update(type: string, id: string, body: unknown, ifMatch?: string): Promise<{ stored: StoredResource; created: boolean }> {
+  async update(
+    type: string,
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     this.assertId(id);
     const resource = this.checkBody(type, body);
@@ -125,13 +130,25 @@ export class FhirService {
     if (page.total === 0 && !params.since && params.offset === 0) {
       throw AppError.notFound(`${type} resource not found`);
     }
-    return buildHistoryBundle(page.rows.map(toVersion), page.total, params, `${baseUrl}/${type}/${id}/_history`, baseUrl);
+    return buildHistoryBundle(
+      page.rows.map(toVersion),
+      page.total,
+      params,
+      `${baseUrl}/${type}/${id}/_history`,
+      baseUrl,
+    );
   }
 
   async typeHistory(type: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
     this.assertType(type);
     const page = await this.repository.historyOfType(type, params);
-    return buildHistoryBundle(page.rows.map(toVersion), page.total, params, `${baseUrl}/${type}/_history`, baseUrl);
+    return buildHistoryBundle(
+      page.rows.map(toVersion),
+      page.total,
+      params,
+      `${baseUrl}/${type}/_history`,
+      baseUrl,
+    );
   }
 
   private assertType(type: string): void {
@@ -150,14 +167,22 @@ export class FhirService {
 
   private checkBody(type: string, body: unknown): FhirResource {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw AppError.of(400, 'structure', 'The request body must be a FHIR resource (a JSON object)');
+      throw AppError.of(
+        400,
+        'structure',
+        'The request body must be a FHIR resource (a JSON object)',
+      );
     }
     const resource = body as FhirResource;
     if (resource.resourceType !== type) {
-      throw AppError.invalid('resourceType in the body must match the type in the URL', ['resourceType']);
+      throw AppError.invalid('resourceType in the body must match the type in the URL', [
+        'resourceType',
+      ]);
     }
     if (resource.id !== undefined && (typeof resource.id !== 'string' || !isValidId(resource.id))) {
-      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."', [`${type}.id`]);
+      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."', [
+        `${type}.id`,
+      ]);
     }
     this.definitions.validate(resource as Parameters<FhirDefinitions['validate']>[0]);
     return resource;
@@ -176,7 +201,11 @@ function toVersion(row: ResourceHistoryEntity): ResourceVersion {
 
 /** The stored JSON: the client's resource with the server's id and meta. */
 function render(resource: FhirResource, id: string, next: NextVersion): string {
-  const meta = { ...(resource.meta ?? {}), versionId: String(next.versionId), lastUpdated: next.lastUpdated.toISOString() };
+  const meta = {
+    ...(resource.meta ?? {}),
+    versionId: String(next.versionId),
+    lastUpdated: next.lastUpdated.toISOString(),
+  };
   return JSON.stringify({ ...resource, id, meta });
 }
 
@@ -218,7 +247,11 @@ function checkPatch(body: unknown): Operation[] {
   }
   const problem = fastJsonPatch.validate(body as Operation[]);
   if (problem) {
-    throw AppError.of(400, 'structure', `JSON Patch operation ${problem.index} is invalid (${problem.name})`);
+    throw AppError.of(
+      400,
+      'structure',
+      `JSON Patch operation ${problem.index} is invalid (${problem.name})`,
+    );
   }
   return body as Operation[];
 }
@@ -229,7 +262,8 @@ function applyPatch(document: FhirResource, operations: Operation[]): FhirResour
   } catch (error) {
     // Messages name the operation, never the values it carried (they can be PHI).
     const { index, name } = error as { index?: number; name?: string };
-    const operation = index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
+    const operation =
+      index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
     throw name === 'TEST_OPERATION_FAILED'
       ? AppError.preconditionFailed(`${operation} (test) failed`)
       : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);

@@ -35,12 +35,24 @@ export class ResourceRepository {
     return this.dataSource.manager.findOneBy(ResourceEntity, { resourceType, id });
   }
 
-  findVersion(resourceType: string, id: string, versionId: number): Promise<ResourceHistoryEntity | null> {
-    return this.dataSource.manager.findOneBy(ResourceHistoryEntity, { resourceType, id, versionId });
+  findVersion(
+    resourceType: string,
+    id: string,
+    versionId: number,
+  ): Promise<ResourceHistoryEntity | null> {
+    return this.dataSource.manager.findOneBy(ResourceHistoryEntity, {
+      resourceType,
+      id,
+      versionId,
+    });
   }
 
   /** Inserts version 1 of a resource whose id was just generated, so no row can exist yet. */
-  async insertFirst(resourceType: string, id: string, render: (next: NextVersion) => string): Promise<ResourceEntity> {
+  async insertFirst(
+    resourceType: string,
+    id: string,
+    render: (next: NextVersion) => string,
+  ): Promise<ResourceEntity> {
     return this.dataSource.transaction(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
       const row = { resourceType, id, ...next, deleted: false, content: render(next) };
@@ -62,7 +74,9 @@ export class ResourceRepository {
   ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dataSource.transaction((manager) => this.writeNextIn(manager, resourceType, id, decide));
+        return await this.dataSource.transaction((manager) =>
+          this.writeNextIn(manager, resourceType, id, decide),
+        );
       } catch (error) {
         // Two first writes of the same client-chosen id race on the primary key: the loser
         // retries and then sees the winner's row under the lock.
@@ -76,7 +90,11 @@ export class ResourceRepository {
 
   async historyOf(resourceType: string, id: string, query: HistoryQuery): Promise<HistoryPage> {
     const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
-      where: { resourceType, id, ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}) },
+      where: {
+        resourceType,
+        id,
+        ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}),
+      },
       order: { versionId: 'DESC' },
       skip: query.offset,
       take: query.count,
@@ -86,7 +104,10 @@ export class ResourceRepository {
 
   async historyOfType(resourceType: string, query: HistoryQuery): Promise<HistoryPage> {
     const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
-      where: { resourceType, ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}) },
+      where: {
+        resourceType,
+        ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}),
+      },
       order: { lastUpdated: 'DESC', id: 'ASC', versionId: 'DESC' },
       skip: query.offset,
       take: query.count,
@@ -117,10 +138,16 @@ export class ResourceRepository {
     } else {
       await manager.insert(ResourceEntity, { ...row });
     }
-    return { row: manager.create(ResourceEntity, row), created: current === null || current.deleted };
+    return {
+      row: manager.create(ResourceEntity, row),
+      created: current === null || current.deleted,
+    };
   }
 }
 
 function isUniqueViolation(error: unknown): boolean {
-  return error instanceof QueryFailedError && (error.driverError as { code?: string }).code === UNIQUE_VIOLATION;
+  return (
+    error instanceof QueryFailedError &&
+    (error.driverError as { code?: string }).code === UNIQUE_VIOLATION
+  );
 }

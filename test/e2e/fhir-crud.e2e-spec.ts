@@ -16,14 +16,18 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   async function createPatient(overrides = {}): Promise<{ id: string; body: any }> {
-    const created = await http('POST', `${fhir}/Patient`, { body: { ...buildPatient(), ...overrides } });
+    const created = await http('POST', `${fhir}/Patient`, {
+      body: { ...buildPatient(), ...overrides },
+    });
     expect(created.status).toBe(201);
     return { id: created.body.id, body: created.body };
   }
 
   it('creates with 201, Location, ETag W/"1", Last-Modified and a server-assigned id', async () => {
     const patient = buildPatient();
-    const res = await http('POST', `${fhir}/Patient`, { body: { ...patient, id: 'client-chosen' } });
+    const res = await http('POST', `${fhir}/Patient`, {
+      body: { ...patient, id: 'client-chosen' },
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(res.headers.get('etag')).toBe('W/"1"');
@@ -38,7 +42,12 @@ describe('FHIR REST: CRUD, versions and history', () => {
   it('reads what was created, and accepts application/json as well', async () => {
     const created = await http('POST', `${fhir}/Observation`, {
       headers: { 'content-type': 'application/json' },
-      body: { resourceType: 'Observation', status: 'final', code: { text: 'Heart rate' }, valueQuantity: { value: 72, unit: 'beats/min' } },
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'Heart rate' },
+        valueQuantity: { value: 72, unit: 'beats/min' },
+      },
     });
     expect(created.status).toBe(201);
     const read = await http('GET', `${fhir}/Observation/${created.body.id}`);
@@ -48,19 +57,97 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   it.each([
-    ['Practitioner', { resourceType: 'Practitioner', name: [{ family: 'Careful', given: ['Dana'] }] }],
+    [
+      'Practitioner',
+      { resourceType: 'Practitioner', name: [{ family: 'Careful', given: ['Dana'] }] },
+    ],
     ['Organization', { resourceType: 'Organization', name: 'General Hospital' }],
     ['Encounter', { resourceType: 'Encounter', status: 'finished', class: { code: 'AMB' } }],
     ['Medication', { resourceType: 'Medication', code: { text: 'Aspirin 81 mg' } }],
-    ['MedicationRequest', { resourceType: 'MedicationRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/x' }, medicationCodeableConcept: { text: 'Aspirin' } }],
-    ['AllergyIntolerance', { resourceType: 'AllergyIntolerance', clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', code: 'active' }] }, patient: { reference: 'Patient/x' }, code: { text: 'Peanut' } }],
-    ['Condition', { resourceType: 'Condition', subject: { reference: 'Patient/x' }, code: { text: 'Asthma' } }],
-    ['DiagnosticReport', { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'CBC' } }],
-    ['ServiceRequest', { resourceType: 'ServiceRequest', status: 'active', intent: 'order', subject: { reference: 'Patient/x' } }],
-    ['Immunization', { resourceType: 'Immunization', status: 'completed', vaccineCode: { text: 'Influenza' }, patient: { reference: 'Patient/x' }, occurrenceDateTime: '2024-10-01' }],
-    ['RelatedPerson', { resourceType: 'RelatedPerson', patient: { reference: 'Patient/x' }, name: [{ family: 'Kin' }] }],
-    ['Coverage', { resourceType: 'Coverage', status: 'active', beneficiary: { reference: 'Patient/x' }, payor: [{ reference: 'Organization/y' }] }],
-    ['Claim', { resourceType: 'Claim', status: 'active', type: { text: 'professional' }, use: 'claim', patient: { reference: 'Patient/x' }, created: '2024-01-01', provider: { reference: 'Organization/y' }, priority: { text: 'normal' }, insurance: [{ sequence: 1, focal: true, coverage: { reference: 'Coverage/z' } }] }],
+    [
+      'MedicationRequest',
+      {
+        resourceType: 'MedicationRequest',
+        status: 'active',
+        intent: 'order',
+        subject: { reference: 'Patient/x' },
+        medicationCodeableConcept: { text: 'Aspirin' },
+      },
+    ],
+    [
+      'AllergyIntolerance',
+      {
+        resourceType: 'AllergyIntolerance',
+        clinicalStatus: {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical',
+              code: 'active',
+            },
+          ],
+        },
+        patient: { reference: 'Patient/x' },
+        code: { text: 'Peanut' },
+      },
+    ],
+    [
+      'Condition',
+      { resourceType: 'Condition', subject: { reference: 'Patient/x' }, code: { text: 'Asthma' } },
+    ],
+    [
+      'DiagnosticReport',
+      { resourceType: 'DiagnosticReport', status: 'final', code: { text: 'CBC' } },
+    ],
+    [
+      'ServiceRequest',
+      {
+        resourceType: 'ServiceRequest',
+        status: 'active',
+        intent: 'order',
+        subject: { reference: 'Patient/x' },
+      },
+    ],
+    [
+      'Immunization',
+      {
+        resourceType: 'Immunization',
+        status: 'completed',
+        vaccineCode: { text: 'Influenza' },
+        patient: { reference: 'Patient/x' },
+        occurrenceDateTime: '2024-10-01',
+      },
+    ],
+    [
+      'RelatedPerson',
+      {
+        resourceType: 'RelatedPerson',
+        patient: { reference: 'Patient/x' },
+        name: [{ family: 'Kin' }],
+      },
+    ],
+    [
+      'Coverage',
+      {
+        resourceType: 'Coverage',
+        status: 'active',
+        beneficiary: { reference: 'Patient/x' },
+        payor: [{ reference: 'Organization/y' }],
+      },
+    ],
+    [
+      'Claim',
+      {
+        resourceType: 'Claim',
+        status: 'active',
+        type: { text: 'professional' },
+        use: 'claim',
+        patient: { reference: 'Patient/x' },
+        created: '2024-01-01',
+        provider: { reference: 'Organization/y' },
+        priority: { text: 'normal' },
+        insurance: [{ sequence: 1, focal: true, coverage: { reference: 'Coverage/z' } }],
+      },
+    ],
   ])('stores and reads back a %s', async (type, resource) => {
     const created = await http('POST', `${fhir}/${type}`, { body: resource });
     expect(created.status).toBe(201);
@@ -80,7 +167,10 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(updated.body.meta.versionId).toBe('2');
     expect(updated.body.active).toBe(false);
 
-    const stale = await http('PUT', `${fhir}/Patient/${id}`, { headers: { 'if-match': 'W/"1"' }, body: { ...body } });
+    const stale = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"1"' },
+      body: { ...body },
+    });
     expect(stale.status).toBe(412);
     expect(stale.body.resourceType).toBe('OperationOutcome');
 
@@ -103,10 +193,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   it('rejects a body whose resourceType or id disagrees with the URL (400)', async () => {
     const { id } = await createPatient();
-    const wrongType = await http('POST', `${fhir}/Patient`, { body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } } });
+    const wrongType = await http('POST', `${fhir}/Patient`, {
+      body: { resourceType: 'Observation', status: 'final', code: { text: 'x' } },
+    });
     expect(wrongType.status).toBe(400);
     expect(wrongType.body.issue[0].expression).toEqual(['resourceType']);
-    const wrongId = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id: 'another-id' } });
+    const wrongId = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: { ...buildPatient(), id: 'another-id' },
+    });
     expect(wrongId.status).toBe(400);
     const noId = await http('PUT', `${fhir}/Patient/${id}`, { body: buildPatient() });
     expect(noId.status).toBe(400);
@@ -118,10 +212,16 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
     expect(res.status).toBe(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
-    const expressions = res.body.issue.flatMap((issue: { expression?: string[] }) => issue.expression ?? []);
-    expect(expressions).toEqual(expect.arrayContaining(['Patient.unknownElement', 'Patient.active', 'Patient.birthDate']));
+    const expressions = res.body.issue.flatMap(
+      (issue: { expression?: string[] }) => issue.expression ?? [],
+    );
+    expect(expressions).toEqual(
+      expect.arrayContaining(['Patient.unknownElement', 'Patient.active', 'Patient.birthDate']),
+    );
 
-    const missing = await http('POST', `${fhir}/Observation`, { body: { resourceType: 'Observation', code: { text: 'x' } } });
+    const missing = await http('POST', `${fhir}/Observation`, {
+      body: { resourceType: 'Observation', code: { text: 'x' } },
+    });
     expect(missing.status).toBe(400);
     expect(missing.body.issue[0].expression).toEqual(['Observation.status']);
   });
@@ -146,7 +246,10 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const { id } = await createPatient();
     const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
       headers: { 'content-type': 'application/json-patch+json', 'if-match': 'W/"1"' },
-      body: [{ op: 'replace', path: '/gender', value: 'male' }, { op: 'add', path: '/active', value: false }],
+      body: [
+        { op: 'replace', path: '/gender', value: 'male' },
+        { op: 'add', path: '/active', value: false },
+      ],
     });
     expect(patched.status).toBe(200);
     expect(patched.body.gender).toBe('male');
@@ -173,7 +276,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
   it('lists instance and type history as Bundles with paging', async () => {
     const { id, body } = await createPatient();
     for (let i = 0; i < 3; i++) {
-      const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...body, active: i % 2 === 0 } });
+      const res = await http('PUT', `${fhir}/Patient/${id}`, {
+        body: { ...body, active: i % 2 === 0 },
+      });
       expect(res.status).toBe(200);
     }
     const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=2`);
@@ -194,11 +299,17 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   it('honours Prefer: return=minimal and return=OperationOutcome', async () => {
-    const minimal = await http('POST', `${fhir}/Patient`, { headers: { prefer: 'return=minimal' }, body: buildPatient() });
+    const minimal = await http('POST', `${fhir}/Patient`, {
+      headers: { prefer: 'return=minimal' },
+      body: buildPatient(),
+    });
     expect(minimal.status).toBe(201);
     expect(minimal.text).toBe('');
     expect(minimal.headers.get('location')).toMatch(/\/fhir\/Patient\/[0-9a-f-]+\/_history\/1$/);
-    const outcome = await http('POST', `${fhir}/Patient`, { headers: { prefer: 'return=OperationOutcome' }, body: buildPatient() });
+    const outcome = await http('POST', `${fhir}/Patient`, {
+      headers: { prefer: 'return=OperationOutcome' },
+      body: buildPatient(),
+    });
     expect(outcome.status).toBe(201);
     expect(outcome.body.resourceType).toBe('OperationOutcome');
   });
@@ -218,8 +329,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   it('rejects a body over the limit with 413, malformed JSON with 400 and other media types with 415', async () => {
-    const big = JSON.stringify({ ...buildPatient(), text: { status: 'generated', div: 'x'.repeat(1_100_000) } });
-    const tooLarge = await http('POST', `${fhir}/Patient`, { raw: big, headers: { 'content-type': 'application/fhir+json' } });
+    const big = JSON.stringify({
+      ...buildPatient(),
+      text: { status: 'generated', div: 'x'.repeat(1_100_000) },
+    });
+    const tooLarge = await http('POST', `${fhir}/Patient`, {
+      raw: big,
+      headers: { 'content-type': 'application/fhir+json' },
+    });
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.body.issue[0].code).toBe('too-long');
 
@@ -228,10 +345,16 @@ describe('FHIR REST: CRUD, versions and history', () => {
       headers: { 'content-type': 'application/fhir+json' },
     });
     expect(malformed.status).toBe(400);
-    expect(malformed.body.issue[0]).toMatchObject({ code: 'structure', diagnostics: 'The request body is not valid JSON' });
+    expect(malformed.body.issue[0]).toMatchObject({
+      code: 'structure',
+      diagnostics: 'The request body is not valid JSON',
+    });
     expect(malformed.text).not.toContain('Secretname');
 
-    const text = await http('POST', `${fhir}/Patient`, { raw: 'hello', headers: { 'content-type': 'text/plain' } });
+    const text = await http('POST', `${fhir}/Patient`, {
+      raw: 'hello',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(text.status).toBe(415);
     expect(text.body.resourceType).toBe('OperationOutcome');
   });
@@ -240,14 +363,22 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const res = await http('GET', `${fhir}/metadata`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
-    expect(res.body).toMatchObject({ resourceType: 'CapabilityStatement', fhirVersion: '4.0.1', kind: 'instance' });
+    expect(res.body).toMatchObject({
+      resourceType: 'CapabilityStatement',
+      fhirVersion: '4.0.1',
+      kind: 'instance',
+    });
     const types = res.body.rest[0].resource.map((r: { type: string }) => r.type);
     expect(types.length).toBeGreaterThanOrEqual(140);
-    expect(types).toEqual(expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']));
+    expect(types).toEqual(
+      expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']),
+    );
   });
 
   it('echoes a request id and serves health, readiness and the API docs', async () => {
-    const res = await http('GET', `${testApp.url}/health`, { headers: { 'x-request-id': 'trace-123' } });
+    const res = await http('GET', `${testApp.url}/health`, {
+      headers: { 'x-request-id': 'trace-123' },
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('trace-123');
     const generated = await http('GET', `${testApp.url}/health/ready`);

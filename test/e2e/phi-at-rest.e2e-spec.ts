@@ -13,7 +13,14 @@ describe('PHI at rest', () => {
   let testApp: TestApp;
   let dataSource: DataSource;
   let fhir: string;
-  const known = { family: 'Quaternion', given: 'Wilhelmina', ssn: '987-65-4321', line: '742 Evergreen Terrace', city: 'Springfieldia', phone: '+1 555 867 5309' };
+  const known = {
+    family: 'Quaternion',
+    given: 'Wilhelmina',
+    ssn: '987-65-4321',
+    line: '742 Evergreen Terrace',
+    city: 'Springfieldia',
+    phone: '+1 555 867 5309',
+  };
 
   beforeAll(async () => {
     testApp = await createTestApp();
@@ -21,9 +28,14 @@ describe('PHI at rest', () => {
     fhir = `${testApp.url}/fhir`;
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient(known) });
     expect(created.status).toBe(201);
-    const updated = await http('PUT', `${fhir}/Patient/${created.body.id}`, { body: { ...created.body, active: false } });
+    const updated = await http('PUT', `${fhir}/Patient/${created.body.id}`, {
+      body: { ...created.body, active: false },
+    });
     expect(updated.status).toBe(200);
-    await http('DELETE', `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`);
+    await http(
+      'DELETE',
+      `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`,
+    );
   });
 
   afterAll(async () => {
@@ -49,19 +61,26 @@ describe('PHI at rest', () => {
   });
 
   it('has the known plaintext in no text, json or bytea column of any table', async () => {
-    const columns: { table_name: string; column_name: string; data_type: string }[] = await dataSource.query(
-      `SELECT table_name, column_name, data_type FROM information_schema.columns
+    const columns: { table_name: string; column_name: string; data_type: string }[] =
+      await dataSource.query(
+        `SELECT table_name, column_name, data_type FROM information_schema.columns
        WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'character', 'json', 'jsonb', 'bytea', 'ARRAY')`,
-    );
+      );
     expect(columns.length).toBeGreaterThan(5);
     for (const { table_name, column_name, data_type } of columns) {
-      const asText = data_type === 'bytea' ? `encode("${column_name}", 'escape')` : `"${column_name}"::text`;
+      const asText =
+        data_type === 'bytea' ? `encode("${column_name}", 'escape')` : `"${column_name}"::text`;
       for (const value of Object.values(known)) {
         const [{ count }] = await dataSource.query(
           `SELECT count(*)::int AS count FROM "${table_name}" WHERE ${asText} ILIKE $1`,
           [`%${value}%`],
         );
-        expect({ table_name, column_name, value, count }).toEqual({ table_name, column_name, value, count: 0 });
+        expect({ table_name, column_name, value, count }).toEqual({
+          table_name,
+          column_name,
+          value,
+          count: 0,
+        });
       }
     }
   });
@@ -95,12 +114,24 @@ describe('PHI at rest', () => {
          AND ((r.id = $1 AND o.id = $2) OR (r.id = $2 AND o.id = $1))`,
       [a, b],
     );
-    await expect(dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id: a })).rejects.toThrow(
-      new PhiDecryptionError('Value in resource.content failed authentication: it was altered or belongs to another row or column'),
+    await expect(
+      dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id: a }),
+    ).rejects.toThrow(
+      new PhiDecryptionError(
+        'Value in resource.content failed authentication: it was altered or belongs to another row or column',
+      ),
     );
-    const read = await http('GET', `${fhir}/Patient/${a}`, { headers: { 'x-request-id': 'swap-check' } });
+    const read = await http('GET', `${fhir}/Patient/${a}`, {
+      headers: { 'x-request-id': 'swap-check' },
+    });
     expect(read.status).toBe(500);
-    expect(read.body.issue).toEqual([{ severity: 'fatal', code: 'exception', diagnostics: 'Internal error (request id swap-check)' }]);
+    expect(read.body.issue).toEqual([
+      {
+        severity: 'fatal',
+        code: 'exception',
+        diagnostics: 'Internal error (request id swap-check)',
+      },
+    ]);
     // The version history still holds the untouched ciphertexts.
     expect((await http('GET', `${fhir}/Patient/${a}/_history/1`)).status).toBe(200);
   });
@@ -113,6 +144,8 @@ describe('PHI at rest', () => {
        WHERE resource_type = 'Patient' AND id = $1`,
       [id],
     );
-    await expect(dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id })).rejects.toThrow(PhiDecryptionError);
+    await expect(
+      dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id }),
+    ).rejects.toThrow(PhiDecryptionError);
   });
 });

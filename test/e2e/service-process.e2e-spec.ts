@@ -8,8 +8,14 @@ import { BUILT, childEnv, runNode, startService } from '../support/process.js';
 
 describe('the service as a process', () => {
   it.each([
-    [{ PORT: 'eighty' }, /^Invalid configuration: PORT must be an integer between 0 and 65535 \(got "eighty"\)$/],
-    [{ PHI_MASTER_KEY: 'not-a-key' }, /^Invalid configuration: PHI_MASTER_KEY must be one or more comma-separated base64 keys/],
+    [
+      { PORT: 'eighty' },
+      /^Invalid configuration: PORT must be an integer between 0 and 65535 \(got "eighty"\)$/,
+    ],
+    [
+      { PHI_MASTER_KEY: 'not-a-key' },
+      /^Invalid configuration: PHI_MASTER_KEY must be one or more comma-separated base64 keys/,
+    ],
     [{ LOG_LEVEL: 'chatty' }, /^Invalid configuration: LOG_LEVEL must be one of/],
   ])('stops on invalid configuration %j with one line naming the variable', async (env, line) => {
     const result = await runNode(BUILT.main, [], childEnv(env));
@@ -20,14 +26,20 @@ describe('the service as a process', () => {
   });
 
   it('refuses to start in production without a PHI key', async () => {
-    const result = await runNode(BUILT.main, [], childEnv({
-      NODE_ENV: 'production',
-      DATABASE_URL: process.env['DATABASE_URL']!,
-      PORT: '0',
-      LOG_LEVEL: 'silent',
-    }));
+    const result = await runNode(
+      BUILT.main,
+      [],
+      childEnv({
+        NODE_ENV: 'production',
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+      }),
+    );
     expect(result.code).toBe(1);
-    expect(result.stderr.trim()).toBe('Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production');
+    expect(result.stderr.trim()).toBe(
+      'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
+    );
   });
 
   describe('in embedded mode (DATABASE_URL unset)', () => {
@@ -43,12 +55,18 @@ describe('the service as a process', () => {
 
     it('starts its own PostgreSQL, keeps data across a restart, stops cleanly on SIGTERM, and logs no PHI', async () => {
       const env = childEnv({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'debug' });
-      const known = { family: 'Oyelaran-Whitcombe', ssn: '078-05-1120', line: '1313 Mockingbird Lane' };
+      const known = {
+        family: 'Oyelaran-Whitcombe',
+        ssn: '078-05-1120',
+        line: '1313 Mockingbird Lane',
+      };
 
       const first = await startService(env);
       expect(first.output()).toContain('Database: embedded PostgreSQL at 127.0.0.1:');
       expect((await stat(join(dataDir, 'phi-keys.json'))).mode & 0o777).toBe(0o600);
-      const created = await http('POST', `${first.url}/fhir/Patient`, { body: buildPatient(known) });
+      const created = await http('POST', `${first.url}/fhir/Patient`, {
+        body: buildPatient(known),
+      });
       expect(created.status).toBe(201);
       const rejected = await http('POST', `${first.url}/fhir/Patient`, {
         raw: `{"resourceType":"Patient","name":[{"family":"${known.family}"`,

@@ -21,12 +21,23 @@ export function buildPatient(options: PatientOptions = {}): Record<string, unkno
       { system: 'urn:oid:1.2.36.146.595.217.0.1', value: options.mrn ?? `MRN-${tag}` },
     ],
     active: true,
-    name: [{ use: 'official', family: options.family ?? `Family${tag}`, given: [options.given ?? 'Alexandra'] }],
+    name: [
+      {
+        use: 'official',
+        family: options.family ?? `Family${tag}`,
+        given: [options.given ?? 'Alexandra'],
+      },
+    ],
     telecom: [{ system: 'phone', value: options.phone ?? '+1 555 0100', use: 'home' }],
     gender: 'female',
     birthDate: options.birthDate ?? '1974-12-25',
     address: [
-      { line: [options.line ?? '534 Erewhon St'], city: options.city ?? 'PleasantVille', postalCode: '3999', country: 'AU' },
+      {
+        line: [options.line ?? '534 Erewhon St'],
+        city: options.city ?? 'PleasantVille',
+        postalCode: '3999',
+        country: 'AU',
+      },
     ],
   };
 }

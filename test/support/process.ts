@@ -20,9 +20,17 @@ export interface Finished {
 }
 
 /** Runs a built entry point to completion. */
-export function runNode(script: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Finished> {
+export function runNode(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -45,7 +53,10 @@ export interface RunningService {
 }
 
 /** Starts the built service and waits until it logs the address it listens on. */
-export function startService(env: Record<string, string>, timeoutMs = 60_000): Promise<RunningService> {
+export function startService(
+  env: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<RunningService> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BUILT.main], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

@@ -41,7 +41,9 @@ export class AppError extends Error {
   }
 
   static of(status: number, code: IssueType, diagnostics: string, expression?: string[]): AppError {
-    return new AppError(status, [{ severity: 'error', code, diagnostics, ...(expression ? { expression } : {}) }]);
+    return new AppError(status, [
+      { severity: 'error', code, diagnostics, ...(expression ? { expression } : {}) },
+    ]);
   }
 
   static invalid(diagnostics: string, expression?: string[]): AppError {

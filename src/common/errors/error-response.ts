@@ -30,13 +30,20 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
     // Nest wraps Fastify's own errors (body parsing, limits) in an HttpException.
     const bodyProblem = status < 500 ? describeBodyError(error.cause ?? error) : undefined;
     if (bodyProblem) {
-      return { status, body: operationOutcome([{ severity: 'error', code: 'structure', diagnostics: bodyProblem }]) };
+      return {
+        status,
+        body: operationOutcome([
+          { severity: 'error', code: 'structure', diagnostics: bodyProblem },
+        ]),
+      };
     }
     const validation = validationMessages(error);
     if (status === 400 && validation.length > 0) {
       return {
         status,
-        body: operationOutcome(validation.map((diagnostics) => ({ severity: 'error', code: 'invalid', diagnostics }))),
+        body: operationOutcome(
+          validation.map((diagnostics) => ({ severity: 'error', code: 'invalid', diagnostics })),
+        ),
       };
     }
     return status >= 500
@@ -53,13 +60,18 @@ function describeBodyError(error: unknown): string | undefined {
     return FASTIFY_CODES[code];
   }
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
-  return error instanceof SyntaxError && status === 400 ? 'The request body is not valid JSON' : undefined;
+  return error instanceof SyntaxError && status === 400
+    ? 'The request body is not valid JSON'
+    : undefined;
 }
 
 /** class-validator messages from the ValidationPipe; they name properties, not values. */
 function validationMessages(error: HttpException): string[] {
   const response = error.getResponse();
-  const message = typeof response === 'object' && response !== null ? (response as { message?: unknown }).message : undefined;
+  const message =
+    typeof response === 'object' && response !== null
+      ? (response as { message?: unknown }).message
+      : undefined;
   return Array.isArray(message) ? message.filter((m): m is string => typeof m === 'string') : [];
 }
 
@@ -69,5 +81,10 @@ export function loggableError(error: unknown): Record<string, unknown> {
     return { type: typeof error };
   }
   const code = (error as { code?: unknown }).code;
-  return { type: error.name, message: error.message, ...(code ? { code } : {}), stack: error.stack };
+  return {
+    type: error.name,
+    message: error.message,
+    ...(code ? { code } : {}),
+    stack: error.stack,
+  };
 }

@@ -17,8 +17,16 @@ export function outcomeForStatus(status: number, requestId?: string): OperationO
     403: { severity: 'error', code: 'forbidden', diagnostics: 'Access denied' },
     404: { severity: 'error', code: 'not-found', diagnostics: 'No such endpoint' },
     405: { severity: 'error', code: 'not-supported', diagnostics: 'Method not allowed' },
-    406: { severity: 'error', code: 'not-supported', diagnostics: 'Only application/fhir+json is produced' },
-    413: { severity: 'error', code: 'too-long', diagnostics: 'The request body is larger than the configured limit' },
+    406: {
+      severity: 'error',
+      code: 'not-supported',
+      diagnostics: 'Only application/fhir+json is produced',
+    },
+    413: {
+      severity: 'error',
+      code: 'too-long',
+      diagnostics: 'The request body is larger than the configured limit',
+    },
     415: {
       severity: 'error',
       code: 'not-supported',

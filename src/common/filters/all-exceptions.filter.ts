@@ -14,7 +14,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const reply = http.getResponse<FastifyReply>();
     const { status, body, unexpected } = errorResponse(exception, request.id);
     if (unexpected !== undefined) {
-      this.logger.error({ err: loggableError(unexpected), requestId: request.id }, 'Request failed');
+      this.logger.error(
+        { err: loggableError(unexpected), requestId: request.id },
+        'Request failed',
+      );
     }
     void reply.status(status).header('content-type', FHIR_JSON).send(body);
   }

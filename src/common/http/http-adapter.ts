@@ -19,7 +19,8 @@ export function createHttpAdapter(bodyLimit: number): FastifyAdapter {
     // An incoming X-Request-Id is kept when it is a plain token (it ends up in logs).
     genReqId: (request: IncomingMessage) => {
       const incoming = request.headers['x-request-id'];
-      const id = typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      const id =
+        typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
       (request as IncomingMessage & { id?: string }).id = id;
       return id;
     },

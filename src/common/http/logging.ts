@@ -12,7 +12,8 @@ export function loggingParams(config: AppConfig): Params {
     pinoHttp: {
       level: config.logLevel,
       // The id Fastify assigned (see http-adapter.ts), so logs, errors and X-Request-Id agree.
-      genReqId: (request: IncomingMessage) => (request as IncomingMessage & { id?: string }).id ?? 'unknown',
+      genReqId: (request: IncomingMessage) =>
+        (request as IncomingMessage & { id?: string }).id ?? 'unknown',
       redact: {
         paths: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
         censor: '[redacted]',
@@ -27,7 +28,11 @@ export function loggingParams(config: AppConfig): Params {
         res: (response: ServerResponse) => ({ statusCode: response.statusCode }),
       },
       customLogLevel: (_request, response, error) =>
-        error || response.statusCode >= 500 ? 'error' : response.statusCode >= 400 ? 'warn' : 'info',
+        error || response.statusCode >= 500
+          ? 'error'
+          : response.statusCode >= 400
+            ? 'warn'
+            : 'info',
     },
   };
 }

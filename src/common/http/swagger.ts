@@ -6,7 +6,9 @@ import { SOFTWARE_VERSION } from '../software.js';
 export function setupSwagger(app: INestApplication): void {
   const config = new DocumentBuilder()
     .setTitle('CareVault API')
-    .setDescription('FHIR R4 REST API (application/fhir+json). Every error is a FHIR OperationOutcome.')
+    .setDescription(
+      'FHIR R4 REST API (application/fhir+json). Every error is a FHIR OperationOutcome.',
+    )
     .setVersion(SOFTWARE_VERSION)
     .build();
   const document = SwaggerModule.createDocument(app, config);

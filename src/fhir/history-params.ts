@@ -1,0 +1,29 @@
+import { AppError } from '../common/errors/app-error.js';
+import type { HistoryParams } from './fhir-types.js';
+
+const MAX_COUNT = 1000;
+
+/** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
+export function historyParams(query: Record<string, unknown>): HistoryParams {
+  const count = integerParam(query['_count'], '_count', 50);
+  const offset = integerParam(query['_offset'], '_offset', 0);
+  const sinceRaw = query['_since'];
+  let since: Date | undefined;
+  if (sinceRaw !== undefined) {
+    since = typeof sinceRaw === 'string' ? new Date(sinceRaw) : undefined;
+    if (!since || Number.isNaN(since.getTime())) {
+      throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
+    }
+  }
+  return { count: Math.min(Math.max(count, 1), MAX_COUNT), offset, since };
+}
+
+function integerParam(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (typeof value !== 'string' || !/^\d{1,9}$/.test(value)) {
+    throw AppError.invalid(`${name} must be a non-negative integer`);
+  }
+  return Number(value);
+}

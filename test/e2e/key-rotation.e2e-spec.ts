@@ -1,0 +1,143 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { KeyRing, keyIdOf } from '../../src/crypto/key-ring.js';
+import { KeyRotationService } from '../../src/crypto/key-rotation.service.js';
+import { KeyStore } from '../../src/crypto/key-store.js';
+import { buildPatient } from '../support/factories.js';
+import { http } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { withEnv } from '../support/env.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
+  let database: ScratchDatabase;
+  let dir: string;
+  let keyFile: string;
+  let restoreEnv: () => void;
+  let testApp: TestApp | undefined;
+  const firstKey = randomBytes(32);
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    dir = await mkdtemp(join(tmpdir(), 'carevault-rotation-'));
+    keyFile = join(dir, 'keys.json');
+    const id = keyIdOf(firstKey);
+    await writeFile(
+      keyFile,
+      JSON.stringify({
+        version: 1,
+        current: id,
+        blindIndexRoot: id,
+        keys: [{ id, key: firstKey.toString('base64'), createdAt: new Date().toISOString() }],
+      }),
+      { mode: 0o600 },
+    );
+    restoreEnv = withEnv({
+      DATABASE_URL: database.url,
+      PHI_MASTER_KEY: undefined,
+      PHI_KEY_FILE: keyFile,
+    });
+  });
+
+  afterAll(async () => {
+    await testApp?.close();
+    restoreEnv();
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function cli(...args: string[]): ReturnType<typeof runNode> {
+    return runNode(
+      BUILT.cli,
+      args,
+      childEnv({ DATABASE_URL: database.url, PHI_KEY_FILE: keyFile, LOG_LEVEL: 'silent' }),
+    );
+  }
+
+  async function keyUsage(): Promise<Map<string, number>> {
+    const status = await cli('keys:status');
+    expect(status.code).toBe(0);
+    const usage = new Map<string, number>();
+    for (const line of status.stdout.trim().split('\n').slice(1)) {
+      const [, keyId, rows] = line.split('\t');
+      usage.set(keyId!, (usage.get(keyId!) ?? 0) + Number(rows));
+    }
+    return usage;
+  }
+
+  it('re-encrypts every row under a new key; old and new rows read the same; a resumed run has nothing left', async () => {
+    testApp = await createTestApp();
+    const fhir = `${testApp.url}/fhir`;
+    const ids: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+      ids.push(created.body.id);
+    }
+    const first = (await http('GET', `${fhir}/Patient/${ids[0]}`)).body;
+    await http('PUT', `${fhir}/Patient/${ids[0]}`, { body: { ...first, active: false } });
+    await http('DELETE', `${fhir}/Patient/${ids[1]}`);
+    const before = await Promise.all(
+      ids.slice(2).map(async (id) => (await http('GET', `${fhir}/Patient/${id}`)).body),
+    );
+    await testApp.close();
+    testApp = undefined;
+
+    // 6 current rows with content (one is deleted) and 8 versions with content (one deletion).
+    expect(await keyUsage()).toEqual(new Map([[keyIdOf(firstKey), 6 + 8]]));
+
+    const rotated = await cli('keys:rotate');
+    expect(rotated.stderr).not.toMatch(/error/i);
+    expect(rotated.code).toBe(0);
+    const newKeyId = /Key (k[0-9a-f]{12}) is now current/.exec(rotated.stdout)?.[1];
+    expect(newKeyId).toBeDefined();
+    expect(rotated.stdout).toContain(`Re-encrypted 14 rows under key ${newKeyId}`);
+    expect(await keyUsage()).toEqual(new Map([[newKeyId, 14]]));
+
+    const resumed = await cli('keys:rotate', '--resume');
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain('Re-encrypted 0 rows');
+
+    testApp = await createTestApp();
+    const after = await Promise.all(
+      ids
+        .slice(2)
+        .map(async (id) => (await http('GET', `${testApp!.url}/fhir/Patient/${id}`)).body),
+    );
+    expect(after).toEqual(before);
+    expect(
+      (await http('GET', `${testApp.url}/fhir/Patient/${ids[0]}/_history/1`)).body.active,
+    ).toBe(true);
+    expect((await http('GET', `${testApp.url}/fhir/Patient/${ids[1]}`)).status).toBe(410);
+    const versions = await testApp.app
+      .get(DataSource)
+      .query(`SELECT count(*)::int AS n FROM resource_history`);
+    expect(versions[0].n).toBe(9);
+  });
+
+  it('resumes an interrupted re-encryption where it stopped', async () => {
+    const app = testApp!.app;
+    const ring = app.get(KeyRing);
+    const rotation = app.get(KeyRotationService);
+    const newId = await app.get(KeyStore).addCurrentKey(ring);
+    const interrupted = rotation.reencryptAll((progress) => {
+      if (progress.done > 0) {
+        throw new Error('interrupted');
+      }
+    });
+    await expect(interrupted).rejects.toThrow('interrupted');
+    const partial = await rotation.usage();
+    expect(partial.filter((u) => u.keyId === newId).length).toBeGreaterThan(0);
+    expect(partial.filter((u) => u.keyId !== newId).length).toBeGreaterThan(0);
+
+    const finished = await cli('keys:rotate', '--resume');
+    expect(finished.code).toBe(0);
+    expect((await rotation.usage()).every((u) => u.keyId === newId)).toBe(true);
+    expect(
+      (await http('GET', `${testApp!.url}/fhir/Patient/_history?_count=20`)).body.entry,
+    ).toHaveLength(9);
+  });
+});

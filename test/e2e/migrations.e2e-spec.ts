@@ -1,0 +1,55 @@
+import { DataSource } from 'typeorm';
+import { createDataSource } from '../../src/database/database-options.js';
+import { MIGRATIONS } from '../../migrations/index.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+
+async function tables(dataSource: DataSource): Promise<string[]> {
+  const rows: { table_name: string }[] = await dataSource.query(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
+  );
+  return rows.map((row) => row.table_name);
+}
+
+describe('migrations', () => {
+  let database: ScratchDatabase;
+  let dataSource: DataSource;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase(false);
+    dataSource = await createDataSource(database.url).initialize();
+  });
+
+  afterAll(async () => {
+    await dataSource.destroy();
+    await database.drop();
+  });
+
+  it('go up, down to zero and up again', async () => {
+    expect(await dataSource.runMigrations()).toHaveLength(MIGRATIONS.length);
+    expect(await tables(dataSource)).toEqual(
+      expect.arrayContaining(['resource', 'resource_history']),
+    );
+    for (let i = 0; i < MIGRATIONS.length; i++) {
+      await dataSource.undoLastMigration();
+    }
+    expect(await tables(dataSource)).toEqual(['migrations']);
+    expect(await dataSource.runMigrations()).toHaveLength(MIGRATIONS.length);
+    expect(await dataSource.showMigrations()).toBe(false);
+  });
+
+  it('run from the TypeORM CLI through npm run migration:* (revert, show, run)', async () => {
+    const env = childEnv({
+      DATABASE_URL: database.url,
+      PHI_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+    });
+    const reverted = await runNode(BUILT.withDatabase, ['migration:revert'], env);
+    expect(reverted.code).toBe(0);
+    const shown = await runNode(BUILT.withDatabase, ['migration:show'], env);
+    expect(shown.stdout).toContain('[ ] CreateResourceStore1764000000000');
+    const run = await runNode(BUILT.withDatabase, ['migration:run'], env);
+    expect(run.code).toBe(0);
+    const after = await runNode(BUILT.withDatabase, ['migration:show'], env);
+    expect(after.stdout).toContain('[X]');
+  });
+});
