@@ -1,39 +1,18 @@
 /**
  * Jest runs in its native ESM mode (NODE_OPTIONS=--experimental-vm-modules, set by `npm test`)
- * because NestJS 12 ships as ES modules. SWC strips types and keeps decorator metadata.
+ * because NestJS 12 ships as ES modules. ts-jest transpiles each file on its own (type checking
+ * is `npm run typecheck`'s job) and keeps decorator metadata.
+ *
+ * Jest 29, not 30: Jest 30's resolver pulls per-platform native packages that the registry
+ * here does not carry, and `npm ci` then rejects the lockfile.
  */
-const swc = [
-  '@swc/jest',
-  {
-    jsc: {
-      target: 'es2022',
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true, useDefineForClassFields: false },
-      keepClassNames: true,
-    },
-    module: { type: 'es6' },
-    sourceMaps: 'inline',
-  },
-];
-
-/**
- * ES-module-only packages that CommonJS dependencies require(). Node 20 loads them natively
- * (require(esm)); Jest's module loader cannot before Node 24.9, so they are compiled to CommonJS.
- */
-const ESM_REQUIRED_FROM_CJS = ['content-disposition'];
-
 const common = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': swc,
-    [`node_modules/(${ESM_REQUIRED_FROM_CJS.join('|')})/.+\\.js$`]: [
-      '@swc/jest',
-      { module: { type: 'commonjs' } },
-    ],
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json', diagnostics: false }],
   },
-  transformIgnorePatterns: [`/node_modules/(?!(${ESM_REQUIRED_FROM_CJS.join('|')})/)`],
 };
 
 export default {

@@ -63,6 +63,12 @@ describe('the service as a process', () => {
 
       const first = await startService(env);
       expect(first.output()).toContain('Database: embedded PostgreSQL at 127.0.0.1:');
+      const docs = await http('GET', `${first.url}/docs`);
+      expect(docs.status).toBe(200);
+      expect(docs.text).toContain('swagger-ui');
+      const openapi = await http('GET', `${first.url}/docs-json`);
+      expect(openapi.body.paths['/fhir/{type}/{id}']).toBeDefined();
+      expect((await http('GET', `${first.url}/docs/swagger-ui-bundle.js`)).status).toBe(200);
       expect((await stat(join(dataDir, 'phi-keys.json'))).mode & 0o777).toBe(0o600);
       const created = await http('POST', `${first.url}/fhir/Patient`, {
         body: buildPatient(known),

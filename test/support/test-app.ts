@@ -20,7 +20,7 @@ export async function createTestApp(): Promise<TestApp> {
     createHttpAdapter(env.BODY_LIMIT),
     { bufferLogs: true },
   );
-  setupApp(app);
+  setupApp(app, { docs: false });
   await app.listen(0, '127.0.0.1');
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   return { app, url, close: () => app.close() };
