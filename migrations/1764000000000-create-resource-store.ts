@@ -31,9 +31,9 @@ export class CreateResourceStore1764000000000 implements MigrationInterface {
         CONSTRAINT "chk_resource_history_content_envelope" CHECK ("content" ~ ${ENVELOPE}),
         CONSTRAINT "chk_resource_history_content_present" CHECK ("deleted" OR "content" IS NOT NULL)
       )`);
-    // Type-level history lists newest first.
+    // Type-level history lists by time; a btree serves both directions.
     await queryRunner.query(
-      `CREATE INDEX "idx_resource_history_type_updated" ON "resource_history" ("resource_type", "last_updated" DESC)`,
+      `CREATE INDEX "idx_resource_history_type_updated" ON "resource_history" ("resource_type", "last_updated")`,
     );
   }
 

@@ -4,8 +4,8 @@ import { isAbsolute, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
-export function readEnv(): EnvironmentVariables {
-  return validateEnv(process.env);
+export function readEnv(options?: { requirePhiKey: boolean }): EnvironmentVariables {
+  return validateEnv(process.env, options);
 }
 
 /** This process's environment plus overrides, for a child process such as the TypeORM CLI. */

@@ -95,9 +95,13 @@ export class ConfigError extends Error {
 
 /**
  * Validates raw environment values. Throws a ConfigError whose message is one line naming the
- * first offending variable, without echoing secret values.
+ * first offending variable, without echoing secret values. `requirePhiKey: false` is for tools
+ * that never touch PHI, such as the migration CLI.
  */
-export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
+export function validateEnv(
+  raw: Record<string, unknown>,
+  options: { requirePhiKey: boolean } = { requirePhiKey: true },
+): EnvironmentVariables {
   // Unset and empty-string variables both mean "use the default".
   const present = Object.fromEntries(
     Object.keys(new EnvironmentVariables())
@@ -115,7 +119,7 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   }
   // Without a configured key the service would generate one, which only makes sense for a
   // developer's embedded database: elsewhere a lost generated key means lost records.
-  if (!env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
+  if (options.requirePhiKey && !env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
     if (env.NODE_ENV === 'production') {
       throw new ConfigError(
         'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',

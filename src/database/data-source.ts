@@ -5,7 +5,8 @@ import { createDataSource } from './database-options.js';
  * The DataSource the TypeORM CLI loads. Run it through `npm run migration:*`, which provides
  * DATABASE_URL (starting the embedded PostgreSQL when none is configured).
  */
-const url = readEnv().DATABASE_URL;
+// Migrations never read or write PHI, so they need no PHI key.
+const url = readEnv({ requirePhiKey: false }).DATABASE_URL;
 if (!url) {
   throw new Error(
     'DATABASE_URL is not set: run migrations with npm run migration:run (or :revert, :show, :generate)',

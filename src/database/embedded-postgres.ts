@@ -48,7 +48,9 @@ export class EmbeddedPostgres {
       password,
       port,
       persistent: true,
-      createPostgresUser: true,
+      // PostgreSQL refuses to run as root: as root, run it as a `postgres` system user (created
+      // when missing). A normal user runs it as themselves.
+      createPostgresUser: process.getuid?.() === 0,
       // Loopback TCP only: no Unix socket in a directory the host may not have.
       postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
       onLog: () => undefined,

@@ -1,7 +1,11 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { ENVELOPE_SQL_PATTERN } from '../crypto/field-cipher.js';
 import { Phi } from '../crypto/phi.decorator.js';
 
 /** Every version of every resource, deletions included (as rows without content). */
+@Check('chk_resource_history_content_envelope', `"content" ~ '${ENVELOPE_SQL_PATTERN}'`)
+@Check('chk_resource_history_content_present', `"deleted" OR "content" IS NOT NULL`)
+@Index('idx_resource_history_type_updated', ['resourceType', 'lastUpdated'])
 @Entity('resource_history')
 export class ResourceHistoryEntity {
   @PrimaryColumn('text')

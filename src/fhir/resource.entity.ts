@@ -1,7 +1,10 @@
-import { Column, Entity, PrimaryColumn } from 'typeorm';
+import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { ENVELOPE_SQL_PATTERN } from '../crypto/field-cipher.js';
 import { Phi } from '../crypto/phi.decorator.js';
 
 /** The current version of every resource; a deleted resource keeps its row with no content. */
+@Check('chk_resource_content_envelope', `"content" ~ '${ENVELOPE_SQL_PATTERN}'`)
+@Check('chk_resource_content_present', `"deleted" OR "content" IS NOT NULL`)
 @Entity('resource')
 export class ResourceEntity {
   @PrimaryColumn('text')

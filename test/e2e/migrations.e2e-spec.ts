@@ -1,3 +1,6 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { createDataSource } from '../../src/database/database-options.js';
 import { MIGRATIONS } from '../../migrations/index.js';
@@ -51,5 +54,22 @@ describe('migrations', () => {
     expect(run.code).toBe(0);
     const after = await runNode(BUILT.withDatabase, ['migration:show'], env);
     expect(after.stdout).toContain('[X]');
+  });
+
+  it('match the entities: migration:generate finds nothing to change', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-drift-'));
+    try {
+      const generated = await runNode(
+        BUILT.withDatabase,
+        ['migration:generate', join(dir, 'drift')],
+        childEnv({ DATABASE_URL: database.url }),
+      );
+      expect(generated.stdout + generated.stderr).toContain(
+        'No changes in database schema were found',
+      );
+      expect(await readdir(dir)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
