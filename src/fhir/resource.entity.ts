@@ -1,4 +1,4 @@
-import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { Check, Column, Entity, PrimaryColumn } from 'typeorm';
 import { ENVELOPE_SQL_PATTERN } from '../crypto/field-cipher.js';
 import { Phi } from '../crypto/phi.decorator.js';
 
