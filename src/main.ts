@@ -20,9 +20,36 @@ async function bootstrap(): Promise<void> {
   const config = app.get(AppConfig);
   await app.listen(config.port, config.host);
   const url = await app.getUrl();
-  new Logger('CareVault').log(
+  const logger = new Logger('CareVault');
+  logger.log(
     `Listening on ${url}: FHIR at /fhir, API docs at /docs (started in ${process.uptime().toFixed(1)} s)`,
   );
+  stopOnSignals(app, logger);
+}
+
+/**
+ * Graceful shutdown: stop accepting requests, finish the ones in flight, close the pool, then
+ * stop the embedded PostgreSQL (DatabaseServer's hook). A second signal, which Ctrl+C under
+ * `npm start` always delivers (npm forwards it), must not cut that sequence short.
+ */
+function stopOnSignals(app: NestFastifyApplication, logger: Logger): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      return;
+    }
+    stopping = true;
+    logger.log(`${signal} received: shutting down`);
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('Shutdown failed:', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
 }
 
 bootstrap().catch((error: unknown) => {

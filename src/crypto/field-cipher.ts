@@ -61,7 +61,7 @@ export class FieldCipher {
     ) {
       throw new PhiDecryptionError(`Value in ${where} is not a PHI envelope`);
     }
-    if (!this.keys.has(keyId)) {
+    if (!this.keys.has(keyId) && !this.keys.refreshFor(keyId)) {
       throw new PhiDecryptionError(`Value in ${where} was encrypted with unknown key ${keyId}`);
     }
     try {

@@ -7,6 +7,12 @@ export interface MasterKey {
   material: Buffer;
 }
 
+/** Re-reads the key source: every key, and which one is current. */
+export type KeyReloader = () => { keys: MasterKey[]; currentId: string };
+
+/** How often a value under an unknown key may trigger a re-read of the key source. */
+const RELOAD_INTERVAL_MS = 5_000;
+
 /**
  * The PHI master keys known to this process. The current key encrypts; every key decrypts.
  * Blind indexes use their own root key, which does not change when the encryption key rotates
@@ -16,10 +22,17 @@ export class KeyRing {
   private readonly byId: Map<string, MasterKey>;
   private readonly dataKeys = new Map<string, Buffer>();
 
+  private lastReload = 0;
+
+  /**
+   * @param reload - for a key file: lets a running instance pick up a key that `keys:rotate`
+   *   added after it started, instead of failing to read what was re-encrypted under it.
+   */
   constructor(
     keys: MasterKey[],
     private current: string,
     readonly blindIndexRootId: string,
+    private readonly reload?: KeyReloader,
   ) {
     this.byId = new Map(keys.map((key) => [key.id, key]));
     for (const id of [current, blindIndexRootId]) {
@@ -38,6 +51,26 @@ export class KeyRing {
   addCurrent(key: MasterKey): void {
     this.byId.set(key.id, key);
     this.current = key.id;
+  }
+
+  /**
+   * Called on a value under a key this ring does not know: re-reads the key source (at most once
+   * per interval) and adopts its keys and current key. Returns whether the key is now known.
+   */
+  refreshFor(id: string): boolean {
+    const now = Date.now();
+    if (!this.reload || now - this.lastReload < RELOAD_INTERVAL_MS) {
+      return this.has(id);
+    }
+    this.lastReload = now;
+    const { keys, currentId } = this.reload();
+    for (const key of keys) {
+      this.byId.set(key.id, key);
+    }
+    if (this.byId.has(currentId)) {
+      this.current = currentId;
+    }
+    return this.has(id);
   }
 
   get ids(): string[] {

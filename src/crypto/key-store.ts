@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
@@ -53,7 +54,7 @@ export class KeyStore {
       return new KeyRing(keys, first.id, last.id);
     }
     if (keyFile) {
-      return ringOf(await readKeyFile(keyFile));
+      return ringOf(await readKeyFile(keyFile), keyFile);
     }
     if (production) {
       throw new KeyConfigError(
@@ -79,12 +80,12 @@ export class KeyStore {
           'without it the data cannot be read. Set PHI_MASTER_KEY or PHI_KEY_FILE in production.',
       );
     }
-    return ringOf(await readKeyFile(path));
+    return ringOf(await readKeyFile(path), path);
   }
 
   /**
    * Adds a fresh key to the key file and makes it current, in the file and in `ring`; returns its
-   * id. Other running instances keep writing with their current key until restarted.
+   * id. Other running instances adopt it when they first meet a value encrypted under it.
    */
   async addCurrentKey(ring: KeyRing): Promise<string> {
     const path = this.keyFilePath;
@@ -122,9 +123,17 @@ function toMasterKey(encoded: string): MasterKey {
   return { id: keyIdOf(material), material };
 }
 
-function ringOf(content: KeyFileContent): KeyRing {
-  const keys = content.keys.map((entry) => ({ ...toMasterKey(entry.key), id: entry.id }));
-  return new KeyRing(keys, content.current, content.blindIndexRoot);
+function ringOf(content: KeyFileContent, path: string): KeyRing {
+  // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
+  const reload = (): { keys: MasterKey[]; currentId: string } => {
+    const latest = parseKeyFile(readFileSync(path, 'utf8'), path);
+    return { keys: keysOf(latest), currentId: latest.current };
+  };
+  return new KeyRing(keysOf(content), content.current, content.blindIndexRoot, reload);
+}
+
+function keysOf(content: KeyFileContent): MasterKey[] {
+  return content.keys.map((entry) => ({ ...toMasterKey(entry.key), id: entry.id }));
 }
 
 async function readKeyFile(path: string): Promise<KeyFileContent> {
@@ -138,6 +147,10 @@ async function readKeyFile(path: string): Promise<KeyFileContent> {
   if (mode !== 0) {
     logger.warn(`PHI key file ${path} is readable by group or others; chmod 600 it`);
   }
+  return parseKeyFile(text, path);
+}
+
+function parseKeyFile(text: string, path: string): KeyFileContent {
   const content = JSON.parse(text) as Partial<KeyFileContent>;
   if (
     content.version !== 1 ||

@@ -25,9 +25,7 @@ export class KeysRotateCommand extends CommandRunner {
   async run(_params: string[], options: RotateOptions): Promise<void> {
     if (!options.resume) {
       const id = await this.store.addCurrentKey(this.ring);
-      process.stdout.write(
-        `Key ${id} is now current; restart running CareVault instances so they write with it\n`,
-      );
+      process.stdout.write(`Key ${id} is now current\n`);
     }
     const bar = new SingleBar(
       {

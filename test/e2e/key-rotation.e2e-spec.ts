@@ -83,12 +83,10 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     const before = await Promise.all(
       ids.slice(2).map(async (id) => (await http('GET', `${fhir}/Patient/${id}`)).body),
     );
-    await testApp.close();
-    testApp = undefined;
-
     // 6 current rows with content (one is deleted) and 8 versions with content (one deletion).
     expect(await keyUsage()).toEqual(new Map([[keyIdOf(firstKey), 6 + 8]]));
 
+    // Rotate while the service runs: it must keep reading what is re-encrypted under it.
     const rotated = await cli('keys:rotate');
     expect(rotated.stderr).not.toMatch(/error/i);
     expect(rotated.code).toBe(0);
@@ -97,17 +95,25 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     expect(rotated.stdout).toContain(`Re-encrypted 14 rows under key ${newKeyId}`);
     expect(await keyUsage()).toEqual(new Map([[newKeyId, 14]]));
 
+    const after = await Promise.all(
+      ids.slice(2).map(async (id) => (await http('GET', `${fhir}/Patient/${id}`)).body),
+    );
+    expect(after).toEqual(before);
+    // Having met the new key, the running service also writes with it.
+    const rewritten = await http('PUT', `${fhir}/Patient/${ids[2]}`, {
+      body: { ...before[0], gender: 'other' },
+    });
+    expect(rewritten.status).toBe(200);
+    expect(await keyUsage()).toEqual(new Map([[newKeyId, 15]]));
+
     const resumed = await cli('keys:rotate', '--resume');
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toContain('Re-encrypted 0 rows');
 
+    await testApp.close();
     testApp = await createTestApp();
-    const after = await Promise.all(
-      ids
-        .slice(2)
-        .map(async (id) => (await http('GET', `${testApp!.url}/fhir/Patient/${id}`)).body),
-    );
-    expect(after).toEqual(before);
+    const restarted = await http('GET', `${testApp.url}/fhir/Patient/${ids[3]}`);
+    expect(restarted.body).toEqual(before[1]);
     expect(
       (await http('GET', `${testApp.url}/fhir/Patient/${ids[0]}/_history/1`)).body.active,
     ).toBe(true);
@@ -115,7 +121,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     const versions = await testApp.app
       .get(DataSource)
       .query(`SELECT count(*)::int AS n FROM resource_history`);
-    expect(versions[0].n).toBe(9);
+    expect(versions[0].n).toBe(10);
   });
 
   it('resumes an interrupted re-encryption where it stopped', async () => {
@@ -138,6 +144,6 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     expect((await rotation.usage()).every((u) => u.keyId === newId)).toBe(true);
     expect(
       (await http('GET', `${testApp!.url}/fhir/Patient/_history?_count=20`)).body.entry,
-    ).toHaveLength(9);
+    ).toHaveLength(10);
   });
 });

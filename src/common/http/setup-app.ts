@@ -12,7 +12,6 @@ export function setupApp(
   options: { docs: boolean } = { docs: true },
 ): void {
   app.useLogger(app.get(Logger));
-  app.enableShutdownHooks();
   if (options.docs) {
     setupSwagger(app);
   }
