@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
-import { AppConfig, shouldReadEnvFile } from './config.js';
+import { AppConfig, loadEnvFile } from './config.js';
 import { validateEnv } from './env.schema.js';
 
 @Global()
@@ -11,8 +11,10 @@ export class AppConfigModule {
    * bad value surfaces as one rejected promise the entry point can print as a single line.
    */
   static async register(): Promise<DynamicModule> {
+    loadEnvFile();
     const config = await ConfigModule.forRoot({
-      ignoreEnvFile: !shouldReadEnvFile(),
+      // .env is already in process.env (loadEnvFile), for code that runs before Nest too.
+      ignoreEnvFile: true,
       validate: validateEnv,
       cache: true,
     });

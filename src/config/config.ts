@@ -1,21 +1,35 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
 export function readEnv(options?: { requirePhiKey: boolean }): EnvironmentVariables {
+  loadEnvFile();
   return validateEnv(process.env, options);
+}
+
+let envFileLoaded = false;
+
+/**
+ * Loads `./.env` into the environment once, without overriding variables already set, so the
+ * service, the CLI and the migration scripts all see the same settings. Never in tests.
+ */
+export function loadEnvFile(): void {
+  if (envFileLoaded || process.env['NODE_ENV'] === 'test') {
+    return;
+  }
+  envFileLoaded = true;
+  const path = resolve(process.cwd(), '.env');
+  if (existsSync(path)) {
+    process.loadEnvFile(path);
+  }
 }
 
 /** This process's environment plus overrides, for a child process such as the TypeORM CLI. */
 export function childEnv(overrides: Record<string, string>): Record<string, string | undefined> {
   return { ...process.env, ...overrides };
-}
-
-/** Whether a `.env` file in the working directory should be read (never in tests). */
-export function shouldReadEnvFile(): boolean {
-  return process.env['NODE_ENV'] !== 'test';
 }
 
 /** Typed, validated settings. Features depend on this, never on `process.env`. */

@@ -13,6 +13,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
+import type { FhirResource } from './fhir-types.js';
 
 const MAX_DIAGNOSTICS = 300;
 
@@ -50,9 +51,10 @@ export class FhirDefinitions {
   }
 
   /** Throws a 400 AppError whose issues carry FHIRPath expressions when the resource does not conform. */
-  validate(resource: Resource): void {
+  validate(resource: FhirResource): void {
     try {
-      validateResource(resource);
+      // FhirResource is the store's loose view of any resource; medplum's type is the union of all.
+      validateResource(resource as unknown as Resource);
     } catch (error) {
       if (error instanceof OperationOutcomeError) {
         const issues = (error.outcome.issue ?? [])

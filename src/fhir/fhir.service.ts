@@ -184,7 +184,7 @@ export class FhirService {
         `${type}.id`,
       ]);
     }
-    this.definitions.validate(resource as Parameters<FhirDefinitions['validate']>[0]);
+    this.definitions.validate(resource);
     return resource;
   }
 }

@@ -402,49 +402,37 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect.arrayContaining(['get', 'put', 'patch', 'delete']),
     );
   });
-});
 
-describe('FHIR REST: concurrent writers', () => {
-  let testApp: TestApp;
-  let fhir: string;
+  describe('concurrent writers', () => {
+    it('serializes concurrent updates of one resource into distinct, consecutive versions', async () => {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+      const id = created.body.id as string;
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          http('PUT', `${fhir}/Patient/${id}`, {
+            body: { ...created.body, birthDate: `1980-01-${String(i + 1).padStart(2, '0')}` },
+          }),
+        ),
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(12).fill(200));
+      const versions = results.map((r) => Number(r.body.meta.versionId)).sort((a, b) => a - b);
+      expect(versions).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
+      const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=100`);
+      expect(history.body.total).toBe(13);
+    });
 
-  beforeAll(async () => {
-    testApp = await createTestApp();
-    fhir = `${testApp.url}/fhir`;
-  });
-
-  afterAll(async () => {
-    await testApp.close();
-  });
-
-  it('serializes concurrent updates of one resource into distinct, consecutive versions', async () => {
-    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
-    const id = created.body.id as string;
-    const results = await Promise.all(
-      Array.from({ length: 12 }, (_, i) =>
-        http('PUT', `${fhir}/Patient/${id}`, {
-          body: { ...created.body, birthDate: `1980-01-${String(i + 1).padStart(2, '0')}` },
-        }),
-      ),
-    );
-    expect(results.map((r) => r.status)).toEqual(Array(12).fill(200));
-    const versions = results.map((r) => Number(r.body.meta.versionId)).sort((a, b) => a - b);
-    expect(versions).toEqual(Array.from({ length: 12 }, (_, i) => i + 2));
-    const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=100`);
-    expect(history.body.total).toBe(13);
-  });
-
-  it('creates a client-chosen id once when several PUTs race to create it', async () => {
-    const id = `race-${Date.now()}`;
-    const results = await Promise.all(
-      Array.from({ length: 8 }, () =>
-        http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id } }),
-      ),
-    );
-    const statuses = results.map((r) => r.status).sort();
-    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(7);
-    const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=100`);
-    expect(history.body.total).toBe(8);
+    it('creates a client-chosen id once when several PUTs race to create it', async () => {
+      const id = `race-${Date.now()}`;
+      const results = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id } }),
+        ),
+      );
+      const statuses = results.map((r) => r.status).sort();
+      expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(7);
+      const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=100`);
+      expect(history.body.total).toBe(8);
+    });
   });
 });
