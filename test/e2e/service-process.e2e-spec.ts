@@ -79,7 +79,9 @@ describe('the service as a process', () => {
         headers: { 'content-type': 'application/fhir+json' },
       });
       expect(rejected.status).toBe(400);
-      await http('GET', `${first.url}/fhir/Patient/${created.body.id}?name=${known.family}`);
+      await http('GET', `${first.url}/fhir/Patient/${created.body.id}?name=${known.family}`, {
+        headers: { authorization: 'Bearer secret-token-4711', cookie: 'session=cookie-4712' },
+      });
       expect(await first.stop('SIGTERM')).toEqual({ code: 0, signal: null });
       expect(first.output()).toContain('Embedded PostgreSQL stopped');
       expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
@@ -93,8 +95,9 @@ describe('the service as a process', () => {
       expect(await second.stop('SIGINT')).toEqual({ code: 0, signal: null });
       expect(second.output()).toContain('Embedded PostgreSQL stopped');
 
+      expect(first.output()).toContain(`"url":"/fhir/Patient/${created.body.id}"`);
       for (const output of [first.output(), second.output()]) {
-        for (const value of Object.values(known)) {
+        for (const value of [...Object.values(known), 'secret-token-4711', 'cookie-4712']) {
           expect(output).not.toContain(value);
         }
       }

@@ -1,3 +1,4 @@
+import { RequestMethod } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import type { AppConfig } from '../../config/config.js';
@@ -9,6 +10,9 @@ import type { AppConfig } from '../../config/config.js';
  */
 export function loggingParams(config: AppConfig): Params {
   return {
+    // nestjs-pino's default route pattern ('{/*splat}') matches nothing under Nest 12 on
+    // Fastify, which silently drops every request log; a named wildcard matches every path.
+    forRoutes: [{ path: '*path', method: RequestMethod.ALL }],
     pinoHttp: {
       level: config.logLevel,
       // The id Fastify assigned (see http-adapter.ts), so logs, errors and X-Request-Id agree.
@@ -23,7 +27,8 @@ export function loggingParams(config: AppConfig): Params {
           id: request.id,
           method: request.method,
           url: pathOnly(request.url),
-          remoteAddress: request.socket?.remoteAddress,
+          // pino-http hands serializers a wrapper whose `raw` is the Node request.
+          remoteAddress: (request.raw ?? request).socket?.remoteAddress,
         }),
         res: (response: ServerResponse) => ({ statusCode: response.statusCode }),
       },
