@@ -49,7 +49,8 @@ export class FhirService {
     this.assertType(type);
     this.assertId(id);
     const version = Number(versionId);
-    if (!/^[1-9]\d{0,9}$/.test(versionId)) {
+    // Versions are PostgreSQL integers: anything else cannot exist (and must not reach SQL).
+    if (!/^[1-9]\d{0,9}$/.test(versionId) || version > 2_147_483_647) {
       throw AppError.notFound(`${type} version not found`);
     }
     const row = await this.repository.findVersion(type, id, version);

@@ -182,6 +182,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const v2 = await http('GET', `${fhir}/Patient/${id}/_history/2`);
     expect(v2.body.active).toBe(false);
     expect((await http('GET', `${fhir}/Patient/${id}/_history/3`)).status).toBe(404);
+    expect((await http('GET', `${fhir}/Patient/${id}/_history/9999999999`)).status).toBe(404);
+    expect((await http('GET', `${fhir}/Patient/${id}/_history/two`)).status).toBe(404);
   });
 
   it('creates with the client id on PUT to a new id (update-as-create)', async () => {
