@@ -15,6 +15,11 @@ async function main(): Promise<void> {
       }
       process.exitCode = error.exitCode ?? 1;
     },
+    // A command that fails says why in one line and exits non-zero, for scripts that call it.
+    serviceErrorHandler: (error: Error) => {
+      console.error(error.message);
+      process.exitCode = 1;
+    },
   });
 }
 

@@ -1,4 +1,11 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
+import {
+  UserCreateCommand,
+  UserDisableCommand,
+  UserListCommand,
+  UserResetMfaCommand,
+} from '../auth/users.command.js';
 import { AppConfigModule } from '../config/config.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
 import { KeysRotateCommand, KeysStatusCommand } from '../crypto/keys.command.js';
@@ -10,8 +17,15 @@ export class CliModule {
   static async register(): Promise<DynamicModule> {
     return {
       module: CliModule,
-      imports: [await AppConfigModule.register(), DatabaseModule, CryptoModule],
-      providers: [KeysRotateCommand, KeysStatusCommand],
+      imports: [await AppConfigModule.register(), DatabaseModule, CryptoModule, AuthModule],
+      providers: [
+        KeysRotateCommand,
+        KeysStatusCommand,
+        UserCreateCommand,
+        UserDisableCommand,
+        UserResetMfaCommand,
+        UserListCommand,
+      ],
     };
   }
 }

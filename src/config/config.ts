@@ -5,7 +5,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
-export function readEnv(options?: { requirePhiKey: boolean }): EnvironmentVariables {
+export function readEnv(options?: { requireKeys: boolean }): EnvironmentVariables {
   loadEnvFile();
   return validateEnv(process.env, options);
 }
@@ -79,6 +79,40 @@ export class AppConfig {
   get phiKeyFile(): string | undefined {
     const file = this.config.get('PHI_KEY_FILE', { infer: true });
     return file ? absolute(file) : undefined;
+  }
+
+  get jwtIssuer(): string {
+    return this.config.get('JWT_ISSUER', { infer: true });
+  }
+
+  get jwtAudience(): string {
+    return this.config.get('JWT_AUDIENCE', { infer: true });
+  }
+
+  /** The ES256 signing key (PKCS#8 PEM); unset outside production means one generated under DATA_DIR. */
+  get jwtSigningKeyFile(): string | undefined {
+    const file = this.config.get('JWT_SIGNING_KEY_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
+  get accessTokenTtl(): number {
+    return this.config.get('ACCESS_TOKEN_TTL', { infer: true });
+  }
+
+  get refreshIdleTtl(): number {
+    return this.config.get('REFRESH_IDLE_TTL', { infer: true });
+  }
+
+  get refreshAbsoluteTtl(): number {
+    return this.config.get('REFRESH_ABSOLUTE_TTL', { infer: true });
+  }
+
+  get loginMaxAttempts(): number {
+    return this.config.get('LOGIN_MAX_ATTEMPTS', { infer: true });
+  }
+
+  get loginLockoutSeconds(): number {
+    return this.config.get('LOGIN_LOCKOUT_SECONDS', { infer: true });
   }
 
   get bodyLimit(): number {

@@ -82,6 +82,51 @@ export class EnvironmentVariables {
   @MinLength(1, { message: 'PHI_KEY_FILE must not be empty' })
   PHI_KEY_FILE?: string;
 
+  @IsString()
+  @MinLength(1, { message: 'JWT_ISSUER must not be empty' })
+  JWT_ISSUER = 'carevault';
+
+  @IsString()
+  @MinLength(1, { message: 'JWT_AUDIENCE must not be empty' })
+  JWT_AUDIENCE = 'carevault-api';
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'JWT_SIGNING_KEY_FILE must not be empty' })
+  JWT_SIGNING_KEY_FILE?: string;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'ACCESS_TOKEN_TTL must be a number of seconds between 60 and 3600' })
+  @Min(60, { message: 'ACCESS_TOKEN_TTL must be a number of seconds between 60 and 3600' })
+  @Max(3600, { message: 'ACCESS_TOKEN_TTL must be a number of seconds between 60 and 3600' })
+  ACCESS_TOKEN_TTL = 900;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'REFRESH_IDLE_TTL must be a number of seconds between 60 and 86400' })
+  @Min(60, { message: 'REFRESH_IDLE_TTL must be a number of seconds between 60 and 86400' })
+  @Max(86_400, { message: 'REFRESH_IDLE_TTL must be a number of seconds between 60 and 86400' })
+  REFRESH_IDLE_TTL = 1800;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'REFRESH_ABSOLUTE_TTL must be a number of seconds between 300 and 604800' })
+  @Min(300, { message: 'REFRESH_ABSOLUTE_TTL must be a number of seconds between 300 and 604800' })
+  @Max(604_800, {
+    message: 'REFRESH_ABSOLUTE_TTL must be a number of seconds between 300 and 604800',
+  })
+  REFRESH_ABSOLUTE_TTL = 43_200;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'LOGIN_MAX_ATTEMPTS must be an integer between 1 and 100' })
+  @Min(1, { message: 'LOGIN_MAX_ATTEMPTS must be an integer between 1 and 100' })
+  @Max(100, { message: 'LOGIN_MAX_ATTEMPTS must be an integer between 1 and 100' })
+  LOGIN_MAX_ATTEMPTS = 5;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
+  @Min(1, { message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
+  @Max(86_400, { message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
+  LOGIN_LOCKOUT_SECONDS = 300;
+
   @Transform(toInteger)
   @IsInt({ message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
   @Min(1024, { message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
@@ -95,17 +140,17 @@ export class ConfigError extends Error {
 
 /**
  * Validates raw environment values. Throws a ConfigError whose message is one line naming the
- * first offending variable, without echoing secret values. `requirePhiKey: false` is for tools
+ * first offending variable, without echoing secret values. `requireKeys: false` is for tools
  * that never touch PHI, such as the migration CLI.
  */
 export function validateEnv(
   raw: Record<string, unknown>,
-  options: { requirePhiKey: boolean } = { requirePhiKey: true },
+  options: { requireKeys: boolean } = { requireKeys: true },
 ): EnvironmentVariables {
   // Unset and empty-string variables both mean "use the default".
   const present = Object.fromEntries(
     Object.keys(new EnvironmentVariables())
-      .concat(['DATABASE_URL', 'PHI_MASTER_KEY', 'PHI_KEY_FILE'])
+      .concat(['DATABASE_URL', 'PHI_MASTER_KEY', 'PHI_KEY_FILE', 'JWT_SIGNING_KEY_FILE'])
       .filter((key) => raw[key] !== undefined && raw[key] !== '')
       .map((key) => [key, raw[key]]),
   );
@@ -119,7 +164,7 @@ export function validateEnv(
   }
   // Without a configured key the service would generate one, which only makes sense for a
   // developer's embedded database: elsewhere a lost generated key means lost records.
-  if (options.requirePhiKey && !env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
+  if (options.requireKeys && !env.PHI_MASTER_KEY && !env.PHI_KEY_FILE) {
     if (env.NODE_ENV === 'production') {
       throw new ConfigError(
         'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
@@ -130,6 +175,13 @@ export function validateEnv(
         'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when DATABASE_URL is set',
       );
     }
+  }
+  // Tokens signed with a generated key would stop verifying on the next host: production
+  // configures its key (a tool without PHI access, such as the migration CLI, needs none).
+  if (options.requireKeys && env.NODE_ENV === 'production' && !env.JWT_SIGNING_KEY_FILE) {
+    throw new ConfigError(
+      'Invalid configuration: JWT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
   }
   return env;
 }

@@ -6,7 +6,7 @@ import { createDataSource } from './database-options.js';
  * DATABASE_URL (starting the embedded PostgreSQL when none is configured).
  */
 // Migrations never read or write PHI, so they need no PHI key.
-const url = readEnv({ requirePhiKey: false }).DATABASE_URL;
+const url = readEnv({ requireKeys: false }).DATABASE_URL;
 if (!url) {
   throw new Error(
     'DATABASE_URL is not set: run migrations with npm run migration:run (or :revert, :show, :generate)',

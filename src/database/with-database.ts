@@ -18,7 +18,7 @@ async function main(): Promise<number> {
     );
     return 2;
   }
-  const env = readEnv({ requirePhiKey: false });
+  const env = readEnv({ requireKeys: false });
   const embedded = env.DATABASE_URL ? undefined : new EmbeddedPostgres(dataDirOf(env));
   const url = env.DATABASE_URL ?? (await embedded!.start());
   try {

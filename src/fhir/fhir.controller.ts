@@ -13,13 +13,22 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiBody, ApiHeader, ApiOperation, ApiParam, ApiResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendStored } from './fhir-headers.js';
 import { historyParams } from './history-params.js';
+import { FhirInteraction, Public } from '../auth/permission.decorators.js';
 import { FhirService } from './fhir.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 
@@ -35,6 +44,7 @@ const TYPE_PARAM = {
 };
 
 @ApiTags('FHIR')
+@ApiBearerAuth()
 @Controller('fhir')
 export class FhirController {
   constructor(
@@ -43,6 +53,7 @@ export class FhirController {
   ) {}
 
   @Get('metadata')
+  @Public()
   @ApiOperation({ summary: 'CapabilityStatement of this server' })
   metadata(
     @Req() request: FastifyRequest,
@@ -59,6 +70,7 @@ export class FhirController {
   }
 
   @Post(':type')
+  @FhirInteraction('create')
   @ApiOperation({ summary: 'Create a resource (201, Location, ETag W/"1")' })
   @ApiParam(TYPE_PARAM)
   @ApiBody({
@@ -92,6 +104,7 @@ export class FhirController {
   }
 
   @Get(':type/_history')
+  @FhirInteraction('history')
   @ApiOperation({ summary: 'History of every resource of a type (Bundle, newest first)' })
   @ApiParam(TYPE_PARAM)
   async typeHistory(
@@ -107,6 +120,7 @@ export class FhirController {
   }
 
   @Get(':type/:id')
+  @FhirInteraction('read')
   @ApiOperation({ summary: 'Read the current version (410 once deleted)' })
   @ApiParam(TYPE_PARAM)
   @ApiResponse({ status: 200, ...RESOURCE })
@@ -122,6 +136,7 @@ export class FhirController {
   }
 
   @Put(':type/:id')
+  @FhirInteraction('update')
   @ApiOperation({
     summary: 'Update (new version), or create with this id; If-Match mismatch gives 412',
   })
@@ -148,6 +163,7 @@ export class FhirController {
   }
 
   @Patch(':type/:id')
+  @FhirInteraction('update')
   @ApiOperation({ summary: 'Patch with JSON Patch (application/json-patch+json)' })
   @ApiParam(TYPE_PARAM)
   @ApiBody({
@@ -169,6 +185,7 @@ export class FhirController {
   }
 
   @Delete(':type/:id')
+  @FhirInteraction('delete')
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete (a new, empty version); later reads give 410' })
   @ApiParam(TYPE_PARAM)
@@ -194,6 +211,7 @@ export class FhirController {
   }
 
   @Get(':type/:id/_history')
+  @FhirInteraction('history')
   @ApiOperation({ summary: 'Every version of one resource (history Bundle)' })
   @ApiParam(TYPE_PARAM)
   async history(
@@ -210,6 +228,7 @@ export class FhirController {
   }
 
   @Get(':type/:id/_history/:vid')
+  @FhirInteraction('read')
   @ApiOperation({ summary: 'Read one version (vread)' })
   @ApiParam(TYPE_PARAM)
   @ApiResponse({ status: 200, ...RESOURCE })

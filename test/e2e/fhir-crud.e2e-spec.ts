@@ -1,7 +1,10 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { buildPatient } from '../support/factories.js';
-import { http } from '../support/http.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+let http: HttpFn;
 
 describe('FHIR REST: CRUD, versions and history', () => {
   let testApp: TestApp;
@@ -9,6 +12,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   beforeAll(async () => {
     testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     fhir = `${testApp.url}/fhir`;
   });
 

@@ -7,11 +7,14 @@ import { KeyRing, keyIdOf } from '../../src/crypto/key-ring.js';
 import { KeyRotationService } from '../../src/crypto/key-rotation.service.js';
 import { KeyStore } from '../../src/crypto/key-store.js';
 import { buildPatient } from '../support/factories.js';
-import { http } from '../support/http.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { withEnv } from '../support/env.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+let http: HttpFn;
 
 describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
   let database: ScratchDatabase;
@@ -71,6 +74,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
 
   it('re-encrypts every row under a new key; old and new rows read the same; a resumed run has nothing left', async () => {
     testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const fhir = `${testApp.url}/fhir`;
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {

@@ -4,8 +4,11 @@ import { phiColumnsOf } from '../../src/crypto/phi.decorator.js';
 import { PhiWriteError } from '../../src/crypto/phi.subscriber.js';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { buildPatient } from '../support/factories.js';
-import { http } from '../support/http.js';
+import { createUser, enableMfa, tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+let http: HttpFn;
 
 const ENVELOPE = /^cv1\.k[0-9a-f]{12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{22}$/;
 
@@ -24,6 +27,9 @@ describe('PHI at rest', () => {
 
   beforeAll(async () => {
     testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    // A TOTP secret is PHI-grade: it must be stored encrypted too.
+    await enableMfa(testApp, await createUser(testApp, ['nurse']));
     dataSource = testApp.app.get(DataSource);
     fhir = `${testApp.url}/fhir`;
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient(known) });

@@ -61,6 +61,16 @@ describe('the service as a process', () => {
         line: '1313 Mockingbird Lane',
       };
 
+      const password = 'Correct-Horse-Battery-4713';
+      const createdUser = await runNode(
+        BUILT.cli,
+        ['user:create', '--username', 'clinician', '--role', 'doctor'],
+        env,
+        { stdin: `${password}\n` },
+      );
+      expect(createdUser).toMatchObject({ code: 0 });
+      expect(createdUser.stdout + createdUser.stderr).not.toContain(password);
+
       const first = await startService(env);
       expect(first.output()).toContain('Database: embedded PostgreSQL at 127.0.0.1:');
       const docs = await http('GET', `${first.url}/docs`);
@@ -70,13 +80,21 @@ describe('the service as a process', () => {
       expect(openapi.body.paths['/fhir/{type}/{id}']).toBeDefined();
       expect((await http('GET', `${first.url}/docs/swagger-ui-bundle.js`)).status).toBe(200);
       expect((await stat(join(dataDir, 'phi-keys.json'))).mode & 0o777).toBe(0o600);
+      expect((await http('GET', `${first.url}/fhir/Patient/unknown`)).status).toBe(401);
+      const session = await http('POST', `${first.url}/auth/login`, {
+        body: { username: 'clinician', password },
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(session.status).toBe(200);
+      const authorization = `Bearer ${session.body.access_token}`;
       const created = await http('POST', `${first.url}/fhir/Patient`, {
         body: buildPatient(known),
+        headers: { authorization },
       });
       expect(created.status).toBe(201);
       const rejected = await http('POST', `${first.url}/fhir/Patient`, {
         raw: `{"resourceType":"Patient","name":[{"family":"${known.family}"`,
-        headers: { 'content-type': 'application/fhir+json' },
+        headers: { 'content-type': 'application/fhir+json', authorization },
       });
       expect(rejected.status).toBe(400);
       await http('GET', `${first.url}/fhir/Patient/${created.body.id}?name=${known.family}`, {
@@ -87,7 +105,10 @@ describe('the service as a process', () => {
       expect(existsSync(join(dataDir, 'postgres', 'postmaster.pid'))).toBe(false);
 
       const second = await startService(env);
-      const read = await http('GET', `${second.url}/fhir/Patient/${created.body.id}`);
+      // The signing key generated on first start survives the restart: the old token still works.
+      const read = await http('GET', `${second.url}/fhir/Patient/${created.body.id}`, {
+        headers: { authorization },
+      });
       expect(read.status).toBe(200);
       expect(read.body.name[0].family).toBe(known.family);
       // Ctrl+C under npm start delivers SIGINT twice; the second must not cut shutdown short.
@@ -97,7 +118,14 @@ describe('the service as a process', () => {
 
       expect(first.output()).toContain(`"url":"/fhir/Patient/${created.body.id}"`);
       for (const output of [first.output(), second.output()]) {
-        for (const value of [...Object.values(known), 'secret-token-4711', 'cookie-4712']) {
+        for (const value of [
+          ...Object.values(known),
+          'secret-token-4711',
+          'cookie-4712',
+          password,
+          session.body.access_token as string,
+          session.body.refresh_token as string,
+        ]) {
           expect(output).not.toContain(value);
         }
       }

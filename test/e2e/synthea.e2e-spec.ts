@@ -2,8 +2,11 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { DataSource } from 'typeorm';
-import { http } from '../support/http.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+let http: HttpFn;
 
 /** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
 const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
@@ -30,6 +33,7 @@ describeWithSamples('real data: the Synthea sample bundles', () => {
 
   beforeAll(async () => {
     testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'integration'));
   });
 
   afterAll(async () => {

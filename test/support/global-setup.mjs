@@ -12,6 +12,10 @@ import { EmbeddedPostgres } from '../../dist/src/database/embedded-postgres.js';
  * otherwise an embedded server in a temporary directory. Workers inherit the environment set here.
  */
 export default async function globalSetup() {
+  // Where test apps keep what they generate (the JWT signing key), apart from the repository.
+  const scratch = await mkdtemp(join(tmpdir(), 'carevault-test-data-'));
+  process.env.DATA_DIR = scratch;
+  globalThis.__carevaultTestScratch = scratch;
   let url = process.env.DATABASE_URL;
   if (!url) {
     const dataDir = await mkdtemp(join(tmpdir(), 'carevault-test-'));

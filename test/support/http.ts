@@ -29,3 +29,14 @@ export async function http<T = any>(
   }
   return { status: response.status, headers: response.headers, body: parsed as T, text };
 }
+
+export type HttpFn = typeof http;
+
+/** `http` with a bearer token on every request (unless the call sets its own Authorization). */
+export function authorizedHttp(token: string): HttpFn {
+  return (method, url, options = {}) =>
+    http(method, url, {
+      ...options,
+      headers: { authorization: `Bearer ${token}`, ...options.headers },
+    });
+}

@@ -19,6 +19,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
         'Request failed',
       );
     }
+    if (status === 401) {
+      void reply.header('www-authenticate', 'Bearer realm="carevault"');
+    }
     void reply.status(status).header('content-type', FHIR_JSON).send(body);
   }
 }

@@ -1,0 +1,163 @@
+import { Injectable, Logger } from '@nestjs/common';
+import QRCode from 'qrcode';
+import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
+import type { AuthenticatedUser } from './authenticated-user.js';
+import type { MfaRequiredResponse, TokenResponse } from './dto.js';
+import { verifyAgainstDummy, verifyPassword } from './password.js';
+import { RefreshTokens } from './refresh-tokens.js';
+import { TokenService, type LoginFacts } from './token.service.js';
+import { newTotpSecret, totpUri, verifyTotp } from './totp.js';
+import type { UserEntity } from './user.entity.js';
+import { UserRepository } from './user.repository.js';
+
+/** The one answer to every failed sign-in, so that it does not tell which part was wrong. */
+const invalidCredentials = (): AppError =>
+  AppError.of(401, 'login', 'Invalid username or password');
+const invalidCode = (): AppError => AppError.of(401, 'login', 'Invalid or expired MFA code');
+
+/** Sign-in flows: password, MFA, refresh, logout, and MFA enrolment for the signed-in user. */
+@Injectable()
+export class AuthService {
+  private readonly logger = new Logger('Auth');
+
+  constructor(
+    private readonly users: UserRepository,
+    private readonly tokens: TokenService,
+    private readonly refreshTokens: RefreshTokens,
+    private readonly config: AppConfig,
+  ) {}
+
+  async login(username: string, password: string): Promise<TokenResponse | MfaRequiredResponse> {
+    const user = await this.users.findByUsername(username);
+    if (!user) {
+      await verifyAgainstDummy(password);
+      throw invalidCredentials();
+    }
+    const now = new Date();
+    if (user.lockedUntil && user.lockedUntil > now) {
+      // Still spend the hashing time: a locked account answers like any other failure.
+      await verifyAgainstDummy(password);
+      this.logger.warn({ msg: 'Login refused: account locked', userId: user.id });
+      throw invalidCredentials();
+    }
+    if (!(await verifyPassword(user.passwordHash, password))) {
+      await this.recordFailure(user, now);
+      throw invalidCredentials();
+    }
+    if (!user.active) {
+      throw invalidCredentials();
+    }
+    if (user.failedAttempts > 0 || user.lockedUntil) {
+      await this.users.save({ ...user, failedAttempts: 0, lockedUntil: null });
+    }
+    if (user.mfaEnabled) {
+      return { mfa_required: true, mfa_token: await this.tokens.mfaToken(user.id) };
+    }
+    return this.issue(user, { amr: ['pwd'], authTime: now });
+  }
+
+  async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
+    const userId = await this.tokens.verifyMfaToken(mfaToken);
+    const user = userId ? await this.users.findById(userId) : null;
+    if (!user || !user.active || !user.mfaEnabled || !user.totpSecret) {
+      throw invalidCode();
+    }
+    await this.acceptCode(user, code);
+    return this.issue(user, { amr: ['pwd', 'otp'], authTime: new Date() });
+  }
+
+  async refresh(refreshToken: string): Promise<TokenResponse> {
+    const { token, userId, login } = await this.refreshTokens.rotate(refreshToken);
+    const user = await this.users.findById(userId);
+    if (!user || !user.active) {
+      // A disabled user's sessions end at the next refresh.
+      await this.refreshTokens.revokeAllOf(userId);
+      throw AppError.of(401, 'login', 'Invalid or expired refresh token');
+    }
+    const access = await this.tokens.accessToken(user, login);
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      refresh_token: token,
+    };
+  }
+
+  logout(refreshToken: string): Promise<void> {
+    return this.refreshTokens.revokeFamilyOf(refreshToken);
+  }
+
+  /** Starts MFA enrolment: a new secret, shown once; MFA is on only after a code is verified. */
+  async enrollMfa(
+    current: AuthenticatedUser,
+  ): Promise<{ secret: string; otpauth_uri: string; qr_png: string }> {
+    const user = await this.requireUser(current.id);
+    if (user.mfaEnabled) {
+      throw AppError.conflict('MFA is already active; an administrator can reset it');
+    }
+    const secret = newTotpSecret();
+    await this.users.save({ ...user, totpSecret: secret, totpLastStep: null });
+    const uri = totpUri(user.username, secret);
+    return { secret, otpauth_uri: uri, qr_png: await QRCode.toDataURL(uri) };
+  }
+
+  async activateMfa(current: AuthenticatedUser, code: string): Promise<{ mfa_enabled: true }> {
+    const user = await this.requireUser(current.id);
+    if (!user.totpSecret || user.mfaEnabled) {
+      throw AppError.conflict('Start with POST /auth/mfa/enroll');
+    }
+    await this.acceptCode(user, code);
+    await this.users.save({ ...(await this.requireUser(user.id)), mfaEnabled: true });
+    return { mfa_enabled: true };
+  }
+
+  private async acceptCode(user: UserEntity, code: string): Promise<void> {
+    const step = await verifyTotp(user.totpSecret as string, code, user.totpLastStep);
+    if (step === undefined || !(await this.users.claimTotpStep(user.id, step))) {
+      throw invalidCode();
+    }
+  }
+
+  /**
+   * Counts a failed password. From the limit on, the account locks, each further failure
+   * doubling the lock (backoff), capped at a day.
+   */
+  private async recordFailure(user: UserEntity, now: Date): Promise<void> {
+    const failedAttempts = user.failedAttempts + 1;
+    const over = failedAttempts - this.config.loginMaxAttempts;
+    const lockedUntil =
+      over >= 0
+        ? new Date(
+            now.getTime() + Math.min(this.config.loginLockoutSeconds * 2 ** over, 86_400) * 1000,
+          )
+        : user.lockedUntil;
+    await this.users.save({ ...user, failedAttempts, lockedUntil });
+    if (over >= 0) {
+      this.logger.warn({
+        msg: 'Account locked after failed logins',
+        userId: user.id,
+        failedAttempts,
+      });
+    }
+  }
+
+  private async issue(user: UserEntity, login: LoginFacts): Promise<TokenResponse> {
+    const access = await this.tokens.accessToken(user, login);
+    const refresh = await this.refreshTokens.issue(user.id, login);
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      refresh_token: refresh,
+    };
+  }
+
+  private async requireUser(id: string): Promise<UserEntity> {
+    const user = await this.users.findById(id);
+    if (!user || !user.active) {
+      throw AppError.of(401, 'login', 'Authentication is required');
+    }
+    return user;
+  }
+}

@@ -1,0 +1,19 @@
+import type { Role } from './roles.js';
+
+/** Who made a request, from a verified access token. */
+export interface AuthenticatedUser {
+  id: string;
+  username: string;
+  roles: Role[];
+  /** Authentication methods of the login: `pwd`, and `otp` after MFA. */
+  amr: string[];
+  /** When the user authenticated (seconds since the epoch). */
+  authTime: number;
+}
+
+/** How recent an MFA must be for step-up operations (user administration). */
+export const STEP_UP_MAX_AGE_SECONDS = 300;
+
+export function hasRecentMfa(user: AuthenticatedUser, nowSeconds = Date.now() / 1000): boolean {
+  return user.amr.includes('otp') && nowSeconds - user.authTime <= STEP_UP_MAX_AGE_SECONDS;
+}

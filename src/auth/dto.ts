@@ -1,0 +1,43 @@
+import { IsString, Length, Matches, MaxLength } from 'class-validator';
+
+export class LoginDto {
+  @IsString()
+  @MaxLength(100)
+  username!: string;
+
+  @IsString()
+  @MaxLength(200)
+  password!: string;
+}
+
+export class MfaLoginDto {
+  @IsString()
+  @MaxLength(2000)
+  mfa_token!: string;
+
+  @Matches(/^\d{6}$/, { message: 'code must be 6 digits' })
+  code!: string;
+}
+
+export class MfaCodeDto {
+  @Matches(/^\d{6}$/, { message: 'code must be 6 digits' })
+  code!: string;
+}
+
+export class RefreshDto {
+  @IsString()
+  @Length(10, 200)
+  refresh_token!: string;
+}
+
+export interface TokenResponse {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  refresh_token: string;
+}
+
+export interface MfaRequiredResponse {
+  mfa_required: true;
+  mfa_token: string;
+}

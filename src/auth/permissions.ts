@@ -1,0 +1,113 @@
+import type { Role } from './roles.js';
+
+/**
+ * The permission matrix: every role's rights, in one place. A route declares what it needs
+ * (@FhirInteraction or @RequirePermission); a route that declares nothing is denied.
+ */
+
+export const FHIR_INTERACTIONS = [
+  'read',
+  'search',
+  'create',
+  'update',
+  'delete',
+  'history',
+  'export',
+] as const;
+export type FhirInteraction = (typeof FHIR_INTERACTIONS)[number];
+
+/** Rights that are not about FHIR resources. */
+export const APP_PERMISSIONS = ['users:manage', 'account:self'] as const;
+export type AppPermission = (typeof APP_PERMISSIONS)[number];
+
+interface FhirRule {
+  /** Resource types, or '*' for every type except those in `except`. */
+  types: '*' | readonly string[];
+  except?: readonly string[];
+  interactions: readonly FhirInteraction[];
+}
+
+const READ: readonly FhirInteraction[] = ['read', 'search', 'history'];
+const WRITE: readonly FhirInteraction[] = ['create', 'update'];
+
+/** Who and what a record is about, without clinical content: what billing may read. */
+const DEMOGRAPHICS = [
+  'Patient',
+  'RelatedPerson',
+  'Person',
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+];
+
+const FINANCIAL = [
+  'Account',
+  'ChargeItem',
+  'Claim',
+  'ClaimResponse',
+  'Coverage',
+  'CoverageEligibilityRequest',
+  'CoverageEligibilityResponse',
+  'EnrollmentRequest',
+  'EnrollmentResponse',
+  'ExplanationOfBenefit',
+  'Invoice',
+  'PaymentNotice',
+  'PaymentReconciliation',
+];
+
+/** The audit trail: readable by auditors only, written by the service itself. */
+const AUDIT = ['AuditEvent', 'Provenance'];
+
+/** What nurses record at the bedside. */
+const NURSING = [
+  'Observation',
+  'Encounter',
+  'MedicationAdministration',
+  'AllergyIntolerance',
+  'Immunization',
+  'Condition',
+  'Procedure',
+];
+
+export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
+  // Administrators manage accounts; minimum necessary: they do not read records.
+  admin: [],
+  doctor: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE, 'delete'] }],
+  nurse: [
+    { types: '*', except: [...AUDIT, ...FINANCIAL], interactions: READ },
+    { types: NURSING, interactions: WRITE },
+  ],
+  billing: [
+    { types: [...DEMOGRAPHICS, ...FINANCIAL], interactions: READ },
+    { types: FINANCIAL, interactions: WRITE },
+  ],
+  auditor: [{ types: AUDIT, interactions: READ }],
+  // System accounts such as the HL7 feed: they file results, they do not delete.
+  integration: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE] }],
+};
+
+export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'> = {
+  'users:manage': ['admin'],
+  'account:self': 'any',
+};
+
+export function canAccessFhir(
+  roles: readonly Role[],
+  type: string,
+  interaction: FhirInteraction,
+): boolean {
+  return roles.some((role) =>
+    FHIR_PERMISSIONS[role].some(
+      (rule) =>
+        rule.interactions.includes(interaction) &&
+        (rule.types === '*' ? !(rule.except ?? []).includes(type) : rule.types.includes(type)),
+    ),
+  );
+}
+
+export function hasAppPermission(roles: readonly Role[], permission: AppPermission): boolean {
+  const allowed = APP_PERMISSION_ROLES[permission];
+  return allowed === 'any' || roles.some((role) => allowed.includes(role));
+}

@@ -1,0 +1,119 @@
+import { Injectable } from '@nestjs/common';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
+import type { RefreshTokenEntity } from './refresh-token.entity.js';
+import { RefreshTokenRepository } from './refresh-token.repository.js';
+import type { LoginFacts } from './token.service.js';
+
+const invalid = (): AppError => AppError.of(401, 'login', 'Invalid or expired refresh token');
+
+interface Rotated {
+  token: string;
+  userId: string;
+  login: LoginFacts;
+}
+
+/**
+ * Refresh token families: rotation on every use, reuse detection, idle and absolute expiry
+ * (the automatic logoff of 164.312(a)(2)(iii)).
+ */
+@Injectable()
+export class RefreshTokens {
+  constructor(
+    private readonly repository: RefreshTokenRepository,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Starts a family for a fresh login. */
+  async issue(userId: string, login: LoginFacts): Promise<string> {
+    const now = new Date();
+    const absolute = new Date(now.getTime() + this.config.refreshAbsoluteTtl * 1000);
+    const { token, entity } = this.next(userId, randomUUID(), login, now, absolute);
+    await this.repository.insert(entity);
+    return token;
+  }
+
+  /**
+   * Exchanges a refresh token for the next one of its family. A token that was already used or
+   * revoked means it leaked (or was replayed): the whole family is revoked.
+   */
+  async rotate(presented: string): Promise<Rotated> {
+    const result = await this.repository.transactionOnToken<Rotated | { error: AppError }>(
+      hashOf(presented),
+      async (current, manager) => {
+        const now = new Date();
+        if (!current) {
+          return { error: invalid() };
+        }
+        if (current.revokedAt) {
+          await this.repository.revokeFamily(current.familyId, now, manager);
+          return { error: invalid() };
+        }
+        if (current.expiresAt <= now || current.absoluteExpiresAt <= now) {
+          return { error: invalid() };
+        }
+        const login = { amr: current.amr, authTime: current.authTime };
+        const { token, entity } = this.next(
+          current.userId,
+          current.familyId,
+          login,
+          now,
+          current.absoluteExpiresAt,
+        );
+        await this.repository.markUsed(current.id, now, manager);
+        await this.repository.insert(entity, manager);
+        return { token, userId: current.userId, login };
+      },
+    );
+    // The family revocation above must commit, so the error is thrown after the transaction.
+    if ('error' in result) {
+      throw result.error;
+    }
+    return result;
+  }
+
+  async revokeFamilyOf(presented: string): Promise<void> {
+    await this.repository.transactionOnToken(hashOf(presented), async (current, manager) => {
+      if (current) {
+        await this.repository.revokeFamily(current.familyId, new Date(), manager);
+      }
+    });
+  }
+
+  revokeAllOf(userId: string): Promise<void> {
+    return this.repository.revokeAllOfUser(userId, new Date());
+  }
+
+  private next(
+    userId: string,
+    familyId: string,
+    login: LoginFacts,
+    now: Date,
+    absolute: Date,
+  ): { token: string; entity: RefreshTokenEntity } {
+    const token = `rt_${randomBytes(32).toString('base64url')}`;
+    const idle = new Date(
+      Math.min(now.getTime() + this.config.refreshIdleTtl * 1000, absolute.getTime()),
+    );
+    return {
+      token,
+      entity: {
+        id: randomUUID(),
+        tokenHash: hashOf(token),
+        familyId,
+        userId,
+        amr: login.amr,
+        authTime: login.authTime,
+        createdAt: now,
+        expiresAt: idle,
+        absoluteExpiresAt: absolute,
+        revokedAt: null,
+      },
+    };
+  }
+}
+
+function hashOf(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}

@@ -1,0 +1,124 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
+import { AppConfig } from '../config/config.js';
+
+export const ACCESS_TOKEN_TYPE = 'at+jwt';
+const ALGORITHM = 'ES256';
+
+interface SigningKey {
+  kid: string;
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  publicJwk: JWK;
+}
+
+export class TokenHeaderError extends Error {
+  override readonly name = 'TokenHeaderError';
+}
+
+/**
+ * The ES256 key that signs access tokens: from JWT_SIGNING_KEY_FILE (required in production) or,
+ * elsewhere, generated once under DATA_DIR. Verification accepts only keys listed here.
+ */
+@Injectable()
+export class SigningKeys implements OnModuleInit {
+  private readonly logger = new Logger('SigningKeys');
+  private key: SigningKey | undefined;
+
+  constructor(private readonly config: AppConfig) {}
+
+  async onModuleInit(): Promise<void> {
+    const configured = this.config.jwtSigningKeyFile;
+    const path = configured ?? join(this.config.dataDir, 'jwt-signing-key.pem');
+    let pem: string;
+    try {
+      pem = await readFile(path, 'utf8');
+    } catch {
+      if (configured) {
+        throw new Error(`JWT_SIGNING_KEY_FILE ${configured} cannot be read`);
+      }
+      pem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+        .privateKey.export({ type: 'pkcs8', format: 'pem' })
+        .toString();
+      await mkdir(dirname(path), { recursive: true });
+      await writeFile(path, pem, { mode: 0o600 });
+      this.logger.warn(
+        `Generated a JWT signing key at ${path}; set JWT_SIGNING_KEY_FILE in production`,
+      );
+    }
+    const privateKey = createPrivateKey(pem);
+    if (
+      privateKey.asymmetricKeyType !== 'ec' ||
+      privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
+    ) {
+      throw new Error('The JWT signing key must be an EC P-256 private key (ES256)');
+    }
+    const publicKey = createPublicKey(privateKey);
+    const publicJwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(publicJwk);
+    this.key = {
+      kid,
+      privateKey,
+      publicKey,
+      publicJwk: { ...publicJwk, kid, alg: ALGORITHM, use: 'sig' },
+    };
+  }
+
+  get current(): { kid: string; privateKey: KeyObject; publicKey: KeyObject } {
+    return this.loaded();
+  }
+
+  /** The public keys as a JWK Set, for /.well-known/jwks.json. */
+  jwks(): { keys: JWK[] } {
+    return { keys: [this.loaded().publicJwk] };
+  }
+
+  /**
+   * The PEM public key to verify a raw access token with, after checking its header: the
+   * algorithm is pinned, the type must be an access token, the key must be one of ours, and a
+   * token may not bring its own key (jwk, jku, x5u, x5c).
+   */
+  verificationKeyFor(rawJwt: string): string {
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    try {
+      header = decodeProtectedHeader(rawJwt);
+    } catch {
+      throw new TokenHeaderError('Malformed token');
+    }
+    if (header.alg !== ALGORITHM) {
+      throw new TokenHeaderError('Unexpected token algorithm');
+    }
+    if (header.typ !== ACCESS_TOKEN_TYPE) {
+      throw new TokenHeaderError('Not an access token');
+    }
+    if (
+      'jwk' in header ||
+      'jku' in header ||
+      'x5u' in header ||
+      'x5c' in header ||
+      'crit' in header
+    ) {
+      throw new TokenHeaderError('Token headers may not carry keys');
+    }
+    const key = this.loaded();
+    if (header.kid !== key.kid) {
+      throw new TokenHeaderError('Unknown signing key');
+    }
+    return key.publicKey.export({ type: 'spki', format: 'pem' }).toString();
+  }
+
+  private loaded(): SigningKey {
+    if (!this.key) {
+      throw new Error('Signing keys are not loaded yet');
+    }
+    return this.key;
+  }
+}

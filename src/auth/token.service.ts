@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { jwtVerify, SignJWT } from 'jose';
+import { AppConfig } from '../config/config.js';
+import type { UserEntity } from './user.entity.js';
+import { ACCESS_TOKEN_TYPE, SigningKeys } from './signing-keys.js';
+
+const MFA_TOKEN_TYPE = 'mfa+jwt';
+const MFA_TOKEN_TTL_SECONDS = 300;
+
+export interface LoginFacts {
+  amr: string[];
+  authTime: Date;
+}
+
+/** Signs access tokens and the short-lived token that links a password check to its MFA step. */
+@Injectable()
+export class TokenService {
+  constructor(
+    private readonly keys: SigningKeys,
+    private readonly config: AppConfig,
+  ) {}
+
+  async accessToken(
+    user: UserEntity,
+    login: LoginFacts,
+  ): Promise<{ token: string; expiresIn: number }> {
+    const { kid, privateKey } = this.keys.current;
+    const expiresIn = this.config.accessTokenTtl;
+    const token = await new SignJWT({
+      username: user.username,
+      roles: user.roles,
+      amr: login.amr,
+      auth_time: Math.floor(login.authTime.getTime() / 1000),
+    })
+      .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYPE, kid })
+      .setIssuer(this.config.jwtIssuer)
+      .setAudience(this.config.jwtAudience)
+      .setSubject(user.id)
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(`${expiresIn}s`)
+      .sign(privateKey);
+    return { token, expiresIn };
+  }
+
+  async mfaToken(userId: string): Promise<string> {
+    const { kid, privateKey } = this.keys.current;
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'ES256', typ: MFA_TOKEN_TYPE, kid })
+      .setIssuer(this.config.jwtIssuer)
+      .setAudience(this.mfaAudience())
+      .setSubject(userId)
+      .setIssuedAt()
+      .setExpirationTime(`${MFA_TOKEN_TTL_SECONDS}s`)
+      .sign(privateKey);
+  }
+
+  /** The user id an MFA token was issued to, or undefined when it is invalid or expired. */
+  async verifyMfaToken(token: string): Promise<string | undefined> {
+    try {
+      const { payload } = await jwtVerify(token, this.keys.current.publicKey, {
+        algorithms: ['ES256'],
+        typ: MFA_TOKEN_TYPE,
+        issuer: this.config.jwtIssuer,
+        audience: this.mfaAudience(),
+        requiredClaims: ['exp', 'sub'],
+      });
+      return payload.sub;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private mfaAudience(): string {
+    return `${this.config.jwtAudience}/mfa`;
+  }
+}

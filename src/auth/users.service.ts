@@ -1,0 +1,110 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../common/errors/app-error.js';
+import { hashPassword, MIN_PASSWORD_LENGTH } from './password.js';
+import { RefreshTokens } from './refresh-tokens.js';
+import { isRole, type Role } from './roles.js';
+import { UserRepository } from './user.repository.js';
+
+export interface UserSummary {
+  id: string;
+  username: string;
+  roles: Role[];
+  active: boolean;
+  mfaEnabled: boolean;
+  locked: boolean;
+  createdAt: string;
+}
+
+const USERNAME = /^[a-z0-9][a-z0-9._@-]{1,63}$/;
+
+/** User administration, shared by the admin CLI and the admin API. */
+@Injectable()
+export class UsersService {
+  constructor(
+    private readonly users: UserRepository,
+    private readonly refreshTokens: RefreshTokens,
+  ) {}
+
+  async create(username: string, roles: string[], password: string): Promise<UserSummary> {
+    const name = username.toLowerCase();
+    if (!USERNAME.test(name)) {
+      throw AppError.invalid('username: 2 to 64 letters, digits, ".", "_", "@" or "-"');
+    }
+    if (roles.length === 0 || !roles.every(isRole)) {
+      throw AppError.invalid(
+        'role must be one of admin, doctor, nurse, billing, auditor, integration',
+      );
+    }
+    if (password.length < MIN_PASSWORD_LENGTH) {
+      throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);
+    }
+    if (await this.users.findByUsername(name)) {
+      throw AppError.of(409, 'duplicate', 'A user with this username exists');
+    }
+    const user = {
+      id: randomUUID(),
+      username: name,
+      passwordHash: await hashPassword(password),
+      roles,
+      active: true,
+      failedAttempts: 0,
+      lockedUntil: null,
+      totpSecret: null,
+      mfaEnabled: false,
+      totpLastStep: null,
+      createdAt: new Date(),
+    };
+    await this.users.insert(user);
+    return summary(user);
+  }
+
+  async list(): Promise<UserSummary[]> {
+    return (await this.users.list()).map(summary);
+  }
+
+  /** Disables the account and ends its sessions; access tokens already issued expire on their own. */
+  async disable(username: string): Promise<UserSummary> {
+    const user = await this.require(username);
+    await this.users.save({ ...user, active: false });
+    await this.refreshTokens.revokeAllOf(user.id);
+    return summary({ ...user, active: false });
+  }
+
+  /** Removes the TOTP secret so the user can enrol again (lost device). */
+  async resetMfa(username: string): Promise<UserSummary> {
+    const user = await this.require(username);
+    const reset = { ...user, totpSecret: null, mfaEnabled: false, totpLastStep: null };
+    await this.users.save(reset);
+    await this.refreshTokens.revokeAllOf(user.id);
+    return summary(reset);
+  }
+
+  private async require(username: string) {
+    const user = await this.users.findByUsername(username);
+    if (!user) {
+      throw AppError.notFound('No such user');
+    }
+    return user;
+  }
+}
+
+function summary(user: {
+  id: string;
+  username: string;
+  roles: Role[];
+  active: boolean;
+  mfaEnabled: boolean;
+  lockedUntil: Date | null;
+  createdAt: Date;
+}): UserSummary {
+  return {
+    id: user.id,
+    username: user.username,
+    roles: user.roles,
+    active: user.active,
+    mfaEnabled: user.mfaEnabled,
+    locked: user.lockedUntil !== null && user.lockedUntil > new Date(),
+    createdAt: user.createdAt.toISOString(),
+  };
+}
