@@ -115,6 +115,70 @@ export class AppConfig {
     return this.config.get('LOGIN_LOCKOUT_SECONDS', { infer: true });
   }
 
+  /** The external OIDC issuer, when one is configured. */
+  get oidc():
+    | {
+        issuer: string;
+        audience: string;
+        jwksUri?: string;
+        rolesClaim: string;
+        roleMap: Map<string, string>;
+      }
+    | undefined {
+    const issuer = this.config.get('OIDC_ISSUER', { infer: true });
+    const audience = this.config.get('OIDC_AUDIENCE', { infer: true });
+    if (!issuer || !audience) {
+      return undefined;
+    }
+    const jwksUri = this.config.get('OIDC_JWKS_URI', { infer: true });
+    return {
+      issuer,
+      audience,
+      ...(jwksUri ? { jwksUri } : {}),
+      rolesClaim: this.config.get('OIDC_ROLES_CLAIM', { infer: true }),
+      roleMap: new Map(
+        list(this.config.get('OIDC_ROLE_MAP', { infer: true })).map((pair) => {
+          const [from, to] = pair.split('=');
+          return [from!.trim(), to!.trim()];
+        }),
+      ),
+    };
+  }
+
+  get corsOrigins(): string[] {
+    return list(this.config.get('CORS_ORIGINS', { infer: true }));
+  }
+
+  get trustedProxies(): string[] {
+    return list(this.config.get('TRUSTED_PROXIES', { infer: true }));
+  }
+
+  get tls(): { certFile: string; keyFile: string } | undefined {
+    const cert = this.config.get('TLS_CERT_FILE', { infer: true });
+    const key = this.config.get('TLS_KEY_FILE', { infer: true });
+    return cert && key ? { certFile: absolute(cert), keyFile: absolute(key) } : undefined;
+  }
+
+  get redisUrl(): string | undefined {
+    return this.config.get('REDIS_URL', { infer: true });
+  }
+
+  get rateLimitPerMinute(): number {
+    return this.config.get('RATE_LIMIT_PER_MINUTE', { infer: true });
+  }
+
+  get loginRateLimitPerMinute(): number {
+    return this.config.get('LOGIN_RATE_LIMIT_PER_MINUTE', { infer: true });
+  }
+
+  get breakGlassMinutes(): number {
+    return this.config.get('BREAK_GLASS_MINUTES', { infer: true });
+  }
+
+  get docsEnabled(): boolean {
+    return !this.isProduction || this.config.get('DOCS_IN_PRODUCTION', { infer: true });
+  }
+
   get bodyLimit(): number {
     return this.config.get('BODY_LIMIT', { infer: true });
   }
@@ -123,6 +187,14 @@ export class AppConfig {
 /** DATA_DIR as an absolute path, for code that runs before the Nest container exists. */
 export function dataDirOf(env: EnvironmentVariables): string {
   return absolute(env.DATA_DIR);
+}
+
+/** A comma-separated setting as a list, without blanks. */
+export function list(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
 }
 
 function absolute(path: string): string {

@@ -16,7 +16,24 @@ export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /** Variables whose values must never be echoed back, even in a validation error. */
-const SECRET_VARIABLES = new Set(['DATABASE_URL', 'PHI_MASTER_KEY']);
+const SECRET_VARIABLES = new Set(['DATABASE_URL', 'PHI_MASTER_KEY', 'REDIS_URL']);
+
+/** Variables without a default (absent from a fresh EnvironmentVariables). */
+const OPTIONAL_VARIABLES = [
+  'DATABASE_URL',
+  'PHI_MASTER_KEY',
+  'PHI_KEY_FILE',
+  'JWT_SIGNING_KEY_FILE',
+  'OIDC_ISSUER',
+  'OIDC_AUDIENCE',
+  'OIDC_JWKS_URI',
+  'OIDC_ROLE_MAP',
+  'CORS_ORIGINS',
+  'TRUSTED_PROXIES',
+  'TLS_CERT_FILE',
+  'TLS_KEY_FILE',
+  'REDIS_URL',
+];
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') {
@@ -127,6 +144,83 @@ export class EnvironmentVariables {
   @Max(86_400, { message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
   LOGIN_LOCKOUT_SECONDS = 300;
 
+  /** An external OpenID Connect issuer (Keycloak...) whose tokens are accepted too. */
+  @IsOptional()
+  @Matches(/^https?:\/\/\S+$/, { message: 'OIDC_ISSUER must be an http(s) URL' })
+  OIDC_ISSUER?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'OIDC_AUDIENCE must not be empty' })
+  OIDC_AUDIENCE?: string;
+
+  /** Where the issuer's keys are; unset means discovery (`/.well-known/openid-configuration`). */
+  @IsOptional()
+  @Matches(/^https?:\/\/\S+$/, { message: 'OIDC_JWKS_URI must be an http(s) URL' })
+  OIDC_JWKS_URI?: string;
+
+  /** Dotted path of the claim that lists the user's roles at the issuer. */
+  @IsString()
+  @MinLength(1, { message: 'OIDC_ROLES_CLAIM must not be empty' })
+  OIDC_ROLES_CLAIM = 'realm_access.roles';
+
+  /** Issuer role to CareVault role, e.g. `physician=doctor,ward-nurse=nurse`; unmapped roles grant nothing. */
+  @IsOptional()
+  @Matches(/^\s*[^=,\s]+=[a-z]+\s*(,\s*[^=,\s]+=[a-z]+\s*)*$/, {
+    message: 'OIDC_ROLE_MAP must be a comma-separated list of issuer-role=carevault-role pairs',
+  })
+  OIDC_ROLE_MAP?: string;
+
+  /** Browser origins allowed to call the API (comma-separated); unset means no CORS. */
+  @IsOptional()
+  @Matches(/^\s*https?:\/\/[^\s,]+\s*(,\s*https?:\/\/[^\s,]+\s*)*$/, {
+    message: 'CORS_ORIGINS must be a comma-separated list of http(s) origins',
+  })
+  CORS_ORIGINS?: string;
+
+  /** Proxy addresses or CIDRs whose X-Forwarded-For is believed (comma-separated); unset means none. */
+  @IsOptional()
+  @IsString()
+  TRUSTED_PROXIES?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'TLS_CERT_FILE must not be empty' })
+  TLS_CERT_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'TLS_KEY_FILE must not be empty' })
+  TLS_KEY_FILE?: string;
+
+  /** Shared rate-limit counters for several instances; unset means in-process counters. */
+  @IsOptional()
+  @Matches(/^rediss?:\/\/\S+$/, { message: 'REDIS_URL must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'RATE_LIMIT_PER_MINUTE must be an integer between 1 and 1000000' })
+  @Min(1, { message: 'RATE_LIMIT_PER_MINUTE must be an integer between 1 and 1000000' })
+  @Max(1_000_000, { message: 'RATE_LIMIT_PER_MINUTE must be an integer between 1 and 1000000' })
+  RATE_LIMIT_PER_MINUTE = 6000;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'LOGIN_RATE_LIMIT_PER_MINUTE must be an integer between 1 and 10000' })
+  @Min(1, { message: 'LOGIN_RATE_LIMIT_PER_MINUTE must be an integer between 1 and 10000' })
+  @Max(10_000, { message: 'LOGIN_RATE_LIMIT_PER_MINUTE must be an integer between 1 and 10000' })
+  LOGIN_RATE_LIMIT_PER_MINUTE = 10;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'BREAK_GLASS_MINUTES must be an integer between 1 and 1440' })
+  @Min(1, { message: 'BREAK_GLASS_MINUTES must be an integer between 1 and 1440' })
+  @Max(1440, { message: 'BREAK_GLASS_MINUTES must be an integer between 1 and 1440' })
+  BREAK_GLASS_MINUTES = 60;
+
+  /** Serve Swagger UI at /docs when NODE_ENV=production (always on elsewhere). */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'DOCS_IN_PRODUCTION must be true or false' })
+  DOCS_IN_PRODUCTION = false;
+
   @Transform(toInteger)
   @IsInt({ message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
   @Min(1024, { message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
@@ -150,7 +244,7 @@ export function validateEnv(
   // Unset and empty-string variables both mean "use the default".
   const present = Object.fromEntries(
     Object.keys(new EnvironmentVariables())
-      .concat(['DATABASE_URL', 'PHI_MASTER_KEY', 'PHI_KEY_FILE', 'JWT_SIGNING_KEY_FILE'])
+      .concat(OPTIONAL_VARIABLES)
       .filter((key) => raw[key] !== undefined && raw[key] !== '')
       .map((key) => [key, raw[key]]),
   );
@@ -181,6 +275,16 @@ export function validateEnv(
   if (options.requireKeys && env.NODE_ENV === 'production' && !env.JWT_SIGNING_KEY_FILE) {
     throw new ConfigError(
       'Invalid configuration: JWT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+  }
+  if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_AUDIENCE)) {
+    throw new ConfigError(
+      'Invalid configuration: OIDC_ISSUER and OIDC_AUDIENCE must be set together',
+    );
+  }
+  if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
+    throw new ConfigError(
+      'Invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together',
     );
   }
   return env;
