@@ -14,7 +14,11 @@ import { HealthModule } from './health/health.module.js';
 @Module({})
 export class AppModule {
   /** Assembled on demand so configuration is validated when the app starts, not when imported. */
-  static async register(): Promise<DynamicModule> {
+  static async register(options: { rateLimits?: boolean } = {}): Promise<DynamicModule> {
+    // Loaded only when asked for: see RateLimitModule on why in-process tests run without it.
+    const limits = options.rateLimits
+      ? (await import('./rate-limit/rate-limit.module.js')).RateLimitModule
+      : undefined;
     return {
       module: AppModule,
       imports: [
@@ -22,7 +26,10 @@ export class AppModule {
         LoggerModule.forRootAsync({ inject: [AppConfig], useFactory: loggingParams }),
         DatabaseModule,
         CryptoModule,
+        // Guard order follows import order: client limits, authentication, permissions, user limits.
+        ...(limits ? [limits.forClients()] : []),
         AuthModule,
+        ...(limits ? [limits.forUsers()] : []),
         FhirModule,
         HealthModule,
       ],

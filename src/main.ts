@@ -12,17 +12,19 @@ import { KeyConfigError } from './crypto/key-store.js';
 async function bootstrap(): Promise<void> {
   const env = readEnv();
   const app = await NestFactory.create<NestFastifyApplication>(
-    await AppModule.register(),
-    createHttpAdapter(env.BODY_LIMIT),
-    { bufferLogs: true },
+    await AppModule.register({ rateLimits: true }),
+    createHttpAdapter(env),
+    // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules.
+    { bufferLogs: true, bodyParser: false },
   );
-  setupApp(app);
+  await setupApp(app);
   const config = app.get(AppConfig);
   await app.listen(config.port, config.host);
   const url = await app.getUrl();
   const logger = new Logger('CareVault');
+  const docs = config.docsEnabled ? ', API docs at /docs' : '';
   logger.log(
-    `Listening on ${url}: FHIR at /fhir, API docs at /docs (started in ${process.uptime().toFixed(1)} s)`,
+    `Listening on ${url}: FHIR at /fhir${docs} (started in ${process.uptime().toFixed(1)} s)`,
   );
   stopOnSignals(app, logger);
 }

@@ -11,6 +11,7 @@ import {
   type MfaRequiredResponse,
   type TokenResponse,
 } from './dto.js';
+import { StrictRateLimit } from '../common/http/rate-limit.js';
 import { Public, RequirePermission } from './permission.decorators.js';
 import { SigningKeys } from './signing-keys.js';
 
@@ -26,6 +27,7 @@ export class AuthController {
 
   @Public()
   @Post('auth/login')
+  @StrictRateLimit()
   @HttpCode(200)
   @ApiOperation({ summary: 'Password login: tokens, or an MFA challenge when the user has MFA' })
   login(@Body() body: LoginDto): Promise<TokenResponse | MfaRequiredResponse> {
@@ -34,6 +36,7 @@ export class AuthController {
 
   @Public()
   @Post('auth/login/mfa')
+  @StrictRateLimit()
   @HttpCode(200)
   @ApiOperation({ summary: 'Complete an MFA login with a TOTP code' })
   loginMfa(@Body() body: MfaLoginDto): Promise<TokenResponse> {
@@ -42,6 +45,7 @@ export class AuthController {
 
   @Public()
   @Post('auth/refresh')
+  @StrictRateLimit()
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the session' })
   refresh(@Body() body: RefreshDto): Promise<TokenResponse> {
@@ -69,6 +73,7 @@ export class AuthController {
 
   @RequirePermission('account:self')
   @Post('auth/mfa/activate')
+  @StrictRateLimit()
   @HttpCode(200)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Turn MFA on with a first valid code' })

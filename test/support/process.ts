@@ -70,7 +70,7 @@ export function startService(
     }, timeoutMs);
     const onData = (chunk: Buffer): void => {
       output += chunk.toString();
-      const match = /Listening on (http:\/\/[^:]+:\d+)/.exec(output);
+      const match = /Listening on (https?:\/\/[^:]+:\d+)/.exec(output);
       if (match) {
         clearTimeout(timer);
         resolve({

@@ -17,10 +17,11 @@ export async function createTestApp(): Promise<TestApp> {
   const env = readEnv();
   const app = await NestFactory.create<NestFastifyApplication>(
     await AppModule.register(),
-    createHttpAdapter(env.BODY_LIMIT),
-    { bufferLogs: true },
+    createHttpAdapter(env),
+    // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules.
+    { bufferLogs: true, bodyParser: false },
   );
-  setupApp(app, { docs: false });
+  await setupApp(app, { docs: false });
   await app.listen(0, '127.0.0.1');
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   return { app, url, close: () => app.close() };

@@ -1,21 +1,41 @@
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { list } from '../../config/config.js';
+import type { EnvironmentVariables } from '../../config/env.schema.js';
+import { parseJsonBody } from './json-body.js';
 import { JSON_MEDIA_TYPES } from './media-types.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * The Fastify adapter with CareVault's HTTP rules: a body limit, FHIR JSON media types and a
- * request id on every request and response. Errors Fastify raises before a handler runs (body
- * too large, malformed JSON, unsupported media type) reach the global AllExceptionsFilter through
- * the error handler Nest installs.
+ * The Fastify adapter with CareVault's HTTP rules: HTTPS with TLS 1.2 at least when a certificate
+ * is configured, X-Forwarded-For believed only from configured proxies, a body limit, JSON bodies
+ * checked for depth and prototype poisoning, and a request id on every request and response.
+ * Errors raised before a handler runs (body too large, malformed JSON, unsupported media type)
+ * reach the global AllExceptionsFilter through the error handler Nest installs.
  */
-export function createHttpAdapter(bodyLimit: number): FastifyAdapter {
+export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
+  const bodyLimit = env.BODY_LIMIT;
+  const proxies = list(env.TRUSTED_PROXIES);
   const adapter = new FastifyAdapter({
     bodyLimit,
     logger: false,
     return503OnClosing: true,
+    // Without configured proxies the client address is the socket's: a client cannot choose
+    // its own rate-limit bucket or audit address with a forged X-Forwarded-For.
+    trustProxy: proxies.length > 0 ? proxies : false,
+    ...(env.TLS_CERT_FILE && env.TLS_KEY_FILE
+      ? {
+          https: {
+            cert: readFileSync(env.TLS_CERT_FILE),
+            key: readFileSync(env.TLS_KEY_FILE),
+            // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
+            minVersion: 'TLSv1.2' as const,
+          },
+        }
+      : {}),
     // An incoming X-Request-Id is kept when it is a plain token (it ends up in logs).
     genReqId: (request: IncomingMessage) => {
       const incoming = request.headers['x-request-id'];
@@ -27,11 +47,17 @@ export function createHttpAdapter(bodyLimit: number): FastifyAdapter {
   });
   const fastify = adapter.getInstance();
   // FHIR bodies are JSON; a text/plain body gets 415 rather than reaching a handler as a string.
-  fastify.removeContentTypeParser('text/plain');
+  fastify.removeContentTypeParser(['text/plain', 'application/json']);
   fastify.addContentTypeParser(
-    JSON_MEDIA_TYPES,
+    ['application/json', ...JSON_MEDIA_TYPES],
     { parseAs: 'string', bodyLimit },
-    fastify.getDefaultJsonParser('error', 'error'),
+    (_request, body, done) => {
+      try {
+        done(null, parseJsonBody(body as string));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
   );
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);

@@ -1,5 +1,7 @@
+import helmet from '@fastify/helmet';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
+import { AppConfig } from '../../config/config.js';
 import { setupSwagger } from './swagger.js';
 
 /**
@@ -7,12 +9,42 @@ import { setupSwagger } from './swagger.js';
  * out Swagger UI: its static file server depends on an ES-module-only package that Jest cannot
  * load on Node 20; the process-level e2e test checks /docs on the built service instead.
  */
-export function setupApp(
+export async function setupApp(
   app: NestFastifyApplication,
   options: { docs: boolean } = { docs: true },
-): void {
+): Promise<void> {
   app.useLogger(app.get(Logger));
-  if (options.docs) {
+  const config = app.get(AppConfig);
+  await app.register(helmet, {
+    // The API answers JSON only; the policy lets Swagger UI's own scripts and styles run.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        scriptSrc: ["'self'"],
+        objectSrc: ["'none'"],
+        frameAncestors: ["'none'"],
+        // Off: browsers would rewrite Swagger UI's calls to https on a plain-http server.
+        upgradeInsecureRequests: null,
+      },
+    },
+    hsts: { maxAge: 31_536_000, includeSubDomains: true },
+    frameguard: { action: 'deny' },
+    referrerPolicy: { policy: 'no-referrer' },
+  });
+  const origins = config.corsOrigins;
+  if (origins.length > 0) {
+    app.enableCors({
+      origin: origins,
+      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-exist', 'prefer'],
+      exposedHeaders: ['etag', 'location', 'last-modified', 'x-request-id', 'retry-after'],
+      maxAge: 600,
+    });
+  }
+  // Swagger UI lists every route: in production it is off unless DOCS_IN_PRODUCTION is set.
+  if (options.docs && config.docsEnabled) {
     setupSwagger(app);
   }
 }

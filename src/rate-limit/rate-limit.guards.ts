@@ -1,0 +1,43 @@
+import { ExecutionContext, Injectable } from '@nestjs/common';
+import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
+import type { FastifyReply } from 'fastify';
+import { AppError } from '../common/errors/app-error.js';
+
+/** Throttler names, each counted in its own bucket. */
+export const CLIENT = 'client';
+export const LOGIN = 'login';
+export const USER = 'user';
+
+/**
+ * ThrottlerGuard limited to some of the configured throttlers, answering 429 as an
+ * OperationOutcome with a plain Retry-After (the library's header carries the throttler's name).
+ */
+abstract class ScopedThrottlerGuard extends ThrottlerGuard {
+  protected abstract readonly scope: readonly string[];
+
+  override async onModuleInit(): Promise<void> {
+    await super.onModuleInit();
+    this.throttlers = this.throttlers.filter((throttler) => this.scope.includes(throttler.name!));
+  }
+
+  protected override throwThrottlingException(
+    context: ExecutionContext,
+    detail: ThrottlerLimitDetail,
+  ): Promise<void> {
+    const reply = context.switchToHttp().getResponse<FastifyReply>();
+    void reply.header('retry-after', String(Math.max(1, Math.ceil(detail.timeToBlockExpire))));
+    throw AppError.of(429, 'throttled', 'Too many requests; retry after the Retry-After delay');
+  }
+}
+
+/** Runs before authentication: every request counts against its client address. */
+@Injectable()
+export class ClientRateLimitGuard extends ScopedThrottlerGuard {
+  protected readonly scope = [CLIENT, LOGIN];
+}
+
+/** Runs after authentication: every authenticated request counts against its user. */
+@Injectable()
+export class UserRateLimitGuard extends ScopedThrottlerGuard {
+  protected readonly scope = [USER];
+}

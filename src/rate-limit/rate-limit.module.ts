@@ -1,0 +1,99 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_GUARD, Reflector } from '@nestjs/core';
+import { ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
+import type { FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { STRICT_RATE_LIMIT_KEY } from '../common/http/rate-limit.js';
+import { AppConfig } from '../config/config.js';
+import {
+  CLIENT,
+  ClientRateLimitGuard,
+  LOGIN,
+  USER,
+  UserRateLimitGuard,
+} from './rate-limit.guards.js';
+import { RedisThrottlerStorage } from './redis-throttler-storage.js';
+
+const MINUTE_MS = 60_000;
+
+type Request = FastifyRequest & { user?: AuthenticatedUser };
+
+const STORAGE = Symbol('RateLimitStorage');
+
+/** The shared Redis counters, as a provider so that Nest closes the connection on shutdown. */
+@Module({
+  providers: [
+    {
+      provide: STORAGE,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig): RedisThrottlerStorage | null =>
+        config.redisUrl ? new RedisThrottlerStorage(config.redisUrl) : null,
+    },
+  ],
+  exports: [STORAGE],
+})
+class RateLimitStorageModule {}
+
+/**
+ * Rate limits with @nestjs/throttler: per client address (request.ip, which honours
+ * X-Forwarded-For only from TRUSTED_PROXIES), much stricter on login and MFA, and per user.
+ * Counters live in Redis when REDIS_URL is set, else in this process.
+ *
+ * main.ts loads this module with a dynamic import: @nestjs/throttler is a CommonJS package that
+ * require()s NestJS's ES modules, which Node 20 does but Jest's module loader cannot. The limits
+ * are therefore tested against the built service (test/e2e/rate-limit.e2e-spec.ts).
+ */
+@Module({})
+export class RateLimitModule {
+  /** The throttler configuration and the guard that runs before authentication. */
+  static forClients(): DynamicModule {
+    return {
+      module: RateLimitModule,
+      imports: [
+        ThrottlerModule.forRootAsync({
+          imports: [RateLimitStorageModule],
+          inject: [AppConfig, Reflector, STORAGE],
+          useFactory: (
+            config: AppConfig,
+            reflector: Reflector,
+            storage: RedisThrottlerStorage | null,
+          ): ThrottlerModuleOptions => ({
+            throttlers: [
+              { name: CLIENT, ttl: MINUTE_MS, limit: config.rateLimitPerMinute },
+              {
+                name: LOGIN,
+                ttl: MINUTE_MS,
+                limit: config.loginRateLimitPerMinute,
+                skipIf: (context) =>
+                  !reflector.get<boolean>(STRICT_RATE_LIMIT_KEY, context.getHandler()),
+              },
+              {
+                name: USER,
+                ttl: MINUTE_MS,
+                limit: config.rateLimitPerMinute,
+                skipIf: (context) => !context.switchToHttp().getRequest<Request>().user,
+                getTracker: (request) => (request as Request).user!.id,
+              },
+            ],
+            // One bucket per tracker across all routes, not one per route (the library default).
+            generateKey: (_context, tracker, name) => `${name}:${tracker}`,
+            getTracker: (request) => (request as Request).ip,
+            ...(storage ? { storage } : {}),
+          }),
+        }),
+      ],
+      providers: [{ provide: APP_GUARD, useClass: ClientRateLimitGuard }],
+    };
+  }
+
+  /** The guard that runs after authentication (imported after AuthModule). */
+  static forUsers(): DynamicModule {
+    return {
+      module: UserRateLimitModule,
+      providers: [{ provide: APP_GUARD, useClass: UserRateLimitGuard }],
+    };
+  }
+}
+
+@Module({})
+class UserRateLimitModule {}

@@ -1,0 +1,108 @@
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+describe('HTTP hardening', () => {
+  let testApp: TestApp;
+  let http: HttpFn;
+  let restoreEnv: () => void;
+  const allowed = 'https://portal.example-hospital.org';
+
+  beforeAll(async () => {
+    restoreEnv = withEnv({ CORS_ORIGINS: allowed });
+    testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  it('sends security headers and no X-Powered-By', async () => {
+    const res = await plainHttp('GET', `${testApp.url}/health`);
+    expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d{8}/);
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(res.headers.get('x-powered-by')).toBeNull();
+  });
+
+  it('answers CORS preflights for configured origins only', async () => {
+    const preflight = (origin: string) =>
+      plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'authorization,content-type',
+        },
+      });
+    const ok = await preflight(allowed);
+    expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
+    expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
+    const other = await preflight('https://evil.example.com');
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('refuses a 50 MB body with 413 before parsing it', async () => {
+    const res = await http('POST', `${testApp.url}/fhir/Patient`, {
+      raw: `{"resourceType":"Patient","text":"${'x'.repeat(50 * 1024 * 1024)}"}`,
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(res.status).toBe(413);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('refuses deeply nested JSON with 400, on FHIR and plain JSON routes', async () => {
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    for (const [path, type] of [
+      ['/fhir/Patient', 'application/fhir+json'],
+      ['/auth/login', 'application/json'],
+    ] as const) {
+      const res = await http('POST', `${testApp.url}${path}`, {
+        raw: `{"resourceType":"Patient","extension":${deep}}`,
+        headers: { 'content-type': type },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(/nesting deeper than 64/);
+    }
+    // Ordinary nesting, brackets inside strings included, is fine.
+    const patient = {
+      ...buildPatient(),
+      name: [{ family: '[[[[{{{{'.repeat(20), given: ['"]]'] }],
+    };
+    expect((await http('POST', `${testApp.url}/fhir/Patient`, { body: patient })).status).toBe(201);
+  });
+
+  it.each([
+    ['__proto__', '{"resourceType":"Patient","__proto__":{"isAdmin":true}}'],
+    ['constructor.prototype', '{"resourceType":"Patient","constructor":{"prototype":{"x":1}}}'],
+  ])('refuses %s keys (prototype poisoning) with 400', async (_name, raw) => {
+    for (const type of ['application/fhir+json', 'application/json']) {
+      const res = await http('POST', `${testApp.url}/fhir/Patient`, {
+        raw,
+        headers: { 'content-type': type },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].code).toBe('security');
+    }
+  });
+
+  it('does not let a client choose the id or version of a created resource', async () => {
+    const res = await http('POST', `${testApp.url}/fhir/Patient`, {
+      body: {
+        ...buildPatient(),
+        id: 'chosen-by-client',
+        meta: { versionId: '99', lastUpdated: '2001-01-01T00:00:00Z' },
+      },
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.id).not.toBe('chosen-by-client');
+    expect(res.body.meta.versionId).toBe('1');
+    expect(res.body.meta.lastUpdated).not.toBe('2001-01-01T00:00:00Z');
+    const read = await http('GET', `${testApp.url}/fhir/Patient/chosen-by-client`);
+    expect(read.status).toBe(404);
+  });
+});

@@ -1,0 +1,215 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, createServer, type SecureVersion } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { http } from '../support/http.js';
+import { BUILT, childEnv, runNode, startService, type RunningService } from '../support/process.js';
+
+/**
+ * Rate limits and TLS run against the built service: @nestjs/throttler cannot be loaded by
+ * Jest's module loader (see RateLimitModule), and TLS is the process's listener.
+ */
+function serviceEnv(extra: Record<string, string>): Record<string, string> {
+  return childEnv({
+    DATABASE_URL: process.env['DATABASE_URL']!,
+    PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+    DATA_DIR: process.env['DATA_DIR']!,
+    PORT: '0',
+    // startService waits for the "Listening on" line, logged at info.
+    LOG_LEVEL: 'info',
+    ...extra,
+  });
+}
+
+const json = { 'content-type': 'application/json' };
+
+describe('rate limits (built service)', () => {
+  const password = 'Rate-Limit-Password-4719';
+  const username = `rate-limited-${Date.now()}`;
+  let strict: RunningService;
+  let behindProxy: RunningService;
+
+  beforeAll(async () => {
+    const created = await runNode(
+      BUILT.cli,
+      ['user:create', '--username', username, '--role', 'doctor'],
+      serviceEnv({}),
+      { stdin: `${password}\n` },
+    );
+    expect(created.code).toBe(0);
+    [strict, behindProxy] = await Promise.all([
+      startService(serviceEnv({ LOGIN_RATE_LIMIT_PER_MINUTE: '3', RATE_LIMIT_PER_MINUTE: '20' })),
+      startService(
+        serviceEnv({
+          LOGIN_RATE_LIMIT_PER_MINUTE: '3',
+          RATE_LIMIT_PER_MINUTE: '20',
+          TRUSTED_PROXIES: '127.0.0.1',
+        }),
+      ),
+    ]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([strict?.stop(), behindProxy?.stop()]);
+  });
+
+  const badLogin = (url: string, forwardedFor?: string) =>
+    http('POST', `${url}/auth/login`, {
+      body: { username: 'nobody-here', password: 'wrong-password' },
+      headers: { ...json, ...(forwardedFor ? { 'x-forwarded-for': forwardedFor } : {}) },
+    });
+
+  it('limits logins per client address with 429, Retry-After and an OperationOutcome', async () => {
+    const statuses = [];
+    for (let i = 0; i < 4; i++) statuses.push((await badLogin(strict.url)).status);
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    const limited = await badLogin(strict.url);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(limited.body.issue[0].code).toBe('throttled');
+  });
+
+  it('does not let a spoofed X-Forwarded-For reset the limit', async () => {
+    // `strict` trusts no proxy: the header is ignored and the loopback address stays limited.
+    const spoofed = await badLogin(strict.url, '203.0.113.77');
+    expect(spoofed.status).toBe(429);
+    // Control: behind a configured proxy the header does pick the client, so the check above
+    // would have caught a service that believed it.
+    for (let i = 0; i < 3; i++) await badLogin(behindProxy.url, '198.51.100.1');
+    expect((await badLogin(behindProxy.url, '198.51.100.1')).status).toBe(429);
+    expect((await badLogin(behindProxy.url, '198.51.100.2')).status).toBe(401);
+  });
+
+  it('limits unauthenticated calls before authentication, and each user across addresses', async () => {
+    const login = await http('POST', `${behindProxy.url}/auth/login`, {
+      body: { username, password },
+      headers: { ...json, 'x-forwarded-for': '192.0.2.200' },
+    });
+    expect(login.status).toBe(200);
+    const statuses: number[] = [];
+    for (let i = 0; i < 22; i++) {
+      const res = await http('GET', `${behindProxy.url}/fhir/Patient/none`, {
+        // A new address each time: only the per-user limit can stop these.
+        headers: {
+          authorization: `Bearer ${login.body.access_token}`,
+          'x-forwarded-for': `192.0.2.${i + 1}`,
+        },
+      });
+      statuses.push(res.status);
+    }
+    expect(statuses.slice(0, 20).every((status) => status === 404)).toBe(true);
+    expect(statuses.slice(20)).toEqual([429, 429]);
+    // Without a token, the per-address limit answers 429 instead of 401 once spent.
+    const anonymous: number[] = [];
+    for (let i = 0; i < 21; i++) {
+      anonymous.push(
+        (
+          await http('GET', `${behindProxy.url}/fhir/Patient/none`, {
+            headers: { 'x-forwarded-for': '192.0.2.250' },
+          })
+        ).status,
+      );
+    }
+    expect(anonymous.slice(0, 20).every((status) => status === 401)).toBe(true);
+    expect(anonymous[20]).toBe(429);
+  });
+});
+
+describe('TLS (built service)', () => {
+  let dir: string;
+  let service: RunningService;
+  let cert: string;
+  let key: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'carevault-tls-'));
+    cert = join(dir, 'cert.pem');
+    key = join(dir, 'key.pem');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    service = await startService(serviceEnv({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key }));
+  });
+
+  afterAll(async () => {
+    await service?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Completes a handshake at exactly this TLS version, or reports the error. */
+  function handshake(port: number, version: SecureVersion): Promise<string> {
+    return new Promise((resolve) => {
+      const socket = connect({
+        host: '127.0.0.1',
+        port,
+        ca: readFileSync(cert),
+        minVersion: version,
+        maxVersion: version,
+        // OpenSSL 3 refuses TLS 1.1 at its default security level even as a client.
+        ciphers: 'DEFAULT@SECLEVEL=0',
+      });
+      socket.once('secureConnect', () => {
+        resolve(`ok ${socket.getProtocol()}`);
+        socket.destroy();
+      });
+      socket.once('error', (error) => resolve(`refused: ${error.message}`));
+    });
+  }
+
+  it('serves HTTPS and refuses TLS 1.0 and 1.1 handshakes', async () => {
+    expect(service.url).toMatch(/^https:/);
+    const port = Number(new URL(service.url).port);
+    const health = await new Promise<number>((resolve, reject) => {
+      request(`${service.url}/health`, { ca: readFileSync(cert) }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(health).toBe(200);
+    expect(await handshake(port, 'TLSv1.2')).toBe('ok TLSv1.2');
+    expect(await handshake(port, 'TLSv1.3')).toBe('ok TLSv1.3');
+    expect(await handshake(port, 'TLSv1.1')).toMatch(/^refused/);
+    expect(await handshake(port, 'TLSv1')).toMatch(/^refused/);
+  });
+
+  it('control: the same TLS 1.1 client does connect to a server that allows TLS 1.1', async () => {
+    const legacy = createServer({
+      cert: readFileSync(cert),
+      key: readFileSync(key),
+      minVersion: 'TLSv1.1',
+      ciphers: 'DEFAULT@SECLEVEL=0',
+    });
+    await new Promise<void>((resolve) => legacy.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (legacy.address() as { port: number }).port;
+      expect(await handshake(port, 'TLSv1.1')).toBe('ok TLSv1.1');
+    } finally {
+      legacy.close();
+    }
+  });
+});
