@@ -8,6 +8,7 @@ import {
   MfaCodeDto,
   MfaLoginDto,
   RefreshDto,
+  ScopedTokenDto,
   type MfaRequiredResponse,
   type TokenResponse,
 } from './dto.js';
@@ -82,6 +83,20 @@ export class AuthController {
     @Body() body: MfaCodeDto,
   ): Promise<{ mfa_enabled: true }> {
     return this.auth.activateMfa(request.user, body.code);
+  }
+
+  @RequirePermission('account:self')
+  @Post('auth/token/scoped')
+  @HttpCode(200)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'Exchange your token for one narrowed to SMART scopes (and a patient in context)',
+  })
+  scoped(
+    @Req() request: AuthenticatedRequest,
+    @Body() body: ScopedTokenDto,
+  ): ReturnType<AuthService['scopedToken']> {
+    return this.auth.scopedToken(request.user, body.scope, body.patient);
   }
 
   @Public()

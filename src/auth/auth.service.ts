@@ -6,6 +6,7 @@ import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, TokenResponse } from './dto.js';
 import { verifyAgainstDummy, verifyPassword } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
+import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
 import { newTotpSecret, totpUri, verifyTotp } from './totp.js';
 import type { UserEntity } from './user.entity.js';
@@ -81,6 +82,41 @@ export class AuthService {
       token_type: 'Bearer',
       expires_in: access.expiresIn,
       refresh_token: token,
+    };
+  }
+
+  /**
+   * Exchanges the caller's token for one narrowed to SMART scopes, optionally with a patient in
+   * context, for an app that should see less than its user may (SMART's scope model; RFC 8693
+   * token exchange in spirit). Only a CareVault account's unscoped token can be exchanged, so
+   * a scoped token can never be widened.
+   */
+  async scopedToken(
+    current: AuthenticatedUser,
+    scope: string,
+    patient: string | undefined,
+  ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number; scope: string }> {
+    if (current.scopes !== undefined) {
+      throw AppError.forbidden('A scoped token cannot be exchanged again');
+    }
+    const scopes = parseScopes(scope) ?? [];
+    if (scopes.length === 0) {
+      throw AppError.invalid('scope must hold at least one SMART resource scope', ['scope']);
+    }
+    if (scopes.some((item) => item.context === 'patient') && !patient) {
+      throw AppError.invalid('patient/ scopes need a patient in context', ['patient']);
+    }
+    const user = await this.requireUser(current.id);
+    const access = await this.tokens.accessToken(
+      user,
+      { amr: current.amr, authTime: new Date(current.authTime * 1000) },
+      { scope, ...(patient ? { patient } : {}) },
+    );
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      scope,
     };
   }
 

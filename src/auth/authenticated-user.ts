@@ -1,4 +1,5 @@
 import type { Role } from './roles.js';
+import type { SmartScope } from './smart-scopes.js';
 
 /** Who made a request, from a verified access token. */
 export interface AuthenticatedUser {
@@ -9,6 +10,10 @@ export interface AuthenticatedUser {
   amr: string[];
   /** When the user authenticated (seconds since the epoch). */
   authTime: number;
+  /** SMART resource scopes of the token; undefined means the roles' rights alone. */
+  scopes?: SmartScope[];
+  /** The patient in context (the token's `patient` claim), for `patient/` scopes. */
+  patient?: string;
 }
 
 /** How recent an MFA must be for step-up operations (user administration). */

@@ -1,4 +1,4 @@
-import { IsString, Length, Matches, MaxLength } from 'class-validator';
+import { IsOptional, IsString, Length, Matches, MaxLength } from 'class-validator';
 
 export class LoginDto {
   @IsString()
@@ -28,6 +28,17 @@ export class RefreshDto {
   @IsString()
   @Length(10, 200)
   refresh_token!: string;
+}
+
+export class ScopedTokenDto {
+  /** Space-separated SMART scopes, e.g. `patient/*.rs` or `user/Observation.rs`. */
+  @IsString()
+  @Length(1, 2000)
+  scope!: string;
+
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9.-]{1,64}$/, { message: 'patient must be a Patient id' })
+  patient?: string;
 }
 
 export interface TokenResponse {

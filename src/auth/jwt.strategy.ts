@@ -4,6 +4,7 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { AppConfig } from '../config/config.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { isRole } from './roles.js';
+import { parseScopes } from './smart-scopes.js';
 import { SigningKeys } from './signing-keys.js';
 
 interface AccessTokenClaims {
@@ -13,6 +14,8 @@ interface AccessTokenClaims {
   roles?: unknown;
   amr?: unknown;
   auth_time?: unknown;
+  scope?: unknown;
+  patient?: unknown;
 }
 
 /**
@@ -43,7 +46,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   }
 
   validate(claims: AccessTokenClaims): AuthenticatedUser {
-    const { sub, exp, username, roles, amr, auth_time: authTime } = claims;
+    const { sub, exp, username, roles, amr, auth_time: authTime, scope, patient } = claims;
     if (
       typeof sub !== 'string' ||
       typeof exp !== 'number' ||
@@ -63,6 +66,19 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       ),
       amr: amr.filter((method): method is string => typeof method === 'string'),
       authTime,
+      ...smartContext(scope, patient),
     };
   }
+}
+
+/** SMART launch context of a token: its resource scopes and the patient in context, if any. */
+export function smartContext(
+  scope: unknown,
+  patient: unknown,
+): Pick<AuthenticatedUser, 'scopes' | 'patient'> {
+  const scopes = parseScopes(scope);
+  return {
+    ...(scopes !== undefined ? { scopes } : {}),
+    ...(typeof patient === 'string' && patient.length > 0 ? { patient } : {}),
+  };
 }

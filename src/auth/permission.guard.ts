@@ -9,6 +9,7 @@ import {
   PUBLIC_KEY,
   STEP_UP_KEY,
 } from './permission.decorators.js';
+import { scopesAllow } from './smart-scopes.js';
 import {
   canAccessFhir,
   hasAppPermission,
@@ -49,9 +50,15 @@ export class PermissionGuard implements CanActivate {
     let allowed: boolean;
     if (interaction) {
       const type = (request.params as Record<string, string | undefined>)['type'] ?? '';
-      allowed = canAccessFhir(user.roles, type, interaction);
+      // A token's SMART scopes narrow its roles' rights, never widen them.
+      allowed =
+        canAccessFhir(user.roles, type, interaction) &&
+        scopesAllow(user.scopes, user.patient !== undefined, type, interaction);
     } else if (permission) {
-      allowed = hasAppPermission(user.roles, permission);
+      // A scoped token is for FHIR data: it does not administer users or open break-glass.
+      allowed =
+        hasAppPermission(user.roles, permission) &&
+        (user.scopes === undefined || permission === 'account:self');
     } else {
       this.logger.error(
         `Route ${context.getClass().name}.${context.getHandler().name} declares no permission: denied`,

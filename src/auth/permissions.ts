@@ -17,7 +17,12 @@ export const FHIR_INTERACTIONS = [
 export type FhirInteraction = (typeof FHIR_INTERACTIONS)[number];
 
 /** Rights that are not about FHIR resources. */
-export const APP_PERMISSIONS = ['users:manage', 'account:self'] as const;
+export const APP_PERMISSIONS = [
+  'users:manage',
+  'account:self',
+  'break-glass',
+  'security:label',
+] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
 interface FhirRule {
@@ -91,6 +96,10 @@ export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
 export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'> = {
   'users:manage': ['admin'],
   'account:self': 'any',
+  // Emergency access to restricted records, for those who treat patients.
+  'break-glass': ['doctor', 'nurse'],
+  // Marking a record restricted (meta.security) or lifting it is a clinical decision.
+  'security:label': ['doctor'],
 };
 
 export function canAccessFhir(

@@ -21,9 +21,11 @@ export class TokenService {
     private readonly config: AppConfig,
   ) {}
 
+  /** An access token; with `launch`, one narrowed to SMART scopes (and a patient in context). */
   async accessToken(
     user: UserEntity,
     login: LoginFacts,
+    launch?: { scope: string; patient?: string },
   ): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.current;
     const expiresIn = this.config.accessTokenTtl;
@@ -32,6 +34,8 @@ export class TokenService {
       roles: user.roles,
       amr: login.amr,
       auth_time: Math.floor(login.authTime.getTime() / 1000),
+      ...(launch ? { scope: launch.scope } : {}),
+      ...(launch?.patient ? { patient: launch.patient } : {}),
     })
       .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYPE, kid })
       .setIssuer(this.config.jwtIssuer)

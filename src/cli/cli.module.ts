@@ -1,4 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
+import { AccessModule } from '../access/access.module.js';
+import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { AuthModule } from '../auth/auth.module.js';
 import {
   UserCreateCommand,
@@ -17,7 +19,13 @@ export class CliModule {
   static async register(): Promise<DynamicModule> {
     return {
       module: CliModule,
-      imports: [await AppConfigModule.register(), DatabaseModule, CryptoModule, AuthModule],
+      imports: [
+        await AppConfigModule.register(),
+        DatabaseModule,
+        CryptoModule,
+        AuthModule,
+        AccessModule,
+      ],
       providers: [
         KeysRotateCommand,
         KeysStatusCommand,
@@ -25,6 +33,7 @@ export class CliModule {
         UserDisableCommand,
         UserResetMfaCommand,
         UserListCommand,
+        BreakGlassReportCommand,
       ],
     };
   }

@@ -28,6 +28,8 @@ import { buildCapabilityStatement } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendStored } from './fhir-headers.js';
 import { historyParams } from './history-params.js';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public } from '../auth/permission.decorators.js';
 import { FhirService } from './fhir.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
@@ -93,13 +95,14 @@ export class FhirController {
   @ApiResponse({ status: 201, description: 'Created', ...RESOURCE })
   @ApiResponse({ status: 400, ...OUTCOME })
   async create(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Body() body: unknown,
     @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const stored = await this.fhir.create(type, body);
+    const stored = await this.fhir.create(user, type, body);
     return sendStored(reply, request, stored, { status: 201, prefer, location: true });
   }
 
@@ -108,6 +111,7 @@ export class FhirController {
   @ApiOperation({ summary: 'History of every resource of a type (Bundle, newest first)' })
   @ApiParam(TYPE_PARAM)
   async typeHistory(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Query() query: Record<string, unknown>,
     @Req() request: FastifyRequest,
@@ -115,7 +119,7 @@ export class FhirController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.typeHistory(type, historyParams(query), fhirBaseUrl(request)),
+      await this.fhir.typeHistory(user, type, historyParams(query), fhirBaseUrl(request)),
     );
   }
 
@@ -127,12 +131,13 @@ export class FhirController {
   @ApiResponse({ status: 404, ...OUTCOME })
   @ApiResponse({ status: 410, ...OUTCOME })
   async read(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendStored(reply, request, await this.fhir.read(type, id), { status: 200 });
+    return sendStored(reply, request, await this.fhir.read(user, type, id), { status: 200 });
   }
 
   @Put(':type/:id')
@@ -146,6 +151,7 @@ export class FhirController {
   @ApiResponse({ status: 200, ...RESOURCE })
   @ApiResponse({ status: 412, ...OUTCOME })
   async update(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Body() body: unknown,
@@ -154,7 +160,7 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const { stored, created } = await this.fhir.update(type, id, body, ifMatch);
+    const { stored, created } = await this.fhir.update(user, type, id, body, ifMatch);
     return sendStored(reply, request, stored, {
       status: created ? 201 : 200,
       prefer,
@@ -172,6 +178,7 @@ export class FhirController {
   })
   @ApiResponse({ status: 200, ...RESOURCE })
   async patch(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Body() body: unknown,
@@ -180,7 +187,7 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const stored = await this.fhir.patch(type, id, body, ifMatch);
+    const stored = await this.fhir.patch(user, type, id, body, ifMatch);
     return sendStored(reply, request, stored, { status: 200, prefer });
   }
 
@@ -191,13 +198,14 @@ export class FhirController {
   @ApiParam(TYPE_PARAM)
   @ApiResponse({ status: 204, description: 'Deleted' })
   async delete(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Headers('if-match') ifMatch: string | undefined,
     @Headers('prefer') prefer: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    await this.fhir.delete(type, id, ifMatch);
+    await this.fhir.delete(user, type, id, ifMatch);
     if (/return=OperationOutcome/i.test(prefer ?? '')) {
       reply.status(200);
       return sendFhirJson(
@@ -215,6 +223,7 @@ export class FhirController {
   @ApiOperation({ summary: 'Every version of one resource (history Bundle)' })
   @ApiParam(TYPE_PARAM)
   async history(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Query() query: Record<string, unknown>,
@@ -223,7 +232,7 @@ export class FhirController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.history(type, id, historyParams(query), fhirBaseUrl(request)),
+      await this.fhir.history(user, type, id, historyParams(query), fhirBaseUrl(request)),
     );
   }
 
@@ -233,12 +242,13 @@ export class FhirController {
   @ApiParam(TYPE_PARAM)
   @ApiResponse({ status: 200, ...RESOURCE })
   async vread(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
     @Param('vid') vid: string,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendStored(reply, request, await this.fhir.vread(type, id, vid), { status: 200 });
+    return sendStored(reply, request, await this.fhir.vread(user, type, id, vid), { status: 200 });
   }
 }

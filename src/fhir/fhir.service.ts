@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import { ResourceAccess } from '../access/resource-access.js';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
 import { buildHistoryBundle, type Bundle } from './bundle.js';
 import { FhirDefinitions } from './fhir-definitions.js';
@@ -21,18 +23,20 @@ export class FhirService {
   constructor(
     private readonly repository: ResourceRepository,
     private readonly definitions: FhirDefinitions,
+    private readonly access: ResourceAccess,
   ) {}
 
-  async create(type: string, body: unknown): Promise<StoredResource> {
+  async create(user: AuthenticatedUser, type: string, body: unknown): Promise<StoredResource> {
     this.assertType(type);
     const resource = this.checkBody(type, body);
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = randomUUID();
+    this.access.assertMayWrite(user, { ...resource, id }, undefined);
     const row = await this.repository.insertFirst(type, id, (next) => render(resource, id, next));
     return stored(row);
   }
 
-  async read(type: string, id: string): Promise<StoredResource> {
+  async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
     this.assertType(type);
     this.assertId(id);
     const row = await this.repository.findCurrent(type, id);
@@ -42,10 +46,17 @@ export class FhirService {
     if (row.deleted) {
       throw AppError.gone(`${type} resource was deleted`);
     }
-    return stored(row);
+    const result = stored(row);
+    await this.access.assertMayOpen(user, result.resource, 'read');
+    return result;
   }
 
-  async vread(type: string, id: string, versionId: string): Promise<StoredResource> {
+  async vread(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    versionId: string,
+  ): Promise<StoredResource> {
     this.assertType(type);
     this.assertId(id);
     const version = Number(versionId);
@@ -60,11 +71,14 @@ export class FhirService {
     if (row.deleted) {
       throw AppError.gone(`This version of the ${type} resource is a deletion`);
     }
-    return stored(row);
+    const result = stored(row);
+    await this.access.assertMayOpen(user, result.resource, 'vread');
+    return result;
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
   async update(
+    user: AuthenticatedUser,
     type: string,
     id: string,
     body: unknown,
@@ -77,8 +91,10 @@ export class FhirService {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
     }
     const expected = parseIfMatch(ifMatch);
-    const result = await this.repository.writeNext(type, id, (current, next) => {
+    const result = await this.repository.writeNext(type, id, async (current, next) => {
+      const previous = await this.openForWrite(user, current, 'update');
       assertVersionMatches(current, expected);
+      this.access.assertMayWrite(user, resource, previous);
       return { content: render(resource, id, next) };
     });
     if (!result.row) {
@@ -87,49 +103,72 @@ export class FhirService {
     return { stored: stored(result.row), created: result.created };
   }
 
-  async patch(type: string, id: string, body: unknown, ifMatch?: string): Promise<StoredResource> {
+  async patch(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<StoredResource> {
     this.assertType(type);
     this.assertId(id);
     const operations = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
-    const result = await this.repository.writeNext(type, id, (current, next) => {
+    const result = await this.repository.writeNext(type, id, async (current, next) => {
       if (!current) {
         throw AppError.notFound(`${type} resource not found`);
       }
       if (current.deleted) {
         throw AppError.gone(`${type} resource was deleted`);
       }
+      const previous = await this.openForWrite(user, current, 'patch');
       assertVersionMatches(current, expected);
       const patched = applyPatch(parseContent(current), operations);
       if (patched.resourceType !== type || patched.id !== id) {
         throw AppError.invalid('A patch must not change resourceType or id');
       }
       const resource = this.checkBody(type, patched);
+      this.access.assertMayWrite(user, resource, previous);
       return { content: render(resource, id, next) };
     });
     return stored(result.row!);
   }
 
   /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
-  async delete(type: string, id: string, ifMatch?: string): Promise<void> {
+  async delete(user: AuthenticatedUser, type: string, id: string, ifMatch?: string): Promise<void> {
     this.assertType(type);
     this.assertId(id);
     const expected = parseIfMatch(ifMatch);
-    await this.repository.writeNext(type, id, (current) => {
+    await this.repository.writeNext(type, id, async (current) => {
       if (!current) {
         throw AppError.notFound(`${type} resource not found`);
       }
+      await this.openForWrite(user, current, 'delete');
       assertVersionMatches(current, expected);
       return current.deleted ? { unchanged: true } : { deleted: true };
     });
   }
 
-  async history(type: string, id: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+  async history(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    params: HistoryParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
     this.assertType(type);
     this.assertId(id);
-    const page = await this.repository.historyOf(type, id, params);
-    if (page.total === 0 && !params.since && params.offset === 0) {
+    const current = await this.repository.findCurrent(type, id);
+    if (!current) {
       throw AppError.notFound(`${type} resource not found`);
+    }
+    // Access follows the resource as it is now, and as it was in every version shown.
+    await this.openForWrite(user, current, 'history');
+    const page = await this.repository.historyOf(type, id, params);
+    for (const row of page.rows) {
+      if (!row.deleted) {
+        this.access.assertInCompartment(user, parseContent(row));
+      }
     }
     return buildHistoryBundle(
       page.rows.map(toVersion),
@@ -140,16 +179,42 @@ export class FhirService {
     );
   }
 
-  async typeHistory(type: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+  async typeHistory(
+    user: AuthenticatedUser,
+    type: string,
+    params: HistoryParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
     this.assertType(type);
     const page = await this.repository.historyOfType(type, params);
+    // Restricted records and other patients' records are left out (never opened from a list).
     return buildHistoryBundle(
-      page.rows.map(toVersion),
+      page.rows
+        .filter((row) => row.deleted || this.access.isListable(user, parseContent(row)))
+        .map(toVersion),
       page.total,
       params,
       `${baseUrl}/${type}/_history`,
       baseUrl,
     );
+  }
+
+  /**
+   * Access to the stored current version before it is changed or listed: outside a
+   * patient-scoped token's compartment it does not exist (404), restricted needs break-glass.
+   * Returns its content (undefined for a deletion).
+   */
+  private async openForWrite(
+    user: AuthenticatedUser,
+    current: ResourceEntity | null,
+    interaction: string,
+  ): Promise<FhirResource | undefined> {
+    if (!current || current.deleted) {
+      return undefined;
+    }
+    const content = parseContent(current);
+    await this.access.assertMayOpen(user, content, interaction);
+    return content;
   }
 
   private assertType(type: string): void {

@@ -70,7 +70,10 @@ export class ResourceRepository {
   async writeNext(
     resourceType: string,
     id: string,
-    decide: (current: ResourceEntity | null, next: NextVersion) => VersionDecision,
+    decide: (
+      current: ResourceEntity | null,
+      next: NextVersion,
+    ) => VersionDecision | Promise<VersionDecision>,
   ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
     for (let attempt = 1; ; attempt++) {
       try {
@@ -119,14 +122,17 @@ export class ResourceRepository {
     manager: EntityManager,
     resourceType: string,
     id: string,
-    decide: (current: ResourceEntity | null, next: NextVersion) => VersionDecision,
+    decide: (
+      current: ResourceEntity | null,
+      next: NextVersion,
+    ) => VersionDecision | Promise<VersionDecision>,
   ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
     const current = await manager.findOne(ResourceEntity, {
       where: { resourceType, id },
       lock: { mode: 'pessimistic_write' },
     });
     const next = { versionId: (current?.versionId ?? 0) + 1, lastUpdated: new Date() };
-    const decision = decide(current, next);
+    const decision = await decide(current, next);
     if ('unchanged' in decision) {
       return current ? { row: current, created: false } : { row: null, created: false };
     }

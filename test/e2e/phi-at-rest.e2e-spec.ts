@@ -4,7 +4,7 @@ import { phiColumnsOf } from '../../src/crypto/phi.decorator.js';
 import { PhiWriteError } from '../../src/crypto/phi.subscriber.js';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { buildPatient } from '../support/factories.js';
-import { createUser, enableMfa, tokenFor } from '../support/auth.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -28,8 +28,15 @@ describe('PHI at rest', () => {
   beforeAll(async () => {
     testApp = await createTestApp();
     http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    // A TOTP secret is PHI-grade: it must be stored encrypted too.
-    await enableMfa(testApp, await createUser(testApp, ['nurse']));
+    // A TOTP secret is PHI-grade, and a break-glass reason may name the patient: both encrypted.
+    const nurse = await createUser(testApp, ['nurse']);
+    const secret = await enableMfa(testApp, nurse);
+    const { access_token: nurseToken } = await loginWithMfa(testApp, nurse, secret);
+    const granted = await authorizedHttp(nurseToken)('POST', `${testApp.url}/auth/break-glass`, {
+      body: { patient: 'any-patient', reason: `Unresponsive; family says ${known.family}` },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(granted.status).toBe(201);
     dataSource = testApp.app.get(DataSource);
     fhir = `${testApp.url}/fhir`;
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient(known) });

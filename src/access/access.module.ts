@@ -1,0 +1,14 @@
+import { Module } from '@nestjs/common';
+import { BreakGlassController } from './break-glass.controller.js';
+import { BreakGlassRepository } from './break-glass.repository.js';
+import { BreakGlassService } from './break-glass.service.js';
+import { PatientCompartment } from './patient-compartment.js';
+import { ResourceAccess } from './resource-access.js';
+
+/** Content-based access: patient compartments, restricted records and break-glass. */
+@Module({
+  controllers: [BreakGlassController],
+  providers: [PatientCompartment, BreakGlassRepository, BreakGlassService, ResourceAccess],
+  exports: [ResourceAccess, BreakGlassService],
+})
+export class AccessModule {}

@@ -1,0 +1,41 @@
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { BreakGlassService } from './break-glass.service.js';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The privacy officer's review of emergency access: every grant since a date, who, which
+ * patient, why, until when, and how many restricted records it opened. Tab-separated.
+ */
+@Command({
+  name: 'audit:break-glass-report',
+  description: 'List break-glass grants (default: the last 30 days) with their uses',
+})
+export class BreakGlassReportCommand extends CommandRunner {
+  constructor(private readonly breakGlass: BreakGlassService) {
+    super();
+  }
+
+  async run(_params: string[], options: { since?: Date }): Promise<void> {
+    const since = options.since ?? new Date(Date.now() - 30 * DAY_MS);
+    const rows = await this.breakGlass.report(since);
+    process.stdout.write('granted_at\tuser\tpatient\texpires_at\trecords_opened\treason\n');
+    for (const { grant, uses } of rows) {
+      const reason = grant.reason.replace(/\s+/g, ' ');
+      process.stdout.write(
+        `${grant.createdAt.toISOString()}\t${grant.username}\t${grant.patientId}\t` +
+          `${grant.expiresAt.toISOString()}\t${uses}\t${reason}\n`,
+      );
+    }
+    process.stderr.write(`${rows.length} grant(s) since ${since.toISOString()}\n`);
+  }
+
+  @Option({ flags: '--since <date>', description: 'ISO date or time (default: 30 days ago)' })
+  parseSince(value: string): Date {
+    const date = new Date(value);
+    if (Number.isNaN(date.getTime())) {
+      throw new Error('--since must be an ISO date such as 2026-11-01');
+    }
+    return date;
+  }
+}

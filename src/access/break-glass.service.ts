@@ -1,0 +1,82 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
+import { isValidId } from '../fhir/fhir-types.js';
+import type { BreakGlassGrantEntity } from './break-glass.entity.js';
+import { BreakGlassRepository, type GrantWithUses } from './break-glass.repository.js';
+
+export interface BreakGlassGrant {
+  id: string;
+  patient: string;
+  expires_at: string;
+}
+
+/**
+ * Emergency access (164.312(a)(2)(ii)): a user with a recent MFA opens one patient's restricted
+ * records for a limited time, stating why. Every use is recorded and flagged.
+ */
+@Injectable()
+export class BreakGlassService {
+  private readonly logger = new Logger('BreakGlass');
+
+  constructor(
+    private readonly repository: BreakGlassRepository,
+    private readonly config: AppConfig,
+  ) {}
+
+  async grant(user: AuthenticatedUser, patient: string, reason: string): Promise<BreakGlassGrant> {
+    if (!isValidId(patient)) {
+      throw AppError.invalid('patient must be a Patient id', ['patient']);
+    }
+    const now = new Date();
+    const grant: BreakGlassGrantEntity = {
+      id: randomUUID(),
+      userId: user.id,
+      username: user.username,
+      patientId: patient,
+      reason,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + this.config.breakGlassMinutes * 60_000),
+    };
+    await this.repository.insertGrant(grant);
+    // Ids only: the reason is free text and may hold PHI.
+    this.logger.warn({ msg: 'Break-glass access granted', grantId: grant.id, userId: user.id });
+    return { id: grant.id, patient, expires_at: grant.expiresAt.toISOString() };
+  }
+
+  /** The grant that opens a restricted resource of these patients to the user, if any. */
+  active(userId: string, patientIds: string[]): Promise<BreakGlassGrantEntity | null> {
+    return patientIds.length === 0
+      ? Promise.resolve(null)
+      : this.repository.findActive(userId, patientIds, new Date());
+  }
+
+  async recordUse(
+    grant: BreakGlassGrantEntity,
+    resourceType: string,
+    resourceId: string,
+    interaction: string,
+  ): Promise<void> {
+    await this.repository.insertUse({
+      grantId: grant.id,
+      resourceType,
+      resourceId,
+      interaction,
+      at: new Date(),
+    });
+    this.logger.warn({
+      msg: 'Break-glass access used',
+      grantId: grant.id,
+      userId: grant.userId,
+      resourceType,
+      resourceId,
+      interaction,
+    });
+  }
+
+  report(since: Date): Promise<GrantWithUses[]> {
+    return this.repository.grantsSince(since);
+  }
+}

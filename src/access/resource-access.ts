@@ -1,0 +1,110 @@
+import { Injectable } from '@nestjs/common';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { hasAppPermission } from '../auth/permissions.js';
+import { isPatientConfined } from '../auth/smart-scopes.js';
+import { AppError } from '../common/errors/app-error.js';
+import type { FhirResource } from '../fhir/fhir-types.js';
+import { BreakGlassService } from './break-glass.service.js';
+import { PatientCompartment } from './patient-compartment.js';
+
+const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+interface Coding {
+  system?: unknown;
+  code?: unknown;
+}
+
+/** `meta.security` code R: open only through break-glass. */
+export function isRestricted(resource: FhirResource): boolean {
+  return securityLabels(resource).some(
+    (label) => label.system === CONFIDENTIALITY && label.code === 'R',
+  );
+}
+
+function securityLabels(resource: FhirResource | undefined): Coding[] {
+  const labels = (resource?.meta as { security?: unknown } | undefined)?.security;
+  return Array.isArray(labels) ? (labels as Coding[]) : [];
+}
+
+function labelKey(resource: FhirResource | undefined): string {
+  return JSON.stringify(
+    securityLabels(resource)
+      .map((label) => `${String(label.system)}|${String(label.code)}`)
+      .sort(),
+  );
+}
+
+/**
+ * Access rules that depend on a resource's content, on top of the role and scope check the
+ * permission guard makes from the URL: the patient compartment of a patient-scoped token,
+ * restricted records (break-glass), and who may change security labels.
+ */
+@Injectable()
+export class ResourceAccess {
+  constructor(
+    private readonly compartment: PatientCompartment,
+    private readonly breakGlass: BreakGlassService,
+  ) {}
+
+  /** A patient-scoped token sees nothing outside its patient's compartment: such a resource is 404. */
+  assertInCompartment(user: AuthenticatedUser, resource: FhirResource): void {
+    if (!this.isInCompartment(user, resource)) {
+      throw AppError.notFound(`${resource.resourceType} resource not found`);
+    }
+  }
+
+  /** Checks a stored resource before it is shown or changed; records break-glass use. */
+  async assertMayOpen(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    interaction: string,
+  ): Promise<void> {
+    this.assertInCompartment(user, resource);
+    if (!isRestricted(resource)) {
+      return;
+    }
+    const grant = await this.breakGlass.active(user.id, this.compartment.patientsOf(resource));
+    if (!grant) {
+      throw AppError.of(
+        403,
+        'security',
+        'This record is restricted: it opens only through break-glass (POST /auth/break-glass)',
+      );
+    }
+    await this.breakGlass.recordUse(grant, resource.resourceType, String(resource.id), interaction);
+  }
+
+  /**
+   * Checks new content before it is written over `current` (absent for a create): it must stay
+   * in a patient-scoped token's compartment, and only users who may label records change
+   * `meta.security` (a client cannot restrict or unrestrict a record by mass assignment).
+   */
+  assertMayWrite(
+    user: AuthenticatedUser,
+    next: FhirResource,
+    current: FhirResource | undefined,
+  ): void {
+    if (!this.isInCompartment(user, next)) {
+      throw AppError.forbidden("A patient-scoped token can only write its patient's records");
+    }
+    if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
+      throw AppError.forbidden('Changing meta.security needs the security:label permission');
+    }
+  }
+
+  /** Whether a version may appear in a list (history): no restricted records, no other patients. */
+  isListable(user: AuthenticatedUser, resource: FhirResource): boolean {
+    return this.isInCompartment(user, resource) && !isRestricted(resource);
+  }
+
+  private isInCompartment(user: AuthenticatedUser, resource: FhirResource): boolean {
+    if (!isPatientConfined(user.scopes, user.patient)) {
+      return true;
+    }
+    // Types outside the Patient compartment (Medication, Organization...) hold no patient's data.
+    if (!this.compartment.hasCompartment(resource.resourceType)) {
+      return true;
+    }
+    return this.compartment.patientsOf(resource).includes(user.patient!);
+  }
+}

@@ -1,0 +1,37 @@
+import { isPatientConfined, parseScopes, scopesAllow } from './smart-scopes.js';
+
+describe('SMART scopes', () => {
+  it('parses v2 and v1 resource scopes and drops the rest', () => {
+    const scopes = parseScopes(
+      'openid patient/Observation.rs user/*.read launch junk/x.y system/Patient.c?category=x',
+    );
+    expect(scopes?.map((s) => `${s.context}/${s.type}.${[...s.permissions].join('')}`)).toEqual([
+      'patient/Observation.rs',
+      'user/*.rs',
+      'system/Patient.c',
+    ]);
+    expect(parseScopes(undefined)).toBeUndefined();
+    expect(parseScopes('')).toEqual([]);
+  });
+
+  it('allows only what a scope grants', () => {
+    const scopes = parseScopes('user/Observation.rs user/Patient.r');
+    expect(scopesAllow(scopes, false, 'Observation', 'search')).toBe(true);
+    expect(scopesAllow(scopes, false, 'Observation', 'read')).toBe(true);
+    expect(scopesAllow(scopes, false, 'Observation', 'create')).toBe(false);
+    expect(scopesAllow(scopes, false, 'Patient', 'search')).toBe(false);
+    expect(scopesAllow(scopes, false, 'Condition', 'read')).toBe(false);
+    expect(scopesAllow(parseScopes('user/*.cruds'), false, 'Condition', 'delete')).toBe(true);
+    expect(scopesAllow(undefined, false, 'Condition', 'delete')).toBe(true);
+    expect(scopesAllow([], false, 'Condition', 'read')).toBe(false);
+  });
+
+  it('counts patient scopes only with a patient in context, and confines such tokens', () => {
+    const scopes = parseScopes('patient/*.rs');
+    expect(scopesAllow(scopes, false, 'Observation', 'read')).toBe(false);
+    expect(scopesAllow(scopes, true, 'Observation', 'read')).toBe(true);
+    expect(isPatientConfined(scopes, 'p1')).toBe(true);
+    expect(isPatientConfined(parseScopes('patient/*.rs user/Patient.r'), 'p1')).toBe(false);
+    expect(isPatientConfined(undefined, 'p1')).toBe(false);
+  });
+});

@@ -1,0 +1,83 @@
+import type { FhirInteraction } from './permissions.js';
+
+/** A SMART on FHIR resource scope: `patient/Observation.rs`, `user/*.cruds`, `system/*.read`. */
+export interface SmartScope {
+  context: 'patient' | 'user' | 'system';
+  type: string;
+  /** SMART v2 permission letters: c create, r read, u update, d delete, s search. */
+  permissions: ReadonlySet<string>;
+}
+
+const SCOPE = /^(patient|user|system)\/([A-Z][A-Za-z]{0,63}|\*)\.(read|write|\*|c?r?u?d?s?)$/;
+
+const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
+
+/** The letter an interaction needs (history and export are reads of what search would find). */
+const LETTER: Record<FhirInteraction, string> = {
+  create: 'c',
+  read: 'r',
+  update: 'u',
+  delete: 'd',
+  search: 's',
+  history: 'r',
+  export: 's',
+};
+
+/**
+ * The resource scopes of a token's space-separated `scope` claim. Other scopes (openid,
+ * offline_access, launch...) and malformed ones grant nothing and are dropped. Undefined when
+ * the token has no `scope` claim, which means "the role's rights" (CareVault's own logins).
+ */
+export function parseScopes(claim: unknown): SmartScope[] | undefined {
+  if (typeof claim !== 'string') {
+    return undefined;
+  }
+  const scopes: SmartScope[] = [];
+  for (const item of claim.split(/\s+/)) {
+    const [, context, type, permissions] = SCOPE.exec(item.split('?')[0]!) ?? [];
+    if (context && type && permissions !== undefined && permissions !== '') {
+      scopes.push({
+        context: context as SmartScope['context'],
+        type,
+        permissions: new Set(V1[permissions] ?? permissions),
+      });
+    }
+  }
+  return scopes;
+}
+
+/**
+ * Whether the scopes allow an interaction on a type. `patient/` scopes count only when the
+ * token names its patient; undefined scopes leave the decision to the role alone.
+ */
+export function scopesAllow(
+  scopes: readonly SmartScope[] | undefined,
+  hasPatientContext: boolean,
+  type: string,
+  interaction: FhirInteraction,
+): boolean {
+  if (scopes === undefined) {
+    return true;
+  }
+  return scopes.some(
+    (scope) =>
+      (scope.context !== 'patient' || hasPatientContext) &&
+      (scope.type === '*' || scope.type === type) &&
+      scope.permissions.has(LETTER[interaction]),
+  );
+}
+
+/**
+ * A token is confined to its patient's compartment when it names a patient and none of its
+ * scopes reaches beyond patient context.
+ */
+export function isPatientConfined(
+  scopes: readonly SmartScope[] | undefined,
+  patient: string | undefined,
+): boolean {
+  return (
+    patient !== undefined &&
+    scopes !== undefined &&
+    scopes.every((scope) => scope.context === 'patient')
+  );
+}

@@ -1,0 +1,278 @@
+import { buildPatient } from '../support/factories.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
+import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const RESTRICTED = {
+  system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+  code: 'R',
+};
+
+function observation(patientId: string, extra: Record<string, unknown> = {}) {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+    subject: { reference: `Patient/${patientId}` },
+    valueQuantity: { value: 72, unit: '/min' },
+    ...extra,
+  };
+}
+
+describe('access by content: SMART scopes, patient compartment, restricted records, break-glass', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let doctor: HttpFn;
+  let doctorToken: string;
+  const ids = { patientA: '', patientB: '', obsA: '', obsB: '', practitioner: '' };
+
+  async function create(as: HttpFn, body: Record<string, unknown>): Promise<string> {
+    const res = await as('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  }
+
+  async function scoped(token: string, scope: string, patient?: string): Promise<HttpFn> {
+    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope, ...(patient ? { patient } : {}) },
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    return authorizedHttp(res.body.access_token as string);
+  }
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    doctorToken = await tokenFor(testApp, 'doctor');
+    doctor = authorizedHttp(doctorToken);
+    ids.patientA = await create(doctor, buildPatient());
+    ids.patientB = await create(doctor, buildPatient());
+    ids.obsA = await create(doctor, observation(ids.patientA));
+    ids.obsB = await create(doctor, observation(ids.patientB));
+    ids.practitioner = await create(doctor, {
+      resourceType: 'Practitioner',
+      name: [{ family: 'Attending' }],
+    });
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  describe('SMART scopes', () => {
+    it('narrow a token to the scoped types and interactions (intersection with the role)', async () => {
+      const app = await scoped(doctorToken, 'user/Observation.rs');
+      expect((await app('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(200);
+      expect((await app('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(403);
+      expect(
+        (await app('POST', `${fhir}/Observation`, { body: observation(ids.patientA) })).status,
+      ).toBe(403);
+      // The role still bounds the scopes: billing with user/*.cruds cannot read an Observation.
+      const billing = await scoped(await tokenFor(testApp, 'billing'), 'user/*.cruds');
+      expect((await billing('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(403);
+      expect((await billing('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(200);
+    });
+
+    it('cannot be widened by exchanging a scoped token again, nor used for administration', async () => {
+      const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+        body: { scope: 'user/Observation.rs' },
+        headers: {
+          authorization: `Bearer ${doctorToken}`,
+          'content-type': 'application/json',
+        },
+      });
+      const again = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+        body: { scope: 'user/*.cruds' },
+        headers: {
+          authorization: `Bearer ${res.body.access_token}`,
+          'content-type': 'application/json',
+        },
+      });
+      expect(again.status).toBe(403);
+      const admin = await createUser(testApp, ['admin']);
+      const secret = await enableMfa(testApp, admin);
+      const { access_token: adminToken } = await loginWithMfa(testApp, admin, secret);
+      expect((await authorizedHttp(adminToken)('GET', `${testApp.url}/admin/users`)).status).toBe(
+        200,
+      );
+      const scopedAdmin = await scoped(adminToken, 'user/*.rs');
+      expect((await scopedAdmin('GET', `${testApp.url}/admin/users`)).status).toBe(403);
+    });
+  });
+
+  describe("a patient-scoped token (patient/*.rs with a patient) sees one patient's compartment", () => {
+    let app: HttpFn;
+
+    beforeAll(async () => {
+      app = await scoped(doctorToken, 'patient/*.rs', ids.patientA);
+    });
+
+    it("reads its patient's records", async () => {
+      expect((await app('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(200);
+      expect((await app('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(200);
+      expect((await app('GET', `${fhir}/Observation/${ids.obsA}/_history/1`)).status).toBe(200);
+    });
+
+    it("gets 404, not 403, for another patient's records (no IDOR, no existence leak)", async () => {
+      for (const path of [
+        `Observation/${ids.obsB}`,
+        `Observation/${ids.obsB}/_history/1`,
+        `Observation/${ids.obsB}/_history`,
+        `Patient/${ids.patientB}`,
+      ]) {
+        const res = await app('GET', `${fhir}/${path}`);
+        expect(res.status).toBe(404);
+        expect(JSON.stringify(res.body)).not.toContain(ids.patientB);
+      }
+    });
+
+    it("leaves other patients' versions out of type history", async () => {
+      const bundle = (await app('GET', `${fhir}/Observation/_history?_count=500`)).body;
+      const seen = (bundle.entry as { resource?: { id: string } }[]).map((e) => e.resource?.id);
+      expect(seen).toContain(ids.obsA);
+      expect(seen).not.toContain(ids.obsB);
+    });
+
+    it('reads resources outside any patient compartment, and cannot write with read scopes', async () => {
+      expect((await app('GET', `${fhir}/Practitioner/${ids.practitioner}`)).status).toBe(200);
+      expect(
+        (await app('POST', `${fhir}/Observation`, { body: observation(ids.patientA) })).status,
+      ).toBe(403);
+    });
+
+    it("cannot write into another patient's compartment even with write scopes", async () => {
+      const writer = await scoped(doctorToken, 'patient/*.cruds', ids.patientA);
+      expect(
+        (await writer('POST', `${fhir}/Observation`, { body: observation(ids.patientA) })).status,
+      ).toBe(201);
+      expect(
+        (await writer('POST', `${fhir}/Observation`, { body: observation(ids.patientB) })).status,
+      ).toBe(403);
+      const moved = { ...observation(ids.patientB), id: ids.obsA };
+      expect((await writer('PUT', `${fhir}/Observation/${ids.obsA}`, { body: moved })).status).toBe(
+        403,
+      );
+      expect((await writer('DELETE', `${fhir}/Observation/${ids.obsB}`)).status).toBe(404);
+      expect((await doctor('GET', `${fhir}/Observation/${ids.obsB}`)).status).toBe(200);
+    });
+  });
+
+  describe('restricted records (meta.security R) and break-glass', () => {
+    let restrictedPatient: string;
+    let restrictedObs: string;
+
+    beforeAll(async () => {
+      restrictedPatient = await create(doctor, {
+        ...buildPatient(),
+        meta: { security: [RESTRICTED] },
+      });
+      restrictedObs = await create(
+        doctor,
+        observation(restrictedPatient, { meta: { security: [RESTRICTED] } }),
+      );
+    });
+
+    it('refuses a change of meta.security from a role that may not label records (mass assignment)', async () => {
+      const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+      const labelled = observation(ids.patientA, { meta: { security: [RESTRICTED] } });
+      expect((await nurse('POST', `${fhir}/Observation`, { body: labelled })).status).toBe(403);
+      const current = (await nurse('GET', `${fhir}/Observation/${ids.obsA}`)).body;
+      const relabelled = { ...current, meta: { ...current.meta, security: [RESTRICTED] } };
+      expect(
+        (await nurse('PUT', `${fhir}/Observation/${ids.obsA}`, { body: relabelled })).status,
+      ).toBe(403);
+      const patch = [{ op: 'add', path: '/meta/security', value: [RESTRICTED] }];
+      const patched = await nurse('PATCH', `${fhir}/Observation/${ids.obsA}`, {
+        raw: JSON.stringify(patch),
+        headers: { 'content-type': 'application/json-patch+json' },
+      });
+      expect(patched.status).toBe(403);
+      // The same nurse may still update the record when the labels stay as they are.
+      expect(
+        (await nurse('PUT', `${fhir}/Observation/${ids.obsA}`, { body: current })).status,
+      ).toBe(200);
+    });
+
+    it('stay closed to every role without break-glass, and out of lists', async () => {
+      const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      for (const path of [`Patient/${restrictedPatient}`, `Observation/${restrictedObs}`]) {
+        const res = await other('GET', `${fhir}/${path}`);
+        expect(res.status).toBe(403);
+        expect(res.body.issue[0].diagnostics).toMatch(/break-glass/);
+      }
+      expect((await other('GET', `${fhir}/Observation/${restrictedObs}/_history/1`)).status).toBe(
+        403,
+      );
+      expect((await other('DELETE', `${fhir}/Observation/${restrictedObs}`)).status).toBe(403);
+      const listed = (await other('GET', `${fhir}/Observation/_history?_count=500`)).body;
+      const seen = (listed.entry as { resource?: { id: string } }[]).map((e) => e.resource?.id);
+      expect(seen).not.toContain(restrictedObs);
+    });
+
+    it('break-glass needs a recent MFA and opens one patient for a limited time, recorded for review', async () => {
+      const user = await createUser(testApp, ['nurse']);
+      const withoutMfa = authorizedHttp((await tokenFor(testApp, 'nurse')));
+      const body = { patient: restrictedPatient, reason: 'Unconscious in ED, allergy check' };
+      expect(
+        (
+          await withoutMfa('POST', `${testApp.url}/auth/break-glass`, {
+            body,
+            headers: { 'content-type': 'application/json' },
+          })
+        ).status,
+      ).toBe(403);
+      const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+      expect(
+        (
+          await billing('POST', `${testApp.url}/auth/break-glass`, {
+            body,
+            headers: { 'content-type': 'application/json' },
+          })
+        ).status,
+      ).toBe(403);
+
+      const secret = await enableMfa(testApp, user);
+      const nurse = authorizedHttp((await loginWithMfa(testApp, user, secret)).access_token);
+      expect((await nurse('GET', `${fhir}/Observation/${restrictedObs}`)).status).toBe(403);
+      const granted = await nurse('POST', `${testApp.url}/auth/break-glass`, {
+        body,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(granted.status).toBe(201);
+      const minutes = (Date.parse(granted.body.expires_at) - Date.now()) / 60_000;
+      expect(minutes).toBeGreaterThan(59);
+      expect(minutes).toBeLessThanOrEqual(60);
+      expect((await nurse('GET', `${fhir}/Observation/${restrictedObs}`)).status).toBe(200);
+      expect((await nurse('GET', `${fhir}/Patient/${restrictedPatient}`)).status).toBe(200);
+
+      // The grant is for that patient only.
+      const elsewhere = await create(doctor, {
+        ...buildPatient(),
+        meta: { security: [RESTRICTED] },
+      });
+      expect((await nurse('GET', `${fhir}/Patient/${elsewhere}`)).status).toBe(403);
+
+      const report = await runNode(
+        BUILT.cli,
+        ['audit:break-glass-report'],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          LOG_LEVEL: 'silent',
+        }),
+      );
+      expect(report.code).toBe(0);
+      const line = report.stdout.split('\n').find((row) => row.includes(user.username));
+      expect(line?.split('\t')).toEqual([
+        expect.any(String),
+        user.username,
+        restrictedPatient,
+        granted.body.expires_at,
+        '2',
+        body.reason,
+      ]);
+    });
+  });
+});
