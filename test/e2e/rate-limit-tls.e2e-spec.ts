@@ -213,3 +213,39 @@ describe('TLS (built service)', () => {
     }
   });
 });
+
+/** Needs a Redis server: CI sets TEST_REDIS_URL when the machine runs one (.ci/run). */
+const redisUrl = process.env['TEST_REDIS_URL'];
+(redisUrl ? describe : describe.skip)('rate limits shared through Redis (REDIS_URL)', () => {
+  let first: RunningService;
+  let second: RunningService;
+
+  beforeAll(async () => {
+    const env = serviceEnv({
+      REDIS_URL: redisUrl!,
+      LOGIN_RATE_LIMIT_PER_MINUTE: '3',
+      TRUSTED_PROXIES: '127.0.0.1',
+    });
+    [first, second] = await Promise.all([startService(env), startService(env)]);
+  });
+
+  afterAll(async () => {
+    await Promise.all([first?.stop(), second?.stop()]);
+  });
+
+  it('counts a client across instances', async () => {
+    // A client address of its own, so that earlier runs' counters in the same Redis do not count.
+    const client = `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+    const attempt = (service: RunningService) =>
+      http('POST', `${service.url}/auth/login`, {
+        body: { username: 'nobody-here', password: 'wrong-password' },
+        headers: { ...json, 'x-forwarded-for': client },
+      });
+    expect((await attempt(first)).status).toBe(401);
+    expect((await attempt(second)).status).toBe(401);
+    expect((await attempt(first)).status).toBe(401);
+    const limited = await attempt(second);
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
+  });
+});

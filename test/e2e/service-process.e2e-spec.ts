@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildPatient } from '../support/factories.js';
@@ -40,6 +41,38 @@ describe('the service as a process', () => {
     expect(result.stderr.trim()).toBe(
       'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
     );
+  });
+
+  it('in production, keeps Swagger UI off unless DOCS_IN_PRODUCTION is set', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-prod-'));
+    try {
+      const keyFile = join(dir, 'jwt.pem');
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+        mode: 0o600,
+      });
+      const env = {
+        NODE_ENV: 'production',
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        JWT_SIGNING_KEY_FILE: keyFile,
+        DATA_DIR: dir,
+        PORT: '0',
+        LOG_LEVEL: 'info',
+      };
+      const closed = await startService(childEnv(env));
+      const open = await startService(childEnv({ ...env, DOCS_IN_PRODUCTION: 'true' }));
+      try {
+        expect((await http('GET', `${closed.url}/docs`)).status).toBe(404);
+        expect((await http('GET', `${closed.url}/docs-json`)).status).toBe(404);
+        expect((await http('GET', `${closed.url}/health`)).status).toBe(200);
+        expect((await http('GET', `${open.url}/docs`)).status).toBe(200);
+      } finally {
+        await Promise.all([closed.stop(), open.stop()]);
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   describe('in embedded mode (DATABASE_URL unset)', () => {
