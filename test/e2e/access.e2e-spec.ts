@@ -213,7 +213,7 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
 
     it('break-glass needs a recent MFA and opens one patient for a limited time, recorded for review', async () => {
       const user = await createUser(testApp, ['nurse']);
-      const withoutMfa = authorizedHttp((await tokenFor(testApp, 'nurse')));
+      const withoutMfa = authorizedHttp(await tokenFor(testApp, 'nurse'));
       const body = { patient: restrictedPatient, reason: 'Unconscious in ED, allergy check' };
       expect(
         (
