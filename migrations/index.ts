@@ -1,10 +1,12 @@
 import { CreateResourceStore1764000000000 } from './1764000000000-create-resource-store.js';
 import { CreateUsers1764100000000 } from './1764100000000-create-users.js';
 import { CreateBreakGlass1764200000000 } from './1764200000000-create-break-glass.js';
+import { CreateSearchIndex1764300000000 } from './1764300000000-create-search-index.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
   CreateResourceStore1764000000000,
   CreateUsers1764100000000,
   CreateBreakGlass1764200000000,
+  CreateSearchIndex1764300000000,
 ];

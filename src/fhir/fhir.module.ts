@@ -1,13 +1,24 @@
 import { Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
+import { CryptoModule } from '../crypto/crypto.module.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
 import { ResourceRepository } from './resource.repository.js';
+import { IndexExtractor } from './search/index-extractor.js';
+import { SearchDefinitions } from './search/search-definitions.js';
+import { SearchIndexRepository } from './search/search-index.repository.js';
 
 @Module({
-  imports: [AccessModule],
+  imports: [AccessModule, CryptoModule],
   controllers: [FhirController],
-  providers: [FhirDefinitions, FhirService, ResourceRepository],
+  providers: [
+    FhirDefinitions,
+    FhirService,
+    ResourceRepository,
+    SearchDefinitions,
+    IndexExtractor,
+    SearchIndexRepository,
+  ],
 })
 export class FhirModule {}

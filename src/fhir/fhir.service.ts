@@ -15,7 +15,12 @@ import {
 } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import type { ResourceEntity } from './resource.entity.js';
-import { ResourceRepository, type NextVersion } from './resource.repository.js';
+import {
+  ResourceRepository,
+  type NextVersion,
+  type RenderedVersion,
+} from './resource.repository.js';
+import { IndexExtractor } from './search/index-extractor.js';
 
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
@@ -24,6 +29,7 @@ export class FhirService {
     private readonly repository: ResourceRepository,
     private readonly definitions: FhirDefinitions,
     private readonly access: ResourceAccess,
+    private readonly indexer: IndexExtractor,
   ) {}
 
   async create(user: AuthenticatedUser, type: string, body: unknown): Promise<StoredResource> {
@@ -32,7 +38,9 @@ export class FhirService {
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
-    const row = await this.repository.insertFirst(type, id, (next) => render(resource, id, next));
+    const row = await this.repository.insertFirst(type, id, (next) =>
+      this.render(resource, id, next),
+    );
     return stored(row);
   }
 
@@ -95,7 +103,7 @@ export class FhirService {
       const previous = await this.openForWrite(user, current, 'update');
       assertVersionMatches(current, expected);
       this.access.assertMayWrite(user, resource, previous);
-      return { content: render(resource, id, next) };
+      return this.render(resource, id, next);
     });
     if (!result.row) {
       throw AppError.notFound(`${type} resource not found`);
@@ -129,7 +137,7 @@ export class FhirService {
       }
       const resource = this.checkBody(type, patched);
       this.access.assertMayWrite(user, resource, previous);
-      return { content: render(resource, id, next) };
+      return this.render(resource, id, next);
     });
     return stored(result.row!);
   }
@@ -199,6 +207,12 @@ export class FhirService {
     );
   }
 
+  /** The version to store: JSON with the server's id and meta, and its search index rows. */
+  private render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
+    const stored = withServerFields(resource, id, next);
+    return { content: JSON.stringify(stored), index: this.indexer.extract(stored) };
+  }
+
   /**
    * Access to the stored current version before it is changed or listed: outside a
    * patient-scoped token's compartment it does not exist (404), restricted needs break-glass.
@@ -265,14 +279,14 @@ function toVersion(row: ResourceHistoryEntity): ResourceVersion {
   };
 }
 
-/** The stored JSON: the client's resource with the server's id and meta. */
-function render(resource: FhirResource, id: string, next: NextVersion): string {
+/** The stored resource: the client's resource with the server's id and meta. */
+function withServerFields(resource: FhirResource, id: string, next: NextVersion): FhirResource {
   const meta = {
     ...(resource.meta ?? {}),
     versionId: String(next.versionId),
     lastUpdated: next.lastUpdated.toISOString(),
   };
-  return JSON.stringify({ ...resource, id, meta });
+  return { ...resource, id, meta };
 }
 
 function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {

@@ -3,14 +3,22 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { type DataSource, type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
+import type { IndexRows } from './search/index-rows.js';
+import { SearchIndexRepository } from './search/search-index.repository.js';
 
 export interface NextVersion {
   versionId: number;
   lastUpdated: Date;
 }
 
+/** A version to write: its JSON and its search index rows. */
+export interface RenderedVersion {
+  content: string;
+  index: IndexRows;
+}
+
 /** What a write decides, given the current row: new content, a deletion, or nothing to write. */
-export type VersionDecision = { content: string } | { deleted: true } | { unchanged: true };
+export type VersionDecision = RenderedVersion | { deleted: true } | { unchanged: true };
 
 export interface HistoryPage {
   rows: ResourceHistoryEntity[];
@@ -29,7 +37,10 @@ const WRITE_ATTEMPTS = 3;
 /** All SQL for resources and their versions. Knows rows and versions, not FHIR. */
 @Injectable()
 export class ResourceRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly searchIndex: SearchIndexRepository,
+  ) {}
 
   findCurrent(resourceType: string, id: string): Promise<ResourceEntity | null> {
     return this.dataSource.manager.findOneBy(ResourceEntity, { resourceType, id });
@@ -51,13 +62,15 @@ export class ResourceRepository {
   async insertFirst(
     resourceType: string,
     id: string,
-    render: (next: NextVersion) => string,
+    render: (next: NextVersion) => RenderedVersion,
   ): Promise<ResourceEntity> {
     return this.dataSource.transaction(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
-      const row = { resourceType, id, ...next, deleted: false, content: render(next) };
+      const { content, index } = render(next);
+      const row = { resourceType, id, ...next, deleted: false, content };
       await manager.insert(ResourceHistoryEntity, { ...row });
       await manager.insert(ResourceEntity, row);
+      await this.searchIndex.replace(manager, resourceType, id, index);
       return manager.create(ResourceEntity, row);
     });
   }
@@ -144,6 +157,13 @@ export class ResourceRepository {
     } else {
       await manager.insert(ResourceEntity, { ...row });
     }
+    // The index describes the current version only; a deletion leaves none.
+    await this.searchIndex.replace(
+      manager,
+      resourceType,
+      id,
+      'index' in decision ? decision.index : null,
+    );
     return {
       row: manager.create(ResourceEntity, row),
       created: current === null || current.deleted,

@@ -1,0 +1,39 @@
+import { dateCoverTerms, dateTerms, stringTerms } from './blind-terms.js';
+
+/** Whether a stored date is found by a range search, as the index decides it. */
+function found(stored: string, from: string | null, to: string | null): boolean {
+  const cover = new Set(
+    dateCoverTerms(
+      from ? new Date(`${from}T00:00:00Z`) : null,
+      to ? new Date(`${to}T00:00:00Z`) : null,
+    ),
+  );
+  return dateTerms(stored).some((term) => cover.has(term));
+}
+
+describe('blind-index terms', () => {
+  it('indexes a name part exactly and by prefixes of 3 to 20 characters, without case or accents', () => {
+    expect(stringTerms('  Ñúñez ')).toEqual(['e:nunez', 'p:nun', 'p:nune', 'p:nunez']);
+    expect(
+      stringTerms('Wolfeschlegelsteinhausenbergerdorff').filter((t) => t.startsWith('p:')),
+    ).toHaveLength(18);
+  });
+
+  it('finds dates by range at every stored precision (overlap semantics)', () => {
+    // ge 1980-04-12 (from that day on)
+    expect(found('1980-04-12', '1980-04-12', null)).toBe(true);
+    expect(found('1980-04-11', '1980-04-12', null)).toBe(false);
+    expect(found('1980-04', '1980-04-12', null)).toBe(true); // the month overlaps
+    expect(found('1980-03', '1980-04-12', null)).toBe(false);
+    expect(found('1980', '1980-04-12', null)).toBe(true); // the year overlaps
+    expect(found('1979', '1980-04-12', null)).toBe(false);
+    expect(found('2001-07-30', '1980-04-12', null)).toBe(true);
+    // lt 1980 (before 1980-01-01)
+    expect(found('1979-12-31', null, '1980-01-01')).toBe(true);
+    expect(found('1980-01-01', null, '1980-01-01')).toBe(false);
+    expect(found('1850', null, '1980-01-01')).toBe(true);
+    // a closed interval inside one month
+    expect(found('1980-04-15', '1980-04-12', '1980-04-20')).toBe(true);
+    expect(found('1980-04-20', '1980-04-12', '1980-04-20')).toBe(false);
+  });
+});

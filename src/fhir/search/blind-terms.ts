@@ -1,0 +1,100 @@
+import { dateRange, datePrecision } from './date-range.js';
+import { normalizeString } from './normalize.js';
+import { PHI_PREFIX_MAX, PHI_PREFIX_MIN } from './phi-parameters.js';
+
+/**
+ * The terms a PHI value is indexed under, before keyed hashing. Searches hash the same terms,
+ * so equality of hashes is the only thing the index can answer: no ranges, no order, no text.
+ */
+
+/** A name or address part: its exact form and its prefixes of 3 to 20 characters. */
+export function stringTerms(value: string): string[] {
+  const normalized = normalizeString(value);
+  if (normalized.length === 0) {
+    return [];
+  }
+  const terms = [`e:${normalized}`];
+  for (
+    let length = PHI_PREFIX_MIN;
+    length <= Math.min(PHI_PREFIX_MAX, normalized.length);
+    length++
+  ) {
+    terms.push(`p:${normalized.slice(0, length)}`);
+  }
+  return terms;
+}
+
+/** An identifier, phone or email: by value alone, and by system and value. */
+export function tokenTerms(system: string | null, value: string): string[] {
+  return [`v:${value}`, `s:${system ?? ''}|${value}`];
+}
+
+/**
+ * A birth or death date: its year, month and day buckets, plus a marker of its precision for
+ * values without a month or day, so range searches can tell "1980" from "1980-01-01".
+ */
+export function dateTerms(value: string): string[] {
+  const range = dateRange(value);
+  if (!range) {
+    return [];
+  }
+  const precision = datePrecision(value);
+  const iso = range.low.toISOString();
+  const terms = [`y:${iso.slice(0, 4)}`];
+  if (precision === 'y') {
+    terms.push(`py:${iso.slice(0, 4)}`);
+    return terms;
+  }
+  terms.push(`m:${iso.slice(0, 7)}`);
+  if (precision === 'm') {
+    terms.push(`pm:${iso.slice(0, 7)}`);
+    return terms;
+  }
+  terms.push(`d:${iso.slice(0, 10)}`);
+  return terms;
+}
+
+const FIRST_YEAR = 1800;
+
+/**
+ * The terms that find every indexed date overlapping [from, to) (day-aligned; null is open):
+ * whole years, whole months and days inside the interval, plus the precision markers of years
+ * and months that only overlap it.
+ */
+export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
+  const lastYear = new Date().getUTCFullYear() + 1;
+  const start = from ? Math.max(FIRST_YEAR, from.getUTCFullYear()) : FIRST_YEAR;
+  const end = to ? Math.min(lastYear, new Date(to.getTime() - 1).getUTCFullYear()) : lastYear;
+  const inside = (low: Date, high: Date): boolean => (!from || low >= from) && (!to || high <= to);
+  const overlaps = (low: Date, high: Date): boolean => (!from || high > from) && (!to || low < to);
+  const terms: string[] = [];
+  for (let year = start; year <= end; year++) {
+    const yearLow = new Date(Date.UTC(year, 0, 1));
+    const yearHigh = new Date(Date.UTC(year + 1, 0, 1));
+    if (inside(yearLow, yearHigh)) {
+      terms.push(`y:${year}`);
+      continue;
+    }
+    if (!overlaps(yearLow, yearHigh)) {
+      continue;
+    }
+    terms.push(`py:${year}`);
+    for (let month = 0; month < 12; month++) {
+      const monthLow = new Date(Date.UTC(year, month, 1));
+      const monthHigh = new Date(Date.UTC(year, month + 1, 1));
+      const label = monthLow.toISOString().slice(0, 7);
+      if (inside(monthLow, monthHigh)) {
+        terms.push(`m:${label}`);
+      } else if (overlaps(monthLow, monthHigh)) {
+        terms.push(`pm:${label}`);
+        for (let day = monthLow; day < monthHigh; day = new Date(day.getTime() + 86_400_000)) {
+          const next = new Date(day.getTime() + 86_400_000);
+          if (inside(day, next)) {
+            terms.push(`d:${day.toISOString().slice(0, 10)}`);
+          }
+        }
+      }
+    }
+  }
+  return terms;
+}

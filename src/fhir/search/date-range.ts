@@ -1,0 +1,53 @@
+/** A FHIR date, dateTime or instant as the interval it covers: [low, high) in UTC. */
+export interface DateRange {
+  low: Date;
+  high: Date;
+}
+
+const DATE =
+  /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
+
+/**
+ * The interval a value covers at its precision: `1980` is the whole year, `1980-04` the month,
+ * `1980-04-12` the day, and a time to the second (or minute) that second. Values without a time
+ * zone are read as UTC. Undefined when the value is not a FHIR date.
+ */
+export function dateRange(value: string): DateRange | undefined {
+  const match = DATE.exec(value.trim());
+  if (!match) {
+    return undefined;
+  }
+  const [, y, mo, d, h, mi, s, fraction, zone] = match;
+  const year = Number(y);
+  const month = mo ? Number(mo) - 1 : 0;
+  const day = d ? Number(d) : 1;
+  if (month > 11 || day > 31) {
+    return undefined;
+  }
+  if (!mo) {
+    return { low: utc(year, 0, 1), high: utc(year + 1, 0, 1) };
+  }
+  if (!d) {
+    return { low: utc(year, month, 1), high: utc(year, month + 1, 1) };
+  }
+  if (!h) {
+    return { low: utc(year, month, day), high: utc(year, month, day + 1) };
+  }
+  const iso = `${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}${fraction ?? ''}${zone ?? 'Z'}`;
+  const low = new Date(iso);
+  if (Number.isNaN(low.getTime())) {
+    return undefined;
+  }
+  const step = s ? (fraction ? 1 : 1000) : 60_000;
+  return { low, high: new Date(low.getTime() + step) };
+}
+
+function utc(year: number, month: number, day: number): Date {
+  return new Date(Date.UTC(year, month, day));
+}
+
+/** The precision of a date value: 'y', 'm', 'd', or 't' (has a time). */
+export function datePrecision(value: string): 'y' | 'm' | 'd' | 't' {
+  const length = value.trim().length;
+  return length === 4 ? 'y' : length === 7 ? 'm' : length === 10 ? 'd' : 't';
+}

@@ -1,0 +1,212 @@
+import '../websocket-shim.js';
+import { Injectable } from '@nestjs/common';
+import { evalFhirPathTyped, toTypedValue } from '@medplum/core';
+import { BlindIndexer } from '../../crypto/blind-index.js';
+import type { FhirResource } from '../fhir-types.js';
+import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
+import { dateRange } from './date-range.js';
+import { emptyRows, type IndexRows } from './index-rows.js';
+import { normalizePhone, normalizeString } from './normalize.js';
+import { SearchDefinitions, type SearchParam } from './search-definitions.js';
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const text = (value: unknown): string | null =>
+  typeof value === 'string' && value.length > 0 ? value : null;
+
+/** Field name of a blind index key: one key per resource type and parameter. */
+export function blindField(type: string, param: string): string {
+  return `search:${type}.${param}`;
+}
+
+/**
+ * Turns a resource into its search index rows: every indexed search parameter of its type is
+ * evaluated (FHIRPath from the definitions) and each value stored by parameter type. PHI
+ * parameters become keyed hashes only.
+ */
+@Injectable()
+export class IndexExtractor {
+  constructor(
+    private readonly definitions: SearchDefinitions,
+    private readonly blind: BlindIndexer,
+  ) {}
+
+  extract(resource: FhirResource): IndexRows {
+    const rows = emptyRows();
+    const typed = [toTypedValue(resource)];
+    for (const param of this.definitions.paramsOf(resource.resourceType)) {
+      let values: unknown[];
+      try {
+        values = evalFhirPathTyped(param.expression, typed).map((item) => item.value);
+      } catch {
+        // An expression the engine cannot evaluate on this resource indexes nothing.
+        continue;
+      }
+      for (const value of values) {
+        this.add(rows, resource.resourceType, param, value);
+      }
+    }
+    return dedupe(rows);
+  }
+
+  private add(rows: IndexRows, type: string, param: SearchParam, value: unknown): void {
+    if (param.phi) {
+      const hash = (term: string): void => {
+        rows.blind.push({
+          param: param.code,
+          hash: this.blind.compute(blindField(type, param.code), term),
+        });
+      };
+      phiTerms(param, value).forEach(hash);
+      return;
+    }
+    switch (param.type) {
+      case 'token':
+        for (const token of tokens(value)) rows.tokens.push({ param: param.code, ...token });
+        return;
+      case 'string':
+        for (const part of stringParts(value)) {
+          const normalized = normalizeString(part);
+          if (normalized) rows.strings.push({ param: param.code, value: normalized });
+        }
+        return;
+      case 'date': {
+        const range = periodOrDate(value);
+        if (range) rows.dates.push({ param: param.code, ...range });
+        return;
+      }
+      case 'reference': {
+        const target = referenceTarget(value);
+        if (target) rows.references.push({ param: param.code, ...target });
+        return;
+      }
+      case 'number':
+        if (typeof value === 'number') rows.numbers.push({ param: param.code, value });
+        return;
+      case 'quantity':
+        if (isObject(value) && typeof value['value'] === 'number') {
+          rows.quantities.push({
+            param: param.code,
+            value: value['value'],
+            system: text(value['system']),
+            code: text(value['code']) ?? text(value['unit']),
+          });
+        }
+        return;
+      case 'uri':
+        if (typeof value === 'string') rows.uris.push({ param: param.code, value });
+        return;
+    }
+  }
+}
+
+/** The blind-index terms of a PHI value, by parameter type. */
+function phiTerms(param: SearchParam, value: unknown): string[] {
+  switch (param.type) {
+    case 'string':
+      return stringParts(value).flatMap(stringTerms);
+    case 'date':
+      return typeof value === 'string' ? dateTerms(value) : [];
+    case 'token':
+      return tokens(value).flatMap(({ system, code }) =>
+        tokenTerms(
+          system,
+          param.code === 'phone' || system === 'phone' ? normalizePhone(code) : code,
+        ),
+      );
+    default:
+      return [];
+  }
+}
+
+/** system|code pairs of a token value: Coding, CodeableConcept, Identifier, ContactPoint, primitives. */
+export function tokens(value: unknown): { system: string | null; code: string }[] {
+  if (typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number') {
+    return [{ system: null, code: String(value) }];
+  }
+  if (!isObject(value)) {
+    return [];
+  }
+  if (Array.isArray(value['coding'])) {
+    return (value['coding'] as unknown[]).flatMap(tokens);
+  }
+  const code = text(value['code']) ?? text(value['value']);
+  return code ? [{ system: text(value['system']), code }] : [];
+}
+
+/** The searchable parts of a string value: HumanName and Address parts, or the string. */
+function stringParts(value: unknown): string[] {
+  if (typeof value === 'string') {
+    return [value];
+  }
+  if (!isObject(value)) {
+    return [];
+  }
+  const parts: string[] = [];
+  for (const key of [
+    'family',
+    'given',
+    'prefix',
+    'suffix',
+    'text',
+    'line',
+    'city',
+    'district',
+    'state',
+    'postalCode',
+    'country',
+  ]) {
+    const part = value[key];
+    for (const item of Array.isArray(part) ? part : [part]) {
+      if (typeof item === 'string' && item.length > 0) parts.push(item);
+    }
+  }
+  return parts;
+}
+
+function periodOrDate(value: unknown): { low: Date; high: Date } | undefined {
+  if (typeof value === 'string') {
+    return dateRange(value);
+  }
+  if (isObject(value) && ('start' in value || 'end' in value)) {
+    const start = typeof value['start'] === 'string' ? dateRange(value['start']) : undefined;
+    const end = typeof value['end'] === 'string' ? dateRange(value['end']) : undefined;
+    // An open end of a Period extends to the ends of time PostgreSQL and FHIR can both write.
+    return { low: start?.low ?? EARLIEST, high: end?.high ?? LATEST };
+  }
+  return undefined;
+}
+
+const EARLIEST = new Date('0001-01-01T00:00:00Z');
+const LATEST = new Date('9999-12-31T23:59:59Z');
+
+const REFERENCE =
+  /^(?:[a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/.*)?$/;
+
+function referenceTarget(value: unknown): { targetType: string; targetId: string } | undefined {
+  const reference = isObject(value) ? text(value['reference']) : null;
+  const match = reference ? REFERENCE.exec(reference) : null;
+  return match ? { targetType: match[1]!, targetId: match[2]! } : undefined;
+}
+
+function dedupe(rows: IndexRows): IndexRows {
+  const unique = <T>(items: T[]): T[] => {
+    const seen = new Set<string>();
+    return items.filter((item) => {
+      const key = JSON.stringify(item);
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+  };
+  return {
+    tokens: unique(rows.tokens),
+    strings: unique(rows.strings),
+    dates: unique(rows.dates),
+    references: unique(rows.references),
+    numbers: unique(rows.numbers),
+    quantities: unique(rows.quantities),
+    uris: unique(rows.uris),
+    blind: unique(rows.blind),
+  };
+}

