@@ -39,7 +39,7 @@ export class IndexExtractor {
     for (const param of this.definitions.paramsOf(resource.resourceType)) {
       let values: unknown[];
       try {
-        values = evalFhirPathTyped(param.expression, typed).map((item) => item.value);
+        values = evalFhirPathTyped(param.expression, typed).map((item): unknown => item.value);
       } catch {
         // An expression the engine cannot evaluate on this resource indexes nothing.
         continue;
@@ -116,7 +116,11 @@ function phiTerms(param: SearchParam, value: unknown): string[] {
           param.code === 'phone' || system === 'phone' ? normalizePhone(code) : code,
         ),
       );
-    default:
+    case 'reference':
+    case 'number':
+    case 'quantity':
+    case 'uri':
+      // No PHI parameter has these types (phi-parameters.ts).
       return [];
   }
 }
