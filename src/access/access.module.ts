@@ -9,6 +9,6 @@ import { ResourceAccess } from './resource-access.js';
 @Module({
   controllers: [BreakGlassController],
   providers: [PatientCompartment, BreakGlassRepository, BreakGlassService, ResourceAccess],
-  exports: [ResourceAccess, BreakGlassService],
+  exports: [ResourceAccess, BreakGlassService, PatientCompartment],
 })
 export class AccessModule {}

@@ -13,6 +13,7 @@ import type { FhirResource } from '../fhir/fhir-types.js';
 @Injectable()
 export class PatientCompartment {
   private readonly expressions = new Map<string, string[]>();
+  private readonly params = new Map<string, string[]>();
 
   constructor() {
     const compartment = readJson(
@@ -34,6 +35,7 @@ export class PatientCompartment {
         .filter((expression): expression is string => expression !== undefined);
       if (expressions.length > 0) {
         this.expressions.set(resource.code, expressions);
+        this.params.set(resource.code, resource.param ?? []);
       }
     }
   }
@@ -41,6 +43,11 @@ export class PatientCompartment {
   /** True when resources of this type can belong to a patient at all. */
   hasCompartment(type: string): boolean {
     return type === 'Patient' || this.expressions.has(type);
+  }
+
+  /** The search parameters that link a type to its patient (empty for Patient itself). */
+  paramsOf(type: string): readonly string[] {
+    return this.params.get(type) ?? [];
   }
 
   /** The ids of the patients whose compartment holds this resource. */

@@ -32,6 +32,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public } from '../auth/permission.decorators.js';
 import { FhirService } from './fhir.service.js';
+import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 
 const OUTCOME = {
@@ -52,6 +53,7 @@ export class FhirController {
   constructor(
     private readonly fhir: FhirService,
     private readonly definitions: FhirDefinitions,
+    private readonly searches: SearchService,
   ) {}
 
   @Get('metadata')
@@ -104,6 +106,60 @@ export class FhirController {
   ): Promise<unknown> {
     const stored = await this.fhir.create(user, type, body);
     return sendStored(reply, request, stored, { status: 201, prefer, location: true });
+  }
+
+  @Get(':type')
+  @FhirInteraction('search')
+  @ApiOperation({
+    summary: 'Search (searchset Bundle); prefer POST /fhir/{type}/_search for PHI criteria',
+  })
+  @ApiParam(TYPE_PARAM)
+  @ApiHeader({
+    name: 'Prefer',
+    required: false,
+    description: 'handling=lenient ignores unknown parameters',
+  })
+  async search(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.searches.search(user, type, query, fhirBaseUrl(request), {
+        lenient: isLenient(prefer),
+      }),
+    );
+  }
+
+  @Post(':type/_search')
+  @FhirInteraction('search')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Search with criteria in a form body (application/x-www-form-urlencoded)',
+  })
+  @ApiParam(TYPE_PARAM)
+  async searchByPost(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Body() body: unknown,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    const form = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {};
+    const criteria = { ...query, ...(form as Record<string, string | string[]>) };
+    return sendFhirJson(
+      reply,
+      await this.searches.search(user, type, criteria, fhirBaseUrl(request), {
+        lenient: isLenient(prefer),
+        viaPost: true,
+      }),
+    );
   }
 
   @Get(':type/_history')
@@ -251,4 +307,8 @@ export class FhirController {
   ): Promise<unknown> {
     return sendStored(reply, request, await this.fhir.vread(user, type, id, vid), { status: 200 });
   }
+}
+
+function isLenient(prefer: string | undefined): boolean {
+  return /(?:^|[;,\s])handling=lenient\b/i.test(prefer ?? '');
 }

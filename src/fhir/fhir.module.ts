@@ -7,7 +7,10 @@ import { FhirService } from './fhir.service.js';
 import { ResourceRepository } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
+import { SearchConditions } from './search/search-conditions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
+import { SearchRepository } from './search/search.repository.js';
+import { SearchService } from './search/search.service.js';
 
 @Module({
   imports: [AccessModule, CryptoModule],
@@ -19,6 +22,9 @@ import { SearchIndexRepository } from './search/search-index.repository.js';
     SearchDefinitions,
     IndexExtractor,
     SearchIndexRepository,
+    SearchConditions,
+    SearchRepository,
+    SearchService,
   ],
 })
 export class FhirModule {}

@@ -25,7 +25,15 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
   let fhir: string;
   let doctor: HttpFn;
   let doctorToken: string;
-  const ids = { patientA: '', patientB: '', obsA: '', obsB: '', practitioner: '' };
+  const ids = {
+    patientA: '',
+    patientB: '',
+    obsA: '',
+    obsB: '',
+    practitioner: '',
+    obsPointingToB: '',
+    obsOfBAboutA: '',
+  };
 
   async function create(as: HttpFn, body: Record<string, unknown>): Promise<string> {
     const res = await as('POST', `${fhir}/${String(body['resourceType'])}`, { body });
@@ -51,6 +59,16 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
     ids.patientB = await create(doctor, buildPatient());
     ids.obsA = await create(doctor, observation(ids.patientA));
     ids.obsB = await create(doctor, observation(ids.patientB));
+    // In A's compartment, pointing at B through a parameter outside the compartment definition.
+    ids.obsPointingToB = await create(
+      doctor,
+      observation(ids.patientA, { performer: [{ reference: `Patient/${ids.patientB}` }] }),
+    );
+    // In B's compartment only, pointing at A through `focus`.
+    ids.obsOfBAboutA = await create(
+      doctor,
+      observation(ids.patientB, { focus: [{ reference: `Patient/${ids.patientA}` }] }),
+    );
     ids.practitioner = await create(doctor, {
       resourceType: 'Practitioner',
       name: [{ family: 'Attending' }],
@@ -126,6 +144,34 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         expect(res.status).toBe(404);
         expect(JSON.stringify(res.body)).not.toContain(ids.patientB);
       }
+    });
+
+    it('finds nothing of another patient through search, _include, _revinclude, chains or _has', async () => {
+      const matches = async (path: string): Promise<string[]> => {
+        const res = await app('GET', `${fhir}/${path}`);
+        expect(res.status).toBe(200);
+        return (res.body.entry as { resource: { id: string } }[]).map((e) => e.resource.id);
+      };
+      // B's data is there for an unconfined token: each probe below could leak it.
+      expect(await matches(`Observation?_id=${ids.obsB}`)).toEqual([]);
+      expect(await matches(`Observation?subject=Patient/${ids.patientB}`)).toEqual([]);
+      expect(await matches(`Patient?_id=${ids.patientB}`)).toEqual([]);
+      expect(
+        await matches(`Observation?_id=${ids.obsPointingToB}&_include=Observation:performer`),
+      ).toEqual([ids.obsPointingToB]);
+      expect(await matches(`Patient?_id=${ids.patientA}&_revinclude=Observation:focus`)).toEqual([
+        ids.patientA,
+      ]);
+      expect(await matches(`Observation?subject:Patient._id=${ids.patientB}`)).toEqual([]);
+      expect(await matches(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toEqual([]);
+      // Control: the unconfined doctor sees all of it.
+      const control = async (path: string): Promise<number> =>
+        ((await doctor('GET', `${fhir}/${path}`)).body.entry as unknown[]).length;
+      expect(
+        await control(`Observation?_id=${ids.obsPointingToB}&_include=Observation:performer`),
+      ).toBe(2);
+      expect(await control(`Patient?_id=${ids.patientA}&_revinclude=Observation:focus`)).toBe(2);
+      expect(await control(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toBe(1);
     });
 
     it("leaves other patients' versions out of type history", async () => {

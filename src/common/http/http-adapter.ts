@@ -59,6 +59,19 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
       }
     },
   );
+  // POST /fhir/{type}/_search takes its criteria as a form, so PHI stays out of URLs and logs.
+  fastify.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'string', bodyLimit },
+    (_request, body, done) => {
+      const form: Record<string, string | string[]> = {};
+      for (const [name, value] of new URLSearchParams(body as string)) {
+        const previous = form[name];
+        form[name] = previous === undefined ? value : [...[previous].flat(), value];
+      }
+      done(null, form);
+    },
+  );
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();

@@ -11,10 +11,7 @@ export function normalizeString(value: string): string {
     .trim();
 }
 
-/** Phone numbers compare by digits (and a leading +). */
+/** Phone numbers compare by their digits alone (`+1 (555) 010-7788` is 15550107788). */
 export function normalizePhone(value: string): string {
-  const digits = value.replace(/[^\d+]/g, '');
-  return digits.startsWith('+')
-    ? `+${digits.slice(1).replace(/\+/g, '')}`
-    : digits.replace(/\+/g, '');
+  return value.replace(/\D/g, '');
 }

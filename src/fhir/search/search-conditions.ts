@@ -1,0 +1,428 @@
+import { Injectable } from '@nestjs/common';
+import { BlindIndexer } from '../../crypto/blind-index.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { dateCoverTerms, tokenTerms } from './blind-terms.js';
+import { dateRange, datePrecision } from './date-range.js';
+import { blindField } from './index-extractor.js';
+import { normalizePhone, normalizeString } from './normalize.js';
+import { PHI_PREFIX_MAX, PHI_PREFIX_MIN } from './phi-parameters.js';
+import { rangeCondition, splitPrefix, unsupported, type Prefix } from './prefixes.js';
+import { SearchDefinitions, type SearchParam } from './search-definitions.js';
+import type { Criterion } from './search-request.js';
+import { likeEscape, type SqlParams } from './sql-params.js';
+
+/** The resource a condition is about: SQL expressions for its type and id. */
+export interface Subject {
+  type: string;
+  typeSql: string;
+  idSql: string;
+}
+
+const TABLE: Record<SearchParam['type'], string> = {
+  token: 'search_token',
+  string: 'search_string',
+  date: 'search_date',
+  reference: 'search_reference',
+  number: 'search_number',
+  quantity: 'search_quantity',
+  uri: 'search_uri',
+};
+
+/**
+ * Turns search criteria into SQL conditions over the index tables: an EXISTS per criterion,
+ * values OR-ed inside it, every value a bound parameter. PHI parameters match keyed hashes only.
+ */
+@Injectable()
+export class SearchConditions {
+  constructor(
+    private readonly definitions: SearchDefinitions,
+    private readonly blind: BlindIndexer,
+  ) {}
+
+  condition(subject: Subject, criterion: Criterion, params: SqlParams): string {
+    if (criterion.has) {
+      return this.has(subject, criterion, params);
+    }
+    if (criterion.code === '_id') {
+      return `${subject.idSql} = ANY(${params.add(criterion.values)}::text[])`;
+    }
+    if (criterion.code === '_lastUpdated') {
+      return this.lastUpdated(subject, criterion, params);
+    }
+    const param = this.param(subject.type, criterion.code);
+    if (criterion.chain) {
+      return this.chain(subject, param, criterion, params);
+    }
+    if (criterion.modifier === 'missing') {
+      const exists = this.exists(subject, param, () => 'TRUE', params);
+      return criterion.values.every((value) => value === 'true')
+        ? `NOT ${exists}`
+        : criterion.values.every((value) => value === 'false')
+          ? exists
+          : (() => {
+              throw AppError.invalid(':missing takes true or false');
+            })();
+    }
+    if (param.phi) {
+      return this.phi(subject, param, criterion, params);
+    }
+    const negate = criterion.modifier === 'not';
+    const alias = params.alias('i');
+    const matches = criterion.values.map((value) =>
+      this.valueCondition(alias, param, criterion.modifier, value, params),
+    );
+    const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
+    return negate ? `NOT ${inner}` : inner;
+  }
+
+  param(type: string, code: string): SearchParam {
+    const param = this.definitions.param(type, code);
+    if (!param) {
+      throw AppError.invalid(
+        /^[A-Za-z0-9_-]{1,64}$/.test(code)
+          ? `Unknown search parameter ${code} for ${type}`
+          : `Unknown search parameter for ${type}`,
+      );
+    }
+    return param;
+  }
+
+  private exists(
+    subject: Subject,
+    param: SearchParam,
+    where: (alias: string) => string,
+    params: SqlParams,
+  ): string {
+    const table = param.phi ? 'search_blind' : TABLE[param.type];
+    const alias = params.alias('m');
+    return `EXISTS (SELECT 1 FROM ${table} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${where(alias)})`;
+  }
+
+  private valueCondition(
+    alias: string,
+    param: SearchParam,
+    modifier: string | undefined,
+    raw: string,
+    params: SqlParams,
+  ): string {
+    switch (param.type) {
+      case 'token': {
+        if (modifier && modifier !== 'not') {
+          throw unsupported(`The :${modifier} modifier is not supported on token parameters`);
+        }
+        const bar = raw.indexOf('|');
+        if (bar === -1) {
+          return `${alias}.code = ${params.add(raw)}`;
+        }
+        const system = raw.slice(0, bar);
+        const code = raw.slice(bar + 1);
+        if (code === '') {
+          return `${alias}.system = ${params.add(system)}`;
+        }
+        return system === ''
+          ? `(${alias}.system IS NULL AND ${alias}.code = ${params.add(code)})`
+          : `(${alias}.system = ${params.add(system)} AND ${alias}.code = ${params.add(code)})`;
+      }
+      case 'string': {
+        const value = normalizeString(raw);
+        if (modifier === 'exact') {
+          return `${alias}.value = ${params.add(value)}`;
+        }
+        if (modifier === 'contains') {
+          return `${alias}.value LIKE ${params.add(`%${likeEscape(value)}%`)}`;
+        }
+        if (modifier) {
+          throw unsupported(`The :${modifier} modifier is not supported on string parameters`);
+        }
+        return `${alias}.value LIKE ${params.add(`${likeEscape(value)}%`)}`;
+      }
+      case 'date': {
+        this.noModifier(modifier, 'date');
+        const { prefix, rest } = splitPrefix(raw);
+        const range = this.dateValue(rest, prefix);
+        return rangeCondition(
+          prefix,
+          `${alias}.low`,
+          `${alias}.high`,
+          () => `${params.add(range.low.toISOString())}::timestamptz`,
+          () => `${params.add(range.high.toISOString())}::timestamptz`,
+        );
+      }
+      case 'reference': {
+        if (modifier && !/^[A-Z]/.test(modifier)) {
+          throw unsupported(`The :${modifier} modifier is not supported on reference parameters`);
+        }
+        const target = parseReference(raw, modifier);
+        return target.type
+          ? `(${alias}.target_type = ${params.add(target.type)} AND ${alias}.target_id = ${params.add(target.id)})`
+          : `${alias}.target_id = ${params.add(target.id)}`;
+      }
+      case 'number': {
+        this.noModifier(modifier, 'number');
+        const { prefix, rest } = splitPrefix(raw);
+        return numberCondition(prefix, `${alias}.value`, rest, params);
+      }
+      case 'quantity': {
+        this.noModifier(modifier, 'quantity');
+        const [number = '', system, code] = raw.split('|');
+        const { prefix, rest } = splitPrefix(number);
+        const parts = [numberCondition(prefix, `${alias}.value`, rest, params)];
+        if (system) parts.push(`${alias}.system = ${params.add(system)}`);
+        if (code) parts.push(`${alias}.code = ${params.add(code)}`);
+        return `(${parts.join(' AND ')})`;
+      }
+      case 'uri':
+        if (modifier === 'below') {
+          return `${alias}.value LIKE ${params.add(`${likeEscape(raw)}%`)}`;
+        }
+        this.noModifier(modifier, 'uri');
+        return `${alias}.value = ${params.add(raw)}`;
+    }
+  }
+
+  /** PHI parameters: equality of keyed hashes, nothing else. */
+  private phi(
+    subject: Subject,
+    param: SearchParam,
+    criterion: Criterion,
+    params: SqlParams,
+  ): string {
+    const field = blindField(subject.type, param.code);
+    const hash = (term: string): string => this.blind.compute(field, term);
+    const { modifier } = criterion;
+    let negate = false;
+    const hashes: string[] = [];
+    for (const raw of criterion.values) {
+      switch (param.type) {
+        case 'string': {
+          if (modifier === 'contains') {
+            throw AppError.invalid(
+              `:contains is not available on ${param.code}: names, identifiers and addresses are stored encrypted and indexed only as keyed hashes of whole values and prefixes`,
+            );
+          }
+          if (modifier && modifier !== 'exact') {
+            throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
+          }
+          const normalized = normalizeString(raw);
+          if (modifier === 'exact') {
+            hashes.push(hash(`e:${normalized}`));
+          } else if (normalized.length < PHI_PREFIX_MIN) {
+            throw AppError.invalid(
+              `${param.code} needs at least ${PHI_PREFIX_MIN} characters (it is matched by keyed prefix hashes)`,
+            );
+          } else {
+            hashes.push(hash(`p:${normalized.slice(0, PHI_PREFIX_MAX)}`));
+          }
+          break;
+        }
+        case 'token': {
+          if (modifier === 'not') negate = true;
+          else if (modifier)
+            throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
+          const bar = raw.indexOf('|');
+          const system = bar === -1 ? null : raw.slice(0, bar);
+          let value = bar === -1 ? raw : raw.slice(bar + 1);
+          if (value === '') {
+            throw AppError.invalid(
+              `${param.code} needs a value: identifiers are matched by keyed hashes of system and value`,
+            );
+          }
+          if (param.code === 'phone' || system === 'phone') value = normalizePhone(value);
+          const [byValue, bySystem] = tokenTerms(system, value);
+          hashes.push(hash(system === null ? byValue! : bySystem!));
+          break;
+        }
+        case 'date': {
+          this.noModifier(modifier, param.code);
+          const { prefix, rest } = splitPrefix(raw);
+          const range = dateRange(rest);
+          if (!range) {
+            throw AppError.invalid(
+              `${param.code} must be a date such as 1980, 1980-04 or 1980-04-12`,
+            );
+          }
+          if (prefix === 'eq' || prefix === 'ne') {
+            const precision = datePrecision(rest);
+            const iso = range.low.toISOString();
+            const term =
+              precision === 'y'
+                ? `y:${iso.slice(0, 4)}`
+                : precision === 'm'
+                  ? `m:${iso.slice(0, 7)}`
+                  : `d:${iso.slice(0, 10)}`;
+            negate = prefix === 'ne';
+            hashes.push(hash(term));
+          } else if (prefix === 'ap') {
+            throw unsupported(`ap is not supported on ${param.code}`);
+          } else {
+            const bounds: Record<string, [Date | null, Date | null]> = {
+              gt: [range.high, null],
+              sa: [range.high, null],
+              ge: [range.low, null],
+              lt: [null, range.low],
+              eb: [null, range.low],
+              le: [null, range.high],
+            };
+            const [from, to] = bounds[prefix]!;
+            hashes.push(...dateCoverTerms(from, to).map(hash));
+          }
+          break;
+        }
+        case 'reference':
+        case 'number':
+        case 'quantity':
+        case 'uri':
+          throw unsupported(`${param.code} cannot be searched`);
+      }
+    }
+    const list = params.add(hashes);
+    const exists = this.exists(
+      subject,
+      param,
+      (alias) => `${alias}.hash = ANY(${list}::text[])`,
+      params,
+    );
+    return negate ? `NOT ${exists}` : exists;
+  }
+
+  private chain(
+    subject: Subject,
+    param: SearchParam,
+    criterion: Criterion,
+    params: SqlParams,
+  ): string {
+    const chain = criterion.chain!;
+    if (param.type !== 'reference') {
+      throw AppError.invalid(`${param.code} is not a reference parameter: it cannot be chained`);
+    }
+    const targetType =
+      chain.targetType ?? (param.targets.length === 1 ? param.targets[0] : undefined);
+    if (!targetType) {
+      throw AppError.invalid(
+        `${param.code} can point to several types: name one, as in ${param.code}:${param.targets[0] ?? 'Patient'}.${chain.code}`,
+      );
+    }
+    const alias = params.alias('c');
+    const inner = this.condition(
+      { type: targetType, typeSql: `${alias}.target_type`, idSql: `${alias}.target_id` },
+      {
+        code: chain.code,
+        ...(chain.modifier ? { modifier: chain.modifier } : {}),
+        values: criterion.values,
+      },
+      params,
+    );
+    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${alias}.target_type = ${params.add(targetType)} AND ${inner})`;
+  }
+
+  private has(subject: Subject, criterion: Criterion, params: SqlParams): string {
+    const has = criterion.has!;
+    const reference = this.param(has.type, has.reference);
+    if (reference.type !== 'reference') {
+      throw AppError.invalid(`_has needs a reference parameter of ${has.type}`);
+    }
+    const alias = params.alias('h');
+    const inner = this.condition(
+      { type: has.type, typeSql: `${alias}.resource_type`, idSql: `${alias}.resource_id` },
+      {
+        code: has.code,
+        ...(has.modifier ? { modifier: has.modifier } : {}),
+        values: criterion.values,
+      },
+      params,
+    );
+    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${params.add(has.type)} AND ${alias}.param = ${params.add(has.reference)} AND ${alias}.target_type = ${subject.typeSql} AND ${alias}.target_id = ${subject.idSql} AND ${inner})`;
+  }
+
+  private lastUpdated(subject: Subject, criterion: Criterion, params: SqlParams): string {
+    this.noModifier(criterion.modifier, '_lastUpdated');
+    const alias = params.alias('u');
+    const matches = criterion.values.map((raw) => {
+      const { prefix, rest } = splitPrefix(raw);
+      const range = this.dateValue(rest, prefix);
+      return rangeCondition(
+        prefix,
+        `${alias}.last_updated`,
+        `(${alias}.last_updated + interval '1 millisecond')`,
+        () => `${params.add(range.low.toISOString())}::timestamptz`,
+        () => `${params.add(range.high.toISOString())}::timestamptz`,
+      );
+    });
+    return `EXISTS (SELECT 1 FROM resource ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
+  }
+
+  private dateValue(raw: string, prefix: Prefix): { low: Date; high: Date } {
+    const range = dateRange(raw);
+    if (!range) {
+      throw AppError.invalid(
+        'Dates in searches look like 2024, 2024-05, 2024-05-17 or 2024-05-17T10:00:00Z',
+      );
+    }
+    if (prefix !== 'ap') {
+      return range;
+    }
+    // ap: within 10% of the distance from now, at least a day.
+    const margin = Math.max(86_400_000, Math.abs(Date.now() - range.low.getTime()) * 0.1);
+    return {
+      low: new Date(range.low.getTime() - margin),
+      high: new Date(range.high.getTime() + margin),
+    };
+  }
+
+  private noModifier(modifier: string | undefined, what: string): void {
+    if (modifier) {
+      throw unsupported(`The :${modifier} modifier is not supported on ${what}`);
+    }
+  }
+}
+
+/** `Patient/123`, `123` (any type, or the :Type modifier's) or an absolute URL ending so. */
+function parseReference(
+  raw: string,
+  typeModifier: string | undefined,
+): { type?: string; id: string } {
+  const match = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})$/.exec(raw);
+  if (match) {
+    return { type: match[1]!, id: match[2]! };
+  }
+  if (!/^[A-Za-z0-9.-]{1,64}$/.test(raw)) {
+    throw AppError.invalid(
+      'A reference search value is Type/id, an id, or a URL ending in Type/id',
+    );
+  }
+  return { ...(typeModifier ? { type: typeModifier } : {}), id: raw };
+}
+
+/**
+ * A number comparison. Equality honours the value's precision (100 means [99.5, 100.5), 100.0
+ * means [99.95, 100.05)); the other prefixes compare with the value itself; ap is within 10%.
+ */
+function numberCondition(prefix: Prefix, column: string, raw: string, params: SqlParams): string {
+  if (!/^-?\d+(\.\d+)?$/.test(raw)) {
+    throw AppError.invalid('A number search value looks like 5 or 5.4 (after an optional prefix)');
+  }
+  const decimals = raw.includes('.') ? raw.split('.')[1]!.length : 0;
+  const half = 0.5 * 10 ** -decimals;
+  const value = Number(raw);
+  const v = `${params.add(raw)}::numeric`;
+  const within = (low: number, high: number): string =>
+    `(${column} >= ${params.add(String(low))}::numeric AND ${column} < ${params.add(String(high))}::numeric)`;
+  switch (prefix) {
+    case 'eq':
+      return within(value - half, value + half);
+    case 'ne':
+      return `NOT ${within(value - half, value + half)}`;
+    case 'gt':
+    case 'sa':
+      return `${column} > ${v}`;
+    case 'lt':
+    case 'eb':
+      return `${column} < ${v}`;
+    case 'ge':
+      return `${column} >= ${v}`;
+    case 'le':
+      return `${column} <= ${v}`;
+    case 'ap':
+      return within(value - Math.abs(value) * 0.1, value + Math.abs(value) * 0.1 + Number.EPSILON);
+  }
+}

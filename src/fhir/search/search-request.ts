@@ -1,0 +1,235 @@
+import { AppError } from '../../common/errors/app-error.js';
+
+/** One search criterion: `code[:modifier]` with OR-ed values; repeated criteria are AND-ed. */
+export interface Criterion {
+  code: string;
+  modifier?: string;
+  /** `subject:Patient.name=…` or `subject.name=…`: the chained parameter on the target. */
+  chain?: { targetType?: string; code: string; modifier?: string };
+  /** `_has:Observation:patient:code=…` */
+  has?: { type: string; reference: string; code: string; modifier?: string };
+  values: string[];
+}
+
+export interface SortKey {
+  code: string;
+  descending: boolean;
+}
+
+export interface IncludeSpec {
+  /** The type whose reference parameter is followed. */
+  sourceType: string;
+  param: string;
+  targetType?: string;
+  iterate: boolean;
+}
+
+export interface SearchRequest {
+  criteria: Criterion[];
+  count: number;
+  sort: SortKey[];
+  cursor?: string;
+  include: IncludeSpec[];
+  revinclude: IncludeSpec[];
+  total: 'none' | 'accurate';
+  summaryCount: boolean;
+  elements?: string[];
+}
+
+export const DEFAULT_COUNT = 20;
+export const MAX_COUNT = 1000;
+
+const CODE = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
+/** Parameters that steer the search rather than filter it. */
+const RESULT_PARAMS = new Set([
+  '_state',
+  '_count',
+  '_sort',
+  '_cursor',
+  '_include',
+  '_revinclude',
+  '_total',
+  '_summary',
+  '_elements',
+  '_format',
+  '_pretty',
+]);
+
+/**
+ * Parses a search query (URL or form body) into criteria and result parameters. Only names and
+ * structure are checked here; the search service checks each against the definitions.
+ */
+export function parseSearchRequest(
+  query: Record<string, string | string[] | undefined>,
+): SearchRequest {
+  const request: SearchRequest = {
+    criteria: [],
+    count: DEFAULT_COUNT,
+    sort: [],
+    include: [],
+    revinclude: [],
+    total: 'none',
+    summaryCount: false,
+  };
+  for (const [name, raw] of Object.entries(query)) {
+    for (const value of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
+      const base = name.replace(/:iterate$/, '');
+      if (RESULT_PARAMS.has(base)) {
+        applyResultParam(request, name, value);
+      } else {
+        request.criteria.push(parseCriterion(name, value));
+      }
+    }
+  }
+  return request;
+}
+
+function applyResultParam(request: SearchRequest, name: string, value: string): void {
+  switch (name.replace(/:iterate$/, '')) {
+    case '_count': {
+      if (!/^\d{1,6}$/.test(value)) {
+        throw AppError.invalid('_count must be a non-negative integer');
+      }
+      request.count = Math.min(Number(value), MAX_COUNT);
+      return;
+    }
+    case '_sort':
+      request.sort = value.split(',').map((key) => {
+        const descending = key.startsWith('-');
+        const code = descending ? key.slice(1) : key;
+        if (!CODE.test(code)) {
+          throw AppError.invalid(
+            '_sort takes search parameter names, comma-separated, with - for descending',
+          );
+        }
+        return { code, descending };
+      });
+      return;
+    case '_cursor':
+      request.cursor = value;
+      return;
+    case '_include':
+    case '_revinclude': {
+      const spec = parseInclude(name, value);
+      (name.startsWith('_include') ? request.include : request.revinclude).push(spec);
+      return;
+    }
+    case '_total':
+      if (value !== 'none' && value !== 'accurate' && value !== 'estimate') {
+        throw AppError.invalid('_total must be none, estimate or accurate');
+      }
+      request.total = value === 'none' ? 'none' : 'accurate';
+      return;
+    case '_summary':
+      if (value === 'count') {
+        request.summaryCount = true;
+      } else if (value !== 'false') {
+        throw AppError.of(400, 'not-supported', '_summary supports count and false');
+      }
+      return;
+    case '_elements':
+      request.elements = value
+        .split(',')
+        .map((element) => element.trim())
+        .filter(Boolean);
+      if (!request.elements.every((element) => CODE.test(element))) {
+        throw AppError.invalid('_elements takes element names, comma-separated');
+      }
+      return;
+    default:
+      // _format and _pretty: JSON is the only format; accepted and ignored.
+      return;
+  }
+}
+
+function parseInclude(name: string, value: string): IncludeSpec {
+  const [sourceType, param, targetType, ...rest] = value.split(':');
+  const iterate = name.endsWith(':iterate') || rest.includes('iterate');
+  if (
+    !sourceType ||
+    !TYPE.test(sourceType) ||
+    !param ||
+    !CODE.test(param) ||
+    (targetType && !TYPE.test(targetType))
+  ) {
+    throw AppError.invalid(`${name} must be Type:parameter[:TargetType]`);
+  }
+  return { sourceType, param, ...(targetType ? { targetType } : {}), iterate };
+}
+
+function parseCriterion(name: string, value: string): Criterion {
+  const values = splitValues(value);
+  if (name.startsWith('_has:')) {
+    const [, type, reference, code, modifier, ...extra] = name.split(':');
+    if (
+      !type ||
+      !TYPE.test(type) ||
+      !reference ||
+      !CODE.test(reference) ||
+      !code ||
+      !CODE.test(code) ||
+      extra.length > 0
+    ) {
+      throw AppError.invalid('_has takes the form _has:Type:reference:parameter=value');
+    }
+    return {
+      code: '_has',
+      has: { type, reference, code, ...(modifier ? { modifier } : {}) },
+      values,
+    };
+  }
+  const dot = name.indexOf('.');
+  const head = dot === -1 ? name : name.slice(0, dot);
+  const [code, modifier] = head.split(':');
+  if (
+    !code ||
+    !CODE.test(code) ||
+    (modifier !== undefined && !/^[A-Za-z-]{1,64}$/.test(modifier))
+  ) {
+    throw AppError.invalid(`Invalid search parameter name ${printable(name)}`);
+  }
+  if (dot === -1) {
+    return { code, ...(modifier ? { modifier } : {}), values };
+  }
+  const [chainCode, chainModifier] = name.slice(dot + 1).split(':');
+  if (!chainCode || !CODE.test(chainCode) || name.slice(dot + 1).includes('.')) {
+    throw AppError.invalid('Chained parameters go one level deep: reference[:Type].parameter');
+  }
+  if (modifier !== undefined && !TYPE.test(modifier)) {
+    throw AppError.invalid('The modifier of a chained reference must be a resource type');
+  }
+  return {
+    code,
+    chain: {
+      ...(modifier ? { targetType: modifier } : {}),
+      code: chainCode,
+      ...(chainModifier ? { modifier: chainModifier } : {}),
+    },
+    values,
+  };
+}
+
+/** Comma-separated values, with `\,` as an escaped comma. */
+function splitValues(value: string): string[] {
+  const values: string[] = [];
+  let current = '';
+  for (let i = 0; i < value.length; i++) {
+    if (value[i] === '\\' && value[i + 1] === ',') {
+      current += ',';
+      i++;
+    } else if (value[i] === ',') {
+      values.push(current);
+      current = '';
+    } else {
+      current += value[i];
+    }
+  }
+  values.push(current);
+  return values;
+}
+
+/** A parameter name is safe to echo in an error when it is plain (it never carries values). */
+function printable(name: string): string {
+  return /^[A-Za-z0-9_.:-]{1,64}$/.test(name) ? name : '(not shown)';
+}

@@ -1,0 +1,422 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { PatientCompartment } from '../../access/patient-compartment.js';
+import { ResourceAccess } from '../../access/resource-access.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { isPatientConfined } from '../../auth/smart-scopes.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { FhirDefinitions } from '../fhir-definitions.js';
+import type { FhirResource } from '../fhir-types.js';
+import type { ResourceEntity } from '../resource.entity.js';
+import { SearchConditions, type Subject } from './search-conditions.js';
+import { SearchDefinitions } from './search-definitions.js';
+import { parseSearchRequest, type IncludeSpec, type SearchRequest } from './search-request.js';
+import { keysetCondition, orderBy, sortColumns } from './search-sort.js';
+import { SearchRepository } from './search.repository.js';
+import { SqlParams } from './sql-params.js';
+
+type Query = Record<string, string | string[] | undefined>;
+
+const MAX_INCLUDED = 1000;
+
+/** Sealed search state is bound to who searched and what, like a PHI value to its row. */
+function stateContext(user: AuthenticatedUser, type: string): CipherContext {
+  return { table: 'search', column: 'state', row: [type, user.id] };
+}
+const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+export interface SearchBundle {
+  resourceType: 'Bundle';
+  id: string;
+  meta: { lastUpdated: string };
+  type: 'searchset';
+  total?: number;
+  link: { relation: string; url: string }[];
+  entry: { fullUrl: string; resource: FhirResource; search: { mode: 'match' | 'include' } }[];
+}
+
+interface Cursor {
+  /** n: the page after the row with these keys; p: the page before it. */
+  d: 'n' | 'p';
+  k: string[];
+}
+
+/**
+ * FHIR search: criteria to SQL over the index tables, keyset paging, _include and _revinclude,
+ * with the caller's access rules applied in SQL (patient compartment, restricted records) and
+ * again on every returned resource.
+ */
+@Injectable()
+export class SearchService {
+  constructor(
+    private readonly definitions: FhirDefinitions,
+    private readonly searchDefinitions: SearchDefinitions,
+    private readonly conditions: SearchConditions,
+    private readonly repository: SearchRepository,
+    private readonly access: ResourceAccess,
+    private readonly compartment: PatientCompartment,
+    private readonly cipher: FieldCipher,
+  ) {}
+
+  async search(
+    user: AuthenticatedUser,
+    type: string,
+    received: Query,
+    baseUrl: string,
+    options: { lenient?: boolean; viaPost?: boolean } = {},
+  ): Promise<SearchBundle> {
+    const lenient = options.lenient ?? false;
+    // Criteria that came in a form body (or a link made from one) travel on in _state, sealed.
+    const state =
+      typeof received['_state'] === 'string'
+        ? this.unseal(user, type, received['_state'])
+        : undefined;
+    const query: Query = state
+      ? { ...state.query, ...(state.cursor ? { _cursor: state.cursor } : {}) }
+      : received;
+    const sealed = options.viaPost === true || state !== undefined;
+    if (!this.definitions.isResourceType(type)) {
+      throw AppError.notFound(
+        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
+      );
+    }
+    const request = parseSearchRequest(query);
+    if (lenient) {
+      request.criteria = request.criteria.filter((criterion) =>
+        this.isKnown(type, criterion.code, criterion.has?.type),
+      );
+    }
+    const params = new SqlParams();
+    const where = this.where(user, type, request, params);
+    // The count uses the criteria's parameters only: sort and keyset ones are added after.
+    const whereValues = [...params.values];
+    const columns = sortColumns(type, request.sort, this.searchDefinitions, params);
+
+    const total =
+      request.total === 'accurate' || request.summaryCount
+        ? await this.repository.count(where, whereValues)
+        : undefined;
+    const links = (next?: Cursor, previous?: Cursor) =>
+      sealed
+        ? this.sealedLinks(user, baseUrl, type, query, next, previous)
+        : this.links(baseUrl, type, query, next, previous);
+    if (request.summaryCount) {
+      return this.bundle([], [], total, links());
+    }
+
+    const cursor = request.cursor ? decodeCursor(request.cursor, columns.length) : undefined;
+    const backwards = cursor?.d === 'p';
+    const pageWhere = cursor
+      ? `${where} AND ${keysetCondition(columns, cursor.k, backwards, params)}`
+      : where;
+    const rows = await this.repository.page(
+      pageWhere,
+      params.values,
+      columns.map((column) => column.sql),
+      orderBy(columns, backwards),
+      request.count + 1,
+    );
+    const more = rows.length > request.count;
+    const page = rows.slice(0, request.count);
+    if (backwards) page.reverse();
+
+    const matches = (
+      await this.repository.load(
+        type,
+        page.map((row) => row.id),
+      )
+    )
+      .map(contentOf)
+      .filter((resource) => this.access.isListable(user, resource));
+    const included = await this.includes(user, type, request, matches);
+
+    const first = page[0];
+    const last = page[page.length - 1];
+    const hasNext = backwards ? cursor !== undefined : more;
+    const hasPrevious = backwards ? more : cursor !== undefined;
+    return this.bundle(
+      matches.map((resource) => project(resource, request.elements)),
+      included,
+      total,
+      links(
+        hasNext && last ? { d: 'n', k: last.keys } : undefined,
+        hasPrevious && first ? { d: 'p', k: first.keys } : undefined,
+      ),
+      baseUrl,
+    );
+  }
+
+  private where(
+    user: AuthenticatedUser,
+    type: string,
+    request: SearchRequest,
+    params: SqlParams,
+  ): string {
+    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id' };
+    const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
+    for (const criterion of request.criteria) {
+      parts.push(this.conditions.condition(subject, criterion, params));
+    }
+    // Restricted records never appear in search results: they open one at a time, by break-glass.
+    parts.push(
+      `NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = ${params.add(CONFIDENTIALITY)} AND x.code = 'R')`,
+    );
+    const confinement = this.confinement(user, type, params);
+    if (confinement) parts.push(confinement);
+    return parts.join(' AND ');
+  }
+
+  /** For a patient-scoped token: only that patient's compartment (types outside it are open). */
+  private confinement(
+    user: AuthenticatedUser,
+    type: string,
+    params: SqlParams,
+  ): string | undefined {
+    if (!isPatientConfined(user.scopes, user.patient) || !this.compartment.hasCompartment(type)) {
+      return undefined;
+    }
+    const patient = params.add(user.patient);
+    const links = this.compartment.paramsOf(type);
+    const byReference =
+      links.length > 0
+        ? `EXISTS (SELECT 1 FROM search_reference p WHERE p.resource_type = r.resource_type AND p.resource_id = r.id AND p.param = ANY(${params.add(links)}::text[]) AND p.target_type = 'Patient' AND p.target_id = ${patient})`
+        : 'FALSE';
+    return type === 'Patient' ? `(r.id = ${patient} OR ${byReference})` : byReference;
+  }
+
+  private async includes(
+    user: AuthenticatedUser,
+    type: string,
+    request: SearchRequest,
+    matches: FhirResource[],
+  ): Promise<FhirResource[]> {
+    const seen = new Set(
+      matches.map((resource) => `${resource.resourceType}/${String(resource.id)}`),
+    );
+    const included: FhirResource[] = [];
+    let round = matches;
+    // The first round from the matches; with :iterate, one more round from what it added.
+    for (let depth = 0; depth < 2 && round.length > 0; depth++) {
+      const added: FhirResource[] = [];
+      const specs = (list: IncludeSpec[]): IncludeSpec[] =>
+        list.filter((spec) => depth === 0 || spec.iterate);
+      for (const spec of specs(request.include)) {
+        const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
+        this.assertReferenceParam(spec);
+        if (sources.length === 0) continue;
+        const refs = await this.repository.targets(
+          spec.sourceType,
+          sources.map((s) => String(s.id)),
+          spec.param,
+          spec.targetType,
+          MAX_INCLUDED,
+        );
+        added.push(...(await this.loadListable(user, refs, seen)));
+      }
+      for (const spec of specs(request.revinclude)) {
+        this.assertReferenceParam(spec);
+        const targets =
+          depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
+        for (const targetType of new Set(targets.map((t) => t.resourceType))) {
+          const ids = targets.filter((t) => t.resourceType === targetType).map((t) => String(t.id));
+          const refs = await this.repository.sources(
+            spec.sourceType,
+            spec.param,
+            targetType,
+            ids,
+            MAX_INCLUDED,
+          );
+          added.push(...(await this.loadListable(user, refs, seen)));
+        }
+      }
+      included.push(...added);
+      round = added;
+      if (included.length >= MAX_INCLUDED) break;
+    }
+    return included.slice(0, MAX_INCLUDED);
+  }
+
+  private async loadListable(
+    user: AuthenticatedUser,
+    refs: { type: string; id: string }[],
+    seen: Set<string>,
+  ): Promise<FhirResource[]> {
+    const fresh = refs.filter(
+      (ref) => !seen.has(`${ref.type}/${ref.id}`) && this.definitions.isResourceType(ref.type),
+    );
+    const loaded: FhirResource[] = [];
+    for (const type of new Set(fresh.map((ref) => ref.type))) {
+      const rows = await this.repository.load(
+        type,
+        fresh.filter((ref) => ref.type === type).map((ref) => ref.id),
+      );
+      for (const resource of rows.map(contentOf)) {
+        seen.add(`${resource.resourceType}/${String(resource.id)}`);
+        // Included resources follow the same rules as matches: another patient's or a
+        // restricted record is left out.
+        if (this.access.isListable(user, resource)) loaded.push(resource);
+      }
+    }
+    return loaded;
+  }
+
+  private assertReferenceParam(spec: IncludeSpec): void {
+    const param = this.conditions.param(spec.sourceType, spec.param);
+    if (param.type !== 'reference') {
+      throw AppError.invalid(`${spec.sourceType}:${spec.param} is not a reference parameter`);
+    }
+  }
+
+  private isKnown(type: string, code: string, hasType?: string): boolean {
+    return (
+      code === '_id' ||
+      code === '_lastUpdated' ||
+      (code === '_has' && hasType !== undefined) ||
+      this.searchDefinitions.param(type, code) !== undefined
+    );
+  }
+
+  private links(
+    baseUrl: string,
+    type: string,
+    query: Record<string, string | string[] | undefined>,
+    next: Cursor | undefined,
+    previous: Cursor | undefined,
+  ): { relation: string; url: string }[] {
+    const url = (cursor?: Cursor): string => {
+      const search = new URLSearchParams();
+      for (const [name, value] of Object.entries(query)) {
+        if (name === '_cursor' || value === undefined) continue;
+        for (const item of Array.isArray(value) ? value : [value]) search.append(name, item);
+      }
+      if (cursor) search.set('_cursor', encodeCursor(cursor));
+      const text = search.toString();
+      return `${baseUrl}/${type}${text ? `?${text}` : ''}`;
+    };
+    const self =
+      typeof query['_cursor'] === 'string'
+        ? `${url()}${url().includes('?') ? '&' : '?'}_cursor=${encodeURIComponent(query['_cursor'])}`
+        : url();
+    return [
+      { relation: 'self', url: self },
+      ...(next ? [{ relation: 'next', url: url(next) }] : []),
+      ...(previous ? [{ relation: 'previous', url: url(previous) }] : []),
+    ];
+  }
+
+  /**
+   * Links of a search whose criteria must stay out of URLs: the criteria and cursor are sealed
+   * (AES-GCM, bound to this user and type) into one opaque `_state` parameter.
+   */
+  private sealedLinks(
+    user: AuthenticatedUser,
+    baseUrl: string,
+    type: string,
+    query: Query,
+    next: Cursor | undefined,
+    previous: Cursor | undefined,
+  ): { relation: string; url: string }[] {
+    const criteria = Object.fromEntries(
+      Object.entries(query).filter(([name]) => name !== '_cursor' && name !== '_state'),
+    );
+    const link = (cursor: Cursor | undefined): string => {
+      const state = this.cipher.encrypt(
+        JSON.stringify({ query: criteria, ...(cursor ? { cursor: encodeCursor(cursor) } : {}) }),
+        stateContext(user, type),
+      );
+      return `${baseUrl}/${type}?_state=${state}`;
+    };
+    return [
+      { relation: 'self', url: link(undefined) },
+      ...(next ? [{ relation: 'next', url: link(next) }] : []),
+      ...(previous ? [{ relation: 'previous', url: link(previous) }] : []),
+    ];
+  }
+
+  private unseal(
+    user: AuthenticatedUser,
+    type: string,
+    state: string,
+  ): { query: Query; cursor?: string } {
+    try {
+      return JSON.parse(this.cipher.decrypt(state, stateContext(user, type))) as {
+        query: Query;
+        cursor?: string;
+      };
+    } catch {
+      throw AppError.invalid('_state is not a link of this search for this user: search again');
+    }
+  }
+
+  private bundle(
+    matches: FhirResource[],
+    included: FhirResource[],
+    total: number | undefined,
+    link: { relation: string; url: string }[],
+    baseUrl = '',
+  ): SearchBundle {
+    const entry = (resource: FhirResource, mode: 'match' | 'include') => ({
+      fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
+      resource,
+      search: { mode },
+    });
+    return {
+      resourceType: 'Bundle',
+      id: randomUUID(),
+      meta: { lastUpdated: new Date().toISOString() },
+      type: 'searchset',
+      ...(total !== undefined ? { total } : {}),
+      link,
+      entry: [
+        ...matches.map((r) => entry(r, 'match')),
+        ...included.map((r) => entry(r, 'include')),
+      ],
+    };
+  }
+}
+
+function contentOf(row: ResourceEntity): FhirResource {
+  return JSON.parse(row.content as string) as FhirResource;
+}
+
+/** _elements: the listed top-level elements plus the mandatory ones, marked SUBSETTED. */
+function project(resource: FhirResource, elements: string[] | undefined): FhirResource {
+  if (!elements) {
+    return resource;
+  }
+  const kept: Record<string, unknown> = { resourceType: resource.resourceType, id: resource.id };
+  for (const element of elements) {
+    if (element in resource) kept[element] = (resource as Record<string, unknown>)[element];
+  }
+  const meta = (resource.meta ?? {}) as { tag?: unknown[] };
+  kept['meta'] = {
+    ...meta,
+    tag: [
+      ...(meta.tag ?? []),
+      { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' },
+    ],
+  };
+  return kept as FhirResource;
+}
+
+function encodeCursor(cursor: Cursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeCursor(raw: string, keys: number): Cursor {
+  try {
+    const cursor = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Cursor;
+    if (
+      (cursor.d === 'n' || cursor.d === 'p') &&
+      Array.isArray(cursor.k) &&
+      cursor.k.length === keys &&
+      cursor.k.every((key) => typeof key === 'string' && key.length <= 1000)
+    ) {
+      return cursor;
+    }
+  } catch {
+    // fall through
+  }
+  throw AppError.invalid('_cursor is not a cursor of this search: follow the Bundle links');
+}

@@ -1,0 +1,21 @@
+/** Positional parameters for one SQL statement: every value is bound, never spliced. */
+export class SqlParams {
+  readonly values: unknown[] = [];
+  private aliases = 0;
+
+  add(value: unknown): string {
+    this.values.push(value);
+    return `$${this.values.length}`;
+  }
+
+  /** A fresh table alias for a subquery. */
+  alias(prefix: string): string {
+    this.aliases += 1;
+    return `${prefix}${this.aliases}`;
+  }
+}
+
+/** Escapes LIKE wildcards in a value that is matched literally. */
+export function likeEscape(value: string): string {
+  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}

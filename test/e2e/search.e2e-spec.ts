@@ -1,0 +1,310 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import {
+  authorizedHttp,
+  http as plainHttp,
+  type HttpFn,
+  type HttpResult,
+} from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
+const LOINC = 'http://loinc.org';
+const UCUM = 'http://unitsofmeasure.org';
+
+describe('FHIR search', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let http: HttpFn;
+  let token: string;
+  // Values unique to this run, so other suites' data on the shared database cannot match.
+  const run = randomUUID().slice(0, 6);
+  const family = `Ñúñez-${run}`;
+  const other = `Okonkwo${run}`;
+  const code = `glu-${run}`;
+  const ids = { a: '', b: '', obs: [] as string[], obsB: '' };
+
+  async function create(body: Record<string, unknown>): Promise<string> {
+    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  }
+
+  function observation(patient: string, value: number, date: string, extra = {}) {
+    return {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: LOINC, code }] },
+      subject: { reference: `Patient/${patient}` },
+      effectiveDateTime: date,
+      valueQuantity: { value, unit: 'mmol/L', system: UCUM, code: 'mmol/L' },
+      ...extra,
+    };
+  }
+
+  const search = async (path: string) => {
+    const res = await http('GET', `${fhir}/${path}`);
+    return res;
+  };
+  const ids_ = (res: {
+    body: { entry?: { resource: { id: string }; search: { mode: string } }[] };
+  }) =>
+    (res.body.entry ?? [])
+      .filter((e) => e.search.mode === 'match')
+      .map((e) => e.resource.id)
+      .sort();
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    token = await tokenFor(testApp, 'doctor');
+    http = authorizedHttp(token);
+    ids.a = await create({
+      ...buildPatient({
+        family,
+        given: 'José María',
+        mrn: `MRN-A-${run}`,
+        birthDate: '1980-04-12',
+        phone: '+1 (555) 010-7788',
+      }),
+      telecom: [
+        { system: 'phone', value: '+1 (555) 010-7788' },
+        { system: 'email', value: `jose.${run}@example.org` },
+      ],
+    });
+    ids.b = await create(
+      buildPatient({ family: other, given: 'Ada', mrn: `MRN-B-${run}`, birthDate: '1980' }),
+    );
+    for (let i = 0; i < 25; i++) {
+      ids.obs.push(
+        await create(
+          observation(ids.a, 4 + i * 0.2, `2024-01-${String(i + 1).padStart(2, '0')}T08:00:00Z`),
+        ),
+      );
+    }
+    ids.obsB = await create(observation(ids.b, 9.9, '2023-06-01', { status: 'amended' }));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  describe('names, identifiers, birth dates and telecom (blind indexes)', () => {
+    it('finds by name part, exactly or by prefix, ignoring case and accents', async () => {
+      expect(ids_(await search(`Patient?family=${encodeURIComponent(family)}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?family=NUNEZ-${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?family:exact=nunez ${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?name=okonk`))).toContain(ids.b);
+      expect(ids_(await search(`Patient?given=jose&family=nunez-${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?given=ada&family=nunez-${run}`))).toEqual([]);
+    });
+
+    it('explains why :contains and very short prefixes are refused on PHI', async () => {
+      const contains = await search(`Patient?family:contains=une`);
+      expect(contains.status).toBe(400);
+      expect(contains.body.issue[0].diagnostics).toMatch(/keyed hashes/);
+      expect((await search(`Patient?family=nu`)).status).toBe(400);
+    });
+
+    it('finds by identifier (system|value and value), phone and email', async () => {
+      expect(ids_(await search(`Patient?identifier=${MRN}|MRN-A-${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?identifier=MRN-A-${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?identifier=http://other|MRN-A-${run}`))).toEqual([]);
+      expect(ids_(await search(`Patient?phone=15550107788&family=nunez-${run}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?email=jose.${run}@example.org`))).toEqual([ids.a]);
+    });
+
+    it('finds birth dates at year, month and day precision and by range', async () => {
+      const mine = `&identifier=MRN-A-${run},MRN-B-${run}`;
+      expect(ids_(await search(`Patient?birthdate=1980${mine}`))).toEqual([ids.a, ids.b].sort());
+      expect(ids_(await search(`Patient?birthdate=1980-04${mine}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?birthdate=1980-04-12${mine}`))).toEqual([ids.a]);
+      expect(ids_(await search(`Patient?birthdate=ge1980-04-12${mine}`))).toEqual(
+        [ids.a, ids.b].sort(),
+      );
+      expect(ids_(await search(`Patient?birthdate=gt1980-04-12${mine}`))).toEqual([ids.b]);
+      expect(ids_(await search(`Patient?birthdate=lt1980-04-12${mine}`))).toEqual([ids.b]);
+      expect(ids_(await search(`Patient?birthdate=lt1980${mine}`))).toEqual([]);
+    });
+
+    it('keeps no plaintext name, identifier, birth date or phone in any index table', async () => {
+      const dataSource = testApp.app.get(DataSource);
+      for (const needle of [run, '1980-04-12', '5550107788', 'nunez', 'MRN-A']) {
+        for (const table of [
+          'search_token',
+          'search_string',
+          'search_uri',
+          'search_blind',
+          'search_reference',
+        ]) {
+          const rows = await dataSource.query(
+            `SELECT count(*)::int AS n FROM ${table} t WHERE t::text ILIKE $1 AND t.param NOT IN ('code', 'combo-code')`,
+            [`%${needle}%`],
+          );
+          expect({ table, needle, n: rows[0].n }).toEqual({ table, needle, n: 0 });
+        }
+      }
+    });
+  });
+
+  describe('clinical parameters', () => {
+    it('matches tokens, dates, quantities and references', async () => {
+      expect(ids_(await search(`Observation?code=${LOINC}|${code}`))).toHaveLength(20);
+      expect((await search(`Observation?code=${code}&_total=accurate`)).body.total).toBe(26);
+      expect(
+        (await search(`Observation?code=${code}&status:not=final&_total=accurate`)).body.total,
+      ).toBe(1);
+      expect(
+        (await search(`Observation?code=${code}&date=ge2024-01-20&_total=accurate`)).body.total,
+      ).toBe(6);
+      expect(
+        (await search(`Observation?code=${code}&date=2024-01&_total=accurate`)).body.total,
+      ).toBe(25);
+      expect(
+        (await search(`Observation?code=${code}&date=lt2024&_total=accurate`)).body.total,
+      ).toBe(1);
+      expect(
+        (await search(`Observation?code=${code}&value-quantity=ge8|${UCUM}|mmol/L&_total=accurate`))
+          .body.total,
+      ).toBe(6); // 8.0, 8.2, 8.4, 8.6, 8.8 and B's 9.9
+      expect(ids_(await search(`Observation?subject=Patient/${ids.b}`))).toEqual([ids.obsB]);
+      expect(ids_(await search(`Observation?subject:Patient=${ids.b}`))).toEqual([ids.obsB]);
+      expect(ids_(await search(`Observation?patient=${ids.b}&code=${code}`))).toEqual([ids.obsB]);
+    });
+
+    it('follows one level of chaining and _has', async () => {
+      expect(ids_(await search(`Observation?subject:Patient.identifier=MRN-B-${run}`))).toEqual([
+        ids.obsB,
+      ]);
+      expect(ids_(await search(`Observation?patient.family=${other}`))).toEqual([ids.obsB]);
+      expect(
+        ids_(
+          await search(
+            `Patient?_has:Observation:subject:status=amended&identifier=MRN-A-${run},MRN-B-${run}`,
+          ),
+        ),
+      ).toEqual([ids.b]);
+    });
+
+    it('adds referenced and referencing resources with _include and _revinclude', async () => {
+      const included = await search(`Observation?_id=${ids.obsB}&_include=Observation:subject`);
+      expect(
+        included.body.entry.map((e: { resource: { id: string }; search: { mode: string } }) => [
+          e.search.mode,
+          e.resource.id,
+        ]),
+      ).toEqual([
+        ['match', ids.obsB],
+        ['include', ids.b],
+      ]);
+      const rev = await search(`Patient?_id=${ids.b}&_revinclude=Observation:subject`);
+      expect(rev.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+        ids.b,
+        ids.obsB,
+      ]);
+    });
+  });
+
+  describe('paging, sorting and result parameters', () => {
+    it('pages with next and previous links, without repeats or gaps', async () => {
+      const seen: string[] = [];
+      let url: string | undefined = `${fhir}/Observation?code=${code}&_count=10&_sort=-date`;
+      const pages: string[][] = [];
+      while (url) {
+        const res: HttpResult = await http('GET', url);
+        expect(res.status).toBe(200);
+        const page = res.body.entry.map((e: { resource: { id: string } }) => e.resource.id);
+        pages.push(page);
+        seen.push(...page);
+        url = res.body.link.find((l: { relation: string }) => l.relation === 'next')?.url;
+        if (pages.length === 2) {
+          const previous = res.body.link.find(
+            (l: { relation: string }) => l.relation === 'previous',
+          ).url;
+          const back = await http('GET', previous);
+          expect(back.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual(
+            pages[0],
+          );
+        }
+      }
+      expect(pages.map((p) => p.length)).toEqual([10, 10, 6]);
+      const counted = await search(`Observation?code=${code}&_sort=-date&_total=accurate&_count=1`);
+      expect(counted.body.total).toBe(26);
+      expect(new Set(seen).size).toBe(26);
+      // -date: newest first, B's 2023 observation last.
+      expect(seen[0]).toBe(ids.obs[24]);
+      expect(seen[25]).toBe(ids.obsB);
+    });
+
+    it('stays stable when resources are added while paging', async () => {
+      const first = await search(`Observation?code=${code}&_count=10`);
+      const next = first.body.link.find((l: { relation: string }) => l.relation === 'next').url;
+      await create(observation(ids.b, 1, '2022-01-01'));
+      const second = await http('GET', next);
+      const firstIds = first.body.entry.map((e: { resource: { id: string } }) => e.resource.id);
+      const secondIds = second.body.entry.map((e: { resource: { id: string } }) => e.resource.id);
+      expect(secondIds.filter((id: string) => firstIds.includes(id))).toEqual([]);
+    });
+
+    it('refuses unknown parameters and unsafe or PHI _sort keys, unless lenient', async () => {
+      expect((await search(`Observation?unknown-thing=1`)).status).toBe(400);
+      const lenient = await http(
+        'GET',
+        `${fhir}/Observation?unknown-thing=1&code=${code}&_total=accurate`,
+        {
+          headers: { prefer: 'handling=lenient' },
+        },
+      );
+      expect(lenient.status).toBe(200);
+      for (const sort of ['name;DROP TABLE resource', "date'--", 'family', 'status,', '_id desc']) {
+        const res = await search(`Patient?_sort=${encodeURIComponent(sort)}`);
+        expect(res.status).toBe(400);
+      }
+      expect((await search(`Observation?_cursor=not-a-cursor`)).status).toBe(400);
+      expect((await search(`Patient?_sort=-birthdate`)).status).toBe(400);
+    });
+
+    it('supports _summary=count and _elements', async () => {
+      const count = await search(`Observation?code=${code}&_summary=count`);
+      expect(count.body.total).toBeGreaterThanOrEqual(26);
+      expect(count.body.entry).toEqual([]);
+      const elements = await search(`Observation?_id=${ids.obsB}&_elements=status`);
+      expect(Object.keys(elements.body.entry[0].resource).sort()).toEqual([
+        'id',
+        'meta',
+        'resourceType',
+        'status',
+      ]);
+    });
+
+    it('searches by POST with a form body, keeping the criteria out of the URL', async () => {
+      const res = await plainHttp('POST', `${fhir}/Patient/_search`, {
+        raw: new URLSearchParams({
+          identifier: `MRN-A-${run},MRN-B-${run}`,
+          _count: '1',
+        }).toString(),
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+      });
+      expect(res.status).toBe(200);
+      const first = res.body.entry.map((e: { resource: { id: string } }) => e.resource.id);
+      expect(first).toHaveLength(1);
+      const urls = res.body.link.map((l: { url: string }) => l.url).join(' ');
+      expect(urls).not.toContain('MRN');
+      const next = res.body.link.find((l: { relation: string }) => l.relation === 'next').url;
+      const second = await http('GET', next);
+      const both = [
+        ...first,
+        ...second.body.entry.map((e: { resource: { id: string } }) => e.resource.id),
+      ];
+      expect(both.sort()).toEqual([ids.a, ids.b].sort());
+      // The sealed link is bound to its user: another user cannot replay it.
+      const stranger = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      expect((await stranger('GET', next)).status).toBe(400);
+    });
+  });
+});
