@@ -58,7 +58,9 @@ export class PermissionGuard implements CanActivate {
       // A scoped token is for FHIR data: it does not administer users or open break-glass.
       allowed =
         hasAppPermission(user.roles, permission) &&
-        (user.scopes === undefined || permission === 'account:self');
+        (user.scopes === undefined ||
+          permission === 'account:self' ||
+          permission === 'fhir:bundle');
     } else {
       this.logger.error(
         `Route ${context.getClass().name}.${context.getHandler().name} declares no permission: denied`,

@@ -22,6 +22,7 @@ export const APP_PERMISSIONS = [
   'account:self',
   'break-glass',
   'security:label',
+  'fhir:bundle',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
@@ -100,6 +101,8 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   'break-glass': ['doctor', 'nurse'],
   // Marking a record restricted (meta.security) or lifting it is a clinical decision.
   'security:label': ['doctor'],
+  // POST /fhir: the Bundle service checks every entry against the matrix and the scopes.
+  'fhir:bundle': 'any',
 };
 
 export function canAccessFhir(

@@ -4,6 +4,7 @@ import type { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
+import { UnitOfWork } from './unit-of-work.js';
 
 @Module({ providers: [DatabaseServer], exports: [DatabaseServer] })
 class DatabaseServerModule {}
@@ -39,6 +40,7 @@ class MigrationRunner implements OnModuleInit {
       useFactory: async (server: DatabaseServer) => dataSourceOptions(await server.connectionUrl()),
     }),
   ],
-  providers: [MigrationRunner],
+  providers: [MigrationRunner, UnitOfWork],
+  exports: [UnitOfWork],
 })
 export class DatabaseModule {}

@@ -30,7 +30,8 @@ import { fhirBaseUrl, sendFhirJson, sendStored } from './fhir-headers.js';
 import { historyParams } from './history-params.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
-import { FhirInteraction, Public } from '../auth/permission.decorators.js';
+import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
+import { BundleService } from './bundle/bundle.service.js';
 import { FhirService } from './fhir.service.js';
 import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
@@ -54,7 +55,24 @@ export class FhirController {
     private readonly fhir: FhirService,
     private readonly definitions: FhirDefinitions,
     private readonly searches: SearchService,
+    private readonly bundles: BundleService,
   ) {}
+
+  @Post()
+  @HttpCode(200)
+  @RequirePermission('fhir:bundle')
+  @ApiOperation({
+    summary: 'Batch or transaction Bundle (a transaction commits all entries or none)',
+  })
+  @ApiBody(RESOURCE)
+  async bundle(
+    @CurrentUser() user: AuthenticatedUser,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.bundles.process(user, body, fhirBaseUrl(request)));
+  }
 
   @Get('metadata')
   @Public()
@@ -101,9 +119,18 @@ export class FhirController {
     @Param('type') type: string,
     @Body() body: unknown,
     @Headers('prefer') prefer: string | undefined,
+    @Headers('if-none-exist') ifNoneExist: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
+    if (ifNoneExist) {
+      const result = await this.fhir.conditionalCreate(user, type, body, ifNoneExist);
+      return sendStored(reply, request, result.stored, {
+        status: result.created ? 201 : 200,
+        prefer,
+        location: true,
+      });
+    }
     const stored = await this.fhir.create(user, type, body);
     return sendStored(reply, request, stored, { status: 201, prefer, location: true });
   }
@@ -160,6 +187,46 @@ export class FhirController {
         viaPost: true,
       }),
     );
+  }
+
+  @Put(':type')
+  @FhirInteraction('update')
+  @ApiOperation({ summary: 'Conditional update: PUT /fhir/{type}?criteria' })
+  @ApiParam(TYPE_PARAM)
+  async conditionalUpdate(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    const { stored, created } = await this.fhir.conditionalUpdate(
+      user,
+      type,
+      queryOf(request),
+      body,
+      ifMatch,
+    );
+    return sendStored(reply, request, stored, {
+      status: created ? 201 : 200,
+      prefer,
+      location: true,
+    });
+  }
+
+  @Delete(':type')
+  @FhirInteraction('delete')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Conditional delete: DELETE /fhir/{type}?criteria' })
+  @ApiParam(TYPE_PARAM)
+  async conditionalDelete(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Req() request: FastifyRequest,
+  ): Promise<void> {
+    await this.fhir.conditionalDelete(user, type, queryOf(request));
   }
 
   @Get(':type/_history')
@@ -311,4 +378,10 @@ export class FhirController {
 
 function isLenient(prefer: string | undefined): boolean {
   return /(?:^|[;,\s])handling=lenient\b/i.test(prefer ?? '');
+}
+
+/** The raw query string of a request: the criteria of a conditional update or delete. */
+function queryOf(request: FastifyRequest): string {
+  const index = request.url.indexOf('?');
+  return index === -1 ? '' : request.url.slice(index + 1);
 }

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
+import { DatabaseModule } from '../database/database.module.js';
+import { BundleService } from './bundle/bundle.service.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
@@ -13,7 +15,7 @@ import { SearchRepository } from './search/search.repository.js';
 import { SearchService } from './search/search.service.js';
 
 @Module({
-  imports: [AccessModule, CryptoModule],
+  imports: [AccessModule, CryptoModule, DatabaseModule],
   controllers: [FhirController],
   providers: [
     FhirDefinitions,
@@ -25,6 +27,7 @@ import { SearchService } from './search/search.service.js';
     SearchConditions,
     SearchRepository,
     SearchService,
+    BundleService,
   ],
 })
 export class FhirModule {}

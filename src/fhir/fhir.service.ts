@@ -21,6 +21,8 @@ import {
   type RenderedVersion,
 } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
+import { SearchService } from './search/search.service.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
@@ -30,18 +32,100 @@ export class FhirService {
     private readonly definitions: FhirDefinitions,
     private readonly access: ResourceAccess,
     private readonly indexer: IndexExtractor,
+    private readonly searches: SearchService,
+    private readonly unitOfWork: UnitOfWork,
   ) {}
 
-  async create(user: AuthenticatedUser, type: string, body: unknown): Promise<StoredResource> {
+  /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
+  async create(
+    user: AuthenticatedUser,
+    type: string,
+    body: unknown,
+    options: { id?: string } = {},
+  ): Promise<StoredResource> {
     this.assertType(type);
     const resource = this.checkBody(type, body);
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
-    const id = randomUUID();
+    const id = options.id ?? randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
     const row = await this.repository.insertFirst(type, id, (next) =>
       this.render(resource, id, next),
     );
     return stored(row);
+  }
+
+  /**
+   * Create unless a resource matches the criteria (If-None-Exist): 200 with the match, 201 when
+   * created, 412 when several match. Identical conditional creates racing each other serialize
+   * on a transaction-scoped advisory lock on the criteria, so exactly one creates.
+   */
+  async conditionalCreate(
+    user: AuthenticatedUser,
+    type: string,
+    body: unknown,
+    criteria: string,
+    options: { id?: string } = {},
+  ): Promise<{ stored: StoredResource; created: boolean }> {
+    this.assertType(type);
+    return this.unitOfWork.run(async () => {
+      const match = await this.uniqueMatch(user, type, criteria);
+      if (match) {
+        return { stored: await this.read(user, type, match), created: false };
+      }
+      return { stored: await this.create(user, type, body, options), created: true };
+    });
+  }
+
+  /** PUT Type?criteria: update the one match, or create when none matches; 412 for several. */
+  async conditionalUpdate(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<{ stored: StoredResource; created: boolean }> {
+    this.assertType(type);
+    return this.unitOfWork.run(async () => {
+      const match = await this.uniqueMatch(user, type, criteria);
+      const resource = this.checkBody(type, body);
+      if (match) {
+        if (resource.id !== undefined && resource.id !== match) {
+          throw AppError.invalid('The id in the body is not the id of the resource that matches', [
+            `${type}.id`,
+          ]);
+        }
+        return this.update(user, type, match, { ...resource, id: match }, ifMatch);
+      }
+      if (resource.id !== undefined) {
+        return this.update(user, type, resource.id, resource, ifMatch);
+      }
+      return { stored: await this.create(user, type, resource), created: true };
+    });
+  }
+
+  /** DELETE Type?criteria: deletes the one match; nothing to do when none matches; 412 for several. */
+  async conditionalDelete(user: AuthenticatedUser, type: string, criteria: string): Promise<void> {
+    this.assertType(type);
+    await this.unitOfWork.run(async () => {
+      const match = await this.uniqueMatch(user, type, criteria);
+      if (match) {
+        await this.delete(user, type, match);
+      }
+    });
+  }
+
+  /** The single resource matching conditional criteria, under the criteria's lock. */
+  async uniqueMatch(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+  ): Promise<string | undefined> {
+    await this.repository.lockCriteria(`${type}?${canonicalCriteria(criteria)}`);
+    const ids = await this.searches.matchingIds(user, type, criteria);
+    if (ids.length > 1) {
+      throw AppError.preconditionFailed('The conditional criteria match more than one resource');
+    }
+    return ids[0];
   }
 
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
@@ -348,4 +432,12 @@ function applyPatch(document: FhirResource, operations: Operation[]): FhirResour
       ? AppError.preconditionFailed(`${operation} (test) failed`)
       : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
   }
+}
+
+/** Criteria in a canonical order, so `a=1&b=2` and `b=2&a=1` take the same lock. */
+function canonicalCriteria(criteria: string): string {
+  return [...new URLSearchParams(criteria)]
+    .map(([name, value]) => `${name}=${value}`)
+    .sort()
+    .join('&');
 }

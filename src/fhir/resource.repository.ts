@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { type DataSource, type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
+import { type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 
 export interface NextVersion {
   versionId: number;
@@ -38,12 +38,12 @@ const WRITE_ATTEMPTS = 3;
 @Injectable()
 export class ResourceRepository {
   constructor(
-    @InjectDataSource() private readonly dataSource: DataSource,
     private readonly searchIndex: SearchIndexRepository,
+    private readonly unitOfWork: UnitOfWork,
   ) {}
 
   findCurrent(resourceType: string, id: string): Promise<ResourceEntity | null> {
-    return this.dataSource.manager.findOneBy(ResourceEntity, { resourceType, id });
+    return this.unitOfWork.manager.findOneBy(ResourceEntity, { resourceType, id });
   }
 
   findVersion(
@@ -51,11 +51,21 @@ export class ResourceRepository {
     id: string,
     versionId: number,
   ): Promise<ResourceHistoryEntity | null> {
-    return this.dataSource.manager.findOneBy(ResourceHistoryEntity, {
+    return this.unitOfWork.manager.findOneBy(ResourceHistoryEntity, {
       resourceType,
       id,
       versionId,
     });
+  }
+
+  /**
+   * Serializes transactions working on the same key (conditional criteria) until they commit.
+   * Runs in the current transaction; the caller is inside UnitOfWork.run.
+   */
+  async lockCriteria(key: string): Promise<void> {
+    await this.unitOfWork.manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
+      key,
+    ]);
   }
 
   /** Inserts version 1 of a resource whose id was just generated, so no row can exist yet. */
@@ -64,7 +74,7 @@ export class ResourceRepository {
     id: string,
     render: (next: NextVersion) => RenderedVersion,
   ): Promise<ResourceEntity> {
-    return this.dataSource.transaction(async (manager) => {
+    return this.unitOfWork.run(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
       const { content, index } = render(next);
       const row = { resourceType, id, ...next, deleted: false, content };
@@ -88,9 +98,13 @@ export class ResourceRepository {
       next: NextVersion,
     ) => VersionDecision | Promise<VersionDecision>,
   ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
+    if (this.unitOfWork.inTransaction) {
+      // Inside a Bundle's transaction there is no retry: a failed statement aborts it all.
+      return this.unitOfWork.run((manager) => this.writeNextIn(manager, resourceType, id, decide));
+    }
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.dataSource.transaction((manager) =>
+        return await this.unitOfWork.run((manager) =>
           this.writeNextIn(manager, resourceType, id, decide),
         );
       } catch (error) {
@@ -105,7 +119,7 @@ export class ResourceRepository {
   }
 
   async historyOf(resourceType: string, id: string, query: HistoryQuery): Promise<HistoryPage> {
-    const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
+    const [rows, total] = await this.unitOfWork.manager.findAndCount(ResourceHistoryEntity, {
       where: {
         resourceType,
         id,
@@ -119,7 +133,7 @@ export class ResourceRepository {
   }
 
   async historyOfType(resourceType: string, query: HistoryQuery): Promise<HistoryPage> {
-    const [rows, total] = await this.dataSource.manager.findAndCount(ResourceHistoryEntity, {
+    const [rows, total] = await this.unitOfWork.manager.findAndCount(ResourceHistoryEntity, {
       where: {
         resourceType,
         ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}),

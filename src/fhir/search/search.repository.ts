@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { In, type DataSource } from 'typeorm';
+import { In } from 'typeorm';
+import { UnitOfWork } from '../../database/unit-of-work.js';
 import { ResourceEntity } from '../resource.entity.js';
 
 export interface PageRow {
@@ -11,7 +11,7 @@ export interface PageRow {
 /** SQL of searches: matching ids with their sort keys, counts, and reference lookups. */
 @Injectable()
 export class SearchRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(private readonly unitOfWork: UnitOfWork) {}
 
   async page(
     where: string,
@@ -21,7 +21,7 @@ export class SearchRepository {
     limit: number,
   ): Promise<PageRow[]> {
     const keys = sortSql.map((sql, i) => `(${sql})::text AS k${i}`).join(', ');
-    const rows: Record<string, string>[] = await this.dataSource.query(
+    const rows: Record<string, string>[] = await this.unitOfWork.manager.query(
       `SELECT r.id, ${keys} FROM resource r WHERE ${where} ORDER BY ${order} LIMIT ${Math.trunc(limit)}`,
       values,
     );
@@ -29,7 +29,7 @@ export class SearchRepository {
   }
 
   async count(where: string, values: unknown[]): Promise<number> {
-    const rows: { n: number }[] = await this.dataSource.query(
+    const rows: { n: number }[] = await this.unitOfWork.manager.query(
       `SELECT count(*)::int AS n FROM resource r WHERE ${where}`,
       values,
     );
@@ -41,7 +41,7 @@ export class SearchRepository {
     if (ids.length === 0) {
       return [];
     }
-    const rows = await this.dataSource.manager.findBy(ResourceEntity, {
+    const rows = await this.unitOfWork.manager.findBy(ResourceEntity, {
       resourceType: type,
       id: In([...ids]),
       deleted: false,
@@ -58,7 +58,7 @@ export class SearchRepository {
     targetType: string | undefined,
     limit: number,
   ): Promise<{ type: string; id: string }[]> {
-    return this.dataSource.query(
+    return this.unitOfWork.manager.query(
       `SELECT DISTINCT target_type AS type, target_id AS id FROM search_reference
        WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND param = $3
          AND ($4::text IS NULL OR target_type = $4) LIMIT ${Math.trunc(limit)}`,
@@ -74,7 +74,7 @@ export class SearchRepository {
     targetIds: readonly string[],
     limit: number,
   ): Promise<{ type: string; id: string }[]> {
-    return this.dataSource.query(
+    return this.unitOfWork.manager.query(
       `SELECT DISTINCT resource_type AS type, resource_id AS id FROM search_reference
        WHERE resource_type = $1 AND param = $2 AND target_type = $3 AND target_id = ANY($4::text[])
        LIMIT ${Math.trunc(limit)}`,

@@ -1,0 +1,142 @@
+import { AppError } from '../../common/errors/app-error.js';
+import type { FhirInteraction } from '../../auth/permissions.js';
+import type { FhirResource } from '../fhir-types.js';
+
+export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** One entry of a batch or transaction, with its request URL taken apart. */
+export interface ParsedEntry {
+  index: number;
+  fullUrl?: string;
+  resource?: FhirResource;
+  method: Method;
+  type: string;
+  id?: string;
+  /** The query of `Type?…` (a search, or conditional update or delete). */
+  query?: string;
+  ifNoneExist?: string;
+  ifMatch?: string;
+  interaction: FhirInteraction;
+}
+
+/** FHIR's processing order inside a transaction: deletes, creates, updates, then reads. */
+export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
+
+const URL = /^([A-Z][A-Za-z]{0,63})(?:\/([A-Za-z0-9.-]{1,64}))?(?:\?(.*))?$/;
+
+export function parseEntries(body: unknown): {
+  type: 'batch' | 'transaction';
+  entries: ParsedEntry[];
+} {
+  const bundle = body as { resourceType?: unknown; type?: unknown; entry?: unknown } | null;
+  if (typeof bundle !== 'object' || bundle === null || bundle.resourceType !== 'Bundle') {
+    throw AppError.invalid('POST /fhir takes a Bundle of type batch or transaction');
+  }
+  if (bundle.type !== 'batch' && bundle.type !== 'transaction') {
+    throw AppError.invalid('Bundle.type must be batch or transaction', ['Bundle.type']);
+  }
+  const raw = bundle.entry ?? [];
+  if (!Array.isArray(raw)) {
+    throw AppError.invalid('Bundle.entry must be an array', ['Bundle.entry']);
+  }
+  return { type: bundle.type, entries: raw.map((entry, index) => parseEntry(entry, index)) };
+}
+
+function parseEntry(raw: unknown, index: number): ParsedEntry {
+  const where = `Bundle.entry[${index}]`;
+  const entry = (typeof raw === 'object' && raw !== null ? raw : {}) as {
+    fullUrl?: unknown;
+    resource?: unknown;
+    request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown; ifMatch?: unknown };
+  };
+  const method = entry.request?.method;
+  const url = entry.request?.url;
+  if (typeof method !== 'string' || !['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
+    throw AppError.invalid(`${where}.request.method must be GET, POST, PUT, PATCH or DELETE`, [
+      `${where}.request.method`,
+    ]);
+  }
+  const match = typeof url === 'string' ? URL.exec(url.replace(/^\//, '')) : null;
+  if (!match) {
+    throw AppError.invalid(`${where}.request.url must be Type, Type/id or Type?criteria`, [
+      `${where}.request.url`,
+    ]);
+  }
+  const [, type, id, query] = match;
+  const interaction = interactionOf(method as Method, id, query);
+  if (
+    ['POST', 'PUT'].includes(method) &&
+    (typeof entry.resource !== 'object' || entry.resource === null)
+  ) {
+    throw AppError.invalid(`${where}.resource is required for ${method}`, [`${where}.resource`]);
+  }
+  if (
+    (method === 'PUT' || method === 'PATCH' || method === 'DELETE') &&
+    !id &&
+    query === undefined
+  ) {
+    throw AppError.invalid(`${where}.request.url needs an id or criteria for ${method}`, [
+      `${where}.request.url`,
+    ]);
+  }
+  return {
+    index,
+    ...(typeof entry.fullUrl === 'string' ? { fullUrl: entry.fullUrl } : {}),
+    ...(entry.resource ? { resource: entry.resource as FhirResource } : {}),
+    method: method as Method,
+    type: type!,
+    ...(id ? { id } : {}),
+    ...(query !== undefined ? { query } : {}),
+    ...(typeof entry.request?.ifNoneExist === 'string'
+      ? { ifNoneExist: entry.request.ifNoneExist }
+      : {}),
+    ...(typeof entry.request?.ifMatch === 'string' ? { ifMatch: entry.request.ifMatch } : {}),
+    interaction,
+  };
+}
+
+function interactionOf(
+  method: Method,
+  id: string | undefined,
+  query: string | undefined,
+): FhirInteraction {
+  switch (method) {
+    case 'POST':
+      return 'create';
+    case 'PUT':
+    case 'PATCH':
+      return 'update';
+    case 'DELETE':
+      return 'delete';
+    case 'GET':
+      return id && query === undefined ? 'read' : 'search';
+  }
+}
+
+/**
+ * Replaces `urn:uuid:` references (and references to other entries' fullUrls) with the ids the
+ * transaction assigned, everywhere in a resource.
+ */
+export function resolveReferences(
+  value: unknown,
+  ids: ReadonlyMap<string, string>,
+  where: string,
+): unknown {
+  if (Array.isArray(value)) {
+    return value.map((item) => resolveReferences(item, ids, where));
+  }
+  if (typeof value !== 'object' || value === null) {
+    return value;
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'reference' && typeof item === 'string' && ids.has(item)) {
+      out[key] = ids.get(item);
+    } else if (key === 'reference' && typeof item === 'string' && item.startsWith('urn:uuid:')) {
+      throw AppError.invalid(`${where} refers to a urn:uuid that no entry of the Bundle has`);
+    } else {
+      out[key] = resolveReferences(item, ids, where);
+    }
+  }
+  return out;
+}

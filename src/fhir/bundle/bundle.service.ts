@@ -1,0 +1,250 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { canAccessFhir } from '../../auth/permissions.js';
+import { scopesAllow } from '../../auth/smart-scopes.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import type { FhirResource, StoredResource } from '../fhir-types.js';
+import { FhirService } from '../fhir.service.js';
+import { SearchService } from '../search/search.service.js';
+import { ORDER, parseEntries, resolveReferences, type ParsedEntry } from './bundle-entry.js';
+
+interface EntryResult {
+  resource?: FhirResource | OperationOutcome;
+  response: {
+    status: string;
+    location?: string;
+    etag?: string;
+    lastModified?: string;
+    outcome?: OperationOutcome;
+  };
+}
+
+interface Planned {
+  id: string;
+  existing: boolean;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  201: '201 Created',
+  204: '204 No Content',
+};
+
+/**
+ * POST /fhir: batch Bundles (each entry on its own) and transaction Bundles (all entries in one
+ * database transaction: any failure rolls everything back). Each entry is checked against the
+ * permission matrix and the token's scopes like the single request it stands for.
+ */
+@Injectable()
+export class BundleService {
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly searches: SearchService,
+    private readonly unitOfWork: UnitOfWork,
+  ) {}
+
+  async process(user: AuthenticatedUser, body: unknown, baseUrl: string): Promise<FhirResource> {
+    const { type, entries } = parseEntries(body);
+    const results =
+      type === 'transaction'
+        ? await this.transaction(user, entries, baseUrl)
+        : await this.batch(user, entries, baseUrl);
+    return {
+      resourceType: 'Bundle',
+      id: randomUUID(),
+      type: `${type}-response`,
+      entry: results,
+    };
+  }
+
+  private async transaction(
+    user: AuthenticatedUser,
+    entries: ParsedEntry[],
+    baseUrl: string,
+  ): Promise<EntryResult[]> {
+    entries.forEach((entry) => this.authorize(user, entry));
+    const results: EntryResult[] = [];
+    await this.unitOfWork.run(async () => {
+      const { planned, references } = await this.plan(user, entries);
+      const ordered = [...entries].sort(
+        (a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index,
+      );
+      for (const entry of ordered) {
+        results[entry.index] = await inEntry(entry, () =>
+          this.execute(user, entry, planned.get(entry.index), references, baseUrl),
+        );
+      }
+    });
+    return results;
+  }
+
+  private async batch(
+    user: AuthenticatedUser,
+    entries: ParsedEntry[],
+    baseUrl: string,
+  ): Promise<EntryResult[]> {
+    const results: EntryResult[] = [];
+    for (const entry of entries) {
+      try {
+        this.authorize(user, entry);
+        results.push(
+          await this.unitOfWork.run(async () => {
+            const { planned } = await this.plan(user, [entry]);
+            return this.execute(user, entry, planned.get(entry.index), new Map(), baseUrl);
+          }),
+        );
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        const outcome = operationOutcome(prefixed(error, entry.index).issues);
+        results.push({ response: { status: String(error.status), outcome } });
+      }
+    }
+    return results;
+  }
+
+  /**
+   * Ids for every create, decided before anything is written so that entries can refer to each
+   * other by fullUrl (`urn:uuid:…`): a conditional create that matches takes the match's id.
+   */
+  private async plan(
+    user: AuthenticatedUser,
+    entries: ParsedEntry[],
+  ): Promise<{ planned: Map<number, Planned>; references: Map<string, string> }> {
+    const planned = new Map<number, Planned>();
+    const references = new Map<string, string>();
+    for (const entry of entries) {
+      if (entry.method === 'POST') {
+        const match = entry.ifNoneExist
+          ? await inEntry(entry, () => this.fhir.uniqueMatch(user, entry.type, entry.ifNoneExist!))
+          : undefined;
+        const id = match ?? randomUUID();
+        planned.set(entry.index, { id, existing: match !== undefined });
+        if (entry.fullUrl) references.set(entry.fullUrl, `${entry.type}/${id}`);
+      } else if (entry.method === 'PUT' && entry.id && entry.fullUrl) {
+        references.set(entry.fullUrl, `${entry.type}/${entry.id}`);
+      }
+    }
+    return { planned, references };
+  }
+
+  private async execute(
+    user: AuthenticatedUser,
+    entry: ParsedEntry,
+    planned: Planned | undefined,
+    references: ReadonlyMap<string, string>,
+    baseUrl: string,
+  ): Promise<EntryResult> {
+    const where = `Bundle.entry[${entry.index}].resource`;
+    const body = entry.resource ? resolveReferences(entry.resource, references, where) : undefined;
+    switch (entry.method) {
+      case 'POST': {
+        if (planned!.existing) {
+          return written(await this.fhir.read(user, entry.type, planned!.id), 200);
+        }
+        return written(await this.fhir.create(user, entry.type, body, { id: planned!.id }), 201);
+      }
+      case 'PUT': {
+        const { stored, created } =
+          entry.query !== undefined
+            ? await this.fhir.conditionalUpdate(user, entry.type, entry.query, body, entry.ifMatch)
+            : await this.fhir.update(user, entry.type, entry.id!, body, entry.ifMatch);
+        return written(stored, created ? 201 : 200);
+      }
+      case 'PATCH':
+        return written(
+          await this.fhir.patch(
+            user,
+            entry.type,
+            entry.id!,
+            jsonPatchOf(body, where),
+            entry.ifMatch,
+          ),
+          200,
+        );
+      case 'DELETE':
+        if (entry.query !== undefined) {
+          await this.fhir.conditionalDelete(user, entry.type, entry.query);
+        } else {
+          await this.fhir.delete(user, entry.type, entry.id!, entry.ifMatch);
+        }
+        return { response: { status: STATUS_TEXT[204]! } };
+      case 'GET': {
+        if (entry.interaction === 'read') {
+          return written(await this.fhir.read(user, entry.type, entry.id!), 200);
+        }
+        const query = Object.fromEntries(
+          [...new URLSearchParams(entry.query ?? '')].reduce((map, [name, value]) => {
+            const previous = map.get(name);
+            map.set(name, previous === undefined ? value : [...[previous].flat(), value]);
+            return map;
+          }, new Map<string, string | string[]>()),
+        );
+        const bundle = await this.searches.search(user, entry.type, query, baseUrl);
+        return {
+          resource: bundle as unknown as FhirResource,
+          response: { status: STATUS_TEXT[200]! },
+        };
+      }
+    }
+  }
+
+  /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
+  private authorize(user: AuthenticatedUser, entry: ParsedEntry): void {
+    if (
+      !canAccessFhir(user.roles, entry.type, entry.interaction) ||
+      !scopesAllow(user.scopes, user.patient !== undefined, entry.type, entry.interaction)
+    ) {
+      throw prefixed(AppError.forbidden('Access denied'), entry.index);
+    }
+  }
+}
+
+function written(stored: StoredResource, status: number): EntryResult {
+  return {
+    resource: stored.resource,
+    response: {
+      status: STATUS_TEXT[status] ?? String(status),
+      location: `${stored.resourceType}/${stored.id}/_history/${stored.versionId}`,
+      etag: `W/"${stored.versionId}"`,
+      lastModified: stored.lastUpdated.toISOString(),
+    },
+  };
+}
+
+/** PATCH entries carry a JSON Patch as a Binary (base64 data), per the FHIR spec. */
+function jsonPatchOf(body: unknown, where: string): unknown {
+  const binary = body as { resourceType?: unknown; data?: unknown } | undefined;
+  if (binary?.resourceType !== 'Binary' || typeof binary.data !== 'string') {
+    throw AppError.invalid(
+      `${where} must be a Binary holding a JSON Patch (application/json-patch+json)`,
+    );
+  }
+  try {
+    return JSON.parse(Buffer.from(binary.data, 'base64').toString('utf8')) as unknown;
+  } catch {
+    throw AppError.invalid(`${where}.data is not a base64 JSON Patch`);
+  }
+}
+
+/** Runs an entry's work, naming the entry in any error it raises. */
+async function inEntry<T>(entry: ParsedEntry, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    throw error instanceof AppError ? prefixed(error, entry.index) : error;
+  }
+}
+
+function prefixed(error: AppError, index: number): AppError {
+  const label = `Bundle.entry[${index}]`;
+  if (error.issues.every((issue) => issue.diagnostics.startsWith(label))) {
+    return error;
+  }
+  return new AppError(
+    error.status,
+    error.issues.map((issue) => ({ ...issue, diagnostics: `${label}: ${issue.diagnostics}` })),
+  );
+}

@@ -1,0 +1,270 @@
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
+const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+
+interface ResponseEntry {
+  resource?: { id: string; resourceType: string; [key: string]: unknown };
+  response: { status: string; location?: string; outcome?: { issue: { diagnostics: string }[] } };
+}
+
+describe('batch and transaction Bundles (POST /fhir)', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let http: HttpFn;
+  let restoreEnv: () => void;
+
+  beforeAll(async () => {
+    // The largest Synthea bundle is 3 MB.
+    restoreEnv = withEnv({ BODY_LIMIT: String(8 * 1024 * 1024) });
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  const total = async (query: string): Promise<number> =>
+    (await http('GET', `${fhir}/${query}${query.includes('?') ? '&' : '?'}_total=accurate`)).body
+      .total as number;
+
+  function observation(subject: string, value: number) {
+    return {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] },
+      subject: { reference: subject },
+      valueQuantity: { value, unit: 'mg/dL', system: 'http://unitsofmeasure.org', code: 'mg/dL' },
+    };
+  }
+
+  function patientWithObservations(mrn: string, count = 10, conditional = false) {
+    const urn = `urn:uuid:${randomUUID()}`;
+    return {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          fullUrl: urn,
+          resource: buildPatient({ mrn }),
+          request: {
+            method: 'POST',
+            url: 'Patient',
+            ...(conditional ? { ifNoneExist: `identifier=${MRN}|${mrn}` } : {}),
+          },
+        },
+        ...Array.from({ length: count }, (_, i) => ({
+          fullUrl: `urn:uuid:${randomUUID()}`,
+          resource: observation(urn, 90 + i),
+          request: { method: 'POST', url: 'Observation' },
+        })),
+      ],
+    };
+  }
+
+  it('commits a Patient and 10 Observations together, resolving urn:uuid references', async () => {
+    const mrn = `TX-${randomUUID()}`;
+    const res = await http('POST', fhir, { body: patientWithObservations(mrn) });
+    expect(res.status).toBe(200);
+    expect(res.body.type).toBe('transaction-response');
+    const entries = res.body.entry as ResponseEntry[];
+    expect(entries.map((e) => e.response.status)).toEqual(Array(11).fill('201 Created'));
+    const patientId = entries[0]!.resource!.id;
+    expect(entries[0]!.response.location).toBe(`Patient/${patientId}/_history/1`);
+    for (const entry of entries.slice(1)) {
+      expect((entry.resource!['subject'] as { reference: string }).reference).toBe(
+        `Patient/${patientId}`,
+      );
+    }
+    expect(await total(`Observation?subject=Patient/${patientId}`)).toBe(10);
+  });
+
+  it('rolls everything back when one entry fails (invalid resource, 412, 404)', async () => {
+    const cases: [string, (bundle: { entry: unknown[] }) => void, number][] = [
+      [
+        'an invalid Observation',
+        (bundle) => {
+          (bundle.entry[5] as { resource: Record<string, unknown> }).resource['notAnElement'] = 1;
+        },
+        400,
+      ],
+      [
+        'an If-Match that does not match',
+        (bundle) => {
+          bundle.entry.push({
+            resource: { ...buildPatient(), id: 'no-such-version-here' },
+            request: { method: 'PUT', url: 'Patient/no-such-version-here', ifMatch: 'W/"7"' },
+          });
+        },
+        412,
+      ],
+      [
+        'a delete of a missing resource',
+        (bundle) => {
+          bundle.entry.push({ request: { method: 'DELETE', url: 'Observation/missing-one' } });
+        },
+        404,
+      ],
+    ];
+    for (const [name, spoil, status] of cases) {
+      const mrn = `RB-${randomUUID()}`;
+      const bundle = patientWithObservations(mrn);
+      spoil(bundle);
+      const res = await http('POST', fhir, { body: bundle });
+      expect({ name, status: res.status }).toEqual({ name, status });
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].diagnostics).toMatch(/^Bundle\.entry\[\d+\]/);
+      expect({ name, left: await total(`Patient?identifier=${MRN}|${mrn}`) }).toEqual({
+        name,
+        left: 0,
+      });
+    }
+  });
+
+  it('makes exactly one resource from 20 concurrent identical conditional creates', async () => {
+    const mrn = `CC-${randomUUID()}`;
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        http('POST', `${fhir}/Patient`, {
+          body: buildPatient({ mrn }),
+          headers: { 'if-none-exist': `identifier=${MRN}|${mrn}` },
+        }),
+      ),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 201)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(19);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
+  });
+
+  it('does not duplicate a transaction replayed with conditional creates', async () => {
+    const mrn = `RP-${randomUUID()}`;
+    const bundle = patientWithObservations(mrn, 1, true);
+    const first = await http('POST', fhir, { body: bundle });
+    const second = await http('POST', fhir, { body: bundle });
+    expect(first.body.entry[0].response.status).toBe('201 Created');
+    expect(second.body.entry[0].response.status).toBe('200 OK');
+    expect(second.body.entry[0].resource.id).toBe(first.body.entry[0].resource.id);
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
+  });
+
+  it('updates and deletes conditionally', async () => {
+    const mrn = `CU-${randomUUID()}`;
+    const criteria = `identifier=${encodeURIComponent(`${MRN}|${mrn}`)}`;
+    const created = await http('PUT', `${fhir}/Patient?${criteria}`, {
+      body: buildPatient({ mrn }),
+    });
+    expect(created.status).toBe(201);
+    const updated = await http('PUT', `${fhir}/Patient?${criteria}`, {
+      body: { ...buildPatient({ mrn }), active: false },
+    });
+    expect(updated.status).toBe(200);
+    expect(updated.body.id).toBe(created.body.id);
+    expect(updated.body.meta.versionId).toBe('2');
+    expect((await http('DELETE', `${fhir}/Patient?${criteria}`)).status).toBe(204);
+    expect((await http('GET', `${fhir}/Patient/${created.body.id}`)).status).toBe(410);
+    // Several matches: 412, nothing changed.
+    const shared = `SH-${randomUUID()}`;
+    await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: shared }) });
+    await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: shared }) });
+    const many = await http(
+      'DELETE',
+      `${fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|${shared}`)}`,
+    );
+    expect(many.status).toBe(412);
+  });
+
+  it('runs batch entries independently, each with its own status', async () => {
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { resource: buildPatient(), request: { method: 'POST', url: 'Patient' } },
+          { request: { method: 'GET', url: 'Patient/not-there' } },
+          {
+            resource: { resourceType: 'Patient', notAnElement: true },
+            request: { method: 'POST', url: 'Patient' },
+          },
+          { request: { method: 'GET', url: 'Patient?_count=1' } },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const entries = res.body.entry as ResponseEntry[];
+    expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '404', '400', '200 OK']);
+    expect(entries[1]!.response.outcome!.issue[0]!.diagnostics).toMatch(/^Bundle\.entry\[1\]/);
+    expect(entries[3]!.resource!.resourceType).toBe('Bundle');
+  });
+
+  it('checks every entry against the permission matrix', async () => {
+    const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+    const transaction = await nurse('POST', fhir, {
+      body: patientWithObservations(`NU-${randomUUID()}`, 1),
+    });
+    expect(transaction.status).toBe(403);
+    const batch = await nurse('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { resource: buildPatient(), request: { method: 'POST', url: 'Patient' } },
+          {
+            resource: observation('Patient/x', 1),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      },
+    });
+    expect(batch.body.entry.map((e: ResponseEntry) => e.response.status)).toEqual([
+      '403',
+      '201 Created',
+    ]);
+  });
+
+  (existsSync(SAMPLES) ? it : it.skip)(
+    'loads every Synthea bundle as a transaction and finds its patients by name, birth date and identifier',
+    async () => {
+      const files = (await readdir(SAMPLES)).filter((file) => file.endsWith('.json')).sort();
+      for (const file of files) {
+        const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8'));
+        const res = await http('POST', fhir, { body: bundle });
+        expect({ file, status: res.status, issue: res.body.issue?.[0] }).toEqual({
+          file,
+          status: 200,
+          issue: undefined,
+        });
+        // The Synthea suite may have stored the same people under their own ids: look for the
+        // ids this transaction assigned.
+        const entries = bundle.entry as { resource: Record<string, any> }[];
+        for (const [i, entry] of entries.entries()) {
+          const patient = entry.resource;
+          if (patient['resourceType'] !== 'Patient') continue;
+          const createdId = (res.body.entry as ResponseEntry[])[i]!.resource!.id;
+          const family = patient['name'][0].family as string;
+          const identifier = patient['identifier'][1] as { system: string; value: string };
+          const query = `family=${encodeURIComponent(family)}&birthdate=${patient['birthDate']}&identifier=${encodeURIComponent(`${identifier.system}|${identifier.value}`)}`;
+          const found = await http('GET', `${fhir}/Patient?${query}`);
+          const ids = (found.body.entry as { resource: { id: string } }[]).map(
+            (e) => e.resource.id,
+          );
+          expect({ file, found: ids.includes(createdId) }).toEqual({ file, found: true });
+          expect(ids.length).toBeLessThanOrEqual(2);
+        }
+      }
+    },
+    300_000,
+  );
+});
