@@ -1,0 +1,436 @@
+import { Controller, Get, Module } from '@nestjs/common';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { ModulesContainer, NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { exportJWK, SignJWT, type JWTPayload } from 'jose';
+import { DataSource } from 'typeorm';
+import { AppModule } from '../../src/app.module.js';
+import {
+  APP_PERMISSION_KEY,
+  FHIR_INTERACTION_KEY,
+  PUBLIC_KEY,
+} from '../../src/auth/permission.decorators.js';
+import { SigningKeys } from '../../src/auth/signing-keys.js';
+import { createHttpAdapter } from '../../src/common/http/http-adapter.js';
+import { setupApp } from '../../src/common/http/setup-app.js';
+import { AppConfig, readEnv } from '../../src/config/config.js';
+import { buildPatient } from '../support/factories.js';
+import {
+  createUser,
+  enableMfa,
+  login,
+  loginWithMfa,
+  tokenFor,
+  totpCode,
+  type TestUser,
+} from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, http } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+const json = { 'content-type': 'application/json' };
+
+/** A JWT signed with HMAC-SHA256 under any secret: what key-confusion attacks send. */
+function hmacToken(header: object, payload: object, secret: string): string {
+  const input = `${b64(header)}.${b64(payload)}`;
+  return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+}
+
+describe('attacks a hospital reviewer tries first', () => {
+  let testApp: TestApp;
+  let restoreEnv: () => void;
+  let patientUrl: string;
+  let doctor: TestUser;
+  let claims: JWTPayload & Record<string, unknown>;
+  let kid: string;
+
+  beforeAll(async () => {
+    // A short lockout keeps the brute-force test quick.
+    restoreEnv = withEnv({ LOGIN_LOCKOUT_SECONDS: '2' });
+    testApp = await createTestApp();
+    doctor = await createUser(testApp, ['doctor']);
+    const { access_token } = await login(testApp, doctor);
+    const created = await authorizedHttp(access_token)('POST', `${testApp.url}/fhir/Patient`, {
+      body: buildPatient(),
+    });
+    patientUrl = `${testApp.url}/fhir/Patient/${created.body.id}`;
+    const [header, payload] = access_token
+      .split('.')
+      .slice(0, 2)
+      .map((part) => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')));
+    claims = payload;
+    kid = header.kid;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  const read = (token: string) =>
+    http('GET', patientUrl, { headers: { authorization: `Bearer ${token}` } });
+
+  /** Signs with the server's own key: only the claim or header under test is wrong. */
+  async function serverSigned(
+    payload: Record<string, unknown>,
+    header: Record<string, unknown> = {},
+  ): Promise<string> {
+    const { privateKey } = testApp.app.get(SigningKeys).current;
+    return new SignJWT(payload)
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, ...header })
+      .sign(privateKey);
+  }
+
+  describe('forged and tampered access tokens are 401', () => {
+    it('control: the genuine token reads the record, and a re-signed copy of it does too', async () => {
+      expect((await read(await serverSigned(claims))).status).toBe(200);
+    });
+
+    it('alg: none', async () => {
+      const token = `${b64({ alg: 'none', typ: 'at+jwt', kid })}.${b64(claims)}.`;
+      expect((await read(token)).status).toBe(401);
+    });
+
+    it('HS256 signed with the server public key (key confusion), as PEM and as JWK', async () => {
+      const jwks = (await http('GET', `${testApp.url}/.well-known/jwks.json`)).body;
+      const pem = testApp.app
+        .get(SigningKeys)
+        .current.publicKey.export({ type: 'spki', format: 'pem' })
+        .toString();
+      for (const secret of [pem, JSON.stringify(jwks.keys[0])]) {
+        const token = hmacToken({ alg: 'HS256', typ: 'at+jwt', kid }, claims, secret);
+        expect((await read(token)).status).toBe(401);
+      }
+    });
+
+    it('an unknown kid, and another key under our kid', async () => {
+      expect((await read(await serverSigned(claims, { kid: 'not-our-key' }))).status).toBe(401);
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const forged = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+        .sign(privateKey);
+      expect((await read(forged)).status).toBe(401);
+    });
+
+    it('a key embedded in the header (jwk) or fetched from a URL (jku)', async () => {
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const jwk = await exportJWK(publicKey);
+      const embedded = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid, jwk })
+        .sign(privateKey);
+      expect((await read(embedded)).status).toBe(401);
+      // Even signed with our key, a token naming an outside key source is refused.
+      expect(
+        (await read(await serverSigned(claims, { jku: 'https://evil.example/jwks.json' }))).status,
+      ).toBe(401);
+    });
+
+    it('expired, missing exp, wrong audience, wrong issuer, wrong type, tampered payload', async () => {
+      const now = Math.floor(Date.now() / 1000);
+      const withoutExp = { ...claims };
+      delete withoutExp.exp;
+      const cases: Record<string, string> = {
+        expired: await serverSigned({ ...claims, iat: now - 3600, exp: now - 60 }),
+        'missing exp': await serverSigned(withoutExp),
+        'wrong audience': await serverSigned({ ...claims, aud: 'another-api' }),
+        'wrong issuer': await serverSigned({ ...claims, iss: 'https://evil.example' }),
+        'wrong type': await serverSigned(claims, { typ: 'JWT' }),
+        tampered: (() => {
+          const [header, , signature] = ('' + tokens.genuine).split('.');
+          return `${header}.${b64({ ...claims, roles: ['admin', 'doctor'] })}.${signature}`;
+        })(),
+      };
+      for (const [name, token] of Object.entries(cases)) {
+        const res = await read(token);
+        expect({ name, status: res.status }).toEqual({ name, status: 401 });
+        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      }
+    });
+
+    it('an MFA step token used as an access token', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      await enableMfa(testApp, user);
+      const challenge = await http('POST', `${testApp.url}/auth/login`, {
+        body: { username: user.username, password: user.password },
+        headers: json,
+      });
+      expect(challenge.body.mfa_required).toBe(true);
+      expect((await read(challenge.body.mfa_token)).status).toBe(401);
+    });
+  });
+
+  const tokens: { genuine?: string } = {};
+  beforeAll(async () => {
+    tokens.genuine = (await login(testApp, doctor)).access_token;
+  });
+
+  describe('sessions', () => {
+    const refresh = (token: string) =>
+      http('POST', `${testApp.url}/auth/refresh`, {
+        body: { refresh_token: token },
+        headers: json,
+      });
+
+    it('rotates refresh tokens; replaying a spent one revokes the whole family', async () => {
+      const first = await login(testApp, doctor);
+      const second = await refresh(first.refresh_token);
+      expect(second.status).toBe(200);
+      expect(second.body.refresh_token).not.toBe(first.refresh_token);
+      // The thief replays the spent token: refused, and the session is over for everyone.
+      expect((await refresh(first.refresh_token)).status).toBe(401);
+      expect((await refresh(second.body.refresh_token)).status).toBe(401);
+    });
+
+    it('ends a session at logout, after the idle limit and after the absolute limit', async () => {
+      const loggedOut = await login(testApp, doctor);
+      expect(
+        (
+          await http('POST', `${testApp.url}/auth/logout`, {
+            body: { refresh_token: loggedOut.refresh_token },
+            headers: json,
+          })
+        ).status,
+      ).toBe(204);
+      expect((await refresh(loggedOut.refresh_token)).status).toBe(401);
+
+      const dataSource = testApp.app.get(DataSource);
+      for (const column of ['expires_at', 'absolute_expires_at']) {
+        const session = await login(testApp, doctor);
+        const { createHash } = await import('node:crypto');
+        const hash = createHash('sha256').update(session.refresh_token).digest('hex');
+        await dataSource.query(
+          `UPDATE refresh_token SET ${column} = now() - interval '1 second' WHERE token_hash = $1`,
+          [hash],
+        );
+        expect({ column, status: (await refresh(session.refresh_token)).status }).toEqual({
+          column,
+          status: 401,
+        });
+      }
+    });
+
+    it('stops a disabled user at the next refresh and at login', async () => {
+      const user = await createUser(testApp, ['nurse']);
+      const session = await login(testApp, user);
+      const admin = await createUser(testApp, ['admin']);
+      const secret = await enableMfa(testApp, admin);
+      const adminHttp = authorizedHttp((await loginWithMfa(testApp, admin, secret)).access_token);
+      expect(
+        (await adminHttp('POST', `${testApp.url}/admin/users/${user.username}/disable`)).status,
+      ).toBe(200);
+      expect((await refresh(session.refresh_token)).status).toBe(401);
+      const again = await http('POST', `${testApp.url}/auth/login`, {
+        body: { username: user.username, password: user.password },
+        headers: json,
+      });
+      expect(again.status).toBe(401);
+    });
+  });
+
+  describe('passwords and MFA', () => {
+    it('accepts a TOTP code once only', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const code = await totpCode(secret, 1);
+      const step = async () =>
+        (
+          await http('POST', `${testApp.url}/auth/login`, {
+            body: { username: user.username, password: user.password },
+            headers: json,
+          })
+        ).body.mfa_token as string;
+      const first = await http('POST', `${testApp.url}/auth/login/mfa`, {
+        body: { mfa_token: await step(), code },
+        headers: json,
+      });
+      expect(first.status).toBe(200);
+      const replay = await http('POST', `${testApp.url}/auth/login/mfa`, {
+        body: { mfa_token: await step(), code },
+        headers: json,
+      });
+      expect(replay.status).toBe(401);
+      const wrong = await http('POST', `${testApp.url}/auth/login/mfa`, {
+        body: { mfa_token: await step(), code: code === '000000' ? '111111' : '000000' },
+        headers: json,
+      });
+      expect(wrong.status).toBe(401);
+    });
+
+    it('locks an account after repeated failures, even against the right password', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const attempt = (password: string) =>
+        http('POST', `${testApp.url}/auth/login`, {
+          body: { username: user.username, password },
+          headers: json,
+        });
+      for (let i = 0; i < testApp.app.get(AppConfig).loginMaxAttempts; i++) {
+        expect((await attempt('wrong-password-123')).status).toBe(401);
+      }
+      const locked = await attempt(user.password);
+      expect(locked.status).toBe(401);
+      // The lock ends (2 s here); then the right password works again.
+      await new Promise((resolve) => setTimeout(resolve, 2200));
+      expect((await attempt(user.password)).status).toBe(200);
+    });
+
+    it('gives the same answer for an unknown user, a wrong password and a locked account', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const attempt = (username: string, password: string) =>
+        http('POST', `${testApp.url}/auth/login`, { body: { username, password }, headers: json });
+      const unknown = await attempt(`nobody-${Date.now()}`, 'some-password-1');
+      const wrong = await attempt(user.username, 'some-password-1');
+      for (const res of [unknown, wrong]) {
+        expect(res.status).toBe(401);
+        expect(res.body).toEqual(unknown.body);
+      }
+      // Similar timing: both spend an Argon2id verification (medians of 5, loose bounds: shared CI).
+      const median = async (username: string): Promise<number> => {
+        const times: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const start = performance.now();
+          await attempt(username, 'some-password-1');
+          times.push(performance.now() - start);
+        }
+        return times.sort((a, b) => a - b)[2]!;
+      };
+      const other = await createUser(testApp, ['nurse']);
+      const ratio = (await median(`nobody-${Date.now()}`)) / (await median(other.username));
+      expect(ratio).toBeGreaterThan(0.4);
+      expect(ratio).toBeLessThan(2.5);
+    });
+  });
+
+  describe('roles', () => {
+    it('nurse calling user administration is 403; billing reading an Observation is 403', async () => {
+      const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+      expect((await nurse('GET', `${testApp.url}/admin/users`)).status).toBe(403);
+      const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+      expect((await billing('GET', `${testApp.url}/fhir/Observation/any-id`)).status).toBe(403);
+      expect((await billing('GET', patientUrl)).status).toBe(200);
+      const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+      expect((await auditor('GET', patientUrl)).status).toBe(403);
+    });
+
+    it('admins manage users only with a recent MFA, and do not read records', async () => {
+      const admin = await createUser(testApp, ['admin']);
+      const withoutMfa = authorizedHttp((await login(testApp, admin)).access_token);
+      expect((await withoutMfa('GET', `${testApp.url}/admin/users`)).status).toBe(403);
+      const secret = await enableMfa(testApp, admin);
+      const withMfa = authorizedHttp((await loginWithMfa(testApp, admin, secret)).access_token);
+      expect((await withMfa('GET', `${testApp.url}/admin/users`)).status).toBe(200);
+      expect((await withMfa('GET', patientUrl)).status).toBe(403);
+    });
+  });
+
+  describe('every route', () => {
+    const PUBLIC = [
+      'GET /health',
+      'GET /health/ready',
+      'GET /fhir/metadata',
+      'POST /auth/login',
+      'POST /auth/login/mfa',
+      'POST /auth/refresh',
+      'POST /auth/logout',
+      'GET /.well-known/jwks.json',
+    ].sort();
+
+    function routes(app: NestFastifyApplication) {
+      const found: {
+        route: string;
+        method: string;
+        path: string;
+        isPublic: boolean;
+        declared: boolean;
+      }[] = [];
+      for (const module of app.get(ModulesContainer).values()) {
+        for (const wrapper of module.controllers.values()) {
+          const controller = wrapper.metatype as (new (...args: never[]) => unknown) | null;
+          if (!controller) continue;
+          const base = String(Reflect.getMetadata(PATH_METADATA, controller) ?? '');
+          for (const name of Object.getOwnPropertyNames(controller.prototype)) {
+            const handler = (controller.prototype as Record<string, unknown>)[name];
+            if (name === 'constructor' || typeof handler !== 'function') continue;
+            const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+            const method = Reflect.getMetadata(METHOD_METADATA, handler) as number | undefined;
+            if (path === undefined || method === undefined) continue;
+            const verb = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'][method]!;
+            const full =
+              `/${[base, path].filter((p) => p && p !== '/').join('/')}`
+                .replace(/\/+/g, '/')
+                .replace(/\/$/, '') || '/';
+            found.push({
+              route: `${verb} ${full}`,
+              method: verb,
+              path: full,
+              isPublic: Boolean(
+                Reflect.getMetadata(PUBLIC_KEY, handler) ??
+                Reflect.getMetadata(PUBLIC_KEY, controller),
+              ),
+              declared:
+                Reflect.getMetadata(FHIR_INTERACTION_KEY, handler) !== undefined ||
+                Reflect.getMetadata(APP_PERMISSION_KEY, handler) !== undefined,
+            });
+          }
+        }
+      }
+      return found;
+    }
+
+    it('declares a permission or is on the public list, and answers 401 without a token', async () => {
+      const all = routes(testApp.app);
+      expect(all.length).toBeGreaterThan(20);
+      expect(
+        all
+          .filter((r) => r.isPublic)
+          .map((r) => r.route)
+          .sort(),
+      ).toEqual(PUBLIC);
+      expect(all.filter((r) => !r.isPublic && !r.declared).map((r) => r.route)).toEqual([]);
+      for (const route of all.filter((r) => !r.isPublic)) {
+        const url = route.path
+          .replace(':type', 'Patient')
+          .replace(':id', 'some-id')
+          .replace(':vid', '1')
+          .replace(':username', 'someone');
+        const res = await http(route.method, `${testApp.url}${url}`, {
+          ...(['POST', 'PUT', 'PATCH'].includes(route.method) ? { body: {}, headers: json } : {}),
+        });
+        expect({ route: route.route, status: res.status }).toEqual({
+          route: route.route,
+          status: 401,
+        });
+      }
+    });
+
+    it('denies an authenticated user a route that declares no permission', async () => {
+      @Controller('undeclared')
+      class UndeclaredController {
+        @Get()
+        open(): { leaked: true } {
+          return { leaked: true };
+        }
+      }
+      @Module({ imports: [await AppModule.register()], controllers: [UndeclaredController] })
+      class WithUndeclaredRoute {}
+      const app = await NestFactory.create<NestFastifyApplication>(
+        WithUndeclaredRoute,
+        createHttpAdapter(readEnv()),
+        { bufferLogs: true, bodyParser: false },
+      );
+      await setupApp(app, { docs: false });
+      await app.listen(0, '127.0.0.1');
+      try {
+        const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+        const res = await http('GET', `${url}/undeclared`, {
+          headers: { authorization: `Bearer ${tokens.genuine}` },
+        });
+        expect(res.status).toBe(403);
+        expect(res.text).not.toContain('leaked');
+      } finally {
+        await app.close();
+      }
+    });
+  });
+});
