@@ -6,6 +6,7 @@ import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
+import { OidcVerifier } from './oidc-verifier.js';
 import { PermissionGuard } from './permission.guard.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
 import { RefreshTokens } from './refresh-tokens.js';
@@ -27,6 +28,7 @@ import { UsersService } from './users.service.js';
     SigningKeys,
     TokenService,
     JwtStrategy,
+    OidcVerifier,
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: PermissionGuard },
   ],

@@ -1,16 +1,25 @@
 import { ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
+import type { FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from './authenticated-user.js';
+import { OidcVerifier } from './oidc-verifier.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
 
-/** Every route needs a valid access token unless it is marked @Public(). */
+/**
+ * Every route needs a valid access token unless it is marked @Public(): CareVault's own
+ * (passport-jwt), or the configured external OIDC issuer's.
+ */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
-  constructor(private readonly reflector: Reflector) {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly oidc: OidcVerifier,
+  ) {
     super();
   }
 
-  override canActivate(context: ExecutionContext): boolean | Promise<boolean> {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
     if (
       this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, [
         context.getHandler(),
@@ -19,7 +28,20 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     ) {
       return true;
     }
-    return super.canActivate(context) as Promise<boolean>;
+    const request = context
+      .switchToHttp()
+      .getRequest<FastifyRequest & { user?: AuthenticatedUser }>();
+    const token = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    // A token that names the external issuer is verified against that issuer's keys only.
+    if (token && this.oidc.claims(token)) {
+      try {
+        request.user = await this.oidc.verify(token);
+      } catch {
+        throw new UnauthorizedException();
+      }
+      return true;
+    }
+    return (await super.canActivate(context)) as boolean;
   }
 
   override handleRequest<TUser>(error: unknown, user: TUser | false): TUser {

@@ -4,7 +4,7 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { AppConfig } from '../config/config.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { isRole } from './roles.js';
-import { parseScopes } from './smart-scopes.js';
+import { smartContext } from './smart-scopes.js';
 import { SigningKeys } from './signing-keys.js';
 
 interface AccessTokenClaims {
@@ -69,16 +69,4 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       ...smartContext(scope, patient),
     };
   }
-}
-
-/** SMART launch context of a token: its resource scopes and the patient in context, if any. */
-export function smartContext(
-  scope: unknown,
-  patient: unknown,
-): Pick<AuthenticatedUser, 'scopes' | 'patient'> {
-  const scopes = parseScopes(scope);
-  return {
-    ...(scopes !== undefined ? { scopes } : {}),
-    ...(typeof patient === 'string' && patient.length > 0 ? { patient } : {}),
-  };
 }

@@ -1,3 +1,4 @@
+import type { AuthenticatedUser } from './authenticated-user.js';
 import type { FhirInteraction } from './permissions.js';
 
 /** A SMART on FHIR resource scope: `patient/Observation.rs`, `user/*.cruds`, `system/*.read`. */
@@ -80,4 +81,16 @@ export function isPatientConfined(
     scopes !== undefined &&
     scopes.every((scope) => scope.context === 'patient')
   );
+}
+
+/** SMART launch context of a token: its resource scopes and the patient in context, if any. */
+export function smartContext(
+  scope: unknown,
+  patient: unknown,
+): Pick<AuthenticatedUser, 'scopes' | 'patient'> {
+  const scopes = parseScopes(scope);
+  return {
+    ...(scopes !== undefined ? { scopes } : {}),
+    ...(typeof patient === 'string' && patient.length > 0 ? { patient } : {}),
+  };
 }
