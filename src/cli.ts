@@ -1,13 +1,34 @@
 import 'reflect-metadata';
+import type { LoggerService } from '@nestjs/common';
 import { CommandFactory } from 'nest-commander';
 import { CliModule } from './cli/cli.module.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
 
+/**
+ * Warnings and errors go to stderr: stdout is the commands' output (tab-separated tables that
+ * scripts read), which a log line must never break.
+ */
+const stderrLogger: LoggerService = {
+  log: () => undefined,
+  warn: (message: unknown, context?: string) => writeLog('WARN', message, context),
+  error: (message: unknown, ...rest: unknown[]) =>
+    writeLog(
+      'ERROR',
+      message,
+      typeof rest.at(-1) === 'string' ? (rest.at(-1) as string) : undefined,
+    ),
+};
+
+function writeLog(level: string, message: unknown, context?: string): void {
+  const text = typeof message === 'string' ? message : JSON.stringify(message);
+  process.stderr.write(`${level}${context ? ` [${context}]` : ''} ${text}\n`);
+}
+
 /** `npm run cli -- <command>`: admin commands on the Nest application context. */
 async function main(): Promise<void> {
   await CommandFactory.run(await CliModule.register(), {
-    logger: ['error', 'warn'],
+    logger: stderrLogger,
     errorHandler: (error: Error & { code?: string; exitCode?: number }) => {
       // Commander reports --help and --version as errors with exit code 0.
       if (error.exitCode !== 0) {

@@ -8,23 +8,16 @@ import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PermissionGuard } from './permission.guard.js';
-import { RefreshTokenRepository } from './refresh-token.repository.js';
-import { RefreshTokens } from './refresh-tokens.js';
 import { SigningKeys } from './signing-keys.js';
 import { TokenService } from './token.service.js';
-import { UserRepository } from './user.repository.js';
-import { UsersService } from './users.service.js';
+import { UsersModule } from './users.module.js';
 
 /** Users, sign-in, tokens, and the global guards: authentication first, then the permission matrix. */
 @Module({
-  imports: [PassportModule],
+  imports: [PassportModule, UsersModule],
   controllers: [AuthController, AdminUsersController],
   providers: [
     AuthService,
-    UsersService,
-    UserRepository,
-    RefreshTokenRepository,
-    RefreshTokens,
     SigningKeys,
     TokenService,
     JwtStrategy,
@@ -32,6 +25,6 @@ import { UsersService } from './users.service.js';
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: PermissionGuard },
   ],
-  exports: [UsersService],
+  exports: [UsersModule],
 })
 export class AuthModule {}

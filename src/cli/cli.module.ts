@@ -1,7 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
-import { AuthModule } from '../auth/auth.module.js';
+import { UsersModule } from '../auth/users.module.js';
 import {
   UserCreateCommand,
   UserDisableCommand,
@@ -23,7 +23,7 @@ export class CliModule {
         await AppConfigModule.register(),
         DatabaseModule,
         CryptoModule,
-        AuthModule,
+        UsersModule,
         AccessModule,
       ],
       providers: [
