@@ -9,9 +9,18 @@ export const STEP_UP_KEY = 'carevault:step-up';
 /** No token needed: health, discovery documents, login. */
 export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(PUBLIC_KEY, true);
 
-/** A FHIR interaction on the resource type named by the route's `:type` parameter. */
-export const FhirInteraction = (interaction: Interaction): MethodDecorator =>
-  SetMetadata(FHIR_INTERACTION_KEY, interaction);
+export const FHIR_TYPE_KEY = 'carevault:fhir-type';
+
+/**
+ * A FHIR interaction on the resource type named by the route's `:type` parameter, or on `type`
+ * for a route about one type (`Patient/{id}/$everything`).
+ */
+export const FhirInteraction =
+  (interaction: Interaction, type?: string): MethodDecorator =>
+  (target, key, descriptor) => {
+    SetMetadata(FHIR_INTERACTION_KEY, interaction)(target, key, descriptor);
+    if (type) SetMetadata(FHIR_TYPE_KEY, type)(target, key, descriptor);
+  };
 
 export const RequirePermission = (permission: AppPermission): MethodDecorator =>
   SetMetadata(APP_PERMISSION_KEY, permission);

@@ -6,6 +6,7 @@ import { hasRecentMfa, type AuthenticatedUser } from './authenticated-user.js';
 import {
   APP_PERMISSION_KEY,
   FHIR_INTERACTION_KEY,
+  FHIR_TYPE_KEY,
   PUBLIC_KEY,
   STEP_UP_KEY,
 } from './permission.decorators.js';
@@ -49,9 +50,14 @@ export class PermissionGuard implements CanActivate {
     );
     let allowed: boolean;
     if (interaction) {
-      const type = (request.params as Record<string, string | undefined>)['type'] ?? '';
-      // A token's SMART scopes narrow its roles' rights, never widen them.
+      const type =
+        (request.params as Record<string, string | undefined>)['type'] ??
+        this.reflector.get<string | undefined>(FHIR_TYPE_KEY, context.getHandler()) ??
+        '';
+      // A token's SMART scopes narrow its roles' rights, never widen them. A FHIR route that
+      // names no type is a programming error: '*' rules must not match it.
       allowed =
+        type !== '' &&
         canAccessFhir(user.roles, type, interaction) &&
         scopesAllow(user.scopes, user.patient !== undefined, type, interaction);
     } else if (permission) {

@@ -33,6 +33,7 @@ import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { FhirService } from './fhir.service.js';
+import { EverythingService } from './search/everything.service.js';
 import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 
@@ -56,6 +57,7 @@ export class FhirController {
     private readonly definitions: FhirDefinitions,
     private readonly searches: SearchService,
     private readonly bundles: BundleService,
+    private readonly everythings: EverythingService,
   ) {}
 
   @Post()
@@ -339,6 +341,18 @@ export class FhirController {
       );
     }
     return undefined;
+  }
+
+  @Get('Patient/:id/$everything')
+  @FhirInteraction('read', 'Patient')
+  @ApiOperation({ summary: 'A patient and every resource in their compartment that you may read' })
+  async everything(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id') id: string,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.everythings.everything(user, id, fhirBaseUrl(request)));
   }
 
   @Get(':type/:id/_history')

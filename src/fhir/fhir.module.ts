@@ -9,6 +9,7 @@ import { FhirService } from './fhir.service.js';
 import { ResourceRepository } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
+import { EverythingService } from './search/everything.service.js';
 import { SearchConditions } from './search/search-conditions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchRepository } from './search/search.repository.js';
@@ -28,6 +29,7 @@ import { SearchService } from './search/search.service.js';
     SearchRepository,
     SearchService,
     BundleService,
+    EverythingService,
   ],
 })
 export class FhirModule {}

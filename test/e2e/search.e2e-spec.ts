@@ -207,6 +207,27 @@ describe('FHIR search', () => {
     });
   });
 
+  describe('Patient/{id}/$everything', () => {
+    it("returns the patient's compartment, limited to the types the caller may read", async () => {
+      const all = await search(`Patient/${ids.a}/$everything`);
+      expect(all.status).toBe(200);
+      const types = (all.body.entry as { resource: { resourceType: string } }[]).map(
+        (e) => e.resource.resourceType,
+      );
+      expect(types.filter((t) => t === 'Patient')).toHaveLength(1);
+      expect(types.filter((t) => t === 'Observation')).toHaveLength(25);
+      const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+      const limited = await billing('GET', `${fhir}/Patient/${ids.a}/$everything`);
+      expect(
+        (limited.body.entry as { resource: { resourceType: string } }[]).map(
+          (e) => e.resource.resourceType,
+        ),
+      ).toEqual(['Patient']);
+      const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+      expect((await auditor('GET', `${fhir}/Patient/${ids.a}/$everything`)).status).toBe(403);
+    });
+  });
+
   describe('paging, sorting and result parameters', () => {
     it('pages with next and previous links, without repeats or gaps', async () => {
       const seen: string[] = [];

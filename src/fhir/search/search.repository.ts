@@ -66,6 +66,19 @@ export class SearchRepository {
     );
   }
 
+  /** Every reference to one resource: which resource points to it, through which parameter. */
+  referencing(
+    targetType: string,
+    targetId: string,
+    limit: number,
+  ): Promise<{ type: string; id: string; param: string }[]> {
+    return this.unitOfWork.manager.query(
+      `SELECT resource_type AS type, resource_id AS id, param FROM search_reference
+       WHERE target_type = $1 AND target_id = $2 LIMIT ${Math.trunc(limit)}`,
+      [targetType, targetId],
+    );
+  }
+
   /** Resources of a type that point to the given ones through a parameter (_revinclude). */
   sources(
     sourceType: string,
