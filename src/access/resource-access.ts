@@ -92,6 +92,14 @@ export class ResourceAccess {
     }
   }
 
+  /**
+   * A deletion has no content to place in a compartment: a patient-scoped token learns nothing
+   * about deleted records of compartment types (404 rather than 410, and left out of lists).
+   */
+  maySeeDeletion(user: AuthenticatedUser, type: string): boolean {
+    return !isPatientConfined(user.scopes, user.patient) || !this.compartment.hasCompartment(type);
+  }
+
   /** Whether a version may appear in a list (history): no restricted records, no other patients. */
   isListable(user: AuthenticatedUser, resource: FhirResource): boolean {
     return this.isInCompartment(user, resource) && !isRestricted(resource);

@@ -136,7 +136,9 @@ export class FhirService {
       throw AppError.notFound(`${type} resource not found`);
     }
     if (row.deleted) {
-      throw AppError.gone(`${type} resource was deleted`);
+      throw this.access.maySeeDeletion(user, type)
+        ? AppError.gone(`${type} resource was deleted`)
+        : AppError.notFound(`${type} resource not found`);
     }
     const result = stored(row);
     await this.access.assertMayOpen(user, result.resource, 'read');
@@ -161,7 +163,9 @@ export class FhirService {
       throw AppError.notFound(`${type} version not found`);
     }
     if (row.deleted) {
-      throw AppError.gone(`This version of the ${type} resource is a deletion`);
+      throw this.access.maySeeDeletion(user, type)
+        ? AppError.gone(`This version of the ${type} resource is a deletion`)
+        : AppError.notFound(`${type} version not found`);
     }
     const result = stored(row);
     await this.access.assertMayOpen(user, result.resource, 'vread');
@@ -282,7 +286,11 @@ export class FhirService {
     // Restricted records and other patients' records are left out (never opened from a list).
     return buildHistoryBundle(
       page.rows
-        .filter((row) => row.deleted || this.access.isListable(user, parseContent(row)))
+        .filter((row) =>
+          row.deleted
+            ? this.access.maySeeDeletion(user, type)
+            : this.access.isListable(user, parseContent(row)),
+        )
         .map(toVersion),
       page.total,
       params,

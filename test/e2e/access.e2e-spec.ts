@@ -174,6 +174,16 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(await control(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toBe(1);
     });
 
+    it("does not reveal another patient's deleted records (404, not 410)", async () => {
+      const deleted = await create(doctor, observation(ids.patientB));
+      expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);
+      expect((await doctor('GET', `${fhir}/Observation/${deleted}`)).status).toBe(410);
+      expect((await app('GET', `${fhir}/Observation/${deleted}`)).status).toBe(404);
+      expect((await app('GET', `${fhir}/Observation/${deleted}/_history/2`)).status).toBe(404);
+      const listed = (await app('GET', `${fhir}/Observation/_history?_count=500`)).body;
+      expect(JSON.stringify(listed)).not.toContain(deleted);
+    });
+
     it("leaves other patients' versions out of type history", async () => {
       const bundle = (await app('GET', `${fhir}/Observation/_history?_count=500`)).body;
       const seen = (bundle.entry as { resource?: { id: string } }[]).map((e) => e.resource?.id);
