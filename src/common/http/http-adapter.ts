@@ -23,6 +23,8 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     bodyLimit,
     logger: false,
     return503OnClosing: true,
+    // FHIR clients address the base as `…/fhir/` as often as `…/fhir` (fhir-kit-client does).
+    routerOptions: { ignoreTrailingSlash: true },
     // Without configured proxies the client address is the socket's: a client cannot choose
     // its own rate-limit bucket or audit address with a forged X-Forwarded-For.
     trustProxy: proxies.length > 0 ? proxies : false,
