@@ -2,6 +2,8 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
+import { FhirModule } from '../fhir/fhir.module.js';
+import { SearchReindexCommand } from '../fhir/search/reindex.command.js';
 import {
   UserCreateCommand,
   UserDisableCommand,
@@ -24,6 +26,7 @@ export class CliModule {
         DatabaseModule,
         CryptoModule,
         UsersModule,
+        FhirModule,
         AccessModule,
       ],
       providers: [
@@ -34,6 +37,7 @@ export class CliModule {
         UserResetMfaCommand,
         UserListCommand,
         BreakGlassReportCommand,
+        SearchReindexCommand,
       ],
     };
   }

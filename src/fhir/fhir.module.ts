@@ -10,6 +10,7 @@ import { ResourceRepository } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
 import { EverythingService } from './search/everything.service.js';
+import { ReindexService } from './search/reindex.service.js';
 import { SearchConditions } from './search/search-conditions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchRepository } from './search/search.repository.js';
@@ -30,6 +31,8 @@ import { SearchService } from './search/search.service.js';
     SearchService,
     BundleService,
     EverythingService,
+    ReindexService,
   ],
+  exports: [ReindexService],
 })
 export class FhirModule {}

@@ -1,0 +1,53 @@
+import { Injectable } from '@nestjs/common';
+import { MoreThan } from 'typeorm';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import type { FhirResource } from '../fhir-types.js';
+import { ResourceEntity } from '../resource.entity.js';
+import { IndexExtractor } from './index-extractor.js';
+import { SearchIndexRepository } from './search-index.repository.js';
+
+const BATCH = 200;
+
+/**
+ * Rebuilds the search index of every current resource: after an upgrade that adds index tables or
+ * parameters, or a change to PHI index keys. Safe to run while the service runs: each batch is
+ * one transaction, and a concurrent write rewrites its own resource's rows anyway.
+ */
+@Injectable()
+export class ReindexService {
+  constructor(
+    private readonly unitOfWork: UnitOfWork,
+    private readonly extractor: IndexExtractor,
+    private readonly index: SearchIndexRepository,
+  ) {}
+
+  async reindexAll(onProgress: (done: number) => void): Promise<number> {
+    let done = 0;
+    let after = { resourceType: '', id: '' };
+    for (;;) {
+      const rows = await this.unitOfWork.manager.find(ResourceEntity, {
+        where: [
+          { resourceType: MoreThan(after.resourceType) },
+          { resourceType: after.resourceType, id: MoreThan(after.id) },
+        ],
+        order: { resourceType: 'ASC', id: 'ASC' },
+        take: BATCH,
+      });
+      if (rows.length === 0) {
+        return done;
+      }
+      await this.unitOfWork.run(async (manager) => {
+        for (const row of rows) {
+          const entries = row.deleted
+            ? null
+            : this.extractor.extract(JSON.parse(row.content as string) as FhirResource);
+          await this.index.replace(manager, row.resourceType, row.id, entries);
+        }
+      });
+      done += rows.length;
+      onProgress(done);
+      const last = rows[rows.length - 1]!;
+      after = { resourceType: last.resourceType, id: last.id };
+    }
+  }
+}

@@ -1,0 +1,71 @@
+import { DataSource } from 'typeorm';
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+describe('npm run cli -- search:reindex', () => {
+  let database: ScratchDatabase;
+  let restoreEnv: () => void;
+  let testApp: TestApp;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({ DATABASE_URL: database.url });
+    testApp = await createTestApp();
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+    await database.drop();
+  });
+
+  it('rebuilds the index of resources written before it existed', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const created = await http('POST', `${testApp.url}/fhir/Patient`, {
+      body: buildPatient({ family: 'Reindexable', mrn: 'MRN-REINDEX-1' }),
+    });
+    const find = async () =>
+      (
+        (await http('GET', `${testApp.url}/fhir/Patient?family=reindexable`)).body
+          .entry as unknown[]
+      ).length;
+    expect(await find()).toBe(1);
+    // As after an upgrade from a version without the index tables:
+    const dataSource = testApp.app.get(DataSource);
+    for (const table of [
+      'search_blind',
+      'search_token',
+      'search_string',
+      'search_date',
+      'search_reference',
+    ]) {
+      await dataSource.query(`DELETE FROM ${table}`);
+    }
+    expect(await find()).toBe(0);
+
+    const result = await runNode(
+      BUILT.cli,
+      ['search:reindex'],
+      childEnv({
+        DATABASE_URL: database.url,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        LOG_LEVEL: 'silent',
+      }),
+    );
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^Reindexed \d+ resources in [\d.]+ s$/m);
+    expect(await find()).toBe(1);
+    expect(
+      (
+        (await http('GET', `${testApp.url}/fhir/Patient?identifier=MRN-REINDEX-1`)).body.entry as {
+          resource: { id: string };
+        }[]
+      )[0]!.resource.id,
+    ).toBe(created.body.id);
+  });
+});
