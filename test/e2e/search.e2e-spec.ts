@@ -207,6 +207,77 @@ describe('FHIR search', () => {
     });
   });
 
+  describe('parameter types and modifiers', () => {
+    it('token :text, |code and system|', async () => {
+      const id = await create({
+        ...observation(ids.b, 5, '2024-02-01'),
+        code: {
+          coding: [{ system: LOINC, code: `tx-${run}`, display: 'Glucose [Mass/volume] in Blood' }],
+          text: `Glucemia ${run}`,
+        },
+      });
+      expect(ids_(await search(`Observation?code:text=glucemia ${run}`))).toEqual([id]);
+      expect(ids_(await search(`Observation?code=${LOINC}|&code:text=GLUCÉMIA ${run}`))).toEqual([
+        id,
+      ]);
+      expect(ids_(await search(`Observation?code=|tx-${run}`))).toEqual([]);
+      expect((await search(`Patient?identifier:text=MRN`)).status).toBe(400);
+    });
+
+    it('string (non-PHI): starts-with, :exact and :contains', async () => {
+      const id = await create({
+        resourceType: 'Organization',
+        name: `Hospital ${run}`,
+        address: [{ state: `Nuevo León ${run}` }],
+      });
+      expect(ids_(await search(`Organization?address-state=nuevo`))).toContain(id);
+      expect(ids_(await search(`Organization?address-state:exact=nuevo leon ${run}`))).toEqual([
+        id,
+      ]);
+      expect(ids_(await search(`Organization?address-state:contains=LEÓN ${run}`))).toEqual([id]);
+      expect(ids_(await search(`Organization?address-state:exact=nuevo`))).not.toContain(id);
+    });
+
+    it('number with precision, uri with :below, :missing and _lastUpdated', async () => {
+      const risk = await create({
+        resourceType: 'RiskAssessment',
+        status: 'final',
+        subject: { reference: `Patient/${ids.a}` },
+        prediction: [{ probabilityDecimal: 0.25 }],
+      });
+      const mine = `&subject=Patient/${ids.a}`;
+      expect(ids_(await search(`RiskAssessment?probability=0.25${mine}`))).toEqual([risk]);
+      expect(ids_(await search(`RiskAssessment?probability=0.2${mine}`))).toEqual([]);
+      expect(ids_(await search(`RiskAssessment?probability=gt0.2${mine}`))).toEqual([risk]);
+      expect(ids_(await search(`RiskAssessment?probability=le0.2${mine}`))).toEqual([]);
+      const vs = await create({
+        resourceType: 'ValueSet',
+        status: 'active',
+        url: `http://example.org/fhir/ValueSet/${run}/vitals`,
+      });
+      expect(
+        ids_(await search(`ValueSet?url=http://example.org/fhir/ValueSet/${run}/vitals`)),
+      ).toEqual([vs]);
+      expect(
+        ids_(await search(`ValueSet?url:below=http://example.org/fhir/ValueSet/${run}`)),
+      ).toEqual([vs]);
+      expect(ids_(await search(`RiskAssessment?probability:missing=false${mine}`))).toEqual([risk]);
+      expect(ids_(await search(`RiskAssessment?probability:missing=true${mine}`))).toEqual([]);
+      const since = new Date(Date.now() - 60_000).toISOString();
+      expect(ids_(await search(`RiskAssessment?_lastUpdated=ge${since}${mine}`))).toEqual([risk]);
+      expect(ids_(await search(`RiskAssessment?_lastUpdated=lt${since}${mine}`))).toEqual([]);
+    });
+
+    it('ORs comma-separated values and ANDs repeated parameters', async () => {
+      const both = await search(`Patient?identifier=MRN-A-${run},MRN-B-${run}`);
+      expect(ids_(both)).toEqual([ids.a, ids.b].sort());
+      const and = await search(
+        `Patient?identifier=MRN-A-${run},MRN-B-${run}&identifier=MRN-B-${run}`,
+      );
+      expect(ids_(and)).toEqual([ids.b]);
+    });
+  });
+
   describe('Patient/{id}/$everything', () => {
     it("returns the patient's compartment, limited to the types the caller may read", async () => {
       const all = await search(`Patient/${ids.a}/$everything`);

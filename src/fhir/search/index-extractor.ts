@@ -65,6 +65,10 @@ export class IndexExtractor {
     switch (param.type) {
       case 'token':
         for (const token of tokens(value)) rows.tokens.push({ param: param.code, ...token });
+        // The human-readable side, for :text (CodeableConcept.text, Coding.display).
+        for (const display of tokenTexts(value)) {
+          rows.strings.push({ param: `${param.code}:text`, value: display });
+        }
         return;
       case 'string':
         for (const part of stringParts(value)) {
@@ -138,6 +142,23 @@ export function tokens(value: unknown): { system: string | null; code: string }[
   }
   const code = text(value['code']) ?? text(value['value']);
   return code ? [{ system: text(value['system']), code }] : [];
+}
+
+/** Display texts of a token value, normalized. */
+function tokenTexts(value: unknown): string[] {
+  if (!isObject(value)) {
+    return [];
+  }
+  const texts = [text(value['text']), text(value['display'])];
+  if (Array.isArray(value['coding'])) {
+    for (const coding of value['coding'] as unknown[]) {
+      if (isObject(coding)) texts.push(text(coding['display']));
+    }
+  }
+  return texts
+    .filter((item): item is string => item !== null)
+    .map(normalizeString)
+    .filter((item) => item.length > 0);
 }
 
 /** The searchable parts of a string value: HumanName and Address parts, or the string. */

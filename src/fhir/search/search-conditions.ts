@@ -66,6 +66,14 @@ export class SearchConditions {
     if (param.phi) {
       return this.phi(subject, param, criterion, params);
     }
+    if (param.type === 'token' && criterion.modifier === 'text') {
+      // Token :text matches the start of the display text, case- and accent-insensitively.
+      const alias = params.alias('x');
+      const matches = criterion.values.map(
+        (value) => `${alias}.value LIKE ${params.add(`${likeEscape(normalizeString(value))}%`)}`,
+      );
+      return `EXISTS (SELECT 1 FROM search_string ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(`${param.code}:text`)} AND (${matches.join(' OR ')}))`;
+    }
     const negate = criterion.modifier === 'not';
     const alias = params.alias('i');
     const matches = criterion.values.map((value) =>
@@ -404,7 +412,8 @@ function numberCondition(prefix: Prefix, column: string, raw: string, params: Sq
   const decimals = raw.includes('.') ? raw.split('.')[1]!.length : 0;
   const half = 0.5 * 10 ** -decimals;
   const value = Number(raw);
-  const v = `${params.add(raw)}::numeric`;
+  // Added only when used: PostgreSQL cannot type an unused parameter.
+  const v = (): string => `${params.add(raw)}::numeric`;
   const within = (low: number, high: number): string =>
     `(${column} >= ${params.add(String(low))}::numeric AND ${column} < ${params.add(String(high))}::numeric)`;
   switch (prefix) {
@@ -414,14 +423,14 @@ function numberCondition(prefix: Prefix, column: string, raw: string, params: Sq
       return `NOT ${within(value - half, value + half)}`;
     case 'gt':
     case 'sa':
-      return `${column} > ${v}`;
+      return `${column} > ${v()}`;
     case 'lt':
     case 'eb':
-      return `${column} < ${v}`;
+      return `${column} < ${v()}`;
     case 'ge':
-      return `${column} >= ${v}`;
+      return `${column} >= ${v()}`;
     case 'le':
-      return `${column} <= ${v}`;
+      return `${column} <= ${v()}`;
     case 'ap':
       return within(value - Math.abs(value) * 0.1, value + Math.abs(value) * 0.1 + Number.EPSILON);
   }
