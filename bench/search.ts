@@ -1,0 +1,308 @@
+/**
+ * npm run bench:search [-- --patients N]: seeds N synthetic patients (default 100,000) with two
+ * Observations each through the store (FhirService: validation, encryption, index rows), then
+ * measures five searches through the HTTP API and the same searches as direct SQL on the index
+ * tables (the floor). Prints a markdown table and writes JSON to bench/results/.
+ * Not part of npm test: timings belong here, measured side by side in one run.
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DataSource } from 'typeorm';
+import { AppModule } from '../src/app.module.js';
+import type { AuthenticatedUser } from '../src/auth/authenticated-user.js';
+import { UsersService } from '../src/auth/users.service.js';
+import { createHttpAdapter } from '../src/common/http/http-adapter.js';
+import { setupApp } from '../src/common/http/setup-app.js';
+import { readEnv } from '../src/config/config.js';
+import { BlindIndexer } from '../src/crypto/blind-index.js';
+import { FhirService } from '../src/fhir/fhir.service.js';
+import { stringTerms, tokenTerms } from '../src/fhir/search/blind-terms.js';
+import { blindField } from '../src/fhir/search/index-extractor.js';
+
+const args = process.argv.slice(2);
+const PATIENTS = Number(args[args.indexOf('--patients') + 1] ?? 100_000) || 100_000;
+const SAMPLES = 400;
+const CONCURRENCY = 16;
+const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
+const FAMILIES = ['Garcia', 'Nguyen', 'Okafor', 'Schmidt', 'Rossi', 'Kowalski', 'Haddad', 'Tanaka'];
+
+interface Stats {
+  p50: number;
+  p95: number;
+  p99: number;
+  perSecond: number;
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-'));
+  process.env['DATA_DIR'] = dir;
+  process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
+  process.env['LOG_LEVEL'] = 'silent';
+  process.env['NODE_ENV'] = 'development';
+  const env = readEnv();
+  const app = await NestFactory.create<NestFastifyApplication>(
+    await AppModule.register(),
+    createHttpAdapter(env),
+    { logger: false, bodyParser: false },
+  );
+  await setupApp(app, { docs: false });
+  await app.listen(0, '127.0.0.1');
+  const url = `${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/fhir`;
+  try {
+    const seeded = await seed(app);
+    const token = await login(app, url.replace(/\/fhir$/, ''));
+    const rows = await measure(app, url, token, seeded);
+    await report(rows, seeded.seconds);
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface Seeded {
+  mrns: string[];
+  families: string[];
+  patientIds: string[];
+  seconds: number;
+}
+
+async function seed(app: NestFastifyApplication): Promise<Seeded> {
+  const fhir = app.get(FhirService);
+  const system: AuthenticatedUser = {
+    id: 'bench',
+    username: 'bench',
+    roles: ['integration'],
+    amr: [],
+    authTime: 0,
+  };
+  const mrns: string[] = [];
+  const families: string[] = [];
+  const patientIds: string[] = [];
+  const started = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      for (let i = next++; i < PATIENTS; i = next++) {
+        const mrn = `MRN-${i}`;
+        const family = `${FAMILIES[i % FAMILIES.length]}${Math.floor(i / FAMILIES.length)}`;
+        const year = 1930 + (i % 90);
+        const patient = await fhir.create(system, 'Patient', {
+          resourceType: 'Patient',
+          identifier: [{ system: MRN, value: mrn }],
+          name: [{ family, given: ['Alex'] }],
+          birthDate: `${year}-0${1 + (i % 9)}-1${i % 10}`,
+          gender: i % 2 ? 'female' : 'male',
+        });
+        for (let k = 0; k < 2; k++) {
+          await fhir.create(system, 'Observation', {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { coding: [{ system: 'http://loinc.org', code: k ? '2339-0' : '8867-4' }] },
+            subject: { reference: `Patient/${patient.id}` },
+            effectiveDateTime: `202${k + 3}-0${1 + (i % 9)}-15T08:00:00Z`,
+            valueQuantity: { value: 60 + (i % 40), unit: '/min' },
+          });
+        }
+        mrns[i] = mrn;
+        families[i] = family;
+        patientIds[i] = patient.id;
+        if (i % 1000 === 0) process.stderr.write(`\rSeeded ${i} patients`);
+      }
+    }),
+  );
+  const seconds = (Date.now() - started) / 1000;
+  process.stderr.write(
+    `\rSeeded ${PATIENTS} patients and ${PATIENTS * 2} observations in ${seconds.toFixed(0)} s\n`,
+  );
+  return { mrns, families, patientIds, seconds };
+}
+
+async function login(app: NestFastifyApplication, base: string): Promise<string> {
+  const password = `bench-${randomUUID()}`;
+  await app.get(UsersService).create('bench-doctor', ['doctor'], password);
+  const res = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'bench-doctor', password }),
+  });
+  return ((await res.json()) as { access_token: string }).access_token;
+}
+
+type Workload = {
+  name: string;
+  api: (i: number) => string;
+  sql: (i: number) => [string, unknown[]];
+};
+
+async function measure(
+  app: NestFastifyApplication,
+  url: string,
+  token: string,
+  seeded: Seeded,
+): Promise<{ name: string; api: Stats; sql: Stats }[]> {
+  const data = app.get(DataSource);
+  const blind = app.get(BlindIndexer);
+  const hash = (type: string, param: string, term: string): string =>
+    blind.compute(blindField(type, param), term);
+  const pick = (i: number): number => (i * 7919) % PATIENTS;
+  const page = (conditions: string): string =>
+    `SELECT r.id FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND ${conditions} ORDER BY r.id LIMIT 21`;
+  const blindExists = (n: number): string =>
+    `EXISTS (SELECT 1 FROM search_blind b${n} WHERE b${n}.resource_type = r.resource_type AND b${n}.resource_id = r.id AND b${n}.param = $${n * 2} AND b${n}.hash = ANY($${n * 2 + 1}::text[]))`;
+  const workloads: Workload[] = [
+    {
+      name: 'Patient?identifier=system|MRN',
+      api: (i) =>
+        `${url}/Patient?identifier=${encodeURIComponent(`${MRN}|${seeded.mrns[pick(i)]}`)}`,
+      sql: (i) => [
+        page(blindExists(1)),
+        [
+          'Patient',
+          'identifier',
+          [hash('Patient', 'identifier', tokenTerms(MRN, seeded.mrns[pick(i)]!)[1]!)],
+        ],
+      ],
+    },
+    {
+      name: 'Patient?family=<prefix>',
+      api: (i) => `${url}/Patient?family=${seeded.families[pick(i)]!.slice(0, 6)}`,
+      sql: (i) => [
+        page(blindExists(1)),
+        [
+          'Patient',
+          'family',
+          [
+            hash(
+              'Patient',
+              'family',
+              `p:${stringTerms(seeded.families[pick(i)]!)[0]!.slice(2, 8)}`,
+            ),
+          ],
+        ],
+      ],
+    },
+    {
+      name: 'Patient?family=…&birthdate=YYYY',
+      api: (i) =>
+        `${url}/Patient?family=${seeded.families[pick(i)]}&birthdate=${1930 + (pick(i) % 90)}`,
+      sql: (i) => [
+        page(`${blindExists(1)} AND ${blindExists(2)}`),
+        [
+          'Patient',
+          'family',
+          [hash('Patient', 'family', stringTerms(seeded.families[pick(i)]!).at(-1)!)],
+          'birthdate',
+          [hash('Patient', 'birthdate', `y:${1930 + (pick(i) % 90)}`)],
+        ],
+      ],
+    },
+    {
+      name: 'Observation?subject=…&code=…&date=ge…',
+      api: (i) =>
+        `${url}/Observation?subject=Patient/${seeded.patientIds[pick(i)]}&code=http://loinc.org|8867-4&date=ge2023-01-01`,
+      sql: (i) => [
+        page(
+          `EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.resource_id = r.id AND f.param = 'subject' AND f.target_type = 'Patient' AND f.target_id = $2)
+           AND EXISTS (SELECT 1 FROM search_token t WHERE t.resource_type = r.resource_type AND t.resource_id = r.id AND t.param = 'code' AND t.system = 'http://loinc.org' AND t.code = '8867-4')
+           AND EXISTS (SELECT 1 FROM search_date d WHERE d.resource_type = r.resource_type AND d.resource_id = r.id AND d.param = 'date' AND d.high > '2023-01-01'::timestamptz)`,
+        ),
+        ['Observation', seeded.patientIds[pick(i)]],
+      ],
+    },
+    {
+      name: 'Observation?subject=…&_include=Observation:subject',
+      api: (i) =>
+        `${url}/Observation?subject=Patient/${seeded.patientIds[pick(i)]}&_include=Observation:subject`,
+      sql: (i) => [
+        `WITH page AS (${page(
+          `EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.resource_id = r.id AND f.param = 'subject' AND f.target_type = 'Patient' AND f.target_id = $2)`,
+        )}) SELECT id FROM page UNION ALL SELECT t.target_id FROM search_reference t WHERE t.resource_type = 'Observation' AND t.resource_id IN (SELECT id FROM page) AND t.param = 'subject'`,
+        ['Observation', seeded.patientIds[pick(i)]],
+      ],
+    },
+  ];
+  const results = [];
+  for (const workload of workloads) {
+    const api = await timed(async (i) => {
+      const res = await fetch(workload.api(i), { headers: { authorization: `Bearer ${token}` } });
+      const body = (await res.json()) as { entry?: unknown[] };
+      if (res.status !== 200 || !body.entry?.length) {
+        throw new Error(`${workload.name}: ${res.status}, ${body.entry?.length ?? 0} entries`);
+      }
+    });
+    const sql = await timed(async (i) => {
+      const [text, params] = workload.sql(i);
+      const rows = await data.query<unknown[]>(text, params);
+      if (rows.length === 0) throw new Error(`${workload.name}: the SQL floor found nothing`);
+    });
+    results.push({ name: workload.name, api, sql });
+  }
+  return results;
+}
+
+/** Latency one at a time (after a warm-up), then throughput at CONCURRENCY. */
+async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
+  for (let i = 0; i < 50; i++) await run(i);
+  const latencies: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const start = performance.now();
+    await run(i + 1000);
+    latencies.push(performance.now() - start);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  let done = 0;
+  const until = performance.now() + 5000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, worker) => {
+      for (let i = worker; performance.now() < until; i += CONCURRENCY) {
+        await run(i + 5000);
+        done += 1;
+      }
+    }),
+  );
+  return {
+    p50: at(0.5),
+    p95: at(0.95),
+    p99: at(0.99),
+    perSecond: done / ((performance.now() - started) / 1000),
+  };
+}
+
+async function report(
+  rows: { name: string; api: Stats; sql: Stats }[],
+  seedSeconds: number,
+): Promise<void> {
+  const ms = (value: number): string => value.toFixed(2);
+  const lines = [
+    `Search benchmark: ${PATIENTS} patients, ${PATIENTS * 2} observations (seeded in ${seedSeconds.toFixed(0)} s), ${SAMPLES} sequential requests per latency figure, ${CONCURRENCY} concurrent for 5 s for throughput.`,
+    '',
+    '| Search | API p50 ms | p95 | p99 | API req/s | SQL p50 ms | p95 | p99 | SQL q/s | API/SQL p50 |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: | --: | --: |',
+    ...rows.map(
+      ({ name, api, sql }) =>
+        `| ${name} | ${ms(api.p50)} | ${ms(api.p95)} | ${ms(api.p99)} | ${api.perSecond.toFixed(0)} | ${ms(sql.p50)} | ${ms(sql.p95)} | ${ms(sql.p99)} | ${sql.perSecond.toFixed(0)} | ${(api.p50 / sql.p50).toFixed(1)}× |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const file = join(
+    'bench',
+    'results',
+    `search-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+  );
+  await mkdir(join('bench', 'results'), { recursive: true });
+  await writeFile(file, JSON.stringify({ patients: PATIENTS, seedSeconds, rows }, null, 2));
+  process.stderr.write(`Wrote ${file}\n`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
