@@ -110,7 +110,11 @@ export class AuthService {
     const access = await this.tokens.accessToken(
       user,
       { amr: current.amr, authTime: new Date(current.authTime * 1000) },
-      { scope, ...(patient ? { patient } : {}) },
+      {
+        scope,
+        ...(patient ? { patient } : {}),
+        ...(current.expiresAt !== undefined ? { notAfter: current.expiresAt } : {}),
+      },
     );
     return {
       access_token: access.token,

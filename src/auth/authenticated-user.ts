@@ -14,6 +14,8 @@ export interface AuthenticatedUser {
   scopes?: SmartScope[];
   /** The patient in context (the token's `patient` claim), for `patient/` scopes. */
   patient?: string;
+  /** When the presented token expires (seconds since the epoch). */
+  expiresAt?: number;
 }
 
 /** How recent an MFA must be for step-up operations (user administration). */

@@ -66,6 +66,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
       ),
       amr: amr.filter((method): method is string => typeof method === 'string'),
       authTime,
+      expiresAt: exp,
       ...smartContext(scope, patient),
     };
   }

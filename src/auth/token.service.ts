@@ -25,10 +25,13 @@ export class TokenService {
   async accessToken(
     user: UserEntity,
     login: LoginFacts,
-    launch?: { scope: string; patient?: string },
+    launch?: { scope: string; patient?: string; notAfter?: number },
   ): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.current;
-    const expiresIn = this.config.accessTokenTtl;
+    // A narrowed token never outlives the token it was exchanged for.
+    const remaining =
+      launch?.notAfter !== undefined ? launch.notAfter - Math.floor(Date.now() / 1000) : Infinity;
+    const expiresIn = Math.max(1, Math.min(this.config.accessTokenTtl, remaining));
     const token = await new SignJWT({
       username: user.username,
       roles: user.roles,

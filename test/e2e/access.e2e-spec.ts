@@ -1,3 +1,5 @@
+import { SignJWT } from 'jose';
+import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
@@ -91,6 +93,21 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const billing = await scoped(await tokenFor(testApp, 'billing'), 'user/*.cruds');
       expect((await billing('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(403);
       expect((await billing('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(200);
+    });
+
+    it('never outlive the token they were exchanged for', async () => {
+      const [, payload] = doctorToken.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8'));
+      const { kid, privateKey } = testApp.app.get(SigningKeys).current;
+      const shortLived = await new SignJWT({ ...claims, exp: Math.floor(Date.now() / 1000) + 30 })
+        .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+        .sign(privateKey);
+      const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+        body: { scope: 'user/Observation.rs' },
+        headers: { authorization: `Bearer ${shortLived}`, 'content-type': 'application/json' },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.expires_in).toBeLessThanOrEqual(30);
     });
 
     it('cannot be widened by exchanging a scoped token again, nor used for administration', async () => {
