@@ -98,14 +98,12 @@ export class ResourceRepository {
       next: NextVersion,
     ) => VersionDecision | Promise<VersionDecision>,
   ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
-    if (this.unitOfWork.inTransaction) {
-      // Inside a Bundle's transaction there is no retry: a failed statement aborts it all.
-      return this.unitOfWork.run((manager) => this.writeNextIn(manager, resourceType, id, decide));
-    }
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.unitOfWork.run((manager) =>
-          this.writeNextIn(manager, resourceType, id, decide),
+          this.unitOfWork.inTransaction
+            ? this.inSavepoint(manager, () => this.writeNextIn(manager, resourceType, id, decide))
+            : this.writeNextIn(manager, resourceType, id, decide),
         );
       } catch (error) {
         // Two first writes of the same client-chosen id race on the primary key: the loser
@@ -115,6 +113,22 @@ export class ResourceRepository {
         }
         throw error;
       }
+    }
+  }
+
+  /**
+   * Inside an enclosing transaction (the request's, or a Bundle's) a failed statement would
+   * abort everything; a savepoint lets the losing writer of a race retry within it.
+   */
+  private async inSavepoint<T>(manager: EntityManager, work: () => Promise<T>): Promise<T> {
+    await manager.query('SAVEPOINT resource_write');
+    try {
+      const result = await work();
+      await manager.query('RELEASE SAVEPOINT resource_write');
+      return result;
+    } catch (error) {
+      await manager.query('ROLLBACK TO SAVEPOINT resource_write');
+      throw error;
     }
   }
 
