@@ -2,6 +2,7 @@ import { CreateResourceStore1764000000000 } from './1764000000000-create-resourc
 import { CreateUsers1764100000000 } from './1764100000000-create-users.js';
 import { CreateBreakGlass1764200000000 } from './1764200000000-create-break-glass.js';
 import { CreateSearchIndex1764300000000 } from './1764300000000-create-search-index.js';
+import { CreateAuditTrail1764400000000 } from './1764400000000-create-audit-trail.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   CreateUsers1764100000000,
   CreateBreakGlass1764200000000,
   CreateSearchIndex1764300000000,
+  CreateAuditTrail1764400000000,
 ];

@@ -1,6 +1,9 @@
 import { DynamicModule, Module, ValidationPipe } from '@nestjs/common';
-import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR, APP_PIPE } from '@nestjs/core';
 import { LoggerModule } from 'nestjs-pino';
+import { AuditCheckpointScheduler } from './audit/audit-checkpoint.scheduler.js';
+import { AuditInterceptor } from './audit/audit.interceptor.js';
+import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { AllExceptionsFilter } from './common/filters/all-exceptions.filter.js';
 import { loggingParams } from './common/http/logging.js';
@@ -26,6 +29,7 @@ export class AppModule {
         LoggerModule.forRootAsync({ inject: [AppConfig], useFactory: loggingParams }),
         DatabaseModule,
         CryptoModule,
+        AuditModule,
         // Guard order follows import order: client limits, authentication, permissions, user limits.
         ...(limits ? [limits.forClients()] : []),
         AuthModule,
@@ -34,7 +38,11 @@ export class AppModule {
         HealthModule,
       ],
       providers: [
+        // Every request gets one audit row: the interceptor records what handlers complete, the
+        // filter what fails anywhere (guards, routing, parsing, handlers).
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
+        { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
+        AuditCheckpointScheduler,
         // DTOs of the auth and admin routes; FHIR bodies are plain JSON checked by FhirService.
         {
           provide: APP_PIPE,

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { AuditContext } from '../audit/audit-context.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
@@ -24,6 +25,7 @@ export class BreakGlassService {
   constructor(
     private readonly repository: BreakGlassRepository,
     private readonly config: AppConfig,
+    private readonly audit: AuditContext,
   ) {}
 
   async grant(user: AuthenticatedUser, patient: string, reason: string): Promise<BreakGlassGrant> {
@@ -40,6 +42,8 @@ export class BreakGlassService {
       createdAt: now,
       expiresAt: new Date(now.getTime() + this.config.breakGlassMinutes * 60_000),
     };
+    this.audit.touchPatient(patient);
+    this.audit.markBreakGlass();
     await this.repository.insertGrant(grant);
     // Ids only: the reason is free text and may hold PHI.
     this.logger.warn({ msg: 'Break-glass access granted', grantId: grant.id, userId: user.id });

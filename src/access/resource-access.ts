@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AuditContext } from '../audit/audit-context.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { hasAppPermission } from '../auth/permissions.js';
 import { isPatientConfined } from '../auth/smart-scopes.js';
@@ -37,17 +38,21 @@ function labelKey(resource: FhirResource | undefined): string {
 /**
  * Access rules that depend on a resource's content, on top of the role and scope check the
  * permission guard makes from the URL: the patient compartment of a patient-scoped token,
- * restricted records (break-glass), and who may change security labels.
+ * restricted records (break-glass), and who may change security labels. Every resource a
+ * request reads, lists or writes passes here, so this is also where the audit trail learns
+ * which records and patients the request touched (denied ones included).
  */
 @Injectable()
 export class ResourceAccess {
   constructor(
     private readonly compartment: PatientCompartment,
     private readonly breakGlass: BreakGlassService,
+    private readonly audit: AuditContext,
   ) {}
 
   /** A patient-scoped token sees nothing outside its patient's compartment: such a resource is 404. */
   assertInCompartment(user: AuthenticatedUser, resource: FhirResource): void {
+    this.touch(resource);
     if (!this.isInCompartment(user, resource)) {
       throw AppError.notFound(`${resource.resourceType} resource not found`);
     }
@@ -71,6 +76,7 @@ export class ResourceAccess {
         'This record is restricted: it opens only through break-glass (POST /auth/break-glass)',
       );
     }
+    this.audit.markBreakGlass();
     await this.breakGlass.recordUse(grant, resource.resourceType, String(resource.id), interaction);
   }
 
@@ -84,6 +90,7 @@ export class ResourceAccess {
     next: FhirResource,
     current: FhirResource | undefined,
   ): void {
+    this.touch(next);
     if (!this.isInCompartment(user, next)) {
       throw AppError.forbidden("A patient-scoped token can only write its patient's records");
     }
@@ -102,7 +109,18 @@ export class ResourceAccess {
 
   /** Whether a version may appear in a list (history): no restricted records, no other patients. */
   isListable(user: AuthenticatedUser, resource: FhirResource): boolean {
-    return this.isInCompartment(user, resource) && !isRestricted(resource);
+    const listable = this.isInCompartment(user, resource) && !isRestricted(resource);
+    // What a list leaves out was not disclosed: only listed resources are recorded.
+    if (listable) this.touch(resource);
+    return listable;
+  }
+
+  private touch(resource: FhirResource): void {
+    if (this.audit.current && this.compartment.hasCompartment(resource.resourceType)) {
+      this.audit.touch(resource, this.compartment.patientsOf(resource));
+    } else {
+      this.audit.touch(resource, []);
+    }
   }
 
   private isInCompartment(user: AuthenticatedUser, resource: FhirResource): boolean {

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import QRCode from 'qrcode';
+import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
@@ -27,7 +28,13 @@ export class AuthService {
     private readonly tokens: TokenService,
     private readonly refreshTokens: RefreshTokens,
     private readonly config: AppConfig,
+    private readonly audit: AuditContext,
   ) {}
+
+  /** The account a sign-in is about, for its audit row (the request carries no token yet). */
+  private actor(user: UserEntity): void {
+    this.audit.setActor({ id: user.id, name: user.username, roles: [...user.roles] });
+  }
 
   async login(username: string, password: string): Promise<TokenResponse | MfaRequiredResponse> {
     const user = await this.users.findByUsername(username);
@@ -35,6 +42,7 @@ export class AuthService {
       await verifyAgainstDummy(password);
       throw invalidCredentials();
     }
+    this.actor(user);
     const now = new Date();
     if (user.lockedUntil && user.lockedUntil > now) {
       // Still spend the hashing time: a locked account answers like any other failure.
@@ -61,6 +69,7 @@ export class AuthService {
   async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
     const userId = await this.tokens.verifyMfaToken(mfaToken);
     const user = userId ? await this.users.findById(userId) : null;
+    if (user) this.actor(user);
     if (!user || !user.active || !user.mfaEnabled || !user.totpSecret) {
       throw invalidCode();
     }
@@ -71,6 +80,7 @@ export class AuthService {
   async refresh(refreshToken: string): Promise<TokenResponse> {
     const { token, userId, login } = await this.refreshTokens.rotate(refreshToken);
     const user = await this.users.findById(userId);
+    if (user) this.actor(user);
     if (!user || !user.active) {
       // A disabled user's sessions end at the next refresh.
       await this.refreshTokens.revokeAllOf(userId);

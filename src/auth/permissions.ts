@@ -78,8 +78,9 @@ const NURSING = [
 ];
 
 export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
-  // Administrators manage accounts; minimum necessary: they do not read records.
-  admin: [],
+  // Administrators manage accounts and review the audit trail; minimum necessary: they do
+  // not read records.
+  admin: [{ types: ['AuditEvent'], interactions: ['read', 'search'] }],
   doctor: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE, 'delete'] }],
   nurse: [
     { types: '*', except: [...AUDIT, ...FINANCIAL], interactions: READ },

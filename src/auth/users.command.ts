@@ -1,4 +1,5 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditTrail } from '../audit/audit-trail.js';
 import { readSecret } from '../cli/read-secret.js';
 import { UsersService, type UserSummary } from './users.service.js';
 
@@ -33,14 +34,23 @@ abstract class UsernameCommand extends CommandRunner {
     'Create a user; the password is read from stdin or prompted, never taken from arguments',
 })
 export class UserCreateCommand extends UsernameCommand {
-  constructor(private readonly users: UsersService) {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
     super();
   }
 
   async run(_params: string[], options: UsernameOptions & { role?: string[] }): Promise<void> {
     const username = required(options);
     const password = await readSecret(`Password for ${username}: `);
-    print(await this.users.create(username, options.role ?? [], password));
+    const roles = options.role ?? [];
+    const details = { detail: `username=${username} roles=${roles.join(',')}` };
+    print(
+      await this.trail.command('user:create', details, () =>
+        this.users.create(username, roles, password),
+      ),
+    );
   }
 
   @Option({
@@ -54,12 +64,20 @@ export class UserCreateCommand extends UsernameCommand {
 
 @Command({ name: 'user:disable', description: 'Disable a user and end their sessions' })
 export class UserDisableCommand extends UsernameCommand {
-  constructor(private readonly users: UsersService) {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
     super();
   }
 
   async run(_params: string[], options: UsernameOptions): Promise<void> {
-    print(await this.users.disable(required(options)));
+    const username = required(options);
+    print(
+      await this.trail.command('user:disable', { detail: `username=${username}` }, () =>
+        this.users.disable(username),
+      ),
+    );
   }
 }
 
@@ -68,12 +86,20 @@ export class UserDisableCommand extends UsernameCommand {
   description: "Remove a user's TOTP secret so they can enrol again",
 })
 export class UserResetMfaCommand extends UsernameCommand {
-  constructor(private readonly users: UsersService) {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
     super();
   }
 
   async run(_params: string[], options: UsernameOptions): Promise<void> {
-    print(await this.users.resetMfa(required(options)));
+    const username = required(options);
+    print(
+      await this.trail.command('user:reset-mfa', { detail: `username=${username}` }, () =>
+        this.users.resetMfa(username),
+      ),
+    );
   }
 }
 

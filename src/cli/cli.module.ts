@@ -1,5 +1,13 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
+import {
+  AuditArchiveCommand,
+  AuditCheckpointCommand,
+  AuditExportCommand,
+  AuditPatientReportCommand,
+  AuditVerifyCommand,
+} from '../audit/audit.command.js';
+import { AuditModule } from '../audit/audit.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
@@ -25,6 +33,7 @@ export class CliModule {
         await AppConfigModule.register(),
         DatabaseModule,
         CryptoModule,
+        AuditModule,
         UsersModule,
         FhirModule,
         AccessModule,
@@ -38,6 +47,11 @@ export class CliModule {
         UserListCommand,
         BreakGlassReportCommand,
         SearchReindexCommand,
+        AuditVerifyCommand,
+        AuditCheckpointCommand,
+        AuditPatientReportCommand,
+        AuditExportCommand,
+        AuditArchiveCommand,
       ],
     };
   }

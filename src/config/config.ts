@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
@@ -181,6 +181,34 @@ export class AppConfig {
 
   get bodyLimit(): number {
     return this.config.get('BODY_LIMIT', { infer: true });
+  }
+
+  /** Unset outside production means a key generated under DATA_DIR. */
+  get auditSigningKeyFile(): string | undefined {
+    const file = this.config.get('AUDIT_SIGNING_KEY_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
+  get auditCheckpointFile(): string {
+    const file = this.config.get('AUDIT_CHECKPOINT_FILE', { infer: true });
+    return file ? absolute(file) : join(this.dataDir, 'audit-checkpoints.jsonl');
+  }
+
+  get auditTrustedKeysFile(): string | undefined {
+    const file = this.config.get('AUDIT_TRUSTED_KEYS_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
+  get auditCheckpointMinutes(): number {
+    return this.config.get('AUDIT_CHECKPOINT_MINUTES', { infer: true });
+  }
+
+  get auditRetentionDays(): number {
+    return this.config.get('AUDIT_RETENTION_DAYS', { infer: true });
+  }
+
+  get auditSkippedForBenchmark(): boolean {
+    return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }
 }
 

@@ -59,6 +59,23 @@ describe('validateEnv', () => {
     ).toBe('/keys.json');
   });
 
+  it('requires an audit signing key in production and refuses the benchmark switch there', () => {
+    const production = {
+      NODE_ENV: 'production',
+      PHI_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+      JWT_SIGNING_KEY_FILE: '/jwt.pem',
+    };
+    expect(() => validateEnv(production)).toThrow(
+      'Invalid configuration: AUDIT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+    const complete = { ...production, AUDIT_SIGNING_KEY_FILE: '/audit.pem' };
+    expect(validateEnv(complete).AUDIT_RETENTION_DAYS).toBe(2190);
+    expect(() => validateEnv({ ...complete, AUDIT_BENCHMARK_SKIP: 'true' })).toThrow(
+      /AUDIT_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production/,
+    );
+    expect(validateEnv({ AUDIT_BENCHMARK_SKIP: 'true' }).AUDIT_BENCHMARK_SKIP).toBe(true);
+  });
+
   it('never echoes secret values', () => {
     expect(() => validateEnv({ PHI_MASTER_KEY: 'c2VjcmV0' })).toThrow(/^((?!c2VjcmV0).)*$/);
     expect(() => validateEnv({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(

@@ -33,6 +33,9 @@ const OPTIONAL_VARIABLES = [
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
   'REDIS_URL',
+  'AUDIT_SIGNING_KEY_FILE',
+  'AUDIT_CHECKPOINT_FILE',
+  'AUDIT_TRUSTED_KEYS_FILE',
 ];
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
@@ -226,6 +229,39 @@ export class EnvironmentVariables {
   @Min(1024, { message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
   @Max(104_857_600, { message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
   BODY_LIMIT = 1_048_576;
+
+  /** Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; required in production. */
+  @IsOptional()
+  @IsString()
+  AUDIT_SIGNING_KEY_FILE?: string;
+
+  /** Where signed checkpoints are appended outside the database (JSON lines). */
+  @IsOptional()
+  @IsString()
+  AUDIT_CHECKPOINT_FILE?: string;
+
+  /** Ed25519 public keys (PEM) of other instances or earlier keys whose checkpoints count. */
+  @IsOptional()
+  @IsString()
+  AUDIT_TRUSTED_KEYS_FILE?: string;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'AUDIT_CHECKPOINT_MINUTES must be an integer between 1 and 1440' })
+  @Min(1, { message: 'AUDIT_CHECKPOINT_MINUTES must be an integer between 1 and 1440' })
+  @Max(1440, { message: 'AUDIT_CHECKPOINT_MINUTES must be an integer between 1 and 1440' })
+  AUDIT_CHECKPOINT_MINUTES = 5;
+
+  /** HIPAA keeps documentation six years (164.316(b)(2)); rows go only through audit:archive. */
+  @Transform(toInteger)
+  @IsInt({ message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
+  @Min(1, { message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
+  @Max(36_500, { message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
+  AUDIT_RETENTION_DAYS = 2190;
+
+  /** Benchmark only: skip audit writes to measure their cost. Refused when NODE_ENV=production. */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'AUDIT_BENCHMARK_SKIP must be true or false' })
+  AUDIT_BENCHMARK_SKIP = false;
 }
 
 export class ConfigError extends Error {
@@ -275,6 +311,16 @@ export function validateEnv(
   if (options.requireKeys && env.NODE_ENV === 'production' && !env.JWT_SIGNING_KEY_FILE) {
     throw new ConfigError(
       'Invalid configuration: JWT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+  }
+  if (options.requireKeys && env.NODE_ENV === 'production' && !env.AUDIT_SIGNING_KEY_FILE) {
+    throw new ConfigError(
+      'Invalid configuration: AUDIT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+  }
+  if (env.NODE_ENV === 'production' && env.AUDIT_BENCHMARK_SKIP) {
+    throw new ConfigError(
+      'Invalid configuration: AUDIT_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production',
     );
   }
   if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_AUDIENCE)) {

@@ -1,5 +1,6 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditTrail } from '../audit/audit-trail.js';
 import { KeyRing } from './key-ring.js';
 import { KeyRotationService } from './key-rotation.service.js';
 import { KeyStore } from './key-store.js';
@@ -18,11 +19,20 @@ export class KeysRotateCommand extends CommandRunner {
     private readonly store: KeyStore,
     private readonly ring: KeyRing,
     private readonly rotation: KeyRotationService,
+    private readonly trail: AuditTrail,
   ) {
     super();
   }
 
-  async run(_params: string[], options: RotateOptions): Promise<void> {
+  run(_params: string[], options: RotateOptions): Promise<void> {
+    return this.trail.command(
+      'keys:rotate',
+      { detail: options.resume ? 'resume' : 'new key' },
+      () => this.rotate(options),
+    );
+  }
+
+  private async rotate(options: RotateOptions): Promise<void> {
     if (!options.resume) {
       const id = await this.store.addCurrentKey(this.ring);
       process.stdout.write(`Key ${id} is now current\n`);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type SecureVersion } from 'node:tls';
 import { readFileSync } from 'node:fs';
+import pg from 'pg';
 import { http } from '../support/http.js';
 import { BUILT, childEnv, runNode, startService, type RunningService } from '../support/process.js';
 
@@ -70,6 +71,21 @@ describe('rate limits (built service)', () => {
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
     expect(limited.body.issue[0].code).toBe('throttled');
+    // The refused request has its audit row like any other.
+    const requestId = limited.headers.get('x-request-id');
+    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    await db.connect();
+    try {
+      const { rows } = await db.query(
+        'SELECT action, outcome, status_code, source_ip FROM audit_event WHERE request_id = $1',
+        [requestId],
+      );
+      expect(rows).toEqual([
+        { action: 'login', outcome: 'failure', status_code: 429, source_ip: '127.0.0.1' },
+      ]);
+    } finally {
+      await db.end();
+    }
   });
 
   it('does not let a spoofed X-Forwarded-For reset the limit', async () => {

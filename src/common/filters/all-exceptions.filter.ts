@@ -1,23 +1,56 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AuditTrail } from '../../audit/audit-trail.js';
+import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
+import {
+  AuditUnavailableError,
+  isRecorded,
+  markRecorded,
+  scopeOf,
+} from '../../audit/request-audit.js';
 import { errorResponse, loggableError } from '../errors/error-response.js';
 import { FHIR_JSON } from '../http/media-types.js';
 
-/** Every error that reaches Nest becomes an OperationOutcome, with no stack, SQL or PHI in it. */
+/**
+ * Every error that reaches Nest becomes an OperationOutcome, with no stack, SQL or PHI in it,
+ * and gets its audit row first: guard refusals (401, 403, 429), unknown routes, bodies that do
+ * not parse, and failures of handlers never reach the audit interceptor's success path.
+ */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  catch(exception: unknown, host: ArgumentsHost): void {
+  constructor(private readonly trail: AuditTrail) {}
+
+  async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    const { status, body, unexpected } = errorResponse(exception, request.id);
+    let { status, body, unexpected } = errorResponse(exception, request.id);
+    if (exception instanceof AuditUnavailableError) {
+      unexpected = exception.reason;
+    }
     if (unexpected !== undefined) {
       this.logger.error(
         { err: loggableError(unexpected), requestId: request.id },
         'Request failed',
       );
+    }
+    if (!isRecorded(request)) {
+      markRecorded(request);
+      const entry = httpAuditEntry(request, status, scopeOf(request), body.issue[0]?.code ?? null);
+      const recording = this.trail.record(entry);
+      if (isBestEffort(request)) {
+        recording.catch(() => undefined);
+      } else {
+        try {
+          await recording;
+        } catch (error) {
+          // Fail closed: whatever the request was, it is not answered as if it had been audited.
+          this.logger.error({ err: loggableError(error), requestId: request.id }, 'Audit failed');
+          ({ status, body } = errorResponse(new AuditUnavailableError(error), request.id));
+        }
+      }
     }
     if (status === 401) {
       void reply.header('www-authenticate', 'Bearer realm="carevault"');

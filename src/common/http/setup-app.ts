@@ -1,6 +1,9 @@
 import helmet from '@fastify/helmet';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
+import { AuditTrail } from '../../audit/audit-trail.js';
+import { httpAuditEntry } from '../../audit/http-audit.js';
+import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { setupSwagger } from './swagger.js';
 
@@ -43,6 +46,19 @@ export async function setupApp(
       maxAge: 600,
     });
   }
+  // What Nest's router never sees (Swagger UI's static files) still gets its audit row. These
+  // hold no PHI, so the row is written after the response.
+  const trail = app.get(AuditTrail);
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onResponse', (request, reply, done) => {
+      if (!isRecorded(request)) {
+        markRecorded(request);
+        trail.record(httpAuditEntry(request, reply.statusCode, undefined)).catch(() => undefined);
+      }
+      done();
+    });
   // Swagger UI lists every route: in production it is off unless DOCS_IN_PRODUCTION is set.
   if (options.docs && config.docsEnabled) {
     setupSwagger(app);

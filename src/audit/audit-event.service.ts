@@ -1,0 +1,202 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../common/errors/app-error.js';
+import { dateRange } from '../fhir/search/date-range.js';
+import { splitPrefix } from '../fhir/search/prefixes.js';
+import { actionsFor, toAuditEvent } from './audit-event.mapper.js';
+import type { ChainedAuditEntry } from './audit-record.js';
+import { AuditRepository, type AuditQuery } from './audit.repository.js';
+
+const DEFAULT_COUNT = 50;
+const MAX_COUNT = 1000;
+const SUPPORTED = [
+  'patient',
+  'agent',
+  'entity',
+  'date',
+  'action',
+  'outcome',
+  'subtype',
+  '_count',
+  '_cursor',
+];
+
+type Query = Record<string, string | string[] | undefined>;
+
+/**
+ * Reading the trail as FHIR: AuditEvent search (newest first, keyset paging on the chain
+ * sequence) and the accounting of disclosures for one patient.
+ */
+@Injectable()
+export class AuditEventService {
+  constructor(private readonly repository: AuditRepository) {}
+
+  async search(query: Query, baseUrl: string): Promise<Record<string, unknown>> {
+    const criteria = parseQuery(query);
+    return this.bundle(criteria, query, baseUrl, `${baseUrl}/AuditEvent`);
+  }
+
+  async read(id: string): Promise<Record<string, unknown>> {
+    const entry = /^[0-9a-f-]{36}$/.test(id) ? await this.repository.findById(id) : undefined;
+    if (!entry) {
+      throw AppError.notFound('AuditEvent resource not found');
+    }
+    return toAuditEvent(entry);
+  }
+
+  /** Who accessed this patient's records, when and how (HIPAA 164.528 accounting). */
+  async patientTrail(
+    patientId: string,
+    query: Query,
+    baseUrl: string,
+  ): Promise<Record<string, unknown>> {
+    const criteria = parseQuery({ ...query, patient: patientId });
+    return this.bundle(criteria, query, baseUrl, `${baseUrl}/Patient/${patientId}/$audit-trail`);
+  }
+
+  /** Every row that touched the patient, oldest first, for the CLI report. */
+  async patientEntries(patientId: string): Promise<ChainedAuditEntry[]> {
+    const rows: ChainedAuditEntry[] = [];
+    let beforeSeq: number | undefined;
+    for (;;) {
+      const page = await this.repository.search({
+        patient: patientId,
+        limit: MAX_COUNT,
+        ...(beforeSeq ? { beforeSeq } : {}),
+      });
+      rows.push(...page);
+      if (page.length < MAX_COUNT) break;
+      beforeSeq = page.at(-1)!.chainSeq;
+    }
+    return rows.reverse();
+  }
+
+  private async bundle(
+    criteria: AuditQuery,
+    query: Query,
+    baseUrl: string,
+    selfUrl: string,
+  ): Promise<Record<string, unknown>> {
+    const rows = await this.repository.search({ ...criteria, limit: criteria.limit + 1 });
+    const page = rows.slice(0, criteria.limit);
+    const link = [{ relation: 'self', url: withParams(selfUrl, query, {}) }];
+    if (rows.length > criteria.limit) {
+      link.push({
+        relation: 'next',
+        url: withParams(selfUrl, query, { _cursor: String(page.at(-1)!.chainSeq) }),
+      });
+    }
+    return {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      link,
+      entry: page.map((entry) => ({
+        fullUrl: `${baseUrl}/AuditEvent/${entry.id}`,
+        resource: toAuditEvent(entry),
+        search: { mode: 'match' },
+      })),
+    };
+  }
+}
+
+function values(query: Query, name: string): string[] {
+  const value = query[name];
+  return value === undefined ? [] : [value].flat();
+}
+
+function single(query: Query, name: string): string | undefined {
+  const all = values(query, name);
+  if (all.length > 1 || all.some((value) => value.includes(','))) {
+    throw AppError.invalid(`${name} takes one value here`, [name]);
+  }
+  return all[0];
+}
+
+function reference(value: string | undefined, type: string): string | undefined {
+  if (value === undefined) return undefined;
+  const id = value.startsWith(`${type}/`) ? value.slice(type.length + 1) : value;
+  if (!/^[A-Za-z0-9.-]{1,64}$/.test(id)) {
+    throw AppError.invalid(`${type} must be an id or ${type}/id`, [type]);
+  }
+  return id;
+}
+
+function parseQuery(query: Query): AuditQuery {
+  for (const name of Object.keys(query)) {
+    if (!SUPPORTED.includes(name)) {
+      throw AppError.invalid(
+        `Unknown AuditEvent search parameter ${name.slice(0, 64)}; supported: ${SUPPORTED.join(', ')}`,
+      );
+    }
+  }
+  const criteria: AuditQuery = { limit: DEFAULT_COUNT };
+  const patient = reference(single(query, 'patient'), 'Patient');
+  if (patient) criteria.patient = patient;
+  const agent = single(query, 'agent');
+  if (agent !== undefined) criteria.agent = agent.replace(/^urn:carevault:user\|/, '');
+  const entity = single(query, 'entity');
+  if (entity !== undefined) {
+    if (!/^[A-Z][A-Za-z]{0,63}\/[A-Za-z0-9.-]{1,64}(\/_history\/\d+)?$/.test(entity)) {
+      throw AppError.invalid('entity must be a reference such as Observation/123', ['entity']);
+    }
+    criteria.entity = entity.replace(/\/_history\/\d+$/, '');
+  }
+  const action = single(query, 'action');
+  if (action !== undefined) {
+    // The AuditEvent codes (C R U D E), or one of our actions (read, login...).
+    criteria.actions = actionsFor(action) ?? [action];
+  }
+  const subtype = single(query, 'subtype');
+  if (subtype !== undefined) criteria.subtype = subtype.replace(/^[^|]*\|/, '');
+  const outcome = single(query, 'outcome');
+  if (outcome !== undefined) {
+    if (!['0', '4', '8', '12'].includes(outcome)) {
+      throw AppError.invalid('outcome is one of 0 (success), 4, 8, 12 (failures)', ['outcome']);
+    }
+    criteria.outcome = outcome === '0' ? 'success' : outcome === '4' ? 'minor' : 'serious';
+  }
+  for (const value of values(query, 'date')) {
+    const { prefix, rest } = splitPrefix(value);
+    const range = dateRange(rest);
+    if (!range || !['eq', 'ge', 'gt', 'le', 'lt'].includes(prefix)) {
+      throw AppError.invalid('date takes eq, ge, gt, le or lt and a FHIR date or dateTime', [
+        'date',
+      ]);
+    }
+    if (prefix === 'eq' || prefix === 'ge') criteria.from = later(criteria.from, range.low);
+    if (prefix === 'gt') criteria.from = later(criteria.from, range.high);
+    if (prefix === 'eq' || prefix === 'le') criteria.to = earlier(criteria.to, range.high);
+    if (prefix === 'lt') criteria.to = earlier(criteria.to, range.low);
+  }
+  const count = single(query, '_count');
+  if (count !== undefined) {
+    if (!/^\d{1,4}$/.test(count) || Number(count) < 1) {
+      throw AppError.invalid(`_count must be between 1 and ${MAX_COUNT}`, ['_count']);
+    }
+    criteria.limit = Math.min(Number(count), MAX_COUNT);
+  }
+  const cursor = single(query, '_cursor');
+  if (cursor !== undefined) {
+    if (!/^\d{1,18}$/.test(cursor)) throw AppError.invalid('_cursor is not valid', ['_cursor']);
+    criteria.beforeSeq = Number(cursor);
+  }
+  return criteria;
+}
+
+function later(a: Date | undefined, b: Date): Date {
+  return a && a > b ? a : b;
+}
+
+function earlier(a: Date | undefined, b: Date): Date {
+  return a && a < b ? a : b;
+}
+
+function withParams(url: string, query: Query, extra: Record<string, string>): string {
+  const params = new URLSearchParams();
+  for (const [name, value] of Object.entries(query)) {
+    if (name === '_cursor' || value === undefined) continue;
+    for (const item of [value].flat()) params.append(name, item);
+  }
+  for (const [name, value] of Object.entries(extra)) params.set(name, value);
+  const text = params.toString();
+  return text ? `${url}?${text}` : url;
+}

@@ -1,0 +1,192 @@
+import { Injectable } from '@nestjs/common';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { AppConfig } from '../config/config.js';
+import { GENESIS_HASH, type ChainedAuditEntry } from './audit-record.js';
+import { AuditCheckpoints, parseCheckpoint } from './audit-checkpoints.js';
+import { AuditSigner } from './audit-signer.js';
+import { AuditVerifier, type ChainSource, type VerifyReport } from './audit-verifier.js';
+import { AuditRepository, type Checkpoint } from './audit.repository.js';
+
+const BATCH = 5000;
+const FORMAT = 'carevault-audit-export';
+
+export interface ExportSummary {
+  rows: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+/**
+ * Exports a contiguous stretch of the chain as JSON lines that `audit:verify --file` checks
+ * offline: a header with the hash the stretch links to, the rows, the checkpoints inside it,
+ * and a fresh checkpoint sealing its last row. Archiving exports, seals, then removes.
+ */
+@Injectable()
+export class AuditExport {
+  constructor(
+    private readonly repository: AuditRepository,
+    private readonly checkpoints: AuditCheckpoints,
+    private readonly verifier: AuditVerifier,
+    private readonly signer: AuditSigner,
+    private readonly config: AppConfig,
+  ) {}
+
+  /** Rows recorded from `from` (inclusive) to `to` (exclusive), by their place in the chain. */
+  async exportRange(
+    path: string,
+    from: Date | undefined,
+    to: Date | undefined,
+  ): Promise<ExportSummary> {
+    const bounds = await this.repository.bounds();
+    const afterSeq = Math.max(
+      Math.max(bounds.first - 1, 0),
+      from ? await this.repository.lastSeqBefore(from) : 0,
+    );
+    const lastSeq = to ? await this.repository.lastSeqBefore(to) : bounds.last;
+    return this.exportSeqs(path, afterSeq, lastSeq);
+  }
+
+  async exportSeqs(path: string, afterSeq: number, lastSeq: number): Promise<ExportSummary> {
+    const { chainId } = await this.repository.head();
+    const start = await this.linkHash(afterSeq);
+    const file = await open(path, 'wx', 0o600);
+    let rows = 0;
+    let last = { seq: afterSeq, hash: start };
+    try {
+      await file.write(
+        `${JSON.stringify({ type: FORMAT, version: 1, chainId, start: { seq: afterSeq, hash: start } })}\n`,
+      );
+      let after = afterSeq;
+      while (after < lastSeq) {
+        const batch = await this.repository.readAfter(after, BATCH, lastSeq);
+        if (batch.length === 0) break;
+        await file.write(
+          batch.map((row) => `${JSON.stringify({ type: 'event', ...row })}\n`).join(''),
+        );
+        rows += batch.length;
+        after = batch.at(-1)!.chainSeq;
+        last = { seq: after, hash: batch.at(-1)!.hash };
+      }
+      const inside = (await this.repository.checkpoints()).filter(
+        (checkpoint) => checkpoint.chainSeq > afterSeq && checkpoint.chainSeq <= last.seq,
+      );
+      if (rows > 0) {
+        inside.push(await this.checkpoints.checkpoint({ chainId, ...last }));
+      }
+      await file.write(
+        inside.map((c) => `${JSON.stringify({ type: 'checkpoint', ...c })}\n`).join(''),
+      );
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return { rows, firstSeq: afterSeq + 1, lastSeq: last.seq };
+  }
+
+  /** Verifies an export file with the configured audit signing key. */
+  async verifyFile(path: string, onProgress?: (done: number) => void): Promise<VerifyReport> {
+    const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+    const events: ChainedAuditEntry[] = [];
+    const checkpoints: Checkpoint[] = [];
+    let start: { seq: number; hash: string } | undefined;
+    let chainId = '';
+    for await (const line of lines) {
+      if (line.trim() === '') continue;
+      const record = JSON.parse(line) as Record<string, unknown>;
+      if (record['type'] === FORMAT) {
+        start = record['start'] as { seq: number; hash: string };
+        chainId = String(record['chainId']);
+      } else if (record['type'] === 'event') {
+        events.push({
+          ...(record as unknown as ChainedAuditEntry),
+          recordedAt: new Date(String(record['recordedAt'])),
+        });
+      } else if (record['type'] === 'checkpoint') {
+        checkpoints.push(parseCheckpoint(record));
+      }
+    }
+    if (!start) {
+      throw new Error(`${path} is not a CareVault audit export (no header line)`);
+    }
+    const source: ChainSource = {
+      start,
+      batches: inBatches(events),
+      total: events.length,
+      // The signature covers the chain id: a checkpoint of another chain cannot vouch here.
+      checkpoints: checkpoints.filter((checkpoint) => checkpoint.chainId === chainId),
+      partial: true,
+    };
+    const report = await this.verifier.verify(source, onProgress);
+    const lastSigned = Math.max(0, ...checkpoints.map((c) => c.chainSeq));
+    if (report.ok && events.length > 0 && lastSigned < report.lastSeq) {
+      return {
+        ...report,
+        ok: false,
+        problem: `Rows after ${lastSigned} are not covered by a signed checkpoint: the export was extended or cut`,
+      };
+    }
+    return report;
+  }
+
+  /**
+   * Removes rows older than the retention period, after exporting them to `path`, verifying
+   * them, and recording a signed archive boundary that later verification starts from.
+   */
+  async archive(path: string, before?: Date): Promise<ExportSummary & { removed: number }> {
+    const limit = new Date(Date.now() - this.config.auditRetentionDays * 86_400_000);
+    before ??= limit;
+    if (before > limit) {
+      throw new Error(
+        `Rows are kept ${this.config.auditRetentionDays} days (AUDIT_RETENTION_DAYS): --before must be ${limit.toISOString()} or earlier`,
+      );
+    }
+    const report = await this.verifier.verify(await this.verifier.databaseSource());
+    if (!report.ok) {
+      throw new Error(`The audit chain does not verify; nothing was archived. ${report.problem}`);
+    }
+    const bounds = await this.repository.bounds();
+    // Only a stretch in which every row is past retention: the chain cannot have holes.
+    const throughSeq = await this.repository.lastSeqWhollyBefore(before);
+    if (throughSeq < bounds.first) {
+      return { rows: 0, firstSeq: bounds.first, lastSeq: bounds.first - 1, removed: 0 };
+    }
+    const summary = await this.exportSeqs(path, bounds.first - 1, throughSeq);
+    const hash = await this.linkHash(throughSeq);
+    const archivedAt = new Date();
+    const { chainId } = await this.repository.head();
+    const removed = await this.repository.archiveThrough({
+      chainId,
+      throughSeq,
+      hash,
+      archivedAt,
+      keyId: this.signer.keyId,
+      signature: this.signer.sign({
+        kind: 'archive',
+        chainId,
+        seq: throughSeq,
+        hash,
+        at: archivedAt,
+      }),
+    });
+    return { ...summary, removed };
+  }
+
+  /** The hash that row `seq + 1` links to. */
+  private async linkHash(seq: number): Promise<string> {
+    if (seq === 0) return GENESIS_HASH;
+    const [row] = await this.repository.readAfter(seq - 1, 1);
+    if (row?.chainSeq === seq) return row.hash;
+    const archive = (await this.repository.archives()).find((item) => item.throughSeq === seq);
+    if (archive) return archive.hash;
+    throw new Error(`Row ${seq} of the audit chain is not in the database`);
+  }
+}
+
+/** The rows of an export in verification-sized batches. */
+async function* inBatches(events: ChainedAuditEntry[]): AsyncIterable<ChainedAuditEntry[]> {
+  for (let i = 0; i < events.length; i += BATCH) {
+    yield await Promise.resolve(events.slice(i, i + BATCH));
+  }
+}

@@ -1,0 +1,45 @@
+import { chain, entryHash, GENESIS_HASH, type AuditEntry } from './audit-record.js';
+import { cliAuditEntry } from './cli-audit.js';
+
+function entries(n: number): AuditEntry[] {
+  return Array.from({ length: n }, (_, i) => ({
+    ...cliAuditEntry(`test-${i}`),
+    recordedAt: new Date(Date.UTC(2026, 0, 1, 0, 0, i)),
+  }));
+}
+
+describe('audit hash chain', () => {
+  it('links each entry to the one before, from the genesis hash', () => {
+    const linked = chain({ seq: 0, hash: GENESIS_HASH }, entries(3));
+    expect(linked.map((e) => e.chainSeq)).toEqual([1, 2, 3]);
+    expect(linked[0]!.prevHash).toBe(GENESIS_HASH);
+    expect(linked[1]!.prevHash).toBe(linked[0]!.hash);
+    expect(linked[2]!.prevHash).toBe(linked[1]!.hash);
+    for (const entry of linked) expect(entryHash(entry)).toBe(entry.hash);
+  });
+
+  it('continues after an existing head', () => {
+    const [first] = chain({ seq: 41, hash: 'a'.repeat(64) }, entries(1));
+    expect(first).toMatchObject({ chainSeq: 42, prevHash: 'a'.repeat(64) });
+  });
+
+  it('changes the hash when any field, the position or the link changes', () => {
+    const [entry] = chain({ seq: 0, hash: GENESIS_HASH }, entries(1));
+    const base = entry!;
+    const variants = [
+      { ...base, statusCode: 500 },
+      { ...base, patientIds: ['x'] },
+      { ...base, chainSeq: 2 },
+      { ...base, prevHash: 'b'.repeat(64) },
+      { ...base, recordedAt: new Date(base.recordedAt.getTime() + 1) },
+      { ...base, actorName: null },
+    ];
+    for (const variant of variants) expect(entryHash(variant)).not.toBe(base.hash);
+  });
+
+  it('does not depend on key order: the canonical form is a fixed array', () => {
+    const [entry] = chain({ seq: 0, hash: GENESIS_HASH }, entries(1));
+    const reordered = Object.fromEntries(Object.entries(entry!).reverse()) as typeof entry;
+    expect(entryHash(reordered!)).toBe(entry!.hash);
+  });
+});

@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto';
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const AUDIT_SOURCES = ['http', 'cli', 'hl7', 'system'] as const;
+export type AuditSource = (typeof AUDIT_SOURCES)[number];
+
+/**
+ * What one audited event says (IHE BALP shape), before it joins the chain. Nothing here may
+ * hold PHI: ids, codes, parameter names and status codes only.
+ */
+export interface AuditEntry {
+  id: string;
+  recordedAt: Date;
+  source: AuditSource;
+  requestId: string | null;
+  actorUserId: string | null;
+  actorName: string | null;
+  actorRoles: string[];
+  /** The SMART scopes of a narrowed token (and its patient in context): the "client" side. */
+  actorScope: string | null;
+  breakGlass: boolean;
+  sourceIp: string | null;
+  userAgent: string | null;
+  /** create, read, vread, update, patch, delete, search, history, execute, login, logout... */
+  action: string;
+  /** The FHIR interaction or operation (`search-type`, `transaction`, `$everything`, `mfa`). */
+  subtype: string | null;
+  method: string | null;
+  /** The route template (`/fhir/:type/:id`), never the URL: a URL can carry PHI. */
+  route: string | null;
+  resourceType: string | null;
+  resourceId: string | null;
+  resourceVersion: string | null;
+  /** Every patient whose data the event touched. */
+  patientIds: string[];
+  /** Every resource the event touched, as `Type/id` (the one resource's version is below). */
+  entities: string[];
+  /** Names of the query or form parameters, never their values. */
+  queryParams: string[];
+  outcome: 'success' | 'failure';
+  statusCode: number | null;
+  /** An error code or a short fixed reason, never a message that could echo input. */
+  detail: string | null;
+}
+
+/** An entry as it sits in the chain. */
+export interface ChainedAuditEntry extends AuditEntry {
+  chainSeq: number;
+  prevHash: string;
+  hash: string;
+}
+
+/** The columns in their fixed canonical order: changing it would break every existing chain. */
+const CANONICAL_FIELDS = [
+  'chainSeq',
+  'id',
+  'recordedAt',
+  'source',
+  'requestId',
+  'actorUserId',
+  'actorName',
+  'actorRoles',
+  'actorScope',
+  'breakGlass',
+  'sourceIp',
+  'userAgent',
+  'action',
+  'subtype',
+  'method',
+  'route',
+  'resourceType',
+  'resourceId',
+  'resourceVersion',
+  'patientIds',
+  'entities',
+  'queryParams',
+  'outcome',
+  'statusCode',
+  'detail',
+  'prevHash',
+] as const satisfies readonly (keyof ChainedAuditEntry)[];
+
+/**
+ * The canonical form that is hashed: a JSON array of the fields in a fixed order (no key-order
+ * ambiguity), the time as an ISO string with milliseconds (what PostgreSQL gives back exactly),
+ * prefixed with a format version.
+ */
+export function canonicalForm(entry: Omit<ChainedAuditEntry, 'hash'>): string {
+  return JSON.stringify([
+    'cv-audit-1',
+    ...CANONICAL_FIELDS.map((field) => {
+      const value = entry[field];
+      return value instanceof Date ? value.toISOString() : value;
+    }),
+  ]);
+}
+
+export function entryHash(entry: Omit<ChainedAuditEntry, 'hash'>): string {
+  return createHash('sha256').update(canonicalForm(entry)).digest('hex');
+}
+
+/** Links entries onto the chain after `head`, in order. */
+export function chain(
+  head: { seq: number; hash: string },
+  entries: readonly AuditEntry[],
+): ChainedAuditEntry[] {
+  let { seq, hash } = head;
+  return entries.map((entry) => {
+    seq += 1;
+    const linked = { ...entry, chainSeq: seq, prevHash: hash };
+    hash = entryHash(linked);
+    return { ...linked, hash };
+  });
+}

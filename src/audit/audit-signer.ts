@@ -1,0 +1,143 @@
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { AppConfig } from '../config/config.js';
+
+/** What a checkpoint or archive boundary asserts: row `seq` of the chain has hash `hash`. */
+export interface SignedStatement {
+  kind: 'checkpoint' | 'archive';
+  chainId: string;
+  seq: number;
+  hash: string;
+  at: Date;
+}
+
+export function statementBytes(statement: SignedStatement): Buffer {
+  return Buffer.from(
+    `cv-audit-${statement.kind}-1|${statement.chainId}|${statement.seq}|${statement.hash}|${statement.at.toISOString()}`,
+  );
+}
+
+/**
+ * The Ed25519 key that signs audit checkpoints: from AUDIT_SIGNING_KEY_FILE (required in
+ * production) or, elsewhere, generated once under DATA_DIR. Whoever can rewrite the database
+ * but does not hold this key cannot produce checkpoints that match a rewritten chain.
+ */
+@Injectable()
+export class AuditSigner implements OnModuleInit {
+  private readonly logger = new Logger('AuditSigner');
+  private privateKey: KeyObject | undefined;
+  private id = '';
+  /** Keys whose checkpoints are believed: our own, and those listed in AUDIT_TRUSTED_KEYS_FILE. */
+  private readonly trusted = new Map<string, KeyObject>();
+
+  constructor(private readonly config: AppConfig) {}
+
+  async onModuleInit(): Promise<void> {
+    const configured = this.config.auditSigningKeyFile;
+    const path = configured ?? join(this.config.dataDir, 'audit-signing-key.pem');
+    let pem: string;
+    try {
+      pem = await readFile(path, 'utf8');
+    } catch {
+      if (configured) {
+        throw new Error(`AUDIT_SIGNING_KEY_FILE ${configured} cannot be read`);
+      }
+      pem = await this.generate(path);
+    }
+    const privateKey = createPrivateKey(pem);
+    if (privateKey.asymmetricKeyType !== 'ed25519') {
+      throw new Error('The audit signing key must be an Ed25519 private key (PKCS#8 PEM)');
+    }
+    this.privateKey = privateKey;
+    const publicKey = createPublicKey(privateKey);
+    this.id = keyIdOf(publicKey);
+    this.trusted.set(this.id, publicKey);
+    await this.loadTrustedKeys();
+  }
+
+  /** Public keys of other instances or of earlier keys, from outside the database. */
+  private async loadTrustedKeys(): Promise<void> {
+    const file = this.config.auditTrustedKeysFile;
+    if (!file) return;
+    const text = await readFile(file, 'utf8');
+    for (const pem of text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ??
+      []) {
+      const key = createPublicKey(pem);
+      if (key.asymmetricKeyType !== 'ed25519') {
+        throw new Error('AUDIT_TRUSTED_KEYS_FILE holds a key that is not Ed25519');
+      }
+      this.trusted.set(keyIdOf(key), key);
+    }
+  }
+
+  /**
+   * Creates the development key once. Instances starting together on one DATA_DIR must end up
+   * with the same key, or their checkpoints would not verify: the first to create the file
+   * wins (exclusive create) and the others read it.
+   */
+  private async generate(path: string): Promise<string> {
+    const pem = generateKeyPairSync('ed25519')
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
+    await mkdir(dirname(path), { recursive: true });
+    try {
+      await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // Another instance is writing it: wait until the file is complete.
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const existing = await readFile(path, 'utf8');
+        if (existing.includes('END PRIVATE KEY')) return existing;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error(`The audit signing key at ${path} is incomplete`, { cause: error });
+    }
+    this.logger.warn(
+      `Generated an audit signing key at ${path}; set AUDIT_SIGNING_KEY_FILE in production`,
+    );
+    return pem;
+  }
+
+  get keyId(): string {
+    return this.id;
+  }
+
+  sign(statement: SignedStatement): string {
+    return sign(null, statementBytes(statement), this.privateKey!).toString('base64');
+  }
+
+  isTrusted(keyId: string): boolean {
+    return this.trusted.has(keyId);
+  }
+
+  /** True when `signature` was made over the statement by the trusted key `keyId`. */
+  verify(statement: SignedStatement, keyId: string, signature: string): boolean {
+    const key = this.trusted.get(keyId);
+    if (!key) {
+      return false;
+    }
+    try {
+      return verify(null, statementBytes(statement), key, Buffer.from(signature, 'base64'));
+    } catch {
+      return false;
+    }
+  }
+}
+
+/** A key's id: the start of the SHA-256 of its public key (SPKI DER). */
+export function keyIdOf(publicKey: KeyObject): string {
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
+}

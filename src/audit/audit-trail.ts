@@ -1,0 +1,107 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import type { AuditEntry } from './audit-record.js';
+import { cliAuditEntry } from './cli-audit.js';
+import { AuditRepository } from './audit.repository.js';
+
+/** Rows per commit: bounds one statement's size under a burst. */
+const MAX_GROUP = 500;
+
+interface Waiting {
+  entry: AuditEntry;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * Appends audit entries to the chain. `record` resolves only once its row is committed; rows of
+ * concurrent requests that arrive while a commit is running go together in the next one (group
+ * commit), so throughput comes from batching, never from writing after the response.
+ */
+@Injectable()
+export class AuditTrail {
+  private readonly logger = new Logger('Audit');
+  private waiting: Waiting[] = [];
+  private draining: Promise<void> | undefined;
+
+  constructor(
+    private readonly repository: AuditRepository,
+    private readonly unitOfWork: UnitOfWork,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly config: AppConfig,
+  ) {
+    if (config.auditSkippedForBenchmark) {
+      this.logger.warn('AUDIT_BENCHMARK_SKIP is set: audit rows are NOT written');
+    }
+  }
+
+  /** Commits the entry (with whatever else is waiting); rejects when it could not be stored. */
+  record(entry: AuditEntry): Promise<void> {
+    if (this.config.auditSkippedForBenchmark) {
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ entry, resolve, reject });
+      this.draining ??= this.drain();
+    });
+  }
+
+  /**
+   * Appends the entry inside the current unit of work, so that a write and its audit row
+   * commit together or not at all.
+   */
+  async recordInTransaction(entry: AuditEntry): Promise<void> {
+    if (this.config.auditSkippedForBenchmark) {
+      return;
+    }
+    await this.unitOfWork.run((manager) => this.repository.append(manager, [entry]));
+  }
+
+  /**
+   * Runs an admin CLI command and records it, succeeded or failed. The row is committed before
+   * the command reports success.
+   */
+  async command<T>(name: string, details: Partial<AuditEntry>, work: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      await this.record(cliAuditEntry(name, { ...details, outcome: 'failure', detail: 'failed' }));
+      throw error;
+    }
+    await this.record(cliAuditEntry(name, details));
+    return result;
+  }
+
+  /** Resolves when every entry handed over so far is committed (or failed): for shutdown. */
+  async flush(): Promise<void> {
+    while (this.draining) {
+      await this.draining;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.waiting.length > 0) {
+        const group = this.waiting.splice(0, MAX_GROUP);
+        try {
+          await this.dataSource.transaction((manager) =>
+            this.repository.append(
+              manager,
+              group.map((waiting) => waiting.entry),
+            ),
+          );
+          for (const waiting of group) waiting.resolve();
+        } catch (error) {
+          this.logger.error({ err: { message: (error as Error).message } }, 'Audit write failed');
+          for (const waiting of group) waiting.reject(error);
+        }
+      }
+    } finally {
+      this.draining = undefined;
+    }
+  }
+}

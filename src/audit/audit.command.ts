@@ -1,0 +1,231 @@
+import { Presets, SingleBar } from 'cli-progress';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditCheckpoints } from './audit-checkpoints.js';
+import { AuditEventService } from './audit-event.service.js';
+import { AuditExport } from './audit-export.js';
+import { AuditVerifier, type VerifyReport } from './audit-verifier.js';
+import { cliAuditEntry } from './cli-audit.js';
+import { AuditTrail } from './audit-trail.js';
+
+/** Runs longer than this many rows show a progress bar (on stderr: stdout is the result). */
+const PROGRESS_FROM_ROWS = 20_000;
+
+function parseDate(flag: string, value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    throw new Error(`${flag} must be an ISO date such as 2026-11-01`);
+  }
+  return date;
+}
+
+function progressBar(total: number): { update(done: number): void; stop(): void } {
+  if (total < PROGRESS_FROM_ROWS) {
+    return { update: () => undefined, stop: () => undefined };
+  }
+  const bar = new SingleBar(
+    {
+      format: 'audit:verify [{bar}] {value}/{total} rows | {eta_formatted} left',
+      hideCursor: true,
+      noTTYOutput: true,
+      stream: process.stderr,
+    },
+    Presets.shades_classic,
+  );
+  bar.start(total, 0);
+  return { update: (done) => bar.update(done), stop: () => bar.stop() };
+}
+
+function printReport(report: VerifyReport): void {
+  for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+  if (report.ok) {
+    process.stdout.write(
+      `Audit chain verified: ${report.rows} rows (${report.firstSeq}..${report.lastSeq}), ${report.checkpoints} signed checkpoint(s)\n`,
+    );
+  } else {
+    process.stdout.write(`Audit chain BROKEN: ${report.problem}\n`);
+    process.exitCode = 1;
+  }
+}
+
+@Command({
+  name: 'audit:verify',
+  description:
+    'Walk the whole audit chain: contiguity, hashes, signed checkpoints (database and AUDIT_CHECKPOINT_FILE); exit 1 naming the first bad row',
+})
+export class AuditVerifyCommand extends CommandRunner {
+  constructor(
+    private readonly verifier: AuditVerifier,
+    private readonly exports: AuditExport,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: { file?: string }): Promise<void> {
+    if (options.file) {
+      printReport(await this.exports.verifyFile(options.file));
+      return;
+    }
+    const source = await this.verifier.databaseSource();
+    const bar = progressBar(source.total);
+    const report = await this.verifier.verify(source, (done) => bar.update(done));
+    bar.stop();
+    printReport(report);
+  }
+
+  @Option({ flags: '--file <path>', description: 'Verify an export made by audit:export' })
+  parseFile(value: string): string {
+    return value;
+  }
+}
+
+@Command({
+  name: 'audit:checkpoint',
+  description:
+    'Sign the current chain head now (the service also does every AUDIT_CHECKPOINT_MINUTES)',
+})
+export class AuditCheckpointCommand extends CommandRunner {
+  constructor(private readonly checkpoints: AuditCheckpoints) {
+    super();
+  }
+
+  async run(): Promise<void> {
+    const checkpoint = await this.checkpoints.checkpointHead();
+    process.stdout.write(
+      checkpoint ? `Checkpoint at row ${checkpoint.chainSeq}\n` : 'The audit chain is empty\n',
+    );
+  }
+}
+
+@Command({
+  name: 'audit:patient-report',
+  arguments: '<patientId>',
+  description:
+    "Accounting of disclosures: everyone who touched a patient's records (tab-separated)",
+})
+export class AuditPatientReportCommand extends CommandRunner {
+  constructor(
+    private readonly events: AuditEventService,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run([patientId]: string[]): Promise<void> {
+    if (!patientId || !/^[A-Za-z0-9.-]{1,64}$/.test(patientId)) {
+      throw new Error('Give a Patient id');
+    }
+    const entries = await this.events.patientEntries(patientId);
+    process.stdout.write(
+      'recorded_at\tuser\troles\taction\tresource\toutcome\tstatus\tsource_ip\tbreak_glass\n',
+    );
+    for (const entry of entries) {
+      const resource = entry.resourceType
+        ? `${entry.resourceType}${entry.resourceId ? `/${entry.resourceId}` : ''}`
+        : '';
+      process.stdout.write(
+        [
+          entry.recordedAt.toISOString(),
+          entry.actorName ?? entry.actorUserId ?? '',
+          entry.actorRoles.join(','),
+          entry.subtype ? `${entry.action}:${entry.subtype}` : entry.action,
+          resource,
+          entry.outcome,
+          entry.statusCode ?? '',
+          entry.sourceIp ?? '',
+          entry.breakGlass ? 'yes' : '',
+        ].join('\t') + '\n',
+      );
+    }
+    process.stderr.write(`${entries.length} event(s) touched Patient/${patientId}\n`);
+    // Reading the trail of a patient is itself an access to record.
+    await this.trail.record(
+      cliAuditEntry('audit:patient-report', {
+        resourceType: 'Patient',
+        resourceId: patientId,
+        patientIds: [patientId],
+      }),
+    );
+  }
+}
+
+@Command({
+  name: 'audit:export',
+  description:
+    'Export the chain rows recorded in a date range as JSON lines, sealed by a signed checkpoint',
+})
+export class AuditExportCommand extends CommandRunner {
+  constructor(
+    private readonly exports: AuditExport,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: { out?: string; from?: Date; to?: Date }): Promise<void> {
+    if (!options.out) throw new Error('--out <file> is required');
+    const summary = await this.exports.exportRange(options.out, options.from, options.to);
+    process.stdout.write(
+      `Exported ${summary.rows} rows (${summary.firstSeq}..${summary.lastSeq}) to ${options.out}\n`,
+    );
+    await this.trail.record(
+      cliAuditEntry('audit:export', { detail: `rows ${summary.firstSeq}..${summary.lastSeq}` }),
+    );
+  }
+
+  @Option({ flags: '--out <file>', description: 'File to create (must not exist)' })
+  parseOut(value: string): string {
+    return value;
+  }
+
+  @Option({ flags: '--from <date>', description: 'First day (inclusive, ISO)' })
+  parseFrom(value: string): Date {
+    return parseDate('--from', value);
+  }
+
+  @Option({ flags: '--to <date>', description: 'End (exclusive, ISO)' })
+  parseTo(value: string): Date {
+    return parseDate('--to', value);
+  }
+}
+
+@Command({
+  name: 'audit:archive',
+  description:
+    'Export, seal and then remove rows older than AUDIT_RETENTION_DAYS (the only way rows leave the trail)',
+})
+export class AuditArchiveCommand extends CommandRunner {
+  constructor(
+    private readonly exports: AuditExport,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: { out?: string; before?: Date }): Promise<void> {
+    if (!options.out) throw new Error('--out <file> is required');
+    const summary = await this.exports.archive(options.out, options.before);
+    process.stdout.write(
+      summary.removed > 0
+        ? `Archived rows ${summary.firstSeq}..${summary.lastSeq} to ${options.out} and removed ${summary.removed}\n`
+        : 'No rows older than the retention period\n',
+    );
+    await this.trail.record(
+      cliAuditEntry('audit:archive', {
+        detail: `removed ${summary.removed} rows through ${summary.lastSeq}`,
+      }),
+    );
+  }
+
+  @Option({ flags: '--out <file>', description: 'Export file to create (must not exist)' })
+  parseOut(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--before <date>',
+    description: 'Archive rows recorded before this time (default: now minus the retention period)',
+  })
+  parseBefore(value: string): Date {
+    return parseDate('--before', value);
+  }
+}

@@ -1,0 +1,40 @@
+import { Global, Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module.js';
+import { AuditCheckpoints } from './audit-checkpoints.js';
+import { AuditContext } from './audit-context.js';
+import { AuditEventController } from './audit-event.controller.js';
+import { AuditEventService } from './audit-event.service.js';
+import { AuditExport } from './audit-export.js';
+import { AuditSigner } from './audit-signer.js';
+import { AuditTrail } from './audit-trail.js';
+import { AuditVerifier } from './audit-verifier.js';
+import { AuditRepository } from './audit.repository.js';
+
+/**
+ * The audit trail, for the service and the admin CLI. Global because every feature records
+ * into it (what a request touched, who logged in), the way every feature logs.
+ */
+@Global()
+@Module({
+  imports: [DatabaseModule],
+  controllers: [AuditEventController],
+  providers: [
+    AuditContext,
+    AuditRepository,
+    AuditTrail,
+    AuditSigner,
+    AuditCheckpoints,
+    AuditVerifier,
+    AuditExport,
+    AuditEventService,
+  ],
+  exports: [
+    AuditContext,
+    AuditTrail,
+    AuditCheckpoints,
+    AuditVerifier,
+    AuditExport,
+    AuditEventService,
+  ],
+})
+export class AuditModule {}

@@ -1,0 +1,304 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
+import { chain, type AuditEntry, type ChainedAuditEntry } from './audit-record.js';
+
+/** Serializes chain appends across every process that writes to this database. */
+const CHAIN_LOCK = 0x63764155; // 'cvAU'
+
+const COLUMNS: readonly [keyof ChainedAuditEntry, string, string][] = [
+  ['chainSeq', 'chain_seq', 'bigint'],
+  ['id', 'id', 'uuid'],
+  ['recordedAt', 'recorded_at', 'timestamptz'],
+  ['source', 'source', 'text'],
+  ['requestId', 'request_id', 'text'],
+  ['actorUserId', 'actor_user_id', 'text'],
+  ['actorName', 'actor_name', 'text'],
+  ['actorRoles', 'actor_roles', 'text[]'],
+  ['actorScope', 'actor_scope', 'text'],
+  ['breakGlass', 'break_glass', 'boolean'],
+  ['sourceIp', 'source_ip', 'text'],
+  ['userAgent', 'user_agent', 'text'],
+  ['action', 'action', 'text'],
+  ['subtype', 'subtype', 'text'],
+  ['method', 'method', 'text'],
+  ['route', 'route', 'text'],
+  ['resourceType', 'resource_type', 'text'],
+  ['resourceId', 'resource_id', 'text'],
+  ['resourceVersion', 'resource_version', 'text'],
+  ['patientIds', 'patient_ids', 'text[]'],
+  ['entities', 'entities', 'text[]'],
+  ['queryParams', 'query_params', 'text[]'],
+  ['outcome', 'outcome', 'text'],
+  ['statusCode', 'status_code', 'integer'],
+  ['detail', 'detail', 'text'],
+  ['prevHash', 'prev_hash', 'text'],
+  ['hash', 'hash', 'text'],
+];
+
+const SELECT_LIST = COLUMNS.map(([, column]) => `"${column}"`).join(', ');
+const RECORDSET = COLUMNS.map(([, column, type]) => `"${column}" ${type}`).join(', ');
+
+export interface ChainHead {
+  chainId: string;
+  seq: number;
+  hash: string;
+}
+
+export interface Checkpoint {
+  chainId: string;
+  chainSeq: number;
+  hash: string;
+  createdAt: Date;
+  keyId: string;
+  signature: string;
+}
+
+export interface ArchiveBoundary {
+  chainId: string;
+  throughSeq: number;
+  hash: string;
+  archivedAt: Date;
+  keyId: string;
+  signature: string;
+}
+
+/** Criteria of an audit search; all optional, combined with AND. */
+export interface AuditQuery {
+  patient?: string;
+  agent?: string;
+  entity?: string;
+  actions?: string[];
+  subtype?: string;
+  /** AuditEvent outcome classes: success, minor failure (refused), serious failure (error). */
+  outcome?: 'success' | 'minor' | 'serious';
+  from?: Date;
+  to?: Date;
+  /** Keyset paging: rows with a chain_seq below this one (newest first). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** The SQL of the audit trail. Appends run under the chain lock, in the caller's transaction. */
+@Injectable()
+export class AuditRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * Appends entries after the chain head inside `manager`'s transaction. The transaction-scoped
+   * advisory lock and the head row make concurrent writers (other requests, other instances)
+   * take turns, so every row's prev_hash is the row before it; both are held until commit.
+   */
+  async append(manager: EntityManager, entries: readonly AuditEntry[]): Promise<void> {
+    const [head] = await manager.query<{ seq: string; hash: string }[]>(
+      `SELECT h."chain_seq" AS seq, h."hash" AS hash
+         FROM (SELECT pg_advisory_xact_lock($1)) AS l, "audit_chain_head" h
+        WHERE h."id" = 1 FOR UPDATE OF h`,
+      [CHAIN_LOCK],
+    );
+    if (!head) {
+      throw new Error('The audit chain head row is missing');
+    }
+    const chained = chain({ seq: Number(head.seq), hash: head.hash }, entries);
+    const last = chained.at(-1)!;
+    const records = chained.map((entry) =>
+      Object.fromEntries(COLUMNS.map(([field, column]) => [column, entry[field]])),
+    );
+    await manager.query(
+      `WITH inserted AS (
+         INSERT INTO "audit_event" (${SELECT_LIST})
+         SELECT ${SELECT_LIST} FROM jsonb_to_recordset($1::jsonb) AS x(${RECORDSET})
+       )
+       UPDATE "audit_chain_head" SET "chain_seq" = $2, "hash" = $3 WHERE "id" = 1`,
+      [JSON.stringify(records), last.chainSeq, last.hash],
+    );
+  }
+
+  async head(manager: EntityManager = this.dataSource.manager): Promise<ChainHead> {
+    const [row] = await manager.query<{ chain_id: string; seq: string; hash: string }[]>(
+      `SELECT "chain_id", "chain_seq" AS seq, "hash" FROM "audit_chain_head" WHERE "id" = 1`,
+    );
+    if (!row) {
+      throw new Error('The audit chain head row is missing');
+    }
+    return { chainId: row.chain_id, seq: Number(row.seq), hash: row.hash };
+  }
+
+  /** Rows in chain order after `afterSeq`, for verification and export. */
+  async readAfter(afterSeq: number, limit: number, toSeq?: number): Promise<ChainedAuditEntry[]> {
+    const rows = await this.dataSource.query<Record<string, unknown>[]>(
+      `SELECT ${SELECT_LIST} FROM "audit_event"
+        WHERE "chain_seq" > $1 AND ($3::bigint IS NULL OR "chain_seq" <= $3)
+        ORDER BY "chain_seq" LIMIT $2`,
+      [afterSeq, limit, toSeq ?? null],
+    );
+    return rows.map(toEntry);
+  }
+
+  async bounds(): Promise<{ first: number; last: number; count: number }> {
+    const [row] = await this.dataSource.query<{ first: string; last: string; count: string }[]>(
+      `SELECT coalesce(min("chain_seq"), 0) AS first, coalesce(max("chain_seq"), 0) AS last,
+              count(*) AS count FROM "audit_event"`,
+    );
+    return { first: Number(row?.first), last: Number(row?.last), count: Number(row?.count) };
+  }
+
+  /** The last row at or before a time: where an export or archive of a date range ends. */
+  async lastSeqBefore(time: Date): Promise<number> {
+    const [row] = await this.dataSource.query<{ seq: string }[]>(
+      `SELECT coalesce(max("chain_seq"), 0) AS seq FROM "audit_event" WHERE "recorded_at" < $1`,
+      [time],
+    );
+    return Number(row?.seq ?? 0);
+  }
+
+  /** The row before the first one recorded at or after `time`: every row up to it is older. */
+  async lastSeqWhollyBefore(time: Date): Promise<number> {
+    const [row] = await this.dataSource.query<{ seq: string }[]>(
+      `SELECT coalesce(
+         (SELECT min("chain_seq") FROM "audit_event" WHERE "recorded_at" >= $1),
+         (SELECT coalesce(max("chain_seq"), 0) + 1 FROM "audit_event")
+       ) - 1 AS seq`,
+      [time],
+    );
+    return Number(row?.seq ?? 0);
+  }
+
+  async search(query: AuditQuery): Promise<ChainedAuditEntry[]> {
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    const add = (sql: (p: string) => string, value: unknown): void => {
+      params.push(value);
+      conditions.push(sql(`$${params.length}`));
+    };
+    if (query.patient !== undefined)
+      add((p) => `"patient_ids" @> ARRAY[${p}]::text[]`, query.patient);
+    if (query.entity !== undefined) add((p) => `"entities" @> ARRAY[${p}]::text[]`, query.entity);
+    if (query.agent !== undefined) add((p) => `"actor_user_id" = ${p}`, query.agent);
+    if (query.actions !== undefined) add((p) => `"action" = ANY(${p}::text[])`, query.actions);
+    if (query.subtype !== undefined) add((p) => `"subtype" = ${p}`, query.subtype);
+    if (query.outcome !== undefined) {
+      conditions.push(
+        {
+          success: `"outcome" = 'success'`,
+          minor: `"outcome" = 'failure' AND "status_code" < 500`,
+          serious: `"outcome" = 'failure' AND ("status_code" IS NULL OR "status_code" >= 500)`,
+        }[query.outcome],
+      );
+    }
+    if (query.from !== undefined) add((p) => `"recorded_at" >= ${p}`, query.from);
+    if (query.to !== undefined) add((p) => `"recorded_at" < ${p}`, query.to);
+    if (query.beforeSeq !== undefined) add((p) => `"chain_seq" < ${p}`, query.beforeSeq);
+    params.push(query.limit);
+    const rows = await this.dataSource.query<Record<string, unknown>[]>(
+      `SELECT ${SELECT_LIST} FROM "audit_event"
+        ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''}
+        ORDER BY "chain_seq" DESC LIMIT $${params.length}`,
+      params,
+    );
+    return rows.map(toEntry);
+  }
+
+  async findById(id: string): Promise<ChainedAuditEntry | undefined> {
+    const rows = await this.dataSource.query<Record<string, unknown>[]>(
+      `SELECT ${SELECT_LIST} FROM "audit_event" WHERE "id" = $1`,
+      [id],
+    );
+    return rows[0] ? toEntry(rows[0]) : undefined;
+  }
+
+  async insertCheckpoint(checkpoint: Checkpoint): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO "audit_checkpoint" ("chain_id", "chain_seq", "hash", "created_at", "key_id", "signature")
+       VALUES ($6, $1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+      [
+        checkpoint.chainSeq,
+        checkpoint.hash,
+        checkpoint.createdAt,
+        checkpoint.keyId,
+        checkpoint.signature,
+        checkpoint.chainId,
+      ],
+    );
+  }
+
+  async checkpoints(): Promise<Checkpoint[]> {
+    const rows = await this.dataSource.query<
+      {
+        chain_id: string;
+        chain_seq: string;
+        hash: string;
+        created_at: Date;
+        key_id: string;
+        signature: string;
+      }[]
+    >(
+      `SELECT "chain_id", "chain_seq", "hash", "created_at", "key_id", "signature"
+         FROM "audit_checkpoint" ORDER BY "chain_seq", "created_at"`,
+    );
+    return rows.map((row) => ({
+      chainId: row.chain_id,
+      chainSeq: Number(row.chain_seq),
+      hash: row.hash,
+      createdAt: row.created_at,
+      keyId: row.key_id,
+      signature: row.signature,
+    }));
+  }
+
+  async archives(): Promise<ArchiveBoundary[]> {
+    const rows = await this.dataSource.query<
+      {
+        chain_id: string;
+        through_seq: string;
+        hash: string;
+        archived_at: Date;
+        key_id: string;
+        signature: string;
+      }[]
+    >(
+      `SELECT "chain_id", "through_seq", "hash", "archived_at", "key_id", "signature"
+         FROM "audit_archive" ORDER BY "through_seq"`,
+    );
+    return rows.map((row) => ({
+      chainId: row.chain_id,
+      throughSeq: Number(row.through_seq),
+      hash: row.hash,
+      archivedAt: row.archived_at,
+      keyId: row.key_id,
+      signature: row.signature,
+    }));
+  }
+
+  /** Records the signed boundary, then removes the rows up to it, in one transaction. */
+  async archiveThrough(boundary: ArchiveBoundary): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query(
+        `INSERT INTO "audit_archive" ("chain_id", "through_seq", "hash", "archived_at", "key_id", "signature")
+         VALUES ($6, $1, $2, $3, $4, $5)`,
+        [
+          boundary.throughSeq,
+          boundary.hash,
+          boundary.archivedAt,
+          boundary.keyId,
+          boundary.signature,
+          boundary.chainId,
+        ],
+      );
+      const [row] = await manager.query<{ count: string }[]>(
+        `WITH deleted AS (DELETE FROM "audit_event" WHERE "chain_seq" <= $1 RETURNING 1)
+         SELECT count(*) AS count FROM deleted`,
+        [boundary.throughSeq],
+      );
+      return Number(row?.count ?? 0);
+    });
+  }
+}
+
+function toEntry(row: Record<string, unknown>): ChainedAuditEntry {
+  const entry = Object.fromEntries(
+    COLUMNS.map(([field, column]) => [field, row[column]]),
+  ) as Record<string, unknown>;
+  entry['chainSeq'] = Number(entry['chainSeq']);
+  return entry as unknown as ChainedAuditEntry;
+}

@@ -1,0 +1,189 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import type { AuditEntry } from './audit-record.js';
+import type { AuditScope } from './audit-context.js';
+
+interface RouteAction {
+  action: string;
+  subtype: string | null;
+}
+
+/**
+ * What each route does, by method and route template. Every route of the service is listed, so
+ * that a denied request (which never reaches its handler) is described like an allowed one.
+ */
+const ROUTE_ACTIONS: Record<string, RouteAction> = {
+  'GET /fhir/metadata': { action: 'read', subtype: 'capabilities' },
+  'POST /fhir/:type': { action: 'create', subtype: 'create' },
+  'GET /fhir/:type': { action: 'search', subtype: 'search-type' },
+  'POST /fhir/:type/_search': { action: 'search', subtype: 'search-type' },
+  'PUT /fhir/:type': { action: 'update', subtype: 'update' },
+  'DELETE /fhir/:type': { action: 'delete', subtype: 'delete' },
+  'GET /fhir/:type/_history': { action: 'history', subtype: 'history-type' },
+  'GET /fhir/:type/:id': { action: 'read', subtype: 'read' },
+  'PUT /fhir/:type/:id': { action: 'update', subtype: 'update' },
+  'PATCH /fhir/:type/:id': { action: 'patch', subtype: 'patch' },
+  'DELETE /fhir/:type/:id': { action: 'delete', subtype: 'delete' },
+  'GET /fhir/:type/:id/_history': { action: 'history', subtype: 'history-instance' },
+  'GET /fhir/:type/:id/_history/:vid': { action: 'vread', subtype: 'vread' },
+  'GET /fhir/Patient/:id/$everything': { action: 'execute', subtype: '$everything' },
+  'GET /fhir/AuditEvent': { action: 'search', subtype: 'search-type' },
+  'GET /fhir/AuditEvent/:id': { action: 'read', subtype: 'read' },
+  'GET /fhir/Patient/:id/$audit-trail': { action: 'execute', subtype: '$audit-trail' },
+  'POST /auth/login': { action: 'login', subtype: 'password' },
+  'POST /auth/login/mfa': { action: 'login', subtype: 'mfa' },
+  'POST /auth/refresh': { action: 'login', subtype: 'refresh' },
+  'POST /auth/logout': { action: 'logout', subtype: null },
+  'POST /auth/mfa/enroll': { action: 'update', subtype: 'mfa-enroll' },
+  'POST /auth/mfa/activate': { action: 'update', subtype: 'mfa-activate' },
+  'POST /auth/token/scoped': { action: 'execute', subtype: 'token-exchange' },
+  'POST /auth/break-glass': { action: 'execute', subtype: 'break-glass' },
+  'GET /admin/users': { action: 'read', subtype: 'user-list' },
+  'POST /admin/users/:username/disable': { action: 'update', subtype: 'user-disable' },
+  'GET /health': { action: 'read', subtype: 'health' },
+  'GET /health/ready': { action: 'read', subtype: 'health' },
+  'GET /.well-known/jwks.json': { action: 'read', subtype: 'jwks' },
+};
+
+const METHOD_ACTIONS: Record<string, string> = {
+  GET: 'read',
+  HEAD: 'read',
+  POST: 'execute',
+  PUT: 'update',
+  PATCH: 'update',
+  DELETE: 'delete',
+};
+
+/**
+ * Routes that hold no PHI and must answer while the database is down (load-balancer probes):
+ * their rows are written without holding the response.
+ */
+const BEST_EFFORT_ROUTES = new Set([
+  'GET /health',
+  'GET /health/ready',
+  'GET /.well-known/jwks.json',
+  'GET /fhir/metadata',
+]);
+
+const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
+const ID = /^[A-Za-z0-9.-]{1,64}$/;
+
+/** The route template Fastify matched, or null for an unknown route (whose URL is not kept). */
+export function routeOf(request: FastifyRequest): string | null {
+  const url = request.routeOptions?.url;
+  return typeof url === 'string' && url.length > 0 ? url.replace(/\/$/, '') || '/' : null;
+}
+
+export function isBestEffort(request: FastifyRequest): boolean {
+  return BEST_EFFORT_ROUTES.has(`${request.method} ${routeOf(request) ?? ''}`);
+}
+
+/** Writes that commit with their audit row: FHIR writes, and transaction Bundles. */
+export function isTransactionalWrite(request: FastifyRequest): boolean {
+  const route = routeOf(request);
+  if (request.method === 'GET' || request.method === 'HEAD' || !route?.startsWith('/fhir')) {
+    return false;
+  }
+  if (route === '/fhir') {
+    // A batch runs each entry in a transaction of its own; one outer transaction would let a
+    // failed entry abort the others.
+    return (request.body as { type?: unknown } | undefined)?.type === 'transaction';
+  }
+  return route !== '/fhir/:type/_search';
+}
+
+export function describeRoute(
+  method: string,
+  route: string | null,
+  body: unknown,
+): RouteAction & { bundle: boolean } {
+  if (route === '/fhir' && method === 'POST') {
+    const type = (body as { type?: unknown } | undefined)?.type;
+    return {
+      action: 'execute',
+      subtype: type === 'transaction' || type === 'batch' ? type : 'bundle',
+      bundle: true,
+    };
+  }
+  const known = route ? ROUTE_ACTIONS[`${method} ${route}`] : undefined;
+  return {
+    ...(known ?? { action: METHOD_ACTIONS[method] ?? 'execute', subtype: null }),
+    bundle: false,
+  };
+}
+
+/** The names of the parameters of a search (query string or form), never their values. */
+function parameterNames(request: FastifyRequest, route: string | null): string[] {
+  const names = new Set(Object.keys((request.query as Record<string, unknown> | undefined) ?? {}));
+  if (route === '/fhir/:type/_search' && request.body && typeof request.body === 'object') {
+    for (const name of Object.keys(request.body)) names.add(name);
+  }
+  return [...names].filter((name) => name.length <= 100).sort();
+}
+
+function param(request: FastifyRequest, name: string, pattern: RegExp): string | null {
+  const value = (request.params as Record<string, unknown> | undefined)?.[name];
+  return typeof value === 'string' && pattern.test(value) ? value : null;
+}
+
+/** A narrowed token's scopes and patient in context, as SMART spells them. */
+function scopeText(user: AuthenticatedUser): string {
+  const scopes = (user.scopes ?? []).map(
+    (scope) => `${scope.context}/${scope.type}.${[...scope.permissions].join('')}`,
+  );
+  return [...scopes, ...(user.patient ? [`patient=${user.patient}`] : [])].join(' ');
+}
+
+/** One request's audit entry, from the request, its final status and what it touched. */
+export function httpAuditEntry(
+  request: FastifyRequest,
+  statusCode: number,
+  scope: AuditScope | undefined,
+  detail: string | null = null,
+): AuditEntry {
+  const route = routeOf(request);
+  const described = describeRoute(request.method, route, request.body);
+  const user = (request as FastifyRequest & { user?: AuthenticatedUser }).user;
+  const actor = scope?.actor;
+  const fixedType = route?.startsWith('/fhir/Patient/')
+    ? 'Patient'
+    : route?.startsWith('/fhir/AuditEvent')
+      ? 'AuditEvent'
+      : null;
+  const resourceType = described.bundle
+    ? 'Bundle'
+    : (fixedType ?? param(request, 'type', TYPE) ?? scope?.primary?.type ?? null);
+  const resourceId =
+    param(request, 'id', ID) ?? (scope?.entities.size === 1 ? scope.primary?.id : null) ?? null;
+  const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
+  const userAgent = request.headers['user-agent'];
+  return {
+    id: randomUUID(),
+    recordedAt: new Date(),
+    source: 'http',
+    requestId: request.id,
+    actorUserId: user?.id ?? actor?.id ?? null,
+    actorName: user?.username ?? actor?.name ?? null,
+    actorRoles: [...(user?.roles ?? actor?.roles ?? [])],
+    actorScope: user?.scopes ? scopeText(user) : null,
+    breakGlass: scope?.breakGlass ?? false,
+    sourceIp: request.ip ?? null,
+    userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 200) : null,
+    action: described.action,
+    subtype: described.subtype,
+    method: request.method,
+    route,
+    resourceType,
+    resourceId,
+    resourceVersion:
+      param(request, 'vid', /^\d{1,10}$/) ??
+      (primaryMatches ? (scope?.primary?.version ?? null) : null),
+    patientIds: [...(scope?.patients ?? [])].sort(),
+    entities: [...(scope?.entities ?? [])],
+    queryParams: parameterNames(request, route),
+    outcome: statusCode < 400 ? 'success' : 'failure',
+    statusCode,
+    detail,
+  };
+}

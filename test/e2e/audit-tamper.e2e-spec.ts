@@ -1,0 +1,306 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { chain, GENESIS_HASH, type AuditEntry } from '../../src/audit/audit-record.js';
+import { AuditCheckpoints } from '../../src/audit/audit-checkpoints.js';
+import { AuditExport } from '../../src/audit/audit-export.js';
+import { keyIdOf, statementBytes } from '../../src/audit/audit-signer.js';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
+import { cliAuditEntry } from '../../src/audit/cli-audit.js';
+import { AuditVerifier } from '../../src/audit/audit-verifier.js';
+import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { withEnv } from '../support/env.js';
+import { http } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * Tampering as a database superuser would: triggers disabled, rows edited, removed, reordered,
+ * or the whole chain rewritten with recomputed hashes. Each must be caught and the row named.
+ */
+describe('audit chain: append-only, tamper evidence, verification, export and archive', () => {
+  let scratch: ScratchDatabase;
+  let dataDir: string;
+  let restoreEnv: () => void;
+  let testApp: TestApp;
+  let client: pg.Client;
+  let verifier: AuditVerifier;
+
+  async function verify(): Promise<string | undefined> {
+    const report = await verifier.verify(await verifier.databaseSource());
+    return report.ok ? undefined : report.problem;
+  }
+
+  /** Runs a tampering step with triggers off, checks what verification says, then restores. */
+  async function tampered(sql: string[], params: unknown[][] = []): Promise<string | undefined> {
+    await client.query('BEGIN');
+    await client.query('CREATE TEMP TABLE saved_events AS SELECT * FROM audit_event');
+    await client.query('CREATE TEMP TABLE saved_head AS SELECT * FROM audit_chain_head');
+    await client.query('CREATE TEMP TABLE saved_checkpoints AS SELECT * FROM audit_checkpoint');
+    await client.query('COMMIT');
+    await client.query('ALTER TABLE audit_event DISABLE TRIGGER USER');
+    await client.query('ALTER TABLE audit_checkpoint DISABLE TRIGGER USER');
+    try {
+      for (const [i, statement] of sql.entries()) await client.query(statement, params[i] ?? []);
+      return await verify();
+    } finally {
+      await client.query('DELETE FROM audit_event');
+      await client.query('INSERT INTO audit_event SELECT * FROM saved_events');
+      await client.query('DELETE FROM audit_checkpoint');
+      await client.query('INSERT INTO audit_checkpoint SELECT * FROM saved_checkpoints');
+      await client.query(
+        'UPDATE audit_chain_head h SET chain_seq = s.chain_seq, hash = s.hash FROM saved_head s',
+      );
+      await client.query('DROP TABLE saved_events, saved_head, saved_checkpoints');
+      await client.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
+      await client.query('ALTER TABLE audit_checkpoint ENABLE TRIGGER USER');
+    }
+  }
+
+  beforeAll(async () => {
+    scratch = await createScratchDatabase();
+    dataDir = await mkdtemp(join(tmpdir(), 'carevault-audit-'));
+    restoreEnv = withEnv({ DATABASE_URL: scratch.url, DATA_DIR: dataDir });
+    testApp = await createTestApp();
+    verifier = testApp.app.get(AuditVerifier);
+    client = new pg.Client({ connectionString: scratch.url });
+    await client.connect();
+    // Three rows from long ago open the chain: the archive test removes them.
+    const trail = testApp.app.get(AuditTrail);
+    for (let i = 0; i < 3; i++) {
+      await trail.record({
+        ...cliAuditEntry('test'),
+        recordedAt: new Date('2015-01-01T00:00:00Z'),
+      });
+    }
+    for (let i = 0; i < 12; i++) {
+      await http('GET', `${testApp.url}/fhir/Patient/p${i}`);
+    }
+    await testApp.app.get(AuditCheckpoints).checkpointHead();
+    await http('GET', `${testApp.url}/fhir/Patient/after-checkpoint`);
+  });
+
+  afterAll(async () => {
+    await client?.end();
+    await testApp?.close();
+    restoreEnv?.();
+    await scratch?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('verifies the untouched chain', async () => {
+    expect(await verify()).toBeUndefined();
+    const { rows } = await client.query('SELECT count(*)::int AS n FROM audit_event');
+    expect(rows[0].n).toBe(16);
+  });
+
+  it('rejects UPDATE, DELETE and TRUNCATE in PostgreSQL', async () => {
+    await expect(client.query(`UPDATE audit_event SET action = 'x'`)).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(client.query('DELETE FROM audit_event WHERE chain_seq = 1')).rejects.toThrow(
+      /append-only/,
+    );
+    await expect(client.query('TRUNCATE audit_event')).rejects.toThrow(/append-only/);
+    await expect(client.query('DELETE FROM audit_checkpoint')).rejects.toThrow(/append-only/);
+  });
+
+  it('detects an edited row and names it', async () => {
+    expect(
+      await tampered([`UPDATE audit_event SET status_code = 200 WHERE chain_seq = 5`]),
+    ).toMatch(/^Row 5 \(id [0-9a-f-]{36}, recorded .*\) was altered/);
+  });
+
+  it('detects a deleted row', async () => {
+    expect(await tampered(['DELETE FROM audit_event WHERE chain_seq = 7'])).toMatch(
+      /^Row 7 is missing/,
+    );
+  });
+
+  it('detects reordered rows', async () => {
+    expect(
+      await tampered([
+        'UPDATE audit_event SET chain_seq = -3 WHERE chain_seq = 3',
+        'UPDATE audit_event SET chain_seq = 3 WHERE chain_seq = 4',
+        'UPDATE audit_event SET chain_seq = 4 WHERE chain_seq = -3',
+      ]),
+    ).toMatch(/^Row 3 .* does not link to row 2/);
+  });
+
+  it('detects a truncated tail, even with the head row rewound', async () => {
+    expect(
+      await tampered([
+        'DELETE FROM audit_event WHERE chain_seq > 10',
+        `UPDATE audit_chain_head SET chain_seq = 10, hash = (SELECT hash FROM audit_event WHERE chain_seq = 10)`,
+      ]),
+    ).toMatch(/^The chain ends at row 10, but a signed checkpoint covers row 15/);
+  });
+
+  it('detects a chain rewritten with recomputed hashes (no signing key), from the file alone', async () => {
+    const repository = testApp.app.get(AuditRepository);
+    const rows = await repository.readAfter(0, 100);
+    const edited: AuditEntry[] = rows.map(
+      ({ chainSeq: _seq, prevHash: _prev, hash: _hash, ...entry }) => entry,
+    );
+    edited[2] = { ...edited[2]!, statusCode: 200, outcome: 'success' };
+    const rewritten = chain({ seq: 0, hash: GENESIS_HASH }, edited);
+    const statements = [
+      'DELETE FROM audit_event',
+      // The attacker also removes the checkpoints in the database; the file outside it remains.
+      'DELETE FROM audit_checkpoint',
+      ...rewritten.map(
+        () =>
+          `INSERT INTO audit_event (chain_seq, id, recorded_at, source, request_id, action, outcome, status_code, patient_ids, entities, query_params, actor_roles, break_glass, method, route, resource_type, resource_id, user_agent, source_ip, subtype, prev_hash, hash, actor_user_id, actor_name, actor_scope, resource_version, detail)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
+      ),
+      `UPDATE audit_chain_head SET chain_seq = $1, hash = $2`,
+    ];
+    const params: unknown[][] = [
+      [],
+      [],
+      ...rewritten.map((e) => [
+        e.chainSeq,
+        e.id,
+        e.recordedAt,
+        e.source,
+        e.requestId,
+        e.action,
+        e.outcome,
+        e.statusCode,
+        e.patientIds,
+        e.entities,
+        e.queryParams,
+        e.actorRoles,
+        e.breakGlass,
+        e.method,
+        e.route,
+        e.resourceType,
+        e.resourceId,
+        e.userAgent,
+        e.sourceIp,
+        e.subtype,
+        e.prevHash,
+        e.hash,
+        e.actorUserId,
+        e.actorName,
+        e.actorScope,
+        e.resourceVersion,
+        e.detail,
+      ]),
+      [rewritten.at(-1)!.chainSeq, rewritten.at(-1)!.hash],
+    ];
+    const problem = await tampered(statements, params);
+    expect(problem).toMatch(/^Row 15 .* does not match the signed checkpoint for that row/);
+  });
+
+  it('detects a forged checkpoint', async () => {
+    const file = join(dataDir, 'audit-checkpoints.jsonl');
+    const original = await readFile(file, 'utf8');
+    const forged = { ...JSON.parse(original.trim().split('\n')[0]!), hash: 'f'.repeat(64) };
+    await writeFile(file, `${original}${JSON.stringify(forged)}\n`);
+    try {
+      expect(await verify()).toMatch(/^Checkpoint at row 15 .* has no valid signature/);
+    } finally {
+      await writeFile(file, original);
+    }
+  });
+
+  it('sets aside checkpoints signed by keys it does not trust, with a warning', async () => {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    const { rows } = await client.query('SELECT chain_id FROM audit_chain_head');
+    const foreign = {
+      kind: 'checkpoint' as const,
+      chainId: rows[0].chain_id as string,
+      seq: 2,
+      hash: 'e'.repeat(64),
+      at: new Date(),
+    };
+    await client.query('BEGIN');
+    try {
+      await client.query(
+        `INSERT INTO audit_checkpoint (chain_id, chain_seq, hash, created_at, key_id, signature)
+         VALUES ($1, $2, $3, $4, $5, $6)`,
+        [
+          foreign.chainId,
+          foreign.seq,
+          foreign.hash,
+          foreign.at,
+          keyIdOf(publicKey),
+          sign(null, statementBytes(foreign), privateKey).toString('base64'),
+        ],
+      );
+      // Seen through the app's connection only once committed: commit, check, then the
+      // row stays (append-only), which the remaining tests tolerate as it is set aside.
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK');
+      throw error;
+    }
+    const report = await verifier.verify(await verifier.databaseSource());
+    expect(report.ok).toBe(true);
+    expect(report.warnings.join('\n')).toMatch(/1 checkpoint\(s\) signed by keys not trusted here/);
+  });
+
+  it('audit:verify exits 0 on a clean chain and 1 naming the first bad row', async () => {
+    const env = childEnv({
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      NODE_ENV: 'test',
+    });
+    const clean = await runNode(BUILT.cli, ['audit:verify'], env);
+    expect(clean.stdout).toMatch(/^Audit chain verified: 1[3-9] rows/);
+    expect(clean.code).toBe(0);
+    const original = (await client.query('SELECT resource_id FROM audit_event WHERE chain_seq = 5'))
+      .rows[0].resource_id as string;
+    await client.query('ALTER TABLE audit_event DISABLE TRIGGER USER');
+    await client.query(`UPDATE audit_event SET resource_id = 'p99' WHERE chain_seq = 5`);
+    try {
+      const broken = await runNode(BUILT.cli, ['audit:verify'], env);
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toMatch(/^Audit chain BROKEN: Row 5 \(id .*\) was altered/);
+    } finally {
+      await client.query(`UPDATE audit_event SET resource_id = $1 WHERE chain_seq = 5`, [original]);
+      await client.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
+    }
+  });
+
+  it('exports a range that verifies offline, and catches an edit in the export', async () => {
+    const env = childEnv({
+      DATABASE_URL: scratch.url,
+      DATA_DIR: dataDir,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      NODE_ENV: 'test',
+    });
+    const out = join(dataDir, 'export.jsonl');
+    const exported = await runNode(BUILT.cli, ['audit:export', '--out', out], env);
+    expect(exported.code).toBe(0);
+    const checked = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
+    expect(checked.stdout).toMatch(/^Audit chain verified/);
+    expect(checked.code).toBe(0);
+    const text = await readFile(out, 'utf8');
+    await writeFile(out, text.replace('"resourceId":"p4"', '"resourceId":"p5"'));
+    const edited = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
+    expect(edited.code).toBe(1);
+    expect(edited.stdout).toMatch(/BROKEN: Row \d+ .* was altered/);
+  });
+
+  it('archives only rows past retention, after exporting them, and still verifies', async () => {
+    const archive = testApp.app.get(AuditExport);
+    const out = join(dataDir, 'archive.jsonl');
+    await expect(archive.archive(out, new Date())).rejects.toThrow(/Rows are kept 2190 days/);
+    const result = await archive.archive(out, new Date('2016-01-01'));
+    expect(result).toMatchObject({ removed: 3, firstSeq: 1, lastSeq: 3 });
+    expect(await verify()).toBeUndefined();
+    await http('GET', `${testApp.url}/fhir/Patient/after-archive`);
+    expect(await verify()).toBeUndefined();
+    expect((await archive.verifyFile(out)).ok).toBe(true);
+    // The boundary lets exactly the archived rows go: row 4 is still protected.
+    await expect(client.query('DELETE FROM audit_event WHERE chain_seq = 4')).rejects.toThrow(
+      /append-only/,
+    );
+  });
+});

@@ -1,0 +1,296 @@
+import { randomUUID } from 'node:crypto';
+import { jest } from '@jest/globals';
+import { DataSource } from 'typeorm';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { AuditVerifier } from '../../src/audit/audit-verifier.js';
+import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { createUser, login, tokenFor } from '../support/auth.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp, http, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+interface AuditRow {
+  action: string;
+  subtype: string | null;
+  outcome: string;
+  status_code: number | null;
+  actor_user_id: string | null;
+  actor_name: string | null;
+  resource_type: string | null;
+  resource_id: string | null;
+  resource_version: string | null;
+  patient_ids: string[];
+  entities: string[];
+  query_params: string[];
+  route: string | null;
+  break_glass: boolean;
+}
+
+describe('audit trail: one row per request, no PHI, fail closed, AuditEvent access', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let db: DataSource;
+  let doctor: HttpFn;
+  let doctorId: string;
+  let auditor: HttpFn;
+
+  /** Sends a request with its own X-Request-Id and returns the audit rows carrying that id. */
+  async function audited(
+    as: HttpFn,
+    method: string,
+    url: string,
+    options: Parameters<HttpFn>[2] = {},
+  ): Promise<{ status: number; body: any; rows: AuditRow[] }> {
+    const requestId = `t-${randomUUID()}`;
+    const res = await as(method, url, {
+      ...options,
+      headers: { ...options?.headers, 'x-request-id': requestId },
+    });
+    const rows = await db.query<AuditRow[]>(`SELECT * FROM audit_event WHERE request_id = $1`, [
+      requestId,
+    ]);
+    return { status: res.status, body: res.body, rows };
+  }
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    db = testApp.app.get<DataSource>(getDataSourceToken());
+    const user = await createUser(testApp, ['doctor']);
+    doctorId = user.id;
+    doctor = authorizedHttp((await login(testApp, user)).access_token);
+    auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('writes exactly one row for each outcome: 200, 201, 400, 401, 403, 404, 410, 412, 500', async () => {
+    const created = await audited(doctor, 'POST', `${fhir}/Patient`, { body: buildPatient() });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect(created.rows).toHaveLength(1);
+    expect(created.rows[0]).toMatchObject({
+      action: 'create',
+      outcome: 'success',
+      status_code: 201,
+      actor_user_id: doctorId,
+      resource_type: 'Patient',
+      resource_id: id,
+      resource_version: '1',
+      patient_ids: [id],
+    });
+
+    const read = await audited(doctor, 'GET', `${fhir}/Patient/${id}`);
+    expect(read.status).toBe(200);
+    expect(read.rows).toMatchObject([{ action: 'read', status_code: 200, patient_ids: [id] }]);
+
+    const invalid = await audited(doctor, 'POST', `${fhir}/Patient`, {
+      body: { resourceType: 'Patient', birthDate: 'not-a-date' },
+    });
+    expect(invalid.status).toBe(400);
+    expect(invalid.rows).toMatchObject([
+      { action: 'create', outcome: 'failure', status_code: 400 },
+    ]);
+
+    const anonymous = await audited(http, 'GET', `${fhir}/Patient/${id}`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.rows).toMatchObject([
+      { action: 'read', status_code: 401, actor_user_id: null, resource_id: id },
+    ]);
+
+    const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+    const denied = await audited(nurse, 'DELETE', `${fhir}/Patient/${id}`);
+    expect(denied.status).toBe(403);
+    expect(denied.rows).toMatchObject([{ action: 'delete', outcome: 'failure', status_code: 403 }]);
+
+    const unknownRoute = await audited(doctor, 'GET', `${testApp.url}/no/such/route`);
+    expect(unknownRoute.status).toBe(404);
+    expect(unknownRoute.rows).toMatchObject([{ status_code: 404, route: null }]);
+
+    const stale = await audited(doctor, 'PUT', `${fhir}/Patient/${id}`, {
+      body: { ...buildPatient(), id },
+      headers: { 'if-match': 'W/"7"' },
+    });
+    expect(stale.status).toBe(412);
+    expect(stale.rows).toMatchObject([{ action: 'update', status_code: 412, patient_ids: [id] }]);
+
+    expect((await doctor('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+    const gone = await audited(doctor, 'GET', `${fhir}/Patient/${id}`);
+    expect(gone.status).toBe(410);
+    expect(gone.rows).toMatchObject([{ action: 'read', status_code: 410 }]);
+
+    const service = testApp.app.get(FhirService);
+    const spy = jest.spyOn(service, 'read').mockRejectedValueOnce(new Error('disk on fire'));
+    try {
+      const failed = await audited(doctor, 'GET', `${fhir}/Patient/${id}`);
+      expect(failed.status).toBe(500);
+      expect(failed.rows).toMatchObject([{ action: 'read', status_code: 500, outcome: 'failure' }]);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('records searches with every patient in the results and parameter names only', async () => {
+    const family = `Zyx${randomUUID().slice(0, 6)}`;
+    const first = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient({ family }) })).body
+      .id as string;
+    const second = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient({ family }) }))
+      .body.id as string;
+    const search = await audited(doctor, 'GET', `${fhir}/Patient?family=${family}&_count=10`);
+    expect(search.status).toBe(200);
+    expect(search.body.entry).toHaveLength(2);
+    expect(search.rows).toHaveLength(1);
+    expect(search.rows[0]!.action).toBe('search');
+    expect(search.rows[0]!.patient_ids.sort()).toEqual([first, second].sort());
+    expect(search.rows[0]!.query_params).toEqual(['_count', 'family']);
+
+    const posted = await audited(doctor, 'POST', `${fhir}/Patient/_search`, {
+      raw: `family=${family}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(posted.status).toBe(200);
+    expect(posted.rows[0]!.query_params).toEqual(['family']);
+    expect(posted.rows[0]!.patient_ids).toHaveLength(2);
+  });
+
+  it('keeps PHI out of every audit column', async () => {
+    const phi = {
+      family: `Quasimodo${randomUUID().slice(0, 6)}`,
+      given: 'Esmeraldine',
+      mrn: `MRN-${randomUUID().slice(0, 10)}`,
+      ssn: '987-65-4329',
+      birthDate: '1931-07-04',
+      phone: '+1 555 867 5309',
+      city: 'Notredameville',
+      line: '17 Bellringer Lane',
+    };
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient(phi) })).body
+      .id as string;
+    await doctor('GET', `${fhir}/Patient?family=${phi.family}&birthdate=${phi.birthDate}`);
+    await doctor('GET', `${fhir}/Patient?identifier=${encodeURIComponent(phi.mrn)}`);
+    await doctor('POST', `${fhir}/Patient/_search`, {
+      raw: `phone=${encodeURIComponent(phi.phone)}&address-city=${phi.city}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    await doctor('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(phi), id } });
+    await http('POST', `${testApp.url}/auth/login`, {
+      body: { username: phi.family, password: phi.ssn },
+      headers: { 'content-type': 'application/json' },
+    });
+    const rows = await db.query<{ text: string }[]>(
+      `SELECT row_to_json(a)::text AS text FROM audit_event a`,
+    );
+    const all = rows.map((row) => row.text).join('\n');
+    expect(all).toContain(id);
+    for (const value of Object.values(phi)) {
+      expect(all).not.toContain(value);
+    }
+    expect(all).not.toContain('Bearer');
+  });
+
+  it('records logins, failed logins and the account they were for', async () => {
+    const user = await createUser(testApp, ['nurse']);
+    const failed = await audited(http, 'POST', `${testApp.url}/auth/login`, {
+      body: { username: user.username, password: 'wrong password' },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(failed.status).toBe(401);
+    expect(failed.rows).toMatchObject([
+      { action: 'login', outcome: 'failure', status_code: 401, actor_user_id: user.id },
+    ]);
+    const ok = await audited(http, 'POST', `${testApp.url}/auth/login`, {
+      body: { username: user.username, password: user.password },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(ok.rows).toMatchObject([
+      { action: 'login', outcome: 'success', actor_user_id: user.id, actor_name: user.username },
+    ]);
+  });
+
+  it('fails closed: when the audit row cannot be written, a read answers 503 and a write is undone', async () => {
+    const repository = testApp.app.get(AuditRepository);
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const spy = jest.spyOn(repository, 'append').mockRejectedValue(new Error('audit disk full'));
+    try {
+      const read = await doctor('GET', `${fhir}/Patient/${id}`);
+      expect(read.status).toBe(503);
+      expect(read.body.resourceType).toBe('OperationOutcome');
+      expect(read.text).not.toContain('"name"');
+      const chosen = `audit-${randomUUID()}`;
+      const write = await doctor('PUT', `${fhir}/Patient/${chosen}`, {
+        body: { ...buildPatient(), id: chosen },
+      });
+      expect(write.status).toBe(503);
+    } finally {
+      spy.mockRestore();
+    }
+    const rows = await db.query<unknown[]>(`SELECT 1 FROM resource WHERE id = $1`, [id]);
+    expect(rows).toHaveLength(1);
+    const undone = await db.query(`SELECT 1 FROM resource WHERE id LIKE 'audit-%'`);
+    expect(undone).toHaveLength(0);
+  });
+
+  it('keeps the chain valid with 200 requests in parallel', async () => {
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const before = (await db.query(`SELECT count(*)::int AS n FROM audit_event`))[0].n as number;
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        i % 10 === 0
+          ? doctor('POST', `${fhir}/Patient`, { body: buildPatient() })
+          : doctor('GET', `${fhir}/Patient/${id}`),
+      ),
+    );
+    expect(results.filter((r) => r.status >= 300)).toHaveLength(0);
+    const after = (await db.query(`SELECT count(*)::int AS n FROM audit_event`))[0].n as number;
+    expect(after - before).toBeGreaterThanOrEqual(200);
+    const verifier = testApp.app.get(AuditVerifier);
+    const report = await verifier.verify(await verifier.databaseSource());
+    expect(report.problem).toBeUndefined();
+    expect(report.ok).toBe(true);
+  });
+
+  it('serves AuditEvent search and the accounting of disclosures to auditors only', async () => {
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    await doctor('GET', `${fhir}/Patient/${id}`);
+    expect((await doctor('GET', `${fhir}/AuditEvent?patient=${id}`)).status).toBe(403);
+
+    const bundle = (await auditor('GET', `${fhir}/AuditEvent?patient=Patient/${id}`)).body;
+    expect(bundle.resourceType).toBe('Bundle');
+    expect(bundle.entry).toHaveLength(2);
+    const [readEvent, createEvent] = bundle.entry.map((e: any) => e.resource);
+    expect(readEvent).toMatchObject({
+      resourceType: 'AuditEvent',
+      action: 'R',
+      outcome: '0',
+      agent: [{ who: { identifier: { value: doctorId } }, requestor: true }],
+    });
+    expect(createEvent.action).toBe('C');
+    expect(readEvent.entity).toEqual(
+      expect.arrayContaining([expect.objectContaining({ what: { reference: `Patient/${id}` } })]),
+    );
+    const created = await auditor('GET', `${fhir}/AuditEvent?patient=${id}&action=C`);
+    expect(created.body.entry).toHaveLength(1);
+    const byAgent = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?agent=${doctorId}&entity=Patient/${id}&date=ge${new Date(Date.now() - 60_000).toISOString()}`,
+    );
+    expect(byAgent.body.entry.length).toBeGreaterThanOrEqual(2);
+    const failures = await auditor('GET', `${fhir}/AuditEvent?outcome=4&_count=5`);
+    expect(failures.body.entry.every((e: any) => e.resource.outcome === '4')).toBe(true);
+    expect((await auditor('GET', `${fhir}/AuditEvent?name=x`)).status).toBe(400);
+
+    const admin = authorizedHttp(await tokenFor(testApp, 'admin'));
+    const trail = await admin('GET', `${fhir}/Patient/${id}/$audit-trail`);
+    expect(trail.status).toBe(200);
+    expect(trail.body.entry.map((e: any) => e.resource.action)).toEqual(['R', 'C']);
+    const one = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}`);
+    expect(one.body.id).toBe(readEvent.id);
+    expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(403);
+  });
+});
