@@ -53,7 +53,6 @@ export interface ChainedAuditEntry extends AuditEntry {
 
 /** The columns in their fixed canonical order: changing it would break every existing chain. */
 const CANONICAL_FIELDS = [
-  'chainSeq',
   'id',
   'recordedAt',
   'source',
@@ -78,15 +77,14 @@ const CANONICAL_FIELDS = [
   'outcome',
   'statusCode',
   'detail',
-  'prevHash',
-] as const satisfies readonly (keyof ChainedAuditEntry)[];
+] as const satisfies readonly (keyof AuditEntry)[];
 
 /**
- * The canonical form that is hashed: a JSON array of the fields in a fixed order (no key-order
- * ambiguity), the time as an ISO string with milliseconds (what PostgreSQL gives back exactly),
- * prefixed with a format version.
+ * The canonical form of an entry's content: a JSON array of the fields in a fixed order (no
+ * key-order ambiguity), the time as an ISO string with milliseconds (what PostgreSQL gives back
+ * exactly), prefixed with a format version.
  */
-export function canonicalForm(entry: Omit<ChainedAuditEntry, 'hash'>): string {
+export function canonicalForm(entry: AuditEntry): string {
   return JSON.stringify([
     'cv-audit-1',
     ...CANONICAL_FIELDS.map((field) => {
@@ -96,11 +94,30 @@ export function canonicalForm(entry: Omit<ChainedAuditEntry, 'hash'>): string {
   ]);
 }
 
-export function entryHash(entry: Omit<ChainedAuditEntry, 'hash'>): string {
+/** SHA-256 of the canonical form: computed by the writer, recomputed by the verifier. */
+export function contentHash(entry: AuditEntry): string {
   return createHash('sha256').update(canonicalForm(entry)).digest('hex');
 }
 
-/** Links entries onto the chain after `head`, in order. */
+/**
+ * A row's chain hash: SHA-256 over the previous row's hash, this row's content hash and its
+ * position. PostgreSQL computes the same in audit_append() (the migration), where the chain
+ * is extended under its lock in one statement; this is the reference the verifier uses.
+ */
+export function linkHash(prevHash: string, content: string, seq: number): string {
+  return createHash('sha256')
+    .update(Buffer.from(prevHash, 'hex'))
+    .update(Buffer.from(content, 'hex'))
+    .update(String(seq), 'utf8')
+    .digest('hex');
+}
+
+/** The hash a chained entry must carry. */
+export function entryHash(entry: Omit<ChainedAuditEntry, 'hash'>): string {
+  return linkHash(entry.prevHash, contentHash(entry), entry.chainSeq);
+}
+
+/** Links entries onto the chain after `head`, in order, as audit_append() does. */
 export function chain(
   head: { seq: number; hash: string },
   entries: readonly AuditEntry[],

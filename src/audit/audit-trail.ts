@@ -88,11 +88,10 @@ export class AuditTrail {
       while (this.waiting.length > 0) {
         const group = this.waiting.splice(0, MAX_GROUP);
         try {
-          await this.dataSource.transaction((manager) =>
-            this.repository.append(
-              manager,
-              group.map((waiting) => waiting.entry),
-            ),
+          // One statement, committed on its own: audit_append is atomic.
+          await this.repository.append(
+            this.dataSource.manager,
+            group.map((waiting) => waiting.entry),
           );
           for (const waiting of group) waiting.resolve();
         } catch (error) {

@@ -1,43 +1,44 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
-import { chain, type AuditEntry, type ChainedAuditEntry } from './audit-record.js';
+import { contentHash, type AuditEntry, type ChainedAuditEntry } from './audit-record.js';
 
-/** Serializes chain appends across every process that writes to this database. */
-const CHAIN_LOCK = 0x63764155; // 'cvAU'
-
-const COLUMNS: readonly [keyof ChainedAuditEntry, string, string][] = [
-  ['chainSeq', 'chain_seq', 'bigint'],
-  ['id', 'id', 'uuid'],
-  ['recordedAt', 'recorded_at', 'timestamptz'],
-  ['source', 'source', 'text'],
-  ['requestId', 'request_id', 'text'],
-  ['actorUserId', 'actor_user_id', 'text'],
-  ['actorName', 'actor_name', 'text'],
-  ['actorRoles', 'actor_roles', 'text[]'],
-  ['actorScope', 'actor_scope', 'text'],
-  ['breakGlass', 'break_glass', 'boolean'],
-  ['sourceIp', 'source_ip', 'text'],
-  ['userAgent', 'user_agent', 'text'],
-  ['action', 'action', 'text'],
-  ['subtype', 'subtype', 'text'],
-  ['method', 'method', 'text'],
-  ['route', 'route', 'text'],
-  ['resourceType', 'resource_type', 'text'],
-  ['resourceId', 'resource_id', 'text'],
-  ['resourceVersion', 'resource_version', 'text'],
-  ['patientIds', 'patient_ids', 'text[]'],
-  ['entities', 'entities', 'text[]'],
-  ['queryParams', 'query_params', 'text[]'],
-  ['outcome', 'outcome', 'text'],
-  ['statusCode', 'status_code', 'integer'],
-  ['detail', 'detail', 'text'],
-  ['prevHash', 'prev_hash', 'text'],
-  ['hash', 'hash', 'text'],
+const COLUMNS: readonly [keyof ChainedAuditEntry, string][] = [
+  ['chainSeq', 'chain_seq'],
+  ['id', 'id'],
+  ['recordedAt', 'recorded_at'],
+  ['source', 'source'],
+  ['requestId', 'request_id'],
+  ['actorUserId', 'actor_user_id'],
+  ['actorName', 'actor_name'],
+  ['actorRoles', 'actor_roles'],
+  ['actorScope', 'actor_scope'],
+  ['breakGlass', 'break_glass'],
+  ['sourceIp', 'source_ip'],
+  ['userAgent', 'user_agent'],
+  ['action', 'action'],
+  ['subtype', 'subtype'],
+  ['method', 'method'],
+  ['route', 'route'],
+  ['resourceType', 'resource_type'],
+  ['resourceId', 'resource_id'],
+  ['resourceVersion', 'resource_version'],
+  ['patientIds', 'patient_ids'],
+  ['entities', 'entities'],
+  ['queryParams', 'query_params'],
+  ['outcome', 'outcome'],
+  ['statusCode', 'status_code'],
+  ['detail', 'detail'],
+  ['prevHash', 'prev_hash'],
+  ['hash', 'hash'],
 ];
 
 const SELECT_LIST = COLUMNS.map(([, column]) => `"${column}"`).join(', ');
-const RECORDSET = COLUMNS.map(([, column, type]) => `"${column}" ${type}`).join(', ');
+/** What the application supplies; audit_append adds chain_seq, prev_hash and hash. */
+const CONTENT_COLUMNS = COLUMNS.filter(
+  (column): column is [keyof AuditEntry, string] =>
+    !['chainSeq', 'prevHash', 'hash'].includes(column[0]),
+);
 
 export interface ChainHead {
   chainId: string;
@@ -85,33 +86,17 @@ export class AuditRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /**
-   * Appends entries after the chain head inside `manager`'s transaction. The transaction-scoped
-   * advisory lock and the head row make concurrent writers (other requests, other instances)
-   * take turns, so every row's prev_hash is the row before it; both are held until commit.
+   * Appends entries after the chain head, in one statement (audit_append, in the migration):
+   * it takes a transaction-scoped advisory lock and the head row, so concurrent writers (other
+   * requests, other instances, the CLI) take turns and every row links to the one before. With
+   * `manager` in a transaction, the lock is held until that transaction commits.
    */
   async append(manager: EntityManager, entries: readonly AuditEntry[]): Promise<void> {
-    const [head] = await manager.query<{ seq: string; hash: string }[]>(
-      `SELECT h."chain_seq" AS seq, h."hash" AS hash
-         FROM (SELECT pg_advisory_xact_lock($1)) AS l, "audit_chain_head" h
-        WHERE h."id" = 1 FOR UPDATE OF h`,
-      [CHAIN_LOCK],
-    );
-    if (!head) {
-      throw new Error('The audit chain head row is missing');
-    }
-    const chained = chain({ seq: Number(head.seq), hash: head.hash }, entries);
-    const last = chained.at(-1)!;
-    const records = chained.map((entry) =>
-      Object.fromEntries(COLUMNS.map(([field, column]) => [column, entry[field]])),
-    );
-    await manager.query(
-      `WITH inserted AS (
-         INSERT INTO "audit_event" (${SELECT_LIST})
-         SELECT ${SELECT_LIST} FROM jsonb_to_recordset($1::jsonb) AS x(${RECORDSET})
-       )
-       UPDATE "audit_chain_head" SET "chain_seq" = $2, "hash" = $3 WHERE "id" = 1`,
-      [JSON.stringify(records), last.chainSeq, last.hash],
-    );
+    const records = entries.map((entry) => ({
+      ...Object.fromEntries(CONTENT_COLUMNS.map(([field, column]) => [column, entry[field]])),
+      content_hash: contentHash(entry),
+    }));
+    await manager.query('SELECT audit_append($1::jsonb)', [JSON.stringify(records)]);
   }
 
   async head(manager: EntityManager = this.dataSource.manager): Promise<ChainHead> {
