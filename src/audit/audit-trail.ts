@@ -64,15 +64,22 @@ export class AuditTrail {
    * Runs an admin CLI command and records it, succeeded or failed. The row is committed before
    * the command reports success.
    */
-  async command<T>(name: string, details: Partial<AuditEntry>, work: () => Promise<T>): Promise<T> {
+  async command<T>(
+    name: string,
+    details: Partial<AuditEntry> | ((result: T) => Partial<AuditEntry>),
+    work: () => Promise<T>,
+  ): Promise<T> {
     let result: T;
     try {
       result = await work();
     } catch (error) {
-      await this.record(cliAuditEntry(name, { ...details, outcome: 'failure', detail: 'failed' }));
+      const known = typeof details === 'function' ? {} : details;
+      await this.record(cliAuditEntry(name, { ...known, outcome: 'failure', detail: 'failed' }));
       throw error;
     }
-    await this.record(cliAuditEntry(name, details));
+    await this.record(
+      cliAuditEntry(name, typeof details === 'function' ? details(result) : details),
+    );
     return result;
   }
 

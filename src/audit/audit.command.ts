@@ -4,7 +4,6 @@ import { AuditCheckpoints } from './audit-checkpoints.js';
 import { AuditEventService } from './audit-event.service.js';
 import { AuditExport } from './audit-export.js';
 import { AuditVerifier, type VerifyReport } from './audit-verifier.js';
-import { cliAuditEntry } from './cli-audit.js';
 import { AuditTrail } from './audit-trail.js';
 
 /** Runs longer than this many rows show a progress bar (on stderr: stdout is the result). */
@@ -114,7 +113,12 @@ export class AuditPatientReportCommand extends CommandRunner {
     if (!patientId || !/^[A-Za-z0-9.-]{1,64}$/.test(patientId)) {
       throw new Error('Give a Patient id');
     }
-    const entries = await this.events.patientEntries(patientId);
+    // Reading a patient's trail is itself an access to that patient's record.
+    const entries = await this.trail.command(
+      'audit:patient-report',
+      { resourceType: 'Patient', resourceId: patientId, patientIds: [patientId] },
+      () => this.events.patientEntries(patientId),
+    );
     process.stdout.write(
       'recorded_at\tuser\troles\taction\tresource\toutcome\tstatus\tsource_ip\tbreak_glass\n',
     );
@@ -137,14 +141,6 @@ export class AuditPatientReportCommand extends CommandRunner {
       );
     }
     process.stderr.write(`${entries.length} event(s) touched Patient/${patientId}\n`);
-    // Reading the trail of a patient is itself an access to record.
-    await this.trail.record(
-      cliAuditEntry('audit:patient-report', {
-        resourceType: 'Patient',
-        resourceId: patientId,
-        patientIds: [patientId],
-      }),
-    );
   }
 }
 
@@ -163,12 +159,14 @@ export class AuditExportCommand extends CommandRunner {
 
   async run(_params: string[], options: { out?: string; from?: Date; to?: Date }): Promise<void> {
     if (!options.out) throw new Error('--out <file> is required');
-    const summary = await this.exports.exportRange(options.out, options.from, options.to);
+    const out = options.out;
+    const summary = await this.trail.command(
+      'audit:export',
+      (done) => ({ detail: `rows ${done.firstSeq}..${done.lastSeq}` }),
+      () => this.exports.exportRange(out, options.from, options.to),
+    );
     process.stdout.write(
       `Exported ${summary.rows} rows (${summary.firstSeq}..${summary.lastSeq}) to ${options.out}\n`,
-    );
-    await this.trail.record(
-      cliAuditEntry('audit:export', { detail: `rows ${summary.firstSeq}..${summary.lastSeq}` }),
     );
   }
 
@@ -203,16 +201,16 @@ export class AuditArchiveCommand extends CommandRunner {
 
   async run(_params: string[], options: { out?: string; before?: Date }): Promise<void> {
     if (!options.out) throw new Error('--out <file> is required');
-    const summary = await this.exports.archive(options.out, options.before);
+    const out = options.out;
+    const summary = await this.trail.command(
+      'audit:archive',
+      (done) => ({ detail: `removed ${done.removed} rows through ${done.lastSeq}` }),
+      () => this.exports.archive(out, options.before),
+    );
     process.stdout.write(
       summary.removed > 0
         ? `Archived rows ${summary.firstSeq}..${summary.lastSeq} to ${options.out} and removed ${summary.removed}\n`
         : 'No rows older than the retention period\n',
-    );
-    await this.trail.record(
-      cliAuditEntry('audit:archive', {
-        detail: `removed ${summary.removed} rows through ${summary.lastSeq}`,
-      }),
     );
   }
 

@@ -105,11 +105,14 @@ export class UserResetMfaCommand extends UsernameCommand {
 
 @Command({ name: 'user:list', description: 'List users with their roles and state' })
 export class UserListCommand extends CommandRunner {
-  constructor(private readonly users: UsersService) {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
     super();
   }
 
   async run(): Promise<void> {
-    (await this.users.list()).forEach(print);
+    (await this.trail.command('user:list', {}, () => this.users.list())).forEach(print);
   }
 }

@@ -79,12 +79,13 @@ export class KeysStatusCommand extends CommandRunner {
   constructor(
     private readonly ring: KeyRing,
     private readonly rotation: KeyRotationService,
+    private readonly trail: AuditTrail,
   ) {
     super();
   }
 
   async run(): Promise<void> {
-    const usage = await this.rotation.usage();
+    const usage = await this.trail.command('keys:status', {}, () => this.rotation.usage());
     process.stdout.write(`current key: ${this.ring.currentId}\n`);
     for (const row of usage) {
       process.stdout.write(`${row.table}.${row.column}\t${row.keyId}\t${row.rows}\n`);

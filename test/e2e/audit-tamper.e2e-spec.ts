@@ -288,6 +288,23 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     expect(edited.stdout).toMatch(/BROKEN: Row \d+ .* was altered/);
   });
 
+  it('signs the chain head when the service shuts down', async () => {
+    const second = await createTestApp();
+    await http('GET', `${second.url}/fhir/Patient/before-shutdown`);
+    await second.close();
+    const { rows } = await client.query('SELECT chain_id, chain_seq, hash FROM audit_chain_head');
+    const lines = (await readFile(join(dataDir, 'audit-checkpoints.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { chainId: string; chainSeq: number; hash: string });
+    expect(lines.at(-1)).toMatchObject({
+      chainId: rows[0].chain_id,
+      chainSeq: Number(rows[0].chain_seq),
+      hash: rows[0].hash,
+    });
+    expect(await verify()).toBeUndefined();
+  });
+
   it('archives only rows past retention, after exporting them, and still verifies', async () => {
     const archive = testApp.app.get(AuditExport);
     const out = join(dataDir, 'archive.jsonl');

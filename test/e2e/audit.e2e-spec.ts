@@ -8,6 +8,7 @@ import { FhirService } from '../../src/fhir/fhir.service.js';
 import { createUser, login, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpFn } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface AuditRow {
@@ -292,5 +293,33 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const one = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}`);
     expect(one.body.id).toBe(readEvent.id);
     expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(403);
+
+    // The same accounting from the admin CLI, which records its own access to the patient.
+    const report = await runNode(
+      BUILT.cli,
+      ['audit:patient-report', id],
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        DATA_DIR: process.env['DATA_DIR']!,
+        NODE_ENV: 'test',
+      }),
+    );
+    expect(report.code).toBe(0);
+    const lines = report.stdout.trim().split('\n');
+    expect(lines[0]).toBe(
+      'recorded_at\tuser\troles\taction\tresource\toutcome\tstatus\tsource_ip\tbreak_glass',
+    );
+    expect(lines.slice(1).map((line) => line.split('\t').slice(2, 6))).toEqual([
+      ['doctor', 'create:create', `Patient/${id}`, 'success'],
+      ['doctor', 'read:read', `Patient/${id}`, 'success'],
+    ]);
+    const cliRows = await db.query<{ actor_name: string; subtype: string }[]>(
+      `SELECT actor_name, subtype FROM audit_event WHERE source = 'cli' AND $1 = ANY(patient_ids)`,
+      [id],
+    );
+    expect(cliRows).toEqual([
+      { actor_name: expect.stringMatching(/^os:/), subtype: 'audit:patient-report' },
+    ]);
   });
 });

@@ -1,4 +1,5 @@
 import { Command, CommandRunner } from 'nest-commander';
+import { AuditTrail } from '../../audit/audit-trail.js';
 import { ReindexService } from './reindex.service.js';
 
 @Command({
@@ -6,15 +7,23 @@ import { ReindexService } from './reindex.service.js';
   description: 'Rebuild the search index of every resource (after an upgrade or a key change)',
 })
 export class SearchReindexCommand extends CommandRunner {
-  constructor(private readonly reindex: ReindexService) {
+  constructor(
+    private readonly reindex: ReindexService,
+    private readonly trail: AuditTrail,
+  ) {
     super();
   }
 
   async run(): Promise<void> {
     const started = Date.now();
-    const total = await this.reindex.reindexAll((done) => {
-      process.stderr.write(`\rIndexed ${done} resources`);
-    });
+    const total = await this.trail.command(
+      'search:reindex',
+      (count) => ({ detail: `resources=${count}` }),
+      () =>
+        this.reindex.reindexAll((done) => {
+          process.stderr.write(`\rIndexed ${done} resources`);
+        }),
+    );
     process.stderr.write('\n');
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write(`Reindexed ${total} resources in ${seconds.toFixed(1)} s\n`);
