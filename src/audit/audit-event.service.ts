@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
+import { AuditContext } from './audit-context.js';
 import { actionsFor, toAuditEvent } from './audit-event.mapper.js';
 import type { ChainedAuditEntry } from './audit-record.js';
 import { AuditRepository, type AuditQuery } from './audit.repository.js';
@@ -28,7 +29,10 @@ type Query = Record<string, string | string[] | undefined>;
  */
 @Injectable()
 export class AuditEventService {
-  constructor(private readonly repository: AuditRepository) {}
+  constructor(
+    private readonly repository: AuditRepository,
+    private readonly context: AuditContext,
+  ) {}
 
   async search(query: Query, baseUrl: string): Promise<Record<string, unknown>> {
     const criteria = parseQuery(query);
@@ -50,6 +54,8 @@ export class AuditEventService {
     baseUrl: string,
   ): Promise<Record<string, unknown>> {
     const criteria = parseQuery({ ...query, patient: patientId });
+    // Like the CLI report, this reveals who treated the patient: it is recorded against them.
+    this.context.touchPatient(patientId);
     return this.bundle(criteria, query, baseUrl, `${baseUrl}/Patient/${patientId}/$audit-trail`);
   }
 

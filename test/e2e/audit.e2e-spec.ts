@@ -313,6 +313,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(lines.slice(1).map((line) => line.split('\t').slice(2, 6))).toEqual([
       ['doctor', 'create:create', `Patient/${id}`, 'success'],
       ['doctor', 'read:read', `Patient/${id}`, 'success'],
+      ['admin', 'execute:$audit-trail', `Patient/${id}`, 'success'],
     ]);
     const cliRows = await db.query<{ actor_name: string; subtype: string }[]>(
       `SELECT actor_name, subtype FROM audit_event WHERE source = 'cli' AND $1 = ANY(patient_ids)`,
