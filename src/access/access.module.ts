@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module.js';
 import { BreakGlassController } from './break-glass.controller.js';
 import { BreakGlassRepository } from './break-glass.repository.js';
 import { BreakGlassService } from './break-glass.service.js';
@@ -7,6 +8,7 @@ import { ResourceAccess } from './resource-access.js';
 
 /** Content-based access: patient compartments, restricted records and break-glass. */
 @Module({
+  imports: [DatabaseModule],
   controllers: [BreakGlassController],
   providers: [PatientCompartment, BreakGlassRepository, BreakGlassService, ResourceAccess],
   exports: [ResourceAccess, BreakGlassService, PatientCompartment],

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import { In, MoreThan, MoreThanOrEqual, type DataSource } from 'typeorm';
+import { In, MoreThan, MoreThanOrEqual } from 'typeorm';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { BreakGlassGrantEntity, BreakGlassUseEntity } from './break-glass.entity.js';
 
 export interface GrantWithUses {
@@ -8,13 +8,16 @@ export interface GrantWithUses {
   uses: number;
 }
 
-/** All SQL for break-glass grants and their uses. */
+/**
+ * All SQL for break-glass grants and their uses, in the request's unit of work: a grant, or a
+ * recorded use during a write, commits with the request's audit row.
+ */
 @Injectable()
 export class BreakGlassRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(private readonly unitOfWork: UnitOfWork) {}
 
   async insertGrant(grant: BreakGlassGrantEntity): Promise<void> {
-    await this.dataSource.manager.insert(BreakGlassGrantEntity, grant);
+    await this.unitOfWork.manager.insert(BreakGlassGrantEntity, grant);
   }
 
   /** The user's unexpired grant for any of these patients, the latest-ending first. */
@@ -23,26 +26,26 @@ export class BreakGlassRepository {
     patientIds: string[],
     now: Date,
   ): Promise<BreakGlassGrantEntity | null> {
-    return this.dataSource.manager.findOne(BreakGlassGrantEntity, {
+    return this.unitOfWork.manager.findOne(BreakGlassGrantEntity, {
       where: { userId, patientId: In(patientIds), expiresAt: MoreThan(now) },
       order: { expiresAt: 'DESC' },
     });
   }
 
   async insertUse(use: Omit<BreakGlassUseEntity, 'id'>): Promise<void> {
-    await this.dataSource.manager.insert(BreakGlassUseEntity, use);
+    await this.unitOfWork.manager.insert(BreakGlassUseEntity, use);
   }
 
   /** Grants created since a time, with how many restricted resources each opened. */
   async grantsSince(since: Date): Promise<GrantWithUses[]> {
-    const grants = await this.dataSource.manager.find(BreakGlassGrantEntity, {
+    const grants = await this.unitOfWork.manager.find(BreakGlassGrantEntity, {
       where: { createdAt: MoreThanOrEqual(since) },
       order: { createdAt: 'ASC' },
     });
     if (grants.length === 0) {
       return [];
     }
-    const counts: { grant_id: string; uses: number }[] = await this.dataSource.query(
+    const counts = await this.unitOfWork.manager.query<{ grant_id: string; uses: number }[]>(
       `SELECT grant_id, count(*)::int AS uses FROM break_glass_use WHERE grant_id = ANY($1) GROUP BY grant_id`,
       [grants.map((grant) => grant.id)],
     );

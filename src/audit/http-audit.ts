@@ -79,9 +79,16 @@ export function isBestEffort(request: FastifyRequest): boolean {
   return BEST_EFFORT_ROUTES.has(`${request.method} ${routeOf(request) ?? ''}`);
 }
 
-/** Writes that commit with their audit row: FHIR writes, and transaction Bundles. */
+/**
+ * Writes that commit with their audit row: FHIR writes, transaction Bundles and break-glass
+ * grants. Sign-in routes are left out on purpose: a failed login must keep its failure count
+ * (the lockout) even though the request fails.
+ */
 export function isTransactionalWrite(request: FastifyRequest): boolean {
   const route = routeOf(request);
+  if (route === '/auth/break-glass') {
+    return request.method === 'POST';
+  }
   if (request.method === 'GET' || request.method === 'HEAD' || !route?.startsWith('/fhir')) {
     return false;
   }

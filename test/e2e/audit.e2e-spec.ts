@@ -5,7 +5,7 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
-import { createUser, login, tokenFor } from '../support/auth.js';
+import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
@@ -233,6 +233,65 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(rows).toHaveLength(1);
     const undone = await db.query(`SELECT 1 FROM resource WHERE id LIKE 'audit-%'`);
     expect(undone).toHaveLength(0);
+  });
+
+  it('flags break-glass access, and a grant whose audit row fails is not kept', async () => {
+    const restricted = (
+      await doctor('POST', `${fhir}/Patient`, {
+        body: {
+          ...buildPatient(),
+          meta: {
+            security: [
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+            ],
+          },
+        },
+      })
+    ).body.id as string;
+    const nurse = await createUser(testApp, ['nurse']);
+    const secret = await enableMfa(testApp, nurse);
+    const asNurse = authorizedHttp((await loginWithMfa(testApp, nurse, secret)).access_token);
+    const body = { patient: restricted, reason: 'Unresponsive in ED, allergy check' };
+    const json = { 'content-type': 'application/json' };
+
+    const spy = jest
+      .spyOn(testApp.app.get(AuditRepository), 'append')
+      .mockRejectedValue(new Error('audit disk full'));
+    try {
+      const refused = await asNurse('POST', `${testApp.url}/auth/break-glass`, {
+        body,
+        headers: json,
+      });
+      expect(refused.status).toBe(503);
+    } finally {
+      spy.mockRestore();
+    }
+    const kept = await db.query(`SELECT 1 FROM break_glass_grant WHERE patient_id = $1`, [
+      restricted,
+    ]);
+    expect(kept).toHaveLength(0);
+
+    const granted = await audited(asNurse, 'POST', `${testApp.url}/auth/break-glass`, {
+      body,
+      headers: json,
+    });
+    expect(granted.status).toBe(201);
+    expect(granted.rows).toMatchObject([
+      { action: 'execute', subtype: 'break-glass', break_glass: true, patient_ids: [restricted] },
+    ]);
+    const opened = await audited(asNurse, 'GET', `${fhir}/Patient/${restricted}`);
+    expect(opened.status).toBe(200);
+    expect(opened.rows).toMatchObject([
+      { action: 'read', break_glass: true, patient_ids: [restricted] },
+    ]);
+    const events = await auditor('GET', `${fhir}/AuditEvent?patient=${restricted}&action=R`);
+    expect(events.body.entry[0].resource.purposeOfEvent[0].coding[0].code).toBe('BTG');
+    // The reason is free text and may hold PHI: it is not in the audit trail.
+    const all = await db.query<{ text: string }[]>(
+      `SELECT row_to_json(a)::text AS text FROM audit_event a WHERE $1 = ANY(patient_ids)`,
+      [restricted],
+    );
+    expect(all.map((row) => row.text).join('')).not.toContain('Unresponsive');
   });
 
   it('keeps the chain valid with 200 requests in parallel', async () => {
