@@ -9,6 +9,32 @@ const INTERACTIONS = [
   'create',
 ];
 
+/**
+ * The audit trail is read-only and searched by its own parameters (GET /fhir/AuditEvent):
+ * nobody writes AuditEvents through the API; the service records them itself.
+ */
+const AUDIT_EVENT = {
+  type: 'AuditEvent',
+  profile: 'http://hl7.org/fhir/StructureDefinition/AuditEvent',
+  interaction: [{ code: 'read' }, { code: 'search-type' }],
+  searchParam: [
+    { name: 'patient', type: 'reference' },
+    { name: 'agent', type: 'reference' },
+    { name: 'entity', type: 'reference' },
+    { name: 'date', type: 'date' },
+    { name: 'action', type: 'token' },
+    { name: 'subtype', type: 'token' },
+    { name: 'outcome', type: 'token' },
+  ],
+  operation: [
+    {
+      name: 'audit-trail',
+      definition: 'urn:carevault:operation:Patient-audit-trail',
+      documentation: 'GET /fhir/Patient/{id}/$audit-trail: the accounting of disclosures',
+    },
+  ],
+};
+
 export interface SoftwareInfo {
   name: string;
   version: string;
@@ -34,17 +60,21 @@ export function buildCapabilityStatement(
     rest: [
       {
         mode: 'server',
-        resource: resourceTypes.map((type) => ({
-          type,
-          profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-          interaction: INTERACTIONS.map((code) => ({ code })),
-          versioning: 'versioned-update',
-          readHistory: true,
-          updateCreate: true,
-          conditionalCreate: false,
-          conditionalUpdate: false,
-          conditionalDelete: 'not-supported',
-        })),
+        resource: resourceTypes.map((type) =>
+          type === AUDIT_EVENT.type
+            ? AUDIT_EVENT
+            : {
+                type,
+                profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+                interaction: INTERACTIONS.map((code) => ({ code })),
+                versioning: 'versioned-update',
+                readHistory: true,
+                updateCreate: true,
+                conditionalCreate: false,
+                conditionalUpdate: false,
+                conditionalDelete: 'not-supported',
+              },
+        ),
       },
     ],
   };

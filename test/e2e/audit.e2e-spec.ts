@@ -4,6 +4,7 @@ import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
@@ -331,6 +332,11 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       agent: [{ who: { identifier: { value: doctorId } }, requestor: true }],
     });
     expect(createEvent.action).toBe('C');
+    // Valid R4 AuditEvents, by the same validator that checks resources written to the store.
+    const definitions = testApp.app.get(FhirDefinitions);
+    for (const event of bundle.entry.map((e: any) => e.resource)) {
+      expect(() => definitions.validate(event)).not.toThrow();
+    }
     expect(readEvent.entity).toEqual(
       expect.arrayContaining([expect.objectContaining({ what: { reference: `Patient/${id}` } })]),
     );

@@ -380,6 +380,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(types).toEqual(
       expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']),
     );
+    const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');
+    expect(audit.interaction).toEqual([{ code: 'read' }, { code: 'search-type' }]);
   });
 
   it('echoes a request id and serves health and readiness; documents every FHIR route', async () => {
