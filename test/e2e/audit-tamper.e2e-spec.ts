@@ -1,9 +1,9 @@
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { chain, GENESIS_HASH, type AuditEntry } from '../../src/audit/audit-record.js';
+import { chain, contentHash, GENESIS_HASH, type AuditEntry } from '../../src/audit/audit-record.js';
 import { AuditCheckpoints } from '../../src/audit/audit-checkpoints.js';
 import { AuditExport } from '../../src/audit/audit-export.js';
 import { keyIdOf, statementBytes } from '../../src/audit/audit-signer.js';
@@ -106,6 +106,57 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     );
     await expect(client.query('TRUNCATE audit_event')).rejects.toThrow(/append-only/);
     await expect(client.query('DELETE FROM audit_checkpoint')).rejects.toThrow(/append-only/);
+  });
+
+  it('with the README role set-up, the service role can append but not change, remove or archive', async () => {
+    const readme = await readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /### Separate database roles[\s\S]*?```sql\n([\s\S]*?)```/.exec(readme)![1]!;
+    const suffix = randomUUID().slice(0, 8).replace(/-/g, '');
+    const owner = `cv_owner_${suffix}`;
+    const appRole = `cv_app_${suffix}`;
+    const statements = block
+      .split('\n')
+      .map((line) => line.replace(/--.*$/, '').trim())
+      .filter((line) => line.length > 0)
+      .map((line) =>
+        line.replaceAll('carevault_owner', owner).replaceAll('carevault_app', appRole),
+      );
+    expect(statements.length).toBeGreaterThanOrEqual(6);
+    try {
+      for (const statement of statements) await client.query(statement);
+      await client.query(`SET ROLE ${appRole}`);
+      const entry = cliAuditEntry('role-check');
+      await client.query('SELECT audit_append($1::jsonb)', [
+        JSON.stringify([
+          {
+            ...Object.fromEntries(
+              Object.entries(entry).map(([key, value]) => [
+                key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`),
+                value,
+              ]),
+            ),
+            content_hash: contentHash(entry),
+          },
+        ]),
+      ]);
+      for (const refused of [
+        `UPDATE audit_event SET action = 'x' WHERE chain_seq = 1`,
+        'DELETE FROM audit_event WHERE chain_seq = 1',
+        'TRUNCATE audit_event',
+        'DELETE FROM audit_checkpoint',
+        `INSERT INTO audit_archive VALUES (gen_random_uuid(), 1, repeat('0', 64), now(), 'k', 's')`,
+        'ALTER TABLE audit_event DISABLE TRIGGER USER',
+      ]) {
+        await expect(client.query(refused)).rejects.toThrow(/permission denied|must be owner/);
+      }
+    } finally {
+      await client.query('RESET ROLE');
+      for (const role of [appRole, owner]) {
+        await client.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+        await client.query(`DROP ROLE IF EXISTS ${role}`);
+      }
+    }
+    expect(await verify()).toBeUndefined();
   });
 
   it('detects an edited row and names it', async () => {
