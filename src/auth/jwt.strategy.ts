@@ -33,7 +33,8 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
         done: (error: unknown, key?: string) => void,
       ) => {
         try {
-          done(null, keys.verificationKeyFor(rawJwt));
+          // jsonwebtoken 9 takes a KeyObject as it is; passport-jwt's type says string only.
+          done(null, keys.verificationKeyFor(rawJwt) as unknown as string);
         } catch (error) {
           done(error);
         }
