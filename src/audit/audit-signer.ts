@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import {
   createHash,
   createPrivateKey,
@@ -8,8 +8,9 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readOrCreatePrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 /** What a checkpoint or archive boundary asserts: row `seq` of the chain has hash `hash`. */
@@ -34,7 +35,6 @@ export function statementBytes(statement: SignedStatement): Buffer {
  */
 @Injectable()
 export class AuditSigner implements OnModuleInit {
-  private readonly logger = new Logger('AuditSigner');
   private privateKey: KeyObject | undefined;
   private id = '';
   /** Keys whose checkpoints are believed: our own, and those listed in AUDIT_TRUSTED_KEYS_FILE. */
@@ -43,17 +43,12 @@ export class AuditSigner implements OnModuleInit {
   constructor(private readonly config: AppConfig) {}
 
   async onModuleInit(): Promise<void> {
-    const configured = this.config.auditSigningKeyFile;
-    const path = configured ?? join(this.config.dataDir, 'audit-signing-key.pem');
-    let pem: string;
-    try {
-      pem = await readFile(path, 'utf8');
-    } catch {
-      if (configured) {
-        throw new Error(`AUDIT_SIGNING_KEY_FILE ${configured} cannot be read`);
-      }
-      pem = await this.generate(path);
-    }
+    const pem = await readOrCreatePrivateKey({
+      configured: this.config.auditSigningKeyFile,
+      fallback: join(this.config.dataDir, 'audit-signing-key.pem'),
+      variable: 'AUDIT_SIGNING_KEY_FILE',
+      generate: () => generateKeyPairSync('ed25519').privateKey,
+    });
     const privateKey = createPrivateKey(pem);
     if (privateKey.asymmetricKeyType !== 'ed25519') {
       throw new Error('The audit signing key must be an Ed25519 private key (PKCS#8 PEM)');
@@ -78,34 +73,6 @@ export class AuditSigner implements OnModuleInit {
       }
       this.trusted.set(keyIdOf(key), key);
     }
-  }
-
-  /**
-   * Creates the development key once. Instances starting together on one DATA_DIR must end up
-   * with the same key, or their checkpoints would not verify: the first to create the file
-   * wins (exclusive create) and the others read it.
-   */
-  private async generate(path: string): Promise<string> {
-    const pem = generateKeyPairSync('ed25519')
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString();
-    await mkdir(dirname(path), { recursive: true });
-    try {
-      await writeFile(path, pem, { mode: 0o600, flag: 'wx' });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      // Another instance is writing it: wait until the file is complete.
-      for (let attempt = 0; attempt < 50; attempt++) {
-        const existing = await readFile(path, 'utf8');
-        if (existing.includes('END PRIVATE KEY')) return existing;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-      throw new Error(`The audit signing key at ${path} is incomplete`, { cause: error });
-    }
-    this.logger.warn(
-      `Generated an audit signing key at ${path}; set AUDIT_SIGNING_KEY_FILE in production`,
-    );
-    return pem;
   }
 
   get keyId(): string {

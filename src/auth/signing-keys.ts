@@ -1,13 +1,13 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
+import { readOrCreatePrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -30,30 +30,17 @@ export class TokenHeaderError extends Error {
  */
 @Injectable()
 export class SigningKeys implements OnModuleInit {
-  private readonly logger = new Logger('SigningKeys');
   private key: SigningKey | undefined;
 
   constructor(private readonly config: AppConfig) {}
 
   async onModuleInit(): Promise<void> {
-    const configured = this.config.jwtSigningKeyFile;
-    const path = configured ?? join(this.config.dataDir, 'jwt-signing-key.pem');
-    let pem: string;
-    try {
-      pem = await readFile(path, 'utf8');
-    } catch {
-      if (configured) {
-        throw new Error(`JWT_SIGNING_KEY_FILE ${configured} cannot be read`);
-      }
-      pem = generateKeyPairSync('ec', { namedCurve: 'P-256' })
-        .privateKey.export({ type: 'pkcs8', format: 'pem' })
-        .toString();
-      await mkdir(dirname(path), { recursive: true });
-      await writeFile(path, pem, { mode: 0o600 });
-      this.logger.warn(
-        `Generated a JWT signing key at ${path}; set JWT_SIGNING_KEY_FILE in production`,
-      );
-    }
+    const pem = await readOrCreatePrivateKey({
+      configured: this.config.jwtSigningKeyFile,
+      fallback: join(this.config.dataDir, 'jwt-signing-key.pem'),
+      variable: 'JWT_SIGNING_KEY_FILE',
+      generate: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+    });
     const privateKey = createPrivateKey(pem);
     if (
       privateKey.asymmetricKeyType !== 'ec' ||
