@@ -52,10 +52,7 @@ export class ResourceAccess {
 
   /** A patient-scoped token sees nothing outside its patient's compartment: such a resource is 404. */
   assertInCompartment(user: AuthenticatedUser, resource: FhirResource): void {
-    this.touch(resource);
-    if (!this.isInCompartment(user, resource)) {
-      throw AppError.notFound(`${resource.resourceType} resource not found`);
-    }
+    this.checkInCompartment(user, resource);
   }
 
   /** Checks a stored resource before it is shown or changed; records break-glass use. */
@@ -64,11 +61,11 @@ export class ResourceAccess {
     resource: FhirResource,
     interaction: string,
   ): Promise<void> {
-    this.assertInCompartment(user, resource);
+    const patients = this.checkInCompartment(user, resource);
     if (!isRestricted(resource)) {
       return;
     }
-    const grant = await this.breakGlass.active(user.id, this.compartment.patientsOf(resource));
+    const grant = await this.breakGlass.active(user.id, patients);
     if (!grant) {
       throw AppError.of(
         403,
@@ -90,8 +87,9 @@ export class ResourceAccess {
     next: FhirResource,
     current: FhirResource | undefined,
   ): void {
-    this.touch(next);
-    if (!this.isInCompartment(user, next)) {
+    const patients = this.patientsOf(next);
+    this.audit.touch(next, patients);
+    if (!this.isInCompartment(user, next, patients)) {
       throw AppError.forbidden("A patient-scoped token can only write its patient's records");
     }
     if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
@@ -109,28 +107,44 @@ export class ResourceAccess {
 
   /** Whether a version may appear in a list (history): no restricted records, no other patients. */
   isListable(user: AuthenticatedUser, resource: FhirResource): boolean {
-    const listable = this.isInCompartment(user, resource) && !isRestricted(resource);
+    const patients = this.patientsOf(resource);
+    const listable = this.isInCompartment(user, resource, patients) && !isRestricted(resource);
     // What a list leaves out was not disclosed: only listed resources are recorded.
-    if (listable) this.touch(resource);
+    if (listable) this.audit.touch(resource, patients);
     return listable;
   }
 
-  private touch(resource: FhirResource): void {
-    if (this.audit.current && this.compartment.hasCompartment(resource.resourceType)) {
-      this.audit.touch(resource, this.compartment.patientsOf(resource));
-    } else {
-      this.audit.touch(resource, []);
+  /** The compartment check, recording the resource as touched (a denied one too). */
+  private checkInCompartment(user: AuthenticatedUser, resource: FhirResource): string[] {
+    const patients = this.patientsOf(resource);
+    this.audit.touch(resource, patients);
+    if (!this.isInCompartment(user, resource, patients)) {
+      throw AppError.notFound(`${resource.resourceType} resource not found`);
     }
+    return patients;
   }
 
-  private isInCompartment(user: AuthenticatedUser, resource: FhirResource): boolean {
-    if (!isPatientConfined(user.scopes, user.patient)) {
-      return true;
-    }
-    // Types outside the Patient compartment (Medication, Organization...) hold no patient's data.
-    if (!this.compartment.hasCompartment(resource.resourceType)) {
-      return true;
-    }
-    return this.compartment.patientsOf(resource).includes(user.patient!);
+  /**
+   * The patients whose compartment holds the resource, evaluated once per check: the
+   * compartment rule, break-glass and the audit trail all use the same list. Types outside the
+   * Patient compartment (Medication, Organization...) hold no patient's data: a patient-scoped
+   * token may see them.
+   */
+  private patientsOf(resource: FhirResource): string[] {
+    return this.compartment.hasCompartment(resource.resourceType)
+      ? this.compartment.patientsOf(resource)
+      : [];
+  }
+
+  private isInCompartment(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    patients: string[],
+  ): boolean {
+    return (
+      !isPatientConfined(user.scopes, user.patient) ||
+      !this.compartment.hasCompartment(resource.resourceType) ||
+      patients.includes(user.patient!)
+    );
   }
 }
