@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
+import { isValidId } from '../fhir/fhir-types.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
 import { AuditContext } from './audit-context.js';
@@ -120,7 +121,7 @@ function single(query: Query, name: string): string | undefined {
 function reference(value: string | undefined, type: string): string | undefined {
   if (value === undefined) return undefined;
   const id = value.startsWith(`${type}/`) ? value.slice(type.length + 1) : value;
-  if (!/^[A-Za-z0-9.-]{1,64}$/.test(id)) {
+  if (!isValidId(id)) {
     throw AppError.invalid(`${type} must be an id or ${type}/id`, [type]);
   }
   return id;

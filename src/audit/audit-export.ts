@@ -50,7 +50,7 @@ export class AuditExport {
 
   async exportSeqs(path: string, afterSeq: number, lastSeq: number): Promise<ExportSummary> {
     const { chainId } = await this.repository.head();
-    const start = await this.linkHash(afterSeq);
+    const start = await this.hashOfRow(afterSeq);
     const file = await open(path, 'wx', 0o600);
     let rows = 0;
     let last = { seq: afterSeq, hash: start };
@@ -153,7 +153,7 @@ export class AuditExport {
       return { rows: 0, firstSeq: bounds.first, lastSeq: bounds.first - 1, removed: 0 };
     }
     const summary = await this.exportSeqs(path, bounds.first - 1, throughSeq);
-    const hash = await this.linkHash(throughSeq);
+    const hash = await this.hashOfRow(throughSeq);
     const archivedAt = new Date();
     const { chainId } = await this.repository.head();
     const removed = await this.repository.archiveThrough({
@@ -173,8 +173,8 @@ export class AuditExport {
     return { ...summary, removed };
   }
 
-  /** The hash that row `seq + 1` links to. */
-  private async linkHash(seq: number): Promise<string> {
+  /** The hash of row `seq` (what row `seq + 1` links to), from the table or its archive boundary. */
+  private async hashOfRow(seq: number): Promise<string> {
     if (seq === 0) return GENESIS_HASH;
     const [row] = await this.repository.readAfter(seq - 1, 1);
     if (row?.chainSeq === seq) return row.hash;

@@ -1,5 +1,6 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { isValidId } from '../fhir/fhir-types.js';
 import { AuditCheckpoints } from './audit-checkpoints.js';
 import { AuditEventService } from './audit-event.service.js';
 import { AuditExport } from './audit-export.js';
@@ -110,7 +111,7 @@ export class AuditPatientReportCommand extends CommandRunner {
   }
 
   async run([patientId]: string[]): Promise<void> {
-    if (!patientId || !/^[A-Za-z0-9.-]{1,64}$/.test(patientId)) {
+    if (!patientId || !isValidId(patientId)) {
       throw new Error('Give a Patient id');
     }
     // Reading a patient's trail is itself an access to that patient's record.

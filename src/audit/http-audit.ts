@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
 import type { AuditScope } from './audit-context.js';
 
@@ -67,7 +68,6 @@ const BEST_EFFORT_ROUTES = new Set([
 ]);
 
 const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
-const ID = /^[A-Za-z0-9.-]{1,64}$/;
 
 /** The route template Fastify matched, or null for an unknown route (whose URL is not kept). */
 export function routeOf(request: FastifyRequest): string | null {
@@ -129,9 +129,13 @@ function parameterNames(request: FastifyRequest, route: string | null): string[]
   return [...names].filter((name) => name.length <= 100).sort();
 }
 
-function param(request: FastifyRequest, name: string, pattern: RegExp): string | null {
+function param(
+  request: FastifyRequest,
+  name: string,
+  valid: (value: string) => boolean,
+): string | null {
   const value = (request.params as Record<string, unknown> | undefined)?.[name];
-  return typeof value === 'string' && pattern.test(value) ? value : null;
+  return typeof value === 'string' && valid(value) ? value : null;
 }
 
 /** A narrowed token's scopes and patient in context, as SMART spells them. */
@@ -160,9 +164,14 @@ export function httpAuditEntry(
       : null;
   const resourceType = described.bundle
     ? 'Bundle'
-    : (fixedType ?? param(request, 'type', TYPE) ?? scope?.primary?.type ?? null);
+    : (fixedType ??
+      param(request, 'type', (value) => TYPE.test(value)) ??
+      scope?.primary?.type ??
+      null);
   const resourceId =
-    param(request, 'id', ID) ?? (scope?.entities.size === 1 ? scope.primary?.id : null) ?? null;
+    param(request, 'id', isValidId) ??
+    (scope?.entities.size === 1 ? scope.primary?.id : null) ??
+    null;
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
   const userAgent = request.headers['user-agent'];
   return {
@@ -184,7 +193,7 @@ export function httpAuditEntry(
     resourceType,
     resourceId,
     resourceVersion:
-      param(request, 'vid', /^\d{1,10}$/) ??
+      param(request, 'vid', (value) => /^\d{1,10}$/.test(value)) ??
       (primaryMatches ? (scope?.primary?.version ?? null) : null),
     patientIds: [...(scope?.patients ?? [])].sort(),
     entities: [...(scope?.entities ?? [])],
