@@ -54,7 +54,6 @@ export class AuditVerifier {
     const filed = await this.checkpoints.fromFile();
     const archives = await this.repository.archives();
     const head = await this.repository.head();
-    const bounds = await this.repository.bounds();
     const archive = archives.at(-1);
     const start = archive
       ? { seq: archive.throughSeq, hash: archive.hash }
@@ -75,7 +74,8 @@ export class AuditVerifier {
     return {
       start,
       batches: batches(),
-      total: Math.min(bounds.count, head.seq - start.seq),
+      // A sound chain holds every row between its start and the head: no count(*) needed.
+      total: head.seq - start.seq,
       checkpoints: mergeCheckpoints(stored, ours),
       head,
       unsignedArchives: archives.filter(
