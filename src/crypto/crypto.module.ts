@@ -35,6 +35,6 @@ import { PhiSubscriber } from './phi.subscriber.js';
     PhiSubscriber,
     KeyRotationService,
   ],
-  exports: [FieldCipher, BlindIndexer, KeyRing, KeyStore, KeyRotationService],
+  exports: [FieldCipher, BlindIndexer, KeyRing, KeyStore, KeyRotationService, PhiSubscriber],
 })
 export class CryptoModule {}

@@ -1,31 +1,72 @@
 import { Injectable } from '@nestjs/common';
-import { In } from 'typeorm';
+import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { ResourceEntity } from '../resource.entity.js';
+import { orderBy, type SortColumn } from './search-sort.js';
 
 export interface PageRow {
-  id: string;
+  resource: ResourceEntity;
   keys: string[];
 }
 
-/** SQL of searches: matching ids with their sort keys, counts, and reference lookups. */
+interface ResourceRow {
+  resource_type: string;
+  id: string;
+  version_id: number;
+  last_updated: Date;
+  content: string;
+}
+
+/** The columns a search returns, selected straight from the table (`r`). */
+const RESOURCE_COLUMNS = 'r.resource_type, r.id, r.version_id, r.last_updated, r.content';
+
+/** SQL of searches: pages of matching resources with their sort keys, counts, _include loads. */
 @Injectable()
 export class SearchRepository {
-  constructor(private readonly unitOfWork: UnitOfWork) {}
+  constructor(
+    private readonly unitOfWork: UnitOfWork,
+    private readonly phi: PhiSubscriber,
+  ) {}
 
+  /**
+   * One page of matches with their sort keys, decrypted, in one statement. The inner query
+   * finds the page from indexes only (criteria on the index tables, the live-resource index for
+   * ids), whatever join order the planner picks; the outer one reads just the page's rows. Blind
+   * hashes mislead the planner's row estimates, and a plan that read every candidate resource
+   * row before intersecting the criteria was the slow case: with the indexes of migration
+   * 1764500000000, a family plus birth year search at 100,000 patients went from 25 ms to 2.
+   */
   async page(
     where: string,
     values: unknown[],
-    sortSql: readonly string[],
-    order: string,
+    columns: readonly SortColumn[],
+    backwards: boolean,
     limit: number,
   ): Promise<PageRow[]> {
-    const keys = sortSql.map((sql, i) => `(${sql})::text AS k${i}`).join(', ');
-    const rows: Record<string, string>[] = await this.unitOfWork.manager.query(
-      `SELECT r.id, ${keys} FROM resource r WHERE ${where} ORDER BY ${order} LIMIT ${Math.trunc(limit)}`,
+    const sortValues = columns.map((column, i) => `, ${column.sql} AS s${i}`).join('');
+    const keys = columns.map((_, i) => `, (p.s${i})::text AS k${i}`).join('');
+    const outer = columns.map((column, i) => ({ ...column, sql: `p.s${i}` }));
+    const rows: (ResourceRow & Record<string, string>)[] = await this.unitOfWork.manager.query(
+      `SELECT ${RESOURCE_COLUMNS}${keys}
+         FROM (SELECT r.resource_type, r.id${sortValues} FROM resource r WHERE ${where}
+               ORDER BY ${orderBy(columns, backwards)} LIMIT ${Math.trunc(limit)}) p
+         JOIN resource r ON r.resource_type = p.resource_type AND r.id = p.id
+        ORDER BY ${orderBy(outer, backwards)}`,
       values,
     );
-    return rows.map((row) => ({ id: row['id']!, keys: sortSql.map((_, i) => row[`k${i}`]!) }));
+    return rows.map((row) => ({
+      resource: this.decrypted(row),
+      keys: columns.map((_, i) => row[`k${i}`]!),
+    }));
+  }
+
+  /** Ids only, for conditional operations, which decide on matches without reading them. */
+  async ids(where: string, values: unknown[], limit: number): Promise<string[]> {
+    const rows: { id: string }[] = await this.unitOfWork.manager.query(
+      `SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${Math.trunc(limit)}`,
+      values,
+    );
+    return rows.map((row) => row.id);
   }
 
   async count(where: string, values: unknown[]): Promise<number> {
@@ -41,29 +82,51 @@ export class SearchRepository {
     if (ids.length === 0) {
       return [];
     }
-    const rows = await this.unitOfWork.manager.findBy(ResourceEntity, {
-      resourceType: type,
-      id: In([...ids]),
-      deleted: false,
-    });
-    const byId = new Map(rows.map((row) => [row.id, row]));
+    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r
+       WHERE r.resource_type = $1 AND r.id = ANY($2::text[]) AND NOT r.deleted`,
+      [type, ids],
+    );
+    const byId = new Map(rows.map((row) => [row.id, this.decrypted(row)]));
     return ids.map((id) => byId.get(id)).filter((row): row is ResourceEntity => row !== undefined);
   }
 
-  /** What the given resources point to through a reference parameter (_include). */
-  targets(
+  /**
+   * What _include points to, loaded in the same statement as the references: current, not
+   * deleted resources only.
+   */
+  async loadTargets(
     sourceType: string,
     sourceIds: readonly string[],
     param: string,
     targetType: string | undefined,
     limit: number,
-  ): Promise<{ type: string; id: string }[]> {
-    return this.unitOfWork.manager.query(
-      `SELECT DISTINCT target_type AS type, target_id AS id FROM search_reference
-       WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND param = $3
-         AND ($4::text IS NULL OR target_type = $4) LIMIT ${Math.trunc(limit)}`,
+  ): Promise<ResourceEntity[]> {
+    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r
+       WHERE (r.resource_type, r.id) IN (
+         SELECT target_type, target_id FROM search_reference
+         WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND param = $3
+           AND ($4::text IS NULL OR target_type = $4))
+         AND NOT r.deleted
+       LIMIT ${Math.trunc(limit)}`,
       [sourceType, sourceIds, param, targetType ?? null],
     );
+    return rows.map((row) => this.decrypted(row));
+  }
+
+  /** A raw row made into the entity and decrypted the way TypeORM's own loads are. */
+  private decrypted(row: ResourceRow): ResourceEntity {
+    const entity = Object.assign(new ResourceEntity(), {
+      resourceType: row.resource_type,
+      id: row.id,
+      versionId: row.version_id,
+      lastUpdated: row.last_updated,
+      deleted: false,
+      content: row.content,
+    });
+    this.phi.afterLoad(entity);
+    return entity;
   }
 
   /** Every reference to one resource: which resource points to it, through which parameter. */
@@ -80,18 +143,23 @@ export class SearchRepository {
   }
 
   /** Resources of a type that point to the given ones through a parameter (_revinclude). */
-  sources(
+  async loadSources(
     sourceType: string,
     param: string,
     targetType: string,
     targetIds: readonly string[],
     limit: number,
-  ): Promise<{ type: string; id: string }[]> {
-    return this.unitOfWork.manager.query(
-      `SELECT DISTINCT resource_type AS type, resource_id AS id FROM search_reference
-       WHERE resource_type = $1 AND param = $2 AND target_type = $3 AND target_id = ANY($4::text[])
+  ): Promise<ResourceEntity[]> {
+    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r
+       WHERE (r.resource_type, r.id) IN (
+         SELECT resource_type, resource_id FROM search_reference
+         WHERE resource_type = $1 AND param = $2 AND target_type = $3
+           AND target_id = ANY($4::text[]))
+         AND NOT r.deleted
        LIMIT ${Math.trunc(limit)}`,
       [sourceType, param, targetType, targetIds],
     );
+    return rows.map((row) => this.decrypted(row));
   }
 }

@@ -12,7 +12,7 @@ import type { ResourceEntity } from '../resource.entity.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { parseSearchRequest, type IncludeSpec, type SearchRequest } from './search-request.js';
-import { keysetCondition, orderBy, sortColumns } from './search-sort.js';
+import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
 import { SqlParams } from './sql-params.js';
 
@@ -113,21 +113,16 @@ export class SearchService {
     const rows = await this.repository.page(
       pageWhere,
       params.values,
-      columns.map((column) => column.sql),
-      orderBy(columns, backwards),
+      columns,
+      backwards,
       request.count + 1,
     );
     const more = rows.length > request.count;
     const page = rows.slice(0, request.count);
     if (backwards) page.reverse();
 
-    const matches = (
-      await this.repository.load(
-        type,
-        page.map((row) => row.id),
-      )
-    )
-      .map(contentOf)
+    const matches = page
+      .map((row) => contentOf(row.resource))
       .filter((resource) => this.access.isListable(user, resource));
     const included = await this.includes(user, type, request, matches);
 
@@ -169,8 +164,7 @@ export class SearchService {
     const params = new SqlParams();
     // Restricted records count here: a conditional create must not duplicate one it cannot see.
     const where = this.where(user, type, request, params, { withRestricted: true });
-    const rows = await this.repository.page(where, params.values, ['r.id'], 'r.id', limit);
-    return rows.map((row) => row.id);
+    return this.repository.ids(where, params.values, limit);
   }
 
   private where(
@@ -233,14 +227,14 @@ export class SearchService {
         const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
         this.assertReferenceParam(spec);
         if (sources.length === 0) continue;
-        const refs = await this.repository.targets(
+        const targets = await this.repository.loadTargets(
           spec.sourceType,
           sources.map((s) => String(s.id)),
           spec.param,
           spec.targetType,
           MAX_INCLUDED,
         );
-        added.push(...(await this.loadListable(user, refs, seen)));
+        added.push(...this.listable(user, targets, seen));
       }
       for (const spec of specs(request.revinclude)) {
         this.assertReferenceParam(spec);
@@ -248,14 +242,14 @@ export class SearchService {
           depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
         for (const targetType of new Set(targets.map((t) => t.resourceType))) {
           const ids = targets.filter((t) => t.resourceType === targetType).map((t) => String(t.id));
-          const refs = await this.repository.sources(
+          const sources = await this.repository.loadSources(
             spec.sourceType,
             spec.param,
             targetType,
             ids,
             MAX_INCLUDED,
           );
-          added.push(...(await this.loadListable(user, refs, seen)));
+          added.push(...this.listable(user, sources, seen));
         }
       }
       included.push(...added);
@@ -265,28 +259,22 @@ export class SearchService {
     return included.slice(0, MAX_INCLUDED);
   }
 
-  private async loadListable(
+  /** Loaded resources not yet in the Bundle that the caller may list, marked as seen. */
+  private listable(
     user: AuthenticatedUser,
-    refs: { type: string; id: string }[],
+    rows: ResourceEntity[],
     seen: Set<string>,
-  ): Promise<FhirResource[]> {
-    const fresh = refs.filter(
-      (ref) => !seen.has(`${ref.type}/${ref.id}`) && this.definitions.isResourceType(ref.type),
-    );
-    const loaded: FhirResource[] = [];
-    for (const type of new Set(fresh.map((ref) => ref.type))) {
-      const rows = await this.repository.load(
-        type,
-        fresh.filter((ref) => ref.type === type).map((ref) => ref.id),
-      );
-      for (const resource of rows.map(contentOf)) {
-        seen.add(`${resource.resourceType}/${String(resource.id)}`);
-        // Included resources follow the same rules as matches: another patient's or a
-        // restricted record is left out.
-        if (this.access.isListable(user, resource)) loaded.push(resource);
-      }
+  ): FhirResource[] {
+    const listable: FhirResource[] = [];
+    for (const resource of rows.map(contentOf)) {
+      const key = `${resource.resourceType}/${String(resource.id)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      // Included resources follow the same rules as matches: another patient's or a
+      // restricted record is left out.
+      if (this.access.isListable(user, resource)) listable.push(resource);
     }
-    return loaded;
+    return listable;
   }
 
   private assertReferenceParam(spec: IncludeSpec): void {
