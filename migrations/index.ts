@@ -3,6 +3,7 @@ import { CreateUsers1764100000000 } from './1764100000000-create-users.js';
 import { CreateBreakGlass1764200000000 } from './1764200000000-create-break-glass.js';
 import { CreateSearchIndex1764300000000 } from './1764300000000-create-search-index.js';
 import { CreateAuditTrail1764400000000 } from './1764400000000-create-audit-trail.js';
+import { CoveringSearchIndexes1764500000000 } from './1764500000000-covering-search-indexes.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   CreateBreakGlass1764200000000,
   CreateSearchIndex1764300000000,
   CreateAuditTrail1764400000000,
+  CoveringSearchIndexes1764500000000,
 ];

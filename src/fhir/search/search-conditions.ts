@@ -283,13 +283,11 @@ export class SearchConditions {
           throw unsupported(`${param.code} cannot be searched`);
       }
     }
-    const list = params.add(hashes);
-    const exists = this.exists(
-      subject,
-      param,
-      (alias) => `${alias}.hash = ANY(${list}::text[])`,
-      params,
-    );
+    // One hash is an equality, so the index hands matches over in resource id order (see the
+    // covering-search-indexes migration); a list (OR, date ranges) is an ANY.
+    const match =
+      hashes.length === 1 ? `= ${params.add(hashes[0])}` : `= ANY(${params.add(hashes)}::text[])`;
+    const exists = this.exists(subject, param, (alias) => `${alias}.hash ${match}`, params);
     return negate ? `NOT ${exists}` : exists;
   }
 
