@@ -1,17 +1,19 @@
 /**
- * npm run bench:search [-- --patients N]: seeds N synthetic patients (default 100,000) with two
- * Observations each through the store (FhirService: validation, encryption, index rows), then
- * measures five searches through the HTTP API and the same searches as direct SQL on the index
- * tables (the floor). Prints a markdown table and writes JSON to bench/results/.
+ * npm run bench:search [-- --patients N] [--reuse DIR]: seeds N synthetic patients (default
+ * 100,000) with two Observations each through the store (FhirService: validation, encryption,
+ * index rows), then measures five searches through the HTTP API (client on its own thread) and
+ * the same searches as direct SQL on the index tables, returning the page's rows (the floor).
+ * Prints a markdown table and writes JSON to bench/results/.
  * Not part of npm test: timings belong here, measured side by side in one run.
  */
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../src/app.module.js';
 import type { AuthenticatedUser } from '../src/auth/authenticated-user.js';
@@ -23,25 +25,26 @@ import { BlindIndexer } from '../src/crypto/blind-index.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { stringTerms, tokenTerms } from '../src/fhir/search/blind-terms.js';
 import { blindField } from '../src/fhir/search/index-extractor.js';
+import type { HttpWorkload } from './http-worker.js';
+import { CONCURRENCY, SAMPLES, timed, type Stats } from './timing.js';
+
+/** Distinct request URLs per workload: more than a run's throughput phase sends. */
+const URLS = 20_000;
 
 const args = process.argv.slice(2);
 const PATIENTS = Number(args[args.indexOf('--patients') + 1] ?? 100_000) || 100_000;
-const SAMPLES = 400;
-const CONCURRENCY = 16;
+// --reuse DIR keeps the cluster (and its synthetic data) in DIR: seeding 100,000 patients takes
+// a quarter of an hour, so a later run on the same DIR skips it and only measures.
+const REUSE = args.includes('--reuse') ? args[args.indexOf('--reuse') + 1] : undefined;
 const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
 const FAMILIES = ['Garcia', 'Nguyen', 'Okafor', 'Schmidt', 'Rossi', 'Kowalski', 'Haddad', 'Tanaka'];
 
-interface Stats {
-  p50: number;
-  p95: number;
-  p99: number;
-  perSecond: number;
-}
-
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-'));
+  const dir = REUSE ?? (await mkdtemp(join(tmpdir(), 'carevault-bench-')));
+  const saved = REUSE ? await readSeeded(dir) : undefined;
   process.env['DATA_DIR'] = dir;
-  process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
+  // A synthetic-data key, kept beside the cluster only for --reuse runs.
+  process.env['PHI_MASTER_KEY'] = saved?.key ?? randomBytes(32).toString('base64');
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
   const env = readEnv();
@@ -54,13 +57,37 @@ async function main(): Promise<void> {
   await app.listen(0, '127.0.0.1');
   const url = `${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/fhir`;
   try {
-    const seeded = await seed(app);
+    const seeded = saved ?? (await seed(app));
+    if (REUSE && !saved) {
+      await writeFile(
+        join(dir, SEEDED_FILE),
+        JSON.stringify({ ...seeded, key: process.env['PHI_MASTER_KEY'] }),
+        { mode: 0o600 },
+      );
+    }
     const token = await login(app, url.replace(/\/fhir$/, ''));
     const rows = await measure(app, url, token, seeded);
     await report(rows, seeded.seconds);
   } finally {
     await app.close();
-    await rm(dir, { recursive: true, force: true });
+    if (!REUSE) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const SEEDED_FILE = 'bench-seeded.json';
+
+async function readSeeded(dir: string): Promise<(Seeded & { key: string }) | undefined> {
+  try {
+    const saved = JSON.parse(await readFile(join(dir, SEEDED_FILE), 'utf8')) as Seeded & {
+      key: string;
+    };
+    if (saved.mrns.length !== PATIENTS) {
+      throw new Error(`${dir} holds ${saved.mrns.length} patients, not ${PATIENTS}`);
+    }
+    return saved;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
   }
 }
 
@@ -124,11 +151,12 @@ async function seed(app: NestFastifyApplication): Promise<Seeded> {
 
 async function login(app: NestFastifyApplication, base: string): Promise<string> {
   const password = `bench-${randomUUID()}`;
-  await app.get(UsersService).create('bench-doctor', ['doctor'], password);
+  const username = `bench-${randomUUID().slice(0, 8)}`;
+  await app.get(UsersService).create(username, ['doctor'], password);
   const res = await fetch(`${base}/auth/login`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username: 'bench-doctor', password }),
+    body: JSON.stringify({ username, password }),
   });
   return ((await res.json()) as { access_token: string }).access_token;
 }
@@ -150,10 +178,12 @@ async function measure(
   const hash = (type: string, param: string, term: string): string =>
     blind.compute(blindField(type, param), term);
   const pick = (i: number): number => (i * 7919) % PATIENTS;
+  // The floor returns what a search must: a page of matching resources with their content.
+  const columns = 'r.id, r.version_id, r.last_updated, r.content';
   const page = (conditions: string): string =>
-    `SELECT r.id FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND ${conditions} ORDER BY r.id LIMIT 21`;
+    `SELECT ${columns} FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND ${conditions} ORDER BY r.id LIMIT 21`;
   const blindExists = (n: number): string =>
-    `EXISTS (SELECT 1 FROM search_blind b${n} WHERE b${n}.resource_type = r.resource_type AND b${n}.resource_id = r.id AND b${n}.param = $${n * 2} AND b${n}.hash = ANY($${n * 2 + 1}::text[]))`;
+    `EXISTS (SELECT 1 FROM search_blind b${n} WHERE b${n}.resource_type = r.resource_type AND b${n}.resource_id = r.id AND b${n}.param = $${n * 2} AND b${n}.hash = $${n * 2 + 1})`;
   const workloads: Workload[] = [
     {
       name: 'Patient?identifier=system|MRN',
@@ -164,7 +194,7 @@ async function measure(
         [
           'Patient',
           'identifier',
-          [hash('Patient', 'identifier', tokenTerms(MRN, seeded.mrns[pick(i)]!)[1]!)],
+          hash('Patient', 'identifier', tokenTerms(MRN, seeded.mrns[pick(i)]!)[1]!),
         ],
       ],
     },
@@ -176,13 +206,7 @@ async function measure(
         [
           'Patient',
           'family',
-          [
-            hash(
-              'Patient',
-              'family',
-              `p:${stringTerms(seeded.families[pick(i)]!)[0]!.slice(2, 8)}`,
-            ),
-          ],
+          hash('Patient', 'family', `p:${stringTerms(seeded.families[pick(i)]!)[0]!.slice(2, 8)}`),
         ],
       ],
     },
@@ -195,9 +219,9 @@ async function measure(
         [
           'Patient',
           'family',
-          [hash('Patient', 'family', stringTerms(seeded.families[pick(i)]!).at(-1)!)],
+          hash('Patient', 'family', stringTerms(seeded.families[pick(i)]!).at(-1)!),
           'birthdate',
-          [hash('Patient', 'birthdate', `y:${1930 + (pick(i) % 90)}`)],
+          hash('Patient', 'birthdate', `y:${1930 + (pick(i) % 90)}`),
         ],
       ],
     },
@@ -221,20 +245,14 @@ async function measure(
       sql: (i) => [
         `WITH page AS (${page(
           `EXISTS (SELECT 1 FROM search_reference f WHERE f.resource_type = r.resource_type AND f.resource_id = r.id AND f.param = 'subject' AND f.target_type = 'Patient' AND f.target_id = $2)`,
-        )}) SELECT id FROM page UNION ALL SELECT t.target_id FROM search_reference t WHERE t.resource_type = 'Observation' AND t.resource_id IN (SELECT id FROM page) AND t.param = 'subject'`,
+        )}) SELECT * FROM page UNION ALL SELECT ${columns} FROM resource r WHERE (r.resource_type, r.id) IN (SELECT t.target_type, t.target_id FROM search_reference t WHERE t.resource_type = 'Observation' AND t.resource_id IN (SELECT id FROM page) AND t.param = 'subject') AND NOT r.deleted`,
         ['Observation', seeded.patientIds[pick(i)]],
       ],
     },
   ];
   const results = [];
   for (const workload of workloads) {
-    const api = await timed(async (i) => {
-      const res = await fetch(workload.api(i), { headers: { authorization: `Bearer ${token}` } });
-      const body = (await res.json()) as { entry?: unknown[] };
-      if (res.status !== 200 || !body.entry?.length) {
-        throw new Error(`${workload.name}: ${res.status}, ${body.entry?.length ?? 0} entries`);
-      }
-    });
+    const api = await timedHttp(workload.name, token, workload.api);
     const sql = await timed(async (i) => {
       const [text, params] = workload.sql(i);
       const rows = await data.query<unknown[]>(text, params);
@@ -245,35 +263,19 @@ async function measure(
   return results;
 }
 
-/** Latency one at a time (after a warm-up), then throughput at CONCURRENCY. */
-async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
-  for (let i = 0; i < 50; i++) await run(i);
-  const latencies: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const start = performance.now();
-    await run(i + 1000);
-    latencies.push(performance.now() - start);
-  }
-  latencies.sort((a, b) => a - b);
-  const at = (q: number): number =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
-  let done = 0;
-  const until = performance.now() + 5000;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async (_, worker) => {
-      for (let i = worker; performance.now() < until; i += CONCURRENCY) {
-        await run(i + 5000);
-        done += 1;
-      }
-    }),
-  );
-  return {
-    p50: at(0.5),
-    p95: at(0.95),
-    p99: at(0.99),
-    perSecond: done / ((performance.now() - started) / 1000),
-  };
+/** The API side of a workload, timed by a client on its own thread. */
+function timedHttp(name: string, token: string, url: (i: number) => string): Promise<Stats> {
+  const urls = Array.from({ length: URLS }, (_, i) => url(i));
+  const worker = new Worker(new URL('./http-worker.js', import.meta.url), {
+    workerData: { name, token, urls } satisfies HttpWorkload,
+  });
+  return new Promise<Stats>((resolve, reject) => {
+    worker.once('message', (stats: Stats) => resolve(stats));
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`${name}: the HTTP client exited with ${code}`));
+    });
+  });
 }
 
 async function report(

@@ -1,0 +1,45 @@
+/** Latency and throughput of one operation, measured the same way for the API and the SQL floor. */
+export interface Stats {
+  p50: number;
+  p95: number;
+  p99: number;
+  perSecond: number;
+}
+
+export const SAMPLES = 400;
+export const CONCURRENCY = 16;
+/** Operation indexes: warm-up from 0, latency samples from 1000, throughput from 5000. */
+export const WARM_UP_FROM = 0;
+export const SAMPLES_FROM = 1000;
+export const THROUGHPUT_FROM = 5000;
+
+/** Latency one at a time (after a warm-up), then throughput at CONCURRENCY for 5 s. */
+export async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
+  for (let i = 0; i < 50; i++) await run(WARM_UP_FROM + i);
+  const latencies: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const start = performance.now();
+    await run(SAMPLES_FROM + i);
+    latencies.push(performance.now() - start);
+  }
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  let done = 0;
+  const until = performance.now() + 5000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async (_, worker) => {
+      for (let i = worker; performance.now() < until; i += CONCURRENCY) {
+        await run(THROUGHPUT_FROM + i);
+        done += 1;
+      }
+    }),
+  );
+  return {
+    p50: at(0.5),
+    p95: at(0.95),
+    p99: at(0.99),
+    perSecond: done / ((performance.now() - started) / 1000),
+  };
+}
