@@ -7,6 +7,7 @@ export interface Stats {
 }
 
 export const SAMPLES = 400;
+export const WARM_UP = 50;
 export const CONCURRENCY = 16;
 /** Operation indexes: warm-up from 0, latency samples from 1000, throughput from 5000. */
 export const WARM_UP_FROM = 0;
@@ -15,16 +16,14 @@ export const THROUGHPUT_FROM = 5000;
 
 /** Latency one at a time (after a warm-up), then throughput at CONCURRENCY for 5 s. */
 export async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
-  for (let i = 0; i < 50; i++) await run(WARM_UP_FROM + i);
+  for (let i = 0; i < WARM_UP; i++) await run(WARM_UP_FROM + i);
   const latencies: number[] = [];
   for (let i = 0; i < SAMPLES; i++) {
     const start = performance.now();
     await run(SAMPLES_FROM + i);
     latencies.push(performance.now() - start);
   }
-  latencies.sort((a, b) => a - b);
-  const at = (q: number): number =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  const { p50, p95, p99 } = percentiles(latencies);
   let done = 0;
   const until = performance.now() + 5000;
   const started = performance.now();
@@ -36,10 +35,12 @@ export async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
       }
     }),
   );
-  return {
-    p50: at(0.5),
-    p95: at(0.95),
-    p99: at(0.99),
-    perSecond: done / ((performance.now() - started) / 1000),
-  };
+  return { p50, p95, p99, perSecond: done / ((performance.now() - started) / 1000) };
+}
+
+export function percentiles(values: readonly number[]): Omit<Stats, 'perSecond'> {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99) };
 }
