@@ -10,9 +10,9 @@ export const SAMPLES = 400;
 export const WARM_UP = 50;
 export const CONCURRENCY = 16;
 /** Operation indexes: warm-up from 0, latency samples from 1000, throughput from 5000. */
-export const WARM_UP_FROM = 0;
-export const SAMPLES_FROM = 1000;
-export const THROUGHPUT_FROM = 5000;
+const WARM_UP_FROM = 0;
+const SAMPLES_FROM = 1000;
+const THROUGHPUT_FROM = 5000;
 
 /** Latency one at a time (after a warm-up), then throughput at CONCURRENCY for 5 s. */
 export async function timed(run: (i: number) => Promise<void>): Promise<Stats> {

@@ -82,12 +82,11 @@ export class SearchRepository {
     if (ids.length === 0) {
       return [];
     }
-    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
-      `SELECT ${RESOURCE_COLUMNS} FROM resource r
-       WHERE r.resource_type = $1 AND r.id = ANY($2::text[]) AND NOT r.deleted`,
-      [type, ids],
-    );
-    const byId = new Map(rows.map((row) => [row.id, this.decrypted(row)]));
+    const rows = await this.liveResources('r.resource_type = $1 AND r.id = ANY($2::text[])', [
+      type,
+      ids,
+    ]);
+    const byId = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => byId.get(id)).filter((row): row is ResourceEntity => row !== undefined);
   }
 
@@ -95,38 +94,21 @@ export class SearchRepository {
    * What _include points to, loaded in the same statement as the references: current, not
    * deleted resources only.
    */
-  async loadTargets(
+  loadTargets(
     sourceType: string,
     sourceIds: readonly string[],
     param: string,
     targetType: string | undefined,
     limit: number,
   ): Promise<ResourceEntity[]> {
-    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
-      `SELECT ${RESOURCE_COLUMNS} FROM resource r
-       WHERE (r.resource_type, r.id) IN (
+    return this.liveResources(
+      `(r.resource_type, r.id) IN (
          SELECT target_type, target_id FROM search_reference
          WHERE resource_type = $1 AND resource_id = ANY($2::text[]) AND param = $3
-           AND ($4::text IS NULL OR target_type = $4))
-         AND NOT r.deleted
-       LIMIT ${Math.trunc(limit)}`,
+           AND ($4::text IS NULL OR target_type = $4))`,
       [sourceType, sourceIds, param, targetType ?? null],
+      limit,
     );
-    return rows.map((row) => this.decrypted(row));
-  }
-
-  /** A raw row made into the entity and decrypted the way TypeORM's own loads are. */
-  private decrypted(row: ResourceRow): ResourceEntity {
-    const entity = Object.assign(new ResourceEntity(), {
-      resourceType: row.resource_type,
-      id: row.id,
-      versionId: row.version_id,
-      lastUpdated: row.last_updated,
-      deleted: false,
-      content: row.content,
-    });
-    this.phi.afterLoad(entity);
-    return entity;
   }
 
   /** Every reference to one resource: which resource points to it, through which parameter. */
@@ -143,23 +125,49 @@ export class SearchRepository {
   }
 
   /** Resources of a type that point to the given ones through a parameter (_revinclude). */
-  async loadSources(
+  loadSources(
     sourceType: string,
     param: string,
     targetType: string,
     targetIds: readonly string[],
     limit: number,
   ): Promise<ResourceEntity[]> {
-    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
-      `SELECT ${RESOURCE_COLUMNS} FROM resource r
-       WHERE (r.resource_type, r.id) IN (
+    return this.liveResources(
+      `(r.resource_type, r.id) IN (
          SELECT resource_type, resource_id FROM search_reference
          WHERE resource_type = $1 AND param = $2 AND target_type = $3
-           AND target_id = ANY($4::text[]))
-         AND NOT r.deleted
-       LIMIT ${Math.trunc(limit)}`,
+           AND target_id = ANY($4::text[]))`,
       [sourceType, param, targetType, targetIds],
+      limit,
+    );
+  }
+
+  /** Current, not deleted resources meeting a condition on `r`, decrypted. */
+  private async liveResources(
+    condition: string,
+    values: unknown[],
+    limit?: number,
+  ): Promise<ResourceEntity[]> {
+    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE ${condition} AND NOT r.deleted${
+        limit === undefined ? '' : ` LIMIT ${Math.trunc(limit)}`
+      }`,
+      values,
     );
     return rows.map((row) => this.decrypted(row));
+  }
+
+  /** A raw row made into the entity and decrypted the way TypeORM's own loads are. */
+  private decrypted(row: ResourceRow): ResourceEntity {
+    const entity = Object.assign(new ResourceEntity(), {
+      resourceType: row.resource_type,
+      id: row.id,
+      versionId: row.version_id,
+      lastUpdated: row.last_updated,
+      deleted: false,
+      content: row.content,
+    });
+    this.phi.afterLoad(entity);
+    return entity;
   }
 }
