@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
+import { preparedQuery } from '../../database/prepared-query.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { orderBy, type SortColumn } from './search-sort.js';
@@ -46,7 +47,8 @@ export class SearchRepository {
     const sortValues = columns.map((column, i) => `, ${column.sql} AS s${i}`).join('');
     const keys = columns.map((_, i) => `, (p.s${i})::text AS k${i}`).join('');
     const outer = columns.map((column, i) => ({ ...column, sql: `p.s${i}` }));
-    const rows: (ResourceRow & Record<string, string>)[] = await this.unitOfWork.manager.query(
+    const rows = await preparedQuery<ResourceRow & Record<string, string>>(
+      this.unitOfWork.manager,
       `SELECT ${RESOURCE_COLUMNS}${keys}
          FROM (SELECT r.resource_type, r.id${sortValues} FROM resource r WHERE ${where}
                ORDER BY ${orderBy(columns, backwards)} LIMIT ${Math.trunc(limit)}) p
@@ -62,7 +64,8 @@ export class SearchRepository {
 
   /** Ids only, for conditional operations, which decide on matches without reading them. */
   async ids(where: string, values: unknown[], limit: number): Promise<string[]> {
-    const rows: { id: string }[] = await this.unitOfWork.manager.query(
+    const rows = await preparedQuery<{ id: string }>(
+      this.unitOfWork.manager,
       `SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${Math.trunc(limit)}`,
       values,
     );
@@ -70,7 +73,8 @@ export class SearchRepository {
   }
 
   async count(where: string, values: unknown[]): Promise<number> {
-    const rows: { n: number }[] = await this.unitOfWork.manager.query(
+    const rows = await preparedQuery<{ n: number }>(
+      this.unitOfWork.manager,
       `SELECT count(*)::int AS n FROM resource r WHERE ${where}`,
       values,
     );
@@ -148,7 +152,8 @@ export class SearchRepository {
     values: unknown[],
     limit?: number,
   ): Promise<ResourceEntity[]> {
-    const rows: ResourceRow[] = await this.unitOfWork.manager.query(
+    const rows = await preparedQuery<ResourceRow>(
+      this.unitOfWork.manager,
       `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE ${condition} AND NOT r.deleted${
         limit === undefined ? '' : ` LIMIT ${Math.trunc(limit)}`
       }`,
