@@ -1,0 +1,68 @@
+import { encodeFrame, MllpDecoder, type MllpEvent } from './mllp-decoder.js';
+
+const frames = (events: MllpEvent[]): string[] =>
+  events.flatMap((event) => (event.kind === 'frame' ? [event.payload.toString('latin1')] : []));
+
+function feed(decoder: MllpDecoder, stream: Buffer, chunkSize: number): MllpEvent[] {
+  const events: MllpEvent[] = [];
+  for (let at = 0; at < stream.length; at += chunkSize) {
+    events.push(...decoder.push(stream.subarray(at, at + chunkSize)));
+  }
+  return events;
+}
+
+describe('MllpDecoder', () => {
+  const a = 'MSH|^~\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5\rPID|1||123\r';
+  const b = 'MSH|^~\\&|A|B|C|D|20240101||ADT^A08|2|P|2.5\r';
+  const stream = Buffer.concat([encodeFrame(Buffer.from(a)), encodeFrame(Buffer.from(b))]);
+
+  it('gives the same frames whatever byte the reads split at', () => {
+    for (let size = 1; size <= stream.length; size++) {
+      expect(frames(feed(new MllpDecoder(1024), stream, size))).toEqual([a, b]);
+    }
+  });
+
+  it('ignores bytes between frames and tolerates a missing CR after the end block', () => {
+    const sloppy = Buffer.concat([
+      Buffer.from('junk\r\n'),
+      Buffer.from([0x0b]),
+      Buffer.from(a),
+      Buffer.from([0x1c]),
+      Buffer.from([0x0b]),
+      Buffer.from(b),
+      Buffer.from([0x1c, 0x0d]),
+      Buffer.from('\n\n'),
+    ]);
+    expect(frames(new MllpDecoder(1024).push(sloppy))).toEqual([a, b]);
+  });
+
+  it('drops an oversized frame up to its end, then carries on', () => {
+    const decoder = new MllpDecoder(20);
+    const big = encodeFrame(Buffer.alloc(100, 'x'));
+    const small = encodeFrame(Buffer.from('MSH|ok'));
+    const events = feed(decoder, Buffer.concat([big, small]), 7);
+    expect(events.map((event) => event.kind)).toEqual(['oversized', 'frame']);
+    expect(frames(events)).toEqual(['MSH|ok']);
+    expect(decoder.pending).toBe(0);
+  });
+
+  it('holds no more than the cap for a frame that never ends', () => {
+    const decoder = new MllpDecoder(1000);
+    decoder.push(Buffer.from([0x0b]));
+    const events: MllpEvent[] = [];
+    for (let i = 0; i < 100; i++) events.push(...decoder.push(Buffer.alloc(100, 'x')));
+    expect(events.map((event) => event.kind)).toEqual(['oversized']);
+    expect(decoder.pending).toBe(0);
+  });
+
+  it('drops a frame cut short by the start of the next one', () => {
+    const cut = Buffer.concat([
+      Buffer.from([0x0b]),
+      Buffer.from('MSH|cut'),
+      encodeFrame(Buffer.from(b)),
+    ]);
+    const events = new MllpDecoder(1024).push(cut);
+    expect(events.map((event) => event.kind)).toEqual(['truncated', 'frame']);
+    expect(frames(events)).toEqual([b]);
+  });
+});
