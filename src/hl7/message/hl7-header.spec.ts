@@ -1,0 +1,84 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { buildAck } from './ack.js';
+import { decodeMessage, Hl7RejectError } from './hl7-header.js';
+
+const SAMPLES = join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter');
+
+describe('decodeMessage', () => {
+  it('reads the header of every sample message, BOM and LF segment ends included', () => {
+    const files = readdirSync(SAMPLES).filter((file) => file.endsWith('.hl7'));
+    expect(files.length).toBeGreaterThan(100);
+    for (const file of files) {
+      const { text, header } = decodeMessage(readFileSync(join(SAMPLES, file)));
+      expect(text.startsWith('MSH')).toBe(true);
+      expect(text).not.toMatch(/\n/);
+      expect(header.messageCode).toMatch(/^[A-Z0-9]{3}$/);
+      expect(header.controlId.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('takes custom delimiters from MSH-1 and MSH-2', () => {
+    const { header } = decodeMessage(
+      Buffer.from('MSH#:*!$#LAB#HOSP#CV#CV#20240101##ORU:R01#42#P#2.5.1\nPID###1'),
+    );
+    expect(header).toMatchObject({
+      messageCode: 'ORU',
+      triggerEvent: 'R01',
+      controlId: '42',
+      sendingApplication: 'LAB',
+      version: '2.5.1',
+    });
+    expect(header.delimiters).toMatchObject({ field: '#', component: ':', repetition: '*' });
+  });
+
+  it.each([
+    ['an empty MSH-2', 'MSH||A|B|C|D|20240101||ADT^A01|1|P|2.5'],
+    ['a short MSH-2', 'MSH|^~|A|B|C|D|20240101||ADT^A01|1|P|2.5'],
+    ['repeated delimiters', 'MSH|^^\\&|A|B|C|D|20240101||ADT^A01|1|P|2.5'],
+    ['a letter as delimiter', 'MSH|^~X&|A|B|C|D|20240101||ADT^A01|1|P|2.5'],
+    ['no MSH', 'PID|1||123'],
+    ['no control id', 'MSH|^~\\&|A|B|C|D|20240101||ADT^A01||P|2.5'],
+  ])('refuses %s', (_, text) => {
+    expect(() => decodeMessage(Buffer.from(text))).toThrow(Hl7RejectError);
+  });
+
+  it('decodes by MSH-18: Latin-1 as declared, UTF-8 as declared', () => {
+    const latin1 = Buffer.from(
+      'MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5||||||8859/1\rPID|||1||Müller',
+      'latin1',
+    );
+    expect(decodeMessage(latin1).text).toContain('Müller');
+    const utf8 = Buffer.from(
+      'MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5||||||UNICODE UTF-8\rPID|||1||Müller',
+    );
+    expect(decodeMessage(utf8).text).toContain('Müller');
+    const wrong = Buffer.from(
+      'MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5||||||UNICODE UTF-8\rPID|||1||M\xfcller',
+      'latin1',
+    );
+    expect(() => decodeMessage(wrong)).toThrow(Hl7RejectError);
+  });
+});
+
+describe('buildAck', () => {
+  const { header } = decodeMessage(
+    Buffer.from('MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|MSG7|P|2.5.1\rPID|||1'),
+  );
+
+  it('echoes the sender reversed, MSA-2 is MSH-10, and the ACK has its own control id', () => {
+    const [msh, msa] = buildAck(header, 'AA').split('\r');
+    const fields = msh!.split('|');
+    expect(fields.slice(2, 6)).toEqual(['CV', 'HOSP', 'LAB', 'NORTH']);
+    expect(fields[8]).toBe('ACK^R01^ACK');
+    expect(fields[9]).not.toBe('MSG7');
+    expect(fields[11]).toBe('2.5.1');
+    expect(msa).toBe('MSA|AA|MSG7|');
+  });
+
+  it('says why in an ERR segment, escaped', () => {
+    const ack = buildAck(header, 'AE', { code: 'internal', text: 'failed | retry^later' });
+    expect(ack).toContain('MSA|AE|MSG7|failed \\F\\ retry\\S\\later');
+    expect(ack).toContain('ERR|||207^Application internal error^HL70357|E||||failed');
+  });
+});

@@ -1,0 +1,152 @@
+/** HL7 table 0357 codes used in ERR segments. */
+export const HL7_ERRORS = {
+  segmentSequence: ['100', 'Segment sequence error'],
+  requiredField: ['101', 'Required field missing'],
+  dataType: ['102', 'Data type error'],
+  unsupportedType: ['200', 'Unsupported message type'],
+  unsupportedEvent: ['201', 'Unsupported event code'],
+  unsupportedVersion: ['203', 'Unsupported version id'],
+  internal: ['207', 'Application internal error'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export type Hl7ErrorCode = keyof typeof HL7_ERRORS;
+
+/**
+ * A message that cannot be taken as it is (answered AR). The reason is fixed text, never a
+ * value from the message.
+ */
+export class Hl7RejectError extends Error {
+  override readonly name = 'Hl7RejectError';
+
+  constructor(
+    readonly code: Hl7ErrorCode,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+export interface Hl7Delimiters {
+  field: string;
+  component: string;
+  repetition: string;
+  escape: string;
+  subcomponent: string;
+  /** MSH-2 as sent (four or, from v2.7, five characters). */
+  encoding: string;
+}
+
+/** MSH fields as sent (escaped), for storage and for the ACK, which echoes them. */
+export interface Hl7Header {
+  delimiters: Hl7Delimiters;
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  /** MSH-9.1 and MSH-9.2, e.g. ADT and A01. */
+  messageCode: string;
+  triggerEvent: string;
+  controlId: string;
+  processingId: string;
+  version: string;
+  charset: string;
+}
+
+export interface DecodedMessage {
+  /** Segments separated by CR, whatever the sender used. */
+  text: string;
+  header: Hl7Header;
+}
+
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const UNSAFE_DELIMITER = /[A-Za-z0-9\s]/;
+
+/**
+ * Decodes one message's bytes: byte-order mark, MSH-18 character set, any of CR, LF or CRLF as
+ * segment end. The MSH is read in Latin-1 first (every supported character set agrees on it),
+ * then the whole message in the character set it names.
+ */
+export function decodeMessage(payload: Buffer): DecodedMessage {
+  const bytes = payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
+  const preview = bytes.toString('latin1').replace(/^[\r\n]+/, '');
+  const header = readHeader(preview.split(/\r\n|\r|\n/, 1)[0]!);
+  const text = decodeText(bytes, header.charset)
+    .split(/\r\n|\r|\n/)
+    .filter((segment) => segment.trim().length > 0)
+    .join('\r');
+  return { text, header };
+}
+
+function readHeader(msh: string): Hl7Header {
+  if (!msh.startsWith('MSH') || msh.length < 8) {
+    throw new Hl7RejectError('segmentSequence', 'The message does not start with an MSH segment');
+  }
+  const field = msh[3]!;
+  const encoding = msh.slice(4, msh.indexOf(field, 4) < 0 ? undefined : msh.indexOf(field, 4));
+  const all = [field, ...encoding];
+  if (
+    (encoding.length !== 4 && encoding.length !== 5) ||
+    all.some((char) => UNSAFE_DELIMITER.test(char)) ||
+    new Set(all).size !== all.length
+  ) {
+    throw new Hl7RejectError(
+      'dataType',
+      'MSH-1 and MSH-2 must give five distinct delimiter characters (MSH-2 is malformed)',
+    );
+  }
+  const delimiters: Hl7Delimiters = {
+    field,
+    component: encoding[0]!,
+    repetition: encoding[1]!,
+    escape: encoding[2]!,
+    subcomponent: encoding[3]!,
+    encoding,
+  };
+  // fields[n - 1] is MSH-n: MSH-1 is the field separator itself.
+  const fields = msh.split(field);
+  const at = (n: number): string => fields[n - 1] ?? '';
+  const [messageCode = '', triggerEvent = ''] = at(9).split(delimiters.component);
+  if (!messageCode || !at(10)) {
+    throw new Hl7RejectError('requiredField', 'MSH-9 (message type) and MSH-10 are required');
+  }
+  return {
+    delimiters,
+    sendingApplication: at(3),
+    sendingFacility: at(4),
+    receivingApplication: at(5),
+    receivingFacility: at(6),
+    messageCode,
+    triggerEvent,
+    controlId: at(10),
+    processingId: at(11),
+    version: at(12).split(delimiters.component)[0] ?? '',
+    charset: at(18).split(delimiters.repetition)[0] ?? '',
+  };
+}
+
+function decodeText(bytes: Buffer, charset: string): string {
+  switch (charset.toUpperCase()) {
+    case '8859/1':
+      return bytes.toString('latin1');
+    case 'UNICODE UTF-8':
+      return strictUtf8(bytes) ?? reject('The message is not valid UTF-8, as MSH-18 says it is');
+    case '':
+    case 'ASCII':
+      // Undeclared or ASCII, yet many senders write UTF-8: take it when it is valid.
+      return strictUtf8(bytes) ?? bytes.toString('latin1');
+    default:
+      throw new Hl7RejectError('dataType', 'Unsupported character set in MSH-18');
+  }
+}
+
+function strictUtf8(bytes: Buffer): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+function reject(reason: string): never {
+  throw new Hl7RejectError('dataType', reason);
+}
