@@ -4,6 +4,7 @@ import { CreateBreakGlass1764200000000 } from './1764200000000-create-break-glas
 import { CreateSearchIndex1764300000000 } from './1764300000000-create-search-index.js';
 import { CreateAuditTrail1764400000000 } from './1764400000000-create-audit-trail.js';
 import { CoveringSearchIndexes1764500000000 } from './1764500000000-covering-search-indexes.js';
+import { CreateHl7Message1764600000000 } from './1764600000000-create-hl7-message.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   CreateSearchIndex1764300000000,
   CreateAuditTrail1764400000000,
   CoveringSearchIndexes1764500000000,
+  CreateHl7Message1764600000000,
 ];

@@ -13,6 +13,7 @@ import { CryptoModule } from './crypto/crypto.module.js';
 import { DatabaseModule } from './database/database.module.js';
 import { FhirModule } from './fhir/fhir.module.js';
 import { HealthModule } from './health/health.module.js';
+import { Hl7Module } from './hl7/hl7.module.js';
 
 @Module({})
 export class AppModule {
@@ -36,6 +37,7 @@ export class AppModule {
         ...(limits ? [limits.forUsers()] : []),
         FhirModule,
         HealthModule,
+        Hl7Module,
       ],
       providers: [
         // Every request gets one audit row: the interceptor records what handlers complete, the

@@ -210,6 +210,20 @@ export class AppConfig {
   get auditSkippedForBenchmark(): boolean {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }
+
+  /** Where the MLLP listener binds, or undefined when it is off. */
+  get hl7Mllp():
+    { port: number; host: string; maxFrameBytes: number; idleSeconds: number } | undefined {
+    const port = this.config.get('HL7_MLLP_PORT', { infer: true });
+    return port < 0
+      ? undefined
+      : {
+          port,
+          host: this.config.get('HL7_MLLP_HOST', { infer: true }),
+          maxFrameBytes: this.config.get('HL7_MAX_FRAME_BYTES', { infer: true }),
+          idleSeconds: this.config.get('HL7_IDLE_SECONDS', { infer: true }),
+        };
+  }
 }
 
 /** DATA_DIR as an absolute path, for code that runs before the Nest container exists. */

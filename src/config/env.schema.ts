@@ -258,6 +258,34 @@ export class EnvironmentVariables {
   @Max(36_500, { message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
   AUDIT_RETENTION_DAYS = 2190;
 
+  /** The MLLP listener for HL7 v2 feeds; 0 takes any free port (tests), -1 turns it off. */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_MLLP_PORT must be an integer between -1 and 65535' })
+  @Min(-1, { message: 'HL7_MLLP_PORT must be an integer between -1 and 65535' })
+  @Max(65535, { message: 'HL7_MLLP_PORT must be an integer between -1 and 65535' })
+  HL7_MLLP_PORT = 2575;
+
+  @IsString()
+  @MinLength(1, { message: 'HL7_MLLP_HOST must not be empty' })
+  HL7_MLLP_HOST = '127.0.0.1';
+
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_MAX_FRAME_BYTES must be a number of bytes between 1024 and 268435456' })
+  @Min(1024, {
+    message: 'HL7_MAX_FRAME_BYTES must be a number of bytes between 1024 and 268435456',
+  })
+  @Max(268_435_456, {
+    message: 'HL7_MAX_FRAME_BYTES must be a number of bytes between 1024 and 268435456',
+  })
+  HL7_MAX_FRAME_BYTES = 16_777_216;
+
+  /** An MLLP connection silent this long is closed. */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
+  @Min(1, { message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
+  @Max(86_400, { message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
+  HL7_IDLE_SECONDS = 300;
+
   /** Benchmark only: skip audit writes to measure their cost. Refused when NODE_ENV=production. */
   @Transform(toBoolean)
   @IsBoolean({ message: 'AUDIT_BENCHMARK_SKIP must be true or false' })

@@ -30,6 +30,8 @@ export default async function globalSetup() {
   process.env.DATABASE_URL = url;
   process.env.NODE_ENV = 'test';
   process.env.LOG_LEVEL ??= 'silent';
+  // In-process test apps take any free MLLP port, never the fixed default.
+  process.env.HL7_MLLP_PORT = '0';
   process.env.PHI_MASTER_KEY = randomBytes(32).toString('base64');
   delete process.env.PHI_KEY_FILE;
 }

@@ -8,9 +8,17 @@ export const BUILT = {
   withDatabase: fileURLToPath(new URL('../../dist/src/database/with-database.js', import.meta.url)),
 };
 
-/** The environment of a child process: this one's PATH and HOME, plus exactly what is given. */
+/**
+ * The environment of a child process: this one's PATH and HOME, plus exactly what is given. A
+ * service started by a test takes any free MLLP port, never the fixed default.
+ */
 export function childEnv(values: Record<string, string>): Record<string, string> {
-  return { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '', ...values };
+  return {
+    PATH: process.env['PATH'] ?? '',
+    HOME: process.env['HOME'] ?? '',
+    HL7_MLLP_PORT: '0',
+    ...values,
+  };
 }
 
 export interface Finished {

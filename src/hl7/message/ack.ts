@@ -49,7 +49,8 @@ export function buildAck(
   const text = error ? escapeText(error.text, d) : '';
   const segments = [msh, ['MSA', code, header?.controlId ?? '', text].join(d.field)];
   if (error) {
-    const [number, name] = HL7_ERRORS[error.code];
+    const number = error.code;
+    const name = HL7_ERRORS[number];
     const hl7Code = [number, name, 'HL70357'].join(d.component);
     // ERR-3 (code), ERR-4 (severity) and ERR-8 (text) from v2.5; ERR-1 before it.
     segments.push(

@@ -77,7 +77,7 @@ describe('buildAck', () => {
   });
 
   it('says why in an ERR segment, escaped', () => {
-    const ack = buildAck(header, 'AE', { code: 'internal', text: 'failed | retry^later' });
+    const ack = buildAck(header, 'AE', { code: '207', text: 'failed | retry^later' });
     expect(ack).toContain('MSA|AE|MSG7|failed \\F\\ retry\\S\\later');
     expect(ack).toContain('ERR|||207^Application internal error^HL70357|E||||failed');
   });

@@ -1,15 +1,18 @@
-/** HL7 table 0357 codes used in ERR segments. */
+/** HL7 table 0357 (message error condition codes) used in ERR segments. */
 export const HL7_ERRORS = {
-  segmentSequence: ['100', 'Segment sequence error'],
-  requiredField: ['101', 'Required field missing'],
-  dataType: ['102', 'Data type error'],
-  unsupportedType: ['200', 'Unsupported message type'],
-  unsupportedEvent: ['201', 'Unsupported event code'],
-  unsupportedVersion: ['203', 'Unsupported version id'],
-  internal: ['207', 'Application internal error'],
-} as const satisfies Record<string, readonly [string, string]>;
+  '100': 'Segment sequence error',
+  '101': 'Required field missing',
+  '102': 'Data type error',
+  '200': 'Unsupported message type',
+  '201': 'Unsupported event code',
+  '207': 'Application internal error',
+} as const;
 
 export type Hl7ErrorCode = keyof typeof HL7_ERRORS;
+
+export function isHl7ErrorCode(code: string): code is Hl7ErrorCode {
+  return Object.hasOwn(HL7_ERRORS, code);
+}
 
 /**
  * A message that cannot be taken as it is (answered AR). The reason is fixed text, never a
@@ -79,7 +82,7 @@ export function decodeMessage(payload: Buffer): DecodedMessage {
 
 function readHeader(msh: string): Hl7Header {
   if (!msh.startsWith('MSH') || msh.length < 8) {
-    throw new Hl7RejectError('segmentSequence', 'The message does not start with an MSH segment');
+    throw new Hl7RejectError('100', 'The message does not start with an MSH segment');
   }
   const field = msh[3]!;
   const encoding = msh.slice(4, msh.indexOf(field, 4) < 0 ? undefined : msh.indexOf(field, 4));
@@ -90,7 +93,7 @@ function readHeader(msh: string): Hl7Header {
     new Set(all).size !== all.length
   ) {
     throw new Hl7RejectError(
-      'dataType',
+      '102',
       'MSH-1 and MSH-2 must give five distinct delimiter characters (MSH-2 is malformed)',
     );
   }
@@ -107,7 +110,7 @@ function readHeader(msh: string): Hl7Header {
   const at = (n: number): string => fields[n - 1] ?? '';
   const [messageCode = '', triggerEvent = ''] = at(9).split(delimiters.component);
   if (!messageCode || !at(10)) {
-    throw new Hl7RejectError('requiredField', 'MSH-9 (message type) and MSH-10 are required');
+    throw new Hl7RejectError('101', 'MSH-9 (message type) and MSH-10 are required');
   }
   return {
     delimiters,
@@ -135,7 +138,7 @@ function decodeText(bytes: Buffer, charset: string): string {
       // Undeclared or ASCII, yet many senders write UTF-8: take it when it is valid.
       return strictUtf8(bytes) ?? bytes.toString('latin1');
     default:
-      throw new Hl7RejectError('dataType', 'Unsupported character set in MSH-18');
+      throw new Hl7RejectError('102', 'Unsupported character set in MSH-18');
   }
 }
 
@@ -148,5 +151,5 @@ function strictUtf8(bytes: Buffer): string | undefined {
 }
 
 function reject(reason: string): never {
-  throw new Hl7RejectError('dataType', reason);
+  throw new Hl7RejectError('102', reason);
 }

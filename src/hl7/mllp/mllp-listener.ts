@@ -1,0 +1,113 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { AppConfig } from '../../config/config.js';
+import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
+import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
+
+/** Messages a connection may have waiting for their ACK before reading from it pauses. */
+const MAX_PIPELINED = 64;
+
+/**
+ * The MLLP listener: one ACK per message, in order, on the connection it came on. Messages of
+ * one connection are handled one after another (their order is the sender's); connections run
+ * side by side. A message whose storage fails gets no ACK and its connection is closed, so the
+ * sender resends it rather than wait.
+ */
+@Injectable()
+export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger('Mllp');
+  private server: Server | undefined;
+  private readonly connections = new Set<Socket>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly inbound: Hl7InboundService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const options = this.config.hl7Mllp;
+    if (!options) return;
+    const server = createServer((socket) => this.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port, options.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.server = server;
+    const { address, port } = this.address()!;
+    this.logger.log(`MLLP listener on ${address}:${port}`);
+  }
+
+  /** Where it listens (port 0 in the configuration means the system chose). */
+  address(): AddressInfo | undefined {
+    const address = this.server?.address();
+    return address && typeof address === 'object' ? address : undefined;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    // A message being processed is either committed (and its ACK goes out) or not (and the
+    // sender resends it): closing the connections loses nothing.
+    for (const socket of this.connections) socket.destroy();
+    await closed;
+  }
+
+  private serve(socket: Socket): void {
+    const options = this.config.hl7Mllp!;
+    this.connections.add(socket);
+    socket.setNoDelay(true);
+    socket.setTimeout(options.idleSeconds * 1000, () => socket.destroy());
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.connections.delete(socket));
+    const decoder = new MllpDecoder(options.maxFrameBytes);
+    const peer = socket.remoteAddress ?? null;
+    let queue = Promise.resolve();
+    let waiting = 0;
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of decoder.push(chunk)) {
+        if (event.kind === 'oversized') {
+          this.logger.warn(
+            { peer, limit: options.maxFrameBytes },
+            'MLLP frame over the size limit',
+          );
+          socket.destroy();
+          return;
+        }
+        if (event.kind === 'truncated') {
+          this.logger.warn({ peer }, 'MLLP frame without end block dropped');
+          continue;
+        }
+        if (++waiting >= MAX_PIPELINED) socket.pause();
+        queue = queue
+          .then(async () => {
+            if (socket.destroyed) return;
+            const ack = await this.inbound.receive(event.payload, { channel: 'mllp', peer });
+            socket.write(encodeFrame(ack));
+          })
+          .catch((error: unknown) => {
+            this.logger.error(
+              {
+                peer,
+                err: { type: (error as Error).name, code: (error as { code?: unknown }).code },
+              },
+              'HL7 message not stored: no ACK, connection closed',
+            );
+            socket.destroy();
+          })
+          .finally(() => {
+            if (--waiting < MAX_PIPELINED / 2 && socket.isPaused()) socket.resume();
+          });
+      }
+    });
+  }
+}

@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { QueryFailedError } from 'typeorm';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import { Hl7MessageEntity, type Hl7MessageStatus } from './hl7-message.entity.js';
+
+export type NewHl7Message = Omit<
+  Hl7MessageEntity,
+  'status' | 'ackCode' | 'errorCode' | 'errorText' | 'attempts' | 'processedAt'
+>;
+
+export interface Hl7Outcome {
+  status: Hl7MessageStatus;
+  ackCode: string;
+  errorCode: string | null;
+  errorText: string | null;
+}
+
+/** All SQL of stored HL7 messages, in the caller's unit of work. */
+@Injectable()
+export class Hl7MessageRepository {
+  constructor(private readonly unitOfWork: UnitOfWork) {}
+
+  /**
+   * Stores a message as received, or finds the stored copy of a resend (same sender, control id
+   * and content): `stored` says which.
+   */
+  async insertOrFind(message: NewHl7Message): Promise<{ row: Hl7MessageEntity; stored: boolean }> {
+    const row = Object.assign(new Hl7MessageEntity(), {
+      ...message,
+      status: 'received',
+      ackCode: null,
+      errorCode: null,
+      errorText: null,
+      attempts: 0,
+      processedAt: null,
+    } satisfies Hl7MessageEntity);
+    try {
+      await this.unitOfWork.manager.insert(Hl7MessageEntity, { ...row });
+      return { row, stored: true };
+    } catch (error) {
+      if (!isResend(error)) throw error;
+    }
+    const existing = await this.unitOfWork.manager.findOneByOrFail(Hl7MessageEntity, {
+      sendingApplication: message.sendingApplication ?? undefined,
+      sendingFacility: message.sendingFacility ?? undefined,
+      controlId: message.controlId ?? undefined,
+      contentHash: message.contentHash,
+    });
+    return { row: existing, stored: false };
+  }
+
+  async recordOutcome(id: string, outcome: Hl7Outcome, at: Date): Promise<void> {
+    await this.unitOfWork.manager.update(
+      Hl7MessageEntity,
+      { id },
+      { ...outcome, processedAt: at, attempts: () => 'attempts + 1' },
+    );
+  }
+}
+
+function isResend(error: unknown): boolean {
+  const driver =
+    error instanceof QueryFailedError
+      ? (error.driverError as { code?: string; constraint?: string })
+      : undefined;
+  return driver?.code === '23505' && driver.constraint === 'uq_hl7_message_resend';
+}

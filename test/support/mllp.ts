@@ -1,0 +1,88 @@
+import { connect, type Socket } from 'node:net';
+import { encodeFrame, MllpDecoder } from '../../src/hl7/mllp/mllp-decoder.js';
+
+/** A test MLLP peer: writes raw bytes, collects the ACK frames that come back. */
+export class MllpTestClient {
+  readonly acks: string[] = [];
+  private readonly decoder = new MllpDecoder(1 << 20);
+  private waiters: (() => void)[] = [];
+  closed = false;
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of this.decoder.push(chunk)) {
+        if (event.kind === 'frame') this.acks.push(event.payload.toString('utf8'));
+      }
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static connect(port: number): Promise<MllpTestClient> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => resolve(new MllpTestClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  /** Frames each message and writes the whole stream in pieces of `pieceBytes`. */
+  async send(messages: Buffer[], pieceBytes = Infinity): Promise<void> {
+    const stream = Buffer.concat(messages.map((message) => encodeFrame(message)));
+    await this.write(stream, pieceBytes);
+  }
+
+  async write(bytes: Buffer, pieceBytes = Infinity): Promise<void> {
+    for (let at = 0; at < bytes.length; at += pieceBytes) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + pieceBytes));
+      if (!this.socket.write(piece)) {
+        await new Promise((resolve) => this.socket.once('drain', resolve));
+      }
+    }
+  }
+
+  /** Resolves when `count` ACKs have come, or rejects when the connection closes first. */
+  async waitForAcks(count: number, timeoutMs = 30_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.acks.length < count) {
+      if (this.closed) throw new Error(`Connection closed after ${this.acks.length} ACKs`);
+      if (Date.now() > deadline) throw new Error(`Only ${this.acks.length} of ${count} ACKs`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+    return this.acks.slice(0, count);
+  }
+
+  async waitForClose(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error('The connection stayed open');
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+}
+
+/** MSA-1 and MSA-2 of an ACK. */
+export function msaOf(ack: string): { code: string; controlId: string } {
+  const msa = ack.split('\r').find((segment) => segment.startsWith('MSA'));
+  const fields = (msa ?? '').split(msa?.[3] ?? '|');
+  return { code: fields[1] ?? '', controlId: fields[2] ?? '' };
+}
