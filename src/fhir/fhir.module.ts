@@ -33,6 +33,6 @@ import { SearchService } from './search/search.service.js';
     EverythingService,
     ReindexService,
   ],
-  exports: [ReindexService],
+  exports: [ReindexService, FhirService],
 })
 export class FhirModule {}

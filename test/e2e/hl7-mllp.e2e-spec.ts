@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -58,6 +60,66 @@ describe('HL7 v2 over MLLP', () => {
       `SELECT count(*)::int AS n FROM audit_event WHERE source = 'hl7'`,
     );
     expect(audited!.n).toBeGreaterThanOrEqual(samples.length);
+  });
+
+  it('maps ADT messages to FHIR: AA, and the resources can be found through the API', async () => {
+    const adt = samples.filter((sample) =>
+      /^ADT-A(01|03|04|05|08|28|31)-0[12]\.hl7$/.test(sample.file),
+    );
+    const sender = await client();
+    await sender.send(adt.map((sample) => sample.bytes));
+    const acks = await sender.waitForAcks(adt.length);
+    // Resends of the first test's messages: their stored answers.
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(adt.map(() => 'AA'));
+
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const system = 'urn:carevault:v2:assigning-authority:test1';
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`${system}|PATID1234`)}`,
+    );
+    const entries = found.body.entry as { resource: Record<string, unknown> }[];
+    expect(entries).toHaveLength(1);
+    const patient = entries[0]!.resource;
+    // Every PID-3 identifier, the SSN with its authority as the system.
+    expect(patient['identifier']).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ system, value: 'PATID1234' }),
+        expect.objectContaining({
+          system: 'urn:carevault:v2:assigning-authority:USSSA',
+          value: '123456789',
+        }),
+      ]),
+    );
+    expect(patient['birthDate']).toBe('1988-08-18');
+    const encounters = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient['id'])}`,
+    );
+    expect((encounters.body.entry as unknown[]).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A03|DIS1|P|2.5\rPID|1||D-1^^^HOSP&2.16.9&ISO^MR||Doe^Jo\rPV1|1|I',
+      ),
+    ]);
+    const [ack] = await sender.waitForAcks(1);
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toContain('204^Unknown key identifier^HL70357');
+    const [row] = await data.query<{ status: string }[]>(
+      `SELECT status FROM hl7_message WHERE control_id = 'DIS1'`,
+    );
+    expect(row!.status).toBe('error');
+    // Rolled back with it: the Patient of the failed message was not kept.
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.9|D-1')}`,
+    );
+    expect(found.body.entry ?? []).toHaveLength(0);
   });
 
   it('answers a resend with the same ACK code and stores it once', async () => {

@@ -1,17 +1,23 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuditTrail } from '../../audit/audit-trail.js';
+import { AppError } from '../../common/errors/app-error.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
 import { buildAck, type AckCode } from '../message/ack.js';
 import {
   decodeMessage,
   HL7_ERRORS,
+  Hl7ProcessingError,
   Hl7RejectError,
   isHl7ErrorCode,
   type DecodedMessage,
+  type Hl7Header,
 } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { hl7AuditEntry } from './hl7-audit.js';
+import { Hl7Processor } from './hl7-processor.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
 
 export interface Hl7Source {
@@ -32,6 +38,8 @@ export class Hl7InboundService {
     private readonly repository: Hl7MessageRepository,
     private readonly blind: BlindIndexer,
     private readonly trail: AuditTrail,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly processor: Hl7Processor,
   ) {}
 
   /** The ACK, in the message's own character set (Latin-1 when MSH-18 says 8859/1). */
@@ -74,34 +82,65 @@ export class Hl7InboundService {
       // A resend of a message already answered: the same answer, and nothing done twice.
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
     }
-    const outcome: Hl7Outcome = rejection
-      ? {
-          status: 'rejected',
-          ackCode: 'AR',
-          errorCode: rejection.code,
-          errorText: rejection.message,
-        }
-      : await this.process(row, decoded!);
+    if (rejection) {
+      return this.conclude(row, header, {
+        status: 'rejected',
+        ackCode: 'AR',
+        errorCode: rejection.code,
+        errorText: rejection.message,
+      });
+    }
+    try {
+      // The resources, the message's status and its audit row commit together or not at all.
+      await this.unitOfWork.run(async () => {
+        const touched = await this.processor.process(
+          new V2Message(decoded!.text, decoded!.header.delimiters),
+          decoded!.header,
+        );
+        const processed: Hl7Outcome = {
+          status: 'processed',
+          ackCode: 'AA',
+          errorCode: null,
+          errorText: null,
+        };
+        await this.repository.recordOutcome(row.id, processed, new Date());
+        await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
+      });
+      return buildAck(header, 'AA', undefined);
+    } catch (error) {
+      return this.conclude(row, header, failureOf(error, row, this.logger));
+    }
+  }
+
+  /** Records a message's failure (outside the rolled-back transaction) and gives its ACK. */
+  private async conclude(
+    row: Hl7MessageEntity,
+    header: Hl7Header | undefined,
+    outcome: Hl7Outcome,
+  ): Promise<string> {
     await this.repository.recordOutcome(row.id, outcome, new Date());
     await this.trail.record(hl7AuditEntry(row, outcome));
     return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
   }
+}
 
-  /**
-   * No message type is mapped to FHIR yet (the v2-to-FHIR segment maps are the next step of
-   * this work): each message is kept and refused as unsupported, and can be reprocessed once
-   * its mapping exists.
-   */
-  private process(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
-    const code = decoded.header.triggerEvent ? '201' : '200';
-    this.logger.warn({ id: row.id, type: row.messageType }, 'HL7 message type not supported');
-    return Promise.resolve({
-      status: 'rejected',
-      ackCode: 'AR',
-      errorCode: code,
-      errorText: `${HL7_ERRORS[code]}: no mapping to FHIR for this message type`,
-    });
+/** AR for what is unsupported, AE (kept for reprocessing) for everything else. */
+function failureOf(error: unknown, row: Hl7MessageEntity, logger: Logger): Hl7Outcome {
+  if (error instanceof Hl7RejectError) {
+    return { status: 'rejected', ackCode: 'AR', errorCode: error.code, errorText: error.message };
   }
+  if (error instanceof Hl7ProcessingError) {
+    return { status: 'error', ackCode: 'AE', errorCode: error.code, errorText: error.message };
+  }
+  // FHIR validation and database errors can quote values: only their kind is kept.
+  const kind = error instanceof AppError ? `FHIR ${error.status}` : (error as Error).name;
+  logger.error({ id: row.id, type: row.messageType, kind }, 'HL7 message processing failed');
+  return {
+    status: 'error',
+    ackCode: 'AE',
+    errorCode: '207',
+    errorText: `The message could not be stored as FHIR resources (${kind})`,
+  };
 }
 
 function errorOf(outcome: { errorCode: string | null; errorText: string | null }) {

@@ -5,6 +5,7 @@ export const HL7_ERRORS = {
   '102': 'Data type error',
   '200': 'Unsupported message type',
   '201': 'Unsupported event code',
+  '204': 'Unknown key identifier',
   '207': 'Application internal error',
 } as const;
 
@@ -20,6 +21,21 @@ export function isHl7ErrorCode(code: string): code is Hl7ErrorCode {
  */
 export class Hl7RejectError extends Error {
   override readonly name = 'Hl7RejectError';
+
+  constructor(
+    readonly code: Hl7ErrorCode,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/**
+ * A message that was taken but whose content cannot be processed as it is (answered AE); it
+ * stays stored with status error, for reprocessing. The reason is fixed text, as above.
+ */
+export class Hl7ProcessingError extends Error {
+  override readonly name = 'Hl7ProcessingError';
 
   constructor(
     readonly code: Hl7ErrorCode,

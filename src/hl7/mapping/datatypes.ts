@@ -1,0 +1,146 @@
+import type { V2Repetition, V2Value } from '../message/v2-message.js';
+
+/**
+ * HL7 v2 data types to FHIR R4, after the v2-to-FHIR Implementation Guide's data type maps.
+ * Each function takes one repetition and gives undefined when it carries nothing usable.
+ */
+
+/** Where CX-4 / HD names no OID, UUID or URI, its namespace id becomes a system under this. */
+export const ASSIGNING_AUTHORITY_SYSTEM = 'urn:carevault:v2:assigning-authority:';
+
+const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
+
+export interface Identifier {
+  system?: string;
+  value: string;
+  type?: { coding: { system: string; code: string }[] };
+}
+
+/** HD (hierarchic designator) to a URI: OID, UUID, URI, or the namespace id under our prefix. */
+export function systemOfHd(
+  namespace: V2Value,
+  universalId: V2Value,
+  idType: V2Value,
+): string | undefined {
+  const type = idType?.toUpperCase();
+  if (universalId && type === 'ISO' && /^[0-2](\.\d+)+$/.test(universalId))
+    return `urn:oid:${universalId}`;
+  if (universalId && type === 'UUID') return `urn:uuid:${universalId.toLowerCase()}`;
+  if (universalId && (type === 'URI' || /^https?:\/\//.test(universalId))) return universalId;
+  if (namespace) return `${ASSIGNING_AUTHORITY_SYSTEM}${encodeURIComponent(namespace.trim())}`;
+  return undefined;
+}
+
+/**
+ * CX (extended composite id) to Identifier. An id without an assigning authority (CX-4) is
+ * taken as the sender's own: `fallbackSystem` is the sending facility's system.
+ */
+export function identifierOf(cx: V2Repetition, fallbackSystem?: string): Identifier | undefined {
+  const value = cx.value(1);
+  if (!value) return undefined;
+  const system = systemOfHd(cx.value(4, 1), cx.value(4, 2), cx.value(4, 3)) ?? fallbackSystem;
+  const typeCode = cx.value(5);
+  return {
+    ...(system ? { system } : {}),
+    value,
+    ...(typeCode ? { type: { coding: [{ system: V2_0203, code: typeCode }] } } : {}),
+  };
+}
+
+const NAME_USE: Record<string, string> = {
+  L: 'official',
+  D: 'usual',
+  M: 'maiden',
+  N: 'nickname',
+  S: 'anonymous',
+  B: 'old',
+  BAD: 'old',
+};
+
+/** XPN (person name) to HumanName. */
+export function humanNameOf(xpn: V2Repetition): Record<string, unknown> | undefined {
+  const family = xpn.value(1, 1);
+  const given = [xpn.value(2), xpn.value(3)].filter((part): part is string => !!part);
+  const suffix = xpn.value(4);
+  const prefix = xpn.value(5);
+  if (!family && given.length === 0) return undefined;
+  const use = NAME_USE[xpn.value(7)?.toUpperCase() ?? ''];
+  return {
+    ...(use ? { use } : {}),
+    ...(family ? { family } : {}),
+    ...(given.length > 0 ? { given } : {}),
+    ...(prefix ? { prefix: [prefix] } : {}),
+    ...(suffix ? { suffix: [suffix] } : {}),
+  };
+}
+
+const ADDRESS_USE: Record<string, { use?: string; type?: string }> = {
+  H: { use: 'home' },
+  B: { use: 'work' },
+  O: { use: 'work' },
+  C: { use: 'temp' },
+  BA: { use: 'old' },
+  M: { type: 'postal' },
+};
+
+/** XAD (address) to Address. */
+export function addressOf(xad: V2Repetition): Record<string, unknown> | undefined {
+  const line = [xad.value(1, 1), xad.value(2)].filter((part): part is string => !!part?.trim());
+  const fields = {
+    city: xad.value(3)?.trim(),
+    state: xad.value(4)?.trim(),
+    postalCode: xad.value(5)?.trim(),
+    country: xad.value(6)?.trim(),
+  };
+  const present = Object.fromEntries(Object.entries(fields).filter(([, value]) => !!value));
+  if (line.length === 0 && Object.keys(present).length === 0) return undefined;
+  return {
+    ...ADDRESS_USE[xad.value(7)?.toUpperCase() ?? ''],
+    ...(line.length > 0 ? { line: line.map((part) => part.trim()) } : {}),
+    ...present,
+  };
+}
+
+/** XTN (telecom) to ContactPoint; `use` is the field's (home for PID-13, work for PID-14). */
+export function contactPointOf(
+  xtn: V2Repetition,
+  use: 'home' | 'work',
+): Record<string, unknown> | undefined {
+  const equipment = xtn.value(3)?.toUpperCase();
+  if (equipment === 'INTERNET' || equipment === 'X.400' || xtn.value(2)?.toUpperCase() === 'NET') {
+    const email = xtn.value(4) ?? xtn.value(1);
+    return email ? { system: 'email', value: email, use } : undefined;
+  }
+  const local = [xtn.value(6), xtn.value(7)].filter(Boolean).join(' ');
+  const value = xtn.value(12) ?? (local || xtn.value(1));
+  if (!value) return undefined;
+  const system = equipment === 'FX' ? 'fax' : equipment === 'BP' ? 'pager' : 'phone';
+  return { system, value, use: equipment === 'CP' ? 'mobile' : use };
+}
+
+/**
+ * DT/DTM to a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD), by the digits alone: a birth date must
+ * never pass through a JavaScript Date, whose time zone can move it a day.
+ */
+export function dateOf(value: V2Value): string | undefined {
+  const match = /^(\d{4})(\d{2})?(\d{2})?/.exec(value ?? '');
+  if (!match) return undefined;
+  const [, year, month, day] = match;
+  if (month && (Number(month) < 1 || Number(month) > 12)) return undefined;
+  if (day && (Number(day) < 1 || Number(day) > 31)) return undefined;
+  return [year, month, day].filter(Boolean).join('-');
+}
+
+/**
+ * DTM to a FHIR dateTime. A time without a UTC offset cannot be placed (FHIR requires one), so
+ * it is given as its date only rather than at a guessed offset.
+ */
+export function dateTimeOf(value: V2Value): string | undefined {
+  const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$/.exec(
+    value ?? '',
+  );
+  if (!match) return dateOf(value);
+  const [, year, month, day, hour, minute = '00', second = '00', offset] = match;
+  if (!offset) return dateOf(value);
+  return `${year}-${month}-${day}T${hour}:${minute}:${second}${offset.slice(0, 3)}:${offset.slice(3)}`;
+}

@@ -1,0 +1,50 @@
+import type { V2Segment } from '../message/v2-message.js';
+import { dateTimeOf, identifierOf, type Identifier } from './datatypes.js';
+
+const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
+const V2_0004 = 'http://terminology.hl7.org/CodeSystem/v2-0004';
+
+/** PV1-2 patient class (table 0004) to the v3 encounter class, where one fits. */
+const CLASS: Record<string, { code: string; display: string }> = {
+  E: { code: 'EMER', display: 'emergency' },
+  I: { code: 'IMP', display: 'inpatient encounter' },
+  O: { code: 'AMB', display: 'ambulatory' },
+  P: { code: 'PRENC', display: 'pre-admission' },
+  R: { code: 'AMB', display: 'ambulatory' },
+  B: { code: 'IMP', display: 'inpatient encounter' },
+};
+
+export type EncounterStatus = 'planned' | 'in-progress' | 'finished';
+
+/**
+ * PV1 to an Encounter (v2-to-FHIR segment map PV1[Encounter]): class, visit number, admit and
+ * discharge times. The status comes from the trigger event, which says what happened.
+ */
+export function encounterFromPv1(
+  pv1: V2Segment,
+  patientId: string,
+  status: EncounterStatus,
+  senderSystem?: string,
+): { identifier: Identifier | undefined; resource: Record<string, unknown> } {
+  const patientClass = pv1.value(2)?.toUpperCase();
+  const mapped = patientClass ? CLASS[patientClass] : undefined;
+  const visit = pv1.repetitions(19)[0];
+  const identifier = visit ? identifierOf(visit, senderSystem) : undefined;
+  const start = dateTimeOf(pv1.value(44));
+  const end = dateTimeOf(pv1.value(45));
+  return {
+    identifier,
+    resource: {
+      resourceType: 'Encounter',
+      ...(identifier ? { identifier: [identifier] } : {}),
+      status,
+      class: mapped
+        ? { system: ACT_CODE, ...mapped }
+        : patientClass
+          ? { system: V2_0004, code: patientClass }
+          : { system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' },
+      subject: { reference: `Patient/${patientId}` },
+      ...(start || end ? { period: { ...(start ? { start } : {}), ...(end ? { end } : {}) } } : {}),
+    },
+  };
+}

@@ -1,0 +1,170 @@
+import { decodeMessage } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
+import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
+import { encounterFromPv1 } from './encounter.js';
+import { applyPatient, identifierCriteria, patientFromPid } from './patient.js';
+
+function message(...segments: string[]): V2Message {
+  const { text, header } = decodeMessage(Buffer.from(segments.join('\r')));
+  return new V2Message(text, header.delimiters);
+}
+
+const MSH = 'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A08|1|P|2.5';
+
+describe('V2Message', () => {
+  it('unescapes delimiters, hex and line breaks, and tells "" from empty', () => {
+    const pid = message(MSH, 'PID|1||1||O\\T\\Brien^Mary\\.br\\Ann^""^^\\X41\\|||').first('PID')!;
+    expect(pid.value(5, 1)).toBe('O&Brien');
+    expect(pid.value(5, 2)).toBe('Mary\nAnn');
+    expect(pid.value(5, 3)).toBeNull();
+    expect(pid.value(5, 4)).toBeUndefined();
+    expect(pid.value(5, 5)).toBe('A');
+    expect(pid.value(7)).toBeUndefined();
+    expect(pid.value(40)).toBeUndefined();
+  });
+
+  it('numbers MSH fields from the field separator, and reads custom delimiters', () => {
+    const custom = message(
+      'MSH#:*!$#LAB#HOSP#CV#CV#1##ADT:A08#9#P#2.5',
+      'PID###7:::AUTH$1.2.3$ISO',
+    );
+    const msh = custom.first('MSH')!;
+    expect([msh.value(1), msh.value(3), msh.value(9, 2), msh.value(10)]).toEqual([
+      '#',
+      'LAB',
+      'A08',
+      '9',
+    ]);
+    expect(custom.first('PID')!.value(3, 4, 2)).toBe('1.2.3');
+  });
+});
+
+describe('data types', () => {
+  it('keeps a birth date to its digits, whatever the time zone', () => {
+    expect(dateOf('19800101')).toBe('1980-01-01');
+    expect(dateOf('198001011230+1400')).toBe('1980-01-01');
+    expect(dateOf('1980')).toBe('1980');
+    expect(dateOf('198013')).toBeUndefined();
+  });
+
+  it('gives a date-time only with its offset, and a date without one', () => {
+    expect(dateTimeOf('202401021530+0215')).toBe('2024-01-02T15:30:00+02:15');
+    expect(dateTimeOf('20240102153045.123-0500')).toBe('2024-01-02T15:30:45-05:00');
+    expect(dateTimeOf('202401021530')).toBe('2024-01-02');
+  });
+
+  it('makes a system of an assigning authority', () => {
+    expect(systemOfHd('X', '2.16.840.1', 'ISO')).toBe('urn:oid:2.16.840.1');
+    expect(systemOfHd(undefined, 'A0F0C5E1-1234-4DEF-8123-ABCDEF012345', 'UUID')).toBe(
+      'urn:uuid:a0f0c5e1-1234-4def-8123-abcdef012345',
+    );
+    expect(systemOfHd('St Mary', undefined, undefined)).toBe(
+      'urn:carevault:v2:assigning-authority:St%20Mary',
+    );
+    expect(systemOfHd(undefined, undefined, undefined)).toBeUndefined();
+  });
+});
+
+describe('PID to Patient', () => {
+  const pid = message(
+    MSH,
+    'PID|1||123^^^HOSP&2.16.1&ISO^MR~999^^^SSA^SS||Doe^Jane^Q^^Dr^^L||19800229|F|||1 Main St^Apt 2^Boston^MA^02115^USA^H||^PRN^PH^^^617^5551234~^NET^Internet^jane@example.org|^WPN^PH^^^617^5550000',
+  ).first('PID')!;
+
+  it('maps identifiers with their assigning authority, name, birth date, gender, address, telecom', () => {
+    const { identifiers, elements } = patientFromPid(pid);
+    expect(identifiers).toEqual([
+      {
+        system: 'urn:oid:2.16.1',
+        value: '123',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] },
+      },
+      {
+        system: 'urn:carevault:v2:assigning-authority:SSA',
+        value: '999',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'SS' }] },
+      },
+    ]);
+    expect(elements).toEqual({
+      name: [{ use: 'official', family: 'Doe', given: ['Jane', 'Q'], prefix: ['Dr'] }],
+      birthDate: '1980-02-29',
+      gender: 'female',
+      address: [
+        {
+          use: 'home',
+          line: ['1 Main St', 'Apt 2'],
+          city: 'Boston',
+          state: 'MA',
+          postalCode: '02115',
+          country: 'USA',
+        },
+      ],
+      telecom: [
+        { system: 'phone', value: '617 5551234', use: 'home' },
+        { system: 'email', value: 'jane@example.org', use: 'home' },
+        { system: 'phone', value: '617 5550000', use: 'work' },
+      ],
+    });
+  });
+
+  it('falls back to the sender for an id without an assigning authority', () => {
+    const bare = message(MSH, 'PID|1||555^^^^MR').first('PID')!;
+    expect(patientFromPid(bare, 'urn:oid:1.2').identifiers[0]).toMatchObject({
+      system: 'urn:oid:1.2',
+      value: '555',
+    });
+  });
+
+  it('keeps what an empty field leaves out, removes what "" clears, and merges identifiers', () => {
+    const update = message(MSH, 'PID|1||777^^^HOSP&2.16.1&ISO^MR||Doe^Janet||""').first('PID')!;
+    const { identifiers, elements } = patientFromPid(update);
+    const stored = {
+      resourceType: 'Patient',
+      id: 'p1',
+      meta: { versionId: '3' },
+      identifier: [{ system: 'urn:oid:2.16.1', value: '123' }],
+      birthDate: '1980-02-29',
+      gender: 'female',
+    };
+    expect(applyPatient(stored, identifiers, elements)).toEqual({
+      resourceType: 'Patient',
+      id: 'p1',
+      identifier: [
+        { system: 'urn:oid:2.16.1', value: '123' },
+        {
+          system: 'urn:oid:2.16.1',
+          value: '777',
+          type: {
+            coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
+          },
+        },
+      ],
+      name: [{ family: 'Doe', given: ['Janet'] }],
+      gender: 'female',
+    });
+  });
+
+  it('matches on identifiers that have a system, with FHIR escapes', () => {
+    expect(
+      identifierCriteria([{ system: 'urn:oid:1', value: 'a,b' }, { value: 'no-system' }]),
+    ).toBe(`identifier=${encodeURIComponent('urn:oid:1|a\\,b')}`);
+    expect(identifierCriteria([{ value: 'x' }])).toBeUndefined();
+  });
+});
+
+describe('PV1 to Encounter', () => {
+  it('maps class, visit number and period', () => {
+    const pv1 = message(
+      MSH,
+      'PV1|1|I|W^1^1||||||||||||||||V100^^^HOSP&2.16.1&ISO^VN|||||||||||||||||||||||||202401021530+0000|202401051000+0000',
+    ).first('PV1')!;
+    const { identifier, resource } = encounterFromPv1(pv1, 'p1', 'finished');
+    expect(identifier).toMatchObject({ system: 'urn:oid:2.16.1', value: 'V100' });
+    expect(resource).toMatchObject({
+      status: 'finished',
+      class: { code: 'IMP' },
+      subject: { reference: 'Patient/p1' },
+      period: { start: '2024-01-02T15:30:00+00:00', end: '2024-01-05T10:00:00+00:00' },
+    });
+  });
+});

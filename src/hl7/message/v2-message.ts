@@ -1,0 +1,137 @@
+import type { Hl7Delimiters } from './hl7-header.js';
+
+/**
+ * A value as HL7 v2 means it: undefined when the field is empty (the receiver keeps what it
+ * has), null for `""` (the receiver deletes what it has), else the unescaped text.
+ */
+export type V2Value = string | null | undefined;
+
+/**
+ * The message model: segments, fields, repetitions, components and subcomponents, split with
+ * the message's own delimiters. Hand-written rather than node-hl7-client 3.2's: that one finds
+ * "MSH" (or BHS, FHS, BTS, FTS) anywhere in the text and then refuses a valid message as a
+ * batch (sample ADT04-23 has a field reading MSH), leaves `\.br\` as it is, and gives `""` as
+ * a two-character string.
+ */
+export class V2Message {
+  private readonly list: V2Segment[];
+
+  /** `text`: segments separated by CR, as decodeMessage gives them. */
+  constructor(text: string, delimiters: Hl7Delimiters) {
+    this.list = text
+      .split('\r')
+      .filter((line) => line.length > 0)
+      .map((line) => new V2Segment(line, delimiters));
+  }
+
+  /** Every segment in message order. */
+  segments(): readonly V2Segment[] {
+    return this.list;
+  }
+
+  first(name: string): V2Segment | undefined {
+    return this.list.find((segment) => segment.name === name);
+  }
+
+  all(name: string): V2Segment[] {
+    return this.list.filter((segment) => segment.name === name);
+  }
+}
+
+export class V2Segment {
+  readonly name: string;
+  private readonly fields: string[];
+
+  constructor(
+    line: string,
+    private readonly delimiters: Hl7Delimiters,
+  ) {
+    this.name = line.slice(0, 3);
+    this.fields = line.split(delimiters.field);
+  }
+
+  /** The repetitions of field n (1-based, as HL7 numbers them), empty ones left out. */
+  repetitions(field: number): V2Repetition[] {
+    return this.raw(field)
+      .split(this.delimiters.repetition)
+      .filter((rep) => rep.length > 0)
+      .map((rep) => new V2Repetition(rep, this.delimiters));
+  }
+
+  /** Component c, subcomponent s of the first repetition of field n. */
+  value(field: number, component = 1, subcomponent = 1): V2Value {
+    const raw = this.raw(field);
+    if (raw === '""') return null;
+    return this.repetitions(field)[0]?.value(component, subcomponent);
+  }
+
+  private raw(field: number): string {
+    // In MSH the field separator itself is MSH-1, so MSH-n is the (n - 1)th piece after the name.
+    if (this.name === 'MSH')
+      return field === 1 ? this.delimiters.field : (this.fields[field - 1] ?? '');
+    return this.fields[field] ?? '';
+  }
+}
+
+export class V2Repetition {
+  constructor(
+    private readonly raw: string,
+    private readonly delimiters: Hl7Delimiters,
+  ) {}
+
+  value(component = 1, subcomponent = 1): V2Value {
+    const raw =
+      this.raw.split(this.delimiters.component)[component - 1]?.split(this.delimiters.subcomponent)[
+        subcomponent - 1
+      ] ?? '';
+    if (raw === '') return undefined;
+    if (raw === '""') return null;
+    return unescapeV2(raw, this.delimiters);
+  }
+}
+
+/**
+ * HL7 v2 escape sequences: delimiters (\F\ \S\ \T\ \R\ \E\), hexadecimal data (\Xhh...\),
+ * line breaks (\.br\). Formatting and character-set switches (\H\ \N\ \.sp\ \C..\ \M..\) carry
+ * no text and are dropped.
+ */
+export function unescapeV2(raw: string, d: Hl7Delimiters): string {
+  const e = d.escape;
+  if (!raw.includes(e)) return raw;
+  let out = '';
+  let at = 0;
+  while (at < raw.length) {
+    const start = raw.indexOf(e, at);
+    const end = start < 0 ? -1 : raw.indexOf(e, start + 1);
+    if (start < 0 || end < 0) {
+      out += raw.slice(at);
+      break;
+    }
+    out += raw.slice(at, start);
+    const sequence = raw.slice(start + 1, end);
+    out += escapeText(sequence, d) ?? '';
+    at = end + 1;
+  }
+  return out;
+}
+
+function escapeText(sequence: string, d: Hl7Delimiters): string | undefined {
+  switch (sequence) {
+    case 'F':
+      return d.field;
+    case 'S':
+      return d.component;
+    case 'T':
+      return d.subcomponent;
+    case 'R':
+      return d.repetition;
+    case 'E':
+      return d.escape;
+    case '.br':
+      return '\n';
+  }
+  if (/^X([0-9A-Fa-f]{2})+$/.test(sequence)) {
+    return Buffer.from(sequence.slice(1), 'hex').toString('latin1');
+  }
+  return undefined;
+}
