@@ -99,6 +99,46 @@ describe('HL7 v2 over MLLP', () => {
     expect((encounters.body.entry as unknown[]).length).toBeGreaterThanOrEqual(1);
   });
 
+  it('maps ORU R01 to a DiagnosticReport with Observations of the right value types', async () => {
+    const oru = samples.filter((sample) =>
+      ['LAB-ORU-1.hl7', 'ORU-R01-01.hl7'].includes(sample.file),
+    );
+    const sender = await client();
+    await sender.send(oru.map((sample) => sample.bytes));
+    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const search = async (query: string) =>
+      ((await http('GET', `${testApp.url}/fhir/${query}`)).body.entry ?? []) as {
+        resource: Record<string, unknown>;
+      }[];
+    // LAB-ORU-1: NM with units, status from OBX-11.
+    // (LAB-ORU-2, sent in the first test, reports 11273-0 again under another order.)
+    const erythrocytes = await search(
+      `Observation?code=${encodeURIComponent('http://loinc.org|11273-0')}`,
+    );
+    expect(erythrocytes.map((entry) => entry.resource)).toContainEqual(
+      expect.objectContaining({
+        status: 'preliminary',
+        valueQuantity: { value: 4.06, unit: 'tera.l-1' },
+        effectiveDateTime: '2014-10-06T06:27:00+07:00',
+      }),
+    );
+    // ORU-R01-01: a CWE result as a CodeableConcept (SNOMED CT), a local code system kept.
+    const system = 'urn:carevault:v2:coding-system:XYZ';
+    const cultures = await search(`Observation?code=${encodeURIComponent(`${system}|625-4`)}`);
+    expect(cultures.map((entry) => entry.resource['valueCodeableConcept'])).toContainEqual(
+      expect.objectContaining({
+        coding: [{ system: 'http://snomed.info/sct', code: '27268008', display: 'Salmonella' }],
+      }),
+    );
+    const subject = (cultures[0]!.resource['subject'] as { reference: string }).reference;
+    const reports = await search(`DiagnosticReport?subject=${subject}`);
+    expect(reports.length).toBeGreaterThanOrEqual(1);
+    expect(reports.flatMap((entry) => entry.resource['result'] as unknown[])).toContainEqual({
+      reference: `Observation/${String(cultures[0]!.resource['id'])}`,
+    });
+  });
+
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {
     const sender = await client();
     await sender.send([

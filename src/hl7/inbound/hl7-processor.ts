@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { systemOfHd } from '../mapping/datatypes.js';
+import { dateTimeOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
+import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import { applyPatient, identifierCriteria, patientFromPid } from '../mapping/patient.js';
 import { encounterFromPv1, type EncounterStatus } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
@@ -32,6 +33,40 @@ const ADT_EVENTS: Record<string, EncounterStatus | undefined> = {
   A31: undefined,
 };
 
+/** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
+function senderSystem(message: V2Message): string | undefined {
+  const msh = message.first('MSH')!;
+  return (
+    systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
+    systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
+  );
+}
+
+function required(message: V2Message, name: string): V2Segment {
+  const segment = message.first(name);
+  if (!segment) {
+    throw new Hl7ProcessingError('100', `The message needs a ${name} segment`);
+  }
+  return segment;
+}
+
+/**
+ * An OBX's identity within its report: the report's filler order number, the observation code
+ * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects.
+ */
+function observationIdentifier(
+  report: Identifier | undefined,
+  obx: V2Segment,
+): Identifier | undefined {
+  const code = obx.value(3);
+  if (!report || !code) return undefined;
+  const subId = obx.value(4);
+  return {
+    ...(report.system ? { system: report.system } : {}),
+    value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
+  };
+}
+
 /**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
@@ -42,24 +77,23 @@ export class Hl7Processor {
   constructor(private readonly fhir: FhirService) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
-    if (header.messageCode !== 'ADT') {
-      throw new Hl7RejectError('200', 'Unsupported message type');
+    const type = `${header.messageCode}^${header.triggerEvent}`;
+    if (header.messageCode === 'ADT') {
+      if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
+        throw new Hl7RejectError('201', 'Unsupported event code');
+      }
+      return this.adt(message, ADT_EVENTS[header.triggerEvent]);
     }
-    if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
-      throw new Hl7RejectError('201', 'Unsupported event code');
+    if (type === 'ORU^R01') {
+      return this.oru(message);
     }
-    const pid = message.first('PID');
-    if (!pid) {
-      throw new Hl7ProcessingError('100', 'An ADT message needs a PID segment');
-    }
-    // Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3).
-    const msh = message.first('MSH')!;
-    const sender =
-      systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
-      systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3));
-    const patientId = await this.upsertPatient(pid, sender);
+    throw new Hl7RejectError('200', 'Unsupported message type');
+  }
+
+  private async adt(message: V2Message, status: EncounterStatus | undefined): Promise<Touched> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
     const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
-    const status = ADT_EVENTS[header.triggerEvent];
     const pv1 = message.first('PV1');
     if (status && pv1) {
       touched.entities.push(
@@ -67,6 +101,68 @@ export class Hl7Processor {
       );
     }
     return touched;
+  }
+
+  /**
+   * ORU^R01: each OBR with the OBX segments after it becomes a DiagnosticReport with its
+   * Observations. A report with a filler order number (OBR-3) replaces its earlier version, so
+   * a corrected result updates rather than duplicates.
+   */
+  private async oru(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    // OBX segments before the first OBR (some senders put them there) become Observations
+    // outside any report rather than being lost.
+    const groups: { obr?: V2Segment; obx: V2Segment[] }[] = [{ obx: [] }];
+    for (const segment of message.segments()) {
+      if (segment.name === 'OBR') groups.push({ obr: segment, obx: [] });
+      else if (segment.name === 'OBX') groups.at(-1)!.obx.push(segment);
+    }
+    if (groups.length === 1) {
+      throw new Hl7ProcessingError('100', 'An ORU message needs an OBR segment');
+    }
+    for (const { obr, obx } of groups) {
+      const reportIdentifier = obr
+        ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
+        : undefined;
+      const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
+      const result: { reference: string }[] = [];
+      for (const segment of obx) {
+        const observation = observationFromObx(segment, patientId, effective);
+        const id = await this.upsertByIdentifier(
+          'Observation',
+          observation,
+          observationIdentifier(reportIdentifier, segment),
+        );
+        result.push({ reference: `Observation/${id}` });
+        touched.entities.push(`Observation/${id}`);
+      }
+      if (!obr) continue;
+      const report = reportFromObr(obr, patientId, reportIdentifier);
+      const reportId = await this.upsertByIdentifier(
+        'DiagnosticReport',
+        { ...report, ...(result.length > 0 ? { result } : {}) },
+        reportIdentifier,
+      );
+      touched.entities.push(`DiagnosticReport/${reportId}`);
+    }
+    return touched;
+  }
+
+  /** Replaces the resource with this identifier (under the criteria's lock), or creates it. */
+  private async upsertByIdentifier(
+    type: string,
+    resource: Record<string, unknown>,
+    identifier: Identifier | undefined,
+  ): Promise<string> {
+    const criteria = identifier ? identifierCriteria([identifier]) : undefined;
+    const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+    if (!match) {
+      return (await this.fhir.create(HL7_USER, type, resource)).id;
+    }
+    await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
+    return match;
   }
 
   /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */

@@ -144,3 +144,47 @@ export function dateTimeOf(value: V2Value): string | undefined {
   if (!offset) return dateOf(value);
   return `${year}-${month}-${day}T${hour}:${minute}:${second}${offset.slice(0, 3)}:${offset.slice(3)}`;
 }
+
+/** Coding-system names of CWE/CE (table 0396) that have a FHIR system URI. */
+const CODING_SYSTEMS: Record<string, string> = {
+  LN: 'http://loinc.org',
+  SCT: 'http://snomed.info/sct',
+  SNM: 'http://snomed.info/sct',
+  UCUM: 'http://unitsofmeasure.org',
+  I10: 'http://hl7.org/fhir/sid/icd-10',
+  'I10-CM': 'http://hl7.org/fhir/sid/icd-10-cm',
+  I9CM: 'http://hl7.org/fhir/sid/icd-9-cm',
+  RXNORM: 'http://www.nlm.nih.gov/research/umls/rxnorm',
+  CVX: 'http://hl7.org/fhir/sid/cvx',
+  NDC: 'http://hl7.org/fhir/sid/ndc',
+};
+
+/** Where a coding system has no FHIR URI (local codes, 99zzz), its name under this. */
+export const LOCAL_CODING_SYSTEM = 'urn:carevault:v2:coding-system:';
+
+export function codingSystemOf(name: V2Value): string | undefined {
+  if (!name) return undefined;
+  return CODING_SYSTEMS[name.toUpperCase()] ?? `${LOCAL_CODING_SYSTEM}${encodeURIComponent(name)}`;
+}
+
+/** CWE/CE (coded element) to CodeableConcept: the identifier and the alternate identifier. */
+export function codeableConceptOf(
+  cwe: V2Repetition | undefined,
+): Record<string, unknown> | undefined {
+  if (!cwe) return undefined;
+  const coding = [1, 4]
+    .map((at) => ({
+      code: cwe.value(at),
+      display: cwe.value(at + 1),
+      system: codingSystemOf(cwe.value(at + 2)),
+    }))
+    .filter((part) => part.code)
+    .map((part) => ({
+      ...(part.system ? { system: part.system } : {}),
+      code: part.code,
+      ...(part.display ? { display: part.display } : {}),
+    }));
+  const text = cwe.value(9) ?? cwe.value(2) ?? cwe.value(5);
+  if (coding.length === 0 && !text) return undefined;
+  return { ...(coding.length > 0 ? { coding } : {}), ...(text ? { text } : {}) };
+}

@@ -2,6 +2,7 @@ import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
 import { encounterFromPv1 } from './encounter.js';
+import { observationFromObx } from './observation.js';
 import { applyPatient, identifierCriteria, patientFromPid } from './patient.js';
 
 function message(...segments: string[]): V2Message {
@@ -165,6 +166,77 @@ describe('PV1 to Encounter', () => {
       class: { code: 'IMP' },
       subject: { reference: 'Patient/p1' },
       period: { start: '2024-01-02T15:30:00+00:00', end: '2024-01-05T10:00:00+00:00' },
+    });
+  });
+});
+
+describe('OBX to Observation', () => {
+  const obx = (fields: string) => message(MSH, `OBX|${fields}`).first('OBX')!;
+
+  it.each([
+    [
+      '1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+      {
+        valueQuantity: {
+          value: 5.4,
+          unit: 'mmol/L',
+          system: 'http://unitsofmeasure.org',
+          code: 'mmol/L',
+        },
+      },
+    ],
+    ['1|SN|1^x^L||>^10|mg||||||F', { valueQuantity: { value: 10, comparator: '>', unit: 'mg' } }],
+    [
+      '1|SN|1^x^L||^1^:^128|||||||F',
+      { valueRatio: { numerator: { value: 1 }, denominator: { value: 128 } } },
+    ],
+    ['1|SN|1^x^L||^2^-^4|||||||F', { valueRange: { low: { value: 2 }, high: { value: 4 } } }],
+    ['1|TX|1^x^L||line one~line two||||||F', { valueString: 'line one\nline two' }],
+    [
+      '1|CWE|1^x^L||260385009^Negative^SCT||||||F',
+      {
+        valueCodeableConcept: {
+          coding: [{ system: 'http://snomed.info/sct', code: '260385009', display: 'Negative' }],
+          text: 'Negative',
+        },
+      },
+    ],
+    ['1|DT|1^x^L||20240229||||||F', { valueDateTime: '2024-02-29' }],
+    ['1|TS|1^x^L||202402291200+0100||||||F', { valueDateTime: '2024-02-29T12:00:00+01:00' }],
+    [
+      '1|ED|1^x^L||App^PDF^Base64^QUJD||||||F',
+      {
+        dataAbsentReason: {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/data-absent-reason',
+              code: 'unsupported',
+            },
+          ],
+        },
+      },
+    ],
+  ])('maps %s', (fields, expected) => {
+    expect(observationFromObx(obx(fields), 'p1', undefined)).toMatchObject({
+      status: 'final',
+      subject: { reference: 'Patient/p1' },
+      ...expected,
+    });
+  });
+
+  it('takes the status from OBX-11 and the time from OBX-14, else the report', () => {
+    const preliminary = observationFromObx(
+      obx('1|NM|1^x^L||1||||||P|||202401020300+0000'),
+      'p1',
+      '2024-01-01',
+    );
+    expect(preliminary).toMatchObject({
+      status: 'preliminary',
+      effectiveDateTime: '2024-01-02T03:00:00+00:00',
+    });
+    expect(observationFromObx(obx('1|NM|1^x^L||1||||||C'), 'p1', '2024-01-01')).toMatchObject({
+      status: 'corrected',
+      effectiveDateTime: '2024-01-01',
     });
   });
 });

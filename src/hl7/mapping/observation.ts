@@ -1,0 +1,174 @@
+import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import { codeableConceptOf, dateTimeOf, systemOfHd, type Identifier } from './datatypes.js';
+
+const DATA_ABSENT = 'http://terminology.hl7.org/CodeSystem/data-absent-reason';
+
+/** OBX-11 / OBR-25 result status (table 0085 / 0123) to FHIR. */
+const OBSERVATION_STATUS: Record<string, string> = {
+  F: 'final',
+  P: 'preliminary',
+  C: 'corrected',
+  X: 'cancelled',
+  D: 'entered-in-error',
+  W: 'entered-in-error',
+  R: 'registered',
+  I: 'registered',
+  S: 'preliminary',
+};
+const REPORT_STATUS: Record<string, string> = {
+  F: 'final',
+  P: 'preliminary',
+  C: 'corrected',
+  X: 'cancelled',
+  A: 'partial',
+  R: 'registered',
+  I: 'registered',
+  O: 'registered',
+  S: 'partial',
+};
+
+/** EI (entity identifier: OBR-3 filler order number) to Identifier. */
+export function identifierOfEi(
+  ei: V2Repetition | undefined,
+  fallbackSystem?: string,
+): Identifier | undefined {
+  const value = ei?.value(1);
+  if (!ei || !value) return undefined;
+  const system = systemOfHd(ei.value(2), ei.value(3), ei.value(4)) ?? fallbackSystem;
+  return { ...(system ? { system } : {}), value };
+}
+
+/** OBR to a DiagnosticReport (v2-to-FHIR OBR[DiagnosticReport]); results are added by the caller. */
+export function reportFromObr(
+  obr: V2Segment,
+  patientId: string,
+  identifier: Identifier | undefined,
+): Record<string, unknown> {
+  const code = codeableConceptOf(obr.repetitions(4)[0]);
+  const effective = dateTimeOf(obr.value(7));
+  const issued = dateTimeOf(obr.value(22));
+  return {
+    resourceType: 'DiagnosticReport',
+    ...(identifier ? { identifier: [identifier] } : {}),
+    status: REPORT_STATUS[obr.value(25)?.toUpperCase() ?? ''] ?? 'final',
+    code: code ?? { text: 'Unspecified observation' },
+    subject: { reference: `Patient/${patientId}` },
+    ...(effective ? { effectiveDateTime: effective } : {}),
+    // issued is an instant: only a time with its offset qualifies.
+    ...(issued?.includes('T') ? { issued } : {}),
+  };
+}
+
+/**
+ * OBX to an Observation (v2-to-FHIR OBX[Observation]): value[x] by OBX-2, units from OBX-6,
+ * status from OBX-11.
+ */
+export function observationFromObx(
+  obx: V2Segment,
+  patientId: string,
+  fallbackTime: string | undefined,
+): Record<string, unknown> {
+  // OBX-3 is required, yet senders leave it out: the value is kept, under a code that says so.
+  const code = codeableConceptOf(obx.repetitions(3)[0]) ?? {
+    text: 'Observation without a code (OBX-3 was empty)',
+  };
+  const value = valueOf(obx);
+  const effective = dateTimeOf(obx.value(14)) ?? fallbackTime;
+  const interpretation = obx.repetitions(8).map(codeableConceptOf).filter(Boolean);
+  const range = obx.value(7);
+  return {
+    resourceType: 'Observation',
+    status: OBSERVATION_STATUS[obx.value(11)?.toUpperCase() ?? ''] ?? 'final',
+    code,
+    subject: { reference: `Patient/${patientId}` },
+    ...(effective ? { effectiveDateTime: effective } : {}),
+    // A value of a type not mapped (ED, RP...) stays in the stored message; the Observation says so.
+    ...(value ??
+      (obx.repetitions(5).length > 0
+        ? { dataAbsentReason: { coding: [{ system: DATA_ABSENT, code: 'unsupported' }] } }
+        : {})),
+    ...(interpretation.length > 0 ? { interpretation } : {}),
+    ...(range ? { referenceRange: [{ text: range }] } : {}),
+  };
+}
+
+function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
+  const reps = obx.repetitions(5);
+  const first = reps[0];
+  if (!first) return undefined;
+  switch (obx.value(2)?.toUpperCase() ?? '') {
+    case 'NM': {
+      const number = numberOf(first.value(1));
+      return number === undefined
+        ? undefined
+        : { valueQuantity: { value: number, ...unitOf(obx) } };
+    }
+    case 'SN':
+      return structuredNumeric(first, obx);
+    case 'ST':
+    case 'TX':
+    case 'FT': {
+      const text = reps.map((rep) => rep.value(1) ?? '').join('\n');
+      return text ? { valueString: text } : undefined;
+    }
+    case 'CE':
+    case 'CWE':
+    case 'CNE': {
+      const concept = codeableConceptOf(first);
+      return concept ? { valueCodeableConcept: concept } : undefined;
+    }
+    case 'DT':
+    case 'TS':
+    case 'DTM': {
+      const when = dateTimeOf(first.value(1));
+      return when ? { valueDateTime: when } : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+function numberOf(text: string | null | undefined): number | undefined {
+  if (!text || !/^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(text.trim())) return undefined;
+  return Number(text);
+}
+
+/** OBX-6 (CWE) as a Quantity's unit, system and code. */
+function unitOf(obx: V2Segment): Record<string, unknown> {
+  const unit = obx.repetitions(6)[0];
+  const code = unit?.value(1);
+  if (!unit || !code) return {};
+  const ucum = unit.value(3)?.toUpperCase() === 'UCUM';
+  return {
+    unit: unit.value(2) ?? code,
+    ...(ucum ? { system: 'http://unitsofmeasure.org', code } : {}),
+  };
+}
+
+/** SN: comparator^number^separator^number, as a comparator quantity, a range or a ratio. */
+function structuredNumeric(sn: V2Repetition, obx: V2Segment): Record<string, unknown> | undefined {
+  const comparator = sn.value(1);
+  const low = numberOf(sn.value(2));
+  const separator = sn.value(3);
+  const high = numberOf(sn.value(4));
+  const unit = unitOf(obx);
+  if (low === undefined) return undefined;
+  if (separator === ':' || separator === '/') {
+    return high === undefined
+      ? undefined
+      : { valueRatio: { numerator: { value: low }, denominator: { value: high } } };
+  }
+  if (separator === '-') {
+    return high === undefined
+      ? undefined
+      : { valueRange: { low: { value: low, ...unit }, high: { value: high, ...unit } } };
+  }
+  const comparators = ['<', '>', '<=', '>='];
+  return {
+    valueQuantity: {
+      value: low,
+      ...(comparator && comparators.includes(comparator) ? { comparator } : {}),
+      ...unit,
+    },
+  };
+}
