@@ -42,6 +42,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /auth/break-glass': { action: 'execute', subtype: 'break-glass' },
   'GET /admin/users': { action: 'read', subtype: 'user-list' },
   'POST /admin/users/:username/disable': { action: 'update', subtype: 'user-disable' },
+  'POST /hl7/v2': { action: 'create', subtype: 'hl7-v2' },
   'GET /health': { action: 'read', subtype: 'health' },
   'GET /health/ready': { action: 'read', subtype: 'health' },
   'GET /.well-known/jwks.json': { action: 'read', subtype: 'jwks' },

@@ -139,6 +139,32 @@ describe('HL7 v2 over MLLP', () => {
     });
   });
 
+  it('takes a message over HTTPS too (POST /hl7/v2), for the integration role only', async () => {
+    const body = Buffer.from(
+      'MSH|^~\\&|WEB|HOSP|CV|CV|20240101||ADT^A28|WEB-1|P|2.5\rPID|1||W-1^^^HOSP&2.16.7&ISO^MR||Web^Posted||19900101|M',
+    );
+    const post = (token: string, contentType = 'x-application/hl7-v2+er7') =>
+      fetch(`${testApp.url}/hl7/v2`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': contentType },
+        body,
+      });
+    const denied = await post(await tokenFor(testApp, 'doctor'));
+    expect(denied.status).toBe(403);
+    const integration = await tokenFor(testApp, 'integration');
+    const accepted = await post(integration);
+    expect(accepted.status).toBe(200);
+    expect(accepted.headers.get('content-type')).toContain('x-application/hl7-v2+er7');
+    expect(msaOf(await accepted.text())).toEqual({ code: 'AA', controlId: 'WEB-1' });
+    // text/plain is taken as well; the same message again is answered from storage.
+    const again = await post(integration, 'text/plain');
+    expect(msaOf(await again.text())).toEqual({ code: 'AA', controlId: 'WEB-1' });
+    const [row] = await data.query<{ n: number; channel: string }[]>(
+      `SELECT count(*)::int AS n, min(channel) AS channel FROM hl7_message WHERE control_id = 'WEB-1'`,
+    );
+    expect(row).toEqual({ n: 1, channel: 'http' });
+  });
+
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {
     const sender = await client();
     await sender.send([

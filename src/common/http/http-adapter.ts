@@ -1,3 +1,4 @@
+import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -5,7 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { parseJsonBody } from './json-body.js';
-import { JSON_MEDIA_TYPES } from './media-types.js';
+import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -72,6 +73,19 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
         form[name] = previous === undefined ? value : [...[previous].flat(), value];
       }
       done(null, form);
+    },
+  );
+  // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; on any other
+  // route such a body is still a 415.
+  fastify.addContentTypeParser(
+    [HL7_MEDIA_TYPE, 'text/plain'],
+    { parseAs: 'buffer', bodyLimit: env.HL7_MAX_FRAME_BYTES },
+    (request, body, done) => {
+      if (request.routeOptions.url === HL7_ROUTE) {
+        done(null, body);
+        return;
+      }
+      done(new UnsupportedMediaTypeException(), undefined);
     },
   );
   fastify.addHook('onRequest', (request, reply, done) => {
