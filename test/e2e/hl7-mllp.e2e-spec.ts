@@ -97,6 +97,28 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient['id'])}`,
     );
     expect((encounters.body.entry as unknown[]).length).toBeGreaterThanOrEqual(1);
+    // ADT-A01-01's AL1 and DG1, once each although several messages repeat them.
+    const allergies = await http(
+      'GET',
+      `${testApp.url}/fhir/AllergyIntolerance?patient=Patient/${String(patient['id'])}`,
+    );
+    expect(allergies.body.entry).toHaveLength(1);
+    expect(allergies.body.entry[0].resource).toMatchObject({
+      category: ['environment'],
+      criticality: 'low',
+      code: { coding: [{ code: 'P', display: 'PENICILLIN' }] },
+      onsetDateTime: '2021-08-24',
+    });
+    const conditions = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition?subject=Patient/${String(patient['id'])}`,
+    );
+    expect(conditions.body.entry).toHaveLength(1);
+    expect(conditions.body.entry[0].resource).toMatchObject({
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '422504002' }] },
+      verificationStatus: { coding: [{ code: 'provisional' }] },
+      recordedDate: '2004-01-25T11:40:25+04:20',
+    });
   });
 
   it('maps ORU R01 to a DiagnosticReport with Observations of the right value types', async () => {

@@ -3,7 +3,13 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { dateTimeOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
-import { applyPatient, identifierCriteria, patientFromPid } from '../mapping/patient.js';
+import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
+import {
+  applyPatient,
+  escapeSearch,
+  identifierCriteria,
+  patientFromPid,
+} from '../mapping/patient.js';
 import { encounterFromPv1, type EncounterStatus } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -95,12 +101,47 @@ export class Hl7Processor {
     const patientId = await this.upsertPatient(required(message, 'PID'), sender);
     const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
     const pv1 = message.first('PV1');
-    if (status && pv1) {
-      touched.entities.push(
-        `Encounter/${await this.upsertEncounter(pv1, patientId, status, sender)}`,
-      );
+    const encounterId =
+      status && pv1 ? await this.upsertEncounter(pv1, patientId, status, sender) : undefined;
+    if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
+    // Allergies and diagnoses are matched on the patient and their code, so that the same
+    // list sent again with every update does not pile up.
+    for (const al1 of message.all('AL1')) {
+      const allergy = allergyFromAl1(al1, patientId);
+      if (!allergy) continue;
+      const id = await this.upsertByCode('AllergyIntolerance', 'patient', patientId, allergy);
+      touched.entities.push(`AllergyIntolerance/${id}`);
+    }
+    for (const dg1 of message.all('DG1')) {
+      const condition = conditionFromDg1(dg1, patientId, encounterId);
+      if (!condition) continue;
+      const id = await this.upsertByCode('Condition', 'subject', patientId, condition);
+      touched.entities.push(`Condition/${id}`);
     }
     return touched;
+  }
+
+  /** Replaces the patient's resource with the same first coding, or creates it. */
+  private async upsertByCode(
+    type: string,
+    patientParam: string,
+    patientId: string,
+    resource: Record<string, unknown>,
+  ): Promise<string> {
+    const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
+      .coding?.[0];
+    const criteria =
+      coding?.system && coding.code
+        ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
+            `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
+          )}`
+        : undefined;
+    const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+    if (!match) {
+      return (await this.fhir.create(HL7_USER, type, resource)).id;
+    }
+    await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
+    return match;
   }
 
   /**

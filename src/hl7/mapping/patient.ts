@@ -99,6 +99,6 @@ export function identifierCriteria(identifiers: Identifier[]): string | undefine
 }
 
 /** FHIR search escapes for `,`, `|`, `$` and `\` inside a value. */
-function escapeSearch(value: string): string {
+export function escapeSearch(value: string): string {
   return value.replace(/[\\,|$]/g, (char) => `\\${char}`);
 }
