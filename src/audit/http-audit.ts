@@ -43,6 +43,8 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'GET /admin/users': { action: 'read', subtype: 'user-list' },
   'POST /admin/users/:username/disable': { action: 'update', subtype: 'user-disable' },
   'POST /hl7/v2': { action: 'create', subtype: 'hl7-v2' },
+  'GET /hl7/messages': { action: 'read', subtype: 'hl7-message-list' },
+  'POST /hl7/messages/:id/reprocess': { action: 'execute', subtype: 'hl7-reprocess' },
   'GET /health': { action: 'read', subtype: 'health' },
   'GET /health/ready': { action: 'read', subtype: 'health' },
   'GET /.well-known/jwks.json': { action: 'read', subtype: 'jwks' },

@@ -23,7 +23,7 @@ export const APP_PERMISSIONS = [
   'break-glass',
   'security:label',
   'fhir:bundle',
-  'hl7:ingest',
+  'hl7:feed',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
@@ -105,8 +105,8 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   'security:label': ['doctor'],
   // POST /fhir: the Bundle service checks every entry against the matrix and the scopes.
   'fhir:bundle': 'any',
-  // POST /hl7/v2: feeds post as system accounts; admins may post by hand.
-  'hl7:ingest': ['admin', 'integration'],
+  // HL7 over HTTPS and the stored-message routes: feeds post as system accounts, admins look after them.
+  'hl7:feed': ['admin', 'integration'],
 };
 
 export function canAccessFhir(

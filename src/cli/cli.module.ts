@@ -22,6 +22,8 @@ import { AppConfigModule } from '../config/config.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
 import { KeysRotateCommand, KeysStatusCommand } from '../crypto/keys.command.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { Hl7CoreModule } from '../hl7/hl7-core.module.js';
+import { Hl7ReprocessCommand } from '../hl7/hl7.command.js';
 
 /** The admin CLI's application context: the same modules as the service, without HTTP. */
 @Module({})
@@ -37,6 +39,7 @@ export class CliModule {
         UsersModule,
         FhirModule,
         AccessModule,
+        Hl7CoreModule,
       ],
       providers: [
         KeysRotateCommand,
@@ -52,6 +55,7 @@ export class CliModule {
         AuditPatientReportCommand,
         AuditExportCommand,
         AuditArchiveCommand,
+        Hl7ReprocessCommand,
       ],
     };
   }

@@ -1,21 +1,90 @@
-import { Controller, HttpCode, Post, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiConsumes, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import {
+  Controller,
+  Get,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiConsumes,
+  ApiOperation,
+  ApiProduces,
+  ApiQuery,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
+import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
+
+/** A stored message as listed: its header and outcome, never its content. */
+export interface Hl7MessageSummary {
+  id: string;
+  receivedAt: Date;
+  channel: string;
+  sendingApplication: string | null;
+  sendingFacility: string | null;
+  messageType: string | null;
+  controlId: string | null;
+  status: Hl7MessageStatus;
+  ackCode: string | null;
+  errorCode: string | null;
+  errorText: string | null;
+  attempts: number;
+  processedAt: Date | null;
+}
 
 /** HL7 v2 for systems that post over HTTPS rather than holding an MLLP connection. */
 @ApiTags('HL7')
 @ApiBearerAuth()
 @Controller('hl7')
 export class Hl7Controller {
-  constructor(private readonly inbound: Hl7InboundService) {}
+  constructor(
+    private readonly inbound: Hl7InboundService,
+    private readonly messages: Hl7MessageRepository,
+  ) {}
+
+  @Get('messages')
+  @RequirePermission('hl7:feed')
+  @ApiQuery({ name: 'status', enum: HL7_MESSAGE_STATUSES })
+  @ApiQuery({ name: '_count', required: false, description: '1 to 1000, default 100' })
+  @ApiOperation({ summary: 'Stored HL7 messages with a status, oldest first (headers only)' })
+  async list(
+    @Query('status') status: string,
+    @Query('_count') count?: string,
+  ): Promise<Hl7MessageSummary[]> {
+    if (!HL7_MESSAGE_STATUSES.includes(status as Hl7MessageStatus)) {
+      throw AppError.invalid(`status must be one of ${HL7_MESSAGE_STATUSES.join(', ')}`);
+    }
+    const limit = count === undefined ? 100 : Number(count);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+      throw AppError.invalid('_count must be an integer from 1 to 1000');
+    }
+    const rows = await this.messages.list(status as Hl7MessageStatus, limit);
+    return rows.map(
+      ({ raw: _raw, contentHash: _hash, peer: _peer, version: _version, ...summary }) => summary,
+    );
+  }
+
+  @Post('messages/:id/reprocess')
+  @HttpCode(200)
+  @RequirePermission('hl7:feed')
+  @ApiOperation({ summary: 'Process a stored message again (after an error); 409 once processed' })
+  reprocess(@Param('id', ParseUUIDPipe) id: string): Promise<Hl7Outcome & { id: string }> {
+    return this.inbound.reprocess(id);
+  }
 
   @Post('v2')
   @HttpCode(200)
-  @RequirePermission('hl7:ingest')
+  @RequirePermission('hl7:feed')
   @ApiConsumes(HL7_MEDIA_TYPE, 'text/plain')
   @ApiProduces(HL7_MEDIA_TYPE)
   @ApiOperation({

@@ -6,6 +6,7 @@ import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const SAMPLES = join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter');
@@ -208,6 +209,55 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.9|D-1')}`,
     );
     expect(found.body.entry ?? []).toHaveLength(0);
+  });
+
+  it('lists failed messages and reprocesses them (HTTP and CLI) once the cause is fixed', async () => {
+    const sender = await client();
+    const a03 =
+      'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A03|DIS2|P|2.5\rPID|1||D-2^^^HOSP&2.16.9&ISO^MR||Doe^Al\rPV1|1|I|||||||||||||||||V-DIS2^^^HOSP&2.16.9&ISO^VN';
+    await sender.send([Buffer.from(a03)]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AE');
+
+    const integration = await tokenFor(testApp, 'integration');
+    const get = (url: string, token = integration) =>
+      fetch(`${testApp.url}${url}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(
+      (await get('/hl7/messages?status=error', await tokenFor(testApp, 'doctor'))).status,
+    ).toBe(403);
+    const listed = (await (await get('/hl7/messages?status=error')).json()) as Record<
+      string,
+      unknown
+    >[];
+    const failed = listed.find((message) => message['controlId'] === 'DIS2')!;
+    expect(failed).toMatchObject({ messageType: 'ADT^A03', status: 'error', errorCode: '204' });
+    expect(failed).not.toHaveProperty('raw');
+
+    // The admission arrives late; then the discharge goes through.
+    const a01 = a03.replace('ADT^A03|DIS2', 'ADT^A01|ADM2');
+    await sender.send([Buffer.from(a01)]);
+    expect(msaOf((await sender.waitForAcks(2))[1]!).code).toBe('AA');
+    const reprocess = () =>
+      fetch(`${testApp.url}/hl7/messages/${String(failed['id'])}/reprocess`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${integration}` },
+      });
+    const done = await reprocess();
+    expect(await done.json()).toMatchObject({ status: 'processed', ackCode: 'AA' });
+    expect((await reprocess()).status).toBe(409);
+
+    // The CLI reprocesses what is still in error (DIS1 has no admission: it fails again).
+    const cli = await runNode(
+      BUILT.cli,
+      ['hl7:reprocess', '--status', 'error'],
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        LOG_LEVEL: 'silent',
+      }),
+    );
+    expect(cli.stdout).toMatch(/ADT\^A03 AE error: A discharge needs the visit number/);
+    expect(cli.stdout).toContain('processed');
+    expect(cli.code).toBe(1);
   });
 
   it('answers a resend with the same ACK code and stores it once', async () => {

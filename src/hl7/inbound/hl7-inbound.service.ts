@@ -7,12 +7,12 @@ import { UnitOfWork } from '../../database/unit-of-work.js';
 import { buildAck, type AckCode } from '../message/ack.js';
 import {
   decodeMessage,
+  messageOf,
   HL7_ERRORS,
   Hl7ProcessingError,
   Hl7RejectError,
   isHl7ErrorCode,
   type DecodedMessage,
-  type Hl7Header,
 } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
@@ -82,45 +82,72 @@ export class Hl7InboundService {
       // A resend of a message already answered: the same answer, and nothing done twice.
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
     }
-    if (rejection) {
-      return this.conclude(row, header, {
-        status: 'rejected',
-        ackCode: 'AR',
-        errorCode: rejection.code,
-        errorText: rejection.message,
-      });
+    const outcome = rejection
+      ? await this.reject(row, rejection)
+      : await this.process(row, decoded!);
+    return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
+  }
+
+  /**
+   * Processes a stored message again (after an error, or once its type is supported): the
+   * outcome it has now. A message already processed is not processed twice.
+   */
+  async reprocess(id: string): Promise<Hl7Outcome & { id: string }> {
+    const row = await this.repository.findById(id);
+    if (!row) {
+      throw AppError.notFound('HL7 message not found');
     }
+    if (row.status === 'processed') {
+      throw AppError.conflict('The message has already been processed');
+    }
+    let decoded: DecodedMessage;
+    try {
+      decoded = messageOf(row.raw);
+    } catch (error) {
+      if (!(error instanceof Hl7RejectError)) throw error;
+      return { id, ...(await this.reject(row, error)) };
+    }
+    return { id, ...(await this.process(row, decoded)) };
+  }
+
+  /** Maps the message to FHIR and records the outcome: processed (AA), error (AE) or rejected (AR). */
+  private async process(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
+    const processed: Hl7Outcome = {
+      status: 'processed',
+      ackCode: 'AA',
+      errorCode: null,
+      errorText: null,
+    };
     try {
       // The resources, the message's status and its audit row commit together or not at all.
       await this.unitOfWork.run(async () => {
         const touched = await this.processor.process(
-          new V2Message(decoded!.text, decoded!.header.delimiters),
-          decoded!.header,
+          new V2Message(decoded.text, decoded.header.delimiters),
+          decoded.header,
         );
-        const processed: Hl7Outcome = {
-          status: 'processed',
-          ackCode: 'AA',
-          errorCode: null,
-          errorText: null,
-        };
         await this.repository.recordOutcome(row.id, processed, new Date());
         await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
       });
-      return buildAck(header, 'AA', undefined);
+      return processed;
     } catch (error) {
-      return this.conclude(row, header, failureOf(error, row, this.logger));
+      return this.recordFailure(row, failureOf(error, row, this.logger));
     }
   }
 
-  /** Records a message's failure (outside the rolled-back transaction) and gives its ACK. */
-  private async conclude(
-    row: Hl7MessageEntity,
-    header: Hl7Header | undefined,
-    outcome: Hl7Outcome,
-  ): Promise<string> {
+  private reject(row: Hl7MessageEntity, rejection: Hl7RejectError): Promise<Hl7Outcome> {
+    return this.recordFailure(row, {
+      status: 'rejected',
+      ackCode: 'AR',
+      errorCode: rejection.code,
+      errorText: rejection.message,
+    });
+  }
+
+  /** Records a failure outside the rolled-back transaction, with its audit row. */
+  private async recordFailure(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
     await this.repository.recordOutcome(row.id, outcome, new Date());
     await this.trail.record(hl7AuditEntry(row, outcome));
-    return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
+    return outcome;
   }
 }
 

@@ -87,13 +87,21 @@ const UNSAFE_DELIMITER = /[A-Za-z0-9\s]/;
  */
 export function decodeMessage(payload: Buffer): DecodedMessage {
   const bytes = payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
-  const preview = bytes.toString('latin1').replace(/^[\r\n]+/, '');
-  const header = readHeader(preview.split(/\r\n|\r|\n/, 1)[0]!);
-  const text = decodeText(bytes, header.charset)
+  const { charset } = readHeader(firstLine(bytes.toString('latin1')));
+  return messageOf(decodeText(bytes, charset));
+}
+
+/** A message already decoded to text (a stored one, to reprocess). */
+export function messageOf(decoded: string): DecodedMessage {
+  const text = decoded
     .split(/\r\n|\r|\n/)
     .filter((segment) => segment.trim().length > 0)
     .join('\r');
-  return { text, header };
+  return { text, header: readHeader(firstLine(text)) };
+}
+
+function firstLine(text: string): string {
+  return text.replace(/^\uFEFF?[\r\n]*/, '').split(/\r\n|\r|\n/, 1)[0]!;
 }
 
 function readHeader(msh: string): Hl7Header {

@@ -49,6 +49,19 @@ export class Hl7MessageRepository {
     return { row: existing, stored: false };
   }
 
+  findById(id: string): Promise<Hl7MessageEntity | null> {
+    return this.unitOfWork.manager.findOneBy(Hl7MessageEntity, { id });
+  }
+
+  /** Messages with a status, oldest first (the order they are to be reprocessed in). */
+  list(status: Hl7MessageStatus, limit: number): Promise<Hl7MessageEntity[]> {
+    return this.unitOfWork.manager.find(Hl7MessageEntity, {
+      where: { status },
+      order: { receivedAt: 'ASC', id: 'ASC' },
+      take: limit,
+    });
+  }
+
   async recordOutcome(id: string, outcome: Hl7Outcome, at: Date): Promise<void> {
     await this.unitOfWork.manager.update(
       Hl7MessageEntity,

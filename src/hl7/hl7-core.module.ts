@@ -1,0 +1,19 @@
+import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module.js';
+import { CryptoModule } from '../crypto/crypto.module.js';
+import { DatabaseModule } from '../database/database.module.js';
+import { FhirModule } from '../fhir/fhir.module.js';
+import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { Hl7Processor } from './inbound/hl7-processor.js';
+import { Hl7MessageRepository } from './store/hl7-message.repository.js';
+
+/**
+ * Storing and processing HL7 v2 messages, without any listener: what the service's channels
+ * and the admin CLI (hl7:reprocess) share.
+ */
+@Module({
+  imports: [DatabaseModule, CryptoModule, AuditModule, FhirModule],
+  providers: [Hl7MessageRepository, Hl7Processor, Hl7InboundService],
+  exports: [Hl7MessageRepository, Hl7InboundService],
+})
+export class Hl7CoreModule {}

@@ -1,0 +1,63 @@
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { AuditTrail } from '../audit/audit-trail.js';
+import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
+import { Hl7MessageRepository } from './store/hl7-message.repository.js';
+
+/** At most this many messages per run: a backlog larger than that takes several runs. */
+const BATCH = 10_000;
+
+@Command({
+  name: 'hl7:reprocess',
+  description:
+    'Process stored HL7 messages with a status again, oldest first (default: error); prints each outcome',
+})
+export class Hl7ReprocessCommand extends CommandRunner {
+  constructor(
+    private readonly messages: Hl7MessageRepository,
+    private readonly inbound: Hl7InboundService,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: { status?: Hl7MessageStatus }): Promise<void> {
+    const status = options.status ?? 'error';
+    const outcomes = await this.trail.command(
+      'hl7:reprocess',
+      (done: { processed: number; total: number }) => ({
+        detail: `status=${status} messages=${done.total} processed=${done.processed}`,
+      }),
+      async () => {
+        // One snapshot of the ids: a message that fails again is not retried in the same run.
+        const pending = await this.messages.list(status, BATCH);
+        let processed = 0;
+        for (const message of pending) {
+          const outcome = await this.inbound.reprocess(message.id);
+          if (outcome.status === 'processed') processed++;
+          process.stdout.write(
+            `${message.id} ${message.messageType ?? '-'} ${outcome.ackCode} ${outcome.status}${
+              outcome.errorText ? `: ${outcome.errorText}` : ''
+            }\n`,
+          );
+        }
+        return { processed, total: pending.length };
+      },
+    );
+    process.stdout.write(
+      `Reprocessed ${outcomes.total} message(s): ${outcomes.processed} processed\n`,
+    );
+    if (outcomes.processed < outcomes.total) process.exitCode = 1;
+  }
+
+  @Option({
+    flags: '--status <status>',
+    description: `Which messages: ${HL7_MESSAGE_STATUSES.filter((s) => s !== 'processed').join(', ')}`,
+  })
+  parseStatus(value: string): Hl7MessageStatus {
+    if (value === 'processed' || !HL7_MESSAGE_STATUSES.includes(value as Hl7MessageStatus)) {
+      throw new Error('--status must be error, rejected or received');
+    }
+    return value as Hl7MessageStatus;
+  }
+}
