@@ -211,6 +211,16 @@ export class AppConfig {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }
 
+  /** TLS of the MLLP listener, and the CAs of client certificates when senders must have one. */
+  get hl7Tls(): { certFile: string; keyFile: string; clientCaFile?: string } | undefined {
+    const certFile = this.config.get('HL7_TLS_CERT_FILE', { infer: true });
+    const keyFile = this.config.get('HL7_TLS_KEY_FILE', { infer: true });
+    const clientCaFile = this.config.get('HL7_TLS_CLIENT_CA_FILE', { infer: true });
+    return certFile && keyFile
+      ? { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}) }
+      : undefined;
+  }
+
   /** Where the MLLP listener binds, or undefined when it is off. */
   get hl7Mllp():
     { port: number; host: string; maxFrameBytes: number; idleSeconds: number } | undefined {

@@ -32,6 +32,9 @@ const OPTIONAL_VARIABLES = [
   'TRUSTED_PROXIES',
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
+  'HL7_TLS_CERT_FILE',
+  'HL7_TLS_KEY_FILE',
+  'HL7_TLS_CLIENT_CA_FILE',
   'REDIS_URL',
   'AUDIT_SIGNING_KEY_FILE',
   'AUDIT_CHECKPOINT_FILE',
@@ -279,6 +282,23 @@ export class EnvironmentVariables {
   })
   HL7_MAX_FRAME_BYTES = 16_777_216;
 
+  /** TLS on the MLLP listener (TLS 1.2 minimum): PEM certificate and key. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_TLS_CERT_FILE must not be empty' })
+  HL7_TLS_CERT_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_TLS_KEY_FILE must not be empty' })
+  HL7_TLS_KEY_FILE?: string;
+
+  /** With it, senders must present a certificate issued by these CAs (mutual TLS). */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_TLS_CLIENT_CA_FILE must not be empty' })
+  HL7_TLS_CLIENT_CA_FILE?: string;
+
   /** An MLLP connection silent this long is closed. */
   @Transform(toInteger)
   @IsInt({ message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
@@ -359,6 +379,16 @@ export function validateEnv(
   if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
     throw new ConfigError(
       'Invalid configuration: TLS_CERT_FILE and TLS_KEY_FILE must be set together',
+    );
+  }
+  if (Boolean(env.HL7_TLS_CERT_FILE) !== Boolean(env.HL7_TLS_KEY_FILE)) {
+    throw new ConfigError(
+      'Invalid configuration: HL7_TLS_CERT_FILE and HL7_TLS_KEY_FILE must be set together',
+    );
+  }
+  if (env.HL7_TLS_CLIENT_CA_FILE && !env.HL7_TLS_CERT_FILE) {
+    throw new ConfigError(
+      'Invalid configuration: HL7_TLS_CLIENT_CA_FILE needs HL7_TLS_CERT_FILE and HL7_TLS_KEY_FILE',
     );
   }
   return env;

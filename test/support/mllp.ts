@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { encodeFrame, MllpDecoder } from '../../src/hl7/mllp/mllp-decoder.js';
 
 /** A test MLLP peer: writes raw bytes, collects the ACK frames that come back. */
@@ -22,9 +23,12 @@ export class MllpTestClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number): Promise<MllpTestClient> {
+  /** Plain TCP, or TLS with `tls` (resolves once the handshake is done). */
+  static connect(port: number, tls?: ConnectionOptions): Promise<MllpTestClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => resolve(new MllpTestClient(socket)));
+      const socket = tls
+        ? connectTls({ ...tls, port, host: '127.0.0.1' }, () => resolve(new MllpTestClient(socket)))
+        : connect(port, '127.0.0.1', () => resolve(new MllpTestClient(socket)));
       socket.once('error', reject);
     });
   }

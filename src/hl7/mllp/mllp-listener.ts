@@ -4,7 +4,9 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
 import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
@@ -32,7 +34,27 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
   async onApplicationBootstrap(): Promise<void> {
     const options = this.config.hl7Mllp;
     if (!options) return;
-    const server = createServer((socket) => this.serve(socket));
+    const tls = this.config.hl7Tls;
+    const server = tls
+      ? createTlsServer(
+          {
+            cert: readFileSync(tls.certFile),
+            key: readFileSync(tls.keyFile),
+            // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
+            minVersion: 'TLSv1.2',
+            ...(tls.clientCaFile
+              ? { ca: readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
+              : {}),
+          },
+          (socket) => this.serve(socket),
+        )
+      : createServer((socket) => this.serve(socket));
+    server.on('tlsClientError', (error: Error & { code?: string }, socket: Socket) => {
+      this.logger.warn(
+        { peer: socket.remoteAddress, code: error.code },
+        'MLLP TLS handshake refused',
+      );
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(options.port, options.host, () => {
@@ -42,7 +64,8 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     });
     this.server = server;
     const { address, port } = this.address()!;
-    this.logger.log(`MLLP listener on ${address}:${port}`);
+    const mode = tls ? (tls.clientCaFile ? ' (TLS, client certificates required)' : ' (TLS)') : '';
+    this.logger.log(`MLLP listener on ${address}:${port}${mode}`);
   }
 
   /** Where it listens (port 0 in the configuration means the system chose). */

@@ -1,0 +1,93 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { withEnv } from '../support/env.js';
+import { msaOf, MllpTestClient } from '../support/mllp.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** A self-signed P-256 certificate for `cn`, as files in `dir`. */
+function certificate(dir: string, name: string, cn: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`],
+      ...['-addext', 'subjectAltName=IP:127.0.0.1'],
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}
+
+const MESSAGE = Buffer.from(
+  'MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ADT^A28|TLS-1|P|2.5\rPID|1||T-1^^^HOSP&2.16.5&ISO^MR||Tls^Test',
+);
+
+describe('HL7 MLLP over TLS with client certificates', () => {
+  let dir: string;
+  let testApp: TestApp;
+  let restoreEnv: () => void;
+  let port: number;
+  let server: { cert: string; key: string };
+  let sender: { cert: string; key: string };
+  let stranger: { cert: string; key: string };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'carevault-hl7-tls-'));
+    server = certificate(dir, 'server', '127.0.0.1');
+    sender = certificate(dir, 'sender', 'lab-feed');
+    stranger = certificate(dir, 'stranger', 'unknown-feed');
+    restoreEnv = withEnv({
+      HL7_TLS_CERT_FILE: server.cert,
+      HL7_TLS_KEY_FILE: server.key,
+      // The sender's self-signed certificate is the one trusted issuer.
+      HL7_TLS_CLIENT_CA_FILE: sender.cert,
+    });
+    testApp = await createTestApp();
+    port = testApp.app.get(MllpListener).address()!.port;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const tlsAs = (identity?: { cert: string; key: string }) => ({
+    ca: readFileSync(server.cert),
+    ...(identity ? { cert: readFileSync(identity.cert), key: readFileSync(identity.key) } : {}),
+  });
+
+  it('acknowledges a sender with a trusted certificate', async () => {
+    const client = await MllpTestClient.connect(port, tlsAs(sender));
+    await client.send([MESSAGE]);
+    expect(msaOf((await client.waitForAcks(1))[0]!)).toEqual({ code: 'AA', controlId: 'TLS-1' });
+    client.close();
+  });
+
+  it.each([
+    ['no certificate', undefined],
+    ['an untrusted certificate', 'stranger'],
+  ])('refuses a sender with %s', async (_, who) => {
+    const identity = who === 'stranger' ? stranger : undefined;
+    // TLS 1.3 reports a refused client certificate after the handshake, as a closed socket.
+    const client = await MllpTestClient.connect(port, tlsAs(identity)).catch(() => undefined);
+    if (client) {
+      await client.send([MESSAGE]);
+      await client.waitForClose();
+      expect(client.acks).toHaveLength(0);
+    }
+  });
+
+  it('refuses plain TCP', async () => {
+    const client = await MllpTestClient.connect(port);
+    await client.send([MESSAGE]);
+    await client.waitForClose();
+    expect(client.acks).toHaveLength(0);
+  });
+});
