@@ -80,7 +80,9 @@ export class ResourceRepository {
       const row = { resourceType, id, ...next, deleted: false, content };
       await manager.insert(ResourceHistoryEntity, { ...row });
       await manager.insert(ResourceEntity, row);
-      await this.searchIndex.replace(manager, resourceType, id, index);
+      if (index) {
+        await this.searchIndex.insert(manager, resourceType, id, index);
+      }
       return manager.create(ResourceEntity, row);
     });
   }

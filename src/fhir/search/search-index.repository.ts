@@ -25,15 +25,26 @@ export class SearchIndexRepository {
     resourceId: string,
     rows: IndexRows | null,
   ): Promise<void> {
-    for (const table of TABLES) {
-      await manager.query(`DELETE FROM "${table}" WHERE resource_type = $1 AND resource_id = $2`, [
-        resourceType,
-        resourceId,
-      ]);
+    // Every table's rows in one statement: data-modifying CTEs all run, in one round trip.
+    await manager.query(
+      `WITH ${TABLES.map(
+        (table, i) =>
+          `d${i} AS (DELETE FROM "${table}" WHERE resource_type = $1 AND resource_id = $2)`,
+      ).join(', ')} SELECT 1`,
+      [resourceType, resourceId],
+    );
+    if (rows) {
+      await this.insert(manager, resourceType, resourceId, rows);
     }
-    if (!rows) {
-      return;
-    }
+  }
+
+  /** The index rows of a resource that has none yet (its first version). */
+  async insert(
+    manager: EntityManager,
+    resourceType: string,
+    resourceId: string,
+    rows: IndexRows,
+  ): Promise<void> {
     const key = [resourceType, resourceId];
     await this.insertRows(
       manager,
