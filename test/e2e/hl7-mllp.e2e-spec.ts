@@ -124,28 +124,28 @@ describe('HL7 v2 over MLLP', () => {
 
   it('maps ORU R01 to a DiagnosticReport with Observations of the right value types', async () => {
     const oru = samples.filter((sample) =>
-      ['LAB-ORU-1.hl7', 'ORU-R01-01.hl7'].includes(sample.file),
+      ['LAB-ORU-1.hl7', 'LAB-ORU-2.hl7', 'ORU-R01-01.hl7'].includes(sample.file),
     );
     const sender = await client();
     await sender.send(oru.map((sample) => sample.bytes));
-    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const search = async (query: string) =>
       ((await http('GET', `${testApp.url}/fhir/${query}`)).body.entry ?? []) as {
         resource: Record<string, unknown>;
       }[];
-    // LAB-ORU-1: NM with units, status from OBX-11.
-    // (LAB-ORU-2, sent in the first test, reports 11273-0 again under another order.)
+    // LAB-ORU-1 reports erythrocytes as preliminary 4.06; LAB-ORU-2, the same order later, as
+    // final 4.08: one Observation, updated, with units and status from OBX-6 and OBX-11.
     const erythrocytes = await search(
       `Observation?code=${encodeURIComponent('http://loinc.org|11273-0')}`,
     );
-    expect(erythrocytes.map((entry) => entry.resource)).toContainEqual(
-      expect.objectContaining({
-        status: 'preliminary',
-        valueQuantity: { value: 4.06, unit: 'tera.l-1' },
-        effectiveDateTime: '2014-10-06T06:27:00+07:00',
-      }),
-    );
+    expect(erythrocytes).toHaveLength(1);
+    expect(erythrocytes[0]!.resource).toMatchObject({
+      meta: { versionId: '2' },
+      status: 'final',
+      valueQuantity: { value: 4.08, unit: 'tera.l-1' },
+      effectiveDateTime: '2014-10-06T08:30:00+07:00',
+    });
     // ORU-R01-01: a CWE result as a CodeableConcept (SNOMED CT), a local code system kept.
     const system = 'urn:carevault:v2:coding-system:XYZ';
     const cultures = await search(`Observation?code=${encodeURIComponent(`${system}|625-4`)}`);
@@ -186,6 +186,36 @@ describe('HL7 v2 over MLLP', () => {
       `SELECT count(*)::int AS n, min(channel) AS channel FROM hl7_message WHERE control_id = 'WEB-1'`,
     );
     expect(row).toEqual({ n: 1, channel: 'http' });
+  });
+
+  it('replaces a result with its correction rather than adding another', async () => {
+    const result = (control: string, status: string, value: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
+          'PID|1||C-1^^^NORTH&2.16.840.1.8&ISO^MR||Corrected^Pat',
+          'OBR|1||ORD-77^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||F',
+          `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L^^UCUM|||||${status}`,
+        ].join('\r'),
+      );
+    const sender = await client();
+    await sender.send([result('COR-1', 'F', '5.4'), result('COR-2', 'C', '6.1')]);
+    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|ORD-77/2345-7')}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    expect(found.body.entry[0].resource).toMatchObject({
+      status: 'corrected',
+      valueQuantity: { value: 6.1 },
+    });
+    const reports = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|ORD-77')}`,
+    );
+    expect(reports.body.entry).toHaveLength(1);
   });
 
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {

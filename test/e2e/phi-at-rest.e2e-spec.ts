@@ -3,6 +3,7 @@ import { PhiDecryptionError } from '../../src/crypto/field-cipher.js';
 import { phiColumnsOf } from '../../src/crypto/phi.decorator.js';
 import { PhiWriteError } from '../../src/crypto/phi.subscriber.js';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
+import { Hl7InboundService } from '../../src/hl7/inbound/hl7-inbound.service.js';
 import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -49,6 +50,17 @@ describe('PHI at rest', () => {
       'DELETE',
       `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`,
     );
+    // A stored HL7 message is PHI as a whole.
+    const pid = ['PID', '1', '', `${known.ssn}^^^SSA&2.16.840.1.113883.4.1&ISO^SS`, ''];
+    pid.push(`${known.family}^${known.given}`, '', '', '', '', '', `${known.line}^^${known.city}`);
+    pid.push('', known.phone);
+    const ack = await testApp.app
+      .get(Hl7InboundService)
+      .receive(
+        Buffer.from(`MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ADT^A28|PHI-1|P|2.5\r${pid.join('|')}`),
+        { channel: 'mllp', peer: null },
+      );
+    expect(ack.toString()).toContain('MSA|AA|PHI-1');
   });
 
   afterAll(async () => {

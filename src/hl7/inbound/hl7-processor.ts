@@ -167,25 +167,39 @@ export class Hl7Processor {
       const reportIdentifier = obr
         ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
         : undefined;
+      const reportCriteria = reportIdentifier ? identifierCriteria([reportIdentifier]) : undefined;
+      // The report's lock covers its observations, whose identifiers derive from its own: a new
+      // report's observations cannot exist yet and are created without a lookup each.
+      const reportMatch = reportCriteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
+        : undefined;
       const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
       const result: { reference: string }[] = [];
       for (const segment of obx) {
         const observation = observationFromObx(segment, patientId, effective);
-        const id = await this.upsertByIdentifier(
-          'Observation',
-          observation,
-          observationIdentifier(reportIdentifier, segment),
-        );
+        const identifier = observationIdentifier(reportIdentifier, segment);
+        const withIdentifier = identifier
+          ? { ...observation, identifier: [identifier] }
+          : observation;
+        const id = reportMatch
+          ? await this.upsertByIdentifier('Observation', withIdentifier, identifier)
+          : (await this.fhir.create(HL7_USER, 'Observation', withIdentifier)).id;
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
       if (!obr) continue;
-      const report = reportFromObr(obr, patientId, reportIdentifier);
-      const reportId = await this.upsertByIdentifier(
-        'DiagnosticReport',
-        { ...report, ...(result.length > 0 ? { result } : {}) },
-        reportIdentifier,
-      );
+      const report = {
+        ...reportFromObr(obr, patientId, reportIdentifier),
+        ...(result.length > 0 ? { result } : {}),
+      };
+      const reportId = reportMatch
+        ? (
+            await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
+              ...report,
+              id: reportMatch,
+            })
+          ).stored.id
+        : (await this.fhir.create(HL7_USER, 'DiagnosticReport', report)).id;
       touched.entities.push(`DiagnosticReport/${reportId}`);
     }
     return touched;

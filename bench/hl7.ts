@@ -1,0 +1,162 @@
+/**
+ * npm run bench:hl7 [-- --seconds 15]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
+ * listener of a CareVault on a fresh embedded PostgreSQL, each acknowledged only after its
+ * Patient, DiagnosticReport and Observations commit. 1, 8 and 32 connections, each sending its
+ * next message when the last ACK arrives; reports messages/s and ACK latency (p50, p95, p99),
+ * with every ACK checked to be AA. Prints a markdown table and writes JSON to bench/results/.
+ * Not part of npm test.
+ */
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AppModule } from '../src/app.module.js';
+import { createHttpAdapter } from '../src/common/http/http-adapter.js';
+import { setupApp } from '../src/common/http/setup-app.js';
+import { readEnv } from '../src/config/config.js';
+import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
+import { MllpListener } from '../src/hl7/mllp/mllp-listener.js';
+import { percentiles } from './timing.js';
+
+const args = process.argv.slice(2);
+const SECONDS = Number(args[args.indexOf('--seconds') + 1] ?? 15) || 15;
+const WARM_UP_SECONDS = 3;
+const CONNECTIONS = [1, 8, 32];
+/** Distinct patients the messages are about: results for known patients, as a lab sends. */
+const PATIENTS = 2000;
+
+let sequence = 0;
+
+function oru(): Buffer {
+  const n = sequence++;
+  const patient = n % PATIENTS;
+  const obx = Array.from(
+    { length: 10 },
+    (_, i) =>
+      `OBX|${i + 1}|NM|${2000 + i}-${i}^Analyte ${i}^LN||${(4 + i / 10).toFixed(1)}|mmol/L^^UCUM|3.5-5.5|N|||F|||20240101083000+0000`,
+  );
+  return Buffer.from(
+    [
+      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101090000+0000||ORU^R01^ORU_R01|B-${n}|P|2.5.1`,
+      `PID|1||P-${patient}^^^NORTH&2.16.840.1.9&ISO^MR||Bench^Patient${patient}||19700101|F`,
+      `OBR|1||F-${n}^NORTH^2.16.840.1.9^ISO|24323-8^Metabolic panel^LN|||20240101080000+0000||||||||||||||||F`,
+      ...obx,
+    ].join('\r'),
+  );
+}
+
+interface Result {
+  connections: number;
+  messagesPerSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  messages: number;
+}
+
+/** One connection: send, wait for the ACK, repeat until `until`; latencies after `from`. */
+async function sender(
+  port: number,
+  from: number,
+  until: number,
+  latencies: number[],
+): Promise<number> {
+  const socket = connect(port, '127.0.0.1');
+  socket.setNoDelay(true);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const decoder = new MllpDecoder(1 << 20);
+  let waiting: ((ack: string) => void) | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    for (const event of decoder.push(chunk)) {
+      if (event.kind === 'frame') waiting?.(event.payload.toString('utf8'));
+    }
+  });
+  let counted = 0;
+  while (performance.now() < until) {
+    const started = performance.now();
+    const ack = await new Promise<string>((resolve) => {
+      waiting = resolve;
+      socket.write(encodeFrame(oru()));
+    });
+    if (!/\rMSA\|AA\|/.test(ack)) throw new Error(`not AA: ${ack.replace(/\r/g, '\n')}`);
+    if (started >= from) {
+      latencies.push(performance.now() - started);
+      counted++;
+    }
+  }
+  socket.destroy();
+  return counted;
+}
+
+async function run(port: number, connections: number): Promise<Result> {
+  const start = performance.now();
+  const from = start + WARM_UP_SECONDS * 1000;
+  const until = from + SECONDS * 1000;
+  const latencies: number[] = [];
+  const counts = await Promise.all(
+    Array.from({ length: connections }, () => sender(port, from, until, latencies)),
+  );
+  const messages = counts.reduce((sum, count) => sum + count, 0);
+  return {
+    connections,
+    messagesPerSecond: messages / SECONDS,
+    ...percentiles(latencies),
+    messages,
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-hl7-'));
+  process.env['DATA_DIR'] = dir;
+  process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
+  process.env['LOG_LEVEL'] = 'silent';
+  process.env['NODE_ENV'] = 'development';
+  process.env['HL7_MLLP_PORT'] = '0';
+  const app = await NestFactory.create<NestFastifyApplication>(
+    await AppModule.register(),
+    createHttpAdapter(readEnv()),
+    { logger: false, bodyParser: false },
+  );
+  try {
+    await setupApp(app, { docs: false });
+    await app.listen(0, '127.0.0.1');
+    const port = app.get(MllpListener).address()!.port;
+    const results: Result[] = [];
+    for (const connections of CONNECTIONS) {
+      results.push(await run(port, connections));
+      process.stderr.write(`${connections} connection(s) done\n`);
+    }
+    const ms = (value: number): string => value.toFixed(2);
+    const lines = [
+      `HL7 benchmark: ORU^R01 (1 PID, 1 OBR, 10 OBX) over MLLP, ACK after commit, ${WARM_UP_SECONDS} s warm-up then ${SECONDS} s per row, ${PATIENTS} patients.`,
+      '',
+      '| Connections | messages/s | p50 ms | p95 ms | p99 ms | messages |',
+      '| --: | --: | --: | --: | --: | --: |',
+      ...results.map(
+        (r) =>
+          `| ${r.connections} | ${r.messagesPerSecond.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.messages} |`,
+      ),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    const file = join(
+      'bench',
+      'results',
+      `hl7-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
+    );
+    await mkdir(join('bench', 'results'), { recursive: true });
+    await writeFile(file, JSON.stringify({ seconds: SECONDS, results }, null, 2));
+    process.stderr.write(`Wrote ${file}\n`);
+  } finally {
+    await app.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
