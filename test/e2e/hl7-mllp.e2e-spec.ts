@@ -290,6 +290,38 @@ describe('HL7 v2 over MLLP', () => {
     expect(cli.code).toBe(1);
   });
 
+  it('takes a batch (FHS/BHS) in one frame and answers a batch of ACKs in order', async () => {
+    const message = (id: string) =>
+      `MSH|^~\\&|BATCH|HOSP|CV|CV|20240101||ADT^A28|${id}|P|2.5\rPID|1||${id}^^^HOSP&2.16.3&ISO^MR||Batch^Pat`;
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        [
+          'FHS|^~\\&|BATCH',
+          'BHS|^~\\&|BATCH',
+          message('BAT-1'),
+          message('BAT-2'),
+          message('BAT-3'),
+          'BTS|3',
+          'FTS|1',
+        ].join('\r'),
+      ),
+    ]);
+    const [reply] = await sender.waitForAcks(1);
+    const segments = reply!.split('\r');
+    expect(segments[0]).toMatch(/^BHS\|/);
+    expect(segments.filter((segment) => segment.startsWith('MSA'))).toEqual([
+      'MSA|AA|BAT-1|',
+      'MSA|AA|BAT-2|',
+      'MSA|AA|BAT-3|',
+    ]);
+    expect(segments).toContain('BTS|3');
+    const [row] = await data.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM hl7_message WHERE control_id LIKE 'BAT-%' AND status = 'processed'`,
+    );
+    expect(row!.n).toBe(3);
+  });
+
   it('answers a resend with the same ACK code and stores it once', async () => {
     const sample = samples.find((s) => s.file === 'ADT-A08-01.hl7')!;
     const sender = await client();

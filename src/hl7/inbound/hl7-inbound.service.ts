@@ -14,6 +14,7 @@ import {
   isHl7ErrorCode,
   type DecodedMessage,
 } from '../message/hl7-header.js';
+import { batchAck, splitMessages } from '../message/batch.js';
 import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { hl7AuditEntry } from './hl7-audit.js';
@@ -42,8 +43,23 @@ export class Hl7InboundService {
     private readonly processor: Hl7Processor,
   ) {}
 
-  /** The ACK, in the message's own character set (Latin-1 when MSH-18 says 8859/1). */
+  /**
+   * The ACK, in the message's own character set (Latin-1 when MSH-18 says 8859/1). A batch or
+   * a file of several messages gets a batch of ACKs, one per message, in order.
+   */
   async receive(payload: Buffer, source: Hl7Source): Promise<Buffer> {
+    const { messages, batch } = splitMessages(payload);
+    if (!batch) {
+      return this.receiveOne(payload, source);
+    }
+    const acks: string[] = [];
+    for (const message of messages) {
+      acks.push((await this.receiveOne(message, source)).toString('latin1'));
+    }
+    return Buffer.from(batchAck(acks), 'latin1');
+  }
+
+  private async receiveOne(payload: Buffer, source: Hl7Source): Promise<Buffer> {
     let decoded: DecodedMessage | undefined;
     let rejection: Hl7RejectError | undefined;
     try {

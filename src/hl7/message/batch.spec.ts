@@ -1,0 +1,38 @@
+import { batchAck, splitMessages } from './batch.js';
+
+describe('splitMessages', () => {
+  const a = 'MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5\rPID|1||1';
+  const b = 'MSH|^~\\&|A|B|C|D|1||ADT^A08|2|P|2.5\rPID|1||2';
+
+  it('leaves a single message as it is', () => {
+    const single = Buffer.from(`${a}\r`);
+    expect(splitMessages(single)).toEqual({ messages: [single], batch: false });
+  });
+
+  it('splits a batch into its messages, without the envelope, bytes kept', () => {
+    const latin1 = Buffer.from(`${b}^Müller`, 'latin1');
+    const batch = Buffer.concat([
+      Buffer.from('FHS|^~\\&|A\nBHS|^~\\&|A\n'),
+      Buffer.from(`${a}\n`),
+      latin1,
+      Buffer.from('\nBTS|2\nFTS|1\n'),
+    ]);
+    const { messages, batch: isBatch } = splitMessages(batch);
+    expect(isBatch).toBe(true);
+    expect(messages.map((message) => message.toString('latin1'))).toEqual([a, `${b}^Müller`]);
+    expect(messages[1]!.equals(latin1)).toBe(true);
+  });
+
+  it('splits a file of several messages without a batch header', () => {
+    expect(splitMessages(Buffer.from(`${a}\r\n${b}\r\n`)).messages).toHaveLength(2);
+  });
+});
+
+describe('batchAck', () => {
+  it('wraps the ACKs in BHS and BTS with their count', () => {
+    const ack = batchAck(['MSH|x\rMSA|AA|1\r', 'MSH|y\rMSA|AE|2\r']).split('\r');
+    expect(ack[0]).toMatch(/^BHS\|\^~\\&\|CAREVAULT/);
+    expect(ack.slice(1, 5)).toEqual(['MSH|x', 'MSA|AA|1', 'MSH|y', 'MSA|AE|2']);
+    expect(ack[5]).toBe('BTS|2');
+  });
+});

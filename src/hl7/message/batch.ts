@@ -1,0 +1,40 @@
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+const ENVELOPE_SEGMENTS = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
+
+/**
+ * Splits a payload into its messages: a batch (FHS/BHS … BTS/FTS) or a file of several
+ * messages gives one per MSH, in order, without the batch envelope; a single message gives
+ * itself. Works on bytes read as Latin-1 (every segment name is ASCII), so each message's
+ * bytes come out exactly as sent, whatever its character set.
+ */
+export function splitMessages(payload: Buffer): { messages: Buffer[]; batch: boolean } {
+  const bytes = payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
+  const lines = bytes.toString('latin1').split(/\r\n|\r|\n/);
+  const batch = lines.some((line) => ENVELOPE_SEGMENTS.has(line.slice(0, 3)));
+  const starts = lines.filter((line) => line.startsWith('MSH')).length;
+  if (!batch && starts <= 1) {
+    return { messages: [payload], batch: false };
+  }
+  const messages: string[][] = [];
+  for (const line of lines) {
+    if (line.startsWith('MSH')) messages.push([line]);
+    else if (!ENVELOPE_SEGMENTS.has(line.slice(0, 3)) && line.trim() !== '')
+      messages.at(-1)?.push(line);
+  }
+  return {
+    messages: messages.map((segments) => Buffer.from(segments.join('\r'), 'latin1')),
+    batch: true,
+  };
+}
+
+/** A batch of ACKs: BHS, the ACKs in the order of the messages, BTS with their count. */
+export function batchAck(acks: string[], now = new Date()): string {
+  const time = `${now.toISOString().slice(0, 19).replace(/[-T:]/g, '')}+0000`;
+  return [
+    `BHS|^~\\&|CAREVAULT||||${time}`,
+    ...acks.map((ack) => ack.replace(/\r$/, '')),
+    `BTS|${acks.length}`,
+  ]
+    .join('\r')
+    .concat('\r');
+}
