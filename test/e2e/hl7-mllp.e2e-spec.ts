@@ -51,7 +51,17 @@ describe('HL7 v2 over MLLP', () => {
     expect(acks.map((ack) => msaOf(ack).controlId)).toEqual(
       samples.map((sample) => decodeMessage(sample.bytes).header.controlId),
     );
-    for (const ack of acks) expect(['AA', 'AE', 'AR']).toContain(msaOf(ack).code);
+    // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
+    const supported = /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01)$/;
+    for (const [i, ack] of acks.entries()) {
+      const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
+      if (supported.test(`${messageCode}^${triggerEvent}`)) {
+        expect([samples[i]!.file, msaOf(ack).code]).toEqual([samples[i]!.file, 'AA']);
+      } else {
+        expect([samples[i]!.file, msaOf(ack).code]).toEqual([samples[i]!.file, 'AR']);
+        expect(ack).toMatch(/\rERR\|.*20[01][\^&]Unsupported/);
+      }
+    }
     expect(await storedCount()).toBe(before + samples.length);
     // Stored as PHI: the raw text is an envelope, never the message.
     const rows = await data.query<{ raw: string }[]>('SELECT raw FROM hl7_message');
@@ -216,6 +226,48 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|ORD-77')}`,
     );
     expect(reports.body.entry).toHaveLength(1);
+  });
+
+  it('merges patients on ADT^A40: the prior one is replaced by the survivor, which takes its MRN', async () => {
+    const system = 'urn:oid:2.16.4';
+    const adt = (event: string, control: string, mrn: string, extra = '') =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5\rPID|1||${mrn}^^^HOSP&2.16.4&ISO^MR||Merge^Pat${extra}`,
+      );
+    const sender = await client();
+    await sender.send([
+      adt('A28', 'MRG-A', 'OLD-1'),
+      adt('A28', 'MRG-B', 'NEW-1'),
+      adt('A40', 'MRG-C', 'NEW-1', '\rMRG|OLD-1^^^HOSP&2.16.4&ISO^MR'),
+    ]);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byMrn = async (mrn: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`${system}|${mrn}`)}`,
+        )
+      ).body.entry as { resource: Record<string, unknown> }[];
+    const [survivor] = await byMrn('NEW-1');
+    const found = await byMrn('OLD-1');
+    expect(found).toHaveLength(1);
+    expect(found[0]!.resource['id']).toBe(survivor!.resource['id']);
+    const link = survivor!.resource['link'] as { other: { reference: string }; type: string }[];
+    expect(link).toEqual([
+      { other: { reference: expect.stringMatching(/^Patient\//) }, type: 'replaces' },
+    ]);
+    const prior = await http('GET', `${testApp.url}/fhir/${link[0]!.other.reference}`);
+    expect(prior.body).toMatchObject({
+      active: false,
+      link: [
+        {
+          other: { reference: `Patient/${String(survivor!.resource['id'])}` },
+          type: 'replaced-by',
+        },
+      ],
+    });
+    expect(prior.body.identifier).toBeUndefined();
   });
 
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {

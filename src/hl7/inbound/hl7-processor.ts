@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { dateTimeOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
+import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
 import {
@@ -37,6 +37,7 @@ const ADT_EVENTS: Record<string, EncounterStatus | undefined> = {
   A08: undefined,
   A28: undefined,
   A31: undefined,
+  A40: undefined,
 };
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
@@ -46,6 +47,16 @@ function senderSystem(message: V2Message): string | undefined {
     systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
     systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
   );
+}
+
+/** A copy without some elements (meta is the server's, rewritten on every version). */
+function without(
+  resource: Record<string, unknown>,
+  ...elements: string[]
+): Record<string, unknown> {
+  const copy = { ...resource };
+  for (const element of elements) delete copy[element];
+  return copy;
 }
 
 function required(message: V2Message, name: string): V2Segment {
@@ -88,7 +99,9 @@ export class Hl7Processor {
       if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      return this.adt(message, ADT_EVENTS[header.triggerEvent]);
+      return header.triggerEvent === 'A40'
+        ? this.merge(message)
+        : this.adt(message, ADT_EVENTS[header.triggerEvent]);
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
@@ -142,6 +155,62 @@ export class Hl7Processor {
     }
     await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
     return match;
+  }
+
+  /**
+   * ADT^A40, merge: for each PID (the surviving patient) and the MRG after it (the prior
+   * identifiers), the prior Patient is made inactive and `replaced-by` the survivor, which
+   * `replaces` it and takes over its identifiers, so that later messages with the old MRN find
+   * the survivor. A prior patient never seen here only adds its identifiers to the survivor.
+   */
+  private async merge(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const touched: Touched = { entities: [], patientIds: [] };
+    const segments = message.segments();
+    for (const [i, pid] of segments.entries()) {
+      if (pid.name !== 'PID') continue;
+      const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
+      if (!mrg) {
+        throw new Hl7ProcessingError('100', 'Each PID of a merge needs the MRG segment after it');
+      }
+      const survivorId = await this.upsertPatient(pid, sender);
+      touched.entities.push(`Patient/${survivorId}`);
+      touched.patientIds.push(survivorId);
+      const priorIdentifiers = mrg
+        .repetitions(1)
+        .map((cx) => identifierOf(cx, sender))
+        .filter((identifier): identifier is Identifier => identifier !== undefined);
+      const criteria = identifierCriteria(priorIdentifiers);
+      if (!criteria) {
+        throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
+      }
+      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
+      if (priorId === survivorId) continue; // merged before: a resend, or the same patient
+      let moved = priorIdentifiers;
+      const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
+      if (priorId) {
+        const prior = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+        moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
+        await this.fhir.update(HL7_USER, 'Patient', priorId, {
+          ...without(prior, 'meta', 'identifier'),
+          active: false,
+          link: [{ other: { reference: `Patient/${survivorId}` }, type: 'replaced-by' }],
+        });
+        links.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
+        touched.entities.push(`Patient/${priorId}`);
+        touched.patientIds.push(priorId);
+      }
+      await this.fhir.update(HL7_USER, 'Patient', survivorId, {
+        ...applyPatient(survivor, moved, {}),
+        ...(links.length > 0 ? { link: links } : {}),
+        id: survivorId,
+      });
+    }
+    if (touched.entities.length === 0) {
+      throw new Hl7ProcessingError('100', 'A merge needs a PID segment');
+    }
+    return touched;
   }
 
   /**
@@ -270,10 +339,8 @@ export class Hl7Processor {
       ...(current.resource['period'] as object | undefined),
       ...(resource['period'] as object | undefined),
     };
-    const { meta, ...stored } = current.resource;
-    void meta; // the server's, rewritten on every version
     await this.fhir.update(HL7_USER, 'Encounter', match, {
-      ...stored,
+      ...without(current.resource, 'meta'),
       ...resource,
       ...(Object.keys(period).length > 0 ? { period } : {}),
       id: match,
