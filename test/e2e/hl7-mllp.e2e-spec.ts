@@ -52,7 +52,7 @@ describe('HL7 v2 over MLLP', () => {
       samples.map((sample) => decodeMessage(sample.bytes).header.controlId),
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
-    const supported = /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01)$/;
+    const supported = /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (supported.test(`${messageCode}^${triggerEvent}`)) {
@@ -268,6 +268,46 @@ describe('HL7 v2 over MLLP', () => {
       ],
     });
     expect(prior.body.identifier).toBeUndefined();
+  });
+
+  it('maps VXU^V04 to Immunization and ORM^O01 to ServiceRequest', async () => {
+    const vxu = samples.find((sample) => sample.file === 'VXU-V04-01.hl7')!;
+    // The ORM samples share one placer order number (later ones update it): an order of its own.
+    const orm = Buffer.from(
+      [
+        'MSH|^~\\&|ORDERS|HOSP|CV|CV|20240101||ORM^O01|ORM-T1|P|2.5',
+        'PID|1||O-1^^^HOSP&2.16.6&ISO^MR||Order^Pat',
+        'ORC|NW|P-555^HOSP^2.16.6^ISO|F-555^LAB^2.16.6^ISO||SC||||202110201126+0215',
+        'OBR|1|||24725-4^CT Head^LN',
+      ].join('\r'),
+    );
+    const sender = await client();
+    await sender.send([vxu.bytes, orm]);
+    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const immunizations = await http(
+      'GET',
+      `${testApp.url}/fhir/Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/ndc|49281021588')}`,
+    );
+    expect(immunizations.body.entry[0].resource).toMatchObject({
+      status: 'completed',
+      occurrenceDateTime: '2021-08-18',
+      lotNumber: '315841',
+      expirationDate: '2021-12-16',
+      primarySource: true,
+      doseQuantity: { value: 0.5, unit: 'mL', system: 'http://unitsofmeasure.org', code: 'mL' },
+    });
+    const orders = await http(
+      'GET',
+      `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|P-555')}`,
+    );
+    expect(orders.body.entry).toHaveLength(1);
+    expect(orders.body.entry[0].resource).toMatchObject({
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '24725-4' }] },
+      authoredOn: '2021-10-20T11:26:00+02:15',
+    });
   });
 
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {

@@ -3,6 +3,7 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
+import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
 import {
   applyPatient,
@@ -105,6 +106,12 @@ export class Hl7Processor {
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
+    }
+    if (type === 'ORM^O01' || type === 'OML^O21') {
+      return this.orders(message);
+    }
+    if (type === 'VXU^V04') {
+      return this.vaccinations(message);
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
@@ -270,6 +277,61 @@ export class Hl7Processor {
           ).stored.id
         : (await this.fhir.create(HL7_USER, 'DiagnosticReport', report)).id;
       touched.entities.push(`DiagnosticReport/${reportId}`);
+    }
+    return touched;
+  }
+
+  /** ORM^O01 and OML^O21: a ServiceRequest per order (an ORC, with the OBR after it if any). */
+  private async orders(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const orders: { orc?: V2Segment; obr?: V2Segment }[] = [];
+    for (const segment of message.segments()) {
+      if (segment.name === 'ORC') orders.push({ orc: segment });
+      else if (segment.name === 'OBR') {
+        const last = orders.at(-1);
+        if (last && !last.obr) last.obr = segment;
+        else orders.push({ obr: segment });
+      }
+    }
+    if (orders.length === 0) {
+      throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
+    }
+    for (const { orc, obr } of orders) {
+      const identifiers = orderIdentifiers(orc, sender);
+      const id = await this.upsertByIdentifier(
+        'ServiceRequest',
+        serviceRequestOf(orc, obr, patientId, identifiers),
+        identifiers[0],
+      );
+      touched.entities.push(`ServiceRequest/${id}`);
+    }
+    return touched;
+  }
+
+  /** VXU^V04: an Immunization per RXA, identified by its ORC's order numbers. */
+  private async vaccinations(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    let orc: V2Segment | undefined;
+    for (const segment of message.segments()) {
+      if (segment.name === 'ORC') orc = segment;
+      if (segment.name !== 'RXA') continue;
+      const identifiers = orderIdentifiers(orc, sender);
+      const immunization = immunizationFromRxa(segment, patientId, identifiers);
+      if (!immunization) {
+        throw new Hl7ProcessingError(
+          '101',
+          'An RXA segment needs a vaccine (RXA-5) and a date (RXA-3)',
+        );
+      }
+      const id = await this.upsertByIdentifier('Immunization', immunization, identifiers[0]);
+      touched.entities.push(`Immunization/${id}`);
+    }
+    if (touched.entities.length === 1) {
+      throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
   }

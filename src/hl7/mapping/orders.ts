@@ -1,0 +1,103 @@
+import type { V2Segment } from '../message/v2-message.js';
+import { codeableConceptOf, dateOf, dateTimeOf, type Identifier } from './datatypes.js';
+import { identifierOfEi } from './observation.js';
+
+/** ORC-1 order control and ORC-5 order status (tables 0119, 0038) to ServiceRequest.status. */
+const ORDER_STATUS: Record<string, string> = {
+  CA: 'revoked',
+  DC: 'revoked',
+  OC: 'revoked',
+  CR: 'revoked',
+  HD: 'on-hold',
+  CM: 'completed',
+  ER: 'entered-in-error',
+};
+
+/** The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers. */
+export function orderIdentifiers(
+  orc: V2Segment | undefined,
+  fallbackSystem?: string,
+): Identifier[] {
+  if (!orc) return [];
+  return [orc.repetitions(2)[0], orc.repetitions(3)[0]]
+    .map((ei) => identifierOfEi(ei, fallbackSystem))
+    .filter((identifier): identifier is Identifier => identifier !== undefined);
+}
+
+/**
+ * ORC with its OBR, when there is one, to a ServiceRequest (v2-to-FHIR ORC[ServiceRequest],
+ * OBR[ServiceRequest]). An order detailed by another segment (RXO…) keeps its numbers and status.
+ */
+export function serviceRequestOf(
+  orc: V2Segment | undefined,
+  obr: V2Segment | undefined,
+  patientId: string,
+  identifiers: Identifier[],
+): Record<string, unknown> {
+  const control = orc?.value(1)?.toUpperCase() ?? '';
+  const status = orc?.value(5)?.toUpperCase() ?? '';
+  const authored = dateTimeOf(orc?.value(9));
+  const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
+  return {
+    resourceType: 'ServiceRequest',
+    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
+    status: ORDER_STATUS[control] ?? ORDER_STATUS[status] ?? 'active',
+    intent: 'order',
+    ...(code ? { code } : {}),
+    subject: { reference: `Patient/${patientId}` },
+    ...(authored?.includes('T') ? { authoredOn: authored } : {}),
+  };
+}
+
+/** RXA-20 completion status (table 0322) to Immunization.status. */
+const IMMUNIZATION_STATUS: Record<string, string> = {
+  CP: 'completed',
+  PA: 'completed',
+  RE: 'not-done',
+  NA: 'not-done',
+};
+
+/** RXA to an Immunization (v2-to-FHIR RXA[Immunization]); undefined without a vaccine code. */
+export function immunizationFromRxa(
+  rxa: V2Segment,
+  patientId: string,
+  identifiers: Identifier[],
+): Record<string, unknown> | undefined {
+  const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
+  const occurrence = dateTimeOf(rxa.value(3));
+  if (!vaccineCode || !occurrence) return undefined;
+  const amount = rxa.value(6);
+  const dose =
+    amount && amount !== '999' && /^\d+(\.\d+)?$/.test(amount) ? Number(amount) : undefined;
+  const unit = rxa.repetitions(7)[0];
+  const information = rxa.value(9)?.toUpperCase();
+  const lot = rxa.value(15);
+  const expiration = dateOf(rxa.value(16));
+  const manufacturer = rxa.value(17, 2) ?? rxa.value(17, 1);
+  return {
+    resourceType: 'Immunization',
+    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
+    status: IMMUNIZATION_STATUS[rxa.value(20)?.toUpperCase() ?? ''] ?? 'completed',
+    vaccineCode,
+    patient: { reference: `Patient/${patientId}` },
+    occurrenceDateTime: occurrence,
+    // NIP001: 00 is a new record from the one who gave it, 01 a historical one.
+    ...(information === '00' || information === '01'
+      ? { primarySource: information === '00' }
+      : {}),
+    ...(lot ? { lotNumber: lot } : {}),
+    ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
+    ...(manufacturer ? { manufacturer: { display: manufacturer } } : {}),
+    ...(dose !== undefined
+      ? {
+          doseQuantity: {
+            value: dose,
+            ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
+            ...(unit?.value(3)?.toUpperCase() === 'UCUM'
+              ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
