@@ -52,7 +52,8 @@ describe('HL7 v2 over MLLP', () => {
       samples.map((sample) => decodeMessage(sample.bytes).header.controlId),
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
-    const supported = /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04)$/;
+    const supported =
+      /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (supported.test(`${messageCode}^${triggerEvent}`)) {
@@ -270,7 +271,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(prior.body.identifier).toBeUndefined();
   });
 
-  it('maps VXU^V04 to Immunization and ORM^O01 to ServiceRequest', async () => {
+  it('maps VXU^V04 to Immunization, ORM^O01 to ServiceRequest, RDE^O11 to MedicationRequest', async () => {
     const vxu = samples.find((sample) => sample.file === 'VXU-V04-01.hl7')!;
     // The ORM samples share one placer order number (later ones update it): an order of its own.
     const orm = Buffer.from(
@@ -301,6 +302,32 @@ describe('HL7 v2 over MLLP', () => {
       'GET',
       `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|P-555')}`,
     );
+    // The give code, amount and units, and the route of the RXR after the RXE.
+    const rde = Buffer.from(
+      [
+        'MSH|^~\\&|PHARMACY|HOSP|CV|CV|20240101||RDE^O11|RDE-T1|P|2.5',
+        'PID|1||O-1^^^HOSP&2.16.6&ISO^MR||Order^Pat',
+        'ORC|NW|RX-901^HOSP^2.16.6^ISO|||||||202401010900+0000',
+        'RXE||0143963401^NICARDIPINE 40 MG/200 ML^NDC|5||43^mg/h',
+        'RXR|IV^Intravenous',
+      ].join('\r'),
+    );
+    await sender.send([rde]);
+    expect(msaOf((await sender.waitForAcks(3))[2]!).code).toBe('AA');
+    const medications = await http(
+      'GET',
+      `${testApp.url}/fhir/MedicationRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|RX-901')}`,
+    );
+    expect(medications.body.entry[0].resource).toMatchObject({
+      status: 'active',
+      intent: 'order',
+      dosageInstruction: [
+        {
+          doseAndRate: [{ doseQuantity: { value: 5, unit: 'mg/h' } }],
+          route: { coding: [{ code: 'IV', display: 'Intravenous' }] },
+        },
+      ],
+    });
     expect(orders.body.entry).toHaveLength(1);
     expect(orders.body.entry[0].resource).toMatchObject({
       status: 'active',

@@ -3,7 +3,12 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
-import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
+import {
+  immunizationFromRxa,
+  medicationRequestOf,
+  orderIdentifiers,
+  serviceRequestOf,
+} from '../mapping/orders.js';
 import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
 import {
   applyPatient,
@@ -112,6 +117,9 @@ export class Hl7Processor {
     }
     if (type === 'VXU^V04') {
       return this.vaccinations(message);
+    }
+    if (type === 'RDE^O11') {
+      return this.medicationOrders(message);
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
@@ -332,6 +340,31 @@ export class Hl7Processor {
     }
     if (touched.entities.length === 1) {
       throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
+    }
+    return touched;
+  }
+
+  /** RDE^O11: a MedicationRequest per RXE, keyed by its ORC's order numbers. */
+  private async medicationOrders(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const segments = message.segments();
+    let orc: V2Segment | undefined;
+    for (const [i, segment] of segments.entries()) {
+      if (segment.name === 'ORC') orc = segment;
+      if (segment.name !== 'RXE') continue;
+      const rxr = segments[i + 1]?.name === 'RXR' ? segments[i + 1] : undefined;
+      const identifiers = orderIdentifiers(orc, sender);
+      const request = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
+      if (!request) {
+        throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
+      }
+      const id = await this.upsertByIdentifier('MedicationRequest', request, identifiers[0]);
+      touched.entities.push(`MedicationRequest/${id}`);
+    }
+    if (touched.entities.length === 1) {
+      throw new Hl7ProcessingError('100', 'An RDE message needs an RXE segment');
     }
     return touched;
   }

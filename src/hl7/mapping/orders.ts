@@ -101,3 +101,59 @@ export function immunizationFromRxa(
       : {}),
   };
 }
+
+/**
+ * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
+ * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
+ * dose, the first RXR's route.
+ */
+export function medicationRequestOf(
+  orc: V2Segment | undefined,
+  rxe: V2Segment,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifiers: Identifier[],
+): Record<string, unknown> | undefined {
+  const medication = codeableConceptOf(rxe.repetitions(2)[0]);
+  if (!medication) return undefined;
+  const control = orc?.value(1)?.toUpperCase() ?? '';
+  const authored = dateTimeOf(orc?.value(9));
+  const amount = rxe.value(3);
+  const dose = amount && /^\d+(\.\d+)?$/.test(amount) ? Number(amount) : undefined;
+  const unit = rxe.repetitions(5)[0];
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  const dosage = {
+    ...(dose !== undefined
+      ? {
+          doseAndRate: [
+            {
+              doseQuantity: {
+                value: dose,
+                ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
+              },
+            },
+          ],
+        }
+      : {}),
+    ...(route ? { route } : {}),
+  };
+  return {
+    resourceType: 'MedicationRequest',
+    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
+    status: MEDICATION_STATUS[control] ?? 'active',
+    intent: 'order',
+    medicationCodeableConcept: medication,
+    subject: { reference: `Patient/${patientId}` },
+    ...(authored?.includes('T') ? { authoredOn: authored } : {}),
+    ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
+  };
+}
+
+/** ORC-1 order control to MedicationRequest.status. */
+const MEDICATION_STATUS: Record<string, string> = {
+  CA: 'cancelled',
+  DC: 'stopped',
+  OC: 'cancelled',
+  HD: 'on-hold',
+  CM: 'completed',
+};
