@@ -441,6 +441,28 @@ describe('HL7 v2 over MLLP', () => {
     expect(row!.n).toBe(3);
   });
 
+  it('processes the same message once when it arrives on two connections at the same time', async () => {
+    // No visit number: processed twice, this admission would make two Encounters.
+    const admission = Buffer.from(
+      'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A04|TWICE-1|P|2.5\rPID|1||TW-1^^^HOSP&2.16.2&ISO^MR||Twice^Pat\rPV1|1|O',
+    );
+    const [first, second] = await Promise.all([client(), client()]);
+    await Promise.all([first.send([admission]), second.send([admission])]);
+    const acks = await Promise.all([first.waitForAcks(1), second.waitForAcks(1)]);
+    expect(acks.map(([ack]) => msaOf(ack!).code)).toEqual(['AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patients = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.2|TW-1')}`,
+    );
+    expect(patients.body.entry).toHaveLength(1);
+    const encounters = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?subject=Patient/${String(patients.body.entry[0].resource.id)}`,
+    );
+    expect(encounters.body.entry).toHaveLength(1);
+  });
+
   it('answers a resend with the same ACK code and stores it once', async () => {
     const sample = samples.find((s) => s.file === 'ADT-A08-01.hl7')!;
     const sender = await client();

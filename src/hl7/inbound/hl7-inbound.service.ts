@@ -136,15 +136,20 @@ export class Hl7InboundService {
     };
     try {
       // The resources, the message's status and its audit row commit together or not at all.
-      await this.unitOfWork.run(async () => {
+      return await this.unitOfWork.run(async () => {
+        // The same message on two connections at once: the second waits, then finds it done.
+        const status = await this.repository.lockStatus(row.id);
+        if (status === 'processed') {
+          return processed;
+        }
         const touched = await this.processor.process(
           new V2Message(decoded.text, decoded.header.delimiters),
           decoded.header,
         );
         await this.repository.recordOutcome(row.id, processed, new Date());
         await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
+        return processed;
       });
-      return processed;
     } catch (error) {
       return this.recordFailure(row, failureOf(error, row, this.logger));
     }

@@ -49,6 +49,15 @@ export class Hl7MessageRepository {
     return { row: existing, stored: false };
   }
 
+  /** The message's status, its row locked until the current transaction ends. */
+  async lockStatus(id: string): Promise<Hl7MessageStatus | undefined> {
+    const [row] = await this.unitOfWork.manager.query<{ status: Hl7MessageStatus }[]>(
+      'SELECT status FROM hl7_message WHERE id = $1 FOR UPDATE',
+      [id],
+    );
+    return row?.status;
+  }
+
   findById(id: string): Promise<Hl7MessageEntity | null> {
     return this.unitOfWork.manager.findOneBy(Hl7MessageEntity, { id });
   }
