@@ -125,9 +125,7 @@ export class Hl7Processor {
   }
 
   private async adt(message: V2Message, status: EncounterStatus | undefined): Promise<Touched> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
-    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const { sender, patientId, touched } = await this.patientOf(message);
     const pv1 = message.first('PV1');
     const encounterId =
       status && pv1 ? await this.upsertEncounter(pv1, patientId, status, sender) : undefined;
@@ -234,9 +232,7 @@ export class Hl7Processor {
    * a corrected result updates rather than duplicates.
    */
   private async oru(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
-    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const { sender, patientId, touched } = await this.patientOf(message);
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost.
     const groups: { obr?: V2Segment; obx: V2Segment[] }[] = [{ obx: [] }];
@@ -291,9 +287,7 @@ export class Hl7Processor {
 
   /** ORM^O01 and OML^O21: a ServiceRequest per order (an ORC, with the OBR after it if any). */
   private async orders(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
-    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const { sender, patientId, touched } = await this.patientOf(message);
     const orders: { orc?: V2Segment; obr?: V2Segment }[] = [];
     for (const segment of message.segments()) {
       if (segment.name === 'ORC') orders.push({ orc: segment });
@@ -320,9 +314,7 @@ export class Hl7Processor {
 
   /** VXU^V04: an Immunization per RXA, identified by its ORC's order numbers. */
   private async vaccinations(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
-    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const { sender, patientId, touched } = await this.patientOf(message);
     let orc: V2Segment | undefined;
     for (const segment of message.segments()) {
       if (segment.name === 'ORC') orc = segment;
@@ -346,9 +338,7 @@ export class Hl7Processor {
 
   /** RDE^O11: a MedicationRequest per RXE, keyed by its ORC's order numbers. */
   private async medicationOrders(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
-    const touched: Touched = { entities: [`Patient/${patientId}`], patientIds: [patientId] };
+    const { sender, patientId, touched } = await this.patientOf(message);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     for (const [i, segment] of segments.entries()) {
@@ -382,6 +372,19 @@ export class Hl7Processor {
     }
     await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
     return match;
+  }
+
+  /** The message's patient (its PID, matched or created), first of what the message touches. */
+  private async patientOf(
+    message: V2Message,
+  ): Promise<{ sender: string | undefined; patientId: string; touched: Touched }> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    return {
+      sender,
+      patientId,
+      touched: { entities: [`Patient/${patientId}`], patientIds: [patientId] },
+    };
   }
 
   /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
