@@ -6,17 +6,12 @@
  * writes JSON to bench/results/. Not part of npm test.
  */
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppModule } from '../src/app.module.js';
 import { UsersService } from '../src/auth/users.service.js';
-import { createHttpAdapter } from '../src/common/http/http-adapter.js';
-import { setupApp } from '../src/common/http/setup-app.js';
-import { readEnv } from '../src/config/config.js';
+import { startBenchApp } from './bench-app.js';
 import { DatabaseServer } from '../src/database/database-server.js';
 
 const args = process.argv.slice(2);
@@ -34,17 +29,6 @@ function patient(): Record<string, unknown> {
     birthDate: '1970-01-01',
     address: [{ line: ['1 Main St'], city: 'Springfield', postalCode: '12345' }],
   };
-}
-
-async function start(): Promise<{ app: NestFastifyApplication; url: string }> {
-  const app = await NestFactory.create<NestFastifyApplication>(
-    await AppModule.register(),
-    createHttpAdapter(readEnv()),
-    { logger: false, bodyParser: false },
-  );
-  await setupApp(app, { docs: false });
-  await app.listen(0, '127.0.0.1');
-  return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
 }
 
 /** Closed loop: CONCURRENCY clients send requests back to back for SECONDS; 2xx only count. */
@@ -77,11 +61,11 @@ async function main(): Promise<void> {
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
   process.env['RATE_LIMIT_PER_MINUTE'] = '1000000';
-  const on = await start();
+  const on = await startBenchApp();
   // The second instance shares the first one's embedded database and keys.
   process.env['DATABASE_URL'] = await on.app.get(DatabaseServer).connectionUrl();
   process.env['AUDIT_BENCHMARK_SKIP'] = 'true';
-  const off = await start();
+  const off = await startBenchApp();
   try {
     const password = `pw-${randomUUID()}`;
     await on.app.get(UsersService).create('bench', ['doctor'], password);

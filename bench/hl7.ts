@@ -7,17 +7,12 @@
  * Not part of npm test.
  */
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
-import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AppModule } from '../src/app.module.js';
-import { createHttpAdapter } from '../src/common/http/http-adapter.js';
-import { setupApp } from '../src/common/http/setup-app.js';
-import { readEnv } from '../src/config/config.js';
+import { startBenchApp } from './bench-app.js';
 import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
 import { MllpListener } from '../src/hl7/mllp/mllp-listener.js';
 import { percentiles } from './timing.js';
@@ -115,15 +110,8 @@ async function main(): Promise<void> {
   process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
-  process.env['HL7_MLLP_PORT'] = '0';
-  const app = await NestFactory.create<NestFastifyApplication>(
-    await AppModule.register(),
-    createHttpAdapter(readEnv()),
-    { logger: false, bodyParser: false },
-  );
+  const { app } = await startBenchApp();
   try {
-    await setupApp(app, { docs: false });
-    await app.listen(0, '127.0.0.1');
     const port = app.get(MllpListener).address()!.port;
     const results: Result[] = [];
     for (const connections of CONNECTIONS) {

@@ -8,7 +8,6 @@
  * Not part of npm test: timings belong here, measured side by side in one run.
  */
 import 'reflect-metadata';
-import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -16,19 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { DataSource } from 'typeorm';
-import { AppModule } from '../src/app.module.js';
 import { AuditTrail } from '../src/audit/audit-trail.js';
 import { AuditRepository } from '../src/audit/audit.repository.js';
 import type { AuthenticatedUser } from '../src/auth/authenticated-user.js';
 import { UsersService } from '../src/auth/users.service.js';
-import { createHttpAdapter } from '../src/common/http/http-adapter.js';
-import { setupApp } from '../src/common/http/setup-app.js';
-import { readEnv } from '../src/config/config.js';
 import { BlindIndexer } from '../src/crypto/blind-index.js';
 import { preparedQuery } from '../src/database/prepared-query.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { stringTerms, tokenTerms } from '../src/fhir/search/blind-terms.js';
 import { blindField } from '../src/fhir/search/index-extractor.js';
+import { startBenchApp } from './bench-app.js';
 import type { HttpWorkload } from './http-worker.js';
 import { CONCURRENCY, percentiles, SAMPLES, timed, WARM_UP, type Stats } from './timing.js';
 
@@ -51,16 +47,11 @@ async function main(): Promise<void> {
   process.env['PHI_MASTER_KEY'] = saved?.key ?? randomBytes(32).toString('base64');
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
-  const env = readEnv();
-  const app = await NestFactory.create<NestFastifyApplication>(
-    await AppModule.register(),
-    createHttpAdapter(env),
-    { logger: false, bodyParser: false },
-  );
-  await setupApp(app, { docs: false });
-  const serverTimes = recordServerTimes(app);
-  await app.listen(0, '127.0.0.1');
-  const url = `${(await app.getUrl()).replace('[::1]', '127.0.0.1')}/fhir`;
+  let serverTimes: number[] = [];
+  const { app, url: base } = await startBenchApp((created) => {
+    serverTimes = recordServerTimes(created);
+  });
+  const url = `${base}/fhir`;
   try {
     const seeded = saved ?? (await seed(app));
     if (REUSE && !saved) {

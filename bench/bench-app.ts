@@ -1,0 +1,26 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { AppModule } from '../src/app.module.js';
+import { createHttpAdapter } from '../src/common/http/http-adapter.js';
+import { setupApp } from '../src/common/http/setup-app.js';
+import { readEnv } from '../src/config/config.js';
+
+/**
+ * A CareVault for a benchmark: the real AppModule, without logs, on a free loopback port, and on
+ * any free MLLP port, so that two instances can run side by side (bench:audit's on and off).
+ * `beforeListen` may add Fastify hooks, which cannot be added once the server listens.
+ */
+export async function startBenchApp(
+  beforeListen?: (app: NestFastifyApplication) => void,
+): Promise<{ app: NestFastifyApplication; url: string }> {
+  process.env['HL7_MLLP_PORT'] ??= '0';
+  const app = await NestFactory.create<NestFastifyApplication>(
+    await AppModule.register(),
+    createHttpAdapter(readEnv()),
+    { logger: false, bodyParser: false },
+  );
+  await setupApp(app, { docs: false });
+  beforeListen?.(app);
+  await app.listen(0, '127.0.0.1');
+  return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+}
