@@ -55,6 +55,26 @@ function senderSystem(message: V2Message): string | undefined {
   );
 }
 
+/** Criteria for one resource by identifier; none without an identifier. */
+function byIdentifier(identifier: Identifier | undefined): string | undefined {
+  return identifier ? identifierCriteria([identifier]) : undefined;
+}
+
+/** The patient's resource with the same first coding; none for a code without a system. */
+function codeCriteria(
+  patientParam: string,
+  patientId: string,
+  resource: Record<string, unknown>,
+): string | undefined {
+  const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
+    .coding?.[0];
+  return coding?.system && coding.code
+    ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
+        `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
+      )}`
+    : undefined;
+}
+
 /** A copy without some elements (meta is the server's, rewritten on every version). */
 function without(
   resource: Record<string, unknown>,
@@ -135,39 +155,24 @@ export class Hl7Processor {
     for (const al1 of message.all('AL1')) {
       const allergy = allergyFromAl1(al1, patientId);
       if (!allergy) continue;
-      const id = await this.upsertByCode('AllergyIntolerance', 'patient', patientId, allergy);
+      const id = await this.upsert(
+        'AllergyIntolerance',
+        allergy,
+        codeCriteria('patient', patientId, allergy),
+      );
       touched.entities.push(`AllergyIntolerance/${id}`);
     }
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
-      const id = await this.upsertByCode('Condition', 'subject', patientId, condition);
+      const id = await this.upsert(
+        'Condition',
+        condition,
+        codeCriteria('subject', patientId, condition),
+      );
       touched.entities.push(`Condition/${id}`);
     }
     return touched;
-  }
-
-  /** Replaces the patient's resource with the same first coding, or creates it. */
-  private async upsertByCode(
-    type: string,
-    patientParam: string,
-    patientId: string,
-    resource: Record<string, unknown>,
-  ): Promise<string> {
-    const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
-      .coding?.[0];
-    const criteria =
-      coding?.system && coding.code
-        ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
-            `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
-          )}`
-        : undefined;
-    const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-    if (!match) {
-      return (await this.fhir.create(HL7_USER, type, resource)).id;
-    }
-    await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
-    return match;
   }
 
   /**
@@ -247,7 +252,7 @@ export class Hl7Processor {
       const reportIdentifier = obr
         ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
         : undefined;
-      const reportCriteria = reportIdentifier ? identifierCriteria([reportIdentifier]) : undefined;
+      const reportCriteria = byIdentifier(reportIdentifier);
       // The report's lock covers its observations, whose identifiers derive from its own: a new
       // report's observations cannot exist yet and are created without a lookup each.
       const reportMatch = reportCriteria
@@ -262,7 +267,7 @@ export class Hl7Processor {
           ? { ...observation, identifier: [identifier] }
           : observation;
         const id = reportMatch
-          ? await this.upsertByIdentifier('Observation', withIdentifier, identifier)
+          ? await this.upsert('Observation', withIdentifier, byIdentifier(identifier))
           : (await this.fhir.create(HL7_USER, 'Observation', withIdentifier)).id;
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
@@ -302,10 +307,10 @@ export class Hl7Processor {
     }
     for (const { orc, obr } of orders) {
       const identifiers = orderIdentifiers(orc, sender);
-      const id = await this.upsertByIdentifier(
+      const id = await this.upsert(
         'ServiceRequest',
         serviceRequestOf(orc, obr, patientId, identifiers),
-        identifiers[0],
+        byIdentifier(identifiers[0]),
       );
       touched.entities.push(`ServiceRequest/${id}`);
     }
@@ -327,7 +332,7 @@ export class Hl7Processor {
           'An RXA segment needs a vaccine (RXA-5) and a date (RXA-3)',
         );
       }
-      const id = await this.upsertByIdentifier('Immunization', immunization, identifiers[0]);
+      const id = await this.upsert('Immunization', immunization, byIdentifier(identifiers[0]));
       touched.entities.push(`Immunization/${id}`);
     }
     if (touched.entities.length === 1) {
@@ -350,7 +355,7 @@ export class Hl7Processor {
       if (!request) {
         throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
       }
-      const id = await this.upsertByIdentifier('MedicationRequest', request, identifiers[0]);
+      const id = await this.upsert('MedicationRequest', request, byIdentifier(identifiers[0]));
       touched.entities.push(`MedicationRequest/${id}`);
     }
     if (touched.entities.length === 1) {
@@ -359,13 +364,12 @@ export class Hl7Processor {
     return touched;
   }
 
-  /** Replaces the resource with this identifier (under the criteria's lock), or creates it. */
-  private async upsertByIdentifier(
+  /** Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. */
+  private async upsert(
     type: string,
     resource: Record<string, unknown>,
-    identifier: Identifier | undefined,
+    criteria: string | undefined,
   ): Promise<string> {
-    const criteria = identifier ? identifierCriteria([identifier]) : undefined;
     const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
     if (!match) {
       return (await this.fhir.create(HL7_USER, type, resource)).id;
@@ -419,7 +423,7 @@ export class Hl7Processor {
     sender: string | undefined,
   ): Promise<string> {
     const { identifier, resource } = encounterFromPv1(pv1, patientId, status, sender);
-    const criteria = identifier ? identifierCriteria([identifier]) : undefined;
+    const criteria = byIdentifier(identifier);
     const match = criteria
       ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
       : undefined;

@@ -39,7 +39,7 @@ export function buildAck(
     header?.receivingFacility ?? '',
     header?.sendingApplication ?? '',
     header?.sendingFacility ?? '',
-    timestamp(now),
+    hl7Timestamp(now),
     '',
     ['ACK', header?.triggerEvent ?? '', 'ACK'].join(d.component),
     `CV${randomBytes(9).toString('hex')}`,
@@ -80,7 +80,7 @@ export function escapeText(text: string, d: Hl7Delimiters): string {
   return out;
 }
 
-/** YYYYMMDDHHMMSS+0000, in UTC. */
-function timestamp(date: Date): string {
+/** An HL7 DTM: YYYYMMDDHHMMSS+0000, in UTC. */
+export function hl7Timestamp(date: Date): string {
   return `${date.toISOString().slice(0, 19).replace(/[-T:]/g, '')}+0000`;
 }

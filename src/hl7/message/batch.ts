@@ -1,4 +1,6 @@
-const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+import { hl7Timestamp } from './ack.js';
+import { withoutBom } from './hl7-header.js';
+
 const ENVELOPE_SEGMENTS = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
 
 /**
@@ -8,8 +10,9 @@ const ENVELOPE_SEGMENTS = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
  * bytes come out exactly as sent, whatever its character set.
  */
 export function splitMessages(payload: Buffer): { messages: Buffer[]; batch: boolean } {
-  const bytes = payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
-  const lines = bytes.toString('latin1').split(/\r\n|\r|\n/);
+  const lines = withoutBom(payload)
+    .toString('latin1')
+    .split(/\r\n|\r|\n/);
   const batch = lines.some((line) => ENVELOPE_SEGMENTS.has(line.slice(0, 3)));
   const starts = lines.filter((line) => line.startsWith('MSH')).length;
   if (!batch && starts <= 1) {
@@ -29,9 +32,8 @@ export function splitMessages(payload: Buffer): { messages: Buffer[]; batch: boo
 
 /** A batch of ACKs: BHS, the ACKs in the order of the messages, BTS with their count. */
 export function batchAck(acks: string[], now = new Date()): string {
-  const time = `${now.toISOString().slice(0, 19).replace(/[-T:]/g, '')}+0000`;
   return [
-    `BHS|^~\\&|CAREVAULT||||${time}`,
+    `BHS|^~\\&|CAREVAULT||||${hl7Timestamp(now)}`,
     ...acks.map((ack) => ack.replace(/\r$/, '')),
     `BTS|${acks.length}`,
   ]

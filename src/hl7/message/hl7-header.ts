@@ -86,9 +86,14 @@ const UNSAFE_DELIMITER = /[A-Za-z0-9\s]/;
  * then the whole message in the character set it names.
  */
 export function decodeMessage(payload: Buffer): DecodedMessage {
-  const bytes = payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
+  const bytes = withoutBom(payload);
   const { charset } = readHeader(firstLine(bytes.toString('latin1')));
   return messageOf(decodeText(bytes, charset));
+}
+
+/** The bytes after a UTF-8 byte-order mark, if there is one. */
+export function withoutBom(payload: Buffer): Buffer {
+  return payload.subarray(0, 3).equals(UTF8_BOM) ? payload.subarray(3) : payload;
 }
 
 /** A message already decoded to text (a stored one, to reprocess). */

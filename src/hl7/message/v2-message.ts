@@ -109,13 +109,14 @@ export function unescapeV2(raw: string, d: Hl7Delimiters): string {
     }
     out += raw.slice(at, start);
     const sequence = raw.slice(start + 1, end);
-    out += escapeText(sequence, d) ?? '';
+    out += textOfEscape(sequence, d) ?? '';
     at = end + 1;
   }
   return out;
 }
 
-function escapeText(sequence: string, d: Hl7Delimiters): string | undefined {
+/** What one escape sequence (without its escape characters) stands for, if any text. */
+function textOfEscape(sequence: string, d: Hl7Delimiters): string | undefined {
   switch (sequence) {
     case 'F':
       return d.field;
