@@ -131,6 +131,43 @@ describe('HL7 v2 over MLLP', () => {
       verificationStatus: { coding: [{ code: 'provisional' }] },
       recordedDate: '2004-01-25T11:40:25+04:20',
     });
+    // PD1's primary care provider; NK1's next of kin, matched again on each update rather than
+    // added: ADT-A01-01's (by NK1-33 identifiers) and another message's spouse (by name).
+    expect(patient['generalPractitioner']).toContainEqual(
+      expect.objectContaining({ display: 'Dr rold H Hippo V' }),
+    );
+    const kin = await http(
+      'GET',
+      `${testApp.url}/fhir/RelatedPerson?patient=Patient/${String(patient['id'])}`,
+    );
+    const kinResources = (kin.body.entry as { resource: Record<string, unknown> }[]).map(
+      (entry) => entry.resource,
+    );
+    expect(kinResources).toHaveLength(2);
+    expect(kinResources).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          name: [expect.objectContaining({ family: 'Evan', given: ['ADAM', 'A'] })],
+          relationship: [
+            expect.objectContaining({ coding: expect.arrayContaining([{ code: 'CHD' }]) }),
+            { coding: [{ code: 'O' }] },
+          ],
+          period: { start: '2021-08-18', end: '2021-12-18' },
+        }),
+        expect.objectContaining({ name: [{ family: 'NUCLEAR', given: ['NELDA', 'W'] }] }),
+      ]),
+    );
+    const coverage = await http(
+      'GET',
+      `${testApp.url}/fhir/Coverage?beneficiary=Patient/${String(patient['id'])}`,
+    );
+    expect(coverage.body.entry).toHaveLength(1);
+    expect(coverage.body.entry[0].resource).toMatchObject({
+      status: 'active',
+      identifier: [{ value: 'PN-145' }],
+      payor: [{ display: 'Blue Cross Blue Shield of Texas' }],
+      period: { start: '1989-10-01', end: '2050-10-01' },
+    });
   });
 
   it('maps ORU R01 to a DiagnosticReport with Observations of the right value types', async () => {

@@ -10,12 +10,15 @@ import {
   serviceRequestOf,
 } from '../mapping/orders.js';
 import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
+import { coverageFromIn1 } from '../mapping/coverage.js';
 import {
   applyPatient,
   escapeSearch,
   identifierCriteria,
+  patientFromPd1,
   patientFromPid,
 } from '../mapping/patient.js';
+import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import { encounterFromPv1, type EncounterStatus } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -83,6 +86,27 @@ function without(
   const copy = { ...resource };
   for (const element of elements) delete copy[element];
   return copy;
+}
+
+/**
+ * A next of kin is the same person again when their own identifiers (NK1-33) match, else when
+ * the patient's kin has the same family and given names; someone named by neither is new.
+ */
+function kinCriteria(
+  patientId: string,
+  identifiers: Identifier[],
+  resource: Record<string, unknown>,
+): string | undefined {
+  const patient = `patient=Patient/${patientId}`;
+  const byIds = identifierCriteria(identifiers);
+  if (byIds) return `${byIds}&${patient}`;
+  const name = (resource['name'] as { family?: string; given?: string[] }[] | undefined)?.[0];
+  const parts = [name?.family, ...(name?.given ?? [])].filter((part): part is string => !!part);
+  if (parts.length === 0) return undefined;
+  return [
+    patient,
+    ...parts.map((part) => `name:exact=${encodeURIComponent(escapeSearch(part))}`),
+  ].join('&');
 }
 
 function required(message: V2Message, name: string): V2Segment {
@@ -171,6 +195,28 @@ export class Hl7Processor {
         codeCriteria('subject', patientId, condition),
       );
       touched.entities.push(`Condition/${id}`);
+    }
+    for (const nk1 of message.all('NK1')) {
+      const kin = relatedPersonFromNk1(nk1, patientId, sender);
+      if (!kin) continue;
+      const id = await this.upsert(
+        'RelatedPerson',
+        kin.resource,
+        kinCriteria(patientId, kin.identifiers, kin.resource),
+      );
+      touched.entities.push(`RelatedPerson/${id}`);
+    }
+    for (const in1 of message.all('IN1')) {
+      const coverage = coverageFromIn1(in1, patientId, sender);
+      if (!coverage) continue;
+      const byPolicy = byIdentifier(coverage.identifier);
+      const criteria = byPolicy
+        ? `${byPolicy}&beneficiary=Patient/${patientId}`
+        : coverage.plan
+          ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
+          : undefined;
+      const id = await this.upsert('Coverage', coverage.resource, criteria);
+      touched.entities.push(`Coverage/${id}`);
     }
     return touched;
   }
@@ -383,7 +429,11 @@ export class Hl7Processor {
     message: V2Message,
   ): Promise<{ sender: string | undefined; patientId: string; touched: Touched }> {
     const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(required(message, 'PID'), sender);
+    const patientId = await this.upsertPatient(
+      required(message, 'PID'),
+      sender,
+      message.first('PD1'),
+    );
     return {
       sender,
       patientId,
@@ -392,8 +442,14 @@ export class Hl7Processor {
   }
 
   /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
-  private async upsertPatient(pid: V2Segment, sender: string | undefined): Promise<string> {
-    const { identifiers, elements } = patientFromPid(pid, sender);
+  private async upsertPatient(
+    pid: V2Segment,
+    sender: string | undefined,
+    pd1?: V2Segment,
+  ): Promise<string> {
+    const fromPid = patientFromPid(pid, sender);
+    const identifiers = fromPid.identifiers;
+    const elements = { ...fromPid.elements, ...(pd1 ? patientFromPd1(pd1, sender) : {}) };
     const criteria = identifierCriteria(identifiers);
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');

@@ -164,7 +164,11 @@ export const LOCAL_CODING_SYSTEM = 'urn:carevault:v2:coding-system:';
 
 export function codingSystemOf(name: V2Value): string | undefined {
   if (!name) return undefined;
-  return CODING_SYSTEMS[name.toUpperCase()] ?? `${LOCAL_CODING_SYSTEM}${encodeURIComponent(name)}`;
+  const upper = name.toUpperCase();
+  // HL7nnnn names an HL7-defined table, which FHIR publishes as a code system.
+  const table = /^HL7(\d{4})$/.exec(upper)?.[1];
+  if (table) return `http://terminology.hl7.org/CodeSystem/v2-${table}`;
+  return CODING_SYSTEMS[upper] ?? `${LOCAL_CODING_SYSTEM}${encodeURIComponent(name)}`;
 }
 
 /** CWE/CE (coded element) to CodeableConcept: the identifier and the alternate identifier. */
@@ -187,4 +191,49 @@ export function codeableConceptOf(
   const text = cwe.value(9) ?? cwe.value(2) ?? cwe.value(5);
   if (coding.length === 0 && !text) return undefined;
   return { ...(coding.length > 0 ? { coding } : {}), ...(text ? { text } : {}) };
+}
+
+/**
+ * A Reference by identifier and display: v2 names organizations and practitioners without
+ * giving what a FHIR resource for them would need, so they are referred to, not created.
+ */
+export type LogicalReference = { identifier?: Identifier; display?: string };
+
+function logicalReference(
+  identifier: Identifier | undefined,
+  display: string | undefined,
+): LogicalReference | undefined {
+  if (!identifier && !display) return undefined;
+  return { ...(identifier ? { identifier } : {}), ...(display ? { display } : {}) };
+}
+
+/** XON (organization name) to a logical Reference: XON-10 id (else XON-3), XON-6 authority. */
+export function organizationOf(
+  xon: V2Repetition | undefined,
+  fallbackSystem?: string,
+): LogicalReference | undefined {
+  if (!xon) return undefined;
+  const value = xon.value(10) ?? xon.value(3);
+  const system = systemOfHd(xon.value(6, 1), xon.value(6, 2), xon.value(6, 3)) ?? fallbackSystem;
+  return logicalReference(
+    value ? { ...(system ? { system } : {}), value } : undefined,
+    xon.value(1)?.trim() || undefined,
+  );
+}
+
+/** XCN (person with an id) to a logical Reference: XCN-1 id, XCN-9 authority, the name as display. */
+export function practitionerOf(
+  xcn: V2Repetition | undefined,
+  fallbackSystem?: string,
+): LogicalReference | undefined {
+  if (!xcn) return undefined;
+  const value = xcn.value(1);
+  const system = systemOfHd(xcn.value(9, 1), xcn.value(9, 2), xcn.value(9, 3)) ?? fallbackSystem;
+  const display = [xcn.value(6), xcn.value(3), xcn.value(4), xcn.value(2, 1), xcn.value(5)]
+    .filter((part): part is string => !!part?.trim())
+    .join(' ');
+  return logicalReference(
+    value ? { ...(system ? { system } : {}), value } : undefined,
+    display || undefined,
+  );
 }

@@ -3,7 +3,9 @@ import { V2Message } from '../message/v2-message.js';
 import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
 import { encounterFromPv1 } from './encounter.js';
 import { observationFromObx } from './observation.js';
-import { applyPatient, identifierCriteria, patientFromPid } from './patient.js';
+import { coverageFromIn1 } from './coverage.js';
+import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
+import { relatedPersonFromNk1 } from './related-person.js';
 
 function message(...segments: string[]): V2Message {
   const { text, header } = decodeMessage(Buffer.from(segments.join('\r')));
@@ -238,5 +240,111 @@ describe('OBX to Observation', () => {
       status: 'corrected',
       effectiveDateTime: '2024-01-01',
     });
+  });
+});
+
+describe('PD1 to Patient', () => {
+  it('refers to the primary care provider and facility by identifier and name', () => {
+    const pd1 = message(
+      MSH,
+      'PD1|||GOOD HEALTH CLINIC^^SIIS818|88^Hippo^Harold^H^^Dr^^^NPI&2.16.840.1.113883.4.6&ISO',
+    ).first('PD1')!;
+    expect(patientFromPd1(pd1, 'urn:oid:1.2')).toEqual({
+      generalPractitioner: [
+        {
+          identifier: { system: 'urn:oid:2.16.840.1.113883.4.6', value: '88' },
+          display: 'Dr Harold H Hippo',
+        },
+        { identifier: { system: 'urn:oid:1.2', value: 'SIIS818' }, display: 'GOOD HEALTH CLINIC' },
+      ],
+    });
+  });
+
+  it('leaves the elements alone when empty and clears them for ""', () => {
+    expect(patientFromPd1(message(MSH, 'PD1|||').first('PD1')!)).toEqual({});
+    expect(patientFromPd1(message(MSH, 'PD1|||""|""').first('PD1')!)).toEqual({
+      generalPractitioner: null,
+    });
+  });
+});
+
+describe('NK1 to RelatedPerson', () => {
+  it('maps name, relationship, address, phones, period, gender, birth date and identifiers', () => {
+    const nk1 = message(
+      MSH,
+      'NK1|1|DOE^MARY|MTH^MOTHER^HL70063|115 MAIN ST^^GOODTOWN^KY^42010|(555)555-2004|(555)555-2005||20210101|20210201||||||F|19600102' +
+        '|'.repeat(17) +
+        'K-1^^^HOSP',
+    ).first('NK1')!;
+    expect(relatedPersonFromNk1(nk1, 'p1', 'urn:oid:1.2')).toEqual({
+      identifiers: [{ system: 'urn:carevault:v2:assigning-authority:HOSP', value: 'K-1' }],
+      resource: {
+        resourceType: 'RelatedPerson',
+        identifier: [{ system: 'urn:carevault:v2:assigning-authority:HOSP', value: 'K-1' }],
+        patient: { reference: 'Patient/p1' },
+        relationship: [
+          {
+            coding: [
+              {
+                system: 'http://terminology.hl7.org/CodeSystem/v2-0063',
+                code: 'MTH',
+                display: 'MOTHER',
+              },
+            ],
+            text: 'MOTHER',
+          },
+        ],
+        name: [{ family: 'DOE', given: ['MARY'] }],
+        telecom: [
+          { system: 'phone', value: '(555)555-2004', use: 'home' },
+          { system: 'phone', value: '(555)555-2005', use: 'work' },
+        ],
+        gender: 'female',
+        birthDate: '1960-01-02',
+        address: [{ line: ['115 MAIN ST'], city: 'GOODTOWN', state: 'KY', postalCode: '42010' }],
+        period: { start: '2021-01-01', end: '2021-02-01' },
+      },
+    });
+  });
+
+  it('gives nothing for a segment that names nobody', () => {
+    expect(relatedPersonFromNk1(message(MSH, 'NK1|1||MTH').first('NK1')!, 'p1')).toBeUndefined();
+  });
+});
+
+describe('IN1 to Coverage', () => {
+  it('maps insurer, policy number, plan, group, dates and relationship', () => {
+    const in1 = message(
+      MSH,
+      'IN1|1|BAV^Blue Advantage HMO|IC-1^^^&2.16.840.1.113883.1.1&ISO|Blue Cross||||G-1|Group One|||19981101|20501231||HMO^health maintenance organization||SEL^Self' +
+        '|'.repeat(19) +
+        'PN-145',
+    ).first('IN1')!;
+    const mapped = coverageFromIn1(in1, 'p1', 'urn:oid:1.2')!;
+    expect(mapped.identifier).toEqual({ system: 'urn:oid:1.2', value: 'PN-145' });
+    expect(mapped.plan).toBe('BAV');
+    expect(mapped.resource).toMatchObject({
+      resourceType: 'Coverage',
+      status: 'active',
+      identifier: [{ system: 'urn:oid:1.2', value: 'PN-145' }],
+      beneficiary: { reference: 'Patient/p1' },
+      payor: [
+        {
+          identifier: { system: 'urn:oid:2.16.840.1.113883.1.1', value: 'IC-1' },
+          display: 'Blue Cross',
+        },
+      ],
+      period: { start: '1998-11-01', end: '2050-12-31' },
+      type: { coding: [{ code: 'HMO' }] },
+      relationship: { coding: [{ code: 'SEL', display: 'Self' }] },
+      class: [
+        { value: 'BAV', name: 'Blue Advantage HMO', type: { coding: [{ code: 'plan' }] } },
+        { value: 'G-1', name: 'Group One', type: { coding: [{ code: 'group' }] } },
+      ],
+    });
+  });
+
+  it('gives nothing without an insurer, which a Coverage must name', () => {
+    expect(coverageFromIn1(message(MSH, 'IN1|1|BAV').first('IN1')!, 'p1')).toBeUndefined();
   });
 });

@@ -5,6 +5,8 @@ import {
   dateOf,
   humanNameOf,
   identifierOf,
+  organizationOf,
+  practitionerOf,
   type Identifier,
 } from './datatypes.js';
 
@@ -61,6 +63,19 @@ export function patientFromPid(
   if (deathTime) elements['deceasedDateTime'] = deathTime;
   else if (deceased === 'Y' || deceased === 'N') elements['deceasedBoolean'] = deceased === 'Y';
   return { identifiers, elements };
+}
+
+/**
+ * PD1 to Patient elements (v2-to-FHIR PD1[Patient]): the primary care provider (PD1-4) and
+ * primary facility (PD1-3) become `generalPractitioner`, referred to by identifier and name.
+ */
+export function patientFromPd1(pd1: V2Segment, senderSystem?: string): PatientElements {
+  if (pd1.value(3) === null && pd1.value(4) === null) return { generalPractitioner: null };
+  const references = [
+    ...pd1.repetitions(4).map((xcn) => practitionerOf(xcn, senderSystem)),
+    ...pd1.repetitions(3).map((xon) => organizationOf(xon, senderSystem)),
+  ].filter(Boolean);
+  return references.length > 0 ? { generalPractitioner: references } : {};
 }
 
 /**
