@@ -5,6 +5,7 @@ import { CreateSearchIndex1764300000000 } from './1764300000000-create-search-in
 import { CreateAuditTrail1764400000000 } from './1764400000000-create-audit-trail.js';
 import { CoveringSearchIndexes1764500000000 } from './1764500000000-covering-search-indexes.js';
 import { CreateHl7Message1764600000000 } from './1764600000000-create-hl7-message.js';
+import { CreateHl7Outbox1764700000000 } from './1764700000000-create-hl7-outbox.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   CreateAuditTrail1764400000000,
   CoveringSearchIndexes1764500000000,
   CreateHl7Message1764600000000,
+  CreateHl7Outbox1764700000000,
 ];

@@ -24,6 +24,7 @@ import { KeysRotateCommand, KeysStatusCommand } from '../crypto/keys.command.js'
 import { DatabaseModule } from '../database/database.module.js';
 import { Hl7CoreModule } from '../hl7/hl7-core.module.js';
 import { Hl7ReprocessCommand } from '../hl7/hl7.command.js';
+import { Hl7SendCommand } from '../hl7/hl7-send.command.js';
 
 /** The admin CLI's application context: the same modules as the service, without HTTP. */
 @Module({})
@@ -56,6 +57,7 @@ export class CliModule {
         AuditExportCommand,
         AuditArchiveCommand,
         Hl7ReprocessCommand,
+        Hl7SendCommand,
       ],
     };
   }

@@ -234,6 +234,52 @@ export class AppConfig {
           idleSeconds: this.config.get('HL7_IDLE_SECONDS', { infer: true }),
         };
   }
+
+  get hl7Outbound(): {
+    destinations: Hl7Destination[];
+    facility: string;
+    tls: { caFile?: string; certFile?: string; keyFile?: string };
+    ackTimeoutMs: number;
+    maxAttempts: number;
+    retryMs: number;
+    pollMs: number;
+  } {
+    const get = <K extends keyof EnvironmentVariables>(key: K) =>
+      this.config.get(key, { infer: true });
+    const caFile = get('HL7_OUTBOUND_TLS_CA_FILE');
+    const certFile = get('HL7_OUTBOUND_TLS_CERT_FILE');
+    const keyFile = get('HL7_OUTBOUND_TLS_KEY_FILE');
+    return {
+      destinations: [...new Set(list(get('HL7_OUTBOUND')))].map((name) => {
+        const tls = name.startsWith('tls://');
+        const address = tls ? name.slice('tls://'.length) : name;
+        const colon = address.lastIndexOf(':');
+        return {
+          name,
+          host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
+          port: Number(address.slice(colon + 1)),
+          tls,
+        };
+      }),
+      facility: get('HL7_OUTBOUND_FACILITY'),
+      tls: {
+        ...(caFile ? { caFile } : {}),
+        ...(certFile && keyFile ? { certFile, keyFile } : {}),
+      },
+      ackTimeoutMs: get('HL7_OUTBOUND_ACK_TIMEOUT_SECONDS') * 1000,
+      maxAttempts: get('HL7_OUTBOUND_MAX_ATTEMPTS'),
+      retryMs: get('HL7_OUTBOUND_RETRY_MS'),
+      pollMs: get('HL7_OUTBOUND_POLL_MS'),
+    };
+  }
+}
+
+/** An outbound MLLP destination; `name` (as configured) keys its outbox rows. */
+export interface Hl7Destination {
+  name: string;
+  host: string;
+  port: number;
+  tls: boolean;
 }
 
 /** DATA_DIR as an absolute path, for code that runs before the Nest container exists. */

@@ -35,6 +35,10 @@ const OPTIONAL_VARIABLES = [
   'HL7_TLS_CERT_FILE',
   'HL7_TLS_KEY_FILE',
   'HL7_TLS_CLIENT_CA_FILE',
+  'HL7_OUTBOUND',
+  'HL7_OUTBOUND_TLS_CA_FILE',
+  'HL7_OUTBOUND_TLS_CERT_FILE',
+  'HL7_OUTBOUND_TLS_KEY_FILE',
   'REDIS_URL',
   'AUDIT_SIGNING_KEY_FILE',
   'AUDIT_CHECKPOINT_FILE',
@@ -305,6 +309,85 @@ export class EnvironmentVariables {
   @Min(1, { message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
   @Max(86_400, { message: 'HL7_IDLE_SECONDS must be a number of seconds between 1 and 86400' })
   HL7_IDLE_SECONDS = 300;
+
+  /**
+   * Where Patient changes made through the FHIR API go as ADT^A04/A08: a comma-separated list of
+   * host:port, each with an optional tls:// prefix.
+   */
+  @IsOptional()
+  @Matches(
+    /^\s*(tls:\/\/)?([^\s,:/[\]]+|\[[0-9A-Fa-f:]+\]):\d{1,5}(\s*,\s*(tls:\/\/)?([^\s,:/[\]]+|\[[0-9A-Fa-f:]+\]):\d{1,5})*\s*$/,
+    {
+      message:
+        'HL7_OUTBOUND must be a comma-separated list of host:port, each optionally tls://host:port',
+    },
+  )
+  HL7_OUTBOUND?: string;
+
+  /** CAs trusted for tls:// destinations (else the system's); a client certificate and key for mutual TLS. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_OUTBOUND_TLS_CA_FILE must not be empty' })
+  HL7_OUTBOUND_TLS_CA_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_OUTBOUND_TLS_CERT_FILE must not be empty' })
+  HL7_OUTBOUND_TLS_CERT_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'HL7_OUTBOUND_TLS_KEY_FILE must not be empty' })
+  HL7_OUTBOUND_TLS_KEY_FILE?: string;
+
+  /** MSH-3/MSH-4 of outbound messages: this CareVault's name to the systems it sends to. */
+  @IsString()
+  @MinLength(1, { message: 'HL7_OUTBOUND_FACILITY must not be empty' })
+  HL7_OUTBOUND_FACILITY = 'CAREVAULT';
+
+  /** How long a sent message waits for its ACK before the attempt counts as failed. */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'HL7_OUTBOUND_ACK_TIMEOUT_SECONDS must be a number of seconds between 1 and 600',
+  })
+  @Min(1, {
+    message: 'HL7_OUTBOUND_ACK_TIMEOUT_SECONDS must be a number of seconds between 1 and 600',
+  })
+  @Max(600, {
+    message: 'HL7_OUTBOUND_ACK_TIMEOUT_SECONDS must be a number of seconds between 1 and 600',
+  })
+  HL7_OUTBOUND_ACK_TIMEOUT_SECONDS = 30;
+
+  /** Failed attempts after which a message is set aside as dead. */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_OUTBOUND_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  @Min(1, { message: 'HL7_OUTBOUND_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  @Max(1000, { message: 'HL7_OUTBOUND_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  HL7_OUTBOUND_MAX_ATTEMPTS = 10;
+
+  /** The first retry's delay; each next one doubles, up to five minutes. */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'HL7_OUTBOUND_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  @Min(10, {
+    message: 'HL7_OUTBOUND_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  @Max(300_000, {
+    message: 'HL7_OUTBOUND_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  HL7_OUTBOUND_RETRY_MS = 1000;
+
+  /** How often an idle sender looks for new outbox rows. */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_OUTBOUND_POLL_MS must be a number of milliseconds between 10 and 60000' })
+  @Min(10, {
+    message: 'HL7_OUTBOUND_POLL_MS must be a number of milliseconds between 10 and 60000',
+  })
+  @Max(60_000, {
+    message: 'HL7_OUTBOUND_POLL_MS must be a number of milliseconds between 10 and 60000',
+  })
+  HL7_OUTBOUND_POLL_MS = 500;
 
   /** Benchmark only: skip audit writes to measure their cost. Refused when NODE_ENV=production. */
   @Transform(toBoolean)

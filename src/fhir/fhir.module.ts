@@ -7,6 +7,7 @@ import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
 import { ResourceRepository } from './resource.repository.js';
+import { ResourceWrites } from './resource-writes.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
 import { EverythingService } from './search/everything.service.js';
@@ -23,6 +24,7 @@ import { SearchService } from './search/search.service.js';
     FhirDefinitions,
     FhirService,
     ResourceRepository,
+    ResourceWrites,
     SearchDefinitions,
     IndexExtractor,
     SearchIndexRepository,
@@ -33,6 +35,6 @@ import { SearchService } from './search/search.service.js';
     EverythingService,
     ReindexService,
   ],
-  exports: [ReindexService, FhirService],
+  exports: [ReindexService, FhirService, ResourceWrites],
 })
 export class FhirModule {}

@@ -23,6 +23,7 @@ import {
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { ResourceWrites } from './resource-writes.js';
 
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
@@ -34,6 +35,7 @@ export class FhirService {
     private readonly indexer: IndexExtractor,
     private readonly searches: SearchService,
     private readonly unitOfWork: UnitOfWork,
+    private readonly writes: ResourceWrites,
   ) {}
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
@@ -48,10 +50,14 @@ export class FhirService {
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = options.id ?? randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
-    const row = await this.repository.insertFirst(type, id, (next) =>
-      this.render(resource, id, next),
-    );
-    return stored(row);
+    return this.withListeners(type, async () => {
+      const row = await this.repository.insertFirst(type, id, (next) =>
+        this.render(resource, id, next),
+      );
+      const result = stored(row);
+      await this.writes.written({ user, resource: result.resource, created: true });
+      return result;
+    });
   }
 
   /**
@@ -187,16 +193,20 @@ export class FhirService {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
     }
     const expected = parseIfMatch(ifMatch);
-    const result = await this.repository.writeNext(type, id, async (current, next) => {
-      const previous = await this.openForWrite(user, current, 'update');
-      assertVersionMatches(current, expected);
-      this.access.assertMayWrite(user, resource, previous);
-      return this.render(resource, id, next);
+    return this.withListeners(type, async () => {
+      const result = await this.repository.writeNext(type, id, async (current, next) => {
+        const previous = await this.openForWrite(user, current, 'update');
+        assertVersionMatches(current, expected);
+        this.access.assertMayWrite(user, resource, previous);
+        return this.render(resource, id, next);
+      });
+      if (!result.row) {
+        throw AppError.notFound(`${type} resource not found`);
+      }
+      const written = stored(result.row);
+      await this.writes.written({ user, resource: written.resource, created: result.created });
+      return { stored: written, created: result.created };
     });
-    if (!result.row) {
-      throw AppError.notFound(`${type} resource not found`);
-    }
-    return { stored: stored(result.row), created: result.created };
   }
 
   async patch(
@@ -210,24 +220,28 @@ export class FhirService {
     this.assertId(id);
     const operations = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
-    const result = await this.repository.writeNext(type, id, async (current, next) => {
-      if (!current) {
-        throw AppError.notFound(`${type} resource not found`);
-      }
-      if (current.deleted) {
-        throw AppError.gone(`${type} resource was deleted`);
-      }
-      const previous = await this.openForWrite(user, current, 'patch');
-      assertVersionMatches(current, expected);
-      const patched = applyPatch(parseContent(current), operations);
-      if (patched.resourceType !== type || patched.id !== id) {
-        throw AppError.invalid('A patch must not change resourceType or id');
-      }
-      const resource = this.checkBody(type, patched);
-      this.access.assertMayWrite(user, resource, previous);
-      return this.render(resource, id, next);
+    return this.withListeners(type, async () => {
+      const result = await this.repository.writeNext(type, id, async (current, next) => {
+        if (!current) {
+          throw AppError.notFound(`${type} resource not found`);
+        }
+        if (current.deleted) {
+          throw AppError.gone(`${type} resource was deleted`);
+        }
+        const previous = await this.openForWrite(user, current, 'patch');
+        assertVersionMatches(current, expected);
+        const patched = applyPatch(parseContent(current), operations);
+        if (patched.resourceType !== type || patched.id !== id) {
+          throw AppError.invalid('A patch must not change resourceType or id');
+        }
+        const resource = this.checkBody(type, patched);
+        this.access.assertMayWrite(user, resource, previous);
+        return this.render(resource, id, next);
+      });
+      const written = stored(result.row!);
+      await this.writes.written({ user, resource: written.resource, created: false });
+      return written;
     });
-    return stored(result.row!);
   }
 
   /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
@@ -297,6 +311,11 @@ export class FhirService {
       `${baseUrl}/${type}/_history`,
       baseUrl,
     );
+  }
+
+  /** A write in one transaction with what its listeners record, when any listens. */
+  private withListeners<T>(type: string, work: () => Promise<T>): Promise<T> {
+    return this.writes.watches(type) ? this.unitOfWork.run(work) : work();
   }
 
   /** The version to store: JSON with the server's id and meta, and its search index rows. */

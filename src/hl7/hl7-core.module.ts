@@ -5,6 +5,7 @@ import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
+import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
 /**
@@ -13,7 +14,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
  */
 @Module({
   imports: [DatabaseModule, CryptoModule, AuditModule, FhirModule],
-  providers: [Hl7MessageRepository, Hl7Processor, Hl7InboundService],
-  exports: [Hl7MessageRepository, Hl7InboundService],
+  providers: [Hl7MessageRepository, Hl7OutboxRepository, Hl7Processor, Hl7InboundService],
+  exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService],
 })
 export class Hl7CoreModule {}

@@ -1,13 +1,22 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module.js';
+import { DatabaseModule } from '../database/database.module.js';
+import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7CoreModule } from './hl7-core.module.js';
 import { Hl7Controller } from './hl7.controller.js';
 import { MllpListener } from './mllp/mllp-listener.js';
+import { Hl7OutboundWorker } from './outbound/hl7-outbound.worker.js';
+import { Hl7OutboxController } from './outbound/hl7-outbox.controller.js';
+import { Hl7Outbox } from './outbound/hl7-outbox.service.js';
 
-/** HL7 v2 feeds: the MLLP listener and the HTTP routes, over the core's storage and processing. */
+/**
+ * HL7 v2 feeds: the MLLP listener and the HTTP routes over the core's storage and processing,
+ * and the outbound side (outbox writes on Patient changes, the sender).
+ */
 @Module({
-  imports: [Hl7CoreModule],
-  controllers: [Hl7Controller],
-  providers: [MllpListener],
+  imports: [Hl7CoreModule, AuditModule, DatabaseModule, FhirModule],
+  controllers: [Hl7Controller, Hl7OutboxController],
+  providers: [MllpListener, Hl7Outbox, Hl7OutboundWorker],
   exports: [MllpListener],
 })
 export class Hl7Module {}

@@ -1,4 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
@@ -444,6 +446,37 @@ describe('HL7 v2 over MLLP', () => {
     expect(cli.stdout).toMatch(/ADT\^A03 AE error: A discharge needs the visit number/);
     expect(cli.stdout).toContain('processed');
     expect(cli.code).toBe(1);
+  });
+
+  it('sends a file of messages with the hl7:send CLI, printing each ACK', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-hl7-send-'));
+    const file = join(dir, 'feed.hl7');
+    const message = (id: string, type = 'ADT^A28') =>
+      `MSH|^~\\&|CLI|HOSP|CV|CV|20240101||${type}|${id}|P|2.5\rPID|1||${id}^^^HOSP&2.16.4&ISO^MR||Cli^Sent\r`;
+    await writeFile(
+      file,
+      [message('CLI-1'), message('CLI-2', 'QRY^A19'), message('CLI-3')].join('\n'),
+    );
+    try {
+      const cli = await runNode(
+        BUILT.cli,
+        ['hl7:send', file, '--host', '127.0.0.1', '--port', String(port)],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          LOG_LEVEL: 'silent',
+        }),
+      );
+      expect(cli.stdout.split('\n').slice(0, 4)).toEqual([
+        '1 AA CLI-1',
+        '2 AR CLI-2 200 Unsupported message type',
+        '3 AA CLI-3',
+        `Sent 3 message(s) to 127.0.0.1:${port}: 2 accepted (AA)`,
+      ]);
+      expect(cli.code).toBe(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('takes a batch (FHS/BHS) in one frame and answers a batch of ACKs in order', async () => {

@@ -1,6 +1,8 @@
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { encodeFrame, MllpDecoder } from '../../src/hl7/mllp/mllp-decoder.js';
+import { buildAck, type AckCode } from '../../src/hl7/message/ack.js';
+import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 
 /** A test MLLP peer: writes raw bytes, collects the ACK frames that come back. */
 export class MllpTestClient {
@@ -89,4 +91,87 @@ export function msaOf(ack: string): { code: string; controlId: string } {
   const msa = ack.split('\r').find((segment) => segment.startsWith('MSA'));
   const fields = (msa ?? '').split(msa?.[3] ?? '|');
   return { code: fields[1] ?? '', controlId: fields[2] ?? '' };
+}
+
+/** How the test peer answers one message: an ACK code, a stale ACK (another MSA-2), or nothing. */
+export type PeerAnswer = AckCode | 'stale' | 'none';
+
+/**
+ * A receiving HL7 system for outbound tests: ACKs what it gets (as `answer` says) and records
+ * the messages it answered AA, in order. It can go down (listener closed, connections cut) and
+ * come back on the same port.
+ */
+export class MllpTestPeer {
+  /** Every frame received, answered or not, in order. */
+  readonly frames: string[] = [];
+  /** The messages answered AA, in order. */
+  readonly accepted: string[] = [];
+  answer: (message: string) => PeerAnswer = () => 'AA';
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(public port: number) {}
+
+  static async start(): Promise<MllpTestPeer> {
+    const peer = new MllpTestPeer(0);
+    await peer.up();
+    return peer;
+  }
+
+  async up(): Promise<void> {
+    const server = createServer((socket) => this.serve(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', resolve);
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  async down(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) =>
+      this.server ? this.server.close(() => resolve()) : resolve(),
+    );
+    this.server = undefined;
+  }
+
+  async waitForAccepted(count: number, timeoutMs = 20_000): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.accepted.length < count) {
+      if (Date.now() > deadline) {
+        throw new Error(`Only ${this.accepted.length} of ${count} messages accepted`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return this.accepted.slice(0, count);
+  }
+
+  private serve(socket: Socket): void {
+    this.sockets.add(socket);
+    const decoder = new MllpDecoder(1 << 20);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined);
+    socket.on('data', (chunk: Buffer) => {
+      for (const event of decoder.push(chunk)) {
+        if (event.kind !== 'frame') continue;
+        const message = event.payload.toString('utf8');
+        this.frames.push(message);
+        const answer = this.answer(message);
+        if (answer === 'none') continue;
+        const { header } = decodeMessage(event.payload);
+        const ack =
+          answer === 'stale'
+            ? buildAck({ ...header, controlId: 'SOME-EARLIER-MESSAGE' }, 'AA')
+            : buildAck(header, answer);
+        if (answer === 'AA') this.accepted.push(message);
+        socket.write(encodeFrame(Buffer.from(ack, 'utf8')));
+      }
+    });
+  }
+}
+
+/** MSH-10 of a message. */
+export function controlIdOf(message: string): string {
+  return message.split('\r')[0]!.split('|')[9] ?? '';
 }

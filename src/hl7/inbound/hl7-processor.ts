@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import {
@@ -22,15 +22,6 @@ import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import { encounterFromPv1, type EncounterStatus } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-
-/** Who writes what HL7 feeds bring: a system account with the integration role. */
-const HL7_USER: AuthenticatedUser = {
-  id: 'hl7',
-  username: 'hl7',
-  roles: ['integration'],
-  amr: [],
-  authTime: 0,
-};
 
 export interface Touched {
   entities: string[];

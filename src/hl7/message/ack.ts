@@ -9,7 +9,7 @@ export interface AckError {
   text: string;
 }
 
-const DEFAULT_DELIMITERS: Hl7Delimiters = {
+export const DEFAULT_DELIMITERS: Hl7Delimiters = {
   field: '|',
   component: '^',
   repetition: '~',

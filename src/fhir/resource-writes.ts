@@ -1,0 +1,36 @@
+import { Injectable } from '@nestjs/common';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import type { FhirResource } from './fhir-types.js';
+
+/** A resource version as it was just stored, with who stored it. */
+export interface ResourceWrite {
+  user: AuthenticatedUser;
+  resource: FhirResource;
+  created: boolean;
+}
+
+export type ResourceWriteListener = (write: ResourceWrite) => Promise<void>;
+
+/**
+ * Lets other modules act on FHIR writes inside the writing transaction, so that what they
+ * record (the HL7 outbox's rows) commits or rolls back with the resource. A registry rather
+ * than a direct call: those modules build on the FHIR module, not the other way round.
+ */
+@Injectable()
+export class ResourceWrites {
+  private readonly listeners = new Map<string, ResourceWriteListener[]>();
+
+  on(type: string, listener: ResourceWriteListener): void {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+  }
+
+  watches(type: string): boolean {
+    return this.listeners.has(type);
+  }
+
+  async written(write: ResourceWrite): Promise<void> {
+    for (const listener of this.listeners.get(write.resource.resourceType) ?? []) {
+      await listener(write);
+    }
+  }
+}

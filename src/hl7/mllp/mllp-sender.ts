@@ -1,0 +1,156 @@
+import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import { decodeMessage } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
+import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
+
+/** An ACK frame bigger than this is not an ACK. */
+const MAX_ACK_BYTES = 1 << 20;
+
+export interface MllpAck {
+  /** MSA-1: AA, AE, AR (or CA, CE, CR). */
+  code: string;
+  /** ERR-3.1 (v2.5) or ERR-1.4.1 (earlier), when the ACK says why. */
+  errorCode?: string;
+  /** The ACK's text: ERR-8, else MSA-3. */
+  detail?: string;
+}
+
+/** A failed send: `code` is a network error code, `ACK_TIMEOUT`, or `CONNECTION_CLOSED`. */
+export class MllpSendError extends Error {
+  override readonly name = 'MllpSendError';
+  constructor(readonly code: string) {
+    super(`MLLP send failed: ${code}`);
+  }
+}
+
+export interface MllpSenderOptions {
+  host: string;
+  port: number;
+  /** TLS options for a TLS destination (TLS 1.2 minimum is forced). */
+  tls?: ConnectionOptions;
+  ackTimeoutMs: number;
+}
+
+interface Waiting {
+  controlId: string;
+  resolve: (ack: MllpAck) => void;
+  reject: (error: MllpSendError) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * An MLLP client that sends one message at a time and waits for its ACK, matched by MSA-2: an
+ * ACK for another control id (a late answer to an attempt that timed out) is not taken for
+ * this one. The connection is opened on first use and again after any failure, so a peer that
+ * restarts is reached again; after a timeout the connection is dropped, since what is on it
+ * can no longer be trusted.
+ */
+export class MllpSender {
+  private socket: Socket | undefined;
+  private decoder = new MllpDecoder(MAX_ACK_BYTES);
+  private waiting: Waiting | undefined;
+
+  constructor(private readonly options: MllpSenderOptions) {}
+
+  /** Sends a message (text goes as UTF-8; bytes as they are) and resolves with its ACK. */
+  async send(message: string | Buffer, controlId: string): Promise<MllpAck> {
+    if (this.waiting) throw new Error('MllpSender sends one message at a time');
+    const socket = await this.connection();
+    return new Promise<MllpAck>((resolve, reject) => {
+      const timer = setTimeout(
+        () => this.fail(new MllpSendError('ACK_TIMEOUT')),
+        this.options.ackTimeoutMs,
+      );
+      this.waiting = { controlId, resolve, reject, timer };
+      socket.write(
+        encodeFrame(typeof message === 'string' ? Buffer.from(message, 'utf8') : message),
+      );
+    });
+  }
+
+  close(): void {
+    this.fail(new MllpSendError('CONNECTION_CLOSED'));
+  }
+
+  private async connection(): Promise<Socket> {
+    if (this.socket && !this.socket.destroyed) return this.socket;
+    const { host, port, tls } = this.options;
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const opened: Socket = tls
+        ? connectTls({ ...tls, host, port, minVersion: 'TLSv1.2' }, () => resolve(opened))
+        : connect({ host, port }, () => resolve(opened));
+      opened.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new MllpSendError(error.code ?? 'CONNECT_FAILED')),
+      );
+      opened.setTimeout(this.options.ackTimeoutMs, () => opened.destroy());
+    });
+    socket.setTimeout(0);
+    this.decoder = new MllpDecoder(MAX_ACK_BYTES);
+    // Events of a connection already given up (its close comes later) must not touch the next.
+    const current = (): boolean => this.socket === socket;
+    socket.on('data', (chunk: Buffer) => {
+      if (current()) this.receive(chunk);
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (current()) this.fail(new MllpSendError(error.code ?? 'SOCKET_ERROR'));
+    });
+    socket.on('close', () => {
+      if (current()) this.fail(new MllpSendError('CONNECTION_CLOSED'));
+    });
+    this.socket = socket;
+    return socket;
+  }
+
+  private receive(chunk: Buffer): void {
+    for (const event of this.decoder.push(chunk)) {
+      if (event.kind !== 'frame') {
+        this.fail(new MllpSendError('ACK_TOO_LARGE'));
+        return;
+      }
+      const ack = ackOf(event.payload);
+      const waiting = this.waiting;
+      if (!ack || !waiting || ack.controlId !== waiting.controlId) continue;
+      clearTimeout(waiting.timer);
+      this.waiting = undefined;
+      waiting.resolve(ack.ack);
+    }
+  }
+
+  /** Ends the wait (if any) with `error` and drops the connection. */
+  private fail(error: MllpSendError): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.destroy();
+    if (waiting) {
+      clearTimeout(waiting.timer);
+      waiting.reject(error);
+    }
+  }
+}
+
+/** MSA-1, MSA-2 and the error code of an ACK frame; undefined for anything that is not one. */
+function ackOf(payload: Buffer): { controlId: string; ack: MllpAck } | undefined {
+  try {
+    const { text, header } = decodeMessage(payload);
+    const message = new V2Message(text, header.delimiters);
+    const msa = message.first('MSA');
+    const code = msa?.value(1);
+    if (!msa || !code) return undefined;
+    const err = message.first('ERR');
+    const errorCode = err ? (err.value(3) ?? err.value(1, 4)) : undefined;
+    const detail = err?.value(8) ?? msa.value(3);
+    return {
+      controlId: msa.value(2) ?? '',
+      ack: {
+        code: code.toUpperCase(),
+        ...(errorCode ? { errorCode } : {}),
+        ...(detail ? { detail } : {}),
+      },
+    };
+  } catch {
+    return undefined;
+  }
+}

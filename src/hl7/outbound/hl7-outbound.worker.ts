@@ -1,0 +1,165 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { readFileSync } from 'node:fs';
+import type { ConnectionOptions } from 'node:tls';
+import { AuditTrail } from '../../audit/audit-trail.js';
+import { AppConfig, type Hl7Destination } from '../../config/config.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
+import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
+import { Hl7OutboxRepository, type OutboxAttempt } from './hl7-outbox.repository.js';
+import { outboundAuditEntry } from './outbound-audit.js';
+
+const MAX_RETRY_MS = 5 * 60_000;
+
+/**
+ * Sends the outbox, one loop per destination, one message at a time in seq order. A message
+ * stays locked (its transaction open) while it is sent, so another instance skips it, and it
+ * is marked sent only once its ACK has come back: delivery is at least once, and a message sent
+ * again after a crash carries the same control id, which the receiver can recognize.
+ */
+@Injectable()
+export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Hl7Outbound');
+  private stopped = false;
+  private readonly loops: Promise<void>[] = [];
+  private readonly senders: MllpSender[] = [];
+  private readonly sleepers = new Set<() => void>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly outbox: Hl7OutboxRepository,
+    private readonly trail: AuditTrail,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const { destinations, tls, ackTimeoutMs } = this.config.hl7Outbound;
+    const tlsOptions: ConnectionOptions = {
+      ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+      ...(tls.certFile && tls.keyFile
+        ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+        : {}),
+    };
+    for (const destination of destinations) {
+      const sender = new MllpSender({
+        host: destination.host,
+        port: destination.port,
+        ackTimeoutMs,
+        ...(destination.tls ? { tls: tlsOptions } : {}),
+      });
+      this.senders.push(sender);
+      this.loops.push(this.run(destination, sender));
+    }
+  }
+
+  /** Stops before the database closes (module destruction comes before application shutdown). */
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    for (const wake of this.sleepers) wake();
+    for (const sender of this.senders) sender.close();
+    await Promise.all(this.loops);
+  }
+
+  private async run(destination: Hl7Destination, sender: MllpSender): Promise<void> {
+    const { pollMs } = this.config.hl7Outbound;
+    while (!this.stopped) {
+      let sent = false;
+      try {
+        sent = await this.sendNext(destination, sender);
+      } catch (error) {
+        if (this.stopped) break;
+        // The database is away or the row could not be written: try again after a pause.
+        this.logger.error(
+          { destination: destination.name, error: (error as Error).name },
+          'HL7 outbound send could not be recorded',
+        );
+      }
+      if (!sent) await this.sleep(pollMs);
+    }
+  }
+
+  /** Sends the destination's next due message, if any; true when there was one. */
+  private sendNext(destination: Hl7Destination, sender: MllpSender): Promise<boolean> {
+    return this.unitOfWork.run(async () => {
+      const row = await this.outbox.claimNext(destination.name);
+      if (!row) return false;
+      let attempt: OutboxAttempt;
+      try {
+        attempt = this.outcome(row, await sender.send(row.message, row.controlId));
+      } catch (error) {
+        // Interrupted by shutdown: rolled back, so the attempt does not count against it.
+        if (this.stopped) throw error;
+        if (!(error instanceof MllpSendError)) throw error;
+        attempt = this.failure(row, error.code);
+      }
+      await this.outbox.recordAttempt(row.id, attempt);
+      if (attempt.status !== 'pending') {
+        await this.trail.recordInTransaction(outboundAuditEntry(row, attempt));
+      }
+      if (attempt.status !== 'sent') {
+        this.logger.warn(
+          {
+            destination: destination.name,
+            outbox: row.seq,
+            attempts: attempt.attempts,
+            reason: attempt.lastError,
+            status: attempt.status,
+          },
+          'HL7 outbound message not delivered',
+        );
+      }
+      return attempt.status === 'sent';
+    });
+  }
+
+  /** AA (or CA) is delivered; AR (or CR) will not be taken however often it is sent; AE is retried. */
+  private outcome(row: Hl7OutboxEntity, ack: MllpAck): OutboxAttempt {
+    if (ack.code === 'AA' || ack.code === 'CA') {
+      return {
+        status: 'sent',
+        attempts: row.attempts + 1,
+        nextAttemptAt: row.nextAttemptAt,
+        ackCode: ack.code,
+        lastError: null,
+        sentAt: new Date(),
+      };
+    }
+    const reason = [ack.code, ack.errorCode].filter(Boolean).join(' ');
+    if (ack.code === 'AR' || ack.code === 'CR') {
+      return { ...this.failure(row, reason), status: 'dead', ackCode: ack.code };
+    }
+    return { ...this.failure(row, reason), ackCode: ack.code };
+  }
+
+  /** A failed attempt: retried after a doubling delay, dead after the configured number. */
+  private failure(row: Hl7OutboxEntity, reason: string): OutboxAttempt {
+    const { maxAttempts, retryMs } = this.config.hl7Outbound;
+    const attempts = row.attempts + 1;
+    const delay = Math.min(retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
+    return {
+      status: attempts >= maxAttempts ? 'dead' : 'pending',
+      attempts,
+      nextAttemptAt: new Date(Date.now() + delay),
+      ackCode: null,
+      lastError: reason,
+      sentAt: null,
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+}

@@ -1,0 +1,104 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import { Hl7OutboxEntity, type Hl7OutboxStatus } from './hl7-outbox.entity.js';
+
+export type NewOutboxMessage = Pick<
+  Hl7OutboxEntity,
+  | 'destination'
+  | 'messageType'
+  | 'controlId'
+  | 'resourceType'
+  | 'resourceId'
+  | 'versionId'
+  | 'message'
+>;
+
+export type OutboxAttempt = Pick<
+  Hl7OutboxEntity,
+  'status' | 'attempts' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
+>;
+
+/** All SQL of the HL7 outbox, in the caller's unit of work. */
+@Injectable()
+export class Hl7OutboxRepository {
+  constructor(private readonly unitOfWork: UnitOfWork) {}
+
+  async add(messages: NewOutboxMessage[], now: Date): Promise<void> {
+    if (messages.length === 0) return;
+    await this.unitOfWork.manager.insert(
+      Hl7OutboxEntity,
+      messages.map((message) => ({
+        ...message,
+        id: randomUUID(),
+        createdAt: now,
+        status: 'pending' as const,
+        attempts: 0,
+        nextAttemptAt: now,
+      })),
+    );
+  }
+
+  /**
+   * The destination's next message, locked until the transaction ends, if it is due and no
+   * other worker holds it. Only the oldest pending message is ever taken: while it is being
+   * sent or waits for a retry, the ones after it wait too, so the destination sees them in
+   * order whichever instance sends them.
+   */
+  async claimNext(destination: string): Promise<Hl7OutboxEntity | undefined> {
+    const [head] = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `SELECT id FROM hl7_outbox
+        WHERE id = (SELECT id FROM hl7_outbox
+                     WHERE destination = $1 AND status = 'pending'
+                     ORDER BY seq LIMIT 1)
+          -- Checked again on the locked row: another worker may have just sent it.
+          AND status = 'pending'
+          AND next_attempt_at <= now()
+        FOR UPDATE SKIP LOCKED`,
+      [destination],
+    );
+    if (!head) return undefined;
+    return (await this.unitOfWork.manager.findOneBy(Hl7OutboxEntity, { id: head.id })) ?? undefined;
+  }
+
+  async recordAttempt(id: string, attempt: OutboxAttempt): Promise<void> {
+    await this.unitOfWork.manager.update(Hl7OutboxEntity, { id }, attempt);
+  }
+
+  /**
+   * Puts a dead message back at its place in its destination's queue, for another round of
+   * attempts. Refused (false) when a later message about the same resource has been delivered
+   * there since: resent now, the older one would overwrite newer data at the receiver.
+   */
+  async requeue(id: string): Promise<boolean> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+      `WITH requeued AS (
+         UPDATE hl7_outbox o
+            SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
+          WHERE o.id = $1 AND o.status = 'dead'
+            AND NOT EXISTS (SELECT 1 FROM hl7_outbox later
+                             WHERE later.destination = o.destination
+                               AND later.resource_type = o.resource_type
+                               AND later.resource_id = o.resource_id
+                               AND later.seq > o.seq AND later.status = 'sent')
+          RETURNING o.id)
+       SELECT id FROM requeued`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+
+  findById(id: string): Promise<Hl7OutboxEntity | null> {
+    return this.unitOfWork.manager.findOneBy(Hl7OutboxEntity, { id });
+  }
+
+  /** Messages with a status, oldest first. */
+  list(status: Hl7OutboxStatus, limit: number): Promise<Hl7OutboxEntity[]> {
+    return this.unitOfWork.manager.find(Hl7OutboxEntity, {
+      where: { status },
+      order: { seq: 'ASC' },
+      take: limit,
+    });
+  }
+}

@@ -1,0 +1,82 @@
+import { decodeMessage } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
+import { patientFromPid } from '../mapping/patient.js';
+import { adtOfPatient } from './patient-to-adt.js';
+
+const PATIENT = {
+  resourceType: 'Patient',
+  id: 'p1',
+  identifier: [
+    {
+      system: 'urn:oid:2.16.840.1.113883.19.5',
+      value: 'MRN|7^8',
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] },
+    },
+    { system: 'urn:carevault:v2:assigning-authority:GOOD%20HEALTH', value: '42' },
+    { system: 'https://ids.example.org/mrn', value: 'A&B' },
+  ],
+  name: [
+    { use: 'official', family: "O'Brien & Sons", given: ['Zoë', 'Ann~Marie'], prefix: ['Dr'] },
+  ],
+  birthDate: '1980-02-29',
+  gender: 'female',
+  address: [
+    { use: 'home', line: ['1 Main St', 'Apt \\2'], city: 'Ann Arbor', postalCode: '48103' },
+  ],
+  telecom: [
+    { system: 'phone', value: '555-0100', use: 'home' },
+    { system: 'email', value: 'zoe@example.org' },
+    { system: 'phone', value: '555-0199', use: 'work' },
+  ],
+  deceasedBoolean: false,
+};
+
+const HEADER = { facility: 'GOOD|HOSP', controlId: 'CV123', now: new Date('2026-01-02T03:04:05Z') };
+
+describe('Patient to ADT', () => {
+  it('builds an ADT^A04 whose header reads back and whose values are escaped', () => {
+    const text = adtOfPatient(PATIENT, 'A04', HEADER);
+    const { header } = decodeMessage(Buffer.from(text, 'utf8'));
+    expect(header).toMatchObject({
+      messageCode: 'ADT',
+      triggerEvent: 'A04',
+      controlId: 'CV123',
+      version: '2.5.1',
+      sendingFacility: 'GOOD\\F\\HOSP',
+    });
+    expect(text).toContain(
+      'PID|1||MRN\\F\\7\\S\\8^^^&2.16.840.1.113883.19.5&ISO^MR~42^^^GOOD HEALTH',
+    );
+    expect(text).toContain('EVN|A04|20260102030405+0000');
+    expect(
+      text
+        .split('\r')
+        .filter(Boolean)
+        .map((segment) => segment.slice(0, 3)),
+    ).toEqual(['MSH', 'EVN', 'PID', 'PV1']);
+  });
+
+  it('reads back through the inbound mapping to the same patient data', () => {
+    const text = adtOfPatient(PATIENT, 'A08', HEADER);
+    const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, header.delimiters).first('PID')!;
+    const { identifiers, elements } = patientFromPid(pid);
+    expect(identifiers).toEqual(PATIENT.identifier);
+    expect(elements).toEqual({
+      name: [
+        { use: 'official', family: "O'Brien & Sons", given: ['Zoë', 'Ann~Marie'], prefix: ['Dr'] },
+      ],
+      birthDate: '1980-02-29',
+      gender: 'female',
+      address: [
+        { use: 'home', line: ['1 Main St', 'Apt \\2'], city: 'Ann Arbor', postalCode: '48103' },
+      ],
+      telecom: [
+        { system: 'phone', value: '555-0100', use: 'home' },
+        { system: 'email', value: 'zoe@example.org', use: 'home' },
+        { system: 'phone', value: '555-0199', use: 'work' },
+      ],
+      deceasedBoolean: false,
+    });
+  });
+});

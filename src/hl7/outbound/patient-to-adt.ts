@@ -1,0 +1,192 @@
+import { DEFAULT_DELIMITERS as D, escapeText, hl7Timestamp } from '../message/ack.js';
+import { ASSIGNING_AUTHORITY_SYSTEM, type Identifier } from '../mapping/datatypes.js';
+
+/** The outbound events: a registration (new patient) and an update of patient information. */
+export type AdtEvent = 'A04' | 'A08';
+
+type Part = string | undefined;
+
+/** Joins already-escaped parts with a delimiter, dropping the empty ones at the end. */
+function join(parts: Part[], delimiter: string): string {
+  return parts
+    .map((part) => part ?? '')
+    .join(delimiter)
+    .replace(new RegExp(`\\${delimiter}+$`), '');
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? escapeText(value, D) : undefined;
+}
+
+/** A FHIR identifier system back to the HD it came from (see systemOfHd), as subcomponents. */
+function hdOf(system: string | undefined): string | undefined {
+  if (!system) return undefined;
+  if (system.startsWith(ASSIGNING_AUTHORITY_SYSTEM)) {
+    return text(decodeURIComponent(system.slice(ASSIGNING_AUTHORITY_SYSTEM.length)));
+  }
+  const oid = /^urn:oid:(.+)$/.exec(system)?.[1];
+  if (oid) return join(['', text(oid), 'ISO'], D.subcomponent);
+  const uuid = /^urn:uuid:(.+)$/.exec(system)?.[1];
+  if (uuid) return join(['', text(uuid), 'UUID'], D.subcomponent);
+  return join(['', text(system), 'URI'], D.subcomponent);
+}
+
+function cxOf(identifier: Identifier): string | undefined {
+  if (!identifier.value) return undefined;
+  const type = identifier.type?.coding.find((coding) =>
+    coding.system.endsWith('/CodeSystem/v2-0203'),
+  )?.code;
+  return join([text(identifier.value), '', '', hdOf(identifier.system), text(type)], D.component);
+}
+
+const NAME_USE: Record<string, string> = {
+  official: 'L',
+  usual: 'D',
+  maiden: 'M',
+  nickname: 'N',
+  anonymous: 'S',
+  old: 'BAD',
+};
+
+interface HumanName {
+  use?: string;
+  family?: string;
+  given?: string[];
+  prefix?: string[];
+  suffix?: string[];
+}
+
+function xpnOf(name: HumanName): string {
+  const [first, ...middle] = name.given ?? [];
+  return join(
+    [
+      text(name.family),
+      text(first),
+      text(middle.join(' ')),
+      text(name.suffix?.join(' ')),
+      text(name.prefix?.join(' ')),
+      '',
+      NAME_USE[name.use ?? ''],
+    ],
+    D.component,
+  );
+}
+
+const ADDRESS_USE: Record<string, string> = { home: 'H', work: 'B', temp: 'C', old: 'BA' };
+
+interface Address {
+  use?: string;
+  type?: string;
+  line?: string[];
+  city?: string;
+  state?: string;
+  postalCode?: string;
+  country?: string;
+}
+
+function xadOf(address: Address): string {
+  const [street, ...other] = address.line ?? [];
+  return join(
+    [
+      text(street),
+      text(other.join(' ')),
+      text(address.city),
+      text(address.state),
+      text(address.postalCode),
+      text(address.country),
+      address.type === 'postal' ? 'M' : ADDRESS_USE[address.use ?? ''],
+    ],
+    D.component,
+  );
+}
+
+interface ContactPoint {
+  system?: string;
+  value?: string;
+  use?: string;
+}
+
+const EQUIPMENT: Record<string, string> = { phone: 'PH', fax: 'FX', pager: 'BP' };
+
+/** ContactPoint to XTN (v2.5): email in XTN-4, a number as XTN-1 and unformatted in XTN-12. */
+function xtnOf(point: ContactPoint): string | undefined {
+  const value = text(point.value);
+  if (!value) return undefined;
+  const use = point.use === 'work' ? 'WPN' : 'PRN';
+  if (point.system === 'email') return join(['', 'NET', 'Internet', value], D.component);
+  const equipment = point.use === 'mobile' ? 'CP' : (EQUIPMENT[point.system ?? ''] ?? 'PH');
+  return join([value, use, equipment, '', '', '', '', '', '', '', '', value], D.component);
+}
+
+const GENDER: Record<string, string> = { male: 'M', female: 'F', other: 'O', unknown: 'U' };
+
+/** A FHIR date or dateTime to an HL7 DT/DTM, by its digits (no time zone arithmetic). */
+function dtOf(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?/.exec(value);
+  return match ? match.slice(1).filter(Boolean).join('') : undefined;
+}
+
+function repeat(values: (string | undefined)[]): string {
+  return values.filter((value): value is string => !!value).join(D.repetition);
+}
+
+/** Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). */
+export function pidOf(patient: Record<string, unknown>): string {
+  const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
+  const names = (patient['name'] as HumanName[] | undefined) ?? [];
+  const addresses = (patient['address'] as Address[] | undefined) ?? [];
+  const telecom = (patient['telecom'] as ContactPoint[] | undefined) ?? [];
+  const deceased = patient['deceasedDateTime'] ?? patient['deceasedBoolean'];
+  const fields: Part[] = [];
+  fields[1] = '1';
+  fields[3] = repeat(identifiers.map(cxOf));
+  fields[5] = repeat(names.map(xpnOf));
+  fields[7] = dtOf(patient['birthDate']);
+  fields[8] = GENDER[String(patient['gender'])];
+  fields[11] = repeat(addresses.map(xadOf));
+  fields[13] = repeat(telecom.filter((point) => point.use !== 'work').map(xtnOf));
+  fields[14] = repeat(telecom.filter((point) => point.use === 'work').map(xtnOf));
+  fields[29] = dtOf(patient['deceasedDateTime']);
+  fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
+  return join(['PID', ...fields.slice(1)], D.field);
+}
+
+/**
+ * An ADT^A04 (new patient) or ADT^A08 (patient changed) with the Patient's PID, in UTF-8
+ * (MSH-18), every value escaped. PV1 is required by the ADT_A01 structure; class N says there
+ * is no visit.
+ */
+export function adtOfPatient(
+  patient: Record<string, unknown>,
+  event: AdtEvent,
+  header: { facility: string; controlId: string; now: Date },
+): string {
+  const msh = join(
+    [
+      'MSH',
+      D.encoding,
+      'CAREVAULT',
+      text(header.facility),
+      '',
+      '',
+      hl7Timestamp(header.now),
+      '',
+      join(['ADT', event, 'ADT_A01'], D.component),
+      header.controlId,
+      'P',
+      '2.5.1',
+      // MSH-15 and MSH-16 empty: original-mode acknowledgement, one ACK after the receiver
+      // has committed the message.
+      '',
+      '',
+      '',
+      '',
+      '',
+      'UNICODE UTF-8',
+    ],
+    D.field,
+  );
+  const evn = join(['EVN', event, hl7Timestamp(header.now)], D.field);
+  return [msh, evn, pidOf(patient), 'PV1|1|N'].join('\r') + '\r';
+}

@@ -1,0 +1,272 @@
+import { DataSource } from 'typeorm';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { controlIdOf, MllpTestClient, msaOf, MllpTestPeer } from '../support/mllp.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+interface OutboxRow {
+  id: string;
+  status: string;
+  attempts: number;
+  control_id: string;
+  message_type: string;
+  resource_id: string;
+  ack_code: string | null;
+  last_error: string | null;
+  message: string;
+}
+
+const patient = (family: string, extra: Record<string, unknown> = {}) => ({
+  resourceType: 'Patient',
+  name: [{ family, given: ['Test'] }],
+  ...extra,
+});
+
+describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbox', () => {
+  let peer: MllpTestPeer;
+  let testApp: TestApp;
+  let data: DataSource;
+  let api: HttpFn;
+  let restoreEnv: () => void;
+
+  beforeAll(async () => {
+    peer = await MllpTestPeer.start();
+    restoreEnv = withEnv({
+      HL7_OUTBOUND: `127.0.0.1:${peer.port}`,
+      HL7_OUTBOUND_RETRY_MS: '50',
+      HL7_OUTBOUND_POLL_MS: '20',
+      HL7_OUTBOUND_ACK_TIMEOUT_SECONDS: '1',
+      HL7_OUTBOUND_MAX_ATTEMPTS: '4',
+    });
+    testApp = await createTestApp();
+    data = testApp.app.get(DataSource);
+    api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    await peer.down();
+    restoreEnv();
+  });
+
+  beforeEach(() => {
+    peer.answer = () => 'AA';
+  });
+
+  const outbox = (resourceId: string): Promise<OutboxRow[]> =>
+    data.query<OutboxRow[]>('SELECT * FROM hl7_outbox WHERE resource_id = $1 ORDER BY seq', [
+      resourceId,
+    ]);
+
+  const createPatient = async (body: Record<string, unknown>): Promise<string> => {
+    const created = await api('POST', `${testApp.url}/fhir/Patient`, { body });
+    expect(created.status).toBe(201);
+    return String(created.body.id);
+  };
+
+  /** Waits until every outbox row of the resource has left `pending`. */
+  const settled = async (resourceId: string, timeoutMs = 20_000): Promise<OutboxRow[]> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await outbox(resourceId);
+      if (rows.length > 0 && rows.every((row) => row.status !== 'pending')) return rows;
+      if (Date.now() > deadline) throw new Error(`Outbox still pending: ${JSON.stringify(rows)}`);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+  };
+
+  it('sends ADT^A04 on create and ADT^A08 on update, escaped, in order, each ACKed', async () => {
+    const start = peer.accepted.length;
+    const id = await createPatient(
+      patient('Smith|Jones^Co', {
+        identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5', value: 'OUT-1' }],
+        birthDate: '1970-01-31',
+      }),
+    );
+    const updated = await api('PUT', `${testApp.url}/fhir/Patient/${id}`, {
+      body: { ...patient('Smith|Jones^Co'), id, gender: 'female' },
+    });
+    expect(updated.status).toBe(200);
+
+    const rows = await settled(id);
+    expect(rows.map((row) => [row.message_type, row.status, row.ack_code])).toEqual([
+      ['ADT^A04', 'sent', 'AA'],
+      ['ADT^A08', 'sent', 'AA'],
+    ]);
+    // Stored encrypted: the outbox holds an envelope, never the message.
+    for (const row of rows) expect(row.message).toMatch(/^cv1\./);
+    const received = (await peer.waitForAccepted(start + 2)).slice(start);
+    expect(received.map(controlIdOf)).toEqual(rows.map((row) => row.control_id));
+    expect(received[0]).toContain('ADT^A04^ADT_A01');
+    expect(received[0]).toContain('|Smith\\F\\Jones\\S\\Co^Test|');
+    expect(received[0]).toContain('OUT-1^^^&2.16.840.1.113883.19.5&ISO');
+    expect(received[0]).toMatch(/\|19700131\r/);
+    expect(received[1]).toContain('ADT^A08^ADT_A01');
+    expect(received[1]).toMatch(/\|F\r/);
+
+    // The disclosure is audited with the patient it was about.
+    const audited = await data.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM audit_event
+        WHERE method = 'mllp-out' AND outcome = 'success' AND $1 = ANY(patient_ids)`,
+      [id],
+    );
+    expect(audited[0]!.n).toBe(2);
+  });
+
+  it('writes nothing to send when the change rolls back, or when an HL7 feed made it', async () => {
+    const count = async (): Promise<number> =>
+      (await data.query<{ n: number }[]>('SELECT count(*)::int AS n FROM hl7_outbox'))[0]!.n;
+    const before = await count();
+    // The Patient is written, then the second entry fails (its If-Match cannot hold): the
+    // transaction rolls back, and the outbox row written with the Patient goes with it.
+    const failed = await api('POST', `${testApp.url}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: 'urn:uuid:5b0e7d2a-1111-4c3e-9a7e-000000000001',
+            resource: patient('Rolledback'),
+            request: { method: 'POST', url: 'Patient' },
+          },
+          {
+            resource: { ...patient('Missing'), id: 'no-such-patient' },
+            request: { method: 'PUT', url: 'Patient/no-such-patient', ifMatch: 'W/"9"' },
+          },
+        ],
+      },
+    });
+    expect(failed.status).toBe(412);
+    expect(await count()).toBe(before);
+
+    const feed = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    await feed.send([
+      Buffer.from(
+        'MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ADT^A28|OUT-FEED-1|P|2.5\rPID|1||FEED-1^^^HOSP&2.16.9&ISO^MR||Feed^Only',
+      ),
+    ]);
+    expect(msaOf((await feed.waitForAcks(1))[0]!).code).toBe('AA');
+    feed.close();
+    const fed = await api(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.9|FEED-1')}`,
+    );
+    expect(fed.body.entry).toHaveLength(1);
+    expect(await outbox(String(fed.body.entry[0].resource.id))).toEqual([]);
+  });
+
+  it('loses nothing and keeps the order while the receiver is down, then delivers each once', async () => {
+    await peer.down();
+    const start = peer.accepted.length;
+    const id = await createPatient(patient('Downtime'));
+    for (let version = 2; version <= 5; version++) {
+      const updated = await api('PUT', `${testApp.url}/fhir/Patient/${id}`, {
+        body: { ...patient('Downtime'), id, birthDate: `200${version}-01-01` },
+      });
+      expect(updated.status).toBe(200);
+    }
+    // Attempts fail while it is down (connection refused), and the messages wait.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const waiting = await outbox(id);
+    expect(waiting.map((row) => row.status)).toEqual(Array(5).fill('pending'));
+    expect(waiting[0]!.attempts).toBeGreaterThanOrEqual(1);
+    expect(waiting[0]!.last_error).toBe('ECONNREFUSED');
+
+    await peer.up();
+    const rows = await settled(id);
+    expect(rows.map((row) => row.status)).toEqual(Array(5).fill('sent'));
+    const received = (await peer.waitForAccepted(start + 5)).slice(start);
+    // Each once, in the order of the changes.
+    expect(received.map(controlIdOf)).toEqual(rows.map((row) => row.control_id));
+    expect(received.map((message) => /\|(200\d)0101\r/.exec(message)?.[1])).toEqual([
+      undefined,
+      '2002',
+      '2003',
+      '2004',
+      '2005',
+    ]);
+  });
+
+  it('waits for the ACK of its own control id, and sends again after a timeout', async () => {
+    let attempts = 0;
+    peer.answer = () => (++attempts === 1 ? 'stale' : 'AA');
+    const start = peer.frames.length;
+    const id = await createPatient(patient('Stale'));
+    const [row] = await settled(id);
+    expect(row).toMatchObject({ status: 'sent', attempts: 2, ack_code: 'AA' });
+    const frames = peer.frames.slice(start).map(controlIdOf);
+    expect(frames).toEqual([row!.control_id, row!.control_id]);
+  });
+
+  it('sets a message aside as dead on AR, or after the last AE, and goes on with the next', async () => {
+    peer.answer = (message) =>
+      message.includes('Refused^') ? 'AR' : message.includes('Failing^') ? 'AE' : 'AA';
+    const refused = await createPatient(patient('Refused'));
+    const failing = await createPatient(patient('Failing'));
+    const fine = await createPatient(patient('Fine'));
+    expect((await settled(refused))[0]).toMatchObject({
+      status: 'dead',
+      attempts: 1,
+      ack_code: 'AR',
+    });
+    const [dead] = await settled(failing);
+    expect(dead).toMatchObject({ status: 'dead', attempts: 4, ack_code: 'AE' });
+    expect(dead!.last_error).toMatch(/^AE/);
+    expect((await settled(fine))[0]).toMatchObject({ status: 'sent' });
+    const failures = await data.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM audit_event
+        WHERE method = 'mllp-out' AND outcome = 'failure' AND patient_ids && $1::text[]`,
+      [[refused, failing]],
+    );
+    expect(failures[0]!.n).toBe(2);
+
+    // Operations list the dead (without content) and send one again once the cause is fixed.
+    const ops = authorizedHttp(await tokenFor(testApp, 'integration'));
+    const listed = await ops('GET', `${testApp.url}/hl7/outbox?status=dead`);
+    expect(listed.status).toBe(200);
+    const deadRows = listed.body as Record<string, unknown>[];
+    expect(deadRows.map((row) => row['resourceId'])).toEqual(
+      expect.arrayContaining([refused, failing]),
+    );
+    expect(deadRows.every((row) => !('message' in row))).toBe(true);
+    peer.answer = () => 'AA';
+    const failingId = deadRows.find((row) => row['resourceId'] === failing)!['id'] as string;
+    const resent = await ops('POST', `${testApp.url}/hl7/outbox/${failingId}/resend`);
+    expect(resent.status).toBe(200);
+    expect((await settled(failing))[0]).toMatchObject({ status: 'sent', attempts: 1 });
+    expect((await ops('POST', `${testApp.url}/hl7/outbox/${failingId}/resend`)).status).toBe(409);
+    // The refused registration is older than an update delivered since: resending it would
+    // overwrite newer data at the receiver, so it is refused.
+    await api('PUT', `${testApp.url}/fhir/Patient/${refused}`, {
+      body: { ...patient('Accepted'), id: refused },
+    });
+    await settled(refused);
+    const refusedId = deadRows.find((row) => row['resourceId'] === refused)!['id'] as string;
+    const stale = await ops('POST', `${testApp.url}/hl7/outbox/${refusedId}/resend`);
+    expect(stale.status).toBe(409);
+    expect(stale.text).toContain('later message');
+    expect((await api('GET', `${testApp.url}/hl7/outbox?status=dead`)).status).toBe(403);
+  });
+
+  it('with two instances on one database, sends each message once and in order', async () => {
+    const second = await createTestApp();
+    try {
+      const start = peer.accepted.length;
+      const id = await createPatient(patient('Shared'));
+      for (let version = 2; version <= 20; version++) {
+        await api('PUT', `${testApp.url}/fhir/Patient/${id}`, {
+          body: { ...patient('Shared'), id, birthDate: `19${version + 50}-01-01` },
+        });
+      }
+      const rows = await settled(id);
+      expect(rows).toHaveLength(20);
+      const received = (await peer.waitForAccepted(start + 20)).slice(start);
+      expect(received.map(controlIdOf)).toEqual(rows.map((row) => row.control_id));
+      expect(peer.accepted.length).toBe(start + 20);
+    } finally {
+      await second.close();
+    }
+  });
+});
