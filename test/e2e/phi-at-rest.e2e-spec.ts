@@ -7,6 +7,8 @@ import { Hl7InboundService } from '../../src/hl7/inbound/hl7-inbound.service.js'
 import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { withEnv } from '../support/env.js';
+import { MllpTestPeer } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 let http: HttpFn;
@@ -17,6 +19,8 @@ describe('PHI at rest', () => {
   let testApp: TestApp;
   let dataSource: DataSource;
   let fhir: string;
+  let peer: MllpTestPeer;
+  let restoreEnv: () => void;
   const known = {
     family: 'Quaternion',
     given: 'Wilhelmina',
@@ -27,6 +31,9 @@ describe('PHI at rest', () => {
   };
 
   beforeAll(async () => {
+    // Patient changes go to an HL7 destination: the outbox holds each message, encrypted.
+    peer = await MllpTestPeer.start();
+    restoreEnv = withEnv({ HL7_OUTBOUND: `127.0.0.1:${peer.port}` });
     testApp = await createTestApp();
     http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     // A TOTP secret is PHI-grade, and a break-glass reason may name the patient: both encrypted.
@@ -65,6 +72,8 @@ describe('PHI at rest', () => {
 
   afterAll(async () => {
     await testApp.close();
+    await peer.down();
+    restoreEnv();
   });
 
   it('stores every PHI column of every row as an envelope', async () => {
