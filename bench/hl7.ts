@@ -1,5 +1,5 @@
 /**
- * npm run bench:hl7 [-- --seconds 15]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
+ * npm run bench:hl7 [-- --seconds 15] [--connections 1,8,32]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
  * listener of a CareVault on a fresh embedded PostgreSQL, each acknowledged only after its
  * Patient, DiagnosticReport and Observations commit. 1, 8 and 32 connections, each sending its
  * next message when the last ACK arrives; reports messages/s and ACK latency (p50, p95, p99),
@@ -12,7 +12,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DataSource } from 'typeorm';
 import { startBenchApp } from './bench-app.js';
+import { FhirService } from '../src/fhir/fhir.service.js';
+import { HL7_USER } from '../src/hl7/hl7-user.js';
 import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
 import { MllpListener } from '../src/hl7/mllp/mllp-listener.js';
 import { percentiles } from './timing.js';
@@ -20,8 +23,10 @@ import { percentiles } from './timing.js';
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1] ?? 15) || 15;
 const WARM_UP_SECONDS = 3;
-const CONNECTIONS = [1, 8, 32];
-/** Distinct patients the messages are about: results for known patients, as a lab sends. */
+const CONNECTIONS = args.includes('--connections')
+  ? args[args.indexOf('--connections') + 1]!.split(',').map(Number)
+  : [1, 8, 32];
+/** Distinct patients the messages are about: known ones (seeded first), as a lab reports on. */
 const PATIENTS = 2000;
 
 let sequence = 0;
@@ -104,6 +109,60 @@ async function run(port: number, connections: number): Promise<Result> {
   };
 }
 
+/**
+ * The patients the lab reports on, registered beforehand (as an admission feed would have
+ * done), then ANALYZE, which autovacuum does within a minute on a running system: without it,
+ * plans made while the tables were empty would scan what has since grown.
+ */
+async function seedPatients(fhir: FhirService, data: DataSource): Promise<void> {
+  for (let start = 0; start < PATIENTS; start += 500) {
+    await fhir.createMany(
+      HL7_USER,
+      Array.from({ length: Math.min(500, PATIENTS - start) }, (_, i) => ({
+        type: 'Patient',
+        body: {
+          resourceType: 'Patient',
+          identifier: [
+            {
+              system: 'urn:oid:2.16.840.1.9',
+              value: `P-${start + i}`,
+              type: {
+                coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
+              },
+            },
+          ],
+          name: [{ family: 'Bench', given: [`Patient${start + i}`] }],
+          birthDate: '1970-01-01',
+          gender: 'female',
+        },
+      })),
+    );
+  }
+  await data.query('ANALYZE');
+}
+
+/** Rows in every table a message writes to. */
+async function rowCount(data: DataSource): Promise<number> {
+  const tables = [
+    'resource',
+    'resource_history',
+    'search_token',
+    'search_string',
+    'search_date',
+    'search_reference',
+    'search_number',
+    'search_quantity',
+    'search_uri',
+    'search_blind',
+    'hl7_message',
+    'audit_event',
+  ];
+  const [row] = await data.query<{ n: number }[]>(
+    `SELECT (${tables.map((table) => `(SELECT count(*) FROM "${table}")`).join(' + ')})::int AS n`,
+  );
+  return row!.n;
+}
+
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-hl7-'));
   process.env['DATA_DIR'] = dir;
@@ -113,11 +172,22 @@ async function main(): Promise<void> {
   const { app } = await startBenchApp();
   try {
     const port = app.get(MllpListener).address()!.port;
+    await seedPatients(app.get(FhirService), app.get(DataSource));
+    const data = app.get(DataSource);
+    const rowsBefore = await rowCount(data);
     const results: Result[] = [];
     for (const connections of CONNECTIONS) {
       results.push(await run(port, connections));
       process.stderr.write(`${connections} connection(s) done\n`);
     }
+    // What each message costs the database, warm-ups included: resource rows, versions, index
+    // rows, the stored message and its audit row.
+    const processed = (
+      await data.query<{ n: number }[]>(
+        `SELECT count(*)::int AS n FROM hl7_message WHERE status = 'processed'`,
+      )
+    )[0]!.n;
+    const rowsPerMessage = ((await rowCount(data)) - rowsBefore) / processed;
     const ms = (value: number): string => value.toFixed(2);
     const lines = [
       `HL7 benchmark: ORU^R01 (1 PID, 1 OBR, 10 OBX) over MLLP, ACK after commit, ${WARM_UP_SECONDS} s warm-up then ${SECONDS} s per row, ${PATIENTS} patients.`,
@@ -128,6 +198,8 @@ async function main(): Promise<void> {
         (r) =>
           `| ${r.connections} | ${r.messagesPerSecond.toFixed(0)} | ${ms(r.p50)} | ${ms(r.p95)} | ${ms(r.p99)} | ${r.messages} |`,
       ),
+      '',
+      `Rows written per message: ${rowsPerMessage.toFixed(0)}.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     const file = join(
@@ -136,7 +208,7 @@ async function main(): Promise<void> {
       `hl7-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
     );
     await mkdir(join('bench', 'results'), { recursive: true });
-    await writeFile(file, JSON.stringify({ seconds: SECONDS, results }, null, 2));
+    await writeFile(file, JSON.stringify({ seconds: SECONDS, rowsPerMessage, results }, null, 2));
     process.stderr.write(`Wrote ${file}\n`);
   } finally {
     await app.close();

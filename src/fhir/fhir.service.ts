@@ -45,19 +45,43 @@ export class FhirService {
     body: unknown,
     options: { id?: string } = {},
   ): Promise<StoredResource> {
-    this.assertType(type);
-    const resource = this.checkBody(type, body);
-    // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
-    const id = options.id ?? randomUUID();
-    this.access.assertMayWrite(user, { ...resource, id }, undefined);
-    return this.withListeners(type, async () => {
-      const row = await this.repository.insertFirst(type, id, (next) =>
-        this.render(resource, id, next),
-      );
-      const result = stored(row);
-      await this.writes.written({ user, resource: result.resource, created: true });
-      return result;
+    const [created] = await this.createMany(user, [{ type, body, ...options }]);
+    return created!;
+  }
+
+  /**
+   * Creates several resources in one transaction and a few statements (a feed's message, a
+   * Bundle's creates), each checked as `create` checks one. Ids given must be new ones.
+   */
+  async createMany(
+    user: AuthenticatedUser,
+    items: { type: string; body: unknown; id?: string }[],
+  ): Promise<StoredResource[]> {
+    const checked = items.map(({ type, body, id }) => {
+      this.assertType(type);
+      const resource = this.checkBody(type, body);
+      // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
+      const assigned = id ?? randomUUID();
+      this.access.assertMayWrite(user, { ...resource, id: assigned }, undefined);
+      return { type, resource, id: assigned };
     });
+    return this.withListeners(
+      checked.map(({ type }) => type),
+      async () => {
+        const rows = await this.repository.insertFirst(
+          checked.map(({ type, resource, id }) => ({
+            resourceType: type,
+            id,
+            render: (next: NextVersion) => this.render(resource, id, next),
+          })),
+        );
+        const results = rows.map(stored);
+        for (const result of results) {
+          await this.writes.written({ user, resource: result.resource, created: true });
+        }
+        return results;
+      },
+    );
   }
 
   /**
@@ -193,7 +217,7 @@ export class FhirService {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
     }
     const expected = parseIfMatch(ifMatch);
-    return this.withListeners(type, async () => {
+    return this.withListeners([type], async () => {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
@@ -220,7 +244,7 @@ export class FhirService {
     this.assertId(id);
     const operations = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
-    return this.withListeners(type, async () => {
+    return this.withListeners([type], async () => {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
         if (!current) {
           throw AppError.notFound(`${type} resource not found`);
@@ -314,8 +338,8 @@ export class FhirService {
   }
 
   /** A write in one transaction with what its listeners record, when any listens. */
-  private withListeners<T>(type: string, work: () => Promise<T>): Promise<T> {
-    return this.writes.watches(type) ? this.unitOfWork.run(work) : work();
+  private withListeners<T>(types: string[], work: () => Promise<T>): Promise<T> {
+    return types.some((type) => this.writes.watches(type)) ? this.unitOfWork.run(work) : work();
   }
 
   /** The version to store: JSON with the server's id and meta, and its search index rows. */

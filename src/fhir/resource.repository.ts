@@ -68,22 +68,35 @@ export class ResourceRepository {
     ]);
   }
 
-  /** Inserts version 1 of a resource whose id was just generated, so no row can exist yet. */
+  /**
+   * Inserts version 1 of resources whose ids were just generated, so no row can exist yet:
+   * three statements however many there are (history, current, index).
+   */
   async insertFirst(
-    resourceType: string,
-    id: string,
-    render: (next: NextVersion) => RenderedVersion,
-  ): Promise<ResourceEntity> {
+    items: { resourceType: string; id: string; render: (next: NextVersion) => RenderedVersion }[],
+  ): Promise<ResourceEntity[]> {
     return this.unitOfWork.run(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
-      const { content, index } = render(next);
-      const row = { resourceType, id, ...next, deleted: false, content };
-      await manager.insert(ResourceHistoryEntity, { ...row });
-      await manager.insert(ResourceEntity, row);
-      if (index) {
-        await this.searchIndex.insert(manager, resourceType, id, index);
-      }
-      return manager.create(ResourceEntity, row);
+      const written = items.map(({ resourceType, id, render }) => {
+        const { content, index } = render(next);
+        return { row: { resourceType, id, ...next, deleted: false, content }, index };
+      });
+      // Copies: the PHI subscriber encrypts what it is given in place while the insert runs.
+      await manager.insert(
+        ResourceHistoryEntity,
+        written.map(({ row }) => ({ ...row })),
+      );
+      await manager.insert(
+        ResourceEntity,
+        written.map(({ row }) => ({ ...row })),
+      );
+      await this.searchIndex.insert(
+        manager,
+        written.flatMap(({ row, index }) =>
+          index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
+        ),
+      );
+      return written.map(({ row }) => manager.create(ResourceEntity, row));
     });
   }
 

@@ -36,7 +36,12 @@ export class IndexExtractor {
   extract(resource: FhirResource): IndexRows {
     const rows = emptyRows();
     const typed = [toTypedValue(resource)];
+    const elements = Object.keys(resource);
     for (const param of this.definitions.paramsOf(resource.resourceType)) {
+      // A choice element is stored under its typed name (valueQuantity for value): a prefix.
+      if (param.roots && !param.roots.some((root) => elements.some((e) => e.startsWith(root)))) {
+        continue;
+      }
       let values: unknown[];
       try {
         values = evalFhirPathTyped(param.expression, typed).map((item): unknown => item.value);

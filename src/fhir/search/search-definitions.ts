@@ -17,6 +17,13 @@ export interface SearchParam {
   targets: readonly string[];
   /** Direct identifiers: indexed as keyed blind hashes only, never as plaintext. */
   phi: boolean;
+  /**
+   * The top-level elements the expression starts from (`value` for `Observation.value as
+   * Quantity`), when every branch is such a path: a resource with none of them has no value for
+   * the parameter, so evaluating it can be skipped. Undefined when the expression is not that
+   * simple.
+   */
+  roots?: readonly string[];
 }
 
 const INDEXED = new Set<string>([
@@ -54,12 +61,14 @@ export class SearchDefinitions {
           params = new Map();
           this.byType.set(base, params);
         }
+        const roots = rootsOf(base, definition.expression);
         params.set(definition.code, {
           code: definition.code,
           type: definition.type as IndexedParamType,
           expression: parseForType(base, definition.expression),
           targets: definition.target ?? [],
           phi: isPhiParameter(definition.code),
+          ...(roots ? { roots } : {}),
         });
       }
     }
@@ -103,4 +112,15 @@ function branchesFor(type: string, expression: string): string {
     (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
   );
   return own.length > 0 ? own.join(' | ') : expression;
+}
+
+/** The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`. */
+function rootsOf(type: string, expression: string): string[] | undefined {
+  const roots = new Set<string>();
+  for (const branch of branchesFor(type, expression).split(' | ')) {
+    const root = new RegExp(`^\\(?${type}\\.([A-Za-z][A-Za-z0-9]*)\\b`).exec(branch.trim())?.[1];
+    if (!root) return undefined;
+    roots.add(root);
+  }
+  return [...roots];
 }

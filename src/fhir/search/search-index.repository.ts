@@ -2,134 +2,126 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import type { IndexRows } from './index-rows.js';
 
-const TABLES = [
-  'search_token',
-  'search_string',
-  'search_date',
-  'search_reference',
-  'search_number',
-  'search_quantity',
-  'search_uri',
-  'search_blind',
-] as const;
+/** One index table: its value columns, their SQL types, and the rows of a resource for it. */
+interface TableSpec {
+  table: string;
+  columns: string[];
+  types: string[];
+  rows: (index: IndexRows) => unknown[][];
+}
+
+const TABLES: readonly TableSpec[] = [
+  {
+    table: 'search_token',
+    columns: ['param', 'system', 'code'],
+    types: ['text', 'text', 'text'],
+    rows: (index) => index.tokens.map((r) => [r.param, r.system, r.code]),
+  },
+  {
+    table: 'search_string',
+    columns: ['param', 'value'],
+    types: ['text', 'text'],
+    rows: (index) => index.strings.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_date',
+    columns: ['param', 'low', 'high'],
+    types: ['text', 'timestamptz', 'timestamptz'],
+    rows: (index) => index.dates.map((r) => [r.param, r.low.toISOString(), r.high.toISOString()]),
+  },
+  {
+    table: 'search_reference',
+    columns: ['param', 'target_type', 'target_id'],
+    types: ['text', 'text', 'text'],
+    rows: (index) => index.references.map((r) => [r.param, r.targetType, r.targetId]),
+  },
+  {
+    table: 'search_number',
+    columns: ['param', 'value'],
+    types: ['text', 'numeric'],
+    rows: (index) => index.numbers.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_quantity',
+    columns: ['param', 'value', 'system', 'code'],
+    types: ['text', 'numeric', 'text', 'text'],
+    rows: (index) => index.quantities.map((r) => [r.param, r.value, r.system, r.code]),
+  },
+  {
+    table: 'search_uri',
+    columns: ['param', 'value'],
+    types: ['text', 'text'],
+    rows: (index) => index.uris.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_blind',
+    columns: ['param', 'hash'],
+    types: ['text', 'text'],
+    rows: (index) => index.blind.map((r) => [r.param, r.hash]),
+  },
+];
+
+/** A resource's index rows, with the resource they belong to. */
+export interface ResourceIndex {
+  resourceType: string;
+  resourceId: string;
+  rows: IndexRows;
+}
 
 /**
- * Writes a resource's index rows, replacing the previous version's, inside the caller's
- * transaction (the one that writes the version). One INSERT per table, values as arrays.
+ * Writes index rows inside the caller's transaction (the one that writes the versions), in
+ * one statement whatever the number of resources and tables: each table is a data-modifying
+ * CTE inserting from arrays (unnest). Round trips to PostgreSQL are most of a write's cost.
  */
 @Injectable()
 export class SearchIndexRepository {
+  /**
+   * Replaces a resource's index rows with `rows` (none for a deletion). Two statements: in one,
+   * an INSERT could meet the unique key of a row its sibling DELETE has not removed yet.
+   */
   async replace(
     manager: EntityManager,
     resourceType: string,
     resourceId: string,
     rows: IndexRows | null,
   ): Promise<void> {
-    // Every table's rows in one statement: data-modifying CTEs all run, in one round trip.
-    await manager.query(
-      `WITH ${TABLES.map(
-        (table, i) =>
-          `d${i} AS (DELETE FROM "${table}" WHERE resource_type = $1 AND resource_id = $2)`,
-      ).join(', ')} SELECT 1`,
-      [resourceType, resourceId],
+    const deletions = TABLES.map(
+      ({ table }, i) =>
+        `d${i} AS (DELETE FROM "${table}" WHERE resource_type = $1 AND resource_id = $2)`,
     );
-    if (rows) {
-      await this.insert(manager, resourceType, resourceId, rows);
-    }
+    await manager.query(`WITH ${deletions.join(', ')} SELECT 1`, [resourceType, resourceId]);
+    if (rows) await this.insert(manager, [{ resourceType, resourceId, rows }]);
   }
 
-  /** The index rows of a resource that has none yet (its first version). */
-  async insert(
-    manager: EntityManager,
-    resourceType: string,
-    resourceId: string,
-    rows: IndexRows,
-  ): Promise<void> {
-    const key = [resourceType, resourceId];
-    await this.insertRows(
-      manager,
-      key,
-      'search_token',
-      ['param', 'system', 'code'],
-      ['text', 'text', 'text'],
-      rows.tokens.map((r) => [r.param, r.system, r.code]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_string',
-      ['param', 'value'],
-      ['text', 'text'],
-      rows.strings.map((r) => [r.param, r.value]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_date',
-      ['param', 'low', 'high'],
-      ['text', 'timestamptz', 'timestamptz'],
-      rows.dates.map((r) => [r.param, r.low.toISOString(), r.high.toISOString()]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_reference',
-      ['param', 'target_type', 'target_id'],
-      ['text', 'text', 'text'],
-      rows.references.map((r) => [r.param, r.targetType, r.targetId]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_number',
-      ['param', 'value'],
-      ['text', 'numeric'],
-      rows.numbers.map((r) => [r.param, r.value]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_quantity',
-      ['param', 'value', 'system', 'code'],
-      ['text', 'numeric', 'text', 'text'],
-      rows.quantities.map((r) => [r.param, r.value, r.system, r.code]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_uri',
-      ['param', 'value'],
-      ['text', 'text'],
-      rows.uris.map((r) => [r.param, r.value]),
-    );
-    await this.insertRows(
-      manager,
-      key,
-      'search_blind',
-      ['param', 'hash'],
-      ['text', 'text'],
-      rows.blind.map((r) => [r.param, r.hash]),
-    );
-  }
-
-  /** INSERT … SELECT $1, $2, unnest(columns…): one statement however many rows. */
-  private async insertRows(
-    manager: EntityManager,
-    key: string[],
-    table: string,
-    columns: string[],
-    types: string[],
-    rows: unknown[][],
-  ): Promise<void> {
-    if (rows.length === 0) {
-      return;
+  /** The index rows of resources that have none yet (their first versions). */
+  async insert(manager: EntityManager, resources: ResourceIndex[]): Promise<void> {
+    const values: unknown[] = [];
+    const ctes = insertions(resources, values);
+    if (ctes.length > 0) {
+      await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
     }
-    const arrays = columns.map((_, i) => rows.map((row) => row[i]));
-    const unnest = types.map((type, i) => `$${i + 3}::${type}[]`).join(', ');
-    await manager.query(
-      `INSERT INTO "${table}" (resource_type, resource_id, ${columns.join(', ')})
-       SELECT $1, $2, * FROM unnest(${unnest})`,
-      [...key, ...arrays],
+  }
+}
+
+/**
+ * The INSERT CTEs for the resources' rows, one per table that has any, their arrays appended
+ * to `values` (whose positions the placeholders take).
+ */
+function insertions(resources: ResourceIndex[], values: unknown[]): string[] {
+  const ctes: string[] = [];
+  for (const [i, spec] of TABLES.entries()) {
+    const rowsOf = resources.flatMap(({ resourceType, resourceId, rows }) =>
+      spec.rows(rows).map((row) => [resourceType, resourceId, ...row]),
+    );
+    if (rowsOf.length === 0) continue;
+    const placeholders = ['text', 'text', ...spec.types].map((type, column) => {
+      values.push(rowsOf.map((row) => row[column]));
+      return `$${values.length}::${type}[]`;
+    });
+    ctes.push(
+      `i${i} AS (INSERT INTO "${spec.table}" (resource_type, resource_id, ${spec.columns.join(', ')})
+         SELECT * FROM unnest(${placeholders.join(', ')}))`,
     );
   }
+  return ctes;
 }

@@ -1,4 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
@@ -296,33 +298,44 @@ export class Hl7Processor {
         ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
       const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
-      const result: { reference: string }[] = [];
-      for (const segment of obx) {
+      const observations = obx.map((segment) => {
         const observation = observationFromObx(segment, patientId, effective);
         const identifier = observationIdentifier(reportIdentifier, segment);
-        const withIdentifier = identifier
-          ? { ...observation, identifier: [identifier] }
-          : observation;
-        const id = reportMatch
-          ? await this.upsert('Observation', withIdentifier, byIdentifier(identifier))
-          : (await this.fhir.create(HL7_USER, 'Observation', withIdentifier)).id;
+        return {
+          identifier,
+          body: identifier ? { ...observation, identifier: [identifier] } : observation,
+        };
+      });
+      const report = (result: { reference: string }[]) =>
+        obr && {
+          ...reportFromObr(obr, patientId, reportIdentifier),
+          ...(result.length > 0 ? { result } : {}),
+        };
+      if (!reportMatch) {
+        // A new report: it and its observations are all new, written together.
+        const ids = observations.map(() => randomUUID());
+        const result = ids.map((id) => ({ reference: `Observation/${id}` }));
+        const newReport = report(result);
+        const created = await this.fhir.createMany(HL7_USER, [
+          ...observations.map(({ body }, i) => ({ type: 'Observation', body, id: ids[i]! })),
+          ...(newReport ? [{ type: 'DiagnosticReport', body: newReport }] : []),
+        ]);
+        touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
+        continue;
+      }
+      const result: { reference: string }[] = [];
+      for (const { identifier, body } of observations) {
+        const id = await this.upsert('Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
-      if (!obr) continue;
-      const report = {
-        ...reportFromObr(obr, patientId, reportIdentifier),
-        ...(result.length > 0 ? { result } : {}),
-      };
-      const reportId = reportMatch
-        ? (
-            await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
-              ...report,
-              id: reportMatch,
-            })
-          ).stored.id
-        : (await this.fhir.create(HL7_USER, 'DiagnosticReport', report)).id;
-      touched.entities.push(`DiagnosticReport/${reportId}`);
+      const corrected = report(result);
+      if (!corrected) continue;
+      await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
+        ...corrected,
+        id: reportMatch,
+      });
+      touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
   }
@@ -455,10 +468,11 @@ export class Hl7Processor {
       return created.id;
     }
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
-    await this.fhir.update(HL7_USER, 'Patient', match, {
-      ...applyPatient(current.resource, identifiers, elements),
-      id: match,
-    });
+    const next = { ...applyPatient(current.resource, identifiers, elements), id: match };
+    // A feed repeats the PID with every result: what it already says makes no new version.
+    if (!isDeepStrictEqual(next, without(current.resource, 'meta'))) {
+      await this.fhir.update(HL7_USER, 'Patient', match, next);
+    }
     return match;
   }
 
