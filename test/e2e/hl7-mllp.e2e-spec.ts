@@ -111,6 +111,14 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient['id'])}`,
     );
     expect((encounters.body.entry as unknown[]).length).toBeGreaterThanOrEqual(1);
+    // ADT-A01-01's PV2-3 admit reason.
+    expect(
+      (encounters.body.entry as { resource: Record<string, unknown> }[]).map(
+        (entry) => entry.resource['reasonCode'],
+      ),
+    ).toContainEqual([
+      expect.objectContaining({ coding: [expect.objectContaining({ code: '140004' })] }),
+    ]);
     // ADT-A01-01's AL1 and DG1, once each although several messages repeat them.
     const allergies = await http(
       'GET',

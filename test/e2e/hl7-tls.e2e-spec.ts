@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
 import { withEnv } from '../support/env.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -82,6 +84,17 @@ describe('HL7 MLLP over TLS with client certificates', () => {
       await client.waitForClose();
       expect(client.acks).toHaveLength(0);
     }
+  });
+
+  it('the outbound sender speaks TLS with a client certificate, and fails without one', async () => {
+    const send = (tls: ConnectionOptions) =>
+      new MllpSender({ host: '127.0.0.1', port, ackTimeoutMs: 5000, tls }).send(MESSAGE, 'TLS-1');
+    await expect(send(tlsAs(sender))).resolves.toMatchObject({ code: 'AA' });
+    await expect(send(tlsAs())).rejects.toBeInstanceOf(MllpSendError);
+    // The server's certificate is checked: without its CA the connection is refused.
+    await expect(
+      send({ cert: readFileSync(sender.cert), key: readFileSync(sender.key) }),
+    ).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
   });
 
   it('refuses plain TCP', async () => {

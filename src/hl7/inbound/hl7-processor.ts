@@ -165,7 +165,9 @@ export class Hl7Processor {
     const { sender, patientId, touched } = await this.patientOf(message);
     const pv1 = message.first('PV1');
     const encounterId =
-      status && pv1 ? await this.upsertEncounter(pv1, patientId, status, sender) : undefined;
+      status && pv1
+        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, status, sender)
+        : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
     // Allergies and diagnoses are matched on the patient and their code, so that the same
     // list sent again with every update does not pile up.
@@ -479,11 +481,12 @@ export class Hl7Processor {
   /** The Encounter of the PV1-19 visit number, updated, or a new one. */
   private async upsertEncounter(
     pv1: V2Segment,
+    pv2: V2Segment | undefined,
     patientId: string,
     status: EncounterStatus,
     sender: string | undefined,
   ): Promise<string> {
-    const { identifier, resource } = encounterFromPv1(pv1, patientId, status, sender);
+    const { identifier, resource } = encounterFromPv1(pv1, patientId, status, sender, pv2);
     const criteria = byIdentifier(identifier);
     const match = criteria
       ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)

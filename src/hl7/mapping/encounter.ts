@@ -1,5 +1,5 @@
 import type { V2Segment } from '../message/v2-message.js';
-import { dateTimeOf, identifierOf, type Identifier } from './datatypes.js';
+import { codeableConceptOf, dateTimeOf, identifierOf, type Identifier } from './datatypes.js';
 
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const V2_0004 = 'http://terminology.hl7.org/CodeSystem/v2-0004';
@@ -17,14 +17,16 @@ const CLASS: Record<string, { code: string; display: string }> = {
 export type EncounterStatus = 'planned' | 'in-progress' | 'finished';
 
 /**
- * PV1 to an Encounter (v2-to-FHIR segment map PV1[Encounter]): class, visit number, admit and
- * discharge times. The status comes from the trigger event, which says what happened.
+ * PV1 (and PV2, if sent) to an Encounter (v2-to-FHIR segment maps PV1[Encounter] and
+ * PV2[Encounter]): class, visit number, admit and discharge times, admit reason (PV2-3) and
+ * length of stay in days (PV2-11). The status comes from the trigger event.
  */
 export function encounterFromPv1(
   pv1: V2Segment,
   patientId: string,
   status: EncounterStatus,
   senderSystem?: string,
+  pv2?: V2Segment,
 ): { identifier: Identifier | undefined; resource: Record<string, unknown> } {
   const patientClass = pv1.value(2)?.toUpperCase();
   const mapped = patientClass ? CLASS[patientClass] : undefined;
@@ -32,6 +34,8 @@ export function encounterFromPv1(
   const identifier = visit ? identifierOf(visit, senderSystem) : undefined;
   const start = dateTimeOf(pv1.value(44));
   const end = dateTimeOf(pv1.value(45));
+  const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
+  const days = Number(pv2?.value(11));
   return {
     identifier,
     resource: {
@@ -45,6 +49,10 @@ export function encounterFromPv1(
           : { system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' },
       subject: { reference: `Patient/${patientId}` },
       ...(start || end ? { period: { ...(start ? { start } : {}), ...(end ? { end } : {}) } } : {}),
+      ...(Number.isFinite(days) && days >= 0 && pv2?.value(11)
+        ? { length: { value: days, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' } }
+        : {}),
+      ...(reason ? { reasonCode: [reason] } : {}),
     },
   };
 }

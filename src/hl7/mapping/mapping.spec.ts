@@ -170,6 +170,21 @@ describe('PV1 to Encounter', () => {
       period: { start: '2024-01-02T15:30:00+00:00', end: '2024-01-05T10:00:00+00:00' },
     });
   });
+
+  it('takes the admit reason and length of stay from PV2', () => {
+    const parsed = message(MSH, 'PV1|1|I', 'PV2|||140004^Chronic pharyngitis^SCT||||||||3');
+    const { resource } = encounterFromPv1(
+      parsed.first('PV1')!,
+      'p1',
+      'in-progress',
+      undefined,
+      parsed.first('PV2'),
+    );
+    expect(resource).toMatchObject({
+      reasonCode: [{ coding: [{ system: 'http://snomed.info/sct', code: '140004' }] }],
+      length: { value: 3, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' },
+    });
+  });
 });
 
 describe('OBX to Observation', () => {
