@@ -10,10 +10,12 @@
  * The load comes from autocannon in a process of its own (bench/load-client.ts). Each cell is
  * the median of the repetitions, which run interleaved (every workload once, then again).
  * Prints a markdown table with the issue's targets and writes JSON to bench/results/.
- * Not part of npm test. The HL7 workload (W5) is `npm run bench:hl7`.
+ * Not part of npm test. The HL7 workload (W5) is `npm run bench:hl7`. `--profile <file>` writes
+ * a CPU profile of the service over the measured runs.
  */
 import 'reflect-metadata';
 import { execFile } from 'node:child_process';
+import { Session } from 'node:inspector';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -205,6 +207,7 @@ async function main(): Promise<void> {
       'content-type': 'application/fhir+json',
       accept: 'application/fhir+json',
     };
+    const profiler = PROFILE ? await startProfile() : undefined;
     const results = new Map<string, LoadResult[]>();
     for (let rep = 1; rep <= REPETITIONS; rep++) {
       for (const workload of workloads) {
@@ -227,6 +230,7 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (profiler) await writeFile(PROFILE!, JSON.stringify(await profiler()));
     const rows = workloads.flatMap((workload) =>
       CONNECTIONS.map((connections) => {
         const runs = results.get(`${workload.name}@${connections}`)!;
@@ -278,6 +282,24 @@ async function main(): Promise<void> {
 }
 
 const CPUS = cpus().length;
+
+/**
+ * --profile <file>: a CPU profile of the service's process over the measured runs only (not
+ * start-up or seeding), for chrome://inspect or speedscope. Returns the function that stops it.
+ */
+const PROFILE = args.includes('--profile') ? option('profile', '') : undefined;
+
+async function startProfile(): Promise<() => Promise<object>> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) =>
+      session.post(method, (error, result) => (error ? reject(error) : resolve(result))),
+    );
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return async () => ((await post('Profiler.stop')) as { profile: object }).profile;
+}
 
 main().catch((error: unknown) => {
   process.stderr.write(`${String(error)}\n`);
