@@ -99,6 +99,16 @@ describe('FHIR search', () => {
       expect(ids_(await search(`Patient?name=okonk`))).toContain(ids.b);
       expect(ids_(await search(`Patient?given=jose&family=nunez-${run}`))).toEqual([ids.a]);
       expect(ids_(await search(`Patient?given=ada&family=nunez-${run}`))).toEqual([]);
+      // phonetic is Patient.name too: it is searched on name's rows rather than stored twice.
+      expect(ids_(await search(`Patient?phonetic=okonk`))).toContain(ids.b);
+      expect(ids_(await search(`Patient?phonetic:exact=nunez ${run}`))).toEqual([ids.a]);
+      const phonetic = await testApp.app
+        .get(DataSource)
+        .query<{ n: number }[]>(
+          `SELECT count(*)::int AS n FROM search_blind WHERE resource_id = $1 AND param = 'phonetic'`,
+          [ids.a],
+        );
+      expect(phonetic[0]!.n).toBe(0);
     });
 
     it('stores a repeated name or identifier once: such a patient saves, updates and is found once', async () => {

@@ -43,9 +43,16 @@ const INDEXED = new Set<string>([
 @Injectable()
 export class SearchDefinitions {
   private readonly byType = new Map<string, Map<string, SearchParam>>();
+  /**
+   * PHI parameters whose expression for a type is another PHI parameter's (`phonetic` is
+   * `Patient.name`, as `name` is): their keyed hashes would be the same terms again, so they
+   * are searched on the other's rows and not indexed twice. Type to code to the other's code.
+   */
+  private readonly aliases: Map<string, Map<string, string>>;
 
   constructor() {
     const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+    this.aliases = phiTwins(bundle);
     for (const entry of bundle.entry ?? []) {
       const definition = entry.resource;
       if (!definition?.code || !definition.expression || !INDEXED.has(definition.type ?? '')) {
@@ -61,13 +68,15 @@ export class SearchDefinitions {
           params = new Map();
           this.byType.set(base, params);
         }
+        if (this.aliases.get(base)?.has(definition.code)) continue;
+        const phi = isPhiParameter(definition.code);
         const roots = rootsOf(base, definition.expression);
         params.set(definition.code, {
           code: definition.code,
           type: definition.type as IndexedParamType,
           expression: parseForType(base, definition.expression),
           targets: definition.target ?? [],
-          phi: isPhiParameter(definition.code),
+          phi,
           ...(roots ? { roots } : {}),
         });
       }
@@ -83,7 +92,10 @@ export class SearchDefinitions {
     ];
   }
 
+  /** A parameter by its code; an alias (see `aliases`) gives the parameter whose rows it uses. */
   param(type: string, code: string): SearchParam | undefined {
+    const alias = this.aliases.get(type)?.get(code);
+    if (alias) return this.param(type, alias);
     return (
       this.byType.get(type)?.get(code) ??
       this.byType.get('DomainResource')?.get(code) ??
@@ -123,4 +135,33 @@ function rootsOf(type: string, expression: string): string[] | undefined {
     roots.add(root);
   }
   return [...roots];
+}
+
+/**
+ * Per type, the PHI parameters that are another one under a different code (same type, same
+ * expression for that type), each mapped to the one of the group first by code (`phonetic` to
+ * `name`), whose rows they share.
+ */
+function phiTwins(bundle: Bundle<SearchParameter>): Map<string, Map<string, string>> {
+  const groups = new Map<string, Map<string, string[]>>();
+  for (const entry of bundle.entry ?? []) {
+    const definition = entry.resource;
+    if (!definition?.code || !definition.expression || !isPhiParameter(definition.code)) continue;
+    for (const base of definition.base ?? []) {
+      const source = `${definition.type}:${branchesFor(base, definition.expression)}`;
+      const byType = groups.get(base) ?? new Map<string, string[]>();
+      byType.set(source, [...(byType.get(source) ?? []), definition.code]);
+      groups.set(base, byType);
+    }
+  }
+  const aliases = new Map<string, Map<string, string>>();
+  for (const [base, bySource] of groups) {
+    for (const codes of bySource.values()) {
+      const [kept, ...twins] = [...new Set(codes)].sort();
+      for (const twin of twins) {
+        aliases.set(base, (aliases.get(base) ?? new Map<string, string>()).set(twin, kept!));
+      }
+    }
+  }
+  return aliases;
 }
