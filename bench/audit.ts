@@ -10,8 +10,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UsersService } from '../src/auth/users.service.js';
-import { startBenchApp } from './bench-app.js';
+import { benchToken, startBenchApp } from './bench-app.js';
+import { median } from './timing.js';
 import { DatabaseServer } from '../src/database/database-server.js';
 
 const args = process.argv.slice(2);
@@ -49,11 +49,6 @@ async function load(send: () => Promise<Response>): Promise<{ perSecond: number;
   return { perSecond: ok / SECONDS, errors };
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-audit-'));
   process.env['DATA_DIR'] = dir;
@@ -67,14 +62,7 @@ async function main(): Promise<void> {
   process.env['AUDIT_BENCHMARK_SKIP'] = 'true';
   const off = await startBenchApp();
   try {
-    const password = `pw-${randomUUID()}`;
-    await on.app.get(UsersService).create('bench', ['doctor'], password);
-    const login = await fetch(`${on.url}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'bench', password }),
-    });
-    const token = ((await login.json()) as { access_token: string }).access_token;
+    const token = await benchToken(on.app, on.url);
     const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' };
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) {

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from '../src/app.module.js';
+import { UsersService } from '../src/auth/users.service.js';
 import { createHttpAdapter } from '../src/common/http/http-adapter.js';
 import { setupApp } from '../src/common/http/setup-app.js';
 import { readEnv } from '../src/config/config.js';
@@ -23,4 +25,17 @@ export async function startBenchApp(
   beforeListen?.(app);
   await app.listen(0, '127.0.0.1');
   return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };
+}
+
+/** A bearer token for a new user with the doctor role, got through the login route. */
+export async function benchToken(app: NestFastifyApplication, url: string): Promise<string> {
+  const password = `bench-${randomUUID()}`;
+  const username = `bench-${randomUUID().slice(0, 8)}`;
+  await app.get(UsersService).create(username, ['doctor'], password);
+  const res = await fetch(`${url}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
+  return ((await res.json()) as { access_token: string }).access_token;
 }

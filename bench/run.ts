@@ -23,10 +23,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { DataSource } from 'typeorm';
-import { UsersService } from '../src/auth/users.service.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { HL7_USER } from '../src/hl7/hl7-user.js';
-import { startBenchApp } from './bench-app.js';
+import { benchToken, startBenchApp } from './bench-app.js';
+import { median } from './timing.js';
 import type { LoadResult, LoadSpec } from './load-client.js';
 
 const run = promisify(execFile);
@@ -127,11 +127,6 @@ async function load(dir: string, spec: LoadSpec): Promise<LoadResult> {
   return JSON.parse(stdout) as LoadResult;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
-
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-'));
   process.env['DATA_DIR'] = dir;
@@ -151,14 +146,7 @@ async function main(): Promise<void> {
       )
     ).map((created) => created.id);
     await app.get(DataSource).query('ANALYZE');
-    const password = `pw-${randomUUID()}`;
-    await app.get(UsersService).create('bench', ['doctor'], password);
-    const login = await fetch(`${url}/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: 'bench', password }),
-    });
-    const token = ((await login.json()) as { access_token: string }).access_token;
+    const token = await benchToken(app, url);
     const pick = (count: number) => Array.from({ length: count }, (_, i) => i);
     const all: Workload[] = [
       {

@@ -18,13 +18,12 @@ import { DataSource } from 'typeorm';
 import { AuditTrail } from '../src/audit/audit-trail.js';
 import { AuditRepository } from '../src/audit/audit.repository.js';
 import type { AuthenticatedUser } from '../src/auth/authenticated-user.js';
-import { UsersService } from '../src/auth/users.service.js';
 import { BlindIndexer } from '../src/crypto/blind-index.js';
 import { preparedQuery } from '../src/database/prepared-query.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { stringTerms, tokenTerms } from '../src/fhir/search/blind-terms.js';
 import { blindField } from '../src/fhir/search/index-extractor.js';
-import { startBenchApp } from './bench-app.js';
+import { benchToken, startBenchApp } from './bench-app.js';
 import type { HttpWorkload } from './http-worker.js';
 import { CONCURRENCY, percentiles, SAMPLES, timed, WARM_UP, type Stats } from './timing.js';
 
@@ -61,7 +60,7 @@ async function main(): Promise<void> {
         { mode: 0o600 },
       );
     }
-    const token = await login(app, url.replace(/\/fhir$/, ''));
+    const token = await benchToken(app, url.replace(/\/fhir$/, ''));
     const rows = await measure(app, url, token, seeded, serverTimes);
     await report(rows, seeded.seconds);
   } finally {
@@ -143,18 +142,6 @@ async function seed(app: NestFastifyApplication): Promise<Seeded> {
     `\rSeeded ${PATIENTS} patients and ${PATIENTS * 2} observations in ${seconds.toFixed(0)} s\n`,
   );
   return { mrns, families, patientIds, seconds };
-}
-
-async function login(app: NestFastifyApplication, base: string): Promise<string> {
-  const password = `bench-${randomUUID()}`;
-  const username = `bench-${randomUUID().slice(0, 8)}`;
-  await app.get(UsersService).create(username, ['doctor'], password);
-  const res = await fetch(`${base}/auth/login`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ username, password }),
-  });
-  return ((await res.json()) as { access_token: string }).access_token;
 }
 
 type Workload = {

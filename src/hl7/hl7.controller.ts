@@ -22,6 +22,7 @@ import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { listQuery } from './list-query.js';
 import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
 import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
 
@@ -61,14 +62,8 @@ export class Hl7Controller {
     @Query('status') status: string,
     @Query('_count') count?: string,
   ): Promise<Hl7MessageSummary[]> {
-    if (!HL7_MESSAGE_STATUSES.includes(status as Hl7MessageStatus)) {
-      throw AppError.invalid(`status must be one of ${HL7_MESSAGE_STATUSES.join(', ')}`);
-    }
-    const limit = count === undefined ? 100 : Number(count);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw AppError.invalid('_count must be an integer from 1 to 1000');
-    }
-    const rows = await this.messages.list(status as Hl7MessageStatus, limit);
+    const query = listQuery(HL7_MESSAGE_STATUSES, status, count);
+    const rows = await this.messages.list(query.status, query.limit);
     return rows.map(
       ({ raw: _raw, contentHash: _hash, peer: _peer, version: _version, ...summary }) => summary,
     );

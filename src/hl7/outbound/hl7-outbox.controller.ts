@@ -1,12 +1,8 @@
 import { Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../../auth/permission.decorators.js';
-import { AppError } from '../../common/errors/app-error.js';
-import {
-  HL7_OUTBOX_STATUSES,
-  type Hl7OutboxEntity,
-  type Hl7OutboxStatus,
-} from './hl7-outbox.entity.js';
+import { listQuery } from '../list-query.js';
+import { HL7_OUTBOX_STATUSES, type Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
 import { Hl7Outbox } from './hl7-outbox.service.js';
 
@@ -35,14 +31,8 @@ export class Hl7OutboxController {
     @Query('status') status: string,
     @Query('_count') count?: string,
   ): Promise<Hl7OutboxSummary[]> {
-    if (!HL7_OUTBOX_STATUSES.includes(status as Hl7OutboxStatus)) {
-      throw AppError.invalid(`status must be one of ${HL7_OUTBOX_STATUSES.join(', ')}`);
-    }
-    const limit = count === undefined ? 100 : Number(count);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
-      throw AppError.invalid('_count must be an integer from 1 to 1000');
-    }
-    return (await this.rows.list(status as Hl7OutboxStatus, limit)).map(summary);
+    const query = listQuery(HL7_OUTBOX_STATUSES, status, count);
+    return (await this.rows.list(query.status, query.limit)).map(summary);
   }
 
   @Post(':id/resend')
