@@ -75,6 +75,7 @@ export class ResourceRepository {
   async insertFirst(
     items: { resourceType: string; id: string; render: (next: NextVersion) => RenderedVersion }[],
   ): Promise<ResourceEntity[]> {
+    if (items.length === 0) return [];
     return this.unitOfWork.run(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
       const written = items.map(({ resourceType, id, render }) => {

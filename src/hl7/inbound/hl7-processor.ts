@@ -290,6 +290,7 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'An ORU message needs an OBR segment');
     }
     for (const { obr, obx } of groups) {
+      if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const reportIdentifier = obr
         ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
         : undefined;

@@ -83,7 +83,10 @@ export class MllpSender {
       opened.once('error', (error: NodeJS.ErrnoException) =>
         reject(new MllpSendError(error.code ?? 'CONNECT_FAILED')),
       );
-      opened.setTimeout(this.options.ackTimeoutMs, () => opened.destroy());
+      // A peer that never answers the connect (a dropped SYN) fails the attempt like a refusal.
+      opened.setTimeout(this.options.ackTimeoutMs, () =>
+        opened.destroy(Object.assign(new Error('connect timed out'), { code: 'CONNECT_TIMEOUT' })),
+      );
     });
     socket.setTimeout(0);
     this.decoder = new MllpDecoder(MAX_ACK_BYTES);

@@ -29,16 +29,20 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
   private readonly loops: Promise<void>[] = [];
   private readonly senders: MllpSender[] = [];
   private readonly sleepers = new Set<() => void>();
+  /** Read once: the send loops consult it on every round. */
+  private readonly settings: AppConfig['hl7Outbound'];
 
   constructor(
-    private readonly config: AppConfig,
+    config: AppConfig,
     private readonly unitOfWork: UnitOfWork,
     private readonly outbox: Hl7OutboxRepository,
     private readonly trail: AuditTrail,
-  ) {}
+  ) {
+    this.settings = config.hl7Outbound;
+  }
 
   onApplicationBootstrap(): void {
-    const { destinations, tls, ackTimeoutMs } = this.config.hl7Outbound;
+    const { destinations, tls, ackTimeoutMs } = this.settings;
     const tlsOptions: ConnectionOptions = {
       ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
       ...(tls.certFile && tls.keyFile
@@ -66,7 +70,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
   }
 
   private async run(destination: Hl7Destination, sender: MllpSender): Promise<void> {
-    const { pollMs } = this.config.hl7Outbound;
+    const { pollMs } = this.settings;
     while (!this.stopped) {
       let sent = false;
       try {
@@ -83,7 +87,10 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
     }
   }
 
-  /** Sends the destination's next due message, if any; true when there was one. */
+  /**
+   * Sends the destination's next due message, if any. True when one was delivered, so the next
+   * goes at once; after nothing to send, or a failure (whose retry waits anyway), the loop pauses.
+   */
   private sendNext(destination: Hl7Destination, sender: MllpSender): Promise<boolean> {
     return this.unitOfWork.run(async () => {
       const row = await this.outbox.claimNext(destination.name);
@@ -138,7 +145,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
 
   /** A failed attempt: retried after a doubling delay, dead after the configured number. */
   private failure(row: Hl7OutboxEntity, reason: string): OutboxAttempt {
-    const { maxAttempts, retryMs } = this.config.hl7Outbound;
+    const { maxAttempts, retryMs } = this.settings;
     const attempts = row.attempts + 1;
     const delay = Math.min(retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
     return {

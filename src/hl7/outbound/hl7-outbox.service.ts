@@ -15,14 +15,19 @@ import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
  */
 @Injectable()
 export class Hl7Outbox implements OnModuleInit {
+  /** Read once: every Patient write consults it. */
+  private readonly settings: AppConfig['hl7Outbound'];
+
   constructor(
-    private readonly config: AppConfig,
+    config: AppConfig,
     private readonly writes: ResourceWrites,
     private readonly outbox: Hl7OutboxRepository,
-  ) {}
+  ) {
+    this.settings = config.hl7Outbound;
+  }
 
   onModuleInit(): void {
-    if (this.config.hl7Outbound.destinations.length > 0) {
+    if (this.settings.destinations.length > 0) {
       this.writes.on('Patient', (write) => this.enqueue(write));
     }
   }
@@ -43,7 +48,7 @@ export class Hl7Outbox implements OnModuleInit {
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
     // What an HL7 feed wrote came from a v2 system already; echoing it out could loop feeds.
     if (user.id === HL7_USER.id) return;
-    const { destinations, facility } = this.config.hl7Outbound;
+    const { destinations, facility } = this.settings;
     const event = created ? 'A04' : 'A08';
     const now = new Date();
     await this.outbox.add(

@@ -8,10 +8,9 @@ type Part = string | undefined;
 
 /** Joins already-escaped parts with a delimiter, dropping the empty ones at the end. */
 function join(parts: Part[], delimiter: string): string {
-  return parts
-    .map((part) => part ?? '')
-    .join(delimiter)
-    .replace(new RegExp(`\\${delimiter}+$`), '');
+  const values = parts.map((part) => part ?? '');
+  while (values.at(-1) === '') values.pop();
+  return values.join(delimiter);
 }
 
 function text(value: unknown): string | undefined {
