@@ -28,5 +28,13 @@ export default {
       rootDir: '.',
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
     },
+    // `npm run test:faults`: the built service as a child process, killed and starved of its
+    // database. Left out of `npm test`; .ci/run runs it after the suite.
+    {
+      ...common,
+      displayName: 'faults',
+      rootDir: '.',
+      testMatch: ['<rootDir>/test/faults/**/*.fault-spec.ts'],
+    },
   ],
 };

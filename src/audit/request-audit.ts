@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
+import { DATABASE_PROBLEM_DIAGNOSTICS, databaseProblem } from '../database/database-unavailable.js';
 import type { AuditScope } from './audit-context.js';
 
 const scopes = new WeakMap<object, AuditScope>();
@@ -24,15 +25,25 @@ export function isRecorded(request: FastifyRequest): boolean {
   return recorded.has(request.raw);
 }
 
-/** The audit row could not be committed, so the request fails (fail closed). */
+/**
+ * The audit row could not be committed, so the request fails (fail closed). When the database
+ * itself is down or refuses writes, the answer says so: that is what an operator must fix.
+ */
 export class AuditUnavailableError extends AppError {
   constructor(readonly reason: unknown) {
+    const problem = databaseProblem(reason);
     super(503, [
-      {
-        severity: 'error',
-        code: 'exception',
-        diagnostics: 'The audit trail is unavailable; the request was not completed',
-      },
+      problem
+        ? {
+            severity: 'error',
+            code: 'transient',
+            diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem],
+          }
+        : {
+            severity: 'error',
+            code: 'exception',
+            diagnostics: 'The audit trail is unavailable; the request was not completed',
+          },
     ]);
   }
 }

@@ -28,7 +28,14 @@ export class EmbeddedPostgres {
   private server: EmbeddedPostgresInstance | undefined;
   private readonly logger = new Logger('EmbeddedPostgres');
 
-  constructor(private readonly dataDir: string) {}
+  /**
+   * `port` pins the TCP port, so that a restart comes back where clients expect it (the fault
+   * tests stop and start the server under a running service); by default any free port.
+   */
+  constructor(
+    private readonly dataDir: string,
+    private readonly port?: number,
+  ) {}
 
   private get clusterDir(): string {
     return join(this.dataDir, 'postgres');
@@ -49,7 +56,7 @@ export class EmbeddedPostgres {
       return this.urlFor(running, DATABASE, await this.password());
     }
     const password = await this.password();
-    const port = await freePort();
+    const port = this.port ?? (await freePort());
     const server = await createEmbeddedServer({
       databaseDir: this.clusterDir,
       user: USER,
@@ -177,7 +184,7 @@ async function createEmbeddedServer(
   return new EmbeddedPostgresServer(options);
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

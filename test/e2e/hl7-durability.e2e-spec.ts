@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { BUILT, childEnv, runNode, startService, type RunningService } from '../support/process.js';
+import { BUILT, childEnv, mllpPortOf, runNode, startService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 const COUNT = 300;
@@ -17,12 +17,6 @@ function admission(i: number): Buffer {
       `PV1|1|O|||||||||||||||||KV-${i}^^^KILLTEST&1.2.3.4&ISO^VN`,
     ].join('\r'),
   );
-}
-
-function mllpPort(service: RunningService): number {
-  const match = /MLLP listener on [^"]*:(\d+)/.exec(service.output());
-  if (!match) throw new Error(`no MLLP port in:\n${service.output()}`);
-  return Number(match[1]);
 }
 
 describe('HL7 durability: SIGKILL in the middle of a stream', () => {
@@ -53,7 +47,7 @@ describe('HL7 durability: SIGKILL in the middle of a stream', () => {
     });
     const messages = Array.from({ length: COUNT }, (_, i) => admission(i));
     const first = await startService(env);
-    const sender = await MllpTestClient.connect(mllpPort(first));
+    const sender = await MllpTestClient.connect(mllpPortOf(first));
     await sender.send(messages);
     // Kill once part of the stream is acknowledged and the rest is in flight.
     await sender.waitForAcks(COUNT / 10);
@@ -73,7 +67,7 @@ describe('HL7 durability: SIGKILL in the middle of a stream', () => {
 
     // The sender resends everything it has no ACK for (and, to be sure, the rest too).
     const second = await startService(env);
-    const resender = await MllpTestClient.connect(mllpPort(second));
+    const resender = await MllpTestClient.connect(mllpPortOf(second));
     await resender.send(messages);
     const acks = await resender.waitForAcks(COUNT);
     resender.close();

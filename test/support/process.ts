@@ -100,3 +100,10 @@ export function startService(
     });
   });
 }
+
+/** The MLLP port a service started with HL7_MLLP_PORT=0 took (logged at info level). */
+export function mllpPortOf(service: RunningService): number {
+  const match = /MLLP listener on [^"]*:(\d+)/.exec(service.output());
+  if (!match) throw new Error(`no MLLP port in:\n${service.output()}`);
+  return Number(match[1]);
+}

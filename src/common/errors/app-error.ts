@@ -15,6 +15,7 @@ export type IssueType =
   | 'too-long'
   | 'processing'
   | 'throttled'
+  | 'transient'
   | 'exception'
   | 'informational';
 

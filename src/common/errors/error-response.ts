@@ -1,4 +1,8 @@
 import { HttpException } from '@nestjs/common';
+import {
+  DATABASE_PROBLEM_DIAGNOSTICS,
+  databaseProblem,
+} from '../../database/database-unavailable.js';
 import { AppError } from './app-error.js';
 import { operationOutcome, outcomeForStatus, type OperationOutcome } from './operation-outcome.js';
 
@@ -49,6 +53,20 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
     return status >= 500
       ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
       : { status, body: outcomeForStatus(status) };
+  }
+  const problem = databaseProblem(error);
+  if (problem) {
+    return {
+      status: 503,
+      body: operationOutcome([
+        {
+          severity: 'error',
+          code: 'transient',
+          diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem],
+        },
+      ]),
+      unexpected: error,
+    };
   }
   return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
 }

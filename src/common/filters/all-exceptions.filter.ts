@@ -55,6 +55,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (status === 401) {
       void reply.header('www-authenticate', 'Bearer realm="carevault"');
     }
+    if (status === 503) {
+      // The database or the audit trail is down: worth retrying, not at once.
+      void reply.header('retry-after', '5');
+    }
     void reply.status(status).header('content-type', FHIR_JSON).send(body);
   }
 }
