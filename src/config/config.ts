@@ -211,6 +211,10 @@ export class AppConfig {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }
 
+  get encryptionSkippedForBenchmark(): boolean {
+    return this.config.get('PHI_ENCRYPTION_BENCHMARK_SKIP', { infer: true });
+  }
+
   /** TLS of the MLLP listener, and the CAs of client certificates when senders must have one. */
   get hl7Tls(): { certFile: string; keyFile: string; clientCaFile?: string } | undefined {
     const certFile = this.config.get('HL7_TLS_CERT_FILE', { infer: true });

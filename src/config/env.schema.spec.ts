@@ -74,6 +74,9 @@ describe('validateEnv', () => {
       /AUDIT_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production/,
     );
     expect(validateEnv({ AUDIT_BENCHMARK_SKIP: 'true' }).AUDIT_BENCHMARK_SKIP).toBe(true);
+    expect(() => validateEnv({ ...complete, PHI_ENCRYPTION_BENCHMARK_SKIP: 'true' })).toThrow(
+      /PHI_ENCRYPTION_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production/,
+    );
   });
 
   it('never echoes secret values', () => {

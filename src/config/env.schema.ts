@@ -393,6 +393,15 @@ export class EnvironmentVariables {
   @Transform(toBoolean)
   @IsBoolean({ message: 'AUDIT_BENCHMARK_SKIP must be true or false' })
   AUDIT_BENCHMARK_SKIP = false;
+
+  /**
+   * Benchmark only: store PHI columns unencrypted (in an envelope marked as such, which a
+   * service without this switch refuses to read) to measure encryption's cost. Refused when
+   * NODE_ENV=production.
+   */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'PHI_ENCRYPTION_BENCHMARK_SKIP must be true or false' })
+  PHI_ENCRYPTION_BENCHMARK_SKIP = false;
 }
 
 export class ConfigError extends Error {
@@ -449,10 +458,12 @@ export function validateEnv(
       'Invalid configuration: AUDIT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
     );
   }
-  if (env.NODE_ENV === 'production' && env.AUDIT_BENCHMARK_SKIP) {
-    throw new ConfigError(
-      'Invalid configuration: AUDIT_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production',
-    );
+  for (const name of ['AUDIT_BENCHMARK_SKIP', 'PHI_ENCRYPTION_BENCHMARK_SKIP'] as const) {
+    if (env.NODE_ENV === 'production' && env[name]) {
+      throw new ConfigError(
+        `Invalid configuration: ${name} is for benchmarks and is refused when NODE_ENV=production`,
+      );
+    }
   }
   if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_AUDIENCE)) {
     throw new ConfigError(

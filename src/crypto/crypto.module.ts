@@ -1,4 +1,4 @@
-import { Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.js';
 import { BlindIndexer } from './blind-index.js';
 import { FieldCipher } from './field-cipher.js';
@@ -24,8 +24,15 @@ import { PhiSubscriber } from './phi.subscriber.js';
     { provide: KeyRing, inject: [KeyStore], useFactory: (store: KeyStore) => store.load() },
     {
       provide: FieldCipher,
-      inject: [KeyRing],
-      useFactory: (ring: KeyRing) => new FieldCipher(ring),
+      inject: [KeyRing, AppConfig],
+      useFactory: (ring: KeyRing, config: AppConfig) => {
+        if (config.encryptionSkippedForBenchmark) {
+          new Logger('Crypto').warn(
+            'PHI_ENCRYPTION_BENCHMARK_SKIP is set: PHI is stored UNENCRYPTED',
+          );
+        }
+        return new FieldCipher(ring, { skipForBenchmark: config.encryptionSkippedForBenchmark });
+      },
     },
     {
       provide: BlindIndexer,

@@ -88,6 +88,18 @@ describe('FieldCipher', () => {
     expect(rotating.decrypt(before, rowA)).toBe('before');
     expect(rotating.decrypt(after, rowA)).toBe('after');
   });
+
+  it('under the benchmark switch stores plaintext that only a switched cipher reads back', () => {
+    const unencrypted = new FieldCipher(new KeyRing([key], key.id, key.id), {
+      skipForBenchmark: true,
+    });
+    const envelope = unencrypted.encrypt('{"name":"Zoë"}', rowA);
+    expect(envelope).toMatch(ENVELOPE);
+    expect(unencrypted.decrypt(envelope, rowA)).toBe('{"name":"Zoë"}');
+    expect(() => cipher.decrypt(envelope, rowA)).toThrow(
+      /stored unencrypted by a benchmark \(PHI_ENCRYPTION_BENCHMARK_SKIP\)/,
+    );
+  });
 });
 
 function ringOf(key: MasterKey): KeyRing {

@@ -25,17 +25,32 @@ export class PhiDecryptionError extends Error {
 }
 
 /**
+ * The key id of envelopes written by a benchmark with PHI_ENCRYPTION_BENCHMARK_SKIP: the body is
+ * the plaintext, the IV and tag are zeros. Only a cipher with the same switch reads them.
+ */
+const UNENCRYPTED_KEY_ID = 'k000000000000';
+const ZERO_IV = b64(Buffer.alloc(IV_BYTES));
+const ZERO_TAG = b64(Buffer.alloc(TAG_BYTES));
+
+/**
  * AES-256-GCM field encryption with a random 96-bit IV and a 128-bit tag. The key id travels in the
  * envelope so that old keys keep decrypting after rotation.
  */
 export class FieldCipher {
-  constructor(private readonly keys: KeyRing) {}
+  constructor(
+    private readonly keys: KeyRing,
+    private readonly options: { skipForBenchmark?: boolean } = {},
+  ) {}
 
   get currentKeyId(): string {
     return this.keys.currentId;
   }
 
   encrypt(plaintext: string, context: CipherContext): string {
+    if (this.options.skipForBenchmark) {
+      const body = b64(Buffer.from(plaintext, 'utf8'));
+      return [ENVELOPE_VERSION, UNENCRYPTED_KEY_ID, ZERO_IV, body, ZERO_TAG].join('.');
+    }
     const keyId = this.keys.currentId;
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', this.keys.dataKey(keyId), iv, {
@@ -60,6 +75,14 @@ export class FieldCipher {
       !tag
     ) {
       throw new PhiDecryptionError(`Value in ${where} is not a PHI envelope`);
+    }
+    if (keyId === UNENCRYPTED_KEY_ID) {
+      if (!this.options.skipForBenchmark) {
+        throw new PhiDecryptionError(
+          `Value in ${where} was stored unencrypted by a benchmark (PHI_ENCRYPTION_BENCHMARK_SKIP)`,
+        );
+      }
+      return unb64(body).toString('utf8');
     }
     if (!this.keys.has(keyId) && !this.keys.refreshFor(keyId)) {
       throw new PhiDecryptionError(`Value in ${where} was encrypted with unknown key ${keyId}`);
