@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
+import { VerifiedTokens } from './verified-tokens.js';
 
 /**
  * Every route needs a valid access token unless it is marked @Public(): CareVault's own
@@ -12,6 +13,8 @@ import { PUBLIC_KEY } from './permission.decorators.js';
  */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
+  private readonly verified = new VerifiedTokens();
+
   constructor(
     private readonly reflector: Reflector,
     private readonly oidc: OidcVerifier,
@@ -32,6 +35,11 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       .switchToHttp()
       .getRequest<FastifyRequest & { user?: AuthenticatedUser }>();
     const token = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    const known = token ? this.verified.get(token) : undefined;
+    if (known) {
+      request.user = known;
+      return true;
+    }
     // A token that names the external issuer is verified against that issuer's keys only.
     if (token && this.oidc.claims(token)) {
       try {
@@ -41,7 +49,11 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       }
       return true;
     }
-    return (await super.canActivate(context)) as boolean;
+    const allowed = (await super.canActivate(context)) as boolean;
+    if (allowed && token && request.user) {
+      this.verified.remember(token, request.user);
+    }
+    return allowed;
   }
 
   override handleRequest<TUser>(error: unknown, user: TUser | false): TUser {
