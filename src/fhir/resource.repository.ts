@@ -4,7 +4,10 @@ import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
+import { PhiSubscriber } from '../crypto/phi.subscriber.js';
+import { preparedQuery } from '../database/prepared-query.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { RESOURCE_COLUMNS, resourceEntityOf, type ResourceRow } from './resource-row.js';
 
 export interface NextVersion {
   versionId: number;
@@ -40,10 +43,17 @@ export class ResourceRepository {
   constructor(
     private readonly searchIndex: SearchIndexRepository,
     private readonly unitOfWork: UnitOfWork,
+    private readonly phi: PhiSubscriber,
   ) {}
 
-  findCurrent(resourceType: string, id: string): Promise<ResourceEntity | null> {
-    return this.unitOfWork.manager.findOneBy(ResourceEntity, { resourceType, id });
+  /** The current row, deleted or not: the hottest read, so prepared SQL (resource-row.ts). */
+  async findCurrent(resourceType: string, id: string): Promise<ResourceEntity | null> {
+    const [row] = await preparedQuery<ResourceRow>(
+      this.unitOfWork.manager,
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.resource_type = $1 AND r.id = $2`,
+      [resourceType, id],
+    );
+    return row ? resourceEntityOf(row, this.phi) : null;
   }
 
   findVersion(

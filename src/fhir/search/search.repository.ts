@@ -2,24 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
 import { preparedQuery } from '../../database/prepared-query.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
-import { ResourceEntity } from '../resource.entity.js';
+import type { ResourceEntity } from '../resource.entity.js';
+import { RESOURCE_COLUMNS, resourceEntityOf, type ResourceRow } from '../resource-row.js';
 import { orderBy, type SortColumn } from './search-sort.js';
 
 export interface PageRow {
   resource: ResourceEntity;
   keys: string[];
 }
-
-interface ResourceRow {
-  resource_type: string;
-  id: string;
-  version_id: number;
-  last_updated: Date;
-  content: string;
-}
-
-/** The columns a search returns, selected straight from the table (`r`). */
-const RESOURCE_COLUMNS = 'r.resource_type, r.id, r.version_id, r.last_updated, r.content';
 
 /** SQL of searches: pages of matching resources with their sort keys, counts, _include loads. */
 @Injectable()
@@ -57,7 +47,7 @@ export class SearchRepository {
       values,
     );
     return rows.map((row) => ({
-      resource: this.decrypted(row),
+      resource: resourceEntityOf(row, this.phi),
       keys: columns.map((_, i) => row[`k${i}`]!),
     }));
   }
@@ -159,20 +149,6 @@ export class SearchRepository {
       }`,
       values,
     );
-    return rows.map((row) => this.decrypted(row));
-  }
-
-  /** A raw row made into the entity and decrypted the way TypeORM's own loads are. */
-  private decrypted(row: ResourceRow): ResourceEntity {
-    const entity = Object.assign(new ResourceEntity(), {
-      resourceType: row.resource_type,
-      id: row.id,
-      versionId: row.version_id,
-      lastUpdated: row.last_updated,
-      deleted: false,
-      content: row.content,
-    });
-    this.phi.afterLoad(entity);
-    return entity;
+    return rows.map((row) => resourceEntityOf(row, this.phi));
   }
 }
