@@ -25,6 +25,13 @@ import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 
+/** A create that passed FhirService.checkCreate, ready to be written. */
+export interface CheckedCreate {
+  type: string;
+  resource: FhirResource;
+  id: string;
+}
+
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
 export class FhirService {
@@ -57,14 +64,37 @@ export class FhirService {
     user: AuthenticatedUser,
     items: { type: string; body: unknown; id?: string }[],
   ): Promise<StoredResource[]> {
-    const checked = items.map(({ type, body, id }) => {
-      this.assertType(type);
-      const resource = this.checkBody(type, body);
-      // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
-      const assigned = id ?? randomUUID();
-      this.access.assertMayWrite(user, { ...resource, id: assigned }, undefined);
-      return { type, resource, id: assigned };
-    });
+    return this.createChecked(
+      user,
+      items.map(({ type, body, id }) =>
+        this.checkCreate(user, type, body, { ...(id ? { id } : {}) }),
+      ),
+    );
+  }
+
+  /**
+   * What `create` checks before it writes (type, body, access), for a caller that checks each
+   * of many creates on its own, to say which one failed, and then writes them all at once.
+   */
+  checkCreate(
+    user: AuthenticatedUser,
+    type: string,
+    body: unknown,
+    options: { id?: string } = {},
+  ): CheckedCreate {
+    this.assertType(type);
+    const resource = this.checkBody(type, body);
+    // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
+    const id = options.id ?? randomUUID();
+    this.access.assertMayWrite(user, { ...resource, id }, undefined);
+    return { type, resource, id };
+  }
+
+  /** Writes creates that passed `checkCreate`, in three statements however many there are. */
+  async createChecked(
+    user: AuthenticatedUser,
+    checked: CheckedCreate[],
+  ): Promise<StoredResource[]> {
     return this.withListeners(
       checked.map(({ type }) => type),
       async () => {

@@ -7,7 +7,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
-import { FhirService } from '../fhir.service.js';
+import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
 import { ORDER, parseEntries, resolveReferences, type ParsedEntry } from './bundle-entry.js';
 
@@ -72,13 +72,57 @@ export class BundleService {
       const ordered = [...entries].sort(
         (a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index,
       );
+      const creates = ordered.filter(
+        (entry) => entry.method === 'POST' && !planned.get(entry.index)!.existing,
+      );
       for (const entry of ordered) {
+        if (creates.includes(entry)) {
+          // New resources are written together where the first of them comes in the order.
+          if (entry === creates[0]) {
+            for (const [index, result] of await this.createAll(
+              user,
+              creates,
+              planned,
+              references,
+            )) {
+              results[index] = result;
+            }
+          }
+          continue;
+        }
         results[entry.index] = await inEntry(entry, () =>
           this.execute(user, entry, planned.get(entry.index), references, baseUrl),
         );
       }
     });
     return results;
+  }
+
+  /**
+   * A transaction's creates in three statements however many there are (a patient's record
+   * from Synthea is hundreds), each checked on its own first so that an error names its entry.
+   */
+  private async createAll(
+    user: AuthenticatedUser,
+    entries: ParsedEntry[],
+    planned: ReadonlyMap<number, Planned>,
+    references: ReadonlyMap<string, string>,
+  ): Promise<[number, EntryResult][]> {
+    const checked: CheckedCreate[] = [];
+    for (const entry of entries) {
+      checked.push(
+        await inEntry(entry, () => {
+          const where = `Bundle.entry[${entry.index}].resource`;
+          const body = entry.resource
+            ? resolveReferences(entry.resource, references, where)
+            : undefined;
+          const id = planned.get(entry.index)!.id;
+          return Promise.resolve(this.fhir.checkCreate(user, entry.type, body, { id }));
+        }),
+      );
+    }
+    const stored = await this.fhir.createChecked(user, checked);
+    return entries.map((entry, i) => [entry.index, written(stored[i]!, 201)]);
   }
 
   private async batch(
