@@ -19,6 +19,7 @@ import { HL7_USER } from '../src/hl7/hl7-user.js';
 import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
 import { MllpListener } from '../src/hl7/mllp/mllp-listener.js';
 import { percentiles } from './timing.js';
+import { labPatient, labResult } from './workloads.js';
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1] ?? 15) || 15;
@@ -30,24 +31,8 @@ const CONNECTIONS = args.includes('--connections')
 const PATIENTS = 2000;
 
 let sequence = 0;
-
-function oru(): Buffer {
-  const n = sequence++;
-  const patient = n % PATIENTS;
-  const obx = Array.from(
-    { length: 10 },
-    (_, i) =>
-      `OBX|${i + 1}|NM|${2000 + i}-${i}^Analyte ${i}^LN||${(4 + i / 10).toFixed(1)}|mmol/L^^UCUM|3.5-5.5|N|||F|||20240101083000+0000`,
-  );
-  return Buffer.from(
-    [
-      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101090000+0000||ORU^R01^ORU_R01|B-${n}|P|2.5.1`,
-      `PID|1||P-${patient}^^^NORTH&2.16.840.1.9&ISO^MR||Bench^Patient${patient}||19700101|F`,
-      `OBR|1||F-${n}^NORTH^2.16.840.1.9^ISO|24323-8^Metabolic panel^LN|||20240101080000+0000||||||||||||||||F`,
-      ...obx,
-    ].join('\r'),
-  );
-}
+const tag = `B${Date.now().toString(36)}`;
+const oru = (): Buffer => labResult(tag, sequence++, PATIENTS);
 
 interface Result {
   connections: number;
@@ -120,21 +105,7 @@ async function seedPatients(fhir: FhirService, data: DataSource): Promise<void> 
       HL7_USER,
       Array.from({ length: Math.min(500, PATIENTS - start) }, (_, i) => ({
         type: 'Patient',
-        body: {
-          resourceType: 'Patient',
-          identifier: [
-            {
-              system: 'urn:oid:2.16.840.1.9',
-              value: `P-${start + i}`,
-              type: {
-                coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
-              },
-            },
-          ],
-          name: [{ family: 'Bench', given: [`Patient${start + i}`] }],
-          birthDate: '1970-01-01',
-          gender: 'female',
-        },
+        body: labPatient(start + i),
       })),
     );
   }

@@ -1,35 +1,34 @@
 /**
  * npm run bench [-- --seconds 30 --warm-up 10 --repetitions 3 --connections 1,16,64
- *                  --workloads W1,W2,W3a,W3b,W4a]
+ *                  --workloads W1,W2,W3a,W3b,W4a,W4b,W5,W6 --targets carevault,insecure,baseline
+ *                  --profile <file>]
  *
- * The FHIR workloads of the benchmark suite against CareVault with everything on (validation,
- * encryption, blind indexes, audit), on a fresh embedded PostgreSQL seeded with patients:
- *   W1 create Patient (about 1 KB, 5 PHI fields), W2 read Patient by random id,
- *   W3a search by identifier, W3b search by family prefix,
- *   W4a transaction Bundle of 1 Patient and 10 Observations.
- * The load comes from autocannon in a process of its own (bench/load-client.ts). Each cell is
- * the median of the repetitions, which run interleaved (every workload once, then again).
- * Prints a markdown table with the issue's targets and writes JSON to bench/results/.
- * Not part of npm test. The HL7 workload (W5) is `npm run bench:hl7`. `--profile <file>` writes
- * a CPU profile of the service over the measured runs.
+ * Issue 7's benchmark suite (the workloads are in bench/suite.ts) against three targets on one
+ * fresh embedded PostgreSQL (bench/targets.ts): CareVault with everything on, CareVault with
+ * encryption and audit off, and the Fastify + pg baseline. The load comes from a process of its
+ * own (bench/load-client.ts). Runs are interleaved: every workload, connection count and target
+ * once, then again, so that drift on a shared machine spreads over all of them; each cell is the
+ * median of the repetitions. Prints a markdown table with the issue's targets and the ratios
+ * CareVault / baseline and on / off, and writes JSON to bench/results/. Not part of npm test.
+ * `--profile <file>` writes a CPU profile of this process (where the services run) over the
+ * measured runs only.
  */
 import 'reflect-metadata';
-import { execFile } from 'node:child_process';
 import { Session } from 'node:inspector';
-import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { DataSource } from 'typeorm';
-import { FhirService } from '../src/fhir/fhir.service.js';
-import { HL7_USER } from '../src/hl7/hl7-user.js';
-import { benchToken, startBenchApp } from './bench-app.js';
+import type { LoadResult } from './load-client.js';
+import { runLoad, WORKLOADS, type Workload } from './suite.js';
+import {
+  startTargets,
+  TARGET_LABELS,
+  TARGET_NAMES,
+  type Target,
+  type TargetName,
+} from './targets.js';
 import { median } from './timing.js';
-import type { LoadResult, LoadSpec } from './load-client.js';
 
-const run = promisify(execFile);
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string =>
   args.includes(`--${name}`) ? args[args.indexOf(`--${name}`) + 1]! : fallback;
@@ -37,246 +36,179 @@ const SECONDS = Number(option('seconds', '30'));
 const WARM_UP = Number(option('warm-up', '10'));
 const REPETITIONS = Number(option('repetitions', '3'));
 const CONNECTIONS = option('connections', '1,16,64').split(',').map(Number);
-const WORKLOADS = option('workloads', 'W1,W2,W3a,W3b,W4a').split(',');
-const PATIENTS = 2000;
-const SYSTEM = 'urn:oid:2.16.840.1.113883.19.5';
+const WORKLOAD_NAMES = option('workloads', WORKLOADS.map((w) => w.name).join(',')).split(',');
+const TARGETS = option('targets', TARGET_NAMES.join(',')).split(',') as TargetName[];
+const PROFILE = args.includes('--profile') ? option('profile', '') : undefined;
 
-/** A Patient of about 1 KB with five kinds of PHI: identifier, name, birth date, phone, address. */
-function patient(n: string): Record<string, unknown> {
-  return {
-    resourceType: 'Patient',
-    identifier: [
-      {
-        system: SYSTEM,
-        value: `MRN-${n}`,
-        type: {
-          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
-        },
-      },
-    ],
-    active: true,
-    name: [{ use: 'official', family: `Family${n}`, given: ['Alexandra', 'Marie'] }],
-    telecom: [
-      { system: 'phone', value: '+1 555 010 0199', use: 'home' },
-      { system: 'email', value: `patient${n}@example.org` },
-    ],
-    gender: 'female',
-    birthDate: '1970-01-31',
-    address: [
-      {
-        use: 'home',
-        line: ['1234 Evergreen Terrace', 'Apartment 56'],
-        city: 'Springfield',
-        state: 'IL',
-        postalCode: '62701',
-        country: 'US',
-      },
-    ],
-    maritalStatus: {
-      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', code: 'M' }],
-    },
-    communication: [
-      { language: { coding: [{ system: 'urn:ietf:bcp:47', code: 'en-US' }] }, preferred: true },
-    ],
-  };
-}
-
-function transaction(n: string): Record<string, unknown> {
-  const patientUrl = `urn:uuid:${randomUUID()}`;
-  return {
-    resourceType: 'Bundle',
-    type: 'transaction',
-    entry: [
-      { fullUrl: patientUrl, resource: patient(n), request: { method: 'POST', url: 'Patient' } },
-      ...Array.from({ length: 10 }, (_, i) => ({
-        resource: {
-          resourceType: 'Observation',
-          status: 'final',
-          code: { coding: [{ system: 'http://loinc.org', code: `2345-${i}` }] },
-          subject: { reference: patientUrl },
-          effectiveDateTime: '2024-01-01T08:30:00Z',
-          valueQuantity: {
-            value: 4 + i / 10,
-            unit: 'mmol/L',
-            system: 'http://unitsofmeasure.org',
-            code: 'mmol/L',
-          },
-        },
-        request: { method: 'POST', url: 'Observation' },
-      })),
-    ],
-  };
-}
-
-interface Workload {
-  name: string;
+interface Row {
+  workload: string;
   what: string;
-  method: 'GET' | 'POST';
-  paths: string[];
-  bodies?: string[];
-  /** The issue's target on this machine, when it sets one. */
-  target?: { perSecond: number; p99?: number };
-}
-
-/** One autocannon run in a child process; the spec goes through a file (bodies are large). */
-async function load(dir: string, spec: LoadSpec): Promise<LoadResult> {
-  const client = fileURLToPath(new URL('./load-client.js', import.meta.url));
-  const file = join(dir, 'load-spec.json');
-  await writeFile(file, JSON.stringify(spec));
-  const { stdout } = await run(process.execPath, [client, file], { maxBuffer: 1 << 20 });
-  return JSON.parse(stdout) as LoadResult;
+  unit: Workload['unit'];
+  target: TargetName;
+  connections: number;
+  perSecond: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  errors: number;
+  firstError?: string;
 }
 
 async function main(): Promise<void> {
+  for (const name of TARGETS) {
+    if (!TARGET_NAMES.includes(name)) throw new Error(`Unknown target ${name}`);
+  }
   const dir = await mkdtemp(join(tmpdir(), 'carevault-bench-'));
   process.env['DATA_DIR'] = dir;
-  process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
   process.env['RATE_LIMIT_PER_MINUTE'] = '1000000';
-  const { app, url } = await startBenchApp();
+  // Synthea's largest patient bundle is about 3 MB.
+  process.env['BODY_LIMIT'] = String(16 * 1024 * 1024);
+  const { targets, close } = await startTargets(TARGETS);
   try {
-    const ids = (
-      await app.get(FhirService).createMany(
-        HL7_USER,
-        Array.from({ length: PATIENTS }, (_, i) => ({
-          type: 'Patient',
-          body: patient(String(i)),
-        })),
-      )
-    ).map((created) => created.id);
-    await app.get(DataSource).query('ANALYZE');
-    const token = await benchToken(app, url);
-    const pick = (count: number) => Array.from({ length: count }, (_, i) => i);
-    const all: Workload[] = [
-      {
-        name: 'W1',
-        what: 'create Patient',
-        method: 'POST',
-        paths: ['/fhir/Patient'],
-        bodies: pick(5000).map((i) => JSON.stringify(patient(`w1-${i}`))),
-        target: { perSecond: 3000, p99: 30 },
-      },
-      {
-        name: 'W2',
-        what: 'read Patient',
-        method: 'GET',
-        paths: ids.map((id) => `/fhir/Patient/${id}`),
-        target: { perSecond: 3000, p99: 25 },
-      },
-      {
-        name: 'W3a',
-        what: 'search by identifier',
-        method: 'GET',
-        paths: pick(PATIENTS).map(
-          (i) => `/fhir/Patient?identifier=${encodeURIComponent(`${SYSTEM}|MRN-${i}`)}`,
-        ),
-        target: { perSecond: 2000 },
-      },
-      {
-        name: 'W3b',
-        what: 'search by family prefix',
-        method: 'GET',
-        // Family1 to Family9 (about 1,100 matches each): the first page of 20.
-        paths: pick(9).map((i) => `/fhir/Patient?family=Family${i + 1}1`),
-      },
-      {
-        name: 'W4a',
-        what: 'transaction, 1 Patient + 10 Observations',
-        method: 'POST',
-        paths: ['/fhir'],
-        bodies: pick(1000).map((i) => JSON.stringify(transaction(`w4-${i}`))),
-      },
-    ];
-    const workloads = all.filter((workload) => WORKLOADS.includes(workload.name));
-    const origin = url;
-    const headers = {
-      authorization: `Bearer ${token}`,
-      'content-type': 'application/fhir+json',
-      accept: 'application/fhir+json',
-    };
+    const workloads = WORKLOADS.filter((workload) => WORKLOAD_NAMES.includes(workload.name));
+    const runs = new Map<string, LoadResult[]>();
     const profiler = PROFILE ? await startProfile() : undefined;
-    const results = new Map<string, LoadResult[]>();
     for (let rep = 1; rep <= REPETITIONS; rep++) {
       for (const workload of workloads) {
         for (const connections of CONNECTIONS) {
-          const result = await load(dir, {
-            origin,
-            method: workload.method,
-            paths: workload.paths,
-            ...(workload.bodies ? { bodies: workload.bodies } : {}),
-            headers,
-            connections,
-            warmUpSeconds: WARM_UP,
-            seconds: SECONDS,
-          });
-          const key = `${workload.name}@${connections}`;
-          results.set(key, [...(results.get(key) ?? []), result]);
-          process.stderr.write(
-            `rep ${rep} ${key}: ${result.perSecond.toFixed(0)}/s p99 ${result.p99.toFixed(1)} ms, ${result.errors} errors${result.firstErrorStatus ? ` (first ${result.firstErrorStatus})` : ''}\n`,
-          );
+          for (const target of targets) {
+            const load = await workload.load(target);
+            if (!load) continue;
+            const result = await runLoad(dir, {
+              ...load,
+              connections,
+              warmUpSeconds: WARM_UP,
+              seconds: SECONDS,
+            });
+            const key = `${workload.name}@${connections}@${target.name}`;
+            runs.set(key, [...(runs.get(key) ?? []), result]);
+            process.stderr.write(
+              `rep ${rep} ${key}: ${perSecondOf(workload, result).toFixed(0)} ${workload.unit}/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors} errors${result.firstError ? ` (first: ${result.firstError})` : ''}\n`,
+            );
+          }
         }
       }
     }
     if (profiler) await writeFile(PROFILE!, JSON.stringify(await profiler()));
-    const rows = workloads.flatMap((workload) =>
-      CONNECTIONS.map((connections) => {
-        const runs = results.get(`${workload.name}@${connections}`)!;
-        return {
-          workload: workload.name,
-          what: workload.what,
-          connections,
-          perSecond: median(runs.map((r) => r.perSecond)),
-          p50: median(runs.map((r) => r.p50)),
-          p95: median(runs.map((r) => r.p95)),
-          p99: median(runs.map((r) => r.p99)),
-          errors: runs.reduce((sum, r) => sum + r.errors, 0),
-          target: workload.target,
-        };
-      }),
-    );
-    const ms = (value: number): string => value.toFixed(1);
-    const target = (row: (typeof rows)[number]): string =>
-      row.target
-        ? `≥ ${row.target.perSecond}/s${row.target.p99 ? `, p99 < ${row.target.p99} ms` : ''}`
-        : '';
-    const table = [
-      `CareVault, everything on; ${CPUS} CPUs shared by the service, PostgreSQL and the load client (no pinning); ${WARM_UP} s warm-up, ${SECONDS} s measured, median of ${REPETITIONS} interleaved runs; only 2xx count.`,
-      '',
-      '| Workload | Connections | req/s | p50 ms | p95 ms | p99 ms | errors | target |',
-      '| --- | --: | --: | --: | --: | --: | --: | --- |',
-      ...rows.map(
-        (row) =>
-          `| ${row.workload} ${row.what} | ${row.connections} | ${row.perSecond.toFixed(0)} | ${ms(row.p50)} | ${ms(row.p95)} | ${ms(row.p99)} | ${row.errors} | ${target(row)} |`,
-      ),
-    ].join('\n');
-    process.stdout.write(`\n${table}\n`);
+    const rows = summarize(workloads, targets, runs);
+    process.stdout.write(`\n${table(workloads, rows)}\n`);
     const out = join(process.cwd(), 'bench', 'results');
     await mkdir(out, { recursive: true });
     const file = join(out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
     await writeFile(
       file,
       JSON.stringify(
-        { seconds: SECONDS, warmUp: WARM_UP, repetitions: REPETITIONS, rows, runs: [...results] },
+        {
+          seconds: SECONDS,
+          warmUp: WARM_UP,
+          repetitions: REPETITIONS,
+          cpus: cpus().length,
+          rows,
+          runs: [...runs],
+        },
         null,
         2,
       ),
     );
     process.stderr.write(`Wrote ${file}\n`);
   } finally {
-    await app.close();
+    await close();
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-const CPUS = cpus().length;
+function perSecondOf(workload: Workload, result: LoadResult): number {
+  return workload.unit === 'resources' ? result.resourcesPerSecond! : result.perSecond;
+}
+
+function summarize(
+  workloads: Workload[],
+  targets: Target[],
+  runs: Map<string, LoadResult[]>,
+): Row[] {
+  return workloads.flatMap((workload) =>
+    CONNECTIONS.flatMap((connections) =>
+      targets.flatMap((target) => {
+        const results = runs.get(`${workload.name}@${connections}@${target.name}`);
+        if (!results) return [];
+        return [
+          {
+            workload: workload.name,
+            what: workload.what,
+            unit: workload.unit,
+            target: target.name,
+            connections,
+            perSecond: median(results.map((r) => perSecondOf(workload, r))),
+            p50: median(results.map((r) => r.p50)),
+            p95: median(results.map((r) => r.p95)),
+            p99: median(results.map((r) => r.p99)),
+            errors: results.reduce((sum, r) => sum + r.errors, 0),
+            ...(results.find((r) => r.firstError)
+              ? { firstError: results.find((r) => r.firstError)!.firstError }
+              : {}),
+          },
+        ];
+      }),
+    ),
+  );
+}
 
 /**
- * --profile <file>: a CPU profile of the service's process over the measured runs only (not
- * start-up or seeding), for chrome://inspect or speedscope. Returns the function that stops it.
+ * One line per workload and connection count: CareVault's figures against the issue's target,
+ * then the ratios the issue sets: CareVault / baseline (at least 0.8 on writes, 0.7 on reads)
+ * and everything on / encryption and audit off (at least 0.75).
  */
-const PROFILE = args.includes('--profile') ? option('profile', '') : undefined;
+function table(workloads: Workload[], rows: Row[]): string {
+  const find = (workload: string, connections: number, target: TargetName): Row | undefined =>
+    rows.find(
+      (r) => r.workload === workload && r.connections === connections && r.target === target,
+    );
+  const ms = (value: number): string => value.toFixed(1);
+  const ratio = (a: Row | undefined, b: Row | undefined, floor: number): string =>
+    a && b && b.perSecond > 0
+      ? `${(a.perSecond / b.perSecond).toFixed(2)} ${a.perSecond / b.perSecond >= floor ? '✓' : '✗'} (≥ ${floor})`
+      : '';
+  const lines = [
+    `${cpus().length} CPUs shared by the services, PostgreSQL and the load client (no pinning); ${WARM_UP} s warm-up, ${SECONDS} s measured, median of ${REPETITIONS} interleaved runs; only 2xx (AA) count.`,
+    '',
+    '| Workload | Conn. | CareVault /s | p50 ms | p95 ms | p99 ms | errors | target | on/off /s | baseline /s | CareVault / baseline | on / off |',
+    '| --- | --: | --: | --: | --: | --: | --: | --- | --: | --: | --- | --- |',
+  ];
+  for (const workload of workloads) {
+    for (const connections of CONNECTIONS) {
+      const on = find(workload.name, connections, 'carevault');
+      const off = find(workload.name, connections, 'insecure');
+      const baseline = find(workload.name, connections, 'baseline');
+      const main = on ?? off ?? baseline;
+      if (!main) continue;
+      const goal = workload.target
+        ? `≥ ${workload.target.perSecond} ${workload.unit}/s${workload.target.p99 ? `, p99 < ${workload.target.p99} ms` : ''}`
+        : '';
+      const met =
+        on && workload.target
+          ? on.perSecond >= workload.target.perSecond &&
+            (!workload.target.p99 || on.p99 < workload.target.p99)
+            ? ' ✓'
+            : ' ✗'
+          : '';
+      lines.push(
+        `| ${workload.name} ${workload.what} | ${connections} | ${on ? on.perSecond.toFixed(0) : ''} | ${on ? ms(on.p50) : ''} | ${on ? ms(on.p95) : ''} | ${on ? ms(on.p99) : ''} | ${on ? on.errors : ''} | ${goal}${met} | ${off ? off.perSecond.toFixed(0) : ''} | ${baseline ? baseline.perSecond.toFixed(0) : ''} | ${ratio(on, baseline, workload.kind === 'write' ? 0.8 : 0.7)} | ${ratio(on, off, 0.75)} |`,
+      );
+    }
+  }
+  const failed = rows.filter((r) => r.errors > 0);
+  if (failed.length > 0) {
+    lines.push(
+      '',
+      `Errors: ${failed.map((r) => `${r.workload}@${r.connections} ${TARGET_LABELS[r.target]}: ${r.errors} (first: ${r.firstError ?? '?'})`).join('; ')}`,
+    );
+  }
+  return lines.join('\n');
+}
 
+/** A CPU profile of this process, for chrome://inspect or speedscope; returns its stop function. */
 async function startProfile(): Promise<() => Promise<object>> {
   const session = new Session();
   session.connect();
@@ -290,6 +222,8 @@ async function startProfile(): Promise<() => Promise<object>> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${String(error)}\n`);
+  process.stderr.write(
+    `${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
   process.exitCode = 1;
 });

@@ -1,0 +1,164 @@
+import { createHash } from 'node:crypto';
+import type { IndexRows } from '../../src/fhir/search/index-rows.js';
+
+/**
+ * The SQL CareVault sends for the benchmark's requests, copied from a capture of its
+ * statements (`log_statement = 'all'`) or, where the text depends on how many rows are written
+ * (TypeORM's multi-row VALUES, the index CTEs), built as CareVault builds it and compared with
+ * a capture: the baseline must cost PostgreSQL exactly what CareVault costs it.
+ * bench/baseline/check.ts compares both sides' statements.
+ */
+
+/** TypeORM's `transaction()` opens and ends transactions with these (simple protocol). */
+export const START_TRANSACTION = 'START TRANSACTION';
+export const COMMIT = 'COMMIT';
+export const ROLLBACK = 'ROLLBACK';
+
+/** The columns TypeORM inserts a version with, in the entities' order. */
+const VERSION_COLUMNS = ['resource_type', 'id', 'version_id', 'last_updated', 'deleted', 'content'];
+
+/**
+ * ResourceRepository.insertFirst: TypeORM's `insert` of the first versions of `rows` resources
+ * into `resource_history` or `resource`, one statement, unprepared. TypeORM numbers the values
+ * row by row: `($1, …, $6), ($7, …, $12)`.
+ */
+export function insertVersions(table: 'resource_history' | 'resource', rows: number): string {
+  const tuples = Array.from(
+    { length: rows },
+    (_, row) =>
+      `(${VERSION_COLUMNS.map((_, column) => `$${row * VERSION_COLUMNS.length + column + 1}`).join(', ')})`,
+  );
+  return `INSERT INTO "${table}"(${VERSION_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${tuples.join(', ')}`;
+}
+
+/** ResourceRepository.findCurrent: prepared, with resource-row.ts's columns. */
+export const SELECT_CURRENT =
+  'SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content FROM resource r WHERE r.resource_type = $1 AND r.id = $2';
+
+export interface CurrentRow {
+  version_id: number;
+  last_updated: Date;
+  deleted: boolean;
+  content: string | null;
+}
+
+/** AuditRepository.append: the chain is extended by the audit_append() function. */
+export const AUDIT_APPEND = 'SELECT audit_append($1::jsonb)';
+
+export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+/**
+ * SearchRepository.page for one PHI criterion (one keyed hash) and the default sort (`_id`),
+ * restricted records left out. Values: type, hash, parameter code, CONFIDENTIALITY.
+ */
+export const SEARCH_ONE_HASH = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content, (p.s0)::text AS k0
+         FROM (SELECT r.resource_type, r.id, r.id AS s0 FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_blind m1 WHERE m1.resource_type = r.resource_type AND m1.resource_id = r.id AND m1.param = $3 AND m1.hash = $2) AND NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = $4 AND x.code = 'R')
+               ORDER BY r.id ASC LIMIT 21) p
+         JOIN resource r ON r.resource_type = p.resource_type AND r.id = p.id
+        ORDER BY p.s0 ASC`;
+
+export interface PageRow {
+  resource_type: string;
+  id: string;
+  version_id: number;
+  last_updated: Date;
+  deleted: boolean;
+  content: string;
+  k0: string;
+}
+
+/** The name preparedQuery() gives a statement, so both sides prepare it under one name. */
+export function statementName(text: string): string {
+  return `cv_${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
+}
+
+/** The index tables as SearchIndexRepository writes them: value columns, SQL types, rows. */
+const TABLES: readonly {
+  table: string;
+  columns: string[];
+  types: string[];
+  rows: (index: IndexRows) => unknown[][];
+}[] = [
+  {
+    table: 'search_token',
+    columns: ['param', 'system', 'code'],
+    types: ['text', 'text', 'text'],
+    rows: (index) => index.tokens.map((r) => [r.param, r.system, r.code]),
+  },
+  {
+    table: 'search_string',
+    columns: ['param', 'value'],
+    types: ['text', 'text'],
+    rows: (index) => index.strings.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_date',
+    columns: ['param', 'low', 'high'],
+    types: ['text', 'timestamptz', 'timestamptz'],
+    rows: (index) => index.dates.map((r) => [r.param, r.low.toISOString(), r.high.toISOString()]),
+  },
+  {
+    table: 'search_reference',
+    columns: ['param', 'target_type', 'target_id'],
+    types: ['text', 'text', 'text'],
+    rows: (index) => index.references.map((r) => [r.param, r.targetType, r.targetId]),
+  },
+  {
+    table: 'search_number',
+    columns: ['param', 'value'],
+    types: ['text', 'numeric'],
+    rows: (index) => index.numbers.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_quantity',
+    columns: ['param', 'value', 'system', 'code'],
+    types: ['text', 'numeric', 'text', 'text'],
+    rows: (index) => index.quantities.map((r) => [r.param, r.value, r.system, r.code]),
+  },
+  {
+    table: 'search_uri',
+    columns: ['param', 'value'],
+    types: ['text', 'text'],
+    rows: (index) => index.uris.map((r) => [r.param, r.value]),
+  },
+  {
+    table: 'search_blind',
+    columns: ['param', 'hash'],
+    types: ['text', 'text'],
+    rows: (index) => index.blind.map((r) => [r.param, r.hash]),
+  },
+];
+
+/** A resource's index rows, with the resource they belong to (ResourceIndex). */
+export interface ResourceIndex {
+  resourceType: string;
+  resourceId: string;
+  rows: IndexRows;
+}
+
+/**
+ * SearchIndexRepository.insert for resources' first versions: one statement, a data-modifying
+ * CTE per table that has rows, each inserting from arrays that hold every resource's rows for
+ * that table, resource after resource. Undefined when there is nothing to index.
+ */
+export function insertIndex(
+  resources: readonly ResourceIndex[],
+): { text: string; values: unknown[] } | undefined {
+  const values: unknown[] = [];
+  const ctes: string[] = [];
+  for (const [i, spec] of TABLES.entries()) {
+    const rows = resources.flatMap(({ resourceType, resourceId, rows }) =>
+      spec.rows(rows).map((row) => [resourceType, resourceId, ...row]),
+    );
+    if (rows.length === 0) continue;
+    const placeholders = ['text', 'text', ...spec.types].map((type, column) => {
+      values.push(rows.map((row) => row[column]));
+      return `$${values.length}::${type}[]`;
+    });
+    ctes.push(
+      `i${i} AS (INSERT INTO "${spec.table}" (resource_type, resource_id, ${spec.columns.join(', ')})
+         SELECT * FROM unnest(${placeholders.join(', ')}))`,
+    );
+  }
+  return ctes.length > 0 ? { text: `WITH ${ctes.join(', ')} SELECT 1`, values } : undefined;
+}
