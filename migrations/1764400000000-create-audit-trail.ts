@@ -2,7 +2,39 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const GENESIS = '0'.repeat(64);
 /** The advisory lock that serializes chain appends ('cvAU'). */
-const CHAIN_LOCK = 0x63764155;
+export const CHAIN_LOCK = 0x63764155;
+
+/**
+ * Extends the chain in one statement: takes the chain lock (held to the end of the
+ * transaction), links each entry to the one before, inserts them and moves the head. The
+ * application sends each entry with the SHA-256 of its canonical form (content_hash); the
+ * link is SHA-256(previous hash || content hash || position), as linkHash() computes.
+ * (Migration 1764800000000 moves the linking to commit time; its down() restores this.)
+ */
+export const AUDIT_APPEND = `
+      CREATE FUNCTION "audit_append"("entries" jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
+      DECLARE
+        "entry" jsonb;
+        "seq" bigint;
+        "head" text;
+        "previous" text;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(${CHAIN_LOCK});
+        SELECT h."chain_seq", h."hash" INTO "seq", "head"
+          FROM "audit_chain_head" h WHERE h."id" = 1 FOR UPDATE;
+        FOR "entry" IN SELECT value FROM jsonb_array_elements("entries") LOOP
+          "seq" := "seq" + 1;
+          "previous" := "head";
+          "head" := encode(sha256(decode("previous", 'hex')
+            || decode("entry"->>'content_hash', 'hex')
+            || convert_to("seq"::text, 'UTF8')), 'hex');
+          INSERT INTO "audit_event"
+            SELECT * FROM jsonb_populate_record(NULL::"audit_event", "entry"
+              || jsonb_build_object('chain_seq', "seq", 'prev_hash', "previous", 'hash', "head"));
+        END LOOP;
+        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;
+        RETURN "seq";
+      END $$`;
 
 /**
  * The audit trail: one hash-chained row per audited event, a one-row chain head that writers
@@ -107,34 +139,7 @@ export class CreateAuditTrail1764400000000 implements MigrationInterface {
         RAISE EXCEPTION 'the audit trail is append-only: % on % is not allowed', TG_OP, TG_TABLE_NAME
           USING ERRCODE = 'insufficient_privilege';
       END $$`);
-    // Extends the chain in one statement: takes the chain lock (held to the end of the
-    // transaction), links each entry to the one before, inserts them and moves the head. The
-    // application sends each entry with the SHA-256 of its canonical form (content_hash); the
-    // link is SHA-256(previous hash || content hash || position), as linkHash() computes.
-    await queryRunner.query(`
-      CREATE FUNCTION "audit_append"("entries" jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
-      DECLARE
-        "entry" jsonb;
-        "seq" bigint;
-        "head" text;
-        "previous" text;
-      BEGIN
-        PERFORM pg_advisory_xact_lock(${CHAIN_LOCK});
-        SELECT h."chain_seq", h."hash" INTO "seq", "head"
-          FROM "audit_chain_head" h WHERE h."id" = 1 FOR UPDATE;
-        FOR "entry" IN SELECT value FROM jsonb_array_elements("entries") LOOP
-          "seq" := "seq" + 1;
-          "previous" := "head";
-          "head" := encode(sha256(decode("previous", 'hex')
-            || decode("entry"->>'content_hash', 'hex')
-            || convert_to("seq"::text, 'UTF8')), 'hex');
-          INSERT INTO "audit_event"
-            SELECT * FROM jsonb_populate_record(NULL::"audit_event", "entry"
-              || jsonb_build_object('chain_seq', "seq", 'prev_hash', "previous", 'hash', "head"));
-        END LOOP;
-        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;
-        RETURN "seq";
-      END $$`);
+    await queryRunner.query(AUDIT_APPEND);
     for (const table of ['audit_event', 'audit_checkpoint', 'audit_archive']) {
       await queryRunner.query(
         `CREATE TRIGGER "trg_${table}_no_change" BEFORE UPDATE OR DELETE ON "${table}"

@@ -6,6 +6,7 @@ import { CreateAuditTrail1764400000000 } from './1764400000000-create-audit-trai
 import { CoveringSearchIndexes1764500000000 } from './1764500000000-covering-search-indexes.js';
 import { CreateHl7Message1764600000000 } from './1764600000000-create-hl7-message.js';
 import { CreateHl7Outbox1764700000000 } from './1764700000000-create-hl7-outbox.js';
+import { AuditChainAtCommit1764800000000 } from './1764800000000-audit-chain-at-commit.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   CoveringSearchIndexes1764500000000,
   CreateHl7Message1764600000000,
   CreateHl7Outbox1764700000000,
+  AuditChainAtCommit1764800000000,
 ];

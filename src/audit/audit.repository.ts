@@ -86,10 +86,11 @@ export class AuditRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   /**
-   * Appends entries after the chain head, in one statement (audit_append, in the migration):
-   * it takes a transaction-scoped advisory lock and the head row, so concurrent writers (other
-   * requests, other instances, the CLI) take turns and every row links to the one before. With
-   * `manager` in a transaction, the lock is held until that transaction commits.
+   * Appends entries after the chain head, in one statement (audit_append, in the migrations).
+   * They are linked when their transaction commits (a deferred trigger takes a transaction-scoped
+   * advisory lock and the head row), so concurrent writers (other requests, other instances, the
+   * CLI) take turns and every row links to the one before, and a transaction that rolls back
+   * leaves none. Until then the rows are not in audit_event, even to their own transaction.
    */
   async append(manager: EntityManager, entries: readonly AuditEntry[]): Promise<void> {
     const records = entries.map((entry) => ({

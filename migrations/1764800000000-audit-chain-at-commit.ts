@@ -1,0 +1,69 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+import { AUDIT_APPEND, CHAIN_LOCK } from './1764400000000-create-audit-trail.js';
+
+/**
+ * Links audit rows onto the chain at commit time instead of where audit_append() is called.
+ *
+ * The chain lock is held until the transaction ends. A FHIR write appends its audit row in its
+ * own transaction, just before COMMIT, so the lock used to be held across a round trip to the
+ * service and back: the COMMIT waits until the service's event loop gets to send it, and every
+ * other write and audited read waits behind. Under load that was the writes' bottleneck.
+ *
+ * Now audit_append() only inserts the entries into audit_pending. A deferred constraint trigger
+ * links them at COMMIT, inside PostgreSQL: the lock is held from there to the end of the
+ * commit, with no round trip inside. The rows, hashes and order of audit_event are the same as
+ * before; a transaction that rolls back leaves nothing, as before. audit_pending is empty
+ * outside a transaction in flight: the trigger removes what it links.
+ */
+export class AuditChainAtCommit1764800000000 implements MigrationInterface {
+  name = 'AuditChainAtCommit1764800000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`
+      CREATE TABLE "audit_pending" (
+        "id" bigserial NOT NULL,
+        "entries" jsonb NOT NULL,
+        CONSTRAINT "pk_audit_pending" PRIMARY KEY ("id")
+      )`);
+    await queryRunner.query(`
+      CREATE FUNCTION "audit_link_pending"() RETURNS trigger LANGUAGE plpgsql AS $$
+      DECLARE
+        "entry" jsonb;
+        "seq" bigint;
+        "head" text;
+        "previous" text;
+      BEGIN
+        PERFORM pg_advisory_xact_lock(${CHAIN_LOCK});
+        SELECT h."chain_seq", h."hash" INTO "seq", "head"
+          FROM "audit_chain_head" h WHERE h."id" = 1 FOR UPDATE;
+        FOR "entry" IN SELECT value FROM jsonb_array_elements(NEW."entries") LOOP
+          "seq" := "seq" + 1;
+          "previous" := "head";
+          "head" := encode(sha256(decode("previous", 'hex')
+            || decode("entry"->>'content_hash', 'hex')
+            || convert_to("seq"::text, 'UTF8')), 'hex');
+          INSERT INTO "audit_event"
+            SELECT * FROM jsonb_populate_record(NULL::"audit_event", "entry"
+              || jsonb_build_object('chain_seq', "seq", 'prev_hash', "previous", 'hash', "head"));
+        END LOOP;
+        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;
+        DELETE FROM "audit_pending" WHERE "id" = NEW."id";
+        RETURN NULL;
+      END $$`);
+    await queryRunner.query(`
+      CREATE CONSTRAINT TRIGGER "trg_audit_pending_link" AFTER INSERT ON "audit_pending"
+        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION "audit_link_pending"()`);
+    await queryRunner.query(`DROP FUNCTION "audit_append"(jsonb)`);
+    await queryRunner.query(`
+      CREATE FUNCTION "audit_append"("entries" jsonb) RETURNS void LANGUAGE sql AS $$
+        INSERT INTO "audit_pending" ("entries") VALUES ("entries")
+      $$`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`DROP FUNCTION "audit_append"(jsonb)`);
+    await queryRunner.query(AUDIT_APPEND);
+    await queryRunner.query(`DROP TABLE "audit_pending"`);
+    await queryRunner.query(`DROP FUNCTION "audit_link_pending"()`);
+  }
+}
