@@ -1,6 +1,10 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD, Reflector } from '@nestjs/core';
-import { ThrottlerModule, type ThrottlerModuleOptions } from '@nestjs/throttler';
+import {
+  ThrottlerModule,
+  type ThrottlerModuleOptions,
+  type ThrottlerStorage,
+} from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { STRICT_RATE_LIMIT_KEY } from '../common/http/rate-limit.js';
@@ -12,6 +16,7 @@ import {
   USER,
   UserRateLimitGuard,
 } from './rate-limit.guards.js';
+import { MemoryThrottlerStorage } from './memory-throttler-storage.js';
 import { RedisThrottlerStorage } from './redis-throttler-storage.js';
 
 const MINUTE_MS = 60_000;
@@ -20,14 +25,14 @@ type Request = FastifyRequest & { user?: AuthenticatedUser };
 
 const STORAGE = Symbol('RateLimitStorage');
 
-/** The shared Redis counters, as a provider so that Nest closes the connection on shutdown. */
+/** The counters, in Redis or in this process, as a provider so that Nest closes them on shutdown. */
 @Module({
   providers: [
     {
       provide: STORAGE,
       inject: [AppConfig],
-      useFactory: (config: AppConfig): RedisThrottlerStorage | null =>
-        config.redisUrl ? new RedisThrottlerStorage(config.redisUrl) : null,
+      useFactory: (config: AppConfig): ThrottlerStorage =>
+        config.redisUrl ? new RedisThrottlerStorage(config.redisUrl) : new MemoryThrottlerStorage(),
     },
   ],
   exports: [STORAGE],
@@ -56,7 +61,7 @@ export class RateLimitModule {
           useFactory: (
             config: AppConfig,
             reflector: Reflector,
-            storage: RedisThrottlerStorage | null,
+            storage: ThrottlerStorage,
           ): ThrottlerModuleOptions => ({
             throttlers: [
               { name: CLIENT, ttl: MINUTE_MS, limit: config.rateLimitPerMinute },
@@ -78,7 +83,7 @@ export class RateLimitModule {
             // One bucket per tracker across all routes, not one per route (the library default).
             generateKey: (_context, tracker, name) => `${name}:${tracker}`,
             getTracker: (request) => (request as Request).ip,
-            ...(storage ? { storage } : {}),
+            storage,
           }),
         }),
       ],
