@@ -4,6 +4,7 @@ import type {
   DataSource,
   EntityMetadata,
   EntitySubscriberInterface,
+  EntityTarget,
   InsertEvent,
   LoadEvent,
   ObjectLiteral,
@@ -64,6 +65,17 @@ export class PhiSubscriber implements EntitySubscriberInterface<ObjectLiteral> {
         );
       }
     }
+  }
+
+  /**
+   * A copy of a row with its PHI columns encrypted as an insert through TypeORM would write
+   * them: for repositories that write rows in their own SQL (several tables in one statement).
+   */
+  encrypted<T extends ObjectLiteral>(target: EntityTarget<T>, row: T): T {
+    const copy = { ...row };
+    this.encrypt(this.dataSource.getMetadata(target), copy);
+    this.pending.delete(copy);
+    return copy;
   }
 
   private encrypt(metadata: EntityMetadata, entity: ObjectLiteral): void {

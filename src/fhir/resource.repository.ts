@@ -79,8 +79,9 @@ export class ResourceRepository {
   }
 
   /**
-   * Inserts version 1 of resources whose ids were just generated, so no row can exist yet:
-   * three statements however many there are (history, current, index).
+   * Inserts version 1 of resources whose ids were just generated, so no row can exist yet: one
+   * statement however many there are (history rows, current rows and index rows, each table a
+   * data-modifying CTE inserting from arrays). Round trips are most of a create's cost.
    */
   async insertFirst(
     items: { resourceType: string; id: string; render: (next: NextVersion) => RenderedVersion }[],
@@ -92,23 +93,45 @@ export class ResourceRepository {
         const { content, index } = render(next);
         return { row: { resourceType, id, ...next, deleted: false, content }, index };
       });
-      // Copies: the PHI subscriber encrypts what it is given in place while the insert runs.
-      await manager.insert(
-        ResourceHistoryEntity,
-        written.map(({ row }) => ({ ...row })),
-      );
-      await manager.insert(
-        ResourceEntity,
-        written.map(({ row }) => ({ ...row })),
-      );
-      await this.searchIndex.insert(
-        manager,
-        written.flatMap(({ row, index }) =>
-          index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
+      const values: unknown[] = [];
+      const ctes = [
+        this.versionRows('h', ResourceHistoryEntity, 'resource_history', written, values),
+        this.versionRows('r', ResourceEntity, 'resource', written, values),
+        ...this.searchIndex.insertions(
+          written.flatMap(({ row, index }) =>
+            index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
+          ),
+          values,
         ),
-      );
+      ];
+      await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
       return written.map(({ row }) => manager.create(ResourceEntity, row));
     });
+  }
+
+  /** A CTE inserting the rows into a version table, PHI encrypted for that table. */
+  private versionRows(
+    name: string,
+    target: typeof ResourceEntity | typeof ResourceHistoryEntity,
+    table: string,
+    written: { row: ResourceEntity }[],
+    values: unknown[],
+  ): string {
+    const rows = written.map(({ row }) => this.phi.encrypted<ResourceEntity>(target, row));
+    const columns: [string, string, (row: ResourceEntity) => unknown][] = [
+      ['resource_type', 'text', (row) => row.resourceType],
+      ['id', 'text', (row) => row.id],
+      ['version_id', 'integer', (row) => row.versionId],
+      ['last_updated', 'timestamptz', (row) => row.lastUpdated.toISOString()],
+      ['deleted', 'boolean', (row) => row.deleted],
+      ['content', 'text', (row) => row.content],
+    ];
+    const arrays = columns.map(([, type, value]) => {
+      values.push(rows.map(value));
+      return `$${values.length}::${type}[]`;
+    });
+    return `${name} AS (INSERT INTO "${table}" (${columns.map(([column]) => column).join(', ')})
+       SELECT * FROM unnest(${arrays.join(', ')}))`;
   }
 
   /**

@@ -96,17 +96,22 @@ export class SearchIndexRepository {
   /** The index rows of resources that have none yet (their first versions). */
   async insert(manager: EntityManager, resources: ResourceIndex[]): Promise<void> {
     const values: unknown[] = [];
-    const ctes = insertions(resources, values);
+    const ctes = this.insertions(resources, values);
     if (ctes.length > 0) {
       await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
     }
   }
+
+  /**
+   * The INSERT CTEs (named i0, i1…) for the resources' rows, one per table that has any, their
+   * arrays appended to `values` (whose positions the placeholders take): for a caller that
+   * writes them in the same statement as the versions they index.
+   */
+  insertions(resources: ResourceIndex[], values: unknown[]): string[] {
+    return insertions(resources, values);
+  }
 }
 
-/**
- * The INSERT CTEs for the resources' rows, one per table that has any, their arrays appended
- * to `values` (whose positions the placeholders take).
- */
 function insertions(resources: ResourceIndex[], values: unknown[]): string[] {
   const ctes: string[] = [];
   for (const [i, spec] of TABLES.entries()) {
