@@ -1,11 +1,12 @@
 /**
- * node dist/bench/baseline/check.js (after `npx nest build`)
+ * npm run bench:check-baseline
  *
  * Proves that the baseline does CareVault's database work: on a fresh embedded PostgreSQL
  * with pg_stat_statements, CareVault and the baseline each get a database of their own, are
  * seeded alike through their APIs, and are sent each benchmark request once (after a warm-up
- * round). For each request the two must run the same top-level statements (text and number,
- * BEGIN and COMMIT included) and add the same number of rows to every table; the rows written
+ * round). For each request the two must run the same statements as pg_stat_statements counts
+ * them (text and number, BEGIN and COMMIT included, and those of the audit trigger that runs at
+ * commit) and add the same number of rows to every table; the rows written
  * for the same bodies must be equal (index rows and keyed hashes value for value, ciphertexts
  * of the same length), and so must the audit rows. Finally each service reads a row the
  * other one encrypted. Prints tables; exits 1 on any difference.

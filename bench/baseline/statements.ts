@@ -3,9 +3,9 @@ import type { IndexRows } from '../../src/fhir/search/index-rows.js';
 
 /**
  * The SQL CareVault sends for the benchmark's requests, copied from a capture of its
- * statements (`log_statement = 'all'`) or, where the text depends on how many rows are written
- * (TypeORM's multi-row VALUES, the index CTEs), built as CareVault builds it and compared with
- * a capture: the baseline must cost PostgreSQL exactly what CareVault costs it.
+ * statements (`log_statement = 'all'`) or, where the text depends on what is written (the
+ * CTEs of a create), built as CareVault builds it and compared with a capture: the baseline
+ * must cost PostgreSQL exactly what CareVault costs it.
  * bench/baseline/check.ts compares both sides' statements.
  */
 
@@ -13,23 +13,6 @@ import type { IndexRows } from '../../src/fhir/search/index-rows.js';
 export const START_TRANSACTION = 'START TRANSACTION';
 export const COMMIT = 'COMMIT';
 export const ROLLBACK = 'ROLLBACK';
-
-/** The columns TypeORM inserts a version with, in the entities' order. */
-const VERSION_COLUMNS = ['resource_type', 'id', 'version_id', 'last_updated', 'deleted', 'content'];
-
-/**
- * ResourceRepository.insertFirst: TypeORM's `insert` of the first versions of `rows` resources
- * into `resource_history` or `resource`, one statement, unprepared. TypeORM numbers the values
- * row by row: `($1, …, $6), ($7, …, $12)`.
- */
-export function insertVersions(table: 'resource_history' | 'resource', rows: number): string {
-  const tuples = Array.from(
-    { length: rows },
-    (_, row) =>
-      `(${VERSION_COLUMNS.map((_, column) => `$${row * VERSION_COLUMNS.length + column + 1}`).join(', ')})`,
-  );
-  return `INSERT INTO "${table}"(${VERSION_COLUMNS.map((c) => `"${c}"`).join(', ')}) VALUES ${tuples.join(', ')}`;
-}
 
 /** ResourceRepository.findCurrent: prepared, with resource-row.ts's columns. */
 export const SELECT_CURRENT =
@@ -129,36 +112,66 @@ const TABLES: readonly {
   },
 ];
 
-/** A resource's index rows, with the resource they belong to (ResourceIndex). */
-export interface ResourceIndex {
+/** The tables a version is written to; its ciphertext is bound to the table (AAD). */
+export type VersionTable = 'resource_history' | 'resource';
+
+/** A first version to insert, with its index rows. */
+export interface FirstVersion {
   resourceType: string;
-  resourceId: string;
-  rows: IndexRows;
+  id: string;
+  lastUpdated: Date;
+  index: IndexRows;
 }
 
 /**
- * SearchIndexRepository.insert for resources' first versions: one statement, a data-modifying
- * CTE per table that has rows, each inserting from arrays that hold every resource's rows for
- * that table, resource after resource. Undefined when there is nothing to index.
+ * ResourceRepository.insertFirst: resources' first versions in one statement, a data-modifying
+ * CTE per table inserting from arrays (unnest): the history rows (h) and the current rows (r),
+ * `content(table, version)` giving the ciphertext for each, then SearchIndexRepository's
+ * insertions (i0…i7, one per index table that has rows, each holding every resource's rows for
+ * that table, resource after resource). Placeholders are numbered in that order.
  */
-export function insertIndex(
-  resources: readonly ResourceIndex[],
-): { text: string; values: unknown[] } | undefined {
+export function insertFirstVersions<T extends FirstVersion>(
+  versions: readonly T[],
+  content: (table: VersionTable, version: T) => string,
+): { text: string; values: unknown[] } {
   const values: unknown[] = [];
-  const ctes: string[] = [];
+  const unnest = (arrays: [type: string, values: unknown[]][]): string =>
+    `unnest(${arrays
+      .map(([type, array]) => {
+        values.push(array);
+        return `$${values.length}::${type}[]`;
+      })
+      .join(', ')})`;
+  const ctes = (
+    [
+      ['h', 'resource_history'],
+      ['r', 'resource'],
+    ] as const
+  ).map(
+    ([name, table]) =>
+      `${name} AS (INSERT INTO "${table}" (resource_type, id, version_id, last_updated, deleted, content)
+       SELECT * FROM ${unnest([
+         ['text', versions.map((v) => v.resourceType)],
+         ['text', versions.map((v) => v.id)],
+         ['integer', versions.map(() => 1)],
+         ['timestamptz', versions.map((v) => v.lastUpdated.toISOString())],
+         ['boolean', versions.map(() => false)],
+         ['text', versions.map((v) => content(table, v))],
+       ])})`,
+  );
   for (const [i, spec] of TABLES.entries()) {
-    const rows = resources.flatMap(({ resourceType, resourceId, rows }) =>
-      spec.rows(rows).map((row) => [resourceType, resourceId, ...row]),
+    const rows = versions.flatMap(({ resourceType, id, index }) =>
+      spec.rows(index).map((row) => [resourceType, id, ...row]),
     );
     if (rows.length === 0) continue;
-    const placeholders = ['text', 'text', ...spec.types].map((type, column) => {
-      values.push(rows.map((row) => row[column]));
-      return `$${values.length}::${type}[]`;
-    });
+    const arrays = ['text', 'text', ...spec.types].map((type, column): [string, unknown[]] => [
+      type,
+      rows.map((row) => row[column]),
+    ]);
     ctes.push(
       `i${i} AS (INSERT INTO "${spec.table}" (resource_type, resource_id, ${spec.columns.join(', ')})
-         SELECT * FROM unnest(${placeholders.join(', ')}))`,
+         SELECT * FROM ${unnest(arrays)})`,
     );
   }
-  return ctes.length > 0 ? { text: `WITH ${ctes.join(', ')} SELECT 1`, values } : undefined;
+  return { text: `WITH ${ctes.join(', ')} SELECT 1`, values };
 }

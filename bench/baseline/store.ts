@@ -7,8 +7,7 @@ import { appendStatement } from './audit.js';
 import { observationRows, patientRows } from './index-rows.js';
 import {
   COMMIT,
-  insertIndex,
-  insertVersions,
+  insertFirstVersions,
   ROLLBACK,
   SEARCH_ONE_HASH,
   SELECT_CURRENT,
@@ -67,8 +66,7 @@ export class BaselineStore {
   /**
    * ResourceRepository.insertFirst for new resources (FhirService.createChecked: a create, or
    * all of a transaction Bundle's creates): each version with the server's id and meta, all of
-   * one time, then the history rows, the current rows and the index rows: three statements
-   * however many resources there are.
+   * one time, written with its index rows in one statement however many resources there are.
    */
   async insertFirst(
     client: pg.PoolClient,
@@ -87,23 +85,10 @@ export class BaselineStore {
         resourceType === 'Patient' ? patientRows(stored, this.blind) : observationRows(stored);
       return { resourceType, id, lastUpdated, content: JSON.stringify(stored), index };
     });
-    for (const table of ['resource_history', 'resource'] as const) {
-      await client.query(
-        insertVersions(table, written.length),
-        written.flatMap(({ resourceType, id, content }) => [
-          resourceType,
-          id,
-          1,
-          lastUpdated,
-          false,
-          this.cipher.encrypt(content, { table, column: 'content', row: [resourceType, id, '1'] }),
-        ]),
-      );
-    }
-    const insert = insertIndex(
-      written.map(({ resourceType, id, index }) => ({ resourceType, resourceId: id, rows: index })),
+    const insert = insertFirstVersions(written, (table, { resourceType, id, content }) =>
+      this.cipher.encrypt(content, { table, column: 'content', row: [resourceType, id, '1'] }),
     );
-    if (insert) await client.query(insert.text, insert.values);
+    await client.query(insert.text, insert.values);
     return written;
   }
 
