@@ -8,16 +8,19 @@ import { setupApp } from '../src/common/http/setup-app.js';
 import { readEnv } from '../src/config/config.js';
 
 /**
- * A CareVault for a benchmark: the real AppModule, without logs, on a free loopback port, and on
- * any free MLLP port, so that two instances can run side by side (bench:audit's on and off).
+ * A CareVault for a benchmark: the real AppModule as main.ts assembles it (rate limits included;
+ * the benchmarks raise them out of the way), without logs, on a free loopback port, and on any
+ * free MLLP port, so that several instances can run side by side.
  * `beforeListen` may add Fastify hooks, which cannot be added once the server listens.
  */
 export async function startBenchApp(
   beforeListen?: (app: NestFastifyApplication) => void,
 ): Promise<{ app: NestFastifyApplication; url: string }> {
   process.env['HL7_MLLP_PORT'] ??= '0';
+  // The limiter runs on every request, as in production, but never refuses the benchmark's.
+  process.env['RATE_LIMIT_PER_MINUTE'] ??= '1000000';
   const app = await NestFactory.create<NestFastifyApplication>(
-    await AppModule.register(),
+    await AppModule.register({ rateLimits: true }),
     createHttpAdapter(readEnv()),
     { logger: false, bodyParser: false },
   );

@@ -47,7 +47,6 @@ async function main(): Promise<void> {
   process.env['DATA_DIR'] = dir;
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
-  process.env['RATE_LIMIT_PER_MINUTE'] = '1000000';
   // The load client keeps the token it is given for the whole soak.
   process.env['ACCESS_TOKEN_TTL'] = '3600';
   const { targets, close } = await startTargets(['carevault']);
