@@ -24,6 +24,13 @@ export interface SearchParam {
    * simple.
    */
   roots?: readonly string[];
+  /**
+   * The type's branches as plain element paths (`Patient.address.city` gives
+   * `['address', 'city']`), when every branch is one: the index extractor then walks the JSON
+   * instead of running the FHIRPath engine, which took a fifth of a transaction's CPU.
+   * Undefined when a branch is anything else (`as`, `where`, functions).
+   */
+  paths?: readonly (readonly string[])[];
 }
 
 const INDEXED = new Set<string>([
@@ -71,6 +78,7 @@ export class SearchDefinitions {
         if (this.aliases.get(base)?.has(definition.code)) continue;
         const phi = isPhiParameter(definition.code);
         const roots = rootsOf(base, definition.expression);
+        const paths = pathsOf(base, definition.expression);
         params.set(definition.code, {
           code: definition.code,
           type: definition.type as IndexedParamType,
@@ -78,6 +86,7 @@ export class SearchDefinitions {
           targets: definition.target ?? [],
           phi,
           ...(roots ? { roots } : {}),
+          ...(paths ? { paths } : {}),
         });
       }
     }
@@ -124,6 +133,23 @@ function branchesFor(type: string, expression: string): string {
     (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
   );
   return own.length > 0 ? own.join(' | ') : expression;
+}
+
+/** The steps of a type's branches, or undefined unless every branch is `Type.element.element…`. */
+function pathsOf(type: string, expression: string): string[][] | undefined {
+  const paths: string[][] = [];
+  for (const branch of branchesFor(type, expression).split(' | ')) {
+    const [head, ...steps] = branch.trim().split('.');
+    if (
+      head !== type ||
+      steps.length === 0 ||
+      !steps.every((step) => /^[a-z][A-Za-z0-9]*$/.test(step))
+    ) {
+      return undefined;
+    }
+    paths.push(steps);
+  }
+  return paths;
 }
 
 /** The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`. */
