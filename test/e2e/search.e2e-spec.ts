@@ -217,6 +217,26 @@ describe('FHIR search', () => {
       expect(ids_(await search(`Observation?patient=${ids.b}&code=${code}`))).toEqual([ids.obsB]);
     });
 
+    it('finds by the Resource-level parameters _tag, _profile and _security', async () => {
+      const tagged = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: LOINC, code: `tagged-${run}` }] },
+        meta: {
+          tag: [{ system: 'urn:carevault:test', code: `batch-${run}` }],
+          profile: [`http://example.org/profile/${run}`],
+          security: [{ system: 'urn:carevault:test', code: `label-${run}` }],
+        },
+      });
+      expect(ids_(await search(`Observation?_tag=urn:carevault:test|batch-${run}`))).toEqual([
+        tagged,
+      ]);
+      expect(ids_(await search(`Observation?_profile=http://example.org/profile/${run}`))).toEqual([
+        tagged,
+      ]);
+      expect(ids_(await search(`Observation?_security=label-${run}`))).toEqual([tagged]);
+    });
+
     it('follows one level of chaining and _has', async () => {
       expect(ids_(await search(`Observation?subject:Patient.identifier=MRN-B-${run}`))).toEqual([
         ids.obsB,
