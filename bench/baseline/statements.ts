@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { IndexRows } from '../../src/fhir/search/index-rows.js';
+import { insertions } from '../../src/fhir/search/search-index.repository.js';
 
 /**
  * The SQL CareVault sends for the benchmark's requests, copied from a capture of its
@@ -55,63 +56,6 @@ export function statementName(text: string): string {
   return `cv_${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
 }
 
-/** The index tables as SearchIndexRepository writes them: value columns, SQL types, rows. */
-const TABLES: readonly {
-  table: string;
-  columns: string[];
-  types: string[];
-  rows: (index: IndexRows) => unknown[][];
-}[] = [
-  {
-    table: 'search_token',
-    columns: ['param', 'system', 'code'],
-    types: ['text', 'text', 'text'],
-    rows: (index) => index.tokens.map((r) => [r.param, r.system, r.code]),
-  },
-  {
-    table: 'search_string',
-    columns: ['param', 'value'],
-    types: ['text', 'text'],
-    rows: (index) => index.strings.map((r) => [r.param, r.value]),
-  },
-  {
-    table: 'search_date',
-    columns: ['param', 'low', 'high'],
-    types: ['text', 'timestamptz', 'timestamptz'],
-    rows: (index) => index.dates.map((r) => [r.param, r.low.toISOString(), r.high.toISOString()]),
-  },
-  {
-    table: 'search_reference',
-    columns: ['param', 'target_type', 'target_id'],
-    types: ['text', 'text', 'text'],
-    rows: (index) => index.references.map((r) => [r.param, r.targetType, r.targetId]),
-  },
-  {
-    table: 'search_number',
-    columns: ['param', 'value'],
-    types: ['text', 'numeric'],
-    rows: (index) => index.numbers.map((r) => [r.param, r.value]),
-  },
-  {
-    table: 'search_quantity',
-    columns: ['param', 'value', 'system', 'code'],
-    types: ['text', 'numeric', 'text', 'text'],
-    rows: (index) => index.quantities.map((r) => [r.param, r.value, r.system, r.code]),
-  },
-  {
-    table: 'search_uri',
-    columns: ['param', 'value'],
-    types: ['text', 'text'],
-    rows: (index) => index.uris.map((r) => [r.param, r.value]),
-  },
-  {
-    table: 'search_blind',
-    columns: ['param', 'hash'],
-    types: ['text', 'text'],
-    rows: (index) => index.blind.map((r) => [r.param, r.hash]),
-  },
-];
-
 /** The tables a version is written to; its ciphertext is bound to the table (AAD). */
 export type VersionTable = 'resource_history' | 'resource';
 
@@ -126,9 +70,8 @@ export interface FirstVersion {
 /**
  * ResourceRepository.insertFirst: resources' first versions in one statement, a data-modifying
  * CTE per table inserting from arrays (unnest): the history rows (h) and the current rows (r),
- * `content(table, version)` giving the ciphertext for each, then SearchIndexRepository's
- * insertions (i0…i7, one per index table that has rows, each holding every resource's rows for
- * that table, resource after resource). Placeholders are numbered in that order.
+ * `content(table, version)` giving the ciphertext for each, then SearchIndexRepository's own
+ * insertions (i0…i7). Placeholders are numbered in that order.
  */
 export function insertFirstVersions<T extends FirstVersion>(
   versions: readonly T[],
@@ -159,19 +102,15 @@ export function insertFirstVersions<T extends FirstVersion>(
          ['text', versions.map((v) => content(table, v))],
        ])})`,
   );
-  for (const [i, spec] of TABLES.entries()) {
-    const rows = versions.flatMap(({ resourceType, id, index }) =>
-      spec.rows(index).map((row) => [resourceType, id, ...row]),
-    );
-    if (rows.length === 0) continue;
-    const arrays = ['text', 'text', ...spec.types].map((type, column): [string, unknown[]] => [
-      type,
-      rows.map((row) => row[column]),
-    ]);
-    ctes.push(
-      `i${i} AS (INSERT INTO "${spec.table}" (resource_type, resource_id, ${spec.columns.join(', ')})
-         SELECT * FROM ${unnest(arrays)})`,
-    );
-  }
+  ctes.push(
+    ...insertions(
+      versions.map(({ resourceType, id, index }) => ({
+        resourceType,
+        resourceId: id,
+        rows: index,
+      })),
+      values,
+    ),
+  );
   return { text: `WITH ${ctes.join(', ')} SELECT 1`, values };
 }

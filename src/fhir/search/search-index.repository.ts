@@ -112,7 +112,8 @@ export class SearchIndexRepository {
   }
 }
 
-function insertions(resources: ResourceIndex[], values: unknown[]): string[] {
+/** SearchIndexRepository.insertions; exported for the benchmark's baseline, which sends it too. */
+export function insertions(resources: ResourceIndex[], values: unknown[]): string[] {
   const ctes: string[] = [];
   for (const [i, spec] of TABLES.entries()) {
     const rowsOf = resources.flatMap(({ resourceType, resourceId, rows }) =>
