@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import {
   cliUserToken,
+  faultEnv,
   FAULT_SYSTEM,
   labReport,
   patientIdOf,
@@ -12,7 +12,7 @@ import {
 } from '../support/faults.js';
 import { authorizedHttp } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { BUILT, childEnv, mllpPortOf, runNode, startService } from '../support/process.js';
+import { BUILT, mllpPortOf, runNode, startService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 const OBSERVATIONS = 5;
@@ -38,14 +38,7 @@ describe('SIGKILL during a stream of transactions and HL7 messages', () => {
   });
 
   it('keeps every acknowledged write, shows no partial one, and the audit chain verifies', async () => {
-    const env = childEnv({
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-      RATE_LIMIT_PER_MINUTE: '1000000',
-    });
+    const env = faultEnv(database.url, dataDir);
     const first = await startService(env);
     const api = authorizedHttp(await cliUserToken(env, first.url));
 

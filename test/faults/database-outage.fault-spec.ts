@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +5,7 @@ import pg from 'pg';
 import { EmbeddedPostgres, freePort } from '../../src/database/embedded-postgres.js';
 import {
   cliUserToken,
+  faultEnv,
   eventually,
   FAULT_SYSTEM,
   labReport,
@@ -17,7 +17,6 @@ import { buildPatient } from '../support/factories.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import {
   BUILT,
-  childEnv,
   mllpPortOf,
   runNode,
   startService,
@@ -42,15 +41,7 @@ describe('PostgreSQL stopped or read-only under a running service', () => {
     // the one it is given, not the parents.)
     postgres = new EmbeddedPostgres(dataDir, await freePort());
     url = await postgres.start();
-    env = childEnv({
-      DATABASE_URL: url,
-      MIGRATIONS_RUN: 'true',
-      DATA_DIR: join(dataDir, 'service'),
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-      RATE_LIMIT_PER_MINUTE: '1000000',
-    });
+    env = faultEnv(url, join(dataDir, 'service'), { MIGRATIONS_RUN: 'true' });
     service = await startService(env);
     api = authorizedHttp(await cliUserToken(env, service.url));
   }, 120_000);

@@ -1,13 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliUserToken, labReport, patientTransaction, rssOf } from '../support/faults.js';
+import { cliUserToken, faultEnv, labReport, patientTransaction, rssOf } from '../support/faults.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { childEnv, mllpPortOf, startService, type RunningService } from '../support/process.js';
+import { mllpPortOf, startService, type RunningService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 const IDLE = 1000;
@@ -46,15 +45,7 @@ describe('slow clients and many idle connections', () => {
   });
 
   it('serves other clients with bounded memory, and drops idle MLLP connections', async () => {
-    const env = childEnv({
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-      RATE_LIMIT_PER_MINUTE: '1000000',
-      HL7_IDLE_SECONDS: String(MLLP_IDLE_SECONDS),
-    });
+    const env = faultEnv(database.url, dataDir, { HL7_IDLE_SECONDS: String(MLLP_IDLE_SECONDS) });
     service = await startService(env);
     const token = await cliUserToken(env, service.url);
     const api = authorizedHttp(token);

@@ -1,12 +1,32 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { http } from './http.js';
-import { BUILT, runNode, type RunningService } from './process.js';
+import { BUILT, childEnv, runNode, type RunningService } from './process.js';
 
 /**
  * Helpers of the fault tests (`npm run test:faults`), which run the built service as a child
  * process and break what is under it.
  */
+
+/**
+ * The environment of a service under a fault test: its database, data directory and own PHI
+ * key, logs at info (the MLLP port is read from them), rate limits out of the load's way.
+ */
+export function faultEnv(
+  databaseUrl: string,
+  dataDir: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return childEnv({
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: dataDir,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    PHI_MASTER_KEY: randomBytes(32).toString('base64'),
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    ...extra,
+  });
+}
 
 /** A user made with the admin CLI, logged in over HTTP: its bearer token. */
 export async function cliUserToken(env: Record<string, string>, url: string): Promise<string> {
