@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
-import { DATABASE_PROBLEM_DIAGNOSTICS, databaseProblem } from '../database/database-unavailable.js';
+import { databaseIssue } from '../common/errors/error-response.js';
 import type { AuditScope } from './audit-context.js';
 
 const scopes = new WeakMap<object, AuditScope>();
@@ -31,19 +31,12 @@ export function isRecorded(request: FastifyRequest): boolean {
  */
 export class AuditUnavailableError extends AppError {
   constructor(readonly reason: unknown) {
-    const problem = databaseProblem(reason);
     super(503, [
-      problem
-        ? {
-            severity: 'error',
-            code: 'transient',
-            diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem],
-          }
-        : {
-            severity: 'error',
-            code: 'exception',
-            diagnostics: 'The audit trail is unavailable; the request was not completed',
-          },
+      databaseIssue(reason) ?? {
+        severity: 'error',
+        code: 'exception',
+        diagnostics: 'The audit trail is unavailable; the request was not completed',
+      },
     ]);
   }
 }

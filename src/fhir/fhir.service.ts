@@ -90,7 +90,7 @@ export class FhirService {
     return { type, resource, id };
   }
 
-  /** Writes creates that passed `checkCreate`, in three statements however many there are. */
+  /** Writes creates that passed `checkCreate`, in one statement however many there are. */
   async createChecked(
     user: AuthenticatedUser,
     checked: CheckedCreate[],

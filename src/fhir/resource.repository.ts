@@ -95,8 +95,8 @@ export class ResourceRepository {
       });
       const values: unknown[] = [];
       const ctes = [
-        this.versionRows('h', ResourceHistoryEntity, 'resource_history', written, values),
-        this.versionRows('r', ResourceEntity, 'resource', written, values),
+        this.versionRows(manager, 'h', ResourceHistoryEntity, written, values),
+        this.versionRows(manager, 'r', ResourceEntity, written, values),
         ...this.searchIndex.insertions(
           written.flatMap(({ row, index }) =>
             index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
@@ -111,12 +111,13 @@ export class ResourceRepository {
 
   /** A CTE inserting the rows into a version table, PHI encrypted for that table. */
   private versionRows(
+    manager: EntityManager,
     name: string,
     target: typeof ResourceEntity | typeof ResourceHistoryEntity,
-    table: string,
     written: { row: ResourceEntity }[],
     values: unknown[],
   ): string {
+    const table = manager.connection.getMetadata(target).tableName;
     const rows = written.map(({ row }) => this.phi.encrypted<ResourceEntity>(target, row));
     const columns: [string, string, (row: ResourceEntity) => unknown][] = [
       ['resource_type', 'text', (row) => row.resourceType],

@@ -3,7 +3,7 @@ import {
   DATABASE_PROBLEM_DIAGNOSTICS,
   databaseProblem,
 } from '../../database/database-unavailable.js';
-import { AppError } from './app-error.js';
+import { AppError, type Issue } from './app-error.js';
 import { operationOutcome, outcomeForStatus, type OperationOutcome } from './operation-outcome.js';
 
 export interface ErrorResponse {
@@ -54,21 +54,19 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
       ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
       : { status, body: outcomeForStatus(status) };
   }
-  const problem = databaseProblem(error);
-  if (problem) {
-    return {
-      status: 503,
-      body: operationOutcome([
-        {
-          severity: 'error',
-          code: 'transient',
-          diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem],
-        },
-      ]),
-      unexpected: error,
-    };
+  const unavailable = databaseIssue(error);
+  if (unavailable) {
+    return { status: 503, body: operationOutcome([unavailable]), unexpected: error };
   }
   return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
+}
+
+/** The issue for a database that is down, read-only or full (503), if that is the error. */
+export function databaseIssue(error: unknown): Issue | undefined {
+  const problem = databaseProblem(error);
+  return problem
+    ? { severity: 'error', code: 'transient', diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem] }
+    : undefined;
 }
 
 /** A description of a malformed request body, in our words rather than the parser's. */

@@ -99,7 +99,7 @@ export class BundleService {
   }
 
   /**
-   * A transaction's creates in three statements however many there are (a patient's record
+   * A transaction's creates in one statement however many there are (a patient's record
    * from Synthea is hundreds), each checked on its own first so that an error names its entry.
    */
   private async createAll(
