@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { startBenchApp } from './bench-app.js';
+import { INDEX_TABLES } from '../src/fhir/search/search-index.repository.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { HL7_USER } from '../src/hl7/hl7-user.js';
 import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
@@ -114,20 +115,7 @@ async function seedPatients(fhir: FhirService, data: DataSource): Promise<void> 
 
 /** Rows in every table a message writes to. */
 async function rowCount(data: DataSource): Promise<number> {
-  const tables = [
-    'resource',
-    'resource_history',
-    'search_token',
-    'search_string',
-    'search_date',
-    'search_reference',
-    'search_number',
-    'search_quantity',
-    'search_uri',
-    'search_blind',
-    'hl7_message',
-    'audit_event',
-  ];
+  const tables = ['resource', 'resource_history', ...INDEX_TABLES, 'hl7_message', 'audit_event'];
   const [row] = await data.query<{ n: number }[]>(
     `SELECT (${tables.map((table) => `(SELECT count(*) FROM "${table}")`).join(' + ')})::int AS n`,
   );

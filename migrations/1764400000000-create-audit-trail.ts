@@ -2,27 +2,27 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 const GENESIS = '0'.repeat(64);
 /** The advisory lock that serializes chain appends ('cvAU'). */
-export const CHAIN_LOCK = 0x63764155;
+const CHAIN_LOCK = 0x63764155;
 
 /**
- * Extends the chain in one statement: takes the chain lock (held to the end of the
- * transaction), links each entry to the one before, inserts them and moves the head. The
- * application sends each entry with the SHA-256 of its canonical form (content_hash); the
- * link is SHA-256(previous hash || content hash || position), as linkHash() computes.
- * (Migration 1764800000000 moves the linking to commit time; its down() restores this.)
+ * The body that links entries onto the chain: takes the chain lock (held to the end of the
+ * transaction), links each entry of `entries` (a jsonb array expression) to the one before,
+ * inserts them and moves the head. The application sends each entry with the SHA-256 of its
+ * canonical form (content_hash); the link is SHA-256(previous hash || content hash ||
+ * position), as linkHash() computes. Declares and sets "seq" to the new head's position.
  */
-export const AUDIT_APPEND = `
-      CREATE FUNCTION "audit_append"("entries" jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
-      DECLARE
+export function linkEntries(entries: string): { declare: string; body: string } {
+  return {
+    declare: `
         "entry" jsonb;
         "seq" bigint;
         "head" text;
-        "previous" text;
-      BEGIN
+        "previous" text;`,
+    body: `
         PERFORM pg_advisory_xact_lock(${CHAIN_LOCK});
         SELECT h."chain_seq", h."hash" INTO "seq", "head"
           FROM "audit_chain_head" h WHERE h."id" = 1 FOR UPDATE;
-        FOR "entry" IN SELECT value FROM jsonb_array_elements("entries") LOOP
+        FOR "entry" IN SELECT value FROM jsonb_array_elements(${entries}) LOOP
           "seq" := "seq" + 1;
           "previous" := "head";
           "head" := encode(sha256(decode("previous", 'hex')
@@ -32,7 +32,20 @@ export const AUDIT_APPEND = `
             SELECT * FROM jsonb_populate_record(NULL::"audit_event", "entry"
               || jsonb_build_object('chain_seq', "seq", 'prev_hash', "previous", 'hash', "head"));
         END LOOP;
-        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;
+        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;`,
+  };
+}
+
+const LINK = linkEntries('"entries"');
+
+/**
+ * Extends the chain in one statement, where it is called. (Migration 1764800000000 moves the
+ * linking to commit time; its down() restores this.)
+ */
+export const AUDIT_APPEND = `
+      CREATE FUNCTION "audit_append"("entries" jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
+      DECLARE${LINK.declare}
+      BEGIN${LINK.body}
         RETURN "seq";
       END $$`;
 

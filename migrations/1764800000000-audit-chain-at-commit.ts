@@ -1,5 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
-import { AUDIT_APPEND, CHAIN_LOCK } from './1764400000000-create-audit-trail.js';
+import { AUDIT_APPEND, linkEntries } from './1764400000000-create-audit-trail.js';
+
+/** The same linking as audit_append() did, over the queued row's entries. */
+const LINK = linkEntries('NEW."entries"');
 
 /**
  * Links audit rows onto the chain at commit time instead of where audit_append() is called.
@@ -27,26 +30,8 @@ export class AuditChainAtCommit1764800000000 implements MigrationInterface {
       )`);
     await queryRunner.query(`
       CREATE FUNCTION "audit_link_pending"() RETURNS trigger LANGUAGE plpgsql AS $$
-      DECLARE
-        "entry" jsonb;
-        "seq" bigint;
-        "head" text;
-        "previous" text;
-      BEGIN
-        PERFORM pg_advisory_xact_lock(${CHAIN_LOCK});
-        SELECT h."chain_seq", h."hash" INTO "seq", "head"
-          FROM "audit_chain_head" h WHERE h."id" = 1 FOR UPDATE;
-        FOR "entry" IN SELECT value FROM jsonb_array_elements(NEW."entries") LOOP
-          "seq" := "seq" + 1;
-          "previous" := "head";
-          "head" := encode(sha256(decode("previous", 'hex')
-            || decode("entry"->>'content_hash', 'hex')
-            || convert_to("seq"::text, 'UTF8')), 'hex');
-          INSERT INTO "audit_event"
-            SELECT * FROM jsonb_populate_record(NULL::"audit_event", "entry"
-              || jsonb_build_object('chain_seq', "seq", 'prev_hash', "previous", 'hash', "head"));
-        END LOOP;
-        UPDATE "audit_chain_head" SET "chain_seq" = "seq", "hash" = "head" WHERE "id" = 1;
+      DECLARE${LINK.declare}
+      BEGIN${LINK.body}
         DELETE FROM "audit_pending" WHERE "id" = NEW."id";
         RETURN NULL;
       END $$`);

@@ -1,47 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { contentHash, type AuditEntry } from '../../src/audit/audit-record.js';
-import { AUDIT_APPEND } from './statements.js';
-
-/** The columns audit_append() reads from each entry, in AuditRepository's order. */
-const COLUMNS: readonly [keyof AuditEntry, string][] = [
-  ['id', 'id'],
-  ['recordedAt', 'recorded_at'],
-  ['source', 'source'],
-  ['requestId', 'request_id'],
-  ['actorUserId', 'actor_user_id'],
-  ['actorName', 'actor_name'],
-  ['actorRoles', 'actor_roles'],
-  ['actorScope', 'actor_scope'],
-  ['breakGlass', 'break_glass'],
-  ['sourceIp', 'source_ip'],
-  ['userAgent', 'user_agent'],
-  ['action', 'action'],
-  ['subtype', 'subtype'],
-  ['method', 'method'],
-  ['route', 'route'],
-  ['resourceType', 'resource_type'],
-  ['resourceId', 'resource_id'],
-  ['resourceVersion', 'resource_version'],
-  ['patientIds', 'patient_ids'],
-  ['entities', 'entities'],
-  ['queryParams', 'query_params'],
-  ['outcome', 'outcome'],
-  ['statusCode', 'status_code'],
-  ['detail', 'detail'],
-];
-
-/** AuditRepository.append's statement for some entries (the chain lock is taken inside). */
-export function appendStatement(entries: readonly AuditEntry[]): {
-  text: string;
-  values: string[];
-} {
-  const records = entries.map((entry) => ({
-    ...Object.fromEntries(COLUMNS.map(([field, column]) => [column, entry[field]])),
-    content_hash: contentHash(entry),
-  }));
-  return { text: AUDIT_APPEND, values: [JSON.stringify(records)] };
-}
+import type { AuditEntry } from '../../src/audit/audit-record.js';
+import { appendStatement } from '../../src/audit/audit.repository.js';
 
 /** What an HTTP request's audit row says, as CareVault's httpAuditEntry() would fill it. */
 export interface RequestAudit {

@@ -1,7 +1,9 @@
 import { generateKeyPairSync, randomUUID, type KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import { Strategy } from 'passport-jwt';
-import { isRole, type Role } from '../../src/auth/roles.js';
+import { userOfClaims } from '../../src/auth/access-token-claims.js';
+import type { Role } from '../../src/auth/roles.js';
+import { VerifiedTokens } from '../../src/auth/verified-tokens.js';
 
 const ALGORITHM = 'ES256';
 const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -31,12 +33,16 @@ type JwtVerifier = (
 const verifyJwt = (Strategy as unknown as { JwtVerifier: JwtVerifier }).JwtVerifier;
 
 /**
- * Bearer tokens as CareVault checks them (JwtStrategy, SigningKeys.verificationKeyFor):
+ * Bearer tokens as CareVault checks them (JwtAuthGuard, JwtStrategy, SigningKeys):
+ * a token verified before is taken from the same cache; otherwise
  * ES256 under one in-memory P-256 key, the header checked first (algorithm, type, kid, no
  * embedded keys), then signature, issuer, audience and expiry, then the claims' shapes.
  * No database lookup: CareVault makes none per request either.
  */
 export class BaselineAuth {
+  /** JwtAuthGuard's cache of verified tokens: CareVault checks a token's signature once. */
+  private readonly verified = new VerifiedTokens();
+
   private constructor(
     private readonly kid: string,
     private readonly privateKey: KeyObject,
@@ -70,6 +76,10 @@ export class BaselineAuth {
   /** The user of a valid `Authorization: Bearer` header; undefined for anything else. */
   verify(authorization: string | undefined): Promise<BaselineUser | undefined> {
     const token = /^Bearer (\S+)$/i.exec(authorization ?? '')?.[1];
+    const known = token ? this.verified.get(token) : undefined;
+    if (known) {
+      return Promise.resolve(known);
+    }
     if (!token || !this.headerIsOurs(token)) {
       return Promise.resolve(undefined);
     }
@@ -78,7 +88,11 @@ export class BaselineAuth {
         token,
         this.publicKey,
         { audience: AUDIENCE, issuer: ISSUER, algorithms: [ALGORITHM], ignoreExpiration: false },
-        (error, payload) => resolve(error || !payload ? undefined : userOf(payload)),
+        (error, payload) => {
+          const user = error || !payload ? undefined : userOfClaims(payload);
+          if (user) this.verified.remember(token, user);
+          resolve(user);
+        },
       );
     });
   }
@@ -96,24 +110,4 @@ export class BaselineAuth {
       return false;
     }
   }
-}
-
-/** JwtStrategy.validate: a token without these claims is refused. */
-function userOf(claims: Record<string, unknown>): BaselineUser | undefined {
-  const { sub, exp, username, roles, amr, auth_time: authTime } = claims;
-  if (
-    typeof sub !== 'string' ||
-    typeof exp !== 'number' ||
-    typeof username !== 'string' ||
-    typeof authTime !== 'number' ||
-    !Array.isArray(roles) ||
-    !Array.isArray(amr)
-  ) {
-    return undefined;
-  }
-  return {
-    id: sub,
-    username,
-    roles: roles.filter((role): role is Role => typeof role === 'string' && isRole(role)),
-  };
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { createDataSource } from '../../src/database/database-options.js';
 import { EmbeddedPostgres } from '../../src/database/embedded-postgres.js';
+import { INDEX_TABLES } from '../../src/fhir/search/search-index.repository.js';
 
 /** What check.ts reads from the PostgreSQL server both services share. */
 
@@ -94,17 +95,6 @@ export async function rowCounts(client: pg.Client): Promise<Map<string, number>>
   );
   return new Map(rows.map((row) => [row.name, row.n]));
 }
-
-export const INDEX_TABLES = [
-  'search_token',
-  'search_string',
-  'search_date',
-  'search_reference',
-  'search_number',
-  'search_quantity',
-  'search_uri',
-  'search_blind',
-];
 
 /**
  * The rows of some resources, by table, as sorted JSON lines with their ids replaced by names

@@ -1,7 +1,7 @@
 import type { BlindIndexer } from '../../src/crypto/blind-index.js';
 import { dateTerms, stringTerms, tokenTerms } from '../../src/fhir/search/blind-terms.js';
 import { dateRange } from '../../src/fhir/search/date-range.js';
-import { emptyRows, type IndexRows } from '../../src/fhir/search/index-rows.js';
+import { dedupe, emptyRows, type IndexRows } from '../../src/fhir/search/index-rows.js';
 import { normalizePhone, normalizeString } from '../../src/fhir/search/normalize.js';
 
 /**
@@ -180,25 +180,4 @@ export function observationRows(observation: Json): IndexRows {
     rows.quantities.push({ param: 'value-quantity', ...q });
   }
   return dedupe(rows);
-}
-
-/** Each row once, as IndexExtractor keeps it. */
-function dedupe(rows: IndexRows): IndexRows {
-  const unique = <T>(items: T[]): T[] => {
-    const seen = new Set<string>();
-    return items.filter((item) => {
-      const key = JSON.stringify(item);
-      return seen.has(key) ? false : (seen.add(key), true);
-    });
-  };
-  return {
-    tokens: unique(rows.tokens),
-    strings: unique(rows.strings),
-    dates: unique(rows.dates),
-    references: unique(rows.references),
-    numbers: unique(rows.numbers),
-    quantities: unique(rows.quantities),
-    uris: unique(rows.uris),
-    blind: unique(rows.blind),
-  };
 }

@@ -26,9 +26,6 @@ export interface CurrentRow {
   content: string | null;
 }
 
-/** AuditRepository.append: the chain is extended by the audit_append() function. */
-export const AUDIT_APPEND = 'SELECT audit_append($1::jsonb)';
-
 export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 /**

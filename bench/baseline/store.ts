@@ -3,7 +3,7 @@ import type { AuditEntry } from '../../src/audit/audit-record.js';
 import type { BlindIndexer } from '../../src/crypto/blind-index.js';
 import type { FieldCipher } from '../../src/crypto/field-cipher.js';
 import type { IndexRows } from '../../src/fhir/search/index-rows.js';
-import { appendStatement } from './audit.js';
+import { appendStatement } from '../../src/audit/audit.repository.js';
 import { observationRows, patientRows } from './index-rows.js';
 import {
   COMMIT,

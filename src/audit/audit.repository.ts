@@ -40,6 +40,21 @@ const CONTENT_COLUMNS = COLUMNS.filter(
     !['chainSeq', 'prevHash', 'hash'].includes(column[0]),
 );
 
+/**
+ * The statement that appends entries (see AuditRepository.append): each entry as audit_append()
+ * reads it, with the SHA-256 of its canonical form. Exported for the benchmark's baseline.
+ */
+export function appendStatement(entries: readonly AuditEntry[]): {
+  text: string;
+  values: string[];
+} {
+  const records = entries.map((entry) => ({
+    ...Object.fromEntries(CONTENT_COLUMNS.map(([field, column]) => [column, entry[field]])),
+    content_hash: contentHash(entry),
+  }));
+  return { text: 'SELECT audit_append($1::jsonb)', values: [JSON.stringify(records)] };
+}
+
 export interface ChainHead {
   chainId: string;
   seq: number;
@@ -93,11 +108,8 @@ export class AuditRepository {
    * leaves none. Until then the rows are not in audit_event, even to their own transaction.
    */
   async append(manager: EntityManager, entries: readonly AuditEntry[]): Promise<void> {
-    const records = entries.map((entry) => ({
-      ...Object.fromEntries(CONTENT_COLUMNS.map(([field, column]) => [column, entry[field]])),
-      content_hash: contentHash(entry),
-    }));
-    await manager.query('SELECT audit_append($1::jsonb)', [JSON.stringify(records)]);
+    const { text, values } = appendStatement(entries);
+    await manager.query(text, values);
   }
 
   async head(manager: EntityManager = this.dataSource.manager): Promise<ChainHead> {

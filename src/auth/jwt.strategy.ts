@@ -3,20 +3,8 @@ import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 import { AppConfig } from '../config/config.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
-import { isRole } from './roles.js';
-import { smartContext } from './smart-scopes.js';
+import { userOfClaims, type AccessTokenClaims } from './access-token-claims.js';
 import { SigningKeys } from './signing-keys.js';
-
-interface AccessTokenClaims {
-  sub?: unknown;
-  exp?: unknown;
-  username?: unknown;
-  roles?: unknown;
-  amr?: unknown;
-  auth_time?: unknown;
-  scope?: unknown;
-  patient?: unknown;
-}
 
 /**
  * Bearer access tokens. The header is checked before the signature (SigningKeys), then the
@@ -47,28 +35,8 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   }
 
   validate(claims: AccessTokenClaims): AuthenticatedUser {
-    const { sub, exp, username, roles, amr, auth_time: authTime, scope, patient } = claims;
-    if (
-      typeof sub !== 'string' ||
-      typeof exp !== 'number' ||
-      typeof username !== 'string' ||
-      typeof authTime !== 'number' ||
-      !Array.isArray(roles) ||
-      !Array.isArray(amr)
-    ) {
-      throw new UnauthorizedException();
-    }
-    return {
-      id: sub,
-      username,
-      roles: roles.filter(
-        (role): role is AuthenticatedUser['roles'][number] =>
-          typeof role === 'string' && isRole(role),
-      ),
-      amr: amr.filter((method): method is string => typeof method === 'string'),
-      authTime,
-      expiresAt: exp,
-      ...smartContext(scope, patient),
-    };
+    const user = userOfClaims(claims);
+    if (!user) throw new UnauthorizedException();
+    return user;
   }
 }

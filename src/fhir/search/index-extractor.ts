@@ -5,7 +5,7 @@ import { BlindIndexer } from '../../crypto/blind-index.js';
 import type { FhirResource } from '../fhir-types.js';
 import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
 import { dateRange } from './date-range.js';
-import { emptyRows, type IndexRows } from './index-rows.js';
+import { dedupe, emptyRows, type IndexRows } from './index-rows.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { SearchDefinitions, type SearchParam } from './search-definitions.js';
 
@@ -259,24 +259,4 @@ function referenceTarget(value: unknown): { targetType: string; targetId: string
   const reference = isObject(value) ? text(value['reference']) : null;
   const match = reference ? REFERENCE.exec(reference) : null;
   return match ? { targetType: match[1]!, targetId: match[2]! } : undefined;
-}
-
-function dedupe(rows: IndexRows): IndexRows {
-  const unique = <T>(items: T[]): T[] => {
-    const seen = new Set<string>();
-    return items.filter((item) => {
-      const key = JSON.stringify(item);
-      return seen.has(key) ? false : (seen.add(key), true);
-    });
-  };
-  return {
-    tokens: unique(rows.tokens),
-    strings: unique(rows.strings),
-    dates: unique(rows.dates),
-    references: unique(rows.references),
-    numbers: unique(rows.numbers),
-    quantities: unique(rows.quantities),
-    uris: unique(rows.uris),
-    blind: unique(rows.blind),
-  };
 }

@@ -23,3 +23,24 @@ export function emptyRows(): IndexRows {
     blind: [],
   };
 }
+
+/** Each row once: a value reached by two paths, or twice in the resource, is indexed once. */
+export function dedupe(rows: IndexRows): IndexRows {
+  const unique = <T>(items: T[]): T[] => {
+    const seen = new Set<string>();
+    return items.filter((item) => {
+      const key = JSON.stringify(item);
+      return seen.has(key) ? false : (seen.add(key), true);
+    });
+  };
+  return {
+    tokens: unique(rows.tokens),
+    strings: unique(rows.strings),
+    dates: unique(rows.dates),
+    references: unique(rows.references),
+    numbers: unique(rows.numbers),
+    quantities: unique(rows.quantities),
+    uris: unique(rows.uris),
+    blind: unique(rows.blind),
+  };
+}

@@ -61,6 +61,9 @@ const TABLES: readonly TableSpec[] = [
   },
 ];
 
+/** The index tables, for tools that count or compare their rows (the benchmarks). */
+export const INDEX_TABLES: readonly string[] = TABLES.map(({ table }) => table);
+
 /** A resource's index rows, with the resource they belong to. */
 export interface ResourceIndex {
   resourceType: string;
