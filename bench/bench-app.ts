@@ -24,7 +24,7 @@ export async function startBenchApp(
     createHttpAdapter(readEnv()),
     { logger: false, bodyParser: false },
   );
-  await setupApp(app, { docs: false });
+  setupApp(app, { docs: false });
   beforeListen?.(app);
   await app.listen(0, '127.0.0.1');
   return { app, url: (await app.getUrl()).replace('[::1]', '127.0.0.1') };

@@ -17,7 +17,7 @@ async function bootstrap(): Promise<void> {
     // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules.
     { bufferLogs: true, bodyParser: false },
   );
-  await setupApp(app);
+  setupApp(app);
   const config = app.get(AppConfig);
   await app.listen(config.port, config.host);
   const url = await app.getUrl();

@@ -13,7 +13,8 @@ interface PgClient {
  * statement simply runs unprepared.
  */
 const MAX_PREPARED = 200;
-const prepared = new Set<string>();
+/** Statement text to its name; looked up by text so that a hot read hashes no SQL. */
+const prepared = new Map<string, string>();
 
 /**
  * Runs `text` as a named prepared statement on the manager's connection (its transaction's, if
@@ -47,13 +48,11 @@ export async function preparedQuery<T>(
 }
 
 function statementName(text: string): string | undefined {
+  const known = prepared.get(text);
+  if (known !== undefined || prepared.size >= MAX_PREPARED) {
+    return known;
+  }
   const name = `cv_${createHash('sha256').update(text).digest('base64url').slice(0, 24)}`;
-  if (prepared.has(name)) {
-    return name;
-  }
-  if (prepared.size >= MAX_PREPARED) {
-    return undefined;
-  }
-  prepared.add(name);
+  prepared.set(text, name);
   return name;
 }

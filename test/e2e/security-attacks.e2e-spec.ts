@@ -419,7 +419,7 @@ describe('attacks a hospital reviewer tries first', () => {
         createHttpAdapter(readEnv()),
         { bufferLogs: true, bodyParser: false },
       );
-      await setupApp(app, { docs: false });
+      setupApp(app, { docs: false });
       await app.listen(0, '127.0.0.1');
       try {
         const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');

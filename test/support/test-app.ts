@@ -21,7 +21,7 @@ export async function createTestApp(): Promise<TestApp> {
     // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules.
     { bufferLogs: true, bodyParser: false },
   );
-  await setupApp(app, { docs: false });
+  setupApp(app, { docs: false });
   await app.listen(0, '127.0.0.1');
   const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
   return { app, url, close: () => app.close() };
