@@ -1,5 +1,8 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { FhirDefinitions } from '../../fhir/fhir-definitions.js';
+import { describeFhirApi } from '../../fhir/fhir-openapi.js';
+import { SearchDefinitions } from '../../fhir/search/search-definitions.js';
 import { SOFTWARE_VERSION } from '../software.js';
 
 /** Swagger UI at /docs and the OpenAPI document at /docs-json. */
@@ -15,6 +18,16 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       'FHIR R4 REST API (application/fhir+json). Every error is a FHIR OperationOutcome.',
     )
     .setVersion(SOFTWARE_VERSION)
+    // The name the controllers' @ApiBearerAuth() refers to: Swagger UI's Authorize button.
+    .addBearerAuth(
+      {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'access_token from POST /auth/login (or /auth/login/mfa)',
+      },
+      'bearer',
+    )
     .build();
   const document = SwaggerModule.createDocument(app, config);
   document.components = {
@@ -50,5 +63,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       },
     },
   };
+  const search = app.get(SearchDefinitions);
+  describeFhirApi(document, {
+    resourceTypes: app.get(FhirDefinitions).resourceTypes,
+    searchParams: (type) => search.paramsOf(type),
+  });
   return document;
 }

@@ -1,0 +1,130 @@
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
+import { RequestMethod } from '@nestjs/common';
+import { ModulesContainer } from '@nestjs/core';
+import type { OpenAPIObject } from '@nestjs/swagger';
+import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
+import { OPENAPI_EXAMPLES } from '../../src/fhir/openapi-examples.js';
+import { tokenFor } from '../support/auth.js';
+import { http } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
+/** Every route Nest's controllers declare, as `METHOD /path/{param}`. */
+function declaredRoutes(testApp: TestApp): string[] {
+  const routes: string[] = [];
+  for (const module of testApp.app.get(ModulesContainer).values()) {
+    for (const wrapper of module.controllers.values()) {
+      const controller = wrapper.metatype as (new (...args: never[]) => object) | null;
+      if (!controller) continue;
+      const base = String(Reflect.getMetadata(PATH_METADATA, controller) ?? '');
+      const prototype = controller.prototype as Record<string, unknown>;
+      for (const name of Object.getOwnPropertyNames(prototype)) {
+        const handler = prototype[name];
+        if (name === 'constructor' || typeof handler !== 'function') continue;
+        const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
+        if (path === undefined) continue;
+        const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
+        const full = `/${base}/${path}`.replace(/\/+/g, '/').replace(/\/$/, '');
+        routes.push(`${method} ${full.replace(/:([A-Za-z]+)/g, '{$1}')}`);
+      }
+    }
+  }
+  return routes.sort();
+}
+
+function operations(document: OpenAPIObject) {
+  return Object.entries(document.paths).flatMap(([path, item]) =>
+    METHODS.flatMap((method) => (item[method] ? [{ path, method, operation: item[method] }] : [])),
+  );
+}
+
+describe('the OpenAPI document behind Swagger UI', () => {
+  let testApp: TestApp;
+  let document: OpenAPIObject;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    document = buildOpenApiDocument(testApp.app);
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('is a valid OpenAPI document', async () => {
+    // The validator dereferences in place: it gets a copy.
+    await expect(SwaggerParser.validate(structuredClone(document) as never)).resolves.toBeDefined();
+  });
+
+  it('documents every route the controllers declare', () => {
+    const documented = new Set(
+      operations(document).map(({ path, method }) => `${method.toUpperCase()} ${path}`),
+    );
+    const routes = declaredRoutes(testApp);
+    expect(routes.length).toBeGreaterThan(30);
+    expect(routes.filter((route) => !documented.has(route))).toEqual([]);
+  });
+
+  it('gives each operation a unique id, a defined security scheme and an OperationOutcome for errors', () => {
+    const schemes = Object.keys(document.components?.securitySchemes ?? {});
+    expect(schemes).toEqual(['bearer']);
+    const ids = operations(document).map(({ operation }) => operation.operationId);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const { path, method, operation } of operations(document)) {
+      for (const requirement of operation.security ?? []) {
+        for (const name of Object.keys(requirement)) expect(schemes).toContain(name);
+      }
+      const error = operation.responses['default'] as
+        { content?: Record<string, { schema?: unknown }> } | undefined;
+      const errors = Object.values(error?.content ?? {});
+      expect({ route: `${method} ${path}`, errors: errors.length }).toEqual({
+        route: `${method} ${path}`,
+        errors: 1,
+      });
+      expect(errors[0]!.schema).toEqual({ $ref: '#/components/schemas/OperationOutcome' });
+    }
+    expect(document.components?.schemas?.['OperationOutcome']).toBeDefined();
+  });
+
+  it('lists every resource type for the generic routes and the search parameters of each typed one', () => {
+    const type = document.paths['/fhir/{type}/{id}']!.get!.parameters!.find(
+      (parameter) => 'name' in parameter && parameter.name === 'type',
+    ) as { schema: { enum: string[] } };
+    expect(type.schema.enum).toEqual(expect.arrayContaining(['Patient', 'Observation', 'Bundle']));
+    expect(type.schema.enum.length).toBeGreaterThan(140);
+    const search = document.paths['/fhir/Patient']!.get!;
+    const names = (search.parameters ?? []).map((parameter) =>
+      'name' in parameter ? parameter.name : '',
+    );
+    expect(names).toEqual(
+      expect.arrayContaining(['family', 'birthdate', 'identifier', '_count', '_sort']),
+    );
+    expect(names).not.toContain('type');
+    const family = (search.parameters ?? []).find(
+      (parameter) => 'name' in parameter && parameter.name === 'family',
+    ) as { description: string };
+    expect(family.description).toContain('PHI');
+  });
+
+  it('has example bodies that the server accepts as they are', async () => {
+    const authorization = `Bearer ${await tokenFor(testApp, 'doctor')}`;
+    const types = Object.keys(OPENAPI_EXAMPLES);
+    expect(types.length).toBeGreaterThanOrEqual(10);
+    for (const type of types) {
+      const create = document.paths[`/fhir/${type}`]!.post!;
+      const media = (create.requestBody as { content: Record<string, { example: unknown }> })
+        .content['application/fhir+json']!;
+      const res = await http('POST', `${testApp.url}/fhir/${type}`, {
+        body: media.example,
+        headers: { authorization },
+      });
+      expect({ type, status: res.status, body: res.status === 201 ? '' : res.text }).toEqual({
+        type,
+        status: 201,
+        body: '',
+      });
+    }
+  });
+});
