@@ -7,7 +7,11 @@ import { SOFTWARE_VERSION } from '../software.js';
 
 /** Swagger UI at /docs and the OpenAPI document at /docs-json. */
 export function setupSwagger(app: INestApplication): void {
-  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), {
+    jsonDocumentUrl: 'docs-json',
+    // Tags start closed: the page opens on the list of sections, with a filter box over them.
+    swaggerOptions: { docExpansion: 'none', filter: true, displayRequestDuration: true },
+  });
 }
 
 /** The OpenAPI document of every route, with the FHIR schemas the routes refer to. */
@@ -68,5 +72,10 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     resourceTypes: app.get(FhirDefinitions).resourceTypes,
     searchParams: (type) => search.paramsOf(type),
   });
+  // Logging in comes first on the page: nothing else can be tried without a token.
+  document.tags = [
+    { name: 'Authentication', description: 'Log in here, then Authorize with the access_token' },
+    ...(document.tags ?? []),
+  ];
   return document;
 }
