@@ -14,6 +14,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { FhirModule } from './fhir/fhir.module.js';
 import { HealthModule } from './health/health.module.js';
 import { Hl7Module } from './hl7/hl7.module.js';
+import { SmartModule } from './smart/smart.module.js';
 
 @Module({})
 export class AppModule {
@@ -36,6 +37,7 @@ export class AppModule {
         AuthModule,
         ...(limits ? [limits.forUsers()] : []),
         FhirModule,
+        SmartModule,
         HealthModule,
         Hl7Module,
       ],

@@ -35,6 +35,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /auth/login': { action: 'login', subtype: 'password' },
   'POST /auth/login/mfa': { action: 'login', subtype: 'mfa' },
   'POST /auth/refresh': { action: 'login', subtype: 'refresh' },
+  'POST /auth/token': { action: 'login', subtype: 'refresh' },
   'POST /auth/logout': { action: 'logout', subtype: null },
   'POST /auth/mfa/enroll': { action: 'update', subtype: 'mfa-enroll' },
   'POST /auth/mfa/activate': { action: 'update', subtype: 'mfa-activate' },
@@ -45,9 +46,13 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /hl7/v2': { action: 'create', subtype: 'hl7-v2' },
   'GET /hl7/messages': { action: 'read', subtype: 'hl7-message-list' },
   'POST /hl7/messages/:id/reprocess': { action: 'execute', subtype: 'hl7-reprocess' },
+  'GET /hl7/outbox': { action: 'read', subtype: 'hl7-outbox-list' },
+  'POST /hl7/outbox/:id/resend': { action: 'execute', subtype: 'hl7-resend' },
   'GET /health': { action: 'read', subtype: 'health' },
   'GET /health/ready': { action: 'read', subtype: 'health' },
   'GET /.well-known/jwks.json': { action: 'read', subtype: 'jwks' },
+  'GET /.well-known/smart-configuration': { action: 'read', subtype: 'smart-configuration' },
+  'GET /fhir/.well-known/smart-configuration': { action: 'read', subtype: 'smart-configuration' },
 };
 
 const METHOD_ACTIONS: Record<string, string> = {
@@ -67,6 +72,8 @@ const BEST_EFFORT_ROUTES = new Set([
   'GET /health',
   'GET /health/ready',
   'GET /.well-known/jwks.json',
+  'GET /.well-known/smart-configuration',
+  'GET /fhir/.well-known/smart-configuration',
   'GET /fhir/metadata',
 ]);
 

@@ -1,6 +1,13 @@
-import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import type { FastifyRequest } from 'fastify';
+import { Body, Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiConsumes,
+  ApiOperation,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { AuthService } from './auth.service.js';
 import {
@@ -10,6 +17,7 @@ import {
   RefreshDto,
   ScopedTokenDto,
   type MfaRequiredResponse,
+  type OAuthError,
   type TokenResponse,
 } from './dto.js';
 import { StrictRateLimit } from '../common/http/rate-limit.js';
@@ -51,6 +59,39 @@ export class AuthController {
   @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the session' })
   refresh(@Body() body: RefreshDto): Promise<TokenResponse> {
     return this.auth.refresh(body.refresh_token);
+  }
+
+  @Public()
+  @Post('auth/token')
+  @StrictRateLimit()
+  @HttpCode(200)
+  @ApiConsumes('application/x-www-form-urlencoded')
+  @ApiBody({
+    schema: {
+      type: 'object',
+      required: ['grant_type', 'refresh_token'],
+      properties: {
+        grant_type: { type: 'string', enum: ['refresh_token'] },
+        refresh_token: { type: 'string' },
+      },
+    },
+  })
+  @ApiOperation({
+    summary: 'OAuth 2.0 token endpoint (RFC 6749): the refresh_token grant, for SMART clients',
+  })
+  @ApiResponse({
+    status: 400,
+    description: 'An OAuth error: { error, error_description } (RFC 6749 section 5.2)',
+  })
+  async token(
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<TokenResponse | OAuthError> {
+    const result = await this.auth.oauthToken(body);
+    // RFC 6749 section 5.1: token responses are never cached.
+    void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    if ('error' in result) void reply.status(400);
+    return result;
   }
 
   @Public()

@@ -4,7 +4,7 @@ import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
-import type { MfaRequiredResponse, TokenResponse } from './dto.js';
+import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
 import { verifyAgainstDummy, verifyPassword } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
@@ -93,6 +93,47 @@ export class AuthService {
       expires_in: access.expiresIn,
       refresh_token: token,
     };
+  }
+
+  /**
+   * The OAuth 2.0 token endpoint (RFC 6749 section 6): the refresh_token grant, the one a SMART
+   * client can use here (see SmartConfiguration). Failures are OAuth errors, which is what such
+   * clients read, rather than OperationOutcomes.
+   */
+  async oauthToken(form: unknown): Promise<TokenResponse | OAuthError> {
+    const fields = (form !== null && typeof form === 'object' ? form : {}) as Record<
+      string,
+      unknown
+    >;
+    const grant = fields['grant_type'];
+    if (typeof grant !== 'string' || grant === '') {
+      return { error: 'invalid_request', error_description: 'grant_type is required' };
+    }
+    if (grant !== 'refresh_token') {
+      return {
+        error: 'unsupported_grant_type',
+        error_description: 'Only refresh_token is offered here; sign in with POST /auth/login',
+      };
+    }
+    const token = fields['refresh_token'];
+    if (typeof token !== 'string' || token === '') {
+      return { error: 'invalid_request', error_description: 'refresh_token is required' };
+    }
+    if (fields['scope'] !== undefined && fields['scope'] !== '') {
+      return {
+        error: 'invalid_scope',
+        error_description:
+          "A refreshed token keeps its session's rights; narrow it with POST /auth/token/scoped",
+      };
+    }
+    try {
+      return await this.refresh(token);
+    } catch (error) {
+      if (error instanceof AppError && error.status === 401) {
+        return { error: 'invalid_grant', error_description: 'Invalid or expired refresh token' };
+      }
+      throw error;
+    }
   }
 
   /**

@@ -7,6 +7,7 @@ const INTERACTIONS = [
   'history-instance',
   'history-type',
   'create',
+  'search-type',
 ];
 
 /**
@@ -41,10 +42,14 @@ export interface SoftwareInfo {
   baseUrl: string;
 }
 
+/** How clients get tokens: `rest.security`, from the SMART configuration (src/smart). */
+export type RestSecurity = Record<string, unknown>;
+
 /** The CapabilityStatement, generated from the registered resource types rather than written by hand. */
 export function buildCapabilityStatement(
   resourceTypes: readonly string[],
   software: SoftwareInfo,
+  security: RestSecurity,
 ): Record<string, unknown> {
   return {
     resourceType: 'CapabilityStatement',
@@ -60,6 +65,8 @@ export function buildCapabilityStatement(
     rest: [
       {
         mode: 'server',
+        security,
+        interaction: [{ code: 'transaction' }, { code: 'batch' }],
         resource: resourceTypes.map((type) =>
           type === AUDIT_EVENT.type
             ? AUDIT_EVENT
@@ -70,9 +77,10 @@ export function buildCapabilityStatement(
                 versioning: 'versioned-update',
                 readHistory: true,
                 updateCreate: true,
-                conditionalCreate: false,
-                conditionalUpdate: false,
-                conditionalDelete: 'not-supported',
+                // If-None-Exist, PUT and DELETE with criteria: one match, under a lock.
+                conditionalCreate: true,
+                conditionalUpdate: true,
+                conditionalDelete: 'single',
               },
         ),
       },

@@ -1,13 +1,14 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
 import { FHIR_JSON } from '../common/http/media-types.js';
+import { requestOrigin } from '../common/http/request-origin.js';
 import type { FhirResource, StoredResource } from './fhir-types.js';
 
 type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
 
 /** The FHIR base URL as the client addressed it, for Location and Bundle links. */
 export function fhirBaseUrl(request: FastifyRequest): string {
-  return `${request.protocol}://${request.host}/fhir`;
+  return `${requestOrigin(request)}/fhir`;
 }
 
 export function parsePreferReturn(prefer: string | undefined): PreferReturn {

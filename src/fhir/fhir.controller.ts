@@ -36,6 +36,9 @@ import { FhirService } from './fhir.service.js';
 import { EverythingService } from './search/everything.service.js';
 import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
+import { AppConfig } from '../config/config.js';
+import { restSecurity, SmartConfiguration } from '../smart/smart-configuration.js';
+import { requestOrigin } from '../common/http/request-origin.js';
 
 const OUTCOME = {
   description: 'OperationOutcome describing the problem',
@@ -58,6 +61,8 @@ export class FhirController {
     private readonly searches: SearchService,
     private readonly bundles: BundleService,
     private readonly everythings: EverythingService,
+    private readonly smart: SmartConfiguration,
+    private readonly config: AppConfig,
   ) {}
 
   @Post()
@@ -79,17 +84,18 @@ export class FhirController {
   @Get('metadata')
   @Public()
   @ApiOperation({ summary: 'CapabilityStatement of this server' })
-  metadata(
+  async metadata(
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Record<string, unknown> {
+  ): Promise<Record<string, unknown>> {
+    const smart = await this.smart.document(requestOrigin(request));
     return sendFhirJson(
       reply,
-      buildCapabilityStatement(this.definitions.resourceTypes, {
-        name: 'CareVault',
-        version: SOFTWARE_VERSION,
-        baseUrl: fhirBaseUrl(request),
-      }),
+      buildCapabilityStatement(
+        this.definitions.resourceTypes,
+        { name: 'CareVault', version: SOFTWARE_VERSION, baseUrl: fhirBaseUrl(request) },
+        restSecurity(smart, this.config.corsOrigins.length > 0),
+      ),
     );
   }
 

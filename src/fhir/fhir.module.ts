@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AccessModule } from '../access/access.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { SmartModule } from '../smart/smart.module.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
@@ -18,7 +19,7 @@ import { SearchRepository } from './search/search.repository.js';
 import { SearchService } from './search/search.service.js';
 
 @Module({
-  imports: [AccessModule, CryptoModule, DatabaseModule],
+  imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
   controllers: [FhirController],
   providers: [
     FhirDefinitions,

@@ -107,4 +107,59 @@ describe('a FHIR client (fhir-kit-client)', () => {
     };
     expect(read.birthDate).toBe('1991-07-30');
   });
+
+  it('creates, updates, reads versions and history of, and deletes a patient', async () => {
+    const created = (await client.create({
+      resourceType: 'Patient',
+      body: { resourceType: 'Patient', name: [{ family, given: ['Ines'] }], gender: 'female' },
+    })) as unknown as { id: string; meta: { versionId: string } };
+    expect(created.meta.versionId).toBe('1');
+
+    const updated = (await client.update({
+      resourceType: 'Patient',
+      id: created.id,
+      body: {
+        resourceType: 'Patient',
+        id: created.id,
+        name: [{ family, given: ['Inés', 'María'] }],
+        gender: 'female',
+        birthDate: '1988-02-29',
+      },
+      options: { headers: { 'If-Match': 'W/"1"' } },
+    })) as unknown as { meta: { versionId: string }; birthDate: string };
+    expect(updated.meta.versionId).toBe('2');
+    expect(updated.birthDate).toBe('1988-02-29');
+
+    const first = (await client.vread({
+      resourceType: 'Patient',
+      id: created.id,
+      version: '1',
+    })) as unknown as { birthDate?: string; name: { given: string[] }[] };
+    expect(first.birthDate).toBeUndefined();
+    expect(first.name[0]!.given).toEqual(['Ines']);
+
+    const history = (await client.history({
+      resourceType: 'Patient',
+      id: created.id,
+    })) as unknown as {
+      type: string;
+      entry: { resource: { meta: { versionId: string } } }[];
+    };
+    expect(history.type).toBe('history');
+    expect(history.entry.map((entry) => entry.resource.meta.versionId)).toEqual(['2', '1']);
+
+    await client.delete({ resourceType: 'Patient', id: created.id });
+    await expect(client.read({ resourceType: 'Patient', id: created.id })).rejects.toMatchObject({
+      response: { status: 410 },
+    });
+    // A stale If-Match is refused, as the client reports it.
+    await expect(
+      client.update({
+        resourceType: 'Patient',
+        id: created.id,
+        body: { resourceType: 'Patient', id: created.id },
+        options: { headers: { 'If-Match': 'W/"1"' } },
+      }),
+    ).rejects.toMatchObject({ response: { status: 412 } });
+  });
 });

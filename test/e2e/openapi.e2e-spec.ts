@@ -23,11 +23,13 @@ function declaredRoutes(testApp: TestApp): string[] {
       for (const name of Object.getOwnPropertyNames(prototype)) {
         const handler = prototype[name];
         if (name === 'constructor' || typeof handler !== 'function') continue;
-        const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-        if (path === undefined) continue;
+        const paths = Reflect.getMetadata(PATH_METADATA, handler) as string | string[] | undefined;
+        if (paths === undefined) continue;
         const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-        const full = `/${base}/${path}`.replace(/\/+/g, '/').replace(/\/$/, '');
-        routes.push(`${method} ${full.replace(/:([A-Za-z]+)/g, '{$1}')}`);
+        for (const path of [paths].flat()) {
+          const full = `/${base}/${path}`.replace(/\/+/g, '/').replace(/\/$/, '');
+          routes.push(`${method} ${full.replace(/:([A-Za-z]+)/g, '{$1}')}`);
+        }
       }
     }
   }
