@@ -11,6 +11,7 @@ import { AuditModule } from '../audit/audit.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
+import { ImportCommand } from '../fhir/import/import.command.js';
 import { SearchReindexCommand } from '../fhir/search/reindex.command.js';
 import {
   UserCreateCommand,
@@ -51,6 +52,7 @@ export class CliModule {
         UserListCommand,
         BreakGlassReportCommand,
         SearchReindexCommand,
+        ImportCommand,
         AuditVerifyCommand,
         AuditCheckpointCommand,
         AuditPatientReportCommand,

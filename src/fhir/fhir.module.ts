@@ -7,6 +7,7 @@ import { BundleService } from './bundle/bundle.service.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
+import { ImportService } from './import/import.service.js';
 import { ResourceRepository } from './resource.repository.js';
 import { ResourceWrites } from './resource-writes.js';
 import { IndexExtractor } from './search/index-extractor.js';
@@ -35,7 +36,8 @@ import { SearchService } from './search/search.service.js';
     BundleService,
     EverythingService,
     ReindexService,
+    ImportService,
   ],
-  exports: [ReindexService, FhirService, ResourceWrites],
+  exports: [ReindexService, FhirService, ResourceWrites, ImportService],
 })
 export class FhirModule {}

@@ -3,7 +3,7 @@ import { type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
-import { SearchIndexRepository } from './search/search-index.repository.js';
+import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
 import { PhiSubscriber } from '../crypto/phi.subscriber.js';
 import { preparedQuery } from '../database/prepared-query.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -246,6 +246,18 @@ export class ResourceRepository {
       row: manager.create(ResourceEntity, row),
       created: current === null || current.deleted,
     };
+  }
+
+  /**
+   * Refreshes the planner's statistics of the resource and index tables, after a bulk load:
+   * until autovacuum gets to it, PostgreSQL plans searches for the tables as they were.
+   */
+  async analyze(): Promise<void> {
+    const manager = this.unitOfWork.manager;
+    const tables = [ResourceEntity, ResourceHistoryEntity].map(
+      (target) => manager.connection.getMetadata(target).tableName,
+    );
+    await manager.query(`ANALYZE ${[...tables, ...INDEX_TABLES].map((t) => `"${t}"`).join(', ')}`);
   }
 }
 

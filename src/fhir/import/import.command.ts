@@ -1,0 +1,160 @@
+import { relative } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, CommandRunner, Option } from 'nest-commander';
+import { describeSource, findSources, unitsOf, type ImportSource } from './import-sources.js';
+import { ImportService, type UnitResult } from './import.service.js';
+
+interface ImportOptions {
+  concurrency?: number;
+  stableIds?: boolean;
+}
+
+interface Rejection {
+  file: string;
+  where: string;
+  status: string;
+  reason: string;
+}
+
+/** How many rejected entries the report lists before it only counts them. */
+const LISTED_REJECTIONS = 100;
+
+@Command({
+  name: 'import',
+  arguments: '<paths...>',
+  description:
+    'Load FHIR transaction/batch Bundles (.json) and NDJSON files (.ndjson), or folders of them',
+})
+export class ImportCommand extends CommandRunner {
+  constructor(private readonly imports: ImportService) {
+    super();
+  }
+
+  async run(paths: string[], options: ImportOptions): Promise<void> {
+    const files = await findSources(paths);
+    if (files.length === 0) {
+      throw new Error('No .json or .ndjson files found in the paths given');
+    }
+    // Read and checked before anything is written: a malformed file stops the import whole.
+    const sources: ImportSource[] = [];
+    for (const file of files) sources.push(await describeSource(file));
+    const total = sources.reduce((sum, source) => sum + source.resources, 0);
+    const concurrency = options.concurrency ?? 4;
+    const started = Date.now();
+    const bar = progressBar(total);
+    const rejections: Rejection[] = [];
+    let written = 0;
+    const settle = (source: ImportSource, result: UnitResult, entries: number): void => {
+      written += result.written;
+      for (const rejected of result.rejected) {
+        rejections.push({ file: shown(source.path), ...rejected });
+      }
+      bar.increment(entries, { speed: rate(written, started) });
+    };
+    try {
+      // Shared bundles (no Patient) first: the others refer to them by conditional reference.
+      for (const phase of [sources.filter((s) => s.shared), sources.filter((s) => !s.shared)]) {
+        await pool(phase, concurrency, async (source) => {
+          for await (const unit of unitsOf(source, { stableIds: options.stableIds ?? false })) {
+            settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
+          }
+        });
+      }
+    } finally {
+      bar.stop();
+    }
+    if (written > 0) {
+      process.stderr.write('Updating the planner statistics (ANALYZE)\n');
+      await this.imports.analyze();
+    }
+    const seconds = (Date.now() - started) / 1000;
+    process.stdout.write(
+      `Imported ${written} of ${total} resources from ${sources.length} files in ` +
+        `${seconds.toFixed(1)} s (${rate(written, started)} resources/s); ` +
+        `${rejections.length} rejected\n`,
+    );
+    if (rejections.length > 0) {
+      for (const rejection of rejections.slice(0, LISTED_REJECTIONS)) {
+        process.stderr.write(
+          `${rejection.file} ${rejection.where}: ${rejection.status} ${rejection.reason}\n`,
+        );
+      }
+      if (rejections.length > LISTED_REJECTIONS) {
+        process.stderr.write(`... and ${rejections.length - LISTED_REJECTIONS} more\n`);
+      }
+      process.exitCode = 1;
+    }
+  }
+
+  @Option({
+    flags: '--concurrency <n>',
+    description: 'Files loaded at once (default 4)',
+  })
+  parseConcurrency(value: string): number {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1 || n > 64) {
+      throw new Error('--concurrency must be an integer from 1 to 64');
+    }
+    return n;
+  }
+
+  @Option({
+    flags: '--stable-ids',
+    description:
+      'Create entries whose fullUrl is urn:uuid:<uuid> with that id (PUT), so that a re-import updates them instead of adding copies',
+  })
+  parseStableIds(): boolean {
+    return true;
+  }
+}
+
+/**
+ * Runs `work` on every item, `limit` at a time. After a failure no new item starts; the ones
+ * under way finish, and then the first failure is thrown.
+ */
+async function pool<T>(items: T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      const item = items[next++]!;
+      await work(item).catch((error: unknown) => {
+        failed = true;
+        throw error;
+      });
+    }
+  };
+  const workers = Array.from({ length: Math.min(limit, items.length) }, worker);
+  const failure = (await Promise.allSettled(workers)).find(
+    (result) => result.status === 'rejected',
+  );
+  if (failure) throw failure.reason;
+}
+
+/** A path as the user would type it: relative under the working directory, else absolute. */
+function shown(path: string): string {
+  const local = relative(process.cwd(), path);
+  return local.startsWith('..') ? path : local;
+}
+
+function rate(resources: number, started: number): number {
+  return Math.round(resources / Math.max((Date.now() - started) / 1000, 0.001));
+}
+
+/**
+ * The progress bar on stderr (stdout keeps the summary for scripts). Without a terminal it
+ * prints a line every five seconds instead of redrawing.
+ */
+function progressBar(total: number): SingleBar {
+  const bar = new SingleBar({
+    format:
+      'Importing [{bar}] {percentage}% | {value}/{total} resources | {speed}/s | ETA {eta_formatted}',
+    stream: process.stderr,
+    noTTYOutput: true,
+    notTTYSchedule: 5_000,
+    etaBuffer: 50,
+    hideCursor: true,
+  });
+  bar.start(total, 0, { speed: 0 });
+  return bar;
+}

@@ -1,0 +1,138 @@
+import { Injectable } from '@nestjs/common';
+import { AuditContext, AuditScope } from '../../audit/audit-context.js';
+import { AuditTrail } from '../../audit/audit-trail.js';
+import { cliAuditEntry } from '../../audit/cli-audit.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
+import { BundleService } from '../bundle/bundle.service.js';
+import { ResourceRepository } from '../resource.repository.js';
+import type { ImportUnit } from './import-sources.js';
+
+/**
+ * Who writes what `cli import` loads: a system account with the integration role, so that the
+ * permission matrix applies as it does to the HL7 feed (no AuditEvents, no deletes). The audit
+ * rows name the operating-system user who ran the command.
+ */
+export const IMPORT_USER: AuthenticatedUser = {
+  id: 'import',
+  username: 'import',
+  roles: ['integration'],
+  amr: [],
+  authTime: 0,
+};
+
+/** The base URL of the Bundle responses, which the import reads only for statuses. */
+const BASE_URL = 'urn:carevault:import';
+
+export interface UnitResult {
+  /** Entries written or matched. */
+  written: number;
+  /** Entries refused, with where they came from and why (no PHI: server diagnostics only). */
+  rejected: { where: string; status: string; reason: string }[];
+}
+
+/**
+ * Loads Bundles in-process, as POST /fhir would: a transaction all or nothing, a batch entry by
+ * entry. Each Bundle gets its audit row, naming the resources and patients it wrote; a
+ * transaction's row commits with its resources.
+ */
+@Injectable()
+export class ImportService {
+  constructor(
+    private readonly bundles: BundleService,
+    private readonly context: AuditContext,
+    private readonly trail: AuditTrail,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly resources: ResourceRepository,
+  ) {}
+
+  /** After a load: searches are planned for the tables as they are now (see ResourceRepository). */
+  analyze(): Promise<void> {
+    return this.resources.analyze();
+  }
+
+  async load(unit: ImportUnit): Promise<UnitResult> {
+    const scope = new AuditScope();
+    const entries = unit.bundle.entry?.length ?? 0;
+    const entry = (outcome: 'success' | 'failure', detail: string) =>
+      cliAuditEntry('import', {
+        subtype: `import-${unit.bundle.type}`,
+        actorRoles: IMPORT_USER.roles,
+        patientIds: [...scope.patients],
+        entities: [...scope.entities],
+        outcome,
+        detail,
+      });
+    if (unit.bundle.type === 'transaction') {
+      try {
+        await this.context.run(scope, () =>
+          this.unitOfWork.run(async () => {
+            await this.bundles.process(IMPORT_USER, unit.bundle, BASE_URL);
+            await this.trail.recordInTransaction(entry('success', `entries=${entries}`));
+          }),
+        );
+        return { written: entries, rejected: [] };
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        await this.trail.record(entry('failure', `entries=${entries} status=${error.status}`));
+        return { written: 0, rejected: [rejection(error, unit)] };
+      }
+    }
+    const response = await this.context.run(scope, () =>
+      this.bundles.process(IMPORT_USER, unit.bundle, BASE_URL),
+    );
+    const rejected = (response.entry as BatchResponseEntry[]).flatMap((result, index) =>
+      result.response.status.startsWith('2')
+        ? []
+        : [
+            {
+              where: unit.where(index),
+              status: result.response.status,
+              reason: reasons(result.response.outcome?.issue ?? []),
+            },
+          ],
+    );
+    await this.trail.record(
+      entry(
+        rejected.length === 0 ? 'success' : 'failure',
+        `entries=${entries} rejected=${rejected.length}`,
+      ),
+    );
+    return { written: entries - rejected.length, rejected };
+  }
+}
+
+interface Issue {
+  diagnostics?: string;
+  expression?: string[];
+}
+
+interface BatchResponseEntry {
+  response: { status: string; outcome?: { issue?: Issue[] } };
+}
+
+const ENTRY_LABEL = /^Bundle\.entry\[\d+\]:\s*/;
+
+/**
+ * The server's reasons with the elements they concern, without its `Bundle.entry[n]: ` label
+ * (the report says where instead).
+ */
+function reasons(issues: readonly Issue[]): string {
+  const text = issues.map((issue) => {
+    const diagnostics = (issue.diagnostics ?? '').replace(ENTRY_LABEL, '');
+    const where = (issue.expression ?? []).filter((path) => !path.startsWith('Bundle.'));
+    return where.length > 0 ? `${diagnostics} (${where.join(', ')})` : diagnostics;
+  });
+  return text.join('; ') || 'rejected';
+}
+
+/** A failed transaction: the server names the entry (`Bundle.entry[3]: ...`); so does the report. */
+function rejection(error: AppError, unit: ImportUnit): UnitResult['rejected'][number] {
+  const index = /^Bundle\.entry\[(\d+)\]/.exec(error.message)?.[1];
+  return {
+    where: index === undefined ? 'bundle' : unit.where(Number(index)),
+    status: String(error.status),
+    reason: reasons(error.issues),
+  };
+}

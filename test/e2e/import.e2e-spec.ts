@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+
+const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+
+describe('cli import: Bundles and NDJSON from files', () => {
+  let database: ScratchDatabase;
+  let dataDir: string;
+  let inputs: string;
+  let env: Record<string, string>;
+  let db: pg.Client;
+
+  const count = async (type: string): Promise<number> => {
+    const { rows } = await db.query<{ n: string }>(
+      'SELECT count(*) AS n FROM resource WHERE resource_type = $1 AND NOT deleted',
+      [type],
+    );
+    return Number(rows[0]!.n);
+  };
+  const runImport = (...args: string[]): Promise<Finished> =>
+    runNode(BUILT.cli, ['import', ...args], env, { timeoutMs: 120_000 });
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    dataDir = await mkdtemp(join(tmpdir(), 'carevault-import-'));
+    inputs = join(dataDir, 'inputs');
+    env = childEnv({
+      DATABASE_URL: database.url,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
+    });
+    db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+    // The shared hospital and practitioner bundles and two patients, in a folder of their own.
+    const synthea = join(inputs, 'synthea');
+    await mkdir(synthea, { recursive: true });
+    const files = (await readdir(SYNTHEA)).filter((file) => file.endsWith('.json')).sort();
+    const shared = files.filter((file) => /^(hospital|practitioner)Information/.test(file));
+    const patients = files.filter((file) => !shared.includes(file)).slice(0, 2);
+    for (const file of [...shared, ...patients]) {
+      await copyFile(join(SYNTHEA, file), join(synthea, file));
+    }
+  });
+
+  afterAll(async () => {
+    await db.end();
+    await database.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('loads a Synthea folder with progress and a summary, and a re-run with --stable-ids adds nothing', async () => {
+    const first = await runImport('--stable-ids', join(inputs, 'synthea'));
+    expect(first.stderr).toContain('Importing [');
+    expect(first.stderr).toMatch(/resources \| \d+\/s \| ETA/);
+    expect(first).toMatchObject({ code: 0 });
+    const summary =
+      /Imported (\d+) of (\d+) resources from 4 files in [\d.]+ s \(\d+ resources\/s\); 0 rejected/.exec(
+        first.stdout,
+      );
+    expect(summary).not.toBeNull();
+    expect(summary![1]).toBe(summary![2]);
+    expect(await count('Patient')).toBe(2);
+    const observations = await count('Observation');
+    const organizations = await count('Organization');
+    expect(observations).toBeGreaterThan(10);
+
+    const again = await runImport('--stable-ids', '--concurrency', '2', join(inputs, 'synthea'));
+    expect(again).toMatchObject({ code: 0 });
+    expect(await count('Patient')).toBe(2);
+    expect(await count('Observation')).toBe(observations);
+    expect(await count('Organization')).toBe(organizations);
+
+    // Every Bundle has its audit row naming the patients it wrote, and the chain holds.
+    const { rows } = await db.query<{ patients: number }>(
+      `SELECT cardinality(patient_ids) AS patients FROM audit_event
+        WHERE source = 'cli' AND subtype = 'import-transaction' AND outcome = 'success'`,
+    );
+    expect(rows).toHaveLength(8);
+    expect(rows.filter((row) => row.patients === 1)).toHaveLength(4);
+    expect(await runNode(BUILT.cli, ['audit:verify'], env)).toMatchObject({ code: 0 });
+  });
+
+  it('loads NDJSON with stable ids, lists each rejected line, and exits non-zero', async () => {
+    const file = join(inputs, 'patients.ndjson');
+    const lines = [
+      { resourceType: 'Patient', id: 'nd-1', name: [{ family: 'Ndjson' }] },
+      { resourceType: 'Patient', name: [{ family: 'NoId' }] },
+      '',
+      { resourceType: 'Observation', id: 'nd-obs', code: { text: 'no status' } },
+      { resourceType: 'Patient', id: 'nd-2', birthDate: 'yesterday' },
+    ];
+    await writeFile(
+      file,
+      lines.map((line) => (typeof line === 'string' ? line : JSON.stringify(line))).join('\n'),
+    );
+    const before = await count('Patient');
+    const result = await runImport(file);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('Imported 2 of 4 resources from 1 files');
+    expect(result.stdout).toContain('2 rejected');
+    expect(result.stderr).toMatch(/patients\.ndjson line 4: 400 .*status/);
+    expect(result.stderr).toMatch(/patients\.ndjson line 5: 400 /);
+    expect(await count('Patient')).toBe(before + 2);
+
+    // The line with an id is updated in place on a re-run; the one without is created again.
+    await runImport(file);
+    expect(await count('Patient')).toBe(before + 3);
+  });
+
+  it('refuses a malformed file before writing anything', async () => {
+    const folder = join(inputs, 'broken');
+    await mkdir(folder);
+    await writeFile(
+      join(folder, 'a.json'),
+      JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: [] }),
+    );
+    await writeFile(join(folder, 'b.ndjson'), '{"resourceType":"Patient"}\n{not json\n');
+    await writeFile(join(folder, 'c.json'), JSON.stringify({ resourceType: 'Patient' }));
+    const before = await count('Patient');
+    const result = await runImport(folder);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('b.ndjson line 2 is not JSON');
+    expect(await count('Patient')).toBe(before);
+    const notBundle = await runImport(join(folder, 'c.json'));
+    expect(notBundle.code).toBe(1);
+    expect(notBundle.stderr).toContain('c.json is not a transaction or batch Bundle');
+  });
+});
