@@ -11,6 +11,7 @@ import { AppConfig } from './config/config.js';
 import { AppConfigModule } from './config/config.module.js';
 import { CryptoModule } from './crypto/crypto.module.js';
 import { DatabaseModule } from './database/database.module.js';
+import { ExportModule } from './fhir/export/export.module.js';
 import { FhirModule } from './fhir/fhir.module.js';
 import { HealthModule } from './health/health.module.js';
 import { Hl7Module } from './hl7/hl7.module.js';
@@ -37,6 +38,7 @@ export class AppModule {
         AuthModule,
         ...(limits ? [limits.forUsers()] : []),
         FhirModule,
+        ExportModule,
         SmartModule,
         HealthModule,
         Hl7Module,

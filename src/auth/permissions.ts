@@ -82,7 +82,9 @@ export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
   // Administrators manage accounts and review the audit trail; minimum necessary: they do
   // not read records.
   admin: [{ types: ['AuditEvent'], interactions: ['read', 'search'] }],
-  doctor: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE, 'delete'] }],
+  // Bulk export (with a recent MFA, checked by the export routes) is theirs alone: it discloses
+  // whole populations, which only those who treat patients may take out.
+  doctor: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE, 'delete', 'export'] }],
   nurse: [
     { types: '*', except: [...AUDIT, ...FINANCIAL], interactions: READ },
     { types: NURSING, interactions: WRITE },

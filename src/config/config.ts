@@ -207,6 +207,10 @@ export class AppConfig {
     return this.config.get('AUDIT_RETENTION_DAYS', { infer: true });
   }
 
+  get exportRetentionSeconds(): number {
+    return this.config.get('EXPORT_RETENTION_SECONDS', { infer: true });
+  }
+
   get auditSkippedForBenchmark(): boolean {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }

@@ -265,6 +265,13 @@ export class EnvironmentVariables {
   @Max(36_500, { message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
   AUDIT_RETENTION_DAYS = 2190;
 
+  /** Bulk Data export files (encrypted) are removed this long after the export completes. */
+  @Transform(toInteger)
+  @IsInt({ message: 'EXPORT_RETENTION_SECONDS must be an integer between 1 and 604800' })
+  @Min(1, { message: 'EXPORT_RETENTION_SECONDS must be an integer between 1 and 604800' })
+  @Max(604_800, { message: 'EXPORT_RETENTION_SECONDS must be an integer between 1 and 604800' })
+  EXPORT_RETENTION_SECONDS = 3600;
+
   /** The MLLP listener for HL7 v2 feeds; 0 takes any free port (tests), -1 turns it off. */
   @Transform(toInteger)
   @IsInt({ message: 'HL7_MLLP_PORT must be an integer between -1 and 65535' })

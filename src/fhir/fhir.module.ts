@@ -38,6 +38,13 @@ import { SearchService } from './search/search.service.js';
     ReindexService,
     ImportService,
   ],
-  exports: [ReindexService, FhirService, ResourceWrites, ImportService],
+  exports: [
+    ReindexService,
+    FhirService,
+    ResourceWrites,
+    ImportService,
+    ResourceRepository,
+    FhirDefinitions,
+  ],
 })
 export class FhirModule {}

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type EntityManager, MoreThanOrEqual, QueryFailedError } from 'typeorm';
+import { type EntityManager, MoreThan, MoreThanOrEqual, QueryFailedError } from 'typeorm';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
@@ -246,6 +246,36 @@ export class ResourceRepository {
       row: manager.create(ResourceEntity, row),
       created: current === null || current.deleted,
     };
+  }
+
+  /**
+   * A page of a type's current resources in id order, after `after` and changed after `since`:
+   * how a bulk export walks a type without holding it all (keyset paging on the primary key).
+   */
+  pageOfType(
+    type: string,
+    after: string,
+    since: Date | undefined,
+    limit: number,
+  ): Promise<ResourceEntity[]> {
+    return this.unitOfWork.manager.find(ResourceEntity, {
+      where: {
+        resourceType: type,
+        deleted: false,
+        id: MoreThan(after),
+        ...(since ? { lastUpdated: MoreThan(since) } : {}),
+      },
+      order: { id: 'ASC' },
+      take: limit,
+    });
+  }
+
+  /** The types that have at least one current resource. */
+  async typesInUse(): Promise<string[]> {
+    const rows = await this.unitOfWork.manager.query<{ resource_type: string }[]>(
+      'SELECT DISTINCT resource_type FROM resource WHERE NOT deleted ORDER BY resource_type',
+    );
+    return rows.map((row) => row.resource_type);
   }
 
   /**

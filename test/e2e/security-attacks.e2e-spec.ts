@@ -1,6 +1,5 @@
 import { Controller, Get, Module } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants.js';
-import { ModulesContainer, NestFactory } from '@nestjs/core';
+import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { exportJWK, SignJWT, type JWTPayload } from 'jose';
@@ -27,6 +26,7 @@ import {
 } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, http } from '../support/http.js';
+import { declaredRoutes } from '../support/routes.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -334,48 +334,22 @@ describe('attacks a hospital reviewer tries first', () => {
       'POST /auth/refresh',
       'POST /auth/logout',
       'GET /.well-known/jwks.json',
+      'GET /.well-known/smart-configuration',
+      'GET /fhir/.well-known/smart-configuration',
+      'POST /auth/token',
     ].sort();
 
     function routes(app: NestFastifyApplication) {
-      const found: {
-        route: string;
-        method: string;
-        path: string;
-        isPublic: boolean;
-        declared: boolean;
-      }[] = [];
-      for (const module of app.get(ModulesContainer).values()) {
-        for (const wrapper of module.controllers.values()) {
-          const controller = wrapper.metatype as (new (...args: never[]) => unknown) | null;
-          if (!controller) continue;
-          const base = String(Reflect.getMetadata(PATH_METADATA, controller) ?? '');
-          for (const name of Object.getOwnPropertyNames(controller.prototype)) {
-            const handler = (controller.prototype as Record<string, unknown>)[name];
-            if (name === 'constructor' || typeof handler !== 'function') continue;
-            const path = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
-            const method = Reflect.getMetadata(METHOD_METADATA, handler) as number | undefined;
-            if (path === undefined || method === undefined) continue;
-            const verb = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH'][method]!;
-            const full =
-              `/${[base, path].filter((p) => p && p !== '/').join('/')}`
-                .replace(/\/+/g, '/')
-                .replace(/\/$/, '') || '/';
-            found.push({
-              route: `${verb} ${full}`,
-              method: verb,
-              path: full,
-              isPublic: Boolean(
-                Reflect.getMetadata(PUBLIC_KEY, handler) ??
-                Reflect.getMetadata(PUBLIC_KEY, controller),
-              ),
-              declared:
-                Reflect.getMetadata(FHIR_INTERACTION_KEY, handler) !== undefined ||
-                Reflect.getMetadata(APP_PERMISSION_KEY, handler) !== undefined,
-            });
-          }
-        }
-      }
-      return found;
+      return declaredRoutes(app).map((route) => ({
+        ...route,
+        isPublic: Boolean(
+          Reflect.getMetadata(PUBLIC_KEY, route.handler) ??
+          Reflect.getMetadata(PUBLIC_KEY, route.controller),
+        ),
+        declared:
+          Reflect.getMetadata(FHIR_INTERACTION_KEY, route.handler) !== undefined ||
+          Reflect.getMetadata(APP_PERMISSION_KEY, route.handler) !== undefined,
+      }));
     }
 
     it('declares a permission or is on the public list, and answers 401 without a token', async () => {
@@ -393,7 +367,9 @@ describe('attacks a hospital reviewer tries first', () => {
           .replace(':type', 'Patient')
           .replace(':id', 'some-id')
           .replace(':vid', '1')
-          .replace(':username', 'someone');
+          .replace(':username', 'someone')
+          .replace(':job', 'some-job')
+          .replace(':file', 'Patient.ndjson');
         const res = await http(route.method, `${testApp.url}${url}`, {
           ...(['POST', 'PUT', 'PATCH'].includes(route.method) ? { body: {}, headers: json } : {}),
         });

@@ -1,0 +1,176 @@
+import { Readable } from 'node:stream';
+import { Controller, Delete, Get, Headers, HttpCode, Param, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AuditContext } from '../../audit/audit-context.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { CurrentUser } from '../../auth/current-user.decorator.js';
+import { FhirInteraction, RequireRecentMfa } from '../../auth/permission.decorators.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { fhirBaseUrl } from '../fhir-headers.js';
+import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
+
+const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
+/** Kick-off parameters this server takes; any other is refused rather than ignored. */
+const PARAMETERS = new Set(['_outputFormat', '_type', '_since']);
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+const KICK_OFF_HEADERS = [
+  { name: 'Prefer', required: true, description: 'respond-async' },
+  { name: 'Accept', required: false, description: 'application/fhir+json' },
+] as const;
+
+/**
+ * FHIR Bulk Data Access 2.0 export: kick-off (202 and a status URL), status polling, the NDJSON
+ * files, and DELETE to cancel. Starting an export needs the export permission and an MFA of the
+ * last five minutes; polling and downloading need the same permission and are open only to the
+ * user who started it.
+ */
+@ApiTags('Bulk Data export')
+@ApiBearerAuth()
+@Controller('fhir')
+export class ExportController {
+  constructor(
+    private readonly exports: ExportService,
+    private readonly audit: AuditContext,
+  ) {}
+
+  @Get('$export')
+  @FhirInteraction('export', 'Patient')
+  @RequireRecentMfa()
+  @HttpCode(202)
+  @ApiOperation({ summary: 'System-level export of every type you may export (async, NDJSON)' })
+  @ApiHeader(KICK_OFF_HEADERS[0])
+  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  system(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, unknown>,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'system', undefined, query, prefer, request, reply);
+  }
+
+  @Get('Patient/$export')
+  @FhirInteraction('export', 'Patient')
+  @RequireRecentMfa()
+  @HttpCode(202)
+  @ApiOperation({ summary: "Export every patient's compartment (async, NDJSON)" })
+  @ApiHeader(KICK_OFF_HEADERS[0])
+  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  patients(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, unknown>,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'patient', undefined, query, prefer, request, reply);
+  }
+
+  @Get('Group/:id/$export')
+  @FhirInteraction('export', 'Patient')
+  @RequireRecentMfa()
+  @HttpCode(202)
+  @ApiOperation({ summary: "Export the compartments of a Group's patient members (async, NDJSON)" })
+  @ApiHeader(KICK_OFF_HEADERS[0])
+  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  group(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'group', id, query, prefer, request, reply);
+  }
+
+  @Get('$export-status/:job')
+  @FhirInteraction('export', 'Patient')
+  @ApiOperation({
+    summary: 'Export status: 202 with X-Progress while running, 200 with the manifest',
+  })
+  status(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('job') job: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): ExportManifest | undefined {
+    const status = this.exports.status(user, job);
+    if ('progress' in status) {
+      void reply.status(202).header('x-progress', status.progress).header('retry-after', '2');
+      return undefined;
+    }
+    void reply.header('content-type', 'application/json').header('cache-control', 'no-store');
+    return status.manifest;
+  }
+
+  @Delete('$export-status/:job')
+  @FhirInteraction('export', 'Patient')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Cancel an export, or delete a finished one and its files' })
+  async cancel(@CurrentUser() user: AuthenticatedUser, @Param('job') job: string): Promise<void> {
+    await this.exports.cancel(user, job);
+  }
+
+  @Get('$export-file/:job/:file')
+  @FhirInteraction('export', 'Patient')
+  @ApiOperation({ summary: 'One NDJSON file of a finished export (decrypted as it is sent)' })
+  file(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('job') job: string,
+    @Param('file') name: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Readable {
+    const file = this.exports.file(user, job, name);
+    // The download is the disclosure: its audit row names every patient in the file.
+    for (const patient of file.patients) this.audit.touchPatient(patient);
+    void reply
+      .header('content-type', 'application/fhir+ndjson')
+      .header('cache-control', 'no-store');
+    return Readable.from(file.lines);
+  }
+
+  private async kickOff(
+    user: AuthenticatedUser,
+    level: ExportLevel,
+    groupId: string | undefined,
+    query: Record<string, unknown>,
+    prefer: string | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<void> {
+    if (!/(^|[,;\s])respond-async\b/.test(prefer ?? '')) {
+      throw AppError.invalid('Bulk export is asynchronous: send Prefer: respond-async');
+    }
+    for (const [name, value] of Object.entries(query)) {
+      if (!PARAMETERS.has(name)) {
+        throw AppError.of(400, 'not-supported', `The export parameter ${name} is not supported`);
+      }
+      if (typeof value !== 'string') {
+        throw AppError.invalid(`${name} may be given once`, [name]);
+      }
+    }
+    const format = query['_outputFormat'] as string | undefined;
+    if (format !== undefined && !NDJSON_FORMATS.has(format)) {
+      throw AppError.of(400, 'not-supported', 'The only output format is application/fhir+ndjson');
+    }
+    const since = query['_since'] as string | undefined;
+    if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) {
+      throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
+    }
+    const types = (query['_type'] as string | undefined)?.split(',').map((type) => type.trim());
+    const baseUrl = fhirBaseUrl(request);
+    const id = await this.exports.start(user, {
+      level,
+      ...(groupId !== undefined ? { groupId } : {}),
+      ...(types ? { types } : {}),
+      ...(since !== undefined ? { since: new Date(since) } : {}),
+      requestUrl: `${baseUrl}${request.url.replace(/^\/fhir/, '')}`,
+      requestId: String(request.id),
+      baseUrl,
+    });
+    void reply.header('content-location', `${baseUrl}/$export-status/${id}`);
+  }
+}

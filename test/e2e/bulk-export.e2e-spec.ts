@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { AppConfig } from '../../src/config/config.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { http, type HttpResult } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const RETENTION_SECONDS = 4;
+
+describe('Bulk Data export ($export)', () => {
+  let testApp: TestApp;
+  let restoreEnv: () => void;
+  let authorization: string;
+  let exportsDir: string;
+  const family = `Exportable-${randomUUID().slice(0, 8)}`;
+  const ids: Record<string, string> = {};
+
+  const get = (url: string, headers: Record<string, string> = {}): Promise<HttpResult> =>
+    http('GET', url.startsWith('http') ? url : `${testApp.url}${url}`, {
+      headers: { authorization, ...headers },
+    });
+  const kickOff = (path: string, headers: Record<string, string> = {}): Promise<HttpResult> =>
+    get(path, { prefer: 'respond-async', accept: 'application/fhir+json', ...headers });
+  const create = async (resource: Record<string, unknown>): Promise<string> => {
+    const res = await http('POST', `${testApp.url}/fhir/${String(resource['resourceType'])}`, {
+      body: resource,
+      headers: { authorization },
+    });
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  };
+
+  /** Polls the status URL until the manifest comes. */
+  async function manifestOf(kickedOff: HttpResult): Promise<{
+    request: string;
+    requiresAccessToken: boolean;
+    output: { type: string; url: string; count: number }[];
+  }> {
+    expect(kickedOff.status).toBe(202);
+    const status = kickedOff.headers.get('content-location')!;
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const res = await get(status);
+      if (res.status === 200) return res.body;
+      expect(res.status).toBe(202);
+      expect(res.headers.get('x-progress')).toBeTruthy();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error('export did not complete');
+  }
+
+  async function download(url: string): Promise<Record<string, unknown>[]> {
+    const res = await get(url);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/fhir+ndjson');
+    return res.text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+  }
+
+  beforeAll(async () => {
+    restoreEnv = withEnv({ EXPORT_RETENTION_SECONDS: String(RETENTION_SECONDS) });
+    testApp = await createTestApp();
+    exportsDir = join(testApp.app.get(AppConfig).dataDir, 'exports');
+    const doctor = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, doctor);
+    authorization = `Bearer ${(await loginWithMfa(testApp, doctor, secret)).access_token}`;
+
+    ids['ana'] = await create({ resourceType: 'Patient', name: [{ family, given: ['Ana'] }] });
+    ids['ben'] = await create({ resourceType: 'Patient', name: [{ family, given: ['Ben'] }] });
+    for (const who of ['ana', 'ben']) {
+      ids[`${who}-obs`] = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: `export-${family}` },
+        subject: { reference: `Patient/${ids[who]}` },
+      });
+    }
+    ids['restricted'] = await create({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: `export-${family}` },
+      subject: { reference: `Patient/${ids['ana']}` },
+      meta: {
+        security: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+        ],
+      },
+    });
+    ids['group'] = await create({
+      resourceType: 'Group',
+      type: 'person',
+      actual: true,
+      member: [{ entity: { reference: `Patient/${ids['ana']}` } }],
+    });
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  it('refuses kick-offs that are not asynchronous, not NDJSON, malformed, or without the right or a recent MFA', async () => {
+    expect((await get('/fhir/Patient/$export')).status).toBe(400);
+    for (const query of ['_outputFormat=application/json', '_since=yesterday', '_typeFilter=x']) {
+      const res = await kickOff(`/fhir/Patient/$export?${query}`);
+      expect({ query, status: res.status }).toEqual({ query, status: 400 });
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    expect((await kickOff('/fhir/$export?_type=NotAType')).status).toBe(400);
+
+    const withoutMfa = `Bearer ${await tokenFor(testApp, 'doctor')}`;
+    const stale = await kickOff('/fhir/Patient/$export', { authorization: withoutMfa });
+    expect(stale.status).toBe(403);
+    expect(stale.body.issue[0].diagnostics).toContain('MFA in the last 5 minutes');
+    const nurse = `Bearer ${await tokenFor(testApp, 'nurse')}`;
+    expect((await kickOff('/fhir/Patient/$export', { authorization: nurse })).status).toBe(403);
+    expect((await kickOff(`/fhir/Group/${randomUUID()}/$export`)).status).toBe(404);
+  });
+
+  it("exports the patients' compartments as NDJSON, encrypted at rest, restricted records left out, and audited", async () => {
+    const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient,Observation,Organization');
+    const manifest = await manifestOf(kickedOff);
+    expect(manifest.requiresAccessToken).toBe(true);
+    expect(manifest.request).toContain('/fhir/Patient/$export?_type=Patient,Observation');
+    // Organization is outside every patient compartment: no file for it.
+    expect(manifest.output.map((file) => file.type).sort()).toEqual(['Observation', 'Patient']);
+    const job = /\$export-status\/([0-9a-f-]+)$/.exec(
+      kickedOff.headers.get('content-location')!,
+    )![1]!;
+
+    const byType: Record<string, Record<string, unknown>[]> = {};
+    for (const file of manifest.output) {
+      byType[file.type] = await download(file.url);
+      expect(byType[file.type]).toHaveLength(file.count);
+    }
+    const patientIds = byType['Patient']!.map((patient) => patient['id']);
+    expect(patientIds).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
+    const observationIds = byType['Observation']!.map((observation) => observation['id']);
+    expect(observationIds).toEqual(expect.arrayContaining([ids['ana-obs'], ids['ben-obs']]));
+    expect(observationIds).not.toContain(ids['restricted']);
+
+    // At rest, each line is a PHI envelope: no name, no JSON.
+    const files = await readdir(join(exportsDir, job));
+    expect(files.sort()).toEqual(['Observation.ndjson', 'Patient.ndjson']);
+    const raw = await readFile(join(exportsDir, job, 'Patient.ndjson'), 'utf8');
+    expect(raw).not.toContain(family);
+    for (const line of raw.trim().split('\n')) expect(line).toMatch(/^cv1\.k[0-9a-f]{12}\./);
+
+    // Someone else cannot see the job or its files.
+    const other = `Bearer ${await tokenFor(testApp, 'doctor')}`;
+    expect(
+      (await get(kickedOff.headers.get('content-location')!, { authorization: other })).status,
+    ).toBe(404);
+    expect((await get(manifest.output[0]!.url, { authorization: other })).status).toBe(404);
+
+    // The finished export and each download are audited with the patients they hold.
+    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    await db.connect();
+    try {
+      const { rows } = await db.query<{
+        source: string;
+        route: string | null;
+        patient_ids: string[];
+      }>(
+        `SELECT source, route, patient_ids FROM audit_event
+          WHERE (source = 'system' AND action = 'export' AND detail LIKE $1)
+             OR (route = '/fhir/$export-file/:job/:file' AND status_code = 200
+                 AND $2 = ANY (patient_ids))`,
+        [`job=${job} %`, ids['ben']],
+      );
+      const finished = rows.find((row) => row.source === 'system')!;
+      expect(finished.patient_ids).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
+      expect(rows.filter((row) => row.source === 'http').length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await db.end();
+    }
+  });
+
+  it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {
+    const kickedOff = await kickOff(
+      `/fhir/Group/${ids['group']}/$export?_type=Patient,Observation`,
+    );
+    const manifest = await manifestOf(kickedOff);
+    const patients = await download(manifest.output.find((file) => file.type === 'Patient')!.url);
+    expect(patients.map((patient) => patient['id'])).toEqual([ids['ana']]);
+    const observations = await download(
+      manifest.output.find((file) => file.type === 'Observation')!.url,
+    );
+    expect(observations.map((observation) => observation['id'])).toEqual([ids['ana-obs']]);
+
+    const status = kickedOff.headers.get('content-location')!;
+    const job = /\$export-status\/([0-9a-f-]+)$/.exec(status)![1]!;
+    const deleted = await http('DELETE', status, { headers: { authorization } });
+    expect(deleted.status).toBe(202);
+    expect((await get(status)).status).toBe(404);
+    expect(await readdir(exportsDir)).not.toContain(job);
+  });
+
+  it('removes the files once the retention period has passed', async () => {
+    const kickedOff = await kickOff('/fhir/$export?_type=Group');
+    const manifest = await manifestOf(kickedOff);
+    expect(manifest.output).toEqual([expect.objectContaining({ type: 'Group' })]);
+    const job = /\$export-status\/([0-9a-f-]+)$/.exec(
+      kickedOff.headers.get('content-location')!,
+    )![1]!;
+    expect(await readdir(exportsDir)).toContain(job);
+    await new Promise((resolve) => setTimeout(resolve, (RETENTION_SECONDS + 1) * 1000));
+    expect((await get(manifest.output[0]!.url)).status).toBe(404);
+    expect((await get(kickedOff.headers.get('content-location')!)).status).toBe(404);
+    // Removed at once when found expired (the sweeper would within ten seconds).
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(await readdir(exportsDir)).not.toContain(job);
+  });
+});
