@@ -41,8 +41,12 @@ async function tryOperation(
 ): Promise<{ status: number; body: Record<string, unknown>; operation: Locator }> {
   const operation = page.locator(`#operations-${tag}-${operationId}`);
   if (!(await operation.isVisible())) await page.locator(`#operations-tag-${tag}`).click();
-  await operation.locator('.opblock-summary').first().click();
-  await operation.locator('.try-out__btn').click();
+  // An operation tried before is still open, in "Try it out" mode.
+  if (!(await operation.evaluate((element) => element.classList.contains('is-open')))) {
+    await operation.locator('.opblock-summary').first().click();
+  }
+  const tryOut = operation.locator('.try-out__btn');
+  if ((await tryOut.innerText()).trim() === 'Try it out') await tryOut.click();
   await fill(operation);
   await operation.locator('button.execute').click();
   const response = operation.locator('.live-responses-table tbody .response').first();
@@ -91,7 +95,7 @@ describeWithBrowser('Swagger UI in a real browser (headless Chromium)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('logs in, authorizes, creates a Patient and reads it back from the docs page', async () => {
+  it('logs in, authorizes, creates a Patient, reads it back and finds it from the docs page', async () => {
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const failed: string[] = [];
     page.on('pageerror', (error) => failed.push(error.message));
@@ -135,6 +139,15 @@ describeWithBrowser('Swagger UI in a real browser (headless Chromium)', () => {
     );
     expect(read.status).toBe(200);
     expect(read.body).toMatchObject({ resourceType: 'Patient', id, birthDate: '1980-04-12' });
+
+    // Found again by a search: the family parameter is listed on the typed search route.
+    const found = await tryOperation(page, 'Patient', 'Patient_FhirController_search', (op) =>
+      op.locator('tr[data-param-name="family"] input').fill('Example'),
+    );
+    expect(found.status).toBe(200);
+    expect(found.body).toMatchObject({ resourceType: 'Bundle', type: 'searchset' });
+    const entries = (found.body['entry'] ?? []) as { resource: { id: string } }[];
+    expect(entries.map((entry) => entry.resource.id)).toContain(id);
 
     await mkdir(ARTIFACTS, { recursive: true });
     await read.operation.scrollIntoViewIfNeeded();
