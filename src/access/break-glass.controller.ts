@@ -1,5 +1,5 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { IsString, Length, Matches } from 'class-validator';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
@@ -7,9 +7,11 @@ import { RequirePermission, RequireRecentMfa } from '../auth/permission.decorato
 import { BreakGlassService, type BreakGlassGrant } from './break-glass.service.js';
 
 export class BreakGlassDto {
+  @ApiProperty({ description: 'The Patient id whose restricted records to open' })
   @Matches(/^[A-Za-z0-9.-]{1,64}$/, { message: 'patient must be a Patient id' })
   patient!: string;
 
+  @ApiProperty({ minLength: 10, maxLength: 1000, example: 'Unconscious patient in the ED' })
   @IsString()
   @Length(10, 1000, { message: 'reason must be 10 to 1000 characters' })
   reason!: string;

@@ -63,6 +63,17 @@ describe('the OpenAPI document behind Swagger UI', () => {
       expect(errors[0]!.schema).toEqual({ $ref: '#/components/schemas/OperationOutcome' });
     }
     expect(document.components?.schemas?.['OperationOutcome']).toBeDefined();
+    // Request DTOs show their fields (Swagger UI's example body), not an empty object.
+    const dtos = Object.entries(document.components?.schemas ?? {}).filter(([name]) =>
+      name.endsWith('Dto'),
+    );
+    expect(dtos.length).toBeGreaterThanOrEqual(6);
+    for (const [name, schema] of dtos) {
+      expect({
+        name,
+        fields: Object.keys((schema as { properties?: object }).properties ?? {}),
+      }).not.toEqual({ name, fields: [] });
+    }
   });
 
   it('lists every resource type for the generic routes and the search parameters of each typed one', () => {
