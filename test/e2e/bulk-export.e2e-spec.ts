@@ -200,6 +200,28 @@ describe('Bulk Data export ($export)', () => {
     expect(await readdir(exportsDir)).not.toContain(job);
   });
 
+  it('exports only what changed after _since', async () => {
+    const since = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const fresh = await create({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: `export-${family}` },
+      subject: { reference: `Patient/${ids['ben']}` },
+    });
+    const manifest = await manifestOf(
+      await kickOff(`/fhir/$export?_type=Observation&_since=${encodeURIComponent(since)}`),
+    );
+    const observations = await download(manifest.output[0]!.url);
+    const exported = observations.map((observation) => observation['id']);
+    expect(exported).toContain(fresh);
+    expect(exported).not.toContain(ids['ana-obs']);
+    for (const observation of observations) {
+      const updated = (observation['meta'] as { lastUpdated: string }).lastUpdated;
+      expect(Date.parse(updated)).toBeGreaterThan(Date.parse(since));
+    }
+  });
+
   it('removes the files once the retention period has passed', async () => {
     const kickedOff = await kickOff('/fhir/$export?_type=Group');
     const manifest = await manifestOf(kickedOff);
