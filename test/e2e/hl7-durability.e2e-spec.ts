@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { BUILT, childEnv, mllpPortOf, runNode, startService } from '../support/process.js';
+import { BUILT, mllpPortOf, runNode, serviceEnv, startService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 const COUNT = 300;
@@ -38,13 +37,7 @@ describe('HL7 durability: SIGKILL in the middle of a stream', () => {
   });
 
   it('keeps every ACKed message processed, and processes resent ones exactly once', async () => {
-    const env = childEnv({
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-    });
+    const env = serviceEnv(database.url, dataDir);
     const messages = Array.from({ length: COUNT }, (_, i) => admission(i));
     const first = await startService(env);
     const sender = await MllpTestClient.connect(mllpPortOf(first));

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
+import { BUILT, runNode, serviceEnv, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
@@ -30,12 +29,7 @@ describe('cli import: Bundles and NDJSON from files', () => {
     database = await createScratchDatabase();
     dataDir = await mkdtemp(join(tmpdir(), 'carevault-import-'));
     inputs = join(dataDir, 'inputs');
-    env = childEnv({
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-    });
+    env = serviceEnv(database.url, dataDir);
     db = new pg.Client({ connectionString: database.url });
     await db.connect();
     // The shared hospital and practitioner bundles and two patients, in a folder of their own.

@@ -5,7 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
-import { BUILT, childEnv, runNode, startService, type RunningService } from '../support/process.js';
+import {
+  BUILT,
+  runNode,
+  serviceEnv,
+  startService,
+  type RunningService,
+} from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
 /** Debian's Chromium: .ci/run installs it (no browser download works on this network). */
@@ -48,6 +54,12 @@ async function tryOperation(
   const tryOut = operation.locator('.try-out__btn');
   if ((await tryOut.innerText()).trim() === 'Try it out') await tryOut.click();
   await fill(operation);
+  // A response shown from an earlier try must not be read as this one's: clear it first.
+  const clear = operation.locator('button.btn-clear');
+  if ((await clear.count()) > 0) {
+    await clear.click();
+    await operation.locator('.live-responses-table').waitFor({ state: 'detached' });
+  }
   await operation.locator('button.execute').click();
   const response = operation.locator('.live-responses-table tbody .response').first();
   const status = response.locator('.response-col_status');
@@ -70,13 +82,7 @@ describeWithBrowser('Swagger UI in a real browser (headless Chromium)', () => {
   beforeAll(async () => {
     database = await createScratchDatabase();
     dataDir = await mkdtemp(join(tmpdir(), 'carevault-swagger-ui-'));
-    const env = childEnv({
-      DATABASE_URL: database.url,
-      DATA_DIR: dataDir,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-    });
+    const env = serviceEnv(database.url, dataDir);
     const created = await runNode(
       BUILT.cli,
       ['user:create', '--username', 'integrator', '--role', 'doctor'],

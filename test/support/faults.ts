@@ -1,7 +1,7 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { http } from './http.js';
-import { BUILT, childEnv, runNode, type RunningService } from './process.js';
+import { BUILT, runNode, serviceEnv, type RunningService } from './process.js';
 
 /**
  * Helpers of the fault tests (`npm run test:faults`), which run the built service as a child
@@ -17,15 +17,7 @@ export function faultEnv(
   dataDir: string,
   extra: Record<string, string> = {},
 ): Record<string, string> {
-  return childEnv({
-    DATABASE_URL: databaseUrl,
-    DATA_DIR: dataDir,
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    PHI_MASTER_KEY: randomBytes(32).toString('base64'),
-    RATE_LIMIT_PER_MINUTE: '1000000',
-    ...extra,
-  });
+  return serviceEnv(databaseUrl, dataDir, { RATE_LIMIT_PER_MINUTE: '1000000', ...extra });
 }
 
 /** A user made with the admin CLI, logged in over HTTP: its bearer token. */

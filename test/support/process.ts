@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 /** Paths in the build that `npm test` makes first (pretest). */
@@ -19,6 +20,25 @@ export function childEnv(values: Record<string, string>): Record<string, string>
     HL7_MLLP_PORT: '0',
     ...values,
   };
+}
+
+/**
+ * The environment of a built service (or CLI) on a database of its own: its data directory and
+ * its own PHI key, any free port, logs at info (tests read the ports from them).
+ */
+export function serviceEnv(
+  databaseUrl: string,
+  dataDir: string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return childEnv({
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: dataDir,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+    PHI_MASTER_KEY: randomBytes(32).toString('base64'),
+    ...extra,
+  });
 }
 
 export interface Finished {

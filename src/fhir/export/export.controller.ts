@@ -1,5 +1,16 @@
 import { Readable } from 'node:stream';
-import { Controller, Delete, Get, Headers, HttpCode, Param, Query, Req, Res } from '@nestjs/common';
+import {
+  applyDecorators,
+  Controller,
+  Delete,
+  Get,
+  Headers,
+  HttpCode,
+  Param,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditContext } from '../../audit/audit-context.js';
@@ -15,10 +26,17 @@ const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson',
 const PARAMETERS = new Set(['_outputFormat', '_type', '_since']);
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-const KICK_OFF_HEADERS = [
-  { name: 'Prefer', required: true, description: 'respond-async' },
-  { name: 'Accept', required: false, description: 'application/fhir+json' },
-] as const;
+/** A kick-off route: the export right on the data, an MFA of the last five minutes, 202. */
+const KickOff = (path: string, summary: string): MethodDecorator =>
+  applyDecorators(
+    Get(path),
+    FhirInteraction('export', 'Patient'),
+    RequireRecentMfa(),
+    HttpCode(202),
+    ApiOperation({ summary }),
+    ApiHeader({ name: 'Prefer', required: true, description: 'respond-async' }),
+    ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' }),
+  );
 
 /**
  * FHIR Bulk Data Access 2.0 export: kick-off (202 and a status URL), status polling, the NDJSON
@@ -35,13 +53,7 @@ export class ExportController {
     private readonly audit: AuditContext,
   ) {}
 
-  @Get('$export')
-  @FhirInteraction('export', 'Patient')
-  @RequireRecentMfa()
-  @HttpCode(202)
-  @ApiOperation({ summary: 'System-level export of every type you may export (async, NDJSON)' })
-  @ApiHeader(KICK_OFF_HEADERS[0])
-  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  @KickOff('$export', 'System-level export of every type you may export (async, NDJSON)')
   system(
     @CurrentUser() user: AuthenticatedUser,
     @Query() query: Record<string, unknown>,
@@ -52,13 +64,7 @@ export class ExportController {
     return this.kickOff(user, 'system', undefined, query, prefer, request, reply);
   }
 
-  @Get('Patient/$export')
-  @FhirInteraction('export', 'Patient')
-  @RequireRecentMfa()
-  @HttpCode(202)
-  @ApiOperation({ summary: "Export every patient's compartment (async, NDJSON)" })
-  @ApiHeader(KICK_OFF_HEADERS[0])
-  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  @KickOff('Patient/$export', "Export every patient's compartment (async, NDJSON)")
   patients(
     @CurrentUser() user: AuthenticatedUser,
     @Query() query: Record<string, unknown>,
@@ -69,13 +75,10 @@ export class ExportController {
     return this.kickOff(user, 'patient', undefined, query, prefer, request, reply);
   }
 
-  @Get('Group/:id/$export')
-  @FhirInteraction('export', 'Patient')
-  @RequireRecentMfa()
-  @HttpCode(202)
-  @ApiOperation({ summary: "Export the compartments of a Group's patient members (async, NDJSON)" })
-  @ApiHeader(KICK_OFF_HEADERS[0])
-  @ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' })
+  @KickOff(
+    'Group/:id/$export',
+    "Export the compartments of a Group's patient members (async, NDJSON)",
+  )
   group(
     @CurrentUser() user: AuthenticatedUser,
     @Param('id') id: string,
