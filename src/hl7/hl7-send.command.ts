@@ -4,6 +4,7 @@ import { AuditTrail } from '../audit/audit-trail.js';
 import { decodeMessage } from './message/hl7-header.js';
 import { splitMessages } from './message/batch.js';
 import { MllpSendError, MllpSender } from './mllp/mllp-sender.js';
+import { integerOption } from '../cli/integer-option.js';
 
 interface SendOptions {
   host: string;
@@ -81,11 +82,7 @@ export class Hl7SendCommand extends CommandRunner {
 
   @Option({ flags: '--port <port>', description: 'Destination port', defaultValue: 2575 })
   parsePort(value: string): number {
-    const port = Number(value);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      throw new Error('--port must be an integer between 1 and 65535');
-    }
-    return port;
+    return integerOption('--port', value, 1, 65535);
   }
 
   @Option({

@@ -4,14 +4,19 @@ import {
   Controller,
   Delete,
   Get,
-  Headers,
   HttpCode,
   Param,
-  Query,
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiHeader,
+  ApiOperation,
+  ApiQuery,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditContext } from '../../audit/audit-context.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
@@ -35,6 +40,13 @@ const KickOff = (path: string, summary: string): MethodDecorator =>
     HttpCode(202),
     ApiOperation({ summary }),
     ApiHeader({ name: 'Prefer', required: true, description: 'respond-async' }),
+    ApiQuery({ name: '_type', required: false, description: 'Comma-separated resource types' }),
+    ApiQuery({
+      name: '_since',
+      required: false,
+      description: 'Only what changed after this instant',
+    }),
+    ApiQuery({ name: '_outputFormat', required: false, description: 'application/fhir+ndjson' }),
     ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' }),
   );
 
@@ -56,23 +68,19 @@ export class ExportController {
   @KickOff('$export', 'System-level export of every type you may export (async, NDJSON)')
   system(
     @CurrentUser() user: AuthenticatedUser,
-    @Query() query: Record<string, unknown>,
-    @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
-    return this.kickOff(user, 'system', undefined, query, prefer, request, reply);
+    return this.kickOff(user, 'system', undefined, request, reply);
   }
 
   @KickOff('Patient/$export', "Export every patient's compartment (async, NDJSON)")
   patients(
     @CurrentUser() user: AuthenticatedUser,
-    @Query() query: Record<string, unknown>,
-    @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
-    return this.kickOff(user, 'patient', undefined, query, prefer, request, reply);
+    return this.kickOff(user, 'patient', undefined, request, reply);
   }
 
   @KickOff(
@@ -82,12 +90,10 @@ export class ExportController {
   group(
     @CurrentUser() user: AuthenticatedUser,
     @Param('id') id: string,
-    @Query() query: Record<string, unknown>,
-    @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
-    return this.kickOff(user, 'group', id, query, prefer, request, reply);
+    return this.kickOff(user, 'group', id, request, reply);
   }
 
   @Get('$export-status/:job')
@@ -139,14 +145,13 @@ export class ExportController {
     user: AuthenticatedUser,
     level: ExportLevel,
     groupId: string | undefined,
-    query: Record<string, unknown>,
-    prefer: string | undefined,
     request: FastifyRequest,
     reply: FastifyReply,
   ): Promise<void> {
-    if (!/(^|[,;\s])respond-async\b/.test(prefer ?? '')) {
+    if (!/(^|[,;\s])respond-async\b/.test(String(request.headers['prefer'] ?? ''))) {
       throw AppError.invalid('Bulk export is asynchronous: send Prefer: respond-async');
     }
+    const query = (request.query ?? {}) as Record<string, unknown>;
     for (const [name, value] of Object.entries(query)) {
       if (!PARAMETERS.has(name)) {
         throw AppError.of(400, 'not-supported', `The export parameter ${name} is not supported`);

@@ -3,9 +3,10 @@ import { SingleBar } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { describeSource, findSources, unitsOf, type ImportSource } from './import-sources.js';
 import { ImportService, type UnitResult } from './import.service.js';
+import { integerOption } from '../../cli/integer-option.js';
 
 interface ImportOptions {
-  concurrency?: number;
+  concurrency: number;
   stableIds?: boolean;
 }
 
@@ -39,7 +40,6 @@ export class ImportCommand extends CommandRunner {
     const sources: ImportSource[] = [];
     for (const file of files) sources.push(await describeSource(file));
     const total = sources.reduce((sum, source) => sum + source.resources, 0);
-    const concurrency = options.concurrency ?? 4;
     const started = Date.now();
     const bar = progressBar(total);
     const rejections: Rejection[] = [];
@@ -54,7 +54,7 @@ export class ImportCommand extends CommandRunner {
     try {
       // Shared bundles (no Patient) first: the others refer to them by conditional reference.
       for (const phase of [sources.filter((s) => s.shared), sources.filter((s) => !s.shared)]) {
-        await pool(phase, concurrency, async (source) => {
+        await pool(phase, options.concurrency, async (source) => {
           for await (const unit of unitsOf(source, { stableIds: options.stableIds ?? false })) {
             settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
           }
@@ -86,16 +86,9 @@ export class ImportCommand extends CommandRunner {
     }
   }
 
-  @Option({
-    flags: '--concurrency <n>',
-    description: 'Files loaded at once (default 4)',
-  })
+  @Option({ flags: '--concurrency <n>', description: 'Files loaded at once', defaultValue: 4 })
   parseConcurrency(value: string): number {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1 || n > 64) {
-      throw new Error('--concurrency must be an integer from 1 to 64');
-    }
-    return n;
+    return integerOption('--concurrency', value, 1, 64);
   }
 
   @Option({
