@@ -35,7 +35,7 @@ function progressBar(total: number): { update(done: number): void; stop(): void 
   return { update: (done) => bar.update(done), stop: () => bar.stop() };
 }
 
-function printReport(report: VerifyReport): void {
+export function printReport(report: VerifyReport): void {
   for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
   if (report.ok) {
     process.stdout.write(

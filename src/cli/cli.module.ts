@@ -8,6 +8,8 @@ import {
   AuditVerifyCommand,
 } from '../audit/audit.command.js';
 import { AuditModule } from '../audit/audit.module.js';
+import { BackupCommand, RestoreCommand } from '../backup/backup.command.js';
+import { BackupModule } from '../backup/backup.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
@@ -42,6 +44,7 @@ export class CliModule {
         FhirModule,
         AccessModule,
         Hl7CoreModule,
+        BackupModule,
       ],
       providers: [
         KeysRotateCommand,
@@ -60,6 +63,8 @@ export class CliModule {
         AuditArchiveCommand,
         Hl7ReprocessCommand,
         Hl7SendCommand,
+        BackupCommand,
+        RestoreCommand,
       ],
     };
   }

@@ -194,6 +194,15 @@ export class AppConfig {
     return file ? absolute(file) : join(this.dataDir, 'audit-checkpoints.jsonl');
   }
 
+  get backupRecipient(): string | undefined {
+    return this.config.get('BACKUP_RECIPIENT', { infer: true });
+  }
+
+  get backupIdentityFile(): string | undefined {
+    const file = this.config.get('BACKUP_IDENTITY_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
   get auditTrustedKeysFile(): string | undefined {
     const file = this.config.get('AUDIT_TRUSTED_KEYS_FILE', { infer: true });
     return file ? absolute(file) : undefined;

@@ -43,6 +43,8 @@ const OPTIONAL_VARIABLES = [
   'AUDIT_SIGNING_KEY_FILE',
   'AUDIT_CHECKPOINT_FILE',
   'AUDIT_TRUSTED_KEYS_FILE',
+  'BACKUP_RECIPIENT',
+  'BACKUP_IDENTITY_FILE',
 ];
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
@@ -251,6 +253,19 @@ export class EnvironmentVariables {
   @IsOptional()
   @IsString()
   AUDIT_TRUSTED_KEYS_FILE?: string;
+
+  /** The age public key (age1...) backups are encrypted to; public, so it may sit beside the data. */
+  @IsOptional()
+  @Matches(/^age1[02-9ac-hj-np-z]{58}$/, {
+    message: 'BACKUP_RECIPIENT must be an age X25519 public key (age1..., see README: backups)',
+  })
+  BACKUP_RECIPIENT?: string;
+
+  /** The age identity (AGE-SECRET-KEY-1...) that decrypts backups: needed only to restore. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'BACKUP_IDENTITY_FILE must not be empty' })
+  BACKUP_IDENTITY_FILE?: string;
 
   @Transform(toInteger)
   @IsInt({ message: 'AUDIT_CHECKPOINT_MINUTES must be an integer between 1 and 1440' })

@@ -1,0 +1,148 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type pg from 'pg';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type { Readable, Writable } from 'node:stream';
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { SequenceState, TableStart } from './backup-format.js';
+
+/**
+ * Written by a transaction in flight and emptied by its commit (the audit chain's queue):
+ * nothing in it outlives a transaction, so a snapshot never holds a row of it worth keeping.
+ */
+const TRANSIENT_TABLES = new Set(['audit_pending']);
+
+/** Rows that a freshly migrated database already holds; a restore replaces them. */
+export const SEEDED_TABLES = ['migrations', 'audit_chain_head'];
+
+/** One connection, for a snapshot or a restore: COPY streams need the client itself. */
+export class BackupSession {
+  constructor(
+    private readonly runner: QueryRunner,
+    private readonly client: pg.PoolClient,
+  ) {}
+
+  query<T>(sql: string, parameters: unknown[] = []): Promise<T[]> {
+    return this.runner.query(sql, parameters) as Promise<T[]>;
+  }
+
+  copyOut(table: TableStart): Readable & { rowCount: number } {
+    return this.client.query(copyTo(`COPY ${target(table)} TO STDOUT`));
+  }
+
+  copyIn(table: TableStart): Writable & { rowCount: number } {
+    return this.client.query(copyFrom(`COPY ${target(table)} FROM STDIN`));
+  }
+
+  /** CareVault's tables, with the columns COPY reads and writes (no generated ones). */
+  tables(): Promise<TableStart[]> {
+    return this.query<{ table: string; columns: string[] }>(
+      `SELECT c.relname AS "table", array_agg(a.attname::text ORDER BY a.attnum) AS columns
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attgenerated = ''
+        GROUP BY c.relname
+        ORDER BY c.relname`,
+    ).then((rows) => rows.filter((row) => !TRANSIENT_TABLES.has(row.table)));
+  }
+
+  async sequences(): Promise<SequenceState[]> {
+    const rows = await this.query<{ name: string; last: string | null; start: string }>(
+      `SELECT sequencename AS name, last_value::text AS last, start_value::text AS start
+         FROM pg_sequences WHERE schemaname = current_schema() ORDER BY sequencename`,
+    );
+    return rows.map((row) => ({
+      name: row.name,
+      lastValue: row.last ?? row.start,
+      isCalled: row.last !== null,
+    }));
+  }
+
+  async setSequence(sequence: SequenceState): Promise<void> {
+    await this.query(`SELECT setval(quote_ident($1)::regclass, $2::bigint, $3)`, [
+      sequence.name,
+      sequence.lastValue,
+      sequence.isCalled,
+    ]);
+  }
+
+  async migrations(): Promise<string[]> {
+    const rows = await this.query<{ name: string }>(`SELECT name FROM migrations ORDER BY id`);
+    return rows.map((row) => row.name);
+  }
+
+  async count(table: string): Promise<number> {
+    const [row] = await this.query<{ n: string }>(`SELECT count(*) AS n FROM ${quote(table)}`);
+    return Number(row!.n);
+  }
+
+  async serverVersion(): Promise<string> {
+    const [row] = await this.query<{ version: string }>(
+      `SELECT current_setting('server_version') AS version`,
+    );
+    return row!.version;
+  }
+
+  /** Empties a table that migrations seeded, before the backup's rows replace its rows. */
+  async clearSeeded(table: string): Promise<void> {
+    await this.query(`DELETE FROM ${quote(table)}`);
+  }
+}
+
+@Injectable()
+export class BackupRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * Runs `work` in one read-only REPEATABLE READ transaction: every table is read as of the
+   * same moment (what pg_dump does), while the service goes on writing.
+   */
+  snapshot<T>(work: (session: BackupSession) => Promise<T>): Promise<T> {
+    return this.inTransaction('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY', work);
+  }
+
+  /** Runs `work` in one transaction: a restore is all or nothing. */
+  restoring<T>(work: (session: BackupSession) => Promise<T>): Promise<T> {
+    return this.inTransaction('BEGIN', work);
+  }
+
+  /** The migrations this CareVault knows, in order: the schema a restore can recreate. */
+  knownMigrations(): string[] {
+    return this.dataSource.migrations.map(
+      (migration) => migration.name ?? migration.constructor.name,
+    );
+  }
+
+  async runMigrations(): Promise<void> {
+    await this.dataSource.runMigrations({ transaction: 'each' });
+  }
+
+  private async inTransaction<T>(
+    begin: string,
+    work: (session: BackupSession) => Promise<T>,
+  ): Promise<T> {
+    const runner = this.dataSource.createQueryRunner();
+    // TypeORM's PostgreSQL driver hands out the pool's node-postgres client.
+    const client = (await runner.connect()) as pg.PoolClient;
+    try {
+      await runner.query(begin);
+      const result = await work(new BackupSession(runner, client));
+      await runner.query('COMMIT');
+      return result;
+    } catch (error) {
+      await runner.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      await runner.release();
+    }
+  }
+}
+
+function quote(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function target(table: TableStart): string {
+  return `${quote(table.table)} (${table.columns.map(quote).join(', ')})`;
+}

@@ -1,0 +1,371 @@
+import { Injectable } from '@nestjs/common';
+import { Decrypter, Encrypter } from 'age-encryption';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { Readable, Transform, type Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { CompressionStream, DecompressionStream, type ReadableStream } from 'node:stream/web';
+import { once } from 'node:events';
+import { AuditVerifier, type VerifyReport } from '../audit/audit-verifier.js';
+import { SOFTWARE_VERSION } from '../common/software.js';
+import { KeyRing } from '../crypto/key-ring.js';
+import { BackupError } from './backup-error.js';
+import {
+  BACKUP_FORMAT,
+  BACKUP_FORMAT_VERSION,
+  RecordType,
+  parseJson,
+  readRecords,
+  record,
+  type BackupHeader,
+  type BackupManifest,
+  type BackupRecord,
+  type TableEnd,
+  type TableStart,
+  type Trailer,
+} from './backup-format.js';
+import { BackupKeys } from './backup-keys.js';
+import { BackupRepository, SEEDED_TABLES, type BackupSession } from './backup.repository.js';
+
+/** COPY sends a message per row: rows are gathered into records of about this size. */
+const RECORD_BYTES = 256 * 1024;
+
+export type TableProgress = (table: string, rows: number) => void;
+
+export interface RestoreResult {
+  header: BackupHeader;
+  tables: TableEnd[];
+}
+
+export interface RestoredChain {
+  report: VerifyReport;
+  /** Signed checkpoints (in the checkpoint file) of rows after the backup: lost by the restore. */
+  laterCheckpoints: number;
+}
+
+/**
+ * Backups of the whole database as one consistent snapshot: every table's rows as COPY text,
+ * gzip, then age encryption to the backup recipient (authenticated: a changed, reordered or
+ * truncated file does not decrypt). PHI columns stay encrypted under the PHI keys inside, so a
+ * backup is useless without both the backup identity and the PHI keys.
+ */
+@Injectable()
+export class BackupService {
+  constructor(
+    private readonly repository: BackupRepository,
+    private readonly keys: BackupKeys,
+    private readonly ring: KeyRing,
+    private readonly verifier: AuditVerifier,
+  ) {}
+
+  async backup(file: string, onTable: TableProgress = () => undefined): Promise<BackupManifest> {
+    const path = resolve(file);
+    if (await exists(path)) {
+      throw new BackupError(`${path} exists: a backup never overwrites a file`);
+    }
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await this.keys.recipient());
+    const partial = `${path}.partial`;
+    try {
+      const { header, tables, bytes, sha256 } = await this.repository.snapshot(async (session) => {
+        const header = await this.header(session);
+        const tables: TableEnd[] = [];
+        const plaintext = Readable.toWeb(
+          Readable.from(this.records(session, header, tables, onTable)),
+        ).pipeThrough(new CompressionStream('gzip')) as ReadableStream<Uint8Array>;
+        const encrypted = await encrypter.encrypt(plaintext);
+        const digest = createHash('sha256');
+        let bytes = 0;
+        const measure = new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            digest.update(chunk);
+            bytes += chunk.length;
+            callback(null, chunk);
+          },
+        });
+        await pipeline(
+          Readable.fromWeb(encrypted as ReadableStream<Uint8Array>),
+          measure,
+          createWriteStream(partial, { flags: 'wx', mode: 0o600 }),
+        );
+        return { header, tables, bytes, sha256: digest.digest('hex') };
+      });
+      await rename(partial, path);
+      const manifest: BackupManifest = {
+        file: basename(path),
+        bytes,
+        sha256,
+        header: withoutSequences(header),
+        tables,
+      };
+      await writeFile(manifestPath(path), JSON.stringify(manifest, null, 2) + '\n', {
+        mode: 0o600,
+      });
+      return manifest;
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    }
+  }
+
+  /**
+   * Restores a backup into an empty database (migrated here if it is not yet), in one
+   * transaction, and checks every table's row count against the backup's before it commits.
+   */
+  async restore(file: string, onTable: TableProgress = () => undefined): Promise<RestoreResult> {
+    const path = resolve(file);
+    if (!(await exists(path))) {
+      throw new BackupError(`${path} does not exist`);
+    }
+    const records = await this.decrypt(path);
+    const first = await records.next();
+    if (first.done || first.value.type !== RecordType.Header) {
+      throw new BackupError(`${path} is not a CareVault backup`);
+    }
+    const header = parseJson<BackupHeader>(first.value.payload);
+    if (header.format !== BACKUP_FORMAT || header.version !== BACKUP_FORMAT_VERSION) {
+      throw new BackupError(`${path} is not a CareVault backup of format version 1`);
+    }
+    this.checkKeys(header);
+    const known = this.repository.knownMigrations();
+    if (known.join() !== header.migrations.join()) {
+      throw new BackupError(
+        `The backup's schema (${header.migrations.length} migrations, last ${header.migrations.at(-1)}) is not this ` +
+          `CareVault's (${known.length}, last ${known.at(-1)}): restore with CareVault ${header.software}, then upgrade`,
+      );
+    }
+    await this.repository.runMigrations();
+    const tables = await this.repository.restoring(async (session) => {
+      const targets = await session.tables();
+      await assertEmpty(session, targets);
+      for (const table of SEEDED_TABLES) {
+        await session.clearSeeded(table);
+      }
+      const ended = await this.copyIn(session, targets, records, onTable);
+      for (const sequence of header.sequences) {
+        await session.setSequence(sequence);
+      }
+      for (const table of ended) {
+        const count = await session.count(table.table);
+        if (count !== table.rows) {
+          throw new BackupError(
+            `${table.table} holds ${count} rows after the restore, the backup ${table.rows}: nothing was restored`,
+          );
+        }
+      }
+      return ended;
+    });
+    return { header, tables };
+  }
+
+  /**
+   * Verifies the restored audit chain, and that it ends where the backup's did. Checkpoints
+   * signed after the backup (in a checkpoint file kept beside the old database) describe rows
+   * the restore did not bring back: they are counted, not held against the restored chain.
+   */
+  async verifyRestoredChain(header: BackupHeader): Promise<RestoredChain> {
+    const source = await this.verifier.databaseSource();
+    const covered = source.checkpoints.filter((c) => c.chainSeq <= header.audit.seq);
+    const report = await this.verifier.verify({ ...source, checkpoints: covered });
+    const head = source.head!;
+    if (report.ok && (head.chainId !== header.audit.chainId || head.hash !== header.audit.hash)) {
+      return {
+        report: { ...report, ok: false, problem: "The restored chain head is not the backup's" },
+        laterCheckpoints: 0,
+      };
+    }
+    return { report, laterCheckpoints: source.checkpoints.length - covered.length };
+  }
+
+  private async header(session: BackupSession): Promise<BackupHeader> {
+    const [head] = await session.query<{ chain_id: string; seq: string; hash: string }>(
+      `SELECT chain_id, chain_seq AS seq, hash FROM audit_chain_head WHERE id = 1`,
+    );
+    return {
+      format: BACKUP_FORMAT,
+      version: BACKUP_FORMAT_VERSION,
+      createdAt: new Date().toISOString(),
+      software: SOFTWARE_VERSION,
+      postgres: await session.serverVersion(),
+      migrations: await session.migrations(),
+      phiKeyIds: this.ring.ids,
+      blindIndexKeyId: this.ring.blindIndexRootId,
+      audit: { chainId: head!.chain_id, seq: Number(head!.seq), hash: head!.hash },
+      sequences: await session.sequences(),
+    };
+  }
+
+  private async *records(
+    session: BackupSession,
+    header: BackupHeader,
+    ended: TableEnd[],
+    onTable: TableProgress,
+  ): AsyncGenerator<Buffer> {
+    yield record(RecordType.Header, header);
+    for (const table of await session.tables()) {
+      yield record(RecordType.TableStart, table);
+      const copy = session.copyOut(table);
+      let batch: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of copy as AsyncIterable<Buffer>) {
+        batch.push(chunk);
+        size += chunk.length;
+        if (size >= RECORD_BYTES) {
+          yield record(RecordType.Rows, Buffer.concat(batch));
+          batch = [];
+          size = 0;
+        }
+      }
+      if (size > 0) {
+        yield record(RecordType.Rows, Buffer.concat(batch));
+      }
+      const end: TableEnd = { table: table.table, rows: copy.rowCount };
+      ended.push(end);
+      onTable(end.table, end.rows);
+      yield record(RecordType.TableEnd, end);
+    }
+    yield record(RecordType.Trailer, { tables: ended } satisfies Trailer);
+  }
+
+  private async decrypt(path: string): Promise<AsyncGenerator<BackupRecord>> {
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(await this.keys.identity());
+    let decrypted: globalThis.ReadableStream<Uint8Array>;
+    try {
+      decrypted = await decrypter.decrypt(
+        Readable.toWeb(createReadStream(path)) as globalThis.ReadableStream<Uint8Array>,
+      );
+    } catch (error) {
+      throw new BackupError(`${path} cannot be decrypted: ${(error as Error).message}`);
+    }
+    const plaintext = Readable.fromWeb(decrypted.pipeThrough(new DecompressionStream('gzip')));
+    return checked(readRecords(plaintext as AsyncIterable<Buffer>), path);
+  }
+
+  /** Restoring data the PHI keys here cannot read would look like success and be useless. */
+  private checkKeys(header: BackupHeader): void {
+    const missing = header.phiKeyIds.filter((id) => !this.ring.has(id));
+    if (missing.length > 0 || header.blindIndexKeyId !== this.ring.blindIndexRootId) {
+      throw new BackupError(
+        `The backup's PHI is encrypted under key(s) ${header.phiKeyIds.join(', ')} (blind indexes ${header.blindIndexKeyId}); ` +
+          `this deployment holds ${this.ring.ids.join(', ')} (blind indexes ${this.ring.blindIndexRootId}): ` +
+          'configure PHI_MASTER_KEY or PHI_KEY_FILE with the keys of the deployment that made the backup',
+      );
+    }
+  }
+
+  private async copyIn(
+    session: BackupSession,
+    targets: TableStart[],
+    records: AsyncGenerator<BackupRecord>,
+    onTable: TableProgress,
+  ): Promise<TableEnd[]> {
+    const ended: TableEnd[] = [];
+    let table: TableStart | undefined;
+    let stream: (Writable & { rowCount: number }) | undefined;
+    try {
+      for await (const { type, payload } of records) {
+        if (type === RecordType.TableStart) {
+          table = parseJson<TableStart>(payload);
+          const target = targets.find((candidate) => candidate.table === table!.table);
+          if (target?.columns.join() !== table.columns.join()) {
+            throw new BackupError(`Table ${table.table} of the backup does not match this schema`);
+          }
+          stream = session.copyIn(table);
+        } else if (type === RecordType.Rows && stream) {
+          if (!stream.write(payload)) {
+            await once(stream, 'drain');
+          }
+        } else if (type === RecordType.TableEnd && stream && table) {
+          stream.end();
+          await finished(stream);
+          const end = parseJson<TableEnd>(payload);
+          if (end.table !== table.table || stream.rowCount !== end.rows) {
+            throw new BackupError(
+              `${table.table}: the backup says ${end.rows} rows, ${stream.rowCount} were read`,
+            );
+          }
+          ended.push(end);
+          onTable(end.table, end.rows);
+          stream = undefined;
+        } else if (type === RecordType.Trailer) {
+          const trailer = parseJson<Trailer>(payload);
+          if (stream || trailer.tables.length !== ended.length) {
+            throw new BackupError('The backup is damaged: its trailer does not match its tables');
+          }
+          return ended;
+        } else {
+          throw new BackupError(`The backup is damaged: record ${type} out of place`);
+        }
+      }
+    } catch (error) {
+      // A COPY left open holds the connection: the ROLLBACK would wait behind it forever.
+      // Destroying the stream sends CopyFail, which ends it.
+      if (stream) {
+        stream.destroy(error as Error);
+        await finished(stream).catch(() => undefined);
+      }
+      throw error;
+    }
+    throw new BackupError('The backup is truncated: it has no trailer');
+  }
+}
+
+function withoutSequences(header: BackupHeader): BackupManifest['header'] {
+  const described: Partial<BackupHeader> = { ...header };
+  delete described.sequences;
+  return described as BackupManifest['header'];
+}
+
+export function manifestPath(backup: string): string {
+  return `${backup}.manifest.json`;
+}
+
+/** Refuses a database that holds anything: a restore never merges into live data. */
+async function assertEmpty(session: BackupSession, tables: TableStart[]): Promise<void> {
+  for (const { table } of tables) {
+    if (SEEDED_TABLES.includes(table)) {
+      continue;
+    }
+    const rows = await session.count(table);
+    if (rows > 0) {
+      throw new BackupError(
+        `The database is not empty (${table} holds ${rows} rows): restore only into an empty database`,
+      );
+    }
+  }
+  const [head] = await session.query<{ seq: string }>(
+    `SELECT chain_seq AS seq FROM audit_chain_head WHERE id = 1`,
+  );
+  if (Number(head?.seq ?? 0) !== 0) {
+    throw new BackupError('The database is not empty (its audit chain has rows)');
+  }
+}
+
+/** age reports a damaged or truncated file as a stream error: said here in the operator's terms. */
+async function* checked(
+  records: AsyncGenerator<BackupRecord>,
+  path: string,
+): AsyncGenerator<BackupRecord> {
+  try {
+    yield* records;
+  } catch (error) {
+    if (error instanceof BackupError) {
+      throw error;
+    }
+    throw new BackupError(
+      `${path} is damaged or was altered (${(error as Error).message}): nothing was restored`,
+    );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

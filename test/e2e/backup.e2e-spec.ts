@@ -1,0 +1,226 @@
+import { generateX25519Identity } from 'age-encryption';
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp } from '../support/http.js';
+import { BUILT, runNode, serviceEnv, type Finished } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp } from '../support/test-app.js';
+
+const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+
+interface Seeded {
+  id: string;
+  family: string;
+  mrn: string;
+}
+
+describe('backup and restore (npm run cli -- backup / restore)', () => {
+  const phiKey = randomBytes(32).toString('base64');
+  let source: ScratchDatabase;
+  let target: ScratchDatabase;
+  let untouched: ScratchDatabase;
+  let dir: string;
+  let backupFile: string;
+  const seeded: Seeded[] = [];
+
+  const cli = (database: ScratchDatabase, args: string[], extra: Record<string, string> = {}) =>
+    runNode(
+      BUILT.cli,
+      args,
+      serviceEnv(database.url, join(dir, 'data'), {
+        PHI_MASTER_KEY: phiKey,
+        LOG_LEVEL: 'warn',
+        ...extra,
+      }),
+      { timeoutMs: 120_000 },
+    );
+  const count = async (database: ScratchDatabase, table: string): Promise<number> => {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
+      return Number(rows[0]!.n);
+    } finally {
+      await client.end();
+    }
+  };
+  /** Rows in every table but those migrations fill (absent tables hold none). */
+  const dataRows = async (database: ScratchDatabase): Promise<number> => {
+    const client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    try {
+      const { rows: tables } = await client.query<{ name: string }>(
+        `SELECT tablename AS name FROM pg_tables
+          WHERE schemaname = 'public' AND tablename NOT IN ('migrations', 'audit_chain_head')`,
+      );
+      let total = 0;
+      for (const { name } of tables) {
+        const { rows } = await client.query<{ n: string }>(`SELECT count(*) AS n FROM "${name}"`);
+        total += Number(rows[0]!.n);
+      }
+      return total;
+    } finally {
+      await client.end();
+    }
+  };
+  /** Runs the real service on `database` while `work` reads or writes through the API. */
+  const withService = async (
+    database: ScratchDatabase,
+    work: (http: ReturnType<typeof authorizedHttp>, url: string) => Promise<void>,
+  ): Promise<void> => {
+    const restoreEnv = withEnv({
+      DATABASE_URL: database.url,
+      PHI_MASTER_KEY: phiKey,
+      DATA_DIR: join(dir, 'data'),
+    });
+    const testApp = await createTestApp();
+    try {
+      await work(authorizedHttp(await tokenFor(testApp, 'doctor')), testApp.url);
+    } finally {
+      await testApp.close();
+      restoreEnv();
+    }
+  };
+  const expectFailure = (run: Finished, message: RegExp): void => {
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(message);
+  };
+
+  beforeAll(async () => {
+    source = await createScratchDatabase();
+    target = await createScratchDatabase(false);
+    untouched = await createScratchDatabase(false);
+    dir = await mkdtemp(join(tmpdir(), 'carevault-backup-'));
+    backupFile = join(dir, 'carevault.backup');
+    // A Synthea record too, so that the backup spans many encrypted chunks and a damaged one
+    // is met only after some tables were already copied in.
+    const synthea = join(dir, 'synthea');
+    await mkdir(synthea);
+    for (const file of [
+      'hospitalInformation1559319163815.json',
+      'practitionerInformation1559319163815.json',
+      'Clemente_Kreiger_1484a42d-0eaf-4654-9cbf-6b050a5cd73b.json',
+    ]) {
+      await copyFile(join(SYNTHEA, file), join(synthea, file));
+    }
+    expect(await cli(source, ['import', synthea])).toMatchObject({ code: 0 });
+    await withService(source, async (http, url) => {
+      for (let i = 0; i < 3; i++) {
+        const patient = buildPatient();
+        const created = await http('POST', `${url}/fhir/Patient`, {
+          body: patient,
+          headers: { 'content-type': 'application/fhir+json' },
+        });
+        expect(created.status).toBe(201);
+        const name = (patient['name'] as { family: string }[])[0]!;
+        const mrn = (patient['identifier'] as { value: string }[])[1]!;
+        seeded.push({ id: created.body.id, family: name.family, mrn: mrn.value });
+      }
+    });
+  });
+
+  afterAll(async () => {
+    await Promise.all([source.drop(), target.drop(), untouched.drop()]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('writes an encrypted backup with a manifest of row counts and the audit chain head', async () => {
+    const made = await cli(source, ['backup', backupFile]);
+    expect(made).toMatchObject({ code: 0 });
+    expect(made.stdout).toMatch(/Backup written: .* audit chain through row \d+/);
+
+    const manifest = JSON.parse(await readFile(`${backupFile}.manifest.json`, 'utf8'));
+    const rowsOf = (table: string): number =>
+      manifest.tables.find((entry: { table: string }) => entry.table === table).rows;
+    expect(rowsOf('resource')).toBe(await count(source, 'resource'));
+    expect(rowsOf('audit_event')).toBe(manifest.header.audit.seq);
+    expect(manifest.header.migrations).toHaveLength(await count(source, 'migrations'));
+    expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
+
+    const bytes = await readFile(backupFile);
+    expect(bytes.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    expect(manifest.bytes).toBe(bytes.length);
+    for (const patient of seeded) {
+      expect(bytes.includes(patient.family)).toBe(false);
+      expect(bytes.includes(patient.mrn)).toBe(false);
+    }
+    // The backup was audited in the source database, after the snapshot it holds.
+    expect(await count(source, 'audit_event')).toBe(manifest.header.audit.seq + 1);
+
+    const again = await cli(source, ['backup', backupFile]);
+    expectFailure(again, /exists: a backup never overwrites a file/);
+  });
+
+  it('restores into an empty database, verifies it, and the same patients are found again', async () => {
+    expect((await readFile(backupFile)).length).toBeGreaterThan(4 * 64 * 1024);
+    const restored = await cli(target, ['restore', backupFile]);
+    expect(restored).toMatchObject({ code: 0 });
+    expect(restored.stdout).toMatch(/Restored \d+ tables, \d+ rows, .*every count matches/);
+    expect(restored.stdout).toMatch(/Audit chain verified/);
+
+    await withService(target, async (http, url) => {
+      for (const patient of seeded) {
+        const read = await http('GET', `${url}/fhir/Patient/${patient.id}`);
+        expect(read.status).toBe(200);
+        expect(read.body.name[0].family).toBe(patient.family);
+        const found = await http(
+          'GET',
+          `${url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${patient.mrn}`)}`,
+        );
+        expect(
+          found.body.entry.map((entry: { resource: { id: string } }) => entry.resource.id),
+        ).toEqual([patient.id]);
+        const byName = await http('GET', `${url}/fhir/Patient?family=${patient.family}`);
+        expect(byName.body.total ?? byName.body.entry.length).toBe(1);
+      }
+      // New writes after a restore get fresh sequence numbers and extend the restored chain.
+      const created = await http('POST', `${url}/fhir/Patient`, {
+        body: buildPatient(),
+        headers: { 'content-type': 'application/fhir+json' },
+      });
+      expect(created.status).toBe(201);
+    });
+    const verified = await cli(target, ['audit:verify']);
+    expect(verified).toMatchObject({ code: 0 });
+    expect(verified.stdout).toMatch(/Audit chain verified/);
+  });
+
+  it('refuses a database that holds data, an altered backup and the wrong identity, writing nothing', async () => {
+    expectFailure(await cli(target, ['restore', backupFile]), /The database is not empty/);
+
+    const altered = join(dir, 'altered.backup');
+    const bytes = await readFile(backupFile);
+    bytes[Math.floor(bytes.length * 0.9)]! ^= 0x01;
+    await writeFile(altered, bytes);
+    const damaged = await cli(untouched, ['restore', altered]);
+    expectFailure(damaged, /is damaged or was altered .*: nothing was restored/);
+    // Found only after tables were copied in: the transaction took them back.
+    expect(damaged.stderr).toMatch(/resource: \d+ rows/);
+
+    const truncated = join(dir, 'truncated.backup');
+    await writeFile(truncated, (await readFile(backupFile)).subarray(0, bytes.length - 100));
+    expectFailure(await cli(untouched, ['restore', truncated]), /damaged or was altered|truncated/);
+
+    const otherIdentity = join(dir, 'other-identity.txt');
+    await writeFile(otherIdentity, `${await generateX25519Identity()}\n`, { mode: 0o600 });
+    expectFailure(
+      await cli(untouched, ['restore', backupFile], { BACKUP_IDENTITY_FILE: otherIdentity }),
+      /cannot be decrypted: no identity matched/,
+    );
+
+    expectFailure(
+      await cli(untouched, ['restore', backupFile], {
+        PHI_MASTER_KEY: randomBytes(32).toString('base64'),
+      }),
+      /encrypted under key\(s\) .* configure PHI_MASTER_KEY or PHI_KEY_FILE/,
+    );
+    expect(await dataRows(untouched)).toBe(0);
+  });
+});
