@@ -14,6 +14,8 @@ import { DatabaseModule } from './database/database.module.js';
 import { ExportModule } from './fhir/export/export.module.js';
 import { FhirModule } from './fhir/fhir.module.js';
 import { HealthModule } from './health/health.module.js';
+import { MetricsEndpointModule } from './metrics/metrics-endpoint.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { Hl7Module } from './hl7/hl7.module.js';
 import { SmartModule } from './smart/smart.module.js';
 
@@ -29,6 +31,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         await AppConfigModule.register(),
+        MetricsModule,
         LoggerModule.forRootAsync({ inject: [AppConfig], useFactory: loggingParams }),
         DatabaseModule,
         CryptoModule,
@@ -41,6 +44,7 @@ export class AppModule {
         ExportModule,
         SmartModule,
         HealthModule,
+        MetricsEndpointModule,
         Hl7Module,
       ],
       providers: [

@@ -3,6 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { Metrics } from '../metrics/metrics.js';
 import type { AuditEntry } from './audit-record.js';
 import { cliAuditEntry } from './cli-audit.js';
 import { AuditRepository } from './audit.repository.js';
@@ -32,6 +33,7 @@ export class AuditTrail {
     private readonly unitOfWork: UnitOfWork,
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly config: AppConfig,
+    private readonly metrics: Metrics,
   ) {
     if (config.auditSkippedForBenchmark) {
       this.logger.warn('AUDIT_BENCHMARK_SKIP is set: audit rows are NOT written');
@@ -57,7 +59,9 @@ export class AuditTrail {
     if (this.config.auditSkippedForBenchmark) {
       return;
     }
-    await this.unitOfWork.run((manager) => this.repository.append(manager, [entry]));
+    await this.metrics.timeAuditWrite('transaction', () =>
+      this.unitOfWork.run((manager) => this.repository.append(manager, [entry])),
+    );
   }
 
   /**
@@ -96,9 +100,11 @@ export class AuditTrail {
         const group = this.waiting.splice(0, MAX_GROUP);
         try {
           // One statement, committed on its own: audit_append is atomic.
-          await this.repository.append(
-            this.dataSource.manager,
-            group.map((waiting) => waiting.entry),
+          await this.metrics.timeAuditWrite('queued', () =>
+            this.repository.append(
+              this.dataSource.manager,
+              group.map((waiting) => waiting.entry),
+            ),
           );
           for (const waiting of group) waiting.resolve();
         } catch (error) {

@@ -56,6 +56,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /hl7/outbox/:id/resend': { action: 'execute', subtype: 'hl7-resend' },
   'GET /health': { action: 'read', subtype: 'health' },
   'GET /health/ready': { action: 'read', subtype: 'health' },
+  'GET /metrics': { action: 'read', subtype: 'metrics' },
   'GET /.well-known/jwks.json': { action: 'read', subtype: 'jwks' },
   'GET /.well-known/smart-configuration': { action: 'read', subtype: 'smart-configuration' },
   'GET /fhir/.well-known/smart-configuration': { action: 'read', subtype: 'smart-configuration' },
@@ -77,6 +78,7 @@ const METHOD_ACTIONS: Record<string, string> = {
 const BEST_EFFORT_ROUTES = new Set([
   'GET /health',
   'GET /health/ready',
+  'GET /metrics',
   'GET /.well-known/jwks.json',
   'GET /.well-known/smart-configuration',
   'GET /fhir/.well-known/smart-configuration',

@@ -28,6 +28,7 @@ import { DatabaseModule } from '../database/database.module.js';
 import { Hl7CoreModule } from '../hl7/hl7-core.module.js';
 import { Hl7ReprocessCommand } from '../hl7/hl7.command.js';
 import { Hl7SendCommand } from '../hl7/hl7-send.command.js';
+import { MetricsModule } from '../metrics/metrics.module.js';
 
 /** The admin CLI's application context: the same modules as the service, without HTTP. */
 @Module({})
@@ -37,6 +38,7 @@ export class CliModule {
       module: CliModule,
       imports: [
         await AppConfigModule.register(),
+        MetricsModule,
         DatabaseModule,
         CryptoModule,
         AuditModule,

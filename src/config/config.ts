@@ -194,6 +194,11 @@ export class AppConfig {
     return file ? absolute(file) : join(this.dataDir, 'audit-checkpoints.jsonl');
   }
 
+  get metricsTokenFile(): string | undefined {
+    const file = this.config.get('METRICS_TOKEN_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
   get backupRecipient(): string | undefined {
     return this.config.get('BACKUP_RECIPIENT', { infer: true });
   }

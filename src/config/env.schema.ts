@@ -45,6 +45,7 @@ const OPTIONAL_VARIABLES = [
   'AUDIT_TRUSTED_KEYS_FILE',
   'BACKUP_RECIPIENT',
   'BACKUP_IDENTITY_FILE',
+  'METRICS_TOKEN_FILE',
 ];
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
@@ -253,6 +254,12 @@ export class EnvironmentVariables {
   @IsOptional()
   @IsString()
   AUDIT_TRUSTED_KEYS_FILE?: string;
+
+  /** Bearer token (in a file) that Prometheus presents at GET /metrics; unset turns it off. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'METRICS_TOKEN_FILE must not be empty' })
+  METRICS_TOKEN_FILE?: string;
 
   /** The age public key (age1...) backups are encrypted to; public, so it may sit beside the data. */
   @IsOptional()

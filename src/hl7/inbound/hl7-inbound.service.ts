@@ -20,6 +20,7 @@ import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
+import { Metrics } from '../../metrics/metrics.js';
 
 export interface Hl7Source {
   channel: 'mllp' | 'http';
@@ -41,6 +42,7 @@ export class Hl7InboundService {
     private readonly trail: AuditTrail,
     private readonly unitOfWork: UnitOfWork,
     private readonly processor: Hl7Processor,
+    private readonly metrics: Metrics,
   ) {}
 
   /**
@@ -96,11 +98,13 @@ export class Hl7InboundService {
     });
     if (!stored && (row.status === 'processed' || row.status === 'rejected')) {
       // A resend of a message already answered: the same answer, and nothing done twice.
+      this.metrics.hl7Messages.inc({ status: 'duplicate' });
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
     }
     const outcome = rejection
       ? await this.reject(row, rejection)
       : await this.process(row, decoded!);
+    this.metrics.hl7Messages.inc({ status: outcome.status });
     return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
   }
 

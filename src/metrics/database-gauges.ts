@@ -1,0 +1,97 @@
+import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type pg from 'pg';
+import { Gauge } from 'prom-client';
+import type { DataSource } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
+import { Metrics } from './metrics.js';
+
+/**
+ * Gauges read at scrape time: the connection pool, and the HL7 backlogs an operator must act
+ * on (messages in error or not yet processed, outbound messages pending or dead). The counts
+ * use the status indexes; a database that does not answer shows as carevault_database_up 0.
+ */
+@Injectable()
+export class DatabaseGauges implements OnModuleInit {
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly metrics: Metrics,
+  ) {}
+
+  onModuleInit(): void {
+    const registers = [this.metrics.registry];
+    const pool = (): pg.Pool | undefined =>
+      (this.dataSource.driver as PostgresDriver).master as pg.Pool | undefined;
+    new Gauge({
+      name: 'carevault_db_pool_connections',
+      help: 'Database pool connections: total open, idle, and requests waiting for one',
+      labelNames: ['state'] as const,
+      registers,
+      collect() {
+        const current = pool();
+        this.set({ state: 'total' }, current?.totalCount ?? 0);
+        this.set({ state: 'idle' }, current?.idleCount ?? 0);
+        this.set({ state: 'waiting' }, current?.waitingCount ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'carevault_db_pool_max',
+      help: 'Largest number of connections the pool opens',
+      registers,
+      collect() {
+        this.set(pool()?.options.max ?? 0);
+      },
+    });
+    const counts = (sql: string) => async (): Promise<Map<string, number>> => {
+      const rows = await this.dataSource.query<{ status: string; n: string }[]>(sql);
+      return new Map(rows.map((row) => [row.status, Number(row.n)]));
+    };
+    const hl7Backlog = counts(
+      `SELECT status, count(*) AS n FROM hl7_message WHERE status IN ('error', 'received') GROUP BY status`,
+    );
+    const outbox = counts(
+      `SELECT status, count(*) AS n FROM hl7_outbox WHERE status IN ('pending', 'dead') GROUP BY status`,
+    );
+    new Gauge({
+      name: 'carevault_hl7_messages_stored',
+      help: 'Stored inbound HL7 messages that need attention: error (kept for reprocessing) and received (not yet processed)',
+      labelNames: ['status'] as const,
+      registers,
+      async collect() {
+        const found = await hl7Backlog().catch(() => undefined);
+        this.reset();
+        // Unknown while the database is down: no sample rather than a reassuring zero.
+        if (found) {
+          for (const status of ['error', 'received']) this.set({ status }, found.get(status) ?? 0);
+        }
+      },
+    });
+    new Gauge({
+      name: 'carevault_hl7_outbox_depth',
+      help: 'Outbound HL7 messages waiting to be sent (pending) or given up on (dead)',
+      labelNames: ['status'] as const,
+      registers,
+      async collect() {
+        const found = await outbox().catch(() => undefined);
+        this.reset();
+        if (found) {
+          for (const status of ['pending', 'dead']) this.set({ status }, found.get(status) ?? 0);
+        }
+      },
+    });
+    const dataSource = this.dataSource;
+    new Gauge({
+      name: 'carevault_database_up',
+      help: '1 when the database answered this scrape, 0 when it did not',
+      registers,
+      async collect() {
+        this.set(
+          await dataSource.query('SELECT 1').then(
+            () => 1,
+            () => 0,
+          ),
+        );
+      },
+    });
+  }
+}

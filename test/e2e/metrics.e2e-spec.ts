@@ -1,0 +1,117 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { http } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** The value of one sample, e.g. sample(text, 'x_total{route="/a"}'); undefined when absent. */
+function sample(text: string, series: string): number | undefined {
+  const line = text.split('\n').find((candidate) => candidate.startsWith(`${series} `));
+  return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+describe('GET /metrics (Prometheus)', () => {
+  let testApp: TestApp;
+  let dir: string;
+  let restoreEnv: () => void;
+  const token = randomBytes(32).toString('hex');
+
+  const scrape = async (): Promise<string> => {
+    const res = await http('GET', `${testApp.url}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain; version=0.0.4');
+    return res.text;
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'carevault-metrics-'));
+    await writeFile(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
+    restoreEnv = withEnv({ METRICS_TOKEN_FILE: join(dir, 'token') });
+    testApp = await createTestApp();
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers only the scraper token, with a Bearer challenge otherwise', async () => {
+    for (const authorization of [undefined, `Bearer ${token}x`, `Basic ${token}`]) {
+      const res = await http('GET', `${testApp.url}/metrics`, {
+        headers: authorization ? { authorization } : {},
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toMatch(/^Bearer /);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    // A user's login token is not the scraper's.
+    const user = await tokenFor(testApp, 'admin');
+    const res = await http('GET', `${testApp.url}/metrics`, {
+      headers: { authorization: `Bearer ${user}` },
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it('counts requests by route template and status, never by URL, and times audit writes', async () => {
+    const before = await scrape();
+    const family = `Secret${randomUUID().slice(0, 8)}`;
+    const doctor = await tokenFor(testApp, 'doctor');
+    const search = await http('GET', `${testApp.url}/fhir/Patient?family=${family}`, {
+      headers: { authorization: `Bearer ${doctor}` },
+    });
+    expect(search.status).toBe(200);
+    const missing = await http('GET', `${testApp.url}/no/such/${family}`);
+    expect(missing.status).toBe(404);
+    const refused = await http('POST', `${testApp.url}/auth/login`, {
+      body: { username: `nobody-${family}`, password: 'wrong-password-123' },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(refused.status).toBe(401);
+
+    const after = await scrape();
+    expect(after).not.toContain(family);
+    const searches = 'carevault_http_requests_total{method="GET",route="/fhir/:type",status="200"}';
+    expect(sample(after, searches)).toBe((sample(before, searches) ?? 0) + 1);
+    const unmatched = 'carevault_http_requests_total{method="GET",route="unmatched",status="404"}';
+    expect(sample(after, unmatched)).toBeGreaterThanOrEqual(1);
+    const failures = 'carevault_login_failures_total{route="/auth/login"}';
+    expect(sample(after, failures)).toBe((sample(before, failures) ?? 0) + 1);
+    expect(
+      sample(
+        after,
+        'carevault_http_request_duration_seconds_count{method="GET",route="/fhir/:type",status="200"}',
+      ),
+    ).toBeGreaterThanOrEqual(1);
+    expect(sample(after, 'carevault_audit_write_seconds_count{mode="queued"}')).toBeGreaterThan(
+      sample(before, 'carevault_audit_write_seconds_count{mode="queued"}') ?? 0,
+    );
+  });
+
+  it('reports the pool, the database, the HL7 backlogs and the process', async () => {
+    const integration = await tokenFor(testApp, 'integration');
+    const posted = await fetch(`${testApp.url}/hl7/v2`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${integration}`, 'content-type': 'text/plain' },
+      body: 'MSH|^~\\&|MON|HOSP|CV|CV|20240101||ZZZ^Z01|MON-1|P|2.5\rPID|1||M-1^^^HOSP||Mon^Itor',
+    });
+    expect(posted.status).toBe(200);
+    const text = await scrape();
+    expect(sample(text, 'carevault_hl7_messages_total{status="rejected"}')).toBeGreaterThanOrEqual(
+      1,
+    );
+    expect(sample(text, 'carevault_database_up')).toBe(1);
+    expect(sample(text, 'carevault_db_pool_max')).toBeGreaterThan(0);
+    expect(sample(text, 'carevault_db_pool_connections{state="total"}')).toBeGreaterThan(0);
+    expect(sample(text, 'carevault_hl7_messages_stored{status="error"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'carevault_hl7_outbox_depth{status="pending"}')).toBeGreaterThanOrEqual(0);
+    expect(sample(text, 'carevault_process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect(text).toContain('carevault_nodejs_eventloop_lag_p99_seconds');
+    expect(text).toContain('# TYPE carevault_rate_limited_total counter');
+  });
+});
