@@ -14,6 +14,9 @@ WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules
 COPY --from=build /app/dist dist
+# Mount points of the compose file's named volumes: a volume takes the ownership of the
+# directory it is mounted on, and the service (uid 1000, read-only root) must write there.
+RUN mkdir -p /var/lib/carevault /audit && chown node:node /var/lib/carevault /audit
 USER node
 EXPOSE 3000 2575
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:3000/health/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"

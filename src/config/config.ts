@@ -27,9 +27,16 @@ export function loadEnvFile(): void {
   }
 }
 
-/** This process's environment plus overrides, for a child process such as the TypeORM CLI. */
+/**
+ * This process's environment plus overrides, for a child process such as the TypeORM CLI. An
+ * override replaces its `_FILE` form too (DATABASE_URL_FILE), which would otherwise clash.
+ */
 export function childEnv(overrides: Record<string, string>): Record<string, string | undefined> {
-  return { ...process.env, ...overrides };
+  const env: Record<string, string | undefined> = { ...process.env, ...overrides };
+  for (const name of Object.keys(overrides)) {
+    delete env[`${name}_FILE`];
+  }
+  return env;
 }
 
 /** Typed, validated settings. Features depend on this, never on `process.env`. */

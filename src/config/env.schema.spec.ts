@@ -1,3 +1,7 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, validateEnv } from './env.schema.js';
 
 describe('validateEnv', () => {
@@ -83,6 +87,25 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ PHI_MASTER_KEY: 'c2VjcmV0' })).toThrow(/^((?!c2VjcmV0).)*$/);
     expect(() => validateEnv({ DATABASE_URL: 'mysql://user:hunter2@db' })).toThrow(
       /^((?!hunter2).)*$/,
+    );
+  });
+
+  it('reads secrets from _FILE variables, refuses both forms at once, and names an unreadable file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'carevault-env-'));
+    const key = randomBytes(32).toString('base64');
+    writeFileSync(join(dir, 'key'), `${key}\n`);
+    writeFileSync(join(dir, 'url'), 'postgres://carevault:pw@db:5432/carevault\n');
+    const env = validateEnv({
+      PHI_MASTER_KEY_FILE: join(dir, 'key'),
+      DATABASE_URL_FILE: join(dir, 'url'),
+    });
+    expect(env.PHI_MASTER_KEY).toBe(key);
+    expect(env.DATABASE_URL).toBe('postgres://carevault:pw@db:5432/carevault');
+    expect(() =>
+      validateEnv({ PHI_MASTER_KEY: key, PHI_MASTER_KEY_FILE: join(dir, 'key') }),
+    ).toThrow('set PHI_MASTER_KEY or PHI_MASTER_KEY_FILE, not both');
+    expect(() => validateEnv({ REDIS_URL_FILE: join(dir, 'missing') })).toThrow(
+      `REDIS_URL_FILE ${join(dir, 'missing')} cannot be read`,
     );
   });
 });

@@ -11,6 +11,7 @@ import {
   MinLength,
   validateSync,
 } from 'class-validator';
+import { readFileSync } from 'node:fs';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -446,6 +447,7 @@ export function validateEnv(
   raw: Record<string, unknown>,
   options: { requireKeys: boolean } = { requireKeys: true },
 ): EnvironmentVariables {
+  raw = withSecretFiles(raw);
   // Unset and empty-string variables both mean "use the default".
   const present = Object.fromEntries(
     Object.keys(new EnvironmentVariables())
@@ -515,4 +517,29 @@ export function validateEnv(
     );
   }
   return env;
+}
+
+/**
+ * Secrets may come from files, the way container secrets are mounted: `DATABASE_URL_FILE`,
+ * `PHI_MASTER_KEY_FILE` and `REDIS_URL_FILE` name a file whose content (trailing newline
+ * dropped) is the value. A value in the environment shows in `docker inspect` and in every
+ * child process; a file does not.
+ */
+function withSecretFiles(raw: Record<string, unknown>): Record<string, unknown> {
+  const resolved = { ...raw };
+  for (const name of SECRET_VARIABLES) {
+    const file = raw[`${name}_FILE`];
+    if (typeof file !== 'string' || file === '') {
+      continue;
+    }
+    if (raw[name] !== undefined && raw[name] !== '') {
+      throw new ConfigError(`Invalid configuration: set ${name} or ${name}_FILE, not both`);
+    }
+    try {
+      resolved[name] = readFileSync(file, 'utf8').trim();
+    } catch {
+      throw new ConfigError(`Invalid configuration: ${name}_FILE ${file} cannot be read`);
+    }
+  }
+  return resolved;
 }
