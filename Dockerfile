@@ -1,6 +1,9 @@
 # Node.js 26 is the current LTS line; CareVault also runs on Node 20.19+ and 22.13+.
 FROM node:26-slim AS build
 WORKDIR /app
+# pkcs11js (PKCS#11 key custody, an optional dependency) compiles a native addon.
+RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ \
+  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./

@@ -4,6 +4,7 @@ import { CommandFactory } from 'nest-commander';
 import { CliModule } from './cli/cli.module.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
+import { KEY_SETUP_COMMANDS, runKeySetup } from './crypto/key-setup.js';
 
 /**
  * Warnings and errors go to stderr: stdout is the commands' output (tab-separated tables that
@@ -21,12 +22,24 @@ const stderrLogger: LoggerService = {
 };
 
 function writeLog(level: string, message: unknown, context?: string): void {
-  const text = typeof message === 'string' ? message : JSON.stringify(message);
+  // An error that stops the context from starting (a key that does not unwrap) arrives as
+  // the Error itself, whose message JSON.stringify would drop.
+  const text =
+    typeof message === 'string'
+      ? message
+      : message instanceof Error
+        ? message.message
+        : JSON.stringify(message);
   process.stderr.write(`${level}${context ? ` [${context}]` : ''} ${text}\n`);
 }
 
 /** `npm run cli -- <command>`: admin commands on the Nest application context. */
 async function main(): Promise<void> {
+  const [command, ...args] = process.argv.slice(2);
+  if (command && KEY_SETUP_COMMANDS.has(command)) {
+    await runKeySetup(command, args);
+    return;
+  }
   await CommandFactory.run(await CliModule.register(), {
     logger: stderrLogger,
     errorHandler: (error: Error & { code?: string; exitCode?: number }) => {

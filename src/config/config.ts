@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
+import type { CustodySettings } from '../crypto/custody/key-custodian.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
 export function readEnv(options?: { requireKeys: boolean }): EnvironmentVariables {
@@ -199,6 +200,27 @@ export class AppConfig {
   get auditCheckpointFile(): string {
     const file = this.config.get('AUDIT_CHECKPOINT_FILE', { infer: true });
     return file ? absolute(file) : join(this.dataDir, 'audit-checkpoints.jsonl');
+  }
+
+  /** How the PHI keys in PHI_KEY_FILE are wrapped; undefined means they are plaintext. */
+  get keyCustody(): CustodySettings | undefined {
+    const provider = this.config.get('KEY_CUSTODY', { infer: true });
+    if (!provider) {
+      return undefined;
+    }
+    const file = (name: 'KEK_FILE' | 'PKCS11_PIN_FILE'): string =>
+      absolute(this.config.get(name, { infer: true }) ?? '');
+    return provider === 'local'
+      ? { provider, kekFile: file('KEK_FILE') }
+      : {
+          provider,
+          pkcs11: {
+            module: this.config.get('PKCS11_MODULE', { infer: true }) ?? '',
+            tokenLabel: this.config.get('PKCS11_TOKEN_LABEL', { infer: true }) ?? '',
+            pinFile: file('PKCS11_PIN_FILE'),
+            keyLabel: this.config.get('PKCS11_KEY_LABEL', { infer: true }),
+          },
+        };
   }
 
   get metricsTokenFile(): string | undefined {

@@ -47,6 +47,11 @@ const OPTIONAL_VARIABLES = [
   'BACKUP_RECIPIENT',
   'BACKUP_IDENTITY_FILE',
   'METRICS_TOKEN_FILE',
+  'KEY_CUSTODY',
+  'KEK_FILE',
+  'PKCS11_MODULE',
+  'PKCS11_TOKEN_LABEL',
+  'PKCS11_PIN_FILE',
 ];
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
@@ -112,6 +117,39 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1, { message: 'PHI_KEY_FILE must not be empty' })
   PHI_KEY_FILE?: string;
+
+  /** Who holds the key-encryption key that wraps the PHI keys in PHI_KEY_FILE. */
+  @IsOptional()
+  @IsIn(['local', 'pkcs11'], { message: 'KEY_CUSTODY must be local or pkcs11' })
+  KEY_CUSTODY?: 'local' | 'pkcs11';
+
+  /** KEY_CUSTODY=local: the KEK, base64 of 32 bytes, on another mount than the data. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'KEK_FILE must not be empty' })
+  KEK_FILE?: string;
+
+  /** KEY_CUSTODY=pkcs11: the HSM vendor's PKCS#11 library (.so). */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'PKCS11_MODULE must not be empty' })
+  PKCS11_MODULE?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'PKCS11_TOKEN_LABEL must not be empty' })
+  PKCS11_TOKEN_LABEL?: string;
+
+  /** The token user's PIN, in a file. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'PKCS11_PIN_FILE must not be empty' })
+  PKCS11_PIN_FILE?: string;
+
+  /** Label of the KEK inside the token. */
+  @IsString()
+  @MinLength(1, { message: 'PKCS11_KEY_LABEL must not be empty' })
+  PKCS11_KEY_LABEL = 'carevault-kek';
 
   @IsString()
   @MinLength(1, { message: 'JWT_ISSUER must not be empty' })
@@ -495,6 +533,22 @@ export function validateEnv(
         `Invalid configuration: ${name} is for benchmarks and is refused when NODE_ENV=production`,
       );
     }
+  }
+  if (
+    env.KEY_CUSTODY === 'pkcs11' &&
+    !(env.PKCS11_MODULE && env.PKCS11_TOKEN_LABEL && env.PKCS11_PIN_FILE)
+  ) {
+    throw new ConfigError(
+      'Invalid configuration: KEY_CUSTODY=pkcs11 needs PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN_FILE',
+    );
+  }
+  if (env.KEY_CUSTODY === 'local' && !env.KEK_FILE) {
+    throw new ConfigError('Invalid configuration: KEY_CUSTODY=local needs KEK_FILE');
+  }
+  if (env.KEY_CUSTODY && !env.PHI_KEY_FILE) {
+    throw new ConfigError(
+      'Invalid configuration: KEY_CUSTODY needs PHI_KEY_FILE, the file of wrapped PHI keys (npm run cli -- keys:init)',
+    );
   }
   if (Boolean(env.OIDC_ISSUER) !== Boolean(env.OIDC_AUDIENCE)) {
     throw new ConfigError(

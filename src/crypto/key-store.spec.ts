@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LocalCustodian } from './custody/local-custodian.js';
 import { keyIdOf } from './key-ring.js';
 import { GENERATED_KEY_FILE, KeyConfigError, KeyStore, type KeySettings } from './key-store.js';
 
@@ -71,5 +72,74 @@ describe('KeyStore', () => {
   it('cannot add keys that come from the environment', async () => {
     const store = new KeyStore(settings({ masterKeys: [randomBytes(32).toString('base64')] }));
     await expect(store.addCurrentKey(await store.load())).rejects.toThrow(/PHI_MASTER_KEY/);
+  });
+
+  describe('with a key-encryption key (KEY_CUSTODY=local)', () => {
+    const custodian = async (): Promise<LocalCustodian> => {
+      const file = join(dataDir, `kek-${Math.random()}`);
+      await writeFile(file, randomBytes(32).toString('base64'));
+      return LocalCustodian.fromFile(file);
+    };
+
+    it('keeps only wrapped keys in the file and unwraps them at load and after a rotation', async () => {
+      const kek = await custodian();
+      const keyFile = join(dataDir, 'wrapped.json');
+      const store = new KeyStore(settings({ keyFile, embedded: false, custodian: kek }));
+      const [id] = await store.writeWrapped(keyFile);
+      const text = await readFile(keyFile, 'utf8');
+      const file = JSON.parse(text);
+      expect(file).toMatchObject({ version: 2, custody: kek.description, current: id });
+      expect(file.keys[0]).not.toHaveProperty('key');
+      const ring = await store.load();
+      expect(ring.currentId).toBe(id);
+      // The KEK unwraps the key the file names; the key itself appears nowhere in the file.
+      const material = kek.unwrap(Buffer.from(file.keys[0].wrapped, 'base64'));
+      expect(keyIdOf(material)).toBe(id);
+      expect(text).not.toContain(material.toString('base64'));
+      expect(text).not.toContain(material.toString('hex'));
+
+      const added = await store.addCurrentKey(ring);
+      const reloaded = await new KeyStore(
+        settings({ keyFile, embedded: false, custodian: kek }),
+      ).load();
+      expect(reloaded.currentId).toBe(added);
+      expect(reloaded.blindIndexRootId).toBe(id);
+      expect(reloaded.dataKey(added).equals(ring.dataKey(added))).toBe(true);
+      await expect(store.writeWrapped(keyFile)).rejects.toThrow('is never overwritten');
+    });
+
+    it('refuses another KEK, a plaintext file under custody, and a wrapped file without it', async () => {
+      const keyFile = join(dataDir, 'wrapped.json');
+      await new KeyStore(settings({ keyFile, custodian: await custodian() })).writeWrapped(keyFile);
+      await expect(
+        new KeyStore(settings({ keyFile, custodian: await custodian() })).load(),
+      ).rejects.toThrow(/KEY_CUSTODY must name that key/);
+      await expect(new KeyStore(settings({ keyFile })).load()).rejects.toThrow(
+        /wrapped by the local key .*KEY_CUSTODY must name that key/,
+      );
+      const plain = await new KeyStore(settings({})).load();
+      const generated = join(dataDir, GENERATED_KEY_FILE);
+      expect(plain.ids).toHaveLength(1);
+      await expect(
+        new KeyStore(settings({ keyFile: generated, custodian: await custodian() })).load(),
+      ).rejects.toThrow(/plaintext keys while KEY_CUSTODY is set/);
+    });
+
+    it('wraps the keys of a plaintext source, keeping which is current and the index root', async () => {
+      const source = new KeyStore(settings({}));
+      const plainRing = await source.load();
+      await source.addCurrentKey(plainRing);
+      const { ring, keys } = await source.plaintextKeys();
+      const kek = await custodian();
+      const keyFile = join(dataDir, 'wrapped.json');
+      const target = new KeyStore(settings({ keyFile, custodian: kek }));
+      expect(await target.writeWrapped(keyFile, ring, keys)).toEqual(plainRing.ids);
+      const wrapped = await target.load();
+      expect(wrapped.currentId).toBe(plainRing.currentId);
+      expect(wrapped.blindIndexRootId).toBe(plainRing.blindIndexRootId);
+      expect(
+        wrapped.dataKey(wrapped.currentId).equals(plainRing.dataKey(plainRing.currentId)),
+      ).toBe(true);
+    });
   });
 });

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { CustodyDescription, KeyCustodian } from './custody/key-custodian.js';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
 
 /** What the key store needs to know about the deployment. */
@@ -12,14 +13,25 @@ export interface KeySettings {
   embedded: boolean;
   production: boolean;
   dataDir: string;
+  /** With KEY_CUSTODY: the keeper of the KEK that wraps the keys in the key file. */
+  custodian?: KeyCustodian | undefined;
 }
 
-interface KeyFileContent {
-  version: 1;
-  current: string;
-  blindIndexRoot: string;
-  keys: { id: string; key: string; createdAt: string }[];
-}
+/** Version 1 holds the keys in plaintext; version 2 holds them wrapped by a custodian's KEK. */
+type KeyFileContent =
+  | {
+      version: 1;
+      current: string;
+      blindIndexRoot: string;
+      keys: { id: string; key: string; createdAt: string }[];
+    }
+  | {
+      version: 2;
+      custody: CustodyDescription;
+      current: string;
+      blindIndexRoot: string;
+      keys: { id: string; wrapped: string; createdAt: string }[];
+    };
 
 export class KeyConfigError extends Error {
   override readonly name = 'KeyConfigError';
@@ -46,7 +58,12 @@ export class KeyStore {
   }
 
   async load(): Promise<KeyRing> {
-    const { masterKeys, keyFile, embedded, production } = this.settings;
+    const { masterKeys, keyFile, embedded, production, custodian } = this.settings;
+    if (custodian && (masterKeys.length > 0 || !keyFile)) {
+      throw new KeyConfigError(
+        'Invalid configuration: with KEY_CUSTODY the PHI keys come wrapped from PHI_KEY_FILE, not from PHI_MASTER_KEY (see keys:init and keys:wrap)',
+      );
+    }
     if (masterKeys.length > 0) {
       const keys = masterKeys.map((encoded) => toMasterKey(encoded));
       const first = keys[0] as MasterKey;
@@ -54,7 +71,7 @@ export class KeyStore {
       return new KeyRing(keys, first.id, last.id);
     }
     if (keyFile) {
-      return ringOf(await readKeyFile(keyFile), keyFile);
+      return this.ringOf(await readKeyFile(keyFile), keyFile);
     }
     if (production) {
       throw new KeyConfigError(
@@ -80,7 +97,7 @@ export class KeyStore {
           'without it the data cannot be read. Set PHI_MASTER_KEY or PHI_KEY_FILE in production.',
       );
     }
-    return ringOf(await readKeyFile(path), path);
+    return this.ringOf(await readKeyFile(path), path);
   }
 
   /**
@@ -96,15 +113,82 @@ export class KeyStore {
     }
     const content = await readKeyFile(path);
     const key = newKey();
-    content.keys.push(key);
+    if (content.version === 2) {
+      const material = Buffer.from(key.key, 'base64');
+      content.keys.push({ id: key.id, wrapped: this.wrap(material), createdAt: key.createdAt });
+    } else {
+      content.keys.push(key);
+    }
     content.current = key.id;
     await writeKeyFile(path, content);
     ring.addCurrent(toMasterKey(key.key));
     return key.id;
   }
+
+  /**
+   * Writes a new key file at `path` holding `keys` (or one new key) wrapped by the custodian's
+   * KEK: for a new deployment (keys:init) or to wrap the keys of a plaintext source (keys:wrap).
+   */
+  async writeWrapped(path: string, ring?: KeyRing, keys?: MasterKey[]): Promise<string[]> {
+    if (await exists(path)) {
+      throw new KeyConfigError(`${path} exists: a key file is never overwritten`);
+    }
+    const material = keys ?? [toMasterKey(newKey().key)];
+    const createdAt = new Date().toISOString();
+    const first = material[0] as MasterKey;
+    await writeKeyFile(path, {
+      version: 2,
+      custody: this.custodian.description,
+      current: ring?.currentId ?? first.id,
+      blindIndexRoot: ring?.blindIndexRootId ?? first.id,
+      keys: material.map((key) => ({ id: key.id, wrapped: this.wrap(key.material), createdAt })),
+    });
+    return material.map((key) => key.id);
+  }
+
+  /** Every key of the plaintext source (PHI_MASTER_KEY or a version 1 key file), for keys:wrap. */
+  async plaintextKeys(): Promise<{ ring: KeyRing; keys: MasterKey[] }> {
+    const { masterKeys } = this.settings;
+    if (masterKeys.length > 0) {
+      const keys = masterKeys.map((encoded) => toMasterKey(encoded));
+      return { ring: await this.load(), keys };
+    }
+    const path = this.keyFilePath as string;
+    const content = await readKeyFile(path);
+    if (content.version !== 1) {
+      throw new KeyConfigError(
+        `${path} is already wrapped (by ${content.custody.provider} key ${content.custody.key})`,
+      );
+    }
+    return { ring: this.ringOf(content, path), keys: keysOf(content, undefined) };
+  }
+
+  private get custodian(): KeyCustodian {
+    const custodian = this.settings.custodian;
+    if (!custodian) {
+      throw new KeyConfigError(
+        'KEY_CUSTODY is not set: there is no key-encryption key to wrap with',
+      );
+    }
+    return custodian;
+  }
+
+  private wrap(material: Buffer): string {
+    return this.custodian.wrap(material).toString('base64');
+  }
+
+  private ringOf(content: KeyFileContent, path: string): KeyRing {
+    const custodian = this.settings.custodian;
+    // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
+    const reload = (): { keys: MasterKey[]; currentId: string } => {
+      const latest = parseKeyFile(readFileSync(path, 'utf8'), path);
+      return { keys: keysOf(latest, custodian), currentId: latest.current };
+    };
+    return new KeyRing(keysOf(content, custodian), content.current, content.blindIndexRoot, reload);
+  }
 }
 
-function newKey(): KeyFileContent['keys'][number] {
+function newKey(): { id: string; key: string; createdAt: string } {
   const material = randomBytes(KEY_BYTES);
   return {
     id: keyIdOf(material),
@@ -123,17 +207,28 @@ function toMasterKey(encoded: string): MasterKey {
   return { id: keyIdOf(material), material };
 }
 
-function ringOf(content: KeyFileContent, path: string): KeyRing {
-  // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
-  const reload = (): { keys: MasterKey[]; currentId: string } => {
-    const latest = parseKeyFile(readFileSync(path, 'utf8'), path);
-    return { keys: keysOf(latest), currentId: latest.current };
-  };
-  return new KeyRing(keysOf(content), content.current, content.blindIndexRoot, reload);
-}
-
-function keysOf(content: KeyFileContent): MasterKey[] {
-  return content.keys.map((entry) => ({ ...toMasterKey(entry.key), id: entry.id }));
+function keysOf(content: KeyFileContent, custodian: KeyCustodian | undefined): MasterKey[] {
+  if (content.version === 1) {
+    if (custodian) {
+      throw new KeyConfigError(
+        'Invalid configuration: PHI_KEY_FILE holds plaintext keys while KEY_CUSTODY is set: wrap them with keys:wrap',
+      );
+    }
+    return content.keys.map((entry) => ({ ...toMasterKey(entry.key), id: entry.id }));
+  }
+  const { provider, key } = content.custody;
+  if (custodian?.description.provider !== provider || custodian.description.key !== key) {
+    throw new KeyConfigError(
+      `Invalid configuration: PHI_KEY_FILE holds keys wrapped by the ${provider} key ${key}; KEY_CUSTODY must name that key`,
+    );
+  }
+  return content.keys.map((entry) => {
+    const material = custodian.unwrap(Buffer.from(entry.wrapped, 'base64'));
+    if (material.length !== KEY_BYTES || keyIdOf(material) !== entry.id) {
+      throw new KeyConfigError(`PHI key ${entry.id} does not unwrap to the key it names`);
+    }
+    return { id: entry.id, material };
+  });
 }
 
 async function readKeyFile(path: string): Promise<KeyFileContent> {
@@ -153,7 +248,7 @@ async function readKeyFile(path: string): Promise<KeyFileContent> {
 function parseKeyFile(text: string, path: string): KeyFileContent {
   const content = JSON.parse(text) as Partial<KeyFileContent>;
   if (
-    content.version !== 1 ||
+    (content.version !== 1 && content.version !== 2) ||
     !Array.isArray(content.keys) ||
     !content.current ||
     !content.blindIndexRoot
