@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, resolve } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { CompressionStream, DecompressionStream, type ReadableStream } from 'node:stream/web';
@@ -68,6 +68,7 @@ export class BackupService {
     const encrypter = new Encrypter();
     encrypter.addRecipient(await this.keys.recipient());
     const partial = `${path}.partial`;
+    await mkdir(dirname(path), { recursive: true });
     try {
       const { header, tables, bytes, sha256 } = await this.repository.snapshot(async (session) => {
         const header = await this.header(session);

@@ -10,6 +10,8 @@ import {
 import { AuditModule } from '../audit/audit.module.js';
 import { BackupCommand, RestoreCommand } from '../backup/backup.command.js';
 import { BackupModule } from '../backup/backup.module.js';
+import { ComplianceReportCommand } from '../compliance/compliance.command.js';
+import { ComplianceModule } from '../compliance/compliance.module.js';
 import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
@@ -47,6 +49,7 @@ export class CliModule {
         AccessModule,
         Hl7CoreModule,
         BackupModule,
+        ComplianceModule,
       ],
       providers: [
         KeysRotateCommand,
@@ -67,6 +70,7 @@ export class CliModule {
         Hl7SendCommand,
         BackupCommand,
         RestoreCommand,
+        ComplianceReportCommand,
       ],
     };
   }

@@ -1,0 +1,160 @@
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createUser, enableMfa } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp } from '../support/test-app.js';
+
+describe('compliance:report (HIPAA 164.312, live checks)', () => {
+  let dir: string;
+  let database: ScratchDatabase;
+  /** A production-like configuration: every key from a file, PHI keys wrapped, TLS. */
+  let production: Record<string, string>;
+
+  const report = (env: Record<string, string>, out: string): Promise<Finished> =>
+    runNode(BUILT.cli, ['compliance:report', '--out', join(dir, out)], childEnv(env), {
+      timeoutMs: 120_000,
+    });
+  const written = async (out: string) => {
+    const files = await readdir(join(dir, out));
+    const json = files.find((file) => file.endsWith('.json'))!;
+    const html = files.find((file) => file.endsWith('.html'))!;
+    return {
+      json: JSON.parse(await readFile(join(dir, out, json), 'utf8')),
+      html: await readFile(join(dir, out, html), 'utf8'),
+    };
+  };
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'carevault-compliance-'));
+    const secrets = join(dir, 'secrets');
+    await mkdir(secrets);
+    const pem = (key: ReturnType<typeof generateKeyPairSync>['privateKey']): string =>
+      key.export({ type: 'pkcs8', format: 'pem' }).toString();
+    await writeFile(
+      join(secrets, 'jwt.pem'),
+      pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
+    );
+    await writeFile(join(secrets, 'audit.pem'), pem(generateKeyPairSync('ed25519').privateKey));
+    await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'));
+    const identity = await generateX25519Identity();
+    await writeFile(join(secrets, 'backup-identity.txt'), `${identity}\n`);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        join(secrets, 'tls.key'),
+        '-out',
+        join(secrets, 'tls.pem'),
+        '-days',
+        '30',
+        '-subj',
+        '/CN=127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    database = await createScratchDatabase();
+    production = {
+      NODE_ENV: 'production',
+      DATABASE_URL: database.url,
+      DATA_DIR: join(dir, 'data'),
+      LOG_LEVEL: 'warn',
+      KEY_CUSTODY: 'local',
+      KEK_FILE: join(secrets, 'kek'),
+      PHI_KEY_FILE: join(dir, 'data', 'phi-keys.json'),
+      JWT_SIGNING_KEY_FILE: join(secrets, 'jwt.pem'),
+      AUDIT_SIGNING_KEY_FILE: join(secrets, 'audit.pem'),
+      AUDIT_CHECKPOINT_FILE: join(dir, 'data', 'audit-checkpoints.jsonl'),
+      BACKUP_RECIPIENT: await identityToRecipient(identity),
+      TLS_CERT_FILE: join(secrets, 'tls.pem'),
+      TLS_KEY_FILE: join(secrets, 'tls.key'),
+    };
+    expect(await runNode(BUILT.cli, ['keys:init'], childEnv(production))).toMatchObject({
+      code: 0,
+    });
+  });
+
+  afterAll(async () => {
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('fails a development configuration, naming what is missing', async () => {
+    const dev = await report(
+      {
+        DATABASE_URL: database.url,
+        DATA_DIR: join(dir, 'dev-data'),
+        PHI_MASTER_KEY: randomBytes(32).toString('base64'),
+        LOG_LEVEL: 'warn',
+      },
+      'dev',
+    );
+    expect(dev.code).toBe(1);
+    const failed = dev.stdout.split('\n').filter((line) => line.startsWith('FAIL'));
+    expect(failed.join('\n')).toMatch(/PHI master keys are held in plaintext/);
+    expect(failed.join('\n')).toMatch(/JWT_SIGNING_KEY_FILE unset/);
+    expect(failed.join('\n')).toMatch(/plain HTTP on 127\.0\.0\.1:3000/);
+    expect(failed.join('\n')).toMatch(/No active administrator account/);
+    expect(failed.join('\n')).toMatch(/No backup has been made/);
+    const { json, html } = await written('dev');
+    expect(json.summary.fail).toBe(failed.length);
+    expect(json.checks).toHaveLength(14);
+    expect(html).toContain('<td class="status">FAIL</td>');
+  });
+
+  it('passes every check on a production-like configuration with an admin with MFA, a backup and a checkpoint', async () => {
+    // An administrator enrols in MFA through the API, under the same keys.
+    const restoreEnv = withEnv({
+      ...production,
+      TLS_CERT_FILE: undefined,
+      TLS_KEY_FILE: undefined,
+      PHI_MASTER_KEY: undefined,
+    });
+    const testApp = await createTestApp();
+    try {
+      await enableMfa(testApp, await createUser(testApp, ['admin']));
+      await createUser(testApp, ['doctor']);
+    } finally {
+      await testApp.close();
+      restoreEnv();
+    }
+    const env = childEnv(production);
+    expect(
+      await runNode(BUILT.cli, ['backup', join(dir, 'backups', 'nightly.cvb')], env),
+    ).toMatchObject({ code: 0 });
+    expect(await runNode(BUILT.cli, ['audit:checkpoint'], env)).toMatchObject({ code: 0 });
+
+    const run = await report(production, 'production');
+    expect(run.stderr).toBe('');
+    expect(run.stdout).not.toMatch(/^FAIL/m);
+    expect(run).toMatchObject({ code: 0 });
+    const { json, html } = await written('production');
+    expect(json.summary).toEqual({ pass: 14, fail: 0 });
+    expect(json.environment).toBe('production');
+    const byId = Object.fromEntries(
+      json.checks.map((check: { id: string; evidence: string }) => [check.id, check.evidence]),
+    );
+    expect(byId['key-custody']).toMatch(/wrapped by the KEK/);
+    expect(byId['transmission-security']).toMatch(/HTTPS with TLS 1\.2\+, certificate valid until/);
+    expect(byId['mfa-for-admins']).toBe('All 1 active admins have MFA enabled');
+    expect(byId['backups']).toMatch(/nightly\.cvb, with its manifest/);
+    expect(byId['encryption-at-rest']).toMatch(/sampled values of .*app_user\.totp_secret/);
+    expect(html).not.toContain('<td class="status">FAIL</td>');
+    // The report itself is audited.
+    expect((await runNode(BUILT.cli, ['audit:verify'], env)).stdout).toMatch(
+      /Audit chain verified/,
+    );
+  });
+});
