@@ -1,4 +1,4 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import {
   createHash,
   createPrivateKey,
@@ -8,8 +8,8 @@ import {
   verify,
   type KeyObject,
 } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readPublicKeys } from '../common/key-files.js';
 import { readOrCreatePrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
@@ -28,21 +28,41 @@ export function statementBytes(statement: SignedStatement): Buffer {
   );
 }
 
+/** How often instances re-read the key files, so a rotation reaches them without a restart. */
+const RELOAD_MS = 30_000;
+
 /**
  * The Ed25519 key that signs audit checkpoints: from AUDIT_SIGNING_KEY_FILE (required in
  * production) or, elsewhere, generated once under DATA_DIR. Whoever can rewrite the database
  * but does not hold this key cannot produce checkpoints that match a rewritten chain.
  */
 @Injectable()
-export class AuditSigner implements OnModuleInit {
+export class AuditSigner implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('AuditSigner');
   private privateKey: KeyObject | undefined;
   private id = '';
-  /** Keys whose checkpoints are believed: our own, and those listed in AUDIT_TRUSTED_KEYS_FILE. */
-  private readonly trusted = new Map<string, KeyObject>();
+  /** Keys whose checkpoints are believed: our own, and those in the trusted keys file. */
+  private trusted = new Map<string, KeyObject>();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly config: AppConfig) {}
 
   async onModuleInit(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => {
+      this.reload().catch((error: unknown) =>
+        this.logger.error(`Audit keys not reloaded: ${(error as Error).message}`),
+      );
+    }, RELOAD_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Re-reads the signing key and the trusted keys (at start, and every 30 s). */
+  async reload(): Promise<void> {
     const pem = await readOrCreatePrivateKey({
       configured: this.config.auditSigningKeyFile,
       fallback: join(this.config.dataDir, 'audit-signing-key.pem'),
@@ -53,26 +73,23 @@ export class AuditSigner implements OnModuleInit {
     if (privateKey.asymmetricKeyType !== 'ed25519') {
       throw new Error('The audit signing key must be an Ed25519 private key (PKCS#8 PEM)');
     }
-    this.privateKey = privateKey;
     const publicKey = createPublicKey(privateKey);
-    this.id = keyIdOf(publicKey);
-    this.trusted.set(this.id, publicKey);
-    await this.loadTrustedKeys();
-  }
-
-  /** Public keys of other instances or of earlier keys, from outside the database. */
-  private async loadTrustedKeys(): Promise<void> {
-    const file = this.config.auditTrustedKeysFile;
-    if (!file) return;
-    const text = await readFile(file, 'utf8');
-    for (const pem of text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ??
-      []) {
-      const key = createPublicKey(pem);
+    const trusted = new Map<string, KeyObject>([[keyIdOf(publicKey), publicKey]]);
+    // Public keys of other instances or of earlier keys, from outside the database.
+    for (const key of await readPublicKeys(this.trustedKeysFile)) {
       if (key.asymmetricKeyType !== 'ed25519') {
         throw new Error('AUDIT_TRUSTED_KEYS_FILE holds a key that is not Ed25519');
       }
-      this.trusted.set(keyIdOf(key), key);
+      trusted.set(keyIdOf(key), key);
     }
+    this.privateKey = privateKey;
+    this.id = keyIdOf(publicKey);
+    this.trusted = trusted;
+  }
+
+  /** Retired keys and other instances' keys; under DATA_DIR in development. */
+  get trustedKeysFile(): string {
+    return this.config.auditTrustedKeysFile ?? join(this.config.dataDir, 'audit-trusted-keys.pem');
   }
 
   get keyId(): string {

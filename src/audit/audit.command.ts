@@ -1,9 +1,14 @@
 import { Presets, SingleBar } from 'cli-progress';
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { rotateSigningKey } from '../common/key-files.js';
+import { AppConfig } from '../config/config.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import { AuditCheckpoints } from './audit-checkpoints.js';
 import { AuditEventService } from './audit-event.service.js';
 import { AuditExport } from './audit-export.js';
+import { AuditSigner } from './audit-signer.js';
 import { AuditVerifier, type VerifyReport } from './audit-verifier.js';
 import { AuditTrail } from './audit-trail.js';
 
@@ -226,5 +231,47 @@ export class AuditArchiveCommand extends CommandRunner {
   })
   parseBefore(value: string): Date {
     return parseDate('--before', value);
+  }
+}
+
+@Command({
+  name: 'audit:rotate-key',
+  description:
+    'New Ed25519 audit signing key; the old public key joins the trusted keys (its checkpoints keep verifying), and the head is signed with the new key',
+})
+export class AuditRotateKeyCommand extends CommandRunner {
+  constructor(
+    private readonly signer: AuditSigner,
+    private readonly checkpoints: AuditCheckpoints,
+    private readonly trail: AuditTrail,
+    private readonly config: AppConfig,
+  ) {
+    super();
+  }
+
+  async run(): Promise<void> {
+    const retiredId = this.signer.keyId;
+    const rotated = await this.trail.command(
+      'audit:rotate-key',
+      (done) => ({ detail: `retired=${retiredId} current=${done.keyId}` }),
+      async () => {
+        await rotateSigningKey({
+          privateKeyFile:
+            this.config.auditSigningKeyFile ?? join(this.config.dataDir, 'audit-signing-key.pem'),
+          acceptedKeysFile: this.signer.trustedKeysFile,
+          generate: () => generateKeyPairSync('ed25519').privateKey,
+          // Never expires: checkpoints it signed must verify for as long as the rows are kept.
+          note: `audit signing key ${retiredId}, retired ${new Date().toISOString()}`,
+        });
+        await this.signer.reload();
+        return { keyId: this.signer.keyId, checkpoint: await this.checkpoints.checkpointHead() };
+      },
+    );
+    process.stdout.write(
+      `New audit signing key ${rotated.keyId}; ${retiredId} is trusted in ${this.signer.trustedKeysFile}` +
+        (rotated.checkpoint
+          ? `; row ${rotated.checkpoint.chainSeq} signed with the new key\n`
+          : '\n'),
+    );
   }
 }

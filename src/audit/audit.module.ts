@@ -35,6 +35,7 @@ import { AuditRepository } from './audit.repository.js';
     AuditVerifier,
     AuditExport,
     AuditEventService,
+    AuditSigner,
   ],
 })
 export class AuditModule {}

@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
+import { SigningKeys } from './signing-keys.js';
 import { VerifiedTokens } from './verified-tokens.js';
 
 /**
@@ -18,6 +19,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   constructor(
     private readonly reflector: Reflector,
     private readonly oidc: OidcVerifier,
+    private readonly keys: SigningKeys,
   ) {
     super();
   }
@@ -35,7 +37,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       .switchToHttp()
       .getRequest<FastifyRequest & { user?: AuthenticatedUser }>();
     const token = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-    const known = token ? this.verified.get(token) : undefined;
+    const known = token ? this.verified.get(token, this.keys.generation) : undefined;
     if (known) {
       request.user = known;
       return true;

@@ -1,4 +1,4 @@
-import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import {
   createPrivateKey,
   createPublicKey,
@@ -7,6 +7,7 @@ import {
 } from 'node:crypto';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
+import { readPublicKeys } from '../common/key-files.js';
 import { readOrCreatePrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
@@ -24,48 +25,98 @@ export class TokenHeaderError extends Error {
   override readonly name = 'TokenHeaderError';
 }
 
+/** How often instances re-read the key files, so a rotation reaches them without a restart. */
+export const JWT_KEYS_RELOAD_MS = 30_000;
+
+/** The signing key and the accepted public keys; under DATA_DIR in development. */
+export function jwtKeyFiles(config: AppConfig): { signing: string; verification: string } {
+  return {
+    signing: config.jwtSigningKeyFile ?? join(config.dataDir, 'jwt-signing-key.pem'),
+    verification:
+      config.jwtVerificationKeysFile ?? join(config.dataDir, 'jwt-verification-keys.pem'),
+  };
+}
+
 /**
  * The ES256 key that signs access tokens: from JWT_SIGNING_KEY_FILE (required in production) or,
- * elsewhere, generated once under DATA_DIR. Verification accepts only keys listed here.
+ * elsewhere, generated once under DATA_DIR. Verification accepts this key and the public keys in
+ * JWT_VERIFICATION_KEYS_FILE (retired keys, until the tokens they signed expire, and a next key
+ * published ahead of a switch), and only those; all of them are in the JWKS.
  */
 @Injectable()
-export class SigningKeys implements OnModuleInit {
+export class SigningKeys implements OnModuleInit, OnModuleDestroy {
+  private readonly logger = new Logger('SigningKeys');
   private key: SigningKey | undefined;
+  private accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
+  private timer: NodeJS.Timeout | undefined;
+  /** Changes whenever the set of accepted keys does (see VerifiedTokens). */
+  generation = 0;
 
   constructor(private readonly config: AppConfig) {}
 
   async onModuleInit(): Promise<void> {
+    await this.reload();
+    this.timer = setInterval(() => {
+      this.reload().catch((error: unknown) =>
+        this.logger.error(`JWT keys not reloaded: ${(error as Error).message}`),
+      );
+    }, JWT_KEYS_RELOAD_MS);
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  /** Re-reads the signing key and the verification keys (at start, and every 30 s). */
+  async reload(): Promise<void> {
     const pem = await readOrCreatePrivateKey({
       configured: this.config.jwtSigningKeyFile,
-      fallback: join(this.config.dataDir, 'jwt-signing-key.pem'),
+      fallback: jwtKeyFiles(this.config).signing,
       variable: 'JWT_SIGNING_KEY_FILE',
       generate: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
     });
     const privateKey = createPrivateKey(pem);
-    if (
-      privateKey.asymmetricKeyType !== 'ec' ||
-      privateKey.asymmetricKeyDetails?.namedCurve !== 'prime256v1'
-    ) {
+    if (!isP256(privateKey)) {
       throw new Error('The JWT signing key must be an EC P-256 private key (ES256)');
     }
-    const publicKey = createPublicKey(privateKey);
-    const publicJwk = await exportJWK(publicKey);
-    const kid = await calculateJwkThumbprint(publicJwk);
-    this.key = {
-      kid,
-      privateKey,
-      publicKey,
-      publicJwk: { ...publicJwk, kid, alg: ALGORITHM, use: 'sig' },
-    };
+    const key = { ...(await describe(createPublicKey(privateKey))), privateKey };
+    const accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
+    for (const publicKey of await readPublicKeys(this.verificationKeysFile)) {
+      if (!isP256(publicKey)) {
+        throw new Error('JWT_VERIFICATION_KEYS_FILE holds a key that is not EC P-256');
+      }
+      const described = await describe(publicKey);
+      accepted.set(described.kid, described);
+    }
+    accepted.set(key.kid, key);
+    const before = [...this.accepted.keys()].sort().join();
+    this.key = key;
+    this.accepted = accepted;
+    if ([...accepted.keys()].sort().join() !== before) {
+      this.generation += 1;
+    }
+  }
+
+  private get verificationKeysFile(): string {
+    return jwtKeyFiles(this.config).verification;
   }
 
   get current(): { kid: string; privateKey: KeyObject; publicKey: KeyObject } {
     return this.loaded();
   }
 
-  /** The public keys as a JWK Set, for /.well-known/jwks.json. */
+  /** The public keys as a JWK Set, for /.well-known/jwks.json: current first. */
   jwks(): { keys: JWK[] } {
-    return { keys: [this.loaded().publicJwk] };
+    const current = this.loaded();
+    return {
+      keys: [
+        current.publicJwk,
+        ...[...this.accepted.values()]
+          .filter((key) => key.kid !== current.kid)
+          .map((key) => key.publicJwk),
+      ],
+    };
   }
 
   /**
@@ -95,13 +146,18 @@ export class SigningKeys implements OnModuleInit {
     ) {
       throw new TokenHeaderError('Token headers may not carry keys');
     }
-    const key = this.loaded();
-    if (header.kid !== key.kid) {
+    const key = typeof header.kid === 'string' ? this.accepted.get(header.kid) : undefined;
+    if (!key) {
       throw new TokenHeaderError('Unknown signing key');
     }
     // The KeyObject itself: handing jsonwebtoken a PEM made it parse the key on every request
     // (about a fifth of a search request's CPU in the profile).
     return key.publicKey;
+  }
+
+  /** The public key of an accepted kid, for tokens this service signed (MFA tokens). */
+  publicKeyFor(kid: string | undefined): KeyObject | undefined {
+    return kid === undefined ? undefined : this.accepted.get(kid)?.publicKey;
   }
 
   private loaded(): SigningKey {
@@ -110,4 +166,14 @@ export class SigningKeys implements OnModuleInit {
     }
     return this.key;
   }
+}
+
+function isP256(key: KeyObject): boolean {
+  return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
+}
+
+async function describe(publicKey: KeyObject): Promise<Omit<SigningKey, 'privateKey'>> {
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk);
+  return { kid, publicKey, publicJwk: { ...jwk, kid, alg: ALGORITHM, use: 'sig' } };
 }

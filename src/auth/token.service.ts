@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { jwtVerify, SignJWT } from 'jose';
+import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { AppConfig } from '../config/config.js';
 import type { UserEntity } from './user.entity.js';
 import { ACCESS_TOKEN_TYPE, SigningKeys } from './signing-keys.js';
@@ -66,7 +66,10 @@ export class TokenService {
   /** The user id an MFA token was issued to, or undefined when it is invalid or expired. */
   async verifyMfaToken(token: string): Promise<string | undefined> {
     try {
-      const { payload } = await jwtVerify(token, this.keys.current.publicKey, {
+      // Signed by a key still accepted (one retired by a rotation in the last minutes too).
+      const key = this.keys.publicKeyFor(decodeProtectedHeader(token).kid);
+      if (!key) return undefined;
+      const { payload } = await jwtVerify(token, key, {
         algorithms: ['ES256'],
         typ: MFA_TOKEN_TYPE,
         issuer: this.config.jwtIssuer,

@@ -12,9 +12,18 @@ const MAX_ENTRIES = 10_000;
  */
 export class VerifiedTokens {
   private readonly users = new Map<string, AuthenticatedUser>();
+  private keys = 0;
 
-  /** The user of a token verified before and not yet expired; a copy, for the request to own. */
-  get(token: string): AuthenticatedUser | undefined {
+  /**
+   * The user of a token verified before and not yet expired; a copy, for the request to own.
+   * `keys` is SigningKeys.generation: when the accepted keys change (a retired key expires),
+   * every remembered answer is forgotten, since it may rest on a key no longer accepted.
+   */
+  get(token: string, keys: number): AuthenticatedUser | undefined {
+    if (keys !== this.keys) {
+      this.users.clear();
+      this.keys = keys;
+    }
     const user = this.users.get(token);
     if (!user) return undefined;
     if (user.expiresAt === undefined || user.expiresAt * 1000 <= Date.now()) {

@@ -5,8 +5,10 @@ import {
   AuditCheckpointCommand,
   AuditExportCommand,
   AuditPatientReportCommand,
+  AuditRotateKeyCommand,
   AuditVerifyCommand,
 } from '../audit/audit.command.js';
+import { JwtKeyRotateCommand } from '../auth/jwt-keys.command.js';
 import { AuditModule } from '../audit/audit.module.js';
 import { BackupCommand, RestoreCommand } from '../backup/backup.command.js';
 import { BackupModule } from '../backup/backup.module.js';
@@ -71,6 +73,8 @@ export class CliModule {
         BackupCommand,
         RestoreCommand,
         ComplianceReportCommand,
+        AuditRotateKeyCommand,
+        JwtKeyRotateCommand,
       ],
     };
   }

@@ -187,6 +187,11 @@ export class AppConfig {
     return !this.isProduction || this.config.get('DOCS_IN_PRODUCTION', { infer: true });
   }
 
+  get jwtVerificationKeysFile(): string | undefined {
+    const file = this.config.get('JWT_VERIFICATION_KEYS_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
   get bodyLimit(): number {
     return this.config.get('BODY_LIMIT', { infer: true });
   }

@@ -25,6 +25,7 @@ const OPTIONAL_VARIABLES = [
   'PHI_MASTER_KEY',
   'PHI_KEY_FILE',
   'JWT_SIGNING_KEY_FILE',
+  'JWT_VERIFICATION_KEYS_FILE',
   'OIDC_ISSUER',
   'OIDC_AUDIENCE',
   'OIDC_JWKS_URI',
@@ -163,6 +164,12 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1, { message: 'JWT_SIGNING_KEY_FILE must not be empty' })
   JWT_SIGNING_KEY_FILE?: string;
+
+  /** Public keys (PEM) also accepted and published: retired keys, and a next key. */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'JWT_VERIFICATION_KEYS_FILE must not be empty' })
+  JWT_VERIFICATION_KEYS_FILE?: string;
 
   @Transform(toInteger)
   @IsInt({ message: 'ACCESS_TOKEN_TTL must be a number of seconds between 60 and 3600' })
