@@ -68,6 +68,17 @@ export class PhiSubscriber implements EntitySubscriberInterface<ObjectLiteral> {
   }
 
   /**
+   * A copy of a row read with raw SQL, its PHI columns decrypted as a load through TypeORM
+   * would: for readers that must go on past one value that does not decrypt (a page-wide load
+   * fails as a whole).
+   */
+  decrypted<T extends ObjectLiteral>(target: EntityTarget<T>, row: T): T {
+    const copy = { ...row };
+    this.afterLoad(copy, { metadata: this.dataSource.getMetadata(target) } as LoadEvent<T>);
+    return copy;
+  }
+
+  /**
    * A copy of a row with its PHI columns encrypted as an insert through TypeORM would write
    * them: for repositories that write rows in their own SQL (several tables in one statement).
    */

@@ -270,6 +270,28 @@ export class ResourceRepository {
     });
   }
 
+  /**
+   * Like pageOfType, but the rows as stored (content still encrypted), so that the caller can
+   * decrypt them one by one (PhiSubscriber.decrypted) and go on past one that fails.
+   */
+  encryptedPageOfType(
+    type: string,
+    after: string,
+    since: Date | undefined,
+    limit: number,
+  ): Promise<ResourceEntity[]> {
+    return this.unitOfWork.manager.query<ResourceEntity[]>(
+      `SELECT resource_type AS "resourceType", id, version_id AS "versionId",
+              last_updated AS "lastUpdated", deleted, content
+         FROM resource
+        WHERE resource_type = $1 AND NOT deleted AND id > $2
+          AND ($3::timestamptz IS NULL OR last_updated > $3)
+        ORDER BY id
+        LIMIT $4`,
+      [type, after, since ?? null, limit],
+    );
+  }
+
   /** The types that have at least one current resource. */
   async typesInUse(): Promise<string[]> {
     const rows = await this.unitOfWork.manager.query<{ resource_type: string }[]>(

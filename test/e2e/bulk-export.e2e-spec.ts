@@ -38,6 +38,7 @@ describe('Bulk Data export ($export)', () => {
     request: string;
     requiresAccessToken: boolean;
     output: { type: string; url: string; count: number }[];
+    error: { type: string; url: string; count: number }[];
   }> {
     expect(kickedOff.status).toBe(202);
     const status = kickedOff.headers.get('content-location')!;
@@ -219,6 +220,48 @@ describe('Bulk Data export ($export)', () => {
     for (const observation of observations) {
       const updated = (observation['meta'] as { lastUpdated: string }).lastUpdated;
       expect(Date.parse(updated)).toBeGreaterThan(Date.parse(since));
+    }
+  });
+
+  it("leaves out a resource that does not decrypt, names it in the manifest's error file, and exports the rest", async () => {
+    const since = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const observation = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: `export-${family}` },
+      subject: { reference: `Patient/${ids['ben']}` },
+    };
+    const good = await create(observation);
+    const bad = await create(observation);
+    // A value copied from another row does not decrypt there: its AAD names its own row.
+    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    await db.connect();
+    const where = `resource_type = 'Observation' AND id = $1`;
+    const [{ content: original }] = (
+      await db.query<{ content: string }>(`SELECT content FROM resource WHERE ${where}`, [bad])
+    ).rows as [{ content: string }];
+    await db.query(
+      `UPDATE resource SET content = (SELECT content FROM resource WHERE ${where}) WHERE resource_type = 'Observation' AND id = $2`,
+      [good, bad],
+    );
+    try {
+      const manifest = await manifestOf(
+        await kickOff(`/fhir/$export?_type=Observation&_since=${encodeURIComponent(since)}`),
+      );
+      const exported = (await download(manifest.output[0]!.url)).map((item) => item['id']);
+      expect(exported).toEqual([good]);
+      expect(manifest.error).toEqual([
+        { type: 'OperationOutcome', url: expect.stringMatching(/\/errors\.ndjson$/), count: 1 },
+      ]);
+      const [outcome] = await download(manifest.error[0]!.url);
+      expect(outcome).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'exception', expression: [`Observation/${bad}`] }],
+      });
+    } finally {
+      await db.query(`UPDATE resource SET content = $2 WHERE ${where}`, [bad, original]);
+      await db.end();
     }
   });
 

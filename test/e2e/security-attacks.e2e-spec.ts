@@ -337,6 +337,8 @@ describe('attacks a hospital reviewer tries first', () => {
       'GET /.well-known/smart-configuration',
       'GET /fhir/.well-known/smart-configuration',
       'POST /auth/token',
+      // Not a user's route: it takes the scraper's own token (test/e2e/metrics.e2e-spec.ts).
+      'GET /metrics',
     ].sort();
 
     function routes(app: NestFastifyApplication) {

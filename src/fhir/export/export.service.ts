@@ -11,9 +11,11 @@ import { scopesAllow } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
 import { FieldCipher } from '../../crypto/field-cipher.js';
+import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
+import { ResourceEntity } from '../resource.entity.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { exportAuditEntry } from './export-audit.js';
 import { decryptedLines, EncryptedNdjsonWriter } from './export-files.js';
@@ -34,6 +36,8 @@ export interface ExportRequest {
 
 interface ExportFile {
   type: string;
+  /** The file's name in the job's folder and its URL. */
+  name: string;
   count: number;
   /** The patients whose data the file holds: the download's audit row names them. */
   patients: string[];
@@ -47,6 +51,8 @@ interface ExportJob {
   status: 'in-progress' | 'completed' | 'failed';
   progress: string;
   files: ExportFile[];
+  /** OperationOutcomes for resources left out (they did not decrypt): the manifest's `error`. */
+  errors?: ExportFile;
   /** The patients it is confined to: all of them (`any`), a Group's, or none for a system export. */
   cohort: Cohort;
   expiresAt?: number;
@@ -60,7 +66,7 @@ export interface ExportManifest {
   request: string;
   requiresAccessToken: true;
   output: { type: string; url: string; count: number }[];
-  error: [];
+  error: { type: 'OperationOutcome'; url: string; count: number }[];
 }
 
 const PAGE = 500;
@@ -86,6 +92,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     private readonly compartment: PatientCompartment,
     private readonly access: ResourceAccess,
     private readonly cipher: FieldCipher,
+    private readonly phi: PhiSubscriber,
     private readonly trail: AuditTrail,
   ) {}
 
@@ -160,10 +167,18 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         requiresAccessToken: true,
         output: job.files.map((file) => ({
           type: file.type,
-          url: `${job.request.baseUrl}/$export-file/${job.id}/${file.type}.ndjson`,
+          url: `${job.request.baseUrl}/$export-file/${job.id}/${file.name}`,
           count: file.count,
         })),
-        error: [],
+        error: job.errors
+          ? [
+              {
+                type: 'OperationOutcome',
+                url: `${job.request.baseUrl}/$export-file/${job.id}/${job.errors.name}`,
+                count: job.errors.count,
+              },
+            ]
+          : [],
       },
     };
   }
@@ -183,12 +198,14 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     name: string,
   ): { lines: AsyncGenerator<string>; patients: string[] } {
     const job = this.owned(user, id);
-    const file = job.files.find((candidate) => `${candidate.type}.ndjson` === name);
+    const file = [...job.files, ...(job.errors ? [job.errors] : [])].find(
+      (candidate) => candidate.name === name,
+    );
     if (job.status !== 'completed' || !file) {
       throw AppError.notFound('No such export file');
     }
     return {
-      lines: decryptedLines(join(this.root, job.id, name), this.cipher, job.id, file.type),
+      lines: decryptedLines(join(this.root, job.id, file.name), this.cipher, job.id, file.type),
       patients: file.patients,
     };
   }
@@ -219,12 +236,16 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const everyone = new Set<string>();
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
+      const unreadable: string[] = [];
       for (const type of await this.typesOf(job)) {
         if (job.abort.signal.aborted) return;
         job.progress = `exporting ${type}`;
-        const file = await this.exportType(job, type, dir);
+        const file = await this.exportType(job, type, dir, unreadable);
         if (file.count > 0) job.files.push(file);
         for (const patient of file.patients) everyone.add(patient);
+      }
+      if (unreadable.length > 0) {
+        job.errors = await this.writeErrors(job, dir, unreadable);
       }
       job.status = 'completed';
       job.progress = 'completed';
@@ -271,21 +292,33 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     );
   }
 
-  private async exportType(job: ExportJob, type: string, dir: string): Promise<ExportFile> {
-    const writer = new EncryptedNdjsonWriter(
-      join(dir, `${type}.ndjson`),
-      this.cipher,
-      job.id,
-      type,
-    );
+  /**
+   * One type's file. A resource that does not decrypt (its key is not held here, or its value
+   * was altered) is left out and named in `unreadable`, rather than failing the whole export.
+   */
+  private async exportType(
+    job: ExportJob,
+    type: string,
+    dir: string,
+    unreadable: string[],
+  ): Promise<ExportFile> {
+    const name = `${type}.ndjson`;
+    const writer = new EncryptedNdjsonWriter(join(dir, name), this.cipher, job.id, type);
     const patients = new Set<string>();
     try {
       let after = '';
       for (;;) {
         if (job.abort.signal.aborted) break;
-        const rows = await this.resources.pageOfType(type, after, job.request.since, PAGE);
+        const rows = await this.resources.encryptedPageOfType(type, after, job.request.since, PAGE);
         for (const row of rows) {
-          const resource = JSON.parse(row.content as string) as FhirResource;
+          let resource: FhirResource;
+          try {
+            const content = this.phi.decrypted(ResourceEntity, row).content as string;
+            resource = JSON.parse(content) as FhirResource;
+          } catch {
+            unreadable.push(`${type}/${row.id}`);
+            continue;
+          }
           const holders = this.compartment.patientsOf(resource);
           if (!this.included(job.user, resource, holders, job.cohort)) continue;
           await writer.write(resource);
@@ -297,7 +330,44 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     } finally {
       await writer.close();
     }
-    return { type, count: writer.count, patients: [...patients] };
+    return { type, name, count: writer.count, patients: [...patients] };
+  }
+
+  /** The manifest's error file: one OperationOutcome per resource left out (ids only, no PHI). */
+  private async writeErrors(
+    job: ExportJob,
+    dir: string,
+    unreadable: string[],
+  ): Promise<ExportFile> {
+    this.logger.warn(
+      { job: job.id, count: unreadable.length, first: unreadable[0] },
+      'Export left out resources that do not decrypt',
+    );
+    const name = 'errors.ndjson';
+    const writer = new EncryptedNdjsonWriter(
+      join(dir, name),
+      this.cipher,
+      job.id,
+      'OperationOutcome',
+    );
+    try {
+      for (const reference of unreadable) {
+        await writer.write({
+          resourceType: 'OperationOutcome',
+          issue: [
+            {
+              severity: 'error',
+              code: 'exception',
+              diagnostics: `${reference} could not be decrypted with the keys this server holds (a key it does not have, or an altered value): it is not in this export`,
+              expression: [reference],
+            },
+          ],
+        });
+      }
+    } finally {
+      await writer.close();
+    }
+    return { type: 'OperationOutcome', name, count: writer.count, patients: [] };
   }
 
   /**
