@@ -108,4 +108,10 @@ describe('validateEnv', () => {
       `REDIS_URL_FILE ${join(dir, 'missing')} cannot be read`,
     );
   });
+
+  it('takes HL7_MLLP_PORT=-1 as documented: the listener off', () => {
+    expect(validateEnv({ HL7_MLLP_PORT: '-1' }).HL7_MLLP_PORT).toBe(-1);
+    expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');
+    expect(() => validateEnv({ PORT: '-1' })).toThrow('between 0 and 65535');
+  });
 });

@@ -70,7 +70,7 @@ const toBoolean = ({ value }: { value: unknown }): unknown => {
 };
 
 const toInteger = ({ value }: { value: unknown }): unknown =>
-  typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
 
 /**
  * Every environment variable CareVault reads. Defaults live here so that the documented
