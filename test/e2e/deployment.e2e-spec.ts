@@ -82,6 +82,24 @@ describe('docker-compose.yml (production-like deployment)', () => {
     });
   });
 
+  it('configures CareVault as the compliance report expects of production: wrapped keys, TLS', () => {
+    const env = services['app']!.environment!;
+    expect(env).toMatchObject({
+      NODE_ENV: 'production',
+      KEY_CUSTODY: 'local',
+      KEK_FILE: '/run/secrets/kek',
+      TLS_CERT_FILE: '/run/secrets/tls-cert',
+      TLS_KEY_FILE: '/run/secrets/tls-key',
+      HL7_TLS_CERT_FILE: '/run/secrets/tls-cert',
+      HL7_TLS_KEY_FILE: '/run/secrets/tls-key',
+      JWT_SIGNING_KEY_FILE: '/run/secrets/jwt-signing-key',
+      AUDIT_SIGNING_KEY_FILE: '/run/secrets/audit-signing-key',
+    });
+    // The wrapped keys live in a volume, the KEK in a secret: never on the same mount.
+    expect(String(env['PHI_KEY_FILE'])).toMatch(/^\/var\/lib\/carevault\//);
+    expect(env).not.toHaveProperty('PHI_MASTER_KEY_FILE');
+  });
+
   it('runs CareVault and Redis as unprivileged users with no capabilities', () => {
     for (const name of ['app', 'migrate', 'redis']) {
       const service = services[name]!;
@@ -94,7 +112,11 @@ describe('docker-compose.yml (production-like deployment)', () => {
     const secretLike = /PASSWORD|KEY|TOKEN|SECRET|DATABASE_URL|REDIS_URL/;
     for (const [name, service] of Object.entries(services)) {
       for (const [variable, value] of Object.entries(service.environment ?? {})) {
-        if (!secretLike.test(variable) || variable === 'BACKUP_RECIPIENT') {
+        // A public key, a file of keys useless without the KEK (a secret), and a setting.
+        if (
+          !secretLike.test(variable) ||
+          ['BACKUP_RECIPIENT', 'PHI_KEY_FILE', 'KEY_CUSTODY'].includes(variable)
+        ) {
           continue;
         }
         // A secret variable may only name a mounted secret file.
