@@ -1,9 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AppConfig } from '../config/config.js';
 import { BackupError } from './backup-error.js';
+import { exists } from '../common/files.js';
 
 const DEVELOPMENT_IDENTITY = 'backup-identity.txt';
 
@@ -83,13 +84,4 @@ async function readIdentity(path: string): Promise<string> {
     throw new BackupError(`${path} holds no age identity (AGE-SECRET-KEY-1...)`);
   }
   return key;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Decrypter, Encrypter } from 'age-encryption';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
@@ -28,6 +28,7 @@ import {
 } from './backup-format.js';
 import { BackupKeys } from './backup-keys.js';
 import { BackupRepository, SEEDED_TABLES, type BackupSession } from './backup.repository.js';
+import { exists } from '../common/files.js';
 
 /** COPY sends a message per row: rows are gathered into records of about this size. */
 const RECORD_BYTES = 256 * 1024;
@@ -359,14 +360,5 @@ async function* checked(
     throw new BackupError(
       `${path} is damaged or was altered (${(error as Error).message}): nothing was restored`,
     );
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }

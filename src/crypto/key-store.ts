@@ -5,6 +5,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import type { CustodyDescription, KeyCustodian } from './custody/key-custodian.js';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
+import { exists } from '../common/files.js';
 
 /** What the key store needs to know about the deployment. */
 export interface KeySettings {
@@ -267,13 +268,4 @@ async function writeKeyFile(path: string, content: KeyFileContent): Promise<void
   await writeFile(temp, JSON.stringify(content, null, 2) + '\n', { mode: 0o600 });
   await chmod(temp, 0o600);
   await rename(temp, path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -1,10 +1,10 @@
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUser, enableMfa } from '../support/auth.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 import { withEnv } from '../support/env.js';
 import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
@@ -44,27 +44,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'));
     const identity = await generateX25519Identity();
     await writeFile(join(secrets, 'backup-identity.txt'), `${identity}\n`);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        join(secrets, 'tls.key'),
-        '-out',
-        join(secrets, 'tls.pem'),
-        '-days',
-        '30',
-        '-subj',
-        '/CN=127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    const tls = selfSignedCertificate(secrets, 'tls');
     database = await createScratchDatabase();
     production = {
       NODE_ENV: 'production',
@@ -78,8 +58,8 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       AUDIT_SIGNING_KEY_FILE: join(secrets, 'audit.pem'),
       AUDIT_CHECKPOINT_FILE: join(dir, 'data', 'audit-checkpoints.jsonl'),
       BACKUP_RECIPIENT: await identityToRecipient(identity),
-      TLS_CERT_FILE: join(secrets, 'tls.pem'),
-      TLS_KEY_FILE: join(secrets, 'tls.key'),
+      TLS_CERT_FILE: tls.cert,
+      TLS_KEY_FILE: tls.key,
     };
     expect(await runNode(BUILT.cli, ['keys:init'], childEnv(production))).toMatchObject({
       code: 0,

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -7,24 +6,9 @@ import type { ConnectionOptions } from 'node:tls';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
 import { withEnv } from '../support/env.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-
-/** A self-signed P-256 certificate for `cn`, as files in `dir`. */
-function certificate(dir: string, name: string, cn: string): { cert: string; key: string } {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  execFileSync(
-    'openssl',
-    [
-      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
-      ...['-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`],
-      ...['-addext', 'subjectAltName=IP:127.0.0.1'],
-    ],
-    { stdio: 'ignore' },
-  );
-  return { cert, key };
-}
 
 const MESSAGE = Buffer.from(
   'MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ADT^A28|TLS-1|P|2.5\rPID|1||T-1^^^HOSP&2.16.5&ISO^MR||Tls^Test',
@@ -41,9 +25,9 @@ describe('HL7 MLLP over TLS with client certificates', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-hl7-tls-'));
-    server = certificate(dir, 'server', '127.0.0.1');
-    sender = certificate(dir, 'sender', 'lab-feed');
-    stranger = certificate(dir, 'stranger', 'unknown-feed');
+    server = selfSignedCertificate(dir, 'server', '127.0.0.1');
+    sender = selfSignedCertificate(dir, 'sender', 'lab-feed');
+    stranger = selfSignedCertificate(dir, 'stranger', 'unknown-feed');
     restoreEnv = withEnv({
       HL7_TLS_CERT_FILE: server.cert,
       HL7_TLS_KEY_FILE: server.key,

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -8,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { http } from '../support/http.js';
 import { BUILT, childEnv, runNode, startService, type RunningService } from '../support/process.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 
 /**
  * Rate limits and TLS run against the built service: @nestjs/throttler cannot be loaded by
@@ -142,31 +142,7 @@ describe('TLS (built service)', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-tls-'));
-    cert = join(dir, 'cert.pem');
-    key = join(dir, 'key.pem');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key,
-        '-out',
-        cert,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { stdio: 'ignore' },
-    );
+    ({ cert, key } = selfSignedCertificate(dir, 'server'));
     service = await startService(serviceEnv({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key }));
   });
 
