@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
-import { phiColumnsOf } from '../crypto/phi.decorator.js';
+import { phiDatabaseColumnsOf, phiEntitiesOf } from '../crypto/phi.decorator.js';
 
 export interface UserFacts {
   active: number;
@@ -65,9 +65,9 @@ export class ComplianceRepository {
    */
   async samplePhi(limit: number): Promise<PhiSample[]> {
     const samples: PhiSample[] = [];
-    for (const metadata of this.phiEntities()) {
+    for (const metadata of phiEntitiesOf(this.dataSource)) {
       const keys = metadata.primaryColumns.map((column) => `"${column.databaseName}"`).join(', ');
-      for (const column of this.phiColumns(metadata)) {
+      for (const column of phiDatabaseColumnsOf(metadata)) {
         const rows = await this.dataSource.query<{ value: string }[]>(
           `SELECT "${column}" AS value FROM "${metadata.tableName}"
             WHERE "${column}" IS NOT NULL ORDER BY ${keys} DESC LIMIT $1`,
@@ -115,15 +115,5 @@ export class ComplianceRepository {
       // One bad value fails the whole page: count the page as undecryptable.
       return limit;
     }
-  }
-
-  private phiEntities(): EntityMetadata[] {
-    return this.dataSource.entityMetadatas.filter((m) => phiColumnsOf(m.target).length > 0);
-  }
-
-  private phiColumns(metadata: EntityMetadata): string[] {
-    return phiColumnsOf(metadata.target).map(
-      (c) => metadata.findColumnWithPropertyName(c.property)?.databaseName ?? c.property,
-    );
   }
 }

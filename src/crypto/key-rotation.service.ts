@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral } from 'typeorm';
 import { FieldCipher } from './field-cipher.js';
-import { phiColumnsOf } from './phi.decorator.js';
+import { phiDatabaseColumnsOf, phiEntitiesOf } from './phi.decorator.js';
 
 export interface RotationProgress {
   table: string;
@@ -32,7 +32,7 @@ export class KeyRotationService {
 
   async reencryptAll(onProgress: (progress: RotationProgress) => void): Promise<number> {
     let rewritten = 0;
-    for (const metadata of this.phiEntities()) {
+    for (const metadata of phiEntitiesOf(this.dataSource)) {
       const total = await this.staleQuery(metadata).getCount();
       let done = 0;
       onProgress({ table: metadata.tableName, done, total });
@@ -69,8 +69,8 @@ export class KeyRotationService {
   /** How many values each key protects, per PHI column. */
   async usage(): Promise<KeyUsage[]> {
     const usage: KeyUsage[] = [];
-    for (const metadata of this.phiEntities()) {
-      for (const column of this.phiDatabaseColumns(metadata)) {
+    for (const metadata of phiEntitiesOf(this.dataSource)) {
+      for (const column of phiDatabaseColumnsOf(metadata)) {
         const rows = await this.dataSource.query<{ key_id: string; rows: string }[]>(
           `SELECT split_part("${column}", '.', 2) AS key_id, count(*) AS rows FROM "${metadata.tableName}"
            WHERE "${column}" IS NOT NULL GROUP BY 1 ORDER BY 1`,
@@ -88,19 +88,9 @@ export class KeyRotationService {
     return usage;
   }
 
-  private phiEntities(): EntityMetadata[] {
-    return this.dataSource.entityMetadatas.filter((m) => phiColumnsOf(m.target).length > 0);
-  }
-
-  private phiDatabaseColumns(metadata: EntityMetadata): string[] {
-    return phiColumnsOf(metadata.target).map(
-      (c) => metadata.findColumnWithPropertyName(c.property)?.databaseName ?? c.property,
-    );
-  }
-
   private staleQuery(metadata: EntityMetadata, manager: EntityManager = this.dataSource.manager) {
     const current = `cv1.${this.cipher.currentKeyId}.%`;
-    const stale = this.phiDatabaseColumns(metadata)
+    const stale = phiDatabaseColumnsOf(metadata)
       .map((column) => `(e."${column}" IS NOT NULL AND e."${column}" NOT LIKE :current)`)
       .join(' OR ');
     return manager

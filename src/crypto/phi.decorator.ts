@@ -1,3 +1,5 @@
+import type { DataSource, EntityMetadata } from 'typeorm';
+
 export interface PhiColumnOptions {
   /**
    * Further properties (besides the primary key) whose values the ciphertext is bound to, such
@@ -28,4 +30,16 @@ export function Phi(options: PhiColumnOptions = {}): PropertyDecorator {
 /** The PHI columns of an entity class, or an empty list. */
 export function phiColumnsOf(entityClass: unknown): readonly PhiColumn[] {
   return (typeof entityClass === 'function' && registry.get(entityClass)) || [];
+}
+
+/** The entities that have PHI columns. */
+export function phiEntitiesOf(dataSource: DataSource): EntityMetadata[] {
+  return dataSource.entityMetadatas.filter((m) => phiColumnsOf(m.target).length > 0);
+}
+
+/** The database names of an entity's PHI columns. */
+export function phiDatabaseColumnsOf(metadata: EntityMetadata): string[] {
+  return phiColumnsOf(metadata.target).map(
+    (c) => metadata.findColumnWithPropertyName(c.property)?.databaseName ?? c.property,
+  );
 }
