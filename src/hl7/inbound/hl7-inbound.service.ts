@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
+import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { buildAck, type AckCode } from '../message/ack.js';
 import {
@@ -155,6 +156,11 @@ export class Hl7InboundService {
         return processed;
       });
     } catch (error) {
+      // A database that cannot serve now (down, read-only, out of disk) says nothing about the
+      // message: no ACK, as when it could not be stored, so the sender resends it and the stored
+      // copy, still `received`, is processed then. An AE would have the sender drop it and leave
+      // an operator to reprocess every message of the outage by hand.
+      if (databaseProblem(error)) throw error;
       return this.recordFailure(row, failureOf(error, row, this.logger));
     }
   }

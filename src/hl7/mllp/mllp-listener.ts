@@ -123,7 +123,7 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
                 peer,
                 err: { type: (error as Error).name, code: (error as { code?: unknown }).code },
               },
-              'HL7 message not stored: no ACK, connection closed',
+              'HL7 message not stored or not processed: no ACK, connection closed',
             );
             socket.destroy();
           })
