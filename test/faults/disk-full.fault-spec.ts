@@ -47,6 +47,7 @@ const MAX_ATTEMPTS = 400;
   let env: Record<string, string>;
   let service: RunningService;
   let api: ReturnType<typeof authorizedHttp>;
+  let feedToken: string;
   const filler = (): string => join(volume, 'filler');
 
   beforeAll(async () => {
@@ -81,6 +82,7 @@ const MAX_ATTEMPTS = 400;
     env = faultEnv(url, join(dataDir, 'service'), { MIGRATIONS_RUN: 'true' });
     service = await startService(env);
     api = authorizedHttp(await cliUserToken(env, service.url));
+    feedToken = await cliUserToken(env, service.url, 'integration');
   }, 120_000);
 
   afterAll(async () => {
@@ -213,6 +215,17 @@ const MAX_ATTEMPTS = 400;
     expect(stored.acks).toEqual([]);
     expect(stored.closed).toBe(true);
     expect(await statusOf(unprocessed)).toBe('received');
+    // Over HTTPS the same case is a 503 the poster may retry, not a 200 carrying an AE.
+    const posted = await fetch(`${service.url}/hl7/v2`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${feedToken}`, 'content-type': 'x-application/hl7-v2+er7' },
+      body: labReport('DISK-HL7-POSTED'),
+    });
+    expect(posted.status).toBe(503);
+    expect(((await posted.json()) as { issue: { diagnostics: string }[] }).issue[0]).toMatchObject({
+      diagnostics: expect.stringMatching(/^The database is out of disk space/),
+    });
+    expect(await statusOf('DISK-HL7-POSTED')).toBe('received');
 
     // The volume has room again: writes resume in the same process, with nothing lost.
     const pid = service.child.pid;
@@ -235,13 +248,14 @@ const MAX_ATTEMPTS = 400;
 
     // Each resent message is processed once.
     const resent = await MllpTestClient.connect(mllpPortOf(service));
-    await resent.send([labReport(unstored!), labReport(unprocessed)]);
-    expect((await resent.waitForAcks(2)).map(msaOf)).toEqual([
+    await resent.send([unstored!, unprocessed, 'DISK-HL7-POSTED'].map((id) => labReport(id)));
+    expect((await resent.waitForAcks(3)).map(msaOf)).toEqual([
       { code: 'AA', controlId: unstored },
       { code: 'AA', controlId: unprocessed },
+      { code: 'AA', controlId: 'DISK-HL7-POSTED' },
     ]);
     resent.close();
-    for (const controlId of [unstored!, unprocessed]) {
+    for (const controlId of [unstored!, unprocessed, 'DISK-HL7-POSTED']) {
       expect(await statusOf(controlId)).toBe('processed');
       const lab = await search(controlId);
       expect(lab.body.entry).toHaveLength(1);

@@ -21,12 +21,16 @@ export function faultEnv(
 }
 
 /** A user made with the admin CLI, logged in over HTTP: its bearer token. */
-export async function cliUserToken(env: Record<string, string>, url: string): Promise<string> {
+export async function cliUserToken(
+  env: Record<string, string>,
+  url: string,
+  role = 'doctor',
+): Promise<string> {
   const username = `fault-${randomUUID().slice(0, 8)}`;
   const password = `Fault-${randomUUID()}`;
   const created = await runNode(
     BUILT.cli,
-    ['user:create', '--username', username, '--role', 'doctor'],
+    ['user:create', '--username', username, '--role', role],
     env,
     { stdin: `${password}\n` },
   );
