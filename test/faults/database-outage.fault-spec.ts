@@ -11,6 +11,7 @@ import {
   labReport,
   patientIdOf,
   patientTransaction,
+  writtenRowCounts,
 } from '../support/faults.js';
 import { authorizedHttp, http, type HttpResult } from '../support/http.js';
 import { buildPatient } from '../support/factories.js';
@@ -148,16 +149,6 @@ describe('PostgreSQL stopped or read-only under a running service', () => {
   it('refuses writes with a clear 503 while the database is read-only, and writes nothing', async () => {
     const admin = new pg.Client({ connectionString: url });
     await admin.connect();
-    const count = async (): Promise<Record<string, number>> =>
-      Object.fromEntries(
-        (
-          await admin.query<{ what: string; n: string }>(
-            `SELECT 'resource' AS what, count(*) AS n FROM resource
-             UNION ALL SELECT 'history', count(*) FROM resource_history
-             UNION ALL SELECT 'hl7', count(*) FROM hl7_message`,
-          )
-        ).rows.map((row) => [row.what, Number(row.n)]),
-      );
     try {
       // Every session, the service's pooled ones too, picks the setting up on reload.
       await admin.query('ALTER SYSTEM SET default_transaction_read_only = on');
@@ -166,7 +157,7 @@ describe('PostgreSQL stopped or read-only under a running service', () => {
         const res = await api('POST', `${service.url}/fhir/Patient`, { body: buildPatient() });
         return res.status === 503;
       });
-      const before = await count();
+      const before = await writtenRowCounts(admin);
       const write = await timed(() =>
         api('POST', `${service.url}/fhir`, { body: patientTransaction('READ-ONLY-1', 3) }),
       );
@@ -179,7 +170,7 @@ describe('PostgreSQL stopped or read-only under a running service', () => {
       await hl7.send([labReport('READ-ONLY-2')]);
       await hl7.waitForClose();
       expect(hl7.acks).toEqual([]);
-      expect(await count()).toEqual(before);
+      expect(await writtenRowCounts(admin)).toEqual(before);
 
       await admin.query('ALTER SYSTEM RESET default_transaction_read_only');
       await admin.query('SELECT pg_reload_conf()');

@@ -11,6 +11,7 @@ import {
   FAULT_SYSTEM,
   labReport,
   patientTransaction,
+  writtenRowCounts,
 } from '../support/faults.js';
 import { authorizedHttp, type HttpResult } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
@@ -93,19 +94,6 @@ const MAX_ATTEMPTS = 400;
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  /** Rows of the tables a write touches. */
-  const count = async (): Promise<Record<string, number>> =>
-    Object.fromEntries(
-      (
-        await admin.query<{ what: string; n: string }>(
-          `SELECT 'resource' AS what, count(*) AS n FROM resource
-           UNION ALL SELECT 'history', count(*) FROM resource_history
-           UNION ALL SELECT 'hl7', count(*) FROM hl7_message
-           UNION ALL SELECT 'outbox', count(*) FROM hl7_outbox`,
-        )
-      ).rows.map((row) => [row.what, Number(row.n)]),
-    );
-
   /** Fills the volume with one file until the kernel refuses another byte. */
   const fill = async (): Promise<number> => {
     const file = await open(filler(), 'w');
@@ -158,14 +146,14 @@ const MAX_ATTEMPTS = 400;
     let refused: { tag: string; response: HttpResult } | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS && !refused; attempt++) {
       const tag = `DISK-FULL-${attempt}`;
-      const before = await count();
+      const before = await writtenRowCounts(admin);
       const response = await api('POST', `${service.url}/fhir`, {
         body: patientTransaction(tag, 3),
       });
       if (response.status === 503) {
         refused = { tag, response };
         // Nothing of the refused transaction is anywhere.
-        expect(await count()).toEqual(before);
+        expect(await writtenRowCounts(admin)).toEqual(before);
       } else {
         expect(response.status).toBe(200);
       }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import type pg from 'pg';
 import { http } from './http.js';
 import { BUILT, runNode, serviceEnv, type RunningService } from './process.js';
 
@@ -122,4 +123,15 @@ export async function eventually(
     if (Date.now() > deadline) throw new Error(`Timed out waiting for: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/** Rows of the tables a write touches: a refused write must leave every count as it was. */
+export async function writtenRowCounts(client: pg.Client): Promise<Record<string, number>> {
+  const { rows } = await client.query<{ what: string; n: string }>(
+    `SELECT 'resource' AS what, count(*) AS n FROM resource
+     UNION ALL SELECT 'history', count(*) FROM resource_history
+     UNION ALL SELECT 'hl7', count(*) FROM hl7_message
+     UNION ALL SELECT 'outbox', count(*) FROM hl7_outbox`,
+  );
+  return Object.fromEntries(rows.map((row) => [row.what, Number(row.n)]));
 }
