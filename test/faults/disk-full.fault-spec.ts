@@ -57,7 +57,8 @@ const MAX_ATTEMPTS = 400;
     await chmod(dataDir, 0o755);
     postgres = new EmbeddedPostgres(join(dataDir, 'cluster'));
     const url = await postgres.start();
-    // The server's own user must own the tablespace directory: the one that owns the cluster.
+    // The server's own user (the one that owns the cluster) must own the tablespace directory:
+    // the mount gives it the volume's root, which is where the tablespace goes.
     const owner = await stat(join(dataDir, 'cluster', 'postgres', 'PG_VERSION'));
     volume = join(dataDir, 'volume');
     await mkdir(volume);
@@ -71,12 +72,10 @@ const MAX_ATTEMPTS = 400;
     ]);
     if (mount.status !== 0) throw new Error(`mount failed: ${mount.stderr.toString()}`);
     mounted = true;
-    await mkdir(join(volume, 'pg'));
-    spawnSync('chown', [`${owner.uid}:${owner.gid}`, join(volume, 'pg')]);
 
     admin = new pg.Client({ connectionString: url });
     await admin.connect();
-    await admin.query(`CREATE TABLESPACE carevault_volume LOCATION '${join(volume, 'pg')}'`);
+    await admin.query(`CREATE TABLESPACE carevault_volume LOCATION '${volume}'`);
     // Everything the migrations create goes there; the catalogs and temporary files do not.
     await admin.query('ALTER DATABASE carevault SET default_tablespace = carevault_volume');
 
