@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EnvironmentVariables, validateEnv } from './env.schema.js';
 import type { CustodySettings } from '../crypto/custody/key-custodian.js';
+import type { DatabasePool } from '../database/database-options.js';
 
 /** Reads and validates the process environment; the only reader of `process.env` for settings. */
 export function readEnv(options?: { requireKeys: boolean }): EnvironmentVariables {
@@ -64,6 +65,14 @@ export class AppConfig {
   /** Set when an external PostgreSQL is used; unset means the embedded server. */
   get databaseUrl(): string | undefined {
     return this.config.get('DATABASE_URL', { infer: true });
+  }
+
+  /** Connections the service holds at most, and how long a request waits for one. */
+  get databasePool(): DatabasePool {
+    return {
+      size: this.config.get('DATABASE_POOL_SIZE', { infer: true }),
+      waitMs: this.config.get('DATABASE_WAIT_MS', { infer: true }),
+    };
   }
 
   get dataDir(): string {

@@ -104,6 +104,20 @@ export class EnvironmentVariables {
   @IsBoolean({ message: 'MIGRATIONS_RUN must be true or false' })
   MIGRATIONS_RUN = false;
 
+  @Transform(toInteger)
+  @IsInt({ message: 'DATABASE_POOL_SIZE must be an integer between 1 and 1000' })
+  @Min(1, { message: 'DATABASE_POOL_SIZE must be an integer between 1 and 1000' })
+  @Max(1000, { message: 'DATABASE_POOL_SIZE must be an integer between 1 and 1000' })
+  DATABASE_POOL_SIZE = 20;
+
+  @Transform(toInteger)
+  @IsInt({ message: 'DATABASE_WAIT_MS must be a number of milliseconds between 100 and 600000' })
+  @Min(100, { message: 'DATABASE_WAIT_MS must be a number of milliseconds between 100 and 600000' })
+  @Max(600_000, {
+    message: 'DATABASE_WAIT_MS must be a number of milliseconds between 100 and 600000',
+  })
+  DATABASE_WAIT_MS = 5000;
+
   @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
 

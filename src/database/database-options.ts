@@ -4,11 +4,23 @@ import { ENTITIES } from './entities.js';
 import { SnakeNamingStrategy } from './naming-strategy.js';
 import { PhiSafeTypeOrmLogger } from './typeorm-logger.js';
 
+/** The connection pool: DATABASE_POOL_SIZE and DATABASE_WAIT_MS. */
+export interface DatabasePool {
+  size: number;
+  /** How long a request waits for a connection, a new one or a pool's free one. */
+  waitMs: number;
+}
+
+const DEFAULT_POOL: DatabasePool = { size: 20, waitMs: 5000 };
+
 /**
  * The one set of DataSource options, used by the application, the TypeORM CLI (data-source.ts)
  * and the tests. Schema changes only ever come from migrations.
  */
-export function dataSourceOptions(url: string): DataSourceOptions {
+export function dataSourceOptions(
+  url: string,
+  pool: DatabasePool = DEFAULT_POOL,
+): DataSourceOptions {
   return {
     type: 'postgres',
     url,
@@ -22,10 +34,11 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     logging: ['error', 'warn', 'migration'],
     logger: new PhiSafeTypeOrmLogger(),
     maxQueryExecutionTime: 1000,
-    // A server that does not answer (down host, full backlog) fails the request in 5 s with a
-    // 503, instead of holding it, and a pool slot, until the client gives up.
-    connectTimeoutMS: 5000,
-    extra: { max: 20, application_name: 'carevault' },
+    // A server that does not answer (down host, full backlog), or a pool whose every connection
+    // stays busy, fails the request with a 503 after this wait instead of holding it until the
+    // client gives up. node-postgres uses the one timeout for both.
+    connectTimeoutMS: pool.waitMs,
+    extra: { max: pool.size, application_name: 'carevault' },
   };
 }
 

@@ -1,4 +1,4 @@
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
 import { databaseProblem } from './database-unavailable.js';
@@ -30,6 +30,33 @@ describe('databaseProblem', () => {
   ])('reads SQLSTATE %s through TypeORM’s wrapper as %s', (code, problem) => {
     const driverError = Object.assign(new Error('server message'), { code });
     expect(databaseProblem(new QueryFailedError('INSERT …', [], driverError))).toBe(problem);
+  });
+
+  it('tells a full pool (busy) from a server that never completes a connection (unavailable)', async () => {
+    // Accepts TCP connections and never answers, so a new client hangs in its handshake.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const pool = new pg.Pool({
+      host: '127.0.0.1',
+      port,
+      user: 'x',
+      max: 1,
+      connectionTimeoutMillis: 200,
+    });
+    try {
+      // The first request opens the pool's only connection; the second waits for it.
+      const [opening, waiting] = await Promise.allSettled([pool.connect(), pool.connect()]);
+      expect(opening.status).toBe('rejected');
+      expect(waiting.status).toBe('rejected');
+      expect(databaseProblem((opening as PromiseRejectedResult).reason)).toBe('unavailable');
+      expect(databaseProblem((waiting as PromiseRejectedResult).reason)).toBe('busy');
+    } finally {
+      await pool.end();
+      sockets.forEach((socket) => socket.destroy());
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('recognises a connection lost mid-query', () => {

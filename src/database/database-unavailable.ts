@@ -1,10 +1,12 @@
 /**
  * Failures that mean PostgreSQL cannot serve right now, as opposed to a bug or a bad request:
  * the server is down, restarting or unreachable, refuses writes (read-only, a standby, a full
- * disk), or has no connection slot left. They become a 503 that says so, which a client or
- * load balancer may retry, rather than a 500 that reads like a defect.
+ * disk), or has no connection slot left; or every connection of this service's pool stayed in
+ * use for the whole wait (busy: the database is up, this service has more work than
+ * connections). They become a 503 that says so, which a client or load balancer may retry,
+ * rather than a 500 that reads like a defect.
  */
-export type DatabaseProblem = 'unavailable' | 'read-only' | 'disk-full';
+export type DatabaseProblem = 'unavailable' | 'read-only' | 'disk-full' | 'busy';
 
 /** SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) and what they mean. */
 const SQLSTATES: Record<string, DatabaseProblem> = {
@@ -28,12 +30,17 @@ const SOCKET_CODES = new Set([
   'EAI_AGAIN',
 ]);
 
-/** node-postgres reports a lost or unobtainable connection with these messages and no code. */
-const DRIVER_MESSAGES = [
-  /^Connection terminated/,
-  /^timeout exceeded when trying to connect$/,
-  /^Client has encountered a connection error and is not queryable$/,
-  /^Client was closed and is not queryable$/,
+/**
+ * node-postgres reports a lost or unobtainable connection with these messages and no code. A
+ * new connection that the server does not complete in time ends "Connection terminated due to
+ * connection timeout"; pg-pool's "timeout exceeded when trying to connect" is only ever a
+ * request that waited in the queue of a full pool (pg-pool's connect()).
+ */
+const DRIVER_MESSAGES: [RegExp, DatabaseProblem][] = [
+  [/^Connection terminated/, 'unavailable'],
+  [/^Client has encountered a connection error and is not queryable$/, 'unavailable'],
+  [/^Client was closed and is not queryable$/, 'unavailable'],
+  [/^timeout exceeded when trying to connect$/, 'busy'],
 ];
 
 export function databaseProblem(error: unknown): DatabaseProblem | undefined {
@@ -50,8 +57,9 @@ export function databaseProblem(error: unknown): DatabaseProblem | undefined {
       // Class 08: connection exception.
       if (/^08[0-9A-Z]{3}$/.test(code) || SOCKET_CODES.has(code)) return 'unavailable';
     }
-    if (typeof message === 'string' && DRIVER_MESSAGES.some((pattern) => pattern.test(message))) {
-      return 'unavailable';
+    if (typeof message === 'string') {
+      const known = DRIVER_MESSAGES.find(([pattern]) => pattern.test(message));
+      if (known) return known[1];
     }
     current = driverError ?? cause;
   }
@@ -63,4 +71,5 @@ export const DATABASE_PROBLEM_DIAGNOSTICS: Record<DatabaseProblem, string> = {
   'read-only':
     'The database is read-only and accepts no writes; the request was not completed. Retry later',
   'disk-full': 'The database is out of disk space; the request was not completed. Retry later',
+  busy: 'The server is busy: no database connection came free in time; the request was not completed. Retry later',
 };

@@ -36,8 +36,9 @@ class MigrationRunner implements OnModuleInit {
   imports: [
     TypeOrmModule.forRootAsync({
       imports: [DatabaseServerModule],
-      inject: [DatabaseServer],
-      useFactory: async (server: DatabaseServer) => dataSourceOptions(await server.connectionUrl()),
+      inject: [DatabaseServer, AppConfig],
+      useFactory: async (server: DatabaseServer, config: AppConfig) =>
+        dataSourceOptions(await server.connectionUrl(), config.databasePool),
     }),
   ],
   providers: [MigrationRunner, UnitOfWork],

@@ -4,6 +4,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { Public } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
+import { databaseProblem } from '../database/database-unavailable.js';
 
 @ApiTags('Operations')
 @Public()
@@ -19,11 +20,18 @@ export class HealthController {
   }
 
   @Get('ready')
-  @ApiOperation({ summary: 'Readiness: the database answers' })
+  @ApiOperation({
+    summary: 'Readiness: the database answers, and a connection of the pool came free in time',
+  })
   async ready(): Promise<{ status: 'ok'; database: 'up' }> {
     try {
       await this.dataSource.query('SELECT 1');
-    } catch {
+    } catch (error) {
+      // A saturated pool is not ready either: a load balancer should send the next request
+      // elsewhere until this instance drains. The diagnostics say which of the two it is.
+      if (databaseProblem(error) === 'busy') {
+        throw AppError.of(503, 'throttled', 'Busy: every database connection is in use');
+      }
       throw AppError.of(503, 'exception', 'Database unavailable');
     }
     return { status: 'ok', database: 'up' };

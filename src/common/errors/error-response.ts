@@ -61,12 +61,16 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
   return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
 }
 
-/** The issue for a database that is down, read-only or full (503), if that is the error. */
+/** The issue for a database that is down, read-only, full or busy (503), if that is the error. */
 export function databaseIssue(error: unknown): Issue | undefined {
   const problem = databaseProblem(error);
-  return problem
-    ? { severity: 'error', code: 'transient', diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem] }
-    : undefined;
+  if (!problem) return undefined;
+  return {
+    severity: 'error',
+    // FHIR's `throttled` is load management; `transient` a fault that may clear by itself.
+    code: problem === 'busy' ? 'throttled' : 'transient',
+    diagnostics: DATABASE_PROBLEM_DIAGNOSTICS[problem],
+  };
 }
 
 /** A description of a malformed request body, in our words rather than the parser's. */

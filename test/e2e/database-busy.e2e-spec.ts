@@ -1,0 +1,92 @@
+import pg from 'pg';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp, http, type HttpFn } from '../support/http.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * A pool whose every connection stays in use is not a database outage: the request that finds
+ * no free connection within DATABASE_WAIT_MS gets a 503 that says the server is busy, and the
+ * requests holding the connections finish once they can.
+ */
+describe('A saturated connection pool', () => {
+  let database: ScratchDatabase;
+  let restoreEnv: () => void;
+  let testApp: TestApp;
+  let locker: pg.Client;
+  let watcher: pg.Client;
+  let api: HttpFn;
+  let patientUrl: string;
+
+  beforeAll(async () => {
+    // A database of its own: the test locks a whole table.
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({
+      DATABASE_URL: database.url,
+      DATABASE_POOL_SIZE: '2',
+      DATABASE_WAIT_MS: '500',
+    });
+    testApp = await createTestApp();
+    api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const created = await api('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    expect(created.status).toBe(201);
+    patientUrl = `${testApp.url}/fhir/Patient/${(created.body as { id: string }).id}`;
+    locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+    // Another session: pg_stat_activity is a snapshot taken once per transaction.
+    watcher = new pg.Client({ connectionString: database.url });
+    await watcher.connect();
+  });
+
+  afterAll(async () => {
+    await locker.end();
+    await watcher.end();
+    await testApp.close();
+    restoreEnv();
+    await database.drop();
+  });
+
+  async function waitingOnLocks(): Promise<number> {
+    const { rows } = await watcher.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+    );
+    return rows[0]!.n;
+  }
+
+  it('refuses the request that finds no free connection with 503 throttled, and serves the rest', async () => {
+    expect((await http('GET', `${testApp.url}/health/ready`)).status).toBe(200);
+
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE resource IN ACCESS EXCLUSIVE MODE');
+    // Two reads take both connections of the pool and wait on the lock.
+    const held = [api('GET', patientUrl), api('GET', patientUrl)];
+    const deadline = Date.now() + 10_000;
+    while ((await waitingOnLocks()) < 2) {
+      expect(Date.now()).toBeLessThan(deadline);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+
+    const refused = await api('GET', patientUrl);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(refused.headers.get('content-type')).toContain('application/fhir+json');
+    expect(refused.body).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ code: 'throttled', diagnostics: expect.stringMatching(/^The server is busy/) }],
+    });
+
+    const ready = await http('GET', `${testApp.url}/health/ready`);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ issue: [{ code: 'throttled' }] });
+
+    await locker.query('COMMIT');
+    for (const answer of await Promise.all(held)) {
+      expect(answer.status).toBe(200);
+    }
+    expect((await http('GET', `${testApp.url}/health/ready`)).status).toBe(200);
+    expect((await api('GET', patientUrl)).status).toBe(200);
+  });
+});
