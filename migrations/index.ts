@@ -7,6 +7,7 @@ import { CoveringSearchIndexes1764500000000 } from './1764500000000-covering-sea
 import { CreateHl7Message1764600000000 } from './1764600000000-create-hl7-message.js';
 import { CreateHl7Outbox1764700000000 } from './1764700000000-create-hl7-outbox.js';
 import { AuditChainAtCommit1764800000000 } from './1764800000000-audit-chain-at-commit.js';
+import { ReferenceLookupById1764900000000 } from './1764900000000-reference-lookup-by-id.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   CreateHl7Message1764600000000,
   CreateHl7Outbox1764700000000,
   AuditChainAtCommit1764800000000,
+  ReferenceLookupById1764900000000,
 ];

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { buildPatient } from '../support/factories.js';
@@ -7,11 +8,11 @@ import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
- * A pool whose every connection stays in use is not a database outage: the request that finds
- * no free connection within DATABASE_WAIT_MS gets a 503 that says the server is busy, and the
- * requests holding the connections finish once they can.
+ * The service's connection pool. One whose every connection stays in use is not a database
+ * outage: the request that finds no free connection within DATABASE_WAIT_MS gets a 503 that
+ * says the server is busy, and the requests holding the connections finish once they can.
  */
-describe('A saturated connection pool', () => {
+describe('The database connection pool', () => {
   let database: ScratchDatabase;
   let restoreEnv: () => void;
   let testApp: TestApp;
@@ -55,6 +56,12 @@ describe('A saturated connection pool', () => {
     );
     return rows[0]!.n;
   }
+
+  it('turns PostgreSQL’s JIT compilation off on its connections', async () => {
+    const dataSource = testApp.app.get(DataSource);
+    const [setting] = await dataSource.query<{ jit: string }[]>('SHOW jit');
+    expect(setting?.jit).toBe('off');
+  });
 
   it('refuses the request that finds no free connection with 503 throttled, and serves the rest', async () => {
     expect((await http('GET', `${testApp.url}/health/ready`)).status).toBe(200);
