@@ -8,6 +8,7 @@ import { CreateHl7Message1764600000000 } from './1764600000000-create-hl7-messag
 import { CreateHl7Outbox1764700000000 } from './1764700000000-create-hl7-outbox.js';
 import { AuditChainAtCommit1764800000000 } from './1764800000000-audit-chain-at-commit.js';
 import { ReferenceLookupById1764900000000 } from './1764900000000-reference-lookup-by-id.js';
+import { CreateExportJobs1765000000000 } from './1765000000000-create-export-jobs.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   CreateHl7Outbox1764700000000,
   AuditChainAtCommit1764800000000,
   ReferenceLookupById1764900000000,
+  CreateExportJobs1765000000000,
 ];

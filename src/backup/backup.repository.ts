@@ -7,10 +7,12 @@ import type { DataSource, QueryRunner } from 'typeorm';
 import type { SequenceState, TableStart } from './backup-format.js';
 
 /**
- * Written by a transaction in flight and emptied by its commit (the audit chain's queue):
- * nothing in it outlives a transaction, so a snapshot never holds a row of it worth keeping.
+ * Not backed up. audit_pending is written by a transaction in flight and emptied by its commit
+ * (the audit chain's queue): a snapshot never holds a row of it worth keeping. Bulk Data export
+ * jobs and files are copies of records kept for EXPORT_RETENTION_SECONDS: a backup would keep
+ * them for as long as backups are kept.
  */
-const TRANSIENT_TABLES = new Set(['audit_pending']);
+const TRANSIENT_TABLES = new Set(['audit_pending', 'export_job', 'export_chunk']);
 
 /** Rows that a freshly migrated database already holds; a restore replaces them. */
 export const SEEDED_TABLES = ['migrations', 'audit_chain_head'];

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { AppConfig } from '../../src/config/config.js';
-import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { http, type HttpResult } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -14,7 +15,8 @@ describe('Bulk Data export ($export)', () => {
   let testApp: TestApp;
   let restoreEnv: () => void;
   let authorization: string;
-  let exportsDir: string;
+  let doctor: TestUser;
+  let db: pg.Client;
   const family = `Exportable-${randomUUID().slice(0, 8)}`;
   const ids: Record<string, string> = {};
 
@@ -52,6 +54,25 @@ describe('Bulk Data export ($export)', () => {
     throw new Error('export did not complete');
   }
 
+  const jobOf = (kickedOff: HttpResult): string =>
+    /\$export-status\/([0-9a-f-]+)$/.exec(kickedOff.headers.get('content-location')!)![1]!;
+
+  /** The job's stored files: name, and its lines as stored. */
+  async function storedFiles(job: string): Promise<Map<string, string[]>> {
+    const { rows } = await db.query<{ file: string; lines: string }>(
+      'SELECT file, lines FROM export_chunk WHERE job_id = $1 ORDER BY file, first_line',
+      [job],
+    );
+    const files = new Map<string, string[]>();
+    for (const row of rows) {
+      files.set(row.file, [...(files.get(row.file) ?? []), ...row.lines.split('\n')]);
+    }
+    return files;
+  }
+
+  const jobExists = async (job: string): Promise<boolean> =>
+    (await db.query('SELECT 1 FROM export_job WHERE id = $1', [job])).rowCount === 1;
+
   async function download(url: string): Promise<Record<string, unknown>[]> {
     const res = await get(url);
     expect(res.status).toBe(200);
@@ -65,8 +86,9 @@ describe('Bulk Data export ($export)', () => {
   beforeAll(async () => {
     restoreEnv = withEnv({ EXPORT_RETENTION_SECONDS: String(RETENTION_SECONDS) });
     testApp = await createTestApp();
-    exportsDir = join(testApp.app.get(AppConfig).dataDir, 'exports');
-    const doctor = await createUser(testApp, ['doctor']);
+    db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    await db.connect();
+    doctor = await createUser(testApp, ['doctor']);
     const secret = await enableMfa(testApp, doctor);
     authorization = `Bearer ${(await loginWithMfa(testApp, doctor, secret)).access_token}`;
 
@@ -100,6 +122,7 @@ describe('Bulk Data export ($export)', () => {
   });
 
   afterAll(async () => {
+    await db.end();
     await testApp.close();
     restoreEnv();
   });
@@ -129,9 +152,7 @@ describe('Bulk Data export ($export)', () => {
     expect(manifest.request).toContain('/fhir/Patient/$export?_type=Patient,Observation');
     // Organization is outside every patient compartment: no file for it.
     expect(manifest.output.map((file) => file.type).sort()).toEqual(['Observation', 'Patient']);
-    const job = /\$export-status\/([0-9a-f-]+)$/.exec(
-      kickedOff.headers.get('content-location')!,
-    )![1]!;
+    const job = jobOf(kickedOff);
 
     const byType: Record<string, Record<string, unknown>[]> = {};
     for (const file of manifest.output) {
@@ -145,15 +166,16 @@ describe('Bulk Data export ($export)', () => {
     expect(observationIds).not.toContain(ids['restricted']);
 
     // At rest, each line is a PHI envelope: no name, no JSON.
-    const files = await readdir(join(exportsDir, job));
+    const files = await storedFiles(job);
     // errors.ndjson as well on a shared database holding rows under PHI keys this run lacks.
-    expect(files.filter((file) => file !== 'errors.ndjson').sort()).toEqual([
+    expect([...files.keys()].filter((file) => file !== 'errors.ndjson').sort()).toEqual([
       'Observation.ndjson',
       'Patient.ndjson',
     ]);
-    const raw = await readFile(join(exportsDir, job, 'Patient.ndjson'), 'utf8');
-    expect(raw).not.toContain(family);
-    for (const line of raw.trim().split('\n')) expect(line).toMatch(/^cv1\.k[0-9a-f]{12}\./);
+    const raw = files.get('Patient.ndjson')!;
+    expect(raw).toHaveLength(byType['Patient']!.length);
+    expect(raw.join('\n')).not.toContain(family);
+    for (const line of raw) expect(line).toMatch(/^cv1\.k[0-9a-f]{12}\./);
 
     // Someone else cannot see the job or its files.
     const other = `Bearer ${await tokenFor(testApp, 'doctor')}`;
@@ -163,26 +185,20 @@ describe('Bulk Data export ($export)', () => {
     expect((await get(manifest.output[0]!.url, { authorization: other })).status).toBe(404);
 
     // The finished export and each download are audited with the patients they hold.
-    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
-    await db.connect();
-    try {
-      const { rows } = await db.query<{
-        source: string;
-        route: string | null;
-        patient_ids: string[];
-      }>(
-        `SELECT source, route, patient_ids FROM audit_event
-          WHERE (source = 'system' AND action = 'export' AND detail LIKE $1)
-             OR (route = '/fhir/$export-file/:job/:file' AND status_code = 200
-                 AND $2 = ANY (patient_ids))`,
-        [`job=${job} %`, ids['ben']],
-      );
-      const finished = rows.find((row) => row.source === 'system')!;
-      expect(finished.patient_ids).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
-      expect(rows.filter((row) => row.source === 'http').length).toBeGreaterThanOrEqual(2);
-    } finally {
-      await db.end();
-    }
+    const { rows } = await db.query<{
+      source: string;
+      route: string | null;
+      patient_ids: string[];
+    }>(
+      `SELECT source, route, patient_ids FROM audit_event
+        WHERE (source = 'system' AND action = 'export' AND detail LIKE $1)
+           OR (route = '/fhir/$export-file/:job/:file' AND status_code = 200
+               AND $2 = ANY (patient_ids))`,
+      [`job=${job} %`, ids['ben']],
+    );
+    const finished = rows.find((row) => row.source === 'system')!;
+    expect(finished.patient_ids).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
+    expect(rows.filter((row) => row.source === 'http').length).toBeGreaterThanOrEqual(2);
   });
 
   it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {
@@ -198,11 +214,13 @@ describe('Bulk Data export ($export)', () => {
     expect(observations.map((observation) => observation['id'])).toEqual([ids['ana-obs']]);
 
     const status = kickedOff.headers.get('content-location')!;
-    const job = /\$export-status\/([0-9a-f-]+)$/.exec(status)![1]!;
+    const job = jobOf(kickedOff);
+    expect((await storedFiles(job)).size).toBeGreaterThan(0);
     const deleted = await http('DELETE', status, { headers: { authorization } });
     expect(deleted.status).toBe(202);
     expect((await get(status)).status).toBe(404);
-    expect(await readdir(exportsDir)).not.toContain(job);
+    expect(await jobExists(job)).toBe(false);
+    expect((await storedFiles(job)).size).toBe(0);
   });
 
   it('exports only what changed after _since', async () => {
@@ -239,8 +257,6 @@ describe('Bulk Data export ($export)', () => {
     const good = await create(observation);
     const bad = await create(observation);
     // A value copied from another row does not decrypt there: its AAD names its own row.
-    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
-    await db.connect();
     const where = `resource_type = 'Observation' AND id = $1`;
     const [{ content: original }] = (
       await db.query<{ content: string }>(`SELECT content FROM resource WHERE ${where}`, [bad])
@@ -265,7 +281,6 @@ describe('Bulk Data export ($export)', () => {
       });
     } finally {
       await db.query(`UPDATE resource SET content = $2 WHERE ${where}`, [bad, original]);
-      await db.end();
     }
   });
 
@@ -273,15 +288,127 @@ describe('Bulk Data export ($export)', () => {
     const kickedOff = await kickOff('/fhir/$export?_type=Group');
     const manifest = await manifestOf(kickedOff);
     expect(manifest.output).toEqual([expect.objectContaining({ type: 'Group' })]);
-    const job = /\$export-status\/([0-9a-f-]+)$/.exec(
-      kickedOff.headers.get('content-location')!,
-    )![1]!;
-    expect(await readdir(exportsDir)).toContain(job);
+    const job = jobOf(kickedOff);
+    expect(await jobExists(job)).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, (RETENTION_SECONDS + 1) * 1000));
     expect((await get(manifest.output[0]!.url)).status).toBe(404);
     expect((await get(kickedOff.headers.get('content-location')!)).status).toBe(404);
     // Removed at once when found expired (the sweeper would within ten seconds).
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(await readdir(exportsDir)).not.toContain(job);
+    expect(await jobExists(job)).toBe(false);
+    expect((await storedFiles(job)).size).toBe(0);
+  });
+
+  it('answers status polls and downloads on another instance than the one that ran the export', async () => {
+    const other = await createTestApp();
+    try {
+      const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient');
+      const status = kickedOff.headers.get('content-location')!.replace(testApp.url, other.url);
+      let manifest: { output: { type: string; url: string; count: number }[] } | undefined;
+      for (let attempt = 0; attempt < 200 && !manifest; attempt++) {
+        const res = await get(status);
+        if (res.status === 200) manifest = res.body;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const file = manifest!.output[0]!;
+      const patients = await download(file.url.replace(testApp.url, other.url));
+      expect(patients).toHaveLength(file.count);
+      expect(patients.map((patient) => patient['id'])).toEqual(
+        expect.arrayContaining([ids['ana'], ids['ben']]),
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('tells the owner of a job whose instance stopped that it was interrupted, removes its lines, and lets them start another', async () => {
+    // A job another instance is running, still heard from: the owner has to wait for it.
+    const running = randomUUID();
+    await db.query(
+      `INSERT INTO export_job (id, user_id, level, status, progress, transaction_time,
+                               request_url, base_url, heartbeat_at)
+       VALUES ($1, $2, 'system', 'in-progress', 'exporting Patient', now(), $3, $3, now())`,
+      [running, doctor.id, `${testApp.url}/fhir`],
+    );
+    const envelope = `cv1.k${'0'.repeat(12)}.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}`;
+    await db.query(
+      `INSERT INTO export_chunk (job_id, file, first_line, lines, patients)
+       VALUES ($1, 'Patient.ndjson', 1, $2, '{}')`,
+      [running, envelope],
+    );
+    await expect(
+      db.query(
+        `INSERT INTO export_chunk (job_id, file, first_line, lines, patients)
+         VALUES ($1, 'Patient.ndjson', 2, '{"resourceType":"Patient"}', '{}')`,
+        [running],
+      ),
+    ).rejects.toMatchObject({ code: '23514' });
+    expect((await kickOff('/fhir/$export?_type=Group')).status).toBe(429);
+    const polled = await get(`/fhir/$export-status/${running}`);
+    expect(polled.status).toBe(202);
+    expect(polled.headers.get('x-progress')).toBe('exporting Patient');
+
+    // That instance stops: nothing is heard from the job for over a minute.
+    await db.query(
+      `UPDATE export_job SET heartbeat_at = now() - interval '61 seconds' WHERE id = $1`,
+      [running],
+    );
+    const interrupted = await get(`/fhir/$export-status/${running}`);
+    expect(interrupted.status).toBe(500);
+    expect(interrupted.body.issue[0].diagnostics).toMatch(/^The export was interrupted/);
+    expect((await storedFiles(running)).size).toBe(0);
+    const again = await kickOff('/fhir/$export?_type=Group');
+    expect((await manifestOf(again)).output).toEqual([expect.objectContaining({ type: 'Group' })]);
+  });
+
+  it('marks its running jobs interrupted when the service stops, and removes the legacy export folder', async () => {
+    const legacy = join(testApp.app.get(AppConfig).dataDir, 'exports');
+    await mkdir(join(legacy, randomUUID()), { recursive: true });
+    const instance = await createTestApp();
+    expect(existsSync(legacy)).toBe(false);
+
+    const watcher = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    await watcher.connect();
+    const waiting = async (statement: string): Promise<void> => {
+      for (let attempt = 0; attempt < 200; attempt++) {
+        const { rowCount } = await watcher.query(
+          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+          [`${statement}%`],
+        );
+        if (rowCount) return;
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      throw new Error(`no ${statement} came to wait`);
+    };
+    let job: string;
+    let closing: Promise<void>;
+    try {
+      // The job's first file cannot be stored while the test holds the table: it is running
+      // when its instance stops.
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
+      const kickedOff = await http('GET', `${instance.url}/fhir/$export?_type=Patient`, {
+        headers: { authorization, prefer: 'respond-async' },
+      });
+      expect(kickedOff.status).toBe(202);
+      job = jobOf(kickedOff);
+      await waiting('INSERT INTO export_chunk');
+      closing = instance.close();
+      // Shutting down, the instance marks the job failed and then removes its chunks.
+      await waiting('DELETE FROM export_chunk');
+    } finally {
+      await db.query('COMMIT');
+      await watcher.end();
+    }
+    await closing;
+
+    const { rows } = await db.query('SELECT status, failure FROM export_job WHERE id = $1', [job]);
+    expect(rows).toEqual([
+      { status: 'failed', failure: expect.stringMatching(/^The export was interrupted/) },
+    ]);
+    // The chunk that was waiting was not stored for a job no longer running.
+    expect((await storedFiles(job)).size).toBe(0);
+    const polled = await get(`/fhir/$export-status/${job}`);
+    expect(polled.status).toBe(500);
+    expect(polled.body.issue[0].diagnostics).toMatch(/^The export was interrupted/);
   });
 });

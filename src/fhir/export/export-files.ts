@@ -1,58 +1,87 @@
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
-import { createInterface } from 'node:readline';
 import type { FieldCipher } from '../../crypto/field-cipher.js';
+import type { ExportRepository } from './export.repository.js';
+
+/** Lines per stored chunk: one page of the export's reads, well under a megabyte or two. */
+const CHUNK_LINES = 500;
 
 /**
- * An export's NDJSON file, encrypted at rest line by line with the PHI cipher. Each line is
- * bound to its job, type and line number (the cipher's context), so lines cannot be moved
- * between files or reordered without failing to decrypt.
+ * An export's NDJSON file, stored in chunks and encrypted line by line with the PHI cipher.
+ * Each line is bound to its job, type and line number (the cipher's context), so lines cannot
+ * be moved between files or reordered without failing to decrypt.
  */
 export class EncryptedNdjsonWriter {
   private lines = 0;
-  private readonly stream: WriteStream;
+  private pending: string[] = [];
+  private readonly patients = new Set<string>();
 
   constructor(
-    path: string,
+    private readonly store: ExportRepository,
     private readonly cipher: FieldCipher,
     private readonly jobId: string,
+    readonly name: string,
     private readonly type: string,
-  ) {
-    this.stream = createWriteStream(path, { mode: 0o600 });
-  }
+  ) {}
 
   get count(): number {
     return this.lines;
   }
 
-  async write(resource: object): Promise<void> {
+  /** Adds a line; `patients` are those whose data it holds, for the download's audit row. */
+  async write(resource: object, patients: readonly string[] = []): Promise<void> {
     this.lines++;
-    const line = this.cipher.encrypt(
-      JSON.stringify(resource),
-      contextOf(this.jobId, this.type, this.lines),
+    this.pending.push(
+      this.cipher.encrypt(JSON.stringify(resource), contextOf(this.jobId, this.type, this.lines)),
     );
-    if (!this.stream.write(`${line}\n`)) await once(this.stream, 'drain');
+    for (const patient of patients) this.patients.add(patient);
+    if (this.pending.length >= CHUNK_LINES) await this.flush();
   }
 
+  /** Stores what is buffered. */
   async close(): Promise<void> {
-    this.stream.end();
-    await once(this.stream, 'finish');
+    await this.flush();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const firstLine = this.lines - this.pending.length + 1;
+    const stored = await this.store.appendChunk(
+      this.jobId,
+      this.name,
+      { firstLine, lines: this.pending },
+      [...this.patients],
+    );
+    if (!stored) throw new ExportStopped();
+    this.pending = [];
+    this.patients.clear();
   }
 }
 
-/** The file's resources as plaintext NDJSON lines, decrypted as they are read. */
+/** The job stopped running (cancelled, or failed elsewhere) while its file was being written. */
+export class ExportStopped extends Error {
+  constructor() {
+    super('The export job is no longer running');
+  }
+}
+
+/** The file's resources as plaintext NDJSON lines, decrypted as they are read, chunk by chunk. */
 export async function* decryptedLines(
-  path: string,
+  store: ExportRepository,
   cipher: FieldCipher,
   jobId: string,
+  name: string,
   type: string,
 ): AsyncGenerator<string> {
-  let number = 0;
-  const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-  for await (const line of lines) {
-    if (line === '') continue;
-    number++;
-    yield `${cipher.decrypt(line, contextOf(jobId, type, number))}\n`;
+  let last = 0;
+  for (;;) {
+    const chunk = await store.chunkAfter(jobId, name, last);
+    if (!chunk) return;
+    if (chunk.firstLine !== last + 1) {
+      throw new Error(`Export file ${name} of job ${jobId} misses lines after line ${last}`);
+    }
+    for (const line of chunk.lines) {
+      last++;
+      yield `${cipher.decrypt(line, contextOf(jobId, type, last))}\n`;
+    }
   }
 }
 

@@ -101,12 +101,12 @@ export class ExportController {
   @ApiOperation({
     summary: 'Export status: 202 with X-Progress while running, 200 with the manifest',
   })
-  status(
+  async status(
     @CurrentUser() user: AuthenticatedUser,
     @Param('job') job: string,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): ExportManifest | undefined {
-    const status = this.exports.status(user, job);
+  ): Promise<ExportManifest | undefined> {
+    const status = await this.exports.status(user, job);
     if ('progress' in status) {
       void reply.status(202).header('x-progress', status.progress).header('retry-after', '2');
       return undefined;
@@ -126,13 +126,13 @@ export class ExportController {
   @Get('$export-file/:job/:file')
   @FhirInteraction('export', 'Patient')
   @ApiOperation({ summary: 'One NDJSON file of a finished export (decrypted as it is sent)' })
-  file(
+  async file(
     @CurrentUser() user: AuthenticatedUser,
     @Param('job') job: string,
     @Param('file') name: string,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Readable {
-    const file = this.exports.file(user, job, name);
+  ): Promise<Readable> {
+    const file = await this.exports.file(user, job, name);
     // The download is the disclosure: its audit row names every patient in the file.
     for (const patient of file.patients) this.audit.touchPatient(patient);
     void reply

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ResourceAccess } from '../../access/resource-access.js';
@@ -18,7 +18,13 @@ import { FhirService } from '../fhir.service.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { exportAuditEntry } from './export-audit.js';
-import { decryptedLines, EncryptedNdjsonWriter } from './export-files.js';
+import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
+import {
+  ExportRepository,
+  INTERRUPTED,
+  type ExportFileRow,
+  type ExportJobRow,
+} from './export.repository.js';
 
 export type ExportLevel = 'system' | 'patient' | 'group';
 
@@ -34,28 +40,15 @@ export interface ExportRequest {
   baseUrl: string;
 }
 
-interface ExportFile {
-  type: string;
-  /** The file's name in the job's folder and its URL. */
-  name: string;
-  count: number;
-  /** The patients whose data the file holds: the download's audit row names them. */
-  patients: string[];
-}
-
-interface ExportJob {
+/** A job running in this process: what its reads need beyond its row in export_job. */
+interface RunningJob {
   id: string;
   user: AuthenticatedUser;
   request: ExportRequest;
-  transactionTime: Date;
-  status: 'in-progress' | 'completed' | 'failed';
-  progress: string;
-  files: ExportFile[];
-  /** OperationOutcomes for resources left out (they did not decrypt): the manifest's `error`. */
-  errors?: ExportFile;
   /** The patients it is confined to: all of them (`any`), a Group's, or none for a system export. */
   cohort: Cohort;
-  expiresAt?: number;
+  progress: string;
+  files: ExportFileRow[];
   abort: AbortController;
 }
 
@@ -71,17 +64,23 @@ export interface ExportManifest {
 
 const PAGE = 500;
 const SWEEP_MS = 10_000;
+/** A running job not heard from for this long is taken for interrupted (its instance stopped). */
+const STALE_SECONDS = 60;
+const ERRORS_FILE = 'errors.ndjson';
+const FAILED = 'The export failed; start a new one';
 
 /**
- * FHIR Bulk Data export (Bulk Data Access 2.0): jobs run in this process, write one encrypted
- * NDJSON file per type under DATA_DIR/exports, and are removed EXPORT_RETENTION_SECONDS after
- * they complete, or when cancelled. Jobs live in memory: a restart loses the ones in flight
- * (their clients get 404 and start again), and the sweeper removes the files left behind.
+ * FHIR Bulk Data export (Bulk Data Access 2.0). A job runs in the process that took the
+ * kick-off and writes one encrypted NDJSON file per type into PostgreSQL (export_job,
+ * export_chunk), so any instance answers its status polls and downloads. A job's files are
+ * removed EXPORT_RETENTION_SECONDS after it completes, or when it is cancelled. A job whose
+ * process stops is reported as interrupted (it cannot be resumed: the caller's token and access
+ * rules were in that process), and its owner may start a new one at once.
  */
 @Injectable()
 export class ExportService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('Export');
-  private readonly jobs = new Map<string, ExportJob>();
+  private readonly running = new Map<string, RunningJob>();
   private sweeper: NodeJS.Timeout | undefined;
 
   constructor(
@@ -94,25 +93,27 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     private readonly cipher: FieldCipher,
     private readonly phi: PhiSubscriber,
     private readonly trail: AuditTrail,
+    private readonly store: ExportRepository,
   ) {}
 
-  private get root(): string {
-    return join(this.config.dataDir, 'exports');
-  }
-
   async onModuleInit(): Promise<void> {
+    // Versions before migration 1765000000000 kept export files here; none can be served now.
+    await rm(join(this.config.dataDir, 'exports'), { recursive: true, force: true }).catch(
+      (error: Error) =>
+        this.logger.warn({ err: { message: error.message } }, 'Old export files not removed'),
+    );
     await this.sweep();
     this.sweeper = setInterval(() => void this.sweep(), SWEEP_MS).unref();
   }
 
-  /** A stopping service takes its jobs' files with it: nothing could serve them afterwards. */
+  /** A stopping service cannot finish its jobs: their owners are told at their next poll. */
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const job of this.jobs.values()) {
+    for (const job of this.running.values()) {
       job.abort.abort();
-      await rm(join(this.root, job.id), { recursive: true, force: true });
+      await this.store.fail(job.id, INTERRUPTED).catch(() => undefined);
     }
-    this.jobs.clear();
+    this.running.clear();
   }
 
   /** Checks the request (and reads the Group) and starts the job; its id names the status URL. */
@@ -125,100 +126,105 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         throw AppError.forbidden(`You may not export ${type}`);
       }
     }
-    if (
-      [...this.jobs.values()].some((job) => job.user.id === user.id && job.status === 'in-progress')
-    ) {
+    const cohort = await this.cohort(user, request);
+    const job: RunningJob = {
+      id: randomUUID(),
+      user,
+      request,
+      cohort,
+      progress: 'starting',
+      files: [],
+      abort: new AbortController(),
+    };
+    const started = await this.store.insert(
+      {
+        id: job.id,
+        userId: user.id,
+        level: request.level,
+        transactionTime: new Date(),
+        requestUrl: request.requestUrl,
+        baseUrl: request.baseUrl,
+      },
+      STALE_SECONDS,
+    );
+    if (!started) {
       throw AppError.of(
         429,
         'throttled',
         'An export of yours is still running: wait for it or cancel it',
       );
     }
-    const cohort = await this.cohort(user, request);
-    const job: ExportJob = {
-      id: randomUUID(),
-      user,
-      request,
-      cohort,
-      transactionTime: new Date(),
-      status: 'in-progress',
-      progress: 'starting',
-      files: [],
-      abort: new AbortController(),
-    };
-    this.jobs.set(job.id, job);
+    this.running.set(job.id, job);
     void this.run(job);
     return job.id;
   }
 
   /** 'in-progress' with a progress text, or the manifest; 404 for anyone but the job's owner. */
-  status(user: AuthenticatedUser, id: string): { progress: string } | { manifest: ExportManifest } {
-    const job = this.owned(user, id);
-    if (job.status === 'failed') {
-      throw AppError.of(500, 'exception', 'The export failed; start a new one');
+  async status(
+    user: AuthenticatedUser,
+    id: string,
+  ): Promise<{ progress: string } | { manifest: ExportManifest }> {
+    const job = await this.owned(user, id);
+    if (
+      job.status === 'failed' ||
+      (job.stale && (await this.store.failIfStale(id, STALE_SECONDS)))
+    ) {
+      throw AppError.of(500, 'exception', job.failure ?? (job.stale ? INTERRUPTED : FAILED));
     }
     if (job.status === 'in-progress') {
       return { progress: job.progress };
     }
+    const url = (file: ExportFileRow) => `${job.baseUrl}/$export-file/${job.id}/${file.name}`;
     return {
       manifest: {
         transactionTime: job.transactionTime.toISOString(),
-        request: job.request.requestUrl,
+        request: job.requestUrl,
         requiresAccessToken: true,
-        output: job.files.map((file) => ({
-          type: file.type,
-          url: `${job.request.baseUrl}/$export-file/${job.id}/${file.name}`,
-          count: file.count,
-        })),
-        error: job.errors
-          ? [
-              {
-                type: 'OperationOutcome',
-                url: `${job.request.baseUrl}/$export-file/${job.id}/${job.errors.name}`,
-                count: job.errors.count,
-              },
-            ]
-          : [],
+        output: job.files
+          .filter((file) => file.name !== ERRORS_FILE)
+          .map((file) => ({ type: file.type, url: url(file), count: file.count })),
+        error: job.files
+          .filter((file) => file.name === ERRORS_FILE)
+          .map((file) => ({ type: 'OperationOutcome', url: url(file), count: file.count })),
       },
     };
   }
 
-  /** Cancels a running export or deletes a finished one's files. */
+  /** Cancels a running export (wherever it runs) or deletes a finished one's files. */
   async cancel(user: AuthenticatedUser, id: string): Promise<void> {
-    const job = this.owned(user, id);
-    job.abort.abort();
-    this.jobs.delete(id);
-    await rm(join(this.root, job.id), { recursive: true, force: true });
+    await this.owned(user, id);
+    this.running.get(id)?.abort.abort();
+    await this.store.delete(id);
   }
 
   /** One output file, decrypted as it is sent, and the patients it holds (for the audit row). */
-  file(
+  async file(
     user: AuthenticatedUser,
     id: string,
     name: string,
-  ): { lines: AsyncGenerator<string>; patients: string[] } {
-    const job = this.owned(user, id);
-    const file = [...job.files, ...(job.errors ? [job.errors] : [])].find(
-      (candidate) => candidate.name === name,
-    );
+  ): Promise<{ lines: AsyncGenerator<string>; patients: string[] }> {
+    const job = await this.owned(user, id);
+    const file = job.files.find((candidate) => candidate.name === name);
     if (job.status !== 'completed' || !file) {
       throw AppError.notFound('No such export file');
     }
     return {
-      lines: decryptedLines(join(this.root, job.id, file.name), this.cipher, job.id, file.type),
-      patients: file.patients,
+      lines: decryptedLines(this.store, this.cipher, job.id, file.name, file.type),
+      patients: await this.store.patientsOf(job.id, file.name),
     };
   }
 
-  private owned(user: AuthenticatedUser, id: string): ExportJob {
-    const job = this.jobs.get(id);
-    if (job && (job.expiresAt ?? Infinity) <= Date.now()) {
-      // Expired: gone now, not at the sweeper's next round.
-      this.jobs.delete(id);
-      void rm(join(this.root, id), { recursive: true, force: true });
+  private async owned(user: AuthenticatedUser, id: string): Promise<ExportJobRow> {
+    // Job ids are UUIDs: anything else cannot exist (and would be a type error in SQL).
+    const job = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+      ? await this.store.find(id, STALE_SECONDS)
+      : undefined;
+    if (!job || job.userId !== user.id) {
       throw AppError.notFound('No such export');
     }
-    if (!job || job.user.id !== user.id) {
+    if (job.expired) {
+      // Gone now, not at the sweeper's next round.
+      await this.store.delete(id);
       throw AppError.notFound('No such export');
     }
     return job;
@@ -231,37 +237,48 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     );
   }
 
-  private async run(job: ExportJob): Promise<void> {
-    const dir = join(this.root, job.id);
+  private async run(job: RunningJob): Promise<void> {
     const everyone = new Set<string>();
     try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
       const unreadable: string[] = [];
       for (const type of await this.typesOf(job)) {
+        const file = await this.exportType(job, type, unreadable, everyone);
         if (job.abort.signal.aborted) return;
-        job.progress = `exporting ${type}`;
-        const file = await this.exportType(job, type, dir, unreadable);
         if (file.count > 0) job.files.push(file);
-        for (const patient of file.patients) everyone.add(patient);
       }
       if (unreadable.length > 0) {
-        job.errors = await this.writeErrors(job, dir, unreadable);
+        job.files.push(await this.writeErrors(job, unreadable));
       }
-      job.status = 'completed';
-      job.progress = 'completed';
-      job.expiresAt = Date.now() + this.config.exportRetentionSeconds * 1000;
+      if (!(await this.store.complete(job.id, job.files, this.config.exportRetentionSeconds))) {
+        return; // Cancelled while it finished.
+      }
       await this.trail.record(exportAuditEntry(job, [...everyone], 'success'));
     } catch (error) {
-      job.status = 'failed';
+      // A job cancelled or stopped meanwhile has nothing more to report.
+      if (job.abort.signal.aborted || error instanceof ExportStopped) return;
       this.logger.error(
         { err: { message: (error as Error).message }, job: job.id },
         'Export failed',
       );
-      await rm(dir, { recursive: true, force: true });
+      await this.store.fail(job.id, FAILED).catch(() => undefined);
       await this.trail
         .record(exportAuditEntry(job, [...everyone], 'failure'))
         .catch(() => undefined);
+    } finally {
+      this.running.delete(job.id);
     }
+  }
+
+  /**
+   * Records progress and that this process still runs the job; false (and the job aborted) when
+   * it was cancelled, possibly through another instance.
+   */
+  private async stillRunning(job: RunningJob, progress: string): Promise<boolean> {
+    job.progress = progress;
+    if (!job.abort.signal.aborted && !(await this.store.heartbeat(job.id, progress))) {
+      job.abort.abort();
+    }
+    return !job.abort.signal.aborted;
   }
 
   /** The patients an export is confined to: a Group's members are read (and checked) at kick-off. */
@@ -281,7 +298,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** `_type`, or every type with data that the user may export; patient exports: compartment types. */
-  private async typesOf(job: ExportJob): Promise<string[]> {
+  private async typesOf(job: RunningJob): Promise<string[]> {
     const types = job.request.types ?? (await this.resources.typesInUse());
     return types.filter(
       (type) =>
@@ -297,77 +314,61 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
    * was altered) is left out and named in `unreadable`, rather than failing the whole export.
    */
   private async exportType(
-    job: ExportJob,
+    job: RunningJob,
     type: string,
-    dir: string,
     unreadable: string[],
-  ): Promise<ExportFile> {
+    everyone: Set<string>,
+  ): Promise<ExportFileRow> {
     const name = `${type}.ndjson`;
-    const writer = new EncryptedNdjsonWriter(join(dir, name), this.cipher, job.id, type);
-    const patients = new Set<string>();
-    try {
-      let after = '';
-      for (;;) {
-        if (job.abort.signal.aborted) break;
-        const rows = await this.resources.encryptedPageOfType(type, after, job.request.since, PAGE);
-        for (const row of rows) {
-          let resource: FhirResource;
-          try {
-            const content = this.phi.decrypted(ResourceEntity, row).content as string;
-            resource = JSON.parse(content) as FhirResource;
-          } catch {
-            unreadable.push(`${type}/${row.id}`);
-            continue;
-          }
-          const holders = this.compartment.patientsOf(resource);
-          if (!this.included(job.user, resource, holders, job.cohort)) continue;
-          await writer.write(resource);
-          for (const patient of holders) patients.add(patient);
+    const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, name, type);
+    let after = '';
+    for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
+      const rows = await this.resources.encryptedPageOfType(type, after, job.request.since, PAGE);
+      for (const row of rows) {
+        let resource: FhirResource;
+        try {
+          const content = this.phi.decrypted(ResourceEntity, row).content as string;
+          resource = JSON.parse(content) as FhirResource;
+        } catch {
+          unreadable.push(`${type}/${row.id}`);
+          continue;
         }
-        if (rows.length < PAGE) break;
-        after = rows.at(-1)!.id;
+        const holders = this.compartment.patientsOf(resource);
+        if (!this.included(job.user, resource, holders, job.cohort)) continue;
+        await writer.write(resource, holders);
+        for (const patient of holders) everyone.add(patient);
       }
-    } finally {
-      await writer.close();
+      if (rows.length < PAGE) break;
+      after = rows.at(-1)!.id;
     }
-    return { type, name, count: writer.count, patients: [...patients] };
+    // A cancelled job's rows are gone: there is nothing left to add to.
+    if (!job.abort.signal.aborted) await writer.close();
+    return { type, name, count: writer.count };
   }
 
   /** The manifest's error file: one OperationOutcome per resource left out (ids only, no PHI). */
-  private async writeErrors(
-    job: ExportJob,
-    dir: string,
-    unreadable: string[],
-  ): Promise<ExportFile> {
+  private async writeErrors(job: RunningJob, unreadable: string[]): Promise<ExportFileRow> {
     this.logger.warn(
       { job: job.id, count: unreadable.length, first: unreadable[0] },
       'Export left out resources that do not decrypt',
     );
-    const name = 'errors.ndjson';
-    const writer = new EncryptedNdjsonWriter(
-      join(dir, name),
-      this.cipher,
-      job.id,
-      'OperationOutcome',
-    );
-    try {
-      for (const reference of unreadable) {
-        await writer.write({
-          resourceType: 'OperationOutcome',
-          issue: [
-            {
-              severity: 'error',
-              code: 'exception',
-              diagnostics: `${reference} could not be decrypted with the keys this server holds (a key it does not have, or an altered value): it is not in this export`,
-              expression: [reference],
-            },
-          ],
-        });
-      }
-    } finally {
-      await writer.close();
+    const type = 'OperationOutcome';
+    const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, ERRORS_FILE, type);
+    for (const reference of unreadable) {
+      await writer.write({
+        resourceType: 'OperationOutcome',
+        issue: [
+          {
+            severity: 'error',
+            code: 'exception',
+            diagnostics: `${reference} could not be decrypted with the keys this server holds (a key it does not have, or an altered value): it is not in this export`,
+            expression: [reference],
+          },
+        ],
+      });
     }
-    return { type: 'OperationOutcome', name, count: writer.count, patients: [] };
+    await writer.close();
+    return { type, name: ERRORS_FILE, count: writer.count };
   }
 
   /**
@@ -388,26 +389,16 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * Removes expired jobs, and folders that no job of this process owns once they are older than
-   * the retention period: left by a process that crashed, or by another instance on the same
-   * DATA_DIR whose own sweeper would have removed them by then.
+   * Keeps this process's running jobs alive (a page can take a while), and removes expired
+   * jobs and abandoned ones: every instance does, whichever gets there first.
    */
   private async sweep(): Promise<void> {
-    const now = Date.now();
-    for (const job of [...this.jobs.values()]) {
-      if (job.expiresAt !== undefined && job.expiresAt <= now) {
-        this.jobs.delete(job.id);
-        await rm(join(this.root, job.id), { recursive: true, force: true });
-      }
-    }
-    const folders = await readdir(this.root).catch(() => [] as string[]);
-    for (const folder of folders) {
-      if (this.jobs.has(folder)) continue;
-      const path = join(this.root, folder);
-      const changed = (await stat(path).catch(() => undefined))?.mtimeMs ?? now;
-      if (now - changed > this.config.exportRetentionSeconds * 1000) {
-        await rm(path, { recursive: true, force: true });
-      }
+    try {
+      for (const job of this.running.values()) await this.stillRunning(job, job.progress);
+      await this.store.sweep(this.config.exportRetentionSeconds);
+    } catch (error) {
+      // The database may be down for a while; the next round tries again.
+      this.logger.warn({ err: { message: (error as Error).message } }, 'Export sweep failed');
     }
   }
 }

@@ -1,0 +1,218 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+
+/** A file of a finished job, as its manifest lists it. */
+export interface ExportFileRow {
+  type: string;
+  /** The file's name within the job and in its URL. */
+  name: string;
+  count: number;
+}
+
+export interface ExportJobRow {
+  id: string;
+  userId: string;
+  level: string;
+  status: 'in-progress' | 'completed' | 'failed';
+  progress: string;
+  failure: string | null;
+  transactionTime: Date;
+  requestUrl: string;
+  baseUrl: string;
+  files: ExportFileRow[];
+  /** True when the job is in progress but its instance has not been heard from in time. */
+  stale: boolean;
+  expired: boolean;
+}
+
+export interface ExportChunk {
+  firstLine: number;
+  /** Encrypted NDJSON lines. */
+  lines: string[];
+}
+
+const JOB_COLUMNS = `id, user_id AS "userId", level, status, progress, failure,
+  transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
+  files, (status = 'in-progress' AND heartbeat_at < now() - make_interval(secs => $2)) AS stale,
+  (expires_at IS NOT NULL AND expires_at <= now()) AS expired`;
+
+/** SQL of Bulk Data export jobs and their encrypted files (migration 1765000000000). */
+@Injectable()
+export class ExportRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * A new running job, unless the user has one running: false then. A running job whose
+   * instance stopped answering is marked failed first, so it does not block its owner forever.
+   */
+  async insert(
+    job: {
+      id: string;
+      userId: string;
+      level: string;
+      transactionTime: Date;
+      requestUrl: string;
+      baseUrl: string;
+    },
+    staleSeconds: number,
+  ): Promise<boolean> {
+    return this.dataSource.transaction(async (manager) => {
+      const [failed] = await manager.query<[{ id: string }[], number]>(
+        `UPDATE export_job SET status = 'failed', failure = $3
+          WHERE user_id = $1 AND status = 'in-progress'
+            AND heartbeat_at < now() - make_interval(secs => $2)
+          RETURNING id`,
+        [job.userId, staleSeconds, INTERRUPTED],
+      );
+      if (failed.length > 0) {
+        await manager.query('DELETE FROM export_chunk WHERE job_id = ANY($1::uuid[])', [
+          failed.map((row) => row.id),
+        ]);
+      }
+      const rows = await manager.query<unknown[]>(
+        `INSERT INTO export_job (id, user_id, level, status, progress, transaction_time,
+                                 request_url, base_url, heartbeat_at)
+         VALUES ($1, $2, $3, 'in-progress', 'starting', $4, $5, $6, now())
+         ON CONFLICT (user_id) WHERE status = 'in-progress' DO NOTHING
+         RETURNING id`,
+        [job.id, job.userId, job.level, job.transactionTime, job.requestUrl, job.baseUrl],
+      );
+      return rows.length === 1;
+    });
+  }
+
+  async find(id: string, staleSeconds: number): Promise<ExportJobRow | undefined> {
+    const rows = await this.dataSource.query<ExportJobRow[]>(
+      `SELECT ${JOB_COLUMNS} FROM export_job WHERE id = $1`,
+      [id, staleSeconds],
+    );
+    return rows[0];
+  }
+
+  /**
+   * Records progress and that the running instance is alive. False when the job is no longer
+   * running here: cancelled (deleted), or given up as interrupted by another instance.
+   */
+  async heartbeat(id: string, progress: string): Promise<boolean> {
+    const changed = await this.changed(
+      `UPDATE export_job SET progress = $2, heartbeat_at = now()
+        WHERE id = $1 AND status = 'in-progress'`,
+      [id, progress],
+    );
+    return changed === 1;
+  }
+
+  async complete(id: string, files: ExportFileRow[], retentionSeconds: number): Promise<boolean> {
+    const changed = await this.changed(
+      `UPDATE export_job
+          SET status = 'completed', progress = 'completed', files = $2::jsonb,
+              heartbeat_at = now(), expires_at = now() + make_interval(secs => $3)
+        WHERE id = $1 AND status = 'in-progress'`,
+      [id, JSON.stringify(files), retentionSeconds],
+    );
+    return changed === 1;
+  }
+
+  /**
+   * Marks a job failed and drops what it had written; `failure` is shown to its owner. The
+   * status changes first: a chunk being stored meanwhile waits for it and then finds the job
+   * no longer running (appendChunk), so nothing is left behind.
+   */
+  async fail(id: string, failure: string): Promise<void> {
+    await this.dataSource.transaction(async (manager) => {
+      await manager.query(
+        `UPDATE export_job SET status = 'failed', failure = $2, heartbeat_at = now()
+          WHERE id = $1 AND status = 'in-progress'`,
+        [id, failure],
+      );
+      await manager.query('DELETE FROM export_chunk WHERE job_id = $1', [id]);
+    });
+  }
+
+  /** Marks a running job whose instance stopped answering as failed; true if this call did. */
+  async failIfStale(id: string, staleSeconds: number): Promise<boolean> {
+    const rows = await this.dataSource.query<{ failed: number }[]>(
+      `WITH failed AS (
+         UPDATE export_job SET status = 'failed', failure = $3
+          WHERE id = $1 AND status = 'in-progress'
+            AND heartbeat_at < now() - make_interval(secs => $2)
+         RETURNING id
+       ), removed AS (
+         DELETE FROM export_chunk WHERE job_id IN (SELECT id FROM failed)
+       )
+       SELECT count(*)::int AS failed FROM failed`,
+      [id, staleSeconds, INTERRUPTED],
+    );
+    return rows[0]?.failed === 1;
+  }
+
+  /** Removes a job and its files (chunks go with it). */
+  async delete(id: string): Promise<void> {
+    await this.dataSource.query('DELETE FROM export_job WHERE id = $1', [id]);
+  }
+
+  /**
+   * Stores a chunk of a running job; false when the job is no longer running (cancelled, or
+   * failed meanwhile). FOR SHARE waits for a concurrent fail() and then sees its outcome.
+   */
+  async appendChunk(
+    jobId: string,
+    file: string,
+    chunk: ExportChunk,
+    patients: readonly string[],
+  ): Promise<boolean> {
+    const rows = await this.dataSource.query<unknown[]>(
+      `INSERT INTO export_chunk (job_id, file, first_line, lines, patients)
+       SELECT id, $2, $3, $4, $5::text[] FROM export_job
+        WHERE id = $1 AND status = 'in-progress' FOR SHARE
+       RETURNING first_line`,
+      [jobId, file, chunk.firstLine, chunk.lines.join('\n'), patients],
+    );
+    return rows.length === 1;
+  }
+
+  /** The chunk of a file that follows line `after` (0 for the first), if any. */
+  async chunkAfter(jobId: string, file: string, after: number): Promise<ExportChunk | undefined> {
+    const rows = await this.dataSource.query<{ firstLine: number; lines: string }[]>(
+      `SELECT first_line AS "firstLine", lines FROM export_chunk
+        WHERE job_id = $1 AND file = $2 AND first_line > $3
+        ORDER BY first_line LIMIT 1`,
+      [jobId, file, after],
+    );
+    const row = rows[0];
+    return row ? { firstLine: row.firstLine, lines: row.lines.split('\n') } : undefined;
+  }
+
+  /** Every patient whose data a file holds. */
+  async patientsOf(jobId: string, file: string): Promise<string[]> {
+    const rows = await this.dataSource.query<{ patient: string }[]>(
+      `SELECT DISTINCT unnest(patients) AS patient FROM export_chunk
+        WHERE job_id = $1 AND file = $2 ORDER BY 1`,
+      [jobId, file],
+    );
+    return rows.map((row) => row.patient);
+  }
+
+  /**
+   * Removes jobs past their retention, and failed or abandoned ones once they are that old:
+   * whichever instance gets there first.
+   */
+  async sweep(retentionSeconds: number): Promise<number> {
+    return this.changed(
+      `DELETE FROM export_job
+        WHERE expires_at <= now()
+           OR (status <> 'completed' AND heartbeat_at < now() - make_interval(secs => $1))`,
+      [retentionSeconds],
+    );
+  }
+
+  /** Rows an UPDATE or DELETE changed (TypeORM answers those with [rows, count]). */
+  private async changed(sql: string, parameters: unknown[]): Promise<number> {
+    const result = await this.dataSource.query<[unknown[], number]>(sql, parameters);
+    return result[1];
+  }
+}
+
+export const INTERRUPTED =
+  'The export was interrupted: the service instance running it stopped. Start a new one';
