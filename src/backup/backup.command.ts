@@ -58,10 +58,15 @@ export class RestoreCommand extends CommandRunner {
   }
 
   async run([file]: string[]): Promise<void> {
-    const { header, tables } = await this.backups.restore(file!, progress);
+    const { header, tables, upgrades } = await this.backups.restore(file!, progress);
     process.stdout.write(
       `Restored ${tables.length} tables, ${totalRows(tables)} rows, from the backup of ${header.createdAt}; every count matches\n`,
     );
+    if (upgrades.length > 0) {
+      process.stdout.write(
+        `Upgraded from the backup's schema with ${upgrades.length} migration(s): ${upgrades.join(', ')}\n`,
+      );
+    }
     const { report, laterCheckpoints } = await this.backups.verifyRestoredChain(header);
     printReport(report);
     if (laterCheckpoints > 0) {

@@ -3,7 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import type { Readable, Writable } from 'node:stream';
-import type { DataSource, QueryRunner } from 'typeorm';
+import { DataSource, type QueryRunner } from 'typeorm';
+import { MIGRATIONS } from '../../migrations/index.js';
 import type { SequenceState, TableStart } from './backup-format.js';
 
 /**
@@ -116,8 +117,43 @@ export class BackupRepository {
     );
   }
 
-  async runMigrations(): Promise<void> {
-    await this.dataSource.runMigrations({ transaction: 'each' });
+  /** Applies every migration not yet applied; their names. */
+  async runMigrations(): Promise<string[]> {
+    const applied = await this.dataSource.runMigrations({ transaction: 'each' });
+    return applied.map((migration) => migration.name);
+  }
+
+  /**
+   * Brings the schema to exactly the first `count` migrations: reverts later ones (callers check
+   * first that the database holds no data) and applies missing ones, through a DataSource that
+   * knows only those.
+   */
+  async migrateTo(count: number): Promise<void> {
+    while ((await this.appliedCount()) > count) {
+      await this.dataSource.undoLastMigration({ transaction: 'each' });
+    }
+    const older = new DataSource({
+      ...this.dataSource.options,
+      migrations: MIGRATIONS.slice(0, count),
+    });
+    await older.initialize();
+    try {
+      await older.runMigrations({ transaction: 'each' });
+    } finally {
+      await older.destroy();
+    }
+  }
+
+  /** How many migrations the database has applied (none before the first run). */
+  private async appliedCount(): Promise<number> {
+    const [table] = await this.dataSource.query<{ present: boolean }[]>(
+      `SELECT to_regclass('migrations') IS NOT NULL AS present`,
+    );
+    if (!table?.present) return 0;
+    const [row] = await this.dataSource.query<{ n: number }[]>(
+      'SELECT count(*)::int AS n FROM migrations',
+    );
+    return row?.n ?? 0;
   }
 
   private async inTransaction<T>(

@@ -38,6 +38,8 @@ export type TableProgress = (table: string, rows: number) => void;
 export interface RestoreResult {
   header: BackupHeader;
   tables: TableEnd[];
+  /** Migrations applied after the restore, when the backup's schema was older. */
+  upgrades: string[];
 }
 
 export interface RestoredChain {
@@ -132,13 +134,21 @@ export class BackupService {
     }
     this.checkKeys(header);
     const known = this.repository.knownMigrations();
-    if (known.join() !== header.migrations.join()) {
+    const older = header.migrations;
+    if (older.length > known.length || older.some((name, i) => known[i] !== name)) {
       throw new BackupError(
-        `The backup's schema (${header.migrations.length} migrations, last ${header.migrations.at(-1)}) is not this ` +
-          `CareVault's (${known.length}, last ${known.at(-1)}): restore with CareVault ${header.software}, then upgrade`,
+        `The backup's schema (${older.length} migrations, last ${older.at(-1)}) is not one of this ` +
+          `CareVault's (${known.length}, last ${known.at(-1)}): it comes from a newer or another CareVault; ` +
+          `restore it with CareVault ${header.software}`,
       );
     }
-    await this.repository.runMigrations();
+    // The rows go into the schema they were read from; the migrations after it then upgrade
+    // them as they would have upgraded the old database. A database migrated further (as a
+    // service start does) goes back first, which only an empty one may.
+    await this.repository.restoring(async (session) =>
+      assertEmpty(session, await session.tables()),
+    );
+    await this.repository.migrateTo(older.length);
     const tables = await this.repository.restoring(async (session) => {
       const targets = await session.tables();
       await assertEmpty(session, targets);
@@ -159,7 +169,8 @@ export class BackupService {
       }
       return ended;
     });
-    return { header, tables };
+    const upgrades = await this.repository.runMigrations();
+    return { header, tables, upgrades };
   }
 
   /**
@@ -337,6 +348,9 @@ async function assertEmpty(session: BackupSession, tables: TableStart[]): Promis
         `The database is not empty (${table} holds ${rows} rows): restore only into an empty database`,
       );
     }
+  }
+  if (!tables.some(({ table }) => table === 'audit_chain_head')) {
+    return; // Not migrated that far: there is no chain yet.
   }
   const [head] = await session.query<{ seq: string }>(
     `SELECT chain_seq AS seq FROM audit_chain_head WHERE id = 1`,

@@ -11,6 +11,8 @@ import { buildPatient } from '../support/factories.js';
 import { authorizedHttp } from '../support/http.js';
 import { BUILT, runNode, serviceEnv, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createDataSource } from '../../src/database/database-options.js';
+import { MIGRATIONS } from '../../migrations/index.js';
 import { createTestApp } from '../support/test-app.js';
 
 const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
@@ -222,5 +224,42 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       /encrypted under key\(s\) .* configure PHI_MASTER_KEY or PHI_KEY_FILE/,
     );
     expect(await dataRows(untouched)).toBe(0);
+  });
+
+  it('restores a backup of an older schema and upgrades it, also into a database already migrated', async () => {
+    // The source as an older CareVault left it: the last two migrations not yet applied.
+    const older = createDataSource(source.url);
+    await older.initialize();
+    try {
+      for (let i = 0; i < 2; i++) await older.undoLastMigration({ transaction: 'each' });
+    } finally {
+      await older.destroy();
+    }
+    const olderFile = join(dir, 'older.backup');
+    expect(await cli(source, ['backup', olderFile])).toMatchObject({ code: 0 });
+    const upgraded = await createScratchDatabase(); // migrated to this version, and empty
+    try {
+      // A checkpoint file of its own: the shared one holds checkpoints the other restore's chain
+      // made after this backup (see the restore's warning about them).
+      const checkpoints = { AUDIT_CHECKPOINT_FILE: join(dir, 'upgraded-checkpoints.jsonl') };
+      const restored = await cli(upgraded, ['restore', olderFile], checkpoints);
+      expect(restored.code).toBe(0);
+      expect(restored.stdout).toMatch(
+        /Upgraded from the backup's schema with 2 migration\(s\): ReferenceLookupById1764900000000, CreateExportJobs1765000000000/,
+      );
+      expect(await count(upgraded, 'migrations')).toBe(MIGRATIONS.length);
+      expect(await count(upgraded, 'export_job')).toBe(0);
+      expect(await cli(upgraded, ['audit:verify'], checkpoints)).toMatchObject({ code: 0 });
+      await withService(upgraded, async (http, url) => {
+        for (const patient of seeded) {
+          const found = await http('GET', `${url}/fhir/Patient?identifier=${patient.mrn}`);
+          expect(
+            found.body.entry.map((entry: { resource: { id: string } }) => entry.resource.id),
+          ).toEqual([patient.id]);
+        }
+      });
+    } finally {
+      await upgraded.drop();
+    }
   });
 });
