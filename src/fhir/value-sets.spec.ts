@@ -1,0 +1,104 @@
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { AppError } from '../common/errors/app-error.js';
+import { FhirDefinitions } from './fhir-definitions.js';
+import type { FhirResource } from './fhir-types.js';
+
+/** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
+const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+
+const CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical';
+
+describe('Required bindings', () => {
+  const definitions = new FhirDefinitions();
+
+  function problems(resource: Record<string, unknown>): AppError['issues'] {
+    try {
+      definitions.validate(resource as FhirResource);
+      return [];
+    } catch (error) {
+      if (error instanceof AppError) return error.issues;
+      throw error;
+    }
+  }
+
+  it('refuses a code outside the value set, naming the element and the codes, not the value', () => {
+    expect(problems({ resourceType: 'Patient', gender: 'male' })).toEqual([]);
+    expect(problems({ resourceType: 'Patient', gender: 'M' })).toEqual([
+      {
+        severity: 'error',
+        code: 'code-invalid',
+        diagnostics:
+          'Patient.gender must be a code of the required value set http://hl7.org/fhir/ValueSet/administrative-gender: one of male, female, other, unknown',
+        expression: ['Patient.gender'],
+      },
+    ]);
+    const observation = {
+      resourceType: 'Observation',
+      status: 'done',
+      code: { text: 'weight' },
+      valueQuantity: { value: 1, comparator: '~' },
+    };
+    expect(problems(observation).map((issue) => issue.expression)).toEqual([
+      ['Observation.status'],
+      ['Observation.value[x].comparator'],
+    ]);
+  });
+
+  it('takes a CodeableConcept with one coding from the value set, or with text only', () => {
+    const allergy = (clinicalStatus: unknown) => ({
+      resourceType: 'AllergyIntolerance',
+      patient: { reference: 'Patient/1' },
+      clinicalStatus,
+    });
+    expect(problems(allergy({ coding: [{ system: CLINICAL, code: 'active' }] }))).toEqual([]);
+    expect(
+      problems(
+        allergy({
+          coding: [
+            { system: 'http://example.org/local', code: 'A' },
+            { system: CLINICAL, code: 'resolved' },
+          ],
+        }),
+      ),
+    ).toEqual([]);
+    expect(problems(allergy({ text: 'active' }))).toEqual([]);
+    expect(problems(allergy({ coding: [{ system: CLINICAL, code: 'cured' }] }))).toMatchObject([
+      { code: 'code-invalid', expression: ['AllergyIntolerance.clinicalStatus'] },
+    ]);
+    expect(
+      problems(allergy({ coding: [{ system: 'http://example.org', code: 'active' }] })),
+    ).toHaveLength(1);
+  });
+
+  it('leaves alone value sets drawn from code systems it does not hold (MIME types)', () => {
+    expect(
+      problems({
+        resourceType: 'DocumentReference',
+        status: 'current',
+        content: [{ attachment: { contentType: 'application/x-made-up' } }],
+      }),
+    ).toEqual([]);
+    expect(
+      problems({
+        resourceType: 'DocumentReference',
+        status: 'draft',
+        content: [{ attachment: { contentType: 'text/plain' } }],
+      }),
+    ).toMatchObject([{ expression: ['DocumentReference.status'] }]);
+  });
+
+  (existsSync(SAMPLES) ? it : it.skip)('accepts every Synthea sample resource', async () => {
+    const refused: string[] = [];
+    for (const file of (await readdir(SAMPLES)).filter((name) => name.endsWith('.json'))) {
+      const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8')) as {
+        entry: { resource: Record<string, unknown> }[];
+      };
+      for (const { resource } of bundle.entry) {
+        for (const issue of problems(resource)) refused.push(issue.diagnostics);
+      }
+    }
+    expect(refused).toEqual([]);
+  });
+});

