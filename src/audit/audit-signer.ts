@@ -13,9 +13,12 @@ import { readPublicKeys } from '../common/key-files.js';
 import { readOrCreatePrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
-/** What a checkpoint or archive boundary asserts: row `seq` of the chain has hash `hash`. */
+/**
+ * What a checkpoint or archive boundary asserts: row `seq` of the chain has hash `hash`. A
+ * backup's: the backup taken at that chain head has the content digest `hash`.
+ */
 export interface SignedStatement {
-  kind: 'checkpoint' | 'archive';
+  kind: 'checkpoint' | 'archive' | 'backup';
   chainId: string;
   seq: number;
   hash: string;

@@ -52,6 +52,13 @@ export interface TableEnd {
 
 export interface Trailer {
   tables: TableEnd[];
+  /**
+   * The audit signing key's signature over the SHA-256 of every record before the trailer
+   * (statement kind `backup`): who made the backup. The recipient key is public, so anyone
+   * holding it can write a backup that decrypts; only the deployment's key can sign one.
+   * Absent from backups made before CareVault signed them.
+   */
+  signature?: { keyId: string; digest: string; value: string };
 }
 
 /** The manifest written beside a backup: no PHI, readable without the backup identity. */
@@ -67,10 +74,15 @@ const PREFIX = 5;
 
 export function record(type: RecordType, payload: Buffer | object): Buffer {
   const body = Buffer.isBuffer(payload) ? payload : Buffer.from(JSON.stringify(payload));
+  return Buffer.concat([recordPrefix(type, body.length), body]);
+}
+
+/** A record's type and length, as written before its payload. */
+export function recordPrefix(type: RecordType, length: number): Buffer {
   const prefix = Buffer.alloc(PREFIX);
   prefix.writeUInt8(type, 0);
-  prefix.writeUInt32BE(body.length, 1);
-  return Buffer.concat([prefix, body]);
+  prefix.writeUInt32BE(length, 1);
+  return prefix;
 }
 
 export interface BackupRecord {

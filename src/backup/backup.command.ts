@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { Command, CommandRunner } from 'nest-commander';
+import { Command, CommandRunner, Option } from 'nest-commander';
 import { printReport } from '../audit/audit.command.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { cliAuditEntry } from '../audit/cli-audit.js';
@@ -57,8 +57,10 @@ export class RestoreCommand extends CommandRunner {
     super();
   }
 
-  async run([file]: string[]): Promise<void> {
-    const { header, tables, upgrades } = await this.backups.restore(file!, progress);
+  async run([file]: string[], options: { unsigned?: boolean }): Promise<void> {
+    const { header, tables, upgrades, signedBy } = await this.backups.restore(file!, progress, {
+      acceptUnsigned: options.unsigned === true,
+    });
     process.stdout.write(
       `Restored ${tables.length} tables, ${totalRows(tables)} rows, from the backup of ${header.createdAt}; every count matches\n`,
     );
@@ -82,8 +84,19 @@ export class RestoreCommand extends CommandRunner {
     await this.trail.record(
       cliAuditEntry('restore', {
         outcome: report.ok ? 'success' : 'failure',
-        detail: `backup_created=${header.createdAt} rows=${totalRows(tables)} audit_seq=${header.audit.seq}`,
+        detail:
+          `backup_created=${header.createdAt} rows=${totalRows(tables)} audit_seq=${header.audit.seq} ` +
+          `signed_by=${signedBy ?? 'unsigned'}`,
       }),
     );
+  }
+
+  @Option({
+    flags: '--unsigned',
+    description:
+      'Accept a backup that carries no signature (made before CareVault signed backups); know where it comes from',
+  })
+  parseUnsigned(): boolean {
+    return true;
   }
 }

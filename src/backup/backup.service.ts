@@ -8,6 +8,7 @@ import { Readable, Transform, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { CompressionStream, DecompressionStream, type ReadableStream } from 'node:stream/web';
 import { once } from 'node:events';
+import { AuditSigner, type SignedStatement } from '../audit/audit-signer.js';
 import { AuditVerifier, type VerifyReport } from '../audit/audit-verifier.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 import { KeyRing } from '../crypto/key-ring.js';
@@ -19,6 +20,7 @@ import {
   parseJson,
   readRecords,
   record,
+  recordPrefix,
   type BackupHeader,
   type BackupManifest,
   type BackupRecord,
@@ -40,6 +42,8 @@ export interface RestoreResult {
   tables: TableEnd[];
   /** Migrations applied after the restore, when the backup's schema was older. */
   upgrades: string[];
+  /** The audit key id that signed the backup, or undefined for an unsigned one (--unsigned). */
+  signedBy: string | undefined;
 }
 
 export interface RestoredChain {
@@ -61,6 +65,7 @@ export class BackupService {
     private readonly keys: BackupKeys,
     private readonly ring: KeyRing,
     private readonly verifier: AuditVerifier,
+    private readonly signer: AuditSigner,
   ) {}
 
   async backup(file: string, onTable: TableProgress = () => undefined): Promise<BackupManifest> {
@@ -118,7 +123,11 @@ export class BackupService {
    * Restores a backup into an empty database (migrated here if it is not yet), in one
    * transaction, and checks every table's row count against the backup's before it commits.
    */
-  async restore(file: string, onTable: TableProgress = () => undefined): Promise<RestoreResult> {
+  async restore(
+    file: string,
+    onTable: TableProgress = () => undefined,
+    options: { acceptUnsigned?: boolean } = {},
+  ): Promise<RestoreResult> {
     const path = resolve(file);
     if (!(await exists(path))) {
       throw new BackupError(`${path} does not exist`);
@@ -149,13 +158,20 @@ export class BackupService {
       assertEmpty(session, await session.tables()),
     );
     await this.repository.migrateTo(older.length);
-    const tables = await this.repository.restoring(async (session) => {
+    const restored = await this.repository.restoring(async (session) => {
       const targets = await session.tables();
       await assertEmpty(session, targets);
       for (const table of SEEDED_TABLES) {
         await session.clearSeeded(table);
       }
-      const ended = await this.copyIn(session, targets, records, onTable);
+      const { ended, signedBy } = await this.copyIn(
+        session,
+        targets,
+        records,
+        { payload: first.value.payload, parsed: header },
+        options.acceptUnsigned ?? false,
+        onTable,
+      );
       for (const sequence of header.sequences) {
         await session.setSequence(sequence);
       }
@@ -167,10 +183,10 @@ export class BackupService {
           );
         }
       }
-      return ended;
+      return { ended, signedBy };
     });
     const upgrades = await this.repository.runMigrations();
-    return { header, tables, upgrades };
+    return { header, tables: restored.ended, upgrades, signedBy: restored.signedBy };
   }
 
   /**
@@ -216,9 +232,14 @@ export class BackupService {
     ended: TableEnd[],
     onTable: TableProgress,
   ): AsyncGenerator<Buffer> {
-    yield record(RecordType.Header, header);
+    const digest = createHash('sha256');
+    const signed = (bytes: Buffer): Buffer => {
+      digest.update(bytes);
+      return bytes;
+    };
+    yield signed(record(RecordType.Header, header));
     for (const table of await session.tables()) {
-      yield record(RecordType.TableStart, table);
+      yield signed(record(RecordType.TableStart, table));
       const copy = session.copyOut(table);
       let batch: Buffer[] = [];
       let size = 0;
@@ -226,20 +247,26 @@ export class BackupService {
         batch.push(chunk);
         size += chunk.length;
         if (size >= RECORD_BYTES) {
-          yield record(RecordType.Rows, Buffer.concat(batch));
+          yield signed(record(RecordType.Rows, Buffer.concat(batch)));
           batch = [];
           size = 0;
         }
       }
       if (size > 0) {
-        yield record(RecordType.Rows, Buffer.concat(batch));
+        yield signed(record(RecordType.Rows, Buffer.concat(batch)));
       }
       const end: TableEnd = { table: table.table, rows: copy.rowCount };
       ended.push(end);
       onTable(end.table, end.rows);
-      yield record(RecordType.TableEnd, end);
+      yield signed(record(RecordType.TableEnd, end));
     }
-    yield record(RecordType.Trailer, { tables: ended } satisfies Trailer);
+    const hash = digest.digest('hex');
+    const signature = {
+      keyId: this.signer.keyId,
+      digest: hash,
+      value: this.signer.sign(backupStatement(header, hash)),
+    };
+    yield record(RecordType.Trailer, { tables: ended, signature } satisfies Trailer);
   }
 
   private async decrypt(path: string): Promise<AsyncGenerator<BackupRecord>> {
@@ -269,17 +296,59 @@ export class BackupService {
     }
   }
 
+  /**
+   * Refuses, before anything commits, a backup not signed by a key this deployment trusts (its
+   * own audit key, or one in AUDIT_TRUSTED_KEYS_FILE), or whose content is not what was signed.
+   */
+  private checkSignature(
+    trailer: Trailer,
+    header: BackupHeader,
+    digest: string,
+    acceptUnsigned: boolean,
+  ): string | undefined {
+    const signature = trailer.signature;
+    if (!signature) {
+      if (acceptUnsigned) return undefined;
+      throw new BackupError(
+        'The backup is not signed (made before CareVault signed backups, or not by CareVault): ' +
+          'if you know where it comes from, restore it with --unsigned. Nothing was restored',
+      );
+    }
+    if (!this.signer.isTrusted(signature.keyId)) {
+      throw new BackupError(
+        `The backup is signed by audit key ${signature.keyId}, which this deployment does not trust: ` +
+          "add that deployment's audit public key to AUDIT_TRUSTED_KEYS_FILE if the backup is its. Nothing was restored",
+      );
+    }
+    const valid =
+      signature.digest === digest &&
+      this.signer.verify(backupStatement(header, digest), signature.keyId, signature.value);
+    if (!valid) {
+      throw new BackupError(
+        "The backup's signature does not match its content: it was altered. Nothing was restored",
+      );
+    }
+    return signature.keyId;
+  }
+
   private async copyIn(
     session: BackupSession,
     targets: TableStart[],
     records: AsyncGenerator<BackupRecord>,
+    header: { payload: Buffer; parsed: BackupHeader },
+    acceptUnsigned: boolean,
     onTable: TableProgress,
-  ): Promise<TableEnd[]> {
+  ): Promise<{ ended: TableEnd[]; signedBy: string | undefined }> {
     const ended: TableEnd[] = [];
     let table: TableStart | undefined;
     let stream: (Writable & { rowCount: number }) | undefined;
+    // The header was read before: the digest covers it as the backup wrote it.
+    const digest = createHash('sha256').update(record(RecordType.Header, header.payload));
     try {
       for await (const { type, payload } of records) {
+        if (type !== RecordType.Trailer) {
+          digest.update(recordPrefix(type, payload.length)).update(payload);
+        }
         if (type === RecordType.TableStart) {
           table = parseJson<TableStart>(payload);
           const target = targets.find((candidate) => candidate.table === table!.table);
@@ -308,7 +377,11 @@ export class BackupService {
           if (stream || trailer.tables.length !== ended.length) {
             throw new BackupError('The backup is damaged: its trailer does not match its tables');
           }
-          return ended;
+          const hash = digest.digest('hex');
+          return {
+            ended,
+            signedBy: this.checkSignature(trailer, header.parsed, hash, acceptUnsigned),
+          };
         } else {
           throw new BackupError(`The backup is damaged: record ${type} out of place`);
         }
@@ -324,6 +397,17 @@ export class BackupService {
     }
     throw new BackupError('The backup is truncated: it has no trailer');
   }
+}
+
+/** What a backup's signature asserts: this content, taken at this audit chain head and time. */
+function backupStatement(header: BackupHeader, digest: string): SignedStatement {
+  return {
+    kind: 'backup',
+    chainId: header.audit.chainId,
+    seq: header.audit.seq,
+    hash: digest,
+    at: new Date(header.createdAt),
+  };
 }
 
 function withoutSequences(header: BackupHeader): BackupManifest['header'] {

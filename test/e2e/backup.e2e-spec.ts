@@ -1,9 +1,11 @@
-import { generateX25519Identity } from 'age-encryption';
-import { randomBytes } from 'node:crypto';
+import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import pg from 'pg';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -11,6 +13,12 @@ import { buildPatient } from '../support/factories.js';
 import { authorizedHttp } from '../support/http.js';
 import { BUILT, runNode, serviceEnv, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import {
+  readRecords,
+  record,
+  RecordType,
+  type BackupRecord,
+} from '../../src/backup/backup-format.js';
 import { createDataSource } from '../../src/database/database-options.js';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { createTestApp } from '../support/test-app.js';
@@ -224,6 +232,108 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       /encrypted under key\(s\) .* configure PHI_MASTER_KEY or PHI_KEY_FILE/,
     );
     expect(await dataRows(untouched)).toBe(0);
+  });
+
+  /** Decrypts a backup with the test's identity, changes its records, and encrypts it again. */
+  async function rewritten(
+    file: string,
+    change: (records: BackupRecord[]) => BackupRecord[],
+  ): Promise<string> {
+    const identity = (await readFile(join(dir, 'data', 'backup-identity.txt'), 'utf8')).trim();
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(identity);
+    const plaintext = gunzipSync(await decrypter.decrypt(await readFile(file)));
+    const records: BackupRecord[] = [];
+    for await (const item of readRecords(Readable.from([plaintext]))) records.push(item);
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(identity));
+    const body = Buffer.concat(change(records).map((item) => record(item.type, item.payload)));
+    const out = join(dir, `rewritten-${randomBytes(4).toString('hex')}.backup`);
+    await writeFile(out, await encrypter.encrypt(gzipSync(body)));
+    return out;
+  }
+
+  it('restores only backups signed by a trusted audit key, unless told to take an unsigned one', async () => {
+    // Another deployment's backup: its audit key signed it.
+    const foreign = generateKeyPairSync('ed25519');
+    const foreignKey = join(dir, 'foreign-audit-key.pem');
+    const foreignTrusted = join(dir, 'foreign-trusted.pem');
+    await writeFile(foreignKey, foreign.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    await writeFile(foreignTrusted, foreign.publicKey.export({ type: 'spki', format: 'pem' }));
+    const foreignFile = join(dir, 'foreign.backup');
+    const own = { AUDIT_CHECKPOINT_FILE: join(dir, 'signature-checkpoints.jsonl') };
+    expect(
+      await cli(source, ['backup', foreignFile], { ...own, AUDIT_SIGNING_KEY_FILE: foreignKey }),
+    ).toMatchObject({ code: 0 });
+
+    const fresh = await createScratchDatabase(false);
+    try {
+      expectFailure(
+        await cli(fresh, ['restore', foreignFile], own),
+        /signed by audit key [0-9a-f]+, which this deployment does not trust/,
+      );
+      expect(await dataRows(fresh)).toBe(0);
+
+      // A signed backup whose content changed (its header here) no longer matches.
+      const altered = await rewritten(backupFile, (records) =>
+        records.map((item) =>
+          item.type === RecordType.Header
+            ? {
+                ...item,
+                payload: Buffer.from(
+                  JSON.stringify({ ...JSON.parse(item.payload.toString()), software: 'x' }),
+                ),
+              }
+            : item,
+        ),
+      );
+      expectFailure(
+        await cli(fresh, ['restore', altered], own),
+        /signature does not match its content/,
+      );
+      // Without its signature: refused, unless the operator says they know where it is from.
+      const unsigned = await rewritten(backupFile, (records) =>
+        records.map((item) =>
+          item.type === RecordType.Trailer
+            ? {
+                ...item,
+                payload: Buffer.from(
+                  JSON.stringify({ tables: JSON.parse(item.payload.toString()).tables }),
+                ),
+              }
+            : item,
+        ),
+      );
+      expectFailure(await cli(fresh, ['restore', unsigned], own), /is not signed.*--unsigned/);
+      expect(await dataRows(fresh)).toBe(0);
+      expect(await cli(fresh, ['restore', unsigned, '--unsigned'], own)).toMatchObject({
+        code: 0,
+      });
+      const client = new pg.Client({ connectionString: fresh.url });
+      await client.connect();
+      try {
+        const { rowCount } = await client.query(
+          `SELECT 1 FROM audit_event WHERE detail LIKE '% signed_by=unsigned'`,
+        );
+        expect(rowCount).toBe(1);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await fresh.drop();
+    }
+
+    const trusting = await createScratchDatabase(false);
+    try {
+      const restored = await cli(trusting, ['restore', foreignFile], {
+        ...own,
+        AUDIT_TRUSTED_KEYS_FILE: foreignTrusted,
+      });
+      expect(restored).toMatchObject({ code: 0 });
+      expect(restored.stdout).toMatch(/every count matches/);
+    } finally {
+      await trusting.drop();
+    }
   });
 
   it('restores a backup of an older schema and upgrades it, also into a database already migrated', async () => {
