@@ -9,6 +9,7 @@ import { CreateHl7Outbox1764700000000 } from './1764700000000-create-hl7-outbox.
 import { AuditChainAtCommit1764800000000 } from './1764800000000-audit-chain-at-commit.js';
 import { ReferenceLookupById1764900000000 } from './1764900000000-reference-lookup-by-id.js';
 import { CreateExportJobs1765000000000 } from './1765000000000-create-export-jobs.js';
+import { ResourceLastUpdatedIndex1765100000000 } from './1765100000000-resource-last-updated-index.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   AuditChainAtCommit1764800000000,
   ReferenceLookupById1764900000000,
   CreateExportJobs1765000000000,
+  ResourceLastUpdatedIndex1765100000000,
 ];

@@ -354,8 +354,9 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       const checkpoints = { AUDIT_CHECKPOINT_FILE: join(dir, 'upgraded-checkpoints.jsonl') };
       const restored = await cli(upgraded, ['restore', olderFile], checkpoints);
       expect(restored.code).toBe(0);
-      expect(restored.stdout).toMatch(
-        /Upgraded from the backup's schema with 2 migration\(s\): ReferenceLookupById1764900000000, CreateExportJobs1765000000000/,
+      const later = MIGRATIONS.slice(-2).map((migration) => migration.name);
+      expect(restored.stdout).toContain(
+        `Upgraded from the backup's schema with 2 migration(s): ${later.join(', ')}`,
       );
       expect(await count(upgraded, 'migrations')).toBe(MIGRATIONS.length);
       expect(await count(upgraded, 'export_job')).toBe(0);

@@ -44,6 +44,41 @@ export function rangeCondition(
   }
 }
 
+/**
+ * rangeCondition for an instant stored with more precision than it is shown with: `column` is
+ * the start of a range one millisecond wide (`meta.lastUpdated` shows milliseconds). The
+ * millisecond is taken off the bound rather than added to the column, so that an index on the
+ * column serves the comparison.
+ */
+export function instantCondition(
+  prefix: Prefix,
+  column: string,
+  qLow: () => string,
+  qHigh: () => string,
+): string {
+  const less = (bound: string): string => `(${bound} - interval '1 millisecond')`;
+  switch (prefix) {
+    case 'eq':
+      return `(${column} >= ${qLow()} AND ${column} <= ${less(qHigh())})`;
+    case 'ne':
+      return `NOT (${column} >= ${qLow()} AND ${column} <= ${less(qHigh())})`;
+    case 'gt':
+      return `${column} > ${less(qHigh())}`;
+    case 'lt':
+      return `${column} < ${qLow()}`;
+    case 'ge':
+      return `${column} > ${less(qLow())}`;
+    case 'le':
+      return `${column} < ${qHigh()}`;
+    case 'sa':
+      return `${column} >= ${qHigh()}`;
+    case 'eb':
+      return `${column} <= ${less(qLow())}`;
+    case 'ap':
+      return `(${column} < ${qHigh()} AND ${column} > ${less(qLow())})`;
+  }
+}
+
 export function unsupported(message: string): AppError {
   return AppError.of(400, 'not-supported', message);
 }

@@ -6,7 +6,13 @@ import { dateRange, datePrecision } from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { PHI_PREFIX_MAX, PHI_PREFIX_MIN } from './phi-parameters.js';
-import { rangeCondition, splitPrefix, unsupported, type Prefix } from './prefixes.js';
+import {
+  instantCondition,
+  rangeCondition,
+  splitPrefix,
+  unsupported,
+  type Prefix,
+} from './prefixes.js';
 import { SearchDefinitions, type SearchParam } from './search-definitions.js';
 import type { Criterion } from './search-request.js';
 import { likeEscape, type SqlParams } from './sql-params.js';
@@ -16,6 +22,8 @@ export interface Subject {
   type: string;
   typeSql: string;
   idSql: string;
+  /** The alias of the subject's own resource row, where the query reads it (`r`). */
+  row?: string;
 }
 
 const TABLE: Record<SearchParam['type'], string> = {
@@ -342,19 +350,22 @@ export class SearchConditions {
 
   private lastUpdated(subject: Subject, criterion: Criterion, params: SqlParams): string {
     this.noModifier(criterion.modifier, '_lastUpdated');
-    const alias = params.alias('u');
+    const alias = subject.row ?? params.alias('u');
     const matches = criterion.values.map((raw) => {
       const { prefix, rest } = splitPrefix(raw);
       const range = this.dateValue(rest, prefix);
-      return rangeCondition(
+      return instantCondition(
         prefix,
         `${alias}.last_updated`,
-        `(${alias}.last_updated + interval '1 millisecond')`,
         () => `${params.add(range.low.toISOString())}::timestamptz`,
         () => `${params.add(range.high.toISOString())}::timestamptz`,
       );
     });
-    return `EXISTS (SELECT 1 FROM resource ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
+    // On the subject's own row the condition can use its last_updated index; a chain's or
+    // _has's subject is an index row, whose resource is looked up.
+    return subject.row
+      ? `(${matches.join(' OR ')})`
+      : `EXISTS (SELECT 1 FROM resource ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
   }
 
   private dateValue(raw: string, prefix: Prefix): { low: Date; high: Date } {

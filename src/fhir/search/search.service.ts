@@ -174,7 +174,7 @@ export class SearchService {
     params: SqlParams,
     options: { withRestricted?: boolean } = {},
   ): string {
-    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id' };
+    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r' };
     const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
     for (const criterion of request.criteria) {
       parts.push(this.conditions.condition(subject, criterion, params));
