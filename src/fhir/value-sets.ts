@@ -33,8 +33,10 @@ const LISTED = 12;
  * or selects codes with a filter) is not checked here.
  */
 export class ValueSets {
-  private readonly valueSets = new Map<string, ValueSet>();
-  private readonly codeSystems = new Map<string, CodeSystem>();
+  /** Only what expansion reads is kept: the files hold descriptions and more (tens of MB). */
+  private readonly valueSets = new Map<string, ValueSet['compose']>();
+  /** A complete code system's codes; undefined for one whose content is not all here. */
+  private readonly codeSystems = new Map<string, string[] | undefined>();
   private readonly expansions = new Map<string, Expansion | null>();
 
   constructor() {
@@ -42,9 +44,10 @@ export class ValueSets {
       const bundle = readJson(`fhir/r4/${file}`) as Bundle<ValueSet | CodeSystem>;
       for (const { resource } of bundle.entry ?? []) {
         if (resource?.resourceType === 'ValueSet' && resource.url) {
-          this.valueSets.set(resource.url, resource);
+          this.valueSets.set(resource.url, resource.compose);
         } else if (resource?.resourceType === 'CodeSystem' && resource.url) {
-          this.codeSystems.set(resource.url, resource);
+          const complete = resource.content === 'complete' && resource.concept?.length;
+          this.codeSystems.set(resource.url, complete ? allCodes(resource.concept!) : undefined);
         }
       }
     }
@@ -70,21 +73,24 @@ export class ValueSets {
   /** The value set's codes, or undefined when they cannot be known from the definitions. */
   expand(url: string, seen: ReadonlySet<string> = new Set()): Expansion | undefined {
     if (this.expansions.has(url)) return this.expansions.get(url) ?? undefined;
-    const valueSet = this.valueSets.get(url);
+    const compose = this.valueSets.get(url);
     const expansion =
-      valueSet && !seen.has(url) ? this.compose(valueSet, new Set([...seen, url])) : undefined;
+      compose && !seen.has(url) ? this.compose(compose, new Set([...seen, url])) : undefined;
     this.expansions.set(url, expansion ?? null);
     return expansion;
   }
 
-  private compose(valueSet: ValueSet, seen: ReadonlySet<string>): Expansion | undefined {
+  private compose(
+    compose: NonNullable<ValueSet['compose']>,
+    seen: ReadonlySet<string>,
+  ): Expansion | undefined {
     const codings = new Set<string>();
-    for (const include of valueSet.compose?.include ?? []) {
+    for (const include of compose.include) {
       const included = this.include(include, seen);
       if (!included) return undefined;
       for (const coding of included) codings.add(coding);
     }
-    for (const exclude of valueSet.compose?.exclude ?? []) {
+    for (const exclude of compose.exclude ?? []) {
       const excluded = this.include(exclude, seen);
       if (!excluded) return undefined;
       for (const coding of excluded) codings.delete(coding);
@@ -104,9 +110,9 @@ export class ValueSets {
       if (include.concept?.length) {
         codings.push(...include.concept.map((concept) => `${include.system}|${concept.code}`));
       } else {
-        const system = this.codeSystems.get(include.system);
-        if (system?.content !== 'complete' || !system.concept?.length) return undefined;
-        codings.push(...allCodes(system.concept).map((code) => `${include.system}|${code}`));
+        const codes = this.codeSystems.get(include.system);
+        if (!codes) return undefined;
+        codings.push(...codes.map((code) => `${include.system}|${code}`));
       }
     }
     for (const url of include.valueSet ?? []) {
