@@ -8,6 +8,8 @@ import { Phi } from '../crypto/phi.decorator.js';
 // Live ids for searches (partial, with INCLUDE, which TypeORM cannot express): created by
 // migration 1764500000000 and left alone by schema comparison.
 @Index('idx_resource_live', { synchronize: false })
+// Live resources in last_updated order, for _lastUpdated (partial): migration 1765100000000.
+@Index('idx_resource_last_updated', { synchronize: false })
 @Entity('resource')
 export class ResourceEntity {
   @PrimaryColumn('text')
