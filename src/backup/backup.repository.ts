@@ -129,9 +129,11 @@ export class BackupRepository {
    * knows only those.
    */
   async migrateTo(count: number): Promise<void> {
-    while ((await this.appliedCount()) > count) {
+    let applied = await this.appliedCount();
+    for (; applied > count; applied--) {
       await this.dataSource.undoLastMigration({ transaction: 'each' });
     }
+    if (applied === count) return;
     const older = new DataSource({
       ...this.dataSource.options,
       migrations: MIGRATIONS.slice(0, count),

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 
 /** A file of a finished job, as its manifest lists it. */
 export interface ExportFileRow {
@@ -32,9 +32,12 @@ export interface ExportChunk {
   lines: string[];
 }
 
+/** A running job not heard from for $2 seconds. */
+const STALE = 'heartbeat_at < now() - make_interval(secs => $2)';
+
 const JOB_COLUMNS = `id, user_id AS "userId", level, status, progress, failure,
   transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
-  files, (status = 'in-progress' AND heartbeat_at < now() - make_interval(secs => $2)) AS stale,
+  files, (status = 'in-progress' AND ${STALE}) AS stale,
   (expires_at IS NOT NULL AND expires_at <= now()) AS expired`;
 
 /** SQL of Bulk Data export jobs and their encrypted files (migration 1765000000000). */
@@ -58,18 +61,12 @@ export class ExportRepository {
     staleSeconds: number,
   ): Promise<boolean> {
     return this.dataSource.transaction(async (manager) => {
-      const [failed] = await manager.query<[{ id: string }[], number]>(
-        `UPDATE export_job SET status = 'failed', failure = $3
-          WHERE user_id = $1 AND status = 'in-progress'
-            AND heartbeat_at < now() - make_interval(secs => $2)
-          RETURNING id`,
-        [job.userId, staleSeconds, INTERRUPTED],
+      await failRunning(
+        manager,
+        `user_id = $1 AND ${STALE}`,
+        [job.userId, staleSeconds],
+        INTERRUPTED,
       );
-      if (failed.length > 0) {
-        await manager.query('DELETE FROM export_chunk WHERE job_id = ANY($1::uuid[])', [
-          failed.map((row) => row.id),
-        ]);
-      }
       const rows = await manager.query<unknown[]>(
         `INSERT INTO export_job (id, user_id, level, status, progress, transaction_time,
                                  request_url, base_url, heartbeat_at)
@@ -114,37 +111,17 @@ export class ExportRepository {
     return changed === 1;
   }
 
-  /**
-   * Marks a job failed and drops what it had written; `failure` is shown to its owner. The
-   * status changes first: a chunk being stored meanwhile waits for it and then finds the job
-   * no longer running (appendChunk), so nothing is left behind.
-   */
+  /** Marks a running job failed and drops what it had written; `failure` is shown to its owner. */
   async fail(id: string, failure: string): Promise<void> {
-    await this.dataSource.transaction(async (manager) => {
-      await manager.query(
-        `UPDATE export_job SET status = 'failed', failure = $2, heartbeat_at = now()
-          WHERE id = $1 AND status = 'in-progress'`,
-        [id, failure],
-      );
-      await manager.query('DELETE FROM export_chunk WHERE job_id = $1', [id]);
-    });
+    await this.dataSource.transaction((manager) => failRunning(manager, 'id = $1', [id], failure));
   }
 
   /** Marks a running job whose instance stopped answering as failed; true if this call did. */
   async failIfStale(id: string, staleSeconds: number): Promise<boolean> {
-    const rows = await this.dataSource.query<{ failed: number }[]>(
-      `WITH failed AS (
-         UPDATE export_job SET status = 'failed', failure = $3
-          WHERE id = $1 AND status = 'in-progress'
-            AND heartbeat_at < now() - make_interval(secs => $2)
-         RETURNING id
-       ), removed AS (
-         DELETE FROM export_chunk WHERE job_id IN (SELECT id FROM failed)
-       )
-       SELECT count(*)::int AS failed FROM failed`,
-      [id, staleSeconds, INTERRUPTED],
+    const failed = await this.dataSource.transaction((manager) =>
+      failRunning(manager, `id = $1 AND ${STALE}`, [id, staleSeconds], INTERRUPTED),
     );
-    return rows[0]?.failed === 1;
+    return failed === 1;
   }
 
   /** Removes a job and its files (chunks go with it). */
@@ -212,6 +189,32 @@ export class ExportRepository {
     const result = await this.dataSource.query<[unknown[], number]>(sql, parameters);
     return result[1];
   }
+}
+
+/**
+ * Marks the running jobs matching `match` failed and drops what they had written; how many.
+ * The status changes first: a chunk being stored meanwhile waits for it and then finds the job
+ * no longer running (appendChunk), so nothing is left behind. export_chunk is only touched
+ * when a job did fail, so starting a job never waits on it.
+ */
+async function failRunning(
+  manager: EntityManager,
+  match: string,
+  parameters: unknown[],
+  failure: string,
+): Promise<number> {
+  const [failed] = await manager.query<[{ id: string }[], number]>(
+    `UPDATE export_job SET status = 'failed', failure = $${parameters.length + 1}, heartbeat_at = now()
+      WHERE ${match} AND status = 'in-progress'
+      RETURNING id`,
+    [...parameters, failure],
+  );
+  if (failed.length > 0) {
+    await manager.query('DELETE FROM export_chunk WHERE job_id = ANY($1::uuid[])', [
+      failed.map((row) => row.id),
+    ]);
+  }
+  return failed.length;
 }
 
 export const INTERRUPTED =
