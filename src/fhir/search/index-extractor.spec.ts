@@ -7,6 +7,7 @@ import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { IndexExtractor } from './index-extractor.js';
+import type { PathStep } from './plain-paths.js';
 import { SearchDefinitions } from './search-definitions.js';
 
 /** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
@@ -32,29 +33,55 @@ function rowSet(rows: object): string[] {
 
 const describeWithSamples = existsSync(SAMPLES) ? describe : describe.skip;
 
-describeWithSamples('IndexExtractor on plain element paths', () => {
+/**
+ * Two extractors under one key: one walking plain paths, and one with the paths removed from
+ * every parameter but the Resource-level ones (_tag, _profile, _security, _source, which keep
+ * their paths on both sides: the engine finds nothing for `Resource.meta.tag` on a Patient, see
+ * below), so that it runs the FHIRPath engine. Also the kinds of steps the engine took over.
+ */
+function extractors() {
+  // Loads the StructureDefinitions the engine needs, as the app does.
+  const { resourceTypes } = new FhirDefinitions();
+  const material = randomBytes(32);
+  const ring = new KeyRing(
+    [{ id: keyIdOf(material), material }],
+    keyIdOf(material),
+    keyIdOf(material),
+  );
+  const engineDefinitions = new SearchDefinitions();
+  const resourceLevel = new Set(engineDefinitions.paramsOf('Resource').map((p) => p.code));
+  const taken = new Map<string, Set<string>>();
+  for (const type of resourceTypes) {
+    for (const param of engineDefinitions.paramsOf(type)) {
+      if (!param.paths || resourceLevel.has(param.code)) continue;
+      const kinds = new Set(param.paths.flat().map(stepKind));
+      taken.set(`${type}.${param.code}`, kinds);
+      delete (param as { paths?: unknown }).paths;
+    }
+  }
+  return {
+    fast: new IndexExtractor(new SearchDefinitions(), new BlindIndexer(ring)),
+    engine: new IndexExtractor(engineDefinitions, new BlindIndexer(ring)),
+    taken,
+  };
+}
+
+function stepKind(step: PathStep): string {
+  if ('resolvesTo' in step) return 'resolve';
+  if ('property' in step) return 'where';
+  return step.ofType ? 'ofType' : 'element';
+}
+
+describeWithSamples('IndexExtractor on plain paths', () => {
   it('writes exactly the rows the FHIRPath engine gives, for every Synthea resource', async () => {
-    new FhirDefinitions(); // loads the StructureDefinitions the engine needs, as the app does
-    const material = randomBytes(32);
-    const ring = new KeyRing(
-      [{ id: keyIdOf(material), material }],
-      keyIdOf(material),
-      keyIdOf(material),
-    );
-    const fast = new IndexExtractor(new SearchDefinitions(), new BlindIndexer(ring));
-    const engineDefinitions = new SearchDefinitions();
-    const engine = new IndexExtractor(engineDefinitions, new BlindIndexer(ring));
+    const { fast, engine, taken } = extractors();
     const resources = await sampleResources();
     expect(resources.length).toBeGreaterThan(4000);
-    // Resource-level parameters (_tag, _profile, _security, _source) keep their paths on both
-    // sides: the engine finds nothing for `Resource.meta.tag` on a Patient (see below).
-    const resourceLevel = new Set(engineDefinitions.paramsOf('Resource').map((p) => p.code));
-    let walked = 0;
+    const walked = new Map<string, number>();
     for (const resource of resources) {
-      for (const param of engineDefinitions.paramsOf(resource.resourceType)) {
-        if (!param.paths || resourceLevel.has(param.code)) continue;
-        walked++;
-        delete (param as { paths?: unknown }).paths;
+      for (const [key, kinds] of taken) {
+        if (!key.startsWith(`${resource.resourceType}.`)) continue;
+        for (const kind of kinds) walked.set(kind, (walked.get(kind) ?? 0) + 1);
       }
       expect({
         resource: `${resource.resourceType}/${resource.id}`,
@@ -64,8 +91,69 @@ describeWithSamples('IndexExtractor on plain element paths', () => {
         rows: rowSet(engine.extract(resource)),
       });
     }
-    // Most parameters are plain paths: the comparison covered the fast path, not only the engine.
-    expect(walked).toBeGreaterThan(50);
+    // Every kind of step was compared on real data, not only the engine's side.
+    expect(walked.get('element')).toBeGreaterThan(50_000);
+    expect(walked.get('ofType')).toBeGreaterThan(5_000);
+    expect(walked.get('resolve')).toBeGreaterThan(1_000);
+    expect(walked.get('where')).toBeGreaterThan(10);
+  });
+
+  it('matches the engine on the edge cases of ofType, resolve() and where()', () => {
+    const { fast, engine } = extractors();
+    const subject = (reference: object) => ({
+      resourceType: 'Observation',
+      id: 'o1',
+      status: 'final',
+      code: { text: 'x' },
+      subject: reference,
+    });
+    const cases: FhirResource[] = [
+      subject({ reference: 'http://other.example/fhir/Patient/p1' }),
+      subject({ reference: 'Patient?identifier=urn:mrn|123' }),
+      subject({ reference: 'Patient/p1/_history/2' }),
+      subject({ reference: 'Group/g1' }),
+      subject({ type: 'Patient', identifier: { system: 'urn:mrn', value: '123' } }),
+      subject({ display: 'no reference at all' }),
+      { ...subject({ reference: 'Patient/p1' }), valueQuantity: { unit: 'mg' } },
+      { ...subject({ reference: 'Patient/p1' }), valuePeriod: { start: '2020-01-01' } },
+      { ...subject({ reference: 'Patient/p1' }), valuePeriod: { end: '2020-02' } },
+      { ...subject({ reference: 'Patient/p1' }), valueDateTime: '2020-01-01T10:00:00Z' },
+      { ...subject({ reference: 'Patient/p1' }), valueString: 'positive' },
+      { ...subject({ reference: 'Patient/p1' }), valueRange: { low: { value: 1 } } },
+      {
+        ...subject({ reference: 'Patient/p1' }),
+        valueCodeableConcept: { text: 'Positive', coding: [{ system: 'urn:s', code: 'pos' }] },
+        component: [
+          { code: { text: 'a' }, valueQuantity: { value: 5, unit: 'mg', code: 'mg' } },
+          { code: { text: 'b' }, valueCodeableConcept: { coding: [{ code: 'c' }] } },
+          { code: { text: 'c' }, valueSampledData: { origin: { value: 0 }, dimensions: 1 } },
+        ],
+      },
+      {
+        resourceType: 'Patient',
+        id: 'p1',
+        telecom: [
+          { system: 'email', value: 'A@example.org' },
+          { system: 'phone', value: '+1 555 0100' },
+          { system: 'fax', value: '555 0101' },
+          { value: 'no system' },
+        ],
+        deceasedDateTime: '2020-01-01',
+      },
+      {
+        resourceType: 'Condition',
+        id: 'c1',
+        subject: { reference: 'Patient/p1' },
+        onsetAge: { value: 40, unit: 'a' },
+        abatementPeriod: { start: '2021-01-01' },
+      },
+    ];
+    for (const resource of cases) {
+      expect({ resource, rows: rowSet(fast.extract(resource)) }).toEqual({
+        resource,
+        rows: rowSet(engine.extract(resource)),
+      });
+    }
   });
 
   it('indexes the Resource-level parameters, which the engine misses on a concrete type', () => {

@@ -7,6 +7,7 @@ import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
 import { dateRange } from './date-range.js';
 import { dedupe, emptyRows, type IndexRows } from './index-rows.js';
 import { normalizePhone, normalizeString } from './normalize.js';
+import { plainValues } from './plain-paths.js';
 import { SearchDefinitions, type SearchParam } from './search-definitions.js';
 
 type Json = Record<string, unknown>;
@@ -109,46 +110,6 @@ export class IndexExtractor {
         return;
     }
   }
-}
-
-/**
- * The values of plain element paths, walked on the JSON as FHIRPath walks them (arrays
- * flattened), or undefined when a step is missing where a choice element could stand under its
- * typed name (`effective` as `effectiveDateTime`): only the FHIRPath engine knows those types.
- * A validated resource never holds a choice element under its bare name, so a key that is
- * present is the element itself. Duplicates across branches are left to `dedupe`.
- */
-export function plainValues(
-  resource: FhirResource,
-  paths: SearchParam['paths'] & {},
-): unknown[] | undefined {
-  const values: unknown[] = [];
-  for (const steps of paths) {
-    let current: unknown[] = [resource];
-    for (const step of steps) {
-      const next: unknown[] = [];
-      for (const item of current) {
-        if (!isObject(item)) continue;
-        const value = item[step];
-        if (value === undefined || value === null) {
-          if (Object.keys(item).some((key) => isTypedNameOf(key, step))) return undefined;
-          continue;
-        }
-        for (const child of Array.isArray(value) ? value : [value]) {
-          if (child !== null && child !== undefined) next.push(child);
-        }
-      }
-      current = next;
-    }
-    values.push(...current);
-  }
-  return values;
-}
-
-/** `effectiveDateTime` for `effective`: the element name, then a type name's capital. */
-function isTypedNameOf(key: string, element: string): boolean {
-  const next = key.charCodeAt(element.length);
-  return key.startsWith(element) && next >= 65 && next <= 90;
 }
 
 /** The blind-index terms of a PHI value, by parameter type. */

