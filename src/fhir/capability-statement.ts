@@ -77,6 +77,8 @@ export function buildCapabilityStatement(
                 versioning: 'versioned-update',
                 readHistory: true,
                 updateCreate: true,
+                // If-None-Match and If-Modified-Since on read and vread: 304 when current.
+                conditionalRead: 'full-support',
                 // If-None-Exist, PUT and DELETE with criteria: one match, under a lock.
                 conditionalCreate: true,
                 conditionalUpdate: true,

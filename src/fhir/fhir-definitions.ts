@@ -14,6 +14,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
+import { Subsets } from './subset.js';
 import { ValueSets, type BoundValue } from './value-sets.js';
 
 const MAX_DIAGNOSTICS = 300;
@@ -28,6 +29,8 @@ export class FhirDefinitions {
   readonly resourceTypes: readonly string[];
   private readonly known: ReadonlySet<string>;
   private readonly valueSets = new ValueSets();
+  /** `_summary` and `_elements`, from the same definitions. */
+  readonly subsets: Subsets;
 
   constructor() {
     const types = readJson('fhir/r4/profiles-types.json') as Bundle<StructureDefinition>;
@@ -47,6 +50,7 @@ export class FhirDefinitions {
       .filter((type) => type !== '')
       .sort();
     this.known = new Set(this.resourceTypes);
+    this.subsets = new Subsets(resources);
   }
 
   isResourceType(type: string): boolean {

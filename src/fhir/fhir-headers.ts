@@ -2,7 +2,10 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
 import { FHIR_JSON } from '../common/http/media-types.js';
 import { requestOrigin } from '../common/http/request-origin.js';
+import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource, StoredResource } from './fhir-types.js';
+import { parseSearchRequest } from './search/search-request.js';
+import type { Subsets } from './subset.js';
 
 type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
 
@@ -56,6 +59,45 @@ export function sendStored(
     case 'representation':
       return stored.resource;
   }
+}
+
+/**
+ * A read or vread: 304 with no body when the client's copy is current (`If-None-Match` with the
+ * version's ETag, or else `If-Modified-Since` no earlier than the version), otherwise the
+ * resource, or the part of it that `_summary` or `_elements` asks for. The caller has already
+ * checked access: a 304 tells that the record exists and has not changed.
+ */
+export function sendRead(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  stored: StoredResource,
+  subsets: Subsets,
+): FhirResource | undefined {
+  const query = (request.query ?? {}) as Record<string, string | string[] | undefined>;
+  const { subset, summaryCount } = parseSearchRequest({
+    _summary: query['_summary'],
+    _elements: query['_elements'],
+  });
+  if (summaryCount) throw AppError.invalid('_summary=count is for searches');
+  const resource = sendStored(reply, request, stored, { status: 200 }) as FhirResource;
+  if (isNotModified(request, stored)) {
+    reply.status(304);
+    reply.removeHeader('content-type');
+    return undefined;
+  }
+  return subset ? subsets.apply(resource, subset) : resource;
+}
+
+/** RFC 9110 §13.1.2 and §13.1.3, with weak comparison of the version ETag. */
+function isNotModified(request: FastifyRequest, stored: StoredResource): boolean {
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (ifNoneMatch !== undefined) {
+    const tags = ifNoneMatch.split(',').map((tag) => tag.trim().replace(/^W\//, ''));
+    return tags.includes('*') || tags.includes(`"${stored.versionId}"`);
+  }
+  const since = Date.parse(request.headers['if-modified-since'] ?? '');
+  // HTTP dates have whole seconds; the stored time has milliseconds.
+  return !Number.isNaN(since) && Math.floor(stored.lastUpdated.getTime() / 1000) * 1000 <= since;
 }
 
 export function sendFhirJson<T>(reply: FastifyReply, body: T): T {

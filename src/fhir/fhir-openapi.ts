@@ -19,8 +19,8 @@ const RESULT_PARAMETERS: Parameter[] = [
   query('_include', 'e.g. Observation:subject (":iterate" follows further, capped)'),
   query('_revinclude', 'e.g. Observation:subject'),
   query('_total', 'none | estimate | accurate'),
-  query('_summary', 'count for the total only'),
-  query('_elements', 'Comma-separated top-level elements to return'),
+  query('_summary', 'true | text | data (part of each resource, tagged SUBSETTED) | count | false'),
+  query('_elements', 'Comma-separated top-level elements to return (mandatory ones come too)'),
 ];
 
 const DESCRIPTIONS: Record<SearchParam['type'], string> = {

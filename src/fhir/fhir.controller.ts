@@ -26,7 +26,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
-import { fhirBaseUrl, sendFhirJson, sendStored } from './fhir-headers.js';
+import { fhirBaseUrl, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
 import { historyParams } from './history-params.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
@@ -45,6 +45,12 @@ const OUTCOME = {
   schema: { $ref: '#/components/schemas/OperationOutcome' },
 };
 const RESOURCE = { schema: { $ref: '#/components/schemas/Resource' } };
+const IF_NONE_MATCH = {
+  name: 'If-None-Match',
+  required: false,
+  description: 'The ETag of the copy held, e.g. W/"2" (or If-Modified-Since): 304 if current',
+};
+const NOT_MODIFIED = { status: 304, description: 'Not Modified: the copy held is current' };
 const TYPE_PARAM = {
   name: 'type',
   description: 'FHIR R4 resource type, e.g. Patient',
@@ -258,7 +264,9 @@ export class FhirController {
   @FhirInteraction('read')
   @ApiOperation({ summary: 'Read the current version (410 once deleted)' })
   @ApiParam(TYPE_PARAM)
+  @ApiHeader(IF_NONE_MATCH)
   @ApiResponse({ status: 200, ...RESOURCE })
+  @ApiResponse(NOT_MODIFIED)
   @ApiResponse({ status: 404, ...OUTCOME })
   @ApiResponse({ status: 410, ...OUTCOME })
   async read(
@@ -268,7 +276,8 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendStored(reply, request, await this.fhir.read(user, type, id), { status: 200 });
+    const stored = await this.fhir.read(user, type, id);
+    return sendRead(reply, request, stored, this.definitions.subsets);
   }
 
   @Put(':type/:id')
@@ -383,7 +392,9 @@ export class FhirController {
   @FhirInteraction('read')
   @ApiOperation({ summary: 'Read one version (vread)' })
   @ApiParam(TYPE_PARAM)
+  @ApiHeader(IF_NONE_MATCH)
   @ApiResponse({ status: 200, ...RESOURCE })
+  @ApiResponse(NOT_MODIFIED)
   async vread(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
@@ -392,7 +403,8 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendStored(reply, request, await this.fhir.vread(user, type, id, vid), { status: 200 });
+    const stored = await this.fhir.vread(user, type, id, vid);
+    return sendRead(reply, request, stored, this.definitions.subsets);
   }
 }
 

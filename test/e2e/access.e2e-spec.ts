@@ -160,6 +160,11 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         const res = await app('GET', `${fhir}/${path}`);
         expect(res.status).toBe(404);
         expect(JSON.stringify(res.body)).not.toContain(ids.patientB);
+        // A conditional read must not answer 304 "unchanged" before the access check.
+        const conditional = await app('GET', `${fhir}/${path}`, {
+          headers: { 'if-none-match': '*', 'if-modified-since': new Date().toUTCString() },
+        });
+        expect(conditional.status).toBe(404);
       }
     });
 

@@ -190,6 +190,46 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/Patient/${id}/_history/two`)).status).toBe(404);
   });
 
+  it('answers conditional reads with 304 while the copy held is current', async () => {
+    const { id, body } = await createPatient();
+    const read = await http('GET', `${fhir}/Patient/${id}`);
+    const etag = read.headers.get('etag')!;
+    const lastModified = read.headers.get('last-modified')!;
+    const conditional = (headers: Record<string, string>, path = `Patient/${id}`) =>
+      http('GET', `${fhir}/${path}`, { headers });
+
+    const current = await conditional({ 'if-none-match': etag });
+    expect(current.status).toBe(304);
+    expect(current.text).toBe('');
+    expect(current.headers.get('etag')).toBe(etag);
+    expect((await conditional({ 'if-none-match': `"x", ${etag.slice(2)}` })).status).toBe(304);
+    expect((await conditional({ 'if-modified-since': lastModified })).status).toBe(304);
+    expect((await conditional({ 'if-none-match': etag }, `Patient/${id}/_history/1`)).status).toBe(
+      304,
+    );
+
+    await http('PUT', `${fhir}/Patient/${id}`, { body: { ...body, id, active: false } });
+    const changed = await conditional({ 'if-none-match': etag });
+    expect(changed.status).toBe(200);
+    expect(changed.body.active).toBe(false);
+    expect(changed.headers.get('etag')).toBe('W/"2"');
+    const earlier = new Date(Date.parse(lastModified) - 1000).toUTCString();
+    expect((await conditional({ 'if-modified-since': earlier })).status).toBe(200);
+    // If-None-Match decides when both are sent (RFC 9110 §13.1.3).
+    expect(
+      (await conditional({ 'if-none-match': etag, 'if-modified-since': new Date().toUTCString() }))
+        .status,
+    ).toBe(200);
+    expect((await conditional({ 'if-modified-since': 'not a date' })).status).toBe(200);
+
+    const summary = await http('GET', `${fhir}/Patient/${id}?_summary=text`);
+    expect(Object.keys(summary.body).sort()).toEqual(['id', 'meta', 'resourceType']);
+    expect(summary.body.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+    const elements = await http('GET', `${fhir}/Patient/${id}/_history/1?_elements=gender`);
+    expect(Object.keys(elements.body).sort()).toEqual(['gender', 'id', 'meta', 'resourceType']);
+    expect((await http('GET', `${fhir}/Patient/${id}?_summary=count`)).status).toBe(400);
+  });
+
   it('creates with the client id on PUT to a new id (update-as-create)', async () => {
     const id = `pat-${Date.now()}`;
     const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id } });
@@ -380,6 +420,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(types).toEqual(
       expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']),
     );
+    const patient = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
+    expect(patient.conditionalRead).toBe('full-support');
     const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');
     expect(audit.interaction).toEqual([{ code: 'read' }, { code: 'search-type' }]);
   });

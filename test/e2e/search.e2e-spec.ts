@@ -421,17 +421,64 @@ describe('FHIR search', () => {
       expect((await search(`Patient?_sort=-birthdate`)).status).toBe(400);
     });
 
-    it('supports _summary=count and _elements', async () => {
+    it('supports _summary=count and _elements (with the mandatory elements)', async () => {
       const count = await search(`Observation?code=${code}&_summary=count`);
       expect(count.body.total).toBeGreaterThanOrEqual(26);
       expect(count.body.entry).toEqual([]);
       const elements = await search(`Observation?_id=${ids.obsB}&_elements=status`);
-      expect(Object.keys(elements.body.entry[0].resource).sort()).toEqual([
+      const resource = elements.body.entry[0].resource;
+      // Observation.code is mandatory (1..1): returned whether asked for or not.
+      expect(Object.keys(resource).sort()).toEqual([
+        'code',
         'id',
         'meta',
         'resourceType',
         'status',
       ]);
+      expect(resource.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+    });
+
+    it('supports _summary=true, text and data from the definitions, marked SUBSETTED', async () => {
+      const id = await create({
+        ...buildPatient({ family: `Summary${run}`, given: 'Sam', mrn: `MRN-S-${run}` }),
+        text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml">Sam</div>' },
+        deceasedBoolean: false,
+        maritalStatus: { text: 'Married' },
+        communication: [{ language: { text: 'English' } }],
+        _gender: { extension: [{ url: 'urn:example:note', valueString: 'self-declared' }] },
+      });
+      const keys = async (summary: string): Promise<string[]> => {
+        const res = await search(`Patient?_id=${id}&_summary=${summary}`);
+        expect(res.status).toBe(200);
+        const resource = res.body.entry[0].resource;
+        if (summary !== 'false') {
+          expect(resource.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+        }
+        return Object.keys(resource).sort();
+      };
+      // isSummary elements: a choice under its typed name, a primitive's extensions with it.
+      expect(await keys('true')).toEqual([
+        '_gender',
+        'active',
+        'address',
+        'birthDate',
+        'deceasedBoolean',
+        'gender',
+        'id',
+        'identifier',
+        'meta',
+        'name',
+        'resourceType',
+        'telecom',
+      ]);
+      expect(await keys('text')).toEqual(['id', 'meta', 'resourceType', 'text']);
+      const data = await keys('data');
+      expect(data).not.toContain('text');
+      expect(data).toEqual(expect.arrayContaining(['communication', 'maritalStatus', 'name']));
+      expect(await keys('false')).toContain('text');
+      for (const wrong of ['_summary=yes', '_summary=true&_elements=name']) {
+        expect((await search(`Patient?_id=${id}&${wrong}`)).status).toBe(400);
+      }
     });
 
     it('searches by POST with a form body, keeping the criteria out of the URL', async () => {

@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
+import type { SubsetRequest } from '../subset.js';
 
 /** One search criterion: `code[:modifier]` with OR-ed values; repeated criteria are AND-ed. */
 export interface Criterion {
@@ -33,7 +34,8 @@ export interface SearchRequest {
   revinclude: IncludeSpec[];
   total: 'none' | 'accurate';
   summaryCount: boolean;
-  elements?: string[];
+  /** `_summary=true|text|data` or `_elements`: what to return of each match. */
+  subset?: SubsetRequest;
 }
 
 export const DEFAULT_COUNT = 20;
@@ -85,6 +87,13 @@ export function parseSearchRequest(
   return request;
 }
 
+function setSubset(request: SearchRequest, subset: SubsetRequest): void {
+  if (request.subset) {
+    throw AppError.invalid('Give one of _summary=true|text|data and _elements, once');
+  }
+  request.subset = subset;
+}
+
 function applyResultParam(request: SearchRequest, name: string, value: string): void {
   switch (name.replace(/:iterate$/, '')) {
     case '_count': {
@@ -124,19 +133,23 @@ function applyResultParam(request: SearchRequest, name: string, value: string): 
     case '_summary':
       if (value === 'count') {
         request.summaryCount = true;
+      } else if (value === 'true' || value === 'text' || value === 'data') {
+        setSubset(request, { summary: value });
       } else if (value !== 'false') {
-        throw AppError.of(400, 'not-supported', '_summary supports count and false');
+        throw AppError.invalid('_summary must be true, text, data, count or false');
       }
       return;
-    case '_elements':
-      request.elements = value
+    case '_elements': {
+      const elements = value
         .split(',')
         .map((element) => element.trim())
         .filter(Boolean);
-      if (!request.elements.every((element) => CODE.test(element))) {
+      if (!elements.every((element) => CODE.test(element))) {
         throw AppError.invalid('_elements takes element names, comma-separated');
       }
+      setSubset(request, { elements });
       return;
+    }
     default:
       // _format and _pretty: JSON is the only format; accepted and ignored.
       return;

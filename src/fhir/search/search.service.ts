@@ -131,7 +131,9 @@ export class SearchService {
     const hasNext = backwards ? cursor !== undefined : more;
     const hasPrevious = backwards ? more : cursor !== undefined;
     return this.bundle(
-      matches.map((resource) => project(resource, request.elements)),
+      request.subset
+        ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
+        : matches,
       included,
       total,
       links(
@@ -394,26 +396,6 @@ export class SearchService {
 
 function contentOf(row: ResourceEntity): FhirResource {
   return JSON.parse(row.content as string) as FhirResource;
-}
-
-/** _elements: the listed top-level elements plus the mandatory ones, marked SUBSETTED. */
-function project(resource: FhirResource, elements: string[] | undefined): FhirResource {
-  if (!elements) {
-    return resource;
-  }
-  const kept: Record<string, unknown> = { resourceType: resource.resourceType, id: resource.id };
-  for (const element of elements) {
-    if (element in resource) kept[element] = (resource as Record<string, unknown>)[element];
-  }
-  const meta = (resource.meta ?? {}) as { tag?: unknown[] };
-  kept['meta'] = {
-    ...meta,
-    tag: [
-      ...(meta.tag ?? []),
-      { system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationValue', code: 'SUBSETTED' },
-    ],
-  };
-  return kept as FhirResource;
 }
 
 function encodeCursor(cursor: Cursor): string {
