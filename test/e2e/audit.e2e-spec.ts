@@ -69,7 +69,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     await testApp.close();
   });
 
-  it('writes exactly one row for each outcome: 200, 201, 400, 401, 403, 404, 410, 412, 500', async () => {
+  it('writes exactly one row for each outcome: 200, 201, 304, 400, 401, 403, 404, 406, 410, 412, 500', async () => {
     const created = await audited(doctor, 'POST', `${fhir}/Patient`, { body: buildPatient() });
     expect(created.status).toBe(201);
     const id = created.body.id as string;
@@ -88,6 +88,21 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const read = await audited(doctor, 'GET', `${fhir}/Patient/${id}`);
     expect(read.status).toBe(200);
     expect(read.rows).toMatchObject([{ action: 'read', status_code: 200, patient_ids: [id] }]);
+
+    const unchanged = await audited(doctor, 'GET', `${fhir}/Patient/${id}`, {
+      headers: { 'if-none-match': 'W/"1"' },
+    });
+    expect(unchanged.status).toBe(304);
+    expect(unchanged.rows).toMatchObject([
+      { action: 'read', outcome: 'success', status_code: 304, patient_ids: [id] },
+    ]);
+
+    const xml = await audited(doctor, 'GET', `${fhir}/Patient/${id}`, {
+      headers: { accept: 'application/fhir+xml' },
+    });
+    expect(xml.status).toBe(406);
+    expect(xml.body.issue[0].code).toBe('not-supported');
+    expect(xml.rows).toMatchObject([{ outcome: 'failure', status_code: 406 }]);
 
     const invalid = await audited(doctor, 'POST', `${fhir}/Patient`, {
       body: { resourceType: 'Patient', birthDate: 'not-a-date' },

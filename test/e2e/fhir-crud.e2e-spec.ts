@@ -406,6 +406,42 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(text.body.resourceType).toBe('OperationOutcome');
   });
 
+  it('answers FHIR JSON to any Accept or _format that allows it, and 406 to the others', async () => {
+    const { id } = await createPatient();
+    const read = (accept: string | undefined, query = '') =>
+      http(
+        'GET',
+        `${fhir}/Patient/${id}${query}`,
+        accept === undefined ? {} : { headers: { accept } },
+      );
+    for (const accept of [
+      undefined,
+      '',
+      '*/*',
+      'application/fhir+json',
+      'application/fhir+json; fhirVersion=4.0',
+      'application/json',
+      'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+    ]) {
+      const res = await read(accept);
+      expect({ accept, status: res.status }).toEqual({ accept, status: 200 });
+    }
+    for (const query of ['?_format=json', '?_format=application/fhir%2Bjson']) {
+      expect((await read(undefined, query)).status).toBe(200);
+    }
+    for (const [accept, query] of [
+      ['application/fhir+xml', ''],
+      ['application/xml, text/turtle', ''],
+      [undefined, '?_format=xml'],
+      [undefined, '?_format=json&_format=ttl'],
+    ] as const) {
+      const res = await read(accept, query);
+      expect({ accept, query, status: res.status }).toEqual({ accept, query, status: 406 });
+      expect(res.body.resourceType).toBe('OperationOutcome');
+    }
+    expect((await http('GET', `${fhir}/metadata?_format=xml`)).status).toBe(406);
+  });
+
   it('publishes a CapabilityStatement generated from the registry', async () => {
     const res = await http('GET', `${fhir}/metadata`);
     expect(res.status).toBe(200);

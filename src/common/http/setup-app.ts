@@ -5,6 +5,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import { httpAuditEntry } from '../../audit/http-audit.js';
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
+import { refuseOtherFormats } from '../../fhir/fhir-format.js';
 import { setupSwagger } from './swagger.js';
 
 /**
@@ -42,12 +43,21 @@ export function setupApp(
   fastify.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
+  fastify.addHook('onRequest', refuseOtherFormats);
   const origins = config.corsOrigins;
   if (origins.length > 0) {
     app.enableCors({
       origin: origins,
       methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: ['authorization', 'content-type', 'if-match', 'if-none-exist', 'prefer'],
+      allowedHeaders: [
+        'authorization',
+        'content-type',
+        'if-match',
+        'if-modified-since',
+        'if-none-exist',
+        'if-none-match',
+        'prefer',
+      ],
       exposedHeaders: ['etag', 'location', 'last-modified', 'x-request-id', 'retry-after'],
       maxAge: 600,
     });

@@ -1,0 +1,48 @@
+import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { AppError } from '../common/errors/app-error.js';
+
+/** `_format` values and Accept media ranges CareVault can answer: FHIR JSON only. */
+const JSON_FORMATS = new Set([
+  'json',
+  'application/json',
+  'application/fhir+json',
+  'application/json+fhir',
+]);
+const ANY = new Set(['*/*', 'application/*']);
+
+/**
+ * 406 for a FHIR request that asks for a format other than JSON (`_format=xml`,
+ * `Accept: application/fhir+xml`), as the FHIR specification asks, rather than an answer in a
+ * format the client did not ask for. Bulk Data files (NDJSON) are not FHIR JSON and are left to
+ * their own route. Registered as an onRequest hook; the refusal is audited like any other.
+ */
+export function refuseOtherFormats(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+): void {
+  if (!request.url.startsWith('/fhir') || request.url.startsWith('/fhir/$export-file/')) {
+    done();
+    return;
+  }
+  const query = request.query as Record<string, string | string[] | undefined> | undefined;
+  const formats = [query?.['_format'] ?? []].flat();
+  const accept = request.headers.accept?.trim() || '*/*';
+  const ranges = accept.split(',').map((range) => mediaType(range));
+  const producible =
+    formats.every((format) => JSON_FORMATS.has(mediaType(format))) &&
+    ranges.some((range) => JSON_FORMATS.has(range) || ANY.has(range));
+  done(
+    producible
+      ? undefined
+      : AppError.of(
+          406,
+          'not-supported',
+          'Only FHIR JSON is produced: ask for application/fhir+json (_format=json)',
+        ),
+  );
+}
+
+function mediaType(range: string): string {
+  return (range.split(';')[0] ?? '').trim().toLowerCase();
+}
