@@ -19,6 +19,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /fhir/:type': { action: 'create', subtype: 'create' },
   'GET /fhir/:type': { action: 'search', subtype: 'search-type' },
   'POST /fhir/:type/_search': { action: 'search', subtype: 'search-type' },
+  'POST /fhir/:type/$validate': { action: 'execute', subtype: '$validate' },
   'PUT /fhir/:type': { action: 'update', subtype: 'update' },
   'DELETE /fhir/:type': { action: 'delete', subtype: 'delete' },
   'GET /fhir/:type/_history': { action: 'history', subtype: 'history-type' },
@@ -115,7 +116,7 @@ export function isTransactionalWrite(request: FastifyRequest): boolean {
     // failed entry abort the others.
     return (request.body as { type?: unknown } | undefined)?.type === 'transaction';
   }
-  return route !== '/fhir/:type/_search';
+  return route !== '/fhir/:type/_search' && route !== '/fhir/:type/$validate';
 }
 
 export function describeRoute(

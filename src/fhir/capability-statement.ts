@@ -36,6 +36,11 @@ const AUDIT_EVENT = {
   ],
 };
 
+const EVERYTHING = {
+  name: 'everything',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
+};
+
 export interface SoftwareInfo {
   name: string;
   version: string;
@@ -83,6 +88,13 @@ export function buildCapabilityStatement(
                 conditionalCreate: true,
                 conditionalUpdate: true,
                 conditionalDelete: 'single',
+                operation: [
+                  ...(type === 'Patient' ? [EVERYTHING] : []),
+                  {
+                    name: 'validate',
+                    definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+                  },
+                ],
               },
         ),
       },

@@ -33,6 +33,7 @@ import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { FhirService } from './fhir.service.js';
+import { ValidateService } from './validate.service.js';
 import { EverythingService } from './search/everything.service.js';
 import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
@@ -67,6 +68,7 @@ export class FhirController {
     private readonly searches: SearchService,
     private readonly bundles: BundleService,
     private readonly everythings: EverythingService,
+    private readonly validation: ValidateService,
     private readonly smart: SmartConfiguration,
     private readonly config: AppConfig,
   ) {}
@@ -201,6 +203,23 @@ export class FhirController {
         viaPost: true,
       }),
     );
+  }
+
+  @Post(':type/$validate')
+  @FhirInteraction('create')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Validate a resource without storing it (200 OperationOutcome, valid or not)',
+  })
+  @ApiParam(TYPE_PARAM)
+  @ApiBody(RESOURCE)
+  @ApiResponse({ status: 200, ...OUTCOME })
+  validate(
+    @Param('type') type: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): unknown {
+    return sendFhirJson(reply, this.validation.validate(type, body));
   }
 
   @Put(':type')

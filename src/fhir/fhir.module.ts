@@ -7,6 +7,7 @@ import { BundleService } from './bundle/bundle.service.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
+import { ValidateService } from './validate.service.js';
 import { ImportService } from './import/import.service.js';
 import { ResourceRepository } from './resource.repository.js';
 import { ResourceWrites } from './resource-writes.js';
@@ -37,6 +38,7 @@ import { SearchService } from './search/search.service.js';
     EverythingService,
     ReindexService,
     ImportService,
+    ValidateService,
   ],
   exports: [
     ReindexService,

@@ -273,6 +273,63 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(missing.body.issue[0].expression).toEqual(['Observation.status']);
   });
 
+  it('validates without storing with $validate: 200 and the issues, valid or not', async () => {
+    const countPatients = async () =>
+      (await http('GET', `${fhir}/Patient?_summary=count`)).body.total as number;
+    const before = await countPatients();
+    const validate = (body: unknown, type = 'Patient') =>
+      http('POST', `${fhir}/${type}/$validate`, { body });
+
+    const ok = await validate(buildPatient());
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'information', diagnostics: 'All OK' }],
+    });
+
+    // Structure first, then required bindings, as a create checks them.
+    for (const [body, expression] of [
+      [{ resourceType: 'Patient', active: 'yes' }, 'Patient.active'],
+      [{ resourceType: 'Patient', gender: 'f' }, 'Patient.gender'],
+    ] as const) {
+      const bad = await validate(body);
+      expect(bad.status).toBe(200);
+      expect(bad.body.issue).toEqual([
+        expect.objectContaining({ severity: 'error', expression: [expression] }),
+      ]);
+    }
+
+    // As Parameters, with a mode: an update needs the id.
+    const update = await validate({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'resource', resource: buildPatient() },
+        { name: 'mode', valueCode: 'update' },
+      ],
+    });
+    expect(update.status).toBe(200);
+    expect(update.body.issue[0].expression).toEqual(['Patient.id']);
+    const mismatch = await validate({ resourceType: 'Observation', status: 'final' });
+    expect(mismatch.body.issue[0].expression).toEqual(['resourceType']);
+
+    // What cannot be validated here is a 4xx, not a verdict.
+    expect((await validate(buildPatient(), 'NoSuchType')).status).toBe(404);
+    expect((await validate([1, 2])).status).toBe(400);
+    const profile = await validate({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'resource', resource: buildPatient() },
+        {
+          name: 'profile',
+          valueCanonical: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient',
+        },
+      ],
+    });
+    expect(profile.status).toBe(400);
+    expect(profile.body.issue[0].code).toBe('not-supported');
+    expect(await countPatients()).toBe(before);
+  });
+
   it('deletes: later reads give 410, history shows the deletion, delete again is a no-op', async () => {
     const { id } = await createPatient();
     const deleted = await http('DELETE', `${fhir}/Patient/${id}`);
@@ -458,6 +515,10 @@ describe('FHIR REST: CRUD, versions and history', () => {
     );
     const patient = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
     expect(patient.conditionalRead).toBe('full-support');
+    expect(patient.operation.map((o: { name: string }) => o.name)).toEqual([
+      'everything',
+      'validate',
+    ]);
     const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');
     expect(audit.interaction).toEqual([{ code: 'read' }, { code: 'search-type' }]);
   });

@@ -1,0 +1,118 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../common/errors/app-error.js';
+import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
+import { FhirDefinitions } from './fhir-definitions.js';
+import { isValidId, type FhirResource } from './fhir-types.js';
+
+interface ValidateInput {
+  resource: unknown;
+  mode?: string;
+  profile?: string;
+}
+
+/**
+ * `POST /fhir/{type}/$validate` (FHIR R4 Resource-validate): the checks a create or update
+ * makes of a body (R4 definitions, required bindings, id syntax), run without storing
+ * anything, so an integrator can test messages before sending them. The answer is 200 with an
+ * OperationOutcome whether the resource is valid or not; 4xx means the validation could not
+ * be run (no resource, an unknown type, a profile or mode this server does not check).
+ */
+@Injectable()
+export class ValidateService {
+  constructor(private readonly definitions: FhirDefinitions) {}
+
+  validate(type: string, body: unknown): OperationOutcome {
+    if (!this.definitions.isResourceType(type)) {
+      throw AppError.notFound(
+        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
+      );
+    }
+    const input = inputOf(type, body);
+    if (input.mode !== undefined && input.mode !== 'create' && input.mode !== 'update') {
+      throw AppError.of(400, 'not-supported', '$validate checks mode create or update only');
+    }
+    const base = `http://hl7.org/fhir/StructureDefinition/${type}`;
+    if (input.profile !== undefined && input.profile !== base) {
+      throw AppError.of(400, 'not-supported', `$validate checks the base profile only (${base})`);
+    }
+    const resource = input.resource;
+    if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
+      throw AppError.of(
+        400,
+        'required',
+        '$validate needs a resource: the body, or Parameters.resource',
+      );
+    }
+    const issues = [];
+    const { resourceType, id } = resource as FhirResource;
+    if (resourceType !== type) {
+      issues.push(
+        problem('resourceType in the body must match the type in the URL', 'resourceType'),
+      );
+    }
+    if (input.mode === 'update' && id === undefined) {
+      issues.push(problem('An update needs the resource id', `${type}.id`));
+    }
+    if (id !== undefined && (typeof id !== 'string' || !isValidId(id))) {
+      issues.push(
+        problem('Invalid resource id: 1 to 64 letters, digits, "-" or "."', `${type}.id`),
+      );
+    }
+    if (issues.length === 0) {
+      try {
+        this.definitions.validate(resource as FhirResource);
+      } catch (error) {
+        if (!(error instanceof AppError) || error.status !== 400) throw error;
+        issues.push(...error.issues);
+      }
+    }
+    return operationOutcome(
+      issues.length > 0
+        ? issues
+        : [{ severity: 'information', code: 'informational', diagnostics: 'All OK' }],
+    );
+  }
+}
+
+function problem(diagnostics: string, expression: string) {
+  return {
+    severity: 'error' as const,
+    code: 'invalid' as const,
+    diagnostics,
+    expression: [expression],
+  };
+}
+
+/**
+ * The resource, mode and profile: from a Parameters body, or the body as the resource (also a
+ * Parameters resource to validate, which names no `resource` parameter).
+ */
+function inputOf(type: string, body: unknown): ValidateInput {
+  const parameters = body as {
+    resourceType?: unknown;
+    parameter?: {
+      name?: unknown;
+      resource?: unknown;
+      valueCode?: unknown;
+      valueUri?: unknown;
+      valueCanonical?: unknown;
+    }[];
+  } | null;
+  if (
+    parameters?.resourceType !== 'Parameters' ||
+    !Array.isArray(parameters.parameter) ||
+    (type === 'Parameters' && !parameters.parameter.some((p) => p.name === 'resource'))
+  ) {
+    return { resource: body };
+  }
+  const input: ValidateInput = { resource: undefined };
+  for (const parameter of parameters.parameter) {
+    if (parameter.name === 'resource') input.resource = parameter.resource;
+    if (parameter.name === 'mode' && typeof parameter.valueCode === 'string') {
+      input.mode = parameter.valueCode;
+    }
+    const profile = parameter.valueCanonical ?? parameter.valueUri;
+    if (parameter.name === 'profile' && typeof profile === 'string') input.profile = profile;
+  }
+  return input;
+}
