@@ -332,7 +332,10 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   it('deletes: later reads give 410, history shows the deletion, delete again is a no-op', async () => {
     const { id } = await createPatient();
-    const deleted = await http('DELETE', `${fhir}/Patient/${id}`);
+    // Labelled as FHIR JSON with no body, as some clients send every request.
+    const deleted = await http('DELETE', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/fhir+json' },
+    });
     expect(deleted.status).toBe(204);
     const read = await http('GET', `${fhir}/Patient/${id}`);
     expect(read.status).toBe(410);

@@ -54,7 +54,12 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   fastify.addContentTypeParser(
     ['application/json', ...JSON_MEDIA_TYPES],
     { parseAs: 'string', bodyLimit },
-    (_request, body, done) => {
+    (request, body, done) => {
+      // Some clients label every request as FHIR JSON, a DELETE with no body too.
+      if (request.method === 'DELETE' && (body as string).trim() === '') {
+        done(null, undefined);
+        return;
+      }
       try {
         done(null, parseJsonBody(body as string));
       } catch (error) {
