@@ -403,6 +403,10 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(typeHistory.body.total).toBeGreaterThanOrEqual(4);
     expect(typeHistory.body.entry).toHaveLength(5);
     expect((await http('GET', `${fhir}/Patient/_history?_since=yesterday`)).status).toBe(400);
+    expect((await http('GET', `${fhir}/Patient/_history?_at=2026`)).body.issue[0].code).toBe(
+      'not-supported',
+    );
+    expect((await http('GET', `${fhir}/Patient/_history?_cout=5`)).status).toBe(400);
   });
 
   it('honours Prefer: return=minimal and return=OperationOutcome', async () => {

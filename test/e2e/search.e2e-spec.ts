@@ -418,6 +418,18 @@ describe('FHIR search', () => {
         expect(res.status).toBe(400);
       }
       expect((await search(`Observation?_cursor=not-a-cursor`)).status).toBe(400);
+      // Defined in R4 but not indexed here: said so, rather than "unknown".
+      for (const [query, kind] of [
+        ['Observation?combo-code-value-quantity=x$5', 'composite'],
+        ['Observation?_text=x', 'string'],
+      ]) {
+        const res = await search(query!);
+        expect(res.status).toBe(400);
+        expect(res.body.issue[0]).toMatchObject({
+          code: 'not-supported',
+          diagnostics: expect.stringContaining(`is a ${kind!} search parameter`),
+        });
+      }
       expect((await search(`Patient?_sort=-birthdate`)).status).toBe(400);
     });
 

@@ -93,6 +93,14 @@ export class SearchConditions {
 
   param(type: string, code: string): SearchParam {
     const param = this.definitions.param(type, code);
+    const unindexed = param ? undefined : this.definitions.unindexedType(type, code);
+    if (unindexed) {
+      throw AppError.of(
+        400,
+        'not-supported',
+        `${code} is a ${unindexed} search parameter of ${type}, which CareVault does not support`,
+      );
+    }
     if (!param) {
       throw AppError.invalid(
         /^[A-Za-z0-9_-]{1,64}$/.test(code)

@@ -57,13 +57,20 @@ export class SearchDefinitions {
    * are searched on the other's rows and not indexed twice. Type to code to the other's code.
    */
   private readonly aliases: Map<string, Map<string, string>>;
+  /** Parameters the definitions hold that are not indexed (composite, special, no expression). */
+  private readonly unindexed = new Map<string, Map<string, string>>();
 
   constructor() {
     const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
     this.aliases = phiTwins(bundle);
     for (const entry of bundle.entry ?? []) {
       const definition = entry.resource;
-      if (!definition?.code || !definition.expression || !INDEXED.has(definition.type ?? '')) {
+      if (!definition?.code) continue;
+      if (!definition.expression || !INDEXED.has(definition.type ?? '')) {
+        for (const base of definition.base ?? []) {
+          const codes = this.unindexed.get(base) ?? new Map<string, string>();
+          this.unindexed.set(base, codes.set(definition.code, definition.type ?? 'special'));
+        }
         continue;
       }
       // _id and _lastUpdated are columns of the resource table, not index rows.
@@ -100,6 +107,18 @@ export class SearchDefinitions {
       ...(this.byType.get('DomainResource')?.values() ?? []),
       ...(this.byType.get('Resource')?.values() ?? []),
     ];
+  }
+
+  /**
+   * The type (`composite`, `special`...) of a parameter the R4 definitions name for this type
+   * but that is not indexed, so that a search with it can say why it is refused.
+   */
+  unindexedType(type: string, code: string): string | undefined {
+    for (const base of [type, 'DomainResource', 'Resource']) {
+      const found = this.unindexed.get(base)?.get(code);
+      if (found) return found;
+    }
+    return undefined;
   }
 
   /** A parameter by its code; an alias (see `aliases`) gives the parameter whose rows it uses. */
