@@ -57,6 +57,15 @@ export class FhirDefinitions {
     return this.known.has(type);
   }
 
+  /** 404 for a type that is not an R4 resource type (named only when it is a plain word). */
+  assertResourceType(type: string): void {
+    if (!this.known.has(type)) {
+      throw AppError.notFound(
+        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
+      );
+    }
+  }
+
   /** Throws a 400 AppError whose issues carry FHIRPath expressions when the resource does not conform. */
   validate(resource: FhirResource): void {
     // Medplum's validator collects the values of elements with a required binding; Medplum's

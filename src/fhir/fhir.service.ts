@@ -397,11 +397,7 @@ export class FhirService {
   }
 
   private assertType(type: string): void {
-    if (!this.definitions.isResourceType(type)) {
-      throw AppError.notFound(
-        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
-      );
-    }
+    this.definitions.assertResourceType(type);
   }
 
   private assertId(id: string): void {

@@ -22,11 +22,7 @@ export class ValidateService {
   constructor(private readonly definitions: FhirDefinitions) {}
 
   validate(type: string, body: unknown): OperationOutcome {
-    if (!this.definitions.isResourceType(type)) {
-      throw AppError.notFound(
-        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
-      );
-    }
+    this.definitions.assertResourceType(type);
     const input = inputOf(type, body);
     if (input.mode !== undefined && input.mode !== 'create' && input.mode !== 'update') {
       throw AppError.of(400, 'not-supported', '$validate checks mode create or update only');

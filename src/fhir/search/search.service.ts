@@ -76,11 +76,7 @@ export class SearchService {
       ? { ...state.query, ...(state.cursor ? { _cursor: state.cursor } : {}) }
       : received;
     const sealed = options.viaPost === true || state !== undefined;
-    if (!this.definitions.isResourceType(type)) {
-      throw AppError.notFound(
-        /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
-      );
-    }
+    this.definitions.assertResourceType(type);
     const request = parseSearchRequest(query);
     if (lenient) {
       request.criteria = request.criteria.filter((criterion) =>
