@@ -379,14 +379,20 @@ export class FhirController {
 
   @Get('Patient/:id/$everything')
   @FhirInteraction('read', 'Patient')
-  @ApiOperation({ summary: 'A patient and every resource in their compartment that you may read' })
+  @ApiOperation({
+    summary: 'A patient and every resource in their compartment that you may read (_type, _since)',
+  })
   async everything(
     @CurrentUser() user: AuthenticatedUser,
     @Param('id') id: string,
+    @Query() query: Record<string, string | string[] | undefined>,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.everythings.everything(user, id, fhirBaseUrl(request)));
+    return sendFhirJson(
+      reply,
+      await this.everythings.everything(user, id, query, fhirBaseUrl(request)),
+    );
   }
 
   @Get(':type/:id/_history')

@@ -360,6 +360,41 @@ describe('FHIR search', () => {
       const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
       expect((await auditor('GET', `${fhir}/Patient/${ids.a}/$everything`)).status).toBe(403);
     });
+
+    it('narrows to _type and _since, and refuses what it does not offer', async () => {
+      const typesOf = (res: { body: { entry: { resource: { resourceType: string } }[] } }) =>
+        res.body.entry.map((e) => e.resource.resourceType);
+      const observations = await search(`Patient/${ids.a}/$everything?_type=Observation`);
+      expect(observations.status).toBe(200);
+      expect(typesOf(observations)).toEqual(Array(25).fill('Observation'));
+      const both = await search(`Patient/${ids.a}/$everything?_type=Patient,Observation`);
+      expect(typesOf(both)).toHaveLength(26);
+      expect(both.body.link[0].url).toContain('_type=Patient%2CObservation');
+
+      const before = new Date(Date.now() - 1000).toISOString();
+      // Another code: the paging tests below count this patient's glucose results.
+      const latest = await create(
+        observation(ids.a, 7.7, '2024-02-01', {
+          code: { coding: [{ system: LOINC, code: `other-${run}` }] },
+        }),
+      );
+      const since = await search(
+        `Patient/${ids.a}/$everything?_since=${encodeURIComponent(before)}`,
+      );
+      expect(since.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+        latest,
+      ]);
+
+      for (const [query, code] of [
+        ['_type=NoSuchType', 'not-found'],
+        ['_since=2024-01-01', 'invalid'],
+        ['start=2024-01-01', 'not-supported'],
+        ['name=x', 'invalid'],
+      ]) {
+        const res = await search(`Patient/${ids.a}/$everything?${query!}`);
+        expect({ query, code: res.body.issue?.[0]?.code }).toEqual({ query, code });
+      }
+    });
   });
 
   describe('paging, sorting and result parameters', () => {

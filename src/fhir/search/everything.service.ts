@@ -6,17 +6,21 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { canAccessFhir } from '../../auth/permissions.js';
 import { scopesAllow } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
 import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search.service.js';
+
+type Query = Record<string, string | string[] | undefined>;
 
 /** The most resources one $everything answers with (a lifetime record can be large). */
 const MAX_RESOURCES = 10_000;
 
 /**
  * Patient/{id}/$everything: the patient and every resource in their compartment (the official
- * CompartmentDefinition), limited to the types the caller may read and to what they may see.
+ * CompartmentDefinition), limited to the types the caller may read and to what they may see,
+ * and to `_type` and `_since` when given (what an app syncing a record asks for).
  */
 @Injectable()
 export class EverythingService {
@@ -25,12 +29,22 @@ export class EverythingService {
     private readonly repository: SearchRepository,
     private readonly compartment: PatientCompartment,
     private readonly access: ResourceAccess,
+    private readonly definitions: FhirDefinitions,
   ) {}
 
-  async everything(user: AuthenticatedUser, id: string, baseUrl: string): Promise<SearchBundle> {
-    const patient = (await this.fhir.read(user, 'Patient', id)).resource;
+  async everything(
+    user: AuthenticatedUser,
+    id: string,
+    query: Query,
+    baseUrl: string,
+  ): Promise<SearchBundle> {
+    const { types, since } = this.options(query);
+    const wanted = (type: string, lastUpdated: Date): boolean =>
+      (!types || types.has(type)) && (!since || lastUpdated >= since);
+    const read = await this.fhir.read(user, 'Patient', id);
     const links = await this.repository.referencing('Patient', id, MAX_RESOURCES);
     const readable = (type: string): boolean =>
+      (!types || types.has(type)) &&
       canAccessFhir(user.roles, type, 'read') &&
       scopesAllow(user.scopes, user.patient !== undefined, type, 'read');
     const byType = new Map<string, Set<string>>();
@@ -43,9 +57,10 @@ export class EverythingService {
       ids.add(link.id);
       byType.set(link.type, ids);
     }
-    const resources: FhirResource[] = [patient];
+    const resources: FhirResource[] = wanted('Patient', read.lastUpdated) ? [read.resource] : [];
     for (const [type, ids] of byType) {
       for (const row of await this.repository.load(type, [...ids])) {
+        if (!wanted(type, row.lastUpdated)) continue;
         const resource = JSON.parse(row.content as string) as FhirResource;
         if (this.access.isListable(user, resource)) resources.push(resource);
       }
@@ -63,7 +78,7 @@ export class EverythingService {
       meta: { lastUpdated: new Date().toISOString() },
       type: 'searchset',
       total: resources.length,
-      link: [{ relation: 'self', url: `${baseUrl}/Patient/${id}/$everything` }],
+      link: [{ relation: 'self', url: `${baseUrl}/Patient/${id}/$everything${selfQuery(query)}` }],
       entry: resources.map((resource) => ({
         fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
         resource,
@@ -71,4 +86,41 @@ export class EverythingService {
       })),
     };
   }
+
+  /** `_type` (comma-separated, repeatable) and `_since`; the care-date window is not offered. */
+  private options(query: Query): { types?: Set<string>; since?: Date } {
+    const options: { types?: Set<string>; since?: Date } = {};
+    for (const [name, raw] of Object.entries(query)) {
+      const values = [raw ?? []].flat();
+      if (name === '_type') {
+        const types = values.flatMap((value) => value.split(',')).map((type) => type.trim());
+        types.forEach((type) => this.definitions.assertResourceType(type));
+        options.types = new Set(types);
+      } else if (name === '_since') {
+        const since = values.length === 1 ? new Date(values[0]!) : undefined;
+        if (!since || Number.isNaN(since.getTime()) || !values[0]!.includes('T')) {
+          throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
+        }
+        options.since = since;
+      } else if (name === 'start' || name === 'end' || name === '_count') {
+        throw AppError.of(400, 'not-supported', `$everything does not support ${name}`);
+      } else if (name !== '_format' && name !== '_pretty') {
+        throw AppError.invalid(
+          /^[A-Za-z0-9_-]{1,64}$/.test(name)
+            ? `$everything takes _type and _since, not ${name}`
+            : '$everything takes _type and _since',
+        );
+      }
+    }
+    return options;
+  }
+}
+
+function selfQuery(query: Query): string {
+  const search = new URLSearchParams();
+  for (const name of ['_type', '_since']) {
+    for (const value of [query[name] ?? []].flat()) search.append(name, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : '';
 }
