@@ -1,3 +1,5 @@
+import type { SearchParam } from './search/search-definitions.js';
+
 const INTERACTIONS = [
   'read',
   'vread',
@@ -50,9 +52,45 @@ export interface SoftwareInfo {
 /** How clients get tokens: `rest.security`, from the SMART configuration (src/smart). */
 export type RestSecurity = Record<string, unknown>;
 
+/**
+ * `rest.resource` of the CapabilityStatement: what each type supports, from the registry and
+ * the search definitions. The same for every request, so it is built once (2,500 parameters).
+ */
+export function capabilityResources(
+  resourceTypes: readonly string[],
+  searchParams: (type: string) => readonly SearchParam[],
+): object[] {
+  return resourceTypes.map((type) =>
+    type === AUDIT_EVENT.type
+      ? AUDIT_EVENT
+      : {
+          type,
+          profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+          interaction: INTERACTIONS.map((code) => ({ code })),
+          versioning: 'versioned-update',
+          readHistory: true,
+          updateCreate: true,
+          // If-None-Match and If-Modified-Since on read and vread: 304 when current.
+          conditionalRead: 'full-support',
+          // If-None-Exist, PUT and DELETE with criteria: one match, under a lock.
+          conditionalCreate: true,
+          conditionalUpdate: true,
+          conditionalDelete: 'single',
+          ...searchCapabilities(type, searchParams(type)),
+          operation: [
+            ...(type === 'Patient' ? [EVERYTHING] : []),
+            {
+              name: 'validate',
+              definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+            },
+          ],
+        },
+  );
+}
+
 /** The CapabilityStatement, generated from the registered resource types rather than written by hand. */
 export function buildCapabilityStatement(
-  resourceTypes: readonly string[],
+  resources: readonly object[],
   software: SoftwareInfo,
   security: RestSecurity,
 ): Record<string, unknown> {
@@ -72,32 +110,36 @@ export function buildCapabilityStatement(
         mode: 'server',
         security,
         interaction: [{ code: 'transaction' }, { code: 'batch' }],
-        resource: resourceTypes.map((type) =>
-          type === AUDIT_EVENT.type
-            ? AUDIT_EVENT
-            : {
-                type,
-                profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
-                interaction: INTERACTIONS.map((code) => ({ code })),
-                versioning: 'versioned-update',
-                readHistory: true,
-                updateCreate: true,
-                // If-None-Match and If-Modified-Since on read and vread: 304 when current.
-                conditionalRead: 'full-support',
-                // If-None-Exist, PUT and DELETE with criteria: one match, under a lock.
-                conditionalCreate: true,
-                conditionalUpdate: true,
-                conditionalDelete: 'single',
-                operation: [
-                  ...(type === 'Patient' ? [EVERYTHING] : []),
-                  {
-                    name: 'validate',
-                    definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
-                  },
-                ],
-              },
-        ),
+        resource: resources,
       },
+    ],
+  };
+}
+
+const PHI_DOCUMENTATION =
+  'Direct identifier: matched on keyed hashes only (exact, and prefixes of 3 to 20 characters ' +
+  'for names and addresses); no :contains, no sorting';
+
+/** The search parameters a type is indexed on, and the reference ones _include can follow. */
+function searchCapabilities(
+  type: string,
+  params: readonly SearchParam[],
+): { searchInclude: string[]; searchParam: Record<string, string>[] } {
+  return {
+    searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
+    searchParam: [
+      { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
+      {
+        name: '_lastUpdated',
+        type: 'date',
+        definition: 'http://hl7.org/fhir/SearchParameter/Resource-lastUpdated',
+      },
+      ...params.map((param) => ({
+        name: param.code,
+        type: param.type,
+        ...(param.definition ? { definition: param.definition } : {}),
+        ...(param.phi ? { documentation: PHI_DOCUMENTATION } : {}),
+      })),
     ],
   };
 }

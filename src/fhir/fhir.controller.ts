@@ -24,7 +24,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
-import { buildCapabilityStatement } from './capability-statement.js';
+import { buildCapabilityStatement, capabilityResources } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
 import { historyParams } from './history-params.js';
@@ -35,6 +35,7 @@ import { BundleService } from './bundle/bundle.service.js';
 import { FhirService } from './fhir.service.js';
 import { ValidateService } from './validate.service.js';
 import { EverythingService } from './search/everything.service.js';
+import { SearchDefinitions } from './search/search-definitions.js';
 import { SearchService } from './search/search.service.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 import { AppConfig } from '../config/config.js';
@@ -62,6 +63,9 @@ const TYPE_PARAM = {
 @ApiBearerAuth()
 @Controller('fhir')
 export class FhirController {
+  /** What each resource type supports, for /metadata: fixed once the definitions are loaded. */
+  private readonly capabilities: object[];
+
   constructor(
     private readonly fhir: FhirService,
     private readonly definitions: FhirDefinitions,
@@ -69,9 +73,14 @@ export class FhirController {
     private readonly bundles: BundleService,
     private readonly everythings: EverythingService,
     private readonly validation: ValidateService,
+    searchDefinitions: SearchDefinitions,
     private readonly smart: SmartConfiguration,
     private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.capabilities = capabilityResources(definitions.resourceTypes, (type) =>
+      searchDefinitions.paramsOf(type),
+    );
+  }
 
   @Post()
   @HttpCode(200)
@@ -100,7 +109,7 @@ export class FhirController {
     return sendFhirJson(
       reply,
       buildCapabilityStatement(
-        this.definitions.resourceTypes,
+        this.capabilities,
         { name: 'CareVault', version: SOFTWARE_VERSION, baseUrl: fhirBaseUrl(request) },
         restSecurity(smart, this.config.corsOrigins.length > 0),
       ),

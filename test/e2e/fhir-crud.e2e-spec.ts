@@ -522,6 +522,25 @@ describe('FHIR REST: CRUD, versions and history', () => {
     );
     const patient = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
     expect(patient.conditionalRead).toBe('full-support');
+    const params = new Map(
+      patient.searchParam.map((p: { name: string }) => [p.name, p] as [string, unknown]),
+    );
+    expect(params.get('_lastUpdated')).toMatchObject({ type: 'date' });
+    expect(params.get('gender')).toMatchObject({
+      type: 'token',
+      definition: 'http://hl7.org/fhir/SearchParameter/individual-gender',
+    });
+    expect(params.get('family')).toMatchObject({
+      type: 'string',
+      documentation: expect.stringContaining('keyed hashes'),
+    });
+    expect(params.get('_tag')).toMatchObject({ type: 'token' });
+    const observation = res.body.rest[0].resource.find(
+      (r: { type: string }) => r.type === 'Observation',
+    );
+    expect(observation.searchInclude).toEqual(
+      expect.arrayContaining(['Observation:subject', 'Observation:patient']),
+    );
     expect(patient.operation.map((o: { name: string }) => o.name)).toEqual([
       'everything',
       'validate',

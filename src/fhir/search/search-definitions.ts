@@ -14,6 +14,8 @@ export interface SearchParam {
   type: IndexedParamType;
   /** FHIRPath over a resource of this type: the definition's branches for this type, parsed once. */
   expression: FhirPathAtom;
+  /** The SearchParameter's canonical URL, for the CapabilityStatement. */
+  definition?: string;
   /** Reference targets, for chains and _include. */
   targets: readonly string[];
   /** Direct identifiers: indexed as keyed blind hashes only, never as plaintext. */
@@ -91,6 +93,7 @@ export class SearchDefinitions {
           code: definition.code,
           type: definition.type as IndexedParamType,
           expression: parseForType(base, definition.expression),
+          ...(definition.url ? { definition: definition.url } : {}),
           targets: definition.target ?? [],
           phi,
           ...(roots ? { roots } : {}),
