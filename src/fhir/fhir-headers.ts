@@ -36,7 +36,7 @@ export function sendStored(
   options: { status: number; prefer?: string; location?: boolean },
 ): FhirResource | OperationOutcome | undefined {
   reply.status(options.status);
-  reply.header('content-type', FHIR_JSON);
+  setFhirJson(reply);
   reply.header('etag', `W/"${stored.versionId}"`);
   reply.header('last-modified', stored.lastUpdated.toUTCString());
   if (options.location) {
@@ -101,6 +101,15 @@ function isNotModified(request: FastifyRequest, stored: StoredResource): boolean
 }
 
 export function sendFhirJson<T>(reply: FastifyReply, body: T): T {
-  reply.header('content-type', FHIR_JSON);
+  setFhirJson(reply);
   return body;
+}
+
+/** FHIR JSON, indented when the request asks for `_pretty=true` (people reading it in a terminal). */
+function setFhirJson(reply: FastifyReply): void {
+  reply.header('content-type', FHIR_JSON);
+  const query = reply.request.query as Record<string, unknown> | undefined;
+  if (query?.['_pretty'] === 'true') {
+    reply.serializer((payload) => JSON.stringify(payload, null, 2));
+  }
 }

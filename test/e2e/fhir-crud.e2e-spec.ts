@@ -493,6 +493,12 @@ describe('FHIR REST: CRUD, versions and history', () => {
     for (const query of ['?_format=json', '?_format=application/fhir%2Bjson']) {
       expect((await read(undefined, query)).status).toBe(200);
     }
+    const pretty = await read(undefined, '?_pretty=true');
+    expect(pretty.text).toMatch(/^\{\n {2}"resourceType": "Patient",\n/);
+    expect(pretty.body.id).toBe(id);
+    expect((await read(undefined, '?_pretty=false')).text).toMatch(/^\{"resourceType":"Patient",/);
+    const prettySearch = await http('GET', `${fhir}/Patient?_id=${id}&_pretty=true`);
+    expect(prettySearch.text).toContain('\n  "type": "searchset"');
     for (const [accept, query] of [
       ['application/fhir+xml', ''],
       ['application/xml, text/turtle', ''],
