@@ -472,6 +472,8 @@ describe('FHIR search', () => {
       const count = await search(`Observation?code=${code}&_summary=count`);
       expect(count.body.total).toBeGreaterThanOrEqual(26);
       expect(count.body.entry).toEqual([]);
+      const none = await search(`Observation?code=${code}&_count=0`);
+      expect(none.body).toMatchObject({ total: count.body.total, entry: [] });
       const elements = await search(`Observation?_id=${ids.obsB}&_elements=status`);
       const resource = elements.body.entry[0].resource;
       // Observation.code is mandatory (1..1): returned whether asked for or not.

@@ -101,6 +101,8 @@ function applyResultParam(request: SearchRequest, name: string, value: string): 
         throw AppError.invalid('_count must be a non-negative integer');
       }
       request.count = Math.min(Number(value), MAX_COUNT);
+      // A page of nothing asks for the count alone, as _summary=count does.
+      if (request.count === 0) request.summaryCount = true;
       return;
     }
     case '_sort':
