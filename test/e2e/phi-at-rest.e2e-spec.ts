@@ -9,6 +9,7 @@ import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.j
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { withEnv } from '../support/env.js';
 import { MllpTestPeer } from '../support/mllp.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 let http: HttpFn;
@@ -21,6 +22,7 @@ describe('PHI at rest', () => {
   let fhir: string;
   let peer: MllpTestPeer;
   let restoreEnv: () => void;
+  let database: ScratchDatabase;
   const known = {
     family: 'Quaternion',
     given: 'Wilhelmina',
@@ -33,7 +35,10 @@ describe('PHI at rest', () => {
   beforeAll(async () => {
     // Patient changes go to an HL7 destination: the outbox holds each message, encrypted.
     peer = await MllpTestPeer.start();
-    restoreEnv = withEnv({ HL7_OUTBOUND: `127.0.0.1:${peer.port}` });
+    // A database of its own: the tests below corrupt ciphertexts on purpose, and another
+    // suite's search that met those rows would get a 500.
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({ HL7_OUTBOUND: `127.0.0.1:${peer.port}`, DATABASE_URL: database.url });
     testApp = await createTestApp();
     http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     // A TOTP secret is PHI-grade, and a break-glass reason may name the patient: both encrypted.
@@ -74,6 +79,7 @@ describe('PHI at rest', () => {
     await testApp.close();
     await peer.down();
     restoreEnv();
+    await database.drop();
   });
 
   it('stores every PHI column of every row as an envelope', async () => {

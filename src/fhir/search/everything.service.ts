@@ -39,12 +39,12 @@ export class EverythingService {
     baseUrl: string,
   ): Promise<SearchBundle> {
     const { types, since } = this.options(query);
-    const wanted = (type: string, lastUpdated: Date): boolean =>
-      (!types || types.has(type)) && (!since || lastUpdated >= since);
+    const inTypes = (type: string): boolean => !types || types.has(type);
+    const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
     const links = await this.repository.referencing('Patient', id, MAX_RESOURCES);
     const readable = (type: string): boolean =>
-      (!types || types.has(type)) &&
+      inTypes(type) &&
       canAccessFhir(user.roles, type, 'read') &&
       scopesAllow(user.scopes, user.patient !== undefined, type, 'read');
     const byType = new Map<string, Set<string>>();
@@ -57,10 +57,11 @@ export class EverythingService {
       ids.add(link.id);
       byType.set(link.type, ids);
     }
-    const resources: FhirResource[] = wanted('Patient', read.lastUpdated) ? [read.resource] : [];
+    const resources: FhirResource[] =
+      inTypes('Patient') && recent(read.lastUpdated) ? [read.resource] : [];
     for (const [type, ids] of byType) {
       for (const row of await this.repository.load(type, [...ids])) {
-        if (!wanted(type, row.lastUpdated)) continue;
+        if (!recent(row.lastUpdated)) continue;
         const resource = JSON.parse(row.content as string) as FhirResource;
         if (this.access.isListable(user, resource)) resources.push(resource);
       }
