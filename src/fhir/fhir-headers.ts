@@ -74,10 +74,11 @@ export function sendRead(
   subsets: Subsets,
 ): FhirResource | undefined {
   const query = (request.query ?? {}) as Record<string, string | string[] | undefined>;
-  const { subset, summaryCount } = parseSearchRequest({
-    _summary: query['_summary'],
-    _elements: query['_elements'],
-  });
+  // Most reads ask for the whole resource: parse only when they ask for part of it.
+  const { subset, summaryCount } =
+    query['_summary'] === undefined && query['_elements'] === undefined
+      ? { subset: undefined, summaryCount: false }
+      : parseSearchRequest({ _summary: query['_summary'], _elements: query['_elements'] });
   if (summaryCount) throw AppError.invalid('_summary=count is for searches');
   const resource = sendStored(reply, request, stored, { status: 200 }) as FhirResource;
   if (isNotModified(request, stored)) {

@@ -35,3 +35,9 @@ const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 export function isValidId(id: string): boolean {
   return ID_PATTERN.test(id);
 }
+
+/** `effectiveDateTime` for `effective`: a choice element's name, then a type name's capital. */
+export function isTypedNameOf(key: string, element: string): boolean {
+  const next = key.charCodeAt(element.length);
+  return key.startsWith(element) && next >= 65 && next <= 90;
+}

@@ -21,15 +21,17 @@ export function historyParams(query: Record<string, unknown>): HistoryParams {
   }
   const count = integerParam(query['_count'], '_count', 50);
   const offset = integerParam(query['_offset'], '_offset', 0);
-  const sinceRaw = query['_since'];
-  let since: Date | undefined;
-  if (sinceRaw !== undefined) {
-    since = typeof sinceRaw === 'string' ? new Date(sinceRaw) : undefined;
-    if (!since || Number.isNaN(since.getTime())) {
-      throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
-    }
-  }
+  const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
   return { count: Math.min(Math.max(count, 1), MAX_COUNT), offset, since };
+}
+
+/** `_since` of history and `$everything`: one instant. */
+export function parseSince(raw: unknown): Date {
+  const since = typeof raw === 'string' ? new Date(raw) : undefined;
+  if (!since || Number.isNaN(since.getTime())) {
+    throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
+  }
+  return since;
 }
 
 function integerParam(value: unknown, name: string, fallback: number): number {

@@ -1,5 +1,5 @@
 import type { Bundle, StructureDefinition } from '@medplum/fhirtypes';
-import type { FhirResource } from './fhir-types.js';
+import { isTypedNameOf, type FhirResource } from './fhir-types.js';
 
 /** `_summary` values that return part of each resource (`count` and `false` are the search's). */
 export type SummaryMode = 'true' | 'text' | 'data';
@@ -87,10 +87,7 @@ function keeper(elements: TypeElements, request: SubsetRequest): (name: string) 
 /** The element a JSON key belongs to: `deceasedBoolean` is `deceased`. */
 function elementOf(key: string, choices: ReadonlySet<string>): string {
   for (const choice of choices) {
-    if (key.length > choice.length && key.startsWith(choice)) {
-      const next = key.charCodeAt(choice.length);
-      if (next >= 65 && next <= 90) return choice;
-    }
+    if (isTypedNameOf(key, choice)) return choice;
   }
   return key;
 }

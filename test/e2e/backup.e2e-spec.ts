@@ -235,9 +235,11 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
   });
 
   /** Decrypts a backup with the test's identity, changes its records, and encrypts it again. */
+  /** A copy of the backup whose records of one type have their JSON payload edited. */
   async function rewritten(
     file: string,
-    change: (records: BackupRecord[]) => BackupRecord[],
+    type: RecordType,
+    edit: (payload: Record<string, unknown>) => Record<string, unknown>,
   ): Promise<string> {
     const identity = (await readFile(join(dir, 'data', 'backup-identity.txt'), 'utf8')).trim();
     const decrypter = new Decrypter();
@@ -247,7 +249,15 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     for await (const item of readRecords(Readable.from([plaintext]))) records.push(item);
     const encrypter = new Encrypter();
     encrypter.addRecipient(await identityToRecipient(identity));
-    const body = Buffer.concat(change(records).map((item) => record(item.type, item.payload)));
+    const changed = records.map((item) =>
+      item.type === type
+        ? {
+            ...item,
+            payload: Buffer.from(JSON.stringify(edit(JSON.parse(item.payload.toString())))),
+          }
+        : item,
+    );
+    const body = Buffer.concat(changed.map((item) => record(item.type, item.payload)));
     const out = join(dir, `rewritten-${randomBytes(4).toString('hex')}.backup`);
     await writeFile(out, await encrypter.encrypt(gzipSync(body)));
     return out;
@@ -275,35 +285,18 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       expect(await dataRows(fresh)).toBe(0);
 
       // A signed backup whose content changed (its header here) no longer matches.
-      const altered = await rewritten(backupFile, (records) =>
-        records.map((item) =>
-          item.type === RecordType.Header
-            ? {
-                ...item,
-                payload: Buffer.from(
-                  JSON.stringify({ ...JSON.parse(item.payload.toString()), software: 'x' }),
-                ),
-              }
-            : item,
-        ),
-      );
+      const altered = await rewritten(backupFile, RecordType.Header, (header) => ({
+        ...header,
+        software: 'x',
+      }));
       expectFailure(
         await cli(fresh, ['restore', altered], own),
         /signature does not match its content/,
       );
       // Without its signature: refused, unless the operator says they know where it is from.
-      const unsigned = await rewritten(backupFile, (records) =>
-        records.map((item) =>
-          item.type === RecordType.Trailer
-            ? {
-                ...item,
-                payload: Buffer.from(
-                  JSON.stringify({ tables: JSON.parse(item.payload.toString()).tables }),
-                ),
-              }
-            : item,
-        ),
-      );
+      const unsigned = await rewritten(backupFile, RecordType.Trailer, (trailer) => ({
+        tables: trailer['tables'],
+      }));
       expectFailure(await cli(fresh, ['restore', unsigned], own), /is not signed.*--unsigned/);
       expect(await dataRows(fresh)).toBe(0);
       expect(await cli(fresh, ['restore', unsigned, '--unsigned'], own)).toMatchObject({

@@ -387,7 +387,7 @@ describe('FHIR search', () => {
 
       for (const [query, code] of [
         ['_type=NoSuchType', 'not-found'],
-        ['_since=2024-01-01', 'invalid'],
+        ['_since=yesterday', 'invalid'],
         ['start=2024-01-01', 'not-supported'],
         ['name=x', 'invalid'],
       ]) {

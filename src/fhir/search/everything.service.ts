@@ -8,6 +8,7 @@ import { scopesAllow } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
+import { parseSince } from '../history-params.js';
 import { FhirService } from '../fhir.service.js';
 import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search.service.js';
@@ -92,17 +93,15 @@ export class EverythingService {
   private options(query: Query): { types?: Set<string>; since?: Date } {
     const options: { types?: Set<string>; since?: Date } = {};
     for (const [name, raw] of Object.entries(query)) {
-      const values = [raw ?? []].flat();
       if (name === '_type') {
-        const types = values.flatMap((value) => value.split(',')).map((type) => type.trim());
+        const types = [raw ?? []]
+          .flat()
+          .flatMap((value) => value.split(','))
+          .map((type) => type.trim());
         types.forEach((type) => this.definitions.assertResourceType(type));
         options.types = new Set(types);
       } else if (name === '_since') {
-        const since = values.length === 1 ? new Date(values[0]!) : undefined;
-        if (!since || Number.isNaN(since.getTime()) || !values[0]!.includes('T')) {
-          throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
-        }
-        options.since = since;
+        options.since = parseSince(raw);
       } else if (name === 'start' || name === 'end' || name === '_count') {
         throw AppError.of(400, 'not-supported', `$everything does not support ${name}`);
       } else if (name !== '_format' && name !== '_pretty') {

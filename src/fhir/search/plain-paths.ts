@@ -1,4 +1,4 @@
-import type { FhirResource } from '../fhir-types.js';
+import { isTypedNameOf, type FhirResource } from '../fhir-types.js';
 
 /**
  * One step of a search parameter's expression that the index extractor can walk on the JSON
@@ -202,12 +202,6 @@ function resolvedType(item: unknown): string | undefined {
 /** A property's one value, as FHIRPath's `=` compares it (a collection of several is unequal). */
 function single(value: unknown): unknown {
   return Array.isArray(value) ? (value.length === 1 ? value[0] : undefined) : value;
-}
-
-/** `effectiveDateTime` for `effective`: the element name, then a type name's capital. */
-function isTypedNameOf(key: string, element: string): boolean {
-  const next = key.charCodeAt(element.length);
-  return key.startsWith(element) && next >= 65 && next <= 90;
 }
 
 /** Drops the parentheses around a branch's start: `(A.b.ofType(C)).d` is `A.b.ofType(C).d`. */
