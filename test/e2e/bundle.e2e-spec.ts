@@ -120,6 +120,14 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
         404,
         11,
       ],
+      [
+        'an entry whose URL cannot be read',
+        (bundle) => {
+          bundle.entry.push({ request: { method: 'GET', url: 'patient?name=x' } });
+        },
+        400,
+        11,
+      ],
     ];
     for (const [name, spoil, status, failed] of cases) {
       const mrn = `RB-${randomUUID()}`;
@@ -203,14 +211,36 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
             request: { method: 'POST', url: 'Patient' },
           },
           { request: { method: 'GET', url: 'Patient?_count=1' } },
+          // Entries whose request cannot be read fail alone too, not the whole batch.
+          { request: { method: 'GET', url: '../Patient' } },
+          { request: { method: 'FETCH', url: 'Patient' } },
+          'not an entry',
+          { request: { method: 'DELETE', url: 'Patient' } },
+          { resource: buildPatient(), request: { method: 'POST', url: 'Patient' } },
         ],
       },
     });
     expect(res.status).toBe(200);
     const entries = res.body.entry as ResponseEntry[];
-    expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '404', '400', '200 OK']);
+    expect(entries.map((e) => e.response.status)).toEqual([
+      '201 Created',
+      '404',
+      '400',
+      '200 OK',
+      '400',
+      '400',
+      '400',
+      '400',
+      '201 Created',
+    ]);
     expect(entries[1]!.response.outcome!.issue[0]!.diagnostics).toMatch(/^Bundle\.entry\[1\]/);
     expect(entries[3]!.resource!.resourceType).toBe('Bundle');
+    expect(entries.slice(4, 8).map((e) => e.response.outcome!.issue[0]!.diagnostics)).toEqual([
+      'Bundle.entry[4].request.url must be Type, Type/id or Type?criteria',
+      'Bundle.entry[5].request.method must be GET, POST, PUT, PATCH or DELETE',
+      'Bundle.entry[6].request.method must be GET, POST, PUT, PATCH or DELETE',
+      'Bundle.entry[7].request.url needs an id or criteria for DELETE',
+    ]);
   });
 
   it('checks every entry against the permission matrix', async () => {

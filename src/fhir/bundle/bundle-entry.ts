@@ -19,15 +19,22 @@ export interface ParsedEntry {
   interaction: FhirInteraction;
 }
 
+/** A batch entry whose request could not be read: the batch answers it with this error. */
+export interface RejectedEntry {
+  index: number;
+  error: AppError;
+}
+
 /** FHIR's processing order inside a transaction: deletes, creates, updates, then reads. */
 export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
 
 const URL = /^([A-Z][A-Za-z]{0,63})(?:\/([A-Za-z0-9.-]{1,64}))?(?:\?(.*))?$/;
 
-export function parseEntries(body: unknown): {
-  type: 'batch' | 'transaction';
-  entries: ParsedEntry[];
-} {
+export function parseEntries(
+  body: unknown,
+):
+  | { type: 'transaction'; entries: ParsedEntry[] }
+  | { type: 'batch'; entries: (ParsedEntry | RejectedEntry)[] } {
   const bundle = body as { resourceType?: unknown; type?: unknown; entry?: unknown } | null;
   if (typeof bundle !== 'object' || bundle === null || bundle.resourceType !== 'Bundle') {
     throw AppError.invalid('POST /fhir takes a Bundle of type batch or transaction');
@@ -39,7 +46,22 @@ export function parseEntries(body: unknown): {
   if (!Array.isArray(raw)) {
     throw AppError.invalid('Bundle.entry must be an array', ['Bundle.entry']);
   }
-  return { type: bundle.type, entries: raw.map((entry, index) => parseEntry(entry, index)) };
+  if (bundle.type === 'transaction') {
+    return { type: 'transaction', entries: raw.map((entry, index) => parseEntry(entry, index)) };
+  }
+  // A batch's entries stand alone (FHIR R4 3.1.0.11.1): one that cannot be read fails by
+  // itself, and the others still run.
+  return {
+    type: 'batch',
+    entries: raw.map((entry, index) => {
+      try {
+        return parseEntry(entry, index);
+      } catch (error) {
+        if (!(error instanceof AppError)) throw error;
+        return { index, error };
+      }
+    }),
+  };
 }
 
 function parseEntry(raw: unknown, index: number): ParsedEntry {

@@ -9,7 +9,13 @@ import { UnitOfWork } from '../../database/unit-of-work.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
-import { ORDER, parseEntries, resolveReferences, type ParsedEntry } from './bundle-entry.js';
+import {
+  ORDER,
+  parseEntries,
+  resolveReferences,
+  type ParsedEntry,
+  type RejectedEntry,
+} from './bundle-entry.js';
 
 interface EntryResult {
   resource?: FhirResource | OperationOutcome;
@@ -47,11 +53,12 @@ export class BundleService {
   ) {}
 
   async process(user: AuthenticatedUser, body: unknown, baseUrl: string): Promise<FhirResource> {
-    const { type, entries } = parseEntries(body);
+    const parsed = parseEntries(body);
+    const { type } = parsed;
     const results =
-      type === 'transaction'
-        ? await this.transaction(user, entries, baseUrl)
-        : await this.batch(user, entries, baseUrl);
+      parsed.type === 'transaction'
+        ? await this.transaction(user, parsed.entries, baseUrl)
+        : await this.batch(user, parsed.entries, baseUrl);
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
@@ -127,11 +134,15 @@ export class BundleService {
 
   private async batch(
     user: AuthenticatedUser,
-    entries: ParsedEntry[],
+    entries: (ParsedEntry | RejectedEntry)[],
     baseUrl: string,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     for (const entry of entries) {
+      if ('error' in entry) {
+        results.push(failed(entry.error, entry.index));
+        continue;
+      }
       try {
         this.authorize(user, entry);
         results.push(
@@ -142,8 +153,7 @@ export class BundleService {
         );
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
-        const outcome = operationOutcome(prefixed(error, entry.index).issues);
-        results.push({ response: { status: String(error.status), outcome } });
+        results.push(failed(error, entry.index));
       }
     }
     return results;
@@ -256,6 +266,12 @@ function written(stored: StoredResource, status: number): EntryResult {
       lastModified: stored.lastUpdated.toISOString(),
     },
   };
+}
+
+/** A batch entry's answer when it failed: its status and the reasons, naming the entry. */
+function failed(error: AppError, index: number): EntryResult {
+  const outcome = operationOutcome(prefixed(error, index).issues);
+  return { response: { status: String(error.status), outcome } };
 }
 
 /** PATCH entries carry a JSON Patch as a Binary (base64 data), per the FHIR spec. */
