@@ -7,6 +7,7 @@ import { AppConfig } from '../../src/config/config.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { http, type HttpResult } from '../support/http.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const RETENTION_SECONDS = 4;
@@ -17,6 +18,7 @@ describe('Bulk Data export ($export)', () => {
   let authorization: string;
   let doctor: TestUser;
   let db: pg.Client;
+  let database: ScratchDatabase;
   const family = `Exportable-${randomUUID().slice(0, 8)}`;
   const ids: Record<string, string> = {};
 
@@ -84,9 +86,15 @@ describe('Bulk Data export ($export)', () => {
   }
 
   beforeAll(async () => {
-    restoreEnv = withEnv({ EXPORT_RETENTION_SECONDS: String(RETENTION_SECONDS) });
+    // A database of its own: a test below swaps a ciphertext between two rows, which a search
+    // of another suite on the shared database could meet (as a 500) while it lasts.
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({
+      EXPORT_RETENTION_SECONDS: String(RETENTION_SECONDS),
+      DATABASE_URL: database.url,
+    });
     testApp = await createTestApp();
-    db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+    db = new pg.Client({ connectionString: database.url });
     await db.connect();
     doctor = await createUser(testApp, ['doctor']);
     const secret = await enableMfa(testApp, doctor);
@@ -125,6 +133,7 @@ describe('Bulk Data export ($export)', () => {
     await db.end();
     await testApp.close();
     restoreEnv();
+    await database.drop();
   });
 
   it('refuses kick-offs that are not asynchronous, not NDJSON, malformed, or without the right or a recent MFA', async () => {

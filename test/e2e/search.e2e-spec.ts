@@ -371,15 +371,17 @@ describe('FHIR search', () => {
       expect(typesOf(both)).toHaveLength(26);
       expect(both.body.link[0].url).toContain('_type=Patient%2CObservation');
 
-      const before = new Date(Date.now() - 1000).toISOString();
       // Another code: the paging tests below count this patient's glucose results.
       const latest = await create(
         observation(ids.a, 7.7, '2024-02-01', {
           code: { coding: [{ system: LOINC, code: `other-${run}` }] },
         }),
       );
+      // The server's own time of the write: a second before it could still hold this
+      // patient's resources from the tests above on a loaded machine.
+      const written = (await search(`Observation/${latest}`)).body.meta.lastUpdated as string;
       const since = await search(
-        `Patient/${ids.a}/$everything?_since=${encodeURIComponent(before)}`,
+        `Patient/${ids.a}/$everything?_since=${encodeURIComponent(written)}`,
       );
       expect(since.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
         latest,
