@@ -5,6 +5,7 @@ import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
 import { buildHistoryBundle, type Bundle } from './bundle.js';
+import { conditionalReferences } from './conditional-references.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import {
   isValidId,
@@ -426,6 +427,13 @@ export class FhirService {
       ]);
     }
     this.definitions.validate(resource);
+    const conditional = conditionalReferences(resource)[0];
+    if (conditional) {
+      throw AppError.invalid(
+        `${conditional.path} is a conditional reference (Type?criteria): send it in a transaction or batch Bundle, which resolves it`,
+        [conditional.path],
+      );
+    }
     return resource;
   }
 }

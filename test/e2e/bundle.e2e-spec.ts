@@ -243,6 +243,115 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     ]);
   });
 
+  it('resolves conditional references (Type?criteria) to the one resource they match', async () => {
+    const mrn = `CR-${randomUUID()}`;
+    const patient = await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn }) });
+    expect(patient.status).toBe(201);
+    const reference = `Patient?identifier=${MRN}|${mrn}`;
+    for (const type of ['transaction', 'batch']) {
+      const res = await http('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type,
+          entry: [
+            {
+              resource: observation(reference, 101),
+              request: { method: 'POST', url: 'Observation' },
+            },
+            {
+              resource: { ...observation(reference, 102), hasMember: [{ reference }] },
+              request: { method: 'POST', url: 'Observation' },
+            },
+          ],
+        },
+      });
+      expect({ type, status: res.status }).toEqual({ type, status: 200 });
+      const entries = res.body.entry as ResponseEntry[];
+      expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '201 Created']);
+      expect(entries[0]!.resource!['subject']).toEqual({ reference: `Patient/${patient.body.id}` });
+      expect(entries[1]!.resource!['hasMember']).toEqual([
+        { reference: `Patient/${patient.body.id}` },
+      ]);
+    }
+    expect(await total(`Observation?subject=Patient/${String(patient.body.id)}`)).toBe(4);
+  });
+
+  it('fails a conditional reference that matches none or several, or that a write outside a Bundle carries, without echoing its criteria', async () => {
+    const mrn = `CR-${randomUUID()}`;
+    const none = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: buildPatient({ mrn }), request: { method: 'POST', url: 'Patient' } },
+          {
+            resource: observation(`Patient?identifier=${MRN}|${mrn}-elsewhere`, 1),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      },
+    });
+    expect(none.status).toBe(404);
+    expect(none.body.issue[0].diagnostics).toBe(
+      'Bundle.entry[1]: The conditional reference at Observation.subject matches no Patient',
+    );
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(0);
+
+    for (let i = 0; i < 2; i++) {
+      expect((await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn }) })).status).toBe(
+        201,
+      );
+    }
+    const reference = `Patient?identifier=${MRN}|${mrn}`;
+    const several = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: observation(reference, 1), request: { method: 'POST', url: 'Observation' } },
+        ],
+      },
+    });
+    expect(several.status).toBe(412);
+    expect(several.body.issue[0].diagnostics).toBe(
+      'Bundle.entry[0]: The conditional reference at Observation.subject matches more than one Patient',
+    );
+
+    // A create outside a Bundle would keep the search as a reference that leads nowhere.
+    const plain = await http('POST', `${fhir}/Observation`, { body: observation(reference, 1) });
+    expect(plain.status).toBe(400);
+    expect(plain.body.issue[0]).toMatchObject({
+      diagnostics: expect.stringMatching(/^Observation\.subject is a conditional reference/),
+      expression: ['Observation.subject'],
+    });
+    for (const res of [none, several, plain]) expect(res.text).not.toContain(mrn);
+
+    // Resolving searches: billing may write a Coverage but not search contracts.
+    const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+    const coverage = await billing('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Coverage',
+              status: 'active',
+              beneficiary: { reference: 'Patient/anyone' },
+              payor: [{ reference: 'Organization/any-payor' }],
+              contract: [{ reference: 'Contract?identifier=C-1' }],
+            },
+            request: { method: 'POST', url: 'Coverage' },
+          },
+        ],
+      },
+    });
+    expect(coverage.status).toBe(403);
+    expect(coverage.body.issue[0].diagnostics).toBe(
+      'Bundle.entry[0]: Access denied: the conditional reference at Coverage.contract searches Contract',
+    );
+  });
+
   it('checks every entry against the permission matrix', async () => {
     const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
     const transaction = await nurse('POST', fhir, {

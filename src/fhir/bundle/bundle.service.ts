@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
-import { canAccessFhir } from '../../auth/permissions.js';
+import { canAccessFhir, type FhirInteraction } from '../../auth/permissions.js';
 import { scopesAllow } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
+import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
@@ -147,8 +148,8 @@ export class BundleService {
         this.authorize(user, entry);
         results.push(
           await this.unitOfWork.run(async () => {
-            const { planned } = await this.plan(user, [entry]);
-            return this.execute(user, entry, planned.get(entry.index), new Map(), baseUrl);
+            const { planned, references } = await this.plan(user, [entry]);
+            return this.execute(user, entry, planned.get(entry.index), references, baseUrl);
           }),
         );
       } catch (error) {
@@ -162,6 +163,8 @@ export class BundleService {
   /**
    * Ids for every create, decided before anything is written so that entries can refer to each
    * other by fullUrl (`urn:uuid:…`): a conditional create that matches takes the match's id.
+   * Conditional references (`Patient?identifier=…`) are resolved here too, against what is
+   * stored: an entry of the same Bundle is referred to by its fullUrl.
    */
   private async plan(
     user: AuthenticatedUser,
@@ -181,7 +184,46 @@ export class BundleService {
         references.set(entry.fullUrl, `${entry.type}/${entry.id}`);
       }
     }
+    for (const entry of entries) {
+      for (const conditional of conditionalReferences(entry.resource)) {
+        if (references.has(conditional.reference)) continue;
+        const id = await inEntry(entry, () => this.resolve(user, conditional));
+        references.set(conditional.reference, `${conditional.type}/${id}`);
+      }
+    }
     return { planned, references };
+  }
+
+  /**
+   * The one resource a conditional reference matches, as the caller's own search would find it
+   * (so it needs search access to the type), under the criteria's lock like a conditional
+   * create: 404 when none matches, 412 when several do (as HAPI FHIR answers).
+   */
+  private async resolve(
+    user: AuthenticatedUser,
+    conditional: ConditionalReference,
+  ): Promise<string> {
+    const { path, type, criteria } = conditional;
+    if (!this.allowed(user, type, 'search')) {
+      throw AppError.forbidden(
+        `Access denied: the conditional reference at ${path} searches ${type}`,
+      );
+    }
+    let id: string | undefined;
+    try {
+      id = await this.fhir.uniqueMatch(user, type, criteria);
+    } catch (error) {
+      if (error instanceof AppError && error.status === 412) {
+        throw AppError.preconditionFailed(
+          `The conditional reference at ${path} matches more than one ${type}`,
+        );
+      }
+      throw error;
+    }
+    if (id === undefined) {
+      throw AppError.notFound(`The conditional reference at ${path} matches no ${type}`);
+    }
+    return id;
   }
 
   private async execute(
@@ -247,12 +289,16 @@ export class BundleService {
 
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
   private authorize(user: AuthenticatedUser, entry: ParsedEntry): void {
-    if (
-      !canAccessFhir(user.roles, entry.type, entry.interaction) ||
-      !scopesAllow(user.scopes, user.patient !== undefined, entry.type, entry.interaction)
-    ) {
+    if (!this.allowed(user, entry.type, entry.interaction)) {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
+  }
+
+  private allowed(user: AuthenticatedUser, type: string, interaction: FhirInteraction): boolean {
+    return (
+      canAccessFhir(user.roles, type, interaction) &&
+      scopesAllow(user.scopes, user.patient !== undefined, type, interaction)
+    );
   }
 }
 
