@@ -118,7 +118,7 @@ export function buildCapabilityStatement(
 
 const PHI_DOCUMENTATION =
   'Direct identifier: matched on keyed hashes only (exact, and prefixes of 3 to 20 characters ' +
-  'for names and addresses); no :contains, no sorting';
+  'for names and addresses, a shorter value matching whole parts); no :contains, no sorting';
 
 /** The search parameters a type is indexed on, and the reference ones _include can follow. */
 function searchCapabilities(

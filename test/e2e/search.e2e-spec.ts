@@ -136,11 +136,36 @@ describe('FHIR search', () => {
       expect(ids_(await search(`Patient?identifier=${MRN}|MRN-R-${run}`))).toEqual([id]);
     });
 
-    it('explains why :contains and very short prefixes are refused on PHI', async () => {
+    it('explains why :contains is refused on PHI', async () => {
       const contains = await search(`Patient?family:contains=une`);
       expect(contains.status).toBe(400);
       expect(contains.body.issue[0].diagnostics).toMatch(/keyed hashes/);
-      expect((await search(`Patient?family=nu`)).status).toBe(400);
+      expect((await search(`Patient?family=--`)).status).toBe(400);
+    });
+
+    it('finds a two-letter family name as a whole part, and says that it did', async () => {
+      const given = `Short${run}`;
+      const ng = await create(buildPatient({ family: 'Ng', given }));
+      const nguyen = await create(buildPatient({ family: 'Nguyen', given }));
+      const short = await search(`Patient?family=NG&given=${given}`);
+      expect(short.status).toBe(200);
+      expect(ids_(short)).toEqual([ng]);
+      const outcome = (short.body.entry as { search: { mode: string }; resource: any }[]).filter(
+        (e) => e.search.mode === 'outcome',
+      );
+      expect(outcome).toHaveLength(1);
+      expect(outcome[0]!.resource).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [
+          { severity: 'warning', diagnostics: expect.stringMatching(/^family values shorter/) },
+        ],
+      });
+      expect(JSON.stringify(outcome)).not.toContain('NG');
+      const prefix = await search(`Patient?family=ngu&given=${given}`);
+      expect(ids_(prefix)).toEqual([nguyen]);
+      expect(prefix.body.entry.map((e: { search: { mode: string } }) => e.search.mode)).toEqual([
+        'match',
+      ]);
     });
 
     it('finds by identifier (system|value and value), phone and email', async () => {

@@ -24,6 +24,16 @@ export function stringTerms(value: string): string[] {
   return terms;
 }
 
+/**
+ * The term a starts-with search on a name or address part looks up: its prefix, or, for a value
+ * shorter than any indexed prefix, the whole part (`Ng` finds Ng, not Nguyen).
+ */
+export function startsWithTerm(normalized: string): { term: string; wholePart: boolean } {
+  return normalized.length < PHI_PREFIX_MIN
+    ? { term: `e:${normalized}`, wholePart: true }
+    : { term: `p:${normalized.slice(0, PHI_PREFIX_MAX)}`, wholePart: false };
+}
+
 /** An identifier, phone or email: by value alone, and by system and value. */
 export function tokenTerms(system: string | null, value: string): string[] {
   return [`v:${value}`, `s:${system ?? ''}|${value}`];

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
-import { dateCoverTerms, tokenTerms } from './blind-terms.js';
+import { dateCoverTerms, startsWithTerm, tokenTerms } from './blind-terms.js';
 import { dateRange, datePrecision } from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { normalizePhone, normalizeString } from './normalize.js';
-import { PHI_PREFIX_MAX, PHI_PREFIX_MIN } from './phi-parameters.js';
+import { PHI_PREFIX_MIN } from './phi-parameters.js';
 import {
   instantCondition,
   rangeCondition,
@@ -228,15 +228,22 @@ export class SearchConditions {
             throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
           }
           const normalized = normalizeString(raw);
+          if (normalized.length === 0) {
+            throw AppError.invalid(`${param.code} needs a value with letters or digits`);
+          }
           if (modifier === 'exact') {
             hashes.push(hash(`e:${normalized}`));
-          } else if (normalized.length < PHI_PREFIX_MIN) {
-            throw AppError.invalid(
-              `${param.code} needs at least ${PHI_PREFIX_MIN} characters (it is matched by keyed prefix hashes)`,
-            );
-          } else {
-            hashes.push(hash(`p:${normalized.slice(0, PHI_PREFIX_MAX)}`));
+            break;
           }
+          // A two-letter family name (Ng, Li, Wu) must be findable: such a value matches whole
+          // name parts, and the searchset says so, as no shorter prefix is indexed.
+          const { term, wholePart } = startsWithTerm(normalized);
+          if (wholePart) {
+            params.warnings.add(
+              `${param.code} values shorter than ${PHI_PREFIX_MIN} characters match whole name or address parts only (as :exact), not the parts that start with them: prefixes of PHI are indexed from ${PHI_PREFIX_MIN} characters`,
+            );
+          }
+          hashes.push(hash(term));
           break;
         }
         case 'token': {

@@ -5,6 +5,7 @@ import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
@@ -33,7 +34,10 @@ export interface SearchBundle {
   type: 'searchset';
   total?: number;
   link: { relation: string; url: string }[];
-  entry: { fullUrl: string; resource: FhirResource; search: { mode: 'match' | 'include' } }[];
+  entry: (
+    | { fullUrl: string; resource: FhirResource; search: { mode: 'match' | 'include' } }
+    | { resource: OperationOutcome; search: { mode: 'outcome' } }
+  )[];
 }
 
 interface Cursor {
@@ -98,7 +102,7 @@ export class SearchService {
         ? this.sealedLinks(user, baseUrl, type, query, next, previous)
         : this.links(baseUrl, type, query, next, previous);
     if (request.summaryCount) {
-      return this.bundle([], [], total, links());
+      return this.bundle([], [], total, links(), params.warnings);
     }
 
     const cursor = request.cursor ? decodeCursor(request.cursor, columns.length) : undefined;
@@ -136,6 +140,7 @@ export class SearchService {
         hasNext && last ? { d: 'n', k: last.keys } : undefined,
         hasPrevious && first ? { d: 'p', k: first.keys } : undefined,
       ),
+      params.warnings,
       baseUrl,
     );
   }
@@ -368,6 +373,7 @@ export class SearchService {
     included: FhirResource[],
     total: number | undefined,
     link: { relation: string; url: string }[],
+    warnings: ReadonlySet<string>,
     baseUrl = '',
   ): SearchBundle {
     const entry = (resource: FhirResource, mode: 'match' | 'include') => ({
@@ -385,6 +391,21 @@ export class SearchService {
       entry: [
         ...matches.map((r) => entry(r, 'match')),
         ...included.map((r) => entry(r, 'include')),
+        // FHIR's place for what a client should know about how its search was answered.
+        ...(warnings.size > 0
+          ? [
+              {
+                resource: operationOutcome(
+                  [...warnings].map((diagnostics) => ({
+                    severity: 'warning' as const,
+                    code: 'informational' as const,
+                    diagnostics,
+                  })),
+                ),
+                search: { mode: 'outcome' as const },
+              },
+            ]
+          : []),
       ],
     };
   }

@@ -1,6 +1,8 @@
 /** Positional parameters for one SQL statement: every value is bound, never spliced. */
 export class SqlParams {
   readonly values: unknown[] = [];
+  /** Where the statement answers differently from what was asked, for the searchset to say. */
+  readonly warnings = new Set<string>();
   private aliases = 0;
 
   add(value: unknown): string {
