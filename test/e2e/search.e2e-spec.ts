@@ -267,6 +267,15 @@ describe('FHIR search', () => {
         ids.obsB,
       ]);
       expect(ids_(await search(`Observation?patient.family=${other}`))).toEqual([ids.obsB]);
+      // subject may point to a Patient, Group, Device or Location: unnamed, every type that
+      // has the parameter is tried (only Patient has family; all four have identifier).
+      expect(ids_(await search(`Observation?subject.family=${other}`))).toEqual([ids.obsB]);
+      expect(ids_(await search(`Observation?subject.identifier=MRN-B-${run}`))).toEqual([ids.obsB]);
+      const none = await search(`Observation?subject.no-such-param=1`);
+      expect(none.status).toBe(400);
+      expect(none.body.issue[0].diagnostics).toBe(
+        'subject points to no type that has a search parameter no-such-param',
+      );
       expect(
         ids_(
           await search(

@@ -324,24 +324,37 @@ export class SearchConditions {
     if (param.type !== 'reference') {
       throw AppError.invalid(`${param.code} is not a reference parameter: it cannot be chained`);
     }
-    const targetType =
-      chain.targetType ?? (param.targets.length === 1 ? param.targets[0] : undefined);
-    if (!targetType) {
+    // Unnamed, the target is any type the reference may point to that has the chained
+    // parameter (as HAPI FHIR reads it): subject.family means a Patient's, subject.name a
+    // Patient's, a Group's or a Location's.
+    const targetTypes = chain.targetType
+      ? [chain.targetType]
+      : param.targets.filter(
+          (type) =>
+            chain.code === '_id' ||
+            chain.code === '_lastUpdated' ||
+            this.definitions.param(type, chain.code) !== undefined,
+        );
+    if (targetTypes.length === 0) {
       throw AppError.invalid(
-        `${param.code} can point to several types: name one, as in ${param.code}:${param.targets[0] ?? 'Patient'}.${chain.code}`,
+        `${param.code} points to no type that has a search parameter ${chain.code}`,
       );
     }
     const alias = params.alias('c');
-    const inner = this.condition(
-      { type: targetType, typeSql: `${alias}.target_type`, idSql: `${alias}.target_id` },
-      {
-        code: chain.code,
-        ...(chain.modifier ? { modifier: chain.modifier } : {}),
-        values: criterion.values,
-      },
-      params,
-    );
-    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${alias}.target_type = ${params.add(targetType)} AND ${inner})`;
+    const byType = targetTypes.map((targetType) => {
+      const inner = this.condition(
+        { type: targetType, typeSql: `${alias}.target_type`, idSql: `${alias}.target_id` },
+        {
+          code: chain.code,
+          ...(chain.modifier ? { modifier: chain.modifier } : {}),
+          values: criterion.values,
+        },
+        params,
+      );
+      return `${alias}.target_type = ${params.add(targetType)} AND ${inner}`;
+    });
+    const targets = byType.length === 1 ? byType[0] : `((${byType.join(') OR (')}))`;
+    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${targets})`;
   }
 
   private has(subject: Subject, criterion: Criterion, params: SqlParams): string {
