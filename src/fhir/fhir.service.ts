@@ -491,6 +491,13 @@ function assertVersionMatches(current: ResourceEntity | null, expected: number |
 }
 
 function checkPatch(body: unknown): Operation[] {
+  if ((body as { resourceType?: unknown } | null)?.resourceType === 'Parameters') {
+    throw AppError.of(
+      400,
+      'not-supported',
+      'FHIRPath Patch (a Parameters body) is not supported: send a JSON Patch as application/json-patch+json',
+    );
+  }
   if (!Array.isArray(body)) {
     throw AppError.of(400, 'structure', 'A JSON Patch body must be an array of operations');
   }

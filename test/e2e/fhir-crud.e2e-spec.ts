@@ -377,6 +377,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
       body: [{ op: 'test', path: '/gender', value: 'female' }],
     });
     expect(failedTest.status).toBe(412);
+    const fhirPathPatch = await http('PATCH', `${fhir}/Patient/${id}`, {
+      body: { resourceType: 'Parameters', parameter: [] },
+    });
+    expect(fhirPathPatch.status).toBe(400);
+    expect(fhirPathPatch.body.issue[0]).toMatchObject({
+      code: 'not-supported',
+      diagnostics: expect.stringContaining('application/json-patch+json'),
+    });
     expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
   });
 
