@@ -88,14 +88,23 @@ export class FhirController {
   @ApiOperation({
     summary: 'Batch or transaction Bundle (a transaction commits all entries or none)',
   })
+  @ApiHeader({
+    name: 'Prefer',
+    required: false,
+    description: 'return=minimal | representation | OperationOutcome, for every write entry',
+  })
   @ApiBody(RESOURCE)
   async bundle(
     @CurrentUser() user: AuthenticatedUser,
     @Body() body: unknown,
+    @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.bundles.process(user, body, fhirBaseUrl(request)));
+    return sendFhirJson(
+      reply,
+      await this.bundles.process(user, body, fhirBaseUrl(request), prefer),
+    );
   }
 
   @Get('metadata')

@@ -352,6 +352,45 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     );
   });
 
+  it('answers write entries as Prefer: return= asks, leaving reads and searches whole', async () => {
+    const bundle = (mrn: string) => ({
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        { resource: buildPatient({ mrn }), request: { method: 'POST', url: 'Patient' } },
+        { request: { method: 'GET', url: `Patient?identifier=${MRN}|${mrn}` } },
+        { request: { method: 'DELETE', url: 'Observation/not-there-either' } },
+      ],
+    });
+    const minimal = await http('POST', fhir, {
+      body: bundle(`PM-${randomUUID()}`),
+      headers: { prefer: 'return=minimal' },
+    });
+    const [created, searched] = minimal.body.entry as ResponseEntry[];
+    expect(created).toEqual({
+      response: {
+        status: '201 Created',
+        location: expect.stringMatching(/^Patient\/[0-9a-f-]+\/_history\/1$/),
+        etag: 'W/"1"',
+        lastModified: expect.any(String),
+      },
+    });
+    expect(searched!.resource!.resourceType).toBe('Bundle');
+    expect((searched!.resource!['entry'] as unknown[]).length).toBe(1);
+
+    const outcome = await http('POST', fhir, {
+      body: bundle(`PO-${randomUUID()}`),
+      headers: { prefer: 'return=OperationOutcome' },
+    });
+    const written = (outcome.body.entry as ResponseEntry[])[0]!;
+    expect(written.resource).toBeUndefined();
+    expect(written.response.outcome!.issue[0]!.diagnostics).toBe(
+      `Stored as ${written.response.location!}`,
+    );
+    const full = await http('POST', fhir, { body: bundle(`PR-${randomUUID()}`) });
+    expect((full.body.entry as ResponseEntry[])[0]!.resource!.resourceType).toBe('Patient');
+  });
+
   it('checks every entry against the permission matrix', async () => {
     const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
     const transaction = await nurse('POST', fhir, {

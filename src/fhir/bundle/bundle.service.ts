@@ -7,6 +7,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
+import { parsePreferReturn } from '../fhir-headers.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
@@ -53,18 +54,31 @@ export class BundleService {
     private readonly unitOfWork: UnitOfWork,
   ) {}
 
-  async process(user: AuthenticatedUser, body: unknown, baseUrl: string): Promise<FhirResource> {
+  /** `prefer` is the request's Prefer header: its `return=` applies to every write entry. */
+  async process(
+    user: AuthenticatedUser,
+    body: unknown,
+    baseUrl: string,
+    prefer?: string,
+  ): Promise<FhirResource> {
     const parsed = parseEntries(body);
-    const { type } = parsed;
     const results =
       parsed.type === 'transaction'
         ? await this.transaction(user, parsed.entries, baseUrl)
         : await this.batch(user, parsed.entries, baseUrl);
+    const wanted = parsePreferReturn(prefer);
+    const writes = new Set(
+      parsed.entries
+        .filter((entry) => 'method' in entry && entry.method !== 'GET' && entry.method !== 'DELETE')
+        .map((entry) => entry.index),
+    );
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
-      type: `${type}-response`,
-      entry: results,
+      type: `${parsed.type}-response`,
+      entry: results.map((result, index) =>
+        writes.has(index) && result.resource ? asPreferred(result, wanted) : result,
+      ),
     };
   }
 
@@ -312,6 +326,35 @@ function written(stored: StoredResource, status: number): EntryResult {
       lastModified: stored.lastUpdated.toISOString(),
     },
   };
+}
+
+/**
+ * A written entry's answer as `Prefer: return=` asks: the resource (the default), nothing but
+ * the response (an importer of large Bundles need not read every resource back), or an outcome.
+ */
+function asPreferred(
+  result: EntryResult,
+  wanted: ReturnType<typeof parsePreferReturn>,
+): EntryResult {
+  switch (wanted) {
+    case 'representation':
+      return result;
+    case 'minimal':
+      return { response: result.response };
+    case 'OperationOutcome':
+      return {
+        response: {
+          ...result.response,
+          outcome: operationOutcome([
+            {
+              severity: 'information',
+              code: 'informational',
+              diagnostics: `Stored as ${result.response.location ?? 'requested'}`,
+            },
+          ]),
+        },
+      };
+  }
 }
 
 /** A batch entry's answer when it failed: its status and the reasons, naming the entry. */
