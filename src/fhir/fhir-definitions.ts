@@ -13,6 +13,7 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
+import { emptyValuePath } from './empty-values.js';
 import type { FhirResource } from './fhir-types.js';
 import { Subsets } from './subset.js';
 import { ValueSets, type BoundValue } from './value-sets.js';
@@ -70,6 +71,15 @@ export class FhirDefinitions {
   validate(resource: FhirResource): void {
     // Medplum's validator collects the values of elements with a required binding; Medplum's
     // server checks them against its terminology tables, and ValueSets does so here.
+    const empty = emptyValuePath(resource);
+    if (empty) {
+      throw AppError.of(
+        400,
+        'structure',
+        `${empty} is empty: FHIR JSON has no empty strings or arrays (leave the element out)`,
+        [empty],
+      );
+    }
     const bound: Record<string, BoundValue[]> = {};
     try {
       // FhirResource is the store's loose view of any resource; medplum's type is the union of all.

@@ -271,6 +271,23 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
     expect(missing.status).toBe(400);
     expect(missing.body.issue[0].expression).toEqual(['Observation.status']);
+
+    // FHIR JSON has no empty strings or arrays: "" is not a gender, [] not a list of names.
+    for (const [body, expression] of [
+      [{ resourceType: 'Patient', gender: '' }, 'Patient.gender'],
+      [{ resourceType: 'Patient', name: [] }, 'Patient.name'],
+      [
+        { resourceType: 'Patient', identifier: [{ system: '', value: 'x' }] },
+        'Patient.identifier[0].system',
+      ],
+    ] as const) {
+      const empty = await http('POST', `${fhir}/Patient`, { body });
+      expect({ expression, status: empty.status, issue: empty.body.issue[0] }).toMatchObject({
+        expression,
+        status: 400,
+        issue: { code: 'structure', expression: [expression] },
+      });
+    }
   });
 
   it('validates without storing with $validate: 200 and the issues, valid or not', async () => {
