@@ -3,7 +3,7 @@ import { emptyValuePath } from './empty-values.js';
 describe('emptyValuePath', () => {
   it('names the first empty string or array, with array indexes', () => {
     expect(emptyValuePath({ resourceType: 'Patient', gender: '' })).toBe('Patient.gender');
-    expect(emptyValuePath({ resourceType: 'Patient', name: [] } as never)).toBe('Patient.name');
+    expect(emptyValuePath({ resourceType: 'Patient', name: [] })).toBe('Patient.name');
     expect(
       emptyValuePath({
         resourceType: 'Patient',
@@ -11,13 +11,13 @@ describe('emptyValuePath', () => {
           { system: 'urn:mrn', value: '1' },
           { system: '', value: '2' },
         ],
-      } as never),
+      }),
     ).toBe('Patient.identifier[1].system');
     expect(
       emptyValuePath({
         resourceType: 'Observation',
         contained: [{ resourceType: 'Patient', name: [{ given: ['Ann', ''] }] }],
-      } as never),
+      }),
     ).toBe('Observation.contained[0].name[0].given[1]');
   });
 
@@ -30,7 +30,7 @@ describe('emptyValuePath', () => {
         name: [{ given: ['Ann', 'Lee'] }],
         _birthDate: { extension: [{ url: 'http://x', valueString: 'y' }] },
         address: [{ line: ['1 Main St', null] }],
-      } as never),
+      }),
     ).toBeUndefined();
   });
 });

@@ -1,10 +1,12 @@
+import type { FhirResource } from './fhir-types.js';
+
 /**
  * Where a resource breaks FHIR's JSON rule that a property is absent or has a value: no empty
  * string and no empty array (json.html). The StructureDefinition validator lets both through,
  * and `"gender": ""` would store a code from no value set. Returns the first such element's
  * path (`Patient.identifier[0].system`), or undefined.
  */
-export function emptyValuePath(resource: { resourceType: string }): string | undefined {
+export function emptyValuePath(resource: FhirResource): string | undefined {
   const found = find(resource);
   if (!found) {
     return undefined;

@@ -6,6 +6,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
 import { buildHistoryBundle, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
+import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import {
   isValidId,
@@ -181,8 +182,8 @@ export class FhirService {
     type: string,
     criteria: string,
   ): Promise<string | undefined> {
-    await this.repository.lockCriteria(`${type}?${canonicalCriteria(criteria)}`);
-    const ids = await this.searches.matchingIds(user, type, criteria);
+    await this.repository.lockCriteria(criteriaKey(type, criteria));
+    const ids = await this.searches.matchingIds(user, type, criteriaQuery(type, criteria));
     if (ids.length > 1) {
       throw AppError.preconditionFailed('The conditional criteria match more than one resource');
     }
@@ -524,12 +525,4 @@ function applyPatch(document: FhirResource, operations: Operation[]): FhirResour
       ? AppError.preconditionFailed(`${operation} (test) failed`)
       : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
   }
-}
-
-/** Criteria in a canonical order, so `a=1&b=2` and `b=2&a=1` take the same lock. */
-function canonicalCriteria(criteria: string): string {
-  return [...new URLSearchParams(criteria)]
-    .map(([name, value]) => `${name}=${value}`)
-    .sort()
-    .join('&');
 }

@@ -274,6 +274,42 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       ]);
     }
     expect(await total(`Observation?subject=Patient/${String(patient.body.id)}`)).toBe(4);
+
+    // A conditional create and references with its criteria: the same resource, whether this
+    // Bundle creates it or it exists already (ifNoneExist given with its type, as clients do).
+    const lab = `LAB-${randomUUID()}`;
+    const organization = `Organization?identifier=urn:example:labs|${lab}`;
+    const withLab = () => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          resource: { ...observation(reference, 103), performer: [{ reference: organization }] },
+          request: { method: 'POST', url: 'Observation' },
+        },
+        {
+          resource: {
+            resourceType: 'Organization',
+            identifier: [{ system: 'urn:example:labs', value: lab }],
+            name: 'North Lab',
+          },
+          request: { method: 'POST', url: 'Organization', ifNoneExist: organization },
+        },
+      ],
+    });
+    const performers: unknown[] = [];
+    for (const expected of ['201 Created', '200 OK']) {
+      const res = await http('POST', fhir, { body: withLab() });
+      expect(res.status).toBe(200);
+      const [result, org] = res.body.entry as ResponseEntry[];
+      expect(org!.response.status).toBe(expected);
+      expect(result!.resource!['performer']).toEqual([
+        { reference: `Organization/${org!.resource!.id}` },
+      ]);
+      performers.push(result!.resource!['performer']);
+    }
+    expect(performers[0]).toEqual(performers[1]);
+    expect(await total(`Organization?identifier=urn:example:labs|${lab}`)).toBe(1);
   });
 
   it('fails a conditional reference that matches none or several, or that a write outside a Bundle carries, without echoing its criteria', async () => {

@@ -7,6 +7,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
+import { criteriaKey } from '../criteria.js';
 import { parsePreferReturn } from '../fhir-headers.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
@@ -177,8 +178,8 @@ export class BundleService {
   /**
    * Ids for every create, decided before anything is written so that entries can refer to each
    * other by fullUrl (`urn:uuid:…`): a conditional create that matches takes the match's id.
-   * Conditional references (`Patient?identifier=…`) are resolved here too, against what is
-   * stored: an entry of the same Bundle is referred to by its fullUrl.
+   * Conditional references (`Patient?identifier=…`) are resolved here too: to the conditional
+   * create of the Bundle with the same criteria, or else to the one stored match.
    */
   private async plan(
     user: AuthenticatedUser,
@@ -186,6 +187,9 @@ export class BundleService {
   ): Promise<{ planned: Map<number, Planned>; references: Map<string, string> }> {
     const planned = new Map<number, Planned>();
     const references = new Map<string, string>();
+    // What each conditional create will stand for: a conditional reference with the same
+    // criteria means that resource, whether it exists already or this Bundle creates it.
+    const conditionallyCreated = new Map<string, string>();
     for (const entry of entries) {
       if (entry.method === 'POST') {
         const match = entry.ifNoneExist
@@ -194,6 +198,12 @@ export class BundleService {
         const id = match ?? randomUUID();
         planned.set(entry.index, { id, existing: match !== undefined });
         if (entry.fullUrl) references.set(entry.fullUrl, `${entry.type}/${id}`);
+        if (entry.ifNoneExist) {
+          conditionallyCreated.set(
+            criteriaKey(entry.type, entry.ifNoneExist),
+            `${entry.type}/${id}`,
+          );
+        }
       } else if (entry.method === 'PUT' && entry.id && entry.fullUrl) {
         references.set(entry.fullUrl, `${entry.type}/${entry.id}`);
       }
@@ -201,8 +211,13 @@ export class BundleService {
     for (const entry of entries) {
       for (const conditional of conditionalReferences(entry.resource)) {
         if (references.has(conditional.reference)) continue;
-        const id = await inEntry(entry, () => this.resolve(user, conditional));
-        references.set(conditional.reference, `${conditional.type}/${id}`);
+        const created = conditionallyCreated.get(
+          criteriaKey(conditional.type, conditional.criteria),
+        );
+        const target =
+          created ??
+          `${conditional.type}/${await inEntry(entry, () => this.resolve(user, conditional))}`;
+        references.set(conditional.reference, target);
       }
     }
     return { planned, references };
