@@ -76,6 +76,9 @@ export function capabilityResources(
           conditionalCreate: true,
           conditionalUpdate: true,
           conditionalDelete: 'single',
+          // Literal and identifier references are stored as given; targets are not enforced
+          // (conditional references in Bundles resolve to a stored resource, though).
+          referencePolicy: ['literal', 'logical'],
           ...searchCapabilities(type, searchParams(type)),
           operation: [
             ...(type === 'Patient' ? [EVERYTHING] : []),

@@ -552,7 +552,12 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect.arrayContaining(['Patient', 'Claim', 'Procedure', 'CarePlan', 'ExplanationOfBenefit']),
     );
     const patient = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Patient');
-    expect(patient.conditionalRead).toBe('full-support');
+    expect(patient).toMatchObject({
+      conditionalRead: 'full-support',
+      conditionalCreate: true,
+      conditionalDelete: 'single',
+      referencePolicy: ['literal', 'logical'],
+    });
     const params = new Map(
       patient.searchParam.map((p: { name: string }) => [p.name, p] as [string, unknown]),
     );
