@@ -234,7 +234,6 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     expect(await dataRows(untouched)).toBe(0);
   });
 
-  /** Decrypts a backup with the test's identity, changes its records, and encrypts it again. */
   /** A copy of the backup whose records of one type have their JSON payload edited. */
   async function rewritten(
     file: string,
