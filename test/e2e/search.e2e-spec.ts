@@ -484,6 +484,16 @@ describe('FHIR search', () => {
         },
       );
       expect(lenient.status).toBe(200);
+      // The self link says what the search used; an outcome entry names what it ignored.
+      const self = new URL(lenient.body.link[0].url as string);
+      expect([...self.searchParams.keys()].sort()).toEqual(['_total', 'code']);
+      const ignored = (lenient.body.entry as { search: { mode: string }; resource: any }[]).filter(
+        (e) => e.search.mode === 'outcome',
+      );
+      expect(ignored.map((e) => e.resource.issue[0].diagnostics)).toEqual([
+        'Unknown search parameters were ignored: unknown-thing',
+      ]);
+      expect(ids_(lenient)).toEqual(ids_(await search(`Observation?code=${code}`)));
       for (const sort of ['name;DROP TABLE resource', "date'--", 'family', 'status,', '_id desc']) {
         const res = await search(`Patient?_sort=${encodeURIComponent(sort)}`);
         expect(res.status).toBe(400);

@@ -12,7 +12,12 @@ import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
-import { parseSearchRequest, type IncludeSpec, type SearchRequest } from './search-request.js';
+import {
+  parseSearchRequest,
+  type Criterion,
+  type IncludeSpec,
+  type SearchRequest,
+} from './search-request.js';
 import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
 import { SqlParams } from './sql-params.js';
@@ -82,12 +87,23 @@ export class SearchService {
     const sealed = options.viaPost === true || state !== undefined;
     this.definitions.assertResourceType(type);
     const request = parseSearchRequest(query);
-    if (lenient) {
-      request.criteria = request.criteria.filter((criterion) =>
-        this.isKnown(type, criterion.code, criterion.has?.type),
-      );
-    }
     const params = new SqlParams();
+    let used = query;
+    if (lenient) {
+      const known = (criterion: Criterion) =>
+        this.isKnown(type, criterion.code, criterion.has?.type);
+      const ignored = [...new Set(request.criteria.filter((c) => !known(c)).map((c) => c.code))];
+      if (ignored.length > 0) {
+        request.criteria = request.criteria.filter(known);
+        // The links carry what the search used, and the outcome names what it did not.
+        used = Object.fromEntries(
+          Object.entries(query).filter(([name, value]) =>
+            parseSearchRequest({ [name]: value }).criteria.every(known),
+          ),
+        );
+        params.warnings.add(`Unknown search parameters were ignored: ${ignored.join(', ')}`);
+      }
+    }
     const where = this.where(user, type, request, params);
     // The count uses the criteria's parameters only: sort and keyset ones are added after.
     const whereValues = [...params.values];
@@ -99,8 +115,8 @@ export class SearchService {
         : undefined;
     const links = (next?: Cursor, previous?: Cursor) =>
       sealed
-        ? this.sealedLinks(user, baseUrl, type, query, next, previous)
-        : this.links(baseUrl, type, query, next, previous);
+        ? this.sealedLinks(user, baseUrl, type, used, next, previous)
+        : this.links(baseUrl, type, used, next, previous);
     if (request.summaryCount) {
       return this.bundle([], [], total, links(), params.warnings);
     }
