@@ -211,12 +211,9 @@ export class BundleService {
     for (const entry of entries) {
       for (const conditional of conditionalReferences(entry.resource)) {
         if (references.has(conditional.reference)) continue;
-        const created = conditionallyCreated.get(
-          criteriaKey(conditional.type, conditional.criteria),
-        );
         const target =
-          created ??
-          `${conditional.type}/${await inEntry(entry, () => this.resolve(user, conditional))}`;
+          conditionallyCreated.get(criteriaKey(conditional.type, conditional.criteria)) ??
+          (await inEntry(entry, () => this.resolve(user, conditional)));
         references.set(conditional.reference, target);
       }
     }
@@ -224,9 +221,9 @@ export class BundleService {
   }
 
   /**
-   * The one resource a conditional reference matches, as the caller's own search would find it
-   * (so it needs search access to the type), under the criteria's lock like a conditional
-   * create: 404 when none matches, 412 when several do (as HAPI FHIR answers).
+   * `Type/id` of the one resource a conditional reference matches, found as the caller's own
+   * search would find it (so it needs search access to the type), under the criteria's lock
+   * like a conditional create: 404 when none matches, 412 when several do (as HAPI answers).
    */
   private async resolve(
     user: AuthenticatedUser,
@@ -252,7 +249,7 @@ export class BundleService {
     if (id === undefined) {
       throw AppError.notFound(`The conditional reference at ${path} matches no ${type}`);
     }
-    return id;
+    return `${type}/${id}`;
   }
 
   private async execute(
