@@ -176,16 +176,20 @@ export class FhirService {
     });
   }
 
-  /** The single resource matching conditional criteria, under the criteria's lock. */
+  /**
+   * The single resource matching conditional criteria, under the criteria's lock; several are a
+   * 412 that names what asked (`the conditional reference at Observation.subject`).
+   */
   async uniqueMatch(
     user: AuthenticatedUser,
     type: string,
     criteria: string,
+    what = 'the conditional criteria',
   ): Promise<string | undefined> {
     await this.repository.lockCriteria(criteriaKey(type, criteria));
     const ids = await this.searches.matchingIds(user, type, criteriaQuery(type, criteria));
     if (ids.length > 1) {
-      throw AppError.preconditionFailed('The conditional criteria match more than one resource');
+      throw AppError.preconditionFailed(`More than one ${type} matches ${what}`);
     }
     return ids[0];
   }

@@ -350,7 +350,7 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     });
     expect(several.status).toBe(412);
     expect(several.body.issue[0].diagnostics).toBe(
-      'Bundle.entry[0]: The conditional reference at Observation.subject matches more than one Patient',
+      'Bundle.entry[0]: More than one Patient matches the conditional reference at Observation.subject',
     );
 
     // A create outside a Bundle would keep the search as a reference that leads nowhere.

@@ -235,17 +235,12 @@ export class BundleService {
         `Access denied: the conditional reference at ${path} searches ${type}`,
       );
     }
-    let id: string | undefined;
-    try {
-      id = await this.fhir.uniqueMatch(user, type, criteria);
-    } catch (error) {
-      if (error instanceof AppError && error.status === 412) {
-        throw AppError.preconditionFailed(
-          `The conditional reference at ${path} matches more than one ${type}`,
-        );
-      }
-      throw error;
-    }
+    const id = await this.fhir.uniqueMatch(
+      user,
+      type,
+      criteria,
+      `the conditional reference at ${path}`,
+    );
     if (id === undefined) {
       throw AppError.notFound(`The conditional reference at ${path} matches no ${type}`);
     }

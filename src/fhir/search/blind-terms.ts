@@ -13,7 +13,7 @@ export function stringTerms(value: string): string[] {
   if (normalized.length === 0) {
     return [];
   }
-  const terms = [`e:${normalized}`];
+  const terms = [exactTerm(normalized)];
   for (
     let length = PHI_PREFIX_MIN;
     length <= Math.min(PHI_PREFIX_MAX, normalized.length);
@@ -24,13 +24,18 @@ export function stringTerms(value: string): string[] {
   return terms;
 }
 
+/** The term of a whole name or address part (normalized): what `:exact` looks up. */
+export function exactTerm(normalized: string): string {
+  return `e:${normalized}`;
+}
+
 /**
  * The term a starts-with search on a name or address part looks up: its prefix, or, for a value
  * shorter than any indexed prefix, the whole part (`Ng` finds Ng, not Nguyen).
  */
 export function startsWithTerm(normalized: string): { term: string; wholePart: boolean } {
   return normalized.length < PHI_PREFIX_MIN
-    ? { term: `e:${normalized}`, wholePart: true }
+    ? { term: exactTerm(normalized), wholePart: true }
     : { term: `p:${normalized.slice(0, PHI_PREFIX_MAX)}`, wholePart: false };
 }
 

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
-import { dateCoverTerms, startsWithTerm, tokenTerms } from './blind-terms.js';
+import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
 import { dateRange, datePrecision } from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { normalizePhone, normalizeString } from './normalize.js';
@@ -89,6 +89,13 @@ export class SearchConditions {
     );
     const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
     return negate ? `NOT ${inner}` : inner;
+  }
+
+  /** Whether `type` can be searched by `code` (an indexed parameter, `_id` or `_lastUpdated`). */
+  isSearchable(type: string, code: string): boolean {
+    return (
+      code === '_id' || code === '_lastUpdated' || this.definitions.param(type, code) !== undefined
+    );
   }
 
   param(type: string, code: string): SearchParam {
@@ -232,7 +239,7 @@ export class SearchConditions {
             throw AppError.invalid(`${param.code} needs a value with letters or digits`);
           }
           if (modifier === 'exact') {
-            hashes.push(hash(`e:${normalized}`));
+            hashes.push(hash(exactTerm(normalized)));
             break;
           }
           // A two-letter family name (Ng, Li, Wu) must be findable: such a value matches whole
@@ -329,12 +336,7 @@ export class SearchConditions {
     // Patient's, a Group's or a Location's.
     const targetTypes = chain.targetType
       ? [chain.targetType]
-      : param.targets.filter(
-          (type) =>
-            chain.code === '_id' ||
-            chain.code === '_lastUpdated' ||
-            this.definitions.param(type, chain.code) !== undefined,
-        );
+      : param.targets.filter((type) => this.isSearchable(type, chain.code));
     if (targetTypes.length === 0) {
       throw AppError.invalid(
         `${param.code} points to no type that has a search parameter ${chain.code}`,

@@ -304,12 +304,7 @@ export class SearchService {
   }
 
   private isKnown(type: string, code: string, hasType?: string): boolean {
-    return (
-      code === '_id' ||
-      code === '_lastUpdated' ||
-      (code === '_has' && hasType !== undefined) ||
-      this.searchDefinitions.param(type, code) !== undefined
-    );
+    return (code === '_has' && hasType !== undefined) || this.conditions.isSearchable(type, code);
   }
 
   private links(

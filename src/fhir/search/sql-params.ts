@@ -1,4 +1,7 @@
-/** Positional parameters for one SQL statement: every value is bound, never spliced. */
+/**
+ * What building one search statement gathers: its positional parameters (every value is bound,
+ * never spliced), its subquery aliases, and warnings for the searchset.
+ */
 export class SqlParams {
   readonly values: unknown[] = [];
   /** Where the statement answers differently from what was asked, for the searchset to say. */
