@@ -1,5 +1,6 @@
 import type { BlindIndexer } from '../../src/crypto/blind-index.js';
 import { dateTerms, stringTerms, tokenTerms } from '../../src/fhir/search/blind-terms.js';
+import { compositeKeys } from '../../src/fhir/search/composite-keys.js';
 import { dateRange } from '../../src/fhir/search/date-range.js';
 import { dedupe, emptyRows, type IndexRows } from '../../src/fhir/search/index-rows.js';
 import { normalizePhone, normalizeString } from '../../src/fhir/search/normalize.js';
@@ -178,6 +179,20 @@ export function observationRows(observation: Json): IndexRows {
   addTokens(rows, 'status', [observation['status']]);
   for (const q of quantities([observation['valueQuantity']])) {
     rows.quantities.push({ param: 'value-quantity', ...q });
+  }
+  // Composites: each element's value under its own code's keys.
+  const composite = (param: string, element: Json): void => {
+    for (const q of quantities([element['valueQuantity']])) {
+      for (const token of tokens(element['code'])) {
+        for (const key of compositeKeys(param, token)) rows.quantities.push({ param: key, ...q });
+      }
+    }
+  };
+  composite('code-value-quantity', observation);
+  composite('combo-code-value-quantity', observation);
+  for (const component of components) {
+    composite('combo-code-value-quantity', component);
+    composite('component-code-value-quantity', component);
   }
   return dedupe(rows);
 }

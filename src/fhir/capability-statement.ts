@@ -1,4 +1,4 @@
-import type { SearchParam } from './search/search-definitions.js';
+import type { SearchDefinitions, SearchParam } from './search/search-definitions.js';
 
 const INTERACTIONS = [
   'read',
@@ -58,7 +58,7 @@ export type RestSecurity = Record<string, unknown>;
  */
 export function capabilityResources(
   resourceTypes: readonly string[],
-  searchParams: (type: string) => readonly SearchParam[],
+  search: Pick<SearchDefinitions, 'paramsOf' | 'compositesOf'>,
 ): object[] {
   return resourceTypes.map((type) =>
     type === AUDIT_EVENT.type
@@ -79,7 +79,7 @@ export function capabilityResources(
           // Literal and identifier references are stored as given; targets are not enforced
           // (conditional references in Bundles resolve to a stored resource, though).
           referencePolicy: ['literal', 'logical'],
-          ...searchCapabilities(type, searchParams(type)),
+          ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
           operation: [
             ...(type === 'Patient' ? [EVERYTHING] : []),
             {
@@ -127,6 +127,7 @@ const PHI_DOCUMENTATION =
 function searchCapabilities(
   type: string,
   params: readonly SearchParam[],
+  composites: readonly { code: string; definition?: string }[],
 ): { searchInclude: string[]; searchParam: Record<string, string>[] } {
   return {
     searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
@@ -142,6 +143,11 @@ function searchCapabilities(
         type: param.type,
         ...(param.definition ? { definition: param.definition } : {}),
         ...(param.phi ? { documentation: PHI_DOCUMENTATION } : {}),
+      })),
+      ...composites.map((composite) => ({
+        name: composite.code,
+        type: 'composite',
+        ...(composite.definition ? { definition: composite.definition } : {}),
       })),
     ],
   };

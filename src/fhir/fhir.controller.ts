@@ -77,9 +77,7 @@ export class FhirController {
     private readonly smart: SmartConfiguration,
     private readonly config: AppConfig,
   ) {
-    this.capabilities = capabilityResources(definitions.resourceTypes, (type) =>
-      searchDefinitions.paramsOf(type),
-    );
+    this.capabilities = capabilityResources(definitions.resourceTypes, searchDefinitions);
   }
 
   @Post()

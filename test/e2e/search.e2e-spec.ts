@@ -373,6 +373,99 @@ describe('FHIR search', () => {
       );
       expect(ids_(and)).toEqual([ids.b]);
     });
+
+    it('composite: a code and its value from the same element (blood pressure components)', async () => {
+      const patient = await create(buildPatient({ family: `Bp${run}`, mrn: `MRN-BP-${run}` }));
+      const loinc = (c: string) => ({ coding: [{ system: LOINC, code: c }] });
+      const mmHg = (value: number) => ({ value, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' });
+      const bp = (systolic: number, diastolic: number) =>
+        create({
+          resourceType: 'Observation',
+          status: 'final',
+          code: loinc('85354-9'),
+          subject: { reference: `Patient/${patient}` },
+          effectiveDateTime: '2024-03-01T09:00:00Z',
+          component: [
+            { code: loinc('8480-6'), valueQuantity: mmHg(systolic) },
+            { code: loinc('8462-4'), valueQuantity: mmHg(diastolic) },
+          ],
+        });
+      const high = await bp(150, 95);
+      const normal = await bp(120, 80);
+      // Not the suite's glucose code, whose Observations other tests count.
+      const potassium = `k-${run}`;
+      const lab = await create(observation(patient, 7.4, '2024-03-02', { code: loinc(potassium) }));
+      const lmp = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ code: `lmp-${run}` }] },
+        subject: { reference: `Patient/${patient}` },
+        valueDateTime: '2024-05-01',
+      });
+      const smoker = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ code: `smoking-${run}` }] },
+        subject: { reference: `Patient/${patient}` },
+        valueCodeableConcept: { coding: [{ system: 'http://snomed.info/sct', code: '8517006' }] },
+      });
+      const flu = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: loinc(`flu-${run}`),
+        subject: { reference: `Patient/${patient}` },
+        valueString: 'Positive for influenza A',
+      });
+      const find = async (param: string, value: string) =>
+        ids_(await search(`Observation?${param}=${encodeURIComponent(value)}&subject=${patient}`));
+      const component = 'component-code-value-quantity';
+      expect(await find(component, `${LOINC}|8480-6$gt140`)).toEqual([high]);
+      expect(await find(component, `8480-6$gt140`)).toEqual([high]);
+      // 150 is a systolic value: no diastolic is above 140, whatever else the panel holds.
+      expect(await find(component, `${LOINC}|8462-4$gt140`)).toEqual([]);
+      expect(await find(component, `${LOINC}|8480-6$lt130|${UCUM}|mm[Hg]`)).toEqual([normal]);
+      expect(await find(component, `${LOINC}|8480-6$lt130|${UCUM}|mmol/L`)).toEqual([]);
+      expect(await find(component, `8480-6$gt140,8462-4$le80`)).toEqual([high, normal].sort());
+      expect(await find(component, `|8480-6$gt140`)).toEqual([]);
+      expect(await find('combo-code-value-quantity', `8462-4$ge90`)).toEqual([high]);
+      expect(await find('code-value-quantity', `${LOINC}|${potassium}$gt7`)).toEqual([lab]);
+      expect(await find('code-value-quantity', `${LOINC}|${potassium}$lt7`)).toEqual([]);
+      expect(await find('code-value-quantity', `${LOINC}|85354-9$gt0`)).toEqual([]);
+      expect(await find('code-value-date', `lmp-${run}$ge2024-05`)).toEqual([lmp]);
+      expect(await find('code-value-date', `|lmp-${run}$lt2024`)).toEqual([]);
+      expect(
+        await find('code-value-concept', `|smoking-${run}$http://snomed.info/sct|8517006`),
+      ).toEqual([smoker]);
+      expect(await find('code-value-string', `flu-${run}$positive`)).toEqual([flu]);
+      expect(await find('code-value-string', `flu-${run}$negative`)).toEqual([]);
+      // Through _has: the patients with a systolic pressure above 140.
+      const has = await search(
+        `Patient?_has:Observation:subject:${component}=${encodeURIComponent('8480-6$gt140')}&_id=${patient}`,
+      );
+      expect(ids_(has)).toEqual([patient]);
+
+      for (const [query, message] of [
+        [`${component}=8480-6`, 'joined by $'],
+        [`${component}=8480-6$gt1$gt2`, 'joined by $'],
+        [`${component}=${encodeURIComponent(`${LOINC}|$gt1`)}`, 'needs a code and a value'],
+        [`${component}:missing=true`, 'not supported on composite'],
+        [`_sort=${component}`, ''],
+        [`_include=Observation:${component}`, 'composite search parameter'],
+      ]) {
+        const res = await search(`Observation?${query!}`);
+        expect(res.status).toBe(400);
+        expect(res.body.issue[0].diagnostics).toContain(message);
+      }
+      const metadata = await plainHttp('GET', `${fhir}/metadata`);
+      const observationCaps = (
+        metadata.body.rest[0].resource as { type: string; searchParam: object[] }[]
+      ).find((r) => r.type === 'Observation')!;
+      expect(observationCaps.searchParam).toContainEqual({
+        name: component,
+        type: 'composite',
+        definition: `http://hl7.org/fhir/SearchParameter/Observation-${component}`,
+      });
+    });
   });
 
   describe('Patient/{id}/$everything', () => {
@@ -501,7 +594,7 @@ describe('FHIR search', () => {
       expect((await search(`Observation?_cursor=not-a-cursor`)).status).toBe(400);
       // Defined in R4 but not indexed here: said so, rather than "unknown".
       for (const [query, kind] of [
-        ['Observation?combo-code-value-quantity=x$5', 'composite'],
+        ['MolecularSequence?chromosome-variant-coordinate=1$gt10$lt20', 'composite'],
         ['Observation?_text=x', 'string'],
       ]) {
         const res = await search(query!);

@@ -58,6 +58,11 @@ function extractors() {
       taken.set(`${type}.${param.code}`, kinds);
       delete (param as { paths?: unknown }).paths;
     }
+    for (const composite of engineDefinitions.compositesOf(type)) {
+      for (const part of [composite.first, composite.second, ...composite.elements]) {
+        delete (part as { paths?: unknown }).paths;
+      }
+    }
   }
   return {
     fast: new IndexExtractor(new SearchDefinitions(), new BlindIndexer(ring)),
@@ -154,6 +159,78 @@ describeWithSamples('IndexExtractor on plain paths', () => {
         rows: rowSet(engine.extract(resource)),
       });
     }
+  });
+
+  it('indexes a composite value under its code, per element', () => {
+    const { fast } = extractors();
+    const loinc = (code: string) => ({ coding: [{ system: 'http://loinc.org', code }] });
+    const mmHg = (value: number) => ({
+      value,
+      unit: 'mm[Hg]',
+      system: 'http://unitsofmeasure.org',
+      code: 'mm[Hg]',
+    });
+    const rows = fast.extract({
+      resourceType: 'Observation',
+      id: 'bp',
+      status: 'final',
+      code: loinc('85354-9'),
+      component: [
+        { code: loinc('8480-6'), valueQuantity: mmHg(150) },
+        { code: loinc('8462-4'), valueQuantity: mmHg(95) },
+      ],
+    });
+    const quantity = (param: string, value: number) => ({
+      param,
+      value,
+      system: 'http://unitsofmeasure.org',
+      code: 'mm[Hg]',
+    });
+    const composite = rows.quantities.filter((row) => row.param.includes('$'));
+    // Each value under its own component's code only: 150 is never under 8462-4.
+    expect(composite).toEqual(
+      expect.arrayContaining([
+        quantity('component-code-value-quantity$http://loinc.org|8480-6', 150),
+        quantity('component-code-value-quantity$*|8480-6', 150),
+        quantity('component-code-value-quantity$http://loinc.org|8462-4', 95),
+        quantity('combo-code-value-quantity$*|8462-4', 95),
+      ]),
+    );
+    expect(composite).toHaveLength(8);
+    expect(composite.some((row) => row.param.endsWith('8462-4') && row.value === 150)).toBe(false);
+    // The panel's own code has no value of its own: nothing under it.
+    expect(composite.some((row) => row.param.includes('85354-9'))).toBe(false);
+
+    // code-value-date runs the engine (ofType(DateTime)); a bare choice element (Group's
+    // characteristic value) is read by it too.
+    const dated = fast.extract({
+      resourceType: 'Observation',
+      id: 'o2',
+      status: 'final',
+      code: { coding: [{ code: 'lmp' }] },
+      valueDateTime: '2024-05-01',
+    });
+    expect(dated.dates.filter((row) => row.param.includes('$'))).toEqual([
+      expect.objectContaining({ param: 'code-value-date$|lmp' }),
+      expect.objectContaining({ param: 'code-value-date$*|lmp' }),
+    ]);
+    const group = fast.extract({
+      resourceType: 'Group',
+      id: 'g1',
+      type: 'person',
+      actual: true,
+      characteristic: [
+        {
+          code: { coding: [{ system: 'urn:c', code: 'smoker' }] },
+          valueBoolean: true,
+          exclude: false,
+        },
+      ],
+    });
+    expect(group.tokens.filter((row) => row.param.includes('$'))).toEqual([
+      { param: 'characteristic-value$urn:c|smoker', system: null, code: 'true' },
+      { param: 'characteristic-value$*|smoker', system: null, code: 'true' },
+    ]);
   });
 
   it('indexes the Resource-level parameters, which the engine misses on a concrete type', () => {

