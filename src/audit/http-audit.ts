@@ -22,6 +22,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /fhir/:type/$validate': { action: 'execute', subtype: '$validate' },
   'PUT /fhir/:type': { action: 'update', subtype: 'update' },
   'DELETE /fhir/:type': { action: 'delete', subtype: 'delete' },
+  'GET /fhir/_history': { action: 'history', subtype: 'history-system' },
   'GET /fhir/:type/_history': { action: 'history', subtype: 'history-type' },
   'GET /fhir/:type/:id': { action: 'read', subtype: 'read' },
   'PUT /fhir/:type/:id': { action: 'update', subtype: 'update' },

@@ -10,10 +10,9 @@ import {
   PUBLIC_KEY,
   STEP_UP_KEY,
 } from './permission.decorators.js';
-import { scopesAllow } from './smart-scopes.js';
 import {
-  canAccessFhir,
   hasAppPermission,
+  mayUseFhir,
   type AppPermission,
   type FhirInteraction,
 } from './permissions.js';
@@ -56,17 +55,15 @@ export class PermissionGuard implements CanActivate {
         '';
       // A token's SMART scopes narrow its roles' rights, never widen them. A FHIR route that
       // names no type is a programming error: '*' rules must not match it.
-      allowed =
-        type !== '' &&
-        canAccessFhir(user.roles, type, interaction) &&
-        scopesAllow(user.scopes, user.patient !== undefined, type, interaction);
+      allowed = type !== '' && mayUseFhir(user, type, interaction);
     } else if (permission) {
       // A scoped token is for FHIR data: it does not administer users or open break-glass.
       allowed =
         hasAppPermission(user.roles, permission) &&
         (user.scopes === undefined ||
           permission === 'account:self' ||
-          permission === 'fhir:bundle');
+          permission === 'fhir:bundle' ||
+          permission === 'fhir:system');
     } else {
       this.logger.error(
         `Route ${context.getClass().name}.${context.getHandler().name} declares no permission: denied`,

@@ -1,4 +1,6 @@
+import type { AuthenticatedUser } from './authenticated-user.js';
 import type { Role } from './roles.js';
+import { scopesAllow } from './smart-scopes.js';
 
 /**
  * The permission matrix: every role's rights, in one place. A route declares what it needs
@@ -23,6 +25,7 @@ export const APP_PERMISSIONS = [
   'break-glass',
   'security:label',
   'fhir:bundle',
+  'fhir:system',
   'hl7:feed',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
@@ -107,6 +110,8 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   'security:label': ['doctor'],
   // POST /fhir: the Bundle service checks every entry against the matrix and the scopes.
   'fhir:bundle': 'any',
+  // GET /fhir/_history: the service lists only the types the caller may read the history of.
+  'fhir:system': 'any',
   // HL7 over HTTPS and the stored-message routes: feeds post as system accounts, admins look after them.
   'hl7:feed': ['admin', 'integration'],
 };
@@ -122,6 +127,18 @@ export function canAccessFhir(
         rule.interactions.includes(interaction) &&
         (rule.types === '*' ? !(rule.except ?? []).includes(type) : rule.types.includes(type)),
     ),
+  );
+}
+
+/** The matrix for the user's roles, narrowed (never widened) by the token's SMART scopes. */
+export function mayUseFhir(
+  user: AuthenticatedUser,
+  type: string,
+  interaction: FhirInteraction,
+): boolean {
+  return (
+    canAccessFhir(user.roles, type, interaction) &&
+    scopesAllow(user.scopes, user.patient !== undefined, type, interaction)
   );
 }
 

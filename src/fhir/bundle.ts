@@ -6,7 +6,7 @@ export interface Bundle {
   id: string;
   meta: { lastUpdated: string };
   type: 'history';
-  total: number;
+  total?: number;
   link: { relation: string; url: string }[];
   entry: BundleEntry[];
 }
@@ -18,14 +18,28 @@ interface BundleEntry {
   response: { status: string; etag: string; lastModified: string };
 }
 
-/** A FHIR history Bundle, newest first, with offset paging links. */
+export type Link = Bundle['link'][number];
+
+/** A FHIR history Bundle, newest first. */
 export function buildHistoryBundle(
   versions: ResourceVersion[],
-  total: number,
-  params: HistoryParams,
-  selfUrl: string,
+  link: Link[],
   baseUrl: string,
+  total?: number,
 ): Bundle {
+  return {
+    resourceType: 'Bundle',
+    id: randomUUID(),
+    meta: { lastUpdated: new Date().toISOString() },
+    type: 'history',
+    ...(total !== undefined ? { total } : {}),
+    link,
+    entry: versions.map((version) => entryOf(version, baseUrl)),
+  };
+}
+
+/** Links of one resource's or one type's history, paged by offset. */
+export function offsetLinks(params: HistoryParams, total: number, selfUrl: string): Link[] {
   const pageUrl = (offset: number): string => {
     const query = new URLSearchParams({ _count: String(params.count), _offset: String(offset) });
     if (params.since) {
@@ -34,21 +48,13 @@ export function buildHistoryBundle(
     return `${selfUrl}?${query.toString()}`;
   };
   const link = [{ relation: 'self', url: pageUrl(params.offset) }];
-  if (params.offset + versions.length < total) {
+  if (params.offset + params.count < total) {
     link.push({ relation: 'next', url: pageUrl(params.offset + params.count) });
   }
   if (params.offset > 0) {
     link.push({ relation: 'previous', url: pageUrl(Math.max(0, params.offset - params.count)) });
   }
-  return {
-    resourceType: 'Bundle',
-    id: randomUUID(),
-    meta: { lastUpdated: new Date().toISOString() },
-    type: 'history',
-    total,
-    link,
-    entry: versions.map((version) => entryOf(version, baseUrl)),
-  };
+  return link;
 }
 
 function entryOf(version: ResourceVersion, baseUrl: string): BundleEntry {

@@ -112,7 +112,7 @@ export function buildCapabilityStatement(
       {
         mode: 'server',
         security,
-        interaction: [{ code: 'transaction' }, { code: 'batch' }],
+        interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
         resource: resources,
       },
     ],

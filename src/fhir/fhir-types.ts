@@ -30,6 +30,21 @@ export interface HistoryParams {
   since?: Date;
 }
 
+/** Where a page of the system history ends: its last version's sort keys. */
+export interface HistoryCursor {
+  /** As PostgreSQL prints it, to the microsecond (a Date would round it to milliseconds). */
+  lastUpdated: string;
+  type: string;
+  id: string;
+  versionId: number;
+}
+
+export interface SystemHistoryParams {
+  count: number;
+  since?: Date;
+  cursor?: HistoryCursor;
+}
+
 const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export function isValidId(id: string): boolean {

@@ -27,7 +27,7 @@ import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement, capabilityResources } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
-import { historyParams } from './history-params.js';
+import { historyParams, systemHistoryParams } from './history-params.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
@@ -276,6 +276,23 @@ export class FhirController {
     @Req() request: FastifyRequest,
   ): Promise<void> {
     await this.fhir.conditionalDelete(user, type, queryOf(request));
+  }
+
+  @Get('_history')
+  @RequirePermission('fhir:system')
+  @ApiOperation({
+    summary: 'History of every resource of the types you may read (Bundle, newest first)',
+  })
+  async systemHistory(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.fhir.systemHistory(user, systemHistoryParams(query), fhirBaseUrl(request)),
+    );
   }
 
   @Get(':type/_history')

@@ -3,17 +3,21 @@ import { Injectable } from '@nestjs/common';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
-import { buildHistoryBundle, type Bundle } from './bundle.js';
+import { buildHistoryBundle, offsetLinks, type Bundle } from './bundle.js';
+import { encodeHistoryCursor } from './history-params.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import {
   isValidId,
   type FhirResource,
+  type HistoryCursor,
   type HistoryParams,
   type ResourceVersion,
   type StoredResource,
+  type SystemHistoryParams,
 } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import type { ResourceEntity } from './resource.entity.js';
@@ -342,10 +346,9 @@ export class FhirService {
     }
     return buildHistoryBundle(
       page.rows.map(toVersion),
-      page.total,
-      params,
-      `${baseUrl}/${type}/${id}/_history`,
+      offsetLinks(params, page.total, `${baseUrl}/${type}/${id}/_history`),
       baseUrl,
+      page.total,
     );
   }
 
@@ -357,19 +360,63 @@ export class FhirService {
   ): Promise<Bundle> {
     this.assertType(type);
     const page = await this.repository.historyOfType(type, params);
-    // Restricted records and other patients' records are left out (never opened from a list).
     return buildHistoryBundle(
-      page.rows
-        .filter((row) =>
-          row.deleted
-            ? this.access.maySeeDeletion(user, type)
-            : this.access.isListable(user, parseContent(row)),
-        )
-        .map(toVersion),
-      page.total,
-      params,
-      `${baseUrl}/${type}/_history`,
+      this.listable(user, page.rows).map(toVersion),
+      offsetLinks(params, page.total, `${baseUrl}/${type}/_history`),
       baseUrl,
+      page.total,
+    );
+  }
+
+  /**
+   * `GET /fhir/_history`: every version of the types the caller may read the history of,
+   * newest first, as a system syncing changes `_since` an instant asks.
+   */
+  async systemHistory(
+    user: AuthenticatedUser,
+    params: SystemHistoryParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    const types = this.definitions.resourceTypes.filter((type) =>
+      mayUseFhir(user, type, 'history'),
+    );
+    if (types.length === 0) {
+      throw AppError.forbidden('Access denied');
+    }
+    const found = await this.repository.historyOfTypes(types, params);
+    const page = found.slice(0, params.count);
+    const url = (cursor?: HistoryCursor): string => {
+      const query = new URLSearchParams({ _count: String(params.count) });
+      if (params.since) query.set('_since', params.since.toISOString());
+      if (cursor) query.set('_cursor', encodeHistoryCursor(cursor));
+      return `${baseUrl}/_history?${query.toString()}`;
+    };
+    // The next page starts after the last version read, listed or not.
+    const last = page[page.length - 1];
+    return buildHistoryBundle(
+      this.listable(
+        user,
+        page.map(({ row }) => row),
+      ).map(toVersion),
+      [
+        { relation: 'self', url: url(params.cursor) },
+        ...(found.length > params.count && last
+          ? [{ relation: 'next', url: url(last.cursor) }]
+          : []),
+      ],
+      baseUrl,
+    );
+  }
+
+  /** Versions a list may show: restricted records and other patients' records are left out. */
+  private listable(
+    user: AuthenticatedUser,
+    rows: ResourceHistoryEntity[],
+  ): ResourceHistoryEntity[] {
+    return rows.filter((row) =>
+      row.deleted
+        ? this.access.maySeeDeletion(user, row.resourceType)
+        : this.access.isListable(user, parseContent(row)),
     );
   }
 

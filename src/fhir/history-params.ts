@@ -1,28 +1,76 @@
 import { AppError } from '../common/errors/app-error.js';
-import type { HistoryParams } from './fhir-types.js';
+import type { HistoryCursor, HistoryParams, SystemHistoryParams } from './fhir-types.js';
 
 const MAX_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
 const KNOWN = new Set(['_count', '_offset', '_since', '_format', '_pretty']);
+const SYSTEM_KNOWN = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
 
 /** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
 export function historyParams(query: Record<string, unknown>): HistoryParams {
-  for (const name of Object.keys(query)) {
-    if (name === '_at' || name === '_list' || name === '_sort') {
-      throw AppError.of(400, 'not-supported', `History does not support ${name}: use _since`);
-    }
-    if (!KNOWN.has(name)) {
-      throw AppError.invalid(
-        /^[A-Za-z0-9_-]{1,64}$/.test(name)
-          ? `History takes _count, _offset and _since, not ${name}`
-          : 'History takes _count, _offset and _since',
-      );
-    }
-  }
+  checkNames(query, KNOWN, '_count, _offset and _since');
   const count = integerParam(query['_count'], '_count', 50);
   const offset = integerParam(query['_offset'], '_offset', 0);
   const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
   return { count: Math.min(Math.max(count, 1), MAX_COUNT), offset, since };
+}
+
+/**
+ * `_count` and `_since` of the system history, and the `_cursor` of its links: it pages by
+ * keyset, so versions written while a client pages shift nothing (a sync must not skip one).
+ */
+export function systemHistoryParams(query: Record<string, unknown>): SystemHistoryParams {
+  checkNames(query, SYSTEM_KNOWN, '_count and _since');
+  const { count, since } = historyParams({ ...query, _cursor: undefined });
+  const raw = query['_cursor'];
+  return { count, since, ...(raw !== undefined ? { cursor: decodeHistoryCursor(raw) } : {}) };
+}
+
+export function encodeHistoryCursor(cursor: HistoryCursor): string {
+  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
+}
+
+function decodeHistoryCursor(raw: unknown): HistoryCursor {
+  try {
+    const cursor = JSON.parse(Buffer.from(String(raw), 'base64url').toString('utf8')) as unknown;
+    if (isHistoryCursor(cursor)) return cursor;
+  } catch {
+    // fall through
+  }
+  throw AppError.invalid('_cursor is not a cursor of this history: follow the Bundle links');
+}
+
+function isHistoryCursor(value: unknown): value is HistoryCursor {
+  const cursor = value as Partial<HistoryCursor> | null;
+  return (
+    typeof cursor === 'object' &&
+    cursor !== null &&
+    typeof cursor.lastUpdated === 'string' &&
+    !Number.isNaN(new Date(cursor.lastUpdated).getTime()) &&
+    typeof cursor.type === 'string' &&
+    typeof cursor.id === 'string' &&
+    Number.isInteger(cursor.versionId)
+  );
+}
+
+function checkNames(
+  query: Record<string, unknown>,
+  known: ReadonlySet<string>,
+  hint: string,
+): void {
+  for (const name of Object.keys(query)) {
+    if (query[name] === undefined) continue;
+    if (name === '_at' || name === '_list' || name === '_sort') {
+      throw AppError.of(400, 'not-supported', `History does not support ${name}: use _since`);
+    }
+    if (!known.has(name)) {
+      throw AppError.invalid(
+        /^[A-Za-z0-9_-]{1,64}$/.test(name)
+          ? `History takes ${hint}, not ${name}`
+          : `History takes ${hint}`,
+      );
+    }
+  }
 }
 
 /** `_since` of history and `$everything`: one instant. */

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { type EntityManager, MoreThan, MoreThanOrEqual, QueryFailedError } from 'typeorm';
+import type { HistoryCursor, SystemHistoryParams } from './fhir-types.js';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
@@ -207,6 +208,48 @@ export class ResourceRepository {
       take: query.count,
     });
     return { rows, total };
+  }
+
+  /**
+   * Versions of every resource of these types, newest first (ties by type, id and version),
+   * after the cursor: `count + 1` at most, so the caller knows whether there are more, each
+   * with its cursor. No total: it would count every version there is.
+   */
+  async historyOfTypes(
+    resourceTypes: string[],
+    query: SystemHistoryParams,
+  ): Promise<{ row: ResourceHistoryEntity; cursor: HistoryCursor }[]> {
+    const builder = this.unitOfWork.manager
+      .createQueryBuilder(ResourceHistoryEntity, 'h')
+      .addSelect('h.last_updated::text', 'h_key')
+      .where('h.resource_type = ANY(:types)', { types: resourceTypes });
+    if (query.since) {
+      builder.andWhere('h.last_updated >= :since', { since: query.since });
+    }
+    if (query.cursor) {
+      // One row comparison, which the (last_updated, resource_type, id, version_id) index seeks.
+      const { lastUpdated, type, id, versionId } = query.cursor;
+      builder.andWhere(
+        '(h.last_updated, h.resource_type, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :type, :id, :versionId)',
+        { lastUpdated, type, id, versionId },
+      );
+    }
+    const { entities, raw } = await builder
+      .orderBy('h.last_updated', 'DESC')
+      .addOrderBy('h.resource_type', 'DESC')
+      .addOrderBy('h.id', 'DESC')
+      .addOrderBy('h.version_id', 'DESC')
+      .limit(query.count + 1)
+      .getRawAndEntities<{ h_key: string }>();
+    return entities.map((row, i) => ({
+      row,
+      cursor: {
+        lastUpdated: raw[i]!.h_key,
+        type: row.resourceType,
+        id: row.id,
+        versionId: row.versionId,
+      },
+    }));
   }
 
   private async writeNextIn(

@@ -36,6 +36,16 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
     obsPointingToB: '',
     obsOfBAboutA: '',
   };
+  /** Before this suite's first write: its system history starts here. */
+  const started = new Date(Date.now() - 1000).toISOString();
+
+  /** Type/id of every version in the system history since the suite started. */
+  async function systemHistory(as: HttpFn): Promise<string[]> {
+    const res = await as('GET', `${fhir}/_history?_since=${started}&_count=1000`);
+    expect(res.status).toBe(200);
+    expect(res.body.type).toBe('history');
+    return (res.body.entry as { fullUrl: string }[]).map((e) => e.fullUrl.slice(fhir.length + 1));
+  }
 
   async function create(as: HttpFn, body: Record<string, unknown>): Promise<string> {
     const res = await as('POST', `${fhir}/${String(body['resourceType'])}`, { body });
@@ -135,6 +145,24 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const scopedAdmin = await scoped(adminToken, 'user/*.rs');
       expect((await scopedAdmin('GET', `${testApp.url}/admin/users`)).status).toBe(403);
     });
+
+    it('narrow the system history to the types both role and scopes may read', async () => {
+      const typesOf = (entries: string[]) => new Set(entries.map((e) => e.split('/')[0]));
+      const everything = await systemHistory(doctor);
+      expect(everything).toEqual(
+        expect.arrayContaining([`Patient/${ids.patientA}`, `Observation/${ids.obsB}`]),
+      );
+      const app = await scoped(doctorToken, 'user/Observation.rs');
+      const observations = await systemHistory(app);
+      expect(typesOf(observations)).toEqual(new Set(['Observation']));
+      expect(observations).toContain(`Observation/${ids.obsA}`);
+      const billing = await systemHistory(authorizedHttp(await tokenFor(testApp, 'billing')));
+      expect(billing).toContain(`Patient/${ids.patientA}`);
+      expect(typesOf(billing).has('Observation')).toBe(false);
+      // Administrators read no records: no type's history is theirs.
+      const admin = authorizedHttp(await tokenFor(testApp, 'admin'));
+      expect((await admin('GET', `${fhir}/_history`)).status).toBe(403);
+    });
   });
 
   describe("a patient-scoped token (patient/*.rs with a patient) sees one patient's compartment", () => {
@@ -204,6 +232,15 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await app('GET', `${fhir}/Observation/${deleted}/_history/2`)).status).toBe(404);
       const listed = (await app('GET', `${fhir}/Observation/_history?_count=500`)).body;
       expect(JSON.stringify(listed)).not.toContain(deleted);
+    });
+
+    it("leaves other patients' versions out of the system history", async () => {
+      const seen = await systemHistory(app);
+      expect(seen).toEqual(
+        expect.arrayContaining([`Patient/${ids.patientA}`, `Observation/${ids.obsA}`]),
+      );
+      expect(seen).not.toContain(`Observation/${ids.obsB}`);
+      expect(seen).not.toContain(`Patient/${ids.patientB}`);
     });
 
     it("leaves other patients' versions out of type history", async () => {

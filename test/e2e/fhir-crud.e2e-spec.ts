@@ -1,7 +1,7 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, type HttpResult } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 let http: HttpFn;
@@ -432,6 +432,64 @@ describe('FHIR REST: CRUD, versions and history', () => {
       'not-supported',
     );
     expect((await http('GET', `${fhir}/Patient/_history?_cout=5`)).status).toBe(400);
+  });
+
+  it('lists the system history: every type, newest first, paged without a total', async () => {
+    const since = new Date(Date.now() - 1000).toISOString();
+    const { id } = await createPatient();
+    const observation = await http('POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'Heart rate' },
+        subject: { reference: `Patient/${id}` },
+      },
+    });
+    expect(observation.status).toBe(201);
+    expect((await http('DELETE', `${fhir}/Observation/${observation.body.id}`)).status).toBe(204);
+    const mine = (entries: { fullUrl: string; request: { method: string } }[]) =>
+      entries
+        .filter(
+          (e) => e.fullUrl.endsWith(`/${id}`) || e.fullUrl.endsWith(`/${observation.body.id}`),
+        )
+        .map((e) => `${e.request.method} ${e.fullUrl.slice(fhir.length + 1)}`);
+    const all = await http('GET', `${fhir}/_history?_since=${since}&_count=1000`);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ resourceType: 'Bundle', type: 'history' });
+    expect(all.body.total).toBeUndefined();
+    // Other suites write meanwhile: only the order of this test's versions is certain.
+    expect(mine(all.body.entry)).toEqual([
+      `DELETE Observation/${observation.body.id}`,
+      `POST Observation/${observation.body.id}`,
+      `POST Patient/${id}`,
+    ]);
+    const modified = (all.body.entry as { response: { lastModified: string } }[]).map(
+      (e) => e.response.lastModified,
+    );
+    expect(modified).toEqual([...modified].sort().reverse());
+    // One version per page, with a write after the first: the next links still lead through
+    // the same versions, none twice (keyset paging, not offsets that a new version would shift).
+    const paged: { fullUrl: string; request: { method: string } }[] = [];
+    let url: string | undefined = `${fhir}/_history?_since=${since}&_count=1`;
+    while (url && paged.length < 1000) {
+      const page: HttpResult = await http('GET', url);
+      expect(page.body.entry.length).toBeLessThanOrEqual(1);
+      paged.push(...page.body.entry);
+      url = page.body.link.find((l: { relation: string }) => l.relation === 'next')?.url;
+      if (paged.length === 1) await createPatient();
+      // This test's oldest version is its patient's: other suites' older ones need no paging.
+      if (mine(paged).includes(`POST Patient/${id}`)) break;
+    }
+    expect(mine(paged)).toEqual(mine(all.body.entry));
+    const urls = paged.map((e) => `${e.request.method} ${e.fullUrl}`);
+    expect(new Set(urls).size).toBe(urls.length);
+    expect(
+      (await http('GET', `${fhir}/_history?_cursor=not-a-cursor`)).body.issue[0].diagnostics,
+    ).toContain('follow the Bundle links');
+    expect((await http('GET', `${fhir}/_history?_offset=5`)).status).toBe(400);
+    expect((await http('GET', `${fhir}/_history?_at=2026`)).body.issue[0].code).toBe(
+      'not-supported',
+    );
   });
 
   it('honours Prefer: return=minimal and return=OperationOutcome', async () => {

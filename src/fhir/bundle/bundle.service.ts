@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
-import { canAccessFhir, type FhirInteraction } from '../../auth/permissions.js';
-import { scopesAllow } from '../../auth/smart-scopes.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
@@ -230,7 +229,7 @@ export class BundleService {
     conditional: ConditionalReference,
   ): Promise<string> {
     const { path, type, criteria } = conditional;
-    if (!this.allowed(user, type, 'search')) {
+    if (!mayUseFhir(user, type, 'search')) {
       throw AppError.forbidden(
         `Access denied: the conditional reference at ${path} searches ${type}`,
       );
@@ -310,16 +309,9 @@ export class BundleService {
 
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
   private authorize(user: AuthenticatedUser, entry: ParsedEntry): void {
-    if (!this.allowed(user, entry.type, entry.interaction)) {
+    if (!mayUseFhir(user, entry.type, entry.interaction)) {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
-  }
-
-  private allowed(user: AuthenticatedUser, type: string, interaction: FhirInteraction): boolean {
-    return (
-      canAccessFhir(user.roles, type, interaction) &&
-      scopesAllow(user.scopes, user.patient !== undefined, type, interaction)
-    );
   }
 }
 

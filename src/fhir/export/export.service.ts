@@ -6,8 +6,7 @@ import { ResourceAccess } from '../../access/resource-access.js';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
-import { canAccessFhir } from '../../auth/permissions.js';
-import { scopesAllow } from '../../auth/smart-scopes.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
 import { FieldCipher } from '../../crypto/field-cipher.js';
@@ -231,10 +230,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   }
 
   private mayExport(user: AuthenticatedUser, type: string): boolean {
-    return (
-      canAccessFhir(user.roles, type, 'export') &&
-      scopesAllow(user.scopes, user.patient !== undefined, type, 'export')
-    );
+    return mayUseFhir(user, type, 'export');
   }
 
   private async run(job: RunningJob): Promise<void> {

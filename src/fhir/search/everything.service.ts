@@ -3,8 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
-import { canAccessFhir } from '../../auth/permissions.js';
-import { scopesAllow } from '../../auth/smart-scopes.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
@@ -44,10 +43,7 @@ export class EverythingService {
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
     const links = await this.repository.referencing('Patient', id, MAX_RESOURCES);
-    const readable = (type: string): boolean =>
-      inTypes(type) &&
-      canAccessFhir(user.roles, type, 'read') &&
-      scopesAllow(user.scopes, user.patient !== undefined, type, 'read');
+    const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
     const byType = new Map<string, Set<string>>();
     for (const link of links) {
       // Only the parameters that define the compartment count, not any reference to the patient.
