@@ -180,7 +180,7 @@ export function observationRows(observation: Json): IndexRows {
   for (const q of quantities([observation['valueQuantity']])) {
     rows.quantities.push({ param: 'value-quantity', ...q });
   }
-  // Composites: each element's value under its own code's keys.
+  // Composites: each element's value under its own code's keys (the combo- ones read these).
   const composite = (param: string, element: Json): void => {
     for (const q of quantities([element['valueQuantity']])) {
       for (const token of tokens(element['code'])) {
@@ -189,10 +189,6 @@ export function observationRows(observation: Json): IndexRows {
     }
   };
   composite('code-value-quantity', observation);
-  composite('combo-code-value-quantity', observation);
-  for (const component of components) {
-    composite('combo-code-value-quantity', component);
-    composite('component-code-value-quantity', component);
-  }
+  for (const component of components) composite('component-code-value-quantity', component);
   return dedupe(rows);
 }

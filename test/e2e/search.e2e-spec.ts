@@ -427,7 +427,9 @@ describe('FHIR search', () => {
       expect(await find(component, `${LOINC}|8480-6$lt130|${UCUM}|mmol/L`)).toEqual([]);
       expect(await find(component, `8480-6$gt140,8462-4$le80`)).toEqual([high, normal].sort());
       expect(await find(component, `|8480-6$gt140`)).toEqual([]);
+      // combo- reads both: a component's value, and the resource's own.
       expect(await find('combo-code-value-quantity', `8462-4$ge90`)).toEqual([high]);
+      expect(await find('combo-code-value-quantity', `${LOINC}|${potassium}$gt7`)).toEqual([lab]);
       expect(await find('code-value-quantity', `${LOINC}|${potassium}$gt7`)).toEqual([lab]);
       expect(await find('code-value-quantity', `${LOINC}|${potassium}$lt7`)).toEqual([]);
       expect(await find('code-value-quantity', `${LOINC}|85354-9$gt0`)).toEqual([]);

@@ -150,8 +150,14 @@ export class SearchConditions {
     const alias = params.alias('k');
     const matches = criterion.values.map((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
+      // A union (combo-…) is searched on the rows of the composites it is made of.
+      const keys = (composite.unionOf ?? [composite.code]).map(
+        (code) => `${code}${key.slice(composite.code.length)}`,
+      );
       const condition = this.valueCondition(alias, composite.second.type, undefined, value, params);
-      return `(${alias}.param = ${params.add(key)} AND ${condition})`;
+      const param =
+        keys.length === 1 ? `= ${params.add(keys[0])}` : `= ANY(${params.add(keys)}::text[])`;
+      return `(${alias}.param ${param} AND ${condition})`;
     });
     return `EXISTS (SELECT 1 FROM ${TABLE[composite.second.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
   }

@@ -63,6 +63,12 @@ export interface CompositeParam {
   )[];
   first: CompositePart;
   second: CompositePart;
+  /**
+   * Composites whose rows together are this one's (`combo-code-value-quantity` is
+   * `code-value-quantity` on the resource and `component-code-value-quantity` on its
+   * components): it is searched on theirs and not indexed twice.
+   */
+  unionOf?: readonly string[];
 }
 
 const COMPONENT_TYPES = new Set<string>(['token', 'quantity', 'date', 'string']);
@@ -103,6 +109,7 @@ export class SearchDefinitions {
         entry.resource?.url ? [[entry.resource.url, entry.resource] as const] : [],
       ),
     );
+    const shapes = new Map<CompositeParam, CompositeShape>();
     for (const entry of bundle.entry ?? []) {
       const definition = entry.resource;
       if (!definition?.code) continue;
@@ -110,6 +117,7 @@ export class SearchDefinitions {
         for (const base of definition.base ?? []) {
           const composite = compositeFor(base, definition, byUrl);
           if (!composite) continue;
+          shapes.set(composite, compositeShape(base, definition));
           const codes = this.composites.get(base) ?? new Map<string, CompositeParam>();
           this.composites.set(base, codes.set(definition.code, composite));
         }
@@ -148,6 +156,7 @@ export class SearchDefinitions {
         });
       }
     }
+    for (const codes of this.composites.values()) linkUnions(codes, shapes);
   }
 
   /** The indexed parameters of a type, including those defined on Resource and DomainResource. */
@@ -234,6 +243,46 @@ function compositeFor(
     };
   } catch {
     return undefined;
+  }
+}
+
+/** What makes two composites alike: their element branches and their parts' expressions. */
+interface CompositeShape {
+  branches: string[];
+  parts: string;
+}
+
+function compositeShape(type: string, definition: SearchParameter): CompositeShape {
+  return {
+    branches: definition
+      .expression!.split(' | ')
+      .map((branch) => branch.trim())
+      .filter((branch) => branch === type || branch.startsWith(`${type}.`)),
+    parts: JSON.stringify(definition.component?.map((c) => c.expression)),
+  };
+}
+
+/** Marks each composite of a type whose every branch is another one's only branch. */
+function linkUnions(
+  composites: ReadonlyMap<string, CompositeParam>,
+  shapes: ReadonlyMap<CompositeParam, CompositeShape>,
+): void {
+  for (const composite of composites.values()) {
+    const shape = shapes.get(composite)!;
+    if (shape.branches.length < 2) continue;
+    const parts = shape.branches.map(
+      (branch) =>
+        [...composites.values()].find((other) => {
+          const otherShape = shapes.get(other)!;
+          return (
+            otherShape.parts === shape.parts &&
+            otherShape.branches.length === 1 &&
+            otherShape.branches[0] === branch &&
+            other.second.type === composite.second.type
+          );
+        })?.code,
+    );
+    if (parts.every((code) => code !== undefined)) composite.unionOf = parts;
   }
 }
 
