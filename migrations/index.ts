@@ -10,7 +10,7 @@ import { AuditChainAtCommit1764800000000 } from './1764800000000-audit-chain-at-
 import { ReferenceLookupById1764900000000 } from './1764900000000-reference-lookup-by-id.js';
 import { CreateExportJobs1765000000000 } from './1765000000000-create-export-jobs.js';
 import { ResourceLastUpdatedIndex1765100000000 } from './1765100000000-resource-last-updated-index.js';
-import { ResourceHistoryUpdatedIndex1765200000000 } from './1765200000000-resource-history-updated-index.js';
+import { ResourceHistoryKeysetIndexes1765200000000 } from './1765200000000-resource-history-keyset-indexes.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -26,5 +26,5 @@ export const MIGRATIONS = [
   ReferenceLookupById1764900000000,
   CreateExportJobs1765000000000,
   ResourceLastUpdatedIndex1765100000000,
-  ResourceHistoryUpdatedIndex1765200000000,
+  ResourceHistoryKeysetIndexes1765200000000,
 ];

@@ -30,7 +30,7 @@ export interface HistoryParams {
   since?: Date;
 }
 
-/** Where a page of the system history ends: its last version's sort keys. */
+/** Where a page of a type's or the system's history ends: its last version's sort keys. */
 export interface HistoryCursor {
   /** As PostgreSQL prints it, to the microsecond (a Date would round it to milliseconds). */
   lastUpdated: string;
@@ -39,7 +39,7 @@ export interface HistoryCursor {
   versionId: number;
 }
 
-export interface SystemHistoryParams {
+export interface HistoryListParams {
   count: number;
   since?: Date;
   cursor?: HistoryCursor;

@@ -27,7 +27,7 @@ import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement, capabilityResources } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { fhirBaseUrl, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
-import { historyParams, systemHistoryParams } from './history-params.js';
+import { historyParams, historyListParams } from './history-params.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
@@ -291,7 +291,7 @@ export class FhirController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.systemHistory(user, systemHistoryParams(query), fhirBaseUrl(request)),
+      await this.fhir.systemHistory(user, historyListParams(query), fhirBaseUrl(request)),
     );
   }
 
@@ -308,7 +308,7 @@ export class FhirController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.typeHistory(user, type, historyParams(query), fhirBaseUrl(request)),
+      await this.fhir.typeHistory(user, type, historyListParams(query), fhirBaseUrl(request)),
     );
   }
 

@@ -17,7 +17,7 @@ import {
   type HistoryParams,
   type ResourceVersion,
   type StoredResource,
-  type SystemHistoryParams,
+  type HistoryListParams,
 } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import type { ResourceEntity } from './resource.entity.js';
@@ -355,17 +355,11 @@ export class FhirService {
   async typeHistory(
     user: AuthenticatedUser,
     type: string,
-    params: HistoryParams,
+    params: HistoryListParams,
     baseUrl: string,
   ): Promise<Bundle> {
     this.assertType(type);
-    const page = await this.repository.historyOfType(type, params);
-    return buildHistoryBundle(
-      this.listable(user, page.rows).map(toVersion),
-      offsetLinks(params, page.total, `${baseUrl}/${type}/_history`),
-      baseUrl,
-      page.total,
-    );
+    return this.historyList(user, [type], params, `${baseUrl}/${type}/_history`, baseUrl);
   }
 
   /**
@@ -374,7 +368,7 @@ export class FhirService {
    */
   async systemHistory(
     user: AuthenticatedUser,
-    params: SystemHistoryParams,
+    params: HistoryListParams,
     baseUrl: string,
   ): Promise<Bundle> {
     const types = this.definitions.resourceTypes.filter((type) =>
@@ -383,13 +377,24 @@ export class FhirService {
     if (types.length === 0) {
       throw AppError.forbidden('Access denied');
     }
+    return this.historyList(user, types, params, `${baseUrl}/_history`, baseUrl);
+  }
+
+  /** A page of the versions of many resources, with keyset links (see historyListParams). */
+  private async historyList(
+    user: AuthenticatedUser,
+    types: string[],
+    params: HistoryListParams,
+    selfUrl: string,
+    baseUrl: string,
+  ): Promise<Bundle> {
     const found = await this.repository.historyOfTypes(types, params);
     const page = found.slice(0, params.count);
     const url = (cursor?: HistoryCursor): string => {
       const query = new URLSearchParams({ _count: String(params.count) });
       if (params.since) query.set('_since', params.since.toISOString());
       if (cursor) query.set('_cursor', encodeHistoryCursor(cursor));
-      return `${baseUrl}/_history?${query.toString()}`;
+      return `${selfUrl}?${query.toString()}`;
     };
     // The next page starts after the last version read, listed or not.
     const last = page[page.length - 1];

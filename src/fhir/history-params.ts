@@ -1,10 +1,10 @@
 import { AppError } from '../common/errors/app-error.js';
-import type { HistoryCursor, HistoryParams, SystemHistoryParams } from './fhir-types.js';
+import type { HistoryCursor, HistoryParams, HistoryListParams } from './fhir-types.js';
 
 const MAX_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
 const KNOWN = new Set(['_count', '_offset', '_since', '_format', '_pretty']);
-const SYSTEM_KNOWN = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
+const LIST_KNOWN = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
 
 /** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
 export function historyParams(query: Record<string, unknown>): HistoryParams {
@@ -16,11 +16,12 @@ export function historyParams(query: Record<string, unknown>): HistoryParams {
 }
 
 /**
- * `_count` and `_since` of the system history, and the `_cursor` of its links: it pages by
- * keyset, so versions written while a client pages shift nothing (a sync must not skip one).
+ * `_count` and `_since` of a type's or the system's history, and the `_cursor` of its links:
+ * they page by keyset, so versions written while a client pages shift nothing (a sync must
+ * not skip one).
  */
-export function systemHistoryParams(query: Record<string, unknown>): SystemHistoryParams {
-  checkNames(query, SYSTEM_KNOWN, '_count and _since');
+export function historyListParams(query: Record<string, unknown>): HistoryListParams {
+  checkNames(query, LIST_KNOWN, '_count and _since');
   const { count, since } = historyParams({ ...query, _cursor: undefined });
   const raw = query['_cursor'];
   return { count, since, ...(raw !== undefined ? { cursor: decodeHistoryCursor(raw) } : {}) };

@@ -5,7 +5,7 @@ import { Phi } from '../crypto/phi.decorator.js';
 /** Every version of every resource, deletions included (as rows without content). */
 @Check('chk_resource_history_content_envelope', `"content" ~ '${ENVELOPE_SQL_PATTERN}'`)
 @Check('chk_resource_history_content_present', `"deleted" OR "content" IS NOT NULL`)
-@Index('idx_resource_history_type_updated', ['resourceType', 'lastUpdated'])
+@Index('idx_resource_history_type_updated', ['resourceType', 'lastUpdated', 'id', 'versionId'])
 @Index('idx_resource_history_updated', { synchronize: false })
 @Entity('resource_history')
 export class ResourceHistoryEntity {

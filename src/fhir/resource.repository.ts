@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { type EntityManager, MoreThan, MoreThanOrEqual, QueryFailedError } from 'typeorm';
-import type { HistoryCursor, SystemHistoryParams } from './fhir-types.js';
+import type { HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
@@ -197,19 +197,6 @@ export class ResourceRepository {
     return { rows, total };
   }
 
-  async historyOfType(resourceType: string, query: HistoryQuery): Promise<HistoryPage> {
-    const [rows, total] = await this.unitOfWork.manager.findAndCount(ResourceHistoryEntity, {
-      where: {
-        resourceType,
-        ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}),
-      },
-      order: { lastUpdated: 'DESC', id: 'ASC', versionId: 'DESC' },
-      skip: query.offset,
-      take: query.count,
-    });
-    return { rows, total };
-  }
-
   /**
    * Versions of every resource of these types, newest first (ties by type, id and version),
    * after the cursor: `count + 1` at most, so the caller knows whether there are more, each
@@ -217,26 +204,34 @@ export class ResourceRepository {
    */
   async historyOfTypes(
     resourceTypes: string[],
-    query: SystemHistoryParams,
+    query: HistoryListParams,
   ): Promise<{ row: ResourceHistoryEntity; cursor: HistoryCursor }[]> {
+    // One type reads (resource_type, last_updated, id, version_id), several the index that
+    // starts with last_updated; the cursor is one row comparison either index seeks.
+    const single = resourceTypes.length === 1;
     const builder = this.unitOfWork.manager
       .createQueryBuilder(ResourceHistoryEntity, 'h')
-      .addSelect('h.last_updated::text', 'h_key')
-      .where('h.resource_type = ANY(:types)', { types: resourceTypes });
+      .addSelect('h.last_updated::text', 'h_key');
+    if (single) {
+      builder.where('h.resource_type = :type', { type: resourceTypes[0] });
+    } else {
+      builder.where('h.resource_type = ANY(:types)', { types: resourceTypes });
+    }
     if (query.since) {
       builder.andWhere('h.last_updated >= :since', { since: query.since });
     }
     if (query.cursor) {
-      // One row comparison, which the (last_updated, resource_type, id, version_id) index seeks.
       const { lastUpdated, type, id, versionId } = query.cursor;
       builder.andWhere(
-        '(h.last_updated, h.resource_type, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :type, :id, :versionId)',
-        { lastUpdated, type, id, versionId },
+        single
+          ? '(h.last_updated, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :id, :versionId)'
+          : '(h.last_updated, h.resource_type, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :afterType, :id, :versionId)',
+        { lastUpdated, afterType: type, id, versionId },
       );
     }
+    builder.orderBy('h.last_updated', 'DESC');
+    if (!single) builder.addOrderBy('h.resource_type', 'DESC');
     const { entities, raw } = await builder
-      .orderBy('h.last_updated', 'DESC')
-      .addOrderBy('h.resource_type', 'DESC')
       .addOrderBy('h.id', 'DESC')
       .addOrderBy('h.version_id', 'DESC')
       .limit(query.count + 1)
