@@ -21,6 +21,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /fhir/:type/_search': { action: 'search', subtype: 'search-type' },
   'POST /fhir/:type/$validate': { action: 'execute', subtype: '$validate' },
   'PUT /fhir/:type': { action: 'update', subtype: 'update' },
+  'PATCH /fhir/:type': { action: 'patch', subtype: 'patch' },
   'DELETE /fhir/:type': { action: 'delete', subtype: 'delete' },
   'GET /fhir/_history': { action: 'history', subtype: 'history-system' },
   'GET /fhir/:type/_history': { action: 'history', subtype: 'history-type' },

@@ -360,6 +360,23 @@ export class FhirController {
     });
   }
 
+  @Patch(':type')
+  @FhirInteraction('update')
+  @ApiOperation({ summary: 'Conditional patch: PATCH /fhir/{type}?criteria (JSON Patch)' })
+  @ApiParam(TYPE_PARAM)
+  async conditionalPatch(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Body() body: unknown,
+    @Headers('if-match') ifMatch: string | undefined,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    const stored = await this.fhir.conditionalPatch(user, type, queryOf(request), body, ifMatch);
+    return sendStored(reply, request, stored, { status: 200, prefer });
+  }
+
   @Patch(':type/:id')
   @FhirInteraction('update')
   @ApiOperation({ summary: 'Patch with JSON Patch (application/json-patch+json)' })

@@ -169,6 +169,24 @@ export class FhirService {
     });
   }
 
+  /** PATCH Type?criteria: patches the one match; 404 when none matches, 412 for several. */
+  async conditionalPatch(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    body: unknown,
+    ifMatch?: string,
+  ): Promise<StoredResource> {
+    this.assertType(type);
+    return this.unitOfWork.run(async () => {
+      const match = await this.uniqueMatch(user, type, criteria);
+      if (!match) {
+        throw AppError.notFound(`No ${type} matches the conditional criteria`);
+      }
+      return this.patch(user, type, match, body, ifMatch);
+    });
+  }
+
   /** DELETE Type?criteria: deletes the one match; nothing to do when none matches; 412 for several. */
   async conditionalDelete(user: AuthenticatedUser, type: string, criteria: string): Promise<void> {
     this.assertType(type);

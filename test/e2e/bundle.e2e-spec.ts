@@ -185,6 +185,45 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(updated.status).toBe(200);
     expect(updated.body.id).toBe(created.body.id);
     expect(updated.body.meta.versionId).toBe('2');
+    const patch = (body: object[]) => ({
+      body,
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    const patched = await http(
+      'PATCH',
+      `${fhir}/Patient?${criteria}`,
+      patch([{ op: 'replace', path: '/active', value: true }]),
+    );
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({ id: created.body.id, active: true });
+    expect(patched.body.meta.versionId).toBe('3');
+    // The same in a transaction, and a match that does not exist: 404.
+    const inBundle = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Binary',
+              contentType: 'application/json-patch+json',
+              data: Buffer.from(
+                JSON.stringify([{ op: 'replace', path: '/active', value: false }]),
+              ).toString('base64'),
+            },
+            request: { method: 'PATCH', url: `Patient?${criteria}` },
+          },
+        ],
+      },
+    });
+    expect(inBundle.status).toBe(200);
+    expect(inBundle.body.entry[0].resource).toMatchObject({ id: created.body.id, active: false });
+    const none = await http(
+      'PATCH',
+      `${fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|none-${mrn}`)}`,
+      patch([{ op: 'replace', path: '/active', value: true }]),
+    );
+    expect(none.status).toBe(404);
     expect((await http('DELETE', `${fhir}/Patient?${criteria}`)).status).toBe(204);
     expect((await http('GET', `${fhir}/Patient/${created.body.id}`)).status).toBe(410);
     // Several matches: 412, nothing changed.
@@ -196,6 +235,12 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       `${fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|${shared}`)}`,
     );
     expect(many.status).toBe(412);
+    const manyPatched = await http(
+      'PATCH',
+      `${fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|${shared}`)}`,
+      patch([{ op: 'replace', path: '/active', value: true }]),
+    );
+    expect(manyPatched.status).toBe(412);
   });
 
   it('runs batch entries independently, each with its own status', async () => {

@@ -269,17 +269,21 @@ export class BundleService {
             : await this.fhir.update(user, entry.type, entry.id!, body, entry.ifMatch);
         return written(stored, created ? 201 : 200);
       }
-      case 'PATCH':
+      case 'PATCH': {
+        const operations = jsonPatchOf(body, where);
         return written(
-          await this.fhir.patch(
-            user,
-            entry.type,
-            entry.id!,
-            jsonPatchOf(body, where),
-            entry.ifMatch,
-          ),
+          entry.query !== undefined
+            ? await this.fhir.conditionalPatch(
+                user,
+                entry.type,
+                entry.query,
+                operations,
+                entry.ifMatch,
+              )
+            : await this.fhir.patch(user, entry.type, entry.id!, operations, entry.ifMatch),
           200,
         );
+      }
       case 'DELETE':
         if (entry.query !== undefined) {
           await this.fhir.conditionalDelete(user, entry.type, entry.query);
