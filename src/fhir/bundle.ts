@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { FhirResource, HistoryParams, ResourceVersion } from './fhir-types.js';
+import type {
+  FhirResource,
+  HistoryCursor,
+  HistoryListParams,
+  HistoryParams,
+  ResourceVersion,
+} from './fhir-types.js';
+import { encodeHistoryCursor } from './history-params.js';
 
 export interface Bundle {
   resourceType: 'Bundle';
@@ -55,6 +62,24 @@ export function offsetLinks(params: HistoryParams, total: number, selfUrl: strin
     link.push({ relation: 'previous', url: pageUrl(Math.max(0, params.offset - params.count)) });
   }
   return link;
+}
+
+/** Links of a type's or the system's history, paged by keyset: `next` follows that version. */
+export function cursorLinks(
+  params: HistoryListParams,
+  selfUrl: string,
+  next: HistoryCursor | undefined,
+): Link[] {
+  const url = (cursor?: HistoryCursor): string => {
+    const query = new URLSearchParams({ _count: String(params.count) });
+    if (params.since) query.set('_since', params.since.toISOString());
+    if (cursor) query.set('_cursor', encodeHistoryCursor(cursor));
+    return `${selfUrl}?${query.toString()}`;
+  };
+  return [
+    { relation: 'self', url: url(params.cursor) },
+    ...(next ? [{ relation: 'next', url: url(next) }] : []),
+  ];
 }
 
 function entryOf(version: ResourceVersion, baseUrl: string): BundleEntry {

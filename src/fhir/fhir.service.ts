@@ -5,19 +5,17 @@ import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
-import { buildHistoryBundle, offsetLinks, type Bundle } from './bundle.js';
-import { encodeHistoryCursor } from './history-params.js';
+import { buildHistoryBundle, cursorLinks, offsetLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import {
   isValidId,
   type FhirResource,
-  type HistoryCursor,
+  type HistoryListParams,
   type HistoryParams,
   type ResourceVersion,
   type StoredResource,
-  type HistoryListParams,
 } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import type { ResourceEntity } from './resource.entity.js';
@@ -408,25 +406,14 @@ export class FhirService {
   ): Promise<Bundle> {
     const found = await this.repository.historyOfTypes(types, params);
     const page = found.slice(0, params.count);
-    const url = (cursor?: HistoryCursor): string => {
-      const query = new URLSearchParams({ _count: String(params.count) });
-      if (params.since) query.set('_since', params.since.toISOString());
-      if (cursor) query.set('_cursor', encodeHistoryCursor(cursor));
-      return `${selfUrl}?${query.toString()}`;
-    };
     // The next page starts after the last version read, listed or not.
-    const last = page[page.length - 1];
+    const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
     return buildHistoryBundle(
       this.listable(
         user,
         page.map(({ row }) => row),
       ).map(toVersion),
-      [
-        { relation: 'self', url: url(params.cursor) },
-        ...(found.length > params.count && last
-          ? [{ relation: 'next', url: url(last.cursor) }]
-          : []),
-      ],
+      cursorLinks(params, selfUrl, next),
       baseUrl,
     );
   }

@@ -1,5 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
-import type { HistoryCursor, HistoryParams, HistoryListParams } from './fhir-types.js';
+import type { HistoryCursor, HistoryListParams, HistoryParams } from './fhir-types.js';
 
 const MAX_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
@@ -9,10 +9,7 @@ const LIST_KNOWN = new Set(['_count', '_since', '_cursor', '_format', '_pretty']
 /** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
 export function historyParams(query: Record<string, unknown>): HistoryParams {
   checkNames(query, KNOWN, '_count, _offset and _since');
-  const count = integerParam(query['_count'], '_count', 50);
-  const offset = integerParam(query['_offset'], '_offset', 0);
-  const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
-  return { count: Math.min(Math.max(count, 1), MAX_COUNT), offset, since };
+  return { ...countAndSince(query), offset: integerParam(query['_offset'], '_offset', 0) };
 }
 
 /**
@@ -22,9 +19,18 @@ export function historyParams(query: Record<string, unknown>): HistoryParams {
  */
 export function historyListParams(query: Record<string, unknown>): HistoryListParams {
   checkNames(query, LIST_KNOWN, '_count and _since');
-  const { count, since } = historyParams({ ...query, _cursor: undefined });
   const raw = query['_cursor'];
-  return { count, since, ...(raw !== undefined ? { cursor: decodeHistoryCursor(raw) } : {}) };
+  return {
+    ...countAndSince(query),
+    ...(raw !== undefined ? { cursor: decodeHistoryCursor(raw) } : {}),
+  };
+}
+
+/** `_count` (default 50, at most 1000) and `_since`. */
+function countAndSince(query: Record<string, unknown>): { count: number; since?: Date } {
+  const count = integerParam(query['_count'], '_count', 50);
+  const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
+  return { count: Math.min(Math.max(count, 1), MAX_COUNT), ...(since ? { since } : {}) };
 }
 
 export function encodeHistoryCursor(cursor: HistoryCursor): string {
@@ -60,7 +66,6 @@ function checkNames(
   hint: string,
 ): void {
   for (const name of Object.keys(query)) {
-    if (query[name] === undefined) continue;
     if (name === '_at' || name === '_list' || name === '_sort') {
       throw AppError.of(400, 'not-supported', `History does not support ${name}: use _since`);
     }
