@@ -216,24 +216,18 @@ function compositeFor(
     definition: byUrl.get(component.definition ?? ''),
   }));
   if (parts.length !== 2) return undefined;
-  const [first, second] = parts.map(({ component, definition: part }) => {
-    const partType = part?.type ?? '';
-    if (!COMPONENT_TYPES.has(partType) || !component.expression) return undefined;
-    if (isPhiParameter(part!.code ?? '')) return undefined;
-    return componentPart(type, partType as ComponentType, component.expression);
-  });
+  const [first, second] = parts.map(({ component, definition: part }) =>
+    part && COMPONENT_TYPES.has(part.type) && component.expression && !isPhiParameter(part.code)
+      ? componentPart(type, part.type as ComponentType, component.expression)
+      : undefined,
+  );
   if (!first || !second || first.type !== 'token') return undefined;
   try {
-    // `Observation | Observation.component`: the resource itself is a branch too.
-    const elements = definition
-      .expression!.split(' | ')
-      .map((branch) => branch.trim())
-      .filter((branch) => branch === type || branch.startsWith(`${type}.`))
-      .map((branch) => {
-        if (branch === type) return { self: true as const };
-        const paths = parsePlainPaths(type, branch);
-        return { expression: parseFhirPath(branch), ...(paths ? { paths } : {}) };
-      });
+    const elements = ownBranches(type, definition.expression!).map((branch) => {
+      if (branch === type) return { self: true as const };
+      const paths = parsePlainPaths(type, branch);
+      return { expression: parseFhirPath(branch), ...(paths ? { paths } : {}) };
+    });
     return {
       code: definition.code,
       ...(definition.url ? { definition: definition.url } : {}),
@@ -246,6 +240,14 @@ function compositeFor(
   }
 }
 
+/** A composite's branches for one type: `Observation | Observation.component` has both. */
+function ownBranches(type: string, expression: string): string[] {
+  return expression
+    .split(' | ')
+    .map((branch) => branch.trim())
+    .filter((branch) => branch === type || branch.startsWith(`${type}.`));
+}
+
 /** What makes two composites alike: their element branches and their parts' expressions. */
 interface CompositeShape {
   branches: string[];
@@ -254,10 +256,7 @@ interface CompositeShape {
 
 function compositeShape(type: string, definition: SearchParameter): CompositeShape {
   return {
-    branches: definition
-      .expression!.split(' | ')
-      .map((branch) => branch.trim())
-      .filter((branch) => branch === type || branch.startsWith(`${type}.`)),
+    branches: ownBranches(type, definition.expression!),
     parts: JSON.stringify(definition.component?.map((c) => c.expression)),
   };
 }
