@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -55,10 +56,15 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(01|03|04|05|08|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(01|02|03|04|05|06|07|08|11|12|13|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
-      if (supported.test(`${messageCode}^${triggerEvent}`)) {
+      if (samples[i]!.file === 'ADT01-28.hl7') {
+        // Its MRN (PATID1234 of ADT1) is the patient's of ADT-A06, its SSN the one of
+        // ADT-A01's: two patients. Refused rather than filed under either.
+        expect(msaOf(ack).code).toBe('AE');
+        expect(ack).toContain('(FHIR 412)');
+      } else if (supported.test(`${messageCode}^${triggerEvent}`)) {
         expect([samples[i]!.file, msaOf(ack).code]).toEqual([samples[i]!.file, 'AA']);
       } else {
         expect([samples[i]!.file, msaOf(ack).code]).toEqual([samples[i]!.file, 'AR']);
@@ -142,7 +148,7 @@ describe('HL7 v2 over MLLP', () => {
       recordedDate: '2004-01-25T11:40:25+04:20',
     });
     // PD1's primary care provider; NK1's next of kin, matched again on each update rather than
-    // added: ADT-A01-01's (by NK1-33 identifiers) and another message's spouse (by name).
+    // added: ADT-A01-01's, by its NK1-33 identifiers (by name: see the visit test below).
     expect(patient['generalPractitioner']).toContainEqual(
       expect.objectContaining({ display: 'Dr rold H Hippo V' }),
     );
@@ -153,20 +159,16 @@ describe('HL7 v2 over MLLP', () => {
     const kinResources = (kin.body.entry as { resource: Record<string, unknown> }[]).map(
       (entry) => entry.resource,
     );
-    expect(kinResources).toHaveLength(2);
-    expect(kinResources).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({
-          name: [expect.objectContaining({ family: 'Evan', given: ['ADAM', 'A'] })],
-          relationship: [
-            expect.objectContaining({ coding: expect.arrayContaining([{ code: 'CHD' }]) }),
-            { coding: [{ code: 'O' }] },
-          ],
-          period: { start: '2021-08-18', end: '2021-12-18' },
-        }),
-        expect.objectContaining({ name: [{ family: 'NUCLEAR', given: ['NELDA', 'W'] }] }),
-      ]),
-    );
+    expect(kinResources).toEqual([
+      expect.objectContaining({
+        name: [expect.objectContaining({ family: 'Evan', given: ['ADAM', 'A'] })],
+        relationship: [
+          expect.objectContaining({ coding: expect.arrayContaining([{ code: 'CHD' }]) }),
+          { coding: [{ code: 'O' }] },
+        ],
+        period: { start: '2021-08-18', end: '2021-12-18' },
+      }),
+    ]);
     const coverage = await http(
       'GET',
       `${testApp.url}/fhir/Coverage?beneficiary=Patient/${String(patient['id'])}`,
@@ -382,6 +384,67 @@ describe('HL7 v2 over MLLP', () => {
       code: { coding: [{ system: 'http://loinc.org', code: '24725-4' }] },
       authoredOn: '2021-10-20T11:26:00+02:15',
     });
+  });
+
+  it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {
+    const sender = await client();
+    const visit = `V-${randomUUID().slice(0, 8)}`;
+    const adt = (event: string, control: string, location: string, times = '') =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}-${visit}|P|2.5\r` +
+          `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\r` +
+          `NK1|1|NUCLEAR^NELDA^W|SPO^SPOUSE\r` +
+          `PV1|1|I|${location}||||||||||||||||${visit}^^^HOSP&2.16.9&ISO^VN${times}`,
+      );
+    const discharged = '|||||||||||||||||||||||||202401051000+0000';
+    const steps: [Buffer, string][] = [
+      [adt('A01', 'ADM', '4E^136^B^GHH'), 'AA'],
+      [adt('A02', 'TRF', 'ICU^2^1^GHH'), 'AA'],
+      [adt('A03', 'DIS', 'ICU^2^1^GHH', discharged), 'AA'],
+      [adt('A13', 'CDS', 'ICU^2^1^GHH'), 'AA'],
+      [adt('A12', 'CTR', '4E^136^B^GHH'), 'AA'],
+    ];
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = async () => {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
+      );
+      expect(found.body.entry).toHaveLength(1);
+      return found.body.entry[0].resource as Record<string, any>;
+    };
+    const reopened = await encounter();
+    // The discharge was cancelled: open again, no end; the transfer too: back in 4E, with the
+    // ICU stay kept as where the patient was.
+    expect(reopened['status']).toBe('in-progress');
+    expect(reopened['period']?.end).toBeUndefined();
+    expect(reopened['location']).toEqual([
+      { location: { display: 'ICU, room 2, bed 1, GHH' }, status: 'completed' },
+      { location: { display: '4E, room 136, bed B, GHH' }, status: 'active' },
+    ]);
+    // The spouse (NK1 without identifiers) came with every message: found again by name.
+    const kin = await http(
+      'GET',
+      `${testApp.url}/fhir/RelatedPerson?patient=${String(reopened['subject'].reference)}`,
+    );
+    expect(kin.body.entry).toHaveLength(1);
+    expect(kin.body.entry[0].resource.name).toEqual([{ family: 'NUCLEAR', given: ['NELDA', 'W'] }]);
+    await sender.send([adt('A11', 'CAD', '4E^136^B^GHH')]);
+    // ACKs accumulate on the connection: each new one is the last.
+    expect(msaOf((await sender.waitForAcks(steps.length + 1)).at(-1)!).code).toBe('AA');
+    expect((await encounter())['status']).toBe('cancelled');
+    // A cancellation of a visit never seen is an error, not a new Encounter.
+    await sender.send([
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A11|UNK-${visit}|P|2.5\rPID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\rPV1|1|I|||||||||||||||||other-${visit}^^^HOSP&2.16.9&ISO^VN`,
+      ),
+    ]);
+    const unknown = (await sender.waitForAcks(steps.length + 2)).at(-1);
+    expect(msaOf(unknown!).code).toBe('AE');
+    expect(unknown).toContain('A cancelled admission needs the visit number');
   });
 
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {

@@ -21,7 +21,11 @@ import {
   patientFromPid,
 } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
-import { encounterFromPv1, type EncounterStatus } from '../mapping/encounter.js';
+import {
+  encounterFromPv1,
+  type EncounterLocation,
+  type EncounterStatus,
+} from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 
@@ -30,13 +34,30 @@ export interface Touched {
   patientIds: string[];
 }
 
-/** ADT events mapped, with the Encounter status each one means (none: patient data only). */
-const ADT_EVENTS: Record<string, EncounterStatus | undefined> = {
-  A01: 'in-progress',
-  A04: 'in-progress',
-  A05: 'planned',
-  A03: 'finished',
+/**
+ * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means, whether
+ * the visit must be known already (a discharge or a cancellation of one never seen is an
+ * error, not a new Encounter), and whether it reopens a finished one. None: patient data only.
+ */
+interface VisitEvent {
+  status: EncounterStatus;
+  /** What the event is, when it needs a known visit: for the error when it is not. */
+  known?: string;
+  reopens?: true;
+}
+
+const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
+  A01: { status: 'in-progress' },
+  A02: { status: 'in-progress' }, // transfer: the new location (PV1-3)
+  A03: { status: 'finished', known: 'A discharge' },
+  A04: { status: 'in-progress' },
+  A05: { status: 'planned' },
+  A06: { status: 'in-progress' }, // outpatient to inpatient: the new class (PV1-2)
+  A07: { status: 'in-progress' }, // inpatient to outpatient
   A08: undefined,
+  A11: { status: 'cancelled', known: 'A cancelled admission' },
+  A12: { status: 'in-progress', known: 'A cancelled transfer' }, // back to PV1-3
+  A13: { status: 'in-progress', known: 'A cancelled discharge', reopens: true },
   A28: undefined,
   A31: undefined,
   A40: undefined,
@@ -161,12 +182,12 @@ export class Hl7Processor {
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
 
-  private async adt(message: V2Message, status: EncounterStatus | undefined): Promise<Touched> {
+  private async adt(message: V2Message, event: VisitEvent | undefined): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
     const pv1 = message.first('PV1');
     const encounterId =
-      status && pv1
-        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, status, sender)
+      event && pv1
+        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender)
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
     // Allergies and diagnoses are matched on the patient and their code, so that the same
@@ -484,34 +505,60 @@ export class Hl7Processor {
     pv1: V2Segment,
     pv2: V2Segment | undefined,
     patientId: string,
-    status: EncounterStatus,
+    event: VisitEvent,
     sender: string | undefined,
   ): Promise<string> {
-    const { identifier, resource } = encounterFromPv1(pv1, patientId, status, sender, pv2);
+    const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
     const criteria = byIdentifier(identifier);
     const match = criteria
       ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
       : undefined;
     if (!match) {
-      if (status === 'finished') {
+      if (event.known) {
         throw new Hl7ProcessingError(
           '204',
-          'A discharge needs the visit number (PV1-19) of a known encounter',
+          `${event.known} needs the visit number (PV1-19) of a known encounter`,
         );
       }
       return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
     }
     const current = await this.fhir.read(HL7_USER, 'Encounter', match);
-    const period = {
+    const period: Record<string, unknown> = {
       ...(current.resource['period'] as object | undefined),
       ...(resource['period'] as object | undefined),
     };
+    // A cancelled discharge leaves the visit open again.
+    if (event.reopens) delete period['end'];
+    const location = movedTo(
+      current.resource['location'] as EncounterLocation[] | undefined,
+      (resource['location'] as EncounterLocation[] | undefined)?.[0],
+    );
     await this.fhir.update(HL7_USER, 'Encounter', match, {
-      ...without(current.resource, 'meta'),
+      ...without(current.resource, 'meta', 'period', 'location'),
       ...resource,
       ...(Object.keys(period).length > 0 ? { period } : {}),
+      ...(location.length > 0 ? { location } : {}),
       id: match,
     });
     return match;
   }
+}
+
+/**
+ * An Encounter's locations after a message naming `next` (PV1-3): where the patient was stays
+ * in the list as completed, so a transfer keeps the way the patient went.
+ */
+function movedTo(
+  previous: EncounterLocation[] | undefined,
+  next: EncounterLocation | undefined,
+): EncounterLocation[] {
+  const locations = previous ?? [];
+  if (!next) return locations;
+  const display = next.location.display;
+  return [
+    ...locations
+      .filter((entry) => entry.location.display !== display)
+      .map((entry) => ({ ...entry, status: 'completed' as const })),
+    next,
+  ];
 }

@@ -1,4 +1,4 @@
-import type { V2Segment } from '../message/v2-message.js';
+import type { V2Repetition, V2Segment } from '../message/v2-message.js';
 import { codeableConceptOf, dateTimeOf, identifierOf, type Identifier } from './datatypes.js';
 
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
@@ -14,12 +14,43 @@ const CLASS: Record<string, { code: string; display: string }> = {
   B: { code: 'IMP', display: 'inpatient encounter' },
 };
 
-export type EncounterStatus = 'planned' | 'in-progress' | 'finished';
+export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled';
+
+export interface EncounterLocation {
+  location: { display: string };
+  status: 'active' | 'completed';
+}
+
+/**
+ * A PL (person location: point of care, room, bed, facility, ... building, floor) as an
+ * Encounter location named by its parts, `4 East, room 136, bed B, CommunityHospital`: the
+ * place the feed names, without a Location resource of its own.
+ */
+export function locationOf(pl: V2Repetition | undefined): EncounterLocation | undefined {
+  if (!pl) return undefined;
+  const part = (component: number, label = ''): string | undefined => {
+    const value = pl.value(component)?.trim();
+    if (!value) return undefined;
+    // `Bed 03` is not said again as `bed Bed 03`.
+    return value.toLowerCase().startsWith(label.trim()) ? value : `${label}${value}`;
+  };
+  const parts = [
+    part(1),
+    part(2, 'room '),
+    part(3, 'bed '),
+    part(8, 'floor '),
+    part(7),
+    part(4),
+  ].filter((value): value is string => value !== undefined);
+  return parts.length > 0
+    ? { location: { display: parts.join(', ') }, status: 'active' }
+    : undefined;
+}
 
 /**
  * PV1 (and PV2, if sent) to an Encounter (v2-to-FHIR segment maps PV1[Encounter] and
- * PV2[Encounter]): class, visit number, admit and discharge times, admit reason (PV2-3) and
- * length of stay in days (PV2-11). The status comes from the trigger event.
+ * PV2[Encounter]): class, visit number, assigned location (PV1-3), admit and discharge times,
+ * admit reason (PV2-3) and length of stay in days (PV2-11). The status comes from the trigger event.
  */
 export function encounterFromPv1(
   pv1: V2Segment,
@@ -35,6 +66,7 @@ export function encounterFromPv1(
   const start = dateTimeOf(pv1.value(44));
   const end = dateTimeOf(pv1.value(45));
   const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
+  const location = locationOf(pv1.repetitions(3)[0]);
   const days = Number(pv2?.value(11));
   return {
     identifier,
@@ -48,6 +80,7 @@ export function encounterFromPv1(
           ? { system: V2_0004, code: patientClass }
           : { system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' },
       subject: { reference: `Patient/${patientId}` },
+      ...(location ? { location: [location] } : {}),
       ...(start || end ? { period: { ...(start ? { start } : {}), ...(end ? { end } : {}) } } : {}),
       ...(Number.isFinite(days) && days >= 0 && pv2?.value(11)
         ? { length: { value: days, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' } }

@@ -171,6 +171,24 @@ describe('PV1 to Encounter', () => {
     });
   });
 
+  it('names the assigned location (PV1-3) by its parts', () => {
+    const location = (pl: string) =>
+      encounterFromPv1(message(MSH, `PV1|1|I|${pl}`).first('PV1')!, 'p1', 'in-progress').resource[
+        'location'
+      ];
+    expect(location('4E^136^B^GHH')).toEqual([
+      { location: { display: '4E, room 136, bed B, GHH' }, status: 'active' },
+    ]);
+    // A point of care with subcomponents, a bed already called so, building and floor.
+    expect(location('HUH AE OMU&9.8&ISO^OMU B^Bed 03^HOMERTON^^C^Homerton UH^Floor5')).toEqual([
+      {
+        location: { display: 'HUH AE OMU, room OMU B, Bed 03, Floor5, Homerton UH, HOMERTON' },
+        status: 'active',
+      },
+    ]);
+    expect(location('')).toBeUndefined();
+  });
+
   it('takes the admit reason and length of stay from PV2', () => {
     const parsed = message(MSH, 'PV1|1|I', 'PV2|||140004^Chronic pharyngitis^SCT||||||||3');
     const { resource } = encounterFromPv1(
