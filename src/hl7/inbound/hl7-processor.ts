@@ -35,7 +35,8 @@ export interface Touched {
 }
 
 /**
- * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means, whether
+ * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
+ * v2-to-FHIR IG's ConceptMap table-hl70003-to-encounter-status where it has the event), whether
  * the visit must be known already (a discharge or a cancellation of one never seen is an
  * error, not a new Encounter), and whether it reopens a finished one. None: patient data only.
  */
@@ -50,7 +51,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A01: { status: 'in-progress' },
   A02: { status: 'in-progress' }, // transfer: the new location (PV1-3)
   A03: { status: 'finished', known: 'A discharge' },
-  A04: { status: 'in-progress' },
+  A04: { status: 'planned' }, // registered, as the IG maps it
   A05: { status: 'planned' },
   A06: { status: 'in-progress' }, // outpatient to inpatient: the new class (PV1-2)
   A07: { status: 'in-progress' }, // inpatient to outpatient
