@@ -436,15 +436,36 @@ describe('HL7 v2 over MLLP', () => {
     // ACKs accumulate on the connection: each new one is the last.
     expect(msaOf((await sender.waitForAcks(steps.length + 1)).at(-1)!).code).toBe('AA');
     expect((await encounter())['status']).toBe('cancelled');
+    // An update (A08) moves the visit's details, not its status.
+    await sender.send([adt('A08', 'UPD', '5W^501^A^GHH')]);
+    expect(msaOf((await sender.waitForAcks(steps.length + 2)).at(-1)!).code).toBe('AA');
+    const updated = await encounter();
+    expect(updated['status']).toBe('cancelled');
+    expect(updated['location'].at(-1)).toEqual({
+      location: { display: '5W, room 501, bed A, GHH' },
+      status: 'active',
+    });
     // A cancellation of a visit never seen is an error, not a new Encounter.
     await sender.send([
       Buffer.from(
         `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A11|UNK-${visit}|P|2.5\rPID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\rPV1|1|I|||||||||||||||||other-${visit}^^^HOSP&2.16.9&ISO^VN`,
       ),
     ]);
-    const unknown = (await sender.waitForAcks(steps.length + 2)).at(-1);
+    const unknown = (await sender.waitForAcks(steps.length + 3)).at(-1);
     expect(msaOf(unknown!).code).toBe('AE');
     expect(unknown).toContain('A cancelled admission needs the visit number');
+    // An update of a visit never seen makes no Encounter either, but is applied to the patient.
+    await sender.send([
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A08|U08-${visit}|P|2.5\rPID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\rPV1|1|I|||||||||||||||||other-${visit}^^^HOSP&2.16.9&ISO^VN`,
+      ),
+    ]);
+    expect(msaOf((await sender.waitForAcks(steps.length + 4)).at(-1)!).code).toBe('AA');
+    const other = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|other-${visit}`)}`,
+    );
+    expect(other.body.entry ?? []).toEqual([]);
   });
 
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {

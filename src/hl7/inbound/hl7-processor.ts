@@ -45,6 +45,12 @@ interface VisitEvent {
   /** What the event is, when it needs a known visit: for the error when it is not. */
   known?: string;
   reopens?: true;
+  /**
+   * An update of the visit's details (PV1-3, PV1-2…) that says nothing of its status: a known
+   * visit keeps its own, and no Encounter is made for one not known (A08s are frequent, and
+   * many carry no visit number).
+   */
+  updatesOnly?: true;
 }
 
 const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
@@ -55,7 +61,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A05: { status: 'planned' },
   A06: { status: 'in-progress' }, // outpatient to inpatient: the new class (PV1-2)
   A07: { status: 'in-progress' }, // inpatient to outpatient
-  A08: undefined,
+  A08: { status: 'unknown', updatesOnly: true }, // the IG's status, never written
   A11: { status: 'cancelled', known: 'A cancelled admission' },
   A12: { status: 'in-progress', known: 'A cancelled transfer' }, // back to PV1-3
   A13: { status: 'in-progress', known: 'A cancelled discharge', reopens: true },
@@ -508,13 +514,14 @@ export class Hl7Processor {
     patientId: string,
     event: VisitEvent,
     sender: string | undefined,
-  ): Promise<string> {
+  ): Promise<string | undefined> {
     const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
     const criteria = byIdentifier(identifier);
     const match = criteria
       ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
       : undefined;
     if (!match) {
+      if (event.updatesOnly) return undefined;
       if (event.known) {
         throw new Hl7ProcessingError(
           '204',
@@ -537,6 +544,7 @@ export class Hl7Processor {
     await this.fhir.update(HL7_USER, 'Encounter', match, {
       ...without(current.resource, 'meta', 'period', 'location'),
       ...resource,
+      ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
       ...(Object.keys(period).length > 0 ? { period } : {}),
       ...(location.length > 0 ? { location } : {}),
       id: match,

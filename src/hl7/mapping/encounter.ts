@@ -14,7 +14,7 @@ const CLASS: Record<string, { code: string; display: string }> = {
   B: { code: 'IMP', display: 'inpatient encounter' },
 };
 
-export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled';
+export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled' | 'unknown';
 
 export interface EncounterLocation {
   location: { display: string };
