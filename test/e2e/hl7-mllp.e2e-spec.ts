@@ -421,10 +421,25 @@ describe('HL7 v2 over MLLP', () => {
     // ICU stay kept as where the patient was.
     expect(reopened['status']).toBe('in-progress');
     expect(reopened['period']?.end).toBeUndefined();
+    const place = (display: string) => ({
+      reference: expect.stringMatching(/^Location\//),
+      display,
+    });
     expect(reopened['location']).toEqual([
-      { location: { display: 'ICU, room 2, bed 1, GHH' }, status: 'completed' },
-      { location: { display: '4E, room 136, bed B, GHH' }, status: 'active' },
+      { location: place('ICU, room 2, bed 1, GHH'), status: 'completed' },
+      { location: place('4E, room 136, bed B, GHH'), status: 'active' },
     ]);
+    // Each place is a Location of that name, so a search by ward finds who was there.
+    const inIcu = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?location.name=ICU&identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
+    );
+    expect(inIcu.body.entry).toHaveLength(1);
+    const icu = await http(
+      'GET',
+      `${testApp.url}/fhir/${String(reopened['location'][0].location.reference)}`,
+    );
+    expect(icu.body).toMatchObject({ resourceType: 'Location', name: 'ICU, room 2, bed 1, GHH' });
     // The spouse (NK1 without identifiers) came with every message: found again by name.
     const kin = await http(
       'GET',
@@ -442,7 +457,7 @@ describe('HL7 v2 over MLLP', () => {
     const updated = await encounter();
     expect(updated['status']).toBe('cancelled');
     expect(updated['location'].at(-1)).toEqual({
-      location: { display: '5W, room 501, bed A, GHH' },
+      location: place('5W, room 501, bed A, GHH'),
       status: 'active',
     });
     // A cancellation of a visit never seen is an error, not a new Encounter.

@@ -23,6 +23,7 @@ import {
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
+  locationResource,
   type EncounterLocation,
   type EncounterStatus,
 } from '../mapping/encounter.js';
@@ -520,14 +521,18 @@ export class Hl7Processor {
     const match = criteria
       ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
       : undefined;
+    if (!match && event.updatesOnly) return undefined;
+    if (!match && event.known) {
+      throw new Hl7ProcessingError(
+        '204',
+        `${event.known} needs the visit number (PV1-19) of a known encounter`,
+      );
+    }
+    const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
+    if (location) {
+      location.location.reference = `Location/${await this.placeNamed(location.location.display)}`;
+    }
     if (!match) {
-      if (event.updatesOnly) return undefined;
-      if (event.known) {
-        throw new Hl7ProcessingError(
-          '204',
-          `${event.known} needs the visit number (PV1-19) of a known encounter`,
-        );
-      }
       return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
     }
     const current = await this.fhir.read(HL7_USER, 'Encounter', match);
@@ -537,19 +542,27 @@ export class Hl7Processor {
     };
     // A cancelled discharge leaves the visit open again.
     if (event.reopens) delete period['end'];
-    const location = movedTo(
+    const locations = movedTo(
       current.resource['location'] as EncounterLocation[] | undefined,
-      (resource['location'] as EncounterLocation[] | undefined)?.[0],
+      location,
     );
     await this.fhir.update(HL7_USER, 'Encounter', match, {
       ...without(current.resource, 'meta', 'period', 'location'),
       ...resource,
       ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
       ...(Object.keys(period).length > 0 ? { period } : {}),
-      ...(location.length > 0 ? { location } : {}),
+      ...(locations.length > 0 ? { location: locations } : {}),
       id: match,
     });
     return match;
+  }
+
+  /** The Location of this name, made the first time a feed names it (never rewritten). */
+  private async placeNamed(display: string): Promise<string> {
+    const { identifier, resource } = locationResource(display);
+    const criteria = identifierCriteria([identifier])!;
+    const match = await this.fhir.uniqueMatch(HL7_USER, 'Location', criteria);
+    return match ?? (await this.fhir.create(HL7_USER, 'Location', resource)).id;
   }
 }
 

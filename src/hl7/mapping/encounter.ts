@@ -17,14 +17,38 @@ const CLASS: Record<string, { code: string; display: string }> = {
 export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled' | 'unknown';
 
 export interface EncounterLocation {
-  location: { display: string };
+  location: { reference?: string; display: string };
   status: 'active' | 'completed';
+}
+
+/** Locations named by a feed are found again by their name under this system. */
+export const LOCATION_SYSTEM = 'urn:carevault:v2:location';
+
+/**
+ * The Location a PL names, one per distinct name (`4 East, room 136, bed B, GHH`), so that
+ * `Encounter?location=` and `location.name` find who was there.
+ */
+export function locationResource(display: string): {
+  identifier: Identifier;
+  resource: Record<string, unknown>;
+} {
+  const identifier = { system: LOCATION_SYSTEM, value: display };
+  return {
+    identifier,
+    resource: {
+      resourceType: 'Location',
+      identifier: [identifier],
+      status: 'active',
+      mode: 'instance',
+      name: display,
+    },
+  };
 }
 
 /**
  * A PL (person location: point of care, room, bed, facility, ... building, floor) as an
- * Encounter location named by its parts, `4 East, room 136, bed B, CommunityHospital`: the
- * place the feed names, without a Location resource of its own.
+ * Encounter location named by its parts, `4 East, room 136, bed B, CommunityHospital`; the
+ * processor links it to the Location of that name.
  */
 export function locationOf(pl: V2Repetition | undefined): EncounterLocation | undefined {
   if (!pl) return undefined;
