@@ -440,6 +440,18 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/${String(reopened['location'][0].location.reference)}`,
     );
     expect(icu.body).toMatchObject({ resourceType: 'Location', name: 'ICU, room 2, bed 1, GHH' });
+    // The transfer's audit row names the Location with the Encounter.
+    const [transfer] = await data.query<{ entities: string[] }[]>(
+      `SELECT a.entities FROM audit_event a JOIN hl7_message m ON a.request_id = m.id::text
+        WHERE a.source = 'hl7' AND m.control_id = $1`,
+      [`TRF-${visit}`],
+    );
+    expect(transfer!.entities).toEqual(
+      expect.arrayContaining([
+        String(reopened['location'][0].location.reference),
+        `Encounter/${String(reopened['id'])}`,
+      ]),
+    );
     // The spouse (NK1 without identifiers) came with every message: found again by name.
     const kin = await http(
       'GET',

@@ -195,7 +195,7 @@ export class Hl7Processor {
     const pv1 = message.first('PV1');
     const encounterId =
       event && pv1
-        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender)
+        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender, touched)
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
     // Allergies and diagnoses are matched on the patient and their code, so that the same
@@ -515,6 +515,7 @@ export class Hl7Processor {
     patientId: string,
     event: VisitEvent,
     sender: string | undefined,
+    touched: Touched,
   ): Promise<string | undefined> {
     const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
     const criteria = byIdentifier(identifier);
@@ -531,6 +532,7 @@ export class Hl7Processor {
     const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
     if (location) {
       location.location.reference = `Location/${await this.placeNamed(location.location.display)}`;
+      touched.entities.push(location.location.reference);
     }
     if (!match) {
       return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
