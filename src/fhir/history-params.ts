@@ -18,6 +18,11 @@ export function historyParams(query: Record<string, unknown>): HistoryParams {
  * not skip one).
  */
 export function historyListParams(query: Record<string, unknown>): HistoryListParams {
+  if (query['_offset'] !== undefined) {
+    throw AppError.invalid(
+      'This history pages by keyset: follow its next link (_cursor) rather than _offset',
+    );
+  }
   checkNames(query, LIST_KNOWN, '_count and _since');
   const raw = query['_cursor'];
   return {

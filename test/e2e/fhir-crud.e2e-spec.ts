@@ -436,7 +436,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(typePage2).toHaveLength(5);
     const firstPage = versions(typeHistory.body.entry);
     expect(typePage2.filter((version) => firstPage.includes(version))).toEqual([]);
-    expect((await http('GET', `${fhir}/Patient/_history?_offset=5`)).status).toBe(400);
+    const offset = await http('GET', `${fhir}/Patient/_history?_offset=5`);
+    expect(offset.status).toBe(400);
+    expect(offset.body.issue[0].diagnostics).toContain('follow its next link (_cursor)');
     expect((await http('GET', `${fhir}/Patient/_history?_since=yesterday`)).status).toBe(400);
     expect((await http('GET', `${fhir}/Patient/_history?_at=2026`)).body.issue[0].code).toBe(
       'not-supported',
