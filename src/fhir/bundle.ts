@@ -6,7 +6,7 @@ import type {
   HistoryParams,
   ResourceVersion,
 } from './fhir-types.js';
-import { encodeHistoryCursor } from './history-params.js';
+import { encodeCursor } from './cursor.js';
 
 export interface Bundle {
   resourceType: 'Bundle';
@@ -73,7 +73,7 @@ export function cursorLinks(
   const url = (cursor?: HistoryCursor): string => {
     const query = new URLSearchParams({ _count: String(params.count) });
     if (params.since) query.set('_since', params.since.toISOString());
-    if (cursor) query.set('_cursor', encodeHistoryCursor(cursor));
+    if (cursor) query.set('_cursor', encodeCursor(cursor));
     return `${selfUrl}?${query.toString()}`;
   };
   return [

@@ -1,4 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
+import { decodeCursor } from './cursor.js';
 import type { HistoryCursor, HistoryListParams, HistoryParams } from './fhir-types.js';
 
 const MAX_COUNT = 1000;
@@ -27,7 +28,7 @@ export function historyListParams(query: Record<string, unknown>): HistoryListPa
   const raw = query['_cursor'];
   return {
     ...countAndSince(query),
-    ...(raw !== undefined ? { cursor: decodeHistoryCursor(raw) } : {}),
+    ...(raw !== undefined ? { cursor: decodeCursor(raw, isHistoryCursor, 'history') } : {}),
   };
 }
 
@@ -36,20 +37,6 @@ function countAndSince(query: Record<string, unknown>): { count: number; since?:
   const count = integerParam(query['_count'], '_count', 50);
   const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
   return { count: Math.min(Math.max(count, 1), MAX_COUNT), ...(since ? { since } : {}) };
-}
-
-export function encodeHistoryCursor(cursor: HistoryCursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
-}
-
-function decodeHistoryCursor(raw: unknown): HistoryCursor {
-  try {
-    const cursor = JSON.parse(Buffer.from(String(raw), 'base64url').toString('utf8')) as unknown;
-    if (isHistoryCursor(cursor)) return cursor;
-  } catch {
-    // fall through
-  }
-  throw AppError.invalid('_cursor is not a cursor of this history: follow the Bundle links');
 }
 
 function isHistoryCursor(value: unknown): value is HistoryCursor {

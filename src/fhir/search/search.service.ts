@@ -7,6 +7,7 @@ import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
@@ -121,7 +122,9 @@ export class SearchService {
       return this.bundle([], [], total, links(), params.warnings);
     }
 
-    const cursor = request.cursor ? decodeCursor(request.cursor, columns.length) : undefined;
+    const cursor = request.cursor
+      ? decodeCursor(request.cursor, isSearchCursor(columns.length), 'search')
+      : undefined;
     const backwards = cursor?.d === 'p';
     const pageWhere = cursor
       ? `${where} AND ${keysetCondition(columns, cursor.k, backwards, params)}`
@@ -426,23 +429,17 @@ function contentOf(row: ResourceEntity): FhirResource {
   return JSON.parse(row.content as string) as FhirResource;
 }
 
-function encodeCursor(cursor: Cursor): string {
-  return Buffer.from(JSON.stringify(cursor)).toString('base64url');
-}
-
-function decodeCursor(raw: string, keys: number): Cursor {
-  try {
-    const cursor = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8')) as Cursor;
-    if (
+/** The cursor of a search whose sort has `keys` keys. */
+function isSearchCursor(keys: number) {
+  return (value: unknown): value is Cursor => {
+    const cursor = value as Partial<Cursor> | null;
+    return (
+      typeof cursor === 'object' &&
+      cursor !== null &&
       (cursor.d === 'n' || cursor.d === 'p') &&
       Array.isArray(cursor.k) &&
       cursor.k.length === keys &&
       cursor.k.every((key) => typeof key === 'string' && key.length <= 1000)
-    ) {
-      return cursor;
-    }
-  } catch {
-    // fall through
-  }
-  throw AppError.invalid('_cursor is not a cursor of this search: follow the Bundle links');
+    );
+  };
 }
