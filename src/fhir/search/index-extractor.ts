@@ -86,8 +86,7 @@ export class IndexExtractor {
 
   /** Each element's second values, under the keys of its first (see `compositeKeys`). */
   private addComposites(rows: IndexRows, resource: FhirResource, typed: TypedValue[]): void {
-    for (const composite of this.definitions.compositesOf(resource.resourceType)) {
-      if (composite.unionOf) continue;
+    for (const composite of this.definitions.indexedCompositesOf(resource.resourceType)) {
       for (const { firsts, seconds } of compositeValues(resource, typed, composite)) {
         for (const key of firsts.flatMap(tokens).flatMap((t) => compositeKeys(composite.code, t))) {
           for (const value of seconds) addValue(rows, key, composite.second.type, value);

@@ -100,6 +100,8 @@ export class SearchDefinitions {
   /** Parameters the definitions hold that are not indexed (composite, special, no expression). */
   private readonly unindexed = new Map<string, Map<string, string>>();
   private readonly composites = new Map<string, Map<string, CompositeParam>>();
+  /** Per type, the composites with rows of their own (not a union of others'). */
+  private readonly indexedComposites = new Map<string, CompositeParam[]>();
 
   constructor() {
     const bundle = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
@@ -156,7 +158,13 @@ export class SearchDefinitions {
         });
       }
     }
-    for (const codes of this.composites.values()) linkUnions(codes, shapes);
+    for (const [type, codes] of this.composites) {
+      linkUnions(codes, shapes);
+      this.indexedComposites.set(
+        type,
+        [...codes.values()].filter((composite) => !composite.unionOf),
+      );
+    }
   }
 
   /** The indexed parameters of a type, including those defined on Resource and DomainResource. */
@@ -168,9 +176,14 @@ export class SearchDefinitions {
     ];
   }
 
-  /** The indexed composite parameters of a type. */
+  /** The composite parameters a type can be searched by. */
   compositesOf(type: string): CompositeParam[] {
     return [...(this.composites.get(type)?.values() ?? [])];
+  }
+
+  /** Those whose rows a resource of the type is given when it is written (built once). */
+  indexedCompositesOf(type: string): readonly CompositeParam[] {
+    return this.indexedComposites.get(type) ?? [];
   }
 
   composite(type: string, code: string): CompositeParam | undefined {
