@@ -562,7 +562,7 @@ export class Hl7Processor {
   /** The Location of this name, made the first time a feed names it (never rewritten). */
   private async placeNamed(display: string): Promise<string> {
     const { identifier, resource } = locationResource(display);
-    const criteria = identifierCriteria([identifier])!;
+    const criteria = byIdentifier(identifier)!;
     const match = await this.fhir.uniqueMatch(HL7_USER, 'Location', criteria);
     return match ?? (await this.fhir.create(HL7_USER, 'Location', resource)).id;
   }
