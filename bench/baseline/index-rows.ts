@@ -171,7 +171,11 @@ export function observationRows(observation: Json): IndexRows {
   );
   const target = subject ? REFERENCE.exec(subject) : null;
   if (target) {
-    const reference = { targetType: target[1]!, targetId: target[2]! };
+    const reference = {
+      targetType: target[1]!,
+      targetId: target[2]!,
+      local: !target.input.includes('://'),
+    };
     if (reference.targetType === 'Patient')
       rows.references.push({ param: 'patient', ...reference });
     rows.references.push({ param: 'subject', ...reference });

@@ -192,6 +192,10 @@ export class AppConfig {
     return this.config.get('BREAK_GLASS_MINUTES', { infer: true });
   }
 
+  get referentialIntegrity(): boolean {
+    return this.config.get('FHIR_REFERENTIAL_INTEGRITY', { infer: true });
+  }
+
   get docsEnabled(): boolean {
     return !this.isProduction || this.config.get('DOCS_IN_PRODUCTION', { infer: true });
   }

@@ -289,6 +289,14 @@ export class EnvironmentVariables {
   @Max(1440, { message: 'BREAK_GLASS_MINUTES must be an integer between 1 and 1440' })
   BREAK_GLASS_MINUTES = 60;
 
+  /**
+   * Relative references must name existing resources, and referred-to resources cannot be
+   * deleted; off only to load records whose targets come later.
+   */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'FHIR_REFERENTIAL_INTEGRITY must be true or false' })
+  FHIR_REFERENTIAL_INTEGRITY = true;
+
   /** Serve Swagger UI at /docs when NODE_ENV=production (always on elsewhere). */
   @Transform(toBoolean)
   @IsBoolean({ message: 'DOCS_IN_PRODUCTION must be true or false' })

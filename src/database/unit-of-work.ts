@@ -3,6 +3,12 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 
+/** The transaction in progress, and what must run after all its work, before it commits. */
+interface Transaction {
+  manager: EntityManager;
+  beforeCommit: (() => Promise<void>)[];
+}
+
 /**
  * The transaction a use case runs in. Repositories read and write through `manager`, and wrap
  * multi-statement writes in `run`: alone, that is a transaction of its own; inside a FHIR
@@ -10,12 +16,12 @@ import type { DataSource, EntityManager } from 'typeorm';
  */
 @Injectable()
 export class UnitOfWork {
-  private readonly current = new AsyncLocalStorage<EntityManager>();
+  private readonly current = new AsyncLocalStorage<Transaction>();
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   get manager(): EntityManager {
-    return this.current.getStore() ?? this.dataSource.manager;
+    return this.current.getStore()?.manager ?? this.dataSource.manager;
   }
 
   /** True inside `run`: a failure there aborts the whole enclosing transaction. */
@@ -24,12 +30,33 @@ export class UnitOfWork {
   }
 
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    const manager = this.current.getStore();
-    if (manager) {
-      return work(manager);
+    const active = this.current.getStore();
+    if (active) {
+      return work(active.manager);
     }
-    return this.dataSource.transaction((transactional) =>
-      this.current.run(transactional, () => work(transactional)),
-    );
+    return this.dataSource.transaction((manager) => {
+      const transaction: Transaction = { manager, beforeCommit: [] };
+      return this.current.run(transaction, async () => {
+        const result = await work(manager);
+        // A hook may add work, and so hooks of its own: run until none is left.
+        while (transaction.beforeCommit.length > 0) {
+          await transaction.beforeCommit.shift()!();
+        }
+        return result;
+      });
+    });
+  }
+
+  /**
+   * Runs `hook` once the outermost `run` has done all its work, inside its transaction, before
+   * it commits: checks that hold for the transaction as a whole (a Bundle may create a
+   * resource after an entry that refers to it). A hook that throws rolls everything back.
+   */
+  beforeCommit(hook: () => Promise<void>): void {
+    const active = this.current.getStore();
+    if (!active) {
+      throw new Error('beforeCommit needs a transaction: call it inside UnitOfWork.run');
+    }
+    active.beforeCommit.push(hook);
   }
 }

@@ -59,6 +59,7 @@ export type RestSecurity = Record<string, unknown>;
 export function capabilityResources(
   resourceTypes: readonly string[],
   search: Pick<SearchDefinitions, 'paramsOf' | 'compositesOf'>,
+  referentialIntegrity: boolean,
 ): object[] {
   return resourceTypes.map((type) =>
     type === AUDIT_EVENT.type
@@ -76,9 +77,11 @@ export function capabilityResources(
           conditionalCreate: true,
           conditionalUpdate: true,
           conditionalDelete: 'single',
-          // Literal and identifier references are stored as given; targets are not enforced
-          // (conditional references in Bundles resolve to a stored resource, though).
-          referencePolicy: ['literal', 'logical'],
+          // Literal and identifier references; with integrity on (reference-integrity.ts), a
+          // relative one must name a stored resource, which cannot be deleted while referred to.
+          referencePolicy: referentialIntegrity
+            ? ['literal', 'logical', 'enforced', 'local']
+            : ['literal', 'logical'],
           ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
           operation: [
             ...(type === 'Patient' ? [EVERYTHING] : []),

@@ -77,7 +77,11 @@ export class FhirController {
     private readonly smart: SmartConfiguration,
     private readonly config: AppConfig,
   ) {
-    this.capabilities = capabilityResources(definitions.resourceTypes, searchDefinitions);
+    this.capabilities = capabilityResources(
+      definitions.resourceTypes,
+      searchDefinitions,
+      config.referentialIntegrity,
+    );
   }
 
   @Post()
@@ -406,6 +410,11 @@ export class FhirController {
   @ApiOperation({ summary: 'Delete (a new, empty version); later reads give 410' })
   @ApiParam(TYPE_PARAM)
   @ApiResponse({ status: 204, description: 'Deleted' })
+  @ApiResponse({
+    status: 409,
+    description: 'Other resources refer to it (FHIR_REFERENTIAL_INTEGRITY)',
+    schema: OUTCOME.schema,
+  })
   async delete(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,

@@ -9,6 +9,7 @@ import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
 import { ValidateService } from './validate.service.js';
 import { ImportService } from './import/import.service.js';
+import { ReferenceIntegrity } from './reference-integrity.js';
 import { ResourceRepository } from './resource.repository.js';
 import { ResourceWrites } from './resource-writes.js';
 import { IndexExtractor } from './search/index-extractor.js';
@@ -28,6 +29,7 @@ import { SearchService } from './search/search.service.js';
     FhirService,
     ResourceRepository,
     ResourceWrites,
+    ReferenceIntegrity,
     SearchDefinitions,
     IndexExtractor,
     SearchIndexRepository,

@@ -28,6 +28,7 @@ import { IndexExtractor } from './search/index-extractor.js';
 import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
+import { ReferenceIntegrity } from './reference-integrity.js';
 
 /** A create that passed FhirService.checkCreate, ready to be written. */
 export interface CheckedCreate {
@@ -47,6 +48,7 @@ export class FhirService {
     private readonly searches: SearchService,
     private readonly unitOfWork: UnitOfWork,
     private readonly writes: ResourceWrites,
+    private readonly integrity: ReferenceIntegrity,
   ) {}
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
@@ -106,7 +108,7 @@ export class FhirService {
           checked.map(({ type, resource, id }) => ({
             resourceType: type,
             id,
-            render: (next: NextVersion) => this.render(resource, id, next),
+            render: (next: NextVersion) => this.render(resource, id, next, true),
           })),
         );
         const results = rows.map(stored);
@@ -278,7 +280,7 @@ export class FhirService {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
         this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next);
+        return this.render(resource, id, next, current === null || current.deleted);
       });
       if (!result.row) {
         throw AppError.notFound(`${type} resource not found`);
@@ -316,7 +318,7 @@ export class FhirService {
         }
         const resource = this.checkBody(type, patched);
         this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next);
+        return this.render(resource, id, next, false);
       });
       const written = stored(result.row!);
       await this.writes.written({ user, resource: written.resource, created: false });
@@ -335,7 +337,9 @@ export class FhirService {
       }
       await this.openForWrite(user, current, 'delete');
       assertVersionMatches(current, expected);
-      return current.deleted ? { unchanged: true } : { deleted: true };
+      if (current.deleted) return { unchanged: true };
+      this.integrity.deleted(type, id);
+      return { deleted: true };
     });
   }
 
@@ -435,10 +439,20 @@ export class FhirService {
     return types.some((type) => this.writes.watches(type)) ? this.unitOfWork.run(work) : work();
   }
 
-  /** The version to store: JSON with the server's id and meta, and its search index rows. */
-  private render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
+  /**
+   * The version to store: JSON with the server's id and meta, and its search index rows, whose
+   * references are checked when the transaction commits (`created`: a new resource).
+   */
+  private render(
+    resource: FhirResource,
+    id: string,
+    next: NextVersion,
+    created: boolean,
+  ): RenderedVersion {
     const stored = withServerFields(resource, id, next);
-    return { content: JSON.stringify(stored), index: this.indexer.extract(stored) };
+    const index = this.indexer.extract(stored);
+    this.integrity.written(resource.resourceType, id, index, created);
+    return { content: JSON.stringify(stored), index };
   }
 
   /**

@@ -1,8 +1,9 @@
 /**
  * Example bodies for Swagger UI: one small, valid resource for each type that integrators meet
  * first. An e2e test creates every one of them, so an example that the server would reject
- * fails the build instead of an integrator's first try. References point at `Patient/example`:
- * CareVault does not require a referenced resource to exist.
+ * fails the build instead of an integrator's first try. References point at `Patient/example`,
+ * which the Patient update example creates (`PUT /fhir/Patient/example`): a reference must name
+ * a stored resource (reference-integrity.ts).
  */
 export const OPENAPI_EXAMPLES: Readonly<Record<string, Record<string, unknown>>> = {
   Patient: {

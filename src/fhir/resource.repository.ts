@@ -70,6 +70,26 @@ export class ResourceRepository {
   }
 
   /**
+   * Of these resources, the ones that exist and are not deleted, as `Type/id`, each locked FOR
+   * KEY SHARE until commit: a delete of one (whose row lock conflicts) waits for the caller to
+   * commit, and a caller that comes after a delete finds the row deleted. In a fixed order, so
+   * two callers locking the same rows cannot deadlock on each other.
+   */
+  async lockLive(targets: { type: string; id: string }[]): Promise<Set<string>> {
+    const rows = await this.unitOfWork.manager.query<{ resource_type: string; id: string }[]>(
+      `SELECT r.resource_type, r.id
+         FROM resource r
+         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
+           ON r.resource_type = t.type AND r.id = t.id
+        WHERE NOT r.deleted
+        ORDER BY r.resource_type, r.id
+        FOR KEY SHARE OF r`,
+      [targets.map((t) => t.type), targets.map((t) => t.id)],
+    );
+    return new Set(rows.map((row) => `${row.resource_type}/${row.id}`));
+  }
+
+  /**
    * Serializes transactions working on the same key (conditional criteria) until they commit.
    * Runs in the current transaction; the caller is inside UnitOfWork.run.
    */

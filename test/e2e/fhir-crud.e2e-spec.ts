@@ -14,6 +14,23 @@ describe('FHIR REST: CRUD, versions and history', () => {
     testApp = await createTestApp();
     http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     fhir = `${testApp.url}/fhir`;
+    // What the resources stored below refer to: a relative reference must name a resource.
+    for (const [path, body] of [
+      ['Patient/x', { ...buildPatient(), id: 'x' }],
+      ['Organization/y', { resourceType: 'Organization', id: 'y', name: 'Payor' }],
+      [
+        'Coverage/z',
+        {
+          resourceType: 'Coverage',
+          id: 'z',
+          status: 'active',
+          beneficiary: { reference: 'Patient/x' },
+          payor: [{ reference: 'Organization/y' }],
+        },
+      ],
+    ] as const) {
+      expect((await http('PUT', `${fhir}/${path}`, { body })).status).toBe(201);
+    }
   });
 
   afterAll(async () => {
@@ -626,7 +643,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       conditionalRead: 'full-support',
       conditionalCreate: true,
       conditionalDelete: 'single',
-      referencePolicy: ['literal', 'logical'],
+      referencePolicy: ['literal', 'logical', 'enforced', 'local'],
     });
     const params = new Map(
       patient.searchParam.map((p: { name: string }) => [p.name, p] as [string, unknown]),

@@ -100,6 +100,15 @@ describe('the OpenAPI document behind Swagger UI', () => {
     const authorization = `Bearer ${await tokenFor(testApp, 'doctor')}`;
     const types = Object.keys(OPENAPI_EXAMPLES);
     expect(types.length).toBeGreaterThanOrEqual(10);
+    // The other examples refer to Patient/example, which the Patient update example creates.
+    const update = document.paths['/fhir/Patient/{id}']!.put!;
+    const patient = await http('PUT', `${testApp.url}/fhir/Patient/example`, {
+      body: (update.requestBody as { content: Record<string, { example: unknown }> }).content[
+        'application/fhir+json'
+      ]!.example,
+      headers: { authorization },
+    });
+    expect(patient.status).toBe(201);
     for (const type of types) {
       const create = document.paths[`/fhir/${type}`]!.post!;
       const media = (create.requestBody as { content: Record<string, { example: unknown }> })

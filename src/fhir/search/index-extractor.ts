@@ -238,11 +238,14 @@ function periodOrDate(value: unknown): { low: Date; high: Date } | undefined {
 const EARLIEST = new Date('0001-01-01T00:00:00Z');
 const LATEST = new Date('9999-12-31T23:59:59Z');
 
-const REFERENCE =
-  /^(?:[a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/.*)?$/;
+const REFERENCE = /^([a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/.*)?$/;
 
-function referenceTarget(value: unknown): { targetType: string; targetId: string } | undefined {
+function referenceTarget(
+  value: unknown,
+): { targetType: string; targetId: string; local: boolean } | undefined {
   const reference = isObject(value) ? text(value['reference']) : null;
   const match = reference ? REFERENCE.exec(reference) : null;
-  return match ? { targetType: match[1]!, targetId: match[2]! } : undefined;
+  return match
+    ? { targetType: match[2]!, targetId: match[3]!, local: match[1] === undefined }
+    : undefined;
 }

@@ -3,7 +3,11 @@ export interface IndexRows {
   tokens: { param: string; system: string | null; code: string }[];
   strings: { param: string; value: string }[];
   dates: { param: string; low: Date; high: Date }[];
-  references: { param: string; targetType: string; targetId: string }[];
+  /**
+   * `local`: a relative reference (`Patient/1`), to a resource of this server; an absolute URL
+   * names the same type and id but may be another server's.
+   */
+  references: { param: string; targetType: string; targetId: string; local: boolean }[];
   numbers: { param: string; value: number }[];
   quantities: { param: string; value: number; system: string | null; code: string | null }[];
   uris: { param: string; value: string }[];

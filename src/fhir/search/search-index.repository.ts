@@ -96,6 +96,32 @@ export class SearchIndexRepository {
     if (rows) await this.insert(manager, [{ resourceType, resourceId, rows }]);
   }
 
+  /**
+   * How many live resources of each type refer to any of these, and by which parameters,
+   * relative or absolute reference alike: an absolute URL may be this server's own. Reads the
+   * index by target; a deleted resource has no index rows, so it refers to nothing.
+   */
+  async referrersOf(
+    manager: EntityManager,
+    targets: { type: string; id: string }[],
+  ): Promise<{ resourceType: string; params: string[]; count: number }[]> {
+    const rows = await manager.query<{ resource_type: string; params: string[]; count: string }[]>(
+      `SELECT x.resource_type, array_agg(DISTINCT x.param) AS params,
+              count(DISTINCT x.resource_id) AS count
+         FROM search_reference x
+         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
+           ON x.target_type = t.type AND x.target_id = t.id
+        GROUP BY x.resource_type
+        ORDER BY x.resource_type`,
+      [targets.map((t) => t.type), targets.map((t) => t.id)],
+    );
+    return rows.map((row) => ({
+      resourceType: row.resource_type,
+      params: row.params,
+      count: Number(row.count),
+    }));
+  }
+
   /** The index rows of resources that have none yet (their first versions). */
   async insert(manager: EntityManager, resources: ResourceIndex[]): Promise<void> {
     const values: unknown[] = [];

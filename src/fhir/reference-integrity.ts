@@ -1,0 +1,139 @@
+import { Injectable } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
+import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { ResourceRepository } from './resource.repository.js';
+import type { IndexRows } from './search/index-rows.js';
+import { SearchIndexRepository } from './search/search-index.repository.js';
+
+/** What one transaction wrote, as its references must hold when it commits. */
+interface Written {
+  /** Each written resource (`Type/id`) and the local references of its last version. */
+  references: Map<string, { param: string; target: string }[]>;
+  created: Set<string>;
+  deleted: Set<string>;
+}
+
+/** How many missing targets an error names before it says how many more there are. */
+const NAMED = 5;
+
+/**
+ * Referential integrity, as a clinical record needs it: a resource written with a relative
+ * reference (`Patient/123`) must name a resource that exists, and a resource that others refer
+ * to cannot be deleted. The references are those the search index holds (every reference a
+ * search parameter reaches, as HAPI FHIR checks them), and both rules are checked when the
+ * transaction commits, so that a transaction Bundle may write its entries in any order.
+ * `FHIR_REFERENTIAL_INTEGRITY=false` turns both off (loading records whose targets come later).
+ */
+@Injectable()
+export class ReferenceIntegrity {
+  private readonly transactions = new WeakMap<EntityManager, Written>();
+  private readonly enabled: boolean;
+
+  constructor(
+    config: AppConfig,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly resources: ResourceRepository,
+    private readonly searchIndex: SearchIndexRepository,
+  ) {
+    this.enabled = config.referentialIntegrity;
+  }
+
+  /** A version about to be written in the current transaction (`created`: a new resource). */
+  written(type: string, id: string, index: IndexRows, created: boolean): void {
+    if (!this.enabled) return;
+    const state = this.current();
+    const key = `${type}/${id}`;
+    state.references.set(
+      key,
+      index.references
+        .filter((reference) => reference.local)
+        .map((reference) => ({
+          param: reference.param,
+          target: `${reference.targetType}/${reference.targetId}`,
+        })),
+    );
+    if (created) state.created.add(key);
+    state.deleted.delete(key);
+  }
+
+  /** A resource about to be deleted in the current transaction. */
+  deleted(type: string, id: string): void {
+    if (!this.enabled) return;
+    const state = this.current();
+    const key = `${type}/${id}`;
+    state.references.delete(key);
+    state.deleted.add(key);
+  }
+
+  private current(): Written {
+    const manager = this.unitOfWork.manager;
+    let state = this.transactions.get(manager);
+    if (!state) {
+      const created: Written = { references: new Map(), created: new Set(), deleted: new Set() };
+      this.transactions.set(manager, created);
+      this.unitOfWork.beforeCommit(() => this.check(created));
+      state = created;
+    }
+    return state;
+  }
+
+  private async check(state: Written): Promise<void> {
+    await this.checkDeletions(state);
+    await this.checkTargets(state);
+  }
+
+  /** Every local reference names a live resource, which stays so until this commits. */
+  private async checkTargets(state: Written): Promise<void> {
+    // Who refers to each target first, for the error; resources this transaction created
+    // need no look-up: no other transaction can see them, let alone delete them.
+    const referrers = new Map<string, string>();
+    for (const [source, references] of state.references) {
+      for (const { param, target } of references) {
+        const own = state.created.has(target) && !state.deleted.has(target);
+        if (!own && !referrers.has(target)) referrers.set(target, `${source} (${param})`);
+      }
+    }
+    if (referrers.size === 0) return;
+    const live = await this.resources.lockLive([...referrers.keys()].map(typeAndId));
+    const missing = [...referrers].filter(([target]) => !live.has(target));
+    if (missing.length === 0) return;
+    const named = missing
+      .slice(0, NAMED)
+      .map(([target, source]) => `${target}, referred to by ${source}`);
+    const more = missing.length > NAMED ? `, and ${missing.length - NAMED} more` : '';
+    throw AppError.of(
+      400,
+      'not-found',
+      `A reference names a resource that does not exist or was deleted: ${named.join('; ')}${more}. ` +
+        'Create it first (in a transaction Bundle, in the same Bundle)',
+    );
+  }
+
+  /** Nothing live refers to a deleted resource. */
+  private async checkDeletions(state: Written): Promise<void> {
+    if (state.deleted.size === 0) return;
+    const targets = [...state.deleted];
+    const referrers = await this.searchIndex.referrersOf(
+      this.unitOfWork.manager,
+      targets.map(typeAndId),
+    );
+    if (referrers.length === 0) return;
+    const total = referrers.reduce((sum, r) => sum + r.count, 0);
+    const which = referrers
+      .map((r) => `${r.count} ${r.resourceType} by ${r.params.join(', ')}`)
+      .join('; ');
+    const [what, them] =
+      targets.length === 1 ? [targets[0]!, 'it'] : [`${targets.length} resources`, 'them'];
+    throw AppError.conflict(
+      `${what} cannot be deleted: ${total} resource${total === 1 ? '' : 's'} refer${total === 1 ? 's' : ''} ` +
+        `to ${them} (${which}). Delete or change those first, or in the same transaction Bundle`,
+    );
+  }
+}
+
+function typeAndId(key: string): { type: string; id: string } {
+  const slash = key.indexOf('/');
+  return { type: key.slice(0, slash), id: key.slice(slash + 1) };
+}

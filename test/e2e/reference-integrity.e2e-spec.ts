@@ -1,0 +1,242 @@
+import { randomUUID } from 'node:crypto';
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { text: 'Heart rate' },
+  subject: { reference: patient },
+  ...extra,
+});
+
+describe('referential integrity', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let http: HttpFn;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  const createPatient = async (): Promise<string> => {
+    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    expect(created.status).toBe(201);
+    return `Patient/${String(created.body.id)}`;
+  };
+  const referring = async (patient: string): Promise<number> =>
+    (await http('GET', `${fhir}/Observation?subject=${patient}&_total=accurate`)).body
+      .total as number;
+
+  it('refuses a relative reference to a resource that does not exist, and stores nothing', async () => {
+    const missing = `Patient/${randomUUID()}`;
+    const res = await http('POST', `${fhir}/Observation`, { body: observation(missing) });
+    expect(res.status).toBe(400);
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    expect(res.body.issue[0].code).toBe('not-found');
+    expect(res.body.issue[0].diagnostics).toContain(`${missing}, referred to by Observation/`);
+    expect(res.body.issue[0].diagnostics).toContain('(patient)');
+    expect(await referring(missing)).toBe(0);
+
+    const update = await http('PUT', `${fhir}/Observation/integrity-put`, {
+      body: { ...observation(missing), id: 'integrity-put' },
+    });
+    expect(update.status).toBe(400);
+    expect((await http('GET', `${fhir}/Observation/integrity-put`)).status).toBe(404);
+  });
+
+  it('takes references to existing resources, versioned ones, and absolute URLs of other servers', async () => {
+    const patient = await createPatient();
+    for (const reference of [
+      patient,
+      `${patient}/_history/1`,
+      'https://other.example.org/fhir/Patient/not-here',
+    ]) {
+      const res = await http('POST', `${fhir}/Observation`, { body: observation(reference) });
+      expect(res.status).toBe(201);
+    }
+  });
+
+  it('refuses a reference to a deleted resource, and a patch that adds a missing one', async () => {
+    const patient = await createPatient();
+    expect((await http('DELETE', `${fhir}/${patient}`)).status).toBe(204);
+    const res = await http('POST', `${fhir}/Observation`, { body: observation(patient) });
+    expect(res.status).toBe(400);
+    expect(res.body.issue[0].diagnostics).toContain(`${patient}, referred to by`);
+
+    const live = await createPatient();
+    const created = await http('POST', `${fhir}/Observation`, { body: observation(live) });
+    const patched = await http('PATCH', `${fhir}/Observation/${String(created.body.id)}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'add', path: '/performer', value: [{ reference: 'Practitioner/nobody' }] }],
+    });
+    expect(patched.status).toBe(400);
+    expect(patched.body.issue[0].diagnostics).toContain('Practitioner/nobody');
+    const read = await http('GET', `${fhir}/Observation/${String(created.body.id)}`);
+    expect(read.body.meta.versionId).toBe('1');
+  });
+
+  it('refuses to delete a resource others refer to, and says by what, with no PHI', async () => {
+    const patient = await createPatient();
+    for (let i = 0; i < 2; i++) {
+      await http('POST', `${fhir}/Observation`, { body: observation(patient) });
+    }
+    const res = await http('DELETE', `${fhir}/${patient}`);
+    expect(res.status).toBe(409);
+    expect(res.body.issue[0].code).toBe('conflict');
+    expect(res.body.issue[0].diagnostics).toBe(
+      `${patient} cannot be deleted: 2 resources refer to it (2 Observation by patient, subject). ` +
+        'Delete or change those first, or in the same transaction Bundle',
+    );
+    expect((await http('GET', `${fhir}/${patient}`)).status).toBe(200);
+
+    const [, id] = patient.split('/');
+    const conditional = await http('DELETE', `${fhir}/Patient?_id=${id!}`);
+    expect(conditional.status).toBe(409);
+  });
+
+  it('deletes a resource once what referred to it is gone, or changed', async () => {
+    const patient = await createPatient();
+    const other = await createPatient();
+    const first = await http('POST', `${fhir}/Observation`, { body: observation(patient) });
+    const second = await http('POST', `${fhir}/Observation`, { body: observation(patient) });
+    expect((await http('DELETE', `${fhir}/Observation/${String(first.body.id)}`)).status).toBe(204);
+    const moved = await http('PUT', `${fhir}/Observation/${String(second.body.id)}`, {
+      body: { ...second.body, subject: { reference: other } },
+    });
+    expect(moved.status).toBe(200);
+    expect((await http('DELETE', `${fhir}/${patient}`)).status).toBe(204);
+  });
+
+  it('checks a transaction as a whole: entries may refer to what a later entry writes', async () => {
+    const id = `later-${randomUUID()}`;
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        // POSTs are written before PUTs: the Observation's target exists only at commit.
+        {
+          resource: observation(`Patient/${id}`),
+          request: { method: 'POST', url: 'Observation' },
+        },
+        {
+          resource: { ...buildPatient(), id },
+          request: { method: 'PUT', url: `Patient/${id}` },
+        },
+      ],
+    };
+    const res = await http('POST', fhir, { body: bundle });
+    expect(res.status).toBe(200);
+    expect(res.body.entry.map((e: any) => e.response.status)).toEqual([
+      '201 Created',
+      '201 Created',
+    ]);
+
+    // Deleting the patient and what refers to it together is fine.
+    const deleteBoth = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { request: { method: 'DELETE', url: `Patient/${id}` } },
+          {
+            request: {
+              method: 'DELETE',
+              url: `Observation/${String(res.body.entry[0].resource.id)}`,
+            },
+          },
+        ],
+      },
+    });
+    expect(deleteBoth.status).toBe(200);
+  });
+
+  it('rolls back a whole transaction for one dangling reference; a batch fails that entry only', async () => {
+    const family = `Dangling${randomUUID().slice(0, 8)}`;
+    const missing = `Patient/${randomUUID()}`;
+    const entries = [
+      {
+        fullUrl: 'urn:uuid:7c0b5a5e-9a53-4f55-9a4c-1f2d5b1c0a01',
+        resource: buildPatient({ family }),
+        request: { method: 'POST', url: 'Patient' },
+      },
+      { resource: observation(missing), request: { method: 'POST', url: 'Observation' } },
+    ];
+    const transaction = await http('POST', fhir, {
+      body: { resourceType: 'Bundle', type: 'transaction', entry: entries },
+    });
+    expect(transaction.status).toBe(400);
+    expect(transaction.body.issue[0].diagnostics).toContain(missing);
+    const found = await http('GET', `${fhir}/Patient?family:exact=${family}&_total=accurate`);
+    expect(found.body.total).toBe(0);
+
+    const batch = await http('POST', fhir, {
+      body: { resourceType: 'Bundle', type: 'batch', entry: entries },
+    });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((e: any) => e.response.status)).toEqual(['201 Created', '400']);
+  });
+
+  it('never leaves a reference to a resource deleted while others were written', async () => {
+    for (let round = 0; round < 18; round++) {
+      const patient = await createPatient();
+      const creates: Promise<{ status: number }>[] = [];
+      let deletion: Promise<{ status: number }> | undefined;
+      // The delete goes out at a different point among the creates in each round, or last.
+      for (let i = 0; i <= 8; i++) {
+        if (i === round % 9) deletion = http('DELETE', `${fhir}/${patient}`);
+        if (i < 8)
+          creates.push(http('POST', `${fhir}/Observation`, { body: observation(patient) }));
+      }
+      const statuses = (await Promise.all(creates)).map((r) => r.status);
+      const deleted = (await deletion!).status;
+      const created = statuses.filter((status) => status === 201).length;
+      expect(statuses.every((status) => status === 201 || status === 400)).toBe(true);
+      expect([204, 409]).toContain(deleted);
+      // Either the delete came first and every create after it was refused, or it came after
+      // a create and was refused itself: never a deletion and a reference to it both.
+      expect(await referring(patient)).toBe(deleted === 204 ? 0 : created);
+      if (deleted === 409) expect(created).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('referential integrity switched off (FHIR_REFERENTIAL_INTEGRITY=false)', () => {
+  let testApp: TestApp;
+  let restoreEnv: () => void;
+
+  beforeAll(async () => {
+    restoreEnv = withEnv({ FHIR_REFERENTIAL_INTEGRITY: 'false' });
+    testApp = await createTestApp();
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  it('stores dangling references and deletes what others refer to, and says so in metadata', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const fhir = `${testApp.url}/fhir`;
+    const later = `Patient/${randomUUID()}`;
+    expect((await http('POST', `${fhir}/Observation`, { body: observation(later) })).status).toBe(
+      201,
+    );
+    const patient = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    await http('POST', `${fhir}/Observation`, {
+      body: observation(`Patient/${String(patient.body.id)}`),
+    });
+    expect((await http('DELETE', `${fhir}/Patient/${String(patient.body.id)}`)).status).toBe(204);
+    const metadata = await http('GET', `${fhir}/metadata`);
+    expect(metadata.body.rest[0].resource[0].referencePolicy).toEqual(['literal', 'logical']);
+  });
+});
