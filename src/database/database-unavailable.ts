@@ -3,14 +3,18 @@
  * the server is down, restarting or unreachable, refuses writes (read-only, a standby, a full
  * disk), or has no connection slot left; or every connection of this service's pool stayed in
  * use for the whole wait (busy: the database is up, this service has more work than
- * connections). They become a 503 that says so, which a client or load balancer may retry,
- * rather than a 500 that reads like a defect.
+ * connections); or the transaction met a concurrent one and PostgreSQL rolled it back (conflict:
+ * a deadlock, or a serialization failure), which the same request may not meet again. They
+ * become a 503 that says so, which a client or load balancer may retry, rather than a 500 that
+ * reads like a defect.
  */
-export type DatabaseProblem = 'unavailable' | 'read-only' | 'disk-full' | 'busy';
+export type DatabaseProblem = 'unavailable' | 'read-only' | 'disk-full' | 'busy' | 'conflict';
 
 /** SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) and what they mean. */
 const SQLSTATES: Record<string, DatabaseProblem> = {
   '25006': 'read-only', // read_only_sql_transaction: default_transaction_read_only, a standby
+  '40001': 'conflict', // serialization_failure
+  '40P01': 'conflict', // deadlock_detected
   '53100': 'disk-full',
   '53200': 'unavailable', // out_of_memory
   '53300': 'unavailable', // too_many_connections
@@ -72,4 +76,6 @@ export const DATABASE_PROBLEM_DIAGNOSTICS: Record<DatabaseProblem, string> = {
     'The database is read-only and accepts no writes; the request was not completed. Retry later',
   'disk-full': 'The database is out of disk space; the request was not completed. Retry later',
   busy: 'The server is busy: no database connection came free in time; the request was not completed. Retry later',
+  conflict:
+    'The request met a concurrent one in the database (a deadlock) and was rolled back: nothing was written. Retry it',
 };

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -206,6 +208,59 @@ describe('referential integrity', () => {
       // a create and was refused itself: never a deletion and a reference to it both.
       expect(await referring(patient)).toBe(deleted === 204 ? 0 : created);
       if (deleted === 409) expect(created).toBeGreaterThan(0);
+    }
+  });
+
+  it('answers a deadlock with a 503 to retry, having written nothing', async () => {
+    const [p, q] = [await createPatient(), await createPatient()];
+    const row = (reference: string) => {
+      const [type, id] = reference.split('/');
+      return `SELECT 1 FROM resource WHERE resource_type = '${type!}' AND id = '${id!}' FOR UPDATE`;
+    };
+    const data = testApp.app.get(DataSource);
+    const other = data.createQueryRunner();
+    await other.connect();
+    try {
+      await other.startTransaction();
+      await other.query(row(p));
+      // The Bundle updates Q, then waits at commit for P (a reference it checks)...
+      const before = await http('GET', `${fhir}/${q}`);
+      const response = http('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            { resource: observation(p), request: { method: 'POST', url: 'Observation' } },
+            {
+              resource: { ...before.body, active: false },
+              request: { method: 'PUT', url: q },
+            },
+          ],
+        },
+      });
+      for (let waited = 0; ; waited += 50) {
+        const [{ waiting }] = await data.query<{ waiting: number }[]>(
+          `SELECT count(*)::int AS waiting FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND query LIKE '%FOR KEY SHARE%'`,
+        );
+        if (waiting > 0) break;
+        if (waited > 10_000) throw new Error('The Bundle never waited for the lock');
+        await sleep(50);
+      }
+      // ...while this session, holding P, asks for Q: PostgreSQL ends the Bundle's transaction,
+      // which waited first, once its deadlock_timeout (1 s) passes.
+      const blocked = other.query(row(q));
+      const res = await response;
+      await blocked;
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(res.body.issue[0]).toMatchObject({ code: 'transient' });
+      expect(res.body.issue[0].diagnostics).toContain('deadlock');
+      expect((await http('GET', `${fhir}/${q}`)).body.meta.versionId).toBe('1');
+      expect(await referring(p)).toBe(0);
+    } finally {
+      await other.rollbackTransaction();
+      await other.release();
     }
   });
 });

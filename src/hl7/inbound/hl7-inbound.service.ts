@@ -23,6 +23,9 @@ import { Hl7Processor } from './hl7-processor.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
 import { Metrics } from '../../metrics/metrics.js';
 
+/** How many times a message rolled back by a deadlock is processed before it is left unACKed. */
+const PROCESS_ATTEMPTS = 3;
+
 export interface Hl7Source {
   channel: 'mllp' | 'http';
   peer: string | null;
@@ -139,30 +142,44 @@ export class Hl7InboundService {
       errorCode: null,
       errorText: null,
     };
-    try {
-      // The resources, the message's status and its audit row commit together or not at all.
-      return await this.unitOfWork.run(async () => {
-        // The same message on two connections at once: the second waits, then finds it done.
-        const status = await this.repository.lockStatus(row.id);
-        if (status === 'processed') {
-          return processed;
-        }
-        const touched = await this.processor.process(
-          new V2Message(decoded.text, decoded.header.delimiters),
-          decoded.header,
-        );
-        await this.repository.recordOutcome(row.id, processed, new Date());
-        await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
-        return processed;
-      });
-    } catch (error) {
-      // A database that cannot serve now (down, read-only, out of disk) says nothing about the
-      // message: no ACK, as when it could not be stored, so the sender resends it and the stored
-      // copy, still `received`, is processed then. An AE would have the sender drop it and leave
-      // an operator to reprocess every message of the outage by hand.
-      if (databaseProblem(error)) throw error;
-      return this.recordFailure(row, failureOf(error, row, this.logger));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.processOnce(row, decoded, processed);
+      } catch (error) {
+        const problem = databaseProblem(error);
+        // Rolled back for meeting a concurrent message (a deadlock): processing is database
+        // work only, so it is run again rather than answered AE for an operator to reprocess.
+        if (problem === 'conflict' && attempt < PROCESS_ATTEMPTS) continue;
+        // A database that cannot serve now (down, read-only, out of disk) says nothing about
+        // the message: no ACK, as when it could not be stored, so the sender resends it and
+        // the stored copy, still `received`, is processed then. An AE would have the sender
+        // drop it and leave an operator to reprocess every message of the outage by hand.
+        if (problem) throw error;
+        return this.recordFailure(row, failureOf(error, row, this.logger));
+      }
     }
+  }
+
+  /** The resources, the message's status and its audit row commit together or not at all. */
+  private processOnce(
+    row: Hl7MessageEntity,
+    decoded: DecodedMessage,
+    processed: Hl7Outcome,
+  ): Promise<Hl7Outcome> {
+    return this.unitOfWork.run(async () => {
+      // The same message on two connections at once: the second waits, then finds it done.
+      const status = await this.repository.lockStatus(row.id);
+      if (status === 'processed') {
+        return processed;
+      }
+      const touched = await this.processor.process(
+        new V2Message(decoded.text, decoded.header.delimiters),
+        decoded.header,
+      );
+      await this.repository.recordOutcome(row.id, processed, new Date());
+      await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
+      return processed;
+    });
   }
 
   private reject(row: Hl7MessageEntity, rejection: Hl7RejectError): Promise<Hl7Outcome> {
