@@ -110,7 +110,7 @@ export function buildCapabilityStatement(
     implementation: { description: 'CareVault FHIR R4 server', url: software.baseUrl },
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
-    patchFormat: ['application/json-patch+json'],
+    patchFormat: ['application/json-patch+json', 'application/fhir+json'],
     rest: [
       {
         mode: 'server',

@@ -383,11 +383,31 @@ export class FhirController {
 
   @Patch(':type/:id')
   @FhirInteraction('update')
-  @ApiOperation({ summary: 'Patch with JSON Patch (application/json-patch+json)' })
+  @ApiOperation({
+    summary:
+      'Patch with JSON Patch (application/json-patch+json) or FHIRPath Patch (a Parameters resource)',
+  })
   @ApiParam(TYPE_PARAM)
   @ApiBody({
-    schema: { type: 'array', items: { type: 'object' } },
-    examples: { active: { value: [{ op: 'add', path: '/active', value: true }] } },
+    schema: { oneOf: [{ type: 'array', items: { type: 'object' } }, { type: 'object' }] },
+    examples: {
+      jsonPatch: { value: [{ op: 'add', path: '/active', value: true }] },
+      fhirPathPatch: {
+        value: {
+          resourceType: 'Parameters',
+          parameter: [
+            {
+              name: 'operation',
+              part: [
+                { name: 'type', valueCode: 'replace' },
+                { name: 'path', valueString: 'Patient.active' },
+                { name: 'value', valueBoolean: true },
+              ],
+            },
+          ],
+        },
+      },
+    },
   })
   @ApiResponse({ status: 200, ...RESOURCE })
   async patch(

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import type { Parameters } from '@medplum/fhirtypes';
 import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
@@ -9,6 +10,7 @@ import { buildHistoryBundle, cursorLinks, offsetLinks, type Bundle } from './bun
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import {
   isValidId,
   type FhirResource,
@@ -300,7 +302,7 @@ export class FhirService {
   ): Promise<StoredResource> {
     this.assertType(type);
     this.assertId(id);
-    const operations = checkPatch(body);
+    const patch = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
     return this.withListeners([type], async () => {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
@@ -312,7 +314,7 @@ export class FhirService {
         }
         const previous = await this.openForWrite(user, current, 'patch');
         assertVersionMatches(current, expected);
-        const patched = applyPatch(parseContent(current), operations);
+        const patched = applyPatch(parseContent(current), patch);
         if (patched.resourceType !== type || patched.id !== id) {
           throw AppError.invalid('A patch must not change resourceType or id');
         }
@@ -566,16 +568,19 @@ function assertVersionMatches(current: ResourceEntity | null, expected: number |
   }
 }
 
-function checkPatch(body: unknown): Operation[] {
-  if ((body as { resourceType?: unknown } | null)?.resourceType === 'Parameters') {
-    throw AppError.of(
-      400,
-      'not-supported',
-      'FHIRPath Patch (a Parameters body) is not supported: send a JSON Patch as application/json-patch+json',
-    );
+/** A PATCH body: a JSON Patch (an array of operations) or a FHIRPath Patch (Parameters). */
+type PatchBody = Operation[] | Parameters;
+
+function checkPatch(body: unknown): PatchBody {
+  if (isFhirPathPatch(body)) {
+    return body;
   }
   if (!Array.isArray(body)) {
-    throw AppError.of(400, 'structure', 'A JSON Patch body must be an array of operations');
+    throw AppError.of(
+      400,
+      'structure',
+      'A patch is a JSON Patch (an array of operations, application/json-patch+json) or a FHIRPath Patch (a Parameters resource, application/fhir+json)',
+    );
   }
   const problem = fastJsonPatch.validate(body as Operation[]);
   if (problem) {
@@ -588,7 +593,11 @@ function checkPatch(body: unknown): Operation[] {
   return body as Operation[];
 }
 
-function applyPatch(document: FhirResource, operations: Operation[]): FhirResource {
+function applyPatch(document: FhirResource, patch: PatchBody): FhirResource {
+  if (!Array.isArray(patch)) {
+    return applyFhirPathPatch(document, patch);
+  }
+  const operations = patch;
   try {
     return fastJsonPatch.applyPatch(document, operations, true, false).newDocument;
   } catch (error) {

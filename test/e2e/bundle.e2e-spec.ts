@@ -218,6 +218,37 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     });
     expect(inBundle.status).toBe(200);
     expect(inBundle.body.entry[0].resource).toMatchObject({ id: created.body.id, active: false });
+    // A FHIRPath Patch entry is the Parameters resource itself.
+    const fhirPathPatch = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Parameters',
+              parameter: [
+                {
+                  name: 'operation',
+                  part: [
+                    { name: 'type', valueCode: 'replace' },
+                    { name: 'path', valueString: 'Patient.active' },
+                    { name: 'value', valueBoolean: true },
+                  ],
+                },
+              ],
+            },
+            request: { method: 'PATCH', url: `Patient?${criteria}` },
+          },
+        ],
+      },
+    });
+    expect(fhirPathPatch.status).toBe(200);
+    expect(fhirPathPatch.body.entry[0].resource).toMatchObject({
+      id: created.body.id,
+      active: true,
+      meta: { versionId: '5' },
+    });
     const none = await http(
       'PATCH',
       `${fhir}/Patient?identifier=${encodeURIComponent(`${MRN}|none-${mrn}`)}`,
@@ -478,6 +509,7 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       body: patientWithObservations(`NU-${randomUUID()}`, 1),
     });
     expect(transaction.status).toBe(403);
+    const patient = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
     const batch = await nurse('POST', fhir, {
       body: {
         resourceType: 'Bundle',
@@ -485,7 +517,7 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
         entry: [
           { resource: buildPatient(), request: { method: 'POST', url: 'Patient' } },
           {
-            resource: observation('Patient/x', 1),
+            resource: observation(`Patient/${String(patient.body.id)}`, 1),
             request: { method: 'POST', url: 'Observation' },
           },
         ],

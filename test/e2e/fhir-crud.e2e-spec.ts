@@ -411,15 +411,75 @@ describe('FHIR REST: CRUD, versions and history', () => {
       body: [{ op: 'test', path: '/gender', value: 'female' }],
     });
     expect(failedTest.status).toBe(412);
-    const fhirPathPatch = await http('PATCH', `${fhir}/Patient/${id}`, {
-      body: { resourceType: 'Parameters', parameter: [] },
-    });
-    expect(fhirPathPatch.status).toBe(400);
-    expect(fhirPathPatch.body.issue[0]).toMatchObject({
-      code: 'not-supported',
-      diagnostics: expect.stringContaining('application/json-patch+json'),
-    });
     expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
+  });
+
+  it('patches with FHIRPath Patch (a Parameters resource), validating the result', async () => {
+    const { id } = await createPatient({ gender: 'female' });
+    const operation = (...part: object[]) => ({ name: 'operation', part });
+    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"1"' },
+      body: {
+        resourceType: 'Parameters',
+        parameter: [
+          operation(
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.gender' },
+            { name: 'value', valueCode: 'other' },
+          ),
+          operation(
+            { name: 'type', valueCode: 'add' },
+            { name: 'path', valueString: 'Patient' },
+            { name: 'name', valueString: 'maritalStatus' },
+            { name: 'value', valueCodeableConcept: { text: 'Married' } },
+          ),
+        ],
+      },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body).toMatchObject({
+      gender: 'other',
+      maritalStatus: { text: 'Married' },
+      meta: { versionId: '2' },
+    });
+
+    // The result is validated like any write: a code outside the required value set is a 400.
+    const invalid = await http('PATCH', `${fhir}/Patient/${id}`, {
+      body: {
+        resourceType: 'Parameters',
+        parameter: [
+          operation(
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.gender' },
+            { name: 'value', valueCode: 'sometimes' },
+          ),
+        ],
+      },
+    });
+    expect(invalid.status).toBe(400);
+    const nowhere = await http('PATCH', `${fhir}/Patient/${id}`, {
+      body: {
+        resourceType: 'Parameters',
+        parameter: [
+          operation(
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.birthDate.where(false)' },
+            { name: 'value', valueDate: '2000-01-01' },
+          ),
+        ],
+      },
+    });
+    expect(nowhere.status).toBe(422);
+    expect(nowhere.body.issue[0].diagnostics).toBe(
+      'FHIRPath Patch operation 1 (replace) cannot be applied: its path matches no element',
+    );
+    expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
+
+    const metadata = await http('GET', `${fhir}/metadata`);
+    expect(metadata.body.patchFormat).toEqual([
+      'application/json-patch+json',
+      'application/fhir+json',
+    ]);
   });
 
   it('lists instance and type history as Bundles with paging', async () => {

@@ -270,7 +270,7 @@ export class BundleService {
         return written(stored, created ? 201 : 200);
       }
       case 'PATCH': {
-        const operations = jsonPatchOf(body, where);
+        const operations = patchOf(body, where);
         return written(
           entry.query !== undefined
             ? await this.fhir.conditionalPatch(
@@ -366,16 +366,22 @@ function failed(error: AppError, index: number): EntryResult {
   return { response: { status: String(error.status), outcome } };
 }
 
-/** PATCH entries carry a JSON Patch as a Binary (base64 data), per the FHIR spec. */
-function jsonPatchOf(body: unknown, where: string): unknown {
-  const binary = body as { resourceType?: unknown; data?: unknown } | undefined;
-  if (binary?.resourceType !== 'Binary' || typeof binary.data !== 'string') {
+/**
+ * PATCH entries carry a FHIRPath Patch as it is (Parameters), or a JSON Patch as a Binary
+ * (base64 data), per the FHIR spec.
+ */
+function patchOf(body: unknown, where: string): unknown {
+  const resource = body as { resourceType?: unknown; data?: unknown } | undefined;
+  if (resource?.resourceType === 'Parameters') {
+    return body;
+  }
+  if (resource?.resourceType !== 'Binary' || typeof resource.data !== 'string') {
     throw AppError.invalid(
-      `${where} must be a Binary holding a JSON Patch (application/json-patch+json)`,
+      `${where} must be a Parameters resource (FHIRPath Patch) or a Binary holding a JSON Patch (application/json-patch+json)`,
     );
   }
   try {
-    return JSON.parse(Buffer.from(binary.data, 'base64').toString('utf8')) as unknown;
+    return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
   } catch {
     throw AppError.invalid(`${where}.data is not a base64 JSON Patch`);
   }

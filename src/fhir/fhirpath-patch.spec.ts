@@ -1,0 +1,241 @@
+import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import { AppError } from '../common/errors/app-error.js';
+import { FhirDefinitions } from './fhir-definitions.js';
+import type { FhirResource } from './fhir-types.js';
+import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
+
+const patient: FhirResource = {
+  resourceType: 'Patient',
+  id: 'p',
+  birthDate: '1980-01-01',
+  name: [{ family: 'Rivera', given: ['Ana'] }],
+  telecom: [
+    { system: 'phone', value: '555-0100' },
+    { system: 'email', value: 'ana@example.org' },
+  ],
+  identifier: [{ system: 'urn:mrn', value: '1' }],
+};
+
+const operation = (...part: ParametersParameter[]): ParametersParameter => ({
+  name: 'operation',
+  part,
+});
+const patch = (...parameter: ParametersParameter[]): Parameters => ({
+  resourceType: 'Parameters',
+  parameter,
+});
+const type = (code: string): ParametersParameter => ({ name: 'type', valueCode: code });
+const path = (value: string): ParametersParameter => ({ name: 'path', valueString: value });
+
+function failure(work: () => unknown): { status: number; code: string; diagnostics: string } {
+  try {
+    work();
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    return { status: error.status, ...error.issues[0]! };
+  }
+  throw new Error('expected an AppError');
+}
+
+describe('FHIRPath Patch', () => {
+  beforeAll(() => {
+    // Indexes the R4 definitions in @medplum/core, which the patch reads element types from.
+    new FhirDefinitions();
+  });
+
+  it('applies add, insert, delete, replace and move in order, on a copy', () => {
+    const before = structuredClone(patient);
+    const result = applyFhirPathPatch(
+      patient,
+      patch(
+        operation(type('replace'), path('Patient.birthDate'), {
+          name: 'value',
+          valueDate: '1981-02-02',
+        }),
+        operation(
+          type('add'),
+          path('Patient'),
+          { name: 'name', valueString: 'gender' },
+          {
+            name: 'value',
+            valueCode: 'female',
+          },
+        ),
+        operation(
+          type('add'),
+          path('Patient.name[0]'),
+          { name: 'name', valueString: 'given' },
+          {
+            name: 'value',
+            valueString: 'Maria',
+          },
+        ),
+        operation(type('delete'), path("Patient.telecom.where(system = 'email')")),
+        operation(
+          type('insert'),
+          path('Patient.identifier'),
+          { name: 'index', valueInteger: 0 },
+          {
+            name: 'value',
+            valueIdentifier: { system: 'urn:ssn', value: '2' },
+          },
+        ),
+        operation(
+          type('move'),
+          path('Patient.identifier'),
+          { name: 'source', valueInteger: 1 },
+          { name: 'destination', valueInteger: 0 },
+        ),
+      ),
+    );
+    expect(result).toEqual({
+      resourceType: 'Patient',
+      id: 'p',
+      birthDate: '1981-02-02',
+      gender: 'female',
+      name: [{ family: 'Rivera', given: ['Ana', 'Maria'] }],
+      telecom: [{ system: 'phone', value: '555-0100' }],
+      identifier: [
+        { system: 'urn:mrn', value: '1' },
+        { system: 'urn:ssn', value: '2' },
+      ],
+    });
+    expect(patient).toEqual(before);
+  });
+
+  it('reads a backbone element given as parts, with lists where the definition has them', () => {
+    const result = applyFhirPathPatch(
+      patient,
+      patch(
+        operation(
+          type('add'),
+          path('Patient'),
+          { name: 'name', valueString: 'contact' },
+          {
+            name: 'value',
+            part: [
+              { name: 'name', valueHumanName: { family: 'Rivera', given: ['Luis'] } },
+              { name: 'telecom', valueContactPoint: { system: 'phone', value: '555-0199' } },
+              {
+                name: 'relationship',
+                part: [{ name: 'text', valueString: 'brother' }],
+              },
+            ],
+          },
+        ),
+      ),
+    );
+    expect(result['contact']).toEqual([
+      {
+        name: { family: 'Rivera', given: ['Luis'] },
+        telecom: [{ system: 'phone', value: '555-0199' }],
+        relationship: [{ text: 'brother' }],
+      },
+    ]);
+  });
+
+  it('leaves no empty list behind a delete, and deleting what is not there changes nothing', () => {
+    const result = applyFhirPathPatch(
+      patient,
+      patch(
+        operation(type('delete'), path('Patient.telecom[1]')),
+        operation(type('delete'), path('Patient.telecom[0]')),
+        operation(type('delete'), path('Patient.deceased')),
+      ),
+    );
+    expect(result).not.toHaveProperty('telecom');
+    expect(result['name']).toEqual(patient['name']);
+  });
+
+  it('refuses what the spec does not allow, naming the operation and quoting nothing', () => {
+    const cases: [Parameters, number, RegExp][] = [
+      [patch(operation(type('frob'), path('Patient'))), 400, /type must be one of/],
+      [patch(operation(type('replace'), path('Patient.birthDate'))), 400, /needs a value/],
+      [
+        patch(operation(type('add'), path('Patient'), { name: 'value', valueString: 'x' })),
+        400,
+        /needs a name/,
+      ],
+      [
+        patch(
+          operation(
+            type('add'),
+            path('Patient'),
+            { name: 'name', valueString: 'birthDate' },
+            {
+              name: 'value',
+              valueDate: '1999-01-01',
+            },
+          ),
+        ),
+        422,
+        /there already \(use replace\)/,
+      ],
+      [
+        patch(
+          operation(type('replace'), path('Patient.telecom'), { name: 'value', valueString: 'x' }),
+        ),
+        422,
+        /more than one element/,
+      ],
+      [
+        patch(
+          operation(type('replace'), path("Patient.name.where(family = 'Nobody')"), {
+            name: 'value',
+            valueHumanName: { family: 'X' },
+          }),
+        ),
+        422,
+        /matches no element/,
+      ],
+      [
+        patch(
+          operation(
+            type('insert'),
+            path('Patient.identifier'),
+            { name: 'index', valueInteger: 5 },
+            {
+              name: 'value',
+              valueIdentifier: { value: 'x' },
+            },
+          ),
+        ),
+        422,
+        /out of bounds/,
+      ],
+      [
+        patch(
+          operation(
+            type('add'),
+            path('Patient'),
+            { name: 'name', valueString: 'contact' },
+            {
+              name: 'value',
+              part: [{ name: 'nickname', valueString: 'Rivera' }],
+            },
+          ),
+        ),
+        400,
+        /PatientContact has no element nickname/,
+      ],
+      [
+        { resourceType: 'Parameters', parameter: [{ name: 'replace', valueString: 'x' }] },
+        400,
+        /parameters are all named "operation"/,
+      ],
+    ];
+    for (const [body, status, message] of cases) {
+      const refused = failure(() => applyFhirPathPatch(patient, body));
+      expect({ status: refused.status, diagnostics: refused.diagnostics }).toEqual({
+        status,
+        diagnostics: expect.stringMatching(message),
+      });
+      expect(refused.diagnostics).not.toMatch(/Rivera|Nobody|birthDate|telecom|1999/);
+    }
+  });
+
+  it('tells a FHIRPath Patch from a JSON Patch', () => {
+    expect(isFhirPathPatch(patch())).toBe(true);
+    expect(isFhirPathPatch([{ op: 'add', path: '/active', value: true }])).toBe(false);
+  });
+});
