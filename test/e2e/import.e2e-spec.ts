@@ -108,6 +108,51 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(await count('Patient')).toBe(before + 3);
   });
 
+  it('loads an NDJSON export type by type, whatever the order of its files', async () => {
+    // As a bulk export writes it: one file per type, and Observation.ndjson sorts first.
+    const folder = join(inputs, 'export');
+    await mkdir(folder);
+    const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
+    const observation = (id: string, subject: string) => ({
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { text: 'Heart rate' },
+      subject: { reference: subject },
+    });
+    await writeFile(
+      join(folder, 'Encounter.ndjson'),
+      ndjson({
+        resourceType: 'Encounter',
+        id: 'ex-enc',
+        status: 'finished',
+        class: { code: 'AMB' },
+        subject: { reference: 'Patient/ex-p' },
+      }),
+    );
+    await writeFile(
+      join(folder, 'Observation.ndjson'),
+      ndjson(
+        { ...observation('ex-obs', 'Patient/ex-p'), encounter: { reference: 'Encounter/ex-enc' } },
+        observation('ex-orphan', 'Patient/ex-nobody'),
+      ),
+    );
+    await writeFile(
+      join(folder, 'Patient.ndjson'),
+      ndjson({ resourceType: 'Patient', id: 'ex-p', name: [{ family: 'Exported' }] }),
+    );
+    const result = await runImport('--concurrency', '1', folder);
+    expect(result.stdout).toContain('Imported 3 of 4 resources from 3 files');
+    expect(result.stderr).toMatch(
+      /Observation\.ndjson line 2: 400 .*Patient\/ex-nobody, referred to by Observation\/ex-orphan/,
+    );
+    expect(result.code).toBe(1);
+    const { rows } = await db.query<{ id: string }>(
+      "SELECT id FROM resource WHERE id LIKE 'ex-%' AND NOT deleted ORDER BY id",
+    );
+    expect(rows.map((row) => row.id)).toEqual(['ex-enc', 'ex-obs', 'ex-p']);
+  });
+
   it('refuses a malformed file before writing anything', async () => {
     const folder = join(inputs, 'broken');
     await mkdir(folder);

@@ -1,7 +1,14 @@
 import { relative } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
-import { describeSource, findSources, unitsOf, type ImportSource } from './import-sources.js';
+import {
+  describeSource,
+  findSources,
+  NDJSON_CHUNK,
+  unitsOf,
+  type ImportSource,
+  type ImportUnit,
+} from './import-sources.js';
 import { ImportService, type UnitResult } from './import.service.js';
 import { integerOption } from '../../cli/integer-option.js';
 
@@ -43,13 +50,15 @@ export class ImportCommand extends CommandRunner {
     const started = Date.now();
     const bar = progressBar(total);
     const rejections: Rejection[] = [];
+    const waiting: Waiting[] = [];
     let written = 0;
     const settle = (source: ImportSource, result: UnitResult, entries: number): void => {
       written += result.written;
       for (const rejected of result.rejected) {
         rejections.push({ file: shown(source.path), ...rejected });
       }
-      bar.increment(entries, { speed: rate(written, started) });
+      waiting.push(...result.deferred.map((deferred) => ({ source, ...deferred })));
+      bar.increment(entries - result.deferred.length, { speed: rate(written, started) });
     };
     try {
       // Shared bundles (no Patient) first: the others refer to them by conditional reference.
@@ -59,6 +68,20 @@ export class ImportCommand extends CommandRunner {
             settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
           }
         });
+      }
+      // Entries whose targets were not stored yet go again while a round stores something;
+      // after that, what still waits refers to what the import does not hold.
+      for (let round = waiting.splice(0); round.length > 0; round = waiting.splice(0)) {
+        const before = written;
+        for (const unit of retryUnits(round)) {
+          settle(unit.source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
+        }
+        if (written === before) {
+          for (const { source, where, status, reason } of waiting.splice(0)) {
+            rejections.push({ file: shown(source.path), where, status, reason });
+            bar.increment(1, { speed: rate(written, started) });
+          }
+        }
       }
     } finally {
       bar.stop();
@@ -99,6 +122,28 @@ export class ImportCommand extends CommandRunner {
   parseStableIds(): boolean {
     return true;
   }
+}
+
+type Waiting = UnitResult['deferred'][number] & { source: ImportSource };
+
+/** Batch Bundles of the entries that wait, by file, each reporting where its entries came from. */
+function retryUnits(waiting: Waiting[]): ImportUnit[] {
+  const bySource = new Map<ImportSource, Waiting[]>();
+  for (const item of waiting) {
+    bySource.set(item.source, [...(bySource.get(item.source) ?? []), item]);
+  }
+  const units: ImportUnit[] = [];
+  for (const [source, items] of bySource) {
+    for (let i = 0; i < items.length; i += NDJSON_CHUNK) {
+      const chunk = items.slice(i, i + NDJSON_CHUNK);
+      units.push({
+        source,
+        bundle: { resourceType: 'Bundle', type: 'batch', entry: chunk.map((item) => item.entry) },
+        where: (index) => chunk[index]?.where ?? '?',
+      });
+    }
+  }
+  return units;
 }
 
 /**

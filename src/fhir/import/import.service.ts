@@ -25,12 +25,26 @@ export const IMPORT_USER: AuthenticatedUser = {
 /** The base URL of the Bundle responses, which the import reads only for statuses. */
 const BASE_URL = 'urn:carevault:import';
 
+/** An entry refused, with where it came from and why (no PHI: server diagnostics only). */
+export interface Refusal {
+  where: string;
+  status: string;
+  reason: string;
+}
+
 export interface UnitResult {
   /** Entries written or matched. */
   written: number;
-  /** Entries refused, with where they came from and why (no PHI: server diagnostics only). */
-  rejected: { where: string; status: string; reason: string }[];
+  rejected: Refusal[];
+  /**
+   * Batch entries refused only because a resource they refer to is not stored (yet): an NDJSON
+   * export holds one file per type, and Observation.ndjson comes before Patient.ndjson. The
+   * import sends them again once the rest is in.
+   */
+  deferred: (Refusal & { entry: ImportEntry })[];
 }
+
+type ImportEntry = NonNullable<ImportUnit['bundle']['entry']>[number];
 
 /**
  * Loads Bundles in-process, as POST /fhir would: a transaction all or nothing, a batch entry by
@@ -72,38 +86,47 @@ export class ImportService {
             await this.trail.recordInTransaction(entry('success', `entries=${entries}`));
           }),
         );
-        return { written: entries, rejected: [] };
+        return { written: entries, rejected: [], deferred: [] };
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
         await this.trail.record(entry('failure', `entries=${entries} status=${error.status}`));
-        return { written: 0, rejected: [rejection(error, unit)] };
+        return { written: 0, rejected: [rejection(error, unit)], deferred: [] };
       }
     }
     const response = await this.context.run(scope, () =>
       this.bundles.process(IMPORT_USER, unit.bundle, BASE_URL),
     );
-    const rejected = (response.entry as BatchResponseEntry[]).flatMap((result, index) =>
-      result.response.status.startsWith('2')
-        ? []
-        : [
-            {
-              where: unit.where(index),
-              status: result.response.status,
-              reason: reasons(result.response.outcome?.issue ?? []),
-            },
-          ],
-    );
+    const rejected: UnitResult['rejected'] = [];
+    const deferred: UnitResult['deferred'] = [];
+    (response.entry as BatchResponseEntry[]).forEach((result, index) => {
+      if (result.response.status.startsWith('2')) return;
+      const issues = result.response.outcome?.issue ?? [];
+      const refusal = {
+        where: unit.where(index),
+        status: result.response.status,
+        reason: reasons(issues),
+      };
+      // A reference to a resource that is not stored: 400 not-found (reference-integrity.ts).
+      const missingTarget = issues.length > 0 && issues.every((i) => i.code === 'not-found');
+      if (refusal.status === '400' && missingTarget) {
+        deferred.push({ ...refusal, entry: unit.bundle.entry![index]! });
+      } else {
+        rejected.push(refusal);
+      }
+    });
+    const refused = rejected.length + deferred.length;
     await this.trail.record(
       entry(
-        rejected.length === 0 ? 'success' : 'failure',
-        `entries=${entries} rejected=${rejected.length}`,
+        refused === 0 ? 'success' : 'failure',
+        `entries=${entries} rejected=${rejected.length} deferred=${deferred.length}`,
       ),
     );
-    return { written: entries - rejected.length, rejected };
+    return { written: entries - refused, rejected, deferred };
   }
 }
 
 interface Issue {
+  code?: string;
   diagnostics?: string;
   expression?: string[];
 }
