@@ -26,6 +26,14 @@ const patch = (...parameter: ParametersParameter[]): Parameters => ({
 });
 const type = (code: string): ParametersParameter => ({ name: 'type', valueCode: code });
 const path = (value: string): ParametersParameter => ({ name: 'path', valueString: value });
+/** An add operation: `value` is the value part without its name (value[x], or parts). */
+const add = (at: string, name: string, value: Omit<ParametersParameter, 'name'>) =>
+  operation(
+    type('add'),
+    path(at),
+    { name: 'name', valueString: name },
+    { name: 'value', ...value },
+  );
 
 function failure(work: () => unknown): { status: number; code: string; diagnostics: string } {
   try {
@@ -52,24 +60,8 @@ describe('FHIRPath Patch', () => {
           name: 'value',
           valueDate: '1981-02-02',
         }),
-        operation(
-          type('add'),
-          path('Patient'),
-          { name: 'name', valueString: 'gender' },
-          {
-            name: 'value',
-            valueCode: 'female',
-          },
-        ),
-        operation(
-          type('add'),
-          path('Patient.name[0]'),
-          { name: 'name', valueString: 'given' },
-          {
-            name: 'value',
-            valueString: 'Maria',
-          },
-        ),
+        add('Patient', 'gender', { valueCode: 'female' }),
+        add('Patient.name[0]', 'given', { valueString: 'Maria' }),
         operation(type('delete'), path("Patient.telecom.where(system = 'email')")),
         operation(
           type('insert'),
@@ -107,22 +99,16 @@ describe('FHIRPath Patch', () => {
     const result = applyFhirPathPatch(
       patient,
       patch(
-        operation(
-          type('add'),
-          path('Patient'),
-          { name: 'name', valueString: 'contact' },
-          {
-            name: 'value',
-            part: [
-              { name: 'name', valueHumanName: { family: 'Rivera', given: ['Luis'] } },
-              { name: 'telecom', valueContactPoint: { system: 'phone', value: '555-0199' } },
-              {
-                name: 'relationship',
-                part: [{ name: 'text', valueString: 'brother' }],
-              },
-            ],
-          },
-        ),
+        add('Patient', 'contact', {
+          part: [
+            { name: 'name', valueHumanName: { family: 'Rivera', given: ['Luis'] } },
+            { name: 'telecom', valueContactPoint: { system: 'phone', value: '555-0199' } },
+            {
+              name: 'relationship',
+              part: [{ name: 'text', valueString: 'brother' }],
+            },
+          ],
+        }),
       ),
     );
     expect(result['contact']).toEqual([
@@ -157,17 +143,7 @@ describe('FHIRPath Patch', () => {
         /needs a name/,
       ],
       [
-        patch(
-          operation(
-            type('add'),
-            path('Patient'),
-            { name: 'name', valueString: 'birthDate' },
-            {
-              name: 'value',
-              valueDate: '1999-01-01',
-            },
-          ),
-        ),
+        patch(add('Patient', 'birthDate', { valueDate: '1999-01-01' })),
         422,
         /there already \(use replace\)/,
       ],
@@ -204,17 +180,7 @@ describe('FHIRPath Patch', () => {
         /out of bounds/,
       ],
       [
-        patch(
-          operation(
-            type('add'),
-            path('Patient'),
-            { name: 'name', valueString: 'contact' },
-            {
-              name: 'value',
-              part: [{ name: 'nickname', valueString: 'Rivera' }],
-            },
-          ),
-        ),
+        patch(add('Patient', 'contact', { part: [{ name: 'nickname', valueString: 'Rivera' }] })),
         400,
         /PatientContact has no element nickname/,
       ],

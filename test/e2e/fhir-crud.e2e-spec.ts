@@ -416,26 +416,25 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   it('patches with FHIRPath Patch (a Parameters resource), validating the result', async () => {
     const { id } = await createPatient({ gender: 'female' });
-    const operation = (...part: object[]) => ({ name: 'operation', part });
-    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
-      headers: { 'if-match': 'W/"1"' },
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          operation(
-            { name: 'type', valueCode: 'replace' },
-            { name: 'path', valueString: 'Patient.gender' },
-            { name: 'value', valueCode: 'other' },
-          ),
-          operation(
-            { name: 'type', valueCode: 'add' },
-            { name: 'path', valueString: 'Patient' },
-            { name: 'name', valueString: 'maritalStatus' },
-            { name: 'value', valueCodeableConcept: { text: 'Married' } },
-          ),
-        ],
-      },
+    const operation = (type: string, path: string, ...parts: object[]) => ({
+      name: 'operation',
+      part: [{ name: 'type', valueCode: type }, { name: 'path', valueString: path }, ...parts],
     });
+    const fhirPathPatch = (headers: Record<string, string>, ...parameter: object[]) =>
+      http('PATCH', `${fhir}/Patient/${id}`, {
+        headers,
+        body: { resourceType: 'Parameters', parameter },
+      });
+    const patched = await fhirPathPatch(
+      { 'if-match': 'W/"1"' },
+      operation('replace', 'Patient.gender', { name: 'value', valueCode: 'other' }),
+      operation(
+        'add',
+        'Patient',
+        { name: 'name', valueString: 'maritalStatus' },
+        { name: 'value', valueCodeableConcept: { text: 'Married' } },
+      ),
+    );
     expect(patched.status).toBe(200);
     expect(patched.body).toMatchObject({
       gender: 'other',
@@ -444,31 +443,18 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
 
     // The result is validated like any write: a code outside the required value set is a 400.
-    const invalid = await http('PATCH', `${fhir}/Patient/${id}`, {
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          operation(
-            { name: 'type', valueCode: 'replace' },
-            { name: 'path', valueString: 'Patient.gender' },
-            { name: 'value', valueCode: 'sometimes' },
-          ),
-        ],
-      },
-    });
+    const invalid = await fhirPathPatch(
+      {},
+      operation('replace', 'Patient.gender', { name: 'value', valueCode: 'sometimes' }),
+    );
     expect(invalid.status).toBe(400);
-    const nowhere = await http('PATCH', `${fhir}/Patient/${id}`, {
-      body: {
-        resourceType: 'Parameters',
-        parameter: [
-          operation(
-            { name: 'type', valueCode: 'replace' },
-            { name: 'path', valueString: 'Patient.birthDate.where(false)' },
-            { name: 'value', valueDate: '2000-01-01' },
-          ),
-        ],
-      },
-    });
+    const nowhere = await fhirPathPatch(
+      {},
+      operation('replace', 'Patient.birthDate.where(false)', {
+        name: 'value',
+        valueDate: '2000-01-01',
+      }),
+    );
     expect(nowhere.status).toBe(422);
     expect(nowhere.body.issue[0].diagnostics).toBe(
       'FHIRPath Patch operation 1 (replace) cannot be applied: its path matches no element',
