@@ -30,6 +30,11 @@ describe('FieldCipher', () => {
     expect(one).not.toContain('same');
   });
 
+  it('never repeats an IV, across refills of the pool they are cut from', () => {
+    const ivs = Array.from({ length: 2000 }, () => cipher.encrypt('same', rowA).split('.')[2]);
+    expect(new Set(ivs).size).toBe(ivs.length);
+  });
+
   it('refuses a ciphertext moved to another row, column, table or version', () => {
     const envelope = cipher.encrypt('{"ssn":"123-45-6789"}', rowA);
     const elsewhere: CipherContext[] = [
