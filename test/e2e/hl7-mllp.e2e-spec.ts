@@ -320,6 +320,56 @@ describe('HL7 v2 over MLLP', () => {
     expect(prior.body.identifier).toBeUndefined();
   });
 
+  it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {
+    const adt = (event: string, control: string, family: string) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5\rPID|1||DL-1^^^HOSP&2.16.11&ISO^MR||${family}^Pat`,
+      );
+    const sender = await client();
+    await sender.send([adt('A28', 'DL-A', 'Before')]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.11|DL-1')}`;
+    const patient = (await http('GET', search)).body.entry[0].resource as { id: string };
+
+    const other = data.createQueryRunner();
+    await other.connect();
+    try {
+      await other.startTransaction();
+      await other.query(
+        "SELECT 1 FROM resource WHERE resource_type = 'Patient' AND id = $1 FOR UPDATE",
+        [patient.id],
+      );
+      // The update (A08) holds its stored message's row and waits for the Patient...
+      await sender.send([adt('A08', 'DL-B', 'After')]);
+      let message: { id: string } | undefined;
+      for (let waited = 0; !message; waited += 50) {
+        if (waited > 10_000) throw new Error('The message never waited for the Patient');
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        [message] = await data.query<{ id: string }[]>(
+          `SELECT m.id FROM hl7_message m WHERE m.control_id = 'DL-B' AND EXISTS (
+             SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%')`,
+        );
+      }
+      // ...while this session, holding the Patient, asks for the message's row: PostgreSQL rolls
+      // the message's transaction back (it waited first), and the service runs it again, which
+      // waits here until this session lets go.
+      await other.query('SELECT 1 FROM hl7_message WHERE id = $1 FOR UPDATE', [message.id]);
+      await other.rollbackTransaction();
+      const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
+      expect(msaOf(ack!).code).toBe('AA');
+    } finally {
+      if (other.isTransactionActive) await other.rollbackTransaction();
+      await other.release();
+    }
+    const [stored] = await data.query<{ status: string }[]>(
+      "SELECT status FROM hl7_message WHERE control_id = 'DL-B'",
+    );
+    expect(stored!.status).toBe('processed');
+    const updated = (await http('GET', search)).body.entry[0].resource;
+    expect(updated).toMatchObject({ name: [{ family: 'After' }], meta: { versionId: '2' } });
+  });
+
   it('maps VXU^V04 to Immunization, ORM^O01 to ServiceRequest, RDE^O11 to MedicationRequest', async () => {
     const vxu = samples.find((sample) => sample.file === 'VXU-V04-01.hl7')!;
     // The ORM samples share one placer order number (later ones update it): an order of its own.
