@@ -285,6 +285,29 @@ describe('FHIR search', () => {
       ).toEqual([ids.b]);
     });
 
+    it('finds logical references by their identifier (:identifier), on blind hashes only', async () => {
+      const mrn = `LOG-${run}`;
+      const logical = await create({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: LOINC, code: `logical-${run}` }] },
+        // A feed that knows the patient only by MRN: no literal reference to check or follow.
+        subject: { identifier: { system: MRN, value: mrn }, display: 'Patient from the lab feed' },
+      });
+      expect(ids_(await search(`Observation?subject:identifier=${MRN}|${mrn}`))).toEqual([logical]);
+      expect(ids_(await search(`Observation?subject:identifier=${mrn}`))).toEqual([logical]);
+      expect(ids_(await search(`Observation?subject:identifier=urn:other|${mrn}`))).toEqual([]);
+      expect(ids_(await search(`Observation?subject:identifier=MRN-B-${run}`))).toEqual([]);
+      const data = testApp.app.get(DataSource);
+      const plaintext = await data.query<{ n: number }[]>(
+        `SELECT (SELECT count(*) FROM search_token WHERE code = $1)
+              + (SELECT count(*) FROM search_string WHERE value LIKE $2)
+              + (SELECT count(*) FROM search_blind WHERE param = 'subject:identifier' AND hash LIKE $2) AS n`,
+        [mrn, `%${mrn.toLowerCase()}%`],
+      );
+      expect(Number(plaintext[0]!.n)).toBe(0);
+    });
+
     it('adds referenced and referencing resources with _include and _revinclude', async () => {
       const included = await search(`Observation?_id=${ids.obsB}&_include=Observation:subject`);
       expect(

@@ -76,6 +76,19 @@ export class IndexExtractor {
       return;
     }
     addValue(rows, param.code, param.type, value);
+    if (param.type === 'reference' && isObject(value)) {
+      // A logical reference names its target by identifier (an MRN, say): PHI, so blind
+      // hashes under `subject:identifier`, which the :identifier modifier searches.
+      const field = `${param.code}:identifier`;
+      for (const { system, code } of tokens(value['identifier'])) {
+        for (const term of tokenTerms(system, code)) {
+          rows.blind.push({
+            param: field,
+            hash: this.blind.compute(blindField(type, field), term),
+          });
+        }
+      }
+    }
     if (param.type === 'token') {
       // The human-readable side, for :text (CodeableConcept.text, Coding.display).
       for (const display of tokenTexts(value)) {

@@ -81,6 +81,14 @@ export class SearchConditions {
               throw AppError.invalid(':missing takes true or false');
             })();
     }
+    if (param.type === 'reference' && criterion.modifier === 'identifier') {
+      // `subject:identifier=system|value`: the logical references' identifiers, indexed as
+      // blind hashes (IndexExtractor) and matched as an identifier search is.
+      const plain: Criterion = { ...criterion };
+      delete plain.modifier;
+      const identifiers = { ...param, code: `${param.code}:identifier`, type: 'token' as const };
+      return this.phi(subject, { ...identifiers, phi: true }, plain, params);
+    }
     if (param.phi) {
       return this.phi(subject, param, criterion, params);
     }
