@@ -110,7 +110,7 @@ export class FhirService {
           checked.map(({ type, resource, id }) => ({
             resourceType: type,
             id,
-            render: (next: NextVersion) => this.render(resource, id, next, true),
+            render: (next: NextVersion) => this.render(resource, id, next),
           })),
         );
         const results = rows.map(stored);
@@ -282,7 +282,7 @@ export class FhirService {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
         this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next, current === null || current.deleted);
+        return this.render(resource, id, next);
       });
       if (!result.row) {
         throw AppError.notFound(`${type} resource not found`);
@@ -320,7 +320,7 @@ export class FhirService {
         }
         const resource = this.checkBody(type, patched);
         this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next, false);
+        return this.render(resource, id, next);
       });
       const written = stored(result.row!);
       await this.writes.written({ user, resource: written.resource, created: false });
@@ -443,17 +443,12 @@ export class FhirService {
 
   /**
    * The version to store: JSON with the server's id and meta, and its search index rows, whose
-   * references are checked when the transaction commits (`created`: a new resource).
+   * references are checked when the transaction commits.
    */
-  private render(
-    resource: FhirResource,
-    id: string,
-    next: NextVersion,
-    created: boolean,
-  ): RenderedVersion {
+  private render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
     const stored = withServerFields(resource, id, next);
     const index = this.indexer.extract(stored);
-    this.integrity.written(resource.resourceType, id, index, created);
+    this.integrity.written(resource.resourceType, id, index);
     return { content: JSON.stringify(stored), index };
   }
 

@@ -9,9 +9,11 @@ import { SearchIndexRepository } from './search/search-index.repository.js';
 
 /** What one transaction wrote, as its references must hold when it commits. */
 interface Written {
-  /** Each written resource (`Type/id`) and the local references of its last version. */
+  /**
+   * Each resource the transaction wrote and did not delete (`Type/id`), with the local
+   * references of its last version.
+   */
   references: Map<string, { param: string; target: string }[]>;
-  created: Set<string>;
   deleted: Set<string>;
 }
 
@@ -40,8 +42,8 @@ export class ReferenceIntegrity {
     this.enabled = config.referentialIntegrity;
   }
 
-  /** A version about to be written in the current transaction (`created`: a new resource). */
-  written(type: string, id: string, index: IndexRows, created: boolean): void {
+  /** A version about to be written in the current transaction. */
+  written(type: string, id: string, index: IndexRows): void {
     if (!this.enabled) return;
     const state = this.current();
     const key = `${type}/${id}`;
@@ -54,7 +56,6 @@ export class ReferenceIntegrity {
           target: `${reference.targetType}/${reference.targetId}`,
         })),
     );
-    if (created) state.created.add(key);
     state.deleted.delete(key);
   }
 
@@ -71,10 +72,10 @@ export class ReferenceIntegrity {
     const manager = this.unitOfWork.manager;
     let state = this.transactions.get(manager);
     if (!state) {
-      const created: Written = { references: new Map(), created: new Set(), deleted: new Set() };
-      this.transactions.set(manager, created);
-      this.unitOfWork.beforeCommit(() => this.check(created));
-      state = created;
+      const fresh: Written = { references: new Map(), deleted: new Set() };
+      this.transactions.set(manager, fresh);
+      this.unitOfWork.beforeCommit(() => this.check(fresh));
+      state = fresh;
     }
     return state;
   }
@@ -86,12 +87,13 @@ export class ReferenceIntegrity {
 
   /** Every local reference names a live resource, which stays so until this commits. */
   private async checkTargets(state: Written): Promise<void> {
-    // Who refers to each target first, for the error; resources this transaction created
-    // need no look-up: no other transaction can see them, let alone delete them.
+    // Who refers to each target first, for the error. What this transaction wrote needs no
+    // look-up: it exists, and until this commits no other transaction can delete it (a new
+    // resource is not visible to them, and an updated one's row is locked).
     const referrers = new Map<string, string>();
     for (const [source, references] of state.references) {
       for (const { param, target } of references) {
-        const own = state.created.has(target) && !state.deleted.has(target);
+        const own = state.references.has(target);
         if (!own && !referrers.has(target)) referrers.set(target, `${source} (${param})`);
       }
     }
