@@ -8,6 +8,7 @@ const patient: FhirResource = {
   resourceType: 'Patient',
   id: 'p',
   birthDate: '1980-01-01',
+  deceasedBoolean: false,
   name: [{ family: 'Rivera', given: ['Ana'] }],
   telecom: [
     { system: 'phone', value: '555-0100' },
@@ -84,6 +85,7 @@ describe('FHIRPath Patch', () => {
       resourceType: 'Patient',
       id: 'p',
       birthDate: '1981-02-02',
+      deceasedBoolean: false,
       gender: 'female',
       name: [{ family: 'Rivera', given: ['Ana', 'Maria'] }],
       telecom: [{ system: 'phone', value: '555-0100' }],
@@ -126,7 +128,7 @@ describe('FHIRPath Patch', () => {
       patch(
         operation(type('delete'), path('Patient.telecom[1]')),
         operation(type('delete'), path('Patient.telecom[0]')),
-        operation(type('delete'), path('Patient.deceased')),
+        operation(type('delete'), path('Patient.maritalStatus')),
       ),
     );
     expect(result).not.toHaveProperty('telecom');
@@ -184,6 +186,17 @@ describe('FHIRPath Patch', () => {
         400,
         /PatientContact has no element nickname/,
       ],
+      [
+        patch(
+          operation(type('replace'), path('Patient.deceased'), {
+            name: 'value',
+            valueBoolean: true,
+          }),
+        ),
+        422,
+        /choice element/,
+      ],
+      [patch(operation(type('delete'), path('Patient.deceased'))), 422, /choice element/],
       [
         { resourceType: 'Parameters', parameter: [{ name: 'replace', valueString: 'x' }] },
         400,

@@ -54,6 +54,9 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
     check(operation, entries[i]!, label);
     const ready = withPartsValue(root, operation, entries[i]!, label);
     if (ready.type === 'add') assertAddable(root, ready, label);
+    if (ready.type === 'replace' || ready.type === 'delete') {
+      assertReachable(patched, evaluate(root, ready.path, label), label);
+    }
     try {
       fhirpathPatchTypedValue(root, [ready]);
     } catch (error) {
@@ -153,6 +156,39 @@ function assertAddable(
       `${label} cannot be applied: the element it adds is there already (use replace)`,
     );
   }
+}
+
+/**
+ * @medplum/core finds a choice element (`Observation.value`, stored as `valueQuantity`) and
+ * then changes the JSON at `/value`, where there is nothing: the replace or delete does
+ * nothing, silently. Refused instead.
+ */
+function assertReachable(document: Json, targets: TypedValue[], label: string): void {
+  for (const target of targets) {
+    if (!('path' in target) || typeof target.path !== 'string') continue;
+    let value: unknown = document;
+    for (const key of pointerOf(target.path)) {
+      value = isObject(value) || Array.isArray(value) ? (value as Json)[key] : undefined;
+    }
+    if (value === undefined) {
+      throw AppError.of(
+        422,
+        'processing',
+        `${label} cannot be applied: its path ends at a choice element (such as Observation.value[x]), which this server changes by JSON Patch only`,
+      );
+    }
+  }
+}
+
+/** The JSON keys of an evaluated element's path: `Patient.name[0].given` to name, 0, given. */
+function pointerOf(path: string): string[] {
+  return path
+    .split('.')
+    .slice(1)
+    .flatMap((step) => {
+      const indexed = /^(.*)\[(\d+)\]$/.exec(step);
+      return indexed ? [indexed[1]!, indexed[2]!] : [step];
+    });
 }
 
 function evaluate(root: TypedValue, path: string, label: string): TypedValue[] {
