@@ -197,6 +197,7 @@ describe('FHIRPath Patch', () => {
         /choice element/,
       ],
       [patch(operation(type('delete'), path('Patient.deceased'))), 422, /choice element/],
+
       [
         { resourceType: 'Parameters', parameter: [{ name: 'replace', valueString: 'x' }] },
         400,
@@ -210,6 +211,31 @@ describe('FHIRPath Patch', () => {
         diagnostics: expect.stringMatching(message),
       });
       expect(refused.diagnostics).not.toMatch(/Rivera|Nobody|birthDate|telecom|1999/);
+    }
+  });
+
+  it('refuses operations that go through a choice element, which the library would skip', () => {
+    const observation: FhirResource = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'Smoking status' },
+      valueCodeableConcept: { coding: [{ code: 'never' }] },
+    };
+    for (const body of [
+      patch(
+        operation(
+          type('insert'),
+          path('Observation.value.coding'),
+          { name: 'index', valueInteger: 0 },
+          { name: 'value', valueCoding: { code: 'former' } },
+        ),
+      ),
+      patch(add('Observation.value', 'text', { valueString: 'Never smoked' })),
+    ]) {
+      expect(failure(() => applyFhirPathPatch(observation, body))).toMatchObject({
+        status: 422,
+        diagnostics: expect.stringMatching(/choice element/),
+      });
     }
   });
 

@@ -54,9 +54,7 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
     check(operation, entries[i]!, label);
     const ready = withPartsValue(root, operation, entries[i]!, label);
     if (ready.type === 'add') assertAddable(root, ready, label);
-    if (ready.type === 'replace' || ready.type === 'delete') {
-      assertReachable(patched, evaluate(root, ready.path, label), label);
-    }
+    assertReachable(patched, evaluate(root, ready.path, label), label);
     try {
       fhirpathPatchTypedValue(root, [ready]);
     } catch (error) {
@@ -160,8 +158,8 @@ function assertAddable(
 
 /**
  * @medplum/core finds a choice element (`Observation.value`, stored as `valueQuantity`) and
- * then changes the JSON at `/value`, where there is nothing: the replace or delete does
- * nothing, silently. Refused instead.
+ * then changes the JSON at `/value`, where there is nothing: an operation whose path ends at or
+ * goes through one does nothing, silently. Refused instead.
  */
 function assertReachable(document: Json, targets: TypedValue[], label: string): void {
   for (const target of targets) {
