@@ -232,8 +232,8 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
                   name: 'operation',
                   part: [
                     { name: 'type', valueCode: 'replace' },
-                    { name: 'path', valueString: 'Patient.active' },
-                    { name: 'value', valueBoolean: true },
+                    { name: 'path', valueString: 'Patient.gender' },
+                    { name: 'value', valueCode: 'other' },
                   ],
                 },
               ],
@@ -246,7 +246,7 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(fhirPathPatch.status).toBe(200);
     expect(fhirPathPatch.body.entry[0].resource).toMatchObject({
       id: created.body.id,
-      active: true,
+      gender: 'other',
       meta: { versionId: '5' },
     });
     const none = await http(
