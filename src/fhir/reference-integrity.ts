@@ -87,14 +87,17 @@ export class ReferenceIntegrity {
 
   /** Every local reference names a live resource, which stays so until this commits. */
   private async checkTargets(state: Written): Promise<void> {
-    // Who refers to each target first, for the error. What this transaction wrote needs no
+    // Which resource refers to each target first, and by what, for the error: its type only,
+    // as a created one's id means nothing to the client. What this transaction wrote needs no
     // look-up: it exists, and until this commits no other transaction can delete it (a new
     // resource is not visible to them, and an updated one's row is locked).
-    const referrers = new Map<string, string>();
+    const referrers = new Map<string, { source: string; params: string[] }>();
     for (const [source, references] of state.references) {
       for (const { param, target } of references) {
-        const own = state.references.has(target);
-        if (!own && !referrers.has(target)) referrers.set(target, `${source} (${param})`);
+        if (state.references.has(target)) continue;
+        const first = referrers.get(target) ?? { source, params: [] };
+        if (first.source === source) first.params.push(param);
+        referrers.set(target, first);
       }
     }
     if (referrers.size === 0) return;
@@ -103,7 +106,10 @@ export class ReferenceIntegrity {
     if (missing.length === 0) return;
     const named = missing
       .slice(0, NAMED)
-      .map(([target, source]) => `${target}, referred to by ${source}`);
+      .map(
+        ([target, { source, params }]) =>
+          `${target}, referred to by ${typeAndId(source).type} (${params.join(', ')})`,
+      );
     const more = missing.length > NAMED ? `, and ${missing.length - NAMED} more` : '';
     throw AppError.of(
       400,

@@ -144,7 +144,7 @@ describe('cli import: Bundles and NDJSON from files', () => {
     const result = await runImport('--concurrency', '1', folder);
     expect(result.stdout).toContain('Imported 3 of 4 resources from 3 files');
     expect(result.stderr).toMatch(
-      /Observation\.ndjson line 2: 400 .*Patient\/ex-nobody, referred to by Observation\/ex-orphan/,
+      /Observation\.ndjson line 2: 400 .*Patient\/ex-nobody, referred to by Observation \(patient, subject\)/,
     );
     expect(result.code).toBe(1);
     const { rows } = await db.query<{ id: string }>(

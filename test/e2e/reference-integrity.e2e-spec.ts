@@ -45,8 +45,10 @@ describe('referential integrity', () => {
     expect(res.status).toBe(400);
     expect(res.body.resourceType).toBe('OperationOutcome');
     expect(res.body.issue[0].code).toBe('not-found');
-    expect(res.body.issue[0].diagnostics).toContain(`${missing}, referred to by Observation/`);
-    expect(res.body.issue[0].diagnostics).toContain('(patient)');
+    expect(res.body.issue[0].diagnostics).toBe(
+      `A reference names a resource that does not exist or was deleted: ${missing}, referred to by Observation (patient, subject). ` +
+        'Create it first (in a transaction Bundle, in the same Bundle)',
+    );
     expect(await referring(missing)).toBe(0);
 
     const update = await http('PUT', `${fhir}/Observation/integrity-put`, {
