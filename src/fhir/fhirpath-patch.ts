@@ -35,8 +35,9 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
 /**
  * Applies a FHIRPath Patch (FHIR R4 fhirpatch.html) to a copy of the resource, with
  * @medplum/core's implementation, after checking what it leaves to the caller: each operation's
- * parts, `add` of a single element that is there already (which it would overwrite), and values
- * given as parts (a backbone element such as Patient.contact, which it cannot read). Errors
+ * parts, `add` of a single element that is there already (which it would overwrite), paths at or
+ * through a choice element (where it changes nothing), and values given as parts (a backbone
+ * element such as Patient.contact, which it cannot read). Errors
  * name the operation by number and never quote the path or values: they can hold PHI.
  */
 export function applyFhirPathPatch(resource: FhirResource, parameters: Parameters): FhirResource {
@@ -52,9 +53,11 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
   operations.forEach((operation, i) => {
     const label = `FHIRPath Patch operation ${i + 1} (${String(operation.type)})`;
     check(operation, entries[i]!, label);
-    const ready = withPartsValue(root, operation, entries[i]!, label);
-    if (ready.type === 'add') assertAddable(root, ready, label);
-    assertReachable(patched, evaluate(root, ready.path, label), label);
+    // What the path leads to now: the element added to, or the one(s) changed.
+    const targets = evaluate(root, operation.path, label);
+    const ready = withPartsValue(targets, operation, entries[i]!, label);
+    if (ready.type === 'add') assertAddable(targets, ready, label);
+    assertReachable(patched, targets, label);
     try {
       fhirpathPatchTypedValue(root, [ready]);
     } catch (error) {
@@ -93,7 +96,7 @@ function check(operation: FhirPathPatch, entry: ParametersParameter, label: stri
  * elements of the type the value goes into (the added element's, or the targeted one's).
  */
 function withPartsValue(
-  root: TypedValue,
+  base: TypedValue[],
   operation: FhirPathPatch,
   entry: ParametersParameter,
   label: string,
@@ -103,7 +106,6 @@ function withPartsValue(
   if (!parts || parts.length === 0) {
     throw AppError.invalid(`${label}: its value has neither a value[x] nor parts`);
   }
-  const base = evaluate(root, operation.path, label);
   const type =
     operation.type === 'add'
       ? singleType(base.length === 1 ? elementOf(base[0]!.type, operation.name, label) : undefined)
@@ -140,11 +142,10 @@ function fromParts(type: string, parts: ParametersParameter[], label: string): J
 
 /** `add` adds to a list, or sets a single element that is not there yet (fhirpatch.html). */
 function assertAddable(
-  root: TypedValue,
+  base: TypedValue[],
   operation: Extract<FhirPathPatch, { type: 'add' }>,
   label: string,
 ): void {
-  const base = evaluate(root, operation.path, label);
   if (base.length !== 1 || !isObject(base[0]!.value)) return;
   const element = getElementDefinition(base[0]!.type, operation.name);
   if (element && !element.isArray && base[0]!.value[operation.name] !== undefined) {
