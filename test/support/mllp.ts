@@ -41,11 +41,23 @@ export class MllpTestClient {
     await this.write(stream, pieceBytes);
   }
 
+  /**
+   * Writes in pieces, waiting for the socket to drain between them; stops when the peer closes
+   * the connection (as the listener does on an oversized frame), when no drain would ever come.
+   */
   async write(bytes: Buffer, pieceBytes = Infinity): Promise<void> {
-    for (let at = 0; at < bytes.length; at += pieceBytes) {
+    for (let at = 0; at < bytes.length && !this.closed; at += pieceBytes) {
       const piece = bytes.subarray(at, Math.min(bytes.length, at + pieceBytes));
       if (!this.socket.write(piece)) {
-        await new Promise((resolve) => this.socket.once('drain', resolve));
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            this.socket.off('drain', done);
+            this.socket.off('close', done);
+            resolve();
+          };
+          this.socket.once('drain', done);
+          this.socket.once('close', done);
+        });
       }
     }
   }
