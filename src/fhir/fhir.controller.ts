@@ -366,7 +366,9 @@ export class FhirController {
 
   @Patch(':type')
   @FhirInteraction('update')
-  @ApiOperation({ summary: 'Conditional patch: PATCH /fhir/{type}?criteria (JSON Patch)' })
+  @ApiOperation({
+    summary: 'Conditional patch: PATCH /fhir/{type}?criteria (JSON Patch or FHIRPath Patch)',
+  })
   @ApiParam(TYPE_PARAM)
   async conditionalPatch(
     @CurrentUser() user: AuthenticatedUser,
