@@ -196,6 +196,10 @@ export class AppConfig {
     return this.config.get('FHIR_REFERENTIAL_INTEGRITY', { infer: true });
   }
 
+  get cascadeMax(): number {
+    return this.config.get('FHIR_CASCADE_MAX', { infer: true });
+  }
+
   get docsEnabled(): boolean {
     return !this.isProduction || this.config.get('DOCS_IN_PRODUCTION', { infer: true });
   }

@@ -297,6 +297,16 @@ export class EnvironmentVariables {
   @IsBoolean({ message: 'FHIR_REFERENTIAL_INTEGRITY must be true or false' })
   FHIR_REFERENTIAL_INTEGRITY = true;
 
+  /**
+   * How many resources one `_cascade=delete` may remove besides its target, in one
+   * transaction that holds a row lock on each until it commits.
+   */
+  @Transform(toInteger)
+  @IsInt({ message: 'FHIR_CASCADE_MAX must be an integer between 1 and 100000' })
+  @Min(1, { message: 'FHIR_CASCADE_MAX must be an integer between 1 and 100000' })
+  @Max(100_000, { message: 'FHIR_CASCADE_MAX must be an integer between 1 and 100000' })
+  FHIR_CASCADE_MAX = 5000;
+
   /** Serve Swagger UI at /docs when NODE_ENV=production (always on elsewhere). */
   @Transform(toBoolean)
   @IsBoolean({ message: 'DOCS_IN_PRODUCTION must be true or false' })

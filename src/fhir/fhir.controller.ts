@@ -19,6 +19,7 @@ import {
   ApiHeader,
   ApiOperation,
   ApiParam,
+  ApiQuery,
   ApiResponse,
   ApiTags,
 } from '@nestjs/swagger';
@@ -32,6 +33,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, Public, RequirePermission } from '../auth/permission.decorators.js';
 import { BundleService } from './bundle/bundle.service.js';
+import { CascadeDelete, cascadeOutcome, cascadeRequested, splitCascade } from './cascade-delete.js';
 import { FhirService } from './fhir.service.js';
 import { ValidateService } from './validate.service.js';
 import { EverythingService } from './search/everything.service.js';
@@ -53,6 +55,25 @@ const IF_NONE_MATCH = {
   description: 'The ETag of the copy held, e.g. W/"2" (or If-Modified-Since): 304 if current',
 };
 const NOT_MODIFIED = { status: 304, description: 'Not Modified: the copy held is current' };
+const CASCADE_QUERY = {
+  name: '_cascade',
+  required: false,
+  enum: ['delete'],
+  description:
+    'delete: also delete every resource that refers to it, directly or through others, in one ' +
+    'transaction (each checked as a delete of its own)',
+};
+const CASCADE_HEADER = {
+  name: 'X-Cascade',
+  required: false,
+  description: 'delete: the same as _cascade=delete',
+};
+const CASCADED = {
+  status: 200,
+  description:
+    'With _cascade=delete: deleted, and the OperationOutcome counts by type what went with it',
+  schema: { $ref: '#/components/schemas/OperationOutcome' },
+};
 const TYPE_PARAM = {
   name: 'type',
   description: 'FHIR R4 resource type, e.g. Patient',
@@ -68,6 +89,7 @@ export class FhirController {
 
   constructor(
     private readonly fhir: FhirService,
+    private readonly cascades: CascadeDelete,
     private readonly definitions: FhirDefinitions,
     private readonly searches: SearchService,
     private readonly bundles: BundleService,
@@ -274,12 +296,25 @@ export class FhirController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Conditional delete: DELETE /fhir/{type}?criteria' })
   @ApiParam(TYPE_PARAM)
+  @ApiQuery(CASCADE_QUERY)
+  @ApiHeader(CASCADE_HEADER)
+  @ApiResponse(CASCADED)
   async conditionalDelete(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
+    @Headers('x-cascade') cascadeHeader: string | undefined,
     @Req() request: FastifyRequest,
-  ): Promise<void> {
-    await this.fhir.conditionalDelete(user, type, queryOf(request));
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    const { criteria, cascade } = splitCascade(queryOf(request));
+    if (!cascadeRequested(cascade, cascadeHeader)) {
+      await this.fhir.conditionalDelete(user, type, criteria);
+      return undefined;
+    }
+    const cascaded = await this.cascades.conditionalDelete(user, type, criteria);
+    if (!cascaded) return undefined;
+    reply.status(200);
+    return sendFhirJson(reply, cascadeOutcome(cascaded));
   }
 
   @Get('_history')
@@ -431,20 +466,34 @@ export class FhirController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Delete (a new, empty version); later reads give 410' })
   @ApiParam(TYPE_PARAM)
+  @ApiQuery(CASCADE_QUERY)
+  @ApiHeader(CASCADE_HEADER)
   @ApiResponse({ status: 204, description: 'Deleted' })
+  @ApiResponse(CASCADED)
   @ApiResponse({
     status: 409,
-    description: 'Other resources refer to it (FHIR_REFERENTIAL_INTEGRITY)',
+    description:
+      'Other resources refer to it (FHIR_REFERENTIAL_INTEGRITY), or, with _cascade=delete, ' +
+      'more than FHIR_CASCADE_MAX do',
     schema: OUTCOME.schema,
   })
   async delete(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Param('id') id: string,
+    @Query('_cascade') cascadeQuery: string | string[] | undefined,
+    @Headers('x-cascade') cascadeHeader: string | undefined,
     @Headers('if-match') ifMatch: string | undefined,
     @Headers('prefer') prefer: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
+    if (cascadeRequested([cascadeQuery ?? []].flat(), cascadeHeader)) {
+      reply.status(200);
+      return sendFhirJson(
+        reply,
+        cascadeOutcome(await this.cascades.delete(user, type, id, ifMatch)),
+      );
+    }
     await this.fhir.delete(user, type, id, ifMatch);
     if (/return=OperationOutcome/i.test(prefer ?? '')) {
       reply.status(200);

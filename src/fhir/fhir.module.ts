@@ -4,6 +4,7 @@ import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { SmartModule } from '../smart/smart.module.js';
 import { BundleService } from './bundle/bundle.service.js';
+import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
@@ -27,6 +28,7 @@ import { SearchService } from './search/search.service.js';
   providers: [
     FhirDefinitions,
     FhirService,
+    CascadeDelete,
     ResourceRepository,
     ResourceWrites,
     ReferenceIntegrity,

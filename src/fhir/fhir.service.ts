@@ -189,14 +189,22 @@ export class FhirService {
     });
   }
 
-  /** DELETE Type?criteria: deletes the one match; nothing to do when none matches; 412 for several. */
-  async conditionalDelete(user: AuthenticatedUser, type: string, criteria: string): Promise<void> {
+  /**
+   * DELETE Type?criteria: deletes the one match and returns its id; nothing to do when none
+   * matches; 412 for several.
+   */
+  async conditionalDelete(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+  ): Promise<string | undefined> {
     this.assertType(type);
-    await this.unitOfWork.run(async () => {
+    return this.unitOfWork.run(async () => {
       const match = await this.uniqueMatch(user, type, criteria);
       if (match) {
         await this.delete(user, type, match);
       }
+      return match;
     });
   }
 

@@ -5,6 +5,12 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
+import {
+  CascadeDelete,
+  cascadeOutcome,
+  cascadeRequested,
+  splitCascade,
+} from '../cascade-delete.js';
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
 import { criteriaKey } from '../criteria.js';
 import { parsePreferReturn } from '../fhir-headers.js';
@@ -50,6 +56,7 @@ const STATUS_TEXT: Record<number, string> = {
 export class BundleService {
   constructor(
     private readonly fhir: FhirService,
+    private readonly cascades: CascadeDelete,
     private readonly searches: SearchService,
     private readonly unitOfWork: UnitOfWork,
   ) {}
@@ -284,13 +291,24 @@ export class BundleService {
           200,
         );
       }
-      case 'DELETE':
-        if (entry.query !== undefined) {
-          await this.fhir.conditionalDelete(user, entry.type, entry.query);
-        } else {
+      case 'DELETE': {
+        const { criteria, cascade } = splitCascade(entry.query ?? '');
+        const byId = entry.id !== undefined && criteria === '';
+        if (cascadeRequested(cascade, undefined)) {
+          const cascaded = byId
+            ? await this.cascades.delete(user, entry.type, entry.id!, entry.ifMatch)
+            : await this.cascades.conditionalDelete(user, entry.type, criteria);
+          return cascaded
+            ? { response: { status: STATUS_TEXT[200]!, outcome: cascadeOutcome(cascaded) } }
+            : { response: { status: STATUS_TEXT[204]! } };
+        }
+        if (byId) {
           await this.fhir.delete(user, entry.type, entry.id!, entry.ifMatch);
+        } else {
+          await this.fhir.conditionalDelete(user, entry.type, criteria);
         }
         return { response: { status: STATUS_TEXT[204]! } };
+      }
       case 'GET': {
         if (entry.interaction === 'read') {
           return written(await this.fhir.read(user, entry.type, entry.id!), 200);

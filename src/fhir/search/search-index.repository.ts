@@ -122,6 +122,27 @@ export class SearchIndexRepository {
     }));
   }
 
+  /**
+   * The live resources that refer to any of these (by any parameter), in a stable order so
+   * that concurrent cascading deletes lock rows in the same order; at most `limit`.
+   */
+  async referringResources(
+    manager: EntityManager,
+    targets: { type: string; id: string }[],
+    limit: number,
+  ): Promise<{ type: string; id: string }[]> {
+    const rows = await manager.query<{ resource_type: string; resource_id: string }[]>(
+      `SELECT DISTINCT x.resource_type, x.resource_id
+         FROM search_reference x
+         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
+           ON x.target_type = t.type AND x.target_id = t.id
+        ORDER BY x.resource_type, x.resource_id
+        LIMIT $3`,
+      [targets.map((t) => t.type), targets.map((t) => t.id), limit],
+    );
+    return rows.map((row) => ({ type: row.resource_type, id: row.resource_id }));
+  }
+
   /** The index rows of resources that have none yet (their first versions). */
   async insert(manager: EntityManager, resources: ResourceIndex[]): Promise<void> {
     const values: unknown[] = [];

@@ -1,0 +1,176 @@
+import { Injectable } from '@nestjs/common';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { mayUseFhir } from '../auth/permissions.js';
+import { AppError } from '../common/errors/app-error.js';
+import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
+import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { FhirService } from './fhir.service.js';
+import { SearchIndexRepository } from './search/search-index.repository.js';
+
+/** What a cascading delete removed: its target and, by type, how many resources with it. */
+export interface Cascade {
+  target: string;
+  byType: Map<string, number>;
+}
+
+/**
+ * `DELETE …?_cascade=delete` (or `X-Cascade: delete`), as HAPI FHIR offers it: deletes the
+ * resource and every live resource that refers to it, directly or through others (the
+ * Observations of a Patient, the DiagnosticReports of those), in one transaction. Each one
+ * passes the same checks as a delete of its own (role, patient compartment, restricted
+ * records); one refusal refuses them all.
+ */
+@Injectable()
+export class CascadeDelete {
+  /**
+   * How many resources one cascading delete may remove besides its target (FHIR_CASCADE_MAX,
+   * default 5,000; a Synthea patient's record is up to about 1,100).
+   */
+  readonly max: number;
+
+  constructor(
+    config: AppConfig,
+    private readonly fhir: FhirService,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly searchIndex: SearchIndexRepository,
+  ) {
+    this.max = config.cascadeMax;
+  }
+
+  delete(user: AuthenticatedUser, type: string, id: string, ifMatch?: string): Promise<Cascade> {
+    return this.unitOfWork.run(async () => {
+      await this.fhir.delete(user, type, id, ifMatch);
+      return this.deleteReferrers(user, { type, id });
+    });
+  }
+
+  /** The conditional form; undefined when nothing matches (and nothing was deleted). */
+  conditionalDelete(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+  ): Promise<Cascade | undefined> {
+    return this.unitOfWork.run(async () => {
+      const id = await this.fhir.conditionalDelete(user, type, criteria);
+      return id === undefined ? undefined : this.deleteReferrers(user, { type, id });
+    });
+  }
+
+  /**
+   * Deletes what refers to the target, level by level: once a level is deleted its index rows
+   * are gone, so the next query finds only what refers to it and is still live.
+   */
+  private async deleteReferrers(
+    user: AuthenticatedUser,
+    root: { type: string; id: string },
+  ): Promise<Cascade> {
+    const target = `${root.type}/${root.id}`;
+    const byType = new Map<string, number>();
+    let deleted = 0;
+    let level = [root];
+    while (level.length > 0) {
+      const found = await this.searchIndex.referringResources(
+        this.unitOfWork.manager,
+        level,
+        this.max - deleted + 1,
+      );
+      if (deleted + found.length > this.max) {
+        throw AppError.conflict(
+          `${target} has more than ${this.max} resources that refer to it, directly or through ` +
+            'others: too many for one cascading delete. Delete some of them first',
+        );
+      }
+      for (const type of new Set(found.map((resource) => resource.type))) {
+        if (!mayUseFhir(user, type, 'delete')) {
+          throw AppError.forbidden(
+            `Deleting ${target} with _cascade=delete would also delete ${type} resources that ` +
+              'refer to it, which you may not delete',
+          );
+        }
+      }
+      for (const resource of found) {
+        await this.deleteReferrer(user, target, resource);
+        byType.set(resource.type, (byType.get(resource.type) ?? 0) + 1);
+      }
+      deleted += found.length;
+      level = found;
+    }
+    return { target, byType };
+  }
+
+  /**
+   * A referrer's own refusal names it, or the client would read "This record is restricted" as
+   * being about the resource it asked to delete.
+   */
+  private async deleteReferrer(
+    user: AuthenticatedUser,
+    target: string,
+    resource: { type: string; id: string },
+  ): Promise<void> {
+    try {
+      await this.fhir.delete(user, resource.type, resource.id);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      const what = `Deleting ${target} with _cascade=delete would also delete`;
+      // A 404 here is the compartment check: the referrer is another patient's record.
+      if (error.status === 404) {
+        throw AppError.forbidden(
+          `${what} ${resource.type} resources outside your patient's compartment`,
+        );
+      }
+      throw new AppError(
+        error.status,
+        error.issues.map((issue) => ({
+          ...issue,
+          diagnostics: `${what} ${resource.type}/${resource.id}, which is refused: ${issue.diagnostics}`,
+        })),
+      );
+    }
+  }
+}
+
+/** What a cascading delete says it did: no content, only types, counts and the target's id. */
+export function cascadeOutcome(cascade: Cascade): OperationOutcome {
+  const total = [...cascade.byType.values()].reduce((sum, count) => sum + count, 0);
+  const which = [...cascade.byType]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([type, count]) => `${count} ${type}`)
+    .join(', ');
+  const diagnostics =
+    total === 0
+      ? `${cascade.target} deleted; no resource referred to it`
+      : `${cascade.target} deleted, with ${total} resource${total === 1 ? '' : 's'} that ` +
+        `referred to it, directly or through others: ${which}`;
+  return operationOutcome([{ severity: 'information', code: 'informational', diagnostics }]);
+}
+
+/**
+ * Whether a delete asks to cascade: `_cascade=delete` in its query or an `X-Cascade: delete`
+ * header (HAPI FHIR's two spellings). Any other value is refused, not ignored: a client that
+ * misspells it must not get a plain delete it did not mean, or a 409 it cannot explain.
+ */
+export function cascadeRequested(values: readonly string[], header: string | undefined): boolean {
+  for (const value of header === undefined ? values : [...values, header]) {
+    if (value.trim().toLowerCase() !== 'delete') {
+      throw AppError.invalid('_cascade (or X-Cascade) takes one value: delete');
+    }
+  }
+  return values.length > 0 || header !== undefined;
+}
+
+/**
+ * Takes `_cascade` out of a conditional delete's raw query, leaving the criteria as they came
+ * (re-encoding them would change the key their lock is taken on).
+ */
+export function splitCascade(query: string): { criteria: string; cascade: string[] } {
+  const cascade: string[] = [];
+  const kept = query.split('&').filter((part) => {
+    // URLSearchParams decodes one pair as a form does, and never throws on a bad escape.
+    const [pair] = new URLSearchParams(part);
+    if (pair?.[0] !== '_cascade') return true;
+    cascade.push(pair[1]);
+    return false;
+  });
+  return { criteria: kept.join('&'), cascade };
+}
