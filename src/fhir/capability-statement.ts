@@ -116,6 +116,8 @@ export function buildCapabilityStatement(
         mode: 'server',
         security,
         interaction: [{ code: 'transaction' }, { code: 'batch' }, { code: 'history-system' }],
+        // Compartment search: GET /Patient/{id}/{type}.
+        compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
         resource: resources,
       },
     ],

@@ -236,14 +236,76 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const form = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {};
-    const criteria = { ...query, ...(form as Record<string, string | string[]>) };
     return sendFhirJson(
       reply,
-      await this.searches.search(user, type, criteria, fhirBaseUrl(request), {
+      await this.searches.search(user, type, formCriteria(query, body), fhirBaseUrl(request), {
         lenient: isLenient(prefer),
         viaPost: true,
       }),
+    );
+  }
+
+  @Get(':compartment/:id/:type')
+  @FhirInteraction('search')
+  @ApiOperation({
+    summary: "Compartment search: the resources of one type in a patient's compartment",
+  })
+  @ApiParam({ name: 'compartment', description: 'Patient (the one compartment offered)' })
+  @ApiParam({ name: 'id', description: "The patient's id" })
+  @ApiParam({ ...TYPE_PARAM, example: 'Observation' })
+  async compartmentSearch(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('compartment') compartment: string,
+    @Param('id') id: string,
+    @Param('type') type: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.searches.compartmentSearch(
+        user,
+        { type: compartment, id },
+        type,
+        query,
+        fhirBaseUrl(request),
+        { lenient: isLenient(prefer) },
+      ),
+    );
+  }
+
+  @Post(':compartment/:id/:type/_search')
+  @FhirInteraction('search')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Compartment search with criteria in a form body (application/x-www-form-urlencoded)',
+  })
+  @ApiParam({ name: 'compartment', description: 'Patient (the one compartment offered)' })
+  @ApiParam({ name: 'id', description: "The patient's id" })
+  @ApiParam({ ...TYPE_PARAM, example: 'Observation' })
+  async compartmentSearchByPost(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('compartment') compartment: string,
+    @Param('id') id: string,
+    @Param('type') type: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Body() body: unknown,
+    @Headers('prefer') prefer: string | undefined,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.searches.compartmentSearch(
+        user,
+        { type: compartment, id },
+        type,
+        formCriteria(query, body),
+        fhirBaseUrl(request),
+        { lenient: isLenient(prefer), viaPost: true },
+      ),
     );
   }
 
@@ -565,6 +627,15 @@ export class FhirController {
 
 function isLenient(prefer: string | undefined): boolean {
   return /(?:^|[;,\s])handling=lenient\b/i.test(prefer ?? '');
+}
+
+/** The criteria of a search by POST: its query string and its form body together. */
+function formCriteria(
+  query: Record<string, string | string[] | undefined>,
+  body: unknown,
+): Record<string, string | string[] | undefined> {
+  const form = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {};
+  return { ...query, ...(form as Record<string, string | string[]>) };
 }
 
 /** The raw query string of a request: the criteria of a conditional update or delete. */

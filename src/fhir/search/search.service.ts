@@ -9,7 +9,7 @@ import { operationOutcome, type OperationOutcome } from '../../common/errors/ope
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import type { FhirResource } from '../fhir-types.js';
+import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
@@ -74,9 +74,12 @@ export class SearchService {
     type: string,
     received: Query,
     baseUrl: string,
-    options: { lenient?: boolean; viaPost?: boolean } = {},
+    options: { lenient?: boolean; viaPost?: boolean; compartment?: string } = {},
   ): Promise<SearchBundle> {
     const lenient = options.lenient ?? false;
+    // A compartment search's links go back to it: /Patient/123/Observation?…
+    const path =
+      options.compartment === undefined ? type : `Patient/${options.compartment}/${type}`;
     // Criteria that came in a form body (or a link made from one) travel on in _state, sealed.
     const state =
       typeof received['_state'] === 'string'
@@ -105,7 +108,9 @@ export class SearchService {
         params.warnings.add(`Unknown search parameters were ignored: ${ignored.join(', ')}`);
       }
     }
-    const where = this.where(user, type, request, params);
+    const where = this.where(user, type, request, params, {
+      ...(options.compartment !== undefined ? { compartment: options.compartment } : {}),
+    });
     // The count uses the criteria's parameters only: sort and keyset ones are added after.
     const whereValues = [...params.values];
     const columns = sortColumns(type, request.sort, this.searchDefinitions, params);
@@ -116,8 +121,8 @@ export class SearchService {
         : undefined;
     const links = (next?: Cursor, previous?: Cursor) =>
       sealed
-        ? this.sealedLinks(user, baseUrl, type, used, next, previous)
-        : this.links(baseUrl, type, used, next, previous);
+        ? this.sealedLinks(user, baseUrl, type, path, used, next, previous)
+        : this.links(baseUrl, path, used, next, previous);
     if (request.summaryCount) {
       return this.bundle([], [], total, links(), params.warnings);
     }
@@ -165,6 +170,35 @@ export class SearchService {
   }
 
   /**
+   * Compartment search, `GET /Patient/123/Observation?…`: the search, narrowed to the resources
+   * of that type in the patient's compartment. R4 defines other compartments (Encounter,
+   * Practitioner…); only the Patient one is offered, as it is what access is built on.
+   */
+  compartmentSearch(
+    user: AuthenticatedUser,
+    compartment: { type: string; id: string },
+    type: string,
+    received: Query,
+    baseUrl: string,
+    options: { lenient?: boolean; viaPost?: boolean } = {},
+  ): Promise<SearchBundle> {
+    if (compartment.type !== 'Patient') {
+      throw AppError.invalid(
+        'Compartment search is offered for the Patient compartment: /Patient/{id}/{type}',
+      );
+    }
+    if (!isValidId(compartment.id)) {
+      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');
+    }
+    if (type === '*') {
+      throw AppError.invalid(
+        'Every type of a compartment at once is Patient/{id}/$everything; name one type here',
+      );
+    }
+    return this.search(user, type, received, baseUrl, { ...options, compartment: compartment.id });
+  }
+
+  /**
    * Ids of the resources matching conditional criteria (`identifier=…`), at most `limit`: what
    * conditional create, update and delete decide on. Unknown parameters are errors here.
    */
@@ -194,7 +228,7 @@ export class SearchService {
     type: string,
     request: SearchRequest,
     params: SqlParams,
-    options: { withRestricted?: boolean } = {},
+    options: { withRestricted?: boolean; compartment?: string } = {},
   ): string {
     const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r' };
     const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
@@ -206,21 +240,28 @@ export class SearchService {
       parts.push(
         `NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = ${params.add(CONFIDENTIALITY)} AND x.code = 'R')`,
       );
-    const confinement = this.confinement(user, type, params);
-    if (confinement) parts.push(confinement);
+    // A patient-scoped token sees only its patient's compartment (types outside it are open).
+    const confinedTo = isPatientConfined(user.scopes, user.patient) ? user.patient : undefined;
+    if (confinedTo !== undefined && this.compartment.hasCompartment(type)) {
+      parts.push(this.inCompartment(confinedTo, type, params));
+    }
+    if (options.compartment !== undefined) {
+      if (!this.compartment.hasCompartment(type)) {
+        throw AppError.invalid(
+          `${type} resources are not in the Patient compartment: search /${type} instead`,
+        );
+      }
+      parts.push(this.inCompartment(options.compartment, type, params));
+    }
     return parts.join(' AND ');
   }
 
-  /** For a patient-scoped token: only that patient's compartment (types outside it are open). */
-  private confinement(
-    user: AuthenticatedUser,
-    type: string,
-    params: SqlParams,
-  ): string | undefined {
-    if (!isPatientConfined(user.scopes, user.patient) || !this.compartment.hasCompartment(type)) {
-      return undefined;
-    }
-    const patient = params.add(user.patient);
+  /**
+   * The resource is in this patient's compartment: it is the patient, or refers to them by one
+   * of the parameters the Patient CompartmentDefinition names for its type.
+   */
+  private inCompartment(patientId: string, type: string, params: SqlParams): string {
+    const patient = params.add(patientId);
     const links = this.compartment.paramsOf(type);
     const byReference =
       links.length > 0
@@ -312,7 +353,7 @@ export class SearchService {
 
   private links(
     baseUrl: string,
-    type: string,
+    path: string,
     query: Record<string, string | string[] | undefined>,
     next: Cursor | undefined,
     previous: Cursor | undefined,
@@ -325,7 +366,7 @@ export class SearchService {
       }
       if (cursor) search.set('_cursor', encodeCursor(cursor));
       const text = search.toString();
-      return `${baseUrl}/${type}${text ? `?${text}` : ''}`;
+      return `${baseUrl}/${path}${text ? `?${text}` : ''}`;
     };
     const self =
       typeof query['_cursor'] === 'string'
@@ -346,6 +387,7 @@ export class SearchService {
     user: AuthenticatedUser,
     baseUrl: string,
     type: string,
+    path: string,
     query: Query,
     next: Cursor | undefined,
     previous: Cursor | undefined,
@@ -358,7 +400,7 @@ export class SearchService {
         JSON.stringify({ query: criteria, ...(cursor ? { cursor: encodeCursor(cursor) } : {}) }),
         stateContext(user, type),
       );
-      return `${baseUrl}/${type}?_state=${state}`;
+      return `${baseUrl}/${path}?_state=${state}`;
     };
     return [
       { relation: 'self', url: link(undefined) },
