@@ -52,6 +52,7 @@ export function offsetLinks(params: HistoryParams, total: number, selfUrl: strin
     if (params.since) {
       query.set('_since', params.since.toISOString());
     }
+    for (const at of params.at ?? []) query.append('_at', at.text);
     return `${selfUrl}?${query.toString()}`;
   };
   const link = [{ relation: 'self', url: pageUrl(params.offset) }];
@@ -73,6 +74,7 @@ export function cursorLinks(
   const url = (cursor?: HistoryCursor): string => {
     const query = new URLSearchParams({ _count: String(params.count) });
     if (params.since) query.set('_since', params.since.toISOString());
+    for (const at of params.at ?? []) query.append('_at', at.text);
     if (cursor) query.set('_cursor', encodeCursor(cursor));
     return `${selfUrl}?${query.toString()}`;
   };

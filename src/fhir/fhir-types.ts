@@ -24,10 +24,23 @@ export interface ResourceVersion {
   resource: FhirResource | undefined;
 }
 
+/**
+ * One `_at` value of a history request: the versions current at some time in its period (as
+ * `2024-03` covers the month), or with `gt`/`ge` after it, `lt`/`le` before it.
+ */
+export interface AtPeriod {
+  prefix: 'eq' | 'gt' | 'ge' | 'lt' | 'le';
+  low: Date;
+  high: Date;
+  /** As the client wrote it, for the Bundle's links. */
+  text: string;
+}
+
 export interface HistoryParams {
   count: number;
   offset: number;
   since?: Date;
+  at?: AtPeriod[];
 }
 
 /** Where a page of a type's or the system's history ends: its last version's sort keys. */
@@ -42,6 +55,7 @@ export interface HistoryCursor {
 export interface HistoryListParams {
   count: number;
   since?: Date;
+  at?: AtPeriod[];
   cursor?: HistoryCursor;
 }
 

@@ -1,15 +1,17 @@
 import { AppError } from '../common/errors/app-error.js';
 import { decodeCursor } from './cursor.js';
-import type { HistoryCursor, HistoryListParams, HistoryParams } from './fhir-types.js';
+import type { AtPeriod, HistoryCursor, HistoryListParams, HistoryParams } from './fhir-types.js';
+import { dateRange } from './search/date-range.js';
 
 const MAX_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
-const KNOWN = new Set(['_count', '_offset', '_since', '_format', '_pretty']);
-const LIST_KNOWN = new Set(['_count', '_since', '_cursor', '_format', '_pretty']);
+const KNOWN = new Set(['_count', '_offset', '_since', '_at', '_format', '_pretty']);
+const LIST_KNOWN = new Set(['_count', '_since', '_at', '_cursor', '_format', '_pretty']);
+const AT_PREFIXES = ['eq', 'gt', 'ge', 'lt', 'le'] as const;
 
-/** `_count` (default 50, at most 1000), `_offset` and `_since` of a history request. */
+/** `_count` (default 50, at most 1000), `_offset`, `_since` and `_at` of a history request. */
 export function historyParams(query: Record<string, unknown>): HistoryParams {
-  checkNames(query, KNOWN, '_count, _offset and _since');
+  checkNames(query, KNOWN, '_count, _offset, _since and _at');
   return { ...countAndSince(query), offset: integerParam(query['_offset'], '_offset', 0) };
 }
 
@@ -24,7 +26,7 @@ export function historyListParams(query: Record<string, unknown>): HistoryListPa
       'This history pages by keyset: follow its next link (_cursor) rather than _offset',
     );
   }
-  checkNames(query, LIST_KNOWN, '_count and _since');
+  checkNames(query, LIST_KNOWN, '_count, _since and _at');
   const raw = query['_cursor'];
   return {
     ...countAndSince(query),
@@ -32,11 +34,35 @@ export function historyListParams(query: Record<string, unknown>): HistoryListPa
   };
 }
 
-/** `_count` (default 50, at most 1000) and `_since`. */
-function countAndSince(query: Record<string, unknown>): { count: number; since?: Date } {
+/** `_count` (default 50, at most 1000), `_since` and `_at`. */
+function countAndSince(query: Record<string, unknown>): {
+  count: number;
+  since?: Date;
+  at?: AtPeriod[];
+} {
   const count = integerParam(query['_count'], '_count', 50);
   const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
-  return { count: Math.min(Math.max(count, 1), MAX_COUNT), ...(since ? { since } : {}) };
+  const at = query['_at'] === undefined ? [] : [query['_at']].flat().map(parseAt);
+  return {
+    count: Math.min(Math.max(count, 1), MAX_COUNT),
+    ...(since ? { since } : {}),
+    ...(at.length > 0 ? { at } : {}),
+  };
+}
+
+/** `_at`: a date at any precision, with an optional prefix; several must all hold. */
+function parseAt(raw: unknown): AtPeriod {
+  const text = typeof raw === 'string' ? raw : '';
+  const prefixed = /^[a-z]{2}/.exec(text)?.[0];
+  const prefix = AT_PREFIXES.find((p) => p === prefixed);
+  const range = dateRange(prefix ? text.slice(2) : text);
+  if ((prefixed !== undefined && prefix === undefined) || !range) {
+    throw AppError.invalid(
+      '_at must be a date or time such as 2024, 2024-03-01 or 2024-03-01T10:00:00Z, ' +
+        'optionally prefixed by gt, ge, lt or le',
+    );
+  }
+  return { prefix: prefix ?? 'eq', low: range.low, high: range.high, text };
 }
 
 function isHistoryCursor(value: unknown): value is HistoryCursor {
@@ -58,8 +84,8 @@ function checkNames(
   hint: string,
 ): void {
   for (const name of Object.keys(query)) {
-    if (name === '_at' || name === '_list' || name === '_sort') {
-      throw AppError.of(400, 'not-supported', `History does not support ${name}: use _since`);
+    if (name === '_list' || name === '_sort') {
+      throw AppError.of(400, 'not-supported', `History does not support ${name}`);
     }
     if (!known.has(name)) {
       throw AppError.invalid(

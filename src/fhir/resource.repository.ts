@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { type EntityManager, MoreThan, MoreThanOrEqual, QueryFailedError } from 'typeorm';
-import type { HistoryCursor, HistoryListParams } from './fhir-types.js';
+import { type EntityManager, MoreThan, QueryFailedError, type SelectQueryBuilder } from 'typeorm';
+import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
@@ -31,6 +31,7 @@ export interface HistoryPage {
 
 export interface HistoryQuery {
   since?: Date;
+  at?: AtPeriod[];
   offset: number;
   count: number;
 }
@@ -204,16 +205,18 @@ export class ResourceRepository {
   }
 
   async historyOf(resourceType: string, id: string, query: HistoryQuery): Promise<HistoryPage> {
-    const [rows, total] = await this.unitOfWork.manager.findAndCount(ResourceHistoryEntity, {
-      where: {
-        resourceType,
-        id,
-        ...(query.since ? { lastUpdated: MoreThanOrEqual(query.since) } : {}),
-      },
-      order: { versionId: 'DESC' },
-      skip: query.offset,
-      take: query.count,
-    });
+    const builder = this.unitOfWork.manager
+      .createQueryBuilder(ResourceHistoryEntity, 'h')
+      .where('h.resource_type = :type AND h.id = :id', { type: resourceType, id });
+    if (query.since) {
+      builder.andWhere('h.last_updated >= :since', { since: query.since });
+    }
+    whereCurrentAt(builder, query.at);
+    const [rows, total] = await builder
+      .orderBy('h.version_id', 'DESC')
+      .offset(query.offset)
+      .limit(query.count)
+      .getManyAndCount();
     return { rows, total };
   }
 
@@ -240,6 +243,7 @@ export class ResourceRepository {
     if (query.since) {
       builder.andWhere('h.last_updated >= :since', { since: query.since });
     }
+    whereCurrentAt(builder, query.at);
     if (query.cursor) {
       const { lastUpdated, type, id, versionId } = query.cursor;
       builder.andWhere(
@@ -376,4 +380,30 @@ function isUniqueViolation(error: unknown): boolean {
     error instanceof QueryFailedError &&
     (error.driverError as { code?: string }).code === UNIQUE_VIOLATION
   );
+}
+
+/**
+ * `_at`: a version is current from its own time until the next version's (or for ever, for the
+ * last one), and is kept when that interval meets the period: starts before the period ends and
+ * ends after it starts. A deletion is a version like any other: it says the resource was gone.
+ */
+function whereCurrentAt(
+  builder: SelectQueryBuilder<ResourceHistoryEntity>,
+  periods: AtPeriod[] | undefined,
+): void {
+  const until = `COALESCE((SELECT min(n.last_updated) FROM resource_history n
+      WHERE n.resource_type = h.resource_type AND n.id = h.id AND n.version_id > h.version_id),
+    'infinity'::timestamptz)`;
+  (periods ?? []).forEach((period, i) => {
+    const low = `at_low_${i}`;
+    const high = `at_high_${i}`;
+    const condition = {
+      eq: `h.last_updated < :${high} AND ${until} > :${low}`,
+      ge: `${until} > :${low}`,
+      gt: `${until} > :${high}`,
+      le: `h.last_updated < :${high}`,
+      lt: `h.last_updated < :${low}`,
+    }[period.prefix];
+    builder.andWhere(`(${condition})`, { [low]: period.low, [high]: period.high });
+  });
 }

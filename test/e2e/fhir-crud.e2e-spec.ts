@@ -1,4 +1,5 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn, type HttpResult } from '../support/http.js';
@@ -503,10 +504,61 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(offset.status).toBe(400);
     expect(offset.body.issue[0].diagnostics).toContain('follow its next link (_cursor)');
     expect((await http('GET', `${fhir}/Patient/_history?_since=yesterday`)).status).toBe(400);
-    expect((await http('GET', `${fhir}/Patient/_history?_at=2026`)).body.issue[0].code).toBe(
+    expect((await http('GET', `${fhir}/Patient/_history?_list=recent`)).body.issue[0].code).toBe(
       'not-supported',
     );
     expect((await http('GET', `${fhir}/Patient/_history?_cout=5`)).status).toBe(400);
+  });
+
+  it('finds the versions current at a time (_at), at every level of history', async () => {
+    const { id, body } = await createPatient();
+    await sleep(20);
+    expect(
+      (await http('PUT', `${fhir}/Patient/${id}`, { body: { ...body, active: false } })).status,
+    ).toBe(200);
+    await sleep(20);
+    expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+    const all = (await http('GET', `${fhir}/Patient/${id}/_history`)).body.entry;
+    const [t3, t2, t1] = all.map((e: any) => new Date(e.response.lastModified).getTime());
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const versionsAt = async (at: string, level = `Patient/${id}`) => {
+      // Other suites write patients too: the type's and system's history from t1 on.
+      const since = level.includes('/') ? '' : `&_since=${iso(t1)}&_count=1000`;
+      const res = await http(
+        'GET',
+        `${fhir}/${level}${level ? '/' : ''}_history?_at=${encodeURIComponent(at)}${since}`,
+      );
+      expect(res.status).toBe(200);
+      return (res.body.entry ?? [])
+        .filter((e: any) => e.fullUrl.endsWith(`/Patient/${id}`))
+        .map((e: any) => e.response.etag);
+    };
+    // A version is current from its own time until the next one's.
+    expect(await versionsAt(iso(t1))).toEqual(['W/"1"']);
+    expect(await versionsAt(iso(t2 - 1))).toEqual(['W/"1"']);
+    expect(await versionsAt(iso(t2))).toEqual(['W/"2"']);
+    expect(await versionsAt(iso(t3 + 60_000))).toEqual(['W/"3"']);
+    expect(await versionsAt(`ge${iso(t2)}`)).toEqual(['W/"3"', 'W/"2"']);
+    expect(await versionsAt(`lt${iso(t2)}`)).toEqual(['W/"1"']);
+    expect(await versionsAt(`le${iso(t2)}`)).toEqual(['W/"2"', 'W/"1"']);
+    expect(await versionsAt(`gt${iso(t2)}`)).toEqual(['W/"3"', 'W/"2"']);
+    // A date covers its whole day, month or year.
+    const year = String(new Date(t1).getUTCFullYear());
+    expect(await versionsAt(year)).toEqual(['W/"3"', 'W/"2"', 'W/"1"']);
+    expect(await versionsAt('1999')).toEqual([]);
+    // The type's and the system's history take it too, and their links carry it.
+    expect(await versionsAt(iso(t2 - 1), 'Patient')).toEqual(['W/"1"']);
+    expect(await versionsAt(iso(t2), '')).toEqual(['W/"2"']);
+    const paged = await http('GET', `${fhir}/Patient/${id}/_history?_count=1&_at=${year}`);
+    expect(paged.body.total).toBe(3);
+    const next = paged.body.link.find((l: any) => l.relation === 'next').url;
+    expect(next).toContain(`_at=${year}`);
+    expect((await http('GET', next)).body.entry[0].response.etag).toBe('W/"2"');
+    for (const bad of ['yesterday', 'xx2024', 'ne2024']) {
+      const res = await http('GET', `${fhir}/Patient/${id}/_history?_at=${bad}`);
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toContain('_at must be a date or time');
+    }
   });
 
   it('lists the system history: every type, newest first, paged without a total', async () => {
@@ -562,7 +614,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       (await http('GET', `${fhir}/_history?_cursor=not-a-cursor`)).body.issue[0].diagnostics,
     ).toContain('follow the Bundle links');
     expect((await http('GET', `${fhir}/_history?_offset=5`)).status).toBe(400);
-    expect((await http('GET', `${fhir}/_history?_at=2026`)).body.issue[0].code).toBe(
+    expect((await http('GET', `${fhir}/_history?_list=recent`)).body.issue[0].code).toBe(
       'not-supported',
     );
   });
