@@ -572,7 +572,8 @@ export class FhirController {
   @Get('Patient/:id/$everything')
   @FhirInteraction('read', 'Patient')
   @ApiOperation({
-    summary: 'A patient and every resource in their compartment that you may read (_type, _since)',
+    summary:
+      'A patient and every resource in their compartment that you may read (start, end, _type, _since)',
   })
   async everything(
     @CurrentUser() user: AuthenticatedUser,

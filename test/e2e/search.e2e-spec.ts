@@ -542,12 +542,49 @@ describe('FHIR search', () => {
       for (const [query, code] of [
         ['_type=NoSuchType', 'not-found'],
         ['_since=yesterday', 'invalid'],
-        ['start=2024-01-01', 'not-supported'],
+        ['_count=5', 'not-supported'],
+        ['start=Jan', 'invalid'],
         ['name=x', 'invalid'],
       ]) {
         const res = await search(`Patient/${ids.a}/$everything?${query!}`);
         expect({ query, code: res.body.issue?.[0]?.code }).toEqual({ query, code });
       }
+    });
+
+    it('narrows to the care dates between start and end, keeping what has none', async () => {
+      const undated = await create({
+        resourceType: 'Observation',
+        status: 'registered',
+        code: { text: 'Pending' },
+        subject: { reference: `Patient/${ids.a}` },
+      });
+      type Found = { id: string; effectiveDateTime?: string };
+      const found = async (query: string): Promise<Found[]> =>
+        (await search(`Patient/${ids.a}/$everything?${query}`)).body.entry.map(
+          (e: { resource: Found }) => e.resource,
+        );
+      // The window's Observations, the patient, and what has no care date (this one, and
+      // the RiskAssessment without occurrence written above), and nothing dated outside.
+      const check = async (query: string, from: string, to: string, expected: string[]) => {
+        const resources = await found(query);
+        const got = resources.map((r) => r.id);
+        expect(got).toEqual(expect.arrayContaining([ids.a, undated, ...expected]));
+        expect(got.filter((id) => ids.obs.includes(id)).sort()).toEqual([...expected].sort());
+        const dated = resources.flatMap((r) => r.effectiveDateTime ?? []);
+        expect(dated.filter((date) => date < from || date > to)).toEqual([]);
+      };
+      await check('end=2024-01-02', '0000', '2024-01-02T23:59:59Z', ids.obs.slice(0, 2));
+      await check(
+        'start=2024-01-10&end=2024-01-11T23:00:00Z',
+        '2024-01-10',
+        '2024-01-11T23:00:00Z',
+        ids.obs.slice(9, 11),
+      );
+      await check('start=2024-01&end=2024-01', '2024-01', '2024-01-31T23:59:59Z', ids.obs);
+      expect((await found('start=2024-02')).map((r) => r.id)).not.toContain(ids.obs[24]);
+      const self = (await search(`Patient/${ids.a}/$everything?start=2024-01&_type=Observation`))
+        .body.link[0].url;
+      expect(self).toContain('start=2024-01&_type=Observation');
     });
   });
 

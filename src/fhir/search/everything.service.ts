@@ -9,6 +9,8 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { parseSince } from '../history-params.js';
 import { FhirService } from '../fhir.service.js';
+import { dateRange, type DateRange } from './date-range.js';
+import { SearchDefinitions } from './search-definitions.js';
 import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search.service.js';
 
@@ -18,9 +20,33 @@ type Query = Record<string, string | string[] | undefined>;
 const MAX_RESOURCES = 10_000;
 
 /**
+ * The care date of the compartment's types that have no `date` parameter (R4's clinical date is
+ * `date`, on Observation, Encounter, Procedure, Immunization, DiagnosticReport and 12 more): the
+ * parameter a `start`/`end` window is applied to.
+ */
+const CARE_DATES: Record<string, string> = {
+  Condition: 'onset-date',
+  MedicationRequest: 'authoredon',
+  MedicationAdministration: 'effective-time',
+  MedicationDispense: 'whenhandedover',
+  MedicationStatement: 'effective',
+  ServiceRequest: 'authored',
+  Claim: 'created',
+  ExplanationOfBenefit: 'created',
+};
+
+interface Options {
+  types?: Set<string>;
+  since?: Date;
+  /** start and end: the care dates asked for, [low, high). */
+  window?: { low: Date; high: Date };
+}
+
+/**
  * Patient/{id}/$everything: the patient and every resource in their compartment (the official
  * CompartmentDefinition), limited to the types the caller may read and to what they may see,
- * and to `_type` and `_since` when given (what an app syncing a record asks for).
+ * and to `_type` and `_since` when given (what an app syncing a record asks for), and to the
+ * care dates between `start` and `end`.
  */
 @Injectable()
 export class EverythingService {
@@ -30,6 +56,7 @@ export class EverythingService {
     private readonly compartment: PatientCompartment,
     private readonly access: ResourceAccess,
     private readonly definitions: FhirDefinitions,
+    private readonly searchDefinitions: SearchDefinitions,
   ) {}
 
   async everything(
@@ -38,7 +65,7 @@ export class EverythingService {
     query: Query,
     baseUrl: string,
   ): Promise<SearchBundle> {
-    const { types, since } = this.options(query);
+    const { types, since, window } = this.options(query);
     const inTypes = (type: string): boolean => !types || types.has(type);
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
@@ -57,8 +84,9 @@ export class EverythingService {
     const resources: FhirResource[] =
       inTypes('Patient') && recent(read.lastUpdated) ? [read.resource] : [];
     for (const [type, ids] of byType) {
+      const inWindow = window ? await this.careDateFilter(type, [...ids], window) : () => true;
       for (const row of await this.repository.load(type, [...ids])) {
-        if (!recent(row.lastUpdated)) continue;
+        if (!recent(row.lastUpdated) || !inWindow(row.id)) continue;
         const resource = JSON.parse(row.content as string) as FhirResource;
         if (this.access.isListable(user, resource)) resources.push(resource);
       }
@@ -85,9 +113,50 @@ export class EverythingService {
     };
   }
 
-  /** `_type` (comma-separated, repeatable) and `_since`; the care-date window is not offered. */
-  private options(query: Query): { types?: Set<string>; since?: Date } {
-    const options: { types?: Set<string>; since?: Date } = {};
+  /**
+   * Which of these resources have a care date in the window. A resource with none (a type
+   * without one, such as Coverage, or an Observation without `effective`) is kept: a window
+   * must not hide what it cannot place.
+   */
+  private async careDateFilter(
+    type: string,
+    ids: string[],
+    window: { low: Date; high: Date },
+  ): Promise<(id: string) => boolean> {
+    const param = this.careDateParam(type);
+    if (!param) return () => true;
+    const ranges = await this.repository.dateRanges(type, param, ids);
+    return (id) => {
+      const dates = ranges.get(id);
+      return !dates || dates.some((d) => d.low < window.high && d.high > window.low);
+    };
+  }
+
+  private careDateParam(type: string): string | undefined {
+    const param = this.searchDefinitions.param(type, 'date') ? 'date' : CARE_DATES[type];
+    return param && this.searchDefinitions.param(type, param)?.type === 'date' ? param : undefined;
+  }
+
+  /** `_type` (comma-separated, repeatable), `_since`, and the care-date window `start`/`end`. */
+  private options(query: Query): Options {
+    const options: Options = {};
+    const bound = (name: 'start' | 'end'): DateRange | undefined => {
+      const raw = query[name];
+      if (raw === undefined) return undefined;
+      const range = typeof raw === 'string' ? dateRange(raw) : undefined;
+      if (!range) {
+        throw AppError.invalid(`${name} must be a date such as 2024, 2024-03 or 2024-03-01`);
+      }
+      return range;
+    };
+    const start = bound('start');
+    const end = bound('end');
+    if (start || end) {
+      options.window = {
+        low: start?.low ?? new Date(-8.64e15),
+        high: end?.high ?? new Date(8.64e15),
+      };
+    }
     for (const [name, raw] of Object.entries(query)) {
       if (name === '_type') {
         const types = [raw ?? []]
@@ -98,13 +167,13 @@ export class EverythingService {
         options.types = new Set(types);
       } else if (name === '_since') {
         options.since = parseSince(raw);
-      } else if (name === 'start' || name === 'end' || name === '_count') {
+      } else if (name === '_count') {
         throw AppError.of(400, 'not-supported', `$everything does not support ${name}`);
-      } else if (name !== '_format' && name !== '_pretty') {
+      } else if (!['start', 'end', '_format', '_pretty'].includes(name)) {
         throw AppError.invalid(
           /^[A-Za-z0-9_-]{1,64}$/.test(name)
-            ? `$everything takes _type and _since, not ${name}`
-            : '$everything takes _type and _since',
+            ? `$everything takes start, end, _type and _since, not ${name}`
+            : '$everything takes start, end, _type and _since',
         );
       }
     }
@@ -114,7 +183,7 @@ export class EverythingService {
 
 function selfQuery(query: Query): string {
   const search = new URLSearchParams();
-  for (const name of ['_type', '_since']) {
+  for (const name of ['start', 'end', '_type', '_since']) {
     for (const value of [query[name] ?? []].flat()) search.append(name, value);
   }
   const text = search.toString();

@@ -84,6 +84,26 @@ export class SearchRepository {
     return ids.map((id) => byId.get(id)).filter((row): row is ResourceEntity => row !== undefined);
   }
 
+  /** The date ranges a date parameter indexes for these resources, by id. */
+  async dateRanges(
+    type: string,
+    param: string,
+    ids: readonly string[],
+  ): Promise<Map<string, { low: Date; high: Date }[]>> {
+    const rows = await this.unitOfWork.manager.query<
+      { resource_id: string; low: Date; high: Date }[]
+    >(
+      `SELECT resource_id, low, high FROM search_date
+        WHERE resource_type = $1 AND param = $2 AND resource_id = ANY($3::text[])`,
+      [type, param, ids],
+    );
+    const byId = new Map<string, { low: Date; high: Date }[]>();
+    for (const row of rows) {
+      byId.set(row.resource_id, [...(byId.get(row.resource_id) ?? []), row]);
+    }
+    return byId;
+  }
+
   /**
    * What _include points to, loaded in the same statement as the references: current, not
    * deleted resources only.
