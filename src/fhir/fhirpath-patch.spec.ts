@@ -190,13 +190,41 @@ describe('FHIRPath Patch', () => {
         patch(
           operation(type('replace'), path('Patient.deceased'), {
             name: 'value',
-            valueBoolean: true,
+            valueString: 'yes',
           }),
         ),
         422,
-        /choice element/,
+        /a type the element does not take/,
       ],
-      [patch(operation(type('delete'), path('Patient.deceased'))), 422, /choice element/],
+      [
+        patch(operation(type('replace'), path('Patient'), { name: 'value', valueString: 'x' })),
+        422,
+        /the resource itself/,
+      ],
+      [
+        patch(
+          operation(
+            type('move'),
+            path('Patient.telecom'),
+            { name: 'source', valueInteger: 0 },
+            { name: 'destination', valueInteger: 2 },
+          ),
+        ),
+        422,
+        /out of bounds/,
+      ],
+      [
+        patch(
+          operation(
+            type('insert'),
+            path('Patient.telecom[0]'),
+            { name: 'index', valueInteger: 0 },
+            { name: 'value', valueContactPoint: { system: 'fax' } },
+          ),
+        ),
+        422,
+        /not the whole list/,
+      ],
 
       [
         { resourceType: 'Parameters', parameter: [{ name: 'replace', valueString: 'x' }] },
@@ -214,14 +242,16 @@ describe('FHIRPath Patch', () => {
     }
   });
 
-  it('refuses operations that go through a choice element, which the library would skip', () => {
+  it('changes choice elements under their typed names, at them and through them', () => {
     const observation: FhirResource = {
       resourceType: 'Observation',
       status: 'final',
       code: { text: 'Smoking status' },
       valueCodeableConcept: { coding: [{ code: 'never' }] },
+      component: [{ code: { text: 'Packs' }, valueQuantity: { value: 1 } }],
     };
-    for (const body of [
+    const through = applyFhirPathPatch(
+      observation,
       patch(
         operation(
           type('insert'),
@@ -229,14 +259,61 @@ describe('FHIRPath Patch', () => {
           { name: 'index', valueInteger: 0 },
           { name: 'value', valueCoding: { code: 'former' } },
         ),
+        add('Observation.value', 'text', { valueString: 'Former smoker' }),
+        operation(type('replace'), path('Observation.component[0].value.value'), {
+          name: 'value',
+          valueDecimal: 2,
+        }),
       ),
-      patch(add('Observation.value', 'text', { valueString: 'Never smoked' })),
-    ]) {
-      expect(failure(() => applyFhirPathPatch(observation, body))).toMatchObject({
-        status: 422,
-        diagnostics: expect.stringMatching(/choice element/),
-      });
-    }
+    );
+    expect(through['valueCodeableConcept']).toEqual({
+      coding: [{ code: 'former' }, { code: 'never' }],
+      text: 'Former smoker',
+    });
+    expect(through['component']).toEqual([
+      { code: { text: 'Packs' }, valueQuantity: { value: 2 } },
+    ]);
+
+    // A replace may change the type: the old typed key goes.
+    const retyped = applyFhirPathPatch(
+      observation,
+      patch(
+        operation(type('replace'), path('Observation.value'), {
+          name: 'value',
+          valueQuantity: { value: 3, unit: '/d' },
+        }),
+        operation(type('delete'), path('Observation.component[0].value')),
+      ),
+    );
+    expect(retyped).not.toHaveProperty('valueCodeableConcept');
+    expect(retyped['valueQuantity']).toEqual({ value: 3, unit: '/d' });
+    expect(retyped['component']).toEqual([{ code: { text: 'Packs' } }]);
+
+    // add sets a choice element under the value's type, once.
+    const dated = applyFhirPathPatch(
+      observation,
+      patch(add('Observation', 'effective', { valueDateTime: '2024-05-01' })),
+    );
+    expect(dated['effectiveDateTime']).toBe('2024-05-01');
+    expect(
+      failure(() =>
+        applyFhirPathPatch(
+          patient,
+          patch(add('Patient', 'deceased', { valueDateTime: '2024-05-01' })),
+        ),
+      ),
+    ).toMatchObject({ status: 422, diagnostics: expect.stringMatching(/there already/) });
+    const deceased = applyFhirPathPatch(
+      patient,
+      patch(
+        operation(type('replace'), path('Patient.deceased'), {
+          name: 'value',
+          valueDateTime: '2024-05-01',
+        }),
+      ),
+    );
+    expect(deceased).not.toHaveProperty('deceasedBoolean');
+    expect(deceased['deceasedDateTime']).toBe('2024-05-01');
   });
 
   it('tells a FHIRPath Patch from a JSON Patch', () => {

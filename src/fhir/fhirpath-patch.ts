@@ -1,7 +1,6 @@
 import './websocket-shim.js';
 import {
   evalFhirPathTyped,
-  fhirpathPatchTypedValue,
   getElementDefinition,
   parseFhirPathPatchParameters,
   toTypedValue,
@@ -33,12 +32,14 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
 }
 
 /**
- * Applies a FHIRPath Patch (FHIR R4 fhirpatch.html) to a copy of the resource, with
- * @medplum/core's implementation, after checking what it leaves to the caller: each operation's
- * parts, `add` of a single element that is there already (which it would overwrite), paths at or
- * through a choice element (where it changes nothing), and values given as parts (a backbone
- * element such as Patient.contact, which it cannot read). Errors
- * name the operation by number and never quote the path or values: they can hold PHI.
+ * Applies a FHIRPath Patch (FHIR R4 fhirpatch.html) to a copy of the resource. @medplum/core
+ * (our FHIRPath engine) parses the operations and evaluates their paths; the changes are made
+ * here, as its own `fhirpathPatchTypedValue` has measured defects: an unknown operation type is
+ * a no-op, `add` overwrites a single element that is there, values given as parts (a backbone
+ * element such as Patient.contact) are unreadable, and any operation at or through a choice
+ * element (`Observation.value`, stored as `valueQuantity`) silently changes nothing, as it
+ * looks for the JSON key `value`. Errors name the operation by number and never quote the path
+ * or values: they can hold PHI.
  */
 export function applyFhirPathPatch(resource: FhirResource, parameters: Parameters): FhirResource {
   const entries = (parameters.parameter ?? []).filter((p) => p.name === 'operation');
@@ -56,13 +57,9 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
     // What the path leads to now: the element added to, or the one(s) changed.
     const targets = evaluate(root, operation.path, label);
     const ready = withPartsValue(targets, operation, entries[i]!, label);
-    if (ready.type === 'add') assertAddable(targets, ready, label);
-    assertReachable(patched, targets, label);
-    try {
-      fhirpathPatchTypedValue(root, [ready]);
-    } catch (error) {
-      throw AppError.of(422, 'processing', `${label} cannot be applied: ${reason(error)}`);
-    }
+    apply(patched, targets, ready, (why) =>
+      AppError.of(422, 'processing', `${label} cannot be applied: ${why}`),
+    );
   });
   return withoutEmpty(patched) as FhirResource;
 }
@@ -140,56 +137,6 @@ function fromParts(type: string, parts: ParametersParameter[], label: string): J
   return value;
 }
 
-/** `add` adds to a list, or sets a single element that is not there yet (fhirpatch.html). */
-function assertAddable(
-  base: TypedValue[],
-  operation: Extract<FhirPathPatch, { type: 'add' }>,
-  label: string,
-): void {
-  if (base.length !== 1 || !isObject(base[0]!.value)) return;
-  const element = getElementDefinition(base[0]!.type, operation.name);
-  if (element && !element.isArray && base[0]!.value[operation.name] !== undefined) {
-    throw AppError.of(
-      422,
-      'processing',
-      `${label} cannot be applied: the element it adds is there already (use replace)`,
-    );
-  }
-}
-
-/**
- * @medplum/core finds a choice element (`Observation.value`, stored as `valueQuantity`) and
- * then changes the JSON at `/value`, where there is nothing: an operation whose path ends at or
- * goes through one does nothing, silently. Refused instead.
- */
-function assertReachable(document: Json, targets: TypedValue[], label: string): void {
-  for (const target of targets) {
-    if (!('path' in target) || typeof target.path !== 'string') continue;
-    let value: unknown = document;
-    for (const key of pointerOf(target.path)) {
-      value = isObject(value) || Array.isArray(value) ? (value as Json)[key] : undefined;
-    }
-    if (value === undefined) {
-      throw AppError.of(
-        422,
-        'processing',
-        `${label} cannot be applied: its path ends at a choice element (such as Observation.value[x]), which this server changes by JSON Patch only`,
-      );
-    }
-  }
-}
-
-/** The JSON keys of an evaluated element's path: `Patient.name[0].given` to name, 0, given. */
-function pointerOf(path: string): string[] {
-  return path
-    .split('.')
-    .slice(1)
-    .flatMap((step) => {
-      const indexed = /^(.*)\[(\d+)\]$/.exec(step);
-      return indexed ? [indexed[1]!, indexed[2]!] : [step];
-    });
-}
-
 function evaluate(root: TypedValue, path: string, label: string): TypedValue[] {
   try {
     return evalFhirPathTyped(path, [root]);
@@ -210,17 +157,6 @@ function singleType(element: { type: { code: string }[] } | undefined): string |
   return element?.type.length === 1 ? element.type[0]!.code : undefined;
 }
 
-/** Why @medplum/core refused an operation, in words that quote nothing from the request. */
-function reason(error: unknown): string {
-  const message = error instanceof Error ? error.message : '';
-  if (/^Resolved multiple/.test(message)) return 'its path matches more than one element';
-  if (/^Failed to resolve|^Cannot resolve/.test(message)) return 'its path matches no element';
-  if (/out of bounds/.test(message)) return 'an index is out of bounds';
-  if (/heterogeneous|misordered/.test(message)) return 'its path is not one list';
-  if (/^Cant|^Unexpected|token/i.test(message)) return 'its path is not a FHIRPath expression';
-  return 'the resource has no such place for it';
-}
-
 /** FHIR JSON has no empty arrays or objects: a delete can leave them, so they go too. */
 function withoutEmpty(value: unknown): unknown {
   if (Array.isArray(value)) {
@@ -234,4 +170,187 @@ function withoutEmpty(value: unknown): unknown {
     return entries.length > 0 ? Object.fromEntries(entries) : undefined;
   }
   return value;
+}
+
+type Refuse = (why: string) => AppError;
+
+/** Where an evaluated element is in the JSON, and its definition there. */
+interface Place {
+  parent: Json | unknown[];
+  key: string | number;
+  /** The element's definition, when the last step is a name (not an index). */
+  element?: ElementDefinition;
+  /** For a choice element (`value[x]`): its name, `value`. */
+  choice?: string;
+}
+
+type ElementDefinition = NonNullable<ReturnType<typeof getElementDefinition>>;
+
+/** One operation, on the elements its path evaluated to before it ran (fhirpatch.html). */
+function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, refuse: Refuse) {
+  const one = (): TypedValue => {
+    if (targets.length > 1) throw refuse('its path matches more than one element');
+    if (targets.length === 0) throw refuse('its path matches no element');
+    return targets[0]!;
+  };
+  /** replace and delete change an element, never the resource itself. */
+  const changed = (): Place => {
+    const target = one();
+    if (!('path' in target) || !String(target.path).includes('.')) {
+      throw refuse('its path is the resource itself, not one of its elements');
+    }
+    return locate(document, target, refuse);
+  };
+  switch (operation.type) {
+    case 'add': {
+      const base = one();
+      const at = locate(document, base, refuse);
+      const container = valueAt(at);
+      if (!isObject(container)) throw refuse('its path does not lead to an element with children');
+      const element = getElementDefinition(base.type, operation.name);
+      if (!element) throw refuse(`${base.type} has no such element`);
+      const key = choiceKey(element, operation.name, operation.value, refuse) ?? operation.name;
+      if (element.isArray) {
+        const list = (container[key] as unknown[] | undefined) ?? [];
+        container[key] = [...list, structuredClone(operation.value.value)];
+      } else {
+        const variants = variantsOf(element, operation.name);
+        if (variants.some((variant) => container[variant] !== undefined)) {
+          throw refuse('the element it adds is there already (use replace)');
+        }
+        container[key] = structuredClone(operation.value.value);
+      }
+      return;
+    }
+    case 'replace': {
+      const at = changed();
+      const key =
+        at.element && at.choice
+          ? choiceKey(at.element, at.choice, operation.value, refuse)
+          : undefined;
+      if (key !== undefined && key !== at.key) {
+        // A choice element may change type: valueQuantity becomes valueString.
+        delete (at.parent as Json)[at.key as string];
+        (at.parent as Json)[key] = structuredClone(operation.value.value);
+      } else {
+        (at.parent as Json)[at.key as string] = structuredClone(operation.value.value);
+      }
+      return;
+    }
+    case 'delete': {
+      // Deleting what is not there changes nothing (fhirpatch.html).
+      if (targets.length === 0) return;
+      remove(changed());
+      return;
+    }
+    case 'insert':
+    case 'move': {
+      const list = listOf(document, targets, refuse);
+      const bound = (index: number, max: number): number => {
+        if (!Number.isInteger(index) || index < 0 || index > max) {
+          throw refuse('an index is out of bounds');
+        }
+        return index;
+      };
+      if (operation.type === 'insert') {
+        list.splice(bound(operation.index, list.length), 0, structuredClone(operation.value.value));
+      } else {
+        const [moved] = list.splice(bound(operation.source, list.length - 1), 1);
+        list.splice(bound(operation.destination, list.length), 0, moved);
+      }
+      return;
+    }
+    default:
+      throw refuse('its type is not one of add, insert, delete, replace, move');
+  }
+}
+
+/**
+ * The JSON place of an evaluated element, from its path (`Observation.component[0].value`),
+ * walking the definitions so that a choice element is found under its typed name
+ * (`valueQuantity`).
+ */
+function locate(document: Json, target: TypedValue, refuse: Refuse): Place {
+  if (!('path' in target) || typeof target.path !== 'string') {
+    throw refuse('its path does not lead to an element of the resource');
+  }
+  const steps = pointerOf(target.path);
+  let type = String(document['resourceType']);
+  let place: Place = { parent: { root: document }, key: 'root' };
+  for (const step of steps) {
+    const value = valueAt(place);
+    if (Array.isArray(value) && /^\d+$/.test(step)) {
+      place = { parent: value, key: Number(step) };
+      continue;
+    }
+    if (!isObject(value)) throw refuse('its path matches no element');
+    const element = getElementDefinition(type, step);
+    if (!element) throw refuse('its path matches no element');
+    const variant = variantsOf(element, step).find((key) => value[key] !== undefined);
+    const choice = element.type.length > 1 ? step : undefined;
+    place = { parent: value, key: variant ?? step, element, ...(choice ? { choice } : {}) };
+    type =
+      choice && variant
+        ? element.type.find((t) => `${step}${capital(t.code)}` === variant)!.code
+        : element.type[0]!.code;
+  }
+  if (valueAt(place) === undefined) throw refuse('its path matches no element');
+  return place;
+}
+
+/** The one list whose items the path evaluated to, for insert and move. */
+function listOf(document: Json, targets: TypedValue[], refuse: Refuse): unknown[] {
+  if (targets.length === 0) throw refuse('its path matches no element');
+  const places = targets.map((target) => locate(document, target, refuse));
+  const list = places[0]!.parent;
+  if (!Array.isArray(list) || places.some((place, i) => place.parent !== list || place.key !== i)) {
+    throw refuse('its path is not one list');
+  }
+  if (places.length !== list.length) throw refuse('its path is not the whole list');
+  return list;
+}
+
+function remove(place: Place): void {
+  if (Array.isArray(place.parent)) place.parent.splice(place.key as number, 1);
+  else delete place.parent[place.key as string];
+}
+
+function valueAt(place: Place): unknown {
+  return Array.isArray(place.parent)
+    ? place.parent[place.key as number]
+    : place.parent[place.key as string];
+}
+
+/** The JSON keys an element may stand under: `value` for most, `valueQuantity`… for a choice. */
+function variantsOf(element: ElementDefinition, name: string): string[] {
+  return element.type.length > 1 ? element.type.map((t) => `${name}${capital(t.code)}`) : [name];
+}
+
+/** For a choice element, the key of a value of this type (`valueString`), if it may take it. */
+function choiceKey(
+  element: ElementDefinition,
+  name: string,
+  value: TypedValue,
+  refuse: Refuse,
+): string | undefined {
+  if (element.type.length <= 1) return undefined;
+  if (!element.type.some((t) => t.code === value.type)) {
+    throw refuse('its value is of a type the element does not take');
+  }
+  return `${name}${capital(value.type)}`;
+}
+
+function capital(code: string): string {
+  return code.charAt(0).toUpperCase() + code.slice(1);
+}
+
+/** The steps of an evaluated element's path: `Patient.name[0].given` to name, 0, given. */
+function pointerOf(path: string): string[] {
+  return path
+    .split('.')
+    .slice(1)
+    .flatMap((step) => {
+      const indexed = /^(.*)\[(\d+)\]$/.exec(step);
+      return indexed ? [indexed[1]!, indexed[2]!] : [step];
+    });
 }
