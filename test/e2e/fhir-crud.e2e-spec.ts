@@ -462,6 +462,30 @@ describe('FHIR REST: CRUD, versions and history', () => {
     );
     expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
 
+    // A lab value corrected at its choice element, and the index follows the new value.
+    const result = await http('POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] },
+        subject: { reference: `Patient/${id}` },
+        valueQuantity: { value: 250, unit: 'mg/dL' },
+      },
+    });
+    const corrected = await http('PATCH', `${fhir}/Observation/${String(result.body.id)}`, {
+      body: {
+        resourceType: 'Parameters',
+        parameter: [
+          operation('replace', 'Observation.value.value', { name: 'value', valueDecimal: 25 }),
+          operation('replace', 'Observation.status', { name: 'value', valueCode: 'corrected' }),
+        ],
+      },
+    });
+    expect(corrected.status).toBe(200);
+    expect(corrected.body.valueQuantity).toEqual({ value: 25, unit: 'mg/dL' });
+    const found = await http('GET', `${fhir}/Observation?subject=Patient/${id}&value-quantity=25`);
+    expect(found.body.entry.map((e: any) => e.resource.id)).toEqual([result.body.id]);
+
     const metadata = await http('GET', `${fhir}/metadata`);
     expect(metadata.body.patchFormat).toEqual([
       'application/json-patch+json',
