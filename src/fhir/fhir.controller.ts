@@ -1,4 +1,5 @@
 import {
+  applyDecorators,
   Body,
   Controller,
   Delete,
@@ -79,6 +80,18 @@ const TYPE_PARAM = {
   description: 'FHIR R4 resource type, e.g. Patient',
   example: 'Patient',
 };
+/** The path of a compartment search: /Patient/{id}/{type}. */
+interface CompartmentPath {
+  compartment: string;
+  id: string;
+  type: string;
+}
+const CompartmentParams = () =>
+  applyDecorators(
+    ApiParam({ name: 'compartment', description: 'Patient (the one compartment offered)' }),
+    ApiParam({ name: 'id', description: "The patient's id" }),
+    ApiParam({ ...TYPE_PARAM, example: 'Observation' }),
+  );
 
 @ApiTags('FHIR')
 @ApiBearerAuth()
@@ -250,30 +263,18 @@ export class FhirController {
   @ApiOperation({
     summary: "Compartment search: the resources of one type in a patient's compartment",
   })
-  @ApiParam({ name: 'compartment', description: 'Patient (the one compartment offered)' })
-  @ApiParam({ name: 'id', description: "The patient's id" })
-  @ApiParam({ ...TYPE_PARAM, example: 'Observation' })
-  async compartmentSearch(
+  @CompartmentParams()
+  compartmentSearch(
     @CurrentUser() user: AuthenticatedUser,
-    @Param('compartment') compartment: string,
-    @Param('id') id: string,
-    @Param('type') type: string,
+    @Param() path: CompartmentPath,
     @Query() query: Record<string, string | string[] | undefined>,
     @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(
-      reply,
-      await this.searches.compartmentSearch(
-        user,
-        { type: compartment, id },
-        type,
-        query,
-        fhirBaseUrl(request),
-        { lenient: isLenient(prefer) },
-      ),
-    );
+    return this.sendCompartmentSearch(user, path, query, request, reply, {
+      lenient: isLenient(prefer),
+    });
   }
 
   @Post(':compartment/:id/:type/_search')
@@ -282,29 +283,39 @@ export class FhirController {
   @ApiOperation({
     summary: 'Compartment search with criteria in a form body (application/x-www-form-urlencoded)',
   })
-  @ApiParam({ name: 'compartment', description: 'Patient (the one compartment offered)' })
-  @ApiParam({ name: 'id', description: "The patient's id" })
-  @ApiParam({ ...TYPE_PARAM, example: 'Observation' })
-  async compartmentSearchByPost(
+  @CompartmentParams()
+  compartmentSearchByPost(
     @CurrentUser() user: AuthenticatedUser,
-    @Param('compartment') compartment: string,
-    @Param('id') id: string,
-    @Param('type') type: string,
+    @Param() path: CompartmentPath,
     @Query() query: Record<string, string | string[] | undefined>,
     @Body() body: unknown,
     @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
+    return this.sendCompartmentSearch(user, path, formCriteria(query, body), request, reply, {
+      lenient: isLenient(prefer),
+      viaPost: true,
+    });
+  }
+
+  private async sendCompartmentSearch(
+    user: AuthenticatedUser,
+    path: CompartmentPath,
+    criteria: Record<string, string | string[] | undefined>,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    options: { lenient: boolean; viaPost?: boolean },
+  ): Promise<unknown> {
     return sendFhirJson(
       reply,
       await this.searches.compartmentSearch(
         user,
-        { type: compartment, id },
-        type,
-        formCriteria(query, body),
+        { type: path.compartment, id: path.id },
+        path.type,
+        criteria,
         fhirBaseUrl(request),
-        { lenient: isLenient(prefer), viaPost: true },
+        options,
       ),
     );
   }
