@@ -228,7 +228,7 @@ export class FhirService {
 
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const row = await this.repository.findCurrent(type, id);
     if (!row) {
       throw AppError.notFound(`${type} resource not found`);
@@ -250,7 +250,7 @@ export class FhirService {
     versionId: string,
   ): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const version = Number(versionId);
     // Versions are PostgreSQL integers: anything else cannot exist (and must not reach SQL).
     if (!/^[1-9]\d{0,9}$/.test(versionId) || version > 2_147_483_647) {
@@ -279,7 +279,7 @@ export class FhirService {
     ifMatch?: string,
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const resource = this.checkBody(type, body);
     if (resource.id !== id) {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
@@ -309,7 +309,7 @@ export class FhirService {
     ifMatch?: string,
   ): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const patch = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
     return this.withListeners([type], async () => {
@@ -339,7 +339,7 @@ export class FhirService {
   /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
   async delete(user: AuthenticatedUser, type: string, id: string, ifMatch?: string): Promise<void> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const expected = parseIfMatch(ifMatch);
     await this.repository.writeNext(type, id, async (current) => {
       if (!current) {
@@ -361,7 +361,7 @@ export class FhirService {
     baseUrl: string,
   ): Promise<Bundle> {
     this.assertType(type);
-    this.assertId(id);
+    this.assertId(id, type);
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
       throw AppError.notFound(`${type} resource not found`);
@@ -482,7 +482,16 @@ export class FhirService {
     this.definitions.assertResourceType(type);
   }
 
-  private assertId(id: string): void {
+  private assertId(id: string, type?: string): void {
+    // `GET /Patient/$everything` reads as an id: say what the client likely meant.
+    if (/^\$[A-Za-z-]{1,64}$/.test(id)) {
+      const hint =
+        id === '$everything' && type === 'Patient'
+          ? ': it is offered for one patient (Patient/{id}/$everything); for every patient, ' +
+            'use Bulk Data export (GET /fhir/Patient/$export)'
+          : '';
+      throw AppError.of(400, 'not-supported', `${id} is not an operation offered here${hint}`);
+    }
     if (!isValidId(id)) {
       throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');
     }

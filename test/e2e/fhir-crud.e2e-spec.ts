@@ -208,6 +208,20 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/Patient/${id}/_history/two`)).status).toBe(404);
   });
 
+  it('says an operation it does not offer is not offered, rather than a bad id', async () => {
+    const everything = await http('GET', `${fhir}/Patient/$everything`);
+    expect(everything.status).toBe(400);
+    expect(everything.body.issue[0]).toMatchObject({
+      code: 'not-supported',
+      diagnostics:
+        '$everything is not an operation offered here: it is offered for one patient ' +
+        '(Patient/{id}/$everything); for every patient, use Bulk Data export (GET /fhir/Patient/$export)',
+    });
+    const lastn = await http('GET', `${fhir}/Observation/$lastn?code=8867-4`);
+    expect(lastn.status).toBe(400);
+    expect(lastn.body.issue[0].diagnostics).toBe('$lastn is not an operation offered here');
+  });
+
   it('answers conditional reads with 304 while the copy held is current', async () => {
     const { id, body } = await createPatient();
     const read = await http('GET', `${fhir}/Patient/${id}`);
