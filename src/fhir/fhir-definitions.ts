@@ -54,6 +54,14 @@ export class FhirDefinitions {
     this.subsets = new Subsets(resources);
   }
 
+  /**
+   * The `system|code` of a value set, expanded from the definitions; undefined for one that is
+   * not there or cannot be expanded from them (an external code system, a filter).
+   */
+  valueSetCodings(url: string): ReadonlySet<string> | undefined {
+    return this.valueSets.expand(url)?.codings;
+  }
+
   isResourceType(type: string): boolean {
     return this.known.has(type);
   }

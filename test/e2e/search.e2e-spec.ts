@@ -344,6 +344,44 @@ describe('FHIR search', () => {
       expect((await search(`Patient?identifier:text=MRN`)).status).toBe(400);
     });
 
+    it('token :in and :not-in a value set of the R4 definitions', async () => {
+      const patient = await create(buildPatient());
+      const withCode = (system: string, value: string) =>
+        create({
+          ...observation(patient, 3, '2024-03-01'),
+          code: { coding: [{ system, code: value }] },
+        });
+      const ldl = await withCode(LOINC, '18262-6');
+      const ldlToo = await withCode(LOINC, '13457-7');
+      const glucose = await withCode(LOINC, '2339-0');
+      // The same code in another system is not in a LOINC value set.
+      const elsewhere = await withCode('http://example.org/lab-codes', '18262-6');
+      const mine = `subject=Patient/${patient}`;
+      const LDL = 'http://hl7.org/fhir/ValueSet/ldlcholesterol-codes';
+      expect(ids_(await search(`Observation?${mine}&code:in=${LDL}`))).toEqual(
+        [ldl, ldlToo].sort(),
+      );
+      expect(ids_(await search(`Observation?${mine}&code:not-in=${LDL}`))).toEqual(
+        [glucose, elsewhere].sort(),
+      );
+      // Several value sets are OR-ed; a version after | is taken as the same value set.
+      const weights = 'http://hl7.org/fhir/ValueSet/ucum-bodyweight';
+      expect(ids_(await search(`Observation?${mine}&code:in=${weights},${LDL}|4.0.1`))).toEqual(
+        [ldl, ldlToo].sort(),
+      );
+      for (const [url, said] of [
+        ['http://example.org/no-such-value-set', 'is not one'],
+        // All of LOINC: an external code system, not expandable from the definitions.
+        ['http://hl7.org/fhir/ValueSet/observation-codes', 'is not one'],
+        ['ValueSet/123', 'canonical URL'],
+      ]) {
+        const res = await search(`Observation?${mine}&code:in=${url!}`);
+        expect(res.status).toBe(400);
+        expect(res.body.issue[0].code).toBe('not-supported');
+        expect(res.body.issue[0].diagnostics).toContain(said!);
+      }
+    });
+
     it('string (non-PHI): starts-with, :exact and :contains', async () => {
       const id = await create({
         resourceType: 'Organization',

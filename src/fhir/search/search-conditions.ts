@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { FhirDefinitions } from '../fhir-definitions.js';
 import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
 import { dateRange, datePrecision } from './date-range.js';
 import { blindField } from './index-extractor.js';
@@ -51,6 +52,7 @@ export class SearchConditions {
   constructor(
     private readonly definitions: SearchDefinitions,
     private readonly blind: BlindIndexer,
+    private readonly fhir: FhirDefinitions,
   ) {}
 
   condition(subject: Subject, criterion: Criterion, params: SqlParams): string {
@@ -100,6 +102,12 @@ export class SearchConditions {
       );
       return `EXISTS (SELECT 1 FROM search_string ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(`${param.code}:text`)} AND (${matches.join(' OR ')}))`;
     }
+    if (
+      param.type === 'token' &&
+      (criterion.modifier === 'in' || criterion.modifier === 'not-in')
+    ) {
+      return this.inValueSet(subject, param, criterion, params);
+    }
     const negate = criterion.modifier === 'not';
     const alias = params.alias('i');
     const matches = criterion.values.map((value) =>
@@ -107,6 +115,35 @@ export class SearchConditions {
     );
     const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
     return negate ? `NOT ${inner}` : inner;
+  }
+
+  /**
+   * `code:in=<ValueSet url>`: a code (with its system) of the value set, expanded from the R4
+   * definitions; `:not-in` none of them. Several URLs are OR-ed, as several values are.
+   */
+  private inValueSet(
+    subject: Subject,
+    param: SearchParam,
+    criterion: Criterion,
+    params: SqlParams,
+  ): string {
+    const codings = criterion.values.flatMap((value) => {
+      const url = value.split('|')[0]!;
+      const expansion = this.fhir.valueSetCodings(url);
+      if (!expansion) {
+        throw unsupported(
+          /^https?:\/\/[\w./-]{1,200}$/.test(url)
+            ? `:${criterion.modifier} takes a value set of the R4 definitions that expands from them; ${url} is not one`
+            : `:${criterion.modifier} takes the canonical URL of a value set of the R4 definitions`,
+        );
+      }
+      return [...expansion];
+    });
+    const alias = params.alias('v');
+    const systems = params.add(codings.map((coding) => coding.slice(0, coding.lastIndexOf('|'))));
+    const codes = params.add(codings.map((coding) => coding.slice(coding.lastIndexOf('|') + 1)));
+    const inner = `EXISTS (SELECT 1 FROM search_token ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${alias}.system, ${alias}.code) IN (SELECT * FROM unnest(${systems}::text[], ${codes}::text[])))`;
+    return criterion.modifier === 'not-in' ? `NOT ${inner}` : inner;
   }
 
   /** Whether `type` can be searched by `code` (an indexed parameter, `_id` or `_lastUpdated`). */
