@@ -4,7 +4,7 @@ import { FHIR_JSON } from '../common/http/media-types.js';
 import { requestOrigin } from '../common/http/request-origin.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource, StoredResource } from './fhir-types.js';
-import { parseSearchRequest } from './search/search-request.js';
+import { parseSearchRequest, type SearchRequest } from './search/search-request.js';
 import type { Subsets } from './subset.js';
 
 type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
@@ -73,13 +73,7 @@ export function sendRead(
   stored: StoredResource,
   subsets: Subsets,
 ): FhirResource | undefined {
-  const query = (request.query ?? {}) as Record<string, string | string[] | undefined>;
-  // Most reads ask for the whole resource: parse only when they ask for part of it.
-  const { subset, summaryCount } =
-    query['_summary'] === undefined && query['_elements'] === undefined
-      ? { subset: undefined, summaryCount: false }
-      : parseSearchRequest({ _summary: query['_summary'], _elements: query['_elements'] });
-  if (summaryCount) throw AppError.invalid('_summary=count is for searches');
+  const subset = readSubset((request.query ?? {}) as Record<string, string | string[] | undefined>);
   const resource = sendStored(reply, request, stored, { status: 200 }) as FhirResource;
   if (isNotModified(request, stored)) {
     reply.status(304);
@@ -87,6 +81,20 @@ export function sendRead(
     return undefined;
   }
   return subset ? subsets.apply(resource, subset) : resource;
+}
+
+/** The part of a resource a read asks for (`_summary`, `_elements`), if it asks for part. */
+export function readSubset(
+  query: Record<string, string | string[] | undefined>,
+): SearchRequest['subset'] {
+  // Most reads ask for the whole resource: parse only when they ask for part of it.
+  if (query['_summary'] === undefined && query['_elements'] === undefined) return undefined;
+  const { subset, summaryCount } = parseSearchRequest({
+    _summary: query['_summary'],
+    _elements: query['_elements'],
+  });
+  if (summaryCount) throw AppError.invalid('_summary=count is for searches');
+  return subset;
 }
 
 /** RFC 9110 §13.1.2 and §13.1.3, with weak comparison of the version ETag. */

@@ -312,7 +312,8 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(entries[1]!.response.outcome!.issue[0]!.diagnostics).toMatch(/^Bundle\.entry\[1\]/);
     expect(entries[3]!.resource!.resourceType).toBe('Bundle');
     expect(entries.slice(4, 8).map((e) => e.response.outcome!.issue[0]!.diagnostics)).toEqual([
-      'Bundle.entry[4].request.url must be Type, Type/id or Type?criteria',
+      'Bundle.entry[4].request.url must be Type, Type/id or Type?criteria, or ' +
+        'Type/id/_history[/vid], Patient/id/$everything or Patient/id/Type',
       'Bundle.entry[5].request.method must be GET, POST, PUT, PATCH or DELETE',
       'Bundle.entry[6].request.method must be GET, POST, PUT, PATCH or DELETE',
       'Bundle.entry[7].request.url needs an id or criteria for DELETE',
@@ -501,6 +502,54 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     );
     const full = await http('POST', fhir, { body: bundle(`PR-${randomUUID()}`) });
     expect((full.body.entry as ResponseEntry[])[0]!.resource!.resourceType).toBe('Patient');
+  });
+
+  it('reads versions, histories, compartments and $everything in batch GET entries', async () => {
+    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    const patient = `Patient/${String(created.body.id)}`;
+    const updated = await http('PUT', `${fhir}/${patient}`, {
+      body: { ...created.body, gender: 'other' },
+    });
+    expect(updated.status).toBe(200);
+    const obs = await http('POST', `${fhir}/Observation`, { body: observation(patient, 90) });
+    const get = (url: string) => ({ request: { method: 'GET', url } });
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          get(`${patient}/_history/1`),
+          get(`${patient}/_history?_count=1`),
+          get(`${patient}/Observation?code=2339-0`),
+          get(`${patient}/$everything`),
+          get(`${patient}?_elements=gender`),
+          get(`Observation/${String(obs.body.id)}/Observation`),
+          get(`Observation/${String(obs.body.id)}/$everything`),
+          get(`${patient}/_history/9`),
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [v1, history, compartment, everything, partial, notPatient, notEverything, missing] = res
+      .body.entry as (ResponseEntry & { resource: any })[];
+    expect(v1!.response).toMatchObject({ status: '200 OK', location: `${patient}/_history/1` });
+    expect(v1!.resource.gender).toBe('female');
+    expect(history!.resource).toMatchObject({ type: 'history', total: 2 });
+    expect(history!.resource.entry).toHaveLength(1);
+    expect(compartment!.resource.entry.map((e: any) => e.resource.id)).toEqual([obs.body.id]);
+    expect(everything!.resource.entry.map((e: any) => e.resource.resourceType).sort()).toEqual([
+      'Observation',
+      'Patient',
+    ]);
+    expect(partial!.resource.gender).toBe('other');
+    expect(partial!.resource).not.toHaveProperty('name');
+    expect(partial!.resource.meta.tag).toEqual([expect.objectContaining({ code: 'SUBSETTED' })]);
+    expect(notPatient!.response.status).toBe('400');
+    expect(notPatient!.response.outcome!.issue[0]!.diagnostics).toContain(
+      'Compartment search is offered for the Patient compartment',
+    );
+    expect(notEverything!.response.status).toBe('400');
+    expect(missing!.response.status).toBe('404');
   });
 
   it('checks every entry against the permission matrix', async () => {

@@ -17,7 +17,20 @@ export interface ParsedEntry {
   ifNoneExist?: string;
   ifMatch?: string;
   interaction: FhirInteraction;
+  /** A GET of more than a resource or a search (see PART_URL). */
+  part?: EntryPart;
 }
+
+/**
+ * What a GET entry may read besides `Type/id` and `Type?…`: one version, a resource's history,
+ * a patient's `$everything`, or a compartment search (`Patient/1/Observation`, whose entry
+ * `type` is the type searched).
+ */
+export type EntryPart =
+  | { kind: 'vread'; vid: string }
+  | { kind: 'history' }
+  | { kind: 'everything' }
+  | { kind: 'compartment'; compartment: string; id: string };
 
 /** A batch entry whose request could not be read: the batch answers it with this error. */
 export interface RejectedEntry {
@@ -29,6 +42,9 @@ export interface RejectedEntry {
 export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
 
 const URL = /^([A-Z][A-Za-z]{0,63})(?:\/([A-Za-z0-9.-]{1,64}))?(?:\?(.*))?$/;
+/** Type/id/_history[/vid], Type/id/$everything or Type/id/Type, with a query. */
+const PART_URL =
+  /^([A-Z][A-Za-z]{0,63})\/([A-Za-z0-9.-]{1,64})\/(?:_history(?:\/([A-Za-z0-9.-]{1,64}))?|(\$everything)|([A-Z][A-Za-z]{0,63}))(?:\?(.*))?$/;
 
 export function parseEntries(
   body: unknown,
@@ -78,14 +94,23 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
       `${where}.request.method`,
     ]);
   }
-  const match = typeof url === 'string' ? URL.exec(url.replace(/^\//, '')) : null;
+  const relative = typeof url === 'string' ? url.replace(/^\//, '') : '';
+  const match = URL.exec(relative);
+  const part = method === 'GET' && !match ? partOf(relative) : undefined;
+  if (part) {
+    return { index, method: 'GET', ...part };
+  }
   if (!match) {
-    throw AppError.invalid(`${where}.request.url must be Type, Type/id or Type?criteria`, [
-      `${where}.request.url`,
-    ]);
+    throw AppError.invalid(
+      `${where}.request.url must be Type, Type/id or Type?criteria` +
+        (method === 'GET'
+          ? ', or Type/id/_history[/vid], Patient/id/$everything or Patient/id/Type'
+          : ''),
+      [`${where}.request.url`],
+    );
   }
   const [, type, id, query] = match;
-  const interaction = interactionOf(method as Method, id, query);
+  const interaction = interactionOf(method as Method, id);
   if (
     ['POST', 'PUT'].includes(method) &&
     (typeof entry.resource !== 'object' || entry.resource === null)
@@ -117,11 +142,7 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
   };
 }
 
-function interactionOf(
-  method: Method,
-  id: string | undefined,
-  query: string | undefined,
-): FhirInteraction {
+function interactionOf(method: Method, id: string | undefined): FhirInteraction {
   switch (method) {
     case 'POST':
       return 'create';
@@ -131,8 +152,34 @@ function interactionOf(
     case 'DELETE':
       return 'delete';
     case 'GET':
-      return id && query === undefined ? 'read' : 'search';
+      return id ? 'read' : 'search';
   }
+}
+
+/** A GET entry's URL read as PART_URL, with what its permission check is on. */
+function partOf(
+  url: string,
+): Pick<ParsedEntry, 'type' | 'id' | 'query' | 'interaction' | 'part'> | undefined {
+  const match = PART_URL.exec(url);
+  if (!match) return undefined;
+  const [, type, id, vid, everything, searched, query] = match;
+  const withQuery = query !== undefined ? { query } : {};
+  if (searched) {
+    // A compartment search is a search of the type searched.
+    const part = { kind: 'compartment' as const, compartment: type!, id: id! };
+    return { type: searched, interaction: 'search', part, ...withQuery };
+  }
+  if (everything) {
+    return {
+      type: type!,
+      id: id!,
+      interaction: 'read',
+      part: { kind: 'everything' },
+      ...withQuery,
+    };
+  }
+  const part: EntryPart = vid ? { kind: 'vread', vid } : { kind: 'history' };
+  return { type: type!, id: id!, interaction: vid ? 'read' : 'history', part, ...withQuery };
 }
 
 /**

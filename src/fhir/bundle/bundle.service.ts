@@ -13,7 +13,10 @@ import {
 } from '../cascade-delete.js';
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
 import { criteriaKey } from '../criteria.js';
-import { parsePreferReturn } from '../fhir-headers.js';
+import { FhirDefinitions } from '../fhir-definitions.js';
+import { parsePreferReturn, readSubset } from '../fhir-headers.js';
+import { historyParams } from '../history-params.js';
+import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
@@ -58,6 +61,8 @@ export class BundleService {
     private readonly fhir: FhirService,
     private readonly cascades: CascadeDelete,
     private readonly searches: SearchService,
+    private readonly everythings: EverythingService,
+    private readonly definitions: FhirDefinitions,
     private readonly unitOfWork: UnitOfWork,
   ) {}
 
@@ -309,24 +314,61 @@ export class BundleService {
         }
         return { response: { status: STATUS_TEXT[204]! } };
       }
-      case 'GET': {
-        if (entry.interaction === 'read') {
-          return written(await this.fhir.read(user, entry.type, entry.id!), 200);
-        }
-        const query = Object.fromEntries(
-          [...new URLSearchParams(entry.query ?? '')].reduce((map, [name, value]) => {
-            const previous = map.get(name);
-            map.set(name, previous === undefined ? value : [...[previous].flat(), value]);
-            return map;
-          }, new Map<string, string | string[]>()),
-        );
-        const bundle = await this.searches.search(user, entry.type, query, baseUrl);
-        return {
-          resource: bundle as unknown as FhirResource,
-          response: { status: STATUS_TEXT[200]! },
-        };
-      }
+      case 'GET':
+        return this.get(user, entry, baseUrl);
     }
+  }
+
+  /** A GET entry: a read (whole or in part), one version, a history, or a search. */
+  private async get(
+    user: AuthenticatedUser,
+    entry: ParsedEntry,
+    baseUrl: string,
+  ): Promise<EntryResult> {
+    const query = queryOf(entry.query);
+    const bundle = (resource: object): EntryResult => ({
+      resource: resource as FhirResource,
+      response: { status: STATUS_TEXT[200]! },
+    });
+    switch (entry.part?.kind) {
+      case 'vread':
+        return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
+      case 'history':
+        return bundle(
+          await this.fhir.history(user, entry.type, entry.id!, historyParams(query), baseUrl),
+        );
+      case 'everything':
+        if (entry.type !== 'Patient') {
+          throw AppError.invalid('$everything is offered on Patient: Patient/{id}/$everything');
+        }
+        return bundle(await this.everythings.everything(user, entry.id!, query, baseUrl));
+      case 'compartment': {
+        const { compartment, id } = entry.part;
+        return bundle(
+          await this.searches.compartmentSearch(
+            user,
+            { type: compartment, id },
+            entry.type,
+            query,
+            baseUrl,
+          ),
+        );
+      }
+      case undefined:
+        break;
+    }
+    if (entry.id === undefined) {
+      return bundle(await this.searches.search(user, entry.type, query, baseUrl));
+    }
+    // A read may ask for part of the resource (_summary, _elements), as GET Type/id does.
+    const stored = await this.fhir.read(user, entry.type, entry.id);
+    const subset = readSubset(query);
+    return written(
+      subset
+        ? { ...stored, resource: this.definitions.subsets.apply(stored.resource, subset) }
+        : stored,
+      200,
+    );
   }
 
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
@@ -335,6 +377,16 @@ export class BundleService {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
   }
+}
+
+/** A GET entry's query as a controller's @Query() gives it: repeated names as lists. */
+function queryOf(query: string | undefined): Record<string, string | string[]> {
+  const result: Record<string, string | string[]> = {};
+  for (const [name, value] of new URLSearchParams(query ?? '')) {
+    const previous = result[name];
+    result[name] = previous === undefined ? value : [...[previous].flat(), value];
+  }
+  return result;
 }
 
 function written(stored: StoredResource, status: number): EntryResult {
