@@ -105,13 +105,21 @@ export class ResourceAccess {
     return !isPatientConfined(user.scopes, user.patient) || !this.compartment.hasCompartment(type);
   }
 
-  /** Whether a version may appear in a list (history): no restricted records, no other patients. */
-  isListable(user: AuthenticatedUser, resource: FhirResource): boolean {
+  /**
+   * Whether a version may appear in a list (history): no restricted records, no other patients.
+   * `record: false` is for a list paged after the check: `recordListed` then records the page.
+   */
+  isListable(user: AuthenticatedUser, resource: FhirResource, record = true): boolean {
     const patients = this.patientsOf(resource);
     const listable = this.isInCompartment(user, resource, patients) && !isRestricted(resource);
     // What a list leaves out was not disclosed: only listed resources are recorded.
-    if (listable) this.audit.touch(resource, patients);
+    if (listable && record) this.audit.touch(resource, patients);
     return listable;
+  }
+
+  /** Records a resource found listable (isListable with `record: false`) as disclosed. */
+  recordListed(resource: FhirResource): void {
+    this.audit.touch(resource, this.patientsOf(resource));
   }
 
   /** The compartment check, recording the resource as touched (a denied one too). */

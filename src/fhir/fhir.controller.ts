@@ -584,7 +584,7 @@ export class FhirController {
   @FhirInteraction('read', 'Patient')
   @ApiOperation({
     summary:
-      'A patient and every resource in their compartment that you may read (start, end, _type, _since)',
+      'A patient and every resource in their compartment that you may read (start, end, _type, _since, _count)',
   })
   async everything(
     @CurrentUser() user: AuthenticatedUser,

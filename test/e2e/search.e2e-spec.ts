@@ -580,13 +580,51 @@ describe('FHIR search', () => {
       for (const [query, code] of [
         ['_type=NoSuchType', 'not-found'],
         ['_since=yesterday', 'invalid'],
-        ['_count=5', 'not-supported'],
+        ['_count=0', 'invalid'],
+        ['_cursor=nope', 'invalid'],
         ['start=Jan', 'invalid'],
         ['name=x', 'invalid'],
       ]) {
         const res = await search(`Patient/${ids.a}/$everything?${query!}`);
         expect({ query, code: res.body.issue?.[0]?.code }).toEqual({ query, code });
       }
+    });
+
+    it('pages with _count, the patient first, without repeats or gaps', async () => {
+      const whole = await search(`Patient/${ids.a}/$everything?_type=Patient,Observation`);
+      const all = whole.body.entry.map((e: { resource: { id: string } }) => e.resource.id);
+      expect(all.length).toBeGreaterThan(20);
+      const seen: string[] = [];
+      let url: string | undefined =
+        `${fhir}/Patient/${ids.a}/$everything?_count=10&_type=Patient,Observation`;
+      let pages = 0;
+      while (url) {
+        const page: HttpResult = await http('GET', url);
+        expect(page.status).toBe(200);
+        expect(page.body.total).toBe(all.length);
+        expect(page.body.entry.length).toBeLessThanOrEqual(10);
+        seen.push(...page.body.entry.map((e: { resource: { id: string } }) => e.resource.id));
+        url = page.body.link.find((l: { relation: string }) => l.relation === 'next')?.url;
+        if (url) expect(url).toContain('_type=Patient%2CObservation');
+        pages++;
+      }
+      expect(pages).toBe(Math.ceil(all.length / 10));
+      expect(seen[0]).toBe(ids.a);
+      expect(new Set(seen).size).toBe(seen.length);
+      expect([...seen].sort()).toEqual([...all].sort());
+
+      // The audit event of a page names what the page disclosed, not the whole record (and the
+      // patient, whose record it is).
+      const one = await search(`Patient/${ids.a}/$everything?_count=2&_type=Observation`);
+      const shown = one.body.entry.map(
+        (e: { resource: { id: string } }) => `Observation/${e.resource.id}`,
+      );
+      const [event] = await testApp.app
+        .get(DataSource)
+        .query<{ entities: string[] }[]>(
+          `SELECT entities FROM audit_event WHERE route LIKE '%$everything' ORDER BY chain_seq DESC LIMIT 1`,
+        );
+      expect([...event!.entities].sort()).toEqual([...shown, `Patient/${ids.a}`].sort());
     });
 
     it('narrows to the care dates between start and end, keeping what has none', async () => {

@@ -5,6 +5,7 @@ import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { parseSince } from '../history-params.js';
@@ -35,9 +36,15 @@ const CARE_DATES: Record<string, string> = {
   ExplanationOfBenefit: 'created',
 };
 
+/** The largest `_count` of one page of $everything, as of a search. */
+const MAX_COUNT = 1000;
+
 interface Options {
   types?: Set<string>;
   since?: Date;
+  /** `_count`: pages of this many, in the order of `sortKey`, after `cursor`. */
+  count?: number;
+  cursor?: string;
   /** start and end: the care dates asked for, [low, high). */
   window?: { low: Date; high: Date };
 }
@@ -65,7 +72,8 @@ export class EverythingService {
     query: Query,
     baseUrl: string,
   ): Promise<SearchBundle> {
-    const { types, since, window } = this.options(query);
+    const options = this.options(query);
+    const { types, since, window } = options;
     const inTypes = (type: string): boolean => !types || types.has(type);
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
@@ -83,12 +91,13 @@ export class EverythingService {
     }
     const resources: FhirResource[] =
       inTypes('Patient') && recent(read.lastUpdated) ? [read.resource] : [];
+    // What is checked here is recorded as disclosed only when it is on the page returned.
     for (const [type, ids] of byType) {
       const inWindow = window ? await this.careDateFilter(type, [...ids], window) : () => true;
       for (const row of await this.repository.load(type, [...ids])) {
         if (!recent(row.lastUpdated) || !inWindow(row.id)) continue;
         const resource = JSON.parse(row.content as string) as FhirResource;
-        if (this.access.isListable(user, resource)) resources.push(resource);
+        if (this.access.isListable(user, resource, false)) resources.push(resource);
       }
     }
     if (resources.length > MAX_RESOURCES) {
@@ -98,14 +107,29 @@ export class EverythingService {
         `More than ${MAX_RESOURCES} resources: use Bulk Data export`,
       );
     }
+    // Pages follow one order, and a page starts after the last key of the one before: what is
+    // written while a client pages shifts nothing.
+    const sorted = resources
+      .map((resource) => ({ key: sortKey(resource, id), resource }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const after = options.cursor;
+    const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
+    const page = options.count === undefined ? rest : rest.slice(0, options.count);
+    page.forEach(({ resource }) => this.access.recordListed(resource));
+    const self = `${baseUrl}/Patient/${id}/$everything`;
+    const last = page[page.length - 1];
+    const next =
+      options.count !== undefined && last && rest.length > page.length
+        ? [{ relation: 'next', url: `${self}${selfQuery(query, last.key)}` }]
+        : [];
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
       meta: { lastUpdated: new Date().toISOString() },
       type: 'searchset',
       total: resources.length,
-      link: [{ relation: 'self', url: `${baseUrl}/Patient/${id}/$everything${selfQuery(query)}` }],
-      entry: resources.map((resource) => ({
+      link: [{ relation: 'self', url: `${self}${selfQuery(query, after)}` }, ...next],
+      entry: page.map(({ resource }) => ({
         fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
         resource,
         search: { mode: 'match' as const },
@@ -168,12 +192,21 @@ export class EverythingService {
       } else if (name === '_since') {
         options.since = parseSince(raw);
       } else if (name === '_count') {
-        throw AppError.of(400, 'not-supported', `$everything does not support ${name}`);
+        if (typeof raw !== 'string' || !/^\d{1,4}$/.test(raw) || Number(raw) < 1) {
+          throw AppError.invalid(`_count must be a number from 1 to ${MAX_COUNT}`);
+        }
+        options.count = Math.min(Number(raw), MAX_COUNT);
+      } else if (name === '_cursor') {
+        options.cursor = decodeCursor(
+          raw,
+          (value): value is string => typeof value === 'string',
+          '$everything',
+        );
       } else if (!['start', 'end', '_format', '_pretty'].includes(name)) {
         throw AppError.invalid(
           /^[A-Za-z0-9_-]{1,64}$/.test(name)
-            ? `$everything takes start, end, _type and _since, not ${name}`
-            : '$everything takes start, end, _type and _since',
+            ? `$everything takes start, end, _type, _since and _count, not ${name}`
+            : '$everything takes start, end, _type, _since and _count',
         );
       }
     }
@@ -181,11 +214,18 @@ export class EverythingService {
   }
 }
 
-function selfQuery(query: Query): string {
+/** The order of $everything's pages: the patient first, then by type and id. */
+function sortKey(resource: FhirResource, patientId: string): string {
+  const self = resource.resourceType === 'Patient' && resource.id === patientId;
+  return `${self ? 0 : 1} ${resource.resourceType}/${String(resource.id)}`;
+}
+
+function selfQuery(query: Query, cursor?: string): string {
   const search = new URLSearchParams();
-  for (const name of ['start', 'end', '_type', '_since']) {
+  for (const name of ['start', 'end', '_type', '_since', '_count']) {
     for (const value of [query[name] ?? []].flat()) search.append(name, value);
   }
+  if (cursor !== undefined) search.set('_cursor', encodeCursor(cursor));
   const text = search.toString();
   return text ? `?${text}` : '';
 }
