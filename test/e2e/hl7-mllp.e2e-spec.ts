@@ -490,6 +490,30 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/${String(reopened['location'][0].location.reference)}`,
     );
     expect(icu.body).toMatchObject({ resourceType: 'Location', name: 'ICU, room 2, bed 1, GHH' });
+    // The bed is part of its room, ward and site (v2-to-FHIR PL[Location]), each typed.
+    const chain: [string, string][] = [];
+    for (let at: any = icu.body; at;) {
+      chain.push([at.name, at.physicalType.coding[0].code]);
+      const up: string | undefined = at.partOf?.reference;
+      at = up ? (await http('GET', `${testApp.url}/fhir/${up}`)).body : undefined;
+    }
+    expect(chain).toEqual([
+      ['ICU, room 2, bed 1, GHH', 'bd'],
+      ['ICU, room 2, GHH', 'ro'],
+      ['ICU, GHH', 'wa'],
+      ['GHH', 'si'],
+    ]);
+    const site = await http(
+      'GET',
+      `${testApp.url}/fhir/Location?identifier=${encodeURIComponent('urn:carevault:v2:location|GHH')}`,
+    );
+    const wards = await http(
+      'GET',
+      `${testApp.url}/fhir/Location?partof=Location/${String(site.body.entry[0].resource.id)}&_count=100`,
+    );
+    expect(wards.body.entry.map((e: any) => e.resource.name)).toEqual(
+      expect.arrayContaining(['ICU, GHH', '4E, GHH']),
+    );
     // The transfer's audit row names the Location with the Encounter.
     const [transfer] = await data.query<{ entities: string[] }[]>(
       `SELECT a.entities FROM audit_event a JOIN hl7_message m ON a.request_id = m.id::text

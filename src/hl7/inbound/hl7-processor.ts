@@ -23,7 +23,9 @@ import {
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
+  locationChain,
   locationResource,
+  type LocationLevel,
   type EncounterLocation,
   type EncounterStatus,
 } from '../mapping/encounter.js';
@@ -531,7 +533,8 @@ export class Hl7Processor {
     }
     const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
     if (location) {
-      location.location.reference = `Location/${await this.placeNamed(location.location.display)}`;
+      const chain = locationChain(pv1.repetitions(3)[0]);
+      location.location.reference = `Location/${await this.place(chain, chain.length - 1)}`;
       touched.entities.push(location.location.reference);
     }
     if (!match) {
@@ -559,12 +562,19 @@ export class Hl7Processor {
     return match;
   }
 
-  /** The Location of this name, made the first time a feed names it (never rewritten). */
-  private async placeNamed(display: string): Promise<string> {
-    const { identifier, resource } = locationResource(display);
-    const criteria = byIdentifier(identifier)!;
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'Location', criteria);
-    return match ?? (await this.fhir.create(HL7_USER, 'Location', resource)).id;
+  /**
+   * The Location of a level of a PL, made the first time a feed names it (never rewritten),
+   * part of the level above, made first if it is new too. Found from the most specific level
+   * up, so a known bed costs one look-up, and locks are taken child before parent by every
+   * message (no two wait on each other in opposite orders).
+   */
+  private async place(chain: LocationLevel[], level: number): Promise<string> {
+    const { identifier } = locationResource(chain[level]!);
+    const match = await this.fhir.uniqueMatch(HL7_USER, 'Location', byIdentifier(identifier)!);
+    if (match) return match;
+    const parent = level > 0 ? `Location/${await this.place(chain, level - 1)}` : undefined;
+    const { resource } = locationResource(chain[level]!, parent);
+    return (await this.fhir.create(HL7_USER, 'Location', resource)).id;
   }
 }
 

@@ -23,16 +23,47 @@ export interface EncounterLocation {
 
 /** Locations named by a feed are found again by their name under this system. */
 export const LOCATION_SYSTEM = 'urn:carevault:v2:location';
+const PHYSICAL_TYPE = 'http://terminology.hl7.org/CodeSystem/location-physical-type';
+
+/** One level of a PL, broadest first, with its FHIR physical type. */
+export interface LocationLevel {
+  display: string;
+  physicalType: { code: string; display: string };
+}
 
 /**
- * The Location a PL names, one per distinct name (`4 East, room 136, bed B, GHH`), so that
- * `Encounter?location=` and `location.name` find who was there.
+ * The PL components that name places, broadest first (v2-to-FHIR PL[Location]): facility
+ * (PL-4), building (PL-7), floor (PL-8), point of care (PL-1), room (PL-2), bed (PL-3).
  */
-export function locationResource(display: string): {
-  identifier: Identifier;
-  resource: Record<string, unknown>;
-} {
-  const identifier = { system: LOCATION_SYSTEM, value: display };
+const LEVELS: { component: number; code: string; display: string }[] = [
+  { component: 4, code: 'si', display: 'Site' },
+  { component: 7, code: 'bu', display: 'Building' },
+  { component: 8, code: 'lvl', display: 'Level' },
+  { component: 1, code: 'wa', display: 'Ward' },
+  { component: 2, code: 'ro', display: 'Room' },
+  { component: 3, code: 'bd', display: 'Bed' },
+];
+
+/** How a place is named by its parts: most specific first, then floor, building, facility. */
+const NAME_ORDER: { component: number; label: string }[] = [
+  { component: 1, label: '' },
+  { component: 2, label: 'room ' },
+  { component: 3, label: 'bed ' },
+  { component: 8, label: 'floor ' },
+  { component: 7, label: '' },
+  { component: 4, label: '' },
+];
+
+/**
+ * The Location a level names, one per distinct name (`4 East, room 136, bed B, GHH`), part of
+ * the level above it, so that `Encounter?location=` and `location.name` find who was there,
+ * and `Location?partof=` what a ward holds.
+ */
+export function locationResource(
+  level: LocationLevel,
+  partOf?: string,
+): { identifier: Identifier; resource: Record<string, unknown> } {
+  const identifier = { system: LOCATION_SYSTEM, value: level.display };
   return {
     identifier,
     resource: {
@@ -40,35 +71,40 @@ export function locationResource(display: string): {
       identifier: [identifier],
       status: 'active',
       mode: 'instance',
-      name: display,
+      name: level.display,
+      physicalType: { coding: [{ system: PHYSICAL_TYPE, ...level.physicalType }] },
+      ...(partOf ? { partOf: { reference: partOf } } : {}),
     },
   };
 }
 
 /**
- * A PL (person location: point of care, room, bed, facility, ... building, floor) as an
- * Encounter location named by its parts, `4 East, room 136, bed B, CommunityHospital`; the
- * processor links it to the Location of that name.
+ * A PL (person location) as the places it names, broadest first: `4E^136^B^GHH` is the site
+ * GHH, the ward `4E, GHH`, the room `4E, room 136, GHH` and the bed `4E, room 136, bed B, GHH`.
+ * The last is where the patient is.
  */
-export function locationOf(pl: V2Repetition | undefined): EncounterLocation | undefined {
-  if (!pl) return undefined;
+export function locationChain(pl: V2Repetition | undefined): LocationLevel[] {
+  if (!pl) return [];
   const part = (component: number, label = ''): string | undefined => {
     const value = pl.value(component)?.trim();
     if (!value) return undefined;
     // `Bed 03` is not said again as `bed Bed 03`.
     return value.toLowerCase().startsWith(label.trim()) ? value : `${label}${value}`;
   };
-  const parts = [
-    part(1),
-    part(2, 'room '),
-    part(3, 'bed '),
-    part(8, 'floor '),
-    part(7),
-    part(4),
-  ].filter((value): value is string => value !== undefined);
-  return parts.length > 0
-    ? { location: { display: parts.join(', ') }, status: 'active' }
-    : undefined;
+  const present = LEVELS.filter((level) => part(level.component) !== undefined);
+  return present.map((level, i) => {
+    const included = new Set(present.slice(0, i + 1).map((l) => l.component));
+    const display = NAME_ORDER.filter(({ component }) => included.has(component))
+      .map(({ component, label }) => part(component, label)!)
+      .join(', ');
+    return { display, physicalType: { code: level.code, display: level.display } };
+  });
+}
+
+/** A PL as an Encounter location named by all its parts; the processor links the Location. */
+export function locationOf(pl: V2Repetition | undefined): EncounterLocation | undefined {
+  const place = locationChain(pl).at(-1);
+  return place ? { location: { display: place.display }, status: 'active' } : undefined;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
-import { encounterFromPv1 } from './encounter.js';
+import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
 import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
@@ -187,6 +187,29 @@ describe('PV1 to Encounter', () => {
       },
     ]);
     expect(location('')).toBeUndefined();
+  });
+
+  it('names each level of a PL as a place, broadest first (PL[Location])', () => {
+    const chain = (pl: string) =>
+      locationChain(message(MSH, `PV1|1|I|${pl}`).first('PV1')!.repetitions(3)[0]).map(
+        (level) => `${level.physicalType.code}: ${level.display}`,
+      );
+    expect(chain('4E^136^B^GHH')).toEqual([
+      'si: GHH',
+      'wa: 4E, GHH',
+      'ro: 4E, room 136, GHH',
+      'bd: 4E, room 136, bed B, GHH',
+    ]);
+    expect(chain('HUH AE OMU&9.8&ISO^OMU B^Bed 03^HOMERTON^^C^Homerton UH^Floor5')).toEqual([
+      'si: HOMERTON',
+      'bu: Homerton UH, HOMERTON',
+      'lvl: Floor5, Homerton UH, HOMERTON',
+      'wa: HUH AE OMU, Floor5, Homerton UH, HOMERTON',
+      'ro: HUH AE OMU, room OMU B, Floor5, Homerton UH, HOMERTON',
+      'bd: HUH AE OMU, room OMU B, Bed 03, Floor5, Homerton UH, HOMERTON',
+    ]);
+    // A bed with no room or ward named is part of the site alone.
+    expect(chain('^^12^GHH')).toEqual(['si: GHH', 'bd: bed 12, GHH']);
   });
 
   it('takes the admit reason and length of stay from PV2', () => {
