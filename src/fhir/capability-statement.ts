@@ -38,6 +38,10 @@ const AUDIT_EVENT = {
   ],
 };
 
+const LASTN = {
+  name: 'lastn',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Observation-lastn',
+};
 const EVERYTHING = {
   name: 'everything',
   definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
@@ -85,6 +89,7 @@ export function capabilityResources(
           ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
           operation: [
             ...(type === 'Patient' ? [EVERYTHING] : []),
+            ...(type === 'Observation' ? [LASTN] : []),
             {
               name: 'validate',
               definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',

@@ -258,6 +258,21 @@ export class FhirController {
     );
   }
 
+  @Get('Observation/$lastn')
+  @FhirInteraction('search', 'Observation')
+  @ApiOperation({
+    summary:
+      "A patient's most recent observations of each code (max, default 1, and search criteria)",
+  })
+  async lastN(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.searches.lastN(user, query, fhirBaseUrl(request)));
+  }
+
   @Get(':compartment/:id/:type')
   @FhirInteraction('search')
   @ApiOperation({

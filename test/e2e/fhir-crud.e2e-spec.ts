@@ -217,9 +217,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
         '$everything is not an operation offered here: it is offered for one patient ' +
         '(Patient/{id}/$everything); for every patient, use Bulk Data export (GET /fhir/Patient/$export)',
     });
-    const lastn = await http('GET', `${fhir}/Observation/$lastn?code=8867-4`);
-    expect(lastn.status).toBe(400);
-    expect(lastn.body.issue[0].diagnostics).toBe('$lastn is not an operation offered here');
+    const stats = await http('GET', `${fhir}/Observation/$stats?code=8867-4`);
+    expect(stats.status).toBe(400);
+    expect(stats.body.issue[0].diagnostics).toBe('$stats is not an operation offered here');
   });
 
   it('answers conditional reads with 304 while the copy held is current', async () => {

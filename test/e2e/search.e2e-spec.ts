@@ -664,6 +664,40 @@ describe('FHIR search', () => {
     });
   });
 
+  describe('Observation/$lastn', () => {
+    it("gives a patient's most recent observations of each code", async () => {
+      const last = await search(`Observation/$lastn?patient=${ids.a}&code=${code}`);
+      expect(last.status).toBe(200);
+      expect(last.body.type).toBe('searchset');
+      expect(ids_(last)).toEqual([ids.obs[24]]);
+      const three = await search(`Observation/$lastn?patient=Patient/${ids.a}&code=${code}&max=3`);
+      // Newest first within a code.
+      expect(three.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+        ids.obs[24],
+        ids.obs[23],
+        ids.obs[22],
+      ]);
+      // Every code of the patient's, one each: the glucose series gives its latest only.
+      const all = ids_(await search(`Observation/$lastn?subject=Patient/${ids.a}`));
+      expect(all).toContain(ids.obs[24]);
+      expect(all).not.toContain(ids.obs[23]);
+      for (const [query, said] of [
+        [`code=${code}`, 'needs patient (or subject)'],
+        [`patient=${ids.a}&max=0`, 'max must be a whole number from 1 to 100'],
+        [`patient=${ids.a}&_sort=date`, 'criteria and max only'],
+      ]) {
+        const res = await search(`Observation/$lastn?${query!}`);
+        expect(res.status).toBe(400);
+        expect(res.body.issue[0].diagnostics).toContain(said!);
+      }
+      const metadata = await search('metadata');
+      const observation = metadata.body.rest[0].resource.find(
+        (r: { type: string }) => r.type === 'Observation',
+      );
+      expect(observation.operation.map((o: { name: string }) => o.name)).toContain('lastn');
+    });
+  });
+
   describe('paging, sorting and result parameters', () => {
     it('pages with next and previous links, without repeats or gaps', async () => {
       const seen: string[] = [];

@@ -52,6 +52,36 @@ export class SearchRepository {
     }));
   }
 
+  /**
+   * Observation/$lastn: of the matches, the `max` most recent (by the `date` parameter, their
+   * effective time) of each code for each subject, grouped by subject and code; at most
+   * `limit` ids. An Observation with several codings counts in the group of each.
+   */
+  async lastN(where: string, values: unknown[], max: number, limit: number): Promise<string[]> {
+    const rows = await preparedQuery<{ id: string }>(
+      this.unitOfWork.manager,
+      `SELECT id FROM (
+         SELECT r.id, s.target_id, t.system, t.code, d.at,
+                row_number() OVER (PARTITION BY s.target_type, s.target_id, t.system, t.code
+                                   ORDER BY d.at DESC NULLS LAST, r.id) AS n
+           FROM resource r
+           JOIN search_token t
+             ON t.resource_type = r.resource_type AND t.resource_id = r.id AND t.param = 'code'
+           LEFT JOIN search_reference s
+             ON s.resource_type = r.resource_type AND s.resource_id = r.id AND s.param = 'subject'
+           LEFT JOIN LATERAL (SELECT max(x.high) AS at FROM search_date x
+                               WHERE x.resource_type = r.resource_type AND x.resource_id = r.id
+                                 AND x.param = 'date') d ON TRUE
+          WHERE ${where}) g
+        WHERE n <= ${Math.trunc(max)}
+        GROUP BY id
+        ORDER BY min(target_id), min(system), min(code), max(at) DESC NULLS LAST, id
+        LIMIT ${Math.trunc(limit)}`,
+      values,
+    );
+    return rows.map((row) => row.id);
+  }
+
   /** Ids only, for conditional operations, which decide on matches without reading them. */
   async ids(where: string, values: unknown[], limit: number): Promise<string[]> {
     const rows = await preparedQuery<{ id: string }>(

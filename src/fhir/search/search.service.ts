@@ -26,6 +26,8 @@ import { SqlParams } from './sql-params.js';
 type Query = Record<string, string | string[] | undefined>;
 
 const MAX_INCLUDED = 1000;
+/** The most of each code $lastn returns. */
+const MAX_LAST = 100;
 
 /** Sealed search state is bound to who searched and what, like a PHI value to its row. */
 function stateContext(user: AuthenticatedUser, type: string): CipherContext {
@@ -164,6 +166,42 @@ export class SearchService {
         hasNext && last ? { d: 'n', k: last.keys } : undefined,
         hasPrevious && first ? { d: 'p', k: first.keys } : undefined,
       ),
+      params.warnings,
+      baseUrl,
+    );
+  }
+
+  /**
+   * `Observation/$lastn` (R4 Observation-lastn): the most recent `max` (default 1) of each code
+   * for each subject among the Observations the criteria match: a patient's latest vital signs
+   * in one request. It needs `patient` or `subject`, as a lab's whole history is not "last".
+   */
+  async lastN(user: AuthenticatedUser, received: Query, baseUrl: string): Promise<SearchBundle> {
+    const { max: rawMax, ...query } = received;
+    const max = rawMax === undefined ? 1 : Number(rawMax);
+    if (typeof rawMax === 'object' || !Number.isInteger(max) || max < 1 || max > MAX_LAST) {
+      throw AppError.invalid(`max must be a whole number from 1 to ${MAX_LAST}`);
+    }
+    const request = parseSearchRequest(query);
+    if (!request.criteria.some((c) => c.code === 'patient' || c.code === 'subject')) {
+      throw AppError.invalid('$lastn needs patient (or subject): the last of whose observations');
+    }
+    if (request.sort.length > 0 || request.cursor || request.include.length > 0) {
+      throw AppError.of(400, 'not-supported', '$lastn takes search criteria and max only');
+    }
+    const params = new SqlParams();
+    const where = this.where(user, 'Observation', request, params);
+    const ids = await this.repository.lastN(where, params.values, max, MAX_INCLUDED);
+    const matches = (await this.repository.load('Observation', ids))
+      .map((row) => contentOf(row))
+      .filter((resource) => this.access.isListable(user, resource));
+    return this.bundle(
+      request.subset
+        ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
+        : matches,
+      [],
+      matches.length,
+      this.links(baseUrl, 'Observation/$lastn', received, undefined, undefined),
       params.warnings,
       baseUrl,
     );
