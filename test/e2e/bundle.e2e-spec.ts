@@ -313,7 +313,8 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(entries[3]!.resource!.resourceType).toBe('Bundle');
     expect(entries.slice(4, 8).map((e) => e.response.outcome!.issue[0]!.diagnostics)).toEqual([
       'Bundle.entry[4].request.url must be Type, Type/id or Type?criteria, or ' +
-        'Type/id/_history[/vid], Patient/id/$everything or Patient/id/Type',
+        'Type/id/_history[/vid], Type/_history, Patient/id/$everything, Patient/id/Type or ' +
+        'Observation/$lastn',
       'Bundle.entry[5].request.method must be GET, POST, PUT, PATCH or DELETE',
       'Bundle.entry[6].request.method must be GET, POST, PUT, PATCH or DELETE',
       'Bundle.entry[7].request.url needs an id or criteria for DELETE',
@@ -526,12 +527,24 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
           get(`Observation/${String(obs.body.id)}/Observation`),
           get(`Observation/${String(obs.body.id)}/$everything`),
           get(`${patient}/_history/9`),
+          get(`Observation/$lastn?patient=${patient}`),
+          get(`Patient/_history?_count=1`),
         ],
       },
     });
     expect(res.status).toBe(200);
-    const [v1, history, compartment, everything, partial, notPatient, notEverything, missing] = res
-      .body.entry as (ResponseEntry & { resource: any })[];
+    const [
+      v1,
+      history,
+      compartment,
+      everything,
+      partial,
+      notPatient,
+      notEverything,
+      missing,
+      lastn,
+      typeHistory,
+    ] = res.body.entry as (ResponseEntry & { resource: any })[];
     expect(v1!.response).toMatchObject({ status: '200 OK', location: `${patient}/_history/1` });
     expect(v1!.resource.gender).toBe('female');
     expect(history!.resource).toMatchObject({ type: 'history', total: 2 });
@@ -550,6 +563,9 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     );
     expect(notEverything!.response.status).toBe('400');
     expect(missing!.response.status).toBe('404');
+    expect(lastn!.resource.entry.map((e: any) => e.resource.id)).toEqual([obs.body.id]);
+    expect(typeHistory!.resource).toMatchObject({ type: 'history' });
+    expect(typeHistory!.resource.entry).toHaveLength(1);
   });
 
   it('checks every entry against the permission matrix', async () => {

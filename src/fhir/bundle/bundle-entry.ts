@@ -29,6 +29,8 @@ export interface ParsedEntry {
 export type EntryPart =
   | { kind: 'vread'; vid: string }
   | { kind: 'history' }
+  | { kind: 'typeHistory' }
+  | { kind: 'lastn' }
   | { kind: 'everything' }
   | { kind: 'compartment'; compartment: string; id: string };
 
@@ -42,6 +44,11 @@ export interface RejectedEntry {
 export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
 
 const URL = /^([A-Z][A-Za-z]{0,63})(?:\/([A-Za-z0-9.-]{1,64}))?(?:\?(.*))?$/;
+/** What GET entries read besides Type, Type/id and Type?criteria (for errors). */
+const GET_FORMS =
+  'Type/id/_history[/vid], Type/_history, Patient/id/$everything, Patient/id/Type or Observation/$lastn';
+/** Type/_history and Observation/$lastn, with a query. */
+const TYPE_PART_URL = /^([A-Z][A-Za-z]{0,63})\/(_history|\$lastn)(?:\?(.*))?$/;
 /** Type/id/_history[/vid], Type/id/$everything or Type/id/Type, with a query. */
 const PART_URL =
   /^([A-Z][A-Za-z]{0,63})\/([A-Za-z0-9.-]{1,64})\/(?:_history(?:\/([A-Za-z0-9.-]{1,64}))?|(\$everything)|([A-Z][A-Za-z]{0,63}))(?:\?(.*))?$/;
@@ -103,9 +110,7 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
   if (!match) {
     throw AppError.invalid(
       `${where}.request.url must be Type, Type/id or Type?criteria` +
-        (method === 'GET'
-          ? ', or Type/id/_history[/vid], Patient/id/$everything or Patient/id/Type'
-          : ''),
+        (method === 'GET' ? `, or ${GET_FORMS}` : ''),
       [`${where}.request.url`],
     );
   }
@@ -160,6 +165,14 @@ function interactionOf(method: Method, id: string | undefined): FhirInteraction 
 function partOf(
   url: string,
 ): Pick<ParsedEntry, 'type' | 'id' | 'query' | 'interaction' | 'part'> | undefined {
+  const typePart = TYPE_PART_URL.exec(url);
+  if (typePart) {
+    const [, type, what, query] = typePart;
+    const withQuery = query !== undefined ? { query } : {};
+    return what === '_history'
+      ? { type: type!, interaction: 'history', part: { kind: 'typeHistory' }, ...withQuery }
+      : { type: type!, interaction: 'search', part: { kind: 'lastn' }, ...withQuery };
+  }
   const match = PART_URL.exec(url);
   if (!match) return undefined;
   const [, type, id, vid, everything, searched, query] = match;

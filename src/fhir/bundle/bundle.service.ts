@@ -15,7 +15,7 @@ import { conditionalReferences, type ConditionalReference } from '../conditional
 import { criteriaKey } from '../criteria.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { parsePreferReturn, readSubset } from '../fhir-headers.js';
-import { historyParams } from '../history-params.js';
+import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
@@ -337,6 +337,15 @@ export class BundleService {
         return bundle(
           await this.fhir.history(user, entry.type, entry.id!, historyParams(query), baseUrl),
         );
+      case 'typeHistory':
+        return bundle(
+          await this.fhir.typeHistory(user, entry.type, historyListParams(query), baseUrl),
+        );
+      case 'lastn':
+        if (entry.type !== 'Observation') {
+          throw AppError.invalid('$lastn is offered on Observation: Observation/$lastn');
+        }
+        return bundle(await this.searches.lastN(user, query, baseUrl));
       case 'everything':
         if (entry.type !== 'Patient') {
           throw AppError.invalid('$everything is offered on Patient: Patient/{id}/$everything');
