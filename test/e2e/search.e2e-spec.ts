@@ -324,6 +324,27 @@ describe('FHIR search', () => {
         ids.b,
         ids.obsB,
       ]);
+      // Every reference of the matches: the subject and the performer, each once.
+      const practitioner = await create({ resourceType: 'Practitioner', active: true });
+      // Another code: the paging tests below count this code's results.
+      const seen = await create({
+        ...observation(ids.b, 6, '2024-02-02'),
+        code: { coding: [{ system: LOINC, code: `perf-${run}` }] },
+        performer: [{ reference: `Practitioner/${practitioner}` }],
+      });
+      for (const wildcard of ['*', 'Observation:*']) {
+        const all = await search(`Observation?_id=${seen}&_include=${wildcard}`);
+        expect(all.status).toBe(200);
+        expect(
+          all.body.entry
+            .filter((e: { search: { mode: string } }) => e.search.mode === 'include')
+            .map((e: { resource: { id: string } }) => e.resource.id)
+            .sort(),
+        ).toEqual([ids.b, practitioner].sort());
+      }
+      const everyReferrer = await search(`Patient?_id=${ids.b}&_revinclude=*`);
+      expect(everyReferrer.status).toBe(400);
+      expect(everyReferrer.body.issue[0].code).toBe('not-supported');
     });
   });
 

@@ -18,8 +18,9 @@ export interface SortKey {
 }
 
 export interface IncludeSpec {
-  /** The type whose reference parameter is followed. */
+  /** The type whose reference parameter is followed; `*` any type (with param `*`). */
   sourceType: string;
+  /** `*`: every reference parameter of the type (`_include=*`, `_include=Observation:*`). */
   param: string;
   targetType?: string;
   iterate: boolean;
@@ -159,8 +160,17 @@ function applyResultParam(request: SearchRequest, name: string, value: string): 
 }
 
 function parseInclude(name: string, value: string): IncludeSpec {
-  const [sourceType, param, targetType, ...rest] = value.split(':');
-  const iterate = name.endsWith(':iterate') || rest.includes('iterate');
+  const iterate = name.endsWith(':iterate') || value.endsWith(':iterate');
+  // `*` (every reference of the matches) and `Type:*`; `_revinclude=*` would read every
+  // reference into them from any type.
+  const wildcard = /^(?:\*|([A-Z][A-Za-z]{0,63}):\*)(?::iterate)?$/.exec(value);
+  if (wildcard && name.startsWith('_include')) {
+    return { sourceType: wildcard[1] ?? '*', param: '*', iterate };
+  }
+  if (wildcard) {
+    throw AppError.of(400, 'not-supported', `${name} takes Type:parameter, not a wildcard`);
+  }
+  const [sourceType, param, targetType] = value.split(':');
   if (
     !sourceType ||
     !TYPE.test(sourceType) ||

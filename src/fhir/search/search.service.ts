@@ -324,7 +324,7 @@ export class SearchService {
       const added: FhirResource[] = [];
       const specs = (list: IncludeSpec[]): IncludeSpec[] =>
         list.filter((spec) => depth === 0 || spec.iterate);
-      for (const spec of specs(request.include)) {
+      for (const spec of specs(request.include).flatMap((s) => this.expandWildcard(s, round))) {
         const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
         this.assertReferenceParam(spec);
         if (sources.length === 0) continue;
@@ -376,6 +376,21 @@ export class SearchService {
       if (this.access.isListable(user, resource)) listable.push(resource);
     }
     return listable;
+  }
+
+  /** `_include=*` and `Type:*` as one spec per reference parameter of the types in the round. */
+  private expandWildcard(spec: IncludeSpec, round: FhirResource[]): IncludeSpec[] {
+    if (spec.param !== '*') return [spec];
+    const types =
+      spec.sourceType === '*'
+        ? [...new Set(round.map((resource) => resource.resourceType))]
+        : [spec.sourceType];
+    return types.flatMap((type) =>
+      this.searchDefinitions
+        .paramsOf(type)
+        .filter((param) => param.type === 'reference')
+        .map((param) => ({ sourceType: type, param: param.code, iterate: spec.iterate })),
+    );
   }
 
   private assertReferenceParam(spec: IncludeSpec): void {
