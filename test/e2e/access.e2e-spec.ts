@@ -105,6 +105,48 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await billing('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(200);
     });
 
+    it('bound what a search reaches through _has, chains, _include and _revinclude too', async () => {
+      // Billing may read Patients, not Observations: no search may show or test one.
+      const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+      const refused: [string, string][] = [
+        [
+          `Patient?_id=${ids.patientA}&_revinclude=Observation:subject`,
+          '_revinclude reaches Observation resources, which you may not read',
+        ],
+        [
+          `Patient?_has:Observation:subject:status=final`,
+          '_has:Observation reaches Observation resources, which you may not search',
+        ],
+        [
+          `Account?subject.name=x`,
+          'subject.name reaches HealthcareService resources, which you may not search',
+        ],
+        [
+          `Patient?_id=${ids.patientA}&_include=Patient:link:Observation`,
+          '_include reaches Observation resources, which you may not read',
+        ],
+      ];
+      for (const [query, said] of refused) {
+        const res = await billing('GET', `${fhir}/${query}`);
+        expect({ query, status: res.status }).toEqual({ query, status: 403 });
+        expect(res.body.issue[0].diagnostics).toBe(`Access denied: ${said}`);
+      }
+      // Naming a type billing may search is fine.
+      expect((await billing('GET', `${fhir}/Account?subject:Patient.name=x`)).status).toBe(200);
+      // A reference that may point to several types brings only those the caller may read.
+      const app = await scoped(doctorToken, 'user/Observation.rs');
+      const included = await app(
+        'GET',
+        `${fhir}/Observation?_id=${ids.obsA}&_include=Observation:subject`,
+      );
+      expect(included.status).toBe(200);
+      const modes = included.body.entry.map((e: any) => e.search.mode);
+      expect(modes).toEqual(['match', 'outcome']);
+      expect(included.body.entry[1].resource.issue[0].diagnostics).toBe(
+        'Included resources of a type you may not read were left out: Patient',
+      );
+    });
+
     it('never outlive the token they were exchanged for', async () => {
       const [, payload] = doctorToken.split('.');
       const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString('utf8'));

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
@@ -150,7 +151,7 @@ export class SearchService {
     const matches = page
       .map((row) => contentOf(row.resource))
       .filter((resource) => this.access.isListable(user, resource));
-    const included = await this.includes(user, type, request, matches);
+    const included = await this.includes(user, type, request, matches, params.warnings);
 
     const first = page[0];
     const last = page[page.length - 1];
@@ -269,6 +270,7 @@ export class SearchService {
     options: { withRestricted?: boolean; compartment?: string } = {},
   ): string {
     const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r' };
+    this.assertMayReach(user, type, request);
     const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
     for (const criterion of request.criteria) {
       parts.push(this.conditions.condition(subject, criterion, params));
@@ -308,11 +310,44 @@ export class SearchService {
     return type === 'Patient' ? `(r.id = ${patient} OR ${byReference})` : byReference;
   }
 
+  /**
+   * The types a search reaches besides its own must be ones the caller may search (`_has`,
+   * chains) or read (`_include`, `_revinclude` that name them): else a role that may not read
+   * Observations could learn from `Patient?_has:Observation:subject:code=…` who had a test, or
+   * read them through `Patient?_revinclude=Observation:subject`.
+   */
+  private assertMayReach(user: AuthenticatedUser, type: string, request: SearchRequest): void {
+    const refuse = (what: string, other: string, interaction: 'search' | 'read') => {
+      if (!mayUseFhir(user, other, interaction)) {
+        throw AppError.forbidden(
+          `Access denied: ${what} reaches ${other} resources, which you may not ${interaction}`,
+        );
+      }
+    };
+    for (const criterion of request.criteria) {
+      if (criterion.has) refuse(`_has:${criterion.has.type}`, criterion.has.type, 'search');
+      if (criterion.chain) {
+        const { targetType, code } = criterion.chain;
+        const targets = targetType
+          ? [targetType]
+          : this.conditions
+              .param(type, criterion.code)
+              .targets.filter((target) => this.conditions.isSearchable(target, code));
+        for (const target of targets) refuse(`${criterion.code}.${code}`, target, 'search');
+      }
+    }
+    for (const spec of request.include) {
+      if (spec.targetType) refuse('_include', spec.targetType, 'read');
+    }
+    for (const spec of request.revinclude) refuse('_revinclude', spec.sourceType, 'read');
+  }
+
   private async includes(
     user: AuthenticatedUser,
     type: string,
     request: SearchRequest,
     matches: FhirResource[],
+    warnings: Set<string>,
   ): Promise<FhirResource[]> {
     const seen = new Set(
       matches.map((resource) => `${resource.resourceType}/${String(resource.id)}`),
@@ -335,7 +370,7 @@ export class SearchService {
           spec.targetType,
           MAX_INCLUDED,
         );
-        added.push(...this.listable(user, targets, seen));
+        added.push(...this.listable(user, targets, seen, warnings));
       }
       for (const spec of specs(request.revinclude)) {
         this.assertReferenceParam(spec);
@@ -350,7 +385,7 @@ export class SearchService {
             ids,
             MAX_INCLUDED,
           );
-          added.push(...this.listable(user, sources, seen));
+          added.push(...this.listable(user, sources, seen, warnings));
         }
       }
       included.push(...added);
@@ -365,12 +400,21 @@ export class SearchService {
     user: AuthenticatedUser,
     rows: ResourceEntity[],
     seen: Set<string>,
+    warnings: Set<string>,
   ): FhirResource[] {
     const listable: FhirResource[] = [];
     for (const resource of rows.map(contentOf)) {
       const key = `${resource.resourceType}/${String(resource.id)}`;
       if (seen.has(key)) continue;
       seen.add(key);
+      // A reference that may point to several types (`_include=*`, `Observation:performer`)
+      // brings only those the caller may read, and the Bundle says what it left out.
+      if (!mayUseFhir(user, resource.resourceType, 'read')) {
+        warnings.add(
+          `Included resources of a type you may not read were left out: ${resource.resourceType}`,
+        );
+        continue;
+      }
       // Included resources follow the same rules as matches: another patient's or a
       // restricted record is left out.
       if (this.access.isListable(user, resource)) listable.push(resource);
