@@ -260,8 +260,6 @@ function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, 
       }
       return;
     }
-    default:
-      throw refuse('its type is not one of add, insert, delete, replace, move');
   }
 }
 

@@ -19,6 +19,7 @@ import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
+import { queryRecord } from '../search/search-request.js';
 import { SearchService } from '../search/search.service.js';
 import {
   ORDER,
@@ -325,7 +326,7 @@ export class BundleService {
     entry: ParsedEntry,
     baseUrl: string,
   ): Promise<EntryResult> {
-    const query = queryOf(entry.query);
+    const query = queryRecord(entry.query ?? '');
     const bundle = (resource: object): EntryResult => ({
       resource: resource as FhirResource,
       response: { status: STATUS_TEXT[200]! },
@@ -386,16 +387,6 @@ export class BundleService {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
   }
-}
-
-/** A GET entry's query as a controller's @Query() gives it: repeated names as lists. */
-function queryOf(query: string | undefined): Record<string, string | string[]> {
-  const result: Record<string, string | string[]> = {};
-  for (const [name, value] of new URLSearchParams(query ?? '')) {
-    const previous = result[name];
-    result[name] = previous === undefined ? value : [...[previous].flat(), value];
-  }
-  return result;
 }
 
 function written(stored: StoredResource, status: number): EntryResult {

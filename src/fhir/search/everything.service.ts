@@ -91,13 +91,15 @@ export class EverythingService {
     }
     const resources: FhirResource[] =
       inTypes('Patient') && recent(read.lastUpdated) ? [read.resource] : [];
-    // What is checked here is recorded as disclosed only when it is on the page returned.
     for (const [type, ids] of byType) {
       const inWindow = window ? await this.careDateFilter(type, [...ids], window) : () => true;
       for (const row of await this.repository.load(type, [...ids])) {
         if (!recent(row.lastUpdated) || !inWindow(row.id)) continue;
         const resource = JSON.parse(row.content as string) as FhirResource;
-        if (this.access.isListable(user, resource, false)) resources.push(resource);
+        // Paged, a resource is recorded as disclosed when its page is returned, below.
+        if (this.access.isListable(user, resource, options.count === undefined)) {
+          resources.push(resource);
+        }
       }
     }
     if (resources.length > MAX_RESOURCES) {
@@ -115,7 +117,9 @@ export class EverythingService {
     const after = options.cursor;
     const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
     const page = options.count === undefined ? rest : rest.slice(0, options.count);
-    page.forEach(({ resource }) => this.access.recordListed(resource));
+    if (options.count !== undefined) {
+      page.forEach(({ resource }) => this.access.recordListed(resource));
+    }
     const self = `${baseUrl}/Patient/${id}/$everything`;
     const last = page[page.length - 1];
     const next =

@@ -420,12 +420,7 @@ export class SearchConditions {
     if (param.type !== 'reference') {
       throw AppError.invalid(`${param.code} is not a reference parameter: it cannot be chained`);
     }
-    // Unnamed, the target is any type the reference may point to that has the chained
-    // parameter (as HAPI FHIR reads it): subject.family means a Patient's, subject.name a
-    // Patient's, a Group's or a Location's.
-    const targetTypes = chain.targetType
-      ? [chain.targetType]
-      : param.targets.filter((type) => this.isSearchable(type, chain.code));
+    const targetTypes = this.chainTargets(param, chain);
     if (targetTypes.length === 0) {
       throw AppError.invalid(
         `${param.code} points to no type that has a search parameter ${chain.code}`,
@@ -446,6 +441,17 @@ export class SearchConditions {
     });
     const targets = byType.length === 1 ? byType[0] : `((${byType.join(') OR (')}))`;
     return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${targets})`;
+  }
+
+  /**
+   * The types a chain searches. Unnamed, any type the reference may point to that has the
+   * chained parameter (as HAPI FHIR reads it): subject.family means a Patient's, subject.name a
+   * Patient's, a Group's or a Location's.
+   */
+  chainTargets(param: SearchParam, chain: NonNullable<Criterion['chain']>): string[] {
+    return chain.targetType
+      ? [chain.targetType]
+      : param.targets.filter((type) => this.isSearchable(type, chain.code));
   }
 
   private has(subject: Subject, criterion: Criterion, params: SqlParams): string {

@@ -63,6 +63,16 @@ const RESULT_PARAMS = new Set([
  * Parses a search query (URL or form body) into criteria and result parameters. Only names and
  * structure are checked here; the search service checks each against the definitions.
  */
+/** A query string as a controller's @Query() gives it: a repeated name as a list. */
+export function queryRecord(text: string): Record<string, string | string[]> {
+  const query: Record<string, string | string[]> = {};
+  for (const [name, value] of new URLSearchParams(text)) {
+    const previous = query[name];
+    query[name] = previous === undefined ? value : [...[previous].flat(), value];
+  }
+  return query;
+}
+
 export function parseSearchRequest(
   query: Record<string, string | string[] | undefined>,
 ): SearchRequest {

@@ -16,6 +16,7 @@ import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
   parseSearchRequest,
+  queryRecord,
   type Criterion,
   type IncludeSpec,
   type SearchRequest,
@@ -247,12 +248,7 @@ export class SearchService {
     criteria: string,
     limit = 2,
   ): Promise<string[]> {
-    const query: Query = {};
-    for (const [name, value] of new URLSearchParams(criteria)) {
-      const previous = query[name];
-      query[name] = previous === undefined ? value : [...[previous].flat(), value];
-    }
-    const request = parseSearchRequest(query);
+    const request = parseSearchRequest(queryRecord(criteria));
     if (request.criteria.length === 0) {
       throw AppError.invalid('Conditional operations need search criteria, such as identifier=…');
     }
@@ -327,13 +323,10 @@ export class SearchService {
     for (const criterion of request.criteria) {
       if (criterion.has) refuse(`_has:${criterion.has.type}`, criterion.has.type, 'search');
       if (criterion.chain) {
-        const { targetType, code } = criterion.chain;
-        const targets = targetType
-          ? [targetType]
-          : this.conditions
-              .param(type, criterion.code)
-              .targets.filter((target) => this.conditions.isSearchable(target, code));
-        for (const target of targets) refuse(`${criterion.code}.${code}`, target, 'search');
+        const param = this.conditions.param(type, criterion.code);
+        for (const target of this.conditions.chainTargets(param, criterion.chain)) {
+          refuse(`${criterion.code}.${criterion.chain.code}`, target, 'search');
+        }
       }
     }
     for (const spec of request.include) {
