@@ -11,6 +11,7 @@ import { ReferenceLookupById1764900000000 } from './1764900000000-reference-look
 import { CreateExportJobs1765000000000 } from './1765000000000-create-export-jobs.js';
 import { ResourceLastUpdatedIndex1765100000000 } from './1765100000000-resource-last-updated-index.js';
 import { ResourceHistoryKeysetIndexes1765200000000 } from './1765200000000-resource-history-keyset-indexes.js';
+import { CreateBackendClients1765300000000 } from './1765300000000-create-backend-clients.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   CreateExportJobs1765000000000,
   ResourceLastUpdatedIndex1765100000000,
   ResourceHistoryKeysetIndexes1765200000000,
+  CreateBackendClients1765300000000,
 ];

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { formatScope } from '../auth/smart-scopes.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
 import type { AuditScope } from './audit-context.js';
@@ -134,6 +135,11 @@ export function describeRoute(
       bundle: true,
     };
   }
+  if (route === '/auth/token' && method === 'POST') {
+    const grant = (body as { grant_type?: unknown } | undefined)?.grant_type;
+    const subtype = grant === 'client_credentials' ? 'client-credentials' : 'refresh';
+    return { action: 'login', subtype, bundle: false };
+  }
   const known = route ? ROUTE_ACTIONS[`${method} ${route}`] : undefined;
   return {
     ...(known ?? { action: METHOD_ACTIONS[method] ?? 'execute', subtype: null }),
@@ -159,12 +165,13 @@ function param(
   return typeof value === 'string' && valid(value) ? value : null;
 }
 
-/** A narrowed token's scopes and patient in context, as SMART spells them. */
+/** A narrowed token's scopes, patient in context and backend client, as SMART spells them. */
 function scopeText(user: AuthenticatedUser): string {
-  const scopes = (user.scopes ?? []).map(
-    (scope) => `${scope.context}/${scope.type}.${[...scope.permissions].join('')}`,
-  );
-  return [...scopes, ...(user.patient ? [`patient=${user.patient}`] : [])].join(' ');
+  return [
+    ...(user.scopes ?? []).map(formatScope),
+    ...(user.patient ? [`patient=${user.patient}`] : []),
+    ...(user.clientId ? [`client=${user.clientId}`] : []),
+  ].join(' ');
 }
 
 /** One request's audit entry, from the request, its final status and what it touched. */

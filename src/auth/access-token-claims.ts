@@ -11,11 +11,13 @@ export interface AccessTokenClaims {
   auth_time?: unknown;
   scope?: unknown;
   patient?: unknown;
+  client_id?: unknown;
 }
 
 /** The user of a verified access token's claims; undefined when a required claim is missing. */
 export function userOfClaims(claims: AccessTokenClaims): AuthenticatedUser | undefined {
   const { sub, exp, username, roles, amr, auth_time: authTime, scope, patient } = claims;
+  const clientId = claims.client_id;
   if (
     typeof sub !== 'string' ||
     typeof exp !== 'number' ||
@@ -37,5 +39,6 @@ export function userOfClaims(claims: AccessTokenClaims): AuthenticatedUser | und
     authTime,
     expiresAt: exp,
     ...smartContext(scope, patient),
+    ...(typeof clientId === 'string' ? { clientId } : {}),
   };
 }

@@ -11,6 +11,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { AuthService } from './auth.service.js';
 import {
+  ClientCredentialsGrant,
+  JWT_BEARER,
+  type ClientTokenResponse,
+} from './backend-clients/client-credentials.js';
+import {
   LoginDto,
   MfaCodeDto,
   MfaLoginDto,
@@ -21,6 +26,7 @@ import {
   type TokenResponse,
 } from './dto.js';
 import { StrictRateLimit } from '../common/http/rate-limit.js';
+import { requestOrigin } from '../common/http/request-origin.js';
 import { Public, RequirePermission } from './permission.decorators.js';
 import { SigningKeys } from './signing-keys.js';
 
@@ -32,6 +38,7 @@ export class AuthController {
   constructor(
     private readonly auth: AuthService,
     private readonly keys: SigningKeys,
+    private readonly clientCredentials: ClientCredentialsGrant,
   ) {}
 
   @Public()
@@ -69,28 +76,48 @@ export class AuthController {
   @ApiBody({
     schema: {
       type: 'object',
-      required: ['grant_type', 'refresh_token'],
+      required: ['grant_type'],
       properties: {
-        grant_type: { type: 'string', enum: ['refresh_token'] },
-        refresh_token: { type: 'string' },
+        grant_type: { type: 'string', enum: ['refresh_token', 'client_credentials'] },
+        refresh_token: { type: 'string', description: 'refresh_token grant' },
+        client_assertion_type: {
+          type: 'string',
+          enum: [JWT_BEARER],
+          description: 'client_credentials grant',
+        },
+        client_assertion: {
+          type: 'string',
+          description: "client_credentials grant: a JWT signed with one of the client's keys",
+        },
+        scope: { type: 'string', description: 'client_credentials grant: system/ scopes' },
       },
     },
   })
   @ApiOperation({
-    summary: 'OAuth 2.0 token endpoint (RFC 6749): the refresh_token grant, for SMART clients',
+    summary:
+      'OAuth 2.0 token endpoint (RFC 6749): refresh_token, and client_credentials with a signed client assertion for SMART backend clients',
   })
   @ApiResponse({
     status: 400,
     description: 'An OAuth error: { error, error_description } (RFC 6749 section 5.2)',
   })
+  @ApiResponse({ status: 401, description: 'invalid_client: the client assertion is refused' })
   async token(
     @Body() body: unknown,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<TokenResponse | OAuthError> {
-    const result = await this.auth.oauthToken(body);
+  ): Promise<TokenResponse | ClientTokenResponse | OAuthError> {
+    const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
+      string,
+      unknown
+    >;
+    const result =
+      fields['grant_type'] === 'client_credentials'
+        ? await this.clientCredentials.token(fields, `${requestOrigin(request)}/auth/token`)
+        : await this.auth.oauthToken(fields);
     // RFC 6749 section 5.1: token responses are never cached.
     void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-    if ('error' in result) void reply.status(400);
+    if ('error' in result) void reply.status(result.error === 'invalid_client' ? 401 : 400);
     return result;
   }
 

@@ -4,6 +4,7 @@ import { PassportModule } from '@nestjs/passport';
 import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
+import { ClientCredentialsGrant } from './backend-clients/client-credentials.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
@@ -20,6 +21,7 @@ import { UsersModule } from './users.module.js';
     AuthService,
     SigningKeys,
     TokenService,
+    ClientCredentialsGrant,
     JwtStrategy,
     OidcVerifier,
     { provide: APP_GUARD, useClass: JwtAuthGuard },

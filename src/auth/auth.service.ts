@@ -100,11 +100,7 @@ export class AuthService {
    * client can use here (see SmartConfiguration). Failures are OAuth errors, which is what such
    * clients read, rather than OperationOutcomes.
    */
-  async oauthToken(form: unknown): Promise<TokenResponse | OAuthError> {
-    const fields = (form !== null && typeof form === 'object' ? form : {}) as Record<
-      string,
-      unknown
-    >;
+  async oauthToken(fields: Record<string, unknown>): Promise<TokenResponse | OAuthError> {
     const grant = fields['grant_type'];
     if (typeof grant !== 'string' || grant === '') {
       return { error: 'invalid_request', error_description: 'grant_type is required' };
@@ -112,7 +108,8 @@ export class AuthService {
     if (grant !== 'refresh_token') {
       return {
         error: 'unsupported_grant_type',
-        error_description: 'Only refresh_token is offered here; sign in with POST /auth/login',
+        error_description:
+          'Offered: refresh_token, and client_credentials for registered backend clients; sign in with POST /auth/login',
       };
     }
     const token = fields['refresh_token'];

@@ -6,7 +6,10 @@ export interface AuthenticatedUser {
   id: string;
   username: string;
   roles: Role[];
-  /** Authentication methods of the login: `pwd`, and `otp` after MFA. */
+  /**
+   * Authentication methods of the login: `pwd`, and `otp` after MFA; `swk` for a backend
+   * client's assertion signed with its private key (RFC 8176).
+   */
   amr: string[];
   /** When the user authenticated (seconds since the epoch). */
   authTime: number;
@@ -14,6 +17,8 @@ export interface AuthenticatedUser {
   scopes?: SmartScope[];
   /** The patient in context (the token's `patient` claim), for `patient/` scopes. */
   patient?: string;
+  /** The SMART backend client the token was issued to (client_credentials grant). */
+  clientId?: string;
   /** When the presented token expires (seconds since the epoch). */
   expiresAt?: number;
 }
@@ -21,6 +26,15 @@ export interface AuthenticatedUser {
 /** How recent an MFA must be for step-up operations (user administration). */
 export const STEP_UP_MAX_AGE_SECONDS = 300;
 
+/**
+ * Step-up: a person's TOTP login, or a backend client's signed assertion (possession of its
+ * private key), in the last five minutes. Clients never act in the roles whose step-up routes
+ * are about people (user administration, break-glass: see backend-clients.service.ts), so for
+ * them this opens bulk export alone.
+ */
 export function hasRecentMfa(user: AuthenticatedUser, nowSeconds = Date.now() / 1000): boolean {
-  return user.amr.includes('otp') && nowSeconds - user.authTime <= STEP_UP_MAX_AGE_SECONDS;
+  return (
+    (user.amr.includes('otp') || (user.clientId !== undefined && user.amr.includes('swk'))) &&
+    nowSeconds - user.authTime <= STEP_UP_MAX_AGE_SECONDS
+  );
 }

@@ -60,7 +60,12 @@ export interface TokenResponse {
 
 /** An OAuth 2.0 error (RFC 6749 section 5.2): what OAuth clients read from a token endpoint. */
 export interface OAuthError {
-  error: 'invalid_request' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_scope';
+  error:
+    | 'invalid_request'
+    | 'invalid_client'
+    | 'invalid_grant'
+    | 'unsupported_grant_type'
+    | 'invalid_scope';
   error_description: string;
 }
 

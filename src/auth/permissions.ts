@@ -85,8 +85,9 @@ export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
   // Administrators manage accounts and review the audit trail; minimum necessary: they do
   // not read records.
   admin: [{ types: ['AuditEvent'], interactions: ['read', 'search'] }],
-  // Bulk export (with a recent MFA, checked by the export routes) is theirs alone: it discloses
-  // whole populations, which only those who treat patients may take out.
+  // Bulk export (with a recent MFA, checked by the export routes) is theirs and exporters'
+  // alone: it discloses whole populations, which only those who treat patients, or a system
+  // registered for it, may take out.
   doctor: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE, 'delete', 'export'] }],
   nurse: [
     { types: '*', except: [...AUDIT, ...FINANCIAL], interactions: READ },
@@ -99,6 +100,8 @@ export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
   auditor: [{ types: AUDIT, interactions: READ }],
   // System accounts such as the HL7 feed: they file results, they do not delete.
   integration: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE] }],
+  // System accounts that take population exports (SMART Backend Services clients): they read.
+  exporter: [{ types: '*', except: AUDIT, interactions: [...READ, 'export'] }],
 };
 
 export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'> = {

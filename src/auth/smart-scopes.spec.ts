@@ -1,4 +1,10 @@
-import { isPatientConfined, parseScopes, scopesAllow } from './smart-scopes.js';
+import {
+  formatScope,
+  grantedScopes,
+  isPatientConfined,
+  parseScopes,
+  scopesAllow,
+} from './smart-scopes.js';
 
 describe('SMART scopes', () => {
   it('parses v2 and v1 resource scopes and drops the rest', () => {
@@ -33,5 +39,22 @@ describe('SMART scopes', () => {
     expect(isPatientConfined(scopes, 'p1')).toBe(true);
     expect(isPatientConfined(parseScopes('patient/*.rs user/Patient.r'), 'p1')).toBe(false);
     expect(isPatientConfined(undefined, 'p1')).toBe(false);
+  });
+
+  it('grants what was requested within what is allowed, never more', () => {
+    const grant = (requested: string, allowed: string): string[] =>
+      grantedScopes(parseScopes(requested)!, parseScopes(allowed)!).map(formatScope);
+    expect(grant('system/*.cruds', 'system/*.rs')).toEqual(['system/*.rs']);
+    expect(grant('system/*.rs', 'system/Observation.cruds system/Patient.r')).toEqual([
+      'system/Observation.rs',
+      'system/Patient.r',
+    ]);
+    expect(grant('system/Observation.read', 'system/*.rs')).toEqual(['system/Observation.rs']);
+    expect(grant('system/Observation.c system/Patient.rs', 'system/*.rs')).toEqual([
+      'system/Patient.rs',
+    ]);
+    expect(grant('system/*.r system/*.s', 'system/*.cruds')).toEqual(['system/*.rs']);
+    expect(grant('system/Patient.c', 'system/*.rs')).toEqual([]);
+    expect(grant('user/*.rs', 'system/*.rs')).toEqual([]);
   });
 });

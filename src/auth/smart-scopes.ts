@@ -83,6 +83,48 @@ export function isPatientConfined(
   );
 }
 
+const LETTERS = 'cruds';
+
+/** A scope as SMART v2 spells it: `system/Observation.rs` (letters in c r u d s order). */
+export function formatScope(scope: SmartScope): string {
+  const letters = [...LETTERS].filter((letter) => scope.permissions.has(letter)).join('');
+  return `${scope.context}/${scope.type}.${letters}`;
+}
+
+/**
+ * What may be granted of the requested scopes within the allowed ones: for each pair of the
+ * same context, the narrower type and the permissions both have. `system/*.rs` requested of a
+ * client allowed `system/Observation.cruds` gives `system/Observation.rs`.
+ */
+export function grantedScopes(
+  requested: readonly SmartScope[],
+  allowed: readonly SmartScope[],
+): SmartScope[] {
+  const granted = new Map<string, SmartScope>();
+  for (const want of requested) {
+    for (const may of allowed) {
+      if (want.context !== may.context) continue;
+      if (want.type !== '*' && may.type !== '*' && want.type !== may.type) continue;
+      const permissions = new Set([...want.permissions].filter((p) => may.permissions.has(p)));
+      if (permissions.size === 0) continue;
+      const scope = {
+        context: want.context,
+        type: want.type === '*' ? may.type : want.type,
+        permissions,
+      };
+      const key = `${scope.context}/${scope.type}`;
+      const merged = granted.get(key);
+      granted.set(
+        key,
+        merged
+          ? { ...scope, permissions: new Set([...merged.permissions, ...permissions]) }
+          : scope,
+      );
+    }
+  }
+  return [...granted.values()];
+}
+
 /** SMART launch context of a token: its resource scopes and the patient in context, if any. */
 export function smartContext(
   scope: unknown,

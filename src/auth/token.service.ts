@@ -21,11 +21,14 @@ export class TokenService {
     private readonly config: AppConfig,
   ) {}
 
-  /** An access token; with `launch`, one narrowed to SMART scopes (and a patient in context). */
+  /**
+   * An access token; with `launch`, one narrowed to SMART scopes (and a patient in context, or
+   * the backend client it was issued to).
+   */
   async accessToken(
     user: UserEntity,
     login: LoginFacts,
-    launch?: { scope: string; patient?: string; notAfter?: number },
+    launch?: { scope: string; patient?: string; clientId?: string; notAfter?: number },
   ): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.current;
     // A narrowed token never outlives the token it was exchanged for.
@@ -39,6 +42,7 @@ export class TokenService {
       auth_time: Math.floor(login.authTime.getTime() / 1000),
       ...(launch ? { scope: launch.scope } : {}),
       ...(launch?.patient ? { patient: launch.patient } : {}),
+      ...(launch?.clientId ? { client_id: launch.clientId } : {}),
     })
       .setProtectedHeader({ alg: 'ES256', typ: ACCESS_TOKEN_TYPE, kid })
       .setIssuer(this.config.jwtIssuer)

@@ -1,6 +1,7 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { readSecret } from '../cli/read-secret.js';
+import { ROLES } from './roles.js';
 import { UsersService, type UserSummary } from './users.service.js';
 
 interface UsernameOptions {
@@ -55,7 +56,7 @@ export class UserCreateCommand extends UsernameCommand {
 
   @Option({
     flags: '--role <role>',
-    description: 'admin, doctor, nurse, billing, auditor or integration (repeatable)',
+    description: `${ROLES.join(', ')} (repeatable)`,
   })
   parseRole(value: string, previous: string[] = []): string[] {
     return [...previous, value];

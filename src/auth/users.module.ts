@@ -1,15 +1,30 @@
 import { Module } from '@nestjs/common';
+import { BackendClientRepository } from './backend-clients/backend-client.repository.js';
+import { BackendClientsService } from './backend-clients/backend-clients.service.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { UserRepository } from './user.repository.js';
 import { UsersService } from './users.service.js';
 
 /**
- * Accounts and their sessions, without token signing: what the admin CLI needs. Kept apart from
+ * Accounts, their sessions and the backend clients acting as them, without token signing: what the admin CLI needs. Kept apart from
  * AuthModule so that a CLI command never loads (or generates) the JWT signing key.
  */
 @Module({
-  providers: [UsersService, UserRepository, RefreshTokenRepository, RefreshTokens],
-  exports: [UsersService, UserRepository, RefreshTokens],
+  providers: [
+    UsersService,
+    UserRepository,
+    RefreshTokenRepository,
+    RefreshTokens,
+    BackendClientsService,
+    BackendClientRepository,
+  ],
+  exports: [
+    UsersService,
+    UserRepository,
+    RefreshTokens,
+    BackendClientsService,
+    BackendClientRepository,
+  ],
 })
 export class UsersModule {}

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors/app-error.js';
 import { hashPassword, MIN_PASSWORD_LENGTH } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
-import { isRole, type Role } from './roles.js';
+import { isRole, ROLES, type Role } from './roles.js';
 import { UserRepository } from './user.repository.js';
 
 export interface UserSummary {
@@ -32,9 +32,7 @@ export class UsersService {
       throw AppError.invalid('username: 2 to 64 letters, digits, ".", "_", "@" or "-"');
     }
     if (roles.length === 0 || !roles.every(isRole)) {
-      throw AppError.invalid(
-        'role must be one of admin, doctor, nurse, billing, auditor, integration',
-      );
+      throw AppError.invalid(`role must be one of ${ROLES.join(', ')}`);
     }
     if (password.length < MIN_PASSWORD_LENGTH) {
       throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);

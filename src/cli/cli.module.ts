@@ -8,6 +8,12 @@ import {
   AuditRotateKeyCommand,
   AuditVerifyCommand,
 } from '../audit/audit.command.js';
+import {
+  ClientCreateCommand,
+  ClientDisableCommand,
+  ClientListCommand,
+  ClientSetKeysCommand,
+} from '../auth/backend-clients/backend-clients.command.js';
 import { JwtKeyRotateCommand } from '../auth/jwt-keys.command.js';
 import { AuditModule } from '../audit/audit.module.js';
 import { BackupCommand, RestoreCommand } from '../backup/backup.command.js';
@@ -60,6 +66,10 @@ export class CliModule {
         UserDisableCommand,
         UserResetMfaCommand,
         UserListCommand,
+        ClientCreateCommand,
+        ClientSetKeysCommand,
+        ClientDisableCommand,
+        ClientListCommand,
         BreakGlassReportCommand,
         SearchReindexCommand,
         ImportCommand,

@@ -1,4 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { ASSERTION_ALGORITHMS } from '../auth/backend-clients/client-keys.js';
 import { AppConfig } from '../config/config.js';
 
 /** The SMART App Launch 2.0 discovery document (`.well-known/smart-configuration`). */
@@ -9,6 +10,7 @@ export interface SmartDocument {
   token_endpoint: string;
   grant_types_supported: string[];
   token_endpoint_auth_methods_supported: string[];
+  token_endpoint_auth_signing_alg_values_supported?: string[];
   code_challenge_methods_supported?: string[];
   response_types_supported?: string[];
   scopes_supported: string[];
@@ -29,7 +31,8 @@ interface ProviderMetadata {
 /**
  * Scopes CareVault's tokens honour (src/auth/smart-scopes.ts): SMART v1 (`.read`, `.write`) and
  * v2 (`.cruds` letters) resource scopes in patient and user context, for any type or one type
- * (`patient/Observation.rs`), and `offline_access` for a refresh token.
+ * (`patient/Observation.rs`), and `offline_access` for a refresh token. `system/` scopes are
+ * for backend clients, which CareVault's own token endpoint serves.
  */
 const SCOPES = [
   'patient/*.rs',
@@ -42,6 +45,8 @@ const SCOPES = [
   'user/*.write',
   'offline_access',
 ];
+
+const SYSTEM_SCOPES = ['system/*.rs', 'system/*.cruds', 'system/*.read', 'system/*.write'];
 
 /** What CareVault itself offers, whoever issued the token. */
 const BASE_CAPABILITIES = [
@@ -59,7 +64,8 @@ const PROVIDER_TIMEOUT_MS = 5_000;
  * The SMART configuration, which the CapabilityStatement's security section repeats. CareVault
  * has no authorization endpoint of its own: its users log in with POST /auth/login (MFA where
  * enrolled) and renew at the OAuth token endpoint POST /auth/token (refresh_token grant), so
- * without an identity provider the document offers no app launch. With one (OIDC_ISSUER), apps
+ * without an identity provider the document offers no app launch. Registered backend clients
+ * get tokens at the same endpoint (client_credentials with a signed assertion). With one (OIDC_ISSUER), apps
  * authorize there: its endpoints, grants and client authentication methods are taken from its
  * own discovery document, and its tokens are accepted here with their SMART scopes.
  */
@@ -74,10 +80,12 @@ export class SmartConfiguration {
     const own: SmartDocument = {
       jwks_uri: `${origin}/.well-known/jwks.json`,
       token_endpoint: `${origin}/auth/token`,
-      grant_types_supported: ['refresh_token'],
-      token_endpoint_auth_methods_supported: ['none'],
-      scopes_supported: SCOPES,
-      capabilities: ['client-public', ...BASE_CAPABILITIES],
+      grant_types_supported: ['refresh_token', 'client_credentials'],
+      // `none` for refreshing a session; private_key_jwt for SMART Backend Services clients.
+      token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
+      token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS],
+      scopes_supported: [...SCOPES, ...SYSTEM_SCOPES],
+      capabilities: ['client-public', 'client-confidential-asymmetric', ...BASE_CAPABILITIES],
     };
     const provider = this.config.oidc ? await this.providerMetadata() : undefined;
     if (!provider?.authorization_endpoint || !provider.token_endpoint) {
@@ -168,7 +176,8 @@ export function restSecurity(smart: SmartDocument, cors: boolean): Record<string
     ],
     description:
       'Bearer JWTs: from POST /auth/login (with MFA where enrolled), renewed at the token ' +
-      'endpoint, narrowed to SMART scopes with POST /auth/token/scoped' +
+      'endpoint, narrowed to SMART scopes with POST /auth/token/scoped, or issued there to ' +
+      'registered backend clients (client_credentials, private_key_jwt)' +
       (smart.authorization_endpoint ? ', or issued by the identity provider' : '') +
       '. See .well-known/smart-configuration.',
     extension: [

@@ -48,7 +48,7 @@ describe('SMART discovery and the OAuth token endpoint', () => {
     expect(root.body).toMatchObject({
       token_endpoint: `${testApp.url}/auth/token`,
       jwks_uri: `${testApp.url}/.well-known/jwks.json`,
-      grant_types_supported: ['refresh_token'],
+      grant_types_supported: ['refresh_token', 'client_credentials'],
       capabilities: expect.arrayContaining(['permission-v2', 'permission-patient']),
       scopes_supported: expect.arrayContaining(['patient/*.rs', 'user/*.cruds']),
     });

@@ -1,0 +1,108 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import type { ClientKeySet } from './client-keys.js';
+
+/** A registered SMART backend client. Names and keys are not PHI. */
+export interface BackendClient {
+  id: string;
+  name: string;
+  userId: string;
+  jwks: ClientKeySet;
+  /** The widest scope it may be granted, space-separated `system/` scopes. */
+  scope: string;
+  active: boolean;
+  createdAt: Date;
+}
+
+interface Row {
+  id: string;
+  name: string;
+  user_id: string;
+  jwks: ClientKeySet;
+  scope: string;
+  active: boolean;
+  created_at: Date;
+}
+
+const COLUMNS = 'id, name, user_id, jwks, scope, active, created_at';
+
+const toClient = (row: Row): BackendClient => ({
+  id: row.id,
+  name: row.name,
+  userId: row.user_id,
+  jwks: row.jwks,
+  scope: row.scope,
+  active: row.active,
+  createdAt: row.created_at,
+});
+
+/** All SQL for backend clients and the assertions they have spent. */
+@Injectable()
+export class BackendClientRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async insert(client: BackendClient): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO backend_client (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [
+        client.id,
+        client.name,
+        client.userId,
+        JSON.stringify(client.jwks),
+        client.scope,
+        client.active,
+        client.createdAt,
+      ],
+    );
+  }
+
+  async findById(id: string): Promise<BackendClient | undefined> {
+    const rows = await this.dataSource.query<Row[]>(
+      `SELECT ${COLUMNS} FROM backend_client WHERE id = $1`,
+      [id],
+    );
+    return rows[0] && toClient(rows[0]);
+  }
+
+  async findByName(name: string): Promise<BackendClient | undefined> {
+    const rows = await this.dataSource.query<Row[]>(
+      `SELECT ${COLUMNS} FROM backend_client WHERE name = $1`,
+      [name],
+    );
+    return rows[0] && toClient(rows[0]);
+  }
+
+  async list(): Promise<BackendClient[]> {
+    const rows = await this.dataSource.query<Row[]>(
+      `SELECT ${COLUMNS} FROM backend_client ORDER BY name`,
+    );
+    return rows.map(toClient);
+  }
+
+  async update(id: string, change: { active?: boolean; jwks?: ClientKeySet }): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE backend_client SET active = coalesce($2, active), jwks = coalesce($3::jsonb, jwks)
+        WHERE id = $1`,
+      [id, change.active ?? null, change.jwks ? JSON.stringify(change.jwks) : null],
+    );
+  }
+
+  /**
+   * Records an assertion's `jti` as spent until it expires; false when it already was. One
+   * statement, so two requests racing with the same assertion cannot both win. Spent ids of
+   * the client that have expired are dropped on the way (an expired assertion is refused by
+   * its `exp` anyway).
+   */
+  async spendAssertion(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
+    const rows = await this.dataSource.query<unknown[]>(
+      `WITH expired AS (
+         DELETE FROM backend_client_assertion WHERE client_id = $1 AND expires_at < now()
+       )
+       INSERT INTO backend_client_assertion (client_id, jti, expires_at) VALUES ($1, $2, $3)
+       ON CONFLICT DO NOTHING RETURNING jti`,
+      [clientId, jti, expiresAt],
+    );
+    return rows.length === 1;
+  }
+}

@@ -1,0 +1,146 @@
+import { Injectable } from '@nestjs/common';
+import { importJWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { AppError } from '../../common/errors/app-error.js';
+import type { Role } from '../roles.js';
+import { formatScope, parseScopes } from '../smart-scopes.js';
+import { UserRepository } from '../user.repository.js';
+import { BackendClientRepository, type BackendClient } from './backend-client.repository.js';
+import { clientKeySet, keyAlgorithm, type ClientKeySet } from './client-keys.js';
+
+/**
+ * Roles a backend client may never act in: theirs are the rights about people (user
+ * administration, break-glass, security labels), and they are what a recent MFA guards,
+ * which a client's signed assertion stands in for.
+ */
+export const PERSON_ROLES: readonly Role[] = ['admin', 'doctor', 'nurse'];
+
+const NAME = /^[a-z0-9][a-z0-9._-]{1,63}$/;
+
+export interface BackendClientSummary {
+  id: string;
+  name: string;
+  username: string;
+  scope: string;
+  active: boolean;
+  kids: string[];
+}
+
+/** Registration of SMART backend clients, for the admin CLI. */
+@Injectable()
+export class BackendClientsService {
+  constructor(
+    private readonly clients: BackendClientRepository,
+    private readonly users: UserRepository,
+  ) {}
+
+  /** Registers a client acting as `username`'s account, with its public keys and widest scope. */
+  async register(
+    name: string,
+    username: string,
+    jwks: unknown,
+    scope: string,
+  ): Promise<BackendClientSummary> {
+    if (!NAME.test(name)) {
+      throw AppError.invalid('name: 2 to 64 lower-case letters, digits, ".", "_" or "-"');
+    }
+    const user = await this.users.findByUsername(username);
+    if (!user) throw AppError.notFound(`No user ${username}`);
+    assertSystemAccount(user.roles);
+    const scopes = parseScopes(scope) ?? [];
+    const items = scope.split(/\s+/).filter(Boolean);
+    if (
+      scopes.length === 0 ||
+      scopes.length !== items.length ||
+      items.some((i) => i.includes('?'))
+    ) {
+      throw AppError.invalid(
+        'scope: one or more SMART system scopes such as system/*.rs or system/Observation.rs, without search parameters',
+      );
+    }
+    if (scopes.some((item) => item.context !== 'system')) {
+      throw AppError.invalid('scope: a backend client is granted system/ scopes only');
+    }
+    if (await this.clients.findByName(name)) {
+      throw AppError.of(409, 'duplicate', 'A client with this name exists');
+    }
+    const client: BackendClient = {
+      id: randomUUID(),
+      name,
+      userId: user.id,
+      jwks: await usableKeys(jwks),
+      scope: scopes.map(formatScope).join(' '),
+      active: true,
+      createdAt: new Date(),
+    };
+    await this.clients.insert(client);
+    return summary(client, user.username);
+  }
+
+  async list(): Promise<BackendClientSummary[]> {
+    const clients = await this.clients.list();
+    const users = new Map((await this.users.list()).map((user) => [user.id, user.username]));
+    return clients.map((client) => summary(client, users.get(client.userId) ?? '?'));
+  }
+
+  /** Refuses the client's further token requests; tokens already issued expire on their own. */
+  async disable(name: string): Promise<BackendClientSummary> {
+    const client = await this.require(name);
+    await this.clients.update(client.id, { active: false });
+    return this.summaryOf({ ...client, active: false });
+  }
+
+  /** Replaces the client's public keys (rotation: register the new key, then drop the old one). */
+  async setKeys(name: string, jwks: unknown): Promise<BackendClientSummary> {
+    const client = await this.require(name);
+    const keys = await usableKeys(jwks);
+    await this.clients.update(client.id, { jwks: keys });
+    return this.summaryOf({ ...client, jwks: keys });
+  }
+
+  private async require(name: string): Promise<BackendClient> {
+    const client = await this.clients.findByName(name);
+    if (!client) throw AppError.notFound(`No client ${name}`);
+    return client;
+  }
+
+  private async summaryOf(client: BackendClient): Promise<BackendClientSummary> {
+    const user = await this.users.findById(client.userId);
+    return summary(client, user?.username ?? '?');
+  }
+}
+
+/** Refuses an account that holds a role about people (checked again at every token request). */
+export function assertSystemAccount(roles: readonly Role[]): void {
+  const person = roles.filter((role) => PERSON_ROLES.includes(role));
+  if (person.length > 0) {
+    throw AppError.invalid(
+      `A backend client cannot act as an account with the role ${person.join(', ')}: use a system account (integration, exporter, billing, auditor)`,
+    );
+  }
+}
+
+/** The keys, checked as a JWKS of public signing keys and each imported once to prove it parses. */
+async function usableKeys(jwks: unknown): Promise<ClientKeySet> {
+  let keys: ClientKeySet;
+  try {
+    keys = clientKeySet(jwks);
+    for (const key of keys.keys) {
+      await importJWK(key, keyAlgorithm(key));
+    }
+  } catch (error) {
+    throw AppError.invalid(`jwks: ${(error as Error).message}`);
+  }
+  return keys;
+}
+
+function summary(client: BackendClient, username: string): BackendClientSummary {
+  return {
+    id: client.id,
+    name: client.name,
+    username,
+    scope: client.scope,
+    active: client.active,
+    kids: client.jwks.keys.map((key) => key.kid ?? ''),
+  };
+}

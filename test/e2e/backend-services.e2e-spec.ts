@@ -1,0 +1,390 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import type { DataSource } from 'typeorm';
+import { BackendClientsService } from '../../src/auth/backend-clients/backend-clients.service.js';
+import { UserRepository } from '../../src/auth/user.repository.js';
+import { createUser, enableMfa, loginWithMfa, type TestUser } from '../support/auth.js';
+import { http, type HttpResult } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+interface ClientKey {
+  kid: string;
+  alg: string;
+  privateKey: CryptoKey;
+  publicJwk: JWK;
+}
+
+async function clientKey(alg: string, kid = `k-${randomUUID().slice(0, 8)}`): Promise<ClientKey> {
+  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
+  return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid } };
+}
+
+describe('SMART Backend Services: client_credentials with a signed assertion', () => {
+  let testApp: TestApp;
+  let db: DataSource;
+  let clients: BackendClientsService;
+  let tokenUrl: string;
+  let account: TestUser;
+  let key: ClientKey;
+  let clientId: string;
+
+  /** A client assertion as SMART describes it; `claims` and `header` override the defaults. */
+  async function assertion(
+    options: {
+      client?: string;
+      signer?: ClientKey;
+      claims?: Record<string, unknown>;
+      header?: Record<string, unknown>;
+      expiresIn?: number;
+    } = {},
+  ): Promise<string> {
+    const signer = options.signer ?? key;
+    const client = options.client ?? clientId;
+    const now = Math.floor(Date.now() / 1000);
+    return new SignJWT({
+      iss: client,
+      sub: client,
+      aud: tokenUrl,
+      jti: randomUUID(),
+      exp: now + (options.expiresIn ?? 240),
+      ...options.claims,
+    })
+      .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: 'JWT', ...options.header })
+      .sign(signer.privateKey);
+  }
+
+  function tokenRequest(form: Record<string, string>): Promise<HttpResult> {
+    return http('POST', tokenUrl, {
+      raw: new URLSearchParams(form).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+  }
+
+  const clientToken = async (scope: string, signed?: string): Promise<HttpResult> =>
+    tokenRequest({
+      grant_type: 'client_credentials',
+      client_assertion_type: JWT_BEARER,
+      client_assertion: signed ?? (await assertion()),
+      scope,
+    });
+
+  /** The OAuth error of a refused request, with its status. */
+  const refusal = (res: HttpResult): string =>
+    `${res.status} ${res.body?.error}: ${res.body?.error_description}`;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    db = testApp.app.get<DataSource>(getDataSourceToken());
+    clients = testApp.app.get(BackendClientsService);
+    tokenUrl = `${testApp.url}/auth/token`;
+    account = await createUser(testApp, ['exporter']);
+    key = await clientKey('ES384');
+
+    // Registered the way an administrator does it: the admin CLI, with the public keys in a file.
+    const dir = await mkdtemp(join(tmpdir(), 'cv-client-'));
+    try {
+      const jwksFile = join(dir, 'jwks.json');
+      await writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
+      const name = `warehouse-${randomUUID().slice(0, 8)}`;
+      const created = await runNode(
+        BUILT.cli,
+        [
+          'client:create',
+          '--name',
+          name,
+          '--user',
+          account.username,
+          '--jwks-file',
+          jwksFile,
+          '--scope',
+          'system/*.rs',
+        ],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          DATA_DIR: process.env['DATA_DIR']!,
+          NODE_ENV: 'test',
+        }),
+      );
+      expect(created.stderr).not.toMatch(/error/i);
+      expect(created.code).toBe(0);
+      const [id, listedName, user, scope, state, kids] = created.stdout.trim().split('\t');
+      expect([listedName, user, scope, state, kids]).toEqual([
+        name,
+        `user=${account.username}`,
+        'scope=system/*.rs',
+        'active',
+        `keys=${key.kid}`,
+      ]);
+      clientId = id!;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('advertises the grant, the client authentication and its algorithms in the SMART configuration', async () => {
+    const smart = await http('GET', `${testApp.url}/fhir/.well-known/smart-configuration`);
+    expect(smart.body).toMatchObject({
+      token_endpoint: tokenUrl,
+      grant_types_supported: expect.arrayContaining(['client_credentials']),
+      token_endpoint_auth_methods_supported: expect.arrayContaining(['private_key_jwt']),
+      token_endpoint_auth_signing_alg_values_supported: expect.arrayContaining(['ES384', 'RS384']),
+      scopes_supported: expect.arrayContaining(['system/*.rs']),
+      capabilities: expect.arrayContaining(['client-confidential-asymmetric', 'permission-v2']),
+    });
+  });
+
+  it('issues a five-minute token for the granted system scopes, bounded by the scopes and the role', async () => {
+    const issued = await clientToken(
+      'system/Patient.rs system/Group.cruds system/Observation.read',
+    );
+    expect(issued.status).toBe(200);
+    expect(issued.headers.get('cache-control')).toBe('no-store');
+    // Narrowed to what the client was registered for: no refresh token.
+    expect(issued.body).toEqual({
+      access_token: expect.any(String),
+      token_type: 'bearer',
+      expires_in: expect.any(Number),
+      scope: 'system/Patient.rs system/Group.rs system/Observation.rs',
+    });
+    expect(issued.body.expires_in).toBeLessThanOrEqual(300);
+    const authorization = `Bearer ${issued.body.access_token}`;
+    const get = (path: string) =>
+      http('GET', `${testApp.url}${path}`, { headers: { authorization } });
+
+    expect((await get('/fhir/Patient?_count=1')).status).toBe(200);
+    expect((await get('/fhir/Observation?_count=1')).status).toBe(200);
+    // Outside the granted scopes.
+    expect((await get('/fhir/Condition?_count=1')).status).toBe(403);
+    // Granted read only; the exporter role does not write either.
+    const created = await http('POST', `${testApp.url}/fhir/Patient`, {
+      headers: { authorization },
+      body: { resourceType: 'Patient', active: true },
+    });
+    expect(created.status).toBe(403);
+    // A client acts as a system: no user administration, no break-glass.
+    expect((await get('/admin/users')).status).toBe(403);
+
+    // The token request and the reads are audited as the client's account, naming the client.
+    const rows = await db.query<
+      { subtype: string; actor_name: string; actor_scope: string | null; status_code: number }[]
+    >(
+      `SELECT subtype, actor_name, actor_scope, status_code FROM audit_event
+        WHERE actor_user_id = $1 ORDER BY recorded_at`,
+      [account.id],
+    );
+    expect(rows[0]).toMatchObject({
+      subtype: 'client-credentials',
+      actor_name: account.username,
+      status_code: 200,
+    });
+    const search = rows.find((row) => row.subtype === 'search-type' && row.status_code === 200)!;
+    expect(search.actor_scope).toContain(`client=${clientId}`);
+    expect(search.actor_scope).toContain('system/Patient.rs');
+  });
+
+  it("lets an exporter client take a Bulk Data export without a person's MFA", async () => {
+    const doctor = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, doctor);
+    const doctorAuth = `Bearer ${(await loginWithMfa(testApp, doctor, secret)).access_token}`;
+    const family = `Backend-${randomUUID().slice(0, 8)}`;
+    const patient = await http('POST', `${testApp.url}/fhir/Patient`, {
+      headers: { authorization: doctorAuth },
+      body: { resourceType: 'Patient', name: [{ family }] },
+    });
+    const group = await http('POST', `${testApp.url}/fhir/Group`, {
+      headers: { authorization: doctorAuth },
+      body: {
+        resourceType: 'Group',
+        type: 'person',
+        actual: true,
+        member: [{ entity: { reference: `Patient/${patient.body.id}` } }],
+      },
+    });
+    expect(group.status).toBe(201);
+
+    const issued = await clientToken('system/Patient.rs system/Group.rs');
+    const authorization = `Bearer ${issued.body.access_token}`;
+    const kickOff = await http(
+      'GET',
+      `${testApp.url}/fhir/Group/${group.body.id}/$export?_type=Patient`,
+      {
+        headers: { authorization, prefer: 'respond-async', accept: 'application/fhir+json' },
+      },
+    );
+    expect(kickOff.status).toBe(202);
+    const status = kickOff.headers.get('content-location')!;
+    let manifest: HttpResult | undefined;
+    for (let attempt = 0; attempt < 200 && manifest?.status !== 200; attempt++) {
+      manifest = await http('GET', status, { headers: { authorization } });
+      if (manifest.status !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(manifest!.status).toBe(200);
+    const [output] = manifest!.body.output as { type: string; url: string }[];
+    expect(output!.type).toBe('Patient');
+    const file = await http('GET', output!.url, { headers: { authorization } });
+    expect(file.text).toContain(family);
+  });
+
+  it('refuses forged, replayed, misdirected and stale assertions with invalid_client', async () => {
+    const once = await assertion();
+    expect((await clientToken('system/*.rs', once)).status).toBe(200);
+    expect(refusal(await clientToken('system/*.rs', once))).toBe(
+      '401 invalid_client: client_assertion: this jti was used already',
+    );
+
+    const other = await clientToken(
+      'system/*.rs',
+      await assertion({ claims: { aud: `${testApp.url}/fhir` } }),
+    );
+    expect(refusal(other)).toBe(
+      '401 invalid_client: client_assertion: aud claim: unexpected value',
+    );
+    expect(refusal(await clientToken('system/*.rs', await assertion({ expiresIn: 900 })))).toBe(
+      '401 invalid_client: client_assertion: exp is more than five minutes ahead',
+    );
+    expect(refusal(await clientToken('system/*.rs', await assertion({ expiresIn: -120 })))).toBe(
+      '401 invalid_client: client_assertion: it has expired',
+    );
+    expect(
+      refusal(await clientToken('system/*.rs', await assertion({ claims: { jti: undefined } }))),
+    ).toBe('401 invalid_client: client_assertion: jti claim: missing');
+    // Signed by a key the client never registered, under a registered kid or another.
+    const impostor = await clientKey('ES384', key.kid);
+    expect(refusal(await clientToken('system/*.rs', await assertion({ signer: impostor })))).toBe(
+      '401 invalid_client: client_assertion: the signature does not verify',
+    );
+    const unknownKid = await clientKey('ES384');
+    expect(refusal(await clientToken('system/*.rs', await assertion({ signer: unknownKid })))).toBe(
+      '401 invalid_client: client_assertion: no registered key has this kid and alg',
+    );
+    // A key of its own in the header, an HMAC, another client's id as subject, an unknown client.
+    const jku = await assertion({ header: { jku: 'https://attacker.example/jwks.json' } });
+    expect(refusal(await clientToken('system/*.rs', jku))).toMatch(
+      /^401 invalid_client: client_assertion names keys of its own/,
+    );
+    const hmac = await new SignJWT({
+      iss: clientId,
+      sub: clientId,
+      aud: tokenUrl,
+      jti: randomUUID(),
+    })
+      .setProtectedHeader({ alg: 'HS256', kid: key.kid })
+      .setExpirationTime('2m')
+      .sign(new TextEncoder().encode('a shared secret that nobody registered'));
+    expect(refusal(await clientToken('system/*.rs', hmac))).toMatch(
+      /^401 invalid_client: client_assertion: alg must be one of ES384, RS384/,
+    );
+    expect(
+      refusal(await clientToken('system/*.rs', await assertion({ claims: { sub: randomUUID() } }))),
+    ).toBe('401 invalid_client: client_assertion: iss and sub must both be the client id');
+    expect(
+      refusal(await clientToken('system/*.rs', await assertion({ client: randomUUID() }))),
+    ).toBe('401 invalid_client: Unknown client');
+    expect(refusal(await clientToken('system/*.rs', 'not-a-jwt'))).toBe(
+      '401 invalid_client: client_assertion is not a signed JWT',
+    );
+    expect(
+      refusal(
+        await tokenRequest({
+          grant_type: 'client_credentials',
+          client_assertion: once,
+          scope: 'system/*.rs',
+        }),
+      ),
+    ).toMatch(/^400 invalid_request: client_assertion_type must be/);
+  });
+
+  it('grants only system scopes within the registration, and refuses the rest with invalid_scope', async () => {
+    expect((await clientToken('system/*.cruds')).body.scope).toBe('system/*.rs');
+    expect(refusal(await clientToken('user/*.rs'))).toBe(
+      '400 invalid_scope: A backend client is granted system/ scopes only',
+    );
+    expect(refusal(await clientToken('system/Patient.cud'))).toBe(
+      '400 invalid_scope: None of the requested scopes is allowed for this client (at most: system/*.rs)',
+    );
+    expect(refusal(await clientToken('system/Observation.rs?category=laboratory'))).toMatch(
+      /^400 invalid_scope: Scopes with search parameters/,
+    );
+    expect(refusal(await clientToken(' '))).toBe('400 invalid_scope: scope is required');
+  });
+
+  it("takes RSA keys, rotates keys, and stops a disabled client or one whose account became a person's", async () => {
+    const user = await createUser(testApp, ['integration']);
+    const rsa = await clientKey('RS384');
+    const name = `lab-${randomUUID().slice(0, 8)}`;
+    const registered = await clients.register(
+      name,
+      user.username,
+      { keys: [rsa.publicJwk] },
+      'system/Observation.cruds',
+    );
+    const signed = (signer: ClientKey) => assertion({ client: registered.id, signer });
+    expect((await clientToken('system/Observation.cu', await signed(rsa))).body.scope).toBe(
+      'system/Observation.cu',
+    );
+
+    // Rotation: the new key is added, then the old one dropped.
+    const next = await clientKey('ES256');
+    await clients.setKeys(name, { keys: [rsa.publicJwk, next.publicJwk] });
+    expect((await clientToken('system/Observation.r', await signed(next))).status).toBe(200);
+    await clients.setKeys(name, { keys: [next.publicJwk] });
+    expect(refusal(await clientToken('system/Observation.r', await signed(rsa)))).toBe(
+      '401 invalid_client: client_assertion: no registered key has this kid and alg',
+    );
+
+    // An account given a person's role after registration: its client is refused.
+    const users = testApp.app.get(UserRepository);
+    const entity = (await users.findById(user.id))!;
+    await users.save({ ...entity, roles: ['integration', 'doctor'] });
+    expect(refusal(await clientToken('system/Observation.r', await signed(next)))).toBe(
+      "401 invalid_client: The client's account holds a role a backend client cannot act in",
+    );
+    await users.save({ ...entity, roles: ['integration'] });
+    expect((await clientToken('system/Observation.r', await signed(next))).status).toBe(200);
+
+    await clients.disable(name);
+    expect(refusal(await clientToken('system/Observation.r', await signed(next)))).toBe(
+      '401 invalid_client: This client is disabled',
+    );
+  });
+
+  it('registers only public keys, system scopes and system accounts', async () => {
+    const user = await createUser(testApp, ['exporter']);
+    const doctor = await createUser(testApp, ['doctor']);
+    const { privateKey } = await generateKeyPair('ES384', { extractable: true });
+    const keys = { keys: [key.publicJwk] };
+    const name = (): string => `c-${randomUUID().slice(0, 8)}`;
+    await expect(clients.register(name(), doctor.username, keys, 'system/*.rs')).rejects.toThrow(
+      /cannot act as an account with the role doctor/,
+    );
+    await expect(
+      clients.register(
+        name(),
+        user.username,
+        { keys: [{ ...(await exportJWK(privateKey)), kid: 'p' }] },
+        'system/*.rs',
+      ),
+    ).rejects.toThrow(/jwks: key 1 has "d": register public keys only/);
+    await expect(clients.register(name(), user.username, keys, 'user/*.rs')).rejects.toThrow(
+      /system\/ scopes only/,
+    );
+    await expect(
+      clients.register(name(), user.username, keys, 'system/*.rs launch'),
+    ).rejects.toThrow(/one or more SMART system scopes/);
+    await expect(clients.register(name(), 'nobody-here', keys, 'system/*.rs')).rejects.toThrow(
+      /No user/,
+    );
+  });
+});
