@@ -32,7 +32,7 @@ export const STEP_UP_MAX_AGE_SECONDS = 300;
  * are about people (user administration, break-glass: see backend-clients.service.ts), so for
  * them this opens bulk export alone.
  */
-export function hasRecentMfa(user: AuthenticatedUser, nowSeconds = Date.now() / 1000): boolean {
+export function hasRecentStepUp(user: AuthenticatedUser, nowSeconds = Date.now() / 1000): boolean {
   return (
     (user.amr.includes('otp') || (user.clientId !== undefined && user.amr.includes('swk'))) &&
     nowSeconds - user.authTime <= STEP_UP_MAX_AGE_SECONDS

@@ -2,7 +2,7 @@ import { CanActivate, ExecutionContext, Injectable, Logger } from '@nestjs/commo
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
-import { hasRecentMfa, type AuthenticatedUser } from './authenticated-user.js';
+import { hasRecentStepUp, type AuthenticatedUser } from './authenticated-user.js';
 import {
   APP_PERMISSION_KEY,
   FHIR_INTERACTION_KEY,
@@ -73,7 +73,7 @@ export class PermissionGuard implements CanActivate {
     if (!allowed) {
       throw AppError.forbidden('Access denied');
     }
-    if (this.reflector.get<boolean>(STEP_UP_KEY, context.getHandler()) && !hasRecentMfa(user)) {
+    if (this.reflector.get<boolean>(STEP_UP_KEY, context.getHandler()) && !hasRecentStepUp(user)) {
       throw AppError.of(
         403,
         'security',
