@@ -12,6 +12,7 @@ import { CreateExportJobs1765000000000 } from './1765000000000-create-export-job
 import { ResourceLastUpdatedIndex1765100000000 } from './1765100000000-resource-last-updated-index.js';
 import { ResourceHistoryKeysetIndexes1765200000000 } from './1765200000000-resource-history-keyset-indexes.js';
 import { CreateBackendClients1765300000000 } from './1765300000000-create-backend-clients.js';
+import { CreateSubscriptions1765400000000 } from './1765400000000-create-subscriptions.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   ResourceLastUpdatedIndex1765100000000,
   ResourceHistoryKeysetIndexes1765200000000,
   CreateBackendClients1765300000000,
+  CreateSubscriptions1765400000000,
 ];

@@ -18,6 +18,7 @@ import { MetricsEndpointModule } from './metrics/metrics-endpoint.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { Hl7Module } from './hl7/hl7.module.js';
 import { SmartModule } from './smart/smart.module.js';
+import { SubscriptionsModule } from './subscriptions/subscriptions.module.js';
 
 @Module({})
 export class AppModule {
@@ -46,6 +47,7 @@ export class AppModule {
         HealthModule,
         MetricsEndpointModule,
         Hl7Module,
+        SubscriptionsModule,
       ],
       providers: [
         // Every request gets one audit row: the interceptor records what handlers complete, the

@@ -345,6 +345,22 @@ export class AppConfig {
       pollMs: get('HL7_OUTBOUND_POLL_MS'),
     };
   }
+
+  get subscriptions(): {
+    endpoints: string[];
+    maxAttempts: number;
+    retryMs: number;
+    pollMs: number;
+  } {
+    const get = <K extends keyof EnvironmentVariables>(key: K) =>
+      this.config.get(key, { infer: true });
+    return {
+      endpoints: list(get('SUBSCRIPTION_ENDPOINTS')),
+      maxAttempts: get('SUBSCRIPTION_MAX_ATTEMPTS'),
+      retryMs: get('SUBSCRIPTION_RETRY_MS'),
+      pollMs: get('SUBSCRIPTION_POLL_MS'),
+    };
+  }
 }
 
 /** An outbound MLLP destination; `name` (as configured) keys its outbox rows. */

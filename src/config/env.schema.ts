@@ -41,6 +41,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_OUTBOUND_TLS_CA_FILE',
   'HL7_OUTBOUND_TLS_CERT_FILE',
   'HL7_OUTBOUND_TLS_KEY_FILE',
+  'SUBSCRIPTION_ENDPOINTS',
   'REDIS_URL',
   'AUDIT_SIGNING_KEY_FILE',
   'AUDIT_CHECKPOINT_FILE',
@@ -495,6 +496,48 @@ export class EnvironmentVariables {
     message: 'HL7_OUTBOUND_POLL_MS must be a number of milliseconds between 10 and 60000',
   })
   HL7_OUTBOUND_POLL_MS = 500;
+
+  /**
+   * Where FHIR Subscription notifications may go: a comma-separated list of URL prefixes
+   * (`https://hooks.example.org/fhir/`). Unset, Subscriptions are refused: the server would
+   * otherwise call any address a user names (server-side request forgery).
+   */
+  @IsOptional()
+  @Matches(/^\s*https?:\/\/[^\s,]+(\s*,\s*https?:\/\/[^\s,]+)*\s*$/, {
+    message: 'SUBSCRIPTION_ENDPOINTS must be a comma-separated list of http(s):// URL prefixes',
+  })
+  SUBSCRIPTION_ENDPOINTS?: string;
+
+  /** Failed deliveries of a notification before the Subscription is set to error. */
+  @Transform(toInteger)
+  @IsInt({ message: 'SUBSCRIPTION_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  @Min(1, { message: 'SUBSCRIPTION_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  @Max(1000, { message: 'SUBSCRIPTION_MAX_ATTEMPTS must be an integer between 1 and 1000' })
+  SUBSCRIPTION_MAX_ATTEMPTS = 10;
+
+  /** The first retry's delay; each next one doubles, up to five minutes. */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'SUBSCRIPTION_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  @Min(10, {
+    message: 'SUBSCRIPTION_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  @Max(300_000, {
+    message: 'SUBSCRIPTION_RETRY_MS must be a number of milliseconds between 10 and 300000',
+  })
+  SUBSCRIPTION_RETRY_MS = 5000;
+
+  /** How often the notifier looks for due notifications, and re-reads the Subscriptions. */
+  @Transform(toInteger)
+  @IsInt({ message: 'SUBSCRIPTION_POLL_MS must be a number of milliseconds between 10 and 60000' })
+  @Min(10, {
+    message: 'SUBSCRIPTION_POLL_MS must be a number of milliseconds between 10 and 60000',
+  })
+  @Max(60_000, {
+    message: 'SUBSCRIPTION_POLL_MS must be a number of milliseconds between 10 and 60000',
+  })
+  SUBSCRIPTION_POLL_MS = 1000;
 
   /** Benchmark only: skip audit writes to measure their cost. Refused when NODE_ENV=production. */
   @Transform(toBoolean)

@@ -47,6 +47,7 @@ import { SearchService } from './search/search.service.js';
   exports: [
     ReindexService,
     FhirService,
+    SearchService,
     ResourceWrites,
     ImportService,
     ResourceRepository,

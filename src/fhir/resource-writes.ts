@@ -13,24 +13,38 @@ export type ResourceWriteListener = (write: ResourceWrite) => Promise<void>;
 
 /**
  * Lets other modules act on FHIR writes inside the writing transaction, so that what they
- * record (the HL7 outbox's rows) commits or rolls back with the resource. A registry rather
+ * record (the HL7 outbox's rows, Subscription notifications) commits or rolls back with the resource. A registry rather
  * than a direct call: those modules build on the FHIR module, not the other way round.
  */
 @Injectable()
 export class ResourceWrites {
   private readonly listeners = new Map<string, ResourceWriteListener[]>();
+  /** Listeners of whichever types their `watches` names at the time of the write. */
+  private readonly anyType: {
+    watches: (type: string) => boolean;
+    listener: ResourceWriteListener;
+  }[] = [];
 
   on(type: string, listener: ResourceWriteListener): void {
     this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
   }
 
+  /** A listener whose types change as the service runs (those that Subscriptions watch). */
+  onAny(watches: (type: string) => boolean, listener: ResourceWriteListener): void {
+    this.anyType.push({ watches, listener });
+  }
+
   watches(type: string): boolean {
-    return this.listeners.has(type);
+    return this.listeners.has(type) || this.anyType.some((entry) => entry.watches(type));
   }
 
   async written(write: ResourceWrite): Promise<void> {
-    for (const listener of this.listeners.get(write.resource.resourceType) ?? []) {
+    const type = write.resource.resourceType;
+    for (const listener of this.listeners.get(type) ?? []) {
       await listener(write);
+    }
+    for (const entry of this.anyType) {
+      if (entry.watches(type)) await entry.listener(write);
     }
   }
 }

@@ -258,6 +258,51 @@ export class SearchService {
     return this.repository.ids(where, params.values, limit);
   }
 
+  /**
+   * Whether one resource, as the current transaction sees it, matches a Subscription's
+   * criteria searched by the subscriber: their roles, scopes and patient compartment. Restricted
+   * records never match, as they never appear in a search.
+   */
+  async matches(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    criteria: string,
+  ): Promise<boolean> {
+    const params = new SqlParams();
+    const where = this.criteriaWhere(user, type, criteria, params);
+    const ids = await this.repository.ids(
+      `${where} AND r.id = ${params.add(id)}`,
+      params.values,
+      1,
+    );
+    return ids.length === 1;
+  }
+
+  /** Refuses a Subscription's criteria that the user could not search with (400, 403). */
+  assertCriteria(user: AuthenticatedUser, type: string, criteria: string): void {
+    this.criteriaWhere(user, type, criteria, new SqlParams());
+  }
+
+  private criteriaWhere(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    params: SqlParams,
+  ): string {
+    if (!mayUseFhir(user, type, 'search')) {
+      throw AppError.forbidden(`Access denied: you may not search ${type} resources`);
+    }
+    const request = parseSearchRequest(queryRecord(criteria));
+    if (request.include.length > 0 || request.revinclude.length > 0 || request.sort.length > 0) {
+      throw AppError.invalid(
+        'Subscription criteria filter resources: _include, _revinclude and _sort have no place in them',
+        ['Subscription.criteria'],
+      );
+    }
+    return this.where(user, type, request, params);
+  }
+
   private where(
     user: AuthenticatedUser,
     type: string,

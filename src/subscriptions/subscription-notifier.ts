@@ -1,0 +1,196 @@
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
+import { AuditTrail } from '../audit/audit-trail.js';
+import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
+import { FhirDefinitions } from '../fhir/fhir-definitions.js';
+import type { FhirResource } from '../fhir/fhir-types.js';
+import { FhirService } from '../fhir/fhir.service.js';
+import { ResourceRepository } from '../fhir/resource.repository.js';
+import { notificationAuditEntry } from './notification-audit.js';
+import { subscriptionPlan, type SubscriptionPlan } from './subscription-plan.js';
+import { SubscriptionRegistry } from './subscription-registry.js';
+import {
+  SubscriptionRepository,
+  type NotificationOutcome,
+  type PendingNotification,
+} from './subscription.repository.js';
+import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
+
+const MAX_RETRY_MS = 5 * 60_000;
+const SEND_TIMEOUT_MS = 10_000;
+/** The registry is re-read every this many polls. */
+const REFRESH_EVERY_POLLS = 5;
+
+/**
+ * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
+ * the endpoint with the Subscription's headers. The notification stays locked (its transaction
+ * open) while it is sent, so another instance skips it: delivery is at least once. A delivered
+ * one answers for all queued behind it; after SUBSCRIPTION_MAX_ATTEMPTS failures the
+ * Subscription is set to `error`, with the reason in `Subscription.error`, as R4 describes.
+ */
+@Injectable()
+export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDestroy {
+  private readonly logger = new Logger('Subscriptions');
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private readonly settings: AppConfig['subscriptions'];
+
+  constructor(
+    config: AppConfig,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly repository: SubscriptionRepository,
+    private readonly registry: SubscriptionRegistry,
+    private readonly resources: ResourceRepository,
+    private readonly definitions: FhirDefinitions,
+    private readonly fhir: FhirService,
+    private readonly trail: AuditTrail,
+  ) {
+    this.settings = config.subscriptions;
+  }
+
+  onApplicationBootstrap(): void {
+    if (this.settings.endpoints.length > 0) this.loop = this.run();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let polls = 0;
+    while (!this.stopped) {
+      let delivered = false;
+      try {
+        if (polls++ % REFRESH_EVERY_POLLS === 0) await this.registry.refresh();
+        delivered = await this.deliverNext();
+      } catch (error) {
+        if (this.stopped) break;
+        this.logger.error(
+          { error: (error as Error).name },
+          'Subscription notification could not be recorded',
+        );
+      }
+      if (!delivered) await this.sleep(this.settings.pollMs);
+    }
+  }
+
+  /** Delivers (or settles) the next due notification; true when there was one. */
+  private deliverNext(): Promise<boolean> {
+    return this.unitOfWork.run(async () => {
+      const head = await this.repository.claimNext();
+      if (!head) return false;
+      const subscription = await this.subscription(head.subscriptionId);
+      const plan = subscription && this.planOf(subscription);
+      let outcome: NotificationOutcome;
+      if (!subscription || !plan?.active) {
+        // Deleted, switched off, ended or no longer valid since the change was queued.
+        outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
+      } else {
+        const failure = await this.send(plan);
+        outcome = failure === undefined ? sent(head) : this.failure(head, failure);
+      }
+      const settled = await this.repository.settle(head, outcome);
+      if (outcome.status === 'sent' || outcome.status === 'dead') {
+        await this.trail.recordInTransaction(
+          notificationAuditEntry(head, outcome, plan?.endpoint, settled),
+        );
+      }
+      if (outcome.status === 'dead') await this.setError(subscription!, outcome.lastError);
+      if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
+        this.logger.warn(
+          {
+            subscription: head.subscriptionId,
+            attempts: outcome.attempts,
+            reason: outcome.lastError,
+          },
+          'Subscription notification not delivered',
+        );
+      }
+      return true;
+    });
+  }
+
+  private async subscription(id: string): Promise<FhirResource | undefined> {
+    const row = await this.resources.findCurrent('Subscription', id);
+    return row && !row.deleted && row.content
+      ? (JSON.parse(row.content) as FhirResource)
+      : undefined;
+  }
+
+  private planOf(subscription: FhirResource): SubscriptionPlan | undefined {
+    try {
+      return subscriptionPlan(subscription, this.settings.endpoints, (type) =>
+        this.definitions.isResourceType(type),
+      );
+    } catch {
+      // Its endpoint is no longer allowed (SUBSCRIPTION_ENDPOINTS changed).
+      return undefined;
+    }
+  }
+
+  /** Undefined when delivered (a 2xx), else why not, without the URL (it may hold a secret). */
+  private async send(plan: SubscriptionPlan): Promise<string | undefined> {
+    try {
+      const response = await fetch(plan.endpoint, {
+        method: 'POST',
+        headers: plan.headers,
+        // A redirect could lead anywhere, past SUBSCRIPTION_ENDPOINTS.
+        redirect: 'error',
+        signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+      });
+      await response.body?.cancel();
+      return response.ok ? undefined : `HTTP ${response.status}`;
+    } catch (error) {
+      const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+      return typeof cause === 'string' ? cause : (error as Error).name;
+    }
+  }
+
+  private failure(head: PendingNotification, reason: string): NotificationOutcome {
+    const { maxAttempts, retryMs } = this.settings;
+    const attempts = head.attempts + 1;
+    if (attempts >= maxAttempts) return { status: 'dead', attempts, lastError: reason };
+    const delay = Math.min(retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
+    return {
+      status: 'pending',
+      attempts,
+      lastError: reason,
+      nextAttemptAt: new Date(Date.now() + delay),
+    };
+  }
+
+  /** R4: a Subscription whose notifications keep failing gets status `error` and the reason. */
+  private async setError(subscription: FhirResource, reason: string | null): Promise<void> {
+    await this.fhir.update(SUBSCRIPTIONS_USER, 'Subscription', subscription.id!, {
+      ...subscription,
+      status: 'error',
+      error: `Notifications failed ${this.settings.maxAttempts} times (last: ${reason ?? 'unknown'}); set status to requested to start again`,
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+function sent(head: PendingNotification): NotificationOutcome {
+  return { status: 'sent', attempts: head.attempts + 1, lastError: null };
+}

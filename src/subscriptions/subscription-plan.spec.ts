@@ -1,0 +1,154 @@
+import { AppError } from '../common/errors/app-error.js';
+import { subscriptionPlan } from './subscription-plan.js';
+
+const ALLOWED = ['https://hooks.example.org/fhir/', 'http://127.0.0.1:8080'];
+const known = (type: string): boolean => ['Observation', 'Patient'].includes(type);
+
+function subscription(change: Record<string, unknown> = {}, channel: Record<string, unknown> = {}) {
+  return {
+    resourceType: 'Subscription',
+    status: 'requested',
+    reason: 'lab results',
+    criteria: 'Observation?code=http://loinc.org|2345-7',
+    channel: { type: 'rest-hook', endpoint: 'https://hooks.example.org/fhir/lab', ...channel },
+    ...change,
+  };
+}
+
+function refusal(run: () => unknown): string {
+  try {
+    run();
+  } catch (error) {
+    const outcome = (error as AppError).issues[0]!;
+    return `${(error as AppError).status} ${outcome.expression?.[0]}: ${outcome.diagnostics}`;
+  }
+  return 'accepted';
+}
+
+describe('Subscription plans', () => {
+  it('reads the criteria, endpoint, headers and whether it is active', () => {
+    expect(
+      subscriptionPlan(
+        subscription({}, { header: ['Authorization: Bearer abc', 'X-Tenant:  north'] }),
+        ALLOWED,
+        known,
+      ),
+    ).toEqual({
+      criteriaType: 'Observation',
+      criteria: 'code=http://loinc.org|2345-7',
+      endpoint: 'https://hooks.example.org/fhir/lab',
+      headers: [
+        ['Authorization', 'Bearer abc'],
+        ['X-Tenant', 'north'],
+      ],
+      active: true,
+    });
+    expect(subscriptionPlan(subscription({ criteria: 'Patient' }), ALLOWED, known).criteria).toBe(
+      '',
+    );
+    expect(subscriptionPlan(subscription({ status: 'off' }), ALLOWED, known).active).toBe(false);
+    expect(subscriptionPlan(subscription({ status: 'error' }), ALLOWED, known).active).toBe(false);
+    const now = new Date('2026-12-03T12:00:00Z');
+    expect(
+      subscriptionPlan(subscription({ end: '2026-12-03T11:00:00Z' }), ALLOWED, known, now).active,
+    ).toBe(false);
+    expect(subscriptionPlan(subscription({ end: '2026-12-04' }), ALLOWED, known, now).active).toBe(
+      true,
+    );
+  });
+
+  it('refuses what it would not deliver, naming the element', () => {
+    const cases: [Record<string, unknown>, Record<string, unknown>, string][] = [
+      [
+        {},
+        { type: 'websocket' },
+        '422 Subscription.channel.type: Only rest-hook channels are offered',
+      ],
+      [
+        {},
+        { payload: 'application/fhir+json' },
+        '422 Subscription.channel.payload: Notifications carry no payload',
+      ],
+      [
+        {},
+        { endpoint: 'https://hooks.example.org.evil.net/fhir/' },
+        '422 Subscription.channel.endpoint: channel.endpoint is not among',
+      ],
+      [
+        {},
+        { endpoint: 'https://hooks.example.org/fhir/../admin' },
+        '422 Subscription.channel.endpoint: channel.endpoint is not among',
+      ],
+      [
+        {},
+        { endpoint: 'https://hooks.example.org/other' },
+        '422 Subscription.channel.endpoint: channel.endpoint is not among',
+      ],
+      [
+        {},
+        { endpoint: 'https://u:p@hooks.example.org/fhir/x' },
+        '422 Subscription.channel.endpoint: channel.endpoint may not hold credentials',
+      ],
+      [
+        {},
+        { endpoint: 'ftp://hooks.example.org/fhir/' },
+        '422 Subscription.channel.endpoint: channel.endpoint must be an http(s) URL',
+      ],
+      [
+        {},
+        { endpoint: undefined },
+        '422 Subscription.channel.endpoint: channel.endpoint must be an http(s) URL',
+      ],
+      [
+        {},
+        { header: ['Host: evil'] },
+        '422 Subscription.channel.header: channel.header may not set Host',
+      ],
+      [
+        {},
+        { header: ['X-A: b\r\nX-B: c'] },
+        '422 Subscription.channel.header: Each channel.header is "Name: value"',
+      ],
+      [
+        { criteria: 'Nonsense?x=1' },
+        {},
+        '400 Subscription.criteria: criteria is a search of one resource type',
+      ],
+      [
+        { criteria: '?code=1' },
+        {},
+        '400 Subscription.criteria: criteria is a search of one resource type',
+      ],
+    ];
+    for (const [change, channel, expected] of cases) {
+      expect(
+        refusal(() => subscriptionPlan(subscription(change, channel), ALLOWED, known)),
+      ).toContain(expected);
+    }
+    // The path prefix of an allowed origin without a path is the whole origin.
+    expect(
+      refusal(() =>
+        subscriptionPlan(
+          subscription({}, { endpoint: 'http://127.0.0.1:8080/any' }),
+          ALLOWED,
+          known,
+        ),
+      ),
+    ).toBe('accepted');
+    expect(
+      refusal(() =>
+        subscriptionPlan(
+          subscription({}, { endpoint: 'http://127.0.0.1:8081/any' }),
+          ALLOWED,
+          known,
+        ),
+      ),
+    ).toContain('not among');
+  });
+
+  it('refuses every Subscription when no endpoint is configured', () => {
+    expect(refusal(() => subscriptionPlan(subscription(), [], known))).toContain(
+      'Subscriptions are off on this server',
+    );
+  });
+});

@@ -1,0 +1,140 @@
+import { AppError } from '../common/errors/app-error.js';
+import type { FhirResource } from '../fhir/fhir-types.js';
+
+/** What a Subscription asks of the notifier, checked. */
+export interface SubscriptionPlan {
+  /** The type the criteria search (`Observation` of `Observation?code=…`). */
+  criteriaType: string;
+  /** The criteria's query, without the type and `?` (may be empty: every resource of the type). */
+  criteria: string;
+  endpoint: string;
+  headers: [string, string][];
+  /** `requested` or `active`, and not past its `end`. */
+  active: boolean;
+}
+
+const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
+const HEADER = /^([A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}):[ \t]*([^\r\n]{1,4096})$/;
+/** Headers the HTTP client sets itself, or that would change how the request is read. */
+const RESERVED_HEADERS = new Set([
+  'host',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+const MAX_HEADERS = 10;
+const ACTIVE = new Set(['requested', 'active']);
+
+const refuse = (diagnostics: string, element: string): AppError =>
+  AppError.of(422, 'not-supported', diagnostics, [`Subscription.${element}`]);
+
+/**
+ * Checks a Subscription against what CareVault delivers: rest-hook channels, without a payload
+ * (R4's "empty" notification: a POST with no body, after which the receiver reads what changed
+ * with its own token, so no record leaves in the notification), to an endpoint under one of
+ * the configured prefixes. Throws a 422 saying which element and why.
+ */
+export function subscriptionPlan(
+  subscription: FhirResource,
+  allowedEndpoints: readonly string[],
+  isResourceType: (type: string) => boolean,
+  now = new Date(),
+): SubscriptionPlan {
+  const { criteria, channel, status, end } = subscription as {
+    criteria?: unknown;
+    channel?: { type?: unknown; endpoint?: unknown; payload?: unknown; header?: unknown };
+    status?: unknown;
+    end?: unknown;
+  };
+  if (allowedEndpoints.length === 0) {
+    throw refuse(
+      'Subscriptions are off on this server: SUBSCRIPTION_ENDPOINTS names where notifications may go',
+      'channel.endpoint',
+    );
+  }
+  if (channel?.type !== 'rest-hook') {
+    throw refuse('Only rest-hook channels are offered', 'channel.type');
+  }
+  if (channel.payload !== undefined) {
+    throw refuse(
+      'Notifications carry no payload: the receiver reads what changed with its own token. Leave channel.payload out',
+      'channel.payload',
+    );
+  }
+  const endpoint = allowedEndpoint(channel.endpoint, allowedEndpoints);
+  const headers = (Array.isArray(channel.header) ? channel.header : []).map(
+    (header: unknown): [string, string] => {
+      const [, name, value] = typeof header === 'string' ? (HEADER.exec(header) ?? []) : [];
+      if (!name || !value) {
+        throw refuse('Each channel.header is "Name: value"', 'channel.header');
+      }
+      if (RESERVED_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('proxy-')) {
+        throw refuse(`channel.header may not set ${name}`, 'channel.header');
+      }
+      return [name, value];
+    },
+  );
+  if (headers.length > MAX_HEADERS) {
+    throw refuse(`At most ${MAX_HEADERS} channel.header entries`, 'channel.header');
+  }
+  const text = typeof criteria === 'string' ? criteria : '';
+  const question = text.indexOf('?');
+  const criteriaType = question === -1 ? text : text.slice(0, question);
+  if (!TYPE.test(criteriaType) || !isResourceType(criteriaType)) {
+    throw AppError.invalid('criteria is a search of one resource type: Type?parameters', [
+      'Subscription.criteria',
+    ]);
+  }
+  const ends = typeof end === 'string' ? Date.parse(end) : NaN;
+  return {
+    criteriaType,
+    criteria: question === -1 ? '' : text.slice(question + 1),
+    endpoint,
+    headers,
+    active:
+      typeof status === 'string' &&
+      ACTIVE.has(status) &&
+      (Number.isNaN(ends) || ends > now.getTime()),
+  };
+}
+
+/**
+ * The endpoint, when it lies under an allowed prefix: same origin, and a path under the
+ * prefix's, compared after the URL is normalized (`..` resolved), so that neither
+ * `https://hooks.example.org.evil.net` nor `https://hooks.example.org/fhir/../admin` passes
+ * for `https://hooks.example.org/fhir/`.
+ */
+function allowedEndpoint(value: unknown, allowed: readonly string[]): string {
+  let url: URL | undefined;
+  try {
+    url = typeof value === 'string' ? new URL(value) : undefined;
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    throw refuse('channel.endpoint must be an http(s) URL', 'channel.endpoint');
+  }
+  if (url.username || url.password) {
+    throw refuse(
+      'channel.endpoint may not hold credentials: send them in channel.header',
+      'channel.endpoint',
+    );
+  }
+  const permitted = allowed.some((prefix) => {
+    const base = new URL(prefix);
+    return base.origin === url.origin && url.pathname.startsWith(base.pathname);
+  });
+  if (!permitted) {
+    throw refuse(
+      'channel.endpoint is not among the endpoints this server may notify (SUBSCRIPTION_ENDPOINTS)',
+      'channel.endpoint',
+    );
+  }
+  return url.href;
+}

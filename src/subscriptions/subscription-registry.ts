@@ -1,0 +1,153 @@
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { isRole } from '../auth/roles.js';
+import { formatScope, smartContext } from '../auth/smart-scopes.js';
+import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
+import { FhirDefinitions } from '../fhir/fhir-definitions.js';
+import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
+import { SearchService } from '../fhir/search/search.service.js';
+import { subscriptionPlan } from './subscription-plan.js';
+import {
+  SubscriptionRepository,
+  type StoredSubscription,
+  type SubscriptionOwner,
+} from './subscription.repository.js';
+import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
+
+interface Watcher {
+  id: string;
+  criteria: string;
+  owner: AuthenticatedUser;
+}
+
+/**
+ * The active Subscriptions, by the type they watch, and the two hooks on FHIR writes: a
+ * Subscription is checked when it is written (a 4xx rolls the write back), and any other
+ * write is matched against the Subscriptions of its type inside its own transaction, so that a
+ * notification is queued exactly when the change commits. Held in memory so that a write of a
+ * type nobody watches costs nothing; re-read from the database by the notifier's loop, which is
+ * how one instance learns of another's Subscriptions (within SUBSCRIPTION_POLL_MS × 5).
+ */
+@Injectable()
+export class SubscriptionRegistry implements OnModuleInit {
+  private readonly logger = new Logger('Subscriptions');
+  private byType = new Map<string, Watcher[]>();
+  private readonly endpoints: string[];
+
+  constructor(
+    config: AppConfig,
+    private readonly writes: ResourceWrites,
+    private readonly search: SearchService,
+    private readonly definitions: FhirDefinitions,
+    private readonly repository: SubscriptionRepository,
+  ) {
+    this.endpoints = config.subscriptions.endpoints;
+  }
+
+  onModuleInit(): void {
+    this.writes.on('Subscription', (write) => this.subscriptionWritten(write));
+    this.writes.onAny(
+      (type) => this.byType.has(type),
+      (write) => this.match(write),
+    );
+  }
+
+  async refresh(): Promise<void> {
+    const next = new Map<string, Watcher[]>();
+    for (const subscription of await this.repository.active()) {
+      add(next, subscription);
+    }
+    this.byType = next;
+  }
+
+  private async subscriptionWritten({ user, resource }: ResourceWrite): Promise<void> {
+    const id = resource.id!;
+    if (user.id === SUBSCRIPTIONS_USER.id) {
+      // The notifier setting status `error` after failed deliveries.
+      await this.repository.deactivate(id);
+      this.remove(id);
+      return;
+    }
+    const plan = subscriptionPlan(resource, this.endpoints, (type) =>
+      this.definitions.isResourceType(type),
+    );
+    this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
+    const owner = ownerOf(user);
+    await this.repository.save(id, plan, owner);
+    this.remove(id);
+    if (plan.active) add(this.byType, { id, ...plan, owner });
+  }
+
+  private async match({ resource }: ResourceWrite): Promise<void> {
+    const type = resource.resourceType;
+    for (const watcher of this.byType.get(type) ?? []) {
+      let matched: boolean;
+      try {
+        matched = await this.search.matches(watcher.owner, type, resource.id!, watcher.criteria);
+      } catch (error) {
+        // Refused before any SQL ran (the owner may no longer search this type): the write goes on.
+        if (!(error instanceof AppError)) throw error;
+        this.logger.warn(
+          { subscription: watcher.id, reason: error.message },
+          'Subscription criteria could not be evaluated',
+        );
+        continue;
+      }
+      if (matched) {
+        await this.repository.addNotification(watcher.id, {
+          type,
+          id: resource.id!,
+          versionId: Number(resource.meta?.versionId),
+        });
+      }
+    }
+  }
+
+  private remove(id: string): void {
+    for (const [type, watchers] of this.byType) {
+      const kept = watchers.filter((watcher) => watcher.id !== id);
+      if (kept.length === 0) this.byType.delete(type);
+      else if (kept.length !== watchers.length) this.byType.set(type, kept);
+    }
+  }
+}
+
+function add(
+  byType: Map<string, Watcher[]>,
+  subscription: Pick<StoredSubscription, 'id' | 'criteriaType' | 'criteria' | 'owner'>,
+): void {
+  const watcher = {
+    id: subscription.id,
+    criteria: subscription.criteria,
+    owner: userOf(subscription.owner),
+  };
+  byType.set(subscription.criteriaType, [
+    ...(byType.get(subscription.criteriaType) ?? []),
+    watcher,
+  ]);
+}
+
+function ownerOf(user: AuthenticatedUser): SubscriptionOwner {
+  return {
+    id: user.id,
+    username: user.username,
+    roles: [...user.roles],
+    ...(user.scopes ? { scope: user.scopes.map(formatScope).join(' ') } : {}),
+    ...(user.patient ? { patient: user.patient } : {}),
+    ...(user.clientId ? { clientId: user.clientId } : {}),
+  };
+}
+
+/** The owner as a searching user: their roles, and the scopes and patient of their token. */
+function userOf(owner: SubscriptionOwner): AuthenticatedUser {
+  return {
+    id: owner.id,
+    username: owner.username,
+    roles: owner.roles.filter(isRole),
+    amr: [],
+    authTime: 0,
+    ...smartContext(owner.scope, owner.patient),
+    ...(owner.clientId ? { clientId: owner.clientId } : {}),
+  };
+}

@@ -1,0 +1,169 @@
+import { Injectable } from '@nestjs/common';
+import { UnitOfWork } from '../database/unit-of-work.js';
+
+/** Whose access a Subscription's criteria are evaluated with: the user who last wrote it. */
+export interface SubscriptionOwner {
+  id: string;
+  username: string;
+  roles: string[];
+  /** The token's SMART scopes as SMART spells them, when it had some. */
+  scope?: string;
+  patient?: string;
+  clientId?: string;
+}
+
+export interface StoredSubscription {
+  id: string;
+  criteriaType: string;
+  criteria: string;
+  owner: SubscriptionOwner;
+}
+
+export interface PendingNotification {
+  seq: string;
+  subscriptionId: string;
+  resourceType: string;
+  resourceId: string;
+  versionId: number;
+  attempts: number;
+}
+
+export type NotificationOutcome =
+  | { status: 'sent' | 'cancelled' | 'dead'; attempts: number; lastError: string | null }
+  | { status: 'pending'; attempts: number; lastError: string; nextAttemptAt: Date };
+
+/** All SQL of Subscriptions and their notification outbox, in the caller's unit of work. */
+@Injectable()
+export class SubscriptionRepository {
+  constructor(private readonly unitOfWork: UnitOfWork) {}
+
+  async save(
+    id: string,
+    plan: { criteriaType: string; criteria: string; active: boolean },
+    owner: SubscriptionOwner,
+  ): Promise<void> {
+    await this.unitOfWork.manager.query(
+      `INSERT INTO fhir_subscription (id, criteria_type, criteria, owner, active, updated_at)
+       VALUES ($1, $2, $3, $4, $5, now())
+       ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, owner = $4, active = $5,
+         updated_at = now()`,
+      [id, plan.criteriaType, plan.criteria, JSON.stringify(owner), plan.active],
+    );
+  }
+
+  async deactivate(id: string): Promise<void> {
+    await this.unitOfWork.manager.query(
+      `UPDATE fhir_subscription SET active = false, updated_at = now() WHERE id = $1`,
+      [id],
+    );
+  }
+
+  /**
+   * Active Subscriptions whose resource is live and whose owner is not a disabled local
+   * account; a local owner's roles are today's, not those of when they wrote it.
+   */
+  async active(): Promise<StoredSubscription[]> {
+    const rows = await this.unitOfWork.manager.query<
+      {
+        id: string;
+        criteria_type: string;
+        criteria: string;
+        owner: SubscriptionOwner;
+        roles: string[] | null;
+      }[]
+    >(
+      `SELECT s.id, s.criteria_type, s.criteria, s.owner, u.roles
+         FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+         LEFT JOIN app_user u ON u.id::text = s.owner->>'id'
+        WHERE s.active AND (u.id IS NULL OR u.active)`,
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      criteriaType: row.criteria_type,
+      criteria: row.criteria,
+      owner: { ...row.owner, roles: row.roles ?? row.owner.roles },
+    }));
+  }
+
+  async addNotification(
+    subscriptionId: string,
+    resource: { type: string; id: string; versionId: number },
+  ): Promise<void> {
+    await this.unitOfWork.manager.query(
+      `INSERT INTO subscription_notification
+         (subscription_id, resource_type, resource_id, version_id, created_at, status, next_attempt_at)
+       VALUES ($1, $2, $3, $4, now(), 'pending', now())`,
+      [subscriptionId, resource.type, resource.id, resource.versionId],
+    );
+  }
+
+  /**
+   * The oldest due notification that heads its Subscription's queue, locked until the
+   * transaction ends, unless another worker holds it. Only heads are claimed: while one is sent
+   * or waits for its retry, its Subscription's later ones wait too, and two workers never hold
+   * rows of one Subscription.
+   */
+  async claimNext(): Promise<PendingNotification | undefined> {
+    const [row] = await this.unitOfWork.manager.query<
+      {
+        seq: string;
+        subscription_id: string;
+        resource_type: string;
+        resource_id: string;
+        version_id: number;
+        attempts: number;
+      }[]
+    >(
+      `SELECT n.seq, n.subscription_id, n.resource_type, n.resource_id, n.version_id, n.attempts
+         FROM subscription_notification n
+        WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+          AND NOT EXISTS (SELECT 1 FROM subscription_notification e
+                           WHERE e.subscription_id = n.subscription_id AND e.status = 'pending'
+                             AND e.seq < n.seq)
+        ORDER BY n.next_attempt_at, n.seq
+        LIMIT 1
+        FOR UPDATE SKIP LOCKED`,
+    );
+    return (
+      row && {
+        seq: row.seq,
+        subscriptionId: row.subscription_id,
+        resourceType: row.resource_type,
+        resourceId: row.resource_id,
+        versionId: row.version_id,
+        attempts: row.attempts,
+      }
+    );
+  }
+
+  /**
+   * Records the head's outcome. A delivered notification answers for every one queued behind
+   * it (a notification carries no payload: the receiver reads everything that changed), and a
+   * Subscription that is gone or given up takes its queue with it; a retry leaves the queue.
+   * Returns how many notifications the outcome settled.
+   */
+  async settle(head: PendingNotification, outcome: NotificationOutcome): Promise<number> {
+    const { manager } = this.unitOfWork;
+    if (outcome.status === 'pending') {
+      await manager.query(
+        `UPDATE subscription_notification SET attempts = $2, last_error = $3, next_attempt_at = $4
+          WHERE seq = $1`,
+        [head.seq, outcome.attempts, outcome.lastError, outcome.nextAttemptAt],
+      );
+      return 0;
+    }
+    const rows = await manager.query<{ seq: string }[]>(
+      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+      `WITH settled AS (
+         UPDATE subscription_notification
+            SET status = $3, attempts = CASE WHEN seq = $2 THEN $4 ELSE attempts END,
+                last_error = $5, sent_at = CASE WHEN $3 = 'sent' THEN now() END
+          WHERE subscription_id = $1 AND status = 'pending' AND seq >= $2
+          RETURNING seq)
+       SELECT seq FROM settled`,
+      [head.subscriptionId, head.seq, outcome.status, outcome.attempts, outcome.lastError],
+    );
+    return rows.length;
+  }
+}

@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+interface Received {
+  path: string;
+  method: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+const LOINC = 'http://loinc.org';
+
+/** Waits until `check` holds, polling; fails with `what` after ten seconds. */
+async function eventually<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const value = await check();
+    if (value !== undefined) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
+  let receiver: Server;
+  let hooks: string;
+  const received: Received[] = [];
+  let testApp: TestApp;
+  let restoreEnv: () => void;
+  let db: DataSource;
+  let doctor: HttpFn;
+  let fhir: string;
+  const run = randomUUID().slice(0, 8);
+
+  const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) => ({
+    resourceType: 'Subscription',
+    status: 'requested',
+    reason: 'New results for the ward dashboard',
+    criteria: `Observation?code=${LOINC}|${code}`,
+    channel: { type: 'rest-hook', endpoint, header: ['Authorization: Bearer hook-secret'] },
+    ...change,
+  });
+  const observation = (code: string, extra: Record<string, unknown> = {}) => ({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: LOINC, code }] },
+    valueQuantity: { value: 5.4, unit: 'mmol/L' },
+    ...extra,
+  });
+  const create = async (as: HttpFn, resource: Record<string, unknown>): Promise<string> => {
+    const res = await as('POST', `${fhir}/${String(resource['resourceType'])}`, { body: resource });
+    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
+      status: 201,
+      body: undefined,
+    });
+    return res.body.id as string;
+  };
+  const notifications = (subscriptionId: string) =>
+    db.query<
+      { resource_id: string; status: string; attempts: number; last_error: string | null }[]
+    >(
+      `SELECT resource_id, status, attempts, last_error FROM subscription_notification
+        WHERE subscription_id = $1 ORDER BY seq`,
+      [subscriptionId],
+    );
+  const hits = (path: string): Received[] => received.filter((hit) => hit.path === path);
+
+  beforeAll(async () => {
+    receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      request.on('end', () => {
+        received.push({
+          path: request.url ?? '',
+          method: request.method ?? '',
+          headers: request.headers,
+          body,
+        });
+        response.statusCode = request.url?.includes('failing') ? 503 : 204;
+        response.end();
+      });
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    hooks = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/`;
+    restoreEnv = withEnv({
+      SUBSCRIPTION_ENDPOINTS: hooks,
+      SUBSCRIPTION_POLL_MS: '50',
+      SUBSCRIPTION_RETRY_MS: '50',
+      SUBSCRIPTION_MAX_ATTEMPTS: '3',
+    });
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    db = testApp.app.get<DataSource>(getDataSourceToken());
+    doctor = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+    await new Promise((resolve) => receiver.close(resolve));
+  });
+
+  it('refuses Subscriptions it would not honour, saying why', async () => {
+    const refusal = async (resource: Record<string, unknown>, as = doctor) => {
+      const res = await as('POST', `${fhir}/Subscription`, { body: resource });
+      return `${res.status} ${res.body.issue?.[0]?.diagnostics}`;
+    };
+    const code = `s-${run}-0`;
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          channel: { type: 'rest-hook', endpoint: `${hooks}x`, payload: 'application/fhir+json' },
+        }),
+      ),
+    ).toMatch(/^422 Notifications carry no payload/);
+    expect(await refusal(subscription(code, 'http://169.254.169.254/latest/meta-data/'))).toMatch(
+      /^422 channel.endpoint is not among the endpoints this server may notify/,
+    );
+    expect(
+      await refusal(subscription(code, `${hooks}x`, { channel: { type: 'websocket' } })),
+    ).toMatch(/^422 Only rest-hook channels are offered/);
+    expect(
+      await refusal(subscription(code, `${hooks}x`, { criteria: 'Observation?colour=blue' })),
+    ).toMatch(/^400 /);
+    // Billing may not search Observations, so may not watch them either.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`),
+        authorizedHttp(await tokenFor(testApp, 'billing')),
+      ),
+    ).toMatch(/^403 /);
+    // Nothing was stored.
+    const stored = await doctor(
+      'GET',
+      `${fhir}/Subscription?criteria:contains=${code}&_summary=count`,
+    );
+    expect(stored.body.total).toBe(0);
+  });
+
+  it('notifies the endpoint, with its headers and no body, of each change that matches, and only those', async () => {
+    const code = `s-${run}-1`;
+    const path = `/hooks/lab-${run}`;
+    const id = await create(doctor, subscription(code, `${hooks}lab-${run}`));
+
+    const patient = await create(doctor, {
+      resourceType: 'Patient',
+      name: [{ family: `Sub-${run}` }],
+    });
+    const matching = await create(
+      doctor,
+      observation(code, { subject: { reference: `Patient/${patient}` } }),
+    );
+    await create(doctor, observation(`other-${run}`));
+    const hit = await eventually('the notification', async () => hits(path)[0]);
+    expect(hit).toMatchObject({ method: 'POST', body: '' });
+    expect(hit.headers['authorization']).toBe('Bearer hook-secret');
+
+    // An update that still matches, and one in a transaction Bundle, are changes too.
+    const current = await doctor('GET', `${fhir}/Observation/${matching}`);
+    await doctor('PUT', `${fhir}/Observation/${matching}`, {
+      body: { ...current.body, valueQuantity: { value: 6.1, unit: 'mmol/L' } },
+    });
+    const bundle = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ request: { method: 'POST', url: 'Observation' }, resource: observation(code) }],
+      },
+    });
+    expect(bundle.status).toBe(200);
+    const rows = await eventually('every notification delivered', async () => {
+      const all = await notifications(id);
+      return all.length === 3 && all.every((row) => row.status === 'sent') ? all : undefined;
+    });
+    expect(rows.map((row) => row.resource_id).slice(0, 2)).toEqual([matching, matching]);
+    // A delivered notification answers for those queued behind it: at most one POST each.
+    expect(hits(path).length).toBeGreaterThanOrEqual(1);
+    expect(hits(path).length).toBeLessThanOrEqual(3);
+
+    // The delivery is audited as the system's, naming the Subscription and the endpoint's origin only.
+    const [audit] = await db.query<{ outcome: string; route: string; detail: string }[]>(
+      `SELECT outcome, route, detail FROM audit_event
+        WHERE subtype = 'subscription-notification' AND resource_id = $1 ORDER BY recorded_at LIMIT 1`,
+      [id],
+    );
+    expect(audit).toMatchObject({ outcome: 'success', route: new URL(hooks).origin });
+    expect(audit!.detail).toMatch(/^sent notifications=\d+ attempts=1$/);
+  });
+
+  it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
+    const code = `s-${run}-2`;
+    const watching = await create(doctor, subscription(code, `${hooks}restricted-${run}`));
+    const off = await create(doctor, subscription(code, `${hooks}off-${run}`, { status: 'off' }));
+    await create(
+      doctor,
+      observation(code, {
+        meta: {
+          security: [
+            { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+          ],
+        },
+      }),
+    );
+    expect(await notifications(watching)).toEqual([]);
+    expect(await notifications(off)).toEqual([]);
+
+    await create(doctor, observation(code));
+    expect((await notifications(watching)).length).toBe(1);
+    expect((await doctor('DELETE', `${fhir}/Subscription/${watching}`)).status).toBe(204);
+    await create(doctor, observation(code));
+    // Queued before the next registry read, but cancelled rather than sent once it is gone.
+    await eventually('the notifications settled', async () => {
+      const rows = await notifications(watching);
+      return rows.every((row) => row.status !== 'pending') ? rows : undefined;
+    });
+    expect(hits(`/hooks/restricted-${run}`).length).toBeLessThanOrEqual(1);
+  });
+
+  it('retries a failing endpoint, then sets the Subscription to error with the reason', async () => {
+    const code = `s-${run}-3`;
+    const id = await create(doctor, subscription(code, `${hooks}failing-${run}`));
+    await create(doctor, observation(code));
+    const stored = await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? res.body : undefined;
+    });
+    expect(stored.error).toBe(
+      'Notifications failed 3 times (last: HTTP 503); set status to requested to start again',
+    );
+    expect(hits(`/hooks/failing-${run}`).length).toBe(3);
+    expect(await notifications(id)).toEqual([
+      expect.objectContaining({ status: 'dead', attempts: 3, last_error: 'HTTP 503' }),
+    ]);
+    // The owner's criteria are kept: set back to requested, it works again (and fails again).
+    const again = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...stored, status: 'requested', error: undefined },
+    });
+    expect(again.status).toBe(200);
+    await create(doctor, observation(code));
+    expect((await notifications(id)).length).toBe(2);
+  });
+});
