@@ -83,27 +83,33 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   /** Delivers (or settles) the next due notification; true when there was one. */
-  private deliverNext(): Promise<boolean> {
-    return this.unitOfWork.run(async () => {
+  private async deliverNext(): Promise<boolean> {
+    const given = await this.unitOfWork.run(async () => {
       const head = await this.repository.claimNext();
-      if (!head) return false;
+      if (!head) return undefined;
       const subscription = await this.subscription(head.subscriptionId);
       const plan = subscription && this.planOf(subscription);
       let outcome: NotificationOutcome;
+      let covered: string[] = [];
       if (!subscription || !plan?.active) {
         // Deleted, switched off, ended or no longer valid since the change was queued.
         outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
       } else {
+        covered = await this.repository.pendingOf(head.subscriptionId);
         const failure = await this.send(plan);
         outcome = failure === undefined ? sent(head) : this.failure(head, failure);
       }
-      const settled = await this.repository.settle(head, outcome);
+      const settled = await this.repository.settle(head, outcome, covered);
       if (outcome.status === 'sent' || outcome.status === 'dead') {
         await this.trail.recordInTransaction(
           notificationAuditEntry(head, outcome, plan?.endpoint, settled),
         );
       }
-      if (outcome.status === 'dead') await this.setError(subscription!, outcome.lastError);
+      if (outcome.status === 'dead') {
+        // Nothing more is queued for it, whether or not its status can be set below.
+        await this.repository.deactivate(head.subscriptionId);
+        this.registry.forget(head.subscriptionId);
+      }
       if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
         this.logger.warn(
           {
@@ -114,8 +120,19 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           'Subscription notification not delivered',
         );
       }
-      return true;
+      return { subscription, outcome };
     });
+    if (given?.outcome.status === 'dead') {
+      // In a transaction of its own: should the update fail (a restricted Subscription, one
+      // that no longer validates), the give-up above stands and is not retried every poll.
+      await this.setError(given.subscription!, given.outcome.lastError).catch((error: unknown) =>
+        this.logger.error(
+          { subscription: given.subscription!.id, reason: (error as Error).message },
+          'Subscription could not be set to error',
+        ),
+      );
+    }
+    return given !== undefined;
   }
 
   private async subscription(id: string): Promise<FhirResource | undefined> {

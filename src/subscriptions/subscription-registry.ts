@@ -66,7 +66,7 @@ export class SubscriptionRegistry implements OnModuleInit {
     if (user.id === SUBSCRIPTIONS_USER.id) {
       // The notifier setting status `error` after failed deliveries.
       await this.repository.deactivate(id);
-      this.remove(id);
+      this.forget(id);
       return;
     }
     const plan = subscriptionPlan(resource, this.endpoints, (type) =>
@@ -75,7 +75,7 @@ export class SubscriptionRegistry implements OnModuleInit {
     this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);
-    this.remove(id);
+    this.forget(id);
     if (plan.active) add(this.byType, { id, ...plan, owner });
   }
 
@@ -104,7 +104,8 @@ export class SubscriptionRegistry implements OnModuleInit {
     }
   }
 
-  private remove(id: string): void {
+  /** Stops matching a Subscription at once (rewritten, or given up by the notifier). */
+  forget(id: string): void {
     for (const [type, watchers] of this.byType) {
       const kept = watchers.filter((watcher) => watcher.id !== id);
       if (kept.length === 0) this.byType.delete(type);

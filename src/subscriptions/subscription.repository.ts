@@ -137,13 +137,27 @@ export class SubscriptionRepository {
     );
   }
 
+  /** The seqs of the Subscription's pending notifications that have committed by now. */
+  async pendingOf(subscriptionId: string): Promise<string[]> {
+    const rows = await this.unitOfWork.manager.query<{ seq: string }[]>(
+      `SELECT seq FROM subscription_notification WHERE subscription_id = $1 AND status = 'pending'`,
+      [subscriptionId],
+    );
+    return rows.map((row) => row.seq);
+  }
+
   /**
-   * Records the head's outcome. A delivered notification answers for every one queued behind
-   * it (a notification carries no payload: the receiver reads everything that changed), and a
-   * Subscription that is gone or given up takes its queue with it; a retry leaves the queue.
-   * Returns how many notifications the outcome settled.
+   * Records the head's outcome. A delivered notification answers for `covered`, those queued
+   * behind it that had committed before it was sent (a notification carries no payload: the
+   * receiver reads everything that changed, and a later change gets a notification of its own);
+   * a Subscription that is gone or given up takes its whole queue with it; a retry leaves the
+   * queue. Returns how many notifications the outcome settled.
    */
-  async settle(head: PendingNotification, outcome: NotificationOutcome): Promise<number> {
+  async settle(
+    head: PendingNotification,
+    outcome: NotificationOutcome,
+    covered: readonly string[],
+  ): Promise<number> {
     const { manager } = this.unitOfWork;
     if (outcome.status === 'pending') {
       await manager.query(
@@ -159,10 +173,11 @@ export class SubscriptionRepository {
          UPDATE subscription_notification
             SET status = $3, attempts = CASE WHEN seq = $2 THEN $4 ELSE attempts END,
                 last_error = $5, sent_at = CASE WHEN $3 = 'sent' THEN now() END
-          WHERE subscription_id = $1 AND status = 'pending' AND seq >= $2
+          WHERE subscription_id = $1 AND status = 'pending'
+            AND ($3 <> 'sent' OR seq = ANY($6::bigint[]))
           RETURNING seq)
        SELECT seq FROM settled`,
-      [head.subscriptionId, head.seq, outcome.status, outcome.attempts, outcome.lastError],
+      [head.subscriptionId, head.seq, outcome.status, outcome.attempts, outcome.lastError, covered],
     );
     return rows.length;
   }
