@@ -93,6 +93,12 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
       const jwksFile = join(dir, 'jwks.json');
       await writeFile(jwksFile, JSON.stringify({ keys: [key.publicJwk] }));
       const name = `warehouse-${randomUUID().slice(0, 8)}`;
+      const cliEnv = childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        DATA_DIR: process.env['DATA_DIR']!,
+        NODE_ENV: 'test',
+      });
       const created = await runNode(
         BUILT.cli,
         [
@@ -106,12 +112,7 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
           '--scope',
           'system/*.rs',
         ],
-        childEnv({
-          DATABASE_URL: process.env['DATABASE_URL']!,
-          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-          DATA_DIR: process.env['DATA_DIR']!,
-          NODE_ENV: 'test',
-        }),
+        cliEnv,
       );
       expect(created.stderr).not.toMatch(/error/i);
       expect(created.code).toBe(0);
@@ -124,6 +125,8 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
         `keys=${key.kid}`,
       ]);
       clientId = id!;
+      const listed = await runNode(BUILT.cli, ['client:list'], cliEnv);
+      expect(listed.stdout).toContain(`${clientId}\t${name}\t`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

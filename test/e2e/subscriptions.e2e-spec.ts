@@ -157,7 +157,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       observation(code, { subject: { reference: `Patient/${patient}` } }),
     );
     await create(doctor, observation(`other-${run}`));
-    const hit = await eventually('the notification', async () => hits(path)[0]);
+    const hit = await eventually('the notification', () => Promise.resolve(hits(path)[0]));
     expect(hit).toMatchObject({ method: 'POST', body: '' });
     expect(hit.headers['authorization']).toBe('Bearer hook-secret');
 

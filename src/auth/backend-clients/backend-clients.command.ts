@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { Injectable } from '@nestjs/common';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { BackendClientsService, type BackendClientSummary } from './backend-clients.service.js';
@@ -36,7 +37,18 @@ function print(client: BackendClientSummary): void {
   );
 }
 
-abstract class ClientCommand extends CommandRunner {
+/** The CLI's client commands, each audited. */
+@Injectable()
+abstract class ClientsCommand extends CommandRunner {
+  constructor(
+    protected readonly clients: BackendClientsService,
+    protected readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+}
+
+abstract class ClientCommand extends ClientsCommand {
   @Option({ flags: '--name <name>', description: 'The client' })
   parseName(value: string): string {
     return value;
@@ -49,13 +61,6 @@ abstract class ClientCommand extends CommandRunner {
     'Register a SMART backend client (client_credentials with a signed assertion) acting as a system account; prints its client id',
 })
 export class ClientCreateCommand extends ClientCommand {
-  constructor(
-    private readonly clients: BackendClientsService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
   async run(_params: string[], options: ClientOptions): Promise<void> {
     const name = required(options, 'name', '--name');
     const user = required(options, 'user', '--user');
@@ -97,13 +102,6 @@ export class ClientCreateCommand extends ClientCommand {
     "Replace a backend client's public keys (rotation: include the old and the new key, later the new one only)",
 })
 export class ClientSetKeysCommand extends ClientCommand {
-  constructor(
-    private readonly clients: BackendClientsService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
   async run(_params: string[], options: ClientOptions): Promise<void> {
     const name = required(options, 'name', '--name');
     const jwks = await readJwks(required(options, 'jwksFile', '--jwks-file'));
@@ -122,13 +120,6 @@ export class ClientSetKeysCommand extends ClientCommand {
 
 @Command({ name: 'client:disable', description: 'Refuse a backend client any further token' })
 export class ClientDisableCommand extends ClientCommand {
-  constructor(
-    private readonly clients: BackendClientsService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
   async run(_params: string[], options: ClientOptions): Promise<void> {
     const name = required(options, 'name', '--name');
     print(
@@ -143,14 +134,7 @@ export class ClientDisableCommand extends ClientCommand {
   name: 'client:list',
   description: 'List backend clients with their account, scope and keys',
 })
-export class ClientListCommand extends CommandRunner {
-  constructor(
-    private readonly clients: BackendClientsService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
+export class ClientListCommand extends ClientsCommand {
   async run(): Promise<void> {
     (await this.trail.command('client:list', {}, () => this.clients.list())).forEach(print);
   }
