@@ -193,6 +193,30 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(audit!.detail).toMatch(/^sent notifications=\d+ attempts=1$/);
   });
 
+  it('notifies of results that arrive from an HL7 feed', async () => {
+    const code = `s-${run}-hl7`;
+    const id = await create(doctor, subscription(code, `${hooks}feed-${run}`));
+    const message = [
+      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|SUB-${run}|P|2.5.1`,
+      `PID|1||SUB-${run}^^^NORTH&2.16.840.1.8&ISO^MR||Feed^Pat`,
+      `OBR|1||ORD-${run}^NORTH^2.16.840.1.8^ISO|${code}^Potassium^LN|||202401010800+0000||||||||||||||||F`,
+      `OBX|1|NM|${code}^Potassium^LN||5.9|mmol/L^^UCUM|||||F`,
+    ].join('\r');
+    const posted = await fetch(`${testApp.url}/hl7/v2`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
+        'content-type': 'x-application/hl7-v2+er7',
+      },
+      body: message,
+    });
+    expect(await posted.text()).toContain('MSA|AA|');
+    const [notification] = await notifications(id);
+    const result = await doctor('GET', `${fhir}/Observation/${notification!.resource_id}`);
+    expect(result.body.code.coding[0]).toMatchObject({ system: LOINC, code });
+    await eventually('the notification', () => Promise.resolve(hits(`/hooks/feed-${run}`)[0]));
+  });
+
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
     const code = `s-${run}-2`;
     const watching = await create(doctor, subscription(code, `${hooks}restricted-${run}`));
