@@ -84,7 +84,9 @@ export class SubscriptionRegistry implements OnModuleInit {
     for (const watcher of this.byType.get(type) ?? []) {
       let matched: boolean;
       try {
-        matched = await this.search.matches(watcher.owner, type, resource.id!, watcher.criteria);
+        const ids = [resource.id!];
+        matched =
+          (await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids)).size > 0;
       } catch (error) {
         // Refused before any SQL ran (the owner may no longer search this type): the write goes on.
         if (!(error instanceof AppError)) throw error;

@@ -154,6 +154,47 @@ describe('Bulk Data export ($export)', () => {
     expect((await kickOff(`/fhir/Group/${randomUUID()}/$export`)).status).toBe(404);
   });
 
+  it('narrows a type to what its _typeFilter searches match, and refuses filters it would not keep', async () => {
+    const filter = encodeURIComponent(`Observation?subject=Patient/${ids['ana']}`);
+    const kickedOff = await kickOff(
+      `/fhir/Patient/$export?_type=Patient,Observation&_typeFilter=${filter}`,
+    );
+    const manifest = await manifestOf(kickedOff);
+    const byType: Record<string, unknown[]> = {};
+    for (const file of manifest.output) {
+      byType[file.type] = (await download(file.url)).map((resource) => resource['id']);
+    }
+    // Ana's Observation alone (her restricted one stays out); Patients are not filtered.
+    expect(byType['Observation']).toEqual([ids['ana-obs']]);
+    expect(byType['Patient']).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
+    // Two filters of one type are OR-ed; a comma inside a filter stays in it.
+    const either = [
+      encodeURIComponent(`Observation?subject=Patient/${ids['ben']}`),
+      encodeURIComponent(
+        `Observation?subject=Patient/${ids['ana']},Patient/${ids['ben']}&status=cancelled`,
+      ),
+    ].join(',');
+    const second = await manifestOf(
+      await kickOff(`/fhir/Patient/$export?_type=Observation&_typeFilter=${either}`),
+    );
+    const found = await download(second.output[0]!.url);
+    expect(found.map((resource) => resource['id'])).toEqual([ids['ben-obs']]);
+
+    const refusal = async (query: string) => {
+      const res = await kickOff(`/fhir/Patient/$export?${query}`);
+      return `${res.status} ${res.body.issue[0].diagnostics}`;
+    };
+    expect(await refusal(`_typeFilter=${encodeURIComponent('Patient?family=Smith')}`)).toBe(
+      '400 Stored criteria may not search direct identifiers (family): name the resource by id instead, such as subject=Patient/123',
+    );
+    expect(
+      await refusal(`_type=Patient&_typeFilter=${encodeURIComponent('Observation?status=final')}`),
+    ).toBe('400 _typeFilter names Observation, which _type leaves out');
+    expect(await refusal(`_typeFilter=${encodeURIComponent('Observation?colour=blue')}`)).toMatch(
+      /^400 /,
+    );
+  });
+
   it("exports the patients' compartments as NDJSON, encrypted at rest, restricted records left out, and audited", async () => {
     const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient,Observation,Organization');
     const manifest = await manifestOf(kickedOff);

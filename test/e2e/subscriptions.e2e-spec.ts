@@ -128,6 +128,12 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(
       await refusal(subscription(code, `${hooks}x`, { criteria: 'Observation?colour=blue' })),
     ).toMatch(/^400 /);
+    // A name kept with the Subscription would sit outside the encrypted record.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, { criteria: 'Observation?subject.name=Smith' }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(name\)/);
     // Billing may not search Observations, so may not watch them either.
     expect(
       await refusal(

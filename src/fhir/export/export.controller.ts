@@ -28,7 +28,7 @@ import { ExportService, type ExportLevel, type ExportManifest } from './export.s
 
 const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
 /** Kick-off parameters this server takes; any other is refused rather than ignored. */
-const PARAMETERS = new Set(['_outputFormat', '_type', '_since']);
+const PARAMETERS = new Set(['_outputFormat', '_type', '_since', '_typeFilter']);
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** A kick-off route: the export right on the data, an MFA of the last five minutes, 202. */
@@ -156,7 +156,7 @@ export class ExportController {
       if (!PARAMETERS.has(name)) {
         throw AppError.of(400, 'not-supported', `The export parameter ${name} is not supported`);
       }
-      if (typeof value !== 'string') {
+      if (typeof value !== 'string' && name !== '_typeFilter') {
         throw AppError.invalid(`${name} may be given once`, [name]);
       }
     }
@@ -169,11 +169,13 @@ export class ExportController {
       throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
     }
     const types = (query['_type'] as string | undefined)?.split(',').map((type) => type.trim());
+    const typeFilters = typeFiltersOf(request.url);
     const baseUrl = fhirBaseUrl(request);
     const id = await this.exports.start(user, {
       level,
       ...(groupId !== undefined ? { groupId } : {}),
       ...(types ? { types } : {}),
+      ...(typeFilters.length > 0 ? { typeFilters } : {}),
       ...(since !== undefined ? { since: new Date(since) } : {}),
       requestUrl: `${baseUrl}${request.url.replace(/^\/fhir/, '')}`,
       requestId: String(request.id),
@@ -181,4 +183,19 @@ export class ExportController {
     });
     void reply.header('content-location', `${baseUrl}/$export-status/${id}`);
   }
+}
+
+/**
+ * `_typeFilter` values, from the raw query string: the parameter is a comma-separated list of
+ * URL-encoded queries (`Observation%3Fcode%3D…,Condition%3F…`), so it is split before it is
+ * decoded, and a comma inside one query (`code=a%2Cb`) stays in it. It may also be repeated.
+ */
+function typeFiltersOf(url: string): string[] {
+  const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
+  return query
+    .split('&')
+    .filter((part) => part.startsWith('_typeFilter='))
+    .flatMap((part) => part.slice('_typeFilter='.length).split(','))
+    .map((filter) => decodeURIComponent(filter.replace(/\+/g, ' ')))
+    .filter((filter) => filter.length > 0);
 }

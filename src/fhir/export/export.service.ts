@@ -16,6 +16,7 @@ import type { FhirResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { ResourceRepository } from '../resource.repository.js';
+import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
 import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
 import {
@@ -32,6 +33,8 @@ export interface ExportRequest {
   groupId?: string;
   /** `_type`: undefined for every type the user may export. */
   types?: string[];
+  /** `_typeFilter`: `Type?query` each; a type with filters exports what matches one of them. */
+  typeFilters?: string[];
   since?: Date;
   /** The kick-off URL, echoed in the manifest (it holds no PHI: types, a date, a Group id). */
   requestUrl: string;
@@ -46,6 +49,8 @@ interface RunningJob {
   request: ExportRequest;
   /** The patients it is confined to: all of them (`any`), a Group's, or none for a system export. */
   cohort: Cohort;
+  /** `_typeFilter` queries by type. */
+  filters: Map<string, string[]>;
   progress: string;
   files: ExportFileRow[];
   abort: AbortController;
@@ -93,6 +98,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     private readonly phi: PhiSubscriber,
     private readonly trail: AuditTrail,
     private readonly store: ExportRepository,
+    private readonly searches: SearchService,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -125,11 +131,13 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         throw AppError.forbidden(`You may not export ${type}`);
       }
     }
+    const filters = this.typeFilters(user, request);
     const cohort = await this.cohort(user, request);
     const job: RunningJob = {
       id: randomUUID(),
       user,
       request,
+      filters,
       cohort,
       progress: 'starting',
       files: [],
@@ -229,6 +237,50 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     return job;
   }
 
+  /**
+   * The `_typeFilter` queries by type, each a search of one type the export takes that the user
+   * could run (else 400, 403).
+   */
+  private typeFilters(user: AuthenticatedUser, request: ExportRequest): Map<string, string[]> {
+    const byType = new Map<string, string[]>();
+    for (const filter of request.typeFilters ?? []) {
+      const question = filter.indexOf('?');
+      const type = question === -1 ? filter : filter.slice(0, question);
+      const query = question === -1 ? '' : filter.slice(question + 1);
+      if (!this.definitions.isResourceType(type) || !query) {
+        throw AppError.invalid('_typeFilter is a list of searches such as Observation?code=…', [
+          '_typeFilter',
+        ]);
+      }
+      if (request.types && !request.types.includes(type)) {
+        throw AppError.invalid(`_typeFilter names ${type}, which _type leaves out`, [
+          '_typeFilter',
+        ]);
+      }
+      if (!this.mayExport(user, type)) throw AppError.forbidden(`You may not export ${type}`);
+      this.searches.assertCriteria(user, type, query);
+      byType.set(type, [...(byType.get(type) ?? []), query]);
+    }
+    return byType;
+  }
+
+  /** The ids among `ids` that one of the type's filters matches, or undefined when it has none. */
+  private async filtered(
+    job: RunningJob,
+    type: string,
+    ids: string[],
+  ): Promise<Set<string> | undefined> {
+    const filters = job.filters.get(type);
+    if (!filters || ids.length === 0) return undefined;
+    const matched = new Set<string>();
+    for (const query of filters) {
+      for (const id of await this.searches.matchingAmong(job.user, type, query, ids)) {
+        matched.add(id);
+      }
+    }
+    return matched;
+  }
+
   private mayExport(user: AuthenticatedUser, type: string): boolean {
     return mayUseFhir(user, type, 'export');
   }
@@ -320,7 +372,13 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     let after = '';
     for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
       const rows = await this.resources.encryptedPageOfType(type, after, job.request.since, PAGE);
+      const matched = await this.filtered(
+        job,
+        type,
+        rows.map((row) => row.id),
+      );
       for (const row of rows) {
+        if (matched && !matched.has(row.id)) continue;
         let resource: FhirResource;
         try {
           const content = this.phi.decrypted(ResourceEntity, row).content as string;

@@ -12,6 +12,7 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
+import { isPhiParameter } from './phi-parameters.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
@@ -259,27 +260,27 @@ export class SearchService {
   }
 
   /**
-   * Whether one resource, as the current transaction sees it, matches a Subscription's
-   * criteria searched by the subscriber: their roles, scopes and patient compartment. Restricted
-   * records never match, as they never appear in a search.
+   * Which of `ids` (resources of `type`, as the current transaction sees them) match stored
+   * criteria (a Subscription's, an export's `_typeFilter`) searched by `user`: their roles,
+   * scopes and patient compartment. Restricted records never match, as in any search.
    */
-  async matches(
+  async matchingAmong(
     user: AuthenticatedUser,
     type: string,
-    id: string,
     criteria: string,
-  ): Promise<boolean> {
+    ids: readonly string[],
+  ): Promise<Set<string>> {
     const params = new SqlParams();
     const where = this.criteriaWhere(user, type, criteria, params);
-    const ids = await this.repository.ids(
-      `${where} AND r.id = ${params.add(id)}`,
+    const found = await this.repository.ids(
+      `${where} AND r.id = ANY(${params.add(ids)}::text[])`,
       params.values,
-      1,
+      ids.length,
     );
-    return ids.length === 1;
+    return new Set(found);
   }
 
-  /** Refuses a Subscription's criteria that the user could not search with (400, 403). */
+  /** Refuses criteria to be stored (Subscription, `_typeFilter`) that the user could not search with. */
   assertCriteria(user: AuthenticatedUser, type: string, criteria: string): void {
     this.criteriaWhere(user, type, criteria, new SqlParams());
   }
@@ -294,9 +295,19 @@ export class SearchService {
       throw AppError.forbidden(`Access denied: you may not search ${type} resources`);
     }
     const request = parseSearchRequest(queryRecord(criteria));
+    const phi = request.criteria
+      .flatMap((criterion) => [criterion.code, criterion.chain?.code, criterion.has?.code])
+      .find((code) => code !== undefined && isPhiParameter(code));
+    if (phi !== undefined) {
+      // Kept with the Subscription or the export job in plaintext, a name or MRN would sit
+      // outside the encrypted record.
+      throw AppError.invalid(
+        `Stored criteria may not search direct identifiers (${phi}): name the resource by id instead, such as subject=Patient/123`,
+      );
+    }
     if (request.include.length > 0 || request.revinclude.length > 0 || request.sort.length > 0) {
       throw AppError.invalid(
-        'Subscription criteria filter resources: _include, _revinclude and _sort have no place in them',
+        'Stored criteria filter resources: _include, _revinclude and _sort have no place in them',
         ['Subscription.criteria'],
       );
     }
