@@ -332,6 +332,14 @@ export class ComplianceService {
     if (plain.length > 0) {
       problems.push(`HL7 destinations without TLS: ${plain.map((d) => d.name).join(', ')}`);
     }
+    // Notifications carry no record, but their headers carry the receiver's credentials.
+    const plainHooks = this.config.subscriptions.endpoints.filter((endpoint) => {
+      const url = new URL(endpoint);
+      return url.protocol !== 'https:' && !LOOPBACK.has(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+    });
+    if (plainHooks.length > 0) {
+      problems.push(`Subscription endpoints without TLS: ${plainHooks.join(', ')}`);
+    }
     return problems.length > 0 ? fail(problems.join('; ')) : pass(notes.join('; '));
   }
 

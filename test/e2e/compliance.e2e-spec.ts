@@ -78,6 +78,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
         DATA_DIR: join(dir, 'dev-data'),
         PHI_MASTER_KEY: randomBytes(32).toString('base64'),
         LOG_LEVEL: 'warn',
+        SUBSCRIPTION_ENDPOINTS: 'https://hooks.example.org/fhir/,http://hooks.example.org/plain/',
       },
       'dev',
     );
@@ -86,6 +87,9 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     expect(failed.join('\n')).toMatch(/PHI master keys are held in plaintext/);
     expect(failed.join('\n')).toMatch(/JWT_SIGNING_KEY_FILE unset/);
     expect(failed.join('\n')).toMatch(/plain HTTP on 127\.0\.0\.1:3000/);
+    expect(failed.join('\n')).toMatch(
+      /Subscription endpoints without TLS: http:\/\/hooks\.example\.org\/plain\/$/m,
+    );
     expect(failed.join('\n')).toMatch(/No active administrator account/);
     expect(failed.join('\n')).toMatch(/No backup has been made/);
     const { json, html } = await written('dev');
