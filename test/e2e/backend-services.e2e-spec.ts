@@ -361,6 +361,11 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     expect(refusal(await clientToken('system/Observation.r', await signed(next)))).toBe(
       '401 invalid_client: This client is disabled',
     );
+    // Its state is told only to whoever holds its key.
+    const forged = await signed(await clientKey('ES256', next.kid));
+    expect(refusal(await clientToken('system/Observation.r', forged))).toBe(
+      '401 invalid_client: client_assertion: the signature does not verify',
+    );
   });
 
   it('registers only public keys, system scopes and system accounts', async () => {

@@ -98,16 +98,6 @@ export class ClientCredentialsGrant {
     const account = client && (await this.users.findById(client.userId));
     if (!client || !account) return invalidClient('Unknown client');
     this.audit.setActor({ id: account.id, name: account.username, roles: [...account.roles] });
-    if (!client.active) return invalidClient('This client is disabled');
-    if (!account.active) return invalidClient("The client's account is disabled");
-    if (account.roles.some((role) => PERSON_ROLES.includes(role))) {
-      // Its account was given a role about people after the client was registered.
-      this.logger.warn({
-        msg: 'Backend client refused: its account holds a person role',
-        clientId,
-      });
-      return invalidClient("The client's account holds a role a backend client cannot act in");
-    }
 
     let payload: JWTPayload;
     try {
@@ -121,6 +111,17 @@ export class ClientCredentialsGrant {
       }));
     } catch (error) {
       return invalidClient(`client_assertion: ${assertionFailure(error)}`);
+    }
+    // Told only to whoever holds the client's key.
+    if (!client.active) return invalidClient('This client is disabled');
+    if (!account.active) return invalidClient("The client's account is disabled");
+    if (account.roles.some((role) => PERSON_ROLES.includes(role))) {
+      // Its account was given a role about people after the client was registered.
+      this.logger.warn({
+        msg: 'Backend client refused: its account holds a person role',
+        clientId,
+      });
+      return invalidClient("The client's account holds a role a backend client cannot act in");
     }
     const now = Math.floor(Date.now() / 1000);
     const exp = payload.exp!;
