@@ -3,7 +3,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
 /**
  * FHIR R4 Subscriptions (rest-hook). `fhir_subscription` holds what matching needs besides the
  * Subscription resource itself: whose access the criteria are evaluated with (the user who
- * last wrote it) and the type it watches. `subscription_notification` is the outbox: a row is
+ * last wrote it), the type it watches, and its status (the notifier activates `requested` ones). `subscription_notification` is the outbox: a row is
  * written in the transaction of the change that matched, and a worker delivers it.
  */
 export class CreateSubscriptions1765400000000 implements MigrationInterface {
@@ -15,6 +15,7 @@ export class CreateSubscriptions1765400000000 implements MigrationInterface {
         "id" text NOT NULL,
         "criteria_type" text NOT NULL,
         "criteria" text NOT NULL,
+        "status" text NOT NULL,
         "owner" jsonb NOT NULL,
         "active" boolean NOT NULL,
         "updated_at" timestamptz NOT NULL,

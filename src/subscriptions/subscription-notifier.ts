@@ -5,6 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AuditTrail } from '../audit/audit-trail.js';
+import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
@@ -23,8 +24,9 @@ import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
 const MAX_RETRY_MS = 5 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
-/** The registry is re-read every this many polls. */
+/** The registry is re-read (and `requested` Subscriptions activated) every this many polls. */
 const REFRESH_EVERY_POLLS = 5;
+const ACTIVATIONS_PER_ROUND = 20;
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -39,6 +41,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Subscriptions whose activation failed other than by a concurrent change: not retried. */
+  private readonly unactivatable = new Set<string>();
   private readonly settings: AppConfig['subscriptions'];
 
   constructor(
@@ -69,7 +73,10 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     while (!this.stopped) {
       let delivered = false;
       try {
-        if (polls++ % REFRESH_EVERY_POLLS === 0) await this.registry.refresh();
+        if (polls++ % REFRESH_EVERY_POLLS === 0) {
+          await this.registry.refresh();
+          await this.activateRequested();
+        }
         delivered = await this.deliverNext();
       } catch (error) {
         if (this.stopped) break;
@@ -107,7 +114,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       }
       if (outcome.status === 'dead') {
         // Nothing more is queued for it, whether or not its status can be set below.
-        await this.repository.deactivate(head.subscriptionId);
+        await this.repository.setState(head.subscriptionId, undefined, false);
         this.registry.forget(head.subscriptionId);
       }
       if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
@@ -133,6 +140,37 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       );
     }
     return given !== undefined;
+  }
+
+  /**
+   * R4: the server sets an accepted `requested` Subscription to `active`. Done here rather
+   * than as it is written, because the write cannot change what it stores; conditional on the
+   * version read, so that a change its owner makes meanwhile is never overwritten.
+   */
+  private async activateRequested(): Promise<void> {
+    for (const id of await this.repository.requested(ACTIVATIONS_PER_ROUND)) {
+      if (this.unactivatable.has(id)) continue;
+      await this.unitOfWork
+        .run(async () => {
+          const subscription = await this.subscription(id);
+          if (subscription?.['status'] !== 'requested') return;
+          await this.fhir.update(
+            SUBSCRIPTIONS_USER,
+            'Subscription',
+            id,
+            { ...subscription, status: 'active' },
+            `W/"${subscription.meta?.versionId}"`,
+          );
+        })
+        .catch((error: unknown) => {
+          // A concurrent change (412) is tried again next round; anything else would fail again.
+          if (!(error instanceof AppError && error.status === 412)) this.unactivatable.add(id);
+          this.logger.warn(
+            { subscription: id, reason: (error as Error).message },
+            'Subscription could not be set to active',
+          );
+        });
+    }
   }
 
   private async subscription(id: string): Promise<FhirResource | undefined> {
@@ -186,11 +224,18 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
 
   /** R4: a Subscription whose notifications keep failing gets status `error` and the reason. */
   private async setError(subscription: FhirResource, reason: string | null): Promise<void> {
-    await this.fhir.update(SUBSCRIPTIONS_USER, 'Subscription', subscription.id!, {
-      ...subscription,
-      status: 'error',
-      error: `Notifications failed ${this.settings.maxAttempts} times (last: ${reason ?? 'unknown'}); set status to requested to start again`,
-    });
+    await this.fhir.update(
+      SUBSCRIPTIONS_USER,
+      'Subscription',
+      subscription.id!,
+      {
+        ...subscription,
+        status: 'error',
+        error: `Notifications failed ${this.settings.maxAttempts} times (last: ${reason ?? 'unknown'}); set status to requested to start again`,
+      },
+      // Its owner's change since it was read wins.
+      `W/"${subscription.meta?.versionId}"`,
+    );
   }
 
   private sleep(ms: number): Promise<void> {

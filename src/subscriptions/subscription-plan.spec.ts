@@ -41,6 +41,7 @@ describe('Subscription plans', () => {
         ['Authorization', 'Bearer abc'],
         ['X-Tenant', 'north'],
       ],
+      status: 'requested',
       active: true,
     });
     expect(subscriptionPlan(subscription({ criteria: 'Patient' }), ALLOWED, known).criteria).toBe(

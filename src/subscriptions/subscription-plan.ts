@@ -9,6 +9,7 @@ export interface SubscriptionPlan {
   criteria: string;
   endpoint: string;
   headers: [string, string][];
+  status: string;
   /** `requested` or `active`, and not past its `end`. */
   active: boolean;
 }
@@ -97,6 +98,7 @@ export function subscriptionPlan(
     criteria: question === -1 ? '' : text.slice(question + 1),
     endpoint,
     headers,
+    status: typeof status === 'string' ? status : '',
     active:
       typeof status === 'string' &&
       ACTIVE.has(status) &&

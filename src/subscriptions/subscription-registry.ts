@@ -63,15 +63,15 @@ export class SubscriptionRegistry implements OnModuleInit {
 
   private async subscriptionWritten({ user, resource }: ResourceWrite): Promise<void> {
     const id = resource.id!;
-    if (user.id === SUBSCRIPTIONS_USER.id) {
-      // The notifier setting status `error` after failed deliveries.
-      await this.repository.deactivate(id);
-      this.forget(id);
-      return;
-    }
     const plan = subscriptionPlan(resource, this.endpoints, (type) =>
       this.definitions.isResourceType(type),
     );
+    if (user.id === SUBSCRIPTIONS_USER.id) {
+      // The notifier activating it, or setting it to error: the owner and criteria stay.
+      await this.repository.setState(id, plan.status, plan.active);
+      if (!plan.active) this.forget(id);
+      return;
+    }
     this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);

@@ -39,23 +39,37 @@ export class SubscriptionRepository {
 
   async save(
     id: string,
-    plan: { criteriaType: string; criteria: string; active: boolean },
+    plan: { criteriaType: string; criteria: string; status: string; active: boolean },
     owner: SubscriptionOwner,
   ): Promise<void> {
     await this.unitOfWork.manager.query(
-      `INSERT INTO fhir_subscription (id, criteria_type, criteria, owner, active, updated_at)
-       VALUES ($1, $2, $3, $4, $5, now())
-       ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, owner = $4, active = $5,
-         updated_at = now()`,
-      [id, plan.criteriaType, plan.criteria, JSON.stringify(owner), plan.active],
+      `INSERT INTO fhir_subscription (id, criteria_type, criteria, status, owner, active, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now())
+       ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, status = $4, owner = $5,
+         active = $6, updated_at = now()`,
+      [id, plan.criteriaType, plan.criteria, plan.status, JSON.stringify(owner), plan.active],
     );
   }
 
-  async deactivate(id: string): Promise<void> {
+  /** The status the notifier gave it (`active`, `error`), keeping its owner and criteria. */
+  async setState(id: string, status: string | undefined, active: boolean): Promise<void> {
     await this.unitOfWork.manager.query(
-      `UPDATE fhir_subscription SET active = false, updated_at = now() WHERE id = $1`,
-      [id],
+      `UPDATE fhir_subscription SET status = coalesce($2, status), active = $3, updated_at = now()
+        WHERE id = $1`,
+      [id, status ?? null, active],
     );
+  }
+
+  /** Live Subscriptions still `requested` that were accepted: the notifier makes them `active`. */
+  async requested(limit: number): Promise<string[]> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `SELECT s.id FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+        WHERE s.active AND s.status = 'requested'
+        ORDER BY s.updated_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
   }
 
   /**

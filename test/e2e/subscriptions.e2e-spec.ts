@@ -166,6 +166,11 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     const hit = await eventually('the notification', () => Promise.resolve(hits(path)[0]));
     expect(hit).toMatchObject({ method: 'POST', body: '' });
     expect(hit.headers['authorization']).toBe('Bearer hook-secret');
+    // Accepted, it is made active by the server, as R4 describes, keeping its owner.
+    await eventually('the Subscription made active', async () => {
+      const stored = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return stored.body.status === 'active' ? stored.body : undefined;
+    });
 
     // An update that still matches, and one in a transaction Bundle, are changes too.
     const current = await doctor('GET', `${fhir}/Observation/${matching}`);
