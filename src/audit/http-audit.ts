@@ -33,6 +33,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'GET /fhir/:type/:id/_history': { action: 'history', subtype: 'history-instance' },
   'GET /fhir/:type/:id/_history/:vid': { action: 'vread', subtype: 'vread' },
   'GET /fhir/Patient/:id/$everything': { action: 'execute', subtype: '$everything' },
+  'POST /fhir/Patient/$match': { action: 'search', subtype: '$match' },
   'GET /fhir/AuditEvent': { action: 'search', subtype: 'search-type' },
   'GET /fhir/AuditEvent/:id': { action: 'read', subtype: 'read' },
   'GET /fhir/Patient/:id/$audit-trail': { action: 'execute', subtype: '$audit-trail' },
@@ -119,7 +120,11 @@ export function isTransactionalWrite(request: FastifyRequest): boolean {
     // failed entry abort the others.
     return (request.body as { type?: unknown } | undefined)?.type === 'transaction';
   }
-  return route !== '/fhir/:type/_search' && route !== '/fhir/:type/$validate';
+  return (
+    route !== '/fhir/:type/_search' &&
+    route !== '/fhir/:type/$validate' &&
+    route !== '/fhir/Patient/$match'
+  );
 }
 
 export function describeRoute(

@@ -46,6 +46,10 @@ const EVERYTHING = {
   name: 'everything',
   definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
 };
+const MATCH = {
+  name: 'match',
+  definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match',
+};
 
 export interface SoftwareInfo {
   name: string;
@@ -88,7 +92,7 @@ export function capabilityResources(
             : ['literal', 'logical'],
           ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
           operation: [
-            ...(type === 'Patient' ? [EVERYTHING] : []),
+            ...(type === 'Patient' ? [EVERYTHING, MATCH] : []),
             ...(type === 'Observation' ? [LASTN] : []),
             {
               name: 'validate',

@@ -8,6 +8,8 @@ import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
+import { PatientMatchController } from './match/patient-match.controller.js';
+import { PatientMatchService } from './match/patient-match.service.js';
 import { ValidateService } from './validate.service.js';
 import { ImportService } from './import/import.service.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
@@ -24,7 +26,7 @@ import { SearchService } from './search/search.service.js';
 
 @Module({
   imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
-  controllers: [FhirController],
+  controllers: [FhirController, PatientMatchController],
   providers: [
     FhirDefinitions,
     FhirService,
@@ -43,6 +45,7 @@ import { SearchService } from './search/search.service.js';
     ReindexService,
     ImportService,
     ValidateService,
+    PatientMatchService,
   ],
   exports: [
     ReindexService,

@@ -802,6 +802,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
     );
     expect(patient.operation.map((o: { name: string }) => o.name)).toEqual([
       'everything',
+      'match',
       'validate',
     ]);
     const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');

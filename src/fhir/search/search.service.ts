@@ -241,21 +241,24 @@ export class SearchService {
 
   /**
    * Ids of the resources matching conditional criteria (`identifier=…`), at most `limit`: what
-   * conditional create, update and delete decide on. Unknown parameters are errors here.
+   * conditional create, update and delete decide on, and $match's candidates. Unknown
+   * parameters are errors here.
    */
   async matchingIds(
     user: AuthenticatedUser,
     type: string,
     criteria: string,
     limit = 2,
+    withRestricted = true,
   ): Promise<string[]> {
     const request = parseSearchRequest(queryRecord(criteria));
     if (request.criteria.length === 0) {
       throw AppError.invalid('Conditional operations need search criteria, such as identifier=…');
     }
     const params = new SqlParams();
-    // Restricted records count here: a conditional create must not duplicate one it cannot see.
-    const where = this.where(user, type, request, params, { withRestricted: true });
+    // Restricted records count for conditional operations: a conditional create must not
+    // duplicate one it cannot see. $match leaves them out, as a search does.
+    const where = this.where(user, type, request, params, { withRestricted });
     return this.repository.ids(where, params.values, limit);
   }
 

@@ -1,0 +1,138 @@
+import { Injectable } from '@nestjs/common';
+import { ResourceAccess } from '../../access/resource-access.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { AppError } from '../../common/errors/app-error.js';
+import type { FhirResource } from '../fhir-types.js';
+import { ResourceRepository } from '../resource.repository.js';
+import { SearchService } from '../search/search.service.js';
+import { scoreMatch, type MatchGrade, type PatientFacts } from './match-score.js';
+
+const MATCH_GRADE = 'http://hl7.org/fhir/StructureDefinition/match-grade';
+const DEFAULT_COUNT = 10;
+const MAX_COUNT = 100;
+/** Each candidate search returns at most this many, and all of them at most MAX_CANDIDATES. */
+const PER_SEARCH = 20;
+const MAX_CANDIDATES = 100;
+
+interface MatchRequest {
+  patient: PatientFacts;
+  onlyCertain: boolean;
+  count: number;
+}
+
+interface Scored {
+  resource: FhirResource;
+  score: number;
+  grade: MatchGrade;
+}
+
+/**
+ * Patient/$match (FHIR R4): the patients that may be the one described, scored. Candidates are
+ * found through the blind indexes, as searches (an identifier; family or given name with the
+ * birth date; family and given name; a phone or email), so nothing is decrypted in bulk and the
+ * caller's access rules apply; each is then scored by `scoreMatch`. Only the patients returned
+ * are recorded as disclosed.
+ */
+@Injectable()
+export class PatientMatchService {
+  constructor(
+    private readonly searches: SearchService,
+    private readonly resources: ResourceRepository,
+    private readonly access: ResourceAccess,
+  ) {}
+
+  async match(user: AuthenticatedUser, body: unknown, baseUrl: string): Promise<unknown> {
+    const request = matchRequest(body);
+    const ids = new Set<string>();
+    for (const criteria of candidateSearches(request.patient)) {
+      if (ids.size >= MAX_CANDIDATES) break;
+      const found = await this.searches.matchingIds(user, 'Patient', criteria, PER_SEARCH, false);
+      for (const id of found) ids.add(id);
+    }
+    const scored: Scored[] = [];
+    for (const id of ids) {
+      const row = await this.resources.findCurrent('Patient', id);
+      if (!row?.content) continue;
+      const resource = JSON.parse(row.content) as FhirResource;
+      if (!this.access.isListable(user, resource, false)) continue;
+      const match = scoreMatch(request.patient, resource as PatientFacts);
+      if (match && (!request.onlyCertain || match.grade === 'certain')) {
+        scored.push({ resource, ...match });
+      }
+    }
+    scored.sort((a, b) => b.score - a.score || a.resource.id!.localeCompare(b.resource.id!));
+    const returned = scored.slice(0, request.count);
+    for (const { resource } of returned) this.access.recordListed(resource);
+    return {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: returned.length,
+      entry: returned.map(({ resource, score, grade }) => ({
+        fullUrl: `${baseUrl}/Patient/${resource.id}`,
+        resource,
+        search: {
+          extension: [{ url: MATCH_GRADE, valueCode: grade }],
+          mode: 'match',
+          score,
+        },
+      })),
+    };
+  }
+}
+
+/** The Parameters of $match: `resource` (a Patient), `onlyCertainMatches`, `count`. */
+function matchRequest(body: unknown): MatchRequest {
+  const parameters = (body as { resourceType?: unknown; parameter?: unknown } | null) ?? {};
+  if (parameters.resourceType !== 'Parameters' || !Array.isArray(parameters.parameter)) {
+    throw AppError.invalid('$match takes a Parameters resource with the Patient in "resource"');
+  }
+  const named = (name: string) =>
+    (parameters.parameter as Record<string, unknown>[]).find((item) => item['name'] === name);
+  const patient = named('resource')?.['resource'] as FhirResource | undefined;
+  if (patient?.resourceType !== 'Patient') {
+    throw AppError.invalid('$match needs a Patient in the "resource" parameter', [
+      'Parameters.parameter.resource',
+    ]);
+  }
+  const only = named('onlyCertainMatches')?.['valueBoolean'];
+  const count = named('count')?.['valueInteger'] ?? DEFAULT_COUNT;
+  if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_COUNT) {
+    throw AppError.invalid(`count is an integer from 1 to ${MAX_COUNT}`, ['Parameters.parameter']);
+  }
+  return { patient: patient as PatientFacts, onlyCertain: only === true, count };
+}
+
+/**
+ * The searches that find candidates: each identifier, and the demographic pairs a match can be
+ * made of, all through the blind indexes. A patient described by too little to match (a family
+ * name alone) gives none, and is a 400.
+ */
+function candidateSearches(patient: PatientFacts): string[] {
+  const value = (text: string) => encodeURIComponent(text.replace(/,/g, '\\,'));
+  const searches: string[] = [];
+  for (const id of patient.identifier ?? []) {
+    if (id.value) {
+      searches.push(`identifier=${value(id.system ? `${id.system}|${id.value}` : id.value)}`);
+    }
+  }
+  const birth = patient.birthDate ? `&birthdate=${value(patient.birthDate)}` : undefined;
+  for (const name of patient.name ?? []) {
+    const family = name.family ? `family:exact=${value(name.family)}` : undefined;
+    const given = name.given?.[0] ? `given:exact=${value(name.given[0])}` : undefined;
+    if (family && birth) searches.push(family + birth);
+    if (given && birth) searches.push(given + birth);
+    if (family && given) searches.push(`${family}&${given}`);
+  }
+  for (const telecom of patient.telecom ?? []) {
+    if (telecom.value && (telecom.system === 'phone' || telecom.system === 'email')) {
+      searches.push(`${telecom.system}=${value(telecom.value)}`);
+    }
+  }
+  if (searches.length === 0) {
+    throw AppError.invalid(
+      '$match needs an identifier, a name with a birth date, a family and a given name, or a phone or email',
+      ['Parameters.parameter.resource'],
+    );
+  }
+  return searches;
+}
