@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -274,7 +276,11 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     );
     // A key of its own in the header, an HMAC, another client's id as subject, an unknown client.
     const jku = await assertion({ header: { jku: 'https://attacker.example/jwks.json' } });
-    expect(refusal(await clientToken('system/*.rs', jku))).toMatch(
+    expect(refusal(await clientToken('system/*.rs', jku))).toBe(
+      '401 invalid_client: client_assertion: jku is not the JWKS URL registered for this client',
+    );
+    const embedded = await assertion({ header: { jwk: key.publicJwk } });
+    expect(refusal(await clientToken('system/*.rs', embedded))).toMatch(
       /^401 invalid_client: client_assertion names keys of its own/,
     );
     const hmac = await new SignJWT({
@@ -330,7 +336,7 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     const registered = await clients.register(
       name,
       user.username,
-      { keys: [rsa.publicJwk] },
+      { jwks: { keys: [rsa.publicJwk] } },
       'system/Observation.cruds',
     );
     const signed = (signer: ClientKey) => assertion({ client: registered.id, signer });
@@ -340,9 +346,9 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
 
     // Rotation: the new key is added, then the old one dropped.
     const next = await clientKey('ES256');
-    await clients.setKeys(name, { keys: [rsa.publicJwk, next.publicJwk] });
+    await clients.setKeys(name, { jwks: { keys: [rsa.publicJwk, next.publicJwk] } });
     expect((await clientToken('system/Observation.r', await signed(next))).status).toBe(200);
-    await clients.setKeys(name, { keys: [next.publicJwk] });
+    await clients.setKeys(name, { jwks: { keys: [next.publicJwk] } });
     expect(refusal(await clientToken('system/Observation.r', await signed(rsa)))).toBe(
       '401 invalid_client: client_assertion: no registered key has this kid and alg',
     );
@@ -372,7 +378,7 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     const user = await createUser(testApp, ['exporter']);
     const doctor = await createUser(testApp, ['doctor']);
     const { privateKey } = await generateKeyPair('ES384', { extractable: true });
-    const keys = { keys: [key.publicJwk] };
+    const keys = { jwks: { keys: [key.publicJwk] } };
     const name = (): string => `c-${randomUUID().slice(0, 8)}`;
     await expect(clients.register(name(), doctor.username, keys, 'system/*.rs')).rejects.toThrow(
       /cannot act as an account with the role doctor/,
@@ -381,7 +387,7 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
       clients.register(
         name(),
         user.username,
-        { keys: [{ ...(await exportJWK(privateKey)), kid: 'p' }] },
+        { jwks: { keys: [{ ...(await exportJWK(privateKey)), kid: 'p' }] } },
         'system/*.rs',
       ),
     ).rejects.toThrow(/jwks: key 1 has "d": register public keys only/);
@@ -394,5 +400,71 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     await expect(clients.register(name(), 'nobody-here', keys, 'system/*.rs')).rejects.toThrow(
       /No user/,
     );
+    await expect(
+      clients.register(
+        name(),
+        user.username,
+        { jwksUrl: 'http://keys.example.org/jwks' },
+        'system/*.rs',
+      ),
+    ).rejects.toThrow(/jwks-url: an https URL \(http only on loopback\)/);
+  });
+
+  it('reads the keys a client publishes at its JWKS URL, and follows its rotation there', async () => {
+    let published: JWK[] = [];
+    let fetches = 0;
+    let clientOfUrl = '';
+    const server = createServer((request, response) => {
+      fetches++;
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ keys: published }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const jwksUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`;
+      const first = await clientKey('RS384');
+      published = [first.publicJwk];
+      const user = await createUser(testApp, ['exporter']);
+      const name = `registry-${randomUUID().slice(0, 8)}`;
+      const registered = await clients.register(name, user.username, { jwksUrl }, 'system/*.rs');
+      expect(registered.keys).toBe(`jwks_url=${jwksUrl}`);
+      clientOfUrl = registered.id;
+      const signed = (signer: ClientKey, header: Record<string, unknown> = {}) =>
+        assertion({ client: registered.id, signer, header });
+
+      expect((await clientToken('system/Patient.rs', await signed(first))).status).toBe(200);
+      // A jku, when given, must be the registered URL.
+      expect(
+        (await clientToken('system/Patient.rs', await signed(first, { jku: jwksUrl }))).status,
+      ).toBe(200);
+      expect(
+        refusal(
+          await clientToken('system/Patient.rs', await signed(first, { jku: `${jwksUrl}?x` })),
+        ),
+      ).toBe(
+        '401 invalid_client: client_assertion: jku is not the JWKS URL registered for this client',
+      );
+
+      // The client rotates on its own: a new key published is found once the cooldown has passed.
+      const second = await clientKey('ES384');
+      published = [first.publicJwk, second.publicJwk];
+      await new Promise((resolve) => setTimeout(resolve, 2_100));
+      const before = fetches;
+      expect((await clientToken('system/Patient.rs', await signed(second))).status).toBe(200);
+      expect(fetches).toBe(before + 1);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    // Gone: the next unknown key cannot be looked up.
+    const third = await clientKey('ES384');
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect(
+      refusal(
+        await clientToken(
+          'system/Patient.rs',
+          await assertion({ client: clientOfUrl, signer: third }),
+        ),
+      ),
+    ).toBe("401 invalid_client: client_assertion: the client's JWKS URL could not be read");
   });
 });

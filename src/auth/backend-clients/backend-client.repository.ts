@@ -8,7 +8,9 @@ export interface BackendClient {
   id: string;
   name: string;
   userId: string;
-  jwks: ClientKeySet;
+  /** Its public keys as registered, or null when it publishes them at `jwksUrl`. */
+  jwks: ClientKeySet | null;
+  jwksUrl: string | null;
   /** The widest scope it may be granted, space-separated `system/` scopes. */
   scope: string;
   active: boolean;
@@ -19,19 +21,21 @@ interface Row {
   id: string;
   name: string;
   user_id: string;
-  jwks: ClientKeySet;
+  jwks: ClientKeySet | null;
+  jwks_url: string | null;
   scope: string;
   active: boolean;
   created_at: Date;
 }
 
-const COLUMNS = 'id, name, user_id, jwks, scope, active, created_at';
+const COLUMNS = 'id, name, user_id, jwks, jwks_url, scope, active, created_at';
 
 const toClient = (row: Row): BackendClient => ({
   id: row.id,
   name: row.name,
   userId: row.user_id,
   jwks: row.jwks,
+  jwksUrl: row.jwks_url,
   scope: row.scope,
   active: row.active,
   createdAt: row.created_at,
@@ -44,12 +48,13 @@ export class BackendClientRepository {
 
   async insert(client: BackendClient): Promise<void> {
     await this.dataSource.query(
-      `INSERT INTO backend_client (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      `INSERT INTO backend_client (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [
         client.id,
         client.name,
         client.userId,
-        JSON.stringify(client.jwks),
+        client.jwks ? JSON.stringify(client.jwks) : null,
+        client.jwksUrl,
         client.scope,
         client.active,
         client.createdAt,
@@ -80,11 +85,18 @@ export class BackendClientRepository {
     return rows.map(toClient);
   }
 
-  async update(id: string, change: { active?: boolean; jwks?: ClientKeySet }): Promise<void> {
+  async setActive(id: string, active: boolean): Promise<void> {
+    await this.dataSource.query(`UPDATE backend_client SET active = $2 WHERE id = $1`, [
+      id,
+      active,
+    ]);
+  }
+
+  /** Replaces the keys: a JWKS, or the URL where the client publishes one. */
+  async setKeys(id: string, keys: Pick<BackendClient, 'jwks' | 'jwksUrl'>): Promise<void> {
     await this.dataSource.query(
-      `UPDATE backend_client SET active = coalesce($2, active), jwks = coalesce($3::jsonb, jwks)
-        WHERE id = $1`,
-      [id, change.active ?? null, change.jwks ? JSON.stringify(change.jwks) : null],
+      `UPDATE backend_client SET jwks = $2::jsonb, jwks_url = $3 WHERE id = $1`,
+      [id, keys.jwks ? JSON.stringify(keys.jwks) : null, keys.jwksUrl],
     );
   }
 

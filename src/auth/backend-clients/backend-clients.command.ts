@@ -2,12 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { Injectable } from '@nestjs/common';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { BackendClientsService, type BackendClientSummary } from './backend-clients.service.js';
+import {
+  BackendClientsService,
+  type BackendClientSummary,
+  type ClientKeysInput,
+} from './backend-clients.service.js';
 
 interface ClientOptions {
   name?: string;
   user?: string;
   jwksFile?: string;
+  jwksUrl?: string;
   scope?: string;
 }
 
@@ -33,7 +38,7 @@ async function readJwks(path: string): Promise<unknown> {
 function print(client: BackendClientSummary): void {
   process.stdout.write(
     `${client.id}\t${client.name}\tuser=${client.username}\tscope=${client.scope}\t` +
-      `${client.active ? 'active' : 'disabled'}\tkeys=${client.kids.join(',')}\n`,
+      `${client.active ? 'active' : 'disabled'}\t${client.keys}\n`,
   );
 }
 
@@ -55,28 +60,15 @@ abstract class ClientCommand extends ClientsCommand {
   }
 }
 
-@Command({
-  name: 'client:create',
-  description:
-    'Register a SMART backend client (client_credentials with a signed assertion) acting as a system account; prints its client id',
-})
-export class ClientCreateCommand extends ClientCommand {
-  async run(_params: string[], options: ClientOptions): Promise<void> {
-    const name = required(options, 'name', '--name');
-    const user = required(options, 'user', '--user');
-    const scope = required(options, 'scope', '--scope');
-    const jwks = await readJwks(required(options, 'jwksFile', '--jwks-file'));
-    const details = { detail: `client=${name} user=${user} scope=${scope}` };
-    print(
-      await this.trail.command('client:create', details, () =>
-        this.clients.register(name, user, jwks, scope),
-      ),
-    );
-  }
-
-  @Option({ flags: '--user <username>', description: 'The system account the client acts as' })
-  parseUser(value: string): string {
-    return value;
+/** Commands that take a client's public keys: a JWKS file, or the URL it publishes one at. */
+abstract class KeysCommand extends ClientCommand {
+  protected async keysOf(options: ClientOptions): Promise<ClientKeysInput> {
+    if ((options.jwksFile === undefined) === (options.jwksUrl === undefined)) {
+      throw new Error('Give either --jwks-file or --jwks-url');
+    }
+    return options.jwksUrl !== undefined
+      ? { jwksUrl: options.jwksUrl }
+      : { jwks: await readJwks(options.jwksFile!) };
   }
 
   @Option({
@@ -84,6 +76,39 @@ export class ClientCreateCommand extends ClientCommand {
     description: "The client's public signing keys, a JWKS (EC P-256/384/521 or RSA 2048+)",
   })
   parseJwksFile(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--jwks-url <url>',
+    description: 'Where the client publishes its JWKS (https): it rotates its keys there',
+  })
+  parseJwksUrl(value: string): string {
+    return value;
+  }
+}
+
+@Command({
+  name: 'client:create',
+  description:
+    'Register a SMART backend client (client_credentials with a signed assertion) acting as a system account; prints its client id',
+})
+export class ClientCreateCommand extends KeysCommand {
+  async run(_params: string[], options: ClientOptions): Promise<void> {
+    const name = required(options, 'name', '--name');
+    const user = required(options, 'user', '--user');
+    const scope = required(options, 'scope', '--scope');
+    const keys = await this.keysOf(options);
+    const details = { detail: `client=${name} user=${user} scope=${scope}` };
+    print(
+      await this.trail.command('client:create', details, () =>
+        this.clients.register(name, user, keys, scope),
+      ),
+    );
+  }
+
+  @Option({ flags: '--user <username>', description: 'The system account the client acts as' })
+  parseUser(value: string): string {
     return value;
   }
 
@@ -101,20 +126,15 @@ export class ClientCreateCommand extends ClientCommand {
   description:
     "Replace a backend client's public keys (rotation: include the old and the new key, later the new one only)",
 })
-export class ClientSetKeysCommand extends ClientCommand {
+export class ClientSetKeysCommand extends KeysCommand {
   async run(_params: string[], options: ClientOptions): Promise<void> {
     const name = required(options, 'name', '--name');
-    const jwks = await readJwks(required(options, 'jwksFile', '--jwks-file'));
+    const keys = await this.keysOf(options);
     print(
       await this.trail.command('client:set-keys', { detail: `client=${name}` }, () =>
-        this.clients.setKeys(name, jwks),
+        this.clients.setKeys(name, keys),
       ),
     );
-  }
-
-  @Option({ flags: '--jwks-file <path>', description: 'The new public keys, a JWKS' })
-  parseJwksFile(value: string): string {
-    return value;
   }
 }
 

@@ -23,8 +23,16 @@ export interface BackendClientSummary {
   username: string;
   scope: string;
   active: boolean;
-  kids: string[];
+  /** The registered keys' ids, or the URL the client publishes its keys at. */
+  keys: string;
 }
+
+/** A client's public keys as an administrator gives them: a JWKS, or the URL of one. */
+export type ClientKeysInput = { jwks: unknown } | { jwksUrl: string };
+
+type Keys = Pick<BackendClient, 'jwks' | 'jwksUrl'>;
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** Registration of SMART backend clients, for the admin CLI. */
 @Injectable()
@@ -38,7 +46,7 @@ export class BackendClientsService {
   async register(
     name: string,
     username: string,
-    jwks: unknown,
+    keys: ClientKeysInput,
     scope: string,
   ): Promise<BackendClientSummary> {
     if (!NAME.test(name)) {
@@ -68,7 +76,7 @@ export class BackendClientsService {
       id: randomUUID(),
       name,
       userId: user.id,
-      jwks: await usableKeys(jwks),
+      ...(await usableKeys(keys)),
       scope: scopes.map(formatScope).join(' '),
       active: true,
       createdAt: new Date(),
@@ -86,16 +94,19 @@ export class BackendClientsService {
   /** Refuses the client's further token requests; tokens already issued expire on their own. */
   async disable(name: string): Promise<BackendClientSummary> {
     const client = await this.require(name);
-    await this.clients.update(client.id, { active: false });
+    await this.clients.setActive(client.id, false);
     return this.summaryOf({ ...client, active: false });
   }
 
-  /** Replaces the client's public keys (rotation: register the new key, then drop the old one). */
-  async setKeys(name: string, jwks: unknown): Promise<BackendClientSummary> {
+  /**
+   * Replaces the client's public keys (rotation: register the new key, then drop the old one;
+   * a client with a JWKS URL rotates there, without an administrator).
+   */
+  async setKeys(name: string, input: ClientKeysInput): Promise<BackendClientSummary> {
     const client = await this.require(name);
-    const keys = await usableKeys(jwks);
-    await this.clients.update(client.id, { jwks: keys });
-    return this.summaryOf({ ...client, jwks: keys });
+    const keys = await usableKeys(input);
+    await this.clients.setKeys(client.id, keys);
+    return this.summaryOf({ ...client, ...keys });
   }
 
   private async require(name: string): Promise<BackendClient> {
@@ -120,18 +131,37 @@ export function assertSystemAccount(roles: readonly Role[]): void {
   }
 }
 
-/** The keys, checked as a JWKS of public signing keys and each imported once to prove it parses. */
-async function usableKeys(jwks: unknown): Promise<ClientKeySet> {
+/**
+ * A JWKS, checked as public signing keys and each imported once to prove it parses; or a JWKS
+ * URL, https (http on loopback only, for a client on the same machine), read when a token is
+ * asked for.
+ */
+async function usableKeys(input: ClientKeysInput): Promise<Keys> {
+  if ('jwksUrl' in input) {
+    let url: URL | undefined;
+    try {
+      url = new URL(input.jwksUrl);
+    } catch {
+      url = undefined;
+    }
+    if (
+      !url ||
+      !(url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname)))
+    ) {
+      throw AppError.invalid('jwks-url: an https URL (http only on loopback)');
+    }
+    return { jwks: null, jwksUrl: url.href };
+  }
   let keys: ClientKeySet;
   try {
-    keys = clientKeySet(jwks);
+    keys = clientKeySet(input.jwks);
     for (const key of keys.keys) {
       await importJWK(key, keyAlgorithm(key));
     }
   } catch (error) {
     throw AppError.invalid(`jwks: ${(error as Error).message}`);
   }
-  return keys;
+  return { jwks: keys, jwksUrl: null };
 }
 
 function summary(client: BackendClient, username: string): BackendClientSummary {
@@ -141,6 +171,8 @@ function summary(client: BackendClient, username: string): BackendClientSummary 
     username,
     scope: client.scope,
     active: client.active,
-    kids: client.jwks.keys.map((key) => key.kid ?? ''),
+    keys: client.jwks
+      ? `keys=${client.jwks.keys.map((key) => key.kid ?? '').join(',')}`
+      : `jwks_url=${client.jwksUrl}`,
   };
 }

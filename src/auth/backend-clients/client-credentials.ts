@@ -1,11 +1,13 @@
 import { Injectable, Logger } from '@nestjs/common';
 import {
   createLocalJWKSet,
+  createRemoteJWKSet,
   decodeJwt,
   decodeProtectedHeader,
   errors,
   jwtVerify,
   type JWTPayload,
+  type JWTVerifyGetKey,
 } from 'jose';
 import { AuditContext } from '../../audit/audit-context.js';
 import { AppConfig } from '../../config/config.js';
@@ -13,7 +15,7 @@ import type { OAuthError } from '../dto.js';
 import { formatScope, grantedScopes, parseScopes } from '../smart-scopes.js';
 import { TokenService } from '../token.service.js';
 import { UserRepository } from '../user.repository.js';
-import { BackendClientRepository } from './backend-client.repository.js';
+import { BackendClientRepository, type BackendClient } from './backend-client.repository.js';
 import { PERSON_ROLES } from './backend-clients.service.js';
 import { ASSERTION_ALGORITHMS } from './client-keys.js';
 
@@ -27,6 +29,10 @@ const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 const CLOCK_TOLERANCE_SECONDS = 30;
 /** SMART recommends backend tokens of five minutes at most. */
 const TOKEN_TTL_SECONDS = 300;
+const JWKS_TIMEOUT_MS = 5_000;
+/** A kid it does not know sends CareVault to the client's JWKS URL at most this often. */
+const JWKS_COOLDOWN_MS = 2_000;
+const JWKS_MAX_AGE_MS = 10 * 60_000;
 
 export interface ClientTokenResponse {
   access_token: string;
@@ -49,6 +55,8 @@ const invalidClient = (description: string): OAuthError => ({
 @Injectable()
 export class ClientCredentialsGrant {
   private readonly logger = new Logger('BackendClients');
+  /** Published key sets by client, with the URL they came from. */
+  private readonly remoteKeys = new Map<string, { url: string; keys: JWTVerifyGetKey }>();
 
   constructor(
     private readonly clients: BackendClientRepository,
@@ -57,6 +65,24 @@ export class ClientCredentialsGrant {
     private readonly audit: AuditContext,
     private readonly config: AppConfig,
   ) {}
+
+  /**
+   * The keys an assertion is verified with: the registered JWKS, or the one the client
+   * publishes, fetched when first needed, kept ten minutes, and fetched again (at most every
+   * few seconds) when an assertion names a key it does not hold: that is how a client rotates.
+   */
+  private keysOf(client: BackendClient): JWTVerifyGetKey {
+    if (client.jwks) return createLocalJWKSet(client.jwks);
+    const cached = this.remoteKeys.get(client.id);
+    if (cached?.url === client.jwksUrl) return cached.keys;
+    const keys = createRemoteJWKSet(new URL(client.jwksUrl!), {
+      timeoutDuration: JWKS_TIMEOUT_MS,
+      cooldownDuration: JWKS_COOLDOWN_MS,
+      cacheMaxAge: JWKS_MAX_AGE_MS,
+    });
+    this.remoteKeys.set(client.id, { url: client.jwksUrl!, keys });
+    return keys;
+  }
 
   /** `tokenUrl` is this token endpoint's URL as the client reached it: the assertion's `aud`. */
   async token(
@@ -84,9 +110,9 @@ export class ClientCredentialsGrant {
     } catch {
       return invalidClient('client_assertion is not a signed JWT');
     }
-    if (['jku', 'jwk', 'x5u', 'x5c'].some((member) => member in header)) {
+    if (['jwk', 'x5u', 'x5c'].some((member) => member in header)) {
       return invalidClient(
-        "client_assertion names keys of its own (jku, jwk, x5u, x5c): the client's registered keys are used",
+        "client_assertion names keys of its own (jwk, x5u, x5c): the client's registered keys are used",
       );
     }
     if (typeof header.kid !== 'string') return invalidClient('client_assertion needs a kid');
@@ -98,10 +124,14 @@ export class ClientCredentialsGrant {
     const account = client && (await this.users.findById(client.userId));
     if (!client || !account) return invalidClient('Unknown client');
     this.audit.setActor({ id: account.id, name: account.username, roles: [...account.roles] });
+    if (header.jku !== undefined && header.jku !== client.jwksUrl) {
+      // SMART: a jku must be the JWKS URL the client registered; keys are never fetched from elsewhere.
+      return invalidClient('client_assertion: jku is not the JWKS URL registered for this client');
+    }
 
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(assertion, createLocalJWKSet(client.jwks), {
+      ({ payload } = await jwtVerify(assertion, this.keysOf(client), {
         algorithms: [...ASSERTION_ALGORITHMS],
         issuer: clientId,
         subject: clientId,
@@ -110,7 +140,7 @@ export class ClientCredentialsGrant {
         clockTolerance: CLOCK_TOLERANCE_SECONDS,
       }));
     } catch (error) {
-      return invalidClient(`client_assertion: ${assertionFailure(error)}`);
+      return invalidClient(`client_assertion: ${assertionFailure(error, client.jwksUrl)}`);
     }
     // Told only to whoever holds the client's key.
     if (!client.active) return invalidClient('This client is disabled');
@@ -180,7 +210,9 @@ export class ClientCredentialsGrant {
 }
 
 /** Why an assertion failed, in words that hold nothing secret (jose's codes and claim names). */
-function assertionFailure(error: unknown): string {
+function assertionFailure(error: unknown, jwksUrl: string | null): string {
+  if (error instanceof errors.JWKSTimeout) return "the client's JWKS URL did not answer in time";
+  if (error instanceof errors.JWKSInvalid) return "the client's JWKS URL does not serve a JWKS";
   if (error instanceof errors.JWKSNoMatchingKey) return 'no registered key has this kid and alg';
   if (error instanceof errors.JWSSignatureVerificationFailed)
     return 'the signature does not verify';
@@ -191,5 +223,7 @@ function assertionFailure(error: unknown): string {
   if (error instanceof errors.JWTClaimValidationFailed) {
     return `${error.claim} claim: ${error.reason === 'missing' ? 'missing' : 'unexpected value'}`;
   }
-  return 'it cannot be verified';
+  return jwksUrl !== null && !(error instanceof errors.JOSEError)
+    ? "the client's JWKS URL could not be read"
+    : 'it cannot be verified';
 }
