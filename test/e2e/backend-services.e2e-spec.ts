@@ -413,7 +413,7 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
   it('reads the keys a client publishes at its JWKS URL, and follows its rotation there', async () => {
     let published: JWK[] = [];
     let fetches = 0;
-    let clientOfUrl = '';
+    let clientOfUrl: string | undefined;
     const server = createServer((request, response) => {
       fetches++;
       response.setHeader('content-type', 'application/json');
