@@ -26,6 +26,7 @@ export const APP_PERMISSIONS = [
   'security:label',
   'fhir:bundle',
   'fhir:system',
+  'fhir:terminology',
   'hl7:feed',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
@@ -115,6 +116,8 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   'fhir:bundle': 'any',
   // GET /fhir/_history: the service lists only the types the caller may read the history of.
   'fhir:system': 'any',
+  // ValueSet/$expand, $validate-code, CodeSystem/$lookup: the R4 definitions, no patient data.
+  'fhir:terminology': 'any',
   // HL7 over HTTPS and the stored-message routes: feeds post as system accounts, admins look after them.
   'hl7:feed': ['admin', 'integration'],
 };

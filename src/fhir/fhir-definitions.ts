@@ -16,7 +16,7 @@ import { AppError, type Issue } from '../common/errors/app-error.js';
 import { emptyValuePath } from './empty-values.js';
 import type { FhirResource } from './fhir-types.js';
 import { Subsets } from './subset.js';
-import { ValueSets, type BoundValue } from './value-sets.js';
+import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
 
 const MAX_DIAGNOSTICS = 300;
 
@@ -55,11 +55,16 @@ export class FhirDefinitions {
   }
 
   /**
-   * The `system|code` of a value set, expanded from the definitions; undefined for one that is
-   * not there or cannot be expanded from them (an external code system, a filter).
+   * A value set's codes with their displays, expanded from the definitions; undefined for one
+   * that is not there or cannot be expanded from them (an external code system, a filter).
    */
-  valueSetCodings(url: string): ReadonlySet<string> | undefined {
-    return this.valueSets.expand(url)?.codings;
+  expansion(url: string): Expansion | undefined {
+    return this.valueSets.expand(url);
+  }
+
+  /** A code system of the definitions (its concepts when it holds all of them). */
+  codeSystem(url: string): KnownCodeSystem | undefined {
+    return this.valueSets.codeSystem(url);
   }
 
   isResourceType(type: string): boolean {

@@ -10,6 +10,8 @@ import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
 import { PatientMatchController } from './match/patient-match.controller.js';
 import { PatientMatchService } from './match/patient-match.service.js';
+import { TerminologyController } from './terminology/terminology.controller.js';
+import { TerminologyService } from './terminology/terminology.service.js';
 import { ValidateService } from './validate.service.js';
 import { ImportService } from './import/import.service.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
@@ -26,7 +28,7 @@ import { SearchService } from './search/search.service.js';
 
 @Module({
   imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
-  controllers: [FhirController, PatientMatchController],
+  controllers: [FhirController, PatientMatchController, TerminologyController],
   providers: [
     FhirDefinitions,
     FhirService,
@@ -46,6 +48,7 @@ import { SearchService } from './search/search.service.js';
     ImportService,
     ValidateService,
     PatientMatchService,
+    TerminologyService,
   ],
   exports: [
     ReindexService,

