@@ -38,17 +38,28 @@ const AUDIT_EVENT = {
   ],
 };
 
-const LASTN = {
-  name: 'lastn',
-  definition: 'http://hl7.org/fhir/OperationDefinition/Observation-lastn',
-};
-const EVERYTHING = {
-  name: 'everything',
-  definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
-};
-const MATCH = {
-  name: 'match',
-  definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match',
+/** Each type's operations besides $validate (ValueSet's and CodeSystem's: src/fhir/terminology). */
+const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = {
+  Patient: [
+    {
+      name: 'everything',
+      definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
+    },
+    { name: 'match', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match' },
+  ],
+  Observation: [
+    { name: 'lastn', definition: 'http://hl7.org/fhir/OperationDefinition/Observation-lastn' },
+  ],
+  ValueSet: [
+    { name: 'expand', definition: 'http://hl7.org/fhir/OperationDefinition/ValueSet-expand' },
+    {
+      name: 'validate-code',
+      definition: 'http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code',
+    },
+  ],
+  CodeSystem: [
+    { name: 'lookup', definition: 'http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup' },
+  ],
 };
 
 export interface SoftwareInfo {
@@ -92,8 +103,7 @@ export function capabilityResources(
             : ['literal', 'logical'],
           ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
           operation: [
-            ...(type === 'Patient' ? [EVERYTHING, MATCH] : []),
-            ...(type === 'Observation' ? [LASTN] : []),
+            ...(TYPE_OPERATIONS[type] ?? []),
             {
               name: 'validate',
               definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
