@@ -41,6 +41,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Aborts a notification in flight when the service stops. */
+  private readonly stopping = new AbortController();
   /** Subscriptions whose activation failed other than by a concurrent change: not retried. */
   private readonly unactivatable = new Set<string>();
   private readonly settings: AppConfig['subscriptions'];
@@ -64,6 +66,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
 
   async onModuleDestroy(): Promise<void> {
     this.stopped = true;
+    this.stopping.abort();
     this.wake?.();
     await this.loop;
   }
@@ -199,11 +202,13 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         headers: plan.headers,
         // A redirect could lead anywhere, past SUBSCRIPTION_ENDPOINTS.
         redirect: 'error',
-        signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
+        signal: AbortSignal.any([AbortSignal.timeout(SEND_TIMEOUT_MS), this.stopping.signal]),
       });
       await response.body?.cancel();
       return response.ok ? undefined : `HTTP ${response.status}`;
     } catch (error) {
+      // Interrupted by shutdown: rolled back, so the attempt does not count against it.
+      if (this.stopped) throw error;
       const cause = (error as { cause?: { code?: unknown } }).cause?.code;
       return typeof cause === 'string' ? cause : (error as Error).name;
     }
