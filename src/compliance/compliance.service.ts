@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve, sep } from 'node:path';
 import { AuditVerifier } from '../audit/audit-verifier.js';
 import { MIN_PASSWORD_LENGTH } from '../auth/password.js';
+import { isLoopback } from '../common/http/loopback.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 import { AppConfig } from '../config/config.js';
 import { describeDatabase } from '../database/database-options.js';
@@ -14,7 +15,6 @@ import { ComplianceRepository, type PhiSample } from './compliance.repository.js
 const SAMPLE_ROWS = 200;
 /** A nightly backup, with slack for a slow night. */
 const BACKUP_MAX_AGE_HOURS = 26;
-const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
 type Outcome = Pick<ComplianceCheck, 'status' | 'evidence'>;
 
@@ -319,7 +319,7 @@ export class ComplianceService {
       problems.push(`plain HTTP on ${this.config.host}:${this.config.port} without a TLS proxy`);
     }
     const mllp = this.config.hl7Mllp;
-    if (mllp && !this.config.hl7Tls && !LOOPBACK.has(mllp.host)) {
+    if (mllp && !this.config.hl7Tls && !isLoopback(mllp.host)) {
       problems.push(`MLLP listener on ${mllp.host} without TLS`);
     } else {
       notes.push(
@@ -327,7 +327,7 @@ export class ComplianceService {
       );
     }
     const plain = this.config.hl7Outbound.destinations.filter(
-      (destination) => !destination.tls && !LOOPBACK.has(destination.host),
+      (destination) => !destination.tls && !isLoopback(destination.host),
     );
     if (plain.length > 0) {
       problems.push(`HL7 destinations without TLS: ${plain.map((d) => d.name).join(', ')}`);
@@ -335,7 +335,7 @@ export class ComplianceService {
     // Notifications carry no record, but their headers carry the receiver's credentials.
     const plainHooks = this.config.subscriptions.endpoints.filter((endpoint) => {
       const url = new URL(endpoint);
-      return url.protocol !== 'https:' && !LOOPBACK.has(url.hostname.replace(/^\[(.*)\]$/, '$1'));
+      return url.protocol !== 'https:' && !isLoopback(url.hostname);
     });
     if (plainHooks.length > 0) {
       problems.push(`Subscription endpoints without TLS: ${plainHooks.join(', ')}`);

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { importJWK } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
+import { isLoopback } from '../../common/http/loopback.js';
 import type { Role } from '../roles.js';
 import { formatScope, parseScopes } from '../smart-scopes.js';
 import { UserRepository } from '../user.repository.js';
@@ -31,8 +32,6 @@ export interface BackendClientSummary {
 export type ClientKeysInput = { jwks: unknown } | { jwksUrl: string };
 
 type Keys = Pick<BackendClient, 'jwks' | 'jwksUrl'>;
-
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
 /** Registration of SMART backend clients, for the admin CLI. */
 @Injectable()
@@ -146,7 +145,7 @@ async function usableKeys(input: ClientKeysInput): Promise<Keys> {
     }
     if (
       !url ||
-      !(url.protocol === 'https:' || (url.protocol === 'http:' && LOOPBACK.has(url.hostname)))
+      !(url.protocol === 'https:' || (url.protocol === 'http:' && isLoopback(url.hostname)))
     ) {
       throw AppError.invalid('jwks-url: an https URL (http only on loopback)');
     }

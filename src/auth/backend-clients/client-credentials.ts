@@ -10,6 +10,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { AuditContext } from '../../audit/audit-context.js';
+import { isUuid } from '../../common/ids.js';
 import { AppConfig } from '../../config/config.js';
 import type { OAuthError } from '../dto.js';
 import { formatScope, grantedScopes, parseScopes } from '../smart-scopes.js';
@@ -18,8 +19,6 @@ import { UserRepository } from '../user.repository.js';
 import { BackendClientRepository, type BackendClient } from './backend-client.repository.js';
 import { PERSON_ROLES } from './backend-clients.service.js';
 import { ASSERTION_ALGORITHMS } from './client-keys.js';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -117,7 +116,7 @@ export class ClientCredentialsGrant {
     }
     if (typeof header.kid !== 'string') return invalidClient('client_assertion needs a kid');
     const clientId = unverified.iss;
-    if (typeof clientId !== 'string' || !UUID.test(clientId) || unverified.sub !== clientId) {
+    if (typeof clientId !== 'string' || !isUuid(clientId) || unverified.sub !== clientId) {
       return invalidClient('client_assertion: iss and sub must both be the client id');
     }
     const client = await this.clients.findById(clientId);

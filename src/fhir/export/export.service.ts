@@ -8,6 +8,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { isUuid } from '../../common/ids.js';
 import { AppConfig } from '../../config/config.js';
 import { FieldCipher } from '../../crypto/field-cipher.js';
 import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
@@ -223,9 +224,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
 
   private async owned(user: AuthenticatedUser, id: string): Promise<ExportJobRow> {
     // Job ids are UUIDs: anything else cannot exist (and would be a type error in SQL).
-    const job = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
-      ? await this.store.find(id, STALE_SECONDS)
-      : undefined;
+    const job = isUuid(id) ? await this.store.find(id, STALE_SECONDS) : undefined;
     if (!job || job.userId !== user.id) {
       throw AppError.notFound('No such export');
     }
