@@ -13,6 +13,7 @@ import { ResourceLastUpdatedIndex1765100000000 } from './1765100000000-resource-
 import { ResourceHistoryKeysetIndexes1765200000000 } from './1765200000000-resource-history-keyset-indexes.js';
 import { CreateBackendClients1765300000000 } from './1765300000000-create-backend-clients.js';
 import { CreateSubscriptions1765400000000 } from './1765400000000-create-subscriptions.js';
+import { CreateSmartApps1765500000000 } from './1765500000000-create-smart-apps.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   ResourceHistoryKeysetIndexes1765200000000,
   CreateBackendClients1765300000000,
   CreateSubscriptions1765400000000,
+  CreateSmartApps1765500000000,
 ];

@@ -17,6 +17,7 @@ import { HealthModule } from './health/health.module.js';
 import { MetricsEndpointModule } from './metrics/metrics-endpoint.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
 import { Hl7Module } from './hl7/hl7.module.js';
+import { LaunchModule } from './smart/launch/launch.module.js';
 import { SmartModule } from './smart/smart.module.js';
 import { SubscriptionsModule } from './subscriptions/subscriptions.module.js';
 
@@ -44,6 +45,7 @@ export class AppModule {
         FhirModule,
         ExportModule,
         SmartModule,
+        LaunchModule,
         HealthModule,
         MetricsEndpointModule,
         Hl7Module,

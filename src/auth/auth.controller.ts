@@ -9,6 +9,7 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
+import { AuthorizationCodes, type AppTokenResponse } from './apps/authorization-codes.js';
 import { AuthService } from './auth.service.js';
 import {
   ClientCredentialsGrant,
@@ -39,6 +40,7 @@ export class AuthController {
     private readonly auth: AuthService,
     private readonly keys: SigningKeys,
     private readonly clientCredentials: ClientCredentialsGrant,
+    private readonly authorizationCodes: AuthorizationCodes,
   ) {}
 
   @Public()
@@ -78,7 +80,14 @@ export class AuthController {
       type: 'object',
       required: ['grant_type'],
       properties: {
-        grant_type: { type: 'string', enum: ['refresh_token', 'client_credentials'] },
+        grant_type: {
+          type: 'string',
+          enum: ['authorization_code', 'refresh_token', 'client_credentials'],
+        },
+        code: { type: 'string', description: 'authorization_code grant' },
+        redirect_uri: { type: 'string', description: 'authorization_code grant' },
+        client_id: { type: 'string', description: 'authorization_code grant: the app' },
+        code_verifier: { type: 'string', description: 'authorization_code grant: PKCE' },
         refresh_token: { type: 'string', description: 'refresh_token grant' },
         client_assertion_type: {
           type: 'string',
@@ -95,7 +104,7 @@ export class AuthController {
   })
   @ApiOperation({
     summary:
-      'OAuth 2.0 token endpoint (RFC 6749): refresh_token, and client_credentials with a signed client assertion for SMART backend clients',
+      'OAuth 2.0 token endpoint (RFC 6749): authorization_code with PKCE for SMART apps, refresh_token, and client_credentials with a signed client assertion for SMART backend clients',
   })
   @ApiResponse({
     status: 400,
@@ -106,15 +115,18 @@ export class AuthController {
     @Body() body: unknown,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<TokenResponse | ClientTokenResponse | OAuthError> {
+  ): Promise<TokenResponse | ClientTokenResponse | AppTokenResponse | OAuthError> {
     const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
       string,
       unknown
     >;
+    const grant = fields['grant_type'];
     const result =
-      fields['grant_type'] === 'client_credentials'
+      grant === 'client_credentials'
         ? await this.clientCredentials.token(fields, `${requestOrigin(request)}/auth/token`)
-        : await this.auth.oauthToken(fields);
+        : grant === 'authorization_code'
+          ? await this.authorizationCodes.token(fields)
+          : await this.auth.oauthToken(fields);
     // RFC 6749 section 5.1: token responses are never cached.
     void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
     if ('error' in result) void reply.status(result.error === 'invalid_client' ? 401 : 400);

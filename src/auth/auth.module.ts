@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
+import { AuthorizationCodes } from './apps/authorization-codes.js';
 import { AuthService } from './auth.service.js';
 import { ClientCredentialsGrant } from './backend-clients/client-credentials.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
@@ -22,11 +23,12 @@ import { UsersModule } from './users.module.js';
     SigningKeys,
     TokenService,
     ClientCredentialsGrant,
+    AuthorizationCodes,
     JwtStrategy,
     OidcVerifier,
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: PermissionGuard },
   ],
-  exports: [UsersModule],
+  exports: [UsersModule, AuthService, AuthorizationCodes],
 })
 export class AuthModule {}

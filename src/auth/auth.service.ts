@@ -3,6 +3,7 @@ import QRCode from 'qrcode';
 import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
+import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
 import { verifyAgainstDummy, verifyPassword } from './password.js';
@@ -29,6 +30,7 @@ export class AuthService {
     private readonly refreshTokens: RefreshTokens,
     private readonly config: AppConfig,
     private readonly audit: AuditContext,
+    private readonly apps: SmartAppRepository,
   ) {}
 
   /** The account a sign-in is about, for its audit row (the request carries no token yet). */
@@ -37,6 +39,33 @@ export class AuthService {
   }
 
   async login(username: string, password: string): Promise<TokenResponse | MfaRequiredResponse> {
+    const user = await this.checkPassword(username, password);
+    if (user.mfaEnabled) {
+      return { mfa_required: true, mfa_token: await this.tokens.mfaToken(user.id) };
+    }
+    return this.issue(user, { amr: ['pwd'], authTime: new Date() });
+  }
+
+  /**
+   * Password and, where enrolled, MFA code in one step, for the authorization endpoint's sign-in
+   * form (SMART App Launch): the same lockout, timing and answers as POST /auth/login.
+   */
+  async authenticate(
+    username: string,
+    password: string,
+    code: string | undefined,
+  ): Promise<{ user: UserEntity; login: LoginFacts }> {
+    const user = await this.checkPassword(username, password);
+    if (!user.mfaEnabled) return { user, login: { amr: ['pwd'], authTime: new Date() } };
+    if (!code || !user.totpSecret) {
+      throw AppError.of(401, 'login', 'This account signs in with an MFA code as well');
+    }
+    await this.acceptCode(user, code);
+    return { user, login: { amr: ['pwd', 'otp'], authTime: new Date() } };
+  }
+
+  /** The active account whose password this is; every failure is the same 401. */
+  private async checkPassword(username: string, password: string): Promise<UserEntity> {
     const user = await this.users.findByUsername(username);
     if (!user) {
       await verifyAgainstDummy(password);
@@ -60,10 +89,7 @@ export class AuthService {
     if (user.failedAttempts > 0 || user.lockedUntil) {
       await this.users.save({ ...user, failedAttempts: 0, lockedUntil: null });
     }
-    if (user.mfaEnabled) {
-      return { mfa_required: true, mfa_token: await this.tokens.mfaToken(user.id) };
-    }
-    return this.issue(user, { amr: ['pwd'], authTime: now });
+    return user;
   }
 
   async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
@@ -78,7 +104,7 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string): Promise<TokenResponse> {
-    const { token, userId, login } = await this.refreshTokens.rotate(refreshToken);
+    const { token, userId, login, grant } = await this.refreshTokens.rotate(refreshToken);
     const user = await this.users.findById(userId);
     if (user) this.actor(user);
     if (!user || !user.active) {
@@ -86,12 +112,30 @@ export class AuthService {
       await this.refreshTokens.revokeAllOf(userId);
       throw AppError.of(401, 'login', 'Invalid or expired refresh token');
     }
-    const access = await this.tokens.accessToken(user, login);
+    if (grant && !(await this.apps.isActive(grant.appId))) {
+      await this.refreshTokens.revokeFamilyOf(token);
+      throw AppError.of(401, 'login', 'Invalid or expired refresh token');
+    }
+    // An app's grant carries over unchanged: a refreshed token is never wider than approved.
+    const access = await this.tokens.accessToken(
+      user,
+      login,
+      grant
+        ? {
+            scope: grant.scope,
+            clientId: grant.appId,
+            ...(grant.patient ? { patient: grant.patient } : {}),
+          }
+        : undefined,
+    );
     return {
       access_token: access.token,
       token_type: 'Bearer',
       expires_in: access.expiresIn,
       refresh_token: token,
+      ...(grant
+        ? { scope: grant.scope, ...(grant.patient ? { patient: grant.patient } : {}) }
+        : {}),
     };
   }
 
@@ -109,7 +153,7 @@ export class AuthService {
       return {
         error: 'unsupported_grant_type',
         error_description:
-          'Offered: refresh_token, and client_credentials for registered backend clients; sign in with POST /auth/login',
+          'Offered: authorization_code for registered SMART apps, refresh_token, and client_credentials for registered backend clients',
       };
     }
     const token = fields['refresh_token'];
@@ -232,7 +276,7 @@ export class AuthService {
 
   private async issue(user: UserEntity, login: LoginFacts): Promise<TokenResponse> {
     const access = await this.tokens.accessToken(user, login);
-    const refresh = await this.refreshTokens.issue(user.id, login);
+    const { token: refresh } = await this.refreshTokens.issue(user.id, login);
     return {
       access_token: access.token,
       token_type: 'Bearer',

@@ -56,6 +56,9 @@ export interface TokenResponse {
   token_type: 'Bearer';
   expires_in: number;
   refresh_token: string;
+  /** An app's granted scope and patient in context (SMART App Launch). */
+  scope?: string;
+  patient?: string;
 }
 
 /** An OAuth 2.0 error (RFC 6749 section 5.2): what OAuth clients read from a token endpoint. */

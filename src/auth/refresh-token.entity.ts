@@ -37,6 +37,19 @@ export class RefreshTokenEntity {
   @Column('timestamptz')
   absoluteExpiresAt!: Date;
 
+  /**
+   * The app grant the family continues (SMART App Launch): its scope, patient in context and
+   * app. Null for a sign-in at POST /auth/login, whose tokens carry the account's rights.
+   */
+  @Column('text', { nullable: true })
+  scope!: string | null;
+
+  @Column('text', { nullable: true })
+  patient!: string | null;
+
+  @Column('uuid', { nullable: true })
+  appId!: string | null;
+
   /** Set when the token is used (replaced) or revoked. */
   @Column('timestamptz', { nullable: true })
   revokedAt!: Date | null;

@@ -8,10 +8,18 @@ import type { LoginFacts } from './token.service.js';
 
 const invalid = (): AppError => AppError.of(401, 'login', 'Invalid or expired refresh token');
 
+/** An app's grant (SMART App Launch) that a refresh token family continues. */
+export interface AppGrant {
+  scope: string;
+  patient?: string;
+  appId: string;
+}
+
 interface Rotated {
   token: string;
   userId: string;
   login: LoginFacts;
+  grant?: AppGrant;
 }
 
 /**
@@ -25,13 +33,18 @@ export class RefreshTokens {
     private readonly config: AppConfig,
   ) {}
 
-  /** Starts a family for a fresh login. */
-  async issue(userId: string, login: LoginFacts): Promise<string> {
+  /** Starts a family for a fresh login, or for an app's grant. */
+  async issue(
+    userId: string,
+    login: LoginFacts,
+    grant?: AppGrant,
+  ): Promise<{ token: string; familyId: string }> {
     const now = new Date();
     const absolute = new Date(now.getTime() + this.config.refreshAbsoluteTtl * 1000);
-    const { token, entity } = this.next(userId, randomUUID(), login, now, absolute);
+    const familyId = randomUUID();
+    const { token, entity } = this.next(userId, familyId, login, grant, now, absolute);
     await this.repository.insert(entity);
-    return token;
+    return { token, familyId };
   }
 
   /**
@@ -54,16 +67,18 @@ export class RefreshTokens {
           return { error: invalid() };
         }
         const login = { amr: current.amr, authTime: current.authTime };
+        const grant = grantOf(current);
         const { token, entity } = this.next(
           current.userId,
           current.familyId,
           login,
+          grant,
           now,
           current.absoluteExpiresAt,
         );
         await this.repository.markUsed(current.id, now, manager);
         await this.repository.insert(entity, manager);
-        return { token, userId: current.userId, login };
+        return { token, userId: current.userId, login, ...(grant ? { grant } : {}) };
       },
     );
     // The family revocation above must commit, so the error is thrown after the transaction.
@@ -81,6 +96,11 @@ export class RefreshTokens {
     });
   }
 
+  /** Ends a family by its id: the tokens issued for an authorization code presented twice. */
+  revokeFamily(familyId: string): Promise<void> {
+    return this.repository.revokeFamily(familyId, new Date());
+  }
+
   revokeAllOf(userId: string): Promise<void> {
     return this.repository.revokeAllOfUser(userId, new Date());
   }
@@ -89,6 +109,7 @@ export class RefreshTokens {
     userId: string,
     familyId: string,
     login: LoginFacts,
+    grant: AppGrant | undefined,
     now: Date,
     absolute: Date,
   ): { token: string; entity: RefreshTokenEntity } {
@@ -109,9 +130,21 @@ export class RefreshTokens {
         expiresAt: idle,
         absoluteExpiresAt: absolute,
         revokedAt: null,
+        scope: grant?.scope ?? null,
+        patient: grant?.patient ?? null,
+        appId: grant?.appId ?? null,
       },
     };
   }
+}
+
+function grantOf(token: RefreshTokenEntity): AppGrant | undefined {
+  if (token.scope === null || token.appId === null) return undefined;
+  return {
+    scope: token.scope,
+    appId: token.appId,
+    ...(token.patient !== null ? { patient: token.patient } : {}),
+  };
 }
 
 function hashOf(token: string): string {

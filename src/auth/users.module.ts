@@ -1,4 +1,6 @@
 import { Module } from '@nestjs/common';
+import { SmartAppRepository } from './apps/smart-app.repository.js';
+import { SmartAppsService } from './apps/smart-apps.service.js';
 import { BackendClientRepository } from './backend-clients/backend-client.repository.js';
 import { BackendClientsService } from './backend-clients/backend-clients.service.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
@@ -7,7 +9,7 @@ import { UserRepository } from './user.repository.js';
 import { UsersService } from './users.service.js';
 
 /**
- * Accounts, their sessions and the backend clients acting as them, without token signing: what the admin CLI needs. Kept apart from
+ * Accounts, their sessions and the backend clients acting as them and the SMART apps they sign in to, without token signing: what the admin CLI needs. Kept apart from
  * AuthModule so that a CLI command never loads (or generates) the JWT signing key.
  */
 @Module({
@@ -18,6 +20,8 @@ import { UsersService } from './users.service.js';
     RefreshTokens,
     BackendClientsService,
     BackendClientRepository,
+    SmartAppsService,
+    SmartAppRepository,
   ],
   exports: [
     UsersService,
@@ -25,6 +29,8 @@ import { UsersService } from './users.service.js';
     RefreshTokens,
     BackendClientsService,
     BackendClientRepository,
+    SmartAppsService,
+    SmartAppRepository,
   ],
 })
 export class UsersModule {}

@@ -14,6 +14,11 @@ import {
   ClientListCommand,
   ClientSetKeysCommand,
 } from '../auth/backend-clients/backend-clients.command.js';
+import {
+  AppCreateCommand,
+  AppDisableCommand,
+  AppListCommand,
+} from '../auth/apps/smart-apps.command.js';
 import { JwtKeyRotateCommand } from '../auth/jwt-keys.command.js';
 import { AuditModule } from '../audit/audit.module.js';
 import { BackupCommand, RestoreCommand } from '../backup/backup.command.js';
@@ -70,6 +75,9 @@ export class CliModule {
         ClientSetKeysCommand,
         ClientDisableCommand,
         ClientListCommand,
+        AppCreateCommand,
+        AppDisableCommand,
+        AppListCommand,
         BreakGlassReportCommand,
         SearchReindexCommand,
         ImportCommand,

@@ -31,8 +31,9 @@ interface ProviderMetadata {
 /**
  * Scopes CareVault's tokens honour (src/auth/smart-scopes.ts): SMART v1 (`.read`, `.write`) and
  * v2 (`.cruds` letters) resource scopes in patient and user context, for any type or one type
- * (`patient/Observation.rs`), and `offline_access` for a refresh token. `system/` scopes are
- * for backend clients, which CareVault's own token endpoint serves.
+ * (`patient/Observation.rs`), `launch/patient` for a patient chosen at sign-in, and
+ * `offline_access` or `online_access` for a refresh token. `system/` scopes are for backend
+ * clients, which CareVault's own token endpoint serves.
  */
 const SCOPES = [
   'patient/*.rs',
@@ -43,7 +44,9 @@ const SCOPES = [
   'user/*.cruds',
   'user/*.read',
   'user/*.write',
+  'launch/patient',
   'offline_access',
+  'online_access',
 ];
 
 const SYSTEM_SCOPES = ['system/*.rs', 'system/*.cruds', 'system/*.read', 'system/*.write'];
@@ -61,13 +64,13 @@ const PROVIDER_CACHE_MS = 5 * 60_000;
 const PROVIDER_TIMEOUT_MS = 5_000;
 
 /**
- * The SMART configuration, which the CapabilityStatement's security section repeats. CareVault
- * has no authorization endpoint of its own: its users log in with POST /auth/login (MFA where
- * enrolled) and renew at the OAuth token endpoint POST /auth/token (refresh_token grant), so
- * without an identity provider the document offers no app launch. Registered backend clients
- * get tokens at the same endpoint (client_credentials with a signed assertion). With one (OIDC_ISSUER), apps
- * authorize there: its endpoints, grants and client authentication methods are taken from its
- * own discovery document, and its tokens are accepted here with their SMART scopes.
+ * The SMART configuration, which the CapabilityStatement's security section repeats. Without
+ * an identity provider, registered apps launch standalone at CareVault's own authorization
+ * endpoint (authorization code with PKCE, src/smart/launch/), and registered backend clients
+ * get tokens at the token endpoint (client_credentials with a signed assertion). With one
+ * (OIDC_ISSUER), apps authorize there: its endpoints, grants and client authentication methods
+ * are taken from its own discovery document, and its tokens are accepted here with their SMART
+ * scopes.
  */
 @Injectable()
 export class SmartConfiguration {
@@ -79,13 +82,22 @@ export class SmartConfiguration {
   async document(origin: string): Promise<SmartDocument> {
     const own: SmartDocument = {
       jwks_uri: `${origin}/.well-known/jwks.json`,
+      authorization_endpoint: `${origin}/auth/authorize`,
       token_endpoint: `${origin}/auth/token`,
-      grant_types_supported: ['refresh_token', 'client_credentials'],
-      // `none` for refreshing a session; private_key_jwt for SMART Backend Services clients.
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
+      // `none` for public apps (PKCE) and sessions; private_key_jwt for backend clients.
       token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS],
+      code_challenge_methods_supported: ['S256'],
+      response_types_supported: ['code'],
       scopes_supported: [...SCOPES, ...SYSTEM_SCOPES],
-      capabilities: ['client-public', 'client-confidential-asymmetric', ...BASE_CAPABILITIES],
+      capabilities: [
+        'launch-standalone',
+        'context-standalone-patient',
+        'client-public',
+        'client-confidential-asymmetric',
+        ...BASE_CAPABILITIES,
+      ],
     };
     const provider = this.config.oidc ? await this.providerMetadata() : undefined;
     if (!provider?.authorization_endpoint || !provider.token_endpoint) {
@@ -176,9 +188,10 @@ export function restSecurity(smart: SmartDocument, cors: boolean): Record<string
     ],
     description:
       'Bearer JWTs: from POST /auth/login (with MFA where enrolled), renewed at the token ' +
-      'endpoint, narrowed to SMART scopes with POST /auth/token/scoped, or issued there to ' +
+      'endpoint, narrowed to SMART scopes with POST /auth/token/scoped, issued to registered ' +
+      'apps after sign-in at the authorization endpoint (authorization_code, PKCE S256) or to ' +
       'registered backend clients (client_credentials, private_key_jwt)' +
-      (smart.authorization_endpoint ? ', or issued by the identity provider' : '') +
+      (smart.issuer ? ', or issued by the identity provider' : '') +
       '. See .well-known/smart-configuration.',
     extension: [
       {

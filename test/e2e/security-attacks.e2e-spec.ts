@@ -337,6 +337,9 @@ describe('attacks a hospital reviewer tries first', () => {
       'GET /.well-known/smart-configuration',
       'GET /fhir/.well-known/smart-configuration',
       'POST /auth/token',
+      // SMART App Launch: the sign-in page and its form (src/smart/launch/).
+      'GET /auth/authorize',
+      'POST /auth/authorize',
       // Not a user's route: it takes the scraper's own token (test/e2e/metrics.e2e-spec.ts).
       'GET /metrics',
     ].sort();

@@ -48,15 +48,20 @@ describe('SMART discovery and the OAuth token endpoint', () => {
     expect(root.body).toMatchObject({
       token_endpoint: `${testApp.url}/auth/token`,
       jwks_uri: `${testApp.url}/.well-known/jwks.json`,
-      grant_types_supported: ['refresh_token', 'client_credentials'],
+      authorization_endpoint: `${testApp.url}/auth/authorize`,
+      grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       capabilities: expect.arrayContaining(['permission-v2', 'permission-patient']),
       scopes_supported: expect.arrayContaining(['patient/*.rs', 'user/*.cruds']),
     });
-    // No authorization endpoint of CareVault's own, so no app launch is claimed.
-    expect(root.body.authorization_endpoint).toBeUndefined();
-    expect(root.body.capabilities).not.toContain('launch-standalone');
+    // CareVault's own authorization endpoint: standalone launch, no EHR launch, no OpenID.
+    expect(root.body.capabilities).toContain('launch-standalone');
+    expect(root.body.capabilities).not.toContain('launch-ehr');
+    expect(root.body.scopes_supported).not.toContain('openid');
 
-    expect(await oauthUris(testApp)).toEqual({ token: root.body.token_endpoint });
+    expect(await oauthUris(testApp)).toEqual({
+      authorize: root.body.authorization_endpoint,
+      token: root.body.token_endpoint,
+    });
     // What a FHIR client library finds by itself, from the FHIR base URL alone.
     const metadata = await new Client({ baseUrl: `${testApp.url}/fhir` }).smartAuthMetadata();
     expect(String(metadata.tokenUrl)).toBe(root.body.token_endpoint);
@@ -97,7 +102,7 @@ describe('SMART discovery and the OAuth token endpoint', () => {
     for (const [form, error] of [
       [{}, 'invalid_request'],
       [{ grant_type: 'password', username: 'x', password: 'y' }, 'unsupported_grant_type'],
-      [{ grant_type: 'authorization_code', code: 'abc' }, 'unsupported_grant_type'],
+      [{ grant_type: 'authorization_code', code: 'abc' }, 'invalid_request'],
       [{ grant_type: 'refresh_token' }, 'invalid_request'],
       [{ grant_type: 'refresh_token', refresh_token: 'x', scope: 'user/*.cruds' }, 'invalid_scope'],
     ] as const) {

@@ -1,0 +1,32 @@
+import { AppError } from '../../common/errors/app-error.js';
+import { format, grantAppScope, registeredAppScope } from './app-scopes.js';
+
+describe('SMART app scopes', () => {
+  it('normalizes a registration to v2 resource scopes and the launch scopes', () => {
+    expect(
+      registeredAppScope('launch/patient patient/*.read  offline_access user/Observation.rs'),
+    ).toBe('launch/patient offline_access patient/*.rs user/Observation.rs');
+  });
+
+  it.each([
+    [''],
+    ['system/*.rs'],
+    ['patient/*.rs openid'],
+    ['patient/Observation.rs?category=laboratory'],
+    ['launch'],
+  ])('refuses the registration %p', (scope) => {
+    expect(() => registeredAppScope(scope)).toThrow(AppError);
+  });
+
+  it('grants what both the request and the registration allow, narrowing each scope', () => {
+    const granted = grantAppScope(
+      'launch/patient patient/*.cruds openid fhirUser online_access user/Patient.rs',
+      'launch/patient patient/Observation.rs patient/Patient.r offline_access',
+    );
+    expect(format(granted)).toBe('launch/patient patient/Observation.rs patient/Patient.r');
+  });
+
+  it('grants no resource scope the registration lacks', () => {
+    expect(grantAppScope('user/*.rs system/*.rs', 'patient/*.rs').resources).toEqual([]);
+  });
+});

@@ -1,0 +1,64 @@
+import { AppError } from '../../common/errors/app-error.js';
+import { formatScope, grantedScopes, parseScopes, type SmartScope } from '../smart-scopes.js';
+
+/**
+ * Scopes of SMART App Launch other than resource scopes that CareVault grants: a patient chosen
+ * at sign-in (standalone launch), and a refresh token (offline_access, or online_access, which
+ * ends with the session's idle and absolute limits as every refresh token here does).
+ */
+export const LAUNCH_SCOPES = ['launch/patient', 'offline_access', 'online_access'] as const;
+
+export interface AppScope {
+  /** `patient/` and `user/` resource scopes. */
+  resources: SmartScope[];
+  /** Of LAUNCH_SCOPES. */
+  launch: string[];
+}
+
+const isLaunchScope = (item: string): boolean =>
+  (LAUNCH_SCOPES as readonly string[]).includes(item);
+
+/** An app registration's scope, every item a patient/ or user/ resource scope or a launch one. */
+export function registeredAppScope(scope: string): string {
+  const items = scope.split(/\s+/).filter(Boolean);
+  const wrong = items.filter((item) => {
+    if (isLaunchScope(item)) return false;
+    const [parsed] = parseScopes(item) ?? [];
+    return parsed === undefined || parsed.context === 'system' || item.includes('?');
+  });
+  if (items.length === 0 || wrong.length > 0) {
+    throw AppError.invalid(
+      `scope: patient/ or user/ resource scopes (patient/*.rs, user/Observation.cruds), launch/patient, offline_access or online_access; not ${wrong.join(' ') || 'empty'}`,
+    );
+  }
+  return format(appScopeOf(scope));
+}
+
+/**
+ * What an app is granted of what it asked: the resource scopes both allow (narrowed as
+ * grantedScopes does) and the launch scopes both name. Other scopes asked for (openid,
+ * fhirUser, launch, system/…) are not granted, which SMART allows a server to do: the token
+ * response says what was.
+ */
+export function grantAppScope(requested: string, registered: string): AppScope {
+  const asked = appScopeOf(requested);
+  const allowed = appScopeOf(registered);
+  return {
+    resources: grantedScopes(asked.resources, allowed.resources),
+    launch: asked.launch.filter((item) => allowed.launch.includes(item)),
+  };
+}
+
+export function format(scope: AppScope): string {
+  return [...scope.launch, ...scope.resources.map(formatScope)].join(' ');
+}
+
+function appScopeOf(scope: string): AppScope {
+  const items = [...new Set(scope.split(/\s+/).filter(Boolean))];
+  return {
+    resources: (parseScopes(items.filter((item) => !item.includes('?')).join(' ')) ?? []).filter(
+      (item) => item.context !== 'system',
+    ),
+    launch: items.filter(isLaunchScope),
+  };
+}

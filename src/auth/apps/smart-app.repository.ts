@@ -1,0 +1,169 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+
+/** A registered SMART app (a client of the authorization endpoint). Names and URIs are not PHI. */
+export interface SmartApp {
+  id: string;
+  name: string;
+  /** Where codes may be sent, compared exactly (RFC 6749 section 3.1.2, OAuth 2.1). */
+  redirectUris: string[];
+  /** The widest scope it may be granted, space-separated. */
+  scope: string;
+  active: boolean;
+  createdAt: Date;
+}
+
+/** A one-time authorization code, as the token endpoint redeems it. */
+export interface AuthorizationCode {
+  appId: string;
+  userId: string;
+  redirectUri: string;
+  scope: string;
+  patient: string | null;
+  /** BASE64URL(SHA-256(code_verifier)): PKCE S256. */
+  codeChallenge: string;
+  amr: string[];
+  authTime: Date;
+  expiresAt: Date;
+}
+
+interface AppRow {
+  id: string;
+  name: string;
+  redirect_uris: string[];
+  scope: string;
+  active: boolean;
+  created_at: Date;
+}
+
+interface CodeRow {
+  app_id: string;
+  user_id: string;
+  redirect_uri: string;
+  scope: string;
+  patient: string | null;
+  code_challenge: string;
+  amr: string[];
+  auth_time: Date;
+  expires_at: Date;
+}
+
+const APP_COLUMNS = 'id, name, redirect_uris, scope, active, created_at';
+const CODE_COLUMNS =
+  'app_id, user_id, redirect_uri, scope, patient, code_challenge, amr, auth_time, expires_at';
+
+const toApp = (row: AppRow): SmartApp => ({
+  id: row.id,
+  name: row.name,
+  redirectUris: row.redirect_uris,
+  scope: row.scope,
+  active: row.active,
+  createdAt: row.created_at,
+});
+
+const toCode = (row: CodeRow): AuthorizationCode => ({
+  appId: row.app_id,
+  userId: row.user_id,
+  redirectUri: row.redirect_uri,
+  scope: row.scope,
+  patient: row.patient,
+  codeChallenge: row.code_challenge,
+  amr: row.amr,
+  authTime: row.auth_time,
+  expiresAt: row.expires_at,
+});
+
+/** All SQL for SMART apps and the authorization codes issued to them. */
+@Injectable()
+export class SmartAppRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async insert(app: SmartApp): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO smart_app (${APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)`,
+      [app.id, app.name, app.redirectUris, app.scope, app.active, app.createdAt],
+    );
+  }
+
+  async findById(id: string): Promise<SmartApp | undefined> {
+    const rows = await this.dataSource.query<AppRow[]>(
+      `SELECT ${APP_COLUMNS} FROM smart_app WHERE id = $1`,
+      [id],
+    );
+    return rows[0] && toApp(rows[0]);
+  }
+
+  async findByName(name: string): Promise<SmartApp | undefined> {
+    const rows = await this.dataSource.query<AppRow[]>(
+      `SELECT ${APP_COLUMNS} FROM smart_app WHERE name = $1`,
+      [name],
+    );
+    return rows[0] && toApp(rows[0]);
+  }
+
+  async isActive(id: string): Promise<boolean> {
+    return (await this.findById(id))?.active === true;
+  }
+
+  async list(): Promise<SmartApp[]> {
+    const rows = await this.dataSource.query<AppRow[]>(
+      `SELECT ${APP_COLUMNS} FROM smart_app ORDER BY name`,
+    );
+    return rows.map(toApp);
+  }
+
+  async setActive(id: string, active: boolean): Promise<void> {
+    await this.dataSource.query(`UPDATE smart_app SET active = $2 WHERE id = $1`, [id, active]);
+  }
+
+  /** Stores a code by its hash; codes expired a day ago go at the same time. */
+  async insertCode(hash: string, code: AuthorizationCode): Promise<void> {
+    await this.dataSource.query(
+      `DELETE FROM authorization_code WHERE expires_at < now() - interval '1 day'`,
+    );
+    await this.dataSource.query(
+      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [
+        hash,
+        code.appId,
+        code.userId,
+        code.redirectUri,
+        code.scope,
+        code.patient,
+        code.codeChallenge,
+        code.amr,
+        code.authTime,
+        code.expiresAt,
+      ],
+    );
+  }
+
+  /**
+   * Spends a code: the one statement that marks it used returns it, so two requests racing with
+   * the same code cannot both get it. `spent` holds the token family of a code already used.
+   */
+  async spendCode(
+    hash: string,
+  ): Promise<{ code: AuthorizationCode } | { spent: string | null } | undefined> {
+    const [rows] = await this.dataSource.query<[CodeRow[], number]>(
+      `UPDATE authorization_code SET used_at = now()
+        WHERE code_hash = $1 AND used_at IS NULL RETURNING ${CODE_COLUMNS}`,
+      [hash],
+    );
+    if (rows[0]) return { code: toCode(rows[0]) };
+    const used = await this.dataSource.query<{ family_id: string | null }[]>(
+      `SELECT family_id FROM authorization_code WHERE code_hash = $1`,
+      [hash],
+    );
+    return used[0] ? { spent: used[0].family_id } : undefined;
+  }
+
+  /** Records the refresh token family issued for a code, to revoke it if the code comes again. */
+  async setCodeFamily(hash: string, familyId: string): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE authorization_code SET family_id = $2 WHERE code_hash = $1`,
+      [hash, familyId],
+    );
+  }
+}

@@ -1,0 +1,64 @@
+import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
+import { ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Public } from '../../auth/permission.decorators.js';
+import { StrictRateLimit } from '../../common/http/rate-limit.js';
+import { fhirBaseUrl } from '../../fhir/fhir-headers.js';
+import { AuthorizeService, type AuthorizeOutcome } from './authorize.service.js';
+
+/** SMART App Launch's authorization endpoint: a sign-in page for people, not an API. */
+@ApiTags('Authentication')
+@Controller('auth/authorize')
+export class AuthorizeController {
+  constructor(private readonly authorize: AuthorizeService) {}
+
+  @Public()
+  @Get()
+  @ApiOperation({
+    summary:
+      'SMART App Launch authorization endpoint (standalone launch, PKCE S256): the sign-in page',
+  })
+  async begin(
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    send(reply, await this.authorize.begin(query, fhirBaseUrl(request)));
+  }
+
+  @Public()
+  @Post()
+  @StrictRateLimit()
+  @HttpCode(200)
+  @ApiConsumes('application/x-www-form-urlencoded')
+  @ApiOperation({
+    summary:
+      'The sign-in form of the authorization endpoint (a browser posts it): a redirect to the app with a code, or the page again',
+  })
+  async submit(@Body() body: unknown, @Res() reply: FastifyReply): Promise<void> {
+    const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
+      string,
+      unknown
+    >;
+    send(reply, await this.authorize.submit(fields));
+  }
+}
+
+function send(reply: FastifyReply, outcome: AuthorizeOutcome): void {
+  // Codes and the sealed request are never cached, nor passed on in a Referer.
+  void reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
+  if ('redirect' in outcome) {
+    void reply.redirect(outcome.redirect, 303);
+    return;
+  }
+  void reply
+    .status(outcome.status)
+    .header('content-type', 'text/html; charset=utf-8')
+    // No script, no framing (clickjacking), and the form may only post here and be answered
+    // with a redirect to the app.
+    .header(
+      'content-security-policy',
+      `default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'${outcome.formAction ? ` ${outcome.formAction}` : ''}`,
+    )
+    .send(outcome.page);
+}

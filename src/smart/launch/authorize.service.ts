@@ -1,0 +1,259 @@
+import { Injectable } from '@nestjs/common';
+import { grantAppScope, format } from '../../auth/apps/app-scopes.js';
+import { AuthorizationCodes } from '../../auth/apps/authorization-codes.js';
+import { SmartAppRepository, type SmartApp } from '../../auth/apps/smart-app.repository.js';
+import { AuthService } from '../../auth/auth.service.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { isUuid } from '../../common/ids.js';
+import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { isValidId } from '../../fhir/fhir-types.js';
+import { SearchService } from '../../fhir/search/search.service.js';
+import { errorPage, signInPage } from './authorize-page.js';
+
+/** How long the sign-in page may stay open. */
+const PAGE_TTL_MS = 10 * 60_000;
+/** PKCE S256: BASE64URL of a SHA-256 digest. */
+const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
+const MAX_STATE = 1024;
+const SEAL: CipherContext = { table: 'smart', column: 'authorize', row: ['request'] };
+
+/** What the authorization endpoint answers: a page, or a redirect back to the app. */
+export type AuthorizeOutcome =
+  { page: string; status: number; formAction?: string } | { redirect: string };
+
+/** A validated authorization request, sealed into the sign-in form. */
+interface PendingRequest {
+  appId: string;
+  redirectUri: string;
+  /** The scope that will be granted. */
+  scope: string;
+  state: string;
+  codeChallenge: string;
+  expiresAt: number;
+}
+
+/**
+ * SMART App Launch's authorization endpoint (standalone launch) for registered public apps:
+ * checks the request (the app, its exact redirect URI, `aud`, PKCE S256, `state`), asks the
+ * user to sign in (password, and MFA code where enrolled) and, for `launch/patient` or
+ * `patient/` scopes, to name the patient, then sends a one-time code back to the app. Until the
+ * app and redirect URI are known to be registered, errors are shown, never redirected (RFC 6749
+ * section 4.1.2.1): CareVault is no open redirector.
+ */
+@Injectable()
+export class AuthorizeService {
+  constructor(
+    private readonly apps: SmartAppRepository,
+    private readonly codes: AuthorizationCodes,
+    private readonly auth: AuthService,
+    private readonly fhir: FhirService,
+    private readonly search: SearchService,
+    private readonly cipher: FieldCipher,
+  ) {}
+
+  async begin(query: Record<string, unknown>, fhirBase: string): Promise<AuthorizeOutcome> {
+    const param = (name: string): string | undefined | null => {
+      const value = query[name];
+      if (value === undefined || value === '') return undefined;
+      // RFC 6749 section 3.1: no parameter may be sent twice.
+      return typeof value === 'string' ? value : null;
+    };
+    const clientId = param('client_id');
+    const redirectUri = param('redirect_uri');
+    const app = typeof clientId === 'string' ? await this.findApp(clientId) : undefined;
+    if (!app) return shown('Unknown or disabled app (client_id)');
+    if (typeof redirectUri !== 'string' || !app.redirectUris.includes(redirectUri)) {
+      return shown('redirect_uri is not one registered for this app');
+    }
+    const state = param('state');
+    const back = (error: string, description: string): AuthorizeOutcome => ({
+      redirect: withParams(redirectUri, {
+        error,
+        error_description: description,
+        ...(typeof state === 'string' ? { state } : {}),
+      }),
+    });
+    for (const name of ['response_type', 'scope', 'state', 'aud', 'code_challenge', 'launch']) {
+      if (param(name) === null) return back('invalid_request', `${name} is given more than once`);
+    }
+    if (param('response_type') !== 'code') {
+      return back('unsupported_response_type', 'response_type must be code');
+    }
+    if (typeof state !== 'string' || state.length > MAX_STATE) {
+      return back('invalid_request', `state is required (at most ${MAX_STATE} characters)`);
+    }
+    if (param('launch') !== undefined) {
+      return back('invalid_request', 'EHR launch is not offered: launch standalone');
+    }
+    const aud = param('aud');
+    if (typeof aud !== 'string' || aud.replace(/\/$/, '') !== fhirBase) {
+      return back('invalid_request', `aud must be this server's FHIR base URL, ${fhirBase}`);
+    }
+    const challenge = param('code_challenge');
+    if (
+      param('code_challenge_method') !== 'S256' ||
+      typeof challenge !== 'string' ||
+      !S256_CHALLENGE.test(challenge)
+    ) {
+      return back('invalid_request', 'PKCE is required: code_challenge with method S256');
+    }
+    const scope = param('scope');
+    const granted = grantAppScope(typeof scope === 'string' ? scope : '', app.scope);
+    if (granted.resources.length === 0) {
+      return back(
+        'invalid_scope',
+        'None of the resource scopes asked for is registered for the app',
+      );
+    }
+    return this.signIn(app, {
+      appId: app.id,
+      redirectUri,
+      scope: format(granted),
+      state,
+      codeChallenge: challenge,
+      expiresAt: Date.now() + PAGE_TTL_MS,
+    });
+  }
+
+  async submit(body: Record<string, unknown>): Promise<AuthorizeOutcome> {
+    const field = (name: string): string | undefined =>
+      typeof body[name] === 'string' ? body[name] : undefined;
+    const pending = this.unseal(field('request'));
+    const app = pending && (await this.findApp(pending.appId));
+    if (!pending || !app || !app.redirectUris.includes(pending.redirectUri)) {
+      return shown('This sign-in page has expired or is not valid');
+    }
+    const back = (params: Record<string, string>): AuthorizeOutcome => ({
+      redirect: withParams(pending.redirectUri, { ...params, state: pending.state }),
+    });
+    if (field('decision') === 'deny') {
+      return back({ error: 'access_denied', error_description: 'The user denied access' });
+    }
+    const username = field('username') ?? '';
+    try {
+      const { user, login } = await this.auth.authenticate(
+        username,
+        field('password') ?? '',
+        field('code') || undefined,
+      );
+      const actor: AuthenticatedUser = {
+        id: user.id,
+        username: user.username,
+        roles: [...user.roles],
+        amr: login.amr,
+        authTime: Math.floor(login.authTime.getTime() / 1000),
+      };
+      const patient = needsPatient(pending.scope)
+        ? await this.patientOf(actor, field('patient') ?? '')
+        : undefined;
+      const code = await this.codes.issue({
+        appId: app.id,
+        userId: user.id,
+        login,
+        redirectUri: pending.redirectUri,
+        scope: pending.scope,
+        ...(patient ? { patient } : {}),
+        codeChallenge: pending.codeChallenge,
+      });
+      return back({ code });
+    } catch (error) {
+      if (!(error instanceof AppError) || error.status >= 500) throw error;
+      return this.signIn(app, pending, error.message, username, error.status);
+    }
+  }
+
+  /**
+   * The patient named on the form, which the user must be allowed to read: by CareVault id, or
+   * by an identifier (`value`, or `system|value`) that only one patient has.
+   */
+  private async patientOf(user: AuthenticatedUser, given: string): Promise<string> {
+    const value = given.trim();
+    if (value === '') throw AppError.invalid('Name the patient the app will be used for');
+    if (isValidId(value)) {
+      try {
+        return (await this.fhir.read(user, 'Patient', value)).id;
+      } catch (error) {
+        if (!(error instanceof AppError) || error.status !== 404) throw error;
+      }
+    }
+    const ids = await this.search.matchingIds(
+      user,
+      'Patient',
+      `identifier=${encodeURIComponent(value)}`,
+      2,
+      false,
+    );
+    if (ids.length > 1) {
+      throw AppError.invalid(
+        'Several patients have this identifier: give its system too (system|value), or the CareVault id',
+      );
+    }
+    if (ids.length === 0) {
+      throw AppError.notFound('No patient you may see has this id or identifier');
+    }
+    // Read as the user: the access rules apply and the audit row names the patient.
+    return (await this.fhir.read(user, 'Patient', ids[0]!)).id;
+  }
+
+  private signIn(
+    app: SmartApp,
+    pending: PendingRequest,
+    error?: string,
+    username?: string,
+    status = 200,
+  ): AuthorizeOutcome {
+    return {
+      status,
+      formAction: formActionOf(pending.redirectUri),
+      page: signInPage({
+        appName: app.name,
+        scopes: pending.scope.split(' '),
+        needsPatient: needsPatient(pending.scope),
+        request: this.cipher.encrypt(JSON.stringify(pending), SEAL),
+        ...(username ? { username } : {}),
+        ...(error ? { error } : {}),
+      }),
+    };
+  }
+
+  private async findApp(id: string): Promise<SmartApp | undefined> {
+    if (!isUuid(id)) return undefined;
+    const app = await this.apps.findById(id);
+    return app?.active ? app : undefined;
+  }
+
+  private unseal(sealed: string | undefined): PendingRequest | undefined {
+    if (!sealed) return undefined;
+    try {
+      const pending = JSON.parse(this.cipher.decrypt(sealed, SEAL)) as PendingRequest;
+      return pending.expiresAt > Date.now() ? pending : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function shown(message: string): AuthorizeOutcome {
+  return { page: errorPage(message), status: 400 };
+}
+
+function needsPatient(scope: string): boolean {
+  return scope.split(' ').some((item) => item === 'launch/patient' || item.startsWith('patient/'));
+}
+
+function withParams(uri: string, params: Record<string, string>): string {
+  const url = new URL(uri);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, value);
+  return url.toString();
+}
+
+/**
+ * The CSP form-action source of the redirect URI: browsers apply form-action to the redirect a
+ * form's submission is answered with.
+ */
+function formActionOf(redirectUri: string): string {
+  const url = new URL(redirectUri);
+  return url.protocol === 'https:' || url.protocol === 'http:' ? url.origin : url.protocol;
+}

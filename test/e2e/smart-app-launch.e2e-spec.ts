@@ -1,0 +1,561 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { decodeJwt } from 'jose';
+import type { DataSource } from 'typeorm';
+import { SmartAppsService } from '../../src/auth/apps/smart-apps.service.js';
+import { createUser, enableMfa, login, totpCode, type TestUser } from '../support/auth.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp, http, type HttpResult } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const REDIRECT = 'https://app.example/callback';
+
+interface Pkce {
+  verifier: string;
+  challenge: string;
+}
+
+function pkce(): Pkce {
+  const verifier = randomBytes(32).toString('base64url');
+  return { verifier, challenge: createHash('sha256').update(verifier).digest('base64url') };
+}
+
+interface Answer {
+  status: number;
+  location: URL | undefined;
+  headers: Headers;
+  text: string;
+}
+
+/** A browser's request, redirects not followed: where would the user be sent? */
+async function browse(url: string, form?: Record<string, string>): Promise<Answer> {
+  const response = await fetch(url, {
+    method: form ? 'POST' : 'GET',
+    redirect: 'manual',
+    ...(form
+      ? {
+          body: new URLSearchParams(form).toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }
+      : {}),
+  });
+  const location = response.headers.get('location');
+  return {
+    status: response.status,
+    location: location ? new URL(location) : undefined,
+    headers: response.headers,
+    text: await response.text(),
+  };
+}
+
+/** The sealed request the sign-in form carries. */
+function sealedRequest(page: Answer): string {
+  const match = /name="request" value="([^"]+)"/.exec(page.text);
+  if (!match) throw new Error(`no sign-in form: ${page.status} ${page.text.slice(0, 300)}`);
+  return match[1]!;
+}
+
+describe('SMART App Launch: authorization code with PKCE at CareVault’s own endpoint', () => {
+  let testApp: TestApp;
+  let db: DataSource;
+  let apps: SmartAppsService;
+  let fhirBase: string;
+  let doctor: TestUser;
+  let patientId: string;
+  let otherPatientId: string;
+  let mrn: string;
+  let appId: string;
+
+  /** The authorization URL an app builds; `overrides` replace or (undefined) drop parameters. */
+  function authorizeUrl(
+    challenge: string,
+    overrides: Record<string, string | undefined> = {},
+    client = appId,
+  ): string {
+    const params: Record<string, string | undefined> = {
+      response_type: 'code',
+      client_id: client,
+      redirect_uri: REDIRECT,
+      scope: 'launch/patient patient/*.cruds openid fhirUser offline_access',
+      state: 'st-123',
+      aud: fhirBase,
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      ...overrides,
+    };
+    const search = new URLSearchParams();
+    for (const [name, value] of Object.entries(params)) {
+      if (value !== undefined) search.set(name, value);
+    }
+    return `${testApp.url}/auth/authorize?${search.toString()}`;
+  }
+
+  function signIn(page: Answer, fields: Record<string, string>): Promise<Answer> {
+    return browse(`${testApp.url}/auth/authorize`, {
+      request: sealedRequest(page),
+      decision: 'allow',
+      ...fields,
+    });
+  }
+
+  function tokenRequest(form: Record<string, string>): Promise<HttpResult> {
+    return http('POST', `${testApp.url}/auth/token`, {
+      raw: new URLSearchParams(form).toString(),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+  }
+
+  /** Authorizes as `user` with the patient given, and returns the code and verifier. */
+  async function authorize(
+    user: TestUser,
+    fields: Record<string, string> = {},
+    overrides: Record<string, string | undefined> = {},
+  ): Promise<{ code: string; verifier: string }> {
+    const { verifier, challenge } = pkce();
+    const page = await browse(authorizeUrl(challenge, overrides));
+    expect(page.status).toBe(200);
+    const answer = await signIn(page, {
+      username: user.username,
+      password: user.password,
+      patient: mrn,
+      ...fields,
+    });
+    expect(answer.status).toBe(303);
+    expect(answer.location?.searchParams.get('state')).toBe(overrides['state'] ?? 'st-123');
+    return { code: answer.location!.searchParams.get('code')!, verifier };
+  }
+
+  const exchange = (code: string, verifier: string, extra: Record<string, string> = {}) =>
+    tokenRequest({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT,
+      client_id: appId,
+      code_verifier: verifier,
+      ...extra,
+    });
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    db = testApp.app.get<DataSource>(getDataSourceToken());
+    apps = testApp.app.get(SmartAppsService);
+    fhirBase = `${testApp.url}/fhir`;
+    doctor = await createUser(testApp, ['doctor']);
+    const api = authorizedHttp((await login(testApp, doctor)).access_token);
+    mrn = `MRN-${randomUUID().slice(0, 10)}`;
+    const created = await api('POST', `${fhirBase}/Patient`, { body: buildPatient({ mrn }) });
+    const other = await api('POST', `${fhirBase}/Patient`, { body: buildPatient() });
+    expect([created.status, other.status]).toEqual([201, 201]);
+    patientId = created.body.id;
+    otherPatientId = other.body.id;
+    appId = (
+      await apps.register(
+        `chart-${randomUUID().slice(0, 8)}`,
+        [REDIRECT, 'http://127.0.0.1:7777/cb'],
+        'launch/patient patient/*.rs offline_access',
+      )
+    ).id;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('advertises the authorization endpoint, PKCE S256 and standalone launch', async () => {
+    const smart = await http('GET', `${fhirBase}/.well-known/smart-configuration`);
+    expect(smart.body).toMatchObject({
+      authorization_endpoint: `${testApp.url}/auth/authorize`,
+      grant_types_supported: expect.arrayContaining(['authorization_code']),
+      code_challenge_methods_supported: ['S256'],
+      response_types_supported: ['code'],
+      capabilities: expect.arrayContaining([
+        'launch-standalone',
+        'context-standalone-patient',
+        'client-public',
+      ]),
+      scopes_supported: expect.arrayContaining(['launch/patient', 'offline_access']),
+    });
+  });
+
+  it('signs the user in, takes the patient by MRN, and gives the app a token for that patient only', async () => {
+    const { verifier, challenge } = pkce();
+    const page = await browse(authorizeUrl(challenge));
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toContain('text/html');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const csp = page.headers.get('content-security-policy')!;
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("form-action 'self' https://app.example");
+    expect(csp).not.toContain('script-src');
+    // What the app will get, narrowed to its registration: no write, no openid.
+    expect(page.text).toContain('patient/*.rs');
+    expect(page.text).not.toContain('patient/*.cruds');
+    expect(page.text).not.toContain('openid');
+    expect(page.text).toContain('name="patient"');
+
+    const answer = await signIn(page, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: mrn,
+    });
+    expect(answer.status).toBe(303);
+    expect(answer.headers.get('cache-control')).toBe('no-store');
+    expect(`${answer.location!.origin}${answer.location!.pathname}`).toBe(REDIRECT);
+    expect(answer.location!.searchParams.get('state')).toBe('st-123');
+    const code = answer.location!.searchParams.get('code')!;
+    expect(code).toMatch(/^ac_/);
+
+    const token = await exchange(code, verifier);
+    expect(token.status).toBe(200);
+    expect(token.headers.get('cache-control')).toBe('no-store');
+    expect(token.body).toMatchObject({
+      token_type: 'Bearer',
+      scope: 'launch/patient offline_access patient/*.rs',
+      patient: patientId,
+      refresh_token: expect.stringMatching(/^rt_/),
+    });
+    expect(decodeJwt(token.body.access_token)).toMatchObject({
+      sub: doctor.id,
+      patient: patientId,
+      client_id: appId,
+      amr: ['pwd'],
+    });
+
+    const app = authorizedHttp(token.body.access_token);
+    expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(200);
+    // Another patient does not exist for this token, and the scope grants no write.
+    expect((await app('GET', `${fhirBase}/Patient/${otherPatientId}`)).status).toBe(404);
+    const write = await app('POST', `${fhirBase}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'note' },
+        subject: { reference: `Patient/${patientId}` },
+      },
+    });
+    expect(write.status).toBe(403);
+
+    // Every request with the token is audited as the user, through the app.
+    const audited = await db.query<{ actor_user_id: string }[]>(
+      `SELECT actor_user_id FROM audit_event WHERE actor_scope LIKE $1`,
+      [`%client=${appId}%`],
+    );
+    expect(audited.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(audited.map((row) => row.actor_user_id))).toEqual(new Set([doctor.id]));
+
+    // The refresh token keeps the grant: same scope, same patient, same app.
+    const refreshed = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: token.body.refresh_token,
+    });
+    expect(refreshed.status).toBe(200);
+    expect(refreshed.body).toMatchObject({
+      scope: 'launch/patient offline_access patient/*.rs',
+      patient: patientId,
+    });
+    expect(decodeJwt(refreshed.body.access_token)).toMatchObject({
+      patient: patientId,
+      client_id: appId,
+      scope: 'launch/patient offline_access patient/*.rs',
+    });
+
+    // The code is spent; presenting it again revokes what was issued for it.
+    const again = await exchange(code, verifier);
+    expect(again.status).toBe(400);
+    expect(again.body.error).toBe('invalid_grant');
+    const afterReuse = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: refreshed.body.refresh_token,
+    });
+    expect(afterReuse.body.error).toBe('invalid_grant');
+  });
+
+  it('takes the patient by CareVault id, and tells the user on the page what is wrong', async () => {
+    const { verifier, challenge } = pkce();
+    const page = await browse(authorizeUrl(challenge));
+    const wrongPassword = await signIn(page, {
+      username: doctor.username,
+      password: 'not the password at all',
+      patient: mrn,
+    });
+    expect(wrongPassword.status).toBe(401);
+    expect(wrongPassword.location).toBeUndefined();
+    expect(wrongPassword.text).toContain('Invalid username or password');
+    expect(wrongPassword.text).toContain(`value="${doctor.username}"`);
+
+    const unknown = await signIn(wrongPassword, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: 'MRN-nobody-has-this',
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.text).toContain('No patient you may see has this id or identifier');
+
+    const byId = await signIn(unknown, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: otherPatientId,
+    });
+    expect(byId.status).toBe(303);
+    const token = await exchange(byId.location!.searchParams.get('code')!, verifier);
+    expect(token.body.patient).toBe(otherPatientId);
+  });
+
+  it('never redirects to an unregistered app or URI, and sends other errors back to the app', async () => {
+    const { challenge } = pkce();
+    for (const url of [
+      authorizeUrl(challenge, {}, randomUUID()),
+      authorizeUrl(challenge, {}, 'not-a-uuid'),
+      authorizeUrl(challenge, { redirect_uri: 'https://evil.example/callback' }),
+      authorizeUrl(challenge, { redirect_uri: `${REDIRECT}/more` }),
+      authorizeUrl(challenge, { redirect_uri: undefined }),
+    ]) {
+      const answer = await browse(url);
+      expect(answer.status).toBe(400);
+      expect(answer.location).toBeUndefined();
+      expect(answer.text).toContain('Authorization failed');
+    }
+
+    const cases: [Record<string, string | undefined>, string, string][] = [
+      [{ code_challenge: undefined }, 'invalid_request', 'PKCE'],
+      [{ code_challenge_method: 'plain' }, 'invalid_request', 'PKCE'],
+      [{ aud: 'https://other.example/fhir' }, 'invalid_request', 'aud'],
+      [{ response_type: 'token' }, 'unsupported_response_type', 'code'],
+      [{ scope: 'system/*.rs openid' }, 'invalid_scope', 'resource scopes'],
+      [{ launch: 'xyz' }, 'invalid_request', 'EHR launch'],
+    ];
+    for (const [overrides, error, description] of cases) {
+      const answer = await browse(authorizeUrl(challenge, overrides));
+      expect(answer.status).toBe(303);
+      expect(`${answer.location!.origin}${answer.location!.pathname}`).toBe(REDIRECT);
+      expect(answer.location!.searchParams.get('error')).toBe(error);
+      expect(answer.location!.searchParams.get('error_description')).toContain(description);
+      expect(answer.location!.searchParams.get('state')).toBe('st-123');
+      expect(answer.location!.searchParams.get('code')).toBeNull();
+    }
+    const noState = await browse(authorizeUrl(challenge, { state: undefined }));
+    expect(noState.location!.searchParams.get('error')).toBe('invalid_request');
+
+    // The user's refusal goes back to the app too; a forged or altered form does not.
+    const page = await browse(authorizeUrl(challenge));
+    const denied = await browse(`${testApp.url}/auth/authorize`, {
+      request: sealedRequest(page),
+      decision: 'deny',
+    });
+    expect(denied.location!.searchParams.get('error')).toBe('access_denied');
+    expect(denied.location!.searchParams.get('state')).toBe('st-123');
+    const sealed = sealedRequest(page);
+    const forged = await browse(`${testApp.url}/auth/authorize`, {
+      request: `${sealed.slice(0, -4)}AAAA`,
+      username: doctor.username,
+      password: doctor.password,
+      patient: mrn,
+    });
+    expect(forged.status).toBe(400);
+    expect(forged.location).toBeUndefined();
+  });
+
+  it('redeems a code once, only with its verifier, client and redirect URI, within its minute', async () => {
+    const wrongVerifier = await authorize(doctor);
+    const refused = await exchange(wrongVerifier.code, pkce().verifier);
+    expect(refused.body).toMatchObject({ error: 'invalid_grant' });
+    expect(refused.body.error_description).toContain('PKCE');
+    // The first presentation spends the code, right or wrong.
+    expect((await exchange(wrongVerifier.code, wrongVerifier.verifier)).body.error).toBe(
+      'invalid_grant',
+    );
+
+    const otherUri = await authorize(doctor);
+    const byUri = await exchange(otherUri.code, otherUri.verifier, {
+      redirect_uri: 'http://127.0.0.1:7777/cb',
+    });
+    expect(byUri.body.error).toBe('invalid_grant');
+    const otherClient = await authorize(doctor);
+    const byClient = await exchange(otherClient.code, otherClient.verifier, {
+      client_id: randomUUID(),
+    });
+    expect(byClient.body.error).toBe('invalid_grant');
+
+    const late = await authorize(doctor);
+    await db.query(
+      `UPDATE authorization_code SET expires_at = now() - interval '1 second' WHERE code_hash = $1`,
+      [createHash('sha256').update(late.code).digest('hex')],
+    );
+    expect((await exchange(late.code, late.verifier)).body.error).toBe('invalid_grant');
+
+    const missing = await tokenRequest({ grant_type: 'authorization_code', code: 'abc' });
+    expect(missing.status).toBe(400);
+    expect(missing.body.error).toBe('invalid_request');
+    expect((await exchange('ac_made-up', pkce().verifier)).body.error).toBe('invalid_grant');
+  });
+
+  it('asks an MFA user for the code, and the token says so', async () => {
+    const user = await createUser(testApp, ['nurse']);
+    const secret = await enableMfa(testApp, user);
+    const { verifier, challenge } = pkce();
+    const page = await browse(authorizeUrl(challenge));
+    const withoutCode = await signIn(page, {
+      username: user.username,
+      password: user.password,
+      patient: mrn,
+    });
+    expect(withoutCode.status).toBe(401);
+    expect(withoutCode.text).toContain('MFA code');
+    const answer = await signIn(withoutCode, {
+      username: user.username,
+      password: user.password,
+      code: await totpCode(secret, 1),
+      patient: mrn,
+    });
+    expect(answer.status).toBe(303);
+    const token = await exchange(answer.location!.searchParams.get('code')!, verifier);
+    expect(decodeJwt(token.body.access_token).amr).toEqual(['pwd', 'otp']);
+  });
+
+  it('gives a user-context app no patient and no refresh token unless registered and asked for', async () => {
+    const userApp = await apps.register(
+      `desk-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'user/Observation.rs online_access',
+    );
+    const { verifier, challenge } = pkce();
+    const page = await browse(
+      authorizeUrl(challenge, { scope: 'user/Observation.rs user/Patient.rs' }, userApp.id),
+    );
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain('name="patient"');
+    const answer = await signIn(page, { username: doctor.username, password: doctor.password });
+    const token = await tokenRequest({
+      grant_type: 'authorization_code',
+      code: answer.location!.searchParams.get('code')!,
+      redirect_uri: REDIRECT,
+      client_id: userApp.id,
+      code_verifier: verifier,
+    });
+    expect(token.status).toBe(200);
+    expect(token.body.scope).toBe('user/Observation.rs');
+    expect(token.body.patient).toBeUndefined();
+    expect(token.body.refresh_token).toBeUndefined();
+    const app = authorizedHttp(token.body.access_token);
+    expect((await app('GET', `${fhirBase}/Observation?_count=1`)).status).toBe(200);
+    expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(403);
+  });
+
+  it('refuses a disabled app its sign-ins and its refresh tokens', async () => {
+    const name = `old-${randomUUID().slice(0, 8)}`;
+    const old = await apps.register(name, [REDIRECT], 'launch/patient patient/*.rs offline_access');
+    const saved = appId;
+    appId = old.id;
+    try {
+      const { code, verifier } = await authorize(doctor);
+      const token = await exchange(code, verifier);
+      expect(token.status).toBe(200);
+      await apps.disable(name);
+      const refreshed = await tokenRequest({
+        grant_type: 'refresh_token',
+        refresh_token: token.body.refresh_token,
+      });
+      expect(refreshed.body.error).toBe('invalid_grant');
+      const page = await browse(authorizeUrl(pkce().challenge));
+      expect(page.status).toBe(400);
+      expect(page.location).toBeUndefined();
+    } finally {
+      appId = saved;
+    }
+  });
+
+  it('registers apps from the admin CLI, refusing redirect URIs a code could leak from', async () => {
+    const cliEnv = childEnv({
+      DATABASE_URL: process.env['DATABASE_URL']!,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      DATA_DIR: process.env['DATA_DIR']!,
+      NODE_ENV: 'test',
+    });
+    const name = `cli-${randomUUID().slice(0, 8)}`;
+    const created = await runNode(
+      BUILT.cli,
+      [
+        'app:create',
+        '--name',
+        name,
+        '--redirect-uri',
+        REDIRECT,
+        '--redirect-uri',
+        'com.example.chart:/callback',
+        '--scope',
+        'launch/patient patient/Observation.read offline_access',
+      ],
+      cliEnv,
+    );
+    expect(created.stderr).not.toMatch(/error/i);
+    expect(created.code).toBe(0);
+    const [id, listedName, scope, state, uris] = created.stdout.trim().split('\t');
+    expect([listedName, scope, state, uris]).toEqual([
+      name,
+      'scope=launch/patient offline_access patient/Observation.rs',
+      'active',
+      `${REDIRECT} com.example.chart:/callback`,
+    ]);
+    const listed = await runNode(BUILT.cli, ['app:list'], cliEnv);
+    expect(listed.stdout).toContain(`${id}\t${name}\t`);
+
+    for (const [uri, scopes] of [
+      ['http://app.example/callback', 'patient/*.rs'],
+      ['https://app.example/callback#x', 'patient/*.rs'],
+      ['/relative', 'patient/*.rs'],
+      [REDIRECT, 'system/*.rs'],
+      [REDIRECT, 'patient/*.rs openid'],
+    ] as const) {
+      const refused = await runNode(
+        BUILT.cli,
+        ['app:create', '--name', `${name}-x`, '--redirect-uri', uri, '--scope', scopes],
+        cliEnv,
+      );
+      expect(refused.code).not.toBe(0);
+    }
+  });
+
+  it('audits the sign-in as the user with the patient, leaving out the password, the identifier typed and the code', async () => {
+    const marker = `pw-${randomUUID()}`;
+    const user = await createUser(testApp, ['doctor']);
+    const { challenge } = pkce();
+    const page = await browse(authorizeUrl(challenge));
+    await signIn(page, { username: user.username, password: marker, patient: mrn });
+    const rows = await db.query<{ text: string }[]>(
+      `SELECT row_to_json(a)::text AS text FROM audit_event a WHERE row_to_json(a)::text LIKE $1`,
+      [`%${marker}%`],
+    );
+    expect(rows).toEqual([]);
+
+    const requestId = `t-${randomUUID()}`;
+    const response = await fetch(`${testApp.url}/auth/authorize`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({
+        request: sealedRequest(page),
+        username: user.username,
+        password: user.password,
+        patient: mrn,
+      }).toString(),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-request-id': requestId,
+      },
+    });
+    expect(response.status).toBe(303);
+    const code = new URL(response.headers.get('location')!).searchParams.get('code')!;
+    const [row] = await db.query<{ actor_user_id: string; patient_ids: string[]; text: string }[]>(
+      `SELECT actor_user_id, patient_ids, row_to_json(a)::text AS text FROM audit_event a
+        WHERE request_id = $1`,
+      [requestId],
+    );
+    expect(row).toMatchObject({ actor_user_id: user.id, patient_ids: [patientId] });
+    expect(row!.text).not.toContain(code);
+    const withMrn = await db.query<{ text: string }[]>(
+      `SELECT row_to_json(a)::text AS text FROM audit_event a WHERE row_to_json(a)::text LIKE $1`,
+      [`%${mrn}%`],
+    );
+    expect(withMrn).toEqual([]);
+  });
+});
