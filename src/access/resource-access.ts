@@ -55,14 +55,19 @@ export class ResourceAccess {
     this.checkInCompartment(user, resource);
   }
 
-  /** Checks a stored resource before it is shown or changed; records break-glass use. */
+  /**
+   * Checks a stored resource before it is shown or changed; records break-glass use. `context`
+   * is the resource a Binary's securityContext names, loaded by the caller: the Binary then
+   * follows its rules too (its patients, and restricted when it is).
+   */
   async assertMayOpen(
     user: AuthenticatedUser,
     resource: FhirResource,
     interaction: string,
+    context?: FhirResource,
   ): Promise<void> {
-    const patients = this.checkInCompartment(user, resource);
-    if (!isRestricted(resource)) {
+    const patients = this.checkInCompartment(user, resource, context);
+    if (!isRestricted(resource) && !(context !== undefined && isRestricted(context))) {
       return;
     }
     const grant = await this.breakGlass.active(user.id, patients);
@@ -102,7 +107,12 @@ export class ResourceAccess {
    * about deleted records of compartment types (404 rather than 410, and left out of lists).
    */
   maySeeDeletion(user: AuthenticatedUser, type: string): boolean {
-    return !isPatientConfined(user.scopes, user.patient) || !this.compartment.hasCompartment(type);
+    return !isPatientConfined(user.scopes, user.patient) || !this.confines(type);
+  }
+
+  /** Whether a patient-scoped token sees resources of this type only in its compartment. */
+  private confines(type: string): boolean {
+    return type === 'Binary' || this.compartment.hasCompartment(type);
   }
 
   /**
@@ -123,8 +133,12 @@ export class ResourceAccess {
   }
 
   /** The compartment check, recording the resource as touched (a denied one too). */
-  private checkInCompartment(user: AuthenticatedUser, resource: FhirResource): string[] {
-    const patients = this.patientsOf(resource);
+  private checkInCompartment(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    context?: FhirResource,
+  ): string[] {
+    const patients = this.patientsOf(resource, context);
     this.audit.touch(resource, patients);
     if (!this.isInCompartment(user, resource, patients)) {
       throw AppError.notFound(`${resource.resourceType} resource not found`);
@@ -136,9 +150,19 @@ export class ResourceAccess {
    * The patients whose compartment holds the resource, evaluated once per check: the
    * compartment rule, break-glass and the audit trail all use the same list. Types outside the
    * Patient compartment (Medication, Organization...) hold no patient's data: a patient-scoped
-   * token may see them.
+   * token may see them. Binary, outside it in R4, holds a document's bytes: its patients are
+   * the one its securityContext names (`Patient/…`), or those of the resource it names, when
+   * the caller loaded that (`context`).
    */
-  private patientsOf(resource: FhirResource): string[] {
+  private patientsOf(resource: FhirResource, context?: FhirResource): string[] {
+    if (resource.resourceType === 'Binary') {
+      const direct = patientOf(resource['securityContext']);
+      const patients = new Set([
+        ...(direct ? [direct] : []),
+        ...(context ? this.patientsOf(context) : []),
+      ]);
+      return [...patients];
+    }
     return this.compartment.hasCompartment(resource.resourceType)
       ? this.compartment.patientsOf(resource)
       : [];
@@ -151,8 +175,16 @@ export class ResourceAccess {
   ): boolean {
     return (
       !isPatientConfined(user.scopes, user.patient) ||
-      !this.compartment.hasCompartment(resource.resourceType) ||
+      !this.confines(resource.resourceType) ||
       patients.includes(user.patient!)
     );
   }
+}
+
+/** The patient id of a `Patient/…` reference. */
+function patientOf(reference: unknown): string | undefined {
+  const value = (reference as { reference?: unknown } | null | undefined)?.reference;
+  return typeof value === 'string'
+    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/.exec(value)?.[1]
+    : undefined;
 }

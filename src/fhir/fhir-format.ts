@@ -9,6 +9,18 @@ const JSON_FORMATS = new Set([
   'application/json+fhir',
 ]);
 const ANY = new Set(['*/*', 'application/*']);
+const BINARY_READ = /^\/fhir\/Binary\/[A-Za-z0-9.-]{1,64}(\/_history\/[^/?]+)?(\?|$)/;
+
+/**
+ * Whether a Binary read should answer in the Binary's own format: FHIR R4 says so unless the
+ * request asks for a FHIR format explicitly (`_format`, or an Accept naming FHIR JSON).
+ */
+export function wantsNativeBinary(request: FastifyRequest): boolean {
+  const query = request.query as Record<string, unknown> | undefined;
+  if (query?.['_format'] !== undefined) return false;
+  const accept = request.headers.accept ?? '';
+  return !accept.split(',').some((range) => JSON_FORMATS.has(mediaType(range)));
+}
 
 /**
  * 406 for a FHIR request that asks for a format other than JSON (`_format=xml`,
@@ -27,6 +39,11 @@ export function refuseOtherFormats(
   }
   const query = request.query as Record<string, string | string[] | undefined> | undefined;
   const formats = [query?.['_format'] ?? []].flat();
+  // A Binary is read in its own format (a PDF as application/pdf) unless FHIR JSON is asked for.
+  if (formats.length === 0 && request.method === 'GET' && BINARY_READ.test(request.url)) {
+    done();
+    return;
+  }
   const accept = request.headers.accept?.trim() || '*/*';
   const ranges = accept.split(',').map((range) => mediaType(range));
   const producible =

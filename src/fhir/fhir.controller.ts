@@ -28,6 +28,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
 import { buildCapabilityStatement, capabilityResources } from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { resourceBody, sendNativeBinary } from './binary-content.js';
+import { wantsNativeBinary } from './fhir-format.js';
 import { fhirBaseUrl, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
 import { historyParams, historyListParams } from './history-params.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
@@ -194,15 +196,16 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
+    const resource = resourceBody(type, body, request);
     if (ifNoneExist) {
-      const result = await this.fhir.conditionalCreate(user, type, body, ifNoneExist);
+      const result = await this.fhir.conditionalCreate(user, type, resource, ifNoneExist);
       return sendStored(reply, request, result.stored, {
         status: result.created ? 201 : 200,
         prefer,
         location: true,
       });
     }
-    const stored = await this.fhir.create(user, type, body);
+    const stored = await this.fhir.create(user, type, resource);
     return sendStored(reply, request, stored, { status: 201, prefer, location: true });
   }
 
@@ -456,7 +459,9 @@ export class FhirController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     const stored = await this.fhir.read(user, type, id);
-    return sendRead(reply, request, stored, this.definitions.subsets);
+    return type === 'Binary' && wantsNativeBinary(request)
+      ? sendNativeBinary(reply, request, stored, this.definitions.subsets)
+      : sendRead(reply, request, stored, this.definitions.subsets);
   }
 
   @Put(':type/:id')
@@ -479,7 +484,13 @@ export class FhirController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const { stored, created } = await this.fhir.update(user, type, id, body, ifMatch);
+    const { stored, created } = await this.fhir.update(
+      user,
+      type,
+      id,
+      resourceBody(type, body, request),
+      ifMatch,
+    );
     return sendStored(reply, request, stored, {
       status: created ? 201 : 200,
       prefer,
@@ -648,7 +659,9 @@ export class FhirController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     const stored = await this.fhir.vread(user, type, id, vid);
-    return sendRead(reply, request, stored, this.definitions.subsets);
+    return type === 'Binary' && wantsNativeBinary(request)
+      ? sendNativeBinary(reply, request, stored, this.definitions.subsets)
+      : sendRead(reply, request, stored, this.definitions.subsets);
   }
 }
 

@@ -239,7 +239,12 @@ export class FhirService {
         : AppError.notFound(`${type} resource not found`);
     }
     const result = stored(row);
-    await this.access.assertMayOpen(user, result.resource, 'read');
+    await this.access.assertMayOpen(
+      user,
+      result.resource,
+      'read',
+      await this.securityContextOf(result.resource),
+    );
     return result;
   }
 
@@ -266,7 +271,12 @@ export class FhirService {
         : AppError.notFound(`${type} version not found`);
     }
     const result = stored(row);
-    await this.access.assertMayOpen(user, result.resource, 'vread');
+    await this.access.assertMayOpen(
+      user,
+      result.resource,
+      'vread',
+      await this.securityContextOf(result.resource),
+    );
     return result;
   }
 
@@ -474,8 +484,33 @@ export class FhirService {
       return undefined;
     }
     const content = parseContent(current);
-    await this.access.assertMayOpen(user, content, interaction);
+    await this.access.assertMayOpen(
+      user,
+      content,
+      interaction,
+      await this.securityContextOf(content),
+    );
     return content;
+  }
+
+  /**
+   * The resource a Binary's securityContext names (`DocumentReference/…`), as it is now, whose
+   * access rules the Binary follows (FHIR R4 Binary); undefined for other types, a Patient
+   * (ResourceAccess reads that from the reference) or a target that is gone.
+   */
+  private async securityContextOf(resource: FhirResource): Promise<FhirResource | undefined> {
+    if (resource.resourceType !== 'Binary') return undefined;
+    const reference = (resource['securityContext'] as { reference?: unknown } | undefined)
+      ?.reference;
+    const match =
+      typeof reference === 'string'
+        ? /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9.-]{1,64})$/.exec(reference)
+        : null;
+    if (!match || match[1] === 'Patient' || !this.definitions.isResourceType(match[1]!)) {
+      return undefined;
+    }
+    const row = await this.repository.findCurrent(match[1]!, match[2]!);
+    return row && !row.deleted ? parseContent(row) : undefined;
   }
 
   private assertType(type: string): void {

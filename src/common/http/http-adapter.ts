@@ -1,11 +1,13 @@
 import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { parseJsonBody } from './json-body.js';
+import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -80,8 +82,8 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
       done(null, form);
     },
   );
-  // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; on any other
-  // route such a body is still a 415.
+  // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; a Binary may be
+  // text too (below); on any other route such a body is still a 415.
   fastify.addContentTypeParser(
     [HL7_MEDIA_TYPE, 'text/plain'],
     { parseAs: 'buffer', bodyLimit: env.HL7_MAX_FRAME_BYTES },
@@ -90,12 +92,36 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
         done(null, body);
         return;
       }
-      done(new UnsupportedMediaTypeException(), undefined);
+      nativeBinary(request, body as Buffer, done);
     },
+  );
+  // A Binary created or updated in its own format (a PDF, an image); any other body of a type
+  // without a parser is a 415.
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (request, body, done) =>
+    nativeBinary(request, body as Buffer, done),
   );
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
   });
   return adapter;
+}
+
+const BINARY_WRITES = new Set(['POST /fhir/:type', 'PUT /fhir/:type/:id']);
+
+function nativeBinary(
+  request: FastifyRequest,
+  body: Buffer,
+  done: (error: Error | null, body?: unknown) => void,
+): void {
+  const route = `${request.method} ${request.routeOptions.url ?? ''}`;
+  const type = (request.params as { type?: string } | undefined)?.type;
+  if (type === 'Binary' && BINARY_WRITES.has(route)) {
+    done(
+      null,
+      new NativeContent(body, request.headers['content-type'] ?? 'application/octet-stream'),
+    );
+    return;
+  }
+  done(new UnsupportedMediaTypeException(), undefined);
 }
