@@ -4,8 +4,10 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * SMART App Launch without an identity provider: registered apps (their exact redirect URIs and
  * the widest scope they may be granted), the one-time authorization codes CareVault's own
  * authorization endpoint issues (stored as SHA-256 hashes, with the PKCE challenge they must be
- * redeemed with), and, on a refresh token, the app grant it continues (scope, patient, app), so
- * that a refreshed token is never wider than the one the user approved.
+ * redeemed with, and the OpenID Connect nonce its id_token repeats), and, on a refresh token,
+ * the app grant it continues (scope, patient, app), so that a refreshed token is never wider
+ * than the one the user approved. An account may name its FHIR identity (`Practitioner/…`),
+ * which an app granted `fhirUser` learns.
  */
 export class CreateSmartApps1765500000000 implements MigrationInterface {
   name = 'CreateSmartApps1765500000000';
@@ -32,6 +34,7 @@ export class CreateSmartApps1765500000000 implements MigrationInterface {
         "scope" text NOT NULL,
         "patient" text,
         "code_challenge" text NOT NULL,
+        "nonce" text,
         "amr" text[] NOT NULL,
         "auth_time" timestamptz NOT NULL,
         "expires_at" timestamptz NOT NULL,
@@ -45,6 +48,7 @@ export class CreateSmartApps1765500000000 implements MigrationInterface {
     await queryRunner.query(
       `CREATE INDEX "idx_authorization_code_expires" ON "authorization_code" ("expires_at")`,
     );
+    await queryRunner.query(`ALTER TABLE "app_user" ADD COLUMN "fhir_user" text`);
     await queryRunner.query(`
       ALTER TABLE "refresh_token"
         ADD COLUMN "scope" text,
@@ -55,6 +59,7 @@ export class CreateSmartApps1765500000000 implements MigrationInterface {
   async down(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
       ALTER TABLE "refresh_token" DROP COLUMN "app_id", DROP COLUMN "patient", DROP COLUMN "scope"`);
+    await queryRunner.query(`ALTER TABLE "app_user" DROP COLUMN "fhir_user"`);
     await queryRunner.query(`DROP TABLE "authorization_code"`);
     await queryRunner.query(`DROP TABLE "smart_app"`);
   }

@@ -125,7 +125,7 @@ export class AuthController {
       grant === 'client_credentials'
         ? await this.clientCredentials.token(fields, `${requestOrigin(request)}/auth/token`)
         : grant === 'authorization_code'
-          ? await this.authorizationCodes.token(fields)
+          ? await this.authorizationCodes.token(fields, requestOrigin(request))
           : await this.auth.oauthToken(fields);
     // RFC 6749 section 5.1: token responses are never cached.
     void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');

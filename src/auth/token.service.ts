@@ -7,6 +7,8 @@ import { ACCESS_TOKEN_TYPE, SigningKeys } from './signing-keys.js';
 
 const MFA_TOKEN_TYPE = 'mfa+jwt';
 const MFA_TOKEN_TTL_SECONDS = 300;
+/** An id_token is read once, when the app receives it. */
+const ID_TOKEN_TTL_SECONDS = 300;
 
 export interface LoginFacts {
   amr: string[];
@@ -53,6 +55,31 @@ export class TokenService {
       .setExpirationTime(`${expiresIn}s`)
       .sign(privateKey);
     return { token, expiresIn };
+  }
+
+  /**
+   * An OpenID Connect id_token for an app (SMART's `openid` scope): who signed in, when and how,
+   * for the app alone (`aud`), signed with the access tokens' key (same JWKS).
+   */
+  async idToken(
+    user: UserEntity,
+    login: LoginFacts,
+    claims: { issuer: string; clientId: string; nonce?: string; fhirUser?: string },
+  ): Promise<string> {
+    const { kid, privateKey } = this.keys.current;
+    return new SignJWT({
+      auth_time: Math.floor(login.authTime.getTime() / 1000),
+      amr: login.amr,
+      ...(claims.nonce ? { nonce: claims.nonce } : {}),
+      ...(claims.fhirUser ? { fhirUser: claims.fhirUser } : {}),
+    })
+      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
+      .setIssuer(claims.issuer)
+      .setAudience(claims.clientId)
+      .setSubject(user.id)
+      .setIssuedAt()
+      .setExpirationTime(`${ID_TOKEN_TTL_SECONDS}s`)
+      .sign(privateKey);
   }
 
   async mfaToken(userId: string): Promise<string> {

@@ -49,6 +49,13 @@ export class UserEntity {
   @Column('bigint', { nullable: true, transformer: BIGINT_AS_NUMBER })
   totpLastStep!: number | null;
 
+  /**
+   * The account's FHIR identity (`Practitioner/123`), what SMART's `fhirUser` claim tells an app;
+   * null when none is linked.
+   */
+  @Column('text', { nullable: true })
+  fhirUser!: string | null;
+
   @Column('timestamptz')
   createdAt!: Date;
 }

@@ -1,5 +1,6 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
+import { ResourceRepository } from '../fhir/resource.repository.js';
 import { readSecret } from '../cli/read-secret.js';
 import { ROLES } from './roles.js';
 import { UsersService, type UserSummary } from './users.service.js';
@@ -115,5 +116,51 @@ export class UserListCommand extends CommandRunner {
 
   async run(): Promise<void> {
     (await this.trail.command('user:list', {}, () => this.users.list())).forEach(print);
+  }
+}
+
+@Command({
+  name: 'user:set-fhir-user',
+  description:
+    'Link a user to their FHIR identity (Practitioner/<id>…), which SMART apps granted fhirUser learn; --clear removes it',
+})
+export class UserSetFhirUserCommand extends UsernameCommand {
+  constructor(
+    private readonly users: UsersService,
+    private readonly resources: ResourceRepository,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(
+    _params: string[],
+    options: UsernameOptions & { fhirUser?: string; clear?: boolean },
+  ): Promise<void> {
+    const username = required(options);
+    if ((options.fhirUser === undefined) === (options.clear !== true)) {
+      throw new Error('Give either --fhir-user <Type/id> or --clear');
+    }
+    const reference = options.fhirUser ?? null;
+    if (reference !== null) {
+      const [type, id] = reference.split('/');
+      const row = type && id ? await this.resources.findCurrent(type, id) : null;
+      if (!row || row.deleted) throw new Error(`${reference} is not a stored resource`);
+    }
+    const detail = { detail: `username=${username} fhirUser=${reference ?? '(none)'}` };
+    const user = await this.trail.command('user:set-fhir-user', detail, () =>
+      this.users.setFhirUser(username, reference),
+    );
+    process.stdout.write(`${user.username}\tfhirUser=${reference ?? '(none)'}\n`);
+  }
+
+  @Option({ flags: '--fhir-user <reference>', description: 'e.g. Practitioner/123' })
+  parseFhirUser(value: string): string {
+    return value;
+  }
+
+  @Option({ flags: '--clear', description: 'Remove the link' })
+  parseClear(): boolean {
+    return true;
   }
 }

@@ -17,6 +17,8 @@ export interface UserSummary {
 }
 
 const USERNAME = /^[a-z0-9][a-z0-9._@-]{1,63}$/;
+const FHIR_USER =
+  /^(Practitioner|PractitionerRole|Patient|RelatedPerson|Person)\/[A-Za-z0-9.-]{1,64}$/;
 
 /** User administration, shared by the admin CLI and the admin API. */
 @Injectable()
@@ -51,6 +53,7 @@ export class UsersService {
       totpSecret: null,
       mfaEnabled: false,
       totpLastStep: null,
+      fhirUser: null,
       createdAt: new Date(),
     };
     await this.users.insert(user);
@@ -76,6 +79,21 @@ export class UsersService {
     await this.users.save(reset);
     await this.refreshTokens.revokeAllOf(user.id);
     return summary(reset);
+  }
+
+  /**
+   * Links the account to its FHIR identity (SMART `fhirUser`): a Practitioner, PractitionerRole,
+   * Patient, RelatedPerson or Person, by relative reference; null removes the link.
+   */
+  async setFhirUser(username: string, reference: string | null): Promise<UserSummary> {
+    if (reference !== null && !FHIR_USER.test(reference)) {
+      throw AppError.invalid(
+        'fhirUser: Practitioner/<id>, PractitionerRole/<id>, Patient/<id>, RelatedPerson/<id> or Person/<id>',
+      );
+    }
+    const user = await this.require(username);
+    await this.users.save({ ...user, fhirUser: reference });
+    return summary(user);
   }
 
   private async require(username: string) {

@@ -35,6 +35,7 @@ import {
   UserDisableCommand,
   UserListCommand,
   UserResetMfaCommand,
+  UserSetFhirUserCommand,
 } from '../auth/users.command.js';
 import { AppConfigModule } from '../config/config.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
@@ -70,6 +71,7 @@ export class CliModule {
         UserCreateCommand,
         UserDisableCommand,
         UserResetMfaCommand,
+        UserSetFhirUserCommand,
         UserListCommand,
         ClientCreateCommand,
         ClientSetKeysCommand,

@@ -90,12 +90,13 @@ export class SmartConfiguration {
       token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS],
       code_challenge_methods_supported: ['S256'],
       response_types_supported: ['code'],
-      scopes_supported: [...SCOPES, ...SYSTEM_SCOPES],
+      scopes_supported: ['openid', 'fhirUser', ...SCOPES, ...SYSTEM_SCOPES],
       capabilities: [
         'launch-standalone',
         'context-standalone-patient',
         'client-public',
         'client-confidential-asymmetric',
+        'sso-openid-connect',
         ...BASE_CAPABILITIES,
       ],
     };
@@ -129,6 +130,37 @@ export class SmartConfiguration {
         ...(methods.includes('private_key_jwt') ? ['client-confidential-asymmetric'] : []),
         'sso-openid-connect',
         ...BASE_CAPABILITIES,
+      ],
+    };
+  }
+
+  /**
+   * CareVault's OpenID Connect discovery document, where an app verifying an id_token from the
+   * authorization endpoint finds its issuer's keys (the id_token's `iss` is this origin).
+   */
+  openidConfiguration(origin: string): Record<string, unknown> {
+    return {
+      issuer: origin,
+      authorization_endpoint: `${origin}/auth/authorize`,
+      token_endpoint: `${origin}/auth/token`,
+      jwks_uri: `${origin}/.well-known/jwks.json`,
+      response_types_supported: ['code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['ES256'],
+      token_endpoint_auth_methods_supported: ['none'],
+      code_challenge_methods_supported: ['S256'],
+      scopes_supported: ['openid', 'fhirUser', ...SCOPES],
+      claims_supported: [
+        'iss',
+        'sub',
+        'aud',
+        'exp',
+        'iat',
+        'auth_time',
+        'amr',
+        'nonce',
+        'fhirUser',
       ],
     };
   }

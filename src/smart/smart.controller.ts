@@ -24,4 +24,17 @@ export class SmartController {
     void reply.header('cache-control', 'public, max-age=300');
     return this.smart.document(requestOrigin(request));
   }
+
+  @Public()
+  @Get('.well-known/openid-configuration')
+  @ApiOperation({
+    summary: "OpenID Connect discovery: the issuer of the authorization endpoint's id_tokens",
+  })
+  openid(
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Record<string, unknown> {
+    void reply.header('cache-control', 'public, max-age=300');
+    return this.smart.openidConfiguration(requestOrigin(request));
+  }
 }

@@ -336,6 +336,7 @@ describe('attacks a hospital reviewer tries first', () => {
       'GET /.well-known/jwks.json',
       'GET /.well-known/smart-configuration',
       'GET /fhir/.well-known/smart-configuration',
+      'GET /.well-known/openid-configuration',
       'POST /auth/token',
       // SMART App Launch: the sign-in page and its form (src/smart/launch/).
       'GET /auth/authorize',

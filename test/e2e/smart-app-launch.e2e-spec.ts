@@ -1,8 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
-import { decodeJwt } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { DataSource } from 'typeorm';
 import { SmartAppsService } from '../../src/auth/apps/smart-apps.service.js';
+import { UsersService } from '../../src/auth/users.service.js';
 import { createUser, enableMfa, login, totpCode, type TestUser } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpResult } from '../support/http.js';
@@ -215,6 +216,7 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       patient: patientId,
       refresh_token: expect.stringMatching(/^rt_/),
     });
+    expect(token.body.id_token).toBeUndefined();
     expect(decodeJwt(token.body.access_token)).toMatchObject({
       sub: doctor.id,
       patient: patientId,
@@ -442,6 +444,63 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(403);
   });
 
+  it('gives an OpenID Connect id_token naming the user, their FHIR identity and the nonce', async () => {
+    const openidApp = await apps.register(
+      `sso-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'openid fhirUser user/*.rs',
+    );
+    const practitioner = await authorizedHttp((await login(testApp, doctor)).access_token)(
+      'POST',
+      `${fhirBase}/Practitioner`,
+      { body: { resourceType: 'Practitioner', name: [{ family: 'Lee' }] } },
+    );
+    expect(practitioner.status).toBe(201);
+    await testApp.app
+      .get(UsersService)
+      .setFhirUser(doctor.username, `Practitioner/${practitioner.body.id}`);
+    const unlinked = await createUser(testApp, ['nurse']);
+
+    const discovery = await http('GET', `${testApp.url}/.well-known/openid-configuration`);
+    expect(discovery.body).toMatchObject({
+      issuer: testApp.url,
+      authorization_endpoint: `${testApp.url}/auth/authorize`,
+      id_token_signing_alg_values_supported: ['ES256'],
+    });
+    const keys = createLocalJWKSet((await http('GET', discovery.body.jwks_uri)).body);
+
+    for (const [user, fhirUser] of [
+      [doctor, `${fhirBase}/Practitioner/${practitioner.body.id}`],
+      [unlinked, undefined],
+    ] as const) {
+      const { verifier, challenge } = pkce();
+      const nonce = `n-${randomUUID()}`;
+      const page = await browse(
+        authorizeUrl(challenge, { scope: 'openid fhirUser user/Patient.rs', nonce }, openidApp.id),
+      );
+      const answer = await signIn(page, { username: user.username, password: user.password });
+      const token = await tokenRequest({
+        grant_type: 'authorization_code',
+        code: answer.location!.searchParams.get('code')!,
+        redirect_uri: REDIRECT,
+        client_id: openidApp.id,
+        code_verifier: verifier,
+      });
+      expect(token.status).toBe(200);
+      expect(token.body.scope).toBe(
+        fhirUser ? 'openid fhirUser user/Patient.rs' : 'openid user/Patient.rs',
+      );
+      const { payload, protectedHeader } = await jwtVerify(token.body.id_token, keys, {
+        issuer: testApp.url,
+        audience: openidApp.id,
+        algorithms: ['ES256'],
+      });
+      expect(protectedHeader.typ).toBe('JWT');
+      expect(payload).toMatchObject({ sub: user.id, nonce, amr: ['pwd'] });
+      expect(payload['fhirUser']).toBe(fhirUser);
+    }
+  });
+
   it('refuses a disabled app its sign-ins and its refresh tokens', async () => {
     const name = `old-${randomUUID().slice(0, 8)}`;
     const old = await apps.register(name, [REDIRECT], 'launch/patient patient/*.rs offline_access');
@@ -500,12 +559,31 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     const listed = await runNode(BUILT.cli, ['app:list'], cliEnv);
     expect(listed.stdout).toContain(`${id}\t${name}\t`);
 
+    const linked = await runNode(
+      BUILT.cli,
+      ['user:set-fhir-user', '--username', doctor.username, '--fhir-user', `Patient/${patientId}`],
+      cliEnv,
+    );
+    expect(linked.stdout.trim()).toBe(`${doctor.username}\tfhirUser=Patient/${patientId}`);
+    const missing = await runNode(
+      BUILT.cli,
+      ['user:set-fhir-user', '--username', doctor.username, '--fhir-user', 'Practitioner/nope'],
+      cliEnv,
+    );
+    expect(missing.code).not.toBe(0);
+    const cleared = await runNode(
+      BUILT.cli,
+      ['user:set-fhir-user', '--username', doctor.username, '--clear'],
+      cliEnv,
+    );
+    expect(cleared.stdout.trim()).toBe(`${doctor.username}\tfhirUser=(none)`);
+
     for (const [uri, scopes] of [
       ['http://app.example/callback', 'patient/*.rs'],
       ['https://app.example/callback#x', 'patient/*.rs'],
       ['/relative', 'patient/*.rs'],
       [REDIRECT, 'system/*.rs'],
-      [REDIRECT, 'patient/*.rs openid'],
+      [REDIRECT, 'patient/*.rs profile'],
     ] as const) {
       const refused = await runNode(
         BUILT.cli,

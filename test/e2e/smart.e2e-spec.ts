@@ -53,10 +53,12 @@ describe('SMART discovery and the OAuth token endpoint', () => {
       capabilities: expect.arrayContaining(['permission-v2', 'permission-patient']),
       scopes_supported: expect.arrayContaining(['patient/*.rs', 'user/*.cruds']),
     });
-    // CareVault's own authorization endpoint: standalone launch, no EHR launch, no OpenID.
-    expect(root.body.capabilities).toContain('launch-standalone');
+    // CareVault's own authorization endpoint: standalone launch with OpenID Connect, no EHR launch.
+    expect(root.body.capabilities).toEqual(
+      expect.arrayContaining(['launch-standalone', 'sso-openid-connect']),
+    );
     expect(root.body.capabilities).not.toContain('launch-ehr');
-    expect(root.body.scopes_supported).not.toContain('openid');
+    expect(root.body.scopes_supported).toEqual(expect.arrayContaining(['openid', 'fhirUser']));
 
     expect(await oauthUris(testApp)).toEqual({
       authorize: root.body.authorization_endpoint,

@@ -11,7 +11,7 @@ describe('SMART app scopes', () => {
   it.each([
     [''],
     ['system/*.rs'],
-    ['patient/*.rs openid'],
+    ['patient/*.rs profile'],
     ['patient/Observation.rs?category=laboratory'],
     ['launch'],
   ])('refuses the registration %p', (scope) => {
@@ -24,6 +24,14 @@ describe('SMART app scopes', () => {
       'launch/patient patient/Observation.rs patient/Patient.r offline_access',
     );
     expect(format(granted)).toBe('launch/patient patient/Observation.rs patient/Patient.r');
+  });
+
+  it('grants fhirUser only with openid, which carries it', () => {
+    const registered = 'openid fhirUser patient/*.rs';
+    expect(format(grantAppScope('fhirUser patient/*.rs', registered))).toBe('patient/*.rs');
+    expect(format(grantAppScope('openid fhirUser patient/*.rs', registered))).toBe(
+      'openid fhirUser patient/*.rs',
+    );
   });
 
   it('grants no resource scope the registration lacks', () => {

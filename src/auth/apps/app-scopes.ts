@@ -3,10 +3,17 @@ import { formatScope, grantedScopes, parseScopes, type SmartScope } from '../sma
 
 /**
  * Scopes of SMART App Launch other than resource scopes that CareVault grants: a patient chosen
- * at sign-in (standalone launch), and a refresh token (offline_access, or online_access, which
- * ends with the session's idle and absolute limits as every refresh token here does).
+ * at sign-in (standalone launch), an OpenID Connect id_token naming the user (openid) and their
+ * FHIR identity (fhirUser), and a refresh token (offline_access, or online_access, which ends
+ * with the session's idle and absolute limits as every refresh token here does).
  */
-export const LAUNCH_SCOPES = ['launch/patient', 'offline_access', 'online_access'] as const;
+export const LAUNCH_SCOPES = [
+  'launch/patient',
+  'openid',
+  'fhirUser',
+  'offline_access',
+  'online_access',
+] as const;
 
 export interface AppScope {
   /** `patient/` and `user/` resource scopes. */
@@ -28,7 +35,7 @@ export function registeredAppScope(scope: string): string {
   });
   if (items.length === 0 || wrong.length > 0) {
     throw AppError.invalid(
-      `scope: patient/ or user/ resource scopes (patient/*.rs, user/Observation.cruds), launch/patient, offline_access or online_access; not ${wrong.join(' ') || 'empty'}`,
+      `scope: patient/ or user/ resource scopes (patient/*.rs, user/Observation.cruds), launch/patient, openid, fhirUser, offline_access or online_access; not ${wrong.join(' ') || 'empty'}`,
     );
   }
   return format(appScopeOf(scope));
@@ -36,16 +43,18 @@ export function registeredAppScope(scope: string): string {
 
 /**
  * What an app is granted of what it asked: the resource scopes both allow (narrowed as
- * grantedScopes does) and the launch scopes both name. Other scopes asked for (openid,
- * fhirUser, launch, system/…) are not granted, which SMART allows a server to do: the token
+ * grantedScopes does) and the launch scopes both name. Other scopes asked for (profile,
+ * launch, system/…) are not granted, which SMART allows a server to do: the token
  * response says what was.
  */
 export function grantAppScope(requested: string, registered: string): AppScope {
   const asked = appScopeOf(requested);
   const allowed = appScopeOf(registered);
+  const launch = asked.launch.filter((item) => allowed.launch.includes(item));
   return {
     resources: grantedScopes(asked.resources, allowed.resources),
-    launch: asked.launch.filter((item) => allowed.launch.includes(item)),
+    // fhirUser is a claim of the id_token: without openid there is nothing to carry it.
+    launch: launch.includes('openid') ? launch : launch.filter((item) => item !== 'fhirUser'),
   };
 }
 

@@ -20,6 +20,7 @@ export interface AppTokenResponse {
   scope: string;
   patient?: string;
   refresh_token?: string;
+  id_token?: string;
 }
 
 /** What the user approved at the authorization endpoint, for the code that carries it. */
@@ -31,6 +32,7 @@ export interface Approval {
   scope: string;
   patient?: string;
   codeChallenge: string;
+  nonce?: string;
 }
 
 const invalidGrant = (description: string): OAuthError => ({
@@ -41,8 +43,8 @@ const invalidGrant = (description: string): OAuthError => ({
 /**
  * The authorization code grant of SMART App Launch for public apps: a one-time code, bound to
  * the app, its redirect URI and a PKCE S256 challenge, exchanged within a minute for an access
- * token with the approved scope and patient, and a refresh token when offline_access or
- * online_access was granted. A code is spent by its first presentation, right or wrong; one
+ * token with the approved scope and patient, a refresh token when offline_access or
+ * online_access was granted, and an OpenID Connect id_token when openid was. A code is spent by its first presentation, right or wrong; one
  * presented again revokes the refresh tokens issued for it (RFC 6749 section 4.1.2).
  */
 @Injectable()
@@ -64,6 +66,7 @@ export class AuthorizationCodes {
       scope: approval.scope,
       patient: approval.patient ?? null,
       codeChallenge: approval.codeChallenge,
+      nonce: approval.nonce ?? null,
       amr: approval.login.amr,
       authTime: approval.login.authTime,
       expiresAt: new Date(Date.now() + CODE_TTL_SECONDS * 1000),
@@ -71,8 +74,14 @@ export class AuthorizationCodes {
     return code;
   }
 
-  /** The token endpoint's `authorization_code` grant. */
-  async token(fields: Record<string, unknown>): Promise<AppTokenResponse | OAuthError> {
+  /**
+   * The token endpoint's `authorization_code` grant. `origin` is the server's as the app reached
+   * it: the id_token's issuer, whose OpenID configuration is there.
+   */
+  async token(
+    fields: Record<string, unknown>,
+    origin: string,
+  ): Promise<AppTokenResponse | OAuthError> {
     const field = (name: string): string | undefined =>
       typeof fields[name] === 'string' && fields[name] !== '' ? fields[name] : undefined;
     const [code, redirectUri, clientId, verifier] = [
@@ -128,6 +137,16 @@ export class AuthorizationCodes {
           })
         : undefined;
     if (refresh) await this.apps.setCodeFamily(hash, refresh.familyId);
+    const idToken = items.includes('openid')
+      ? await this.tokens.idToken(user, login, {
+          issuer: origin,
+          clientId: granted.appId,
+          ...(granted.nonce ? { nonce: granted.nonce } : {}),
+          ...(items.includes('fhirUser') && user.fhirUser
+            ? { fhirUser: `${origin}/fhir/${user.fhirUser}` }
+            : {}),
+        })
+      : undefined;
     return {
       access_token: access.token,
       token_type: 'Bearer',
@@ -135,6 +154,7 @@ export class AuthorizationCodes {
       scope: granted.scope,
       ...(patient ? { patient } : {}),
       ...(refresh ? { refresh_token: refresh.token } : {}),
+      ...(idToken ? { id_token: idToken } : {}),
     };
   }
 }

@@ -23,6 +23,8 @@ export interface AuthorizationCode {
   patient: string | null;
   /** BASE64URL(SHA-256(code_verifier)): PKCE S256. */
   codeChallenge: string;
+  /** The OpenID Connect nonce the app sent, which its id_token repeats. */
+  nonce: string | null;
   amr: string[];
   authTime: Date;
   expiresAt: Date;
@@ -44,6 +46,7 @@ interface CodeRow {
   scope: string;
   patient: string | null;
   code_challenge: string;
+  nonce: string | null;
   amr: string[];
   auth_time: Date;
   expires_at: Date;
@@ -51,7 +54,7 @@ interface CodeRow {
 
 const APP_COLUMNS = 'id, name, redirect_uris, scope, active, created_at';
 const CODE_COLUMNS =
-  'app_id, user_id, redirect_uri, scope, patient, code_challenge, amr, auth_time, expires_at';
+  'app_id, user_id, redirect_uri, scope, patient, code_challenge, nonce, amr, auth_time, expires_at';
 
 const toApp = (row: AppRow): SmartApp => ({
   id: row.id,
@@ -69,6 +72,7 @@ const toCode = (row: CodeRow): AuthorizationCode => ({
   scope: row.scope,
   patient: row.patient,
   codeChallenge: row.code_challenge,
+  nonce: row.nonce,
   amr: row.amr,
   authTime: row.auth_time,
   expiresAt: row.expires_at,
@@ -123,7 +127,7 @@ export class SmartAppRepository {
       `DELETE FROM authorization_code WHERE expires_at < now() - interval '1 day'`,
     );
     await this.dataSource.query(
-      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
       [
         hash,
         code.appId,
@@ -132,6 +136,7 @@ export class SmartAppRepository {
         code.scope,
         code.patient,
         code.codeChallenge,
+        code.nonce,
         code.amr,
         code.authTime,
         code.expiresAt,

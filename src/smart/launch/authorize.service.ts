@@ -31,6 +31,7 @@ interface PendingRequest {
   scope: string;
   state: string;
   codeChallenge: string;
+  nonce?: string;
   expiresAt: number;
 }
 
@@ -75,7 +76,15 @@ export class AuthorizeService {
         ...(typeof state === 'string' ? { state } : {}),
       }),
     });
-    for (const name of ['response_type', 'scope', 'state', 'aud', 'code_challenge', 'launch']) {
+    for (const name of [
+      'response_type',
+      'scope',
+      'state',
+      'aud',
+      'code_challenge',
+      'nonce',
+      'launch',
+    ]) {
       if (param(name) === null) return back('invalid_request', `${name} is given more than once`);
     }
     if (param('response_type') !== 'code') {
@@ -83,6 +92,10 @@ export class AuthorizeService {
     }
     if (typeof state !== 'string' || state.length > MAX_STATE) {
       return back('invalid_request', `state is required (at most ${MAX_STATE} characters)`);
+    }
+    const nonce = param('nonce');
+    if (typeof nonce === 'string' && nonce.length > MAX_STATE) {
+      return back('invalid_request', `nonce has at most ${MAX_STATE} characters`);
     }
     if (param('launch') !== undefined) {
       return back('invalid_request', 'EHR launch is not offered: launch standalone');
@@ -113,6 +126,7 @@ export class AuthorizeService {
       scope: format(granted),
       state,
       codeChallenge: challenge,
+      ...(typeof nonce === 'string' ? { nonce } : {}),
       expiresAt: Date.now() + PAGE_TTL_MS,
     });
   }
@@ -148,14 +162,22 @@ export class AuthorizeService {
       const patient = needsPatient(pending.scope)
         ? await this.patientOf(actor, field('patient') ?? '')
         : undefined;
+      // fhirUser is granted only to name a FHIR identity the account has.
+      const scope = user.fhirUser
+        ? pending.scope
+        : pending.scope
+            .split(' ')
+            .filter((item) => item !== 'fhirUser')
+            .join(' ');
       const code = await this.codes.issue({
         appId: app.id,
         userId: user.id,
         login,
         redirectUri: pending.redirectUri,
-        scope: pending.scope,
+        scope,
         ...(patient ? { patient } : {}),
         codeChallenge: pending.codeChallenge,
+        ...(pending.nonce ? { nonce: pending.nonce } : {}),
       });
       return back({ code });
     } catch (error) {
