@@ -119,9 +119,17 @@ export class ResourceAccess {
    * Whether a version may appear in a list (history): no restricted records, no other patients.
    * `record: false` is for a list paged after the check: `recordListed` then records the page.
    */
-  isListable(user: AuthenticatedUser, resource: FhirResource, record = true): boolean {
-    const patients = this.patientsOf(resource);
-    const listable = this.isInCompartment(user, resource, patients) && !isRestricted(resource);
+  isListable(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    record = true,
+    context?: FhirResource,
+  ): boolean {
+    const patients = this.patientsOf(resource, context);
+    const listable =
+      this.isInCompartment(user, resource, patients) &&
+      !isRestricted(resource) &&
+      !(context !== undefined && isRestricted(context));
     // What a list leaves out was not disclosed: only listed resources are recorded.
     if (listable && record) this.audit.touch(resource, patients);
     return listable;

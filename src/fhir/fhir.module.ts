@@ -8,6 +8,7 @@ import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { FhirController } from './fhir.controller.js';
 import { FhirService } from './fhir.service.js';
+import { SecurityContexts } from './security-contexts.js';
 import { PatientMatchController } from './match/patient-match.controller.js';
 import { PatientMatchService } from './match/patient-match.service.js';
 import { TerminologyController } from './terminology/terminology.controller.js';
@@ -32,6 +33,7 @@ import { SearchService } from './search/search.service.js';
   providers: [
     FhirDefinitions,
     FhirService,
+    SecurityContexts,
     CascadeDelete,
     ResourceRepository,
     ResourceWrites,
@@ -51,6 +53,7 @@ import { SearchService } from './search/search.service.js';
     TerminologyService,
   ],
   exports: [
+    SecurityContexts,
     ReindexService,
     FhirService,
     SearchService,

@@ -10,6 +10,7 @@ import { buildHistoryBundle, cursorLinks, offsetLinks, type Bundle } from './bun
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { SecurityContexts } from './security-contexts.js';
 import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import {
   isValidId,
@@ -51,6 +52,7 @@ export class FhirService {
     private readonly unitOfWork: UnitOfWork,
     private readonly writes: ResourceWrites,
     private readonly integrity: ReferenceIntegrity,
+    private readonly contexts: SecurityContexts,
   ) {}
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
@@ -243,7 +245,7 @@ export class FhirService {
       user,
       result.resource,
       'read',
-      await this.securityContextOf(result.resource),
+      await this.contexts.ofOne(result.resource),
     );
     return result;
   }
@@ -275,7 +277,7 @@ export class FhirService {
       user,
       result.resource,
       'vread',
-      await this.securityContextOf(result.resource),
+      await this.contexts.ofOne(result.resource),
     );
     return result;
   }
@@ -433,9 +435,11 @@ export class FhirService {
     // The next page starts after the last version read, listed or not.
     const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
     return buildHistoryBundle(
-      this.listable(
-        user,
-        page.map(({ row }) => row),
+      (
+        await this.listable(
+          user,
+          page.map(({ row }) => row),
+        )
       ).map(toVersion),
       cursorLinks(params, selfUrl, next),
       baseUrl,
@@ -443,15 +447,20 @@ export class FhirService {
   }
 
   /** Versions a list may show: restricted records and other patients' records are left out. */
-  private listable(
+  private async listable(
     user: AuthenticatedUser,
     rows: ResourceHistoryEntity[],
-  ): ResourceHistoryEntity[] {
-    return rows.filter((row) =>
-      row.deleted
-        ? this.access.maySeeDeletion(user, row.resourceType)
-        : this.access.isListable(user, parseContent(row)),
+  ): Promise<ResourceHistoryEntity[]> {
+    const contents = new Map(
+      rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
     );
+    const contexts = await this.contexts.of([...contents.values()]);
+    return rows.filter((row) => {
+      const content = contents.get(row);
+      return content === undefined
+        ? this.access.maySeeDeletion(user, row.resourceType)
+        : this.access.isListable(user, content, true, contexts.get(content));
+    });
   }
 
   /** A write in one transaction with what its listeners record, when any listens. */
@@ -484,33 +493,8 @@ export class FhirService {
       return undefined;
     }
     const content = parseContent(current);
-    await this.access.assertMayOpen(
-      user,
-      content,
-      interaction,
-      await this.securityContextOf(content),
-    );
+    await this.access.assertMayOpen(user, content, interaction, await this.contexts.ofOne(content));
     return content;
-  }
-
-  /**
-   * The resource a Binary's securityContext names (`DocumentReference/…`), as it is now, whose
-   * access rules the Binary follows (FHIR R4 Binary); undefined for other types, a Patient
-   * (ResourceAccess reads that from the reference) or a target that is gone.
-   */
-  private async securityContextOf(resource: FhirResource): Promise<FhirResource | undefined> {
-    if (resource.resourceType !== 'Binary') return undefined;
-    const reference = (resource['securityContext'] as { reference?: unknown } | undefined)
-      ?.reference;
-    const match =
-      typeof reference === 'string'
-        ? /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9.-]{1,64})$/.exec(reference)
-        : null;
-    if (!match || match[1] === 'Patient' || !this.definitions.isResourceType(match[1]!)) {
-      return undefined;
-    }
-    const row = await this.repository.findCurrent(match[1]!, match[2]!);
-    return row && !row.deleted ? parseContent(row) : undefined;
   }
 
   private assertType(type: string): void {

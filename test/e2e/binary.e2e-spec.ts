@@ -195,13 +195,14 @@ describe('Binary: documents in their own format, following their securityContext
         status: 404,
       });
     }
-    // Lists show a patient's app the Binaries that name its patient directly.
+    // Lists (searches, histories) follow the same rules.
     const listed = await authorizedHttp(app)('GET', `${fhir}/Binary?_count=1000`);
     expect(listed.status).toBe(200);
     const ids = (listed.body.entry ?? []).map(
       (entry: { resource: { id: string } }) => entry.resource.id,
     );
     expect(ids).toContain(viaPatient);
+    expect(ids).toContain(viaDocument);
     expect(ids).not.toContain(otherPatient);
     expect(ids).not.toContain(otherDocument);
     expect(ids).not.toContain(noContext);
@@ -240,5 +241,22 @@ describe('Binary: documents in their own format, following their securityContext
     expect(res.bytes.toString('utf8')).toContain('break-glass');
     const json = await read(`${fhir}/Binary/${binary}`, { accept: 'application/fhir+json' });
     expect(json.status).toBe(403);
+    // Nor does it show in a list, as the restricted letter itself does not.
+    const open = await binaryFor(`DocumentReference/${await create(documentReference(patient))}`);
+    for (const url of [
+      `${fhir}/Binary?_id=${binary},${open}`,
+      `${fhir}/Binary/_history?_count=1000`,
+    ]) {
+      const list = await doctor('GET', url);
+      expect(list.status).toBe(200);
+      const ids = (list.body.entry ?? []).map(
+        (entry: { resource?: { id: string } }) => entry.resource?.id,
+      );
+      expect({ url, open: ids.includes(open), restricted: ids.includes(binary) }).toEqual({
+        url,
+        open: true,
+        restricted: false,
+      });
+    }
   });
 });

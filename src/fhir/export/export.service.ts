@@ -17,6 +17,7 @@ import type { FhirResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { ResourceRepository } from '../resource.repository.js';
+import { SecurityContexts } from '../security-contexts.js';
 import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
 import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
@@ -100,6 +101,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     private readonly trail: AuditTrail,
     private readonly store: ExportRepository,
     private readonly searches: SearchService,
+    private readonly contexts: SecurityContexts,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -376,18 +378,22 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         type,
         rows.map((row) => row.id),
       );
+      const resources: FhirResource[] = [];
       for (const row of rows) {
         if (matched && !matched.has(row.id)) continue;
-        let resource: FhirResource;
         try {
           const content = this.phi.decrypted(ResourceEntity, row).content as string;
-          resource = JSON.parse(content) as FhirResource;
+          resources.push(JSON.parse(content) as FhirResource);
         } catch {
           unreadable.push(`${type}/${row.id}`);
+        }
+      }
+      const contexts = await this.contexts.of(resources);
+      for (const resource of resources) {
+        const holders = this.compartment.patientsOf(resource);
+        if (!this.included(job.user, resource, holders, job.cohort, contexts.get(resource))) {
           continue;
         }
-        const holders = this.compartment.patientsOf(resource);
-        if (!this.included(job.user, resource, holders, job.cohort)) continue;
         await writer.write(resource, holders);
         for (const patient of holders) everyone.add(patient);
       }
@@ -434,8 +440,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     resource: FhirResource,
     holders: string[],
     cohort: Cohort,
+    context: FhirResource | undefined,
   ): boolean {
-    if (!this.access.isListable(user, resource)) return false;
+    if (!this.access.isListable(user, resource, true, context)) return false;
     if (cohort === undefined) return true;
     if (cohort === 'any') return holders.length > 0;
     return holders.some((patient) => cohort.has(patient));

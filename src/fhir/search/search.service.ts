@@ -7,6 +7,7 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
+import { SecurityContexts } from '../security-contexts.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
@@ -72,6 +73,7 @@ export class SearchService {
     private readonly access: ResourceAccess,
     private readonly compartment: PatientCompartment,
     private readonly cipher: FieldCipher,
+    private readonly contexts: SecurityContexts,
   ) {}
 
   async search(
@@ -150,9 +152,11 @@ export class SearchService {
     const page = rows.slice(0, request.count);
     if (backwards) page.reverse();
 
-    const matches = page
-      .map((row) => contentOf(row.resource))
-      .filter((resource) => this.access.isListable(user, resource));
+    const contents = page.map((row) => contentOf(row.resource));
+    const contexts = await this.contexts.of(contents);
+    const matches = contents.filter((resource) =>
+      this.access.isListable(user, resource, true, contexts.get(resource)),
+    );
     const included = await this.includes(user, type, request, matches, params.warnings);
 
     const first = page[0];
