@@ -428,12 +428,8 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(page.status).toBe(200);
     expect(page.text).not.toContain('name="patient"');
     const answer = await signIn(page, { username: doctor.username, password: doctor.password });
-    const token = await tokenRequest({
-      grant_type: 'authorization_code',
-      code: answer.location!.searchParams.get('code')!,
-      redirect_uri: REDIRECT,
+    const token = await exchange(answer.location!.searchParams.get('code')!, verifier, {
       client_id: userApp.id,
-      code_verifier: verifier,
     });
     expect(token.status).toBe(200);
     expect(token.body.scope).toBe('user/Observation.rs');
@@ -479,12 +475,8 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
         authorizeUrl(challenge, { scope: 'openid fhirUser user/Patient.rs', nonce }, openidApp.id),
       );
       const answer = await signIn(page, { username: user.username, password: user.password });
-      const token = await tokenRequest({
-        grant_type: 'authorization_code',
-        code: answer.location!.searchParams.get('code')!,
-        redirect_uri: REDIRECT,
+      const token = await exchange(answer.location!.searchParams.get('code')!, verifier, {
         client_id: openidApp.id,
-        code_verifier: verifier,
       });
       expect(token.status).toBe(200);
       expect(token.body.scope).toBe(
@@ -499,6 +491,55 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       expect(payload).toMatchObject({ sub: user.id, nonce, amr: ['pwd'] });
       expect(payload['fhirUser']).toBe(fhirUser);
     }
+  });
+
+  it('works with openid-client, a certified OpenID Connect client, from discovery to a verified id_token', async () => {
+    const oidc = await import('openid-client');
+    const registered = await apps.register(
+      `rp-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'openid launch/patient patient/*.rs offline_access',
+    );
+    // The test server is plain http on loopback; a real deployment is https.
+    const config = await oidc.discovery(
+      new URL(testApp.url),
+      registered.id,
+      { id_token_signed_response_alg: 'ES256' },
+      oidc.None(),
+      { execute: [oidc.allowInsecureRequests] },
+    );
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = oidc.randomState();
+    const nonce = oidc.randomNonce();
+    const url = oidc.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid launch/patient patient/*.rs offline_access',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      aud: fhirBase,
+    });
+    const page = await browse(url.href);
+    const answer = await signIn(page, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: mrn,
+    });
+    const tokens = await oidc.authorizationCodeGrant(config, answer.location!, {
+      pkceCodeVerifier: verifier,
+      expectedState: state,
+      expectedNonce: nonce,
+      idTokenExpected: true,
+    });
+    expect(tokens.claims()).toMatchObject({ iss: testApp.url, sub: doctor.id, aud: registered.id });
+    expect(tokens).toMatchObject({ patient: patientId, scope: expect.stringContaining('openid') });
+    const read = await fetch(`${fhirBase}/Patient/${patientId}`, {
+      headers: { authorization: `Bearer ${tokens.access_token}` },
+    });
+    expect(read.status).toBe(200);
+    const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
+    expect(refreshed.access_token).toBeTruthy();
   });
 
   it('refuses a disabled app its sign-ins and its refresh tokens', async () => {
