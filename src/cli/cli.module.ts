@@ -42,6 +42,7 @@ import { CryptoModule } from '../crypto/crypto.module.js';
 import { KeysRotateCommand, KeysStatusCommand } from '../crypto/keys.command.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { Hl7CoreModule } from '../hl7/hl7-core.module.js';
+import { SubscriptionsCoreModule } from '../subscriptions/subscriptions-core.module.js';
 import { Hl7ReprocessCommand } from '../hl7/hl7.command.js';
 import { Hl7SendCommand } from '../hl7/hl7-send.command.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
@@ -62,6 +63,7 @@ export class CliModule {
         FhirModule,
         AccessModule,
         Hl7CoreModule,
+        SubscriptionsCoreModule,
         BackupModule,
         ComplianceModule,
       ],

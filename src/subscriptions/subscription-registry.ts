@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
@@ -15,6 +15,9 @@ import {
 } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
+/** PostgreSQL's SQLSTATE for a relation that does not exist. */
+const UNDEFINED_TABLE = '42P01';
+
 interface Watcher {
   id: string;
   criteria: string;
@@ -30,7 +33,7 @@ interface Watcher {
  * how one instance learns of another's Subscriptions (within SUBSCRIPTION_POLL_MS × 5).
  */
 @Injectable()
-export class SubscriptionRegistry implements OnModuleInit {
+export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('Subscriptions');
   private byType = new Map<string, Watcher[]>();
   private readonly endpoints: string[];
@@ -51,6 +54,20 @@ export class SubscriptionRegistry implements OnModuleInit {
       (type) => this.byType.has(type),
       (write) => this.match(write),
     );
+  }
+
+  /**
+   * The active Subscriptions, read once at start: in the service the notifier's loop keeps them
+   * current, and the admin CLI's writes (import, HL7 reprocessing) are matched against them too,
+   * their notifications delivered by the service. A database whose schema is not there yet (a
+   * restore into an empty one) has none.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== UNDEFINED_TABLE) throw error;
+    }
   }
 
   async refresh(): Promise<void> {

@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getDataSourceToken } from '@nestjs/typeorm';
@@ -6,6 +9,7 @@ import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface Received {
@@ -226,6 +230,44 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     const result = await doctor('GET', `${fhir}/Observation/${notification!.resource_id}`);
     expect(result.body.code.coding[0]).toMatchObject({ system: LOINC, code });
     await eventually('the notification', () => Promise.resolve(hits(`/hooks/feed-${run}`)[0]));
+  });
+
+  it('notifies of what the admin CLI imports, the service delivering it', async () => {
+    const code = `s-${run}-cli`;
+    const id = await create(doctor, subscription(code, `${hooks}import-${run}`));
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-sub-import-'));
+    try {
+      const file = join(dir, 'results.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            { request: { method: 'POST', url: 'Observation' }, resource: observation(code) },
+            { request: { method: 'POST', url: 'Observation' }, resource: observation(`o-${run}`) },
+          ],
+        }),
+      );
+      const imported = await runNode(
+        BUILT.cli,
+        ['import', file],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          DATA_DIR: process.env['DATA_DIR']!,
+          NODE_ENV: 'test',
+        }),
+      );
+      expect(imported.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    const [queued, ...others] = await notifications(id);
+    expect(others).toEqual([]);
+    const result = await doctor('GET', `${fhir}/Observation/${queued!.resource_id}`);
+    expect(result.body.code.coding[0]).toMatchObject({ system: LOINC, code });
+    await eventually('the notification', () => Promise.resolve(hits(`/hooks/import-${run}`)[0]));
   });
 
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
