@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { grantAppScope, format } from '../../auth/apps/app-scopes.js';
 import { AuthorizationCodes } from '../../auth/apps/authorization-codes.js';
 import { SmartAppRepository, type SmartApp } from '../../auth/apps/smart-app.repository.js';
 import { AuthService } from '../../auth/auth.service.js';
@@ -10,13 +9,11 @@ import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { isValidId } from '../../fhir/fhir-types.js';
 import { SearchService } from '../../fhir/search/search.service.js';
+import { checkAuthorizationRequest, single } from './authorization-request.js';
 import { errorPage, signInPage } from './authorize-page.js';
 
 /** How long the sign-in page may stay open. */
 const PAGE_TTL_MS = 10 * 60_000;
-/** PKCE S256: BASE64URL of a SHA-256 digest. */
-const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
-const MAX_STATE = 1024;
 const SEAL: CipherContext = { table: 'smart', column: 'authorize', row: ['request'] };
 
 /** What the authorization endpoint answers: a page, or a redirect back to the app. */
@@ -55,78 +52,28 @@ export class AuthorizeService {
   ) {}
 
   async begin(query: Record<string, unknown>, fhirBase: string): Promise<AuthorizeOutcome> {
-    const param = (name: string): string | undefined | null => {
-      const value = query[name];
-      if (value === undefined || value === '') return undefined;
-      // RFC 6749 section 3.1: no parameter may be sent twice.
-      return typeof value === 'string' ? value : null;
-    };
-    const clientId = param('client_id');
-    const redirectUri = param('redirect_uri');
+    const clientId = single(query, 'client_id');
+    const redirectUri = single(query, 'redirect_uri');
     const app = typeof clientId === 'string' ? await this.findApp(clientId) : undefined;
     if (!app) return shown('Unknown or disabled app (client_id)');
     if (typeof redirectUri !== 'string' || !app.redirectUris.includes(redirectUri)) {
       return shown('redirect_uri is not one registered for this app');
     }
-    const state = param('state');
-    const back = (error: string, description: string): AuthorizeOutcome => ({
-      redirect: withParams(redirectUri, {
-        error,
-        error_description: description,
-        ...(typeof state === 'string' ? { state } : {}),
-      }),
-    });
-    for (const name of [
-      'response_type',
-      'scope',
-      'state',
-      'aud',
-      'code_challenge',
-      'nonce',
-      'launch',
-    ]) {
-      if (param(name) === null) return back('invalid_request', `${name} is given more than once`);
-    }
-    if (param('response_type') !== 'code') {
-      return back('unsupported_response_type', 'response_type must be code');
-    }
-    if (typeof state !== 'string' || state.length > MAX_STATE) {
-      return back('invalid_request', `state is required (at most ${MAX_STATE} characters)`);
-    }
-    const nonce = param('nonce');
-    if (typeof nonce === 'string' && nonce.length > MAX_STATE) {
-      return back('invalid_request', `nonce has at most ${MAX_STATE} characters`);
-    }
-    if (param('launch') !== undefined) {
-      return back('invalid_request', 'EHR launch is not offered: launch standalone');
-    }
-    const aud = param('aud');
-    if (typeof aud !== 'string' || aud.replace(/\/$/, '') !== fhirBase) {
-      return back('invalid_request', `aud must be this server's FHIR base URL, ${fhirBase}`);
-    }
-    const challenge = param('code_challenge');
-    if (
-      param('code_challenge_method') !== 'S256' ||
-      typeof challenge !== 'string' ||
-      !S256_CHALLENGE.test(challenge)
-    ) {
-      return back('invalid_request', 'PKCE is required: code_challenge with method S256');
-    }
-    const scope = param('scope');
-    const granted = grantAppScope(typeof scope === 'string' ? scope : '', app.scope);
-    if (granted.resources.length === 0) {
-      return back(
-        'invalid_scope',
-        'None of the resource scopes asked for is registered for the app',
-      );
+    const checked = checkAuthorizationRequest(query, app.scope, fhirBase);
+    if ('error' in checked) {
+      const { error, description, state } = checked;
+      return {
+        redirect: withParams(redirectUri, {
+          error,
+          error_description: description,
+          ...(state !== undefined ? { state } : {}),
+        }),
+      };
     }
     return this.signIn(app, {
       appId: app.id,
       redirectUri,
-      scope: format(granted),
-      state,
-      codeChallenge: challenge,
-      ...(typeof nonce === 'string' ? { nonce } : {}),
+      ...checked,
       expiresAt: Date.now() + PAGE_TTL_MS,
     });
   }

@@ -1,0 +1,60 @@
+import { checkAuthorizationRequest } from './authorization-request.js';
+
+const BASE = 'https://ehr.example/fhir';
+const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
+
+const request = (overrides: Record<string, unknown> = {}): Record<string, unknown> => ({
+  response_type: 'code',
+  scope: 'launch/patient patient/*.rs',
+  state: 'abc',
+  aud: BASE,
+  code_challenge: CHALLENGE,
+  code_challenge_method: 'S256',
+  ...overrides,
+});
+
+describe('checkAuthorizationRequest', () => {
+  it('accepts a standalone launch, granting the scope within the registration', () => {
+    expect(
+      checkAuthorizationRequest(
+        request({ scope: 'launch/patient patient/*.cruds openid', nonce: 'n1', aud: `${BASE}/` }),
+        'launch/patient patient/*.rs',
+        BASE,
+      ),
+    ).toEqual({
+      scope: 'launch/patient patient/*.rs',
+      state: 'abc',
+      codeChallenge: CHALLENGE,
+      nonce: 'n1',
+    });
+  });
+
+  it.each([
+    [{ response_type: 'token' }, 'unsupported_response_type'],
+    [{ response_type: undefined }, 'unsupported_response_type'],
+    [{ state: undefined }, 'invalid_request'],
+    [{ state: 'x'.repeat(1025) }, 'invalid_request'],
+    [{ state: ['a', 'b'] }, 'invalid_request'],
+    [{ scope: ['patient/*.rs', 'user/*.rs'] }, 'invalid_request'],
+    [{ nonce: 'n'.repeat(1025) }, 'invalid_request'],
+    [{ launch: 'abc' }, 'invalid_request'],
+    [{ aud: 'https://other.example/fhir' }, 'invalid_request'],
+    [{ aud: undefined }, 'invalid_request'],
+    [{ code_challenge_method: 'plain' }, 'invalid_request'],
+    [{ code_challenge: 'short' }, 'invalid_request'],
+    [{ code_challenge: undefined }, 'invalid_request'],
+    [{ scope: 'openid offline_access' }, 'invalid_scope'],
+    [{ scope: 'system/*.rs' }, 'invalid_scope'],
+  ])('refuses %p with %s, keeping the state it can', (overrides, error) => {
+    const result = checkAuthorizationRequest(
+      request(overrides),
+      'launch/patient patient/*.rs',
+      BASE,
+    );
+    expect(result).toMatchObject({ error });
+    const given = 'state' in overrides ? (overrides as { state?: unknown }).state : 'abc';
+    expect((result as { state?: string }).state).toBe(
+      typeof given === 'string' ? given : undefined,
+    );
+  });
+});
