@@ -162,7 +162,7 @@ export class ResourceAccess {
    * the one its securityContext names (`Patient/…`), or those of the resource it names, when
    * the caller loaded that (`context`).
    */
-  private patientsOf(resource: FhirResource, context?: FhirResource): string[] {
+  patientsOf(resource: FhirResource, context?: FhirResource): string[] {
     if (resource.resourceType === 'Binary') {
       const direct = patientOf(resource['securityContext']);
       const patients = new Set([

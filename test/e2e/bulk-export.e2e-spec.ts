@@ -273,6 +273,34 @@ describe('Bulk Data export ($export)', () => {
     expect((await storedFiles(job)).size).toBe(0);
   });
 
+  it("exports the members' documents (Binary) through their securityContext", async () => {
+    const letter = await create({
+      resourceType: 'DocumentReference',
+      status: 'current',
+      subject: { reference: `Patient/${ids['ana']}` },
+      content: [{ attachment: { contentType: 'text/plain', title: 'Letter' } }],
+    });
+    const binary = (securityContext?: string) =>
+      create({
+        resourceType: 'Binary',
+        contentType: 'text/plain',
+        data: Buffer.from(`letter ${family}`).toString('base64'),
+        ...(securityContext ? { securityContext: { reference: securityContext } } : {}),
+      });
+    const anaLetter = await binary(`DocumentReference/${letter}`);
+    const anaDirect = await binary(`Patient/${ids['ana']}`);
+    const benDirect = await binary(`Patient/${ids['ben']}`);
+    const unattached = await binary();
+    const manifest = await manifestOf(
+      await kickOff(`/fhir/Group/${ids['group']}/$export?_type=Binary`),
+    );
+    const binaries = await download(manifest.output.find((file) => file.type === 'Binary')!.url);
+    const exported = binaries.map((resource) => resource['id']);
+    expect(exported.sort()).toEqual([anaLetter, anaDirect].sort());
+    expect(exported).not.toContain(benDirect);
+    expect(exported).not.toContain(unattached);
+  });
+
   it('exports only what changed after _since', async () => {
     const since = new Date().toISOString();
     await new Promise((resolve) => setTimeout(resolve, 20));

@@ -346,7 +346,10 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     );
   }
 
-  /** `_type`, or every type with data that the user may export; patient exports: compartment types. */
+  /**
+   * `_type`, or every type with data that the user may export; patient exports: compartment
+   * types, and the Binaries (documents) their securityContexts place in a compartment.
+   */
   private async typesOf(job: RunningJob): Promise<string[]> {
     const types = job.request.types ?? (await this.resources.typesInUse());
     return types.filter(
@@ -354,6 +357,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         this.mayExport(job.user, type) &&
         (job.request.level === 'system' ||
           type === 'Patient' ||
+          type === 'Binary' ||
           this.compartment.hasCompartment(type)),
     );
   }
@@ -390,8 +394,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       }
       const contexts = await this.contexts.of(resources);
       for (const resource of resources) {
-        const holders = this.compartment.patientsOf(resource);
-        if (!this.included(job.user, resource, holders, job.cohort, contexts.get(resource))) {
+        const context = contexts.get(resource);
+        const holders = this.access.patientsOf(resource, context);
+        if (!this.included(job.user, resource, holders, job.cohort, context)) {
           continue;
         }
         await writer.write(resource, holders);
