@@ -33,6 +33,7 @@ export class CreateSmartApps1765500000000 implements MigrationInterface {
         "redirect_uri" text NOT NULL,
         "scope" text NOT NULL,
         "patient" text,
+        "encounter" text,
         "code_challenge" text NOT NULL,
         "nonce" text,
         "amr" text[] NOT NULL,

@@ -65,7 +65,7 @@ const PROVIDER_TIMEOUT_MS = 5_000;
 
 /**
  * The SMART configuration, which the CapabilityStatement's security section repeats. Without
- * an identity provider, registered apps launch standalone at CareVault's own authorization
+ * an identity provider, registered apps launch (standalone, or from an EHR front-end) at CareVault's own authorization
  * endpoint (authorization code with PKCE, src/smart/launch/), and registered backend clients
  * get tokens at the token endpoint (client_credentials with a signed assertion). With one
  * (OIDC_ISSUER), apps authorize there: its endpoints, grants and client authentication methods
@@ -90,9 +90,12 @@ export class SmartConfiguration {
       token_endpoint_auth_signing_alg_values_supported: [...ASSERTION_ALGORITHMS],
       code_challenge_methods_supported: ['S256'],
       response_types_supported: ['code'],
-      scopes_supported: ['openid', 'fhirUser', ...SCOPES, ...SYSTEM_SCOPES],
+      scopes_supported: ['openid', 'fhirUser', 'launch', ...SCOPES, ...SYSTEM_SCOPES],
       capabilities: [
+        'launch-ehr',
         'launch-standalone',
+        'context-ehr-patient',
+        'context-ehr-encounter',
         'context-standalone-patient',
         'client-public',
         'client-confidential-asymmetric',
@@ -150,7 +153,7 @@ export class SmartConfiguration {
       id_token_signing_alg_values_supported: ['ES256'],
       token_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
-      scopes_supported: ['openid', 'fhirUser', ...SCOPES],
+      scopes_supported: ['openid', 'fhirUser', 'launch', ...SCOPES],
       claims_supported: [
         'iss',
         'sub',

@@ -325,7 +325,7 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       [{ aud: 'https://other.example/fhir' }, 'invalid_request', 'aud'],
       [{ response_type: 'token' }, 'unsupported_response_type', 'code'],
       [{ scope: 'system/*.rs openid' }, 'invalid_scope', 'resource scopes'],
-      [{ launch: 'xyz' }, 'invalid_request', 'EHR launch'],
+      [{ launch: 'xyz' }, 'invalid_scope', 'launch scope'],
     ];
     for (const [overrides, error, description] of cases) {
       const answer = await browse(authorizeUrl(challenge, overrides));
@@ -540,6 +540,101 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(read.status).toBe(200);
     const refreshed = await oidc.refreshTokenGrant(config, tokens.refresh_token!);
     expect(refreshed.access_token).toBeTruthy();
+  });
+
+  it('launches from an EHR front-end: the patient and encounter open on screen, for the user who opened them', async () => {
+    const ehrApp = await apps.register(
+      `ehr-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'launch patient/*.rs',
+    );
+    const doctorToken = (await login(testApp, doctor)).access_token;
+    const api = authorizedHttp(doctorToken);
+    const encounter = await api('POST', `${fhirBase}/Encounter`, {
+      body: {
+        resourceType: 'Encounter',
+        status: 'in-progress',
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP' },
+        subject: { reference: `Patient/${patientId}` },
+      },
+    });
+    expect(encounter.status).toBe(201);
+    const launchFor = (body: Record<string, unknown>, token = doctorToken) =>
+      http('POST', `${testApp.url}/auth/launch`, {
+        body,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
+    const opened = await launchFor({
+      client_id: ehrApp.id,
+      patient: patientId,
+      encounter: encounter.body.id,
+    });
+    expect(opened.status).toBe(200);
+    expect(opened.body.expires_in).toBe(300);
+    const launch: string = opened.body.launch;
+
+    // Refused: an app not registered for EHR launch, an encounter of another patient, an app's token.
+    expect((await launchFor({ client_id: appId, patient: patientId })).status).toBe(400);
+    expect(
+      (
+        await launchFor({
+          client_id: ehrApp.id,
+          patient: otherPatientId,
+          encounter: encounter.body.id,
+        })
+      ).status,
+    ).toBe(400);
+    const { code: appCode, verifier: appVerifier } = await authorize(doctor);
+    const appToken = (await exchange(appCode, appVerifier)).body.access_token as string;
+    expect((await launchFor({ client_id: ehrApp.id, patient: patientId }, appToken)).status).toBe(
+      403,
+    );
+
+    const { verifier, challenge } = pkce();
+    const url = authorizeUrl(challenge, { scope: 'launch patient/*.rs', launch }, ehrApp.id);
+    const page = await browse(url);
+    expect(page.status).toBe(200);
+    expect(page.text).not.toContain('name="patient"');
+    // Only the user who opened the app may sign in on it.
+    const nurse = await createUser(testApp, ['nurse']);
+    const wrongUser = await signIn(page, { username: nurse.username, password: nurse.password });
+    expect(wrongUser.status).toBe(403);
+    expect(wrongUser.location).toBeUndefined();
+    const answer = await signIn(wrongUser, {
+      username: doctor.username,
+      password: doctor.password,
+    });
+    expect(answer.status).toBe(303);
+    const token = await exchange(answer.location!.searchParams.get('code')!, verifier, {
+      client_id: ehrApp.id,
+    });
+    expect(token.body).toMatchObject({
+      scope: 'launch patient/*.rs',
+      patient: patientId,
+      encounter: encounter.body.id,
+    });
+    const app = authorizedHttp(token.body.access_token);
+    expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(200);
+    expect((await app('GET', `${fhirBase}/Patient/${otherPatientId}`)).status).toBe(404);
+
+    // A launch is for its app only, and cannot be altered; without one, the launch scope is refused.
+    for (const overrides of [
+      { scope: 'launch patient/*.rs', launch: `${launch.slice(0, -4)}AAAA` },
+      { scope: 'launch patient/*.rs' },
+    ]) {
+      const refused = await browse(authorizeUrl(challenge, overrides, ehrApp.id));
+      expect(refused.status).toBe(303);
+      expect(refused.location!.searchParams.get('error')).toMatch(/invalid_request|invalid_scope/);
+    }
+    const otherApp = await apps.register(
+      `ehr2-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'launch patient/*.rs',
+    );
+    const stolen = await browse(
+      authorizeUrl(challenge, { scope: 'launch patient/*.rs', launch }, otherApp.id),
+    );
+    expect(stolen.location!.searchParams.get('error')).toBe('invalid_request');
   });
 
   it('refuses a disabled app its sign-ins and its refresh tokens', async () => {

@@ -53,12 +53,13 @@ describe('SMART discovery and the OAuth token endpoint', () => {
       capabilities: expect.arrayContaining(['permission-v2', 'permission-patient']),
       scopes_supported: expect.arrayContaining(['patient/*.rs', 'user/*.cruds']),
     });
-    // CareVault's own authorization endpoint: standalone launch with OpenID Connect, no EHR launch.
+    // CareVault's own authorization endpoint: standalone and EHR launch, with OpenID Connect.
     expect(root.body.capabilities).toEqual(
-      expect.arrayContaining(['launch-standalone', 'sso-openid-connect']),
+      expect.arrayContaining(['launch-standalone', 'launch-ehr', 'sso-openid-connect']),
     );
-    expect(root.body.capabilities).not.toContain('launch-ehr');
-    expect(root.body.scopes_supported).toEqual(expect.arrayContaining(['openid', 'fhirUser']));
+    expect(root.body.scopes_supported).toEqual(
+      expect.arrayContaining(['openid', 'fhirUser', 'launch']),
+    );
 
     expect(await oauthUris(testApp)).toEqual({
       authorize: root.body.authorization_endpoint,

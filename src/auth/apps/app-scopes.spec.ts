@@ -13,7 +13,7 @@ describe('SMART app scopes', () => {
     ['system/*.rs'],
     ['patient/*.rs profile'],
     ['patient/Observation.rs?category=laboratory'],
-    ['launch'],
+    ['launch/encounter'],
   ])('refuses the registration %p', (scope) => {
     expect(() => registeredAppScope(scope)).toThrow(AppError);
   });

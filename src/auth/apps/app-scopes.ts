@@ -2,12 +2,13 @@ import { AppError } from '../../common/errors/app-error.js';
 import { formatScope, grantedScopes, parseScopes, type SmartScope } from '../smart-scopes.js';
 
 /**
- * Scopes of SMART App Launch other than resource scopes that CareVault grants: a patient chosen
- * at sign-in (standalone launch), an OpenID Connect id_token naming the user (openid) and their
+ * Scopes of SMART App Launch other than resource scopes that CareVault grants: the context of
+ * an EHR launch (launch), a patient chosen at sign-in (standalone launch, launch/patient), an OpenID Connect id_token naming the user (openid) and their
  * FHIR identity (fhirUser), and a refresh token (offline_access, or online_access, which ends
  * with the session's idle and absolute limits as every refresh token here does).
  */
 export const LAUNCH_SCOPES = [
+  'launch',
   'launch/patient',
   'openid',
   'fhirUser',
@@ -35,7 +36,7 @@ export function registeredAppScope(scope: string): string {
   });
   if (items.length === 0 || wrong.length > 0) {
     throw AppError.invalid(
-      `scope: patient/ or user/ resource scopes (patient/*.rs, user/Observation.cruds), launch/patient, openid, fhirUser, offline_access or online_access; not ${wrong.join(' ') || 'empty'}`,
+      `scope: patient/ or user/ resource scopes (patient/*.rs, user/Observation.cruds), launch, launch/patient, openid, fhirUser, offline_access or online_access; not ${wrong.join(' ') || 'empty'}`,
     );
   }
   return format(appScopeOf(scope));
@@ -44,7 +45,7 @@ export function registeredAppScope(scope: string): string {
 /**
  * What an app is granted of what it asked: the resource scopes both allow (narrowed as
  * grantedScopes does) and the launch scopes both name. Other scopes asked for (profile,
- * launch, system/…) are not granted, which SMART allows a server to do: the token
+ * system/…) are not granted, which SMART allows a server to do: the token
  * response says what was.
  */
 export function grantAppScope(requested: string, registered: string): AppScope {

@@ -19,6 +19,7 @@ export interface AppTokenResponse {
   expires_in: number;
   scope: string;
   patient?: string;
+  encounter?: string;
   refresh_token?: string;
   id_token?: string;
 }
@@ -31,6 +32,7 @@ export interface Approval {
   redirectUri: string;
   scope: string;
   patient?: string;
+  encounter?: string;
   codeChallenge: string;
   nonce?: string;
 }
@@ -65,6 +67,7 @@ export class AuthorizationCodes {
       redirectUri: approval.redirectUri,
       scope: approval.scope,
       patient: approval.patient ?? null,
+      encounter: approval.encounter ?? null,
       codeChallenge: approval.codeChallenge,
       nonce: approval.nonce ?? null,
       amr: approval.login.amr,
@@ -153,6 +156,7 @@ export class AuthorizationCodes {
       expires_in: access.expiresIn,
       scope: granted.scope,
       ...(patient ? { patient } : {}),
+      ...(granted.encounter ? { encounter: granted.encounter } : {}),
       ...(refresh ? { refresh_token: refresh.token } : {}),
       ...(idToken ? { id_token: idToken } : {}),
     };

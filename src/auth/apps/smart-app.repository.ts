@@ -21,6 +21,8 @@ export interface AuthorizationCode {
   redirectUri: string;
   scope: string;
   patient: string | null;
+  /** An EHR launch's encounter in context. */
+  encounter: string | null;
   /** BASE64URL(SHA-256(code_verifier)): PKCE S256. */
   codeChallenge: string;
   /** The OpenID Connect nonce the app sent, which its id_token repeats. */
@@ -45,6 +47,7 @@ interface CodeRow {
   redirect_uri: string;
   scope: string;
   patient: string | null;
+  encounter: string | null;
   code_challenge: string;
   nonce: string | null;
   amr: string[];
@@ -54,7 +57,7 @@ interface CodeRow {
 
 const APP_COLUMNS = 'id, name, redirect_uris, scope, active, created_at';
 const CODE_COLUMNS =
-  'app_id, user_id, redirect_uri, scope, patient, code_challenge, nonce, amr, auth_time, expires_at';
+  'app_id, user_id, redirect_uri, scope, patient, encounter, code_challenge, nonce, amr, auth_time, expires_at';
 
 const toApp = (row: AppRow): SmartApp => ({
   id: row.id,
@@ -71,6 +74,7 @@ const toCode = (row: CodeRow): AuthorizationCode => ({
   redirectUri: row.redirect_uri,
   scope: row.scope,
   patient: row.patient,
+  encounter: row.encounter,
   codeChallenge: row.code_challenge,
   nonce: row.nonce,
   amr: row.amr,
@@ -127,7 +131,7 @@ export class SmartAppRepository {
       `DELETE FROM authorization_code WHERE expires_at < now() - interval '1 day'`,
     );
     await this.dataSource.query(
-      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
       [
         hash,
         code.appId,
@@ -135,6 +139,7 @@ export class SmartAppRepository {
         code.redirectUri,
         code.scope,
         code.patient,
+        code.encounter,
         code.codeChallenge,
         code.nonce,
         code.amr,

@@ -29,6 +29,23 @@ describe('checkAuthorizationRequest', () => {
     });
   });
 
+  it('carries an EHR launch with its scope', () => {
+    expect(
+      checkAuthorizationRequest(
+        request({ scope: 'launch patient/*.rs', launch: 'sealed' }),
+        'launch patient/*.rs',
+        BASE,
+      ),
+    ).toMatchObject({ scope: 'launch patient/*.rs', launch: 'sealed' });
+    expect(
+      checkAuthorizationRequest(
+        request({ scope: 'launch patient/*.rs' }),
+        'launch patient/*.rs',
+        BASE,
+      ),
+    ).toMatchObject({ error: 'invalid_scope' });
+  });
+
   it.each([
     [{ response_type: 'token' }, 'unsupported_response_type'],
     [{ response_type: undefined }, 'unsupported_response_type'],
@@ -37,7 +54,7 @@ describe('checkAuthorizationRequest', () => {
     [{ state: ['a', 'b'] }, 'invalid_request'],
     [{ scope: ['patient/*.rs', 'user/*.rs'] }, 'invalid_request'],
     [{ nonce: 'n'.repeat(1025) }, 'invalid_request'],
-    [{ launch: 'abc' }, 'invalid_request'],
+    [{ launch: 'abc' }, 'invalid_scope'],
     [{ aud: 'https://other.example/fhir' }, 'invalid_request'],
     [{ aud: undefined }, 'invalid_request'],
     [{ code_challenge_method: 'plain' }, 'invalid_request'],

@@ -12,6 +12,8 @@ export interface CheckedRequest {
   state: string;
   codeChallenge: string;
   nonce?: string;
+  /** An EHR launch's value, to be opened by LaunchContexts. */
+  launch?: string;
 }
 
 /** What goes back to the app's redirect URI instead of a code (RFC 6749 section 4.1.2.1). */
@@ -32,9 +34,9 @@ export function single(query: Record<string, unknown>, name: string): string | u
 }
 
 /**
- * SMART App Launch's checks of a standalone launch request for a registered app: response_type
- * `code`, a state, the FHIR server it is for (`aud`), PKCE S256, no EHR launch, and at least one
- * resource scope the app is registered for.
+ * SMART App Launch's checks of an authorization request for a registered app: response_type
+ * `code`, a state, the FHIR server it is for (`aud`), PKCE S256, at least one resource scope the
+ * app is registered for, and for an EHR launch both the `launch` value and scope.
  */
 export function checkAuthorizationRequest(
   query: Record<string, unknown>,
@@ -59,9 +61,6 @@ export function checkAuthorizationRequest(
   if (typeof nonce === 'string' && nonce.length > MAX_STATE) {
     return refuse('invalid_request', `nonce has at most ${MAX_STATE} characters`);
   }
-  if (single(query, 'launch') !== undefined) {
-    return refuse('invalid_request', 'EHR launch is not offered: launch standalone');
-  }
   const aud = single(query, 'aud');
   if (typeof aud !== 'string' || aud.replace(/\/$/, '') !== fhirBase) {
     return refuse('invalid_request', `aud must be this server's FHIR base URL, ${fhirBase}`);
@@ -81,10 +80,18 @@ export function checkAuthorizationRequest(
       'None of the resource scopes asked for is registered for the app',
     );
   }
+  const launch = single(query, 'launch');
+  if ((typeof launch === 'string') !== granted.launch.includes('launch')) {
+    return refuse(
+      'invalid_scope',
+      'An EHR launch sends both its launch value and the launch scope (registered for the app)',
+    );
+  }
   return {
     scope: format(granted),
     state,
     codeChallenge: challenge,
     ...(typeof nonce === 'string' ? { nonce } : {}),
+    ...(typeof launch === 'string' ? { launch } : {}),
   };
 }

@@ -1,10 +1,14 @@
 import { Body, Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
-import { ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Public } from '../../auth/permission.decorators.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { CurrentUser } from '../../auth/current-user.decorator.js';
+import { Public, RequirePermission } from '../../auth/permission.decorators.js';
 import { StrictRateLimit } from '../../common/http/rate-limit.js';
 import { fhirBaseUrl } from '../../fhir/fhir-headers.js';
 import { AuthorizeService, type AuthorizeOutcome } from './authorize.service.js';
+import { LaunchContexts } from './launch-contexts.js';
+import { LaunchDto } from './launch.dto.js';
 
 /** SMART App Launch's authorization endpoint: a sign-in page for people, not an API. */
 @ApiTags('Authentication')
@@ -41,6 +45,32 @@ export class AuthorizeController {
       unknown
     >;
     send(reply, await this.authorize.submit(fields));
+  }
+}
+
+/** The `launch` value an EHR front-end opens an app with. */
+@ApiTags('Authentication')
+@Controller('auth/launch')
+export class LaunchController {
+  constructor(private readonly launches: LaunchContexts) {}
+
+  @RequirePermission('account:self')
+  @Post()
+  @HttpCode(200)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary:
+      "SMART EHR launch: a launch value for the app's launch URL, naming the patient (and encounter) open on screen",
+  })
+  create(
+    @CurrentUser() user: AuthenticatedUser,
+    @Body() body: LaunchDto,
+  ): Promise<{ launch: string; expires_in: number }> {
+    return this.launches.create(user, {
+      clientId: body.client_id,
+      patient: body.patient,
+      ...(body.encounter !== undefined ? { encounter: body.encounter } : {}),
+    });
   }
 }
 

@@ -11,6 +11,7 @@ import { isValidId } from '../../fhir/fhir-types.js';
 import { SearchService } from '../../fhir/search/search.service.js';
 import { checkAuthorizationRequest, single } from './authorization-request.js';
 import { errorPage, signInPage } from './authorize-page.js';
+import { LaunchContexts } from './launch-contexts.js';
 
 /** How long the sign-in page may stay open. */
 const PAGE_TTL_MS = 10 * 60_000;
@@ -29,6 +30,8 @@ interface PendingRequest {
   state: string;
   codeChallenge: string;
   nonce?: string;
+  /** An EHR launch's context: the patient (and encounter) the user opened the app on. */
+  launch?: { userId: string; patient: string; encounter?: string };
   expiresAt: number;
 }
 
@@ -49,6 +52,7 @@ export class AuthorizeService {
     private readonly fhir: FhirService,
     private readonly search: SearchService,
     private readonly cipher: FieldCipher,
+    private readonly launches: LaunchContexts,
   ) {}
 
   async begin(query: Record<string, unknown>, fhirBase: string): Promise<AuthorizeOutcome> {
@@ -60,20 +64,36 @@ export class AuthorizeService {
       return shown('redirect_uri is not one registered for this app');
     }
     const checked = checkAuthorizationRequest(query, app.scope, fhirBase);
-    if ('error' in checked) {
-      const { error, description, state } = checked;
-      return {
-        redirect: withParams(redirectUri, {
-          error,
-          error_description: description,
-          ...(state !== undefined ? { state } : {}),
-        }),
-      };
+    const back = (error: string, description: string, state?: string): AuthorizeOutcome => ({
+      redirect: withParams(redirectUri, {
+        error,
+        error_description: description,
+        ...(state !== undefined ? { state } : {}),
+      }),
+    });
+    if ('error' in checked) return back(checked.error, checked.description, checked.state);
+    const { launch, ...request } = checked;
+    const context = launch !== undefined ? this.launches.open(launch, app.id) : undefined;
+    if (launch !== undefined && !context) {
+      return back(
+        'invalid_request',
+        'launch is not valid for this app, or has expired: open the app from the EHR again',
+        checked.state,
+      );
     }
     return this.signIn(app, {
       appId: app.id,
       redirectUri,
-      ...checked,
+      ...request,
+      ...(context
+        ? {
+            launch: {
+              userId: context.userId,
+              patient: context.patient,
+              ...(context.encounter ? { encounter: context.encounter } : {}),
+            },
+          }
+        : {}),
       expiresAt: Date.now() + PAGE_TTL_MS,
     });
   }
@@ -106,9 +126,11 @@ export class AuthorizeService {
         amr: login.amr,
         authTime: Math.floor(login.authTime.getTime() / 1000),
       };
-      const patient = needsPatient(pending.scope)
-        ? await this.patientOf(actor, field('patient') ?? '')
-        : undefined;
+      const patient = pending.launch
+        ? await this.launchPatient(actor, pending.launch)
+        : needsPatient(pending.scope)
+          ? await this.patientOf(actor, field('patient') ?? '')
+          : undefined;
       // fhirUser is granted only to name a FHIR identity the account has.
       const scope = user.fhirUser
         ? pending.scope
@@ -123,6 +145,7 @@ export class AuthorizeService {
         redirectUri: pending.redirectUri,
         scope,
         ...(patient ? { patient } : {}),
+        ...(pending.launch?.encounter ? { encounter: pending.launch.encounter } : {}),
         codeChallenge: pending.codeChallenge,
         ...(pending.nonce ? { nonce: pending.nonce } : {}),
       });
@@ -131,6 +154,22 @@ export class AuthorizeService {
       if (!(error instanceof AppError) || error.status >= 500) throw error;
       return this.signIn(app, pending, error.message, username, error.status);
     }
+  }
+
+  /**
+   * An EHR launch's patient, for the user who opened it only, read as them (access rules, and
+   * the audit row names the patient).
+   */
+  private async launchPatient(
+    user: AuthenticatedUser,
+    launch: NonNullable<PendingRequest['launch']>,
+  ): Promise<string> {
+    if (user.id !== launch.userId) {
+      throw AppError.forbidden(
+        'This app was opened from the EHR by another user: sign in as that user',
+      );
+    }
+    return (await this.fhir.read(user, 'Patient', launch.patient)).id;
   }
 
   /**
@@ -179,7 +218,7 @@ export class AuthorizeService {
       page: signInPage({
         appName: app.name,
         scopes: pending.scope.split(' '),
-        needsPatient: needsPatient(pending.scope),
+        needsPatient: !pending.launch && needsPatient(pending.scope),
         request: this.cipher.encrypt(JSON.stringify(pending), SEAL),
         ...(username ? { username } : {}),
         ...(error ? { error } : {}),

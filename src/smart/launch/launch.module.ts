@@ -2,8 +2,9 @@ import { Module } from '@nestjs/common';
 import { AuthModule } from '../../auth/auth.module.js';
 import { CryptoModule } from '../../crypto/crypto.module.js';
 import { FhirModule } from '../../fhir/fhir.module.js';
-import { AuthorizeController } from './authorize.controller.js';
+import { AuthorizeController, LaunchController } from './authorize.controller.js';
 import { AuthorizeService } from './authorize.service.js';
+import { LaunchContexts } from './launch-contexts.js';
 
 /**
  * SMART App Launch without an identity provider: CareVault's own authorization endpoint. Apart
@@ -12,7 +13,7 @@ import { AuthorizeService } from './authorize.service.js';
  */
 @Module({
   imports: [AuthModule, CryptoModule, FhirModule],
-  controllers: [AuthorizeController],
-  providers: [AuthorizeService],
+  controllers: [AuthorizeController, LaunchController],
+  providers: [AuthorizeService, LaunchContexts],
 })
 export class LaunchModule {}
