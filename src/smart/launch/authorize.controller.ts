@@ -25,9 +25,9 @@ export class AuthorizeController {
   async begin(
     @Query() query: Record<string, unknown>,
     @Req() request: FastifyRequest,
-    @Res() reply: FastifyReply,
-  ): Promise<void> {
-    send(reply, await this.authorize.begin(query, fhirBaseUrl(request)));
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<string | undefined> {
+    return answer(reply, await this.authorize.begin(query, fhirBaseUrl(request)));
   }
 
   @Public()
@@ -39,12 +39,15 @@ export class AuthorizeController {
     summary:
       'The sign-in form of the authorization endpoint (a browser posts it): a redirect to the app with a code, or the page again',
   })
-  async submit(@Body() body: unknown, @Res() reply: FastifyReply): Promise<void> {
+  async submit(
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<string | undefined> {
     const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
       string,
       unknown
     >;
-    send(reply, await this.authorize.submit(fields));
+    return answer(reply, await this.authorize.submit(fields));
   }
 }
 
@@ -74,12 +77,16 @@ export class LaunchController {
   }
 }
 
-function send(reply: FastifyReply, outcome: AuthorizeOutcome): void {
+/**
+ * The page or the redirect, returned rather than sent so that Nest sends it after the audit
+ * interceptor has committed the request's row (a sign-in discloses a patient to the app).
+ */
+function answer(reply: FastifyReply, outcome: AuthorizeOutcome): string | undefined {
   // Codes and the sealed request are never cached, nor passed on in a Referer.
   void reply.header('cache-control', 'no-store').header('referrer-policy', 'no-referrer');
   if ('redirect' in outcome) {
-    void reply.redirect(outcome.redirect, 303);
-    return;
+    void reply.status(303).header('location', outcome.redirect);
+    return undefined;
   }
   void reply
     .status(outcome.status)
@@ -89,6 +96,6 @@ function send(reply: FastifyReply, outcome: AuthorizeOutcome): void {
     .header(
       'content-security-policy',
       `default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'${outcome.formAction ? ` ${outcome.formAction}` : ''}`,
-    )
-    .send(outcome.page);
+    );
+  return outcome.page;
 }
