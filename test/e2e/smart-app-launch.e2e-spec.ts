@@ -707,13 +707,23 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       cliEnv,
     );
     expect(missing.code).not.toBe(0);
-    const cleared = await runNode(
+    await testApp.app.get(UsersService).setFhirUser(doctor.username, null);
+
+    // What the CLI refuses, checked in-process (each CLI run starts the application).
+    const refused = await runNode(
       BUILT.cli,
-      ['user:set-fhir-user', '--username', doctor.username, '--clear'],
+      [
+        'app:create',
+        '--name',
+        `${name}-x`,
+        '--redirect-uri',
+        'http://app.example/cb',
+        '--scope',
+        'patient/*.rs',
+      ],
       cliEnv,
     );
-    expect(cleared.stdout.trim()).toBe(`${doctor.username}\tfhirUser=(none)`);
-
+    expect(refused.code).not.toBe(0);
     for (const [uri, scopes] of [
       ['http://app.example/callback', 'patient/*.rs'],
       ['https://app.example/callback#x', 'patient/*.rs'],
@@ -721,13 +731,13 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       [REDIRECT, 'system/*.rs'],
       [REDIRECT, 'patient/*.rs profile'],
     ] as const) {
-      const refused = await runNode(
-        BUILT.cli,
-        ['app:create', '--name', `${name}-x`, '--redirect-uri', uri, '--scope', scopes],
-        cliEnv,
-      );
-      expect(refused.code).not.toBe(0);
+      await expect(apps.register(`${name}-y`, [uri], scopes)).rejects.toMatchObject({
+        status: 400,
+      });
     }
+    await expect(apps.register(`${name}-z`, [], 'patient/*.rs')).rejects.toMatchObject({
+      status: 400,
+    });
   });
 
   it('audits the sign-in as the user with the patient, leaving out the password, the identifier typed and the code', async () => {
