@@ -60,16 +60,18 @@ export class PatientCompartment {
     }
     for (const expression of this.expressions.get(resource.resourceType) ?? []) {
       for (const value of evalFhirPath(expression, resource)) {
-        const reference = (value as { reference?: unknown } | null)?.reference;
-        const match =
-          typeof reference === 'string'
-            ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/.exec(reference)
-            : null;
-        if (match) {
-          patients.add(match[1]!);
-        }
+        const patient = patientIdOf(value);
+        if (patient) patients.add(patient);
       }
     }
     return [...patients];
   }
+}
+
+/** The patient id a Reference points to (`Patient/123`, relative or absolute), if a Patient. */
+export function patientIdOf(reference: unknown): string | undefined {
+  const value = (reference as { reference?: unknown } | null | undefined)?.reference;
+  return typeof value === 'string'
+    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/.exec(value)?.[1]
+    : undefined;
 }

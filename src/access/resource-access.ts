@@ -6,7 +6,7 @@ import { isPatientConfined } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
 import { BreakGlassService } from './break-glass.service.js';
-import { PatientCompartment } from './patient-compartment.js';
+import { PatientCompartment, patientIdOf } from './patient-compartment.js';
 
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
@@ -164,7 +164,7 @@ export class ResourceAccess {
    */
   patientsOf(resource: FhirResource, context?: FhirResource): string[] {
     if (resource.resourceType === 'Binary') {
-      const direct = patientOf(resource['securityContext']);
+      const direct = patientIdOf(resource['securityContext']);
       const patients = new Set([
         ...(direct ? [direct] : []),
         ...(context ? this.patientsOf(context) : []),
@@ -187,12 +187,4 @@ export class ResourceAccess {
       patients.includes(user.patient!)
     );
   }
-}
-
-/** The patient id of a `Patient/…` reference. */
-function patientOf(reference: unknown): string | undefined {
-  const value = (reference as { reference?: unknown } | null | undefined)?.reference;
-  return typeof value === 'string'
-    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/.exec(value)?.[1]
-    : undefined;
 }
