@@ -32,6 +32,7 @@ import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
+import { withWriteOnlyKept, withoutWriteOnly } from './write-only-elements.js';
 
 /** A create that passed FhirService.checkCreate, ready to be written. */
 export interface CheckedCreate {
@@ -93,7 +94,7 @@ export class FhirService {
     options: { id?: string } = {},
   ): CheckedCreate {
     this.assertType(type);
-    const resource = this.checkBody(type, body);
+    const resource = withWriteOnlyKept(this.checkBody(type, body), undefined);
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = options.id ?? randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
@@ -119,7 +120,7 @@ export class FhirService {
         for (const result of results) {
           await this.writes.written({ user, resource: result.resource, created: true });
         }
-        return results;
+        return results.map(shown);
       },
     );
   }
@@ -247,7 +248,7 @@ export class FhirService {
       'read',
       await this.contexts.ofOne(result.resource),
     );
-    return result;
+    return shown(result);
   }
 
   async vread(
@@ -279,7 +280,7 @@ export class FhirService {
       'vread',
       await this.contexts.ofOne(result.resource),
     );
-    return result;
+    return shown(result);
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
@@ -301,15 +302,16 @@ export class FhirService {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
-        this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next);
+        const kept = withWriteOnlyKept(resource, previous);
+        this.access.assertMayWrite(user, kept, previous);
+        return this.render(kept, id, next);
       });
       if (!result.row) {
         throw AppError.notFound(`${type} resource not found`);
       }
       const written = stored(result.row);
       await this.writes.written({ user, resource: written.resource, created: result.created });
-      return { stored: written, created: result.created };
+      return { stored: shown(written), created: result.created };
     });
   }
 
@@ -338,13 +340,13 @@ export class FhirService {
         if (patched.resourceType !== type || patched.id !== id) {
           throw AppError.invalid('A patch must not change resourceType or id');
         }
-        const resource = this.checkBody(type, patched);
+        const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
         this.access.assertMayWrite(user, resource, previous);
         return this.render(resource, id, next);
       });
       const written = stored(result.row!);
       await this.writes.written({ user, resource: written.resource, created: false });
-      return written;
+      return shown(written);
     });
   }
 
@@ -553,7 +555,7 @@ function toVersion(row: ResourceHistoryEntity): ResourceVersion {
     id: row.id,
     versionId: row.versionId,
     lastUpdated: row.lastUpdated,
-    resource: row.deleted ? undefined : parseContent(row),
+    resource: row.deleted ? undefined : withoutWriteOnly(parseContent(row)),
   };
 }
 
@@ -571,6 +573,12 @@ function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {
   return JSON.parse(row.content as string) as FhirResource;
 }
 
+/** A stored resource as a response shows it (write-only values masked). */
+function shown(result: StoredResource): StoredResource {
+  return { ...result, resource: withoutWriteOnly(result.resource) };
+}
+
+/** A stored resource as it is, for the write's listeners and checks: never sent as is. */
 function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResource {
   return {
     resourceType: row.resourceType,

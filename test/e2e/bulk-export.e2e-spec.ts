@@ -92,6 +92,8 @@ describe('Bulk Data export ($export)', () => {
     restoreEnv = withEnv({
       EXPORT_RETENTION_SECONDS: String(RETENTION_SECONDS),
       DATABASE_URL: database.url,
+      // Nothing listens there: the Subscription below is exported, never notified.
+      SUBSCRIPTION_ENDPOINTS: 'http://127.0.0.1:9/hooks/',
     });
     testApp = await createTestApp();
     db = new pg.Client({ connectionString: database.url });
@@ -321,6 +323,25 @@ describe('Bulk Data export ($export)', () => {
       const updated = (observation['meta'] as { lastUpdated: string }).lastUpdated;
       expect(Date.parse(updated)).toBeGreaterThan(Date.parse(since));
     }
+  });
+
+  it('exports a Subscription with its channel.header values masked, as every read shows it', async () => {
+    const id = await create({
+      resourceType: 'Subscription',
+      status: 'off',
+      reason: 'Export check',
+      criteria: `Observation?code=export-${family}`,
+      channel: {
+        type: 'rest-hook',
+        endpoint: 'http://127.0.0.1:9/hooks/export',
+        header: ['Authorization: Bearer export-secret'],
+      },
+    });
+    const manifest = await manifestOf(await kickOff('/fhir/$export?_type=Subscription'));
+    const [exported, ...others] = await download(manifest.output[0]!.url);
+    expect(others).toEqual([]);
+    expect(exported).toMatchObject({ id, channel: { header: ['Authorization: [stored]'] } });
+    expect(JSON.stringify(exported)).not.toContain('export-secret');
   });
 
   it("leaves out a resource that does not decrypt, names it in the manifest's error file, and exports the rest", async () => {

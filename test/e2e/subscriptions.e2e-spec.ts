@@ -270,6 +270,67 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     await eventually('the notification', () => Promise.resolve(hits(`/hooks/import-${run}`)[0]));
   });
 
+  it('keeps channel.header values write-only: shown masked everywhere, kept when written back', async () => {
+    const code = `s-${run}-secret`;
+    const path = `/hooks/secret-${run}`;
+    const masked = ['Authorization: [stored]', 'X-Ward: [stored]'];
+    const created = await doctor('POST', `${fhir}/Subscription`, {
+      body: subscription(code, `${hooks}secret-${run}`, {
+        channel: {
+          type: 'rest-hook',
+          endpoint: `${hooks}secret-${run}`,
+          header: ['Authorization: Bearer hook-secret', 'X-Ward: north'],
+        },
+      }),
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect(created.body.channel.header).toEqual(masked);
+    const shown = [
+      await doctor('GET', `${fhir}/Subscription/${id}`),
+      await doctor('GET', `${fhir}/Subscription/${id}/_history/1`),
+    ].map((res) => res.body);
+    const search = await doctor('GET', `${fhir}/Subscription?_id=${id}`);
+    const history = await doctor('GET', `${fhir}/Subscription/${id}/_history`);
+    shown.push(
+      ...[search, history].map((res) => (res.body.entry as { resource: unknown }[])[0]!.resource),
+    );
+    for (const body of shown) {
+      expect(body).toMatchObject({ id, channel: { header: masked } });
+    }
+    for (const res of [created, search, history]) {
+      expect(JSON.stringify(res.body)).not.toContain('hook-secret');
+    }
+
+    // Read, changed and written back as shown, it keeps the stored values.
+    const current = await eventually('the Subscription made active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? res.body : undefined;
+    });
+    const rewritten = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...current, reason: 'Potassium for the night shift' },
+    });
+    expect(rewritten.status).toBe(200);
+    expect(rewritten.body.channel.header).toEqual(masked);
+    await create(doctor, observation(code));
+    const hit = await eventually('the notification', () => Promise.resolve(hits(path)[0]));
+    expect(hit.headers).toMatchObject({ authorization: 'Bearer hook-secret', 'x-ward': 'north' });
+
+    // A masked value with nothing stored under its name would send the mask: refused.
+    const unknown = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: {
+        ...current,
+        channel: { ...current.channel, header: [...masked, 'X-Tenant: [stored]'] },
+      },
+    });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.issue[0].diagnostics).toMatch(/^channel.header\[2\] is masked/);
+    const copied = await doctor('POST', `${fhir}/Subscription`, {
+      body: { ...current, id: undefined, meta: undefined },
+    });
+    expect(copied.status).toBe(422);
+  });
+
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
     const code = `s-${run}-2`;
     const watching = await create(doctor, subscription(code, `${hooks}restricted-${run}`));

@@ -27,6 +27,7 @@ import {
   type ExportFileRow,
   type ExportJobRow,
 } from './export.repository.js';
+import { withoutWriteOnly } from '../write-only-elements.js';
 
 export type ExportLevel = 'system' | 'patient' | 'group';
 
@@ -387,7 +388,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         if (matched && !matched.has(row.id)) continue;
         try {
           const content = this.phi.decrypted(ResourceEntity, row).content as string;
-          resources.push(JSON.parse(content) as FhirResource);
+          resources.push(withoutWriteOnly(JSON.parse(content) as FhirResource));
         } catch {
           unreadable.push(`${type}/${row.id}`);
         }

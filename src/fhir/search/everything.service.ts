@@ -14,6 +14,7 @@ import { dateRange, type DateRange } from './date-range.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search.service.js';
+import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -95,7 +96,7 @@ export class EverythingService {
       const inWindow = window ? await this.careDateFilter(type, [...ids], window) : () => true;
       for (const row of await this.repository.load(type, [...ids])) {
         if (!recent(row.lastUpdated) || !inWindow(row.id)) continue;
-        const resource = JSON.parse(row.content as string) as FhirResource;
+        const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
         // Paged, a resource is recorded as disclosed when its page is returned, below.
         if (this.access.isListable(user, resource, options.count === undefined)) {
           resources.push(resource);

@@ -26,6 +26,7 @@ import {
 import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
 import { SqlParams } from './sql-params.js';
+import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -620,8 +621,9 @@ export class SearchService {
   }
 }
 
+/** A matched resource as the Bundle shows it (write-only values masked). */
 function contentOf(row: ResourceEntity): FhirResource {
-  return JSON.parse(row.content as string) as FhirResource;
+  return withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
 }
 
 /** The cursor of a search whose sort has `keys` keys. */
