@@ -26,6 +26,10 @@ export default {
   // passes this after a file is replaced by a fresh one. (Set, it also makes Jest use a
   // worker on a 2-core machine, where it would otherwise run every file in its own process.)
   workerIdleMemoryLimit: '800MB',
+  // Two files at a time: one worker left a third of this 2-core machine idle (a file waits on
+  // PostgreSQL, on child processes and on timers). Each worker has a database and a data
+  // directory of its own (test/support/worker-setup.ts), so files never share rows.
+  maxWorkers: 2,
   projects: [
     { ...common, displayName: 'unit', rootDir: '.', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {
@@ -33,6 +37,7 @@ export default {
       displayName: 'e2e',
       rootDir: '.',
       testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts'],
+      setupFiles: ['<rootDir>/test/support/worker-setup.ts'],
     },
     // `npm run test:faults`: the built service as a child process, killed and starved of its
     // database. Left out of `npm test`; .ci/run runs it after the suite.

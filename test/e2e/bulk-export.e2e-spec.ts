@@ -470,7 +470,8 @@ describe('Bulk Data export ($export)', () => {
     const waiting = async (statement: string): Promise<void> => {
       for (let attempt = 0; attempt < 200; attempt++) {
         const { rowCount } = await watcher.query(
-          `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`,
+          `SELECT 1 FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
           [`${statement}%`],
         );
         if (rowCount) return;

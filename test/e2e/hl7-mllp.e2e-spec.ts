@@ -348,7 +348,8 @@ describe('HL7 v2 over MLLP', () => {
         await new Promise((resolve) => setTimeout(resolve, 50));
         [message] = await data.query<{ id: string }[]>(
           `SELECT m.id FROM hl7_message m WHERE m.control_id = 'DL-B' AND EXISTS (
-             SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%')`,
+             SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+               AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%')`,
         );
       }
       // ...while this session, holding the Patient, asks for the message's row: PostgreSQL rolls

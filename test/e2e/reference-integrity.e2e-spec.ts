@@ -243,7 +243,8 @@ describe('referential integrity', () => {
       for (let waited = 0; ; waited += 50) {
         const [lock] = await data.query<{ waiting: number }[]>(
           `SELECT count(*)::int AS waiting FROM pg_stat_activity
-            WHERE wait_event_type = 'Lock' AND query LIKE '%FOR KEY SHARE%'`,
+            WHERE datname = current_database() AND wait_event_type = 'Lock'
+              AND query LIKE '%FOR KEY SHARE%'`,
         );
         if (lock!.waiting > 0) break;
         if (waited > 10_000) throw new Error('The Bundle never waited for the lock');

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createDataSource } from '../../dist/src/database/database-options.js';
 import { EmbeddedPostgres } from '../../dist/src/database/embedded-postgres.js';
 
@@ -11,7 +12,7 @@ import { EmbeddedPostgres } from '../../dist/src/database/embedded-postgres.js';
  * The PostgreSQL the tests use: DATABASE_URL when set (CI points it at the machine's server),
  * otherwise an embedded server in a temporary directory. Workers inherit the environment set here.
  */
-export default async function globalSetup() {
+export default async function globalSetup(globalConfig) {
   // Where test apps keep what they generate (the JWT signing key), apart from the repository.
   const scratch = await mkdtemp(join(tmpdir(), 'carevault-test-data-'));
   process.env.DATA_DIR = scratch;
@@ -27,6 +28,7 @@ export default async function globalSetup() {
     };
   }
   await migrateUpDownUp(url);
+  globalThis.__carevaultWorkerDatabases = await createWorkerDatabases(url, globalConfig.maxWorkers);
   process.env.DATABASE_URL = url;
   process.env.NODE_ENV = 'test';
   process.env.LOG_LEVEL ??= 'silent';
@@ -47,5 +49,35 @@ async function migrateUpDownUp(url) {
     await dataSource.runMigrations({ transaction: 'each' });
   } finally {
     await dataSource.destroy();
+  }
+}
+
+/**
+ * A copy of the migrated database for each Jest worker (test/support/worker-setup.ts points the
+ * worker at it): files that run at the same time never see each other's rows, and within a worker
+ * files run one after another on one database, as they would in a single process.
+ */
+async function createWorkerDatabases(url, workers) {
+  const base = new URL(url).pathname.slice(1);
+  const names = Array.from({ length: workers }, (_, i) => `${base}_w${i + 1}`);
+  await adminQuery(url, async (client) => {
+    for (const name of names) {
+      await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await client.query(`CREATE DATABASE "${name}" TEMPLATE "${base}"`);
+    }
+  });
+  return { url, names };
+}
+
+/** Runs on the server's `postgres` database: a template cannot be copied while connected to. */
+export async function adminQuery(url, run) {
+  const admin = new URL(url);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    await run(client);
+  } finally {
+    await client.end();
   }
 }
