@@ -8,7 +8,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
 import { MllpListener } from '../src/hl7/mllp/mllp-listener.js';
 import { percentiles } from './timing.js';
 import { labPatient, labResult } from './workloads.js';
+import { writeResults } from './results-file.js';
 
 const args = process.argv.slice(2);
 const SECONDS = Number(args[args.indexOf('--seconds') + 1] ?? 15) || 15;
@@ -161,14 +162,7 @@ async function main(): Promise<void> {
       `Rows written per message: ${rowsPerMessage.toFixed(0)}.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    const file = join(
-      'bench',
-      'results',
-      `hl7-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-    );
-    await mkdir(join('bench', 'results'), { recursive: true });
-    await writeFile(file, JSON.stringify({ seconds: SECONDS, rowsPerMessage, results }, null, 2));
-    process.stderr.write(`Wrote ${file}\n`);
+    await writeResults('hl7', { seconds: SECONDS, rowsPerMessage, results });
   } finally {
     await app.close();
     await rm(dir, { recursive: true, force: true });

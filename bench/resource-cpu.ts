@@ -9,8 +9,6 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { BlindIndexer } from '../src/crypto/blind-index.js';
 import { FieldCipher } from '../src/crypto/field-cipher.js';
 import { KeyRing } from '../src/crypto/key-ring.js';
@@ -19,6 +17,7 @@ import type { FhirResource } from '../src/fhir/fhir-types.js';
 import { IndexExtractor } from '../src/fhir/search/index-extractor.js';
 import { SearchDefinitions } from '../src/fhir/search/search-definitions.js';
 import { syntheaBundles } from './workloads.js';
+import { writeResults } from './results-file.js';
 
 const args = process.argv.slice(2);
 const PASSES = Number(args[args.indexOf('--passes') + 1] ?? 5) || 5;
@@ -107,14 +106,7 @@ async function main(): Promise<void> {
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const file = join(
-    'bench',
-    'results',
-    `cpu-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  );
-  await mkdir(join('bench', 'results'), { recursive: true });
-  await writeFile(file, JSON.stringify({ passes: PASSES, node: process.version, rows }, null, 2));
-  process.stdout.write(`\nWrote ${file}\n`);
+  await writeResults('cpu', { passes: PASSES, node: process.version, rows });
 }
 
 await main();

@@ -15,7 +15,7 @@
  */
 import 'reflect-metadata';
 import { Session } from 'node:inspector';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult } from './load-client.js';
@@ -28,6 +28,7 @@ import {
   type TargetName,
 } from './targets.js';
 import { median } from './timing.js';
+import { writeResults } from './results-file.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string =>
@@ -95,25 +96,14 @@ async function main(): Promise<void> {
     if (profiler) await writeFile(PROFILE!, JSON.stringify(await profiler()));
     const rows = summarize(workloads, targets, runs);
     process.stdout.write(`\n${table(workloads, rows)}\n`);
-    const out = join(process.cwd(), 'bench', 'results');
-    await mkdir(out, { recursive: true });
-    const file = join(out, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFile(
-      file,
-      JSON.stringify(
-        {
-          seconds: SECONDS,
-          warmUp: WARM_UP,
-          repetitions: REPETITIONS,
-          cpus: cpus().length,
-          rows,
-          runs: [...runs],
-        },
-        null,
-        2,
-      ),
-    );
-    process.stderr.write(`Wrote ${file}\n`);
+    await writeResults('bench', {
+      seconds: SECONDS,
+      warmUp: WARM_UP,
+      repetitions: REPETITIONS,
+      cpus: cpus().length,
+      rows,
+      runs: [...runs],
+    });
   } finally {
     await close();
     await rm(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@
 import 'reflect-metadata';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -26,6 +26,7 @@ import { blindField } from '../src/fhir/search/index-extractor.js';
 import { benchToken, startBenchApp } from './bench-app.js';
 import type { HttpWorkload } from './http-worker.js';
 import { CONCURRENCY, percentiles, SAMPLES, timed, WARM_UP, type Stats } from './timing.js';
+import { writeResults } from './results-file.js';
 
 /** Distinct request URLs per workload: more than a run's throughput phase sends. */
 const URLS = 20_000;
@@ -322,14 +323,7 @@ async function report(rows: Row[], seedSeconds: number): Promise<void> {
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
-  const file = join(
-    'bench',
-    'results',
-    `search-${new Date().toISOString().replace(/[:.]/g, '-')}.json`,
-  );
-  await mkdir(join('bench', 'results'), { recursive: true });
-  await writeFile(file, JSON.stringify({ patients: PATIENTS, seedSeconds, rows }, null, 2));
-  process.stderr.write(`Wrote ${file}\n`);
+  await writeResults('search', { patients: PATIENTS, seedSeconds, rows });
 }
 
 main().catch((error: unknown) => {

@@ -9,12 +9,13 @@
  * bench/results/. The service runs in this process; the load comes from bench/load-client.ts.
  */
 import 'reflect-metadata';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runLoad, WORKLOADS } from './suite.js';
 import { startTargets } from './targets.js';
+import { writeResults } from './results-file.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string): string =>
@@ -109,18 +110,15 @@ async function main(): Promise<void> {
       `Trend over the second half: heap ${heapTrend >= 0 ? '+' : ''}${heapTrend.toFixed(2)} MB/min, RSS ${rssTrend >= 0 ? '+' : ''}${rssTrend.toFixed(2)} MB/min.`,
     ];
     process.stdout.write(`\n${lines.join('\n')}\n`);
-    const out = join(process.cwd(), 'bench', 'results');
-    await mkdir(out, { recursive: true });
-    const file = join(out, `soak-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-    await writeFile(
-      file,
-      JSON.stringify(
-        { minutes: MINUTES, rate, peak, result, samples, heapTrend, rssTrend },
-        null,
-        2,
-      ),
-    );
-    process.stderr.write(`Wrote ${file}\n`);
+    await writeResults('soak', {
+      minutes: MINUTES,
+      rate,
+      peak,
+      result,
+      samples,
+      heapTrend,
+      rssTrend,
+    });
     if (result.errors > 0) process.exitCode = 1;
   } finally {
     await close();

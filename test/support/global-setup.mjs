@@ -69,7 +69,10 @@ async function createWorkerDatabases(url, workers) {
   return { url, names };
 }
 
-/** Runs on the server's `postgres` database: a template cannot be copied while connected to. */
+/**
+ * Runs on the server's `postgres` database: a template cannot be copied while connected to.
+ * (scratch-database.ts has the tests' own; this file cannot import TypeScript.)
+ */
 export async function adminQuery(url, run) {
   const admin = new URL(url);
   admin.pathname = '/postgres';
