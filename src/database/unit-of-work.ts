@@ -3,10 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
 
-/** The transaction in progress, and what must run after all its work, before it commits. */
+/** The transaction in progress, and what must run before it commits and once it has. */
 interface Transaction {
   manager: EntityManager;
   beforeCommit: (() => Promise<void>)[];
+  afterCommit: (() => void)[];
 }
 
 /**
@@ -34,8 +35,13 @@ export class UnitOfWork {
     if (active) {
       return work(active.manager);
     }
-    return this.dataSource.transaction((manager) => {
-      const transaction: Transaction = { manager, beforeCommit: [] };
+    return this.transaction(work);
+  }
+
+  private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    const afterCommit: (() => void)[] = [];
+    const result = await this.dataSource.transaction((manager) => {
+      const transaction: Transaction = { manager, beforeCommit: [], afterCommit };
       return this.current.run(transaction, async () => {
         const result = await work(manager);
         // A hook may add work, and so hooks of its own: run until none is left.
@@ -45,6 +51,8 @@ export class UnitOfWork {
         return result;
       });
     });
+    for (const hook of afterCommit) hook();
+    return result;
   }
 
   /**
@@ -58,5 +66,17 @@ export class UnitOfWork {
       throw new Error('beforeCommit needs a transaction: call it inside UnitOfWork.run');
     }
     active.beforeCommit.push(hook);
+  }
+
+  /**
+   * Runs `hook` once the outermost `run` has committed, and never if it rolls back: for what
+   * this process keeps in memory about committed data. Outside a transaction each statement
+   * commits as it runs, so the hook runs at once. Synchronous, and must not throw: the
+   * transaction has committed, whatever the hook does.
+   */
+  afterCommit(hook: () => void): void {
+    const active = this.current.getStore();
+    if (active) active.afterCommit.push(hook);
+    else hook();
   }
 }

@@ -4,15 +4,12 @@ import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
 import { SearchService } from '../fhir/search/search.service.js';
 import { subscriptionPlan } from './subscription-plan.js';
-import {
-  SubscriptionRepository,
-  type StoredSubscription,
-  type SubscriptionOwner,
-} from './subscription.repository.js';
+import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
 /** PostgreSQL's SQLSTATE for a relation that does not exist. */
@@ -20,8 +17,17 @@ const UNDEFINED_TABLE = '42P01';
 
 interface Watcher {
   id: string;
+  /** The resource type its criteria search. */
+  type: string;
   criteria: string;
   owner: AuthenticatedUser;
+}
+
+/** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
+interface Change {
+  seq: number;
+  id: string;
+  watcher: Watcher | undefined;
 }
 
 /**
@@ -31,12 +37,18 @@ interface Watcher {
  * notification is queued exactly when the change commits. Held in memory so that a write of a
  * type nobody watches costs nothing; re-read from the database by the notifier's loop, which is
  * how one instance learns of another's Subscriptions (within SUBSCRIPTION_POLL_MS × 5).
+ * A re-read that began before one of this instance's own changes committed may not see it:
+ * such changes are applied again on top of it, so a new Subscription misses no change.
  */
 @Injectable()
 export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('Subscriptions');
   private byType = new Map<string, Watcher[]>();
   private readonly endpoints: string[];
+  /** This instance's committed changes that a re-read in progress may have missed. */
+  private changes: Change[] = [];
+  private lastSeq = 0;
+  private refreshing: Promise<void> = Promise.resolve();
 
   constructor(
     config: AppConfig,
@@ -44,6 +56,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     private readonly search: SearchService,
     private readonly definitions: FhirDefinitions,
     private readonly repository: SubscriptionRepository,
+    private readonly unitOfWork: UnitOfWork,
   ) {
     this.endpoints = config.subscriptions.endpoints;
   }
@@ -70,11 +83,27 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     }
   }
 
-  async refresh(): Promise<void> {
+  /** One re-read at a time: each keeps the changes that committed after it began. */
+  refresh(): Promise<void> {
+    const reread = this.refreshing.then(() => this.reread());
+    this.refreshing = reread.catch(() => undefined);
+    return reread;
+  }
+
+  private async reread(): Promise<void> {
+    const since = this.lastSeq;
     const next = new Map<string, Watcher[]>();
     for (const subscription of await this.repository.active()) {
-      add(next, subscription);
+      add(next, {
+        id: subscription.id,
+        type: subscription.criteriaType,
+        criteria: subscription.criteria,
+        owner: userOf(subscription.owner),
+      });
     }
+    // What committed before `since` was there for the read to see.
+    this.changes = this.changes.filter((change) => change.seq > since);
+    for (const change of this.changes) apply(next, change);
     this.byType = next;
   }
 
@@ -92,8 +121,8 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);
-    this.forget(id);
-    if (plan.active) add(this.byType, { id, ...plan, owner });
+    const watcher = { id, type: plan.criteriaType, criteria: plan.criteria, owner: userOf(owner) };
+    this.set(id, plan.active ? watcher : undefined);
   }
 
   private async match({ resource }: ResourceWrite): Promise<void> {
@@ -123,29 +152,36 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     }
   }
 
-  /** Stops matching a Subscription at once (rewritten, or given up by the notifier). */
+  /** Stops matching a Subscription at once (switched off, or given up by the notifier). */
   forget(id: string): void {
-    for (const [type, watchers] of this.byType) {
-      const kept = watchers.filter((watcher) => watcher.id !== id);
-      if (kept.length === 0) this.byType.delete(type);
-      else if (kept.length !== watchers.length) this.byType.set(type, kept);
-    }
+    this.set(id, undefined);
+  }
+
+  /**
+   * Matches `id` as `watcher` (or not at all) from now on, inside the writing transaction as
+   * before it; once that commits, also through any re-read that began earlier.
+   */
+  private set(id: string, watcher: Watcher | undefined): void {
+    apply(this.byType, { seq: 0, id, watcher });
+    this.unitOfWork.afterCommit(() => {
+      const change = { seq: ++this.lastSeq, id, watcher };
+      this.changes.push(change);
+      apply(this.byType, change);
+    });
   }
 }
 
-function add(
-  byType: Map<string, Watcher[]>,
-  subscription: Pick<StoredSubscription, 'id' | 'criteriaType' | 'criteria' | 'owner'>,
-): void {
-  const watcher = {
-    id: subscription.id,
-    criteria: subscription.criteria,
-    owner: userOf(subscription.owner),
-  };
-  byType.set(subscription.criteriaType, [
-    ...(byType.get(subscription.criteriaType) ?? []),
-    watcher,
-  ]);
+function add(byType: Map<string, Watcher[]>, watcher: Watcher): void {
+  byType.set(watcher.type, [...(byType.get(watcher.type) ?? []), watcher]);
+}
+
+function apply(byType: Map<string, Watcher[]>, { id, watcher }: Change): void {
+  for (const [watched, watchers] of byType) {
+    const kept = watchers.filter((existing) => existing.id !== id);
+    if (kept.length === 0) byType.delete(watched);
+    else if (kept.length !== watchers.length) byType.set(watched, kept);
+  }
+  if (watcher) add(byType, watcher);
 }
 
 function ownerOf(user: AuthenticatedUser): SubscriptionOwner {

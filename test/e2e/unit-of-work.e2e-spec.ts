@@ -1,0 +1,65 @@
+import type { DataSource } from 'typeorm';
+import { createDataSource } from '../../src/database/database-options.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+
+describe('UnitOfWork.afterCommit', () => {
+  let dataSource: DataSource;
+  let unitOfWork: UnitOfWork;
+  let other: DataSource;
+
+  beforeAll(async () => {
+    dataSource = await createDataSource(process.env['DATABASE_URL']!).initialize();
+    other = await createDataSource(process.env['DATABASE_URL']!).initialize();
+    unitOfWork = new UnitOfWork(dataSource);
+    await dataSource.query('DROP TABLE IF EXISTS uow_probe_shared');
+    await dataSource.query('CREATE TABLE uow_probe_shared (n int)');
+  });
+
+  afterAll(async () => {
+    await dataSource.query('DROP TABLE IF EXISTS uow_probe_shared');
+    await other.destroy();
+    await dataSource.destroy();
+  });
+
+  /** What another connection sees: committed rows only. */
+  const seenElsewhere = async (n: number): Promise<boolean> =>
+    (await other.query<unknown[]>('SELECT 1 FROM uow_probe_shared WHERE n = $1', [n])).length > 0;
+
+  it('runs hooks once the outermost run has committed, in order, with the change visible', async () => {
+    const seen: string[] = [];
+    let visible: Promise<boolean> | undefined;
+    await unitOfWork.run(async (manager) => {
+      await manager.query('INSERT INTO uow_probe_shared VALUES (1)');
+      unitOfWork.afterCommit(() => {
+        seen.push('outer');
+        visible = seenElsewhere(1);
+      });
+      // A nested run joins the transaction: its hooks wait for the same commit.
+      await unitOfWork.run(() => {
+        unitOfWork.afterCommit(() => seen.push('inner'));
+        return Promise.resolve();
+      });
+      expect(seen).toEqual([]);
+    });
+    expect(seen).toEqual(['outer', 'inner']);
+    expect(await visible).toBe(true);
+  });
+
+  it('never runs them when the transaction rolls back', async () => {
+    const seen: string[] = [];
+    const failed = unitOfWork.run(async (manager) => {
+      await manager.query('INSERT INTO uow_probe_shared VALUES (2)');
+      unitOfWork.afterCommit(() => seen.push('committed'));
+      throw new Error('entry 3 failed');
+    });
+    await expect(failed).rejects.toThrow('entry 3 failed');
+    expect(seen).toEqual([]);
+    expect(await seenElsewhere(2)).toBe(false);
+  });
+
+  it('runs a hook at once outside a transaction, where each statement has committed', () => {
+    const seen: string[] = [];
+    unitOfWork.afterCommit(() => seen.push('now'));
+    expect(seen).toEqual(['now']);
+  });
+});
