@@ -1,9 +1,11 @@
 /**
- * npm run bench:hl7 [-- --seconds 15] [--connections 1,8,32]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
+ * npm run bench:hl7 [-- --seconds 15] [--connections 1,8,32] [--subscriptions N]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
  * listener of a CareVault on a fresh embedded PostgreSQL, each acknowledged only after its
  * Patient, DiagnosticReport and Observations commit. 1, 8 and 32 connections, each sending its
  * next message when the last ACK arrives; reports messages/s and ACK latency (p50, p95, p99),
- * with every ACK checked to be AA. Prints a markdown table and writes JSON to bench/results/.
+ * with every ACK checked to be AA. With --subscriptions, N rest-hook Subscriptions watch
+ * Observations of codes the results do not have: what matching each write costs, with no
+ * delivery. Prints a markdown table and writes JSON to bench/results/.
  * Not part of npm test.
  */
 import 'reflect-metadata';
@@ -13,7 +15,8 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
-import { startBenchApp } from './bench-app.js';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { benchToken, startBenchApp } from './bench-app.js';
 import { INDEX_TABLES } from '../src/fhir/search/search-index.repository.js';
 import { FhirService } from '../src/fhir/fhir.service.js';
 import { HL7_USER } from '../src/hl7/hl7-user.js';
@@ -29,6 +32,11 @@ const WARM_UP_SECONDS = 3;
 const CONNECTIONS = args.includes('--connections')
   ? args[args.indexOf('--connections') + 1]!.split(',').map(Number)
   : [1, 8, 32];
+const SUBSCRIPTIONS = args.includes('--subscriptions')
+  ? Number(args[args.indexOf('--subscriptions') + 1])
+  : 0;
+/** Never called: the Subscriptions' criteria match nothing the messages bring. */
+const HOOKS = 'http://127.0.0.1:9/bench-hooks/';
 /** Distinct patients the messages are about: known ones (seeded first), as a lab reports on. */
 const PATIENTS = 2000;
 
@@ -114,6 +122,25 @@ async function seedPatients(fhir: FhirService, data: DataSource): Promise<void> 
   await data.query('ANALYZE');
 }
 
+/** Subscriptions on Observation, as a ward dashboard or a registry would hold, through the API. */
+async function watch(app: NestFastifyApplication, url: string, count: number): Promise<void> {
+  const token = await benchToken(app, url);
+  for (let i = 0; i < count; i++) {
+    const res = await fetch(`${url}/fhir/Subscription`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({
+        resourceType: 'Subscription',
+        status: 'requested',
+        reason: 'benchmark',
+        criteria: `Observation?code=http://loinc.org|bench-unwatched-${i}`,
+        channel: { type: 'rest-hook', endpoint: `${HOOKS}${i}` },
+      }),
+    });
+    if (res.status !== 201) throw new Error(`Subscription not created: ${await res.text()}`);
+  }
+}
+
 /** Rows in every table a message writes to. */
 async function rowCount(data: DataSource): Promise<number> {
   const tables = ['resource', 'resource_history', ...INDEX_TABLES, 'hl7_message', 'audit_event'];
@@ -129,10 +156,12 @@ async function main(): Promise<void> {
   process.env['PHI_MASTER_KEY'] ??= randomBytes(32).toString('base64');
   process.env['LOG_LEVEL'] = 'silent';
   process.env['NODE_ENV'] = 'development';
-  const { app } = await startBenchApp();
+  if (SUBSCRIPTIONS > 0) process.env['SUBSCRIPTION_ENDPOINTS'] = HOOKS;
+  const { app, url } = await startBenchApp();
   try {
     const port = app.get(MllpListener).address()!.port;
     await seedPatients(app.get(FhirService), app.get(DataSource));
+    await watch(app, url, SUBSCRIPTIONS);
     const data = app.get(DataSource);
     const rowsBefore = await rowCount(data);
     const results: Result[] = [];
@@ -150,7 +179,7 @@ async function main(): Promise<void> {
     const rowsPerMessage = ((await rowCount(data)) - rowsBefore) / processed;
     const ms = (value: number): string => value.toFixed(2);
     const lines = [
-      `HL7 benchmark: ORU^R01 (1 PID, 1 OBR, 10 OBX) over MLLP, ACK after commit, ${WARM_UP_SECONDS} s warm-up then ${SECONDS} s per row, ${PATIENTS} patients.`,
+      `HL7 benchmark: ORU^R01 (1 PID, 1 OBR, 10 OBX) over MLLP, ACK after commit, ${WARM_UP_SECONDS} s warm-up then ${SECONDS} s per row, ${PATIENTS} patients, ${SUBSCRIPTIONS} Subscriptions on Observation.`,
       '',
       '| Connections | messages/s | p50 ms | p95 ms | p99 ms | messages |',
       '| --: | --: | --: | --: | --: | --: |',
@@ -162,7 +191,12 @@ async function main(): Promise<void> {
       `Rows written per message: ${rowsPerMessage.toFixed(0)}.`,
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
-    await writeResults('hl7', { seconds: SECONDS, rowsPerMessage, results });
+    await writeResults('hl7', {
+      seconds: SECONDS,
+      subscriptions: SUBSCRIPTIONS,
+      rowsPerMessage,
+      results,
+    });
   } finally {
     await app.close();
     await rm(dir, { recursive: true, force: true });

@@ -17,20 +17,28 @@ const doctor: AuthenticatedUser = {
   authTime: 0,
 };
 
+interface Transaction {
+  manager: object;
+  beforeCommit: (() => Promise<void>)[];
+  afterCommit: (() => void)[];
+  staged: StoredSubscription[];
+}
+
 /**
- * The registry's bookkeeping around re-reads, with the database and search replaced: a
- * re-read sees what had committed when it began, and answers when the test says; every
- * criteria matches.
+ * The registry's bookkeeping, with the database and search replaced: a transaction's hooks
+ * run as UnitOfWork runs them, a re-read sees what had committed when it began and answers
+ * when the test says, and every criteria matches every resource.
  */
 function setUp() {
   const committed: StoredSubscription[] = [];
-  let staged: StoredSubscription[] = [];
   const reads: (() => void)[] = [];
   const queued: string[] = [];
+  const searches: string[][] = [];
+  let current: Transaction | undefined;
   const repository = {
     save: (id: string, plan: { criteriaType: string; criteria: string; active: boolean }) => {
       const owner = { id: doctor.id, username: doctor.username, roles: ['doctor'] };
-      if (plan.active) staged.push({ id, ...plan, owner });
+      if (plan.active) current!.staged.push({ id, ...plan, owner });
       return Promise.resolve();
     },
     setState: () => Promise.resolve(),
@@ -38,14 +46,20 @@ function setUp() {
       const seen = [...committed];
       return new Promise<StoredSubscription[]>((resolve) => reads.push(() => resolve(seen)));
     },
-    addNotification: (subscriptionId: string) => {
-      queued.push(subscriptionId);
+    addNotification: (subscriptionId: string, resource: { id: string }) => {
+      queued.push(`${subscriptionId} ${resource.id}`);
       return Promise.resolve();
     },
   };
-  let pending: (() => void)[] | undefined;
   const unitOfWork = {
-    afterCommit: (hook: () => void) => (pending ? pending.push(hook) : hook()),
+    get inTransaction() {
+      return current !== undefined;
+    },
+    get manager() {
+      return current!.manager;
+    },
+    beforeCommit: (hook: () => Promise<void>) => current!.beforeCommit.push(hook),
+    afterCommit: (hook: () => void) => (current ? current.afterCommit.push(hook) : hook()),
   };
   const writes = new ResourceWrites();
   const registry = new SubscriptionRegistry(
@@ -53,8 +67,10 @@ function setUp() {
     writes,
     {
       assertCriteria: () => undefined,
-      matchingAmong: (_user: unknown, _type: string, _criteria: string, ids: string[]) =>
-        Promise.resolve(new Set(ids)),
+      matchingAmong: (_user: unknown, _type: string, _criteria: string, ids: string[]) => {
+        searches.push(ids);
+        return Promise.resolve(new Set(ids));
+      },
     } as unknown as SearchService,
     { isResourceType: (type: string) => type === 'Observation' } as unknown as FhirDefinitions,
     repository as unknown as SubscriptionRepository,
@@ -67,23 +83,30 @@ function setUp() {
     registry,
     committed,
     queued,
+    searches,
     /** Lets the newest re-read under way answer, once there is one. */
     answer: async () => {
       while (reads.length === 0) await new Promise((resolve) => setImmediate(resolve));
       reads.pop()!();
     },
-    /** Writes in a transaction that `end` commits or rolls back. */
+    /** Writes in a transaction, which `commit` ends as UnitOfWork does; dropped, it rolls back. */
     transaction: async (work: () => Promise<void>) => {
-      pending = [];
-      staged = [];
+      const transaction: Transaction = {
+        manager: {},
+        beforeCommit: [],
+        afterCommit: [],
+        staged: [],
+      };
+      current = transaction;
       await work();
-      const [hooks, rows] = [pending, staged];
-      pending = undefined;
+      current = undefined;
       return {
-        end: (commit: boolean) => {
-          if (!commit) return;
-          committed.push(...rows);
-          hooks.forEach((hook) => hook());
+        commit: async () => {
+          current = transaction;
+          while (transaction.beforeCommit.length > 0) await transaction.beforeCommit.shift()!();
+          current = undefined;
+          committed.push(...transaction.staged);
+          transaction.afterCommit.forEach((hook) => hook());
         },
       };
     },
@@ -106,13 +129,12 @@ describe('SubscriptionRegistry', () => {
   it('keeps a Subscription committed while a re-read was under way that did not see it', async () => {
     const { registry, committed, queued, answer, transaction, subscribe, observe } = setUp();
     const refreshed = registry.refresh();
-    const write = await transaction(() => subscribe('s-1'));
-    write.end(true);
+    await (await transaction(() => subscribe('s-1'))).commit();
     // The read began before the commit: its rows do not have the new Subscription.
     await answer();
     await refreshed;
-    await observe('o-1');
-    expect(queued).toEqual(['s-1']);
+    await (await transaction(() => observe('o-1'))).commit();
+    expect(queued).toEqual(['s-1 o-1']);
 
     // A re-read begun after the commit decides: gone from the database (another instance
     // switched it off), it is matched no longer.
@@ -120,37 +142,51 @@ describe('SubscriptionRegistry', () => {
     const later = registry.refresh();
     await answer();
     await later;
-    await observe('o-2');
-    expect(queued).toEqual(['s-1']);
-  });
-
-  it('matches within the writing transaction, and forgets a rolled-back Subscription at the next re-read', async () => {
-    const { registry, queued, answer, transaction, subscribe, observe } = setUp();
-    const write = await transaction(async () => {
-      await subscribe('s-2');
-      await observe('o-3');
-    });
-    expect(queued).toEqual(['s-2']);
-    write.end(false);
-    const refreshed = registry.refresh();
-    await answer();
-    await refreshed;
-    await observe('o-4');
-    expect(queued).toEqual(['s-2']);
+    await (await transaction(() => observe('o-2'))).commit();
+    expect(queued).toEqual(['s-1 o-1']);
   });
 
   it('runs one re-read at a time, so an older read never replaces a newer one', async () => {
     const { registry, queued, answer, subscribe, transaction, observe } = setUp();
     const first = registry.refresh();
-    const write = await transaction(() => subscribe('s-3'));
-    write.end(true);
+    await (await transaction(() => subscribe('s-3'))).commit();
     const second = registry.refresh();
     // Were both reads under way, the newer (which sees the Subscription, and so forgets the
     // change) could finish first, and the older then replace what it found.
     await answer();
     await answer();
     await Promise.all([first, second]);
-    await observe('o-5');
-    expect(queued).toEqual(['s-3']);
+    await (await transaction(() => observe('o-5'))).commit();
+    expect(queued).toEqual(['s-3 o-5']);
+  });
+
+  it("matches a transaction's writes together just before it commits: one search per Subscription", async () => {
+    const { queued, searches, transaction, subscribe, observe } = setUp();
+    await (await transaction(() => subscribe('s-4'))).commit();
+    await (await transaction(() => subscribe('s-5'))).commit();
+    const bundle = await transaction(async () => {
+      for (const id of ['o-6', 'o-7', 'o-8']) await observe(id);
+      await observe('o-6');
+    });
+    expect(queued).toEqual([]);
+    await bundle.commit();
+    expect(searches).toEqual([
+      ['o-6', 'o-7', 'o-8'],
+      ['o-6', 'o-7', 'o-8'],
+    ]);
+    expect(queued).toEqual(['s-4 o-6', 's-4 o-7', 's-4 o-8', 's-5 o-6', 's-5 o-7', 's-5 o-8']);
+  });
+
+  it('queues nothing for a transaction that rolls back, and forgets its Subscription at the next re-read', async () => {
+    const { registry, queued, answer, transaction, subscribe, observe } = setUp();
+    await transaction(async () => {
+      await subscribe('s-6');
+      await observe('o-9');
+    });
+    const refreshed = registry.refresh();
+    await answer();
+    await refreshed;
+    await (await transaction(() => observe('o-10'))).commit();
+    expect(queued).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
@@ -23,6 +24,9 @@ interface Watcher {
   owner: AuthenticatedUser;
 }
 
+/** The versions a transaction wrote of watched types: type, then id, then version. */
+type Written = Map<string, Map<string, number>>;
+
 /** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
 interface Change {
   seq: number;
@@ -32,9 +36,10 @@ interface Change {
 
 /**
  * The active Subscriptions, by the type they watch, and the two hooks on FHIR writes: a
- * Subscription is checked when it is written (a 4xx rolls the write back), and any other
- * write is matched against the Subscriptions of its type inside its own transaction, so that a
- * notification is queued exactly when the change commits. Held in memory so that a write of a
+ * Subscription is checked when it is written (a 4xx rolls the write back), and the other
+ * writes of a transaction are matched against the Subscriptions of their type just before it
+ * commits, so that a notification is queued exactly when the change commits: one query per
+ * Subscription for all of them, however many resources a Bundle or an HL7 message writes. Held in memory so that a write of a
  * type nobody watches costs nothing; re-read from the database by the notifier's loop, which is
  * how one instance learns of another's Subscriptions (within SUBSCRIPTION_POLL_MS × 5).
  * A re-read that began before one of this instance's own changes committed may not see it:
@@ -49,6 +54,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private changes: Change[] = [];
   private lastSeq = 0;
   private refreshing: Promise<void> = Promise.resolve();
+  private readonly transactions = new WeakMap<EntityManager, Written>();
 
   constructor(
     config: AppConfig,
@@ -125,29 +131,53 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     this.set(id, plan.active ? watcher : undefined);
   }
 
-  private async match({ resource }: ResourceWrite): Promise<void> {
+  /** Notes the write, to be matched with the transaction's others before it commits. */
+  private match({ resource }: ResourceWrite): Promise<void> {
     const type = resource.resourceType;
-    for (const watcher of this.byType.get(type) ?? []) {
-      let matched: boolean;
-      try {
-        const ids = [resource.id!];
-        matched =
-          (await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids)).size > 0;
-      } catch (error) {
-        // Refused before any SQL ran (the owner may no longer search this type): the write goes on.
-        if (!(error instanceof AppError)) throw error;
-        this.logger.warn(
-          { subscription: watcher.id, reason: error.message },
-          'Subscription criteria could not be evaluated',
-        );
-        continue;
-      }
-      if (matched) {
-        await this.repository.addNotification(watcher.id, {
-          type,
-          id: resource.id!,
-          versionId: Number(resource.meta?.versionId),
-        });
+    const id = resource.id!;
+    const versionId = Number(resource.meta?.versionId);
+    if (!this.unitOfWork.inTransaction) {
+      // Its type watched only since the write began, which then took no transaction.
+      return this.notify(new Map([[type, new Map([[id, versionId]])]]));
+    }
+    const manager = this.unitOfWork.manager;
+    let written = this.transactions.get(manager);
+    if (!written) {
+      const fresh: Written = new Map();
+      this.transactions.set(manager, fresh);
+      this.unitOfWork.beforeCommit(() => this.notify(fresh));
+      written = fresh;
+    }
+    const versions = written.get(type) ?? new Map<string, number>();
+    written.set(type, versions);
+    // Written twice, a resource is matched (and notified) as the transaction leaves it.
+    versions.set(id, versionId);
+    return Promise.resolve();
+  }
+
+  private async notify(written: Written): Promise<void> {
+    for (const [type, versions] of written) {
+      const ids = [...versions.keys()];
+      for (const watcher of this.byType.get(type) ?? []) {
+        let matched: Set<string>;
+        try {
+          matched = await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids);
+        } catch (error) {
+          // Refused before any SQL ran (the owner may no longer search this type): the write goes on.
+          if (!(error instanceof AppError)) throw error;
+          this.logger.warn(
+            { subscription: watcher.id, reason: error.message },
+            'Subscription criteria could not be evaluated',
+          );
+          continue;
+        }
+        for (const id of ids.filter((written) => matched.has(written))) {
+          await this.repository.addNotification(watcher.id, {
+            type,
+            id,
+            versionId: versions.get(id)!,
+          });
+        }
       }
     }
   }
