@@ -83,13 +83,15 @@ export class AuthService {
       await this.recordFailure(user, now);
       throw invalidCredentials();
     }
-    if (!user.active) {
+    // Read again: the account may have been disabled, locked or changed while the hash ran.
+    const current = await this.users.findById(user.id);
+    if (!current?.active || (current.lockedUntil && current.lockedUntil > now)) {
       throw invalidCredentials();
     }
-    if (user.failedAttempts > 0 || user.lockedUntil) {
-      await this.users.save({ ...user, failedAttempts: 0, lockedUntil: null });
+    if (current.failedAttempts > 0 || current.lockedUntil) {
+      await this.users.update(current.id, { failedAttempts: 0, lockedUntil: null });
     }
-    return user;
+    return current;
   }
 
   async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
@@ -229,7 +231,7 @@ export class AuthService {
       throw AppError.conflict('MFA is already active; an administrator can reset it');
     }
     const secret = newTotpSecret();
-    await this.users.save({ ...user, totpSecret: secret, totpLastStep: null });
+    await this.users.update(user.id, { totpSecret: secret, totpLastStep: null });
     const uri = totpUri(user.username, secret);
     return { secret, otpauth_uri: uri, qr_png: await QRCode.toDataURL(uri) };
   }
@@ -240,7 +242,7 @@ export class AuthService {
       throw AppError.conflict('Start with POST /auth/mfa/enroll');
     }
     await this.acceptCode(user, code);
-    await this.users.save({ ...(await this.requireUser(user.id)), mfaEnabled: true });
+    await this.users.update(user.id, { mfaEnabled: true });
     return { mfa_enabled: true };
   }
 
@@ -256,16 +258,13 @@ export class AuthService {
    * doubling the lock (backoff), capped at a day.
    */
   private async recordFailure(user: UserEntity, now: Date): Promise<void> {
-    const failedAttempts = user.failedAttempts + 1;
-    const over = failedAttempts - this.config.loginMaxAttempts;
-    const lockedUntil =
-      over >= 0
-        ? new Date(
-            now.getTime() + Math.min(this.config.loginLockoutSeconds * 2 ** over, 86_400) * 1000,
-          )
-        : user.lockedUntil;
-    await this.users.save({ ...user, failedAttempts, lockedUntil });
-    if (over >= 0) {
+    const failedAttempts = await this.users.recordFailedLogin(
+      user.id,
+      now,
+      this.config.loginMaxAttempts,
+      this.config.loginLockoutSeconds,
+    );
+    if (failedAttempts !== undefined && failedAttempts >= this.config.loginMaxAttempts) {
       this.logger.warn({
         msg: 'Account locked after failed logins',
         userId: user.id,

@@ -3,7 +3,11 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { UserEntity } from './user.entity.js';
 
-/** All SQL for users. Writes go through save() of whole rows (the TOTP secret is encrypted). */
+/**
+ * All SQL for users. Writes name the columns they change and nothing else: a login reads the
+ * row, then spends the Argon2 time, and writing the whole row back then would undo what an
+ * administrator did meanwhile (a disable, an MFA reset).
+ */
 @Injectable()
 export class UserRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -38,7 +42,33 @@ export class UserRepository {
     return result.affected === 1;
   }
 
-  async save(user: UserEntity): Promise<void> {
-    await this.dataSource.manager.upsert(UserEntity, { ...user }, ['id']);
+  /** Sets these columns of the user's row only (the id goes along: the TOTP secret is bound to it). */
+  async update(id: string, changes: Partial<Omit<UserEntity, 'id'>>): Promise<void> {
+    await this.dataSource.manager.update(UserEntity, { id }, { id, ...changes });
+  }
+
+  /**
+   * Counts a failed password in one statement, so that failures racing each other all count.
+   * From `maxAttempts` on the account locks from `now`, for `lockoutSeconds` doubled with each
+   * further failure, a day at most. Returns the new count, or undefined for no such user.
+   */
+  async recordFailedLogin(
+    id: string,
+    now: Date,
+    maxAttempts: number,
+    lockoutSeconds: number,
+  ): Promise<number | undefined> {
+    const [rows] = await this.dataSource.query<[{ failed_attempts: number }[], number]>(
+      `UPDATE app_user
+          SET failed_attempts = failed_attempts + 1,
+              locked_until = CASE
+                WHEN failed_attempts + 1 >= $3 THEN $2::timestamptz + make_interval(secs =>
+                  least($4 * power(2, least(failed_attempts + 1 - $3, 20)), 86400))
+                ELSE locked_until END
+        WHERE id = $1
+        RETURNING failed_attempts`,
+      [id, now, maxAttempts, lockoutSeconds],
+    );
+    return rows[0]?.failed_attempts;
   }
 }

@@ -67,7 +67,7 @@ export class UsersService {
   /** Disables the account and ends its sessions; access tokens already issued expire on their own. */
   async disable(username: string): Promise<UserSummary> {
     const user = await this.require(username);
-    await this.users.save({ ...user, active: false });
+    await this.users.update(user.id, { active: false });
     await this.refreshTokens.revokeAllOf(user.id);
     return summary({ ...user, active: false });
   }
@@ -76,7 +76,7 @@ export class UsersService {
   async resetMfa(username: string): Promise<UserSummary> {
     const user = await this.require(username);
     const reset = { ...user, totpSecret: null, mfaEnabled: false, totpLastStep: null };
-    await this.users.save(reset);
+    await this.users.update(user.id, { totpSecret: null, mfaEnabled: false, totpLastStep: null });
     await this.refreshTokens.revokeAllOf(user.id);
     return summary(reset);
   }
@@ -92,7 +92,7 @@ export class UsersService {
       );
     }
     const user = await this.require(username);
-    await this.users.save({ ...user, fhirUser: reference });
+    await this.users.update(user.id, { fhirUser: reference });
     return summary(user);
   }
 

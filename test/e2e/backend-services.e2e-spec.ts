@@ -355,12 +355,11 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
 
     // An account given a person's role after registration: its client is refused.
     const users = testApp.app.get(UserRepository);
-    const entity = (await users.findById(user.id))!;
-    await users.save({ ...entity, roles: ['integration', 'doctor'] });
+    await users.update(user.id, { roles: ['integration', 'doctor'] });
     expect(refusal(await clientToken('system/Observation.r', await signed(next)))).toBe(
       "401 invalid_client: The client's account holds a role a backend client cannot act in",
     );
-    await users.save({ ...entity, roles: ['integration'] });
+    await users.update(user.id, { roles: ['integration'] });
     expect((await clientToken('system/Observation.r', await signed(next))).status).toBe(200);
 
     await clients.disable(name);

@@ -11,6 +11,7 @@ import {
   PUBLIC_KEY,
 } from '../../src/auth/permission.decorators.js';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
+import { UsersService } from '../../src/auth/users.service.js';
 import { createHttpAdapter } from '../../src/common/http/http-adapter.js';
 import { setupApp } from '../../src/common/http/setup-app.js';
 import { AppConfig, readEnv } from '../../src/config/config.js';
@@ -273,6 +274,46 @@ describe('attacks a hospital reviewer tries first', () => {
       // The lock ends (2 s here); then the right password works again.
       await new Promise((resolve) => setTimeout(resolve, 2200));
       expect((await attempt(user.password)).status).toBe(200);
+    });
+
+    it('counts failed logins that race each other, each of them', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const attempt = (password: string) =>
+        http('POST', `${testApp.url}/auth/login`, {
+          body: { username: user.username, password },
+          headers: json,
+        });
+      const max = testApp.app.get(AppConfig).loginMaxAttempts;
+      // All read the account before any hash ends: counted from what each read, they made one.
+      const failures = await Promise.all(
+        Array.from({ length: max }, () => attempt('wrong-password-123')),
+      );
+      expect(failures.map((res) => res.status)).toEqual(Array(max).fill(401));
+      const [row] = await testApp.app
+        .get(DataSource)
+        .query<{ failed_attempts: number }[]>(
+          'SELECT failed_attempts FROM app_user WHERE id = $1',
+          [user.id],
+        );
+      expect(row!.failed_attempts).toBe(max);
+      expect((await attempt(user.password)).status).toBe(401);
+    });
+
+    it('does not sign in, or re-enable, an account disabled while its password was checked', async () => {
+      const users = testApp.app.get(UsersService);
+      for (const password of [undefined, 'wrong-password-123']) {
+        const user = await createUser(testApp, ['doctor']);
+        const signingIn = http('POST', `${testApp.url}/auth/login`, {
+          body: { username: user.username, password: password ?? user.password },
+          headers: json,
+        });
+        // The login has read the account and is hashing (about 100 ms of Argon2id).
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        await users.disable(user.username);
+        expect((await signingIn).status).toBe(401);
+        const [listed] = (await users.list()).filter((each) => each.id === user.id);
+        expect(listed).toMatchObject({ active: false });
+      }
     });
 
     it('gives the same answer for an unknown user, a wrong password and a locked account', async () => {
