@@ -37,7 +37,9 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       HL7_OUTBOUND: `127.0.0.1:${peer.port}`,
       HL7_OUTBOUND_RETRY_MS: '50',
       HL7_OUTBOUND_POLL_MS: '20',
-      HL7_OUTBOUND_ACK_TIMEOUT_SECONDS: '1',
+      // Short, for the stale-ACK test, yet long enough that a stalled event loop (the peer
+      // answers from this process) is not taken for a silent receiver and answered twice.
+      HL7_OUTBOUND_ACK_TIMEOUT_SECONDS: '3',
       // Enough for the receiver's downtime below (50 ms doubling: 6.35 s before the 8th).
       HL7_OUTBOUND_MAX_ATTEMPTS: '8',
     });

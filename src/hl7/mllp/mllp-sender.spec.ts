@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { MllpSendError, MllpSender } from './mllp-sender.js';
 
@@ -37,5 +39,43 @@ describe('MllpSender', () => {
     await expect(
       sender.send('MSH|^~\\&|A|B|C|D|20240101||ADT^A08|2|P|2.5', '2'),
     ).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
+  });
+
+  it('takes an ACK that came while the event loop stalled past the timeout', async () => {
+    // A receiver in a process of its own, which answers (30 ms on) while this one is blocked.
+    const peer = spawn(process.execPath, [
+      '-e',
+      `const net = require('node:net');
+       net.createServer((socket) => socket.on('data', (chunk) => {
+         const id = chunk.toString('latin1').split('\\r')[0].split('|')[9];
+         const ack = '\\x0bMSH|^~\\\\&|B|B|A|A|20240101||ACK|A' + id + '|P|2.5\\rMSA|AA|' + id + '\\x1c\\r';
+         setTimeout(() => socket.write(ack), 30);
+       })).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`,
+    ]);
+    try {
+      const [port] = (await once(peer.stdout, 'data')) as [Buffer];
+      const sender = new MllpSender({ host: '127.0.0.1', port: Number(port), ackTimeoutMs: 300 });
+      expect(await sender.send('MSH|^~\\&|A|B|C|D|20240101||ADT^A08|3|P|2.5', '3')).toEqual({
+        code: 'AA',
+      });
+      const sent = sender.send('MSH|^~\\&|A|B|C|D|20240101||ADT^A08|4|P|2.5', '4');
+      // Once the message is out, the loop is busy for five times the timeout (in a setImmediate
+      // callback, as in request handling: timers come next, then sockets); the ACK arrives
+      // meanwhile.
+      await new Promise<void>((resolve) =>
+        setTimeout(
+          () =>
+            setImmediate(() => {
+              const until = Date.now() + 1500;
+              while (Date.now() < until);
+              resolve();
+            }),
+          5,
+        ),
+      );
+      expect(await sent).toEqual({ code: 'AA' });
+    } finally {
+      peer.kill();
+    }
   });
 });

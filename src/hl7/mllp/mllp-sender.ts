@@ -58,11 +58,18 @@ export class MllpSender {
     if (this.waiting) throw new Error('MllpSender sends one message at a time');
     const socket = await this.connection();
     return new Promise<MllpAck>((resolve, reject) => {
+      // After the event loop stalled (a long GC, a busy machine), the timer fires before the
+      // socket is read, though the ACK may be there: Node reads sockets after timers and before
+      // setImmediate callbacks, so the timeout is decided there, with the ACK read if it came.
       const timer = setTimeout(
-        () => this.fail(new MllpSendError('ACK_TIMEOUT')),
+        () =>
+          setImmediate(() => {
+            if (this.waiting === waiting) this.fail(new MllpSendError('ACK_TIMEOUT'));
+          }),
         this.options.ackTimeoutMs,
       );
-      this.waiting = { controlId, resolve, reject, timer };
+      const waiting: Waiting = { controlId, resolve, reject, timer };
+      this.waiting = waiting;
       socket.write(
         encodeFrame(typeof message === 'string' ? Buffer.from(message, 'utf8') : message),
       );
