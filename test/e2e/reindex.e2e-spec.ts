@@ -1,4 +1,8 @@
 import { DataSource } from 'typeorm';
+import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { ReindexService } from '../../src/fhir/search/reindex.service.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -67,5 +71,53 @@ describe('npm run cli -- search:reindex', () => {
         }[]
       )[0]!.resource.id,
     ).toBe(created.body.id);
+  });
+
+  it('indexes the version that stays current when a write runs alongside it', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const body = buildPatient({ family: 'Oldnamereindex' });
+    const id = String((await http('POST', `${testApp.url}/fhir/Patient`, { body })).body.id);
+    const find = async (family: string): Promise<number> =>
+      ((await http('GET', `${testApp.url}/fhir/Patient?family=${family}`)).body.entry as unknown[])
+        .length;
+    const writer: AuthenticatedUser = {
+      id: 'reindex-test',
+      username: 'reindex-test',
+      roles: ['doctor'],
+      amr: [],
+      authTime: 0,
+    };
+    // A write of a new version that has not committed yet...
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let written!: () => void;
+    const wrote = new Promise<void>((resolve) => (written = resolve));
+    const writing = testApp.app.get(UnitOfWork).run(async () => {
+      await testApp.app.get(FhirService).update(writer, 'Patient', id, {
+        ...body,
+        id,
+        name: [{ family: 'Newnamereindex' }],
+      });
+      written();
+      await gate;
+    });
+    await wrote;
+    // ...while the index is rebuilt: the rebuild waits for it, then commits after it.
+    const reindexing = testApp.app.get(ReindexService).reindexAll(() => undefined);
+    const data = testApp.app.get(DataSource);
+    for (let waited = 0; ; waited += 50) {
+      const [lock] = await data.query<{ waiting: number }[]>(
+        `SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      if (lock!.waiting > 0) break;
+      if (waited > 10_000) throw new Error('The rebuild never waited for the write');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    release();
+    await writing;
+    await reindexing;
+    expect(await find('newnamereindex')).toBe(1);
+    expect(await find('oldnamereindex')).toBe(0);
   });
 });

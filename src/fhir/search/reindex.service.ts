@@ -11,7 +11,9 @@ const BATCH = 200;
 /**
  * Rebuilds the search index of every current resource: after an upgrade that adds index tables or
  * parameters, or a change to PHI index keys. Safe to run while the service runs: each batch is
- * one transaction, and a concurrent write rewrites its own resource's rows anyway.
+ * one transaction that reads its resources with a share lock, so a write of one of them waits
+ * for the batch to commit, and the batch waits for a write in progress: the rows it writes are
+ * always those of the version that stays current.
  */
 @Injectable()
 export class ReindexService {
@@ -25,25 +27,27 @@ export class ReindexService {
     let done = 0;
     let after = { resourceType: '', id: '' };
     for (;;) {
-      const rows = await this.unitOfWork.manager.find(ResourceEntity, {
-        where: [
-          { resourceType: MoreThan(after.resourceType) },
-          { resourceType: after.resourceType, id: MoreThan(after.id) },
-        ],
-        order: { resourceType: 'ASC', id: 'ASC' },
-        take: BATCH,
-      });
-      if (rows.length === 0) {
-        return done;
-      }
-      await this.unitOfWork.run(async (manager) => {
-        for (const row of rows) {
+      const rows = await this.unitOfWork.run(async (manager) => {
+        const batch = await manager.find(ResourceEntity, {
+          where: [
+            { resourceType: MoreThan(after.resourceType) },
+            { resourceType: after.resourceType, id: MoreThan(after.id) },
+          ],
+          order: { resourceType: 'ASC', id: 'ASC' },
+          take: BATCH,
+          lock: { mode: 'pessimistic_read' },
+        });
+        for (const row of batch) {
           const entries = row.deleted
             ? null
             : this.extractor.extract(JSON.parse(row.content as string) as FhirResource);
           await this.index.replace(manager, row.resourceType, row.id, entries);
         }
+        return batch;
       });
+      if (rows.length === 0) {
+        return done;
+      }
       done += rows.length;
       onProgress(done);
       const last = rows[rows.length - 1]!;
