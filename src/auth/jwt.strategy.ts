@@ -20,12 +20,11 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
         rawJwt: string,
         done: (error: unknown, key?: string) => void,
       ) => {
-        try {
-          // jsonwebtoken 9 takes a KeyObject as it is; passport-jwt's type says string only.
-          done(null, keys.verificationKeyFor(rawJwt) as unknown as string);
-        } catch (error) {
-          done(error);
-        }
+        // jsonwebtoken 9 takes a KeyObject as it is; passport-jwt's type says string only.
+        keys.verificationKeyForAny(rawJwt).then(
+          (key) => done(null, key as unknown as string),
+          (error: unknown) => done(error),
+        );
       },
       algorithms: ['ES256'],
       issuer: config.jwtIssuer,

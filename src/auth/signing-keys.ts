@@ -5,6 +5,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
 import { readPublicKeys } from '../common/key-files.js';
@@ -22,7 +23,12 @@ interface SigningKey {
 }
 
 export class TokenHeaderError extends Error {
-  override readonly name = 'TokenHeaderError';
+  override readonly name: string = 'TokenHeaderError';
+}
+
+/** A token signed by a key this instance does not accept (or does not hold yet). */
+class UnknownKeyError extends TokenHeaderError {
+  override readonly name = 'UnknownKeyError';
 }
 
 /** How often instances re-read the key files, so a rotation reaches them without a restart. */
@@ -49,6 +55,9 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   private key: SigningKey | undefined;
   private accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
   private timer: NodeJS.Timeout | undefined;
+  /** The key files as last read (inode, size, time), to tell whether they changed since. */
+  private loadedFiles = '';
+  private unknownKidReload: Promise<void> | undefined;
   /** Changes whenever the set of accepted keys does (see VerifiedTokens). */
   generation = 0;
 
@@ -70,6 +79,7 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
 
   /** Re-reads the signing key and the verification keys (at start, and every 30 s). */
   async reload(): Promise<void> {
+    const files = await this.filesStamp();
     const pem = await readOrCreatePrivateKey({
       configured: this.config.jwtSigningKeyFile,
       fallback: jwtKeyFiles(this.config).signing,
@@ -93,6 +103,7 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
     const before = [...this.accepted.keys()].sort().join();
     this.key = key;
     this.accepted = accepted;
+    this.loadedFiles = files;
     if ([...accepted.keys()].sort().join() !== before) {
       this.generation += 1;
     }
@@ -148,16 +159,58 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
     }
     const key = typeof header.kid === 'string' ? this.accepted.get(header.kid) : undefined;
     if (!key) {
-      throw new TokenHeaderError('Unknown signing key');
+      throw new UnknownKeyError('Unknown signing key');
     }
     // The KeyObject itself: handing jsonwebtoken a PEM made it parse the key on every request
     // (about a fifth of a search request's CPU in the profile).
     return key.publicKey;
   }
 
+  /** As verificationKeyFor, re-reading the key files first when the token's kid is unknown. */
+  async verificationKeyForAny(rawJwt: string): Promise<KeyObject> {
+    try {
+      return this.verificationKeyFor(rawJwt);
+    } catch (error) {
+      if (!(error instanceof UnknownKeyError)) throw error;
+      await this.reloadForUnknownKid();
+      return this.verificationKeyFor(rawJwt);
+    }
+  }
+
   /** The public key of an accepted kid, for tokens this service signed (MFA tokens). */
-  publicKeyFor(kid: string | undefined): KeyObject | undefined {
-    return kid === undefined ? undefined : this.accepted.get(kid)?.publicKey;
+  async publicKeyFor(kid: string | undefined): Promise<KeyObject | undefined> {
+    if (kid === undefined) return undefined;
+    if (!this.accepted.has(kid)) await this.reloadForUnknownKid();
+    return this.accepted.get(kid)?.publicKey;
+  }
+
+  /**
+   * A token naming a key this instance does not hold: another instance may have rotated and
+   * sign with the new key already. The files are read again if they changed since the last
+   * read; a stream of tokens with made-up kids costs a stat of two files each.
+   */
+  private reloadForUnknownKid(): Promise<void> {
+    this.unknownKidReload ??= (async () => {
+      if ((await this.filesStamp()) !== this.loadedFiles) await this.reload();
+    })()
+      .catch((error: unknown) =>
+        this.logger.error(`JWT keys not reloaded: ${(error as Error).message}`),
+      )
+      .finally(() => (this.unknownKidReload = undefined));
+    return this.unknownKidReload;
+  }
+
+  private async filesStamp(): Promise<string> {
+    const { signing, verification } = jwtKeyFiles(this.config);
+    const stamps = await Promise.all(
+      [signing, verification].map((file) =>
+        stat(file).then(
+          (found) => `${found.ino}:${found.size}:${found.mtimeMs}`,
+          () => 'none',
+        ),
+      ),
+    );
+    return stamps.join('|');
   }
 
   private loaded(): SigningKey {

@@ -98,7 +98,7 @@ export class TokenService {
   async verifyMfaToken(token: string): Promise<string | undefined> {
     try {
       // Signed by a key still accepted (one retired by a rotation in the last minutes too).
-      const key = this.keys.publicKeyFor(decodeProtectedHeader(token).kid);
+      const key = await this.keys.publicKeyFor(decodeProtectedHeader(token).kid);
       if (!key) return undefined;
       const { payload } = await jwtVerify(token, key, {
         algorithms: ['ES256'],

@@ -1,8 +1,8 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeProtectedHeader } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -99,6 +99,22 @@ describe('signing key rotation (keys:rotate-jwt, audit:rotate-key)', () => {
     expect(await jwks()).toEqual([newKid]);
     expect((await read(before)).status).toBe(401);
     expect((await read(after)).status).toBe(200);
+  });
+
+  it('accepts at once a token another instance signed with a key rotated in since the last reload', async () => {
+    const issued = await tokenFor(testApp, 'doctor');
+    expect(await cli('keys:rotate-jwt')).toMatchObject({ code: 0 });
+    // Another instance that has re-read the files signs the same claims with the new key; this
+    // one has not re-read them yet (its timer runs every 30 s). (Two applications in one test
+    // process would share passport's strategy, so the other instance is played here.)
+    const privateKey = createPrivateKey(await readFile(join(dir, 'jwt.pem'), 'utf8'));
+    const kid = await calculateJwkThumbprint(await exportJWK(createPublicKey(privateKey)));
+    expect(await jwks()).not.toContain(kid);
+    const token = await new SignJWT(decodeJwt(issued))
+      .setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid })
+      .sign(privateKey);
+    expect((await read(token)).status).toBe(200);
+    expect(await jwks()).toContain(kid);
   });
 
   it('rotates the audit signing key: old checkpoints still verify, the head is signed with the new key', async () => {
