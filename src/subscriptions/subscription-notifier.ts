@@ -24,7 +24,10 @@ import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
 const MAX_RETRY_MS = 5 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
-/** The registry is re-read (and `requested` Subscriptions activated) every this many polls. */
+/**
+ * The registry is re-read (and `requested` Subscriptions activated) every this many poll
+ * intervals, by the clock: deliveries to slow endpoints (up to 10 s each) do not put it off.
+ */
 const REFRESH_EVERY_POLLS = 5;
 const ACTIVATIONS_PER_ROUND = 20;
 
@@ -72,11 +75,12 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   private async run(): Promise<void> {
-    let polls = 0;
+    let refreshed = -Infinity;
     while (!this.stopped) {
       let delivered = false;
       try {
-        if (polls++ % REFRESH_EVERY_POLLS === 0) {
+        if (performance.now() - refreshed >= REFRESH_EVERY_POLLS * this.settings.pollMs) {
+          refreshed = performance.now();
           await this.registry.refresh();
           await this.activateRequested();
         }
@@ -166,8 +170,11 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           );
         })
         .catch((error: unknown) => {
-          // A concurrent change (412) is tried again next round; anything else would fail again.
-          if (!(error instanceof AppError && error.status === 412)) this.unactivatable.add(id);
+          // Refused as it stands (it no longer validates, say) it would be refused again; a
+          // concurrent change (412) or an unavailable database is tried again next round.
+          if (error instanceof AppError && error.status < 500 && error.status !== 412) {
+            this.unactivatable.add(id);
+          }
           this.logger.warn(
             { subscription: id, reason: (error as Error).message },
             'Subscription could not be set to active',
