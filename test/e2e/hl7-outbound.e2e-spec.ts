@@ -1,5 +1,7 @@
 import { DataSource } from 'typeorm';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { Hl7OutboxRepository } from '../../src/hl7/outbound/hl7-outbox.repository.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -276,5 +278,61 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     } finally {
       await second.close();
     }
+  });
+
+  it('refuses to resend a dead message once a later one, in flight meanwhile, is delivered', async () => {
+    const repository = testApp.app.get(Hl7OutboxRepository);
+    const unitOfWork = testApp.app.get(UnitOfWork);
+    // A destination no worker here sends to: the test plays the worker.
+    const destination = '127.0.0.1:1';
+    const resourceId = `requeue-${Date.now()}`;
+    const message = (version: number) => ({
+      destination,
+      messageType: 'ADT^A08',
+      controlId: `${resourceId}-${version}`,
+      resourceType: 'Patient',
+      resourceId,
+      versionId: version,
+      message: `MSH|^~\\&|CV|CV|R|R|20240101||ADT^A08|${resourceId}-${version}|P|2.5`,
+    });
+    await unitOfWork.run(() => repository.add([message(1), message(2)], new Date()));
+    const [older, later] = await outbox(resourceId);
+    await data.query(`UPDATE hl7_outbox SET status = 'dead' WHERE id = $1`, [older!.id]);
+
+    // The worker claims the later message and holds it while it waits for the ACK...
+    let acked!: () => void;
+    const ack = new Promise<void>((resolve) => (acked = resolve));
+    let claimed!: () => void;
+    const isClaimed = new Promise<void>((resolve) => (claimed = resolve));
+    const sending = unitOfWork.run(async () => {
+      expect((await repository.claimNext(destination))?.id).toBe(later!.id);
+      claimed();
+      await ack;
+      const now = new Date();
+      await repository.recordAttempt(later!.id, {
+        status: 'sent',
+        attempts: 1,
+        nextAttemptAt: now,
+        ackCode: 'AA',
+        lastError: null,
+        sentAt: now,
+      });
+    });
+    await isClaimed;
+    // ...when an operator resends the older one: it waits for that send to end.
+    const resent = repository.requeue(older!.id);
+    for (let waited = 0; ; waited += 50) {
+      const [lock] = await data.query<{ waiting: number }[]>(
+        `SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+      );
+      if (lock!.waiting > 0) break;
+      if (waited > 10_000) throw new Error('The resend never waited for the send in flight');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    acked();
+    await sending;
+    expect(await resent).toBe(false);
+    expect((await outbox(resourceId)).map((row) => row.status)).toEqual(['dead', 'sent']);
   });
 });

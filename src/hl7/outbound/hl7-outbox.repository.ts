@@ -68,25 +68,39 @@ export class Hl7OutboxRepository {
   /**
    * Puts a dead message back at its place in its destination's queue, for another round of
    * attempts. Refused (false) when a later message about the same resource has been delivered
-   * there since: resent now, the older one would overwrite newer data at the receiver.
+   * there since: resent now, the older one would overwrite newer data at the receiver. The
+   * later messages are locked first, so one being sent right now (its row locked by the
+   * worker until its ACK) is waited for and counted once it is delivered.
    */
-  async requeue(id: string): Promise<boolean> {
-    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
-      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
-      `WITH requeued AS (
-         UPDATE hl7_outbox o
-            SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
-          WHERE o.id = $1 AND o.status = 'dead'
-            AND NOT EXISTS (SELECT 1 FROM hl7_outbox later
-                             WHERE later.destination = o.destination
-                               AND later.resource_type = o.resource_type
-                               AND later.resource_id = o.resource_id
-                               AND later.seq > o.seq AND later.status = 'sent')
-          RETURNING o.id)
-       SELECT id FROM requeued`,
-      [id],
-    );
-    return rows.length > 0;
+  requeue(id: string): Promise<boolean> {
+    return this.unitOfWork.run(async (manager) => {
+      await manager.query(
+        `SELECT later.id FROM hl7_outbox later
+           JOIN hl7_outbox o ON o.id = $1
+          WHERE later.destination = o.destination
+            AND later.resource_type = o.resource_type
+            AND later.resource_id = o.resource_id
+            AND later.seq > o.seq
+          FOR UPDATE OF later`,
+        [id],
+      );
+      const rows = await manager.query<{ id: string }[]>(
+        // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+        `WITH requeued AS (
+           UPDATE hl7_outbox o
+              SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
+            WHERE o.id = $1 AND o.status = 'dead'
+              AND NOT EXISTS (SELECT 1 FROM hl7_outbox later
+                               WHERE later.destination = o.destination
+                                 AND later.resource_type = o.resource_type
+                                 AND later.resource_id = o.resource_id
+                                 AND later.seq > o.seq AND later.status = 'sent')
+            RETURNING o.id)
+         SELECT id FROM requeued`,
+        [id],
+      );
+      return rows.length > 0;
+    });
   }
 
   findById(id: string): Promise<Hl7OutboxEntity | null> {
