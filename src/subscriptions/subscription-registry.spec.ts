@@ -177,16 +177,35 @@ describe('SubscriptionRegistry', () => {
     expect(queued).toEqual(['s-4 o-6', 's-4 o-7', 's-4 o-8', 's-5 o-6', 's-5 o-7', 's-5 o-8']);
   });
 
-  it('queues nothing for a transaction that rolls back, and forgets its Subscription at the next re-read', async () => {
+  it('leaves nothing of a transaction that rolls back, re-read or not', async () => {
     const { registry, queued, answer, transaction, subscribe, observe } = setUp();
     await transaction(async () => {
       await subscribe('s-6');
       await observe('o-9');
     });
+    await (await transaction(() => observe('o-10'))).commit();
     const refreshed = registry.refresh();
     await answer();
     await refreshed;
-    await (await transaction(() => observe('o-10'))).commit();
+    await (await transaction(() => observe('o-11'))).commit();
     expect(queued).toEqual([]);
+  });
+
+  it("matches a transaction's writes against its own Subscription, seen by others only once it commits", async () => {
+    const { registry, queued, answer, transaction, subscribe, observe } = setUp();
+    const bundle = await transaction(async () => {
+      await subscribe('s-7');
+      // A re-read ends meanwhile: it could not see the uncommitted Subscription.
+      const refreshed = registry.refresh();
+      await answer();
+      await refreshed;
+      await observe('o-12');
+    });
+    await (await transaction(() => observe('o-13'))).commit();
+    expect(queued).toEqual([]);
+    await bundle.commit();
+    expect(queued).toEqual(['s-7 o-12']);
+    await (await transaction(() => observe('o-14'))).commit();
+    expect(queued).toEqual(['s-7 o-12', 's-7 o-14']);
   });
 });

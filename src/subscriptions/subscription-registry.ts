@@ -27,6 +27,15 @@ interface Watcher {
 /** The versions a transaction wrote of watched types: type, then id, then version. */
 type Written = Map<string, Map<string, number>>;
 
+/**
+ * What a transaction did that matters here: what it wrote of watched types, and its own
+ * Subscription changes, which its own writes see at once and others only once it commits.
+ */
+interface InTransaction {
+  written: Written;
+  own: Map<string, Watcher | undefined>;
+}
+
 /** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
 interface Change {
   seq: number;
@@ -54,7 +63,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private changes: Change[] = [];
   private lastSeq = 0;
   private refreshing: Promise<void> = Promise.resolve();
-  private readonly transactions = new WeakMap<EntityManager, Written>();
+  private readonly transactions = new WeakMap<EntityManager, InTransaction>();
 
   constructor(
     config: AppConfig,
@@ -70,7 +79,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   onModuleInit(): void {
     this.writes.on('Subscription', (write) => this.subscriptionWritten(write));
     this.writes.onAny(
-      (type) => this.byType.has(type),
+      (type) => this.watched(type),
       (write) => this.match(write),
     );
   }
@@ -131,6 +140,15 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     this.set(id, plan.active ? watcher : undefined);
   }
 
+  /** Whether writes of `type` are matched: a committed Subscription, or the transaction's own. */
+  private watched(type: string): boolean {
+    if (this.byType.has(type)) return true;
+    const own = this.unitOfWork.inTransaction
+      ? this.transactions.get(this.unitOfWork.manager)?.own
+      : undefined;
+    return own !== undefined && [...own.values()].some((watcher) => watcher?.type === type);
+  }
+
   /** Notes the write, to be matched with the transaction's others before it commits. */
   private match({ resource }: ResourceWrite): Promise<void> {
     const type = resource.resourceType;
@@ -138,16 +156,12 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     const versionId = Number(resource.meta?.versionId);
     if (!this.unitOfWork.inTransaction) {
       // Its type watched only since the write began, which then took no transaction.
-      return this.notify(new Map([[type, new Map([[id, versionId]])]]));
+      return this.notify({
+        written: new Map([[type, new Map([[id, versionId]])]]),
+        own: new Map(),
+      });
     }
-    const manager = this.unitOfWork.manager;
-    let written = this.transactions.get(manager);
-    if (!written) {
-      const fresh: Written = new Map();
-      this.transactions.set(manager, fresh);
-      this.unitOfWork.beforeCommit(() => this.notify(fresh));
-      written = fresh;
-    }
+    const { written } = this.inTransaction();
     const versions = written.get(type) ?? new Map<string, number>();
     written.set(type, versions);
     // Written twice, a resource is matched (and notified) as the transaction leaves it.
@@ -155,10 +169,27 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     return Promise.resolve();
   }
 
-  private async notify(written: Written): Promise<void> {
+  /** The current transaction's state, made (with its matching before commit) on first use. */
+  private inTransaction(): InTransaction {
+    const manager = this.unitOfWork.manager;
+    let state = this.transactions.get(manager);
+    if (!state) {
+      const fresh: InTransaction = { written: new Map(), own: new Map() };
+      this.transactions.set(manager, fresh);
+      this.unitOfWork.beforeCommit(() => this.notify(fresh));
+      state = fresh;
+    }
+    return state;
+  }
+
+  private async notify({ written, own }: InTransaction): Promise<void> {
     for (const [type, versions] of written) {
       const ids = [...versions.keys()];
-      for (const watcher of this.byType.get(type) ?? []) {
+      const watchers = [
+        ...(this.byType.get(type) ?? []).filter((watcher) => !own.has(watcher.id)),
+        ...[...own.values()].filter((watcher): watcher is Watcher => watcher?.type === type),
+      ];
+      for (const watcher of watchers) {
         let matched: Set<string>;
         try {
           matched = await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids);
@@ -182,17 +213,18 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     }
   }
 
-  /** Stops matching a Subscription at once (switched off, or given up by the notifier). */
+  /** Stops matching a Subscription (switched off, or given up by the notifier). */
   forget(id: string): void {
     this.set(id, undefined);
   }
 
   /**
-   * Matches `id` as `watcher` (or not at all) from now on, inside the writing transaction as
-   * before it; once that commits, also through any re-read that began earlier.
+   * Matches `id` as `watcher` (or not at all): in the writing transaction from now on, and
+   * everywhere once it commits, even through a re-read that began before; a rollback leaves
+   * nothing behind.
    */
   private set(id: string, watcher: Watcher | undefined): void {
-    apply(this.byType, { seq: 0, id, watcher });
+    if (this.unitOfWork.inTransaction) this.inTransaction().own.set(id, watcher);
     this.unitOfWork.afterCommit(() => {
       const change = { seq: ++this.lastSeq, id, watcher };
       this.changes.push(change);
