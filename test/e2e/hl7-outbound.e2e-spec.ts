@@ -5,6 +5,7 @@ import { Hl7OutboxRepository } from '../../src/hl7/outbound/hl7-outbox.repositor
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { controlIdOf, MllpTestClient, msaOf, MllpTestPeer } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -321,15 +322,7 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     await isClaimed;
     // ...when an operator resends the older one: it waits for that send to end.
     const resent = repository.requeue(older!.id);
-    for (let waited = 0; ; waited += 50) {
-      const [lock] = await data.query<{ waiting: number }[]>(
-        `SELECT count(*)::int AS waiting FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-      );
-      if (lock!.waiting > 0) break;
-      if (waited > 10_000) throw new Error('The resend never waited for the send in flight');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await untilWaitingForLock(data, 'The resend');
     acked();
     await sending;
     expect(await resent).toBe(false);

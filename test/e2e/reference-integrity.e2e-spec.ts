@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
@@ -240,16 +240,7 @@ describe('referential integrity', () => {
           ],
         },
       });
-      for (let waited = 0; ; waited += 50) {
-        const [lock] = await data.query<{ waiting: number }[]>(
-          `SELECT count(*)::int AS waiting FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock'
-              AND query LIKE '%FOR KEY SHARE%'`,
-        );
-        if (lock!.waiting > 0) break;
-        if (waited > 10_000) throw new Error('The Bundle never waited for the lock');
-        await sleep(50);
-      }
+      await untilWaitingForLock(data, 'The Bundle', '%FOR KEY SHARE%');
       // ...while this session, holding P, asks for Q: PostgreSQL ends the Bundle's transaction,
       // which waited first, once its deadlock_timeout (1 s) passes.
       const blocked = other.query(row(q));

@@ -9,6 +9,7 @@ import { withEnv } from '../support/env.js';
 import { authorizedHttp } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 describe('npm run cli -- search:reindex', () => {
@@ -105,15 +106,7 @@ describe('npm run cli -- search:reindex', () => {
     // ...while the index is rebuilt: the rebuild waits for it, then commits after it.
     const reindexing = testApp.app.get(ReindexService).reindexAll(() => undefined);
     const data = testApp.app.get(DataSource);
-    for (let waited = 0; ; waited += 50) {
-      const [lock] = await data.query<{ waiting: number }[]>(
-        `SELECT count(*)::int AS waiting FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-      );
-      if (lock!.waiting > 0) break;
-      if (waited > 10_000) throw new Error('The rebuild never waited for the write');
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    await untilWaitingForLock(data, 'The rebuild');
     release();
     await writing;
     await reindexing;
