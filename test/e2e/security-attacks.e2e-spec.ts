@@ -259,13 +259,12 @@ describe('attacks a hospital reviewer tries first', () => {
       expect(wrong.status).toBe(401);
     });
 
+    const signIn = (username: string, password: string) =>
+      http('POST', `${testApp.url}/auth/login`, { body: { username, password }, headers: json });
+
     it('locks an account after repeated failures, even against the right password', async () => {
       const user = await createUser(testApp, ['doctor']);
-      const attempt = (password: string) =>
-        http('POST', `${testApp.url}/auth/login`, {
-          body: { username: user.username, password },
-          headers: json,
-        });
+      const attempt = (password: string) => signIn(user.username, password);
       for (let i = 0; i < testApp.app.get(AppConfig).loginMaxAttempts; i++) {
         expect((await attempt('wrong-password-123')).status).toBe(401);
       }
@@ -278,11 +277,7 @@ describe('attacks a hospital reviewer tries first', () => {
 
     it('counts failed logins that race each other, each of them', async () => {
       const user = await createUser(testApp, ['doctor']);
-      const attempt = (password: string) =>
-        http('POST', `${testApp.url}/auth/login`, {
-          body: { username: user.username, password },
-          headers: json,
-        });
+      const attempt = (password: string) => signIn(user.username, password);
       const max = testApp.app.get(AppConfig).loginMaxAttempts;
       // All read the account before any hash ends: counted from what each read, they made one.
       const failures = await Promise.all(
@@ -303,10 +298,7 @@ describe('attacks a hospital reviewer tries first', () => {
       const users = testApp.app.get(UsersService);
       for (const password of [undefined, 'wrong-password-123']) {
         const user = await createUser(testApp, ['doctor']);
-        const signingIn = http('POST', `${testApp.url}/auth/login`, {
-          body: { username: user.username, password: password ?? user.password },
-          headers: json,
-        });
+        const signingIn = signIn(user.username, password ?? user.password);
         // The login has read the account and is hashing (about 100 ms of Argon2id).
         await new Promise((resolve) => setTimeout(resolve, 30));
         await users.disable(user.username);
