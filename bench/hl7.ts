@@ -1,5 +1,6 @@
 /**
- * npm run bench:hl7 [-- --seconds 15] [--connections 1,8,32] [--subscriptions N]: ORU^R01 messages (1 PID, 1 OBR, 10 OBX) through the MLLP
+ * npm run bench:hl7 [-- --seconds 15] [--connections 1,8,32] [--subscriptions N]: ORU^R01
+ * messages (1 PID, 1 OBR, 10 OBX) through the MLLP
  * listener of a CareVault on a fresh embedded PostgreSQL, each acknowledged only after its
  * Patient, DiagnosticReport and Observations commit. 1, 8 and 32 connections, each sending its
  * next message when the last ACK arrives; reports messages/s and ACK latency (p50, p95, p99),

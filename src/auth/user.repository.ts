@@ -42,7 +42,7 @@ export class UserRepository {
     return result.affected === 1;
   }
 
-  /** Sets these columns of the user's row only (the id goes along: the TOTP secret is bound to it). */
+  /** Sets these columns of the user's row only (with the id, which the TOTP secret is bound to). */
   async update(id: string, changes: Partial<Omit<UserEntity, 'id'>>): Promise<void> {
     await this.dataSource.manager.update(UserEntity, { id }, { id, ...changes });
   }

@@ -48,11 +48,12 @@ interface Change {
  * Subscription is checked when it is written (a 4xx rolls the write back), and the other
  * writes of a transaction are matched against the Subscriptions of their type just before it
  * commits, so that a notification is queued exactly when the change commits: one query per
- * Subscription for all of them, however many resources a Bundle or an HL7 message writes. Held in memory so that a write of a
- * type nobody watches costs nothing; re-read from the database by the notifier's loop, which is
- * how one instance learns of another's Subscriptions (within SUBSCRIPTION_POLL_MS × 5).
- * A re-read that began before one of this instance's own changes committed may not see it:
- * such changes are applied again on top of it, so a new Subscription misses no change.
+ * Subscription for all of them, however many resources a Bundle or an HL7 message writes.
+ * Held in memory so that a write of a type nobody watches costs nothing; re-read from the
+ * database by the notifier's loop, which is how one instance learns of another's
+ * Subscriptions (within SUBSCRIPTION_POLL_MS × 5). A transaction's own Subscription changes
+ * count for its own writes at once and for the rest once it commits; a re-read that began
+ * before that may not see them, so they are applied again on top of it.
  */
 @Injectable()
 export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstrap {
