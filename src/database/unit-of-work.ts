@@ -8,6 +8,8 @@ interface Transaction {
   manager: EntityManager;
   beforeCommit: (() => Promise<void>)[];
   afterCommit: (() => void)[];
+  /** What services gather over the transaction's writes (stateOf), by service. */
+  state: Map<object, unknown>;
 }
 
 /**
@@ -41,7 +43,7 @@ export class UnitOfWork {
   private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const afterCommit: (() => void)[] = [];
     const result = await this.dataSource.transaction((manager) => {
-      const transaction: Transaction = { manager, beforeCommit: [], afterCommit };
+      const transaction: Transaction = { manager, beforeCommit: [], afterCommit, state: new Map() };
       return this.current.run(transaction, async () => {
         const result = await work(manager);
         // A hook may add work, and so hooks of its own: run until none is left.
@@ -66,6 +68,29 @@ export class UnitOfWork {
       throw new Error('beforeCommit needs a transaction: call it inside UnitOfWork.run');
     }
     active.beforeCommit.push(hook);
+  }
+
+  /**
+   * `owner`'s state for the transaction under way, made by `create` on first use, when `atCommit`
+   * is queued with it as a beforeCommit hook: for what a service gathers over a transaction's
+   * writes (a Bundle's many) and acts on once, at its end.
+   */
+  stateOf<T>(owner: object, create: () => T, atCommit: (state: T) => Promise<void>): T {
+    const active = this.current.getStore();
+    if (!active) {
+      throw new Error('stateOf needs a transaction: call it inside UnitOfWork.run');
+    }
+    if (!active.state.has(owner)) {
+      const fresh = create();
+      active.state.set(owner, fresh);
+      active.beforeCommit.push(() => atCommit(fresh));
+    }
+    return active.state.get(owner) as T;
+  }
+
+  /** `owner`'s state for the transaction under way, if it has made one (stateOf). */
+  existingStateOf<T>(owner: object): T | undefined {
+    return this.current.getStore()?.state.get(owner) as T | undefined;
   }
 
   /**

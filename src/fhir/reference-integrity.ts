@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -30,7 +29,6 @@ const NAMED = 5;
  */
 @Injectable()
 export class ReferenceIntegrity {
-  private readonly transactions = new WeakMap<EntityManager, Written>();
   private readonly enabled: boolean;
 
   constructor(
@@ -69,15 +67,11 @@ export class ReferenceIntegrity {
   }
 
   private current(): Written {
-    const manager = this.unitOfWork.manager;
-    let state = this.transactions.get(manager);
-    if (!state) {
-      const fresh: Written = { references: new Map(), deleted: new Set() };
-      this.transactions.set(manager, fresh);
-      this.unitOfWork.beforeCommit(() => this.check(fresh));
-      state = fresh;
-    }
-    return state;
+    return this.unitOfWork.stateOf<Written>(
+      this,
+      () => ({ references: new Map(), deleted: new Set() }),
+      (state) => this.check(state),
+    );
   }
 
   private async check(state: Written): Promise<void> {

@@ -18,7 +18,7 @@ const doctor: AuthenticatedUser = {
 };
 
 interface Transaction {
-  manager: object;
+  state: Map<object, unknown>;
   beforeCommit: (() => Promise<void>)[];
   afterCommit: (() => void)[];
   staged: StoredSubscription[];
@@ -55,10 +55,19 @@ function setUp() {
     get inTransaction() {
       return current !== undefined;
     },
-    get manager() {
-      return current!.manager;
+    stateOf: (
+      owner: object,
+      create: () => unknown,
+      atCommit: (state: unknown) => Promise<void>,
+    ) => {
+      if (!current!.state.has(owner)) {
+        const fresh = create();
+        current!.state.set(owner, fresh);
+        current!.beforeCommit.push(() => atCommit(fresh));
+      }
+      return current!.state.get(owner);
     },
-    beforeCommit: (hook: () => Promise<void>) => current!.beforeCommit.push(hook),
+    existingStateOf: (owner: object) => current?.state.get(owner),
     afterCommit: (hook: () => void) => (current ? current.afterCommit.push(hook) : hook()),
   };
   const writes = new ResourceWrites();
@@ -92,7 +101,7 @@ function setUp() {
     /** Writes in a transaction, which `commit` ends as UnitOfWork does; dropped, it rolls back. */
     transaction: async (work: () => Promise<void>) => {
       const transaction: Transaction = {
-        manager: {},
+        state: new Map(),
         beforeCommit: [],
         afterCommit: [],
         staged: [],

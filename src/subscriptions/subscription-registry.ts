@@ -1,5 +1,4 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
@@ -64,7 +63,6 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private changes: Change[] = [];
   private lastSeq = 0;
   private refreshing: Promise<void> = Promise.resolve();
-  private readonly transactions = new WeakMap<EntityManager, InTransaction>();
 
   constructor(
     config: AppConfig,
@@ -144,9 +142,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   /** Whether writes of `type` are matched: a committed Subscription, or the transaction's own. */
   private watched(type: string): boolean {
     if (this.byType.has(type)) return true;
-    const own = this.unitOfWork.inTransaction
-      ? this.transactions.get(this.unitOfWork.manager)?.own
-      : undefined;
+    const own = this.unitOfWork.existingStateOf<InTransaction>(this)?.own;
     return own !== undefined && [...own.values()].some((watcher) => watcher?.type === type);
   }
 
@@ -172,15 +168,11 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
 
   /** The current transaction's state, made (with its matching before commit) on first use. */
   private inTransaction(): InTransaction {
-    const manager = this.unitOfWork.manager;
-    let state = this.transactions.get(manager);
-    if (!state) {
-      const fresh: InTransaction = { written: new Map(), own: new Map() };
-      this.transactions.set(manager, fresh);
-      this.unitOfWork.beforeCommit(() => this.notify(fresh));
-      state = fresh;
-    }
-    return state;
+    return this.unitOfWork.stateOf<InTransaction>(
+      this,
+      () => ({ written: new Map(), own: new Map() }),
+      (state) => this.notify(state),
+    );
   }
 
   private async notify({ written, own }: InTransaction): Promise<void> {

@@ -57,6 +57,33 @@ describe('UnitOfWork.afterCommit', () => {
     expect(await seenElsewhere(2)).toBe(false);
   });
 
+  it("keeps a service's state for one transaction, nested runs included, acted on before it commits", async () => {
+    const owner = {};
+    const acted: string[][] = [];
+    const note = (value: string) =>
+      unitOfWork
+        .stateOf(
+          owner,
+          () => [] as string[],
+          async (state) => {
+            // Before the commit: what it writes commits with the rest.
+            await unitOfWork.manager.query('INSERT INTO uow_probe_shared VALUES (3)');
+            acted.push(state);
+          },
+        )
+        .push(value);
+    await unitOfWork.run(async () => {
+      expect(unitOfWork.existingStateOf(owner)).toBeUndefined();
+      note('a');
+      await unitOfWork.run(() => Promise.resolve(note('b')));
+      expect(unitOfWork.existingStateOf(owner)).toEqual(['a', 'b']);
+    });
+    expect(acted).toEqual([['a', 'b']]);
+    expect(await seenElsewhere(3)).toBe(true);
+    await unitOfWork.run(() => Promise.resolve(note('c')));
+    expect(acted).toEqual([['a', 'b'], ['c']]);
+  });
+
   it('runs a hook at once outside a transaction, where each statement has committed', () => {
     const seen: string[] = [];
     unitOfWork.afterCommit(() => seen.push('now'));

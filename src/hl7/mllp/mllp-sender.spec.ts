@@ -50,7 +50,7 @@ describe('MllpSender', () => {
          const id = chunk.toString('latin1').split('\\r')[0].split('|')[9];
          const ack = '\\x0bMSH|^~\\\\&|B|B|A|A|20240101||ACK|A' + id + '|P|2.5\\rMSA|AA|' + id + '\\x1c\\r';
          setTimeout(() => socket.write(ack), 30);
-       })).listen(0, '127.0.0.1', function () { console.log(this.address().port); });`,
+       })).listen(0, '127.0.0.1', function () { process.stdout.write(String(this.address().port)); });`,
     ]);
     try {
       const [port] = (await once(peer.stdout, 'data')) as [Buffer];
