@@ -11,7 +11,7 @@ import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import autocannon from 'autocannon';
 import { encodeFrame, MllpDecoder } from '../src/hl7/mllp/mllp-decoder.js';
-import { percentiles } from './timing.js';
+import { MEASURING, percentiles } from './timing.js';
 import { labResult } from './workloads.js';
 
 export interface LoadRequest {
@@ -56,6 +56,13 @@ export interface LoadResult {
   errors: number;
   /** The first non-2xx status (or ACK code) seen, to say what went wrong. */
   firstError?: string;
+  /** Operations answered in the measured run, whatever the answer. */
+  answered: number;
+  /**
+   * CPU time (user + system) of the process that runs the services, per operation answered in
+   * the measured run, in microseconds. Set by runLoad, which runs in that process.
+   */
+  serviceCpuMicros?: number;
 }
 
 class Tally {
@@ -85,6 +92,7 @@ class Tally {
       ...percentiles(this.latencies),
       errors: this.errors,
       ...(this.firstError ? { firstError: this.firstError } : {}),
+      answered: this.ok + this.errors,
     };
   }
 }
@@ -242,4 +250,6 @@ async function run(spec: LoadSpec, seconds: number, record: boolean): Promise<Lo
 
 const spec = JSON.parse(await readFile(process.argv[2]!, 'utf8')) as LoadSpec;
 if (spec.warmUpSeconds > 0) await run(spec, spec.warmUpSeconds, false);
+// runLoad measures the services' CPU time from this line on.
+process.stderr.write(`${MEASURING}\n`);
 process.stdout.write(`${JSON.stringify(await run(spec, spec.seconds, true))}\n`);

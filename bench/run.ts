@@ -55,6 +55,9 @@ interface Row {
   p99: number;
   errors: number;
   firstError?: string;
+  /** The services' CPU time per operation, in microseconds: the median, then each run's. */
+  cpuMicros?: number;
+  cpuRuns: number[];
 }
 
 async function main(): Promise<void> {
@@ -87,7 +90,7 @@ async function main(): Promise<void> {
             const key = `${workload.name}@${connections}@${target.name}`;
             runs.set(key, [...(runs.get(key) ?? []), result]);
             process.stderr.write(
-              `rep ${rep} ${key}: ${perSecondOf(workload, result).toFixed(0)} ${workload.unit}/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors} errors${result.firstError ? ` (first: ${result.firstError})` : ''}\n`,
+              `rep ${rep} ${key}: ${perSecondOf(workload, result).toFixed(0)} ${workload.unit}/s, p99 ${result.p99.toFixed(1)} ms, ${result.errors} errors${result.firstError ? ` (first: ${result.firstError})` : ''}, ${result.serviceCpuMicros?.toFixed(0) ?? '?'} µs CPU/op\n`,
             );
           }
         }
@@ -137,6 +140,7 @@ function summarize(
             p95: median(results.map((r) => r.p95)),
             p99: median(results.map((r) => r.p99)),
             errors: results.reduce((sum, r) => sum + r.errors, 0),
+            ...cpuOf(results),
             ...(results.find((r) => r.firstError)
               ? { firstError: results.find((r) => r.firstError)!.firstError }
               : {}),
@@ -145,6 +149,13 @@ function summarize(
       }),
     ),
   );
+}
+
+function cpuOf(results: LoadResult[]): Pick<Row, 'cpuMicros' | 'cpuRuns'> {
+  const cpuRuns = results.flatMap((r) =>
+    r.serviceCpuMicros === undefined ? [] : [r.serviceCpuMicros],
+  );
+  return cpuRuns.length > 0 ? { cpuMicros: median(cpuRuns), cpuRuns } : { cpuRuns };
 }
 
 /**
@@ -163,7 +174,8 @@ function table(workloads: Workload[], rows: Row[]): string {
   const ratio = (a: Row | undefined, b: Row | undefined, floor: number): string => {
     if (!a || !b) return '';
     const value = median(a.runs.map((run, i) => run / (b.runs[i] ?? Number.NaN)));
-    return `${value.toFixed(2)} ${value >= floor ? '✓' : '✗'} (≥ ${floor})`;
+    // Rounded down: 0.749 is shown as 0.74 ✗, not as 0.75 ✗.
+    return `${(Math.floor(value * 100) / 100).toFixed(2)} ${value >= floor ? '✓' : '✗'} (≥ ${floor})`;
   };
   const lines = [
     `${cpus().length} CPUs shared by the services, PostgreSQL and the load client (no pinning); ${WARM_UP} s warm-up, ${SECONDS} s measured, median of ${REPETITIONS} interleaved runs (ratios: median of the ratios within each repetition); only 2xx (AA) count.`,
@@ -193,6 +205,7 @@ function table(workloads: Workload[], rows: Row[]): string {
       );
     }
   }
+  lines.push('', ...cpuTable(workloads, find));
   const failed = rows.filter((r) => r.errors > 0);
   if (failed.length > 0) {
     lines.push(
@@ -201,6 +214,41 @@ function table(workloads: Workload[], rows: Row[]): string {
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * The services' CPU time per operation, each target's median, and the others' against
+ * CareVault's (the median of the ratios within each repetition). When the service's one Node
+ * thread is the bound, its throughput ratio to the baseline tends to this CPU ratio; when
+ * PostgreSQL is, towards 1. The figures drift with the machine's load as throughput does.
+ */
+function cpuTable(
+  workloads: Workload[],
+  find: (workload: string, connections: number, target: TargetName) => Row | undefined,
+): string[] {
+  const micros = (row: Row | undefined): string => row?.cpuMicros?.toFixed(0) ?? '';
+  const ratio = (a: Row | undefined, b: Row | undefined): string =>
+    a && b && a.cpuRuns.length > 0 && b.cpuRuns.length === a.cpuRuns.length
+      ? median(a.cpuRuns.map((run, i) => b.cpuRuns[i]! / run)).toFixed(2)
+      : '';
+  const lines = [
+    "CPU time of the services per operation (user + system of the process they run in, over the measured run, divided by the operations answered), µs; the ratios are the other target's time over CareVault's (1 = as cheap):",
+    '',
+    '| Workload | Conn. | CareVault µs | off µs | baseline µs | baseline / CareVault | off / CareVault |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
+  ];
+  for (const workload of workloads) {
+    for (const connections of CONNECTIONS) {
+      const on = find(workload.name, connections, 'carevault');
+      const off = find(workload.name, connections, 'insecure');
+      const baseline = find(workload.name, connections, 'baseline');
+      if (!on && !off && !baseline) continue;
+      lines.push(
+        `| ${workload.name} ${workload.what} | ${connections} | ${micros(on)} | ${micros(off)} | ${micros(baseline)} | ${ratio(on, baseline)} | ${ratio(on, off)} |`,
+      );
+    }
+  }
+  return lines;
 }
 
 /** A CPU profile of this process, for chrome://inspect or speedscope; returns its stop function. */

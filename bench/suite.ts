@@ -2,13 +2,14 @@
  * The workloads of `npm run bench` (issue 7), as load specs for bench/load-client.ts, and the
  * function that runs one in a process of its own.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { LoadRequest, LoadResult, LoadSpec } from './load-client.js';
 import { LAB_PATIENTS, PATIENTS, type Target } from './targets.js';
+import { MEASURING } from './timing.js';
 import { patient, SYSTEM, syntheaBundles, transaction } from './workloads.js';
 
 /** A load spec without its timing, which the run decides (Omit over each kind of spec). */
@@ -170,13 +171,31 @@ export const WORKLOADS: Workload[] = [
   },
 ];
 
-/** Runs one load in bench/load-client.js; the spec goes through a file (bodies are large). */
+/**
+ * Runs one load in bench/load-client.js; the spec goes through a file (bodies are large). Also
+ * measures this process's CPU time over the measured run (the services run here, the load does
+ * not), per operation answered: what an operation costs the service's own thread, which bounds
+ * its throughput when that thread, not PostgreSQL, is the busier.
+ */
 export async function runLoad(dir: string, spec: LoadSpec): Promise<LoadResult> {
   const client = fileURLToPath(new URL('./load-client.js', import.meta.url));
   const file = join(dir, 'load-spec.json');
   await writeFile(file, JSON.stringify(spec));
-  const { stdout } = await promisify(execFile)(process.execPath, [client, file], {
-    maxBuffer: 1 << 20,
+  const child = spawn(process.execPath, [client, file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let measuredFrom: NodeJS.CpuUsage | undefined;
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    if (!measuredFrom && stderr.split('\n').includes(MEASURING)) measuredFrom = process.cpuUsage();
   });
-  return JSON.parse(stdout) as LoadResult;
+  const [code] = (await once(child, 'close')) as [number | null];
+  const cpu = measuredFrom ? process.cpuUsage(measuredFrom) : undefined;
+  if (code !== 0) throw new Error(`The load client failed (${code}): ${stderr.trim()}`);
+  const result = JSON.parse(stdout) as LoadResult;
+  if (cpu && result.answered > 0) {
+    result.serviceCpuMicros = (cpu.user + cpu.system) / result.answered;
+  }
+  return result;
 }

@@ -14,6 +14,9 @@ const WARM_UP_FROM = 0;
 const SAMPLES_FROM = 1000;
 const THROUGHPUT_FROM = 5000;
 
+/** What the load client writes to stderr when its measured run begins (see runLoad). */
+export const MEASURING = 'measuring';
+
 /** Latency one at a time (after a warm-up), then throughput at CONCURRENCY for 5 s. */
 export async function timed(run: (i: number) => Promise<void>): Promise<Stats> {
   for (let i = 0; i < WARM_UP; i++) await run(WARM_UP_FROM + i);
