@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
+import { DatabaseModule } from '../database/database.module.js';
 import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthorizationCodes } from './apps/authorization-codes.js';
@@ -16,7 +17,7 @@ import { UsersModule } from './users.module.js';
 
 /** Users, sign-in, tokens, and the global guards: authentication first, then the permission matrix. */
 @Module({
-  imports: [PassportModule, UsersModule],
+  imports: [DatabaseModule, PassportModule, UsersModule],
   controllers: [AuthController, AdminUsersController],
   providers: [
     AuthService,

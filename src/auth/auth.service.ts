@@ -3,6 +3,7 @@ import QRCode from 'qrcode';
 import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
@@ -31,6 +32,7 @@ export class AuthService {
     private readonly config: AppConfig,
     private readonly audit: AuditContext,
     private readonly apps: SmartAppRepository,
+    private readonly unitOfWork: UnitOfWork,
   ) {}
 
   /** The account a sign-in is about, for its audit row (the request carries no token yet). */
@@ -226,23 +228,32 @@ export class AuthService {
   async enrollMfa(
     current: AuthenticatedUser,
   ): Promise<{ secret: string; otpauth_uri: string; qr_png: string }> {
-    const user = await this.requireUser(current.id);
-    if (user.mfaEnabled) {
-      throw AppError.conflict('MFA is already active; an administrator can reset it');
-    }
-    const secret = newTotpSecret();
-    await this.users.update(user.id, { totpSecret: secret, totpLastStep: null });
-    const uri = totpUri(user.username, secret);
+    // Checked and written with the row locked: an activation committing in between would
+    // otherwise have its secret replaced, and a stolen token could swap in a secret of its own.
+    const { username, secret } = await this.unitOfWork.run(async () => {
+      const user = await this.requireUser(current.id, { forUpdate: true });
+      if (user.mfaEnabled) {
+        throw AppError.conflict('MFA is already active; an administrator can reset it');
+      }
+      const secret = newTotpSecret();
+      await this.users.update(user.id, { totpSecret: secret, totpLastStep: null });
+      return { username: user.username, secret };
+    });
+    const uri = totpUri(username, secret);
     return { secret, otpauth_uri: uri, qr_png: await QRCode.toDataURL(uri) };
   }
 
   async activateMfa(current: AuthenticatedUser, code: string): Promise<{ mfa_enabled: true }> {
-    const user = await this.requireUser(current.id);
-    if (!user.totpSecret || user.mfaEnabled) {
-      throw AppError.conflict('Start with POST /auth/mfa/enroll');
-    }
-    await this.acceptCode(user, code);
-    await this.users.update(user.id, { mfaEnabled: true });
+    // With the row locked: an administrator's reset (or a new enrolment) in between would
+    // otherwise leave MFA on with no secret, or with one the code was not checked against.
+    await this.unitOfWork.run(async () => {
+      const user = await this.requireUser(current.id, { forUpdate: true });
+      if (!user.totpSecret || user.mfaEnabled) {
+        throw AppError.conflict('Start with POST /auth/mfa/enroll');
+      }
+      await this.acceptCode(user, code);
+      await this.users.update(user.id, { mfaEnabled: true });
+    });
     return { mfa_enabled: true };
   }
 
@@ -284,8 +295,10 @@ export class AuthService {
     };
   }
 
-  private async requireUser(id: string): Promise<UserEntity> {
-    const user = await this.users.findById(id);
+  private async requireUser(id: string, options = { forUpdate: false }): Promise<UserEntity> {
+    const user = await (options.forUpdate
+      ? this.users.findByIdForUpdate(id)
+      : this.users.findById(id));
     if (!user || !user.active) {
       throw AppError.of(401, 'login', 'Authentication is required');
     }

@@ -1,31 +1,46 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import type { EntityManager } from 'typeorm';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { UserEntity } from './user.entity.js';
 
 /**
- * All SQL for users. Writes name the columns they change and nothing else: a login reads the
- * row, then spends the Argon2 time, and writing the whole row back then would undo what an
- * administrator did meanwhile (a disable, an MFA reset).
+ * All SQL for users, in the unit of work under way if there is one. Writes name the columns they
+ * change and nothing else: a login reads the row, then spends the Argon2 time, and writing the
+ * whole row back then would undo what an administrator did meanwhile (a disable, an MFA reset).
  */
 @Injectable()
 export class UserRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(private readonly unitOfWork: UnitOfWork) {}
+
+  private get manager(): EntityManager {
+    return this.unitOfWork.manager;
+  }
 
   findByUsername(username: string): Promise<UserEntity | null> {
-    return this.dataSource.manager.findOneBy(UserEntity, { username: username.toLowerCase() });
+    return this.manager.findOneBy(UserEntity, { username: username.toLowerCase() });
   }
 
   findById(id: string): Promise<UserEntity | null> {
-    return this.dataSource.manager.findOneBy(UserEntity, { id });
+    return this.manager.findOneBy(UserEntity, { id });
+  }
+
+  /**
+   * The user, locked FOR UPDATE until the unit of work ends (call it inside UnitOfWork.run): a
+   * check of the row and the change it allows, with no other change of the row in between.
+   */
+  findByIdForUpdate(id: string): Promise<UserEntity | null> {
+    return this.manager.findOne(UserEntity, {
+      where: { id },
+      lock: { mode: 'pessimistic_write' },
+    });
   }
 
   list(): Promise<UserEntity[]> {
-    return this.dataSource.manager.find(UserEntity, { order: { username: 'ASC' } });
+    return this.manager.find(UserEntity, { order: { username: 'ASC' } });
   }
 
   async insert(user: UserEntity): Promise<void> {
-    await this.dataSource.manager.insert(UserEntity, { ...user });
+    await this.manager.insert(UserEntity, { ...user });
   }
 
   /**
@@ -33,7 +48,7 @@ export class UserRepository {
    * two requests racing with the same code cannot both win.
    */
   async claimTotpStep(id: string, step: number): Promise<boolean> {
-    const result = await this.dataSource.manager
+    const result = await this.manager
       .createQueryBuilder()
       .update(UserEntity)
       .set({ totpLastStep: step })
@@ -44,7 +59,7 @@ export class UserRepository {
 
   /** Sets these columns of the user's row only (with the id, which the TOTP secret is bound to). */
   async update(id: string, changes: Partial<Omit<UserEntity, 'id'>>): Promise<void> {
-    await this.dataSource.manager.update(UserEntity, { id }, { id, ...changes });
+    await this.manager.update(UserEntity, { id }, { id, ...changes });
   }
 
   /**
@@ -58,7 +73,7 @@ export class UserRepository {
     maxAttempts: number,
     lockoutSeconds: number,
   ): Promise<number | undefined> {
-    const [rows] = await this.dataSource.query<[{ failed_attempts: number }[], number]>(
+    const [rows] = await this.manager.query<[{ failed_attempts: number }[], number]>(
       `UPDATE app_user
           SET failed_attempts = failed_attempts + 1,
               locked_until = CASE

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { DatabaseModule } from '../database/database.module.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import { SmartAppsService } from './apps/smart-apps.service.js';
 import { BackendClientRepository } from './backend-clients/backend-client.repository.js';
@@ -13,6 +14,7 @@ import { UsersService } from './users.service.js';
  * AuthModule so that a CLI command never loads (or generates) the JWT signing key.
  */
 @Module({
+  imports: [DatabaseModule],
   providers: [
     UsersService,
     UserRepository,

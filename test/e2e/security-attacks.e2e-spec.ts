@@ -26,7 +26,8 @@ import {
   type TestUser,
 } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
-import { authorizedHttp, http } from '../support/http.js';
+import { authorizedHttp, http, type HttpResult } from '../support/http.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { declaredRoutes } from '../support/routes.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -306,6 +307,60 @@ describe('attacks a hospital reviewer tries first', () => {
         const [listed] = (await users.list()).filter((each) => each.id === user.id);
         expect(listed).toMatchObject({ active: false });
       }
+    });
+
+    describe('MFA enrolment and activation against a change of the account made meanwhile', () => {
+      const data = () => testApp.app.get(DataSource);
+      async function enrolled() {
+        const user = await createUser(testApp, ['doctor']);
+        const call = authorizedHttp((await login(testApp, user)).access_token);
+        const enroll = () => call('POST', `${testApp.url}/auth/mfa/enroll`);
+        const { secret } = (await enroll()).body as { secret: string };
+        const stored = async () =>
+          (
+            await data().query<{ mfa_enabled: boolean; totp_secret: string | null }[]>(
+              'SELECT mfa_enabled, totp_secret FROM app_user WHERE id = $1',
+              [user.id],
+            )
+          )[0]!;
+        /** Runs `call` while another session holds the account's row, and changes it so. */
+        async function meanwhile(call: () => Promise<HttpResult>, change: string) {
+          const other = data().createQueryRunner();
+          await other.connect();
+          await other.startTransaction();
+          try {
+            await other.query('SELECT 1 FROM app_user WHERE id = $1 FOR UPDATE', [user.id]);
+            const answer = call();
+            await untilWaitingForLock(data(), 'The MFA call', '%app_user%');
+            await other.query(`UPDATE app_user SET ${change} WHERE id = $1`, [user.id]);
+            await other.commitTransaction();
+            return await answer;
+          } finally {
+            await other.release();
+          }
+        }
+        return { call, enroll, secret, stored, meanwhile };
+      }
+
+      it('an administrator resets MFA while the user activates it with a good code', async () => {
+        const { call, secret, stored, meanwhile } = await enrolled();
+        const activating = async () =>
+          call('POST', `${testApp.url}/auth/mfa/activate`, {
+            body: { code: await totpCode(secret) },
+          });
+        // Activated after the reset, MFA would be on with no secret: no sign-in ever again.
+        const reset = 'totp_secret = NULL, mfa_enabled = false, totp_last_step = NULL';
+        expect((await meanwhile(activating, reset)).status).toBe(409);
+        expect(await stored()).toEqual({ mfa_enabled: false, totp_secret: null });
+      });
+
+      it('a second enrolment while the first is activated', async () => {
+        const { enroll, stored, meanwhile } = await enrolled();
+        // Once MFA is on its secret stays: a stolen token could otherwise swap in its own.
+        const before = await stored();
+        expect((await meanwhile(enroll, 'mfa_enabled = true')).status).toBe(409);
+        expect(await stored()).toEqual({ ...before, mfa_enabled: true });
+      });
     });
 
     it('gives the same answer for an unknown user, a wrong password and a locked account', async () => {
