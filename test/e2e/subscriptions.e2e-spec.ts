@@ -208,6 +208,28 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(audit!.detail).toMatch(/^sent notifications=\d+ attempts=1$/);
   });
 
+  it('keeps the write and the other Subscriptions when stored criteria are refused now', async () => {
+    const code = `s-${run}-each`;
+    const broken = await create(doctor, subscription(code, `${hooks}broken-${run}`));
+    const working = await create(doctor, subscription(code, `${hooks}each-${run}`));
+    // As after an upgrade that dropped a search parameter: criteria refused once half-built.
+    await db.query(
+      `UPDATE fhir_subscription SET criteria = criteria || '&no-such-parameter=1' WHERE id = $1`,
+      [broken],
+    );
+    // The registry reads the stored criteria again every five polls (250 ms here).
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+
+    const observed = await create(doctor, observation(code));
+    const rows = await eventually('the notification', async () => {
+      const all = await notifications(working);
+      return all.length > 0 ? all : undefined;
+    });
+    expect(rows.map((row) => row.resource_id)).toEqual([observed]);
+    expect(await notifications(broken)).toEqual([]);
+    expect((await doctor('DELETE', `${fhir}/Subscription/${broken}`)).status).toBe(204);
+  });
+
   it('notifies of results that arrive from an HL7 feed', async () => {
     const code = `s-${run}-hl7`;
     const id = await create(doctor, subscription(code, `${hooks}feed-${run}`));
