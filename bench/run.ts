@@ -164,10 +164,6 @@ function cpuOf(results: LoadResult[]): Pick<Row, 'cpuMicros' | 'cpuRuns'> {
  * and everything on / encryption and audit off (at least 0.75).
  */
 function table(workloads: Workload[], rows: Row[]): string {
-  const find = (workload: string, connections: number, target: TargetName): Row | undefined =>
-    rows.find(
-      (r) => r.workload === workload && r.connections === connections && r.target === target,
-    );
   const ms = (value: number): string => value.toFixed(1);
   // The median of the ratios of runs made in the same repetition, a minute or so apart: the
   // shared machine drifts by a third between repetitions, which pairing cancels.
@@ -183,29 +179,23 @@ function table(workloads: Workload[], rows: Row[]): string {
     '| Workload | Conn. | CareVault /s | p50 ms | p95 ms | p99 ms | errors | target | on/off /s | baseline /s | CareVault / baseline | on / off |',
     '| --- | --: | --: | --: | --: | --: | --: | --- | --: | --: | --- | --- |',
   ];
-  for (const workload of workloads) {
-    for (const connections of CONNECTIONS) {
-      const on = find(workload.name, connections, 'carevault');
-      const off = find(workload.name, connections, 'insecure');
-      const baseline = find(workload.name, connections, 'baseline');
-      const main = on ?? off ?? baseline;
-      if (!main) continue;
-      const goal = workload.target
-        ? `≥ ${workload.target.perSecond} ${workload.unit}/s${workload.target.p99 ? `, p99 < ${workload.target.p99} ms` : ''}`
+  const cells = cellsOf(workloads, rows);
+  for (const { workload, connections, on, off, baseline } of cells) {
+    const goal = workload.target
+      ? `≥ ${workload.target.perSecond} ${workload.unit}/s${workload.target.p99 ? `, p99 < ${workload.target.p99} ms` : ''}`
+      : '';
+    const met =
+      on && workload.target
+        ? on.perSecond >= workload.target.perSecond &&
+          (!workload.target.p99 || on.p99 < workload.target.p99)
+          ? ' ✓'
+          : ' ✗'
         : '';
-      const met =
-        on && workload.target
-          ? on.perSecond >= workload.target.perSecond &&
-            (!workload.target.p99 || on.p99 < workload.target.p99)
-            ? ' ✓'
-            : ' ✗'
-          : '';
-      lines.push(
-        `| ${workload.name} ${workload.what} | ${connections} | ${on ? on.perSecond.toFixed(0) : ''} | ${on ? ms(on.p50) : ''} | ${on ? ms(on.p95) : ''} | ${on ? ms(on.p99) : ''} | ${on ? on.errors : ''} | ${goal}${met} | ${off ? off.perSecond.toFixed(0) : ''} | ${baseline ? baseline.perSecond.toFixed(0) : ''} | ${ratio(on, baseline, workload.kind === 'write' ? 0.8 : 0.7)} | ${ratio(on, off, 0.75)} |`,
-      );
-    }
+    lines.push(
+      `| ${workload.name} ${workload.what} | ${connections} | ${on ? on.perSecond.toFixed(0) : ''} | ${on ? ms(on.p50) : ''} | ${on ? ms(on.p95) : ''} | ${on ? ms(on.p99) : ''} | ${on ? on.errors : ''} | ${goal}${met} | ${off ? off.perSecond.toFixed(0) : ''} | ${baseline ? baseline.perSecond.toFixed(0) : ''} | ${ratio(on, baseline, workload.kind === 'write' ? 0.8 : 0.7)} | ${ratio(on, off, 0.75)} |`,
+    );
   }
-  lines.push('', ...cpuTable(workloads, find));
+  lines.push('', ...cpuTable(cells));
   const failed = rows.filter((r) => r.errors > 0);
   if (failed.length > 0) {
     lines.push(
@@ -222,10 +212,7 @@ function table(workloads: Workload[], rows: Row[]): string {
  * thread is the bound, its throughput ratio to the baseline tends to this CPU ratio; when
  * PostgreSQL is, towards 1. The figures drift with the machine's load as throughput does.
  */
-function cpuTable(
-  workloads: Workload[],
-  find: (workload: string, connections: number, target: TargetName) => Row | undefined,
-): string[] {
+function cpuTable(cells: Cell[]): string[] {
   const micros = (row: Row | undefined): string => row?.cpuMicros?.toFixed(0) ?? '';
   const ratio = (a: Row | undefined, b: Row | undefined): string =>
     a && b && a.cpuRuns.length > 0 && b.cpuRuns.length === a.cpuRuns.length
@@ -237,18 +224,41 @@ function cpuTable(
     '| Workload | Conn. | CareVault µs | off µs | baseline µs | baseline / CareVault | off / CareVault |',
     '| --- | --: | --: | --: | --: | --: | --: |',
   ];
-  for (const workload of workloads) {
-    for (const connections of CONNECTIONS) {
-      const on = find(workload.name, connections, 'carevault');
-      const off = find(workload.name, connections, 'insecure');
-      const baseline = find(workload.name, connections, 'baseline');
-      if (!on && !off && !baseline) continue;
-      lines.push(
-        `| ${workload.name} ${workload.what} | ${connections} | ${micros(on)} | ${micros(off)} | ${micros(baseline)} | ${ratio(on, baseline)} | ${ratio(on, off)} |`,
-      );
-    }
+  for (const { workload, connections, on, off, baseline } of cells) {
+    lines.push(
+      `| ${workload.name} ${workload.what} | ${connections} | ${micros(on)} | ${micros(off)} | ${micros(baseline)} | ${ratio(on, baseline)} | ${ratio(on, off)} |`,
+    );
   }
   return lines;
+}
+
+/** One line of a table: a workload at one connection count, and each target's row of it. */
+interface Cell {
+  workload: Workload;
+  connections: number;
+  on: Row | undefined;
+  off: Row | undefined;
+  baseline: Row | undefined;
+}
+
+/** The lines of the tables, in order: every workload and connection count some target ran. */
+function cellsOf(workloads: Workload[], rows: Row[]): Cell[] {
+  const find = (workload: Workload, connections: number, target: TargetName): Row | undefined =>
+    rows.find(
+      (r) => r.workload === workload.name && r.connections === connections && r.target === target,
+    );
+  return workloads.flatMap((workload) =>
+    CONNECTIONS.flatMap((connections) => {
+      const cell = {
+        workload,
+        connections,
+        on: find(workload, connections, 'carevault'),
+        off: find(workload, connections, 'insecure'),
+        baseline: find(workload, connections, 'baseline'),
+      };
+      return cell.on || cell.off || cell.baseline ? [cell] : [];
+    }),
+  );
 }
 
 /** A CPU profile of this process, for chrome://inspect or speedscope; returns its stop function. */
