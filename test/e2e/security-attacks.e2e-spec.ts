@@ -323,14 +323,14 @@ describe('attacks a hospital reviewer tries first', () => {
               [user.id],
             )
           )[0]!;
-        /** Runs `call` while another session holds the account's row, and changes it so. */
-        async function meanwhile(call: () => Promise<HttpResult>, change: string) {
+        /** Sends `request` while another session holds the account's row, and changes it so. */
+        async function meanwhile(request: () => Promise<HttpResult>, change: string) {
           const other = data().createQueryRunner();
           await other.connect();
           await other.startTransaction();
           try {
             await other.query('SELECT 1 FROM app_user WHERE id = $1 FOR UPDATE', [user.id]);
-            const answer = call();
+            const answer = request();
             await untilWaitingForLock(data(), 'The MFA call', '%app_user%');
             await other.query(`UPDATE app_user SET ${change} WHERE id = $1`, [user.id]);
             await other.commitTransaction();

@@ -6,6 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { SubscriptionRegistry } from '../../src/subscriptions/subscription-registry.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -212,13 +213,19 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     const code = `s-${run}-each`;
     const broken = await create(doctor, subscription(code, `${hooks}broken-${run}`));
     const working = await create(doctor, subscription(code, `${hooks}each-${run}`));
-    // As after an upgrade that dropped a search parameter: criteria refused once half-built.
+    // Once the notifier has made them active, no write of theirs is left to come.
+    for (const id of [broken, working]) {
+      await eventually('the Subscription made active', async () => {
+        const stored = await doctor('GET', `${fhir}/Subscription/${id}`);
+        return stored.body.status === 'active' ? true : undefined;
+      });
+    }
+    // As after an upgrade that dropped a search parameter: stored criteria now refused.
     await db.query(
       `UPDATE fhir_subscription SET criteria = criteria || '&no-such-parameter=1' WHERE id = $1`,
       [broken],
     );
-    // The registry reads the stored criteria again every five polls (250 ms here).
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await testApp.app.get(SubscriptionRegistry).refresh();
 
     const observed = await create(doctor, observation(code));
     const rows = await eventually('the notification', async () => {
