@@ -14,6 +14,7 @@ import { ResourceHistoryKeysetIndexes1765200000000 } from './1765200000000-resou
 import { CreateBackendClients1765300000000 } from './1765300000000-create-backend-clients.js';
 import { CreateSubscriptions1765400000000 } from './1765400000000-create-subscriptions.js';
 import { CreateSmartApps1765500000000 } from './1765500000000-create-smart-apps.js';
+import { SessionEpoch1765600000000 } from './1765600000000-session-epoch.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   CreateBackendClients1765300000000,
   CreateSubscriptions1765400000000,
   CreateSmartApps1765500000000,
+  SessionEpoch1765600000000,
 ];

@@ -108,12 +108,19 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string): Promise<TokenResponse> {
-    const { token, userId, login, grant } = await this.refreshTokens.rotate(refreshToken);
+    const { token, userId, sessionEpoch, login, grant } =
+      await this.refreshTokens.rotate(refreshToken);
     const user = await this.users.findById(userId);
     if (user) this.actor(user);
     if (!user || !user.active) {
       // A disabled user's sessions end at the next refresh.
       await this.refreshTokens.revokeAllOf(userId);
+      throw AppError.of(401, 'login', 'Invalid or expired refresh token');
+    }
+    if (user.sessionEpoch !== sessionEpoch) {
+      // Signed in before an administrator ended the account's sessions (an MFA reset), and
+      // missed by their revocation. This family only: the user may have signed in again since.
+      await this.refreshTokens.revokeFamilyOf(token);
       throw AppError.of(401, 'login', 'Invalid or expired refresh token');
     }
     if (grant && !(await this.apps.isActive(grant.appId))) {
@@ -286,7 +293,7 @@ export class AuthService {
 
   private async issue(user: UserEntity, login: LoginFacts): Promise<TokenResponse> {
     const access = await this.tokens.accessToken(user, login);
-    const { token: refresh } = await this.refreshTokens.issue(user.id, login);
+    const { token: refresh } = await this.refreshTokens.issue(user, login);
     return {
       access_token: access.token,
       token_type: 'Bearer',

@@ -27,6 +27,10 @@ export class RefreshTokenEntity {
   @Column('timestamptz')
   authTime!: Date;
 
+  /** The account's session epoch at the login: the family ends when the account's moves on. */
+  @Column('integer', { default: 0 })
+  sessionEpoch!: number;
+
   @Column('timestamptz')
   createdAt!: Date;
 

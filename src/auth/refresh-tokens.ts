@@ -18,6 +18,8 @@ export interface AppGrant {
 interface Rotated {
   token: string;
   userId: string;
+  /** The account's session epoch at the login: the session is over once the account's moved on. */
+  sessionEpoch: number;
   login: LoginFacts;
   grant?: AppGrant;
 }
@@ -33,16 +35,19 @@ export class RefreshTokens {
     private readonly config: AppConfig,
   ) {}
 
-  /** Starts a family for a fresh login, or for an app's grant. */
+  /**
+   * Starts a family for a fresh login, or for an app's grant, in the session epoch the account
+   * was in when the sign-in checked it.
+   */
   async issue(
-    userId: string,
+    account: { id: string; sessionEpoch: number },
     login: LoginFacts,
     grant?: AppGrant,
   ): Promise<{ token: string; familyId: string }> {
     const now = new Date();
     const absolute = new Date(now.getTime() + this.config.refreshAbsoluteTtl * 1000);
     const familyId = randomUUID();
-    const { token, entity } = this.next(userId, familyId, login, grant, now, absolute);
+    const { token, entity } = this.next(account, familyId, login, grant, now, absolute);
     await this.repository.insert(entity);
     return { token, familyId };
   }
@@ -69,7 +74,7 @@ export class RefreshTokens {
         const login = { amr: current.amr, authTime: current.authTime };
         const grant = grantOf(current);
         const { token, entity } = this.next(
-          current.userId,
+          { id: current.userId, sessionEpoch: current.sessionEpoch },
           current.familyId,
           login,
           grant,
@@ -78,7 +83,13 @@ export class RefreshTokens {
         );
         await this.repository.markUsed(current.id, now, manager);
         await this.repository.insert(entity, manager);
-        return { token, userId: current.userId, login, ...(grant ? { grant } : {}) };
+        return {
+          token,
+          userId: current.userId,
+          sessionEpoch: current.sessionEpoch,
+          login,
+          ...(grant ? { grant } : {}),
+        };
       },
     );
     // The family revocation above must commit, so the error is thrown after the transaction.
@@ -106,7 +117,7 @@ export class RefreshTokens {
   }
 
   private next(
-    userId: string,
+    account: { id: string; sessionEpoch: number },
     familyId: string,
     login: LoginFacts,
     grant: AppGrant | undefined,
@@ -123,9 +134,10 @@ export class RefreshTokens {
         id: randomUUID(),
         tokenHash: hashOf(token),
         familyId,
-        userId,
+        userId: account.id,
         amr: login.amr,
         authTime: login.authTime,
+        sessionEpoch: account.sessionEpoch,
         createdAt: now,
         expiresAt: idle,
         absoluteExpiresAt: absolute,

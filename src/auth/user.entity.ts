@@ -56,6 +56,14 @@ export class UserEntity {
   @Column('text', { nullable: true })
   fhirUser!: string | null;
 
+  /**
+   * Moved on whenever an administrator ends the account's sessions (a disable, an MFA reset): a
+   * refresh token or authorization code of an earlier epoch is refused, also one issued by a
+   * sign-in that checked the account just before the change.
+   */
+  @Column('integer', { default: 0 })
+  sessionEpoch!: number;
+
   @Column('timestamptz')
   createdAt!: Date;
 }

@@ -63,6 +63,22 @@ export class UserRepository {
   }
 
   /**
+   * Sets these columns and moves the account to its next session epoch, in one statement: every
+   * refresh token and authorization code issued before is refused from then on, including one
+   * that a sign-in racing this change inserts after the tokens were revoked.
+   */
+  async endSessions(
+    id: string,
+    changes: Partial<Omit<UserEntity, 'id' | 'sessionEpoch'>>,
+  ): Promise<void> {
+    await this.manager.update(
+      UserEntity,
+      { id },
+      { id, ...changes, sessionEpoch: () => 'session_epoch + 1' },
+    );
+  }
+
+  /**
    * Counts a failed password in one statement, so that failures racing each other all count.
    * From `maxAttempts` on the account locks from `now`, for `lockoutSeconds` doubled with each
    * further failure, a day at most. Returns the new count, or undefined for no such user.

@@ -54,6 +54,7 @@ export class UsersService {
       mfaEnabled: false,
       totpLastStep: null,
       fhirUser: null,
+      sessionEpoch: 0,
       createdAt: new Date(),
     };
     await this.users.insert(user);
@@ -67,7 +68,7 @@ export class UsersService {
   /** Disables the account and ends its sessions; access tokens already issued expire on their own. */
   async disable(username: string): Promise<UserSummary> {
     const user = await this.require(username);
-    await this.users.update(user.id, { active: false });
+    await this.users.endSessions(user.id, { active: false });
     await this.refreshTokens.revokeAllOf(user.id);
     return summary({ ...user, active: false });
   }
@@ -76,7 +77,11 @@ export class UsersService {
   async resetMfa(username: string): Promise<UserSummary> {
     const user = await this.require(username);
     const reset = { ...user, totpSecret: null, mfaEnabled: false, totpLastStep: null };
-    await this.users.update(user.id, { totpSecret: null, mfaEnabled: false, totpLastStep: null });
+    await this.users.endSessions(user.id, {
+      totpSecret: null,
+      mfaEnabled: false,
+      totpLastStep: null,
+    });
     await this.refreshTokens.revokeAllOf(user.id);
     return summary(reset);
   }

@@ -12,6 +12,7 @@ import {
 } from '../../src/auth/permission.decorators.js';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { UsersService } from '../../src/auth/users.service.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { createHttpAdapter } from '../../src/common/http/http-adapter.js';
 import { setupApp } from '../../src/common/http/setup-app.js';
 import { AppConfig, readEnv } from '../../src/config/config.js';
@@ -168,13 +169,13 @@ describe('attacks a hospital reviewer tries first', () => {
     tokens.genuine = (await login(testApp, doctor)).access_token;
   });
 
-  describe('sessions', () => {
-    const refresh = (token: string) =>
-      http('POST', `${testApp.url}/auth/refresh`, {
-        body: { refresh_token: token },
-        headers: json,
-      });
+  const refresh = (token: string) =>
+    http('POST', `${testApp.url}/auth/refresh`, {
+      body: { refresh_token: token },
+      headers: json,
+    });
 
+  describe('sessions', () => {
     it('rotates refresh tokens; replaying a spent one revokes the whole family', async () => {
       const first = await login(testApp, doctor);
       const second = await refresh(first.refresh_token);
@@ -307,6 +308,33 @@ describe('attacks a hospital reviewer tries first', () => {
         const [listed] = (await users.list()).filter((each) => each.id === user.id);
         expect(listed).toMatchObject({ active: false });
       }
+    });
+
+    it('ends a session signed in with MFA while an administrator reset it, and only that one', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const mfaToken = (await signIn(user.username, user.password)).body.mfa_token as string;
+      const code = await totpCode(secret, 1);
+      const unitOfWork = testApp.app.get(UnitOfWork);
+      // The reset runs in a transaction holding the account's row: the sign-in has read the
+      // account and checked the code, and waits to record the code's step. The reset revokes
+      // the account's refresh tokens before the sign-in inserts its own.
+      const { answer } = await unitOfWork.run(async (manager) => {
+        await manager.query('SELECT 1 FROM app_user WHERE id = $1 FOR UPDATE', [user.id]);
+        const answer = http('POST', `${testApp.url}/auth/login/mfa`, {
+          body: { mfa_token: mfaToken, code },
+          headers: json,
+        });
+        await untilWaitingForLock(testApp.app.get(DataSource), 'The MFA sign-in', '%app_user%');
+        await testApp.app.get(UsersService).resetMfa(user.username);
+        return { answer };
+      });
+      const raced = await answer;
+      expect(raced.status).toBe(200);
+      // Signed in again after the reset (a password alone now): that session stays.
+      const after = await login(testApp, user);
+      expect((await refresh(raced.body.refresh_token as string)).status).toBe(401);
+      expect((await refresh(after.refresh_token)).status).toBe(200);
     });
 
     describe('MFA enrolment and activation against a change of the account made meanwhile', () => {

@@ -415,6 +415,26 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(decodeJwt(token.body.access_token).amr).toEqual(['pwd', 'otp']);
   });
 
+  it('refuses a code signed in for before an MFA reset, and signs the user in again after it', async () => {
+    const user = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, user);
+    const { verifier, challenge } = pkce();
+    const answer = await signIn(await browse(authorizeUrl(challenge)), {
+      username: user.username,
+      password: user.password,
+      code: await totpCode(secret, 1),
+      patient: mrn,
+    });
+    expect(answer.status).toBe(303);
+    // The device was stolen: an administrator resets MFA before the app redeems its code.
+    await testApp.app.get(UsersService).resetMfa(user.username);
+    const token = await exchange(answer.location!.searchParams.get('code')!, verifier);
+    expect(token.body).toMatchObject({ error: 'invalid_grant' });
+    expect(token.body.error_description).toContain('ended');
+    const again = await authorize(user);
+    expect((await exchange(again.code, again.verifier)).status).toBe(200);
+  });
+
   it('gives a user-context app no patient and no refresh token unless registered and asked for', async () => {
     const userApp = await apps.register(
       `desk-${randomUUID().slice(0, 8)}`,

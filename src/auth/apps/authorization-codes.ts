@@ -28,6 +28,8 @@ export interface AppTokenResponse {
 export interface Approval {
   appId: string;
   userId: string;
+  /** The account's session epoch when the sign-in checked it. */
+  sessionEpoch: number;
   login: LoginFacts;
   redirectUri: string;
   scope: string;
@@ -72,6 +74,7 @@ export class AuthorizationCodes {
       nonce: approval.nonce ?? null,
       amr: approval.login.amr,
       authTime: approval.login.authTime,
+      sessionEpoch: approval.sessionEpoch,
       expiresAt: new Date(Date.now() + CODE_TTL_SECONDS * 1000),
     });
     return code;
@@ -123,6 +126,10 @@ export class AuthorizationCodes {
     if (!user?.active || !(await this.apps.isActive(granted.appId))) {
       return invalidGrant('The user or the app has been disabled');
     }
+    // An MFA reset (or a disable) between the sign-in and now ended this sign-in too.
+    if (user.sessionEpoch !== granted.sessionEpoch) {
+      return invalidGrant("An administrator ended the user's sessions after this sign-in");
+    }
     const login = { amr: granted.amr, authTime: granted.authTime };
     const patient = granted.patient ?? undefined;
     const access = await this.tokens.accessToken(user, login, {
@@ -133,7 +140,7 @@ export class AuthorizationCodes {
     const items = granted.scope.split(' ');
     const refresh =
       items.includes('offline_access') || items.includes('online_access')
-        ? await this.refreshTokens.issue(user.id, login, {
+        ? await this.refreshTokens.issue(user, login, {
             scope: granted.scope,
             appId: granted.appId,
             ...(patient ? { patient } : {}),

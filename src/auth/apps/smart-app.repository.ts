@@ -29,6 +29,8 @@ export interface AuthorizationCode {
   nonce: string | null;
   amr: string[];
   authTime: Date;
+  /** The account's session epoch at the sign-in: a code from an earlier one is refused. */
+  sessionEpoch: number;
   expiresAt: Date;
 }
 
@@ -52,12 +54,13 @@ interface CodeRow {
   nonce: string | null;
   amr: string[];
   auth_time: Date;
+  session_epoch: number;
   expires_at: Date;
 }
 
 const APP_COLUMNS = 'id, name, redirect_uris, scope, active, created_at';
 const CODE_COLUMNS =
-  'app_id, user_id, redirect_uri, scope, patient, encounter, code_challenge, nonce, amr, auth_time, expires_at';
+  'app_id, user_id, redirect_uri, scope, patient, encounter, code_challenge, nonce, amr, auth_time, session_epoch, expires_at';
 
 const toApp = (row: AppRow): SmartApp => ({
   id: row.id,
@@ -79,6 +82,7 @@ const toCode = (row: CodeRow): AuthorizationCode => ({
   nonce: row.nonce,
   amr: row.amr,
   authTime: row.auth_time,
+  sessionEpoch: row.session_epoch,
   expiresAt: row.expires_at,
 });
 
@@ -131,7 +135,7 @@ export class SmartAppRepository {
       `DELETE FROM authorization_code WHERE expires_at < now() - interval '1 day'`,
     );
     await this.dataSource.query(
-      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+      `INSERT INTO authorization_code (code_hash, ${CODE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
       [
         hash,
         code.appId,
@@ -144,6 +148,7 @@ export class SmartAppRepository {
         code.nonce,
         code.amr,
         code.authTime,
+        code.sessionEpoch,
         code.expiresAt,
       ],
     );

@@ -141,6 +141,7 @@ export class AuthorizeService {
       const code = await this.codes.issue({
         appId: app.id,
         userId: user.id,
+        sessionEpoch: user.sessionEpoch,
         login,
         redirectUri: pending.redirectUri,
         scope,
