@@ -25,6 +25,19 @@ const SYSTEM_TYPES = new Set(['Date', 'Time']);
 const EQUALS = /^where\(([a-z][A-Za-z0-9]*)\s*=\s*'([^'\\]*)'\)$/;
 
 /**
+ * The branches of a shared definition's union expression that apply to one type
+ * (`Patient.name | Practitioner.name` gives `Patient.name` for Patient), so a resource is not
+ * evaluated against every other type's paths. Expressions that are not such a union stay whole.
+ */
+export function branchesFor(type: string, expression: string): string {
+  const branches = expression.split(' | ').map((branch) => branch.trim());
+  const own = branches.filter(
+    (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
+  );
+  return own.length > 0 ? own.join(' | ') : expression;
+}
+
+/**
  * The steps of an expression's branches (already narrowed to one type, `A | B`), or undefined
  * when any branch holds something else (`as`, indexes, other functions): that parameter stays
  * with the engine.

