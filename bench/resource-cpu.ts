@@ -1,7 +1,8 @@
 /**
  * npm run bench:cpu [-- --passes 5]: the CPU one stored resource costs CareVault's Node thread
  * before any SQL, measured on the Synthea resources (../shared/fhir-samples/synthea): validation
- * against the R4 definitions, search index extraction (blind-index HMACs included), and
+ * against the R4 definitions, the patients whose compartment holds it (the access check and
+ * audit row of every write), search index extraction (blind-index HMACs included), and
  * serialization with the two encryptions a write makes (the version row and the current row are
  * bound to different rows). One thread, no I/O: the figures depend on the CPU alone, unlike the
  * throughput runs, so they say how many resources per second one core can prepare at most.
@@ -9,6 +10,7 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
+import { PatientCompartment } from '../src/access/patient-compartment.js';
 import { BlindIndexer } from '../src/crypto/blind-index.js';
 import { FieldCipher } from '../src/crypto/field-cipher.js';
 import { KeyRing } from '../src/crypto/key-ring.js';
@@ -22,8 +24,8 @@ import { writeResults } from './results-file.js';
 const args = process.argv.slice(2);
 const PASSES = Number(args[args.indexOf('--passes') + 1] ?? 5) || 5;
 
-type Step = 'validate' | 'index' | 'encrypt';
-const STEPS: readonly Step[] = ['validate', 'index', 'encrypt'];
+type Step = 'validate' | 'compartment' | 'index' | 'encrypt';
+const STEPS: readonly Step[] = ['validate', 'compartment', 'index', 'encrypt'];
 
 async function main(): Promise<void> {
   const bundles = await syntheaBundles();
@@ -33,10 +35,12 @@ async function main(): Promise<void> {
   const key = { id: 'bench', material: randomBytes(32) };
   const ring = new KeyRing([key], key.id, key.id);
   const definitions = new FhirDefinitions();
+  const compartment = new PatientCompartment();
   const extractor = new IndexExtractor(new SearchDefinitions(), new BlindIndexer(ring));
   const cipher = new FieldCipher(ring);
   const run: Record<Step, (resource: FhirResource, i: number) => void> = {
     validate: (resource) => definitions.validate(resource),
+    compartment: (resource) => void compartment.patientsOf(resource),
     index: (resource) => void extractor.extract(resource),
     encrypt: (resource, i) => {
       const content = JSON.stringify(resource);
@@ -79,12 +83,13 @@ async function main(): Promise<void> {
     return per.sort((a, b) => a - b)[Math.floor(per.length / 2)]!;
   };
   const row = (label: string, n: number, type?: string) => {
-    const [v, x, e] = STEPS.map((step) => micros(step, type));
-    const total = v! + x! + e!;
+    const [v, c, x, e] = STEPS.map((step) => micros(step, type));
+    const total = v! + c! + x! + e!;
     return {
       label,
       resources: n,
       validateUs: v!,
+      compartmentUs: c!,
       indexUs: x!,
       encryptUs: e!,
       totalUs: total,
@@ -98,11 +103,11 @@ async function main(): Promise<void> {
     '',
     `${resources.length} Synthea resources, median of ${PASSES} passes after a warm-up pass; µs of one thread per resource:`,
     '',
-    '| Type | Resources | Validation µs | Index rows µs | JSON + 2 encryptions µs | Total µs | At most /s per core |',
-    '| --- | --: | --: | --: | --: | --: | --: |',
+    '| Type | Resources | Validation µs | Compartment µs | Index rows µs | JSON + 2 encryptions µs | Total µs | At most /s per core |',
+    '| --- | --: | --: | --: | --: | --: | --: | --: |',
     ...rows.map(
       (r) =>
-        `| ${r.label} | ${r.resources} | ${f(r.validateUs)} | ${f(r.indexUs)} | ${f(r.encryptUs)} | ${f(r.totalUs)} | ${r.perCoreSecond.toLocaleString('en-US')} |`,
+        `| ${r.label} | ${r.resources} | ${f(r.validateUs)} | ${f(r.compartmentUs)} | ${f(r.indexUs)} | ${f(r.encryptUs)} | ${f(r.totalUs)} | ${r.perCoreSecond.toLocaleString('en-US')} |`,
     ),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
