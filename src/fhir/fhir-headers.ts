@@ -5,6 +5,7 @@ import { requestOrigin } from '../common/http/request-origin.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource, StoredResource } from './fhir-types.js';
 import { parseSearchRequest, type SearchRequest } from './search/search-request.js';
+import { fhirJson } from './stored-json.js';
 import type { Subsets } from './subset.js';
 
 type PreferReturn = 'minimal' | 'representation' | 'OperationOutcome';
@@ -114,11 +115,16 @@ export function sendFhirJson<T>(reply: FastifyReply, body: T): T {
   return body;
 }
 
-/** FHIR JSON, indented when the request asks for `_pretty=true` (people reading it in a terminal). */
+/**
+ * FHIR JSON, indented when the request asks for `_pretty=true` (people reading it in a
+ * terminal), else with stored entries spliced in as stored (see stored-json.ts).
+ */
 function setFhirJson(reply: FastifyReply): void {
   reply.header('content-type', FHIR_JSON);
   const query = reply.request.query as Record<string, unknown> | undefined;
   if (query?.['_pretty'] === 'true') {
     reply.serializer((payload) => JSON.stringify(payload, null, 2));
+  } else {
+    reply.serializer(fhirJson);
   }
 }

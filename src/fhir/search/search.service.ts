@@ -26,6 +26,7 @@ import {
 import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
 import { SqlParams } from './sql-params.js';
+import { parseStored } from '../stored-json.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -621,9 +622,12 @@ export class SearchService {
   }
 }
 
-/** A matched resource as the Bundle shows it (write-only values masked). */
+/**
+ * A matched resource as the Bundle shows it (write-only values masked). Not to be changed: the
+ * Bundle is sent with the stored text (a changed copy is serialized, see stored-json.ts).
+ */
 function contentOf(row: ResourceEntity): FhirResource {
-  return withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
+  return withoutWriteOnly(parseStored<FhirResource>(row.content as string));
 }
 
 /** The cursor of a search whose sort has `keys` keys. */
