@@ -17,6 +17,7 @@ import {
   type ClientTokenResponse,
 } from './backend-clients/client-credentials.js';
 import {
+  ChangePasswordDto,
   LoginDto,
   MfaCodeDto,
   MfaLoginDto,
@@ -163,6 +164,21 @@ export class AuthController {
     @Body() body: MfaCodeDto,
   ): Promise<{ mfa_enabled: true }> {
     return this.auth.activateMfa(request.user, body.code);
+  }
+
+  @RequirePermission('account:self')
+  @Post('auth/password')
+  @StrictRateLimit()
+  @HttpCode(204)
+  @ApiBearerAuth()
+  @ApiOperation({
+    summary: 'Change your password; every session of the account ends (sign in again)',
+  })
+  async changePassword(
+    @Req() request: AuthenticatedRequest,
+    @Body() body: ChangePasswordDto,
+  ): Promise<void> {
+    await this.auth.changePassword(request.user, body.current_password, body.new_password);
   }
 
   @RequirePermission('account:self')

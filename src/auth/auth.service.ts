@@ -2,12 +2,18 @@ import { Injectable, Logger } from '@nestjs/common';
 import QRCode from 'qrcode';
 import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
+import { isUuid } from '../common/ids.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
-import { verifyAgainstDummy, verifyPassword } from './password.js';
+import {
+  hashPassword,
+  MIN_PASSWORD_LENGTH,
+  verifyAgainstDummy,
+  verifyPassword,
+} from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
@@ -264,6 +270,46 @@ export class AuthService {
     return { mfa_enabled: true };
   }
 
+  /**
+   * The signed-in user's new password. The current one is checked as at login (a wrong one counts
+   * towards the lockout, a locked account is refused), and every session of the account ends,
+   * this one's too: whoever had the old password may have signed in with it.
+   */
+  async changePassword(current: AuthenticatedUser, password: string, next: string): Promise<void> {
+    if (current.scopes !== undefined) {
+      throw AppError.forbidden("An app's scoped token cannot change the account's password");
+    }
+    const user = await this.requireUser(current.id);
+    if (next.length < MIN_PASSWORD_LENGTH) {
+      throw AppError.invalid(`new_password must have at least ${MIN_PASSWORD_LENGTH} characters`, [
+        'new_password',
+      ]);
+    }
+    if (next === password) {
+      throw AppError.invalid('new_password is the current password', ['new_password']);
+    }
+    const now = new Date();
+    const wrong = () => AppError.forbidden('current_password is not the account’s password');
+    if (user.lockedUntil && user.lockedUntil > now) {
+      await verifyAgainstDummy(password);
+      throw wrong();
+    }
+    if (!(await verifyPassword(user.passwordHash, password))) {
+      await this.recordFailure(user, now);
+      throw wrong();
+    }
+    const passwordHash = await hashPassword(next);
+    await this.unitOfWork.run(async () => {
+      const locked = await this.requireUser(current.id, { forUpdate: true });
+      // Changed while this one was checked (another change, an administrator's reset).
+      if (locked.passwordHash !== user.passwordHash) {
+        throw AppError.conflict('The password was changed meanwhile: sign in again');
+      }
+      await this.users.endSessions(user.id, { passwordHash, failedAttempts: 0, lockedUntil: null });
+    });
+    await this.refreshTokens.revokeAllOf(user.id);
+  }
+
   private async acceptCode(user: UserEntity, code: string): Promise<void> {
     const step = await verifyTotp(user.totpSecret as string, code, user.totpLastStep);
     if (step === undefined || !(await this.users.claimTotpStep(user.id, step))) {
@@ -303,6 +349,12 @@ export class AuthService {
   }
 
   private async requireUser(id: string, options = { forUpdate: false }): Promise<UserEntity> {
+    if (!isUuid(id)) {
+      // `oidc:<sub>`: an account of the identity provider, which has no row here.
+      throw AppError.forbidden(
+        'This account signs in with the identity provider, which manages its password, MFA and tokens',
+      );
+    }
     const user = await (options.forUpdate
       ? this.users.findByIdForUpdate(id)
       : this.users.findById(id));

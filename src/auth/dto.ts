@@ -31,6 +31,18 @@ export class MfaCodeDto {
   code!: string;
 }
 
+export class ChangePasswordDto {
+  @ApiProperty({ maxLength: 200, format: 'password' })
+  @IsString()
+  @MaxLength(200)
+  current_password!: string;
+
+  @ApiProperty({ minLength: 12, maxLength: 200, format: 'password' })
+  @IsString()
+  @MaxLength(200)
+  new_password!: string;
+}
+
 export class RefreshDto {
   @ApiProperty({ minLength: 10, maxLength: 200 })
   @IsString()

@@ -84,6 +84,30 @@ export class UserDisableCommand extends UsernameCommand {
 }
 
 @Command({
+  name: 'user:set-password',
+  description:
+    "Set a user's password (a forgotten one), unlock the account and end its sessions; the password is read from stdin or prompted",
+})
+export class UserSetPasswordCommand extends UsernameCommand {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: UsernameOptions): Promise<void> {
+    const username = required(options);
+    const password = await readSecret(`New password for ${username}: `);
+    print(
+      await this.trail.command('user:set-password', { detail: `username=${username}` }, () =>
+        this.users.setPassword(username, password),
+      ),
+    );
+  }
+}
+
+@Command({
   name: 'user:reset-mfa',
   description: "Remove a user's TOTP secret so they can enrol again",
 })

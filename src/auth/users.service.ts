@@ -73,6 +73,24 @@ export class UsersService {
     return summary({ ...user, active: false });
   }
 
+  /**
+   * Sets a new password (a forgotten one), unlocks the account and ends its sessions: whoever
+   * knew the old password may have signed in with it.
+   */
+  async setPassword(username: string, password: string): Promise<UserSummary> {
+    const user = await this.require(username);
+    if (password.length < MIN_PASSWORD_LENGTH) {
+      throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);
+    }
+    const unlocked = { failedAttempts: 0, lockedUntil: null };
+    await this.users.endSessions(user.id, {
+      passwordHash: await hashPassword(password),
+      ...unlocked,
+    });
+    await this.refreshTokens.revokeAllOf(user.id);
+    return summary({ ...user, ...unlocked });
+  }
+
   /** Removes the TOTP secret so the user can enrol again (lost device). */
   async resetMfa(username: string): Promise<UserSummary> {
     const user = await this.require(username);

@@ -35,6 +35,7 @@ import {
   UserDisableCommand,
   UserListCommand,
   UserResetMfaCommand,
+  UserSetPasswordCommand,
   UserSetFhirUserCommand,
 } from '../auth/users.command.js';
 import { AppConfigModule } from '../config/config.module.js';
@@ -73,6 +74,7 @@ export class CliModule {
         UserCreateCommand,
         UserDisableCommand,
         UserResetMfaCommand,
+        UserSetPasswordCommand,
         UserSetFhirUserCommand,
         UserListCommand,
         ClientCreateCommand,

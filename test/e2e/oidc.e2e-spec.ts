@@ -161,6 +161,24 @@ describe('external identity provider (OIDC)', () => {
     expect((await app('GET', `${testApp.url}/fhir/Patient/${theirs}`)).status).toBe(404);
   });
 
+  it('leaves the password and MFA of an external account to the identity provider', async () => {
+    const doctor = authorizedHttp(await idpToken());
+    const calls = [
+      doctor('POST', `${testApp.url}/auth/mfa/enroll`),
+      doctor('POST', `${testApp.url}/auth/mfa/activate`, { body: { code: '123456' } }),
+      doctor('POST', `${testApp.url}/auth/password`, {
+        body: { current_password: 'whatever it is', new_password: 'a new long passphrase' },
+      }),
+      doctor('POST', `${testApp.url}/auth/token/scoped`, { body: { scope: 'user/*.rs' } }),
+    ];
+    for (const answer of await Promise.all(calls)) {
+      expect({ status: answer.status, text: answer.body.issue?.[0]?.diagnostics }).toEqual({
+        status: 403,
+        text: expect.stringContaining('identity provider') as unknown,
+      });
+    }
+  });
+
   it('keeps CareVault’s own tokens working alongside', async () => {
     const local = authorizedHttp(await tokenFor(testApp, 'doctor'));
     expect((await local('GET', `${testApp.url}/fhir/Patient/none`)).status).toBe(404);

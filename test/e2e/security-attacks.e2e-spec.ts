@@ -29,6 +29,7 @@ import {
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, http, type HttpResult } from '../support/http.js';
 import { untilWaitingForLock } from '../support/locks.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { declaredRoutes } from '../support/routes.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -308,6 +309,68 @@ describe('attacks a hospital reviewer tries first', () => {
         const [listed] = (await users.list()).filter((each) => each.id === user.id);
         expect(listed).toMatchObject({ active: false });
       }
+    });
+
+    it('changes a password only with the current one, and ends every session of the account', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const [mine, other] = [await login(testApp, user), await login(testApp, user)];
+      const change = (current_password: string, new_password: string) =>
+        authorizedHttp(mine.access_token)('POST', `${testApp.url}/auth/password`, {
+          body: { current_password, new_password },
+        });
+      const failures = async () =>
+        (
+          await testApp.app
+            .get(DataSource)
+            .query<{ failed_attempts: number }[]>(
+              'SELECT failed_attempts FROM app_user WHERE id = $1',
+              [user.id],
+            )
+        )[0]!.failed_attempts;
+      const next = 'a brand new passphrase 42';
+      expect((await change('wrong-password-123', next)).status).toBe(403);
+      // A stolen token does not make guessing the password any cheaper.
+      expect(await failures()).toBe(1);
+      expect((await change(user.password, 'too short')).status).toBe(400);
+      expect((await change(user.password, user.password)).status).toBe(400);
+      expect((await change(user.password, next)).status).toBe(204);
+      expect(await failures()).toBe(0);
+      expect((await refresh(mine.refresh_token)).status).toBe(401);
+      expect((await refresh(other.refresh_token)).status).toBe(401);
+      expect((await signIn(user.username, user.password)).status).toBe(401);
+      expect((await signIn(user.username, next)).status).toBe(200);
+    });
+
+    it('sets a forgotten password from the admin CLI, unlocking the account and ending its sessions', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const session = await login(testApp, user);
+      for (let i = 0; i < testApp.app.get(AppConfig).loginMaxAttempts; i++) {
+        await signIn(user.username, 'wrong-password-123');
+      }
+      const next = 'set by the administrator 7';
+      const result = await runNode(
+        BUILT.cli,
+        ['user:set-password', '--username', user.username],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          DATA_DIR: process.env['DATA_DIR']!,
+          NODE_ENV: 'test',
+        }),
+        { stdin: `${next}\n` },
+      );
+      expect(result).toMatchObject({ code: 0 });
+      expect(result.stdout).toContain(user.username);
+      expect(result.stdout + result.stderr).not.toContain(next);
+      const [row] = await testApp.app
+        .get(DataSource)
+        .query<{ failed_attempts: number; locked_until: Date | null }[]>(
+          'SELECT failed_attempts, locked_until FROM app_user WHERE id = $1',
+          [user.id],
+        );
+      expect(row).toEqual({ failed_attempts: 0, locked_until: null });
+      expect((await refresh(session.refresh_token)).status).toBe(401);
+      expect((await signIn(user.username, next)).status).toBe(200);
     });
 
     it('ends a session signed in with MFA while an administrator reset it, and only that one', async () => {
