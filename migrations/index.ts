@@ -15,6 +15,7 @@ import { CreateBackendClients1765300000000 } from './1765300000000-create-backen
 import { CreateSubscriptions1765400000000 } from './1765400000000-create-subscriptions.js';
 import { CreateSmartApps1765500000000 } from './1765500000000-create-smart-apps.js';
 import { SessionEpoch1765600000000 } from './1765600000000-session-epoch.js';
+import { ExportJobAnyUser1765700000000 } from './1765700000000-export-job-any-user.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -35,4 +36,5 @@ export const MIGRATIONS = [
   CreateSubscriptions1765400000000,
   CreateSmartApps1765500000000,
   SessionEpoch1765600000000,
+  ExportJobAnyUser1765700000000,
 ];

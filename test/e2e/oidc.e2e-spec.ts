@@ -76,6 +76,7 @@ describe('external identity provider (OIDC)', () => {
       kid?: string;
       alg?: string;
       exp?: number | null;
+      sub?: string;
     } = {},
   ): Promise<string> {
     const now = Math.floor(Date.now() / 1000);
@@ -87,7 +88,7 @@ describe('external identity provider (OIDC)', () => {
       .setProtectedHeader({ alg: options.alg ?? 'RS256', kid: options.kid ?? 'idp-1', typ: 'JWT' })
       .setIssuer(options.iss ?? issuerUrl)
       .setAudience(options.aud ?? AUDIENCE)
-      .setSubject('f3a1c2d4-external-subject')
+      .setSubject(options.sub ?? 'f3a1c2d4-external-subject')
       .setIssuedAt(now);
     if (options.exp !== null) jwt.setExpirationTime(options.exp ?? now + 300);
     return jwt.sign(options.key ?? privateKey);
@@ -177,6 +178,27 @@ describe('external identity provider (OIDC)', () => {
         text: expect.stringContaining('identity provider') as unknown,
       });
     }
+  });
+
+  it('lets an account of the provider with a fresh MFA export, and only it follow the export', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const token = await idpToken({ amr: ['pwd', 'otp'], auth_time: now });
+    const doctor = authorizedHttp(token);
+    const kickOff = await doctor('GET', `${testApp.url}/fhir/Patient/$export?_type=Patient`, {
+      headers: { prefer: 'respond-async' },
+    });
+    expect(kickOff.status).toBe(202);
+    const status = kickOff.headers.get('content-location')!;
+    let polled = await doctor('GET', status);
+    for (let i = 0; i < 100 && polled.status === 202; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      polled = await doctor('GET', status);
+    }
+    expect(polled.status).toBe(200);
+    const someoneElse = authorizedHttp(
+      await idpToken({ amr: ['pwd', 'otp'], auth_time: now }, { sub: 'another-subject' }),
+    );
+    expect((await someoneElse('GET', status)).status).toBe(404);
   });
 
   it('keeps CareVault’s own tokens working alongside', async () => {
