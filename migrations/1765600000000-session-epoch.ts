@@ -1,8 +1,8 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
 /**
- * An account's session epoch, moved on whenever an administrator ends its sessions (a disable,
- * an MFA reset), and the epoch each refresh token and authorization code was issued in. Revoking
+ * An account's session epoch, moved on whenever its sessions end (a disable, an MFA reset, a
+ * new password), and the epoch each refresh token and authorization code was issued in. Revoking
  * the account's refresh tokens alone missed one a sign-in inserted just after (its checks done
  * before the reset), and a code approved a moment before the reset; a token or code of an
  * earlier epoch is now refused whenever it comes. Existing rows are all of epoch 0.

@@ -124,7 +124,7 @@ export class AuthService {
       throw AppError.of(401, 'login', 'Invalid or expired refresh token');
     }
     if (user.sessionEpoch !== sessionEpoch) {
-      // Signed in before an administrator ended the account's sessions (an MFA reset), and
+      // Signed in before the account's sessions were ended (an MFA reset, a new password) and
       // missed by their revocation. This family only: the user may have signed in again since.
       await this.refreshTokens.revokeFamilyOf(token);
       throw AppError.of(401, 'login', 'Invalid or expired refresh token');

@@ -57,7 +57,7 @@ export class UserEntity {
   fhirUser!: string | null;
 
   /**
-   * Moved on whenever an administrator ends the account's sessions (a disable, an MFA reset): a
+   * Moved on whenever the account's sessions end (a disable, an MFA reset, a new password): a
    * refresh token or authorization code of an earlier epoch is refused, also one issued by a
    * sign-in that checked the account just before the change.
    */

@@ -126,9 +126,9 @@ export class AuthorizationCodes {
     if (!user?.active || !(await this.apps.isActive(granted.appId))) {
       return invalidGrant('The user or the app has been disabled');
     }
-    // An MFA reset (or a disable) between the sign-in and now ended this sign-in too.
+    // An MFA reset or a new password between the sign-in and now ended this sign-in too.
     if (user.sessionEpoch !== granted.sessionEpoch) {
-      return invalidGrant("An administrator ended the user's sessions after this sign-in");
+      return invalidGrant("The user's sessions were ended after this sign-in");
     }
     const login = { amr: granted.amr, authTime: granted.authTime };
     const patient = granted.patient ?? undefined;
