@@ -26,4 +26,13 @@ export class AdminUsersController {
   disable(@Param('username') username: string): Promise<UserSummary> {
     return this.users.disable(username);
   }
+
+  @Post(':username/enable')
+  @HttpCode(200)
+  @RequirePermission('users:manage')
+  @RequireRecentMfa()
+  @ApiOperation({ summary: 'Enable a disabled user again; they sign in afresh' })
+  enable(@Param('username') username: string): Promise<UserSummary> {
+    return this.users.enable(username);
+  }
 }

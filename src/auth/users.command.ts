@@ -83,6 +83,25 @@ export class UserDisableCommand extends UsernameCommand {
   }
 }
 
+@Command({ name: 'user:enable', description: 'Enable a disabled user again' })
+export class UserEnableCommand extends UsernameCommand {
+  constructor(
+    private readonly users: UsersService,
+    private readonly trail: AuditTrail,
+  ) {
+    super();
+  }
+
+  async run(_params: string[], options: UsernameOptions): Promise<void> {
+    const username = required(options);
+    print(
+      await this.trail.command('user:enable', { detail: `username=${username}` }, () =>
+        this.users.enable(username),
+      ),
+    );
+  }
+}
+
 @Command({
   name: 'user:set-password',
   description:

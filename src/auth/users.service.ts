@@ -74,6 +74,17 @@ export class UsersService {
   }
 
   /**
+   * Enables a disabled account again (back from leave) under the same id, so its audit trail
+   * goes on. Nothing from before the disable comes back: its refresh tokens were revoked, and
+   * codes and tokens of that session epoch stay refused.
+   */
+  async enable(username: string): Promise<UserSummary> {
+    const user = await this.require(username);
+    await this.users.update(user.id, { active: true });
+    return summary({ ...user, active: true });
+  }
+
+  /**
    * Sets a new password (a forgotten one), unlocks the account and ends its sessions: whoever
    * knew the old password may have signed in with it.
    */

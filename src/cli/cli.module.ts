@@ -36,6 +36,7 @@ import {
   UserListCommand,
   UserResetMfaCommand,
   UserSetPasswordCommand,
+  UserEnableCommand,
   UserSetFhirUserCommand,
 } from '../auth/users.command.js';
 import { AppConfigModule } from '../config/config.module.js';
@@ -75,6 +76,7 @@ export class CliModule {
         UserDisableCommand,
         UserResetMfaCommand,
         UserSetPasswordCommand,
+        UserEnableCommand,
         UserSetFhirUserCommand,
         UserListCommand,
         ClientCreateCommand,

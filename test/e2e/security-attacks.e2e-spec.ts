@@ -215,7 +215,7 @@ describe('attacks a hospital reviewer tries first', () => {
       }
     });
 
-    it('stops a disabled user at the next refresh and at login', async () => {
+    it('stops a disabled user at the next refresh and at login; enabled again, only new sign-ins work', async () => {
       const user = await createUser(testApp, ['nurse']);
       const session = await login(testApp, user);
       const admin = await createUser(testApp, ['admin']);
@@ -230,6 +230,12 @@ describe('attacks a hospital reviewer tries first', () => {
         headers: json,
       });
       expect(again.status).toBe(401);
+
+      const enabled = await adminHttp('POST', `${testApp.url}/admin/users/${user.username}/enable`);
+      expect(enabled.body).toMatchObject({ id: user.id, active: true });
+      expect((await refresh(session.refresh_token)).status).toBe(401);
+      const back = await login(testApp, user);
+      expect((await refresh(back.refresh_token)).status).toBe(200);
     });
   });
 
