@@ -1,3 +1,4 @@
+import { Injectable } from '@nestjs/common';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
@@ -64,41 +65,47 @@ export class UserCreateCommand extends UsernameCommand {
   }
 }
 
-@Command({ name: 'user:disable', description: 'Disable a user and end their sessions' })
-export class UserDisableCommand extends UsernameCommand {
+/**
+ * A change to one account named by --username, audited as the command it is. Subclasses inject
+ * nothing of their own: Nest takes the constructor's parameters from this class.
+ */
+@Injectable()
+abstract class UserChangeCommand extends UsernameCommand {
+  /** The command's name, as the audit row records it. */
+  protected abstract readonly auditName: string;
+
   constructor(
-    private readonly users: UsersService,
+    protected readonly users: UsersService,
     private readonly trail: AuditTrail,
   ) {
     super();
   }
 
+  protected abstract change(username: string): Promise<UserSummary>;
+
   async run(_params: string[], options: UsernameOptions): Promise<void> {
     const username = required(options);
     print(
-      await this.trail.command('user:disable', { detail: `username=${username}` }, () =>
-        this.users.disable(username),
+      await this.trail.command(this.auditName, { detail: `username=${username}` }, () =>
+        this.change(username),
       ),
     );
   }
 }
 
-@Command({ name: 'user:enable', description: 'Enable a disabled user again' })
-export class UserEnableCommand extends UsernameCommand {
-  constructor(
-    private readonly users: UsersService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
+@Command({ name: 'user:disable', description: 'Disable a user and end their sessions' })
+export class UserDisableCommand extends UserChangeCommand {
+  protected readonly auditName = 'user:disable';
+  protected change(username: string): Promise<UserSummary> {
+    return this.users.disable(username);
   }
+}
 
-  async run(_params: string[], options: UsernameOptions): Promise<void> {
-    const username = required(options);
-    print(
-      await this.trail.command('user:enable', { detail: `username=${username}` }, () =>
-        this.users.enable(username),
-      ),
-    );
+@Command({ name: 'user:enable', description: 'Enable a disabled user again' })
+export class UserEnableCommand extends UserChangeCommand {
+  protected readonly auditName = 'user:enable';
+  protected change(username: string): Promise<UserSummary> {
+    return this.users.enable(username);
   }
 }
 
@@ -107,22 +114,11 @@ export class UserEnableCommand extends UsernameCommand {
   description:
     "Set a user's password (a forgotten one), unlock the account and end its sessions; the password is read from stdin or prompted",
 })
-export class UserSetPasswordCommand extends UsernameCommand {
-  constructor(
-    private readonly users: UsersService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
-  async run(_params: string[], options: UsernameOptions): Promise<void> {
-    const username = required(options);
+export class UserSetPasswordCommand extends UserChangeCommand {
+  protected readonly auditName = 'user:set-password';
+  protected async change(username: string): Promise<UserSummary> {
     const password = await readSecret(`New password for ${username}: `);
-    print(
-      await this.trail.command('user:set-password', { detail: `username=${username}` }, () =>
-        this.users.setPassword(username, password),
-      ),
-    );
+    return this.users.setPassword(username, password);
   }
 }
 
@@ -130,21 +126,10 @@ export class UserSetPasswordCommand extends UsernameCommand {
   name: 'user:reset-mfa',
   description: "Remove a user's TOTP secret so they can enrol again",
 })
-export class UserResetMfaCommand extends UsernameCommand {
-  constructor(
-    private readonly users: UsersService,
-    private readonly trail: AuditTrail,
-  ) {
-    super();
-  }
-
-  async run(_params: string[], options: UsernameOptions): Promise<void> {
-    const username = required(options);
-    print(
-      await this.trail.command('user:reset-mfa', { detail: `username=${username}` }, () =>
-        this.users.resetMfa(username),
-      ),
-    );
+export class UserResetMfaCommand extends UserChangeCommand {
+  protected readonly auditName = 'user:reset-mfa';
+  protected change(username: string): Promise<UserSummary> {
+    return this.users.resetMfa(username);
   }
 }
 
