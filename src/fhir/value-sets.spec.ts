@@ -1,12 +1,7 @@
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { AppError } from '../common/errors/app-error.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
-
-/** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
-const SAMPLES = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
+import { hasSyntheaSamples, syntheaResources } from '../../test/support/synthea-samples.js';
 
 const CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical';
 
@@ -89,15 +84,10 @@ describe('Required bindings', () => {
     ).toMatchObject([{ expression: ['DocumentReference.status'] }]);
   });
 
-  (existsSync(SAMPLES) ? it : it.skip)('accepts every Synthea sample resource', async () => {
+  (hasSyntheaSamples ? it : it.skip)('accepts every Synthea sample resource', async () => {
     const refused: string[] = [];
-    for (const file of (await readdir(SAMPLES)).filter((name) => name.endsWith('.json'))) {
-      const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8')) as {
-        entry: { resource: Record<string, unknown> }[];
-      };
-      for (const { resource } of bundle.entry) {
-        for (const issue of problems(resource)) refused.push(issue.diagnostics);
-      }
+    for (const resource of await syntheaResources()) {
+      for (const issue of problems(resource)) refused.push(issue.diagnostics);
     }
     expect(refused).toEqual([]);
   });

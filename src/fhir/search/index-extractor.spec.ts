@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
@@ -9,20 +6,7 @@ import type { FhirResource } from '../fhir-types.js';
 import { IndexExtractor } from './index-extractor.js';
 import type { PathStep } from './plain-paths.js';
 import { SearchDefinitions } from './search-definitions.js';
-
-/** ../shared/fhir-samples/synthea beside the repository, as CI lays it out. */
-const SAMPLES = fileURLToPath(new URL('../../../../shared/fhir-samples/synthea/', import.meta.url));
-
-async function sampleResources(): Promise<FhirResource[]> {
-  const resources: FhirResource[] = [];
-  for (const file of (await readdir(SAMPLES)).filter((name) => name.endsWith('.json'))) {
-    const bundle = JSON.parse(await readFile(`${SAMPLES}${file}`, 'utf8')) as {
-      entry: { resource: FhirResource }[];
-    };
-    resources.push(...bundle.entry.map((entry) => entry.resource));
-  }
-  return resources;
-}
+import { hasSyntheaSamples, syntheaResources } from '../../../test/support/synthea-samples.js';
 
 /** Index rows in a comparable form: order does not matter, only which rows there are. */
 function rowSet(rows: object): string[] {
@@ -30,8 +14,6 @@ function rowSet(rows: object): string[] {
     .flatMap(([table, list]) => (list as object[]).map((row) => `${table} ${JSON.stringify(row)}`))
     .sort();
 }
-
-const describeWithSamples = existsSync(SAMPLES) ? describe : describe.skip;
 
 /**
  * Two extractors under one key: one walking plain paths, and one with the paths removed from
@@ -77,10 +59,10 @@ function stepKind(step: PathStep): string {
   return step.ofType ? 'ofType' : 'element';
 }
 
-describeWithSamples('IndexExtractor on plain paths', () => {
+(hasSyntheaSamples ? describe : describe.skip)('IndexExtractor on plain paths', () => {
   it('writes exactly the rows the FHIRPath engine gives, for every Synthea resource', async () => {
     const { fast, engine, taken } = extractors();
-    const resources = await sampleResources();
+    const resources = await syntheaResources();
     expect(resources.length).toBeGreaterThan(4000);
     const walked = new Map<string, number>();
     for (const resource of resources) {
