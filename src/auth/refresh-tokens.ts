@@ -5,8 +5,12 @@ import { AppConfig } from '../config/config.js';
 import type { RefreshTokenEntity } from './refresh-token.entity.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
 import type { LoginFacts } from './token.service.js';
+import type { UserEntity } from './user.entity.js';
 
 const invalid = (): AppError => AppError.of(401, 'login', 'Invalid or expired refresh token');
+
+/** The account a family belongs to, with its session epoch at the sign-in. */
+type SessionOwner = Pick<UserEntity, 'id' | 'sessionEpoch'>;
 
 /** An app's grant (SMART App Launch) that a refresh token family continues. */
 export interface AppGrant {
@@ -40,7 +44,7 @@ export class RefreshTokens {
    * was in when the sign-in checked it.
    */
   async issue(
-    account: { id: string; sessionEpoch: number },
+    account: SessionOwner,
     login: LoginFacts,
     grant?: AppGrant,
   ): Promise<{ token: string; familyId: string }> {
@@ -117,7 +121,7 @@ export class RefreshTokens {
   }
 
   private next(
-    account: { id: string; sessionEpoch: number },
+    account: SessionOwner,
     familyId: string,
     login: LoginFacts,
     grant: AppGrant | undefined,

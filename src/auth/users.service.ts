@@ -68,8 +68,7 @@ export class UsersService {
   /** Disables the account and ends its sessions; access tokens already issued expire on their own. */
   async disable(username: string): Promise<UserSummary> {
     const user = await this.require(username);
-    await this.users.endSessions(user.id, { active: false });
-    await this.refreshTokens.revokeAllOf(user.id);
+    await this.endSessions(user.id, { active: false });
     return summary({ ...user, active: false });
   }
 
@@ -94,11 +93,7 @@ export class UsersService {
       throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);
     }
     const unlocked = { failedAttempts: 0, lockedUntil: null };
-    await this.users.endSessions(user.id, {
-      passwordHash: await hashPassword(password),
-      ...unlocked,
-    });
-    await this.refreshTokens.revokeAllOf(user.id);
+    await this.endSessions(user.id, { passwordHash: await hashPassword(password), ...unlocked });
     return summary({ ...user, ...unlocked });
   }
 
@@ -106,12 +101,7 @@ export class UsersService {
   async resetMfa(username: string): Promise<UserSummary> {
     const user = await this.require(username);
     const reset = { ...user, totpSecret: null, mfaEnabled: false, totpLastStep: null };
-    await this.users.endSessions(user.id, {
-      totpSecret: null,
-      mfaEnabled: false,
-      totpLastStep: null,
-    });
-    await this.refreshTokens.revokeAllOf(user.id);
+    await this.endSessions(user.id, { totpSecret: null, mfaEnabled: false, totpLastStep: null });
     return summary(reset);
   }
 
@@ -128,6 +118,18 @@ export class UsersService {
     const user = await this.require(username);
     await this.users.update(user.id, { fhirUser: reference });
     return summary(user);
+  }
+
+  /**
+   * Changes the account and ends its sessions: a new session epoch (see UserRepository.endSessions)
+   * and its refresh tokens marked revoked.
+   */
+  private async endSessions(
+    id: string,
+    changes: Parameters<UserRepository['endSessions']>[1],
+  ): Promise<void> {
+    await this.users.endSessions(id, changes);
+    await this.refreshTokens.revokeAllOf(id);
   }
 
   private async require(username: string) {
