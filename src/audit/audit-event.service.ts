@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
+import { entries } from '../fhir/bundle.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
@@ -96,11 +97,13 @@ export class AuditEventService {
       resourceType: 'Bundle',
       type: 'searchset',
       link,
-      entry: page.map((entry) => ({
-        fullUrl: `${baseUrl}/AuditEvent/${entry.id}`,
-        resource: toAuditEvent(entry),
-        search: { mode: 'match' },
-      })),
+      ...entries(
+        page.map((entry) => ({
+          fullUrl: `${baseUrl}/AuditEvent/${entry.id}`,
+          resource: toAuditEvent(entry),
+          search: { mode: 'match' },
+        })),
+      ),
     };
   }
 }

@@ -15,7 +15,7 @@ export interface Bundle {
   type: 'history';
   total?: number;
   link: { relation: string; url: string }[];
-  entry: BundleEntry[];
+  entry?: BundleEntry[];
 }
 
 interface BundleEntry {
@@ -41,8 +41,16 @@ export function buildHistoryBundle(
     type: 'history',
     ...(total !== undefined ? { total } : {}),
     link,
-    entry: versions.map((version) => entryOf(version, baseUrl)),
+    ...entries(versions.map((version) => entryOf(version, baseUrl))),
   };
+}
+
+/**
+ * A Bundle's `entry`, left out when there is none: FHIR JSON has no empty arrays (json.html),
+ * and validators reject a Bundle with `"entry": []`.
+ */
+export function entries<T>(list: T[]): { entry?: T[] } {
+  return list.length > 0 ? { entry: list } : {};
 }
 
 /** Links of one resource's or one type's history, paged by offset. */

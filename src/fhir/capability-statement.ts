@@ -152,9 +152,11 @@ function searchCapabilities(
   type: string,
   params: readonly SearchParam[],
   composites: readonly { code: string; definition?: string }[],
-): { searchInclude: string[]; searchParam: Record<string, string>[] } {
+): { searchInclude?: string[]; searchParam: Record<string, string>[] } {
+  const includes = params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
   return {
-    searchInclude: params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`),
+    // Left out for a type with no reference parameter: FHIR JSON has no empty arrays.
+    ...(includes.length > 0 ? { searchInclude: includes } : {}),
     searchParam: [
       { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
       {

@@ -242,7 +242,8 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const matches = async (path: string): Promise<string[]> => {
         const res = await app('GET', `${fhir}/${path}`);
         expect(res.status).toBe(200);
-        return (res.body.entry as { resource: { id: string } }[]).map((e) => e.resource.id);
+        const entries = (res.body.entry ?? []) as { resource: { id: string } }[];
+        return entries.map((e) => e.resource.id);
       };
       // B's data is there for an unconfined token: each probe below could leak it.
       expect(await matches(`Observation?_id=${ids.obsB}`)).toEqual([]);

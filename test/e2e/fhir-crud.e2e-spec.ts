@@ -1,4 +1,6 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
+import { emptyValuePath } from '../../src/fhir/empty-values.js';
+import type { FhirResource } from '../../src/fhir/fhir-types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
@@ -760,9 +762,29 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/metadata?_format=xml`)).status).toBe(406);
   });
 
+  it('answers with no empty arrays: an empty search, history or batch has no entry', async () => {
+    const future = encodeURIComponent('2999-01-01T00:00:00Z');
+    const empties = [
+      await http('GET', `${fhir}/Patient?_id=not-there`),
+      await http('GET', `${fhir}/Patient?_id=not-there&_summary=count`),
+      await http('GET', `${fhir}/Patient/_history?_since=${future}`),
+      await http('GET', `${fhir}/_history?_since=${future}`),
+      await http('POST', fhir, { body: { resourceType: 'Bundle', type: 'batch' } }),
+      await http('POST', fhir, { body: { resourceType: 'Bundle', type: 'transaction' } }),
+    ];
+    for (const res of empties) {
+      expect(res.status).toBe(200);
+      expect(res.body.resourceType).toBe('Bundle');
+      expect(res.body).not.toHaveProperty('entry');
+      expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
+    }
+  });
+
   it('publishes a CapabilityStatement generated from the registry', async () => {
     const res = await http('GET', `${fhir}/metadata`);
     expect(res.status).toBe(200);
+    // Some types have no reference parameter to _include: no empty searchInclude for them.
+    expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(res.body).toMatchObject({
       resourceType: 'CapabilityStatement',

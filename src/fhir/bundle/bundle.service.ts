@@ -5,6 +5,7 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
+import { entries } from '../bundle.js';
 import {
   CascadeDelete,
   cascadeOutcome,
@@ -89,8 +90,10 @@ export class BundleService {
       resourceType: 'Bundle',
       id: randomUUID(),
       type: `${parsed.type}-response`,
-      entry: results.map((result, index) =>
-        writes.has(index) && result.resource ? asPreferred(result, wanted) : result,
+      ...entries(
+        results.map((result, index) =>
+          writes.has(index) && result.resource ? asPreferred(result, wanted) : result,
+        ),
       ),
     };
   }

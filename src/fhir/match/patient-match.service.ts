@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { entries } from '../bundle.js';
 import type { FhirResource } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { SearchService } from '../search/search.service.js';
@@ -67,15 +68,17 @@ export class PatientMatchService {
       resourceType: 'Bundle',
       type: 'searchset',
       total: returned.length,
-      entry: returned.map(({ resource, score, grade }) => ({
-        fullUrl: `${baseUrl}/Patient/${resource.id}`,
-        resource,
-        search: {
-          extension: [{ url: MATCH_GRADE, valueCode: grade }],
-          mode: 'match',
-          score,
-        },
-      })),
+      ...entries(
+        returned.map(({ resource, score, grade }) => ({
+          fullUrl: `${baseUrl}/Patient/${resource.id}`,
+          resource,
+          search: {
+            extension: [{ url: MATCH_GRADE, valueCode: grade }],
+            mode: 'match',
+            score,
+          },
+        })),
+      ),
     };
   }
 }

@@ -14,6 +14,7 @@ import { dateRange, type DateRange } from './date-range.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search.service.js';
+import { entries } from '../bundle.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -134,11 +135,13 @@ export class EverythingService {
       type: 'searchset',
       total: resources.length,
       link: [{ relation: 'self', url: `${self}${selfQuery(query, after)}` }, ...next],
-      entry: page.map(({ resource }) => ({
-        fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
-        resource,
-        search: { mode: 'match' as const },
-      })),
+      ...entries(
+        page.map(({ resource }) => ({
+          fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
+          resource,
+          search: { mode: 'match' as const },
+        })),
+      ),
     };
   }
 

@@ -27,6 +27,7 @@ import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
 import { SqlParams } from './sql-params.js';
 import { parseStored } from '../stored-json.js';
+import { entries } from '../bundle.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -48,7 +49,7 @@ export interface SearchBundle {
   type: 'searchset';
   total?: number;
   link: { relation: string; url: string }[];
-  entry: (
+  entry?: (
     | { fullUrl: string; resource: FhirResource; search: { mode: 'match' | 'include' } }
     | { resource: OperationOutcome; search: { mode: 'outcome' } }
   )[];
@@ -599,7 +600,7 @@ export class SearchService {
       type: 'searchset',
       ...(total !== undefined ? { total } : {}),
       link,
-      entry: [
+      ...entries([
         ...matches.map((r) => entry(r, 'match')),
         ...included.map((r) => entry(r, 'include')),
         // FHIR's place for what a client should know about how its search was answered.
@@ -617,7 +618,7 @@ export class SearchService {
               },
             ]
           : []),
-      ],
+      ]),
     };
   }
 }
