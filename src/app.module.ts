@@ -10,6 +10,7 @@ import { loggingParams } from './common/http/logging.js';
 import { AppConfig } from './config/config.js';
 import { AppConfigModule } from './config/config.module.js';
 import { CryptoModule } from './crypto/crypto.module.js';
+import { PhiKeyCheck } from './crypto/phi-key-check.js';
 import { DatabaseModule } from './database/database.module.js';
 import { ExportModule } from './fhir/export/export.module.js';
 import { FhirModule } from './fhir/fhir.module.js';
@@ -57,6 +58,8 @@ export class AppModule {
         { provide: APP_FILTER, useClass: AllExceptionsFilter },
         { provide: APP_INTERCEPTOR, useClass: AuditInterceptor },
         AuditCheckpointScheduler,
+        // Before the HL7 listener opens (it starts at bootstrap): no PHI under keys not held.
+        PhiKeyCheck,
         // DTOs of the auth and admin routes; FHIR bodies are plain JSON checked by FhirService.
         {
           provide: APP_PIPE,

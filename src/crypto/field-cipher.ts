@@ -119,6 +119,13 @@ export class FieldCipher {
     }
   }
 
+  /** Whether this cipher holds the key of that id (the key source is not read again). */
+  knowsKey(keyId: string): boolean {
+    return keyId === UNENCRYPTED_KEY_ID
+      ? this.options.skipForBenchmark === true
+      : this.keys.has(keyId);
+  }
+
   /** The key id an envelope was written with, without decrypting it. */
   static keyIdOf(envelope: string): string | undefined {
     return envelope.split('.', 2)[1];

@@ -150,4 +150,40 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
       (await http('GET', `${testApp!.url}/fhir/Patient/_history?_count=20`)).body.entry,
     ).toHaveLength(10);
   });
+
+  it('refuses to start with keys that cannot read the PHI stored, naming the key and where', async () => {
+    // Every value is under the newest key now: the key file restored from before the rotations,
+    // and a PHI_MASTER_KEY of some other deployment, both lack it.
+    const current = testApp!.app.get(KeyRing).currentId;
+    const oldFile = join(dir, 'keys-before-rotation.json');
+    const id = keyIdOf(firstKey);
+    await writeFile(
+      oldFile,
+      JSON.stringify({
+        version: 1,
+        current: id,
+        blindIndexRoot: id,
+        keys: [{ id, key: firstKey.toString('base64'), createdAt: new Date().toISOString() }],
+      }),
+      { mode: 0o600 },
+    );
+    const service = (keys: Record<string, string>) =>
+      runNode(
+        BUILT.main,
+        [],
+        childEnv({ DATABASE_URL: database.url, DATA_DIR: dir, PORT: '0', ...keys }),
+      );
+    const restored = await service({ PHI_KEY_FILE: oldFile });
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain(
+      `The database holds PHI encrypted under keys that the key file ${oldFile} does not have: ${current} (`,
+    );
+    expect(restored.stderr).toMatch(/resource\.content/);
+    const other = await service({ PHI_MASTER_KEY: randomBytes(32).toString('base64') });
+    expect(other.code).toBe(1);
+    expect(other.stderr).toContain(`keys that PHI_MASTER_KEY does not have: ${current} (`);
+    // The running service, which holds the key, reads as before.
+    const listed = await http('GET', `${testApp!.url}/fhir/Patient?_count=1`);
+    expect(listed.status).toBe(200);
+  });
 });
