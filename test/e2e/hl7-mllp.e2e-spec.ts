@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(01|02|03|04|05|06|07|08|11|12|13|28|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -435,6 +435,59 @@ describe('HL7 v2 over MLLP', () => {
       code: { coding: [{ system: 'http://loinc.org', code: '24725-4' }] },
       authoredOn: '2021-10-20T11:26:00+02:15',
     });
+  });
+
+  it('follows a pending admission (A14) to its cancellation (A27); pending and tracking events keep its status', async () => {
+    const sender = await client();
+    const visit = `P-${randomUUID().slice(0, 8)}`;
+    const adt = (event: string, location: string, visitNumber = visit) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${event}-${visitNumber}|P|2.5\r` +
+          `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\r` +
+          `PV1|1|I|${location}||||||||||||||||${visitNumber}^^^HOSP&2.16.9&ISO^VN`,
+      );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = async () => {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
+      );
+      expect(found.body.entry).toHaveLength(1);
+      return found.body.entry[0].resource as Record<string, any>;
+    };
+    let acked = 0;
+    const send = async (message: Buffer): Promise<string> => {
+      await sender.send([message]);
+      acked += 1;
+      return (await sender.waitForAcks(acked)).at(-1)!;
+    };
+    expect(msaOf(await send(adt('A14', '4E^136^B^GHH'))).code).toBe('AA');
+    expect((await encounter())['status']).toBe('planned');
+    for (const [event, location] of [
+      ['A15', '4E^136^B^GHH'],
+      ['A26', '4E^136^B^GHH'],
+      ['A16', '4E^136^B^GHH'],
+      ['A25', '4E^136^B^GHH'],
+      ['A09', '4E^136^B^GHH'],
+      ['A10', '5W^501^A^GHH'],
+    ] as const) {
+      expect([event, msaOf(await send(adt(event, location))).code]).toEqual([event, 'AA']);
+    }
+    const tracked = await encounter();
+    expect(tracked['status']).toBe('planned');
+    expect(tracked['location'].at(-1).location.display).toBe('5W, room 501, bed A, GHH');
+    expect(msaOf(await send(adt('A27', '5W^501^A^GHH'))).code).toBe('AA');
+    expect((await encounter())['status']).toBe('cancelled');
+    // Neither a pending-admission cancellation nor a tracking event makes a visit never seen.
+    const unknown = await send(adt('A27', '5W^501^A^GHH', `other-${visit}`));
+    expect(msaOf(unknown).code).toBe('AE');
+    expect(unknown).toContain('A cancelled pending admission needs the visit number');
+    expect(msaOf(await send(adt('A10', '5W^501^A^GHH', `other-${visit}`))).code).toBe('AA');
+    const others = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|other-${visit}`)}`,
+    );
+    expect(others.body.entry ?? []).toHaveLength(0);
   });
 
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {

@@ -65,9 +65,20 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A06: { status: 'in-progress' }, // outpatient to inpatient: the new class (PV1-2)
   A07: { status: 'in-progress' }, // inpatient to outpatient
   A08: { status: 'unknown', updatesOnly: true }, // the IG's status, never written
+  // Tracking (departing, arriving) and pending transfers and discharges, and their
+  // cancellations, change no status R4 has: the visit's details only, as A08 (ADT feeds send
+  // them all, and a receiver refusing them would have its sender's queue stop).
+  A09: { status: 'unknown', updatesOnly: true },
+  A10: { status: 'unknown', updatesOnly: true },
   A11: { status: 'cancelled', known: 'A cancelled admission' },
   A12: { status: 'in-progress', known: 'A cancelled transfer' }, // back to PV1-3
   A13: { status: 'in-progress', known: 'A cancelled discharge', reopens: true },
+  A14: { status: 'planned' }, // pending admission, as a pre-admission (A05)
+  A15: { status: 'unknown', updatesOnly: true },
+  A16: { status: 'unknown', updatesOnly: true },
+  A25: { status: 'unknown', updatesOnly: true },
+  A26: { status: 'unknown', updatesOnly: true },
+  A27: { status: 'cancelled', known: 'A cancelled pending admission' },
   A28: undefined,
   A31: undefined,
   A40: undefined,
