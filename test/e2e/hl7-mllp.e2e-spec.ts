@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -318,6 +318,55 @@ describe('HL7 v2 over MLLP', () => {
       ],
     });
     expect(prior.body.identifier).toBeUndefined();
+  });
+
+  it('corrects a wrong identifier on ADT^A47, and refuses one that would join two patients', async () => {
+    const system = 'urn:oid:2.16.12';
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (value: string) => `${value}-${tag}^^^HOSP&2.16.12&ISO^MR`;
+    const ssn = `SSN-${tag}^^^SSA&2.16.13&ISO^SS`;
+    const adt = (event: string, control: string, pid3: string, mrg?: string) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}-${tag}|P|2.5\r` +
+          `PID|1||${pid3}||Fix^Pat` +
+          (mrg ? `\rMRG|${mrg}` : ''),
+      );
+    const sender = await client();
+    await sender.send([
+      adt('A28', 'ID-1', `${mrn('WRONG')}~${ssn}`),
+      adt('A28', 'ID-2', mrn('OTHER')),
+      adt('A47', 'ID-3', mrn('RIGHT'), mrn('WRONG')),
+      // Sent again under another control id: the wrong MRN is gone, the right one is there.
+      adt('A47', 'ID-4', mrn('RIGHT'), mrn('WRONG')),
+    ]);
+    expect((await sender.waitForAcks(4)).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byMrn = async (value: string) =>
+      ((
+        await http(
+          'GET',
+          `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`${system}|${value}-${tag}`)}`,
+        )
+      ).body.entry ?? []) as { resource: { id: string; identifier: { value: string }[] } }[];
+    expect(await byMrn('WRONG')).toHaveLength(0);
+    const [corrected] = await byMrn('RIGHT');
+    // The SSN stays; the wrong MRN is replaced (not kept as old: it must find no one).
+    expect(corrected!.resource.identifier.map((identifier) => identifier.value)).toEqual([
+      `SSN-${tag}`,
+      `RIGHT-${tag}`,
+    ]);
+    // The right MRN as OTHER's patient's: that joins two patients, which is A40's to do.
+    await sender.send([adt('A47', 'ID-5', mrn('OTHER'), mrn('RIGHT'))]);
+    const refused = (await sender.waitForAcks(5)).at(-1)!;
+    expect(msaOf(refused).code).toBe('AE');
+    expect(refused).toContain('205^Duplicate key identifier^HL70357');
+    expect((await byMrn('RIGHT'))[0]!.resource.id).toBe(corrected!.resource.id);
+    expect(await byMrn('OTHER')).toHaveLength(1);
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

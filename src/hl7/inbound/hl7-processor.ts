@@ -17,8 +17,7 @@ import {
   applyPatient,
   escapeSearch,
   identifierCriteria,
-  patientFromPd1,
-  patientFromPid,
+  patientFromSegments,
 } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
@@ -82,6 +81,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A28: undefined,
   A31: undefined,
   A40: undefined,
+  A47: undefined,
 };
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
@@ -144,6 +144,46 @@ function kinCriteria(
   ].join('&');
 }
 
+/**
+ * The PID and MRG pairs of a merge or an identifier change, with MRG-1's identifiers (the prior
+ * or wrong ones) and the criteria finding the patient they name.
+ */
+function priorPatients(
+  message: V2Message,
+  sender: string | undefined,
+  what: 'a merge' | 'an identifier change',
+): { pid: V2Segment; priorIdentifiers: Identifier[]; criteria: string }[] {
+  const segments = message.segments();
+  const pairs = [];
+  for (const [i, pid] of segments.entries()) {
+    if (pid.name !== 'PID') continue;
+    const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
+    if (!mrg) {
+      throw new Hl7ProcessingError('100', `Each PID of ${what} needs the MRG segment after it`);
+    }
+    const priorIdentifiers = mrg
+      .repetitions(1)
+      .map((cx) => identifierOf(cx, sender))
+      .filter((identifier): identifier is Identifier => identifier !== undefined);
+    const criteria = identifierCriteria(priorIdentifiers);
+    if (!criteria) {
+      throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
+    }
+    pairs.push({ pid, priorIdentifiers, criteria });
+  }
+  if (pairs.length === 0) {
+    throw new Hl7ProcessingError(
+      '100',
+      `${what[0]!.toUpperCase()}${what.slice(1)} needs a PID segment`,
+    );
+  }
+  return pairs;
+}
+
+function sameIdentifier(a: Identifier, b: Identifier): boolean {
+  return a.system === b.system && a.value === b.value;
+}
+
 function required(message: V2Message, name: string): V2Segment {
   const segment = message.first(name);
   if (!segment) {
@@ -184,9 +224,9 @@ export class Hl7Processor {
       if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      return header.triggerEvent === 'A40'
-        ? this.merge(message)
-        : this.adt(message, ADT_EVENTS[header.triggerEvent]);
+      if (header.triggerEvent === 'A40') return this.merge(message);
+      if (header.triggerEvent === 'A47') return this.changeIdentifiers(message);
+      return this.adt(message, ADT_EVENTS[header.triggerEvent]);
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
@@ -267,24 +307,10 @@ export class Hl7Processor {
   private async merge(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [] };
-    const segments = message.segments();
-    for (const [i, pid] of segments.entries()) {
-      if (pid.name !== 'PID') continue;
-      const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
-      if (!mrg) {
-        throw new Hl7ProcessingError('100', 'Each PID of a merge needs the MRG segment after it');
-      }
+    for (const { pid, priorIdentifiers, criteria } of priorPatients(message, sender, 'a merge')) {
       const survivorId = await this.upsertPatient(pid, sender);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
-      const priorIdentifiers = mrg
-        .repetitions(1)
-        .map((cx) => identifierOf(cx, sender))
-        .filter((identifier): identifier is Identifier => identifier !== undefined);
-      const criteria = identifierCriteria(priorIdentifiers);
-      if (!criteria) {
-        throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
-      }
       const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
       if (priorId === survivorId) continue; // merged before: a resend, or the same patient
@@ -308,8 +334,53 @@ export class Hl7Processor {
         id: survivorId,
       });
     }
-    if (touched.entities.length === 0) {
-      throw new Hl7ProcessingError('100', 'A merge needs a PID segment');
+    return touched;
+  }
+
+  /**
+   * ADT^A47, change patient identifier list: an identifier of the patient (MRG-1) was wrong and
+   * is replaced by PID-3's. Not a merge: when PID-3 already identifies another patient, the
+   * message is refused (AE) rather than joining the two (that is A40's). The wrong identifier
+   * is dropped, not kept as `old`: a later message carrying it must not find this patient. A
+   * patient not known by it is updated or created from the PID, so a resend changes nothing.
+   */
+  private async changeIdentifiers(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const touched: Touched = { entities: [], patientIds: [] };
+    const pairs = priorPatients(message, sender, 'an identifier change');
+    for (const { pid, priorIdentifiers, criteria } of pairs) {
+      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      let patientId: string;
+      if (!priorId) {
+        patientId = await this.upsertPatient(pid, sender, message.first('PD1'));
+      } else {
+        const { identifiers, elements } = patientFromSegments(pid, sender, message.first('PD1'));
+        const correct = identifierCriteria(identifiers);
+        if (!correct) {
+          throw new Hl7ProcessingError(
+            '101',
+            'PID-3 holds no identifier with an assigning authority',
+          );
+        }
+        const holder = await this.fhir.uniqueMatch(HL7_USER, 'Patient', correct);
+        if (holder && holder !== priorId) {
+          throw new Hl7ProcessingError(
+            '205',
+            'PID-3 already identifies another patient: joining two patients is a merge (A40)',
+          );
+        }
+        const current = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+        const kept = ((current['identifier'] as Identifier[] | undefined) ?? []).filter(
+          (identifier) => !priorIdentifiers.some((wrong) => sameIdentifier(wrong, identifier)),
+        );
+        await this.fhir.update(HL7_USER, 'Patient', priorId, {
+          ...applyPatient({ ...current, identifier: kept }, identifiers, elements),
+          id: priorId,
+        });
+        patientId = priorId;
+      }
+      touched.entities.push(`Patient/${patientId}`);
+      touched.patientIds.push(patientId);
     }
     return touched;
   }
@@ -496,9 +567,7 @@ export class Hl7Processor {
     sender: string | undefined,
     pd1?: V2Segment,
   ): Promise<string> {
-    const fromPid = patientFromPid(pid, sender);
-    const identifiers = fromPid.identifiers;
-    const elements = { ...fromPid.elements, ...(pd1 ? patientFromPd1(pd1, sender) : {}) };
+    const { identifiers, elements } = patientFromSegments(pid, sender, pd1);
     const criteria = identifierCriteria(identifiers);
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');

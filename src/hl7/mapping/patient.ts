@@ -78,6 +78,19 @@ export function patientFromPd1(pd1: V2Segment, senderSystem?: string): PatientEl
   return references.length > 0 ? { generalPractitioner: references } : {};
 }
 
+/** A PID's identifiers and the Patient elements it and the PD1 give. */
+export function patientFromSegments(
+  pid: V2Segment,
+  sender: string | undefined,
+  pd1: V2Segment | undefined,
+): { identifiers: Identifier[]; elements: PatientElements } {
+  const fromPid = patientFromPid(pid, sender);
+  return {
+    identifiers: fromPid.identifiers,
+    elements: { ...fromPid.elements, ...(pd1 ? patientFromPd1(pd1, sender) : {}) },
+  };
+}
+
 /**
  * The stored Patient with a message's elements applied. Identifiers are merged, never dropped:
  * a message lists the ones its sender knows, not every one the patient has.

@@ -6,6 +6,7 @@ export const HL7_ERRORS = {
   '200': 'Unsupported message type',
   '201': 'Unsupported event code',
   '204': 'Unknown key identifier',
+  '205': 'Duplicate key identifier',
   '207': 'Application internal error',
 } as const;
 
