@@ -38,6 +38,9 @@ const AUDIT_EVENT = {
   ],
 };
 
+/** Bulk Data Access (src/fhir/export), whose clients look for its operations here. */
+const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata';
+
 /** Each type's operations besides $validate (ValueSet's and CodeSystem's: src/fhir/terminology). */
 const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = {
   Patient: [
@@ -46,7 +49,9 @@ const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = 
       definition: 'http://hl7.org/fhir/OperationDefinition/Patient-everything',
     },
     { name: 'match', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match' },
+    { name: 'export', definition: `${BULK_DATA}/OperationDefinition/patient-export` },
   ],
+  Group: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/group-export` }],
   Observation: [
     { name: 'lastn', definition: 'http://hl7.org/fhir/OperationDefinition/Observation-lastn' },
   ],
@@ -113,6 +118,15 @@ export function capabilityResources(
   );
 }
 
+/** The answer of `$versions`: R4 only, which is also what a request without `fhirVersion` gets. */
+export const FHIR_VERSIONS = {
+  resourceType: 'Parameters',
+  parameter: [
+    { name: 'version', valueCode: '4.0' },
+    { name: 'default', valueCode: '4.0' },
+  ],
+} as const;
+
 /** The CapabilityStatement, generated from the registered resource types rather than written by hand. */
 export function buildCapabilityStatement(
   resources: readonly object[],
@@ -127,6 +141,7 @@ export function buildCapabilityStatement(
     kind: 'instance',
     software: { name: software.name, version: software.version },
     implementation: { description: 'CareVault FHIR R4 server', url: software.baseUrl },
+    instantiates: [`${BULK_DATA}/CapabilityStatement/bulk-data`],
     fhirVersion: '4.0.1',
     format: ['application/fhir+json', 'json'],
     patchFormat: ['application/json-patch+json', 'application/fhir+json'],
@@ -138,6 +153,13 @@ export function buildCapabilityStatement(
         // Compartment search: GET /Patient/{id}/{type}.
         compartment: ['http://hl7.org/fhir/CompartmentDefinition/patient'],
         resource: resources,
+        operation: [
+          { name: 'export', definition: `${BULK_DATA}/OperationDefinition/export` },
+          {
+            name: 'versions',
+            definition: 'http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions',
+          },
+        ],
       },
     ],
   };

@@ -9,6 +9,8 @@ const JSON_FORMATS = new Set([
   'application/json+fhir',
 ]);
 const ANY = new Set(['*/*', 'application/*']);
+/** The `fhirVersion` media type parameter values of FHIR R4 (http.html#version-parameter). */
+const R4 = new Set(['4.0', '4.0.1']);
 const BINARY_READ = /^\/fhir\/Binary\/[A-Za-z0-9.-]{1,64}(\/_history\/[^/?]+)?(\?|$)/;
 
 /**
@@ -45,21 +47,33 @@ export function refuseOtherFormats(
     return;
   }
   const accept = request.headers.accept?.trim() || '*/*';
-  const ranges = accept.split(',').map((range) => mediaType(range));
+  const ranges = accept.split(',');
+  const json = (range: string) => JSON_FORMATS.has(mediaType(range));
   const producible =
-    formats.every((format) => JSON_FORMATS.has(mediaType(format))) &&
-    ranges.some((range) => JSON_FORMATS.has(range) || ANY.has(range));
+    formats.every((format) => json(format)) &&
+    ranges.some((range) => json(range) || ANY.has(mediaType(range)));
+  const r4 = [...formats, ...ranges].every((range) => {
+    const version = fhirVersion(range);
+    return version === undefined || R4.has(version);
+  });
   done(
-    producible
-      ? undefined
-      : AppError.of(
+    !producible
+      ? AppError.of(
           406,
           'not-supported',
           'Only FHIR JSON is produced: ask for application/fhir+json (_format=json)',
-        ),
+        )
+      : !r4
+        ? AppError.of(406, 'not-supported', 'Only FHIR R4 is served: fhirVersion=4.0 ($versions)')
+        : undefined,
   );
 }
 
 function mediaType(range: string): string {
   return (range.split(';')[0] ?? '').trim().toLowerCase();
+}
+
+/** The `fhirVersion` parameter of a media range, if it has one. */
+function fhirVersion(range: string): string | undefined {
+  return /;\s*fhirversion\s*=\s*"?([^";\s]+)/i.exec(range)?.[1];
 }

@@ -26,7 +26,11 @@ import {
 } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome } from '../common/errors/operation-outcome.js';
-import { buildCapabilityStatement, capabilityResources } from './capability-statement.js';
+import {
+  buildCapabilityStatement,
+  capabilityResources,
+  FHIR_VERSIONS,
+} from './capability-statement.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { resourceBody, sendNativeBinary } from './binary-content.js';
 import { wantsNativeBinary } from './fhir-format.js';
@@ -162,6 +166,13 @@ export class FhirController {
         restSecurity(smart, this.config.corsOrigins.length > 0),
       ),
     );
+  }
+
+  @Get('$versions')
+  @Public()
+  @ApiOperation({ summary: 'The FHIR versions served ($versions): R4 (4.0) only' })
+  versions(@Res({ passthrough: true }) reply: FastifyReply): typeof FHIR_VERSIONS {
+    return sendFhirJson(reply, FHIR_VERSIONS);
   }
 
   @Post(':type')

@@ -742,6 +742,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       '*/*',
       'application/fhir+json',
       'application/fhir+json; fhirVersion=4.0',
+      'application/fhir+json;fhirVersion="4.0.1"',
       'application/json',
       'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
     ]) {
@@ -762,11 +763,29 @@ describe('FHIR REST: CRUD, versions and history', () => {
       ['application/xml, text/turtle', ''],
       [undefined, '?_format=xml'],
       [undefined, '?_format=json&_format=ttl'],
+      // Another FHIR version than R4, in JSON.
+      ['application/fhir+json; fhirVersion=5.0', ''],
+      ['application/fhir+json; fhirVersion=3.0, */*', ''],
     ] as const) {
       const res = await read(accept, query);
       expect({ accept, query, status: res.status }).toEqual({ accept, query, status: 406 });
       expect(res.body.resourceType).toBe('OperationOutcome');
     }
+    expect((await read('application/fhir+json; fhirVersion=5.0')).body.issue[0].diagnostics).toBe(
+      'Only FHIR R4 is served: fhirVersion=4.0 ($versions)',
+    );
+    // $versions (CapabilityStatement-versions): public, like the CapabilityStatement.
+    const versions = await fetch(`${fhir}/$versions`);
+    expect(versions.status).toBe(200);
+    const body = (await versions.json()) as FhirResource;
+    expect(body).toEqual({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'version', valueCode: '4.0' },
+        { name: 'default', valueCode: '4.0' },
+      ],
+    });
+    expect(() => definitions.validate(body)).not.toThrow();
     expect((await http('GET', `${fhir}/metadata?_format=xml`)).status).toBe(406);
   });
 
@@ -836,8 +855,25 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(patient.operation.map((o: { name: string }) => o.name)).toEqual([
       'everything',
       'match',
+      'export',
       'validate',
     ]);
+    // What Bulk Data clients look for (its IG's CapabilityStatement), and $versions.
+    const bulk = 'http://hl7.org/fhir/uv/bulkdata';
+    expect(res.body.instantiates).toEqual([`${bulk}/CapabilityStatement/bulk-data`]);
+    expect(res.body.rest[0].operation).toEqual([
+      { name: 'export', definition: `${bulk}/OperationDefinition/export` },
+      {
+        name: 'versions',
+        definition: 'http://hl7.org/fhir/OperationDefinition/CapabilityStatement-versions',
+      },
+    ]);
+    expect(patient.operation[2].definition).toBe(`${bulk}/OperationDefinition/patient-export`);
+    const group = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'Group');
+    expect(group.operation[0]).toEqual({
+      name: 'export',
+      definition: `${bulk}/OperationDefinition/group-export`,
+    });
     const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');
     expect(audit.interaction).toEqual([{ code: 'read' }, { code: 'search-type' }]);
   });

@@ -514,6 +514,8 @@ describe('attacks a hospital reviewer tries first', () => {
       'GET /health',
       'GET /health/ready',
       'GET /fhir/metadata',
+      // The FHIR versions served (4.0), as public as the CapabilityStatement that names them.
+      'GET /fhir/$versions',
       'POST /auth/login',
       'POST /auth/login/mfa',
       'POST /auth/refresh',
