@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|MDM\^T(0[1-9]|1[01])|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -367,6 +367,100 @@ describe('HL7 v2 over MLLP', () => {
     expect(refused).toContain('205^Duplicate key identifier^HL70357');
     expect((await byMrn('RIGHT'))[0]!.resource.id).toBe(corrected!.resource.id);
     expect(await byMrn('OTHER')).toHaveLength(1);
+  });
+
+  it('keeps MDM documents as DocumentReferences: content, edits, addenda, replacements, cancellations', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mdm = (
+      event: string,
+      control: string,
+      doc: string,
+      status: string,
+      body = '',
+      parent = '',
+    ) =>
+      Buffer.from(
+        `MSH|^~\\&|DOCS|HOSP|CV|CV|20240101||MDM^${event}|${control}-${tag}|P|2.5\r` +
+          `PID|1||DOC-${tag}^^^HOSP&2.16.14&ISO^MR||Doc^Pat\r` +
+          `TXA|1|DS|TX|202401051000+0000||202401051015+0000|||1234^House^Gregory^^^Dr|||` +
+          `${doc}-${tag}^HOSP^2.16.14^ISO|${parent ? `${parent}-${tag}^HOSP^2.16.14^ISO` : ''}||||${status}|R|AV||||||Discharge summary` +
+          body,
+      );
+    const text = (...lines: string[]) =>
+      lines
+        .map((line, i) => `\rOBX|${i + 1}|TX|18842-5^Discharge summary^LN||${line}||||||F`)
+        .join('');
+    const sender = await client();
+    const steps: [Buffer, string][] = [
+      [mdm('T02', 'D1', 'DOC1', 'DI', text('Admitted with chest pain.', 'Discharged home.')), 'AA'],
+      // A status change without content: authenticated now, its text kept.
+      [mdm('T03', 'D2', 'DOC1', 'AU'), 'AA'],
+      [mdm('T06', 'D3', 'ADD1', 'AU', text('Addendum: troponin normal.'), 'DOC1'), 'AA'],
+      [mdm('T10', 'D4', 'DOC2', 'AU', text('Corrected summary.'), 'DOC1'), 'AA'],
+      // An edit with content: the same document (TXA-12), its new text.
+      [mdm('T08', 'D5', 'DOC2', 'AU', text('Corrected summary, edited.'), 'DOC1'), 'AA'],
+      [mdm('T11', 'D6', 'ADD1', 'AU'), 'AA'],
+      [mdm('T11', 'D7', 'NEVER', 'AU'), 'AE'],
+      [
+        Buffer.from(
+          `MSH|^~\\&|DOCS|HOSP|CV|CV|20240101||MDM^T12|D8-${tag}|P|2.5\rPID|1||DOC-${tag}^^^HOSP&2.16.14&ISO^MR`,
+        ),
+        'AR',
+      ],
+    ];
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    expect(acks[6]).toContain('204^Unknown key identifier^HL70357');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byNumber = async (doc: string) => {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/DocumentReference?identifier=${encodeURIComponent(`urn:oid:2.16.14|${doc}-${tag}`)}`,
+      );
+      expect(found.body.entry).toHaveLength(1);
+      return found.body.entry[0].resource as Record<string, any>;
+    };
+    const original = await byNumber('DOC1');
+    expect(original).toMatchObject({
+      status: 'superseded',
+      docStatus: 'final',
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0270', code: 'DS' }] },
+      subject: { reference: expect.stringMatching(/^Patient\//) },
+      date: '2024-01-05T10:15:00+00:00',
+      author: [{ identifier: { value: '1234' }, display: 'Dr Gregory House' }],
+      description: 'Discharge summary',
+      securityLabel: [{ coding: [{ code: 'R' }] }],
+    });
+    expect(original['content']).toEqual([
+      {
+        attachment: {
+          contentType: 'text/plain; charset=utf-8',
+          data: Buffer.from('Admitted with chest pain.\nDischarged home.').toString('base64'),
+        },
+      },
+    ]);
+    const addendum = await byNumber('ADD1');
+    expect(addendum['status']).toBe('entered-in-error');
+    expect(addendum['relatesTo']).toEqual([
+      { code: 'appends', target: { reference: `DocumentReference/${String(original['id'])}` } },
+    ]);
+    const replacement = await byNumber('DOC2');
+    expect(Buffer.from(replacement['content'][0].attachment.data, 'base64').toString()).toBe(
+      'Corrected summary, edited.',
+    );
+    expect(replacement).toMatchObject({
+      status: 'current',
+      relatesTo: [
+        { code: 'replaces', target: { reference: `DocumentReference/${String(original['id'])}` } },
+      ],
+    });
+    // The patient's documents are in their compartment, found by patient like any record.
+    const listed = await http(
+      'GET',
+      `${testApp.url}/fhir/DocumentReference?${String(original['subject'].reference).replace('Patient/', 'patient=')}&status=current`,
+    );
+    expect(listed.body.entry.map((e: any) => e.resource.id)).toEqual([replacement['id']]);
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

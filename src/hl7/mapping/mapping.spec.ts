@@ -4,6 +4,7 @@ import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
+import { documentFromTxa } from './document.js';
 import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
 
@@ -402,5 +403,81 @@ describe('IN1 to Coverage', () => {
 
   it('gives nothing without an insurer, which a Coverage must name', () => {
     expect(coverageFromIn1(message(MSH, 'IN1|1|BAV').first('IN1')!, 'p1')).toBeUndefined();
+  });
+});
+
+describe('TXA and OBX to DocumentReference', () => {
+  const mdm = (...segments: string[]) =>
+    message('MSH|^~\\&|DOCS|HOSP|CV|CV|20240101||MDM^T02|1|P|2.5', ...segments);
+
+  it('maps type, date, author, status and number, and joins text lines into one attachment', () => {
+    const m = mdm(
+      'TXA|1|CN^Consult note^HL70270|FT|||202401051015+0000|||77^Lee^Ann|||D-1^HOSP|D-0^HOSP||||IP|V|AV||||||Consult',
+      'OBX|1|FT|11488-4^Consult note^LN||Line one\\.br\\Line two~Line three||||||F',
+      'OBX|2|TX|11488-4^Consult note^LN||Line four||||||F',
+    );
+    const { identifier, parent, resource } = documentFromTxa(
+      m.first('TXA')!,
+      m.all('OBX'),
+      'p1',
+      'urn:oid:9.9',
+    );
+    expect(identifier).toEqual({
+      system: 'urn:carevault:v2:assigning-authority:HOSP',
+      value: 'D-1',
+    });
+    expect(parent?.value).toBe('D-0');
+    expect(resource).toMatchObject({
+      resourceType: 'DocumentReference',
+      masterIdentifier: identifier,
+      status: 'current',
+      docStatus: 'preliminary',
+      type: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0270',
+            code: 'CN',
+            display: 'Consult note',
+          },
+        ],
+      },
+      subject: { reference: 'Patient/p1' },
+      date: '2024-01-05T10:15:00+00:00',
+      author: [{ identifier: { system: 'urn:oid:9.9', value: '77' }, display: 'Ann Lee' }],
+      description: 'Consult',
+      securityLabel: [{ coding: [{ code: 'V', display: 'very restricted' }] }],
+    });
+    const [text] = resource['content'] as { attachment: { data: string } }[];
+    expect(Buffer.from(text!.attachment.data, 'base64').toString()).toBe(
+      'Line one\nLine two\nLine three\nLine four',
+    );
+  });
+
+  it('takes encapsulated data in its own media type, and a reference pointer as a URL', () => {
+    const pdf = Buffer.from('%PDF-1.4 test').toString('base64');
+    const m = mdm(
+      'TXA|1|DS||||||||||D-2^HOSP|||||AU',
+      `OBX|1|ED|18842-5^^LN||^AP^PDF^Base64^${pdf}||||||F`,
+      'OBX|2|ED|18842-5^^LN||^TEXT^RTF^A^{\\rtf1 hi}||||||F',
+      'OBX|3|RP|18842-5^^LN||https://docs.example.org/d2^^application^pdf||||||F',
+    );
+    const { resource } = documentFromTxa(m.first('TXA')!, m.all('OBX'), 'p1', undefined);
+    expect(resource['docStatus']).toBe('final');
+    expect(resource['content']).toEqual([
+      { attachment: { contentType: 'application/pdf', data: pdf } },
+      {
+        attachment: {
+          contentType: 'text/rtf',
+          data: Buffer.from('{\\rtf1 hi}').toString('base64'),
+        },
+      },
+      { attachment: { contentType: 'application/pdf', url: 'https://docs.example.org/d2' } },
+    ]);
+  });
+
+  it('leaves content out when the message has none (a notification)', () => {
+    const m = mdm('TXA|1|DS||||||||||D-3^HOSP|||||DI');
+    const { resource } = documentFromTxa(m.first('TXA')!, [], 'p1', undefined);
+    expect(resource).not.toHaveProperty('content');
   });
 });
