@@ -4,6 +4,7 @@ import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
@@ -14,7 +15,13 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
  */
 @Module({
   imports: [DatabaseModule, CryptoModule, AuditModule, FhirModule],
-  providers: [Hl7MessageRepository, Hl7OutboxRepository, Hl7Processor, Hl7InboundService],
+  providers: [
+    Hl7MessageRepository,
+    Hl7OutboxRepository,
+    Hl7Processor,
+    DocumentMessages,
+    Hl7InboundService,
+  ],
   exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService],
 })
 export class Hl7CoreModule {}

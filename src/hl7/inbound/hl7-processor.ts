@@ -19,7 +19,6 @@ import {
   identifierCriteria,
   patientFromSegments,
 } from '../mapping/patient.js';
-import { documentFromTxa } from '../mapping/document.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
@@ -31,11 +30,8 @@ import {
 } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-
-export interface Touched {
-  entities: string[];
-  patientIds: string[];
-}
+import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
+import { byIdentifier, required, without, type Touched } from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -85,27 +81,6 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A47: undefined,
 };
 
-/**
- * What an MDM event does to the document of its TXA: notifications (T01, T03, T05, T07, T09)
- * and the same with content (T02, T04, T06, T08, T10) of an original, a status change, an
- * addendum, an edit and a replacement; T11 cancels.
- */
-type MdmEvent = 'document' | 'appends' | 'replaces' | 'cancel';
-
-const MDM_EVENTS: Record<string, MdmEvent | undefined> = {
-  T01: 'document',
-  T02: 'document',
-  T03: 'document',
-  T04: 'document',
-  T05: 'appends',
-  T06: 'appends',
-  T07: 'document',
-  T08: 'document',
-  T09: 'replaces',
-  T10: 'replaces',
-  T11: 'cancel',
-};
-
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
 function senderSystem(message: V2Message): string | undefined {
   const msh = message.first('MSH')!;
@@ -113,11 +88,6 @@ function senderSystem(message: V2Message): string | undefined {
     systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
     systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
   );
-}
-
-/** Criteria for one resource by identifier; none without an identifier. */
-function byIdentifier(identifier: Identifier | undefined): string | undefined {
-  return identifier ? identifierCriteria([identifier]) : undefined;
 }
 
 /** The patient's resource with the same first coding; none for a code without a system. */
@@ -133,16 +103,6 @@ function codeCriteria(
         `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
       )}`
     : undefined;
-}
-
-/** A copy without some elements (meta is the server's, rewritten on every version). */
-function without(
-  resource: Record<string, unknown>,
-  ...elements: string[]
-): Record<string, unknown> {
-  const copy = { ...resource };
-  for (const element of elements) delete copy[element];
-  return copy;
 }
 
 /**
@@ -206,14 +166,6 @@ function sameIdentifier(a: Identifier, b: Identifier): boolean {
   return a.system === b.system && a.value === b.value;
 }
 
-function required(message: V2Message, name: string): V2Segment {
-  const segment = message.first(name);
-  if (!segment) {
-    throw new Hl7ProcessingError('100', `The message needs a ${name} segment`);
-  }
-  return segment;
-}
-
 /**
  * An OBX's identity within its report: the report's filler order number, the observation code
  * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects.
@@ -238,7 +190,10 @@ function observationIdentifier(
  */
 @Injectable()
 export class Hl7Processor {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly documents: DocumentMessages,
+  ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
     const type = `${header.messageCode}^${header.triggerEvent}`;
@@ -255,7 +210,7 @@ export class Hl7Processor {
       if (!event) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      return this.document(message, event);
+      return this.documents.process(message, event, await this.patientOf(message));
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
@@ -412,110 +367,6 @@ export class Hl7Processor {
       touched.patientIds.push(patientId);
     }
     return touched;
-  }
-
-  /**
-   * MDM: the TXA's document, with the content of the OBX segments, as a DocumentReference keyed
-   * by its unique document number (TXA-12), so that a status change or an edit updates it. A
-   * notification without content keeps the content stored. An addendum `appends` to its parent
-   * (TXA-13), a replacement `replaces` it and makes it superseded; a parent not known here is
-   * referred to by its number. A cancellation marks a known document entered in error.
-   */
-  private async document(message: V2Message, event: MdmEvent): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patientOf(message);
-    const txa = required(message, 'TXA');
-    const document = documentFromTxa(txa, message.all('OBX'), patientId, sender);
-    const criteria = byIdentifier(document.identifier);
-    if (!criteria) {
-      throw new Hl7ProcessingError('101', 'TXA-12 (unique document number) is required');
-    }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
-    const current = match
-      ? (await this.fhir.read(HL7_USER, 'DocumentReference', match)).resource
-      : undefined;
-    if (event === 'cancel') {
-      if (!match || !current) {
-        throw new Hl7ProcessingError(
-          '204',
-          'A cancelled document needs the unique document number (TXA-12) of a known document',
-        );
-      }
-      await this.fhir.update(HL7_USER, 'DocumentReference', match, {
-        ...without(current, 'meta'),
-        status: 'entered-in-error',
-        docStatus: 'entered-in-error',
-        id: match,
-      });
-      touched.entities.push(`DocumentReference/${match}`);
-      return touched;
-    }
-    const relatesTo =
-      event === 'document'
-        ? undefined
-        : await this.relatedDocument(document.parent, event, touched);
-    const encounter = await this.knownVisit(message.first('PV1'), patientId, sender);
-    const notSent = {
-      attachment: { title: txa.value(25) ?? 'Document (its content was not sent)' },
-    };
-    // What the message does not speak of stays as stored: an edit keeps the document's status
-    // (superseded, entered in error), its visit and what it relates to.
-    const context = encounter
-      ? { encounter: [{ reference: `Encounter/${encounter}` }] }
-      : current?.['context'];
-    const related = relatesTo ? [relatesTo] : current?.['relatesTo'];
-    const resource = {
-      ...document.resource,
-      status: current?.['status'] ?? document.resource['status'],
-      ...(context ? { context } : {}),
-      ...(related ? { relatesTo: related } : {}),
-      content: document.resource['content'] ?? current?.['content'] ?? [notSent],
-    };
-    let id = match;
-    if (id) await this.fhir.update(HL7_USER, 'DocumentReference', id, { ...resource, id });
-    else id = (await this.fhir.create(HL7_USER, 'DocumentReference', resource)).id;
-    touched.entities.push(`DocumentReference/${id}`);
-    return touched;
-  }
-
-  /** The parent of an addendum or a replacement (TXA-13); a replaced one becomes superseded. */
-  private async relatedDocument(
-    parent: Identifier | undefined,
-    code: 'appends' | 'replaces',
-    touched: Touched,
-  ): Promise<Record<string, unknown>> {
-    const criteria = byIdentifier(parent);
-    if (!criteria) {
-      throw new Hl7ProcessingError(
-        '101',
-        `${code === 'appends' ? 'An addendum' : 'A replacement'} needs the parent document number (TXA-13)`,
-      );
-    }
-    const parentId = await this.fhir.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
-    if (!parentId) return { code, target: { identifier: parent } };
-    if (code === 'replaces') {
-      const stored = (await this.fhir.read(HL7_USER, 'DocumentReference', parentId)).resource;
-      if (stored['status'] === 'current') {
-        await this.fhir.update(HL7_USER, 'DocumentReference', parentId, {
-          ...without(stored, 'meta'),
-          status: 'superseded',
-          id: parentId,
-        });
-      }
-      touched.entities.push(`DocumentReference/${parentId}`);
-    }
-    return { code, target: { reference: `DocumentReference/${parentId}` } };
-  }
-
-  /** The Encounter of the PV1-19 visit number, when it is known (a document makes none). */
-  private async knownVisit(
-    pv1: V2Segment | undefined,
-    patientId: string,
-    sender: string | undefined,
-  ): Promise<string | undefined> {
-    if (!pv1) return undefined;
-    const { identifier } = encounterFromPv1(pv1, patientId, 'unknown', sender);
-    const criteria = byIdentifier(identifier);
-    return criteria ? this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
   }
 
   /**
