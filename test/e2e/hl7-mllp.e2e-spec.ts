@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp } from '../support/http.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -580,6 +580,16 @@ describe('HL7 v2 over MLLP', () => {
     });
   });
 
+  /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */
+  async function visitEncounter(http: HttpFn, visit: string): Promise<Record<string, any>> {
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    return found.body.entry[0].resource as Record<string, any>;
+  }
+
   it('follows a pending admission (A14) to its cancellation (A27); pending and tracking events keep its status', async () => {
     const sender = await client();
     const visit = `P-${randomUUID().slice(0, 8)}`;
@@ -590,14 +600,7 @@ describe('HL7 v2 over MLLP', () => {
           `PV1|1|I|${location}||||||||||||||||${visitNumber}^^^HOSP&2.16.9&ISO^VN`,
       );
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    const encounter = async () => {
-      const found = await http(
-        'GET',
-        `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
-      );
-      expect(found.body.entry).toHaveLength(1);
-      return found.body.entry[0].resource as Record<string, any>;
-    };
+    const encounter = () => visitEncounter(http, visit);
     let acked = 0;
     const send = async (message: Buffer): Promise<string> => {
       await sender.send([message]);
@@ -655,14 +658,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    const encounter = async () => {
-      const found = await http(
-        'GET',
-        `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|${visit}`)}`,
-      );
-      expect(found.body.entry).toHaveLength(1);
-      return found.body.entry[0].resource as Record<string, any>;
-    };
+    const encounter = () => visitEncounter(http, visit);
     const reopened = await encounter();
     // The discharge was cancelled: open again, no end; the transfer too: back in 4E, with the
     // ICU stay kept as where the patient was.

@@ -16,6 +16,21 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
 
 let http: HttpFn;
 
+/** A version 1 key file holding one key, current and blind-index root. */
+async function writeKeyFile(path: string, key: Buffer): Promise<void> {
+  const id = keyIdOf(key);
+  await writeFile(
+    path,
+    JSON.stringify({
+      version: 1,
+      current: id,
+      blindIndexRoot: id,
+      keys: [{ id, key: key.toString('base64'), createdAt: new Date().toISOString() }],
+    }),
+    { mode: 0o600 },
+  );
+}
+
 describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
   let database: ScratchDatabase;
   let dir: string;
@@ -28,17 +43,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     database = await createScratchDatabase();
     dir = await mkdtemp(join(tmpdir(), 'carevault-rotation-'));
     keyFile = join(dir, 'keys.json');
-    const id = keyIdOf(firstKey);
-    await writeFile(
-      keyFile,
-      JSON.stringify({
-        version: 1,
-        current: id,
-        blindIndexRoot: id,
-        keys: [{ id, key: firstKey.toString('base64'), createdAt: new Date().toISOString() }],
-      }),
-      { mode: 0o600 },
-    );
+    await writeKeyFile(keyFile, firstKey);
     restoreEnv = withEnv({
       DATABASE_URL: database.url,
       PHI_MASTER_KEY: undefined,
@@ -156,17 +161,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     // and a PHI_MASTER_KEY of some other deployment, both lack it.
     const current = testApp!.app.get(KeyRing).currentId;
     const oldFile = join(dir, 'keys-before-rotation.json');
-    const id = keyIdOf(firstKey);
-    await writeFile(
-      oldFile,
-      JSON.stringify({
-        version: 1,
-        current: id,
-        blindIndexRoot: id,
-        keys: [{ id, key: firstKey.toString('base64'), createdAt: new Date().toISOString() }],
-      }),
-      { mode: 0o600 },
-    );
+    await writeKeyFile(oldFile, firstKey);
     const service = (keys: Record<string, string>) =>
       runNode(
         BUILT.main,
