@@ -29,9 +29,10 @@ export class PhiKeyCheck implements OnModuleInit {
   async onModuleInit(): Promise<void> {
     const unknown = new Map<string, string[]>();
     for (const [table, column] of await this.storedPhiColumns()) {
+      // The envelope's head only (`cv1.<key id>.`): a record's whole value is not read.
       const rows = await this.dataSource.query<{ key_id: string }[]>(
-        `SELECT DISTINCT split_part(value, '.', 2) AS key_id
-         FROM (SELECT "${column}" AS value FROM "${table}" WHERE "${column}" IS NOT NULL
+        `SELECT DISTINCT split_part(head, '.', 2) AS key_id
+         FROM (SELECT left("${column}", 32) AS head FROM "${table}" WHERE "${column}" IS NOT NULL
                LIMIT ${SAMPLE_ROWS}) AS sample`,
       );
       for (const { key_id: keyId } of rows) {
