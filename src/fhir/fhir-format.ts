@@ -52,10 +52,7 @@ export function refuseOtherFormats(
   const producible =
     formats.every((format) => json(format)) &&
     ranges.some((range) => json(range) || ANY.has(mediaType(range)));
-  const r4 = [...formats, ...ranges].every((range) => {
-    const version = fhirVersion(range);
-    return version === undefined || R4.has(version);
-  });
+  const r4 = formats.every(servedVersion) && ranges.every(servedVersion);
   done(
     !producible
       ? AppError.of(
@@ -73,7 +70,8 @@ function mediaType(range: string): string {
   return (range.split(';')[0] ?? '').trim().toLowerCase();
 }
 
-/** The `fhirVersion` parameter of a media range, if it has one. */
-function fhirVersion(range: string): string | undefined {
-  return /;\s*fhirversion\s*=\s*"?([^";\s]+)/i.exec(range)?.[1];
+/** Whether a media range names no `fhirVersion`, or R4's. */
+function servedVersion(range: string): boolean {
+  const version = /;\s*fhirversion\s*=\s*"?([^";\s]+)/i.exec(range)?.[1];
+  return version === undefined || R4.has(version);
 }

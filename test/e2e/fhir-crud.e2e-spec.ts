@@ -41,8 +41,6 @@ describe('FHIR REST: CRUD, versions and history', () => {
     await testApp.close();
   });
 
-  const definitions = new FhirDefinitions();
-
   async function createPatient(overrides = {}): Promise<{ id: string; body: any }> {
     const created = await http('POST', `${fhir}/Patient`, {
       body: { ...buildPatient(), ...overrides },
@@ -785,7 +783,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
         { name: 'default', valueCode: '4.0' },
       ],
     });
-    expect(() => definitions.validate(body)).not.toThrow();
+    expect(() => testApp.app.get(FhirDefinitions).validate(body)).not.toThrow();
     expect((await http('GET', `${fhir}/metadata?_format=xml`)).status).toBe(406);
   });
 
@@ -804,7 +802,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect(res.body.resourceType).toBe('Bundle');
       expect(res.body).not.toHaveProperty('entry');
       expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
-      expect(() => definitions.validate(res.body as FhirResource)).not.toThrow();
+      expect(() =>
+        testApp.app.get(FhirDefinitions).validate(res.body as FhirResource),
+      ).not.toThrow();
     }
   });
 
@@ -814,7 +814,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
     // Some types have no reference parameter to _include: no empty searchInclude for them.
     expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
     // Valid R4, as a client's validator would check it (every type named is an R4 type).
-    expect(() => definitions.validate(res.body as FhirResource)).not.toThrow();
+    expect(() => testApp.app.get(FhirDefinitions).validate(res.body as FhirResource)).not.toThrow();
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(res.body).toMatchObject({
       resourceType: 'CapabilityStatement',

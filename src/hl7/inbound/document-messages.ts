@@ -3,7 +3,7 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { documentFromTxa } from '../mapping/document.js';
-import { encounterFromPv1 } from '../mapping/encounter.js';
+import { visitIdentifier } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { byIdentifier, required, without, type Touched } from './processing.js';
@@ -83,7 +83,7 @@ export class DocumentMessages {
       event === 'document'
         ? undefined
         : await this.relatedDocument(document.parent, event, touched);
-    const encounter = await this.knownVisit(message.first('PV1'), patientId, sender);
+    const encounter = await this.knownVisit(message.first('PV1'), sender);
     const notSent = {
       attachment: { title: txa.value(25) ?? 'Document (its content was not sent)' },
     };
@@ -139,12 +139,9 @@ export class DocumentMessages {
   /** The Encounter of the PV1-19 visit number, when it is known (a document makes none). */
   private async knownVisit(
     pv1: V2Segment | undefined,
-    patientId: string,
     sender: string | undefined,
   ): Promise<string | undefined> {
-    if (!pv1) return undefined;
-    const { identifier } = encounterFromPv1(pv1, patientId, 'unknown', sender);
-    const criteria = byIdentifier(identifier);
+    const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
     return criteria ? this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
   }
 }

@@ -107,6 +107,12 @@ export function locationOf(pl: V2Repetition | undefined): EncounterLocation | un
   return place ? { location: { display: place.display }, status: 'active' } : undefined;
 }
 
+/** The visit number (PV1-19) that keys an Encounter. */
+export function visitIdentifier(pv1: V2Segment, senderSystem?: string): Identifier | undefined {
+  const visit = pv1.repetitions(19)[0];
+  return visit ? identifierOf(visit, senderSystem) : undefined;
+}
+
 /**
  * PV1 (and PV2, if sent) to an Encounter (v2-to-FHIR segment maps PV1[Encounter] and
  * PV2[Encounter]): class, visit number, assigned location (PV1-3), admit and discharge times,
@@ -121,8 +127,7 @@ export function encounterFromPv1(
 ): { identifier: Identifier | undefined; resource: Record<string, unknown> } {
   const patientClass = pv1.value(2)?.toUpperCase();
   const mapped = patientClass ? CLASS[patientClass] : undefined;
-  const visit = pv1.repetitions(19)[0];
-  const identifier = visit ? identifierOf(visit, senderSystem) : undefined;
+  const identifier = visitIdentifier(pv1, senderSystem);
   const start = dateTimeOf(pv1.value(44));
   const end = dateTimeOf(pv1.value(45));
   const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
