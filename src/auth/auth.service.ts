@@ -8,12 +8,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
-import {
-  hashPassword,
-  MIN_PASSWORD_LENGTH,
-  verifyAgainstDummy,
-  verifyPassword,
-} from './password.js';
+import { assertNewPassword, hashPassword, verifyAgainstDummy, verifyPassword } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
@@ -280,11 +275,7 @@ export class AuthService {
       throw AppError.forbidden("An app's scoped token cannot change the account's password");
     }
     const user = await this.requireUser(current.id);
-    if (next.length < MIN_PASSWORD_LENGTH) {
-      throw AppError.invalid(`new_password must have at least ${MIN_PASSWORD_LENGTH} characters`, [
-        'new_password',
-      ]);
-    }
+    assertNewPassword(next, 'new_password');
     if (next === password) {
       throw AppError.invalid('new_password is the current password', ['new_password']);
     }

@@ -1,4 +1,5 @@
 import argon2 from 'argon2';
+import { AppError } from '../common/errors/app-error.js';
 
 /**
  * Argon2id above the OWASP minimum (19 MiB, t=2, p=1): 64 MiB, 3 passes, 1 lane. About 0.1 s per
@@ -7,6 +8,15 @@ import argon2 from 'argon2';
 const OPTIONS = { type: argon2.argon2id, memoryCost: 65_536, timeCost: 3, parallelism: 1 } as const;
 
 export const MIN_PASSWORD_LENGTH = 12;
+
+/** The rule every password being set meets (a new account, a change, an administrator's reset). */
+export function assertNewPassword(password: string, field = 'password'): void {
+  if (password.length < MIN_PASSWORD_LENGTH) {
+    throw AppError.invalid(`${field} must have at least ${MIN_PASSWORD_LENGTH} characters`, [
+      field,
+    ]);
+  }
+}
 
 export function hashPassword(password: string): Promise<string> {
   return argon2.hash(password, OPTIONS);

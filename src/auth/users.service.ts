@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors/app-error.js';
-import { hashPassword, MIN_PASSWORD_LENGTH } from './password.js';
+import { assertNewPassword, hashPassword } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { isRole, ROLES, type Role } from './roles.js';
 import { UserRepository } from './user.repository.js';
@@ -36,9 +36,7 @@ export class UsersService {
     if (roles.length === 0 || !roles.every(isRole)) {
       throw AppError.invalid(`role must be one of ${ROLES.join(', ')}`);
     }
-    if (password.length < MIN_PASSWORD_LENGTH) {
-      throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);
-    }
+    assertNewPassword(password);
     if (await this.users.findByUsername(name)) {
       throw AppError.of(409, 'duplicate', 'A user with this username exists');
     }
@@ -89,9 +87,7 @@ export class UsersService {
    */
   async setPassword(username: string, password: string): Promise<UserSummary> {
     const user = await this.require(username);
-    if (password.length < MIN_PASSWORD_LENGTH) {
-      throw AppError.invalid(`password must have at least ${MIN_PASSWORD_LENGTH} characters`);
-    }
+    assertNewPassword(password);
     const unlocked = { failedAttempts: 0, lockedUntil: null };
     await this.endSessions(user.id, { passwordHash: await hashPassword(password), ...unlocked });
     return summary({ ...user, ...unlocked });
