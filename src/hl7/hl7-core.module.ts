@@ -4,8 +4,10 @@ import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
+import { Places } from './inbound/places.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
@@ -20,6 +22,8 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     Hl7OutboxRepository,
     Hl7Processor,
     DocumentMessages,
+    AppointmentMessages,
+    Places,
     Hl7InboundService,
   ],
   exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService],

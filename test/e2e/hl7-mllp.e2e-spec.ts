@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|MDM\^T(0[1-9]|1[01])|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -461,6 +461,131 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/DocumentReference?${String(original['subject'].reference).replace('Patient/', 'patient=')}&status=current`,
     );
     expect(listed.body.entry.map((e: any) => e.resource.id)).toEqual([replacement['id']]);
+  });
+
+  it('keeps SIU appointments: booking, rescheduling, changes, cancellation; unknown or untimed ones are AE', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const siu = (
+      event: string,
+      control: string,
+      body: string,
+      id = `F1-${tag}`,
+      duration = '30|min',
+    ) =>
+      Buffer.from(
+        `MSH|^~\\&|SCHED|HOSP|CV|CV|20250101||SIU^${event}|${control}-${tag}|P|2.5\r` +
+          `SCH|P1-${tag}|${id}^SCHED^2.16.15^ISO|||||FOLLOWUP|NORMAL|${duration}|` +
+          body,
+      );
+    const pid = `\rPID|1||APT-${tag}^^^HOSP&2.16.15&ISO^MR||Apt^Pat`;
+    const resources = (room: string, personStatus = '') =>
+      `\rRGS|1\rAIS|1||11429006^Consultation^SCT` +
+      `\rAIP|1||1234^House^Gregory^^^Dr|D^Diabetologist^L||||||||${personStatus}` +
+      `\rAIL|1||CLINIC-${tag}^${room}^^GHH-${tag}` +
+      `\rAIG|1||GM-7^Glucose meter^L|EQ^Equipment^L`;
+    const steps: [Buffer, string][] = [
+      // Booked, with a start and a duration (no end): the end is the start plus 30 minutes.
+      [
+        siu(
+          'S12',
+          'A1',
+          `||||||||||||||Booked\rTQ1|||||||202501101000+0100\rNTE|1||Bring your glucose log.` +
+            pid +
+            resources('Room 5'),
+        ),
+        'AA',
+      ],
+      // Rescheduled: new times, SCH-25 silent, so still booked.
+      [
+        siu(
+          'S13',
+          'A2',
+          `\rTQ1|||||||202501111400+0100|202501111430+0100` + pid + resources('Room 5'),
+        ),
+        'AA',
+      ],
+      // Modified: another room, the doctor not confirmed yet.
+      [
+        siu(
+          'S14',
+          'A3',
+          `\rTQ1|||||||202501111400+0100|202501111430+0100` + pid + resources('Room 6', 'Pending'),
+        ),
+        'AA',
+      ],
+      // Cancelled with the SCH alone: times and who was booked are kept, all declined. Its
+      // duration in seconds replaces the minutes stored.
+      [siu('S15', 'A4', pid, `F1-${tag}`, '1800|s'), 'AA'],
+      [siu('S26', 'A5', pid, `NEVER-${tag}`), 'AE'],
+      // Local time without a UTC offset cannot be placed: no booked appointment without times.
+      [siu('S12', 'A6', `\rTQ1|||||||202501101000` + pid, `F2-${tag}`), 'AE'],
+      [siu('S23', 'A7', pid), 'AR'],
+    ];
+    const sender = await client();
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    expect(acks[4]).toContain('204^Unknown key identifier^HL70357');
+    expect(acks[4]).toContain('A no-show needs the id (SCH-2 or SCH-1) of a known appointment');
+    expect(acks[5]).toContain('as times with a UTC offset');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Appointment?identifier=${encodeURIComponent(`urn:oid:2.16.15|F1-${tag}`)}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    const appointment = found.body.entry[0].resource as Record<string, any>;
+    expect(appointment).toMatchObject({
+      status: 'cancelled',
+      start: '2025-01-11T14:00:00+01:00',
+      end: '2025-01-11T14:30:00+01:00',
+      appointmentType: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0276', code: 'FOLLOWUP' }],
+      },
+      serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '11429006' }] }],
+      comment: 'Bring your glucose log.',
+    });
+    expect(appointment['minutesDuration']).toBeUndefined();
+    const [patient, doctor, meter, room] = appointment['participant'];
+    expect(patient).toEqual({
+      actor: { reference: expect.stringMatching(/^Patient\//) },
+      status: 'declined',
+    });
+    expect(doctor).toMatchObject({
+      actor: { type: 'Practitioner', identifier: { value: '1234' }, display: 'Dr Gregory House' },
+      status: 'declined',
+    });
+    expect(meter).toMatchObject({ actor: { display: 'Glucose meter' }, status: 'declined' });
+    expect(room.actor.display).toBe(`CLINIC-${tag}, Room 6, GHH-${tag}`);
+    // Its versions tell the story: booked at 10:00 (end from the duration), rescheduled, the
+    // doctor pending in the modification.
+    const history = await http(
+      'GET',
+      `${testApp.url}/fhir/Appointment/${appointment['id']}/_history`,
+    );
+    const versions = history.body.entry.map((e: any) => e.resource).reverse();
+    expect(versions.map((v: any) => [v.status, v.start, v.end])).toEqual([
+      ['booked', '2025-01-10T10:00:00+01:00', '2025-01-10T10:30:00+01:00'],
+      ['booked', '2025-01-11T14:00:00+01:00', '2025-01-11T14:30:00+01:00'],
+      ['booked', '2025-01-11T14:00:00+01:00', '2025-01-11T14:30:00+01:00'],
+      ['cancelled', '2025-01-11T14:00:00+01:00', '2025-01-11T14:30:00+01:00'],
+    ]);
+    expect(versions[0].minutesDuration).toBe(30);
+    expect(versions[1].participant.map((p: any) => p.status)).toEqual([
+      'accepted',
+      'accepted',
+      'accepted',
+      'accepted',
+    ]);
+    expect(versions[2].participant[1].status).toBe('tentative');
+    // The Location booked is the one the feed names elsewhere, found by the patient's id too.
+    const location = await http('GET', `${testApp.url}/fhir/${room.actor.reference}`);
+    expect(location.body.name).toBe(`CLINIC-${tag}, Room 6, GHH-${tag}`);
+    const listed = await http(
+      'GET',
+      `${testApp.url}/fhir/Appointment?patient=${patient.actor.reference}&status=cancelled`,
+    );
+    expect(listed.body.entry.map((e: any) => e.resource.id)).toEqual([appointment['id']]);
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

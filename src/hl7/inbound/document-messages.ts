@@ -6,7 +6,13 @@ import { documentFromTxa } from '../mapping/document.js';
 import { visitIdentifier } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { byIdentifier, required, without, type Touched } from './processing.js';
+import {
+  byIdentifier,
+  required,
+  without,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
 
 /**
  * What an MDM event does to the document of its TXA: notifications (T01, T03, T05, T07, T09)
@@ -28,13 +34,6 @@ export const MDM_EVENTS: Record<string, MdmEvent | undefined> = {
   T10: 'replaces',
   T11: 'cancel',
 };
-
-/** The patient a message is about, as Hl7Processor found or made it from the PID. */
-export interface PatientOfMessage {
-  sender: string | undefined;
-  patientId: string;
-  touched: Touched;
-}
 
 /** MDM messages (documents), for Hl7Processor, in its transaction. */
 @Injectable()

@@ -23,14 +23,14 @@ import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
   locationChain,
-  locationResource,
-  type LocationLevel,
   type EncounterLocation,
   type EncounterStatus,
 } from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
+import { Places } from './places.js';
 import { byIdentifier, required, without, type Touched } from './processing.js';
 
 /**
@@ -193,6 +193,8 @@ export class Hl7Processor {
   constructor(
     private readonly fhir: FhirService,
     private readonly documents: DocumentMessages,
+    private readonly appointments: AppointmentMessages,
+    private readonly places: Places,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -211,6 +213,13 @@ export class Hl7Processor {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
       return this.documents.process(message, event, await this.patientOf(message));
+    }
+    if (header.messageCode === 'SIU') {
+      const event = SIU_EVENTS[header.triggerEvent];
+      if (!event) {
+        throw new Hl7RejectError('201', 'Unsupported event code');
+      }
+      return this.appointments.process(message, event, await this.patientOf(message));
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
@@ -598,7 +607,7 @@ export class Hl7Processor {
     const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
     if (location) {
       const chain = locationChain(pv1.repetitions(3)[0]);
-      location.location.reference = `Location/${await this.place(chain, chain.length - 1)}`;
+      location.location.reference = `Location/${await this.places.of(chain)}`;
       touched.entities.push(location.location.reference);
     }
     if (!match) {
@@ -624,21 +633,6 @@ export class Hl7Processor {
       id: match,
     });
     return match;
-  }
-
-  /**
-   * The Location of a level of a PL, made the first time a feed names it (never rewritten),
-   * part of the level above, made first if it is new too. Found from the most specific level
-   * up, so a known bed costs one look-up, and locks are taken child before parent by every
-   * message (no two wait on each other in opposite orders).
-   */
-  private async place(chain: LocationLevel[], level: number): Promise<string> {
-    const { identifier } = locationResource(chain[level]!);
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'Location', byIdentifier(identifier)!);
-    if (match) return match;
-    const parent = level > 0 ? `Location/${await this.place(chain, level - 1)}` : undefined;
-    const { resource } = locationResource(chain[level]!, parent);
-    return (await this.fhir.create(HL7_USER, 'Location', resource)).id;
   }
 }
 

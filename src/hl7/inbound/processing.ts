@@ -9,6 +9,13 @@ export interface Touched {
   patientIds: string[];
 }
 
+/** The patient a message is about, as Hl7Processor found or made it from the PID. */
+export interface PatientOfMessage {
+  sender: string | undefined;
+  patientId: string;
+  touched: Touched;
+}
+
 /** Criteria for one resource by identifier; none without an identifier. */
 export function byIdentifier(identifier: Identifier | undefined): string | undefined {
   return identifier ? identifierCriteria([identifier]) : undefined;

@@ -4,6 +4,7 @@ import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
+import { appointmentFromSiu } from './appointment.js';
 import { documentFromTxa } from './document.js';
 import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
@@ -479,5 +480,109 @@ describe('TXA and OBX to DocumentReference', () => {
     const m = mdm('TXA|1|DS||||||||||D-3^HOSP|||||DI');
     const { resource } = documentFromTxa(m.first('TXA')!, [], 'p1', undefined);
     expect(resource).not.toHaveProperty('content');
+  });
+});
+
+describe('SIU to Appointment', () => {
+  const SIU = 'MSH|^~\\&|SCHED|HOSP|CV|CV|20250101||SIU^S12|1|P|2.5';
+  const SCH = 'SCH|P-1|F-1^SCHED^2.16.15^ISO|||||WALKIN||45|min|';
+
+  it('keys on the filler id, maps SCH-7 to appointmentType, ends at start plus SCH-9 minutes', () => {
+    const m = message(
+      SIU,
+      `${SCH}||||||||||||||Waitlist`,
+      'TQ1|||||||202503011530-0500',
+      'NTE|1||First line',
+      'NTE|2||Second line',
+      'PID|1||7^^^HOSP^MR',
+      'NTE|1||About the patient: not the appointment',
+    );
+    const appointment = appointmentFromSiu(m, m.first('SCH')!, 'urn:oid:9.9');
+    expect(appointment.identifier).toEqual({
+      system: 'urn:oid:2.16.15',
+      value: 'F-1',
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'FILL' }] },
+    });
+    expect(appointment.status).toBe('waitlist');
+    expect(appointment.resource).toMatchObject({
+      identifier: [{ system: 'urn:oid:9.9', value: 'P-1' }, appointment.identifier],
+      appointmentType: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0276', code: 'WALKIN' }],
+      },
+      start: '2025-03-01T15:30:00-05:00',
+      end: '2025-03-01T16:15:00-05:00',
+      minutesDuration: 45,
+      comment: 'First line\nSecond line',
+    });
+  });
+
+  it('gives no times that a UTC offset does not place, and maps table 0278 statuses', () => {
+    const statuses = [
+      'Pending',
+      'Booked',
+      'Started',
+      'Complete',
+      'Dc',
+      'Deleted',
+      'Noshow',
+      'Blocked',
+    ];
+    const mapped = statuses.map((status) => {
+      const m = message(SIU, `${SCH}||||||||||||||${status}`, 'TQ1|||||||202503011530');
+      const appointment = appointmentFromSiu(m, m.first('SCH')!, undefined);
+      expect(appointment.resource['start']).toBeUndefined();
+      return appointment.status;
+    });
+    expect(mapped).toEqual([
+      'pending',
+      'booked',
+      'checked-in',
+      'fulfilled',
+      'cancelled',
+      'entered-in-error',
+      'noshow',
+      undefined,
+    ]);
+  });
+
+  it('books each person, equipment and place once, with their own status when they have one', () => {
+    const m = message(
+      SIU,
+      SCH,
+      'RGS|1',
+      'AIS|1||1^Visit^L',
+      'AIP|1||9^Grey^Meredith|S^Surgeon^L||||||||Pending',
+      'AIG|1||GM-7^Glucose meter^L|EQ^Equipment^L',
+      'AIL|1||4E^136^^GHH',
+      'RGS|2',
+      'AIS|1||1^Visit^L',
+      'AIP|1||9^Grey^Meredith|S^Surgeon^L||||||||Pending',
+      'AIL|1||4E^136^^GHH||||||||||Cancelled',
+    );
+    const appointment = appointmentFromSiu(m, m.first('SCH')!, 'urn:oid:9.9');
+    expect(appointment.resource['serviceType']).toHaveLength(1);
+    expect(appointment.participants).toEqual([
+      {
+        type: [expect.objectContaining({ text: 'Surgeon' })],
+        actor: {
+          type: 'Practitioner',
+          identifier: { system: 'urn:oid:9.9', value: '9' },
+          display: 'Meredith Grey',
+        },
+        status: 'tentative',
+      },
+      {
+        type: [expect.objectContaining({ text: 'Equipment' })],
+        actor: {
+          identifier: { system: 'urn:carevault:v2:coding-system:L', value: 'GM-7' },
+          display: 'Glucose meter',
+        },
+      },
+    ]);
+    expect(appointment.places).toEqual([
+      {
+        chain: expect.arrayContaining([expect.objectContaining({ display: '4E, room 136, GHH' })]),
+      },
+    ]);
   });
 });
