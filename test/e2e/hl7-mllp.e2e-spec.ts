@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -125,13 +125,25 @@ describe('HL7 v2 over MLLP', () => {
     ).toContainEqual([
       expect.objectContaining({ coding: [expect.objectContaining({ code: '140004' })] }),
     ]);
-    // ADT-A01-01's AL1 and DG1, once each although several messages repeat them.
+    // ADT-A01-01's AL1 and DG1, once each although several messages repeat them; the
+    // other allergy is ADT-A60-01's IAM (peanut, its IAM-7 56789).
     const allergies = await http(
       'GET',
       `${testApp.url}/fhir/AllergyIntolerance?patient=Patient/${String(patient['id'])}`,
     );
-    expect(allergies.body.entry).toHaveLength(1);
-    expect(allergies.body.entry[0].resource).toMatchObject({
+    const allergy = (code: string) =>
+      (allergies.body.entry as { resource: Record<string, any> }[]).filter(
+        (entry) => entry.resource['code'].coding[0].code === code,
+      );
+    expect(allergies.body.entry).toHaveLength(2);
+    expect(allergy('12345')).toEqual([
+      expect.objectContaining({
+        resource: expect.objectContaining({
+          identifier: [{ system: 'urn:oid:1.3.6.1.4.1.44750.1.4', value: '56789' }],
+        }),
+      }),
+    ]);
+    expect(allergy('P')[0]!.resource).toMatchObject({
       category: ['environment'],
       criticality: 'low',
       code: { coding: [{ code: 'P', display: 'PENICILLIN' }] },
@@ -586,6 +598,78 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Appointment?patient=${patient.actor.reference}&status=cancelled`,
     );
     expect(listed.body.entry.map((e: any) => e.resource.id)).toEqual([appointment['id']]);
+  });
+
+  it('keeps the allergy list an ADT^A60 sends: added, updated, deleted by identifier or allergen', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a60 = (control: string, ...iam: string[]) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A60|${control}-${tag}|P|2.5\r` +
+          `PID|1||ALG-${tag}^^^HOSP&2.16.16&ISO^MR||Alg^Pat\r` +
+          iam.join('\r'),
+      );
+    const peanut = (action: string, status: string) =>
+      `IAM|1|FA^Food allergy^HL70127|256349002^Peanut^SCT|MO||${action}|ALG1-${tag}^HOSP^2.16.16^ISO||AL||201805||202010051600+0000||||${status}`;
+    const aspirin = (action: string) => `IAM|2|DA|1191^Aspirin^RXNORM|||${action}|||||||||||C`;
+    const steps: Buffer[] = [
+      a60(
+        'L1',
+        peanut('A', 'C'),
+        'NTE|1||Reacted at a birthday party.',
+        'IAR|271807003^Skin rash^SCT|MI^Mild',
+        aspirin('A'),
+      ),
+      // The same list again, under another control id: nothing piles up.
+      a60('L2', peanut('X', 'C'), aspirin('X')),
+      a60('L3', peanut('U', 'I')),
+      // Deleted: aspirin (no IAM-7, so by its allergen) and an allergy never sent.
+      a60('L4', aspirin('D'), `IAM|3|DA|7980^Penicillin^RXNORM|||D|NEVER-${tag}^HOSP^2.16.16^ISO`),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patients = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.16|ALG-${tag}`)}`,
+    );
+    const patientId = String(patients.body.entry[0].resource.id);
+    const listed = await http(
+      'GET',
+      `${testApp.url}/fhir/AllergyIntolerance?patient=Patient/${patientId}&_sort=_lastUpdated`,
+    );
+    const allergies = listed.body.entry.map((e: any) => e.resource);
+    expect(allergies).toHaveLength(2);
+    const byCode = (code: string) => allergies.find((a: any) => a.code.coding[0].code === code);
+    expect(byCode('256349002')).toMatchObject({
+      identifier: [{ system: 'urn:oid:2.16.16', value: `ALG1-${tag}` }],
+      clinicalStatus: { coding: [{ code: 'inactive' }] },
+      type: 'allergy',
+      category: ['food'],
+      criticality: 'low',
+      onsetDateTime: '2018-05',
+      recordedDate: '2020-10-05T16:00:00+00:00',
+    });
+    const aspirinRecord = byCode('1191');
+    expect(aspirinRecord['verificationStatus'].coding[0].code).toBe('entered-in-error');
+    expect(aspirinRecord['clinicalStatus']).toBeUndefined();
+    // The first version had the reaction and the note of the IAR and NTE after its IAM.
+    const first = await http(
+      'GET',
+      `${testApp.url}/fhir/AllergyIntolerance/${byCode('256349002').id}/_history/1`,
+    );
+    expect(first.body).toMatchObject({
+      clinicalStatus: { coding: [{ code: 'active' }] },
+      verificationStatus: { coding: [{ code: 'confirmed' }] },
+      note: [{ text: 'Reacted at a birthday party.' }],
+      reaction: [
+        {
+          manifestation: [{ coding: [{ system: 'http://snomed.info/sct', code: '271807003' }] }],
+          severity: 'mild',
+        },
+      ],
+    });
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

@@ -11,7 +11,7 @@ import {
   orderIdentifiers,
   serviceRequestOf,
 } from '../mapping/orders.js';
-import { allergyFromAl1, conditionFromDg1 } from '../mapping/clinical.js';
+import { allergyFromAl1, allergyFromIam, conditionFromDg1 } from '../mapping/clinical.js';
 import { coverageFromIn1 } from '../mapping/coverage.js';
 import {
   applyPatient,
@@ -31,7 +31,7 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
 import { Places } from './places.js';
-import { byIdentifier, required, without, type Touched } from './processing.js';
+import { byIdentifier, required, without, withFollowing, type Touched } from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -79,6 +79,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A31: undefined,
   A40: undefined,
   A47: undefined,
+  A60: undefined, // adverse reactions (IAM)
 };
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
@@ -256,6 +257,7 @@ export class Hl7Processor {
       );
       touched.entities.push(`AllergyIntolerance/${id}`);
     }
+    await this.adverseReactions(message, patientId, sender, touched);
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
@@ -289,6 +291,50 @@ export class Hl7Processor {
       touched.entities.push(`Coverage/${id}`);
     }
     return touched;
+  }
+
+  /**
+   * IAM (ADT^A60): each allergy as the sender keeps it, known by its unique identifier (IAM-7),
+   * else by its allergen. A deletion marks a known one entered in error (kept, as every record
+   * is, but off the patient's list); one not on file is already as the sender has it.
+   */
+  private async adverseReactions(
+    message: V2Message,
+    patientId: string,
+    sender: string | undefined,
+    touched: Touched,
+  ): Promise<void> {
+    for (const [iam, following] of withFollowing(message, 'IAM', ['IAR', 'NTE'])) {
+      const allergy = allergyFromIam(iam, following, patientId, sender);
+      if (!allergy) continue;
+      const byId = byIdentifier(allergy.identifier);
+      const criteria = byId
+        ? `${byId}&patient=Patient/${patientId}`
+        : codeCriteria('patient', patientId, allergy.resource);
+      if (!allergy.deletes) {
+        const id = await this.upsert('AllergyIntolerance', allergy.resource, criteria);
+        touched.entities.push(`AllergyIntolerance/${id}`);
+        continue;
+      }
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'AllergyIntolerance', criteria)
+        : undefined;
+      if (!match) continue;
+      const current = (await this.fhir.read(HL7_USER, 'AllergyIntolerance', match)).resource;
+      await this.fhir.update(HL7_USER, 'AllergyIntolerance', match, {
+        ...without(current, 'meta', 'clinicalStatus'),
+        verificationStatus: {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification',
+              code: 'entered-in-error',
+            },
+          ],
+        },
+        id: match,
+      });
+      touched.entities.push(`AllergyIntolerance/${match}`);
+    }
   }
 
   /**

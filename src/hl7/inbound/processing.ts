@@ -39,3 +39,24 @@ export function required(message: V2Message, name: string): V2Segment {
   }
   return segment;
 }
+
+/**
+ * Each segment of that name with the segments right after it that belong to it, as a v2
+ * group has them (an IAM's IAR reactions and NTE notes).
+ */
+export function withFollowing(
+  message: V2Message,
+  name: string,
+  members: readonly string[],
+): [V2Segment, V2Segment[]][] {
+  const groups: [V2Segment, V2Segment[]][] = [];
+  let open: V2Segment[] | undefined;
+  for (const segment of message.segments()) {
+    if (segment.name === name) {
+      open = [];
+      groups.push([segment, open]);
+    } else if (open && members.includes(segment.name)) open.push(segment);
+    else open = undefined;
+  }
+  return groups;
+}

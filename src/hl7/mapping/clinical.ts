@@ -1,5 +1,6 @@
 import type { V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateOf, dateTimeOf } from './datatypes.js';
+import { codeableConceptOf, dateOf, dateTimeOf, type Identifier } from './datatypes.js';
+import { identifierOfEi } from './observation.js';
 
 const ALLERGY_CATEGORY: Record<string, string> = {
   DA: 'medication',
@@ -49,6 +50,113 @@ export function allergyFromAl1(
           ],
         }
       : {}),
+  };
+}
+
+/**
+ * IAM-17 allergy clinical status (table 0438) to the clinical and verification statuses. A
+ * record in error has no clinical status (R4's ait-2); one not confirmed is still active.
+ */
+const ALLERGY_STATUS: Record<string, { clinical?: string; verification?: string }> = {
+  C: { clinical: 'active', verification: 'confirmed' },
+  U: { clinical: 'active', verification: 'unconfirmed' },
+  P: { clinical: 'active', verification: 'unconfirmed' },
+  S: { clinical: 'active', verification: 'unconfirmed' },
+  I: { clinical: 'inactive' },
+  E: { verification: 'entered-in-error' },
+};
+
+/** IAM-9 sensitivity to the causative agent (table 0436) to the AllergyIntolerance type. */
+const ALLERGY_TYPE: Record<string, string> = { AL: 'allergy', IN: 'intolerance' };
+
+export interface AllergyOfIam {
+  /** IAM-7, the allergy's unique identifier, that later messages name it by. */
+  identifier: Identifier | undefined;
+  /** IAM-6 (table 0206/0323): D removes the allergy from the patient's list. */
+  deletes: boolean;
+  resource: Record<string, unknown>;
+}
+
+/**
+ * IAM, with the IAR reactions and NTE notes after it, to an AllergyIntolerance (v2-to-FHIR
+ * IAM[AllergyIntolerance]); undefined without an allergen (IAM-3, required by v2).
+ */
+export function allergyFromIam(
+  iam: V2Segment,
+  following: readonly V2Segment[],
+  patientId: string,
+  sender: string | undefined,
+): AllergyOfIam | undefined {
+  const code = codeableConceptOf(iam.repetitions(3)[0]);
+  if (!code) return undefined;
+  const identifier = identifierOfEi(iam.repetitions(7)[0], sender);
+  const category = ALLERGY_CATEGORY[iam.value(2)?.toUpperCase() ?? ''];
+  const type = ALLERGY_TYPE[iam.value(9)?.toUpperCase() ?? ''];
+  const severity = ALLERGY_SEVERITY[iam.value(4)?.toUpperCase() ?? ''];
+  const status = ALLERGY_STATUS[iam.value(17)?.toUpperCase() ?? ''] ?? { clinical: 'active' };
+  const onset = dateOf(iam.value(11));
+  const recorded = dateTimeOf(iam.value(13));
+  const reactions = [
+    ...iam
+      .repetitions(5)
+      .map((rep) => rep.value(1))
+      .filter((text): text is string => !!text)
+      .map((text) => ({
+        manifestation: [{ text }],
+        ...(severity ? { severity: severity.severity } : {}),
+      })),
+    ...following
+      .filter((segment) => segment.name === 'IAR')
+      .map((iar) => ({ manifestation: codeableConceptOf(iar.repetitions(1)[0]), iar }))
+      .filter(({ manifestation }) => manifestation !== undefined)
+      .map(({ manifestation, iar }) => {
+        const reactionSeverity = ALLERGY_SEVERITY[iar.value(2)?.toUpperCase() ?? ''];
+        return {
+          manifestation: [manifestation],
+          ...(reactionSeverity ? { severity: reactionSeverity.severity } : {}),
+        };
+      }),
+  ];
+  const notes = following
+    .filter((segment) => segment.name === 'NTE')
+    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
+    .filter((text): text is string => !!text)
+    .map((text) => ({ text }));
+  return {
+    identifier,
+    deletes: iam.value(6)?.toUpperCase() === 'D',
+    resource: {
+      resourceType: 'AllergyIntolerance',
+      ...(identifier ? { identifier: [identifier] } : {}),
+      ...(status.clinical
+        ? {
+            clinicalStatus: {
+              coding: [{ system: `${CLINICAL}allergyintolerance-clinical`, code: status.clinical }],
+            },
+          }
+        : {}),
+      ...(status.verification
+        ? {
+            verificationStatus: {
+              coding: [
+                {
+                  system: `${CLINICAL}allergyintolerance-verification`,
+                  code: status.verification,
+                },
+              ],
+            },
+          }
+        : {}),
+      ...(type ? { type } : {}),
+      ...(category ? { category: [category] } : {}),
+      ...(severity ? { criticality: severity.criticality } : {}),
+      code,
+      patient: { reference: `Patient/${patientId}` },
+      ...(onset ? { onsetDateTime: onset } : iam.value(12) ? { onsetString: iam.value(12) } : {}),
+      ...(recorded ? { recordedDate: recorded } : {}),
+      ...(notes.length > 0 ? { note: notes } : {}),
+      ...(reactions.length > 0 ? { reaction: reactions } : {}),
+    },
   };
 }
 

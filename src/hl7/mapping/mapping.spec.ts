@@ -5,6 +5,7 @@ import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
 import { appointmentFromSiu } from './appointment.js';
+import { allergyFromIam } from './clinical.js';
 import { documentFromTxa } from './document.js';
 import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
@@ -584,5 +585,25 @@ describe('SIU to Appointment', () => {
         chain: expect.arrayContaining([expect.objectContaining({ display: '4E, room 136, GHH' })]),
       },
     ]);
+  });
+});
+
+describe('IAM to AllergyIntolerance', () => {
+  it('gives a record in error no clinical status, and the onset as text when it is not a date', () => {
+    const m = message(MSH, 'IAM|1|MA|X1^Latex^L|SV|Hives~Wheeze|D||||||as a child|||||E');
+    const allergy = allergyFromIam(m.first('IAM')!, [], 'p1', 'urn:oid:9.9')!;
+    expect(allergy.deletes).toBe(true);
+    expect(allergy.identifier).toBeUndefined();
+    expect(allergy.resource['clinicalStatus']).toBeUndefined();
+    expect(allergy.resource).toMatchObject({
+      verificationStatus: { coding: [{ code: 'entered-in-error' }] },
+      category: ['medication'],
+      criticality: 'high',
+      onsetString: 'as a child',
+      reaction: [
+        { manifestation: [{ text: 'Hives' }], severity: 'severe' },
+        { manifestation: [{ text: 'Wheeze' }], severity: 'severe' },
+      ],
+    });
   });
 });
