@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (samples[i]!.file === 'ADT01-28.hl7') {
@@ -723,7 +723,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(updated).toMatchObject({ name: [{ family: 'After' }], meta: { versionId: '2' } });
   });
 
-  it('maps VXU^V04 to Immunization, ORM^O01 to ServiceRequest, RDE^O11 to MedicationRequest', async () => {
+  it('maps VXU^V04 to Immunization, ORM^O01 and OMG^O19 to ServiceRequest, RDE^O11 to MedicationRequest', async () => {
     const vxu = samples.find((sample) => sample.file === 'VXU-V04-01.hl7')!;
     // The ORM samples share one placer order number (later ones update it): an order of its own.
     const orm = Buffer.from(
@@ -734,9 +734,18 @@ describe('HL7 v2 over MLLP', () => {
         'OBR|1|||24725-4^CT Head^LN',
       ].join('\r'),
     );
+    // A general clinical order (OMG^O19) is an order like the others.
+    const omg = Buffer.from(
+      [
+        'MSH|^~\\&|ORDERS|HOSP|CV|CV|20240101||OMG^O19|OMG-T1|P|2.5',
+        'PID|1||O-1^^^HOSP&2.16.6&ISO^MR||Order^Pat',
+        'ORC|NW|P-556^HOSP^2.16.6^ISO|||SC||||202110201130+0215',
+        'OBR|1|||11524-6^EKG study^LN',
+      ].join('\r'),
+    );
     const sender = await client();
-    await sender.send([vxu.bytes, orm]);
-    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    await sender.send([vxu.bytes, orm, omg]);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const immunizations = await http(
       'GET',
@@ -765,7 +774,7 @@ describe('HL7 v2 over MLLP', () => {
       ].join('\r'),
     );
     await sender.send([rde]);
-    expect(msaOf((await sender.waitForAcks(3))[2]!).code).toBe('AA');
+    expect(msaOf((await sender.waitForAcks(4))[3]!).code).toBe('AA');
     const medications = await http(
       'GET',
       `${testApp.url}/fhir/MedicationRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|RX-901')}`,
@@ -786,6 +795,14 @@ describe('HL7 v2 over MLLP', () => {
       intent: 'order',
       code: { coding: [{ system: 'http://loinc.org', code: '24725-4' }] },
       authoredOn: '2021-10-20T11:26:00+02:15',
+    });
+    const general = await http(
+      'GET',
+      `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|P-556')}`,
+    );
+    expect(general.body.entry[0].resource).toMatchObject({
+      status: 'active',
+      code: { coding: [{ system: 'http://loinc.org', code: '11524-6' }] },
     });
   });
 

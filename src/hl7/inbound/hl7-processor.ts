@@ -225,7 +225,7 @@ export class Hl7Processor {
     if (type === 'ORU^R01') {
       return this.oru(message);
     }
-    if (type === 'ORM^O01' || type === 'OML^O21') {
+    if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
       return this.orders(message);
     }
     if (type === 'VXU^V04') {
@@ -495,7 +495,10 @@ export class Hl7Processor {
     return touched;
   }
 
-  /** ORM^O01 and OML^O21: a ServiceRequest per order (an ORC, with the OBR after it if any). */
+  /**
+   * ORM^O01, OML^O21 and OMG^O19 (a general clinical order): a ServiceRequest per order (an ORC,
+   * with the OBR after it if any).
+   */
   private async orders(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
     const orders: { orc?: V2Segment; obr?: V2Segment }[] = [];
