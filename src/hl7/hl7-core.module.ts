@@ -8,6 +8,7 @@ import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
 import { Places } from './inbound/places.js';
+import { ProblemMessages } from './inbound/problem-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
@@ -23,6 +24,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     Hl7Processor,
     DocumentMessages,
     AppointmentMessages,
+    ProblemMessages,
     Places,
     Hl7InboundService,
   ],

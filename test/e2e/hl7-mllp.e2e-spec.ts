@@ -56,10 +56,15 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O11)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
-      if (samples[i]!.file === 'ADT01-28.hl7') {
+      if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
+        // PID-3 `10291^^^^WEST^MR` names no assigning authority (WEST is in CX-5, the type),
+        // and MSH-3 and MSH-4 are empty: a patient no later message could find again.
+        expect(msaOf(ack).code).toBe('AE');
+        expect(ack).toContain('PID-3 holds no identifier with an assigning authority');
+      } else if (samples[i]!.file === 'ADT01-28.hl7') {
         // Its MRN (PATID1234 of ADT1) is the patient's of ADT-A06, its SSN the one of
         // ADT-A01's: two patients. Refused rather than filed under either.
         expect(msaOf(ack).code).toBe('AE');
@@ -670,6 +675,92 @@ describe('HL7 v2 over MLLP', () => {
         },
       ],
     });
+  });
+
+  it('keeps the problem list PPR messages send, apart from the diagnoses of visits', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = `PID|1||PRB-${tag}^^^HOSP&2.16.17&ISO^MR||Prob^Pat`;
+    const message = (type: string, control: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|EHR|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
+          pid,
+          ...segments,
+        ].join('\r'),
+      );
+    const diabetes = (action: string, ...rest: string[]) =>
+      [`PRB|${action}|20250101|E11.9^Type 2 diabetes^I10|P1-${tag}^EHR^2.16.17^ISO`, ...rest].join(
+        '|',
+      );
+    const hypertension = (action: string, ...rest: string[]) =>
+      [`PRB|${action}|20250101|38341003^Hypertension^SCT|`, ...rest].join('|');
+    const steps: Buffer[] = [
+      message(
+        'PPR^PC1',
+        'P1',
+        diabetes('AD', '', '', '202401151000+0000', '', '', '', '', '', 'C', '', '', '2023'),
+        'NTE|1||Diet controlled.',
+        hypertension('AD'),
+      ),
+      // A visit's diagnosis of the same code is another record.
+      message('ADT^A08', 'P2', 'DG1|1||38341003^Hypertension^SCT||20250102'),
+      message(
+        'PPR^PC2',
+        'P3',
+        diabetes('UP', '', '', '', '', '20250301'),
+        hypertension('UP', '', '', '', '', '', '', '', '', 'INACTIVE'),
+      ),
+      message('PPR^PC3', 'P4', hypertension('DE'), `PRB|DE|20250101|1^Gout^L|NEVER-${tag}^EHR`),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patients = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.17|PRB-${tag}`)}`,
+    );
+    const subject = `subject=Patient/${String(patients.body.entry[0].resource.id)}`;
+    const category = (code: string) =>
+      `category=${encodeURIComponent(`http://terminology.hl7.org/CodeSystem/condition-category|${code}`)}`;
+    const problems = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition?${subject}&${category('problem-list-item')}`,
+    );
+    const byCode = (code: string) =>
+      problems.body.entry.find((e: any) => e.resource.code.coding[0].code === code).resource;
+    expect(problems.body.entry).toHaveLength(2);
+    expect(byCode('E11.9')).toMatchObject({
+      identifier: [{ system: 'urn:oid:2.16.17', value: `P1-${tag}` }],
+      clinicalStatus: { coding: [{ code: 'resolved' }] },
+      code: { coding: [{ system: 'http://hl7.org/fhir/sid/icd-10', code: 'E11.9' }] },
+      abatementDateTime: '2025-03-01',
+    });
+    const hypertensionRecord = byCode('38341003');
+    expect(hypertensionRecord['verificationStatus'].coding[0].code).toBe('entered-in-error');
+    expect(hypertensionRecord['clinicalStatus']).toBeUndefined();
+    // The first version of the diabetes: confirmed, its dates and note.
+    const first = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition/${byCode('E11.9').id}/_history/1`,
+    );
+    expect(first.body).toMatchObject({
+      clinicalStatus: { coding: [{ code: 'active' }] },
+      verificationStatus: { coding: [{ code: 'confirmed' }] },
+      recordedDate: '2024-01-15T10:00:00+00:00',
+      onsetDateTime: '2023',
+      note: [{ text: 'Diet controlled.' }],
+    });
+    const diagnoses = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition?${subject}&${category('encounter-diagnosis')}`,
+    );
+    expect(diagnoses.body.entry).toHaveLength(1);
+    expect(diagnoses.body.entry[0].resource.clinicalStatus.coding[0].code).toBe('active');
+    // Neither was written over the other: the problem has its three versions, the diagnosis one.
+    expect(hypertensionRecord['meta'].versionId).toBe('3');
+    expect(diagnoses.body.entry[0].resource.meta.versionId).toBe('1');
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

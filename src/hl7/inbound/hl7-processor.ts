@@ -31,7 +31,17 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
 import { Places } from './places.js';
-import { byIdentifier, required, without, withFollowing, type Touched } from './processing.js';
+import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
+import {
+  byIdentifier,
+  codeCriteria,
+  conditionCriteria,
+  enterInError,
+  required,
+  without,
+  withFollowing,
+  type Touched,
+} from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -89,21 +99,6 @@ function senderSystem(message: V2Message): string | undefined {
     systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
     systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
   );
-}
-
-/** The patient's resource with the same first coding; none for a code without a system. */
-function codeCriteria(
-  patientParam: string,
-  patientId: string,
-  resource: Record<string, unknown>,
-): string | undefined {
-  const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
-    .coding?.[0];
-  return coding?.system && coding.code
-    ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
-        `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
-      )}`
-    : undefined;
 }
 
 /**
@@ -195,6 +190,7 @@ export class Hl7Processor {
     private readonly fhir: FhirService,
     private readonly documents: DocumentMessages,
     private readonly appointments: AppointmentMessages,
+    private readonly problems: ProblemMessages,
     private readonly places: Places,
   ) {}
 
@@ -221,6 +217,9 @@ export class Hl7Processor {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
       return this.appointments.process(message, event, await this.patientOf(message));
+    }
+    if (header.messageCode === 'PPR' && PPR_EVENTS.has(header.triggerEvent)) {
+      return this.problems.process(message, header.triggerEvent, await this.patientOf(message));
     }
     if (type === 'ORU^R01') {
       return this.oru(message);
@@ -264,7 +263,7 @@ export class Hl7Processor {
       const id = await this.upsert(
         'Condition',
         condition,
-        codeCriteria('subject', patientId, condition),
+        conditionCriteria(patientId, 'encounter-diagnosis', condition),
       );
       touched.entities.push(`Condition/${id}`);
     }
@@ -320,19 +319,7 @@ export class Hl7Processor {
         ? await this.fhir.uniqueMatch(HL7_USER, 'AllergyIntolerance', criteria)
         : undefined;
       if (!match) continue;
-      const current = (await this.fhir.read(HL7_USER, 'AllergyIntolerance', match)).resource;
-      await this.fhir.update(HL7_USER, 'AllergyIntolerance', match, {
-        ...without(current, 'meta', 'clinicalStatus'),
-        verificationStatus: {
-          coding: [
-            {
-              system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification',
-              code: 'entered-in-error',
-            },
-          ],
-        },
-        id: match,
-      });
+      await enterInError(this.fhir, 'AllergyIntolerance', match);
       touched.entities.push(`AllergyIntolerance/${match}`);
     }
   }

@@ -1,7 +1,9 @@
+import type { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
-import { identifierCriteria } from '../mapping/patient.js';
+import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 
 /** The resources a message wrote (for its audit row) and the patients they belong to. */
 export interface Touched {
@@ -59,4 +61,60 @@ export function withFollowing(
     else open = undefined;
   }
   return groups;
+}
+
+/**
+ * A record its sender takes back (an allergy or a problem deleted from the patient's list):
+ * kept, as every record is, but entered in error, without the clinical status R4 forbids then
+ * (ait-2, con-5), so that it leaves the lists that filter on status.
+ */
+export async function enterInError(
+  fhir: FhirService,
+  type: 'AllergyIntolerance' | 'Condition',
+  id: string,
+): Promise<void> {
+  const current = (await fhir.read(HL7_USER, type, id)).resource;
+  const system =
+    type === 'Condition'
+      ? 'http://terminology.hl7.org/CodeSystem/condition-ver-status'
+      : 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification';
+  await fhir.update(HL7_USER, type, id, {
+    ...without(current, 'meta', 'clinicalStatus'),
+    verificationStatus: { coding: [{ system, code: 'entered-in-error' }] },
+    id,
+  });
+}
+
+/** The patient's resource with the same first coding; none for a code without a system. */
+export function codeCriteria(
+  patientParam: string,
+  patientId: string,
+  resource: Record<string, unknown>,
+): string | undefined {
+  const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
+    .coding?.[0];
+  return coding?.system && coding.code
+    ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
+        `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
+      )}`
+    : undefined;
+}
+
+/**
+ * The criteria for a patient's Condition of that code in one category: a visit's diagnosis
+ * (DG1) and a problem-list entry (PRB) of the same code are two records, never matched as one.
+ */
+export function conditionCriteria(
+  patientId: string,
+  category: 'encounter-diagnosis' | 'problem-list-item',
+  resource: Record<string, unknown>,
+): string | undefined {
+  const byCode = codeCriteria('subject', patientId, resource);
+  return byCode && `${byCode}&${conditionCategory(category)}`;
+}
+
+export function conditionCategory(category: 'encounter-diagnosis' | 'problem-list-item'): string {
+  return `category=${encodeURIComponent(
+    `http://terminology.hl7.org/CodeSystem/condition-category|${category}`,
+  )}`;
 }

@@ -197,3 +197,89 @@ export function conditionFromDg1(
     ...(recorded ? { recordedDate: recorded } : {}),
   };
 }
+
+/** PRB-14 problem life cycle status to Condition.clinicalStatus (R4's codes, by name or letter). */
+const PROBLEM_LIFE_CYCLE: Record<string, string> = {
+  A: 'active',
+  ACTIVE: 'active',
+  I: 'inactive',
+  INACTIVE: 'inactive',
+  R: 'resolved',
+  RESOLVED: 'resolved',
+  REMISSION: 'remission',
+  RECURRENCE: 'recurrence',
+  RELAPSE: 'relapse',
+};
+
+/** PRB-13 problem confirmation status to Condition.verificationStatus. */
+const PROBLEM_CONFIRMATION: Record<string, string> = {
+  C: 'confirmed',
+  CONFIRMED: 'confirmed',
+  P: 'provisional',
+  PROVISIONAL: 'provisional',
+  D: 'differential',
+  DIFFERENTIAL: 'differential',
+  R: 'refuted',
+  REFUTED: 'refuted',
+  'RULED OUT': 'refuted',
+};
+
+export interface ProblemOfPrb {
+  /** PRB-4, the problem instance id that later messages name it by. */
+  identifier: Identifier | undefined;
+  /** PRB-1 DE: the problem is taken off the list. */
+  deletes: boolean;
+  resource: Record<string, unknown>;
+}
+
+/**
+ * PRB, with the NTE notes right after it, to a problem-list Condition (v2-to-FHIR
+ * PRB[Condition]); undefined without a problem code (PRB-3, required by v2). A problem with a
+ * resolution date (PRB-9) and no life cycle status (PRB-14) is resolved, else active.
+ */
+export function problemFromPrb(
+  prb: V2Segment,
+  notes: readonly V2Segment[],
+  patientId: string,
+  sender: string | undefined,
+): ProblemOfPrb | undefined {
+  const code = codeableConceptOf(prb.repetitions(3)[0]);
+  if (!code) return undefined;
+  const identifier = identifierOfEi(prb.repetitions(4)[0], sender);
+  const abated = dateTimeOf(prb.value(9));
+  const clinical =
+    PROBLEM_LIFE_CYCLE[prb.value(14)?.trim().toUpperCase() ?? ''] ??
+    (abated ? 'resolved' : 'active');
+  const verification = PROBLEM_CONFIRMATION[prb.value(13)?.trim().toUpperCase() ?? ''];
+  const recorded = dateTimeOf(prb.value(7)) ?? dateTimeOf(prb.value(2));
+  const onset = dateTimeOf(prb.value(16)?.trim());
+  const text = notes
+    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
+    .filter((line): line is string => !!line)
+    .map((line) => ({ text: line }));
+  return {
+    identifier,
+    deletes: prb.value(1)?.toUpperCase() === 'DE',
+    resource: {
+      resourceType: 'Condition',
+      ...(identifier ? { identifier: [identifier] } : {}),
+      clinicalStatus: { coding: [{ system: `${CLINICAL}condition-clinical`, code: clinical }] },
+      ...(verification
+        ? {
+            verificationStatus: {
+              coding: [{ system: `${CLINICAL}condition-ver-status`, code: verification }],
+            },
+          }
+        : {}),
+      category: [
+        { coding: [{ system: `${CLINICAL}condition-category`, code: 'problem-list-item' }] },
+      ],
+      code,
+      subject: { reference: `Patient/${patientId}` },
+      ...(onset ? { onsetDateTime: onset } : prb.value(17) ? { onsetString: prb.value(17) } : {}),
+      ...(abated ? { abatementDateTime: abated } : {}),
+      ...(recorded ? { recordedDate: recorded } : {}),
+      ...(text.length > 0 ? { note: text } : {}),
+    },
+  };
+}

@@ -153,6 +153,8 @@ const CODING_SYSTEMS: Record<string, string> = {
   UCUM: 'http://unitsofmeasure.org',
   I10: 'http://hl7.org/fhir/sid/icd-10',
   'I10-CM': 'http://hl7.org/fhir/sid/icd-10-cm',
+  I9: 'http://hl7.org/fhir/sid/icd-9-cm',
+  I9C: 'http://hl7.org/fhir/sid/icd-9-cm',
   I9CM: 'http://hl7.org/fhir/sid/icd-9-cm',
   RXNORM: 'http://www.nlm.nih.gov/research/umls/rxnorm',
   CVX: 'http://hl7.org/fhir/sid/cvx',

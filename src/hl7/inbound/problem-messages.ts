@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { problemFromPrb } from '../mapping/clinical.js';
+import type { Identifier } from '../mapping/datatypes.js';
+import type { V2Message } from '../message/v2-message.js';
+import {
+  byIdentifier,
+  conditionCategory,
+  conditionCriteria,
+  enterInError,
+  withFollowing,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
+
+/** Problem add, update and delete (PPR PC1, PC2, PC3); a PRB's action code DE deletes too. */
+export const PPR_EVENTS: ReadonlySet<string> = new Set(['PC1', 'PC2', 'PC3']);
+
+/** PPR messages (the patient's problem list), for Hl7Processor, in its transaction. */
+@Injectable()
+export class ProblemMessages {
+  constructor(private readonly fhir: FhirService) {}
+
+  /**
+   * Each PRB as a problem-list Condition, known by its problem instance id (PRB-4), else by
+   * the patient's problem-list entry with that code (never a visit's diagnosis from a DG1). A
+   * deleted problem is entered in error; one not on file is already as the sender has it.
+   */
+  async process(
+    message: V2Message,
+    event: string,
+    { sender, patientId, touched }: PatientOfMessage,
+  ): Promise<Touched> {
+    for (const [prb, notes] of withFollowing(message, 'PRB', ['NTE'])) {
+      const problem = problemFromPrb(prb, notes, patientId, sender);
+      if (!problem) continue;
+      const criteria = this.criteria(problem.identifier, problem.resource, patientId);
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Condition', criteria)
+        : undefined;
+      if (problem.deletes || event === 'PC3') {
+        if (!match) continue;
+        await enterInError(this.fhir, 'Condition', match);
+        touched.entities.push(`Condition/${match}`);
+        continue;
+      }
+      let id = match;
+      if (id) await this.fhir.update(HL7_USER, 'Condition', id, { ...problem.resource, id });
+      else id = (await this.fhir.create(HL7_USER, 'Condition', problem.resource)).id;
+      touched.entities.push(`Condition/${id}`);
+    }
+    return touched;
+  }
+
+  private criteria(
+    identifier: Identifier | undefined,
+    resource: Record<string, unknown>,
+    patientId: string,
+  ): string | undefined {
+    const byId = byIdentifier(identifier);
+    if (byId) {
+      return `${byId}&subject=Patient/${patientId}&${conditionCategory('problem-list-item')}`;
+    }
+    return conditionCriteria(patientId, 'problem-list-item', resource);
+  }
+}
