@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O11)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -894,6 +894,73 @@ describe('HL7 v2 over MLLP', () => {
     expect(general.body.entry[0].resource).toMatchObject({
       status: 'active',
       code: { coding: [{ system: 'http://loinc.org', code: '11524-6' }] },
+    });
+  });
+
+  it('keeps a refill (RDE^O25) and a dispense (RDS^O13) with the prescription they belong to', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (type: string, control: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|PHARMACY|HOSP|CV|CV|20240101||${type}|${control}-${tag}|P|2.5`,
+          `PID|1||RX-${tag}^^^HOSP&2.16.18&ISO^MR||Pharm^Pat`,
+          `ORC|RF|RX-${tag}^HOSP^2.16.18^ISO|||||||202401010900+0000`,
+          ...segments,
+        ].join('\r'),
+      );
+    const steps = [
+      // The route comes after a TQ1 and a PRT: it is still the RXE's.
+      message(
+        'RDE^O25',
+        'R1',
+        'RXE||01151327^Doxycycline^NDC|1||TAB^Tablet',
+        'PRT||AD||AD',
+        'TQ1|1||BID',
+        'RXR|PO^Oral',
+      ),
+      message(
+        'RDS^O13',
+        'R2',
+        'RXD|1|01151327^Doxycycline^NDC|202401021000+0000|20|TAB^Tablet||||Take with food|1234^House^Gregory',
+        'RXR|PO^Oral',
+      ),
+      // The same dispense again (a resend under a new control id) replaces it.
+      message(
+        'RDS^O13',
+        'R3',
+        'RXD|1|01151327^Doxycycline^NDC|202401021000+0000|20|TAB^Tablet||||Take with food|1234^House^Gregory',
+      ),
+      message('RDS^O13', 'R4'),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AE']);
+    expect(acks[3]).toContain('A pharmacy message needs an RXE or RXD segment');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const requests = await http(
+      'GET',
+      `${testApp.url}/fhir/MedicationRequest?identifier=${encodeURIComponent(`urn:oid:2.16.18|RX-${tag}`)}`,
+    );
+    expect(requests.body.entry).toHaveLength(1);
+    const request = requests.body.entry[0].resource;
+    expect(request.dosageInstruction[0].route.coding[0].code).toBe('PO');
+    const dispenses = await http(
+      'GET',
+      `${testApp.url}/fhir/MedicationDispense?${String(request.subject.reference).replace('Patient/', 'subject=Patient/')}`,
+    );
+    expect(dispenses.body.entry).toHaveLength(1);
+    expect(dispenses.body.entry[0].resource).toMatchObject({
+      identifier: [{ system: 'urn:oid:2.16.18', value: `RX-${tag}/dispense/1` }],
+      status: 'completed',
+      medicationCodeableConcept: {
+        coding: [{ system: 'http://hl7.org/fhir/sid/ndc', code: '01151327' }],
+      },
+      authorizingPrescription: [{ reference: `MedicationRequest/${String(request.id)}` }],
+      quantity: { value: 20, unit: 'Tablet' },
+      whenHandedOver: '2024-01-02T10:00:00+00:00',
+      performer: [{ actor: { identifier: { value: '1234' }, display: 'Gregory House' } }],
+      note: [{ text: 'Take with food' }],
     });
   });
 

@@ -7,6 +7,7 @@ import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mappin
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import {
   immunizationFromRxa,
+  medicationDispenseOf,
   medicationRequestOf,
   orderIdentifiers,
   serviceRequestOf,
@@ -179,6 +180,27 @@ function observationIdentifier(
   };
 }
 
+/** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
+function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Identifier | undefined {
+  if (!order) return undefined;
+  return {
+    ...(order.system ? { system: order.system } : {}),
+    value: `${order.value}/dispense/${rxd.value(1) ?? '1'}`,
+  };
+}
+
+/**
+ * The route (RXR) of the RXE or RXD at `at`: the first RXR after it, before the next order,
+ * give or dispense (senders put TQ1 and PRT segments between).
+ */
+function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefined {
+  for (const segment of segments.slice(at + 1)) {
+    if (segment.name === 'RXR') return segment;
+    if (['ORC', 'RXE', 'RXD'].includes(segment.name)) return undefined;
+  }
+  return undefined;
+}
+
 /**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
@@ -230,8 +252,8 @@ export class Hl7Processor {
     if (type === 'VXU^V04') {
       return this.vaccinations(message);
     }
-    if (type === 'RDE^O11') {
-      return this.medicationOrders(message);
+    if (type === 'RDE^O11' || type === 'RDE^O25' || type === 'RDS^O13') {
+      return this.pharmacy(message);
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
@@ -536,25 +558,52 @@ export class Hl7Processor {
     return touched;
   }
 
-  /** RDE^O11: a MedicationRequest per RXE, keyed by its ORC's order numbers. */
-  private async medicationOrders(message: V2Message): Promise<Touched> {
+  /**
+   * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
+   * RXE, keyed by its ORC's order numbers, and a MedicationDispense per RXD, keyed by the order
+   * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
+   * authorized by its order's MedicationRequest when it is known here.
+   */
+  private async pharmacy(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
     const segments = message.segments();
     let orc: V2Segment | undefined;
+    let request: string | undefined;
     for (const [i, segment] of segments.entries()) {
-      if (segment.name === 'ORC') orc = segment;
-      if (segment.name !== 'RXE') continue;
-      const rxr = segments[i + 1]?.name === 'RXR' ? segments[i + 1] : undefined;
+      if (segment.name === 'ORC') [orc, request] = [segment, undefined];
+      if (segment.name !== 'RXE' && segment.name !== 'RXD') continue;
+      const rxr = routeOf(segments, i);
       const identifiers = orderIdentifiers(orc, sender);
-      const request = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
-      if (!request) {
-        throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
+      if (segment.name === 'RXE') {
+        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
+        if (!body) {
+          throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
+        }
+        request = await this.upsert('MedicationRequest', body, byIdentifier(identifiers[0]));
+        touched.entities.push(`MedicationRequest/${request}`);
+        continue;
       }
-      const id = await this.upsert('MedicationRequest', request, byIdentifier(identifiers[0]));
-      touched.entities.push(`MedicationRequest/${id}`);
+      const orderCriteria = byIdentifier(identifiers[0]);
+      request ??= orderCriteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationRequest', orderCriteria)
+        : undefined;
+      const identifier = dispenseIdentifier(identifiers[0], segment);
+      const body = medicationDispenseOf(
+        segment,
+        rxr,
+        patientId,
+        identifier,
+        request ? { reference: `MedicationRequest/${request}` } : undefined,
+        sender,
+      );
+      if (!body) {
+        throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
+      }
+      const id = await this.upsert('MedicationDispense', body, byIdentifier(identifier));
+      touched.entities.push(`MedicationDispense/${id}`);
     }
     if (touched.entities.length === 1) {
-      throw new Hl7ProcessingError('100', 'An RDE message needs an RXE segment');
+      throw new Hl7ProcessingError('100', 'A pharmacy message needs an RXE or RXD segment');
     }
     return touched;
   }

@@ -1,5 +1,11 @@
 import type { V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateOf, dateTimeOf, type Identifier } from './datatypes.js';
+import {
+  codeableConceptOf,
+  dateOf,
+  dateTimeOf,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
 import { identifierOfEi } from './observation.js';
 
 /** ORC-1 order control and ORC-5 order status (tables 0119, 0038) to ServiceRequest.status. */
@@ -146,6 +152,53 @@ export function medicationRequestOf(
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
     ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
+  };
+}
+
+/**
+ * An RXD (with the RXR after it) to a MedicationDispense (v2-to-FHIR RXD[MedicationDispense]):
+ * the dispense code as the medication, when it was handed over, the actual dispense amount and
+ * units, the dispensing provider, the notes and the route. Undefined without a code (RXD-2).
+ */
+export function medicationDispenseOf(
+  rxd: V2Segment,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifier: Identifier | undefined,
+  prescription: Record<string, unknown> | undefined,
+  sender: string | undefined,
+): Record<string, unknown> | undefined {
+  const medication = codeableConceptOf(rxd.repetitions(2)[0]);
+  if (!medication) return undefined;
+  const handedOver = dateTimeOf(rxd.value(3));
+  const amount = rxd.value(4);
+  const units = rxd.repetitions(5)[0];
+  const quantity =
+    amount && /^\d+(\.\d+)?$/.test(amount)
+      ? {
+          value: Number(amount),
+          ...(units?.value(1) ? { unit: units.value(2) ?? units.value(1) } : {}),
+        }
+      : undefined;
+  const performer = practitionerOf(rxd.repetitions(10)[0], sender);
+  const notes = rxd
+    .repetitions(9)
+    .map((rep) => rep.value(2) ?? rep.value(1))
+    .filter((text): text is string => !!text)
+    .map((text) => ({ text }));
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  return {
+    resourceType: 'MedicationDispense',
+    ...(identifier ? { identifier: [identifier] } : {}),
+    status: 'completed',
+    medicationCodeableConcept: medication,
+    subject: { reference: `Patient/${patientId}` },
+    ...(performer ? { performer: [{ actor: { type: 'Practitioner', ...performer } }] } : {}),
+    ...(prescription ? { authorizingPrescription: [prescription] } : {}),
+    ...(quantity ? { quantity } : {}),
+    ...(handedOver ? { whenHandedOver: handedOver } : {}),
+    ...(notes.length > 0 ? { note: notes } : {}),
+    ...(route ? { dosageInstruction: [{ route }] } : {}),
   };
 }
 
