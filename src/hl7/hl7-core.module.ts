@@ -7,6 +7,7 @@ import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
 import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
+import { PharmacyMessages } from './inbound/pharmacy-messages.js';
 import { Places } from './inbound/places.js';
 import { ProblemMessages } from './inbound/problem-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
@@ -25,6 +26,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     DocumentMessages,
     AppointmentMessages,
     ProblemMessages,
+    PharmacyMessages,
     Places,
     Hl7InboundService,
   ],

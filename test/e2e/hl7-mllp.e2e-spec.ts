@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -962,6 +962,58 @@ describe('HL7 v2 over MLLP', () => {
       performer: [{ actor: { identifier: { value: '1234' }, display: 'Gregory House' } }],
       note: [{ text: 'Take with food' }],
     });
+  });
+
+  it('keeps a referral (REF^I12) as a ServiceRequest for its diagnoses, changed (I13) and cancelled (I14)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const ref = (event: string, priority: string, id = `REF-${tag}`) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|EHR|HOSP|CV|CV|20250101||REF^${event}|${event}-${id}|P|2.5`,
+          `RF1|P^Pending^HL70283|${priority}|Med^Medical^HL70281||O|${id}^EHR^2.16.19^ISO|20250110|20250310`,
+          'PRD|RP^Referring Provider^HL70286|POWELL^ROBERT^^^DR|||||PLN1001^SL',
+          'PRD|RT^Referred to Provider^HL70286|McWILLIAMS^PAUL^^^DR|||||PLN5010^SL',
+          `PID|1||REFP-${tag}^^^HOSP&2.16.19&ISO^MR||Ref^Pat`,
+          'DG1|1||K63.3^Ulcer of intestine^I10||20250101',
+        ].join('\r'),
+      );
+    const steps = [
+      ref('I12', 'R'),
+      ref('I13', 'S'),
+      ref('I14', 'S'),
+      ref('I14', 'S', `NEVER-${tag}`),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AE']);
+    expect(acks[3]).toContain('A cancelled referral needs the identifier (RF1-6)');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent(`urn:oid:2.16.19|REF-${tag}`)}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    const referral = found.body.entry[0].resource;
+    expect(referral).toMatchObject({
+      status: 'revoked',
+      intent: 'order',
+      priority: 'stat',
+      category: [
+        { coding: [{ system: 'http://snomed.info/sct', code: '3457005' }] },
+        { coding: [{ code: 'Med' }] },
+      ],
+      occurrencePeriod: { start: '2025-01-10', end: '2025-03-10' },
+      requester: { identifier: { value: 'PLN1001' }, display: 'DR ROBERT POWELL' },
+      performer: [{ identifier: { value: 'PLN5010' }, display: 'DR PAUL McWILLIAMS' }],
+      meta: { versionId: '3' },
+    });
+    const reason = await http(
+      'GET',
+      `${testApp.url}/fhir/${referral.reasonReference[0].reference}`,
+    );
+    expect(reason.body.code.coding[0]).toMatchObject({ code: 'K63.3' });
+    expect(reason.body.subject).toEqual(referral.subject);
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */

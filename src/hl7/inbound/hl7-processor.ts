@@ -5,13 +5,7 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
-import {
-  immunizationFromRxa,
-  medicationDispenseOf,
-  medicationRequestOf,
-  orderIdentifiers,
-  serviceRequestOf,
-} from '../mapping/orders.js';
+import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { allergyFromAl1, allergyFromIam, conditionFromDg1 } from '../mapping/clinical.js';
 import { coverageFromIn1 } from '../mapping/coverage.js';
 import {
@@ -20,6 +14,7 @@ import {
   identifierCriteria,
   patientFromSegments,
 } from '../mapping/patient.js';
+import { referralFromRf1 } from '../mapping/referral.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
@@ -31,6 +26,7 @@ import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/h
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
+import { PharmacyMessages } from './pharmacy-messages.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import {
@@ -39,6 +35,7 @@ import {
   conditionCriteria,
   enterInError,
   required,
+  upsert,
   without,
   withFollowing,
   type Touched,
@@ -92,6 +89,9 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A47: undefined,
   A60: undefined, // adverse reactions (IAM)
 };
+
+/** A referral (REF^I12), its change (I13) and its cancellation (I14). */
+const REF_EVENTS: ReadonlySet<string> = new Set(['I12', 'I13', 'I14']);
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
 function senderSystem(message: V2Message): string | undefined {
@@ -180,27 +180,6 @@ function observationIdentifier(
   };
 }
 
-/** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
-function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Identifier | undefined {
-  if (!order) return undefined;
-  return {
-    ...(order.system ? { system: order.system } : {}),
-    value: `${order.value}/dispense/${rxd.value(1) ?? '1'}`,
-  };
-}
-
-/**
- * The route (RXR) of the RXE or RXD at `at`: the first RXR after it, before the next order,
- * give or dispense (senders put TQ1 and PRT segments between).
- */
-function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefined {
-  for (const segment of segments.slice(at + 1)) {
-    if (segment.name === 'RXR') return segment;
-    if (['ORC', 'RXE', 'RXD'].includes(segment.name)) return undefined;
-  }
-  return undefined;
-}
-
 /**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
@@ -213,6 +192,7 @@ export class Hl7Processor {
     private readonly documents: DocumentMessages,
     private readonly appointments: AppointmentMessages,
     private readonly problems: ProblemMessages,
+    private readonly pharmacy: PharmacyMessages,
     private readonly places: Places,
   ) {}
 
@@ -243,6 +223,9 @@ export class Hl7Processor {
     if (header.messageCode === 'PPR' && PPR_EVENTS.has(header.triggerEvent)) {
       return this.problems.process(message, header.triggerEvent, await this.patientOf(message));
     }
+    if (header.messageCode === 'REF' && REF_EVENTS.has(header.triggerEvent)) {
+      return this.referral(message, header.triggerEvent === 'I14');
+    }
     if (type === 'ORU^R01') {
       return this.oru(message);
     }
@@ -253,7 +236,7 @@ export class Hl7Processor {
       return this.vaccinations(message);
     }
     if (type === 'RDE^O11' || type === 'RDE^O25' || type === 'RDS^O13') {
-      return this.pharmacy(message);
+      return this.pharmacy.process(message, await this.patientOf(message));
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
@@ -271,7 +254,8 @@ export class Hl7Processor {
     for (const al1 of message.all('AL1')) {
       const allergy = allergyFromAl1(al1, patientId);
       if (!allergy) continue;
-      const id = await this.upsert(
+      const id = await upsert(
+        this.fhir,
         'AllergyIntolerance',
         allergy,
         codeCriteria('patient', patientId, allergy),
@@ -282,7 +266,8 @@ export class Hl7Processor {
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
-      const id = await this.upsert(
+      const id = await upsert(
+        this.fhir,
         'Condition',
         condition,
         conditionCriteria(patientId, 'encounter-diagnosis', condition),
@@ -292,7 +277,8 @@ export class Hl7Processor {
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
       if (!kin) continue;
-      const id = await this.upsert(
+      const id = await upsert(
+        this.fhir,
         'RelatedPerson',
         kin.resource,
         kinCriteria(patientId, kin.identifiers, kin.resource),
@@ -308,9 +294,54 @@ export class Hl7Processor {
         : coverage.plan
           ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
           : undefined;
-      const id = await this.upsert('Coverage', coverage.resource, criteria);
+      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria);
       touched.entities.push(`Coverage/${id}`);
     }
+    return touched;
+  }
+
+  /**
+   * REF^I12 (a referral), I13 (its change) and I14 (its cancellation): the patient and the
+   * segments ADT has too (DG1, AL1, NK1, IN1), and the RF1 as a referral ServiceRequest keyed by
+   * its originating referral identifier (RF1-6), for the reasons the DG1 diagnoses give. A
+   * cancellation revokes a known referral.
+   */
+  private async referral(message: V2Message, cancels: boolean): Promise<Touched> {
+    const rf1 = required(message, 'RF1');
+    const touched = await this.adt(message, undefined);
+    const patientId = touched.patientIds[0]!;
+    const { identifier, resource } = referralFromRf1(
+      rf1,
+      message.all('PRD'),
+      patientId,
+      senderSystem(message),
+    );
+    const criteria = byIdentifier(identifier);
+    if (!criteria) {
+      throw new Hl7ProcessingError(
+        '101',
+        'RF1-6 (the originating referral identifier) is required',
+      );
+    }
+    const match = await this.fhir.uniqueMatch(HL7_USER, 'ServiceRequest', criteria);
+    if (cancels && !match) {
+      throw new Hl7ProcessingError(
+        '204',
+        'A cancelled referral needs the identifier (RF1-6) of a known referral',
+      );
+    }
+    const reasons = touched.entities
+      .filter((entity) => entity.startsWith('Condition/'))
+      .map((reference) => ({ reference }));
+    const body = {
+      ...resource,
+      ...(cancels ? { status: 'revoked' } : {}),
+      ...(reasons.length > 0 ? { reasonReference: reasons } : {}),
+    };
+    let id = match;
+    if (id) await this.fhir.update(HL7_USER, 'ServiceRequest', id, { ...body, id });
+    else id = (await this.fhir.create(HL7_USER, 'ServiceRequest', body)).id;
+    touched.entities.push(`ServiceRequest/${id}`);
     return touched;
   }
 
@@ -333,7 +364,7 @@ export class Hl7Processor {
         ? `${byId}&patient=Patient/${patientId}`
         : codeCriteria('patient', patientId, allergy.resource);
       if (!allergy.deletes) {
-        const id = await this.upsert('AllergyIntolerance', allergy.resource, criteria);
+        const id = await upsert(this.fhir, 'AllergyIntolerance', allergy.resource, criteria);
         touched.entities.push(`AllergyIntolerance/${id}`);
         continue;
       }
@@ -489,7 +520,7 @@ export class Hl7Processor {
       }
       const result: { reference: string }[] = [];
       for (const { identifier, body } of observations) {
-        const id = await this.upsert('Observation', body, byIdentifier(identifier));
+        const id = await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
@@ -524,7 +555,8 @@ export class Hl7Processor {
     }
     for (const { orc, obr } of orders) {
       const identifiers = orderIdentifiers(orc, sender);
-      const id = await this.upsert(
+      const id = await upsert(
+        this.fhir,
         'ServiceRequest',
         serviceRequestOf(orc, obr, patientId, identifiers),
         byIdentifier(identifiers[0]),
@@ -549,77 +581,18 @@ export class Hl7Processor {
           'An RXA segment needs a vaccine (RXA-5) and a date (RXA-3)',
         );
       }
-      const id = await this.upsert('Immunization', immunization, byIdentifier(identifiers[0]));
+      const id = await upsert(
+        this.fhir,
+        'Immunization',
+        immunization,
+        byIdentifier(identifiers[0]),
+      );
       touched.entities.push(`Immunization/${id}`);
     }
     if (touched.entities.length === 1) {
       throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
-  }
-
-  /**
-   * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
-   * RXE, keyed by its ORC's order numbers, and a MedicationDispense per RXD, keyed by the order
-   * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
-   * authorized by its order's MedicationRequest when it is known here.
-   */
-  private async pharmacy(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patientOf(message);
-    const segments = message.segments();
-    let orc: V2Segment | undefined;
-    let request: string | undefined;
-    for (const [i, segment] of segments.entries()) {
-      if (segment.name === 'ORC') [orc, request] = [segment, undefined];
-      if (segment.name !== 'RXE' && segment.name !== 'RXD') continue;
-      const rxr = routeOf(segments, i);
-      const identifiers = orderIdentifiers(orc, sender);
-      if (segment.name === 'RXE') {
-        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
-        if (!body) {
-          throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
-        }
-        request = await this.upsert('MedicationRequest', body, byIdentifier(identifiers[0]));
-        touched.entities.push(`MedicationRequest/${request}`);
-        continue;
-      }
-      const orderCriteria = byIdentifier(identifiers[0]);
-      request ??= orderCriteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationRequest', orderCriteria)
-        : undefined;
-      const identifier = dispenseIdentifier(identifiers[0], segment);
-      const body = medicationDispenseOf(
-        segment,
-        rxr,
-        patientId,
-        identifier,
-        request ? { reference: `MedicationRequest/${request}` } : undefined,
-        sender,
-      );
-      if (!body) {
-        throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
-      }
-      const id = await this.upsert('MedicationDispense', body, byIdentifier(identifier));
-      touched.entities.push(`MedicationDispense/${id}`);
-    }
-    if (touched.entities.length === 1) {
-      throw new Hl7ProcessingError('100', 'A pharmacy message needs an RXE or RXD segment');
-    }
-    return touched;
-  }
-
-  /** Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. */
-  private async upsert(
-    type: string,
-    resource: Record<string, unknown>,
-    criteria: string | undefined,
-  ): Promise<string> {
-    const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-    if (!match) {
-      return (await this.fhir.create(HL7_USER, type, resource)).id;
-    }
-    await this.fhir.update(HL7_USER, type, match, { ...resource, id: match });
-    return match;
   }
 
   /** The message's patient (its PID, matched or created), first of what the message touches. */

@@ -118,3 +118,16 @@ export function conditionCategory(category: 'encounter-diagnosis' | 'problem-lis
     `http://terminology.hl7.org/CodeSystem/condition-category|${category}`,
   )}`;
 }
+
+/** Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. */
+export async function upsert(
+  fhir: FhirService,
+  type: string,
+  resource: Record<string, unknown>,
+  criteria: string | undefined,
+): Promise<string> {
+  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
+  await fhir.update(HL7_USER, type, match, { ...resource, id: match });
+  return match;
+}

@@ -1,0 +1,87 @@
+import { Injectable } from '@nestjs/common';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import type { Identifier } from '../mapping/datatypes.js';
+import { medicationDispenseOf, medicationRequestOf, orderIdentifiers } from '../mapping/orders.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { byIdentifier, upsert, type PatientOfMessage, type Touched } from './processing.js';
+
+/** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
+function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Identifier | undefined {
+  if (!order) return undefined;
+  return {
+    ...(order.system ? { system: order.system } : {}),
+    value: `${order.value}/dispense/${rxd.value(1) ?? '1'}`,
+  };
+}
+
+/**
+ * The route (RXR) of the RXE or RXD at `at`: the first RXR after it, before the next order,
+ * give or dispense (senders put TQ1 and PRT segments between).
+ */
+function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefined {
+  for (const segment of segments.slice(at + 1)) {
+    if (segment.name === 'RXR') return segment;
+    if (['ORC', 'RXE', 'RXD'].includes(segment.name)) return undefined;
+  }
+  return undefined;
+}
+
+/** Pharmacy messages (orders, refills, dispenses), for Hl7Processor, in its transaction. */
+@Injectable()
+export class PharmacyMessages {
+  constructor(private readonly fhir: FhirService) {}
+
+  /**
+   * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
+   * RXE, keyed by its ORC's order numbers, and a MedicationDispense per RXD, keyed by the order
+   * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
+   * authorized by its order's MedicationRequest when it is known here.
+   */
+  async process(
+    message: V2Message,
+    { sender, patientId, touched }: PatientOfMessage,
+  ): Promise<Touched> {
+    const segments = message.segments();
+    let orc: V2Segment | undefined;
+    let request: string | undefined;
+    for (const [i, segment] of segments.entries()) {
+      if (segment.name === 'ORC') [orc, request] = [segment, undefined];
+      if (segment.name !== 'RXE' && segment.name !== 'RXD') continue;
+      const rxr = routeOf(segments, i);
+      const identifiers = orderIdentifiers(orc, sender);
+      if (segment.name === 'RXE') {
+        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
+        if (!body) {
+          throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
+        }
+        request = await upsert(this.fhir, 'MedicationRequest', body, byIdentifier(identifiers[0]));
+        touched.entities.push(`MedicationRequest/${request}`);
+        continue;
+      }
+      const orderCriteria = byIdentifier(identifiers[0]);
+      request ??= orderCriteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationRequest', orderCriteria)
+        : undefined;
+      const identifier = dispenseIdentifier(identifiers[0], segment);
+      const body = medicationDispenseOf(
+        segment,
+        rxr,
+        patientId,
+        identifier,
+        request ? { reference: `MedicationRequest/${request}` } : undefined,
+        sender,
+      );
+      if (!body) {
+        throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
+      }
+      const id = await upsert(this.fhir, 'MedicationDispense', body, byIdentifier(identifier));
+      touched.entities.push(`MedicationDispense/${id}`);
+    }
+    if (touched.entities.length === 1) {
+      throw new Hl7ProcessingError('100', 'A pharmacy message needs an RXE or RXD segment');
+    }
+    return touched;
+  }
+}
