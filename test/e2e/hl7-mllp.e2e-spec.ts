@@ -154,6 +154,16 @@ describe('HL7 v2 over MLLP', () => {
       code: { coding: [{ code: 'P', display: 'PENICILLIN' }] },
       onsetDateTime: '2021-08-24',
     });
+    // PR1's procedure, the same one (PR1-19 PR1006) in the many messages that repeat it.
+    const procedures = await http(
+      'GET',
+      `${testApp.url}/fhir/Procedure?subject=Patient/${String(patient['id'])}`,
+    );
+    expect(procedures.body.entry).toHaveLength(1);
+    expect(procedures.body.entry[0].resource).toMatchObject({
+      identifier: [{ value: 'PR1006' }],
+      code: { coding: [{ system: 'http://snomed.info/sct', code: '76164006' }] },
+    });
     const conditions = await http(
       'GET',
       `${testApp.url}/fhir/Condition?subject=Patient/${String(patient['id'])}`,
@@ -761,6 +771,61 @@ describe('HL7 v2 over MLLP', () => {
     // Neither was written over the other: the problem has its three versions, the diagnosis one.
     expect(hypertensionRecord['meta'].versionId).toBe('3');
     expect(diagnoses.body.entry[0].resource.meta.versionId).toBe('1');
+  });
+
+  it('keeps the procedures (PR1) of an ADT feed once each, tied to the visit', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const adt = (control: string, ...pr1: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A01|${control}-${tag}|P|2.5`,
+          `PID|1||PR-${tag}^^^HOSP&2.16.20&ISO^MR||Proc^Pat`,
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.20&ISO^VN`,
+          ...pr1,
+        ].join('\r'),
+      );
+    const biopsy = (action = '') =>
+      `PR1|1||45380^Colonoscopy with biopsy^C4||202501101130+0000|D^Diagnostic Procedure^HL70230||1210^ANES^MARK|||2210^SURGEON^ROBERT||||K63.3^Ulcer of intestine^I10||||PR-1-${tag}^HOSP^2.16.20^ISO|${action}`;
+    // No identifier: found again by its code and the time it started.
+    const xray = 'PR1|2||71045^Xray exam chest 1 view^C4||202501101400+0000||20';
+    const steps = [adt('P1', biopsy(), xray), adt('P2', biopsy(), xray), adt('P3', biopsy('D'))];
+    const sender = await client();
+    await sender.send(steps);
+    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.20|V-${tag}`)}`,
+    );
+    const encounterId = String(encounter.body.entry[0].resource.id);
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Procedure?encounter=Encounter/${encounterId}`,
+    );
+    expect(found.body.entry).toHaveLength(2);
+    const byCode = (code: string) =>
+      found.body.entry.find((e: any) => e.resource.code.coding[0].code === code).resource;
+    expect(byCode('45380')).toMatchObject({
+      identifier: [{ system: 'urn:oid:2.16.20', value: `PR-1-${tag}` }],
+      status: 'entered-in-error',
+      category: { coding: [{ code: 'D' }] },
+      code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code: '45380' }] },
+      performedDateTime: '2025-01-10T11:30:00+00:00',
+      performer: [
+        { function: { text: 'Anesthesiologist' }, actor: { identifier: { value: '1210' } } },
+        { function: { text: 'Surgeon' }, actor: { identifier: { value: '2210' } } },
+      ],
+      reasonCode: [{ coding: [{ code: 'K63.3' }] }],
+    });
+    expect(byCode('71045')).toMatchObject({
+      status: 'unknown',
+      performedPeriod: { start: '2025-01-10T14:00:00+00:00', end: '2025-01-10T14:20:00+00:00' },
+      meta: { versionId: '2' },
+    });
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

@@ -6,7 +6,12 @@ import { HL7_USER } from '../hl7-user.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import { allergyFromAl1, allergyFromIam, conditionFromDg1 } from '../mapping/clinical.js';
+import {
+  allergyFromAl1,
+  allergyFromIam,
+  conditionFromDg1,
+  procedureFromPr1,
+} from '../mapping/clinical.js';
 import { coverageFromIn1 } from '../mapping/coverage.js';
 import {
   applyPatient,
@@ -274,6 +279,7 @@ export class Hl7Processor {
       );
       touched.entities.push(`Condition/${id}`);
     }
+    await this.procedures(message, patientId, encounterId, sender, touched);
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
       if (!kin) continue;
@@ -298,6 +304,53 @@ export class Hl7Processor {
       touched.entities.push(`Coverage/${id}`);
     }
     return touched;
+  }
+
+  /**
+   * PR1: each procedure known by its identifier (PR1-19), else by the patient, code and time,
+   * so that the list an ADT feed repeats with every update does not pile up. An action code D
+   * marks a known one entered in error.
+   */
+  private async procedures(
+    message: V2Message,
+    patientId: string,
+    encounterId: string | undefined,
+    sender: string | undefined,
+    touched: Touched,
+  ): Promise<void> {
+    for (const pr1 of message.all('PR1')) {
+      const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);
+      if (!procedure) continue;
+      const byId = byIdentifier(procedure.identifier);
+      const byCode = codeCriteria('subject', patientId, procedure.resource);
+      // The one of that code going on at the time this one started (a time or a period).
+      const at = encodeURIComponent(
+        (procedure.resource['performedDateTime'] as string | undefined) ??
+          (procedure.resource['performedPeriod'] as { start: string } | undefined)?.start ??
+          '',
+      );
+      const criteria = byId
+        ? `${byId}&subject=Patient/${patientId}`
+        : byCode && at
+          ? `${byCode}&date=ge${at}&date=le${at}`
+          : byCode;
+      if (!procedure.deletes) {
+        const id = await upsert(this.fhir, 'Procedure', procedure.resource, criteria);
+        touched.entities.push(`Procedure/${id}`);
+        continue;
+      }
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Procedure', criteria)
+        : undefined;
+      if (!match) continue;
+      const current = (await this.fhir.read(HL7_USER, 'Procedure', match)).resource;
+      await this.fhir.update(HL7_USER, 'Procedure', match, {
+        ...without(current, 'meta'),
+        status: 'entered-in-error',
+        id: match,
+      });
+      touched.entities.push(`Procedure/${match}`);
+    }
   }
 
   /**

@@ -3,6 +3,7 @@ import {
   codeableConceptOf,
   codingSystemOf,
   dateTimeOf,
+  plusMinutes,
   practitionerOf,
   type Identifier,
 } from './datatypes.js';
@@ -186,13 +187,6 @@ function timesOf(
 function instantOf(value: string | null | undefined): string | undefined {
   const dateTime = dateTimeOf(value);
   return dateTime?.includes('T') ? dateTime : undefined;
-}
-
-/** An instant moved by some minutes, at its own UTC offset. */
-function plusMinutes(instant: string, minutes: number): string {
-  const [, date, time, offset] = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(.*)$/.exec(instant)!;
-  const moved = new Date(Date.parse(`${date}T${time}Z`) + minutes * 60_000);
-  return `${moved.toISOString().slice(0, 19)}${offset}`;
 }
 
 /** The NTE segments right after the SCH (and its TQ1), one line each. */

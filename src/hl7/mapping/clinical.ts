@@ -1,5 +1,12 @@
 import type { V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateOf, dateTimeOf, type Identifier } from './datatypes.js';
+import {
+  codeableConceptOf,
+  dateOf,
+  dateTimeOf,
+  plusMinutes,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
 import { identifierOfEi } from './observation.js';
 
 const ALLERGY_CATEGORY: Record<string, string> = {
@@ -280,6 +287,75 @@ export function problemFromPrb(
       ...(abated ? { abatementDateTime: abated } : {}),
       ...(recorded ? { recordedDate: recorded } : {}),
       ...(text.length > 0 ? { note: text } : {}),
+    },
+  };
+}
+
+export interface ProcedureOfPr1 {
+  /** PR1-19, the procedure identifier, that later messages name it by. */
+  identifier: Identifier | undefined;
+  /** PR1-20 action code D: the procedure is taken back. */
+  deletes: boolean;
+  resource: Record<string, unknown>;
+}
+
+/** Who did what in a PR1: anesthesiologist (PR1-8), surgeon (PR1-11), practitioners (PR1-12). */
+const PROCEDURE_PERFORMERS: { field: number; role?: string }[] = [
+  { field: 8, role: 'Anesthesiologist' },
+  { field: 11, role: 'Surgeon' },
+  { field: 12 },
+];
+
+/**
+ * PR1 to a Procedure (v2-to-FHIR PR1[Procedure]); undefined without a procedure code. Its
+ * status is `unknown`, as the IG has it where the message does not say: a PR1 lists a visit's
+ * procedures without saying whether each was done. PR1-5 with PR1-7 minutes is a period.
+ */
+export function procedureFromPr1(
+  pr1: V2Segment,
+  patientId: string,
+  encounterId: string | undefined,
+  sender: string | undefined,
+): ProcedureOfPr1 | undefined {
+  const coded = codeableConceptOf(pr1.repetitions(3)[0]);
+  const description = pr1.value(4) ?? undefined;
+  const code = coded
+    ? { ...coded, ...(description && !pr1.value(3, 9) ? { text: description } : {}) }
+    : description && { text: description };
+  if (!code) return undefined;
+  const identifier = identifierOfEi(pr1.repetitions(19)[0], sender);
+  const performed = dateTimeOf(pr1.value(5));
+  const minutes = Number(pr1.value(7));
+  const category = codeableConceptOf(pr1.repetitions(6)[0]);
+  const reason = codeableConceptOf(pr1.repetitions(15)[0]);
+  const performers = PROCEDURE_PERFORMERS.flatMap(({ field, role }) =>
+    pr1
+      .repetitions(field)
+      .map((xcn) => practitionerOf(xcn, sender))
+      .filter((actor) => actor !== undefined)
+      .map((actor) => ({
+        ...(role ? { function: { text: role } } : {}),
+        actor: { type: 'Practitioner', ...actor },
+      })),
+  );
+  return {
+    identifier,
+    deletes: pr1.value(20)?.toUpperCase() === 'D',
+    resource: {
+      resourceType: 'Procedure',
+      ...(identifier ? { identifier: [identifier] } : {}),
+      status: 'unknown',
+      ...(category ? { category } : {}),
+      code,
+      subject: { reference: `Patient/${patientId}` },
+      ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
+      ...(performed?.includes('T') && Number.isInteger(minutes) && minutes > 0
+        ? { performedPeriod: { start: performed, end: plusMinutes(performed, minutes) } }
+        : performed
+          ? { performedDateTime: performed }
+          : {}),
+      ...(performers.length > 0 ? { performer: performers } : {}),
+      ...(reason ? { reasonCode: [reason] } : {}),
     },
   };
 }

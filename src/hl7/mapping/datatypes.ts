@@ -145,6 +145,13 @@ export function dateTimeOf(value: V2Value): string | undefined {
   return `${year}-${month}-${day}T${hour}:${minute}:${second}${offset.slice(0, 3)}:${offset.slice(3)}`;
 }
 
+/** A dateTime with a time (as dateTimeOf gives it) moved by some minutes, at its own offset. */
+export function plusMinutes(instant: string, minutes: number): string {
+  const [, date, time, offset] = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(.*)$/.exec(instant)!;
+  const moved = new Date(Date.parse(`${date}T${time}Z`) + minutes * 60_000);
+  return `${moved.toISOString().slice(0, 19)}${offset}`;
+}
+
 /** Coding-system names of CWE/CE (table 0396) that have a FHIR system URI. */
 const CODING_SYSTEMS: Record<string, string> = {
   LN: 'http://loinc.org',
@@ -157,6 +164,8 @@ const CODING_SYSTEMS: Record<string, string> = {
   I9C: 'http://hl7.org/fhir/sid/icd-9-cm',
   I9CM: 'http://hl7.org/fhir/sid/icd-9-cm',
   RXNORM: 'http://www.nlm.nih.gov/research/umls/rxnorm',
+  C4: 'http://www.ama-assn.org/go/cpt',
+  CPT: 'http://www.ama-assn.org/go/cpt',
   CVX: 'http://hl7.org/fhir/sid/cvx',
   NDC: 'http://hl7.org/fhir/sid/ndc',
 };
