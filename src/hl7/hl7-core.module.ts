@@ -8,6 +8,7 @@ import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
 import { PharmacyMessages } from './inbound/pharmacy-messages.js';
+import { PatientSegments } from './inbound/patient-segments.js';
 import { Places } from './inbound/places.js';
 import { ProblemMessages } from './inbound/problem-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
@@ -27,6 +28,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     AppointmentMessages,
     ProblemMessages,
     PharmacyMessages,
+    PatientSegments,
     Places,
     Hl7InboundService,
   ],

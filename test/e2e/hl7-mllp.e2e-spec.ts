@@ -773,7 +773,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(diagnoses.body.entry[0].resource.meta.versionId).toBe('1');
   });
 
-  it('keeps the procedures (PR1) of an ADT feed once each, tied to the visit', async () => {
+  it('keeps the procedures (PR1) and observations (OBX) of an ADT feed once each, tied to the visit', async () => {
     const tag = randomUUID().slice(0, 8);
     const adt = (control: string, ...pr1: string[]) =>
       Buffer.from(
@@ -788,7 +788,14 @@ describe('HL7 v2 over MLLP', () => {
       `PR1|1||45380^Colonoscopy with biopsy^C4||202501101130+0000|D^Diagnostic Procedure^HL70230||1210^ANES^MARK|||2210^SURGEON^ROBERT||||K63.3^Ulcer of intestine^I10||||PR-1-${tag}^HOSP^2.16.20^ISO|${action}`;
     // No identifier: found again by its code and the time it started.
     const xray = 'PR1|2||71045^Xray exam chest 1 view^C4||202501101400+0000||20';
-    const steps = [adt('P1', biopsy(), xray), adt('P2', biopsy(), xray), adt('P3', biopsy('D'))];
+    // Admission vitals: a weight at its time, a height with none (one per visit).
+    const weight = 'OBX|1|NM|29463-7^Body weight^LN||72.5|kg^^UCUM|||||F|||202501100900+0000';
+    const height = 'OBX|2|NM|8302-2^Body height^LN||178|cm^^UCUM|||||F';
+    const steps = [
+      adt('P1', biopsy(), xray, weight, height),
+      adt('P2', biopsy(), xray, weight, height),
+      adt('P3', biopsy('D')),
+    ];
     const sender = await client();
     await sender.send(steps);
     expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual([
@@ -826,6 +833,20 @@ describe('HL7 v2 over MLLP', () => {
       performedPeriod: { start: '2025-01-10T14:00:00+00:00', end: '2025-01-10T14:20:00+00:00' },
       meta: { versionId: '2' },
     });
+    const observations = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?encounter=Encounter/${encounterId}&_sort=code`,
+    );
+    expect(
+      observations.body.entry.map((e: any) => [
+        e.resource.code.coding[0].code,
+        e.resource.valueQuantity.value,
+        e.resource.meta.versionId,
+      ]),
+    ).toEqual([
+      ['29463-7', 72.5, '2'],
+      ['8302-2', 178, '2'],
+    ]);
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

@@ -6,21 +6,8 @@ import { HL7_USER } from '../hl7-user.js';
 import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import {
-  allergyFromAl1,
-  allergyFromIam,
-  conditionFromDg1,
-  procedureFromPr1,
-} from '../mapping/clinical.js';
-import { coverageFromIn1 } from '../mapping/coverage.js';
-import {
-  applyPatient,
-  escapeSearch,
-  identifierCriteria,
-  patientFromSegments,
-} from '../mapping/patient.js';
+import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { referralFromRf1 } from '../mapping/referral.js';
-import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import {
   encounterFromPv1,
   locationChain,
@@ -32,19 +19,10 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
 import { PharmacyMessages } from './pharmacy-messages.js';
+import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
-import {
-  byIdentifier,
-  codeCriteria,
-  conditionCriteria,
-  enterInError,
-  required,
-  upsert,
-  without,
-  withFollowing,
-  type Touched,
-} from './processing.js';
+import { byIdentifier, required, upsert, without, type Touched } from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -105,27 +83,6 @@ function senderSystem(message: V2Message): string | undefined {
     systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
     systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
   );
-}
-
-/**
- * A next of kin is the same person again when their own identifiers (NK1-33) match, else when
- * the patient's kin has the same family and given names; someone named by neither is new.
- */
-function kinCriteria(
-  patientId: string,
-  identifiers: Identifier[],
-  resource: Record<string, unknown>,
-): string | undefined {
-  const patient = `patient=Patient/${patientId}`;
-  const byIds = identifierCriteria(identifiers);
-  if (byIds) return `${byIds}&${patient}`;
-  const name = (resource['name'] as { family?: string; given?: string[] }[] | undefined)?.[0];
-  const parts = [name?.family, ...(name?.given ?? [])].filter((part): part is string => !!part);
-  if (parts.length === 0) return undefined;
-  return [
-    patient,
-    ...parts.map((part) => `name:exact=${encodeURIComponent(escapeSearch(part))}`),
-  ].join('&');
 }
 
 /**
@@ -199,6 +156,7 @@ export class Hl7Processor {
     private readonly problems: ProblemMessages,
     private readonly pharmacy: PharmacyMessages,
     private readonly places: Places,
+    private readonly patientSegments: PatientSegments,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -254,103 +212,8 @@ export class Hl7Processor {
         ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender, touched)
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
-    // Allergies and diagnoses are matched on the patient and their code, so that the same
-    // list sent again with every update does not pile up.
-    for (const al1 of message.all('AL1')) {
-      const allergy = allergyFromAl1(al1, patientId);
-      if (!allergy) continue;
-      const id = await upsert(
-        this.fhir,
-        'AllergyIntolerance',
-        allergy,
-        codeCriteria('patient', patientId, allergy),
-      );
-      touched.entities.push(`AllergyIntolerance/${id}`);
-    }
-    await this.adverseReactions(message, patientId, sender, touched);
-    for (const dg1 of message.all('DG1')) {
-      const condition = conditionFromDg1(dg1, patientId, encounterId);
-      if (!condition) continue;
-      const id = await upsert(
-        this.fhir,
-        'Condition',
-        condition,
-        conditionCriteria(patientId, 'encounter-diagnosis', condition),
-      );
-      touched.entities.push(`Condition/${id}`);
-    }
-    await this.procedures(message, patientId, encounterId, sender, touched);
-    for (const nk1 of message.all('NK1')) {
-      const kin = relatedPersonFromNk1(nk1, patientId, sender);
-      if (!kin) continue;
-      const id = await upsert(
-        this.fhir,
-        'RelatedPerson',
-        kin.resource,
-        kinCriteria(patientId, kin.identifiers, kin.resource),
-      );
-      touched.entities.push(`RelatedPerson/${id}`);
-    }
-    for (const in1 of message.all('IN1')) {
-      const coverage = coverageFromIn1(in1, patientId, sender);
-      if (!coverage) continue;
-      const byPolicy = byIdentifier(coverage.identifier);
-      const criteria = byPolicy
-        ? `${byPolicy}&beneficiary=Patient/${patientId}`
-        : coverage.plan
-          ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
-          : undefined;
-      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria);
-      touched.entities.push(`Coverage/${id}`);
-    }
+    await this.patientSegments.record(message, { sender, patientId, encounterId }, touched);
     return touched;
-  }
-
-  /**
-   * PR1: each procedure known by its identifier (PR1-19), else by the patient, code and time,
-   * so that the list an ADT feed repeats with every update does not pile up. An action code D
-   * marks a known one entered in error.
-   */
-  private async procedures(
-    message: V2Message,
-    patientId: string,
-    encounterId: string | undefined,
-    sender: string | undefined,
-    touched: Touched,
-  ): Promise<void> {
-    for (const pr1 of message.all('PR1')) {
-      const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);
-      if (!procedure) continue;
-      const byId = byIdentifier(procedure.identifier);
-      const byCode = codeCriteria('subject', patientId, procedure.resource);
-      // The one of that code going on at the time this one started (a time or a period).
-      const at = encodeURIComponent(
-        (procedure.resource['performedDateTime'] as string | undefined) ??
-          (procedure.resource['performedPeriod'] as { start: string } | undefined)?.start ??
-          '',
-      );
-      const criteria = byId
-        ? `${byId}&subject=Patient/${patientId}`
-        : byCode && at
-          ? `${byCode}&date=ge${at}&date=le${at}`
-          : byCode;
-      if (!procedure.deletes) {
-        const id = await upsert(this.fhir, 'Procedure', procedure.resource, criteria);
-        touched.entities.push(`Procedure/${id}`);
-        continue;
-      }
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Procedure', criteria)
-        : undefined;
-      if (!match) continue;
-      const current = (await this.fhir.read(HL7_USER, 'Procedure', match)).resource;
-      await this.fhir.update(HL7_USER, 'Procedure', match, {
-        ...without(current, 'meta'),
-        status: 'entered-in-error',
-        id: match,
-      });
-      touched.entities.push(`Procedure/${match}`);
-    }
   }
 
   /**
@@ -396,38 +259,6 @@ export class Hl7Processor {
     else id = (await this.fhir.create(HL7_USER, 'ServiceRequest', body)).id;
     touched.entities.push(`ServiceRequest/${id}`);
     return touched;
-  }
-
-  /**
-   * IAM (ADT^A60): each allergy as the sender keeps it, known by its unique identifier (IAM-7),
-   * else by its allergen. A deletion marks a known one entered in error (kept, as every record
-   * is, but off the patient's list); one not on file is already as the sender has it.
-   */
-  private async adverseReactions(
-    message: V2Message,
-    patientId: string,
-    sender: string | undefined,
-    touched: Touched,
-  ): Promise<void> {
-    for (const [iam, following] of withFollowing(message, 'IAM', ['IAR', 'NTE'])) {
-      const allergy = allergyFromIam(iam, following, patientId, sender);
-      if (!allergy) continue;
-      const byId = byIdentifier(allergy.identifier);
-      const criteria = byId
-        ? `${byId}&patient=Patient/${patientId}`
-        : codeCriteria('patient', patientId, allergy.resource);
-      if (!allergy.deletes) {
-        const id = await upsert(this.fhir, 'AllergyIntolerance', allergy.resource, criteria);
-        touched.entities.push(`AllergyIntolerance/${id}`);
-        continue;
-      }
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'AllergyIntolerance', criteria)
-        : undefined;
-      if (!match) continue;
-      await enterInError(this.fhir, 'AllergyIntolerance', match);
-      touched.entities.push(`AllergyIntolerance/${match}`);
-    }
   }
 
   /**

@@ -1,0 +1,226 @@
+import { Injectable } from '@nestjs/common';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import {
+  allergyFromAl1,
+  allergyFromIam,
+  conditionFromDg1,
+  procedureFromPr1,
+} from '../mapping/clinical.js';
+import { coverageFromIn1 } from '../mapping/coverage.js';
+import type { Identifier } from '../mapping/datatypes.js';
+import { observationFromObx } from '../mapping/observation.js';
+import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
+import { relatedPersonFromNk1 } from '../mapping/related-person.js';
+import type { V2Message } from '../message/v2-message.js';
+import {
+  byIdentifier,
+  codeCriteria,
+  conditionCriteria,
+  enterInError,
+  upsert,
+  without,
+  withFollowing,
+  type Touched,
+} from './processing.js';
+
+/**
+ * A next of kin is the same person again when their own identifiers (NK1-33) match, else when
+ * the patient's kin has the same family and given names; someone named by neither is new.
+ */
+function kinCriteria(
+  patientId: string,
+  identifiers: Identifier[],
+  resource: Record<string, unknown>,
+): string | undefined {
+  const patient = `patient=Patient/${patientId}`;
+  const byIds = identifierCriteria(identifiers);
+  if (byIds) return `${byIds}&${patient}`;
+  const name = (resource['name'] as { family?: string; given?: string[] }[] | undefined)?.[0];
+  const parts = [name?.family, ...(name?.given ?? [])].filter((part): part is string => !!part);
+  if (parts.length === 0) return undefined;
+  return [
+    patient,
+    ...parts.map((part) => `name:exact=${encodeURIComponent(escapeSearch(part))}`),
+  ].join('&');
+}
+
+/** Who and what a message's segments are about: the patient and, when there is one, the visit. */
+export interface SegmentContext {
+  sender: string | undefined;
+  patientId: string;
+  encounterId: string | undefined;
+}
+
+/**
+ * The segments that come with a patient in ADT and REF messages (AL1, IAM, DG1, PR1, OBX, NK1,
+ * IN1), for Hl7Processor, in its transaction. Each record is matched again when a feed repeats
+ * it with every update, so that lists do not pile up.
+ */
+@Injectable()
+export class PatientSegments {
+  constructor(private readonly fhir: FhirService) {}
+
+  async record(
+    message: V2Message,
+    { sender, patientId, encounterId }: SegmentContext,
+    touched: Touched,
+  ): Promise<void> {
+    // Allergies and diagnoses are matched on the patient and their code, so that the same
+    // list sent again with every update does not pile up.
+    for (const al1 of message.all('AL1')) {
+      const allergy = allergyFromAl1(al1, patientId);
+      if (!allergy) continue;
+      const id = await upsert(
+        this.fhir,
+        'AllergyIntolerance',
+        allergy,
+        codeCriteria('patient', patientId, allergy),
+      );
+      touched.entities.push(`AllergyIntolerance/${id}`);
+    }
+    await this.adverseReactions(message, patientId, sender, touched);
+    for (const dg1 of message.all('DG1')) {
+      const condition = conditionFromDg1(dg1, patientId, encounterId);
+      if (!condition) continue;
+      const id = await upsert(
+        this.fhir,
+        'Condition',
+        condition,
+        conditionCriteria(patientId, 'encounter-diagnosis', condition),
+      );
+      touched.entities.push(`Condition/${id}`);
+    }
+    await this.procedures(message, patientId, encounterId, sender, touched);
+    await this.admissionObservations(message, patientId, encounterId, touched);
+    for (const nk1 of message.all('NK1')) {
+      const kin = relatedPersonFromNk1(nk1, patientId, sender);
+      if (!kin) continue;
+      const id = await upsert(
+        this.fhir,
+        'RelatedPerson',
+        kin.resource,
+        kinCriteria(patientId, kin.identifiers, kin.resource),
+      );
+      touched.entities.push(`RelatedPerson/${id}`);
+    }
+    for (const in1 of message.all('IN1')) {
+      const coverage = coverageFromIn1(in1, patientId, sender);
+      if (!coverage) continue;
+      const byPolicy = byIdentifier(coverage.identifier);
+      const criteria = byPolicy
+        ? `${byPolicy}&beneficiary=Patient/${patientId}`
+        : coverage.plan
+          ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
+          : undefined;
+      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria);
+      touched.entities.push(`Coverage/${id}`);
+    }
+  }
+
+  /**
+   * IAM (ADT^A60): each allergy as the sender keeps it, known by its unique identifier (IAM-7),
+   * else by its allergen. A deletion marks a known one entered in error (kept, as every record
+   * is, but off the patient's list); one not on file is already as the sender has it.
+   */
+  private async adverseReactions(
+    message: V2Message,
+    patientId: string,
+    sender: string | undefined,
+    touched: Touched,
+  ): Promise<void> {
+    for (const [iam, following] of withFollowing(message, 'IAM', ['IAR', 'NTE'])) {
+      const allergy = allergyFromIam(iam, following, patientId, sender);
+      if (!allergy) continue;
+      const byId = byIdentifier(allergy.identifier);
+      const criteria = byId
+        ? `${byId}&patient=Patient/${patientId}`
+        : codeCriteria('patient', patientId, allergy.resource);
+      if (!allergy.deletes) {
+        const id = await upsert(this.fhir, 'AllergyIntolerance', allergy.resource, criteria);
+        touched.entities.push(`AllergyIntolerance/${id}`);
+        continue;
+      }
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'AllergyIntolerance', criteria)
+        : undefined;
+      if (!match) continue;
+      await enterInError(this.fhir, 'AllergyIntolerance', match);
+      touched.entities.push(`AllergyIntolerance/${match}`);
+    }
+  }
+
+  /**
+   * The OBX segments of an ADT message (height, weight, vital signs taken at admission) as
+   * Observations of the visit, each known by its code, its time and its visit, so that the same
+   * values sent again with every update are not added again. One with neither a time nor a
+   * visit, or without a coded OBX-3, cannot be told from another and is added.
+   */
+  private async admissionObservations(
+    message: V2Message,
+    patientId: string,
+    encounterId: string | undefined,
+    touched: Touched,
+  ): Promise<void> {
+    for (const obx of message.all('OBX')) {
+      const observation: Record<string, unknown> = {
+        ...observationFromObx(obx, patientId, undefined),
+        ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
+      };
+      const byCode = codeCriteria('subject', patientId, observation);
+      const at = observation['effectiveDateTime'] as string | undefined;
+      const when = at ? `&date=ge${encodeURIComponent(at)}&date=le${encodeURIComponent(at)}` : '';
+      const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '';
+      const criteria = byCode && (when || visit) ? `${byCode}${when}${visit}` : undefined;
+      const id = await upsert(this.fhir, 'Observation', observation, criteria);
+      touched.entities.push(`Observation/${id}`);
+    }
+  }
+
+  /**
+   * PR1: each procedure known by its identifier (PR1-19), else by the patient, code and time,
+   * so that the list an ADT feed repeats with every update does not pile up. An action code D
+   * marks a known one entered in error.
+   */
+  private async procedures(
+    message: V2Message,
+    patientId: string,
+    encounterId: string | undefined,
+    sender: string | undefined,
+    touched: Touched,
+  ): Promise<void> {
+    for (const pr1 of message.all('PR1')) {
+      const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);
+      if (!procedure) continue;
+      const byId = byIdentifier(procedure.identifier);
+      const byCode = codeCriteria('subject', patientId, procedure.resource);
+      // The one of that code going on at the time this one started (a time or a period).
+      const at = encodeURIComponent(
+        (procedure.resource['performedDateTime'] as string | undefined) ??
+          (procedure.resource['performedPeriod'] as { start: string } | undefined)?.start ??
+          '',
+      );
+      const criteria = byId
+        ? `${byId}&subject=Patient/${patientId}`
+        : byCode && at
+          ? `${byCode}&date=ge${at}&date=le${at}`
+          : byCode;
+      if (!procedure.deletes) {
+        const id = await upsert(this.fhir, 'Procedure', procedure.resource, criteria);
+        touched.entities.push(`Procedure/${id}`);
+        continue;
+      }
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Procedure', criteria)
+        : undefined;
+      if (!match) continue;
+      const current = (await this.fhir.read(HL7_USER, 'Procedure', match)).resource;
+      await this.fhir.update(HL7_USER, 'Procedure', match, {
+        ...without(current, 'meta'),
+        status: 'entered-in-error',
+        id: match,
+      });
+      touched.entities.push(`Procedure/${match}`);
+    }
+  }
+}
