@@ -122,6 +122,24 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient['id'])}`,
     );
     expect((encounters.body.entry as unknown[]).length).toBeGreaterThanOrEqual(1);
+    // ADT-A01-01's attending doctor (PV1-7) and hospital service (PV1-10); its admit source
+    // (PV1-14) is free text, not a code of table 0023, so it is not said to be one.
+    const visit = (encounters.body.entry as { resource: Record<string, any> }[]).find(
+      (entry) => entry.resource['serviceType'],
+    )!.resource;
+    expect(visit['participant']).toContainEqual(
+      expect.objectContaining({
+        type: [expect.objectContaining({ coding: [expect.objectContaining({ code: 'ATND' })] })],
+        individual: expect.objectContaining({
+          identifier: expect.objectContaining({ value: '1122334' }),
+        }),
+      }),
+    );
+    expect(visit['serviceType'].coding[0]).toEqual({
+      system: 'http://terminology.hl7.org/CodeSystem/v2-0069',
+      code: 'SUR',
+    });
+    expect(visit['hospitalization'].admitSource.coding[0].system).toBeUndefined();
     // ADT-A01-01's PV2-3 admit reason.
     expect(
       (encounters.body.entry as { resource: Record<string, unknown> }[]).map(

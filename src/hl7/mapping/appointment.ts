@@ -1,5 +1,6 @@
-import type { V2Message, V2Repetition, V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  codeableConceptIn,
   codeableConceptOf,
   codingSystemOf,
   dateTimeOf,
@@ -84,7 +85,6 @@ export interface AppointmentOfSiu {
 }
 
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
-const V2_0276 = 'http://terminology.hl7.org/CodeSystem/v2-0276';
 
 /**
  * An SIU message's SCH, with its TQ1, NTE and resource segments (AIS, AIG, AIL, AIP), to an
@@ -101,7 +101,9 @@ export function appointmentFromSiu(
   const identifiers = [placer, filler].filter((id): id is Identifier => id !== undefined);
   const minutes = minutesOf(sch);
   const { start, end } = timesOf(message.first('TQ1'), sch, minutes);
-  const type = reasonOf(sch.repetitions(7)[0]);
+  // SCH-7, the appointment reason (table 0276: ROUTINE, WALKIN, CHECKUP, FOLLOWUP, EMERGENCY),
+  // is what R4's appointmentType is bound to (v2-0276).
+  const type = codeableConceptIn(sch.repetitions(7)[0], '0276');
   const services = unique(
     message
       .all('AIS')
@@ -143,18 +145,6 @@ export function appointmentFromSiu(
 
 function typed(identifier: Identifier | undefined, code: string): Identifier | undefined {
   return identifier && { ...identifier, type: { coding: [{ system: V2_0203, code }] } };
-}
-
-/**
- * SCH-7, the appointment reason (table 0276: ROUTINE, WALKIN, CHECKUP, FOLLOWUP, EMERGENCY), is
- * what R4's appointmentType is bound to (v2-0276), so it goes there, in that system when the
- * sender names none.
- */
-function reasonOf(cwe: V2Repetition | undefined): Record<string, unknown> | undefined {
-  const concept = codeableConceptOf(cwe);
-  const coding = concept?.['coding'] as { system?: string; code: string }[] | undefined;
-  if (!concept || !coding?.[0] || coding[0].system) return concept;
-  return { ...concept, coding: [{ system: V2_0276, ...coding[0] }, ...coding.slice(1)] };
 }
 
 /** SCH-9 in the units of SCH-10, when they are minutes or hours. */

@@ -205,6 +205,23 @@ export function codeableConceptOf(
 }
 
 /**
+ * A CWE of an HL7 table as a CodeableConcept: a code the sender gives without naming its coding
+ * system is taken as the table's (`http://terminology.hl7.org/CodeSystem/v2-0270`...), when it
+ * looks like one (a short token: not `NHS Provider-General (inc. A&E)`, which stays systemless).
+ */
+export function codeableConceptIn(
+  cwe: V2Repetition | undefined,
+  table: string,
+): Record<string, unknown> | undefined {
+  const concept = codeableConceptOf(cwe);
+  const coding = concept?.['coding'] as { system?: string; code: string }[] | undefined;
+  if (!concept || !coding?.[0] || coding[0].system) return concept;
+  if (!/^[A-Za-z0-9][\w.-]{0,11}$/.test(coding[0].code)) return concept;
+  const system = `http://terminology.hl7.org/CodeSystem/v2-${table}`;
+  return { ...concept, coding: [{ system, ...coding[0] }, ...coding.slice(1)] };
+}
+
+/**
  * A Reference by identifier and display: v2 names organizations and practitioners without
  * giving what a FHIR resource for them would need, so they are referred to, not created.
  */

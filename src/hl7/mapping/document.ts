@@ -1,6 +1,6 @@
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
 import {
-  codeableConceptOf,
+  codeableConceptIn,
   dateTimeOf,
   practitionerOf,
   type Identifier,
@@ -26,7 +26,6 @@ const CONFIDENTIALITY: Record<string, { code: string; display: string }> = {
   U: { code: 'N', display: 'normal' },
 };
 
-const V2_0270 = 'http://terminology.hl7.org/CodeSystem/v2-0270';
 const V3_CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 export interface DocumentOfTxa {
@@ -51,7 +50,7 @@ export function documentFromTxa(
   sender: string | undefined,
 ): DocumentOfTxa {
   const identifier = identifierOfEi(txa.repetitions(12)[0], sender);
-  const type = typeOf(txa.repetitions(2)[0]);
+  const type = codeableConceptIn(txa.repetitions(2)[0], '0270');
   const date = dateTimeOf(txa.value(6));
   const authors = txa
     .repetitions(9)
@@ -83,14 +82,6 @@ export function documentFromTxa(
       ...(content.length > 0 ? { content } : {}),
     },
   };
-}
-
-/** TXA-2 document type: table 0270's codes when the sender names no coding system. */
-function typeOf(cwe: V2Repetition | undefined): Record<string, unknown> | undefined {
-  const concept = codeableConceptOf(cwe);
-  const coding = concept?.['coding'] as { system?: string; code: string }[] | undefined;
-  if (!concept || !coding?.[0] || coding[0].system) return concept;
-  return { ...concept, coding: [{ system: V2_0270, ...coding[0] }, ...coding.slice(1)] };
 }
 
 function contentOf(obx: readonly V2Segment[]): { attachment: Record<string, unknown> }[] {

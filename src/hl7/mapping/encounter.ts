@@ -1,5 +1,12 @@
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateTimeOf, identifierOf, type Identifier } from './datatypes.js';
+import {
+  codeableConceptIn,
+  codeableConceptOf,
+  dateTimeOf,
+  identifierOf,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
 
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const V2_0004 = 'http://terminology.hl7.org/CodeSystem/v2-0004';
@@ -13,6 +20,16 @@ const CLASS: Record<string, { code: string; display: string }> = {
   R: { code: 'AMB', display: 'ambulatory' },
   B: { code: 'IMP', display: 'inpatient encounter' },
 };
+
+const PARTICIPATION_TYPE = 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType';
+
+/** The doctors a PV1 names, with the v3 participation type the IG gives each. */
+const PARTICIPANTS: { field: number; code: string; display: string }[] = [
+  { field: 7, code: 'ATND', display: 'attender' },
+  { field: 8, code: 'REF', display: 'referrer' },
+  { field: 9, code: 'CON', display: 'consultant' },
+  { field: 17, code: 'ADM', display: 'admitter' },
+];
 
 export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled' | 'unknown';
 
@@ -115,8 +132,10 @@ export function visitIdentifier(pv1: V2Segment, senderSystem?: string): Identifi
 
 /**
  * PV1 (and PV2, if sent) to an Encounter (v2-to-FHIR segment maps PV1[Encounter] and
- * PV2[Encounter]): class, visit number, assigned location (PV1-3), admit and discharge times,
- * admit reason (PV2-3) and length of stay in days (PV2-11). The status comes from the trigger event.
+ * PV2[Encounter]): class, visit number, assigned location (PV1-3), the attending, referring,
+ * consulting and admitting doctors (PV1-7, 8, 9, 17), hospital service (PV1-10), admit source
+ * (PV1-14), discharge disposition (PV1-36), admit and discharge times, admit reason (PV2-3) and
+ * length of stay in days (PV2-11). The status comes from the trigger event.
  */
 export function encounterFromPv1(
   pv1: V2Segment,
@@ -133,6 +152,23 @@ export function encounterFromPv1(
   const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
   const location = locationOf(pv1.repetitions(3)[0]);
   const days = Number(pv2?.value(11));
+  const participants = PARTICIPANTS.flatMap(({ field, code, display }) =>
+    pv1
+      .repetitions(field)
+      .map((xcn) => practitionerOf(xcn, senderSystem))
+      .filter((individual) => individual !== undefined)
+      .map((individual) => ({
+        type: [{ coding: [{ system: PARTICIPATION_TYPE, code, display }] }],
+        individual: { type: 'Practitioner', ...individual },
+      })),
+  );
+  const service = codeableConceptIn(pv1.repetitions(10)[0], '0069');
+  const admitSource = codeableConceptIn(pv1.repetitions(14)[0], '0023');
+  const disposition = codeableConceptIn(pv1.repetitions(36)[0], '0112');
+  const hospitalization = {
+    ...(admitSource ? { admitSource } : {}),
+    ...(disposition ? { dischargeDisposition: disposition } : {}),
+  };
   return {
     identifier,
     resource: {
@@ -144,13 +180,16 @@ export function encounterFromPv1(
         : patientClass
           ? { system: V2_0004, code: patientClass }
           : { system: 'http://terminology.hl7.org/CodeSystem/v3-NullFlavor', code: 'UNK' },
+      ...(service ? { serviceType: service } : {}),
       subject: { reference: `Patient/${patientId}` },
+      ...(participants.length > 0 ? { participant: participants } : {}),
       ...(location ? { location: [location] } : {}),
       ...(start || end ? { period: { ...(start ? { start } : {}), ...(end ? { end } : {}) } } : {}),
       ...(Number.isFinite(days) && days >= 0 && pv2?.value(11)
         ? { length: { value: days, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' } }
         : {}),
       ...(reason ? { reasonCode: [reason] } : {}),
+      ...(Object.keys(hospitalization).length > 0 ? { hospitalization } : {}),
     },
   };
 }

@@ -215,6 +215,38 @@ describe('PV1 to Encounter', () => {
     expect(chain('^^12^GHH')).toEqual(['si: GHH', 'bd: bed 12, GHH']);
   });
 
+  it('names the doctors by their role, the service, where the patient came from and went', () => {
+    const pv1 = message(
+      MSH,
+      'PV1|1|I|4E||||1^Attend^Ann|2^Refer^Rob~3^Refer^Rae||SUR||||7|||4^Admit^Al|||||||||||||||||||01',
+    ).first('PV1')!;
+    const { resource } = encounterFromPv1(pv1, 'p1', 'in-progress', 'urn:oid:9.9');
+    const roles = (resource['participant'] as { type: { coding: { code: string }[] }[] }[]).map(
+      (participant) => participant.type[0]!.coding[0]!.code,
+    );
+    expect(roles).toEqual(['ATND', 'REF', 'REF', 'ADM']);
+    expect(resource['participant']).toContainEqual(
+      expect.objectContaining({
+        individual: {
+          type: 'Practitioner',
+          identifier: { system: 'urn:oid:9.9', value: '1' },
+          display: 'Ann Attend',
+        },
+      }),
+    );
+    expect(resource['serviceType']).toEqual({
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0069', code: 'SUR' }],
+    });
+    expect(resource['hospitalization']).toEqual({
+      admitSource: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0023', code: '7' }],
+      },
+      dischargeDisposition: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0112', code: '01' }],
+      },
+    });
+  });
+
   it('takes the admit reason and length of stay from PV2', () => {
     const parsed = message(MSH, 'PV1|1|I', 'PV2|||140004^Chronic pharyngitis^SCT||||||||3');
     const { resource } = encounterFromPv1(
