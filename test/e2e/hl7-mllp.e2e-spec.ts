@@ -250,6 +250,17 @@ describe('HL7 v2 over MLLP', () => {
       status: 'final',
       valueQuantity: { value: 4.08, unit: 'tera.l-1' },
       effectiveDateTime: '2014-10-06T08:30:00+07:00',
+      // OBX-8 N, in the code system R4 binds interpretation to.
+      interpretation: [
+        {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation',
+              code: 'N',
+            },
+          ],
+        },
+      ],
     });
     // ORU-R01-01: a CWE result as a CodeableConcept (SNOMED CT), a local code system kept.
     const system = 'urn:carevault:v2:coding-system:XYZ';
@@ -259,6 +270,11 @@ describe('HL7 v2 over MLLP', () => {
         coding: [{ system: 'http://snomed.info/sct', code: '27268008', display: 'Salmonella' }],
       }),
     );
+    // The NTE after its OBX (and the PRT between) as the result's notes.
+    expect(cultures.map((entry) => entry.resource['note'])).toContainEqual([
+      { text: 'Submission of serum' },
+      { text: 'No Antibodies Detected' },
+    ]);
     const subject = (cultures[0]!.resource['subject'] as { reference: string }).reference;
     const reports = await search(`DiagnosticReport?subject=${subject}`);
     expect(reports.length).toBeGreaterThanOrEqual(1);

@@ -357,10 +357,16 @@ export class Hl7Processor {
     const { sender, patientId, touched } = await this.patientOf(message);
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost.
-    const groups: { obr?: V2Segment; obx: V2Segment[] }[] = [{ obx: [] }];
+    // An OBX's notes are the NTE segments right after it (its PRT participants may come between).
+    const groups: { obr?: V2Segment; obx: [V2Segment, V2Segment[]][] }[] = [{ obx: [] }];
+    let notes: V2Segment[] | undefined;
     for (const segment of message.segments()) {
+      if (segment.name === 'OBX') {
+        notes = [];
+        groups.at(-1)!.obx.push([segment, notes]);
+      } else if (segment.name === 'NTE') notes?.push(segment);
+      else if (segment.name !== 'PRT') notes = undefined;
       if (segment.name === 'OBR') groups.push({ obr: segment, obx: [] });
-      else if (segment.name === 'OBX') groups.at(-1)!.obx.push(segment);
     }
     if (groups.length === 1) {
       throw new Hl7ProcessingError('100', 'An ORU message needs an OBR segment');
@@ -377,8 +383,8 @@ export class Hl7Processor {
         ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
       const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
-      const observations = obx.map((segment) => {
-        const observation = observationFromObx(segment, patientId, effective);
+      const observations = obx.map(([segment, notes]) => {
+        const observation = observationFromObx(segment, patientId, effective, notes);
         const identifier = observationIdentifier(reportIdentifier, segment);
         return {
           identifier,

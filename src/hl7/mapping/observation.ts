@@ -27,6 +27,34 @@ const REPORT_STATUS: Record<string, string> = {
   S: 'partial',
 };
 
+/**
+ * Abnormal flags (OBX-8, table 0078) that FHIR's ObservationInterpretation has under the same
+ * code, which R4 binds interpretation to: a flag sent without a coding system is one of these.
+ */
+const INTERPRETATIONS = new Set(
+  (
+    '< > A AA AC B D DET EX H HH HM HU HX I IE IND L LL LU LX MS N ND NEG NR NS POS QCF R RR ' +
+    'S SDD SYN-R SYN-S TOX U UNE VS W WR'
+  ).split(' '),
+);
+const INTERPRETATION_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation';
+
+function interpretationOf(cwe: V2Repetition): Record<string, unknown> | undefined {
+  const concept = codeableConceptOf(cwe);
+  const coding = concept?.['coding'] as { system?: string; code: string }[] | undefined;
+  const first = coding?.[0];
+  if (!concept || !first || first.system || !INTERPRETATIONS.has(first.code.toUpperCase())) {
+    return concept;
+  }
+  return {
+    ...concept,
+    coding: [
+      { ...first, system: INTERPRETATION_SYSTEM, code: first.code.toUpperCase() },
+      ...coding.slice(1),
+    ],
+  };
+}
+
 /** EI (entity identifier: OBR-3 filler order number) to Identifier. */
 export function identifierOfEi(
   ei: V2Repetition | undefined,
@@ -61,12 +89,13 @@ export function reportFromObr(
 
 /**
  * OBX to an Observation (v2-to-FHIR OBX[Observation]): value[x] by OBX-2, units from OBX-6,
- * status from OBX-11.
+ * status from OBX-11, abnormal flags (OBX-8) as interpretation, the NTE after it as notes.
  */
 export function observationFromObx(
   obx: V2Segment,
   patientId: string,
   fallbackTime: string | undefined,
+  notes: readonly V2Segment[] = [],
 ): Record<string, unknown> {
   // OBX-3 is required, yet senders leave it out: the value is kept, under a code that says so.
   const code = codeableConceptOf(obx.repetitions(3)[0]) ?? {
@@ -74,7 +103,11 @@ export function observationFromObx(
   };
   const value = valueOf(obx);
   const effective = dateTimeOf(obx.value(14)) ?? fallbackTime;
-  const interpretation = obx.repetitions(8).map(codeableConceptOf).filter(Boolean);
+  const interpretation = obx.repetitions(8).map(interpretationOf).filter(Boolean);
+  const note = notes
+    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
+    .filter((text): text is string => !!text)
+    .map((text) => ({ text }));
   const range = obx.value(7);
   return {
     resourceType: 'Observation',
@@ -89,6 +122,7 @@ export function observationFromObx(
         : {})),
     ...(interpretation.length > 0 ? { interpretation } : {}),
     ...(range ? { referenceRange: [{ text: range }] } : {}),
+    ...(note.length > 0 ? { note } : {}),
   };
 }
 
