@@ -1136,6 +1136,67 @@ describe('HL7 v2 over MLLP', () => {
     expect(reason.body.subject).toEqual(referral.subject);
   });
 
+  it('ties results and orders to the visit they name (PV1-19) when it is known, and makes none', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const head = (type: string, control: string, visit: string) => [
+      `MSH|^~\\&|LAB|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
+      `PID|1||VIS-${tag}^^^HOSP&2.16.21&ISO^MR||Visit^Pat`,
+      `PV1|1|I|4E||||||||||||||||${visit}^^^HOSP&2.16.21&ISO^VN`,
+    ];
+    const steps = [
+      Buffer.from(head('ADT^A01', 'V1', `V-${tag}`).join('\r')),
+      Buffer.from(
+        [
+          ...head('ORM^O01', 'V2', `V-${tag}`),
+          `ORC|NW|ORD-${tag}^HOSP^2.16.21^ISO`,
+          'OBR|1|||2345-7^Glucose^LN',
+        ].join('\r'),
+      ),
+      Buffer.from(
+        [
+          ...head('ORU^R01', 'V3', `V-${tag}`),
+          `OBR|1||RES-${tag}^LAB^2.16.21^ISO|2345-7^Glucose^LN|||202501101000+0000`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      ),
+      // A visit not known here: the result is kept, with no visit, and no Encounter is made.
+      Buffer.from(
+        [
+          ...head('ORU^R01', 'V4', `OTHER-${tag}`),
+          `OBR|1||RES2-${tag}^LAB^2.16.21^ISO|2345-7^Glucose^LN|||202501111000+0000`,
+          'OBX|1|NM|2345-7^Glucose^LN||6.1|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      ),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = async (number: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.21|${number}`)}`,
+        )
+      ).body.entry ?? [];
+    expect(await encounter(`OTHER-${tag}`)).toHaveLength(0);
+    const visit = `Encounter/${String((await encounter(`V-${tag}`))[0].resource.id)}`;
+    for (const type of ['ServiceRequest', 'DiagnosticReport', 'Observation']) {
+      const found = await http('GET', `${testApp.url}/fhir/${type}?encounter=${visit}`);
+      expect([type, found.body.entry?.length]).toEqual([type, 1]);
+    }
+    const other = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.21|RES2-${tag}`)}`,
+    );
+    expect(other.body.entry[0].resource.encounter).toBeUndefined();
+  });
+
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */
   async function visitEncounter(http: HttpFn, visit: string): Promise<Record<string, any>> {
     const found = await http(

@@ -3,11 +3,11 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { documentFromTxa } from '../mapping/document.js';
-import { visitIdentifier } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
-import type { V2Message, V2Segment } from '../message/v2-message.js';
+import type { V2Message } from '../message/v2-message.js';
 import {
   byIdentifier,
+  knownVisit,
   required,
   without,
   type PatientOfMessage,
@@ -82,7 +82,7 @@ export class DocumentMessages {
       event === 'document'
         ? undefined
         : await this.relatedDocument(document.parent, event, touched);
-    const encounter = await this.knownVisit(message.first('PV1'), sender);
+    const encounter = await knownVisit(this.fhir, message, sender);
     const notSent = {
       attachment: { title: txa.value(25) ?? 'Document (its content was not sent)' },
     };
@@ -133,14 +133,5 @@ export class DocumentMessages {
       touched.entities.push(`DocumentReference/${parentId}`);
     }
     return { code, target: { reference: `DocumentReference/${parentId}` } };
-  }
-
-  /** The Encounter of the PV1-19 visit number, when it is known (a document makes none). */
-  private async knownVisit(
-    pv1: V2Segment | undefined,
-    sender: string | undefined,
-  ): Promise<string | undefined> {
-    const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
-    return criteria ? this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
   }
 }

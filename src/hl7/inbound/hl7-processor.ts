@@ -22,7 +22,7 @@ import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
-import { byIdentifier, required, upsert, without, type Touched } from './processing.js';
+import { byIdentifier, knownVisit, required, upsert, without, type Touched } from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -140,6 +140,11 @@ function observationIdentifier(
     ...(report.system ? { system: report.system } : {}),
     value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
   };
+}
+
+/** The `encounter` element of a record of that visit; none without one. */
+function visitReference(encounterId: string | undefined): { encounter?: { reference: string } } {
+  return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
 }
 
 /**
@@ -355,9 +360,10 @@ export class Hl7Processor {
    */
   private async oru(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
+    const encounter = visitReference(await knownVisit(this.fhir, message, sender));
     // OBX segments before the first OBR (some senders put them there) become Observations
-    // outside any report rather than being lost.
-    // An OBX's notes are the NTE segments right after it (its PRT participants may come between).
+    // outside any report rather than being lost. An OBX's notes are the NTE segments right
+    // after it (its PRT participants may come between).
     const groups: { obr?: V2Segment; obx: [V2Segment, V2Segment[]][] }[] = [{ obx: [] }];
     let notes: V2Segment[] | undefined;
     for (const segment of message.segments()) {
@@ -384,7 +390,10 @@ export class Hl7Processor {
         : undefined;
       const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
       const observations = obx.map(([segment, notes]) => {
-        const observation = observationFromObx(segment, patientId, effective, notes);
+        const observation = {
+          ...observationFromObx(segment, patientId, effective, notes),
+          ...encounter,
+        };
         const identifier = observationIdentifier(reportIdentifier, segment);
         return {
           identifier,
@@ -394,6 +403,7 @@ export class Hl7Processor {
       const report = (result: { reference: string }[]) =>
         obr && {
           ...reportFromObr(obr, patientId, reportIdentifier),
+          ...encounter,
           ...(result.length > 0 ? { result } : {}),
         };
       if (!reportMatch) {
@@ -443,12 +453,13 @@ export class Hl7Processor {
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
+    const encounter = visitReference(await knownVisit(this.fhir, message, sender));
     for (const { orc, obr } of orders) {
       const identifiers = orderIdentifiers(orc, sender);
       const id = await upsert(
         this.fhir,
         'ServiceRequest',
-        serviceRequestOf(orc, obr, patientId, identifiers),
+        { ...serviceRequestOf(orc, obr, patientId, identifiers), ...encounter },
         byIdentifier(identifiers[0]),
       );
       touched.entities.push(`ServiceRequest/${id}`);

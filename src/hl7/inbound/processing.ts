@@ -3,6 +3,7 @@ import { HL7_USER } from '../hl7-user.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
+import { visitIdentifier } from '../mapping/encounter.js';
 import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 
 /** The resources a message wrote (for its audit row) and the patients they belong to. */
@@ -130,4 +131,18 @@ export async function upsert(
   if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
   await fhir.update(HL7_USER, type, match, { ...resource, id: match });
   return match;
+}
+
+/**
+ * The Encounter of the message's PV1-19 visit number, when it is known here: results, orders
+ * and documents are tied to their visit, but make none (the admission feed does).
+ */
+export async function knownVisit(
+  fhir: FhirService,
+  message: V2Message,
+  sender: string | undefined,
+): Promise<string | undefined> {
+  const pv1 = message.first('PV1');
+  const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
+  return criteria ? fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
 }
