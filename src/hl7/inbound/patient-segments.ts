@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { HL7_USER } from '../hl7-user.js';
 import {
   allergyFromAl1,
   allergyFromIam,
@@ -17,9 +16,8 @@ import {
   byIdentifier,
   codeCriteria,
   conditionCriteria,
-  enterInError,
+  keepListed,
   upsert,
-  without,
   withFollowing,
   type Touched,
 } from './processing.js';
@@ -136,17 +134,14 @@ export class PatientSegments {
       const criteria = byId
         ? `${byId}&patient=Patient/${patientId}`
         : codeCriteria('patient', patientId, allergy.resource);
-      if (!allergy.deletes) {
-        const id = await upsert(this.fhir, 'AllergyIntolerance', allergy.resource, criteria);
-        touched.entities.push(`AllergyIntolerance/${id}`);
-        continue;
-      }
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'AllergyIntolerance', criteria)
-        : undefined;
-      if (!match) continue;
-      await enterInError(this.fhir, 'AllergyIntolerance', match);
-      touched.entities.push(`AllergyIntolerance/${match}`);
+      const id = await keepListed(
+        this.fhir,
+        'AllergyIntolerance',
+        allergy.resource,
+        criteria,
+        allergy.deletes,
+      );
+      if (id) touched.entities.push(`AllergyIntolerance/${id}`);
     }
   }
 
@@ -205,22 +200,14 @@ export class PatientSegments {
         : byCode && at
           ? `${byCode}&date=ge${at}&date=le${at}`
           : byCode;
-      if (!procedure.deletes) {
-        const id = await upsert(this.fhir, 'Procedure', procedure.resource, criteria);
-        touched.entities.push(`Procedure/${id}`);
-        continue;
-      }
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Procedure', criteria)
-        : undefined;
-      if (!match) continue;
-      const current = (await this.fhir.read(HL7_USER, 'Procedure', match)).resource;
-      await this.fhir.update(HL7_USER, 'Procedure', match, {
-        ...without(current, 'meta'),
-        status: 'entered-in-error',
-        id: match,
-      });
-      touched.entities.push(`Procedure/${match}`);
+      const id = await keepListed(
+        this.fhir,
+        'Procedure',
+        procedure.resource,
+        criteria,
+        procedure.deletes,
+      );
+      if (id) touched.entities.push(`Procedure/${id}`);
     }
   }
 }

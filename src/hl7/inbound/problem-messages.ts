@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { HL7_USER } from '../hl7-user.js';
 import { problemFromPrb } from '../mapping/clinical.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import type { V2Message } from '../message/v2-message.js';
@@ -8,7 +7,7 @@ import {
   byIdentifier,
   conditionCategory,
   conditionCriteria,
-  enterInError,
+  keepListed,
   withFollowing,
   type PatientOfMessage,
   type Touched,
@@ -36,19 +35,9 @@ export class ProblemMessages {
       const problem = problemFromPrb(prb, notes, patientId, sender);
       if (!problem) continue;
       const criteria = this.criteria(problem.identifier, problem.resource, patientId);
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Condition', criteria)
-        : undefined;
-      if (problem.deletes || event === 'PC3') {
-        if (!match) continue;
-        await enterInError(this.fhir, 'Condition', match);
-        touched.entities.push(`Condition/${match}`);
-        continue;
-      }
-      let id = match;
-      if (id) await this.fhir.update(HL7_USER, 'Condition', id, { ...problem.resource, id });
-      else id = (await this.fhir.create(HL7_USER, 'Condition', problem.resource)).id;
-      touched.entities.push(`Condition/${id}`);
+      const deletes = problem.deletes || event === 'PC3';
+      const id = await keepListed(this.fhir, 'Condition', problem.resource, criteria, deletes);
+      if (id) touched.entities.push(`Condition/${id}`);
     }
     return touched;
   }

@@ -64,28 +64,6 @@ export function withFollowing(
   return groups;
 }
 
-/**
- * A record its sender takes back (an allergy or a problem deleted from the patient's list):
- * kept, as every record is, but entered in error, without the clinical status R4 forbids then
- * (ait-2, con-5), so that it leaves the lists that filter on status.
- */
-export async function enterInError(
-  fhir: FhirService,
-  type: 'AllergyIntolerance' | 'Condition',
-  id: string,
-): Promise<void> {
-  const current = (await fhir.read(HL7_USER, type, id)).resource;
-  const system =
-    type === 'Condition'
-      ? 'http://terminology.hl7.org/CodeSystem/condition-ver-status'
-      : 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification';
-  await fhir.update(HL7_USER, type, id, {
-    ...without(current, 'meta', 'clinicalStatus'),
-    verificationStatus: { coding: [{ system, code: 'entered-in-error' }] },
-    id,
-  });
-}
-
 /** The patient's resource with the same first coding; none for a code without a system. */
 export function codeCriteria(
   patientParam: string,
@@ -146,3 +124,40 @@ export async function knownVisit(
   const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
   return criteria ? fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
 }
+
+/**
+ * A record a feed keeps in one of the patient's lists (an allergy, a problem, a procedure):
+ * written over the one the criteria find, else created; or, when the sender deletes it, that
+ * one kept, as every record is, but entered in error, so that it leaves the lists (without the
+ * clinical status R4 forbids then: ait-2, con-5). A deletion of one not on file leaves nothing
+ * to do. Gives the id written, if any.
+ */
+export async function keepListed(
+  fhir: FhirService,
+  type: 'AllergyIntolerance' | 'Condition' | 'Procedure',
+  resource: Record<string, unknown>,
+  criteria: string | undefined,
+  deletes: boolean,
+): Promise<string | undefined> {
+  if (!deletes) return upsert(fhir, type, resource, criteria);
+  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  if (!match) return undefined;
+  const current = without((await fhir.read(HL7_USER, type, match)).resource, 'meta');
+  const verification = VERIFICATION[type];
+  await fhir.update(HL7_USER, type, match, {
+    ...(verification
+      ? {
+          ...without(current, 'clinicalStatus'),
+          verificationStatus: { coding: [{ system: verification, code: 'entered-in-error' }] },
+        }
+      : { ...current, status: 'entered-in-error' }),
+    id: match,
+  });
+  return match;
+}
+
+/** Where a record's being in error is its verification status (else it is its status). */
+const VERIFICATION: Record<string, string | undefined> = {
+  Condition: 'http://terminology.hl7.org/CodeSystem/condition-ver-status',
+  AllergyIntolerance: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-verification',
+};

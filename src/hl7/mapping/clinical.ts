@@ -1,5 +1,6 @@
 import type { V2Segment } from '../message/v2-message.js';
 import {
+  annotationsOf,
   codeableConceptOf,
   dateOf,
   dateTimeOf,
@@ -124,11 +125,7 @@ export function allergyFromIam(
         };
       }),
   ];
-  const notes = following
-    .filter((segment) => segment.name === 'NTE')
-    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
-    .filter((text): text is string => !!text)
-    .map((text) => ({ text }));
+  const notes = annotationsOf(following.filter((segment) => segment.name === 'NTE'));
   return {
     identifier,
     deletes: iam.value(6)?.toUpperCase() === 'D',
@@ -167,6 +164,30 @@ export function allergyFromIam(
   };
 }
 
+/** What every Condition a feed makes has: its statuses, category, code and patient. */
+function conditionOf(
+  category: 'encounter-diagnosis' | 'problem-list-item',
+  code: Record<string, unknown>,
+  patientId: string,
+  clinical: string,
+  verification: string | undefined,
+): Record<string, unknown> {
+  return {
+    resourceType: 'Condition',
+    clinicalStatus: { coding: [{ system: `${CLINICAL}condition-clinical`, code: clinical }] },
+    ...(verification
+      ? {
+          verificationStatus: {
+            coding: [{ system: `${CLINICAL}condition-ver-status`, code: verification }],
+          },
+        }
+      : {}),
+    category: [{ coding: [{ system: `${CLINICAL}condition-category`, code: category }] }],
+    code,
+    subject: { reference: `Patient/${patientId}` },
+  };
+}
+
 const DIAGNOSIS_VERIFICATION: Record<string, string> = {
   F: 'confirmed',
   W: 'provisional',
@@ -186,20 +207,7 @@ export function conditionFromDg1(
   const verification = DIAGNOSIS_VERIFICATION[dg1.value(6)?.toUpperCase() ?? ''];
   const recorded = dateTimeOf(dg1.value(5));
   return {
-    resourceType: 'Condition',
-    clinicalStatus: { coding: [{ system: `${CLINICAL}condition-clinical`, code: 'active' }] },
-    ...(verification
-      ? {
-          verificationStatus: {
-            coding: [{ system: `${CLINICAL}condition-ver-status`, code: verification }],
-          },
-        }
-      : {}),
-    category: [
-      { coding: [{ system: `${CLINICAL}condition-category`, code: 'encounter-diagnosis' }] },
-    ],
-    code,
-    subject: { reference: `Patient/${patientId}` },
+    ...conditionOf('encounter-diagnosis', code, patientId, 'active', verification),
     ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
     ...(recorded ? { recordedDate: recorded } : {}),
   };
@@ -260,29 +268,13 @@ export function problemFromPrb(
   const verification = PROBLEM_CONFIRMATION[prb.value(13)?.trim().toUpperCase() ?? ''];
   const recorded = dateTimeOf(prb.value(7)) ?? dateTimeOf(prb.value(2));
   const onset = dateTimeOf(prb.value(16)?.trim());
-  const text = notes
-    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
-    .filter((line): line is string => !!line)
-    .map((line) => ({ text: line }));
+  const text = annotationsOf(notes);
   return {
     identifier,
     deletes: prb.value(1)?.toUpperCase() === 'DE',
     resource: {
-      resourceType: 'Condition',
+      ...conditionOf('problem-list-item', code, patientId, clinical, verification),
       ...(identifier ? { identifier: [identifier] } : {}),
-      clinicalStatus: { coding: [{ system: `${CLINICAL}condition-clinical`, code: clinical }] },
-      ...(verification
-        ? {
-            verificationStatus: {
-              coding: [{ system: `${CLINICAL}condition-ver-status`, code: verification }],
-            },
-          }
-        : {}),
-      category: [
-        { coding: [{ system: `${CLINICAL}condition-category`, code: 'problem-list-item' }] },
-      ],
-      code,
-      subject: { reference: `Patient/${patientId}` },
       ...(onset ? { onsetDateTime: onset } : prb.value(17) ? { onsetString: prb.value(17) } : {}),
       ...(abated ? { abatementDateTime: abated } : {}),
       ...(recorded ? { recordedDate: recorded } : {}),

@@ -1,4 +1,4 @@
-import type { V2Repetition, V2Value } from '../message/v2-message.js';
+import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 
 /**
  * HL7 v2 data types to FHIR R4, after the v2-to-FHIR Implementation Guide's data type maps.
@@ -264,4 +264,12 @@ export function practitionerOf(
     value ? { ...(system ? { system } : {}), value } : undefined,
     display || undefined,
   );
+}
+
+/** NTE segments as Annotations: their comment (NTE-3), one per line sent. */
+export function annotationsOf(notes: readonly V2Segment[]): { text: string }[] {
+  return notes
+    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
+    .filter((text): text is string => !!text)
+    .map((text) => ({ text }));
 }

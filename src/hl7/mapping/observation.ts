@@ -1,5 +1,11 @@
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateTimeOf, systemOfHd, type Identifier } from './datatypes.js';
+import {
+  annotationsOf,
+  codeableConceptOf,
+  dateTimeOf,
+  systemOfHd,
+  type Identifier,
+} from './datatypes.js';
 
 const DATA_ABSENT = 'http://terminology.hl7.org/CodeSystem/data-absent-reason';
 
@@ -104,10 +110,7 @@ export function observationFromObx(
   const value = valueOf(obx);
   const effective = dateTimeOf(obx.value(14)) ?? fallbackTime;
   const interpretation = obx.repetitions(8).map(interpretationOf).filter(Boolean);
-  const note = notes
-    .flatMap((nte) => nte.repetitions(3).map((rep) => rep.value(1)))
-    .filter((text): text is string => !!text)
-    .map((text) => ({ text }));
+  const note = annotationsOf(notes);
   const range = obx.value(7);
   return {
     resourceType: 'Observation',
