@@ -1,5 +1,6 @@
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  annotationsOf,
   codeableConceptIn,
   codeableConceptOf,
   codingSystemOf,
@@ -182,13 +183,12 @@ function instantOf(value: string | null | undefined): string | undefined {
 /** The NTE segments right after the SCH (and its TQ1), one line each. */
 function notesAfter(message: V2Message, sch: V2Segment): string | undefined {
   const segments = message.segments();
-  const lines: string[] = [];
+  const notes: V2Segment[] = [];
   for (const segment of segments.slice(segments.indexOf(sch) + 1)) {
-    if (segment.name === 'TQ1') continue;
-    if (segment.name !== 'NTE') break;
-    const text = segment.repetitions(3).map((rep) => rep.value(1) ?? '');
-    if (text.length > 0) lines.push(text.join('\n'));
+    if (segment.name === 'NTE') notes.push(segment);
+    else if (segment.name !== 'TQ1') break;
   }
+  const lines = annotationsOf(notes).map((note) => note.text);
   return lines.length > 0 ? lines.join('\n') : undefined;
 }
 
