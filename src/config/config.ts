@@ -294,6 +294,11 @@ export class AppConfig {
       : undefined;
   }
 
+  /** The time zone of HL7 v2 times sent without a UTC offset, when the deployment names one. */
+  get hl7TimeZone(): string | undefined {
+    return this.config.get('HL7_TIME_ZONE', { infer: true });
+  }
+
   /** Where the MLLP listener binds, or undefined when it is off. */
   get hl7Mllp():
     { port: number; host: string; maxFrameBytes: number; idleSeconds: number } | undefined {

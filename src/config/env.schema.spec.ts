@@ -109,6 +109,14 @@ describe('validateEnv', () => {
     );
   });
 
+  it('takes an IANA zone for HL7 times without an offset, and names a wrong one', () => {
+    expect(validateEnv({ HL7_TIME_ZONE: 'America/Chicago' }).HL7_TIME_ZONE).toBe('America/Chicago');
+    expect(validateEnv({}).HL7_TIME_ZONE).toBeUndefined();
+    expect(() => validateEnv({ HL7_TIME_ZONE: 'Central' })).toThrow(
+      'HL7_TIME_ZONE must be an IANA time zone, such as America/Chicago',
+    );
+  });
+
   it('takes HL7_MLLP_PORT=-1 as documented: the listener off', () => {
     expect(validateEnv({ HL7_MLLP_PORT: '-1' }).HL7_MLLP_PORT).toBe(-1);
     expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');

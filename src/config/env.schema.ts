@@ -5,6 +5,7 @@ import {
   IsInt,
   IsOptional,
   IsString,
+  IsTimeZone,
   Matches,
   Max,
   Min,
@@ -37,6 +38,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_TLS_CERT_FILE',
   'HL7_TLS_KEY_FILE',
   'HL7_TLS_CLIENT_CA_FILE',
+  'HL7_TIME_ZONE',
   'HL7_OUTBOUND',
   'HL7_OUTBOUND_TLS_CA_FILE',
   'HL7_OUTBOUND_TLS_CERT_FILE',
@@ -410,6 +412,14 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1, { message: 'HL7_TLS_CLIENT_CA_FILE must not be empty' })
   HL7_TLS_CLIENT_CA_FILE?: string;
+
+  /**
+   * The IANA time zone (America/Chicago) of the times HL7 v2 senders give without a UTC offset,
+   * as most feeds do. Unset, such a time cannot be placed and only its date is kept.
+   */
+  @IsOptional()
+  @IsTimeZone({ message: 'HL7_TIME_ZONE must be an IANA time zone, such as America/Chicago' })
+  HL7_TIME_ZONE?: string;
 
   /** An MLLP connection silent this long is closed. */
   @Transform(toInteger)

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { AppConfig } from '../../config/config.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
@@ -47,6 +48,7 @@ export class Hl7InboundService {
     private readonly unitOfWork: UnitOfWork,
     private readonly processor: Hl7Processor,
     private readonly metrics: Metrics,
+    private readonly config: AppConfig,
   ) {}
 
   /**
@@ -173,7 +175,7 @@ export class Hl7InboundService {
         return processed;
       }
       const touched = await this.processor.process(
-        new V2Message(decoded.text, decoded.header.delimiters),
+        new V2Message(decoded.text, decoded.header.delimiters, this.config.hl7TimeZone),
         decoded.header,
       );
       await this.repository.recordOutcome(row.id, processed, new Date());

@@ -388,7 +388,7 @@ export class Hl7Processor {
       const reportMatch = reportCriteria
         ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
-      const effective = obr ? dateTimeOf(obr.value(7)) : undefined;
+      const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const observations = obx.map(([segment, notes]) => {
         const observation = {
           ...observationFromObx(segment, patientId, effective, notes),

@@ -90,7 +90,7 @@ const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 /**
  * An SIU message's SCH, with its TQ1, NTE and resource segments (AIS, AIG, AIL, AIP), to an
  * Appointment (v2-to-FHIR SIU_S12, SCH[Appointment] and the AIS, AIG, AIL, AIP maps). Start
- * and end are instants: a time without a UTC offset cannot be placed, so it is not used.
+ * and end are instants: a time without a UTC offset is placed in HL7_TIME_ZONE, else not used.
  */
 export function appointmentFromSiu(
   message: V2Message,
@@ -167,16 +167,20 @@ function timesOf(
   sch: V2Segment,
   minutes: number | undefined,
 ): { start?: string; end?: string } {
-  const start = instantOf(tq1?.value(7)) ?? instantOf(sch.value(11, 4));
+  const zone = sch.timeZone;
+  const start = instantOf(tq1?.value(7), zone) ?? instantOf(sch.value(11, 4), zone);
   const end =
-    instantOf(tq1?.value(8)) ??
-    instantOf(sch.value(11, 5)) ??
+    instantOf(tq1?.value(8), zone) ??
+    instantOf(sch.value(11, 5), zone) ??
     (start && minutes ? plusMinutes(start, minutes) : undefined);
   return start && end ? { start, end } : {};
 }
 
-function instantOf(value: string | null | undefined): string | undefined {
-  const dateTime = dateTimeOf(value);
+function instantOf(
+  value: string | null | undefined,
+  timeZone: string | undefined,
+): string | undefined {
+  const dateTime = dateTimeOf(value, timeZone);
   return dateTime?.includes('T') ? dateTime : undefined;
 }
 

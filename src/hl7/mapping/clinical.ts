@@ -103,7 +103,7 @@ export function allergyFromIam(
   const severity = ALLERGY_SEVERITY[iam.value(4)?.toUpperCase() ?? ''];
   const status = ALLERGY_STATUS[iam.value(17)?.toUpperCase() ?? ''] ?? { clinical: 'active' };
   const onset = dateOf(iam.value(11));
-  const recorded = dateTimeOf(iam.value(13));
+  const recorded = dateTimeOf(iam.value(13), iam.timeZone);
   const reactions = [
     ...iam
       .repetitions(5)
@@ -205,7 +205,7 @@ export function conditionFromDg1(
     (dg1.value(4) ? { text: dg1.value(4)! } : undefined);
   if (!code) return undefined;
   const verification = DIAGNOSIS_VERIFICATION[dg1.value(6)?.toUpperCase() ?? ''];
-  const recorded = dateTimeOf(dg1.value(5));
+  const recorded = dateTimeOf(dg1.value(5), dg1.timeZone);
   return {
     ...conditionOf('encounter-diagnosis', code, patientId, 'active', verification),
     ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
@@ -261,13 +261,13 @@ export function problemFromPrb(
   const code = codeableConceptOf(prb.repetitions(3)[0]);
   if (!code) return undefined;
   const identifier = identifierOfEi(prb.repetitions(4)[0], sender);
-  const abated = dateTimeOf(prb.value(9));
+  const abated = dateTimeOf(prb.value(9), prb.timeZone);
   const clinical =
     PROBLEM_LIFE_CYCLE[prb.value(14)?.trim().toUpperCase() ?? ''] ??
     (abated ? 'resolved' : 'active');
   const verification = PROBLEM_CONFIRMATION[prb.value(13)?.trim().toUpperCase() ?? ''];
-  const recorded = dateTimeOf(prb.value(7)) ?? dateTimeOf(prb.value(2));
-  const onset = dateTimeOf(prb.value(16)?.trim());
+  const recorded = dateTimeOf(prb.value(7), prb.timeZone) ?? dateTimeOf(prb.value(2), prb.timeZone);
+  const onset = dateTimeOf(prb.value(16)?.trim(), prb.timeZone);
   const text = annotationsOf(notes);
   return {
     identifier,
@@ -316,7 +316,7 @@ export function procedureFromPr1(
     : description && { text: description };
   if (!code) return undefined;
   const identifier = identifierOfEi(pr1.repetitions(19)[0], sender);
-  const performed = dateTimeOf(pr1.value(5));
+  const performed = dateTimeOf(pr1.value(5), pr1.timeZone);
   const minutes = Number(pr1.value(7));
   const category = codeableConceptOf(pr1.repetitions(6)[0]);
   const reason = codeableConceptOf(pr1.repetitions(15)[0]);

@@ -132,17 +132,71 @@ export function dateOf(value: V2Value): string | undefined {
 }
 
 /**
- * DTM to a FHIR dateTime. A time without a UTC offset cannot be placed (FHIR requires one), so
- * it is given as its date only rather than at a guessed offset.
+ * DTM to a FHIR dateTime. A time without a UTC offset is in the sender's local time: placed in
+ * `timeZone` when the deployment names it (HL7_TIME_ZONE), else given as its date only rather
+ * than at a guessed offset (FHIR requires one with a time).
  */
-export function dateTimeOf(value: V2Value): string | undefined {
+export function dateTimeOf(value: V2Value, timeZone?: string): string | undefined {
   const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$/.exec(
     value ?? '',
   );
   if (!match) return dateOf(value);
   const [, year, month, day, hour, minute = '00', second = '00', offset] = match;
-  if (!offset) return dateOf(value);
-  return `${year}-${month}-${day}T${hour}:${minute}:${second}${offset.slice(0, 3)}:${offset.slice(3)}`;
+  const local = `${year}-${month}-${day}T${hour}:${minute}:${second}`;
+  if (offset) return `${local}${offset.slice(0, 3)}:${offset.slice(3)}`;
+  return timeZone ? `${local}${offsetIn(timeZone, local)}` : dateOf(value);
+}
+
+/**
+ * The UTC offset (`-05:00`) that a wall-clock time (`2025-01-10T09:30:00`) has in an IANA zone,
+ * daylight saving included. A time the clocks skip or repeat when they change takes the offset
+ * in force just before the change.
+ */
+export function offsetIn(timeZone: string, local: string): string {
+  const wall = Date.parse(`${local}Z`);
+  // The offsets in force a day before and a day after; the one (or, when the clocks go back,
+  // the earlier of the two) at which the wall time exists, else the one before the change.
+  const around = [minutesAhead(timeZone, wall - DAY), minutesAhead(timeZone, wall + DAY)];
+  const fits = around.filter(
+    (minutes) => minutesAhead(timeZone, wall - minutes * 60_000) === minutes,
+  );
+  const minutes = fits.length > 0 ? Math.max(...fits) : around[0]!;
+  const sign = minutes < 0 ? '-' : '+';
+  const hours = String(Math.floor(Math.abs(minutes) / 60)).padStart(2, '0');
+  return `${sign}${hours}:${String(Math.abs(minutes) % 60).padStart(2, '0')}`;
+}
+
+const DAY = 86_400_000;
+const zoneFormats = new Map<string, Intl.DateTimeFormat>();
+
+/** Minutes a zone's clocks are ahead of UTC at an instant (negative west of Greenwich). */
+function minutesAhead(timeZone: string, instant: number): number {
+  let format = zoneFormats.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    zoneFormats.set(timeZone, format);
+  }
+  const parts = format.formatToParts(instant);
+  const at = (type: Intl.DateTimeFormatPartTypes): number =>
+    Number(parts.find((part) => part.type === type)?.value);
+  const wall = Date.UTC(
+    at('year'),
+    at('month') - 1,
+    at('day'),
+    at('hour'),
+    at('minute'),
+    at('second'),
+  );
+  return Math.round((wall - instant) / 60_000);
 }
 
 /** A dateTime with a time (as dateTimeOf gives it) moved by some minutes, at its own offset. */

@@ -51,7 +51,7 @@ export function documentFromTxa(
 ): DocumentOfTxa {
   const identifier = identifierOfEi(txa.repetitions(12)[0], sender);
   const type = codeableConceptIn(txa.repetitions(2)[0], '0270');
-  const date = dateTimeOf(txa.value(6));
+  const date = dateTimeOf(txa.value(6), txa.timeZone);
   const authors = txa
     .repetitions(9)
     .map((xcn) => practitionerOf(xcn, sender))

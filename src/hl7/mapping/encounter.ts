@@ -147,8 +147,8 @@ export function encounterFromPv1(
   const patientClass = pv1.value(2)?.toUpperCase();
   const mapped = patientClass ? CLASS[patientClass] : undefined;
   const identifier = visitIdentifier(pv1, senderSystem);
-  const start = dateTimeOf(pv1.value(44));
-  const end = dateTimeOf(pv1.value(45));
+  const start = dateTimeOf(pv1.value(44), pv1.timeZone);
+  const end = dateTimeOf(pv1.value(45), pv1.timeZone);
   const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
   const location = locationOf(pv1.repetitions(3)[0]);
   const days = Number(pv2?.value(11));

@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { dateOf, dateTimeOf, systemOfHd } from './datatypes.js';
+import { dateOf, dateTimeOf, offsetIn, systemOfHd } from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
@@ -57,6 +57,31 @@ describe('data types', () => {
     expect(dateTimeOf('202401021530+0215')).toBe('2024-01-02T15:30:00+02:15');
     expect(dateTimeOf('20240102153045.123-0500')).toBe('2024-01-02T15:30:45-05:00');
     expect(dateTimeOf('202401021530')).toBe('2024-01-02');
+  });
+
+  it("places a time without an offset in the sender's zone, daylight saving included", () => {
+    expect(dateTimeOf('202501100930', 'America/Chicago')).toBe('2025-01-10T09:30:00-06:00');
+    expect(dateTimeOf('202507100930', 'America/Chicago')).toBe('2025-07-10T09:30:00-05:00');
+    // An offset sent wins; a date stays a date.
+    expect(dateTimeOf('202507100930+0100', 'America/Chicago')).toBe('2025-07-10T09:30:00+01:00');
+    expect(dateTimeOf('20250710', 'America/Chicago')).toBe('2025-07-10');
+    // The clocks going forward skip 02:30 and going back repeat 01:30 (New York), 02:30
+    // (Berlin): the offset before the change. Zones with half and three-quarter hours.
+    expect(offsetIn('America/New_York', '2025-03-09T02:30:00')).toBe('-05:00');
+    expect(offsetIn('America/New_York', '2025-03-09T03:30:00')).toBe('-04:00');
+    expect(offsetIn('America/New_York', '2025-11-02T01:30:00')).toBe('-04:00');
+    expect(offsetIn('America/New_York', '2025-11-02T02:30:00')).toBe('-05:00');
+    expect(offsetIn('Europe/Berlin', '2025-10-26T02:30:00')).toBe('+02:00');
+    expect(offsetIn('Asia/Kolkata', '2025-03-30T02:30:00')).toBe('+05:30');
+    expect(offsetIn('Pacific/Chatham', '2025-07-01T12:00:00')).toBe('+12:45');
+    // Through the message: an OBX of a message read in its sender's zone.
+    const { text, header } = decodeMessage(
+      Buffer.from(`${MSH}\rOBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|||||F|||202501100930`),
+    );
+    const obx = new V2Message(text, header.delimiters, 'America/Chicago').first('OBX')!;
+    expect(observationFromObx(obx, 'p1', undefined)['effectiveDateTime']).toBe(
+      '2025-01-10T09:30:00-06:00',
+    );
   });
 
   it('makes a system of an assigning authority', () => {

@@ -79,8 +79,8 @@ export function reportFromObr(
   identifier: Identifier | undefined,
 ): Record<string, unknown> {
   const code = codeableConceptOf(obr.repetitions(4)[0]);
-  const effective = dateTimeOf(obr.value(7));
-  const issued = dateTimeOf(obr.value(22));
+  const effective = dateTimeOf(obr.value(7), obr.timeZone);
+  const issued = dateTimeOf(obr.value(22), obr.timeZone);
   return {
     resourceType: 'DiagnosticReport',
     ...(identifier ? { identifier: [identifier] } : {}),
@@ -108,7 +108,7 @@ export function observationFromObx(
     text: 'Observation without a code (OBX-3 was empty)',
   };
   const value = valueOf(obx);
-  const effective = dateTimeOf(obx.value(14)) ?? fallbackTime;
+  const effective = dateTimeOf(obx.value(14), obx.timeZone) ?? fallbackTime;
   const interpretation = obx.repetitions(8).map(interpretationOf).filter(Boolean);
   const note = annotationsOf(notes);
   const range = obx.value(7);
@@ -157,7 +157,7 @@ function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
     case 'DT':
     case 'TS':
     case 'DTM': {
-      const when = dateTimeOf(first.value(1));
+      const when = dateTimeOf(first.value(1), obx.timeZone);
       return when ? { valueDateTime: when } : undefined;
     }
     default:

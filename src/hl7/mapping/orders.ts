@@ -42,7 +42,7 @@ export function serviceRequestOf(
 ): Record<string, unknown> {
   const control = orc?.value(1)?.toUpperCase() ?? '';
   const status = orc?.value(5)?.toUpperCase() ?? '';
-  const authored = dateTimeOf(orc?.value(9));
+  const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
   return {
     resourceType: 'ServiceRequest',
@@ -70,7 +70,7 @@ export function immunizationFromRxa(
   identifiers: Identifier[],
 ): Record<string, unknown> | undefined {
   const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
-  const occurrence = dateTimeOf(rxa.value(3));
+  const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
   if (!vaccineCode || !occurrence) return undefined;
   const amount = rxa.value(6);
   const dose =
@@ -123,7 +123,7 @@ export function medicationRequestOf(
   const medication = codeableConceptOf(rxe.repetitions(2)[0]);
   if (!medication) return undefined;
   const control = orc?.value(1)?.toUpperCase() ?? '';
-  const authored = dateTimeOf(orc?.value(9));
+  const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const amount = rxe.value(3);
   const dose = amount && /^\d+(\.\d+)?$/.test(amount) ? Number(amount) : undefined;
   const unit = rxe.repetitions(5)[0];
@@ -170,7 +170,7 @@ export function medicationDispenseOf(
 ): Record<string, unknown> | undefined {
   const medication = codeableConceptOf(rxd.repetitions(2)[0]);
   if (!medication) return undefined;
-  const handedOver = dateTimeOf(rxd.value(3));
+  const handedOver = dateTimeOf(rxd.value(3), rxd.timeZone);
   const amount = rxd.value(4);
   const units = rxd.repetitions(5)[0];
   const quantity =

@@ -16,12 +16,15 @@ export type V2Value = string | null | undefined;
 export class V2Message {
   private readonly list: V2Segment[];
 
-  /** `text`: segments separated by CR, as decodeMessage gives them. */
-  constructor(text: string, delimiters: Hl7Delimiters) {
+  /**
+   * `text`: segments separated by CR, as decodeMessage gives them. `timeZone`: the IANA zone
+   * the sender's times without a UTC offset are in, when the deployment knows it.
+   */
+  constructor(text: string, delimiters: Hl7Delimiters, timeZone?: string) {
     this.list = text
       .split('\r')
       .filter((line) => line.length > 0)
-      .map((line) => new V2Segment(line, delimiters));
+      .map((line) => new V2Segment(line, delimiters, timeZone));
   }
 
   /** Every segment in message order. */
@@ -45,6 +48,8 @@ export class V2Segment {
   constructor(
     line: string,
     private readonly delimiters: Hl7Delimiters,
+    /** The zone of the sender's times without a UTC offset (see V2Message). */
+    readonly timeZone?: string,
   ) {
     this.name = line.slice(0, 3);
     this.fields = line.split(delimiters.field);
