@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|ORU\^R01|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -261,6 +261,17 @@ describe('HL7 v2 over MLLP', () => {
           ],
         },
       ],
+    });
+    // Their specimen (the SPM after the OBR), one for both reports: blood, collected at 05:35,
+    // received at 06:21 as LAB-ORU-2, the later message, has it (LAB-ORU-1 said 08:21).
+    const specimen = await http(
+      'GET',
+      `${testApp.url}/fhir/${String((erythrocytes[0]!.resource['specimen'] as { reference: string }).reference)}`,
+    );
+    expect(specimen.body).toMatchObject({
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0487', code: 'BLD' }] },
+      collection: { collectedDateTime: '2014-10-06T05:35:00+07:00' },
+      receivedTime: '2014-10-06T06:21:00+07:00',
     });
     // ORU-R01-01: a CWE result as a CodeableConcept (SNOMED CT), a local code system kept.
     const system = 'urn:carevault:v2:coding-system:XYZ';
@@ -1195,6 +1206,57 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.21|RES2-${tag}`)}`,
     );
     expect(other.body.entry[0].resource.encounter).toBeUndefined();
+  });
+
+  it('files OUL^R22 results under the specimen (SPM) their OBRs follow', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const spm = (id: string) =>
+      `SPM|1|${id}-${tag}&LAB&2.16.23&ISO||SER^Serum^HL70487|||||||||||||202501100800+0000`;
+    const obr = (id: string) => `OBR|1||${id}-${tag}^LAB^2.16.23^ISO|2345-7^Glucose^LN`;
+    const obx = (value: string) => `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L|||||F`;
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAS|HOSP|CV|CV|20250101||OUL^R22|U1-${tag}|P|2.5`,
+          `PID|1||OUL-${tag}^^^HOSP&2.16.23&ISO^MR||Oul^Pat`,
+          spm('S1'),
+          'OBX|1|ST|SPECIMEN-Q^Specimen quality^L||Hemolyzed||||||F',
+          obr('R1'),
+          obx('5.4'),
+          spm('S2'),
+          obr('R2'),
+          obx('6.1'),
+        ].join('\r'),
+      ),
+    ]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const specimenOf = async (id: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/Specimen?identifier=${encodeURIComponent(`urn:oid:2.16.23|${id}-${tag}`)}`,
+        )
+      ).body.entry[0].resource.id as string;
+    const [s1, s2] = [await specimenOf('S1'), await specimenOf('S2')];
+    for (const [report, specimen] of [
+      ['R1', s1],
+      ['R2', s2],
+    ] as const) {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.23|${report}-${tag}`)}`,
+      );
+      expect(found.body.entry[0].resource.specimen).toEqual([
+        { reference: `Specimen/${specimen}` },
+      ]);
+    }
+    // The specimen's own observation (its quality) belongs to no report.
+    const quality = await http('GET', `${testApp.url}/fhir/Observation?specimen=Specimen/${s1}`);
+    expect(
+      quality.body.entry.map((e: any) => e.resource.valueString ?? e.resource.valueQuantity.value),
+    ).toEqual(expect.arrayContaining(['Hemolyzed', 5.4]));
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */

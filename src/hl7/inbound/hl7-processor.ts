@@ -8,6 +8,7 @@ import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/ob
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { referralFromRf1 } from '../mapping/referral.js';
+import { specimenFromSpm } from '../mapping/specimen.js';
 import {
   encounterFromPv1,
   locationChain,
@@ -142,6 +143,13 @@ function observationIdentifier(
   };
 }
 
+/** A report (OBR) or a specimen's own results, with its OBX (and their notes) and its SPM. */
+interface ResultGroup {
+  obr?: V2Segment;
+  obx: [V2Segment, V2Segment[]][];
+  spm?: V2Segment;
+}
+
 /** The `encounter` element of a record of that visit; none without one. */
 function visitReference(encounterId: string | undefined): { encounter?: { reference: string } } {
   return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
@@ -194,8 +202,11 @@ export class Hl7Processor {
     if (header.messageCode === 'REF' && REF_EVENTS.has(header.triggerEvent)) {
       return this.referral(message, header.triggerEvent === 'I14');
     }
-    if (type === 'ORU^R01') {
-      return this.oru(message);
+    if (type === 'ORU^R01' || type === 'OUL^R24') {
+      return this.oru(message, false);
+    }
+    if (type === 'OUL^R22' || type === 'OUL^R23') {
+      return this.oru(message, true);
     }
     if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
       return this.orders(message);
@@ -354,31 +365,42 @@ export class Hl7Processor {
   }
 
   /**
-   * ORU^R01: each OBR with the OBX segments after it becomes a DiagnosticReport with its
-   * Observations. A report with a filler order number (OBR-3) replaces its earlier version, so
-   * a corrected result updates rather than duplicates.
+   * ORU^R01 and OUL^R22-R24: each OBR with the OBX segments after it becomes a DiagnosticReport
+   * with its Observations, each of its specimen (SPM) when one is sent. A report with a filler
+   * order number (OBR-3) replaces its earlier version, so a corrected result updates rather
+   * than duplicates.
    */
-  private async oru(message: V2Message): Promise<Touched> {
+  private async oru(message: V2Message, specimenFirst: boolean): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
     const encounter = visitReference(await knownVisit(this.fhir, message, sender));
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost. An OBX's notes are the NTE segments right
     // after it (its PRT participants may come between).
-    const groups: { obr?: V2Segment; obx: [V2Segment, V2Segment[]][] }[] = [{ obx: [] }];
+    // The specimen (SPM) of a report comes after its OBR in ORU and OUL^R24, before the OBRs
+    // it is for in OUL^R22 and R23 (with its own OBX, about the specimen, between).
+    const groups: ResultGroup[] = [{ obx: [] }];
     let notes: V2Segment[] | undefined;
+    let specimen: V2Segment | undefined;
     for (const segment of message.segments()) {
       if (segment.name === 'OBX') {
         notes = [];
         groups.at(-1)!.obx.push([segment, notes]);
       } else if (segment.name === 'NTE') notes?.push(segment);
       else if (segment.name !== 'PRT') notes = undefined;
-      if (segment.name === 'OBR') groups.push({ obr: segment, obx: [] });
+      if (segment.name === 'OBR') groups.push({ obr: segment, obx: [], spm: specimen });
+      if (segment.name === 'SPM' && specimenFirst) {
+        specimen = segment;
+        groups.push({ obx: [], spm: segment });
+      } else if (segment.name === 'SPM') groups.at(-1)!.spm ??= segment;
     }
-    if (groups.length === 1) {
-      throw new Hl7ProcessingError('100', 'An ORU message needs an OBR segment');
+    if (!groups.some((group) => group.obr)) {
+      throw new Hl7ProcessingError('100', 'A result message needs an OBR segment');
     }
-    for (const { obr, obx } of groups) {
+    const specimens = new Map<V2Segment, string>();
+    for (const { obr, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
+      const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
+      const sample = specimenId ? `Specimen/${specimenId}` : undefined;
       const reportIdentifier = obr
         ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
         : undefined;
@@ -393,6 +415,7 @@ export class Hl7Processor {
         const observation = {
           ...observationFromObx(segment, patientId, effective, notes),
           ...encounter,
+          ...(sample ? { specimen: { reference: sample } } : {}),
         };
         const identifier = observationIdentifier(reportIdentifier, segment);
         return {
@@ -404,6 +427,7 @@ export class Hl7Processor {
         obr && {
           ...reportFromObr(obr, patientId, reportIdentifier),
           ...encounter,
+          ...(sample ? { specimen: [{ reference: sample }] } : {}),
           ...(result.length > 0 ? { result } : {}),
         };
       if (!reportMatch) {
@@ -433,6 +457,32 @@ export class Hl7Processor {
       touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
+  }
+
+  /**
+   * The Specimen of an SPM, once per message, known again by its filler's (else placer's) id
+   * for the patient, so that a later result on the same specimen updates it.
+   */
+  private async specimen(
+    spm: V2Segment,
+    patientId: string,
+    sender: string | undefined,
+    done: Map<V2Segment, string>,
+    touched: Touched,
+  ): Promise<string> {
+    const known = done.get(spm);
+    if (known) return known;
+    const { identifier, resource } = specimenFromSpm(spm, patientId, sender);
+    const byId = byIdentifier(identifier);
+    const id = await upsert(
+      this.fhir,
+      'Specimen',
+      resource,
+      byId && `${byId}&subject=Patient/${patientId}`,
+    );
+    done.set(spm, id);
+    touched.entities.push(`Specimen/${id}`);
+    return id;
   }
 
   /**
