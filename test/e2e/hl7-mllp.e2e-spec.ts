@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -172,23 +172,21 @@ describe('HL7 v2 over MLLP', () => {
       code: { coding: [{ code: 'P', display: 'PENICILLIN' }] },
       onsetDateTime: '2021-08-24',
     });
-    // PR1's procedure, the same one (PR1-19 PR1006) in the many messages that repeat it.
+    // PR1's procedure, the same one (PR1-19 PR1006) in the many messages that repeat it (the
+    // BAR samples add a chest X-ray of their own).
     const procedures = await http(
       'GET',
-      `${testApp.url}/fhir/Procedure?subject=Patient/${String(patient['id'])}`,
+      `${testApp.url}/fhir/Procedure?subject=Patient/${String(patient['id'])}&code=${encodeURIComponent('http://snomed.info/sct|76164006')}`,
     );
     expect(procedures.body.entry).toHaveLength(1);
-    expect(procedures.body.entry[0].resource).toMatchObject({
-      identifier: [{ value: 'PR1006' }],
-      code: { coding: [{ system: 'http://snomed.info/sct', code: '76164006' }] },
-    });
+    expect(procedures.body.entry[0].resource).toMatchObject({ identifier: [{ value: 'PR1006' }] });
+    // (The BAR samples add a chest pain of their own.)
     const conditions = await http(
       'GET',
-      `${testApp.url}/fhir/Condition?subject=Patient/${String(patient['id'])}`,
+      `${testApp.url}/fhir/Condition?subject=Patient/${String(patient['id'])}&code=${encodeURIComponent('http://snomed.info/sct|422504002')}`,
     );
     expect(conditions.body.entry).toHaveLength(1);
     expect(conditions.body.entry[0].resource).toMatchObject({
-      code: { coding: [{ system: 'http://snomed.info/sct', code: '422504002' }] },
       verificationStatus: { coding: [{ code: 'provisional' }] },
       recordedDate: '2004-01-25T11:40:25+04:20',
     });
@@ -1257,6 +1255,53 @@ describe('HL7 v2 over MLLP', () => {
     expect(
       quality.body.entry.map((e: any) => e.resource.valueString ?? e.resource.valueQuantity.value),
     ).toEqual(expect.arrayContaining(['Hemolyzed', 5.4]));
+  });
+
+  it("keeps the diagnoses and procedures of a billing account's messages (BAR), not the account", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (type: string, control: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|BILLING|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
+          `PID|1||BAR-${tag}^^^HOSP&2.16.24&ISO^MR||Bar^Pat`,
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.24&ISO^VN`,
+          ...segments,
+        ].join('\r'),
+      );
+    const steps = [
+      message('ADT^A01', 'B1'),
+      message(
+        'BAR^P01',
+        'B2',
+        'DG1|1||K35.80^Acute appendicitis^I10||202501101000+0000|F',
+        'PR1|1||44970^Laparoscopic appendectomy^C4||202501101300+0000',
+      ),
+      message('BAR^P12', 'B3', 'DG1|1||K35.80^Acute appendicitis^I10||202501101000+0000|F'),
+      // Purging accounts is the billing system's business: refused, as before.
+      message('BAR^P02', 'B4'),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+      'AA',
+      'AR',
+    ]);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.24|V-${tag}`)}`,
+    );
+    expect(encounter.body.entry).toHaveLength(1);
+    const visit = `Encounter/${String(encounter.body.entry[0].resource.id)}`;
+    // The account's messages keep the visit's status (in progress, from the A01).
+    expect(encounter.body.entry[0].resource.status).toBe('in-progress');
+    const conditions = await http('GET', `${testApp.url}/fhir/Condition?encounter=${visit}`);
+    expect(conditions.body.entry).toHaveLength(1);
+    expect(conditions.body.entry[0].resource.code.coding[0].code).toBe('K35.80');
+    const procedures = await http('GET', `${testApp.url}/fhir/Procedure?encounter=${visit}`);
+    expect(procedures.body.entry[0].resource.code.coding[0].code).toBe('44970');
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */

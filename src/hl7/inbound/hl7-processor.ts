@@ -74,6 +74,13 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A60: undefined, // adverse reactions (IAM)
 };
 
+/**
+ * Accounts added or updated (BAR P01, P05) and their diagnoses and procedures updated (P12):
+ * accounts are not kept here, but the patient, a known visit's details and the clinical
+ * segments (DG1, PR1, AL1, OBX, IN1...) they carry are, as an A08 would have them.
+ */
+const BAR_EVENTS: ReadonlySet<string> = new Set(['P01', 'P05', 'P12']);
+
 /** A referral (REF^I12), its change (I13) and its cancellation (I14). */
 const REF_EVENTS: ReadonlySet<string> = new Set(['I12', 'I13', 'I14']);
 
@@ -198,6 +205,9 @@ export class Hl7Processor {
     }
     if (header.messageCode === 'PPR' && PPR_EVENTS.has(header.triggerEvent)) {
       return this.problems.process(message, header.triggerEvent, await this.patientOf(message));
+    }
+    if (header.messageCode === 'BAR' && BAR_EVENTS.has(header.triggerEvent)) {
+      return this.adt(message, ADT_EVENTS['A08']);
     }
     if (header.messageCode === 'REF' && REF_EVENTS.has(header.triggerEvent)) {
       return this.referral(message, header.triggerEvent === 'I14');

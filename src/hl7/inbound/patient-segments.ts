@@ -165,8 +165,9 @@ export class PatientSegments {
       const byCode = codeCriteria('subject', patientId, observation);
       const at = observation['effectiveDateTime'] as string | undefined;
       const when = at ? `&date=ge${encodeURIComponent(at)}&date=le${encodeURIComponent(at)}` : '';
-      const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '';
-      const criteria = byCode && (when || visit) ? `${byCode}${when}${visit}` : undefined;
+      // One of no visit is never another visit's: those of a time are many, one per stay.
+      const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
+      const criteria = byCode && (when || encounterId) ? `${byCode}${when}${visit}` : undefined;
       const id = await upsert(this.fhir, 'Observation', observation, criteria);
       touched.entities.push(`Observation/${id}`);
     }
