@@ -244,7 +244,7 @@ export class Hl7Processor {
 
   /**
    * REF^I12 (a referral), I13 (its change) and I14 (its cancellation): the patient and the
-   * segments ADT has too (DG1, AL1, NK1, IN1), and the RF1 as a referral ServiceRequest keyed by
+   * segments ADT has too (DG1, PR1, AL1, OBX, NK1, IN1), and the RF1 as a referral ServiceRequest keyed by
    * its originating referral identifier (RF1-6), for the reasons the DG1 diagnoses give. A
    * cancellation revokes a known referral.
    */
@@ -385,9 +385,9 @@ export class Hl7Processor {
     const encounter = visitReference(await knownVisit(this.fhir, message, sender));
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost. An OBX's notes are the NTE segments right
-    // after it (its PRT participants may come between).
-    // The specimen (SPM) of a report comes after its OBR in ORU and OUL^R24, before the OBRs
-    // it is for in OUL^R22 and R23 (with its own OBX, about the specimen, between).
+    // after it (its PRT participants may come between). The specimen (SPM) of a report comes
+    // after its OBR in ORU and OUL^R24, before the OBRs it is for in OUL^R22 and R23 (with its
+    // own OBX, about the specimen, between).
     const groups: ResultGroup[] = [{ obx: [] }];
     let notes: V2Segment[] | undefined;
     let specimen: V2Segment | undefined;

@@ -157,9 +157,10 @@ export class PatientSegments {
     encounterId: string | undefined,
     touched: Touched,
   ): Promise<void> {
-    for (const obx of message.all('OBX')) {
+    for (const [obx, following] of withFollowing(message, 'OBX', ['NTE', 'PRT'])) {
+      const notes = following.filter((segment) => segment.name === 'NTE');
       const observation: Record<string, unknown> = {
-        ...observationFromObx(obx, patientId, undefined),
+        ...observationFromObx(obx, patientId, undefined, notes),
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       };
       const byCode = codeCriteria('subject', patientId, observation);
