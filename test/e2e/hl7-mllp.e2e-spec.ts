@@ -1145,7 +1145,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(reason.body.subject).toEqual(referral.subject);
   });
 
-  it('ties results and orders to the visit they name (PV1-19) when it is known, and makes none', async () => {
+  it('ties results, orders, prescriptions and vaccinations to the visit they name (PV1-19) when it is known, and makes none', async () => {
     const tag = randomUUID().slice(0, 8);
     const head = (type: string, control: string, visit: string) => [
       `MSH|^~\\&|LAB|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
@@ -1168,6 +1168,20 @@ describe('HL7 v2 over MLLP', () => {
           'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
         ].join('\r'),
       ),
+      Buffer.from(
+        [
+          ...head('RDE^O11', 'V5', `V-${tag}`),
+          `ORC|NW|RX-${tag}^HOSP^2.16.21^ISO`,
+          'RXE||01151327^Doxycycline^NDC|1||TAB^Tablet',
+        ].join('\r'),
+      ),
+      Buffer.from(
+        [
+          ...head('VXU^V04', 'V6', `V-${tag}`),
+          `ORC|RE|IMM-${tag}^HOSP^2.16.21^ISO`,
+          'RXA|0|1|20250110|20250110|08^HEPB-PEDIATRIC/ADOLESCENT^CVX|0.5|mL^mL^UCUM',
+        ].join('\r'),
+      ),
       // A visit not known here: the result is kept, with no visit, and no Encounter is made.
       Buffer.from(
         [
@@ -1179,12 +1193,9 @@ describe('HL7 v2 over MLLP', () => {
     ];
     const sender = await client();
     await sender.send(steps);
-    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual([
-      'AA',
-      'AA',
-      'AA',
-      'AA',
-    ]);
+    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual(
+      steps.map(() => 'AA'),
+    );
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const encounter = async (number: string) =>
       (
@@ -1195,10 +1206,15 @@ describe('HL7 v2 over MLLP', () => {
       ).body.entry ?? [];
     expect(await encounter(`OTHER-${tag}`)).toHaveLength(0);
     const visit = `Encounter/${String((await encounter(`V-${tag}`))[0].resource.id)}`;
-    for (const type of ['ServiceRequest', 'DiagnosticReport', 'Observation']) {
+    for (const type of ['ServiceRequest', 'DiagnosticReport', 'Observation', 'MedicationRequest']) {
       const found = await http('GET', `${testApp.url}/fhir/${type}?encounter=${visit}`);
       expect([type, found.body.entry?.length]).toEqual([type, 1]);
     }
+    const immunization = await http(
+      'GET',
+      `${testApp.url}/fhir/Immunization?identifier=${encodeURIComponent(`urn:oid:2.16.21|IMM-${tag}`)}`,
+    );
+    expect(immunization.body.entry[0].resource.encounter).toEqual({ reference: visit });
     const other = await http(
       'GET',
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.21|RES2-${tag}`)}`,

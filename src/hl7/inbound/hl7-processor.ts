@@ -23,7 +23,7 @@ import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
-import { byIdentifier, knownVisit, required, upsert, without, type Touched } from './processing.js';
+import { byIdentifier, required, upsert, visitOf, without, type Touched } from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -155,11 +155,6 @@ interface ResultGroup {
   obr?: V2Segment;
   obx: [V2Segment, V2Segment[]][];
   spm?: V2Segment;
-}
-
-/** The `encounter` element of a record of that visit; none without one. */
-function visitReference(encounterId: string | undefined): { encounter?: { reference: string } } {
-  return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
 }
 
 /**
@@ -382,7 +377,7 @@ export class Hl7Processor {
    */
   private async oru(message: V2Message, specimenFirst: boolean): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
-    const encounter = visitReference(await knownVisit(this.fhir, message, sender));
+    const encounter = await visitOf(this.fhir, message, sender);
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost. An OBX's notes are the NTE segments right
     // after it (its PRT participants may come between). The specimen (SPM) of a report comes
@@ -513,7 +508,7 @@ export class Hl7Processor {
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
-    const encounter = visitReference(await knownVisit(this.fhir, message, sender));
+    const encounter = await visitOf(this.fhir, message, sender);
     for (const { orc, obr } of orders) {
       const identifiers = orderIdentifiers(orc, sender);
       const id = await upsert(
@@ -530,6 +525,7 @@ export class Hl7Processor {
   /** VXU^V04: an Immunization per RXA, identified by its ORC's order numbers. */
   private async vaccinations(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched } = await this.patientOf(message);
+    const encounter = await visitOf(this.fhir, message, sender);
     let orc: V2Segment | undefined;
     for (const segment of message.segments()) {
       if (segment.name === 'ORC') orc = segment;
@@ -545,7 +541,7 @@ export class Hl7Processor {
       const id = await upsert(
         this.fhir,
         'Immunization',
-        immunization,
+        { ...immunization, ...encounter },
         byIdentifier(identifiers[0]),
       );
       touched.entities.push(`Immunization/${id}`);

@@ -5,7 +5,13 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { byIdentifier, upsert, type PatientOfMessage, type Touched } from './processing.js';
+import {
+  byIdentifier,
+  upsert,
+  visitOf,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
 
 /** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
 function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Identifier | undefined {
@@ -43,6 +49,7 @@ export class PharmacyMessages {
     message: V2Message,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
+    const encounter = await visitOf(this.fhir, message, sender);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;
@@ -56,7 +63,12 @@ export class PharmacyMessages {
         if (!body) {
           throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
         }
-        request = await upsert(this.fhir, 'MedicationRequest', body, byIdentifier(identifiers[0]));
+        request = await upsert(
+          this.fhir,
+          'MedicationRequest',
+          { ...body, ...encounter },
+          byIdentifier(identifiers[0]),
+        );
         touched.entities.push(`MedicationRequest/${request}`);
         continue;
       }
@@ -76,7 +88,13 @@ export class PharmacyMessages {
       if (!body) {
         throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
       }
-      const id = await upsert(this.fhir, 'MedicationDispense', body, byIdentifier(identifier));
+      const context = encounter.encounter ? { context: encounter.encounter } : {};
+      const id = await upsert(
+        this.fhir,
+        'MedicationDispense',
+        { ...body, ...context },
+        byIdentifier(identifier),
+      );
       touched.entities.push(`MedicationDispense/${id}`);
     }
     if (touched.entities.length === 1) {

@@ -125,6 +125,16 @@ export async function knownVisit(
   return criteria ? fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
 }
 
+/** The `encounter` element of a record of the message's visit, when the visit is known. */
+export async function visitOf(
+  fhir: FhirService,
+  message: V2Message,
+  sender: string | undefined,
+): Promise<{ encounter?: { reference: string } }> {
+  const encounterId = await knownVisit(fhir, message, sender);
+  return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
+}
+
 /**
  * A record a feed keeps in one of the patient's lists (an allergy, a problem, a procedure):
  * written over the one the criteria find, else created; or, when the sender deletes it, that
