@@ -80,6 +80,18 @@ describe('HL7 v2 over MLLP', () => {
     // Stored as PHI: the raw text is an envelope, never the message.
     const rows = await data.query<{ raw: string }[]>('SELECT raw FROM hl7_message');
     for (const row of rows) expect(row.raw).toMatch(/^cv1\./);
+    // An allergen sent without a coding system (`XYZallergen`, in 15 samples) is one allergy
+    // per patient, found again by its code without a system rather than added each time.
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const uncoded = await http(
+      'GET',
+      `${testApp.url}/fhir/AllergyIntolerance?code=${encodeURIComponent('|XYZallergen')}`,
+    );
+    const patients = (uncoded.body.entry as { resource: { patient: { reference: string } } }[]).map(
+      (entry) => entry.resource.patient.reference,
+    );
+    expect(patients.length).toBeGreaterThan(0);
+    expect(new Set(patients).size).toBe(patients.length);
     // Every message is audited as coming from HL7.
     const [audited] = await data.query<{ n: number }[]>(
       `SELECT count(*)::int AS n FROM audit_event WHERE source = 'hl7'`,

@@ -64,7 +64,11 @@ export function withFollowing(
   return groups;
 }
 
-/** The patient's resource with the same first coding; none for a code without a system. */
+/**
+ * The patient's resource with the same first coding: a local code sent without a coding system
+ * (an allergen `XYZallergen`) matches the same code without one (`|code`), so that it is not
+ * added again with every message. None for a concept that is text only.
+ */
 export function codeCriteria(
   patientParam: string,
   patientId: string,
@@ -72,11 +76,9 @@ export function codeCriteria(
 ): string | undefined {
   const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
     .coding?.[0];
-  return coding?.system && coding.code
-    ? `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(
-        `${escapeSearch(coding.system)}|${escapeSearch(coding.code)}`,
-      )}`
-    : undefined;
+  if (!coding?.code) return undefined;
+  const token = `${coding.system ? escapeSearch(coding.system) : ''}|${escapeSearch(coding.code)}`;
+  return `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(token)}`;
 }
 
 /**
