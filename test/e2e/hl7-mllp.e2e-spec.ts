@@ -1036,6 +1036,29 @@ describe('HL7 v2 over MLLP', () => {
       status: 'active',
       code: { coding: [{ system: 'http://loinc.org', code: '11524-6' }] },
     });
+    // An order without an ORC, numbered in its OBR (OBR-2, OBR-3): sent twice, one order.
+    const oml = (control: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ORDERS|HOSP|CV|CV|20240101||OML^O21|${control}|P|2.5`,
+          'PID|1||O-1^^^HOSP&2.16.6&ISO^MR||Order^Pat',
+          'OBR|1|P-557^HOSP^2.16.6^ISO|F-557^LAB^2.16.6^ISO|6532-6^Rabies FA^LN',
+        ].join('\r'),
+      );
+    await sender.send([oml('OML-T1'), oml('OML-T2')]);
+    expect((await sender.waitForAcks(6)).slice(4).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+    ]);
+    const numbered = await http(
+      'GET',
+      `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|P-557')}`,
+    );
+    expect(numbered.body.entry).toHaveLength(1);
+    expect(numbered.body.entry[0].resource.identifier).toEqual([
+      { system: 'urn:oid:2.16.6', value: 'P-557' },
+      { system: 'urn:oid:2.16.6', value: 'F-557' },
+    ]);
   });
 
   it('keeps a refill (RDE^O25) and a dispense (RDS^O13) with the prescription they belong to', async () => {

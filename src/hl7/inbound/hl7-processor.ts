@@ -510,7 +510,7 @@ export class Hl7Processor {
     }
     const encounter = await visitOf(this.fhir, message, sender);
     for (const { orc, obr } of orders) {
-      const identifiers = orderIdentifiers(orc, sender);
+      const identifiers = orderIdentifiers(orc, sender, obr);
       const id = await upsert(
         this.fhir,
         'ServiceRequest',

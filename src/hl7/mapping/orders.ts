@@ -19,15 +19,23 @@ const ORDER_STATUS: Record<string, string> = {
   ER: 'entered-in-error',
 };
 
-/** The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers. */
+/**
+ * The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers, else the same
+ * numbers in its OBR (OBR-2, OBR-3), where senders without an ORC put them.
+ */
 export function orderIdentifiers(
   orc: V2Segment | undefined,
   fallbackSystem?: string,
+  obr?: V2Segment,
 ): Identifier[] {
-  if (!orc) return [];
-  return [orc.repetitions(2)[0], orc.repetitions(3)[0]]
-    .map((ei) => identifierOfEi(ei, fallbackSystem))
-    .filter((identifier): identifier is Identifier => identifier !== undefined);
+  const numbers = (segment: V2Segment | undefined) =>
+    segment
+      ? [segment.repetitions(2)[0], segment.repetitions(3)[0]]
+          .map((ei) => identifierOfEi(ei, fallbackSystem))
+          .filter((identifier): identifier is Identifier => identifier !== undefined)
+      : [];
+  const ordered = numbers(orc);
+  return ordered.length > 0 ? ordered : numbers(obr);
 }
 
 /**
