@@ -222,6 +222,20 @@ export class FhirService {
     what = 'the conditional criteria',
   ): Promise<string | undefined> {
     await this.repository.lockCriteria(criteriaKey(type, criteria));
+    return this.findUnique(user, type, criteria, what);
+  }
+
+  /**
+   * The single resource matching the criteria, without taking their lock: for a look-up that
+   * writes nothing of that type (the visit a lab result belongs to), so that the messages of
+   * one visit do not wait on each other.
+   */
+  async findUnique(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    what = 'the criteria',
+  ): Promise<string | undefined> {
     const ids = await this.searches.matchingIds(user, type, criteriaQuery(type, criteria));
     if (ids.length > 1) {
       throw AppError.preconditionFailed(`More than one ${type} matches ${what}`);

@@ -773,7 +773,7 @@ describe('HL7 v2 over MLLP', () => {
         'PPR^PC2',
         'P3',
         diabetes('UP', '', '', '', '', '20250301'),
-        hypertension('UP', '', '', '', '', '', '', '', '', 'INACTIVE'),
+        hypertension('UP', '', '', '', '', '', '', '', '', '', 'INACTIVE'),
       ),
       message('PPR^PC3', 'P4', hypertension('DE'), `PRB|DE|20250101|1^Gout^L|NEVER-${tag}^EHR`),
     ];
@@ -823,6 +823,12 @@ describe('HL7 v2 over MLLP', () => {
     );
     expect(diagnoses.body.entry).toHaveLength(1);
     expect(diagnoses.body.entry[0].resource.clinicalStatus.coding[0].code).toBe('active');
+    // Its update (PRB-14 INACTIVE) before the deletion.
+    const updated = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition/${String(hypertensionRecord['id'])}/_history/2`,
+    );
+    expect(updated.body.clinicalStatus.coding[0].code).toBe('inactive');
     // Neither was written over the other: the problem has its three versions, the diagnosis one.
     expect(hypertensionRecord['meta'].versionId).toBe('3');
     expect(diagnoses.body.entry[0].resource.meta.versionId).toBe('1');
@@ -886,7 +892,8 @@ describe('HL7 v2 over MLLP', () => {
     expect(byCode('71045')).toMatchObject({
       status: 'unknown',
       performedPeriod: { start: '2025-01-10T14:00:00+00:00', end: '2025-01-10T14:20:00+00:00' },
-      meta: { versionId: '2' },
+      // Sent twice as it was: found again, and no new version.
+      meta: { versionId: '1' },
     });
     const observations = await http(
       'GET',
@@ -899,8 +906,8 @@ describe('HL7 v2 over MLLP', () => {
         e.resource.meta.versionId,
       ]),
     ).toEqual([
-      ['29463-7', 72.5, '2'],
-      ['8302-2', 178, '2'],
+      ['29463-7', 72.5, '1'],
+      ['8302-2', 178, '1'],
     ]);
   });
 

@@ -151,7 +151,7 @@ export class AppointmentMessages {
   private async orders(appointment: AppointmentOfSiu): Promise<Record<string, unknown>[]> {
     const basedOn: Record<string, unknown>[] = [];
     for (const identifier of appointment.orders) {
-      const order = await this.fhir.uniqueMatch(
+      const order = await this.fhir.findUnique(
         HL7_USER,
         'ServiceRequest',
         byIdentifier(identifier)!,

@@ -74,7 +74,7 @@ export class PharmacyMessages {
       }
       const orderCriteria = byIdentifier(identifiers[0]);
       request ??= orderCriteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationRequest', orderCriteria)
+        ? await this.fhir.findUnique(HL7_USER, 'MedicationRequest', orderCriteria)
         : undefined;
       const identifier = dispenseIdentifier(identifiers[0], segment);
       const body = medicationDispenseOf(

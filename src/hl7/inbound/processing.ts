@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
@@ -100,7 +101,10 @@ export function conditionCategory(category: 'encounter-diagnosis' | 'problem-lis
   )}`;
 }
 
-/** Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. */
+/**
+ * Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. A
+ * feed repeats its lists with every message: what is already stored as sent makes no version.
+ */
 export async function upsert(
   fhir: FhirService,
   type: string,
@@ -109,7 +113,11 @@ export async function upsert(
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
   if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
-  await fhir.update(HL7_USER, type, match, { ...resource, id: match });
+  const next = { ...resource, id: match };
+  const current = (await fhir.read(HL7_USER, type, match)).resource;
+  if (!isDeepStrictEqual(next, without(current, 'meta'))) {
+    await fhir.update(HL7_USER, type, match, next);
+  }
   return match;
 }
 
@@ -124,7 +132,7 @@ export async function knownVisit(
 ): Promise<string | undefined> {
   const pv1 = message.first('PV1');
   const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
-  return criteria ? fhir.uniqueMatch(HL7_USER, 'Encounter', criteria) : undefined;
+  return criteria ? fhir.findUnique(HL7_USER, 'Encounter', criteria) : undefined;
 }
 
 /** The `encounter` element of a record of the message's visit, when the visit is known. */
