@@ -5,6 +5,7 @@ import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
 import { AppointmentMessages } from './inbound/appointment-messages.js';
+import { ChargeMessages } from './inbound/charge-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
 import { PharmacyMessages } from './inbound/pharmacy-messages.js';
@@ -28,6 +29,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     AppointmentMessages,
     ProblemMessages,
     PharmacyMessages,
+    ChargeMessages,
     PatientSegments,
     Places,
     Hl7InboundService,

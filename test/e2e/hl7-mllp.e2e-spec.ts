@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -224,12 +224,16 @@ describe('HL7 v2 over MLLP', () => {
         period: { start: '2021-08-18', end: '2021-12-18' },
       }),
     ]);
+    // IN1's policy, once, however many messages repeat it (the DFT samples add one of their own).
     const coverage = await http(
       'GET',
       `${testApp.url}/fhir/Coverage?beneficiary=Patient/${String(patient['id'])}`,
     );
-    expect(coverage.body.entry).toHaveLength(1);
-    expect(coverage.body.entry[0].resource).toMatchObject({
+    const policies = (coverage.body.entry as { resource: Record<string, any> }[]).filter(
+      (entry) => entry.resource['identifier'][0].value === 'PN-145',
+    );
+    expect(policies).toHaveLength(1);
+    expect(policies[0]!.resource).toMatchObject({
       status: 'active',
       identifier: [{ value: 'PN-145' }],
       payor: [{ display: 'Blue Cross Blue Shield of Texas' }],
@@ -1360,6 +1364,98 @@ describe('HL7 v2 over MLLP', () => {
     expect(conditions.body.entry[0].resource.code.coding[0].code).toBe('K35.80');
     const procedures = await http('GET', `${testApp.url}/fhir/Procedure?encounter=${visit}`);
     expect(procedures.body.entry[0].resource.code.coding[0].code).toBe('44970');
+  });
+
+  it("keeps a billing system's charges (DFT) as ChargeItems of the visit, refusing credits and payments", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (type: string, control: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|BILLING|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
+          `PID|1||DFT-${tag}^^^HOSP&2.16.25&ISO^MR||Dft^Pat`,
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.25&ISO^VN`,
+          ...segments,
+        ].join('\r'),
+      );
+    // A charge with its transaction id and the procedure after it; one without an id.
+    const charges = [
+      `FT1|1|T-${tag}||20250110|20250111|CG|71045^Xray exam chest 1 view^C4|||2|100&USD|50&USD`,
+      'NTE|1||Portable unit',
+      'PR1|1||71045^Xray exam chest 1 view^C4||202501101300+0000',
+      'FT1|2|||20250110|20250111|CG|99213^Office visit^C4|||1|80&USD',
+    ];
+    const steps = [
+      message('ADT^A01', 'D1'),
+      message('DFT^P03', 'D2', ...charges),
+      // The billing system replays its queue: the same charges under a new control id.
+      message('DFT^P03', 'D3', ...charges),
+      // A payment is not a charge: refused, with nothing of the message kept.
+      message(
+        'DFT^P11',
+        'D4',
+        `FT1|1|P-${tag}||20250112||CG|99214^Office visit^C4|||1|120&USD`,
+        `FT1|2|P2-${tag}||20250112||PY|99214^Office visit^C4|||1|-120&USD`,
+      ),
+      // Two charges of one code and day, neither numbered: which is which on a resend?
+      message(
+        'DFT^P03',
+        'D5',
+        'FT1|1|||20250113||CG|99215^Office visit^C4|||1|150&USD',
+        'FT1|2|||20250113||CG|99215^Office visit^C4|||1|150&USD',
+      ),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AR', 'AE']);
+    expect(acks[3]).toContain('103^Table value not found');
+    expect(acks[4]).toContain('205^Duplicate key identifier');
+    const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+    const patient = await billing(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.25|DFT-${tag}`)}`,
+    );
+    const patientId = String(patient.body.entry[0].resource.id);
+    const found = await billing(
+      'GET',
+      `${testApp.url}/fhir/ChargeItem?patient=Patient/${patientId}&_sort=code`,
+    );
+    const items = (found.body.entry as { resource: Record<string, any> }[]).map((e) => e.resource);
+    // Two charges, each written once: the replay matched them (by FT1-2, else by code and day),
+    // and neither the refused payment's message nor the ambiguous one left anything.
+    expect(items.map((item) => [item['code'].coding[0].code, item['meta'].versionId])).toEqual([
+      ['71045', '1'],
+      ['99213', '1'],
+    ]);
+    const [xray, visit] = items as [Record<string, any>, Record<string, any>];
+    expect(xray).toMatchObject({
+      status: 'billable',
+      identifier: [{ system: 'urn:carevault:v2:assigning-authority:HOSP', value: `T-${tag}` }],
+      occurrenceDateTime: '2025-01-10',
+      enteredDate: '2025-01-11',
+      quantity: { value: 2 },
+      priceOverride: { value: 100, currency: 'USD' },
+      note: [{ text: 'Portable unit' }],
+    });
+    expect(visit).not.toHaveProperty('identifier');
+    expect(visit['service']).toBeUndefined();
+    // Both are of the visit the admission made; the X-ray's service is its procedure.
+    const doctor = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const encounter = await doctor(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.25|V-${tag}`)}`,
+    );
+    const visitRef = `Encounter/${String(encounter.body.entry[0].resource.id)}`;
+    expect([xray['context'], visit['context']]).toEqual([
+      { reference: visitRef },
+      { reference: visitRef },
+    ]);
+    const procedure = await doctor(
+      'GET',
+      `${testApp.url}/fhir/${String(xray['service'][0].reference)}`,
+    );
+    expect(procedure.body.code.coding[0].code).toBe('71045');
+    expect(procedure.body.encounter).toEqual({ reference: visitRef });
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */

@@ -18,9 +18,10 @@ import {
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
+import { ChargeMessages, DFT_EVENTS } from './charge-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
 import { PharmacyMessages } from './pharmacy-messages.js';
-import { PatientSegments } from './patient-segments.js';
+import { PatientSegments, type SegmentContext } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import { byIdentifier, required, upsert, visitOf, without, type Touched } from './processing.js';
@@ -172,6 +173,7 @@ export class Hl7Processor {
     private readonly pharmacy: PharmacyMessages,
     private readonly places: Places,
     private readonly patientSegments: PatientSegments,
+    private readonly charges: ChargeMessages,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -204,6 +206,12 @@ export class Hl7Processor {
     if (header.messageCode === 'BAR' && BAR_EVENTS.has(header.triggerEvent)) {
       return this.adt(message, ADT_EVENTS['A08']);
     }
+    if (header.messageCode === 'DFT' && DFT_EVENTS.has(header.triggerEvent)) {
+      // What a BAR keeps (the patient, a known visit's details, its segments), and the charges.
+      const { context, recorded, touched } = await this.withSegments(message, ADT_EVENTS['A08']);
+      await this.charges.process(message, context, recorded, touched);
+      return touched;
+    }
     if (header.messageCode === 'REF' && REF_EVENTS.has(header.triggerEvent)) {
       return this.referral(message, header.triggerEvent === 'I14');
     }
@@ -226,6 +234,17 @@ export class Hl7Processor {
   }
 
   private async adt(message: V2Message, event: VisitEvent | undefined): Promise<Touched> {
+    return (await this.withSegments(message, event)).touched;
+  }
+
+  /**
+   * The patient, the visit as the event has it, and the segments that come with them (with the
+   * Procedure each PR1 was recorded as).
+   */
+  private async withSegments(
+    message: V2Message,
+    event: VisitEvent | undefined,
+  ): Promise<{ context: SegmentContext; recorded: Map<V2Segment, string>; touched: Touched }> {
     const { sender, patientId, touched } = await this.patientOf(message);
     const pv1 = message.first('PV1');
     const encounterId =
@@ -233,8 +252,9 @@ export class Hl7Processor {
         ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender, touched)
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
-    await this.patientSegments.record(message, { sender, patientId, encounterId }, touched);
-    return touched;
+    const context = { sender, patientId, encounterId };
+    const recorded = await this.patientSegments.record(message, context, touched);
+    return { context, recorded, touched };
   }
 
   /**

@@ -11,7 +11,7 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { observationFromObx } from '../mapping/observation.js';
 import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
-import type { V2Message } from '../message/v2-message.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   byIdentifier,
   codeCriteria,
@@ -51,19 +51,21 @@ export interface SegmentContext {
 }
 
 /**
- * The segments that come with a patient in ADT and REF messages (AL1, IAM, DG1, PR1, OBX, NK1,
- * IN1), for Hl7Processor, in its transaction. Each record is matched again when a feed repeats
- * it with every update, so that lists do not pile up.
+ * The segments that come with a patient in ADT, BAR, DFT and REF messages (AL1, IAM, DG1, PR1,
+ * OBX, NK1, IN1), for Hl7Processor, in its transaction. Each record is matched again when a feed
+ * repeats it with every update, so that lists do not pile up.
  */
 @Injectable()
 export class PatientSegments {
   constructor(private readonly fhir: FhirService) {}
 
+  /** Gives the Procedure each PR1 was recorded as (`Procedure/<id>`), for a charge's service. */
   async record(
     message: V2Message,
     { sender, patientId, encounterId }: SegmentContext,
     touched: Touched,
-  ): Promise<void> {
+  ): Promise<Map<V2Segment, string>> {
+    const recorded = new Map<V2Segment, string>();
     // Allergies and diagnoses are matched on the patient and their code, so that the same
     // list sent again with every update does not pile up.
     for (const al1 of message.all('AL1')) {
@@ -89,7 +91,7 @@ export class PatientSegments {
       );
       touched.entities.push(`Condition/${id}`);
     }
-    await this.procedures(message, patientId, encounterId, sender, touched);
+    await this.procedures(message, patientId, encounterId, sender, touched, recorded);
     await this.admissionObservations(message, patientId, encounterId, touched);
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
@@ -114,6 +116,7 @@ export class PatientSegments {
       const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria);
       touched.entities.push(`Coverage/${id}`);
     }
+    return recorded;
   }
 
   /**
@@ -185,6 +188,7 @@ export class PatientSegments {
     encounterId: string | undefined,
     sender: string | undefined,
     touched: Touched,
+    recorded: Map<V2Segment, string>,
   ): Promise<void> {
     for (const pr1 of message.all('PR1')) {
       const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);
@@ -209,7 +213,9 @@ export class PatientSegments {
         criteria,
         procedure.deletes,
       );
-      if (id) touched.entities.push(`Procedure/${id}`);
+      if (!id) continue;
+      touched.entities.push(`Procedure/${id}`);
+      recorded.set(pr1, `Procedure/${id}`);
     }
   }
 }
