@@ -28,6 +28,7 @@ import {
   type RenderedVersion,
 } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
+import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
@@ -54,6 +55,7 @@ export class FhirService {
     private readonly writes: ResourceWrites,
     private readonly integrity: ReferenceIntegrity,
     private readonly contexts: SecurityContexts,
+    private readonly searchIndex: SearchIndexRepository,
   ) {}
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
@@ -241,6 +243,15 @@ export class FhirService {
       throw AppError.preconditionFailed(`More than one ${type} matches ${what}`);
     }
     return ids[0];
+  }
+
+  /**
+   * The live resources that refer to this one by any reference parameter, at most `limit`, in
+   * a stable order: what was recorded in a visit that an HL7 feed moves to another patient. Ids
+   * only: each is read, with the reader's access checks, by whoever acts on it.
+   */
+  referrersOf(type: string, id: string, limit: number): Promise<{ type: string; id: string }[]> {
+    return this.searchIndex.referringResources(this.unitOfWork.manager, [{ type, id }], limit);
   }
 
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {

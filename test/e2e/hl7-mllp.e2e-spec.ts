@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|45|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -1456,6 +1456,111 @@ describe('HL7 v2 over MLLP', () => {
     );
     expect(procedure.body.code.coding[0].code).toBe('71045');
     expect(procedure.body.encounter).toEqual({ reference: visitRef });
+  });
+
+  it('moves a visit to another patient on ADT^A45, with what was recorded in it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const msh = (type: string, control: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`;
+    const wrong = `PID|1||WRONG-${tag}^^^HOSP&2.16.26&ISO^MR||Wrong^Pat`;
+    const right = `PID|1||RIGHT-${tag}^^^HOSP&2.16.26&ISO^MR||Right^Pat`;
+    const visit = (number: string) => `PV1|1|I|4E||||||||||||||||${number}^^^HOSP&2.16.26&ISO^VN`;
+    const move = (control: string) =>
+      Buffer.from(
+        [
+          msh('ADT^A45', control),
+          right,
+          `MRG|WRONG-${tag}^^^HOSP&2.16.26&ISO^MR||||V-${tag}^^^HOSP&2.16.26&ISO^VN`,
+          visit(`V2-${tag}`),
+        ].join('\r'),
+      );
+    const steps = [
+      // The visit, its diagnosis and a result, filed under the wrong patient.
+      Buffer.from(
+        [
+          msh('ADT^A01', 'M1'),
+          wrong,
+          visit(`V-${tag}`),
+          'DG1|1||K35.80^Acute appendicitis^I10||202501101000+0000|F',
+          'AL1|1|DA|P^PENICILLIN',
+        ].join('\r'),
+      ),
+      Buffer.from(
+        [
+          msh('ORU^R01', 'M2'),
+          wrong,
+          visit(`V-${tag}`),
+          `OBR|1||RES-${tag}^LAB^2.16.26^ISO|2345-7^Glucose^LN|||202501101000+0000`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      ),
+      move('M3'),
+      // The same move again under a new control id (a replayed queue): nothing left to do.
+      move('M4'),
+      // A visit never seen here has nothing to move; one without its number is an error.
+      Buffer.from(
+        [
+          msh('ADT^A45', 'M5'),
+          right,
+          `MRG|WRONG-${tag}^^^HOSP&2.16.26&ISO^MR||||UNKNOWN-${tag}^^^HOSP&2.16.26&ISO^VN`,
+          visit(`UNKNOWN-${tag}`),
+        ].join('\r'),
+      ),
+      Buffer.from(
+        [msh('ADT^A45', 'M6'), right, `MRG|WRONG-${tag}^^^HOSP&2.16.26&ISO^MR`].join('\r'),
+      ),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AE']);
+    expect(acks[5]).toContain('MRG-5 (the number of the visit to move) is required');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patientOf = async (mrn: string) =>
+      String(
+        (
+          await http(
+            'GET',
+            `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.26|${mrn}`)}`,
+          )
+        ).body.entry[0].resource.id,
+      );
+    const wrongId = await patientOf(`WRONG-${tag}`);
+    const rightId = await patientOf(`RIGHT-${tag}`);
+    // The visit is the right patient's, under its new number only, moved once.
+    const renumbered = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.26|V2-${tag}`)}`,
+    );
+    const encounter = renumbered.body.entry[0].resource;
+    expect(encounter.subject).toEqual({ reference: `Patient/${rightId}` });
+    expect(encounter.meta.versionId).toBe('2');
+    const old = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.26|V-${tag}`)}`,
+    );
+    expect(old.body.entry ?? []).toHaveLength(0);
+    // What names the visit moved with it; the allergy, which does not, stayed.
+    for (const type of ['Condition', 'DiagnosticReport', 'Observation']) {
+      const records = await http(
+        'GET',
+        `${testApp.url}/fhir/${type}?encounter=Encounter/${String(encounter.id)}`,
+      );
+      expect([type, records.body.entry.map((e: any) => e.resource.subject.reference)]).toEqual([
+        type,
+        [`Patient/${rightId}`],
+      ]);
+    }
+    const leftBehind = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=Patient/${wrongId}`,
+    );
+    expect(leftBehind.body.entry ?? []).toHaveLength(0);
+    const allergies = await http(
+      'GET',
+      `${testApp.url}/fhir/AllergyIntolerance?patient=Patient/${wrongId}`,
+    );
+    expect(allergies.body.entry).toHaveLength(1);
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */

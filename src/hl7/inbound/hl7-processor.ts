@@ -24,6 +24,7 @@ import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments, type SegmentContext } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
+import { VisitMoves } from './visit-moves.js';
 import { byIdentifier, required, upsert, visitOf, without, type Touched } from './processing.js';
 
 /**
@@ -71,6 +72,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A28: undefined,
   A31: undefined,
   A40: undefined,
+  A45: undefined, // a visit moved to another patient
   A47: undefined,
   A60: undefined, // adverse reactions (IAM)
 };
@@ -174,6 +176,7 @@ export class Hl7Processor {
     private readonly places: Places,
     private readonly patientSegments: PatientSegments,
     private readonly charges: ChargeMessages,
+    private readonly visitMoves: VisitMoves,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -184,6 +187,9 @@ export class Hl7Processor {
       }
       if (header.triggerEvent === 'A40') return this.merge(message);
       if (header.triggerEvent === 'A47') return this.changeIdentifiers(message);
+      if (header.triggerEvent === 'A45') {
+        return this.visitMoves.process(message, await this.patientOf(message));
+      }
       return this.adt(message, ADT_EVENTS[header.triggerEvent]);
     }
     if (header.messageCode === 'MDM') {

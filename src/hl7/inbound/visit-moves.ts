@@ -1,0 +1,112 @@
+import { Injectable } from '@nestjs/common';
+import { isDeepStrictEqual } from 'node:util';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { identifierOf, type Identifier } from '../mapping/datatypes.js';
+import { visitIdentifier } from '../mapping/encounter.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message } from '../message/v2-message.js';
+import {
+  byIdentifier,
+  withFollowing,
+  without,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
+
+/**
+ * How many records of one visit a move rewrites at most, in one transaction (a long stay's
+ * results and orders are thousands; more is a task for an operator, not a feed).
+ */
+const MAX_MOVED = 10_000;
+
+/** A copy with every reference to `from` (`Patient/1`) made a reference to `to`. */
+function referencesMoved(value: unknown, from: string, to: string): unknown {
+  if (Array.isArray(value)) return value.map((item) => referencesMoved(item, from, to));
+  if (!value || typeof value !== 'object') return value;
+  const moved: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    moved[key] = key === 'reference' && item === from ? to : referencesMoved(item, from, to);
+  }
+  return moved;
+}
+
+function sameIdentifier(a: Identifier, b: Identifier): boolean {
+  return a.system === b.system && a.value === b.value;
+}
+
+/** ADT^A45 (a visit moved to another patient), for Hl7Processor, in its transaction. */
+@Injectable()
+export class VisitMoves {
+  constructor(private readonly fhir: FhirService) {}
+
+  /**
+   * For each MRG (with the PV1 after it), the visit its prior visit number MRG-5 names becomes
+   * the PID patient's, with what was recorded in it: every record that refers to the Encounter
+   * (results, reports, orders, diagnoses, procedures, charges, documents) is moved from the
+   * patient the visit had to this one; records that do not name the visit (a specimen, the
+   * allergy list) stay. The visit takes PV1-19 as its number when that changed. A visit not
+   * known here has nothing to move: later messages about it name its patient.
+   */
+  async process(
+    message: V2Message,
+    { sender, patientId, touched }: PatientOfMessage,
+  ): Promise<Touched> {
+    const to = `Patient/${patientId}`;
+    for (const [mrg, following] of withFollowing(message, 'MRG', ['PV1'])) {
+      const priorVisit = mrg.repetitions(5)[0];
+      const prior = priorVisit && identifierOf(priorVisit, sender);
+      if (!prior) {
+        throw new Hl7ProcessingError('101', 'MRG-5 (the number of the visit to move) is required');
+      }
+      const encounterId = await this.fhir.uniqueMatch(HL7_USER, 'Encounter', byIdentifier(prior)!);
+      if (!encounterId) continue;
+      const stored = (await this.fhir.read(HL7_USER, 'Encounter', encounterId)).resource;
+      const current = without(stored, 'meta');
+      const from = (current['subject'] as { reference?: string } | undefined)?.reference;
+      const pv1 = following[0];
+      const number = pv1 && visitIdentifier(pv1, sender);
+      const identifiers = (current['identifier'] as Identifier[] | undefined) ?? [];
+      const renumbered =
+        number && !identifiers.some((identifier) => sameIdentifier(identifier, number))
+          ? [...identifiers.filter((identifier) => !sameIdentifier(identifier, prior)), number]
+          : identifiers;
+      const next = {
+        ...current,
+        ...(renumbered.length > 0 ? { identifier: renumbered } : {}),
+        subject: { reference: to },
+      };
+      if (!isDeepStrictEqual(next, current)) {
+        await this.fhir.update(HL7_USER, 'Encounter', encounterId, next);
+        touched.entities.push(`Encounter/${encounterId}`);
+      }
+      if (!from || from === to) continue;
+      if (from.startsWith('Patient/')) touched.patientIds.push(from.slice('Patient/'.length));
+      await this.moveRecords(encounterId, from, to, touched);
+    }
+    return touched;
+  }
+
+  /** The visit's records, each rewritten from one patient to the other. */
+  private async moveRecords(
+    encounterId: string,
+    from: string,
+    to: string,
+    touched: Touched,
+  ): Promise<void> {
+    const records = await this.fhir.referrersOf('Encounter', encounterId, MAX_MOVED + 1);
+    if (records.length > MAX_MOVED) {
+      throw new Hl7ProcessingError(
+        '207',
+        `The visit has more than ${MAX_MOVED} records: too many to move in one message`,
+      );
+    }
+    for (const { type, id } of records) {
+      const current = without((await this.fhir.read(HL7_USER, type, id)).resource, 'meta');
+      const next = referencesMoved(current, from, to) as Record<string, unknown>;
+      if (isDeepStrictEqual(next, current)) continue;
+      await this.fhir.update(HL7_USER, type, id, next);
+      touched.entities.push(`${type}/${id}`);
+    }
+  }
+}
