@@ -56,7 +56,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|45|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-7]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|45|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-9]|2[0-2]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -672,6 +672,109 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Appointment?patient=${patient.actor.reference}&status=cancelled`,
     );
     expect(listed.body.entry.map((e: any) => e.resource.id)).toEqual([appointment['id']]);
+  });
+
+  it('adds, changes, cancels and deletes some services and resources of an appointment (SIU S18-S22)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const siu = (event: string, control: string, body: string, id = `F1-${tag}`) =>
+      Buffer.from(
+        `MSH|^~\\&|SCHED|HOSP|CV|CV|20250101||SIU^${event}|${control}-${tag}|P|2.5\r` +
+          `SCH|P1-${tag}|${id}^SCHED^2.16.27^ISO|||||FOLLOWUP|NORMAL|30|min\r` +
+          `PID|1||RES-${tag}^^^HOSP&2.16.27&ISO^MR||Res^Pat\rRGS|1` +
+          body,
+      );
+    const consultation = '\rAIS|1||11429006^Consultation^SCT';
+    const footExam = '\rAIS|2||401191002^Foot examination^SCT';
+    const doctor = '\rAIP|1||1234^House^Gregory^^^Dr|D^Diabetologist^L';
+    const room = (status = '') => `\rAIL|1||CLINIC-${tag}^Room 5^^GHH-${tag}|||||||||${status}`;
+    const meter = '\rAIG|1||GM-7^Glucose meter^L|EQ^Equipment^L';
+    const steps: [Buffer, string][] = [
+      [siu('S12', 'R1', `\rTQ1|||||||202501101000+0100${consultation}${doctor}${room()}`), 'AA'],
+      // A glucose meter and a foot examination added: the doctor and the room stay.
+      [siu('S18', 'R2', `${footExam}${meter}`), 'AA'],
+      // The doctor cancelled: declined, the others as they were.
+      [siu('S20', 'R3', doctor), 'AA'],
+      // The room not confirmed any more (its AIL-12 filler status), by a modification.
+      [siu('S19', 'R4', room('Pending')), 'AA'],
+      // The meter and the foot examination deleted.
+      [siu('S22', 'R5', `${footExam}${meter}`), 'AA'],
+      [siu('S21', 'R6', doctor, `NEVER-${tag}`), 'AE'],
+    ];
+    const sender = await client();
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    expect(acks[5]).toContain('A discontinued service or resource needs the id');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Appointment?identifier=${encodeURIComponent(`urn:oid:2.16.27|F1-${tag}`)}`,
+    );
+    const appointment = found.body.entry[0].resource as Record<string, any>;
+    const history = await http(
+      'GET',
+      `${testApp.url}/fhir/Appointment/${appointment['id']}/_history`,
+    );
+    const versions = (history.body.entry as { resource: Record<string, any> }[])
+      .map((e) => e.resource)
+      .reverse();
+    const who = (version: Record<string, any>) =>
+      version['participant'].map((p: any) => [p.actor.display ?? 'patient', p.status]);
+    const services = (version: Record<string, any>) =>
+      (version['serviceType'] ?? []).map((s: any) => s.coding[0].code);
+    const place = `CLINIC-${tag}, Room 5, GHH-${tag}`;
+    expect(versions.map((v) => [v['status'], services(v), who(v)])).toEqual([
+      [
+        'booked',
+        ['11429006'],
+        [
+          ['patient', 'accepted'],
+          ['Dr Gregory House', 'accepted'],
+          [place, 'accepted'],
+        ],
+      ],
+      [
+        'booked',
+        ['11429006', '401191002'],
+        [
+          ['patient', 'accepted'],
+          ['Dr Gregory House', 'accepted'],
+          [place, 'accepted'],
+          ['Glucose meter', 'accepted'],
+        ],
+      ],
+      [
+        'booked',
+        ['11429006', '401191002'],
+        [
+          ['patient', 'accepted'],
+          ['Dr Gregory House', 'declined'],
+          [place, 'accepted'],
+          ['Glucose meter', 'accepted'],
+        ],
+      ],
+      [
+        'booked',
+        ['11429006', '401191002'],
+        [
+          ['patient', 'accepted'],
+          ['Dr Gregory House', 'declined'],
+          ['Glucose meter', 'accepted'],
+          [place, 'tentative'],
+        ],
+      ],
+      [
+        'booked',
+        ['11429006'],
+        [
+          ['patient', 'accepted'],
+          ['Dr Gregory House', 'declined'],
+          [place, 'tentative'],
+        ],
+      ],
+    ]);
+    // The times of the booking were kept throughout.
+    expect(appointment['start']).toBe('2025-01-10T10:00:00+01:00');
   });
 
   it('keeps the allergy list an ADT^A60 sends: added, updated, deleted by identifier or allergen', async () => {

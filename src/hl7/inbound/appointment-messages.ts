@@ -28,6 +28,11 @@ export interface SiuEvent {
   known?: string;
   /** A booking: booked unless SCH-25 says otherwise; other events keep the stored status. */
   books?: true;
+  /**
+   * An event about some of the appointment's services and resources (S18 to S22): what it does
+   * to those its AIS, AIG, AIL and AIP segments list, the others staying as stored.
+   */
+  resources?: 'add' | 'cancel' | 'delete';
 }
 
 export const SIU_EVENTS: Record<string, SiuEvent | undefined> = {
@@ -37,8 +42,38 @@ export const SIU_EVENTS: Record<string, SiuEvent | undefined> = {
   S15: { status: 'cancelled', known: 'A cancellation' },
   S16: { status: 'cancelled', known: 'A discontinuation' },
   S17: { status: 'entered-in-error', known: 'A deletion' },
+  S18: { known: 'An added service or resource', resources: 'add' },
+  S19: { known: 'A modified service or resource', resources: 'add' },
+  S20: { known: 'A cancelled service or resource', resources: 'cancel' },
+  S21: { known: 'A discontinued service or resource', resources: 'cancel' },
+  S22: { known: 'A deleted service or resource', resources: 'delete' },
   S26: { status: 'noshow', known: 'A no-show' },
 };
+
+/** The same actor: by reference (patients, places), else identifier, else name. */
+function sameActor(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  if (a['reference'] || b['reference']) return a['reference'] === b['reference'];
+  if (a['identifier'] || b['identifier'])
+    return isDeepStrictEqual(a['identifier'], b['identifier']);
+  return a['display'] === b['display'];
+}
+
+/**
+ * What an S18 to S22 event does to a stored list (participants, services): those it lists are
+ * added or replace their stored selves, are declined (`decline`), or are removed.
+ */
+function applied<T>(
+  stored: T[],
+  listed: T[],
+  resources: 'add' | 'cancel' | 'delete',
+  same: (a: T, b: T) => boolean,
+  decline: (item: T) => T,
+): T[] {
+  const isListed = (item: T) => listed.some((other) => same(item, other));
+  if (resources === 'add') return [...stored.filter((item) => !isListed(item)), ...listed];
+  if (resources === 'cancel') return stored.map((item) => (isListed(item) ? decline(item) : item));
+  return stored.filter((item) => !isListed(item));
+}
 
 /** The elements that come from the SCH alone. */
 const SCH_ELEMENTS = ['identifier', 'appointmentType', 'minutesDuration'];
@@ -90,11 +125,13 @@ export class AppointmentMessages {
       (event.books ? 'booked' : (current?.['status'] as AppointmentStatus | undefined)) ??
       'booked';
     const basedOn = await this.orders(appointment);
+    const services = this.services(appointment, event, current);
     const next: Record<string, unknown> = {
-      ...kept,
-      ...appointment.resource,
+      ...(kept && without(kept, 'serviceType')),
+      ...without(appointment.resource, 'serviceType'),
+      ...(services.length > 0 ? { serviceType: services } : {}),
       status,
-      participant: await this.participants(appointment, status, patientId, current, touched),
+      participant: await this.participants(appointment, event, status, patientId, current, touched),
       ...(basedOn.length > 0 ? { basedOn } : {}),
     };
     if (!(next['start'] && next['end']) && !UNTIMED.has(status)) {
@@ -119,6 +156,7 @@ export class AppointmentMessages {
    */
   private async participants(
     appointment: AppointmentOfSiu,
+    event: SiuEvent,
     status: AppointmentStatus,
     patientId: string,
     current: Record<string, unknown> | undefined,
@@ -133,18 +171,59 @@ export class AppointmentMessages {
         ...(place.status ? { status: place.status } : {}),
       });
     }
+    const stored = ((current?.['participant'] as Participant[] | undefined) ?? []).filter(
+      (participant) => !String(participant.actor['reference']).startsWith('Patient/'),
+    );
+    const patient: Participant = { actor: { reference: `Patient/${patientId}` } };
+    if (event.resources) {
+      // Those listed as the event has them, each in its own status (else the appointment's);
+      // the others as stored.
+      const listed = booked.map((participant) => ({
+        ...participant,
+        status: participant.status ?? participation(status),
+      }));
+      return [
+        { ...patient, status: participation(status) },
+        ...applied(
+          stored,
+          listed,
+          event.resources,
+          (a, b) => sameActor(a.actor, b.actor),
+          (participant): Participant => ({ ...participant, status: 'declined' }),
+        ),
+      ];
+    }
     // Those kept take the appointment's new state: a cancellation declines them all.
     const kept: Participant[] =
       booked.length > 0
         ? booked
-        : ((current?.['participant'] as Participant[] | undefined) ?? [])
-            .filter((stored) => !String(stored.actor['reference']).startsWith('Patient/'))
-            .map(({ type, actor }): Participant => ({ ...(type ? { type } : {}), actor }));
-    const patient: Participant = { actor: { reference: `Patient/${patientId}` } };
+        : stored.map(({ type, actor }): Participant => ({ ...(type ? { type } : {}), actor }));
     return [patient, ...kept].map((participant) => ({
       ...participant,
       status: participant.status ?? participation(status),
     }));
+  }
+
+  /**
+   * The services (AIS) as the message lists them (the stored ones when it lists none), or, for
+   * an event about some of them (S18 to S22), the stored ones with those added or removed (a
+   * cancelled service is no longer one).
+   */
+  private services(
+    appointment: AppointmentOfSiu,
+    event: SiuEvent,
+    current: Record<string, unknown> | undefined,
+  ): unknown[] {
+    const listed = (appointment.resource['serviceType'] as unknown[] | undefined) ?? [];
+    const stored = (current?.['serviceType'] as unknown[] | undefined) ?? [];
+    if (!event.resources) return listed.length > 0 ? listed : stored;
+    return applied(
+      stored,
+      listed,
+      event.resources === 'add' ? 'add' : 'delete',
+      isDeepStrictEqual,
+      (service) => service,
+    );
   }
 
   /** The orders (SCH-26, SCH-27) as references to their ServiceRequests when known here. */
