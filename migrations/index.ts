@@ -16,6 +16,7 @@ import { CreateSubscriptions1765400000000 } from './1765400000000-create-subscri
 import { CreateSmartApps1765500000000 } from './1765500000000-create-smart-apps.js';
 import { SessionEpoch1765600000000 } from './1765600000000-session-epoch.js';
 import { ExportJobAnyUser1765700000000 } from './1765700000000-export-job-any-user.js';
+import { Hl7MessageIgnored1765800000000 } from './1765800000000-hl7-message-ignored.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -37,4 +38,5 @@ export const MIGRATIONS = [
   CreateSmartApps1765500000000,
   SessionEpoch1765600000000,
   ExportJobAnyUser1765700000000,
+  Hl7MessageIgnored1765800000000,
 ];

@@ -299,6 +299,17 @@ export class AppConfig {
     return this.config.get('HL7_TIME_ZONE', { infer: true });
   }
 
+  /** Message types (`ADT^A29`) and message codes (`DFT`) acknowledged and kept unmapped. */
+  get hl7Ignored(): ReadonlySet<string> {
+    const list = this.config.get('HL7_IGNORE', { infer: true }) ?? '';
+    return new Set(
+      list
+        .split(',')
+        .map((type) => type.trim().toUpperCase())
+        .filter(Boolean),
+    );
+  }
+
   /** Where the MLLP listener binds, or undefined when it is off. */
   get hl7Mllp():
     { port: number; host: string; maxFrameBytes: number; idleSeconds: number } | undefined {

@@ -117,6 +117,17 @@ describe('validateEnv', () => {
     );
   });
 
+  it('takes a list of HL7 message types to acknowledge unmapped, and names a wrong one', () => {
+    expect(validateEnv({ HL7_IGNORE: 'ADT^A29, bar^p02,DFT' }).HL7_IGNORE).toBe(
+      'ADT^A29, bar^p02,DFT',
+    );
+    for (const wrong of ['ADT-A29', 'ADT^A29,', 'ADT^A29^ADT_A21', 'AD']) {
+      expect(() => validateEnv({ HL7_IGNORE: wrong })).toThrow(
+        'HL7_IGNORE must list message types separated by commas',
+      );
+    }
+  });
+
   it('takes HL7_MLLP_PORT=-1 as documented: the listener off', () => {
     expect(validateEnv({ HL7_MLLP_PORT: '-1' }).HL7_MLLP_PORT).toBe(-1);
     expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');

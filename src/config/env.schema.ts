@@ -39,6 +39,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_TLS_KEY_FILE',
   'HL7_TLS_CLIENT_CA_FILE',
   'HL7_TIME_ZONE',
+  'HL7_IGNORE',
   'HL7_OUTBOUND',
   'HL7_OUTBOUND_TLS_CA_FILE',
   'HL7_OUTBOUND_TLS_CERT_FILE',
@@ -420,6 +421,18 @@ export class EnvironmentVariables {
   @IsOptional()
   @IsTimeZone({ message: 'HL7_TIME_ZONE must be an IANA time zone, such as America/Chicago' })
   HL7_TIME_ZONE?: string;
+
+  /**
+   * Message types to acknowledge (AA) and keep without mapping them (`ADT^A29,BAR^P02`, or
+   * `DFT` for all of its events): those a feed sends that this deployment does not want, where an
+   * AR would stop the sender's queue.
+   */
+  @IsOptional()
+  @Matches(/^\s*[A-Za-z0-9]{3}(\^[A-Za-z0-9]{3})?(\s*,\s*[A-Za-z0-9]{3}(\^[A-Za-z0-9]{3})?)*\s*$/, {
+    message:
+      'HL7_IGNORE must list message types separated by commas, such as ADT^A29,BAR^P02 or DFT',
+  })
+  HL7_IGNORE?: string;
 
   /** An MLLP connection silent this long is closed. */
   @Transform(toInteger)

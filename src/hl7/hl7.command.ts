@@ -56,7 +56,9 @@ export class Hl7ReprocessCommand extends CommandRunner {
   })
   parseStatus(value: string): Hl7MessageStatus {
     if (value === 'processed' || !HL7_MESSAGE_STATUSES.includes(value as Hl7MessageStatus)) {
-      throw new Error('--status must be error, rejected or received');
+      throw new Error(
+        `--status must be one of ${HL7_MESSAGE_STATUSES.filter((s) => s !== 'processed').join(', ')}`,
+      );
     }
     return value as Hl7MessageStatus;
   }

@@ -1612,12 +1612,14 @@ describe('HL7 v2 over MLLP', () => {
       Buffer.from(
         [msh('ADT^A45', 'M6'), right, `MRG|WRONG-${tag}^^^HOSP&2.16.26&ISO^MR`].join('\r'),
       ),
+      Buffer.from([msh('ADT^A45', 'M7'), right].join('\r')),
     ];
     const sender = await client();
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
-    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AE']);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AE', 'AE']);
     expect(acks[5]).toContain('MRG-5 (the number of the visit to move) is required');
+    expect(acks[6]).toContain('A visit move needs an MRG segment');
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const patientOf = async (mrn: string) =>
       String(

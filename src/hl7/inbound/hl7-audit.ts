@@ -34,8 +34,10 @@ export function hl7AuditEntry(
     patientIds: touched.patientIds,
     entities: touched.entities,
     queryParams: [],
-    outcome: outcome.status === 'processed' ? 'success' : 'failure',
+    outcome: outcome.ackCode === 'AA' ? 'success' : 'failure',
     statusCode: null,
-    detail: [outcome.ackCode, outcome.errorCode].filter(Boolean).join(' '),
+    detail: [outcome.ackCode, outcome.errorCode, outcome.status === 'ignored' ? 'ignored' : null]
+      .filter(Boolean)
+      .join(' '),
   };
 }

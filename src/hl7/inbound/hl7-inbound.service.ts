@@ -27,6 +27,12 @@ import { Metrics } from '../../metrics/metrics.js';
 /** How many times a message rolled back by a deadlock is processed before it is left unACKed. */
 const PROCESS_ATTEMPTS = 3;
 
+/** The statuses whose ACK a resend gets again, without the message being processed twice. */
+const ANSWERED: ReadonlySet<string> = new Set(['processed', 'rejected', 'ignored']);
+
+/** A message of a type HL7_IGNORE names: acknowledged, kept, not mapped. */
+const IGNORED: Hl7Outcome = { status: 'ignored', ackCode: 'AA', errorCode: null, errorText: null };
+
 export interface Hl7Source {
   channel: 'mllp' | 'http';
   peer: string | null;
@@ -102,14 +108,16 @@ export class Hl7InboundService {
       contentHash: this.blind.compute('hl7:message', text),
       raw: text,
     });
-    if (!stored && (row.status === 'processed' || row.status === 'rejected')) {
+    if (!stored && ANSWERED.has(row.status)) {
       // A resend of a message already answered: the same answer, and nothing done twice.
       this.metrics.hl7Messages.inc({ status: 'duplicate' });
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
     }
     const outcome = rejection
       ? await this.reject(row, rejection)
-      : await this.process(row, decoded!);
+      : this.isIgnored(decoded!.header)
+        ? await this.recordApart(row, IGNORED)
+        : await this.process(row, decoded!);
     this.metrics.hl7Messages.inc({ status: outcome.status });
     return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
   }
@@ -157,7 +165,7 @@ export class Hl7InboundService {
         // the stored copy, still `received`, is processed then. An AE would have the sender
         // drop it and leave an operator to reprocess every message of the outage by hand.
         if (problem) throw error;
-        return this.recordFailure(row, failureOf(error, row, this.logger));
+        return this.recordApart(row, failureOf(error, row, this.logger));
       }
     }
   }
@@ -184,8 +192,17 @@ export class Hl7InboundService {
     });
   }
 
+  /** Of a type HL7_IGNORE names: the whole type (`ADT^A29`), or every event of its code. */
+  private isIgnored(header: DecodedMessage['header']): boolean {
+    const ignored = this.config.hl7Ignored;
+    return (
+      ignored.has(header.messageCode.toUpperCase()) ||
+      ignored.has(`${header.messageCode}^${header.triggerEvent}`.toUpperCase())
+    );
+  }
+
   private reject(row: Hl7MessageEntity, rejection: Hl7RejectError): Promise<Hl7Outcome> {
-    return this.recordFailure(row, {
+    return this.recordApart(row, {
       status: 'rejected',
       ackCode: 'AR',
       errorCode: rejection.code,
@@ -193,8 +210,11 @@ export class Hl7InboundService {
     });
   }
 
-  /** Records a failure outside the rolled-back transaction, with its audit row. */
-  private async recordFailure(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
+  /**
+   * Records an outcome without processing (a failure, outside the rolled-back transaction, or
+   * an ignored type), with its audit row.
+   */
+  private async recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
     await this.repository.recordOutcome(row.id, outcome, new Date());
     await this.trail.record(hl7AuditEntry(row, outcome));
     return outcome;

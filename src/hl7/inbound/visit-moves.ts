@@ -53,7 +53,11 @@ export class VisitMoves {
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
     const to = `Patient/${patientId}`;
-    for (const [mrg, following] of withFollowing(message, 'MRG', ['PV1'])) {
+    const moves = withFollowing(message, 'MRG', ['PV1']);
+    if (moves.length === 0) {
+      throw new Hl7ProcessingError('100', 'A visit move needs an MRG segment (MRG-5, the visit)');
+    }
+    for (const [mrg, following] of moves) {
       const priorVisit = mrg.repetitions(5)[0];
       const prior = priorVisit && identifierOf(priorVisit, sender);
       if (!prior) {

@@ -2,10 +2,17 @@ import { Check, Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import { ENVELOPE_SQL_PATTERN } from '../../crypto/field-cipher.js';
 import { Phi } from '../../crypto/phi.decorator.js';
 
-export const HL7_MESSAGE_STATUSES = ['received', 'processed', 'error', 'rejected'] as const;
+export const HL7_MESSAGE_STATUSES = [
+  'received',
+  'processed',
+  'error',
+  'rejected',
+  'ignored',
+] as const;
 /**
  * received: stored, not yet processed; processed: its resources are written (AA); error:
- * processing failed and can be retried (AE); rejected: it cannot be taken as it is (AR).
+ * processing failed and can be retried (AE); rejected: it cannot be taken as it is (AR);
+ * ignored: of a type the deployment acknowledges without mapping it (HL7_IGNORE, AA).
  */
 export type Hl7MessageStatus = (typeof HL7_MESSAGE_STATUSES)[number];
 
