@@ -6,7 +6,13 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { Hl7ProcessingError, Hl7RejectError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { SegmentContext } from './patient-segments.js';
-import { byIdentifier, codeCriteria, upsert, withFollowing, type Touched } from './processing.js';
+import {
+  byIdentifier,
+  codeCriteria,
+  withFollowing,
+  writeOver,
+  type Touched,
+} from './processing.js';
 
 /** Detailed financial transactions: posted (P03) and posted with their context (P11). */
 export const DFT_EVENTS: ReadonlySet<string> = new Set(['P03', 'P11']);
@@ -54,14 +60,16 @@ export class ChargeMessages {
         .map((reference) => ({ reference }));
       const resource = service.length > 0 ? { ...charge.resource, service } : charge.resource;
       const criteria = this.criteria(charge.identifier, resource, patientId, encounterId);
-      const match = criteria && (await this.fhir.uniqueMatch(HL7_USER, 'ChargeItem', criteria));
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'ChargeItem', criteria)
+        : undefined;
       if (match && written.has(match)) {
         throw new Hl7ProcessingError(
           '205',
           'Two charges of this message have the same transaction id (FT1-2), or neither has one and they have the same code, date and visit: number them in FT1-2',
         );
       }
-      const id = await upsert(this.fhir, 'ChargeItem', resource, criteria);
+      const id = await writeOver(this.fhir, 'ChargeItem', resource, match);
       written.add(id);
       touched.entities.push(`ChargeItem/${id}`);
     }

@@ -112,6 +112,16 @@ export async function upsert(
   criteria: string | undefined,
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  return writeOver(fhir, type, resource, match);
+}
+
+/** Writes the resource over the one found (`match`), unless stored as sent, or creates it. */
+export async function writeOver(
+  fhir: FhirService,
+  type: string,
+  resource: Record<string, unknown>,
+  match: string | undefined,
+): Promise<string> {
   if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
   const next = { ...resource, id: match };
   const current = (await fhir.read(HL7_USER, type, match)).resource;
