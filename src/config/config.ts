@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { EnvironmentVariables, validateEnv } from './env.schema.js';
+import { EnvironmentVariables, facilityTimeZones, validateEnv } from './env.schema.js';
 import type { CustodySettings } from '../crypto/custody/key-custodian.js';
 import type { DatabasePool } from '../database/database-options.js';
 
@@ -44,6 +44,9 @@ export function childEnv(overrides: Record<string, string>): Record<string, stri
 /** Typed, validated settings. Features depend on this, never on `process.env`. */
 @Injectable()
 export class AppConfig {
+  /** HL7_FACILITY_TIME_ZONES, parsed once. */
+  private facilityZones: Map<string, string> | undefined;
+
   constructor(private readonly config: ConfigService<EnvironmentVariables, true>) {}
 
   get nodeEnv(): EnvironmentVariables['NODE_ENV'] {
@@ -297,6 +300,21 @@ export class AppConfig {
   /** The time zone of HL7 v2 times sent without a UTC offset, when the deployment names one. */
   get hl7TimeZone(): string | undefined {
     return this.config.get('HL7_TIME_ZONE', { infer: true });
+  }
+
+  /**
+   * The zone of a sending facility's times without an offset: its own (HL7_FACILITY_TIME_ZONES,
+   * by MSH-4's namespace or universal id), else HL7_TIME_ZONE.
+   */
+  hl7TimeZoneOf(facilityIds: readonly string[]): string | undefined {
+    this.facilityZones ??= facilityTimeZones(
+      this.config.get('HL7_FACILITY_TIME_ZONES', { infer: true }),
+    );
+    for (const id of facilityIds) {
+      const zone = this.facilityZones.get(id.toUpperCase());
+      if (zone) return zone;
+    }
+    return this.hl7TimeZone;
   }
 
   /** Message types (`ADT^A29`) and message codes (`DFT`) acknowledged and kept unmapped. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, validateEnv } from './env.schema.js';
+import { ConfigError, facilityTimeZones, validateEnv } from './env.schema.js';
 
 describe('validateEnv', () => {
   it('applies the documented defaults', () => {
@@ -114,6 +114,24 @@ describe('validateEnv', () => {
     expect(validateEnv({}).HL7_TIME_ZONE).toBeUndefined();
     expect(() => validateEnv({ HL7_TIME_ZONE: 'Central' })).toThrow(
       'HL7_TIME_ZONE must be an IANA time zone, such as America/Chicago',
+    );
+  });
+
+  it('takes the zones of facilities whose feeds are elsewhere, and names a wrong one', () => {
+    const env = validateEnv({
+      HL7_FACILITY_TIME_ZONES: 'east=America/New_York, 2.16.9 = Asia/Kolkata',
+    });
+    expect(facilityTimeZones(env.HL7_FACILITY_TIME_ZONES)).toEqual(
+      new Map([
+        ['EAST', 'America/New_York'],
+        ['2.16.9', 'Asia/Kolkata'],
+      ]),
+    );
+    expect(() => validateEnv({ HL7_FACILITY_TIME_ZONES: 'America/New_York' })).toThrow(
+      'HL7_FACILITY_TIME_ZONES must be a comma-separated list of facility=zone pairs',
+    );
+    expect(() => validateEnv({ HL7_FACILITY_TIME_ZONES: 'EAST=Eastern' })).toThrow(
+      'HL7_FACILITY_TIME_ZONES gives EAST "Eastern", which is not an IANA time zone',
     );
   });
 

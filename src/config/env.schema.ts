@@ -6,6 +6,7 @@ import {
   IsOptional,
   IsString,
   IsTimeZone,
+  isTimeZone,
   Matches,
   Max,
   Min,
@@ -39,6 +40,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_TLS_KEY_FILE',
   'HL7_TLS_CLIENT_CA_FILE',
   'HL7_TIME_ZONE',
+  'HL7_FACILITY_TIME_ZONES',
   'HL7_IGNORE',
   'HL7_OUTBOUND',
   'HL7_OUTBOUND_TLS_CA_FILE',
@@ -423,6 +425,17 @@ export class EnvironmentVariables {
   HL7_TIME_ZONE?: string;
 
   /**
+   * Sending facilities whose feeds are in another zone than HL7_TIME_ZONE's, each as its MSH-4
+   * namespace or universal id and its IANA zone: `EAST=America/New_York,2.16.840.1.5=America/Denver`.
+   */
+  @IsOptional()
+  @Matches(/^\s*[^=,\s]+\s*=\s*[^=,\s]+\s*(,\s*[^=,\s]+\s*=\s*[^=,\s]+\s*)*$/, {
+    message:
+      'HL7_FACILITY_TIME_ZONES must be a comma-separated list of facility=zone pairs, such as EAST=America/New_York',
+  })
+  HL7_FACILITY_TIME_ZONES?: string;
+
+  /**
    * Message types to acknowledge (AA) and keep without mapping them (`ADT^A29,BAR^P02`, or
    * `DFT` for all of its events): those a feed sends that this deployment does not want, where an
    * AR would stop the sender's queue.
@@ -586,6 +599,19 @@ export class ConfigError extends Error {
  * first offending variable, without echoing secret values. `requireKeys: false` is for tools
  * that never touch PHI, such as the migration CLI.
  */
+/** HL7_FACILITY_TIME_ZONES as facility (upper case, as matched) to zone. */
+export function facilityTimeZones(list: string | undefined): Map<string, string> {
+  return new Map(
+    (list ?? '')
+      .split(',')
+      .filter((pair) => pair.includes('='))
+      .map((pair) => {
+        const [facility = '', zone = ''] = pair.split('=').map((part) => part.trim());
+        return [facility.toUpperCase(), zone];
+      }),
+  );
+}
+
 export function validateEnv(
   raw: Record<string, unknown>,
   options: { requireKeys: boolean } = { requireKeys: true },
@@ -605,6 +631,13 @@ export function validateEnv(
     const message = Object.values(first.constraints ?? {})[0] ?? `${first.property} is invalid`;
     const shown = SECRET_VARIABLES.has(first.property) ? '' : ` (got "${String(first.value)}")`;
     throw new ConfigError(`Invalid configuration: ${message}${shown}`);
+  }
+  for (const [facility, zone] of facilityTimeZones(env.HL7_FACILITY_TIME_ZONES)) {
+    if (!isTimeZone(zone)) {
+      throw new ConfigError(
+        `Invalid configuration: HL7_FACILITY_TIME_ZONES gives ${facility} "${zone}", which is not an IANA time zone, such as America/New_York`,
+      );
+    }
   }
   // Without a configured key the service would generate one, which only makes sense for a
   // developer's embedded database: elsewhere a lost generated key means lost records.

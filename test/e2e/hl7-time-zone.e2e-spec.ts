@@ -17,7 +17,10 @@ describe('HL7 v2 times without an offset, with HL7_TIME_ZONE', () => {
   let sender: MllpTestClient;
 
   beforeAll(async () => {
-    restoreEnv = withEnv({ HL7_TIME_ZONE: 'America/Chicago' });
+    restoreEnv = withEnv({
+      HL7_TIME_ZONE: 'America/Chicago',
+      HL7_FACILITY_TIME_ZONES: 'EASTCLINIC=America/New_York, 2.16.77=Asia/Kolkata',
+    });
     testApp = await createTestApp();
     sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
   });
@@ -73,5 +76,43 @@ describe('HL7 v2 times without an offset, with HL7_TIME_ZONE', () => {
       start: '2025-03-10T10:00:00-05:00',
       end: '2025-03-10T10:30:00-05:00',
     });
+  });
+
+  it('places the times of a facility in another zone at its own offset (HL7_FACILITY_TIME_ZONES)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    // By MSH-4's namespace (in any case), by its universal id, and a facility not listed.
+    const oru = (control: string, facility: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|${facility}|CV|CV|20250101||ORU^R01|${control}-${tag}|P|2.5`,
+          `PID|1||FZ-${tag}^^^HOSP&2.16.23&ISO^MR||Zone^Pat`,
+          `OBR|1||${control}-${tag}^LAB^2.16.23^ISO|2345-7^Glucose^LN|||202501100930`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F|||202501100930',
+        ].join('\r'),
+      );
+    await sender.send([
+      oru('E', 'EastClinic'),
+      oru('K', 'CLINIC^2.16.77^ISO'),
+      oru('C', 'WESTCLINIC'),
+    ]);
+    const acks = await sender.waitForAcks(5);
+    expect(acks.slice(2).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const reports = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?code=${encodeURIComponent('http://loinc.org|2345-7')}&_count=100`,
+    );
+    const effective = new Map(
+      (reports.body.entry as { resource: Record<string, any> }[])
+        .filter((e) => String(e.resource['identifier'][0].value).endsWith(tag))
+        .map((e) => [e.resource['identifier'][0].value, e.resource['effectiveDateTime']]),
+    );
+    expect(effective).toEqual(
+      new Map([
+        [`E-${tag}`, '2025-01-10T09:30:00-05:00'],
+        [`K-${tag}`, '2025-01-10T09:30:00+05:30'],
+        [`C-${tag}`, '2025-01-10T09:30:00-06:00'],
+      ]),
+    );
   });
 });

@@ -183,13 +183,21 @@ export class Hl7InboundService {
         return processed;
       }
       const touched = await this.processor.process(
-        new V2Message(decoded.text, decoded.header.delimiters, this.config.hl7TimeZone),
+        new V2Message(decoded.text, decoded.header.delimiters, this.timeZoneOf(decoded.header)),
         decoded.header,
       );
       await this.repository.recordOutcome(row.id, processed, new Date());
       await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
       return processed;
     });
+  }
+
+  /** The zone of the sending facility's (MSH-4) times without an offset, if the deployment knows it. */
+  private timeZoneOf(header: DecodedMessage['header']): string | undefined {
+    const [namespace = '', universalId = ''] = header.sendingFacility.split(
+      header.delimiters.component,
+    );
+    return this.config.hl7TimeZoneOf([namespace, universalId].filter(Boolean));
   }
 
   /** Of a type HL7_IGNORE names: the whole type (`ADT^A29`), or every event of its code. */
