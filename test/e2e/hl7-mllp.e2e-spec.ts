@@ -1422,17 +1422,25 @@ describe('HL7 v2 over MLLP', () => {
     ).toEqual(expect.arrayContaining(['Hemolyzed', 5.4]));
   });
 
-  it("keeps the diagnoses and procedures of a billing account's messages (BAR), not the account", async () => {
-    const tag = randomUUID().slice(0, 8);
-    const message = (type: string, control: string, ...segments: string[]) =>
+  /**
+   * A billing system's messages about one patient (MRN `<prefix>-<tag>`) and visit (`V-<tag>`),
+   * both numbered by HOSP under `oid`.
+   */
+  const billingMessages =
+    (tag: string, prefix: string, oid: string) =>
+    (type: string, control: string, ...segments: string[]) =>
       Buffer.from(
         [
           `MSH|^~\\&|BILLING|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
-          `PID|1||BAR-${tag}^^^HOSP&2.16.24&ISO^MR||Bar^Pat`,
-          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.24&ISO^VN`,
+          `PID|1||${prefix}-${tag}^^^HOSP&${oid}&ISO^MR||${prefix}^Pat`,
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&${oid}&ISO^VN`,
           ...segments,
         ].join('\r'),
       );
+
+  it("keeps the diagnoses and procedures of a billing account's messages (BAR), not the account", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = billingMessages(tag, 'BAR', '2.16.24');
     const steps = [
       message('ADT^A01', 'B1'),
       message(
@@ -1471,15 +1479,7 @@ describe('HL7 v2 over MLLP', () => {
 
   it("keeps a billing system's charges (DFT) as ChargeItems of the visit, refusing credits and payments", async () => {
     const tag = randomUUID().slice(0, 8);
-    const message = (type: string, control: string, ...segments: string[]) =>
-      Buffer.from(
-        [
-          `MSH|^~\\&|BILLING|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
-          `PID|1||DFT-${tag}^^^HOSP&2.16.25&ISO^MR||Dft^Pat`,
-          `PV1|1|I|4E^136^B^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.25&ISO^VN`,
-          ...segments,
-        ].join('\r'),
-      );
+    const message = billingMessages(tag, 'DFT', '2.16.25');
     // A charge with its transaction id and the procedure after it; one without an id.
     const charges = [
       `FT1|1|T-${tag}||20250110|20250111|CG|71045^Xray exam chest 1 view^C4|||2|100&USD|50&USD`,
