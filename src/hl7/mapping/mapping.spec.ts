@@ -321,6 +321,24 @@ describe('OBX to Observation', () => {
     ],
     ['1|DT|1^x^L||20240229||||||F', { valueDateTime: '2024-02-29' }],
     ['1|TS|1^x^L||202402291200+0100||||||F', { valueDateTime: '2024-02-29T12:00:00+01:00' }],
+    ['1|ID|1^x^L||POS||||||F', { valueCodeableConcept: { coding: [{ code: 'POS' }] } }],
+    ['1|TM|1^x^L||0930+0100||||||F', { valueTime: '09:30:00' }],
+    ['1|TM|1^x^L||093015.5||||||F', { valueTime: '09:30:15.5' }],
+    [
+      '1|DR|1^x^L||202401010800+0000^202401011000+0000||||||F',
+      { valuePeriod: { start: '2024-01-01T08:00:00+00:00', end: '2024-01-01T10:00:00+00:00' } },
+    ],
+    [
+      '1|CQ|1^x^L||120^mg&milligram&UCUM||||||F',
+      {
+        valueQuantity: {
+          value: 120,
+          unit: 'milligram',
+          system: 'http://unitsofmeasure.org',
+          code: 'mg',
+        },
+      },
+    ],
     [
       '1|ED|1^x^L||App^PDF^Base64^QUJD||||||F',
       {
@@ -340,6 +358,27 @@ describe('OBX to Observation', () => {
       subject: { reference: 'Patient/p1' },
       ...expected,
     });
+  });
+
+  it.each([
+    ['3.5-5.0', { low: 3.5, high: 5 }],
+    [' 3.5 – 5.0 ', { low: 3.5, high: 5 }],
+    ['-2-2', { low: -2, high: 2 }],
+    ['<200', { high: 200 }],
+    ['>=60', { low: 60 }],
+    ['negative', {}],
+    ['5.0-3.5', {}],
+  ])('reads the reference range %j as low and high where it is numeric', (text, bounds) => {
+    const observation = observationFromObx(
+      obx(`1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|${text}|||||F`),
+      'p1',
+      undefined,
+    );
+    const unit = { unit: 'mmol/L', system: 'http://unitsofmeasure.org', code: 'mmol/L' };
+    const limits = Object.fromEntries(
+      Object.entries(bounds).map(([bound, value]) => [bound, { value, ...unit }]),
+    );
+    expect(observation['referenceRange']).toEqual([{ ...limits, text }]);
   });
 
   it('takes the status from OBX-11 and the time from OBX-14, else the report', () => {

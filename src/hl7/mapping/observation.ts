@@ -124,7 +124,7 @@ export function observationFromObx(
         ? { dataAbsentReason: { coding: [{ system: DATA_ABSENT, code: 'unsupported' }] } }
         : {})),
     ...(interpretation.length > 0 ? { interpretation } : {}),
-    ...(range ? { referenceRange: [{ text: range }] } : {}),
+    ...(range ? { referenceRange: [{ ...rangeOf(range, unitOf(obx)), text: range }] } : {}),
     ...(note.length > 0 ? { note } : {}),
   };
 }
@@ -160,9 +160,70 @@ function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
       const when = dateTimeOf(first.value(1), obx.timeZone);
       return when ? { valueDateTime: when } : undefined;
     }
+    // Coded values of a table (HL7's for ID, the sender's for IS), as the IG maps them.
+    case 'ID':
+    case 'IS': {
+      const code = first.value(1);
+      return code ? { valueCodeableConcept: { coding: [{ code }] } } : undefined;
+    }
+    case 'TM': {
+      const time = timeOf(first.value(1));
+      return time ? { valueTime: time } : undefined;
+    }
+    case 'DR': {
+      const start = dateTimeOf(first.value(1), obx.timeZone);
+      const end = dateTimeOf(first.value(2), obx.timeZone);
+      return start || end
+        ? { valuePeriod: { ...(start ? { start } : {}), ...(end ? { end } : {}) } }
+        : undefined;
+    }
+    case 'CQ': {
+      // quantity^units, the units a CWE in subcomponents.
+      const number = numberOf(first.value(1));
+      return number === undefined
+        ? undefined
+        : {
+            valueQuantity: {
+              value: number,
+              ...quantityUnit(first.value(2, 1), first.value(2, 2), first.value(2, 3)),
+            },
+          };
+    }
     default:
       return undefined;
   }
+}
+
+/** TM (HHMM[SS[.S…]], any UTC offset dropped: FHIR's time has none) to a FHIR time. */
+function timeOf(value: string | null | undefined): string | undefined {
+  const match = /^([01]\d|2[0-3])([0-5]\d)?([0-5]\d)?(\.\d+)?(?:[+-]\d{4})?$/.exec(value ?? '');
+  if (!match) return undefined;
+  const [, hours, minutes = '00', seconds = '00', fraction = ''] = match;
+  return `${hours}:${minutes}:${seconds}${fraction}`;
+}
+
+const NUMBER = '([+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+))';
+const BETWEEN = new RegExp(`^\\s*${NUMBER}\\s*[-–]\\s*${NUMBER}\\s*$`);
+const BOUND = new RegExp(`^\\s*([<>]=?)\\s*${NUMBER}\\s*$`);
+
+/**
+ * OBX-7 as a reference range's low and high, in OBX-6's units, when it is a plain numeric
+ * range (`3.5-5.0`) or bound (`<200`, `>=60`; a strict bound is given as the limit, the text
+ * saying which); other ranges (`negative`, `see note`) keep their text only.
+ */
+function rangeOf(
+  text: string,
+  unit: Record<string, unknown>,
+): { low?: Record<string, unknown>; high?: Record<string, unknown> } {
+  const between = BETWEEN.exec(text);
+  if (between) {
+    const [low, high] = [Number(between[1]), Number(between[2])];
+    return low <= high ? { low: { value: low, ...unit }, high: { value: high, ...unit } } : {};
+  }
+  const bound = BOUND.exec(text);
+  if (!bound) return {};
+  const limit = { value: Number(bound[2]), ...unit };
+  return bound[1]!.startsWith('>') ? { low: limit } : { high: limit };
 }
 
 function numberOf(text: string | null | undefined): number | undefined {
@@ -173,11 +234,19 @@ function numberOf(text: string | null | undefined): number | undefined {
 /** OBX-6 (CWE) as a Quantity's unit, system and code. */
 function unitOf(obx: V2Segment): Record<string, unknown> {
   const unit = obx.repetitions(6)[0];
-  const code = unit?.value(1);
-  if (!unit || !code) return {};
-  const ucum = unit.value(3)?.toUpperCase() === 'UCUM';
+  return unit ? quantityUnit(unit.value(1), unit.value(2), unit.value(3)) : {};
+}
+
+/** A unit's code, text and coding system (a CWE's first three) as a Quantity's. */
+function quantityUnit(
+  code: string | null | undefined,
+  text: string | null | undefined,
+  system: string | null | undefined,
+): Record<string, unknown> {
+  if (!code) return {};
+  const ucum = system?.toUpperCase() === 'UCUM';
   return {
-    unit: unit.value(2) ?? code,
+    unit: text ?? code,
     ...(ucum ? { system: 'http://unitsofmeasure.org', code } : {}),
   };
 }
