@@ -12,6 +12,7 @@ import { PharmacyMessages } from './inbound/pharmacy-messages.js';
 import { PatientSegments } from './inbound/patient-segments.js';
 import { Places } from './inbound/places.js';
 import { ProblemMessages } from './inbound/problem-messages.js';
+import { ResultMessages } from './inbound/result-messages.js';
 import { VisitMoves } from './inbound/visit-moves.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
@@ -32,6 +33,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     PharmacyMessages,
     ChargeMessages,
     VisitMoves,
+    ResultMessages,
     PatientSegments,
     Places,
     Hl7InboundService,

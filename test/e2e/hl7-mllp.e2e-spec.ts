@@ -1371,6 +1371,71 @@ describe('HL7 v2 over MLLP', () => {
     expect(other.body.entry[0].resource.encounter).toBeUndefined();
   });
 
+  it('ties a report and its results to the order they answer (ORC-2, else OBR-2; after the OBR in OUL)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const head = (type: string, control: string) => [
+      `MSH|^~\\&|LAB|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`,
+      `PID|1||ORD-${tag}^^^HOSP&2.16.29&ISO^MR||Order^Pat`,
+    ];
+    const placer = (n: string) => `${n}-${tag}^EHR^2.16.29^ISO`;
+    const obr = (filler: string, placed = '') =>
+      `OBR|1|${placed}|${filler}-${tag}^LAB^2.16.29^ISO|2345-7^Glucose^LN|||202501101000+0000`;
+    const obx = 'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|3.5-5.5||||F';
+    const steps = [
+      // Two orders, then their results: one by the ORC before its OBR (ORU), one by OBR-2.
+      Buffer.from([...head('ORM^O01', 'O1'), `ORC|NW|${placer('P1')}`, obr('')].join('\r')),
+      Buffer.from([...head('ORM^O01', 'O2'), `ORC|NW|${placer('P2')}`, obr('')].join('\r')),
+      Buffer.from([...head('ORU^R01', 'O3'), `ORC|RE|${placer('P1')}`, obr('R1'), obx].join('\r')),
+      Buffer.from([...head('ORU^R01', 'O4'), obr('R2', placer('P2')), obx].join('\r')),
+      // OUL: the ORC right after its OBR is that order's, not the next one's.
+      Buffer.from(
+        [
+          ...head('OUL^R22', 'O5'),
+          `SPM|1|S-${tag}&LAB&2.16.29&ISO||SER^Serum^HL70487`,
+          obr('R3'),
+          `ORC|RE|${placer('P1')}`,
+          obx,
+          obr('R4'),
+          obx,
+        ].join('\r'),
+      ),
+      // An order not known here: the report names its number.
+      Buffer.from([...head('ORU^R01', 'O6'), `ORC|RE|${placer('P9')}`, obr('R5'), obx].join('\r')),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual(
+      steps.map(() => 'AA'),
+    );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byNumber = async (type: string, number: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/${type}?identifier=${encodeURIComponent(`urn:oid:2.16.29|${number}-${tag}`)}`,
+        )
+      ).body.entry[0].resource as Record<string, any>;
+    const order = async (number: string) =>
+      `ServiceRequest/${String((await byNumber('ServiceRequest', number))['id'])}`;
+    const [p1, p2] = [await order('P1'), await order('P2')];
+    const based = async (report: string) => (await byNumber('DiagnosticReport', report))['basedOn'];
+    expect(await based('R1')).toEqual([{ reference: p1 }]);
+    expect(await based('R2')).toEqual([{ reference: p2 }]);
+    expect(await based('R3')).toEqual([{ reference: p1 }]);
+    expect(await based('R4')).toBeUndefined();
+    expect(await based('R5')).toEqual([
+      { type: 'ServiceRequest', identifier: { system: 'urn:oid:2.16.29', value: `P9-${tag}` } },
+    ]);
+    // The results too, found from the order, with their reference range in numbers.
+    const results = await http('GET', `${testApp.url}/fhir/Observation?based-on=${p1}`);
+    expect(results.body.entry).toHaveLength(2);
+    expect(results.body.entry[0].resource.referenceRange[0]).toMatchObject({
+      low: { value: 3.5, unit: 'mmol/L' },
+      high: { value: 5.5, unit: 'mmol/L' },
+      text: '3.5-5.5',
+    });
+  });
+
   it('files OUL^R22 results under the specimen (SPM) their OBRs follow', async () => {
     const tag = randomUUID().slice(0, 8);
     const spm = (id: string) =>

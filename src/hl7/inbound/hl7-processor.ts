@@ -1,14 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { dateTimeOf, identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
-import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
+import { identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { referralFromRf1 } from '../mapping/referral.js';
-import { specimenFromSpm } from '../mapping/specimen.js';
 import {
   encounterFromPv1,
   locationChain,
@@ -24,6 +21,7 @@ import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments, type SegmentContext } from './patient-segments.js';
 import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
+import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { byIdentifier, required, upsert, visitOf, without, type Touched } from './processing.js';
 
@@ -137,30 +135,6 @@ function sameIdentifier(a: Identifier, b: Identifier): boolean {
 }
 
 /**
- * An OBX's identity within its report: the report's filler order number, the observation code
- * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects.
- */
-function observationIdentifier(
-  report: Identifier | undefined,
-  obx: V2Segment,
-): Identifier | undefined {
-  const code = obx.value(3);
-  if (!report || !code) return undefined;
-  const subId = obx.value(4);
-  return {
-    ...(report.system ? { system: report.system } : {}),
-    value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
-  };
-}
-
-/** A report (OBR) or a specimen's own results, with its OBX (and their notes) and its SPM. */
-interface ResultGroup {
-  obr?: V2Segment;
-  obx: [V2Segment, V2Segment[]][];
-  spm?: V2Segment;
-}
-
-/**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
  * commit together.
@@ -177,6 +151,7 @@ export class Hl7Processor {
     private readonly patientSegments: PatientSegments,
     private readonly charges: ChargeMessages,
     private readonly visitMoves: VisitMoves,
+    private readonly results: ResultMessages,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -222,10 +197,10 @@ export class Hl7Processor {
       return this.referral(message, header.triggerEvent === 'I14');
     }
     if (type === 'ORU^R01' || type === 'OUL^R24') {
-      return this.oru(message, false);
+      return this.results.process(message, false, await this.patientOf(message));
     }
     if (type === 'OUL^R22' || type === 'OUL^R23') {
-      return this.oru(message, true);
+      return this.results.process(message, true, await this.patientOf(message));
     }
     if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
       return this.orders(message);
@@ -393,127 +368,6 @@ export class Hl7Processor {
       touched.patientIds.push(patientId);
     }
     return touched;
-  }
-
-  /**
-   * ORU^R01 and OUL^R22-R24: each OBR with the OBX segments after it becomes a DiagnosticReport
-   * with its Observations, each of its specimen (SPM) when one is sent. A report with a filler
-   * order number (OBR-3) replaces its earlier version, so a corrected result updates rather
-   * than duplicates.
-   */
-  private async oru(message: V2Message, specimenFirst: boolean): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patientOf(message);
-    const encounter = await visitOf(this.fhir, message, sender);
-    // OBX segments before the first OBR (some senders put them there) become Observations
-    // outside any report rather than being lost. An OBX's notes are the NTE segments right
-    // after it (its PRT participants may come between). The specimen (SPM) of a report comes
-    // after its OBR in ORU and OUL^R24, before the OBRs it is for in OUL^R22 and R23 (with its
-    // own OBX, about the specimen, between).
-    const groups: ResultGroup[] = [{ obx: [] }];
-    let notes: V2Segment[] | undefined;
-    let specimen: V2Segment | undefined;
-    for (const segment of message.segments()) {
-      if (segment.name === 'OBX') {
-        notes = [];
-        groups.at(-1)!.obx.push([segment, notes]);
-      } else if (segment.name === 'NTE') notes?.push(segment);
-      else if (segment.name !== 'PRT') notes = undefined;
-      if (segment.name === 'OBR') groups.push({ obr: segment, obx: [], spm: specimen });
-      if (segment.name === 'SPM' && specimenFirst) {
-        specimen = segment;
-        groups.push({ obx: [], spm: segment });
-      } else if (segment.name === 'SPM') groups.at(-1)!.spm ??= segment;
-    }
-    if (!groups.some((group) => group.obr)) {
-      throw new Hl7ProcessingError('100', 'A result message needs an OBR segment');
-    }
-    const specimens = new Map<V2Segment, string>();
-    for (const { obr, obx, spm } of groups) {
-      if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
-      const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
-      const sample = specimenId ? `Specimen/${specimenId}` : undefined;
-      const reportIdentifier = obr
-        ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
-        : undefined;
-      const reportCriteria = byIdentifier(reportIdentifier);
-      // The report's lock covers its observations, whose identifiers derive from its own: a new
-      // report's observations cannot exist yet and are created without a lookup each.
-      const reportMatch = reportCriteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
-        : undefined;
-      const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
-      const observations = obx.map(([segment, notes]) => {
-        const observation = {
-          ...observationFromObx(segment, patientId, effective, notes),
-          ...encounter,
-          ...(sample ? { specimen: { reference: sample } } : {}),
-        };
-        const identifier = observationIdentifier(reportIdentifier, segment);
-        return {
-          identifier,
-          body: identifier ? { ...observation, identifier: [identifier] } : observation,
-        };
-      });
-      const report = (result: { reference: string }[]) =>
-        obr && {
-          ...reportFromObr(obr, patientId, reportIdentifier),
-          ...encounter,
-          ...(sample ? { specimen: [{ reference: sample }] } : {}),
-          ...(result.length > 0 ? { result } : {}),
-        };
-      if (!reportMatch) {
-        // A new report: it and its observations are all new, written together.
-        const ids = observations.map(() => randomUUID());
-        const result = ids.map((id) => ({ reference: `Observation/${id}` }));
-        const newReport = report(result);
-        const created = await this.fhir.createMany(HL7_USER, [
-          ...observations.map(({ body }, i) => ({ type: 'Observation', body, id: ids[i]! })),
-          ...(newReport ? [{ type: 'DiagnosticReport', body: newReport }] : []),
-        ]);
-        touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
-        continue;
-      }
-      const result: { reference: string }[] = [];
-      for (const { identifier, body } of observations) {
-        const id = await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
-        result.push({ reference: `Observation/${id}` });
-        touched.entities.push(`Observation/${id}`);
-      }
-      const corrected = report(result);
-      if (!corrected) continue;
-      await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
-        ...corrected,
-        id: reportMatch,
-      });
-      touched.entities.push(`DiagnosticReport/${reportMatch}`);
-    }
-    return touched;
-  }
-
-  /**
-   * The Specimen of an SPM, once per message, known again by its filler's (else placer's) id
-   * for the patient, so that a later result on the same specimen updates it.
-   */
-  private async specimen(
-    spm: V2Segment,
-    patientId: string,
-    sender: string | undefined,
-    done: Map<V2Segment, string>,
-    touched: Touched,
-  ): Promise<string> {
-    const known = done.get(spm);
-    if (known) return known;
-    const { identifier, resource } = specimenFromSpm(spm, patientId, sender);
-    const byId = byIdentifier(identifier);
-    const id = await upsert(
-      this.fhir,
-      'Specimen',
-      resource,
-      byId && `${byId}&subject=Patient/${patientId}`,
-    );
-    done.set(spm, id);
-    touched.entities.push(`Specimen/${id}`);
-    return id;
   }
 
   /**

@@ -1,0 +1,202 @@
+import { Injectable } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { dateTimeOf, type Identifier } from '../mapping/datatypes.js';
+import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
+import { specimenFromSpm } from '../mapping/specimen.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import {
+  byIdentifier,
+  upsert,
+  visitOf,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
+
+/**
+ * An OBX's identity within its report: the report's filler order number, the observation code
+ * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects.
+ */
+function observationIdentifier(
+  report: Identifier | undefined,
+  obx: V2Segment,
+): Identifier | undefined {
+  const code = obx.value(3);
+  if (!report || !code) return undefined;
+  const subId = obx.value(4);
+  return {
+    ...(report.system ? { system: report.system } : {}),
+    value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
+  };
+}
+
+/** A report (OBR, with its ORC) or a specimen's own results, with its OBX (and notes) and SPM. */
+interface ResultGroup {
+  orc?: V2Segment;
+  obr?: V2Segment;
+  obx: [V2Segment, V2Segment[]][];
+  spm?: V2Segment;
+}
+
+/** Results (ORU^R01, OUL^R22-R24), for Hl7Processor, in its transaction. */
+@Injectable()
+export class ResultMessages {
+  constructor(private readonly fhir: FhirService) {}
+
+  /**
+   * ORU^R01 and OUL^R22-R24: each OBR with the OBX segments after it becomes a DiagnosticReport
+   * with its Observations, each of its specimen (SPM) when one is sent. A report with a filler
+   * order number (OBR-3) replaces its earlier version, so a corrected result updates rather
+   * than duplicates.
+   */
+  async process(
+    message: V2Message,
+    specimenFirst: boolean,
+    { sender, patientId, touched }: PatientOfMessage,
+  ): Promise<Touched> {
+    const encounter = await visitOf(this.fhir, message, sender);
+    // OBX segments before the first OBR (some senders put them there) become Observations
+    // outside any report rather than being lost. An OBX's notes are the NTE segments right
+    // after it (its PRT participants may come between). The specimen (SPM) of a report comes
+    // after its OBR in ORU and OUL^R24, before the OBRs it is for in OUL^R22 and R23 (with its
+    // own OBX, about the specimen, between).
+    const groups: ResultGroup[] = [{ obx: [] }];
+    let notes: V2Segment[] | undefined;
+    let specimen: V2Segment | undefined;
+    // The ORC of an order comes before its OBR in ORU, right after it in OUL.
+    let orc: V2Segment | undefined;
+    let previous: V2Segment | undefined;
+    for (const segment of message.segments()) {
+      if (segment.name === 'OBX') {
+        notes = [];
+        groups.at(-1)!.obx.push([segment, notes]);
+      } else if (segment.name === 'NTE') notes?.push(segment);
+      else if (segment.name !== 'PRT') notes = undefined;
+      if (segment.name === 'ORC' && previous?.name === 'OBR') groups.at(-1)!.orc = segment;
+      else if (segment.name === 'ORC') orc = segment;
+      if (segment.name === 'OBR') {
+        groups.push({ orc, obr: segment, obx: [], spm: specimen });
+        orc = undefined;
+      }
+      previous = segment;
+      if (segment.name === 'SPM' && specimenFirst) {
+        specimen = segment;
+        groups.push({ obx: [], spm: segment });
+      } else if (segment.name === 'SPM') groups.at(-1)!.spm ??= segment;
+    }
+    if (!groups.some((group) => group.obr)) {
+      throw new Hl7ProcessingError('100', 'A result message needs an OBR segment');
+    }
+    const specimens = new Map<V2Segment, string>();
+    for (const { orc, obr, obx, spm } of groups) {
+      if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
+      const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
+      const sample = specimenId ? `Specimen/${specimenId}` : undefined;
+      const reportIdentifier = obr
+        ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
+        : undefined;
+      const reportCriteria = byIdentifier(reportIdentifier);
+      // The report's lock covers its observations, whose identifiers derive from its own: a new
+      // report's observations cannot exist yet and are created without a lookup each.
+      const reportMatch = reportCriteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
+        : undefined;
+      const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
+      const order = obr && (await this.orderOf(orc, obr, sender));
+      const basedOn = order ? { basedOn: [order] } : {};
+      const observations = obx.map(([segment, notes]) => {
+        const observation = {
+          ...observationFromObx(segment, patientId, effective, notes),
+          ...basedOn,
+          ...encounter,
+          ...(sample ? { specimen: { reference: sample } } : {}),
+        };
+        const identifier = observationIdentifier(reportIdentifier, segment);
+        return {
+          identifier,
+          body: identifier ? { ...observation, identifier: [identifier] } : observation,
+        };
+      });
+      const report = (result: { reference: string }[]) =>
+        obr && {
+          ...reportFromObr(obr, patientId, reportIdentifier),
+          ...basedOn,
+          ...encounter,
+          ...(sample ? { specimen: [{ reference: sample }] } : {}),
+          ...(result.length > 0 ? { result } : {}),
+        };
+      if (!reportMatch) {
+        // A new report: it and its observations are all new, written together.
+        const ids = observations.map(() => randomUUID());
+        const result = ids.map((id) => ({ reference: `Observation/${id}` }));
+        const newReport = report(result);
+        const created = await this.fhir.createMany(HL7_USER, [
+          ...observations.map(({ body }, i) => ({ type: 'Observation', body, id: ids[i]! })),
+          ...(newReport ? [{ type: 'DiagnosticReport', body: newReport }] : []),
+        ]);
+        touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
+        continue;
+      }
+      const result: { reference: string }[] = [];
+      for (const { identifier, body } of observations) {
+        const id = await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
+        result.push({ reference: `Observation/${id}` });
+        touched.entities.push(`Observation/${id}`);
+      }
+      const corrected = report(result);
+      if (!corrected) continue;
+      await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
+        ...corrected,
+        id: reportMatch,
+      });
+      touched.entities.push(`DiagnosticReport/${reportMatch}`);
+    }
+    return touched;
+  }
+
+  /**
+   * The order a report answers, by its placer order number (ORC-2, else OBR-2): its
+   * ServiceRequest when the order feed made it, else the number, for a client to match. None
+   * without a placer number (the filler's, OBR-3, is the report's own).
+   */
+  private async orderOf(
+    orc: V2Segment | undefined,
+    obr: V2Segment,
+    sender: string | undefined,
+  ): Promise<Record<string, unknown> | undefined> {
+    const placer = identifierOfEi(orc?.repetitions(2)[0] ?? obr.repetitions(2)[0], sender);
+    if (!placer) return undefined;
+    const id = await this.fhir.findUnique(HL7_USER, 'ServiceRequest', byIdentifier(placer)!);
+    return id
+      ? { reference: `ServiceRequest/${id}` }
+      : { type: 'ServiceRequest', identifier: placer };
+  }
+
+  /**
+   * The Specimen of an SPM, once per message, known again by its filler's (else placer's) id
+   * for the patient, so that a later result on the same specimen updates it.
+   */
+  private async specimen(
+    spm: V2Segment,
+    patientId: string,
+    sender: string | undefined,
+    done: Map<V2Segment, string>,
+    touched: Touched,
+  ): Promise<string> {
+    const known = done.get(spm);
+    if (known) return known;
+    const { identifier, resource } = specimenFromSpm(spm, patientId, sender);
+    const byId = byIdentifier(identifier);
+    const id = await upsert(
+      this.fhir,
+      'Specimen',
+      resource,
+      byId && `${byId}&subject=Patient/${patientId}`,
+    );
+    done.set(spm, id);
+    touched.entities.push(`Specimen/${id}`);
+    return id;
+  }
+}
