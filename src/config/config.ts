@@ -44,8 +44,9 @@ export function childEnv(overrides: Record<string, string>): Record<string, stri
 /** Typed, validated settings. Features depend on this, never on `process.env`. */
 @Injectable()
 export class AppConfig {
-  /** HL7_FACILITY_TIME_ZONES, parsed once. */
+  /** HL7_FACILITY_TIME_ZONES and HL7_IGNORE, parsed once: they are read for every message. */
   private facilityZones: Map<string, string> | undefined;
+  private ignoredTypes: ReadonlySet<string> | undefined;
 
   constructor(private readonly config: ConfigService<EnvironmentVariables, true>) {}
 
@@ -319,13 +320,13 @@ export class AppConfig {
 
   /** Message types (`ADT^A29`) and message codes (`DFT`) acknowledged and kept unmapped. */
   get hl7Ignored(): ReadonlySet<string> {
-    const list = this.config.get('HL7_IGNORE', { infer: true }) ?? '';
-    return new Set(
-      list
+    this.ignoredTypes ??= new Set(
+      (this.config.get('HL7_IGNORE', { infer: true }) ?? '')
         .split(',')
         .map((type) => type.trim().toUpperCase())
         .filter(Boolean),
     );
+    return this.ignoredTypes;
   }
 
   /** Where the MLLP listener binds, or undefined when it is off. */
