@@ -577,6 +577,7 @@ describe('HL7 v2 over MLLP', () => {
           'A1',
           `||||||||||||||Booked\rTQ1|||||||202501101000+0100\rNTE|1||Bring your glucose log.` +
             pid +
+            '\rDG1|1||E11.9^Type 2 diabetes mellitus without complications^I10' +
             resources('Room 5'),
         ),
         'AA',
@@ -629,6 +630,8 @@ describe('HL7 v2 over MLLP', () => {
         coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0276', code: 'FOLLOWUP' }],
       },
       serviceType: [{ coding: [{ system: 'http://snomed.info/sct', code: '11429006' }] }],
+      // The booking's diagnosis (DG1), kept by the messages that sent none.
+      reasonCode: [{ coding: [{ system: 'http://hl7.org/fhir/sid/icd-10', code: 'E11.9' }] }],
       comment: 'Bring your glucose log.',
     });
     expect(appointment['minutesDuration']).toBeUndefined();

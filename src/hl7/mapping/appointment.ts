@@ -88,8 +88,8 @@ export interface AppointmentOfSiu {
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 
 /**
- * An SIU message's SCH, with its TQ1, NTE and resource segments (AIS, AIG, AIL, AIP), to an
- * Appointment (v2-to-FHIR SIU_S12, SCH[Appointment] and the AIS, AIG, AIL, AIP maps). Start
+ * An SIU message's SCH, with its TQ1, NTE, DG1 and resource segments (AIS, AIG, AIL, AIP), to
+ * an Appointment (v2-to-FHIR SIU_S12, SCH[Appointment] and the AIS, AIG, AIL, AIP maps). Start
  * and end are instants: a time without a UTC offset is placed in HL7_TIME_ZONE, else not used.
  */
 export function appointmentFromSiu(
@@ -112,6 +112,13 @@ export function appointmentFromSiu(
       .filter((service) => service !== undefined),
   );
   const comment = notesAfter(message, sch);
+  // The diagnoses the appointment is for (SIU's DG1), as its coded reasons.
+  const reasons = unique(
+    message
+      .all('DG1')
+      .map((dg1) => codeableConceptOf(dg1.repetitions(3)[0]))
+      .filter((reason) => reason !== undefined),
+  );
   return {
     identifier: filler ?? placer,
     status: fillerStatus(sch.value(25)),
@@ -137,6 +144,7 @@ export function appointmentFromSiu(
       ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
       ...(services.length > 0 ? { serviceType: services } : {}),
       ...(type ? { appointmentType: type } : {}),
+      ...(reasons.length > 0 ? { reasonCode: reasons } : {}),
       ...(start && end ? { start, end } : {}),
       ...(minutes ? { minutesDuration: minutes } : {}),
       ...(comment ? { comment } : {}),
