@@ -594,11 +594,6 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/**
- * Validates raw environment values. Throws a ConfigError whose message is one line naming the
- * first offending variable, without echoing secret values. `requireKeys: false` is for tools
- * that never touch PHI, such as the migration CLI.
- */
 /** HL7_FACILITY_TIME_ZONES as facility (upper case, as matched) to zone. */
 export function facilityTimeZones(list: string | undefined): Map<string, string> {
   return new Map(
@@ -612,6 +607,11 @@ export function facilityTimeZones(list: string | undefined): Map<string, string>
   );
 }
 
+/**
+ * Validates raw environment values. Throws a ConfigError whose message is one line naming the
+ * first offending variable, without echoing secret values. `requireKeys: false` is for tools
+ * that never touch PHI, such as the migration CLI.
+ */
 export function validateEnv(
   raw: Record<string, unknown>,
   options: { requireKeys: boolean } = { requireKeys: true },
