@@ -426,7 +426,8 @@ export class EnvironmentVariables {
 
   /**
    * Sending facilities whose feeds are in another zone than HL7_TIME_ZONE's, each as its MSH-4
-   * namespace or universal id and its IANA zone: `EAST=America/New_York,2.16.840.1.5=America/Denver`.
+   * namespace or universal id and its IANA zone:
+   * `EAST=America/New_York,2.16.840.1.5=America/Denver`.
    */
   @IsOptional()
   @Matches(/^\s*[^=,\s]+\s*=\s*[^=,\s]+\s*(,\s*[^=,\s]+\s*=\s*[^=,\s]+\s*)*$/, {

@@ -192,7 +192,7 @@ export class Hl7InboundService {
     });
   }
 
-  /** The zone of the sending facility's (MSH-4) times without an offset, if the deployment knows it. */
+  /** The zone of the sending facility's (MSH-4) times without an offset, if one is set. */
   private timeZoneOf(header: DecodedMessage['header']): string | undefined {
     const [namespace = '', universalId = ''] = header.sendingFacility.split(
       header.delimiters.component,
