@@ -1439,6 +1439,42 @@ describe('HL7 v2 over MLLP', () => {
     });
   });
 
+  it("keeps a report's own document (OBX ED, RP) as the report's presentedForm", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oru = (control: string, status: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|HOSP|CV|CV|20250101||ORU^R01|${control}-${tag}|P|2.5`,
+          `PID|1||PDF-${tag}^^^HOSP&2.16.30&ISO^MR||Pdf^Pat`,
+          `OBR|1||R-${tag}^LAB^2.16.30^ISO|24323-8^Metabolic panel^LN|||202501101000+0000||||||||||||||||||${status}`,
+          `OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||${status}`,
+          `OBX|2|ED|PDF^Lab report^L||LAB^AP^PDF^Base64^JVBERi0xLjQK||||||${status}`,
+          `OBX|3|RP|IMG^Images^L||https://pacs.example/study/${tag}^LAB^IM^JPEG||||||${status}`,
+        ].join('\r'),
+      );
+    const sender = await client();
+    await sender.send([oru('E1', 'P'), oru('E2', 'F')]);
+    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.30|R-${tag}`)}`,
+    );
+    const report = found.body.entry[0].resource as Record<string, any>;
+    // The final report replaced the preliminary one: its document once, its one result.
+    expect(report['status']).toBe('final');
+    expect(report['presentedForm']).toEqual([
+      { contentType: 'application/pdf', data: 'JVBERi0xLjQK', title: 'Lab report' },
+      { contentType: 'image/jpeg', url: `https://pacs.example/study/${tag}`, title: 'Images' },
+    ]);
+    expect(report['result']).toHaveLength(1);
+    const results = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=${String(report['subject'].reference)}`,
+    );
+    expect(results.body.entry.map((e: any) => e.resource.code.coding[0].code)).toEqual(['2345-7']);
+  });
+
   it('files OUL^R22 results under the specimen (SPM) their OBRs follow', async () => {
     const tag = randomUUID().slice(0, 8);
     const spm = (id: string) =>

@@ -2,7 +2,12 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { dateTimeOf, type Identifier } from '../mapping/datatypes.js';
+import {
+  attachmentOf,
+  codeableConceptOf,
+  dateTimeOf,
+  type Identifier,
+} from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
 import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
@@ -30,6 +35,18 @@ function observationIdentifier(
     ...(report.system ? { system: report.system } : {}),
     value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
   };
+}
+
+/** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
+function formsOf(obx: V2Segment): Record<string, unknown>[] {
+  const valueType = obx.value(2)?.toUpperCase() ?? '';
+  if (valueType !== 'ED' && valueType !== 'RP') return [];
+  const title = (codeableConceptOf(obx.repetitions(3)[0])?.['text'] as string | undefined) ?? '';
+  return obx
+    .repetitions(5)
+    .map((value) => attachmentOf(valueType, value))
+    .filter((attachment) => attachment?.['data'] || attachment?.['url'])
+    .map((attachment) => ({ ...attachment, ...(title ? { title } : {}) }));
 }
 
 /** A report (OBR, with its ORC) or a specimen's own results, with its OBX (and notes) and SPM. */
@@ -106,7 +123,11 @@ export class ResultMessages {
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};
-      const observations = obx.map(([segment, notes]) => {
+      // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
+      // issued, its presentedForm, rather than an Observation without a value.
+      const presentedForm = obr ? obx.flatMap(([segment]) => formsOf(segment)) : [];
+      const results = obr ? obx.filter(([segment]) => formsOf(segment).length === 0) : obx;
+      const observations = results.map(([segment, notes]) => {
         const observation = {
           ...observationFromObx(segment, patientId, effective, notes),
           ...basedOn,
@@ -126,6 +147,7 @@ export class ResultMessages {
           ...encounter,
           ...(sample ? { specimen: [{ reference: sample }] } : {}),
           ...(result.length > 0 ? { result } : {}),
+          ...(presentedForm.length > 0 ? { presentedForm } : {}),
         };
       if (!reportMatch) {
         // A new report: it and its observations are all new, written together.

@@ -327,3 +327,52 @@ export function annotationsOf(notes: readonly V2Segment[]): { text: string }[] {
     .filter((text): text is string => !!text)
     .map((text) => ({ text }));
 }
+
+/**
+ * An OBX-5 of type ED (encapsulated data: ED-2 and ED-3 the media type, ED-4 the encoding, ED-5
+ * the data) or RP (a reference pointer: RP-1 the URL, RP-3 and RP-4 the media type) as an
+ * Attachment; undefined for other types, or an RP without its URL.
+ */
+export function attachmentOf(
+  valueType: string,
+  value: V2Repetition,
+): Record<string, unknown> | undefined {
+  if (valueType === 'ED') return encapsulated(value);
+  const url = value.value(1);
+  if (valueType !== 'RP' || !url) return undefined;
+  const contentType = mediaType(value.value(3), value.value(4));
+  return { ...(contentType ? { contentType } : {}), url };
+}
+
+function encapsulated(ed: V2Repetition): Record<string, unknown> {
+  const contentType = mediaType(ed.value(2), ed.value(3)) ?? 'application/octet-stream';
+  const data = ed.value(5);
+  if (!data) return { contentType };
+  const encoding = ed.value(4)?.toUpperCase();
+  const bytes =
+    encoding === 'BASE64'
+      ? Buffer.from(data, 'base64')
+      : encoding === 'HEX'
+        ? Buffer.from(data, 'hex')
+        : Buffer.from(data, 'utf8');
+  return { contentType, data: bytes.toString('base64') };
+}
+
+/** Type of referenced data (table 0191) to a MIME top-level type; MIME names pass as they are. */
+const TOP_LEVEL: Record<string, string> = {
+  AP: 'application',
+  AU: 'audio',
+  IM: 'image',
+  TEXT: 'text',
+  TX: 'text',
+  FT: 'text',
+};
+
+/** ED-2/ED-3 or RP-3/RP-4 (`AP^PDF`, or a MIME `application^pdf`) to a media type. */
+function mediaType(
+  type: string | null | undefined,
+  subtype: string | null | undefined,
+): string | undefined {
+  if (!type || !subtype) return undefined;
+  return `${TOP_LEVEL[type.toUpperCase()] ?? type}/${subtype}`.toLowerCase();
+}

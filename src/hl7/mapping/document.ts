@@ -1,5 +1,6 @@
-import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import type { V2Segment } from '../message/v2-message.js';
 import {
+  attachmentOf,
   codeableConceptIn,
   dateTimeOf,
   practitionerOf,
@@ -92,14 +93,9 @@ function contentOf(obx: readonly V2Segment[]): { attachment: Record<string, unkn
     for (const rep of segment.repetitions(5)) {
       if (valueType === 'TX' || valueType === 'FT' || valueType === 'ST') {
         lines.push(rep.value(1) ?? '');
-      } else if (valueType === 'ED') {
-        const attachment = encapsulated(rep);
+      } else {
+        const attachment = attachmentOf(valueType, rep);
         if (attachment) content.push({ attachment });
-      } else if (valueType === 'RP' && rep.value(1)) {
-        const contentType = mediaType(rep.value(3), rep.value(4));
-        content.push({
-          attachment: { ...(contentType ? { contentType } : {}), url: rep.value(1) },
-        });
       }
     }
   }
@@ -112,38 +108,4 @@ function contentOf(obx: readonly V2Segment[]): { attachment: Record<string, unkn
     });
   }
   return content;
-}
-
-/** ED (encapsulated data): ED-2 and ED-3 the media type, ED-4 the encoding, ED-5 the data. */
-function encapsulated(ed: V2Repetition): Record<string, unknown> | undefined {
-  const contentType = mediaType(ed.value(2), ed.value(3)) ?? 'application/octet-stream';
-  const data = ed.value(5);
-  if (!data) return { contentType };
-  const encoding = ed.value(4)?.toUpperCase();
-  const bytes =
-    encoding === 'BASE64'
-      ? Buffer.from(data, 'base64')
-      : encoding === 'HEX'
-        ? Buffer.from(data, 'hex')
-        : Buffer.from(data, 'utf8');
-  return { contentType, data: bytes.toString('base64') };
-}
-
-/** Type of referenced data (table 0191) to a MIME top-level type; MIME names pass as they are. */
-const TOP_LEVEL: Record<string, string> = {
-  AP: 'application',
-  AU: 'audio',
-  IM: 'image',
-  TEXT: 'text',
-  TX: 'text',
-  FT: 'text',
-};
-
-/** ED-2/ED-3 or RP-3/RP-4 (`AP^PDF`, or a MIME `application^pdf`) to a media type. */
-function mediaType(
-  type: string | null | undefined,
-  subtype: string | null | undefined,
-): string | undefined {
-  if (!type || !subtype) return undefined;
-  return `${TOP_LEVEL[type.toUpperCase()] ?? type}/${subtype}`.toLowerCase();
 }
