@@ -345,8 +345,13 @@ describe('HL7 v2 over MLLP', () => {
         ].join('\r'),
       );
     const sender = await client();
-    await sender.send([result('COR-1', 'F', '5.4'), result('COR-2', 'C', '6.1')]);
-    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    // The correction, then the same correction again (a replayed queue, a new control id).
+    await sender.send([
+      result('COR-1', 'F', '5.4'),
+      result('COR-2', 'C', '6.1'),
+      result('COR-3', 'C', '6.1'),
+    ]);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const found = await http(
       'GET',
@@ -356,12 +361,15 @@ describe('HL7 v2 over MLLP', () => {
     expect(found.body.entry[0].resource).toMatchObject({
       status: 'corrected',
       valueQuantity: { value: 6.1 },
+      meta: { versionId: '2' }, // the correction; its replay made no third
     });
     const reports = await http(
       'GET',
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|ORD-77')}`,
     );
     expect(reports.body.entry).toHaveLength(1);
+    // The report's own OBR said the same each time: one version (three before, one per message).
+    expect(reports.body.entry[0].resource.meta.versionId).toBe('1');
   });
 
   it('merges patients on ADT^A40: the prior one is replaced by the survivor, which takes its MRN', async () => {

@@ -16,6 +16,7 @@ import {
   byIdentifier,
   upsert,
   visitOf,
+  writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
@@ -169,10 +170,8 @@ export class ResultMessages {
       }
       const corrected = report(result);
       if (!corrected) continue;
-      await this.fhir.update(HL7_USER, 'DiagnosticReport', reportMatch, {
-        ...corrected,
-        id: reportMatch,
-      });
+      // A report sent again as stored (a replayed queue) makes no new version.
+      await writeOver(this.fhir, 'DiagnosticReport', corrected, reportMatch);
       touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
