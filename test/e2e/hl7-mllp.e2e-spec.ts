@@ -1822,6 +1822,8 @@ describe('HL7 v2 over MLLP', () => {
     const tracked = await encounter();
     expect(tracked['status']).toBe('planned');
     expect(tracked['location'].at(-1).location.display).toBe('5W, room 501, bed A, GHH');
+    // Only the move (A10) changed the visit: the events repeating it made no versions.
+    expect(tracked['meta'].versionId).toBe('2');
     expect(msaOf(await send(adt('A27', '5W^501^A^GHH'))).code).toBe('AA');
     expect((await encounter())['status']).toBe('cancelled');
     // Neither a pending-admission cancellation nor a tracking event makes a visit never seen.

@@ -10,6 +10,7 @@ import {
   knownVisit,
   required,
   without,
+  writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
@@ -99,9 +100,7 @@ export class DocumentMessages {
       ...(related ? { relatesTo: related } : {}),
       content: document.resource['content'] ?? current?.['content'] ?? [notSent],
     };
-    let id = match;
-    if (id) await this.fhir.update(HL7_USER, 'DocumentReference', id, { ...resource, id });
-    else id = (await this.fhir.create(HL7_USER, 'DocumentReference', resource)).id;
+    const id = await writeOver(this.fhir, 'DocumentReference', resource, match);
     touched.entities.push(`DocumentReference/${id}`);
     return touched;
   }

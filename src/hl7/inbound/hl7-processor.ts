@@ -23,7 +23,15 @@ import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
-import { byIdentifier, required, upsert, visitOf, without, type Touched } from './processing.js';
+import {
+  byIdentifier,
+  required,
+  upsert,
+  visitOf,
+  without,
+  writeOver,
+  type Touched,
+} from './processing.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
@@ -276,9 +284,7 @@ export class Hl7Processor {
       ...(cancels ? { status: 'revoked' } : {}),
       ...(reasons.length > 0 ? { reasonReference: reasons } : {}),
     };
-    let id = match;
-    if (id) await this.fhir.update(HL7_USER, 'ServiceRequest', id, { ...body, id });
-    else id = (await this.fhir.create(HL7_USER, 'ServiceRequest', body)).id;
+    const id = await writeOver(this.fhir, 'ServiceRequest', body, match);
     touched.entities.push(`ServiceRequest/${id}`);
     return touched;
   }
@@ -519,15 +525,19 @@ export class Hl7Processor {
       current.resource['location'] as EncounterLocation[] | undefined,
       location,
     );
-    await this.fhir.update(HL7_USER, 'Encounter', match, {
-      ...without(current.resource, 'meta', 'period', 'location'),
-      ...resource,
-      ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
-      ...(Object.keys(period).length > 0 ? { period } : {}),
-      ...(locations.length > 0 ? { location: locations } : {}),
-      id: match,
-    });
-    return match;
+    // An A08 repeating what is stored makes no new version.
+    return writeOver(
+      this.fhir,
+      'Encounter',
+      {
+        ...without(current.resource, 'meta', 'period', 'location'),
+        ...resource,
+        ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
+        ...(Object.keys(period).length > 0 ? { period } : {}),
+        ...(locations.length > 0 ? { location: locations } : {}),
+      },
+      match,
+    );
   }
 }
 
