@@ -7,8 +7,10 @@ import { Hl7ProcessingError, Hl7RejectError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { SegmentContext } from './patient-segments.js';
 import {
+  atInstant,
   byIdentifier,
   codeCriteria,
+  startOf,
   withFollowing,
   writeOver,
   type Touched,
@@ -87,13 +89,10 @@ export class ChargeMessages {
   ): string | undefined {
     const byId = byIdentifier(identifier);
     if (byId) return `${byId}&patient=Patient/${patientId}`;
-    const at =
-      (resource['occurrenceDateTime'] as string | undefined) ??
-      (resource['occurrencePeriod'] as { start: string } | undefined)?.start;
+    const at = startOf(resource, 'occurrence');
     const byCode = codeCriteria('patient', patientId, resource);
     if (!at || !byCode) return undefined;
-    const when = encodeURIComponent(at);
     const visit = encounterId ? `context=Encounter/${encounterId}` : 'context:missing=true';
-    return `${byCode}&occurrence=ge${when}&occurrence=le${when}&${visit}`;
+    return `${byCode}&${atInstant('occurrence', at)}&${visit}`;
   }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { identifierOf, systemOfHd, type Identifier } from '../mapping/datatypes.js';
+import { identifierOf, sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { referralFromRf1 } from '../mapping/referral.js';
@@ -136,10 +136,6 @@ function priorPatients(
     );
   }
   return pairs;
-}
-
-function sameIdentifier(a: Identifier, b: Identifier): boolean {
-  return a.system === b.system && a.value === b.value;
 }
 
 /**

@@ -13,10 +13,12 @@ import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  atInstant,
   byIdentifier,
   codeCriteria,
   conditionCriteria,
   keepListed,
+  startOf,
   upsert,
   withFollowing,
   type Touched,
@@ -168,7 +170,7 @@ export class PatientSegments {
       };
       const byCode = codeCriteria('subject', patientId, observation);
       const at = observation['effectiveDateTime'] as string | undefined;
-      const when = at ? `&date=ge${encodeURIComponent(at)}&date=le${encodeURIComponent(at)}` : '';
+      const when = at ? `&${atInstant('date', at)}` : '';
       // One of no visit is never another visit's: those of a time are many, one per stay.
       const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
       const criteria = byCode && (when || encounterId) ? `${byCode}${when}${visit}` : undefined;
@@ -196,15 +198,11 @@ export class PatientSegments {
       const byId = byIdentifier(procedure.identifier);
       const byCode = codeCriteria('subject', patientId, procedure.resource);
       // The one of that code going on at the time this one started (a time or a period).
-      const at = encodeURIComponent(
-        (procedure.resource['performedDateTime'] as string | undefined) ??
-          (procedure.resource['performedPeriod'] as { start: string } | undefined)?.start ??
-          '',
-      );
+      const at = startOf(procedure.resource, 'performed');
       const criteria = byId
         ? `${byId}&subject=Patient/${patientId}`
         : byCode && at
-          ? `${byCode}&date=ge${at}&date=le${at}`
+          ? `${byCode}&${atInstant('date', at)}`
           : byCode;
       const id = await keepListed(
         this.fhir,

@@ -83,6 +83,23 @@ export function codeCriteria(
 }
 
 /**
+ * When a record happened, as `<element>DateTime` or the start of `<element>Period` (a
+ * procedure's `performed`, a charge's `occurrence`).
+ */
+export function startOf(resource: Record<string, unknown>, element: string): string | undefined {
+  return (
+    (resource[`${element}DateTime`] as string | undefined) ??
+    (resource[`${element}Period`] as { start?: string } | undefined)?.start
+  );
+}
+
+/** A date parameter's criteria for a record of that instant (its range contains it). */
+export function atInstant(param: string, instant: string): string {
+  const at = encodeURIComponent(instant);
+  return `${param}=ge${at}&${param}=le${at}`;
+}
+
+/**
  * The criteria for a patient's Condition of that code in one category: a visit's diagnosis
  * (DG1) and a problem-list entry (PRB) of the same code are two records, never matched as one.
  */

@@ -126,8 +126,9 @@ export class ResultMessages {
       const basedOn = order ? { basedOn: [order] } : {};
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
       // issued, its presentedForm, rather than an Observation without a value.
-      const presentedForm = obr ? obx.flatMap(([segment]) => formsOf(segment)) : [];
-      const results = obr ? obx.filter(([segment]) => formsOf(segment).length === 0) : obx;
+      const forms = obx.map(([segment]) => (obr ? formsOf(segment) : []));
+      const presentedForm = forms.flat();
+      const results = obx.filter((_, i) => forms[i]!.length === 0);
       const observations = results.map(([segment, notes]) => {
         const observation = {
           ...observationFromObx(segment, patientId, effective, notes),

@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
+import { resolveReferences } from '../../fhir/bundle/bundle-entry.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { identifierOf, type Identifier } from '../mapping/datatypes.js';
+import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
@@ -19,21 +20,6 @@ import {
  * results and orders are thousands; more is a task for an operator, not a feed).
  */
 const MAX_MOVED = 10_000;
-
-/** A copy with every reference to `from` (`Patient/1`) made a reference to `to`. */
-function referencesMoved(value: unknown, from: string, to: string): unknown {
-  if (Array.isArray(value)) return value.map((item) => referencesMoved(item, from, to));
-  if (!value || typeof value !== 'object') return value;
-  const moved: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
-    moved[key] = key === 'reference' && item === from ? to : referencesMoved(item, from, to);
-  }
-  return moved;
-}
-
-function sameIdentifier(a: Identifier, b: Identifier): boolean {
-  return a.system === b.system && a.value === b.value;
-}
 
 /** ADT^A45 (a visit moved to another patient), for Hl7Processor, in its transaction. */
 @Injectable()
@@ -105,9 +91,11 @@ export class VisitMoves {
         `The visit has more than ${MAX_MOVED} records: too many to move in one message`,
       );
     }
+    // Every reference to the old patient, wherever it is, as a Bundle's references are resolved.
+    const moved = new Map([[from, to]]);
     for (const { type, id } of records) {
       const current = without((await this.fhir.read(HL7_USER, type, id)).resource, 'meta');
-      const next = referencesMoved(current, from, to) as Record<string, unknown>;
+      const next = resolveReferences(current, moved, `${type}/${id}`) as Record<string, unknown>;
       if (isDeepStrictEqual(next, current)) continue;
       await this.fhir.update(HL7_USER, type, id, next);
       touched.entities.push(`${type}/${id}`);

@@ -16,6 +16,11 @@ export interface Identifier {
   type?: { coding: { system: string; code: string }[] };
 }
 
+/** The same identifier: system and value (its type is what the sender called it). */
+export function sameIdentifier(a: Identifier, b: Identifier): boolean {
+  return a.system === b.system && a.value === b.value;
+}
+
 /** HD (hierarchic designator) to a URI: OID, UUID, URI, or the namespace id under our prefix. */
 export function systemOfHd(
   namespace: V2Value,

@@ -7,6 +7,7 @@ import {
   identifierOf,
   organizationOf,
   practitionerOf,
+  sameIdentifier,
   type Identifier,
 } from './datatypes.js';
 
@@ -109,8 +110,7 @@ export function applyPatient(
   if ('deceasedBoolean' in elements) delete next['deceasedDateTime'];
   const known = (current?.['identifier'] as Identifier[] | undefined) ?? [];
   const added = identifiers.filter(
-    (identifier) =>
-      !known.some((old) => old.system === identifier.system && old.value === identifier.value),
+    (identifier) => !known.some((old) => sameIdentifier(old, identifier)),
   );
   next['identifier'] = [...known, ...added];
   delete next['meta'];
