@@ -76,8 +76,9 @@ export class AuditInterceptor implements NestInterceptor {
   }
 
   private entry(request: FastifyRequest, reply: FastifyReply, scope: AuditScope) {
-    if (scope.primary && scope.primary.version === null) {
-      // A create learns its version when it is stored: the ETag says which.
+    if (scope.primary) {
+      // A write learns its version when it is stored (an update first opened the one before),
+      // an unchanged update keeps the current one: the response's ETag says which.
       const etag = /^W\/"(\d+)"$/.exec(String(reply.getHeader('etag') ?? ''));
       if (etag) scope.primary.version = etag[1]!;
     }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { Parameters } from '@medplum/fhirtypes';
@@ -329,13 +330,17 @@ export class FhirService {
         assertVersionMatches(current, expected);
         const kept = withWriteOnlyKept(resource, previous);
         this.access.assertMayWrite(user, kept, previous);
-        return this.render(kept, id, next);
+        return previous && sameContent(kept, previous)
+          ? { unchanged: true }
+          : this.render(kept, id, next);
       });
       if (!result.row) {
         throw AppError.notFound(`${type} resource not found`);
       }
       const written = stored(result.row);
-      await this.writes.written({ user, resource: written.resource, created: result.created });
+      if (result.changed) {
+        await this.writes.written({ user, resource: written.resource, created: result.created });
+      }
       return { stored: shown(written), created: result.created };
     });
   }
@@ -367,10 +372,14 @@ export class FhirService {
         }
         const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
         this.access.assertMayWrite(user, resource, previous);
-        return this.render(resource, id, next);
+        return sameContent(resource, previous!)
+          ? { unchanged: true }
+          : this.render(resource, id, next);
       });
       const written = stored(result.row!);
-      await this.writes.written({ user, resource: written.resource, created: false });
+      if (result.changed) {
+        await this.writes.written({ user, resource: written.resource, created: false });
+      }
       return shown(written);
     });
   }
@@ -592,6 +601,23 @@ function withServerFields(resource: FhirResource, id: string, next: NextVersion)
     lastUpdated: next.lastUpdated.toISOString(),
   };
   return { ...resource, id, meta };
+}
+
+/**
+ * Whether a write would store what is stored: only the version's id and time would differ. Such
+ * an update or patch (a client syncing, a retried PUT) makes no version, tells no listener and
+ * answers with the current version, as HAPI and Medplum do.
+ */
+function sameContent(resource: FhirResource, current: FhirResource): boolean {
+  return isDeepStrictEqual(withoutVersionMeta(resource), withoutVersionMeta(current));
+}
+
+function withoutVersionMeta(resource: FhirResource): FhirResource {
+  const { meta, ...rest } = resource;
+  const kept = { ...meta };
+  delete kept.versionId;
+  delete kept.lastUpdated;
+  return Object.keys(kept).length > 0 ? { ...rest, meta: kept } : rest;
 }
 
 function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {

@@ -24,6 +24,11 @@ export interface RenderedVersion {
 /** What a write decides, given the current row: new content, a deletion, or nothing to write. */
 export type VersionDecision = RenderedVersion | { deleted: true } | { unchanged: true };
 
+/** The row a write leaves current (none when there was none to keep), and whether it wrote one. */
+export type WriteResult =
+  | { row: ResourceEntity; created: boolean; changed: boolean }
+  | { row: null; created: false; changed: false };
+
 export interface HistoryPage {
   rows: ResourceHistoryEntity[];
   total: number;
@@ -169,7 +174,7 @@ export class ResourceRepository {
       current: ResourceEntity | null,
       next: NextVersion,
     ) => VersionDecision | Promise<VersionDecision>,
-  ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
+  ): Promise<WriteResult> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.unitOfWork.run((manager) =>
@@ -279,7 +284,7 @@ export class ResourceRepository {
       current: ResourceEntity | null,
       next: NextVersion,
     ) => VersionDecision | Promise<VersionDecision>,
-  ): Promise<{ row: ResourceEntity; created: boolean } | { row: null; created: false }> {
+  ): Promise<WriteResult> {
     const current = await manager.findOne(ResourceEntity, {
       where: { resourceType, id },
       lock: { mode: 'pessimistic_write' },
@@ -287,7 +292,9 @@ export class ResourceRepository {
     const next = { versionId: (current?.versionId ?? 0) + 1, lastUpdated: new Date() };
     const decision = await decide(current, next);
     if ('unchanged' in decision) {
-      return current ? { row: current, created: false } : { row: null, created: false };
+      return current
+        ? { row: current, created: false, changed: false }
+        : { row: null, created: false, changed: false };
     }
     const content = 'content' in decision ? decision.content : null;
     const row = { resourceType, id, ...next, deleted: content === null, content };
@@ -307,6 +314,7 @@ export class ResourceRepository {
     return {
       row: manager.create(ResourceEntity, row),
       created: current === null || current.deleted,
+      changed: true,
     };
   }
 

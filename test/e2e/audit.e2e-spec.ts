@@ -150,6 +150,29 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     }
   });
 
+  it('records the version a write leaves current, and no new one for an unchanged update', async () => {
+    const created = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body;
+    const id = created.id as string;
+    const changed = { ...created, gender: created.gender === 'male' ? 'female' : 'male' };
+    const updated = await audited(doctor, 'PUT', `${fhir}/Patient/${id}`, { body: changed });
+    expect(updated.status).toBe(200);
+    expect(updated.body.meta.versionId).toBe('2');
+    expect(updated.rows).toMatchObject([{ action: 'update', resource_version: '2' }]);
+
+    // Sent back as read (its meta naming version 2): stored as it is, so version 2 stays.
+    const again = await audited(doctor, 'PUT', `${fhir}/Patient/${id}`, { body: updated.body });
+    expect(again.status).toBe(200);
+    expect(again.body.meta).toEqual(updated.body.meta);
+    expect(again.rows).toMatchObject([{ action: 'update', resource_version: '2' }]);
+
+    const patched = await audited(doctor, 'PATCH', `${fhir}/Patient/${id}`, {
+      body: [{ op: 'replace', path: '/gender', value: created.gender }],
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.rows).toMatchObject([{ action: 'patch', resource_version: '3' }]);
+  });
+
   it('records searches with every patient in the results and parameter names only', async () => {
     const family = `Zyx${randomUUID().slice(0, 6)}`;
     const first = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient({ family }) })).body

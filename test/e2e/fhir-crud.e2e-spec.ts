@@ -211,6 +211,63 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/Patient/${id}/_history/two`)).status).toBe(404);
   });
 
+  it('makes no version for an update or patch that changes nothing, and answers the current one', async () => {
+    const { id, body } = await createPatient();
+    const expectVersion = async (version: string, res: HttpResult): Promise<void> => {
+      expect(res.status).toBe(200);
+      expect(res.headers.get('etag')).toBe(`W/"${version}"`);
+      expect(res.body.meta?.versionId ?? version).toBe(version);
+    };
+    // As read back (meta and all), without meta, with a made-up version and time in meta.
+    await expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body }));
+    const { meta: _meta, ...bare } = body;
+    const sameAgain = await http('PUT', `${fhir}/Patient/${id}`, { body: bare });
+    await expectVersion('1', sameAgain);
+    expect(sameAgain.body.meta).toEqual(body.meta);
+    expect(sameAgain.headers.get('last-modified')).toBe(
+      new Date(body.meta.lastUpdated).toUTCString(),
+    );
+    const staleMeta = { ...body, meta: { versionId: '7', lastUpdated: '2001-01-01T00:00:00Z' } };
+    await expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body: staleMeta }));
+    await expectVersion(
+      '1',
+      await http('PUT', `${fhir}/Patient?_id=${id}`, {
+        body: bare,
+        headers: { 'if-match': 'W/"1"' },
+      }),
+    );
+    const onlyTests = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'test', path: '/gender', value: body.gender }],
+    });
+    await expectVersion('1', onlyTests);
+    const batch = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ resource: bare, request: { method: 'PUT', url: `Patient/${id}` } }],
+      },
+    });
+    expect(batch.body.entry[0].response).toMatchObject({ status: '200 OK', etag: 'W/"1"' });
+    // An unchanged update still answers to If-Match.
+    const stale = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: bare,
+      headers: { 'if-match': 'W/"2"' },
+    });
+    expect(stale.status).toBe(412);
+    const history = await http('GET', `${fhir}/Patient/${id}/_history`);
+    expect(history.body.total).toBe(1);
+
+    // meta beyond the version's id and time is content: a tag makes a version.
+    const tag = { system: 'http://example.org/tags', code: 'reviewed' };
+    const tagged = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: { ...bare, meta: { tag: [tag] } },
+    });
+    await expectVersion('2', tagged);
+    await expectVersion('2', await http('PUT', `${fhir}/Patient/${id}`, { body: tagged.body }));
+    await expectVersion('3', await http('PUT', `${fhir}/Patient/${id}`, { body: bare }));
+  });
+
   it('says an operation it does not offer is not offered, rather than a bad id', async () => {
     const everything = await http('GET', `${fhir}/Patient/$everything`);
     expect(everything.status).toBe(400);
@@ -514,7 +571,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const { id, body } = await createPatient();
     for (let i = 0; i < 3; i++) {
       const res = await http('PUT', `${fhir}/Patient/${id}`, {
-        body: { ...body, active: i % 2 === 0 },
+        body: { ...body, active: i % 2 === 1 },
       });
       expect(res.status).toBe(200);
     }

@@ -95,6 +95,11 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       body: { ...patient('Smith|Jones^Co'), id, gender: 'female' },
     });
     expect(updated.status).toBe(200);
+    // The same content again is no change, so there is nothing to tell the receivers.
+    const unchanged = await api('PUT', `${testApp.url}/fhir/Patient/${id}`, {
+      body: updated.body,
+    });
+    expect(unchanged.headers.get('etag')).toBe('W/"2"');
 
     const rows = await settled(id);
     expect(rows.map((row) => [row.message_type, row.status, row.ack_code])).toEqual([
