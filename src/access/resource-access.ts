@@ -70,6 +70,7 @@ export class ResourceAccess {
     if (!isRestricted(resource) && !(context !== undefined && isRestricted(context))) {
       return;
     }
+    if (user.internal) return;
     const grant = await this.breakGlass.active(user.id, patients);
     if (!grant) {
       throw AppError.of(
@@ -100,6 +101,23 @@ export class ResourceAccess {
     if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
       throw AppError.forbidden('Changing meta.security needs the security:label permission');
     }
+  }
+
+  /**
+   * What an internal account (the HL7 feed) writes over a record keeps the record's security
+   * labels: it neither sets nor clears them, and its senders know nothing of them.
+   */
+  withLabelsKept(
+    user: AuthenticatedUser,
+    next: FhirResource,
+    current?: FhirResource,
+  ): FhirResource {
+    if (!user.internal || labelKey(next) === labelKey(current)) return next;
+    const meta: Record<string, unknown> = { ...next.meta };
+    const labels = securityLabels(current);
+    if (labels.length > 0) meta['security'] = labels;
+    else delete meta['security'];
+    return { ...next, meta };
   }
 
   /**

@@ -21,6 +21,11 @@ export interface AuthenticatedUser {
   clientId?: string;
   /** When the presented token expires (seconds since the epoch). */
   expiresAt?: number;
+  /**
+   * An account of this process that no token can name (the HL7 feed's): it writes what its
+   * senders send onto restricted records as well, and shows no one what it reads.
+   */
+  internal?: true;
 }
 
 /** How recent an MFA must be for step-up operations (user administration). */

@@ -328,7 +328,11 @@ export class FhirService {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
-        const kept = withWriteOnlyKept(resource, previous);
+        const kept = this.access.withLabelsKept(
+          user,
+          withWriteOnlyKept(resource, previous),
+          previous,
+        );
         this.access.assertMayWrite(user, kept, previous);
         return previous && sameContent(kept, previous)
           ? { unchanged: true }

@@ -7,4 +7,7 @@ export const HL7_USER: AuthenticatedUser = {
   roles: ['integration'],
   amr: [],
   authTime: 0,
+  // A lab result or an address change for a restricted patient must not be refused (AE) until
+  // someone breaks the glass: the feed discloses nothing, and its message is audited.
+  internal: true,
 };

@@ -4,6 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataSource } from 'typeorm';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
@@ -370,6 +372,63 @@ describe('HL7 v2 over MLLP', () => {
     expect(reports.body.entry).toHaveLength(1);
     // The report's own OBR said the same each time: one version (three before, one per message).
     expect(reports.body.entry[0].resource.meta.versionId).toBe('1');
+  });
+
+  it("keeps a restricted patient's feed: updates and results are taken, the label stays", async () => {
+    const adt = (event: string, control: string, street: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|NORTH|CV|HOSP|20240101||ADT^${event}|${control}|P|2.5.1`,
+          `EVN|${event}|20240101`,
+          `PID|1||VIP-1^^^NORTH&2.16.840.1.8&ISO^MR||Private^Pat||19800101|F|||${street}^^Town^^12345`,
+          'PV1|1|O',
+        ].join('\r'),
+      );
+    const sender = await client();
+    await sender.send([adt('A28', 'VIP-1', '1 Main St')]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byMrn = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|VIP-1')}`;
+    const patient = (await http('GET', byMrn)).body.entry[0].resource;
+    const restricted = {
+      system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+      code: 'R',
+    };
+    const labelled = await http('PUT', `${testApp.url}/fhir/Patient/${patient.id}`, {
+      body: { ...patient, meta: { security: [restricted] } },
+    });
+    expect(labelled.body.meta.versionId).toBe('2');
+
+    // An address change (then sent again), and a result: no one broke the glass, and none is AE.
+    await sender.send([
+      adt('A08', 'VIP-2', '2 New St'),
+      adt('A08', 'VIP-3', '2 New St'),
+      Buffer.from(
+        [
+          'MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|VIP-4|P|2.5.1',
+          'PID|1||VIP-1^^^NORTH&2.16.840.1.8&ISO^MR||Private^Pat',
+          'OBR|1||VIP-ORD^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000',
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      ),
+    ]);
+    expect((await sender.waitForAcks(4)).slice(1).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const read = await http('GET', `${testApp.url}/fhir/Patient/${patient.id}`);
+    expect(read.status).toBe(403);
+    expect(read.body.issue[0].diagnostics).toMatch(/break-glass/);
+    const stored = (await testApp.app.get(FhirService).read(HL7_USER, 'Patient', patient.id))
+      .resource as any;
+    expect(stored.meta).toMatchObject({ versionId: '3', security: [restricted] });
+    expect(stored.address[0].line).toEqual(['2 New St']);
+    const results = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=Patient/${patient.id}`,
+    );
+    expect(results.body.entry.map((e: any) => e.resource.valueQuantity.value)).toEqual([5.4]);
   });
 
   it('merges patients on ADT^A40: the prior one is replaced by the survivor, which takes its MRN', async () => {
