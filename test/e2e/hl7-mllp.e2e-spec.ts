@@ -1122,7 +1122,11 @@ describe('HL7 v2 over MLLP', () => {
       }
       // ...while this session, holding the Patient, asks for the message's row: PostgreSQL rolls
       // the message's transaction back (it waited first), and the service runs it again, which
-      // waits here until this session lets go.
+      // waits here until this session lets go. Each waiter checks for a deadlock once, a second
+      // (deadlock_timeout) after it began to wait: asking 300 ms after the message began keeps
+      // the message's check first even on a loaded machine, where timers fire late (asking 50 ms
+      // after, this session was once the one rolled back).
+      await new Promise((resolve) => setTimeout(resolve, 300));
       await other.query('SELECT 1 FROM hl7_message WHERE id = $1 FOR UPDATE', [message.id]);
       await other.rollbackTransaction();
       const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
