@@ -1,8 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
-import fastJsonPatch, { type Operation } from 'fast-json-patch';
-import type { Parameters } from '@medplum/fhirtypes';
 import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
@@ -12,13 +9,11 @@ import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { SecurityContexts } from './security-contexts.js';
-import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 import {
   isValidId,
   type FhirResource,
   type HistoryListParams,
   type HistoryParams,
-  type ResourceVersion,
   type StoredResource,
 } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
@@ -34,7 +29,18 @@ import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
-import { withWriteOnlyKept, withoutWriteOnly } from './write-only-elements.js';
+import { applyPatch, checkPatch } from './patch-body.js';
+import {
+  assertVersionMatches,
+  parseContent,
+  parseIfMatch,
+  sameContent,
+  shown,
+  stored,
+  toVersion,
+  withServerFields,
+} from './resource-versions.js';
+import { withWriteOnlyKept } from './write-only-elements.js';
 
 /** A create that passed FhirService.checkCreate, ready to be written. */
 export interface CheckedCreate {
@@ -584,123 +590,5 @@ export class FhirService {
       );
     }
     return resource;
-  }
-}
-
-function toVersion(row: ResourceHistoryEntity): ResourceVersion {
-  return {
-    resourceType: row.resourceType,
-    id: row.id,
-    versionId: row.versionId,
-    lastUpdated: row.lastUpdated,
-    resource: row.deleted ? undefined : withoutWriteOnly(parseContent(row)),
-  };
-}
-
-/** The stored resource: the client's resource with the server's id and meta. */
-function withServerFields(resource: FhirResource, id: string, next: NextVersion): FhirResource {
-  const meta = {
-    ...(resource.meta ?? {}),
-    versionId: String(next.versionId),
-    lastUpdated: next.lastUpdated.toISOString(),
-  };
-  return { ...resource, id, meta };
-}
-
-/**
- * Whether a write would store what is stored: only the version's id and time would differ. Such
- * an update or patch (a client syncing, a retried PUT) makes no version, tells no listener and
- * answers with the current version, as HAPI and Medplum do.
- */
-function sameContent(resource: FhirResource, current: FhirResource): boolean {
-  return isDeepStrictEqual(withoutVersionMeta(resource), withoutVersionMeta(current));
-}
-
-function withoutVersionMeta(resource: FhirResource): FhirResource {
-  const { meta, ...rest } = resource;
-  const kept = { ...meta };
-  delete kept.versionId;
-  delete kept.lastUpdated;
-  return Object.keys(kept).length > 0 ? { ...rest, meta: kept } : rest;
-}
-
-function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {
-  return JSON.parse(row.content as string) as FhirResource;
-}
-
-/** A stored resource as a response shows it (write-only values masked). */
-function shown(result: StoredResource): StoredResource {
-  return { ...result, resource: withoutWriteOnly(result.resource) };
-}
-
-/** A stored resource as it is, for the write's listeners and checks: never sent as is. */
-function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResource {
-  return {
-    resourceType: row.resourceType,
-    id: row.id,
-    versionId: row.versionId,
-    lastUpdated: row.lastUpdated,
-    resource: parseContent(row),
-  };
-}
-
-/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3. A malformed header can never match. */
-function parseIfMatch(header: string | undefined): number | undefined {
-  if (header === undefined) {
-    return undefined;
-  }
-  const match = /^\s*(?:W\/)?"?(\d{1,10})"?\s*$/.exec(header);
-  if (!match) {
-    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1"');
-  }
-  return Number(match[1]);
-}
-
-function assertVersionMatches(current: ResourceEntity | null, expected: number | undefined): void {
-  if (expected !== undefined && (!current || current.versionId !== expected)) {
-    throw AppError.preconditionFailed('If-Match does not match the current version');
-  }
-}
-
-/** A PATCH body: a JSON Patch (an array of operations) or a FHIRPath Patch (Parameters). */
-type PatchBody = Operation[] | Parameters;
-
-function checkPatch(body: unknown): PatchBody {
-  if (isFhirPathPatch(body)) {
-    return body;
-  }
-  if (!Array.isArray(body)) {
-    throw AppError.of(
-      400,
-      'structure',
-      'A patch is a JSON Patch (an array of operations, application/json-patch+json) or a FHIRPath Patch (a Parameters resource, application/fhir+json)',
-    );
-  }
-  const problem = fastJsonPatch.validate(body as Operation[]);
-  if (problem) {
-    throw AppError.of(
-      400,
-      'structure',
-      `JSON Patch operation ${problem.index} is invalid (${problem.name})`,
-    );
-  }
-  return body as Operation[];
-}
-
-function applyPatch(document: FhirResource, patch: PatchBody): FhirResource {
-  if (!Array.isArray(patch)) {
-    return applyFhirPathPatch(document, patch);
-  }
-  const operations = patch;
-  try {
-    return fastJsonPatch.applyPatch(document, operations, true, false).newDocument;
-  } catch (error) {
-    // Messages name the operation, never the values it carried (they can be PHI).
-    const { index, name } = error as { index?: number; name?: string };
-    const operation =
-      index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
-    throw name === 'TEST_OPERATION_FAILED'
-      ? AppError.preconditionFailed(`${operation} (test) failed`)
-      : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
   }
 }

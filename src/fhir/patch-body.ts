@@ -1,0 +1,48 @@
+import fastJsonPatch, { type Operation } from 'fast-json-patch';
+import type { Parameters } from '@medplum/fhirtypes';
+import { AppError } from '../common/errors/app-error.js';
+import type { FhirResource } from './fhir-types.js';
+import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
+
+/** A PATCH body: a JSON Patch (an array of operations) or a FHIRPath Patch (Parameters). */
+export type PatchBody = Operation[] | Parameters;
+
+export function checkPatch(body: unknown): PatchBody {
+  if (isFhirPathPatch(body)) {
+    return body;
+  }
+  if (!Array.isArray(body)) {
+    throw AppError.of(
+      400,
+      'structure',
+      'A patch is a JSON Patch (an array of operations, application/json-patch+json) or a FHIRPath Patch (a Parameters resource, application/fhir+json)',
+    );
+  }
+  const problem = fastJsonPatch.validate(body as Operation[]);
+  if (problem) {
+    throw AppError.of(
+      400,
+      'structure',
+      `JSON Patch operation ${problem.index} is invalid (${problem.name})`,
+    );
+  }
+  return body as Operation[];
+}
+
+export function applyPatch(document: FhirResource, patch: PatchBody): FhirResource {
+  if (!Array.isArray(patch)) {
+    return applyFhirPathPatch(document, patch);
+  }
+  const operations = patch;
+  try {
+    return fastJsonPatch.applyPatch(document, operations, true, false).newDocument;
+  } catch (error) {
+    // Messages name the operation, never the values it carried (they can be PHI).
+    const { index, name } = error as { index?: number; name?: string };
+    const operation =
+      index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
+    throw name === 'TEST_OPERATION_FAILED'
+      ? AppError.preconditionFailed(`${operation} (test) failed`)
+      : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
+  }
+}

@@ -1,0 +1,95 @@
+import { isDeepStrictEqual } from 'node:util';
+import { AppError } from '../common/errors/app-error.js';
+import type { FhirResource, ResourceVersion, StoredResource } from './fhir-types.js';
+import type { ResourceHistoryEntity } from './resource-history.entity.js';
+import type { ResourceEntity } from './resource.entity.js';
+import type { NextVersion } from './resource.repository.js';
+import { withoutWriteOnly } from './write-only-elements.js';
+
+/*
+ * Stored versions as FhirService reads and writes them: the content with the server's fields,
+ * as shown or kept, and how a write is compared with the current version.
+ */
+
+/** A history entry: a deletion has no resource. */
+export function toVersion(row: ResourceHistoryEntity): ResourceVersion {
+  return {
+    resourceType: row.resourceType,
+    id: row.id,
+    versionId: row.versionId,
+    lastUpdated: row.lastUpdated,
+    resource: row.deleted ? undefined : withoutWriteOnly(parseContent(row)),
+  };
+}
+
+/** The stored resource: the client's resource with the server's id and meta. */
+export function withServerFields(
+  resource: FhirResource,
+  id: string,
+  next: NextVersion,
+): FhirResource {
+  const meta = {
+    ...(resource.meta ?? {}),
+    versionId: String(next.versionId),
+    lastUpdated: next.lastUpdated.toISOString(),
+  };
+  return { ...resource, id, meta };
+}
+
+/**
+ * Whether a write would store what is stored: only the version's id and time would differ. Such
+ * an update or patch (a client syncing, a retried PUT) makes no version, tells no listener and
+ * answers with the current version, as HAPI and Medplum do.
+ */
+export function sameContent(resource: FhirResource, current: FhirResource): boolean {
+  return isDeepStrictEqual(withoutVersionMeta(resource), withoutVersionMeta(current));
+}
+
+function withoutVersionMeta(resource: FhirResource): FhirResource {
+  const { meta, ...rest } = resource;
+  const kept = { ...meta };
+  delete kept.versionId;
+  delete kept.lastUpdated;
+  return Object.keys(kept).length > 0 ? { ...rest, meta: kept } : rest;
+}
+
+export function parseContent(row: Pick<ResourceEntity, 'content'>): FhirResource {
+  return JSON.parse(row.content as string) as FhirResource;
+}
+
+/** A stored resource as a response shows it (write-only values masked). */
+export function shown(result: StoredResource): StoredResource {
+  return { ...result, resource: withoutWriteOnly(result.resource) };
+}
+
+/** A stored resource as it is, for the write's listeners and checks: never sent as is. */
+export function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResource {
+  return {
+    resourceType: row.resourceType,
+    id: row.id,
+    versionId: row.versionId,
+    lastUpdated: row.lastUpdated,
+    resource: parseContent(row),
+  };
+}
+
+/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3. A malformed header can never match. */
+export function parseIfMatch(header: string | undefined): number | undefined {
+  if (header === undefined) {
+    return undefined;
+  }
+  const match = /^\s*(?:W\/)?"?(\d{1,10})"?\s*$/.exec(header);
+  if (!match) {
+    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1"');
+  }
+  return Number(match[1]);
+}
+
+export function assertVersionMatches(
+  current: ResourceEntity | null,
+  expected: number | undefined,
+): void {
+  if (expected !== undefined && (!current || current.versionId !== expected)) {
+    throw AppError.preconditionFailed('If-Match does not match the current version');
+  }
+}
