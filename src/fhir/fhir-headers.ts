@@ -54,7 +54,9 @@ export function sendStored(
         {
           severity: 'information',
           code: 'informational',
-          diagnostics: `${stored.resourceType} version ${stored.versionId} stored`,
+          diagnostics: stored.unchanged
+            ? `${stored.resourceType} version ${stored.versionId} kept: the content sent is the content stored`
+            : `${stored.resourceType} version ${stored.versionId} stored`,
         },
       ]);
     case 'representation':

@@ -13,6 +13,8 @@ export interface StoredResource {
   versionId: number;
   lastUpdated: Date;
   resource: FhirResource;
+  /** An update or patch that stored nothing new: this is the version it found current. */
+  unchanged?: true;
 }
 
 /** One version as listed in a history Bundle; no resource for a deletion. */

@@ -348,9 +348,9 @@ export class FhirService {
         throw AppError.notFound(`${type} resource not found`);
       }
       const written = stored(result.row);
-      if (result.changed) {
-        await this.writes.written({ user, resource: written.resource, created: result.created });
-      }
+      if (!result.changed)
+        return { stored: { ...shown(written), unchanged: true }, created: false };
+      await this.writes.written({ user, resource: written.resource, created: result.created });
       return { stored: shown(written), created: result.created };
     });
   }
@@ -387,9 +387,8 @@ export class FhirService {
           : this.render(resource, id, next);
       });
       const written = stored(result.row!);
-      if (result.changed) {
-        await this.writes.written({ user, resource: written.resource, created: false });
-      }
+      if (!result.changed) return { ...shown(written), unchanged: true };
+      await this.writes.written({ user, resource: written.resource, created: false });
       return shown(written);
     });
   }

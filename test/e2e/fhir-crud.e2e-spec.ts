@@ -227,6 +227,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(sameAgain.headers.get('last-modified')).toBe(
       new Date(body.meta.lastUpdated).toUTCString(),
     );
+    const told = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: bare,
+      headers: { prefer: 'return=OperationOutcome' },
+    });
+    await expectVersion('1', told);
+    expect(told.body.issue[0].diagnostics).toBe(
+      'Patient version 1 kept: the content sent is the content stored',
+    );
     const staleMeta = { ...body, meta: { versionId: '7', lastUpdated: '2001-01-01T00:00:00Z' } };
     await expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body: staleMeta }));
     await expectVersion(
