@@ -374,6 +374,64 @@ describe('HL7 v2 over MLLP', () => {
     expect(reports.body.entry[0].resource.meta.versionId).toBe('1');
   });
 
+  it('knows a report without a number again by its code and time, and its results by code and order', async () => {
+    const vitals = (control: string, secondRate: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
+          'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
+          'OBR|1|||85353-1^Vital signs panel^LN|||202401010830+0000',
+          'OBX|1|NM|8867-4^Heart rate^LN|1|72|/min^^UCUM|||||F',
+          `OBX|2|NM|8867-4^Heart rate^LN|2|${secondRate}|/min^^UCUM|||||F`,
+          'OBX|3|NM|8310-5^Body temperature^LN||37.1|Cel^^UCUM|||||F',
+          // A day without a time of day tells no two reports apart: filed each time.
+          'OBR|2|||8302-2^Body height^LN|||20240101',
+          'OBX|1|NM|8302-2^Body height^LN||178|cm^^UCUM|||||F',
+        ].join('\r'),
+      );
+    const sender = await client();
+    // The monitor's queue sent again under new control ids, one rate corrected.
+    await sender.send([vitals('NUM-1', '75'), vitals('NUM-2', '76'), vitals('NUM-3', '76')]);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patient = (
+      await http(
+        'GET',
+        `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.840.1.9|NUM-0')}`,
+      )
+    ).body.entry[0].resource.id as string;
+    const reports = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?subject=Patient/${patient}&code=85353-1`,
+    );
+    expect(reports.body.entry).toHaveLength(1);
+    const panel = reports.body.entry[0].resource;
+    expect(panel.meta.versionId).toBe('1'); // the same three results each time
+    const results = await Promise.all(
+      panel.result.map(
+        async ({ reference }: { reference: string }) =>
+          (await http('GET', `${testApp.url}/fhir/${reference}`)).body,
+      ),
+    );
+    expect(
+      results.map((r: any) => [r.code.coding[0].code, r.valueQuantity.value, r.meta.versionId]),
+    ).toEqual([
+      ['8867-4', 72, '1'],
+      ['8867-4', 76, '2'],
+      ['8310-5', 37.1, '1'],
+    ]);
+    const rates = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=Patient/${patient}&code=8867-4`,
+    );
+    expect(rates.body.entry).toHaveLength(2);
+    const heights = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?subject=Patient/${patient}&code=8302-2`,
+    );
+    expect(heights.body.entry).toHaveLength(3);
+  });
+
   it("keeps a restricted patient's feed: updates and results are taken, the label stays", async () => {
     const adt = (event: string, control: string, street: string) =>
       Buffer.from(

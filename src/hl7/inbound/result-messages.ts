@@ -13,7 +13,9 @@ import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  atInstant,
   byIdentifier,
+  codeCriteria,
   upsert,
   visitOf,
   writeOver,
@@ -36,6 +38,30 @@ function observationIdentifier(
     ...(report.system ? { system: report.system } : {}),
     value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
   };
+}
+
+/**
+ * A report that has no number (OBR-3, OBR-2), as point-of-care devices and some labs send them:
+ * known again by the patient, its code and the instant of OBR-7, so that the same results sent
+ * again (a resent queue, under new control ids) are not filed twice. Without a time of day, or
+ * a coded OBR-4, nothing tells two such reports apart: each is a new one.
+ */
+function unnumberedReport(
+  obr: V2Segment,
+  patientId: string,
+  effective: string | undefined,
+): string | undefined {
+  const byCode = codeCriteria('subject', patientId, reportFromObr(obr, patientId, undefined));
+  return byCode && effective?.includes('T')
+    ? `${byCode}&${atInstant('date', effective)}`
+    : undefined;
+}
+
+/** A resource's code as one string: its first coding, else its text. */
+function codeKey(resource: Record<string, unknown>): string {
+  const code = resource['code'] as { coding?: { system?: string; code?: string }[]; text?: string };
+  const coding = code?.coding?.[0];
+  return coding ? `${coding.system ?? ''}|${coding.code ?? ''}` : `text:${code?.text ?? ''}`;
 }
 
 /** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
@@ -115,13 +141,14 @@ export class ResultMessages {
       const reportIdentifier = obr
         ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
         : undefined;
-      const reportCriteria = byIdentifier(reportIdentifier);
+      const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
+      const reportCriteria =
+        byIdentifier(reportIdentifier) ?? (obr && unnumberedReport(obr, patientId, effective));
       // The report's lock covers its observations, whose identifiers derive from its own: a new
       // report's observations cannot exist yet and are created without a lookup each.
       const reportMatch = reportCriteria
         ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
-      const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
@@ -164,8 +191,11 @@ export class ResultMessages {
         continue;
       }
       const result: { reference: string }[] = [];
+      const unnumbered = reportIdentifier ? undefined : await this.resultsByCode(reportMatch);
       for (const { identifier, body } of observations) {
-        const id = await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
+        const id = unnumbered
+          ? await writeOver(this.fhir, 'Observation', body, unnumbered.get(codeKey(body))?.shift())
+          : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
@@ -176,6 +206,24 @@ export class ResultMessages {
       touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
+  }
+
+  /**
+   * The results of a report without a number, by code, in the report's order: the n-th OBX of
+   * a code in a message sent again is the n-th result of that code (a device sends one code
+   * several times, told apart by OBX-4 sub-ids that nothing stores without a report number).
+   */
+  private async resultsByCode(reportId: string): Promise<Map<string, string[]>> {
+    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
+    const byCode = new Map<string, string[]>();
+    for (const { reference } of (report['result'] as { reference?: string }[] | undefined) ?? []) {
+      const id = /^Observation\/([^/]+)$/.exec(reference ?? '')?.[1];
+      if (!id) continue;
+      const observation = await this.fhir.read(HL7_USER, 'Observation', id);
+      const key = codeKey(observation.resource);
+      byCode.set(key, [...(byCode.get(key) ?? []), id]);
+    }
+    return byCode;
   }
 
   /**
