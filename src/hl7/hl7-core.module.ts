@@ -14,6 +14,8 @@ import { Places } from './inbound/places.js';
 import { ProblemMessages } from './inbound/problem-messages.js';
 import { ResultMessages } from './inbound/result-messages.js';
 import { VisitMoves } from './inbound/visit-moves.js';
+import { MessagePatients } from './inbound/message-patients.js';
+import { PatientMerges } from './inbound/patient-merges.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
@@ -33,6 +35,8 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     PharmacyMessages,
     ChargeMessages,
     VisitMoves,
+    MessagePatients,
+    PatientMerges,
     ResultMessages,
     PatientSegments,
     Places,

@@ -1,10 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { isDeepStrictEqual } from 'node:util';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { identifierOf, sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import {
   encounterFromPv1,
@@ -23,6 +20,8 @@ import { Places } from './places.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
+import { MessagePatients, senderSystem } from './message-patients.js';
+import { PatientMerges } from './patient-merges.js';
 import {
   byIdentifier,
   required,
@@ -93,51 +92,6 @@ const BAR_EVENTS: ReadonlySet<string> = new Set(['P01', 'P05', 'P12']);
 /** A referral (REF^I12), its change (I13) and its cancellation (I14). */
 const REF_EVENTS: ReadonlySet<string> = new Set(['I12', 'I13', 'I14']);
 
-/** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
-function senderSystem(message: V2Message): string | undefined {
-  const msh = message.first('MSH')!;
-  return (
-    systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
-    systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
-  );
-}
-
-/**
- * The PID and MRG pairs of a merge or an identifier change, with MRG-1's identifiers (the prior
- * or wrong ones) and the criteria finding the patient they name.
- */
-function priorPatients(
-  message: V2Message,
-  sender: string | undefined,
-  what: 'a merge' | 'an identifier change',
-): { pid: V2Segment; priorIdentifiers: Identifier[]; criteria: string }[] {
-  const segments = message.segments();
-  const pairs = [];
-  for (const [i, pid] of segments.entries()) {
-    if (pid.name !== 'PID') continue;
-    const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
-    if (!mrg) {
-      throw new Hl7ProcessingError('100', `Each PID of ${what} needs the MRG segment after it`);
-    }
-    const priorIdentifiers = mrg
-      .repetitions(1)
-      .map((cx) => identifierOf(cx, sender))
-      .filter((identifier): identifier is Identifier => identifier !== undefined);
-    const criteria = identifierCriteria(priorIdentifiers);
-    if (!criteria) {
-      throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
-    }
-    pairs.push({ pid, priorIdentifiers, criteria });
-  }
-  if (pairs.length === 0) {
-    throw new Hl7ProcessingError(
-      '100',
-      `${what[0]!.toUpperCase()}${what.slice(1)} needs a PID segment`,
-    );
-  }
-  return pairs;
-}
-
 /**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
@@ -156,6 +110,8 @@ export class Hl7Processor {
     private readonly charges: ChargeMessages,
     private readonly visitMoves: VisitMoves,
     private readonly results: ResultMessages,
+    private readonly patients: MessagePatients,
+    private readonly merges: PatientMerges,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -164,10 +120,10 @@ export class Hl7Processor {
       if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      if (header.triggerEvent === 'A40') return this.merge(message);
-      if (header.triggerEvent === 'A47') return this.changeIdentifiers(message);
+      if (header.triggerEvent === 'A40') return this.merges.merge(message);
+      if (header.triggerEvent === 'A47') return this.merges.changeIdentifiers(message);
       if (header.triggerEvent === 'A45') {
-        return this.visitMoves.process(message, await this.patientOf(message));
+        return this.visitMoves.process(message, await this.patients.of(message));
       }
       return this.adt(message, ADT_EVENTS[header.triggerEvent]);
     }
@@ -176,17 +132,17 @@ export class Hl7Processor {
       if (!event) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      return this.documents.process(message, event, await this.patientOf(message));
+      return this.documents.process(message, event, await this.patients.of(message));
     }
     if (header.messageCode === 'SIU') {
       const event = SIU_EVENTS[header.triggerEvent];
       if (!event) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      return this.appointments.process(message, event, await this.patientOf(message));
+      return this.appointments.process(message, event, await this.patients.of(message));
     }
     if (header.messageCode === 'PPR' && PPR_EVENTS.has(header.triggerEvent)) {
-      return this.problems.process(message, header.triggerEvent, await this.patientOf(message));
+      return this.problems.process(message, header.triggerEvent, await this.patients.of(message));
     }
     if (header.messageCode === 'BAR' && BAR_EVENTS.has(header.triggerEvent)) {
       return this.adt(message, ADT_EVENTS['A08']);
@@ -201,10 +157,10 @@ export class Hl7Processor {
       return this.referral(message, header.triggerEvent === 'I14');
     }
     if (type === 'ORU^R01' || type === 'OUL^R24') {
-      return this.results.process(message, false, await this.patientOf(message));
+      return this.results.process(message, false, await this.patients.of(message));
     }
     if (type === 'OUL^R22' || type === 'OUL^R23') {
-      return this.results.process(message, true, await this.patientOf(message));
+      return this.results.process(message, true, await this.patients.of(message));
     }
     if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
       return this.orders(message);
@@ -213,7 +169,7 @@ export class Hl7Processor {
       return this.vaccinations(message);
     }
     if (type === 'RDE^O11' || type === 'RDE^O25' || type === 'RDS^O13') {
-      return this.pharmacy.process(message, await this.patientOf(message));
+      return this.pharmacy.process(message, await this.patients.of(message));
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
   }
@@ -230,7 +186,7 @@ export class Hl7Processor {
     message: V2Message,
     event: VisitEvent | undefined,
   ): Promise<{ context: SegmentContext; recorded: Map<V2Segment, string>; touched: Touched }> {
-    const { sender, patientId, touched } = await this.patientOf(message);
+    const { sender, patientId, touched } = await this.patients.of(message);
     const pv1 = message.first('PV1');
     const encounterId =
       event && pv1
@@ -286,98 +242,11 @@ export class Hl7Processor {
   }
 
   /**
-   * ADT^A40, merge: for each PID (the surviving patient) and the MRG after it (the prior
-   * identifiers), the prior Patient is made inactive and `replaced-by` the survivor, which
-   * `replaces` it and takes over its identifiers, so that later messages with the old MRN find
-   * the survivor. A prior patient never seen here only adds its identifiers to the survivor.
-   */
-  private async merge(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const touched: Touched = { entities: [], patientIds: [] };
-    for (const { pid, priorIdentifiers, criteria } of priorPatients(message, sender, 'a merge')) {
-      const survivorId = await this.upsertPatient(pid, sender);
-      touched.entities.push(`Patient/${survivorId}`);
-      touched.patientIds.push(survivorId);
-      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
-      const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
-      if (priorId === survivorId) continue; // merged before: a resend, or the same patient
-      let moved = priorIdentifiers;
-      const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
-      if (priorId) {
-        const prior = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
-        moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
-        await this.fhir.update(HL7_USER, 'Patient', priorId, {
-          ...without(prior, 'meta', 'identifier'),
-          active: false,
-          link: [{ other: { reference: `Patient/${survivorId}` }, type: 'replaced-by' }],
-        });
-        links.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
-        touched.entities.push(`Patient/${priorId}`);
-        touched.patientIds.push(priorId);
-      }
-      await this.fhir.update(HL7_USER, 'Patient', survivorId, {
-        ...applyPatient(survivor, moved, {}),
-        ...(links.length > 0 ? { link: links } : {}),
-        id: survivorId,
-      });
-    }
-    return touched;
-  }
-
-  /**
-   * ADT^A47, change patient identifier list: an identifier of the patient (MRG-1) was wrong and
-   * is replaced by PID-3's. Not a merge: when PID-3 already identifies another patient, the
-   * message is refused (AE) rather than joining the two (that is A40's). The wrong identifier
-   * is dropped, not kept as `old`: a later message carrying it must not find this patient. A
-   * patient not known by it is updated or created from the PID, so a resend changes nothing.
-   */
-  private async changeIdentifiers(message: V2Message): Promise<Touched> {
-    const sender = senderSystem(message);
-    const touched: Touched = { entities: [], patientIds: [] };
-    const pairs = priorPatients(message, sender, 'an identifier change');
-    for (const { pid, priorIdentifiers, criteria } of pairs) {
-      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
-      let patientId: string;
-      if (!priorId) {
-        patientId = await this.upsertPatient(pid, sender, message.first('PD1'));
-      } else {
-        const { identifiers, elements } = patientFromSegments(pid, sender, message.first('PD1'));
-        const correct = identifierCriteria(identifiers);
-        if (!correct) {
-          throw new Hl7ProcessingError(
-            '101',
-            'PID-3 holds no identifier with an assigning authority',
-          );
-        }
-        const holder = await this.fhir.uniqueMatch(HL7_USER, 'Patient', correct);
-        if (holder && holder !== priorId) {
-          throw new Hl7ProcessingError(
-            '205',
-            'PID-3 already identifies another patient: joining two patients is a merge (A40)',
-          );
-        }
-        const current = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
-        const kept = ((current['identifier'] as Identifier[] | undefined) ?? []).filter(
-          (identifier) => !priorIdentifiers.some((wrong) => sameIdentifier(wrong, identifier)),
-        );
-        await this.fhir.update(HL7_USER, 'Patient', priorId, {
-          ...applyPatient({ ...current, identifier: kept }, identifiers, elements),
-          id: priorId,
-        });
-        patientId = priorId;
-      }
-      touched.entities.push(`Patient/${patientId}`);
-      touched.patientIds.push(patientId);
-    }
-    return touched;
-  }
-
-  /**
    * ORM^O01, OML^O21 and OMG^O19 (a general clinical order): a ServiceRequest per order (an ORC,
    * with the OBR after it if any).
    */
   private async orders(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patientOf(message);
+    const { sender, patientId, touched } = await this.patients.of(message);
     const orders: { orc?: V2Segment; obr?: V2Segment }[] = [];
     for (const segment of message.segments()) {
       if (segment.name === 'ORC') orders.push({ orc: segment });
@@ -406,7 +275,7 @@ export class Hl7Processor {
 
   /** VXU^V04: an Immunization per RXA, identified by its ORC's order numbers. */
   private async vaccinations(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patientOf(message);
+    const { sender, patientId, touched } = await this.patients.of(message);
     const encounter = await visitOf(this.fhir, message, sender);
     let orc: V2Segment | undefined;
     for (const segment of message.segments()) {
@@ -432,52 +301,6 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
-  }
-
-  /** The message's patient (its PID, matched or created), first of what the message touches. */
-  private async patientOf(
-    message: V2Message,
-  ): Promise<{ sender: string | undefined; patientId: string; touched: Touched }> {
-    const sender = senderSystem(message);
-    const patientId = await this.upsertPatient(
-      required(message, 'PID'),
-      sender,
-      message.first('PD1'),
-    );
-    return {
-      sender,
-      patientId,
-      touched: { entities: [`Patient/${patientId}`], patientIds: [patientId] },
-    };
-  }
-
-  /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
-  private async upsertPatient(
-    pid: V2Segment,
-    sender: string | undefined,
-    pd1?: V2Segment,
-  ): Promise<string> {
-    const { identifiers, elements } = patientFromSegments(pid, sender, pd1);
-    const criteria = identifierCriteria(identifiers);
-    if (!criteria) {
-      throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
-    }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
-    if (!match) {
-      const created = await this.fhir.create(
-        HL7_USER,
-        'Patient',
-        applyPatient(undefined, identifiers, elements),
-      );
-      return created.id;
-    }
-    const current = await this.fhir.read(HL7_USER, 'Patient', match);
-    const next = { ...applyPatient(current.resource, identifiers, elements), id: match };
-    // A feed repeats the PID with every result: what it already says makes no new version.
-    if (!isDeepStrictEqual(next, without(current.resource, 'meta'))) {
-      await this.fhir.update(HL7_USER, 'Patient', match, next);
-    }
-    return match;
   }
 
   /** The Encounter of the PV1-19 visit number, updated, or a new one. */

@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { isDeepStrictEqual } from 'node:util';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { systemOfHd } from '../mapping/datatypes.js';
+import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { required, without, type PatientOfMessage } from './processing.js';
+
+/** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
+export function senderSystem(message: V2Message): string | undefined {
+  const msh = message.first('MSH')!;
+  return (
+    systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
+    systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
+  );
+}
+
+/** The patient of a message: matched on PID-3, updated from PID and PD1, or created. */
+@Injectable()
+export class MessagePatients {
+  constructor(private readonly fhir: FhirService) {}
+
+  /** The message's patient (its PID, matched or created), first of what the message touches. */
+  async of(message: V2Message): Promise<PatientOfMessage> {
+    const sender = senderSystem(message);
+    const patientId = await this.upsert(required(message, 'PID'), sender, message.first('PD1'));
+    return {
+      sender,
+      patientId,
+      touched: { entities: [`Patient/${patientId}`], patientIds: [patientId] },
+    };
+  }
+
+  /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
+  async upsert(pid: V2Segment, sender: string | undefined, pd1?: V2Segment): Promise<string> {
+    const { identifiers, elements } = patientFromSegments(pid, sender, pd1);
+    const criteria = identifierCriteria(identifiers);
+    if (!criteria) {
+      throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
+    }
+    const match = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+    if (!match) {
+      const created = await this.fhir.create(
+        HL7_USER,
+        'Patient',
+        applyPatient(undefined, identifiers, elements),
+      );
+      return created.id;
+    }
+    const current = await this.fhir.read(HL7_USER, 'Patient', match);
+    const next = { ...applyPatient(current.resource, identifiers, elements), id: match };
+    // A feed repeats the PID with every result: what it already says makes no new version.
+    if (!isDeepStrictEqual(next, without(current.resource, 'meta'))) {
+      await this.fhir.update(HL7_USER, 'Patient', match, next);
+    }
+    return match;
+  }
+}

@@ -1,0 +1,141 @@
+import { Injectable } from '@nestjs/common';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
+import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { MessagePatients, senderSystem } from './message-patients.js';
+import { without, type Touched } from './processing.js';
+
+/**
+ * The PID and MRG pairs of a merge or an identifier change, with MRG-1's identifiers (the prior
+ * or wrong ones) and the criteria finding the patient they name.
+ */
+function priorPatients(
+  message: V2Message,
+  sender: string | undefined,
+  what: 'a merge' | 'an identifier change',
+): { pid: V2Segment; priorIdentifiers: Identifier[]; criteria: string }[] {
+  const segments = message.segments();
+  const pairs = [];
+  for (const [i, pid] of segments.entries()) {
+    if (pid.name !== 'PID') continue;
+    const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
+    if (!mrg) {
+      throw new Hl7ProcessingError('100', `Each PID of ${what} needs the MRG segment after it`);
+    }
+    const priorIdentifiers = mrg
+      .repetitions(1)
+      .map((cx) => identifierOf(cx, sender))
+      .filter((identifier): identifier is Identifier => identifier !== undefined);
+    const criteria = identifierCriteria(priorIdentifiers);
+    if (!criteria) {
+      throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
+    }
+    pairs.push({ pid, priorIdentifiers, criteria });
+  }
+  if (pairs.length === 0) {
+    throw new Hl7ProcessingError(
+      '100',
+      `${what[0]!.toUpperCase()}${what.slice(1)} needs a PID segment`,
+    );
+  }
+  return pairs;
+}
+
+/** Patient merges (ADT^A40) and identifier corrections (ADT^A47), for Hl7Processor. */
+@Injectable()
+export class PatientMerges {
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly patients: MessagePatients,
+  ) {}
+
+  /**
+   * ADT^A40, merge: for each PID (the surviving patient) and the MRG after it (the prior
+   * identifiers), the prior Patient is made inactive and `replaced-by` the survivor, which
+   * `replaces` it and takes over its identifiers, so that later messages with the old MRN find
+   * the survivor. A prior patient never seen here only adds its identifiers to the survivor.
+   */
+  async merge(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const touched: Touched = { entities: [], patientIds: [] };
+    for (const { pid, priorIdentifiers, criteria } of priorPatients(message, sender, 'a merge')) {
+      const survivorId = await this.patients.upsert(pid, sender);
+      touched.entities.push(`Patient/${survivorId}`);
+      touched.patientIds.push(survivorId);
+      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
+      if (priorId === survivorId) continue; // merged before: a resend, or the same patient
+      let moved = priorIdentifiers;
+      const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
+      if (priorId) {
+        const prior = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+        moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
+        await this.fhir.update(HL7_USER, 'Patient', priorId, {
+          ...without(prior, 'meta', 'identifier'),
+          active: false,
+          link: [{ other: { reference: `Patient/${survivorId}` }, type: 'replaced-by' }],
+        });
+        links.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
+        touched.entities.push(`Patient/${priorId}`);
+        touched.patientIds.push(priorId);
+      }
+      await this.fhir.update(HL7_USER, 'Patient', survivorId, {
+        ...applyPatient(survivor, moved, {}),
+        ...(links.length > 0 ? { link: links } : {}),
+        id: survivorId,
+      });
+    }
+    return touched;
+  }
+
+  /**
+   * ADT^A47, change patient identifier list: an identifier of the patient (MRG-1) was wrong and
+   * is replaced by PID-3's. Not a merge: when PID-3 already identifies another patient, the
+   * message is refused (AE) rather than joining the two (that is A40's). The wrong identifier
+   * is dropped, not kept as `old`: a later message carrying it must not find this patient. A
+   * patient not known by it is updated or created from the PID, so a resend changes nothing.
+   */
+  async changeIdentifiers(message: V2Message): Promise<Touched> {
+    const sender = senderSystem(message);
+    const touched: Touched = { entities: [], patientIds: [] };
+    const pairs = priorPatients(message, sender, 'an identifier change');
+    for (const { pid, priorIdentifiers, criteria } of pairs) {
+      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      let patientId: string;
+      if (!priorId) {
+        patientId = await this.patients.upsert(pid, sender, message.first('PD1'));
+      } else {
+        const { identifiers, elements } = patientFromSegments(pid, sender, message.first('PD1'));
+        const correct = identifierCriteria(identifiers);
+        if (!correct) {
+          throw new Hl7ProcessingError(
+            '101',
+            'PID-3 holds no identifier with an assigning authority',
+          );
+        }
+        const holder = await this.fhir.uniqueMatch(HL7_USER, 'Patient', correct);
+        if (holder && holder !== priorId) {
+          throw new Hl7ProcessingError(
+            '205',
+            'PID-3 already identifies another patient: joining two patients is a merge (A40)',
+          );
+        }
+        const current = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+        const kept = ((current['identifier'] as Identifier[] | undefined) ?? []).filter(
+          (identifier) => !priorIdentifiers.some((wrong) => sameIdentifier(wrong, identifier)),
+        );
+        await this.fhir.update(HL7_USER, 'Patient', priorId, {
+          ...applyPatient({ ...current, identifier: kept }, identifiers, elements),
+          id: priorId,
+        });
+        patientId = priorId;
+      }
+      touched.entities.push(`Patient/${patientId}`);
+      touched.patientIds.push(patientId);
+    }
+    return touched;
+  }
+}
