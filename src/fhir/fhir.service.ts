@@ -348,8 +348,9 @@ export class FhirService {
         throw AppError.notFound(`${type} resource not found`);
       }
       const written = stored(result.row);
-      if (!result.changed)
+      if (!result.changed) {
         return { stored: { ...shown(written), unchanged: true }, created: false };
+      }
       await this.writes.written({ user, resource: written.resource, created: result.created });
       return { stored: shown(written), created: result.created };
     });

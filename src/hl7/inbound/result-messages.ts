@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -55,6 +56,12 @@ function unnumberedReport(
   return byCode && effective?.includes('T')
     ? `${byCode}&${atInstant('date', effective)}`
     : undefined;
+}
+
+/** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
+function gone(error: unknown): undefined {
+  if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
+  throw error;
 }
 
 /** A resource's code as one string: its first coding, else its text. */
@@ -219,7 +226,8 @@ export class ResultMessages {
     for (const { reference } of (report['result'] as { reference?: string }[] | undefined) ?? []) {
       const id = /^Observation\/([^/]+)$/.exec(reference ?? '')?.[1];
       if (!id) continue;
-      const observation = await this.fhir.read(HL7_USER, 'Observation', id);
+      const observation = await this.fhir.read(HL7_USER, 'Observation', id).catch(gone);
+      if (!observation) continue; // deleted through the API since: a new one takes its place
       const key = codeKey(observation.resource);
       byCode.set(key, [...(byCode.get(key) ?? []), id]);
     }
