@@ -430,6 +430,24 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/DiagnosticReport?subject=Patient/${patient}&code=8302-2`,
     );
     expect(heights.body.entry).toHaveLength(3);
+
+    // Two in one message that nothing tells apart are refused rather than one written over the
+    // other.
+    await sender.send([
+      Buffer.from(
+        [
+          'MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240101||ORU^R01|NUM-4|P|2.5.1',
+          'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
+          'OBR|1|||600-7^Blood culture^LN|||202401020600+0000',
+          'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
+          'OBR|2|||600-7^Blood culture^LN|||202401020600+0000',
+          'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
+        ].join('\r'),
+      ),
+    ]);
+    const [refused] = (await sender.waitForAcks(4)).slice(3);
+    expect(msaOf(refused!).code).toBe('AE');
+    expect(refused).toContain('205');
   });
 
   it("keeps a restricted patient's feed: updates and results are taken, the label stays", async () => {

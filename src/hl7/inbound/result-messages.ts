@@ -141,6 +141,7 @@ export class ResultMessages {
       throw new Hl7ProcessingError('100', 'A result message needs an OBR segment');
     }
     const specimens = new Map<V2Segment, string>();
+    const unnumberedSeen = new Set<string>();
     for (const { orc, obr, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
@@ -151,6 +152,16 @@ export class ResultMessages {
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const reportCriteria =
         byIdentifier(reportIdentifier) ?? (obr && unnumberedReport(obr, patientId, effective));
+      if (!reportIdentifier && reportCriteria) {
+        // The second would be written over the first: two blood culture sets drawn together.
+        if (unnumberedSeen.has(reportCriteria)) {
+          throw new Hl7ProcessingError(
+            '205',
+            'Two reports of this message have no number (OBR-3, OBR-2) and the same code and time (OBR-4, OBR-7): number them',
+          );
+        }
+        unnumberedSeen.add(reportCriteria);
+      }
       // The report's lock covers its observations, whose identifiers derive from its own: a new
       // report's observations cannot exist yet and are created without a lookup each.
       const reportMatch = reportCriteria
