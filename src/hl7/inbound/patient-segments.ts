@@ -19,6 +19,7 @@ import {
   conditionCriteria,
   keepListed,
   startOf,
+  unnumberedObservation,
   upsert,
   withFollowing,
   type Touched,
@@ -168,12 +169,7 @@ export class PatientSegments {
         ...observationFromObx(obx, patientId, undefined, notes),
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       };
-      const byCode = codeCriteria('subject', patientId, observation);
-      const at = observation['effectiveDateTime'] as string | undefined;
-      const when = at ? `&${atInstant('date', at)}` : '';
-      // One of no visit is never another visit's: those of a time are many, one per stay.
-      const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
-      const criteria = byCode && (when || encounterId) ? `${byCode}${when}${visit}` : undefined;
+      const criteria = unnumberedObservation(observation, patientId, encounterId);
       const id = await upsert(this.fhir, 'Observation', observation, criteria);
       touched.entities.push(`Observation/${id}`);
     }

@@ -100,6 +100,24 @@ export function atInstant(param: string, instant: string): string {
 }
 
 /**
+ * The criteria for an observation no number names (an ADT feed's OBX, or a result's before any
+ * OBR): the patient's of that code at that time, in that visit or in none. Neither a time nor a
+ * visit tells two apart: then none, and it is a new one.
+ */
+export function unnumberedObservation(
+  observation: Record<string, unknown>,
+  patientId: string,
+  encounterId: string | undefined,
+): string | undefined {
+  const byCode = codeCriteria('subject', patientId, observation);
+  const at = observation['effectiveDateTime'] as string | undefined;
+  const when = at ? `&${atInstant('date', at)}` : '';
+  // One of no visit is never another visit's: those of a time are many, one per stay.
+  const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
+  return byCode && (when || encounterId) ? `${byCode}${when}${visit}` : undefined;
+}
+
+/**
  * The criteria for a patient's Condition of that code in one category: a visit's diagnosis
  * (DG1) and a problem-list entry (PRB) of the same code are two records, never matched as one.
  */

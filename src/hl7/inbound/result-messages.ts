@@ -17,6 +17,7 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  unnumberedObservation,
   upsert,
   visitOf,
   writeOver,
@@ -187,23 +188,36 @@ export class ResultMessages {
           body: identifier ? { ...observation, identifier: [identifier] } : observation,
         };
       });
-      const report = (result: { reference: string }[]) =>
-        obr && {
-          ...reportFromObr(obr, patientId, reportIdentifier),
-          ...basedOn,
-          ...encounter,
-          ...(sample ? { specimen: [{ reference: sample }] } : {}),
-          ...(result.length > 0 ? { result } : {}),
-          ...(presentedForm.length > 0 ? { presentedForm } : {}),
-        };
+      if (!obr) {
+        // Results outside a report: a specimen's own (in OUL^R22 and R23), one of a code per
+        // specimen; others (before any OBR) known again as an ADT feed's OBX is.
+        const encounterId = encounter.encounter?.reference.slice('Encounter/'.length);
+        for (const { body } of observations) {
+          const byCode = codeCriteria('subject', patientId, body);
+          const criteria = sample
+            ? byCode && `${byCode}&specimen=${sample}`
+            : unnumberedObservation(body, patientId, encounterId);
+          touched.entities.push(
+            `Observation/${await upsert(this.fhir, 'Observation', body, criteria)}`,
+          );
+        }
+        continue;
+      }
+      const report = (result: { reference: string }[]) => ({
+        ...reportFromObr(obr, patientId, reportIdentifier),
+        ...basedOn,
+        ...encounter,
+        ...(sample ? { specimen: [{ reference: sample }] } : {}),
+        ...(result.length > 0 ? { result } : {}),
+        ...(presentedForm.length > 0 ? { presentedForm } : {}),
+      });
       if (!reportMatch) {
         // A new report: it and its observations are all new, written together.
         const ids = observations.map(() => randomUUID());
         const result = ids.map((id) => ({ reference: `Observation/${id}` }));
-        const newReport = report(result);
         const created = await this.fhir.createMany(HL7_USER, [
           ...observations.map(({ body }, i) => ({ type: 'Observation', body, id: ids[i]! })),
-          ...(newReport ? [{ type: 'DiagnosticReport', body: newReport }] : []),
+          { type: 'DiagnosticReport', body: report(result) },
         ]);
         touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
         continue;
@@ -217,10 +231,8 @@ export class ResultMessages {
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
-      const corrected = report(result);
-      if (!corrected) continue;
       // A report sent again as stored (a replayed queue) makes no new version.
-      await writeOver(this.fhir, 'DiagnosticReport', corrected, reportMatch);
+      await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
       touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
