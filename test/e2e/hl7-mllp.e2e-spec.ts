@@ -1636,6 +1636,9 @@ describe('HL7 v2 over MLLP', () => {
           `PID|1||OUL-${tag}^^^HOSP&2.16.23&ISO^MR||Oul^Pat`,
           spm('S1'),
           'OBX|1|ST|SPECIMEN-Q^Specimen quality^L||Hemolyzed||||||F',
+          // Two of one code: neither can be known again without being taken for the other.
+          'OBX|2|ST|SPECIMEN-C^Specimen comment^L||Drawn late||||||F',
+          'OBX|3|ST|SPECIMEN-C^Specimen comment^L||Recollect||||||F',
           obr('R1'),
           obx('5.4'),
           spm('S2'),
@@ -1673,7 +1676,7 @@ describe('HL7 v2 over MLLP', () => {
       quality.body.entry
         .map((e: any) => String(e.resource.valueString ?? e.resource.valueQuantity.value))
         .sort(),
-    ).toEqual(['5.4', 'Hemolyzed']);
+    ).toEqual(['5.4', 'Drawn late', 'Drawn late', 'Hemolyzed', 'Recollect', 'Recollect']);
   });
 
   /**

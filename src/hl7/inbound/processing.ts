@@ -99,6 +99,24 @@ export function atInstant(param: string, instant: string): string {
   return `${param}=ge${at}&${param}=le${at}`;
 }
 
+/** A resource's code as one string: its first coding, else its text. */
+export function codeKey(resource: Record<string, unknown>): string {
+  const code = resource['code'] as { coding?: { system?: string; code?: string }[]; text?: string };
+  const coding = code?.coding?.[0];
+  return coding ? `${coding.system ?? ''}|${coding.code ?? ''}` : `text:${code?.text ?? ''}`;
+}
+
+/** The codes (codeKey) that more than one of these records has. */
+export function repeatedCodes(resources: Record<string, unknown>[]): Set<string> {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const key of resources.map(codeKey)) {
+    if (seen.has(key)) repeated.add(key);
+    seen.add(key);
+  }
+  return repeated;
+}
+
 /**
  * The criteria for an observation no number names (an ADT feed's OBX, or a result's before any
  * OBR): the patient's of that code at that time, in that visit or in none. Neither a time nor a

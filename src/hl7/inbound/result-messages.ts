@@ -17,6 +17,8 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  codeKey,
+  repeatedCodes,
   unnumberedObservation,
   upsert,
   visitOf,
@@ -59,17 +61,16 @@ function unnumberedReport(
     : undefined;
 }
 
+/** Nothing when several match (412); other errors as they are. */
+function ambiguous(error: unknown): undefined {
+  if (error instanceof AppError && error.status === 412) return undefined;
+  throw error;
+}
+
 /** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
 function gone(error: unknown): undefined {
   if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
   throw error;
-}
-
-/** A resource's code as one string: its first coding, else its text. */
-function codeKey(resource: Record<string, unknown>): string {
-  const code = resource['code'] as { coding?: { system?: string; code?: string }[]; text?: string };
-  const coding = code?.coding?.[0];
-  return coding ? `${coding.system ?? ''}|${coding.code ?? ''}` : `text:${code?.text ?? ''}`;
 }
 
 /** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
@@ -189,18 +190,14 @@ export class ResultMessages {
         };
       });
       if (!obr) {
-        // Results outside a report: a specimen's own (in OUL^R22 and R23), one of a code per
-        // specimen; others (before any OBR) known again as an ADT feed's OBX is.
-        const encounterId = encounter.encounter?.reference.slice('Encounter/'.length);
-        for (const { body } of observations) {
-          const byCode = codeCriteria('subject', patientId, body);
-          const criteria = sample
-            ? byCode && `${byCode}&specimen=${sample}`
-            : unnumberedObservation(body, patientId, encounterId);
-          touched.entities.push(
-            `Observation/${await upsert(this.fhir, 'Observation', body, criteria)}`,
-          );
-        }
+        touched.entities.push(
+          ...(await this.looseResults(
+            observations.map(({ body }) => body),
+            patientId,
+            encounter.encounter?.reference.slice('Encounter/'.length),
+            sample,
+          )),
+        );
         continue;
       }
       const report = (result: { reference: string }[]) => ({
@@ -236,6 +233,35 @@ export class ResultMessages {
       touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
+  }
+
+  /**
+   * Results outside any report: a specimen's own (OUL^R22, R23), known again by specimen and
+   * code; others (OBX before the first OBR) as an ADT feed's OBX are, by code and time or
+   * visit. One whose code comes twice in the message, or that several stored ones match, is
+   * added: taken for another, it would be written over it (two comment lines of one code).
+   */
+  private async looseResults(
+    observations: Record<string, unknown>[],
+    patientId: string,
+    encounterId: string | undefined,
+    sample: string | undefined,
+  ): Promise<string[]> {
+    const repeated = repeatedCodes(observations);
+    const written: string[] = [];
+    for (const body of observations) {
+      const byCode = repeated.has(codeKey(body))
+        ? undefined
+        : codeCriteria('subject', patientId, body);
+      const criteria = sample
+        ? byCode && `${byCode}&specimen=${sample}`
+        : byCode && unnumberedObservation(body, patientId, encounterId);
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
+        : undefined;
+      written.push(`Observation/${await writeOver(this.fhir, 'Observation', body, match)}`);
+    }
+    return written;
   }
 
   /**
