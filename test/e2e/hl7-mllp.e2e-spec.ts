@@ -448,6 +448,38 @@ describe('HL7 v2 over MLLP', () => {
     const [refused] = (await sender.waitForAcks(4)).slice(3);
     expect(msaOf(refused!).code).toBe('AE');
     expect(refused).toContain('205');
+
+    // Filed twice before (as every unnumbered report was): which one it is, nothing says, so it
+    // is filed again rather than refused.
+    const twice = {
+      resourceType: 'DiagnosticReport',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '85353-1' }] },
+      subject: { reference: `Patient/${patient}` },
+      effectiveDateTime: '2024-01-03T08:30:00+00:00',
+    };
+    for (let i = 0; i < 2; i++) {
+      expect(
+        (await http('POST', `${testApp.url}/fhir/DiagnosticReport`, { body: twice })).status,
+      ).toBe(201);
+    }
+    await sender.send([
+      Buffer.from(
+        [
+          'MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240103||ORU^R01|NUM-5|P|2.5.1',
+          'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
+          'OBR|1|||85353-1^Vital signs panel^LN|||202401030830+0000',
+          'OBX|1|NM|8867-4^Heart rate^LN|1|70|/min^^UCUM|||||F',
+        ].join('\r'),
+      ),
+    ]);
+    const [filed] = (await sender.waitForAcks(5)).slice(4);
+    expect(msaOf(filed!).code).toBe('AA');
+    const panels = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?subject=Patient/${patient}&code=85353-1&date=2024-01-03`,
+    );
+    expect(panels.body.entry).toHaveLength(3);
   });
 
   it("keeps a restricted patient's feed: updates and results are taken, the label stays", async () => {

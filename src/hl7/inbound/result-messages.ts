@@ -166,9 +166,11 @@ export class ResultMessages {
       }
       // The report's lock covers its observations, whose identifiers derive from its own: a new
       // report's observations cannot exist yet and are created without a lookup each.
-      const reportMatch = reportCriteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
+      const matching = reportCriteria
+        ? this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
+      // Unnumbered reports filed more than once before they were known again: a new one, as then.
+      const reportMatch = await (reportIdentifier ? matching : matching?.catch(ambiguous));
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
