@@ -213,16 +213,17 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   it('makes no version for an update or patch that changes nothing, and answers the current one', async () => {
     const { id, body } = await createPatient();
-    const expectVersion = async (version: string, res: HttpResult): Promise<void> => {
+    const expectVersion = (version: string, res: HttpResult): void => {
       expect(res.status).toBe(200);
       expect(res.headers.get('etag')).toBe(`W/"${version}"`);
       expect(res.body.meta?.versionId ?? version).toBe(version);
     };
     // As read back (meta and all), without meta, with a made-up version and time in meta.
-    await expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body }));
-    const { meta: _meta, ...bare } = body;
+    expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body }));
+    const bare = { ...body };
+    delete bare.meta;
     const sameAgain = await http('PUT', `${fhir}/Patient/${id}`, { body: bare });
-    await expectVersion('1', sameAgain);
+    expectVersion('1', sameAgain);
     expect(sameAgain.body.meta).toEqual(body.meta);
     expect(sameAgain.headers.get('last-modified')).toBe(
       new Date(body.meta.lastUpdated).toUTCString(),
@@ -231,13 +232,13 @@ describe('FHIR REST: CRUD, versions and history', () => {
       body: bare,
       headers: { prefer: 'return=OperationOutcome' },
     });
-    await expectVersion('1', told);
+    expectVersion('1', told);
     expect(told.body.issue[0].diagnostics).toBe(
       'Patient version 1 kept: the content sent is the content stored',
     );
     const staleMeta = { ...body, meta: { versionId: '7', lastUpdated: '2001-01-01T00:00:00Z' } };
-    await expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body: staleMeta }));
-    await expectVersion(
+    expectVersion('1', await http('PUT', `${fhir}/Patient/${id}`, { body: staleMeta }));
+    expectVersion(
       '1',
       await http('PUT', `${fhir}/Patient?_id=${id}`, {
         body: bare,
@@ -248,7 +249,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       headers: { 'content-type': 'application/json-patch+json' },
       body: [{ op: 'test', path: '/gender', value: body.gender }],
     });
-    await expectVersion('1', onlyTests);
+    expectVersion('1', onlyTests);
     const batch = await http('POST', fhir, {
       body: {
         resourceType: 'Bundle',
@@ -271,9 +272,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const tagged = await http('PUT', `${fhir}/Patient/${id}`, {
       body: { ...bare, meta: { tag: [tag] } },
     });
-    await expectVersion('2', tagged);
-    await expectVersion('2', await http('PUT', `${fhir}/Patient/${id}`, { body: tagged.body }));
-    await expectVersion('3', await http('PUT', `${fhir}/Patient/${id}`, { body: bare }));
+    expectVersion('2', tagged);
+    expectVersion('2', await http('PUT', `${fhir}/Patient/${id}`, { body: tagged.body }));
+    expectVersion('3', await http('PUT', `${fhir}/Patient/${id}`, { body: bare }));
   });
 
   it('says an operation it does not offer is not offered, rather than a bad id', async () => {
