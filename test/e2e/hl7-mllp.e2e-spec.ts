@@ -375,19 +375,24 @@ describe('HL7 v2 over MLLP', () => {
   });
 
   it('knows a report without a number again by its code and time, and its results by code and order', async () => {
-    const vitals = (control: string, secondRate: string) =>
+    const monitor = (control: string, ...segments: string[]) =>
       Buffer.from(
         [
           `MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
           'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
-          'OBR|1|||85353-1^Vital signs panel^LN|||202401010830+0000',
-          'OBX|1|NM|8867-4^Heart rate^LN|1|72|/min^^UCUM|||||F',
-          `OBX|2|NM|8867-4^Heart rate^LN|2|${secondRate}|/min^^UCUM|||||F`,
-          'OBX|3|NM|8310-5^Body temperature^LN||37.1|Cel^^UCUM|||||F',
-          // A day without a time of day tells no two reports apart: filed each time.
-          'OBR|2|||8302-2^Body height^LN|||20240101',
-          'OBX|1|NM|8302-2^Body height^LN||178|cm^^UCUM|||||F',
+          ...segments,
         ].join('\r'),
+      );
+    const vitals = (control: string, secondRate: string) =>
+      monitor(
+        control,
+        'OBR|1|||85353-1^Vital signs panel^LN|||202401010830+0000',
+        'OBX|1|NM|8867-4^Heart rate^LN|1|72|/min^^UCUM|||||F',
+        `OBX|2|NM|8867-4^Heart rate^LN|2|${secondRate}|/min^^UCUM|||||F`,
+        'OBX|3|NM|8310-5^Body temperature^LN||37.1|Cel^^UCUM|||||F',
+        // A day without a time of day tells no two reports apart: filed each time.
+        'OBR|2|||8302-2^Body height^LN|||20240101',
+        'OBX|1|NM|8302-2^Body height^LN||178|cm^^UCUM|||||F',
       );
     const sender = await client();
     // The monitor's queue sent again under new control ids, one rate corrected.
@@ -434,15 +439,12 @@ describe('HL7 v2 over MLLP', () => {
     // Two in one message that nothing tells apart are refused rather than one written over the
     // other.
     await sender.send([
-      Buffer.from(
-        [
-          'MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240101||ORU^R01|NUM-4|P|2.5.1',
-          'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
-          'OBR|1|||600-7^Blood culture^LN|||202401020600+0000',
-          'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
-          'OBR|2|||600-7^Blood culture^LN|||202401020600+0000',
-          'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
-        ].join('\r'),
+      monitor(
+        'NUM-4',
+        'OBR|1|||600-7^Blood culture^LN|||202401020600+0000',
+        'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
+        'OBR|2|||600-7^Blood culture^LN|||202401020600+0000',
+        'OBX|1|ST|600-7^Blood culture^LN||Pending||||||P',
       ),
     ]);
     const [refused] = (await sender.waitForAcks(4)).slice(3);
@@ -464,13 +466,10 @@ describe('HL7 v2 over MLLP', () => {
       ).toBe(201);
     }
     await sender.send([
-      Buffer.from(
-        [
-          'MSH|^~\\&|MONITOR|ICU|CV|HOSP|20240103||ORU^R01|NUM-5|P|2.5.1',
-          'PID|1||NUM-0^^^ICU&2.16.840.1.9&ISO^MR||Unnumbered^Pat',
-          'OBR|1|||85353-1^Vital signs panel^LN|||202401030830+0000',
-          'OBX|1|NM|8867-4^Heart rate^LN|1|70|/min^^UCUM|||||F',
-        ].join('\r'),
+      monitor(
+        'NUM-5',
+        'OBR|1|||85353-1^Vital signs panel^LN|||202401030830+0000',
+        'OBX|1|NM|8867-4^Heart rate^LN|1|70|/min^^UCUM|||||F',
       ),
     ]);
     const [filed] = (await sender.waitForAcks(5)).slice(4);
