@@ -104,20 +104,18 @@ export class ResourceAccess {
   }
 
   /**
-   * What an internal account (the HL7 feed) writes over a record keeps the record's security
-   * labels: it neither sets nor clears them, and its senders know nothing of them.
+   * What an internal account (the HL7 feed) writes over a record keeps the record's meta
+   * (security labels, tags, profiles): its senders know nothing of them, so it neither sets nor
+   * clears them, and a record it sends again as stored is unchanged whatever meta it has.
    */
-  withLabelsKept(
-    user: AuthenticatedUser,
-    next: FhirResource,
-    current?: FhirResource,
-  ): FhirResource {
-    if (!user.internal || labelKey(next) === labelKey(current)) return next;
-    const meta: Record<string, unknown> = { ...next.meta };
-    const labels = securityLabels(current);
-    if (labels.length > 0) meta['security'] = labels;
-    else delete meta['security'];
-    return { ...next, meta };
+  withMetaKept(user: AuthenticatedUser, next: FhirResource, current?: FhirResource): FhirResource {
+    if (!user.internal || !current) return next;
+    const meta: Record<string, unknown> = { ...current.meta };
+    delete meta['versionId'];
+    delete meta['lastUpdated'];
+    const content: FhirResource = { ...next };
+    delete content.meta;
+    return Object.keys(meta).length > 0 ? { ...content, meta } : content;
   }
 
   /**

@@ -334,7 +334,7 @@ export class FhirService {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
-        const kept = this.access.withLabelsKept(
+        const kept = this.access.withMetaKept(
           user,
           withWriteOnlyKept(resource, previous),
           previous,

@@ -501,8 +501,9 @@ describe('HL7 v2 over MLLP', () => {
       system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
       code: 'R',
     };
+    const reviewed = { system: 'http://example.org/tags', code: 'reviewed' };
     const labelled = await http('PUT', `${testApp.url}/fhir/Patient/${patient.id}`, {
-      body: { ...patient, meta: { security: [restricted] } },
+      body: { ...patient, meta: { security: [restricted], tag: [reviewed] } },
     });
     expect(labelled.body.meta.versionId).toBe('2');
 
@@ -529,7 +530,8 @@ describe('HL7 v2 over MLLP', () => {
     expect(read.body.issue[0].diagnostics).toMatch(/break-glass/);
     const stored = (await testApp.app.get(FhirService).read(HL7_USER, 'Patient', patient.id))
       .resource as any;
-    expect(stored.meta).toMatchObject({ versionId: '3', security: [restricted] });
+    // The feed's update keeps the meta it knows nothing of (a tag too), and its resend is none.
+    expect(stored.meta).toMatchObject({ versionId: '3', security: [restricted], tag: [reviewed] });
     expect(stored.address[0].line).toEqual(['2 New St']);
     const results = await http(
       'GET',

@@ -177,6 +177,9 @@ export async function writeOver(
 ): Promise<string> {
   if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
   const next = { ...resource, id: match };
+  // The update would find it unchanged too (the feed's writes keep the stored meta): checked
+  // here first because a feed repeats most of what it sends, and a plain read costs less than
+  // the update's lock, savepoint and validation.
   const current = (await fhir.read(HL7_USER, type, match)).resource;
   if (!isDeepStrictEqual(next, without(current, 'meta'))) {
     await fhir.update(HL7_USER, type, match, next);

@@ -203,6 +203,7 @@ function timeOf(value: string | null | undefined): string | undefined {
 }
 
 const NUMBER = '([+-]?(?:\\d+(?:\\.\\d*)?|\\.\\d+))';
+const WHOLE_NUMBER = new RegExp(`^${NUMBER}$`);
 const BETWEEN = new RegExp(`^\\s*${NUMBER}\\s*[-–]\\s*${NUMBER}\\s*$`);
 const BOUND = new RegExp(`^\\s*([<>]=?)\\s*${NUMBER}\\s*$`);
 
@@ -227,7 +228,7 @@ function rangeOf(
 }
 
 function numberOf(text: string | null | undefined): number | undefined {
-  if (!text || !/^[+-]?(\d+(\.\d*)?|\.\d+)$/.test(text.trim())) return undefined;
+  if (!text || !WHOLE_NUMBER.test(text.trim())) return undefined;
   return Number(text);
 }
 
