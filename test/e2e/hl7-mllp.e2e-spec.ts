@@ -10,6 +10,7 @@ import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { neverTheDeadlockVictim, untilWaitingForLock } from '../support/locks.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -1213,30 +1214,21 @@ describe('HL7 v2 over MLLP', () => {
     await other.connect();
     try {
       await other.startTransaction();
+      await neverTheDeadlockVictim(other);
       await other.query(
         "SELECT 1 FROM resource WHERE resource_type = 'Patient' AND id = $1 FOR UPDATE",
         [patient.id],
       );
       // The update (A08) holds its stored message's row and waits for the Patient...
       await sender.send([adt('A08', 'DL-B', 'After')]);
-      let message: { id: string } | undefined;
-      for (let waited = 0; !message; waited += 50) {
-        if (waited > 10_000) throw new Error('The message never waited for the Patient');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        [message] = await data.query<{ id: string }[]>(
-          `SELECT m.id FROM hl7_message m WHERE m.control_id = 'DL-B' AND EXISTS (
-             SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
-               AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%')`,
-        );
-      }
+      await untilWaitingForLock(data, 'The A08', '%FOR UPDATE%');
+      const [message] = await data.query<{ id: string }[]>(
+        "SELECT id FROM hl7_message WHERE control_id = 'DL-B'",
+      );
       // ...while this session, holding the Patient, asks for the message's row: PostgreSQL rolls
-      // the message's transaction back (it waited first), and the service runs it again, which
-      // waits here until this session lets go. Each waiter checks for a deadlock once, a second
-      // (deadlock_timeout) after it began to wait: asking 300 ms after the message began keeps
-      // the message's check first even on a loaded machine, where timers fire late (asking 50 ms
-      // after, this session was once the one rolled back).
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      await other.query('SELECT 1 FROM hl7_message WHERE id = $1 FOR UPDATE', [message.id]);
+      // the message's transaction back, and the service runs it again, which waits here until
+      // this session lets go.
+      await other.query('SELECT 1 FROM hl7_message WHERE id = $1 FOR UPDATE', [message!.id]);
       await other.rollbackTransaction();
       const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
       expect(msaOf(ack!).code).toBe('AA');

@@ -4,7 +4,7 @@ import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { untilWaitingForLock } from '../support/locks.js';
+import { neverTheDeadlockVictim, untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
@@ -224,6 +224,7 @@ describe('referential integrity', () => {
     await other.connect();
     try {
       await other.startTransaction();
+      await neverTheDeadlockVictim(other);
       await other.query(row(p));
       // The Bundle updates Q, then waits at commit for P (a reference it checks)...
       const before = await http('GET', `${fhir}/${q}`);
