@@ -566,6 +566,9 @@ describe('HL7 v2 over MLLP', () => {
     const found = await byMrn('OLD-1');
     expect(found).toHaveLength(1);
     expect(found[0]!.resource['id']).toBe(survivor!.resource['id']);
+    // Each MRN once: the prior patient's and MRG-1's name the same one.
+    const identifiers = survivor!.resource['identifier'] as { value: string }[];
+    expect(identifiers.map((identifier) => identifier.value)).toEqual(['NEW-1', 'OLD-1']);
     const link = survivor!.resource['link'] as { other: { reference: string }; type: string }[];
     expect(link).toEqual([
       { other: { reference: expect.stringMatching(/^Patient\//) }, type: 'replaces' },

@@ -175,6 +175,48 @@ describe('PID to Patient', () => {
     });
   });
 
+  it('changes the home and the business telecom field each on its own', () => {
+    const stored = {
+      resourceType: 'Patient',
+      telecom: [
+        { system: 'phone', value: '555-1', use: 'home' },
+        { system: 'phone', value: '555-2', use: 'mobile' },
+        { system: 'phone', value: '555-3', use: 'work' },
+      ],
+    };
+    const telecomAfter = (fields: string) => {
+      const { identifiers, elements } = patientFromPid(
+        message(MSH, `PID|1${fields}`).first('PID')!,
+      );
+      return applyPatient(stored, identifiers, elements)['telecom'];
+    };
+    const pid13 = (value: string) => `||||||||||||${value}`;
+    // PID-14 left empty: the business phone stays, whatever PID-13 says.
+    expect(telecomAfter(pid13('""'))).toEqual([stored.telecom[2]]);
+    expect(telecomAfter(pid13('^PRN^PH^^^617^5551234'))).toEqual([
+      { system: 'phone', value: '617 5551234', use: 'home' },
+      stored.telecom[2],
+    ]);
+    // PID-13 left empty: the home and mobile phones stay.
+    expect(telecomAfter(`${pid13('')}|""`)).toEqual(stored.telecom.slice(0, 2));
+    expect(telecomAfter(`${pid13('""')}|""`)).toBeUndefined();
+    expect(telecomAfter(pid13(''))).toEqual(stored.telecom);
+    // Both given: they are the whole list.
+    expect(telecomAfter(`${pid13('""')}|^WPN^PH^^^617^5550000`)).toEqual([
+      { system: 'phone', value: '617 5550000', use: 'work' },
+    ]);
+  });
+
+  it('adds an identifier once however often it is given (a merge gives the prior ones twice)', () => {
+    const mrn = { system: 'urn:oid:2.16.1', value: 'B-1' };
+    const merged = applyPatient(
+      { resourceType: 'Patient', identifier: [{ system: 'urn:oid:2.16.1', value: 'A-1' }] },
+      [mrn, { ...mrn }, { system: 'urn:oid:2.16.1', value: 'A-1' }],
+      {},
+    );
+    expect(merged['identifier']).toEqual([{ system: 'urn:oid:2.16.1', value: 'A-1' }, mrn]);
+  });
+
   it('matches on identifiers that have a system, with FHIR escapes', () => {
     expect(
       identifierCriteria([{ system: 'urn:oid:1', value: 'a,b' }, { value: 'no-system' }]),

@@ -13,9 +13,15 @@ import {
 
 /**
  * Top-level Patient elements a message speaks about: a value replaces what is stored, null
- * (the field was `""`) removes it, and an element left out (the field was empty) is kept.
+ * (the field was `""`) removes it, and an element left out (the field was empty) is kept. An
+ * element two fields feed, when one of them is left out, is a function of the stored value.
  */
 export type PatientElements = Record<string, unknown>;
+
+/** An element's new value computed from the stored one (null removes it). */
+type ElementChange = (stored: unknown) => unknown;
+
+type ContactPoint = Record<string, unknown>;
 
 const GENDER: Record<string, string> = {
   M: 'male',
@@ -53,17 +59,48 @@ export function patientFromPid(
   set('birthDate', 7, () => dateOf(pid.value(7)));
   set('gender', 8, () => GENDER[pid.value(8)?.toUpperCase() ?? '']);
   set('address', 11, () => pid.repetitions(11).map(addressOf).filter(Boolean));
-  const telecom = [
-    ...pid.repetitions(13).map((xtn) => contactPointOf(xtn, 'home')),
-    ...pid.repetitions(14).map((xtn) => contactPointOf(xtn, 'work')),
-  ].filter(Boolean);
-  if (pid.value(13) === null && pid.value(14) === null) elements['telecom'] = null;
-  else if (telecom.length > 0) elements['telecom'] = telecom;
+  const telecom = telecomOf(pid);
+  if (telecom !== undefined) elements['telecom'] = telecom;
   const deceased = pid.value(30)?.toUpperCase();
   const deathTime = dateOf(pid.value(29));
   if (deathTime) elements['deceasedDateTime'] = deathTime;
   else if (deceased === 'Y' || deceased === 'N') elements['deceasedBoolean'] = deceased === 'Y';
   return { identifiers, elements };
+}
+
+/** One telecom field's ContactPoints: null for `""`, undefined when empty or none maps. */
+function telecomField(pid: V2Segment, field: 13 | 14): ContactPoint[] | null | undefined {
+  if (pid.value(field) === null) return null;
+  const use = field === 13 ? 'home' : 'work';
+  const points = pid
+    .repetitions(field)
+    .map((xtn) => contactPointOf(xtn, use))
+    .filter((point): point is ContactPoint => point !== undefined);
+  return points.length > 0 ? points : undefined;
+}
+
+/**
+ * PID-13 (home) and PID-14 (business) to `telecom`, one element fed by two fields. When one of
+ * them is left out, what it gave before is kept: the stored ContactPoints of `use` work are
+ * PID-14's, the others PID-13's (a mobile sent in PID-14 is taken for PID-13's, as a FHIR
+ * ContactPoint does not say which field it came from). Replacing the whole list instead lost
+ * the business phone of a message that sent only the home one, and a `""` alone cleared nothing.
+ */
+function telecomOf(pid: V2Segment): ContactPoint[] | null | ElementChange | undefined {
+  const home = telecomField(pid, 13);
+  const work = telecomField(pid, 14);
+  if (home === undefined && work === undefined) return undefined;
+  const list = (points: ContactPoint[]): ContactPoint[] | null =>
+    points.length > 0 ? points : null;
+  if (home !== undefined && work !== undefined) return list([...(home ?? []), ...(work ?? [])]);
+  return (stored) => {
+    const kept = Array.isArray(stored) ? (stored as ContactPoint[]) : [];
+    const storedWork = kept.filter((point) => point['use'] === 'work');
+    const storedHome = kept.filter((point) => point['use'] !== 'work');
+    return home === undefined
+      ? list([...storedHome, ...(work ?? [])])
+      : list([...(home ?? []), ...storedWork]);
+  };
 }
 
 /**
@@ -102,17 +139,20 @@ export function applyPatient(
   elements: PatientElements,
 ): Record<string, unknown> {
   const next: Record<string, unknown> = { ...(current ?? { resourceType: 'Patient' }) };
-  for (const [element, value] of Object.entries(elements)) {
+  for (const [element, change] of Object.entries(elements)) {
+    const value: unknown =
+      typeof change === 'function' ? (change as ElementChange)(next[element]) : change;
     if (value === null) delete next[element];
     else next[element] = value;
   }
   if ('deceasedDateTime' in elements) delete next['deceasedBoolean'];
   if ('deceasedBoolean' in elements) delete next['deceasedDateTime'];
-  const known = (current?.['identifier'] as Identifier[] | undefined) ?? [];
-  const added = identifiers.filter(
-    (identifier) => !known.some((old) => sameIdentifier(old, identifier)),
-  );
-  next['identifier'] = [...known, ...added];
+  // A merge hands over the prior patient's identifiers and MRG-1's, which name the same one.
+  const merged = [...((current?.['identifier'] as Identifier[] | undefined) ?? [])];
+  for (const identifier of identifiers) {
+    if (!merged.some((known) => sameIdentifier(known, identifier))) merged.push(identifier);
+  }
+  next['identifier'] = merged;
   delete next['meta'];
   return next;
 }
