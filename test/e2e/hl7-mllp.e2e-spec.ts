@@ -552,8 +552,13 @@ describe('HL7 v2 over MLLP', () => {
       adt('A28', 'MRG-A', 'OLD-1'),
       adt('A28', 'MRG-B', 'NEW-1'),
       adt('A40', 'MRG-C', 'NEW-1', '\rMRG|OLD-1^^^HOSP&2.16.4&ISO^MR'),
+      // A34, the merge of versions before 2.3.1, still sent by older feeds.
+      adt('A28', 'MRG-D', 'OLD-2'),
+      adt('A34', 'MRG-E', 'NEW-1', '\rMRG|OLD-2^^^HOSP&2.16.4&ISO^MR'),
     ]);
-    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    expect((await sender.waitForAcks(5)).map((ack) => msaOf(ack).code)).toEqual(
+      Array(5).fill('AA'),
+    );
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const byMrn = async (mrn: string) =>
       (
@@ -568,9 +573,13 @@ describe('HL7 v2 over MLLP', () => {
     expect(found[0]!.resource['id']).toBe(survivor!.resource['id']);
     // Each MRN once: the prior patient's and MRG-1's name the same one.
     const identifiers = survivor!.resource['identifier'] as { value: string }[];
-    expect(identifiers.map((identifier) => identifier.value)).toEqual(['NEW-1', 'OLD-1']);
+    expect(identifiers.map((identifier) => identifier.value)).toEqual(['NEW-1', 'OLD-1', 'OLD-2']);
+    expect((await byMrn('OLD-2')).map((entry) => entry.resource['id'])).toEqual([
+      survivor!.resource['id'],
+    ]);
     const link = survivor!.resource['link'] as { other: { reference: string }; type: string }[];
     expect(link).toEqual([
+      { other: { reference: expect.stringMatching(/^Patient\//) }, type: 'replaces' },
       { other: { reference: expect.stringMatching(/^Patient\//) }, type: 'replaces' },
     ]);
     const prior = await http('GET', `${testApp.url}/fhir/${link[0]!.other.reference}`);

@@ -77,10 +77,18 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A28: undefined,
   A31: undefined,
   A40: undefined,
+  // Merges as versions before 2.3.1 sent them (withdrawn in 2.6, still sent by older feeds): a
+  // PID and the MRG of the prior patient, as A40's. A36 also merges the account (MRG-3), and
+  // accounts are not kept here.
+  A18: undefined,
+  A34: undefined,
+  A36: undefined,
   A45: undefined, // a visit moved to another patient
   A47: undefined,
   A60: undefined, // adverse reactions (IAM)
 };
+
+const MERGE_EVENTS: ReadonlySet<string> = new Set(['A40', 'A18', 'A34', 'A36']);
 
 /**
  * Accounts added or updated (BAR P01, P05) and their diagnoses and procedures updated (P12):
@@ -120,7 +128,7 @@ export class Hl7Processor {
       if (!Object.hasOwn(ADT_EVENTS, header.triggerEvent)) {
         throw new Hl7RejectError('201', 'Unsupported event code');
       }
-      if (header.triggerEvent === 'A40') return this.merges.merge(message);
+      if (MERGE_EVENTS.has(header.triggerEvent)) return this.merges.merge(message);
       if (header.triggerEvent === 'A47') return this.merges.changeIdentifiers(message);
       if (header.triggerEvent === 'A45') {
         return this.visitMoves.process(message, await this.patients.of(message));
