@@ -543,13 +543,16 @@ describe('HL7 v2 over MLLP', () => {
 
   it('merges patients on ADT^A40: the prior one is replaced by the survivor, which takes its MRN', async () => {
     const system = 'urn:oid:2.16.4';
-    const adt = (event: string, control: string, mrn: string, extra = '') =>
+    const message = (type: string, control: string, mrn: string, name: string, extra = '') =>
       Buffer.from(
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5\rPID|1||${mrn}^^^HOSP&2.16.4&ISO^MR||Merge^Pat${extra}`,
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||${type}|${control}|P|2.5\rPID|1||${mrn}^^^HOSP&2.16.4&ISO^MR||${name}${extra}`,
       );
+    const adt = (event: string, control: string, mrn: string, extra = '') =>
+      message(`ADT^${event}`, control, mrn, 'Merge^Pat', extra);
     const sender = await client();
     await sender.send([
-      adt('A28', 'MRG-A', 'OLD-1'),
+      // The duplicate record, misspelt, as duplicates often are.
+      message('ADT^A28', 'MRG-A', 'OLD-1', 'Merj^Pat'),
       adt('A28', 'MRG-B', 'NEW-1'),
       adt('A40', 'MRG-C', 'NEW-1', '\rMRG|OLD-1^^^HOSP&2.16.4&ISO^MR'),
       // A34, the merge of versions before 2.3.1, still sent by older feeds.
@@ -571,9 +574,13 @@ describe('HL7 v2 over MLLP', () => {
     const found = await byMrn('OLD-1');
     expect(found).toHaveLength(1);
     expect(found[0]!.resource['id']).toBe(survivor!.resource['id']);
-    // Each MRN once: the prior patient's and MRG-1's name the same one.
-    const identifiers = survivor!.resource['identifier'] as { value: string }[];
-    expect(identifiers.map((identifier) => identifier.value)).toEqual(['NEW-1', 'OLD-1', 'OLD-2']);
+    // Each MRN once (the prior patient's and MRG-1's name the same one), the merged ones old.
+    const identifiers = survivor!.resource['identifier'] as { value: string; use?: string }[];
+    expect(identifiers.map(({ value, use }) => [value, use])).toEqual([
+      ['NEW-1', undefined],
+      ['OLD-1', 'old'],
+      ['OLD-2', 'old'],
+    ]);
     expect((await byMrn('OLD-2')).map((entry) => entry.resource['id'])).toEqual([
       survivor!.resource['id'],
     ]);
@@ -593,6 +600,26 @@ describe('HL7 v2 over MLLP', () => {
       ],
     });
     expect(prior.body.identifier).toBeUndefined();
+
+    // A lab not told of the merge still names the prior record, as it knew it: its result is
+    // the survivor's, and the survivor keeps its name.
+    await sender.send([
+      Buffer.concat([
+        message('ORU^R01', 'MRG-F', 'OLD-1', 'Merj^Pat'),
+        Buffer.from('\rOBR|1||MRG-F^LAB|2345-7^Glucose^LN\rOBX|1|NM|2345-7^Glucose^LN||5.5|mmol/L'),
+      ]),
+    ]);
+    expect(msaOf((await sender.waitForAcks(6))[5]!).code).toBe('AA');
+    const [after] = await byMrn('NEW-1');
+    expect(after!.resource).toMatchObject({
+      name: [{ family: 'Merge' }],
+      meta: { versionId: (survivor!.resource['meta'] as { versionId: string }).versionId },
+    });
+    const results = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=Patient/${String(survivor!.resource['id'])}`,
+    );
+    expect(results.body.entry).toHaveLength(1);
   });
 
   it('corrects a wrong identifier on ADT^A47, and refuses one that would join two patients', async () => {

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { systemOfHd } from '../mapping/datatypes.js';
+import { sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -50,7 +50,16 @@ export class MessagePatients {
       return created.id;
     }
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
-    const next = { ...applyPatient(current.resource, identifiers, elements), id: match };
+    // A PID naming the patient only by identifiers a merge made old speaks of the prior record
+    // as its sender still knows it: its name or address would undo what the merge settled.
+    const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];
+    const byCurrentId = identifiers.some((identifier) =>
+      stored.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
+    );
+    const next = {
+      ...applyPatient(current.resource, identifiers, byCurrentId ? elements : {}),
+      id: match,
+    };
     // A feed repeats the PID with every result: what it already says makes no new version.
     if (!isDeepStrictEqual(next, without(current.resource, 'meta'))) {
       await this.fhir.update(HL7_USER, 'Patient', match, next);

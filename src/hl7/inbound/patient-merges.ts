@@ -57,6 +57,9 @@ export class PatientMerges {
    * identifiers), the prior Patient is made inactive and `replaced-by` the survivor, which
    * `replaces` it and takes over its identifiers, so that later messages with the old MRN find
    * the survivor. A prior patient never seen here only adds its identifiers to the survivor.
+   * The identifiers taken over are `old` there, as FHIR's Patient $merge marks them: a message
+   * naming the patient only by one of them (a lab not told of the merge) files its records to
+   * the survivor without changing its details (see MessagePatients.upsert).
    */
   async merge(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
@@ -83,7 +86,11 @@ export class PatientMerges {
         touched.patientIds.push(priorId);
       }
       await this.fhir.update(HL7_USER, 'Patient', survivorId, {
-        ...applyPatient(survivor, moved, {}),
+        ...applyPatient(
+          survivor,
+          moved.map((identifier) => ({ ...identifier, use: 'old' })),
+          {},
+        ),
         ...(links.length > 0 ? { link: links } : {}),
         id: survivorId,
       });

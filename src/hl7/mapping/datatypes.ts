@@ -11,6 +11,7 @@ export const ASSIGNING_AUTHORITY_SYSTEM = 'urn:carevault:v2:assigning-authority:
 const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 
 export interface Identifier {
+  use?: string;
   system?: string;
   value: string;
   type?: { coding: { system: string; code: string }[] };
