@@ -375,6 +375,59 @@ describe('HL7 v2 over MLLP', () => {
     expect(reports.body.entry[0].resource.meta.versionId).toBe('1');
   });
 
+  it("files each patient's results of a multi-patient ORU under that patient, and refuses other messages naming two", async () => {
+    const pid = (mrn: string) => `PID|1||${mrn}^^^HOSP&2.16.14&ISO^MR||Many^Pat`;
+    const report = (number: string, value: string) =>
+      [
+        `OBR|1||${number}^LAB|2345-7^Glucose^LN|||202401010800+0000`,
+        `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L|||||F`,
+      ].join('\r');
+    const msh = (type: string, control: string) =>
+      `MSH|^~\\&|LAB|HOSP|CV|CV|20240101||${type}|${control}|P|2.5.1`;
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        [
+          msh('ORU^R01', 'MP-1'),
+          pid('MP-A'),
+          report('MP-R1', '5.5'),
+          pid('MP-B'),
+          report('MP-R2', '7.7'),
+        ].join('\r'),
+      ),
+      Buffer.from(
+        [
+          msh('ORM^O01', 'MP-2'),
+          pid('MP-A'),
+          'ORC|NW|MP-O1^HOSP',
+          'OBR|1|MP-O1^HOSP||2345-7^Glucose^LN',
+          pid('MP-B'),
+          'ORC|NW|MP-O2^HOSP',
+          'OBR|1|MP-O2^HOSP||2345-7^Glucose^LN',
+        ].join('\r'),
+      ),
+    ]);
+    const acks = await sender.waitForAcks(2);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE']);
+    expect(acks[1]).toContain('one patient');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const valuesOf = async (mrn: string) => {
+      const patient = await http(
+        'GET',
+        `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.14|${mrn}`)}`,
+      );
+      const id = String(patient.body.entry[0].resource.id);
+      const results = await http('GET', `${testApp.url}/fhir/Observation?subject=Patient/${id}`);
+      return (results.body.entry as { resource: { valueQuantity: { value: number } } }[]).map(
+        (entry) => entry.resource.valueQuantity.value,
+      );
+    };
+    expect(await valuesOf('MP-A')).toEqual([5.5]);
+    expect(await valuesOf('MP-B')).toEqual([7.7]);
+    const orders = await http('GET', `${testApp.url}/fhir/ServiceRequest?identifier=MP-O2`);
+    expect(orders.body.entry).toBeUndefined();
+  });
+
   it('knows a report without a number again by its code and time, and its results by code and order', async () => {
     const monitor = (control: string, ...segments: string[]) =>
       Buffer.from(

@@ -164,7 +164,17 @@ export class Hl7Processor {
     if (header.messageCode === 'REF' && REF_EVENTS.has(header.triggerEvent)) {
       return this.referral(message, header.triggerEvent === 'I14');
     }
-    if (type === 'ORU^R01' || type === 'OUL^R24') {
+    if (type === 'ORU^R01') {
+      // A lab may send several patients' results in one message, each after its own PID.
+      const touched: Touched = { entities: [], patientIds: [] };
+      for (const part of message.byPatient()) {
+        const done = await this.results.process(part, false, await this.patients.of(part));
+        touched.entities.push(...done.entities);
+        touched.patientIds.push(...done.patientIds);
+      }
+      return touched;
+    }
+    if (type === 'OUL^R24') {
       return this.results.process(message, false, await this.patients.of(message));
     }
     if (type === 'OUL^R22' || type === 'OUL^R23') {

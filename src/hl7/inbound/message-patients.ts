@@ -22,8 +22,19 @@ export function senderSystem(message: V2Message): string | undefined {
 export class MessagePatients {
   constructor(private readonly fhir: FhirService) {}
 
-  /** The message's patient (its PID, matched or created), first of what the message touches. */
+  /**
+   * The message's patient (its PID, matched or created), first of what the message touches. A
+   * message of one patient that has several PIDs is refused (AE) rather than filed under the
+   * first: its segments after the second PID would be another patient's records.
+   */
   async of(message: V2Message): Promise<PatientOfMessage> {
+    const pids = message.all('PID').length;
+    if (pids > 1) {
+      throw new Hl7ProcessingError(
+        '100',
+        `This message type is about one patient, and this one has ${pids} PID segments: send one message per patient`,
+      );
+    }
     const sender = senderSystem(message);
     const patientId = await this.upsert(required(message, 'PID'), sender, message.first('PD1'));
     return {

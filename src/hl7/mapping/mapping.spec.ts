@@ -43,6 +43,18 @@ describe('V2Message', () => {
     ]);
     expect(custom.first('PID')!.value(3, 4, 2)).toBe('1.2.3');
   });
+
+  it("cuts a message at each PID, each part with the header and that patient's segments", () => {
+    const names = (parts: V2Message[]) =>
+      parts.map((part) => part.segments().map((segment) => segment.value(1) ?? segment.name));
+    const several = message(MSH, 'SFT|sw', 'PID|a', 'OBR|a1', 'OBX|a2', 'PID|b', 'OBR|b1');
+    expect(names(several.byPatient())).toEqual([
+      ['|', 'sw', 'a', 'a1', 'a2'],
+      ['|', 'sw', 'b', 'b1'],
+    ]);
+    const none = message(MSH, 'OBR|x');
+    expect(none.byPatient()).toEqual([none]);
+  });
 });
 
 describe('data types', () => {

@@ -20,11 +20,35 @@ export class V2Message {
    * `text`: segments separated by CR, as decodeMessage gives them. `timeZone`: the IANA zone
    * the sender's times without a UTC offset are in, when the deployment knows it.
    */
-  constructor(text: string, delimiters: Hl7Delimiters, timeZone?: string) {
-    this.list = text
-      .split('\r')
-      .filter((line) => line.length > 0)
-      .map((line) => new V2Segment(line, delimiters, timeZone));
+  constructor(text: string, delimiters: Hl7Delimiters, timeZone?: string);
+  /** A message of segments already parsed (a part of another: see byPatient). */
+  constructor(segments: readonly V2Segment[]);
+  constructor(
+    source: string | readonly V2Segment[],
+    delimiters?: Hl7Delimiters,
+    timeZone?: string,
+  ) {
+    this.list =
+      typeof source === 'string'
+        ? source
+            .split('\r')
+            .filter((line) => line.length > 0)
+            .map((line) => new V2Segment(line, delimiters!, timeZone))
+        : [...source];
+  }
+
+  /**
+   * One message per patient, for a structure whose patient group repeats (ORU^R01's
+   * PATIENT_RESULT): each the segments before the first PID (MSH, SFT) and one PID with all
+   * that follows it up to the next. A message without a PID is itself.
+   */
+  byPatient(): V2Message[] {
+    const starts = this.list.flatMap((segment, i) => (segment.name === 'PID' ? [i] : []));
+    if (starts.length === 0) return [this];
+    const header = this.list.slice(0, starts[0]);
+    return starts.map(
+      (start, n) => new V2Message([...header, ...this.list.slice(start, starts[n + 1])]),
+    );
   }
 
   /** Every segment in message order. */
