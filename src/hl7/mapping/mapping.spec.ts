@@ -357,6 +357,9 @@ describe('OBX to Observation', () => {
         },
       },
     ],
+    ['1|NM|1^x^L||<5|mg||||||F', { valueQuantity: { value: 5, comparator: '<', unit: 'mg' } }],
+    ['1|NM|1^x^L||>= 100|mg||||||F', { valueQuantity: { value: 100, comparator: '>=' } }],
+    ['1|NM|1^x^L||TNP|mg||||||F', { valueString: 'TNP' }],
     ['1|SN|1^x^L||>^10|mg||||||F', { valueQuantity: { value: 10, comparator: '>', unit: 'mg' } }],
     [
       '1|SN|1^x^L||^1^:^128|||||||F',

@@ -135,10 +135,18 @@ function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
   if (!first) return undefined;
   switch (obx.value(2)?.toUpperCase() ?? '') {
     case 'NM': {
-      const number = numberOf(first.value(1));
-      return number === undefined
-        ? undefined
-        : { valueQuantity: { value: number, ...unitOf(obx) } };
+      const text = first.value(1);
+      const number = numberOf(text);
+      if (number !== undefined) return { valueQuantity: { value: number, ...unitOf(obx) } };
+      // Labs send a bound in NM ("<5", ">=100"), though SN is for it: a comparator quantity,
+      // as SN's. Other text (TNP, "see note") is what the lab reported: kept as it came.
+      const bound = BOUND.exec(text ?? '');
+      if (bound) {
+        return {
+          valueQuantity: { value: Number(bound[2]), comparator: bound[1], ...unitOf(obx) },
+        };
+      }
+      return text?.trim() ? { valueString: text.trim() } : undefined;
     }
     case 'SN':
       return structuredNumeric(first, obx);
