@@ -16,6 +16,7 @@ import { ResultMessages } from './inbound/result-messages.js';
 import { VisitMoves } from './inbound/visit-moves.js';
 import { MessagePatients } from './inbound/message-patients.js';
 import { PatientMerges } from './inbound/patient-merges.js';
+import { VaccinationMessages } from './inbound/vaccination-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
@@ -37,6 +38,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     VisitMoves,
     MessagePatients,
     PatientMerges,
+    VaccinationMessages,
     ResultMessages,
     PatientSegments,
     Places,

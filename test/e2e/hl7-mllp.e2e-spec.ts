@@ -1442,6 +1442,60 @@ describe('HL7 v2 over MLLP', () => {
     ]);
   });
 
+  it('knows a dose without an order number again, keeps why one was refused, and deletes one (RXA-21 D)', async () => {
+    const vxu = (control: string, ...orders: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|IIS|HOSP|CV|CV|20240101||VXU^V04|${control}|P|2.3`,
+          'PID|1||IZ-1^^^HOSP&2.16.15&ISO^MR||Dose^Kid||20200101|F',
+          ...orders,
+        ].join('\r'),
+      );
+    // RXA-3 time, RXA-5 vaccine, RXA-18 refusal reason, RXA-20 completion, RXA-21 action.
+    const rxa = (vaccine: string, extra = '') =>
+      `RXA|0|1|20240105||${vaccine}^CVX|0.5|mL^^UCUM${extra}`;
+    const refused = `${'|'.repeat(11)}00^Parental decision^NIP002||RE|A`;
+    const sender = await client();
+    await sender.send([
+      // No ORC at all (as v2.3 feeds send them), then the same message again.
+      vxu('IZ-1', rxa('08^HepB'), rxa('03^MMR', refused)),
+      vxu('IZ-2', rxa('08^HepB'), rxa('03^MMR', refused)),
+      // An ORC is its RXA's own: the dose after it, without one, is another.
+      vxu('IZ-3', 'ORC|RE||IZ-ORD-1^IIS', rxa('20^DTaP'), rxa('10^IPV')),
+      // Deleted: a known dose, and one never sent.
+      vxu('IZ-4', rxa('08^HepB', `${'|'.repeat(14)}D`)),
+      vxu('IZ-5', rxa('21^Varicella', `${'|'.repeat(14)}D`)),
+    ]);
+    expect((await sender.waitForAcks(5)).map((ack) => msaOf(ack).code)).toEqual(
+      Array(5).fill('AA'),
+    );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patient = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.15|IZ-1')}`,
+    );
+    const doses = await http(
+      'GET',
+      `${testApp.url}/fhir/Immunization?patient=Patient/${String(patient.body.entry[0].resource.id)}`,
+    );
+    const byVaccine = Object.fromEntries(
+      (doses.body.entry as { resource: Record<string, any> }[]).map(({ resource }) => [
+        resource['vaccineCode'].coding[0].code,
+        resource,
+      ]),
+    );
+    expect(doses.body.entry).toHaveLength(4);
+    expect(Object.keys(byVaccine).sort()).toEqual(['03', '08', '10', '20']);
+    expect(byVaccine['08']).toMatchObject({ status: 'entered-in-error' });
+    expect(byVaccine['03']).toMatchObject({
+      status: 'not-done',
+      statusReason: { coding: [{ code: '00', display: 'Parental decision' }] },
+      meta: { versionId: '1' },
+    });
+    expect(byVaccine['20'].identifier).toEqual([expect.objectContaining({ value: 'IZ-ORD-1' })]);
+    expect(byVaccine['10'].identifier).toBeUndefined();
+  });
+
   it('keeps a refill (RDE^O25) and a dispense (RDS^O13) with the prescription they belong to', async () => {
     const tag = randomUUID().slice(0, 8);
     const message = (type: string, control: string, ...segments: string[]) =>

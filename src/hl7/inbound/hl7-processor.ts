@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { immunizationFromRxa, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
+import { orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import {
   encounterFromPv1,
@@ -22,6 +22,7 @@ import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
+import { VaccinationMessages } from './vaccination-messages.js';
 import {
   byIdentifier,
   required,
@@ -120,6 +121,7 @@ export class Hl7Processor {
     private readonly results: ResultMessages,
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
+    private readonly vaccinations: VaccinationMessages,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -184,7 +186,7 @@ export class Hl7Processor {
       return this.orders(message);
     }
     if (type === 'VXU^V04') {
-      return this.vaccinations(message);
+      return this.vaccinations.process(message, await this.patients.of(message));
     }
     if (type === 'RDE^O11' || type === 'RDE^O25' || type === 'RDS^O13') {
       return this.pharmacy.process(message, await this.patients.of(message));
@@ -287,36 +289,6 @@ export class Hl7Processor {
         byIdentifier(identifiers[0]),
       );
       touched.entities.push(`ServiceRequest/${id}`);
-    }
-    return touched;
-  }
-
-  /** VXU^V04: an Immunization per RXA, identified by its ORC's order numbers. */
-  private async vaccinations(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patients.of(message);
-    const encounter = await visitOf(this.fhir, message, sender);
-    let orc: V2Segment | undefined;
-    for (const segment of message.segments()) {
-      if (segment.name === 'ORC') orc = segment;
-      if (segment.name !== 'RXA') continue;
-      const identifiers = orderIdentifiers(orc, sender);
-      const immunization = immunizationFromRxa(segment, patientId, identifiers);
-      if (!immunization) {
-        throw new Hl7ProcessingError(
-          '101',
-          'An RXA segment needs a vaccine (RXA-5) and a date (RXA-3)',
-        );
-      }
-      const id = await upsert(
-        this.fhir,
-        'Immunization',
-        { ...immunization, ...encounter },
-        byIdentifier(identifiers[0]),
-      );
-      touched.entities.push(`Immunization/${id}`);
-    }
-    if (touched.entities.length === 1) {
-      throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
   }

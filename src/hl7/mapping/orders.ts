@@ -88,10 +88,13 @@ export function immunizationFromRxa(
   const lot = rxa.value(15);
   const expiration = dateOf(rxa.value(16));
   const manufacturer = rxa.value(17, 2) ?? rxa.value(17, 1);
+  // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
+  const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
   return {
     resourceType: 'Immunization',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
     status: IMMUNIZATION_STATUS[rxa.value(20)?.toUpperCase() ?? ''] ?? 'completed',
+    ...(refusal ? { statusReason: refusal } : {}),
     vaccineCode,
     patient: { reference: `Patient/${patientId}` },
     occurrenceDateTime: occurrence,

@@ -1,0 +1,92 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '../../common/errors/app-error.js';
+import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { escapeSearch } from '../mapping/patient.js';
+import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import {
+  atInstant,
+  byIdentifier,
+  visitOf,
+  writeOver,
+  type PatientOfMessage,
+  type Touched,
+} from './processing.js';
+
+/**
+ * A dose without an order number (older feeds send no ORC), known again by patient, vaccine
+ * and time, as a registry has it: the same vaccine is not given twice at once.
+ */
+function sameDose(immunization: Record<string, unknown>, patientId: string): string | undefined {
+  const vaccine = immunization['vaccineCode'] as { coding?: { system?: string; code?: string }[] };
+  const coding = vaccine.coding?.[0];
+  if (!coding?.code) return undefined;
+  const token = `${coding.system ? escapeSearch(coding.system) : ''}|${escapeSearch(coding.code)}`;
+  return (
+    `patient=Patient/${patientId}&vaccine-code=${encodeURIComponent(token)}&` +
+    atInstant('date', immunization['occurrenceDateTime'] as string)
+  );
+}
+
+/** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
+@Injectable()
+export class VaccinationMessages {
+  constructor(private readonly fhir: FhirService) {}
+
+  /**
+   * VXU^V04: an Immunization per RXA, keyed by the order numbers of the ORC right before it,
+   * else by patient, vaccine and time. An RXA whose action code (RXA-21) is D deletes the dose:
+   * a known one becomes entered in error, one not on file leaves nothing to do.
+   */
+  async process(
+    message: V2Message,
+    { sender, patientId, touched }: PatientOfMessage,
+  ): Promise<Touched> {
+    const encounter = await visitOf(this.fhir, message, sender);
+    let orc: V2Segment | undefined;
+    let doses = 0;
+    for (const segment of message.segments()) {
+      if (segment.name === 'ORC') orc = segment;
+      if (segment.name !== 'RXA') continue;
+      doses += 1;
+      // An ORC is its own RXA's: a dose after it without one is not the same order.
+      const identifiers = orderIdentifiers(orc, sender);
+      orc = undefined;
+      const immunization = immunizationFromRxa(segment, patientId, identifiers);
+      if (!immunization) {
+        throw new Hl7ProcessingError(
+          '101',
+          'An RXA segment needs a vaccine (RXA-5) and a date (RXA-3)',
+        );
+      }
+      const deletes = segment.value(21)?.toUpperCase() === 'D';
+      const byOrder = byIdentifier(identifiers[0]);
+      const criteria = byOrder ?? sameDose(immunization, patientId);
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Immunization', criteria).catch((error) => {
+            // Doses recorded twice before, matched by vaccine and time: a new one is added as
+            // then, but which of them a deletion means cannot be told.
+            if (byOrder || deletes || !(error instanceof AppError) || error.status !== 412) {
+              throw error;
+            }
+            return undefined;
+          })
+        : undefined;
+      if (deletes && !match) continue;
+      const body = {
+        ...immunization,
+        ...(deletes ? { status: 'entered-in-error' } : {}),
+        ...encounter,
+      };
+      touched.entities.push(
+        `Immunization/${await writeOver(this.fhir, 'Immunization', body, match)}`,
+      );
+    }
+    if (doses === 0) {
+      throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
+    }
+    return touched;
+  }
+}
