@@ -675,6 +675,24 @@ describe('HL7 v2 over MLLP', () => {
     expect(results.body.entry).toHaveLength(1);
   });
 
+  it('answers AE 205 when the identifiers of a PID name two patients here', async () => {
+    const adt = (control: string, pid3: string) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A08|${control}|P|2.5\rPID|1||${pid3}||Two^Pat`,
+      );
+    const mrn = (value: string) => `${value}^^^HOSP&2.16.16&ISO^MR`;
+    const sender = await client();
+    await sender.send([
+      adt('TWO-1', mrn('TWO-A')),
+      adt('TWO-2', mrn('TWO-B')),
+      adt('TWO-3', `${mrn('TWO-A')}~${mrn('TWO-B')}`),
+    ]);
+    const acks = await sender.waitForAcks(3);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AE']);
+    expect(acks[2]).toMatch(/ERR\|[^\r]*\|205\b/);
+    expect(acks[2]).toContain('PID-3 name more than one patient');
+  });
+
   it('corrects a wrong identifier on ADT^A47, and refuses one that would join two patients', async () => {
     const system = 'urn:oid:2.16.12';
     const tag = randomUUID().slice(0, 8);

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
+import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
@@ -15,6 +16,25 @@ export function senderSystem(message: V2Message): string | undefined {
     systemOfHd(msh.value(4, 1), msh.value(4, 2), msh.value(4, 3)) ??
     systemOfHd(msh.value(3, 1), msh.value(3, 2), msh.value(3, 3))
   );
+}
+
+/**
+ * The one Patient the identifiers of a PID (or MRG) field name, if any. Identifiers naming two
+ * patients are the sender's to sort out (ERR 205), not a storage error: its ADT system holds
+ * one person where CareVault holds two, until a merge (A40) or a correction (A47) says which.
+ */
+export async function patientNamed(
+  fhir: FhirService,
+  criteria: string,
+  field: 'PID-3' | 'MRG-1',
+): Promise<string | undefined> {
+  return fhir.uniqueMatch(HL7_USER, 'Patient', criteria).catch((error: unknown) => {
+    if (!(error instanceof AppError) || error.status !== 412) throw error;
+    throw new Hl7ProcessingError(
+      '205',
+      `The identifiers in ${field} name more than one patient here: merge them (A40) or correct an identifier (A47) first`,
+    );
+  });
 }
 
 /** The patient of a message: matched on PID-3, updated from PID and PD1, or created. */
@@ -51,7 +71,7 @@ export class MessagePatients {
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
     }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+    const match = await patientNamed(this.fhir, criteria, 'PID-3');
     if (!match) {
       const created = await this.fhir.create(
         HL7_USER,

@@ -5,7 +5,7 @@ import { identifierOf, sameIdentifier, type Identifier } from '../mapping/dataty
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { MessagePatients, senderSystem } from './message-patients.js';
+import { MessagePatients, patientNamed, senderSystem } from './message-patients.js';
 import { without, type Touched } from './processing.js';
 
 /**
@@ -68,7 +68,7 @@ export class PatientMerges {
       const survivorId = await this.patients.upsert(pid, sender);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
-      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
       if (priorId === survivorId) continue; // merged before: a resend, or the same patient
       let moved = priorIdentifiers;
@@ -110,7 +110,7 @@ export class PatientMerges {
     const touched: Touched = { entities: [], patientIds: [] };
     const pairs = priorPatients(message, sender, 'an identifier change');
     for (const { pid, priorIdentifiers, criteria } of pairs) {
-      const priorId = await this.fhir.uniqueMatch(HL7_USER, 'Patient', criteria);
+      const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
       let patientId: string;
       if (!priorId) {
         patientId = await this.patients.upsert(pid, sender, message.first('PD1'));
@@ -123,7 +123,7 @@ export class PatientMerges {
             'PID-3 holds no identifier with an assigning authority',
           );
         }
-        const holder = await this.fhir.uniqueMatch(HL7_USER, 'Patient', correct);
+        const holder = await patientNamed(this.fhir, correct, 'PID-3');
         if (holder && holder !== priorId) {
           throw new Hl7ProcessingError(
             '205',
