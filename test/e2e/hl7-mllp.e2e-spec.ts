@@ -2298,6 +2298,27 @@ describe('HL7 v2 over MLLP', () => {
     expect(other.body.entry ?? []).toEqual([]);
   });
 
+  it('names the element a mapped resource broke in its AE, never the value', async () => {
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        [
+          'MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ORU^R01|BAD-CODE|P|2.5',
+          'PID|1||BC-1^^^HOSP&2.16.17&ISO^MR||Code^Bad',
+          'OBR|1||BC-R1^LAB|2345-7^Glucose^LN',
+          // A code may not hold two blanks in a row (FHIR's code type).
+          'OBX|1|NM|23  45^Glucose^LN||5.5|mmol/L|||||F',
+        ].join('\r'),
+      ),
+    ]);
+    const [ack] = await sender.waitForAcks(1);
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toContain(
+      'could not be stored as FHIR resources (FHIR 400 at Observation.code.coding[0].code)',
+    );
+    expect(ack).not.toContain('23  45');
+  });
+
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {
     const sender = await client();
     await sender.send([

@@ -237,8 +237,10 @@ function failureOf(error: unknown, row: Hl7MessageEntity, logger: Logger): Hl7Ou
   if (error instanceof Hl7ProcessingError) {
     return { status: 'error', ackCode: 'AE', errorCode: error.code, errorText: error.message };
   }
-  // FHIR validation and database errors can quote values: only their kind is kept.
-  const kind = error instanceof AppError ? `FHIR ${error.status}` : (error as Error).name;
+  // FHIR validation and database errors can quote values: only their kind is kept, and where
+  // a mapped resource broke a rule, the element's path, so that the sender can tell which field.
+  const kind =
+    error instanceof AppError ? `FHIR ${error.status}${pathsOf(error)}` : (error as Error).name;
   logger.error({ id: row.id, type: row.messageType, kind }, 'HL7 message processing failed');
   return {
     status: 'error',
@@ -246,6 +248,15 @@ function failureOf(error: unknown, row: Hl7MessageEntity, logger: Logger): Hl7Ou
     errorCode: '207',
     errorText: `The message could not be stored as FHIR resources (${kind})`,
   };
+}
+
+/** ` at Patient.identifier[1].value`: the issues' element paths (never values), at most 3. */
+function pathsOf(error: AppError): string {
+  const paths = error.issues
+    .flatMap((issue) => issue.expression ?? [])
+    .filter((path) => /^[A-Z][A-Za-z]*(\.[a-z][A-Za-z]*(\[\d+\])?)*$/.test(path));
+  const shown = [...new Set(paths)].slice(0, 3);
+  return shown.length > 0 ? ` at ${shown.join(', ')}` : '';
 }
 
 function errorOf(outcome: { errorCode: string | null; errorText: string | null }) {
