@@ -29,6 +29,14 @@ describe('V2Message', () => {
     expect(pid.value(40)).toBeUndefined();
   });
 
+  it('leaves out trailing blanks, as fixed-width systems pad with them, and keeps leading ones', () => {
+    const pid = message(MSH, 'PID|1||12345   ^^^HOSP||   ^  Mary  |  ').first('PID')!;
+    expect(pid.value(3)).toBe('12345');
+    expect(pid.value(5, 1)).toBeUndefined();
+    expect(pid.value(5, 2)).toBe('  Mary');
+    expect(pid.value(7)).toBeUndefined();
+  });
+
   it('numbers MSH fields from the field separator, and reads custom delimiters', () => {
     const custom = message(
       'MSH#:*!$#LAB#HOSP#CV#CV#1##ADT:A08#9#P#2.5',
@@ -435,7 +443,7 @@ describe('OBX to Observation', () => {
     const limits = Object.fromEntries(
       Object.entries(bounds).map(([bound, value]) => [bound, { value, ...unit }]),
     );
-    expect(observation['referenceRange']).toEqual([{ ...limits, text }]);
+    expect(observation['referenceRange']).toEqual([{ ...limits, text: text.trimEnd() }]);
   });
 
   it('takes the status from OBX-11 and the time from OBX-14, else the report', () => {

@@ -108,11 +108,16 @@ export class V2Repetition {
     private readonly delimiters: Hl7Delimiters,
   ) {}
 
+  /**
+   * Trailing blanks are not part of a value (v2's ST, TX and FT say so; fixed-width systems
+   * pad their fields with them): `12345   ` is the MRN 12345, and blanks alone are empty.
+   */
   value(component = 1, subcomponent = 1): V2Value {
-    const raw =
+    const raw = (
       this.raw.split(this.delimiters.component)[component - 1]?.split(this.delimiters.subcomponent)[
         subcomponent - 1
-      ] ?? '';
+      ] ?? ''
+    ).trimEnd();
     if (raw === '') return undefined;
     if (raw === '""') return null;
     return unescapeV2(raw, this.delimiters);
