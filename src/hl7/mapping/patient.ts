@@ -65,6 +65,11 @@ export function patientFromPid(
   const deathTime = dateOf(pid.value(29));
   if (deathTime) elements['deceasedDateTime'] = deathTime;
   else if (deceased === 'Y' || deceased === 'N') elements['deceasedBoolean'] = deceased === 'Y';
+  else if (pid.value(30) === null) {
+    // The death indicator cleared (a death recorded in error): neither form stays.
+    elements['deceasedDateTime'] = null;
+    elements['deceasedBoolean'] = null;
+  }
   return { identifiers, elements };
 }
 

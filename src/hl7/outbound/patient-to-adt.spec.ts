@@ -71,4 +71,27 @@ describe('Patient to ADT', () => {
       telecom: data.telecom.map((point) => ({ use: 'home', ...point })),
     });
   });
+
+  it('says "" in an update for what the Patient no longer has, so that the receiver drops it', () => {
+    const sparse = { resourceType: 'Patient', identifier: PATIENT.identifier, gender: 'male' };
+    const pidIn = (text: string) => {
+      const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+      return new V2Message(decoded, header.delimiters).first('PID')!;
+    };
+    const update = pidIn(adtOfPatient(sparse, 'A08', HEADER));
+    const { elements } = patientFromPid(update);
+    expect(elements).toEqual({
+      name: null,
+      birthDate: null,
+      gender: 'male',
+      address: null,
+      telecom: null,
+      deceasedDateTime: null,
+      deceasedBoolean: null,
+    });
+    // A new patient has nothing to drop.
+    expect(patientFromPid(pidIn(adtOfPatient(sparse, 'A04', HEADER))).elements).toEqual({
+      gender: 'male',
+    });
+  });
 });

@@ -130,8 +130,15 @@ function repeat(values: (string | undefined)[]): string {
   return values.filter((value): value is string => !!value).join(D.repetition);
 }
 
-/** Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). */
-export function pidOf(patient: Record<string, unknown>): string {
+/** The PID fields pidOf fills from a Patient's elements (PID-3 aside: it identifies). */
+const MAPPED_FIELDS = [5, 7, 8, 11, 13, 14, 29, 30];
+
+/**
+ * Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). An
+ * update (`clears`) says `""` for a mapped field the Patient has nothing for: to a receiver an
+ * empty field means "unchanged", so a phone or address removed here would stay there.
+ */
+export function pidOf(patient: Record<string, unknown>, clears = false): string {
   const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
   const names = (patient['name'] as HumanName[] | undefined) ?? [];
   const addresses = (patient['address'] as Address[] | undefined) ?? [];
@@ -148,6 +155,9 @@ export function pidOf(patient: Record<string, unknown>): string {
   fields[14] = repeat(telecom.filter((point) => point.use === 'work').map(xtnOf));
   fields[29] = dtOf(patient['deceasedDateTime']);
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
+  if (clears) {
+    for (const field of MAPPED_FIELDS) fields[field] ||= '""';
+  }
   return join(['PID', ...fields.slice(1)], D.field);
 }
 
@@ -187,5 +197,5 @@ export function adtOfPatient(
     D.field,
   );
   const evn = join(['EVN', event, hl7Timestamp(header.now)], D.field);
-  return [msh, evn, pidOf(patient), 'PV1|1|N'].join('\r') + '\r';
+  return [msh, evn, pidOf(patient, event === 'A08'), 'PV1|1|N'].join('\r') + '\r';
 }
