@@ -14,6 +14,7 @@ import { Places } from './inbound/places.js';
 import { ProblemMessages } from './inbound/problem-messages.js';
 import { ResultMessages } from './inbound/result-messages.js';
 import { VisitMoves } from './inbound/visit-moves.js';
+import { Visits } from './inbound/visits.js';
 import { MessagePatients } from './inbound/message-patients.js';
 import { PatientMerges } from './inbound/patient-merges.js';
 import { VaccinationMessages } from './inbound/vaccination-messages.js';
@@ -36,6 +37,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     PharmacyMessages,
     ChargeMessages,
     VisitMoves,
+    Visits,
     MessagePatients,
     PatientMerges,
     VaccinationMessages,

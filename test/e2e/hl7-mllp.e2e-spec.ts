@@ -2319,6 +2319,53 @@ describe('HL7 v2 over MLLP', () => {
     expect(ack).not.toContain('23  45');
   });
 
+  it('knows a visit sent without a number again by its patient, class and admit time', async () => {
+    const pv1 = (fields: Record<number, string>) =>
+      ['PV1', ...Array.from({ length: 45 }, (_, i) => fields[i + 1] ?? '')].join('|');
+    const adt = (event: string, control: string, fields: Record<number, string>) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|REG|CLINIC|CV|CV|20240101||ADT^${event}|${control}|P|2.5`,
+          'PID|1||UV-1^^^CLINIC&2.16.18&ISO^MR||Visit^Unnumbered',
+          pv1({ 1: '1', 2: 'O', ...fields }),
+        ].join('\r'),
+      );
+    const sender = await client();
+    await sender.send([
+      // Registered, the same registration again, then discharged: one visit.
+      adt('A04', 'UV-1', { 44: '202401101030+0000' }),
+      adt('A04', 'UV-2', { 44: '202401101030+0000' }),
+      adt('A03', 'UV-3', { 44: '202401101030+0000', 45: '202401101130+0000' }),
+      // Another visit that day; and two timed to the day only, which nothing tells apart.
+      adt('A04', 'UV-4', { 44: '202401101400+0000' }),
+      adt('A04', 'UV-5', { 44: '20240111' }),
+      adt('A04', 'UV-6', { 44: '20240111' }),
+    ]);
+    expect((await sender.waitForAcks(6)).map((ack) => msaOf(ack).code)).toEqual(
+      Array(6).fill('AA'),
+    );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patient = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.18|UV-1')}`,
+    );
+    const visits = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient.body.entry[0].resource.id)}&_sort=_lastUpdated`,
+    );
+    expect(
+      (visits.body.entry as { resource: Record<string, any> }[]).map(({ resource }) => [
+        resource['period'].start,
+        resource['status'],
+      ]),
+    ).toEqual([
+      ['2024-01-10T10:30:00+00:00', 'finished'],
+      ['2024-01-10T14:00:00+00:00', 'planned'],
+      ['2024-01-11', 'planned'],
+      ['2024-01-11', 'planned'],
+    ]);
+  });
+
   it('answers AE for a discharge of an unknown visit, and keeps the message as error', async () => {
     const sender = await client();
     await sender.send([

@@ -3,12 +3,6 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { referralFromRf1 } from '../mapping/referral.js';
-import {
-  encounterFromPv1,
-  locationChain,
-  type EncounterLocation,
-  type EncounterStatus,
-} from '../mapping/encounter.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
@@ -16,41 +10,14 @@ import { ChargeMessages, DFT_EVENTS } from './charge-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
 import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments, type SegmentContext } from './patient-segments.js';
-import { Places } from './places.js';
+import { Visits, type VisitEvent } from './visits.js';
 import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { VaccinationMessages } from './vaccination-messages.js';
-import {
-  byIdentifier,
-  required,
-  upsert,
-  visitOf,
-  without,
-  writeOver,
-  type Touched,
-} from './processing.js';
-
-/**
- * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the
- * v2-to-FHIR IG's ConceptMap table-hl70003-to-encounter-status where it has the event), whether
- * the visit must be known already (a discharge or a cancellation of one never seen is an
- * error, not a new Encounter), and whether it reopens a finished one. None: patient data only.
- */
-interface VisitEvent {
-  status: EncounterStatus;
-  /** What the event is, when it needs a known visit: for the error when it is not. */
-  known?: string;
-  reopens?: true;
-  /**
-   * An update of the visit's details (PV1-3, PV1-2…) that says nothing of its status: a known
-   * visit keeps its own, and no Encounter is made for one not known (A08s are frequent, and
-   * many carry no visit number).
-   */
-  updatesOnly?: true;
-}
+import { byIdentifier, required, upsert, visitOf, writeOver, type Touched } from './processing.js';
 
 const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A01: { status: 'in-progress' },
@@ -114,7 +81,7 @@ export class Hl7Processor {
     private readonly appointments: AppointmentMessages,
     private readonly problems: ProblemMessages,
     private readonly pharmacy: PharmacyMessages,
-    private readonly places: Places,
+    private readonly visits: Visits,
     private readonly patientSegments: PatientSegments,
     private readonly charges: ChargeMessages,
     private readonly visitMoves: VisitMoves,
@@ -210,7 +177,7 @@ export class Hl7Processor {
     const pv1 = message.first('PV1');
     const encounterId =
       event && pv1
-        ? await this.upsertEncounter(pv1, message.first('PV2'), patientId, event, sender, touched)
+        ? await this.visits.upsert(pv1, message.first('PV2'), patientId, event, sender, touched)
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
     const context = { sender, patientId, encounterId };
@@ -292,79 +259,4 @@ export class Hl7Processor {
     }
     return touched;
   }
-
-  /** The Encounter of the PV1-19 visit number, updated, or a new one. */
-  private async upsertEncounter(
-    pv1: V2Segment,
-    pv2: V2Segment | undefined,
-    patientId: string,
-    event: VisitEvent,
-    sender: string | undefined,
-    touched: Touched,
-  ): Promise<string | undefined> {
-    const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
-    const criteria = byIdentifier(identifier);
-    const match = criteria
-      ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
-      : undefined;
-    if (!match && event.updatesOnly) return undefined;
-    if (!match && event.known) {
-      throw new Hl7ProcessingError(
-        '204',
-        `${event.known} needs the visit number (PV1-19) of a known encounter`,
-      );
-    }
-    const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
-    if (location) {
-      const chain = locationChain(pv1.repetitions(3)[0]);
-      location.location.reference = `Location/${await this.places.of(chain)}`;
-      touched.entities.push(location.location.reference);
-    }
-    if (!match) {
-      return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
-    }
-    const current = await this.fhir.read(HL7_USER, 'Encounter', match);
-    const period: Record<string, unknown> = {
-      ...(current.resource['period'] as object | undefined),
-      ...(resource['period'] as object | undefined),
-    };
-    // A cancelled discharge leaves the visit open again.
-    if (event.reopens) delete period['end'];
-    const locations = movedTo(
-      current.resource['location'] as EncounterLocation[] | undefined,
-      location,
-    );
-    // An A08 repeating what is stored makes no new version.
-    return writeOver(
-      this.fhir,
-      'Encounter',
-      {
-        ...without(current.resource, 'meta', 'period', 'location'),
-        ...resource,
-        ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
-        ...(Object.keys(period).length > 0 ? { period } : {}),
-        ...(locations.length > 0 ? { location: locations } : {}),
-      },
-      match,
-    );
-  }
-}
-
-/**
- * An Encounter's locations after a message naming `next` (PV1-3): where the patient was stays
- * in the list as completed, so a transfer keeps the way the patient went.
- */
-function movedTo(
-  previous: EncounterLocation[] | undefined,
-  next: EncounterLocation | undefined,
-): EncounterLocation[] {
-  const locations = previous ?? [];
-  if (!next) return locations;
-  const display = next.location.display;
-  return [
-    ...locations
-      .filter((entry) => entry.location.display !== display)
-      .map((entry) => ({ ...entry, status: 'completed' as const })),
-    next,
-  ];
 }

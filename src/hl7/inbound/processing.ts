@@ -1,3 +1,4 @@
+import { AppError } from '../../common/errors/app-error.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
@@ -23,6 +24,12 @@ export interface PatientOfMessage {
 /** Criteria for one resource by identifier; none without an identifier. */
 export function byIdentifier(identifier: Identifier | undefined): string | undefined {
   return identifier ? identifierCriteria([identifier]) : undefined;
+}
+
+/** Nothing when several match (412); other errors as they are. */
+export function ambiguous(error: unknown): undefined {
+  if (error instanceof AppError && error.status === 412) return undefined;
+  throw error;
 }
 
 /** A copy without some elements (meta is the server's, rewritten on every version). */

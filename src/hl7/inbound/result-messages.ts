@@ -14,6 +14,7 @@ import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  ambiguous,
   atInstant,
   byIdentifier,
   codeCriteria,
@@ -59,12 +60,6 @@ function unnumberedReport(
   return byCode && effective?.includes('T')
     ? `${byCode}&${atInstant('date', effective)}`
     : undefined;
-}
-
-/** Nothing when several match (412); other errors as they are. */
-function ambiguous(error: unknown): undefined {
-  if (error instanceof AppError && error.status === 412) return undefined;
-  throw error;
 }
 
 /** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
