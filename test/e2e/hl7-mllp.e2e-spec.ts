@@ -1898,6 +1898,21 @@ describe('HL7 v2 over MLLP', () => {
       message('BAR^P12', 'B3', 'DG1|1||K35.80^Acute appendicitis^I10||202501101000+0000|F'),
       // Purging accounts is the billing system's business: refused, as before.
       message('BAR^P02', 'B4'),
+      // A later visit, then an account of both: each PV1's diagnoses are its own visit's.
+      Buffer.from(
+        [
+          `MSH|^~\\&|BILLING|HOSP|CV|CV|20250101||ADT^A01|B5-${tag}|P|2.5`,
+          `PID|1||BAR-${tag}^^^HOSP&2.16.24&ISO^MR||BAR^Pat`,
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||W-${tag}^^^HOSP&2.16.24&ISO^VN`,
+        ].join('\r'),
+      ),
+      message(
+        'BAR^P01',
+        'B6',
+        'DG1|1||K35.80^Acute appendicitis^I10||202501101000+0000|F',
+        `PV1|2|I|4E^136^B^GHH||||||||||||||||W-${tag}^^^HOSP&2.16.24&ISO^VN`,
+        'DG1|1||J18.9^Pneumonia^I10||202502011000+0000|F',
+      ),
     ];
     const sender = await client();
     await sender.send(steps);
@@ -1906,6 +1921,8 @@ describe('HL7 v2 over MLLP', () => {
       'AA',
       'AA',
       'AR',
+      'AA',
+      'AA',
     ]);
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const encounter = await http(
@@ -1921,6 +1938,20 @@ describe('HL7 v2 over MLLP', () => {
     expect(conditions.body.entry[0].resource.code.coding[0].code).toBe('K35.80');
     const procedures = await http('GET', `${testApp.url}/fhir/Procedure?encounter=${visit}`);
     expect(procedures.body.entry[0].resource.code.coding[0].code).toBe('44970');
+    const later = await http(
+      'GET',
+      `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.24|W-${tag}`)}`,
+    );
+    const laterVisit = `Encounter/${String(later.body.entry[0].resource.id)}`;
+    const laterConditions = await http(
+      'GET',
+      `${testApp.url}/fhir/Condition?encounter=${laterVisit}`,
+    );
+    expect(
+      (laterConditions.body.entry as { resource: { code: { coding: { code: string }[] } } }[]).map(
+        (entry) => entry.resource.code.coding[0]!.code,
+      ),
+    ).toEqual(['J18.9']);
   });
 
   it("keeps a billing system's charges (DFT) as ChargeItems of the visit, refusing credits and payments", async () => {

@@ -122,7 +122,8 @@ export class Hl7Processor {
       return this.problems.process(message, header.triggerEvent, await this.patients.of(message));
     }
     if (header.messageCode === 'BAR' && BAR_EVENTS.has(header.triggerEvent)) {
-      return this.adt(message, ADT_EVENTS['A08']);
+      // An account may list several visits, each PV1 with its own diagnoses and procedures.
+      return this.eachPart(message.splitAt('PV1'), (part) => this.adt(part, ADT_EVENTS['A08']));
     }
     if (header.messageCode === 'DFT' && DFT_EVENTS.has(header.triggerEvent)) {
       // What a BAR keeps (the patient, a known visit's details, its segments), and the charges.
@@ -135,13 +136,9 @@ export class Hl7Processor {
     }
     if (type === 'ORU^R01') {
       // A lab may send several patients' results in one message, each after its own PID.
-      const touched: Touched = { entities: [], patientIds: [] };
-      for (const part of message.byPatient()) {
-        const done = await this.results.process(part, false, await this.patients.of(part));
-        touched.entities.push(...done.entities);
-        touched.patientIds.push(...done.patientIds);
-      }
-      return touched;
+      return this.eachPart(message.splitAt('PID'), async (part) =>
+        this.results.process(part, false, await this.patients.of(part)),
+      );
     }
     if (type === 'OUL^R24') {
       return this.results.process(message, false, await this.patients.of(message));
@@ -159,6 +156,21 @@ export class Hl7Processor {
       return this.pharmacy.process(message, await this.patients.of(message));
     }
     throw new Hl7RejectError('200', 'Unsupported message type');
+  }
+
+  /** Each part processed in turn, in the message's transaction, with all they touched. */
+  private async eachPart(
+    parts: V2Message[],
+    process: (part: V2Message) => Promise<Touched>,
+  ): Promise<Touched> {
+    const entities = new Set<string>();
+    const patientIds = new Set<string>();
+    for (const part of parts) {
+      const done = await process(part);
+      for (const entity of done.entities) entities.add(entity);
+      for (const id of done.patientIds) patientIds.add(id);
+    }
+    return { entities: [...entities], patientIds: [...patientIds] };
   }
 
   private async adt(message: V2Message, event: VisitEvent | undefined): Promise<Touched> {

@@ -56,12 +56,12 @@ describe('V2Message', () => {
     const names = (parts: V2Message[]) =>
       parts.map((part) => part.segments().map((segment) => segment.value(1) ?? segment.name));
     const several = message(MSH, 'SFT|sw', 'PID|a', 'OBR|a1', 'OBX|a2', 'PID|b', 'OBR|b1');
-    expect(names(several.byPatient())).toEqual([
+    expect(names(several.splitAt('PID'))).toEqual([
       ['|', 'sw', 'a', 'a1', 'a2'],
       ['|', 'sw', 'b', 'b1'],
     ]);
     const none = message(MSH, 'OBR|x');
-    expect(none.byPatient()).toEqual([none]);
+    expect(none.splitAt('PID')).toEqual([none]);
   });
 });
 

@@ -21,7 +21,7 @@ export class V2Message {
    * the sender's times without a UTC offset are in, when the deployment knows it.
    */
   constructor(text: string, delimiters: Hl7Delimiters, timeZone?: string);
-  /** A message of segments already parsed (a part of another: see byPatient). */
+  /** A message of segments already parsed (a part of another: see splitAt). */
   constructor(segments: readonly V2Segment[]);
   constructor(
     source: string | readonly V2Segment[],
@@ -38,12 +38,13 @@ export class V2Message {
   }
 
   /**
-   * One message per patient, for a structure whose patient group repeats (ORU^R01's
-   * PATIENT_RESULT): each the segments before the first PID (MSH, SFT) and one PID with all
-   * that follows it up to the next. A message without a PID is itself.
+   * One message per group a segment starts, for a structure whose group repeats (ORU^R01's
+   * PATIENT_RESULT at each PID, BAR^P01's VISIT at each PV1): each the segments before the
+   * first such segment (MSH, SFT, the patient's) and one group, up to the next. A message
+   * without that segment is itself.
    */
-  byPatient(): V2Message[] {
-    const starts = this.list.flatMap((segment, i) => (segment.name === 'PID' ? [i] : []));
+  splitAt(name: string): V2Message[] {
+    const starts = this.list.flatMap((segment, i) => (segment.name === name ? [i] : []));
     if (starts.length === 0) return [this];
     const header = this.list.slice(0, starts[0]);
     return starts.map(
