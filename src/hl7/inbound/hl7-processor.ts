@@ -56,6 +56,10 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A60: undefined, // adverse reactions (IAM)
 };
 
+/** What precedes the patient (PID) in any structure, and the patient's own segments. */
+const MESSAGE_HEADER: ReadonlySet<string> = new Set(['MSH', 'SFT', 'UAC', 'EVN']);
+const PATIENT_HEADER: ReadonlySet<string> = new Set([...MESSAGE_HEADER, 'PID', 'PD1', 'ROL']);
+
 const MERGE_EVENTS: ReadonlySet<string> = new Set(['A40', 'A18', 'A34', 'A36']);
 
 /**
@@ -123,7 +127,9 @@ export class Hl7Processor {
     }
     if (header.messageCode === 'BAR' && BAR_EVENTS.has(header.triggerEvent)) {
       // An account may list several visits, each PV1 with its own diagnoses and procedures.
-      return this.eachPart(message.splitAt('PV1'), (part) => this.adt(part, ADT_EVENTS['A08']));
+      return this.eachPart(message.splitAt('PV1', PATIENT_HEADER), (part) =>
+        this.adt(part, ADT_EVENTS['A08']),
+      );
     }
     if (header.messageCode === 'DFT' && DFT_EVENTS.has(header.triggerEvent)) {
       // What a BAR keeps (the patient, a known visit's details, its segments), and the charges.
@@ -136,7 +142,7 @@ export class Hl7Processor {
     }
     if (type === 'ORU^R01') {
       // A lab may send several patients' results in one message, each after its own PID.
-      return this.eachPart(message.splitAt('PID'), async (part) =>
+      return this.eachPart(message.splitAt('PID', MESSAGE_HEADER), async (part) =>
         this.results.process(part, false, await this.patients.of(part)),
       );
     }

@@ -52,16 +52,23 @@ describe('V2Message', () => {
     expect(custom.first('PID')!.value(3, 4, 2)).toBe('1.2.3');
   });
 
-  it("cuts a message at each PID, each part with the header and that patient's segments", () => {
+  it('cuts a message at each group, each part with the shared segments and its own group', () => {
     const names = (parts: V2Message[]) =>
       parts.map((part) => part.segments().map((segment) => segment.value(1) ?? segment.name));
+    const shared = new Set(['MSH', 'SFT', 'PID']);
     const several = message(MSH, 'SFT|sw', 'PID|a', 'OBR|a1', 'OBX|a2', 'PID|b', 'OBR|b1');
-    expect(names(several.splitAt('PID'))).toEqual([
+    expect(names(several.splitAt('PID', shared))).toEqual([
       ['|', 'sw', 'a', 'a1', 'a2'],
       ['|', 'sw', 'b', 'b1'],
     ]);
+    // A visit group sent without its PV1 is the first part's, not every part's.
+    const visits = message(MSH, 'PID|p', 'DG1|d0', 'PV1|v1', 'DG1|d1', 'PV1|v2', 'DG1|d2');
+    expect(names(visits.splitAt('PV1', shared))).toEqual([
+      ['|', 'p', 'd0', 'v1', 'd1'],
+      ['|', 'p', 'v2', 'd2'],
+    ]);
     const none = message(MSH, 'OBR|x');
-    expect(none.splitAt('PID')).toEqual([none]);
+    expect(none.splitAt('PID', shared)).toEqual([none]);
   });
 });
 

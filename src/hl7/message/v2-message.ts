@@ -39,16 +39,19 @@ export class V2Message {
 
   /**
    * One message per group a segment starts, for a structure whose group repeats (ORU^R01's
-   * PATIENT_RESULT at each PID, BAR^P01's VISIT at each PV1): each the segments before the
-   * first such segment (MSH, SFT, the patient's) and one group, up to the next. A message
-   * without that segment is itself.
+   * PATIENT_RESULT at each PID, BAR^P01's VISIT at each PV1): each one group, up to the next,
+   * after the segments before the first group that all share (`shared`: MSH, the patient's).
+   * Other segments before the first group (a VISIT sent without its PV1) are the first part's
+   * only. A message without that segment is itself.
    */
-  splitAt(name: string): V2Message[] {
+  splitAt(name: string, shared: ReadonlySet<string>): V2Message[] {
     const starts = this.list.flatMap((segment, i) => (segment.name === name ? [i] : []));
     if (starts.length === 0) return [this];
-    const header = this.list.slice(0, starts[0]);
+    const before = this.list.slice(0, starts[0]);
+    const header = before.filter((segment) => shared.has(segment.name));
     return starts.map(
-      (start, n) => new V2Message([...header, ...this.list.slice(start, starts[n + 1])]),
+      (start, n) =>
+        new V2Message([...(n === 0 ? before : header), ...this.list.slice(start, starts[n + 1])]),
     );
   }
 
