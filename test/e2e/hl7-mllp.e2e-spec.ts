@@ -59,7 +59,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     // AA for every supported type, AR naming table 0357's 200 or 201 for the others.
     const supported =
-      /^(ADT\^A(0[1-9]|1[0-6]|2[5-8]|31|40|45|47|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-9]|2[0-2]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
+      /^(ADT\^A(0[1-9]|1[0-6]|18|2[125-8]|3[1-468]|40|45|47|5[23]|60)|MDM\^T(0[1-9]|1[01])|SIU\^S(1[2-9]|2[0-2]|26)|PPR\^PC[1-3]|REF\^I1[24]|BAR\^P(01|12)|DFT\^P(03|11)|ORU\^R01|OUL\^R2[2-4]|ORM\^O01|OML\^O21|OMG\^O19|VXU\^V04|RDE\^O(11|25)|RDS\^O13)$/;
     for (const [i, ack] of acks.entries()) {
       const { messageCode, triggerEvent } = decodeMessage(samples[i]!.bytes).header;
       if (/^PC1-Problem-(Update|Delete)/.test(samples[i]!.file)) {
@@ -2201,6 +2201,34 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.9|other-${visit}`)}`,
     );
     expect(others.body.entry ?? []).toHaveLength(0);
+  });
+
+  it('follows a leave of absence (A21, A22, A52, A53) and a cancelled pre-admission (A38)', async () => {
+    const sender = await client();
+    const visit = `L-${randomUUID().slice(0, 8)}`;
+    const adt = (event: string, control: string, visitNumber = visit) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}-${visitNumber}|P|2.5\r` +
+          `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Leave^Jo\r` +
+          `PV1|1|I|4E^136^B^GHH||||||||||||||||${visitNumber}^^^HOSP&2.16.9&ISO^VN`,
+      );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    let acked = 0;
+    const statusAfter = async (event: string, control: string, visitNumber = visit) => {
+      await sender.send([adt(event, control, visitNumber)]);
+      acked += 1;
+      expect([event, msaOf((await sender.waitForAcks(acked)).at(-1)!).code]).toEqual([event, 'AA']);
+      return (await visitEncounter(http, visitNumber))['status'] as string;
+    };
+    expect(await statusAfter('A01', 'L1')).toBe('in-progress');
+    expect(await statusAfter('A21', 'L2')).toBe('onleave');
+    expect(await statusAfter('A33', 'L3')).toBe('onleave'); // tracking cancelled: no status
+    expect(await statusAfter('A52', 'L4')).toBe('in-progress'); // the leave cancelled
+    expect(await statusAfter('A21', 'L5')).toBe('onleave');
+    expect(await statusAfter('A22', 'L6')).toBe('in-progress');
+    expect(await statusAfter('A53', 'L7')).toBe('onleave'); // the return cancelled
+    expect(await statusAfter('A05', 'L8', `pre-${visit}`)).toBe('planned');
+    expect(await statusAfter('A38', 'L9', `pre-${visit}`)).toBe('cancelled');
   });
 
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {

@@ -42,6 +42,15 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A25: { status: 'unknown', updatesOnly: true },
   A26: { status: 'unknown', updatesOnly: true },
   A27: { status: 'cancelled', known: 'A cancelled pending admission' },
+  // A leave of absence (the bed kept) is R4's onleave, until the patient returns (A22) or
+  // either is cancelled (A52, A53); a pre-admission cancelled (A38) is as A11 for an admission.
+  A21: { status: 'onleave', known: 'A leave of absence' },
+  A22: { status: 'in-progress', known: 'A return from a leave of absence' },
+  A52: { status: 'in-progress', known: 'A cancelled leave of absence' },
+  A53: { status: 'onleave', known: 'A cancelled return from a leave of absence' },
+  A38: { status: 'cancelled', known: 'A cancelled pre-admission' },
+  A32: { status: 'unknown', updatesOnly: true }, // tracking cancelled: arriving (A10)
+  A33: { status: 'unknown', updatesOnly: true }, // and departing (A09)
   A28: undefined,
   A31: undefined,
   A40: undefined,

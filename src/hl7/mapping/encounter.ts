@@ -31,7 +31,8 @@ const PARTICIPANTS: { field: number; code: string; display: string }[] = [
   { field: 17, code: 'ADM', display: 'admitter' },
 ];
 
-export type EncounterStatus = 'planned' | 'in-progress' | 'finished' | 'cancelled' | 'unknown';
+export type EncounterStatus =
+  'planned' | 'in-progress' | 'onleave' | 'finished' | 'cancelled' | 'unknown';
 
 export interface EncounterLocation {
   location: { reference?: string; display: string };
