@@ -428,6 +428,45 @@ describe('HL7 v2 over MLLP', () => {
     expect(orders.body.entry).toBeUndefined();
   });
 
+  it('corrects a numbered report whose lines share a code without sub-ids (a pathology text)', async () => {
+    const report = (control: string, status: string, lines: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
+          'PID|1||PATH-1^^^NORTH&2.16.840.1.8&ISO^MR||Path^Pat',
+          `OBR|1||PATH-77^NORTH^2.16.840.1.8^ISO|22637-3^Pathology report^LN|||202401010800+0000||||||||||||||||${status}`,
+          ...lines.map(
+            (line, i) => `OBX|${i + 1}|TX|22637-3^Pathology report^LN||${line}||||||${status}`,
+          ),
+        ].join('\r'),
+      );
+    const sender = await client();
+    await sender.send([
+      report('PATH-1', 'P', ['Specimen: colon', 'Diagnosis: pending', 'Signed: -']),
+      // The final report changes its second line; then the same again (a replayed queue).
+      report('PATH-2', 'F', ['Specimen: colon', 'Diagnosis: adenoma', 'Signed: Dr Lee']),
+      report('PATH-3', 'F', ['Specimen: colon', 'Diagnosis: adenoma', 'Signed: Dr Lee']),
+    ]);
+    expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const reports = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|PATH-77')}`,
+    );
+    expect(reports.body.entry).toHaveLength(1);
+    const lines: [string, string, string][] = [];
+    for (const { reference } of reports.body.entry[0].resource.result as { reference: string }[]) {
+      const line = (await http('GET', `${testApp.url}/fhir/${reference}`)).body;
+      lines.push([line.valueString, line.status, line.meta.versionId]);
+    }
+    // Each line written over its own, in order: no line added, the unchanged one kept.
+    expect(lines).toEqual([
+      ['Specimen: colon', 'final', '2'],
+      ['Diagnosis: adenoma', 'final', '2'],
+      ['Signed: Dr Lee', 'final', '2'],
+    ]);
+  });
+
   it('knows a report without a number again by its code and time, and its results by code and order', async () => {
     const monitor = (control: string, ...segments: string[]) =>
       Buffer.from(

@@ -68,6 +68,18 @@ function gone(error: unknown): undefined {
   throw error;
 }
 
+/** The identifier values more than one of these results has. */
+function sharedIdentifiers(identifiers: (Identifier | undefined)[]): Set<string> {
+  const seen = new Set<string>();
+  const shared = new Set<string>();
+  for (const identifier of identifiers) {
+    if (!identifier) continue;
+    if (seen.has(identifier.value)) shared.add(identifier.value);
+    seen.add(identifier.value);
+  }
+  return shared;
+}
+
 /** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
 function formsOf(obx: V2Segment): Record<string, unknown>[] {
   const valueType = obx.value(2)?.toUpperCase() ?? '';
@@ -217,10 +229,17 @@ export class ResultMessages {
         continue;
       }
       const result: { reference: string }[] = [];
-      const unnumbered = reportIdentifier ? undefined : await this.resultsByCode(reportMatch);
+      // Results that nothing but their place tells apart: all of a report without a number, and
+      // those of a numbered one whose code comes more than once without sub-ids (the lines of a
+      // pathology text, two organisms), which share one identifier. Those are known again by
+      // code in the report's order, as a lookup by that identifier would find several.
+      const shared = sharedIdentifiers(observations.map(({ identifier }) => identifier));
+      const positional =
+        !reportIdentifier || shared.size > 0 ? await this.resultsByCode(reportMatch) : undefined;
       for (const { identifier, body } of observations) {
-        const id = unnumbered
-          ? await writeOver(this.fhir, 'Observation', body, unnumbered.get(codeKey(body))?.shift())
+        const byPlace = positional !== undefined && (!identifier || shared.has(identifier.value));
+        const id = byPlace
+          ? await writeOver(this.fhir, 'Observation', body, positional.get(codeKey(body))?.shift())
           : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
