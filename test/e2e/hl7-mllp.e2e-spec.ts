@@ -1400,8 +1400,9 @@ describe('HL7 v2 over MLLP', () => {
       [
         'MSH|^~\\&|ORDERS|HOSP|CV|CV|20240101||ORM^O01|ORM-T1|P|2.5',
         'PID|1||O-1^^^HOSP&2.16.6&ISO^MR||Order^Pat',
-        'ORC|NW|P-555^HOSP^2.16.6^ISO|F-555^LAB^2.16.6^ISO||SC||||202110201126+0215',
-        'OBR|1|||24725-4^CT Head^LN',
+        'ORC|NW|P-555^HOSP^2.16.6^ISO|F-555^LAB^2.16.6^ISO||SC||||202110201126+0215|||D-77^Lee^Ann',
+        `OBR|1|||24725-4^CT Head^LN${'|'.repeat(27)}R51^Headache^I10`,
+        'NTE|1||Patient is claustrophobic',
       ].join('\r'),
     );
     // A general clinical order (OMG^O19) is an order like the others.
@@ -1465,6 +1466,10 @@ describe('HL7 v2 over MLLP', () => {
       intent: 'order',
       code: { coding: [{ system: 'http://loinc.org', code: '24725-4' }] },
       authoredOn: '2021-10-20T11:26:00+02:15',
+      // The ordering provider (ORC-12), the reason (OBR-31) and the order's comment (NTE).
+      requester: { type: 'Practitioner', identifier: { value: 'D-77' }, display: 'Ann Lee' },
+      reasonCode: [{ coding: [{ code: 'R51', display: 'Headache' }] }],
+      note: [{ text: 'Patient is claustrophobic' }],
     });
     const general = await http(
       'GET',

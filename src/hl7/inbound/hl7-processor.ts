@@ -261,25 +261,34 @@ export class Hl7Processor {
    */
   private async orders(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched } = await this.patients.of(message);
-    const orders: { orc?: V2Segment; obr?: V2Segment }[] = [];
+    const orders: { orc?: V2Segment; obr?: V2Segment; notes: V2Segment[] }[] = [];
+    // The NTE right after an OBR are its order's comments (an OBX after it has its own).
+    let notes: V2Segment[] | undefined;
     for (const segment of message.segments()) {
-      if (segment.name === 'ORC') orders.push({ orc: segment });
+      if (segment.name === 'NTE') notes?.push(segment);
+      else notes = undefined;
+      if (segment.name === 'ORC') orders.push({ orc: segment, notes: [] });
       else if (segment.name === 'OBR') {
         const last = orders.at(-1);
         if (last && !last.obr) last.obr = segment;
-        else orders.push({ obr: segment });
+        else orders.push({ obr: segment, notes: [] });
+        notes = orders.at(-1)!.notes;
       }
     }
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
     const encounter = await visitOf(this.fhir, message, sender);
-    for (const { orc, obr } of orders) {
+    for (const { orc, obr, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
+      const request = serviceRequestOf(orc, obr, patientId, identifiers, {
+        notes: comments,
+        senderSystem: sender,
+      });
       const id = await upsert(
         this.fhir,
         'ServiceRequest',
-        { ...serviceRequestOf(orc, obr, patientId, identifiers), ...encounter },
+        { ...request, ...encounter },
         byIdentifier(identifiers[0]),
       );
       touched.entities.push(`ServiceRequest/${id}`);

@@ -1,5 +1,6 @@
 import type { V2Segment } from '../message/v2-message.js';
 import {
+  annotationsOf,
   codeableConceptOf,
   dateOf,
   dateTimeOf,
@@ -47,11 +48,22 @@ export function serviceRequestOf(
   obr: V2Segment | undefined,
   patientId: string,
   identifiers: Identifier[],
+  details: { notes?: readonly V2Segment[]; senderSystem?: string } = {},
 ): Record<string, unknown> {
   const control = orc?.value(1)?.toUpperCase() ?? '';
   const status = orc?.value(5)?.toUpperCase() ?? '';
   const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
+  // The ordering provider (ORC-12, else OBR-16), the reasons for the study (OBR-31) and the
+  // order's comments (the NTE after its OBR: "fasting", a clinical question), as the IG maps them.
+  const requester = practitionerOf(
+    orc?.repetitions(12)[0] ?? obr?.repetitions(16)[0],
+    details.senderSystem,
+  );
+  const reasonCode = (obr?.repetitions(31) ?? [])
+    .map((reason) => codeableConceptOf(reason))
+    .filter((reason) => reason !== undefined);
+  const note = annotationsOf(details.notes ?? []);
   return {
     resourceType: 'ServiceRequest',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
@@ -60,6 +72,9 @@ export function serviceRequestOf(
     ...(code ? { code } : {}),
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
+    ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
+    ...(reasonCode.length > 0 ? { reasonCode } : {}),
+    ...(note.length > 0 ? { note } : {}),
   };
 }
 
