@@ -344,6 +344,7 @@ describe('HL7 v2 over MLLP', () => {
           `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
           'PID|1||C-1^^^NORTH&2.16.840.1.8&ISO^MR||Corrected^Pat',
           'OBR|1||ORD-77^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||F',
+          'NTE|1||Specimen slightly haemolysed',
           `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L^^UCUM|||||${status}`,
         ].join('\r'),
       );
@@ -373,6 +374,13 @@ describe('HL7 v2 over MLLP', () => {
     expect(reports.body.entry).toHaveLength(1);
     // The report's own OBR said the same each time: one version (three before, one per message).
     expect(reports.body.entry[0].resource.meta.versionId).toBe('1');
+    // Its comment (the NTE after the OBR), as R5's DiagnosticReport.note, which R4 lacks.
+    expect(reports.body.entry[0].resource.extension).toEqual([
+      {
+        url: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.note',
+        valueAnnotation: { text: 'Specimen slightly haemolysed' },
+      },
+    ]);
   });
 
   it("files each patient's results of a multi-patient ORU under that patient, and refuses other messages naming two", async () => {

@@ -4,6 +4,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
+  annotationsOf,
   attachmentOf,
   codeableConceptOf,
   dateTimeOf,
@@ -96,9 +97,17 @@ function formsOf(obx: V2Segment): Record<string, unknown>[] {
 interface ResultGroup {
   orc?: V2Segment;
   obr?: V2Segment;
+  /** The NTE right after the OBR: the report's own comments. */
+  notes?: V2Segment[];
   obx: [V2Segment, V2Segment[]][];
   spm?: V2Segment;
 }
+
+/**
+ * R5's DiagnosticReport.note, which R4 lacks, as its cross-version extension: a lab's comments
+ * on the whole report ("specimen haemolysed", "verified by") would otherwise be lost.
+ */
+const REPORT_NOTE = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DiagnosticReport.note';
 
 /** Results (ORU^R01, OUL^R22-R24), for Hl7Processor, in its transaction. */
 @Injectable()
@@ -137,7 +146,9 @@ export class ResultMessages {
       if (segment.name === 'ORC' && previous?.name === 'OBR') groups.at(-1)!.orc = segment;
       else if (segment.name === 'ORC') orc = segment;
       if (segment.name === 'OBR') {
-        groups.push({ orc, obr: segment, obx: [], spm: specimen });
+        const group: ResultGroup = { orc, obr: segment, notes: [], obx: [], spm: specimen };
+        groups.push(group);
+        notes = group.notes;
         orc = undefined;
       }
       previous = segment;
@@ -151,7 +162,7 @@ export class ResultMessages {
     }
     const specimens = new Map<V2Segment, string>();
     const unnumberedSeen = new Set<string>();
-    for (const { orc, obr, obx, spm } of groups) {
+    for (const { orc, obr, notes: comments, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
       const sample = specimenId ? `Specimen/${specimenId}` : undefined;
@@ -209,6 +220,10 @@ export class ResultMessages {
         );
         continue;
       }
+      const reportNotes = annotationsOf(comments ?? []).map((valueAnnotation) => ({
+        url: REPORT_NOTE,
+        valueAnnotation,
+      }));
       const report = (result: { reference: string }[]) => ({
         ...reportFromObr(obr, patientId, reportIdentifier),
         ...basedOn,
@@ -216,6 +231,7 @@ export class ResultMessages {
         ...(sample ? { specimen: [{ reference: sample }] } : {}),
         ...(result.length > 0 ? { result } : {}),
         ...(presentedForm.length > 0 ? { presentedForm } : {}),
+        ...(reportNotes.length > 0 ? { extension: reportNotes } : {}),
       });
       if (!reportMatch) {
         // A new report: it and its observations are all new, written together.
