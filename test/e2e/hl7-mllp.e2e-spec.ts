@@ -420,11 +420,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(acks[1]).toContain('one patient');
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
     const valuesOf = async (mrn: string) => {
-      const patient = await http(
-        'GET',
-        `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.14|${mrn}`)}`,
-      );
-      const id = String(patient.body.entry[0].resource.id);
+      const id = await patientIdOf(http, '2.16.14', mrn);
       const results = await http('GET', `${testApp.url}/fhir/Observation?subject=Patient/${id}`);
       return (results.body.entry as { resource: { valueQuantity: { value: number } } }[]).map(
         (entry) => entry.resource.valueQuantity.value,
@@ -1540,13 +1536,10 @@ describe('HL7 v2 over MLLP', () => {
       Array(5).fill('AA'),
     );
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    const patient = await http(
-      'GET',
-      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.15|IZ-1')}`,
-    );
+    const patientId = await patientIdOf(http, '2.16.15', 'IZ-1');
     const doses = await http(
       'GET',
-      `${testApp.url}/fhir/Immunization?patient=Patient/${String(patient.body.entry[0].resource.id)}`,
+      `${testApp.url}/fhir/Immunization?patient=Patient/${patientId}`,
     );
     const byVaccine = Object.fromEntries(
       (doses.body.entry as { resource: Record<string, any> }[]).map(({ resource }) => [
@@ -2198,6 +2191,16 @@ describe('HL7 v2 over MLLP', () => {
   });
 
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */
+  /** The id of the one Patient an identifier (an OID's MRN) names, found through the API. */
+  async function patientIdOf(http: HttpFn, oid: string, mrn: string): Promise<string> {
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:${oid}|${mrn}`)}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    return String(found.body.entry[0].resource.id);
+  }
+
   async function visitEncounter(http: HttpFn, visit: string): Promise<Record<string, any>> {
     const found = await http(
       'GET',
@@ -2456,13 +2459,10 @@ describe('HL7 v2 over MLLP', () => {
       Array(6).fill('AA'),
     );
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    const patient = await http(
-      'GET',
-      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.18|UV-1')}`,
-    );
+    const patientId = await patientIdOf(http, '2.16.18', 'UV-1');
     const visits = await http(
       'GET',
-      `${testApp.url}/fhir/Encounter?subject=Patient/${String(patient.body.entry[0].resource.id)}&_sort=_lastUpdated`,
+      `${testApp.url}/fhir/Encounter?subject=Patient/${patientId}&_sort=_lastUpdated`,
     );
     expect(
       (visits.body.entry as { resource: Record<string, any> }[]).map(({ resource }) => [
