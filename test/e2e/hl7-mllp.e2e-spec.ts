@@ -303,8 +303,14 @@ describe('HL7 v2 over MLLP', () => {
       { text: 'Submission of serum' },
       { text: 'No Antibodies Detected' },
     ]);
+    // Its OBR-24 (BLB, blood bank): laboratory results, found as a SMART lab app asks.
     const subject = (cultures[0]!.resource['subject'] as { reference: string }).reference;
+    const laboratory = await search(`Observation?subject=${subject}&category=laboratory`);
+    expect(laboratory.map((entry) => entry.resource['id'])).toContain(cultures[0]!.resource['id']);
     const reports = await search(`DiagnosticReport?subject=${subject}`);
+    expect(reports.map((entry) => entry.resource['category'])).toContainEqual([
+      { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'BLB' }] },
+    ]);
     expect(reports.length).toBeGreaterThanOrEqual(1);
     expect(reports.flatMap((entry) => entry.resource['result'] as unknown[])).toContainEqual({
       reference: `Observation/${String(cultures[0]!.resource['id'])}`,
@@ -522,9 +528,10 @@ describe('HL7 v2 over MLLP', () => {
       ['8867-4', 76, '2'],
       ['8310-5', 37.1, '1'],
     ]);
+    // Vital signs, as R4's vital signs profile wants them: found by a vital-signs app's query.
     const rates = await http(
       'GET',
-      `${testApp.url}/fhir/Observation?subject=Patient/${patient}&code=8867-4`,
+      `${testApp.url}/fhir/Observation?subject=Patient/${patient}&code=8867-4&category=vital-signs`,
     );
     expect(rates.body.entry).toHaveLength(2);
     const heights = await http(

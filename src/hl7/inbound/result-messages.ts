@@ -198,7 +198,7 @@ export class ResultMessages {
       const results = obx.filter((_, i) => forms[i]!.length === 0);
       const observations = results.map(([segment, notes]) => {
         const observation = {
-          ...observationFromObx(segment, patientId, effective, notes),
+          ...observationFromObx(segment, patientId, effective, notes, obr?.value(24)),
           ...basedOn,
           ...encounter,
           ...(sample ? { specimen: { reference: sample } } : {}),

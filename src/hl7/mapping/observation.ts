@@ -1,4 +1,5 @@
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import { observationCategory, reportCategory } from './categories.js';
 import {
   annotationsOf,
   codeableConceptOf,
@@ -81,10 +82,12 @@ export function reportFromObr(
   const code = codeableConceptOf(obr.repetitions(4)[0]);
   const effective = dateTimeOf(obr.value(7), obr.timeZone);
   const issued = dateTimeOf(obr.value(22), obr.timeZone);
+  const category = reportCategory(obr.value(24));
   return {
     resourceType: 'DiagnosticReport',
     ...(identifier ? { identifier: [identifier] } : {}),
     status: REPORT_STATUS[obr.value(25)?.toUpperCase() ?? ''] ?? 'final',
+    ...(category.length > 0 ? { category } : {}),
     code: code ?? { text: 'Unspecified observation' },
     subject: { reference: `Patient/${patientId}` },
     ...(effective ? { effectiveDateTime: effective } : {}),
@@ -95,13 +98,15 @@ export function reportFromObr(
 
 /**
  * OBX to an Observation (v2-to-FHIR OBX[Observation]): value[x] by OBX-2, units from OBX-6,
- * status from OBX-11, abnormal flags (OBX-8) as interpretation, the NTE after it as notes.
+ * status from OBX-11, abnormal flags (OBX-8) as interpretation, the NTE after it as notes, and
+ * a category from its code or its report's section (`section`, OBR-24).
  */
 export function observationFromObx(
   obx: V2Segment,
   patientId: string,
   fallbackTime: string | undefined,
   notes: readonly V2Segment[] = [],
+  section?: string | null,
 ): Record<string, unknown> {
   // OBX-3 is required, yet senders leave it out: the value is kept, under a code that says so.
   const code = codeableConceptOf(obx.repetitions(3)[0]) ?? {
@@ -112,9 +117,11 @@ export function observationFromObx(
   const interpretation = obx.repetitions(8).map(interpretationOf).filter(Boolean);
   const note = annotationsOf(notes);
   const range = obx.value(7);
+  const category = observationCategory(code, section);
   return {
     resourceType: 'Observation',
     status: OBSERVATION_STATUS[obx.value(11)?.toUpperCase() ?? ''] ?? 'final',
+    ...(category.length > 0 ? { category } : {}),
     code,
     subject: { reference: `Patient/${patientId}` },
     ...(effective ? { effectiveDateTime: effective } : {}),
