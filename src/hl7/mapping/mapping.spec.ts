@@ -165,6 +165,18 @@ describe('PID to Patient', () => {
     });
   });
 
+  it('maps the language (PID-15) as the preferred one, and the marital status (PID-16)', () => {
+    const pid = message(MSH, `PID|1||1^^^HOSP${'|'.repeat(12)}es^Spanish^ISO6391|M`).first('PID')!;
+    expect(patientFromPid(pid).elements).toMatchObject({
+      communication: [
+        { language: { coding: [{ code: 'es', display: 'Spanish' }] }, preferred: true },
+      ],
+      maritalStatus: {
+        coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M' }],
+      },
+    });
+  });
+
   it('falls back to the sender for an id without an assigning authority', () => {
     const bare = message(MSH, 'PID|1||555^^^^MR').first('PID')!;
     expect(patientFromPid(bare, 'urn:oid:1.2').identifiers[0]).toMatchObject({

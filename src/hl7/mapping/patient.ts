@@ -1,6 +1,8 @@
 import type { V2Segment } from '../message/v2-message.js';
 import {
   addressOf,
+  codeableConceptIn,
+  codeableConceptOf,
   contactPointOf,
   dateOf,
   humanNameOf,
@@ -59,6 +61,12 @@ export function patientFromPid(
   set('birthDate', 7, () => dateOf(pid.value(7)));
   set('gender', 8, () => GENDER[pid.value(8)?.toUpperCase() ?? '']);
   set('address', 11, () => pid.repetitions(11).map(addressOf).filter(Boolean));
+  // The language to speak with the patient (an interpreter's cue) and the marital status.
+  set('communication', 15, () => {
+    const language = codeableConceptOf(pid.repetitions(15)[0]);
+    return language ? [{ language, preferred: true }] : undefined;
+  });
+  set('maritalStatus', 16, () => codeableConceptIn(pid.repetitions(16)[0], '0002'));
   const telecom = telecomOf(pid);
   if (telecom !== undefined) elements['telecom'] = telecom;
   const deceased = pid.value(30)?.toUpperCase();
