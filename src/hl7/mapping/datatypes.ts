@@ -242,6 +242,17 @@ export function codingSystemOf(name: V2Value): string | undefined {
   return CODING_SYSTEMS[upper] ?? `${LOCAL_CODING_SYSTEM}${encodeURIComponent(name)}`;
 }
 
+/** A coding system URI back to its CWE name (the inverse of codingSystemOf), when it has one. */
+export function codingSystemName(system: string | undefined): string | undefined {
+  if (!system) return undefined;
+  const table = /^http:\/\/terminology\.hl7\.org\/CodeSystem\/v2-(\d{4})$/.exec(system)?.[1];
+  if (table) return `HL7${table}`;
+  if (system.startsWith(LOCAL_CODING_SYSTEM)) {
+    return decodeURIComponent(system.slice(LOCAL_CODING_SYSTEM.length));
+  }
+  return Object.entries(CODING_SYSTEMS).find(([, uri]) => uri === system)?.[0];
+}
+
 /** CWE/CE (coded element) to CodeableConcept: the identifier and the alternate identifier. */
 export function codeableConceptOf(
   cwe: V2Repetition | undefined,

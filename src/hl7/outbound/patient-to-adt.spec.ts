@@ -29,6 +29,27 @@ const PATIENT = {
     { system: 'phone', value: '555-0199', use: 'work' },
   ],
   deceasedBoolean: false,
+  communication: [
+    {
+      language: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0296',
+            code: 'spa',
+            display: 'Spanish',
+          },
+        ],
+        text: 'Spanish',
+      },
+      preferred: true,
+    },
+  ],
+  maritalStatus: {
+    coding: [
+      { system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M', display: 'Married' },
+    ],
+    text: 'Married',
+  },
 };
 
 const HEADER = { facility: 'GOOD|HOSP', controlId: 'CV123', now: new Date('2026-01-02T03:04:05Z') };
@@ -86,6 +107,8 @@ describe('Patient to ADT', () => {
       gender: 'male',
       address: null,
       telecom: null,
+      communication: null,
+      maritalStatus: null,
       deceasedDateTime: null,
       deceasedBoolean: null,
     });

@@ -1,5 +1,9 @@
 import { DEFAULT_DELIMITERS as D, escapeText, hl7Timestamp } from '../message/ack.js';
-import { ASSIGNING_AUTHORITY_SYSTEM, type Identifier } from '../mapping/datatypes.js';
+import {
+  ASSIGNING_AUTHORITY_SYSTEM,
+  codingSystemName,
+  type Identifier,
+} from '../mapping/datatypes.js';
 
 /** The outbound events: a registration (new patient) and an update of patient information. */
 export type AdtEvent = 'A04' | 'A08';
@@ -36,6 +40,32 @@ function cxOf(identifier: Identifier): string | undefined {
     coding.system.endsWith('/CodeSystem/v2-0203'),
   )?.code;
   return join([text(identifier.value), '', '', hdOf(identifier.system), text(type)], D.component);
+}
+
+interface CodeableConcept {
+  coding?: { system?: string; code?: string; display?: string }[];
+  text?: string;
+}
+
+/** CodeableConcept to CWE: its first coding (code, text, coding system), else its text alone. */
+function cweOf(concept: CodeableConcept | undefined): string | undefined {
+  const coding = concept?.coding?.find((candidate) => candidate.code);
+  if (coding) {
+    return join(
+      [
+        text(coding.code),
+        text(coding.display ?? concept?.text),
+        text(codingSystemName(coding.system)),
+      ],
+      D.component,
+    );
+  }
+  return concept?.text ? join(['', text(concept.text)], D.component) : undefined;
+}
+
+interface Communication {
+  language?: CodeableConcept;
+  preferred?: boolean;
 }
 
 const NAME_USE: Record<string, string> = {
@@ -131,7 +161,7 @@ function repeat(values: (string | undefined)[]): string {
 }
 
 /** The PID fields pidOf fills from a Patient's elements (PID-3 aside: it identifies). */
-const MAPPED_FIELDS = [5, 7, 8, 11, 13, 14, 29, 30];
+const MAPPED_FIELDS = [5, 7, 8, 11, 13, 14, 15, 16, 29, 30];
 
 /**
  * Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). An
@@ -153,6 +183,9 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   fields[11] = repeat(addresses.map(xadOf));
   fields[13] = repeat(telecom.filter((point) => point.use !== 'work').map(xtnOf));
   fields[14] = repeat(telecom.filter((point) => point.use === 'work').map(xtnOf));
+  const languages = (patient['communication'] as Communication[] | undefined) ?? [];
+  fields[15] = cweOf((languages.find((entry) => entry.preferred) ?? languages[0])?.language);
+  fields[16] = cweOf(patient['maritalStatus'] as CodeableConcept | undefined);
   fields[29] = dtOf(patient['deceasedDateTime']);
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
   if (clears) {
