@@ -81,12 +81,13 @@ export function codeCriteria(
   patientParam: string,
   patientId: string,
   resource: Record<string, unknown>,
+  code: { element: string; param: string } = { element: 'code', param: 'code' },
 ): string | undefined {
-  const coding = (resource['code'] as { coding?: { system?: string; code?: string }[] })
-    .coding?.[0];
+  const concept = resource[code.element] as { coding?: { system?: string; code?: string }[] };
+  const coding = concept.coding?.[0];
   if (!coding?.code) return undefined;
   const token = `${coding.system ? escapeSearch(coding.system) : ''}|${escapeSearch(coding.code)}`;
-  return `${patientParam}=Patient/${patientId}&code=${encodeURIComponent(token)}`;
+  return `${patientParam}=Patient/${patientId}&${code.param}=${encodeURIComponent(token)}`;
 }
 
 /**

@@ -2,13 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { escapeSearch } from '../mapping/patient.js';
 import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   atInstant,
   byIdentifier,
+  codeCriteria,
   visitOf,
   writeOver,
   type PatientOfMessage,
@@ -20,14 +20,11 @@ import {
  * and time, as a registry has it: the same vaccine is not given twice at once.
  */
 function sameDose(immunization: Record<string, unknown>, patientId: string): string | undefined {
-  const vaccine = immunization['vaccineCode'] as { coding?: { system?: string; code?: string }[] };
-  const coding = vaccine.coding?.[0];
-  if (!coding?.code) return undefined;
-  const token = `${coding.system ? escapeSearch(coding.system) : ''}|${escapeSearch(coding.code)}`;
-  return (
-    `patient=Patient/${patientId}&vaccine-code=${encodeURIComponent(token)}&` +
-    atInstant('date', immunization['occurrenceDateTime'] as string)
-  );
+  const vaccine = codeCriteria('patient', patientId, immunization, {
+    element: 'vaccineCode',
+    param: 'vaccine-code',
+  });
+  return vaccine && `${vaccine}&${atInstant('date', immunization['occurrenceDateTime'] as string)}`;
 }
 
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
