@@ -114,15 +114,20 @@ export function codeKey(resource: Record<string, unknown>): string {
   return coding ? `${coding.system ?? ''}|${coding.code ?? ''}` : `text:${code?.text ?? ''}`;
 }
 
-/** The codes (codeKey) that more than one of these records has. */
-export function repeatedCodes(resources: Record<string, unknown>[]): Set<string> {
+/** The keys that come more than once. */
+export function repeated(keys: Iterable<string>): Set<string> {
   const seen = new Set<string>();
-  const repeated = new Set<string>();
-  for (const key of resources.map(codeKey)) {
-    if (seen.has(key)) repeated.add(key);
+  const twice = new Set<string>();
+  for (const key of keys) {
+    if (seen.has(key)) twice.add(key);
     seen.add(key);
   }
-  return repeated;
+  return twice;
+}
+
+/** The codes (codeKey) that more than one of these records has. */
+export function repeatedCodes(resources: Record<string, unknown>[]): Set<string> {
+  return repeated(resources.map(codeKey));
 }
 
 /**

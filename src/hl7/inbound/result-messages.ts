@@ -20,6 +20,7 @@ import {
   byIdentifier,
   codeCriteria,
   codeKey,
+  repeated,
   repeatedCodes,
   unnumberedObservation,
   upsert,
@@ -67,18 +68,6 @@ function unnumberedReport(
 function gone(error: unknown): undefined {
   if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
   throw error;
-}
-
-/** The identifier values more than one of these results has. */
-function sharedIdentifiers(identifiers: (Identifier | undefined)[]): Set<string> {
-  const seen = new Set<string>();
-  const shared = new Set<string>();
-  for (const identifier of identifiers) {
-    if (!identifier) continue;
-    if (seen.has(identifier.value)) shared.add(identifier.value);
-    seen.add(identifier.value);
-  }
-  return shared;
 }
 
 /** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
@@ -249,7 +238,7 @@ export class ResultMessages {
       // those of a numbered one whose code comes more than once without sub-ids (the lines of a
       // pathology text, two organisms), which share one identifier. Those are known again by
       // code in the report's order, as a lookup by that identifier would find several.
-      const shared = sharedIdentifiers(observations.map(({ identifier }) => identifier));
+      const shared = repeated(observations.flatMap(({ identifier }) => identifier?.value ?? []));
       const positional =
         !reportIdentifier || shared.size > 0 ? await this.resultsByCode(reportMatch) : undefined;
       for (const { identifier, body } of observations) {
@@ -279,10 +268,10 @@ export class ResultMessages {
     encounterId: string | undefined,
     sample: string | undefined,
   ): Promise<string[]> {
-    const repeated = repeatedCodes(observations);
+    const twice = repeatedCodes(observations);
     const written: string[] = [];
     for (const body of observations) {
-      const byCode = repeated.has(codeKey(body))
+      const byCode = twice.has(codeKey(body))
         ? undefined
         : codeCriteria('subject', patientId, body);
       const criteria = sample

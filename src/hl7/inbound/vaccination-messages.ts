@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
+  ambiguous,
   atInstant,
   byIdentifier,
   codeCriteria,
@@ -61,16 +61,12 @@ export class VaccinationMessages {
       const deletes = segment.value(21)?.toUpperCase() === 'D';
       const byOrder = byIdentifier(identifiers[0]);
       const criteria = byOrder ?? sameDose(immunization, patientId);
-      const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Immunization', criteria).catch((error) => {
-            // Doses recorded twice before, matched by vaccine and time: a new one is added as
-            // then, but which of them a deletion means cannot be told.
-            if (byOrder || deletes || !(error instanceof AppError) || error.status !== 412) {
-              throw error;
-            }
-            return undefined;
-          })
+      const lookup = criteria
+        ? this.fhir.uniqueMatch(HL7_USER, 'Immunization', criteria)
         : undefined;
+      // Doses recorded twice before, matched by vaccine and time: a new one is added as then,
+      // but which of them a deletion means cannot be told (412, AE).
+      const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
       if (deletes && !match) continue;
       const body = {
         ...immunization,
