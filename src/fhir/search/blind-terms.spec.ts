@@ -36,4 +36,16 @@ describe('blind-index terms', () => {
     expect(found('1980-04-15', '1980-04-12', '1980-04-20')).toBe(true);
     expect(found('1980-04-20', '1980-04-12', '1980-04-20')).toBe(false);
   });
+
+  it('finds the day a bound with a time falls in (the date is the whole day)', () => {
+    const cover = (from: string | null, to: string | null): Set<string> =>
+      new Set(dateCoverTerms(from ? new Date(from) : null, to ? new Date(to) : null));
+    const byDay = (stored: string, terms: Set<string>): boolean =>
+      dateTerms(stored).some((term) => terms.has(term));
+    // ge / le 1980-04-12T10:00:00Z: the 12th overlaps either side of 10:00
+    expect(byDay('1980-04-12', cover('1980-04-12T10:00:00Z', null))).toBe(true);
+    expect(byDay('1980-04-11', cover('1980-04-12T10:00:00Z', null))).toBe(false);
+    expect(byDay('1980-04-12', cover(null, '1980-04-12T10:00:01Z'))).toBe(true);
+    expect(byDay('1980-04-13', cover(null, '1980-04-12T10:00:01Z'))).toBe(false);
+  });
 });

@@ -72,9 +72,10 @@ export function dateTerms(value: string): string[] {
 const FIRST_YEAR = 1800;
 
 /**
- * The terms that find every indexed date overlapping [from, to) (day-aligned; null is open):
- * whole years, whole months and days inside the interval, plus the precision markers of years
- * and months that only overlap it.
+ * The terms that find every indexed date overlapping [from, to) (null is open): whole years,
+ * whole months and days inside the interval, the precision markers of years and months that
+ * only overlap it, and the days that only overlap it (a bound with a time, `ge1980-04-12T10:00Z`:
+ * a date is the whole day, so that day overlaps, as FHIR's range semantics want).
  */
 export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
   const lastYear = new Date().getUTCFullYear() + 1;
@@ -104,7 +105,7 @@ export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
         terms.push(`pm:${label}`);
         for (let day = monthLow; day < monthHigh; day = new Date(day.getTime() + 86_400_000)) {
           const next = new Date(day.getTime() + 86_400_000);
-          if (inside(day, next)) {
+          if (overlaps(day, next)) {
             terms.push(`d:${day.toISOString().slice(0, 10)}`);
           }
         }
