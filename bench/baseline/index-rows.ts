@@ -115,6 +115,9 @@ export function patientRows(patient: Json, blind: BlindIndexer): IndexRows {
     addresses.map((a) => a['use']),
   );
   hashed('birthdate', birthDate ? dateTerms(birthDate) : []);
+  // `deceased.exists() and deceased != false`: false for a Patient without the element too.
+  const deceased = patient['deceasedBoolean'] ?? patient['deceasedDateTime'];
+  addTokens(rows, 'deceased', [deceased !== undefined && deceased !== false]);
   hashed('email', contactTerms(bySystem('email')));
   hashed('family', names.flatMap((n) => strings(n['family'])).flatMap(stringTerms));
   addTokens(rows, 'gender', [patient['gender']]);

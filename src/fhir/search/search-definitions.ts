@@ -322,8 +322,20 @@ function parseForType(type: string, expression: string): FhirPathAtom {
   }
 }
 
-/** The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`. */
+/**
+ * An expression with a value when its elements are absent: `Patient.deceased.exists() and
+ * Patient.deceased != false` is false on a Patient without `deceased`, and `deceased=false`
+ * finds that Patient.
+ */
+const VALUE_WHEN_ABSENT =
+  /\b(?:exists|empty|not|iif|count|all\w*|any\w*)\(|\s(?:and|or|xor|implies)\s/;
+
+/**
+ * The top-level elements of a type's branches, or undefined if a branch is not `Type.element…`
+ * or may give a value without its element (then a resource lacking them is evaluated too).
+ */
 function rootsOf(type: string, expression: string): string[] | undefined {
+  if (VALUE_WHEN_ABSENT.test(expression)) return undefined;
   const roots = new Set<string>();
   for (const branch of branchesFor(type, expression).split(' | ')) {
     const root = new RegExp(`^\\(?${type}\\.([A-Za-z][A-Za-z0-9]*)\\b`).exec(branch.trim())?.[1];
