@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -53,6 +54,36 @@ describe('HTTP hardening', () => {
     });
     expect(res.status).toBe(413);
     expect(res.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('answers a request line Node cannot parse with an OperationOutcome, echoing nothing', async () => {
+    // curl sends `name=Müller` as raw UTF-8, which HTTP does not allow in a URL.
+    const { port } = new URL(testApp.url);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(
+          Buffer.from('GET /fhir/Patient?name=Müller HTTP/1.1\r\nHost: localhost\r\n\r\n'),
+        );
+      });
+      let received = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (received += chunk));
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(head).toContain('Content-Type: application/fhir+json');
+    expect(JSON.parse(body!)).toEqual({
+      resourceType: 'OperationOutcome',
+      issue: [
+        expect.objectContaining({
+          code: 'structure',
+          diagnostics: expect.stringMatching(/percent-encode/),
+        }),
+      ],
+    });
+    expect(answer).not.toContain('ller');
   });
 
   it('refuses deeply nested JSON with 400, on FHIR and plain JSON routes', async () => {

@@ -17,6 +17,7 @@ export type IssueType =
   | 'processing'
   | 'throttled'
   | 'transient'
+  | 'timeout'
   | 'exception'
   | 'informational';
 
