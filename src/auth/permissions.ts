@@ -68,8 +68,13 @@ const FINANCIAL = [
   'PaymentReconciliation',
 ];
 
-/** The audit trail: readable by auditors only, written by the service itself. */
-const AUDIT = ['AuditEvent', 'Provenance'];
+/**
+ * The audit trail: readable by auditors only, written by the service itself. Provenance is not
+ * part of it: it is who authored a record and from what (an outside source, a transformation),
+ * clinical context that those treating the patient read beside it, as US Core's
+ * `_revinclude=Provenance:target` asks, and that those who write records may record.
+ */
+const AUDIT = ['AuditEvent'];
 
 /** What nurses record at the bedside. */
 const NURSING = [
@@ -98,7 +103,7 @@ export const FHIR_PERMISSIONS: Record<Role, readonly FhirRule[]> = {
     { types: [...DEMOGRAPHICS, ...FINANCIAL], interactions: READ },
     { types: FINANCIAL, interactions: WRITE },
   ],
-  auditor: [{ types: AUDIT, interactions: READ }],
+  auditor: [{ types: [...AUDIT, 'Provenance'], interactions: READ }],
   // System accounts such as the HL7 feed: they file results, they do not delete.
   integration: [{ types: '*', except: AUDIT, interactions: [...READ, ...WRITE] }],
   // System accounts that take population exports (SMART Backend Services clients): they read.

@@ -342,6 +342,19 @@ describe('FHIR search', () => {
             .sort(),
         ).toEqual([ids.b, practitioner].sort());
       }
+      // Who recorded what (US Core asks every search for it): clinical context, not the audit
+      // trail, so a doctor reads it beside the record.
+      const provenance = await create({
+        resourceType: 'Provenance',
+        target: [{ reference: `Observation/${seen}` }],
+        recorded: '2024-02-02T10:00:00Z',
+        agent: [{ who: { reference: `Practitioner/${practitioner}` } }],
+      });
+      const withProvenance = await search(`Observation?_id=${seen}&_revinclude=Provenance:target`);
+      expect(withProvenance.status).toBe(200);
+      expect(
+        withProvenance.body.entry.map((e: { resource: { id: string } }) => e.resource.id),
+      ).toEqual([seen, provenance]);
       const everyReferrer = await search(`Patient?_id=${ids.b}&_revinclude=*`);
       expect(everyReferrer.status).toBe(400);
       expect(everyReferrer.body.issue[0].code).toBe('not-supported');
