@@ -93,6 +93,18 @@ describe('Patient to ADT', () => {
     });
   });
 
+  it('leaves out of PID-3 the identifiers a merge retired (use old)', () => {
+    const merged = {
+      ...PATIENT,
+      identifier: [...PATIENT.identifier, { use: 'old', system: 'urn:mrn', value: 'DUP-9' }],
+    };
+    const text = adtOfPatient(merged, 'A08', HEADER);
+    expect(text).toContain(
+      'PID|1||MRN\\F\\7\\S\\8^^^&2.16.840.1.113883.19.5&ISO^MR~42^^^GOOD HEALTH~A\\T\\B^^^',
+    );
+    expect(text).not.toContain('DUP-9');
+  });
+
   it('says "" in an update for what the Patient no longer has, so that the receiver drops it', () => {
     const sparse = { resourceType: 'Patient', identifier: PATIENT.identifier, gender: 'male' };
     const pidIn = (text: string) => {

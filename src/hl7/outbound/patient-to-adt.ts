@@ -176,7 +176,9 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   const deceased = patient['deceasedDateTime'] ?? patient['deceasedBoolean'];
   const fields: Part[] = [];
   fields[1] = '1';
-  fields[3] = repeat(identifiers.map(cxOf));
+  // Identifiers a merge retired (`old`) name the duplicate record, not this patient: a receiver
+  // still holding that record would find two patients in one PID-3.
+  fields[3] = repeat(identifiers.filter((id) => id.use !== 'old').map(cxOf));
   fields[5] = repeat(names.map(xpnOf));
   fields[7] = dtOf(patient['birthDate']);
   fields[8] = GENDER[String(patient['gender'])];
