@@ -93,7 +93,7 @@ export class Hl7InboundService {
     rejection: Hl7RejectError | undefined,
     source: Hl7Source,
   ): Promise<string> {
-    const header = decoded?.header;
+    const header = decoded?.header ?? rejection?.header;
     const text = decoded?.text ?? payload.toString('latin1');
     const { row, stored } = await this.repository.insertOrFind({
       id: randomUUID(),

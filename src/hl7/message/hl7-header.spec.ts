@@ -59,6 +59,29 @@ describe('decodeMessage', () => {
     );
     expect(() => decodeMessage(wrong)).toThrow(Hl7RejectError);
   });
+
+  it('keeps the header of a message refused for its character set, for the AR to answer', () => {
+    for (const message of [
+      'MSH|^~\\&|LAB|HOSP|CV|CV|1||ORU^R01|CTRL123|P|2.5.1||||||UNICODE UTF-16\rPID|1',
+      'MSH|^~\\&|LAB|HOSP|CV|CV|1||ORU^R01|CTRL123|P|2.5.1||||||UNICODE UTF-8\rPID|||M\xfcller',
+    ]) {
+      const refused = (() => {
+        try {
+          decodeMessage(Buffer.from(message, 'latin1'));
+        } catch (error) {
+          return error as Hl7RejectError;
+        }
+        throw new Error('not refused');
+      })();
+      expect(refused.header).toMatchObject({ controlId: 'CTRL123', sendingApplication: 'LAB' });
+      const [msh, msa] = buildAck(refused.header, 'AR', {
+        code: '102',
+        text: refused.message,
+      }).split('\r');
+      expect(msh!.split('|').slice(2, 6)).toEqual(['CV', 'CV', 'LAB', 'HOSP']);
+      expect(msa).toMatch(/^MSA\|AR\|CTRL123\|/);
+    }
+  });
 });
 
 describe('buildAck', () => {

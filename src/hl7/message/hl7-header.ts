@@ -23,6 +23,8 @@ export function isHl7ErrorCode(code: string): code is Hl7ErrorCode {
  */
 export class Hl7RejectError extends Error {
   override readonly name = 'Hl7RejectError';
+  /** The MSH, when it could be read before the message was refused: the AR answers it. */
+  header?: Hl7Header;
 
   constructor(
     readonly code: Hl7ErrorCode,
@@ -89,8 +91,15 @@ const UNSAFE_DELIMITER = /[A-Za-z0-9\s]/;
  */
 export function decodeMessage(payload: Buffer): DecodedMessage {
   const bytes = withoutBom(payload);
-  const { charset } = readHeader(firstLine(bytes.toString('latin1')));
-  return messageOf(decodeText(bytes, charset));
+  const header = readHeader(firstLine(bytes.toString('latin1')));
+  try {
+    return messageOf(decodeText(bytes, header.charset));
+  } catch (error) {
+    // A character set refused after the MSH was read: the AR still names the message (MSA-2)
+    // and its sender, or a sender matching ACKs by control id would wait for one forever.
+    if (error instanceof Hl7RejectError) error.header ??= header;
+    throw error;
+  }
 }
 
 /** The bytes after a UTF-8 byte-order mark, if there is one. */
