@@ -362,6 +362,15 @@ describe('FHIR search', () => {
   });
 
   describe('parameter types and modifiers', () => {
+    it('_id takes :not, and refuses the modifiers it has no meaning for', async () => {
+      const both = `${ids.a},${ids.b}`;
+      expect(ids_(await search(`Patient?_id=${both}&_id:not=${ids.a}`))).toEqual([ids.b]);
+      for (const modifier of ['missing', 'exact', 'text']) {
+        const refused = await search(`Patient?_id:${modifier}=${ids.a}`);
+        expect([modifier, refused.status]).toEqual([modifier, 400]);
+      }
+    });
+
     it('token :text, |code and system|', async () => {
       const id = await create({
         ...observation(ids.b, 5, '2024-02-01'),

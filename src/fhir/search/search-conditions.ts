@@ -60,7 +60,9 @@ export class SearchConditions {
       return this.has(subject, criterion, params);
     }
     if (criterion.code === '_id') {
-      return `${subject.idSql} = ANY(${params.add(criterion.values)}::text[])`;
+      if (criterion.modifier !== 'not') this.noModifier(criterion.modifier, '_id');
+      const match = `${subject.idSql} = ANY(${params.add(criterion.values)}::text[])`;
+      return criterion.modifier === 'not' ? `NOT (${match})` : match;
     }
     if (criterion.code === '_lastUpdated') {
       return this.lastUpdated(subject, criterion, params);
