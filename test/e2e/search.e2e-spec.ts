@@ -187,6 +187,11 @@ describe('FHIR search', () => {
       expect(ids_(await search(`Patient?birthdate=gt1980-04-12${mine}`))).toEqual([ids.b]);
       expect(ids_(await search(`Patient?birthdate=lt1980-04-12${mine}`))).toEqual([ids.b]);
       expect(ids_(await search(`Patient?birthdate=lt1980${mine}`))).toEqual([]);
+      // `ne` belongs to its value: in a list, the others still find theirs.
+      expect(ids_(await search(`Patient?birthdate=ne1980-04-12${mine}`))).toEqual([ids.b]);
+      expect(ids_(await search(`Patient?birthdate=ne1980-04-12,1980-04-12${mine}`))).toEqual(
+        [ids.a, ids.b].sort(),
+      );
     });
 
     it('keeps no plaintext name, identifier, birth date or phone in any index table', async () => {

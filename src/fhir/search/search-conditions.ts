@@ -314,6 +314,8 @@ export class SearchConditions {
     const { modifier } = criterion;
     let negate = false;
     const hashes: string[] = [];
+    // `ne` is one value's prefix, not the criterion's: `birthdate=ne1980,ge2000` is either.
+    const excluded: string[] = [];
     for (const raw of criterion.values) {
       switch (param.type) {
         case 'string': {
@@ -379,8 +381,7 @@ export class SearchConditions {
                 : precision === 'm'
                   ? `m:${iso.slice(0, 7)}`
                   : `d:${iso.slice(0, 10)}`;
-            negate = prefix === 'ne';
-            hashes.push(hash(term));
+            (prefix === 'ne' ? excluded : hashes).push(hash(term));
           } else if (prefix === 'ap') {
             throw unsupported(`ap is not supported on ${param.code}`);
           } else {
@@ -404,12 +405,21 @@ export class SearchConditions {
           throw unsupported(`${param.code} cannot be searched`);
       }
     }
-    // One hash is an equality, so the index hands matches over in resource id order (see the
-    // covering-search-indexes migration); a list (OR, date ranges) is an ANY.
-    const match =
-      hashes.length === 1 ? `= ${params.add(hashes[0])}` : `= ANY(${params.add(hashes)}::text[])`;
-    const exists = this.exists(subject, param, (alias) => `${alias}.hash ${match}`, params);
-    return negate ? `NOT ${exists}` : exists;
+    const either: string[] = [];
+    if (hashes.length > 0) {
+      // One hash is an equality, so the index hands matches over in resource id order (see the
+      // covering-search-indexes migration); a list (OR, date ranges) is an ANY.
+      const match =
+        hashes.length === 1 ? `= ${params.add(hashes[0])}` : `= ANY(${params.add(hashes)}::text[])`;
+      const exists = this.exists(subject, param, (alias) => `${alias}.hash ${match}`, params);
+      either.push(negate ? `NOT ${exists}` : exists);
+    }
+    for (const other of excluded) {
+      either.push(
+        `NOT ${this.exists(subject, param, (alias) => `${alias}.hash = ${params.add(other)}`, params)}`,
+      );
+    }
+    return either.length === 1 ? either[0]! : `(${either.join(' OR ')})`;
   }
 
   private chain(
