@@ -104,4 +104,17 @@ function engine(): (resource: FhirResource) => string[] {
     }
     expect(patients(resources[0]!)).toEqual(['p1', 'p3']);
   });
+
+  it('finds the patient of a versioned reference, as the search index does', () => {
+    expect(patientIdOf({ reference: 'Patient/p1/_history/2' })).toBe('p1');
+    expect(patientIdOf({ reference: 'https://ehr.example/fhir/Patient/p1/_history/2' })).toBe('p1');
+    expect(patientIdOf({ reference: 'Patient/p1/_history' })).toBeUndefined();
+    expect(
+      patients({
+        resourceType: 'Observation',
+        id: 'o1',
+        subject: { reference: 'Patient/p1/_history/2' },
+      }),
+    ).toEqual(['p1']);
+  });
 });

@@ -93,10 +93,16 @@ export class PatientCompartment {
   }
 }
 
-/** The patient id a Reference points to (`Patient/123`, relative or absolute), if a Patient. */
+/**
+ * The patient id a Reference points to (`Patient/123`, relative or absolute, or one version of
+ * it, `Patient/123/_history/2`, as Provenance targets are written), if a Patient. A versioned
+ * reference missed here left its resource out of the patient's accounting of disclosures.
+ */
 export function patientIdOf(reference: unknown): string | undefined {
   const value = (reference as { reference?: unknown } | null | undefined)?.reference;
   return typeof value === 'string'
-    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})$/.exec(value)?.[1]
+    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/.exec(
+        value,
+      )?.[1]
     : undefined;
 }
