@@ -68,6 +68,24 @@ describe('referential integrity', () => {
       const res = await http('POST', `${fhir}/Observation`, { body: observation(reference) });
       expect(res.status).toBe(201);
     }
+    // The same target written both ways in one resource: one index row, still checked.
+    const both = {
+      ...observation(patient),
+      performer: [
+        { reference: patient },
+        { reference: `https://other.example.org/fhir/${patient}` },
+      ],
+    };
+    expect((await http('POST', `${fhir}/Observation`, { body: both })).status).toBe(201);
+    const missing = `Patient/${randomUUID()}`;
+    const dangling = {
+      ...observation(patient),
+      performer: [
+        { reference: `https://other.example.org/fhir/${missing}` },
+        { reference: missing },
+      ],
+    };
+    expect((await http('POST', `${fhir}/Observation`, { body: dangling })).status).toBe(400);
   });
 
   it('refuses a reference to a deleted resource, and a patch that adds a missing one', async () => {

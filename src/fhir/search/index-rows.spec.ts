@@ -35,7 +35,16 @@ describe('dedupe', () => {
     const unique = dedupe(rows);
     expect(unique.tokens).toEqual([rows.tokens[0], rows.tokens[1], rows.tokens[3]]);
     expect(unique.dates).toEqual([rows.dates[0], rows.dates[2]]);
-    expect(unique.references).toEqual(rows.references.slice(0, 3));
+    // One row per target, however written (the table has no column for it), local if any is.
+    expect(unique.references).toEqual([rows.references[0], rows.references[2]]);
+    const foreignFirst = emptyRows();
+    foreignFirst.references.push(
+      { param: 'performer', targetType: 'Practitioner', targetId: '1', local: false },
+      { param: 'performer', targetType: 'Practitioner', targetId: '1', local: true },
+    );
+    expect(dedupe(foreignFirst).references).toEqual([
+      { param: 'performer', targetType: 'Practitioner', targetId: '1', local: true },
+    ]);
     expect(unique.quantities).toEqual(rows.quantities.slice(0, 2));
     expect(unique.blind).toEqual(rows.blind.slice(0, 2));
   });

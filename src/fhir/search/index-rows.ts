@@ -47,7 +47,7 @@ export function dedupe(rows: IndexRows): IndexRows {
     tokens: unique(rows.tokens, (r) => (r.system === null ? r.code : `${r.system}\0${r.code}`)),
     strings: unique(rows.strings, (r) => r.value),
     dates: unique(rows.dates, (r) => `${r.low.getTime()}\0${r.high.getTime()}`),
-    references: unique(rows.references, (r) => `${r.targetType}/${r.targetId}\0${r.local}`),
+    references: uniqueReferences(rows.references),
     numbers: unique(rows.numbers, (r) => String(r.value)),
     quantities: unique(
       rows.quantities,
@@ -56,4 +56,22 @@ export function dedupe(rows: IndexRows): IndexRows {
     uris: unique(rows.uris, (r) => r.value),
     blind: unique(rows.blind, (r) => r.hash),
   };
+}
+
+/**
+ * One row per parameter and target: the table keeps no column for how a reference was written,
+ * so `Practitioner/1` and `https://…/Practitioner/1` in one resource made two equal rows, which
+ * its unique index refused (a 500). The row is local if either was: reference integrity checks
+ * those.
+ */
+function uniqueReferences(references: IndexRows['references']): IndexRows['references'] {
+  if (references.length < 2) return references;
+  const kept = new Map<string, IndexRows['references'][number]>();
+  for (const reference of references) {
+    const key = `${reference.param}\0${reference.targetType}/${reference.targetId}`;
+    const first = kept.get(key);
+    if (!first) kept.set(key, reference);
+    else if (reference.local && !first.local) kept.set(key, { ...first, local: true });
+  }
+  return [...kept.values()];
 }
