@@ -172,6 +172,122 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
   });
 
+  it('makes one resource of two identical conditional creates in one transaction', async () => {
+    const mrn = `TW-${randomUUID()}`;
+    const twice = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [0, 1].map(() => ({
+        fullUrl: `urn:uuid:${randomUUID()}`,
+        resource: buildPatient({ mrn }),
+        request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|${mrn}` },
+      })),
+    };
+    const res = await http('POST', fhir, { body: twice });
+    expect(res.status).toBe(200);
+    const [first, second] = res.body.entry as ResponseEntry[];
+    expect([first!.response.status, second!.response.status]).toEqual(['201 Created', '200 OK']);
+    expect(second!.resource!.id).toBe(first!.resource!.id);
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
+  });
+
+  it('refers to what a conditional update matched or made by its fullUrl (upsert by MRN)', async () => {
+    const mrn = `UP-${randomUUID()}`;
+    const upsert = () => {
+      const urn = `urn:uuid:${randomUUID()}`;
+      return {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: urn,
+            resource: buildPatient({ mrn }),
+            request: { method: 'PUT', url: `Patient?identifier=${MRN}|${mrn}` },
+          },
+          {
+            fullUrl: `urn:uuid:${randomUUID()}`,
+            resource: observation(urn, 101),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      };
+    };
+    const made = await http('POST', fhir, { body: upsert() });
+    expect(made.status).toBe(200);
+    const [patient, result] = made.body.entry as ResponseEntry[];
+    expect(patient!.response.status).toBe('201 Created');
+    expect(result!.resource!['subject']).toEqual({ reference: `Patient/${patient!.resource!.id}` });
+    const again = await http('POST', fhir, { body: upsert() });
+    const [same, next] = again.body.entry as ResponseEntry[];
+    expect(same!.response.status).toBe('200 OK');
+    expect(same!.resource!.id).toBe(patient!.resource!.id);
+    expect(next!.resource!['subject']).toEqual({ reference: `Patient/${patient!.resource!.id}` });
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
+  });
+
+  it('refuses a transaction that changes one resource twice, or repeats a fullUrl', async () => {
+    const id = (
+      await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: `OV-${randomUUID()}` }) })
+    ).body.id as string;
+    const put = {
+      resource: { ...buildPatient(), id },
+      request: { method: 'PUT', url: `Patient/${id}` },
+    };
+    const del = { request: { method: 'DELETE', url: `Patient/${id}` } };
+    for (const entry of [
+      [put, put],
+      [del, put],
+    ]) {
+      const res = await http('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'transaction', entry },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toBe(
+        `Bundle.entry[1] and Bundle.entry[0] both change Patient/${id}: a transaction changes each resource once`,
+      );
+    }
+    expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('1');
+    const urn = `urn:uuid:${randomUUID()}`;
+    const repeated = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [0, 1].map(() => ({
+          fullUrl: urn,
+          resource: buildPatient(),
+          request: { method: 'POST', url: 'Patient' },
+        })),
+      },
+    });
+    expect(repeated.status).toBe(400);
+    expect(repeated.body.issue[0].diagnostics).toMatch(/^Bundle\.entry\[1\]\.fullUrl is also/);
+  });
+
+  it('deletes first: a conditional create matching what the Bundle deletes makes a new one', async () => {
+    const mrn = `DC-${randomUUID()}`;
+    const old = (await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn }) })).body
+      .id as string;
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: buildPatient({ mrn }),
+            request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|${mrn}` },
+          },
+          { request: { method: 'DELETE', url: `Patient/${old}` } },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [created, deleted] = res.body.entry as ResponseEntry[];
+    expect(created!.response.status).toBe('201 Created');
+    expect(created!.resource!.id).not.toBe(old);
+    expect(deleted!.response.status).toBe('204 No Content');
+    expect((await http('GET', `${fhir}/Patient/${old}`)).status).toBe(410);
+  });
+
   it('updates and deletes conditionally', async () => {
     const mrn = `CU-${randomUUID()}`;
     const criteria = `identifier=${encodeURIComponent(`${MRN}|${mrn}`)}`;

@@ -192,37 +192,57 @@ export class BundleService {
 
   /**
    * Ids for every create, decided before anything is written so that entries can refer to each
-   * other by fullUrl (`urn:uuid:…`): a conditional create that matches takes the match's id.
-   * Conditional references (`Patient?identifier=…`) are resolved here too: to the conditional
-   * create of the Bundle with the same criteria, or else to the one stored match.
+   * other by fullUrl (`urn:uuid:…`): a conditional create that matches takes the match's id, a
+   * second one with the same criteria stands for the first, and one matching what the Bundle
+   * deletes makes a new resource (deletes run first). A conditional update or patch takes the
+   * id of its one match (a new id when an update matches none), so that its fullUrl can be
+   * referred to too. Conditional references (`Patient?identifier=…`) are resolved here as well:
+   * to the conditional create of the Bundle with the same criteria, or else to the one stored
+   * match. Two entries that change one resource are refused, as FHIR's transaction rules say.
    */
   private async plan(
     user: AuthenticatedUser,
     entries: ParsedEntry[],
   ): Promise<{ planned: Map<number, Planned>; references: Map<string, string> }> {
+    assertDistinctFullUrls(entries);
     const planned = new Map<number, Planned>();
     const references = new Map<string, string>();
     // What each conditional create will stand for: a conditional reference with the same
     // criteria means that resource, whether it exists already or this Bundle creates it.
     const conditionallyCreated = new Map<string, string>();
+    const deleted = new Set(
+      entries.flatMap((entry) => (isDeleteById(entry) ? [`${entry.type}/${entry.id}`] : [])),
+    );
     for (const entry of entries) {
+      let id: string | undefined;
       if (entry.method === 'POST') {
-        const match = entry.ifNoneExist
-          ? await inEntry(entry, () => this.fhir.uniqueMatch(user, entry.type, entry.ifNoneExist!))
-          : undefined;
-        const id = match ?? randomUUID();
+        const key = entry.ifNoneExist && criteriaKey(entry.type, entry.ifNoneExist);
+        const earlier = key ? conditionallyCreated.get(key) : undefined;
+        const stored = earlier
+          ? undefined
+          : entry.ifNoneExist
+            ? await inEntry(entry, () =>
+                this.fhir.uniqueMatch(user, entry.type, entry.ifNoneExist!),
+              )
+            : undefined;
+        const match =
+          earlier?.slice(entry.type.length + 1) ??
+          (stored && !deleted.has(`${entry.type}/${stored}`) ? stored : undefined);
+        id = match ?? randomUUID();
         planned.set(entry.index, { id, existing: match !== undefined });
-        if (entry.fullUrl) references.set(entry.fullUrl, `${entry.type}/${id}`);
-        if (entry.ifNoneExist) {
-          conditionallyCreated.set(
-            criteriaKey(entry.type, entry.ifNoneExist),
-            `${entry.type}/${id}`,
-          );
-        }
-      } else if (entry.method === 'PUT' && entry.id && entry.fullUrl) {
-        references.set(entry.fullUrl, `${entry.type}/${entry.id}`);
+        if (key) conditionallyCreated.set(key, `${entry.type}/${id}`);
+      } else if (
+        (entry.method === 'PUT' || entry.method === 'PATCH') &&
+        entry.query !== undefined
+      ) {
+        id = await inEntry(entry, () => this.conditionalTarget(user, entry));
+        planned.set(entry.index, { id, existing: true });
+      } else if (entry.method === 'PUT' || entry.method === 'PATCH') {
+        id = entry.id;
       }
+      if (id !== undefined && entry.fullUrl) references.set(entry.fullUrl, `${entry.type}/${id}`);
     }
+    assertEachChangedOnce(entries, planned);
     for (const entry of entries) {
       for (const conditional of conditionalReferences(entry.resource)) {
         if (references.has(conditional.reference)) continue;
@@ -233,6 +253,20 @@ export class BundleService {
       }
     }
     return { planned, references };
+  }
+
+  /**
+   * The id a conditional update or patch will write: its one match, or for an update that
+   * matches none the id its body names or a new one (404 for a patch, 412 for several).
+   */
+  private async conditionalTarget(user: AuthenticatedUser, entry: ParsedEntry): Promise<string> {
+    const match = await this.fhir.uniqueMatch(user, entry.type, entry.query!);
+    if (match !== undefined) return match;
+    if (entry.method === 'PATCH') {
+      throw AppError.notFound(`No ${entry.type} matches the conditional criteria`);
+    }
+    const bodyId = entry.resource?.id;
+    return typeof bodyId === 'string' ? bodyId : randomUUID();
   }
 
   /**
@@ -279,9 +313,17 @@ export class BundleService {
         return written(await this.fhir.create(user, entry.type, body, { id: planned!.id }), 201);
       }
       case 'PUT': {
+        // The id planned for a conditional update (what its fullUrl was resolved to) is the one
+        // it writes: its match, found again under the lock plan() took, or the new resource's.
         const { stored, created } =
           entry.query !== undefined
-            ? await this.fhir.conditionalUpdate(user, entry.type, entry.query, body, entry.ifMatch)
+            ? await this.fhir.conditionalUpdate(
+                user,
+                entry.type,
+                entry.query,
+                withPlannedId(body, planned),
+                entry.ifMatch,
+              )
             : await this.fhir.update(user, entry.type, entry.id!, body, entry.ifMatch);
         return written(stored, created ? 201 : 200);
       }
@@ -478,4 +520,68 @@ function prefixed(error: AppError, index: number): AppError {
     error.status,
     error.issues.map((issue) => ({ ...issue, diagnostics: `${label}: ${issue.diagnostics}` })),
   );
+}
+
+function isDeleteById(entry: ParsedEntry): boolean {
+  return (
+    entry.method === 'DELETE' &&
+    entry.id !== undefined &&
+    splitCascade(entry.query ?? '').criteria === ''
+  );
+}
+
+/** FHIR's bdl-7: each entry's fullUrl is its own, or references to it would be ambiguous. */
+function assertDistinctFullUrls(entries: ParsedEntry[]): void {
+  const first = new Map<string, number>();
+  for (const entry of entries) {
+    if (entry.fullUrl === undefined) continue;
+    const earlier = first.get(entry.fullUrl);
+    if (earlier !== undefined) {
+      throw AppError.invalid(
+        `Bundle.entry[${entry.index}].fullUrl is also the fullUrl of Bundle.entry[${earlier}]: each entry needs its own`,
+      );
+    }
+    first.set(entry.fullUrl, entry.index);
+  }
+}
+
+/**
+ * A transaction changes each resource once: FHIR fails one whose deletes, creates, updates and
+ * patches overlap (`DELETE Patient/1` with `PUT Patient/1`, or two updates of it), which
+ * otherwise would silently apply in an order the client did not choose. A conditional create
+ * that matched writes nothing; a conditional delete is not resolved ahead and not compared.
+ */
+function assertEachChangedOnce(
+  entries: ParsedEntry[],
+  planned: ReadonlyMap<number, Planned>,
+): void {
+  const changed = new Map<string, number>();
+  for (const entry of entries) {
+    const target = planned.get(entry.index);
+    const id =
+      entry.method === 'POST'
+        ? target?.existing
+          ? undefined
+          : target?.id
+        : entry.method === 'PUT' || entry.method === 'PATCH'
+          ? (target?.id ?? entry.id)
+          : isDeleteById(entry)
+            ? entry.id
+            : undefined;
+    if (id === undefined) continue;
+    const key = `${entry.type}/${id}`;
+    const earlier = changed.get(key);
+    if (earlier !== undefined) {
+      throw AppError.invalid(
+        `Bundle.entry[${entry.index}] and Bundle.entry[${earlier}] both change ${key}: a transaction changes each resource once`,
+      );
+    }
+    changed.set(key, entry.index);
+  }
+}
+
+/** A body without an id gets the planned one; one naming its own is checked as sent. */
+function withPlannedId(body: unknown, planned: Planned | undefined): unknown {
+  if (!planned || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
+  return 'id' in body ? body : { ...body, id: planned.id };
 }
