@@ -55,6 +55,23 @@ describe('MllpDecoder', () => {
     expect(decoder.pending).toBe(0);
   });
 
+  it('gathers a frame sent a byte at a time into one buffer, not one per read', () => {
+    const decoder = new MllpDecoder(1024 * 1024);
+    const text = `MSH|${'x'.repeat(100_000)}`;
+    const events: MllpEvent[] = [];
+    const framed = encodeFrame(Buffer.from(text));
+    for (let i = 0; i < framed.length - 2; i++) {
+      events.push(...decoder.push(framed.subarray(i, i + 1)));
+    }
+    expect(decoder.pending).toBe(text.length);
+    expect(decoder.buffers).toBe(1);
+    events.push(...decoder.push(framed.subarray(framed.length - 2)));
+    expect(frames(events)).toEqual([text]);
+    expect(decoder.buffers).toBe(0);
+    // The next frame starts afresh.
+    expect(frames(decoder.push(encodeFrame(Buffer.from(b))))).toEqual([b]);
+  });
+
   it('drops a frame cut short by the start of the next one', () => {
     const cut = Buffer.concat([
       Buffer.from([0x0b]),
