@@ -29,6 +29,20 @@ describe('V2Message', () => {
     expect(pid.value(40)).toBeUndefined();
   });
 
+  it('reads hex data in the character set it was written in, \\P\\ and \\.sp\\', () => {
+    const utf8 = message(`${MSH}||||||UNICODE UTF-8`, 'PID|1||1||Ren\\XC3A9\\e^Zo\\XEB\\').first(
+      'PID',
+    )!;
+    expect(utf8.value(5, 1)).toBe('Renée');
+    expect(utf8.value(5, 2)).toBe('Zoë');
+    const v27 = message(
+      'MSH|^~\\&#|LAB|HOSP|CV|CV|20240101||ORU^R01|1|P|2.7',
+      'NTE|1||A\\P\\B#C^one\\.sp\\two\\.sp2\\three',
+    ).first('NTE')!;
+    expect(v27.value(3, 1)).toBe('A#B#C');
+    expect(v27.value(3, 2)).toBe('one\ntwo\n\nthree');
+  });
+
   it('leaves out trailing blanks, as fixed-width systems pad with them, and keeps leading ones', () => {
     const pid = message(MSH, 'PID|1||12345   ^^^HOSP||   ^  Mary  |  ').first('PID')!;
     expect(pid.value(3)).toBe('12345');

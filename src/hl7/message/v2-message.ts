@@ -129,9 +129,10 @@ export class V2Repetition {
 }
 
 /**
- * HL7 v2 escape sequences: delimiters (\F\ \S\ \T\ \R\ \E\), hexadecimal data (\Xhh...\),
- * line breaks (\.br\). Formatting and character-set switches (\H\ \N\ \.sp\ \C..\ \M..\) carry
- * no text and are dropped.
+ * HL7 v2 escape sequences: delimiters (\F\ \S\ \T\ \R\ \E\, and from v2.7 the truncation
+ * character \P\), hexadecimal data (\Xhh...\), line breaks (\.br\, and \.sp\ or \.spN\ that
+ * end the line and skip N). Other formatting and character-set switches (\H\ \N\ \.in\ \C..\
+ * \M..\) carry no text and are dropped.
  */
 export function unescapeV2(raw: string, d: Hl7Delimiters): string {
   const e = d.escape;
@@ -166,11 +167,26 @@ function textOfEscape(sequence: string, d: Hl7Delimiters): string | undefined {
       return d.repetition;
     case 'E':
       return d.escape;
+    case 'P':
+      return d.encoding[4];
     case '.br':
       return '\n';
   }
+  const skip = /^\.sp\s*(\d{0,2})$/.exec(sequence);
+  if (skip) return '\n'.repeat(Math.max(1, Number(skip[1] || 1)));
   if (/^X([0-9A-Fa-f]{2})+$/.test(sequence)) {
-    return Buffer.from(sequence.slice(1), 'hex').toString('latin1');
+    // The bytes of the message's character set: a UTF-8 message's `\XC3A9\` is é, one byte
+    // (`\XE9\`, not UTF-8 alone) is Latin-1's.
+    const bytes = Buffer.from(sequence.slice(1), 'hex');
+    return strictUtf8(bytes) ?? bytes.toString('latin1');
   }
   return undefined;
+}
+
+function strictUtf8(bytes: Buffer): string | undefined {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
