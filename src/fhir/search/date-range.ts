@@ -21,7 +21,9 @@ export function dateRange(value: string): DateRange | undefined {
   const year = Number(y);
   const month = mo ? Number(mo) - 1 : 0;
   const day = d ? Number(d) : 1;
-  if (month > 11 || day > 31) {
+  // Date.UTC would roll 2020-02-30 over to March 1st, and 2020-00 back to December.
+  const daysInMonth = utc(year, month + 1, 0).getUTCDate();
+  if (month < 0 || month > 11 || day < 1 || day > daysInMonth || Number(h ?? 0) > 23) {
     return undefined;
   }
   if (!mo) {
@@ -43,7 +45,10 @@ export function dateRange(value: string): DateRange | undefined {
 }
 
 function utc(year: number, month: number, day: number): Date {
-  return new Date(Date.UTC(year, month, day));
+  // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, day);
+  return date;
 }
 
 /** The precision of a date value: 'y', 'm', 'd', or 't' (has a time). */

@@ -1,0 +1,33 @@
+import { dateRange } from './date-range.js';
+
+const iso = (value: string) => {
+  const range = dateRange(value);
+  return range && [range.low.toISOString(), range.high.toISOString()];
+};
+
+describe('dateRange', () => {
+  it('covers a value at its precision', () => {
+    expect(iso('2020')).toEqual(['2020-01-01T00:00:00.000Z', '2021-01-01T00:00:00.000Z']);
+    expect(iso('2020-02')).toEqual(['2020-02-01T00:00:00.000Z', '2020-03-01T00:00:00.000Z']);
+    expect(iso('2020-02-29')).toEqual(['2020-02-29T00:00:00.000Z', '2020-03-01T00:00:00.000Z']);
+    expect(iso('2020-02-29T10:00:00+02:00')).toEqual([
+      '2020-02-29T08:00:00.000Z',
+      '2020-02-29T08:00:01.000Z',
+    ]);
+    expect(iso('0050-06')).toEqual(['0050-06-01T00:00:00.000Z', '0050-07-01T00:00:00.000Z']);
+  });
+
+  it('refuses days and months that do not exist, rather than rolling them over', () => {
+    for (const value of [
+      '2021-02-29',
+      '2020-02-30',
+      '2020-04-31',
+      '2020-04-00',
+      '2020-00',
+      '2020-13',
+    ]) {
+      expect([value, dateRange(value)]).toEqual([value, undefined]);
+    }
+    expect(dateRange('2020-01-01T24:00:00Z')).toBeUndefined();
+  });
+});
