@@ -456,6 +456,18 @@ describe('FHIR search', () => {
       expect(ids_(await search(`RiskAssessment?probability=0.2${mine}`))).toEqual([]);
       expect(ids_(await search(`RiskAssessment?probability=gt0.2${mine}`))).toEqual([risk]);
       expect(ids_(await search(`RiskAssessment?probability=le0.2${mine}`))).toEqual([]);
+      // 0.2 is [0.15, 0.25) exactly: floating point put the edge at 0.15000000000000002.
+      const edge = await create({
+        resourceType: 'RiskAssessment',
+        status: 'final',
+        subject: { reference: `Patient/${ids.a}` },
+        prediction: [{ probabilityDecimal: 0.15 }],
+      });
+      expect(ids_(await search(`RiskAssessment?probability=0.2${mine}`))).toEqual([edge]);
+      expect(ids_(await search(`RiskAssessment?probability=0.1${mine}`))).toEqual([]);
+      expect(ids_(await search(`RiskAssessment?probability=ap0.25${mine}`))).toEqual([risk]);
+      expect(ids_(await search(`RiskAssessment?probability=ne0.2${mine}`))).toEqual([risk]);
+      await http('DELETE', `${fhir}/RiskAssessment/${edge}`);
       const vs = await create({
         resourceType: 'ValueSet',
         status: 'active',

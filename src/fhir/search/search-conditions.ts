@@ -556,17 +556,21 @@ function numberCondition(prefix: Prefix, column: string, raw: string, params: Sq
     throw AppError.invalid('A number search value looks like 5 or 5.4 (after an optional prefix)');
   }
   const decimals = raw.includes('.') ? raw.split('.')[1]!.length : 0;
-  const half = 0.5 * 10 ** -decimals;
-  const value = Number(raw);
+  // Half a unit of the last digit, as decimal text: PostgreSQL's numeric adds it exactly, where
+  // floating point made 1.1's range end at 1.1500000000000001 (and found 1.15).
+  const half = `0.${'0'.repeat(decimals)}5`;
   // Added only when used: PostgreSQL cannot type an unused parameter.
   const v = (): string => `${params.add(raw)}::numeric`;
-  const within = (low: number, high: number): string =>
-    `(${column} >= ${params.add(String(low))}::numeric AND ${column} < ${params.add(String(high))}::numeric)`;
+  const precise = (): string => {
+    const value = v();
+    const margin = `${params.add(half)}::numeric`;
+    return `(${column} >= ${value} - ${margin} AND ${column} < ${value} + ${margin})`;
+  };
   switch (prefix) {
     case 'eq':
-      return within(value - half, value + half);
+      return precise();
     case 'ne':
-      return `NOT ${within(value - half, value + half)}`;
+      return `NOT ${precise()}`;
     case 'gt':
     case 'sa':
       return `${column} > ${v()}`;
@@ -577,7 +581,10 @@ function numberCondition(prefix: Prefix, column: string, raw: string, params: Sq
       return `${column} >= ${v()}`;
     case 'le':
       return `${column} <= ${v()}`;
-    case 'ap':
-      return within(value - Math.abs(value) * 0.1, value + Math.abs(value) * 0.1 + Number.EPSILON);
+    case 'ap': {
+      // Within 10% of the value, either side, both ends included.
+      const value = v();
+      return `(${column} >= ${value} - abs(${value}) * 0.1 AND ${column} <= ${value} + abs(${value}) * 0.1)`;
+    }
   }
 }
