@@ -50,9 +50,10 @@ export class CascadeDelete {
     user: AuthenticatedUser,
     type: string,
     criteria: string,
+    ifMatch?: string,
   ): Promise<Cascade | undefined> {
     return this.unitOfWork.run(async () => {
-      const id = await this.fhir.conditionalDelete(user, type, criteria);
+      const id = await this.fhir.conditionalDelete(user, type, criteria, ifMatch);
       return id === undefined ? undefined : this.deleteReferrers(user, { type, id });
     });
   }

@@ -405,15 +405,16 @@ export class FhirController {
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Headers('x-cascade') cascadeHeader: string | undefined,
+    @Headers('if-match') ifMatch: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     const { criteria, cascade } = splitCascade(queryOf(request));
     if (!cascadeRequested(cascade, cascadeHeader)) {
-      await this.fhir.conditionalDelete(user, type, criteria);
+      await this.fhir.conditionalDelete(user, type, criteria, ifMatch);
       return undefined;
     }
-    const cascaded = await this.cascades.conditionalDelete(user, type, criteria);
+    const cascaded = await this.cascades.conditionalDelete(user, type, criteria, ifMatch);
     if (!cascaded) return undefined;
     reply.status(200);
     return sendFhirJson(reply, cascadeOutcome(cascaded));

@@ -203,18 +203,19 @@ export class FhirService {
 
   /**
    * DELETE Type?criteria: deletes the one match and returns its id; nothing to do when none
-   * matches; 412 for several.
+   * matches; 412 for several, or when If-Match names another version of the match.
    */
   async conditionalDelete(
     user: AuthenticatedUser,
     type: string,
     criteria: string,
+    ifMatch?: string,
   ): Promise<string | undefined> {
     this.assertType(type);
     return this.unitOfWork.run(async () => {
       const match = await this.uniqueMatch(user, type, criteria);
       if (match) {
-        await this.delete(user, type, match);
+        await this.delete(user, type, match, ifMatch);
       }
       return match;
     });

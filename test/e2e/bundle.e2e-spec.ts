@@ -371,6 +371,20 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       patch([{ op: 'replace', path: '/active', value: true }]),
     );
     expect(none.status).toBe(404);
+    // If-Match holds a conditional delete to the version it names, as a Bundle entry too.
+    const stale = await http('DELETE', `${fhir}/Patient?${criteria}`, {
+      headers: { 'if-match': 'W/"4"' },
+    });
+    expect(stale.status).toBe(412);
+    const staleEntry = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ request: { method: 'DELETE', url: `Patient?${criteria}`, ifMatch: 'W/"4"' } }],
+      },
+    });
+    expect(staleEntry.status).toBe(412);
+    expect((await http('GET', `${fhir}/Patient/${created.body.id}`)).status).toBe(200);
     expect((await http('DELETE', `${fhir}/Patient?${criteria}`)).status).toBe(204);
     expect((await http('GET', `${fhir}/Patient/${created.body.id}`)).status).toBe(410);
     // Several matches: 412, nothing changed.

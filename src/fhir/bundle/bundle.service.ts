@@ -348,7 +348,7 @@ export class BundleService {
         if (cascadeRequested(cascade, undefined)) {
           const cascaded = byId
             ? await this.cascades.delete(user, entry.type, entry.id!, entry.ifMatch)
-            : await this.cascades.conditionalDelete(user, entry.type, criteria);
+            : await this.cascades.conditionalDelete(user, entry.type, criteria, entry.ifMatch);
           return cascaded
             ? { response: { status: STATUS_TEXT[200]!, outcome: cascadeOutcome(cascaded) } }
             : { response: { status: STATUS_TEXT[204]! } };
@@ -356,7 +356,7 @@ export class BundleService {
         if (byId) {
           await this.fhir.delete(user, entry.type, entry.id!, entry.ifMatch);
         } else {
-          await this.fhir.conditionalDelete(user, entry.type, criteria);
+          await this.fhir.conditionalDelete(user, entry.type, criteria, entry.ifMatch);
         }
         return { response: { status: STATUS_TEXT[204]! } };
       }
