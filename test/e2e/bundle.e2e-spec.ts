@@ -225,6 +225,33 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
   });
 
+  it("reads an entry's relative references against its absolute fullUrl, as exports have them", async () => {
+    const base = `http://export.example/fhir/`;
+    const old = randomUUID();
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: `${base}Patient/${old}`,
+            resource: { ...buildPatient(), id: old },
+            request: { method: 'POST', url: 'Patient' },
+          },
+          {
+            fullUrl: `${base}Observation/${randomUUID()}`,
+            resource: observation(`Patient/${old}`, 77),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [patient, result] = res.body.entry as ResponseEntry[];
+    expect(patient!.resource!.id).not.toBe(old);
+    expect(result!.resource!['subject']).toEqual({ reference: `Patient/${patient!.resource!.id}` });
+  });
+
   it('refuses a transaction that changes one resource twice, or repeats a fullUrl', async () => {
     const id = (
       await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: `OV-${randomUUID()}` }) })

@@ -195,29 +195,46 @@ function partOf(
   return { type: type!, id: id!, interaction: vid ? 'read' : 'history', part, ...withQuery };
 }
 
+/** An absolute fullUrl's base: `http://a.example/fhir/` of `http://a.example/fhir/Patient/1`. */
+const FULL_URL_BASE = /^(https?:\/\/\S+\/)[A-Z][A-Za-z]+\/[A-Za-z0-9.-]{1,64}$/;
+const RELATIVE = /^[A-Z][A-Za-z]+\/[A-Za-z0-9.-]{1,64}$/;
+
+/** The base against which an entry's relative references are read, when its fullUrl has one. */
+export function baseOf(entry: ParsedEntry): string | undefined {
+  return entry.fullUrl === undefined ? undefined : FULL_URL_BASE.exec(entry.fullUrl)?.[1];
+}
+
 /**
  * Replaces `urn:uuid:` references (and references to other entries' fullUrls) with the ids the
- * transaction assigned, everywhere in a resource.
+ * transaction assigned, everywhere in a resource. In an entry whose fullUrl is absolute, a
+ * relative reference means that base (FHIR's rule for Bundles): `Patient/123` beside
+ * `http://a.example/fhir/Patient/123` is that entry, as an export from another server has it.
  */
 export function resolveReferences(
   value: unknown,
   ids: ReadonlyMap<string, string>,
   where: string,
+  base?: string,
 ): unknown {
   if (Array.isArray(value)) {
-    return value.map((item) => resolveReferences(item, ids, where));
+    return value.map((item) => resolveReferences(item, ids, where, base));
   }
   if (typeof value !== 'object' || value === null) {
     return value;
   }
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    if (key === 'reference' && typeof item === 'string' && ids.has(item)) {
-      out[key] = ids.get(item);
+    const resolved =
+      key === 'reference' && typeof item === 'string'
+        ? (ids.get(item) ??
+          (base !== undefined && RELATIVE.test(item) ? ids.get(base + item) : undefined))
+        : undefined;
+    if (resolved !== undefined) {
+      out[key] = resolved;
     } else if (key === 'reference' && typeof item === 'string' && item.startsWith('urn:uuid:')) {
       throw AppError.invalid(`${where} refers to a urn:uuid that no entry of the Bundle has`);
     } else {
-      out[key] = resolveReferences(item, ids, where);
+      out[key] = resolveReferences(item, ids, where, base);
     }
   }
   return out;

@@ -23,6 +23,7 @@ import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { queryRecord } from '../search/search-request.js';
 import { SearchService } from '../search/search.service.js';
 import {
+  baseOf,
   ORDER,
   parseEntries,
   resolveReferences,
@@ -152,7 +153,7 @@ export class BundleService {
         await inEntry(entry, () => {
           const where = `Bundle.entry[${entry.index}].resource`;
           const body = entry.resource
-            ? resolveReferences(entry.resource, references, where)
+            ? resolveReferences(entry.resource, references, where, baseOf(entry))
             : undefined;
           const id = planned.get(entry.index)!.id;
           return Promise.resolve(this.fhir.checkCreate(user, entry.type, body, { id }));
@@ -304,7 +305,9 @@ export class BundleService {
     baseUrl: string,
   ): Promise<EntryResult> {
     const where = `Bundle.entry[${entry.index}].resource`;
-    const body = entry.resource ? resolveReferences(entry.resource, references, where) : undefined;
+    const body = entry.resource
+      ? resolveReferences(entry.resource, references, where, baseOf(entry))
+      : undefined;
     switch (entry.method) {
       case 'POST': {
         if (planned!.existing) {
