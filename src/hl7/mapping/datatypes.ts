@@ -133,7 +133,9 @@ export function dateOf(value: V2Value): string | undefined {
   if (!match) return undefined;
   const [, year, month, day] = match;
   if (month && (Number(month) < 1 || Number(month) > 12)) return undefined;
-  if (day && (Number(day) < 1 || Number(day) > 31)) return undefined;
+  // The days the month has (February 29th in leap years only): 20250231 is no date.
+  const last = month ? new Date(Date.UTC(Number(year), Number(month), 0)).getUTCDate() : 31;
+  if (day && (Number(day) < 1 || Number(day) > last)) return undefined;
   return [year, month, day].filter(Boolean).join('-');
 }
 
@@ -143,14 +145,17 @@ export function dateOf(value: V2Value): string | undefined {
  * than at a guessed offset (FHIR requires one with a time).
  */
 export function dateTimeOf(value: V2Value, timeZone?: string): string | undefined {
-  const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?$/.exec(
+  const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(\.\d{1,4})?([+-]\d{4})?$/.exec(
     value ?? '',
   );
   if (!match) return dateOf(value);
-  const [, year, month, day, hour, minute = '00', second = '00', offset] = match;
+  const [, year, month, day, hour, minute = '00', second = '00', fraction = '', offset] = match;
+  // A day the month lacks is no date at all; a time past 23:59:59 leaves the date alone.
+  if (dateOf(`${year}${month}${day}`) === undefined) return undefined;
+  if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return dateOf(value);
   const local = `${year}-${month}-${day}T${hour}:${minute}:${second}`;
-  if (offset) return `${local}${offset.slice(0, 3)}:${offset.slice(3)}`;
-  return timeZone ? `${local}${offsetIn(timeZone, local)}` : dateOf(value);
+  if (offset) return `${local}${fraction}${offset.slice(0, 3)}:${offset.slice(3)}`;
+  return timeZone ? `${local}${fraction}${offsetIn(timeZone, local)}` : dateOf(value);
 }
 
 /**

@@ -92,12 +92,20 @@ describe('data types', () => {
     expect(dateOf('198001011230+1400')).toBe('1980-01-01');
     expect(dateOf('1980')).toBe('1980');
     expect(dateOf('198013')).toBeUndefined();
+    expect(dateOf('20250231')).toBeUndefined();
+    expect(dateOf('20250229')).toBeUndefined();
+    expect(dateOf('20240229')).toBe('2024-02-29');
+    expect(dateOf('21000229')).toBeUndefined();
+    expect(dateOf('20000229')).toBe('2000-02-29');
   });
 
   it('gives a date-time only with its offset, and a date without one', () => {
     expect(dateTimeOf('202401021530+0215')).toBe('2024-01-02T15:30:00+02:15');
-    expect(dateTimeOf('20240102153045.123-0500')).toBe('2024-01-02T15:30:45-05:00');
+    expect(dateTimeOf('20240102153045.123-0500')).toBe('2024-01-02T15:30:45.123-05:00');
     expect(dateTimeOf('202401021530')).toBe('2024-01-02');
+    // No such day is no date; no such time keeps the day.
+    expect(dateTimeOf('202502311530+0000')).toBeUndefined();
+    expect(dateTimeOf('202501102400+0000')).toBe('2025-01-10');
   });
 
   it("places a time without an offset in the sender's zone, daylight saving included", () => {
