@@ -121,8 +121,23 @@ export function contactPointOf(
   const value = xtn.value(12) ?? (local || xtn.value(1));
   if (!value) return undefined;
   const system = equipment === 'FX' ? 'fax' : equipment === 'BP' ? 'pager' : 'phone';
-  return { system, value, use: equipment === 'CP' ? 'mobile' : use };
+  // The country code (XTN-5) and the extension (XTN-8) in the extensions the IG's XTN map
+  // names, so that the value stays the number as dialled locally (and searched by its digits).
+  const extension = [
+    [CONTACT_POINT_COUNTRY, xtn.value(5)],
+    [CONTACT_POINT_EXTENSION, xtn.value(8)],
+  ].flatMap(([url, part]) => (part ? [{ url, valueString: part }] : []));
+  return {
+    system,
+    value,
+    use: equipment === 'CP' ? 'mobile' : use,
+    ...(extension.length > 0 ? { extension } : {}),
+  };
 }
+
+export const CONTACT_POINT_COUNTRY = 'http://hl7.org/fhir/StructureDefinition/contactpoint-country';
+export const CONTACT_POINT_EXTENSION =
+  'http://hl7.org/fhir/StructureDefinition/contactpoint-extension';
 
 /**
  * DT/DTM to a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD), by the digits alone: a birth date must

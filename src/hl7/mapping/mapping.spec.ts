@@ -87,6 +87,24 @@ describe('V2Message', () => {
 });
 
 describe('data types', () => {
+  it("keeps a number's country code and extension (XTN-5, XTN-8) as the IG's extensions", () => {
+    const pid = message(MSH, 'PID|1||1|||||||||||^WPN^PH^^1^217^5551234^89').first('PID')!;
+    expect(applyPatient(undefined, [], patientFromPid(pid).elements)['telecom']).toEqual([
+      {
+        system: 'phone',
+        value: '217 5551234',
+        use: 'work',
+        extension: [
+          { url: 'http://hl7.org/fhir/StructureDefinition/contactpoint-country', valueString: '1' },
+          {
+            url: 'http://hl7.org/fhir/StructureDefinition/contactpoint-extension',
+            valueString: '89',
+          },
+        ],
+      },
+    ]);
+  });
+
   it('keeps a birth date to its digits, whatever the time zone', () => {
     expect(dateOf('19800101')).toBe('1980-01-01');
     expect(dateOf('198001011230+1400')).toBe('1980-01-01');

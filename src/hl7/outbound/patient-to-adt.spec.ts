@@ -26,7 +26,18 @@ const PATIENT = {
   telecom: [
     { system: 'phone', value: '555-0100', use: 'home' },
     { system: 'email', value: 'zoe@example.org' },
-    { system: 'phone', value: '555-0199', use: 'work' },
+    {
+      system: 'phone',
+      value: '555-0199',
+      use: 'work',
+      extension: [
+        { url: 'http://hl7.org/fhir/StructureDefinition/contactpoint-country', valueString: '1' },
+        {
+          url: 'http://hl7.org/fhir/StructureDefinition/contactpoint-extension',
+          valueString: '89',
+        },
+      ],
+    },
   ],
   deceasedBoolean: false,
   communication: [

@@ -2,6 +2,8 @@ import { DEFAULT_DELIMITERS as D, escapeText, hl7Timestamp } from '../message/ac
 import {
   ASSIGNING_AUTHORITY_SYSTEM,
   codingSystemName,
+  CONTACT_POINT_COUNTRY,
+  CONTACT_POINT_EXTENSION,
   type Identifier,
 } from '../mapping/datatypes.js';
 
@@ -133,18 +135,29 @@ interface ContactPoint {
   system?: string;
   value?: string;
   use?: string;
+  extension?: { url?: string; valueString?: string }[];
 }
 
 const EQUIPMENT: Record<string, string> = { phone: 'PH', fax: 'FX', pager: 'BP' };
 
-/** ContactPoint to XTN (v2.5): email in XTN-4, a number as XTN-1 and unformatted in XTN-12. */
+/**
+ * ContactPoint to XTN (v2.5): email in XTN-4, a number as XTN-1 and unformatted in XTN-12, its
+ * country code and extension (as contactPointOf keeps them) in XTN-5 and XTN-8.
+ */
 function xtnOf(point: ContactPoint): string | undefined {
   const value = text(point.value);
   if (!value) return undefined;
   const use = point.use === 'work' ? 'WPN' : 'PRN';
   if (point.system === 'email') return join(['', 'NET', 'Internet', value], D.component);
   const equipment = point.use === 'mobile' ? 'CP' : (EQUIPMENT[point.system ?? ''] ?? 'PH');
-  return join([value, use, equipment, '', '', '', '', '', '', '', '', value], D.component);
+  const part = (url: string): string | undefined =>
+    text(point.extension?.find((extension) => extension.url === url)?.valueString);
+  const country = part(CONTACT_POINT_COUNTRY);
+  const extension = part(CONTACT_POINT_EXTENSION);
+  return join(
+    [value, use, equipment, '', country, '', '', extension, '', '', '', value],
+    D.component,
+  );
 }
 
 const GENDER: Record<string, string> = { male: 'M', female: 'F', other: 'O', unknown: 'U' };
