@@ -100,14 +100,29 @@ export function readSubset(
   return subset;
 }
 
-/** RFC 9110 §13.1.2 and §13.1.3, with weak comparison of the version ETag. */
 function isNotModified(request: FastifyRequest, stored: StoredResource): boolean {
-  const ifNoneMatch = request.headers['if-none-match'];
+  return notModified(
+    request.headers['if-none-match'],
+    request.headers['if-modified-since'],
+    stored,
+  );
+}
+
+/**
+ * RFC 9110 §13.1.2 and §13.1.3, with weak comparison of the version ETag: whether the copy the
+ * client holds is current (a read's If-None-Match or If-Modified-Since, or a Bundle entry's
+ * ifNoneMatch or ifModifiedSince, an HTTP date or a FHIR instant).
+ */
+export function notModified(
+  ifNoneMatch: string | undefined,
+  ifModifiedSince: string | undefined,
+  stored: StoredResource,
+): boolean {
   if (ifNoneMatch !== undefined) {
     const tags = ifNoneMatch.split(',').map((tag) => tag.trim().replace(/^W\//, ''));
     return tags.includes('*') || tags.includes(`"${stored.versionId}"`);
   }
-  const since = Date.parse(request.headers['if-modified-since'] ?? '');
+  const since = Date.parse(ifModifiedSince ?? '');
   // HTTP dates have whole seconds; the stored time has milliseconds.
   return !Number.isNaN(since) && Math.floor(stored.lastUpdated.getTime() / 1000) * 1000 <= since;
 }

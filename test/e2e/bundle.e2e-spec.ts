@@ -252,6 +252,29 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(result!.resource!['subject']).toEqual({ reference: `Patient/${patient!.resource!.id}` });
   });
 
+  it('answers a read entry 304 when the client holds the current version (ifNoneMatch, ifModifiedSince)', async () => {
+    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    const url = `Patient/${created.body.id}`;
+    const later = new Date(Date.now() + 60_000).toISOString();
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url, ifNoneMatch: 'W/"1"' } },
+          { request: { method: 'GET', url, ifNoneMatch: 'W/"0"' } },
+          { request: { method: 'GET', url, ifModifiedSince: later } },
+        ],
+      },
+    });
+    const [same, stale, since] = res.body.entry as ResponseEntry[];
+    expect(same).toEqual({ response: expect.objectContaining({ status: '304 Not Modified' }) });
+    expect(same!.resource).toBeUndefined();
+    expect(stale!.response.status).toBe('200 OK');
+    expect(stale!.resource!.id).toBe(created.body.id);
+    expect(since!.response.status).toBe('304 Not Modified');
+  });
+
   it('refuses a transaction that changes one resource twice, or repeats a fullUrl', async () => {
     const id = (
       await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: `OV-${randomUUID()}` }) })

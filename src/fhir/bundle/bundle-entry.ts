@@ -16,6 +16,9 @@ export interface ParsedEntry {
   query?: string;
   ifNoneExist?: string;
   ifMatch?: string;
+  /** A read's conditions: 304 for the version the client holds (as the headers on GET). */
+  ifNoneMatch?: string;
+  ifModifiedSince?: string;
   interaction: FhirInteraction;
   /** A GET of more than a resource or a search (see PART_URL). */
   part?: EntryPart;
@@ -92,7 +95,14 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
   const entry = (typeof raw === 'object' && raw !== null ? raw : {}) as {
     fullUrl?: unknown;
     resource?: unknown;
-    request?: { method?: unknown; url?: unknown; ifNoneExist?: unknown; ifMatch?: unknown };
+    request?: {
+      method?: unknown;
+      url?: unknown;
+      ifNoneExist?: unknown;
+      ifMatch?: unknown;
+      ifNoneMatch?: unknown;
+      ifModifiedSince?: unknown;
+    };
   };
   const method = entry.request?.method;
   const url = entry.request?.url;
@@ -143,6 +153,12 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
       ? { ifNoneExist: entry.request.ifNoneExist }
       : {}),
     ...(typeof entry.request?.ifMatch === 'string' ? { ifMatch: entry.request.ifMatch } : {}),
+    ...(typeof entry.request?.ifNoneMatch === 'string'
+      ? { ifNoneMatch: entry.request.ifNoneMatch }
+      : {}),
+    ...(typeof entry.request?.ifModifiedSince === 'string'
+      ? { ifModifiedSince: entry.request.ifModifiedSince }
+      : {}),
     interaction,
   };
 }

@@ -15,7 +15,7 @@ import {
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
 import { criteriaKey } from '../criteria.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import { parsePreferReturn, readSubset } from '../fhir-headers.js';
+import { notModified, parsePreferReturn, readSubset } from '../fhir-headers.js';
 import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
@@ -418,8 +418,13 @@ export class BundleService {
     if (entry.id === undefined) {
       return bundle(await this.searches.search(user, entry.type, query, baseUrl));
     }
-    // A read may ask for part of the resource (_summary, _elements), as GET Type/id does.
+    // A read may ask for part of the resource (_summary, _elements), as GET Type/id does, and
+    // be answered 304 when the client holds the current version.
     const stored = await this.fhir.read(user, entry.type, entry.id);
+    if (notModified(entry.ifNoneMatch, entry.ifModifiedSince, stored)) {
+      const { etag, lastModified } = written(stored, 200).response;
+      return { response: { status: '304 Not Modified', etag, lastModified } };
+    }
     const subset = readSubset(query);
     return written(
       subset
