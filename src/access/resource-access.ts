@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AuditContext } from '../audit/audit-context.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
-import { hasAppPermission } from '../auth/permissions.js';
+import { hasAppPermission, type FhirInteraction } from '../auth/permissions.js';
 import { isPatientConfined } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
@@ -42,6 +42,18 @@ function labelKey(resource: FhirResource | undefined): string {
  * request reads, lists or writes passes here, so this is also where the audit trail learns
  * which records and patients the request touched (denied ones included).
  */
+/** Why a stored resource is opened (break-glass records it), and the scope letter that needs. */
+export type OpenedFor = 'read' | 'vread' | 'history' | 'update' | 'patch' | 'delete';
+
+const OPENED_BY: Record<OpenedFor, FhirInteraction> = {
+  read: 'read',
+  vread: 'read',
+  history: 'history',
+  update: 'update',
+  patch: 'update',
+  delete: 'delete',
+};
+
 @Injectable()
 export class ResourceAccess {
   constructor(
@@ -51,8 +63,12 @@ export class ResourceAccess {
   ) {}
 
   /** A patient-scoped token sees nothing outside its patient's compartment: such a resource is 404. */
-  assertInCompartment(user: AuthenticatedUser, resource: FhirResource): void {
-    this.checkInCompartment(user, resource);
+  assertInCompartment(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    interaction: FhirInteraction,
+  ): void {
+    this.checkInCompartment(user, resource, interaction);
   }
 
   /**
@@ -63,10 +79,10 @@ export class ResourceAccess {
   async assertMayOpen(
     user: AuthenticatedUser,
     resource: FhirResource,
-    interaction: string,
+    interaction: OpenedFor,
     context?: FhirResource,
   ): Promise<void> {
-    const patients = this.checkInCompartment(user, resource, context);
+    const patients = this.checkInCompartment(user, resource, OPENED_BY[interaction], context);
     if (!isRestricted(resource) && !(context !== undefined && isRestricted(context))) {
       return;
     }
@@ -95,7 +111,7 @@ export class ResourceAccess {
   ): void {
     const patients = this.patientsOf(next);
     this.audit.touch(next, patients);
-    if (!this.isInCompartment(user, next, patients)) {
+    if (!this.isInCompartment(user, next, patients, current ? 'update' : 'create')) {
       throw AppError.forbidden("A patient-scoped token can only write its patient's records");
     }
     if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
@@ -122,8 +138,8 @@ export class ResourceAccess {
    * A deletion has no content to place in a compartment: a patient-scoped token learns nothing
    * about deleted records of compartment types (404 rather than 410, and left out of lists).
    */
-  maySeeDeletion(user: AuthenticatedUser, type: string): boolean {
-    return !isPatientConfined(user.scopes, user.patient) || !this.confines(type);
+  maySeeDeletion(user: AuthenticatedUser, type: string, interaction: FhirInteraction): boolean {
+    return !isPatientConfined(user.scopes, user.patient, type, interaction) || !this.confines(type);
   }
 
   /** Whether a patient-scoped token sees resources of this type only in its compartment. */
@@ -140,10 +156,11 @@ export class ResourceAccess {
     resource: FhirResource,
     record = true,
     context?: FhirResource,
+    interaction: FhirInteraction = 'search',
   ): boolean {
     const patients = this.patientsOf(resource, context);
     const listable =
-      this.isInCompartment(user, resource, patients) &&
+      this.isInCompartment(user, resource, patients, interaction) &&
       !isRestricted(resource) &&
       !(context !== undefined && isRestricted(context));
     // What a list leaves out was not disclosed: only listed resources are recorded.
@@ -160,11 +177,12 @@ export class ResourceAccess {
   private checkInCompartment(
     user: AuthenticatedUser,
     resource: FhirResource,
+    interaction: FhirInteraction,
     context?: FhirResource,
   ): string[] {
     const patients = this.patientsOf(resource, context);
     this.audit.touch(resource, patients);
-    if (!this.isInCompartment(user, resource, patients)) {
+    if (!this.isInCompartment(user, resource, patients, interaction)) {
       throw AppError.notFound(`${resource.resourceType} resource not found`);
     }
     return patients;
@@ -196,9 +214,10 @@ export class ResourceAccess {
     user: AuthenticatedUser,
     resource: FhirResource,
     patients: string[],
+    interaction: FhirInteraction,
   ): boolean {
     return (
-      !isPatientConfined(user.scopes, user.patient) ||
+      !isPatientConfined(user.scopes, user.patient, resource.resourceType, interaction) ||
       !this.confines(resource.resourceType) ||
       patients.includes(user.patient!)
     );

@@ -203,6 +203,12 @@ export class AuthService {
     if (current.scopes !== undefined) {
       throw AppError.forbidden('A scoped token cannot be exchanged again');
     }
+    if (scope.split(/\s+/).some((item) => item.includes('?'))) {
+      throw AppError.invalid(
+        'Scopes narrowed by search parameters (?category=…) are not supported: ask without them',
+        ['scope'],
+      );
+    }
     const scopes = parseScopes(scope) ?? [];
     if (scopes.length === 0) {
       throw AppError.invalid('scope must hold at least one SMART resource scope', ['scope']);

@@ -9,7 +9,7 @@ import {
 describe('SMART scopes', () => {
   it('parses v2 and v1 resource scopes and drops the rest', () => {
     const scopes = parseScopes(
-      'openid patient/Observation.rs user/*.read launch junk/x.y system/Patient.c?category=x',
+      'openid patient/Observation.rs user/*.read launch junk/x.y system/Patient.c',
     );
     expect(scopes?.map((s) => `${s.context}/${s.type}.${[...s.permissions].join('')}`)).toEqual([
       'patient/Observation.rs',
@@ -36,9 +36,26 @@ describe('SMART scopes', () => {
     const scopes = parseScopes('patient/*.rs');
     expect(scopesAllow(scopes, false, 'Observation', 'read')).toBe(false);
     expect(scopesAllow(scopes, true, 'Observation', 'read')).toBe(true);
-    expect(isPatientConfined(scopes, 'p1')).toBe(true);
-    expect(isPatientConfined(parseScopes('patient/*.rs user/Patient.r'), 'p1')).toBe(false);
-    expect(isPatientConfined(undefined, 'p1')).toBe(false);
+    expect(isPatientConfined(scopes, 'p1', 'Observation', 'read')).toBe(true);
+    expect(isPatientConfined(undefined, 'p1', 'Observation', 'read')).toBe(false);
+    expect(isPatientConfined(scopes, undefined, 'Observation', 'read')).toBe(false);
+  });
+
+  it('grants nothing for a scope narrowed by search parameters, rather than the whole type', () => {
+    expect(parseScopes('patient/Observation.rs?category=laboratory patient/Patient.r')).toEqual([
+      { context: 'patient', type: 'Patient', permissions: new Set(['r']) },
+    ]);
+  });
+
+  it('frees from the patient only what a user/ or system/ scope allows itself', () => {
+    const mixed = parseScopes('patient/*.rs user/Patient.r user/Observation.c');
+    // Observations are read as the patient's only; other patients' are not reachable.
+    expect(isPatientConfined(mixed, 'p1', 'Observation', 'read')).toBe(true);
+    expect(isPatientConfined(mixed, 'p1', 'Observation', 'search')).toBe(true);
+    // What the user/ scopes allow is the user's, as without a patient.
+    expect(isPatientConfined(mixed, 'p1', 'Patient', 'read')).toBe(false);
+    expect(isPatientConfined(mixed, 'p1', 'Observation', 'create')).toBe(false);
+    expect(isPatientConfined(mixed, 'p1', 'Patient', 'search')).toBe(true);
   });
 
   it('grants what was requested within what is allowed, never more', () => {

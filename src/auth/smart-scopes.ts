@@ -26,8 +26,11 @@ const LETTER: Record<FhirInteraction, string> = {
 
 /**
  * The resource scopes of a token's space-separated `scope` claim. Other scopes (openid,
- * offline_access, launch...) and malformed ones grant nothing and are dropped. Undefined when
- * the token has no `scope` claim, which means "the role's rights" (CareVault's own logins).
+ * offline_access, launch...) and malformed ones grant nothing and are dropped, and so are SMART
+ * v2 scopes narrowed by search parameters (`patient/Observation.rs?category=laboratory`): they
+ * are not enforced here, and read without their parameters they would grant more than asked.
+ * Undefined when the token has no `scope` claim, which means "the role's rights" (CareVault's
+ * own logins).
  */
 export function parseScopes(claim: unknown): SmartScope[] | undefined {
   if (typeof claim !== 'string') {
@@ -35,7 +38,7 @@ export function parseScopes(claim: unknown): SmartScope[] | undefined {
   }
   const scopes: SmartScope[] = [];
   for (const item of claim.split(/\s+/)) {
-    const [, context, type, permissions] = SCOPE.exec(item.split('?')[0]!) ?? [];
+    const [, context, type, permissions] = SCOPE.exec(item) ?? [];
     if (context && type && permissions !== undefined && permissions !== '') {
       scopes.push({
         context: context as SmartScope['context'],
@@ -69,17 +72,27 @@ export function scopesAllow(
 }
 
 /**
- * A token is confined to its patient's compartment when it names a patient and none of its
- * scopes reaches beyond patient context.
+ * Whether an interaction on a type is confined to the token's patient's compartment: the token
+ * names a patient and only its `patient/` scopes allow it. A `user/` or `system/` scope frees
+ * what it allows itself and nothing else: with `patient/Observation.rs user/Practitioner.rs`,
+ * Observations stay the patient's (they reached every patient's when any scope was not a
+ * `patient/` one).
  */
 export function isPatientConfined(
   scopes: readonly SmartScope[] | undefined,
   patient: string | undefined,
+  type: string,
+  interaction: FhirInteraction,
 ): boolean {
   return (
     patient !== undefined &&
     scopes !== undefined &&
-    scopes.every((scope) => scope.context === 'patient')
+    !scopes.some(
+      (scope) =>
+        scope.context !== 'patient' &&
+        (scope.type === '*' || scope.type === type) &&
+        scope.permissions.has(LETTER[interaction]),
+    )
   );
 }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { ResourceAccess } from '../access/resource-access.js';
+import { ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -270,7 +270,7 @@ export class FhirService {
       throw AppError.notFound(`${type} resource not found`);
     }
     if (row.deleted) {
-      throw this.access.maySeeDeletion(user, type)
+      throw this.access.maySeeDeletion(user, type, 'read')
         ? AppError.gone(`${type} resource was deleted`)
         : AppError.notFound(`${type} resource not found`);
     }
@@ -302,7 +302,7 @@ export class FhirService {
       throw AppError.notFound(`${type} version not found`);
     }
     if (row.deleted) {
-      throw this.access.maySeeDeletion(user, type)
+      throw this.access.maySeeDeletion(user, type, 'read')
         ? AppError.gone(`This version of the ${type} resource is a deletion`)
         : AppError.notFound(`${type} version not found`);
     }
@@ -430,7 +430,7 @@ export class FhirService {
     const page = await this.repository.historyOf(type, id, params);
     for (const row of page.rows) {
       if (!row.deleted) {
-        this.access.assertInCompartment(user, parseContent(row));
+        this.access.assertInCompartment(user, parseContent(row), 'history');
       }
     }
     return buildHistoryBundle(
@@ -505,8 +505,8 @@ export class FhirService {
     return rows.filter((row) => {
       const content = contents.get(row);
       return content === undefined
-        ? this.access.maySeeDeletion(user, row.resourceType)
-        : this.access.isListable(user, content, true, contexts.get(content));
+        ? this.access.maySeeDeletion(user, row.resourceType, 'history')
+        : this.access.isListable(user, content, true, contexts.get(content), 'history');
     });
   }
 
@@ -534,7 +534,7 @@ export class FhirService {
   private async openForWrite(
     user: AuthenticatedUser,
     current: ResourceEntity | null,
-    interaction: string,
+    interaction: OpenedFor,
   ): Promise<FhirResource | undefined> {
     if (!current || current.deleted) {
       return undefined;

@@ -267,6 +267,22 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(await control(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toBe(1);
     });
 
+    it('keeps patient/ scopes to the patient when a user/ scope is granted beside them', async () => {
+      const mixed = await scoped(
+        doctorToken,
+        'patient/Observation.rs user/Practitioner.rs',
+        ids.patientA,
+      );
+      expect((await mixed('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(200);
+      expect((await mixed('GET', `${fhir}/Observation/${ids.obsB}`)).status).toBe(404);
+      const listed = await mixed('GET', `${fhir}/Observation?_id=${ids.obsA},${ids.obsB}`);
+      expect(
+        ((listed.body.entry ?? []) as { resource: { id: string } }[]).map((e) => e.resource.id),
+      ).toEqual([ids.obsA]);
+      // What the user/ scope allows is not confined.
+      expect((await mixed('GET', `${fhir}/Practitioner/${ids.practitioner}`)).status).toBe(200);
+    });
+
     it("does not reveal another patient's deleted records (404, not 410)", async () => {
       const deleted = await create(doctor, observation(ids.patientB));
       expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);

@@ -448,7 +448,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     cohort: Cohort,
     context: FhirResource | undefined,
   ): boolean {
-    if (!this.access.isListable(user, resource, true, context)) return false;
+    if (!this.access.isListable(user, resource, true, context, 'export')) return false;
     if (cohort === undefined) return true;
     if (cohort === 'any') return holders.length > 0;
     return holders.some((patient) => cohort.has(patient));

@@ -343,7 +343,9 @@ export class SearchService {
         `NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = ${params.add(CONFIDENTIALITY)} AND x.code = 'R')`,
       );
     // A patient-scoped token sees only its patient's compartment (types outside it are open).
-    const confinedTo = isPatientConfined(user.scopes, user.patient) ? user.patient : undefined;
+    const confinedTo = isPatientConfined(user.scopes, user.patient, type, 'search')
+      ? user.patient
+      : undefined;
     if (confinedTo !== undefined && this.compartment.hasCompartment(type)) {
       parts.push(this.inCompartment(confinedTo, type, params));
     }
