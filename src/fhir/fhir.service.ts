@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { ResourceAccess, type OpenedFor } from '../access/resource-access.js';
+import { isRestricted, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -307,13 +307,34 @@ export class FhirService {
         : AppError.notFound(`${type} version not found`);
     }
     const result = stored(row);
-    await this.access.assertMayOpen(
-      user,
-      result.resource,
-      'vread',
-      await this.contexts.ofOne(result.resource),
-    );
+    await this.openVersion(user, result.resource, 'vread', await this.restrictedNow(type, id));
     return shown(result);
+  }
+
+  /**
+   * The record as it is now when it is restricted (its current content, or the last before
+   * its deletion): security labels apply to the versions written before them too, so an
+   * earlier version of a record restricted since opens only as the record does.
+   */
+  private async restrictedNow(type: string, id: string): Promise<FhirResource | undefined> {
+    const [latest] = await this.repository.latestLive([{ type, id }]);
+    const now = latest && parseContent(latest);
+    return now && isRestricted(now) ? now : undefined;
+  }
+
+  /** Opens one version: as the record opens now when that is restricted, else as itself. */
+  private async openVersion(
+    user: AuthenticatedUser,
+    version: FhirResource,
+    interaction: 'vread' | 'history',
+    restricted: FhirResource | undefined,
+  ): Promise<void> {
+    if (restricted && !isRestricted(version)) {
+      await this.access.assertMayOpen(user, restricted, interaction);
+      this.access.assertInCompartment(user, version, interaction === 'vread' ? 'read' : 'history');
+      return;
+    }
+    await this.access.assertMayOpen(user, version, interaction, await this.contexts.ofOne(version));
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
@@ -425,12 +446,14 @@ export class FhirService {
     if (!current) {
       throw AppError.notFound(`${type} resource not found`);
     }
-    // Access follows the resource as it is now, and as it was in every version shown.
+    // Access follows the resource as it is now (or was before its deletion), and as it was in
+    // every version shown: a restricted one needs break-glass whenever it was restricted.
     await this.openForWrite(user, current, 'history');
+    const restricted = await this.restrictedNow(type, id);
     const page = await this.repository.historyOf(type, id, params);
     for (const row of page.rows) {
       if (!row.deleted) {
-        this.access.assertInCompartment(user, parseContent(row), 'history');
+        await this.openVersion(user, parseContent(row), 'history', restricted);
       }
     }
     return buildHistoryBundle(
@@ -502,8 +525,21 @@ export class FhirService {
       rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
     );
     const contexts = await this.contexts.of([...contents.values()]);
+    // A record restricted now (or before its deletion) lists none of its versions, those
+    // written before it was restricted included.
+    const keys = new Map(rows.map((row) => [`${row.resourceType}/${row.id}`, row]));
+    const restrictedNow = new Set(
+      (
+        await this.repository.latestLive(
+          [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
+        )
+      )
+        .filter((latest) => isRestricted(parseContent(latest)))
+        .map((latest) => `${latest.resourceType}/${latest.id}`),
+    );
     return rows.filter((row) => {
       const content = contents.get(row);
+      if (restrictedNow.has(`${row.resourceType}/${row.id}`)) return false;
       return content === undefined
         ? this.access.maySeeDeletion(user, row.resourceType, 'history')
         : this.access.isListable(user, content, true, contexts.get(content), 'history');

@@ -63,6 +63,26 @@ export class ResourceRepository {
     return row ? resourceEntityOf(row, this.phi) : null;
   }
 
+  /**
+   * Each resource's latest version with content: the current one, or for a deleted resource
+   * the one before its deletion. Its security labels say whether the record is restricted now.
+   */
+  latestLive(resources: { type: string; id: string }[]): Promise<ResourceHistoryEntity[]> {
+    if (resources.length === 0) return Promise.resolve([]);
+    return this.unitOfWork.manager
+      .createQueryBuilder(ResourceHistoryEntity, 'h')
+      .distinctOn(['h.resource_type', 'h.id'])
+      .where('NOT h.deleted')
+      .andWhere(
+        '(h.resource_type, h.id) IN (SELECT * FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[])))',
+        { types: resources.map((r) => r.type), ids: resources.map((r) => r.id) },
+      )
+      .orderBy('h.resource_type')
+      .addOrderBy('h.id')
+      .addOrderBy('h.version_id', 'DESC')
+      .getMany();
+  }
+
   findVersion(
     resourceType: string,
     id: string,

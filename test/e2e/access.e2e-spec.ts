@@ -385,6 +385,24 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(seen).not.toContain(restrictedObs);
     });
 
+    it('close the versions written before a record was restricted', async () => {
+      const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      const later = await create(doctor, observation(ids.patientA, { valueString: 'positive' }));
+      const v1 = (await doctor('GET', `${fhir}/Observation/${later}`)).body;
+      const labelled = { ...v1, meta: { security: [RESTRICTED] } };
+      expect((await doctor('PUT', `${fhir}/Observation/${later}`, { body: labelled })).status).toBe(
+        200,
+      );
+      const closed = async (): Promise<void> => {
+        expect((await other('GET', `${fhir}/Observation/${later}/_history/1`)).status).toBe(403);
+        expect((await other('GET', `${fhir}/Observation/${later}/_history`)).status).toBe(403);
+        const listed = (await other('GET', `${fhir}/Observation/_history?_count=1000`)).body;
+        const seen = ((listed.entry ?? []) as { fullUrl: string }[]).map((e) => e.fullUrl);
+        expect(seen.filter((url) => url.endsWith(`/Observation/${later}`))).toEqual([]);
+      };
+      await closed();
+    });
+
     it('break-glass needs a recent MFA and opens one patient for a limited time, recorded for review', async () => {
       const user = await createUser(testApp, ['nurse']);
       const withoutMfa = authorizedHttp(await tokenFor(testApp, 'nurse'));
