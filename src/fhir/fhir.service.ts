@@ -40,7 +40,7 @@ import {
   toVersion,
   withServerFields,
 } from './resource-versions.js';
-import { withWriteOnlyKept } from './write-only-elements.js';
+import { withoutWriteOnly, withWriteOnlyKept } from './write-only-elements.js';
 
 /** A create that passed FhirService.checkCreate, ready to be written. */
 export interface CheckedCreate {
@@ -399,7 +399,9 @@ export class FhirService {
         }
         const previous = await this.openForWrite(user, current, 'patch');
         assertVersionMatches(current, expected);
-        const patched = applyPatch(parseContent(current), patch);
+        // The patch sees what a read shows: copy, move or test on a write-only value (a
+        // Subscription's header credentials) would otherwise reveal it or confirm a guess.
+        const patched = applyPatch(withoutWriteOnly(parseContent(current)), patch);
         if (patched.resourceType !== type || patched.id !== id) {
           throw AppError.invalid('A patch must not change resourceType or id');
         }

@@ -358,6 +358,23 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       body: { ...current, id: undefined, meta: undefined },
     });
     expect(copied.status).toBe(422);
+
+    // A patch sees the values masked too: copying one out, or testing a guess, learns nothing.
+    const patch = (operations: object[]) =>
+      doctor('PATCH', `${fhir}/Subscription/${id}`, {
+        raw: JSON.stringify(operations),
+        headers: { 'content-type': 'application/json-patch+json' },
+      });
+    const copiedOut = await patch([{ op: 'copy', from: '/channel/header/0', path: '/reason' }]);
+    expect(copiedOut.status).toBe(200);
+    expect(copiedOut.body.reason).toBe('Authorization: [stored]');
+    expect(copiedOut.body.channel.header).toEqual(masked);
+    const guess = await patch([
+      { op: 'test', path: '/channel/header/0', value: 'Authorization: Bearer hook-secret' },
+    ]);
+    expect(guess.status).not.toBe(200);
+    const all = await doctor('GET', `${fhir}/Subscription/${id}/_history`);
+    expect(JSON.stringify(all.body)).not.toContain('hook-secret');
   });
 
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
