@@ -257,6 +257,9 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       ]);
       expect(await matches(`Observation?subject:Patient._id=${ids.patientB}`)).toEqual([]);
       expect(await matches(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toEqual([]);
+      // B's Observation names A by `focus`, outside the compartment: it tells A's token nothing.
+      expect(await matches(`Patient?_has:Observation:focus:_id=${ids.obsOfBAboutA}`)).toEqual([]);
+      expect(await matches(`Observation?focus:Patient._id=${ids.patientA}`)).toEqual([]);
       // Control: the unconfined doctor sees all of it.
       const control = async (path: string): Promise<number> =>
         ((await doctor('GET', `${fhir}/${path}`)).body.entry as unknown[]).length;
@@ -265,6 +268,7 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       ).toBe(2);
       expect(await control(`Patient?_id=${ids.patientA}&_revinclude=Observation:focus`)).toBe(2);
       expect(await control(`Patient?_has:Observation:subject:_id=${ids.obsB}`)).toBe(1);
+      expect(await control(`Patient?_has:Observation:focus:_id=${ids.obsOfBAboutA}`)).toBe(1);
     });
 
     it('keeps patient/ scopes to the patient when a user/ scope is granted beside them', async () => {
@@ -383,6 +387,16 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const listed = (await other('GET', `${fhir}/Observation/_history?_count=500`)).body;
       const seen = (listed.entry as { resource?: { id: string } }[]).map((e) => e.resource?.id);
       expect(seen).not.toContain(restrictedObs);
+      // Nor does a search learn what one holds through _has or a chain.
+      const count = async (path: string): Promise<number> =>
+        (((await other('GET', `${fhir}/${path}`)).body.entry ?? []) as unknown[]).length;
+      expect(await count(`Patient?_has:Observation:subject:_id=${restrictedObs}`)).toBe(0);
+      expect(await count(`Observation?subject:Patient._id=${restrictedPatient}`)).toBe(0);
+      const unrestricted = await create(doctor, observation(restrictedPatient));
+      expect(await count(`Observation?_id=${unrestricted}&subject._id=${restrictedPatient}`)).toBe(
+        0,
+      );
+      expect(await count(`Observation?_id=${unrestricted}`)).toBe(1);
     });
 
     it('close the versions written before a record was restricted', async () => {

@@ -31,6 +31,12 @@ export interface Subject {
   idSql: string;
   /** The alias of the subject's own resource row, where the query reads it (`r`). */
   row?: string;
+  /**
+   * What a resource a chain or `_has` reaches must also meet to count, as the results do (not
+   * restricted, in a patient-scoped token's compartment): else `Patient?_has:Encounter:…` tells
+   * what a record the caller may not open holds.
+   */
+  visible?: (reached: Subject, params: SqlParams) => string;
 }
 
 const TABLE: Record<SearchParam['type'], string> = {
@@ -440,8 +446,13 @@ export class SearchConditions {
     }
     const alias = params.alias('c');
     const byType = targetTypes.map((targetType) => {
+      const reached: Subject = {
+        type: targetType,
+        typeSql: `${alias}.target_type`,
+        idSql: `${alias}.target_id`,
+      };
       const inner = this.condition(
-        { type: targetType, typeSql: `${alias}.target_type`, idSql: `${alias}.target_id` },
+        reached,
         {
           code: chain.code,
           ...(chain.modifier ? { modifier: chain.modifier } : {}),
@@ -449,7 +460,8 @@ export class SearchConditions {
         },
         params,
       );
-      return `${alias}.target_type = ${params.add(targetType)} AND ${inner}`;
+      const visible = subject.visible ? ` AND ${subject.visible(reached, params)}` : '';
+      return `${alias}.target_type = ${params.add(targetType)} AND ${inner}${visible}`;
     });
     const targets = byType.length === 1 ? byType[0] : `((${byType.join(') OR (')}))`;
     return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND ${targets})`;
@@ -473,8 +485,13 @@ export class SearchConditions {
       throw AppError.invalid(`_has needs a reference parameter of ${has.type}`);
     }
     const alias = params.alias('h');
+    const reached: Subject = {
+      type: has.type,
+      typeSql: `${alias}.resource_type`,
+      idSql: `${alias}.resource_id`,
+    };
     const inner = this.condition(
-      { type: has.type, typeSql: `${alias}.resource_type`, idSql: `${alias}.resource_id` },
+      reached,
       {
         code: has.code,
         ...(has.modifier ? { modifier: has.modifier } : {}),
@@ -482,7 +499,8 @@ export class SearchConditions {
       },
       params,
     );
-    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${params.add(has.type)} AND ${alias}.param = ${params.add(has.reference)} AND ${alias}.target_type = ${subject.typeSql} AND ${alias}.target_id = ${subject.idSql} AND ${inner})`;
+    const visible = subject.visible ? ` AND ${subject.visible(reached, params)}` : '';
+    return `EXISTS (SELECT 1 FROM search_reference ${alias} WHERE ${alias}.resource_type = ${params.add(has.type)} AND ${alias}.param = ${params.add(has.reference)} AND ${alias}.target_type = ${subject.typeSql} AND ${alias}.target_id = ${subject.idSql} AND ${inner}${visible})`;
   }
 
   private lastUpdated(subject: Subject, criterion: Criterion, params: SqlParams): string {

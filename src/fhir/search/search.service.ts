@@ -331,31 +331,33 @@ export class SearchService {
     params: SqlParams,
     options: { withRestricted?: boolean; compartment?: string } = {},
   ): string {
-    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r' };
+    // Restricted records never appear in search results: they open one at a time, by
+    // break-glass. A patient-scoped token sees only its patient's compartment (types outside it
+    // are open). What a chain or _has reaches must meet both too.
+    const visible = (on: Subject, p: SqlParams): string => {
+      const conditions = options.withRestricted ? [] : [notRestricted(on, p)];
+      if (
+        isPatientConfined(user.scopes, user.patient, on.type, 'search') &&
+        this.compartment.hasCompartment(on.type)
+      ) {
+        conditions.push(this.inCompartment(user.patient!, on, p));
+      }
+      return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
+    };
+    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r', visible };
     this.assertMayReach(user, type, request);
     const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
     for (const criterion of request.criteria) {
       parts.push(this.conditions.condition(subject, criterion, params));
     }
-    // Restricted records never appear in search results: they open one at a time, by break-glass.
-    if (!options.withRestricted)
-      parts.push(
-        `NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = ${params.add(CONFIDENTIALITY)} AND x.code = 'R')`,
-      );
-    // A patient-scoped token sees only its patient's compartment (types outside it are open).
-    const confinedTo = isPatientConfined(user.scopes, user.patient, type, 'search')
-      ? user.patient
-      : undefined;
-    if (confinedTo !== undefined && this.compartment.hasCompartment(type)) {
-      parts.push(this.inCompartment(confinedTo, type, params));
-    }
+    parts.push(visible(subject, params));
     if (options.compartment !== undefined) {
       if (!this.compartment.hasCompartment(type)) {
         throw AppError.invalid(
           `${type} resources are not in the Patient compartment: search /${type} instead`,
         );
       }
-      parts.push(this.inCompartment(options.compartment, type, params));
+      parts.push(this.inCompartment(options.compartment, subject, params));
     }
     return parts.join(' AND ');
   }
@@ -364,14 +366,15 @@ export class SearchService {
    * The resource is in this patient's compartment: it is the patient, or refers to them by one
    * of the parameters the Patient CompartmentDefinition names for its type.
    */
-  private inCompartment(patientId: string, type: string, params: SqlParams): string {
+  private inCompartment(patientId: string, on: Subject, params: SqlParams): string {
     const patient = params.add(patientId);
-    const links = this.compartment.paramsOf(type);
+    const links = this.compartment.paramsOf(on.type);
+    const p = params.alias('p');
     const byReference =
       links.length > 0
-        ? `EXISTS (SELECT 1 FROM search_reference p WHERE p.resource_type = r.resource_type AND p.resource_id = r.id AND p.param = ANY(${params.add(links)}::text[]) AND p.target_type = 'Patient' AND p.target_id = ${patient})`
+        ? `EXISTS (SELECT 1 FROM search_reference ${p} WHERE ${p}.resource_type = ${on.typeSql} AND ${p}.resource_id = ${on.idSql} AND ${p}.param = ANY(${params.add(links)}::text[]) AND ${p}.target_type = 'Patient' AND ${p}.target_id = ${patient})`
         : 'FALSE';
-    return type === 'Patient' ? `(r.id = ${patient} OR ${byReference})` : byReference;
+    return on.type === 'Patient' ? `(${on.idSql} = ${patient} OR ${byReference})` : byReference;
   }
 
   /**
@@ -646,4 +649,10 @@ function isSearchCursor(keys: number) {
       cursor.k.every((key) => typeof key === 'string' && key.length <= 1000)
     );
   };
+}
+
+/** Not labelled restricted (meta.security R), by its index row. */
+function notRestricted(on: Subject, params: SqlParams): string {
+  const x = params.alias('x');
+  return `NOT EXISTS (SELECT 1 FROM search_token ${x} WHERE ${x}.resource_type = ${on.typeSql} AND ${x}.resource_id = ${on.idSql} AND ${x}.param = '_security' AND ${x}.system = ${params.add(CONFIDENTIALITY)} AND ${x}.code = 'R')`;
 }
