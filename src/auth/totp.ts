@@ -20,6 +20,8 @@ export async function verifyTotp(
   code: string,
   lastStep: number | null,
 ): Promise<number | undefined> {
+  // otplib throws on anything but six digits: a typo is a wrong code, not a server error.
+  if (!/^\d{6}$/.test(code)) return undefined;
   const result = await verify({
     secret,
     token: code,
