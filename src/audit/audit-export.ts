@@ -119,12 +119,23 @@ export class AuditExport {
       partial: true,
     };
     const report = await this.verifier.verify(source, onProgress);
-    const lastSigned = Math.max(0, ...checkpoints.map((c) => c.chainSeq));
-    if (report.ok && events.length > 0 && lastSigned < report.lastSeq) {
+    // An export is sealed by a trusted checkpoint of its chain at its last row: one past the
+    // end means rows were cut from it (its checkpoint lines left in), one before it that rows
+    // were added.
+    const lastSigned = Math.max(
+      0,
+      ...source.checkpoints
+        .filter((checkpoint) => this.signer.isTrusted(checkpoint.keyId))
+        .map((checkpoint) => checkpoint.chainSeq),
+    );
+    if (report.ok && events.length > 0 && lastSigned !== report.lastSeq) {
       return {
         ...report,
         ok: false,
-        problem: `Rows after ${lastSigned} are not covered by a signed checkpoint: the export was extended or cut`,
+        problem:
+          lastSigned > report.lastSeq
+            ? `The export ends at row ${report.lastSeq} but is sealed at row ${lastSigned}: rows were cut`
+            : `Rows after ${lastSigned} are not covered by a signed checkpoint: the export was extended or cut`,
       };
     }
     return report;

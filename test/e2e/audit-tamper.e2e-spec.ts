@@ -333,6 +333,13 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     expect(checked.stdout).toMatch(/^Audit chain verified/);
     expect(checked.code).toBe(0);
     const text = await readFile(out, 'utf8');
+    // The last rows cut, the checkpoint lines that seal the export left in.
+    const lines = text.trim().split('\n');
+    const lastEvent = lines.findLastIndex((line) => line.includes('"type":"event"'));
+    await writeFile(out, `${lines.filter((_, i) => i !== lastEvent).join('\n')}\n`);
+    const cut = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
+    expect(cut.code).toBe(1);
+    expect(cut.stdout).toMatch(/BROKEN: The export ends at row \d+ but is sealed at row \d+/);
     await writeFile(out, text.replace('"resourceId":"p4"', '"resourceId":"p5"'));
     const edited = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
     expect(edited.code).toBe(1);
