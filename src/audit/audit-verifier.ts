@@ -29,6 +29,8 @@ export interface ChainSource {
   partial?: boolean;
   /** Archive boundaries whose signature does not verify. */
   unsignedArchives?: ArchiveBoundary[];
+  /** What the walk cannot decide but an auditor should know. */
+  warnings?: string[];
 }
 
 /**
@@ -71,7 +73,20 @@ export class AuditVerifier {
     // A checkpoint file may also hold checkpoints of other databases (a shared volume); those
     // say nothing about this chain. One in the database with another chain id is an intrusion.
     const ours = filed.filter((checkpoint) => checkpoint.chainId === head.chainId);
+    // The chain id is read from the database: one changed there would set aside every
+    // checkpoint the file holds for the real chain, and with them the proof of its tail.
+    const others = filed.filter(
+      (checkpoint) =>
+        checkpoint.chainId !== head.chainId && this.signer.isTrusted(checkpoint.keyId),
+    );
+    const warnings =
+      ours.length === 0 && others.length > 0 && head.seq > 0
+        ? [
+            `The checkpoint file holds ${others.length} trusted checkpoint(s) of other chains and none of this one (${head.chainId}): unless another database shares the file, this chain's id was changed, which hides rows removed from its end`,
+          ]
+        : [];
     return {
+      warnings,
       start,
       batches: batches(),
       // A sound chain holds every row between its start and the head: no count(*) needed.
@@ -94,7 +109,7 @@ export class AuditVerifier {
       firstSeq: source.start.seq + 1,
       lastSeq: source.start.seq,
       checkpoints: source.checkpoints.length,
-      warnings: [],
+      warnings: [...(source.warnings ?? [])],
     };
     const fail = (problem: string): VerifyReport => ({ ...report, problem });
     const forged = source.unsignedArchives?.[0];

@@ -190,6 +190,22 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     ).toMatch(/^The chain ends at row 10, but a signed checkpoint covers row 15/);
   });
 
+  it('warns when the chain id was changed, which would set aside the checkpoint file', async () => {
+    const { rows } = await client.query('SELECT chain_id FROM audit_chain_head');
+    const real = rows[0].chain_id as string;
+    const before = (await verifier.verify(await verifier.databaseSource())).warnings;
+    expect(before.join('\n')).not.toMatch(/other chains/);
+    await client.query('UPDATE audit_chain_head SET chain_id = $1', [randomUUID()]);
+    try {
+      const report = await verifier.verify(await verifier.databaseSource());
+      expect(report.warnings.join('\n')).toMatch(
+        /trusted checkpoint\(s\) of other chains and none/,
+      );
+    } finally {
+      await client.query('UPDATE audit_chain_head SET chain_id = $1', [real]);
+    }
+  });
+
   it('detects a chain rewritten with recomputed hashes (no signing key), from the file alone', async () => {
     const repository = testApp.app.get(AuditRepository);
     const rows = await repository.readAfter(0, 100);
