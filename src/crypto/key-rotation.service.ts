@@ -36,34 +36,42 @@ export class KeyRotationService {
       const total = await this.staleQuery(metadata).getCount();
       let done = 0;
       onProgress({ table: metadata.tableName, done, total });
-      for (;;) {
-        const batch = await this.dataSource.transaction(async (manager) => {
-          const rows = await this.staleQuery(metadata, manager)
-            .orderBy(metadata.primaryColumns.map((c) => `e.${c.propertyName}`).join(', '))
-            .take(BATCH_SIZE)
-            .setLock('pessimistic_write')
-            .setOnLocked('skip_locked')
-            .getMany();
-          if (rows.length > 0) {
-            // Loaded rows hold plaintext (the subscriber decrypted them); upsert encrypts them
-            // again, now under the current key, and keeps every other column as it is.
-            await manager.upsert(
-              metadata.target,
-              rows,
-              metadata.primaryColumns.map((c) => c.propertyName),
-            );
+      // Rows others hold locked (an outbound message being sent) are passed over first, so the
+      // rest goes on; then waited for, as a run that ended with them left under the old key
+      // would report success for a key that cannot yet be retired.
+      for (const skipLocked of [true, false]) {
+        for (;;) {
+          const batch = await this.reencryptBatch(metadata, skipLocked);
+          if (batch === 0) {
+            break;
           }
-          return rows.length;
-        });
-        if (batch === 0) {
-          break;
+          done += batch;
+          rewritten += batch;
+          onProgress({ table: metadata.tableName, done, total: Math.max(total, done) });
         }
-        done += batch;
-        rewritten += batch;
-        onProgress({ table: metadata.tableName, done, total: Math.max(total, done) });
       }
     }
     return rewritten;
+  }
+
+  private reencryptBatch(metadata: EntityMetadata, skipLocked: boolean): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const query = this.staleQuery(metadata, manager)
+        .orderBy(metadata.primaryColumns.map((c) => `e.${c.propertyName}`).join(', '))
+        .take(BATCH_SIZE)
+        .setLock('pessimistic_write');
+      const rows = await (skipLocked ? query.setOnLocked('skip_locked') : query).getMany();
+      if (rows.length > 0) {
+        // Loaded rows hold plaintext (the subscriber decrypted them); upsert encrypts them
+        // again, now under the current key, and keeps every other column as it is.
+        await manager.upsert(
+          metadata.target,
+          rows,
+          metadata.primaryColumns.map((c) => c.propertyName),
+        );
+      }
+      return rows.length;
+    });
   }
 
   /** How many values each key protects, per PHI column. */

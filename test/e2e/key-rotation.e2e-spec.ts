@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -154,6 +155,26 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     expect(
       (await http('GET', `${testApp!.url}/fhir/Patient/_history?_count=20`)).body.entry,
     ).toHaveLength(10);
+  });
+
+  it('waits for a row another transaction holds locked rather than leave it under the old key', async () => {
+    const app = testApp!.app;
+    const ring = app.get(KeyRing);
+    const rotation = app.get(KeyRotationService);
+    const newId = await app.get(KeyStore).addCurrentKey(ring);
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM resource ORDER BY id LIMIT 1 FOR UPDATE');
+      const rotating = rotation.reencryptAll(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await holder.query('COMMIT');
+      await rotating;
+    } finally {
+      await holder.end();
+    }
+    expect((await rotation.usage()).filter((u) => u.keyId !== newId)).toEqual([]);
   });
 
   it('refuses to start with keys that cannot read the PHI stored, naming the key and where', async () => {
