@@ -135,6 +135,53 @@ describe('FHIRPath Patch', () => {
     expect(result['name']).toEqual(patient['name']);
   });
 
+  it("keeps a primitive's id and extensions with it (_given, _birthDate) when it moves or goes", () => {
+    const ext = (url: string) => ({ extension: [{ url, valueString: 'x' }] });
+    const withExtensions: FhirResource = {
+      ...patient,
+      _birthDate: ext('urn:birth-time'),
+      name: [{ family: 'Rivera', given: ['Ana', 'Bea'], _given: [ext('urn:of-ana'), null] }],
+    };
+    const moved = applyFhirPathPatch(
+      withExtensions,
+      patch(
+        operation(
+          type('move'),
+          path('Patient.name[0].given'),
+          { name: 'source', valueInteger: 0 },
+          { name: 'destination', valueInteger: 1 },
+        ),
+      ),
+    );
+    expect(moved['name']).toEqual([
+      { family: 'Rivera', given: ['Bea', 'Ana'], _given: [null, ext('urn:of-ana')] },
+    ]);
+    const deleted = applyFhirPathPatch(
+      withExtensions,
+      patch(
+        operation(type('delete'), path('Patient.name[0].given[0]')),
+        operation(type('delete'), path('Patient.birthDate')),
+      ),
+    );
+    expect(deleted['name']).toEqual([{ family: 'Rivera', given: ['Bea'] }]);
+    expect(deleted).not.toHaveProperty('birthDate');
+    expect(deleted).not.toHaveProperty('_birthDate');
+    const inserted = applyFhirPathPatch(
+      withExtensions,
+      patch(
+        operation(
+          type('insert'),
+          path('Patient.name[0].given'),
+          { name: 'value', valueString: 'Cy' },
+          { name: 'index', valueInteger: 0 },
+        ),
+      ),
+    );
+    expect(inserted['name']).toEqual([
+      { family: 'Rivera', given: ['Cy', 'Ana', 'Bea'], _given: [null, ext('urn:of-ana'), null] },
+    ]);
+  });
+
   it('refuses what the spec does not allow, naming the operation and quoting nothing', () => {
     const cases: [Parameters, number, RegExp][] = [
       [patch(operation(type('frob'), path('Patient'))), 400, /type must be one of/],

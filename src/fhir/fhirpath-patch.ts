@@ -178,6 +178,8 @@ type Refuse = (why: string) => AppError;
 interface Place {
   parent: Json | unknown[];
   key: string | number;
+  /** For an item of a list: the object holding the list, and the list's key there. */
+  list?: { owner: Json; key: string };
   /** The element's definition, when the last step is a name (not an index). */
   element?: ElementDefinition;
   /** For a choice element (`value[x]`): its name, `value`. */
@@ -245,7 +247,7 @@ function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, 
     }
     case 'insert':
     case 'move': {
-      const list = listOf(document, targets, refuse);
+      const { list, companion } = listOf(document, targets, refuse);
       const bound = (index: number, max: number): number => {
         if (!Number.isInteger(index) || index < 0 || index > max) {
           throw refuse('an index is out of bounds');
@@ -253,10 +255,18 @@ function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, 
         return index;
       };
       if (operation.type === 'insert') {
-        list.splice(bound(operation.index, list.length), 0, structuredClone(operation.value.value));
+        const at = bound(operation.index, list.length);
+        list.splice(at, 0, structuredClone(operation.value.value));
+        companion?.splice(at, 0, null);
       } else {
-        const [moved] = list.splice(bound(operation.source, list.length - 1), 1);
-        list.splice(bound(operation.destination, list.length), 0, moved);
+        const from = bound(operation.source, list.length - 1);
+        const [moved] = list.splice(from, 1);
+        const to = bound(operation.destination, list.length);
+        list.splice(to, 0, moved);
+        if (companion) {
+          const [extensions] = companion.splice(from, 1);
+          companion.splice(to, 0, extensions ?? null);
+        }
       }
       return;
     }
@@ -278,7 +288,10 @@ function locate(document: Json, target: TypedValue, refuse: Refuse): Place {
   for (const step of steps) {
     const value = valueAt(place);
     if (Array.isArray(value) && /^\d+$/.test(step)) {
-      place = { parent: value, key: Number(step) };
+      const list = isObject(place.parent)
+        ? { owner: place.parent, key: String(place.key) }
+        : undefined;
+      place = { parent: value, key: Number(step), ...(list ? { list } : {}) };
       continue;
     }
     if (!isObject(value)) throw refuse('its path matches no element');
@@ -296,8 +309,15 @@ function locate(document: Json, target: TypedValue, refuse: Refuse): Place {
   return place;
 }
 
-/** The one list whose items the path evaluated to, for insert and move. */
-function listOf(document: Json, targets: TypedValue[], refuse: Refuse): unknown[] {
+/**
+ * The one list whose items the path evaluated to, for insert and move, and the companion
+ * list of a primitive one (`_given` beside `given`), which holds each item's id and extensions.
+ */
+function listOf(
+  document: Json,
+  targets: TypedValue[],
+  refuse: Refuse,
+): { list: unknown[]; companion: unknown[] | undefined } {
   if (targets.length === 0) throw refuse('its path matches no element');
   const places = targets.map((target) => locate(document, target, refuse));
   const list = places[0]!.parent;
@@ -305,12 +325,29 @@ function listOf(document: Json, targets: TypedValue[], refuse: Refuse): unknown[
     throw refuse('its path is not one list');
   }
   if (places.length !== list.length) throw refuse('its path is not the whole list');
-  return list;
+  return { list, companion: companionOf(places[0]!) };
+}
+
+/** A primitive's id and extensions go with it (`_birthDate`, an item of `_given`). */
+function companionOf(place: Place): unknown[] | undefined {
+  if (!place.list) return undefined;
+  const companion = place.list.owner[`_${place.list.key}`];
+  return Array.isArray(companion) ? companion : undefined;
 }
 
 function remove(place: Place): void {
-  if (Array.isArray(place.parent)) place.parent.splice(place.key as number, 1);
-  else delete place.parent[place.key as string];
+  if (Array.isArray(place.parent)) {
+    place.parent.splice(place.key as number, 1);
+    const companion = companionOf(place);
+    if (companion) {
+      companion.splice(place.key as number, 1);
+      if (companion.every((item) => item === null)) delete place.list!.owner[`_${place.list!.key}`];
+    }
+    if (place.parent.length === 0 && place.list) delete place.list.owner[place.list.key];
+  } else {
+    delete place.parent[place.key as string];
+    if (typeof place.key === 'string') delete place.parent[`_${place.key}`];
+  }
 }
 
 function valueAt(place: Place): unknown {
