@@ -47,12 +47,14 @@ export function refuseOtherFormats(
     return;
   }
   const accept = request.headers.accept?.trim() || '*/*';
-  const ranges = accept.split(',');
-  const json = (range: string) => JSON_FORMATS.has(mediaType(range));
-  const producible =
-    formats.every((format) => json(format)) &&
-    ranges.some((range) => json(range) || ANY.has(mediaType(range)));
-  const r4 = formats.every(servedVersion) && ranges.every(servedVersion);
+  // A range with q=0 refuses its type (RFC 9110 §12.5.1); of the others, one that FHIR JSON
+  // answers is enough, and one of them must take R4 (a client may offer R3 and R4).
+  const ranges = accept.split(',').filter((range) => quality(range) > 0);
+  // `_format=application/fhir+json` written unencoded reads with a space for the plus.
+  const json = (range: string) => JSON_FORMATS.has(mediaType(range).replace(' ', '+'));
+  const answerable = ranges.filter((range) => json(range) || ANY.has(mediaType(range)));
+  const producible = formats.every((format) => json(format)) && answerable.length > 0;
+  const r4 = formats.every(servedVersion) && answerable.some(servedVersion);
   done(
     !producible
       ? AppError.of(
@@ -64,6 +66,11 @@ export function refuseOtherFormats(
         ? AppError.of(406, 'not-supported', 'Only FHIR R4 is served: fhirVersion=4.0 ($versions)')
         : undefined,
   );
+}
+
+function quality(range: string): number {
+  const q = /;\s*q\s*=\s*([0-9.]+)/i.exec(range)?.[1];
+  return q === undefined ? 1 : Number(q);
 }
 
 function mediaType(range: string): string {

@@ -809,11 +809,19 @@ describe('FHIR REST: CRUD, versions and history', () => {
       'application/fhir+json;fhirVersion="4.0.1"',
       'application/json',
       'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8',
+      // R3 or R4: R4 is one the client takes; so is anything, when it says */*.
+      'application/fhir+json; fhirVersion=3.0, application/fhir+json; fhirVersion=4.0',
+      'application/fhir+json; fhirVersion=3.0, */*',
     ]) {
       const res = await read(accept);
       expect({ accept, status: res.status }).toEqual({ accept, status: 200 });
     }
-    for (const query of ['?_format=json', '?_format=application/fhir%2Bjson']) {
+    // Written unencoded, the plus of application/fhir+json reads as a space.
+    for (const query of [
+      '?_format=json',
+      '?_format=application/fhir%2Bjson',
+      '?_format=application/fhir+json',
+    ]) {
       expect((await read(undefined, query)).status).toBe(200);
     }
     const pretty = await read(undefined, '?_pretty=true');
@@ -829,7 +837,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
       [undefined, '?_format=json&_format=ttl'],
       // Another FHIR version than R4, in JSON.
       ['application/fhir+json; fhirVersion=5.0', ''],
-      ['application/fhir+json; fhirVersion=3.0, */*', ''],
+      // q=0 refuses a type.
+      ['application/fhir+json;q=0', ''],
+      ['application/fhir+json;q=0, */*;q=0', ''],
     ] as const) {
       const res = await read(accept, query);
       expect({ accept, query, status: res.status }).toEqual({ accept, query, status: 406 });
