@@ -63,7 +63,7 @@ export class AuthService {
     if (!code || !user.totpSecret) {
       throw AppError.of(401, 'login', 'This account signs in with an MFA code as well');
     }
-    await this.acceptCode(user, code);
+    await this.acceptSignInCode(user, code);
     return { user, login: { amr: ['pwd', 'otp'], authTime: new Date() } };
   }
 
@@ -91,10 +91,15 @@ export class AuthService {
     if (!current?.active || (current.lockedUntil && current.lockedUntil > now)) {
       throw invalidCredentials();
     }
-    if (current.failedAttempts > 0 || current.lockedUntil) {
-      await this.users.update(current.id, { failedAttempts: 0, lockedUntil: null });
-    }
+    // With MFA, the sign-in succeeds only with the code: the count is cleared then.
+    if (!current.mfaEnabled) await this.clearFailures(current);
     return current;
+  }
+
+  private async clearFailures(user: UserEntity): Promise<void> {
+    if (user.failedAttempts > 0 || user.lockedUntil) {
+      await this.users.update(user.id, { failedAttempts: 0, lockedUntil: null });
+    }
   }
 
   async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
@@ -104,7 +109,7 @@ export class AuthService {
     if (!user || !user.active || !user.mfaEnabled || !user.totpSecret) {
       throw invalidCode();
     }
-    await this.acceptCode(user, code);
+    await this.acceptSignInCode(user, code);
     return this.issue(user, { amr: ['pwd', 'otp'], authTime: new Date() });
   }
 
@@ -307,6 +312,23 @@ export class AuthService {
     await this.refreshTokens.revokeAllOf(user.id);
   }
 
+  /**
+   * An MFA code at sign-in: a wrong one counts towards the lockout as a wrong password does, so
+   * that whoever has the password cannot try codes without end (an MFA token lasts minutes,
+   * and a new one is a password away); a locked account is refused, right code or not.
+   */
+  private async acceptSignInCode(user: UserEntity, code: string): Promise<void> {
+    const now = new Date();
+    if (user.lockedUntil && user.lockedUntil > now) throw invalidCode();
+    try {
+      await this.acceptCode(user, code);
+    } catch (error) {
+      await this.recordFailure(user, now);
+      throw error;
+    }
+    await this.clearFailures(user);
+  }
+
   private async acceptCode(user: UserEntity, code: string): Promise<void> {
     const step = await verifyTotp(user.totpSecret as string, code, user.totpLastStep);
     if (step === undefined || !(await this.users.claimTotpStep(user.id, step))) {
@@ -315,8 +337,8 @@ export class AuthService {
   }
 
   /**
-   * Counts a failed password. From the limit on, the account locks, each further failure
-   * doubling the lock (backoff), capped at a day.
+   * Counts a failed password or sign-in MFA code. From the limit on, the account locks, each
+   * further failure doubling the lock (backoff), capped at a day.
    */
   private async recordFailure(user: UserEntity, now: Date): Promise<void> {
     const failedAttempts = await this.users.recordFailedLogin(

@@ -284,6 +284,28 @@ describe('attacks a hospital reviewer tries first', () => {
       expect((await attempt(user.password)).status).toBe(200);
     });
 
+    it('counts wrong MFA codes towards the lockout too, so codes cannot be tried without end', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const mfa = async (code: string) => {
+        const step = await signIn(user.username, user.password);
+        expect(step.status).toBe(200);
+        return http('POST', `${testApp.url}/auth/login/mfa`, {
+          body: { mfa_token: step.body.mfa_token as string, code },
+          headers: json,
+        });
+      };
+      const right = await totpCode(secret);
+      const wrong = right === '000000' ? '111111' : '000000';
+      for (let i = 0; i < testApp.app.get(AppConfig).loginMaxAttempts; i++) {
+        expect((await mfa(wrong)).status).toBe(401);
+      }
+      // Locked: the password is refused, and a right code with an MFA token from before too.
+      expect((await signIn(user.username, user.password)).status).toBe(401);
+      await new Promise((resolve) => setTimeout(resolve, 2200));
+      expect((await mfa(await totpCode(secret, 1))).status).toBe(200);
+    });
+
     it('counts failed logins that race each other, each of them', async () => {
       const user = await createUser(testApp, ['doctor']);
       const attempt = (password: string) => signIn(user.username, password);
