@@ -307,7 +307,19 @@ export class FhirService {
         : AppError.notFound(`${type} version not found`);
     }
     const result = stored(row);
-    await this.openVersion(user, result.resource, 'vread', await this.restrictedNow(type, id));
+    const restricted = await this.restrictedNow(type, id);
+    if (restricted && !isRestricted(result.resource)) {
+      // Written before the record was restricted: it opens as the record does now.
+      await this.access.assertMayOpen(user, restricted, 'vread');
+      this.access.assertInCompartment(user, result.resource, 'read');
+    } else {
+      await this.access.assertMayOpen(
+        user,
+        result.resource,
+        'vread',
+        await this.contexts.ofOne(result.resource),
+      );
+    }
     return shown(result);
   }
 
@@ -320,21 +332,6 @@ export class FhirService {
     const [latest] = await this.repository.latestLive([{ type, id }]);
     const now = latest && parseContent(latest);
     return now && isRestricted(now) ? now : undefined;
-  }
-
-  /** Opens one version: as the record opens now when that is restricted, else as itself. */
-  private async openVersion(
-    user: AuthenticatedUser,
-    version: FhirResource,
-    interaction: 'vread' | 'history',
-    restricted: FhirResource | undefined,
-  ): Promise<void> {
-    if (restricted && !isRestricted(version)) {
-      await this.access.assertMayOpen(user, restricted, interaction);
-      this.access.assertInCompartment(user, version, interaction === 'vread' ? 'read' : 'history');
-      return;
-    }
-    await this.access.assertMayOpen(user, version, interaction, await this.contexts.ofOne(version));
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
@@ -452,10 +449,19 @@ export class FhirService {
     // every version shown: a restricted one needs break-glass whenever it was restricted.
     await this.openForWrite(user, current, 'history');
     const restricted = await this.restrictedNow(type, id);
+    if (restricted && current.deleted) await this.access.assertMayOpen(user, restricted, 'history');
+    // Break-glass is checked (and its use recorded) once per request: for the record when it
+    // is restricted now, else for the first restricted version shown.
+    let opened = restricted !== undefined;
     const page = await this.repository.historyOf(type, id, params);
     for (const row of page.rows) {
-      if (!row.deleted) {
-        await this.openVersion(user, parseContent(row), 'history', restricted);
+      if (row.deleted) continue;
+      const version = parseContent(row);
+      if (isRestricted(version) && !opened) {
+        await this.access.assertMayOpen(user, version, 'history');
+        opened = true;
+      } else {
+        this.access.assertInCompartment(user, version, 'history');
       }
     }
     return buildHistoryBundle(
