@@ -21,7 +21,7 @@ export function wantsNativeBinary(request: FastifyRequest): boolean {
   const query = request.query as Record<string, unknown> | undefined;
   if (query?.['_format'] !== undefined) return false;
   const accept = request.headers.accept ?? '';
-  return !accept.split(',').some((range) => JSON_FORMATS.has(mediaType(range)));
+  return !accepted(accept).some((range) => JSON_FORMATS.has(mediaType(range)));
 }
 
 /**
@@ -49,7 +49,7 @@ export function refuseOtherFormats(
   const accept = request.headers.accept?.trim() || '*/*';
   // A range with q=0 refuses its type (RFC 9110 §12.5.1); of the others, one that FHIR JSON
   // answers is enough, and one of them must take R4 (a client may offer R3 and R4).
-  const ranges = accept.split(',').filter((range) => quality(range) > 0);
+  const ranges = accepted(accept);
   // `_format=application/fhir+json` written unencoded reads with a space for the plus.
   const json = (range: string) => JSON_FORMATS.has(mediaType(range).replace(' ', '+'));
   const answerable = ranges.filter((range) => json(range) || ANY.has(mediaType(range)));
@@ -68,9 +68,12 @@ export function refuseOtherFormats(
   );
 }
 
-function quality(range: string): number {
-  const q = /;\s*q\s*=\s*([0-9.]+)/i.exec(range)?.[1];
-  return q === undefined ? 1 : Number(q);
+/** The media ranges of an Accept header that do not refuse their type with q=0. */
+function accepted(accept: string): string[] {
+  return accept.split(',').filter((range) => {
+    const q = /;\s*q\s*=\s*([0-9.]+)/i.exec(range)?.[1];
+    return q === undefined || Number(q) > 0;
+  });
 }
 
 function mediaType(range: string): string {

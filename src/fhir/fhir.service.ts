@@ -447,9 +447,14 @@ export class FhirService {
     }
     // Access follows the resource as it is now (or was before its deletion), and as it was in
     // every version shown: a restricted one needs break-glass whenever it was restricted.
-    await this.openForWrite(user, current, 'history');
-    const restricted = await this.restrictedNow(type, id);
-    if (restricted && current.deleted) await this.access.assertMayOpen(user, restricted, 'history');
+    const live = await this.openForWrite(user, current, 'history');
+    // A deleted record is as restricted as it was before its deletion.
+    const restricted = live
+      ? isRestricted(live)
+        ? live
+        : undefined
+      : await this.restrictedNow(type, id);
+    if (restricted && !live) await this.access.assertMayOpen(user, restricted, 'history');
     // Break-glass is checked (and its use recorded) once per request: for the record when it
     // is restricted now, else for the first restricted version shown.
     let opened = restricted !== undefined;

@@ -343,7 +343,6 @@ function remove(place: Place): void {
       companion.splice(place.key as number, 1);
       if (companion.every((item) => item === null)) delete place.list!.owner[`_${place.list!.key}`];
     }
-    if (place.parent.length === 0 && place.list) delete place.list.owner[place.list.key];
   } else {
     delete place.parent[place.key as string];
     if (typeof place.key === 'string') delete place.parent[`_${place.key}`];

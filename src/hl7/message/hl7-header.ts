@@ -182,7 +182,8 @@ function decodeText(bytes: Buffer, charset: string): string {
   }
 }
 
-function strictUtf8(bytes: Buffer): string | undefined {
+/** The bytes as UTF-8 when they are valid UTF-8. */
+export function strictUtf8(bytes: Buffer): string | undefined {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {

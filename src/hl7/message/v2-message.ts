@@ -1,4 +1,4 @@
-import type { Hl7Delimiters } from './hl7-header.js';
+import { strictUtf8, type Hl7Delimiters } from './hl7-header.js';
 
 /**
  * A value as HL7 v2 means it: undefined when the field is empty (the receiver keeps what it
@@ -181,12 +181,4 @@ function textOfEscape(sequence: string, d: Hl7Delimiters): string | undefined {
     return strictUtf8(bytes) ?? bytes.toString('latin1');
   }
   return undefined;
-}
-
-function strictUtf8(bytes: Buffer): string | undefined {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    return undefined;
-  }
 }
