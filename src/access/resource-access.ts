@@ -111,7 +111,11 @@ export class ResourceAccess {
   ): void {
     const patients = this.patientsOf(next);
     this.audit.touch(next, patients);
-    if (!this.isInCompartment(user, next, patients, current ? 'update' : 'create')) {
+    const interaction = current ? 'update' : 'create';
+    if (
+      !this.isInCompartment(user, next, patients, interaction) ||
+      this.entersOtherCompartment(user, next, patients, current, interaction)
+    ) {
       throw AppError.forbidden("A patient-scoped token can only write its patient's records");
     }
     if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
@@ -208,6 +212,23 @@ export class ResourceAccess {
     return this.compartment.hasCompartment(resource.resourceType)
       ? this.compartment.patientsOf(resource)
       : [];
+  }
+
+  /**
+   * Whether a patient-scoped write puts the resource in another patient's compartment too: an
+   * Observation about B naming A as performer is in A's compartment, yet writes into B's record.
+   * Patients the current version already names stay allowed (a merged Patient's `link`).
+   */
+  private entersOtherCompartment(
+    user: AuthenticatedUser,
+    next: FhirResource,
+    patients: string[],
+    current: FhirResource | undefined,
+    interaction: FhirInteraction,
+  ): boolean {
+    if (!isPatientConfined(user.scopes, user.patient, next.resourceType, interaction)) return false;
+    const named = new Set([user.patient, ...(current ? this.patientsOf(current) : [])]);
+    return patients.some((patient) => !named.has(patient));
   }
 
   private isInCompartment(

@@ -71,7 +71,7 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
     ids.patientB = await create(doctor, buildPatient());
     ids.obsA = await create(doctor, observation(ids.patientA));
     ids.obsB = await create(doctor, observation(ids.patientB));
-    // In A's compartment, pointing at B through a parameter outside the compartment definition.
+    // In A's compartment by subject, and in B's by performer: reading it must not open B.
     ids.obsPointingToB = await create(
       doctor,
       observation(ids.patientA, { performer: [{ reference: `Patient/${ids.patientB}` }] }),
@@ -334,6 +334,21 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       );
       expect((await writer('DELETE', `${fhir}/Observation/${ids.obsB}`)).status).toBe(404);
       expect((await doctor('GET', `${fhir}/Observation/${ids.obsB}`)).status).toBe(200);
+      // Naming A beside B (A as performer) is in A's compartment, and still writes into B's.
+      const alsoA = observation(ids.patientB, {
+        performer: [{ reference: `Patient/${ids.patientA}` }],
+      });
+      expect((await writer('POST', `${fhir}/Observation`, { body: alsoA })).status).toBe(403);
+      const movedAlsoA = { ...alsoA, id: ids.obsA };
+      expect(
+        (await writer('PUT', `${fhir}/Observation/${ids.obsA}`, { body: movedAlsoA })).status,
+      ).toBe(403);
+      // A record that already named B (by performer) stays writable: the write adds no patient.
+      const current = await writer('GET', `${fhir}/Observation/${ids.obsPointingToB}`);
+      const edited = { ...current.body, status: 'amended' };
+      expect(
+        (await writer('PUT', `${fhir}/Observation/${ids.obsPointingToB}`, { body: edited })).status,
+      ).toBe(200);
     });
   });
 
