@@ -17,6 +17,7 @@ import { CreateSmartApps1765500000000 } from './1765500000000-create-smart-apps.
 import { SessionEpoch1765600000000 } from './1765600000000-session-epoch.js';
 import { ExportJobAnyUser1765700000000 } from './1765700000000-export-job-any-user.js';
 import { Hl7MessageIgnored1765800000000 } from './1765800000000-hl7-message-ignored.js';
+import { SearchStringExact1765900000000 } from './1765900000000-search-string-exact.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   SessionEpoch1765600000000,
   ExportJobAnyUser1765700000000,
   Hl7MessageIgnored1765800000000,
+  SearchStringExact1765900000000,
 ];

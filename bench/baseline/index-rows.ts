@@ -68,7 +68,7 @@ function addTokens(rows: IndexRows, param: string, values: unknown[]): void {
   for (const value of values) {
     for (const token of tokens(value)) rows.tokens.push({ param, ...token });
     for (const display of tokenTexts(value)) {
-      rows.strings.push({ param: `${param}:text`, value: display });
+      rows.strings.push({ param: `${param}:text`, value: display, exact: null });
     }
   }
 }
@@ -99,7 +99,7 @@ export function patientRows(patient: Json, blind: BlindIndexer): IndexRows {
   hashed('address-city', addresses.flatMap((a) => strings(a['city'])).flatMap(stringTerms));
   for (const country of addresses.flatMap((a) => strings(a['country']))) {
     const value = normalizeString(country);
-    if (value) rows.strings.push({ param: 'address-country', value });
+    if (value) rows.strings.push({ param: 'address-country', value, exact: country });
   }
   hashed(
     'address-postalcode',
@@ -107,7 +107,7 @@ export function patientRows(patient: Json, blind: BlindIndexer): IndexRows {
   );
   for (const state of addresses.flatMap((a) => strings(a['state']))) {
     const value = normalizeString(state);
-    if (value) rows.strings.push({ param: 'address-state', value });
+    if (value) rows.strings.push({ param: 'address-state', value, exact: state });
   }
   addTokens(
     rows,

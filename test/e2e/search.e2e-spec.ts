@@ -437,11 +437,14 @@ describe('FHIR search', () => {
         address: [{ state: `Nuevo León ${run}` }],
       });
       expect(ids_(await search(`Organization?address-state=nuevo`))).toContain(id);
-      expect(ids_(await search(`Organization?address-state:exact=nuevo leon ${run}`))).toEqual([
-        id,
-      ]);
+      const exact = (value: string) =>
+        search(`Organization?address-state:exact=${encodeURIComponent(value)}`);
+      expect(ids_(await exact(`Nuevo León ${run}`))).toEqual([id]);
+      // :exact is case- and accent-sensitive on what is not PHI (PHI names: see above).
+      expect(ids_(await exact(`nuevo leon ${run}`))).toEqual([]);
+      expect(ids_(await exact(`Nuevo Leon ${run}`))).toEqual([]);
       expect(ids_(await search(`Organization?address-state:contains=LEÓN ${run}`))).toEqual([id]);
-      expect(ids_(await search(`Organization?address-state:exact=nuevo`))).not.toContain(id);
+      expect(ids_(await search(`Organization?address-state:exact=Nuevo`))).not.toContain(id);
     });
 
     it('number with precision, uri with :below, :missing and _lastUpdated', async () => {

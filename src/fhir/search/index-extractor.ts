@@ -92,7 +92,7 @@ export class IndexExtractor {
     if (param.type === 'token') {
       // The human-readable side, for :text (CodeableConcept.text, Coding.display).
       for (const display of tokenTexts(value)) {
-        rows.strings.push({ param: `${param.code}:text`, value: display });
+        rows.strings.push({ param: `${param.code}:text`, value: display, exact: null });
       }
     }
   }
@@ -118,7 +118,7 @@ function addValue(rows: IndexRows, param: string, type: IndexedParamType, value:
     case 'string':
       for (const part of stringParts(value)) {
         const normalized = normalizeString(part);
-        if (normalized) rows.strings.push({ param, value: normalized });
+        if (normalized) rows.strings.push({ param, value: normalized, exact: part });
       }
       return;
     case 'date': {

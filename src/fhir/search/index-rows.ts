@@ -1,7 +1,8 @@
 /** What one resource version contributes to the search index tables. */
 export interface IndexRows {
   tokens: { param: string; system: string | null; code: string }[];
-  strings: { param: string; value: string }[];
+  /** `value` normalized (case, accents, punctuation), `exact` as written (null on `:text` rows). */
+  strings: { param: string; value: string; exact: string | null }[];
   dates: { param: string; low: Date; high: Date }[];
   /**
    * `local`: a relative reference (`Patient/1`), to a resource of this server; an absolute URL
@@ -45,7 +46,7 @@ export function dedupe(rows: IndexRows): IndexRows {
   };
   return {
     tokens: unique(rows.tokens, (r) => (r.system === null ? r.code : `${r.system}\0${r.code}`)),
-    strings: unique(rows.strings, (r) => r.value),
+    strings: unique(rows.strings, (r) => (r.exact === null ? r.value : `${r.value}\0${r.exact}`)),
     dates: unique(rows.dates, (r) => `${r.low.getTime()}\0${r.high.getTime()}`),
     references: uniqueReferences(rows.references),
     numbers: unique(rows.numbers, (r) => String(r.value)),

@@ -254,7 +254,8 @@ export class SearchConditions {
       case 'string': {
         const value = normalizeString(raw);
         if (modifier === 'exact') {
-          return `${alias}.value = ${params.add(value)}`;
+          // Found through the normalized value's index, then compared as written.
+          return `(${alias}.value = ${params.add(value)} AND ${alias}.exact = ${params.add(raw)})`;
         }
         if (modifier === 'contains') {
           return `${alias}.value LIKE ${params.add(`%${likeEscape(value)}%`)}`;

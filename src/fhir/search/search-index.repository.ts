@@ -19,9 +19,9 @@ const TABLES: readonly TableSpec[] = [
   },
   {
     table: 'search_string',
-    columns: ['param', 'value'],
-    types: ['text', 'text'],
-    rows: (index) => index.strings.map((r) => [r.param, r.value]),
+    columns: ['param', 'value', 'exact'],
+    types: ['text', 'text', 'text'],
+    rows: (index) => index.strings.map((r) => [r.param, r.value, r.exact]),
   },
   {
     table: 'search_date',
