@@ -71,7 +71,9 @@ export class OidcVerifier {
     const amr = Array.isArray(payload['amr'])
       ? payload['amr'].filter((method): method is string => typeof method === 'string')
       : [];
-    const authTime = typeof payload['auth_time'] === 'number' ? payload['auth_time'] : payload.iat;
+    // Only auth_time says when the user signed in: `iat` is renewed with every token the
+    // provider issues on refresh, and would make an hours-old MFA look fresh for step-up.
+    const authTime = typeof payload['auth_time'] === 'number' ? payload['auth_time'] : 0;
     return {
       // Prefixed so that an external subject can never equal a local user's id.
       id: `oidc:${payload.sub!}`,
@@ -81,7 +83,7 @@ export class OidcVerifier {
           : payload.sub!,
       roles: [...new Set(roles)],
       amr,
-      authTime: authTime ?? 0,
+      authTime,
       ...smartContext(payload['scope'], payload['patient']),
     };
   }

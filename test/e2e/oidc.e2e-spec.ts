@@ -201,6 +201,15 @@ describe('external identity provider (OIDC)', () => {
     expect((await someoneElse('GET', status)).status).toBe(404);
   });
 
+  it('takes no MFA as fresh without auth_time (iat is renewed on every refresh)', async () => {
+    const doctor = authorizedHttp(await idpToken({ amr: ['pwd', 'otp'] }));
+    const kickOff = await doctor('GET', `${testApp.url}/fhir/Patient/$export?_type=Patient`, {
+      headers: { prefer: 'respond-async' },
+    });
+    expect(kickOff.status).toBe(403);
+    expect(kickOff.body.issue[0].diagnostics).toContain('MFA');
+  });
+
   it('keeps CareVault’s own tokens working alongside', async () => {
     const local = authorizedHttp(await tokenFor(testApp, 'doctor'));
     expect((await local('GET', `${testApp.url}/fhir/Patient/none`)).status).toBe(404);
