@@ -113,9 +113,11 @@ export class AuthService {
     return this.issue(user, { amr: ['pwd', 'otp'], authTime: new Date() });
   }
 
-  async refresh(refreshToken: string): Promise<TokenResponse> {
-    const { token, userId, sessionEpoch, login, grant } =
-      await this.refreshTokens.rotate(refreshToken);
+  async refresh(refreshToken: string, clientId?: string): Promise<TokenResponse> {
+    const { token, userId, sessionEpoch, login, grant } = await this.refreshTokens.rotate(
+      refreshToken,
+      clientId,
+    );
     const user = await this.users.findById(userId);
     if (user) this.actor(user);
     if (!user || !user.active) {
@@ -185,7 +187,11 @@ export class AuthService {
       };
     }
     try {
-      return await this.refresh(token);
+      const client = fields['client_id'];
+      return await this.refresh(
+        token,
+        typeof client === 'string' && client !== '' ? client : undefined,
+      );
     } catch (error) {
       if (error instanceof AppError && error.status === 401) {
         return { error: 'invalid_grant', error_description: 'Invalid or expired refresh token' };

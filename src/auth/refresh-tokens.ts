@@ -58,9 +58,11 @@ export class RefreshTokens {
 
   /**
    * Exchanges a refresh token for the next one of its family. A token that was already used or
-   * revoked means it leaked (or was replayed): the whole family is revoked.
+   * revoked means it leaked (or was replayed): the whole family is revoked. `clientId`, when the
+   * client names itself, must be the app the family was issued to (RFC 6749 section 10.4): the
+   * token stays unused, since a misconfigured client is the likelier cause.
    */
-  async rotate(presented: string): Promise<Rotated> {
+  async rotate(presented: string, clientId?: string): Promise<Rotated> {
     const result = await this.repository.transactionOnToken<Rotated | { error: AppError }>(
       hashOf(presented),
       async (current, manager) => {
@@ -73,6 +75,9 @@ export class RefreshTokens {
           return { error: invalid() };
         }
         if (current.expiresAt <= now || current.absoluteExpiresAt <= now) {
+          return { error: invalid() };
+        }
+        if (clientId !== undefined && current.appId !== clientId) {
           return { error: invalid() };
         }
         const login = { amr: current.amr, authTime: current.authTime };

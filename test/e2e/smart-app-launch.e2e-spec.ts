@@ -246,10 +246,20 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(audited.length).toBeGreaterThanOrEqual(3);
     expect(new Set(audited.map((row) => row.actor_user_id))).toEqual(new Set([doctor.id]));
 
+    // The refresh token is bound to its app: another client naming itself is refused, and
+    // the token stays usable by its own.
+    const otherClient = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: token.body.refresh_token,
+      client_id: randomUUID(),
+    });
+    expect(otherClient.body.error).toBe('invalid_grant');
+
     // The refresh token keeps the grant: same scope, same patient, same app.
     const refreshed = await tokenRequest({
       grant_type: 'refresh_token',
       refresh_token: token.body.refresh_token,
+      client_id: appId,
     });
     expect(refreshed.status).toBe(200);
     expect(refreshed.body).toMatchObject({
