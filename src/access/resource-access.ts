@@ -22,6 +22,11 @@ export function isRestricted(resource: FhirResource): boolean {
   );
 }
 
+/** Restricted itself, or through the resource its securityContext names (a Binary's document). */
+export function isRestrictedIn(resource: FhirResource, context?: FhirResource): boolean {
+  return isRestricted(resource) || (context !== undefined && isRestricted(context));
+}
+
 function securityLabels(resource: FhirResource | undefined): Coding[] {
   const labels = (resource?.meta as { security?: unknown } | undefined)?.security;
   return Array.isArray(labels) ? (labels as Coding[]) : [];
@@ -67,8 +72,9 @@ export class ResourceAccess {
     user: AuthenticatedUser,
     resource: FhirResource,
     interaction: FhirInteraction,
+    context?: FhirResource,
   ): void {
-    this.checkInCompartment(user, resource, interaction);
+    this.checkInCompartment(user, resource, interaction, context);
   }
 
   /**
@@ -83,9 +89,7 @@ export class ResourceAccess {
     context?: FhirResource,
   ): Promise<void> {
     const patients = this.checkInCompartment(user, resource, OPENED_BY[interaction], context);
-    if (!isRestricted(resource) && !(context !== undefined && isRestricted(context))) {
-      return;
-    }
+    if (!isRestrictedIn(resource, context)) return;
     if (user.internal) return;
     const grant = await this.breakGlass.active(user.id, patients);
     if (!grant) {
@@ -165,8 +169,7 @@ export class ResourceAccess {
     const patients = this.patientsOf(resource, context);
     const listable =
       this.isInCompartment(user, resource, patients, interaction) &&
-      !isRestricted(resource) &&
-      !(context !== undefined && isRestricted(context));
+      !isRestrictedIn(resource, context);
     // What a list leaves out was not disclosed: only listed resources are recorded.
     if (listable && record) this.audit.touch(resource, patients);
     return listable;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { isRestricted, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
+import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
@@ -307,18 +307,15 @@ export class FhirService {
         : AppError.notFound(`${type} version not found`);
     }
     const result = stored(row);
-    const restricted = await this.restrictedNow(type, id);
-    if (restricted && !isRestricted(result.resource)) {
-      // Written before the record was restricted: it opens as the record does now.
-      await this.access.assertMayOpen(user, restricted, 'vread');
-      this.access.assertInCompartment(user, result.resource, 'read');
+    const context = await this.contexts.ofOne(result.resource);
+    const now = await this.restrictedNow(type, id);
+    if (now && !isRestrictedIn(result.resource, context)) {
+      // Written before the record (or a Binary's document) was restricted: it opens as the
+      // record does now.
+      await this.access.assertMayOpen(user, now.resource, 'vread', now.context);
+      this.access.assertInCompartment(user, result.resource, 'read', context);
     } else {
-      await this.access.assertMayOpen(
-        user,
-        result.resource,
-        'vread',
-        await this.contexts.ofOne(result.resource),
-      );
+      await this.access.assertMayOpen(user, result.resource, 'vread', context);
     }
     return shown(result);
   }
@@ -328,10 +325,16 @@ export class FhirService {
    * its deletion): security labels apply to the versions written before them too, so an
    * earlier version of a record restricted since opens only as the record does.
    */
-  private async restrictedNow(type: string, id: string): Promise<FhirResource | undefined> {
+  private async restrictedNow(
+    type: string,
+    id: string,
+  ): Promise<{ resource: FhirResource; context?: FhirResource } | undefined> {
     const [latest] = await this.repository.latestLive([{ type, id }]);
-    const now = latest && parseContent(latest);
-    return now && isRestricted(now) ? now : undefined;
+    if (!latest) return undefined;
+    const resource = parseContent(latest);
+    const context = await this.contexts.ofOne(resource);
+    if (!isRestrictedIn(resource, context)) return undefined;
+    return context ? { resource, context } : { resource };
   }
 
   /** Update, or create with the client's id when none exists (FHIR update-as-create). */
@@ -448,25 +451,27 @@ export class FhirService {
     // Access follows the resource as it is now (or was before its deletion), and as it was in
     // every version shown: a restricted one needs break-glass whenever it was restricted.
     const live = await this.openForWrite(user, current, 'history');
-    // A deleted record is as restricted as it was before its deletion.
-    const restricted = live
-      ? isRestricted(live)
-        ? live
-        : undefined
-      : await this.restrictedNow(type, id);
-    if (restricted && !live) await this.access.assertMayOpen(user, restricted, 'history');
     // Break-glass is checked (and its use recorded) once per request: for the record when it
     // is restricted now, else for the first restricted version shown.
-    let opened = restricted !== undefined;
+    let opened: boolean;
+    if (live) {
+      opened = isRestrictedIn(live, await this.contexts.ofOne(live));
+    } else {
+      // A deleted record is as restricted as it was before its deletion.
+      const now = await this.restrictedNow(type, id);
+      if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
+      opened = now !== undefined;
+    }
     const page = await this.repository.historyOf(type, id, params);
-    for (const row of page.rows) {
-      if (row.deleted) continue;
-      const version = parseContent(row);
-      if (isRestricted(version) && !opened) {
-        await this.access.assertMayOpen(user, version, 'history');
+    const versions = page.rows.filter((row) => !row.deleted).map(parseContent);
+    const contexts = await this.contexts.of(versions);
+    for (const version of versions) {
+      const context = contexts.get(version);
+      if (isRestrictedIn(version, context) && !opened) {
+        await this.access.assertMayOpen(user, version, 'history', context);
         opened = true;
       } else {
-        this.access.assertInCompartment(user, version, 'history');
+        this.access.assertInCompartment(user, version, 'history', context);
       }
     }
     return buildHistoryBundle(
@@ -541,14 +546,16 @@ export class FhirService {
     // A record restricted now (or before its deletion) lists none of its versions, those
     // written before it was restricted included.
     const keys = new Map(rows.map((row) => [`${row.resourceType}/${row.id}`, row]));
-    const restrictedNow = new Set(
-      (
-        await this.repository.latestLive(
-          [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
-        )
+    const latest = (
+      await this.repository.latestLive(
+        [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
       )
-        .filter((latest) => isRestricted(parseContent(latest)))
-        .map((latest) => `${latest.resourceType}/${latest.id}`),
+    ).map((row) => parseContent(row));
+    const latestContexts = await this.contexts.of(latest);
+    const restrictedNow = new Set(
+      latest
+        .filter((content) => isRestrictedIn(content, latestContexts.get(content)))
+        .map((content) => `${content.resourceType}/${String(content.id)}`),
     );
     return rows.filter((row) => {
       const content = contents.get(row);

@@ -1,60 +1,84 @@
 import { Injectable } from '@nestjs/common';
+import { patientIdOf } from '../access/patient-compartment.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
-import { SearchRepository } from './search/search.repository.js';
+import { ResourceRepository } from './resource.repository.js';
+import { parseContent } from './resource-versions.js';
 
-const REFERENCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9.-]{1,64})$/;
+/** Relative or absolute, and one version of it (`DocumentReference/1/_history/2`), as patientIdOf. */
+const REFERENCE =
+  /^(?:.*\/)?([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
+
+/**
+ * What a Binary follows when its securityContext names nothing stored (never written, or not
+ * a reference this server reads): restricted with no patient, it opens to no one. Failing open
+ * would hand a document's bytes to anyone whose client wrote its context in a form unread here.
+ */
+function unresolved(reference: unknown): FhirResource {
+  return {
+    resourceType: 'Unresolved',
+    id: typeof reference === 'string' ? reference.slice(0, 200) : 'unresolved',
+    meta: {
+      security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+    },
+  };
+}
 
 /**
  * The resources Binaries' securityContexts name (`DocumentReference/…`), whose access rules the
  * Binaries follow (FHIR R4 Binary; see ResourceAccess). A Patient is not loaded: ResourceAccess
- * reads it from the reference.
+ * reads it from the reference. A deleted context counts as it was before its deletion: deleting
+ * a restricted document must not open its bytes.
  */
 @Injectable()
 export class SecurityContexts {
   constructor(
     private readonly definitions: FhirDefinitions,
-    private readonly repository: SearchRepository,
+    private readonly repository: ResourceRepository,
   ) {}
 
-  /** For each Binary among `resources` whose context is stored and live: that resource, as now. */
+  /** For each Binary among `resources` with a context other than a Patient: that resource. */
   async of(resources: readonly FhirResource[]): Promise<Map<FhirResource, FhirResource>> {
-    const named = new Map<FhirResource, string>();
-    const idsByType = new Map<string, Set<string>>();
-    for (const resource of resources) {
-      const target = this.targetOf(resource);
-      if (!target) continue;
-      named.set(resource, `${target.type}/${target.id}`);
-      idsByType.set(target.type, (idsByType.get(target.type) ?? new Set()).add(target.id));
-    }
-    if (named.size === 0) return new Map();
-    const loaded = new Map<string, FhirResource>();
-    for (const [type, ids] of idsByType) {
-      for (const row of await this.repository.load(type, [...ids])) {
-        loaded.set(`${type}/${row.id}`, JSON.parse(row.content as string) as FhirResource);
-      }
-    }
     const contexts = new Map<FhirResource, FhirResource>();
+    const named = new Map<FhirResource, string>();
+    const targets = new Map<string, { type: string; id: string }>();
+    for (const resource of resources) {
+      if (resource.resourceType !== 'Binary') continue;
+      const context = resource['securityContext'] as { reference?: unknown } | undefined;
+      if (context === undefined || patientIdOf(context) !== undefined) continue;
+      const reference = context.reference;
+      const target = this.targetOf(reference);
+      if (!target) {
+        contexts.set(resource, unresolved(reference));
+        continue;
+      }
+      const key = `${target.type}/${target.id}`;
+      named.set(resource, key);
+      targets.set(key, target);
+    }
+    if (named.size === 0) return contexts;
+    const loaded = new Map(
+      (await this.repository.latestLive([...targets.values()])).map((row) => [
+        `${row.resourceType}/${row.id}`,
+        parseContent(row),
+      ]),
+    );
     for (const [resource, key] of named) {
-      const context = loaded.get(key);
-      if (context) contexts.set(resource, context);
+      contexts.set(resource, loaded.get(key) ?? unresolved(key));
     }
     return contexts;
   }
 
   /** The one resource's context (a read, a write). */
   async ofOne(resource: FhirResource): Promise<FhirResource | undefined> {
-    return this.targetOf(resource) ? (await this.of([resource])).get(resource) : undefined;
+    return resource.resourceType === 'Binary'
+      ? (await this.of([resource])).get(resource)
+      : undefined;
   }
 
-  private targetOf(resource: FhirResource): { type: string; id: string } | undefined {
-    if (resource.resourceType !== 'Binary') return undefined;
-    const reference = (resource['securityContext'] as { reference?: unknown } | undefined)
-      ?.reference;
+  private targetOf(reference: unknown): { type: string; id: string } | undefined {
     const match = typeof reference === 'string' ? REFERENCE.exec(reference) : null;
-    if (!match || match[1] === 'Patient' || !this.definitions.isResourceType(match[1]!)) {
-      return undefined;
-    }
+    if (!match || !this.definitions.isResourceType(match[1]!)) return undefined;
     return { type: match[1]!, id: match[2]! };
   }
 }

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
-import { tokenFor } from '../support/auth.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -258,5 +258,58 @@ describe('Binary: documents in their own format, following their securityContext
         restricted: false,
       });
     }
+  });
+
+  it('keeps it restricted whatever form the securityContext takes, and after the record is deleted', async () => {
+    const patient = await create(buildPatient());
+    const sealed = await create(documentReference(patient, true));
+    const forms = [
+      `DocumentReference/${sealed}/_history/1`,
+      `${fhir}/DocumentReference/${sealed}`,
+      // Never stored, or not a reference read here: it opens to no one rather than to all.
+      `DocumentReference/${randomUUID()}`,
+      'urn:uuid:4a0e2c1f-9f6b-4f6e-a0a4-0c2b1c3d4e5f',
+    ];
+    for (const context of forms) {
+      const binary = await binaryFor(context);
+      expect({ context, status: (await read(`${fhir}/Binary/${binary}`)).status }).toEqual({
+        context,
+        status: 403,
+      });
+    }
+    // Deleting the restricted letter does not open its bytes.
+    const letter = await create(documentReference(patient, true));
+    const binary = await binaryFor(`DocumentReference/${letter}`);
+    const clinician = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, clinician);
+    const glass = authorizedHttp((await loginWithMfa(testApp, clinician, secret)).access_token);
+    const granted = await glass('POST', `${testApp.url}/auth/break-glass`, {
+      body: { patient, reason: 'Removing a letter filed in error' },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(granted.status).toBe(201);
+    expect((await glass('DELETE', `${fhir}/DocumentReference/${letter}`)).status).toBe(204);
+    expect((await read(`${fhir}/Binary/${binary}`)).status).toBe(403);
+  });
+
+  it('closes the versions of a Binary written before its document was attached', async () => {
+    const patient = await create(buildPatient());
+    const sealed = await create(documentReference(patient, true));
+    const binary = await binaryFor(undefined);
+    const url = `${fhir}/Binary/${binary}`;
+    const attached = await send('PUT', url, document(), {
+      'content-type': 'application/pdf',
+      'x-security-context': `DocumentReference/${sealed}`,
+    });
+    expect(attached.status).toBe(200);
+    expect((await read(url)).status).toBe(403);
+    expect((await read(`${url}/_history/2`)).status).toBe(403);
+    expect((await read(`${url}/_history/1`)).status).toBe(403);
+    expect((await doctor('GET', `${url}/_history`)).status).toBe(403);
+    const list = await doctor('GET', `${fhir}/Binary/_history?_count=1000`);
+    const ids = (list.body.entry ?? []).map(
+      (entry: { resource?: { id: string } }) => entry.resource?.id,
+    );
+    expect(ids).not.toContain(binary);
   });
 });
