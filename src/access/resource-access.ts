@@ -50,6 +50,10 @@ function labelKey(resource: FhirResource | undefined): string {
 /** Why a stored resource is opened (break-glass records it), and the scope letter that needs. */
 export type OpenedFor = 'read' | 'vread' | 'history' | 'update' | 'patch' | 'delete';
 
+const WRITES: ReadonlySet<FhirInteraction> = new Set(['create', 'update', 'delete']);
+const SHARED_RECORDS =
+  'A patient-scoped token changes no records outside patient compartments (Practitioner, Organization…)';
+
 const OPENED_BY: Record<OpenedFor, FhirInteraction> = {
   read: 'read',
   vread: 'read',
@@ -120,7 +124,11 @@ export class ResourceAccess {
       !this.isInCompartment(user, next, patients, interaction) ||
       this.entersOtherCompartment(user, next, patients, current, interaction)
     ) {
-      throw AppError.forbidden("A patient-scoped token can only write its patient's records");
+      throw AppError.forbidden(
+        this.confines(next.resourceType)
+          ? "A patient-scoped token can only write its patient's records"
+          : SHARED_RECORDS,
+      );
     }
     if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
       throw AppError.forbidden('Changing meta.security needs the security:label permission');
@@ -150,9 +158,13 @@ export class ResourceAccess {
     return !isPatientConfined(user.scopes, user.patient, type, interaction) || !this.confines(type);
   }
 
-  /** Whether a patient-scoped token sees resources of this type only in its compartment. */
+  /**
+   * Whether a patient-scoped token sees resources of this type only in its compartment. A
+   * Subscription is in no one's: its criteria name other patients and its endpoint receives
+   * their notifications, so a patient's app neither lists nor takes over a clinician's.
+   */
   private confines(type: string): boolean {
-    return type === 'Binary' || this.compartment.hasCompartment(type);
+    return type === 'Binary' || type === 'Subscription' || this.compartment.hasCompartment(type);
   }
 
   /**
@@ -190,6 +202,9 @@ export class ResourceAccess {
     const patients = this.patientsOf(resource, context);
     this.audit.touch(resource, patients);
     if (!this.isInCompartment(user, resource, patients, interaction)) {
+      if (WRITES.has(interaction) && !this.confines(resource.resourceType)) {
+        throw AppError.forbidden(SHARED_RECORDS);
+      }
       throw AppError.notFound(`${resource.resourceType} resource not found`);
     }
     return patients;
@@ -234,16 +249,20 @@ export class ResourceAccess {
     return patients.some((patient) => !named.has(patient));
   }
 
+  /**
+   * Types outside any patient compartment (Practitioner, Organization, Medication) are shared:
+   * a patient-scoped token reads them, and changes none of them, whatever its letters say.
+   */
   private isInCompartment(
     user: AuthenticatedUser,
     resource: FhirResource,
     patients: string[],
     interaction: FhirInteraction,
   ): boolean {
-    return (
-      !isPatientConfined(user.scopes, user.patient, resource.resourceType, interaction) ||
-      !this.confines(resource.resourceType) ||
-      patients.includes(user.patient!)
-    );
+    if (!isPatientConfined(user.scopes, user.patient, resource.resourceType, interaction)) {
+      return true;
+    }
+    if (!this.confines(resource.resourceType)) return !WRITES.has(interaction);
+    return patients.includes(user.patient!);
   }
 }

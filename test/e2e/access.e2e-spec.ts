@@ -4,6 +4,7 @@ import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
+import { withEnv } from '../support/env.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const RESTRICTED = {
@@ -63,7 +64,13 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
   }
 
   beforeAll(async () => {
-    testApp = await createTestApp();
+    // Subscriptions are accepted (never delivered: the ones here are off).
+    const restore = withEnv({ SUBSCRIPTION_ENDPOINTS: 'http://127.0.0.1:9/hooks/' });
+    try {
+      testApp = await createTestApp();
+    } finally {
+      restore();
+    }
     fhir = `${testApp.url}/fhir`;
     doctorToken = await tokenFor(testApp, 'doctor');
     doctor = authorizedHttp(doctorToken);
@@ -349,6 +356,47 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(
         (await writer('PUT', `${fhir}/Observation/${ids.obsPointingToB}`, { body: edited })).status,
       ).toBe(200);
+    });
+
+    it('reads shared records and changes none, and keeps out of Subscriptions', async () => {
+      const writer = await scoped(doctorToken, 'patient/*.cruds', ids.patientA);
+      const practitioner = `${fhir}/Practitioner/${ids.practitioner}`;
+      const shared = await writer('GET', practitioner);
+      expect(shared.status).toBe(200);
+      for (const [method, url, body] of [
+        ['PUT', practitioner, { ...shared.body, name: [{ family: 'Renamed' }] }],
+        ['POST', `${fhir}/Practitioner`, { resourceType: 'Practitioner' }],
+        ['DELETE', practitioner, undefined],
+      ] as const) {
+        const res = await writer(method, url, body ? { body } : {});
+        expect({ method, status: res.status }).toEqual({ method, status: 403 });
+      }
+      // A clinician's Subscription names other patients in its criteria, and its endpoint
+      // gets their notifications: a patient's app neither sees nor rewrites it.
+      const watch = {
+        resourceType: 'Subscription',
+        status: 'off',
+        reason: 'Potassium results of patient B',
+        criteria: `Observation?subject=Patient/${ids.patientB}`,
+        channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/hooks/lab' },
+      };
+      const subscription = await create(doctor, watch);
+      expect((await writer('GET', `${fhir}/Subscription/${subscription}`)).status).toBe(404);
+      const listed = await writer('GET', `${fhir}/Subscription?_count=1000`);
+      expect(listed.status).toBe(200);
+      expect(listed.body.entry ?? []).toEqual([]);
+      const patch = [
+        { op: 'replace', path: '/channel/endpoint', value: 'http://127.0.0.1:9/hooks/x' },
+      ];
+      expect(
+        (
+          await writer('PATCH', `${fhir}/Subscription/${subscription}`, {
+            body: patch,
+            headers: { 'content-type': 'application/json-patch+json' },
+          })
+        ).status,
+      ).toBe(404);
+      expect((await writer('POST', `${fhir}/Subscription`, { body: watch })).status).toBe(403);
     });
   });
 
