@@ -40,7 +40,7 @@ import {
   toVersion,
   withServerFields,
 } from './resource-versions.js';
-import { withoutWriteOnly, withWriteOnlyKept } from './write-only-elements.js';
+import { sendsWriteOnly, withoutWriteOnly, withWriteOnlyKept } from './write-only-elements.js';
 
 /** A create that passed FhirService.checkCreate, ready to be written. */
 export interface CheckedCreate {
@@ -362,7 +362,7 @@ export class FhirService {
           previous,
         );
         this.access.assertMayWrite(user, kept, previous);
-        return previous && sameContent(kept, previous)
+        return previous && !sendsWriteOnly(resource) && sameContent(kept, previous)
           ? { unchanged: true }
           : this.render(kept, id, next);
       });
@@ -407,7 +407,7 @@ export class FhirService {
         }
         const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
         this.access.assertMayWrite(user, resource, previous);
-        return sameContent(resource, previous!)
+        return !sendsWriteOnly(patched) && sameContent(resource, previous!)
           ? { unchanged: true }
           : this.render(resource, id, next);
       });

@@ -8,7 +8,7 @@ import type { FhirResource } from './fhir-types.js';
  */
 export const MASKED = '[stored]';
 
-type Channel = { header?: unknown };
+type Channel = { header?: unknown; endpoint?: unknown };
 
 /** The resource as it may be shown: a Subscription's header values masked, its names kept. */
 export function withoutWriteOnly(resource: FhirResource): FhirResource {
@@ -26,9 +26,23 @@ export function withoutWriteOnly(resource: FhirResource): FhirResource {
 }
 
 /**
+ * Whether a write sends write-only values of its own (not masked): then it is a new version
+ * even when they equal the stored ones. Were it "unchanged" for the right value and a new
+ * version for a wrong one, a writer could confirm a guessed credential it may not read.
+ */
+export function sendsWriteOnly(resource: FhirResource): boolean {
+  const header = channelOf(resource)?.header;
+  return (
+    Array.isArray(header) && header.some((value) => typeof value === 'string' && !isMasked(value))
+  );
+}
+
+/**
  * The resource to store: a header sent back masked (a client that read the Subscription,
  * changed its status and wrote it again) takes the value stored under its name in `previous`.
  * One masked with nothing to take its value from is a 422: storing the mask would send it.
+ * So is one masked when the endpoint changed: credentials go only where they were given for,
+ * or anyone who may write the Subscription could forward them to another receiver.
  */
 export function withWriteOnlyKept(
   resource: FhirResource,
@@ -38,6 +52,14 @@ export function withWriteOnlyKept(
   if (!channel || !Array.isArray(channel.header)) return resource;
   const header = channel.header as unknown[];
   if (!header.some(isMasked)) return resource;
+  if (previous && endpointOf(channel) !== endpointOf(channelOf(previous))) {
+    throw AppError.of(
+      422,
+      'value',
+      `channel.endpoint changed: send the header values again (stored ones go only to the endpoint they were given for)`,
+      ['Subscription.channel.header'],
+    );
+  }
   const before = channelOf(previous)?.header;
   const stored = new Map<string, string>();
   for (const value of Array.isArray(before) ? (before as unknown[]) : []) {
@@ -70,6 +92,17 @@ function channelOf(resource: FhirResource | undefined): Channel | undefined {
   if (resource?.resourceType !== 'Subscription') return undefined;
   const channel = (resource as { channel?: unknown }).channel;
   return typeof channel === 'object' && channel !== null ? channel : undefined;
+}
+
+/** The endpoint as a URL compares (`HTTPS://Host/x` is `https://host/x`), or as written. */
+function endpointOf(channel: Channel | undefined): unknown {
+  const endpoint = channel?.endpoint;
+  if (typeof endpoint !== 'string') return endpoint;
+  try {
+    return new URL(endpoint).href;
+  } catch {
+    return endpoint;
+  }
 }
 
 function nameOf(header: string): string {

@@ -373,6 +373,26 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       { op: 'test', path: '/channel/header/0', value: 'Authorization: Bearer hook-secret' },
     ]);
     expect(guess.status).not.toBe(200);
+    // Sending a value is a new version even when it is the stored one: were it "unchanged",
+    // a PUT would confirm a guess.
+    const before = (await doctor('GET', `${fhir}/Subscription/${id}`)).body;
+    const guessed = ['Authorization: Bearer hook-secret', 'X-Ward: [stored]'];
+    const sameValue = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...before, channel: { ...before.channel, header: guessed } },
+    });
+    expect(sameValue.status).toBe(200);
+    expect(sameValue.body.meta.versionId).not.toBe(before.meta.versionId);
+    // Stored values go only to the endpoint they were given for.
+    const elsewhere = `${hooks}elsewhere-${run}`;
+    const moved = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...sameValue.body, channel: { ...sameValue.body.channel, endpoint: elsewhere } },
+    });
+    expect(moved.status).toBe(422);
+    expect(moved.body.issue[0].diagnostics).toContain('endpoint changed');
+    const movedByPatch = await patch([
+      { op: 'replace', path: '/channel/endpoint', value: elsewhere },
+    ]);
+    expect(movedByPatch.status).toBe(422);
     const all = await doctor('GET', `${fhir}/Subscription/${id}/_history`);
     expect(JSON.stringify(all.body)).not.toContain('hook-secret');
   });
