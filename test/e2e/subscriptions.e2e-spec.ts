@@ -139,6 +139,14 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
         subscription(code, `${hooks}x`, { criteria: 'Observation?subject.name=Smith' }),
       ),
     ).toMatch(/^400 Stored criteria may not search direct identifiers \(name\)/);
+    // So would an MRN given through the :identifier modifier of a reference.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          criteria: 'Observation?subject:identifier=http://hosp/mrn|MRN777',
+        }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(:identifier\)/);
     // Billing may not search Observations, so may not watch them either.
     expect(
       await refusal(

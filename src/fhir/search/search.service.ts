@@ -305,9 +305,15 @@ export class SearchService {
       throw AppError.forbidden(`Access denied: you may not search ${type} resources`);
     }
     const request = parseSearchRequest(queryRecord(criteria));
+    // `subject:identifier=…|MRN` names a patient by identifier as surely as `identifier` does.
     const phi = request.criteria
-      .flatMap((criterion) => [criterion.code, criterion.chain?.code, criterion.has?.code])
-      .find((code) => code !== undefined && isPhiParameter(code));
+      .flatMap(({ code, modifier, chain, has }) => [
+        code,
+        chain?.code,
+        has?.code,
+        ...[modifier, chain?.modifier, has?.modifier].map((m) => m && `:${m}`),
+      ])
+      .find((code) => code !== undefined && (code === ':identifier' || isPhiParameter(code)));
     if (phi !== undefined) {
       // Kept with the Subscription or the export job in plaintext, a name or MRN would sit
       // outside the encrypted record.
