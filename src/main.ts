@@ -22,6 +22,11 @@ async function bootstrap(): Promise<void> {
   await app.listen(config.port, config.host);
   const url = await app.getUrl();
   const logger = new Logger('CareVault');
+  if (config.isProduction && !env.PUBLIC_URL) {
+    logger.warn(
+      'PUBLIC_URL is not set: absolute URLs and client assertion audiences follow the Host header, which clients choose',
+    );
+  }
   const docs = config.docsEnabled ? ', API docs at /docs' : '';
   logger.log(
     `Listening on ${url}: FHIR at /fhir${docs} (started in ${process.uptime().toFixed(1)} s)`,

@@ -33,6 +33,7 @@ const OPTIONAL_VARIABLES = [
   'OIDC_JWKS_URI',
   'OIDC_ROLE_MAP',
   'CORS_ORIGINS',
+  'PUBLIC_URL',
   'TRUSTED_PROXIES',
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
@@ -222,6 +223,17 @@ export class EnvironmentVariables {
   @Min(1, { message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
   @Max(86_400, { message: 'LOGIN_LOCKOUT_SECONDS must be a number of seconds between 1 and 86400' })
   LOGIN_LOCKOUT_SECONDS = 300;
+
+  /**
+   * The origin clients reach the service at (`https://ehr.example.org`): every absolute URL
+   * given (Bundle links, Location, SMART discovery) and the token endpoint's audience for
+   * client assertions. Unset, the request's Host header gives them, which its sender chooses.
+   */
+  @IsOptional()
+  @Matches(/^https?:\/\/[^/?#\s]+\/?$/, {
+    message: 'PUBLIC_URL must be an origin such as https://ehr.example.org (no path)',
+  })
+  PUBLIC_URL?: string;
 
   /** An external OpenID Connect issuer (Keycloak...) whose tokens are accepted too. */
   @IsOptional()

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { UserRepository } from '../../src/auth/user.repository.js';
 import { createUser, enableMfa, loginWithMfa, type TestUser } from '../support/auth.js';
 import { http, type HttpResult } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
+import { withEnv } from '../support/env.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -313,6 +314,66 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
         }),
       ),
     ).toMatch(/^400 invalid_request: client_assertion_type must be/);
+  });
+
+  it('checks the audience against PUBLIC_URL, not against the Host header its sender chose', async () => {
+    const publicUrl = 'https://ehr.example.org';
+    const restore = withEnv({ PUBLIC_URL: publicUrl });
+    let pinned: TestApp;
+    try {
+      pinned = await createTestApp();
+    } finally {
+      restore();
+    }
+    try {
+      // fetch sets Host itself: node:http sends the one a forger would.
+      const send = (method: string, path: string, host: string, form?: Record<string, string>) =>
+        new Promise<HttpResult>((resolve, reject) => {
+          const body = form ? new URLSearchParams(form).toString() : undefined;
+          const req = request(
+            `${pinned.url}${path}`,
+            {
+              method,
+              headers: {
+                host,
+                ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+              },
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode!,
+                  headers: new Headers(),
+                  body: JSON.parse(text) as unknown,
+                  text,
+                }),
+              );
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+      const post = async (signed: string, host: string) =>
+        send('POST', '/auth/token', host, {
+          grant_type: 'client_credentials',
+          client_assertion_type: JWT_BEARER,
+          client_assertion: signed,
+          scope: 'system/*.rs',
+        });
+      // Made for another token endpoint, replayed here under that endpoint's Host: refused.
+      const elsewhere = await assertion({ claims: { aud: 'http://evil.example/auth/token' } });
+      expect(refusal(await post(elsewhere, 'evil.example'))).toBe(
+        '401 invalid_client: client_assertion: aud claim: unexpected value',
+      );
+      const ours = await assertion({ claims: { aud: `${publicUrl}/auth/token` } });
+      expect((await post(ours, 'evil.example')).status).toBe(200);
+      const discovery = await send('GET', '/.well-known/smart-configuration', 'evil.example');
+      expect(discovery.body.token_endpoint).toBe(`${publicUrl}/auth/token`);
+    } finally {
+      await pinned.close();
+    }
   });
 
   it('grants only system scopes within the registration, and refuses the rest with invalid_scope', async () => {

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { answerClientError } from './client-error.js';
+import { setPublicOrigin } from './request-origin.js';
 import { parseJsonBody } from './json-body.js';
 import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
@@ -54,6 +55,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     },
   });
   const fastify = adapter.getInstance();
+  setPublicOrigin(fastify, env.PUBLIC_URL);
   // FHIR bodies are JSON; a text/plain body gets 415 rather than reaching a handler as a string.
   fastify.removeContentTypeParser(['text/plain', 'application/json']);
   fastify.addContentTypeParser(
