@@ -16,6 +16,7 @@ import {
   USER,
   UserRateLimitGuard,
 } from './rate-limit.guards.js';
+import { clientTracker } from './client-tracker.js';
 import { MemoryThrottlerStorage } from './memory-throttler-storage.js';
 import { RedisThrottlerStorage } from './redis-throttler-storage.js';
 
@@ -41,7 +42,7 @@ class RateLimitStorageModule {}
 
 /**
  * Rate limits with @nestjs/throttler: per client address (request.ip, which honours
- * X-Forwarded-For only from TRUSTED_PROXIES), much stricter on login and MFA, and per user.
+ * X-Forwarded-For only from TRUSTED_PROXIES; an IPv6 address counts by its /64), much stricter on login and MFA, and per user.
  * Counters live in Redis when REDIS_URL is set, else in this process.
  *
  * main.ts loads this module with a dynamic import: @nestjs/throttler is a CommonJS package that
@@ -82,7 +83,9 @@ export class RateLimitModule {
             ],
             // One bucket per tracker across all routes, not one per route (the library default).
             generateKey: (_context, tracker, name) => `${name}:${tracker}`,
-            getTracker: (request) => (request as Request).ip,
+            // request.ip, IPv6 grouped by /64: a tracker of our own replaces the library's, and
+            // with it the grouping that keeps a client from rotating addresses within its /64.
+            getTracker: (request) => clientTracker((request as Request).ip),
             storage,
           }),
         }),

@@ -99,6 +99,16 @@ describe('rate limits (built service)', () => {
     expect((await badLogin(behindProxy.url, '198.51.100.2')).status).toBe(401);
   });
 
+  it('counts an IPv6 client by its /64, so a new address per attempt does not reset the limit', async () => {
+    const statuses = [];
+    for (let i = 1; i <= 4; i++) {
+      statuses.push((await badLogin(behindProxy.url, `2001:db8:7:1::${i.toString(16)}`)).status);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // The next /64 is another client.
+    expect((await badLogin(behindProxy.url, '2001:db8:7:2::1')).status).toBe(401);
+  });
+
   it('limits unauthenticated calls before authentication, and each user across addresses', async () => {
     const login = await http('POST', `${behindProxy.url}/auth/login`, {
       body: { username, password },
