@@ -64,7 +64,8 @@ export class AuthController {
 
   @Public()
   @Post('auth/refresh')
-  @StrictRateLimit()
+  // Not StrictRateLimit: a refresh token cannot be guessed, and failed logins at a shared
+  // address (a hospital's NAT) would otherwise end everyone's sessions there.
   @HttpCode(200)
   @ApiOperation({ summary: 'Rotate a refresh token; reusing an old one revokes the session' })
   refresh(@Body() body: RefreshDto): Promise<TokenResponse> {

@@ -10,7 +10,8 @@ export const USER = 'user';
 
 /**
  * ThrottlerGuard limited to some of the configured throttlers, answering 429 as an
- * OperationOutcome with a plain Retry-After (the library's header carries the throttler's name).
+ * OperationOutcome with a plain Retry-After. The library's own headers, which carry the
+ * throttler's name (Retry-After-login), are off (setHeaders: false in RateLimitModule).
  */
 abstract class ScopedThrottlerGuard extends ThrottlerGuard {
   protected abstract readonly scope: readonly string[];

@@ -86,6 +86,9 @@ export class RateLimitModule {
             // request.ip, IPv6 grouped by /64: a tracker of our own replaces the library's, and
             // with it the grouping that keeps a client from rotating addresses within its /64.
             getTracker: (request) => clientTracker((request as Request).ip),
+            // The guards answer 429 with a plain Retry-After themselves; the library's headers
+            // (Retry-After-login, X-RateLimit-*-client) name each throttler and are not ours.
+            setHeaders: false,
             storage,
           }),
         }),

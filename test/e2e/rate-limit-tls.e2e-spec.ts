@@ -109,6 +109,35 @@ describe('rate limits (built service)', () => {
     expect((await badLogin(behindProxy.url, '2001:db8:7:2::1')).status).toBe(401);
   });
 
+  it('keeps refreshing sessions when others at the same address spent the login limit', async () => {
+    // One address for a whole hospital (its NAT): a user signs in, then others fail logins.
+    const nat = '192.0.2.77';
+    const login = await http('POST', `${behindProxy.url}/auth/login`, {
+      body: { username, password },
+      headers: { ...json, 'x-forwarded-for': nat },
+    });
+    expect(login.status).toBe(200);
+    expect((await badLogin(behindProxy.url, nat)).status).toBe(401);
+    expect((await badLogin(behindProxy.url, nat)).status).toBe(401);
+    const limited = await badLogin(behindProxy.url, nat);
+    expect(limited.status).toBe(429);
+    // Retry-After alone: not the library's Retry-After-login or X-RateLimit-* beside it.
+    const rateLimitHeaders = (res: { headers: Headers }) =>
+      [...res.headers.keys()].filter((name) => /^(retry-after|x-ratelimit)/.test(name));
+    expect(rateLimitHeaders(limited)).toEqual(['retry-after']);
+    // A refresh token cannot be guessed: refresh has no login limit to run out of.
+    let refreshToken: string = login.body.refresh_token;
+    for (let i = 0; i < 4; i++) {
+      const refreshed = await http('POST', `${behindProxy.url}/auth/refresh`, {
+        body: { refresh_token: refreshToken },
+        headers: { ...json, 'x-forwarded-for': nat },
+      });
+      expect(refreshed.status).toBe(200);
+      expect(rateLimitHeaders(refreshed)).toEqual([]);
+      refreshToken = refreshed.body.refresh_token;
+    }
+  });
+
   it('limits unauthenticated calls before authentication, and each user across addresses', async () => {
     const login = await http('POST', `${behindProxy.url}/auth/login`, {
       body: { username, password },
