@@ -4,10 +4,12 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { Public } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
+import { NoRateLimit } from '../common/http/rate-limit.js';
 import { databaseProblem } from '../database/database-unavailable.js';
 
 @ApiTags('Operations')
 @Public()
+@NoRateLimit()
 @Controller('health')
 export class HealthController {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}

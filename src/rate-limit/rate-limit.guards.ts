@@ -2,6 +2,7 @@ import { ExecutionContext, Injectable } from '@nestjs/common';
 import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import type { FastifyReply } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
+import { NO_RATE_LIMIT_KEY } from '../common/http/rate-limit.js';
 
 /** Throttler names, each counted in its own bucket. */
 export const CLIENT = 'client';
@@ -19,6 +20,14 @@ abstract class ScopedThrottlerGuard extends ThrottlerGuard {
   override async onModuleInit(): Promise<void> {
     await super.onModuleInit();
     this.throttlers = this.throttlers.filter((throttler) => this.scope.includes(throttler.name!));
+  }
+
+  protected override shouldSkip(context: ExecutionContext): Promise<boolean> {
+    const skip = this.reflector.getAllAndOverride<boolean | undefined>(NO_RATE_LIMIT_KEY, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
+    return Promise.resolve(skip === true);
   }
 
   protected override throwThrottlingException(

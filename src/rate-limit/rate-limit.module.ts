@@ -9,6 +9,7 @@ import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { STRICT_RATE_LIMIT_KEY } from '../common/http/rate-limit.js';
 import { AppConfig } from '../config/config.js';
+import { Metrics } from '../metrics/metrics.js';
 import {
   CLIENT,
   ClientRateLimitGuard,
@@ -31,9 +32,11 @@ const STORAGE = Symbol('RateLimitStorage');
   providers: [
     {
       provide: STORAGE,
-      inject: [AppConfig],
-      useFactory: (config: AppConfig): ThrottlerStorage =>
-        config.redisUrl ? new RedisThrottlerStorage(config.redisUrl) : new MemoryThrottlerStorage(),
+      inject: [AppConfig, Metrics],
+      useFactory: (config: AppConfig, metrics: Metrics): ThrottlerStorage =>
+        config.redisUrl
+          ? new RedisThrottlerStorage(config.redisUrl, metrics.registry)
+          : new MemoryThrottlerStorage(),
     },
   ],
   exports: [STORAGE],

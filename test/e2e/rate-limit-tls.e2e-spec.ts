@@ -1,5 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type SecureVersion } from 'node:tls';
@@ -242,6 +244,72 @@ describe('TLS (built service)', () => {
     } finally {
       legacy.close();
     }
+  });
+});
+
+/** A port on 127.0.0.1 where nothing listens: bound by the system, then closed. */
+function closedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Needs no Redis: REDIS_URL names a port where nothing listens. */
+describe('rate limits while Redis is unreachable (REDIS_URL)', () => {
+  const metricsToken = randomBytes(32).toString('hex');
+  let dir: string;
+  let service: RunningService;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'carevault-redis-down-'));
+    await writeFile(join(dir, 'metrics-token'), `${metricsToken}\n`, { mode: 0o600 });
+    service = await startService(
+      serviceEnv({
+        REDIS_URL: `redis://127.0.0.1:${await closedPort()}`,
+        LOGIN_RATE_LIMIT_PER_MINUTE: '3',
+        RATE_LIMIT_PER_MINUTE: '20',
+        METRICS_TOKEN_FILE: join(dir, 'metrics-token'),
+      }),
+    );
+  });
+
+  afterAll(async () => {
+    await service?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers every request and keeps the limits in this process', async () => {
+    // Past the 20-a-minute limit: probes are never throttled, so an orchestrator does not
+    // restart an instance that works.
+    for (let i = 0; i < 12; i++) {
+      expect((await http('GET', `${service.url}/health`)).status).toBe(200);
+      expect((await http('GET', `${service.url}/health/ready`)).status).toBe(200);
+    }
+    const statuses = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push(
+        (
+          await http('POST', `${service.url}/auth/login`, {
+            body: { username: 'nobody-here', password: 'wrong-password' },
+            headers: json,
+          })
+        ).status,
+      );
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    const metrics = await http('GET', `${service.url}/metrics`, {
+      headers: { authorization: `Bearer ${metricsToken}` },
+    });
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/^carevault_rate_limit_fallback 1$/m);
+    // One line for the outage, not one per request or per reconnection attempt.
+    expect(service.output().match(/Rate-limit counters: Redis unreachable/g)).toHaveLength(1);
+    expect(service.output()).not.toContain('Unhandled error event');
   });
 });
 
