@@ -74,7 +74,8 @@ export class AuthController {
 
   @Public()
   @Post('auth/token')
-  @StrictRateLimit()
+  // Not StrictRateLimit either: nothing sent here can be guessed (codes and refresh tokens are
+  // 256-bit random, client assertions are signed), and SMART apps refresh here.
   @HttpCode(200)
   @ApiConsumes('application/x-www-form-urlencoded')
   @ApiBody({

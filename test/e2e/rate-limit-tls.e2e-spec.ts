@@ -138,6 +138,16 @@ describe('rate limits (built service)', () => {
       expect(rateLimitHeaders(refreshed)).toEqual([]);
       refreshToken = refreshed.body.refresh_token;
     }
+    // So is the OAuth token endpoint, where SMART apps refresh.
+    const form = { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': nat };
+    const oauth = await http('POST', `${behindProxy.url}/auth/token`, {
+      raw: new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: refreshToken,
+      }).toString(),
+      headers: form,
+    });
+    expect(oauth.status).toBe(200);
   });
 
   it('limits unauthenticated calls before authentication, and each user across addresses', async () => {
