@@ -128,6 +128,47 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect(audited[0]!.n).toBe(2);
   });
 
+  it('writes a Patient whose systems the message cannot decode, alone or in a Bundle', async () => {
+    // A `%` that escapes nothing threw in the message builder, inside the write's transaction:
+    // the create, the update and the whole Bundle failed with 500 and rolled back.
+    const odd = {
+      identifier: [
+        {
+          system: 'urn:carevault:v2:assigning-authority:100%',
+          value: 'PCT-1',
+          type: { text: 'Medical record number' },
+        },
+      ],
+    };
+    const start = peer.accepted.length;
+    const id = await createPatient(patient('Percent', odd));
+    const updated = await api('PUT', `${testApp.url}/fhir/Patient/${id}`, {
+      body: { ...patient('Percent', odd), id, gender: 'male' },
+    });
+    expect(updated.status).toBe(200);
+    const bundle = await api('POST', `${testApp.url}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { resource: patient('PercentBundle', odd), request: { method: 'POST', url: 'Patient' } },
+        ],
+      },
+    });
+    expect(bundle.status).toBe(200);
+    const bundled = String(bundle.body.entry[0].response.location).split('/')[1]!;
+    expect((await api('GET', `${testApp.url}/fhir/Patient/${bundled}`)).status).toBe(200);
+
+    const rows = [...(await settled(id)), ...(await settled(bundled))];
+    expect(rows.map((row) => [row.message_type, row.status])).toEqual([
+      ['ADT^A04', 'sent'],
+      ['ADT^A08', 'sent'],
+      ['ADT^A04', 'sent'],
+    ]);
+    const received = (await peer.waitForAccepted(start + 3)).slice(start);
+    for (const message of received) expect(message).toContain('PCT-1^^^100%');
+  });
+
   it('writes nothing to send when the change rolls back, or when an HL7 feed made it', async () => {
     const count = async (): Promise<number> =>
       (await data.query<{ n: number }[]>('SELECT count(*)::int AS n FROM hl7_outbox'))[0]!.n;

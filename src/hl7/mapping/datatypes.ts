@@ -5,6 +5,19 @@ import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js'
  * Each function takes one repetition and gives undefined when it carries nothing usable.
  */
 
+/**
+ * A URI component as encodeURIComponent wrote it, decoded; as it is when it is no such thing.
+ * A system a FHIR client wrote by hand (`…:assigning-authority:100%`) may hold a `%` that
+ * escapes nothing, and decodeURIComponent throws on it.
+ */
+export function decodedComponent(component: string): string {
+  try {
+    return decodeURIComponent(component);
+  } catch {
+    return component;
+  }
+}
+
 /** Where CX-4 / HD names no OID, UUID or URI, its namespace id becomes a system under this. */
 export const ASSIGNING_AUTHORITY_SYSTEM = 'urn:carevault:v2:assigning-authority:';
 
@@ -268,7 +281,7 @@ export function codingSystemName(system: string | undefined): string | undefined
   const table = /^http:\/\/terminology\.hl7\.org\/CodeSystem\/v2-(\d{4})$/.exec(system)?.[1];
   if (table) return `HL7${table}`;
   if (system.startsWith(LOCAL_CODING_SYSTEM)) {
-    return decodeURIComponent(system.slice(LOCAL_CODING_SYSTEM.length));
+    return decodedComponent(system.slice(LOCAL_CODING_SYSTEM.length));
   }
   return Object.entries(CODING_SYSTEMS).find(([, uri]) => uri === system)?.[0];
 }

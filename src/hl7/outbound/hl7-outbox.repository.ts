@@ -12,7 +12,10 @@ export type NewOutboxMessage = Pick<
   | 'resourceId'
   | 'versionId'
   | 'message'
->;
+> & {
+  /** Why the message could not be built: it is stored dead, never sent, with this reason. */
+  failure?: string;
+};
 
 export type OutboxAttempt = Pick<
   Hl7OutboxEntity,
@@ -28,13 +31,14 @@ export class Hl7OutboxRepository {
     if (messages.length === 0) return;
     await this.unitOfWork.manager.insert(
       Hl7OutboxEntity,
-      messages.map((message) => ({
+      messages.map(({ failure, ...message }) => ({
         ...message,
         id: randomUUID(),
         createdAt: now,
-        status: 'pending' as const,
+        status: failure === undefined ? ('pending' as const) : ('dead' as const),
         attempts: 0,
         nextAttemptAt: now,
+        lastError: failure ?? null,
       })),
     );
   }

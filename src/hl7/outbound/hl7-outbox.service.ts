@@ -1,20 +1,25 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
 import { ResourceWrites, type ResourceWrite } from '../../fhir/resource-writes.js';
 import { HL7_USER } from '../hl7-user.js';
-import { adtOfPatient } from './patient-to-adt.js';
+import { adtOfPatient, type AdtEvent } from './patient-to-adt.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
-import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
+import { Hl7OutboxRepository, type NewOutboxMessage } from './hl7-outbox.repository.js';
+
+/** The message column of a row whose message could not be built (see `message`). */
+const UNBUILT = '';
 
 /**
  * Puts an ADT^A04 (created) or ADT^A08 (updated) in the outbox for every configured destination
  * when a Patient is written through the FHIR API, in the write's own transaction: the message
- * exists exactly when the change does.
+ * exists exactly when the change does. A message that cannot be built from the Patient is
+ * stored dead with the reason instead: the clinical write must not fail for its copy elsewhere.
  */
 @Injectable()
 export class Hl7Outbox implements OnModuleInit {
+  private readonly logger = new Logger('Hl7Outbound');
   /** Read once: every Patient write consults it. */
   private readonly settings: AppConfig['hl7Outbound'];
 
@@ -34,6 +39,11 @@ export class Hl7Outbox implements OnModuleInit {
 
   /** Sends a dead message again, at its place in its destination's queue. */
   async resend(id: string): Promise<Hl7OutboxEntity> {
+    if ((await this.outbox.findById(id))?.message === UNBUILT) {
+      throw AppError.conflict(
+        'This message could not be built, so there is nothing to send; the next change to the resource sends it whole',
+      );
+    }
     if (await this.outbox.requeue(id)) return (await this.outbox.findById(id))!;
     const row = await this.outbox.findById(id);
     if (!row) throw AppError.notFound('No outbound message with this id');
@@ -54,17 +64,37 @@ export class Hl7Outbox implements OnModuleInit {
     await this.outbox.add(
       destinations.map((destination) => {
         const controlId = `CV${randomBytes(9).toString('hex')}`;
-        return {
+        const row = {
           destination: destination.name,
           messageType: `ADT^${event}`,
           controlId,
           resourceType: resource.resourceType,
           resourceId: resource.id!,
           versionId: Number(resource.meta?.versionId),
-          message: adtOfPatient(resource, event, { facility, controlId, now }),
         };
+        return { ...row, ...this.message(resource, event, { facility, controlId, now }, row) };
       }),
       now,
     );
+  }
+
+  /**
+   * The message, or why there is none. This runs in the transaction of the FHIR write, which a
+   * throw would roll back (a 500 for a Patient the API had accepted); an error's name is kept
+   * and logged, never its text, which may quote the Patient.
+   */
+  private message(
+    resource: ResourceWrite['resource'],
+    event: AdtEvent,
+    header: Parameters<typeof adtOfPatient>[2],
+    row: Pick<NewOutboxMessage, 'destination' | 'resourceId' | 'versionId'>,
+  ): Pick<NewOutboxMessage, 'message' | 'failure'> {
+    try {
+      return { message: adtOfPatient(resource, event, header) };
+    } catch (error) {
+      const failure = `Not built: ${error instanceof Error ? error.name : 'error'}`;
+      this.logger.error({ ...row, reason: failure }, 'HL7 outbound message could not be built');
+      return { message: UNBUILT, failure };
+    }
   }
 }

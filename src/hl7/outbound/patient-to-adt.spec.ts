@@ -140,4 +140,18 @@ describe('Patient to ADT', () => {
       gender: 'male',
     });
   });
+
+  it('takes a system with a % that escapes nothing as it is written, and a type without codes', () => {
+    const odd = {
+      resourceType: 'Patient',
+      id: 'p1',
+      identifier: [
+        { system: 'urn:carevault:v2:assigning-authority:100%', value: '1', type: { text: 'MRN' } },
+      ],
+      maritalStatus: { coding: [{ system: 'urn:carevault:v2:coding-system:5%zz', code: 'X' }] },
+    };
+    const text = adtOfPatient(odd, 'A08', HEADER);
+    expect(text).toContain('PID|1||1^^^100%');
+    expect(text).toContain('|X^^5%zz|');
+  });
 });

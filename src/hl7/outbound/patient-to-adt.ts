@@ -4,6 +4,7 @@ import {
   codingSystemName,
   CONTACT_POINT_COUNTRY,
   CONTACT_POINT_EXTENSION,
+  decodedComponent,
   type Identifier,
 } from '../mapping/datatypes.js';
 
@@ -27,7 +28,7 @@ function text(value: unknown): string | undefined {
 function hdOf(system: string | undefined): string | undefined {
   if (!system) return undefined;
   if (system.startsWith(ASSIGNING_AUTHORITY_SYSTEM)) {
-    return text(decodeURIComponent(system.slice(ASSIGNING_AUTHORITY_SYSTEM.length)));
+    return text(decodedComponent(system.slice(ASSIGNING_AUTHORITY_SYSTEM.length)));
   }
   const oid = /^urn:oid:(.+)$/.exec(system)?.[1];
   if (oid) return join(['', text(oid), 'ISO'], D.subcomponent);
@@ -38,8 +39,9 @@ function hdOf(system: string | undefined): string | undefined {
 
 function cxOf(identifier: Identifier): string | undefined {
   if (!identifier.value) return undefined;
-  const type = identifier.type?.coding.find((coding) =>
-    coding.system.endsWith('/CodeSystem/v2-0203'),
+  // A type may be text alone, without codings.
+  const type = identifier.type?.coding?.find((coding) =>
+    coding.system?.endsWith('/CodeSystem/v2-0203'),
   )?.code;
   return join([text(identifier.value), '', '', hdOf(identifier.system), text(type)], D.component);
 }
