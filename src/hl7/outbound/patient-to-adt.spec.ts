@@ -154,4 +154,30 @@ describe('Patient to ADT', () => {
     expect(text).toContain('PID|1||1^^^100%');
     expect(text).toContain('|X^^5%zz|');
   });
+
+  it('leaves a field empty, not "", for an element PID has no place for, as the Patient has it', () => {
+    // XPN and XAD (v2.5.1) have no free-text component; a ContactPoint without a value is none.
+    const textual = {
+      resourceType: 'Patient',
+      identifier: PATIENT.identifier,
+      name: [{ text: 'Zoë Ann' }],
+      address: [{ text: '1 Main St, Ann Arbor' }],
+      telecom: [
+        { system: 'phone', use: 'home' },
+        { system: 'phone', use: 'work' },
+      ],
+      communication: [{ preferred: true, language: {} }],
+      maritalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0002' }] },
+    };
+    const text = adtOfPatient(textual, 'A08', HEADER);
+    const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, header.delimiters).first('PID')!;
+    for (const field of [5, 11, 13, 14, 15, 16]) expect(pid.value(field)).toBeUndefined();
+    expect(patientFromPid(pid).elements).toEqual({
+      birthDate: null,
+      gender: null,
+      deceasedDateTime: null,
+      deceasedBoolean: null,
+    });
+  });
 });

@@ -175,19 +175,41 @@ function repeat(values: (string | undefined)[]): string {
   return values.filter((value): value is string => !!value).join(D.repetition);
 }
 
-/** The PID fields pidOf fills from a Patient's elements (PID-3 aside: it identifies). */
-const MAPPED_FIELDS = [5, 7, 8, 11, 13, 14, 15, 16, 29, 30];
+/** The Patient elements each PID field pidOf fills is made from (PID-3 aside: it identifies). */
+const SOURCES: Record<number, (patient: Record<string, unknown>) => unknown[]> = {
+  5: (patient) => [patient['name']],
+  7: (patient) => [patient['birthDate']],
+  8: (patient) => [patient['gender']],
+  11: (patient) => [patient['address']],
+  13: (patient) => [telecomOf(patient).filter((point) => point.use !== 'work')],
+  14: (patient) => [telecomOf(patient).filter((point) => point.use === 'work')],
+  15: (patient) => [patient['communication']],
+  16: (patient) => [patient['maritalStatus']],
+  29: (patient) => [patient['deceasedDateTime']],
+  30: (patient) => [patient['deceasedDateTime'], patient['deceasedBoolean']],
+};
+
+function telecomOf(patient: Record<string, unknown>): ContactPoint[] {
+  return (patient['telecom'] as ContactPoint[] | undefined) ?? [];
+}
+
+function absent(value: unknown): boolean {
+  return value === undefined || value === null || (Array.isArray(value) && value.length === 0);
+}
 
 /**
  * Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). An
- * update (`clears`) says `""` for a mapped field the Patient has nothing for: to a receiver an
- * empty field means "unchanged", so a phone or address removed here would stay there.
+ * update (`clears`) says `""` for a mapped field whose Patient elements are absent: to a
+ * receiver an empty field means "unchanged", so a phone or address removed here would stay
+ * there. Only then: an element PID has no place for (a name or address given as text alone, a
+ * ContactPoint without a value) leaves its field empty, as `""` would delete what the
+ * receiver holds while the Patient still has it.
  */
 export function pidOf(patient: Record<string, unknown>, clears = false): string {
   const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
   const names = (patient['name'] as HumanName[] | undefined) ?? [];
   const addresses = (patient['address'] as Address[] | undefined) ?? [];
-  const telecom = (patient['telecom'] as ContactPoint[] | undefined) ?? [];
+  const telecom = telecomOf(patient);
   const deceased = patient['deceasedDateTime'] ?? patient['deceasedBoolean'];
   const fields: Part[] = [];
   fields[1] = '1';
@@ -206,7 +228,9 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   fields[29] = dtOf(patient['deceasedDateTime']);
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
   if (clears) {
-    for (const field of MAPPED_FIELDS) fields[field] ||= '""';
+    for (const [field, source] of Object.entries(SOURCES)) {
+      if (source(patient).every(absent)) fields[Number(field)] = '""';
+    }
   }
   return join(['PID', ...fields.slice(1)], D.field);
 }
