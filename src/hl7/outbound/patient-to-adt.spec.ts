@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { patientFromPid } from '../mapping/patient.js';
+import { patientFromPid, patientFromSegments } from '../mapping/patient.js';
 import { adtOfPatient } from './patient-to-adt.js';
 
 const PATIENT = {
@@ -179,5 +179,30 @@ describe('Patient to ADT', () => {
       deceasedDateTime: null,
       deceasedBoolean: null,
     });
+  });
+
+  it('marks a restricted Patient protected in PD1-12, and lifts the mark in an update', () => {
+    const segmentsOf = (text: string) => {
+      const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+      return new V2Message(decoded, header.delimiters);
+    };
+    const R = { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' };
+    const restricted = { ...PATIENT, meta: { security: [R] } };
+    for (const event of ['A04', 'A08'] as const) {
+      const message = segmentsOf(adtOfPatient(restricted, event, HEADER));
+      expect(message.first('PD1')!.value(12)).toBe('Y');
+      // PD1 goes between PID and PV1 (ADT_A01), and reads back as no change of practitioner.
+      const pid = message.first('PID')!;
+      expect(patientFromSegments(pid, undefined, message.first('PD1')).elements).toEqual(
+        patientFromPid(pid).elements,
+      );
+    }
+    expect(adtOfPatient(restricted, 'A04', HEADER)).toMatch(/\rPID\|[^\r]*\rPD1\|{12}Y\rPV1\|/);
+    expect(
+      segmentsOf(adtOfPatient(PATIENT, 'A08', HEADER))
+        .first('PD1')!
+        .value(12),
+    ).toBe('N');
+    expect(adtOfPatient(PATIENT, 'A04', HEADER)).not.toContain('PD1');
   });
 });

@@ -1,3 +1,5 @@
+import { isRestricted } from '../../access/resource-access.js';
+import type { FhirResource } from '../../fhir/fhir-types.js';
 import { DEFAULT_DELIMITERS as D, escapeText, hl7Timestamp } from '../message/ack.js';
 import {
   ASSIGNING_AUTHORITY_SYSTEM,
@@ -236,9 +238,21 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
 }
 
 /**
- * An ADT^A04 (new patient) or ADT^A08 (patient changed) with the Patient's PID, in UTF-8
- * (MSH-18), every value escaped. PV1 is required by the ADT_A01 structure; class N says there
- * is no visit.
+ * PD1-12 Protection Indicator (table 0136): `Y` for a restricted Patient (meta.security R), so
+ * that the receiver keeps it from users without the authority, as break-glass does here. `N` in
+ * an update of one that is not, to lift a `Y` the receiver may hold (an empty field would leave
+ * it); a new patient without restriction has nothing to say, and gets no PD1.
+ */
+function pd1Of(patient: Record<string, unknown>, event: AdtEvent): string | undefined {
+  const restricted = isRestricted(patient as FhirResource);
+  if (!restricted && event === 'A04') return undefined;
+  return join(['PD1', ...Array<string>(11).fill(''), restricted ? 'Y' : 'N'], D.field);
+}
+
+/**
+ * An ADT^A04 (new patient) or ADT^A08 (patient changed) with the Patient's PID, and PD1 for
+ * its protection, in UTF-8 (MSH-18), every value escaped. PV1 is required by the ADT_A01
+ * structure; class N says there is no visit.
  */
 export function adtOfPatient(
   patient: Record<string, unknown>,
@@ -271,5 +285,7 @@ export function adtOfPatient(
     D.field,
   );
   const evn = join(['EVN', event, hl7Timestamp(header.now)], D.field);
-  return [msh, evn, pidOf(patient, event === 'A08'), 'PV1|1|N'].join('\r') + '\r';
+  const pd1 = pd1Of(patient, event);
+  const segments = [msh, evn, pidOf(patient, event === 'A08'), ...(pd1 ? [pd1] : []), 'PV1|1|N'];
+  return segments.join('\r') + '\r';
 }
