@@ -63,6 +63,13 @@ const PATIENT = {
   },
 };
 
+/** The resource id, as PID-3 always carries it, read back. */
+const OWN_ID = {
+  system: 'urn:carevault:v2:assigning-authority:CAREVAULT',
+  value: 'p1',
+  type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PI' }] },
+};
+
 const HEADER = { facility: 'GOOD|HOSP', controlId: 'CV123', now: new Date('2026-01-02T03:04:05Z') };
 
 describe('Patient to ADT', () => {
@@ -93,7 +100,7 @@ describe('Patient to ADT', () => {
     const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
     const pid = new V2Message(decoded, header.delimiters).first('PID')!;
     const { identifiers, elements } = patientFromPid(pid);
-    expect(identifiers).toEqual(PATIENT.identifier);
+    expect(identifiers).toEqual([...PATIENT.identifier, OWN_ID]);
     // The same data, but for the use an email without one reads back with (PID-13 is home).
     const data = (({ resourceType: _type, id: _id, identifier: _identifiers, ...rest }) => rest)(
       PATIENT,
@@ -204,5 +211,42 @@ describe('Patient to ADT', () => {
         .value(12),
     ).toBe('N');
     expect(adtOfPatient(PATIENT, 'A04', HEADER)).not.toContain('PD1');
+  });
+
+  it('always names the resource id in PID-3, which is required', () => {
+    const pid3 = (identifier: unknown[]) => {
+      const text = adtOfPatient({ resourceType: 'Patient', id: 'p9', identifier }, 'A04', HEADER);
+      return /\rPID\|1\|\|([^|\r]*)/.exec(text)?.[1];
+    };
+    expect(pid3([])).toBe('p9^^^CAREVAULT^PI');
+    expect(pid3([{ use: 'old', system: 'urn:mrn', value: 'DUP-9' }])).toBe('p9^^^CAREVAULT^PI');
+    expect(pid3([{ system: 'urn:oid:1.2.3', value: 'M1' }])).toBe(
+      'M1^^^&1.2.3&ISO~p9^^^CAREVAULT^PI',
+    );
+  });
+
+  it('sends a web address as a network address, and an sms number as a cell phone', () => {
+    const telecom = [
+      { system: 'url', value: 'https://zoe.example.org', use: 'home' },
+      { system: 'sms', value: '555-0123', use: 'home' },
+    ];
+    const text = adtOfPatient({ ...PATIENT, telecom }, 'A04', HEADER);
+    expect(text).toContain('|^NET^Internet^https://zoe.example.org~555-0123^PRN^CP^');
+  });
+
+  it('keeps the time and UTC offset of a death, and its date for a receiver that reads only it', () => {
+    const pidOfDeath = (deceasedDateTime: string) => {
+      const text = adtOfPatient({ ...PATIENT, deceasedDateTime }, 'A08', HEADER);
+      const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+      return new V2Message(decoded, header.delimiters).first('PID')!;
+    };
+    const evening = pidOfDeath('2024-03-01T23:30:15.123456-05:00');
+    expect(evening.value(29)).toBe('20240301233015.1234-0500');
+    expect(evening.value(30)).toBe('Y');
+    // Moved to UTC it would say March 2nd, the date our inbound (and many receivers) keep.
+    expect(patientFromPid(evening).elements['deceasedDateTime']).toBe('2024-03-01');
+    expect(pidOfDeath('2024-03-01T04:05:06Z').value(29)).toBe('20240301040506+0000');
+    expect(pidOfDeath('2024-03-01').value(29)).toBe('20240301');
+    expect(pidOfDeath('2024-03').value(29)).toBe('202403');
   });
 });

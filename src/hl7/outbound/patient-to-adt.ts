@@ -142,7 +142,8 @@ interface ContactPoint {
   extension?: { url?: string; valueString?: string }[];
 }
 
-const EQUIPMENT: Record<string, string> = { phone: 'PH', fax: 'FX', pager: 'BP' };
+// An sms number is a cellular phone's (table 0202 has no text-only equipment).
+const EQUIPMENT: Record<string, string> = { phone: 'PH', fax: 'FX', pager: 'BP', sms: 'CP' };
 
 /**
  * ContactPoint to XTN (v2.5): email in XTN-4, a number as XTN-1 and unformatted in XTN-12, its
@@ -152,7 +153,10 @@ function xtnOf(point: ContactPoint): string | undefined {
   const value = text(point.value);
   if (!value) return undefined;
   const use = point.use === 'work' ? 'WPN' : 'PRN';
-  if (point.system === 'email') return join(['', 'NET', 'Internet', value], D.component);
+  // A web address is a network address as an email is (XTN-2 NET, XTN-3 Internet), not a phone.
+  if (point.system === 'email' || point.system === 'url') {
+    return join(['', 'NET', 'Internet', value], D.component);
+  }
   const equipment = point.use === 'mobile' ? 'CP' : (EQUIPMENT[point.system ?? ''] ?? 'PH');
   const part = (url: string): string | undefined =>
     text(point.extension?.find((extension) => extension.url === url)?.valueString);
@@ -172,6 +176,24 @@ function dtOf(value: unknown): string | undefined {
   const match = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?/.exec(value);
   return match ? match.slice(1).filter(Boolean).join('') : undefined;
 }
+
+/**
+ * A FHIR dateTime to an HL7 DTM by its digits: its time, fraction (to DTM's four digits) and
+ * UTC offset kept as written (Z is +0000), a date alone as a date. Never through a Date: moved
+ * to UTC, an evening death would fall on the next day for a receiver that keeps the date.
+ */
+function dtmOf(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const time = /T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?$/.exec(value);
+  const date = dtOf(value);
+  if (!time || !date) return date;
+  const [, hour, minute, second = '', fraction = '', zone] = time;
+  const offset = zone === undefined ? '' : zone === 'Z' ? '+0000' : zone.replace(':', '');
+  return `${date}${hour}${minute}${second}${fraction.slice(0, 5)}${offset}`;
+}
+
+/** CX-4 of CareVault's own ids: the sending application's name (MSH-3). */
+const OWN_AUTHORITY = 'CAREVAULT';
 
 function repeat(values: (string | undefined)[]): string {
   return values.filter((value): value is string => !!value).join(D.repetition);
@@ -217,7 +239,13 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   fields[1] = '1';
   // Identifiers a merge retired (`old`) name the duplicate record, not this patient: a receiver
   // still holding that record would find two patients in one PID-3.
-  fields[3] = repeat(identifiers.filter((id) => id.use !== 'old').map(cxOf));
+  // And the resource id, type PI: PID-3 is required, and a Patient may have no identifier.
+  const own =
+    typeof patient['id'] === 'string'
+      ? join([text(patient['id']), '', '', OWN_AUTHORITY, 'PI'], D.component)
+      : undefined;
+  const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
+  fields[3] = repeat([...new Set(cxs)]);
   fields[5] = repeat(names.map(xpnOf));
   fields[7] = dtOf(patient['birthDate']);
   fields[8] = GENDER[String(patient['gender'])];
@@ -227,7 +255,7 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   const languages = (patient['communication'] as Communication[] | undefined) ?? [];
   fields[15] = cweOf((languages.find((entry) => entry.preferred) ?? languages[0])?.language);
   fields[16] = cweOf(patient['maritalStatus'] as CodeableConcept | undefined);
-  fields[29] = dtOf(patient['deceasedDateTime']);
+  fields[29] = dtmOf(patient['deceasedDateTime']);
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
   if (clears) {
     for (const [field, source] of Object.entries(SOURCES)) {
@@ -263,7 +291,7 @@ export function adtOfPatient(
     [
       'MSH',
       D.encoding,
-      'CAREVAULT',
+      OWN_AUTHORITY,
       text(header.facility),
       '',
       '',
