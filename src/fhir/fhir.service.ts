@@ -423,14 +423,16 @@ export class FhirService {
     this.assertType(type);
     this.assertId(id, type);
     const expected = parseIfMatch(ifMatch);
-    await this.repository.writeNext(type, id, async (current) => {
+    await this.repository.writeNext(type, id, async (current, next) => {
       if (!current) {
         throw AppError.notFound(`${type} resource not found`);
       }
-      await this.openForWrite(user, current, 'delete');
+      const resource = await this.openForWrite(user, current, 'delete');
       assertVersionMatches(current, expected);
-      if (current.deleted) return { unchanged: true };
+      if (!resource) return { unchanged: true };
       this.integrity.deleted(type, id);
+      // In the deletion's transaction, as a write's listeners are (the HL7 outbox's ADT^A29).
+      await this.writes.deleted({ user, resource, versionId: next.versionId });
       return { deleted: true };
     });
   }

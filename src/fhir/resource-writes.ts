@@ -11,6 +11,15 @@ export interface ResourceWrite {
 
 export type ResourceWriteListener = (write: ResourceWrite) => Promise<void>;
 
+/** A resource just deleted: its last content, and the version number of the deletion. */
+export interface ResourceDeletion {
+  user: AuthenticatedUser;
+  resource: FhirResource;
+  versionId: number;
+}
+
+export type ResourceDeletionListener = (deletion: ResourceDeletion) => Promise<void>;
+
 /**
  * Lets other modules act on FHIR writes inside the writing transaction, so that what they
  * record (the HL7 outbox's rows, Subscription notifications) commits or rolls back with the resource. A registry rather
@@ -25,6 +34,8 @@ export class ResourceWrites {
     listener: ResourceWriteListener;
   }[] = [];
 
+  private readonly deletions = new Map<string, ResourceDeletionListener[]>();
+
   on(type: string, listener: ResourceWriteListener): void {
     this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
   }
@@ -34,8 +45,19 @@ export class ResourceWrites {
     this.anyType.push({ watches, listener });
   }
 
+  /** A listener of a type's deletions (the HL7 outbox's ADT^A29), in the deleting transaction. */
+  onDelete(type: string, listener: ResourceDeletionListener): void {
+    this.deletions.set(type, [...(this.deletions.get(type) ?? []), listener]);
+  }
+
   watches(type: string): boolean {
     return this.listeners.has(type) || this.anyType.some((entry) => entry.watches(type));
+  }
+
+  async deleted(deletion: ResourceDeletion): Promise<void> {
+    for (const listener of this.deletions.get(deletion.resource.resourceType) ?? []) {
+      await listener(deletion);
+    }
   }
 
   async written(write: ResourceWrite): Promise<void> {

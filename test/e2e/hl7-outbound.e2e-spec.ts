@@ -169,6 +169,30 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     for (const message of received) expect(message).toContain('PCT-1^^^100%');
   });
 
+  it('sends ADT^A29 when a Patient is deleted, and nothing for a deletion repeated', async () => {
+    const start = peer.accepted.length;
+    const id = await createPatient(
+      patient('Deleted', {
+        identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.5', value: 'DEL-1' }],
+      }),
+    );
+    expect((await api('DELETE', `${testApp.url}/fhir/Patient/${id}`)).status).toBe(204);
+    expect((await api('DELETE', `${testApp.url}/fhir/Patient/${id}`)).status).toBe(204);
+    const rows = await settled(id);
+    expect(rows.map((row) => [row.message_type, row.status])).toEqual([
+      ['ADT^A04', 'sent'],
+      ['ADT^A29', 'sent'],
+    ]);
+    const versions = await data.query<{ version_id: number }[]>(
+      'SELECT version_id FROM hl7_outbox WHERE resource_id = $1 ORDER BY seq',
+      [id],
+    );
+    expect(versions.map((row) => row.version_id)).toEqual([1, 2]);
+    const received = (await peer.waitForAccepted(start + 2)).slice(start);
+    expect(received[1]).toContain('|ADT^A29^ADT_A21|');
+    expect(received[1]).toContain(`DEL-1^^^&2.16.840.1.113883.19.5&ISO~${id}^^^CAREVAULT^PI`);
+  });
+
   it('writes nothing to send when the change rolls back, or when an HL7 feed made it', async () => {
     const count = async (): Promise<number> =>
       (await data.query<{ n: number }[]>('SELECT count(*)::int AS n FROM hl7_outbox'))[0]!.n;

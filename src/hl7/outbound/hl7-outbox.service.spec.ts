@@ -1,6 +1,7 @@
 import type { AppConfig } from '../../config/config.js';
 import { ResourceWrites } from '../../fhir/resource-writes.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { HL7_USER } from '../hl7-user.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import type { Hl7OutboxRepository, NewOutboxMessage } from './hl7-outbox.repository.js';
 import { Hl7Outbox } from './hl7-outbox.service.js';
@@ -73,5 +74,18 @@ describe('Hl7Outbox', () => {
     const { outbox, requeued } = outboxWith([], { id: 'o1', status: 'dead', message: '' });
     await expect(outbox.resend('o1')).rejects.toMatchObject({ status: 409 });
     expect(requeued).toEqual([]);
+  });
+
+  it('queues an ADT^A29 for a deleted Patient, at the version of the deletion', async () => {
+    const rows: NewOutboxMessage[] = [];
+    const { writes } = outboxWith(rows);
+    const resource = { resourceType: 'Patient', id: 'p3', meta: { versionId: '2' } };
+    await writes.deleted({ user: USER, resource, versionId: 3 });
+    // A deletion an HL7 feed made came from a v2 system: not echoed.
+    await writes.deleted({ user: HL7_USER, resource, versionId: 3 });
+    expect(rows).toEqual([
+      expect.objectContaining({ messageType: 'ADT^A29', resourceId: 'p3', versionId: 3 }),
+    ]);
+    expect(rows[0]!.message).toContain('ADT^A29^ADT_A21');
   });
 });

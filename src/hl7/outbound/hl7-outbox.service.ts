@@ -2,7 +2,11 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
-import { ResourceWrites, type ResourceWrite } from '../../fhir/resource-writes.js';
+import {
+  ResourceWrites,
+  type ResourceDeletion,
+  type ResourceWrite,
+} from '../../fhir/resource-writes.js';
 import { HL7_USER } from '../hl7-user.js';
 import { adtOfPatient, type AdtEvent } from './patient-to-adt.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
@@ -12,8 +16,9 @@ import { Hl7OutboxRepository, type NewOutboxMessage } from './hl7-outbox.reposit
 const UNBUILT = '';
 
 /**
- * Puts an ADT^A04 (created) or ADT^A08 (updated) in the outbox for every configured destination
- * when a Patient is written through the FHIR API, in the write's own transaction: the message
+ * Puts an ADT^A04 (created), ADT^A08 (updated) or ADT^A29 (deleted) in the outbox for every
+ * configured destination when a Patient is written through the FHIR API, in the write's own
+ * transaction: the message
  * exists exactly when the change does. A message that cannot be built from the Patient is
  * stored dead with the reason instead: the clinical write must not fail for its copy elsewhere.
  */
@@ -34,6 +39,7 @@ export class Hl7Outbox implements OnModuleInit {
   onModuleInit(): void {
     if (this.settings.destinations.length > 0) {
       this.writes.on('Patient', (write) => this.enqueue(write));
+      this.writes.onDelete('Patient', (deletion) => this.enqueueDeletion(deletion));
     }
   }
 
@@ -58,8 +64,24 @@ export class Hl7Outbox implements OnModuleInit {
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
     // What an HL7 feed wrote came from a v2 system already; echoing it out could loop feeds.
     if (user.id === HL7_USER.id) return;
+    await this.add(resource, created ? 'A04' : 'A08', Number(resource.meta?.versionId));
+  }
+
+  /**
+   * ADT^A29 (delete person information: the patient and all of their data), with the PID of the
+   * last version for the receiver to find them by. Not A23, which deletes one visit.
+   */
+  private async enqueueDeletion({ user, resource, versionId }: ResourceDeletion): Promise<void> {
+    if (user.id === HL7_USER.id) return;
+    await this.add(resource, 'A29', versionId);
+  }
+
+  private async add(
+    resource: ResourceWrite['resource'],
+    event: AdtEvent,
+    versionId: number,
+  ): Promise<void> {
     const { destinations, facility } = this.settings;
-    const event = created ? 'A04' : 'A08';
     const now = new Date();
     await this.outbox.add(
       destinations.map((destination) => {
@@ -70,7 +92,7 @@ export class Hl7Outbox implements OnModuleInit {
           controlId,
           resourceType: resource.resourceType,
           resourceId: resource.id!,
-          versionId: Number(resource.meta?.versionId),
+          versionId,
         };
         return { ...row, ...this.message(resource, event, { facility, controlId, now }, row) };
       }),

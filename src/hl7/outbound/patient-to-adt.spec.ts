@@ -249,4 +249,19 @@ describe('Patient to ADT', () => {
     expect(pidOfDeath('2024-03-01').value(29)).toBe('20240301');
     expect(pidOfDeath('2024-03').value(29)).toBe('202403');
   });
+
+  it('builds an ADT^A29 (ADT_A21) for a deleted Patient, its PID as last stored, nothing cleared', () => {
+    const sparse = { resourceType: 'Patient', id: 'p1', gender: 'male' };
+    const text = adtOfPatient(sparse, 'A29', HEADER);
+    expect(decodeMessage(Buffer.from(text, 'utf8')).header).toMatchObject({
+      messageCode: 'ADT',
+      triggerEvent: 'A29',
+    });
+    expect(text).toContain('|ADT^A29^ADT_A21|');
+    expect(text).toContain('\rPID|1||p1^^^CAREVAULT^PI|||||M\rPV1|1|N\r');
+    const R = { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' };
+    expect(adtOfPatient({ ...sparse, meta: { security: [R] } }, 'A29', HEADER)).toContain(
+      '\rPD1||||||||||||Y\r',
+    );
+  });
 });

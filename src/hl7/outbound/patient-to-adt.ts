@@ -10,8 +10,14 @@ import {
   type Identifier,
 } from '../mapping/datatypes.js';
 
-/** The outbound events: a registration (new patient) and an update of patient information. */
-export type AdtEvent = 'A04' | 'A08';
+/**
+ * The outbound events: a registration (new patient), an update of patient information, and the
+ * deletion of a person's information (A29; A23 would delete a visit, not the patient).
+ */
+export type AdtEvent = 'A04' | 'A08' | 'A29';
+
+/** The message structure of each event (v2.5.1 table 0354). */
+const STRUCTURE: Record<AdtEvent, string> = { A04: 'ADT_A01', A08: 'ADT_A01', A29: 'ADT_A21' };
 
 type Part = string | undefined;
 
@@ -269,18 +275,19 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
  * PD1-12 Protection Indicator (table 0136): `Y` for a restricted Patient (meta.security R), so
  * that the receiver keeps it from users without the authority, as break-glass does here. `N` in
  * an update of one that is not, to lift a `Y` the receiver may hold (an empty field would leave
- * it); a new patient without restriction has nothing to say, and gets no PD1.
+ * it); a new or deleted patient without restriction has nothing to say, and gets no PD1.
  */
 function pd1Of(patient: Record<string, unknown>, event: AdtEvent): string | undefined {
   const restricted = isRestricted(patient as FhirResource);
-  if (!restricted && event === 'A04') return undefined;
+  if (!restricted && event !== 'A08') return undefined;
   return join(['PD1', ...Array<string>(11).fill(''), restricted ? 'Y' : 'N'], D.field);
 }
 
 /**
- * An ADT^A04 (new patient) or ADT^A08 (patient changed) with the Patient's PID, and PD1 for
- * its protection, in UTF-8 (MSH-18), every value escaped. PV1 is required by the ADT_A01
- * structure; class N says there is no visit.
+ * An ADT^A04 (new patient), ADT^A08 (patient changed) or ADT^A29 (patient deleted) with the
+ * Patient's PID (for an A29, as last stored, to find the patient by), and PD1 for its
+ * protection, in UTF-8 (MSH-18), every value escaped. PV1 is required by both structures
+ * (ADT_A01, ADT_A21); class N says there is no visit.
  */
 export function adtOfPatient(
   patient: Record<string, unknown>,
@@ -297,7 +304,7 @@ export function adtOfPatient(
       '',
       hl7Timestamp(header.now),
       '',
-      join(['ADT', event, 'ADT_A01'], D.component),
+      join(['ADT', event, STRUCTURE[event]], D.component),
       header.controlId,
       'P',
       '2.5.1',
