@@ -49,7 +49,9 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /auth/login': { action: 'login', subtype: 'password' },
   'POST /auth/login/mfa': { action: 'login', subtype: 'mfa' },
   'POST /auth/refresh': { action: 'login', subtype: 'refresh' },
-  'POST /auth/token': { action: 'login', subtype: 'refresh' },
+  'POST /auth/token': { action: 'login', subtype: 'token' },
+  // A SMART app's sign-in form takes the password (and MFA code): a login, failed ones too.
+  'POST /auth/authorize': { action: 'login', subtype: 'smart-authorize' },
   'POST /auth/logout': { action: 'logout', subtype: null },
   'POST /auth/mfa/enroll': { action: 'update', subtype: 'mfa-enroll' },
   'POST /auth/mfa/activate': { action: 'update', subtype: 'mfa-activate' },
@@ -130,6 +132,13 @@ export function isTransactionalWrite(request: FastifyRequest): boolean {
   );
 }
 
+/** The token endpoint's grants, as audit subtypes. */
+const GRANTS = new Map([
+  ['client_credentials', 'client-credentials'],
+  ['authorization_code', 'authorization-code'],
+  ['refresh_token', 'refresh'],
+]);
+
 export function describeRoute(
   method: string,
   route: string | null,
@@ -145,8 +154,7 @@ export function describeRoute(
   }
   if (route === '/auth/token' && method === 'POST') {
     const grant = (body as { grant_type?: unknown } | undefined)?.grant_type;
-    const subtype = grant === 'client_credentials' ? 'client-credentials' : 'refresh';
-    return { action: 'login', subtype, bundle: false };
+    return { action: 'login', subtype: GRANTS.get(String(grant)) ?? 'token', bundle: false };
   }
   const known = route ? ROUTE_ACTIONS[`${method} ${route}`] : undefined;
   return {

@@ -238,6 +238,14 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     });
     expect(write.status).toBe(403);
 
+    // The code's exchange is a login of its own kind, not a refresh.
+    const exchanges = await db.query<{ subtype: string }[]>(
+      `SELECT subtype FROM audit_event
+        WHERE action = 'login' AND route = '/auth/token' AND actor_user_id = $1`,
+      [doctor.id],
+    );
+    expect(exchanges.map((row) => row.subtype)).toContain('authorization-code');
+
     // Every request with the token is audited as the user, through the app.
     const audited = await db.query<{ actor_user_id: string }[]>(
       `SELECT actor_user_id FROM audit_event WHERE actor_scope LIKE $1`,
@@ -295,6 +303,18 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(wrongPassword.location).toBeUndefined();
     expect(wrongPassword.text).toContain('Invalid username or password');
     expect(wrongPassword.text).toContain(`value="${doctor.username}"`);
+    // A password refused on the app's sign-in form is a failed login, as at /auth/login.
+    let failedLogins: unknown[] = [];
+    for (let i = 0; i < 50 && failedLogins.length === 0; i++) {
+      if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+      failedLogins = await db.query(
+        `SELECT 1 FROM audit_event
+          WHERE action = 'login' AND subtype = 'smart-authorize' AND status_code = 401
+            AND actor_name = $1`,
+        [doctor.username],
+      );
+    }
+    expect(failedLogins.length).toBeGreaterThanOrEqual(1);
 
     const unknown = await signIn(wrongPassword, {
       username: doctor.username,
