@@ -18,6 +18,7 @@ import { SessionEpoch1765600000000 } from './1765600000000-session-epoch.js';
 import { ExportJobAnyUser1765700000000 } from './1765700000000-export-job-any-user.js';
 import { Hl7MessageIgnored1765800000000 } from './1765800000000-hl7-message-ignored.js';
 import { SearchStringExact1765900000000 } from './1765900000000-search-string-exact.js';
+import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-failure.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -41,4 +42,5 @@ export const MIGRATIONS = [
   ExportJobAnyUser1765700000000,
   Hl7MessageIgnored1765800000000,
   SearchStringExact1765900000000,
+  SubscriptionFailure1766000000000,
 ];

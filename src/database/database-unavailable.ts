@@ -1,3 +1,5 @@
+import { QueryFailedError } from 'typeorm';
+
 /**
  * Failures that mean PostgreSQL cannot serve right now, as opposed to a bug or a bad request:
  * the server is down, restarting or unreachable, refuses writes (read-only, a standby, a full
@@ -79,3 +81,11 @@ export const DATABASE_PROBLEM_DIAGNOSTICS: Record<DatabaseProblem, string> = {
   conflict:
     'The request met a concurrent one in the database (a deadlock) and was rolled back: nothing was written. Retry it',
 };
+
+/**
+ * A statement PostgreSQL refused for what it asked (a value it cannot read, say), as opposed to
+ * the database being unable to serve: the same statement would be refused again.
+ */
+export function isRefusedStatement(error: unknown): boolean {
+  return error instanceof QueryFailedError && databaseProblem(error) === undefined;
+}

@@ -40,6 +40,28 @@ export class UnitOfWork {
     return this.transaction(work);
   }
 
+  /**
+   * Runs `work` so that a statement failing in it fails only `work`: inside a transaction, in a
+   * savepoint rolled back on error (else PostgreSQL aborts the whole transaction, and everything
+   * after fails with it); outside one, each statement commits or fails on its own already. For
+   * what a write does on the side and must not take the write down with it.
+   */
+  async savepoint<T>(work: () => Promise<T>): Promise<T> {
+    const active = this.current.getStore();
+    if (!active) return work();
+    await active.manager.query('SAVEPOINT unit_of_work');
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      // Should this fail too (the connection is gone), its error is the one that says so.
+      await active.manager.query('ROLLBACK TO SAVEPOINT unit_of_work');
+      throw error;
+    }
+    await active.manager.query('RELEASE SAVEPOINT unit_of_work');
+    return result;
+  }
+
   private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const afterCommit: (() => void)[] = [];
     const result = await this.dataSource.transaction((manager) => {

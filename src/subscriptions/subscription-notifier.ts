@@ -46,8 +46,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   private wake: (() => void) | undefined;
   /** Aborts a notification in flight when the service stops. */
   private readonly stopping = new AbortController();
-  /** Subscriptions whose activation failed other than by a concurrent change: not retried. */
-  private readonly unactivatable = new Set<string>();
+  /** Subscriptions whose rewrite failed other than by a concurrent change: not retried. */
+  private readonly unwritable = new Set<string>();
   private readonly settings: AppConfig['subscriptions'];
 
   constructor(
@@ -83,6 +83,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           refreshed = performance.now();
           await this.registry.refresh();
           await this.activateRequested();
+          await this.setFailedToError();
         }
         delivered = await this.deliverNext();
       } catch (error) {
@@ -156,31 +157,61 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    */
   private async activateRequested(): Promise<void> {
     for (const id of await this.repository.requested(ACTIVATIONS_PER_ROUND)) {
-      if (this.unactivatable.has(id)) continue;
-      await this.unitOfWork
-        .run(async () => {
-          const subscription = await this.subscription(id);
-          if (subscription?.['status'] !== 'requested') return;
-          await this.fhir.update(
-            SUBSCRIPTIONS_USER,
-            'Subscription',
-            id,
-            { ...subscription, status: 'active' },
-            `W/"${subscription.meta?.versionId}"`,
-          );
-        })
-        .catch((error: unknown) => {
-          // Refused as it stands (it no longer validates, say) it would be refused again; a
-          // concurrent change (412) or an unavailable database is tried again next round.
-          if (error instanceof AppError && error.status < 500 && error.status !== 412) {
-            this.unactivatable.add(id);
-          }
-          this.logger.warn(
-            { subscription: id, reason: (error as Error).message },
-            'Subscription could not be set to active',
-          );
-        });
+      await this.rewrite(id, 'active', (subscription) =>
+        subscription['status'] === 'requested' ? { ...subscription, status: 'active' } : undefined,
+      );
     }
+  }
+
+  /**
+   * R4: a Subscription the server cannot process gets status `error` and the reason. The
+   * registry stopped these as their criteria failed in a write, which could not wait for this.
+   */
+  private async setFailedToError(): Promise<void> {
+    for (const { id, failure } of await this.repository.failed(ACTIVATIONS_PER_ROUND)) {
+      await this.rewrite(id, 'error', (subscription) => ({
+        ...subscription,
+        status: 'error',
+        error: failure,
+      }));
+    }
+  }
+
+  /**
+   * Writes the Subscription as `change` makes it (nothing when it gives undefined), as the
+   * system, conditional on the version read, so that a change its owner makes meanwhile is
+   * never overwritten.
+   */
+  private async rewrite(
+    id: string,
+    status: string,
+    change: (subscription: FhirResource) => FhirResource | undefined,
+  ): Promise<void> {
+    if (this.unwritable.has(id)) return;
+    await this.unitOfWork
+      .run(async () => {
+        const subscription = await this.subscription(id);
+        const changed = subscription && change(subscription);
+        if (!changed) return;
+        await this.fhir.update(
+          SUBSCRIPTIONS_USER,
+          'Subscription',
+          id,
+          changed,
+          `W/"${subscription.meta?.versionId}"`,
+        );
+      })
+      .catch((error: unknown) => {
+        // Refused as it stands (it no longer validates, say) it would be refused again; a
+        // concurrent change (412) or an unavailable database is tried again next round.
+        if (error instanceof AppError && error.status < 500 && error.status !== 412) {
+          this.unwritable.add(id);
+        }
+        this.logger.warn(
+          { subscription: id, reason: (error as Error).message },
+          `Subscription could not be set to ${status}`,
+        );
+      });
   }
 
   private async subscription(id: string): Promise<FhirResource | undefined> {

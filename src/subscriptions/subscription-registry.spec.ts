@@ -69,13 +69,14 @@ function setUp() {
     },
     existingStateOf: (owner: object) => current?.state.get(owner),
     afterCommit: (hook: () => void) => (current ? current.afterCommit.push(hook) : hook()),
+    savepoint: <T>(work: () => Promise<T>) => work(),
   };
   const writes = new ResourceWrites();
   const registry = new SubscriptionRegistry(
     { subscriptions: { endpoints: ['https://hooks.example.org/fhir/'] } } as AppConfig,
     writes,
     {
-      assertCriteria: () => undefined,
+      assertCriteria: () => Promise.resolve(),
       matchingAmong: (_user: unknown, _type: string, _criteria: string, ids: string[]) => {
         searches.push(ids);
         return Promise.resolve(new Set(ids));

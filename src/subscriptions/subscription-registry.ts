@@ -4,6 +4,7 @@ import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
+import { databaseProblem } from '../database/database-unavailable.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
@@ -132,7 +133,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       if (!plan.active) this.forget(id);
       return;
     }
-    this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
+    await this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);
     const watcher = { id, type: plan.criteriaType, criteria: plan.criteria, owner: userOf(owner) };
@@ -183,18 +184,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
         ...[...own.values()].filter((watcher): watcher is Watcher => watcher?.type === type),
       ];
       for (const watcher of watchers) {
-        let matched: Set<string>;
-        try {
-          matched = await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids);
-        } catch (error) {
-          // Refused before any SQL ran (the owner may no longer search this type): the write goes on.
-          if (!(error instanceof AppError)) throw error;
-          this.logger.warn(
-            { subscription: watcher.id, reason: error.message },
-            'Subscription criteria could not be evaluated',
-          );
-          continue;
-        }
+        const matched = await this.matchedBy(watcher, type, ids);
         for (const id of ids.filter((written) => matched.has(written))) {
           await this.repository.addNotification(watcher.id, {
             type,
@@ -204,6 +194,59 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
         }
       }
     }
+  }
+
+  /**
+   * Which of `ids` the watcher's criteria match. A Subscription never fails the write it is
+   * matched with: the query runs in a savepoint, and criteria that are refused (stored before
+   * this version checked them: a year 0000 refused now, a value PostgreSQL cannot read, a
+   * parameter no longer offered) stop their Subscription, which the notifier then sets to
+   * `error` with the reason. An owner who may no longer search the type stops nothing: their
+   * access may come back. Only a database that cannot serve (down, a deadlock) fails the write,
+   * as it would fail it anyway.
+   */
+  private async matchedBy(watcher: Watcher, type: string, ids: string[]): Promise<Set<string>> {
+    try {
+      return await this.unitOfWork.savepoint(() =>
+        this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids),
+      );
+    } catch (error) {
+      if (error instanceof AppError && error.status === 403) {
+        this.logger.warn(
+          { subscription: watcher.id, reason: error.message },
+          'Subscription criteria could not be evaluated',
+        );
+        return new Set();
+      }
+      if (!(error instanceof AppError) && databaseProblem(error) !== undefined) throw error;
+      // AppError messages carry no PHI; the database's may quote a value: only its code.
+      const code = (error as { code?: unknown }).code;
+      const reason =
+        error instanceof AppError
+          ? error.message
+          : `PostgreSQL refused them (${typeof code === 'string' ? code : 'no code'})`;
+      this.logger.error(
+        { subscription: watcher.id, type, reason },
+        'Subscription criteria failed: the Subscription is stopped, the write goes on',
+      );
+      await this.stop(watcher.id, reason);
+      return new Set();
+    }
+  }
+
+  /** Stops a Subscription whose criteria failed, for the notifier to set it to `error`. */
+  private async stop(id: string, reason: string): Promise<void> {
+    const failure = `Its criteria could not be evaluated (${reason}); correct them and set status to requested to start again`;
+    await this.unitOfWork
+      .savepoint(() => this.repository.fail(id, failure))
+      .catch((error: unknown) =>
+        // Matched again at the next write, it is stopped then.
+        this.logger.error(
+          { subscription: id, reason: (error as Error).name },
+          'Subscription could not be stopped',
+        ),
+      );
+    this.forget(id);
   }
 
   /** Stops matching a Subscription (switched off, or given up by the notifier). */

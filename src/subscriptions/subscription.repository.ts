@@ -46,15 +46,19 @@ export class SubscriptionRepository {
       `INSERT INTO fhir_subscription (id, criteria_type, criteria, status, owner, active, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, now())
        ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, status = $4, owner = $5,
-         active = $6, updated_at = now()`,
+         active = $6, failure = NULL, updated_at = now()`,
       [id, plan.criteriaType, plan.criteria, plan.status, JSON.stringify(owner), plan.active],
     );
   }
 
-  /** The status the notifier gave it (`active`, `error`), keeping its owner and criteria. */
+  /**
+   * The status the notifier gave it (`active`, `error`), keeping its owner and criteria; a
+   * failure it was set to `error` for is dealt with.
+   */
   async setState(id: string, status: string | undefined, active: boolean): Promise<void> {
     await this.unitOfWork.manager.query(
-      `UPDATE fhir_subscription SET status = coalesce($2, status), active = $3, updated_at = now()
+      `UPDATE fhir_subscription
+          SET status = coalesce($2, status), active = $3, failure = NULL, updated_at = now()
         WHERE id = $1`,
       [id, status ?? null, active],
     );
@@ -70,6 +74,25 @@ export class SubscriptionRepository {
       [limit],
     );
     return rows.map((row) => row.id);
+  }
+
+  /** Stops a Subscription whose criteria failed, until the notifier has set it to `error`. */
+  async fail(id: string, reason: string): Promise<void> {
+    await this.unitOfWork.manager.query(
+      `UPDATE fhir_subscription SET active = false, failure = $2, updated_at = now() WHERE id = $1`,
+      [id, reason],
+    );
+  }
+
+  /** Live Subscriptions stopped by a failure that the notifier has yet to set to `error`. */
+  async failed(limit: number): Promise<{ id: string; failure: string }[]> {
+    return this.unitOfWork.manager.query<{ id: string; failure: string }[]>(
+      `SELECT s.id, s.failure FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+        WHERE s.failure IS NOT NULL
+        ORDER BY s.updated_at LIMIT $1`,
+      [limit],
+    );
   }
 
   /**

@@ -842,6 +842,44 @@ describe('FHIR search', () => {
       expect((await search(`Patient?_sort=-birthdate`)).status).toBe(400);
     });
 
+    it('refuses what PostgreSQL cannot compare (year 0000, NUL) with a 400, and takes year 9999', async () => {
+      // Each was a 500: PostgreSQL refuses the year 0000 (and a time zone that moves 0001 back
+      // into it) and any text holding a NUL byte.
+      for (const query of [
+        'Observation?date=ge0000',
+        'Observation?date=0000-06-01',
+        'Observation?date=lt0001-01-01T00:00:00%2B01:00',
+        'Observation?date=9999-12-31T23:00:00-05:00',
+        'Observation?_lastUpdated=le0000',
+        'Patient?birthdate=0000',
+        'Observation?code=%00',
+        `Observation?code=${code}&subject=Patient/%00`,
+        'Patient?family=a%00b',
+        'Observation?date=ge2024,ge%00',
+      ]) {
+        const res = await search(query);
+        expect({ query, status: res.status, code: res.body.issue?.[0]?.code }).toEqual({
+          query,
+          status: 400,
+          code: expect.any(String),
+        });
+      }
+      expect((await search('Observation?date=ge0000')).body.issue[0].diagnostics).toMatch(
+        /years 0001 to 9999/,
+      );
+      // The end of 9999 is 10000-01-01, which JavaScript writes as +010000: still an instant.
+      const late = await create(observation(ids.a, 1, '9999-12-31'));
+      for (const query of ['date=9999', 'date=gt9999-12-30', 'date=sa9999-12-30']) {
+        const res = await search(`Observation?code=${code}&${query}`);
+        expect({ query, ids: ids_(res) }).toEqual({ query, ids: [late] });
+      }
+      for (const query of ['date=le9999', '_lastUpdated=le9999', 'date=ap9999']) {
+        const res = await search(`Observation?code=${code}&${query}&_count=100`);
+        expect({ query, late: ids_(res).includes(late) }).toEqual({ query, late: true });
+      }
+      expect((await http('DELETE', `${fhir}/Observation/${late}`)).status).toBe(204);
+    });
+
     it('supports _summary=count and _elements (with the mandatory elements)', async () => {
       const count = await search(`Observation?code=${code}&_summary=count`);
       expect(count.body.total).toBeGreaterThanOrEqual(26);

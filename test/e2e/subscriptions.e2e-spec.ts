@@ -245,6 +245,87 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect((await doctor('DELETE', `${fhir}/Subscription/${broken}`)).status).toBe(204);
   });
 
+  it('refuses criteria PostgreSQL cannot run; ones stored before stop, with the reason, and fail no write', async () => {
+    const code = `s-${run}-bad`;
+    // 17,000 decimals: more than PostgreSQL's numeric reads (it was accepted, and then every
+    // Observation write failed with a 500, and every ORU^R01 with AE).
+    const overflow = `value-quantity=0.${'1'.repeat(17_000)}`;
+    for (const criteria of [
+      'Observation?date=ge0000',
+      'Observation?code=%00',
+      `Observation?code=${LOINC}|${code}&${overflow}`,
+    ]) {
+      const res = await doctor('POST', `${fhir}/Subscription`, {
+        body: subscription(code, `${hooks}bad-${run}`, { criteria }),
+      });
+      expect({ criteria: criteria.slice(0, 50), status: res.status }).toEqual({
+        criteria: criteria.slice(0, 50),
+        status: 400,
+      });
+    }
+
+    const unreadable = await create(doctor, subscription(code, `${hooks}unreadable-${run}`));
+    const yearZero = await create(doctor, subscription(code, `${hooks}year-zero-${run}`));
+    const working = await create(doctor, subscription(code, `${hooks}working-${run}`));
+    for (const id of [unreadable, yearZero, working]) {
+      await eventually('the Subscription made active', async () => {
+        const stored = await doctor('GET', `${fhir}/Subscription/${id}`);
+        return stored.body.status === 'active' ? true : undefined;
+      });
+    }
+    // As stored before criteria were run when written.
+    await db.query(`UPDATE fhir_subscription SET criteria = criteria || $2 WHERE id = $1`, [
+      unreadable,
+      `&${overflow}`,
+    ]);
+    await db.query(`UPDATE fhir_subscription SET criteria = criteria || $2 WHERE id = $1`, [
+      yearZero,
+      '&date=ge0000',
+    ]);
+    await testApp.app.get(SubscriptionRegistry).refresh();
+
+    const observed = await create(doctor, observation(code));
+    const message = [
+      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|BAD-${run}|P|2.5.1`,
+      `PID|1||BAD-${run}^^^NORTH&2.16.840.1.8&ISO^MR||Feed^Pat`,
+      `OBR|1||BAD-${run}^NORTH^2.16.840.1.8^ISO|${code}^Potassium^LN|||202401010800+0000||||||||||||||||F`,
+      `OBX|1|NM|${code}^Potassium^LN||5.9|mmol/L^^UCUM|||||F`,
+    ].join('\r');
+    const posted = await fetch(`${testApp.url}/hl7/v2`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
+        'content-type': 'x-application/hl7-v2+er7',
+      },
+      body: message,
+    });
+    expect(await posted.text()).toContain('MSA|AA|');
+    const rows = await notifications(working);
+    expect(rows.map((row) => row.resource_id)).toContain(observed);
+    expect(rows).toHaveLength(2);
+    expect(await notifications(unreadable)).toEqual([]);
+    expect(await notifications(yearZero)).toEqual([]);
+
+    // Set to error with the reason, without the value the database refused.
+    for (const [id, reason] of [
+      [unreadable, 'PostgreSQL refused them (22003)'],
+      [yearZero, 'Dates in searches look like'],
+    ] as const) {
+      const stored = await eventually('the Subscription set to error', async () => {
+        const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+        return res.body.status === 'error' ? res.body : undefined;
+      });
+      expect(stored.error).toContain(`Its criteria could not be evaluated (${reason}`);
+      expect(stored.error).toMatch(/set status to requested to start again$/);
+      expect(stored.error).not.toContain('1111');
+    }
+    const [state] = await db.query<{ active: boolean; failure: string | null }[]>(
+      `SELECT active, failure FROM fhir_subscription WHERE id = $1`,
+      [unreadable],
+    );
+    expect(state).toEqual({ active: false, failure: null });
+  });
+
   it('notifies of results that arrive from an HL7 feed', async () => {
     const code = `s-${run}-hl7`;
     const id = await create(doctor, subscription(code, `${hooks}feed-${run}`));

@@ -135,7 +135,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         throw AppError.forbidden(`You may not export ${type}`);
       }
     }
-    const filters = this.typeFilters(user, request);
+    const filters = await this.typeFilters(user, request);
     const cohort = await this.cohort(user, request);
     const job: RunningJob = {
       id: randomUUID(),
@@ -243,7 +243,10 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
    * The `_typeFilter` queries by type, each a search of one type the export takes that the user
    * could run (else 400, 403).
    */
-  private typeFilters(user: AuthenticatedUser, request: ExportRequest): Map<string, string[]> {
+  private async typeFilters(
+    user: AuthenticatedUser,
+    request: ExportRequest,
+  ): Promise<Map<string, string[]>> {
     const byType = new Map<string, string[]>();
     for (const filter of request.typeFilters ?? []) {
       const question = filter.indexOf('?');
@@ -260,7 +263,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         ]);
       }
       if (!this.mayExport(user, type)) throw AppError.forbidden(`You may not export ${type}`);
-      this.searches.assertCriteria(user, type, query);
+      await this.searches.assertCriteria(user, type, query);
       byType.set(type, [...(byType.get(type) ?? []), query]);
     }
     return byType;

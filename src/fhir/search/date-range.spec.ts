@@ -1,4 +1,4 @@
-import { dateRange } from './date-range.js';
+import { dateRange, sqlTimestamp } from './date-range.js';
 
 const iso = (value: string) => {
   const range = dateRange(value);
@@ -29,5 +29,20 @@ describe('dateRange', () => {
       expect([value, dateRange(value)]).toEqual([value, undefined]);
     }
     expect(dateRange('2020-01-01T24:00:00Z')).toBeUndefined();
+  });
+
+  it('keeps to the years 0001 to 9999 in UTC, which PostgreSQL reads', () => {
+    for (const value of [
+      '0000',
+      '0000-06-01',
+      '0001-01-01T00:00:00+01:00',
+      '9999-12-31T23:00:00-05:00',
+    ]) {
+      expect([value, dateRange(value)]).toEqual([value, undefined]);
+    }
+    expect(iso('0001')).toEqual(['0001-01-01T00:00:00.000Z', '0002-01-01T00:00:00.000Z']);
+    expect(iso('9999')).toEqual(['9999-01-01T00:00:00.000Z', '+010000-01-01T00:00:00.000Z']);
+    expect(sqlTimestamp(dateRange('9999')!.high)).toBe('10000-01-01T00:00:00.000Z');
+    expect(sqlTimestamp(dateRange('2024-05')!.low)).toBe('2024-05-01T00:00:00.000Z');
   });
 });

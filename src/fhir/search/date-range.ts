@@ -8,11 +8,34 @@ const DATE =
   /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$/;
 
 /**
+ * The instants a range may span: the years 0001 to 9999 in UTC. PostgreSQL refuses the year 0000
+ * in ISO text (a date/time field value out of range: a 500 for a search, a failed write for an
+ * index row), and FHIR has no year 0000 either.
+ */
+export const FIRST_INSTANT = utc(1, 0, 1);
+export const END_INSTANT = utc(10000, 0, 1);
+
+/**
  * The interval a value covers at its precision: `1980` is the whole year, `1980-04` the month,
  * `1980-04-12` the day, and a time to the second (or minute) that second. Values without a time
- * zone are read as UTC. Undefined when the value is not a FHIR date.
+ * zone are read as UTC. Undefined when the value is not a FHIR date, or when its interval leaves
+ * the years 0001 to 9999 in UTC (`0000`, or `0001-01-01T00:00:00+01:00`).
  */
 export function dateRange(value: string): DateRange | undefined {
+  const range = anyDateRange(value);
+  return range && range.low >= FIRST_INSTANT && range.high <= END_INSTANT ? range : undefined;
+}
+
+/**
+ * `date` as PostgreSQL's timestamptz reads it: ISO 8601, except that the end of 9999 (the upper
+ * bound of any value in that year) is `10000-01-01…`, where JavaScript writes `+010000-01-01…`
+ * and PostgreSQL would read `+010000` as a time zone.
+ */
+export function sqlTimestamp(date: Date): string {
+  return date.toISOString().replace(/^\+0*/, '');
+}
+
+function anyDateRange(value: string): DateRange | undefined {
   const match = DATE.exec(value.trim());
   if (!match) {
     return undefined;

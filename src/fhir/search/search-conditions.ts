@@ -3,7 +3,13 @@ import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
-import { dateRange, datePrecision } from './date-range.js';
+import {
+  dateRange,
+  datePrecision,
+  END_INSTANT,
+  FIRST_INSTANT,
+  sqlTimestamp,
+} from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { PHI_PREFIX_MIN } from './phi-parameters.js';
@@ -273,8 +279,8 @@ export class SearchConditions {
           prefix,
           `${alias}.low`,
           `${alias}.high`,
-          () => `${params.add(range.low.toISOString())}::timestamptz`,
-          () => `${params.add(range.high.toISOString())}::timestamptz`,
+          () => `${params.add(sqlTimestamp(range.low))}::timestamptz`,
+          () => `${params.add(sqlTimestamp(range.high))}::timestamptz`,
         );
       }
       case 'reference': {
@@ -376,7 +382,7 @@ export class SearchConditions {
           const range = dateRange(rest);
           if (!range) {
             throw AppError.invalid(
-              `${param.code} must be a date such as 1980, 1980-04 or 1980-04-12`,
+              `${param.code} must be a date such as 1980, 1980-04 or 1980-04-12 (years 0001 to 9999)`,
             );
           }
           if (prefix === 'eq' || prefix === 'ne') {
@@ -513,8 +519,8 @@ export class SearchConditions {
       return instantCondition(
         prefix,
         `${alias}.last_updated`,
-        () => `${params.add(range.low.toISOString())}::timestamptz`,
-        () => `${params.add(range.high.toISOString())}::timestamptz`,
+        () => `${params.add(sqlTimestamp(range.low))}::timestamptz`,
+        () => `${params.add(sqlTimestamp(range.high))}::timestamptz`,
       );
     });
     // On the subject's own row the condition can use its last_updated index; a chain's or
@@ -528,7 +534,7 @@ export class SearchConditions {
     const range = dateRange(raw);
     if (!range) {
       throw AppError.invalid(
-        'Dates in searches look like 2024, 2024-05, 2024-05-17 or 2024-05-17T10:00:00Z',
+        'Dates in searches look like 2024, 2024-05, 2024-05-17 or 2024-05-17T10:00:00Z, in the years 0001 to 9999 (UTC)',
       );
     }
     if (prefix !== 'ap') {
@@ -536,9 +542,10 @@ export class SearchConditions {
     }
     // ap: within 10% of the distance from now, at least a day.
     const margin = Math.max(86_400_000, Math.abs(Date.now() - range.low.getTime()) * 0.1);
+    // Kept within the years PostgreSQL reads (dateRange), which no stored date leaves either.
     return {
-      low: new Date(range.low.getTime() - margin),
-      high: new Date(range.high.getTime() + margin),
+      low: new Date(Math.max(range.low.getTime() - margin, FIRST_INSTANT.getTime())),
+      high: new Date(Math.min(range.high.getTime() + margin, END_INSTANT.getTime())),
     };
   }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
+import { sqlTimestamp } from './date-range.js';
 import type { IndexRows } from './index-rows.js';
 
 /** One index table: its value columns, their SQL types, and the rows of a resource for it. */
@@ -27,7 +28,7 @@ const TABLES: readonly TableSpec[] = [
     table: 'search_date',
     columns: ['param', 'low', 'high'],
     types: ['text', 'timestamptz', 'timestamptz'],
-    rows: (index) => index.dates.map((r) => [r.param, r.low.toISOString(), r.high.toISOString()]),
+    rows: (index) => index.dates.map((r) => [r.param, sqlTimestamp(r.low), sqlTimestamp(r.high)]),
   },
   {
     table: 'search_reference',

@@ -87,6 +87,12 @@ export function parseSearchRequest(
   };
   for (const [name, raw] of Object.entries(query)) {
     for (const value of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
+      if (value.includes('\u0000')) {
+        // PostgreSQL text cannot hold one: compared with anything, it was a 500.
+        throw AppError.invalid(
+          `The value of ${printable(name)} holds a NUL character (%00), which no search value may`,
+        );
+      }
       const base = name.replace(/:iterate$/, '');
       if (RESULT_PARAMS.has(base)) {
         applyResultParam(request, name, value);

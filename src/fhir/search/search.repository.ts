@@ -92,6 +92,14 @@ export class SearchRepository {
     return rows.map((row) => row.id);
   }
 
+  /**
+   * Runs the criteria for no rows, in a savepoint: PostgreSQL reads every value (a bad one
+   * fails here) and the caller's transaction stays usable whatever happens.
+   */
+  async probe(where: string, values: unknown[]): Promise<void> {
+    await this.unitOfWork.savepoint(() => this.ids(where, values, 0));
+  }
+
   async count(where: string, values: unknown[]): Promise<number> {
     const rows = await preparedQuery<{ n: number }>(
       this.unitOfWork.manager,

@@ -9,6 +9,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { isRefusedStatement } from '../../database/database-unavailable.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
@@ -290,9 +291,23 @@ export class SearchService {
     return new Set(found);
   }
 
-  /** Refuses criteria to be stored (Subscription, `_typeFilter`) that the user could not search with. */
-  assertCriteria(user: AuthenticatedUser, type: string, criteria: string): void {
-    this.criteriaWhere(user, type, criteria, new SqlParams());
+  /**
+   * Refuses criteria to be stored (Subscription, `_typeFilter`) that the user could not search
+   * with, or that PostgreSQL would not run: they are run once, for no rows. Accepted, a value it
+   * cannot read (a number of 17,000 decimals) would fail at every write of the type instead.
+   */
+  async assertCriteria(user: AuthenticatedUser, type: string, criteria: string): Promise<void> {
+    const params = new SqlParams();
+    const where = this.criteriaWhere(user, type, criteria, params);
+    try {
+      await this.repository.probe(where, params.values);
+    } catch (error) {
+      if (!isRefusedStatement(error)) throw error;
+      // The database's message would quote the value; the criteria are the writer's own.
+      throw AppError.invalid(
+        'The criteria cannot be searched: the database refuses one of their values',
+      );
+    }
   }
 
   private criteriaWhere(
