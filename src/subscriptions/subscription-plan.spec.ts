@@ -147,6 +147,37 @@ describe('Subscription plans', () => {
     ).toContain('not among');
   });
 
+  it('allows a path under the prefix, segment by segment, not one that merely starts alike', () => {
+    const accepted = (endpoint: string, allowed: string) =>
+      refusal(() => subscriptionPlan(subscription({}, { endpoint }), [allowed], known));
+    for (const allowed of ['https://hooks.example.org/fhir', 'https://hooks.example.org/fhir/']) {
+      for (const endpoint of [
+        'https://hooks.example.org/fhir',
+        'https://hooks.example.org/fhir/',
+        'https://hooks.example.org/fhir/lab',
+        'https://hooks.example.org/fhir/lab/x?ward=north',
+      ]) {
+        expect([allowed, endpoint, accepted(endpoint, allowed)]).toEqual([
+          allowed,
+          endpoint,
+          'accepted',
+        ]);
+      }
+      for (const endpoint of [
+        'https://hooks.example.org/fhir-admin/x',
+        'https://hooks.example.org/fhirx',
+        'https://hooks.example.org/fhir.json',
+        'https://hooks.example.org/',
+      ]) {
+        expect([allowed, endpoint, accepted(endpoint, allowed)]).toEqual([
+          allowed,
+          endpoint,
+          expect.stringContaining('not among'),
+        ]);
+      }
+    }
+  });
+
   it('refuses every Subscription when no endpoint is configured', () => {
     expect(refusal(() => subscriptionPlan(subscription(), [], known))).toContain(
       'Subscriptions are off on this server',

@@ -108,9 +108,9 @@ export function subscriptionPlan(
 
 /**
  * The endpoint, when it lies under an allowed prefix: same origin, and a path under the
- * prefix's, compared after the URL is normalized (`..` resolved), so that neither
- * `https://hooks.example.org.evil.net` nor `https://hooks.example.org/fhir/../admin` passes
- * for `https://hooks.example.org/fhir/`.
+ * prefix's, compared after the URL is normalized (`..` resolved) and segment by segment, so
+ * that neither `https://hooks.example.org.evil.net`, `https://hooks.example.org/fhir/../admin`
+ * nor `https://hooks.example.org/fhir-admin` passes for `https://hooks.example.org/fhir`.
  */
 function allowedEndpoint(value: unknown, allowed: readonly string[]): string {
   let url: URL | undefined;
@@ -130,7 +130,11 @@ function allowedEndpoint(value: unknown, allowed: readonly string[]): string {
   }
   const permitted = allowed.some((prefix) => {
     const base = new URL(prefix);
-    return base.origin === url.origin && url.pathname.startsWith(base.pathname);
+    // Without its trailing slash: `/fhir/` and `/fhir` both allow `/fhir` and `/fhir/…`.
+    const path = base.pathname.replace(/\/+$/, '');
+    return (
+      base.origin === url.origin && (url.pathname === path || url.pathname.startsWith(`${path}/`))
+    );
   });
   if (!permitted) {
     throw refuse(
