@@ -19,6 +19,7 @@ import { ExportJobAnyUser1765700000000 } from './1765700000000-export-job-any-us
 import { Hl7MessageIgnored1765800000000 } from './1765800000000-hl7-message-ignored.js';
 import { SearchStringExact1765900000000 } from './1765900000000-search-string-exact.js';
 import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-failure.js';
+import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -43,4 +44,5 @@ export const MIGRATIONS = [
   Hl7MessageIgnored1765800000000,
   SearchStringExact1765900000000,
   SubscriptionFailure1766000000000,
+  SubscriptionEnd1766100000000,
 ];

@@ -30,6 +30,7 @@ const SEND_TIMEOUT_MS = 10_000;
  */
 const REFRESH_EVERY_POLLS = 5;
 const ACTIVATIONS_PER_ROUND = 20;
+const LIVE_STATUSES = new Set(['requested', 'active']);
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -84,6 +85,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           await this.registry.refresh();
           await this.activateRequested();
           await this.setFailedToError();
+          await this.setEndedOff();
         }
         delivered = await this.deliverNext();
       } catch (error) {
@@ -137,6 +139,10 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       }
       return { subscription, outcome };
     });
+    if (given?.subscription && given.outcome.status === 'cancelled') {
+      // Cancelled for having ended (one written before its end was recorded, say): turned off.
+      if (this.hasEnded(given.subscription)) await this.turnOff(given.subscription.id!);
+    }
     if (given?.outcome.status === 'dead') {
       // In a transaction of its own: should the update fail (a restricted Subscription, one
       // that no longer validates), the give-up above stands and is not retried every poll.
@@ -157,10 +163,33 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    */
   private async activateRequested(): Promise<void> {
     for (const id of await this.repository.requested(ACTIVATIONS_PER_ROUND)) {
-      await this.rewrite(id, 'active', (subscription) =>
-        subscription['status'] === 'requested' ? { ...subscription, status: 'active' } : undefined,
-      );
+      await this.rewrite(id, 'active', (subscription) => {
+        if (subscription['status'] !== 'requested') return undefined;
+        // Set back to `requested` after an error, it starts again without the old reason.
+        const active: FhirResource = { ...subscription, status: 'active' };
+        delete active['error'];
+        return active;
+      });
     }
+  }
+
+  /** R4: the server turns a Subscription `off` at its `end`; from then it matched nothing. */
+  private async setEndedOff(): Promise<void> {
+    for (const id of await this.repository.ended(ACTIVATIONS_PER_ROUND)) {
+      await this.turnOff(id);
+    }
+  }
+
+  private turnOff(id: string): Promise<void> {
+    return this.rewrite(id, 'off', (subscription) =>
+      this.hasEnded(subscription) ? { ...subscription, status: 'off' } : undefined,
+    );
+  }
+
+  /** Still `requested` or `active` by its status, and inactive all the same: past its `end`. */
+  private hasEnded(subscription: FhirResource): boolean {
+    const plan = this.planOf(subscription);
+    return plan !== undefined && !plan.active && LIVE_STATUSES.has(plan.status);
   }
 
   /**
@@ -247,8 +276,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     } catch (error) {
       // Interrupted by shutdown: rolled back, so the attempt does not count against it.
       if (this.stopped) throw error;
-      const cause = (error as { cause?: { code?: unknown } }).cause?.code;
-      return typeof cause === 'string' ? cause : (error as Error).name;
+      return failureOf(error);
     }
   }
 
@@ -294,6 +322,20 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       };
     });
   }
+}
+
+/**
+ * Why a request failed, as fetch reports it in `cause`: its code (ECONNREFUSED), else its
+ * message (a refused redirect is "unexpected redirect"), without any URL query (a token may sit
+ * there). Never fetch's own message, which may quote a header value (a credential).
+ */
+function failureOf(error: unknown): string {
+  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string' && cause.message !== '') {
+    return cause.message.replace(/\?\S*/g, '').slice(0, 200);
+  }
+  return (error as Error).name;
 }
 
 function sent(head: PendingNotification): NotificationOutcome {

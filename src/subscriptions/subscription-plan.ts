@@ -12,6 +12,8 @@ export interface SubscriptionPlan {
   status: string;
   /** `requested` or `active`, and not past its `end`. */
   active: boolean;
+  /** Its `end`, past which it matches nothing and the notifier turns it `off`. */
+  end?: Date;
 }
 
 const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
@@ -103,6 +105,7 @@ export function subscriptionPlan(
       typeof status === 'string' &&
       ACTIVE.has(status) &&
       (Number.isNaN(ends) || ends > now.getTime()),
+    ...(Number.isNaN(ends) ? {} : { end: new Date(ends) }),
   };
 }
 

@@ -22,6 +22,8 @@ interface Watcher {
   type: string;
   criteria: string;
   owner: AuthenticatedUser;
+  /** Its `end`, in epoch ms: from then it matches nothing (R4), before the notifier turns it off. */
+  end?: number;
 }
 
 /** The versions a transaction wrote of watched types: type, then id, then version. */
@@ -114,6 +116,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
         type: subscription.criteriaType,
         criteria: subscription.criteria,
         owner: userOf(subscription.owner),
+        ...(subscription.end ? { end: subscription.end.getTime() } : {}),
       });
     }
     // What committed before `since` was there for the read to see.
@@ -129,14 +132,20 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     );
     if (user.id === SUBSCRIPTIONS_USER.id) {
       // The notifier activating it, or setting it to error: the owner and criteria stay.
-      await this.repository.setState(id, plan.status, plan.active);
+      await this.repository.setState(id, plan.status, plan.active, plan.end);
       if (!plan.active) this.forget(id);
       return;
     }
     await this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);
-    const watcher = { id, type: plan.criteriaType, criteria: plan.criteria, owner: userOf(owner) };
+    const watcher: Watcher = {
+      id,
+      type: plan.criteriaType,
+      criteria: plan.criteria,
+      owner: userOf(owner),
+      ...(plan.end ? { end: plan.end.getTime() } : {}),
+    };
     this.set(id, plan.active ? watcher : undefined);
   }
 
@@ -177,12 +186,13 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   }
 
   private async notify({ written, own }: InTransaction): Promise<void> {
+    const now = Date.now();
     for (const [type, versions] of written) {
       const ids = [...versions.keys()];
       const watchers = [
         ...(this.byType.get(type) ?? []).filter((watcher) => !own.has(watcher.id)),
         ...[...own.values()].filter((watcher): watcher is Watcher => watcher?.type === type),
-      ];
+      ].filter((watcher) => watcher.end === undefined || watcher.end > now);
       for (const watcher of watchers) {
         const matched = await this.matchedBy(watcher, type, ids);
         for (const id of ids.filter((written) => matched.has(written))) {

@@ -17,6 +17,7 @@ export interface StoredSubscription {
   criteriaType: string;
   criteria: string;
   owner: SubscriptionOwner;
+  end?: Date;
 }
 
 export interface PendingNotification {
@@ -39,28 +40,44 @@ export class SubscriptionRepository {
 
   async save(
     id: string,
-    plan: { criteriaType: string; criteria: string; status: string; active: boolean },
+    plan: { criteriaType: string; criteria: string; status: string; active: boolean; end?: Date },
     owner: SubscriptionOwner,
   ): Promise<void> {
     await this.unitOfWork.manager.query(
-      `INSERT INTO fhir_subscription (id, criteria_type, criteria, status, owner, active, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, now())
+      `INSERT INTO fhir_subscription
+         (id, criteria_type, criteria, status, owner, active, ends_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, now())
        ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, status = $4, owner = $5,
-         active = $6, failure = NULL, updated_at = now()`,
-      [id, plan.criteriaType, plan.criteria, plan.status, JSON.stringify(owner), plan.active],
+         active = $6, ends_at = $7, failure = NULL, updated_at = now()`,
+      [
+        id,
+        plan.criteriaType,
+        plan.criteria,
+        plan.status,
+        JSON.stringify(owner),
+        plan.active,
+        plan.end ?? null,
+      ],
     );
   }
 
   /**
-   * The status the notifier gave it (`active`, `error`), keeping its owner and criteria; a
-   * failure it was set to `error` for is dealt with.
+   * The status the notifier gave it (`active`, `error`, `off`), keeping its owner and criteria;
+   * a failure it was set to `error` for is dealt with. Its `end`, when given, is recorded (a row
+   * written before ends were kept learns it so).
    */
-  async setState(id: string, status: string | undefined, active: boolean): Promise<void> {
+  async setState(
+    id: string,
+    status: string | undefined,
+    active: boolean,
+    end?: Date,
+  ): Promise<void> {
     await this.unitOfWork.manager.query(
       `UPDATE fhir_subscription
-          SET status = coalesce($2, status), active = $3, failure = NULL, updated_at = now()
+          SET status = coalesce($2, status), active = $3, ends_at = coalesce($4, ends_at),
+              failure = NULL, updated_at = now()
         WHERE id = $1`,
-      [id, status ?? null, active],
+      [id, status ?? null, active, end ?? null],
     );
   }
 
@@ -69,8 +86,20 @@ export class SubscriptionRepository {
     const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
       `SELECT s.id FROM fhir_subscription s
          JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-        WHERE s.active AND s.status = 'requested'
+        WHERE s.active AND s.status = 'requested' AND (s.ends_at IS NULL OR s.ends_at > now())
         ORDER BY s.updated_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => row.id);
+  }
+
+  /** Live Subscriptions still active past their `end`: the notifier turns them `off`. */
+  async ended(limit: number): Promise<string[]> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `SELECT s.id FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+        WHERE s.active AND s.ends_at <= now()
+        ORDER BY s.ends_at LIMIT $1`,
       [limit],
     );
     return rows.map((row) => row.id);
@@ -96,8 +125,8 @@ export class SubscriptionRepository {
   }
 
   /**
-   * Active Subscriptions whose resource is live and whose owner is not a disabled local
-   * account; a local owner's roles are today's, not those of when they wrote it.
+   * Active Subscriptions whose resource is live, that have not ended, and whose owner is not a
+   * disabled local account; a local owner's roles are today's, not those of when they wrote it.
    */
   async active(): Promise<StoredSubscription[]> {
     const rows = await this.unitOfWork.manager.query<
@@ -107,19 +136,21 @@ export class SubscriptionRepository {
         criteria: string;
         owner: SubscriptionOwner;
         roles: string[] | null;
+        ends_at: Date | null;
       }[]
     >(
-      `SELECT s.id, s.criteria_type, s.criteria, s.owner, u.roles
+      `SELECT s.id, s.criteria_type, s.criteria, s.owner, u.roles, s.ends_at
          FROM fhir_subscription s
          JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
          LEFT JOIN app_user u ON u.id::text = s.owner->>'id'
-        WHERE s.active AND (u.id IS NULL OR u.active)`,
+        WHERE s.active AND (s.ends_at IS NULL OR s.ends_at > now()) AND (u.id IS NULL OR u.active)`,
     );
     return rows.map((row) => ({
       id: row.id,
       criteriaType: row.criteria_type,
       criteria: row.criteria,
       owner: { ...row.owner, roles: row.roles ?? row.owner.roles },
+      ...(row.ends_at ? { end: row.ends_at } : {}),
     }));
   }
 

@@ -87,7 +87,12 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
           headers: request.headers,
           body,
         });
-        response.statusCode = request.url?.includes('failing') ? 503 : 204;
+        if (request.url?.includes('redirect')) {
+          response.statusCode = 307;
+          response.setHeader('location', 'http://169.254.169.254/latest/meta-data/?token=x');
+        } else {
+          response.statusCode = request.url?.includes('failing') ? 503 : 204;
+        }
         response.end();
       });
     });
@@ -531,11 +536,56 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       expect.objectContaining({ status: 'dead', attempts: 3, last_error: 'HTTP 503' }),
     ]);
     // The owner's criteria are kept: set back to requested, it works again (and fails again).
+    // Only its status changed, it is made active without the old reason.
     const again = await doctor('PUT', `${fhir}/Subscription/${id}`, {
-      body: { ...stored, status: 'requested', error: undefined },
+      body: { ...stored, status: 'requested' },
     });
     expect(again.status).toBe(200);
+    const active = await eventually('the Subscription made active again', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? res.body : undefined;
+    });
+    expect(active).not.toHaveProperty('error');
     await create(doctor, observation(code));
     expect((await notifications(id)).length).toBe(2);
+  });
+
+  it('records a refused redirect by its cause, without the URL', async () => {
+    const code = `s-${run}-redirect`;
+    const id = await create(doctor, subscription(code, `${hooks}redirect-${run}?key=k`));
+    await create(doctor, observation(code));
+    const stored = await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? res.body : undefined;
+    });
+    expect(stored.error).toMatch(/\(last: unexpected redirect\)/);
+    expect(await notifications(id)).toEqual([
+      expect.objectContaining({ status: 'dead', last_error: 'unexpected redirect' }),
+    ]);
+    // Not followed.
+    expect(hits(`/hooks/redirect-${run}?key=k`).length).toBe(3);
+  });
+
+  it('matches nothing past its end, and is turned off then', async () => {
+    const code = `s-${run}-end`;
+    const end = new Date(Date.now() + 2_000);
+    const id = await create(
+      doctor,
+      subscription(code, `${hooks}ending-${run}`, { end: end.toISOString() }),
+    );
+    await eventually('the Subscription made active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? true : undefined;
+    });
+    await new Promise((resolve) => setTimeout(resolve, end.getTime() - Date.now() + 100));
+    await create(doctor, observation(code));
+    // Not queued (and then cancelled): the registry no longer matches it.
+    expect(await notifications(id)).toEqual([]);
+    const off = await eventually('the Subscription turned off', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'off' ? res.body : undefined;
+    });
+    expect(off.end).toBe(end.toISOString());
+    expect(hits(`/hooks/ending-${run}`)).toEqual([]);
   });
 });
