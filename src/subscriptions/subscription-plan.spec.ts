@@ -1,5 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
-import { subscriptionPlan } from './subscription-plan.js';
+import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js';
 
 const ALLOWED = ['https://hooks.example.org/fhir/', 'http://127.0.0.1:8080'];
 const known = (type: string): boolean => ['Observation', 'Patient'].includes(type);
@@ -176,6 +176,19 @@ describe('Subscription plans', () => {
         ]);
       }
     }
+  });
+
+  it('refuses a header name given twice, case aside, which write-back would collapse', () => {
+    const plan = (header: string[]) =>
+      subscriptionPlan(subscription({}, { header }), ALLOWED, known);
+    expect(
+      refusal(() => assertDistinctHeaders(plan(['X-Key: one', 'Authorization: b', 'x-key: two']))),
+    ).toBe(
+      '400 Subscription.channel.header: channel.header names x-key more than once: give each header once (values may be comma-separated)',
+    );
+    expect(refusal(() => assertDistinctHeaders(plan(['X-Key: one', 'X-Keys: two'])))).toBe(
+      'accepted',
+    );
   });
 
   it('refuses every Subscription when no endpoint is configured', () => {

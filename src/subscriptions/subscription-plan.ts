@@ -110,6 +110,25 @@ export function subscriptionPlan(
 }
 
 /**
+ * Refuses two `channel.header`s of one name (as HTTP compares them, case aside), when the
+ * owner writes a Subscription. Shown masked (`X-Key: [stored]`), a header written back takes the
+ * value stored under its name, so two of one name would both come back as one of them; and
+ * HTTP would send them joined into one. Subscriptions stored before are delivered as they are.
+ */
+export function assertDistinctHeaders(plan: Pick<SubscriptionPlan, 'headers'>): void {
+  const seen = new Set<string>();
+  for (const [name] of plan.headers) {
+    if (seen.has(name.toLowerCase())) {
+      throw AppError.invalid(
+        `channel.header names ${name} more than once: give each header once (values may be comma-separated)`,
+        ['Subscription.channel.header'],
+      );
+    }
+    seen.add(name.toLowerCase());
+  }
+}
+
+/**
  * The endpoint, when it lies under an allowed prefix: same origin, and a path under the
  * prefix's, compared after the URL is normalized (`..` resolved) and segment by segment, so
  * that neither `https://hooks.example.org.evil.net`, `https://hooks.example.org/fhir/../admin`

@@ -9,7 +9,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
 import { SearchService } from '../fhir/search/search.service.js';
-import { subscriptionPlan } from './subscription-plan.js';
+import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js';
 import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
@@ -136,6 +136,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       if (!plan.active) this.forget(id);
       return;
     }
+    assertDistinctHeaders(plan);
     await this.search.assertCriteria(user, plan.criteriaType, plan.criteria);
     const owner = ownerOf(user);
     await this.repository.save(id, plan, owner);

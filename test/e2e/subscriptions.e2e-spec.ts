@@ -135,6 +135,18 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(
       await refusal(subscription(code, `${hooks}x`, { channel: { type: 'websocket' } })),
     ).toMatch(/^422 Only rest-hook channels are offered/);
+    // Read back masked and written again, both would take one stored value.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          channel: {
+            type: 'rest-hook',
+            endpoint: `${hooks}x`,
+            header: ['X-Ward: north', 'x-ward: south'],
+          },
+        }),
+      ),
+    ).toMatch(/^400 channel.header names x-ward more than once/);
     expect(
       await refusal(subscription(code, `${hooks}x`, { criteria: 'Observation?colour=blue' })),
     ).toMatch(/^400 /);
