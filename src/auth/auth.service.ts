@@ -292,7 +292,7 @@ export class AuthService {
       throw AppError.forbidden("An app's scoped token cannot change the account's password");
     }
     const user = await this.requireUser(current.id);
-    assertNewPassword(next, 'new_password');
+    assertNewPassword(next, current.username, 'new_password');
     if (next === password) {
       throw AppError.invalid('new_password is the current password', ['new_password']);
     }

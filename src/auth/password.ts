@@ -8,13 +8,24 @@ import { AppError } from '../common/errors/app-error.js';
 const OPTIONS = { type: argon2.argon2id, memoryCost: 65_536, timeCost: 3, parallelism: 1 } as const;
 
 export const MIN_PASSWORD_LENGTH = 12;
+const MIN_DISTINCT_CHARACTERS = 5;
 
-/** The rule every password being set meets (a new account, a change, an administrator's reset). */
-export function assertNewPassword(password: string, field = 'password'): void {
+/**
+ * The rule every password being set meets (a new account, a change, an administrator's reset):
+ * 12 characters at least, and none of what NIST SP 800-63B (5.1.1.2) has verifiers refuse that
+ * length alone lets through: repetitive strings (twelve spaces, `aaaaaaaaaaaa`, `abababababab`)
+ * and the account's own name, the first guesses of anyone who knows it.
+ */
+export function assertNewPassword(password: string, username: string, field = 'password'): void {
+  const refuse = (why: string) => AppError.invalid(`${field} ${why}`, [field]);
   if (password.length < MIN_PASSWORD_LENGTH) {
-    throw AppError.invalid(`${field} must have at least ${MIN_PASSWORD_LENGTH} characters`, [
-      field,
-    ]);
+    throw refuse(`must have at least ${MIN_PASSWORD_LENGTH} characters`);
+  }
+  if (new Set(password.toLowerCase()).size < MIN_DISTINCT_CHARACTERS) {
+    throw refuse(`is too repetitive: use at least ${MIN_DISTINCT_CHARACTERS} different characters`);
+  }
+  if (username.length >= 3 && password.toLowerCase().includes(username.toLowerCase())) {
+    throw refuse('must not contain the username');
   }
 }
 

@@ -36,7 +36,7 @@ export class UsersService {
     if (roles.length === 0 || !roles.every(isRole)) {
       throw AppError.invalid(`role must be one of ${ROLES.join(', ')}`);
     }
-    assertNewPassword(password);
+    assertNewPassword(password, name);
     if (await this.users.findByUsername(name)) {
       throw AppError.of(409, 'duplicate', 'A user with this username exists');
     }
@@ -44,7 +44,7 @@ export class UsersService {
       id: randomUUID(),
       username: name,
       passwordHash: await hashPassword(password),
-      roles,
+      roles: [...new Set(roles)],
       active: true,
       failedAttempts: 0,
       lockedUntil: null,
@@ -87,7 +87,7 @@ export class UsersService {
    */
   async setPassword(username: string, password: string): Promise<UserSummary> {
     const user = await this.require(username);
-    assertNewPassword(password);
+    assertNewPassword(password, user.username);
     const unlocked = { failedAttempts: 0, lockedUntil: null };
     await this.endSessions(user.id, { passwordHash: await hashPassword(password), ...unlocked });
     return summary({ ...user, ...unlocked });
