@@ -111,6 +111,11 @@ describe('Subscription plans', () => {
         '422 Subscription.channel.header: Each channel.header is "Name: value"',
       ],
       [
+        {},
+        { header: ['X-A: b\u0000c'] },
+        '422 Subscription.channel.header: Each channel.header is "Name: value"',
+      ],
+      [
         { criteria: 'Nonsense?x=1' },
         {},
         '400 Subscription.criteria: criteria is a search of one resource type',

@@ -17,7 +17,9 @@ export interface SubscriptionPlan {
 }
 
 const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
-const HEADER = /^([A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}):[ \t]*([^\r\n]{1,4096})$/;
+// A value is visible ASCII, spaces and tabs: a control character (NUL) makes fetch throw before
+// sending, with the value in its message, and every delivery would fail.
+const HEADER = /^([A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}):[ \t]*([\x20-\x7e\t]{1,4096})$/;
 /** Headers the HTTP client sets itself, or that would change how the request is read. */
 const RESERVED_HEADERS = new Set([
   'host',
