@@ -470,6 +470,15 @@ describe('FHIR search', () => {
       expect(ids_(await search(`RiskAssessment?probability=0.1${mine}`))).toEqual([]);
       expect(ids_(await search(`RiskAssessment?probability=ap0.25${mine}`))).toEqual([risk]);
       expect(ids_(await search(`RiskAssessment?probability=ne0.2${mine}`))).toEqual([risk]);
+      // Longer than PostgreSQL's numeric takes (posted: too long for a URL).
+      const huge = await plainHttp('POST', `${fhir}/RiskAssessment/_search`, {
+        raw: new URLSearchParams({ probability: `0.${'1'.repeat(17_000)}` }).toString(),
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+      });
+      expect(huge.status).toBe(400);
       await http('DELETE', `${fhir}/RiskAssessment/${edge}`);
       const vs = await create({
         resourceType: 'ValueSet',

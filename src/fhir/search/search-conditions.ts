@@ -578,8 +578,11 @@ function parseReference(
  * means [99.95, 100.05)); the other prefixes compare with the value itself; ap is within 10%.
  */
 function numberCondition(prefix: Prefix, column: string, raw: string, params: SqlParams): string {
-  if (!/^-?\d+(\.\d+)?$/.test(raw)) {
-    throw AppError.invalid('A number search value looks like 5 or 5.4 (after an optional prefix)');
+  // 100 digits either side: PostgreSQL's numeric refuses more than 16,383 decimals (a 500).
+  if (!/^-?\d{1,100}(\.\d{1,100})?$/.test(raw)) {
+    throw AppError.invalid(
+      'A number search value looks like 5 or 5.4 (after an optional prefix), 100 digits at most on either side of the point',
+    );
   }
   const decimals = raw.includes('.') ? raw.split('.')[1]!.length : 0;
   // Half a unit of the last digit, as decimal text: PostgreSQL's numeric adds it exactly, where
