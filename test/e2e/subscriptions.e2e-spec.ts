@@ -110,6 +110,25 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     doctor = authorizedHttp(await tokenFor(testApp, 'doctor'));
   });
 
+  /** Posts an ORU^R01 with one potassium result of `code` to /hl7/v2; returns the ACK. */
+  async function postResult(code: string, id: string, order = id): Promise<string> {
+    const message = [
+      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${id}|P|2.5.1`,
+      `PID|1||${id}^^^NORTH&2.16.840.1.8&ISO^MR||Feed^Pat`,
+      `OBR|1||${order}^NORTH^2.16.840.1.8^ISO|${code}^Potassium^LN|||202401010800+0000||||||||||||||||F`,
+      `OBX|1|NM|${code}^Potassium^LN||5.9|mmol/L^^UCUM|||||F`,
+    ].join('\r');
+    const posted = await fetch(`${testApp.url}/hl7/v2`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
+        'content-type': 'x-application/hl7-v2+er7',
+      },
+      body: message,
+    });
+    return posted.text();
+  }
+
   afterAll(async () => {
     await testApp.close();
     restoreEnv();
@@ -302,21 +321,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     await testApp.app.get(SubscriptionRegistry).refresh();
 
     const observed = await create(doctor, observation(code));
-    const message = [
-      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|BAD-${run}|P|2.5.1`,
-      `PID|1||BAD-${run}^^^NORTH&2.16.840.1.8&ISO^MR||Feed^Pat`,
-      `OBR|1||BAD-${run}^NORTH^2.16.840.1.8^ISO|${code}^Potassium^LN|||202401010800+0000||||||||||||||||F`,
-      `OBX|1|NM|${code}^Potassium^LN||5.9|mmol/L^^UCUM|||||F`,
-    ].join('\r');
-    const posted = await fetch(`${testApp.url}/hl7/v2`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
-        'content-type': 'x-application/hl7-v2+er7',
-      },
-      body: message,
-    });
-    expect(await posted.text()).toContain('MSA|AA|');
+    expect(await postResult(code, `BAD-${run}`)).toContain('MSA|AA|');
     const rows = await notifications(working);
     expect(rows.map((row) => row.resource_id)).toContain(observed);
     expect(rows).toHaveLength(2);
@@ -346,21 +351,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
   it('notifies of results that arrive from an HL7 feed', async () => {
     const code = `s-${run}-hl7`;
     const id = await create(doctor, subscription(code, `${hooks}feed-${run}`));
-    const message = [
-      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|SUB-${run}|P|2.5.1`,
-      `PID|1||SUB-${run}^^^NORTH&2.16.840.1.8&ISO^MR||Feed^Pat`,
-      `OBR|1||ORD-${run}^NORTH^2.16.840.1.8^ISO|${code}^Potassium^LN|||202401010800+0000||||||||||||||||F`,
-      `OBX|1|NM|${code}^Potassium^LN||5.9|mmol/L^^UCUM|||||F`,
-    ].join('\r');
-    const posted = await fetch(`${testApp.url}/hl7/v2`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
-        'content-type': 'x-application/hl7-v2+er7',
-      },
-      body: message,
-    });
-    expect(await posted.text()).toContain('MSA|AA|');
+    expect(await postResult(code, `SUB-${run}`, `ORD-${run}`)).toContain('MSA|AA|');
     const [notification] = await notifications(id);
     const result = await doctor('GET', `${fhir}/Observation/${notification!.resource_id}`);
     expect(result.body.code.coding[0]).toMatchObject({ system: LOINC, code });
