@@ -6,6 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import { DataSource, type QueryRunner } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import type { SequenceState, TableStart } from './backup-format.js';
+import { foreignKeyOrder, type ForeignKey } from './table-order.js';
 
 /**
  * Not backed up. audit_pending is written by a transaction in flight and emptied by its commit
@@ -37,17 +38,62 @@ export class BackupSession {
     return this.client.query(copyFrom(`COPY ${target(table)} FROM STDIN`));
   }
 
-  /** CareVault's tables, with the columns COPY reads and writes (no generated ones). */
-  tables(): Promise<TableStart[]> {
-    return this.query<{ table: string; columns: string[] }>(
-      `SELECT c.relname AS "table", array_agg(a.attname::text ORDER BY a.attnum) AS columns
-         FROM pg_class c
-         JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-        WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attgenerated = ''
-        GROUP BY c.relname
-        ORDER BY c.relname`,
-    ).then((rows) => rows.filter((row) => !TRANSIENT_TABLES.has(row.table)));
+  /**
+   * CareVault's tables, with the columns COPY reads and writes (no generated ones), parents
+   * before the tables whose foreign keys refer to them (foreignKeyOrder): the order a backup
+   * writes them in and a restore copies them in.
+   */
+  async tables(): Promise<TableStart[]> {
+    const tables = (
+      await this.query<{ table: string; columns: string[] }>(
+        `SELECT c.relname AS "table", array_agg(a.attname::text ORDER BY a.attnum) AS columns
+           FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE n.nspname = current_schema() AND c.relkind = 'r' AND a.attgenerated = ''
+          GROUP BY c.relname`,
+      )
+    ).filter((row) => !TRANSIENT_TABLES.has(row.table));
+    // Deferrable keys are left out: a restore defers them to its commit (deferForeignKeys).
+    const keys = await this.query<ForeignKey>(
+      `SELECT child.relname AS "table", parent.relname AS "references"
+         FROM pg_constraint k
+         JOIN pg_class child ON child.oid = k.conrelid
+         JOIN pg_class parent ON parent.oid = k.confrelid
+         JOIN pg_namespace n ON n.oid = child.relnamespace
+        WHERE k.contype = 'f' AND NOT k.condeferrable AND n.nspname = current_schema()`,
+    );
+    const byName = new Map(tables.map((table) => [table.table, table]));
+    return foreignKeyOrder([...byName.keys()], keys).map((name) => byName.get(name)!);
+  }
+
+  /** Foreign keys declared DEFERRABLE are checked at the restore's commit, whatever the order. */
+  async deferForeignKeys(): Promise<void> {
+    await this.query('SET CONSTRAINTS ALL DEFERRED');
+  }
+
+  /**
+   * COPY into a temporary table with `table`'s columns and no constraints: for a table whose
+   * parents are not in yet (a backup written before backups followed foreign-key order), its
+   * rows wait there until `unstage` moves them in.
+   */
+  async stage(table: TableStart): Promise<Writable & { rowCount: number }> {
+    await this.query(
+      `CREATE TEMPORARY TABLE ${staged(table)} ON COMMIT DROP AS
+         SELECT ${table.columns.map(quote).join(', ')} FROM ${quote(table.table)} WITH NO DATA`,
+    );
+    return this.client.query(
+      copyFrom(`COPY ${staged(table)} (${table.columns.map(quote).join(', ')}) FROM STDIN`),
+    );
+  }
+
+  /** Moves a staged table's rows into the table; as COPY does, identity values are kept. */
+  async unstage(table: TableStart): Promise<void> {
+    const columns = table.columns.map(quote).join(', ');
+    await this.query(
+      `INSERT INTO ${target(table)} OVERRIDING SYSTEM VALUE SELECT ${columns} FROM ${staged(table)}`,
+    );
+    await this.query(`DROP TABLE ${staged(table)}`);
   }
 
   async sequences(): Promise<SequenceState[]> {
@@ -181,6 +227,10 @@ export class BackupRepository {
 
 function quote(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+function staged(table: TableStart): string {
+  return `pg_temp.${quote(`restore_${table.table}`)}`;
 }
 
 function target(table: TableStart): string {

@@ -161,6 +161,7 @@ export class BackupService {
     const restored = await this.repository.restoring(async (session) => {
       const targets = await session.tables();
       await assertEmpty(session, targets);
+      await session.deferForeignKeys();
       for (const table of SEEDED_TABLES) {
         await session.clearSeeded(table);
       }
@@ -342,6 +343,24 @@ export class BackupService {
     const ended: TableEnd[] = [];
     let table: TableStart | undefined;
     let stream: (Writable & { rowCount: number }) | undefined;
+    // A table goes straight in when every table before it in foreign-key order (targets) is in,
+    // as in every backup written in that order. One written before (tables by name) has tables
+    // ahead of the tables they refer to (authorization_code of smart_app): they wait in a
+    // temporary table, and move in as soon as the tables before them are in.
+    const order = targets.map((target) => target.table);
+    const loaded = new Set<string>();
+    const waiting: TableStart[] = [];
+    let staging = false;
+    const ready = (name: string): boolean =>
+      order.slice(0, order.indexOf(name)).every((before) => loaded.has(before));
+    const moveIn = async (all: boolean): Promise<void> => {
+      waiting.sort((a, b) => order.indexOf(a.table) - order.indexOf(b.table));
+      while (waiting.length > 0 && (all || ready(waiting[0]!.table))) {
+        const next = waiting.shift()!;
+        await session.unstage(next);
+        loaded.add(next.table);
+      }
+    };
     // The header was read before: the digest covers it as the backup wrote it.
     const digest = createHash('sha256').update(record(RecordType.Header, header.payload));
     try {
@@ -355,7 +374,8 @@ export class BackupService {
           if (target?.columns.join() !== table.columns.join()) {
             throw new BackupError(`Table ${table.table} of the backup does not match this schema`);
           }
-          stream = session.copyIn(table);
+          staging = !ready(table.table);
+          stream = staging ? await session.stage(table) : session.copyIn(table);
         } else if (type === RecordType.Rows && stream) {
           if (!stream.write(payload)) {
             await once(stream, 'drain');
@@ -372,16 +392,23 @@ export class BackupService {
           ended.push(end);
           onTable(end.table, end.rows);
           stream = undefined;
+          if (staging) {
+            waiting.push(table);
+          } else {
+            loaded.add(table.table);
+            await moveIn(false);
+          }
         } else if (type === RecordType.Trailer) {
           const trailer = parseJson<Trailer>(payload);
           if (stream || trailer.tables.length !== ended.length) {
             throw new BackupError('The backup is damaged: its trailer does not match its tables');
           }
           const hash = digest.digest('hex');
-          return {
-            ended,
-            signedBy: this.checkSignature(trailer, header.parsed, hash, acceptUnsigned),
-          };
+          const signedBy = this.checkSignature(trailer, header.parsed, hash, acceptUnsigned);
+          // Tables still waiting come after one the backup does not hold: their keys decide
+          // whether they may go in without it.
+          await moveIn(true);
+          return { ended, signedBy };
         } else {
           throw new BackupError(`The backup is damaged: record ${type} out of place`);
         }

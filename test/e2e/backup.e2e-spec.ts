@@ -1,5 +1,5 @@
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,12 @@ import {
 } from '../../src/backup/backup-format.js';
 import { createDataSource } from '../../src/database/database-options.js';
 import { MIGRATIONS } from '../../migrations/index.js';
-import { createTestApp } from '../support/test-app.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+import { createUser } from '../support/auth.js';
+import { AuthorizationCodes } from '../../src/auth/apps/authorization-codes.js';
+import { SmartAppsService } from '../../src/auth/apps/smart-apps.service.js';
+import { BackendClientRepository } from '../../src/auth/backend-clients/backend-client.repository.js';
+import { BackendClientsService } from '../../src/auth/backend-clients/backend-clients.service.js';
 
 const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
 
@@ -83,7 +88,7 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
   /** Runs the real service on `database` while `work` reads or writes through the API. */
   const withService = async (
     database: ScratchDatabase,
-    work: (http: ReturnType<typeof authorizedHttp>, url: string) => Promise<void>,
+    work: (http: ReturnType<typeof authorizedHttp>, url: string, testApp: TestApp) => Promise<void>,
   ): Promise<void> => {
     const restoreEnv = withEnv({
       DATABASE_URL: database.url,
@@ -92,7 +97,7 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     });
     const testApp = await createTestApp();
     try {
-      await work(authorizedHttp(await tokenFor(testApp, 'doctor')), testApp.url);
+      await work(authorizedHttp(await tokenFor(testApp, 'doctor')), testApp.url, testApp);
     } finally {
       await testApp.close();
       restoreEnv();
@@ -235,10 +240,27 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
   });
 
   /** A copy of the backup whose records of one type have their JSON payload edited. */
-  async function rewritten(
+  function rewritten(
     file: string,
     type: RecordType,
     edit: (payload: Record<string, unknown>) => Record<string, unknown>,
+  ): Promise<string> {
+    return rewrittenRecords(file, (records) =>
+      records.map((item) =>
+        item.type === type
+          ? {
+              ...item,
+              payload: Buffer.from(JSON.stringify(edit(JSON.parse(item.payload.toString())))),
+            }
+          : item,
+      ),
+    );
+  }
+
+  /** A copy of the backup with its records changed by `change`, encrypted again. */
+  async function rewrittenRecords(
+    file: string,
+    change: (records: BackupRecord[]) => BackupRecord[],
   ): Promise<string> {
     const identity = (await readFile(join(dir, 'data', 'backup-identity.txt'), 'utf8')).trim();
     const decrypter = new Decrypter();
@@ -248,14 +270,7 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     for await (const item of readRecords(Readable.from([plaintext]))) records.push(item);
     const encrypter = new Encrypter();
     encrypter.addRecipient(await identityToRecipient(identity));
-    const changed = records.map((item) =>
-      item.type === type
-        ? {
-            ...item,
-            payload: Buffer.from(JSON.stringify(edit(JSON.parse(item.payload.toString())))),
-          }
-        : item,
-    );
+    const changed = change(records);
     const body = Buffer.concat(changed.map((item) => record(item.type, item.payload)));
     const out = join(dir, `rewritten-${randomBytes(4).toString('hex')}.backup`);
     await writeFile(out, await encrypter.encrypt(gzipSync(body)));
@@ -327,6 +342,95 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       await trusting.drop();
     }
   });
+
+  it('restores tables whose foreign keys refer to tables after them by name (SMART apps, clients)', async () => {
+    const apps = await createScratchDatabase();
+    const restoredInto = await createScratchDatabase(false);
+    const byNameInto = await createScratchDatabase(false);
+    const own = { AUDIT_CHECKPOINT_FILE: join(dir, 'smart-checkpoints.jsonl') };
+    const children = [
+      'authorization_code',
+      'smart_app',
+      'backend_client',
+      'backend_client_assertion',
+    ];
+    const rowsOf = async (database: ScratchDatabase): Promise<number[]> =>
+      Promise.all(children.map((table) => count(database, table)));
+    try {
+      // authorization_code refers to smart_app, which comes after it by name.
+      await withService(apps, async (_http, _url, testApp) => {
+        const doctor = await createUser(testApp, ['doctor']);
+        const redirectUri = 'https://chart.example/callback';
+        const scope = 'openid fhirUser patient/*.rs';
+        const app = await testApp.app.get(SmartAppsService).register('chart', [redirectUri], scope);
+        await testApp.app.get(AuthorizationCodes).issue({
+          appId: app.id,
+          userId: doctor.id,
+          sessionEpoch: 0,
+          login: { amr: ['pwd'], authTime: new Date() },
+          redirectUri,
+          scope,
+          codeChallenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        });
+        const exporter = await createUser(testApp, ['exporter']);
+        const client = await testApp.app
+          .get(BackendClientsService)
+          .register(
+            'warehouse',
+            exporter.username,
+            { jwksUrl: 'https://warehouse.example/jwks.json' },
+            'system/*.rs',
+          );
+        const spent = await testApp.app
+          .get(BackendClientRepository)
+          .spendAssertion(client.id, randomUUID(), new Date(Date.now() + 300_000));
+        expect(spent).toBe(true);
+      });
+      expect(await rowsOf(apps)).toEqual([1, 1, 1, 1]);
+      const file = join(dir, 'smart.backup');
+      expect(await cli(apps, ['backup', file], own)).toMatchObject({ code: 0 });
+      const restored = await cli(restoredInto, ['restore', file], own);
+      expect(restored.stderr).not.toMatch(/foreign key/);
+      expect(restored).toMatchObject({ code: 0 });
+      expect(await rowsOf(restoredInto)).toEqual([1, 1, 1, 1]);
+      // Written parents first: a backup of this CareVault never needs the waiting below.
+      const manifest = JSON.parse(await readFile(`${file}.manifest.json`, 'utf8'));
+      const order: string[] = manifest.tables.map((entry: { table: string }) => entry.table);
+      expect(order.indexOf('smart_app')).toBeLessThan(order.indexOf('authorization_code'));
+      expect(order.indexOf('app_user')).toBeLessThan(order.indexOf('backend_client'));
+
+      // A backup written before backups followed foreign-key order has its tables by name:
+      // restored all the same (unsigned, as reordering its records breaks its signature).
+      const byName = await rewrittenRecords(file, (records) => {
+        const tables: BackupRecord[][] = [];
+        for (const item of records.slice(1, -1)) {
+          if (item.type === RecordType.TableStart) tables.push([]);
+          tables.at(-1)!.push(item);
+        }
+        const name = (table: BackupRecord[]): string =>
+          (JSON.parse(table[0]!.payload.toString()) as { table: string }).table;
+        tables.sort((a, b) => (name(a) < name(b) ? -1 : 1));
+        expect(tables.map(name)).not.toEqual(order);
+        const trailer = JSON.parse(records.at(-1)!.payload.toString()) as { tables: unknown };
+        return [
+          records[0]!,
+          ...tables.flat(),
+          {
+            type: RecordType.Trailer,
+            payload: Buffer.from(JSON.stringify({ tables: trailer.tables })),
+          },
+        ];
+      });
+      const fromByName = await cli(byNameInto, ['restore', byName, '--unsigned'], own);
+      expect(fromByName.stderr).not.toMatch(/foreign key/);
+      expect(fromByName).toMatchObject({ code: 0 });
+      expect(fromByName.stdout).toMatch(/every count matches/);
+      expect(await rowsOf(byNameInto)).toEqual([1, 1, 1, 1]);
+    } finally {
+      await Promise.all([apps.drop(), restoredInto.drop(), byNameInto.drop()]);
+    }
+    // A service, a backup and two restores: over the default minute on this 2-core machine.
+  }, 180_000);
 
   it('restores a backup of an older schema and upgrades it, also into a database already migrated', async () => {
     // The source as an older CareVault left it: the last two migrations not yet applied.
