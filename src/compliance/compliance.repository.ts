@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
+import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
+import { UNENCRYPTED_KEY_ID } from '../crypto/field-cipher.js';
 import { phiDatabaseColumnsOf, phiEntitiesOf } from '../crypto/phi.decorator.js';
 
 export interface UserFacts {
@@ -15,8 +17,13 @@ export interface PhiSample {
   table: string;
   column: string;
   sampled: number;
-  /** Values that are not an encryption envelope (plaintext or a benchmark's marker). */
+  /** Values that are not an encryption envelope (plaintext written around the subscriber). */
   notEnvelopes: number;
+  /**
+   * Envelopes of the benchmark switch PHI_ENCRYPTION_BENCHMARK_SKIP: shaped like the others,
+   * under the key id UNENCRYPTED_KEY_ID, but their body is the plaintext.
+   */
+  unencrypted: number;
   /** Rows whose values did not decrypt (GCM tag or AAD check failed). */
   undecryptable: number;
 }
@@ -28,6 +35,13 @@ export interface LastBackup {
 
 /** An encrypted value as the PHI subscriber writes it: cv1.<key id>.<iv>.<ciphertext>.<tag>. */
 const ENVELOPE = /^cv1\.k[0-9a-f]{12}\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{22}$/;
+const UNENCRYPTED = `cv1.${UNENCRYPTED_KEY_ID}.`;
+
+/**
+ * The columns that say when a row was written, by preference: the sample is of recent values,
+ * where new plaintext would show first. lastUpdated is a resource version's write.
+ */
+const WRITTEN_AT = ['lastUpdated', 'receivedAt', 'createdAt'];
 
 /** What the compliance report reads from the database: facts, never PHI. */
 @Injectable()
@@ -59,26 +73,31 @@ export class ComplianceRepository {
   }
 
   /**
-   * Takes up to `limit` recent rows of every PHI column: checks the stored value is an
-   * encryption envelope, then loads the rows through the entity (the subscriber decrypts them,
+   * Takes up to `limit` of the most recently written rows of every PHI column (by the table's
+   * WRITTEN_AT column, then its primary key; by primary key alone in a table without one):
+   * checks the stored value is an encryption envelope, and not the benchmark switch's
+   * plaintext one, then loads the rows through the entity (the subscriber decrypts them,
    * verifying each GCM tag against the row's AAD). Counts only; no value leaves this method.
    */
   async samplePhi(limit: number): Promise<PhiSample[]> {
     const samples: PhiSample[] = [];
     for (const metadata of phiEntitiesOf(this.dataSource)) {
-      const keys = metadata.primaryColumns.map((column) => `"${column.databaseName}"`).join(', ');
+      const order = recentFirst(metadata);
+      const orderBy = order.map((column) => `"${column.databaseName}" DESC`).join(', ');
       for (const column of phiDatabaseColumnsOf(metadata)) {
         const rows = await this.dataSource.query<{ value: string }[]>(
           `SELECT "${column}" AS value FROM "${metadata.tableName}"
-            WHERE "${column}" IS NOT NULL ORDER BY ${keys} DESC LIMIT $1`,
+            WHERE "${column}" IS NOT NULL ORDER BY ${orderBy} LIMIT $1`,
           [limit],
         );
+        const envelopes = rows.filter((row) => ENVELOPE.test(row.value));
         samples.push({
           table: metadata.tableName,
           column,
           sampled: rows.length,
-          notEnvelopes: rows.filter((row) => !ENVELOPE.test(row.value)).length,
-          undecryptable: await this.undecryptable(metadata, limit),
+          notEnvelopes: rows.length - envelopes.length,
+          unencrypted: envelopes.filter((row) => row.value.startsWith(UNENCRYPTED)).length,
+          undecryptable: await this.undecryptable(metadata, order, limit),
         });
       }
     }
@@ -103,10 +122,14 @@ export class ComplianceRepository {
     return Number(row!.n);
   }
 
-  private async undecryptable(metadata: EntityMetadata, limit: number): Promise<number> {
+  private async undecryptable(
+    metadata: EntityMetadata,
+    columns: ColumnMetadata[],
+    limit: number,
+  ): Promise<number> {
     const repository = this.dataSource.getRepository<ObjectLiteral>(metadata.target);
     const order = Object.fromEntries(
-      metadata.primaryColumns.map((column) => [column.propertyName, 'DESC' as const]),
+      columns.map((column) => [column.propertyName, 'DESC' as const]),
     );
     try {
       await repository.find({ order, take: limit });
@@ -116,4 +139,12 @@ export class ComplianceRepository {
       return limit;
     }
   }
+}
+
+/** The newest rows first: by when they were written, then by primary key (a stable order). */
+function recentFirst(metadata: EntityMetadata): ColumnMetadata[] {
+  const writtenAt = WRITTEN_AT.map((name) => metadata.findColumnWithPropertyName(name)).find(
+    (column) => column !== undefined,
+  );
+  return [...(writtenAt ? [writtenAt] : []), ...metadata.primaryColumns];
 }

@@ -28,7 +28,7 @@ export class PhiDecryptionError extends Error {
  * The key id of envelopes written by a benchmark with PHI_ENCRYPTION_BENCHMARK_SKIP: the body is
  * the plaintext, the IV and tag are zeros. Only a cipher with the same switch reads them.
  */
-const UNENCRYPTED_KEY_ID = 'k000000000000';
+export const UNENCRYPTED_KEY_ID = 'k000000000000';
 const ZERO_IV = b64(Buffer.alloc(IV_BYTES));
 const ZERO_TAG = b64(Buffer.alloc(TAG_BYTES));
 

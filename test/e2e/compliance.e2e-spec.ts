@@ -3,12 +3,14 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createUser, enableMfa } from '../support/auth.js';
+import { createUser, enableMfa, tokenFor } from '../support/auth.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp } from '../support/http.js';
 import { selfSignedCertificate } from '../support/certificates.js';
 import { withEnv } from '../support/env.js';
 import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
-import { createTestApp } from '../support/test-app.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
 
 describe('compliance:report (HIPAA 164.312, live checks)', () => {
   let dir: string;
@@ -97,6 +99,74 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     expect(json.checks).toHaveLength(14);
     expect(html).toContain('<td class="status">FAIL</td>');
   });
+
+  it('fails encryption at rest on recent values a benchmark switch stored unencrypted', async () => {
+    const benchmarked = await createScratchDatabase();
+    const phiKey = randomBytes(32).toString('base64');
+    const env = {
+      DATABASE_URL: benchmarked.url,
+      DATA_DIR: join(dir, 'benchmark-data'),
+      PHI_MASTER_KEY: phiKey,
+      LOG_LEVEL: 'warn',
+    };
+    const withApp = async (
+      extra: Record<string, string>,
+      work: (testApp: TestApp) => Promise<void>,
+    ): Promise<void> => {
+      const restoreEnv = withEnv({ ...env, ...extra });
+      const testApp = await createTestApp();
+      try {
+        await work(testApp);
+      } finally {
+        await testApp.close();
+        restoreEnv();
+      }
+    };
+    try {
+      // More encrypted Patients than the sample takes, then one Observation written with the
+      // switch: the newest value, of a type before Patient by name.
+      let patientId = '';
+      await withApp({}, async (testApp) => {
+        const api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+        const entry = Array.from({ length: 210 }, () => ({
+          resource: buildPatient(),
+          request: { method: 'POST', url: 'Patient' },
+        }));
+        const created = await api('POST', `${testApp.url}/fhir`, {
+          body: { resourceType: 'Bundle', type: 'transaction', entry },
+        });
+        expect(created.status).toBe(200);
+        patientId = created.body.entry[0].resource.id;
+      });
+      await withApp({ PHI_ENCRYPTION_BENCHMARK_SKIP: 'true' }, async (testApp) => {
+        const api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+        const observation = await api('POST', `${testApp.url}/fhir/Observation`, {
+          body: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] },
+            subject: { reference: `Patient/${patientId}` },
+          },
+        });
+        expect(observation.status).toBe(201);
+      });
+
+      const run = await report(env, 'benchmarked');
+      expect(run.code).toBe(1);
+      const { json } = await written('benchmarked');
+      const atRest = json.checks.find((check: { id: string }) => check.id === 'encryption-at-rest');
+      expect(atRest.status).toBe('fail');
+      expect(atRest.evidence).toMatch(
+        /^Values stored unencrypted by the benchmark switch PHI_ENCRYPTION_BENCHMARK_SKIP in /,
+      );
+      // The newest value of each table holding the resource: its current row and its version.
+      expect(atRest.evidence).toContain('resource.content (1)');
+      expect(atRest.evidence).toContain('resource_history.content (1)');
+    } finally {
+      await benchmarked.drop();
+    }
+    // A database, two services and a report: near the default minute on this 2-core machine.
+  }, 180_000);
 
   it('passes every check on a production-like configuration with an admin with MFA, a backup and a checkpoint', async () => {
     // An administrator enrols in MFA through the API, under the same keys.
