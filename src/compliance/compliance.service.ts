@@ -1,12 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { AuditVerifier } from '../audit/audit-verifier.js';
 import { MIN_PASSWORD_LENGTH } from '../auth/password.js';
 import { isLoopback } from '../common/http/loopback.js';
+import { openToOthers } from '../common/files.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 import { AppConfig } from '../config/config.js';
+import { GENERATED_KEY_FILE, holdsPlaintextKeys } from '../crypto/key-store.js';
 import { describeDatabase } from '../database/database-options.js';
 import type { ComplianceCheck, ComplianceReport } from './compliance-report.js';
 import { ComplianceRepository, type PhiSample } from './compliance.repository.js';
@@ -205,22 +207,43 @@ export class ComplianceService {
 
   private keyCustody(): Outcome {
     const custody = this.config.keyCustody;
-    const keyFile = this.config.phiKeyFile;
-    if (custody?.provider === 'pkcs11') {
-      return pass(
-        `PHI keys in ${keyFile} are wrapped by the HSM key ${custody.pkcs11?.keyLabel} (token ${custody.pkcs11?.tokenLabel}), which never leaves the HSM`,
+    const keyFile = this.config.phiKeyFile ?? '';
+    if (!custody) {
+      return fail(
+        'PHI master keys are held in plaintext (PHI_MASTER_KEY or an unwrapped key file): set KEY_CUSTODY',
       );
     }
-    if (custody?.provider === 'local') {
-      const kek = custody.kekFile ?? '';
-      const beside = within(kek, this.config.dataDir) || dirname(kek) === dirname(keyFile ?? '');
-      return beside
-        ? fail(`The KEK file ${kek} sits beside the data or the key file`)
-        : pass(`PHI keys in ${keyFile} are wrapped by the KEK in ${kek}, kept on another path`);
+    const problems: string[] = [];
+    // keys:wrap --from leaves its source in place, for the operator to delete (README, "Key
+    // custody"): while it stays, a copy of the data directory holds every PHI key in plaintext.
+    const generated = join(this.config.dataDir, GENERATED_KEY_FILE);
+    if (resolve(generated) !== resolve(keyFile) && holdsPlaintextKeys(generated)) {
+      problems.push(
+        `A plaintext PHI key file (version 1) is still at ${generated}: delete it once its keys are wrapped in ${keyFile} (keys:wrap --from)`,
+      );
     }
-    return fail(
-      'PHI master keys are held in plaintext (PHI_MASTER_KEY or an unwrapped key file): set KEY_CUSTODY',
-    );
+    if (custody.provider === 'local') {
+      const kek = custody.kekFile ?? '';
+      if (within(kek, this.config.dataDir) || dirname(kek) === dirname(keyFile)) {
+        problems.push(`The KEK file ${kek} sits beside the data or the key file`);
+      }
+      const mode = openToOthers(kek);
+      if (mode) {
+        problems.push(
+          `The KEK file ${kek} is open to group or others (mode ${mode}): chmod 600 it`,
+        );
+      }
+    }
+    if (problems.length > 0) {
+      return fail(problems.join('; '));
+    }
+    return custody.provider === 'pkcs11'
+      ? pass(
+          `PHI keys in ${keyFile} are wrapped by the HSM key ${custody.pkcs11?.keyLabel} (token ${custody.pkcs11?.tokenLabel}), which never leaves the HSM`,
+        )
+      : pass(
+          `PHI keys in ${keyFile} are wrapped by the KEK in ${custody.kekFile}, kept on another path and private to its owner`,
+        );
   }
 
   private keySeparation(): Outcome {

@@ -232,6 +232,18 @@ function keysOf(content: KeyFileContent, custodian: KeyCustodian | undefined): M
   });
 }
 
+/**
+ * Whether `path` holds a key file of plaintext keys (version 1), as DATA_DIR/phi-keys.json does
+ * after keys:wrap --from took its keys: the wrapped copy protects nothing while it stays.
+ */
+export function holdsPlaintextKeys(path: string): boolean {
+  try {
+    return parseKeyFile(readFileSync(path, 'utf8'), path).version === 1;
+  } catch {
+    return false; // absent, unreadable, or not a key file
+  }
+}
+
 async function readKeyFile(path: string): Promise<KeyFileContent> {
   let text: string;
   try {

@@ -1,6 +1,6 @@
 import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createUser, enableMfa, tokenFor } from '../support/auth.js';
@@ -11,6 +11,7 @@ import { withEnv } from '../support/env.js';
 import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { keyIdOf } from '../../src/crypto/key-ring.js';
 
 describe('compliance:report (HIPAA 164.312, live checks)', () => {
   let dir: string;
@@ -31,6 +32,8 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       html: await readFile(join(dir, out, html), 'utf8'),
     };
   };
+  const checkOf = async (out: string, id: string): Promise<{ status: string; evidence: string }> =>
+    (await written(out)).json.checks.find((check: { id: string }) => check.id === id);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-compliance-'));
@@ -43,7 +46,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
     );
     await writeFile(join(secrets, 'audit.pem'), pem(generateKeyPairSync('ed25519').privateKey));
-    await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'));
+    await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'), { mode: 0o600 });
     const identity = await generateX25519Identity();
     await writeFile(join(secrets, 'backup-identity.txt'), `${identity}\n`);
     const tls = selfSignedCertificate(secrets, 'tls');
@@ -210,5 +213,62 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     expect((await runNode(BUILT.cli, ['audit:verify'], env)).stdout).toMatch(
       /Audit chain verified/,
     );
+  });
+
+  it('fails key custody on a KEK file others may read, and on a plaintext key file left by keys:wrap', async () => {
+    const kek = production['KEK_FILE']!;
+    await chmod(kek, 0o644);
+    try {
+      const open = await report(production, 'kek-open');
+      expect(open.code).toBe(1);
+      // The custodian warns as it starts, as for a PHI key file.
+      expect(open.stderr).toContain(`KEK_FILE ${kek} is open to group or others (mode 644)`);
+      expect(await checkOf('kek-open', 'key-custody')).toMatchObject({
+        status: 'fail',
+        evidence: `The KEK file ${kek} is open to group or others (mode 644): chmod 600 it`,
+      });
+    } finally {
+      await chmod(kek, 0o600);
+    }
+
+    // A development deployment's generated key file, wrapped as the README says.
+    const data = join(dir, 'wrapping-data');
+    await mkdir(data);
+    const plaintext = join(data, 'phi-keys.json');
+    const material = randomBytes(32);
+    const id = keyIdOf(material);
+    const key = { id, key: material.toString('base64'), createdAt: new Date().toISOString() };
+    await writeFile(
+      plaintext,
+      JSON.stringify({ version: 1, current: id, blindIndexRoot: id, keys: [key] }),
+      { mode: 0o600 },
+    );
+    const wrapping = {
+      ...production,
+      DATA_DIR: data,
+      PHI_KEY_FILE: join(dir, 'wrapped', 'phi-keys.json'),
+      AUDIT_CHECKPOINT_FILE: join(data, 'audit-checkpoints.jsonl'),
+    };
+    const wrapped = await runNode(
+      BUILT.cli,
+      ['keys:wrap', '--from', plaintext],
+      childEnv(wrapping),
+    );
+    expect(wrapped).toMatchObject({ code: 0 });
+    expect(wrapped.stdout).toMatch(/Remove PHI_MASTER_KEY \(or the plaintext file\)/);
+    expect((await report(wrapping, 'plaintext-left')).code).toBe(1);
+    expect(await checkOf('plaintext-left', 'key-custody')).toMatchObject({
+      status: 'fail',
+      evidence: expect.stringContaining(
+        `A plaintext PHI key file (version 1) is still at ${plaintext}: delete it`,
+      ) as unknown,
+    });
+
+    await rm(plaintext);
+    await report(wrapping, 'plaintext-gone');
+    expect(await checkOf('plaintext-gone', 'key-custody')).toMatchObject({
+      status: 'pass',
+      evidence: expect.stringMatching(/wrapped by the KEK in .*, kept on another path/) as unknown,
+    });
   });
 });

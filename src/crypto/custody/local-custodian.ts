@@ -1,5 +1,7 @@
+import { Logger } from '@nestjs/common';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { openToOthers } from '../../common/files.js';
 import { KEY_BYTES, keyIdOf } from '../key-ring.js';
 import {
   CustodyError,
@@ -34,6 +36,14 @@ export class LocalCustodian implements KeyCustodian {
     }
     if (kek.length !== KEY_BYTES) {
       throw new CustodyError(`KEK_FILE ${file} must hold ${KEY_BYTES} bytes of base64`);
+    }
+    // A warning, as for the key file: the KEK unwraps every PHI key, so anyone who may read it
+    // and the key file reads all PHI. The compliance report fails its key custody check.
+    const mode = openToOthers(file);
+    if (mode) {
+      new Logger('KeyCustody').warn(
+        `KEK_FILE ${file} is open to group or others (mode ${mode}); chmod 600 it`,
+      );
     }
     return new LocalCustodian(kek);
   }
