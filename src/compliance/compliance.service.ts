@@ -324,7 +324,7 @@ export class ComplianceService {
     }
     return attempts <= 10
       ? pass(
-          `At least ${MIN_PASSWORD_LENGTH} characters, argon2id (64 MiB, 3 passes), account locks after ${attempts} failures`,
+          `At least ${MIN_PASSWORD_LENGTH} characters, not repetitive, not the username; argon2id (64 MiB, 3 passes), account locks after ${attempts} failures`,
         )
       : fail(`Accounts lock only after ${attempts} failed passwords: more than 10`);
   }
