@@ -13,8 +13,9 @@ import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js'
 import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
-/** PostgreSQL's SQLSTATE for a relation that does not exist. */
+/** PostgreSQL's SQLSTATEs for a relation, and a column, that does not exist. */
 const UNDEFINED_TABLE = '42P01';
+const UNDEFINED_COLUMN = '42703';
 
 interface Watcher {
   id: string;
@@ -90,13 +91,15 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
    * The active Subscriptions, read once at start: in the service the notifier's loop keeps them
    * current, and the admin CLI's writes (import, HL7 reprocessing) are matched against them too,
    * their notifications delivered by the service. A database whose schema is not there yet (a
-   * restore into an empty one) has none.
+   * restore into an empty one), or is older than this version (a backup taken before its
+   * migrations), has none.
    */
   async onApplicationBootstrap(): Promise<void> {
     try {
       await this.refresh();
     } catch (error) {
-      if ((error as { code?: unknown }).code !== UNDEFINED_TABLE) throw error;
+      const code = (error as { code?: unknown }).code;
+      if (code !== UNDEFINED_TABLE && code !== UNDEFINED_COLUMN) throw error;
     }
   }
 
