@@ -20,6 +20,7 @@ import { Hl7MessageIgnored1765800000000 } from './1765800000000-hl7-message-igno
 import { SearchStringExact1765900000000 } from './1765900000000-search-string-exact.js';
 import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-failure.js';
 import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.js';
+import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -45,4 +46,5 @@ export const MIGRATIONS = [
   SearchStringExact1765900000000,
   SubscriptionFailure1766000000000,
   SubscriptionEnd1766100000000,
+  ExportJobToken1766200000000,
 ];

@@ -37,8 +37,11 @@ describe('Bulk Data export ($export)', () => {
     return res.body.id as string;
   };
 
-  /** Polls the status URL until the manifest comes. */
-  async function manifestOf(kickedOff: HttpResult): Promise<{
+  /** Polls the status URL until the manifest comes (with the token that started the export). */
+  async function manifestOf(
+    kickedOff: HttpResult,
+    as = authorization,
+  ): Promise<{
     request: string;
     requiresAccessToken: boolean;
     output: { type: string; url: string; count: number }[];
@@ -47,7 +50,7 @@ describe('Bulk Data export ($export)', () => {
     expect(kickedOff.status).toBe(202);
     const status = kickedOff.headers.get('content-location')!;
     for (let attempt = 0; attempt < 200; attempt++) {
-      const res = await get(status);
+      const res = await get(status, { authorization: as });
       if (res.status === 200) return res.body;
       expect(res.status).toBe(202);
       expect(res.headers.get('x-progress')).toBeTruthy();
@@ -75,8 +78,8 @@ describe('Bulk Data export ($export)', () => {
   const jobExists = async (job: string): Promise<boolean> =>
     (await db.query('SELECT 1 FROM export_job WHERE id = $1', [job])).rowCount === 1;
 
-  async function download(url: string): Promise<Record<string, unknown>[]> {
-    const res = await get(url);
+  async function download(url: string, as = authorization): Promise<Record<string, unknown>[]> {
+    const res = await get(url, { authorization: as });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('application/fhir+ndjson');
     return res.text
@@ -251,6 +254,45 @@ describe('Bulk Data export ($export)', () => {
     const finished = rows.find((row) => row.source === 'system')!;
     expect(finished.patient_ids).toEqual(expect.arrayContaining([ids['ana'], ids['ben']]));
     expect(rows.filter((row) => row.source === 'http').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('keeps a job to tokens of the scopes and patient that started it, even of the same user', async () => {
+    const scopedToken = async (scope: string, patient?: string): Promise<string> => {
+      const res = await http('POST', `${testApp.url}/auth/token/scoped`, {
+        body: { scope, ...(patient ? { patient } : {}) },
+        headers: { authorization, 'content-type': 'application/json' },
+      });
+      expect(res.status).toBe(200);
+      return `Bearer ${res.body.access_token as string}`;
+    };
+    const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient');
+    const manifest = await manifestOf(kickedOff);
+    const status = kickedOff.headers.get('content-location')!;
+    const job = jobOf(kickedOff);
+
+    // The doctor's own token, narrowed to Ana: every patient's export is not its to see.
+    const anas = await scopedToken('patient/*.rs', ids['ana']);
+    expect((await get(status, { authorization: anas })).status).toBe(404);
+    expect((await get(manifest.output[0]!.url, { authorization: anas })).status).toBe(404);
+    const deleted = await http('DELETE', status, { headers: { authorization: anas } });
+    expect(deleted.status).toBe(404);
+    const narrowed = await scopedToken('user/Patient.rs');
+    expect((await get(status, { authorization: narrowed })).status).toBe(404);
+    expect(await jobExists(job)).toBe(true);
+    expect((await get(status)).status).toBe(200);
+
+    // What the scoped token starts is its own, and holds its patient alone.
+    const own = await kickOff('/fhir/Patient/$export?_type=Patient', { authorization: anas });
+    const owned = await manifestOf(own, anas);
+    const patients = await download(owned.output[0]!.url, anas);
+    expect(patients.map((patient) => patient['id'])).toEqual([ids['ana']]);
+    expect((await get(own.headers.get('content-location')!)).status).toBe(404);
+    expect((await get(owned.output[0]!.url)).status).toBe(404);
+    const removed = await http('DELETE', own.headers.get('content-location')!, {
+      headers: { authorization: anas },
+    });
+    expect(removed.status).toBe(202);
+    expect(await jobExists(jobOf(own))).toBe(false);
   });
 
   it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {

@@ -54,7 +54,7 @@ const KickOff = (path: string, summary: string): MethodDecorator =>
  * FHIR Bulk Data Access 2.0 export: kick-off (202 and a status URL), status polling, the NDJSON
  * files, and DELETE to cancel. Starting an export needs the export permission and an MFA of the
  * last five minutes; polling and downloading need the same permission and are open only to the
- * user who started it.
+ * user who started it, with a token of the same scopes and patient.
  */
 @ApiTags('Bulk Data export')
 @ApiBearerAuth()

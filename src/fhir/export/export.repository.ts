@@ -13,6 +13,10 @@ export interface ExportFileRow {
 export interface ExportJobRow {
   id: string;
   userId: string;
+  /** The token's SMART resource scopes (exportScopeOf), null without scopes. */
+  scope: string | null;
+  /** The token's patient in context. */
+  patient: string | null;
   level: string;
   status: 'in-progress' | 'completed' | 'failed';
   progress: string;
@@ -35,12 +39,12 @@ export interface ExportChunk {
 /** A running job not heard from for $2 seconds. */
 const STALE = 'heartbeat_at < now() - make_interval(secs => $2)';
 
-const JOB_COLUMNS = `id, user_id AS "userId", level, status, progress, failure,
+const JOB_COLUMNS = `id, user_id AS "userId", scope, patient, level, status, progress, failure,
   transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
   files, (status = 'in-progress' AND ${STALE}) AS stale,
   (expires_at IS NOT NULL AND expires_at <= now()) AS expired`;
 
-/** SQL of Bulk Data export jobs and their encrypted files (migration 1765000000000). */
+/** SQL of Bulk Data export jobs and their encrypted files (migrations 1765000000000 on). */
 @Injectable()
 export class ExportRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -53,6 +57,8 @@ export class ExportRepository {
     job: {
       id: string;
       userId: string;
+      scope: string | null;
+      patient: string | null;
       level: string;
       transactionTime: Date;
       requestUrl: string;
@@ -68,12 +74,21 @@ export class ExportRepository {
         INTERRUPTED,
       );
       const rows = await manager.query<unknown[]>(
-        `INSERT INTO export_job (id, user_id, level, status, progress, transaction_time,
-                                 request_url, base_url, heartbeat_at)
-         VALUES ($1, $2, $3, 'in-progress', 'starting', $4, $5, $6, now())
+        `INSERT INTO export_job (id, user_id, scope, patient, level, status, progress,
+                                 transaction_time, request_url, base_url, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, 'in-progress', 'starting', $6, $7, $8, now())
          ON CONFLICT (user_id) WHERE status = 'in-progress' DO NOTHING
          RETURNING id`,
-        [job.id, job.userId, job.level, job.transactionTime, job.requestUrl, job.baseUrl],
+        [
+          job.id,
+          job.userId,
+          job.scope,
+          job.patient,
+          job.level,
+          job.transactionTime,
+          job.requestUrl,
+          job.baseUrl,
+        ],
       );
       return rows.length === 1;
     });

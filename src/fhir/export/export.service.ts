@@ -20,6 +20,7 @@ import { ResourceRepository } from '../resource.repository.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
+import { exportOwnerOf, ownsExport } from './export-owner.js';
 import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
 import {
   ExportRepository,
@@ -150,7 +151,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const started = await this.store.insert(
       {
         id: job.id,
-        userId: user.id,
+        ...exportOwnerOf(user),
         level: request.level,
         transactionTime: new Date(),
         requestUrl: request.requestUrl,
@@ -170,7 +171,10 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     return job.id;
   }
 
-  /** 'in-progress' with a progress text, or the manifest; 404 for anyone but the job's owner. */
+  /**
+   * 'in-progress' with a progress text, or the manifest; 404 for anyone but the job's owner (its
+   * user, with a token of the scopes and patient that started it).
+   */
   async status(
     user: AuthenticatedUser,
     id: string,
@@ -228,7 +232,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   private async owned(user: AuthenticatedUser, id: string): Promise<ExportJobRow> {
     // Job ids are UUIDs: anything else cannot exist (and would be a type error in SQL).
     const job = isUuid(id) ? await this.store.find(id, STALE_SECONDS) : undefined;
-    if (!job || job.userId !== user.id) {
+    if (!job || !ownsExport(user, job)) {
       throw AppError.notFound('No such export');
     }
     if (job.expired) {

@@ -1,0 +1,34 @@
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { formatScope } from '../../auth/smart-scopes.js';
+
+/** Who an export job belongs to: a user, through tokens of one set of scopes and one patient. */
+export interface ExportOwner {
+  userId: string;
+  /** The token's SMART resource scopes, sorted and space-separated; null without scopes. */
+  scope: string | null;
+  patient: string | null;
+}
+
+/** The owner a token makes of the job it starts. */
+export function exportOwnerOf(user: AuthenticatedUser): ExportOwner {
+  return {
+    userId: user.id,
+    scope:
+      user.scopes === undefined
+        ? null
+        : [...new Set(user.scopes.map(formatScope))].sort().join(' '),
+    patient: user.patient ?? null,
+  };
+}
+
+/**
+ * Whether a token may see a job (its status and files) or delete it: a token of its user with
+ * the same scopes and patient as the one that started it. The user alone is not enough: a
+ * patient-scoped token exchanged from the user's own would otherwise open the user's population
+ * export, and a token with the user's full rights would open what a narrowed one started (each
+ * export is what its token may see, so each token sees its own).
+ */
+export function ownsExport(user: AuthenticatedUser, job: ExportOwner): boolean {
+  const owner = exportOwnerOf(user);
+  return owner.userId === job.userId && owner.scope === job.scope && owner.patient === job.patient;
+}
