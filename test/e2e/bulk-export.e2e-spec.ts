@@ -317,6 +317,29 @@ describe('Bulk Data export ($export)', () => {
     expect((await storedFiles(job)).size).toBe(0);
   });
 
+  it('leaves out the members a Group no longer has: inactive, or their period ended', async () => {
+    const cleo = await create({ resourceType: 'Patient', name: [{ family, given: ['Cleo'] }] });
+    const group = await create({
+      resourceType: 'Group',
+      type: 'person',
+      actual: true,
+      member: [
+        { entity: { reference: `Patient/${ids['ana']}` }, period: { start: '2020-01-01' } },
+        { entity: { reference: `Patient/${ids['ben']}` }, inactive: true },
+        { entity: { reference: `Patient/${cleo}` }, period: { start: '2020', end: '2024-03' } },
+      ],
+    });
+    const manifest = await manifestOf(
+      await kickOff(`/fhir/Group/${group}/$export?_type=Patient,Observation`),
+    );
+    const exported = async (type: string) =>
+      (await download(manifest.output.find((file) => file.type === type)!.url)).map(
+        (resource) => resource['id'],
+      );
+    expect(await exported('Patient')).toEqual([ids['ana']]);
+    expect(await exported('Observation')).toEqual([ids['ana-obs']]);
+  });
+
   it("exports the members' documents (Binary) through their securityContext", async () => {
     const letter = await create({
       resourceType: 'DocumentReference',

@@ -21,6 +21,7 @@ import { SecurityContexts } from '../security-contexts.js';
 import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
 import { exportOwnerOf, ownsExport } from './export-owner.js';
+import { groupMembers } from './group-members.js';
 import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
 import {
   ExportRepository,
@@ -137,7 +138,10 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       }
     }
     const filters = await this.typeFilters(user, request);
-    const cohort = await this.cohort(user, request);
+    // The instant the export reflects: the manifest's transactionTime, and when a Group's
+    // members are taken as they stand.
+    const transactionTime = new Date();
+    const cohort = await this.cohort(user, request, transactionTime);
     const job: RunningJob = {
       id: randomUUID(),
       user,
@@ -153,7 +157,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         id: job.id,
         ...exportOwnerOf(user),
         level: request.level,
-        transactionTime: new Date(),
+        transactionTime,
         requestUrl: request.requestUrl,
         baseUrl: request.baseUrl,
       },
@@ -338,20 +342,19 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     return !job.abort.signal.aborted;
   }
 
-  /** The patients an export is confined to: a Group's members are read (and checked) at kick-off. */
-  private async cohort(user: AuthenticatedUser, request: ExportRequest): Promise<Cohort> {
+  /**
+   * The patients an export is confined to: a Group's members are read (and checked) at kick-off,
+   * those who are members at `now` (see groupMembers).
+   */
+  private async cohort(
+    user: AuthenticatedUser,
+    request: ExportRequest,
+    now: Date,
+  ): Promise<Cohort> {
     if (request.level === 'system') return undefined;
     if (request.level === 'patient') return 'any';
     const group = (await this.fhir.read(user, 'Group', request.groupId!)).resource;
-    const members = ((group as { member?: unknown }).member ?? []) as {
-      entity?: { reference?: string };
-    }[];
-    return new Set(
-      members.flatMap((member) => {
-        const match = /^Patient\/([A-Za-z0-9.-]{1,64})$/.exec(member.entity?.reference ?? '');
-        return match ? [match[1]!] : [];
-      }),
-    );
+    return new Set(groupMembers(group, now));
   }
 
   /**
