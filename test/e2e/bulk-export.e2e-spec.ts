@@ -75,6 +75,16 @@ describe('Bulk Data export ($export)', () => {
     return files;
   }
 
+  /** The doctor's token narrowed to SMART scopes (and a patient), as an app would hold it. */
+  const scopedToken = async (scope: string, patient?: string): Promise<string> => {
+    const res = await http('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope, ...(patient ? { patient } : {}) },
+      headers: { authorization, 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    return `Bearer ${res.body.access_token as string}`;
+  };
+
   const jobExists = async (job: string): Promise<boolean> =>
     (await db.query('SELECT 1 FROM export_job WHERE id = $1', [job])).rowCount === 1;
 
@@ -157,6 +167,41 @@ describe('Bulk Data export ($export)', () => {
     const nurse = `Bearer ${await tokenFor(testApp, 'nurse')}`;
     expect((await kickOff('/fhir/Patient/$export', { authorization: nurse })).status).toBe(403);
     expect((await kickOff(`/fhir/Group/${randomUUID()}/$export`)).status).toBe(404);
+  });
+
+  it('lets a token with the export right on other types than Patient take a system-level export of them', async () => {
+    const observations = await scopedToken('user/Observation.rs');
+    const kickedOff = await kickOff('/fhir/$export?_type=Observation', {
+      authorization: observations,
+    });
+    const manifest = await manifestOf(kickedOff, observations);
+    expect(manifest.output.map((file) => file.type)).toEqual(['Observation']);
+    const exported = await download(manifest.output[0]!.url, observations);
+    expect(exported.map((resource) => resource['id'])).toEqual(
+      expect.arrayContaining([ids['ana-obs'], ids['ben-obs']]),
+    );
+    // Without _type: the types it may export, Observation alone.
+    const all = await manifestOf(
+      await kickOff('/fhir/$export', { authorization: observations }),
+      observations,
+    );
+    expect(all.output.map((file) => file.type)).toEqual(['Observation']);
+
+    // Patient- and Group-level exports choose by patient: they need the right on Patient.
+    for (const path of [
+      '/fhir/$export?_type=Patient',
+      '/fhir/Patient/$export?_type=Observation',
+      `/fhir/Group/${ids['group']}/$export?_type=Observation`,
+    ]) {
+      const res = await kickOff(path, { authorization: observations });
+      expect({ path, status: res.status }).toEqual({ path, status: 403 });
+    }
+    // A token that may export nothing is refused, as before.
+    const reader = await scopedToken('user/Observation.r');
+    expect((await kickOff('/fhir/$export', { authorization: reader })).status).toBe(403);
+    expect(
+      (await get(kickedOff.headers.get('content-location')!, { authorization: reader })).status,
+    ).toBe(403);
   });
 
   it('narrows a type to what its _typeFilter searches match, and refuses filters it would not keep', async () => {
@@ -257,14 +302,6 @@ describe('Bulk Data export ($export)', () => {
   });
 
   it('keeps a job to tokens of the scopes and patient that started it, even of the same user', async () => {
-    const scopedToken = async (scope: string, patient?: string): Promise<string> => {
-      const res = await http('POST', `${testApp.url}/auth/token/scoped`, {
-        body: { scope, ...(patient ? { patient } : {}) },
-        headers: { authorization, 'content-type': 'application/json' },
-      });
-      expect(res.status).toBe(200);
-      return `Bearer ${res.body.access_token as string}`;
-    };
     const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient');
     const manifest = await manifestOf(kickedOff);
     const status = kickedOff.headers.get('content-location')!;

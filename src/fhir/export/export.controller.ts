@@ -21,7 +21,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditContext } from '../../audit/audit-context.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
-import { FhirInteraction, RequireRecentMfa } from '../../auth/permission.decorators.js';
+import {
+  FhirInteraction,
+  RequirePermission,
+  RequireRecentMfa,
+} from '../../auth/permission.decorators.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { fhirBaseUrl } from '../fhir-headers.js';
 import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
@@ -31,11 +35,27 @@ const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson',
 const PARAMETERS = new Set(['_outputFormat', '_type', '_since', '_typeFilter']);
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-/** A kick-off route: the export right on the data, an MFA of the last five minutes, 202. */
-const KickOff = (path: string, summary: string): MethodDecorator =>
+/**
+ * Who may kick off an export of each level (each type it takes is checked by the service too).
+ * A system-level export is of types: the export right on any one type opens it, as the Bulk
+ * Data IG's system level is for a client registered for some types (`system/Observation.rs`).
+ * Patient- and Group-level exports are about patients: whatever types they take, they choose
+ * what goes in by patient (every patient's compartment, or the Group's members'), so they are
+ * operations on the Patient type (the IG's OperationDefinitions patient-export and group-export
+ * take the patient compartment), as `Patient/{id}/$everything` is a read of Patient; they need
+ * the export right on Patient, and a Group's export its read of the Group as well.
+ */
+const RIGHT: Record<ExportLevel, MethodDecorator> = {
+  system: RequirePermission('fhir:system'),
+  patient: FhirInteraction('export', 'Patient'),
+  group: FhirInteraction('export', 'Patient'),
+};
+
+/** A kick-off route: the export right (RIGHT), an MFA of the last five minutes, 202. */
+const KickOff = (path: string, level: ExportLevel, summary: string): MethodDecorator =>
   applyDecorators(
     Get(path),
-    FhirInteraction('export', 'Patient'),
+    RIGHT[level],
     RequireRecentMfa(),
     HttpCode(202),
     ApiOperation({ summary }),
@@ -52,9 +72,10 @@ const KickOff = (path: string, summary: string): MethodDecorator =>
 
 /**
  * FHIR Bulk Data Access 2.0 export: kick-off (202 and a status URL), status polling, the NDJSON
- * files, and DELETE to cancel. Starting an export needs the export permission and an MFA of the
- * last five minutes; polling and downloading need the same permission and are open only to the
- * user who started it, with a token of the same scopes and patient.
+ * files, and DELETE to cancel. Starting an export needs the export permission (RIGHT) and an MFA
+ * of the last five minutes; polling and downloading need the export right on some type (the
+ * service checks it) and are open only to the user who started it, with a token of the same
+ * scopes and patient.
  */
 @ApiTags('Bulk Data export')
 @ApiBearerAuth()
@@ -65,7 +86,7 @@ export class ExportController {
     private readonly audit: AuditContext,
   ) {}
 
-  @KickOff('$export', 'System-level export of every type you may export (async, NDJSON)')
+  @KickOff('$export', 'system', 'System-level export of every type you may export (async, NDJSON)')
   system(
     @CurrentUser() user: AuthenticatedUser,
     @Req() request: FastifyRequest,
@@ -74,7 +95,7 @@ export class ExportController {
     return this.kickOff(user, 'system', undefined, request, reply);
   }
 
-  @KickOff('Patient/$export', "Export every patient's compartment (async, NDJSON)")
+  @KickOff('Patient/$export', 'patient', "Export every patient's compartment (async, NDJSON)")
   patients(
     @CurrentUser() user: AuthenticatedUser,
     @Req() request: FastifyRequest,
@@ -85,6 +106,7 @@ export class ExportController {
 
   @KickOff(
     'Group/:id/$export',
+    'group',
     "Export the compartments of a Group's patient members (async, NDJSON)",
   )
   group(
@@ -97,7 +119,7 @@ export class ExportController {
   }
 
   @Get('$export-status/:job')
-  @FhirInteraction('export', 'Patient')
+  @RequirePermission('fhir:system')
   @ApiOperation({
     summary: 'Export status: 202 with X-Progress while running, 200 with the manifest',
   })
@@ -116,7 +138,7 @@ export class ExportController {
   }
 
   @Delete('$export-status/:job')
-  @FhirInteraction('export', 'Patient')
+  @RequirePermission('fhir:system')
   @HttpCode(202)
   @ApiOperation({ summary: 'Cancel an export, or delete a finished one and its files' })
   async cancel(@CurrentUser() user: AuthenticatedUser, @Param('job') job: string): Promise<void> {
@@ -124,7 +146,7 @@ export class ExportController {
   }
 
   @Get('$export-file/:job/:file')
-  @FhirInteraction('export', 'Patient')
+  @RequirePermission('fhir:system')
   @ApiOperation({ summary: 'One NDJSON file of a finished export (decrypted as it is sent)' })
   async file(
     @CurrentUser() user: AuthenticatedUser,

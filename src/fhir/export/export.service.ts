@@ -129,6 +129,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
 
   /** Checks the request (and reads the Group) and starts the job; its id names the status URL. */
   async start(user: AuthenticatedUser, request: ExportRequest): Promise<string> {
+    this.assertMayExport(user);
     for (const type of request.types ?? []) {
       if (!this.definitions.isResourceType(type)) {
         throw AppError.invalid(`_type names an unknown resource type: ${type}`, ['_type']);
@@ -234,6 +235,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async owned(user: AuthenticatedUser, id: string): Promise<ExportJobRow> {
+    this.assertMayExport(user);
     // Job ids are UUIDs: anything else cannot exist (and would be a type error in SQL).
     const job = isUuid(id) ? await this.store.find(id, STALE_SECONDS) : undefined;
     if (!job || !ownsExport(user, job)) {
@@ -296,6 +298,17 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
 
   private mayExport(user: AuthenticatedUser, type: string): boolean {
     return mayUseFhir(user, type, 'export');
+  }
+
+  /**
+   * The export routes are open to anyone with the export right on some type (the routes of a
+   * Patient or Group export require it on Patient): no right at all is a 403, as the permission
+   * guard answers, before the job is looked for.
+   */
+  private assertMayExport(user: AuthenticatedUser): void {
+    if (!this.definitions.resourceTypes.some((type) => this.mayExport(user, type))) {
+      throw AppError.forbidden('Access denied');
+    }
   }
 
   private async run(job: RunningJob): Promise<void> {
