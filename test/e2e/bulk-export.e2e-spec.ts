@@ -85,6 +85,20 @@ describe('Bulk Data export ($export)', () => {
     return `Bearer ${res.body.access_token as string}`;
   };
 
+  /** Until a statement starting so waits for a lock (one the test holds), as `watcher` sees. */
+  async function waitingOn(watcher: pg.Client, statement: string): Promise<void> {
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const { rowCount } = await watcher.query(
+        `SELECT 1 FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+        [`${statement}%`],
+      );
+      if (rowCount) return;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    throw new Error(`no ${statement} came to wait`);
+  }
+
   const jobExists = async (job: string): Promise<boolean> =>
     (await db.query('SELECT 1 FROM export_job WHERE id = $1', [job])).rowCount === 1;
 
@@ -425,6 +439,48 @@ describe('Bulk Data export ($export)', () => {
       const updated = (observation['meta'] as { lastUpdated: string }).lastUpdated;
       expect(Date.parse(updated)).toBeGreaterThan(Date.parse(since));
     }
+
+    // The same instant with an offset, and the output format, their plus written unencoded (a
+    // space once the query is decoded), as clients write them.
+    const offset = new Date(Date.parse(since) + 3_600_000).toISOString().replace('Z', '+01:00');
+    const unencoded = await manifestOf(
+      await kickOff(
+        `/fhir/$export?_type=Observation&_since=${offset}&_outputFormat=application/fhir+ndjson`,
+      ),
+    );
+    const again = (await download(unencoded.output[0]!.url)).map((item) => item['id']);
+    expect(again.sort()).toEqual([...exported].sort());
+  });
+
+  it('leaves out what changed after the export began (its transactionTime)', async () => {
+    const observation = {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: `export-${family}` },
+      subject: { reference: `Patient/${ids['ben']}` },
+    };
+    const watcher = new pg.Client({ connectionString: database.url });
+    await watcher.connect();
+    let kickedOff: HttpResult;
+    let later: string;
+    try {
+      // The Patient file cannot be stored while the test holds the table: the Observations are
+      // read once the test has written one, after the kick-off.
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
+      kickedOff = await kickOff('/fhir/$export?_type=Patient,Observation');
+      expect(kickedOff.status).toBe(202);
+      await waitingOn(watcher, 'INSERT INTO export_chunk');
+      later = await create(observation);
+    } finally {
+      await db.query('COMMIT');
+      await watcher.end();
+    }
+    const manifest = await manifestOf(kickedOff);
+    const file = manifest.output.find((output) => output.type === 'Observation')!;
+    const exported = (await download(file.url)).map((item) => item['id']);
+    expect(exported).toContain(ids['ana-obs']);
+    expect(exported).not.toContain(later);
   });
 
   it('exports a Subscription with its channel.header values masked, as every read shows it', async () => {
@@ -569,18 +625,7 @@ describe('Bulk Data export ($export)', () => {
 
     const watcher = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
     await watcher.connect();
-    const waiting = async (statement: string): Promise<void> => {
-      for (let attempt = 0; attempt < 200; attempt++) {
-        const { rowCount } = await watcher.query(
-          `SELECT 1 FROM pg_stat_activity
-            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
-          [`${statement}%`],
-        );
-        if (rowCount) return;
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      throw new Error(`no ${statement} came to wait`);
-    };
+    const waiting = (statement: string) => waitingOn(watcher, statement);
     let job: string;
     let closing: Promise<void>;
     try {

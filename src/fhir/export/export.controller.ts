@@ -182,11 +182,13 @@ export class ExportController {
         throw AppError.invalid(`${name} may be given once`, [name]);
       }
     }
-    const format = query['_outputFormat'] as string | undefined;
+    // A plus written unencoded reads as a space: application/fhir+ndjson (which the Bulk Data IG
+    // requires servers to take) and an offset such as +01:00 come as clients write them.
+    const format = plus(query['_outputFormat']);
     if (format !== undefined && !NDJSON_FORMATS.has(format)) {
       throw AppError.of(400, 'not-supported', 'The only output format is application/fhir+ndjson');
     }
-    const since = query['_since'] as string | undefined;
+    const since = plus(query['_since']);
     if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) {
       throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
     }
@@ -205,6 +207,11 @@ export class ExportController {
     });
     void reply.header('content-location', `${baseUrl}/$export-status/${id}`);
   }
+}
+
+/** A query value with the spaces that were unencoded pluses given back their plus. */
+function plus(value: unknown): string | undefined {
+  return typeof value === 'string' ? value.replace(/ /g, '+') : undefined;
 }
 
 /**

@@ -52,6 +52,8 @@ interface RunningJob {
   id: string;
   user: AuthenticatedUser;
   request: ExportRequest;
+  /** What the export reflects: what changed after it stays out (the next `_since` has it). */
+  transactionTime: Date;
   /** The patients it is confined to: all of them (`any`), a Group's, or none for a system export. */
   cohort: Cohort;
   /** `_typeFilter` queries by type. */
@@ -147,6 +149,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       id: randomUUID(),
       user,
       request,
+      transactionTime,
       filters,
       cohort,
       progress: 'starting',
@@ -408,6 +411,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       );
       const resources: FhirResource[] = [];
       for (const row of rows) {
+        // Changed after the export began: the Bulk Data IG says it should not be in it; the
+        // export that follows this one (_since its transactionTime) takes it.
+        if (row.lastUpdated > job.transactionTime) continue;
         if (matched && !matched.has(row.id)) continue;
         try {
           const content = this.phi.decrypted(ResourceEntity, row).content as string;
