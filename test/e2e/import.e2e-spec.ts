@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,6 +80,60 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(rows).toHaveLength(8);
     expect(rows.filter((row) => row.patients === 1)).toHaveLength(4);
     expect(await runNode(BUILT.cli, ['audit:verify'], env)).toMatchObject({ code: 0 });
+  });
+
+  it('keeps conditional creates conditional with --stable-ids: one Organization for two loads', async () => {
+    // Two loads name the same Organization (the same identifier) under different uuids, as two
+    // Synthea runs do; a third refers to it by conditional reference.
+    const folder = join(inputs, 'conditional');
+    await mkdir(folder);
+    const identifier = { system: 'https://example.org/orgs', value: randomUUID() };
+    const criteria = `identifier=${identifier.system}|${identifier.value}`;
+    const load = (patient: string, managingOrganization: Record<string, unknown>) => ({
+      fullUrl: `urn:uuid:${patient}`,
+      resource: {
+        resourceType: 'Patient',
+        name: [{ family: 'Conditional' }],
+        managingOrganization,
+      },
+      request: { method: 'POST', url: 'Patient' },
+    });
+    const bundle = (...entry: object[]) =>
+      JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry });
+    const patients = [randomUUID(), randomUUID(), randomUUID()];
+    for (const [i, name] of ['a', 'b'].entries()) {
+      const organization = randomUUID();
+      await writeFile(
+        join(folder, `${name}.json`),
+        bundle(
+          {
+            fullUrl: `urn:uuid:${organization}`,
+            resource: { resourceType: 'Organization', name: 'General', identifier: [identifier] },
+            request: { method: 'POST', url: 'Organization', ifNoneExist: criteria },
+          },
+          load(patients[i]!, { reference: `urn:uuid:${organization}` }),
+        ),
+      );
+    }
+    await writeFile(
+      join(folder, 'c.json'),
+      bundle(load(patients[2]!, { reference: `Organization?${criteria}` })),
+    );
+    const organizations = await count('Organization');
+    for (const run of [1, 2]) {
+      const result = await runImport('--stable-ids', '--concurrency', '1', folder);
+      expect({
+        run,
+        stderr: result.stderr.split('\n').filter((line) => / \d{3} /.test(line)),
+      }).toEqual({ run, stderr: [] });
+      expect(result).toMatchObject({ code: 0 });
+      expect(await count('Organization')).toBe(organizations + 1);
+    }
+    const { rows } = await db.query<{ id: string }>(
+      'SELECT id FROM resource WHERE resource_type = $1 AND id = ANY($2) AND NOT deleted',
+      ['Patient', patients],
+    );
+    expect(rows).toHaveLength(3);
   });
 
   it('loads NDJSON with stable ids, lists each rejected line, and exits non-zero', async () => {

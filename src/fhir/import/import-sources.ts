@@ -87,9 +87,9 @@ export async function describeSource(path: string): Promise<ImportSource> {
 
 /**
  * The Bundles a source is sent as: a Bundle file as it is (with `stableIds`, a POST whose fullUrl
- * is `urn:uuid:<uuid>` becomes a PUT to that id, so that importing it again updates rather than
- * duplicates); an NDJSON file as batch Bundles of NDJSON_CHUNK resources, each a PUT when the
- * resource has an id and a POST when it has none.
+ * is `urn:uuid:<uuid>` and that has no ifNoneExist becomes a PUT to that id, so that importing it
+ * again updates rather than duplicates); an NDJSON file as batch Bundles of NDJSON_CHUNK
+ * resources, each a PUT when the resource has an id and a POST when it has none.
  */
 export async function* unitsOf(
   source: ImportSource,
@@ -137,12 +137,21 @@ function ndjsonUnit(
   return { source, bundle, where: (index) => `line ${chunk[index]?.line ?? '?'}` };
 }
 
+/**
+ * `--stable-ids`: an unconditional POST whose fullUrl is `urn:uuid:<uuid>` becomes a PUT to that
+ * id. A conditional create (`ifNoneExist`) stays one: its criteria say what makes the resource
+ * the same one (Synthea's Organizations and Practitioners by identifier), which two loads may
+ * give different uuids; a PUT by uuid would store it twice, and a conditional reference to it
+ * (`Organization?identifier=…`) would then match two (412).
+ */
 function usePutForUuids(bundle: Bundle): void {
   for (const entry of bundle.entry ?? []) {
-    const request = entry.request as { method?: string; url?: string } | undefined;
+    const request = entry.request as
+      { method?: string; url?: string; ifNoneExist?: unknown } | undefined;
     const uuid = /^urn:uuid:([0-9a-f-]{36})$/i.exec(entry.fullUrl ?? '')?.[1];
     const type = entry.resource?.resourceType;
     if (request?.method !== 'POST' || !uuid || !type || request.url !== type) continue;
+    if (request.ifNoneExist !== undefined) continue;
     entry.resource = { ...entry.resource, id: uuid };
     entry.request = { method: 'PUT', url: `${type}/${uuid}` };
   }

@@ -117,7 +117,7 @@ export class ImportCommand extends CommandRunner {
   @Option({
     flags: '--stable-ids',
     description:
-      'Create entries whose fullUrl is urn:uuid:<uuid> with that id (PUT), so that a re-import updates them instead of adding copies',
+      'Create entries whose fullUrl is urn:uuid:<uuid> with that id (PUT), so that a re-import updates them instead of adding copies (conditional creates, ifNoneExist, stay as they are)',
   })
   parseStableIds(): boolean {
     return true;
