@@ -208,6 +208,51 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(rows.map((row) => row.id)).toEqual(['ex-enc', 'ex-obs', 'ex-p']);
   });
 
+  it('stores NDJSON resources that refer to each other together, and still rejects the orphan', async () => {
+    // A merged Patient pair: each names the other (link replaced-by / replaces), so neither can
+    // be stored first; an Observation waits for one of them, another for a patient not there.
+    const folder = join(inputs, 'merged');
+    await mkdir(folder);
+    const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
+    const observation = (id: string, subject: string) => ({
+      resourceType: 'Observation',
+      id,
+      status: 'final',
+      code: { text: 'Heart rate' },
+      subject: { reference: subject },
+    });
+    await writeFile(
+      join(folder, 'Observation.ndjson'),
+      ndjson(observation('mg-obs', 'Patient/mg-old'), observation('mg-orphan', 'Patient/mg-none')),
+    );
+    await writeFile(
+      join(folder, 'Patient.ndjson'),
+      ndjson(
+        {
+          resourceType: 'Patient',
+          id: 'mg-old',
+          active: false,
+          link: [{ other: { reference: 'Patient/mg-new' }, type: 'replaced-by' }],
+        },
+        {
+          resourceType: 'Patient',
+          id: 'mg-new',
+          link: [{ other: { reference: 'Patient/mg-old' }, type: 'replaces' }],
+        },
+      ),
+    );
+    const result = await runImport('--concurrency', '1', folder);
+    expect(result.stdout).toContain('Imported 3 of 4 resources from 2 files');
+    expect(result.stdout).toContain('1 rejected');
+    expect(result.stderr).toMatch(/Observation\.ndjson line 2: 400 .*Patient\/mg-none/);
+    expect(result.stderr).not.toMatch(/Patient\.ndjson|Observation\.ndjson line 1/);
+    expect(result.code).toBe(1);
+    const { rows } = await db.query<{ id: string }>(
+      "SELECT id FROM resource WHERE id LIKE 'mg-%' AND NOT deleted ORDER BY id",
+    );
+    expect(rows.map((row) => row.id)).toEqual(['mg-new', 'mg-obs', 'mg-old']);
+  });
+
   it('refuses a malformed file before writing anything', async () => {
     const folder = join(inputs, 'broken');
     await mkdir(folder);

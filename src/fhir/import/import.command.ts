@@ -10,6 +10,7 @@ import {
   type ImportUnit,
 } from './import-sources.js';
 import { ImportService, type UnitResult } from './import.service.js';
+import { referringGroups } from './referring-groups.js';
 import { integerOption } from '../../cli/integer-option.js';
 
 interface ImportOptions {
@@ -69,16 +70,33 @@ export class ImportCommand extends CommandRunner {
           }
         });
       }
-      // Entries whose targets were not stored yet go again while a round stores something;
-      // after that, what still waits refers to what the import does not hold.
+      // Entries whose targets were not stored yet go again while a round stores something.
+      // After that, what still waits refers to what the import does not hold, or to entries
+      // that wait too: resources that refer to each other (a merged Patient pair's links, an
+      // Encounter and its Condition) are stored only together, in a transaction, whose
+      // references the server checks when it commits. Each group of entries that refer to one
+      // another is one transaction (so a resource that refers to nothing the import holds
+      // takes only its own group down); an entry of no group is rejected.
       for (let round = waiting.splice(0); round.length > 0; round = waiting.splice(0)) {
         const before = written;
         for (const unit of retryUnits(round)) {
           settle(unit.source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
         }
-        if (written === before) {
-          for (const { source, where, status, reason } of waiting.splice(0)) {
-            rejections.push({ file: shown(source.path), where, status, reason });
+        if (written > before) continue;
+        for (const group of referringGroups(waiting.splice(0), (item) => item.entry)) {
+          const refusal = group.length > 1 ? await this.storeTogether(group) : undefined;
+          if (refusal === undefined && group.length > 1) {
+            written += group.length;
+            bar.increment(group.length, { speed: rate(written, started) });
+            continue;
+          }
+          for (const { source, where, status, reason } of group) {
+            // A group's entries are refused for what refused its transaction.
+            rejections.push({
+              file: shown(source.path),
+              where,
+              ...(refusal ?? { status, reason }),
+            });
             bar.increment(1, { speed: rate(written, started) });
           }
         }
@@ -107,6 +125,26 @@ export class ImportCommand extends CommandRunner {
       }
       process.exitCode = 1;
     }
+  }
+
+  /**
+   * Entries that wait for one another, as one transaction: undefined when it is stored, else
+   * the status and reason it was refused with.
+   */
+  private async storeTogether(
+    group: Waiting[],
+  ): Promise<Pick<Rejection, 'status' | 'reason'> | undefined> {
+    const result = await this.imports.load({
+      source: group[0]!.source,
+      bundle: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: group.map((item) => item.entry),
+      },
+      where: (index) => group[index]?.where ?? '?',
+    });
+    const refusal = result.rejected[0];
+    return refusal && { status: refusal.status, reason: refusal.reason };
   }
 
   @Option({ flags: '--concurrency <n>', description: 'Files loaded at once', defaultValue: 4 })
