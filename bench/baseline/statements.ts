@@ -33,7 +33,7 @@ export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confide
  * restricted records left out. Values: type, hash, parameter code, CONFIDENTIALITY.
  */
 export const SEARCH_ONE_HASH = `SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.deleted, r.content, (p.s0)::text AS k0
-         FROM (SELECT r.resource_type, r.id, r.id AS s0 FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_blind m1 WHERE m1.resource_type = r.resource_type AND m1.resource_id = r.id AND m1.param = $3 AND m1.hash = $2) AND NOT EXISTS (SELECT 1 FROM search_token x WHERE x.resource_type = r.resource_type AND x.resource_id = r.id AND x.param = '_security' AND x.system = $4 AND x.code = 'R')
+         FROM (SELECT r.resource_type, r.id, r.id AS s0 FROM resource r WHERE r.resource_type = $1 AND NOT r.deleted AND EXISTS (SELECT 1 FROM search_blind m1 WHERE m1.resource_type = r.resource_type AND m1.resource_id = r.id AND m1.param = $3 AND m1.hash = $2) AND NOT EXISTS (SELECT 1 FROM search_token x2 WHERE x2.resource_type = r.resource_type AND x2.resource_id = r.id AND x2.param = '_security' AND x2.system = $4 AND x2.code = 'R')
                ORDER BY r.id ASC LIMIT 21) p
          JOIN resource r ON r.resource_type = p.resource_type AND r.id = p.id
         ORDER BY p.s0 ASC`;
