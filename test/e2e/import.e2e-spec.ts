@@ -9,6 +9,17 @@ import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-
 
 const SYNTHEA = fileURLToPath(new URL('../../../shared/fhir-samples/synthea/', import.meta.url));
 
+/** Resources as a bulk export writes them: one JSON object per line. */
+const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
+
+const observation = (id: string, subject: string) => ({
+  resourceType: 'Observation',
+  id,
+  status: 'final',
+  code: { text: 'Heart rate' },
+  subject: { reference: subject },
+});
+
 describe('cli import: Bundles and NDJSON from files', () => {
   let database: ScratchDatabase;
   let dataDir: string;
@@ -167,14 +178,6 @@ describe('cli import: Bundles and NDJSON from files', () => {
     // As a bulk export writes it: one file per type, and Observation.ndjson sorts first.
     const folder = join(inputs, 'export');
     await mkdir(folder);
-    const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
-    const observation = (id: string, subject: string) => ({
-      resourceType: 'Observation',
-      id,
-      status: 'final',
-      code: { text: 'Heart rate' },
-      subject: { reference: subject },
-    });
     await writeFile(
       join(folder, 'Encounter.ndjson'),
       ndjson({
@@ -213,14 +216,6 @@ describe('cli import: Bundles and NDJSON from files', () => {
     // be stored first; an Observation waits for one of them, another for a patient not there.
     const folder = join(inputs, 'merged');
     await mkdir(folder);
-    const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
-    const observation = (id: string, subject: string) => ({
-      resourceType: 'Observation',
-      id,
-      status: 'final',
-      code: { text: 'Heart rate' },
-      subject: { reference: subject },
-    });
     await writeFile(
       join(folder, 'Observation.ndjson'),
       ndjson(observation('mg-obs', 'Patient/mg-old'), observation('mg-orphan', 'Patient/mg-none')),
