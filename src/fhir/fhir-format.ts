@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
+import { unencodedPlus } from '../common/http/media-types.js';
 
 /** `_format` values and Accept media ranges CareVault can answer: FHIR JSON only. */
 const JSON_FORMATS = new Set([
@@ -50,8 +51,7 @@ export function refuseOtherFormats(
   // A range with q=0 refuses its type (RFC 9110 §12.5.1); of the others, one that FHIR JSON
   // answers is enough, and one of them must take R4 (a client may offer R3 and R4).
   const ranges = accepted(accept);
-  // `_format=application/fhir+json` written unencoded reads with a space for the plus.
-  const json = (range: string) => JSON_FORMATS.has(mediaType(range).replace(' ', '+'));
+  const json = (range: string) => JSON_FORMATS.has(unencodedPlus(mediaType(range)));
   const answerable = ranges.filter((range) => json(range) || ANY.has(mediaType(range)));
   const producible = formats.every((format) => json(format)) && answerable.length > 0;
   const r4 = formats.every(servedVersion) && answerable.some(servedVersion);

@@ -1,5 +1,13 @@
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
+/**
+ * A query value with its spaces read back as pluses: `application/fhir+json` or a `+01:00`
+ * offset written unencoded reach the server with a space for the plus (form decoding).
+ */
+export function unencodedPlus(value: string): string {
+  return value.replace(/ /g, '+');
+}
+
 /** Request bodies CareVault parses as JSON. */
 export const JSON_MEDIA_TYPES = ['application/fhir+json', 'application/json-patch+json'];
 

@@ -27,6 +27,7 @@ import {
   RequireRecentMfa,
 } from '../../auth/permission.decorators.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { unencodedPlus } from '../../common/http/media-types.js';
 import { fhirBaseUrl } from '../fhir-headers.js';
 import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
 
@@ -209,9 +210,8 @@ export class ExportController {
   }
 }
 
-/** A query value with the spaces that were unencoded pluses given back their plus. */
 function plus(value: unknown): string | undefined {
-  return typeof value === 'string' ? value.replace(/ /g, '+') : undefined;
+  return typeof value === 'string' ? unencodedPlus(value) : undefined;
 }
 
 /**
