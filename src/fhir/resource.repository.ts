@@ -362,12 +362,13 @@ export class ResourceRepository {
 
   /**
    * Like pageOfType, but the rows as stored (content still encrypted), so that the caller can
-   * decrypt them one by one (PhiSubscriber.decrypted) and go on past one that fails.
+   * decrypt them one by one (PhiSubscriber.decrypted) and go on past one that fails; and only
+   * those last changed up to `until` (a Bulk Data export's transactionTime).
    */
   encryptedPageOfType(
     type: string,
     after: string,
-    since: Date | undefined,
+    changed: { since?: Date; until: Date },
     limit: number,
   ): Promise<ResourceEntity[]> {
     return this.unitOfWork.manager.query<ResourceEntity[]>(
@@ -375,10 +376,10 @@ export class ResourceRepository {
               last_updated AS "lastUpdated", deleted, content
          FROM resource
         WHERE resource_type = $1 AND NOT deleted AND id > $2
-          AND ($3::timestamptz IS NULL OR last_updated > $3)
+          AND ($3::timestamptz IS NULL OR last_updated > $3) AND last_updated <= $4
         ORDER BY id
-        LIMIT $4`,
-      [type, after, since ?? null, limit],
+        LIMIT $5`,
+      [type, after, changed.since ?? null, changed.until, limit],
     );
   }
 

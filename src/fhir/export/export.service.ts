@@ -403,7 +403,14 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, name, type);
     let after = '';
     for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
-      const rows = await this.resources.encryptedPageOfType(type, after, job.request.since, PAGE);
+      // Changed after the export began: the Bulk Data IG says it should not be in it; the
+      // export that follows this one (_since its transactionTime) takes it.
+      const rows = await this.resources.encryptedPageOfType(
+        type,
+        after,
+        { ...(job.request.since ? { since: job.request.since } : {}), until: job.transactionTime },
+        PAGE,
+      );
       const matched = await this.filtered(
         job,
         type,
@@ -411,9 +418,6 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       );
       const resources: FhirResource[] = [];
       for (const row of rows) {
-        // Changed after the export began: the Bulk Data IG says it should not be in it; the
-        // export that follows this one (_since its transactionTime) takes it.
-        if (row.lastUpdated > job.transactionTime) continue;
         if (matched && !matched.has(row.id)) continue;
         try {
           const content = this.phi.decrypted(ResourceEntity, row).content as string;
