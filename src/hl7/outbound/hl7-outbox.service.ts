@@ -45,20 +45,22 @@ export class Hl7Outbox implements OnModuleInit {
 
   /** Sends a dead message again, at its place in its destination's queue. */
   async resend(id: string): Promise<Hl7OutboxEntity> {
-    if ((await this.outbox.findById(id))?.message === UNBUILT) {
+    const row = await this.outbox.findById(id);
+    if (!row) throw AppError.notFound('No outbound message with this id');
+    if (row.message === UNBUILT) {
       throw AppError.conflict(
         'This message could not be built, so there is nothing to send; the next change to the resource sends it whole',
       );
     }
-    if (await this.outbox.requeue(id)) return (await this.outbox.findById(id))!;
-    const row = await this.outbox.findById(id);
-    if (!row) throw AppError.notFound('No outbound message with this id');
     if (row.status !== 'dead') {
       throw AppError.conflict(`Only a dead message can be sent again; this one is ${row.status}`);
     }
-    throw AppError.conflict(
-      'A later message about the same resource has been delivered to this destination: sent now, this one would overwrite newer data there',
-    );
+    if (!(await this.outbox.requeue(id))) {
+      throw AppError.conflict(
+        'A later message about the same resource has been delivered to this destination: sent now, this one would overwrite newer data there',
+      );
+    }
+    return (await this.outbox.findById(id))!;
   }
 
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
