@@ -452,12 +452,14 @@ export class FhirService {
     }
     // Access follows the resource as it is now (or was before its deletion), and as it was in
     // every version shown: a restricted one needs break-glass whenever it was restricted.
-    const live = await this.openForWrite(user, current, 'history');
     // Break-glass is checked (and its use recorded) once per request: for the record when it
     // is restricted now, else for the first restricted version shown.
     let opened: boolean;
-    if (live) {
-      opened = isRestrictedIn(live, await this.contexts.ofOne(live));
+    if (!current.deleted) {
+      const live = parseContent(current);
+      const context = await this.contexts.ofOne(live);
+      await this.access.assertMayOpen(user, live, 'history', context);
+      opened = isRestrictedIn(live, context);
     } else {
       // A deleted record is as restricted as it was before its deletion.
       const now = await this.restrictedNow(type, id);
@@ -544,7 +546,6 @@ export class FhirService {
     const contents = new Map(
       rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
     );
-    const contexts = await this.contexts.of([...contents.values()]);
     // A record restricted now (or before its deletion) lists none of its versions, those
     // written before it was restricted included.
     const keys = new Map(rows.map((row) => [`${row.resourceType}/${row.id}`, row]));
@@ -553,10 +554,11 @@ export class FhirService {
         [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
       )
     ).map((row) => parseContent(row));
-    const latestContexts = await this.contexts.of(latest);
+    // The documents Binaries name, of the versions listed and of the records now: one query.
+    const contexts = await this.contexts.of([...contents.values(), ...latest]);
     const restrictedNow = new Set(
       latest
-        .filter((content) => isRestrictedIn(content, latestContexts.get(content)))
+        .filter((content) => isRestrictedIn(content, contexts.get(content)))
         .map((content) => `${content.resourceType}/${String(content.id)}`),
     );
     return rows.filter((row) => {
