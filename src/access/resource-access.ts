@@ -120,10 +120,7 @@ export class ResourceAccess {
     const patients = this.patientsOf(next);
     this.audit.touch(next, patients);
     const interaction = current ? 'update' : 'create';
-    if (
-      !this.isInCompartment(user, next, patients, interaction) ||
-      this.entersOtherCompartment(user, next, patients, current, interaction)
-    ) {
+    if (!this.mayWriteWithin(user, next, patients, current, interaction)) {
       throw AppError.forbidden(
         this.confines(next.resourceType)
           ? "A patient-scoped token can only write its patient's records"
@@ -233,20 +230,22 @@ export class ResourceAccess {
   }
 
   /**
-   * Whether a patient-scoped write puts the resource in another patient's compartment too: an
-   * Observation about B naming A as performer is in A's compartment, yet writes into B's record.
-   * Patients the current version already names stay allowed (a merged Patient's `link`).
+   * Whether a patient-scoped token may write this content: a record of its patient's
+   * compartment that names no other patient the record did not name already (an Observation
+   * about B naming A as performer is in A's compartment, yet writes into B's record; a merged
+   * Patient's `link` stays). Shared types it changes none of (see isInCompartment).
    */
-  private entersOtherCompartment(
+  private mayWriteWithin(
     user: AuthenticatedUser,
     next: FhirResource,
     patients: string[],
     current: FhirResource | undefined,
     interaction: FhirInteraction,
   ): boolean {
-    if (!isPatientConfined(user.scopes, user.patient, next.resourceType, interaction)) return false;
+    if (!isPatientConfined(user.scopes, user.patient, next.resourceType, interaction)) return true;
+    if (!this.confines(next.resourceType)) return false;
     const named = new Set([user.patient, ...(current ? this.patientsOf(current) : [])]);
-    return patients.some((patient) => !named.has(patient));
+    return patients.includes(user.patient!) && patients.every((patient) => named.has(patient));
   }
 
   /**
