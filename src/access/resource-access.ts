@@ -8,7 +8,10 @@ import type { FhirResource } from '../fhir/fhir-types.js';
 import { BreakGlassService } from './break-glass.service.js';
 import { PatientCompartment, patientIdOf } from './patient-compartment.js';
 
-const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+/** The `meta.security` label of a restricted record (see isRestricted). */
+export const RESTRICTED_LABEL = { system: CONFIDENTIALITY, code: 'R' } as const;
 
 interface Coding {
   system?: unknown;
@@ -18,7 +21,7 @@ interface Coding {
 /** `meta.security` code R: open only through break-glass. */
 export function isRestricted(resource: FhirResource): boolean {
   return securityLabels(resource).some(
-    (label) => label.system === CONFIDENTIALITY && label.code === 'R',
+    (label) => label.system === RESTRICTED_LABEL.system && label.code === RESTRICTED_LABEL.code,
   );
 }
 

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { patientIdOf } from '../access/patient-compartment.js';
+import { RESTRICTED_LABEL } from '../access/resource-access.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
 import { ResourceRepository } from './resource.repository.js';
@@ -19,7 +20,7 @@ function unresolved(reference: unknown): FhirResource {
     resourceType: 'Unresolved',
     id: typeof reference === 'string' ? reference.slice(0, 200) : 'unresolved',
     meta: {
-      security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+      security: [RESTRICTED_LABEL],
     },
   };
 }

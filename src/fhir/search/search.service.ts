@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
-import { ResourceAccess } from '../../access/resource-access.js';
+import { CONFIDENTIALITY, ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
@@ -41,7 +41,6 @@ const MAX_LAST = 100;
 function stateContext(user: AuthenticatedUser, type: string): CipherContext {
   return { table: 'search', column: 'state', row: [type, user.id] };
 }
-const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 export interface SearchBundle {
   resourceType: 'Bundle';
