@@ -19,6 +19,19 @@ export class AuditScope {
   primary: { type: string; id: string; version: string | null } | undefined;
   breakGlass = false;
   actor: AuditActor | undefined;
+  /**
+   * Set for a batch Bundle, whose entries commit one by one: writes one entry's own row inside
+   * that entry's transaction, so that no entry is kept without a row naming it.
+   */
+  recordPart: ((part: AuditScope, outcome: AuditPart) => Promise<void>) | undefined;
+}
+
+/** What a batch entry's own row says beyond what it touched: its interaction and result. */
+export interface AuditPart {
+  method: string;
+  status: number;
+  /** The version the entry left current (its ETag), when it wrote one resource. */
+  version: string | null;
 }
 
 /** The request's AuditScope, reachable from any service the request calls. */
@@ -32,6 +45,41 @@ export class AuditContext {
 
   get current(): AuditScope | undefined {
     return this.storage.getStore();
+  }
+
+  /**
+   * Runs one entry of a batch Bundle under a scope of its own. The work calls `record` last in
+   * the entry's transaction, so the entry and its row commit together. An entry that fails
+   * before then is named in the request's row instead, as denied and failed work always is.
+   * Anywhere but a batch request this only runs the work.
+   */
+  async part<T>(work: (record: (outcome: AuditPart) => Promise<void>) => Promise<T>): Promise<T> {
+    const parent = this.current;
+    const recordPart = parent?.recordPart;
+    if (!parent || !recordPart) {
+      return work(() => Promise.resolve());
+    }
+    const part = new AuditScope();
+    part.actor = parent.actor;
+    let written = false;
+    let committed = false;
+    try {
+      const result = await this.storage.run(part, () =>
+        work(async (outcome) => {
+          await recordPart(part, outcome);
+          written = true;
+        }),
+      );
+      committed = written;
+      return result;
+    } finally {
+      if (!committed) {
+        parent.primary ??= part.primary;
+        for (const entity of part.entities) parent.entities.add(entity);
+        for (const patient of part.patients) parent.patients.add(patient);
+      }
+      parent.breakGlass ||= part.breakGlass;
+    }
   }
 
   /** A resource the request touched, with the patients whose compartment holds it. */

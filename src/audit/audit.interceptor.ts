@@ -9,7 +9,13 @@ import { lastValueFrom, Observable } from 'rxjs';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { AuditContext, AuditScope } from './audit-context.js';
 import { AuditTrail } from './audit-trail.js';
-import { httpAuditEntry, isBestEffort, isTransactionalWrite } from './http-audit.js';
+import {
+  batchEntryAuditEntry,
+  httpAuditEntry,
+  isBatchBundle,
+  isBestEffort,
+  isTransactionalWrite,
+} from './http-audit.js';
 import { AuditUnavailableError, attachScope, markRecorded } from './request-audit.js';
 
 /**
@@ -54,6 +60,12 @@ export class AuditInterceptor implements NestInterceptor {
   ): Promise<unknown> {
     const handle = (): Promise<unknown> =>
       lastValueFrom(next.handle(), { defaultValue: undefined });
+    if (isBatchBundle(request)) {
+      scope.recordPart = (part, outcome) =>
+        this.guarded(() =>
+          this.trail.recordInTransaction(batchEntryAuditEntry(request, part, outcome)),
+        );
+    }
     if (isTransactionalWrite(request)) {
       const result = await this.unitOfWork.run(async () => {
         const value = await handle();

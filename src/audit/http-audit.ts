@@ -4,7 +4,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { formatScope } from '../auth/smart-scopes.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
-import type { AuditScope } from './audit-context.js';
+import type { AuditPart, AuditScope } from './audit-context.js';
 
 interface RouteAction {
   action: string;
@@ -130,6 +130,44 @@ export function isTransactionalWrite(request: FastifyRequest): boolean {
     route !== '/fhir/:type/$validate' &&
     route !== '/fhir/Patient/$match'
   );
+}
+
+/** A batch Bundle, whose entries each commit on their own, with a row of their own. */
+export function isBatchBundle(request: FastifyRequest): boolean {
+  return (
+    request.method === 'POST' &&
+    routeOf(request) === '/fhir' &&
+    (request.body as { type?: unknown } | undefined)?.type === 'batch'
+  );
+}
+
+/** A batch entry's request method as the FHIR interaction it performs. */
+const ENTRY_INTERACTIONS: Record<string, string> = {
+  POST: 'create',
+  PUT: 'update',
+  PATCH: 'patch',
+  DELETE: 'delete',
+};
+
+/**
+ * The row of one batch entry, written in the entry's transaction: the request's row but for
+ * the entry's interaction, status and what it touched (the request's row no longer names it).
+ */
+export function batchEntryAuditEntry(
+  request: FastifyRequest,
+  part: AuditScope,
+  outcome: AuditPart,
+): AuditEntry {
+  const interaction = ENTRY_INTERACTIONS[outcome.method] ?? 'execute';
+  const single = part.entities.size === 1 ? part.primary : undefined;
+  return {
+    ...httpAuditEntry(request, outcome.status, part),
+    action: interaction,
+    subtype: interaction,
+    resourceType: part.primary?.type ?? null,
+    resourceId: single?.id ?? null,
+    resourceVersion: single ? (outcome.version ?? single.version) : null,
+  };
 }
 
 /** The token endpoint's grants, as audit subtypes. */

@@ -274,6 +274,72 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(undone).toHaveLength(0);
   });
 
+  it('gives each write of a batch a row committed with it, so none is kept unnamed', async () => {
+    const existing = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const chosen = `batch-${randomUUID()}`;
+    const batch = (entry: unknown[]) => ({ resourceType: 'Bundle', type: 'batch', entry });
+    const put = {
+      resource: { ...buildPatient(), id: chosen },
+      request: { method: 'PUT', url: `Patient/${chosen}` },
+    };
+    const stale = {
+      resource: { ...buildPatient(), id: existing },
+      request: { method: 'PUT', url: `Patient/${existing}`, ifMatch: 'W/"9"' },
+    };
+    const read = { request: { method: 'GET', url: `Patient/${existing}` } };
+
+    const done = await audited(doctor, 'POST', fhir, { body: batch([put, stale, read]) });
+    expect(done.body.entry.map((e: any) => e.response.status)).toEqual([
+      '201 Created',
+      '412',
+      '200 OK',
+    ]);
+    const byAction = (action: string) => done.rows.filter((row) => row.action === action);
+    expect(done.rows).toHaveLength(2);
+    expect(byAction('update')).toMatchObject([
+      {
+        subtype: 'update',
+        route: '/fhir',
+        status_code: 201,
+        resource_type: 'Patient',
+        resource_id: chosen,
+        resource_version: '1',
+        entities: [`Patient/${chosen}`],
+        patient_ids: [chosen],
+      },
+    ]);
+    // The request's row names what the entries read or tried, not what another row names.
+    expect(byAction('execute')).toMatchObject([
+      { subtype: 'batch', status_code: 200, entities: [`Patient/${existing}`] },
+    ]);
+
+    // The entry's row fails: the entry is undone, the request's row names it as tried.
+    const again = `batch-${randomUUID()}`;
+    const spy = jest
+      .spyOn(testApp.app.get(AuditRepository), 'append')
+      .mockRejectedValueOnce(new Error('audit disk full'));
+    let refused: Awaited<ReturnType<typeof audited>>;
+    try {
+      refused = await audited(doctor, 'POST', fhir, {
+        body: batch([
+          {
+            ...put,
+            resource: { ...put.resource, id: again },
+            request: { method: 'PUT', url: `Patient/${again}` },
+          },
+        ]),
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    expect(refused.body.entry[0].response.status).toBe('503');
+    expect(await db.query(`SELECT 1 FROM resource WHERE id = $1`, [again])).toHaveLength(0);
+    expect(refused.rows).toMatchObject([
+      { action: 'execute', subtype: 'batch', entities: [`Patient/${again}`] },
+    ]);
+  });
+
   it('flags break-glass access, and a grant whose audit row fails is not kept', async () => {
     const restricted = (
       await doctor('POST', `${fhir}/Patient`, {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { AuditContext } from '../../audit/audit-context.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
@@ -67,6 +68,7 @@ export class BundleService {
     private readonly everythings: EverythingService,
     private readonly definitions: FhirDefinitions,
     private readonly unitOfWork: UnitOfWork,
+    private readonly audit: AuditContext,
   ) {}
 
   /** `prefer` is the request's Prefer header: its `return=` applies to every write entry. */
@@ -177,11 +179,27 @@ export class BundleService {
       }
       try {
         this.authorize(user, entry);
-        results.push(
-          await this.unitOfWork.run(async () => {
+        const run = () =>
+          this.unitOfWork.run(async () => {
             const { planned, references } = await this.plan(user, [entry]);
             return this.execute(user, entry, planned.get(entry.index), references, baseUrl);
-          }),
+          });
+        // A write entry commits with a row of its own: a later failure of the request's row
+        // cannot leave it stored and unnamed. Reads are named in the request's row.
+        results.push(
+          entry.method === 'GET'
+            ? await run()
+            : await this.audit.part((record) =>
+                this.unitOfWork.run(async () => {
+                  const result = await run();
+                  await record({
+                    method: entry.method,
+                    status: Number.parseInt(result.response.status, 10),
+                    version: /^W\/"(\d+)"$/.exec(result.response.etag ?? '')?.[1] ?? null,
+                  });
+                  return result;
+                }),
+              ),
         );
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
