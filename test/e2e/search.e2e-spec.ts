@@ -92,6 +92,29 @@ describe('FHIR search', () => {
   });
 
   describe('names, identifiers, birth dates and telecom (blind indexes)', () => {
+    it('refuses a search of more than 20 criteria, or a criterion of more than 100 values, as too costly', async () => {
+      const criteria = (n: number) =>
+        Array.from({ length: n }, (_, i) => `family=cap${i}`).join('&');
+      expect((await http('GET', `${fhir}/Patient?${criteria(20)}`)).status).toBe(200);
+      const many = await http('GET', `${fhir}/Patient?${criteria(21)}`);
+      expect(many.status).toBe(400);
+      expect(many.body.issue[0]).toMatchObject({
+        code: 'too-costly',
+        diagnostics: 'A search takes at most 20 criteria; this one has 21',
+      });
+      const values = (n: number) => Array.from({ length: n }, (_, i) => `c${i}`).join(',');
+      expect((await http('GET', `${fhir}/Observation?code=${values(100)}`)).status).toBe(200);
+      const long = await http('GET', `${fhir}/Observation?code=${values(101)}`);
+      expect(long.status).toBe(400);
+      expect(long.body.issue[0].code).toBe('too-costly');
+      // A form post is held to the same rule.
+      const form = await http('POST', `${fhir}/Patient/_search`, {
+        body: criteria(21),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(form.status).toBe(400);
+    });
+
     it('finds by name part, exactly or by prefix, ignoring case and accents', async () => {
       expect(ids_(await search(`Patient?family=${encodeURIComponent(family)}`))).toEqual([ids.a]);
       expect(ids_(await search(`Patient?family=NUNEZ-${run}`))).toEqual([ids.a]);

@@ -14,6 +14,7 @@ export type IssueType =
   | 'conflict'
   | 'duplicate'
   | 'too-long'
+  | 'too-costly'
   | 'processing'
   | 'throttled'
   | 'transient'
