@@ -56,7 +56,7 @@ export class CliModule {
     return {
       module: CliModule,
       imports: [
-        await AppConfigModule.register(),
+        await AppConfigModule.register('cli'),
         MetricsModule,
         DatabaseModule,
         CryptoModule,

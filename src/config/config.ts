@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
@@ -41,6 +41,10 @@ export function childEnv(overrides: Record<string, string>): Record<string, stri
   return env;
 }
 
+/** Which process reads the settings: the service, or the admin CLI. */
+export type ProcessRole = 'service' | 'cli';
+export const PROCESS_ROLE = Symbol('PROCESS_ROLE');
+
 /** Typed, validated settings. Features depend on this, never on `process.env`. */
 @Injectable()
 export class AppConfig {
@@ -48,7 +52,10 @@ export class AppConfig {
   private facilityZones: Map<string, string> | undefined;
   private ignoredTypes: ReadonlySet<string> | undefined;
 
-  constructor(private readonly config: ConfigService<EnvironmentVariables, true>) {}
+  constructor(
+    private readonly config: ConfigService<EnvironmentVariables, true>,
+    @Optional() @Inject(PROCESS_ROLE) private readonly role: ProcessRole = 'service',
+  ) {}
 
   get nodeEnv(): EnvironmentVariables['NODE_ENV'] {
     return this.config.get('NODE_ENV', { infer: true });
@@ -71,11 +78,17 @@ export class AppConfig {
     return this.config.get('DATABASE_URL', { infer: true });
   }
 
-  /** Connections the service holds at most, and how long a request waits for one. */
+  /**
+   * Connections the service holds at most, how long a request waits for one, and how long one
+   * of its statements may run. The admin CLI's statements have no limit: a backup's COPY of a
+   * table, or a key rotation's pass, runs as long as the data takes.
+   */
   get databasePool(): DatabasePool {
     return {
       size: this.config.get('DATABASE_POOL_SIZE', { infer: true }),
       waitMs: this.config.get('DATABASE_WAIT_MS', { infer: true }),
+      statementTimeoutMs:
+        this.role === 'cli' ? 0 : this.config.get('DATABASE_STATEMENT_TIMEOUT_MS', { infer: true }),
     };
   }
 

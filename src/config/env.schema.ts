@@ -125,6 +125,21 @@ export class EnvironmentVariables {
   })
   DATABASE_WAIT_MS = 5000;
 
+  @Transform(toInteger)
+  @IsInt({
+    message:
+      'DATABASE_STATEMENT_TIMEOUT_MS must be a number of milliseconds between 0 (no limit) and 3600000',
+  })
+  @Min(0, {
+    message:
+      'DATABASE_STATEMENT_TIMEOUT_MS must be a number of milliseconds between 0 (no limit) and 3600000',
+  })
+  @Max(3_600_000, {
+    message:
+      'DATABASE_STATEMENT_TIMEOUT_MS must be a number of milliseconds between 0 (no limit) and 3600000',
+  })
+  DATABASE_STATEMENT_TIMEOUT_MS = 60_000;
+
   @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
 

@@ -5,14 +5,17 @@ import { ENTITIES } from './entities.js';
 import { SnakeNamingStrategy } from './naming-strategy.js';
 import { PhiSafeTypeOrmLogger } from './typeorm-logger.js';
 
-/** The connection pool: DATABASE_POOL_SIZE and DATABASE_WAIT_MS. */
+/** The connection pool: DATABASE_POOL_SIZE, DATABASE_WAIT_MS, DATABASE_STATEMENT_TIMEOUT_MS. */
 export interface DatabasePool {
   size: number;
   /** How long a request waits for a connection, a new one or a pool's free one. */
   waitMs: number;
+  /** How long one statement may run before PostgreSQL cancels it; 0 for no limit. */
+  statementTimeoutMs: number;
 }
 
-const DEFAULT_POOL: DatabasePool = { size: 20, waitMs: 5000 };
+/** The CLI's and the tools': admin commands (a backup's COPY of a table) run as long as needed. */
+const DEFAULT_POOL: DatabasePool = { size: 20, waitMs: 5000, statementTimeoutMs: 0 };
 
 /**
  * The one set of DataSource options, used by the application, the TypeORM CLI (data-source.ts)
@@ -46,7 +49,13 @@ export function dataSourceOptions(
       // rows is: a patient's 81,000 Observations sorted by date took 882 ms, 666 of them
       // compiling. Queries that return a page never win that back. A SET rather than a startup
       // option, which connection poolers such as PgBouncer refuse.
-      onConnect: (client: ClientBase) => client.query('SET jit = off'),
+      // statement_timeout: a request's statement that runs past it (a search with many
+      // criteria costs PostgreSQL seconds to plan) is cancelled by the server, rather than
+      // holding a connection, and the client's request, for as long as it takes.
+      onConnect: (client: ClientBase) =>
+        client.query(
+          `SET jit = off; SET statement_timeout = ${Math.trunc(pool.statementTimeoutMs)}`,
+        ),
     },
   };
 }

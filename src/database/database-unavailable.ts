@@ -83,6 +83,24 @@ export const DATABASE_PROBLEM_DIAGNOSTICS: Record<DatabaseProblem, string> = {
 };
 
 /**
+ * A statement PostgreSQL cancelled for running past DATABASE_STATEMENT_TIMEOUT_MS (SQLSTATE
+ * 57014 says "cancelled"; an operator's pg_cancel_backend has it too, with another message).
+ */
+export function isStatementTimeout(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const { code, message, driverError, cause } = current as {
+      code?: unknown;
+      message?: unknown;
+      driverError?: unknown;
+      cause?: unknown;
+    };
+    if (code === '57014') return typeof message === 'string' && /statement timeout/.test(message);
+    current = driverError ?? cause;
+  }
+  return false;
+}
+
+/**
  * A statement PostgreSQL refused for what it asked (a value it cannot read, say), as opposed to
  * the database being unable to serve: the same statement would be refused again.
  */

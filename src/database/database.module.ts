@@ -1,6 +1,6 @@
 import { Injectable, Logger, Module, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
+import { MigrationExecutor, type DataSource, type Migration } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
@@ -23,7 +23,23 @@ class MigrationRunner implements OnModuleInit {
     if (!this.config.runMigrationsOnStart) {
       return;
     }
-    const applied = await this.dataSource.runMigrations({ transaction: 'each' });
+    // A migration may rewrite or index a whole table: it runs without the requests' statement
+    // timeout, on a connection given back with the timeout set again.
+    const runner = this.dataSource.createQueryRunner();
+    let applied: Migration[];
+    try {
+      await runner.query('SET statement_timeout = 0');
+      const executor = new MigrationExecutor(this.dataSource, runner);
+      executor.transaction = 'each';
+      applied = await executor.executePendingMigrations();
+    } finally {
+      const { statementTimeoutMs } = this.config.databasePool;
+      try {
+        await runner.query(`SET statement_timeout = ${Math.trunc(statementTimeoutMs)}`);
+      } finally {
+        await runner.release();
+      }
+    }
     this.logger.log(
       applied.length > 0
         ? `Applied migrations: ${applied.map((m) => m.name).join(', ')}`

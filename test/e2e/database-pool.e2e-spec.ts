@@ -97,3 +97,61 @@ describe('The database connection pool', () => {
     expect((await api('GET', patientUrl)).status).toBe(200);
   });
 });
+
+/**
+ * DATABASE_STATEMENT_TIMEOUT_MS: a statement that runs past it (here, one waiting on a lock) is
+ * cancelled by PostgreSQL, and the request gets a 503 that says so instead of waiting on.
+ */
+describe('The statement timeout of the service’s connections', () => {
+  let database: ScratchDatabase;
+  let restoreEnv: () => void;
+  let testApp: TestApp;
+  let locker: pg.Client;
+  let api: HttpFn;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({ DATABASE_URL: database.url, DATABASE_STATEMENT_TIMEOUT_MS: '1000' });
+    testApp = await createTestApp();
+    api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+  });
+
+  afterAll(async () => {
+    await locker.end();
+    await testApp.close();
+    restoreEnv();
+    await database.drop();
+  });
+
+  it('is set on every connection of the pool', async () => {
+    const [setting] = await testApp.app
+      .get(DataSource)
+      .query<{ statement_timeout: string }[]>('SHOW statement_timeout');
+    expect(setting?.statement_timeout).toBe('1s');
+  });
+
+  it('stops a statement that runs past it with 503 too-costly, and the pool serves on', async () => {
+    const created = await api('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    const patientUrl = `${testApp.url}/fhir/Patient/${(created.body as { id: string }).id}`;
+    await locker.query('BEGIN');
+    try {
+      await locker.query('LOCK TABLE resource IN ACCESS EXCLUSIVE MODE');
+      const stopped = await api('GET', patientUrl);
+      expect(stopped.status).toBe(503);
+      expect(stopped.body).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [
+          {
+            code: 'too-costly',
+            diagnostics: expect.stringMatching(/longer than the database allows/),
+          },
+        ],
+      });
+    } finally {
+      await locker.query('ROLLBACK');
+    }
+    expect((await api('GET', patientUrl)).status).toBe(200);
+  });
+});

@@ -2,6 +2,7 @@ import { HttpException } from '@nestjs/common';
 import {
   DATABASE_PROBLEM_DIAGNOSTICS,
   databaseProblem,
+  isStatementTimeout,
 } from '../../database/database-unavailable.js';
 import { AppError, type Issue } from './app-error.js';
 import { operationOutcome, outcomeForStatus, type OperationOutcome } from './operation-outcome.js';
@@ -53,6 +54,21 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
     return status >= 500
       ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
       : { status, body: outcomeForStatus(status) };
+  }
+  if (isStatementTimeout(error)) {
+    // Logged (unexpected): an operator learns which requests meet the limit, by request id.
+    return {
+      status: 503,
+      body: operationOutcome([
+        {
+          severity: 'error',
+          code: 'too-costly',
+          diagnostics:
+            'The request ran longer than the database allows and was stopped; nothing was written. Narrow it (fewer search criteria or values) or retry later',
+        },
+      ]),
+      unexpected: error,
+    };
   }
   const unavailable = databaseIssue(error);
   if (unavailable) {
