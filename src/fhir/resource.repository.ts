@@ -34,6 +34,29 @@ export interface HistoryPage {
   total: number;
 }
 
+/**
+ * A resource as it stood at an instant (encryptedPageAt), encrypted: its version then, from
+ * `resource` when it is still the current one (`current`) and from resource_history otherwise,
+ * which its ciphertext is bound to; and, when it changed since, its latest version with content
+ * (from resource_history), unless that is `version` itself.
+ */
+export interface VersionAt {
+  version: ResourceEntity | ResourceHistoryEntity;
+  current: boolean;
+  latest?: ResourceHistoryEntity;
+}
+
+interface VersionAtRow {
+  id: string;
+  versionId: number;
+  lastUpdated: Date;
+  content: string;
+  current: boolean;
+  latestVersionId: number | null;
+  latestLastUpdated: Date | null;
+  latestContent: string | null;
+}
+
 export interface HistoryQuery {
   since?: Date;
   at?: AtPeriod[];
@@ -361,32 +384,91 @@ export class ResourceRepository {
   }
 
   /**
-   * Like pageOfType, but the rows as stored (content still encrypted), so that the caller can
-   * decrypt them one by one (PhiSubscriber.decrypted) and go on past one that fails; and only
-   * those last changed up to `until` (a Bulk Data export's transactionTime).
+   * A page of a type's resources as they stood at `at` (a Bulk Data export's transactionTime),
+   * in id order after `after`: each one's latest version written up to then, unless that is a
+   * deletion (or there is none: created since), and only if it was written after `since`. The
+   * rows are as stored (content still encrypted), so that the caller decrypts them one by one
+   * (PhiSubscriber.decrypted) and goes on past one that fails.
+   *
+   * Keyset paging on `resource`'s primary key, as before versions mattered: a resource unchanged
+   * since `at` is its own current row (no history read); one changed since (updated, deleted,
+   * re-created) costs two probes of resource_history's primary key, for the version then and for
+   * the latest version with content, which says whether the record is restricted now.
    */
-  encryptedPageOfType(
+  async encryptedPageAt(
     type: string,
     after: string,
-    changed: { since?: Date; until: Date },
+    changed: { since?: Date; at: Date },
     limit: number,
-  ): Promise<ResourceEntity[]> {
-    return this.unitOfWork.manager.query<ResourceEntity[]>(
-      `SELECT resource_type AS "resourceType", id, version_id AS "versionId",
-              last_updated AS "lastUpdated", deleted, content
-         FROM resource
-        WHERE resource_type = $1 AND NOT deleted AND id > $2
-          AND ($3::timestamptz IS NULL OR last_updated > $3) AND last_updated <= $4
-        ORDER BY id
+  ): Promise<VersionAt[]> {
+    const rows = await this.unitOfWork.manager.query<VersionAtRow[]>(
+      // Each branch of `v` and `l` is gated on the row alone (a one-time filter), so PostgreSQL
+      // runs a history probe only for a resource changed since $4. r.last_updated > $3 repeats
+      // v's bound (no version is newer than the current row) to skip rows before any probe.
+      `SELECT r.id, v.version_id AS "versionId", v.last_updated AS "lastUpdated", v.content,
+              v.current, l.version_id AS "latestVersionId",
+              l.last_updated AS "latestLastUpdated", l.content AS "latestContent"
+         FROM resource r
+        CROSS JOIN LATERAL (
+                SELECT r.version_id, r.last_updated, r.deleted, r.content, true AS current
+                 WHERE r.last_updated <= $4
+                UNION ALL
+               (SELECT h.version_id, h.last_updated, h.deleted, h.content, false
+                  FROM resource_history h
+                 WHERE r.last_updated > $4
+                   AND h.resource_type = r.resource_type AND h.id = r.id AND h.last_updated <= $4
+                 ORDER BY h.version_id DESC
+                 LIMIT 1)) v
+         LEFT JOIN LATERAL (
+               SELECT h.version_id, h.last_updated, h.content
+                 FROM resource_history h
+                WHERE NOT v.current
+                  AND h.resource_type = r.resource_type AND h.id = r.id
+                  AND h.version_id > v.version_id AND NOT h.deleted
+                ORDER BY h.version_id DESC
+                LIMIT 1) l ON true
+        WHERE r.resource_type = $1 AND r.id > $2 AND (NOT r.deleted OR r.last_updated > $4)
+          AND ($3::timestamptz IS NULL OR r.last_updated > $3)
+          AND NOT v.deleted AND ($3::timestamptz IS NULL OR v.last_updated > $3)
+        ORDER BY r.id
         LIMIT $5`,
-      [type, after, changed.since ?? null, changed.until, limit],
+      [type, after, changed.since ?? null, changed.at, limit],
     );
+    return rows.map((row) => {
+      const version = { resourceType: type, id: row.id, deleted: false };
+      return {
+        version: {
+          ...version,
+          versionId: row.versionId,
+          lastUpdated: row.lastUpdated,
+          content: row.content,
+        },
+        current: row.current,
+        ...(row.latestVersionId !== null
+          ? {
+              latest: {
+                ...version,
+                versionId: row.latestVersionId,
+                lastUpdated: row.latestLastUpdated!,
+                content: row.latestContent,
+              },
+            }
+          : {}),
+      };
+    });
   }
 
-  /** The types that have at least one current resource. */
-  async typesInUse(): Promise<string[]> {
+  /**
+   * The types that may have had a live resource at `at`: those with one live now, or with one
+   * deleted since. Each half reads an index (the live ids, and the versions since `at`).
+   */
+  async typesLiveAt(at: Date): Promise<string[]> {
     const rows = await this.unitOfWork.manager.query<{ resource_type: string }[]>(
-      'SELECT DISTINCT resource_type FROM resource WHERE NOT deleted ORDER BY resource_type',
+      `SELECT resource_type FROM resource WHERE NOT deleted
+       UNION
+       SELECT resource_type FROM resource_history WHERE deleted AND last_updated > $1
+       ORDER BY resource_type`,
+      [at],
     );
     return rows.map((row) => row.resource_type);
   }

@@ -99,6 +99,27 @@ describe('Bulk Data export ($export)', () => {
     throw new Error(`no ${statement} came to wait`);
   }
 
+  /**
+   * Kicks an export off and runs `change` once it has begun, before it reads beyond its first
+   * file: that file cannot be stored while the test holds the table.
+   */
+  async function kickOffThenChange(path: string, change: () => Promise<void>): Promise<HttpResult> {
+    const watcher = new pg.Client({ connectionString: database.url });
+    await watcher.connect();
+    try {
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
+      const kickedOff = await kickOff(path);
+      expect(kickedOff.status).toBe(202);
+      await waitingOn(watcher, 'INSERT INTO export_chunk');
+      await change();
+      return kickedOff;
+    } finally {
+      await db.query('COMMIT');
+      await watcher.end();
+    }
+  }
+
   const jobExists = async (job: string): Promise<boolean> =>
     (await db.query('SELECT 1 FROM export_job WHERE id = $1', [job])).rowCount === 1;
 
@@ -452,35 +473,107 @@ describe('Bulk Data export ($export)', () => {
     expect(again.sort()).toEqual([...exported].sort());
   });
 
-  it('leaves out what changed after the export began (its transactionTime)', async () => {
-    const observation = {
-      resourceType: 'Observation',
-      status: 'final',
-      code: { text: `export-${family}` },
-      subject: { reference: `Patient/${ids['ben']}` },
-    };
-    const watcher = new pg.Client({ connectionString: database.url });
-    await watcher.connect();
-    let kickedOff: HttpResult;
-    let later: string;
-    try {
-      // The Patient file cannot be stored while the test holds the table: the Observations are
-      // read once the test has written one, after the kick-off.
-      await db.query('BEGIN');
-      await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
-      kickedOff = await kickOff('/fhir/$export?_type=Patient,Observation');
-      expect(kickedOff.status).toBe(202);
-      await waitingOn(watcher, 'INSERT INTO export_chunk');
-      later = await create(observation);
-    } finally {
-      await db.query('COMMIT');
-      await watcher.end();
-    }
+  it.each([
+    ['a system', () => '/fhir/$export'],
+    ["the patients'", () => '/fhir/Patient/$export'],
+    ["a Group's", () => `/fhir/Group/${ids['group']}/$export`],
+  ])(
+    'takes %s export as it stood at its transactionTime: changed or deleted since as it was, created since left out',
+    async (_level, path) => {
+      const restricted = [
+        { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+      ];
+      // About Ana, a member of the Group.
+      const observation = (value: string, meta?: object) => ({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: `export-${family}` },
+        subject: { reference: `Patient/${ids['ana']}` },
+        valueString: value,
+        ...(meta ? { meta } : {}),
+      });
+      const update = async (
+        id: string,
+        resource: Record<string, unknown>,
+        as = authorization,
+      ): Promise<void> => {
+        const res = await http('PUT', `${testApp.url}/fhir/Observation/${id}`, {
+          body: { ...resource, id },
+          headers: { authorization: as },
+        });
+        expect(res.status).toBe(200);
+      };
+      const remove = async (id: string): Promise<void> => {
+        const res = await http('DELETE', `${testApp.url}/fhir/Observation/${id}`, {
+          headers: { authorization },
+        });
+        expect(res.status).toBe(204);
+      };
+      const glass = async (): Promise<string> => {
+        const clinician = await createUser(testApp, ['doctor']);
+        const secret = await enableMfa(testApp, clinician);
+        const token = `Bearer ${(await loginWithMfa(testApp, clinician, secret)).access_token}`;
+        const granted = await http('POST', `${testApp.url}/auth/break-glass`, {
+          body: { patient: ids['ana'], reason: 'Correcting a label set in error' },
+          headers: { authorization: token, 'content-type': 'application/json' },
+        });
+        expect(granted.status).toBe(201);
+        return token;
+      };
+      const changed = await create(observation('at kick-off'));
+      const deleted = await create(observation('deleted later'));
+      const goneBefore = await create(observation('deleted before'));
+      await remove(goneBefore);
+      const restrictedSince = await create(observation('restricted later'));
+      const unrestrictedSince = await create(
+        observation('unrestricted later', { security: restricted }),
+      );
+
+      let later = '';
+      const kickedOff = await kickOffThenChange(`${path()}?_type=Patient,Observation`, async () => {
+        later = await create(observation('created later'));
+        await update(changed, observation('changed later'));
+        await remove(deleted);
+        await update(restrictedSince, observation('restricted later', { security: restricted }));
+        // A restricted record changes only through break-glass: another doctor's.
+        await update(unrestrictedSince, observation('unrestricted later'), await glass());
+      });
+      const manifest = await manifestOf(kickedOff);
+      const file = manifest.output.find((output) => output.type === 'Observation')!;
+      const exported = new Map(
+        (await download(file.url)).map((item) => [item['id'] as string, item] as const),
+      );
+      expect(exported.has(ids['ana-obs']!)).toBe(true);
+      // As they were at kick-off: the first version, and the one before the deletion.
+      expect(exported.get(changed)).toMatchObject({
+        valueString: 'at kick-off',
+        meta: { versionId: '1' },
+      });
+      expect(exported.get(deleted)).toMatchObject({ valueString: 'deleted later' });
+      expect(exported.has(goneBefore)).toBe(false);
+      expect(exported.has(later)).toBe(false);
+      // A version opens as the record does now: restricted since, it stays out as restricted
+      // records do; restricted at kick-off, it was not to be exported then.
+      expect(exported.has(restrictedSince)).toBe(false);
+      expect(exported.has(unrestrictedSince)).toBe(false);
+      // The manifest's count is the file's.
+      expect(file.count).toBe(exported.size);
+    },
+  );
+
+  it('keeps a type whose resources were all deleted after the kick-off in an export of every type', async () => {
+    const medication = await create({ resourceType: 'Medication', code: { text: family } });
+    // Group's file comes first, before Medication's.
+    const kickedOff = await kickOffThenChange('/fhir/$export', async () => {
+      const res = await http('DELETE', `${testApp.url}/fhir/Medication/${medication}`, {
+        headers: { authorization },
+      });
+      expect(res.status).toBe(204);
+    });
     const manifest = await manifestOf(kickedOff);
-    const file = manifest.output.find((output) => output.type === 'Observation')!;
-    const exported = (await download(file.url)).map((item) => item['id']);
-    expect(exported).toContain(ids['ana-obs']);
-    expect(exported).not.toContain(later);
+    const file = manifest.output.find((output) => output.type === 'Medication');
+    expect(file).toBeDefined();
+    expect((await download(file!.url)).map((item) => item['id'])).toEqual([medication]);
   });
 
   it('exports a Subscription with its channel.header values masked, as every read shows it', async () => {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { ResourceAccess } from '../../access/resource-access.js';
+import { isRestrictedIn, ResourceAccess } from '../../access/resource-access.js';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
@@ -16,7 +16,9 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
 import { ResourceEntity } from '../resource.entity.js';
-import { ResourceRepository } from '../resource.repository.js';
+import { ResourceHistoryEntity } from '../resource-history.entity.js';
+import { ResourceRepository, type VersionAt } from '../resource.repository.js';
+import { parseContent } from '../resource-versions.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
@@ -52,7 +54,7 @@ interface RunningJob {
   id: string;
   user: AuthenticatedUser;
   request: ExportRequest;
-  /** What the export reflects: what changed after it stays out (the next `_since` has it). */
+  /** The instant the export reflects: each resource as it stood then (see exportType). */
   transactionTime: Date;
   /** The patients it is confined to: all of them (`any`), a Group's, or none for a system export. */
   cohort: Cohort;
@@ -64,6 +66,12 @@ interface RunningJob {
 }
 
 type Cohort = Set<string> | 'any' | undefined;
+
+/** A resource as it stood at the transactionTime, and the record now when it changed since. */
+interface Snapshot {
+  resource: FhirResource;
+  latest?: FhirResource;
+}
 
 export interface ExportManifest {
   transactionTime: string;
@@ -378,7 +386,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
    * types, and the Binaries (documents) their securityContexts place in a compartment.
    */
   private async typesOf(job: RunningJob): Promise<string[]> {
-    const types = job.request.types ?? (await this.resources.typesInUse());
+    const types = job.request.types ?? (await this.resources.typesLiveAt(job.transactionTime));
     return types.filter(
       (type) =>
         this.mayExport(job.user, type) &&
@@ -403,31 +411,36 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, name, type);
     let after = '';
     for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
-      // Changed after the export began: the Bulk Data IG says it should not be in it; the
-      // export that follows this one (_since its transactionTime) takes it.
-      const rows = await this.resources.encryptedPageOfType(
+      // The export holds the data as it stood at its transactionTime (the Bulk Data IG): a
+      // resource changed or deleted since goes in as it was then, one created since stays out,
+      // and the export that follows (_since this one's transactionTime) has the changes.
+      const rows = await this.resources.encryptedPageAt(
         type,
         after,
-        { ...(job.request.since ? { since: job.request.since } : {}), until: job.transactionTime },
+        { ...(job.request.since ? { since: job.request.since } : {}), at: job.transactionTime },
         PAGE,
       );
       const matched = await this.filtered(
         job,
         type,
-        rows.map((row) => row.id),
+        rows.map((row) => row.version.id),
       );
-      const resources: FhirResource[] = [];
+      const versions: Snapshot[] = [];
       for (const row of rows) {
-        if (matched && !matched.has(row.id)) continue;
+        if (matched && !matched.has(row.version.id)) continue;
         try {
-          const content = this.phi.decrypted(ResourceEntity, row).content as string;
-          resources.push(withoutWriteOnly(JSON.parse(content) as FhirResource));
+          versions.push(this.decrypted(row));
         } catch {
-          unreadable.push(`${type}/${row.id}`);
+          unreadable.push(`${type}/${row.version.id}`);
         }
       }
-      const contexts = await this.contexts.of(resources);
-      for (const resource of resources) {
+      const contexts = await this.contexts.of(
+        versions.flatMap(({ resource, latest }) => (latest ? [resource, latest] : [resource])),
+      );
+      for (const { resource, latest } of versions) {
+        // A version opens as the record does now, or did before its deletion (vread, history):
+        // one written before the record was restricted stays out with it.
+        if (latest && isRestrictedIn(latest, contexts.get(latest))) continue;
         const context = contexts.get(resource);
         const holders = this.access.patientsOf(resource, context);
         if (!this.included(job.user, resource, holders, job.cohort, context)) {
@@ -437,11 +450,25 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         for (const patient of holders) everyone.add(patient);
       }
       if (rows.length < PAGE) break;
-      after = rows.at(-1)!.id;
+      after = rows.at(-1)!.version.id;
     }
     // A cancelled job's rows are gone: there is nothing left to add to.
     if (!job.abort.signal.aborted) await writer.close();
     return { type, name, count: writer.count };
+  }
+
+  /**
+   * A resource as the export takes it, decrypted (this throws for a value that does not): the
+   * version then, as every read shows it, and the latest with content when it changed since.
+   */
+  private decrypted({ version, current, latest }: VersionAt): Snapshot {
+    const then = current
+      ? this.phi.decrypted(ResourceEntity, version)
+      : this.phi.decrypted(ResourceHistoryEntity, version);
+    const resource = withoutWriteOnly(parseContent(then));
+    return latest
+      ? { resource, latest: parseContent(this.phi.decrypted(ResourceHistoryEntity, latest)) }
+      : { resource };
   }
 
   /** The manifest's error file: one OperationOutcome per resource left out (ids only, no PHI). */
