@@ -248,6 +248,76 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(rows.map((row) => row.id)).toEqual(['mg-new', 'mg-obs', 'mg-old']);
   });
 
+  it('retries a refused group line by line: only the bad lines are rejected, each for its own reason, and none is stored twice', async () => {
+    // A merged Patient pair, an Observation without an id (a POST) and one with an id waiting
+    // for it, and an Observation that also names a Practitioner the import does not hold: one
+    // group, whose transaction that last line refuses. A second pair waits for each other, one
+    // of them for an Organization not there: neither can be stored.
+    const folder = join(inputs, 'partly');
+    await mkdir(folder);
+    const code = `Partly-${randomUUID().slice(0, 8)}`;
+    await writeFile(
+      join(folder, 'Observation.ndjson'),
+      ndjson(
+        { ...observation('pt-obs', 'Patient/pt-old'), code: { text: code } },
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: code },
+          subject: { reference: 'Patient/pt-new' },
+        },
+        {
+          ...observation('pt-bad', 'Patient/pt-old'),
+          performer: [{ reference: 'Practitioner/pt-nobody' }],
+        },
+      ),
+    );
+    const link = (other: string, type: string) => [{ other: { reference: other }, type }];
+    await writeFile(
+      join(folder, 'Patient.ndjson'),
+      ndjson(
+        { resourceType: 'Patient', id: 'pt-old', link: link('Patient/pt-new', 'replaced-by') },
+        { resourceType: 'Patient', id: 'pt-new', link: link('Patient/pt-old', 'replaces') },
+        { resourceType: 'Patient', id: 'pt-a', link: link('Patient/pt-b', 'seealso') },
+        {
+          resourceType: 'Patient',
+          id: 'pt-b',
+          link: link('Patient/pt-a', 'seealso'),
+          managingOrganization: { reference: 'Organization/pt-none' },
+        },
+      ),
+    );
+    const result = await runImport('--concurrency', '1', folder);
+    expect(result.stdout).toContain('Imported 4 of 7 resources from 2 files');
+    expect(result.stdout).toContain('3 rejected');
+    const rejected = result.stderr.split('\n').filter((line) => / \d{3} /.test(line));
+    expect(rejected).toHaveLength(3);
+    expect(rejected).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/Observation\.ndjson line 3: 400 .*Practitioner\/pt-nobody/),
+        expect.stringMatching(/Patient\.ndjson line 4: 400 .*Organization\/pt-none/),
+        // Refused for what it refers to, which was refused: not for the Organization.
+        expect.stringMatching(/Patient\.ndjson line 3: 400 .*Patient\/pt-b/),
+      ]),
+    );
+    expect(
+      rejected.find((line) => line.includes('line 3: 400') && line.includes('Patient.')),
+    ).not.toMatch(/pt-none/);
+    expect(result.code).toBe(1);
+    const { rows } = await db.query<{ id: string }>(
+      "SELECT id FROM resource WHERE id LIKE 'pt-%' AND NOT deleted ORDER BY id",
+    );
+    expect(rows.map((row) => row.id)).toEqual(['pt-new', 'pt-obs', 'pt-old']);
+    // The Observation without an id was created once, whatever was tried before.
+    const { rows: created } = await db.query<{ versions: number }>(
+      `SELECT count(*)::int AS versions FROM resource_history h
+        WHERE h.resource_type = 'Observation' AND h.id NOT LIKE 'pt-%'
+          AND h.id IN (SELECT resource_id FROM search_reference
+                        WHERE resource_type = 'Observation' AND target_id = 'pt-new')`,
+    );
+    expect(created).toEqual([{ versions: 1 }]);
+  });
+
   it('refuses a malformed file before writing anything', async () => {
     const folder = join(inputs, 'broken');
     await mkdir(folder);

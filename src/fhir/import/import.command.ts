@@ -10,7 +10,7 @@ import {
   type ImportUnit,
 } from './import-sources.js';
 import { ImportService, type UnitResult } from './import.service.js';
-import { referringGroups } from './referring-groups.js';
+import { referringGroups, storableParts } from './referring-groups.js';
 import { integerOption } from '../../cli/integer-option.js';
 
 interface ImportOptions {
@@ -76,7 +76,8 @@ export class ImportCommand extends CommandRunner {
       // Encounter and its Condition) are stored only together, in a transaction, whose
       // references the server checks when it commits. Each group of entries that refer to one
       // another is one transaction (so a resource that refers to nothing the import holds
-      // takes only its own group down); an entry of no group is rejected.
+      // takes only its own group down, and then only itself and what waits for it: see
+      // storeGroup); an entry of no group is rejected.
       for (let round = waiting.splice(0); round.length > 0; round = waiting.splice(0)) {
         const before = written;
         for (const unit of retryUnits(round)) {
@@ -84,19 +85,9 @@ export class ImportCommand extends CommandRunner {
         }
         if (written > before) continue;
         for (const group of referringGroups(waiting.splice(0), (item) => item.entry)) {
-          const refusal = group.length > 1 ? await this.storeTogether(group) : undefined;
-          if (refusal === undefined && group.length > 1) {
-            written += group.length;
-            bar.increment(group.length, { speed: rate(written, started) });
-            continue;
-          }
-          for (const { source, where, status, reason } of group) {
-            // A group's entries are refused for what refused its transaction.
-            rejections.push({
-              file: shown(source.path),
-              where,
-              ...(refusal ?? { status, reason }),
-            });
+          for (const { item, refusal } of await this.storeGroup(group)) {
+            if (refusal === undefined) written++;
+            else rejections.push({ file: shown(item.source.path), where: item.where, ...refusal });
             bar.increment(1, { speed: rate(written, started) });
           }
         }
@@ -128,12 +119,40 @@ export class ImportCommand extends CommandRunner {
   }
 
   /**
+   * Entries that wait for one another, stored in transactions: each entry's outcome, undefined
+   * when it is stored, else why it was refused. The group goes as one transaction first. A
+   * refusal there gives one reason for every line, though most may be fine (one line names
+   * something the import does not hold), so the group goes again in its smallest parts
+   * (storableParts), what a part refers to first, and a part refused goes line by line: each
+   * line is stored, or refused for its own reason (a line waiting for a refused one names it).
+   * No line is stored twice: a refused transaction stored nothing (load reports a refusal only
+   * for an error that rolled it back), and each line is tried again only after a refusal.
+   */
+  private async storeGroup(group: Waiting[]): Promise<Outcome[]> {
+    if (group.length === 1) {
+      // Alone, it was refused in the last batch round already: for that reason.
+      return group.map((item) => ({ item, refusal: { status: item.status, reason: item.reason } }));
+    }
+    if ((await this.storeTogether(group)) === undefined) {
+      return group.map((item) => ({ item, refusal: undefined }));
+    }
+    const outcomes: Outcome[] = [];
+    for (const part of storableParts(group, (item) => item.entry)) {
+      const refusal = await this.storeTogether(part);
+      if (refusal === undefined || part.length === 1) {
+        outcomes.push(...part.map((item) => ({ item, refusal })));
+        continue;
+      }
+      for (const item of part) outcomes.push({ item, refusal: await this.storeTogether([item]) });
+    }
+    return outcomes;
+  }
+
+  /**
    * Entries that wait for one another, as one transaction: undefined when it is stored, else
    * the status and reason it was refused with.
    */
-  private async storeTogether(
-    group: Waiting[],
-  ): Promise<Pick<Rejection, 'status' | 'reason'> | undefined> {
+  private async storeTogether(group: Waiting[]): Promise<Refused | undefined> {
     const result = await this.imports.load({
       source: group[0]!.source,
       bundle: {
@@ -163,6 +182,14 @@ export class ImportCommand extends CommandRunner {
 }
 
 type Waiting = UnitResult['deferred'][number] & { source: ImportSource };
+
+type Refused = Pick<Rejection, 'status' | 'reason'>;
+
+/** A waiting entry, stored (no refusal) or refused. */
+interface Outcome {
+  item: Waiting;
+  refusal: Refused | undefined;
+}
 
 /** Batch Bundles of the entries that wait, by file, each reporting where its entries came from. */
 function retryUnits(waiting: Waiting[]): ImportUnit[] {

@@ -20,16 +20,8 @@ export function referringGroups<T>(items: readonly T[], entryOf: (item: T) => Im
     }
     return index;
   };
-  const byKey = new Map<string, number>();
-  items.forEach((item, index) => {
-    const key = keyOf(entryOf(item));
-    if (key !== undefined) byKey.set(key, index);
-  });
-  items.forEach((item, index) => {
-    for (const reference of referencesIn(entryOf(item).resource)) {
-      const target = byKey.get(reference);
-      if (target !== undefined) parent[root(target)] = root(index);
-    }
+  referenceEdges(items, entryOf).forEach((targets, index) => {
+    for (const target of targets) parent[root(target)] = root(index);
   });
   const groups = new Map<number, T[]>();
   items.forEach((item, index) => {
@@ -37,6 +29,72 @@ export function referringGroups<T>(items: readonly T[], entryOf: (item: T) => Im
     groups.set(group, [...(groups.get(group) ?? []), item]);
   });
   return [...groups.values()];
+}
+
+/**
+ * A group's items split into the smallest sets that can be stored each on its own, in an order
+ * that stores what a set refers to before the set: the strongly connected components of the
+ * references among them. A merged Patient pair, each naming the other, is one; an Observation
+ * that waits for the pair is one of its own, after it. Tarjan's algorithm (which completes a
+ * component only after every component it reaches), without recursion: a chain of references
+ * may be as long as a file. Items in each set keep the order they came in.
+ */
+export function storableParts<T>(items: readonly T[], entryOf: (item: T) => ImportEntry): T[][] {
+  const edges = referenceEdges(items, entryOf);
+  const order: (number | undefined)[] = items.map(() => undefined);
+  const low: number[] = items.map(() => 0);
+  const onStack = items.map(() => false);
+  const stack: number[] = [];
+  const parts: T[][] = [];
+  let visited = 0;
+  const path: { node: number; next: number }[] = [];
+  const visit = (node: number): void => {
+    order[node] = low[node] = visited++;
+    stack.push(node);
+    onStack[node] = true;
+    path.push({ node, next: 0 });
+  };
+  for (const start of items.keys()) {
+    if (order[start] !== undefined) continue;
+    visit(start);
+    while (path.length > 0) {
+      const frame = path.at(-1)!;
+      const target = edges[frame.node]![frame.next++];
+      if (target !== undefined) {
+        if (order[target] === undefined) visit(target);
+        else if (onStack[target]) low[frame.node] = Math.min(low[frame.node]!, order[target]);
+        continue;
+      }
+      path.pop();
+      const caller = path.at(-1);
+      if (caller) low[caller.node] = Math.min(low[caller.node]!, low[frame.node]!);
+      if (low[frame.node] !== order[frame.node]) continue;
+      const part: number[] = [];
+      let member: number;
+      do {
+        member = stack.pop()!;
+        onStack[member] = false;
+        part.push(member);
+      } while (member !== frame.node);
+      parts.push(part.sort((a, b) => a - b).map((index) => items[index]!));
+    }
+  }
+  return parts;
+}
+
+/** For each item, the items it refers to (by index). */
+function referenceEdges<T>(items: readonly T[], entryOf: (item: T) => ImportEntry): number[][] {
+  const byKey = new Map<string, number>();
+  items.forEach((item, index) => {
+    const key = keyOf(entryOf(item));
+    if (key !== undefined) byKey.set(key, index);
+  });
+  return items.map((item) =>
+    [...referencesIn(entryOf(item).resource)].flatMap((reference) => {
+      const target = byKey.get(reference);
+      return target === undefined ? [] : [target];
+    }),
+  );
 }
 
 /** `Type/id` of the resource an entry writes, when it names it (a PUT, a resource with an id). */
