@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type EntityManager, MoreThan, QueryFailedError, type SelectQueryBuilder } from 'typeorm';
+import { type EntityManager, QueryFailedError, type SelectQueryBuilder } from 'typeorm';
 import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
@@ -359,28 +359,6 @@ export class ResourceRepository {
       created: current === null || current.deleted,
       changed: true,
     };
-  }
-
-  /**
-   * A page of a type's current resources in id order, after `after` and changed after `since`:
-   * how a bulk export walks a type without holding it all (keyset paging on the primary key).
-   */
-  pageOfType(
-    type: string,
-    after: string,
-    since: Date | undefined,
-    limit: number,
-  ): Promise<ResourceEntity[]> {
-    return this.unitOfWork.manager.find(ResourceEntity, {
-      where: {
-        resourceType: type,
-        deleted: false,
-        id: MoreThan(after),
-        ...(since ? { lastUpdated: MoreThan(since) } : {}),
-      },
-      order: { id: 'ASC' },
-      take: limit,
-    });
   }
 
   /**
