@@ -12,6 +12,8 @@ const JSON_FORMATS = new Set([
 const ANY = new Set(['*/*', 'application/*']);
 /** The `fhirVersion` media type parameter values of FHIR R4 (http.html#version-parameter). */
 const R4 = new Set(['4.0', '4.0.1']);
+/** The methods whose body a FHIR route reads: a Content-Type on any other labels nothing. */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH']);
 const BINARY_READ = /^\/fhir\/Binary\/[A-Za-z0-9.-]{1,64}(\/_history\/[^/?]+)?(\?|$)/;
 
 /**
@@ -28,8 +30,10 @@ export function wantsNativeBinary(request: FastifyRequest): boolean {
 /**
  * 406 for a FHIR request that asks for a format other than JSON (`_format=xml`,
  * `Accept: application/fhir+xml`), as the FHIR specification asks, rather than an answer in a
- * format the client did not ask for. Bulk Data files (NDJSON) are not FHIR JSON and are left to
- * their own route. Registered as an onRequest hook; the refusal is audited like any other.
+ * format the client did not ask for, and 415 for a body whose Content-Type names another FHIR
+ * version (`fhirVersion=5.0`), which would otherwise be stored as if it were R4. Bulk Data files
+ * (NDJSON) are not FHIR JSON and are left to their own route. Registered as an onRequest hook
+ * (before the body is read); the refusal is audited like any other.
  */
 export function refuseOtherFormats(
   request: FastifyRequest,
@@ -45,6 +49,16 @@ export function refuseOtherFormats(
   // A Binary is read in its own format (a PDF as application/pdf) unless FHIR JSON is asked for.
   if (formats.length === 0 && request.method === 'GET' && BINARY_READ.test(request.url)) {
     done();
+    return;
+  }
+  if (BODY_METHODS.has(request.method) && !servedVersion(request.headers['content-type'] ?? '')) {
+    done(
+      AppError.of(
+        415,
+        'not-supported',
+        'Only FHIR R4 bodies are accepted: fhirVersion=4.0 ($versions)',
+      ),
+    );
     return;
   }
   const accept = request.headers.accept?.trim() || '*/*';
@@ -80,7 +94,7 @@ function mediaType(range: string): string {
   return (range.split(';')[0] ?? '').trim().toLowerCase();
 }
 
-/** Whether a media range names no `fhirVersion`, or R4's. */
+/** Whether a media range or type names no `fhirVersion`, or R4's. */
 function servedVersion(range: string): boolean {
   const version = /;\s*fhirversion\s*=\s*"?([^";\s]+)/i.exec(range)?.[1];
   return version === undefined || R4.has(version);

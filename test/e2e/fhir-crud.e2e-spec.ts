@@ -863,6 +863,83 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/metadata?_format=xml`)).status).toBe(406);
   });
 
+  it('refuses with 415 a body labelled as another FHIR version, on every route that takes one', async () => {
+    const family = `Versioned${Date.now()}`;
+    const { id } = await createPatient();
+    const patient = { ...buildPatient(), name: [{ family }] };
+    const fhirPathPatch = {
+      resourceType: 'Parameters',
+      parameter: [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'replace' },
+            { name: 'path', valueString: 'Patient.active' },
+            { name: 'value', valueBoolean: false },
+          ],
+        },
+      ],
+    };
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: patient, request: { method: 'POST', url: 'Patient' } }],
+    };
+    const writes = (fhirJson: string, jsonPatch: string, form: string) =>
+      [
+        ['POST', `${fhir}/Patient`, fhirJson, JSON.stringify(patient)],
+        ['PUT', `${fhir}/Patient/${id}`, fhirJson, JSON.stringify({ ...patient, id })],
+        ['PUT', `${fhir}/Patient?_id=${id}`, fhirJson, JSON.stringify({ ...patient, id })],
+        ['PATCH', `${fhir}/Patient/${id}`, fhirJson, JSON.stringify(fhirPathPatch)],
+        [
+          'PATCH',
+          `${fhir}/Patient/${id}`,
+          jsonPatch,
+          '[{"op":"add","path":"/active","value":true}]',
+        ],
+        ['PATCH', `${fhir}/Patient?_id=${id}`, fhirJson, JSON.stringify(fhirPathPatch)],
+        ['POST', fhir, fhirJson, JSON.stringify(bundle)],
+        ['POST', `${fhir}/Patient/_search`, form, `family=${family}`],
+        ['POST', `${fhir}/Patient/${id}/Observation/_search`, form, 'code=x'],
+      ] as const;
+    for (const [method, url, type, raw] of writes(
+      'application/fhir+json; fhirVersion=5.0',
+      'application/json-patch+json;fhirVersion="3.0"',
+      'application/x-www-form-urlencoded; fhirVersion=5.0',
+    )) {
+      const res = await http(method, url, { raw, headers: { 'content-type': type } });
+      expect({ method, url, status: res.status }).toEqual({ method, url, status: 415 });
+      expect(res.body.issue[0]).toMatchObject({
+        code: 'not-supported',
+        diagnostics: 'Only FHIR R4 bodies are accepted: fhirVersion=4.0 ($versions)',
+      });
+    }
+    // Nothing of the refused writes was stored.
+    const read = await http('GET', `${fhir}/Patient/${id}`);
+    expect(read.body.meta.versionId).toBe('1');
+    expect((await http('GET', `${fhir}/Patient?family=${family}`)).body).not.toHaveProperty(
+      'entry',
+    );
+    // R4 named, or no version named: accepted as before.
+    for (const [fhirJson, jsonPatch, form] of [
+      [
+        'application/fhir+json; fhirVersion=4.0',
+        'application/json-patch+json; fhirVersion=4.0',
+        'application/x-www-form-urlencoded; fhirVersion=4.0',
+      ],
+      ['application/fhir+json', 'application/json-patch+json', 'application/x-www-form-urlencoded'],
+    ] as const) {
+      for (const [method, url, type, raw] of writes(fhirJson, jsonPatch, form)) {
+        const res = await http(method, url, { raw, headers: { 'content-type': type } });
+        expect({ method, url, status: res.status }).toEqual({
+          method,
+          url,
+          status: method === 'POST' && url.endsWith('/Patient') ? 201 : 200,
+        });
+      }
+    }
+  });
+
   it('answers with no empty arrays: an empty search, history or batch has no entry', async () => {
     const future = encodeURIComponent('2999-01-01T00:00:00Z');
     const empties = [
