@@ -1,11 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type {
-  FhirResource,
-  HistoryCursor,
-  HistoryListParams,
-  HistoryParams,
-  ResourceVersion,
-} from './fhir-types.js';
+import type { AtPeriod, FhirResource, ResourceVersion } from './fhir-types.js';
 import { encodeCursor } from './cursor.js';
 
 export interface Bundle {
@@ -53,33 +47,13 @@ export function entries<T>(list: T[]): { entry?: T[] } {
   return list.length > 0 ? { entry: list } : {};
 }
 
-/** Links of one resource's or one type's history, paged by offset. */
-export function offsetLinks(params: HistoryParams, total: number, selfUrl: string): Link[] {
-  const pageUrl = (offset: number): string => {
-    const query = new URLSearchParams({ _count: String(params.count), _offset: String(offset) });
-    if (params.since) {
-      query.set('_since', params.since.toISOString());
-    }
-    for (const at of params.at ?? []) query.append('_at', at.text);
-    return `${selfUrl}?${query.toString()}`;
-  };
-  const link = [{ relation: 'self', url: pageUrl(params.offset) }];
-  if (params.offset + params.count < total) {
-    link.push({ relation: 'next', url: pageUrl(params.offset + params.count) });
-  }
-  if (params.offset > 0) {
-    link.push({ relation: 'previous', url: pageUrl(Math.max(0, params.offset - params.count)) });
-  }
-  return link;
-}
-
-/** Links of a type's or the system's history, paged by keyset: `next` follows that version. */
-export function cursorLinks(
-  params: HistoryListParams,
+/** Links of a history, paged by keyset: `next` follows that version. */
+export function cursorLinks<C>(
+  params: { count: number; since?: Date; at?: AtPeriod[]; cursor?: C },
   selfUrl: string,
-  next: HistoryCursor | undefined,
+  next: C | undefined,
 ): Link[] {
-  const url = (cursor?: HistoryCursor): string => {
+  const url = (cursor?: C): string => {
     const query = new URLSearchParams({ _count: String(params.count) });
     if (params.since) query.set('_since', params.since.toISOString());
     for (const at of params.at ?? []) query.append('_at', at.text);

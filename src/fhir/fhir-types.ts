@@ -38,11 +38,18 @@ export interface AtPeriod {
   text: string;
 }
 
+/** Where a page of one resource's history ends: its last version (versions only go up). */
+export interface VersionCursor {
+  type: string;
+  id: string;
+  versionId: number;
+}
+
 export interface HistoryParams {
   count: number;
-  offset: number;
   since?: Date;
   at?: AtPeriod[];
+  cursor?: VersionCursor;
 }
 
 /** Where a page of a type's or the system's history ends: its last version's sort keys. */

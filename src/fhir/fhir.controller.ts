@@ -651,7 +651,7 @@ export class FhirController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.history(user, type, id, historyParams(query), fhirBaseUrl(request)),
+      await this.fhir.history(user, type, id, historyParams(query, type, id), fhirBaseUrl(request)),
     );
   }
 

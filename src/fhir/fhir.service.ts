@@ -4,7 +4,7 @@ import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resour
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
-import { buildHistoryBundle, cursorLinks, offsetLinks, type Bundle } from './bundle.js';
+import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
@@ -466,8 +466,15 @@ export class FhirService {
       if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
       opened = now !== undefined;
     }
-    const page = await this.repository.historyOf(type, id, params);
-    const versions = page.rows.filter((row) => !row.deleted).map(parseContent);
+    // One more than a page: whether there is a next one.
+    const found = await this.repository.historyOf(type, id, {
+      since: params.since,
+      at: params.at,
+      before: params.cursor?.versionId,
+      limit: params.count + 1,
+    });
+    const rows = found.rows.slice(0, params.count);
+    const versions = rows.filter((row) => !row.deleted).map(parseContent);
     const contexts = await this.contexts.of(versions);
     for (const version of versions) {
       const context = contexts.get(version);
@@ -478,11 +485,16 @@ export class FhirService {
         this.access.assertInCompartment(user, version, 'history', context);
       }
     }
+    const last = rows[rows.length - 1];
+    const next =
+      found.rows.length > params.count && last
+        ? { type, id, versionId: last.versionId }
+        : undefined;
     return buildHistoryBundle(
-      page.rows.map(toVersion),
-      offsetLinks(params, page.total, `${baseUrl}/${type}/${id}/_history`),
+      rows.map(toVersion),
+      cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
       baseUrl,
-      page.total,
+      found.total,
     );
   }
 

@@ -1,18 +1,35 @@
 import { AppError } from '../common/errors/app-error.js';
 import { decodeCursor } from './cursor.js';
-import type { AtPeriod, HistoryCursor, HistoryListParams, HistoryParams } from './fhir-types.js';
+import type {
+  AtPeriod,
+  HistoryCursor,
+  HistoryListParams,
+  HistoryParams,
+  VersionCursor,
+} from './fhir-types.js';
 import { dateRange } from './search/date-range.js';
 
 const MAX_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
-const KNOWN = new Set(['_count', '_offset', '_since', '_at', '_format', '_pretty']);
-const LIST_KNOWN = new Set(['_count', '_since', '_at', '_cursor', '_format', '_pretty']);
+const KNOWN = new Set(['_count', '_since', '_at', '_cursor', '_format', '_pretty']);
 const AT_PREFIXES = ['eq', 'gt', 'ge', 'lt', 'le'] as const;
 
-/** `_count` (default 50, at most 1000), `_offset`, `_since` and `_at` of a history request. */
-export function historyParams(query: Record<string, unknown>): HistoryParams {
-  checkNames(query, KNOWN, '_count, _offset, _since and _at');
-  return { ...countAndSince(query), offset: integerParam(query['_offset'], '_offset', 0) };
+/**
+ * `_count`, `_since` and `_at` of one resource's history, and the `_cursor` of its links: like a
+ * type's history it pages by keyset (the last version listed), so that versions written while
+ * a client pages neither repeat a version on the next page nor push one out of reach. A cursor
+ * is of this resource's history only.
+ */
+export function historyParams(
+  query: Record<string, unknown>,
+  type: string,
+  id: string,
+): HistoryParams {
+  return keysetParams(
+    query,
+    (value): value is VersionCursor =>
+      isVersionCursor(value) && value.type === type && value.id === id,
+  );
 }
 
 /**
@@ -21,16 +38,23 @@ export function historyParams(query: Record<string, unknown>): HistoryParams {
  * not skip one).
  */
 export function historyListParams(query: Record<string, unknown>): HistoryListParams {
+  return keysetParams(query, isHistoryCursor);
+}
+
+function keysetParams<C>(
+  query: Record<string, unknown>,
+  isCursor: (value: unknown) => value is C,
+): { count: number; since?: Date; at?: AtPeriod[]; cursor?: C } {
   if (query['_offset'] !== undefined) {
     throw AppError.invalid(
       'This history pages by keyset: follow its next link (_cursor) rather than _offset',
     );
   }
-  checkNames(query, LIST_KNOWN, '_count, _since and _at');
+  checkNames(query, KNOWN, '_count, _since and _at');
   const raw = query['_cursor'];
   return {
     ...countAndSince(query),
-    ...(raw !== undefined ? { cursor: decodeCursor(raw, isHistoryCursor, 'history') } : {}),
+    ...(raw !== undefined ? { cursor: decodeCursor(raw, isCursor, 'history') } : {}),
   };
 }
 
@@ -63,6 +87,18 @@ function parseAt(raw: unknown): AtPeriod {
     );
   }
   return { prefix: prefix ?? 'eq', low: range.low, high: range.high, text };
+}
+
+function isVersionCursor(value: unknown): value is VersionCursor {
+  const cursor = value as Partial<HistoryCursor> | null;
+  return (
+    typeof cursor === 'object' &&
+    cursor !== null &&
+    cursor.lastUpdated === undefined &&
+    typeof cursor.type === 'string' &&
+    typeof cursor.id === 'string' &&
+    Number.isInteger(cursor.versionId)
+  );
 }
 
 function isHistoryCursor(value: unknown): value is HistoryCursor {

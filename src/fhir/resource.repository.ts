@@ -60,8 +60,9 @@ interface VersionAtRow {
 export interface HistoryQuery {
   since?: Date;
   at?: AtPeriod[];
-  offset: number;
-  count: number;
+  /** Versions older than this one only: where the previous page ended. */
+  before?: number;
+  limit: number;
 }
 
 const UNIQUE_VIOLATION = '23505';
@@ -252,6 +253,10 @@ export class ResourceRepository {
     }
   }
 
+  /**
+   * A page of one resource's versions, newest first, before a version (keyset: the primary key
+   * seeks it), and how many versions match in all, the page's and earlier ones' alike.
+   */
   async historyOf(resourceType: string, id: string, query: HistoryQuery): Promise<HistoryPage> {
     const builder = this.unitOfWork.manager
       .createQueryBuilder(ResourceHistoryEntity, 'h')
@@ -260,11 +265,11 @@ export class ResourceRepository {
       builder.andWhere('h.last_updated >= :since', { since: query.since });
     }
     whereCurrentAt(builder, query.at);
-    const [rows, total] = await builder
-      .orderBy('h.version_id', 'DESC')
-      .offset(query.offset)
-      .limit(query.count)
-      .getManyAndCount();
+    const total = await builder.clone().getCount();
+    if (query.before !== undefined) {
+      builder.andWhere('h.version_id < :before', { before: query.before });
+    }
+    const rows = await builder.orderBy('h.version_id', 'DESC').limit(query.limit).getMany();
     return { rows, total };
   }
 

@@ -617,6 +617,48 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/Patient/_history?_cout=5`)).status).toBe(400);
   });
 
+  it("pages a resource's history by keyset: writes between pages neither repeat nor skip a version", async () => {
+    const { id, body } = await createPatient();
+    let day = 0;
+    const update = async () => {
+      const birthDate = `1970-01-${String(++day).padStart(2, '0')}`;
+      const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...body, birthDate } });
+      expect(res.status).toBe(200);
+    };
+    for (let i = 0; i < 3; i++) await update();
+    const etags = (res: HttpResult) => res.body.entry.map((e: any) => e.response.etag as string);
+    const nextOf = (res: HttpResult) =>
+      res.body.link.find((l: { relation: string }) => l.relation === 'next')?.url as
+        string | undefined;
+    const page1 = await http('GET', `${fhir}/Patient/${id}/_history?_count=2`);
+    expect(etags(page1)).toEqual(['W/"4"', 'W/"3"']);
+    // Two versions written while the client reads page 1: with offsets, page 2 began at the
+    // third newest version (now 4) and repeated what page 1 showed.
+    await update();
+    await update();
+    const next = nextOf(page1)!;
+    const page2 = await http('GET', next);
+    expect(page2.status).toBe(200);
+    expect(etags(page2)).toEqual(['W/"2"', 'W/"1"']);
+    expect(next).toContain(`/Patient/${id}/_history?_count=2&_cursor=`);
+    expect(nextOf(page2)).toBeUndefined();
+    // The total counts the versions there are now.
+    expect(page2.body.total).toBe(6);
+    // _offset is answered as the other histories answer it.
+    const offset = await http('GET', `${fhir}/Patient/${id}/_history?_offset=2`);
+    expect(offset.status).toBe(400);
+    expect(offset.body.issue[0].diagnostics).toContain('follow its next link (_cursor)');
+    // A cursor of another resource's history, or of a type's, is not one of this history.
+    const other = await createPatient();
+    const foreign = next.replace(`/Patient/${id}/`, `/Patient/${other.id}/`);
+    expect((await http('GET', foreign)).status).toBe(400);
+    const typeHistory = await http('GET', `${fhir}/Patient/_history?_count=1`);
+    const typeCursor = new URL(nextOf(typeHistory)!).searchParams.get('_cursor')!;
+    const mixed = await http('GET', `${fhir}/Patient/${id}/_history?_cursor=${typeCursor}`);
+    expect(mixed.status).toBe(400);
+    expect(mixed.body.issue[0].diagnostics).toContain('follow the Bundle links');
+  });
+
   it('finds the versions current at a time (_at), at every level of history', async () => {
     const { id, body } = await createPatient();
     await sleep(20);

@@ -402,7 +402,13 @@ export class BundleService {
         return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
       case 'history':
         return bundle(
-          await this.fhir.history(user, entry.type, entry.id!, historyParams(query), baseUrl),
+          await this.fhir.history(
+            user,
+            entry.type,
+            entry.id!,
+            historyParams(query, entry.type, entry.id!),
+            baseUrl,
+          ),
         );
       case 'typeHistory':
         return bundle(
