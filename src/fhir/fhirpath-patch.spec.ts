@@ -1,4 +1,4 @@
-import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
+import type { Device, Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { AppError } from '../common/errors/app-error.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
@@ -361,6 +361,119 @@ describe('FHIRPath Patch', () => {
     );
     expect(deceased).not.toHaveProperty('deceasedBoolean');
     expect(deceased['deceasedDateTime']).toBe('2024-05-01');
+  });
+
+  it('reaches contained resources: their elements by their own definitions, and the list', () => {
+    const request: FhirResource = {
+      resourceType: 'MedicationRequest',
+      status: 'active',
+      intent: 'order',
+      medicationReference: { reference: '#med' },
+      subject: { reference: 'Patient/p' },
+      contained: [
+        { resourceType: 'Medication', id: 'med', code: { text: 'Amoxicillin' } },
+        {
+          resourceType: 'Observation',
+          id: 'obs',
+          status: 'final',
+          code: { text: 'Weight' },
+          valueQuantity: { value: 20, unit: 'kg' },
+        },
+      ],
+    };
+    const before = structuredClone(request);
+    const medication = "MedicationRequest.contained.where(id = 'med')";
+    const observation = 'MedicationRequest.contained.ofType(Observation)';
+    const result = applyFhirPathPatch(
+      request,
+      patch(
+        operation(type('replace'), path(`${medication}.code`), {
+          name: 'value',
+          valueCodeableConcept: { text: 'Amoxicillin 250 mg' },
+        }),
+        add(medication, 'status', { valueCode: 'active' }),
+        // A choice element of a contained resource, under its typed name.
+        operation(type('replace'), path(`${observation}.value`), {
+          name: 'value',
+          valueString: 'unknown',
+        }),
+        add(`${medication}.code`, 'coding', {
+          valueCoding: { system: 'http://snomed.info/sct', code: '27658006' },
+        }),
+      ),
+    );
+    expect(result['contained']).toEqual([
+      {
+        resourceType: 'Medication',
+        id: 'med',
+        code: {
+          text: 'Amoxicillin 250 mg',
+          coding: [{ system: 'http://snomed.info/sct', code: '27658006' }],
+        },
+        status: 'active',
+      },
+      {
+        resourceType: 'Observation',
+        id: 'obs',
+        status: 'final',
+        code: { text: 'Weight' },
+        valueString: 'unknown',
+      },
+    ]);
+    // The resource around them is untouched, and so is the original.
+    expect({ ...result, contained: undefined }).toEqual({ ...request, contained: undefined });
+    expect(request).toEqual(before);
+
+    // Whole contained resources: added (a Parameters part carries a resource in `resource`),
+    // inserted, moved, replaced and deleted like any item of a list.
+    const device: Device = { resourceType: 'Device', id: 'pump' };
+    const listed = applyFhirPathPatch(
+      request,
+      patch(
+        add('MedicationRequest', 'contained', { resource: device }),
+        operation(
+          type('insert'),
+          path('MedicationRequest.contained'),
+          { name: 'index', valueInteger: 0 },
+          { name: 'value', resource: { resourceType: 'Practitioner', id: 'dr' } },
+        ),
+        operation(
+          type('move'),
+          path('MedicationRequest.contained'),
+          { name: 'source', valueInteger: 3 },
+          { name: 'destination', valueInteger: 1 },
+        ),
+        operation(type('replace'), path(observation), {
+          name: 'value',
+          resource: { resourceType: 'Observation', id: 'obs', status: 'cancelled', code: {} },
+        }),
+        operation(type('delete'), path(medication)),
+      ),
+    );
+    expect((listed['contained'] as FhirResource[]).map((r) => `${r.resourceType}/${r.id}`)).toEqual(
+      ['Practitioner/dr', 'Device/pump', 'Observation/obs'],
+    );
+    expect((listed['contained'] as FhirResource[])[2]).toEqual({
+      resourceType: 'Observation',
+      id: 'obs',
+      status: 'cancelled',
+    });
+
+    // A resource value must name its type; an element a contained resource does not have is
+    // refused as at the top level.
+    expect(
+      failure(() =>
+        applyFhirPathPatch(
+          request,
+          patch(add('MedicationRequest', 'contained', { resource: { id: 'x' } as never })),
+        ),
+      ),
+    ).toMatchObject({ status: 400, diagnostics: expect.stringMatching(/resourceType/) });
+    expect(
+      failure(() =>
+        applyFhirPathPatch(request, patch(add(medication, 'intent', { valueCode: 'order' }))),
+      ),
+    ).toMatchObject({ status: 422 });
   });
 
   it('tells a FHIRPath Patch from a JSON Patch', () => {

@@ -2,6 +2,7 @@ import './websocket-shim.js';
 import {
   evalFhirPathTyped,
   getElementDefinition,
+  isResourceType,
   parseFhirPathPatchParameters,
   toTypedValue,
   type FhirPathPatch,
@@ -39,7 +40,9 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
  * element such as Patient.contact) are unreadable, and any operation at or through a choice
  * element (`Observation.value`, stored as `valueQuantity`) silently changes nothing, as it
  * looks for the JSON key `value`. Errors name the operation by number and never quote the path
- * or values: they can hold PHI.
+ * or values: they can hold PHI. Contained resources are reached like any element (the patched
+ * resource holds them); the caller validates the result, which keeps them unlabelled and
+ * unversioned (dom-4, dom-5).
  */
 export function applyFhirPathPatch(resource: FhirResource, parameters: Parameters): FhirResource {
   const entries = (parameters.parameter ?? []).filter((p) => p.name === 'operation');
@@ -99,7 +102,14 @@ function withPartsValue(
   label: string,
 ): FhirPathPatch {
   if (!('value' in operation) || operation.value !== undefined) return operation;
-  const parts = entry.part?.find((part) => part.name === 'value')?.part;
+  const valuePart = entry.part?.find((part) => part.name === 'value');
+  // A whole resource (a contained one) comes as Parameters carry resources: in `resource`.
+  if (valuePart?.resource !== undefined) {
+    const type = resourceTypeOf(valuePart.resource);
+    if (!type) throw AppError.invalid(`${label}: its value resource has no known resourceType`);
+    return { ...operation, value: { type, value: valuePart.resource } };
+  }
+  const parts = valuePart?.part;
   if (!parts || parts.length === 0) {
     throw AppError.invalid(`${label}: its value has neither a value[x] nor parts`);
   }
@@ -295,6 +305,13 @@ function locate(document: Json, target: TypedValue, refuse: Refuse): Place {
       continue;
     }
     if (!isObject(value)) throw refuse('its path matches no element');
+    // An element of type Resource (`contained`) holds a whole resource: its elements are those
+    // of the type it names (fhirpatch.html: a contained resource is part of the one patched).
+    if (type === 'Resource') {
+      const held = resourceTypeOf(value);
+      if (!held) throw refuse('its path matches no element');
+      type = held;
+    }
     const element = getElementDefinition(type, step);
     if (!element) throw refuse('its path matches no element');
     const variant = variantsOf(element, step).find((key) => value[key] !== undefined);
@@ -372,6 +389,12 @@ function choiceKey(
     throw refuse('its value is of a type the element does not take');
   }
   return `${name}${capital(value.type)}`;
+}
+
+/** The type a resource in the JSON names, if it is a resource type. */
+function resourceTypeOf(value: unknown): string | undefined {
+  const type = isObject(value) ? value['resourceType'] : undefined;
+  return typeof type === 'string' && isResourceType(type) ? type : undefined;
 }
 
 function capital(code: string): string {

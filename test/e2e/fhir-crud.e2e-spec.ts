@@ -576,6 +576,70 @@ describe('FHIR REST: CRUD, versions and history', () => {
     ]);
   });
 
+  it('patches contained resources with FHIRPath Patch, under the same rules as the rest', async () => {
+    const created = await http('POST', `${fhir}/MedicationRequest`, {
+      body: {
+        resourceType: 'MedicationRequest',
+        status: 'active',
+        intent: 'order',
+        subject: { reference: 'Patient/x' },
+        medicationReference: { reference: '#med' },
+        contained: [{ resourceType: 'Medication', id: 'med', code: { text: 'Amoxicillin' } }],
+      },
+    });
+    expect(created.status).toBe(201);
+    const url = `${fhir}/MedicationRequest/${String(created.body.id)}`;
+    const medication = "MedicationRequest.contained.where(id = 'med')";
+    const operation = (type: string, path: string, ...parts: object[]) => ({
+      name: 'operation',
+      part: [{ name: 'type', valueCode: type }, { name: 'path', valueString: path }, ...parts],
+    });
+    const fhirPathPatch = (...parameter: object[]) =>
+      http('PATCH', url, { body: { resourceType: 'Parameters', parameter } });
+    const patched = await fhirPathPatch(
+      operation('replace', `${medication}.code.text`, {
+        name: 'value',
+        valueString: 'Amoxicillin 250 mg',
+      }),
+      operation(
+        'add',
+        'MedicationRequest',
+        { name: 'name', valueString: 'contained' },
+        { name: 'value', resource: { resourceType: 'Device', id: 'pump' } },
+      ),
+    );
+    expect(patched.status).toBe(200);
+    expect((await http('GET', url)).body).toMatchObject({
+      meta: { versionId: '2' },
+      contained: [
+        { resourceType: 'Medication', id: 'med', code: { text: 'Amoxicillin 250 mg' } },
+        { resourceType: 'Device', id: 'pump' },
+      ],
+    });
+    // The result is validated as any write: a contained resource takes no security label
+    // (dom-5) and no version (dom-4), so a patch cannot restrict or version one on its own.
+    for (const meta of [
+      {
+        security: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+        ],
+      },
+      { versionId: '7' },
+    ]) {
+      const refused = await fhirPathPatch(
+        operation(
+          'add',
+          medication,
+          { name: 'name', valueString: 'meta' },
+          { name: 'value', valueMeta: meta },
+        ),
+      );
+      expect(refused.status).toBe(400);
+      expect(refused.body.issue[0].diagnostics).toMatch(/^Constraint dom-[45] not met/);
+    }
+    expect((await http('GET', url)).body.meta.versionId).toBe('2');
+  });
+
   it('lists instance and type history as Bundles with paging', async () => {
     const { id, body } = await createPatient();
     for (let i = 0; i < 3; i++) {
