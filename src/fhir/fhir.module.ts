@@ -6,7 +6,7 @@ import { SmartModule } from '../smart/smart.module.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
-import { FhirController } from './fhir.controller.js';
+import { FHIR_REST_CONTROLLERS } from './fhir-controllers.js';
 import { FhirService } from './fhir.service.js';
 import { SecurityContexts } from './security-contexts.js';
 import { PatientMatchController } from './match/patient-match.controller.js';
@@ -29,7 +29,7 @@ import { SearchService } from './search/search.service.js';
 
 @Module({
   imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
-  controllers: [FhirController, PatientMatchController, TerminologyController],
+  controllers: [...FHIR_REST_CONTROLLERS, PatientMatchController, TerminologyController],
   providers: [
     FhirDefinitions,
     FhirService,

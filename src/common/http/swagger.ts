@@ -1,5 +1,6 @@
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { operationId } from '../../fhir/fhir-controllers.js';
 import { FhirDefinitions } from '../../fhir/fhir-definitions.js';
 import { describeFhirApi } from '../../fhir/fhir-openapi.js';
 import { SearchDefinitions } from '../../fhir/search/search-definitions.js';
@@ -33,7 +34,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       'bearer',
     )
     .build();
-  const document = SwaggerModule.createDocument(app, config);
+  const document = SwaggerModule.createDocument(app, config, { operationIdFactory: operationId });
   document.components = {
     ...document.components,
     schemas: {

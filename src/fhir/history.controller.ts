@@ -1,0 +1,70 @@
+import { Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { CurrentUser } from '../auth/current-user.decorator.js';
+import { FhirInteraction, RequirePermission } from '../auth/permission.decorators.js';
+import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
+import { TYPE_PARAM } from './fhir-swagger.js';
+import { FhirService } from './fhir.service.js';
+import { historyListParams, historyParams } from './history-params.js';
+
+/** History Bundles of the system, a type and one resource (one version is a vread). */
+@ApiTags('FHIR')
+@ApiBearerAuth()
+@Controller('fhir')
+export class HistoryController {
+  constructor(private readonly fhir: FhirService) {}
+
+  @Get('_history')
+  @RequirePermission('fhir:system')
+  @ApiOperation({
+    summary: 'History of every resource of the types you may read (Bundle, newest first)',
+  })
+  async systemHistory(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.fhir.systemHistory(user, historyListParams(query), fhirBaseUrl(request)),
+    );
+  }
+
+  @Get(':type/_history')
+  @FhirInteraction('history')
+  @ApiOperation({ summary: 'History of every resource of a type (Bundle, newest first)' })
+  @ApiParam(TYPE_PARAM)
+  async typeHistory(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.fhir.typeHistory(user, type, historyListParams(query), fhirBaseUrl(request)),
+    );
+  }
+
+  @Get(':type/:id/_history')
+  @FhirInteraction('history')
+  @ApiOperation({ summary: 'Every version of one resource (history Bundle)' })
+  @ApiParam(TYPE_PARAM)
+  async history(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('type') type: string,
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.fhir.history(user, type, id, historyParams(query, type, id), fhirBaseUrl(request)),
+    );
+  }
+}

@@ -1,0 +1,64 @@
+import { Body, Controller, Get, HttpCode, Param, Post, Query, Req, Res } from '@nestjs/common';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiOperation,
+  ApiParam,
+  ApiResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { CurrentUser } from '../auth/current-user.decorator.js';
+import { FhirInteraction } from '../auth/permission.decorators.js';
+import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
+import { OUTCOME, RESOURCE, TYPE_PARAM } from './fhir-swagger.js';
+import { EverythingService } from './search/everything.service.js';
+import { ValidateService } from './validate.service.js';
+
+/** FHIR operations on the resource API: $validate (stores nothing) and Patient $everything. */
+@ApiTags('FHIR')
+@ApiBearerAuth()
+@Controller('fhir')
+export class OperationsController {
+  constructor(
+    private readonly validation: ValidateService,
+    private readonly everythings: EverythingService,
+  ) {}
+
+  @Post(':type/$validate')
+  @FhirInteraction('create')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Validate a resource without storing it (200 OperationOutcome, valid or not)',
+  })
+  @ApiParam(TYPE_PARAM)
+  @ApiBody(RESOURCE)
+  @ApiResponse({ status: 200, ...OUTCOME })
+  validate(
+    @Param('type') type: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): unknown {
+    return sendFhirJson(reply, this.validation.validate(type, body));
+  }
+
+  @Get('Patient/:id/$everything')
+  @FhirInteraction('read', 'Patient')
+  @ApiOperation({
+    summary:
+      'A patient and every resource in their compartment that you may read (start, end, _type, _since, _count)',
+  })
+  async everything(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id') id: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.everythings.everything(user, id, query, fhirBaseUrl(request)),
+    );
+  }
+}
