@@ -120,20 +120,59 @@ export function addressOf(xad: V2Repetition): Record<string, unknown> | undefine
   };
 }
 
-/** XTN (telecom) to ContactPoint; `use` is the field's (home for PID-13, work for PID-14). */
+/**
+ * XTN-3 equipment type (table 0202) to ContactPoint.system, as the IG's ConceptMap
+ * table-hl70202-to-contact-point-system has it (a cell phone is a phone whose use is mobile).
+ * `network` is an Internet address: an email, or a url (see networkSystem).
+ */
+const EQUIPMENT_SYSTEM: Record<string, string> = {
+  PH: 'phone',
+  CP: 'phone',
+  FX: 'fax',
+  BP: 'pager',
+  MD: 'other',
+  SAT: 'other',
+  TDD: 'other',
+  TTY: 'other',
+  INTERNET: 'network',
+  'X.400': 'email',
+};
+
+/**
+ * Table 0202 has no code for a web address: FHIR's own ConceptMap cm-contact-point-system-v2
+ * sends a url, as an email, as an Internet address, and so does CareVault's outbound ADT. The
+ * IG reads an Internet address as an email; one that is no email address (a URI with a scheme
+ * other than mailto, `https://…`, or a value without an `@`, `www.example.org`) is read as the
+ * url it is, so that a url survives a round trip through v2.
+ */
+function networkSystem(address: string): 'email' | 'url' {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(address)?.[1]?.toLowerCase();
+  return (scheme ? scheme !== 'mailto' : !address.includes('@')) ? 'url' : 'email';
+}
+
+/**
+ * XTN (telecom) to ContactPoint, after the IG's XTN[ContactPoint] map; `use` is the field's
+ * (home for PID-13, work for PID-14, as XTN-2's PRN and WPN say), mobile for a cell phone (XTN-3
+ * CP) or a personal number (XTN-2 PRS). The system is XTN-3's; feeds that leave it empty (before
+ * v2.3 it was often not sent) say a network address or a beeper by XTN-2 (NET, BPN).
+ */
 export function contactPointOf(
   xtn: V2Repetition,
   use: 'home' | 'work',
 ): Record<string, unknown> | undefined {
   const equipment = xtn.value(3)?.toUpperCase();
-  if (equipment === 'INTERNET' || equipment === 'X.400' || xtn.value(2)?.toUpperCase() === 'NET') {
-    const email = xtn.value(4) ?? xtn.value(1);
-    return email ? { system: 'email', value: email, use } : undefined;
+  const useCode = xtn.value(2)?.toUpperCase();
+  const kind =
+    EQUIPMENT_SYSTEM[equipment ?? ''] ??
+    (useCode === 'NET' ? 'network' : useCode === 'BPN' ? 'pager' : 'phone');
+  if (kind === 'network' || kind === 'email') {
+    const address = xtn.value(4) ?? xtn.value(1);
+    if (!address) return undefined;
+    return { system: kind === 'email' ? kind : networkSystem(address), value: address, use };
   }
   const local = [xtn.value(6), xtn.value(7)].filter(Boolean).join(' ');
   const value = xtn.value(12) ?? (local || xtn.value(1));
   if (!value) return undefined;
-  const system = equipment === 'FX' ? 'fax' : equipment === 'BP' ? 'pager' : 'phone';
   // The country code (XTN-5) and the extension (XTN-8) in the extensions the IG's XTN map
   // names, so that the value stays the number as dialled locally (and searched by its digits).
   const extension = [
@@ -141,9 +180,9 @@ export function contactPointOf(
     [CONTACT_POINT_EXTENSION, xtn.value(8)],
   ].flatMap(([url, part]) => (part ? [{ url, valueString: part }] : []));
   return {
-    system,
+    system: kind,
     value,
-    use: equipment === 'CP' ? 'mobile' : use,
+    use: equipment === 'CP' || useCode === 'PRS' ? 'mobile' : use,
     ...(extension.length > 0 ? { extension } : {}),
   };
 }

@@ -105,6 +105,41 @@ describe('data types', () => {
     ]);
   });
 
+  it('reads the system from the equipment type (XTN-3) as the IG maps it, else from XTN-2', () => {
+    const telecom = (xtn: string) => {
+      const pid = message(MSH, `PID|1||1||||||||||${xtn}|""`).first('PID')!;
+      return patientFromPid(pid).elements['telecom'];
+    };
+    expect(telecom('^NET^Internet^jane@example.org')).toEqual([
+      { system: 'email', value: 'jane@example.org', use: 'home' },
+    ]);
+    expect(telecom('^NET^X.400^G=Jane;S=Doe;O=Hosp;C=US')).toEqual([
+      { system: 'email', value: 'G=Jane;S=Doe;O=Hosp;C=US', use: 'home' },
+    ]);
+    // Table 0202 has no url: a network address that is no email address is one.
+    expect(
+      telecom('^NET^Internet^https://jane.example.org~^NET^Internet^www.example.org/jane'),
+    ).toEqual([
+      { system: 'url', value: 'https://jane.example.org', use: 'home' },
+      { system: 'url', value: 'www.example.org/jane', use: 'home' },
+    ]);
+    expect(telecom('^NET^Internet^mailto:jane@example.org')).toEqual([
+      { system: 'email', value: 'mailto:jane@example.org', use: 'home' },
+    ]);
+    // Without an equipment type (older feeds), XTN-2 says a network address or a beeper.
+    expect(telecom('jane@example.org^NET~5551234^BPN~5550000^PRN')).toEqual([
+      { system: 'email', value: 'jane@example.org', use: 'home' },
+      { system: 'pager', value: '5551234', use: 'home' },
+      { system: 'phone', value: '5550000', use: 'home' },
+    ]);
+    // The equipment type wins over a use code that says otherwise.
+    expect(telecom('^NET^PH^^^617^5551234~^PRS^FX^^^617^5550000~^PRN^TDD^^^617^5559999')).toEqual([
+      { system: 'phone', value: '617 5551234', use: 'home' },
+      { system: 'fax', value: '617 5550000', use: 'mobile' },
+      { system: 'other', value: '617 5559999', use: 'home' },
+    ]);
+  });
+
   it('keeps a birth date to its digits, whatever the time zone', () => {
     expect(dateOf('19800101')).toBe('1980-01-01');
     expect(dateOf('198001011230+1400')).toBe('1980-01-01');

@@ -234,6 +234,27 @@ describe('Patient to ADT', () => {
     expect(text).toContain('|^NET^Internet^https://zoe.example.org~555-0123^PRN^CP^');
   });
 
+  it('sends emails, urls, phones, faxes and pagers that read back as they were', () => {
+    const home = [
+      { system: 'email', value: 'zoe@example.org', use: 'home' },
+      { system: 'url', value: 'https://zoe.example.org/?a=1&b=2', use: 'home' },
+      { system: 'phone', value: '555-0100', use: 'home' },
+      { system: 'phone', value: '555-0123', use: 'mobile' },
+      { system: 'pager', value: '555-0102', use: 'home' },
+    ];
+    const work = [
+      { system: 'email', value: 'z.ann@work.example.org', use: 'work' },
+      { system: 'url', value: 'www.work.example.org/zoe', use: 'work' },
+      { system: 'fax', value: '555-0101', use: 'work' },
+      { system: 'pager', value: '555-0103', use: 'work' },
+    ];
+    const text = adtOfPatient({ ...PATIENT, telecom: [...work, ...home] }, 'A08', HEADER);
+    const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, header.delimiters).first('PID')!;
+    // PID-13 holds what is not work, PID-14 the rest: each list comes back in its field's order.
+    expect(patientFromPid(pid).elements['telecom']).toEqual([...home, ...work]);
+  });
+
   it('keeps the time and UTC offset of a death, and its date for a receiver that reads only it', () => {
     const pidOfDeath = (deceasedDateTime: string) => {
       const text = adtOfPatient({ ...PATIENT, deceasedDateTime }, 'A08', HEADER);

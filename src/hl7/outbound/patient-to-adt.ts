@@ -159,7 +159,9 @@ function xtnOf(point: ContactPoint): string | undefined {
   const value = text(point.value);
   if (!value) return undefined;
   const use = point.use === 'work' ? 'WPN' : 'PRN';
-  // A web address is a network address as an email is (XTN-2 NET, XTN-3 Internet), not a phone.
+  // Table 0202 has no code for a web address: a url goes as an Internet address as an email
+  // does (FHIR's ConceptMap cm-contact-point-system-v2), and the inbound map tells the two
+  // apart by the value (see networkSystem in mapping/datatypes.ts).
   if (point.system === 'email' || point.system === 'url') {
     return join(['', 'NET', 'Internet', value], D.component);
   }
