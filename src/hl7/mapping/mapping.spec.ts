@@ -321,6 +321,39 @@ describe('PID to Patient', () => {
     ]);
   });
 
+  it('reads the death time (PID-29, a DTM) with its precision and offset, else PID-30', () => {
+    const death = (fields: string, timeZone?: string) => {
+      const { text, header } = decodeMessage(Buffer.from(`${MSH}\rPID|1||1${fields}`));
+      const pid = new V2Message(text, header.delimiters, timeZone).first('PID')!;
+      return patientFromPid(pid).elements;
+    };
+    const at = (dtm: string) => `${'|'.repeat(26)}${dtm}`;
+    expect(death(at('20240301233015.1234-0500|Y'))).toEqual({
+      deceasedDateTime: '2024-03-01T23:30:15.1234-05:00',
+    });
+    expect(death(at('202403012330+0100'))).toEqual({
+      deceasedDateTime: '2024-03-01T23:30:00+01:00',
+    });
+    // Without an offset: the sender's zone when the deployment names it, else the date alone.
+    expect(death(at('202407012330'), 'America/Chicago')).toEqual({
+      deceasedDateTime: '2024-07-01T23:30:00-05:00',
+    });
+    expect(death(at('202407012330'))).toEqual({ deceasedDateTime: '2024-07-01' });
+    expect(death(at('20240701|Y'))).toEqual({ deceasedDateTime: '2024-07-01' });
+    expect(death(at('2024'))).toEqual({ deceasedDateTime: '2024' });
+    // No time (or none that is one): the indicator alone, and "" in it clears both forms.
+    expect(death(at('|Y'))).toEqual({ deceasedBoolean: true });
+    expect(death(at('20240231|Y'))).toEqual({ deceasedBoolean: true });
+    expect(death(at('""|N'))).toEqual({ deceasedBoolean: false });
+    expect(death(at('|""'))).toEqual({ deceasedDateTime: null, deceasedBoolean: null });
+    const stored = { resourceType: 'Patient', deceasedBoolean: true };
+    expect(applyPatient(stored, [], death(at('20240301233015+0000')))).toEqual({
+      resourceType: 'Patient',
+      identifier: [],
+      deceasedDateTime: '2024-03-01T23:30:15+00:00',
+    });
+  });
+
   it('adds an identifier once however often it is given (a merge gives the prior ones twice)', () => {
     const mrn = { system: 'urn:oid:2.16.1', value: 'B-1' };
     const merged = applyPatient(

@@ -5,6 +5,7 @@ import {
   codeableConceptOf,
   contactPointOf,
   dateOf,
+  dateTimeOf,
   humanNameOf,
   identifierOf,
   organizationOf,
@@ -69,8 +70,11 @@ export function patientFromPid(
   set('maritalStatus', 16, () => codeableConceptIn(pid.repetitions(16)[0], '0002'));
   const telecom = telecomOf(pid);
   if (telecom !== undefined) elements['telecom'] = telecom;
+  // PID-29 is a DTM: its time, fraction and offset are kept (a time without an offset is placed
+  // in the sender's zone, as every v2 time is), and only a valid one says the patient died then;
+  // else the indicator PID-30 says whether they did, as the IG maps it.
   const deceased = pid.value(30)?.toUpperCase();
-  const deathTime = dateOf(pid.value(29));
+  const deathTime = dateTimeOf(pid.value(29), pid.timeZone);
   if (deathTime) elements['deceasedDateTime'] = deathTime;
   else if (deceased === 'Y' || deceased === 'N') elements['deceasedBoolean'] = deceased === 'Y';
   else if (pid.value(30) === null) {

@@ -264,8 +264,11 @@ describe('Patient to ADT', () => {
     const evening = pidOfDeath('2024-03-01T23:30:15.123456-05:00');
     expect(evening.value(29)).toBe('20240301233015.1234-0500');
     expect(evening.value(30)).toBe('Y');
-    // Moved to UTC it would say March 2nd, the date our inbound (and many receivers) keep.
-    expect(patientFromPid(evening).elements['deceasedDateTime']).toBe('2024-03-01');
+    // Moved to UTC it would say March 2nd, the date a receiver that keeps the date alone keeps.
+    // Ours reads it back as it was, to DTM's four digits of a second.
+    expect(patientFromPid(evening).elements['deceasedDateTime']).toBe(
+      '2024-03-01T23:30:15.1234-05:00',
+    );
     expect(pidOfDeath('2024-03-01T04:05:06Z').value(29)).toBe('20240301040506+0000');
     expect(pidOfDeath('2024-03-01').value(29)).toBe('20240301');
     expect(pidOfDeath('2024-03').value(29)).toBe('202403');
