@@ -35,11 +35,20 @@ function securityLabels(resource: FhirResource | undefined): Coding[] {
   return Array.isArray(labels) ? (labels as Coding[]) : [];
 }
 
-function labelKey(resource: FhirResource | undefined): string {
+function labelKey(labels: Coding[]): string {
   return JSON.stringify(
-    securityLabels(resource)
-      .map((label) => `${String(label.system)}|${String(label.code)}`)
-      .sort(),
+    labels.map((label) => `${String(label.system)}|${String(label.code)}`).sort(),
+  );
+}
+
+/**
+ * Whether `next` carries the labels of `current` (absent for a create) and the restricted label
+ * it did not have: a change that only tightens access.
+ */
+function onlyRestricts(next: FhirResource, current: FhirResource | undefined): boolean {
+  if (current && isRestricted(current)) return false;
+  return (
+    labelKey(securityLabels(next)) === labelKey([...securityLabels(current), RESTRICTED_LABEL])
   );
 }
 
@@ -130,7 +139,11 @@ export class ResourceAccess {
           : SHARED_RECORDS,
       );
     }
-    if (labelKey(next) !== labelKey(current) && !hasAppPermission(user.roles, 'security:label')) {
+    if (
+      labelKey(securityLabels(next)) !== labelKey(securityLabels(current)) &&
+      !hasAppPermission(user.roles, 'security:label') &&
+      !(user.internal && onlyRestricts(next, current))
+    ) {
       throw AppError.forbidden('Changing meta.security needs the security:label permission');
     }
   }
@@ -138,13 +151,18 @@ export class ResourceAccess {
   /**
    * What an internal account (the HL7 feed) writes over a record keeps the record's meta
    * (security labels, tags, profiles): its senders know nothing of them, so it neither sets nor
-   * clears them, and a record it sends again as stored is unchanged whatever meta it has.
+   * clears them, and a record it sends again as stored is unchanged whatever meta it has. One
+   * exception: it may restrict the record (a v2 protection indicator, PD1-12 `Y`), which only
+   * tightens access; lifting a restriction is for a person who may label records.
    */
   withMetaKept(user: AuthenticatedUser, next: FhirResource, current?: FhirResource): FhirResource {
     if (!user.internal || !current) return next;
     const meta: Record<string, unknown> = { ...current.meta };
     delete meta['versionId'];
     delete meta['lastUpdated'];
+    if (isRestricted(next) && !isRestricted(current)) {
+      meta['security'] = [...securityLabels(current), RESTRICTED_LABEL];
+    }
     const content: FhirResource = { ...next };
     delete content.meta;
     return Object.keys(meta).length > 0 ? { ...content, meta } : content;

@@ -644,6 +644,104 @@ describe('HL7 v2 over MLLP', () => {
     expect(results.body.entry.map((e: any) => e.resource.valueQuantity.value)).toEqual([5.4]);
   });
 
+  it('restricts a patient whose PD1-12 says Y, and lifts no restriction for N, "" or nothing', async () => {
+    const restricted = {
+      system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+      code: 'R',
+    };
+    const adt = (event: string, control: string, mrn: string, street: string, pd1?: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|NORTH|CV|HOSP|20240101||ADT^${event}|${control}|P|2.5.1`,
+          `EVN|${event}|20240101`,
+          `PID|1||${mrn}^^^NORTH&2.16.840.1.8&ISO^MR||Guarded^Pat||19800101|F|||${street}^^Town`,
+          ...(pd1 === undefined ? [] : [`PD1${'|'.repeat(12)}${pd1}`]),
+          'PV1|1|O',
+        ].join('\r'),
+      );
+    const sender = await client();
+    let sent = 0;
+    const send = async (...messages: Buffer[]): Promise<void> => {
+      await sender.send(messages);
+      sent += messages.length;
+      const acks = await sender.waitForAcks(sent);
+      expect(acks.slice(sent - messages.length).map((ack) => msaOf(ack).code)).toEqual(
+        messages.map(() => 'AA'),
+      );
+    };
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const idOf = async (mrn: string): Promise<string> => {
+      const criteria = `identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|${mrn}`)}`;
+      const id = await testApp.app.get(FhirService).findUnique(HL7_USER, 'Patient', criteria);
+      expect(id).toBeDefined();
+      return id!;
+    };
+    const stored = async (id: string) =>
+      (await testApp.app.get(FhirService).read(HL7_USER, 'Patient', id)).resource as any;
+
+    // A new patient sent protected is restricted from the start: no one reads it unbroken.
+    await send(adt('A04', 'PROT-1', 'PROT-NEW', '1 Main St', 'Y'));
+    const created = await idOf('PROT-NEW');
+    expect((await stored(created)).meta.security).toEqual([restricted]);
+    expect((await http('GET', `${testApp.url}/fhir/Patient/${created}`)).status).toBe(403);
+
+    // A known patient is restricted by a Y, keeping the meta the feed knows nothing of; the
+    // same Y again makes no new version.
+    await send(adt('A28', 'PROT-2', 'PROT-OLD', '1 Main St'));
+    const known = await idOf('PROT-OLD');
+    const reviewed = { system: 'http://example.org/tags', code: 'reviewed' };
+    const open = (await http('GET', `${testApp.url}/fhir/Patient/${known}`)).body;
+    const tagged = await http('PUT', `${testApp.url}/fhir/Patient/${known}`, {
+      body: { ...open, meta: { tag: [reviewed] } },
+    });
+    expect(tagged.status).toBe(200);
+    await send(
+      adt('A08', 'PROT-3', 'PROT-OLD', '2 New St', 'Y'),
+      adt('A08', 'PROT-4', 'PROT-OLD', '2 New St', 'Y'),
+    );
+    expect((await stored(known)).meta).toMatchObject({
+      versionId: '3',
+      security: [restricted],
+      tag: [reviewed],
+    });
+    expect((await http('GET', `${testApp.url}/fhir/Patient/${known}`)).status).toBe(403);
+
+    // A patient a clinician restricted through the API stays so, whatever a feed says after:
+    // N, "" (an explicit null), an empty PD1-12 or no PD1. The rest of each message is taken.
+    await send(adt('A28', 'PROT-5', 'PROT-API', '1 Main St'));
+    const byApi = await idOf('PROT-API');
+    const unlabelled = (await http('GET', `${testApp.url}/fhir/Patient/${byApi}`)).body;
+    const labelled = await http('PUT', `${testApp.url}/fhir/Patient/${byApi}`, {
+      body: { ...unlabelled, meta: { security: [restricted] } },
+    });
+    expect(labelled.status).toBe(200);
+    const streets = ['2 N St', '3 Empty St', '4 Null St', '5 No PD1 St'];
+    await send(
+      adt('A08', 'PROT-6', 'PROT-API', streets[0]!, 'N'),
+      adt('A08', 'PROT-7', 'PROT-API', streets[1]!, ''),
+      adt('A08', 'PROT-8', 'PROT-API', streets[2]!, '""'),
+      adt('A08', 'PROT-9', 'PROT-API', streets[3]!),
+      // Nor does N lift a restriction a feed asked for.
+      adt('A08', 'PROT-10', 'PROT-OLD', '3 Newer St', 'N'),
+    );
+    const after = await stored(byApi);
+    expect(after.meta).toMatchObject({ versionId: '6', security: [restricted] });
+    expect(after.address[0].line).toEqual([streets[3]]);
+    expect((await stored(known)).meta.security).toEqual([restricted]);
+    expect((await stored(known)).address[0].line).toEqual(['3 Newer St']);
+    for (const id of [byApi, known]) {
+      expect((await http('GET', `${testApp.url}/fhir/Patient/${id}`)).status).toBe(403);
+    }
+    // The feed's account may add the restriction and nothing else: another label is refused.
+    const veryRestricted = { ...restricted, code: 'V' };
+    await expect(
+      testApp.app.get(FhirService).create(HL7_USER, 'Patient', {
+        resourceType: 'Patient',
+        meta: { security: [restricted, veryRestricted] },
+      }),
+    ).rejects.toMatchObject({ status: 403 });
+  });
+
   it('merges patients on ADT^A40: the prior one is replaced by the survivor, which takes its MRN', async () => {
     const system = 'urn:oid:2.16.4';
     const message = (type: string, control: string, mrn: string, name: string, extra = '') =>

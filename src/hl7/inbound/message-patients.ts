@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
+import { isRestricted } from '../../access/resource-access.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
@@ -66,7 +67,7 @@ export class MessagePatients {
 
   /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
   async upsert(pid: V2Segment, sender: string | undefined, pd1?: V2Segment): Promise<string> {
-    const { identifiers, elements } = patientFromSegments(pid, sender, pd1);
+    const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     const criteria = identifierCriteria(identifiers);
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
@@ -76,7 +77,7 @@ export class MessagePatients {
       const created = await this.fhir.create(
         HL7_USER,
         'Patient',
-        applyPatient(undefined, identifiers, elements),
+        applyPatient(undefined, identifiers, elements, restricted),
       );
       return created.id;
     }
@@ -87,12 +88,14 @@ export class MessagePatients {
     const byCurrentId = identifiers.some((identifier) =>
       stored.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
     );
+    // A restriction only tightens access, so it is taken whichever identifiers name the patient.
+    const restricts = restricted && !isRestricted(current.resource);
     const next = {
-      ...applyPatient(current.resource, identifiers, byCurrentId ? elements : {}),
+      ...applyPatient(current.resource, identifiers, byCurrentId ? elements : {}, restricts),
       id: match,
     };
     // A feed repeats the PID with every result: what it already says makes no new version.
-    if (!isDeepStrictEqual(next, without(current.resource, 'meta'))) {
+    if (restricts || !isDeepStrictEqual(next, without(current.resource, 'meta'))) {
       await this.fhir.update(HL7_USER, 'Patient', match, next);
     }
     return match;

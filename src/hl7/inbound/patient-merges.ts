@@ -115,7 +115,11 @@ export class PatientMerges {
       if (!priorId) {
         patientId = await this.patients.upsert(pid, sender, message.first('PD1'));
       } else {
-        const { identifiers, elements } = patientFromSegments(pid, sender, message.first('PD1'));
+        const { identifiers, elements, restricted } = patientFromSegments(
+          pid,
+          sender,
+          message.first('PD1'),
+        );
         const correct = identifierCriteria(identifiers);
         if (!correct) {
           throw new Hl7ProcessingError(
@@ -135,7 +139,7 @@ export class PatientMerges {
           (identifier) => !priorIdentifiers.some((wrong) => sameIdentifier(wrong, identifier)),
         );
         await this.fhir.update(HL7_USER, 'Patient', priorId, {
-          ...applyPatient({ ...current, identifier: kept }, identifiers, elements),
+          ...applyPatient({ ...current, identifier: kept }, identifiers, elements, restricted),
           id: priorId,
         });
         patientId = priorId;

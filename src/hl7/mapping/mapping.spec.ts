@@ -7,7 +7,13 @@ import { coverageFromIn1 } from './coverage.js';
 import { appointmentFromSiu } from './appointment.js';
 import { allergyFromIam } from './clinical.js';
 import { documentFromTxa } from './document.js';
-import { applyPatient, identifierCriteria, patientFromPd1, patientFromPid } from './patient.js';
+import {
+  applyPatient,
+  identifierCriteria,
+  patientFromPd1,
+  patientFromPid,
+  patientFromSegments,
+} from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
 
 function message(...segments: string[]): V2Message {
@@ -612,6 +618,31 @@ describe('PD1 to Patient', () => {
     expect(patientFromPd1(message(MSH, 'PD1|||""|""').first('PD1')!)).toEqual({
       generalPractitioner: null,
     });
+  });
+
+  it('restricts the patient for a protection indicator (PD1-12) Y, and lifts nothing', () => {
+    const R = { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' };
+    const pid = message(MSH, 'PID|1||7^^^HOSP^MR').first('PID')!;
+    const restricted = (indicator: string | undefined) => {
+      const pd1 =
+        indicator === undefined ? undefined : message(MSH, `PD1${'|'.repeat(12)}${indicator}`);
+      return patientFromSegments(pid, undefined, pd1?.first('PD1')).restricted;
+    };
+    expect(restricted('Y')).toBe(true);
+    expect(restricted('y')).toBe(true);
+    // N (what many feeds send with every message), "" and an empty field lift no restriction.
+    expect(restricted('N')).toBe(false);
+    expect(restricted('""')).toBe(false);
+    expect(restricted('')).toBe(false);
+    expect(restricted(undefined)).toBe(false);
+    // The label is the one the access rules read; the store keeps the rest of the stored meta.
+    const stored = { resourceType: 'Patient', meta: { versionId: '2', tag: [{ code: 'x' }] } };
+    expect(applyPatient(stored, [], {}, true)).toEqual({
+      resourceType: 'Patient',
+      identifier: [],
+      meta: { security: [R] },
+    });
+    expect(applyPatient(stored, [], {})).toEqual({ resourceType: 'Patient', identifier: [] });
   });
 });
 

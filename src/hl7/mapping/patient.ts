@@ -1,3 +1,4 @@
+import { RESTRICTED_LABEL } from '../../access/resource-access.js';
 import type { V2Segment } from '../message/v2-message.js';
 import {
   addressOf,
@@ -133,27 +134,46 @@ export function patientFromPd1(pd1: V2Segment, senderSystem?: string): PatientEl
   return references.length > 0 ? { generalPractitioner: references } : {};
 }
 
-/** A PID's identifiers and the Patient elements it and the PD1 give. */
+/**
+ * PD1-12 Protection Indicator (table 0136): `Y` asks that the patient's record be kept from
+ * those without the authority, which is what a restricted Patient (meta.security R) is here.
+ * Only `Y` says anything. A feed's `N` (many send it with every message), `""` or an empty
+ * field never lifts a restriction: one that a clinician or privacy officer set, or that an
+ * earlier message asked for, is lifted by someone who may label records, through the FHIR API,
+ * not by whichever system next sends the patient.
+ */
+export function protectedByPd1(pd1: V2Segment | undefined): boolean {
+  return pd1?.value(12)?.toUpperCase() === 'Y';
+}
+
+/**
+ * A PID's identifiers, the Patient elements it and the PD1 give, and whether the PD1 asks for
+ * the patient to be restricted (see protectedByPd1).
+ */
 export function patientFromSegments(
   pid: V2Segment,
   sender: string | undefined,
   pd1: V2Segment | undefined,
-): { identifiers: Identifier[]; elements: PatientElements } {
+): { identifiers: Identifier[]; elements: PatientElements; restricted: boolean } {
   const fromPid = patientFromPid(pid, sender);
   return {
     identifiers: fromPid.identifiers,
     elements: { ...fromPid.elements, ...(pd1 ? patientFromPd1(pd1, sender) : {}) },
+    restricted: protectedByPd1(pd1),
   };
 }
 
 /**
  * The stored Patient with a message's elements applied. Identifiers are merged, never dropped:
- * a message lists the ones its sender knows, not every one the patient has.
+ * a message lists the ones its sender knows, not every one the patient has. The stored meta is
+ * left out (the store keeps it for a feed's writes); `restrict` asks for the restricted label,
+ * which the store adds to it.
  */
 export function applyPatient(
   current: Record<string, unknown> | undefined,
   identifiers: Identifier[],
   elements: PatientElements,
+  restrict = false,
 ): Record<string, unknown> {
   const next: Record<string, unknown> = { ...(current ?? { resourceType: 'Patient' }) };
   for (const [element, change] of Object.entries(elements)) {
@@ -171,6 +191,7 @@ export function applyPatient(
   }
   next['identifier'] = merged;
   delete next['meta'];
+  if (restrict) next['meta'] = { security: [RESTRICTED_LABEL] };
   return next;
 }
 

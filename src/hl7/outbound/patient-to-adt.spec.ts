@@ -200,16 +200,18 @@ describe('Patient to ADT', () => {
       expect(message.first('PD1')!.value(12)).toBe('Y');
       // PD1 goes between PID and PV1 (ADT_A01), and reads back as no change of practitioner.
       const pid = message.first('PID')!;
-      expect(patientFromSegments(pid, undefined, message.first('PD1')).elements).toEqual(
-        patientFromPid(pid).elements,
-      );
+      const read = patientFromSegments(pid, undefined, message.first('PD1'));
+      expect(read.elements).toEqual(patientFromPid(pid).elements);
+      // And restricts the patient at a CareVault receiving it.
+      expect(read.restricted).toBe(true);
     }
     expect(adtOfPatient(restricted, 'A04', HEADER)).toMatch(/\rPID\|[^\r]*\rPD1\|{12}Y\rPV1\|/);
+    const lifted = segmentsOf(adtOfPatient(PATIENT, 'A08', HEADER));
+    expect(lifted.first('PD1')!.value(12)).toBe('N');
+    // A CareVault receiver keeps its restriction: lifting one there is a person's decision.
     expect(
-      segmentsOf(adtOfPatient(PATIENT, 'A08', HEADER))
-        .first('PD1')!
-        .value(12),
-    ).toBe('N');
+      patientFromSegments(lifted.first('PID')!, undefined, lifted.first('PD1')).restricted,
+    ).toBe(false);
     expect(adtOfPatient(PATIENT, 'A04', HEADER)).not.toContain('PD1');
   });
 
