@@ -344,7 +344,14 @@ export class AppConfig {
 
   /** Where the MLLP listener binds, or undefined when it is off. */
   get hl7Mllp():
-    { port: number; host: string; maxFrameBytes: number; idleSeconds: number } | undefined {
+    | {
+        port: number;
+        host: string;
+        maxFrameBytes: number;
+        idleSeconds: number;
+        frameTimeoutMs: number;
+      }
+    | undefined {
     const port = this.config.get('HL7_MLLP_PORT', { infer: true });
     return port < 0
       ? undefined
@@ -353,6 +360,7 @@ export class AppConfig {
           host: this.config.get('HL7_MLLP_HOST', { infer: true }),
           maxFrameBytes: this.config.get('HL7_MAX_FRAME_BYTES', { infer: true }),
           idleSeconds: this.config.get('HL7_IDLE_SECONDS', { infer: true }),
+          frameTimeoutMs: this.config.get('HL7_MLLP_FRAME_TIMEOUT_MS', { infer: true }),
         };
   }
 

@@ -151,4 +151,14 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');
     expect(() => validateEnv({ PORT: '-1' })).toThrow('between 0 and 65535');
   });
+
+  it('gives an MLLP frame a minute to arrive unless HL7_MLLP_FRAME_TIMEOUT_MS says otherwise', () => {
+    expect(validateEnv({}).HL7_MLLP_FRAME_TIMEOUT_MS).toBe(60_000);
+    expect(validateEnv({ HL7_MLLP_FRAME_TIMEOUT_MS: '5000' }).HL7_MLLP_FRAME_TIMEOUT_MS).toBe(5000);
+    for (const wrong of ['0', '99', '3600001', 'soon']) {
+      expect(() => validateEnv({ HL7_MLLP_FRAME_TIMEOUT_MS: wrong })).toThrow(
+        'HL7_MLLP_FRAME_TIMEOUT_MS must be a number of milliseconds between 100 and 3600000',
+      );
+    }
+  });
 });

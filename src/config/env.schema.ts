@@ -483,6 +483,23 @@ export class EnvironmentVariables {
   HL7_IDLE_SECONDS = 300;
 
   /**
+   * A started MLLP frame must end within this many milliseconds, else its connection is
+   * closed: the idle timeout alone lets a peer that trickles a byte now and then hold a
+   * half-sent frame, and its buffer, forever.
+   */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'HL7_MLLP_FRAME_TIMEOUT_MS must be a number of milliseconds between 100 and 3600000',
+  })
+  @Min(100, {
+    message: 'HL7_MLLP_FRAME_TIMEOUT_MS must be a number of milliseconds between 100 and 3600000',
+  })
+  @Max(3_600_000, {
+    message: 'HL7_MLLP_FRAME_TIMEOUT_MS must be a number of milliseconds between 100 and 3600000',
+  })
+  HL7_MLLP_FRAME_TIMEOUT_MS = 60_000;
+
+  /**
    * Where Patient changes made through the FHIR API go as ADT^A04/A08: a comma-separated list of
    * host:port, each with an optional tls:// prefix.
    */

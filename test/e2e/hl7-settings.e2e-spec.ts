@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
@@ -13,8 +15,11 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
  * facilities elsewhere), such a time keeps its time of day, at the offset of its date (daylight
  * saving included), and an appointment so timed can be booked. A feed sends message types a
  * deployment does not want, and an AR would stop the sender's queue: HL7_IGNORE acknowledges
- * them (AA) and keeps them, unmapped, for a reprocess later.
+ * them (AA) and keeps them, unmapped, for a reprocess later. A frame begun must end within
+ * HL7_MLLP_FRAME_TIMEOUT_MS (short here), however its bytes trickle in.
  */
+const FRAME_TIMEOUT_MS = 3000;
+
 describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => {
   let restoreEnv: () => void;
   let testApp: TestApp;
@@ -27,6 +32,8 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
       // A whole type, and every event of a message code (in lower case: codes are matched as
       // HL7 writes them).
       HL7_IGNORE: 'ADT^A29, dft',
+      // Short, for the test of it: every other message here goes in one write.
+      HL7_MLLP_FRAME_TIMEOUT_MS: String(FRAME_TIMEOUT_MS),
     });
     testApp = await createTestApp();
     sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
@@ -190,4 +197,52 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
     expect(reprocessed.body).toMatchObject({ status: 'processed', ackCode: 'AA' });
     expect((await chargeItems()).body.entry).toHaveLength(1);
   });
+
+  it('closes a connection whose frame does not end in HL7_MLLP_FRAME_TIMEOUT_MS, saying why', async () => {
+    const warned = jest.spyOn(Logger.prototype, 'warn');
+    const port = testApp.app.get(MllpListener).address()!.port;
+    const slow = await MllpTestClient.connect(port);
+    // A byte every 200 ms: never idle (HL7_IDLE_SECONDS is 300), never a whole frame.
+    await slow.write(Buffer.from('\x0bMSH|^~\\&|SLOW|HOSP|CV|CV|20250101||ADT^A28|'));
+    const trickle = setInterval(() => {
+      if (!slow.closed) slow.socket.write('9');
+    }, 200);
+    try {
+      // Far longer than the deadline, far shorter than the idle timeout.
+      await slow.waitForClose(120_000);
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(slow.acks).toEqual([]);
+    const reasons = warned.mock.calls.filter(([, message]) =>
+      /not completed in time/.test(`${message}`),
+    );
+    warned.mockRestore();
+    expect(reasons).toEqual([
+      [
+        { peer: expect.any(String), limitMs: FRAME_TIMEOUT_MS },
+        'MLLP frame not completed in time: connection closed',
+      ],
+    ]);
+    // The log says who and why, never what the frame held.
+    expect(JSON.stringify(reasons)).not.toMatch(/SLOW|MSH|999/);
+
+    // The deadline is a frame's: a connection quiet between frames, for longer, stays open.
+    const tag = randomUUID().slice(0, 8);
+    const admission = (control: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A28|${control}-${tag}|P|2.5`,
+          `PID|1||FT-${tag}^^^HOSP&2.16.29&ISO^MR||Frame^Pat`,
+        ].join('\r'),
+      );
+    const quiet = await MllpTestClient.connect(port);
+    await quiet.send([admission('F1')]);
+    await quiet.waitForAcks(1);
+    await new Promise((resolve) => setTimeout(resolve, 2 * FRAME_TIMEOUT_MS));
+    await quiet.send([admission('F2')]);
+    const acks = await quiet.waitForAcks(2);
+    quiet.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+  }, 180_000);
 });

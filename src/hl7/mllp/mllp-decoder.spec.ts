@@ -72,6 +72,24 @@ describe('MllpDecoder', () => {
     expect(frames(decoder.push(encodeFrame(Buffer.from(b))))).toEqual([b]);
   });
 
+  it('says when a frame has begun and not ended, for the deadline of a frame', () => {
+    const decoder = new MllpDecoder(20);
+    expect(decoder.inFrame).toBe(false);
+    decoder.push(Buffer.from('junk between frames'));
+    expect(decoder.inFrame).toBe(false);
+    decoder.push(Buffer.from([0x0b, 0x4d]));
+    expect(decoder.inFrame).toBe(true);
+    decoder.push(Buffer.from([0x1c]));
+    expect(decoder.inFrame).toBe(false);
+    decoder.push(Buffer.from([0x0d, 0x0b]));
+    expect(decoder.inFrame).toBe(true);
+    // A frame over the cap is still being sent until its end block.
+    decoder.push(Buffer.alloc(30, 'x'));
+    expect(decoder.inFrame).toBe(true);
+    decoder.push(Buffer.from([0x1c, 0x0d]));
+    expect(decoder.inFrame).toBe(false);
+  });
+
   it('drops a frame cut short by the start of the next one', () => {
     const cut = Buffer.concat([
       Buffer.from([0x0b]),

@@ -63,6 +63,11 @@ export class MllpDecoder {
     return events;
   }
 
+  /** Whether a frame has begun (its start block came) and not ended. */
+  get inFrame(): boolean {
+    return this.state === 'inFrame' || this.state === 'skipping';
+  }
+
   /** Bytes held for an unfinished frame. */
   get pending(): number {
     return this.size;

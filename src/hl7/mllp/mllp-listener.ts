@@ -96,8 +96,35 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     const peer = socket.remoteAddress ?? null;
     let queue = Promise.resolve();
     let waiting = 0;
+    // A frame begun must end within frameTimeoutMs: bytes trickled now and then keep the idle
+    // timeout from firing, and would hold a half-sent frame (and its buffer) forever. The
+    // deadline runs from the frame's start block to the end of a frame: a start block that cuts
+    // a frame short does not restart it.
+    let deadline: NodeJS.Timeout | undefined;
+    const expire = (): void => {
+      // While reading is paused (the sender's earlier messages wait on ours), the frame's bytes
+      // wait in the socket: not the sender's delay.
+      if (socket.isPaused()) {
+        deadline = setTimeout(expire, options.frameTimeoutMs);
+        return;
+      }
+      this.logger.warn(
+        { peer, limitMs: options.frameTimeoutMs },
+        'MLLP frame not completed in time: connection closed',
+      );
+      socket.destroy();
+    };
+    socket.on('close', () => clearTimeout(deadline));
     socket.on('data', (chunk: Buffer) => {
-      for (const event of decoder.push(chunk)) {
+      const events = decoder.push(chunk);
+      if (events.some((event) => event.kind === 'frame') || !decoder.inFrame) {
+        clearTimeout(deadline);
+        deadline = undefined;
+      }
+      if (decoder.inFrame && !deadline && !socket.destroyed) {
+        deadline = setTimeout(expire, options.frameTimeoutMs);
+      }
+      for (const event of events) {
         if (event.kind === 'oversized') {
           this.logger.warn(
             { peer, limit: options.maxFrameBytes },
