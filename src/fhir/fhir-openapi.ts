@@ -1,5 +1,5 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
-import { OPENAPI_EXAMPLES } from './openapi-examples.js';
+import { OPENAPI_EXAMPLES, patchExamples } from './openapi-examples.js';
 import type { SearchParam } from './search/search-definitions.js';
 import { DEFAULT_COUNT, MAX_COUNT } from './search/search-request.js';
 
@@ -122,6 +122,9 @@ function specialize(
         [FHIR_JSON]: { schema: { $ref: '#/components/schemas/Resource' }, example: body },
       },
     };
+  }
+  if (operation.operationId.endsWith('_patch') && content) {
+    for (const media of Object.values(content)) media.examples = patchExamples(type);
   }
   if (isSearch(operation)) {
     const own = params

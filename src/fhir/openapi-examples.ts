@@ -112,3 +112,29 @@ export const OPENAPI_EXAMPLES: Readonly<Record<string, Record<string, unknown>>>
     subject: { reference: 'Patient/example' },
   },
 };
+
+/**
+ * Swagger UI's PATCH examples for a type: they set `language`, the one element every resource
+ * has that no example sets, so that they apply to any stored resource of any type.
+ */
+export function patchExamples(type: string): Record<string, { value: unknown }> {
+  return {
+    jsonPatch: { value: [{ op: 'add', path: '/language', value: 'en' }] },
+    fhirPathPatch: {
+      value: {
+        resourceType: 'Parameters',
+        parameter: [
+          {
+            name: 'operation',
+            part: [
+              { name: 'type', valueCode: 'add' },
+              { name: 'path', valueString: type },
+              { name: 'name', valueString: 'language' },
+              { name: 'value', valueCode: 'en' },
+            ],
+          },
+        ],
+      },
+    },
+  };
+}

@@ -44,6 +44,7 @@ import {
 } from './fhir-swagger.js';
 import type { StoredResource } from './fhir-types.js';
 import { FhirService } from './fhir.service.js';
+import { patchExamples } from './openapi-examples.js';
 
 /** One resource: read, vread, update, patch and delete (`/fhir/{type}/{id}`). */
 @ApiTags('FHIR')
@@ -136,24 +137,7 @@ export class ResourceInstanceController {
   @ApiParam(TYPE_PARAM)
   @ApiBody({
     schema: { oneOf: [{ type: 'array', items: { type: 'object' } }, { type: 'object' }] },
-    examples: {
-      jsonPatch: { value: [{ op: 'add', path: '/active', value: true }] },
-      fhirPathPatch: {
-        value: {
-          resourceType: 'Parameters',
-          parameter: [
-            {
-              name: 'operation',
-              part: [
-                { name: 'type', valueCode: 'replace' },
-                { name: 'path', valueString: 'Patient.active' },
-                { name: 'value', valueBoolean: true },
-              ],
-            },
-          ],
-        },
-      },
-    },
+    examples: patchExamples('Patient'),
   })
   @ApiResponse({ status: 200, ...RESOURCE })
   async patch(

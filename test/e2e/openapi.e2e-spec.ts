@@ -122,6 +122,33 @@ describe('the OpenAPI document behind Swagger UI', () => {
         status: 201,
         body: '',
       });
+      // Each of its PATCH examples applies to a resource created so, as Swagger UI sends them.
+      const patch = document.paths[`/fhir/${type}/{id}`]!.patch!;
+      const examples = Object.values(
+        (patch.requestBody as { content: Record<string, { examples: Record<string, unknown> }> })
+          .content,
+      )[0]!.examples as Record<string, { value: unknown }>;
+      expect(Object.keys(examples).sort()).toEqual(['fhirPathPatch', 'jsonPatch']);
+      for (const [name, example] of Object.entries(examples)) {
+        const target = await http('POST', `${testApp.url}/fhir/${type}`, {
+          body: media.example,
+          headers: { authorization },
+        });
+        const patched = await http('PATCH', `${testApp.url}/fhir/${type}/${target.body.id}`, {
+          body: example.value,
+          headers: {
+            authorization,
+            'content-type':
+              name === 'jsonPatch' ? 'application/json-patch+json' : 'application/fhir+json',
+          },
+        });
+        expect({ type, name, status: patched.status, body: patched.text }).toMatchObject({
+          type,
+          name,
+          status: 200,
+        });
+        expect(patched.body.language).toBe('en');
+      }
     }
   });
 });
