@@ -22,7 +22,7 @@ export class AdminUsersController {
   @HttpCode(200)
   @RequirePermission('users:manage')
   @RequireRecentMfa()
-  @ApiOperation({ summary: 'Disable a user and end their sessions' })
+  @ApiOperation({ summary: 'Disable a user, end their sessions and stop their Subscriptions' })
   disable(@Param('username') username: string): Promise<UserSummary> {
     return this.users.disable(username);
   }

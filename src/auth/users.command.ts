@@ -93,7 +93,10 @@ abstract class UserChangeCommand extends UsernameCommand {
   }
 }
 
-@Command({ name: 'user:disable', description: 'Disable a user and end their sessions' })
+@Command({
+  name: 'user:disable',
+  description: 'Disable a user, end their sessions and stop their Subscriptions',
+})
 export class UserDisableCommand extends UserChangeCommand {
   protected readonly auditName = 'user:disable';
   protected change(username: string): Promise<UserSummary> {

@@ -63,7 +63,10 @@ export class UsersService {
     return (await this.users.list()).map(summary);
   }
 
-  /** Disables the account and ends its sessions; access tokens already issued expire on their own. */
+  /**
+   * Disables the account and ends its sessions; access tokens already issued expire on their own.
+   * Its Subscriptions stop, which the Subscription notifier reads from the account's state.
+   */
   async disable(username: string): Promise<UserSummary> {
     const user = await this.require(username);
     await this.endSessions(user.id, { active: false });

@@ -16,6 +16,52 @@ export function notificationAuditEntry(
   settled: number,
 ): AuditEntry {
   return {
+    ...systemEntry(head.subscriptionId),
+    action: 'execute',
+    method: 'POST',
+    route: endpoint ? new URL(endpoint).origin : null,
+    resourceVersion: null,
+    outcome: outcome.status === 'sent' ? 'success' : 'failure',
+    detail: [
+      outcome.status,
+      `notifications=${settled}`,
+      `attempts=${outcome.attempts}`,
+      outcome.lastError,
+    ]
+      .filter(Boolean)
+      .join(' '),
+  };
+}
+
+/**
+ * The audit row of a Subscription the notifier stopped, committed with the version that says
+ * so: which Subscription, the version written, and a fixed reason (`error owner=app-disabled
+ * client=<id>`), never its endpoint or criteria.
+ */
+export function stateAuditEntry(
+  subscriptionId: string,
+  versionId: string | undefined,
+  detail: string,
+): AuditEntry {
+  return {
+    ...systemEntry(subscriptionId),
+    action: 'update',
+    method: null,
+    route: null,
+    resourceVersion: versionId ?? null,
+    outcome: 'success',
+    detail,
+  };
+}
+
+type SystemEntry = Omit<
+  AuditEntry,
+  'action' | 'method' | 'route' | 'resourceVersion' | 'outcome' | 'detail'
+>;
+
+/** What every row of the notifier says: the system, about one Subscription. */
+function systemEntry(subscriptionId: string): SystemEntry {
+  return {
     id: randomUUID(),
     recordedAt: new Date(),
     source: 'system',
@@ -27,25 +73,12 @@ export function notificationAuditEntry(
     breakGlass: false,
     sourceIp: null,
     userAgent: null,
-    action: 'execute',
     subtype: 'subscription-notification',
-    method: 'POST',
-    route: endpoint ? new URL(endpoint).origin : null,
     resourceType: 'Subscription',
-    resourceId: head.subscriptionId,
-    resourceVersion: null,
+    resourceId: subscriptionId,
     patientIds: [],
-    entities: [`Subscription/${head.subscriptionId}`],
+    entities: [`Subscription/${subscriptionId}`],
     queryParams: [],
-    outcome: outcome.status === 'sent' ? 'success' : 'failure',
     statusCode: null,
-    detail: [
-      outcome.status,
-      `notifications=${settled}`,
-      `attempts=${outcome.attempts}`,
-      outcome.lastError,
-    ]
-      .filter(Boolean)
-      .join(' '),
   };
 }

@@ -12,12 +12,13 @@ import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
 import { FhirService } from '../fhir/fhir.service.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
-import { notificationAuditEntry } from './notification-audit.js';
+import { notificationAuditEntry, stateAuditEntry } from './notification-audit.js';
 import { subscriptionPlan, type SubscriptionPlan } from './subscription-plan.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import {
   SubscriptionRepository,
   type NotificationOutcome,
+  type OwnerRevocation,
   type PendingNotification,
 } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
@@ -31,6 +32,12 @@ const SEND_TIMEOUT_MS = 10_000;
 const REFRESH_EVERY_POLLS = 5;
 const ACTIVATIONS_PER_ROUND = 20;
 const LIVE_STATUSES = new Set(['requested', 'active']);
+/** Subscription.error of one stopped because its owner was disabled, by what was disabled. */
+const REVOKED: Record<OwnerRevocation, string> = {
+  account: 'The account that wrote it',
+  app: 'The SMART app it was written with',
+  'backend-client': 'The backend client it was written with',
+};
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -83,6 +90,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         if (performance.now() - refreshed >= REFRESH_EVERY_POLLS * this.settings.pollMs) {
           refreshed = performance.now();
           await this.registry.refresh();
+          await this.stopRevoked();
           await this.activateRequested();
           await this.setFailedToError();
           await this.setEndedOff();
@@ -108,8 +116,13 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       const plan = subscription && this.planOf(subscription);
       let outcome: NotificationOutcome;
       let covered: string[] = [];
-      if (!subscription || !plan?.active) {
-        // Deleted, switched off, ended or no longer valid since the change was queued.
+      if (
+        !subscription ||
+        !plan?.active ||
+        (await this.repository.revocationOf(head.subscriptionId)) !== undefined
+      ) {
+        // Deleted, switched off, ended or no longer valid since the change was queued, or its
+        // owner disabled: from the moment that commits, before stopRevoked says so.
         outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
       } else {
         covered = await this.repository.pendingOf(head.subscriptionId);
@@ -173,6 +186,34 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     }
   }
 
+  /**
+   * R4: a Subscription the server cannot process gets status `error` and the reason. One whose
+   * owner was disabled (the account that wrote it, or the SMART app or backend client whose
+   * token it was written with) is stopped so, audited, rather than left `active` with nothing
+   * delivered; enabling the owner again does not restart it: whoever sets it back to
+   * `requested` becomes its owner, as with every write.
+   */
+  private async stopRevoked(): Promise<void> {
+    for (const { id, revocation, clientId } of await this.repository.revoked(
+      ACTIVATIONS_PER_ROUND,
+    )) {
+      const detail = [`error owner=${revocation}-disabled`, clientId && `client=${clientId}`];
+      await this.rewrite(
+        id,
+        'error',
+        (subscription) =>
+          LIVE_STATUSES.has(String(subscription['status']))
+            ? {
+                ...subscription,
+                status: 'error',
+                error: `${REVOKED[revocation]} was disabled; set status to requested to start it again (whoever does becomes its owner)`,
+              }
+            : undefined,
+        detail.filter(Boolean).join(' '),
+      );
+    }
+  }
+
   /** R4: the server turns a Subscription `off` at its `end`; from then it matched nothing. */
   private async setEndedOff(): Promise<void> {
     for (const id of await this.repository.ended(ACTIVATIONS_PER_ROUND)) {
@@ -209,12 +250,13 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   /**
    * Writes the Subscription as `change` makes it (nothing when it gives undefined), as the
    * system, conditional on the version read, so that a change its owner makes meanwhile is
-   * never overwritten.
+   * never overwritten; with `audited`, an audit row with that detail commits with it.
    */
   private async rewrite(
     id: string,
     status: string,
     change: (subscription: FhirResource) => FhirResource | undefined,
+    audited?: string,
   ): Promise<void> {
     if (this.unwritable.has(id)) return;
     await this.unitOfWork
@@ -222,13 +264,18 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         const subscription = await this.subscription(id);
         const changed = subscription && change(subscription);
         if (!changed) return;
-        await this.fhir.update(
+        const { stored } = await this.fhir.update(
           SUBSCRIPTIONS_USER,
           'Subscription',
           id,
           changed,
           `W/"${subscription.meta?.versionId}"`,
         );
+        if (audited !== undefined) {
+          await this.trail.recordInTransaction(
+            stateAuditEntry(id, String(stored.versionId), audited),
+          );
+        }
       })
       .catch((error: unknown) => {
         // Refused as it stands (it no longer validates, say) it would be refused again; a

@@ -20,6 +20,30 @@ export interface StoredSubscription {
   end?: Date;
 }
 
+/**
+ * Why a Subscription's owner may no longer have notifications sent: the account that wrote it,
+ * or the SMART app or backend client whose token it was written with, is disabled.
+ */
+export type OwnerRevocation = 'account' | 'app' | 'backend-client';
+
+export interface RevokedSubscription {
+  id: string;
+  revocation: OwnerRevocation;
+  /** The app or backend client, when it is the one disabled. */
+  clientId?: string;
+}
+
+/**
+ * The owner's account, app and backend client, of `fhir_subscription s`. An owner from an
+ * identity provider has no account row, and its token's client no registration: never revoked.
+ */
+const OWNER_JOINS = `LEFT JOIN app_user u ON u.id::text = s.owner->>'id'
+  LEFT JOIN smart_app a ON a.id::text = s.owner->>'clientId'
+  LEFT JOIN backend_client c ON c.id::text = s.owner->>'clientId'`;
+/** Which of them is disabled (the account first), else NULL. */
+const REVOCATION = `CASE WHEN u.active IS FALSE THEN 'account' WHEN a.active IS FALSE THEN 'app'
+  WHEN c.active IS FALSE THEN 'backend-client' END`;
+
 export interface PendingNotification {
   seq: string;
   subscriptionId: string;
@@ -125,8 +149,41 @@ export class SubscriptionRepository {
   }
 
   /**
-   * Active Subscriptions whose resource is live, that have not ended, and whose owner is not a
-   * disabled local account; a local owner's roles are today's, not those of when they wrote it.
+   * Live Subscriptions whose owner was disabled (account, app or backend client): the notifier
+   * sets them to `error`.
+   */
+  async revoked(limit: number): Promise<RevokedSubscription[]> {
+    const rows = await this.unitOfWork.manager.query<
+      { id: string; revocation: OwnerRevocation; client_id: string | null }[]
+    >(
+      `SELECT s.id, ${REVOCATION} AS revocation, s.owner->>'clientId' AS client_id
+         FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+         ${OWNER_JOINS}
+        WHERE s.active AND ${REVOCATION} IS NOT NULL
+        ORDER BY s.updated_at LIMIT $1`,
+      [limit],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      revocation: row.revocation,
+      ...(row.revocation !== 'account' && row.client_id ? { clientId: row.client_id } : {}),
+    }));
+  }
+
+  /** Whether the Subscription's owner is disabled now, and which part of it. */
+  async revocationOf(id: string): Promise<OwnerRevocation | undefined> {
+    const [row] = await this.unitOfWork.manager.query<{ revocation: OwnerRevocation | null }[]>(
+      `SELECT ${REVOCATION} AS revocation FROM fhir_subscription s ${OWNER_JOINS} WHERE s.id = $1`,
+      [id],
+    );
+    return row?.revocation ?? undefined;
+  }
+
+  /**
+   * Active Subscriptions whose resource is live, that have not ended, and whose owner is not
+   * disabled (account, app or backend client); a local owner's roles are today's, not those of
+   * when they wrote it.
    */
   async active(): Promise<StoredSubscription[]> {
     const rows = await this.unitOfWork.manager.query<
@@ -142,8 +199,8 @@ export class SubscriptionRepository {
       `SELECT s.id, s.criteria_type, s.criteria, s.owner, u.roles, s.ends_at
          FROM fhir_subscription s
          JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-         LEFT JOIN app_user u ON u.id::text = s.owner->>'id'
-        WHERE s.active AND (s.ends_at IS NULL OR s.ends_at > now()) AND (u.id IS NULL OR u.active)`,
+         ${OWNER_JOINS}
+        WHERE s.active AND (s.ends_at IS NULL OR s.ends_at > now()) AND ${REVOCATION} IS NULL`,
     );
     return rows.map((row) => ({
       id: row.id,

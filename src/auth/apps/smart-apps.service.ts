@@ -50,7 +50,8 @@ export class SmartAppsService {
 
   /**
    * Refuses the app's further authorizations, codes and refreshes; access tokens already issued
-   * expire on their own (15 minutes).
+   * expire on their own (15 minutes). The Subscriptions written with its tokens stop, which the
+   * Subscription notifier reads from the app's state.
    */
   async disable(name: string): Promise<SmartAppSummary> {
     const app = await this.apps.findByName(name);

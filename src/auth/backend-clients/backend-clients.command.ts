@@ -138,7 +138,10 @@ export class ClientSetKeysCommand extends KeysCommand {
   }
 }
 
-@Command({ name: 'client:disable', description: 'Refuse a backend client any further token' })
+@Command({
+  name: 'client:disable',
+  description: 'Refuse a backend client any further token, and stop its Subscriptions',
+})
 export class ClientDisableCommand extends ClientCommand {
   async run(_params: string[], options: ClientOptions): Promise<void> {
     const name = required(options, 'name', '--name');

@@ -90,7 +90,10 @@ export class BackendClientsService {
     return clients.map((client) => summary(client, users.get(client.userId) ?? '?'));
   }
 
-  /** Refuses the client's further token requests; tokens already issued expire on their own. */
+  /**
+   * Refuses the client's further token requests; tokens already issued expire on their own. Its
+   * Subscriptions stop, which the Subscription notifier reads from the client's state.
+   */
   async disable(name: string): Promise<BackendClientSummary> {
     const client = await this.require(name);
     await this.clients.setActive(client.id, false);
