@@ -13,12 +13,17 @@ import type { FhirResource } from '../fhir/fhir-types.js';
 import { FhirService } from '../fhir/fhir.service.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
 import { notificationAuditEntry, stateAuditEntry } from './notification-audit.js';
-import { subscriptionPlan, type SubscriptionPlan } from './subscription-plan.js';
+import {
+  deliveryFailedError,
+  failureOf,
+  ownerDisabledError,
+  repeatedHeaderError,
+} from './subscription-errors.js';
+import { repeatedHeader, subscriptionPlan, type SubscriptionPlan } from './subscription-plan.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import {
   SubscriptionRepository,
   type NotificationOutcome,
-  type OwnerRevocation,
   type PendingNotification,
 } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
@@ -32,12 +37,6 @@ const SEND_TIMEOUT_MS = 10_000;
 const REFRESH_EVERY_POLLS = 5;
 const ACTIVATIONS_PER_ROUND = 20;
 const LIVE_STATUSES = new Set(['requested', 'active']);
-/** Subscription.error of one stopped because its owner was disabled, by what was disabled. */
-const REVOKED: Record<OwnerRevocation, string> = {
-  account: 'The account that wrote it',
-  app: 'The SMART app it was written with',
-  'backend-client': 'The backend client it was written with',
-};
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -116,6 +115,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       const plan = subscription && this.planOf(subscription);
       let outcome: NotificationOutcome;
       let covered: string[] = [];
+      // A header name the Subscription gives twice, which refuses it.
+      let repeated: string | undefined;
       if (
         !subscription ||
         !plan?.active ||
@@ -125,9 +126,15 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         // owner disabled: from the moment that commits, before stopRevoked says so.
         outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
       } else {
-        covered = await this.repository.pendingOf(head.subscriptionId);
-        const failure = await this.send(plan);
-        outcome = failure === undefined ? sent(head) : this.failure(head, failure);
+        repeated = repeatedHeader(plan.headers);
+        if (repeated !== undefined) {
+          // Stored before two headers of one name were refused: not sent, set to error below.
+          outcome = { status: 'cancelled', attempts: head.attempts, lastError: 'duplicate-header' };
+        } else {
+          covered = await this.repository.pendingOf(head.subscriptionId);
+          const failure = await this.send(plan);
+          outcome = failure === undefined ? sent(head) : this.failure(head, failure);
+        }
       }
       const settled = await this.repository.settle(head, outcome, covered);
       if (outcome.status === 'sent' || outcome.status === 'dead') {
@@ -150,11 +157,14 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           'Subscription notification not delivered',
         );
       }
-      return { subscription, outcome };
+      return { subscription, outcome, repeated };
     });
     if (given?.subscription && given.outcome.status === 'cancelled') {
       // Cancelled for having ended (one written before its end was recorded, say): turned off.
       if (this.hasEnded(given.subscription)) await this.turnOff(given.subscription.id!);
+    }
+    if (given?.repeated !== undefined) {
+      await this.refuseRepeated(given.subscription!.id!, given.repeated);
     }
     if (given?.outcome.status === 'dead') {
       // In a transaction of its own: should the update fail (a restricted Subscription, one
@@ -206,12 +216,33 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
             ? {
                 ...subscription,
                 status: 'error',
-                error: `${REVOKED[revocation]} was disabled; set status to requested to start it again (whoever does becomes its owner)`,
+                error: ownerDisabledError(revocation),
               }
             : undefined,
         detail.filter(Boolean).join(' '),
       );
     }
+  }
+
+  /**
+   * R4: a Subscription the server cannot process gets status `error` and the reason: here one
+   * stored, before such were refused, with a header name twice, which HTTP would send as one
+   * header of both values. Audited as the change it is; its owner sends the headers again.
+   */
+  private refuseRepeated(id: string, name: string): Promise<void> {
+    return this.rewrite(
+      id,
+      'error',
+      (subscription) =>
+        LIVE_STATUSES.has(String(subscription['status']))
+          ? {
+              ...subscription,
+              status: 'error',
+              error: repeatedHeaderError(name),
+            }
+          : undefined,
+      'error duplicate-header',
+    );
   }
 
   /** R4: the server turns a Subscription `off` at its `end`; from then it matched nothing. */
@@ -349,7 +380,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       {
         ...subscription,
         status: 'error',
-        error: `Notifications failed ${this.settings.maxAttempts} times (last: ${reason ?? 'unknown'}); set status to requested to start again`,
+        error: deliveryFailedError(this.settings.maxAttempts, reason),
       },
       // Its owner's change since it was read wins.
       `W/"${subscription.meta?.versionId}"`,
@@ -369,20 +400,6 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       };
     });
   }
-}
-
-/**
- * Why a request failed, as fetch reports it in `cause`: its code (ECONNREFUSED), else its
- * message (a refused redirect is "unexpected redirect"), without any URL query (a token may sit
- * there). Never fetch's own message, which may quote a header value (a credential).
- */
-function failureOf(error: unknown): string {
-  const cause = (error as { cause?: { code?: unknown; message?: unknown } }).cause;
-  if (typeof cause?.code === 'string') return cause.code;
-  if (typeof cause?.message === 'string' && cause.message !== '') {
-    return cause.message.replace(/\?\S*/g, '').slice(0, 200);
-  }
-  return (error as Error).name;
 }
 
 function sent(head: PendingNotification): NotificationOutcome {

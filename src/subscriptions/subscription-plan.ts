@@ -115,19 +115,34 @@ export function subscriptionPlan(
  * Refuses two `channel.header`s of one name (as HTTP compares them, case aside), when the
  * owner writes a Subscription. Shown masked (`X-Key: [stored]`), a header written back takes the
  * value stored under its name, so two of one name would both come back as one of them; and
- * HTTP would send them joined into one. Subscriptions stored before are delivered as they are.
+ * HTTP would send them joined into one. One stored before this check is not delivered: the
+ * notifier sets it to `error` (see repeatedHeader).
  */
 export function assertDistinctHeaders(plan: Pick<SubscriptionPlan, 'headers'>): void {
+  const name = repeatedHeader(plan.headers);
+  if (name !== undefined) {
+    throw AppError.invalid(
+      `channel.header names ${name} more than once: give each header once (values may be comma-separated)`,
+      ['Subscription.channel.header'],
+    );
+  }
+}
+
+/**
+ * The first header name given a second time (as HTTP compares names, case aside), as spelled
+ * there; undefined when each is given once. Sent, the two would go as one header with both
+ * values joined, which is neither value the receiver was given: a credential that fails, or
+ * one that passes where only the other should.
+ */
+export function repeatedHeader(
+  headers: readonly (readonly [string, string])[],
+): string | undefined {
   const seen = new Set<string>();
-  for (const [name] of plan.headers) {
-    if (seen.has(name.toLowerCase())) {
-      throw AppError.invalid(
-        `channel.header names ${name} more than once: give each header once (values may be comma-separated)`,
-        ['Subscription.channel.header'],
-      );
-    }
+  for (const [name] of headers) {
+    if (seen.has(name.toLowerCase())) return name;
     seen.add(name.toLowerCase());
   }
+  return undefined;
 }
 
 /**

@@ -6,6 +6,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { SubscriptionRegistry } from '../../src/subscriptions/subscription-registry.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -568,6 +569,67 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     ]);
     // Not followed.
     expect(hits(`/hooks/redirect-${run}?key=k`).length).toBe(3);
+  });
+
+  it('sends nothing for a Subscription stored with a header name twice: it is set to error, saying why', async () => {
+    const code = `s-${run}-twice`;
+    const path = `/hooks/twice-${run}`;
+    const id = await create(doctor, subscription(code, `${hooks}twice-${run}`));
+    await eventually('the Subscription made active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? true : undefined;
+    });
+    // As a version from before such headers were refused stored it: HTTP would send one
+    // `x-ward: north, south`, neither value the receiver gave.
+    const row = await db.manager.findOneByOrFail(ResourceEntity, {
+      resourceType: 'Subscription',
+      id,
+    });
+    const stored = JSON.parse(row.content!) as { channel: Record<string, unknown> };
+    stored.channel['header'] = [
+      'X-Ward: north',
+      'Authorization: Bearer hook-secret',
+      'x-ward: south',
+    ];
+    await db.manager.save(ResourceEntity, { ...row, content: JSON.stringify(stored) });
+
+    await create(doctor, observation(code));
+    const refused = await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? res.body : undefined;
+    });
+    expect(refused.error).toBe(
+      'Not sent: channel.header names x-ward more than once (stored before that was refused), which would go as one header of both values; give each header once and set status to requested to start again',
+    );
+    expect(hits(path)).toEqual([]);
+    expect(await notifications(id)).toEqual([
+      expect.objectContaining({ status: 'cancelled', attempts: 0, last_error: 'duplicate-header' }),
+    ]);
+    const audit = await db.query<{ action: string; outcome: string; detail: string }[]>(
+      `SELECT action, outcome, detail FROM audit_event
+        WHERE subtype = 'subscription-notification' AND resource_id = $1`,
+      [id],
+    );
+    expect(audit).toEqual([
+      { action: 'update', outcome: 'success', detail: 'error duplicate-header' },
+    ]);
+
+    // Its owner gives each header once, and it works again.
+    const again = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: {
+        ...refused,
+        status: 'requested',
+        channel: { ...refused.channel, header: ['X-Ward: south', 'Authorization: [stored]'] },
+      },
+    });
+    expect(again.status).toBe(200);
+    await eventually('the Subscription made active again', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? true : undefined;
+    });
+    await create(doctor, observation(code));
+    const hit = await eventually('the notification', () => Promise.resolve(hits(path)[0]));
+    expect(hit.headers).toMatchObject({ 'x-ward': 'south', authorization: 'Bearer hook-secret' });
   });
 
   it('matches nothing past its end, and is turned off then', async () => {
