@@ -3,7 +3,8 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { UNENCRYPTED_KEY_ID } from '../crypto/field-cipher.js';
-import { phiDatabaseColumnsOf, phiEntitiesOf } from '../crypto/phi.decorator.js';
+import { phiColumnsOf, phiEntitiesOf, type PhiColumn } from '../crypto/phi.decorator.js';
+import { PhiSubscriber } from '../crypto/phi.subscriber.js';
 
 export interface UserFacts {
   active: number;
@@ -21,10 +22,14 @@ export interface PhiSample {
   notEnvelopes: number;
   /**
    * Envelopes of the benchmark switch PHI_ENCRYPTION_BENCHMARK_SKIP: shaped like the others,
-   * under the key id UNENCRYPTED_KEY_ID, but their body is the plaintext.
+   * under the key id UNENCRYPTED_KEY_ID, but their body is the plaintext and their tag zeros,
+   * so they have nothing to authenticate them.
    */
   unencrypted: number;
-  /** Rows whose values did not decrypt (GCM tag or AAD check failed). */
+  /**
+   * The other values that did not decrypt (GCM tag or AAD check failed: altered, or moved from
+   * another row or column; an unknown key; not an envelope at all).
+   */
   undecryptable: number;
 }
 
@@ -46,7 +51,10 @@ const WRITTEN_AT = ['lastUpdated', 'receivedAt', 'createdAt'];
 /** What the compliance report reads from the database: facts, never PHI. */
 @Injectable()
 export class ComplianceRepository {
-  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly phi: PhiSubscriber,
+  ) {}
 
   async users(): Promise<UserFacts> {
     const [counts] = await this.dataSource.query<{ active: string; names: string }[]>(
@@ -76,29 +84,35 @@ export class ComplianceRepository {
    * Takes up to `limit` of the most recently written rows of every PHI column (by the table's
    * WRITTEN_AT column, then its primary key; by primary key alone in a table without one):
    * checks the stored value is an encryption envelope, and not the benchmark switch's
-   * plaintext one, then loads the rows through the entity (the subscriber decrypts them,
-   * verifying each GCM tag against the row's AAD). Counts only; no value leaves this method.
+   * plaintext one, then decrypts each other value as a load through the entity would (the
+   * subscriber, verifying its GCM tag against the row's AAD), one at a time, so that each
+   * is counted for what it is. Counts only; no value leaves this method.
    */
   async samplePhi(limit: number): Promise<PhiSample[]> {
     const samples: PhiSample[] = [];
     for (const metadata of phiEntitiesOf(this.dataSource)) {
-      const order = recentFirst(metadata);
-      const orderBy = order.map((column) => `"${column.databaseName}" DESC`).join(', ');
-      for (const column of phiDatabaseColumnsOf(metadata)) {
-        const rows = await this.dataSource.query<{ value: string }[]>(
-          `SELECT "${column}" AS value FROM "${metadata.tableName}"
-            WHERE "${column}" IS NOT NULL ORDER BY ${orderBy} LIMIT $1`,
-          [limit],
-        );
-        const envelopes = rows.filter((row) => ENVELOPE.test(row.value));
-        samples.push({
+      for (const column of phiColumnsOf(metadata.target)) {
+        const rows = await this.recentRows(metadata, column, limit);
+        const sample: PhiSample = {
           table: metadata.tableName,
-          column,
+          column: databaseName(metadata, column),
           sampled: rows.length,
-          notEnvelopes: rows.length - envelopes.length,
-          unencrypted: envelopes.filter((row) => row.value.startsWith(UNENCRYPTED)).length,
-          undecryptable: await this.undecryptable(metadata, order, limit),
-        });
+          notEnvelopes: 0,
+          unencrypted: 0,
+          undecryptable: 0,
+        };
+        for (const row of rows) {
+          const value = row[column.property] as string;
+          if (!ENVELOPE.test(value)) {
+            sample.notEnvelopes++;
+          } else if (value.startsWith(UNENCRYPTED)) {
+            // No tag to verify: a cipher without the switch refuses it, one with it reads it.
+            sample.unencrypted++;
+            continue;
+          }
+          if (!this.decrypts(metadata, row)) sample.undecryptable++;
+        }
+        samples.push(sample);
       }
     }
     return samples;
@@ -122,23 +136,44 @@ export class ComplianceRepository {
     return Number(row!.n);
   }
 
-  private async undecryptable(
+  /**
+   * The newest rows holding the column, as the entity names their properties: the value, and
+   * what its ciphertext is bound to (the primary key and any bound column, such as a version).
+   */
+  private recentRows(
     metadata: EntityMetadata,
-    columns: ColumnMetadata[],
+    column: PhiColumn,
     limit: number,
-  ): Promise<number> {
-    const repository = this.dataSource.getRepository<ObjectLiteral>(metadata.target);
-    const order = Object.fromEntries(
-      columns.map((column) => [column.propertyName, 'DESC' as const]),
+  ): Promise<ObjectLiteral[]> {
+    const orderBy = recentFirst(metadata)
+      .map((order) => `"${order.databaseName}" DESC`)
+      .join(', ');
+    const selected = [
+      ...metadata.primaryColumns,
+      ...[...column.bindTo, column.property].map((property) =>
+        metadata.findColumnWithPropertyName(property)!,
+      ),
+    ];
+    const name = databaseName(metadata, column);
+    return this.dataSource.query<ObjectLiteral[]>(
+      `SELECT ${selected.map((c) => `"${c.databaseName}" AS "${c.propertyName}"`).join(', ')}
+         FROM "${metadata.tableName}" WHERE "${name}" IS NOT NULL ORDER BY ${orderBy} LIMIT $1`,
+      [limit],
     );
+  }
+
+  private decrypts(metadata: EntityMetadata, row: ObjectLiteral): boolean {
     try {
-      await repository.find({ order, take: limit });
-      return 0;
+      this.phi.decrypted(metadata.target, row);
+      return true;
     } catch {
-      // One bad value fails the whole page: count the page as undecryptable.
-      return limit;
+      return false;
     }
   }
+}
+
+function databaseName(metadata: EntityMetadata, column: PhiColumn): string {
+  return metadata.findColumnWithPropertyName(column.property)?.databaseName ?? column.property;
 }
 
 /** The newest rows first: by when they were written, then by primary key (a stable order). */

@@ -3,6 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createUser, enableMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp } from '../support/http.js';
@@ -103,7 +104,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     expect(html).toContain('<td class="status">FAIL</td>');
   });
 
-  it('fails encryption at rest on recent values a benchmark switch stored unencrypted', async () => {
+  it('fails encryption at rest and integrity on recent values a benchmark switch stored unencrypted, saying so', async () => {
     const benchmarked = await createScratchDatabase();
     const phiKey = randomBytes(32).toString('base64');
     const env = {
@@ -153,6 +154,21 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
         });
         expect(observation.status).toBe(201);
       });
+      // And two recent Patients whose ciphertexts were swapped: altered, as no benchmark does.
+      const scratch = new pg.Client({ connectionString: benchmarked.url });
+      await scratch.connect();
+      try {
+        await scratch.query(
+          `WITH newest AS (SELECT id FROM resource WHERE resource_type = 'Patient'
+                            ORDER BY last_updated DESC, id DESC LIMIT 2)
+           UPDATE resource r SET content = o.content FROM resource o
+            WHERE r.resource_type = 'Patient' AND o.resource_type = 'Patient'
+              AND r.id IN (SELECT id FROM newest) AND o.id IN (SELECT id FROM newest)
+              AND r.id <> o.id`,
+        );
+      } finally {
+        await scratch.end();
+      }
 
       const run = await report(env, 'benchmarked');
       expect(run.code).toBe(1);
@@ -165,6 +181,20 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       // The newest value of each table holding the resource: its current row and its version.
       expect(atRest.evidence).toContain('resource.content (1)');
       expect(atRest.evidence).toContain('resource_history.content (1)');
+      // No tag to verify is not a tag that fails: the benchmark's rows are named as what they
+      // are and counted apart from the two altered ones, and both fail the check.
+      const integrity = json.checks.find((check: { id: string }) => check.id === 'integrity');
+      expect(integrity.status).toBe('fail');
+      const [altered, benchmark, ...more] = (integrity.evidence as string).split('; ');
+      expect(more).toEqual([]);
+      expect(altered).toBe(
+        'Values whose authentication tag does not verify in resource.content (2)',
+      );
+      expect(benchmark).toMatch(
+        /^Values written unencrypted by the benchmark switch PHI_ENCRYPTION_BENCHMARK_SKIP \(refused in production\), which carry no authentication tag, in /,
+      );
+      expect(benchmark).toContain('resource.content (1)');
+      expect(benchmark).toContain('resource_history.content (1)');
     } finally {
       await benchmarked.drop();
     }
