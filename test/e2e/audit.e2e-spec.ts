@@ -150,6 +150,25 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     }
   });
 
+  it('records a URL the router refuses once, without its route', async () => {
+    const refused = await audited(
+      doctor,
+      'GET',
+      `${fhir}/Patient/John%20Smith%20123-45-6789%FF?name=Jane%20Doe`,
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.rows).toMatchObject([
+      {
+        outcome: 'failure',
+        status_code: 400,
+        route: null,
+        resource_id: null,
+        query_params: [],
+        detail: 'structure',
+      },
+    ]);
+  });
+
   it('records the version a write leaves current, and no new one for an unchanged update', async () => {
     const created = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body;
     const id = created.id as string;

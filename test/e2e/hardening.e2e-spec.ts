@@ -86,6 +86,29 @@ describe('HTTP hardening', () => {
     expect(answer).not.toContain('ller');
   });
 
+  it.each([
+    ['/fhir/Patient/John%20Smith%20123-45-6789%FF?name=Jane%20Doe', 400, 'structure'],
+    ['/auth/login/Smith%E0%A4%A', 400, 'structure'],
+    [`/fhir/Patient/Smith${'x'.repeat(120)}`, 414, 'too-long'],
+  ])(
+    'answers a URL the router refuses (%s) with an OperationOutcome, echoing nothing',
+    async (path, status, code) => {
+      const res = await http('GET', `${testApp.url}${path}`, {
+        headers: { 'x-request-id': 'probe-bad-url' },
+      });
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      expect(res.headers.get('x-request-id')).toBe('probe-bad-url');
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+      expect(res.body).toEqual({
+        resourceType: 'OperationOutcome',
+        issue: [expect.objectContaining({ code })],
+      });
+      expect(res.text).not.toMatch(/Smith|Jane|FST_ERR/);
+    },
+  );
+
   it('refuses deeply nested JSON with 400, on FHIR and plain JSON routes', async () => {
     const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
     for (const [path, type] of [

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { answerClientError } from './client-error.js';
+import { answerFrameworkError } from './framework-errors.js';
 import { setPublicOrigin } from './request-origin.js';
 import { parseJsonBody } from './json-body.js';
 import { NativeContent } from './native-content.js';
@@ -19,8 +20,9 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
  * is configured, X-Forwarded-For believed only from configured proxies, a body limit, JSON bodies
  * checked for depth and prototype poisoning, and a request id on every request and response.
  * Errors raised before a handler runs (body too large, malformed JSON, unsupported media type)
- * reach the global AllExceptionsFilter through the error handler Nest installs; what Node's HTTP
- * parser refuses before that is answered by answerClientError.
+ * reach the global AllExceptionsFilter through the error handler Nest installs, and so do the
+ * URLs Fastify's router refuses (answerFrameworkError); what Node's HTTP parser refuses before
+ * that is answered by answerClientError.
  */
 export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   const bodyLimit = env.BODY_LIMIT;
@@ -30,6 +32,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     logger: false,
     return503OnClosing: true,
     clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
     // FHIR clients address the base as `…/fhir/` as often as `…/fhir` (fhir-kit-client does).
     routerOptions: { ignoreTrailingSlash: true },
     // Without configured proxies the client address is the socket's: a client cannot choose
