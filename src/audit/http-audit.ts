@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { formatScope } from '../auth/smart-scopes.js';
+import type { ClientRefusal } from '../common/http/client-error.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
 import type { AuditPart, AuditScope } from './audit-context.js';
@@ -283,5 +284,38 @@ export function httpAuditEntry(
     outcome: statusCode < 400 ? 'success' : 'failure',
     statusCode,
     detail,
+  };
+}
+
+/**
+ * The row of a request Node's HTTP parser refused: nothing of it could be read (its method,
+ * headers and user are in the bytes refused), so the row has the address, status and issue code.
+ */
+export function clientRefusalAuditEntry(refusal: ClientRefusal): AuditEntry {
+  return {
+    id: randomUUID(),
+    recordedAt: new Date(),
+    source: 'http',
+    requestId: refusal.requestId,
+    actorUserId: null,
+    actorName: null,
+    actorRoles: [],
+    actorScope: null,
+    breakGlass: false,
+    sourceIp: refusal.sourceIp,
+    userAgent: null,
+    action: 'execute',
+    subtype: null,
+    method: null,
+    route: null,
+    resourceType: null,
+    resourceId: null,
+    resourceVersion: null,
+    patientIds: [],
+    entities: [],
+    queryParams: [],
+    outcome: 'failure',
+    statusCode: refusal.status,
+    detail: refusal.issue,
   };
 }

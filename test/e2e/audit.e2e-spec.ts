@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
@@ -8,6 +9,7 @@ import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
+import { eventually } from '../support/faults.js';
 import { authorizedHttp, http, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -53,6 +55,19 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       requestId,
     ]);
     return { status: res.status, body: res.body, rows };
+  }
+
+  /** Writes raw bytes on a new connection and returns all that comes back. */
+  function rawRequest(request: string): Promise<string> {
+    const { port } = new URL(testApp.url);
+    return new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.write(Buffer.from(request)));
+      let received = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (received += chunk));
+      socket.on('close', () => resolve(received));
+      socket.on('error', reject);
+    });
   }
 
   beforeAll(async () => {
@@ -168,6 +183,36 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       },
     ]);
   });
+
+  it.each([
+    ['a raw non-ASCII byte in the query', 'GET /fhir/Patient?name=Müller', 400, 'structure'],
+    [
+      'a URL too long for the headers',
+      `GET /fhir/Patient?name=${'x'.repeat(20_000)}`,
+      431,
+      'too-long',
+    ],
+  ])(
+    'records a request Node refuses (%s) once, after answering it',
+    async (_what, requestLine, status, code) => {
+      const answer = await rawRequest(`${requestLine} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+      expect(answer).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
+      const requestId = /\r\nX-Request-Id: ([\w-]+)\r\n/i.exec(answer)?.[1];
+      expect(requestId).toBeDefined();
+      await eventually('the refused request is recorded', async () => {
+        const rows = await db.query<AuditRow[]>(`SELECT * FROM audit_event WHERE request_id = $1`, [
+          requestId,
+        ]);
+        return rows.length > 0;
+      });
+      const rows = await db.query<AuditRow[]>(`SELECT * FROM audit_event WHERE request_id = $1`, [
+        requestId,
+      ]);
+      expect(rows).toMatchObject([
+        { outcome: 'failure', status_code: status, route: null, query_params: [], detail: code },
+      ]);
+    },
+  );
 
   it('records the version a write leaves current, and no new one for an unchanged update', async () => {
     const created = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body;

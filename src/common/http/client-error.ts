@@ -1,7 +1,25 @@
+import type { FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Issue } from '../errors/app-error.js';
 import { operationOutcome } from '../errors/operation-outcome.js';
+
+/** A request Node's HTTP parser refused, as far as it can be described without its bytes. */
+export interface ClientRefusal {
+  /** Sent back as X-Request-Id: the request's own could not be read. */
+  requestId: string;
+  status: number;
+  issue: Issue['code'];
+  sourceIp: string | null;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Given each request answerClientError refuses (setupApp records it in the audit trail). */
+    recordClientRefusal?: (refusal: ClientRefusal) => void;
+  }
+}
 
 /** Node's codes for requests its parser refuses, and what the client is told about each. */
 function answerFor(code: string | undefined): { status: number; issue: Issue } {
@@ -24,18 +42,26 @@ function answerFor(code: string | undefined): { status: number; issue: Issue } {
  * Answers what Node's HTTP parser refuses before any route runs (a raw accented letter in a
  * query, headers past the size limit, a request too slow to arrive) with an OperationOutcome, as
  * every other error is, instead of Fastify's own JSON. Nothing of the request is echoed: the
- * refused bytes may hold a name or an MRN.
+ * refused bytes may hold a name or an MRN. Fastify calls it with the instance as `this`.
  */
-export function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+export function answerClientError(
+  this: FastifyInstance,
+  error: Error & { code?: string },
+  socket: Duplex,
+): void {
   // A reset connection has nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const { status, issue } = answerFor(error.code);
+  const requestId = randomUUID();
   if (socket.writable) {
     const body = JSON.stringify(operationOutcome([issue]));
     socket.write(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/fhir+json\r\n` +
-        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        `X-Request-Id: ${requestId}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Connection: close\r\n\r\n${body}`,
     );
   }
+  const sourceIp = (socket as Duplex & { remoteAddress?: string }).remoteAddress ?? null;
   socket.destroy(error);
+  this.recordClientRefusal?.({ requestId, status, issue: issue.code, sourceIp });
 }

@@ -1,10 +1,11 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { httpAuditEntry } from '../../audit/http-audit.js';
+import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.js';
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherFormats } from '../../fhir/fhir-format.js';
+import type { ClientRefusal } from './client-error.js';
 import { securityHeaders } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
 
@@ -45,6 +46,10 @@ export function setupApp(
   // What Nest's router never sees (Swagger UI's static files) still gets its audit row. These
   // hold no PHI, so the row is written after the response.
   const trail = app.get(AuditTrail);
+  // So does what Node's HTTP parser refused (answerClientError answered it on the socket).
+  fastify.decorate('recordClientRefusal', (refusal: ClientRefusal) => {
+    trail.record(clientRefusalAuditEntry(refusal)).catch(() => undefined);
+  });
   fastify.addHook('onResponse', (request, reply, done) => {
     if (!isRecorded(request)) {
       markRecorded(request);
