@@ -82,6 +82,59 @@ export function refuseOtherFormats(
   );
 }
 
+const RESOURCE_TYPES = ['application/fhir+json', 'application/json'];
+const RESOURCE_BODY = {
+  types: new Set(RESOURCE_TYPES),
+  diagnostics: 'Unsupported content type: send application/fhir+json or application/json',
+};
+const PATCH_BODY = {
+  types: new Set([...RESOURCE_TYPES, 'application/json-patch+json']),
+  diagnostics:
+    'Unsupported content type: send application/json-patch+json, or a FHIRPath Patch as ' +
+    'application/fhir+json',
+};
+/** The FHIR routes whose body is a resource (a Bundle, Parameters) or a patch. */
+const BODIES: Record<string, typeof RESOURCE_BODY> = {
+  'POST /fhir': RESOURCE_BODY,
+  'POST /fhir/:type': RESOURCE_BODY,
+  'PUT /fhir/:type': RESOURCE_BODY,
+  'PUT /fhir/:type/:id': RESOURCE_BODY,
+  'POST /fhir/:type/$validate': RESOURCE_BODY,
+  'POST /fhir/Patient/$match': RESOURCE_BODY,
+  'PATCH /fhir/:type': PATCH_BODY,
+  'PATCH /fhir/:type/:id': PATCH_BODY,
+};
+/** Bodies the HTTP adapter parses (into a record, a patch), which a Binary cannot keep as bytes. */
+const PARSED = new Set(['application/x-www-form-urlencoded', 'application/json-patch+json']);
+
+/**
+ * 415 for a FHIR resource, Bundle or patch sent in a format that is not one: the adapter parses
+ * a form (for `_search`) and a JSON Patch (for PATCH) on any route, and a create or update
+ * would read such a record as a resource. A Binary keeps its own formats (a PDF, an image:
+ * see NativeContent). Registered as an onRequest hook, before the body is read; the refusal is
+ * audited like any other.
+ */
+export function refuseOtherBodies(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+): void {
+  const contentType = request.headers['content-type'];
+  const route = (request.routeOptions.url ?? '').replace(/\/$/, '');
+  const body = BODIES[`${request.method} ${route}`];
+  if (contentType === undefined || !body) {
+    done();
+    return;
+  }
+  const type = mediaType(contentType);
+  const binary = (request.params as { type?: unknown } | undefined)?.type === 'Binary';
+  done(
+    body.types.has(type) || (binary && !PARSED.has(type))
+      ? undefined
+      : AppError.of(415, 'not-supported', body.diagnostics),
+  );
+}
+
 /** The media ranges of an Accept header that do not refuse their type with q=0. */
 function accepted(accept: string): string[] {
   return accept.split(',').filter((range) => {

@@ -165,6 +165,11 @@ describe('Binary: documents in their own format, following their securityContext
     expect(login.status).toBe(415);
     const search = await read(`${fhir}/Patient?_count=1`, { accept: 'application/pdf' });
     expect(search.status).toBe(406);
+    // A form is parsed into fields, not kept as bytes: it is neither a document nor a resource.
+    const form = await send('POST', `${fhir}/Binary`, Buffer.from('resourceType=Binary'), {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+    expect(form.status).toBe(415);
     // A Binary's JSON is still FHIR JSON.
     const json = await doctor('POST', `${fhir}/Binary`, {
       body: { resourceType: 'Binary', contentType: 'text/plain', data: 'aGVsbG8=' },

@@ -898,6 +898,48 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(text.body.resourceType).toBe('OperationOutcome');
   });
 
+  it('takes resources as FHIR JSON only: a form or a JSON Patch to a create, update or Bundle is a 415', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    const jsonPatch = { 'content-type': 'application/json-patch+json' };
+    const refused: [string, string, Record<string, string>, string][] = [
+      ['POST', `${fhir}/Patient`, form, 'resourceType=Patient&gender=male&birthDate=1970-01-01'],
+      ['PUT', `${fhir}/Patient/formput`, form, 'resourceType=Patient&id=formput'],
+      ['PUT', `${fhir}/Patient?identifier=urn:x|1`, form, 'resourceType=Patient'],
+      ['POST', fhir, form, 'resourceType=Bundle&type=batch'],
+      ['POST', `${fhir}/Patient/$validate`, form, 'resourceType=Patient'],
+      ['POST', `${fhir}/Patient`, jsonPatch, JSON.stringify(buildPatient())],
+      ['PUT', `${fhir}/Patient/jsonpatchput`, jsonPatch, JSON.stringify(buildPatient())],
+      ['PATCH', `${fhir}/Patient/x`, form, 'op=add&path=/active&value=true'],
+    ];
+    for (const [method, url, headers, raw] of refused) {
+      const res = await http(method, url, { raw, headers });
+      expect([method, url, headers, res.status, res.body?.issue?.[0]?.code]).toEqual([
+        method,
+        url,
+        headers,
+        415,
+        'not-supported',
+      ]);
+    }
+    expect((await http('GET', `${fhir}/Patient/formput`)).status).toBe(404);
+    // application/json and a charset are fine; a JSON Patch goes to PATCH; forms to _search.
+    const created = await http('POST', `${fhir}/Patient`, {
+      raw: JSON.stringify(buildPatient()),
+      headers: { 'content-type': 'application/json; charset=utf-8' },
+    });
+    expect(created.status).toBe(201);
+    const patched = await http('PATCH', `${fhir}/Patient/${created.body.id}`, {
+      raw: JSON.stringify([{ op: 'add', path: '/active', value: true }]),
+      headers: jsonPatch,
+    });
+    expect(patched.status).toBe(200);
+    const search = await http('POST', `${fhir}/Patient/_search`, {
+      raw: `_id=${created.body.id}`,
+      headers: form,
+    });
+    expect(search.body.entry).toHaveLength(1);
+  });
+
   it('answers FHIR JSON to any Accept or _format that allows it, and 406 to the others', async () => {
     const { id } = await createPatient();
     const read = (accept: string | undefined, query = '') =>

@@ -4,7 +4,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.js';
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
-import { refuseOtherFormats } from '../../fhir/fhir-format.js';
+import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
 import type { ClientRefusal } from './client-error.js';
 import { securityHeaders } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
@@ -25,6 +25,7 @@ export function setupApp(
     securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
   fastify.addHook('onRequest', refuseOtherFormats);
+  fastify.addHook('onRequest', refuseOtherBodies);
   const origins = config.corsOrigins;
   if (origins.length > 0) {
     app.enableCors({
