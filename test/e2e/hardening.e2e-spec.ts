@@ -1,4 +1,6 @@
 import { connect } from 'node:net';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -45,6 +47,63 @@ describe('HTTP hardening', () => {
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
     const other = await preflight('https://evil.example.com');
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  it('lets browsers send and read every header the API documents', async () => {
+    const requested = [
+      'authorization',
+      'content-type',
+      'if-match',
+      'if-modified-since',
+      'if-none-exist',
+      'if-none-match',
+      'prefer',
+      'x-cascade',
+      'x-request-id',
+      'x-security-context',
+    ];
+    const preflight = await plainHttp('OPTIONS', `${testApp.url}/fhir/Binary`, {
+      headers: {
+        origin: allowed,
+        'access-control-request-method': 'PUT',
+        'access-control-request-headers': requested.join(','),
+      },
+    });
+    expect(preflight.status).toBe(204);
+    const allowedHeaders = preflight.headers.get('access-control-allow-headers')!.split(/,\s*/);
+    expect(allowedHeaders).toEqual(expect.arrayContaining(requested));
+    const read = await http('GET', `${testApp.url}/fhir/metadata`, {
+      headers: { origin: allowed },
+    });
+    const exposed = read.headers.get('access-control-expose-headers')!.split(/,\s*/);
+    expect(exposed).toEqual(
+      expect.arrayContaining([
+        'content-location',
+        'etag',
+        'location',
+        'retry-after',
+        'www-authenticate',
+        'x-progress',
+        'x-request-id',
+        'x-security-context',
+      ]),
+    );
+  });
+
+  it('answers an OPTIONS request that is not a preflight like any other refused request, and records it', async () => {
+    const res = await plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
+      headers: { 'x-request-id': 'probe-options' },
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    expect(res.headers.get('x-request-id')).toBe('probe-options');
+    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(res.body.resourceType).toBe('OperationOutcome');
+    const db = testApp.app.get<DataSource>(getDataSourceToken());
+    const rows = await db.query(`SELECT status_code FROM audit_event WHERE request_id = $1`, [
+      'probe-options',
+    ]);
+    expect(rows).toEqual([{ status_code: res.status }]);
   });
 
   it('refuses a 50 MB body with 413 before parsing it', async () => {

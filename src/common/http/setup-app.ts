@@ -6,6 +6,7 @@ import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
 import type { ClientRefusal } from './client-error.js';
+import { corsOptions } from './cors.js';
 import { securityHeaders } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
 
@@ -26,23 +27,8 @@ export function setupApp(
   });
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
-  const origins = config.corsOrigins;
-  if (origins.length > 0) {
-    app.enableCors({
-      origin: origins,
-      methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
-      allowedHeaders: [
-        'authorization',
-        'content-type',
-        'if-match',
-        'if-modified-since',
-        'if-none-exist',
-        'if-none-match',
-        'prefer',
-      ],
-      exposedHeaders: ['etag', 'location', 'last-modified', 'x-request-id', 'retry-after'],
-      maxAge: 600,
-    });
+  if (config.corsOrigins.length > 0) {
+    app.enableCors(corsOptions(config.corsOrigins));
   }
   // What Nest's router never sees (Swagger UI's static files) still gets its audit row. These
   // hold no PHI, so the row is written after the response.

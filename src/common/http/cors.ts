@@ -1,0 +1,68 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyRequest } from 'fastify';
+
+type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
+
+/**
+ * The request headers a browser client may send: every one the API reads (conditional
+ * requests, Prefer, If-None-Exist, X-Cascade, a Binary's X-Security-Context, and a request id
+ * of the client's own to follow in logs and the audit trail).
+ */
+const REQUEST_HEADERS = [
+  'authorization',
+  'content-type',
+  'if-match',
+  'if-modified-since',
+  'if-none-exist',
+  'if-none-match',
+  'prefer',
+  'x-cascade',
+  'x-request-id',
+  'x-security-context',
+];
+
+/**
+ * The response headers a browser client may read beyond the CORS-safelisted ones
+ * (Content-Type, Last-Modified, Cache-Control…): versions and locations, a Bulk Data export's
+ * status URL and progress, a Binary's security context, when to retry, why a token was
+ * refused, and the request id.
+ */
+const RESPONSE_HEADERS = [
+  'content-location',
+  'etag',
+  'location',
+  'last-modified',
+  'retry-after',
+  'www-authenticate',
+  'x-progress',
+  'x-request-id',
+  'x-security-context',
+];
+
+/**
+ * CORS for the configured origins. An OPTIONS request that is not a preflight (no Origin or no
+ * Access-Control-Request-Method: curl, a monitoring probe) is not CORS's to answer: @fastify/cors
+ * would send a bare `400 Invalid Preflight Request` from its hook, before the request id,
+ * the security headers and the exception filter, so it goes on as any other request does.
+ */
+export function corsOptions(origins: string[]): CorsOptions {
+  const cors: CorsOptions = {
+    origin: origins,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: REQUEST_HEADERS,
+    exposedHeaders: RESPONSE_HEADERS,
+    maxAge: 600,
+  };
+  const notPreflight: CorsOptions = { origin: false };
+  return {
+    delegator: (request: FastifyRequest, callback) =>
+      callback(null, request.method !== 'OPTIONS' || isPreflight(request) ? cors : notPreflight),
+  };
+}
+
+function isPreflight(request: FastifyRequest): boolean {
+  return (
+    request.headers.origin !== undefined &&
+    request.headers['access-control-request-method'] !== undefined
+  );
+}
