@@ -338,6 +338,14 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(undone).toHaveLength(0);
   });
 
+  it('records a method a known path does not take once, as a 405 without its route', async () => {
+    const wrongMethod = await audited(doctor, 'PUT', `${testApp.url}/health`);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.rows).toMatchObject([
+      { status_code: 405, route: null, detail: 'not-supported' },
+    ]);
+  });
+
   it('gives each write of a batch a row committed with it, so none is kept unnamed', async () => {
     const existing = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;

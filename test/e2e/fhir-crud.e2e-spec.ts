@@ -2,6 +2,7 @@ import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { emptyValuePath } from '../../src/fhir/empty-values.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
+import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
@@ -846,6 +847,44 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
     expect(outcome.status).toBe(201);
     expect(outcome.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('answers 405 with Allow for a method a known path does not take, 404 for an unknown path', async () => {
+    const allowOf = async (method: string, url: string) => {
+      const res = await http(method, url);
+      expect([method, url, res.status, res.body?.resourceType]).toEqual([
+        method,
+        url,
+        405,
+        'OperationOutcome',
+      ]);
+      return res.headers.get('allow')?.split(', ');
+    };
+    expect(await allowOf('PATCH', fhir)).toEqual(['POST']);
+    expect(await allowOf('PUT', `${testApp.url}/health`)).toEqual(['GET', 'HEAD']);
+    expect(await allowOf('DELETE', `${testApp.url}/.well-known/jwks.json`)).toEqual([
+      'GET',
+      'HEAD',
+    ]);
+    expect(await allowOf('POST', `${fhir}/Patient/x/_history/1`)).toEqual(['GET', 'HEAD']);
+    expect(await allowOf('OPTIONS', `${fhir}/Patient`)).toEqual(
+      expect.arrayContaining(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
+    );
+    // fetch will not send TRACE.
+    const trace = await new Promise<{ status?: number; allow?: string }>((resolve, reject) => {
+      const { port } = new URL(testApp.url);
+      request({ method: 'TRACE', host: '127.0.0.1', port, path: '/fhir/Patient' }, (res) => {
+        res.resume();
+        resolve({ status: res.statusCode, allow: res.headers.allow });
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(trace.status).toBe(405);
+    expect(trace.allow).toContain('POST');
+    const unknown = await http('PUT', `${fhir}/nope/x/y/z/w`);
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get('allow')).toBeNull();
   });
 
   it('answers 404 OperationOutcomes for unknown types, ids and routes', async () => {

@@ -78,6 +78,7 @@ describe('HTTP hardening', () => {
     const exposed = read.headers.get('access-control-expose-headers')!.split(/,\s*/);
     expect(exposed).toEqual(
       expect.arrayContaining([
+        'allow',
         'content-location',
         'etag',
         'location',
@@ -94,7 +95,8 @@ describe('HTTP hardening', () => {
     const res = await plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
       headers: { 'x-request-id': 'probe-options' },
     });
-    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toContain('POST');
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(res.headers.get('x-request-id')).toBe('probe-options');
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');

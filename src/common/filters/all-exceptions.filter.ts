@@ -1,4 +1,4 @@
-import { ArgumentsHost, Catch, ExceptionFilter, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, Logger, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
@@ -8,8 +8,16 @@ import {
   markRecorded,
   scopeOf,
 } from '../../audit/request-audit.js';
+import { AppError } from '../errors/app-error.js';
 import { errorResponse, loggableError } from '../errors/error-response.js';
+import { allowedMethods } from '../http/allowed-methods.js';
 import { FHIR_JSON } from '../http/media-types.js';
+
+const METHOD_NOT_ALLOWED = AppError.of(
+  405,
+  'not-supported',
+  'This method is not supported here: the Allow header lists those that are',
+);
 
 /**
  * Every error that reaches Nest becomes an OperationOutcome, with no stack, SQL or PHI in it,
@@ -26,7 +34,14 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const http = host.switchToHttp();
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
-    let { status, body, unexpected } = errorResponse(exception, request.id);
+    // Nest's not-found handler answers every request no route matched with a 404; a path the
+    // route table serves with other methods gets a 405 and Allow instead (RFC 9110 15.5.6).
+    const allow =
+      exception instanceof NotFoundException && request.is404 ? allowedMethods(request) : [];
+    let { status, body, unexpected } = errorResponse(
+      allow.length > 0 ? METHOD_NOT_ALLOWED : exception,
+      request.id,
+    );
     if (exception instanceof AuditUnavailableError) {
       unexpected = exception.reason;
     }
@@ -51,6 +66,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
           ({ status, body } = errorResponse(new AuditUnavailableError(error), request.id));
         }
       }
+    }
+    if (status === 405) {
+      void reply.header('allow', allow.join(', '));
     }
     if (status === 401) {
       void reply.header('www-authenticate', 'Bearer realm="carevault"');

@@ -25,9 +25,10 @@ const REQUEST_HEADERS = [
  * The response headers a browser client may read beyond the CORS-safelisted ones
  * (Content-Type, Last-Modified, Cache-Control…): versions and locations, a Bulk Data export's
  * status URL and progress, a Binary's security context, when to retry, why a token was
- * refused, and the request id.
+ * refused, the methods a path takes (a 405's Allow), and the request id.
  */
 const RESPONSE_HEADERS = [
+  'allow',
   'content-location',
   'etag',
   'location',
