@@ -97,6 +97,11 @@ export class AppConfig {
   }
 
   /** Embedded mode always migrates on start; an external database only when asked to. */
+  /** The service refuses an outdated schema; the CLI works on one (a backup before an upgrade). */
+  get isService(): boolean {
+    return this.role === 'service';
+  }
+
   get runMigrationsOnStart(): boolean {
     return this.databaseUrl === undefined || this.config.get('MIGRATIONS_RUN', { infer: true });
   }

@@ -2,6 +2,7 @@ import { Injectable, Logger, Module, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { MigrationExecutor, type DataSource, type Migration } from 'typeorm';
 import { AppConfig } from '../config/config.js';
+import { ConfigError } from '../config/env.schema.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
 import { UnitOfWork } from './unit-of-work.js';
@@ -21,6 +22,7 @@ class MigrationRunner implements OnModuleInit {
 
   async onModuleInit(): Promise<void> {
     if (!this.config.runMigrationsOnStart) {
+      await this.refuseOutdatedSchema();
       return;
     }
     // A migration may rewrite or index a whole table: it runs without the requests' statement
@@ -45,6 +47,29 @@ class MigrationRunner implements OnModuleInit {
         ? `Applied migrations: ${applied.map((m) => m.name).join(', ')}`
         : 'Schema is up to date',
     );
+  }
+
+  /**
+   * Without this, a service on a schema it does not know starts, answers ready, and fails every
+   * request on a missing table ("audit trail unavailable") without a word about migrations.
+   */
+  private async refuseOutdatedSchema(): Promise<void> {
+    if (!this.config.isService) {
+      return;
+    }
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const pending = await new MigrationExecutor(this.dataSource, runner).getPendingMigrations();
+      if (pending.length > 0) {
+        const count = pending.length === 1 ? '1 migration' : `${pending.length} migrations`;
+        throw new ConfigError(
+          `CareVault failed to start: the database schema is ${count} behind this version: ` +
+            'run `npm run migration:run`, or set MIGRATIONS_RUN=true',
+        );
+      }
+    } finally {
+      await runner.release();
+    }
   }
 }
 

@@ -5,8 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { buildPatient } from '../support/factories.js';
+import { createDataSource } from '../../src/database/database-options.js';
 import { http } from '../support/http.js';
-import { BUILT, childEnv, runNode, startService } from '../support/process.js';
+import { BUILT, childEnv, runNode, serviceEnv, startService } from '../support/process.js';
+import { createScratchDatabase } from '../support/scratch-database.js';
 
 /** The statuses in the audit rows of one request id; waits briefly for rows written late. */
 async function auditStatuses(requestId: string): Promise<number[]> {
@@ -60,6 +62,31 @@ describe('the service as a process', () => {
     expect(result.stderr.trim()).toBe(
       'Invalid configuration: PHI_MASTER_KEY or PHI_KEY_FILE must be set when NODE_ENV=production',
     );
+  });
+
+  it('refuses to start on a schema with pending migrations, naming the way out', async () => {
+    const database = await createScratchDatabase();
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-pending-'));
+    try {
+      const older = await createDataSource(database.url).initialize();
+      try {
+        await older.undoLastMigration({ transaction: 'each' });
+      } finally {
+        await older.destroy();
+      }
+      const result = await runNode(
+        BUILT.main,
+        [],
+        serviceEnv(database.url, dir, { LOG_LEVEL: 'silent' }),
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(
+        'CareVault failed to start: the database schema is 1 migration behind this version: ' +
+          'run `npm run migration:run`, or set MIGRATIONS_RUN=true',
+      );
+    } finally {
+      await Promise.all([database.drop(), rm(dir, { recursive: true, force: true })]);
+    }
   });
 
   it('in production, keeps Swagger UI off unless DOCS_IN_PRODUCTION is set', async () => {
