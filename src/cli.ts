@@ -4,7 +4,7 @@ import { CommandFactory } from 'nest-commander';
 import { CliModule } from './cli/cli.module.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
-import { KEY_SETUP_COMMANDS, runKeySetup } from './crypto/key-setup.js';
+import { KEY_SETUP_COMMANDS, KEY_SETUP_HELP, runKeySetup } from './crypto/key-setup.js';
 
 /**
  * Warnings and errors go to stderr: stdout is the commands' output (tab-separated tables that
@@ -43,9 +43,11 @@ async function main(): Promise<void> {
   await CommandFactory.run(await CliModule.register(), {
     logger: stderrLogger,
     errorHandler: (error: Error & { code?: string; exitCode?: number }) => {
-      // Commander reports --help and --version as errors with exit code 0.
-      if (error.exitCode !== 0) {
-        console.error(error.message);
+      // Commander has already written its message (an unknown command or option, or the help,
+      // which it reports as an error with exit code 0): printing it again would say it twice.
+      // It exits right after this handler, so the commands run outside it are listed here.
+      if (error.code === 'commander.helpDisplayed' && (command === '--help' || command === '-h')) {
+        process.stdout.write(KEY_SETUP_HELP);
       }
       process.exitCode = error.exitCode ?? 1;
     },

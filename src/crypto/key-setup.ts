@@ -12,11 +12,52 @@ import { KeyConfigError, KeyStore, type KeySettings } from './key-store.js';
  */
 export const KEY_SETUP_COMMANDS = new Set(['keys:init', 'keys:wrap']);
 
+const USAGE: Record<string, string> = {
+  'keys:init':
+    'Usage: cli keys:init [--create-kek]\n\n' +
+    'With KEY_CUSTODY: write a new PHI_KEY_FILE holding a new PHI key wrapped by the KEK.\n\n' +
+    'Options:\n' +
+    '  --create-kek  create the KEK in the HSM first\n' +
+    '  -h, --help    display help for command\n',
+  'keys:wrap':
+    'Usage: cli keys:wrap [--from <file>]\n\n' +
+    'With KEY_CUSTODY: wrap the keys of PHI_MASTER_KEY (or of a plaintext key file) into a new\n' +
+    'PHI_KEY_FILE.\n\n' +
+    'Options:\n' +
+    '  --from <file>  the plaintext (version 1) key file to wrap instead of PHI_MASTER_KEY\n' +
+    '  --create-kek   create the KEK in the HSM first\n' +
+    '  -h, --help     display help for command\n',
+};
+
+/** The lines the CLI's own --help adds for these commands, which nest-commander does not list. */
+export const KEY_SETUP_HELP =
+  '\nKey set-up (before there is a key ring; see `<command> --help`):\n' +
+  '  keys:init [--create-kek]            A new PHI_KEY_FILE: a new PHI key wrapped by the KEK\n' +
+  '  keys:wrap [--from <file>]           Wrap PHI_MASTER_KEY (or a plaintext key file) into\n' +
+  '                                      PHI_KEY_FILE\n';
+
 export async function runKeySetup(command: string, args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: { 'create-kek': { type: 'boolean' }, from: { type: 'string' } },
-  });
+  let values: { 'create-kek'?: boolean; from?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        'create-kek': { type: 'boolean' },
+        from: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    // parseArgs throws a TypeError for an unknown option or a missing value: a usage mistake,
+    // said in one line like nest-commander's commands say theirs.
+    process.stderr.write(`error: ${(error as Error).message} (see ${command} --help)\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE[command] ?? '');
+    return;
+  }
   const config = new AppConfig(new ConfigService(readEnv({ requireKeys: false })));
   const custody = config.keyCustody;
   const path = config.phiKeyFile;
