@@ -12,8 +12,10 @@ import {
   Min,
   MinLength,
   validateSync,
+  ValidateBy,
 } from 'class-validator';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -286,7 +288,14 @@ export class EnvironmentVariables {
 
   /** Proxy addresses or CIDRs whose X-Forwarded-For is believed (comma-separated); unset means none. */
   @IsOptional()
-  @IsString()
+  @ValidateBy(
+    { name: 'proxyList', validator: { validate: isProxyList } },
+    {
+      message:
+        'TRUSTED_PROXIES must be a comma-separated list of IP addresses or CIDRs (or loopback, ' +
+        'linklocal, uniquelocal)',
+    },
+  )
   TRUSTED_PROXIES?: string;
 
   @IsOptional()
@@ -779,4 +788,25 @@ function withSecretFiles(raw: Record<string, unknown>): Record<string, unknown> 
     }
   }
   return resolved;
+}
+
+/**
+ * What Fastify's trustProxy (proxy-addr) accepts; anything else made it throw a TypeError with a
+ * stack at start, naming no variable.
+ */
+function isProxyList(value: unknown): boolean {
+  const names = new Set(['loopback', 'linklocal', 'uniquelocal']);
+  const entries = typeof value === 'string' ? value.split(',').map((entry) => entry.trim()) : [];
+  return (
+    entries.length > 0 &&
+    entries.every((entry) => {
+      if (names.has(entry)) return true;
+      const [address = '', prefix, ...rest] = entry.split('/');
+      const version = isIP(address);
+      if (version === 0 || rest.length > 0) return false;
+      if (prefix === undefined) return true;
+      const bits = /^\d{1,3}$/.test(prefix) ? Number(prefix) : -1;
+      return bits >= 0 && bits <= (version === 4 ? 32 : 128);
+    })
+  );
 }

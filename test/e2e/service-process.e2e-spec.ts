@@ -39,6 +39,11 @@ describe('the service as a process', () => {
       /^Invalid configuration: PHI_MASTER_KEY must be one or more comma-separated base64 keys/,
     ],
     [{ LOG_LEVEL: 'chatty' }, /^Invalid configuration: LOG_LEVEL must be one of/],
+    [
+      { TRUSTED_PROXIES: 'garbage' },
+      /^Invalid configuration: TRUSTED_PROXIES must be a comma-separated list of IP addresses/,
+    ],
+    [{ TRUSTED_PROXIES: '10.0.0.0/33' }, /^Invalid configuration: TRUSTED_PROXIES must be/],
   ])('stops on invalid configuration %j with one line naming the variable', async (env, line) => {
     const result = await runNode(BUILT.main, [], childEnv(env));
     expect(result.code).toBe(1);
