@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { QueryFailedError } from 'typeorm';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { Hl7MessageEntity, type Hl7MessageStatus } from './hl7-message.entity.js';
 
@@ -34,11 +33,19 @@ export class Hl7MessageRepository {
       attempts: 0,
       processedAt: null,
     } satisfies Hl7MessageEntity);
-    try {
-      await this.unitOfWork.manager.insert(Hl7MessageEntity, { ...row });
+    // A resend is expected, not a failure: ON CONFLICT keeps it from being a failed statement
+    // (which the query logger reports at error level) and from aborting a surrounding transaction.
+    const inserted = await this.unitOfWork.manager
+      .createQueryBuilder()
+      .insert()
+      .into(Hl7MessageEntity)
+      .values({ ...row })
+      .orIgnore()
+      .returning(['id'])
+      .updateEntity(false)
+      .execute();
+    if ((inserted.raw as unknown[]).length > 0) {
       return { row, stored: true };
-    } catch (error) {
-      if (!isResend(error)) throw error;
     }
     const existing = await this.unitOfWork.manager.findOneByOrFail(Hl7MessageEntity, {
       sendingApplication: message.sendingApplication ?? undefined,
@@ -78,12 +85,4 @@ export class Hl7MessageRepository {
       { ...outcome, processedAt: at, attempts: () => 'attempts + 1' },
     );
   }
-}
-
-function isResend(error: unknown): boolean {
-  const driver =
-    error instanceof QueryFailedError
-      ? (error.driverError as { code?: string; constraint?: string })
-      : undefined;
-  return driver?.code === '23505' && driver.constraint === 'uq_hl7_message_resend';
 }
