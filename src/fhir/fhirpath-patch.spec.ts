@@ -289,6 +289,42 @@ describe('FHIRPath Patch', () => {
     }
   });
 
+  it('answers a name that every object has (constructor, __proto__) as the unknown element it is', () => {
+    for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      const cases: [Parameters, number, RegExp][] = [
+        [patch(add('Patient', name, { valueString: 'x' })), 422, /Patient has no such element/],
+        [
+          patch(add('Patient', name, { part: [{ name: 'family', valueString: 'x' }] })),
+          400,
+          /Patient has no element/,
+        ],
+        [
+          patch(add('Patient', 'contact', { part: [{ name, valueString: 'x' }] })),
+          400,
+          /PatientContact has no element/,
+        ],
+        [
+          patch(
+            operation(type('replace'), path(`Patient.name[0].${name}`), {
+              name: 'value',
+              valueString: 'x',
+            }),
+          ),
+          422,
+          /matches no element/,
+        ],
+        [patch(add(`Patient.${name}`, 'family', { valueString: 'x' })), 422, /matches no element/],
+      ];
+      for (const [body, status, message] of cases) {
+        const refused = failure(() => applyFhirPathPatch(patient, body));
+        expect({ status: refused.status, diagnostics: refused.diagnostics }).toEqual({
+          status,
+          diagnostics: expect.stringMatching(message),
+        });
+      }
+    }
+  });
+
   it('changes choice elements under their typed names, at them and through them', () => {
     const observation: FhirResource = {
       resourceType: 'Observation',

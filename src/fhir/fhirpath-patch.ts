@@ -149,14 +149,16 @@ function fromParts(type: string, parts: ParametersParameter[], label: string): J
 
 function evaluate(root: TypedValue, path: string, label: string): TypedValue[] {
   try {
-    return evalFhirPathTyped(path, [root]);
+    // A step named like what every object has (`Patient.constructor`) yields a value of no
+    // type and no value: no element.
+    return evalFhirPathTyped(path, [root]).filter((found) => found.value !== undefined);
   } catch {
     throw AppError.invalid(`${label}: its path is not a FHIRPath expression this server reads`);
   }
 }
 
 function elementOf(type: string, name: string | undefined, label: string) {
-  const element = name ? getElementDefinition(type, name) : undefined;
+  const element = name ? definitionOf(type, name) : undefined;
   if (!element) {
     throw AppError.invalid(`${label}: ${type} has no element ${String(name)}`);
   }
@@ -198,6 +200,15 @@ interface Place {
 
 type ElementDefinition = NonNullable<ReturnType<typeof getElementDefinition>>;
 
+/**
+ * A type's element by name. @medplum/core looks the name up on a plain object, where
+ * `constructor`, `toString` or `__proto__` find what every object has (a function), which has
+ * no `type`: a patch naming one was a 500.
+ */
+function definitionOf(type: string, name: string): ElementDefinition | undefined {
+  return Object.hasOwn(Object.prototype, name) ? undefined : getElementDefinition(type, name);
+}
+
 /** One operation, on the elements its path evaluated to before it ran (fhirpatch.html). */
 function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, refuse: Refuse) {
   const one = (): TypedValue => {
@@ -219,7 +230,7 @@ function apply(document: Json, targets: TypedValue[], operation: FhirPathPatch, 
       const at = locate(document, base, refuse);
       const container = valueAt(at);
       if (!isObject(container)) throw refuse('its path does not lead to an element with children');
-      const element = getElementDefinition(base.type, operation.name);
+      const element = definitionOf(base.type, operation.name);
       if (!element) throw refuse(`${base.type} has no such element`);
       const key = choiceKey(element, operation.name, operation.value, refuse) ?? operation.name;
       if (element.isArray) {
@@ -312,7 +323,7 @@ function locate(document: Json, target: TypedValue, refuse: Refuse): Place {
       if (!held) throw refuse('its path matches no element');
       type = held;
     }
-    const element = getElementDefinition(type, step);
+    const element = definitionOf(type, step);
     if (!element) throw refuse('its path matches no element');
     const variant = variantsOf(element, step).find((key) => value[key] !== undefined);
     const choice = element.type.length > 1 ? step : undefined;

@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { jest } from '@jest/globals';
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { FhirService } from '../../src/fhir/fhir.service.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -499,6 +501,46 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       'Bundle.entry[6].request.method must be GET, POST, PUT, PATCH or DELETE',
       'Bundle.entry[7].request.url needs an id or criteria for DELETE',
     ]);
+  });
+
+  it('answers an entry that fails unexpectedly with its own 500, and runs the others', async () => {
+    const service = testApp.app.get(FhirService);
+    const create = service.create.bind(service);
+    const spy = jest
+      .spyOn(service, 'create')
+      .mockImplementationOnce(create)
+      .mockImplementationOnce(() => Promise.reject(new TypeError('x.includes is not a function')));
+    const mrns = [randomUUID(), randomUUID(), randomUUID()];
+    try {
+      const res = await http('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: mrns.map((mrn) => ({
+            resource: buildPatient({ mrn }),
+            request: { method: 'POST', url: 'Patient' },
+          })),
+        },
+      });
+      // The whole request was a 500 after the first entry had committed: a client retrying it
+      // stored that patient twice.
+      expect(res.status).toBe(200);
+      const entries = res.body.entry as ResponseEntry[];
+      expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '500', '201 Created']);
+      expect(entries[1]!.response.outcome!.issue).toEqual([
+        {
+          severity: 'fatal',
+          code: 'exception',
+          diagnostics: `Internal error (request id ${res.headers.get('x-request-id')})`,
+        },
+      ]);
+    } finally {
+      spy.mockRestore();
+    }
+    const stored = await Promise.all(
+      mrns.map(async (mrn) => total(`Patient?identifier=${encodeURIComponent(`${MRN}|${mrn}`)}`)),
+    );
+    expect(stored).toEqual([1, 0, 1]);
   });
 
   it('resolves conditional references (Type?criteria) to the one resource they match', async () => {

@@ -1003,5 +1003,57 @@ describe('FHIR search', () => {
       const stranger = authorizedHttp(await tokenFor(testApp, 'doctor'));
       expect((await stranger('GET', next)).status).toBe(400);
     });
+
+    it('answers parameters named like what every object has as unknown ones, however they come', async () => {
+      const form = (body: string, headers: Record<string, string> = {}) =>
+        http('POST', `${fhir}/Patient/_search`, {
+          raw: body,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        });
+      const unknown = (name: string) => ({
+        code: 'invalid',
+        diagnostics: `Unknown search parameter ${name} for Patient`,
+      });
+      for (const name of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+        for (const res of [
+          await form(`${name}=1`),
+          // __proto__ replaced the form's prototype: the criterion vanished, and every row came.
+          await form(`identifier=MRN-A-${run}&${name}=x`),
+          await http('GET', `${fhir}/Patient?${name}=1`),
+          await http('DELETE', `${fhir}/Patient?${name}=1`),
+          await http('POST', `${fhir}/Patient`, {
+            body: buildPatient(),
+            headers: { 'if-none-exist': `${name}=x` },
+          }),
+        ]) {
+          expect(res.status).toBe(400);
+          expect(res.body.issue[0]).toMatchObject(unknown(name));
+        }
+        const lenient = await form(`identifier=MRN-A-${run}&${name}=x`, {
+          prefer: 'handling=lenient',
+        });
+        expect(lenient.status).toBe(200);
+        expect(ids_(lenient)).toEqual([ids.a]);
+      }
+      // Criteria in the query string and the body are combined, not the one replacing the other.
+      const both = await http('POST', `${fhir}/Patient/_search?identifier=MRN-A-${run}`, {
+        raw: `identifier=MRN-B-${run}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(both.status).toBe(200);
+      expect(ids_(both)).toEqual([]);
+      // A JSON body: text values (or lists of them) only.
+      const json = (body: unknown) =>
+        http('POST', `${fhir}/Patient/_search`, {
+          raw: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+        });
+      expect(ids_(await json({ identifier: [`MRN-A-${run}`] }))).toEqual([ids.a]);
+      for (const body of [{ gender: 1 }, { gender: [true] }, { gender: { a: 'b' } }, ['gender']]) {
+        const res = await json(body);
+        expect(res.status).toBe(400);
+        expect(res.body.issue[0].code).toBe('invalid');
+      }
+    });
   });
 });

@@ -10,6 +10,7 @@ import { answerClientError } from './client-error.js';
 import { answerFrameworkError } from './framework-errors.js';
 import { setPublicOrigin } from './request-origin.js';
 import { parseJsonBody } from './json-body.js';
+import { queryRecord } from './query-record.js';
 import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
@@ -81,14 +82,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   fastify.addContentTypeParser(
     'application/x-www-form-urlencoded',
     { parseAs: 'string', bodyLimit },
-    (_request, body, done) => {
-      const form: Record<string, string | string[]> = {};
-      for (const [name, value] of new URLSearchParams(body as string)) {
-        const previous = form[name];
-        form[name] = previous === undefined ? value : [...[previous].flat(), value];
-      }
-      done(null, form);
-    },
+    (_request, body, done) => done(null, queryRecord(body as string)),
   );
   // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; a Binary may be
   // text too (below); on any other route such a body is still a 415.

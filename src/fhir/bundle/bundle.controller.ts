@@ -36,7 +36,7 @@ export class BundleController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.bundles.process(user, body, fhirBaseUrl(request), prefer),
+      await this.bundles.process(user, body, fhirBaseUrl(request), prefer, request.id),
     );
   }
 }

@@ -1,10 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuditContext } from '../../audit/audit-context.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { errorResponse, loggableError } from '../../common/errors/error-response.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
+import { queryRecord } from '../../common/http/query-record.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { entries } from '../bundle.js';
 import {
@@ -21,7 +23,6 @@ import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
-import { queryRecord } from '../search/search-request.js';
 import { SearchService } from '../search/search.service.js';
 import {
   baseOf,
@@ -61,6 +62,8 @@ const STATUS_TEXT: Record<number, string> = {
  */
 @Injectable()
 export class BundleService {
+  private readonly logger = new Logger('Bundle');
+
   constructor(
     private readonly fhir: FhirService,
     private readonly cascades: CascadeDelete,
@@ -71,18 +74,22 @@ export class BundleService {
     private readonly audit: AuditContext,
   ) {}
 
-  /** `prefer` is the request's Prefer header: its `return=` applies to every write entry. */
+  /**
+   * `prefer` is the request's Prefer header: its `return=` applies to every write entry.
+   * `requestId` names the request in what a batch entry that failed unexpectedly logs and answers.
+   */
   async process(
     user: AuthenticatedUser,
     body: unknown,
     baseUrl: string,
     prefer?: string,
+    requestId?: string,
   ): Promise<FhirResource> {
     const parsed = parseEntries(body);
     const results =
       parsed.type === 'transaction'
         ? await this.transaction(user, parsed.entries, baseUrl)
-        : await this.batch(user, parsed.entries, baseUrl);
+        : await this.batch(user, parsed.entries, baseUrl, requestId);
     const wanted = parsePreferReturn(prefer);
     const writes = new Set(
       parsed.entries
@@ -166,10 +173,16 @@ export class BundleService {
     return entries.map((entry, i) => [entry.index, written(stored[i]!, 201)]);
   }
 
+  /**
+   * A batch's entries are independent (FHIR): each is answered on its own, an entry that failed
+   * unexpectedly too. Had it failed the request, the entries written before it would stand
+   * unreported, and a client retrying the batch would write them twice.
+   */
   private async batch(
     user: AuthenticatedUser,
     entries: (ParsedEntry | RejectedEntry)[],
     baseUrl: string,
+    requestId: string | undefined,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     for (const entry of entries) {
@@ -202,8 +215,11 @@ export class BundleService {
               ),
         );
       } catch (error) {
-        if (!(error instanceof AppError)) throw error;
-        results.push(failed(error, entry.index));
+        results.push(
+          error instanceof AppError
+            ? failed(error, entry.index)
+            : this.failedUnexpectedly(error, entry.index, requestId),
+        );
       }
     }
     return results;
@@ -456,6 +472,26 @@ export class BundleService {
         : stored,
       200,
     );
+  }
+
+  /**
+   * A batch entry that failed for a reason of the server's own (a 500, or 503 for the database):
+   * answered as the request itself would be, and logged with the request id and the entry's
+   * index, never its content.
+   */
+  private failedUnexpectedly(
+    error: unknown,
+    index: number,
+    requestId: string | undefined,
+  ): EntryResult {
+    const { status, body, unexpected } = errorResponse(error, requestId);
+    if (unexpected !== undefined) {
+      this.logger.error(
+        { err: loggableError(unexpected), requestId, entry: index },
+        'Batch entry failed',
+      );
+    }
+    return { response: { status: String(status), outcome: body } };
   }
 
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */

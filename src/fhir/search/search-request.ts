@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
+import type { QueryRecord } from '../../common/http/query-record.js';
 import type { SubsetRequest } from '../subset.js';
 
 /** One search criterion: `code[:modifier]` with OR-ed values; repeated criteria are AND-ed. */
@@ -67,19 +68,45 @@ const RESULT_PARAMS = new Set([
 ]);
 
 /**
+ * The criteria of a search by POST: its query string and its body together, a name given in both
+ * with the values of both (FHIR combines them). The body is a form, or a JSON object whose values
+ * are text or lists of text; anything else is refused rather than searched as whatever its text
+ * happens to be (a number had no `includes`: a 500). The record has no prototype (see
+ * queryRecord), so `constructor` or `__proto__` reach the search as the unknown names they are.
+ */
+export function postedCriteria(
+  query: Record<string, string | string[] | undefined>,
+  body: unknown,
+): QueryRecord {
+  const criteria = Object.create(null) as QueryRecord;
+  const add = (name: string, values: readonly unknown[]) => {
+    for (const value of values) {
+      if (typeof value !== 'string') {
+        throw AppError.invalid(
+          `The value of ${printable(name)} is not text: a search takes its parameters as a form (application/x-www-form-urlencoded)`,
+        );
+      }
+      const previous = criteria[name];
+      criteria[name] = previous === undefined ? value : [...[previous].flat(), value];
+    }
+  };
+  for (const [name, values] of Object.entries(query)) add(name, [values ?? []].flat());
+  if (body === undefined || body === null) return criteria;
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw AppError.invalid(
+      'The body of a search is a form of parameters (application/x-www-form-urlencoded)',
+    );
+  }
+  for (const [name, values] of Object.entries(body)) {
+    add(name, Array.isArray(values) ? values : [values]);
+  }
+  return criteria;
+}
+
+/**
  * Parses a search query (URL or form body) into criteria and result parameters. Only names and
  * structure are checked here; the search service checks each against the definitions.
  */
-/** A query string as a controller's @Query() gives it: a repeated name as a list. */
-export function queryRecord(text: string): Record<string, string | string[]> {
-  const query: Record<string, string | string[]> = {};
-  for (const [name, value] of new URLSearchParams(text)) {
-    const previous = query[name];
-    query[name] = previous === undefined ? value : [...[previous].flat(), value];
-  }
-  return query;
-}
-
 export function parseSearchRequest(
   query: Record<string, string | string[] | undefined>,
 ): SearchRequest {

@@ -18,6 +18,7 @@ import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { FhirInteraction } from '../../auth/permission.decorators.js';
 import { fhirBaseUrl, sendFhirJson } from '../fhir-headers.js';
 import { TYPE_PARAM } from '../fhir-swagger.js';
+import { postedCriteria } from './search-request.js';
 import { SearchService } from './search.service.js';
 
 /** The path of a compartment search: /Patient/{id}/{type}. */
@@ -85,7 +86,7 @@ export class SearchController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.searches.search(user, type, formCriteria(query, body), fhirBaseUrl(request), {
+      await this.searches.search(user, type, postedCriteria(query, body), fhirBaseUrl(request), {
         lenient: isLenient(prefer),
         viaPost: true,
       }),
@@ -142,7 +143,7 @@ export class SearchController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return this.sendCompartmentSearch(user, path, formCriteria(query, body), request, reply, {
+    return this.sendCompartmentSearch(user, path, postedCriteria(query, body), request, reply, {
       lenient: isLenient(prefer),
       viaPost: true,
     });
@@ -172,13 +173,4 @@ export class SearchController {
 
 function isLenient(prefer: string | undefined): boolean {
   return /(?:^|[;,\s])handling=lenient\b/i.test(prefer ?? '');
-}
-
-/** The criteria of a search by POST: its query string and its form body together. */
-function formCriteria(
-  query: Record<string, string | string[] | undefined>,
-  body: unknown,
-): Record<string, string | string[] | undefined> {
-  const form = typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {};
-  return { ...query, ...(form as Record<string, string | string[]>) };
 }

@@ -6,6 +6,7 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { queryRecord } from '../../common/http/query-record.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
@@ -19,7 +20,6 @@ import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
   parseSearchRequest,
-  queryRecord,
   type Criterion,
   type IncludeSpec,
   type SearchRequest,
