@@ -13,7 +13,8 @@ import type {
   StructureDefinition,
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
-import { emptyValuePath } from './empty-values.js';
+import { prototypeKeyError } from '../common/http/json-body.js';
+import { jsonRuleBreak } from './json-rules.js';
 import type { FhirResource } from './fhir-types.js';
 import { Subsets } from './subset.js';
 import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
@@ -87,13 +88,16 @@ export class FhirDefinitions {
   validate(resource: FhirResource): void {
     // Medplum's validator collects the values of elements with a required binding; Medplum's
     // server checks them against its terminology tables, and ValueSets does so here.
-    const empty = emptyValuePath(resource);
-    if (empty) {
+    const broken = jsonRuleBreak(resource);
+    if (broken?.rule === 'prototype-key') {
+      throw prototypeKeyError({ path: broken.path });
+    }
+    if (broken) {
       throw AppError.of(
         400,
         'structure',
-        `${empty} is empty: FHIR JSON has no empty strings or arrays (leave the element out)`,
-        [empty],
+        `${broken.path} is empty: FHIR JSON has no empty strings or arrays (leave the element out)`,
+        [broken.path],
       );
     }
     const bound: Record<string, BoundValue[]> = {};

@@ -10,6 +10,8 @@ import {
 } from '@medplum/core';
 import type { Parameters, ParametersParameter } from '@medplum/fhirtypes';
 import { AppError } from '../common/errors/app-error.js';
+import { prototypeKeyError } from '../common/http/json-body.js';
+import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
 
 type Json = Record<string, unknown>;
@@ -76,6 +78,9 @@ function check(operation: FhirPathPatch, entry: ParametersParameter, label: stri
   if (typeof operation.path !== 'string' || operation.path === '') {
     throw AppError.invalid(`${label} needs a path (valueString)`);
   }
+  if ('name' in operation && isPrototypeKey(String(operation.name))) {
+    throw prototypeKeyError({ what: label });
+  }
   const parts = new Set((entry.part ?? []).map((part) => part.name));
   for (const needed of NEEDS[type]!) {
     const present =
@@ -131,6 +136,7 @@ function withPartsValue(
 function fromParts(type: string, parts: ParametersParameter[], label: string): Json {
   const value: Json = {};
   for (const part of parts) {
+    if (isPrototypeKey(part.name)) throw prototypeKeyError({ what: label });
     const element = elementOf(type, part.name, label);
     const nested = part.part;
     const single: unknown = nested
@@ -206,7 +212,7 @@ type ElementDefinition = NonNullable<ReturnType<typeof getElementDefinition>>;
  * no `type`: a patch naming one was a 500.
  */
 function definitionOf(type: string, name: string): ElementDefinition | undefined {
-  return Object.hasOwn(Object.prototype, name) ? undefined : getElementDefinition(type, name);
+  return isPrototypeKey(name) ? undefined : getElementDefinition(type, name);
 }
 
 /** One operation, on the elements its path evaluated to before it ran (fhirpatch.html). */

@@ -1,6 +1,8 @@
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import type { Parameters } from '@medplum/fhirtypes';
 import { AppError } from '../common/errors/app-error.js';
+import { prototypeKeyError } from '../common/http/json-body.js';
+import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
 import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 
@@ -26,7 +28,22 @@ export function checkPatch(body: unknown): PatchBody {
       `JSON Patch operation ${problem.index} is invalid (${problem.name})`,
     );
   }
-  return body as Operation[];
+  const operations = body as Operation[];
+  operations.forEach((operation, index) => {
+    // `add /toString` would store a key the validator takes for an element (json-scan.ts).
+    const pointers = [operation.path, 'from' in operation ? operation.from : ''];
+    if (
+      pointers.some((pointer) => pointer.split('/').some((step) => isPrototypeKey(unescaped(step))))
+    ) {
+      throw prototypeKeyError({ what: `JSON Patch operation ${index}` });
+    }
+  });
+  return operations;
+}
+
+/** A JSON Pointer step as a key (RFC 6901: `~1` is `/`, `~0` is `~`). */
+function unescaped(step: string): string {
+  return step.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
 export function applyPatch(document: FhirResource, patch: PatchBody): FhirResource {

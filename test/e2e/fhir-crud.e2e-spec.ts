@@ -1,5 +1,5 @@
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
-import { emptyValuePath } from '../../src/fhir/empty-values.js';
+import { jsonRuleBreak } from '../../src/fhir/json-rules.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
 import { request } from 'node:http';
@@ -1141,7 +1141,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect(res.status).toBe(200);
       expect(res.body.resourceType).toBe('Bundle');
       expect(res.body).not.toHaveProperty('entry');
-      expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
+      expect(jsonRuleBreak(res.body as FhirResource)).toBeUndefined();
       expect(() =>
         testApp.app.get(FhirDefinitions).validate(res.body as FhirResource),
       ).not.toThrow();
@@ -1152,7 +1152,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const res = await http('GET', `${fhir}/metadata`);
     expect(res.status).toBe(200);
     // Some types have no reference parameter to _include: no empty searchInclude for them.
-    expect(emptyValuePath(res.body as FhirResource)).toBeUndefined();
+    expect(jsonRuleBreak(res.body as FhirResource)).toBeUndefined();
     // Valid R4, as a client's validator would check it (every type named is an R4 type).
     expect(() => testApp.app.get(FhirDefinitions).validate(res.body as FhirResource)).not.toThrow();
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);

@@ -205,6 +205,125 @@ describe('HTTP hardening', () => {
     }
   });
 
+  it('refuses every key named like a property of every object, at any depth and however it comes', async () => {
+    const refused = (res: { status: number; body: any }, expression?: string) => {
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0]).toMatchObject({
+        code: 'security',
+        ...(expression ? { expression: [expression] } : {}),
+      });
+    };
+    const post = (path: string, body: unknown, type = 'application/fhir+json') =>
+      http('POST', `${testApp.url}${path}`, {
+        raw: JSON.stringify(body),
+        headers: { 'content-type': type },
+      });
+    // Each of these was stored (201): @medplum/core's validator looks names up on plain objects.
+    for (const name of Object.getOwnPropertyNames(Object.prototype)) {
+      const body = JSON.parse(`{"resourceType":"Patient","${name}":{"a":"b"}}`);
+      refused(await post('/fhir/Patient', body), `Patient.${name}`);
+    }
+    refused(
+      await post('/fhir/Patient', { resourceType: 'Patient', name: [{ valueOf: 'x' }] }),
+      'Patient.name[0].valueOf',
+    );
+    refused(
+      await post('/fhir/Patient', { resourceType: 'Patient', meta: { toString: 'x' } }),
+      'Patient.meta.toString',
+    );
+    refused(
+      await post('/fhir/Observation', {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'x' },
+        valueQuantity: { value: 1, hasOwnProperty: 'x' },
+      }),
+      'Observation.valueQuantity.hasOwnProperty',
+    );
+    refused(
+      await post('/fhir', {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: { resourceType: 'Patient', isPrototypeOf: 1 },
+            request: { method: 'POST', url: 'Patient' },
+          },
+        ],
+      }),
+      'Bundle.entry[0].resource.isPrototypeOf',
+    );
+    // Plain JSON routes too.
+    refused(
+      await post(
+        '/auth/login',
+        { username: 'a', password: 'b', toString: 'x' },
+        'application/json',
+      ),
+    );
+
+    const created = await post('/fhir/Patient', buildPatient());
+    expect(created.status).toBe(201);
+    const patient = `${testApp.url}/fhir/Patient/${created.body.id as string}`;
+    for (const operations of [
+      [{ op: 'add', path: '/constructor', value: { a: 'b' } }],
+      [{ op: 'move', from: '/gender', path: '/hasOwnProperty' }],
+      [{ op: 'copy', from: '/gender', path: '/name/0/toLocaleString' }],
+      [{ op: 'add', path: '/__proto__/polluted', value: true }],
+    ]) {
+      const res = await http('PATCH', patient, {
+        raw: JSON.stringify(operations),
+        headers: { 'content-type': 'application/json-patch+json' },
+      });
+      refused(res);
+      expect(res.body.issue[0].diagnostics).toMatch(/^JSON Patch operation 0: keys named like/);
+    }
+    const fhirPathAdd = (name: string) => ({
+      resourceType: 'Parameters',
+      parameter: [
+        {
+          name: 'operation',
+          part: [
+            { name: 'type', valueCode: 'add' },
+            { name: 'path', valueString: 'Patient' },
+            { name: 'name', valueString: name },
+            { name: 'value', valueString: 'x' },
+          ],
+        },
+      ],
+    });
+    for (const name of ['constructor', '__proto__', 'valueOf']) {
+      refused(
+        await http('PATCH', patient, {
+          raw: JSON.stringify(fhirPathAdd(name)),
+          headers: { 'content-type': 'application/fhir+json' },
+        }),
+      );
+    }
+    // A JSON Patch in a Bundle (a Binary) is checked the same way.
+    const batch = await post('/fhir', {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        {
+          resource: {
+            resourceType: 'Binary',
+            contentType: 'application/json-patch+json',
+            data: Buffer.from(
+              JSON.stringify([{ op: 'add', path: '/toString', value: 'x' }]),
+            ).toString('base64'),
+          },
+          request: { method: 'PATCH', url: `Patient/${created.body.id as string}` },
+        },
+      ],
+    });
+    expect(batch.body.entry[0].response.status).toBe('400');
+    expect(batch.body.entry[0].response.outcome.issue[0].code).toBe('security');
+    const read = await http('GET', patient);
+    expect(read.body.meta.versionId).toBe('1');
+    expect(Object.keys(read.body as object).filter((key) => key in Object.prototype)).toEqual([]);
+  });
+
   it('does not let a client choose the id or version of a created resource', async () => {
     const res = await http('POST', `${testApp.url}/fhir/Patient`, {
       body: {

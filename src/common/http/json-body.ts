@@ -1,5 +1,5 @@
-import secureJson from 'secure-json-parse';
 import { AppError } from '../errors/app-error.js';
+import { scanJson, type JsonStep } from './json-scan.js';
 
 /**
  * The deepest nesting a request body may have. FHIR resources nest about 12 levels at most in
@@ -9,48 +9,67 @@ import { AppError } from '../errors/app-error.js';
 export const MAX_JSON_DEPTH = 64;
 
 /**
- * Parses a JSON request body: refuses excessive nesting before parsing (a linear scan, so a
- * deep body costs no recursion), and refuses `__proto__` and `constructor.prototype` keys, which
- * would otherwise reach code that merges objects (prototype poisoning).
+ * Parses a JSON request body. One scan of the text first (json-scan.ts) refuses excessive
+ * nesting before parsing, and keys named like what every object has (`__proto__`,
+ * `constructor`, `toString`…) at any depth: they would reach code that merges objects
+ * (prototype poisoning) or looks names up on plain objects (the FHIR validator).
  */
 export function parseJsonBody(text: string): unknown {
-  if (exceedsDepth(text, MAX_JSON_DEPTH)) {
+  const problem = scanJson(text, MAX_JSON_DEPTH);
+  if (problem?.kind === 'depth') {
     throw AppError.of(400, 'too-long', `JSON nesting deeper than ${MAX_JSON_DEPTH} levels`);
   }
   if (text.trim().length === 0) {
     throw AppError.of(400, 'structure', 'The request body is empty');
   }
+  let value: unknown;
   try {
-    return secureJson.parse(text, undefined, {
-      protoAction: 'error',
-      constructorAction: 'error',
-    });
-  } catch (error) {
-    if (error instanceof SyntaxError && /prototype|constructor/i.test(error.message)) {
-      throw AppError.of(400, 'security', 'JSON keys __proto__ and constructor are not accepted');
-    }
+    value = JSON.parse(text);
+  } catch {
     // The parser's message quotes the body around the error: never echo it (PHI).
     throw AppError.of(400, 'structure', 'The request body is not valid JSON');
   }
+  if (problem) {
+    const path = pathOf(value, problem.steps);
+    throw prototypeKeyError(path ? { path } : {});
+  }
+  return value;
 }
 
-/** True when brackets nest deeper than `max`, ignoring brackets inside strings. */
-export function exceedsDepth(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c)
-        i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x7b || c === 0x5b) {
-      if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) {
-      depth--;
+/**
+ * The one answer to a key, JSON Patch path or FHIRPath Patch name that is a property every
+ * object has, wherever it comes: `path` is the element's (a FHIRPath expression), `what` names
+ * the operation that carried it.
+ */
+export function prototypeKeyError(where: { path?: string; what?: string } = {}): AppError {
+  const refused =
+    'named like a property of every JavaScript object (__proto__, constructor, toString, ' +
+    'valueOf, hasOwnProperty…) are not accepted';
+  return AppError.of(
+    400,
+    'security',
+    where.what ? `${where.what}: keys ${refused}` : `Keys ${refused}`,
+    where.path ? [where.path] : undefined,
+  );
+}
+
+/**
+ * A FHIRPath-like path (`Patient.name[0].valueOf`), from the resource type when there is one;
+ * undefined when a key on the way is not a plain name, which could be anything a client typed.
+ */
+function pathOf(root: unknown, steps: readonly JsonStep[]): string | undefined {
+  const type = (root as { resourceType?: unknown } | null)?.resourceType;
+  let path = typeof type === 'string' && PLAIN_NAME.test(type) ? type : '';
+  for (const step of steps) {
+    if (typeof step === 'number') {
+      path += `[${step}]`;
+    } else if (PLAIN_NAME.test(step)) {
+      path += path === '' ? step : `.${step}`;
+    } else {
+      return undefined;
     }
   }
-  return false;
+  return path;
 }
+
+const PLAIN_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/;

@@ -1,0 +1,72 @@
+import { AppError } from '../errors/app-error.js';
+import { parseJsonBody } from './json-body.js';
+
+function refusal(text: string): { status: number; code: string; expression?: string[] } {
+  try {
+    parseJsonBody(text);
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    const { code, expression } = error.issues[0]!;
+    return { status: error.status, code, ...(expression ? { expression } : {}) };
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('parseJsonBody', () => {
+  it('refuses every name of Object.prototype as a key, at any depth, naming where', () => {
+    for (const name of Object.getOwnPropertyNames(Object.prototype)) {
+      expect(refusal(`{"resourceType":"Patient","${name}":{"a":"b"}}`)).toEqual({
+        status: 400,
+        code: 'security',
+        expression: [`Patient.${name}`],
+      });
+    }
+    const cases: [string, string][] = [
+      [
+        '{"resourceType":"Patient","name":[{"family":"A"},{"valueOf":1}]}',
+        'Patient.name[1].valueOf',
+      ],
+      ['{"resourceType":"Patient","meta":{"toString":"x"}}', 'Patient.meta.toString'],
+      [
+        '{"resourceType":"Observation","valueQuantity":{"value":1,"hasOwnProperty":true}}',
+        'Observation.valueQuantity.hasOwnProperty',
+      ],
+      [
+        '{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST"},' +
+          '"resource":{"resourceType":"Patient","active":true,"constructor":{}}}]}',
+        'Bundle.entry[0].resource.constructor',
+      ],
+      // Written with escapes, it is the same key to JSON.parse.
+      ['{"resourceType":"Patient","\\u0074oString":1}', 'Patient.toString'],
+      ['{"a":[[1,2],{"b":{"__proto__":{"admin":true}}}]}', 'a[1].b.__proto__'],
+    ];
+    for (const [text, path] of cases) {
+      expect(refusal(text)).toEqual({ status: 400, code: 'security', expression: [path] });
+    }
+    // A key on the way that is not a plain name is not echoed: it could be anything.
+    expect(refusal('{"Ann Lee":{"toString":1}}')).toEqual({ status: 400, code: 'security' });
+  });
+
+  it('takes those names as values, inside strings and as parts of longer keys', () => {
+    const text =
+      '{"resourceType":"Patient","text":{"div":"\\"toString\\": {\\"constructor\\": 1}"},' +
+      '"name":[{"family":"constructor","given":["valueOf"]}],"toStringX":1,"_valueOf":2,' +
+      '"a\\\\":{"b":"\\\\"},"hasOwnPropert":3}';
+    expect(parseJsonBody(text)).toEqual(JSON.parse(text));
+  });
+
+  it('refuses nesting deeper than 64 levels before parsing, ignoring brackets in strings', () => {
+    expect(refusal(`{"a":${'['.repeat(65)}${']'.repeat(65)}}`)).toEqual({
+      status: 400,
+      code: 'too-long',
+    });
+    const shallow = `{"a":"${'[{'.repeat(100)}","b":${'['.repeat(62)}${']'.repeat(62)}}`;
+    expect(parseJsonBody(shallow)).toEqual(JSON.parse(shallow));
+  });
+
+  it('says a body is empty or not JSON without quoting it', () => {
+    expect(refusal('  ')).toEqual({ status: 400, code: 'structure' });
+    expect(refusal('{"name":"Ann Lee",}')).toEqual({ status: 400, code: 'structure' });
+    expect(refusal('{"toString":"Ann Lee",}')).toEqual({ status: 400, code: 'structure' });
+  });
+});

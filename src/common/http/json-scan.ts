@@ -1,0 +1,131 @@
+/** A step of the path to a place in a JSON document: a key, or an index in an array. */
+export type JsonStep = string | number;
+
+/** What the scan of a JSON text found wrong, the first of it in the text. */
+export type JsonScanProblem = { kind: 'depth' } | { kind: 'prototype-key'; steps: JsonStep[] };
+
+/**
+ * The names every plain object has (Object.prototype's own: `constructor`, `toString`,
+ * `__proto__`, `hasOwnProperty`…). As JSON keys they reach code that looks names up on plain
+ * objects: @medplum/core's validator finds `toString` among a Patient's elements and passes it,
+ * and a merge into `{}` through `__proto__` poisons the prototype. Read from the running engine,
+ * so that the list is complete for it.
+ */
+const PROTOTYPE_KEYS: ReadonlySet<string> = new Set(Object.getOwnPropertyNames(Object.prototype));
+/** Whether a key of this length could be one of them: most keys are told apart without a copy. */
+const PROTOTYPE_KEY_LENGTH = new Uint8Array(32);
+for (const name of PROTOTYPE_KEYS) PROTOTYPE_KEY_LENGTH[name.length] = 1;
+
+export function isPrototypeKey(name: string): boolean {
+  return PROTOTYPE_KEY_LENGTH[name.length] === 1 && PROTOTYPE_KEYS.has(name);
+}
+
+const QUOTE = 0x22;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+/**
+ * One linear pass over a JSON text, before it is parsed: nesting deeper than `maxDepth` (found
+ * without recursion, so a body built to exhaust a stack costs none), and keys named like what
+ * every object has, at any depth, with the path to them. Strings are skipped with indexOf, so
+ * the cost is in the structure rather than the length of the text (about half of what
+ * JSON.parse takes). The text is not checked to be JSON (JSON.parse does that); on text that is
+ * not, the answer means nothing.
+ */
+export function scanJson(text: string, maxDepth: number): JsonScanProblem | undefined {
+  // Per level of nesting (plain arrays: typed ones cost more to make than a small body to scan):
+  // an array's current index, or -1 for an object, and the span of the object's current key,
+  // its end negative when the key has escapes.
+  const items = [0];
+  const keyStart = [0];
+  const keyEnd = [0];
+  let depth = 0;
+  let expectKey = false;
+  let problem: JsonScanProblem | undefined;
+  const length = text.length;
+  let nextBackslash = text.indexOf('\\');
+  if (nextBackslash === -1) nextBackslash = length;
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      const start = i + 1;
+      let escaped = false;
+      let end = -1;
+      for (let from = start; end === -1;) {
+        const quote = text.indexOf('"', from);
+        if (quote === -1) return problem; // unterminated: JSON.parse says so
+        if (nextBackslash < from) {
+          nextBackslash = text.indexOf('\\', from);
+          if (nextBackslash === -1) nextBackslash = length;
+        }
+        if (nextBackslash < quote) {
+          escaped = true;
+          from = nextBackslash + 2; // past the escaped character, a quote included
+        } else {
+          end = quote;
+        }
+      }
+      i = end;
+      if (expectKey) {
+        expectKey = false;
+        keyStart[depth] = start;
+        keyEnd[depth] = escaped ? -end : end;
+        if (!problem && isPrototypeKeyAt(text, start, end, escaped)) {
+          problem = { kind: 'prototype-key', steps: stepsTo(text, depth, items, keyStart, keyEnd) };
+        }
+      }
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (++depth > maxDepth) return { kind: 'depth' };
+      expectKey = c === OPEN_OBJECT;
+      items[depth] = expectKey ? -1 : 0;
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      if (depth > 0) depth--;
+      expectKey = false;
+    } else if (c === COMMA && depth > 0) {
+      const item = items[depth]!;
+      if (item >= 0) items[depth] = item + 1;
+      else expectKey = true;
+    }
+  }
+  return problem;
+}
+
+function isPrototypeKeyAt(text: string, start: number, end: number, escaped: boolean): boolean {
+  if (escaped) {
+    // `"\u0074oString"` is `toString` to JSON.parse: decoded the same way before it is compared.
+    return PROTOTYPE_KEYS.has(keyAt(text, start, -end));
+  }
+  return PROTOTYPE_KEY_LENGTH[end - start] === 1 && PROTOTYPE_KEYS.has(text.slice(start, end));
+}
+
+/**
+ * A key's text, from its span (`end` negative for one with escapes, decoded as JSON.parse
+ * will; a bad escape gives '', and JSON.parse fails on it).
+ */
+function keyAt(text: string, start: number, end: number): string {
+  if (end >= 0) return text.slice(start, end);
+  try {
+    return JSON.parse(text.slice(start - 1, -end + 1)) as string;
+  } catch {
+    return '';
+  }
+}
+
+/** The path to the current place, built only when a problem is found. */
+function stepsTo(
+  text: string,
+  depth: number,
+  items: readonly number[],
+  keyStart: readonly number[],
+  keyEnd: readonly number[],
+): JsonStep[] {
+  const steps: JsonStep[] = [];
+  for (let level = 1; level <= depth; level++) {
+    const item = items[level]!;
+    steps.push(item >= 0 ? item : keyAt(text, keyStart[level]!, keyEnd[level]!));
+  }
+  return steps;
+}
