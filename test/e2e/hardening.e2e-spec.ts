@@ -324,6 +324,98 @@ describe('HTTP hardening', () => {
     expect(Object.keys(read.body as object).filter((key) => key in Object.prototype)).toEqual([]);
   });
 
+  it('refuses text it cannot read as UTF-8 rather than storing U+FFFD in its place', async () => {
+    const patient = (family: string) =>
+      `{"resourceType":"Patient","name":[{"family":"${family}"}]}`;
+    const post = (raw: string | Uint8Array, type = 'application/fhir+json') =>
+      http('POST', `${testApp.url}/fhir/Patient`, { raw, headers: { 'content-type': type } });
+    const outcome = (res: { status: number; body: any }, status: number, code: string) => {
+      expect(res.status).toBe(status);
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].code).toBe(code);
+      expect(JSON.stringify(res.body)).not.toContain('ller');
+    };
+    // Each of these was a 201, stored as M\uFFFDller (or with the surrogate indexed as U+FFFD).
+    const latin1 = Buffer.from(patient('Müller'), 'latin1');
+    outcome(await post(latin1, 'application/fhir+json; charset=iso-8859-1'), 415, 'not-supported');
+    outcome(await post(latin1), 400, 'structure');
+    outcome(await post(Buffer.from(patient('\xff\xfeller'), 'latin1')), 400, 'structure');
+    outcome(await post(patient('M\\ud800ller')), 400, 'structure');
+    expect((await post(patient('M\\ud800ller'))).body.issue[0].expression).toEqual([
+      'Patient.name[0].family',
+    ]);
+    outcome(
+      await post(
+        Buffer.from('family=M%FCller'),
+        'application/x-www-form-urlencoded; charset=iso-8859-1',
+      ),
+      415,
+      'not-supported',
+    );
+    // UTF-8, labelled or not, a surrogate pair escaped, and a byte order mark, are read as sent.
+    for (const [raw, type] of [
+      [Buffer.from(patient('Müller'), 'utf8'), 'application/fhir+json'],
+      [Buffer.from(patient('Müller'), 'utf8'), 'application/fhir+json; charset="UTF-8"'],
+      [Buffer.from(`\ufeff${patient('Müller')}`, 'utf8'), 'application/json; charset=utf-8'],
+    ] as const) {
+      const res = await post(raw, type);
+      expect(res.status).toBe(201);
+      expect(res.body.name[0].family).toBe('Müller');
+    }
+    const pair = await post(patient('M\\ud83d\\ude00ller'));
+    expect(pair.status).toBe(201);
+    expect(pair.body.name[0].family).toBe('M😀ller');
+    // A JSON Patch carried in a Bundle (base64 in a Binary) is read by the same rules.
+    const jsonPatch = Buffer.concat([
+      Buffer.from('[{"op":"replace","path":"/name/0/family","value":"M'),
+      Buffer.from([0xfc]),
+      Buffer.from('ller"}]'),
+    ]);
+    const batch = await http('POST', `${testApp.url}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          {
+            resource: { resourceType: 'Binary', data: jsonPatch.toString('base64') },
+            request: { method: 'PATCH', url: `Patient/${pair.body.id as string}` },
+          },
+        ],
+      },
+    });
+    expect(batch.body.entry[0].response.status).toBe('400');
+    expect(
+      (await http('GET', `${testApp.url}/fhir/Patient/${pair.body.id as string}`)).body.name,
+    ).toEqual([{ family: 'M😀ller' }]);
+  });
+
+  it('refuses a query or form whose percent-encoding is not UTF-8, rather than searching its text', async () => {
+    const invalid = (res: { status: number; body: any }) => {
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(/not well percent-encoded/);
+      expect(JSON.stringify(res.body)).not.toContain('ller');
+    };
+    // Searched for the text `%FC` (a 200 with no match), or for U+FFFD.
+    for (const query of ['family=M%FCller', 'family=M%C3ller', 'family=50%', 'family=%zz']) {
+      invalid(await http('GET', `${testApp.url}/fhir/Patient?${query}`));
+      invalid(
+        await http('POST', `${testApp.url}/fhir/Patient/_search`, {
+          raw: query,
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        }),
+      );
+      invalid(
+        await http('POST', `${testApp.url}/fhir/Patient`, {
+          body: buildPatient(),
+          headers: { 'if-none-exist': query },
+        }),
+      );
+    }
+    for (const query of ['family=M%C3%BCller', 'family=50%25']) {
+      expect((await http('GET', `${testApp.url}/fhir/Patient?${query}`)).status).toBe(200);
+    }
+  });
+
   it('does not let a client choose the id or version of a created resource', async () => {
     const res = await http('POST', `${testApp.url}/fhir/Patient`, {
       body: {

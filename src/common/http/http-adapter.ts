@@ -6,11 +6,12 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
+import { bodyText } from './body-text.js';
 import { answerClientError } from './client-error.js';
 import { answerFrameworkError } from './framework-errors.js';
 import { setPublicOrigin } from './request-origin.js';
 import { parseJsonBody } from './json-body.js';
-import { queryRecord } from './query-record.js';
+import { assertWellEncoded, queryRecord } from './query-record.js';
 import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
@@ -18,8 +19,9 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * The Fastify adapter with CareVault's HTTP rules: HTTPS with TLS 1.2 at least when a certificate
- * is configured, X-Forwarded-For believed only from configured proxies, a body limit, JSON bodies
- * checked for depth and prototype poisoning, and a request id on every request and response.
+ * is configured, X-Forwarded-For believed only from configured proxies, a body limit, bodies
+ * decoded as UTF-8 or refused, JSON bodies checked for depth and prototype poisoning, query
+ * strings for their percent-encoding, and a request id on every request and response.
  * Errors raised before a handler runs (body too large, malformed JSON, unsupported media type)
  * reach the global AllExceptionsFilter through the error handler Nest installs, and so do the
  * URLs Fastify's router refuses (answerFrameworkError); what Node's HTTP parser refuses before
@@ -62,17 +64,20 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   setPublicOrigin(fastify, env.PUBLIC_URL);
   // FHIR bodies are JSON; a text/plain body gets 415 rather than reaching a handler as a string.
   fastify.removeContentTypeParser(['text/plain', 'application/json']);
+  // Bodies are read as bytes: bodyText decodes them as UTF-8 or refuses them, where a string
+  // parser would have replaced what is not UTF-8 without a word.
   fastify.addContentTypeParser(
     ['application/json', ...JSON_MEDIA_TYPES],
-    { parseAs: 'string', bodyLimit },
+    { parseAs: 'buffer', bodyLimit },
     (request, body, done) => {
+      const bytes = body as Buffer;
       // Some clients label every request as FHIR JSON, a DELETE with no body too.
-      if (request.method === 'DELETE' && (body as string).trim() === '') {
+      if (request.method === 'DELETE' && bytes.toString('latin1').trim() === '') {
         done(null, undefined);
         return;
       }
       try {
-        done(null, parseJsonBody(body as string));
+        done(null, parseJsonBody(bodyText(bytes, request.headers['content-type'])));
       } catch (error) {
         done(error as Error, undefined);
       }
@@ -81,8 +86,14 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   // POST /fhir/{type}/_search takes its criteria as a form, so PHI stays out of URLs and logs.
   fastify.addContentTypeParser(
     'application/x-www-form-urlencoded',
-    { parseAs: 'string', bodyLimit },
-    (_request, body, done) => done(null, queryRecord(body as string)),
+    { parseAs: 'buffer', bodyLimit },
+    (request, body, done) => {
+      try {
+        done(null, queryRecord(bodyText(body as Buffer, request.headers['content-type'])));
+      } catch (error) {
+        done(error as Error, undefined);
+      }
+    },
   );
   // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; a Binary may be
   // text too (below); on any other route such a body is still a 415.
@@ -105,6 +116,15 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
+  });
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const query = request.url.indexOf('?');
+    try {
+      if (query !== -1) assertWellEncoded(request.url.slice(query + 1));
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
   });
   return adapter;
 }

@@ -64,6 +64,23 @@ describe('parseJsonBody', () => {
     expect(parseJsonBody(shallow)).toEqual(JSON.parse(shallow));
   });
 
+  it('refuses half a surrogate pair escaped in a string, naming the element', () => {
+    for (const escape of ['\\ud800', '\\uDBFF x', '\\udc00', '\\ud800\\ud800', '\\ud800\\n']) {
+      expect(refusal(`{"resourceType":"Patient","name":[{"family":"A${escape}"}]}`)).toEqual({
+        status: 400,
+        code: 'structure',
+        expression: ['Patient.name[0].family'],
+      });
+    }
+    expect(refusal('{"resourceType":"Patient","\\ud800":1}')).toEqual({
+      status: 400,
+      code: 'structure',
+    });
+    // A pair is one character (😀), whichever the case of its hex digits.
+    const text = '{"a":"\\ud83d\\ude00 \\uD83D\\uDE00 \\u00fc \\\\ud800"}';
+    expect(parseJsonBody(text)).toEqual({ a: '😀 😀 ü \\ud800' });
+  });
+
   it('says a body is empty or not JSON without quoting it', () => {
     expect(refusal('  ')).toEqual({ status: 400, code: 'structure' });
     expect(refusal('{"name":"Ann Lee",}')).toEqual({ status: 400, code: 'structure' });

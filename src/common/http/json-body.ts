@@ -10,9 +10,10 @@ export const MAX_JSON_DEPTH = 64;
 
 /**
  * Parses a JSON request body. One scan of the text first (json-scan.ts) refuses excessive
- * nesting before parsing, and keys named like what every object has (`__proto__`,
- * `constructor`, `toString`…) at any depth: they would reach code that merges objects
- * (prototype poisoning) or looks names up on plain objects (the FHIR validator).
+ * nesting before parsing, keys named like what every object has (`__proto__`, `constructor`,
+ * `toString`…) at any depth, which would reach code that merges objects (prototype poisoning)
+ * or looks names up on plain objects (the FHIR validator), and strings with half a surrogate
+ * pair.
  */
 export function parseJsonBody(text: string): unknown {
   const problem = scanJson(text, MAX_JSON_DEPTH);
@@ -29,9 +30,19 @@ export function parseJsonBody(text: string): unknown {
     // The parser's message quotes the body around the error: never echo it (PHI).
     throw AppError.of(400, 'structure', 'The request body is not valid JSON');
   }
-  if (problem) {
+  if (problem?.kind === 'prototype-key') {
     const path = pathOf(value, problem.steps);
     throw prototypeKeyError(path ? { path } : {});
+  }
+  if (problem) {
+    const path = pathOf(value, problem.steps);
+    throw AppError.of(
+      400,
+      'structure',
+      `${path ?? 'A string'} holds half a UTF-16 surrogate pair (an escape such as \\ud800 ` +
+        'alone), which is no character: JSON text is Unicode',
+      path ? [path] : undefined,
+    );
   }
   return value;
 }

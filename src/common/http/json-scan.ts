@@ -2,7 +2,8 @@
 export type JsonStep = string | number;
 
 /** What the scan of a JSON text found wrong, the first of it in the text. */
-export type JsonScanProblem = { kind: 'depth' } | { kind: 'prototype-key'; steps: JsonStep[] };
+export type JsonScanProblem =
+  { kind: 'depth' } | { kind: 'prototype-key' | 'lone-surrogate'; steps: JsonStep[] };
 
 /**
  * The names every plain object has (Object.prototype's own: `constructor`, `toString`,
@@ -26,11 +27,14 @@ const CLOSE_OBJECT = 0x7d;
 const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
 const COMMA = 0x2c;
+const LETTER_U = 0x75;
 
 /**
  * One linear pass over a JSON text, before it is parsed: nesting deeper than `maxDepth` (found
  * without recursion, so a body built to exhaust a stack costs none), and keys named like what
- * every object has, at any depth, with the path to them. Strings are skipped with indexOf, so
+ * every object has, at any depth, with the path to them; and escapes of half a UTF-16
+ * surrogate pair (`"\ud800"`), which JSON.parse takes but no UTF-8 text can hold (stored, such a
+ * string was indexed as U+FFFD and read back differently). Strings are skipped with indexOf, so
  * the cost is in the structure rather than the length of the text (about half of what
  * JSON.parse takes). The text is not checked to be JSON (JSON.parse does that); on text that is
  * not, the answer means nothing.
@@ -53,6 +57,7 @@ export function scanJson(text: string, maxDepth: number): JsonScanProblem | unde
     if (c === QUOTE) {
       const start = i + 1;
       let escaped = false;
+      let lone = false;
       let end = -1;
       for (let from = start; end === -1;) {
         const quote = text.indexOf('"', from);
@@ -63,19 +68,27 @@ export function scanJson(text: string, maxDepth: number): JsonScanProblem | unde
         }
         if (nextBackslash < quote) {
           escaped = true;
-          from = nextBackslash + 2; // past the escaped character, a quote included
+          // Past the escaped character (a quote included), or the whole \uXXXX escape.
+          const skip =
+            text.charCodeAt(nextBackslash + 1) === LETTER_U
+              ? unicodeEscapeLength(text, nextBackslash)
+              : 2;
+          if (skip < 0) lone = true;
+          from = nextBackslash + Math.abs(skip);
         } else {
           end = quote;
         }
       }
       i = end;
-      if (expectKey) {
+      const key = expectKey;
+      if (key) {
         expectKey = false;
         keyStart[depth] = start;
         keyEnd[depth] = escaped ? -end : end;
-        if (!problem && isPrototypeKeyAt(text, start, end, escaped)) {
-          problem = { kind: 'prototype-key', steps: stepsTo(text, depth, items, keyStart, keyEnd) };
-        }
+      }
+      if (!problem && (lone || (key && isPrototypeKeyAt(text, start, end, escaped)))) {
+        const steps = stepsTo(text, depth, items, keyStart, keyEnd);
+        problem = { kind: lone ? 'lone-surrogate' : 'prototype-key', steps };
       }
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (++depth > maxDepth) return { kind: 'depth' };
@@ -91,6 +104,40 @@ export function scanJson(text: string, maxDepth: number): JsonScanProblem | unde
     }
   }
   return problem;
+}
+
+/**
+ * The length of the `\uXXXX` escape at `at`, 12 for a surrogate pair written as two; negative
+ * for half a pair alone (or a malformed escape, 2: JSON.parse refuses it).
+ */
+function unicodeEscapeLength(text: string, at: number): number {
+  const code = hex4(text, at + 2);
+  if (code < 0xd800 || code > 0xdfff) return code < 0 ? 2 : 6;
+  if (code >= 0xdc00) return -6;
+  const next =
+    text.charCodeAt(at + 6) === 0x5c && text.charCodeAt(at + 7) === LETTER_U
+      ? hex4(text, at + 8)
+      : -1;
+  return next >= 0xdc00 && next <= 0xdfff ? 12 : -6;
+}
+
+/** The value of four hex digits at `at`, or -1. */
+function hex4(text: string, at: number): number {
+  let value = 0;
+  for (let i = at; i < at + 4; i++) {
+    const c = text.charCodeAt(i);
+    const digit =
+      c >= 0x30 && c <= 0x39
+        ? c - 0x30
+        : c >= 0x41 && c <= 0x46
+          ? c - 0x37
+          : c >= 0x61 && c <= 0x66
+            ? c - 0x57
+            : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
 }
 
 function isPrototypeKeyAt(text: string, start: number, end: number, escaped: boolean): boolean {

@@ -6,6 +6,8 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { errorResponse, loggableError } from '../../common/errors/error-response.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
+import { bodyText } from '../../common/http/body-text.js';
+import { parseJsonBody } from '../../common/http/json-body.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { entries } from '../bundle.js';
@@ -551,7 +553,8 @@ function failed(error: AppError, index: number): EntryResult {
 
 /**
  * PATCH entries carry a FHIRPath Patch as it is (Parameters), or a JSON Patch as a Binary
- * (base64 data), per the FHIR spec.
+ * (base64 data), per the FHIR spec; the JSON Patch is read by the rules of a request body
+ * (UTF-8, no prototype keys, no half surrogate pairs).
  */
 function patchOf(body: unknown, where: string): unknown {
   const resource = body as { resourceType?: unknown; data?: unknown } | undefined;
@@ -564,9 +567,10 @@ function patchOf(body: unknown, where: string): unknown {
     );
   }
   try {
-    return JSON.parse(Buffer.from(resource.data, 'base64').toString('utf8')) as unknown;
-  } catch {
-    throw AppError.invalid(`${where}.data is not a base64 JSON Patch`);
+    return parseJsonBody(bodyText(Buffer.from(resource.data, 'base64'), undefined));
+  } catch (error) {
+    if (error instanceof AppError && error.issues[0]?.code !== 'structure') throw error;
+    throw AppError.invalid(`${where}.data is not a base64 JSON Patch (UTF-8 JSON)`);
   }
 }
 
