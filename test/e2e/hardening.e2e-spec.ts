@@ -416,6 +416,56 @@ describe('HTTP hardening', () => {
     }
   });
 
+  it('refuses a FHIR number that a double cannot hold as written, rather than storing another', async () => {
+    const observation = (value: string) =>
+      '{"resourceType":"Observation","status":"final","code":{"text":"glucose"},' +
+      `"valueQuantity":{"value":${value},"unit":"mg/dL"}}`;
+    const post = (raw: string, path = '/fhir/Observation') =>
+      http('POST', `${testApp.url}${path}`, {
+        raw,
+        headers: { 'content-type': 'application/fhir+json' },
+      });
+    // Each was a 201 storing 9007199254740992, 0.1, 0, 1.2345678901234568e+29.
+    for (const value of [
+      '9007199254740993',
+      '0.1000000000000000055511151231257827',
+      '1e-400',
+      '123456789012345678901234567890',
+      '1e400',
+    ]) {
+      const res = await post(observation(value));
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0]).toMatchObject({
+        code: 'value',
+        expression: ['Observation.valueQuantity.value'],
+      });
+      expect(res.text).not.toContain(value);
+      const bundle = await post(
+        `{"resourceType":"Bundle","type":"transaction","entry":[{"resource":${observation(value)},` +
+          '"request":{"method":"POST","url":"Observation"}}]}',
+        '/fhir',
+      );
+      expect(bundle.status).toBe(400);
+      expect(bundle.body.issue[0].expression).toEqual([
+        'Bundle.entry[0].resource.valueQuantity.value',
+      ]);
+    }
+    // Trailing zeros keep the value, not the written precision (README, "Decimals").
+    const created = await post(observation('1.10'));
+    expect(created.status).toBe(201);
+    expect(created.body.valueQuantity.value).toBe(1.1);
+    const patched = await http(
+      'PATCH',
+      `${testApp.url}/fhir/Observation/${created.body.id as string}`,
+      {
+        raw: '[{"op":"replace","path":"/valueQuantity/value","value":9007199254740993}]',
+        headers: { 'content-type': 'application/json-patch+json' },
+      },
+    );
+    expect(patched.status).toBe(400);
+    expect(patched.body.issue[0].code).toBe('value');
+  });
+
   it('does not let a client choose the id or version of a created resource', async () => {
     const res = await http('POST', `${testApp.url}/fhir/Patient`, {
       body: {

@@ -77,7 +77,9 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
         return;
       }
       try {
-        done(null, parseJsonBody(bodyText(bytes, request.headers['content-type'])));
+        const text = bodyText(bytes, request.headers['content-type']);
+        // FHIR decimals are refused rather than rounded; elsewhere numbers are counts and flags.
+        done(null, parseJsonBody(text, { exactNumbers: request.url.startsWith('/fhir') }));
       } catch (error) {
         done(error as Error, undefined);
       }

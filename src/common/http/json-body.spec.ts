@@ -1,9 +1,12 @@
 import { AppError } from '../errors/app-error.js';
 import { parseJsonBody } from './json-body.js';
 
-function refusal(text: string): { status: number; code: string; expression?: string[] } {
+function refusal(
+  text: string,
+  options = { exactNumbers: false },
+): { status: number; code: string; expression?: string[] } {
   try {
-    parseJsonBody(text);
+    parseJsonBody(text, options);
   } catch (error) {
     if (!(error instanceof AppError)) throw error;
     const { code, expression } = error.issues[0]!;
@@ -79,6 +82,35 @@ describe('parseJsonBody', () => {
     // A pair is one character (😀), whichever the case of its hex digits.
     const text = '{"a":"\\ud83d\\ude00 \\uD83D\\uDE00 \\u00fc \\\\ud800"}';
     expect(parseJsonBody(text)).toEqual({ a: '😀 😀 ü \\ud800' });
+  });
+
+  it('refuses, in FHIR bodies, a number a double cannot hold as written, naming the element', () => {
+    const fhir = { exactNumbers: true };
+    const observation = (value: string) =>
+      `{"resourceType":"Observation","component":[{"code":{"text":"a"}},` +
+      `{"valueQuantity":{"unit":"mg","value":${value}}}]}`;
+    for (const value of [
+      '9007199254740993',
+      '-9007199254740993',
+      '0.1000000000000000055511151231257827',
+      '1e-400',
+      '1E400',
+      '123456789012345678901234567890',
+    ]) {
+      expect(refusal(observation(value), fhir)).toEqual({
+        status: 400,
+        code: 'value',
+        expression: ['Observation.component[1].valueQuantity.value'],
+      });
+      // Elsewhere numbers are counts and flags, as JSON.parse reads them.
+      expect(() => parseJsonBody(observation(value))).not.toThrow();
+    }
+    for (const value of ['1.10', '5.4', '-0.0', '1e3', '0.30000000000000004', '9007199254740991']) {
+      expect(parseJsonBody(observation(value), fhir)).toEqual(JSON.parse(observation(value)));
+    }
+    // Digits in strings and keys are text.
+    const text = '{"a1":"9007199254740993","b":[1,2.5,-3e2],"c":"1e-400"}';
+    expect(parseJsonBody(text, fhir)).toEqual(JSON.parse(text));
   });
 
   it('says a body is empty or not JSON without quoting it', () => {

@@ -13,10 +13,11 @@ export const MAX_JSON_DEPTH = 64;
  * nesting before parsing, keys named like what every object has (`__proto__`, `constructor`,
  * `toString`…) at any depth, which would reach code that merges objects (prototype poisoning)
  * or looks names up on plain objects (the FHIR validator), and strings with half a surrogate
- * pair.
+ * pair. With `exactNumbers` (FHIR bodies), numbers that JSON.parse would round are refused too:
+ * a decimal is a measurement, and a changed one must not be stored as if it had been sent.
  */
-export function parseJsonBody(text: string): unknown {
-  const problem = scanJson(text, MAX_JSON_DEPTH);
+export function parseJsonBody(text: string, options = { exactNumbers: false }): unknown {
+  const problem = scanJson(text, MAX_JSON_DEPTH, options);
   if (problem?.kind === 'depth') {
     throw AppError.of(400, 'too-long', `JSON nesting deeper than ${MAX_JSON_DEPTH} levels`);
   }
@@ -33,6 +34,17 @@ export function parseJsonBody(text: string): unknown {
   if (problem?.kind === 'prototype-key') {
     const path = pathOf(value, problem.steps);
     throw prototypeKeyError(path ? { path } : {});
+  }
+  if (problem?.kind === 'inexact-number') {
+    const path = pathOf(value, problem.steps);
+    throw AppError.of(
+      400,
+      'value',
+      `${path ?? 'A number'} has more digits than this server keeps exactly (15 significant, ` +
+        'or an integer up to 2^53 - 1), or is out of range: send it rounded, or as text where ' +
+        'the element allows',
+      path ? [path] : undefined,
+    );
   }
   if (problem) {
     const path = pathOf(value, problem.steps);

@@ -1,9 +1,12 @@
+import { holdsExactly } from '../exact-decimal.js';
+
 /** A step of the path to a place in a JSON document: a key, or an index in an array. */
 export type JsonStep = string | number;
 
 /** What the scan of a JSON text found wrong, the first of it in the text. */
 export type JsonScanProblem =
-  { kind: 'depth' } | { kind: 'prototype-key' | 'lone-surrogate'; steps: JsonStep[] };
+  | { kind: 'depth' }
+  | { kind: 'prototype-key' | 'lone-surrogate' | 'inexact-number'; steps: JsonStep[] };
 
 /**
  * The names every plain object has (Object.prototype's own: `constructor`, `toString`,
@@ -28,18 +31,26 @@ const OPEN_ARRAY = 0x5b;
 const CLOSE_ARRAY = 0x5d;
 const COMMA = 0x2c;
 const LETTER_U = 0x75;
+const MINUS = 0x2d;
+const DIGIT_0 = 0x30;
+const DIGIT_9 = 0x39;
 
 /**
  * One linear pass over a JSON text, before it is parsed: nesting deeper than `maxDepth` (found
  * without recursion, so a body built to exhaust a stack costs none), and keys named like what
  * every object has, at any depth, with the path to them; and escapes of half a UTF-16
  * surrogate pair (`"\ud800"`), which JSON.parse takes but no UTF-8 text can hold (stored, such a
- * string was indexed as U+FFFD and read back differently). Strings are skipped with indexOf, so
- * the cost is in the structure rather than the length of the text (about half of what
- * JSON.parse takes). The text is not checked to be JSON (JSON.parse does that); on text that is
- * not, the answer means nothing.
+ * string was indexed as U+FFFD and read back differently); with `exactNumbers`, numbers that a
+ * double cannot hold as written (exact-decimal.ts), which JSON.parse would quietly round.
+ * Strings are skipped with indexOf, so the cost is in the structure rather than the length of
+ * the text (about half of what JSON.parse takes). The text is not checked to be JSON
+ * (JSON.parse does that); on text that is not, the answer means nothing.
  */
-export function scanJson(text: string, maxDepth: number): JsonScanProblem | undefined {
+export function scanJson(
+  text: string,
+  maxDepth: number,
+  options: { exactNumbers: boolean },
+): JsonScanProblem | undefined {
   // Per level of nesting (plain arrays: typed ones cost more to make than a small body to scan):
   // an array's current index, or -1 for an object, and the span of the object's current key,
   // its end negative when the key has escapes.
@@ -101,9 +112,28 @@ export function scanJson(text: string, maxDepth: number): JsonScanProblem | unde
       const item = items[depth]!;
       if (item >= 0) items[depth] = item + 1;
       else expectKey = true;
+    } else if (options.exactNumbers && (c === MINUS || (c >= DIGIT_0 && c <= DIGIT_9))) {
+      let end = i + 1;
+      while (end < length && isNumberChar(text.charCodeAt(end))) end++;
+      if (!problem && !holdsExactly(text, i, end)) {
+        problem = { kind: 'inexact-number', steps: stepsTo(text, depth, items, keyStart, keyEnd) };
+      }
+      i = end - 1;
     }
   }
   return problem;
+}
+
+/** What a JSON number is written with (JSON.parse says whether in the right order). */
+function isNumberChar(c: number): boolean {
+  return (
+    (c >= DIGIT_0 && c <= DIGIT_9) ||
+    c === 0x2e ||
+    c === 0x65 ||
+    c === 0x45 ||
+    c === 0x2b ||
+    c === MINUS
+  );
 }
 
 /**

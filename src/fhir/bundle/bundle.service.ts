@@ -567,7 +567,9 @@ function patchOf(body: unknown, where: string): unknown {
     );
   }
   try {
-    return parseJsonBody(bodyText(Buffer.from(resource.data, 'base64'), undefined));
+    return parseJsonBody(bodyText(Buffer.from(resource.data, 'base64'), undefined), {
+      exactNumbers: true,
+    });
   } catch (error) {
     if (error instanceof AppError && error.issues[0]?.code !== 'structure') throw error;
     throw AppError.invalid(`${where}.data is not a base64 JSON Patch (UTF-8 JSON)`);

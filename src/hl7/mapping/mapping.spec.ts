@@ -501,12 +501,23 @@ describe('OBX to Observation', () => {
     ['1|NM|1^x^L||<5|mg||||||F', { valueQuantity: { value: 5, comparator: '<', unit: 'mg' } }],
     ['1|NM|1^x^L||>= 100|mg||||||F', { valueQuantity: { value: 100, comparator: '>=' } }],
     ['1|NM|1^x^L||TNP|mg||||||F', { valueString: 'TNP' }],
+    // More digits than a JavaScript number holds: kept as the lab wrote it, not rounded.
+    ['1|NM|1^x^L||9007199254740993|mg||||||F', { valueString: '9007199254740993' }],
+    ['1|NM|1^x^L||12345678901234567890|mg||||||F', { valueString: '12345678901234567890' }],
+    ['1|NM|1^x^L||0.12345678901234567|mg||||||F', { valueString: '0.12345678901234567' }],
+    ['1|NM|1^x^L||<9007199254740993|mg||||||F', { valueString: '<9007199254740993' }],
+    ['1|NM|1^x^L||5.10|mg||||||F', { valueQuantity: { value: 5.1, unit: 'mg' } }],
     ['1|SN|1^x^L||>^10|mg||||||F', { valueQuantity: { value: 10, comparator: '>', unit: 'mg' } }],
     [
       '1|SN|1^x^L||^1^:^128|||||||F',
       { valueRatio: { numerator: { value: 1 }, denominator: { value: 128 } } },
     ],
     ['1|SN|1^x^L||^2^-^4|||||||F', { valueRange: { low: { value: 2 }, high: { value: 4 } } }],
+    // Kept in the stored message, as a value of a type not mapped is, rather than rounded.
+    [
+      '1|SN|1^x^L||^2^-^12345678901234567890|||||||F',
+      { dataAbsentReason: { coding: [{ code: 'unsupported' }] } },
+    ],
     ['1|TX|1^x^L||line one~line two||||||F', { valueString: 'line one\nline two' }],
     [
       '1|CWE|1^x^L||260385009^Negative^SCT||||||F',
@@ -566,6 +577,8 @@ describe('OBX to Observation', () => {
     ['>=60', { low: 60 }],
     ['negative', {}],
     ['5.0-3.5', {}],
+    ['0-12345678901234567890', {}],
+    ['<9007199254740993', {}],
   ])('reads the reference range %j as low and high where it is numeric', (text, bounds) => {
     const observation = observationFromObx(
       obx(`1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|${text}|||||F`),

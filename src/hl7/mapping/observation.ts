@@ -1,3 +1,4 @@
+import { holdsExactly } from '../../common/exact-decimal.js';
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
 import { observationCategory, reportCategory } from './categories.js';
 import {
@@ -146,9 +147,11 @@ function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
       const number = numberOf(text);
       if (number !== undefined) return { valueQuantity: { value: number, ...unitOf(obx) } };
       // Labs send a bound in NM ("<5", ">=100"), though SN is for it: a comparator quantity,
-      // as SN's. Other text (TNP, "see note") is what the lab reported: kept as it came.
+      // as SN's. Other text (TNP, "see note") is what the lab reported: kept as it came, and so
+      // is a number with more digits than a JavaScript number holds (`9007199254740993` was
+      // stored as …992): changed, it would read as a measurement nobody made.
       const bound = BOUND.exec(text ?? '');
-      if (bound) {
+      if (bound && holdsExactly(bound[2]!)) {
         return {
           valueQuantity: { value: Number(bound[2]), comparator: bound[1], ...unitOf(obx) },
         };
@@ -233,18 +236,21 @@ function rangeOf(
 ): { low?: Record<string, unknown>; high?: Record<string, unknown> } {
   const between = BETWEEN.exec(text);
   if (between) {
+    if (!holdsExactly(between[1]!) || !holdsExactly(between[2]!)) return {};
     const [low, high] = [Number(between[1]), Number(between[2])];
     return low <= high ? { low: { value: low, ...unit }, high: { value: high, ...unit } } : {};
   }
   const bound = BOUND.exec(text);
-  if (!bound) return {};
+  if (!bound || !holdsExactly(bound[2]!)) return {};
   const limit = { value: Number(bound[2]), ...unit };
   return bound[1]!.startsWith('>') ? { low: limit } : { high: limit };
 }
 
+/** A number as written, or undefined (also for one a JavaScript number cannot hold exactly). */
 function numberOf(text: string | null | undefined): number | undefined {
-  if (!text || !WHOLE_NUMBER.test(text.trim())) return undefined;
-  return Number(text);
+  const trimmed = text?.trim();
+  if (!trimmed || !WHOLE_NUMBER.test(trimmed) || !holdsExactly(trimmed)) return undefined;
+  return Number(trimmed);
 }
 
 /** OBX-6 (CWE) as a Quantity's unit, system and code. */
