@@ -11,6 +11,7 @@ import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PermissionGuard } from './permission.guard.js';
+import { RequestIdentity } from './request-identity.js';
 import { SigningKeys } from './signing-keys.js';
 import { TokenService } from './token.service.js';
 import { UsersModule } from './users.module.js';
@@ -27,9 +28,10 @@ import { UsersModule } from './users.module.js';
     AuthorizationCodes,
     JwtStrategy,
     OidcVerifier,
+    RequestIdentity,
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: PermissionGuard },
   ],
-  exports: [UsersModule, AuthService, AuthorizationCodes],
+  exports: [UsersModule, AuthService, AuthorizationCodes, RequestIdentity],
 })
 export class AuthModule {}

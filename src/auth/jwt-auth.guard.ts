@@ -3,10 +3,8 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
-import { OidcVerifier } from './oidc-verifier.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
-import { SigningKeys } from './signing-keys.js';
-import { VerifiedTokens } from './verified-tokens.js';
+import { bearerToken, RequestIdentity } from './request-identity.js';
 
 /**
  * Every route needs a valid access token unless it is marked @Public(): CareVault's own
@@ -14,12 +12,9 @@ import { VerifiedTokens } from './verified-tokens.js';
  */
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
-  private readonly verified = new VerifiedTokens();
-
   constructor(
     private readonly reflector: Reflector,
-    private readonly oidc: OidcVerifier,
-    private readonly keys: SigningKeys,
+    private readonly identity: RequestIdentity,
   ) {
     super();
   }
@@ -36,16 +31,16 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     const request = context
       .switchToHttp()
       .getRequest<FastifyRequest & { user?: AuthenticatedUser }>();
-    const token = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-    const known = token ? this.verified.get(token, this.keys.generation) : undefined;
+    const token = bearerToken(request);
+    const known = token ? this.identity.remembered(token) : undefined;
     if (known) {
       request.user = known;
       return true;
     }
     // A token that names the external issuer is verified against that issuer's keys only.
-    if (token && this.oidc.claims(token)) {
+    if (token && this.identity.isExternal(token)) {
       try {
-        request.user = await this.oidc.verify(token);
+        request.user = await this.identity.external(token);
       } catch {
         throw new UnauthorizedException();
       }
@@ -53,7 +48,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     }
     const allowed = (await super.canActivate(context)) as boolean;
     if (allowed && token && request.user) {
-      this.verified.remember(token, request.user);
+      this.identity.remember(token, request.user);
     }
     return allowed;
   }

@@ -184,6 +184,33 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     ]);
   });
 
+  it('names the sender of a request refused before authentication, when its token is valid', async () => {
+    const user = await createUser(testApp, ['doctor']);
+    // A token no request has used yet: its first use is a refusal, so nothing is remembered.
+    const token = (await login(testApp, user)).access_token;
+    const sender = authorizedHttp(token);
+    const unknownRoute = await audited(sender, 'GET', `${testApp.url}/no/such/route`);
+    expect(unknownRoute.status).toBe(404);
+    const unparsable = await audited(sender, 'POST', `${fhir}/Patient`, {
+      raw: '{"resourceType": "Patient",',
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(unparsable.status).toBe(400);
+    const refusedUrl = await audited(sender, 'GET', `${fhir}/Patient/x%FF`);
+    expect(refusedUrl.status).toBe(400);
+    for (const { rows } of [unknownRoute, unparsable, refusedUrl]) {
+      expect(rows).toMatchObject([
+        { outcome: 'failure', actor_user_id: user.id, actor_name: user.username },
+      ]);
+    }
+
+    const [header, payload, signature] = token.split('.');
+    const forged = `${header}.${payload}.${signature!.startsWith('A') ? 'B' : 'A'}${signature!.slice(1)}`;
+    const unsigned = await audited(authorizedHttp(forged), 'GET', `${testApp.url}/no/such/route`);
+    expect(unsigned.status).toBe(404);
+    expect(unsigned.rows).toMatchObject([{ actor_user_id: null, actor_name: null }]);
+  });
+
   it.each([
     ['a raw non-ASCII byte in the query', 'GET /fhir/Patient?name=Müller', 400, 'structure'],
     [

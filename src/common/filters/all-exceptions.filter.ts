@@ -1,6 +1,8 @@
 import { ArgumentsHost, Catch, ExceptionFilter, Logger, NotFoundException } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditTrail } from '../../audit/audit-trail.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { RequestIdentity } from '../../auth/request-identity.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
 import {
   AuditUnavailableError,
@@ -28,7 +30,10 @@ const METHOD_NOT_ALLOWED = AppError.of(
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('Errors');
 
-  constructor(private readonly trail: AuditTrail) {}
+  constructor(
+    private readonly trail: AuditTrail,
+    private readonly identity: RequestIdentity,
+  ) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
     const http = host.switchToHttp();
@@ -53,6 +58,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     }
     if (!isRecorded(request)) {
       markRecorded(request);
+      await this.nameSender(request, status);
       const entry = httpAuditEntry(request, status, scopeOf(request), body.issue[0]?.code ?? null);
       const recording = this.trail.record(entry);
       if (isBestEffort(request)) {
@@ -78,5 +84,17 @@ export class AllExceptionsFilter implements ExceptionFilter {
       void reply.header('retry-after', '5');
     }
     void reply.status(status).header('content-type', FHIR_JSON).send(body);
+  }
+
+  /**
+   * A request refused before the authentication guard ran (a body that does not parse, an
+   * unknown route, a client over its rate limit) still has its sender named in its audit row
+   * when its token is valid. A 401 is the guard's own verdict on the token; a 429 only looks up
+   * tokens verified before, so that refusing a flood costs no signature checks.
+   */
+  private async nameSender(request: FastifyRequest, status: number): Promise<void> {
+    const sent = request as FastifyRequest & { user?: AuthenticatedUser };
+    if (sent.user || status === 401) return;
+    sent.user = await this.identity.identify(request, { verify: status !== 429 });
   }
 }
