@@ -82,7 +82,11 @@ export class RequestIdentity {
       run.success = (user: AuthenticatedUser) => resolve(user);
       run.fail = () => resolve(undefined);
       run.error = () => resolve(undefined);
-      run.authenticate(request as never, {});
+      try {
+        run.authenticate(request as never, {});
+      } catch {
+        resolve(undefined);
+      }
     });
   }
 }
