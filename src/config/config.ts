@@ -355,6 +355,8 @@ export class AppConfig {
         maxFrameBytes: number;
         idleSeconds: number;
         frameTimeoutMs: number;
+        maxConnections: number;
+        bufferBytes: number;
       }
     | undefined {
     const port = this.config.get('HL7_MLLP_PORT', { infer: true });
@@ -366,6 +368,8 @@ export class AppConfig {
           maxFrameBytes: this.config.get('HL7_MAX_FRAME_BYTES', { infer: true }),
           idleSeconds: this.config.get('HL7_IDLE_SECONDS', { infer: true }),
           frameTimeoutMs: this.config.get('HL7_MLLP_FRAME_TIMEOUT_MS', { infer: true }),
+          maxConnections: this.config.get('HL7_MLLP_MAX_CONNECTIONS', { infer: true }),
+          bufferBytes: this.config.get('HL7_MLLP_BUFFER_BYTES', { infer: true }),
         };
   }
 

@@ -161,4 +161,15 @@ describe('validateEnv', () => {
       );
     }
   });
+
+  it('bounds the MLLP listener to 2,000 connections and 256 MiB of frames, never below the frame limit', () => {
+    expect(validateEnv({}).HL7_MLLP_MAX_CONNECTIONS).toBe(2000);
+    expect(validateEnv({}).HL7_MLLP_BUFFER_BYTES).toBe(268_435_456);
+    expect(() => validateEnv({ HL7_MLLP_MAX_CONNECTIONS: '0' })).toThrow(
+      'HL7_MLLP_MAX_CONNECTIONS must be a number between 1 and 100000',
+    );
+    expect(() =>
+      validateEnv({ HL7_MAX_FRAME_BYTES: '2048', HL7_MLLP_BUFFER_BYTES: '1024' }),
+    ).toThrow('HL7_MLLP_BUFFER_BYTES (1024) must be at least HL7_MAX_FRAME_BYTES (2048)');
+  });
 });

@@ -509,6 +509,33 @@ export class EnvironmentVariables {
   HL7_MLLP_FRAME_TIMEOUT_MS = 60_000;
 
   /**
+   * MLLP connections held at once; past it a new one is closed as it opens. Enough for every
+   * feed of a hospital; a bound on sockets and file descriptors an unauthenticated peer holds.
+   */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_MLLP_MAX_CONNECTIONS must be a number between 1 and 100000' })
+  @Min(1, { message: 'HL7_MLLP_MAX_CONNECTIONS must be a number between 1 and 100000' })
+  @Max(100_000, { message: 'HL7_MLLP_MAX_CONNECTIONS must be a number between 1 and 100000' })
+  HL7_MLLP_MAX_CONNECTIONS = 2_000;
+
+  /**
+   * Bytes the MLLP listener holds, all connections together, for frames not yet ended or not
+   * yet processed. Each connection is bounded by HL7_MAX_FRAME_BYTES, but a hundred peers each
+   * holding most of a 16 MiB frame held 1.7 GB; the connection that would pass this is closed.
+   */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'HL7_MLLP_BUFFER_BYTES must be a number of bytes between 1024 and 17179869184',
+  })
+  @Min(1024, {
+    message: 'HL7_MLLP_BUFFER_BYTES must be a number of bytes between 1024 and 17179869184',
+  })
+  @Max(17_179_869_184, {
+    message: 'HL7_MLLP_BUFFER_BYTES must be a number of bytes between 1024 and 17179869184',
+  })
+  HL7_MLLP_BUFFER_BYTES = 268_435_456;
+
+  /**
    * Where Patient changes made through the FHIR API go as ADT^A04/A08: a comma-separated list of
    * host:port, each with an optional tls:// prefix.
    */
@@ -685,6 +712,11 @@ export function validateEnv(
     const message = Object.values(first.constraints ?? {})[0] ?? `${first.property} is invalid`;
     const shown = SECRET_VARIABLES.has(first.property) ? '' : ` (got "${String(first.value)}")`;
     throw new ConfigError(`Invalid configuration: ${message}${shown}`);
+  }
+  if (env.HL7_MLLP_BUFFER_BYTES < env.HL7_MAX_FRAME_BYTES) {
+    throw new ConfigError(
+      `Invalid configuration: HL7_MLLP_BUFFER_BYTES (${env.HL7_MLLP_BUFFER_BYTES}) must be at least HL7_MAX_FRAME_BYTES (${env.HL7_MAX_FRAME_BYTES}), or no frame of the largest size could be taken`,
+    );
   }
   for (const [facility, zone] of facilityTimeZones(env.HL7_FACILITY_TIME_ZONES)) {
     if (!isTimeZone(zone)) {

@@ -5,6 +5,7 @@ import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
+import { eventually } from '../support/faults.js';
 import { authorizedHttp } from '../support/http.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -19,6 +20,10 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
  * HL7_MLLP_FRAME_TIMEOUT_MS (short here), however its bytes trickle in.
  */
 const FRAME_TIMEOUT_MS = 3000;
+/** Small, for the tests of them: every other message here is a few hundred bytes. */
+const MAX_CONNECTIONS = 5;
+const MAX_FRAME_BYTES = 64 * 1024;
+const BUFFER_BYTES = 128 * 1024;
 
 describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => {
   let restoreEnv: () => void;
@@ -34,6 +39,9 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
       HL7_IGNORE: 'ADT^A29, dft',
       // Short, for the test of it: every other message here goes in one write.
       HL7_MLLP_FRAME_TIMEOUT_MS: String(FRAME_TIMEOUT_MS),
+      HL7_MLLP_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
+      HL7_MAX_FRAME_BYTES: String(MAX_FRAME_BYTES),
+      HL7_MLLP_BUFFER_BYTES: String(BUFFER_BYTES),
     });
     testApp = await createTestApp();
     sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
@@ -245,4 +253,65 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
     quiet.close();
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
   }, 180_000);
+
+  it('holds at most HL7_MLLP_MAX_CONNECTIONS connections, and HL7_MLLP_BUFFER_BYTES of frames for all', async () => {
+    const warned = jest.spyOn(Logger.prototype, 'warn');
+    const listener = testApp.app.get(MllpListener);
+    const port = listener.address()!.port;
+    const server = listener['server']!;
+    const open = () =>
+      new Promise<number>((resolve, reject) =>
+        server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+      );
+    // Only the suite's own sender is left from the tests before.
+    await eventually('earlier connections closed', async () => (await open()) === 1);
+    const tag = randomUUID().slice(0, 8);
+    const message = (control: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A28|${control}-${tag}|P|2.5`,
+          `PID|1||CAP-${tag}^^^HOSP&2.16.29&ISO^MR||Cap^Pat`,
+        ].join('\r'),
+      );
+    const held: MllpTestClient[] = [];
+    try {
+      for (let i = 1; i < MAX_CONNECTIONS; i++) {
+        const client = await MllpTestClient.connect(port);
+        held.push(client);
+        await client.send([message(`C${i}`)]);
+        await client.waitForAcks(1);
+      }
+      const refused = await MllpTestClient.connect(port);
+      await refused.waitForClose();
+      expect(refused.acks).toEqual([]);
+
+      // Frames begun and not ended, each under the frame limit, together over the budget: the
+      // connection that takes the total past it is closed; the others keep theirs.
+      const part = Buffer.concat([Buffer.of(0x0b), Buffer.alloc(50 * 1024, 'x')]);
+      await held[0]!.write(part);
+      await held[1]!.write(part);
+      await held[2]!.write(part);
+      await held[2]!.waitForClose();
+      expect(held[0]!.closed).toBe(false);
+      expect(held[1]!.closed).toBe(false);
+      // Once those frames are gone, a whole message is taken again.
+      held[0]!.close();
+      held[1]!.close();
+      await eventually('the partial frames released', async () => (await open()) <= 2);
+      const next = await MllpTestClient.connect(port);
+      held.push(next);
+      await next.send([message('AFTER')]);
+      expect((await next.waitForAcks(1)).map((ack) => msaOf(ack).code)).toEqual(['AA']);
+    } finally {
+      for (const client of held) client.close();
+    }
+    const reasons = warned.mock.calls
+      .filter(([, text]) => /too many open|over the limit/.test(`${text}`))
+      .map(([fields, text]) => [(fields as { limit: number }).limit, text]);
+    warned.mockRestore();
+    expect(reasons).toEqual([
+      [MAX_CONNECTIONS, 'MLLP connection refused: too many open'],
+      [BUFFER_BYTES, 'MLLP frames held by all connections over the limit: connection closed'],
+    ]);
+  }, 120_000);
 });

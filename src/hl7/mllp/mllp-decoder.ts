@@ -73,6 +73,11 @@ export class MllpDecoder {
     return this.size;
   }
 
+  /** Memory held for an unfinished frame: its bytes, or the capacity gathered for them. */
+  get held(): number {
+    return this.gathered?.length ?? this.size;
+  }
+
   /** Buffers held for an unfinished frame: a few, however many reads brought it. */
   get buffers(): number {
     return this.parts.length + (this.gathered ? 1 : 0);

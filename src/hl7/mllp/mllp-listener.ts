@@ -25,6 +25,8 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
   private readonly logger = new Logger('Mllp');
   private server: Server | undefined;
   private readonly connections = new Set<Socket>();
+  /** Bytes held for all connections' unfinished and unprocessed frames (HL7_MLLP_BUFFER_BYTES). */
+  private buffered = 0;
 
   constructor(
     private readonly config: AppConfig,
@@ -53,6 +55,14 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
       this.logger.warn(
         { peer: socket.remoteAddress, code: error.code },
         'MLLP TLS handshake refused',
+      );
+    });
+    // Past the cap Node closes a new connection as it opens; the sender retries later.
+    server.maxConnections = options.maxConnections;
+    server.on('drop', (peer?: { remoteAddress?: string }) => {
+      this.logger.warn(
+        { peer: peer?.remoteAddress ?? null, limit: options.maxConnections },
+        'MLLP connection refused: too many open',
       );
     });
     await new Promise<void>((resolve, reject) => {
@@ -96,6 +106,13 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     const peer = socket.remoteAddress ?? null;
     let queue = Promise.resolve();
     let waiting = 0;
+    // This connection's share of `buffered`: its frame being read, and frames waiting their turn.
+    let reading = 0;
+    let queued = 0;
+    socket.on('close', () => {
+      this.buffered -= reading + queued;
+      reading = queued = 0;
+    });
     // A frame begun must end within frameTimeoutMs: bytes trickled now and then keep the idle
     // timeout from firing, and would hold a half-sent frame (and its buffer) forever. The
     // deadline runs from the frame's start block to the end of a frame: a start block that cuts
@@ -117,6 +134,22 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     socket.on('close', () => clearTimeout(deadline));
     socket.on('data', (chunk: Buffer) => {
       const events = decoder.push(chunk);
+      const frames = events.reduce(
+        (bytes, event) => bytes + (event.kind === 'frame' ? event.payload.length : 0),
+        0,
+      );
+      this.buffered += decoder.held - reading + frames;
+      reading = decoder.held;
+      queued += frames;
+      if (this.buffered > options.bufferBytes) {
+        // Nothing of what it sent since its last ACK is kept: the sender resends it.
+        this.logger.warn(
+          { peer, limit: options.bufferBytes },
+          'MLLP frames held by all connections over the limit: connection closed',
+        );
+        socket.destroy();
+        return;
+      }
       if (events.some((event) => event.kind === 'frame') || !decoder.inFrame) {
         clearTimeout(deadline);
         deadline = undefined;
@@ -138,10 +171,17 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
           continue;
         }
         if (++waiting >= MAX_PIPELINED) socket.pause();
+        const size = event.payload.length;
         queue = queue
           .then(async () => {
             if (socket.destroyed) return;
-            const ack = await this.inbound.receive(event.payload, { channel: 'mllp', peer });
+            const ack = await this.inbound
+              .receive(event.payload, { channel: 'mllp', peer })
+              .finally(() => {
+                if (socket.destroyed) return;
+                queued -= size;
+                this.buffered -= size;
+              });
             socket.write(encodeFrame(ack));
           })
           .catch((error: unknown) => {
