@@ -825,6 +825,94 @@ describe('HL7 v2 over MLLP', () => {
     expect(results.body.entry).toHaveLength(1);
   });
 
+  it("restricts the survivor of a merge (A40) when the prior patient was, or the merge's PD1-12 says Y", async () => {
+    const restricted = {
+      system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+      code: 'R',
+    };
+    const pid = (mrn: string) => `PID|1||${mrn}^^^HOSP&2.16.5&ISO^MR||Guarded^Merge||19800101|F`;
+    const adt = (event: string, control: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5.1`,
+          `EVN|${event}|20240101`,
+          ...segments,
+        ].join('\r'),
+      );
+    const mrg = (mrn: string) => `MRG|${mrn}^^^HOSP&2.16.5&ISO^MR`;
+    const protectedPd1 = `PD1${'|'.repeat(12)}Y`;
+    const sender = await client();
+    await sender.send([
+      // A protected patient's duplicate record, and the unprotected record it is merged into.
+      adt('A28', 'RMRG-1', pid('RMRG-PRIOR'), protectedPd1),
+      adt('A28', 'RMRG-2', pid('RMRG-SURV')),
+      // Neither restricted before; the merge itself says Y, its PD1 where ADT_A39 has it.
+      adt('A28', 'RMRG-3', pid('RMRG-PRIOR2')),
+      adt('A28', 'RMRG-4', pid('RMRG-SURV2')),
+    ]);
+    expect((await sender.waitForAcks(4)).map((ack) => msaOf(ack).code)).toEqual(
+      Array(4).fill('AA'),
+    );
+    const fhir = testApp.app.get(FhirService);
+    const idOf = async (mrn: string): Promise<string> => {
+      const criteria = `identifier=${encodeURIComponent(`urn:oid:2.16.5|${mrn}`)}`;
+      const id = await fhir.findUnique(HL7_USER, 'Patient', criteria);
+      expect(id).toBeDefined();
+      return id!;
+    };
+    const stored = async (id: string) => (await fhir.read(HL7_USER, 'Patient', id)).resource as any;
+    const [prior, survivor, survivor2] = [
+      await idOf('RMRG-PRIOR'),
+      await idOf('RMRG-SURV'),
+      await idOf('RMRG-SURV2'),
+    ];
+    expect((await stored(prior)).meta.security).toEqual([restricted]);
+    // A doctor without break-glass: the open survivors read, the restricted prior does not.
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const readAs = async (id: string) => http('GET', `${testApp.url}/fhir/Patient/${id}`);
+    expect((await readAs(prior)).status).toBe(403);
+    expect((await readAs(survivor)).status).toBe(200);
+    expect((await readAs(survivor2)).status).toBe(200);
+
+    await sender.send([
+      adt('A40', 'RMRG-5', pid('RMRG-SURV'), mrg('RMRG-PRIOR')),
+      adt('A40', 'RMRG-6', pid('RMRG-SURV2'), protectedPd1, mrg('RMRG-PRIOR2')),
+      // The same merge again, then one with PD1-12 N: neither lifts the restriction.
+      adt('A40', 'RMRG-7', pid('RMRG-SURV'), mrg('RMRG-PRIOR')),
+      adt('A40', 'RMRG-8', pid('RMRG-SURV'), `PD1${'|'.repeat(12)}N`, mrg('RMRG-PRIOR')),
+    ]);
+    expect((await sender.waitForAcks(8)).slice(4).map((ack) => msaOf(ack).code)).toEqual(
+      Array(4).fill('AA'),
+    );
+    for (const id of [survivor, survivor2]) {
+      const merged = await stored(id);
+      expect([id, merged.meta.security]).toEqual([id, [restricted]]);
+      const read = await readAs(id);
+      expect(read.status).toBe(403);
+      expect(read.body.issue[0].diagnostics).toMatch(/break-glass/);
+    }
+    // The prior record stays restricted, and no list shows the survivor by either MRN.
+    expect((await stored(prior)).meta.security).toEqual([restricted]);
+    for (const mrn of ['RMRG-SURV', 'RMRG-PRIOR']) {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.5|${mrn}`)}`,
+      );
+      expect([mrn, found.body.entry ?? []]).toEqual([mrn, []]);
+    }
+    // Audited as every HL7-made change: the merge's row names both patients.
+    const [audit] = await data.query<{ entities: string[]; patient_ids: string[] }[]>(
+      `SELECT a.entities, a.patient_ids FROM audit_event a
+         JOIN hl7_message m ON a.request_id = m.id::text
+        WHERE a.source = 'hl7' AND a.outcome = 'success' AND m.control_id = $1`,
+      ['RMRG-5'],
+    );
+    expect(audit!.entities).toEqual(
+      expect.arrayContaining([`Patient/${survivor}`, `Patient/${prior}`]),
+    );
+    expect(audit!.patient_ids).toEqual(expect.arrayContaining([survivor, prior]));
+  });
+
   it('answers AE 205 when the identifiers of a PID name two patients here', async () => {
     const adt = (control: string, pid3: string) =>
       Buffer.from(

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { isRestricted } from '../../access/resource-access.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
@@ -9,19 +10,27 @@ import { MessagePatients, patientNamed, senderSystem } from './message-patients.
 import { without, type Touched } from './processing.js';
 
 /**
- * The PID and MRG pairs of a merge or an identifier change, with MRG-1's identifiers (the prior
- * or wrong ones) and the criteria finding the patient they name.
+ * The PID and MRG pairs of a merge or an identifier change, with the PD1 between them (ADT_A39
+ * and ADT_A30 have PID, [PD1], MRG), MRG-1's identifiers (the prior or wrong ones) and the
+ * criteria finding the patient they name.
  */
 function priorPatients(
   message: V2Message,
   sender: string | undefined,
   what: 'a merge' | 'an identifier change',
-): { pid: V2Segment; priorIdentifiers: Identifier[]; criteria: string }[] {
+): {
+  pid: V2Segment;
+  pd1: V2Segment | undefined;
+  priorIdentifiers: Identifier[];
+  criteria: string;
+}[] {
   const segments = message.segments();
   const pairs = [];
   for (const [i, pid] of segments.entries()) {
     if (pid.name !== 'PID') continue;
-    const mrg = segments[i + 1]?.name === 'MRG' ? segments[i + 1]! : undefined;
+    const pd1 = segments[i + 1]?.name === 'PD1' ? segments[i + 1] : undefined;
+    const next = segments[pd1 ? i + 2 : i + 1];
+    const mrg = next?.name === 'MRG' ? next : undefined;
     if (!mrg) {
       throw new Hl7ProcessingError('100', `Each PID of ${what} needs the MRG segment after it`);
     }
@@ -33,7 +42,7 @@ function priorPatients(
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
     }
-    pairs.push({ pid, priorIdentifiers, criteria });
+    pairs.push({ pid, pd1, priorIdentifiers, criteria });
   }
   if (pairs.length === 0) {
     throw new Hl7ProcessingError(
@@ -59,22 +68,28 @@ export class PatientMerges {
    * the survivor. A prior patient never seen here only adds its identifiers to the survivor.
    * The identifiers taken over are `old` there, as FHIR's Patient $merge marks them: a message
    * naming the patient only by one of them (a lab not told of the merge) files its records to
-   * the survivor without changing its details (see MessagePatients.upsert).
+   * the survivor without changing its details (see MessagePatients.upsert). A restricted prior
+   * patient makes the survivor restricted: it now answers to the prior identifiers and links to
+   * the prior record, so leaving it open would show whom the restriction protects to anyone.
+   * A merge never lifts a restriction, and its PD1-12 `Y` restricts the survivor as any PD1's.
    */
   async merge(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [] };
-    for (const { pid, priorIdentifiers, criteria } of priorPatients(message, sender, 'a merge')) {
-      const survivorId = await this.patients.upsert(pid, sender);
+    const pairs = priorPatients(message, sender, 'a merge');
+    for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
+      const survivorId = await this.patients.upsert(pid, sender, pd1);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
       const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
       if (priorId === survivorId) continue; // merged before: a resend, or the same patient
       let moved = priorIdentifiers;
+      let restricts = false;
       const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
       if (priorId) {
         const prior = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+        restricts = isRestricted(prior) && !isRestricted(survivor);
         moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
         await this.fhir.update(HL7_USER, 'Patient', priorId, {
           ...without(prior, 'meta', 'identifier'),
@@ -90,6 +105,7 @@ export class PatientMerges {
           survivor,
           moved.map((identifier) => ({ ...identifier, use: 'old' })),
           {},
+          restricts,
         ),
         ...(links.length > 0 ? { link: links } : {}),
         id: survivorId,
@@ -109,17 +125,13 @@ export class PatientMerges {
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [] };
     const pairs = priorPatients(message, sender, 'an identifier change');
-    for (const { pid, priorIdentifiers, criteria } of pairs) {
+    for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
       const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
       let patientId: string;
       if (!priorId) {
-        patientId = await this.patients.upsert(pid, sender, message.first('PD1'));
+        patientId = await this.patients.upsert(pid, sender, pd1);
       } else {
-        const { identifiers, elements, restricted } = patientFromSegments(
-          pid,
-          sender,
-          message.first('PD1'),
-        );
+        const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
         const correct = identifierCriteria(identifiers);
         if (!correct) {
           throw new Hl7ProcessingError(
