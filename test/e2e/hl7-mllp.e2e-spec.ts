@@ -2278,6 +2278,45 @@ describe('HL7 v2 over MLLP', () => {
     expect(procedure.body.encounter).toEqual({ reference: visitRef });
   });
 
+  it('answers AE (ERR 102 naming the field) for a charge amount a double cannot hold, and keeps no charge', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = billingMessages(tag, 'DFX', '2.16.26');
+    const charge = (amount: string) =>
+      `FT1|1|X-${tag}||20250110|20250111|CG|71045^Xray exam chest 1 view^C4|||1|${amount}&USD`;
+    const sender = await client();
+    await sender.send([
+      // 1234567890.123456789 was billed as 1234567890.1234567, with an AA.
+      message('DFT^P03', 'X1', charge('1234567890.123456789')),
+      // The billing system corrects it, and sends it again.
+      message('DFT^P03', 'X2', charge('1234567890.12')),
+    ]);
+    const acks = await sender.waitForAcks(2);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AA']);
+    expect(acks[0]).toMatch(/\rERR\|.*102\^Data type error/);
+    expect(acks[0]).toContain('FT1-11 holds a number with more digits than can be kept exactly');
+    expect(acks[0]).not.toContain('1234567890');
+    const [stored] = await data.query<{ status: string }[]>(
+      'SELECT status FROM hl7_message WHERE control_id = $1',
+      [`X1-${tag}`],
+    );
+    expect(stored!.status).toBe('error');
+    const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+    const patient = await billing(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.26|DFX-${tag}`)}`,
+    );
+    const found = await billing(
+      'GET',
+      `${testApp.url}/fhir/ChargeItem?patient=Patient/${String(patient.body.entry[0].resource.id)}`,
+    );
+    // Only the corrected charge: the refused message left nothing, rounded or not.
+    expect(
+      (found.body.entry as { resource: Record<string, any> }[]).map(
+        (e) => e.resource['priceOverride'],
+      ),
+    ).toEqual([{ value: 1234567890.12, currency: 'USD' }]);
+  });
+
   it('moves a visit to another patient on ADT^A45, with what was recorded in it', async () => {
     const tag = randomUUID().slice(0, 8);
     const msh = (type: string, control: string) =>

@@ -11,6 +11,7 @@ import {
 } from './datatypes.js';
 import { locationChain, type LocationLevel } from './encounter.js';
 import { identifierOfEi } from './observation.js';
+import { exactNumberOf } from './numeric.js';
 
 export type AppointmentStatus =
   | 'pending'
@@ -158,7 +159,7 @@ function typed(identifier: Identifier | undefined, code: string): Identifier | u
 
 /** SCH-9 in the units of SCH-10, when they are minutes or hours. */
 function minutesOf(sch: V2Segment): number | undefined {
-  const amount = Number(sch.value(9));
+  const amount = exactNumberOf(sch.value(9), 'SCH-9') ?? 0;
   if (!Number.isInteger(amount) || amount <= 0) return undefined;
   const unit = sch.value(10)?.trim().toLowerCase();
   if (unit === 'min' || unit === 'minutes') return amount;

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { decodeMessage } from '../message/hl7-header.js';
+import { decodeMessage, Hl7ProcessingError } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import { chargeFromFt1 } from './charge.js';
 
@@ -161,5 +161,41 @@ describe('FT1 to ChargeItem', () => {
     expect(
       chargeFromFt1(ft1('FT1|1|||20250110||CG'), [], 'p', undefined, undefined),
     ).toBeUndefined();
+  });
+
+  it('refuses (AE, ERR 102 naming the field) a quantity or amount a double cannot hold as written', () => {
+    const refusal = (line: string): unknown => {
+      try {
+        chargeFromFt1(ft1(line), [], 'p', undefined, undefined);
+      } catch (error) {
+        return error;
+      }
+      return 'mapped';
+    };
+    // Each was stored rounded: 2 units, 100 USD, 45.5 USD, with an AA.
+    const cases = [
+      ['FT1-10', 'FT1|1|||20250110||CG|99213^^C4|||2.0000000000000001|100&USD'],
+      ['FT1-11', 'FT1|1|||20250110||CG|99213^^C4|||2|100.00000000000000001&USD'],
+      ['FT1-12', 'FT1|1|||20250110||CG|99213^^C4|||1||45.500000000000000001&USD'],
+      ['FT1-11', 'FT1|1|||20250110||CG|99213^^C4|||1|90071992547409930&USD'],
+    ] as const;
+    for (const [field, line] of cases) {
+      const error = refusal(line);
+      expect(error).toBeInstanceOf(Hl7ProcessingError);
+      expect(error).toMatchObject({ code: '102', message: expect.stringContaining(field) });
+      expect((error as Error).message).not.toMatch(/\d{4}/);
+    }
+    // What a double holds as written is taken, trailing zeros included.
+    const exact = chargeFromFt1(
+      ft1('FT1|1|||20250110||CG|99213^^C4|||3|1234567.890&USD|411522630.00'),
+      [],
+      'p',
+      undefined,
+      undefined,
+    )!;
+    expect(exact.resource).toMatchObject({
+      quantity: { value: 3 },
+      priceOverride: { value: 1234567.89, currency: 'USD' },
+    });
   });
 });

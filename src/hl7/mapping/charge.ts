@@ -1,4 +1,4 @@
-import type { V2Segment, V2Value } from '../message/v2-message.js';
+import type { V2Segment } from '../message/v2-message.js';
 import {
   annotationsOf,
   codeableConceptOf,
@@ -7,6 +7,7 @@ import {
   practitionerOf,
   type Identifier,
 } from './datatypes.js';
+import { exactNumberOf } from './numeric.js';
 
 /** A charge as FT1 gives it: what it is, and the transaction id (FT1-2) it is known by. */
 export interface ChargeOfFt1 {
@@ -14,16 +15,13 @@ export interface ChargeOfFt1 {
   resource: Record<string, unknown>;
 }
 
-const DECIMAL = /^-?\d+(\.\d+)?$/;
-
-/** NM to a decimal, when it is one. */
-function numberOf(value: V2Value): number | undefined {
-  return value && DECIMAL.test(value.trim()) ? Number(value.trim()) : undefined;
-}
-
-/** The MO (money: quantity & denomination) first in a CP (composite price) field. */
-function moneyOf(ft1: V2Segment, field: number): { value: number; currency?: string } | undefined {
-  const value = numberOf(ft1.value(field, 1, 1));
+/**
+ * The MO (money: quantity & denomination) first in a CP (composite price) field. An amount a
+ * double cannot hold as written is an AE (see exactNumberOf): a charge billed rounded, or priced
+ * by FT1-12 because FT1-11 was left out, is a wrong bill.
+ */
+function moneyOf(ft1: V2Segment, field: 11 | 12): { value: number; currency?: string } | undefined {
+  const value = exactNumberOf(ft1.value(field, 1, 1), `FT1-${field}`);
   if (value === undefined) return undefined;
   const currency = ft1.value(field, 1, 2)?.toUpperCase();
   return { value, ...(currency && /^[A-Z]{3}$/.test(currency) ? { currency } : {}) };
@@ -54,7 +52,7 @@ export function chargeFromFt1(
   const start = dateTimeOf(ft1.value(4, 1), ft1.timeZone);
   const end = dateTimeOf(ft1.value(4, 2), ft1.timeZone);
   const entered = dateTimeOf(ft1.value(5), ft1.timeZone);
-  const quantity = numberOf(ft1.value(10));
+  const quantity = exactNumberOf(ft1.value(10), 'FT1-10');
   const price =
     moneyOf(ft1, 11) ?? (quantity === undefined || quantity === 1 ? moneyOf(ft1, 12) : undefined);
   const department = codeableConceptOf(ft1.repetitions(13)[0]) as

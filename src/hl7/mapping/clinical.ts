@@ -9,6 +9,7 @@ import {
   type Identifier,
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
+import { exactNumberOf } from './numeric.js';
 
 const ALLERGY_CATEGORY: Record<string, string> = {
   DA: 'medication',
@@ -317,7 +318,7 @@ export function procedureFromPr1(
   if (!code) return undefined;
   const identifier = identifierOfEi(pr1.repetitions(19)[0], sender);
   const performed = dateTimeOf(pr1.value(5), pr1.timeZone);
-  const minutes = Number(pr1.value(7));
+  const minutes = exactNumberOf(pr1.value(7), 'PR1-7') ?? 0;
   const category = codeableConceptOf(pr1.repetitions(6)[0]);
   const reason = codeableConceptOf(pr1.repetitions(15)[0]);
   const performers = PROCEDURE_PERFORMERS.flatMap(({ field, role }) =>

@@ -7,6 +7,7 @@ import {
   practitionerOf,
   type Identifier,
 } from './datatypes.js';
+import { exactNumberOf } from './numeric.js';
 
 const ACT_CODE = 'http://terminology.hl7.org/CodeSystem/v3-ActCode';
 const V2_0004 = 'http://terminology.hl7.org/CodeSystem/v2-0004';
@@ -152,7 +153,7 @@ export function encounterFromPv1(
   const end = dateTimeOf(pv1.value(45), pv1.timeZone);
   const reason = codeableConceptOf(pv2?.repetitions(3)[0]);
   const location = locationOf(pv1.repetitions(3)[0]);
-  const days = Number(pv2?.value(11));
+  const days = exactNumberOf(pv2?.value(11), 'PV2-11');
   const participants = PARTICIPANTS.flatMap(({ field, code, display }) =>
     pv1
       .repetitions(field)
@@ -186,7 +187,7 @@ export function encounterFromPv1(
       ...(participants.length > 0 ? { participant: participants } : {}),
       ...(location ? { location: [location] } : {}),
       ...(start || end ? { period: { ...(start ? { start } : {}), ...(end ? { end } : {}) } } : {}),
-      ...(Number.isFinite(days) && days >= 0 && pv2?.value(11)
+      ...(days !== undefined && days >= 0
         ? { length: { value: days, unit: 'd', system: 'http://unitsofmeasure.org', code: 'd' } }
         : {}),
       ...(reason ? { reasonCode: [reason] } : {}),

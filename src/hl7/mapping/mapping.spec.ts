@@ -1,12 +1,13 @@
-import { decodeMessage } from '../message/hl7-header.js';
+import { decodeMessage, Hl7ProcessingError } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import { dateOf, dateTimeOf, offsetIn, systemOfHd } from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
 import { appointmentFromSiu } from './appointment.js';
-import { allergyFromIam } from './clinical.js';
+import { allergyFromIam, procedureFromPr1 } from './clinical.js';
 import { documentFromTxa } from './document.js';
+import { immunizationFromRxa, medicationDispenseOf, medicationRequestOf } from './orders.js';
 import {
   applyPatient,
   identifierCriteria,
@@ -937,5 +938,116 @@ describe('IAM to AllergyIntolerance', () => {
         { manifestation: [{ text: 'Wheeze' }], severity: 'severe' },
       ],
     });
+  });
+});
+
+describe('numbers a double cannot hold as written', () => {
+  /** What mapping the segment threw, or what it gave. */
+  function outcome(map: () => Record<string, unknown> | undefined): unknown {
+    try {
+      return map();
+    } catch (error) {
+      return error;
+    }
+  }
+
+  function expectRefused(result: unknown, field: string): void {
+    expect(result).toBeInstanceOf(Hl7ProcessingError);
+    expect(result).toMatchObject({ code: '102', message: expect.stringContaining(field) });
+    // The value itself is never quoted: it may be a patient's.
+    expect((result as Error).message).not.toMatch(/0000000/);
+  }
+
+  const pr1 = (minutes: string) =>
+    message(MSH, `PR1|1||71045^Xray^C4||202501101300+0000||${minutes}`).first('PR1')!;
+  const rxa = (amount: string) =>
+    message(MSH, `RXA|0|1|20240101|20240101|08^HepB^CVX|${amount}|mL^mL^UCUM`).first('RXA')!;
+  const rxe = (amount: string) =>
+    message(MSH, `RXE|^^^20240101|123^Drug^NDC|${amount}||mg^mg`).first('RXE')!;
+  const rxd = (amount: string) =>
+    message(MSH, `RXD|1|123^Drug^NDC|20240101|${amount}|TAB^tablet`).first('RXD')!;
+  const siu = (duration: string) => {
+    const m = message(
+      'MSH|^~\\&|SCHED|HOSP|CV|CV|20250101||SIU^S12|1|P|2.5',
+      `SCH|P-1|F-1^SCHED^2.16.15^ISO|||||WALKIN||${duration}|min|`,
+      'TQ1|||||||202503011530-0500',
+    );
+    return () => appointmentFromSiu(m, m.first('SCH')!, 'urn:oid:9.9').resource;
+  };
+  const pv2 = (days: string) => {
+    const m = message(MSH, 'PV1|1|I', `PV2${'|'.repeat(11)}${days}`);
+    return () =>
+      encounterFromPv1(m.first('PV1')!, 'p1', 'finished', undefined, m.first('PV2')).resource;
+  };
+
+  it('refuses each numeric field (AE, ERR 102 naming it) rather than storing it rounded', () => {
+    // Each was taken as the double nearest it: 30 minutes, 0.5 mL, 5 mg, 30 tablets, 45
+    // minutes, 3 days, with an AA.
+    expectRefused(
+      outcome(
+        () => procedureFromPr1(pr1('30.0000000000000001'), 'p1', undefined, undefined)?.resource,
+      ),
+      'PR1-7',
+    );
+    expectRefused(
+      outcome(() => immunizationFromRxa(rxa('0.50000000000000001'), 'p1', [])),
+      'RXA-6',
+    );
+    expectRefused(
+      outcome(() => medicationRequestOf(undefined, rxe('5.0000000000000001'), undefined, 'p1', [])),
+      'RXE-3',
+    );
+    expectRefused(
+      outcome(() =>
+        medicationDispenseOf(
+          rxd('30.0000000000000001'),
+          undefined,
+          'p1',
+          undefined,
+          undefined,
+          undefined,
+        ),
+      ),
+      'RXD-4',
+    );
+    expectRefused(outcome(siu('45.0000000000000001')), 'SCH-9');
+    expectRefused(outcome(pv2('3.0000000000000001')), 'PV2-11');
+    // An integer beyond 2^53 - 1 too (it was 9007199254740992 days).
+    expectRefused(outcome(pv2('9007199254740993')), 'PV2-11');
+  });
+
+  it('takes what a double holds as written, and leaves out what is no number, as before', () => {
+    expect(
+      outcome(() => procedureFromPr1(pr1('30.000'), 'p1', undefined, undefined)?.resource),
+    ).toMatchObject({
+      performedPeriod: { start: '2025-01-10T13:00:00+00:00', end: '2025-01-10T13:30:00+00:00' },
+    });
+    expect(outcome(() => immunizationFromRxa(rxa('0.50'), 'p1', []))).toMatchObject({
+      doseQuantity: { value: 0.5 },
+    });
+    expect(
+      outcome(() => medicationRequestOf(undefined, rxe('5'), undefined, 'p1', [])),
+    ).toMatchObject({
+      dosageInstruction: [{ doseAndRate: [{ doseQuantity: { value: 5, unit: 'mg' } }] }],
+    });
+    expect(
+      outcome(() =>
+        medicationDispenseOf(rxd('30'), undefined, 'p1', undefined, undefined, undefined),
+      ),
+    ).toMatchObject({
+      quantity: { value: 30 },
+    });
+    expect(outcome(siu('45'))).toMatchObject({ minutesDuration: 45 });
+    expect(outcome(pv2('3.5'))).toMatchObject({ length: { value: 3.5 } });
+    for (const junk of ['about 30', '1e3', '0x1E', '']) {
+      expect(
+        outcome(() => procedureFromPr1(pr1(junk), 'p1', undefined, undefined)?.resource),
+      ).toHaveProperty('performedDateTime');
+      expect(outcome(() => immunizationFromRxa(rxa(junk), 'p1', []))).not.toHaveProperty(
+        'doseQuantity',
+      );
+      expect(outcome(siu(junk))).not.toHaveProperty('minutesDuration');
+      expect(outcome(pv2(junk))).not.toHaveProperty('length');
+    }
   });
 });

@@ -8,6 +8,7 @@ import {
   type Identifier,
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
+import { exactNumberOf } from './numeric.js';
 
 /** ORC-1 order control and ORC-5 order status (tables 0119, 0038) to ServiceRequest.status. */
 const ORDER_STATUS: Record<string, string> = {
@@ -95,9 +96,9 @@ export function immunizationFromRxa(
   const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
   const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
   if (!vaccineCode || !occurrence) return undefined;
-  const amount = rxa.value(6);
-  const dose =
-    amount && amount !== '999' && /^\d+(\.\d+)?$/.test(amount) ? Number(amount) : undefined;
+  // 999 is CDC's "amount unknown".
+  const amount = rxa.value(6) === '999' ? undefined : exactNumberOf(rxa.value(6), 'RXA-6');
+  const dose = amount !== undefined && amount >= 0 ? amount : undefined;
   const unit = rxa.repetitions(7)[0];
   const information = rxa.value(9)?.toUpperCase();
   const lot = rxa.value(15);
@@ -150,8 +151,8 @@ export function medicationRequestOf(
   if (!medication) return undefined;
   const control = orc?.value(1)?.toUpperCase() ?? '';
   const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
-  const amount = rxe.value(3);
-  const dose = amount && /^\d+(\.\d+)?$/.test(amount) ? Number(amount) : undefined;
+  const amount = exactNumberOf(rxe.value(3), 'RXE-3');
+  const dose = amount !== undefined && amount >= 0 ? amount : undefined;
   const unit = rxe.repetitions(5)[0];
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
   const dosage = {
@@ -197,12 +198,12 @@ export function medicationDispenseOf(
   const medication = codeableConceptOf(rxd.repetitions(2)[0]);
   if (!medication) return undefined;
   const handedOver = dateTimeOf(rxd.value(3), rxd.timeZone);
-  const amount = rxd.value(4);
+  const amount = exactNumberOf(rxd.value(4), 'RXD-4');
   const units = rxd.repetitions(5)[0];
   const quantity =
-    amount && /^\d+(\.\d+)?$/.test(amount)
+    amount !== undefined && amount >= 0
       ? {
-          value: Number(amount),
+          value: amount,
           ...(units?.value(1) ? { unit: units.value(2) ?? units.value(1) } : {}),
         }
       : undefined;
