@@ -181,7 +181,7 @@ function timesOf(
   const end =
     instantOf(tq1?.value(8), zone) ??
     instantOf(sch.value(11, 5), zone) ??
-    (start && minutes ? plusMinutes(start, minutes) : undefined);
+    (start && minutes ? plusMinutes(start, minutes, 'SCH-9') : undefined);
   return start && end ? { start, end } : {};
 }
 

@@ -343,7 +343,7 @@ export function procedureFromPr1(
       subject: { reference: `Patient/${patientId}` },
       ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       ...(performed?.includes('T') && Number.isInteger(minutes) && minutes > 0
-        ? { performedPeriod: { start: performed, end: plusMinutes(performed, minutes) } }
+        ? { performedPeriod: { start: performed, end: plusMinutes(performed, minutes, 'PR1-7') } }
         : performed
           ? { performedDateTime: performed }
           : {}),

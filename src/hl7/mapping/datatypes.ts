@@ -1,3 +1,4 @@
+import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 
 /**
@@ -277,12 +278,21 @@ function minutesAhead(timeZone: string, instant: number): number {
   return Math.round((wall - instant) / 60_000);
 }
 
-/** A dateTime with a time (as dateTimeOf gives it) moved by some minutes, at its own offset. */
-export function plusMinutes(instant: string, minutes: number): string {
+/**
+ * A dateTime with a time (as dateTimeOf gives it) moved by some minutes, at its own offset. A
+ * duration (`field`) that ends past the year 9999 is the sender's error, named as such.
+ */
+export function plusMinutes(instant: string, minutes: number, field: string): string {
   const [, date, time, offset] = /^(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(.*)$/.exec(instant)!;
   const moved = new Date(Date.parse(`${date}T${time}Z`) + minutes * 60_000);
+  if (!(moved.getTime() < LAST_INSTANT)) {
+    throw new Hl7ProcessingError('102', `${field} is a duration that ends after the year 9999`);
+  }
   return `${moved.toISOString().slice(0, 19)}${offset}`;
 }
+
+/** 10000-01-01T00:00:00Z: FHIR dates have four-digit years. */
+const LAST_INSTANT = Date.UTC(10_000, 0, 1);
 
 /** Coding-system names of CWE/CE (table 0396) that have a FHIR system URI. */
 const CODING_SYSTEMS: Record<string, string> = {

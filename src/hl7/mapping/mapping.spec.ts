@@ -1016,6 +1016,15 @@ describe('numbers a double cannot hold as written', () => {
     expectRefused(outcome(pv2('9007199254740993')), 'PV2-11');
   });
 
+  it('refuses a duration held exactly that ends after the year 9999 (AE, ERR 102 naming it)', () => {
+    // They were a RangeError from Date: an AE 207 that named nothing.
+    expectRefused(
+      outcome(() => procedureFromPr1(pr1('999999999999'), 'p1', undefined, undefined)?.resource),
+      'PR1-7',
+    );
+    expectRefused(outcome(siu('999999999999')), 'SCH-9');
+  });
+
   it('takes what a double holds as written, and leaves out what is no number, as before', () => {
     expect(
       outcome(() => procedureFromPr1(pr1('30.000'), 'p1', undefined, undefined)?.resource),
