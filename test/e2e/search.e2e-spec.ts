@@ -1056,4 +1056,43 @@ describe('FHIR search', () => {
       }
     });
   });
+
+  describe('prefixes at the edges (R4 search: date, number, quantity)', () => {
+    // Patients of this block only, found by MRN.
+    async function patient(tag: string, extra: Record<string, unknown>): Promise<string> {
+      return create({ ...buildPatient({ mrn: `MRN-${tag}-${run}` }), ...extra });
+    }
+    const find = async (query: string, tags: string[]): Promise<string[]> => {
+      const mine = `&identifier=${tags.map((tag) => `MRN-${tag}-${run}`).join(',')}`;
+      const res = await search(`Patient?${query}${mine}&_count=100`);
+      expect({ query, status: res.status }).toEqual({ query, status: 200 });
+      return ids_(res);
+    };
+
+    it('finds birth dates before 1800 and after 2099 by range, as it does by equality', async () => {
+      const old = await patient('old', { birthDate: '1799-12-31' });
+      const edge = await patient('edge', { birthDate: '1800-01-01' });
+      const ancient = await patient('ancient', { birthDate: '0001-01-01' });
+      const placeholder = await patient('placeholder', { birthDate: '1753-01' });
+      const future = await patient('future', { birthDate: '2150' });
+      const tags = ['old', 'edge', 'ancient', 'placeholder', 'future'];
+      const cases: [string, string[]][] = [
+        ['birthdate=1799', [old]],
+        ['birthdate=lt1850', [old, edge, ancient, placeholder]],
+        ['birthdate=le1800', [old, edge, ancient, placeholder]],
+        ['birthdate=ge1799', [old, edge, future]],
+        ['birthdate=lt1800', [old, ancient, placeholder]],
+        ['birthdate=lt1753-01-15', [ancient, placeholder]],
+        ['birthdate=lt1753', [ancient]],
+        ['birthdate=gt1753', [old, edge, future]],
+        ['birthdate=eb1700', [ancient]],
+        ['birthdate=gt2100', [future]],
+        ['birthdate=ge2150-06', [future]],
+        ['birthdate=lt0002', [ancient]],
+      ];
+      for (const [query, expected] of cases) {
+        expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
+      }
+    });
+  });
 });

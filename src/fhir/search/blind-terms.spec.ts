@@ -37,6 +37,23 @@ describe('blind-index terms', () => {
     expect(found('1980-04-20', '1980-04-12', '1980-04-20')).toBe(false);
   });
 
+  it('finds dates before 1800 and after 2099 by range, by whole centuries where it can', () => {
+    expect(found('1799-12-31', null, '1850-01-01')).toBe(true);
+    expect(found('1753-01-01', null, '1850-01-01')).toBe(true);
+    expect(found('0001-01-01', null, '1850-01-01')).toBe(true);
+    expect(found('0050-06', null, '0050-06-15')).toBe(true); // not 1950
+    expect(found('0050-06', null, '0050-06-01')).toBe(false);
+    expect(found('1760', null, '1750-01-01')).toBe(false);
+    expect(found('1760', '1700-01-01', '1760-03-01')).toBe(true);
+    expect(found('1799-12-31', '1799-01-01', null)).toBe(true);
+    expect(found('2150', '2100-01-01', null)).toBe(true);
+    expect(found('2150', null, '2150-01-01')).toBe(false);
+    expect(found('9999-12-31', '9999-12-31', null)).toBe(true);
+    // One hash per century outside 1800 to 2099, not per year.
+    expect(dateCoverTerms(null, new Date('1800-01-01T00:00:00Z'))).toHaveLength(18);
+    expect(dateCoverTerms(new Date('2100-01-01T00:00:00Z'), null)).toHaveLength(79);
+  });
+
   it('finds the day a bound with a time falls in (the date is the whole day)', () => {
     const cover = (from: string | null, to: string | null): Set<string> =>
       new Set(dateCoverTerms(from ? new Date(from) : null, to ? new Date(to) : null));

@@ -45,8 +45,17 @@ export function tokenTerms(system: string | null, value: string): string[] {
 }
 
 /**
+ * The years a range search expands into year buckets. Dates outside them (placeholders such as
+ * 1753-01-01 or 0001-01-01, a mistyped 2301) carry a century term too, so that a range reaching
+ * past these years is answered by one hash per century rather than one per year.
+ */
+const FIRST_YEAR = 1800;
+const LAST_YEAR = 2099;
+
+/**
  * A birth or death date: its year, month and day buckets, plus a marker of its precision for
- * values without a month or day, so range searches can tell "1980" from "1980-01-01".
+ * values without a month or day, so range searches can tell "1980" from "1980-01-01", and its
+ * century outside the years 1800 to 2099.
  */
 export function dateTerms(value: string): string[] {
   const range = dateRange(value);
@@ -55,7 +64,11 @@ export function dateTerms(value: string): string[] {
   }
   const precision = datePrecision(value);
   const iso = range.low.toISOString();
+  const year = range.low.getUTCFullYear();
   const terms = [`y:${iso.slice(0, 4)}`];
+  if (year < FIRST_YEAR || year > LAST_YEAR) {
+    terms.push(centuryTerm(Math.floor(year / 100)));
+  }
   if (precision === 'y') {
     terms.push(`py:${iso.slice(0, 4)}`);
     return terms;
@@ -69,48 +82,76 @@ export function dateTerms(value: string): string[] {
   return terms;
 }
 
-const FIRST_YEAR = 1800;
+function centuryTerm(century: number): string {
+  return `c:${century}`;
+}
 
 /**
- * The terms that find every indexed date overlapping [from, to) (null is open): whole years,
- * whole months and days inside the interval, the precision markers of years and months that
- * only overlap it, and the days that only overlap it (a bound with a time, `ge1980-04-12T10:00Z`:
- * a date is the whole day, so that day overlaps, as FHIR's range semantics want).
+ * The terms that find every indexed date overlapping [from, to) (null is open): whole centuries
+ * outside the years 1800 to 2099, whole years, whole months and days inside the interval, the
+ * precision markers of years and months that only overlap it, and the days that only overlap it
+ * (a bound with a time, `ge1980-04-12T10:00Z`: a date is the whole day, so that day overlaps, as
+ * FHIR's range semantics want).
  */
 export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
-  const lastYear = new Date().getUTCFullYear() + 1;
-  const start = from ? Math.max(FIRST_YEAR, from.getUTCFullYear()) : FIRST_YEAR;
-  const end = to ? Math.min(lastYear, new Date(to.getTime() - 1).getUTCFullYear()) : lastYear;
   const inside = (low: Date, high: Date): boolean => (!from || low >= from) && (!to || high <= to);
   const overlaps = (low: Date, high: Date): boolean => (!from || high > from) && (!to || low < to);
   const terms: string[] = [];
-  for (let year = start; year <= end; year++) {
-    const yearLow = new Date(Date.UTC(year, 0, 1));
-    const yearHigh = new Date(Date.UTC(year + 1, 0, 1));
-    if (inside(yearLow, yearHigh)) {
-      terms.push(`y:${year}`);
+  // Century 0 is the years 0001 to 0099: there is no year 0000 (dateRange).
+  for (let century = 0; century <= 99; century++) {
+    const first = Math.max(1, century * 100);
+    const last = century * 100 + 99;
+    if (!overlaps(utcYear(first), utcYear(last + 1))) {
       continue;
     }
-    if (!overlaps(yearLow, yearHigh)) {
-      continue;
+    if (last < FIRST_YEAR || first > LAST_YEAR) {
+      if (inside(utcYear(first), utcYear(last + 1))) {
+        terms.push(centuryTerm(century));
+        continue;
+      }
     }
-    terms.push(`py:${year}`);
-    for (let month = 0; month < 12; month++) {
-      const monthLow = new Date(Date.UTC(year, month, 1));
-      const monthHigh = new Date(Date.UTC(year, month + 1, 1));
-      const label = monthLow.toISOString().slice(0, 7);
-      if (inside(monthLow, monthHigh)) {
-        terms.push(`m:${label}`);
-      } else if (overlaps(monthLow, monthHigh)) {
-        terms.push(`pm:${label}`);
-        for (let day = monthLow; day < monthHigh; day = new Date(day.getTime() + 86_400_000)) {
-          const next = new Date(day.getTime() + 86_400_000);
-          if (overlaps(day, next)) {
-            terms.push(`d:${day.toISOString().slice(0, 10)}`);
-          }
+    for (let year = first; year <= last; year++) {
+      terms.push(...yearCoverTerms(year, inside, overlaps));
+    }
+  }
+  return terms;
+}
+
+type Test = (low: Date, high: Date) => boolean;
+
+function yearCoverTerms(year: number, inside: Test, overlaps: Test): string[] {
+  const yearLow = utcYear(year);
+  const yearHigh = utcYear(year + 1);
+  const label = yearLow.toISOString().slice(0, 4);
+  if (inside(yearLow, yearHigh)) {
+    return [`y:${label}`];
+  }
+  if (!overlaps(yearLow, yearHigh)) {
+    return [];
+  }
+  const terms = [`py:${label}`];
+  for (let month = 0; month < 12; month++) {
+    const monthLow = utcYear(year, month);
+    const monthHigh = utcYear(year, month + 1);
+    const label = monthLow.toISOString().slice(0, 7);
+    if (inside(monthLow, monthHigh)) {
+      terms.push(`m:${label}`);
+    } else if (overlaps(monthLow, monthHigh)) {
+      terms.push(`pm:${label}`);
+      for (let day = monthLow; day < monthHigh; day = new Date(day.getTime() + 86_400_000)) {
+        const next = new Date(day.getTime() + 86_400_000);
+        if (overlaps(day, next)) {
+          terms.push(`d:${day.toISOString().slice(0, 10)}`);
         }
       }
     }
   }
   return terms;
+}
+
+/** The start of a year's month in UTC; not Date.UTC, which reads the years 0 to 99 as 19xx. */
+function utcYear(year: number, month = 0): Date {
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, 1);
+  return date;
 }
