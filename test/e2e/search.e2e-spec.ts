@@ -1094,5 +1094,23 @@ describe('FHIR search', () => {
         expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
       }
     });
+
+    it('refuses a time on birthdate and death-date, whose blind index holds days', async () => {
+      await patient('night', { birthDate: '1980-04-13', deceasedDateTime: '2024-03-02T01:00:00Z' });
+      for (const query of [
+        'birthdate=1980-04-12T23:00:00-05:00',
+        'death-date=sa2024-03-02T02:00:00Z',
+        'death-date=eb2024-03-02T02:00:00Z',
+        'death-date=gt2024-03-02T03:30:00Z',
+        'death-date=2024-03-02T03:30',
+      ]) {
+        const res = await search(`Patient?${query}`);
+        expect({ query, status: res.status }).toEqual({ query, status: 400 });
+        expect(res.body.issue[0].diagnostics).toMatch(/days/);
+      }
+      // The date alone is still searched, on the day the death is stored in (UTC).
+      const night = await find('death-date=2024-03-02', ['night']);
+      expect(night).toHaveLength(1);
+    });
   });
 });

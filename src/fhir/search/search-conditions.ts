@@ -385,8 +385,15 @@ export class SearchConditions {
               `${param.code} must be a date such as 1980, 1980-04 or 1980-04-12 (years 0001 to 9999)`,
             );
           }
+          const precision = datePrecision(rest);
+          if (precision === 't') {
+            // The index holds the (UTC) day of a value at most: a time cannot be compared, and
+            // was dropped, so that `sa` and `eb` of one instant found the same people.
+            throw unsupported(
+              `${param.code} is searched by year, month or day (1980, 1980-04, 1980-04-12), not by time: it is indexed as keyed hashes of days, months and years only`,
+            );
+          }
           if (prefix === 'eq' || prefix === 'ne') {
-            const precision = datePrecision(rest);
             const iso = range.low.toISOString();
             const term =
               precision === 'y'
