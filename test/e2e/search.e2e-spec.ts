@@ -1112,5 +1112,25 @@ describe('FHIR search', () => {
       const night = await find('death-date=2024-03-02', ['night']);
       expect(night).toHaveLength(1);
     });
+
+    it('sa and eb on birth dates find only dates wholly after or before the value', async () => {
+      const year = await patient('year', { birthDate: '1980' });
+      const month = await patient('month', { birthDate: '1980-04' });
+      const day = await patient('day', { birthDate: '1980-04-20' });
+      const later = await patient('later', { birthDate: '1981-02' });
+      const tags = ['year', 'month', 'day', 'later'];
+      const cases: [string, string[]][] = [
+        ['birthdate=sa1980-04-12', [day, later]],
+        ['birthdate=eb1980-04-12', []],
+        ['birthdate=sa1980-03', [month, day, later]],
+        ['birthdate=eb1980-05', [month, day]],
+        ['birthdate=sa1980', [later]],
+        ['birthdate=gt1980-04-12', [year, month, day, later]],
+        ['birthdate=ge1980', [year, month, day, later]],
+      ];
+      for (const [query, expected] of cases) {
+        expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
+      }
+    });
   });
 });

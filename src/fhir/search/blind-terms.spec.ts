@@ -54,6 +54,31 @@ describe('blind-index terms', () => {
     expect(dateCoverTerms(new Date('2100-01-01T00:00:00Z'), null)).toHaveLength(79);
   });
 
+  it('finds only the dates a range contains with within (sa, eb)', () => {
+    const contained = (stored: string, from: string | null, to: string | null): boolean => {
+      const cover = new Set(
+        dateCoverTerms(
+          from ? new Date(`${from}T00:00:00Z`) : null,
+          to ? new Date(`${to}T00:00:00Z`) : null,
+          true,
+        ),
+      );
+      return dateTerms(stored).some((term) => cover.has(term));
+    };
+    // sa 1980-04-12: from the 13th on
+    expect(contained('1980-04-13', '1980-04-13', null)).toBe(true);
+    expect(contained('1980-04', '1980-04-13', null)).toBe(false);
+    expect(contained('1980', '1980-04-13', null)).toBe(false);
+    expect(contained('1980-05', '1980-04-13', null)).toBe(true);
+    expect(contained('1981', '1980-04-13', null)).toBe(true);
+    expect(contained('2150', '1980-04-13', null)).toBe(true);
+    // eb 1980-03: before March
+    expect(contained('1980-02-29', null, '1980-03-01')).toBe(true);
+    expect(contained('1980', null, '1980-03-01')).toBe(false);
+    expect(contained('1979', null, '1980-03-01')).toBe(true);
+    expect(contained('1753-01', null, '1980-03-01')).toBe(true);
+  });
+
   it('finds the day a bound with a time falls in (the date is the whole day)', () => {
     const cover = (from: string | null, to: string | null): Set<string> =>
       new Set(dateCoverTerms(from ? new Date(from) : null, to ? new Date(to) : null));

@@ -91,9 +91,10 @@ function centuryTerm(century: number): string {
  * outside the years 1800 to 2099, whole years, whole months and days inside the interval, the
  * precision markers of years and months that only overlap it, and the days that only overlap it
  * (a bound with a time, `ge1980-04-12T10:00Z`: a date is the whole day, so that day overlaps, as
- * FHIR's range semantics want).
+ * FHIR's range semantics want). `within` finds only the dates the interval contains (`sa`,
+ * `eb`): the buckets inside it, no markers, so that `sa1980-04-12` leaves out 1980-04 and 1980.
  */
-export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
+export function dateCoverTerms(from: Date | null, to: Date | null, within = false): string[] {
   const inside = (low: Date, high: Date): boolean => (!from || low >= from) && (!to || high <= to);
   const overlaps = (low: Date, high: Date): boolean => (!from || high > from) && (!to || low < to);
   const terms: string[] = [];
@@ -111,7 +112,7 @@ export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
       }
     }
     for (let year = first; year <= last; year++) {
-      terms.push(...yearCoverTerms(year, inside, overlaps));
+      terms.push(...yearCoverTerms(year, inside, overlaps, within));
     }
   }
   return terms;
@@ -119,7 +120,7 @@ export function dateCoverTerms(from: Date | null, to: Date | null): string[] {
 
 type Test = (low: Date, high: Date) => boolean;
 
-function yearCoverTerms(year: number, inside: Test, overlaps: Test): string[] {
+function yearCoverTerms(year: number, inside: Test, overlaps: Test, within: boolean): string[] {
   const yearLow = utcYear(year);
   const yearHigh = utcYear(year + 1);
   const label = yearLow.toISOString().slice(0, 4);
@@ -129,7 +130,9 @@ function yearCoverTerms(year: number, inside: Test, overlaps: Test): string[] {
   if (!overlaps(yearLow, yearHigh)) {
     return [];
   }
-  const terms = [`py:${label}`];
+  // A year (or month) the interval only overlaps: its marker finds the dates of that precision,
+  // which overlap the interval too; within it they are not contained, so there is no marker.
+  const terms = within ? [] : [`py:${label}`];
   for (let month = 0; month < 12; month++) {
     const monthLow = utcYear(year, month);
     const monthHigh = utcYear(year, month + 1);
@@ -137,10 +140,10 @@ function yearCoverTerms(year: number, inside: Test, overlaps: Test): string[] {
     if (inside(monthLow, monthHigh)) {
       terms.push(`m:${label}`);
     } else if (overlaps(monthLow, monthHigh)) {
-      terms.push(`pm:${label}`);
+      if (!within) terms.push(`pm:${label}`);
       for (let day = monthLow; day < monthHigh; day = new Date(day.getTime() + 86_400_000)) {
         const next = new Date(day.getTime() + 86_400_000);
-        if (overlaps(day, next)) {
+        if (within ? inside(day, next) : overlaps(day, next)) {
           terms.push(`d:${day.toISOString().slice(0, 10)}`);
         }
       }

@@ -414,7 +414,10 @@ export class SearchConditions {
               le: [null, range.high],
             };
             const [from, to] = bounds[prefix]!;
-            hashes.push(...dateCoverTerms(from, to).map(hash));
+            // sa and eb: the dates wholly after (before) the value, not those that only reach
+            // past it (R4: the range above the search value contains the target's range).
+            const within = prefix === 'sa' || prefix === 'eb';
+            hashes.push(...dateCoverTerms(from, to, within).map(hash));
           }
           break;
         }
