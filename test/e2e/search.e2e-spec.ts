@@ -1132,5 +1132,53 @@ describe('FHIR search', () => {
         expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
       }
     });
+
+    it('ge and le on a date are gt or eq, lt or eq: not any overlap', async () => {
+      const encounter = (start: string, end: string) =>
+        create({
+          resourceType: 'Encounter',
+          status: 'finished',
+          class: { code: 'AMB' },
+          subject: { reference: `Patient/${ids.a}` },
+          type: [{ coding: [{ system: LOINC, code: `enc-${run}` }] }],
+          period: { start, end },
+        });
+      const f = await encounter('2024-02-28T10:00:00Z', '2024-03-01T11:00:00Z');
+      const g = await encounter('2024-03-01T10:00:00Z', '2024-03-03T10:00:00Z');
+      const inside = await encounter('2024-03-01T08:00:00Z', '2024-03-01T09:00:00Z');
+      const mine = `&type=${LOINC}|enc-${run}`;
+      const cases: [string, string[]][] = [
+        ['date=ge2024-03-01', [g, inside]],
+        ['date=le2024-03-01', [f, inside]],
+        ['date=gt2024-03-01', [g]],
+        ['date=lt2024-03-01', [f]],
+        ['date=2024-03-01', [inside]],
+        ['date=ge2024-02', [f, g, inside]],
+        ['date=le2024-03', [f, g, inside]],
+      ];
+      for (const [query, expected] of cases) {
+        const res = await search(`Encounter?${query}${mine}`);
+        expect({ query, ids: ids_(res) }).toEqual({ query, ids: expected.sort() });
+      }
+      // Birth dates, on their blind index, alike.
+      const year = await patient('ge-year', { birthDate: '1980' });
+      const month = await patient('ge-month', { birthDate: '1980-04' });
+      const day = await patient('ge-day', { birthDate: '1980-04-20' });
+      const tags = ['ge-year', 'ge-month', 'ge-day'];
+      const blind: [string, string[]][] = [
+        ['birthdate=ge1980-12-31', []],
+        ['birthdate=le1980-01-01', []],
+        ['birthdate=le1980-04', [year, month, day]],
+        ['birthdate=le1980-03', [year]],
+        ['birthdate=ge1980-04', [year, month, day]],
+        ['birthdate=ge1980-04-20', [year, month, day]],
+        ['birthdate=ge1980-04-21', [year, month]],
+        ['birthdate=le1980-04-19', [year, month]],
+        ['birthdate=ge1980', [year, month, day]],
+      ];
+      for (const [query, expected] of blind) {
+        expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
+      }
+    });
   });
 });
