@@ -21,6 +21,7 @@ import { SearchStringExact1765900000000 } from './1765900000000-search-string-ex
 import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-failure.js';
 import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.js';
 import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js';
+import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity-unit.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -47,4 +48,5 @@ export const MIGRATIONS = [
   SubscriptionFailure1766000000000,
   SubscriptionEnd1766100000000,
   ExportJobToken1766200000000,
+  SearchQuantityUnit1766300000000,
 ];

@@ -155,6 +155,8 @@ export function observationRows(observation: Json): IndexRows {
               value: q['value'],
               system: text(q['system']),
               code: text(q['code']) ?? text(q['unit']),
+              unit: text(q['unit']),
+              comparator: text(q['comparator']),
             },
           ]
         : [],

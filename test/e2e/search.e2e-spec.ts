@@ -1180,5 +1180,31 @@ describe('FHIR search', () => {
         expect({ query, ids: await find(query, tags) }).toEqual({ query, ids: expected.sort() });
       }
     });
+
+    it('quantity: a stated comparator is no value, and a unit is matched as the code is', async () => {
+      const quantity = (valueQuantity: Record<string, unknown>) =>
+        create({
+          resourceType: 'Observation',
+          status: 'final',
+          code: { coding: [{ system: LOINC, code: `qty-${run}` }] },
+          subject: { reference: `Patient/${ids.a}` },
+          valueQuantity,
+        });
+      const below = await quantity({ value: 5.4, comparator: '<', code: 'mg', system: UCUM });
+      const named = await quantity({ value: 5.4, unit: 'milligram', code: 'mg', system: UCUM });
+      const mine = `&code=${LOINC}|qty-${run}`;
+      const cases: [string, string[]][] = [
+        [`value-quantity=gt5|${UCUM}|mg`, [named]],
+        [`value-quantity=5.4|${UCUM}|mg`, [named]],
+        ['value-quantity=5.4||milligram', [named]],
+        ['value-quantity=5.4||mg', [named]],
+        [`value-quantity=5.4|${UCUM}|milligram`, []],
+        ['value-quantity:missing=false', [below, named]],
+      ];
+      for (const [query, expected] of cases) {
+        const res = await search(`Observation?${query}${mine}`);
+        expect({ query, ids: ids_(res) }).toEqual({ query, ids: expected.sort() });
+      }
+    });
   });
 });

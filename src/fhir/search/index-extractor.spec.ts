@@ -172,6 +172,8 @@ function stepKind(step: PathStep): string {
       value,
       system: 'http://unitsofmeasure.org',
       code: 'mm[Hg]',
+      unit: 'mm[Hg]',
+      comparator: null,
     });
     const composite = rows.quantities.filter((row) => row.param.includes('$'));
     // Each value under its own component's code only: 150 is never under 8462-4. The combo-

@@ -141,6 +141,8 @@ function addValue(rows: IndexRows, param: string, type: IndexedParamType, value:
           value: value['value'],
           system: text(value['system']),
           code: text(value['code']) ?? text(value['unit']),
+          unit: text(value['unit']),
+          comparator: text(value['comparator']),
         });
       }
       return;

@@ -23,9 +23,39 @@ describe('dedupe', () => {
       { param: 'subject', targetType: 'Patient', targetId: '1', local: true },
     );
     rows.quantities.push(
-      { param: 'value-quantity', value: 7, system: null, code: 'mmol/L' },
-      { param: 'value-quantity', value: 7, system: 'http://unitsofmeasure.org', code: 'mmol/L' },
-      { param: 'value-quantity', value: 7, system: null, code: 'mmol/L' },
+      {
+        param: 'value-quantity',
+        value: 7,
+        system: null,
+        code: 'mmol/L',
+        unit: null,
+        comparator: null,
+      },
+      {
+        param: 'value-quantity',
+        value: 7,
+        system: 'http://unitsofmeasure.org',
+        code: 'mmol/L',
+        unit: null,
+        comparator: null,
+      },
+      {
+        param: 'value-quantity',
+        value: 7,
+        system: null,
+        code: 'mmol/L',
+        unit: null,
+        comparator: null,
+      },
+      // A bound is not the value: `<7` is a row of its own.
+      {
+        param: 'value-quantity',
+        value: 7,
+        system: null,
+        code: 'mmol/L',
+        unit: null,
+        comparator: '<',
+      },
     );
     rows.blind.push(
       { param: 'name', hash: 'aa' },
@@ -45,7 +75,7 @@ describe('dedupe', () => {
     expect(dedupe(foreignFirst).references).toEqual([
       { param: 'performer', targetType: 'Practitioner', targetId: '1', local: true },
     ]);
-    expect(unique.quantities).toEqual(rows.quantities.slice(0, 2));
+    expect(unique.quantities).toEqual([rows.quantities[0], rows.quantities[1], rows.quantities[3]]);
     expect(unique.blind).toEqual(rows.blind.slice(0, 2));
   });
 });

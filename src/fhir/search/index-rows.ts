@@ -10,7 +10,18 @@ export interface IndexRows {
    */
   references: { param: string; targetType: string; targetId: string; local: boolean }[];
   numbers: { param: string; value: number }[];
-  quantities: { param: string; value: number; system: string | null; code: string | null }[];
+  /**
+   * `code` is the coded unit, else the stated one (rows written before `unit` was); `unit` the
+   * stated unit; `comparator` a stated `<`, `<=`, `>=` or `>` (the value is a bound, not a value).
+   */
+  quantities: {
+    param: string;
+    value: number;
+    system: string | null;
+    code: string | null;
+    unit: string | null;
+    comparator: string | null;
+  }[];
   uris: { param: string; value: string }[];
   /** Keyed hashes of PHI values (exact, prefix, date buckets): never the value itself. */
   blind: { param: string; hash: string }[];
@@ -50,9 +61,10 @@ export function dedupe(rows: IndexRows): IndexRows {
     dates: unique(rows.dates, (r) => `${r.low.getTime()}\0${r.high.getTime()}`),
     references: uniqueReferences(rows.references),
     numbers: unique(rows.numbers, (r) => String(r.value)),
-    quantities: unique(
-      rows.quantities,
-      (r) => `${r.value}\0${r.system ?? '\u0001'}\0${r.code ?? '\u0001'}`,
+    quantities: unique(rows.quantities, (r) =>
+      [r.value, r.system, r.code, r.unit, r.comparator]
+        .map((part) => (part === null ? '\u0001' : String(part)))
+        .join('\0'),
     ),
     uris: unique(rows.uris, (r) => r.value),
     blind: unique(rows.blind, (r) => r.hash),

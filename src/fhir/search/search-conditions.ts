@@ -301,9 +301,19 @@ export class SearchConditions {
         this.noModifier(modifier, 'quantity');
         const [number = '', system, code] = raw.split('|');
         const { prefix, rest } = splitPrefix(number);
-        const parts = [numberCondition(prefix, `${alias}.value`, rest, params)];
+        // A quantity with a comparator (`<5.4`) states a bound, not its value: no value
+        // comparison can say it matches, so none finds it (`:missing` still does).
+        const parts = [
+          numberCondition(prefix, `${alias}.value`, rest, params),
+          `${alias}.comparator IS NULL`,
+        ];
         if (system) parts.push(`${alias}.system = ${params.add(system)}`);
-        if (code) parts.push(`${alias}.code = ${params.add(code)}`);
+        if (code && system) parts.push(`${alias}.code = ${params.add(code)}`);
+        // R4: with no system, "the unit – either the code or the stated human unit (unit)".
+        if (code && !system) {
+          const unit = params.add(code);
+          parts.push(`(${alias}.code = ${unit} OR ${alias}.unit = ${unit})`);
+        }
         return `(${parts.join(' AND ')})`;
       }
       case 'uri':

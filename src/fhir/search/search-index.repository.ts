@@ -44,9 +44,10 @@ const TABLES: readonly TableSpec[] = [
   },
   {
     table: 'search_quantity',
-    columns: ['param', 'value', 'system', 'code'],
-    types: ['text', 'numeric', 'text', 'text'],
-    rows: (index) => index.quantities.map((r) => [r.param, r.value, r.system, r.code]),
+    columns: ['param', 'value', 'system', 'code', 'unit', 'comparator'],
+    types: ['text', 'numeric', 'text', 'text', 'text', 'text'],
+    rows: (index) =>
+      index.quantities.map((r) => [r.param, r.value, r.system, r.code, r.unit, r.comparator]),
   },
   {
     table: 'search_uri',
