@@ -1206,5 +1206,36 @@ describe('FHIR search', () => {
         expect({ query, ids: ids_(res) }).toEqual({ query, ids: expected.sort() });
       }
     });
+
+    it('number and quantity values with an exponent, at the precision of their digits', async () => {
+      const risk = async (probabilityDecimal: number) =>
+        create({
+          resourceType: 'RiskAssessment',
+          status: 'final',
+          subject: { reference: `Patient/${ids.b}` },
+          method: { coding: [{ system: LOINC, code: `exp-${run}` }] },
+          prediction: [{ probabilityDecimal }],
+        });
+      // At most 100: a probability is a percentage (invariant ras-2).
+      const ten = await risk(10);
+      const near = await risk(10.3);
+      const far = await risk(16);
+      const mine = `&method=${LOINC}|exp-${run}`;
+      const cases: [string, string[]][] = [
+        ['probability=1e1', [ten, near]],
+        ['probability=1E%2B1', [ten, near]],
+        ['probability=1.00e1', [ten]],
+        ['probability=gt1.2e1', [far]],
+        ['probability=lt100e-1', []],
+        ['probability=le100e-1', [ten]],
+      ];
+      for (const [query, expected] of cases) {
+        const res = await search(`RiskAssessment?${query}${mine}`);
+        expect({ query, ids: ids_(res) }).toEqual({ query, ids: expected.sort() });
+      }
+      const quantity = await search(`Observation?value-quantity=ge8e0|${UCUM}|mmol/L&code=${code}`);
+      expect(quantity.status).toBe(200);
+      expect(ids_(quantity).length).toBeGreaterThan(0);
+    });
   });
 });

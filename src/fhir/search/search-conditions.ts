@@ -594,19 +594,24 @@ function parseReference(
 
 /**
  * A number comparison. Equality honours the value's precision (100 means [99.5, 100.5), 100.0
- * means [99.95, 100.05)); the other prefixes compare with the value itself; ap is within 10%.
+ * means [99.95, 100.05), 1e2 means [50, 150) and 1.00e2 [99.5, 100.5): as many significant
+ * figures as the digits written); the other prefixes compare with the value itself; ap is
+ * within 10%.
  */
 function numberCondition(prefix: Prefix, column: string, raw: string, params: SqlParams): string {
-  // 100 digits either side: PostgreSQL's numeric refuses more than 16,383 decimals (a 500).
-  if (!/^-?\d{1,100}(\.\d{1,100})?$/.test(raw)) {
+  // 100 digits either side and a 3-digit exponent: PostgreSQL's numeric refuses more than 16,383
+  // decimals (a 500).
+  const match = /^[+-]?\d{1,100}(?:\.(\d{1,100}))?(?:[eE]([+-]?\d{1,3}))?$/.exec(raw);
+  if (!match) {
     throw AppError.invalid(
-      'A number search value looks like 5 or 5.4 (after an optional prefix), 100 digits at most on either side of the point',
+      'A number search value looks like 5, 5.4 or 5.4e2 (after an optional prefix), 100 digits at most on either side of the point and 3 in the exponent',
     );
   }
-  const decimals = raw.includes('.') ? raw.split('.')[1]!.length : 0;
+  // The power of ten of the last digit written, negated: 2 for 1.25, -1 for 1e1, 1 for 1.00e1.
+  const decimals = (match[1]?.length ?? 0) - Number(match[2] ?? 0);
   // Half a unit of the last digit, as decimal text: PostgreSQL's numeric adds it exactly, where
   // floating point made 1.1's range end at 1.1500000000000001 (and found 1.15).
-  const half = `0.${'0'.repeat(decimals)}5`;
+  const half = decimals >= 0 ? `0.${'0'.repeat(decimals)}5` : `5${'0'.repeat(-decimals - 1)}`;
   // Added only when used: PostgreSQL cannot type an unused parameter.
   const v = (): string => `${params.add(raw)}::numeric`;
   const precise = (): string => {
