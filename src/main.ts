@@ -5,6 +5,7 @@ import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module.js';
 import { createHttpAdapter } from './common/http/http-adapter.js';
 import { setupApp } from './common/http/setup-app.js';
+import { listenError } from './common/listen-error.js';
 import { AppConfig, readEnv } from './config/config.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
@@ -14,12 +15,22 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create<NestFastifyApplication>(
     await AppModule.register({ rateLimits: true }),
     createHttpAdapter(env),
-    // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules.
-    { bufferLogs: true, bodyParser: false },
+    // Body parsers are the adapter's (createHttpAdapter), with CareVault's JSON rules. What
+    // fails inside the factory (a key file a provider reads) reaches the catch below instead of
+    // Nest's handler, which logs it with its stack and exits; the logs buffered until then are
+    // written once the application exists, so a failed start prints the one line below alone.
+    { bufferLogs: true, autoFlushLogs: false, abortOnError: false, bodyParser: false },
   );
   setupApp(app);
+  app.flushLogs();
   const config = app.get(AppConfig);
-  await app.listen(config.port, config.host);
+  await app.init();
+  await app.listen(config.port, config.host).catch((error: Error) => {
+    throw listenError(error, {
+      host: { name: 'HOST', value: config.host },
+      port: { name: 'PORT', value: config.port },
+    });
+  });
   const url = await app.getUrl();
   const logger = new Logger('CareVault');
   if (config.isProduction && !env.PUBLIC_URL) {

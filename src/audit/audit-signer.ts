@@ -79,7 +79,7 @@ export class AuditSigner implements OnModuleInit, OnModuleDestroy {
     const publicKey = createPublicKey(privateKey);
     const trusted = new Map<string, KeyObject>([[keyIdOf(publicKey), publicKey]]);
     // Public keys of other instances or of earlier keys, from outside the database.
-    for (const key of await readPublicKeys(this.trustedKeysFile)) {
+    for (const key of await readPublicKeys(this.trustedKeysFile, 'AUDIT_TRUSTED_KEYS_FILE')) {
       if (key.asymmetricKeyType !== 'ed25519') {
         throw new Error('AUDIT_TRUSTED_KEYS_FILE holds a key that is not Ed25519');
       }

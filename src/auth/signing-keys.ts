@@ -92,7 +92,10 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
     }
     const key = { ...(await describe(createPublicKey(privateKey))), privateKey };
     const accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
-    for (const publicKey of await readPublicKeys(this.verificationKeysFile)) {
+    for (const publicKey of await readPublicKeys(
+      this.verificationKeysFile,
+      'JWT_VERIFICATION_KEYS_FILE',
+    )) {
       if (!isP256(publicKey)) {
         throw new Error('JWT_VERIFICATION_KEYS_FILE holds a key that is not EC P-256');
       }

@@ -1,5 +1,6 @@
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { ConfigError } from '../config/env.schema.js';
 
 /** Whether anything exists at `path`. */
 export async function exists(path: string): Promise<boolean> {
@@ -23,4 +24,23 @@ export function openToOthers(path: string): string | undefined {
     return undefined;
   }
   return (mode & 0o077) === 0 ? undefined : mode.toString(8).padStart(3, '0');
+}
+
+/**
+ * The bytes of a file a variable names (a certificate, a key, a token), read at start-up. What
+ * fails is a ConfigError naming the variable, the path and the reason (ENOENT, EACCES, EISDIR),
+ * which the entry points print as one line; the file's contents never appear in it.
+ */
+export function readConfiguredFile(variable: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw unreadable(variable, path, error);
+  }
+}
+
+/** The ConfigError for a file a variable names that could not be read. */
+export function unreadable(variable: string, path: string, error: unknown): ConfigError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+  return new ConfigError(`Invalid configuration: ${variable} ${path} cannot be read (${code})`);
 }

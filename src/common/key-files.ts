@@ -1,21 +1,26 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { appendFile, chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { unreadable } from './files.js';
 
 const PUBLIC_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g;
 
 /**
  * The public keys in a PEM file (concatenated, comments between them allowed); [] if absent. A
- * key whose comment says `expires <ISO date>` is left out once that moment has passed.
+ * key whose comment says `expires <ISO date>` is left out once that moment has passed. A file
+ * that is there but cannot be read is a ConfigError naming `variable`.
  */
-export async function readPublicKeys(path: string | undefined): Promise<KeyObject[]> {
+export async function readPublicKeys(
+  path: string | undefined,
+  variable: string,
+): Promise<KeyObject[]> {
   if (!path) return [];
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
+    throw unreadable(variable, path, error);
   }
   const keys: KeyObject[] = [];
   let previousEnd = 0;

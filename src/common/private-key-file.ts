@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { unreadable } from './files.js';
 
 export interface PrivateKeyFile {
   /** The configured file, when the deployment names one: it must exist. */
@@ -23,9 +24,9 @@ export async function readOrCreatePrivateKey(file: PrivateKeyFile): Promise<stri
   const path = file.configured ?? file.fallback;
   try {
     return await readFile(path, 'utf8');
-  } catch {
+  } catch (error) {
     if (file.configured) {
-      throw new Error(`${file.variable} ${file.configured} cannot be read`);
+      throw unreadable(file.variable, file.configured, error);
     }
   }
   const pem = file.generate().export({ type: 'pkcs8', format: 'pem' }).toString();

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readConfiguredFile } from '../common/files.js';
+import { ConfigError } from '../config/env.schema.js';
 
 /** Shorter than this, a token could be guessed by a patient attacker. */
 const MIN_LENGTH = 32;
@@ -12,15 +13,10 @@ export class MetricsToken {
     if (!file) {
       return;
     }
-    let token: string;
-    try {
-      token = readFileSync(file, 'utf8').trim();
-    } catch {
-      throw new Error(`METRICS_TOKEN_FILE ${file} cannot be read`);
-    }
+    const token = readConfiguredFile('METRICS_TOKEN_FILE', file).toString('utf8').trim();
     if (token.length < MIN_LENGTH) {
-      throw new Error(
-        `The token in METRICS_TOKEN_FILE must be at least ${MIN_LENGTH} characters (openssl rand -hex 32)`,
+      throw new ConfigError(
+        `Invalid configuration: the token in METRICS_TOKEN_FILE must be at least ${MIN_LENGTH} characters (openssl rand -hex 32)`,
       );
     }
     this.digest = sha256(token);

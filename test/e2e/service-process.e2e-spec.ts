@@ -52,6 +52,60 @@ describe('the service as a process', () => {
     expect(result.stderr).not.toContain('not-a-key');
   });
 
+  describe('a file or an address it cannot use stops it with one line naming the variable', () => {
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'carevault-files-'));
+    });
+
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    // Read before Nest exists (the HTTPS adapter), inside its factory (a provider), in a
+    // module's init hook, in a bootstrap hook (the MLLP listener), and at listen.
+    it.each([
+      [
+        { TLS_CERT_FILE: '/missing/cert.pem', TLS_KEY_FILE: '/missing/key.pem' },
+        /^Invalid configuration: TLS_CERT_FILE \/missing\/cert\.pem cannot be read \(ENOENT\)$/,
+      ],
+      [
+        { METRICS_TOKEN_FILE: '/missing/metrics-token' },
+        /^Invalid configuration: METRICS_TOKEN_FILE \/missing\/metrics-token cannot be read \(ENOENT\)$/,
+      ],
+      [
+        { JWT_SIGNING_KEY_FILE: '/missing/jwt.pem' },
+        /^Invalid configuration: JWT_SIGNING_KEY_FILE \/missing\/jwt\.pem cannot be read \(ENOENT\)$/,
+      ],
+      [
+        { HL7_TLS_CERT_FILE: '/missing/mllp.pem', HL7_TLS_KEY_FILE: '/missing/mllp-key.pem' },
+        /^Invalid configuration: HL7_TLS_CERT_FILE \/missing\/mllp\.pem cannot be read \(ENOENT\)$/,
+      ],
+      [
+        { HOST: 'carevault.invalid' },
+        /^Invalid configuration: HOST carevault\.invalid cannot be resolved \(\w+\)$/,
+      ],
+      [
+        { HL7_MLLP_HOST: 'carevault.invalid' },
+        /^Invalid configuration: HL7_MLLP_HOST carevault\.invalid cannot be resolved \(\w+\)$/,
+      ],
+    ])('%j', async (env, line) => {
+      const result = await runNode(
+        BUILT.main,
+        [],
+        serviceEnv(process.env['DATABASE_URL']!, dir, {
+          LOG_LEVEL: 'silent',
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          ...env,
+        }),
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(line);
+      expect(result.stdout).toBe('');
+    });
+  });
+
   it('refuses to start in production without a PHI key', async () => {
     const result = await runNode(
       BUILT.main,

@@ -2,8 +2,8 @@ import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import { readConfiguredFile } from '../files.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { bodyText } from './body-text.js';
@@ -44,8 +44,8 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     ...(env.TLS_CERT_FILE && env.TLS_KEY_FILE
       ? {
           https: {
-            cert: readFileSync(env.TLS_CERT_FILE),
-            key: readFileSync(env.TLS_KEY_FILE),
+            cert: readConfiguredFile('TLS_CERT_FILE', env.TLS_CERT_FILE),
+            key: readConfiguredFile('TLS_KEY_FILE', env.TLS_KEY_FILE),
             // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
             minVersion: 'TLSv1.2' as const,
           },

@@ -4,9 +4,10 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
-import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
+import { readConfiguredFile } from '../../common/files.js';
+import { listenError } from '../../common/listen-error.js';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
 import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
@@ -40,12 +41,16 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     const server = tls
       ? createTlsServer(
           {
-            cert: readFileSync(tls.certFile),
-            key: readFileSync(tls.keyFile),
+            cert: readConfiguredFile('HL7_TLS_CERT_FILE', tls.certFile),
+            key: readConfiguredFile('HL7_TLS_KEY_FILE', tls.keyFile),
             // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
             minVersion: 'TLSv1.2',
             ...(tls.clientCaFile
-              ? { ca: readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true }
+              ? {
+                  ca: readConfiguredFile('HL7_TLS_CLIENT_CA_FILE', tls.clientCaFile),
+                  requestCert: true,
+                  rejectUnauthorized: true,
+                }
               : {}),
           },
           (socket) => this.serve(socket),
@@ -66,9 +71,16 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
       );
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      const refused = (error: Error): void =>
+        reject(
+          listenError(error, {
+            host: { name: 'HL7_MLLP_HOST', value: options.host },
+            port: { name: 'HL7_MLLP_PORT', value: options.port },
+          }),
+        );
+      server.once('error', refused);
       server.listen(options.port, options.host, () => {
-        server.off('error', reject);
+        server.off('error', refused);
         resolve();
       });
     });

@@ -4,9 +4,9 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { AuditTrail } from '../../audit/audit-trail.js';
+import { readConfiguredFile } from '../../common/files.js';
 import { AppConfig, type Hl7Destination } from '../../config/config.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
@@ -44,9 +44,12 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
   onApplicationBootstrap(): void {
     const { destinations, tls, ackTimeoutMs } = this.settings;
     const tlsOptions: ConnectionOptions = {
-      ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+      ...(tls.caFile ? { ca: readConfiguredFile('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
       ...(tls.certFile && tls.keyFile
-        ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+        ? {
+            cert: readConfiguredFile('HL7_OUTBOUND_TLS_CERT_FILE', tls.certFile),
+            key: readConfiguredFile('HL7_OUTBOUND_TLS_KEY_FILE', tls.keyFile),
+          }
         : {}),
     };
     for (const destination of destinations) {
