@@ -33,7 +33,8 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   const adapter = new FastifyAdapter({
     bodyLimit,
     logger: false,
-    return503OnClosing: true,
+    // Requests arriving while it closes get a 503 OperationOutcome instead (refuseWhileClosing).
+    return503OnClosing: false,
     clientErrorHandler: answerClientError,
     frameworkErrors: answerFrameworkError,
     // FHIR clients address the base as `…/fhir/` as often as `…/fhir` (fhir-kit-client does).

@@ -6,6 +6,7 @@ import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
 import type { ClientRefusal } from './client-error.js';
+import { refuseWhileClosing } from './closing.js';
 import { corsOptions } from './cors.js';
 import { securityHeaders } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
@@ -25,6 +26,8 @@ export function setupApp(
   fastify.addHook('onRequest', (request, reply, done) => {
     securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
+  // After the hooks that set the request id and the security headers, which its 503 carries.
+  refuseWhileClosing(fastify);
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
   if (config.corsOrigins.length > 0) {
