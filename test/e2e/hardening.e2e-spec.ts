@@ -34,20 +34,31 @@ describe('HTTP hardening', () => {
     expect(res.headers.get('x-powered-by')).toBeNull();
   });
 
-  it('answers CORS preflights for configured origins only', async () => {
-    const preflight = (origin: string) =>
+  it('answers CORS preflights for configured origins only, with the headers of every answer', async () => {
+    const preflight = (origin: string, requestId: string) =>
       plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
         headers: {
           origin,
           'access-control-request-method': 'POST',
           'access-control-request-headers': 'authorization,content-type',
+          'x-request-id': requestId,
         },
       });
-    const ok = await preflight(allowed);
+    const ok = await preflight(allowed, 'preflight-allowed');
     expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
-    const other = await preflight('https://evil.example.com');
+    const other = await preflight('https://evil.example.com', 'preflight-other');
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    for (const [res, requestId] of [
+      [ok, 'preflight-allowed'],
+      [other, 'preflight-other'],
+    ] as const) {
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d{8}/);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('x-frame-options')).toBe('DENY');
+      expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    }
   });
 
   it('lets browsers send and read every header the API documents', async () => {

@@ -1,5 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyRequest, onSendHookHandler } from 'fastify';
+import { securityHeaders } from './security-headers.js';
 
 type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
 
@@ -67,3 +68,18 @@ function isPreflight(request: FastifyRequest): boolean {
     request.headers['access-control-request-method'] !== undefined
   );
 }
+
+/**
+ * Nest's adapter runs @fastify/cors's request hook before any hook CareVault adds, and a
+ * preflight is answered there: without this, its 204 had neither X-Request-Id nor the security
+ * headers, which the hooks of createHttpAdapter and setupApp set on every other answer. Every
+ * answer passes onSend; one those hooks never reached gets both here.
+ */
+export const preflightHeaders: onSendHookHandler = (request, reply, payload, done) => {
+  if (!reply.hasHeader('x-request-id')) {
+    void reply.header('x-request-id', request.id);
+    // Helmet only sets headers and calls back at once; it has nothing to fail on.
+    securityHeaders(request.raw, reply.raw, () => undefined);
+  }
+  done(null, payload);
+};

@@ -7,7 +7,7 @@ import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
-import { corsOptions } from './cors.js';
+import { corsOptions, preflightHeaders } from './cors.js';
 import { securityHeaders } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
 
@@ -32,6 +32,7 @@ export function setupApp(
   fastify.addHook('onRequest', refuseOtherBodies);
   if (config.corsOrigins.length > 0) {
     app.enableCors(corsOptions(config.corsOrigins));
+    fastify.addHook('onSend', preflightHeaders);
   }
   // What Nest's router never sees (Swagger UI's static files) still gets its audit row. These
   // hold no PHI, so the row is written after the response.
