@@ -1,6 +1,11 @@
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
-import { MASKED, withWriteOnlyKept, withoutWriteOnly } from './write-only-elements.js';
+import {
+  MASKED,
+  sendsWriteOnly,
+  withWriteOnlyKept,
+  withoutWriteOnly,
+} from './write-only-elements.js';
 
 const subscription = (header: unknown[]): FhirResource => ({
   resourceType: 'Subscription',
@@ -10,6 +15,14 @@ const subscription = (header: unknown[]): FhirResource => ({
 });
 const headersOf = (resource: FhirResource): unknown =>
   (resource as unknown as { channel: { header: unknown } }).channel.header;
+/** A Patient that contains `subscriptions` (and an Organization, which is left alone). */
+const container = (...subscriptions: FhirResource[]): FhirResource => ({
+  resourceType: 'Patient',
+  id: 'p1',
+  contained: [{ resourceType: 'Organization', id: 'o1' }, ...subscriptions],
+});
+const containedOf = (resource: FhirResource): FhirResource[] =>
+  (resource as unknown as { contained: FhirResource[] }).contained;
 
 describe('write-only elements (Subscription.channel.header values)', () => {
   it('masks every header value and keeps the names', () => {
@@ -52,5 +65,56 @@ describe('write-only elements (Subscription.channel.header values)', () => {
     expect(attempt(undefined)).toThrow(/channel.header\[1\] is masked/);
     expect(attempt(subscription([`X-Key: ${MASKED}`]))).toThrow(/channel.header\[1\] is masked/);
     expect(attempt(subscription(['X-Other: 1']))).toThrow(/send its value/);
+  });
+
+  it('masks a contained Subscription the same way, leaving the stored one as it was', () => {
+    const stored = container(subscription(['Authorization: Bearer abc']));
+    const shown = withoutWriteOnly(stored);
+    expect(containedOf(shown).map((one) => one.resourceType)).toEqual([
+      'Organization',
+      'Subscription',
+    ]);
+    expect(headersOf(containedOf(shown)[1]!)).toEqual([`Authorization: ${MASKED}`]);
+    expect(JSON.stringify(stored)).toContain('abc');
+    // Nothing to mask: the resource itself, so that a Bundle may send its stored text.
+    const plain = container();
+    expect(withoutWriteOnly(plain)).toBe(plain);
+  });
+
+  it('keeps a contained header sent back masked from the contained Subscription of that id', () => {
+    const previous = container(subscription(['Authorization: Bearer abc']));
+    const sent = container(subscription([`Authorization: ${MASKED}`, 'X-Tenant: south']));
+    expect(headersOf(containedOf(withWriteOnlyKept(sent, previous))[1]!)).toEqual([
+      'Authorization: Bearer abc',
+      'X-Tenant: south',
+    ]);
+    const other = container({ ...subscription([`Authorization: ${MASKED}`]), id: 's2' });
+    expect(() => withWriteOnlyKept(other, previous)).toThrow(
+      /^contained\[1\].channel.header\[0\] is masked/,
+    );
+    const moved = container({
+      ...subscription([`Authorization: ${MASKED}`]),
+      channel: { type: 'rest-hook', endpoint: 'https://other.example.org/', header: [] },
+    });
+    expect(() =>
+      withWriteOnlyKept(
+        container({
+          ...subscription([`Authorization: ${MASKED}`]),
+          channel: {
+            type: 'rest-hook',
+            endpoint: 'https://other.example.org/',
+            header: [`Authorization: ${MASKED}`],
+          },
+        }),
+        previous,
+      ),
+    ).toThrow(/^contained\[1\].channel.endpoint changed/);
+    expect(withWriteOnlyKept(moved, previous)).toBe(moved);
+  });
+
+  it('counts a contained header value sent in clear as sent', () => {
+    expect(sendsWriteOnly(container(subscription(['Authorization: Bearer abc'])))).toBe(true);
+    expect(sendsWriteOnly(container(subscription([`Authorization: ${MASKED}`])))).toBe(false);
+    expect(sendsWriteOnly(container())).toBe(false);
   });
 });

@@ -10,19 +10,30 @@ export const MASKED = '[stored]';
 
 type Channel = { header?: unknown; endpoint?: unknown };
 
-/** The resource as it may be shown: a Subscription's header values masked, its names kept. */
+/**
+ * Where a Subscription sits in the resource written or shown: the resource itself, or one it
+ * contains (`contained[index]`, whose header values are credentials too, though never sent).
+ */
+type Place = { contained?: number };
+
+/**
+ * The resource as it may be shown: a Subscription's header values masked, its names kept, and
+ * so those of every Subscription it contains. Unchanged, it is returned as is (stored-json.ts).
+ */
 export function withoutWriteOnly(resource: FhirResource): FhirResource {
-  const channel = channelOf(resource);
-  if (!channel || !Array.isArray(channel.header)) return resource;
-  return {
-    ...resource,
-    channel: {
-      ...channel,
-      header: channel.header.map((header: unknown) =>
-        typeof header === 'string' ? `${nameOf(header)}: ${MASKED}` : header,
-      ),
-    },
-  };
+  return eachSubscription(resource, (subscription) => {
+    const channel = channelOf(subscription);
+    if (!channel || !Array.isArray(channel.header)) return subscription;
+    return {
+      ...subscription,
+      channel: {
+        ...channel,
+        header: channel.header.map((header: unknown) =>
+          typeof header === 'string' ? `${nameOf(header)}: ${MASKED}` : header,
+        ),
+      },
+    };
+  });
 }
 
 /**
@@ -31,15 +42,18 @@ export function withoutWriteOnly(resource: FhirResource): FhirResource {
  * version for a wrong one, a writer could confirm a guessed credential it may not read.
  */
 export function sendsWriteOnly(resource: FhirResource): boolean {
-  const header = channelOf(resource)?.header;
-  return (
-    Array.isArray(header) && header.some((value) => typeof value === 'string' && !isMasked(value))
-  );
+  return [resource, ...containedOf(resource)].some((one) => {
+    const header = channelOf(one)?.header;
+    return (
+      Array.isArray(header) && header.some((value) => typeof value === 'string' && !isMasked(value))
+    );
+  });
 }
 
 /**
  * The resource to store: a header sent back masked (a client that read the Subscription,
- * changed its status and wrote it again) takes the value stored under its name in `previous`.
+ * changed its status and wrote it again) takes the value stored under its name in `previous`
+ * (for a contained Subscription, in the one `previous` contains with its id).
  * One masked with nothing to take its value from is a 422: storing the mask would send it.
  * So is one masked when the endpoint changed: credentials go only where they were given for,
  * or anyone who may write the Subscription could forward them to another receiver.
@@ -48,16 +62,37 @@ export function withWriteOnlyKept(
   resource: FhirResource,
   previous: FhirResource | undefined,
 ): FhirResource {
-  const channel = channelOf(resource);
-  if (!channel || !Array.isArray(channel.header)) return resource;
+  return eachSubscription(resource, (subscription, place) =>
+    keptIn(
+      subscription,
+      place.contained === undefined
+        ? previous
+        : containedOf(previous).find((one) => one.id === subscription.id),
+      place.contained === undefined
+        ? { path: '', expression: 'Subscription' }
+        : {
+            path: `contained[${place.contained}].`,
+            expression: `${resource.resourceType}.contained[${place.contained}]`,
+          },
+    ),
+  );
+}
+
+function keptIn(
+  subscription: FhirResource,
+  previous: FhirResource | undefined,
+  where: { path: string; expression: string },
+): FhirResource {
+  const channel = channelOf(subscription);
+  if (!channel || !Array.isArray(channel.header)) return subscription;
   const header = channel.header as unknown[];
-  if (!header.some(isMasked)) return resource;
+  if (!header.some(isMasked)) return subscription;
   if (previous && endpointOf(channel) !== endpointOf(channelOf(previous))) {
     throw AppError.of(
       422,
       'value',
-      `channel.endpoint changed: send the header values again (stored ones go only to the endpoint they were given for)`,
-      ['Subscription.channel.header'],
+      `${where.path}channel.endpoint changed: send the header values again (stored ones go only to the endpoint they were given for)`,
+      [`${where.expression}.channel.header`],
     );
   }
   const before = channelOf(previous)?.header;
@@ -68,7 +103,7 @@ export function withWriteOnlyKept(
     }
   }
   return {
-    ...resource,
+    ...subscription,
     channel: {
       ...channel,
       header: header.map((value, index) => {
@@ -78,14 +113,49 @@ export function withWriteOnlyKept(
           throw AppError.of(
             422,
             'value',
-            `channel.header[${index}] is masked (${MASKED}) and no stored header of that name is there to keep: send its value`,
-            [`Subscription.channel.header[${index}]`],
+            `${where.path}channel.header[${index}] is masked (${MASKED}) and no stored header of that name is there to keep: send its value`,
+            [`${where.expression}.channel.header[${index}]`],
           );
         }
         return kept;
       }),
     },
   };
+}
+
+/**
+ * `resource` with `change` made to it and to each resource it contains (FHIR: contained
+ * resources contain none themselves); the same object when nothing changed.
+ */
+function eachSubscription(
+  resource: FhirResource,
+  change: (subscription: FhirResource, place: Place) => FhirResource,
+): FhirResource {
+  const changed = resource.resourceType === 'Subscription' ? change(resource, {}) : resource;
+  const contained = (changed as { contained?: unknown }).contained;
+  if (!Array.isArray(contained)) return changed;
+  let any = false;
+  const next = contained.map((one: unknown, index) => {
+    if (!isSubscription(one)) return one;
+    const after = change(one, { contained: index });
+    any ||= after !== one;
+    return after;
+  });
+  return any ? { ...changed, contained: next } : changed;
+}
+
+/** The Subscriptions `resource` contains. */
+function containedOf(resource: FhirResource | undefined): FhirResource[] {
+  const contained = (resource as { contained?: unknown } | undefined)?.contained;
+  return Array.isArray(contained) ? contained.filter(isSubscription) : [];
+}
+
+function isSubscription(value: unknown): value is FhirResource {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as { resourceType?: unknown }).resourceType === 'Subscription'
+  );
 }
 
 function channelOf(resource: FhirResource | undefined): Channel | undefined {

@@ -496,6 +496,137 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(JSON.stringify(all.body)).not.toContain('hook-secret');
   });
 
+  it('masks the header values of a Subscription contained in another resource, wherever it is shown, and keeps them', async () => {
+    const family = `Contained-${run}`;
+    const secret = `contained-secret-${run}`;
+    const watch = {
+      resourceType: 'Subscription',
+      id: 'watch',
+      status: 'off',
+      reason: 'Kept with the patient by a client',
+      criteria: `Observation?code=${LOINC}|s-${run}-contained`,
+      channel: {
+        type: 'rest-hook',
+        endpoint: `${hooks}contained-${run}`,
+        header: [`Authorization: Bearer ${secret}`, 'X-Ward: north'],
+      },
+    };
+    const masked = ['Authorization: [stored]', 'X-Ward: [stored]'];
+    const patient = {
+      resourceType: 'Patient',
+      name: [{ family, given: ['Ana'] }],
+      birthDate: '1980-04-02',
+      contained: [watch],
+    };
+    const created = await doctor('POST', `${fhir}/Patient`, { body: patient });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const bundle = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'POST', url: 'Patient' }, resource: patient },
+          { request: { method: 'GET', url: `Patient/${id}` } },
+        ],
+      },
+    });
+    const shown = {
+      created,
+      read: await doctor('GET', `${fhir}/Patient/${id}`),
+      vread: await doctor('GET', `${fhir}/Patient/${id}/_history/1`),
+      search: await doctor('GET', `${fhir}/Patient?_id=${id}`),
+      searchByName: await doctor('GET', `${fhir}/Patient?family=${family}`),
+      history: await doctor('GET', `${fhir}/Patient/${id}/_history`),
+      typeHistory: await doctor('GET', `${fhir}/Patient/_history?_count=5`),
+      everything: await doctor('GET', `${fhir}/Patient/${id}/$everything`),
+      match: await doctor('POST', `${fhir}/Patient/$match`, {
+        body: {
+          resourceType: 'Parameters',
+          parameter: [
+            {
+              name: 'resource',
+              resource: {
+                resourceType: 'Patient',
+                name: [{ family, given: ['Ana'] }],
+                birthDate: '1980-04-02',
+              },
+            },
+          ],
+        },
+      }),
+      bundle,
+    };
+    for (const [what, res] of Object.entries(shown)) {
+      const text = JSON.stringify(res.body);
+      expect({
+        what,
+        ok: res.status < 300,
+        shown: text.includes(id),
+        leaks: text.includes(secret),
+      }).toEqual({ what, ok: true, shown: true, leaks: false });
+    }
+    const containedOf = (body: { contained: unknown[] }) =>
+      (body.contained[0] as { channel: { header: string[] } }).channel.header;
+    expect(containedOf(shown.read.body)).toEqual(masked);
+    expect(containedOf(bundle.body.entry[0].resource)).toEqual(masked);
+    expect(containedOf(bundle.body.entry[1].resource)).toEqual(masked);
+    expect(
+      shown.search.body.entry.map((entry: { resource: { contained: unknown[] } }) =>
+        containedOf(entry.resource),
+      ),
+    ).toEqual([masked]);
+
+    // Read, changed and written back as shown, or patched, it keeps the stored values.
+    const storedHeaders = async () => {
+      const row = await db.manager.findOneByOrFail(ResourceEntity, { resourceType: 'Patient', id });
+      return containedOf(JSON.parse(row.content!) as { contained: unknown[] });
+    };
+    const current = shown.read.body as Record<string, unknown>;
+    const rewritten = await doctor('PUT', `${fhir}/Patient/${id}`, {
+      body: { ...current, gender: 'female' },
+    });
+    expect(rewritten.status).toBe(200);
+    expect(containedOf(rewritten.body)).toEqual(masked);
+    const patched = await doctor('PATCH', `${fhir}/Patient/${id}`, {
+      raw: JSON.stringify([{ op: 'replace', path: '/gender', value: 'other' }]),
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    expect(patched.status).toBe(200);
+    expect(await storedHeaders()).toEqual([`Authorization: Bearer ${secret}`, 'X-Ward: north']);
+    // A masked value with nothing stored under its name is refused, naming where it is.
+    const unknown = await doctor('PUT', `${fhir}/Patient/${id}`, {
+      body: {
+        ...patched.body,
+        contained: [{ ...watch, channel: { ...watch.channel, header: ['X-Tenant: [stored]'] } }],
+      },
+    });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.issue[0].diagnostics).toMatch(
+      /^contained\[0\].channel.header\[0\] is masked/,
+    );
+    // Sending a value is a new version even when it is the stored one (no guess confirmed).
+    const guessed = await doctor('PUT', `${fhir}/Patient/${id}`, {
+      body: {
+        ...patched.body,
+        contained: [
+          {
+            ...watch,
+            channel: {
+              ...watch.channel,
+              header: [`Authorization: Bearer ${secret}`, 'X-Ward: [stored]'],
+            },
+          },
+        ],
+      },
+    });
+    expect(guessed.status).toBe(200);
+    expect(guessed.body.meta.versionId).not.toBe(patched.body.meta.versionId);
+    expect(
+      JSON.stringify((await doctor('GET', `${fhir}/Patient/${id}/_history`)).body),
+    ).not.toContain(secret);
+  });
+
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
     const code = `s-${run}-2`;
     const watching = await create(doctor, subscription(code, `${hooks}restricted-${run}`));

@@ -6,6 +6,7 @@ import { entries } from '../bundle.js';
 import type { FhirResource } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { SearchService } from '../search/search.service.js';
+import { withoutWriteOnly } from '../write-only-elements.js';
 import { scoreMatch, type MatchGrade, type PatientFacts } from './match-score.js';
 
 const MATCH_GRADE = 'http://hl7.org/fhir/StructureDefinition/match-grade';
@@ -54,7 +55,8 @@ export class PatientMatchService {
     for (const id of ids) {
       const row = await this.resources.findCurrent('Patient', id);
       if (!row?.content) continue;
-      const resource = JSON.parse(row.content) as FhirResource;
+      // A Patient may contain a Subscription, whose header values are shown masked.
+      const resource = withoutWriteOnly(JSON.parse(row.content) as FhirResource);
       if (!this.access.isListable(user, resource, false)) continue;
       const match = scoreMatch(request.patient, resource as PatientFacts);
       if (match && (!request.onlyCertain || match.grade === 'certain')) {
