@@ -22,6 +22,7 @@ import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-f
 import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.js';
 import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js';
 import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity-unit.js';
+import { SubscriptionStatusAttemptedAt1766400000000 } from './1766400000000-subscription-status-attempted-at.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -49,4 +50,5 @@ export const MIGRATIONS = [
   SubscriptionEnd1766100000000,
   ExportJobToken1766200000000,
   SearchQuantityUnit1766300000000,
+  SubscriptionStatusAttemptedAt1766400000000,
 ];

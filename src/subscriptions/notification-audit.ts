@@ -4,7 +4,7 @@ import type { NotificationOutcome, PendingNotification } from './subscription.re
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
 /**
- * The audit row of a notification delivered, given up, or of the Subscription set to `error`:
+ * The audit row of a notification delivered or given up:
  * which Subscription, to which origin (a path or query may hold a token), how many changes it
  * answered for. A notification carries no record, so the row names the Subscription, not the
  * resource that matched. Retries are not audited, only the end.
@@ -34,9 +34,10 @@ export function notificationAuditEntry(
 }
 
 /**
- * The audit row of a Subscription the notifier stopped, committed with the version that says
- * so: which Subscription, the version written, and a fixed reason (`error owner=app-disabled
- * client=<id>`), never its endpoint or criteria.
+ * The audit row of a status the notifier gave a Subscription (`active`, `off`, `error`),
+ * committed with the version that says so: which Subscription, the version written, and the
+ * status with a fixed reason (`active accepted`, `off ended`, `error delivery-failed`,
+ * `error owner=app-disabled client=<id>`), never its endpoint, criteria or error text.
  */
 export function stateAuditEntry(
   subscriptionId: string,

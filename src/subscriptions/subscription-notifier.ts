@@ -186,13 +186,18 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    */
   private async activateRequested(): Promise<void> {
     for (const id of await this.repository.requested(ACTIVATIONS_PER_ROUND)) {
-      await this.rewrite(id, 'active', (subscription) => {
-        if (subscription['status'] !== 'requested') return undefined;
-        // Set back to `requested` after an error, it starts again without the old reason.
-        const active: FhirResource = { ...subscription, status: 'active' };
-        delete active['error'];
-        return active;
-      });
+      await this.rewrite(
+        id,
+        'active',
+        (subscription) => {
+          if (subscription['status'] !== 'requested') return undefined;
+          // Set back to `requested` after an error, it starts again without the old reason.
+          const active: FhirResource = { ...subscription, status: 'active' };
+          delete active['error'];
+          return active;
+        },
+        'active accepted',
+      );
     }
   }
 
@@ -253,8 +258,12 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   private turnOff(id: string): Promise<void> {
-    return this.rewrite(id, 'off', (subscription) =>
-      this.hasEnded(subscription) ? { ...subscription, status: 'off' } : undefined,
+    return this.rewrite(
+      id,
+      'off',
+      (subscription) =>
+        this.hasEnded(subscription) ? { ...subscription, status: 'off' } : undefined,
+      'off ended',
     );
   }
 
@@ -270,24 +279,26 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    */
   private async setFailedToError(): Promise<void> {
     for (const { id, failure } of await this.repository.failed(ACTIVATIONS_PER_ROUND)) {
-      await this.rewrite(id, 'error', (subscription) => ({
-        ...subscription,
-        status: 'error',
-        error: failure,
-      }));
+      // The reason stays out of the audit row: it is PostgreSQL's message about the criteria.
+      await this.rewrite(
+        id,
+        'error',
+        (subscription) => ({ ...subscription, status: 'error', error: failure }),
+        'error criteria-failed',
+      );
     }
   }
 
   /**
    * Writes the Subscription as `change` makes it (nothing when it gives undefined), as the
    * system, conditional on the version read, so that a change its owner makes meanwhile is
-   * never overwritten; with `audited`, an audit row with that detail commits with it.
+   * never overwritten; an audit row with the detail `audited` commits with it.
    */
   private async rewrite(
     id: string,
     status: string,
     change: (subscription: FhirResource) => FhirResource | undefined,
-    audited?: string,
+    audited: string,
   ): Promise<void> {
     if (this.unwritable.has(id)) return;
     await this.unitOfWork
@@ -295,18 +306,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         const subscription = await this.subscription(id);
         const changed = subscription && change(subscription);
         if (!changed) return;
-        const { stored } = await this.fhir.update(
-          SUBSCRIPTIONS_USER,
-          'Subscription',
-          id,
-          changed,
-          `W/"${subscription.meta?.versionId}"`,
-        );
-        if (audited !== undefined) {
-          await this.trail.recordInTransaction(
-            stateAuditEntry(id, String(stored.versionId), audited),
-          );
-        }
+        await this.writeStatus(changed, subscription.meta?.versionId, audited);
       })
       .catch((error: unknown) => {
         // Refused as it stands (it no longer validates, say) it would be refused again; a
@@ -372,19 +372,42 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   /** R4: a Subscription whose notifications keep failing gets status `error` and the reason. */
-  private async setError(subscription: FhirResource, reason: string | null): Promise<void> {
-    await this.fhir.update(
+  private setError(subscription: FhirResource, reason: string | null): Promise<void> {
+    return this.unitOfWork.run(() =>
+      this.writeStatus(
+        {
+          ...subscription,
+          status: 'error',
+          error: deliveryFailedError(this.settings.maxAttempts, reason),
+        },
+        // Its owner's change since it was read wins.
+        subscription.meta?.versionId,
+        'error delivery-failed',
+      ),
+    );
+  }
+
+  /**
+   * Stores the Subscription with the status the notifier gave it, as the system, if it is
+   * still at `versionId`, and its audit row with `detail`: a change of status the system makes
+   * on its own is a change of the resource like any other, committed with its audit row.
+   */
+  private async writeStatus(
+    changed: FhirResource,
+    versionId: string | undefined,
+    detail: string,
+  ): Promise<void> {
+    const id = changed.id!;
+    const { stored } = await this.fhir.update(
       SUBSCRIPTIONS_USER,
       'Subscription',
-      subscription.id!,
-      {
-        ...subscription,
-        status: 'error',
-        error: deliveryFailedError(this.settings.maxAttempts, reason),
-      },
-      // Its owner's change since it was read wins.
-      `W/"${subscription.meta?.versionId}"`,
+      id,
+      changed,
+      `W/"${versionId}"`,
     );
+    // Stored as it already was: no new version, so no row.
+    if (stored.unchanged) return;
+    await this.trail.recordInTransaction(stateAuditEntry(id, String(stored.versionId), detail));
   }
 
   private sleep(ms: number): Promise<void> {

@@ -107,25 +107,21 @@ export class SubscriptionRepository {
 
   /** Live Subscriptions still `requested` that were accepted: the notifier makes them `active`. */
   async requested(limit: number): Promise<string[]> {
-    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
-      `SELECT s.id FROM fhir_subscription s
-         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-        WHERE s.active AND s.status = 'requested' AND (s.ends_at IS NULL OR s.ends_at > now())
-        ORDER BY s.updated_at LIMIT $1`,
-      [limit],
-    );
+    const rows = await this.takeForStatus<{ id: string }>({
+      where: `s.active AND s.status = 'requested' AND (s.ends_at IS NULL OR s.ends_at > now())`,
+      order: 's.updated_at',
+      limit,
+    });
     return rows.map((row) => row.id);
   }
 
   /** Live Subscriptions still active past their `end`: the notifier turns them `off`. */
   async ended(limit: number): Promise<string[]> {
-    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
-      `SELECT s.id FROM fhir_subscription s
-         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-        WHERE s.active AND s.ends_at <= now()
-        ORDER BY s.ends_at LIMIT $1`,
-      [limit],
-    );
+    const rows = await this.takeForStatus<{ id: string }>({
+      where: 's.active AND s.ends_at <= now()',
+      order: 's.ends_at',
+      limit,
+    });
     return rows.map((row) => row.id);
   }
 
@@ -139,13 +135,12 @@ export class SubscriptionRepository {
 
   /** Live Subscriptions stopped by a failure that the notifier has yet to set to `error`. */
   async failed(limit: number): Promise<{ id: string; failure: string }[]> {
-    return this.unitOfWork.manager.query<{ id: string; failure: string }[]>(
-      `SELECT s.id, s.failure FROM fhir_subscription s
-         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-        WHERE s.failure IS NOT NULL
-        ORDER BY s.updated_at LIMIT $1`,
-      [limit],
-    );
+    return this.takeForStatus<{ id: string; failure: string }>({
+      columns: ', s.failure',
+      where: 's.failure IS NOT NULL',
+      order: 's.updated_at',
+      limit,
+    });
   }
 
   /**
@@ -153,22 +148,57 @@ export class SubscriptionRepository {
    * sets them to `error`.
    */
   async revoked(limit: number): Promise<RevokedSubscription[]> {
-    const rows = await this.unitOfWork.manager.query<
-      { id: string; revocation: OwnerRevocation; client_id: string | null }[]
-    >(
-      `SELECT s.id, ${REVOCATION} AS revocation, s.owner->>'clientId' AS client_id
-         FROM fhir_subscription s
-         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
-         ${OWNER_JOINS}
-        WHERE s.active AND ${REVOCATION} IS NOT NULL
-        ORDER BY s.updated_at LIMIT $1`,
-      [limit],
-    );
+    const rows = await this.takeForStatus<{
+      id: string;
+      revocation: OwnerRevocation;
+      client_id: string | null;
+    }>({
+      columns: `, ${REVOCATION} AS revocation, s.owner->>'clientId' AS client_id`,
+      joins: OWNER_JOINS,
+      where: `s.active AND ${REVOCATION} IS NOT NULL`,
+      order: 's.updated_at',
+      limit,
+    });
     return rows.map((row) => ({
       id: row.id,
       revocation: row.revocation,
       ...(row.revocation !== 'account' && row.client_id ? { clientId: row.client_id } : {}),
     }));
+  }
+
+  /**
+   * At most `limit` live Subscriptions `where` selects, for the notifier to set their status:
+   * those it has never taken up first, then the one it took up longest ago (then by `order`),
+   * each marked as taken up now, in the same statement. One it cannot change (a restricted
+   * Subscription no account may write, one that no longer validates) stays selected; ordered
+   * as they were written, the same `limit` of those came first every round and the others
+   * never did. Rows another instance is taking up are skipped.
+   */
+  private takeForStatus<T extends { id: string }>(query: {
+    columns?: string;
+    joins?: string;
+    where: string;
+    order: string;
+    limit: number;
+  }): Promise<T[]> {
+    return this.unitOfWork.manager.query<T[]>(
+      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+      `WITH taken AS (
+         SELECT s.id${query.columns ?? ''}
+           FROM fhir_subscription s
+           JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+           ${query.joins ?? ''}
+          WHERE ${query.where}
+          ORDER BY s.status_attempted_at NULLS FIRST, ${query.order}
+          LIMIT $1
+          FOR UPDATE OF s SKIP LOCKED),
+       marked AS (
+         UPDATE fhir_subscription s SET status_attempted_at = now()
+           FROM taken WHERE s.id = taken.id
+         RETURNING taken.*)
+       SELECT * FROM marked`,
+      [query.limit],
+    );
   }
 
   /** Whether the Subscription's owner is disabled now, and which part of it. */

@@ -98,7 +98,8 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
   const auditRows = (id: string) =>
     db.query<{ action: string; outcome: string; detail: string; resource_version: string }[]>(
       `SELECT action, outcome, detail, resource_version FROM audit_event
-        WHERE subtype = 'subscription-notification' AND resource_id = $1 AND action = 'update'`,
+        WHERE subtype = 'subscription-notification' AND resource_id = $1 AND action = 'update'
+        ORDER BY recorded_at`,
       [id],
     );
   /** An access token of `user` as issued to the client `clientId` with `scope`. */
@@ -163,8 +164,10 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
     await observe(code);
     await settled(id);
     expect(hits(`/hooks/${path}`)).toBe(before);
-    // Audited as the system's change of the Subscription, naming the app, not the endpoint.
-    const [audit, ...more] = await auditRows(id);
+    // Audited as the system's change of the Subscription, naming the app, not the endpoint
+    // (after its activation, audited too).
+    const [activation, audit, ...more] = await auditRows(id);
+    expect(activation?.detail).toBe('active accepted');
     expect(more).toEqual([]);
     expect(audit).toEqual({
       action: 'update',
@@ -242,6 +245,7 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
     await settled(id);
     expect(hits(`/hooks/${path}`)).toBe(before);
     expect((await auditRows(id)).map((row) => row.detail)).toEqual([
+      'active accepted',
       `error owner=backend-client-disabled client=${client.id}`,
     ]);
   });
@@ -260,6 +264,7 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
       'The account that wrote it was disabled; set status to requested to start it again (whoever does becomes its owner)',
     );
     expect((await auditRows(id)).map((row) => row.detail)).toEqual([
+      'active accepted',
       'error owner=account-disabled',
     ]);
 

@@ -76,6 +76,16 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       [subscriptionId],
     );
   const hits = (path: string): Received[] => received.filter((hit) => hit.path === path);
+  /** The audit rows of the statuses the notifier gave the Subscription: `detail version` each. */
+  const statusAudit = async (subscriptionId: string): Promise<string[]> =>
+    (
+      await db.query<{ detail: string; resource_version: string }[]>(
+        `SELECT detail, resource_version FROM audit_event
+          WHERE subtype = 'subscription-notification' AND action = 'update' AND resource_id = $1
+          ORDER BY recorded_at`,
+        [subscriptionId],
+      )
+    ).map((row) => `${row.detail} ${row.resource_version}`);
 
   beforeAll(async () => {
     receiver = createServer((request, response) => {
@@ -216,11 +226,13 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     const hit = await eventually('the notification', () => Promise.resolve(hits(path)[0]));
     expect(hit).toMatchObject({ method: 'POST', body: '' });
     expect(hit.headers['authorization']).toBe('Bearer hook-secret');
-    // Accepted, it is made active by the server, as R4 describes, keeping its owner.
-    await eventually('the Subscription made active', async () => {
+    // Accepted, it is made active by the server, as R4 describes, keeping its owner: a new
+    // version, audited as the system's change.
+    const active = await eventually('the Subscription made active', async () => {
       const stored = await doctor('GET', `${fhir}/Subscription/${id}`);
       return stored.body.status === 'active' ? stored.body : undefined;
     });
+    expect(await statusAudit(id)).toEqual([`active accepted ${active.meta.versionId}`]);
 
     // An update that still matches, and one in a transaction Bundle, are changes too.
     const current = await doctor('GET', `${fhir}/Observation/${matching}`);
@@ -247,7 +259,8 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     // The delivery is audited as the system's, naming the Subscription and the endpoint's origin only.
     const [audit] = await db.query<{ outcome: string; route: string; detail: string }[]>(
       `SELECT outcome, route, detail FROM audit_event
-        WHERE subtype = 'subscription-notification' AND resource_id = $1 ORDER BY recorded_at LIMIT 1`,
+        WHERE subtype = 'subscription-notification' AND resource_id = $1 AND action = 'execute'
+        ORDER BY recorded_at LIMIT 1`,
       [id],
     );
     expect(audit).toMatchObject({ outcome: 'success', route: new URL(hooks).origin });
@@ -342,6 +355,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       expect(stored.error).toContain(`Its criteria could not be evaluated (${reason}`);
       expect(stored.error).toMatch(/set status to requested to start again$/);
       expect(stored.error).not.toContain('1111');
+      expect((await statusAudit(id)).at(-1)).toBe(`error criteria-failed ${stored.meta.versionId}`);
     }
     const [state] = await db.query<{ active: boolean; failure: string | null }[]>(
       `SELECT active, failure FROM fhir_subscription WHERE id = $1`,
@@ -667,6 +681,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(stored.error).toBe(
       'Notifications failed 3 times (last: HTTP 503); set status to requested to start again',
     );
+    expect((await statusAudit(id)).at(-1)).toBe(`error delivery-failed ${stored.meta.versionId}`);
     expect(hits(`/hooks/failing-${run}`).length).toBe(3);
     expect(await notifications(id)).toEqual([
       expect.objectContaining({ status: 'dead', attempts: 3, last_error: 'HTTP 503' }),
@@ -682,6 +697,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       return res.body.status === 'active' ? res.body : undefined;
     });
     expect(active).not.toHaveProperty('error');
+    expect((await statusAudit(id)).at(-1)).toBe(`active accepted ${active.meta.versionId}`);
     await create(doctor, observation(code));
     expect((await notifications(id)).length).toBe(2);
   });
@@ -738,10 +754,11 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     ]);
     const audit = await db.query<{ action: string; outcome: string; detail: string }[]>(
       `SELECT action, outcome, detail FROM audit_event
-        WHERE subtype = 'subscription-notification' AND resource_id = $1`,
+        WHERE subtype = 'subscription-notification' AND resource_id = $1 ORDER BY recorded_at`,
       [id],
     );
     expect(audit).toEqual([
+      { action: 'update', outcome: 'success', detail: 'active accepted' },
       { action: 'update', outcome: 'success', detail: 'error duplicate-header' },
     ]);
 
@@ -784,5 +801,38 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     });
     expect(off.end).toBe(end.toISOString());
     expect(hits(`/hooks/ending-${run}`)).toEqual([]);
+    expect((await statusAudit(id)).at(-1)).toBe(`off ended ${off.meta.versionId}`);
+  });
+
+  it('activates a Subscription queued behind more than a round of ones it cannot change', async () => {
+    const code = `s-${run}-stuck`;
+    // Restricted: no account may write them, the notifier's included, so they stay `requested`
+    // (ACTIVATIONS_PER_ROUND is 20). Taken in the order they were written, these came first in
+    // every round, and the one written after them was never made active.
+    const restricted = {
+      security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+    };
+    const stuck: string[] = [];
+    for (let i = 0; i < 25; i++) {
+      stuck.push(
+        await create(doctor, subscription(code, `${hooks}stuck-${run}`, { meta: restricted })),
+      );
+    }
+    const id = await create(doctor, subscription(code, `${hooks}behind-${run}`));
+    const active = await eventually('the Subscription made active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? res.body : undefined;
+    });
+    expect(await statusAudit(id)).toEqual([`active accepted ${active.meta.versionId}`]);
+    // Tried, and left as they were.
+    const [tried] = await db.query<{ requested: string; untried: string }[]>(
+      `SELECT count(*) FILTER (WHERE status = 'requested') AS requested,
+              count(*) FILTER (WHERE status_attempted_at IS NULL) AS untried
+         FROM fhir_subscription WHERE id = ANY($1)`,
+      [stuck],
+    );
+    expect(tried).toEqual({ requested: '25', untried: '0' });
+    // No one may delete a restricted record without break-glass, which is for a patient's.
+    await db.query(`UPDATE fhir_subscription SET active = false WHERE id = ANY($1)`, [stuck]);
   });
 });
