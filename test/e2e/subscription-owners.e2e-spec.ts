@@ -1,7 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { SmartAppsService } from '../../src/auth/apps/smart-apps.service.js';
 import { BackendClientsService } from '../../src/auth/backend-clients/backend-clients.service.js';
@@ -10,21 +7,16 @@ import { UserRepository } from '../../src/auth/user.repository.js';
 import { UsersService } from '../../src/auth/users.service.js';
 import type { Role } from '../../src/auth/roles.js';
 import { createUser, login, type TestUser } from '../support/auth.js';
-import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import {
+  eventually,
+  startSubscriptionsApp,
+  type Received,
+  type SubscriptionsTestApp,
+} from '../support/subscriptions.js';
+import type { TestApp } from '../support/test-app.js';
 
 const LOINC = 'http://loinc.org';
-
-/** Waits until `check` holds, polling; fails with `what` after ten seconds. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * A Subscription's owner is whoever last wrote it: an account, through the app or backend
@@ -32,17 +24,16 @@ async function eventually<T>(what: string, check: () => Promise<T | undefined>):
  * stop at once and the Subscription is set to `error`, saying why, until someone sets it back.
  */
 describe('Subscriptions of a disabled account, SMART app or backend client', () => {
-  let receiver: Server;
+  let subscriptionsApp: SubscriptionsTestApp;
   let hooks: string;
-  const received: string[] = [];
+  let received: Received[];
   let testApp: TestApp;
-  let restoreEnv: () => void;
   let db: DataSource;
   let fhir: string;
   let writer: HttpFn;
   const run = randomUUID().slice(0, 8);
 
-  const hits = (path: string): number => received.filter((hit) => hit === path).length;
+  const hits = (path: string): number => received.filter((hit) => hit.path === path).length;
   const subscription = (code: string, path: string) => ({
     resourceType: 'Subscription',
     status: 'requested',
@@ -116,33 +107,12 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
   };
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
-      received.push(request.url ?? '');
-      request.resume();
-      request.on('end', () => {
-        response.statusCode = 204;
-        response.end();
-      });
-    });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    hooks = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/`;
-    restoreEnv = withEnv({
-      SUBSCRIPTION_ENDPOINTS: hooks,
-      SUBSCRIPTION_POLL_MS: '50',
-      SUBSCRIPTION_RETRY_MS: '50',
-      SUBSCRIPTION_MAX_ATTEMPTS: '3',
-    });
-    testApp = await createTestApp();
-    fhir = `${testApp.url}/fhir`;
-    db = testApp.app.get<DataSource>(getDataSourceToken());
+    subscriptionsApp = await startSubscriptionsApp();
+    ({ testApp, fhir, db, hooks, received } = subscriptionsApp);
     writer = (await userWith('doctor')).as;
   });
 
-  afterAll(async () => {
-    await testApp.close();
-    restoreEnv();
-    await new Promise((resolve) => receiver.close(resolve));
-  });
+  afterAll(() => subscriptionsApp.close());
 
   it('stops those written with a SMART app’s tokens when the app is disabled, and keeps them stopped', async () => {
     const code = `o-${run}-app`;

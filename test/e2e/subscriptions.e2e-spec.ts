@@ -2,43 +2,27 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { SubscriptionRegistry } from '../../src/subscriptions/subscription-registry.js';
 import { tokenFor } from '../support/auth.js';
-import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
-
-interface Received {
-  path: string;
-  method: string;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
+import {
+  eventually,
+  startSubscriptionsApp,
+  type Received,
+  type SubscriptionsTestApp,
+} from '../support/subscriptions.js';
+import type { TestApp } from '../support/test-app.js';
 
 const LOINC = 'http://loinc.org';
 
-/** Waits until `check` holds, polling; fails with `what` after ten seconds. */
-async function eventually<T>(what: string, check: () => Promise<T | undefined>): Promise<T> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const value = await check();
-    if (value !== undefined) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
-  let receiver: Server;
+  let subscriptionsApp: SubscriptionsTestApp;
   let hooks: string;
-  const received: Received[] = [];
+  let received: Received[];
   let testApp: TestApp;
-  let restoreEnv: () => void;
   let db: DataSource;
   let doctor: HttpFn;
   let fhir: string;
@@ -88,36 +72,16 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     ).map((row) => `${row.detail} ${row.resource_version}`);
 
   beforeAll(async () => {
-    receiver = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      request.on('end', () => {
-        received.push({
-          path: request.url ?? '',
-          method: request.method ?? '',
-          headers: request.headers,
-          body,
-        });
-        if (request.url?.includes('redirect')) {
-          response.statusCode = 307;
-          response.setHeader('location', 'http://169.254.169.254/latest/meta-data/?token=x');
-        } else {
-          response.statusCode = request.url?.includes('failing') ? 503 : 204;
-        }
-        response.end();
-      });
+    subscriptionsApp = await startSubscriptionsApp((path) => {
+      if (path.includes('redirect')) {
+        return {
+          status: 307,
+          headers: { location: 'http://169.254.169.254/latest/meta-data/?token=x' },
+        };
+      }
+      return { status: path.includes('failing') ? 503 : 204 };
     });
-    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-    hooks = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks/`;
-    restoreEnv = withEnv({
-      SUBSCRIPTION_ENDPOINTS: hooks,
-      SUBSCRIPTION_POLL_MS: '50',
-      SUBSCRIPTION_RETRY_MS: '50',
-      SUBSCRIPTION_MAX_ATTEMPTS: '3',
-    });
-    testApp = await createTestApp();
-    fhir = `${testApp.url}/fhir`;
-    db = testApp.app.get<DataSource>(getDataSourceToken());
+    ({ testApp, fhir, db, hooks, received } = subscriptionsApp);
     doctor = authorizedHttp(await tokenFor(testApp, 'doctor'));
   });
 
@@ -140,11 +104,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     return posted.text();
   }
 
-  afterAll(async () => {
-    await testApp.close();
-    restoreEnv();
-    await new Promise((resolve) => receiver.close(resolve));
-  });
+  afterAll(() => subscriptionsApp.close());
 
   it('refuses Subscriptions it would not honour, saying why', async () => {
     const refusal = async (resource: Record<string, unknown>, as = doctor) => {
