@@ -194,19 +194,19 @@ export class BundleService {
       }
       try {
         this.authorize(user, entry);
-        const run = () =>
-          this.unitOfWork.run(async () => {
-            const { planned, references } = await this.plan(user, [entry]);
-            return this.execute(user, entry, planned.get(entry.index), references, baseUrl);
-          });
-        // A write entry commits with a row of its own: a later failure of the request's row
-        // cannot leave it stored and unnamed. Reads are named in the request's row.
+        const perform = async () => {
+          const { planned, references } = await this.plan(user, [entry]);
+          return this.execute(user, entry, planned.get(entry.index), references, baseUrl);
+        };
+        // A write entry commits with a row of its own, in one transaction: a later failure of
+        // the request's row cannot leave it stored and unnamed, and a failure of its own row
+        // undoes it. Reads are named in the request's row.
         results.push(
           entry.method === 'GET'
-            ? await run()
+            ? await this.unitOfWork.run(perform)
             : await this.audit.part((record) =>
                 this.unitOfWork.run(async () => {
-                  const result = await run();
+                  const result = await perform();
                   await record({
                     method: entry.method,
                     status: Number.parseInt(result.response.status, 10),
