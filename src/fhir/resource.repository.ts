@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type EntityManager, QueryFailedError, type SelectQueryBuilder } from 'typeorm';
+import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
@@ -65,7 +65,6 @@ export interface HistoryQuery {
   limit: number;
 }
 
-const UNIQUE_VIOLATION = '23505';
 const WRITE_ATTEMPTS = 3;
 
 /** All SQL for resources and their versions. Knows rows and versions, not FHIR. */
@@ -229,7 +228,7 @@ export class ResourceRepository {
       } catch (error) {
         // Two first writes of the same client-chosen id race on the primary key: the loser
         // retries and then sees the winner's row under the lock.
-        if (attempt < WRITE_ATTEMPTS && isUniqueViolation(error)) {
+        if (attempt < WRITE_ATTEMPTS && error instanceof FirstWriteRaced) {
           continue;
         }
         throw error;
@@ -346,7 +345,22 @@ export class ResourceRepository {
     }
     const content = 'content' in decision ? decision.content : null;
     const row = { resourceType, id, ...next, deleted: content === null, content };
-    await manager.insert(ResourceHistoryEntity, { ...row });
+    // With no row to lock, a concurrent first write of the same id may have inserted version 1
+    // already: ON CONFLICT waits for it and inserts nothing, where a plain insert would fail
+    // with a unique violation that the query logger reports at error level, for a race that is
+    // expected and handled. (Copied: the PHI subscriber encrypts the values it is given.)
+    const inserted = await manager
+      .createQueryBuilder()
+      .insert()
+      .into(ResourceHistoryEntity)
+      .values({ ...row })
+      .orIgnore()
+      .returning(['versionId'])
+      .updateEntity(false)
+      .execute();
+    if ((inserted.raw as unknown[]).length === 0) {
+      throw new FirstWriteRaced();
+    }
     if (current) {
       await manager.upsert(ResourceEntity, { ...row }, ['resourceType', 'id']);
     } else {
@@ -469,11 +483,11 @@ export class ResourceRepository {
   }
 }
 
-function isUniqueViolation(error: unknown): boolean {
-  return (
-    error instanceof QueryFailedError &&
-    (error.driverError as { code?: string }).code === UNIQUE_VIOLATION
-  );
+/** Another writer stored version 1 of the id first: the write is retried, and then updates it. */
+class FirstWriteRaced extends Error {
+  constructor() {
+    super('A concurrent write created the resource first');
+  }
 }
 
 /**
