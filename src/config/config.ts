@@ -222,6 +222,10 @@ export class AppConfig {
     return this.config.get('FHIR_CASCADE_MAX', { infer: true });
   }
 
+  get indexRowsMax(): number {
+    return this.config.get('FHIR_INDEX_ROWS_MAX', { infer: true });
+  }
+
   get docsEnabled(): boolean {
     return !this.isProduction || this.config.get('DOCS_IN_PRODUCTION', { infer: true });
   }

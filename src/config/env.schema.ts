@@ -349,6 +349,17 @@ export class EnvironmentVariables {
   @Max(100_000, { message: 'FHIR_CASCADE_MAX must be an integer between 1 and 100000' })
   FHIR_CASCADE_MAX = 5000;
 
+  /**
+   * The most search index rows one resource version may have: each costs the event loop a
+   * keyed hash or more before the write, so one resource repeating an element tens of thousands
+   * of times held every other request for seconds. The largest Synthea resource has 129.
+   */
+  @Transform(toInteger)
+  @IsInt({ message: 'FHIR_INDEX_ROWS_MAX must be an integer between 100 and 1000000' })
+  @Min(100, { message: 'FHIR_INDEX_ROWS_MAX must be an integer between 100 and 1000000' })
+  @Max(1_000_000, { message: 'FHIR_INDEX_ROWS_MAX must be an integer between 100 and 1000000' })
+  FHIR_INDEX_ROWS_MAX = 20_000;
+
   /** Serve Swagger UI at /docs when NODE_ENV=production (always on elsewhere). */
   @Transform(toBoolean)
   @IsBoolean({ message: 'DOCS_IN_PRODUCTION must be true or false' })

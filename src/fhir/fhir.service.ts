@@ -4,6 +4,7 @@ import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resour
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
@@ -52,7 +53,11 @@ export interface CheckedCreate {
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
 export class FhirService {
+  /** The most search index rows one version may have (FHIR_INDEX_ROWS_MAX). */
+  private readonly indexRowsMax: number;
+
   constructor(
+    config: AppConfig,
     private readonly repository: ResourceRepository,
     private readonly definitions: FhirDefinitions,
     private readonly access: ResourceAccess,
@@ -63,7 +68,9 @@ export class FhirService {
     private readonly integrity: ReferenceIntegrity,
     private readonly contexts: SecurityContexts,
     private readonly searchIndex: SearchIndexRepository,
-  ) {}
+  ) {
+    this.indexRowsMax = config.indexRowsMax;
+  }
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
   async create(
@@ -593,7 +600,7 @@ export class FhirService {
    */
   private render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
     const stored = withServerFields(resource, id, next);
-    const index = this.indexer.extract(stored);
+    const index = this.indexer.extract(stored, this.indexRowsMax);
     this.integrity.written(resource.resourceType, id, index);
     return { content: JSON.stringify(stored), index };
   }

@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import { AppError } from '../../common/errors/app-error.js';
+import { EnvironmentVariables } from '../../config/env.schema.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { IndexExtractor } from './index-extractor.js';
+import { rowCount } from './index-rows.js';
 import type { PathStep } from './plain-paths.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { hasSyntheaSamples, syntheaResources } from '../../../test/support/synthea-samples.js';
@@ -243,4 +246,60 @@ function stepKind(step: PathStep): string {
       expect.arrayContaining([{ param: '_profile', value: 'urn:profile' }]),
     );
   });
+});
+
+describe('the cap on index rows per resource version', () => {
+  const material = randomBytes(32);
+  const id = keyIdOf(material);
+  const extractor = new IndexExtractor(
+    new SearchDefinitions(),
+    new BlindIndexer(new KeyRing([{ id, material }], id, id)),
+  );
+  const patient = (families: string[]): FhirResource => ({
+    resourceType: 'Patient',
+    id: 'p1',
+    name: families.map((family) => ({ family })),
+  });
+  const refusal = (resource: FhirResource, maxRows: number): AppError | undefined => {
+    try {
+      extractor.extract(resource, maxRows);
+      return undefined;
+    } catch (error) {
+      return error as AppError;
+    }
+  };
+
+  it('keeps a resource at the cap and refuses one past it, naming the cap and no value', () => {
+    const resource = patient(Array.from({ length: 30 }, (_, i) => `Quixote${i}`));
+    const count = rowCount(extractor.extract(resource));
+    expect(rowCount(extractor.extract(resource, count))).toBe(count);
+    const refused = refusal(resource, count - 1);
+    expect(refused).toBeInstanceOf(AppError);
+    expect(refused!.status).toBe(422);
+    expect(refused!.issues).toEqual([
+      expect.objectContaining({
+        code: 'too-costly',
+        diagnostics: expect.stringContaining(String(count - 1)),
+      }),
+    ]);
+    expect(refused!.message).not.toMatch(/quixote/i);
+  });
+
+  it('counts a value repeated in the resource once, as it is stored', () => {
+    const resource = patient(Array.from({ length: 5000 }, () => 'Smith'));
+    const count = rowCount(extractor.extract(resource));
+    expect(count).toBeLessThan(20);
+    expect(refusal(resource, count)).toBeUndefined();
+  });
+
+  (hasSyntheaSamples ? it : it.skip)(
+    'stores every Synthea resource well under the default cap',
+    async () => {
+      const most = Math.max(
+        ...(await syntheaResources()).map((resource) => rowCount(extractor.extract(resource))),
+      );
+      // 129 when this was written (a Patient); the default cap is FHIR_INDEX_ROWS_MAX's.
+      expect(most).toBeLessThan(new EnvironmentVariables().FHIR_INDEX_ROWS_MAX / 100);
+    },
+  );
 });

@@ -1,13 +1,14 @@
 import '../websocket-shim.js';
 import { Injectable } from '@nestjs/common';
 import { evalFhirPathTyped, toTypedValue, type TypedValue } from '@medplum/core';
+import { AppError } from '../../common/errors/app-error.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import type { FhirResource } from '../fhir-types.js';
 import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
 import { compositeKeys } from './composite-keys.js';
 import { compositeValues } from './composites.js';
 import { dateRange } from './date-range.js';
-import { dedupe, emptyRows, type IndexRows } from './index-rows.js';
+import { dedupe, DistinctRowCount, emptyRows, rowCount, type IndexRows } from './index-rows.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { plainValues } from './plain-paths.js';
 import {
@@ -40,10 +41,32 @@ export class IndexExtractor {
     private readonly blind: BlindIndexer,
   ) {}
 
-  extract(resource: FhirResource): IndexRows {
+  /**
+   * @param maxRows - the most distinct rows the resource may have (FHIR_INDEX_ROWS_MAX on
+   * writes): past it, extraction stops with a 422 `too-costly`, so that a resource repeating an
+   * element tens of thousands of times costs no more than one at the cap. None when reindexing
+   * what is stored already.
+   */
+  extract(resource: FhirResource, maxRows = Number.POSITIVE_INFINITY): IndexRows {
     const rows = emptyRows();
     const typed = [toTypedValue(resource)];
     const elements = Object.keys(resource);
+    const counted = new DistinctRowCount();
+    // Distinct rows are counted only once there are more rows than the cap, duplicates
+    // included: what nearly every resource costs is a sum of eight lengths.
+    const checkCount = (): void => {
+      if (rowCount(rows) > maxRows && counted.of(rows) > maxRows) {
+        throw tooManyRows(resource.resourceType, maxRows);
+      }
+    };
+    // A value repeated in the resource is hashed once: a keyed hash is most of a row's cost.
+    const hashes = new Map<string, string>();
+    const hash = (field: string, term: string): string => {
+      const key = `${field}\0${term}`;
+      let value = hashes.get(key);
+      if (value === undefined) hashes.set(key, (value = this.blind.compute(field, term)));
+      return value;
+    };
     for (const param of this.definitions.paramsOf(resource.resourceType)) {
       // A choice element is stored under its typed name (valueQuantity for value): a prefix.
       if (param.roots && !param.roots.some((root) => elements.some((e) => e.startsWith(root)))) {
@@ -57,22 +80,25 @@ export class IndexExtractor {
         continue;
       }
       for (const value of values) {
-        this.add(rows, resource.resourceType, param, value);
+        this.add(rows, resource.resourceType, param, value, hash);
+        checkCount();
       }
     }
-    this.addComposites(rows, resource, typed);
+    this.addComposites(rows, resource, typed, checkCount);
     return dedupe(rows);
   }
 
-  private add(rows: IndexRows, type: string, param: SearchParam, value: unknown): void {
+  private add(
+    rows: IndexRows,
+    type: string,
+    param: SearchParam,
+    value: unknown,
+    hash: (field: string, term: string) => string,
+  ): void {
     if (param.phi) {
-      const hash = (term: string): void => {
-        rows.blind.push({
-          param: param.code,
-          hash: this.blind.compute(blindField(type, param.code), term),
-        });
-      };
-      phiTerms(param, value).forEach(hash);
+      for (const term of phiTerms(param, value)) {
+        rows.blind.push({ param: param.code, hash: hash(blindField(type, param.code), term) });
+      }
       return;
     }
     addValue(rows, param.code, param.type, value);
@@ -82,10 +108,7 @@ export class IndexExtractor {
       const field = `${param.code}:identifier`;
       for (const { system, code } of tokens(value['identifier'])) {
         for (const term of tokenTerms(system, code)) {
-          rows.blind.push({
-            param: field,
-            hash: this.blind.compute(blindField(type, field), term),
-          });
+          rows.blind.push({ param: field, hash: hash(blindField(type, field), term) });
         }
       }
     }
@@ -98,15 +121,31 @@ export class IndexExtractor {
   }
 
   /** Each element's second values, under the keys of its first (see `compositeKeys`). */
-  private addComposites(rows: IndexRows, resource: FhirResource, typed: TypedValue[]): void {
+  private addComposites(
+    rows: IndexRows,
+    resource: FhirResource,
+    typed: TypedValue[],
+    checkCount: () => void,
+  ): void {
     for (const composite of this.definitions.indexedCompositesOf(resource.resourceType)) {
       for (const { firsts, seconds } of compositeValues(resource, typed, composite)) {
         for (const key of firsts.flatMap(tokens).flatMap((t) => compositeKeys(composite.code, t))) {
           for (const value of seconds) addValue(rows, key, composite.second.type, value);
         }
+        checkCount();
       }
     }
   }
+}
+
+/** The answer to a resource over the cap: names the type and the cap, never a value (PHI). */
+function tooManyRows(type: string, maxRows: number): AppError {
+  return AppError.of(
+    422,
+    'too-costly',
+    `This ${type} would be indexed under more than ${maxRows} search index rows, the most ` +
+      'one resource version may have (FHIR_INDEX_ROWS_MAX): repeat fewer elements, or split it',
+  );
 }
 
 /** The rows of one non-PHI value under `param`, by parameter type. */

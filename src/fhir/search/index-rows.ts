@@ -40,6 +40,29 @@ export function emptyRows(): IndexRows {
   };
 }
 
+/** How many rows `rows` holds, duplicates included. */
+export function rowCount(rows: IndexRows): number {
+  return TABLES.reduce((sum, table) => sum + rows[table].length, 0);
+}
+
+/** What tells two rows of one table and parameter apart: equal keys are one row. */
+const ROW_KEYS: { [T in keyof IndexRows]: (row: IndexRows[T][number]) => string } = {
+  tokens: (r) => (r.system === null ? r.code : `${r.system}\0${r.code}`),
+  strings: (r) => (r.exact === null ? r.value : `${r.value}\0${r.exact}`),
+  dates: (r) => `${r.low.getTime()}\0${r.high.getTime()}`,
+  // The table keeps no column for how a reference was written (see uniqueReferences).
+  references: (r) => `${r.targetType}/${r.targetId}`,
+  numbers: (r) => String(r.value),
+  quantities: (r) =>
+    [r.value, r.system, r.code, r.unit, r.comparator]
+      .map((part) => (part === null ? '\u0001' : String(part)))
+      .join('\0'),
+  uris: (r) => r.value,
+  blind: (r) => r.hash,
+};
+
+const TABLES = Object.keys(ROW_KEYS) as (keyof IndexRows)[];
+
 /** Each row once: a value reached by two paths, or twice in the resource, is indexed once. */
 export function dedupe(rows: IndexRows): IndexRows {
   // Seen values by parameter, keyed by the value itself where it is one string (a blind hash):
@@ -56,19 +79,48 @@ export function dedupe(rows: IndexRows): IndexRows {
     });
   };
   return {
-    tokens: unique(rows.tokens, (r) => (r.system === null ? r.code : `${r.system}\0${r.code}`)),
-    strings: unique(rows.strings, (r) => (r.exact === null ? r.value : `${r.value}\0${r.exact}`)),
-    dates: unique(rows.dates, (r) => `${r.low.getTime()}\0${r.high.getTime()}`),
+    tokens: unique(rows.tokens, ROW_KEYS.tokens),
+    strings: unique(rows.strings, ROW_KEYS.strings),
+    dates: unique(rows.dates, ROW_KEYS.dates),
     references: uniqueReferences(rows.references),
-    numbers: unique(rows.numbers, (r) => String(r.value)),
-    quantities: unique(rows.quantities, (r) =>
-      [r.value, r.system, r.code, r.unit, r.comparator]
-        .map((part) => (part === null ? '\u0001' : String(part)))
-        .join('\0'),
-    ),
-    uris: unique(rows.uris, (r) => r.value),
-    blind: unique(rows.blind, (r) => r.hash),
+    numbers: unique(rows.numbers, ROW_KEYS.numbers),
+    quantities: unique(rows.quantities, ROW_KEYS.quantities),
+    uris: unique(rows.uris, ROW_KEYS.uris),
+    blind: unique(rows.blind, ROW_KEYS.blind),
   };
+}
+
+/**
+ * Counts the rows that `dedupe` will keep while they are being added (rows are only ever
+ * appended), so that a cap on them can stop the work as soon as it is passed.
+ */
+export class DistinctRowCount {
+  /** Keys seen, by table and parameter (as dedupe keeps them: no concatenated keys to build). */
+  private readonly seen = new Map<string, Set<string>>();
+  private readonly counted = new Map<keyof IndexRows, number>();
+  private distinct = 0;
+
+  /** The distinct rows in `rows` so far. */
+  of(rows: IndexRows): number {
+    for (const table of TABLES) {
+      const list = rows[table] as { param: string }[];
+      const key = ROW_KEYS[table] as (row: { param: string }) => string;
+      let i = this.counted.get(table) ?? 0;
+      for (; i < list.length; i++) {
+        const row = list[i]!;
+        const scope = `${table} ${row.param}`;
+        let keys = this.seen.get(scope);
+        if (!keys) this.seen.set(scope, (keys = new Set()));
+        const k = key(row);
+        if (!keys.has(k)) {
+          keys.add(k);
+          this.distinct++;
+        }
+      }
+      this.counted.set(table, i);
+    }
+    return this.distinct;
+  }
 }
 
 /**
