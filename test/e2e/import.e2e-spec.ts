@@ -330,10 +330,61 @@ describe('cli import: Bundles and NDJSON from files', () => {
     const before = await count('Patient');
     const result = await runImport(folder);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain('b.ndjson line 2 is not JSON');
+    expect(result.stderr).toContain('b.ndjson line 2 is refused as an API request would be');
+    expect(result.stderr).toContain('not valid JSON');
     expect(await count('Patient')).toBe(before);
     const notBundle = await runImport(join(folder, 'c.json'));
     expect(notBundle.code).toBe(1);
     expect(notBundle.stderr).toContain('c.json is not a transaction or batch Bundle');
+  });
+
+  it('refuses what the API refuses: a rounded decimal, bytes that are not UTF-8, half a surrogate pair', async () => {
+    const folder = join(inputs, 'refused');
+    await mkdir(folder);
+    const patient = '{"resourceType":"Patient","id":"utf-ok","name":[{"family":"Zed"}]}';
+    const weight =
+      '{"resourceType":"Observation","status":"final","code":{"text":"Weight"},' +
+      '"valueQuantity":{"value":9007199254740993}}';
+    const cases: [string, Buffer, string][] = [
+      [
+        'decimal.ndjson',
+        Buffer.from(`${patient}\n${weight}\n`),
+        'decimal.ndjson line 2 is refused as an API request would be: ' +
+          'Observation.valueQuantity.value has more digits',
+      ],
+      [
+        'latin1.ndjson',
+        Buffer.concat([
+          Buffer.from(`${patient}\r\n{"resourceType":"Patient","name":[{"family":"M`),
+          Buffer.from([0xfc]),
+          Buffer.from('ller"}]}\r\n'),
+        ]),
+        'latin1.ndjson line 2 is refused as an API request would be: ' +
+          'The request body is not valid UTF-8',
+      ],
+      [
+        'surrogate.json',
+        Buffer.from(
+          '{"resourceType":"Bundle","type":"batch","entry":[{"resource":' +
+            '{"resourceType":"Patient","name":[{"family":"\\ud800"}]},' +
+            '"request":{"method":"POST","url":"Patient"}}]}',
+        ),
+        'surrogate.json is refused as an API request would be: ' +
+          'Bundle.entry[0].resource.name[0].family holds half a UTF-16 surrogate pair',
+      ],
+    ];
+    for (const [file, bytes, reason] of cases) {
+      await writeFile(join(folder, file), bytes);
+      const before = await count('Patient');
+      const result = await runImport(join(folder, file));
+      expect({ file, code: result.code, stderr: result.stderr }).toEqual({
+        file,
+        code: 1,
+        stderr: expect.stringContaining(reason),
+      });
+      // The value itself is never echoed, and nothing of the file is stored.
+      expect(result.stderr).not.toContain('9007199254740993');
+      expect(await count('Patient')).toBe(before);
+    }
   });
 });

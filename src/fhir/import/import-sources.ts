@@ -1,7 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { AppError } from '../../common/errors/app-error.js';
+import { bodyText } from '../../common/http/body-text.js';
+import { parseJsonBody } from '../../common/http/json-body.js';
 
 /** Resources per batch Bundle when an NDJSON file is sent: small enough to report lines. */
 export const NDJSON_CHUNK = 200;
@@ -69,7 +71,7 @@ export async function describeSource(path: string): Promise<ImportSource> {
     let number = 0;
     for await (const line of lines(path)) {
       number++;
-      if (line.trim() === '') continue;
+      if (isBlank(line)) continue;
       parseLine(line, number, path);
       resources++;
     }
@@ -105,7 +107,7 @@ export async function* unitsOf(
   let number = 0;
   for await (const line of lines(source.path)) {
     number++;
-    if (line.trim() === '') continue;
+    if (isBlank(line)) continue;
     chunk.push({ line: number, resource: parseLine(line, number, source.path) });
     if (chunk.length === NDJSON_CHUNK) {
       yield ndjsonUnit(source, chunk);
@@ -158,29 +160,61 @@ function usePutForUuids(bundle: Bundle): void {
 }
 
 async function readBundle(path: string): Promise<Bundle> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(await readFile(path, 'utf8'));
-  } catch (error) {
-    throw new ImportFileError(path, `is not JSON (${(error as Error).message})`);
-  }
-  const bundle = parsed as Partial<Bundle> | null;
+  const bundle = parseJson(await readFile(path), path, '') as Partial<Bundle> | null;
   if (bundle?.resourceType !== 'Bundle' || !['transaction', 'batch'].includes(bundle.type ?? '')) {
     throw new ImportFileError(path, 'is not a transaction or batch Bundle');
   }
   return bundle as Bundle;
 }
 
-function parseLine(line: string, number: number, path: string): unknown {
+function parseLine(line: Buffer, number: number, path: string): unknown {
+  return parseJson(line, path, `line ${number} `);
+}
+
+/**
+ * JSON read by the rules the API reads a FHIR body by (bodyText, parseJsonBody): UTF-8 only,
+ * no half surrogate pairs, no decimal a double cannot hold as written, no prototype-named keys.
+ * Read with readFile's lenient decoding and JSON.parse, a Latin-1 name was imported with U+FFFD
+ * in it and 9007199254740993 as ...992, both of which the API refuses. The reason names the
+ * element, never a value, and JSON.parse's message (which quotes the text) is not passed on.
+ */
+function parseJson(bytes: Buffer, path: string, where: string): unknown {
   try {
-    return JSON.parse(line);
-  } catch {
-    throw new ImportFileError(path, `line ${number} is not JSON`);
+    return parseJsonBody(bodyText(bytes, undefined), { exactNumbers: true });
+  } catch (error) {
+    if (!(error instanceof AppError)) throw error;
+    throw new ImportFileError(
+      path,
+      `${where}is refused as an API request would be: ${error.message}`,
+    );
   }
 }
 
-function lines(path: string): AsyncIterable<string> {
-  return createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
+/**
+ * A file's lines as bytes, split at LF (a byte no other UTF-8 character contains) and without
+ * a CR before it, so that each is decoded on its own and a bad byte is reported by line.
+ */
+async function* lines(path: string): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
+      pending.push(chunk.subarray(start, end));
+      yield withoutCr(Buffer.concat(pending));
+      pending = [];
+      start = end + 1;
+    }
+    if (start < chunk.length) pending.push(chunk.subarray(start));
+  }
+  if (pending.length > 0) yield withoutCr(Buffer.concat(pending));
+}
+
+function isBlank(line: Buffer): boolean {
+  return line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d);
+}
+
+function withoutCr(line: Buffer): Buffer {
+  return line.at(-1) === 0x0d ? line.subarray(0, -1) : line;
 }
 
 /** A file that cannot be imported at all, named in the report. */
