@@ -14,6 +14,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
+import { dateValueIssues } from './date-values.js';
 import { jsonRuleBreak } from './json-rules.js';
 import type { FhirResource } from './fhir-types.js';
 import { Subsets } from './subset.js';
@@ -115,6 +116,10 @@ export class FhirDefinitions {
         );
       }
       throw error;
+    }
+    const dates = dateValueIssues(resource);
+    if (dates.length > 0) {
+      throw new AppError(400, dates);
     }
     const issues = this.valueSets.check(bound);
     if (issues.length > 0) {

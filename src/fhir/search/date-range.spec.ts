@@ -45,4 +45,15 @@ describe('dateRange', () => {
     expect(sqlTimestamp(dateRange('9999')!.high)).toBe('10000-01-01T00:00:00.000Z');
     expect(sqlTimestamp(dateRange('2024-05')!.low)).toBe('2024-05-01T00:00:00.000Z');
   });
+
+  it('reads a leap second, which R4 allows, as the last millisecond of its minute', () => {
+    expect(iso('2016-12-31T23:59:60Z')).toEqual([
+      '2016-12-31T23:59:59.999Z',
+      '2017-01-01T00:00:00.000Z',
+    ]);
+    expect(iso('2017-01-01T00:59:60.5+01:00')).toEqual([
+      '2016-12-31T23:59:59.999Z',
+      '2017-01-01T00:00:00.000Z',
+    ]);
+  });
 });

@@ -58,12 +58,15 @@ function anyDateRange(value: string): DateRange | undefined {
   if (!h) {
     return { low: utc(year, month, day), high: utc(year, month, day + 1) };
   }
-  const iso = `${y}-${mo}-${d}T${h}:${mi}:${s ?? '00'}${fraction ?? ''}${zone ?? 'Z'}`;
-  const low = new Date(iso);
+  // A leap second (23:59:60Z, which R4 allows) is no time JavaScript's Date can read: it is
+  // taken as the last millisecond of the minute, which holds it in every search.
+  const leap = s === '60';
+  const second = leap ? '59.999' : `${s ?? '00'}${fraction ?? ''}`;
+  const low = new Date(`${y}-${mo}-${d}T${h}:${mi}:${second}${zone ?? 'Z'}`);
   if (Number.isNaN(low.getTime())) {
     return undefined;
   }
-  const step = s ? (fraction ? 1 : 1000) : 60_000;
+  const step = leap || fraction ? 1 : s ? 1000 : 60_000;
   return { low, high: new Date(low.getTime() + step) };
 }
 

@@ -303,3 +303,39 @@ describe('the cap on index rows per resource version', () => {
     },
   );
 });
+
+describe('IndexExtractor dates', () => {
+  const material = randomBytes(32);
+  const id = keyIdOf(material);
+  new FhirDefinitions();
+  const extractor = new IndexExtractor(
+    new SearchDefinitions(),
+    new BlindIndexer(new KeyRing([{ id, material }], id, id)),
+  );
+  const observationDates = (effective: Record<string, unknown>) =>
+    extractor
+      .extract({ resourceType: 'Observation', status: 'final', code: { text: 'x' }, ...effective })
+      .dates.filter((row) => row.param === 'date')
+      .map((row) => [row.low.toISOString(), row.high.toISOString()]);
+
+  it('indexes a leap second as the last millisecond of its minute', () => {
+    expect(observationDates({ effectiveDateTime: '2016-12-31T23:59:60Z' })).toEqual([
+      ['2016-12-31T23:59:59.999Z', '2017-01-01T00:00:00.000Z'],
+    ]);
+  });
+
+  it('indexes nothing for a Period with an unreadable end, rather than an open one', () => {
+    for (const effectivePeriod of [
+      { start: '2024-03-01T10:00:00Z', end: '2024-03-01T11' },
+      { start: '2024-03-01T10', end: '2024-03-01T11:00:00Z' },
+    ]) {
+      expect([effectivePeriod, observationDates({ effectivePeriod })]).toEqual([
+        effectivePeriod,
+        [],
+      ]);
+    }
+    expect(observationDates({ effectivePeriod: { start: '2024-03-01' } })).toEqual([
+      ['2024-03-01T00:00:00.000Z', '9999-12-31T23:59:59.000Z'],
+    ]);
+  });
+});

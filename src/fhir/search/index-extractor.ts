@@ -281,12 +281,29 @@ function periodOrDate(value: unknown): { low: Date; high: Date } | undefined {
     return dateRange(value);
   }
   if (isObject(value) && ('start' in value || 'end' in value)) {
-    const start = typeof value['start'] === 'string' ? dateRange(value['start']) : undefined;
-    const end = typeof value['end'] === 'string' ? dateRange(value['end']) : undefined;
-    // An open end of a Period extends to the ends of time PostgreSQL and FHIR can both write.
-    return { low: start?.low ?? EARLIEST, high: end?.high ?? LATEST };
+    return periodRange(value);
   }
   return undefined;
+}
+
+/**
+ * A Period's interval. An open end (no value) extends to the ends of time PostgreSQL and FHIR can
+ * both write; an end that is there but unreadable gives no interval at all, rather than an open
+ * one that every search before or after it would find (validation refuses such a value, but
+ * resources stored before it did are reindexed as they are).
+ */
+function periodRange(value: Json): { low: Date; high: Date } | undefined {
+  const start = value['start'] === undefined ? undefined : boundOf(value['start']);
+  const end = value['end'] === undefined ? undefined : boundOf(value['end']);
+  if (start === null || end === null) {
+    return undefined;
+  }
+  return { low: start?.low ?? EARLIEST, high: end?.high ?? LATEST };
+}
+
+/** The interval of a Period's start or end; null when it cannot be read. */
+function boundOf(value: unknown): { low: Date; high: Date } | null {
+  return (typeof value === 'string' ? dateRange(value) : undefined) ?? null;
 }
 
 const EARLIEST = new Date('0001-01-01T00:00:00Z');
