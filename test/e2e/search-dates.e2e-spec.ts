@@ -94,4 +94,42 @@ describe('FHIR dates on write and in search', () => {
     expect(await found('date=2016-12-31T23:59:59Z')).toEqual([leap]);
     expect(await found('date=ge2017-01-01')).toEqual([]);
   });
+
+  it('finds a Timing by its outer limits (events, repeat.boundsPeriod)', async () => {
+    const events = await create(
+      observation({ effectiveTiming: { event: ['2024-05-10T09:00:00Z', '2024-05-12T09:00:00Z'] } }),
+    );
+    const bounded = await create(
+      observation({
+        effectiveTiming: {
+          repeat: {
+            boundsPeriod: { start: '2024-05-01', end: '2024-05-31' },
+            frequency: 2,
+            period: 1,
+            periodUnit: 'd',
+          },
+        },
+      }),
+    );
+    expect(await found('date=2024-05')).toEqual([bounded, events].sort());
+    expect(await found('date=gt2024-05-11')).toEqual([bounded, events].sort());
+    expect(await found('date=gt2024-05-20')).toEqual([bounded]);
+    expect(await found('date=lt2024-05-05&date=ge2024')).toEqual([bounded]);
+    expect(await found('date:missing=true')).toEqual([]);
+    const order = await create({
+      resourceType: 'ServiceRequest',
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'urn:test', code }] },
+      subject: { reference: `Patient/${patient}` },
+      occurrenceTiming: { event: ['2024-05-10T09:00:00Z'] },
+    });
+    const res = await http(
+      'GET',
+      `${fhir}/ServiceRequest?code=urn:test|${code}&occurrence=2024-05`,
+    );
+    expect((res.body.entry as { resource: { id: string } }[]).map((e) => e.resource.id)).toEqual([
+      order,
+    ]);
+  });
 });

@@ -338,4 +338,50 @@ describe('IndexExtractor dates', () => {
       ['2024-03-01T00:00:00.000Z', '9999-12-31T23:59:59.000Z'],
     ]);
   });
+
+  it('indexes a Timing by its outer limits: events and repeat.boundsPeriod', () => {
+    const may = (start: string, end: string) => [`2024-05-${start}`, `2024-05-${end}`];
+    expect(
+      observationDates({
+        effectiveTiming: { event: ['2024-05-12T09:00:00Z', '2024-05-10T09:00:00Z'] },
+      }),
+    ).toEqual([may('10T09:00:00.000Z', '12T09:00:01.000Z')]);
+    expect(
+      observationDates({
+        effectiveTiming: { repeat: { boundsPeriod: { start: '2024-05-01', end: '2024-05-31' } } },
+      }),
+    ).toEqual([[`2024-05-01T00:00:00.000Z`, `2024-06-01T00:00:00.000Z`]]);
+    expect(
+      observationDates({
+        effectiveTiming: {
+          event: ['2024-04-30T22:00:00Z'],
+          repeat: {
+            boundsPeriod: { start: '2024-05-01' },
+            frequency: 2,
+            period: 1,
+            periodUnit: 'd',
+          },
+        },
+      }),
+    ).toEqual([['2024-04-30T22:00:00.000Z', '9999-12-31T23:59:59.000Z']]);
+    // Durations and ranges have no dates; nor has a Timing of a code alone.
+    for (const effectiveTiming of [
+      {
+        repeat: {
+          boundsDuration: { value: 5, unit: 'd' },
+          frequency: 1,
+          period: 1,
+          periodUnit: 'd',
+        },
+      },
+      { repeat: { boundsRange: { low: { value: 1 } } } },
+      { code: { text: 'BID' } },
+      { event: ['2024-05-10T09'] },
+    ]) {
+      expect([effectiveTiming, observationDates({ effectiveTiming })]).toEqual([
+        effectiveTiming,
+        [],
+      ]);
+    }
+  });
 });

@@ -283,7 +283,37 @@ function periodOrDate(value: unknown): { low: Date; high: Date } | undefined {
   if (isObject(value) && ('start' in value || 'end' in value)) {
     return periodRange(value);
   }
+  if (isObject(value) && ('event' in value || 'repeat' in value)) {
+    return timingRange(value);
+  }
   return undefined;
+}
+
+/**
+ * A Timing's outer limits, as R4 search.html says to search it (its scheduling details are
+ * ignored): from its earliest event or `repeat.boundsPeriod` start to its latest event or bounds
+ * end. `boundsDuration` and `boundsRange` give no dates; a Timing with none indexes nothing, as
+ * does one with a date that cannot be read.
+ */
+function timingRange(value: Json): { low: Date; high: Date } | undefined {
+  const ranges: ({ low: Date; high: Date } | null)[] = [];
+  // An event of only an extension is a null in the array beside its `_event`.
+  for (const event of Array.isArray(value['event']) ? (value['event'] as unknown[]) : []) {
+    if (event !== null) ranges.push(boundOf(event));
+  }
+  const repeat = value['repeat'];
+  const bounds = isObject(repeat) ? repeat['boundsPeriod'] : undefined;
+  if (isObject(bounds) && ('start' in bounds || 'end' in bounds)) {
+    ranges.push(periodRange(bounds) ?? null);
+  }
+  if (ranges.length === 0 || ranges.some((range) => !range)) {
+    return undefined;
+  }
+  const known = ranges as { low: Date; high: Date }[];
+  return {
+    low: new Date(Math.min(...known.map((range) => range.low.getTime()))),
+    high: new Date(Math.max(...known.map((range) => range.high.getTime()))),
+  };
 }
 
 /**
