@@ -134,4 +134,56 @@ describe('Date, dateTime and instant values', () => {
       ['Questionnaire.item[0].item[0].initial[0].value[x]'],
     ]);
   });
+
+  it('refuses a Period that ends before it starts (per-1), comparing what each covers', () => {
+    const period = (start: string, end: string) => observation({ effectivePeriod: { start, end } });
+    for (const [start, end] of [
+      ['2024-03-05', '2024-03-01'],
+      ['2024-03-02', '2024-03-01T23:00:00-05:00'],
+      ['2024-03-01T10:00:01Z', '2024-03-01T10:00:00Z'],
+      ['2024-03-01T10:00:00Z', '2024-03-01T10:00:00+01:00'],
+      ['2025', '2024-12-31'],
+    ]) {
+      expect([start, end, problems(period(start!, end!))]).toEqual([
+        start,
+        end,
+        [
+          {
+            severity: 'error',
+            code: 'invalid',
+            diagnostics:
+              'Observation.effective[x] starts after it ends (per-1: start SHALL have a lower value than end)',
+            expression: ['Observation.effective[x]'],
+          },
+        ],
+      ]);
+    }
+    for (const [start, end] of [
+      ['2024-03-01', '2024-03'],
+      ['2024-03-01', '2024-03-01'],
+      ['2024-03-01', '2024-03-01T01:00:00+05:00'],
+      ['2024-03-01T10:00:00Z', '2024-03-01T10:00:00Z'],
+      ['2024-03-01T10:00:00.500Z', '2024-03-01T10:00:00Z'],
+      ['2024-03-01T10:00:00+01:00', '2024-03-01T09:30:00Z'],
+    ]) {
+      expect([start, end, problems(period(start!, end!))]).toEqual([start, end, []]);
+    }
+    // Wherever a Period is: an Encounter's, a Timing's bounds, an extension's value.
+    expect(
+      problems({
+        resourceType: 'Encounter',
+        status: 'finished',
+        class: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB' },
+        period: { start: '2024-03-05', end: '2024-03-01' },
+        extension: [{ url: 'http://e.org/p', valuePeriod: { start: '2024', end: '2023' } }],
+      }).map((issue) => issue.expression),
+    ).toEqual([['Encounter.period'], ['Encounter.extension[0].value[x]']]);
+    expect(
+      problems(
+        observation({
+          effectiveTiming: { repeat: { boundsPeriod: { start: '2024-05-31', end: '2024-05-01' } } },
+        }),
+      ).map((issue) => issue.expression),
+    ).toEqual([['Observation.effective[x].repeat.bounds[x]']]);
+  });
 });

@@ -2,6 +2,7 @@ import './websocket-shim.js';
 import { getDataType, isPrimitiveType, type InternalTypeSchema } from '@medplum/core';
 import type { Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
+import { dateRange } from './search/date-range.js';
 
 /**
  * The regexes of R4's date, dateTime and instant (datatypes.html, and the `regex` extension of
@@ -37,8 +38,9 @@ const FORMATS: Record<DateType, string> = {
 const isDateType = (type: string): type is DateType => type in PATTERNS;
 
 /**
- * The issues of every date, dateTime and instant in a resource that R4's regex refuses, at any
- * depth: contained resources, extensions, and the extensions of primitives included. Runs after
+ * The issues of every date, dateTime and instant in a resource that R4's regex refuses, and of
+ * every Period that ends before it starts, at any depth: contained resources, extensions, and the
+ * extensions of primitives included. Runs after
  * @medplum/core's validator (which has refused unknown elements and wrong JSON types), and names
  * elements as it does (`Observation.effective[x]`).
  */
@@ -74,6 +76,7 @@ function walk(json: Json, schema: InternalTypeSchema, path: string, issues: Issu
       } else if (isPrimitiveType(element.type)) {
         check(item, element.type, at, issues);
       } else if (isObject(item)) {
+        if (element.type === 'Period') checkOrder(item, at, issues);
         const type = element.type === 'Resource' ? item['resourceType'] : element.type;
         const inner = schema.innerTypes.find((candidate) => candidate.name === type);
         if (typeof type === 'string') walk(item, inner ?? getDataType(type), at, issues);
@@ -88,6 +91,38 @@ function check(value: unknown, type: string, path: string, issues: Issue[]): voi
       severity: 'error',
       code: 'value',
       diagnostics: `${path} is not an R4 ${type}: ${FORMATS[type]}`,
+      expression: [path],
+    });
+  }
+}
+
+/**
+ * R4's invariant per-1: a Period's start SHALL be lower than its end. Compared as the intervals
+ * they cover, so `2024-03-01` to `2024-03` is a Period; when one has no time, by the calendar
+ * dates as written, to the precision of the less precise (a date has no time zone to convert),
+ * so `2024-03-01` to `2024-03-01T01:00:00+05:00` is one too.
+ */
+function checkOrder(period: Json, path: string, issues: Issue[]): void {
+  const { start, end } = period;
+  if (typeof start !== 'string' || typeof end !== 'string') {
+    return;
+  }
+  if (!PATTERNS.dateTime.test(start) || !PATTERNS.dateTime.test(end)) {
+    return; // Refused for its format already.
+  }
+  let ordered: boolean;
+  if (start.length > 10 && end.length > 10) {
+    const [from, to] = [dateRange(start), dateRange(end)];
+    ordered = !from || !to || from.low < to.high;
+  } else {
+    const length = Math.min(start.length, end.length, 10);
+    ordered = start.slice(0, length) <= end.slice(0, length);
+  }
+  if (!ordered) {
+    issues.push({
+      severity: 'error',
+      code: 'invalid',
+      diagnostics: `${path} starts after it ends (per-1: start SHALL have a lower value than end)`,
       expression: [path],
     });
   }

@@ -132,4 +132,17 @@ describe('FHIR dates on write and in search', () => {
       order,
     ]);
   });
+
+  it('refuses a Period that ends before it starts, and takes one that ends in its last month', async () => {
+    const reversed = observation({ effectivePeriod: { start: '2024-03-05', end: '2024-03-01' } });
+    const res = await http('POST', `${fhir}/Observation`, { body: reversed });
+    expect(res.status).toBe(400);
+    expect(res.body.issue).toEqual([
+      expect.objectContaining({ expression: ['Observation.effective[x]'] }),
+    ]);
+    const month = await create(
+      observation({ effectivePeriod: { start: '2024-03-01', end: '2024-03' } }),
+    );
+    expect(await found('date=2024-03')).toEqual([month]);
+  });
 });
