@@ -69,6 +69,11 @@ export class PatientCompartment {
     return type === 'Patient' || this.links.has(type);
   }
 
+  /** Each type that can belong to a patient, with the search parameters that link it. */
+  linkedTypes(): ReadonlyMap<string, readonly string[]> {
+    return this.params;
+  }
+
   /** The search parameters that link a type to its patient (empty for Patient itself). */
   paramsOf(type: string): readonly string[] {
     return this.params.get(type) ?? [];

@@ -163,16 +163,30 @@ export class SearchRepository {
     );
   }
 
-  /** Every reference to one resource: which resource points to it, through which parameter. */
-  referencing(
-    targetType: string,
-    targetId: string,
+  /**
+   * The live resources that refer to a patient through a parameter that puts them in its
+   * compartment, each once however many such references it has (an Observation's `subject`
+   * and `patient` both point to the patient), updated at `since` or later: at most `limit`.
+   */
+  async compartmentMembers(
+    patientId: string,
+    links: readonly { type: string; param: string }[],
+    since: Date | undefined,
     limit: number,
-  ): Promise<{ type: string; id: string; param: string }[]> {
+  ): Promise<{ type: string; id: string }[]> {
+    if (links.length === 0) {
+      return [];
+    }
     return this.unitOfWork.manager.query(
-      `SELECT resource_type AS type, resource_id AS id, param FROM search_reference
-       WHERE target_type = $1 AND target_id = $2 LIMIT ${Math.trunc(limit)}`,
-      [targetType, targetId],
+      `SELECT s.resource_type AS type, s.resource_id AS id
+         FROM search_reference s
+         JOIN resource r ON r.resource_type = s.resource_type AND r.id = s.resource_id
+        WHERE s.target_type = 'Patient' AND s.target_id = $1
+          AND (s.resource_type, s.param) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+          AND NOT r.deleted AND ($4::timestamptz IS NULL OR r.last_updated >= $4)
+        GROUP BY s.resource_type, s.resource_id
+        LIMIT ${Math.trunc(limit)}`,
+      [patientId, links.map((link) => link.type), links.map((link) => link.param), since ?? null],
     );
   }
 
