@@ -790,6 +790,70 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(typeHistory!.resource.entry).toHaveLength(1);
   });
 
+  it('refuses a Bundle of more than 10,000 entries whole, storing nothing', async () => {
+    for (const type of ['batch', 'transaction']) {
+      const mrn = `CAP-${randomUUID()}`;
+      const entry = [
+        { resource: buildPatient({ mrn }), request: { method: 'POST', url: 'Patient' } },
+        ...Array.from({ length: 10_000 }, () => ({
+          request: { method: 'GET', url: `Patient/${randomUUID()}` },
+        })),
+      ];
+      const res = await http('POST', fhir, { body: { resourceType: 'Bundle', type, entry } });
+      expect({ type, status: res.status }).toEqual({ type, status: 400 });
+      expect(res.body.issue[0]).toMatchObject({
+        code: 'too-costly',
+        diagnostics: 'A Bundle holds at most 10000 entries; this one has 10001: send it in parts',
+      });
+      expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(0);
+    }
+  });
+
+  it("answers a batch's reads until they return 10,000 resources, then refuses the later reads", async () => {
+    const created = await http('POST', fhir, {
+      body: patientWithObservations(`BIG-${randomUUID()}`, 999),
+    });
+    expect(created.status).toBe(200);
+    const patient = (created.body.entry as ResponseEntry[])[0]!.resource!.id;
+    const everything = { request: { method: 'GET', url: `Patient/${patient}/$everything` } };
+    const mrn = `AFTER-${randomUUID()}`;
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          // 1,000 resources each: the tenth brings the batch to 10,000.
+          ...Array<unknown>(12).fill(everything),
+          { resource: buildPatient({ mrn }), request: { method: 'POST', url: 'Patient' } },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const entries = res.body.entry as (ResponseEntry & { resource?: { total?: number } })[];
+    expect(entries.slice(0, 10).map((e) => [e.response.status, e.resource?.total])).toEqual(
+      Array(10).fill(['200 OK', 1000]),
+    );
+    for (const [index, refused] of entries.slice(10, 12).entries()) {
+      expect(refused.response.status).toBe('400');
+      expect(refused.response.outcome!.issue[0]).toMatchObject({
+        code: 'too-costly',
+        diagnostics: `Bundle.entry[${10 + index}]: The reads of one Bundle return at most 10000 resources together, and the entries before this one have: send it in another request`,
+      });
+    }
+    // Writes are not reads: the entry after them still runs.
+    expect(entries[12]!.response.status).toBe('201 Created');
+    // A transaction's reads have the same limit, and such a read fails the transaction.
+    const transaction = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: Array<unknown>(11).fill(everything),
+      },
+    });
+    expect(transaction.status).toBe(400);
+    expect(transaction.body.issue[0].code).toBe('too-costly');
+  });
+
   it('checks every entry against the permission matrix', async () => {
     const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
     const transaction = await nurse('POST', fhir, {

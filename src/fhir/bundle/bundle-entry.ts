@@ -43,6 +43,14 @@ export interface RejectedEntry {
   error: AppError;
 }
 
+/**
+ * The most entries one Bundle holds: as many as $everything returns, about nine times the
+ * largest Synthea record here (1,145 entries), so that a record read out can be written back in
+ * one transaction. Each entry is a request of its own, and a batch of 18,000 reads fitted in the
+ * default 1 MB body.
+ */
+export const MAX_ENTRIES = 10_000;
+
 /** FHIR's processing order inside a transaction: deletes, creates, updates, then reads. */
 export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
 
@@ -71,6 +79,14 @@ export function parseEntries(
   const raw = bundle.entry ?? [];
   if (!Array.isArray(raw)) {
     throw AppError.invalid('Bundle.entry must be an array', ['Bundle.entry']);
+  }
+  if (raw.length > MAX_ENTRIES) {
+    throw AppError.of(
+      400,
+      'too-costly',
+      `A Bundle holds at most ${MAX_ENTRIES} entries; this one has ${raw.length}: send it in parts`,
+      ['Bundle.entry'],
+    );
   }
   if (bundle.type === 'transaction') {
     return { type: 'transaction', entries: raw.map((entry, index) => parseEntry(entry, index)) };

@@ -34,6 +34,7 @@ import {
   type ParsedEntry,
   type RejectedEntry,
 } from './bundle-entry.js';
+import { ReadBudget } from './read-budget.js';
 
 interface EntryResult {
   resource?: FhirResource | OperationOutcome;
@@ -117,6 +118,7 @@ export class BundleService {
   ): Promise<EntryResult[]> {
     entries.forEach((entry) => this.authorize(user, entry));
     const results: EntryResult[] = [];
+    const budget = new ReadBudget();
     await this.unitOfWork.run(async () => {
       const { planned, references } = await this.plan(user, entries);
       const ordered = [...entries].sort(
@@ -141,7 +143,7 @@ export class BundleService {
           continue;
         }
         results[entry.index] = await inEntry(entry, () =>
-          this.execute(user, entry, planned.get(entry.index), references, baseUrl),
+          this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget),
         );
       }
     });
@@ -187,6 +189,7 @@ export class BundleService {
     requestId: string | undefined,
   ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
+    const budget = new ReadBudget();
     for (const entry of entries) {
       if ('error' in entry) {
         results.push(failed(entry.error, entry.index));
@@ -196,7 +199,7 @@ export class BundleService {
         this.authorize(user, entry);
         const perform = async () => {
           const { planned, references } = await this.plan(user, [entry]);
-          return this.execute(user, entry, planned.get(entry.index), references, baseUrl);
+          return this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget);
         };
         // A write entry commits with a row of its own, in one transaction: a later failure of
         // the request's row cannot leave it stored and unnamed, and a failure of its own row
@@ -339,6 +342,7 @@ export class BundleService {
     planned: Planned | undefined,
     references: ReadonlyMap<string, string>,
     baseUrl: string,
+    budget: ReadBudget,
   ): Promise<EntryResult> {
     const where = `Bundle.entry[${entry.index}].resource`;
     const body = entry.resource
@@ -400,7 +404,8 @@ export class BundleService {
         return { response: { status: STATUS_TEXT[204]! } };
       }
       case 'GET':
-        return this.get(user, entry, baseUrl);
+        budget.assertRoom();
+        return budget.spent(await this.get(user, entry, baseUrl));
     }
   }
 
