@@ -1,3 +1,4 @@
+import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -57,6 +58,66 @@ describe('Patient/{id}/$everything of a large record', () => {
   afterAll(async () => {
     await testApp.close();
     restoreEnv();
+  });
+
+  it('loads only the rows of the page asked for, and counts no restricted record', async () => {
+    const small = (await http('POST', `${fhir}/Patient`, { body: buildPatient({}) })).body
+      .id as string;
+    const observation = (extra = {}) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '2339-0' }] },
+      subject: { reference: `Patient/${small}` },
+      ...extra,
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await http('POST', `${fhir}/Observation`, { body: observation() })).body.id);
+    }
+    const restricted = {
+      system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+      code: 'R',
+    };
+    await http('POST', `${fhir}/Observation`, {
+      body: observation({ meta: { security: [restricted] } }),
+    });
+    ids.sort();
+    const whole = await http('GET', `${fhir}/Patient/${small}/$everything`);
+    expect(whole.body.total).toBe(4);
+    expect(whole.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+      small,
+      ...ids,
+    ]);
+    // The last Observation of the order, made unreadable (another row's ciphertext, bound to
+    // that row's id): a page before it never opens it.
+    const database = testApp.app.get(DataSource);
+    const content = async (id: string) =>
+      (
+        await database.query<{ content: string }[]>(
+          `SELECT content FROM resource WHERE resource_type = 'Observation' AND id = $1`,
+          [id],
+        )
+      )[0]!.content;
+    const setContent = (id: string, text: string) =>
+      database.query(
+        `UPDATE resource SET content = $2 WHERE resource_type = 'Observation' AND id = $1`,
+        [id, text],
+      );
+    const last = ids[ids.length - 1]!;
+    const stored = await content(last);
+    await setContent(last, await content(ids[0]!));
+    try {
+      const first = await http('GET', `${fhir}/Patient/${small}/$everything?_count=2`);
+      expect(first.status).toBe(200);
+      expect(first.body.total).toBe(4);
+      expect(first.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+        small,
+        ids[0],
+      ]);
+      expect(first.body.link[1].relation).toBe('next');
+    } finally {
+      await setContent(last, stored);
+    }
   });
 
   it('answers a record whose resources refer to the patient twice whole, each once', async () => {

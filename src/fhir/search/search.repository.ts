@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { RESTRICTED_LABEL } from '../../access/resource-access.js';
 import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
 import { preparedQuery } from '../../database/prepared-query.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
@@ -166,7 +167,8 @@ export class SearchRepository {
   /**
    * The live resources that refer to a patient through a parameter that puts them in its
    * compartment, each once however many such references it has (an Observation's `subject`
-   * and `patient` both point to the patient), updated at `since` or later: at most `limit`.
+   * and `patient` both point to the patient), updated at `since` or later, not restricted
+   * (a list never shows those, see ResourceAccess.isListable): at most `limit`.
    */
   async compartmentMembers(
     patientId: string,
@@ -184,9 +186,19 @@ export class SearchRepository {
         WHERE s.target_type = 'Patient' AND s.target_id = $1
           AND (s.resource_type, s.param) IN (SELECT * FROM unnest($2::text[], $3::text[]))
           AND NOT r.deleted AND ($4::timestamptz IS NULL OR r.last_updated >= $4)
+          AND NOT EXISTS (SELECT 1 FROM search_token x
+                           WHERE x.resource_type = s.resource_type AND x.resource_id = s.resource_id
+                             AND x.param = '_security' AND x.system = $5 AND x.code = $6)
         GROUP BY s.resource_type, s.resource_id
         LIMIT ${Math.trunc(limit)}`,
-      [patientId, links.map((link) => link.type), links.map((link) => link.param), since ?? null],
+      [
+        patientId,
+        links.map((link) => link.type),
+        links.map((link) => link.param),
+        since ?? null,
+        RESTRICTED_LABEL.system,
+        RESTRICTED_LABEL.code,
+      ],
     );
   }
 
