@@ -1,3 +1,4 @@
+import { revIncludesByTarget } from './search/rev-includes.js';
 import type { SearchDefinitions, SearchParam } from './search/search-definitions.js';
 
 const INTERACTIONS = [
@@ -85,6 +86,7 @@ export function capabilityResources(
   search: Pick<SearchDefinitions, 'paramsOf' | 'compositesOf'>,
   referentialIntegrity: boolean,
 ): object[] {
+  const revIncludes = revIncludesByTarget(resourceTypes, search);
   return resourceTypes.map((type) =>
     type === AUDIT_EVENT.type
       ? AUDIT_EVENT
@@ -106,7 +108,12 @@ export function capabilityResources(
           referencePolicy: referentialIntegrity
             ? ['literal', 'logical', 'enforced', 'local']
             : ['literal', 'logical'],
-          ...searchCapabilities(type, search.paramsOf(type), search.compositesOf(type)),
+          ...searchCapabilities(
+            type,
+            search.paramsOf(type),
+            search.compositesOf(type),
+            revIncludes.get(type) ?? [],
+          ),
           operation: [
             ...(TYPE_OPERATIONS[type] ?? []),
             {
@@ -169,16 +176,25 @@ const PHI_DOCUMENTATION =
   'Direct identifier: matched on keyed hashes only (exact, and prefixes of 3 to 20 characters ' +
   'for names and addresses, a shorter value matching whole parts); no :contains, no sorting';
 
-/** The search parameters a type is indexed on, and the reference ones _include can follow. */
+/**
+ * The search parameters a type is indexed on, the reference ones _include can follow, and those
+ * of other types that _revinclude can follow back to it (rev-includes.ts, which a search obeys).
+ */
 function searchCapabilities(
   type: string,
   params: readonly SearchParam[],
   composites: readonly { code: string; definition?: string }[],
-): { searchInclude?: string[]; searchParam: Record<string, string>[] } {
+  revIncludes: readonly string[],
+): {
+  searchInclude?: string[];
+  searchRevInclude?: string[];
+  searchParam: Record<string, string>[];
+} {
   const includes = params.filter((p) => p.type === 'reference').map((p) => `${type}:${p.code}`);
   return {
     // Left out for a type with no reference parameter: FHIR JSON has no empty arrays.
     ...(includes.length > 0 ? { searchInclude: includes } : {}),
+    ...(revIncludes.length > 0 ? { searchRevInclude: [...revIncludes] } : {}),
     searchParam: [
       { name: '_id', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id' },
       {

@@ -387,6 +387,47 @@ describe('FHIR search', () => {
       expect(everyReferrer.status).toBe(400);
       expect(everyReferrer.body.issue[0].code).toBe('not-supported');
     });
+
+    it('takes every _revinclude /metadata declares, and refuses the others', async () => {
+      const metadata = await search('metadata');
+      const resources = metadata.body.rest[0].resource as {
+        type: string;
+        searchRevInclude?: string[];
+      }[];
+      const patient = resources.find((r) => r.type === 'Patient')!;
+      expect(patient.searchRevInclude).toEqual(
+        expect.arrayContaining(['Observation:subject', 'Encounter:patient', 'Provenance:target']),
+      );
+      // Each type's in one search, as a form (all of Patient's would not fit in a URL); for
+      // Patient one that matches, so that each is followed to the database.
+      for (const { type, searchRevInclude } of resources) {
+        if (!searchRevInclude) continue;
+        const form = new URLSearchParams({ _id: type === 'Patient' ? ids.b : `none-${run}` });
+        for (const value of searchRevInclude) form.append('_revinclude', value);
+        const res = await http('POST', `${fhir}/${type}/_search`, {
+          raw: form.toString(),
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        });
+        expect([type, res.status, res.body.issue]).toEqual([type, 200, undefined]);
+      }
+      // Undeclared ones are refused, matches or not, rather than answered with nothing added.
+      for (const [type, value, said] of [
+        ['Patient', 'Encounter:location', 'does not refer to Patient'],
+        ['Observation', 'Observation:subject', 'does not refer to Observation'],
+        ['Patient', 'Observation:subject:Group', 'does not refer to Patient'],
+        ['Patient', 'Observation:code', 'is not a reference parameter'],
+        ['Patient', 'Nothing:subject', 'is not a resource type'],
+        ['Patient', 'AuditEvent:patient', 'search them at /fhir/AuditEvent'],
+      ]) {
+        const declared = resources.find((r) => r.type === type)!.searchRevInclude;
+        expect(declared).not.toContain(value);
+        for (const id of [ids.b, `none-${run}`]) {
+          const res = await search(`${type!}?_id=${id}&_revinclude=${value!}`);
+          expect([value, res.status]).toEqual([value, 400]);
+          expect(res.body.issue[0].diagnostics).toContain(said);
+        }
+      }
+    });
   });
 
   describe('parameter types and modifiers', () => {

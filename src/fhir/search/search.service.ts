@@ -16,6 +16,7 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { isPhiParameter } from './phi-parameters.js';
+import { assertRevInclude } from './rev-includes.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
@@ -101,6 +102,9 @@ export class SearchService {
     const sealed = options.viaPost === true || state !== undefined;
     this.definitions.assertResourceType(type);
     const request = parseSearchRequest(query);
+    for (const spec of request.revinclude) {
+      assertRevInclude(type, spec, (t) => this.definitions.isResourceType(t), this.conditions);
+    }
     const params = new SqlParams();
     let used = query;
     if (lenient) {
@@ -456,8 +460,8 @@ export class SearchService {
         );
         added.push(...this.listable(user, targets, seen, warnings));
       }
+      // Checked before the search ran (assertRevInclude).
       for (const spec of specs(request.revinclude)) {
-        this.assertReferenceParam(spec);
         const targets =
           depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
         for (const targetType of new Set(targets.map((t) => t.resourceType))) {
