@@ -1,8 +1,9 @@
-import { Controller, Get, Param, Req, Res } from '@nestjs/common';
+import { Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FhirInteraction } from '../auth/permission.decorators.js';
 import { fhirBaseUrl, sendFhirJson } from '../fhir/fhir-headers.js';
+import { historyParams } from '../fhir/history-params.js';
 import { AuditEventService } from './audit-event.service.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -40,6 +41,40 @@ export class AuditEventController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     return sendFhirJson(reply, await this.events.read(id));
+  }
+
+  @Get('AuditEvent/_history')
+  @FhirInteraction('search', 'AuditEvent')
+  @ApiOperation({ summary: 'Not offered: search AuditEvent instead (never changed, newest first)' })
+  typeHistory(): never {
+    return this.events.typeHistory();
+  }
+
+  // Reading an event's history or its one version is reading the event: the same right.
+  @Get('AuditEvent/:id/_history')
+  @FhirInteraction('read', 'AuditEvent')
+  @ApiOperation({ summary: 'History of one audit event: its one version (never changed)' })
+  async history(
+    @Param('id') id: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(
+      reply,
+      await this.events.history(id, historyParams(query, 'AuditEvent', id), fhirBaseUrl(request)),
+    );
+  }
+
+  @Get('AuditEvent/:id/_history/:vid')
+  @FhirInteraction('read', 'AuditEvent')
+  @ApiOperation({ summary: 'Read an audit event by version (1, its only one)' })
+  async vread(
+    @Param('id') id: string,
+    @Param('vid') versionId: string,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.events.vread(id, versionId));
   }
 
   @Get('Patient/:id/$audit-trail')

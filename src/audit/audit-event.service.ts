@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
-import { entries } from '../fhir/bundle.js';
-import { isValidId } from '../fhir/fhir-types.js';
+import { buildHistoryBundle, cursorLinks, entries, type Bundle } from '../fhir/bundle.js';
+import { isValidId, type FhirResource, type HistoryParams } from '../fhir/fhir-types.js';
+import { showsOnlyVersion } from '../fhir/history-params.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
 import { AuditContext } from './audit-context.js';
@@ -42,11 +43,55 @@ export class AuditEventService {
   }
 
   async read(id: string): Promise<Record<string, unknown>> {
-    const entry = /^[0-9a-f-]{36}$/.test(id) ? await this.repository.findById(id) : undefined;
-    if (!entry) {
-      throw AppError.notFound('AuditEvent resource not found');
+    return toAuditEvent(await this.find(id));
+  }
+
+  /**
+   * `AuditEvent/{id}/_history`: an AuditEvent is never changed (the chain forbids it), so its
+   * history is its one version, 1, unless `_since` or `_at` leaves it out.
+   */
+  async history(id: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+    const entry = await this.find(id);
+    const versions = showsOnlyVersion(entry.recordedAt, params)
+      ? [
+          {
+            resourceType: 'AuditEvent',
+            id: entry.id,
+            versionId: 1,
+            lastUpdated: entry.recordedAt,
+            resource: toAuditEvent(entry) as FhirResource,
+          },
+        ]
+      : [];
+    const self = `${baseUrl}/AuditEvent/${entry.id}/_history`;
+    return buildHistoryBundle(
+      versions,
+      cursorLinks(params, self, undefined),
+      baseUrl,
+      versions.length,
+    );
+  }
+
+  /** `AuditEvent/{id}/_history/1` is the event; it has no other version. */
+  async vread(id: string, versionId: string): Promise<Record<string, unknown>> {
+    const event = await this.read(id);
+    if (versionId !== '1') {
+      throw AppError.notFound('AuditEvent version not found: an AuditEvent has one version, 1');
     }
-    return toAuditEvent(entry);
+    return event;
+  }
+
+  /**
+   * `AuditEvent/_history` is not offered (nor declared in /metadata): with nothing ever
+   * updated or deleted, it would be the search, newest first, under another name.
+   */
+  typeHistory(): never {
+    throw AppError.of(
+      400,
+      'not-supported',
+      'AuditEvent has no type history: AuditEvents are never changed, so GET /fhir/AuditEvent ' +
+        '(newest first, date=ge… for those since an instant) lists every version there is',
+    );
   }
 
   /** Who accessed this patient's records, when and how (HIPAA 164.528 accounting). */
@@ -76,6 +121,14 @@ export class AuditEventService {
       beforeSeq = page.at(-1)!.chainSeq;
     }
     return rows.reverse();
+  }
+
+  private async find(id: string): Promise<ChainedAuditEntry> {
+    const entry = /^[0-9a-f-]{36}$/.test(id) ? await this.repository.findById(id) : undefined;
+    if (!entry) {
+      throw AppError.notFound('AuditEvent resource not found');
+    }
+    return entry;
   }
 
   private async bundle(

@@ -15,12 +15,23 @@ const INTERACTIONS = [
 
 /**
  * The audit trail is read-only and searched by its own parameters (GET /fhir/AuditEvent):
- * nobody writes AuditEvents through the API; the service records them itself.
+ * nobody writes AuditEvents through the API; the service records them itself. Never changed,
+ * each has one version: its history and vread (src/audit/audit-event.controller.ts) are that
+ * version, and a type history would be the search again, so it is not offered.
  */
 const AUDIT_EVENT = {
   type: 'AuditEvent',
   profile: 'http://hl7.org/fhir/StructureDefinition/AuditEvent',
-  interaction: [{ code: 'read' }, { code: 'search-type' }],
+  documentation:
+    'Read-only and never changed: each AuditEvent has one version (1). No type history: ' +
+    'search AuditEvent, newest first.',
+  interaction: [
+    { code: 'read' },
+    { code: 'vread' },
+    { code: 'history-instance' },
+    { code: 'search-type' },
+  ],
+  versioning: 'versioned',
   searchParam: [
     { name: 'patient', type: 'reference' },
     { name: 'agent', type: 'reference' },

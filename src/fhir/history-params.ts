@@ -151,3 +151,30 @@ function integerParam(value: unknown, name: string, fallback: number): number {
   }
   return Number(value);
 }
+
+/**
+ * Whether the history of a resource that is never changed (an AuditEvent: its one version,
+ * written at `written`) shows that version under `_since`, `_at` and a cursor: the conditions
+ * resource.repository.ts puts in SQL, for a version no later one replaced.
+ */
+export function showsOnlyVersion(written: Date, params: HistoryParams): boolean {
+  const time = written.getTime();
+  const currentAt = (period: AtPeriod): boolean => {
+    switch (period.prefix) {
+      case 'eq':
+      case 'le':
+        return time < period.high.getTime();
+      case 'lt':
+        return time < period.low.getTime();
+      case 'ge':
+      case 'gt':
+        return true;
+    }
+  };
+  return (
+    (params.since === undefined || time >= params.since.getTime()) &&
+    (params.at ?? []).every(currentAt) &&
+    // A cursor means "older than its version"; only version 1 exists.
+    (params.cursor === undefined || params.cursor.versionId > 1)
+  );
+}

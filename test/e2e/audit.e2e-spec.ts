@@ -562,6 +562,54 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(one.body.id).toBe(readEvent.id);
     expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(403);
 
+    // An AuditEvent is never changed: its history is its one version, which vread reads.
+    const history = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history`);
+    expect(history.status).toBe(200);
+    expect(history.body).toMatchObject({ resourceType: 'Bundle', type: 'history', total: 1 });
+    expect(history.body.entry).toEqual([
+      expect.objectContaining({
+        fullUrl: `${fhir}/AuditEvent/${readEvent.id}`,
+        resource: readEvent,
+        response: expect.objectContaining({ etag: 'W/"1"', lastModified: readEvent.recorded }),
+      }),
+    ]);
+    expect(() => definitions.validate(history.body)).not.toThrow();
+    const later = new Date(Date.parse(readEvent.recorded) + 1000).toISOString();
+    const since = await auditor(
+      'GET',
+      `${fhir}/AuditEvent/${readEvent.id}/_history?_since=${later}`,
+    );
+    expect([since.status, since.body.total, since.body.entry]).toEqual([200, 0, undefined]);
+    const vread = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history/1`);
+    expect([vread.status, vread.body]).toEqual([200, readEvent]);
+    for (const path of [`${readEvent.id}/_history/2`, `${randomUUID()}/_history`]) {
+      expect([path, (await auditor('GET', `${fhir}/AuditEvent/${path}`)).status]).toEqual([
+        path,
+        404,
+      ]);
+    }
+    // The rights of reading the event: an admin may, a doctor may not.
+    expect((await admin('GET', `${fhir}/AuditEvent/${readEvent.id}/_history`)).status).toBe(200);
+    expect((await admin('GET', `${fhir}/AuditEvent/${readEvent.id}/_history/1`)).status).toBe(200);
+    expect((await doctor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history`)).status).toBe(403);
+    expect((await doctor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history/1`)).status).toBe(403);
+    // A type history is not offered, and /metadata does not declare one.
+    const typeHistory = await auditor('GET', `${fhir}/AuditEvent/_history`);
+    expect(typeHistory.status).toBe(400);
+    expect(typeHistory.body.issue[0]).toMatchObject({
+      code: 'not-supported',
+      diagnostics: expect.stringContaining('GET /fhir/AuditEvent'),
+    });
+    expect((await doctor('GET', `${fhir}/AuditEvent/_history`)).status).toBe(403);
+    const metadata = await doctor('GET', `${fhir}/metadata`);
+    const declared = metadata.body.rest[0].resource.find((r: any) => r.type === 'AuditEvent');
+    expect(declared.interaction.map((i: { code: string }) => i.code)).toEqual([
+      'read',
+      'vread',
+      'history-instance',
+      'search-type',
+    ]);
+
     // The same accounting from the admin CLI, which records its own access to the patient.
     const report = await runNode(
       BUILT.cli,

@@ -1217,7 +1217,13 @@ describe('FHIR REST: CRUD, versions and history', () => {
       definition: `${bulk}/OperationDefinition/group-export`,
     });
     const audit = res.body.rest[0].resource.find((r: { type: string }) => r.type === 'AuditEvent');
-    expect(audit.interaction).toEqual([{ code: 'read' }, { code: 'search-type' }]);
+    // Never changed: one version each, which history-instance and vread give; no type history.
+    expect(audit.interaction).toEqual([
+      { code: 'read' },
+      { code: 'vread' },
+      { code: 'history-instance' },
+      { code: 'search-type' },
+    ]);
   });
 
   it('echoes a request id and serves health and readiness; documents every FHIR route', async () => {
