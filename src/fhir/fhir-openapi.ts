@@ -1,12 +1,15 @@
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { OPENAPI_EXAMPLES, patchExamples } from './openapi-examples.js';
+import { EVERYTHING_PARAMS, MAX_EVERYTHING_COUNT } from './search/everything.service.js';
 import type { SearchParam } from './search/search-definitions.js';
-import { DEFAULT_COUNT, MAX_COUNT } from './search/search-request.js';
+import { DEFAULT_COUNT, MAX_COUNT, MAX_LAST } from './search/search-request.js';
 
 type Operation = OpenAPIObject['paths'][string]['get'] & object;
 type Parameter = Exclude<NonNullable<Operation['parameters']>[number], { $ref: string }>;
+type RequestBody = Exclude<Operation['requestBody'], { $ref: string } | undefined>;
 
 export const FHIR_JSON = 'application/fhir+json';
+const FORM = 'application/x-www-form-urlencoded';
 const GENERIC_TAG = 'FHIR: any resource type';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
@@ -22,6 +25,31 @@ const RESULT_PARAMETERS: Parameter[] = [
   query('_summary', 'true | text | data (part of each resource, tagged SUBSETTED) | count | false'),
   query('_elements', 'Comma-separated top-level elements to return (mandatory ones come too)'),
 ];
+
+/** What `Patient/{id}/$everything` takes (everything.service.ts), each with what it does. */
+const EVERYTHING: Record<(typeof EVERYTHING_PARAMS)[number], string> = {
+  start: 'Care dates from, e.g. 2026-01-01 (any precision); resources without one come too',
+  end: 'Care dates until, e.g. 2026-12-31 (any precision); resources without one come too',
+  _type: 'Only these resource types, comma-separated, e.g. Observation,Encounter',
+  _since: 'Only resources changed at or after this instant, e.g. 2026-01-01T00:00:00Z',
+  _count: `Page size (at most ${MAX_EVERYTHING_COUNT}); without it, one Bundle of everything`,
+};
+
+/**
+ * The criteria of a conditional update, patch or delete on `/fhir/{type}`: any search
+ * parameters of the type, sent as `?name=value&…` (OpenAPI's free-form query object).
+ */
+const CRITERIA: Parameter = {
+  name: 'criteria',
+  in: 'query',
+  required: true,
+  style: 'form',
+  explode: true,
+  description:
+    'Search criteria that name the resource, e.g. identifier=system|value: several matches are a 412',
+  schema: { type: 'object', additionalProperties: { type: 'string' } },
+  example: { identifier: 'urn:oid:2.16.840.1.113883.19.5|MRN-000123' },
+};
 
 const DESCRIPTIONS: Record<SearchParam['type'], string> = {
   string: 'string: starts with (case- and accent-insensitive); :exact, :contains, :missing',
@@ -63,8 +91,15 @@ export function describeFhirApi(document: OpenAPIObject, source: FhirOpenApiSour
       if (type) type.schema = { type: 'string', enum: [...source.resourceTypes] };
       if (isSearch(operation))
         operation.parameters = [...(operation.parameters ?? []), ...RESULT_PARAMETERS];
+      if (isConditional(operation))
+        operation.parameters = [...(operation.parameters ?? []), CRITERIA];
     }
   }
+  for (const operation of Object.values(document.paths).flatMap(operations)) {
+    // Form searches of any type, and compartment ones: the common parameters, and any other.
+    if (isSearchByPost(operation)) operation.requestBody = formBody(RESULT_PARAMETERS);
+  }
+  describeOperations(document, source);
   const tags = [];
   for (const [type, example] of Object.entries(OPENAPI_EXAMPLES)) {
     if (!source.resourceTypes.includes(type)) continue;
@@ -123,22 +158,90 @@ function specialize(
       },
     };
   }
-  if (operation.operationId.endsWith('_patch') && content) {
+  if (/_(conditionalP|p)atch$/.test(operation.operationId) && content) {
     for (const media of Object.values(content)) media.examples = patchExamples(type);
   }
+  const own = ownParameters(params);
   if (isSearch(operation)) {
-    const own = params
-      .filter((param) => !param.code.startsWith('_'))
-      .map((param) =>
-        query(
-          param.code,
-          param.phi
-            ? `${DESCRIPTIONS[param.type]} (PHI: exact match on a blind index; no :contains)`
-            : DESCRIPTIONS[param.type],
-        ),
-      );
     operation.parameters = [...operation.parameters, ...own];
   }
+  if (isSearchByPost(operation)) operation.requestBody = formBody([...own, ...RESULT_PARAMETERS]);
+  if (isConditional(operation)) {
+    // The type's own parameters, each an input, in place of the free-form criteria.
+    operation.parameters = [
+      ...operation.parameters.filter((p) => !('name' in p) || p.name !== CRITERIA.name),
+      ...RESULT_PARAMETERS.slice(0, 2),
+      ...own,
+    ];
+  }
+}
+
+/** `Observation/$lastn` and `Patient/{id}/$everything`: what each takes besides the path. */
+function describeOperations(document: OpenAPIObject, source: FhirOpenApiSource): void {
+  for (const operation of Object.values(document.paths).flatMap(operations)) {
+    if (operation.operationId === 'FhirController_lastN') {
+      const needed = ' ($lastn needs patient or subject)';
+      operation.parameters = [
+        {
+          name: 'max',
+          in: 'query',
+          required: false,
+          description: `How many of each code, newest first: 1 to ${MAX_LAST}, default 1`,
+          schema: { type: 'integer', minimum: 1, maximum: MAX_LAST, default: 1 },
+        },
+        ...ownParameters(source.searchParams('Observation')).map((parameter) =>
+          ['patient', 'subject'].includes(parameter.name)
+            ? { ...parameter, description: `${parameter.description ?? ''}${needed}` }
+            : parameter,
+        ),
+      ];
+    }
+    if (operation.operationId === 'FhirController_everything') {
+      operation.parameters = [
+        ...(operation.parameters ?? []),
+        ...EVERYTHING_PARAMS.map((name) => query(name, EVERYTHING[name])),
+      ];
+    }
+  }
+}
+
+/** A type's own search parameters (not `_id`, `_lastUpdated`…), described by their type. */
+function ownParameters(params: readonly SearchParam[]): Parameter[] {
+  return params
+    .filter((param) => !param.code.startsWith('_'))
+    .map((param) =>
+      query(
+        param.code,
+        param.phi
+          ? `${DESCRIPTIONS[param.type]} (PHI: exact match on a blind index; no :contains)`
+          : DESCRIPTIONS[param.type],
+      ),
+    );
+}
+
+/**
+ * The body of `POST …/_search`: a form of search parameters, the listed ones as fields (what
+ * Swagger UI shows) and any other the type has. Each field's example is empty: Swagger UI
+ * would fill in "string" and send it (`_count=string`, a 400); it leaves out empty fields.
+ */
+function formBody(parameters: readonly Parameter[]): RequestBody {
+  return {
+    required: false,
+    content: {
+      [FORM]: {
+        schema: {
+          type: 'object',
+          properties: Object.fromEntries(
+            parameters.map((p) => [
+              p.name,
+              { type: 'string', description: p.description ?? '', example: '' },
+            ]),
+          ),
+          additionalProperties: { type: 'string' },
+        },
+      },
+    },
+  };
 }
 
 function answerFhirJson(operation: Operation): void {
@@ -150,6 +253,14 @@ function answerFhirJson(operation: Operation): void {
 
 function isSearch(operation: Operation): boolean {
   return operation.operationId?.endsWith('FhirController_search') ?? false;
+}
+
+function isSearchByPost(operation: Operation): boolean {
+  return /FhirController_(compartmentS|s)earchByPost$/.test(operation.operationId ?? '');
+}
+
+function isConditional(operation: Operation): boolean {
+  return /FhirController_conditional(Update|Patch|Delete)$/.test(operation.operationId ?? '');
 }
 
 function isResourceSchema(schema: unknown): boolean {

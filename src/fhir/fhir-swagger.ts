@@ -1,9 +1,21 @@
+import { patchExamples } from './openapi-examples.js';
+
 /** Swagger decorator arguments the FHIR REST controllers share. */
 export const OUTCOME = {
   description: 'OperationOutcome describing the problem',
   schema: { $ref: '#/components/schemas/OperationOutcome' },
 };
 export const RESOURCE = { schema: { $ref: '#/components/schemas/Resource' } };
+/** A patch body: JSON Patch (an array) or FHIRPath Patch (a Parameters resource). */
+export const PATCH_BODY = {
+  schema: { oneOf: [{ type: 'array', items: { type: 'object' } }, { type: 'object' }] },
+  examples: patchExamples('Patient'),
+};
+export const IF_MATCH = {
+  name: 'If-Match',
+  required: false,
+  description: 'Version ETag, e.g. W/"1"',
+};
 export const TYPE_PARAM = {
   name: 'type',
   description: 'FHIR R4 resource type, e.g. Patient',

@@ -36,15 +36,16 @@ import {
   CASCADE_HEADER,
   CASCADE_QUERY,
   CASCADED,
+  IF_MATCH,
   IF_NONE_MATCH,
   NOT_MODIFIED,
   OUTCOME,
+  PATCH_BODY,
   RESOURCE,
   TYPE_PARAM,
 } from './fhir-swagger.js';
 import type { StoredResource } from './fhir-types.js';
 import { FhirService } from './fhir.service.js';
-import { patchExamples } from './openapi-examples.js';
 
 /** One resource: read, vread, update, patch and delete (`/fhir/{type}/{id}`). */
 @ApiTags('FHIR')
@@ -101,7 +102,7 @@ export class ResourceInstanceController {
   })
   @ApiParam(TYPE_PARAM)
   @ApiBody(RESOURCE)
-  @ApiHeader({ name: 'If-Match', required: false, description: 'Version ETag, e.g. W/"1"' })
+  @ApiHeader(IF_MATCH)
   @ApiResponse({ status: 200, ...RESOURCE })
   @ApiResponse({ status: 412, ...OUTCOME })
   async update(
@@ -135,10 +136,7 @@ export class ResourceInstanceController {
       'Patch with JSON Patch (application/json-patch+json) or FHIRPath Patch (a Parameters resource)',
   })
   @ApiParam(TYPE_PARAM)
-  @ApiBody({
-    schema: { oneOf: [{ type: 'array', items: { type: 'object' } }, { type: 'object' }] },
-    examples: patchExamples('Patient'),
-  })
+  @ApiBody(PATCH_BODY)
   @ApiResponse({ status: 200, ...RESOURCE })
   async patch(
     @CurrentUser() user: AuthenticatedUser,

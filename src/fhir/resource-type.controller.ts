@@ -32,7 +32,9 @@ import {
   CASCADE_HEADER,
   CASCADE_QUERY,
   CASCADED,
+  IF_MATCH,
   OUTCOME,
+  PATCH_BODY,
   RESOURCE,
   TYPE_PARAM,
 } from './fhir-swagger.js';
@@ -100,6 +102,8 @@ export class ResourceTypeController {
   @FhirInteraction('update')
   @ApiOperation({ summary: 'Conditional update: PUT /fhir/{type}?criteria' })
   @ApiParam(TYPE_PARAM)
+  @ApiBody(RESOURCE)
+  @ApiHeader(IF_MATCH)
   async conditionalUpdate(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
@@ -130,6 +134,7 @@ export class ResourceTypeController {
   @ApiParam(TYPE_PARAM)
   @ApiQuery(CASCADE_QUERY)
   @ApiHeader(CASCADE_HEADER)
+  @ApiHeader(IF_MATCH)
   @ApiResponse(CASCADED)
   async conditionalDelete(
     @CurrentUser() user: AuthenticatedUser,
@@ -156,6 +161,8 @@ export class ResourceTypeController {
     summary: 'Conditional patch: PATCH /fhir/{type}?criteria (JSON Patch or FHIRPath Patch)',
   })
   @ApiParam(TYPE_PARAM)
+  @ApiBody(PATCH_BODY)
+  @ApiHeader(IF_MATCH)
   async conditionalPatch(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,

@@ -96,6 +96,97 @@ describe('the OpenAPI document behind Swagger UI', () => {
     expect(family.description).toContain('PHI');
   });
 
+  it('documents what $lastn, $everything, form searches and conditional writes take, as the server takes it', async () => {
+    const names = (operation: { parameters?: unknown[] }) =>
+      (operation.parameters ?? []).map((parameter) => (parameter as { name: string }).name);
+    const lastn = document.paths['/fhir/Observation/$lastn']!.get!;
+    expect(names(lastn)).toEqual(
+      expect.arrayContaining(['max', 'patient', 'subject', 'code', 'category', 'date']),
+    );
+    const everything = document.paths['/fhir/Patient/{id}/$everything']!.get!;
+    expect(names(everything)).toEqual(['id', 'start', 'end', '_type', '_since', '_count']);
+    const form = (path: string) =>
+      Object.keys(
+        (
+          document.paths[path]!.post!.requestBody as {
+            content: Record<string, { schema: { properties: object } }>;
+          }
+        ).content['application/x-www-form-urlencoded']!.schema.properties,
+      );
+    for (const path of ['/fhir/{type}/_search', '/fhir/{compartment}/{id}/{type}/_search']) {
+      expect(form(path)).toEqual(expect.arrayContaining(['_count', '_sort', '_include']));
+    }
+    expect(form('/fhir/Patient/_search')).toEqual(
+      expect.arrayContaining(['identifier', 'family', 'birthdate', '_count']),
+    );
+    for (const method of ['put', 'patch', 'delete'] as const) {
+      const generic = document.paths['/fhir/{type}']![method]!;
+      expect(generic.parameters).toContainEqual(
+        expect.objectContaining({ name: 'criteria', in: 'query', required: true, explode: true }),
+      );
+      const typed = document.paths['/fhir/Patient']![method]!;
+      expect(names(typed)).toEqual(expect.arrayContaining(['identifier', 'family', '_id']));
+      expect(names(typed)).not.toContain('criteria');
+      if (method !== 'delete') expect(typed.requestBody).toBeDefined();
+    }
+
+    // The server takes each as documented.
+    const authorization = `Bearer ${await tokenFor(testApp, 'doctor')}`;
+    const fhir = `${testApp.url}/fhir`;
+    const mrn = `urn:oid:2.16.840.1.113883.19.5|MRN-${Date.now()}`;
+    const [system, value] = mrn.split('|');
+    const update = document.paths['/fhir/Patient']!.put!;
+    const body = {
+      ...(update.requestBody as { content: Record<string, { example: object }> }).content[
+        'application/fhir+json'
+      ]!.example,
+      identifier: [{ system, value }],
+    };
+    // The criteria as Swagger UI sends the generic route's (style form, explode): name=value.
+    const criteria = new URLSearchParams({ identifier: mrn }).toString();
+    const created = await http('PUT', `${fhir}/Patient?${criteria}`, {
+      body,
+      headers: { authorization },
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect(
+      (await http('PUT', `${fhir}/Patient?${criteria}`, { body, headers: { authorization } }))
+        .status,
+    ).toBe(200);
+    const found = await http('POST', `${fhir}/Patient/_search`, {
+      // As Swagger UI sends the form: the fields left empty too, which ask for nothing.
+      raw: `${criteria}&_count=&_revinclude=&family=`,
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect([
+      found.status,
+      found.body.entry?.map((e: { resource: { id: string } }) => e.resource.id),
+    ]).toEqual([200, [id]]);
+    const values: Record<string, string> = {
+      start: '2020',
+      end: '2030-12-31',
+      _type: 'Patient,Observation',
+      _since: '2000-01-01T00:00:00Z',
+      _count: '10',
+    };
+    expect(names(everything).slice(1)).toEqual(Object.keys(values));
+    const all = await http(
+      'GET',
+      `${fhir}/Patient/${id}/$everything?${new URLSearchParams(values).toString()}`,
+      {
+        headers: { authorization },
+      },
+    );
+    expect([all.status, all.body.entry?.[0]?.resource?.id]).toEqual([200, id]);
+    const last = await http(
+      'GET',
+      `${fhir}/Observation/$lastn?max=3&patient=${id}&category=vital-signs&code=8867-4`,
+      { headers: { authorization } },
+    );
+    expect([last.status, last.body.resourceType]).toEqual([200, 'Bundle']);
+  });
+
   it('has example bodies that the server accepts as they are', async () => {
     const authorization = `Bearer ${await tokenFor(testApp, 'doctor')}`;
     const types = Object.keys(OPENAPI_EXAMPLES);

@@ -155,6 +155,18 @@ describeWithBrowser('Swagger UI in a real browser (headless Chromium)', () => {
     const entries = (found.body['entry'] ?? []) as { resource: { id: string } }[];
     expect(entries.map((entry) => entry.resource.id)).toContain(id);
 
+    // The same search with the criteria in a form body (POST _search), one field a parameter:
+    // Swagger UI sends the fields left empty too, which ask for nothing.
+    const posted = await tryOperation(
+      page,
+      'Patient',
+      'Patient_FhirController_searchByPost',
+      (op) => op.locator('tr[data-property-name="family"] input[type="text"]').fill('Example'),
+    );
+    expect(posted.status).toBe(200);
+    const postedEntries = (posted.body['entry'] ?? []) as { resource: { id: string } }[];
+    expect(postedEntries.map((entry) => entry.resource.id)).toContain(id);
+
     await mkdir(ARTIFACTS, { recursive: true });
     await read.operation.scrollIntoViewIfNeeded();
     await page.screenshot({ path: join(ARTIFACTS, 'swagger-ui.png') });

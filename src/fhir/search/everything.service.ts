@@ -40,7 +40,10 @@ const CARE_DATES: Record<string, string> = {
 };
 
 /** The largest `_count` of one page of $everything, as of a search. */
-const MAX_COUNT = 1000;
+export const MAX_EVERYTHING_COUNT = 1000;
+
+/** What $everything takes besides its `_cursor` (and `_format`, `_pretty`): the OpenAPI document lists them. */
+export const EVERYTHING_PARAMS = ['start', 'end', '_type', '_since', '_count'] as const;
 
 interface Options {
   types?: Set<string>;
@@ -225,9 +228,9 @@ export class EverythingService {
         options.since = parseSince(raw);
       } else if (name === '_count') {
         if (typeof raw !== 'string' || !/^\d{1,4}$/.test(raw) || Number(raw) < 1) {
-          throw AppError.invalid(`_count must be a number from 1 to ${MAX_COUNT}`);
+          throw AppError.invalid(`_count must be a number from 1 to ${MAX_EVERYTHING_COUNT}`);
         }
-        options.count = Math.min(Number(raw), MAX_COUNT);
+        options.count = Math.min(Number(raw), MAX_EVERYTHING_COUNT);
       } else if (name === '_cursor') {
         options.cursor = decodeCursor(
           raw,
@@ -235,10 +238,9 @@ export class EverythingService {
           '$everything',
         );
       } else if (!['start', 'end', '_format', '_pretty'].includes(name)) {
+        const takes = `$everything takes ${EVERYTHING_PARAMS.join(', ')}`;
         throw AppError.invalid(
-          /^[A-Za-z0-9_-]{1,64}$/.test(name)
-            ? `$everything takes start, end, _type, _since and _count, not ${name}`
-            : '$everything takes start, end, _type, _since and _count',
+          /^[A-Za-z0-9_-]{1,64}$/.test(name) ? `${takes}, not ${name}` : takes,
         );
       }
     }
@@ -263,7 +265,7 @@ function byType(members: readonly { type: string; id: string }[]): Map<string, s
 
 function selfQuery(query: Query, cursor?: string): string {
   const search = new URLSearchParams();
-  for (const name of ['start', 'end', '_type', '_since', '_count']) {
+  for (const name of EVERYTHING_PARAMS) {
     for (const value of [query[name] ?? []].flat()) search.append(name, value);
   }
   if (cursor !== undefined) search.set('_cursor', encodeCursor(cursor));

@@ -42,6 +42,8 @@ export interface SearchRequest {
 
 export const DEFAULT_COUNT = 20;
 export const MAX_COUNT = 1000;
+/** The most observations of each code `$lastn` takes (`max`). */
+export const MAX_LAST = 100;
 /**
  * Criteria of one search (repeated names count each time), and values of one criterion. Each
  * criterion is a subquery, and PostgreSQL's planning grows faster than their number: 20 took
@@ -98,7 +100,10 @@ export function postedCriteria(
     );
   }
   for (const [name, values] of Object.entries(body)) {
-    add(name, Array.isArray(values) ? values : [values]);
+    // A form sends each of its fields, filled or not (browsers, Swagger UI's form for this
+    // route): a field left empty asks for nothing, where `_count=` in a URL is an error.
+    const filled = (Array.isArray(values) ? values : [values]).filter((value) => value !== '');
+    add(name, filled);
   }
   return criteria;
 }

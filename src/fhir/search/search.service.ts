@@ -20,6 +20,7 @@ import { assertRevInclude } from './rev-includes.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
+  MAX_LAST,
   parseSearchRequest,
   type Criterion,
   type IncludeSpec,
@@ -35,8 +36,6 @@ import { withoutWriteOnly } from '../write-only-elements.js';
 type Query = Record<string, string | string[] | undefined>;
 
 const MAX_INCLUDED = 1000;
-/** The most of each code $lastn returns. */
-const MAX_LAST = 100;
 
 /** Sealed search state is bound to who searched and what, like a PHI value to its row. */
 function stateContext(user: AuthenticatedUser, type: string): CipherContext {
