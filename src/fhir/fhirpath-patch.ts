@@ -13,6 +13,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
 import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
+import { isPatchPath, MAX_PATCH_PATH_LENGTH } from './fhirpath-patch-paths.js';
 
 type Json = Record<string, unknown>;
 
@@ -25,6 +26,12 @@ const NEEDS: Record<string, string[]> = {
   replace: ['value'],
   move: ['source', 'destination'],
 };
+
+/**
+ * Operations one FHIRPath Patch may hold: each is evaluated on the whole resource, and real
+ * patches hold a few (a form's changes); a thousand is a cost, not an edit.
+ */
+export const MAX_PATCH_OPERATIONS = 100;
 
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -41,24 +48,19 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
  * a no-op, `add` overwrites a single element that is there, values given as parts (a backbone
  * element such as Patient.contact) are unreadable, and any operation at or through a choice
  * element (`Observation.value`, stored as `valueQuantity`) silently changes nothing, as it
- * looks for the JSON key `value`. Errors name the operation by number and never quote the path
+ * looks for the JSON key `value`. Paths keep to the FHIRPath a patch needs
+ * (fhirpath-patch-paths.ts), and a patch holds at most MAX_PATCH_OPERATIONS operations, as the
+ * engine has no cost limit. Errors name the operation by number and never quote the path
  * or values: they can hold PHI. Contained resources are reached like any element (the patched
  * resource holds them); the caller validates the result, which keeps them unlabelled and
  * unversioned (dom-4, dom-5).
  */
 export function applyFhirPathPatch(resource: FhirResource, parameters: Parameters): FhirResource {
-  const entries = (parameters.parameter ?? []).filter((p) => p.name === 'operation');
-  if (!Array.isArray(parameters.parameter) || entries.length !== parameters.parameter.length) {
-    throw AppError.invalid(
-      'A FHIRPath Patch is a Parameters resource whose parameters are all named "operation"',
-    );
-  }
-  const operations = parseFhirPathPatchParameters(parameters);
+  const { operations, entries } = checkedOperations(parameters);
   const patched = structuredClone(resource) as Json;
   const root = toTypedValue(patched);
   operations.forEach((operation, i) => {
-    const label = `FHIRPath Patch operation ${i + 1} (${String(operation.type)})`;
-    check(operation, entries[i]!, label);
+    const label = labelOf(operation, i);
     // What the path leads to now: the element added to, or the one(s) changed.
     const targets = evaluate(root, operation.path, label);
     const ready = withPartsValue(targets, operation, entries[i]!, label);
@@ -69,6 +71,40 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
   return withoutEmpty(patched) as FhirResource;
 }
 
+/**
+ * What can be checked of a FHIRPath Patch without the resource (its operations, their parts
+ * and paths), so that a PATCH or a Bundle's PATCH entry is refused before anything is read.
+ */
+export function checkFhirPathPatch(parameters: Parameters): void {
+  checkedOperations(parameters);
+}
+
+function checkedOperations(parameters: Parameters): {
+  operations: FhirPathPatch[];
+  entries: ParametersParameter[];
+} {
+  const entries = (parameters.parameter ?? []).filter((p) => p.name === 'operation');
+  if (!Array.isArray(parameters.parameter) || entries.length !== parameters.parameter.length) {
+    throw AppError.invalid(
+      'A FHIRPath Patch is a Parameters resource whose parameters are all named "operation"',
+    );
+  }
+  if (entries.length > MAX_PATCH_OPERATIONS) {
+    throw AppError.of(
+      400,
+      'too-costly',
+      `A FHIRPath Patch holds at most ${MAX_PATCH_OPERATIONS} operations; this one has ${entries.length}`,
+    );
+  }
+  const operations = parseFhirPathPatchParameters(parameters);
+  operations.forEach((operation, i) => check(operation, entries[i]!, labelOf(operation, i)));
+  return { operations, entries };
+}
+
+function labelOf(operation: FhirPathPatch, i: number): string {
+  return `FHIRPath Patch operation ${i + 1} (${String(operation.type)})`;
+}
+
 /** The parts an operation of its type needs, with the right types. */
 function check(operation: FhirPathPatch, entry: ParametersParameter, label: string): void {
   const type = String(operation.type);
@@ -77,6 +113,13 @@ function check(operation: FhirPathPatch, entry: ParametersParameter, label: stri
   }
   if (typeof operation.path !== 'string' || operation.path === '') {
     throw AppError.invalid(`${label} needs a path (valueString)`);
+  }
+  if (!isPatchPath(operation.path)) {
+    throw AppError.of(
+      400,
+      'not-supported',
+      `${label}: its path may use only element names, [n], first(), last(), ofType(Type) and where() comparing an element with a literal (= joined by and), in at most ${MAX_PATCH_PATH_LENGTH} characters`,
+    );
   }
   if ('name' in operation && isPrototypeKey(String(operation.name))) {
     throw prototypeKeyError({ what: label });

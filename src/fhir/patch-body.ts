@@ -4,13 +4,14 @@ import { AppError } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
 import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
-import { applyFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
+import { applyFhirPathPatch, checkFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
 
 /** A PATCH body: a JSON Patch (an array of operations) or a FHIRPath Patch (Parameters). */
 export type PatchBody = Operation[] | Parameters;
 
 export function checkPatch(body: unknown): PatchBody {
   if (isFhirPathPatch(body)) {
+    checkFhirPathPatch(body);
     return body;
   }
   if (!Array.isArray(body)) {

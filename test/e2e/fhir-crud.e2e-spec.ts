@@ -546,6 +546,28 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(nowhere.body.issue[0].diagnostics).toBe(
       'FHIRPath Patch operation 1 (replace) cannot be applied: its path matches no element',
     );
+    // FHIRPath beyond what a patch needs is refused before it is evaluated (a union blocked
+    // the event loop for seconds), alone or as a Bundle's PATCH entry.
+    const union = operation('delete', '(Patient.name | Patient.name).where(false)');
+    const costly = await fhirPathPatch({}, union);
+    expect(costly.status).toBe(400);
+    expect(costly.body.issue[0]).toMatchObject({
+      code: 'not-supported',
+      diagnostics: expect.stringMatching(/^FHIRPath Patch operation 1 \(delete\): its path may/),
+    });
+    const batch = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          {
+            resource: { resourceType: 'Parameters', parameter: [union] },
+            request: { method: 'PATCH', url: `Patient/${id}` },
+          },
+        ],
+      },
+    });
+    expect(batch.body.entry[0].response.status).toMatch(/^400/);
     expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
 
     // A lab value corrected at its choice element, and the index follows the new value.
