@@ -345,6 +345,43 @@ describe('HL7 v2 over MLLP', () => {
     expect(row).toEqual({ n: 1, channel: 'http' });
   });
 
+  it('answers AE (ERR 207 naming the limit) for a message of more than 1,000 results, and keeps none', async () => {
+    // 20,000 OBX in one ORU took 63 s to ACK and held the event loop 40 s.
+    const tag = randomUUID().slice(0, 8);
+    const results = Array.from(
+      { length: 1001 },
+      (_, i) => `OBX|${i + 1}|NM|C${i}^Test ${i}^L||${i}.5|mmol/L^^UCUM|||||F`,
+    );
+    const message = Buffer.from(
+      [
+        `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|BIG-${tag}|P|2.5.1`,
+        `PID|1||BIG-${tag}^^^NORTH&2.16.840.1.8&ISO^MR||Plenty^Pat`,
+        `OBR|1||BIG-${tag}^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||F`,
+        ...results,
+      ].join('\r'),
+    );
+    const sender = await client();
+    await sender.send([message]);
+    const [ack] = await sender.waitForAcks(1);
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toMatch(/\rERR\|.*207\^Application internal error/);
+    expect(ack).toContain(
+      'The message has 1001 OBX segments; at most 1000 are taken in one message',
+    );
+    expect(ack).not.toMatch(/Plenty|mmol|Test 1/);
+    const [stored] = await data.query<{ status: string }[]>(
+      'SELECT status FROM hl7_message WHERE control_id = $1',
+      [`BIG-${tag}`],
+    );
+    expect(stored!.status).toBe('error');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const reports = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|BIG-${tag}`)}`,
+    );
+    expect(reports.body.entry ?? []).toEqual([]);
+  });
+
   it('replaces a result with its correction rather than adding another', async () => {
     const result = (control: string, status: string, value: string) =>
       Buffer.from(
