@@ -31,6 +31,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
 import { applyPatch, checkPatch } from './patch-body.js';
+import { mapInTurns } from './turns.js';
 import {
   assertVersionMatches,
   parseContent,
@@ -91,12 +92,11 @@ export class FhirService {
     user: AuthenticatedUser,
     items: { type: string; body: unknown; id?: string }[],
   ): Promise<StoredResource[]> {
-    return this.createChecked(
-      user,
-      items.map(({ type, body, id }) =>
-        this.checkCreate(user, type, body, { ...(id ? { id } : {}) }),
-      ),
+    // A lab's message may hold a thousand results: validated in turns, not holding the loop.
+    const checked = await mapInTurns(items, ({ type, body, id }) =>
+      this.checkCreate(user, type, body, { ...(id ? { id } : {}) }),
     );
+    return this.createChecked(user, checked);
   }
 
   /**

@@ -9,6 +9,7 @@ import { PhiSubscriber } from '../crypto/phi.subscriber.js';
 import { preparedQuery } from '../database/prepared-query.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { RESOURCE_COLUMNS, resourceEntityOf, type ResourceRow } from './resource-row.js';
+import { mapInTurns } from './turns.js';
 
 export interface NextVersion {
   versionId: number;
@@ -159,14 +160,15 @@ export class ResourceRepository {
     if (items.length === 0) return [];
     return this.unitOfWork.run(async (manager) => {
       const next = { versionId: 1, lastUpdated: new Date() };
-      const written = items.map(({ resourceType, id, render }) => {
+      // Indexing and serialising thousands (a Bundle's creates) in turns, not in one block.
+      const written = await mapInTurns(items, ({ resourceType, id, render }) => {
         const { content, index } = render(next);
         return { row: { resourceType, id, ...next, deleted: false, content }, index };
       });
       const values: unknown[] = [];
       const ctes = [
-        this.versionRows(manager, 'h', ResourceHistoryEntity, written, values),
-        this.versionRows(manager, 'r', ResourceEntity, written, values),
+        await this.versionRows(manager, 'h', ResourceHistoryEntity, written, values),
+        await this.versionRows(manager, 'r', ResourceEntity, written, values),
         ...this.searchIndex.insertions(
           written.flatMap(({ row, index }) =>
             index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
@@ -180,15 +182,17 @@ export class ResourceRepository {
   }
 
   /** A CTE inserting the rows into a version table, PHI encrypted for that table. */
-  private versionRows(
+  private async versionRows(
     manager: EntityManager,
     name: string,
     target: typeof ResourceEntity | typeof ResourceHistoryEntity,
     written: { row: ResourceEntity }[],
     values: unknown[],
-  ): string {
+  ): Promise<string> {
     const table = manager.connection.getMetadata(target).tableName;
-    const rows = written.map(({ row }) => this.phi.encrypted<ResourceEntity>(target, row));
+    const rows = await mapInTurns(written, ({ row }) =>
+      this.phi.encrypted<ResourceEntity>(target, row),
+    );
     const columns: [string, string, (row: ResourceEntity) => unknown][] = [
       ['resource_type', 'text', (row) => row.resourceType],
       ['id', 'text', (row) => row.id],

@@ -26,6 +26,7 @@ import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { SearchService } from '../search/search.service.js';
+import { Turns } from '../turns.js';
 import {
   baseOf,
   ORDER,
@@ -161,7 +162,10 @@ export class BundleService {
     references: ReadonlyMap<string, string>,
   ): Promise<[number, EntryResult][]> {
     const checked: CheckedCreate[] = [];
+    // Thousands of entries are validated in turns; the transaction stays one (all or nothing).
+    const turns = new Turns();
     for (const entry of entries) {
+      await turns.next();
       checked.push(
         await inEntry(entry, () => {
           const where = `Bundle.entry[${entry.index}].resource`;
