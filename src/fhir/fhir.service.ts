@@ -408,7 +408,7 @@ export class FhirService {
         assertVersionMatches(current, expected);
         // The patch sees what a read shows: copy, move or test on a write-only value (a
         // Subscription's header credentials) would otherwise reveal it or confirm a guess.
-        const patched = applyPatch(withoutWriteOnly(parseContent(current)), patch);
+        const patched = await applyPatch(withoutWriteOnly(parseContent(current)), patch);
         if (patched.resourceType !== type || patched.id !== id) {
           throw AppError.invalid('A patch must not change resourceType or id');
         }

@@ -14,6 +14,7 @@ import { prototypeKeyError } from '../common/http/json-body.js';
 import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
 import { isPatchPath, MAX_PATCH_PATH_LENGTH } from './fhirpath-patch-paths.js';
+import { Turns } from './turns.js';
 
 type Json = Record<string, unknown>;
 
@@ -55,11 +56,18 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
  * resource holds them); the caller validates the result, which keeps them unlabelled and
  * unversioned (dom-4, dom-5).
  */
-export function applyFhirPathPatch(resource: FhirResource, parameters: Parameters): FhirResource {
+export async function applyFhirPathPatch(
+  resource: FhirResource,
+  parameters: Parameters,
+): Promise<FhirResource> {
   const { operations, entries } = checkedOperations(parameters);
   const patched = structuredClone(resource) as Json;
   const root = toTypedValue(patched);
-  operations.forEach((operation, i) => {
+  // The engine's where() costs ~30 µs per element it filters: 100 operations on a list of 3,000
+  // took 10 s, which the event loop spends in turns rather than in one block.
+  const turns = new Turns();
+  for (const [i, operation] of operations.entries()) {
+    await turns.next();
     const label = labelOf(operation, i);
     // What the path leads to now: the element added to, or the one(s) changed.
     const targets = evaluate(root, operation.path, label);
@@ -67,7 +75,7 @@ export function applyFhirPathPatch(resource: FhirResource, parameters: Parameter
     apply(patched, targets, ready, (why) =>
       AppError.of(422, 'processing', `${label} cannot be applied: ${why}`),
     );
-  });
+  }
   return withoutEmpty(patched) as FhirResource;
 }
 

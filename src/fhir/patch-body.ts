@@ -47,7 +47,7 @@ function unescaped(step: string): string {
   return step.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
-export function applyPatch(document: FhirResource, patch: PatchBody): FhirResource {
+export async function applyPatch(document: FhirResource, patch: PatchBody): Promise<FhirResource> {
   if (!Array.isArray(patch)) {
     return applyFhirPathPatch(document, patch);
   }
