@@ -30,20 +30,10 @@ export function rangeCondition(
       return `${highSql} > ${qHigh()}`;
     case 'lt':
       return `${lowSql} < ${qLow()}`;
-    // R4: ge is "the range above the search value intersects (i.e. overlaps) with the range of
-    // the target value, or the range of the search value fully contains the range of the target
-    // value": gt or eq, not any overlap with [low, ∞), which also took a range that ends inside
-    // the value's day after starting before it. le likewise.
-    case 'ge': {
-      const low = qLow();
-      const high = qHigh();
-      return `(${highSql} > ${high} OR (${lowSql} >= ${low} AND ${highSql} <= ${high}))`;
-    }
-    case 'le': {
-      const low = qLow();
-      const high = qHigh();
-      return `(${lowSql} < ${low} OR (${lowSql} >= ${low} AND ${highSql} <= ${high}))`;
-    }
+    case 'ge':
+      return `${highSql} > ${qLow()}`;
+    case 'le':
+      return `${lowSql} < ${qHigh()}`;
     case 'sa':
       return `${lowSql} >= ${qHigh()}`;
     case 'eb':

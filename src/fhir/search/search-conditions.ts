@@ -415,18 +415,19 @@ export class SearchConditions {
           } else if (prefix === 'ap') {
             throw unsupported(`ap is not supported on ${param.code}`);
           } else {
-            // gt and lt: the dates that reach past the value; ge and le those, and the dates
-            // the value contains (R4: gt or eq), as on plain dates (rangeCondition); sa and eb:
-            // the dates wholly after (before) it, not those that only reach past it (R4: the
-            // range above the search value contains the target's range).
-            const cover = (from: Date | null, to: Date | null, within = false): void => {
-              hashes.push(...dateCoverTerms(from, to, within).map(hash));
+            const bounds: Record<string, [Date | null, Date | null]> = {
+              gt: [range.high, null],
+              sa: [range.high, null],
+              ge: [range.low, null],
+              lt: [null, range.low],
+              eb: [null, range.low],
+              le: [null, range.high],
             };
-            if (prefix === 'gt' || prefix === 'ge') cover(range.high, null);
-            if (prefix === 'lt' || prefix === 'le') cover(null, range.low);
-            if (prefix === 'ge' || prefix === 'le') cover(range.low, range.high, true);
-            if (prefix === 'sa') cover(range.high, null, true);
-            if (prefix === 'eb') cover(null, range.low, true);
+            const [from, to] = bounds[prefix]!;
+            // sa and eb: the dates wholly after (before) the value, not those that only reach
+            // past it (R4: the range above the search value contains the target's range).
+            const within = prefix === 'sa' || prefix === 'eb';
+            hashes.push(...dateCoverTerms(from, to, within).map(hash));
           }
           break;
         }
