@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../config/env.schema.js';
 
 /** Whether anything exists at `path`. */
@@ -43,4 +44,29 @@ export function readConfiguredFile(variable: string, path: string): Buffer {
 export function unreadable(variable: string, path: string, error: unknown): ConfigError {
   const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
   return new ConfigError(`Invalid configuration: ${variable} ${path} cannot be read (${code})`);
+}
+
+/**
+ * A certificate and its private key, from the files two variables name, checked as TLS will use
+ * them: a file that is not PEM, or a key not the certificate's, stopped the service with
+ * OpenSSL's error and a stack, naming neither variable. Only OpenSSL's code is shown
+ * (ERR_OSSL_PEM_NO_START_LINE, ERR_OSSL_X509_KEY_VALUES_MISMATCH), never the files' text.
+ */
+export function readCertificateAndKey(
+  cert: { variable: string; path: string },
+  key: { variable: string; path: string },
+): { cert: Buffer; key: Buffer } {
+  const pair = {
+    cert: readConfiguredFile(cert.variable, cert.path),
+    key: readConfiguredFile(key.variable, key.path),
+  };
+  try {
+    createSecureContext(pair);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'invalid';
+    throw new ConfigError(
+      `Invalid configuration: ${cert.variable} ${cert.path} and ${key.variable} ${key.path} are not a PEM certificate and its private key (${code})`,
+    );
+  }
+  return pair;
 }

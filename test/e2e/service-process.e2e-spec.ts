@@ -53,6 +53,7 @@ describe('the service as a process', () => {
   });
 
   describe('a file or an address it cannot use stops it with one line naming the variable', () => {
+    const NOT_PEM = join(process.cwd(), 'package.json');
     let dir: string;
 
     beforeAll(async () => {
@@ -81,6 +82,15 @@ describe('the service as a process', () => {
       [
         { HL7_TLS_CERT_FILE: '/missing/mllp.pem', HL7_TLS_KEY_FILE: '/missing/mllp-key.pem' },
         /^Invalid configuration: HL7_TLS_CERT_FILE \/missing\/mllp\.pem cannot be read \(ENOENT\)$/,
+      ],
+      [
+        // Files that are there but hold no PEM certificate and key (package.json).
+        { TLS_CERT_FILE: NOT_PEM, TLS_KEY_FILE: NOT_PEM },
+        /^Invalid configuration: TLS_CERT_FILE \S+package\.json and TLS_KEY_FILE \S+package\.json are not a PEM certificate and its private key \(ERR_OSSL_\w+\)$/,
+      ],
+      [
+        { HL7_TLS_CERT_FILE: NOT_PEM, HL7_TLS_KEY_FILE: NOT_PEM },
+        /^Invalid configuration: HL7_TLS_CERT_FILE \S+package\.json and HL7_TLS_KEY_FILE \S+package\.json are not a PEM certificate and its private key \(ERR_OSSL_\w+\)$/,
       ],
       [
         { HOST: 'carevault.invalid' },

@@ -3,7 +3,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { readConfiguredFile } from '../files.js';
+import { readCertificateAndKey } from '../files.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { bodyText } from './body-text.js';
@@ -45,8 +45,10 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     ...(env.TLS_CERT_FILE && env.TLS_KEY_FILE
       ? {
           https: {
-            cert: readConfiguredFile('TLS_CERT_FILE', env.TLS_CERT_FILE),
-            key: readConfiguredFile('TLS_KEY_FILE', env.TLS_KEY_FILE),
+            ...readCertificateAndKey(
+              { variable: 'TLS_CERT_FILE', path: env.TLS_CERT_FILE },
+              { variable: 'TLS_KEY_FILE', path: env.TLS_KEY_FILE },
+            ),
             // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
             minVersion: 'TLSv1.2' as const,
           },

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { readConfiguredFile } from '../../common/files.js';
+import { readCertificateAndKey, readConfiguredFile } from '../../common/files.js';
 import { listenError } from '../../common/listen-error.js';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
@@ -41,8 +41,10 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     const server = tls
       ? createTlsServer(
           {
-            cert: readConfiguredFile('HL7_TLS_CERT_FILE', tls.certFile),
-            key: readConfiguredFile('HL7_TLS_KEY_FILE', tls.keyFile),
+            ...readCertificateAndKey(
+              { variable: 'HL7_TLS_CERT_FILE', path: tls.certFile },
+              { variable: 'HL7_TLS_KEY_FILE', path: tls.keyFile },
+            ),
             // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
             minVersion: 'TLSv1.2',
             ...(tls.clientCaFile

@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import type { ConnectionOptions } from 'node:tls';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { readConfiguredFile } from '../../common/files.js';
+import { readCertificateAndKey, readConfiguredFile } from '../../common/files.js';
 import { AppConfig, type Hl7Destination } from '../../config/config.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
@@ -46,10 +46,10 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
     const tlsOptions: ConnectionOptions = {
       ...(tls.caFile ? { ca: readConfiguredFile('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
       ...(tls.certFile && tls.keyFile
-        ? {
-            cert: readConfiguredFile('HL7_OUTBOUND_TLS_CERT_FILE', tls.certFile),
-            key: readConfiguredFile('HL7_OUTBOUND_TLS_KEY_FILE', tls.keyFile),
-          }
+        ? readCertificateAndKey(
+            { variable: 'HL7_OUTBOUND_TLS_CERT_FILE', path: tls.certFile },
+            { variable: 'HL7_OUTBOUND_TLS_KEY_FILE', path: tls.keyFile },
+          )
         : {}),
     };
     for (const destination of destinations) {
