@@ -486,10 +486,11 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       },
     };
     const masked = ['Authorization: [stored]', 'X-Ward: [stored]'];
+    // Demographics no other test's patients share: $match tests count their candidates.
     const patient = {
       resourceType: 'Patient',
-      name: [{ family, given: ['Ana'] }],
-      birthDate: '1980-04-02',
+      name: [{ family, given: ['Ines'] }],
+      birthDate: '1966-11-23',
       contained: [watch],
     };
     const created = await doctor('POST', `${fhir}/Patient`, { body: patient });
@@ -522,8 +523,8 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
               name: 'resource',
               resource: {
                 resourceType: 'Patient',
-                name: [{ family, given: ['Ana'] }],
-                birthDate: '1980-04-02',
+                name: [{ family, given: ['Ines'] }],
+                birthDate: '1966-11-23',
               },
             },
           ],
