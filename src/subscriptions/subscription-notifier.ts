@@ -213,19 +213,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       ACTIVATIONS_PER_ROUND,
     )) {
       const detail = [`error owner=${revocation}-disabled`, clientId && `client=${clientId}`];
-      await this.rewrite(
-        id,
-        'error',
-        (subscription) =>
-          LIVE_STATUSES.has(String(subscription['status']))
-            ? {
-                ...subscription,
-                status: 'error',
-                error: ownerDisabledError(revocation),
-              }
-            : undefined,
-        detail.filter(Boolean).join(' '),
-      );
+      await this.stopLive(id, ownerDisabledError(revocation), detail.filter(Boolean).join(' '));
     }
   }
 
@@ -235,18 +223,19 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    * header of both values. Audited as the change it is; its owner sends the headers again.
    */
   private refuseRepeated(id: string, name: string): Promise<void> {
+    return this.stopLive(id, repeatedHeaderError(name), 'error duplicate-header');
+  }
+
+  /** Sets a Subscription still `requested` or `active` to `error` with the reason, audited. */
+  private stopLive(id: string, error: string, audited: string): Promise<void> {
     return this.rewrite(
       id,
       'error',
       (subscription) =>
         LIVE_STATUSES.has(String(subscription['status']))
-          ? {
-              ...subscription,
-              status: 'error',
-              error: repeatedHeaderError(name),
-            }
+          ? { ...subscription, status: 'error', error }
           : undefined,
-      'error duplicate-header',
+      audited,
     );
   }
 
