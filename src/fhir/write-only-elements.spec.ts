@@ -117,4 +117,75 @@ describe('write-only elements (Subscription.channel.header values)', () => {
     expect(sendsWriteOnly(container(subscription([`Authorization: ${MASKED}`])))).toBe(false);
     expect(sendsWriteOnly(container())).toBe(false);
   });
+
+  describe('Subscriptions a resource holds anywhere (a stored Bundle, a Parameters)', () => {
+    /** A collection Bundle, as a client may store one, of `resources`. */
+    const collection = (...resources: FhirResource[]): FhirResource => ({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: resources.map((resource) => ({ resource })),
+    });
+    const entriesOf = (resource: FhirResource): FhirResource[] =>
+      (resource as unknown as { entry: { resource: FhirResource }[] }).entry.map(
+        (entry) => entry.resource,
+      );
+    const parameters = (inner: FhirResource): FhirResource => ({
+      resourceType: 'Parameters',
+      parameter: [{ name: 'found', part: [{ name: 'bundle', resource: inner }] }],
+    });
+
+    it('masks them at any depth and leaves the stored resource as it was', () => {
+      const stored = parameters(
+        collection(
+          subscription(['Authorization: Bearer abc']),
+          collection(container(subscription(['X-Key: deep']))),
+        ),
+      );
+      const shown = withoutWriteOnly(stored);
+      const text = JSON.stringify(shown);
+      expect(text).not.toContain('abc');
+      expect(text).not.toContain('deep');
+      expect(text.match(/\[stored\]/g)).toHaveLength(2);
+      expect(JSON.stringify(stored)).toContain('abc');
+      const plain = parameters(collection(container()));
+      expect(withoutWriteOnly(plain)).toBe(plain);
+    });
+
+    it('counts a value sent in clear at any depth as sent', () => {
+      expect(sendsWriteOnly(collection(collection(subscription(['A: b']))))).toBe(true);
+      expect(sendsWriteOnly(collection(collection(subscription([`A: ${MASKED}`]))))).toBe(false);
+    });
+
+    it('keeps a header sent back masked from the Subscription of that id, moved or not', () => {
+      const other = { ...subscription(['Authorization: Bearer xyz']), id: 's2' };
+      const previous = collection(subscription(['Authorization: Bearer abc']), other);
+      const masked = withoutWriteOnly(previous);
+      const [first, second] = entriesOf(masked);
+      const kept = withWriteOnlyKept(collection(second!, first!), previous);
+      expect(entriesOf(kept).map(headersOf)).toEqual([
+        ['Authorization: Bearer xyz'],
+        ['Authorization: Bearer abc'],
+      ]);
+      const nested = parameters(previous);
+      expect(JSON.stringify(withWriteOnlyKept(withoutWriteOnly(nested), nested))).toBe(
+        JSON.stringify(nested),
+      );
+    });
+
+    it('refuses a masked header with nothing stored in that place, naming where it is', () => {
+      const previous = collection(subscription(['Authorization: Bearer abc']));
+      const sent = collection({ ...subscription([`Authorization: ${MASKED}`]), id: 'new' });
+      expect(() => withWriteOnlyKept(sent, previous)).toThrow(
+        /^entry\[0\].resource.channel.header\[0\] is masked/,
+      );
+      // Without an id, only the Subscription at that very place stands for it.
+      const anonymous = { ...subscription(['Authorization: Bearer abc']), id: undefined };
+      const before = collection(container(), anonymous);
+      const moved = collection(withoutWriteOnly(anonymous), container());
+      expect(() => withWriteOnlyKept(moved, before)).toThrow(/^entry\[0\].resource.channel/);
+      expect(() => withWriteOnlyKept(parameters(sent), parameters(previous))).toThrow(
+        /^parameter\[0\].part\[0\].resource.entry\[0\].resource.channel.header\[0\]/,
+      );
+    });
+  });
 });

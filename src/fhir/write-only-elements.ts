@@ -11,14 +11,17 @@ export const MASKED = '[stored]';
 type Channel = { header?: unknown; endpoint?: unknown };
 
 /**
- * Where a Subscription sits in the resource written or shown: the resource itself, or one it
- * contains (`contained[index]`, whose header values are credentials too, though never sent).
+ * Where a Subscription sits in the resource written or shown, as JSON keys and indexes: `[]` for
+ * the resource itself, `['contained', 0]`, `['entry', 2, 'resource']` for one a stored Bundle
+ * holds, `['parameter', 0, 'resource']` in a Parameters, and so on at any depth. Every one holds
+ * the receiver's credentials, though only a stored Subscription's are ever sent.
  */
-type Place = { contained?: number };
+type Path = readonly (string | number)[];
 
 /**
  * The resource as it may be shown: a Subscription's header values masked, its names kept, and
- * so those of every Subscription it contains. Unchanged, it is returned as is (stored-json.ts).
+ * so those of every Subscription it holds (contained, in a Bundle entry or a parameter, at any
+ * depth). Unchanged, it is returned as is (stored-json.ts).
  */
 export function withoutWriteOnly(resource: FhirResource): FhirResource {
   return eachSubscription(resource, (subscription) => {
@@ -42,8 +45,8 @@ export function withoutWriteOnly(resource: FhirResource): FhirResource {
  * version for a wrong one, a writer could confirm a guessed credential it may not read.
  */
 export function sendsWriteOnly(resource: FhirResource): boolean {
-  return [resource, ...containedOf(resource)].some((one) => {
-    const header = channelOf(one)?.header;
+  return subscriptionsIn(resource).some(({ subscription }) => {
+    const header = channelOf(subscription)?.header;
     return (
       Array.isArray(header) && header.some((value) => typeof value === 'string' && !isMasked(value))
     );
@@ -53,7 +56,7 @@ export function sendsWriteOnly(resource: FhirResource): boolean {
 /**
  * The resource to store: a header sent back masked (a client that read the Subscription,
  * changed its status and wrote it again) takes the value stored under its name in `previous`
- * (for a contained Subscription, in the one `previous` contains with its id).
+ * (for a Subscription `previous` holds, in the one of its id at the same place: see `storedAs`).
  * One masked with nothing to take its value from is a 422: storing the mask would send it.
  * So is one masked when the endpoint changed: credentials go only where they were given for,
  * or anyone who may write the Subscription could forward them to another receiver.
@@ -62,17 +65,16 @@ export function withWriteOnlyKept(
   resource: FhirResource,
   previous: FhirResource | undefined,
 ): FhirResource {
-  return eachSubscription(resource, (subscription, place) =>
+  const held = subscriptionsIn(previous);
+  return eachSubscription(resource, (subscription, path) =>
     keptIn(
       subscription,
-      place.contained === undefined
-        ? previous
-        : containedOf(previous).find((one) => one.id === subscription.id),
-      place.contained === undefined
+      path.length === 0 ? previous : storedAs(subscription, path, held),
+      path.length === 0
         ? { path: '', expression: 'Subscription' }
         : {
-            path: `contained[${place.contained}].`,
-            expression: `${resource.resourceType}.contained[${place.contained}]`,
+            path: `${pathText(path)}.`,
+            expression: `${resource.resourceType}.${pathText(path)}`,
           },
     ),
   );
@@ -124,30 +126,91 @@ function keptIn(
 }
 
 /**
- * `resource` with `change` made to it and to each resource it contains (FHIR: contained
- * resources contain none themselves); the same object when nothing changed.
+ * The stored Subscription a nested one sent stands for: the one of its id in the same kind of
+ * place (`contained[]`, `entry[].resource`), which may have moved since, as Bundle entries do;
+ * without an id, or with one several places share, only the one at that very place.
+ */
+function storedAs(
+  subscription: FhirResource,
+  path: Path,
+  held: { subscription: FhirResource; path: Path }[],
+): FhirResource | undefined {
+  const kind = kindOf(path);
+  const same = held.filter(
+    (one) =>
+      one.path.length > 0 && one.subscription.id === subscription.id && kindOf(one.path) === kind,
+  );
+  const there = same.find((one) => pathText(one.path) === pathText(path));
+  return (there ?? (same.length === 1 && subscription.id !== undefined ? same[0] : undefined))
+    ?.subscription;
+}
+
+/**
+ * `resource` with `change` made to every Subscription in it, itself included, at any depth (a
+ * Subscription's own contained ones too); the same object when nothing changed, and so each
+ * array and object on the way to a change.
  */
 function eachSubscription(
   resource: FhirResource,
-  change: (subscription: FhirResource, place: Place) => FhirResource,
+  change: (subscription: FhirResource, path: Path) => FhirResource,
 ): FhirResource {
-  const changed = resource.resourceType === 'Subscription' ? change(resource, {}) : resource;
-  const contained = (changed as { contained?: unknown }).contained;
-  if (!Array.isArray(contained)) return changed;
-  let any = false;
-  const next = contained.map((one: unknown, index) => {
-    if (!isSubscription(one)) return one;
-    const after = change(one, { contained: index });
-    any ||= after !== one;
-    return after;
-  });
-  return any ? { ...changed, contained: next } : changed;
+  const path: (string | number)[] = [];
+  const visit = (value: unknown): unknown => {
+    if (typeof value !== 'object' || value === null) return value;
+    if (Array.isArray(value)) {
+      const items: unknown[] = value;
+      let next: unknown[] | undefined;
+      items.forEach((item, index) => {
+        path.push(index);
+        const after = visit(item);
+        path.pop();
+        if (after !== item) (next ??= [...items])[index] = after;
+      });
+      return next ?? items;
+    }
+    const own = (isSubscription(value) ? change(value, [...path]) : value) as Record<
+      string,
+      unknown
+    >;
+    let next: Record<string, unknown> | undefined;
+    for (const key of Object.keys(own)) {
+      const child = own[key];
+      path.push(key);
+      const after = visit(child);
+      path.pop();
+      if (after !== child) (next ??= { ...own })[key] = after;
+    }
+    return next ?? own;
+  };
+  return visit(resource) as FhirResource;
 }
 
-/** The Subscriptions `resource` contains. */
-function containedOf(resource: FhirResource | undefined): FhirResource[] {
-  const contained = (resource as { contained?: unknown } | undefined)?.contained;
-  return Array.isArray(contained) ? contained.filter(isSubscription) : [];
+/** Every Subscription in `resource`, itself included, with where it is. */
+function subscriptionsIn(
+  resource: FhirResource | undefined,
+): { subscription: FhirResource; path: Path }[] {
+  const found: { subscription: FhirResource; path: Path }[] = [];
+  if (resource) {
+    eachSubscription(resource, (subscription, path) => {
+      found.push({ subscription, path });
+      return subscription;
+    });
+  }
+  return found;
+}
+
+/** `entry[1].resource` for `['entry', 1, 'resource']`. */
+function pathText(path: Path): string {
+  return path
+    .map((step, index) =>
+      typeof step === 'number' ? `[${step}]` : index === 0 ? step : `.${step}`,
+    )
+    .join('');
+}
+
+/** The place without its indexes: `entry[].resource`, `contained[]`. */
+function kindOf(path: Path): string {
+  return pathText(path).replace(/\[\d+\]/g, '[]');
 }
 
 function isSubscription(value: unknown): value is FhirResource {

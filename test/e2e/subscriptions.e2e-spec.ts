@@ -602,6 +602,98 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     ).not.toContain(secret);
   });
 
+  it('masks the header values of a Subscription a stored Bundle or Parameters holds, at any depth, and keeps them', async () => {
+    const secret = `nested-secret-${run}`;
+    const watch = (id: string) => ({
+      resourceType: 'Subscription',
+      id,
+      status: 'off',
+      reason: 'Kept in a collection by a client',
+      criteria: `Observation?code=${LOINC}|s-${run}-nested`,
+      channel: {
+        type: 'rest-hook',
+        endpoint: `${hooks}nested-${run}`,
+        header: [`Authorization: Bearer ${secret}-${id}`],
+      },
+    });
+    const inner = { resourceType: 'Bundle', type: 'collection', entry: [{ resource: watch('b') }] };
+    const outer = {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [{ resource: watch('a') }, { resource: inner }],
+    };
+    const parameters = {
+      resourceType: 'Parameters',
+      parameter: [{ name: 'kept', part: [{ name: 'bundle', resource: outer }] }],
+    };
+    const bundle = await doctor('POST', `${fhir}/Bundle`, { body: outer });
+    const params = await doctor('POST', `${fhir}/Parameters`, { body: parameters });
+    expect([bundle.status, params.status]).toEqual([201, 201]);
+    const id = bundle.body.id as string;
+    const shown = {
+      bundle,
+      params,
+      read: await doctor('GET', `${fhir}/Bundle/${id}`),
+      vread: await doctor('GET', `${fhir}/Bundle/${id}/_history/1`),
+      history: await doctor('GET', `${fhir}/Bundle/${id}/_history`),
+      typeHistory: await doctor('GET', `${fhir}/Bundle/_history?_count=5`),
+      search: await doctor('GET', `${fhir}/Bundle?_id=${id}`),
+      parametersRead: await doctor('GET', `${fhir}/Parameters/${params.body.id as string}`),
+      batch: await doctor('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [{ request: { method: 'GET', url: `Bundle/${id}` } }],
+        },
+      }),
+    };
+    for (const [what, res] of Object.entries(shown)) {
+      const text = JSON.stringify(res.body);
+      expect({ what, ok: res.status < 300, leaks: text.includes(secret) }).toEqual({
+        what,
+        ok: true,
+        leaks: false,
+      });
+      expect({ what, masked: text.includes('Authorization: [stored]') }).toEqual({
+        what,
+        masked: true,
+      });
+    }
+
+    // Read, its entries swapped and written back as shown, it keeps the stored values.
+    const storedContent = async () =>
+      JSON.parse(
+        (await db.manager.findOneByOrFail(ResourceEntity, { resourceType: 'Bundle', id })).content!,
+      ) as { entry: { resource: { id?: string; channel?: { header: string[] } } }[] };
+    const read = shown.read.body as { entry: unknown[] };
+    const swapped = await doctor('PUT', `${fhir}/Bundle/${id}`, {
+      body: { ...read, entry: [...read.entry].reverse() },
+    });
+    expect(swapped.status).toBe(200);
+    expect(JSON.stringify(swapped.body)).not.toContain(secret);
+    const after = await storedContent();
+    expect(after.entry[1]!.resource.channel!.header).toEqual([`Authorization: Bearer ${secret}-a`]);
+    expect(JSON.stringify(after.entry[0])).toContain(`${secret}-b`);
+    // A masked value with nothing stored in its place is refused, naming where it is.
+    const unknown = await doctor('PUT', `${fhir}/Bundle/${id}`, {
+      body: {
+        ...read,
+        entry: [
+          {
+            resource: {
+              ...watch('c'),
+              channel: { ...watch('c').channel, header: ['Authorization: [stored]'] },
+            },
+          },
+        ],
+      },
+    });
+    expect(unknown.status).toBe(422);
+    expect(unknown.body.issue[0].diagnostics).toMatch(
+      /^entry\[0\].resource.channel.header\[0\] is masked/,
+    );
+  });
+
   it('leaves out restricted records, switched-off and deleted Subscriptions', async () => {
     const code = `s-${run}-2`;
     const watching = await create(doctor, subscription(code, `${hooks}restricted-${run}`));
