@@ -53,8 +53,12 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   private wake: (() => void) | undefined;
   /** Aborts a notification in flight when the service stops. */
   private readonly stopping = new AbortController();
-  /** Subscriptions whose rewrite failed other than by a concurrent change: not retried. */
-  private readonly unwritable = new Set<string>();
+  /**
+   * The version of each Subscription whose rewrite was refused other than by a concurrent
+   * change (it no longer validates, it is restricted): as it stands it would be refused every
+   * round, so it is tried again only once it has changed (its owner's fix) or is gone.
+   */
+  private readonly refused = new Map<string, string>();
   private readonly settings: AppConfig['subscriptions'];
 
   constructor(
@@ -289,19 +293,28 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     change: (subscription: FhirResource) => FhirResource | undefined,
     audited: string,
   ): Promise<void> {
-    if (this.unwritable.has(id)) return;
+    let version: string | undefined;
     await this.unitOfWork
       .run(async () => {
         const subscription = await this.subscription(id);
+        version = subscription?.meta?.versionId;
+        if (version !== undefined && this.refused.get(id) === version) return;
+        // Changed since it was refused, or gone: tried afresh, or forgotten.
+        this.refused.delete(id);
         const changed = subscription && change(subscription);
         if (!changed) return;
-        await this.writeStatus(changed, subscription.meta?.versionId, audited);
+        await this.writeStatus(changed, version, audited);
       })
       .catch((error: unknown) => {
         // Refused as it stands (it no longer validates, say) it would be refused again; a
         // concurrent change (412) or an unavailable database is tried again next round.
-        if (error instanceof AppError && error.status < 500 && error.status !== 412) {
-          this.unwritable.add(id);
+        if (
+          version !== undefined &&
+          error instanceof AppError &&
+          error.status < 500 &&
+          error.status !== 412
+        ) {
+          this.refused.set(id, version);
         }
         this.logger.warn(
           { subscription: id, reason: (error as Error).message },

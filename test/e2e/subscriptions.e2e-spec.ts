@@ -857,6 +857,55 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect((await statusAudit(id)).at(-1)).toBe(`off ended ${off.meta.versionId}`);
   });
 
+  it('activates a Subscription it could not write once its owner has changed it', async () => {
+    const code = `s-${run}-unwritable`;
+    const id = await create(
+      doctor,
+      subscription(code, `${hooks}unwritable-${run}`, { status: 'off' }),
+    );
+    // As a version from before `reason` was required stored it, `requested`: set to `active`
+    // as it stands, it is refused (a 4xx), and would be every round.
+    const row = await db.manager.findOneByOrFail(ResourceEntity, {
+      resourceType: 'Subscription',
+      id,
+    });
+    const stored = JSON.parse(row.content!) as Record<string, unknown>;
+    delete stored['reason'];
+    await db.manager.save(ResourceEntity, {
+      ...row,
+      content: JSON.stringify({ ...stored, status: 'requested' }),
+    });
+    await db.query(
+      `UPDATE fhir_subscription SET status = 'requested', active = true WHERE id = $1`,
+      [id],
+    );
+    const attempted = async () =>
+      (
+        await db.query<{ at: Date | null }[]>(
+          `SELECT status_attempted_at AS at FROM fhir_subscription WHERE id = $1`,
+          [id],
+        )
+      )[0]?.at?.getTime();
+    // Taken up in two rounds: the first one's attempt is over.
+    const first = await eventually('a first attempt', attempted);
+    await eventually('a second attempt', async () =>
+      ((await attempted()) ?? first) > first ? true : undefined,
+    );
+    const refused = await doctor('GET', `${fhir}/Subscription/${id}`);
+    expect(refused.body.status).toBe('requested');
+
+    // Its owner sends it again, valid: the new version is set to `active`.
+    const fixed = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...refused.body, reason: 'New results for the ward dashboard' },
+    });
+    expect(fixed.status).toBe(200);
+    const active = await eventually('the Subscription made active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? res.body : undefined;
+    });
+    expect(await statusAudit(id)).toEqual([`active accepted ${active.meta.versionId}`]);
+  });
+
   it('activates a Subscription queued behind more than a round of ones it cannot change', async () => {
     const code = `s-${run}-stuck`;
     // Restricted: no account may write them, the notifier's included, so they stay `requested`
