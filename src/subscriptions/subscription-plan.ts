@@ -112,6 +112,22 @@ export function subscriptionPlan(
 }
 
 /**
+ * The plan of a stored Subscription as the notifier takes it: undefined when it is refused now
+ * (its endpoint no longer among SUBSCRIPTION_ENDPOINTS, say), which delivers it nothing.
+ */
+export function storedPlan(
+  subscription: FhirResource,
+  allowedEndpoints: readonly string[],
+  isResourceType: (type: string) => boolean,
+): SubscriptionPlan | undefined {
+  try {
+    return subscriptionPlan(subscription, allowedEndpoints, isResourceType);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Refuses two `channel.header`s of one name (as HTTP compares them, case aside), when the
  * owner writes a Subscription. Shown masked (`X-Key: [stored]`), a header written back takes the
  * value stored under its name, so two of one name would both come back as one of them; and

@@ -3,11 +3,12 @@ import { AuditModule } from '../audit/audit.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { SubscriptionNotifier } from './subscription-notifier.js';
+import { SubscriptionStatuses } from './subscription-statuses.js';
 import { SubscriptionsCoreModule } from './subscriptions-core.module.js';
 
 /** FHIR R4 Subscriptions: rest-hook notifications of changes that match a search. */
 @Module({
   imports: [AuditModule, DatabaseModule, FhirModule, SubscriptionsCoreModule],
-  providers: [SubscriptionNotifier],
+  providers: [SubscriptionNotifier, SubscriptionStatuses],
 })
 export class SubscriptionsModule {}
