@@ -146,6 +146,17 @@ function storedAs(
 }
 
 /**
+ * Where R4 lets an element hold a resource (the elements of type Resource): contained ones, a
+ * Bundle's entries and their outcomes, a Parameters' parameters and their parts. Only these are
+ * walked, so a read of a resource that holds none costs a few property checks, not a walk of
+ * every element.
+ */
+const BUNDLE_ENTRY_RESOURCES: readonly (readonly string[])[] = [
+  ['resource'],
+  ['response', 'outcome'],
+];
+
+/**
  * `resource` with `change` made to every Subscription in it, itself included, at any depth (a
  * Subscription's own contained ones too); the same object when nothing changed, and so each
  * array and object on the way to a change.
@@ -154,36 +165,63 @@ function eachSubscription(
   resource: FhirResource,
   change: (subscription: FhirResource, path: Path) => FhirResource,
 ): FhirResource {
-  const path: (string | number)[] = [];
-  const visit = (value: unknown): unknown => {
-    if (typeof value !== 'object' || value === null) return value;
-    if (Array.isArray(value)) {
-      const items: unknown[] = value;
-      let next: unknown[] | undefined;
-      items.forEach((item, index) => {
-        path.push(index);
-        const after = visit(item);
-        path.pop();
-        if (after !== item) (next ??= [...items])[index] = after;
-      });
-      return next ?? items;
-    }
-    const own = (isSubscription(value) ? change(value, [...path]) : value) as Record<
-      string,
-      unknown
-    >;
-    let next: Record<string, unknown> | undefined;
-    for (const key of Object.keys(own)) {
-      const child = own[key];
-      path.push(key);
-      const after = visit(child);
-      path.pop();
-      if (after !== child) (next ??= { ...own })[key] = after;
+  const visitResource = (value: unknown, path: Path): unknown => {
+    if (!isObject(value)) return value;
+    const own = isSubscription(value) ? (change(value, path) as Json) : value;
+    let next: Json | undefined;
+    const set = (key: string, after: unknown): void => {
+      if (after !== own[key]) (next ??= { ...own })[key] = after;
+    };
+    set('contained', eachItem(own['contained'], [...path, 'contained'], visitResource));
+    if (own['resourceType'] === 'Bundle') {
+      set('entry', eachItem(own['entry'], [...path, 'entry'], visitEntry));
+    } else if (own['resourceType'] === 'Parameters') {
+      set('parameter', eachItem(own['parameter'], [...path, 'parameter'], visitPart));
     }
     return next ?? own;
   };
-  return visit(resource) as FhirResource;
+  const visitEntry = (value: unknown, path: Path): unknown =>
+    BUNDLE_ENTRY_RESOURCES.reduce((entry, keys) => visitAlong(entry, path, keys), value);
+  // A parameter's parts are parameters again, each with a resource and parts of its own.
+  const visitPart = (value: unknown, path: Path): unknown => {
+    if (!isObject(value)) return value;
+    const withResource = visitAlong(value, path, ['resource']);
+    if (!isObject(withResource)) return withResource;
+    const parts = eachItem(withResource['part'], [...path, 'part'], visitPart);
+    return parts === withResource['part'] ? withResource : { ...withResource, part: parts };
+  };
+  // The resource at `keys` below `value` (an entry's `response.outcome`), visited.
+  const visitAlong = (value: unknown, path: Path, keys: readonly string[]): unknown => {
+    if (keys.length === 0) return visitResource(value, path);
+    if (!isObject(value)) return value;
+    const [key, ...rest] = keys;
+    const child = value[key!];
+    if (child === undefined) return value;
+    const after = visitAlong(child, [...path, key!], rest);
+    return after === child ? value : { ...value, [key!]: after };
+  };
+  return visitResource(resource, []) as FhirResource;
 }
+
+/** `items` with `visit` made to each; the same array when nothing changed (or not an array). */
+function eachItem(
+  items: unknown,
+  path: Path,
+  visit: (item: unknown, path: Path) => unknown,
+): unknown {
+  if (!Array.isArray(items)) return items;
+  let next: unknown[] | undefined;
+  items.forEach((item: unknown, index) => {
+    const after = visit(item, [...path, index]);
+    if (after !== item) (next ??= [...(items as unknown[])])[index] = after;
+  });
+  return next ?? items;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** Every Subscription in `resource`, itself included, with where it is. */
 function subscriptionsIn(
