@@ -14,6 +14,7 @@ import { prototypeKeyError } from '../common/http/json-body.js';
 import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
 import { isPatchPath, MAX_PATCH_PATH_LENGTH } from './fhirpath-patch-paths.js';
+import { assertPatchSize } from './patch-size.js';
 import { Turns } from './turns.js';
 
 type Json = Record<string, unknown>;
@@ -27,12 +28,6 @@ const NEEDS: Record<string, string[]> = {
   replace: ['value'],
   move: ['source', 'destination'],
 };
-
-/**
- * Operations one FHIRPath Patch may hold: each is evaluated on the whole resource, and real
- * patches hold a few (a form's changes); a thousand is a cost, not an edit.
- */
-export const MAX_PATCH_OPERATIONS = 100;
 
 const isObject = (value: unknown): value is Json =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -50,9 +45,9 @@ export function isFhirPathPatch(body: unknown): body is Parameters {
  * element such as Patient.contact) are unreadable, and any operation at or through a choice
  * element (`Observation.value`, stored as `valueQuantity`) silently changes nothing, as it
  * looks for the JSON key `value`. Paths keep to the FHIRPath a patch needs
- * (fhirpath-patch-paths.ts), and a patch holds at most MAX_PATCH_OPERATIONS operations, as the
- * engine has no cost limit. Errors name the operation by number and never quote the path
- * or values: they can hold PHI. Contained resources are reached like any element (the patched
+ * (fhirpath-patch-paths.ts), and a patch holds at most MAX_PATCH_OPERATIONS operations
+ * (patch-size.ts), as the engine has no cost limit. Errors name the operation by number and
+ * never quote the path or values: they can hold PHI. Contained resources are reached like any element (the patched
  * resource holds them); the caller validates the result, which keeps them unlabelled and
  * unversioned (dom-4, dom-5).
  */
@@ -97,13 +92,7 @@ function checkedOperations(parameters: Parameters): {
       'A FHIRPath Patch is a Parameters resource whose parameters are all named "operation"',
     );
   }
-  if (entries.length > MAX_PATCH_OPERATIONS) {
-    throw AppError.of(
-      400,
-      'too-costly',
-      `A FHIRPath Patch holds at most ${MAX_PATCH_OPERATIONS} operations; this one has ${entries.length}`,
-    );
-  }
+  assertPatchSize('FHIRPath Patch', entries.length);
   const operations = parseFhirPathPatchParameters(parameters);
   operations.forEach((operation, i) => check(operation, entries[i]!, labelOf(operation, i)));
   return { operations, entries };

@@ -5,6 +5,7 @@ import { prototypeKeyError } from '../common/http/json-body.js';
 import { isPrototypeKey } from '../common/http/json-scan.js';
 import type { FhirResource } from './fhir-types.js';
 import { applyFhirPathPatch, checkFhirPathPatch, isFhirPathPatch } from './fhirpath-patch.js';
+import { assertPatchSize } from './patch-size.js';
 
 /** A PATCH body: a JSON Patch (an array of operations) or a FHIRPath Patch (Parameters). */
 export type PatchBody = Operation[] | Parameters;
@@ -21,6 +22,7 @@ export function checkPatch(body: unknown): PatchBody {
       'A patch is a JSON Patch (an array of operations, application/json-patch+json) or a FHIRPath Patch (a Parameters resource, application/fhir+json)',
     );
   }
+  assertPatchSize('JSON Patch', body.length);
   const problem = fastJsonPatch.validate(body as Operation[]);
   if (problem) {
     throw AppError.of(
