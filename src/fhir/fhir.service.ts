@@ -30,7 +30,7 @@ import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
-import { applyPatch, checkPatch } from './patch-body.js';
+import { applyPatch, checkPatch, type PatchBody } from './patch-body.js';
 import { mapInTurns } from './turns.js';
 import {
   assertVersionMatches,
@@ -50,6 +50,12 @@ export interface CheckedCreate {
   resource: FhirResource;
   id: string;
 }
+
+/** Evaluations of one PATCH, when other writes keep changing the resource under it. */
+const PATCH_ATTEMPTS = 3;
+
+/** The version a patch was evaluated on is no longer current when its write takes the lock. */
+class PatchedVersionChanged extends Error {}
 
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
@@ -385,6 +391,15 @@ export class FhirService {
     });
   }
 
+  /**
+   * The patch is evaluated on the version read, with no row lock held: 100 FHIRPath operations
+   * on a Patient of 3,000 extensions take seconds, and under the lock every other write of the
+   * resource (a one-operation patch waited 6 s) and a database connection waited for them.
+   * The lock is taken only to write, if the version is still the one patched. Else the patch
+   * starts again from the read: with If-Match, that read answers 412 (or 410, 404) as it
+   * would have; without, a patch applies to whatever is current, so the version written
+   * meanwhile is patched, PATCH_ATTEMPTS evaluations at most, then 409.
+   */
   async patch(
     user: AuthenticatedUser,
     type: string,
@@ -396,33 +411,65 @@ export class FhirService {
     this.assertId(id, type);
     const patch = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
-    return this.withListeners([type], async () => {
-      const result = await this.repository.writeNext(type, id, async (current, next) => {
-        if (!current) {
-          throw AppError.notFound(`${type} resource not found`);
+    for (let attempt = 1; ; attempt++) {
+      const change = await this.patched(user, type, id, patch, expected);
+      try {
+        return await this.withListeners([type], async () => {
+          const result = await this.repository.writeNext(type, id, (current, next) => {
+            // Read again, a changed resource answers as it would have: 404, 410, 403, 412.
+            if (current?.deleted !== false || current.versionId !== change.versionId) {
+              throw new PatchedVersionChanged();
+            }
+            return change.resource ? this.render(change.resource, id, next) : { unchanged: true };
+          });
+          const written = stored(result.row!);
+          if (!result.changed) return { ...shown(written), unchanged: true };
+          await this.writes.written({ user, resource: written.resource, created: false });
+          return shown(written);
+        });
+      } catch (error) {
+        if (!(error instanceof PatchedVersionChanged)) throw error;
+        if (attempt === PATCH_ATTEMPTS) {
+          throw AppError.conflict(
+            `${type} resource changed ${PATCH_ATTEMPTS} times while the patch was applied; send it again`,
+          );
         }
-        if (current.deleted) {
-          throw AppError.gone(`${type} resource was deleted`);
-        }
-        const previous = await this.openForWrite(user, current, 'patch');
-        assertVersionMatches(current, expected);
-        // The patch sees what a read shows: copy, move or test on a write-only value (a
-        // Subscription's header credentials) would otherwise reveal it or confirm a guess.
-        const patched = await applyPatch(withoutWriteOnly(parseContent(current)), patch);
-        if (patched.resourceType !== type || patched.id !== id) {
-          throw AppError.invalid('A patch must not change resourceType or id');
-        }
-        const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
-        this.access.assertMayWrite(user, resource, previous);
-        return !sendsWriteOnly(patched) && sameContent(resource, previous!)
-          ? { unchanged: true }
-          : this.render(resource, id, next);
-      });
-      const written = stored(result.row!);
-      if (!result.changed) return { ...shown(written), unchanged: true };
-      await this.writes.written({ user, resource: written.resource, created: false });
-      return shown(written);
-    });
+      }
+    }
+  }
+
+  /**
+   * The current version's number and the resource it becomes once patched, validated and
+   * checked as a write (undefined when the patch changes nothing stored).
+   */
+  private async patched(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    patch: PatchBody,
+    expected: number | undefined,
+  ): Promise<{ versionId: number; resource?: FhirResource }> {
+    const current = await this.repository.findCurrent(type, id);
+    if (!current) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    if (current.deleted) {
+      throw AppError.gone(`${type} resource was deleted`);
+    }
+    const previous = (await this.openForWrite(user, current, 'patch'))!;
+    assertVersionMatches(current, expected);
+    // The patch sees what a read shows: copy, move or test on a write-only value (a
+    // Subscription's header credentials) would otherwise reveal it or confirm a guess.
+    const patched = await applyPatch(withoutWriteOnly(parseContent(current)), patch);
+    if (patched.resourceType !== type || patched.id !== id) {
+      throw AppError.invalid('A patch must not change resourceType or id');
+    }
+    const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
+    this.access.assertMayWrite(user, resource, previous);
+    const unchanged = !sendsWriteOnly(patched) && sameContent(resource, previous);
+    return unchanged
+      ? { versionId: current.versionId }
+      : { versionId: current.versionId, resource };
   }
 
   /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
