@@ -880,6 +880,43 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     ]);
   });
 
+  it('writes the same resources from concurrent transactions in any entry order without deadlocking', async () => {
+    const ids = Array.from({ length: 6 }, (_, i) => `lock-order-${randomUUID()}-${i}`);
+    // Each Bundle lists the resources in another order: rotated, and every other one reversed.
+    const orderOf = (k: number) => {
+      const rotated = [...ids.slice(k % ids.length), ...ids.slice(0, k % ids.length)];
+      return k % 2 ? rotated.reverse() : rotated;
+    };
+    const bundle = (k: number) => ({
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: orderOf(k).map((id) => ({
+        fullUrl: `${fhir}/Patient/${id}`,
+        resource: { ...buildPatient({ family: 'Lockorder' }), id },
+        request: { method: 'PUT', url: `Patient/${id}` },
+      })),
+    });
+    const bundles = 12;
+    // First as update-as-create (every Bundle races to insert version 1), then as updates.
+    for (let round = 0; round < 2; round++) {
+      const responses = await Promise.all(
+        Array.from({ length: bundles }, (_, k) =>
+          http('POST', fhir, { body: bundle(round * bundles + k) }),
+        ),
+      );
+      expect(responses.map((res) => [res.status, res.body.issue?.[0]?.diagnostics])).toEqual(
+        Array.from({ length: bundles }, () => [200, undefined]),
+      );
+    }
+    for (const id of ids) {
+      const history = await http('GET', `${fhir}/Patient/${id}/_history?_count=100`);
+      const versions = (history.body.entry as { resource: { meta: { versionId: string } } }[])
+        .map((entry) => Number(entry.resource.meta.versionId))
+        .sort((a, b) => a - b);
+      expect(versions).toEqual(Array.from({ length: 2 * bundles }, (_, i) => i + 1));
+    }
+  });
+
   (existsSync(SAMPLES) ? it : it.skip)(
     'loads every Synthea bundle as a transaction and finds its patients by name, birth date and identifier',
     async () => {

@@ -123,7 +123,10 @@ export class BundleService {
     await this.unitOfWork.run(async () => {
       const { planned, references } = await this.plan(user, entries);
       const ordered = [...entries].sort(
-        (a, b) => ORDER[a.method] - ORDER[b.method] || a.index - b.index,
+        (a, b) =>
+          ORDER[a.method] - ORDER[b.method] ||
+          compareTargets(lockTarget(a, planned), lockTarget(b, planned)) ||
+          a.index - b.index,
       );
       const creates = ordered.filter(
         (entry) => entry.method === 'POST' && !planned.get(entry.index)!.existing,
@@ -667,4 +670,21 @@ function assertEachChangedOnce(
 function withPlannedId(body: unknown, planned: Planned | undefined): unknown {
   if (!planned || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
   return 'id' in body ? body : { ...body, id: planned.id };
+}
+
+/**
+ * The resource an entry writes (its row is locked until commit), or '' for a read. Writes of
+ * one method go in this order, not the Bundle's: two transactions changing the same resources
+ * in different orders took their row locks crosswise and deadlocked (18 of 20 such Bundles run
+ * at once were a 503). The order within a method means nothing else: each resource is changed
+ * once per Bundle and references are checked at commit.
+ */
+function lockTarget(entry: ParsedEntry, planned: ReadonlyMap<number, Planned>): string {
+  if (entry.method === 'GET') return '';
+  return `${entry.type}/${planned.get(entry.index)?.id ?? entry.id ?? ''}`;
+}
+
+/** Code-unit order: the same in every process, whatever the locale. */
+function compareTargets(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
