@@ -68,6 +68,8 @@ export class AuditEventService {
       versions,
       cursorLinks(params, self, undefined),
       baseUrl,
+      // Its one version was committed with it: complete up to now.
+      new Date(),
       versions.length,
     );
   }

@@ -21,17 +21,22 @@ interface BundleEntry {
 
 export type Link = Bundle['link'][number];
 
-/** A FHIR history Bundle, newest first. */
+/**
+ * A FHIR history Bundle, newest first. Its lastUpdated is `complete`, the instant up to which
+ * it holds every version (ResourceRepository.completeUpTo): the `_since` of a client's next
+ * poll.
+ */
 export function buildHistoryBundle(
   versions: ResourceVersion[],
   link: Link[],
   baseUrl: string,
+  complete: Date,
   total?: number,
 ): Bundle {
   return {
     resourceType: 'Bundle',
     id: randomUUID(),
-    meta: { lastUpdated: new Date().toISOString() },
+    meta: { lastUpdated: complete.toISOString() },
     type: 'history',
     ...(total !== undefined ? { total } : {}),
     link,

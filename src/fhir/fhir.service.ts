@@ -520,6 +520,8 @@ export class FhirService {
       if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
       opened = now !== undefined;
     }
+    // Taken before the versions are read: everything stamped before it is committed by then.
+    const complete = await this.repository.completeUpTo();
     // One more than a page: whether there is a next one.
     const found = await this.repository.historyOf(type, id, {
       since: params.since,
@@ -548,6 +550,7 @@ export class FhirService {
       rows.map(toVersion),
       cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
       baseUrl,
+      complete,
       found.total,
     );
   }
@@ -588,6 +591,8 @@ export class FhirService {
     selfUrl: string,
     baseUrl: string,
   ): Promise<Bundle> {
+    // Taken before the versions are read: everything stamped before it is committed by then.
+    const complete = await this.repository.completeUpTo();
     const found = await this.repository.historyOfTypes(types, params);
     const page = found.slice(0, params.count);
     // The next page starts after the last version read, listed or not.
@@ -601,6 +606,7 @@ export class FhirService {
       ).map(toVersion),
       cursorLinks(params, selfUrl, next),
       baseUrl,
+      complete,
     );
   }
 

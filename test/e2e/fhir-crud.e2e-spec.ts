@@ -3,6 +3,9 @@ import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { jsonRuleBreak } from '../../src/fhir/json-rules.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
 import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -1276,6 +1279,33 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   describe('concurrent writers', () => {
+    it('lists, polled _since the last history Bundle, a version committed after that Bundle', async () => {
+      const ids = (res: HttpResult) =>
+        ((res.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id);
+      const start = encodeURIComponent(new Date().toISOString());
+      // A write whose transaction stays open (a large transaction Bundle, a feed's message)
+      // while a client polls: its version is stamped before the poll and committed after it.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let created: string | undefined;
+      const writing = testApp.app.get(UnitOfWork).run(async () => {
+        created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', buildPatient()))
+          .id;
+        await held;
+      });
+      while (!created) await sleep(10);
+      await sleep(20);
+      const first = await http('GET', `${fhir}/Patient/_history?_since=${start}&_count=1000`);
+      expect(ids(first)).not.toContain(created);
+      release();
+      await writing;
+      for (const level of ['Patient/_history', '_history']) {
+        const since = encodeURIComponent(first.body.meta.lastUpdated as string);
+        const next = await http('GET', `${fhir}/${level}?_since=${since}&_count=1000`);
+        expect({ level, found: ids(next).includes(created) }).toEqual({ level, found: true });
+      }
+    });
+
     it('serializes concurrent updates of one resource into distinct, consecutive versions', async () => {
       const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
       const id = created.body.id as string;
