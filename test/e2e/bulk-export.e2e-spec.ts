@@ -4,6 +4,9 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { AppConfig } from '../../src/config/config.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { http, type HttpResult } from '../support/http.js';
@@ -42,6 +45,7 @@ describe('Bulk Data export ($export)', () => {
     kickedOff: HttpResult,
     as = authorization,
   ): Promise<{
+    transactionTime: string;
     request: string;
     requiresAccessToken: boolean;
     output: { type: string; url: string; count: number }[];
@@ -438,6 +442,36 @@ describe('Bulk Data export ($export)', () => {
     expect(exported.sort()).toEqual([anaLetter, anaDirect].sort());
     expect(exported).not.toContain(benDirect);
     expect(exported).not.toContain(unattached);
+  });
+
+  it('has a version committed after an export read its type in the next export, _since the first', async () => {
+    // A write whose transaction stays open across the first export (a large transaction Bundle,
+    // a feed's message): its version is stamped before that export's kick-off, committed after.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let created: string | undefined;
+    const writing = testApp.app.get(UnitOfWork).run(async () => {
+      const patient = { resourceType: 'Patient', name: [{ family, given: ['Held'] }] };
+      created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', patient)).id;
+      await held;
+    });
+    while (!created) await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const first = await manifestOf(await kickOff('/fhir/$export?_type=Patient'));
+    const firstIds = (await Promise.all(first.output.map((file) => download(file.url))))
+      .flat()
+      .map((patient) => patient['id']);
+    release();
+    await writing;
+    const since = encodeURIComponent(first.transactionTime);
+    const next = await manifestOf(await kickOff(`/fhir/$export?_type=Patient&_since=${since}`));
+    const nextIds = (await Promise.all(next.output.map((file) => download(file.url))))
+      .flat()
+      .map((patient) => patient['id']);
+    expect({ first: firstIds.includes(created), next: nextIds.includes(created) }).toEqual({
+      first: false,
+      next: true,
+    });
   });
 
   it('exports only what changed after _since', async () => {

@@ -150,8 +150,10 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     }
     const filters = await this.typeFilters(user, request);
     // The instant the export reflects: the manifest's transactionTime, and when a Group's
-    // members are taken as they stand.
-    const transactionTime = new Date();
+    // members are taken as they stand. Not now: a version stamped before now may be in a
+    // transaction that commits after this export reads its type, and the next export, _since
+    // this one, would leave it out too. Every version stamped before this instant is committed.
+    const transactionTime = await this.resources.completeUpTo();
     const cohort = await this.cohort(user, request, transactionTime);
     const job: RunningJob = {
       id: randomUUID(),
