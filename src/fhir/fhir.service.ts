@@ -235,6 +235,17 @@ export class FhirService {
   }
 
   /**
+   * Takes the locks of several conditional criteria in one order (by key), as a transaction
+   * Bundle does before it resolves any: taken one by one in each Bundle's own order, two
+   * Bundles with the same criteria listed differently waited on each other (a deadlock, 503).
+   * The locks are re-entrant, so uniqueMatch takes each again at no cost.
+   */
+  async lockCriteria(criteria: { type: string; criteria: string }[]): Promise<void> {
+    const keys = [...new Set(criteria.map((c) => criteriaKey(c.type, c.criteria)))].sort();
+    for (const key of keys) await this.repository.lockCriteria(key);
+  }
+
+  /**
    * The single resource matching conditional criteria, under the criteria's lock; several are a
    * 412 that names what asked (`the conditional reference at Observation.subject`).
    */

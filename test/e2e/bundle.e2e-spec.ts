@@ -880,6 +880,32 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     ]);
   });
 
+  it('resolves the same conditional creates from concurrent transactions in any entry order without deadlocking', async () => {
+    const mrns = Array.from({ length: 5 }, (_, i) => `LOCK-${randomUUID()}-${i}`);
+    const bundle = (k: number) => {
+      const rotated = [...mrns.slice(k % mrns.length), ...mrns.slice(0, k % mrns.length)];
+      return {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: (k % 2 ? rotated.reverse() : rotated).map((mrn) => ({
+          fullUrl: `urn:uuid:${randomUUID()}`,
+          resource: buildPatient({ mrn }),
+          request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|${mrn}` },
+        })),
+      };
+    };
+    const bundles = 12;
+    const responses = await Promise.all(
+      Array.from({ length: bundles }, (_, k) => http('POST', fhir, { body: bundle(k) })),
+    );
+    expect(responses.map((res) => [res.status, res.body.issue?.[0]?.diagnostics])).toEqual(
+      Array.from({ length: bundles }, () => [200, undefined]),
+    );
+    for (const mrn of mrns) {
+      expect(await total(`Patient?identifier=${encodeURIComponent(`${MRN}|${mrn}`)}`)).toBe(1);
+    }
+  });
+
   it('writes the same resources from concurrent transactions in any entry order without deadlocking', async () => {
     const ids = Array.from({ length: 6 }, (_, i) => `lock-order-${randomUUID()}-${i}`);
     // Each Bundle lists the resources in another order: rotated, and every other one reversed.

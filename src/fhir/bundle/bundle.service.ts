@@ -121,6 +121,7 @@ export class BundleService {
     const results: EntryResult[] = [];
     const budget = new ReadBudget();
     await this.unitOfWork.run(async () => {
+      await this.fhir.lockCriteria(entries.flatMap(conditionalCriteria));
       const { planned, references } = await this.plan(user, entries);
       const ordered = [...entries].sort(
         (a, b) =>
@@ -606,6 +607,22 @@ function prefixed(error: AppError, index: number): AppError {
     error.status,
     error.issues.map((issue) => ({ ...issue, diagnostics: `${label}: ${issue.diagnostics}` })),
   );
+}
+
+/** Every conditional criteria an entry resolves under their lock (see FhirService.lockCriteria). */
+function conditionalCriteria(entry: ParsedEntry): { type: string; criteria: string }[] {
+  const own =
+    entry.method === 'POST'
+      ? entry.ifNoneExist
+      : entry.method === 'DELETE'
+        ? splitCascade(entry.query ?? '').criteria
+        : entry.method === 'GET'
+          ? undefined
+          : entry.query;
+  return [
+    ...(own ? [{ type: entry.type, criteria: own }] : []),
+    ...conditionalReferences(entry.resource).map(({ type, criteria }) => ({ type, criteria })),
+  ];
 }
 
 function isDeleteById(entry: ParsedEntry): boolean {
