@@ -42,8 +42,14 @@ export function readConfiguredFile(variable: string, path: string): Buffer {
 
 /** The ConfigError for a file a variable names that could not be read. */
 export function unreadable(variable: string, path: string, error: unknown): ConfigError {
-  const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-  return new ConfigError(`Invalid configuration: ${variable} ${path} cannot be read (${code})`);
+  return new ConfigError(
+    `Invalid configuration: ${variable} ${path} cannot be read (${readFailure(error)})`,
+  );
+}
+
+/** Why a read failed, as its errno code (ENOENT, EACCES, EISDIR): never the file's contents. */
+export function readFailure(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'unreadable';
 }
 
 /**

@@ -104,8 +104,10 @@ describe('validateEnv', () => {
     expect(() =>
       validateEnv({ PHI_MASTER_KEY: key, PHI_MASTER_KEY_FILE: join(dir, 'key') }),
     ).toThrow('set PHI_MASTER_KEY or PHI_MASTER_KEY_FILE, not both');
+    // The reason, as for every other file a variable names: ENOENT and EACCES call for
+    // different fixes.
     expect(() => validateEnv({ REDIS_URL_FILE: join(dir, 'missing') })).toThrow(
-      `REDIS_URL_FILE ${join(dir, 'missing')} cannot be read`,
+      `REDIS_URL_FILE ${join(dir, 'missing')} cannot be read (ENOENT)`,
     );
   });
 

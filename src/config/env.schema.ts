@@ -826,8 +826,12 @@ function withSecretFiles(raw: Record<string, unknown>): Record<string, unknown> 
     }
     try {
       resolved[name] = readFileSync(file, 'utf8').trim();
-    } catch {
-      throw new ConfigError(`Invalid configuration: ${name}_FILE ${file} cannot be read`);
+    } catch (error) {
+      // The errno code, as common/files.ts gives it (which imports this file, hence not shared).
+      const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+      throw new ConfigError(
+        `Invalid configuration: ${name}_FILE ${file} cannot be read (${reason})`,
+      );
     }
   }
   return resolved;

@@ -69,6 +69,16 @@ describe('KeyStore', () => {
     expect(file.keys).toHaveLength(2);
   });
 
+  it('names the reason a configured key file or KEK file cannot be read', async () => {
+    const missing = join(dataDir, 'missing.json');
+    await expect(new KeyStore(settings({ keyFile: missing })).load()).rejects.toThrow(
+      `PHI key file ${missing} cannot be read (ENOENT)`,
+    );
+    expect(() => LocalCustodian.fromFile(missing)).toThrow(
+      `KEK_FILE ${missing} cannot be read (ENOENT)`,
+    );
+  });
+
   it('cannot add keys that come from the environment', async () => {
     const store = new KeyStore(settings({ masterKeys: [randomBytes(32).toString('base64')] }));
     await expect(store.addCurrentKey(await store.load())).rejects.toThrow(/PHI_MASTER_KEY/);

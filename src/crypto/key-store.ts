@@ -5,7 +5,7 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import type { CustodyDescription, KeyCustodian } from './custody/key-custodian.js';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
-import { exists } from '../common/files.js';
+import { exists, readFailure } from '../common/files.js';
 
 /** What the key store needs to know about the deployment. */
 export interface KeySettings {
@@ -248,8 +248,10 @@ async function readKeyFile(path: string): Promise<KeyFileContent> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    throw new KeyConfigError(`Invalid configuration: PHI key file ${path} cannot be read`);
+  } catch (error) {
+    throw new KeyConfigError(
+      `Invalid configuration: PHI key file ${path} cannot be read (${readFailure(error)})`,
+    );
   }
   const mode = (await stat(path)).mode & 0o077;
   if (mode !== 0) {

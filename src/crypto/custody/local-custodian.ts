@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { openToOthers } from '../../common/files.js';
+import { openToOthers, readFailure } from '../../common/files.js';
 import { KEY_BYTES, keyIdOf } from '../key-ring.js';
 import {
   CustodyError,
@@ -31,8 +31,8 @@ export class LocalCustodian implements KeyCustodian {
     let kek: Buffer;
     try {
       kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
-    } catch {
-      throw new CustodyError(`KEK_FILE ${file} cannot be read`);
+    } catch (error) {
+      throw new CustodyError(`KEK_FILE ${file} cannot be read (${readFailure(error)})`);
     }
     if (kek.length !== KEY_BYTES) {
       throw new CustodyError(`KEK_FILE ${file} must hold ${KEY_BYTES} bytes of base64`);

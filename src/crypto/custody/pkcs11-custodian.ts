@@ -11,6 +11,7 @@ import {
 } from 'graphene-pk11';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { readFailure } from '../../common/files.js';
 import {
   CustodyError,
   IV_BYTES,
@@ -154,8 +155,8 @@ export class Pkcs11Custodian implements KeyCustodian {
 function readPin(file: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
-  } catch {
-    throw new CustodyError(`PKCS11_PIN_FILE ${file} cannot be read`);
+  } catch (error) {
+    throw new CustodyError(`PKCS11_PIN_FILE ${file} cannot be read (${readFailure(error)})`);
   }
 }
 
