@@ -9,7 +9,7 @@ import type {
 } from './fhir-types.js';
 import { dateRange } from './search/date-range.js';
 
-const MAX_COUNT = 1000;
+export const MAX_HISTORY_COUNT = 1000;
 /** What history reads; `_format` and `_pretty` are the format's (JSON, checked elsewhere). */
 const KNOWN = new Set(['_count', '_since', '_at', '_cursor', '_format', '_pretty']);
 const AT_PREFIXES = ['eq', 'gt', 'ge', 'lt', 'le'] as const;
@@ -68,7 +68,7 @@ function countAndSince(query: Record<string, unknown>): {
   const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
   const at = query['_at'] === undefined ? [] : [query['_at']].flat().map(parseAt);
   return {
-    count: Math.min(Math.max(count, 1), MAX_COUNT),
+    count: Math.min(Math.max(count, 1), MAX_HISTORY_COUNT),
     ...(since ? { since } : {}),
     ...(at.length > 0 ? { at } : {}),
   };

@@ -1,5 +1,5 @@
-import { Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
-import { ApiBearerAuth, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import { applyDecorators, Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
+import { ApiBearerAuth, ApiOperation, ApiParam, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
@@ -7,7 +7,27 @@ import { FhirInteraction, RequirePermission } from '../auth/permission.decorator
 import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
 import { TYPE_PARAM } from './fhir-swagger.js';
 import { FhirService } from './fhir.service.js';
-import { historyListParams, historyParams } from './history-params.js';
+import { historyListParams, historyParams, MAX_HISTORY_COUNT } from './history-params.js';
+
+/** What every history takes (history-params.ts), listed so that Swagger UI can send it. */
+const HistoryQuery = (): MethodDecorator =>
+  applyDecorators(
+    ApiQuery({
+      name: '_count',
+      required: false,
+      description: `Versions per page, at most ${MAX_HISTORY_COUNT}`,
+    }),
+    ApiQuery({
+      name: '_since',
+      required: false,
+      description: 'Only versions written at or after this instant, e.g. 2026-01-01T00:00:00Z',
+    }),
+    ApiQuery({
+      name: '_at',
+      required: false,
+      description: 'Versions current at some time in this period, e.g. 2026-03-01 or ge2026-03-01',
+    }),
+  );
 
 /** History Bundles of the system, a type and one resource (one version is a vread). */
 @ApiTags('FHIR')
@@ -21,6 +41,7 @@ export class HistoryController {
   @ApiOperation({
     summary: 'History of every resource of the types you may read (Bundle, newest first)',
   })
+  @HistoryQuery()
   async systemHistory(
     @CurrentUser() user: AuthenticatedUser,
     @Query() query: Record<string, unknown>,
@@ -37,6 +58,7 @@ export class HistoryController {
   @FhirInteraction('history')
   @ApiOperation({ summary: 'History of every resource of a type (Bundle, newest first)' })
   @ApiParam(TYPE_PARAM)
+  @HistoryQuery()
   async typeHistory(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
@@ -54,6 +76,7 @@ export class HistoryController {
   @FhirInteraction('history')
   @ApiOperation({ summary: 'Every version of one resource (history Bundle)' })
   @ApiParam(TYPE_PARAM)
+  @HistoryQuery()
   async history(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,

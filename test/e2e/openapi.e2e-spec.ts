@@ -187,6 +187,26 @@ describe('the OpenAPI document behind Swagger UI', () => {
     expect([last.status, last.body.resourceType]).toEqual([200, 'Bundle']);
   });
 
+  it('lists what the history, terminology and export operations take, so Swagger UI can send it', () => {
+    const names = (path: string) =>
+      (document.paths[path]!.get!.parameters ?? [])
+        .filter((parameter) => 'in' in parameter && parameter.in === 'query')
+        .map((parameter) => (parameter as { name: string }).name);
+    // Without them Try it out could only send a bare GET: $expand without its url is a 400.
+    for (const path of ['/fhir/_history', '/fhir/{type}/_history', '/fhir/{type}/{id}/_history']) {
+      expect({ path, names: names(path) }).toEqual({ path, names: ['_count', '_since', '_at'] });
+    }
+    expect(names('/fhir/ValueSet/$expand')).toEqual(['url', 'filter', 'offset', 'count']);
+    expect(names('/fhir/ValueSet/$validate-code')).toEqual(['url', 'system', 'code', 'display']);
+    expect(names('/fhir/CodeSystem/$lookup')).toEqual(['system', 'code']);
+    for (const path of ['/fhir/$export', '/fhir/Patient/$export', '/fhir/Group/{id}/$export']) {
+      expect({ path, names: names(path) }).toEqual({
+        path,
+        names: ['_type', '_since', '_typeFilter', '_outputFormat'],
+      });
+    }
+  });
+
   it('has example bodies that the server accepts as they are', async () => {
     const authorization = `Bearer ${await tokenFor(testApp, 'doctor')}`;
     const types = Object.keys(OPENAPI_EXAMPLES);

@@ -67,6 +67,12 @@ const KickOff = (path: string, level: ExportLevel, summary: string): MethodDecor
       required: false,
       description: 'Only what changed after this instant',
     }),
+    ApiQuery({
+      name: '_typeFilter',
+      required: false,
+      description:
+        'URL-encoded searches, comma-separated, e.g. Observation%3Fcategory%3Dlaboratory',
+    }),
     ApiQuery({ name: '_outputFormat', required: false, description: 'application/fhir+ndjson' }),
     ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' }),
   );

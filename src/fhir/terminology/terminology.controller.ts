@@ -1,11 +1,19 @@
-import { Controller, Get, Query, Res } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { applyDecorators, Controller, Get, Query, Res } from '@nestjs/common';
+import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { RequirePermission } from '../../auth/permission.decorators.js';
 import { sendFhirJson } from '../fhir-headers.js';
-import { TerminologyService } from './terminology.service.js';
+import { MAX_EXPANSION_COUNT, TerminologyService } from './terminology.service.js';
 
 type QueryRecord = Record<string, string | string[] | undefined>;
+
+/** The query parameters an operation takes, in order, for Swagger UI (which sends only those). */
+const Params = (...params: [name: string, description: string, required?: boolean][]) =>
+  applyDecorators(
+    ...params.map(([name, description, required = false]) =>
+      ApiQuery({ name, required, description, schema: { type: 'string' } }),
+    ),
+  );
 
 /** Terminology of the R4 definitions: no patient data, so any signed-in user may ask. */
 @ApiTags('FHIR')
@@ -18,6 +26,12 @@ export class TerminologyController {
   @ApiOperation({
     summary: 'Expand a value set of the R4 definitions (url, filter, offset, count)',
   })
+  @Params(
+    ['url', 'Canonical URL, e.g. http://hl7.org/fhir/ValueSet/administrative-gender', true],
+    ['filter', 'Words of the code or display'],
+    ['offset', 'Codes to skip (paging), default 0'],
+    ['count', `Codes to return, 0 to ${MAX_EXPANSION_COUNT} (the default)`],
+  )
   expand(@Query() query: QueryRecord, @Res({ passthrough: true }) reply: FastifyReply): unknown {
     return sendFhirJson(reply, this.terminology.expand(query));
   }
@@ -25,6 +39,12 @@ export class TerminologyController {
   @Get('ValueSet/$validate-code')
   @RequirePermission('fhir:terminology')
   @ApiOperation({ summary: 'Whether a code (system, code, display) is in a value set (url)' })
+  @Params(
+    ['url', 'Canonical URL of the value set', true],
+    ['system', 'Code system URL, e.g. http://hl7.org/fhir/administrative-gender'],
+    ['code', 'The code, e.g. female', true],
+    ['display', 'A display to check against the code system'],
+  )
   validateCode(
     @Query() query: QueryRecord,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -35,6 +55,10 @@ export class TerminologyController {
   @Get('CodeSystem/$lookup')
   @RequirePermission('fhir:terminology')
   @ApiOperation({ summary: 'The display of a code (system, code) of an R4 code system' })
+  @Params(
+    ['system', 'Code system URL, e.g. http://hl7.org/fhir/administrative-gender', true],
+    ['code', 'The code, e.g. female', true],
+  )
   lookup(@Query() query: QueryRecord, @Res({ passthrough: true }) reply: FastifyReply): unknown {
     return sendFhirJson(reply, this.terminology.lookup(query));
   }

@@ -5,7 +5,7 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import { normalizeString } from '../search/normalize.js';
 import type { Expansion } from '../value-sets.js';
 
-const MAX_COUNT = 1000;
+export const MAX_EXPANSION_COUNT = 1000;
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -26,7 +26,7 @@ export class TerminologyService {
     const filter = single(query, 'filter');
     const words = filter ? normalizeString(filter).split(' ') : [];
     const offset = integer(query, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
-    const count = integer(query, 'count', MAX_COUNT, 0, MAX_COUNT);
+    const count = integer(query, 'count', MAX_EXPANSION_COUNT, 0, MAX_EXPANSION_COUNT);
     const matching = [...expansion.codings].filter(([coding, display]) => {
       const text = normalizeString(`${coding.slice(coding.lastIndexOf('|') + 1)} ${display ?? ''}`);
       return words.every((word) => text.includes(word));
