@@ -178,6 +178,21 @@ describe('Binary: documents in their own format, following their securityContext
     expect((await read(`${fhir}/Binary/${json.body.id}`)).bytes.toString()).toBe('hello');
   });
 
+  it('refuses a document larger than BODY_LIMIT with 413, whatever its media type', async () => {
+    // text/plain shares its parser with HL7 v2 over HTTP, whose limit is HL7_MAX_FRAME_BYTES:
+    // a text document over BODY_LIMIT was read whole and then refused as a 400 on Binary.data.
+    const large = Buffer.alloc(1_048_576 + 1, 'a');
+    for (const type of ['application/pdf', 'text/plain', 'x-application/hl7-v2+er7']) {
+      const res = await send('POST', `${fhir}/Binary`, large, { 'content-type': type });
+      const body = (await res.json()) as { issue: { code: string }[] };
+      expect({ type, status: res.status, code: body.issue[0]?.code }).toEqual({
+        type,
+        status: 413,
+        code: 'too-long',
+      });
+    }
+  });
+
   it("follows the securityContext: a patient's app opens its own documents and no one else's", async () => {
     const mine = await create(buildPatient());
     const theirs = await create(buildPatient());

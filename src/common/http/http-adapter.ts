@@ -1,4 +1,4 @@
-import { UnsupportedMediaTypeException } from '@nestjs/common';
+import { PayloadTooLargeException, UnsupportedMediaTypeException } from '@nestjs/common';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
@@ -101,12 +101,18 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     },
   );
   // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; a Binary may be
-  // text too (below); on any other route such a body is still a 415.
+  // text too (below), within BODY_LIMIT as a document of any other type is (it was refused
+  // past it as a 400 on Binary.data, not a 413); on any other route such a body is a 415.
   fastify.addContentTypeParser(
     [HL7_MEDIA_TYPE, 'text/plain'],
-    { parseAs: 'buffer', bodyLimit: env.HL7_MAX_FRAME_BYTES },
+    { parseAs: 'buffer', bodyLimit: Math.max(bodyLimit, env.HL7_MAX_FRAME_BYTES) },
     (request, body, done) => {
-      if (request.routeOptions.url === HL7_ROUTE) {
+      const hl7 = request.routeOptions.url === HL7_ROUTE;
+      if ((body as Buffer).length > (hl7 ? env.HL7_MAX_FRAME_BYTES : bodyLimit)) {
+        done(new PayloadTooLargeException(), undefined);
+        return;
+      }
+      if (hl7) {
         done(null, body);
         return;
       }
