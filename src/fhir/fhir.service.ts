@@ -62,6 +62,8 @@ class PatchedVersionChanged extends Error {}
 export class FhirService {
   /** The most search index rows one version may have (FHIR_INDEX_ROWS_MAX). */
   private readonly indexRowsMax: number;
+  /** BODY_LIMIT: also what a JSON Patch may copy in all, as a PUT could send no more. */
+  private readonly bodyLimit: number;
 
   constructor(
     config: AppConfig,
@@ -77,6 +79,7 @@ export class FhirService {
     private readonly searchIndex: SearchIndexRepository,
   ) {
     this.indexRowsMax = config.indexRowsMax;
+    this.bodyLimit = config.bodyLimit;
   }
 
   /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
@@ -471,7 +474,11 @@ export class FhirService {
     assertVersionMatches(current, expected);
     // The patch sees what a read shows: copy, move or test on a write-only value (a
     // Subscription's header credentials) would otherwise reveal it or confirm a guess.
-    const patched = await applyPatch(withoutWriteOnly(parseContent(current)), patch);
+    const patched = await applyPatch(
+      withoutWriteOnly(parseContent(current)),
+      patch,
+      this.bodyLimit,
+    );
     if (patched.resourceType !== type || patched.id !== id) {
       throw AppError.invalid('A patch must not change resourceType or id');
     }

@@ -1,5 +1,7 @@
+import type { Operation } from 'fast-json-patch';
 import { AppError } from '../common/errors/app-error.js';
-import { checkPatch } from './patch-body.js';
+import type { FhirResource } from './fhir-types.js';
+import { applyPatch, checkPatch } from './patch-body.js';
 
 function refusal(body: unknown): { status: number; code: string; diagnostics: string } {
   try {
@@ -30,5 +32,43 @@ describe('checkPatch', () => {
     const body: unknown[] = replaces(150);
     body[120] = { op: 'frobnicate' };
     expect(refusal(body).code).toBe('too-costly');
+  });
+});
+
+const patient: FhirResource = {
+  resourceType: 'Patient',
+  id: 'p',
+  extension: [{ url: 'http://example.org/a', valueString: 'a' }],
+};
+
+describe('applyPatch (JSON Patch)', () => {
+  it('applies the operations in order', async () => {
+    const patched = await applyPatch(
+      patient,
+      [
+        { op: 'add', path: '/gender', value: 'female' },
+        { op: 'copy', from: '/extension/0', path: '/extension/-' },
+        { op: 'test', path: '/extension/1/valueString', value: 'a' },
+      ],
+      1_048_576,
+    );
+    expect(patched).toMatchObject({ gender: 'female', extension: [{}, { valueString: 'a' }] });
+    expect(patient['gender']).toBeUndefined();
+  });
+
+  it('refuses copies that together outgrow the body limit, before making them', async () => {
+    // Each copy of /extension into itself doubles it: 40 of them, a 1 KB request, took
+    // 150 s here before the bound (20 held the service 7 s through the API).
+    const doubling: Operation[] = Array.from({ length: 40 }, () => ({
+      op: 'copy',
+      from: '/extension',
+      path: '/extension/-',
+    }));
+    const started = Date.now();
+    const refused = await applyPatch(patient, doubling, 1_048_576).catch((error: unknown) => error);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(refused).toBeInstanceOf(AppError);
+    expect(refused).toMatchObject({ status: 422, issues: [{ code: 'too-costly' }] });
+    expect((refused as AppError).message).toMatch(/^JSON Patch operation \d+ \(copy\)/);
   });
 });

@@ -49,14 +49,47 @@ function unescaped(step: string): string {
   return step.replace(/~1/g, '/').replace(/~0/g, '~');
 }
 
-export async function applyPatch(document: FhirResource, patch: PatchBody): Promise<FhirResource> {
+/**
+ * The patched resource. `maxBytes` bounds what JSON Patch `copy` operations add, all together
+ * (JSON text of the values copied): a copy of an array into itself doubles it, and a 1 KB patch
+ * of 20 such copies held the event loop 7 s, each further one doubling that. Other operations
+ * carry their values in the body, which BODY_LIMIT bounds already.
+ */
+export async function applyPatch(
+  document: FhirResource,
+  patch: PatchBody,
+  maxBytes: number,
+): Promise<FhirResource> {
   if (!Array.isArray(patch)) {
     return applyFhirPathPatch(document, patch);
   }
-  const operations = patch;
+  let patched = fastJsonPatch.deepClone(document) as FhirResource;
+  let copied = 0;
   try {
-    return fastJsonPatch.applyPatch(document, operations, true, false).newDocument;
+    patch.forEach((operation, index) => {
+      if (operation.op === 'copy') {
+        const value: unknown = fastJsonPatch.getValueByPointer(patched, operation.from);
+        copied += JSON.stringify(value ?? null).length;
+        if (copied > maxBytes) {
+          throw AppError.of(
+            422,
+            'too-costly',
+            `JSON Patch operation ${index} (copy) would copy more than ${maxBytes} bytes in all (BODY_LIMIT): send the resource with PUT instead`,
+          );
+        }
+      }
+      patched = fastJsonPatch.applyOperation(
+        patched,
+        operation,
+        true,
+        true,
+        true,
+        index,
+      ).newDocument;
+    });
+    return patched;
   } catch (error) {
+    if (error instanceof AppError) throw error;
     // Messages name the operation, never the values it carried (they can be PHI).
     const { index, name } = error as { index?: number; name?: string };
     const operation =
