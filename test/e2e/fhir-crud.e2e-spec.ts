@@ -912,6 +912,24 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const unknown = await http('PUT', `${fhir}/nope/x/y/z/w`);
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get('allow')).toBeNull();
+    // Whatever body it carries: no handler would read it, so it is not parsed first (an empty
+    // or malformed JSON body made these a 400, a text one a 415).
+    const json = { 'content-type': 'application/json' };
+    const bodies: [string, Record<string, string>][] = [
+      ['', json],
+      ['{bad', json],
+      ['hello', { 'content-type': 'text/plain' }],
+    ];
+    for (const [raw, headers] of bodies) {
+      const patch = await http('PATCH', fhir, { raw, headers });
+      const nowhere = await http('POST', `${fhir}/nope/x/y/z/w`, { raw, headers });
+      expect([raw, patch.status, patch.headers.get('allow'), nowhere.status]).toEqual([
+        raw,
+        405,
+        'POST',
+        404,
+      ]);
+    }
   });
 
   it('answers 404 OperationOutcomes for unknown types, ids and routes', async () => {

@@ -72,7 +72,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   fastify.addContentTypeParser(
     ['application/json', ...JSON_MEDIA_TYPES],
     { parseAs: 'buffer', bodyLimit },
-    (request, body, done) => {
+    routedOnly((request, body, done) => {
       const bytes = body as Buffer;
       // Some clients label every request as FHIR JSON, a DELETE with no body too.
       if (request.method === 'DELETE' && bytes.toString('latin1').trim() === '') {
@@ -86,19 +86,19 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
       } catch (error) {
         done(error as Error, undefined);
       }
-    },
+    }),
   );
   // POST /fhir/{type}/_search takes its criteria as a form, so PHI stays out of URLs and logs.
   fastify.addContentTypeParser(
     'application/x-www-form-urlencoded',
     { parseAs: 'buffer', bodyLimit },
-    (request, body, done) => {
+    routedOnly((request, body, done) => {
       try {
         done(null, queryRecord(bodyText(body as Buffer, request.headers['content-type'])));
       } catch (error) {
         done(error as Error, undefined);
       }
-    },
+    }),
   );
   // HL7 v2 over HTTPS (POST /hl7/v2) is ER7 text, up to the MLLP frame limit; a Binary may be
   // text too (below), within BODY_LIMIT as a document of any other type is (it was refused
@@ -106,7 +106,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   fastify.addContentTypeParser(
     [HL7_MEDIA_TYPE, 'text/plain'],
     { parseAs: 'buffer', bodyLimit: Math.max(bodyLimit, env.HL7_MAX_FRAME_BYTES) },
-    (request, body, done) => {
+    routedOnly((request, body, done) => {
       const hl7 = request.routeOptions.url === HL7_ROUTE;
       if ((body as Buffer).length > (hl7 ? env.HL7_MAX_FRAME_BYTES : bodyLimit)) {
         done(new PayloadTooLargeException(), undefined);
@@ -117,12 +117,14 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
         return;
       }
       nativeBinary(request, body as Buffer, done);
-    },
+    }),
   );
   // A Binary created or updated in its own format (a PDF, an image); any other body of a type
   // without a parser is a 415.
-  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (request, body, done) =>
-    nativeBinary(request, body as Buffer, done),
+  fastify.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit },
+    routedOnly((request, body, done) => nativeBinary(request, body as Buffer, done)),
   );
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
@@ -141,6 +143,26 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
 }
 
 const BINARY_WRITES = new Set(['POST /fhir/:type', 'PUT /fhir/:type/:id']);
+
+type BodyParser = (
+  request: FastifyRequest,
+  body: string | Buffer,
+  done: (error: Error | null, body?: unknown) => void,
+) => void;
+
+/**
+ * A parser that leaves the body of a request no route matched unread: the 404 or 405 it gets
+ * does not depend on it, where a malformed JSON or text body made it a 400 or 415.
+ */
+function routedOnly(parser: BodyParser): BodyParser {
+  return (request, body, done) => {
+    if (request.is404) {
+      done(null, undefined);
+      return;
+    }
+    parser(request, body, done);
+  };
+}
 
 function nativeBinary(
   request: FastifyRequest,
