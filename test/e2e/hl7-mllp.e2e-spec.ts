@@ -2704,6 +2704,26 @@ describe('HL7 v2 over MLLP', () => {
     expect(ack).not.toContain('23  45');
   });
 
+  it('names a choice element a mapped resource broke too (value[x] of a text too long)', async () => {
+    const sender = await client();
+    await sender.send([
+      Buffer.from(
+        [
+          'MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ORU^R01|LONG-TEXT|P|2.5',
+          'PID|1||LT-1^^^HOSP&2.16.17&ISO^MR||Text^Long',
+          'OBR|1||LT-R1^LAB|11526-1^Pathology^LN',
+          // FHIR strings hold at most 1 MB.
+          `OBX|1|TX|11526-1^Pathology^LN||${'x'.repeat(1_100_000)}||||||F`,
+        ].join('\r'),
+      ),
+    ]);
+    const [ack] = await sender.waitForAcks(1);
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toContain(
+      'could not be stored as FHIR resources (FHIR 400 at Observation.value[x])',
+    );
+  });
+
   it('knows a visit sent without a number again by its patient, class and admit time', async () => {
     const pv1 = (fields: Record<number, string>) =>
       ['PV1', ...Array.from({ length: 45 }, (_, i) => fields[i + 1] ?? '')].join('|');

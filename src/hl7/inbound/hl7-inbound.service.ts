@@ -250,11 +250,14 @@ function failureOf(error: unknown, row: Hl7MessageEntity, logger: Logger): Hl7Ou
   };
 }
 
-/** ` at Patient.identifier[1].value`: the issues' element paths (never values), at most 3. */
+/**
+ * ` at Patient.identifier[1].value`: the issues' element paths (never values), at most 3. A
+ * choice element is named as the validator names it, `Observation.value[x]`.
+ */
 function pathsOf(error: AppError): string {
   const paths = error.issues
     .flatMap((issue) => issue.expression ?? [])
-    .filter((path) => /^[A-Z][A-Za-z]*(\.[a-z][A-Za-z]*(\[\d+\])?)*$/.test(path));
+    .filter((path) => /^[A-Z][A-Za-z]*(\.[a-z][A-Za-z]*(\[(\d+|x)\])?)*$/.test(path));
   const shown = [...new Set(paths)].slice(0, 3);
   return shown.length > 0 ? ` at ${shown.join(', ')}` : '';
 }
