@@ -89,6 +89,12 @@ export const MAX_RESULTS_PER_MESSAGE = 1000;
 /** A referral (REF^I12), its change (I13) and its cancellation (I14). */
 const REF_EVENTS: ReadonlySet<string> = new Set(['I12', 'I13', 'I14']);
 
+/** The message types (MSH-9.1) with at least one event mapped below. */
+const MAPPED_MESSAGE_CODES: ReadonlySet<string> = new Set([
+  ...['ADT', 'MDM', 'SIU', 'PPR', 'BAR', 'DFT', 'REF', 'ORU', 'OUL'],
+  ...['ORM', 'OML', 'OMG', 'VXU', 'RDE', 'RDS'],
+]);
+
 /**
  * Turns a stored message into FHIR resources through FhirService (validation, encryption,
  * search index), in the caller's transaction, so that the resources and the message's status
@@ -179,7 +185,11 @@ export class Hl7Processor {
     if (type === 'RDE^O11' || type === 'RDE^O25' || type === 'RDS^O13') {
       return this.pharmacy.process(message, await this.patients.of(message));
     }
-    throw new Hl7RejectError('200', 'Unsupported message type');
+    // Table 0357: 201 when the type is taken but not this event (BAR^P02), so that the sender
+    // is not told a type it sends every day is unknown here; 200 for a type never taken.
+    throw MAPPED_MESSAGE_CODES.has(header.messageCode)
+      ? new Hl7RejectError('201', 'Unsupported event code')
+      : new Hl7RejectError('200', 'Unsupported message type');
   }
 
   /** Each part processed in turn, in the message's transaction, with all they touched. */
