@@ -206,6 +206,40 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
     expect((await chargeItems()).body.entry).toHaveLength(1);
   });
 
+  it('answers AA to the resend of a message refused before HL7_IGNORE named its type', async () => {
+    // The case HL7_IGNORE is for: a sender's queue stopped at an AR, resending it until it is
+    // acknowledged. Set once the AR has gone out, the list must unstop that queue.
+    const message = Buffer.from(
+      [
+        `MSH|^~\\&|REG|HOSP|CV|CV|20250101||ADT^A29|STUCK-${randomUUID().slice(0, 8)}|P|2.5`,
+        'PID|1||STUCK-1^^^HOSP&2.16.29&ISO^MR||Stuck^Pat',
+      ].join('\r'),
+    );
+    const own = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    await own.send([message]);
+    await own.waitForAcks(1);
+    const data = testApp.app.get(DataSource);
+    const [row] = await data.query<{ id: string }[]>(
+      `SELECT id FROM hl7_message WHERE control_id = $1`,
+      [message.toString().split('|')[9]],
+    );
+    // As it was stored before the list named its type.
+    await data.query(
+      `UPDATE hl7_message SET status = 'rejected', ack_code = 'AR', error_code = '201',
+         error_text = 'Unsupported event code' WHERE id = $1`,
+      [row!.id],
+    );
+    await own.send([message]);
+    const [ack] = await own.waitForAcks(2).then((acks) => acks.slice(1));
+    own.close();
+    expect(msaOf(ack!).code).toBe('AA');
+    const [after] = await data.query<{ status: string }[]>(
+      `SELECT status FROM hl7_message WHERE id = $1`,
+      [row!.id],
+    );
+    expect(after).toEqual({ status: 'ignored' });
+  });
+
   it('closes a connection whose frame does not end in HL7_MLLP_FRAME_TIMEOUT_MS, saying why', async () => {
     const warned = jest.spyOn(Logger.prototype, 'warn');
     const port = testApp.app.get(MllpListener).address()!.port;

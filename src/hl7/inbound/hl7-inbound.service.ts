@@ -108,7 +108,10 @@ export class Hl7InboundService {
       contentHash: this.blind.compute('hl7:message', text),
       raw: text,
     });
-    if (!stored && ANSWERED.has(row.status)) {
+    // A type refused before HL7_IGNORE named it: the sender resends it until it is taken, and
+    // answering the stored AR again would keep its queue stopped, the list notwithstanding.
+    const nowIgnored = row.status === 'rejected' && !rejection && this.isIgnored(decoded!.header);
+    if (!stored && ANSWERED.has(row.status) && !nowIgnored) {
       // A resend of a message already answered: the same answer, and nothing done twice.
       this.metrics.hl7Messages.inc({ status: 'duplicate' });
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
