@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
+import { HL7_MEDIA_TYPE } from '../../src/common/http/media-types.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
@@ -343,6 +344,12 @@ describe('HL7 v2 over MLLP', () => {
       `SELECT count(*)::int AS n, min(channel) AS channel FROM hl7_message WHERE control_id = 'WEB-1'`,
     );
     expect(row).toEqual({ n: 1, channel: 'http' });
+    // Another type is a 415 naming the types this route takes, not those of the FHIR API.
+    const octets = await post(integration, 'application/octet-stream');
+    expect(octets.status).toBe(415);
+    expect(await octets.json()).toMatchObject({
+      issue: [{ code: 'not-supported', diagnostics: expect.stringContaining(HL7_MEDIA_TYPE) }],
+    });
   });
 
   it('answers AE (ERR 207 naming the limit) for a message of more than 1,000 results, and keeps none', async () => {

@@ -3,6 +3,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { AppError } from '../errors/app-error.js';
 import { readCertificateAndKey } from '../files.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
@@ -175,6 +176,18 @@ function nativeBinary(
     done(
       null,
       new NativeContent(body, request.headers['content-type'] ?? 'application/octet-stream'),
+    );
+    return;
+  }
+  // The generic 415 names the FHIR API's JSON types, which would send a feed the wrong way.
+  if (request.routeOptions.url === HL7_ROUTE) {
+    done(
+      AppError.of(
+        415,
+        'not-supported',
+        `An HL7 v2 message is sent as ${HL7_MEDIA_TYPE} or text/plain`,
+      ),
+      undefined,
     );
     return;
   }
