@@ -1,7 +1,6 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import {
   createHash,
-  createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
   sign,
@@ -10,7 +9,7 @@ import {
 } from 'node:crypto';
 import { join } from 'node:path';
 import { readPublicKeys } from '../common/key-files.js';
-import { readOrCreatePrivateKey } from '../common/private-key-file.js';
+import { readPrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 /**
@@ -29,6 +28,10 @@ export function statementBytes(statement: SignedStatement): Buffer {
   return Buffer.from(
     `cv-audit-${statement.kind}-1|${statement.chainId}|${statement.seq}|${statement.hash}|${statement.at.toISOString()}`,
   );
+}
+
+function isEd25519(key: KeyObject): boolean {
+  return key.asymmetricKeyType === 'ed25519';
 }
 
 /** How often instances re-read the key files, so a rotation reaches them without a restart. */
@@ -66,23 +69,21 @@ export class AuditSigner implements OnModuleInit, OnModuleDestroy {
 
   /** Re-reads the signing key and the trusted keys (at start, and every 30 s). */
   async reload(): Promise<void> {
-    const pem = await readOrCreatePrivateKey({
+    const privateKey = await readPrivateKey({
       configured: this.config.auditSigningKeyFile,
       fallback: join(this.config.dataDir, 'audit-signing-key.pem'),
       variable: 'AUDIT_SIGNING_KEY_FILE',
       generate: () => generateKeyPairSync('ed25519').privateKey,
+      kind: 'an Ed25519 private key',
+      accepts: isEd25519,
     });
-    const privateKey = createPrivateKey(pem);
-    if (privateKey.asymmetricKeyType !== 'ed25519') {
-      throw new Error('The audit signing key must be an Ed25519 private key (PKCS#8 PEM)');
-    }
     const publicKey = createPublicKey(privateKey);
     const trusted = new Map<string, KeyObject>([[keyIdOf(publicKey), publicKey]]);
     // Public keys of other instances or of earlier keys, from outside the database.
-    for (const key of await readPublicKeys(this.trustedKeysFile, 'AUDIT_TRUSTED_KEYS_FILE')) {
-      if (key.asymmetricKeyType !== 'ed25519') {
-        throw new Error('AUDIT_TRUSTED_KEYS_FILE holds a key that is not Ed25519');
-      }
+    for (const key of await readPublicKeys(this.trustedKeysFile, 'AUDIT_TRUSTED_KEYS_FILE', {
+      kind: 'an Ed25519 key',
+      accepts: isEd25519,
+    })) {
       trusted.set(keyIdOf(key), key);
     }
     this.privateKey = privateKey;

@@ -1,15 +1,10 @@
 import { Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import {
-  createPrivateKey,
-  createPublicKey,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
 import { readPublicKeys } from '../common/key-files.js';
-import { readOrCreatePrivateKey } from '../common/private-key-file.js';
+import { readPrivateKey } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -80,25 +75,21 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   /** Re-reads the signing key and the verification keys (at start, and every 30 s). */
   async reload(): Promise<void> {
     const files = await this.filesStamp();
-    const pem = await readOrCreatePrivateKey({
+    const privateKey = await readPrivateKey({
       configured: this.config.jwtSigningKeyFile,
       fallback: jwtKeyFiles(this.config).signing,
       variable: 'JWT_SIGNING_KEY_FILE',
       generate: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      kind: 'an EC P-256 private key (ES256)',
+      accepts: isP256,
     });
-    const privateKey = createPrivateKey(pem);
-    if (!isP256(privateKey)) {
-      throw new Error('The JWT signing key must be an EC P-256 private key (ES256)');
-    }
     const key = { ...(await describe(createPublicKey(privateKey))), privateKey };
     const accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
     for (const publicKey of await readPublicKeys(
       this.verificationKeysFile,
       'JWT_VERIFICATION_KEYS_FILE',
+      { kind: 'an EC P-256 key', accepts: isP256 },
     )) {
-      if (!isP256(publicKey)) {
-        throw new Error('JWT_VERIFICATION_KEYS_FILE holds a key that is not EC P-256');
-      }
       const described = await describe(publicKey);
       accepted.set(described.kid, described);
     }

@@ -1,18 +1,27 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { appendFile, chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ConfigError } from '../config/env.schema.js';
 import { unreadable } from './files.js';
 
 const PUBLIC_PEM = /-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g;
 
+/** The kind of key a file of public keys must hold: "EC P-256", and how to tell. */
+export interface KeyKind {
+  kind: string;
+  accepts: (key: KeyObject) => boolean;
+}
+
 /**
  * The public keys in a PEM file (concatenated, comments between them allowed); [] if absent. A
  * key whose comment says `expires <ISO date>` is left out once that moment has passed. A file
- * that is there but cannot be read is a ConfigError naming `variable`.
+ * that is there but cannot be read, a PEM block that is no key, or a key not of `kind` is a
+ * ConfigError naming `variable` and the key's position (they stopped the service with a stack).
  */
 export async function readPublicKeys(
   path: string | undefined,
   variable: string,
+  kind: KeyKind,
 ): Promise<KeyObject[]> {
   if (!path) return [];
   let text: string;
@@ -24,12 +33,25 @@ export async function readPublicKeys(
   }
   const keys: KeyObject[] = [];
   let previousEnd = 0;
+  let position = 0;
   for (const match of text.matchAll(PUBLIC_PEM)) {
+    position += 1;
     const comment = text.slice(previousEnd, match.index);
     previousEnd = match.index + match[0].length;
     const expires = /expires (\S+)/.exec(comment)?.[1];
     if (expires && new Date(expires).getTime() <= Date.now()) continue;
-    keys.push(createPublicKey(match[0]));
+    const which = `Invalid configuration: ${variable} ${path}: public key ${position}`;
+    let key: KeyObject;
+    try {
+      key = createPublicKey(match[0]);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'invalid';
+      throw new ConfigError(`${which} cannot be read (${code})`);
+    }
+    if (!kind.accepts(key)) {
+      throw new ConfigError(`${which} is not ${kind.kind}`);
+    }
+    keys.push(key);
   }
   return keys;
 }

@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { ConfigError } from '../config/env.schema.js';
 import { unreadable } from './files.js';
 
 export interface PrivateKeyFile {
@@ -12,6 +13,41 @@ export interface PrivateKeyFile {
   /** The variable that configures it, for messages. */
   variable: string;
   generate: () => ReturnType<typeof generateKeyPairSync>['privateKey'];
+  /** The kind of key it must hold, for messages ("an Ed25519 private key"). */
+  kind: string;
+  accepts: (key: KeyObject) => boolean;
+}
+
+/**
+ * The private key in the file, checked at start-up: a file that held no PEM private key (a
+ * certificate, a public key, text) or a key of another kind stopped the service with OpenSSL's
+ * error and a stack, naming no variable. The file's text never appears in the message.
+ */
+export async function readPrivateKey(file: PrivateKeyFile): Promise<KeyObject> {
+  const pem = await readOrCreatePrivateKey(file);
+  const where = file.configured
+    ? `${file.variable} ${file.configured}`
+    : `${file.fallback} (used while ${file.variable} is unset)`;
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'invalid';
+    throw new ConfigError(
+      `Invalid configuration: ${where} does not hold a PEM private key${notPrivate(pem)} (${code})`,
+    );
+  }
+  if (!file.accepts(key)) {
+    throw new ConfigError(`Invalid configuration: ${where} must hold ${file.kind}`);
+  }
+  return key;
+}
+
+/** What a PEM file holds instead of a private key, when its header says so. */
+function notPrivate(pem: string): string {
+  if (pem.includes('-----BEGIN CERTIFICATE-----')) return ': it holds a certificate';
+  if (/-----BEGIN (RSA |EC )?PUBLIC KEY-----/.test(pem)) return ': it holds a public key';
+  return '';
 }
 
 /**
@@ -20,7 +56,7 @@ export interface PrivateKeyFile {
  * one's tokens or checkpoints would not verify with the other's): the first to create the file
  * wins (exclusive create) and the others read what it wrote.
  */
-export async function readOrCreatePrivateKey(file: PrivateKeyFile): Promise<string> {
+async function readOrCreatePrivateKey(file: PrivateKeyFile): Promise<string> {
   const path = file.configured ?? file.fallback;
   try {
     return await readFile(path, 'utf8');

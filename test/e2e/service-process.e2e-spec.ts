@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,6 +110,74 @@ describe('the service as a process', () => {
           ...env,
         }),
       );
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(line);
+      expect(result.stdout).toBe('');
+    });
+  });
+
+  describe('a key file that holds no usable key stops it with one line naming the variable', () => {
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'carevault-keys-'));
+      const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const ed = generateKeyPairSync('ed25519');
+      const pem = (key: KeyObject, type: 'pkcs8' | 'spki'): string =>
+        key.export({ type, format: 'pem' }).toString();
+      const files: Record<string, string> = {
+        'text.pem': 'not a key\n',
+        'ec-public.pem': pem(ec.publicKey, 'spki'),
+        'ec-private.pem': pem(ec.privateKey, 'pkcs8'),
+        'ed-private.pem': pem(ed.privateKey, 'pkcs8'),
+        'ed-public.pem': pem(ed.publicKey, 'spki'),
+      };
+      for (const [name, text] of Object.entries(files)) {
+        await writeFile(join(dir, name), text, { mode: 0o600 });
+      }
+    });
+
+    afterAll(async () => {
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    // They stopped it with OpenSSL's error and a stack naming no variable.
+    it.each([
+      [
+        { JWT_SIGNING_KEY_FILE: 'text.pem' },
+        /^Invalid configuration: JWT_SIGNING_KEY_FILE \S+text\.pem does not hold a PEM private key \(ERR_OSSL_\w+\)$/,
+      ],
+      [
+        { JWT_SIGNING_KEY_FILE: 'ec-public.pem' },
+        /^Invalid configuration: JWT_SIGNING_KEY_FILE \S+ec-public\.pem does not hold a PEM private key: it holds a public key \(ERR_OSSL_\w+\)$/,
+      ],
+      [
+        { JWT_SIGNING_KEY_FILE: 'ed-private.pem' },
+        /^Invalid configuration: JWT_SIGNING_KEY_FILE \S+ed-private\.pem must hold an EC P-256 private key \(ES256\)$/,
+      ],
+      [
+        { AUDIT_SIGNING_KEY_FILE: 'text.pem' },
+        /^Invalid configuration: AUDIT_SIGNING_KEY_FILE \S+text\.pem does not hold a PEM private key \(ERR_OSSL_\w+\)$/,
+      ],
+      [
+        { AUDIT_SIGNING_KEY_FILE: 'ec-private.pem' },
+        /^Invalid configuration: AUDIT_SIGNING_KEY_FILE \S+ec-private\.pem must hold an Ed25519 private key$/,
+      ],
+      [
+        { JWT_VERIFICATION_KEYS_FILE: 'ed-public.pem' },
+        /^Invalid configuration: JWT_VERIFICATION_KEYS_FILE \S+ed-public\.pem: public key 1 is not an EC P-256 key$/,
+      ],
+      [
+        { AUDIT_TRUSTED_KEYS_FILE: 'ec-public.pem' },
+        /^Invalid configuration: AUDIT_TRUSTED_KEYS_FILE \S+ec-public\.pem: public key 1 is not an Ed25519 key$/,
+      ],
+    ])('%j', async (files, line) => {
+      const env = serviceEnv(process.env['DATABASE_URL']!, dir, {
+        LOG_LEVEL: 'silent',
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        ...Object.fromEntries(Object.entries(files).map(([name, file]) => [name, join(dir, file)])),
+      });
+      const result = await runNode(BUILT.main, [], env);
       expect(result.code).toBe(1);
       expect(result.stderr.trim()).toMatch(line);
       expect(result.stdout).toBe('');
