@@ -87,6 +87,7 @@ export async function runKeySetup(command: string, args: string[]): Promise<void
       ...settings,
       masterKeys: values.from ? [] : config.phiMasterKeys,
       keyFile: values.from,
+      keyFileVariable: '--from',
     });
     if (!values.from && config.phiMasterKeys.length === 0) {
       throw new KeyConfigError('keys:wrap reads PHI_MASTER_KEY or the key file given with --from');

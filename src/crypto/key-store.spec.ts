@@ -72,7 +72,7 @@ describe('KeyStore', () => {
   it('names the reason a configured key file or KEK file cannot be read', async () => {
     const missing = join(dataDir, 'missing.json');
     await expect(new KeyStore(settings({ keyFile: missing })).load()).rejects.toThrow(
-      `PHI key file ${missing} cannot be read (ENOENT)`,
+      `PHI_KEY_FILE ${missing} cannot be read (ENOENT)`,
     );
     expect(() => LocalCustodian.fromFile(missing)).toThrow(
       `KEK_FILE ${missing} cannot be read (ENOENT)`,

@@ -5,12 +5,14 @@ import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promise
 import { dirname, join } from 'node:path';
 import type { CustodyDescription, KeyCustodian } from './custody/key-custodian.js';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
-import { exists, readFailure } from '../common/files.js';
+import { exists, unreadable } from '../common/files.js';
 
 /** What the key store needs to know about the deployment. */
 export interface KeySettings {
   masterKeys: string[];
   keyFile: string | undefined;
+  /** What names keyFile, for messages: PHI_KEY_FILE unless given (keys:wrap --from). */
+  keyFileVariable?: string;
   embedded: boolean;
   production: boolean;
   dataDir: string;
@@ -72,7 +74,7 @@ export class KeyStore {
       return new KeyRing(keys, first.id, last.id);
     }
     if (keyFile) {
-      return this.ringOf(await readKeyFile(keyFile), keyFile);
+      return this.ringOf(await readKeyFile(this.named(keyFile)), keyFile);
     }
     if (production) {
       throw new KeyConfigError(
@@ -98,7 +100,7 @@ export class KeyStore {
           'without it the data cannot be read. Set PHI_MASTER_KEY or PHI_KEY_FILE in production.',
       );
     }
-    return this.ringOf(await readKeyFile(path), path);
+    return this.ringOf(await readKeyFile(this.named(path)), path);
   }
 
   /**
@@ -112,7 +114,7 @@ export class KeyStore {
         'PHI keys come from PHI_MASTER_KEY: put a new key first in the list, restart, then run keys:rotate --resume',
       );
     }
-    const content = await readKeyFile(path);
+    const content = await readKeyFile(this.named(path));
     const key = newKey();
     if (content.version === 2) {
       const material = Buffer.from(key.key, 'base64');
@@ -155,13 +157,22 @@ export class KeyStore {
       return { ring: await this.load(), keys };
     }
     const path = this.keyFilePath as string;
-    const content = await readKeyFile(path);
+    const content = await readKeyFile(this.named(path));
     if (content.version !== 1) {
       throw new KeyConfigError(
         `${path} is already wrapped (by ${content.custody.provider} key ${content.custody.key})`,
       );
     }
     return { ring: this.ringOf(content, path), keys: keysOf(content, undefined) };
+  }
+
+  /** A key file as messages name it: the variable that configures it, and its path. */
+  private named(path: string): KeyFileName {
+    const variable =
+      path === this.settings.keyFile
+        ? (this.settings.keyFileVariable ?? 'PHI_KEY_FILE')
+        : 'PHI key file';
+    return { variable, path };
   }
 
   private get custodian(): KeyCustodian {
@@ -182,7 +193,7 @@ export class KeyStore {
     const custodian = this.settings.custodian;
     // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
     const reload = (): { keys: MasterKey[]; currentId: string } => {
-      const latest = parseKeyFile(readFileSync(path, 'utf8'), path);
+      const latest = parseKeyFile(readFileSync(path, 'utf8'), this.named(path));
       return { keys: keysOf(latest, custodian), currentId: latest.current };
     };
     return new KeyRing(keysOf(content, custodian), content.current, content.blindIndexRoot, reload);
@@ -199,13 +210,22 @@ function newKey(): { id: string; key: string; createdAt: string } {
 }
 
 function toMasterKey(encoded: string): MasterKey {
-  const material = Buffer.from(encoded, 'base64');
-  if (material.length !== KEY_BYTES) {
+  if (!isKey(encoded)) {
     throw new KeyConfigError(
-      `Invalid configuration: each PHI key must be ${KEY_BYTES} bytes of base64`,
+      `Invalid configuration: each key in PHI_MASTER_KEY must be ${KEY_BYTES} bytes of base64`,
     );
   }
+  const material = Buffer.from(encoded, 'base64');
   return { id: keyIdOf(material), material };
+}
+
+/** Base64 (strictly: Buffer.from skips what is not) of exactly KEY_BYTES bytes. */
+function isKey(encoded: unknown): encoded is string {
+  return (
+    typeof encoded === 'string' &&
+    /^[A-Za-z0-9+/]+={0,2}$/.test(encoded) &&
+    Buffer.from(encoded, 'base64').length === KEY_BYTES
+  );
 }
 
 function keysOf(content: KeyFileContent, custodian: KeyCustodian | undefined): MasterKey[] {
@@ -238,39 +258,74 @@ function keysOf(content: KeyFileContent, custodian: KeyCustodian | undefined): M
  */
 export function holdsPlaintextKeys(path: string): boolean {
   try {
-    return parseKeyFile(readFileSync(path, 'utf8'), path).version === 1;
+    const name = { variable: 'PHI key file', path };
+    return parseKeyFile(readFileSync(path, 'utf8'), name).version === 1;
   } catch {
     return false; // absent, unreadable, or not a key file
   }
 }
 
-async function readKeyFile(path: string): Promise<KeyFileContent> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new KeyConfigError(
-      `Invalid configuration: PHI key file ${path} cannot be read (${readFailure(error)})`,
-    );
-  }
-  const mode = (await stat(path)).mode & 0o077;
-  if (mode !== 0) {
-    logger.warn(`PHI key file ${path} is readable by group or others; chmod 600 it`);
-  }
-  return parseKeyFile(text, path);
+/** A key file and the variable that names it (PHI_KEY_FILE), for messages. */
+interface KeyFileName {
+  variable: string;
+  path: string;
 }
 
-function parseKeyFile(text: string, path: string): KeyFileContent {
-  const content = JSON.parse(text) as Partial<KeyFileContent>;
+async function readKeyFile(name: KeyFileName): Promise<KeyFileContent> {
+  let text: string;
+  try {
+    text = await readFile(name.path, 'utf8');
+  } catch (error) {
+    throw unreadable(name.variable, name.path, error);
+  }
+  const mode = (await stat(name.path)).mode & 0o077;
+  if (mode !== 0) {
+    logger.warn(`PHI key file ${name.path} is readable by group or others; chmod 600 it`);
+  }
+  return parseKeyFile(text, name);
+}
+
+/**
+ * The key file's content, checked whole before any key is used: a file that was not JSON
+ * stopped the service with JSON.parse's message, which quotes the file's first characters (a
+ * raw key given as PHI_KEY_FILE went to the log), and a key missing, not base64 or not 32
+ * bytes, or a current key the file does not hold, with a stack naming no variable.
+ */
+function parseKeyFile(text: string, name: KeyFileName): KeyFileContent {
+  const invalid = (what: string): KeyConfigError =>
+    new KeyConfigError(`Invalid configuration: ${name.variable} ${name.path} ${what}`);
+  let content: Partial<KeyFileContent>;
+  try {
+    content = JSON.parse(text) as Partial<KeyFileContent>;
+  } catch {
+    throw invalid('is not a CareVault key file (not JSON; keys:init and keys:rotate write one)');
+  }
   if (
+    typeof content !== 'object' ||
+    content === null ||
     (content.version !== 1 && content.version !== 2) ||
     !Array.isArray(content.keys) ||
     !content.current ||
     !content.blindIndexRoot
   ) {
-    throw new KeyConfigError(
-      `Invalid configuration: PHI key file ${path} is not a CareVault key file`,
-    );
+    throw invalid('is not a CareVault key file');
+  }
+  const entries = content.keys as Partial<{ id: string; key: string; wrapped: string }>[];
+  entries.forEach((entry, index) => {
+    const which = `key ${index + 1} of ${entries.length}`;
+    if (typeof entry?.id !== 'string') {
+      throw invalid(`has no id for ${which}`);
+    }
+    if (content.version === 1 && !isKey(entry.key)) {
+      throw invalid(`holds ${which} not as ${KEY_BYTES} bytes of base64`);
+    }
+    if (content.version === 2 && typeof entry.wrapped !== 'string') {
+      throw invalid(`holds ${which} without its wrapped key`);
+    }
+  });
+  const ids = new Set(entries.map((entry) => entry.id));
+  if (!ids.has(content.current) || !ids.has(content.blindIndexRoot)) {
+    throw invalid('names a current or blind-index key it does not hold');
   }
   return content as KeyFileContent;
 }

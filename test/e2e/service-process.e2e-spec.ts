@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,6 +117,7 @@ describe('the service as a process', () => {
   });
 
   describe('a key file that holds no usable key stops it with one line naming the variable', () => {
+    const rawKey = randomBytes(32).toString('base64');
     let dir: string;
 
     beforeAll(async () => {
@@ -125,12 +126,18 @@ describe('the service as a process', () => {
       const ed = generateKeyPairSync('ed25519');
       const pem = (key: KeyObject, type: 'pkcs8' | 'spki'): string =>
         key.export({ type, format: 'pem' }).toString();
+      const keyFile = (keys: object[], current = 'a'): string =>
+        JSON.stringify({ version: 1, current, blindIndexRoot: current, keys });
       const files: Record<string, string> = {
         'text.pem': 'not a key\n',
         'ec-public.pem': pem(ec.publicKey, 'spki'),
         'ec-private.pem': pem(ec.privateKey, 'pkcs8'),
         'ed-private.pem': pem(ed.privateKey, 'pkcs8'),
         'ed-public.pem': pem(ed.publicKey, 'spki'),
+        'raw-key': `${rawKey}\n`,
+        'short-key.json': keyFile([{ id: 'a', key: 'c2hvcnQ=', createdAt: '2026-01-01' }]),
+        'no-key.json': keyFile([{ id: 'a', createdAt: '2026-01-01' }]),
+        'other-current.json': keyFile([{ id: 'a', key: rawKey, createdAt: '2026-01-01' }], 'b'),
       };
       for (const [name, text] of Object.entries(files)) {
         await writeFile(join(dir, name), text, { mode: 0o600 });
@@ -141,7 +148,8 @@ describe('the service as a process', () => {
       await rm(dir, { recursive: true, force: true });
     });
 
-    // They stopped it with OpenSSL's error and a stack naming no variable.
+    // They stopped it with OpenSSL's or JSON.parse's error and a stack naming no variable, and
+    // JSON.parse's quoted the file's first characters: a PHI key's.
     it.each([
       [
         { JWT_SIGNING_KEY_FILE: 'text.pem' },
@@ -171,15 +179,37 @@ describe('the service as a process', () => {
         { AUDIT_TRUSTED_KEYS_FILE: 'ec-public.pem' },
         /^Invalid configuration: AUDIT_TRUSTED_KEYS_FILE \S+ec-public\.pem: public key 1 is not an Ed25519 key$/,
       ],
+      [
+        { PHI_KEY_FILE: 'raw-key' },
+        /^Invalid configuration: PHI_KEY_FILE \S+raw-key is not a CareVault key file \(not JSON; keys:init and keys:rotate write one\)$/,
+      ],
+      [
+        { PHI_KEY_FILE: 'short-key.json' },
+        /^Invalid configuration: PHI_KEY_FILE \S+short-key\.json holds key 1 of 1 not as 32 bytes of base64$/,
+      ],
+      [
+        { PHI_KEY_FILE: 'no-key.json' },
+        /^Invalid configuration: PHI_KEY_FILE \S+no-key\.json holds key 1 of 1 not as 32 bytes of base64$/,
+      ],
+      [
+        { PHI_KEY_FILE: 'other-current.json' },
+        /^Invalid configuration: PHI_KEY_FILE \S+other-current\.json names a current or blind-index key it does not hold$/,
+      ],
+      [
+        { PHI_KEY_FILE: 'missing.json' },
+        /^Invalid configuration: PHI_KEY_FILE \S+missing\.json cannot be read \(ENOENT\)$/,
+      ],
     ])('%j', async (files, line) => {
       const env = serviceEnv(process.env['DATABASE_URL']!, dir, {
         LOG_LEVEL: 'silent',
         PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
         ...Object.fromEntries(Object.entries(files).map(([name, file]) => [name, join(dir, file)])),
       });
+      if ('PHI_KEY_FILE' in files) delete env['PHI_MASTER_KEY'];
       const result = await runNode(BUILT.main, [], env);
       expect(result.code).toBe(1);
       expect(result.stderr.trim()).toMatch(line);
+      expect(result.stderr).not.toContain(rawKey.slice(0, 8));
       expect(result.stdout).toBe('');
     });
   });
