@@ -194,6 +194,8 @@ function describeOperations(document: OpenAPIObject, source: FhirOpenApiSource):
             ? { ...parameter, description: `${parameter.description ?? ''}${needed}` }
             : parameter,
         ),
+        // Its answer is one page in its own order (SearchService.lastN refuses the others).
+        ...RESULT_PARAMETERS.filter((parameter) => !['_count', '_sort'].includes(parameter.name)),
       ];
     }
     if (operation.operationId === 'FhirController_everything') {

@@ -101,8 +101,12 @@ describe('the OpenAPI document behind Swagger UI', () => {
       (operation.parameters ?? []).map((parameter) => (parameter as { name: string }).name);
     const lastn = document.paths['/fhir/Observation/$lastn']!.get!;
     expect(names(lastn)).toEqual(
-      expect.arrayContaining(['max', 'patient', 'subject', 'code', 'category', 'date']),
+      expect.arrayContaining([
+        ...['max', 'patient', 'subject', 'code', 'category', 'date'],
+        ...['_include', '_revinclude', '_elements', '_summary'],
+      ]),
     );
+    expect(names(lastn)).not.toContain('_count');
     const everything = document.paths['/fhir/Patient/{id}/$everything']!.get!;
     expect(names(everything)).toEqual(['id', 'start', 'end', '_type', '_since', '_count']);
     const form = (path: string) =>

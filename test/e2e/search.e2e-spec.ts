@@ -820,7 +820,7 @@ describe('FHIR search', () => {
       for (const [query, said] of [
         [`code=${code}`, 'needs patient (or subject)'],
         [`patient=${ids.a}&max=0`, 'max must be a whole number from 1 to 100'],
-        [`patient=${ids.a}&_sort=date`, 'criteria and max only'],
+        [`patient=${ids.a}&_sort=date`, 'answers in one page'],
       ]) {
         const res = await search(`Observation/$lastn?${query!}`);
         expect(res.status).toBe(400);
@@ -831,6 +831,74 @@ describe('FHIR search', () => {
         (r: { type: string }) => r.type === 'Observation',
       );
       expect(observation.operation.map((o: { name: string }) => o.name)).toContain('lastn');
+    });
+    describe('takes the result parameters of an Observation search', () => {
+      let patient: string;
+      let latest: string;
+      let provenance: string;
+      let lastn: string;
+      const modes = (res: HttpResult) =>
+        (res.body.entry as { search: { mode: string }; resource: { id: string } }[]).map((e) => [
+          e.search.mode,
+          e.resource.id,
+        ]);
+
+      beforeAll(async () => {
+        patient = await create(
+          buildPatient({ family: `Lastn${run}`, given: 'Ida', mrn: `MRN-L-${run}` }),
+        );
+        await create(observation(patient, 5, '2024-03-01T08:00:00Z'));
+        latest = await create(observation(patient, 6, '2024-03-02T08:00:00Z'));
+        provenance = await create({
+          resourceType: 'Provenance',
+          target: [{ reference: `Observation/${latest}` }],
+          recorded: '2024-03-02T09:00:00Z',
+          agent: [{ who: { display: 'Lab analyser' } }],
+        });
+        lastn = `Observation/$lastn?patient=${patient}&code=${code}`;
+      });
+
+      it('_revinclude and _include, as a search adds them', async () => {
+        // _revinclude was ignored: the Provenance asked for was silently missing.
+        const rev = await search(`${lastn}&_revinclude=Provenance:target`);
+        expect(rev.status).toBe(200);
+        expect(modes(rev)).toEqual([
+          ['match', latest],
+          ['include', provenance],
+        ]);
+        expect(rev.body.link[0].url).toContain('_revinclude=Provenance%3Atarget');
+        const both = await search(
+          `${lastn}&_include=Observation:subject&_revinclude=Provenance:target`,
+        );
+        expect(both.status).toBe(200);
+        expect(modes(both)).toEqual([
+          ['match', latest],
+          ['include', patient],
+          ['include', provenance],
+        ]);
+        const wrong = await search(`${lastn}&_revinclude=Observation:nonsense`);
+        expect(wrong.status).toBe(400);
+      });
+
+      it('_summary=count and _elements', async () => {
+        // _summary=count was ignored: the observations came back.
+        const count = await search(`${lastn}&max=5&_summary=count`);
+        expect(count.status).toBe(200);
+        expect(count.body.total).toBe(2);
+        expect(count.body.entry).toBeUndefined();
+        const elements = await search(`${lastn}&_elements=status`);
+        expect(elements.body.entry[0].resource.valueQuantity).toBeUndefined();
+        expect(elements.body.entry[0].resource.status).toBe('final');
+      });
+
+      it('refuses what would page or reorder its answer (_count was ignored)', async () => {
+        for (const query of ['_count=1', '_count=0', '_sort=-date']) {
+          const refused = await search(`${lastn}&${query}`);
+          expect(refused.status).toBe(400);
+          expect(refused.body.issue[0].code).toBe('not-supported');
+          expect(refused.body.issue[0].diagnostics).toContain('answers in one page');
+        }
+      });
     });
   });
 

@@ -188,6 +188,9 @@ export class SearchService {
    * `Observation/$lastn` (R4 Observation-lastn): the most recent `max` (default 1) of each code
    * for each subject among the Observations the criteria match: a patient's latest vital signs
    * in one request. It needs `patient` or `subject`, as a lab's whole history is not "last".
+   * It takes what an Observation search takes, but for what would order or page its answer,
+   * which is every code's last at once: _include and _revinclude (ignored until now, so the
+   * Patient or Provenance asked for was silently missing), _elements, _summary.
    */
   async lastN(user: AuthenticatedUser, received: Query, baseUrl: string): Promise<SearchBundle> {
     const { max: rawMax, ...query } = received;
@@ -199,22 +202,41 @@ export class SearchService {
     if (!request.criteria.some((c) => c.code === 'patient' || c.code === 'subject')) {
       throw AppError.invalid('$lastn needs patient (or subject): the last of whose observations');
     }
-    if (request.sort.length > 0 || request.cursor || request.include.length > 0) {
-      throw AppError.of(400, 'not-supported', '$lastn takes search criteria and max only');
+    const paged = ['_sort', '_count', '_cursor', '_state'].filter((name) => name in query);
+    if (paged.length > 0) {
+      throw AppError.of(
+        400,
+        'not-supported',
+        `$lastn answers in one page, newest first within each code: it takes search criteria, max, _include, _revinclude, _elements and _summary, not ${paged.join(', ')}`,
+      );
+    }
+    for (const spec of request.revinclude) {
+      assertRevInclude(
+        'Observation',
+        spec,
+        (t) => this.definitions.isResourceType(t),
+        this.conditions,
+      );
     }
     const params = new SqlParams();
     const where = this.where(user, 'Observation', request, params);
     const ids = await this.repository.lastN(where, params.values, max, MAX_INCLUDED);
-    const matches = (await this.repository.load('Observation', ids))
-      .map((row) => contentOf(row))
-      .filter((resource) => this.access.isListable(user, resource));
+    const rows = (await this.repository.load('Observation', ids)).map((row) => contentOf(row));
+    const links = this.links(baseUrl, 'Observation/$lastn', received, undefined, undefined);
+    if (request.summaryCount) {
+      // What is counted is not disclosed, so not recorded as listed.
+      const count = rows.filter((resource) => this.access.isListable(user, resource, false));
+      return this.bundle([], [], count.length, links, params.warnings);
+    }
+    const matches = rows.filter((resource) => this.access.isListable(user, resource));
+    const included = await this.includes(user, 'Observation', request, matches, params.warnings);
     return this.bundle(
       request.subset
         ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
         : matches,
-      [],
+      included,
       matches.length,
-      this.links(baseUrl, 'Observation/$lastn', received, undefined, undefined),
+      links,
       params.warnings,
       baseUrl,
     );
