@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { ConfigError } from '../config/env.schema.js';
 
@@ -38,6 +39,33 @@ export function readConfiguredFile(variable: string, path: string): Buffer {
   } catch (error) {
     throw unreadable(variable, path, error);
   }
+}
+
+const CERTIFICATE_PEM = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * The CA certificates in a file a variable names (PEM, concatenated). TLS takes a file with
+ * none without a word: the service started, and then refused every sender's certificate (or
+ * every destination's) at the handshake. A file with no certificate, or one OpenSSL cannot
+ * read, is a ConfigError naming the variable, the path and which certificate.
+ */
+export function readCertificates(variable: string, path: string): Buffer {
+  const file = readConfiguredFile(variable, path);
+  const blocks = file.toString('latin1').match(CERTIFICATE_PEM) ?? [];
+  if (blocks.length === 0) {
+    throw new ConfigError(`Invalid configuration: ${variable} ${path} holds no PEM certificate`);
+  }
+  blocks.forEach((block, index) => {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'invalid';
+      throw new ConfigError(
+        `Invalid configuration: ${variable} ${path}: certificate ${index + 1} cannot be read (${code})`,
+      );
+    }
+  });
+  return file;
 }
 
 /** The ConfigError for a file a variable names that could not be read. */

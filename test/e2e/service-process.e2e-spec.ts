@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { buildPatient } from '../support/factories.js';
 import { createDataSource } from '../../src/database/database-options.js';
+import { selfSignedCertificate } from '../support/certificates.js';
 import { http } from '../support/http.js';
 import { BUILT, childEnv, runNode, serviceEnv, startService } from '../support/process.js';
 import { createScratchDatabase } from '../support/scratch-database.js';
@@ -116,7 +117,7 @@ describe('the service as a process', () => {
     });
   });
 
-  describe('a key file that holds no usable key stops it with one line naming the variable', () => {
+  describe('a key or CA file that holds none it can use stops it with one line naming the variable', () => {
     const rawKey = randomBytes(32).toString('base64');
     let dir: string;
 
@@ -142,6 +143,7 @@ describe('the service as a process', () => {
       for (const [name, text] of Object.entries(files)) {
         await writeFile(join(dir, name), text, { mode: 0o600 });
       }
+      selfSignedCertificate(dir, 'mllp');
     });
 
     afterAll(async () => {
@@ -178,6 +180,19 @@ describe('the service as a process', () => {
       [
         { AUDIT_TRUSTED_KEYS_FILE: 'ec-public.pem' },
         /^Invalid configuration: AUDIT_TRUSTED_KEYS_FILE \S+ec-public\.pem: public key 1 is not an Ed25519 key$/,
+      ],
+      [
+        // TLS took them, and refused every sender's (or destination's) certificate.
+        {
+          HL7_TLS_CERT_FILE: 'mllp.crt',
+          HL7_TLS_KEY_FILE: 'mllp.key',
+          HL7_TLS_CLIENT_CA_FILE: 'text.pem',
+        },
+        /^Invalid configuration: HL7_TLS_CLIENT_CA_FILE \S+text\.pem holds no PEM certificate$/,
+      ],
+      [
+        { HL7_OUTBOUND_TLS_CA_FILE: 'ec-public.pem' },
+        /^Invalid configuration: HL7_OUTBOUND_TLS_CA_FILE \S+ec-public\.pem holds no PEM certificate$/,
       ],
       [
         { PHI_KEY_FILE: 'raw-key' },

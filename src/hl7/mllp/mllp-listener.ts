@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { readCertificateAndKey, readConfiguredFile } from '../../common/files.js';
+import { readCertificateAndKey, readCertificates } from '../../common/files.js';
 import { listenError } from '../../common/listen-error.js';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
@@ -49,7 +49,7 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
             minVersion: 'TLSv1.2',
             ...(tls.clientCaFile
               ? {
-                  ca: readConfiguredFile('HL7_TLS_CLIENT_CA_FILE', tls.clientCaFile),
+                  ca: readCertificates('HL7_TLS_CLIENT_CA_FILE', tls.clientCaFile),
                   requestCert: true,
                   rejectUnauthorized: true,
                 }

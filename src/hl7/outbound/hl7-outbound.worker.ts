@@ -6,7 +6,7 @@ import {
 } from '@nestjs/common';
 import type { ConnectionOptions } from 'node:tls';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { readCertificateAndKey, readConfiguredFile } from '../../common/files.js';
+import { readCertificateAndKey, readCertificates } from '../../common/files.js';
 import { AppConfig, type Hl7Destination } from '../../config/config.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
@@ -44,7 +44,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
   onApplicationBootstrap(): void {
     const { destinations, tls, ackTimeoutMs } = this.settings;
     const tlsOptions: ConnectionOptions = {
-      ...(tls.caFile ? { ca: readConfiguredFile('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
+      ...(tls.caFile ? { ca: readCertificates('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
       ...(tls.certFile && tls.keyFile
         ? readCertificateAndKey(
             { variable: 'HL7_OUTBOUND_TLS_CERT_FILE', path: tls.certFile },
