@@ -23,6 +23,7 @@ import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.j
 import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js';
 import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity-unit.js';
 import { SubscriptionStatusAttemptedAt1766400000000 } from './1766400000000-subscription-status-attempted-at.js';
+import { SearchSortByResource1766440000000 } from './1766440000000-search-sort-by-resource.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -51,4 +52,5 @@ export const MIGRATIONS = [
   ExportJobToken1766200000000,
   SearchQuantityUnit1766300000000,
   SubscriptionStatusAttemptedAt1766400000000,
+  SearchSortByResource1766440000000,
 ];
