@@ -70,10 +70,10 @@ export interface FirstVersion {
  * `content(table, version)` giving the ciphertext for each, then SearchIndexRepository's own
  * insertions (i0…i7). Placeholders are numbered in that order.
  */
-export function insertFirstVersions<T extends FirstVersion>(
+export async function insertFirstVersions<T extends FirstVersion>(
   versions: readonly T[],
   content: (table: VersionTable, version: T) => string,
-): { text: string; values: unknown[] } {
+): Promise<{ text: string; values: unknown[] }> {
   const values: unknown[] = [];
   const unnest = (arrays: [type: string, values: unknown[]][]): string =>
     `unnest(${arrays
@@ -100,14 +100,14 @@ export function insertFirstVersions<T extends FirstVersion>(
        ])})`,
   );
   ctes.push(
-    ...insertions(
+    ...(await insertions(
       versions.map(({ resourceType, id, index }) => ({
         resourceType,
         resourceId: id,
         rows: index,
       })),
       values,
-    ),
+    )),
   );
   return { text: `WITH ${ctes.join(', ')} SELECT 1`, values };
 }

@@ -85,7 +85,7 @@ export class BaselineStore {
         resourceType === 'Patient' ? patientRows(stored, this.blind) : observationRows(stored);
       return { resourceType, id, lastUpdated, content: JSON.stringify(stored), index };
     });
-    const insert = insertFirstVersions(written, (table, { resourceType, id, content }) =>
+    const insert = await insertFirstVersions(written, (table, { resourceType, id, content }) =>
       this.cipher.encrypt(content, { table, column: 'content', row: [resourceType, id, '1'] }),
     );
     await client.query(insert.text, insert.values);

@@ -189,12 +189,12 @@ export class ResourceRepository {
       const ctes = [
         await this.versionRows(manager, 'h', ResourceHistoryEntity, written, values),
         await this.versionRows(manager, 'r', ResourceEntity, written, values),
-        ...this.searchIndex.insertions(
+        ...(await this.searchIndex.insertions(
           written.flatMap(({ row, index }) =>
             index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
           ),
           values,
-        ),
+        )),
       ];
       await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
       return written.map(({ row }) => manager.create(ResourceEntity, row));

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { sqlTimestamp } from './date-range.js';
+import { Turns } from '../turns.js';
 import type { IndexRows } from './index-rows.js';
 
 /** One index table: its value columns, their SQL types, and the rows of a resource for it. */
@@ -8,8 +9,11 @@ interface TableSpec {
   table: string;
   columns: string[];
   types: string[];
-  rows: (index: IndexRows) => unknown[][];
+  rows: (index: IndexRows) => IndexValue[][];
 }
+
+/** A column value of an index row: text, timestamps as text, numbers, or NULL. */
+type IndexValue = string | number | null;
 
 const TABLES: readonly TableSpec[] = [
   {
@@ -148,7 +152,7 @@ export class SearchIndexRepository {
   /** The index rows of resources that have none yet (their first versions). */
   async insert(manager: EntityManager, resources: ResourceIndex[]): Promise<void> {
     const values: unknown[] = [];
-    const ctes = this.insertions(resources, values);
+    const ctes = await this.insertions(resources, values);
     if (ctes.length > 0) {
       await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
     }
@@ -159,23 +163,49 @@ export class SearchIndexRepository {
    * arrays appended to `values` (whose positions the placeholders take): for a caller that
    * writes them in the same statement as the versions they index.
    */
-  insertions(resources: ResourceIndex[], values: unknown[]): string[] {
-    return insertions(resources, values);
+  insertions(
+    resources: readonly ResourceIndex[],
+    values: unknown[],
+    turns?: Turns,
+  ): Promise<string[]> {
+    return insertions(resources, values, turns);
   }
 }
 
-/** SearchIndexRepository.insertions; exported for the benchmark's baseline, which sends it too. */
-export function insertions(resources: ResourceIndex[], values: unknown[]): string[] {
+/**
+ * SearchIndexRepository.insertions; exported for the benchmark's baseline, which sends it too.
+ * Each array goes as the text of its PostgreSQL literal, built here in turns (see Turns): a
+ * transaction of 8,000 Patients has 2 million index values, and building their rows and then
+ * pg's serialization of the arrays held the event loop 110 ms and more in one block.
+ */
+export async function insertions(
+  resources: readonly ResourceIndex[],
+  values: unknown[],
+  turns = new Turns(),
+): Promise<string[]> {
+  const arrays = TABLES.map((spec) => ['text', 'text', ...spec.types].map(() => new ArrayText()));
+  for (const { resourceType, resourceId, rows } of resources) {
+    await turns.next();
+    for (const [i, spec] of TABLES.entries()) {
+      const columns = arrays[i]!;
+      for (const row of spec.rows(rows)) {
+        columns[0]!.add(resourceType);
+        columns[1]!.add(resourceId);
+        row.forEach((value, column) => columns[column + 2]!.add(value));
+      }
+    }
+  }
   const ctes: string[] = [];
   for (const [i, spec] of TABLES.entries()) {
-    const rowsOf = resources.flatMap(({ resourceType, resourceId, rows }) =>
-      spec.rows(rows).map((row) => [resourceType, resourceId, ...row]),
-    );
-    if (rowsOf.length === 0) continue;
-    const placeholders = ['text', 'text', ...spec.types].map((type, column) => {
-      values.push(rowsOf.map((row) => row[column]));
-      return `$${values.length}::${type}[]`;
-    });
+    const columns = arrays[i]!;
+    if (columns[0]!.empty) continue;
+    const placeholders: string[] = [];
+    for (const [column, type] of ['text', 'text', ...spec.types].entries()) {
+      // Joining a column of 500,000 blind hashes takes a turn of its own.
+      await turns.next();
+      values.push(columns[column]!.text());
+      placeholders.push(`$${values.length}::${type}[]`);
+    }
     ctes.push(
       `i${i} AS (INSERT INTO "${spec.table}" (resource_type, resource_id, ${spec.columns.join(', ')})
          SELECT * FROM unnest(${placeholders.join(', ')}))`,
@@ -183,3 +213,37 @@ export function insertions(resources: ResourceIndex[], values: unknown[]): strin
   }
   return ctes;
 }
+
+/** Elements joined into one string at a time: a few hundred strings to join at the end. */
+const JOINED = 4096;
+
+/**
+ * A one-dimensional PostgreSQL array literal, each element quoted as pg quotes it (or NULL).
+ * Joined in pieces, not appended to one string: V8 flattens a string of two million appends in
+ * one block, when pg writes it, slower than pg serialising the array.
+ */
+class ArrayText {
+  private readonly joined: string[] = [];
+  private elements: string[] = [];
+  empty = true;
+
+  add(value: IndexValue): void {
+    if (value === null) {
+      this.elements.push('NULL');
+    } else {
+      const text = String(value);
+      this.elements.push(`"${QUOTED.test(text) ? text.replace(/[\\"]/g, '\\$&') : text}"`);
+    }
+    this.empty = false;
+    if (this.elements.length === JOINED) {
+      this.joined.push(this.elements.join(','));
+      this.elements = [];
+    }
+  }
+
+  text(): string {
+    return `{${[...this.joined, ...(this.elements.length > 0 ? [this.elements.join(',')] : [])].join(',')}}`;
+  }
+}
+
+const QUOTED = /[\\"]/;
