@@ -149,4 +149,23 @@ describe('compartment search (GET /fhir/Patient/{id}/{type})', () => {
     const role = authorizedHttp(await tokenFor(testApp, 'billing'));
     expect((await role('GET', `${fhir}/Patient/${ids.a}/Observation`)).status).toBe(403);
   });
+
+  it("counts in $everything's total only what a patient-scoped token is shown", async () => {
+    const patient = await create(buildPatient());
+    // Versions are ids: the access check reads none of these as the patient, nor may the index.
+    const odd = [`Patient/${patient}/_history/`, `Patient/${patient}/_history/1_a`];
+    for (const reference of odd) await create(observation({ subject: { reference } }));
+    const kept = await create(observation({ subject: { reference: `Patient/${patient}` } }));
+    const exchanged = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope: 'patient/*.rs', patient },
+      headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
+    });
+    const asPatient = authorizedHttp(exchanged.body.access_token as string);
+    for (const as of [asPatient, http]) {
+      const res = await as('GET', `${fhir}/Patient/${patient}/$everything`);
+      expect(res.status).toBe(200);
+      expect(idsOf(res.body)).toEqual([patient, kept].sort());
+      expect(res.body.total).toBe(2);
+    }
+  });
 });

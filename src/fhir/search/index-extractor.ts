@@ -339,7 +339,14 @@ function boundOf(value: unknown): { low: Date; high: Date } | null {
 const EARLIEST = new Date('0001-01-01T00:00:00Z');
 const LATEST = new Date('9999-12-31T23:59:59Z');
 
-const REFERENCE = /^([a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/.*)?$/;
+/**
+ * A literal reference, relative or absolute, or one version of it. The version is an id, as
+ * patientIdOf (the access check) reads it: `Patient/1/_history/` or `…/_history/1_a` was indexed
+ * as Patient/1, so $everything counted it in Patient/1's total and a patient-scoped token, which
+ * the access check then did not show it, got a total larger than what it was given.
+ */
+const REFERENCE =
+  /^([a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
 
 function referenceTarget(
   value: unknown,
