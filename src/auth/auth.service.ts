@@ -253,6 +253,7 @@ export class AuthService {
   async enrollMfa(
     current: AuthenticatedUser,
   ): Promise<{ secret: string; otpauth_uri: string; qr_png: string }> {
+    refuseScopedToken(current, "An app's scoped token cannot change the account's MFA");
     // Checked and written with the row locked: an activation committing in between would
     // otherwise have its secret replaced, and a stolen token could swap in a secret of its own.
     const { username, secret } = await this.unitOfWork.run(async () => {
@@ -269,6 +270,7 @@ export class AuthService {
   }
 
   async activateMfa(current: AuthenticatedUser, code: string): Promise<{ mfa_enabled: true }> {
+    refuseScopedToken(current, "An app's scoped token cannot change the account's MFA");
     // With the row locked: an administrator's reset (or a new enrolment) in between would
     // otherwise leave MFA on with no secret, or with one the code was not checked against.
     await this.unitOfWork.run(async () => {
@@ -288,9 +290,7 @@ export class AuthService {
    * this one's too: whoever had the old password may have signed in with it.
    */
   async changePassword(current: AuthenticatedUser, password: string, next: string): Promise<void> {
-    if (current.scopes !== undefined) {
-      throw AppError.forbidden("An app's scoped token cannot change the account's password");
-    }
+    refuseScopedToken(current, "An app's scoped token cannot change the account's password");
     const user = await this.requireUser(current.id);
     assertNewPassword(next, current.username, 'new_password');
     if (next === password) {
@@ -388,4 +388,13 @@ export class AuthService {
     }
     return user;
   }
+}
+
+/**
+ * A scoped token (a SMART app's, a backend client's, one exchanged at /auth/token/scoped) is for
+ * FHIR data: it may not change how the account signs in. An app that enrolled MFA with a secret
+ * of its own would hold the user's second factor and lock the user out of their account.
+ */
+function refuseScopedToken(current: AuthenticatedUser, message: string): void {
+  if (current.scopes !== undefined) throw AppError.forbidden(message);
 }

@@ -687,6 +687,25 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(stolen.location!.searchParams.get('error')).toBe('invalid_request');
   });
 
+  it("gives an app's token no say over the account's MFA", async () => {
+    const user = await createUser(testApp, ['doctor']);
+    const { code, verifier } = await authorize(user);
+    const app = authorizedHttp((await exchange(code, verifier)).body.access_token);
+    // With a secret of its own choosing, an app would hold the user's second factor.
+    const enrolled = await app('POST', `${testApp.url}/auth/mfa/enroll`);
+    expect(enrolled.status).toBe(403);
+    expect(enrolled.body.secret).toBeUndefined();
+    // Nor may it finish an enrolment the user started themselves.
+    const own = authorizedHttp((await login(testApp, user)).access_token);
+    const { secret } = (await own('POST', `${testApp.url}/auth/mfa/enroll`)).body;
+    const activated = await app('POST', `${testApp.url}/auth/mfa/activate`, {
+      body: { code: await totpCode(secret) },
+    });
+    expect(activated.status).toBe(403);
+    // The account still signs in with its password alone.
+    expect((await login(testApp, user)).access_token).toBeDefined();
+  });
+
   it('refuses a disabled app its sign-ins and its refresh tokens', async () => {
     const name = `old-${randomUUID().slice(0, 8)}`;
     const old = await apps.register(name, [REDIRECT], 'launch/patient patient/*.rs offline_access');
