@@ -46,11 +46,12 @@ export class RefreshTokens {
   async issue(
     account: SessionOwner,
     login: LoginFacts,
-    grant?: AppGrant,
+    grant?: AppGrant & { familyId?: string },
   ): Promise<{ token: string; familyId: string }> {
     const now = new Date();
     const absolute = new Date(now.getTime() + this.config.refreshAbsoluteTtl * 1000);
-    const familyId = randomUUID();
+    // An authorization code's family is named before its tokens are made (AuthorizationCodes).
+    const familyId = grant?.familyId ?? randomUUID();
     const { token, entity } = this.next(account, familyId, login, grant, now, absolute);
     await this.repository.insert(entity);
     return { token, familyId };

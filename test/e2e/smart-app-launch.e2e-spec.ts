@@ -422,6 +422,27 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect((await exchange('ac_made-up', pkce().verifier)).body.error).toBe('invalid_grant');
   });
 
+  it('revokes the refresh token of a code presented twice at once', async () => {
+    // A stolen code and verifier sent alongside the app's own: at most one gets tokens, and its
+    // session ends all the same, whichever presentation reaches the database first.
+    for (let round = 0; round < 3; round += 1) {
+      const { code, verifier } = await authorize(doctor);
+      const answers = await Promise.all([1, 2, 3, 4].map(() => exchange(code, verifier)));
+      const won = answers.filter((answer) => answer.status === 200);
+      expect(won.length).toBeLessThanOrEqual(1);
+      expect(answers.filter((answer) => answer.body.error === 'invalid_grant')).toHaveLength(
+        4 - won.length,
+      );
+      for (const answer of won) {
+        const refreshed = await tokenRequest({
+          grant_type: 'refresh_token',
+          refresh_token: answer.body.refresh_token,
+        });
+        expect(refreshed.body.error).toBe('invalid_grant');
+      }
+    }
+  });
+
   it('asks an MFA user for the code, and the token says so', async () => {
     const user = await createUser(testApp, ['nurse']);
     const secret = await enableMfa(testApp, user);

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { AuditContext } from '../../audit/audit-context.js';
 import { isUuid } from '../../common/ids.js';
 import type { OAuthError } from '../dto.js';
@@ -103,7 +103,10 @@ export class AuthorizationCodes {
       };
     }
     const hash = hashOf(code);
-    const found = await this.apps.spendCode(hash);
+    // The family is recorded with the code as it is spent, so that a second presentation,
+    // however soon, names the tokens to revoke.
+    const familyId = randomUUID();
+    const found = await this.apps.spendCode(hash, familyId);
     if (!found) return invalidGrant('Invalid or expired authorization code');
     if ('spent' in found) {
       if (found.spent) await this.refreshTokens.revokeFamily(found.spent);
@@ -144,9 +147,17 @@ export class AuthorizationCodes {
             scope: granted.scope,
             appId: granted.appId,
             ...(patient ? { patient } : {}),
+            familyId,
           })
         : undefined;
-    if (refresh) await this.apps.setCodeFamily(hash, refresh.familyId);
+    // Presented again while these tokens were made: that presentation found nothing stored yet
+    // to revoke, so this one does, and the app gets no tokens (RFC 6749 section 4.1.2).
+    if (refresh && !(await this.apps.holdsFamily(hash, familyId))) {
+      await this.refreshTokens.revokeFamily(familyId);
+      return invalidGrant(
+        'The authorization code was already used: the tokens issued for it are revoked',
+      );
+    }
     const idToken = items.includes('openid')
       ? await this.tokens.idToken(user, login, {
           issuer: origin,

@@ -156,29 +156,36 @@ export class SmartAppRepository {
 
   /**
    * Spends a code: the one statement that marks it used returns it, so two requests racing with
-   * the same code cannot both get it. `spent` holds the token family of a code already used.
+   * the same code cannot both get it. It records at once the token family the tokens will be
+   * issued in. A code already used gives `spent`, the family of its tokens, and loses it: the
+   * redemption under way then finds its family gone (see holdsFamily) and revokes it itself,
+   * since its tokens may not be stored yet for this presentation to revoke.
    */
   async spendCode(
     hash: string,
+    familyId: string,
   ): Promise<{ code: AuthorizationCode } | { spent: string | null } | undefined> {
     const [rows] = await this.dataSource.query<[CodeRow[], number]>(
-      `UPDATE authorization_code SET used_at = now()
+      `UPDATE authorization_code SET used_at = now(), family_id = $2
         WHERE code_hash = $1 AND used_at IS NULL RETURNING ${CODE_COLUMNS}`,
-      [hash],
+      [hash, familyId],
     );
     if (rows[0]) return { code: toCode(rows[0]) };
-    const used = await this.dataSource.query<{ family_id: string | null }[]>(
-      `SELECT family_id FROM authorization_code WHERE code_hash = $1`,
+    const [used] = await this.dataSource.query<[{ family_id: string | null }[], number]>(
+      `WITH old AS (SELECT family_id FROM authorization_code WHERE code_hash = $1 FOR UPDATE)
+       UPDATE authorization_code SET family_id = NULL FROM old
+        WHERE code_hash = $1 RETURNING old.family_id`,
       [hash],
     );
     return used[0] ? { spent: used[0].family_id } : undefined;
   }
 
-  /** Records the refresh token family issued for a code, to revoke it if the code comes again. */
-  async setCodeFamily(hash: string, familyId: string): Promise<void> {
-    await this.dataSource.query(
-      `UPDATE authorization_code SET family_id = $2 WHERE code_hash = $1`,
+  /** Whether the code still names this token family: false once it was presented again. */
+  async holdsFamily(hash: string, familyId: string): Promise<boolean> {
+    const rows = await this.dataSource.query<unknown[]>(
+      `SELECT 1 FROM authorization_code WHERE code_hash = $1 AND family_id = $2`,
       [hash, familyId],
     );
+    return rows.length > 0;
   }
 }
