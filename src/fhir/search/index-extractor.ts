@@ -9,6 +9,7 @@ import { compositeKeys } from './composite-keys.js';
 import { compositeValues } from './composites.js';
 import { dateRange } from './date-range.js';
 import { dedupe, DistinctRowCount, emptyRows, rowCount, type IndexRows } from './index-rows.js';
+import { literalReference } from '../literal-reference.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { plainValues } from './plain-paths.js';
 import {
@@ -339,21 +340,12 @@ function boundOf(value: unknown): { low: Date; high: Date } | null {
 const EARLIEST = new Date('0001-01-01T00:00:00Z');
 const LATEST = new Date('9999-12-31T23:59:59Z');
 
-/**
- * A literal reference, relative or absolute, or one version of it. The version is an id, as
- * patientIdOf (the access check) reads it: `Patient/1/_history/` or `…/_history/1_a` was indexed
- * as Patient/1, so $everything counted it in Patient/1's total and a patient-scoped token, which
- * the access check then did not show it, got a total larger than what it was given.
- */
-const REFERENCE =
-  /^([a-z]+:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
-
 function referenceTarget(
   value: unknown,
 ): { targetType: string; targetId: string; local: boolean } | undefined {
   const reference = isObject(value) ? text(value['reference']) : null;
-  const match = reference ? REFERENCE.exec(reference) : null;
-  return match
-    ? { targetType: match[2]!, targetId: match[3]!, local: match[1] === undefined }
+  const literal = reference ? literalReference(reference) : undefined;
+  return literal
+    ? { targetType: literal.type, targetId: literal.id, local: !literal.absolute }
     : undefined;
 }
