@@ -837,6 +837,7 @@ describe('FHIR search', () => {
       let latest: string;
       let provenance: string;
       let lastn: string;
+      const lastnCode = `lastn-${run}`;
       const modes = (res: HttpResult) =>
         (res.body.entry as { search: { mode: string }; resource: { id: string } }[]).map((e) => [
           e.search.mode,
@@ -847,15 +848,17 @@ describe('FHIR search', () => {
         patient = await create(
           buildPatient({ family: `Lastn${run}`, given: 'Ida', mrn: `MRN-L-${run}` }),
         );
-        await create(observation(patient, 5, '2024-03-01T08:00:00Z'));
-        latest = await create(observation(patient, 6, '2024-03-02T08:00:00Z'));
+        // A code of their own: the paging test below counts every Observation of `code`.
+        const own = { code: { coding: [{ system: LOINC, code: lastnCode }] } };
+        await create(observation(patient, 5, '2024-03-01T08:00:00Z', own));
+        latest = await create(observation(patient, 6, '2024-03-02T08:00:00Z', own));
         provenance = await create({
           resourceType: 'Provenance',
           target: [{ reference: `Observation/${latest}` }],
           recorded: '2024-03-02T09:00:00Z',
           agent: [{ who: { display: 'Lab analyser' } }],
         });
-        lastn = `Observation/$lastn?patient=${patient}&code=${code}`;
+        lastn = `Observation/$lastn?patient=${patient}&code=${lastnCode}`;
       });
 
       it('_revinclude and _include, as a search adds them', async () => {
