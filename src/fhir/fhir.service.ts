@@ -172,7 +172,11 @@ export class FhirService {
     });
   }
 
-  /** PUT Type?criteria: update the one match, or create when none matches; 412 for several. */
+  /**
+   * PUT Type?criteria: update the one match, or create when none matches; 412 for several. A
+   * match deleted by a plain DELETE (which takes no criteria lock) committed after the search
+   * found it is a 409: written over, the deletion was silently undone.
+   */
   async conditionalUpdate(
     user: AuthenticatedUser,
     type: string,
@@ -190,7 +194,9 @@ export class FhirService {
             `${type}.id`,
           ]);
         }
-        return this.update(user, type, match, { ...resource, id: match }, ifMatch);
+        return this.update(user, type, match, { ...resource, id: match }, ifMatch, {
+          matched: true,
+        });
       }
       if (resource.id !== undefined) {
         return this.update(user, type, resource.id, resource, ifMatch);
@@ -364,13 +370,17 @@ export class FhirService {
     return context ? { resource, context } : { resource };
   }
 
-  /** Update, or create with the client's id when none exists (FHIR update-as-create). */
+  /**
+   * Update, or create with the client's id when none exists (FHIR update-as-create). `matched`:
+   * the id is what conditional criteria found live, so it must still be live.
+   */
   async update(
     user: AuthenticatedUser,
     type: string,
     id: string,
     body: unknown,
     ifMatch?: string,
+    options: { matched?: boolean } = {},
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     this.assertId(id, type);
@@ -381,6 +391,14 @@ export class FhirService {
     const expected = parseIfMatch(ifMatch);
     return this.withListeners([type], async () => {
       const result = await this.repository.writeNext(type, id, async (current, next) => {
+        if (options.matched && current?.deleted !== false) {
+          // Found live by the criteria, deleted once its row lock was ours. Written over, it
+          // would come back under the deleter's feet; created anew, the client would not know
+          // it had been deleted. Sent again, the update follows FHIR's rule for no match.
+          throw AppError.conflict(
+            `The ${type} resource that matched the criteria was deleted meanwhile; send the update again`,
+          );
+        }
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
         const kept = this.access.withMetaKept(

@@ -12,7 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn, type HttpResult } from '../support/http.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { DataSource } from 'typeorm';
 
 let http: HttpFn;
 
@@ -1323,6 +1325,50 @@ describe('FHIR REST: CRUD, versions and history', () => {
         expect({ level, found: ids(next).includes(created) }).toEqual({ level, found: true });
       }
     });
+
+    it.each(['alone', 'in a transaction Bundle'])(
+      'does not write a conditional update (%s) over its match deleted after the search found it',
+      async (how) => {
+        const mrn = `MRN-${Date.now()}`;
+        const body = buildPatient({ mrn });
+        const id = (await http('POST', `${fhir}/Patient`, { body })).body.id as string;
+        // A plain DELETE takes no criteria lock: it may commit between the update's search,
+        // which finds the Patient live, and the update's row lock.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let deleted = false;
+        const deleting = testApp.app.get(UnitOfWork).run(async () => {
+          await testApp.app
+            .get(FhirService)
+            .delete({ ...HL7_USER, roles: ['doctor'] }, 'Patient', id);
+          deleted = true;
+          await held;
+        });
+        while (!deleted) await sleep(10);
+        const criteria = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
+        const updating =
+          how === 'alone'
+            ? http('PUT', `${fhir}/Patient?${criteria}`, { body: { ...body, active: false } })
+            : http('POST', fhir, {
+                body: {
+                  resourceType: 'Bundle',
+                  type: 'transaction',
+                  entry: [
+                    {
+                      resource: { ...body, active: false },
+                      request: { method: 'PUT', url: `Patient?${criteria}` },
+                    },
+                  ],
+                },
+              });
+        await untilWaitingForLock(testApp.app.get(DataSource), 'The conditional update');
+        release();
+        await deleting;
+        const updated = await updating;
+        expect(updated.status).toBe(409);
+        expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
+      },
+    );
 
     it('serializes concurrent updates of one resource into distinct, consecutive versions', async () => {
       const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
