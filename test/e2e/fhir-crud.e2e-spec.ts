@@ -1326,6 +1326,31 @@ describe('FHIR REST: CRUD, versions and history', () => {
       }
     });
 
+    it('finds, polled _lastUpdated=ge the last searchset lastUpdated, a version committed after that search', async () => {
+      const ids = (res: HttpResult) =>
+        ((res.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id);
+      const start = encodeURIComponent(new Date().toISOString());
+      // The create's transaction stays open across the first poll, as a large transaction
+      // Bundle's does: its version is stamped before that search and committed after it.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let created: string | undefined;
+      const writing = testApp.app.get(UnitOfWork).run(async () => {
+        created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', buildPatient()))
+          .id;
+        await held;
+      });
+      while (!created) await sleep(10);
+      await sleep(20);
+      const first = await http('GET', `${fhir}/Patient?_lastUpdated=ge${start}&_count=1000`);
+      expect(ids(first)).not.toContain(created);
+      release();
+      await writing;
+      const since = encodeURIComponent(first.body.meta.lastUpdated as string);
+      const next = await http('GET', `${fhir}/Patient?_lastUpdated=ge${since}&_count=1000`);
+      expect(ids(next)).toContain(created);
+    });
+
     it.each(['alone', 'in a transaction Bundle'])(
       'does not write a conditional update (%s) over its match deleted after the search found it',
       async (how) => {

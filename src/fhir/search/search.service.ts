@@ -15,6 +15,7 @@ import { decodeCursor, encodeCursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
+import { ResourceRepository } from '../resource.repository.js';
 import { isPhiParameter } from './phi-parameters.js';
 import { assertRevInclude } from './rev-includes.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
@@ -73,6 +74,7 @@ export class SearchService {
     private readonly searchDefinitions: SearchDefinitions,
     private readonly conditions: SearchConditions,
     private readonly repository: SearchRepository,
+    private readonly resources: ResourceRepository,
     private readonly access: ResourceAccess,
     private readonly compartment: PatientCompartment,
     private readonly cipher: FieldCipher,
@@ -127,6 +129,13 @@ export class SearchService {
     // The count uses the criteria's parameters only: sort and keyset ones are added after.
     const whereValues = [...params.values];
     const columns = sortColumns(type, request.sort, this.searchDefinitions, params);
+    // A search by _lastUpdated may be a client's poll (`_lastUpdated=ge` the last Bundle's
+    // lastUpdated): the Bundle's is then the instant up to which every version is committed,
+    // taken before the matches are read. Other searches skip its query, which added 0.6 ms to
+    // each (p50 1.5 to 2.1 ms, README, Search): search is the hot path.
+    const complete = request.criteria.some((criterion) => criterion.code === '_lastUpdated')
+      ? await this.resources.completeUpTo()
+      : new Date();
 
     const total =
       request.total === 'accurate' || request.summaryCount
@@ -137,7 +146,7 @@ export class SearchService {
         ? this.sealedLinks(user, baseUrl, type, path, used, next, previous)
         : this.links(baseUrl, path, used, next, previous);
     if (request.summaryCount) {
-      return this.bundle([], [], total, links(), params.warnings);
+      return this.bundle([], [], total, links(), params.warnings, complete);
     }
 
     const cursor = request.cursor
@@ -180,6 +189,7 @@ export class SearchService {
         hasPrevious && first ? { d: 'p', k: first.keys } : undefined,
       ),
       params.warnings,
+      complete,
       baseUrl,
     );
   }
@@ -226,7 +236,7 @@ export class SearchService {
     if (request.summaryCount) {
       // What is counted is not disclosed, so not recorded as listed.
       const count = rows.filter((resource) => this.access.isListable(user, resource, false));
-      return this.bundle([], [], count.length, links, params.warnings);
+      return this.bundle([], [], count.length, links, params.warnings, new Date());
     }
     const matches = rows.filter((resource) => this.access.isListable(user, resource));
     const included = await this.includes(user, 'Observation', request, matches, params.warnings);
@@ -238,6 +248,7 @@ export class SearchService {
       matches.length,
       links,
       params.warnings,
+      new Date(),
       baseUrl,
     );
   }
@@ -636,6 +647,7 @@ export class SearchService {
     total: number | undefined,
     link: { relation: string; url: string }[],
     warnings: ReadonlySet<string>,
+    complete: Date,
     baseUrl = '',
   ): SearchBundle {
     const entry = (resource: FhirResource, mode: 'match' | 'include') => ({
@@ -646,7 +658,7 @@ export class SearchService {
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
-      meta: { lastUpdated: new Date().toISOString() },
+      meta: { lastUpdated: complete.toISOString() },
       type: 'searchset',
       ...(total !== undefined ? { total } : {}),
       link,
