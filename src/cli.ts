@@ -33,6 +33,15 @@ function writeLog(level: string, message: unknown, context?: string): void {
   process.stderr.write(`${level}${context ? ` [${context}]` : ''} ${text}\n`);
 }
 
+/**
+ * A reader that stops early (`… | head`) closes stdout: the rest of the output goes nowhere and
+ * the command finishes its work. Unhandled, the EPIPE killed the process midway, e.g. through a
+ * reprocess backlog, with a stack trace.
+ */
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
 /** `npm run cli -- <command>`: admin commands on the Nest application context. */
 async function main(): Promise<void> {
   const [command, ...args] = process.argv.slice(2);

@@ -35,6 +35,14 @@ describe('the CLI on usage mistakes', () => {
     expect(result.stdout).toMatch(/\n {2}keys:wrap \[--from <file>\] /);
   });
 
+  it('finishes quietly when its stdout is closed (| head)', async () => {
+    const env = serviceEnv(process.env['DATABASE_URL']!, dir, { LOG_LEVEL: 'warn' });
+    const args = ['hl7:reprocess', '--status', 'rejected'];
+    const result = await runNode(BUILT.cli, args, env, { closeStdout: true });
+    expect(result.stderr).not.toContain('EPIPE');
+    expect(result.code).toBe(0);
+  });
+
   it('says once that a command is unknown', async () => {
     const result = await cli(['bogus:command']);
     expect(result.code).toBe(1);

@@ -52,7 +52,7 @@ export function runNode(
   script: string,
   args: string[],
   env: Record<string, string>,
-  options: { stdin?: string; timeoutMs?: number } = {},
+  options: { stdin?: string; timeoutMs?: number; closeStdout?: boolean } = {},
 ): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
@@ -60,6 +60,8 @@ export function runNode(
       stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     if (options.stdin !== undefined) child.stdin!.end(options.stdin);
+    // A reader gone before the output comes, as `| head` is once it has its lines.
+    if (options.closeStdout) child.stdout!.destroy();
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
