@@ -36,7 +36,7 @@ export class Metrics {
 
   readonly hl7Messages = new Counter({
     name: 'carevault_hl7_messages_total',
-    help: 'HL7 v2 messages received, by outcome: processed, error, rejected, or duplicate (a resend answered again)',
+    help: 'HL7 v2 messages received, by outcome: processed, error, rejected, ignored (HL7_IGNORE), or duplicate (a resend answered again)',
     labelNames: ['status'] as const,
     registers: [this.registry],
   });
