@@ -55,7 +55,7 @@ export async function createCustodian(
   }
   if (!settings.pkcs11) {
     throw new CustodyError(
-      'KEY_CUSTODY=pkcs11 needs PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN_FILE',
+      'Invalid configuration: KEY_CUSTODY=pkcs11 needs PKCS11_MODULE, PKCS11_TOKEN_LABEL and PKCS11_PIN_FILE',
     );
   }
   let provider: typeof import('./pkcs11-custodian.js');

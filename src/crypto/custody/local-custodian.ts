@@ -26,16 +26,22 @@ export class LocalCustodian implements KeyCustodian {
 
   static fromFile(file: string | undefined): LocalCustodian {
     if (!file) {
-      throw new CustodyError('KEY_CUSTODY=local needs KEK_FILE (openssl rand -base64 32 > file)');
+      throw new CustodyError(
+        'Invalid configuration: KEY_CUSTODY=local needs KEK_FILE (openssl rand -base64 32 > file)',
+      );
     }
     let kek: Buffer;
     try {
       kek = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64');
     } catch (error) {
-      throw new CustodyError(`KEK_FILE ${file} cannot be read (${readFailure(error)})`);
+      throw new CustodyError(
+        `Invalid configuration: KEK_FILE ${file} cannot be read (${readFailure(error)})`,
+      );
     }
     if (kek.length !== KEY_BYTES) {
-      throw new CustodyError(`KEK_FILE ${file} must hold ${KEY_BYTES} bytes of base64`);
+      throw new CustodyError(
+        `Invalid configuration: KEK_FILE ${file} must hold ${KEY_BYTES} bytes of base64`,
+      );
     }
     // A warning, as for the key file: the KEK unwraps every PHI key, so anyone who may read it
     // and the key file reads all PHI. The compliance report fails its key custody check.

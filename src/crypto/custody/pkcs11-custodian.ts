@@ -156,7 +156,9 @@ function readPin(file: string): string {
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (error) {
-    throw new CustodyError(`PKCS11_PIN_FILE ${file} cannot be read (${readFailure(error)})`);
+    throw new CustodyError(
+      `Invalid configuration: PKCS11_PIN_FILE ${file} cannot be read (${readFailure(error)})`,
+    );
   }
 }
 
