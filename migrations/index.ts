@@ -24,6 +24,7 @@ import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js
 import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity-unit.js';
 import { SubscriptionStatusAttemptedAt1766400000000 } from './1766400000000-subscription-status-attempted-at.js';
 import { SearchSortByResource1766440000000 } from './1766440000000-search-sort-by-resource.js';
+import { Hl7MessageUnreadResend1766800000000 } from './1766800000000-hl7-message-unread-resend.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -53,4 +54,5 @@ export const MIGRATIONS = [
   SearchQuantityUnit1766300000000,
   SubscriptionStatusAttemptedAt1766400000000,
   SearchSortByResource1766440000000,
+  Hl7MessageUnreadResend1766800000000,
 ];

@@ -2945,6 +2945,18 @@ describe('HL7 v2 over MLLP', () => {
     }
   });
 
+  it('stores a frame without a readable header once, however often its peer resends it', async () => {
+    // No MSH-3, MSH-4 or MSH-10 to key it by: a sender retrying it every few seconds must not
+    // grow the table without bound.
+    const garbage = Buffer.from(`not HL7 at all ${randomUUID()}`);
+    const sender = await client();
+    const before = await storedCount();
+    await sender.send([garbage, garbage, garbage]);
+    const acks = await sender.waitForAcks(3);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AR', 'AR', 'AR']);
+    expect(await storedCount()).toBe(before + 1);
+  });
+
   it('refuses a malformed MSH-2 with AR and keeps the message', async () => {
     const sender = await client();
     const before = await storedCount();

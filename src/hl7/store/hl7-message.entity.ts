@@ -32,6 +32,9 @@ export type Hl7MessageStatus = (typeof HL7_MESSAGE_STATUSES)[number];
     unique: true,
   },
 )
+// A message without a control id escapes the resend key (NULL is distinct from NULL): its
+// resends are found by content (Hl7MessageRepository.insertOrFind).
+@Index('idx_hl7_message_unread_resend', ['contentHash'], { where: '"control_id" IS NULL' })
 @Index('idx_hl7_message_status', ['status', 'receivedAt'])
 @Entity('hl7_message')
 export class Hl7MessageEntity {

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { IsNull } from 'typeorm';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { Hl7MessageEntity, type Hl7MessageStatus } from './hl7-message.entity.js';
 
@@ -24,6 +25,10 @@ export class Hl7MessageRepository {
    * and content): `stored` says which.
    */
   async insertOrFind(message: NewHl7Message): Promise<{ row: Hl7MessageEntity; stored: boolean }> {
+    if (message.controlId === null) {
+      const resent = await this.findUnreadResend(message);
+      if (resent) return { row: resent, stored: false };
+    }
     const row = Object.assign(new Hl7MessageEntity(), {
       ...message,
       status: 'received',
@@ -54,6 +59,24 @@ export class Hl7MessageRepository {
       contentHash: message.contentHash,
     });
     return { row: existing, stored: false };
+  }
+
+  /**
+   * A frame whose header could not be read has no control id, and NULLs never collide in the
+   * unique resend key: a sender retrying it every few seconds would add a row each time. The
+   * same content from the same peer is its resend. Two copies arriving at the same instant can
+   * still both be stored; what matters is that retries do not grow the table.
+   */
+  private findUnreadResend(message: NewHl7Message): Promise<Hl7MessageEntity | null> {
+    return this.unitOfWork.manager.findOne(Hl7MessageEntity, {
+      where: {
+        controlId: IsNull(),
+        contentHash: message.contentHash,
+        peer: message.peer ?? IsNull(),
+        channel: message.channel,
+      },
+      order: { receivedAt: 'ASC', id: 'ASC' },
+    });
   }
 
   /** The message's status, its row locked until the current transaction ends. */
