@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { Decrypter, Encrypter } from 'age-encryption';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
@@ -75,7 +75,9 @@ export class BackupService {
     }
     const encrypter = new Encrypter();
     encrypter.addRecipient(await this.keys.recipient());
-    const partial = `${path}.partial`;
+    // Named for this run alone: the partial file of a backup that was killed (or is still
+    // running) neither makes this one fail on opening it nor is removed by this one's failure.
+    const partial = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.partial`;
     await mkdir(dirname(path), { recursive: true });
     try {
       const { header, tables, bytes, sha256 } = await this.repository.snapshot(async (session) => {

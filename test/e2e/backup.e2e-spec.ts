@@ -173,6 +173,18 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     expectFailure(again, /exists: a backup never overwrites a file/);
   });
 
+  it('is not stopped by the partial file of a backup that was killed, and leaves it alone', async () => {
+    // What a SIGKILLed or crashed backup to the same name leaves behind.
+    const interrupted = join(dir, 'interrupted.backup');
+    const leftover = `${interrupted}.partial`;
+    await writeFile(leftover, 'half a backup');
+
+    const made = await cli(source, ['backup', interrupted]);
+    expect(made).toMatchObject({ code: 0 });
+    expect((await readFile(interrupted)).subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    expect(await readFile(leftover, 'utf8')).toBe('half a backup');
+  });
+
   it('restores into an empty database, verifies it, and the same patients are found again', async () => {
     expect((await readFile(backupFile)).length).toBeGreaterThan(4 * 64 * 1024);
     const restored = await cli(target, ['restore', backupFile]);
