@@ -55,6 +55,23 @@ describe('KeyStore', () => {
     expect(ring.ids).toHaveLength(2);
   });
 
+  it('names the blind-index root when a key file lacks it: that first key cannot be retired', async () => {
+    const store = new KeyStore(settings({}));
+    const ring = await store.load();
+    const root = ring.blindIndexRootId;
+    await store.addCurrentKey(ring);
+    const path = join(dataDir, GENERATED_KEY_FILE);
+    const content = JSON.parse(await readFile(path, 'utf8')) as { keys: { id: string }[] };
+    content.keys = content.keys.filter((key) => key.id !== root);
+    await writeFile(path, JSON.stringify(content), { mode: 0o600 });
+
+    const load = new KeyStore(settings({})).load();
+    await expect(load).rejects.toThrow(KeyConfigError);
+    await expect(load).rejects.toThrow(
+      `PHI key file ${path} lacks key ${root}, its blind-index root: every search index is keyed by it, so it cannot be retired; put it back`,
+    );
+  });
+
   it('adds a new current key to the key file, keeping the old ones and the index root', async () => {
     const store = new KeyStore(settings({}));
     const ring = await store.load();

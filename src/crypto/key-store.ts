@@ -190,6 +190,7 @@ export class KeyStore {
   }
 
   private ringOf(content: KeyFileContent, path: string): KeyRing {
+    assertHeldKeys(content, path);
     const custodian = this.settings.custodian;
     // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
     const reload = (): { keys: MasterKey[]; currentId: string } => {
@@ -197,6 +198,22 @@ export class KeyStore {
       return { keys: keysOf(latest, custodian), currentId: latest.current };
     };
     return new KeyRing(keysOf(content, custodian), content.current, content.blindIndexRoot, reload);
+  }
+}
+
+/**
+ * A key removed from the file by hand (to retire it) must not be the current one or the
+ * blind-index root: said so here, as the ring's own error names an id and no reason.
+ */
+function assertHeldKeys(content: KeyFileContent, path: string): void {
+  const held = new Set(content.keys.map((key) => key.id));
+  if (!held.has(content.blindIndexRoot)) {
+    throw new KeyConfigError(
+      `PHI key file ${path} lacks key ${content.blindIndexRoot}, its blind-index root: every search index is keyed by it, so it cannot be retired; put it back`,
+    );
+  }
+  if (!held.has(content.current)) {
+    throw new KeyConfigError(`PHI key file ${path} lacks its current key ${content.current}`);
   }
 }
 
