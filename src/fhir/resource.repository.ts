@@ -141,17 +141,20 @@ export class ResourceRepository {
 
   /**
    * The latest instant up to which every version is committed and readable: now, or the start
-   * of the oldest transaction still open in another session (of any instance), to the
-   * millisecond below. A version's lastUpdated is taken inside its transaction, before it
-   * commits; a transaction Bundle's or a feed message's may commit seconds later, with versions
-   * stamped earlier than anything read meanwhile. A client that syncs `_since` this instant
-   * misses none of them (it may see some twice). Sessions of other database roles show no
-   * start without pg_read_all_stats, so every instance and the CLI connect as one role (README,
-   * Running several instances). Every open transaction counts: which will write is not known.
+   * of the oldest transaction still open in another session (of any instance), less one
+   * millisecond (a version's lastUpdated may fall in the millisecond its transaction began, and
+   * `$export?_since` takes what changed after it, not at it). A version's lastUpdated is taken
+   * inside its transaction, before it commits; a transaction Bundle's or a feed message's may
+   * commit seconds later, with versions stamped earlier than anything read meanwhile. A client
+   * that syncs `_since` this instant misses none of them (it may see some twice). Sessions of
+   * other database roles show no start without pg_read_all_stats, so every instance and the CLI
+   * connect as one role (README, Running several instances). Every open transaction counts:
+   * which will write is not known.
    */
   async completeUpTo(): Promise<Date> {
     const [row] = await this.unitOfWork.manager.query<{ at: Date }[]>(
-      `SELECT date_trunc('milliseconds', least(statement_timestamp(), min(xact_start))) AS at
+      `SELECT date_trunc('milliseconds', least(statement_timestamp(), min(xact_start)))
+              - interval '1 millisecond' AS at
          FROM pg_stat_activity
         WHERE datname = current_database() AND backend_type = 'client backend'
           AND pid <> pg_backend_pid() AND xact_start IS NOT NULL`,
