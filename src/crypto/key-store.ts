@@ -190,7 +190,6 @@ export class KeyStore {
   }
 
   private ringOf(content: KeyFileContent, path: string): KeyRing {
-    assertHeldKeys(content, path);
     const custodian = this.settings.custodian;
     // Synchronous on purpose: it runs inside a decrypt, rarely (see KeyRing.refreshFor).
     const reload = (): { keys: MasterKey[]; currentId: string } => {
@@ -198,22 +197,6 @@ export class KeyStore {
       return { keys: keysOf(latest, custodian), currentId: latest.current };
     };
     return new KeyRing(keysOf(content, custodian), content.current, content.blindIndexRoot, reload);
-  }
-}
-
-/**
- * A key removed from the file by hand (to retire it) must not be the current one or the
- * blind-index root: said so here, as the ring's own error names an id and no reason.
- */
-function assertHeldKeys(content: KeyFileContent, path: string): void {
-  const held = new Set(content.keys.map((key) => key.id));
-  if (!held.has(content.blindIndexRoot)) {
-    throw new KeyConfigError(
-      `PHI key file ${path} lacks key ${content.blindIndexRoot}, its blind-index root: every search index is keyed by it, so it cannot be retired; put it back`,
-    );
-  }
-  if (!held.has(content.current)) {
-    throw new KeyConfigError(`PHI key file ${path} lacks its current key ${content.current}`);
   }
 }
 
@@ -341,8 +324,15 @@ function parseKeyFile(text: string, name: KeyFileName): KeyFileContent {
     }
   });
   const ids = new Set(entries.map((entry) => entry.id));
-  if (!ids.has(content.current) || !ids.has(content.blindIndexRoot)) {
-    throw invalid('names a current or blind-index key it does not hold');
+  // A key removed by hand (to retire it) must not be the blind-index root nor the current one.
+  if (!ids.has(content.blindIndexRoot)) {
+    throw invalid(
+      `lacks key ${content.blindIndexRoot}, its blind-index root: every search index is keyed ` +
+        'by it, so it cannot be retired; put it back',
+    );
+  }
+  if (!ids.has(content.current)) {
+    throw invalid(`lacks its current key ${content.current}`);
   }
   return content as KeyFileContent;
 }
