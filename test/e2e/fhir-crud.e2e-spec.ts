@@ -1299,14 +1299,16 @@ describe('FHIR REST: CRUD, versions and history', () => {
   });
 
   describe('concurrent writers', () => {
-    it('lists, polled _since the last history Bundle, a version committed after that Bundle', async () => {
-      const ids = (res: HttpResult) =>
-        ((res.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id);
-      const start = encodeURIComponent(new Date().toISOString());
-      // A write whose transaction stays open (a large transaction Bundle, a feed's message)
-      // while a client polls: its version is stamped before the poll and committed after it.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
+    const ids = (res: HttpResult) =>
+      ((res.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id);
+
+    /**
+     * A Patient created in a transaction that stays open (a large transaction Bundle's, a feed
+     * message's) until `release`: its version is stamped now and committed later.
+     */
+    async function heldCreate(): Promise<{ created: string; release: () => Promise<void> }> {
+      let commit!: () => void;
+      const held = new Promise<void>((resolve) => (commit = resolve));
       let created: string | undefined;
       const writing = testApp.app.get(UnitOfWork).run(async () => {
         created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', buildPatient()))
@@ -1315,10 +1317,21 @@ describe('FHIR REST: CRUD, versions and history', () => {
       });
       while (!created) await sleep(10);
       await sleep(20);
+      return {
+        created,
+        release: async () => {
+          commit();
+          await writing;
+        },
+      };
+    }
+
+    it('lists, polled _since the last history Bundle, a version committed after that Bundle', async () => {
+      const start = encodeURIComponent(new Date().toISOString());
+      const { created, release } = await heldCreate();
       const first = await http('GET', `${fhir}/Patient/_history?_since=${start}&_count=1000`);
       expect(ids(first)).not.toContain(created);
-      release();
-      await writing;
+      await release();
       for (const level of ['Patient/_history', '_history']) {
         const since = encodeURIComponent(first.body.meta.lastUpdated as string);
         const next = await http('GET', `${fhir}/${level}?_since=${since}&_count=1000`);
@@ -1327,25 +1340,11 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
 
     it('finds, polled _lastUpdated=ge the last searchset lastUpdated, a version committed after that search', async () => {
-      const ids = (res: HttpResult) =>
-        ((res.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id);
       const start = encodeURIComponent(new Date().toISOString());
-      // The create's transaction stays open across the first poll, as a large transaction
-      // Bundle's does: its version is stamped before that search and committed after it.
-      let release!: () => void;
-      const held = new Promise<void>((resolve) => (release = resolve));
-      let created: string | undefined;
-      const writing = testApp.app.get(UnitOfWork).run(async () => {
-        created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', buildPatient()))
-          .id;
-        await held;
-      });
-      while (!created) await sleep(10);
-      await sleep(20);
+      const { created, release } = await heldCreate();
       const first = await http('GET', `${fhir}/Patient?_lastUpdated=ge${start}&_count=1000`);
       expect(ids(first)).not.toContain(created);
-      release();
-      await writing;
+      await release();
       const since = encodeURIComponent(first.body.meta.lastUpdated as string);
       const next = await http('GET', `${fhir}/Patient?_lastUpdated=ge${since}&_count=1000`);
       expect(ids(next)).toContain(created);
