@@ -208,7 +208,7 @@ describe('the service as a process', () => {
       ],
       [
         { PHI_KEY_FILE: 'other-current.json' },
-        /^Invalid configuration: PHI_KEY_FILE \S+other-current\.json names a current or blind-index key it does not hold$/,
+        /^Invalid configuration: PHI_KEY_FILE \S+other-current\.json lacks key b, its blind-index root: every search index is keyed by it, so it cannot be retired; put it back$/,
       ],
       [
         { PHI_KEY_FILE: 'missing.json' },
