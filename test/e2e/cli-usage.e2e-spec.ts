@@ -40,7 +40,10 @@ describe('the CLI on usage mistakes', () => {
     const args = ['hl7:reprocess', '--status', 'rejected'];
     const result = await runNode(BUILT.cli, args, env, { closeStdout: true });
     expect(result.stderr).not.toContain('EPIPE');
-    expect(result.code).toBe(0);
+    // Its own exit code: 1 while rejected messages remain, which other test files of this
+    // worker's database may have stored (an unreadable frame stays rejected), else 0.
+    expect(result.stderr).not.toMatch(/^\s+at /m);
+    expect([0, 1]).toContain(result.code);
   });
 
   it('says once that a command is unknown', async () => {
