@@ -832,6 +832,27 @@ describe('FHIR search', () => {
       );
       expect(observation.operation.map((o: { name: string }) => o.name)).toContain('lastn');
     });
+    it('refuses, rather than cuts, an answer past one page of 1,000 observations', async () => {
+      const patient = await create(buildPatient({ family: `Many${run}`, given: 'Ida' }));
+      const system = `urn:lastn-many-${run}`;
+      const entry = Array.from({ length: 1001 }, (_, i) => ({
+        resource: observation(patient, i, '2024-03-01T08:00:00Z', {
+          code: { coding: [{ system, code: `c${i}` }] },
+        }),
+        request: { method: 'POST', url: 'Observation' },
+      }));
+      const posted = await http('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'transaction', entry },
+      });
+      expect(posted.status).toBe(200);
+      const all = await search(`Observation/$lastn?patient=${patient}`);
+      expect(all.status).toBe(400);
+      expect(all.body.issue[0].code).toBe('too-costly');
+      const one = await search(`Observation/$lastn?patient=${patient}&code=${system}|c7`);
+      expect(one.status).toBe(200);
+      expect(one.body.total).toBe(1);
+    });
+
     describe('takes the result parameters of an Observation search', () => {
       let patient: string;
       let latest: string;

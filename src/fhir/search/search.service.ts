@@ -230,7 +230,17 @@ export class SearchService {
     }
     const params = new SqlParams();
     const where = this.where(user, 'Observation', request, params);
-    const ids = await this.repository.lastN(where, params.values, max, MAX_INCLUDED);
+    // One page, so no more than a page may hold: cut at 1,000 it was a 200 with a total of
+    // 1,000, silently missing the rest of the patient's (or the code's) latest results.
+    const ids = await this.repository.lastN(where, params.values, max, MAX_INCLUDED + 1);
+    if (ids.length > MAX_INCLUDED) {
+      throw AppError.of(
+        400,
+        'too-costly',
+        `Observation/$lastn answers in one page of at most ${MAX_INCLUDED} observations, and more ` +
+          'match: narrow it by patient, category or code, or lower max',
+      );
+    }
     const rows = (await this.repository.load('Observation', ids)).map((row) => contentOf(row));
     const links = this.links(baseUrl, 'Observation/$lastn', received, undefined, undefined);
     if (request.summaryCount) {
