@@ -199,7 +199,7 @@ export class FhirService {
         });
       }
       if (resource.id !== undefined) {
-        return this.update(user, type, resource.id, resource, ifMatch);
+        return this.update(user, type, resource.id, resource, ifMatch, { unmatched: true });
       }
       return { stored: await this.create(user, type, resource), created: true };
     });
@@ -380,7 +380,7 @@ export class FhirService {
     id: string,
     body: unknown,
     ifMatch?: string,
-    options: { matched?: boolean } = {},
+    options: { matched?: boolean; unmatched?: boolean } = {},
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     this.assertId(id, type);
@@ -397,6 +397,14 @@ export class FhirService {
           // it had been deleted. Sent again, the update follows FHIR's rule for no match.
           throw AppError.conflict(
             `The ${type} resource that matched the criteria was deleted meanwhile; send the update again`,
+          );
+        }
+        if (options.unmatched && current) {
+          // The criteria matched nothing, and the body names a resource that exists (or did):
+          // written over, a record the criteria do not describe would be replaced, or a
+          // deleted one brought back (FHIR R5 http.html: 409 for an id that already exists).
+          throw AppError.conflict(
+            `No ${type} matches the criteria, and the id in the body names another ${type}: leave the id out to create, or update that ${type} by its id`,
           );
         }
         const previous = await this.openForWrite(user, current, 'update');

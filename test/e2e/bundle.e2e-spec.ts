@@ -340,6 +340,27 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect((await http('GET', `${fhir}/Patient/${old}`)).status).toBe(410);
   });
 
+  it('does not let a conditional update that matches nothing write over the id its body names', async () => {
+    const other = await http('POST', `${fhir}/Patient`, {
+      body: buildPatient({ mrn: `O-${randomUUID()}` }),
+    });
+    expect(other.status).toBe(201);
+    const criteria = `identifier=${encodeURIComponent(`${MRN}|NONE-${randomUUID()}`)}`;
+    const body = { ...buildPatient({ mrn: `N-${randomUUID()}` }), id: other.body.id as string };
+    const refused = await http('PUT', `${fhir}/Patient?${criteria}`, { body });
+    expect(refused.status).toBe(409);
+    expect(refused.body.issue[0].code).toBe('conflict');
+    const read = await http('GET', `${fhir}/Patient/${other.body.id as string}`);
+    expect(read.body.meta.versionId).toBe('1');
+    // An id nothing has: update as create, as before.
+    const fresh = randomUUID();
+    const created = await http('PUT', `${fhir}/Patient?${criteria}`, {
+      body: { ...body, id: fresh },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.id).toBe(fresh);
+  });
+
   it('updates and deletes conditionally', async () => {
     const mrn = `CU-${randomUUID()}`;
     const criteria = `identifier=${encodeURIComponent(`${MRN}|${mrn}`)}`;
