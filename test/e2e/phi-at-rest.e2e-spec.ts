@@ -30,7 +30,12 @@ describe('PHI at rest', () => {
     line: '742 Evergreen Terrace',
     city: 'Springfieldia',
     phone: '+1 555 867 5309',
+    // Identifiers under another search parameter than `identifier`: PHI as an MRN is.
+    accession: 'ACC-77-31415',
+    requisition: 'REQ-27-18281',
   };
+  let specimenId: string;
+  let orderId: string;
 
   beforeAll(async () => {
     // Patient changes go to an HL7 destination: the outbox holds each message, encrypted.
@@ -58,6 +63,27 @@ describe('PHI at rest', () => {
       body: { ...created.body, active: false },
     });
     expect(updated.status).toBe(200);
+    const subject = { reference: `Patient/${created.body.id}` };
+    const specimen = await http('POST', `${fhir}/Specimen`, {
+      body: {
+        resourceType: 'Specimen',
+        subject,
+        accessionIdentifier: { system: 'urn:oid:1.2.3.9', value: known.accession },
+      },
+    });
+    expect(specimen.status).toBe(201);
+    specimenId = specimen.body.id;
+    const order = await http('POST', `${fhir}/ServiceRequest`, {
+      body: {
+        resourceType: 'ServiceRequest',
+        status: 'active',
+        intent: 'order',
+        subject,
+        requisition: { system: 'urn:oid:1.2.3.8', value: known.requisition },
+      },
+    });
+    expect(order.status).toBe(201);
+    orderId = order.body.id;
     await http(
       'DELETE',
       `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`,
@@ -123,6 +149,20 @@ describe('PHI at rest', () => {
         });
       }
     }
+  });
+
+  it('finds a specimen by accession number and an order by requisition through their hashes', async () => {
+    const found = async (path: string): Promise<string[]> => {
+      const response = await http('GET', `${fhir}/${path}`);
+      expect(response.status).toBe(200);
+      return (response.body.entry ?? []).map((entry: any) => entry.resource.id);
+    };
+    expect(await found(`Specimen?accession=urn:oid:1.2.3.9|${known.accession}`)).toEqual([
+      specimenId,
+    ]);
+    expect(await found(`Specimen?accession=${known.accession}`)).toEqual([specimenId]);
+    expect(await found(`ServiceRequest?requisition=${known.requisition}`)).toEqual([orderId]);
+    expect(await found(`Specimen?accession=ACC-77-00000`)).toEqual([]);
   });
 
   it('rejects plaintext written around the subscriber with the CHECK constraint', async () => {

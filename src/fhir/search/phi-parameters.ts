@@ -1,7 +1,9 @@
 /**
  * Search parameters whose values are direct identifiers under HIPAA's safe-harbor list (names,
  * identifiers such as MRN and SSN, dates of birth and death, phone numbers, email addresses,
- * street address, city and postal code). Whatever the resource type, they are indexed only as
+ * street address, city and postal code), and those whose values are other Identifiers under
+ * another code (a specimen's accession number, an order's requisition: "any other unique
+ * identifying number", 164.514(b)(2)(i)(R)). Whatever the resource type, they are indexed only as
  * keyed blind hashes. Clinical codes, statuses, references to resource ids and clinical dates are
  * plaintext index columns: they are needed for range and code searches, and without the
  * identifiers above they do not name anyone (README, security design).
@@ -20,6 +22,15 @@ const PHI_PARAMETERS = new Set([
   'address',
   'address-city',
   'address-postalcode',
+  // Identifier-typed tokens other than `identifier`: Specimen.accessionIdentifier and
+  // container.identifier, ServiceRequest.requisition, the groupIdentifier of
+  // CommunicationRequest, DeviceRequest, RequestGroup and Task, and the related document
+  // identifiers of Composition and DocumentManifest.
+  'accession',
+  'container-id',
+  'requisition',
+  'group-identifier',
+  'related-id',
 ]);
 
 export function isPhiParameter(code: string): boolean {
