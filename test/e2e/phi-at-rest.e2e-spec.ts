@@ -33,7 +33,11 @@ describe('PHI at rest', () => {
     // Identifiers under another search parameter than `identifier`: PHI as an MRN is.
     accession: 'ACC-77-31415',
     requisition: 'REQ-27-18281',
+    // Free text names whoever its writer named: a lab comment, a list's note.
+    comment: 'Sample brought in by Ottoline Quarrington',
+    listNote: 'Ask Bartholomew Fennimore before discharge',
   };
+  let observationId: string;
   let specimenId: string;
   let orderId: string;
 
@@ -84,6 +88,27 @@ describe('PHI at rest', () => {
     });
     expect(order.status).toBe(201);
     orderId = order.body.id;
+    const observation = await http('POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '8251-1' }] },
+        subject,
+        valueString: known.comment,
+      },
+    });
+    expect(observation.status).toBe(201);
+    observationId = observation.body.id;
+    const list = await http('POST', `${fhir}/List`, {
+      body: {
+        resourceType: 'List',
+        status: 'current',
+        mode: 'working',
+        subject,
+        note: [{ text: known.listNote }],
+      },
+    });
+    expect(list.status).toBe(201);
     await http(
       'DELETE',
       `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`,
@@ -163,6 +188,22 @@ describe('PHI at rest', () => {
     expect(await found(`Specimen?accession=${known.accession}`)).toEqual([specimenId]);
     expect(await found(`ServiceRequest?requisition=${known.requisition}`)).toEqual([orderId]);
     expect(await found(`Specimen?accession=ACC-77-00000`)).toEqual([]);
+  });
+
+  it('finds free text by its start through hashes, on its own and with its code', async () => {
+    const found = async (path: string): Promise<string[]> => {
+      const response = await http('GET', `${fhir}/${path}`);
+      expect(response.status).toBe(200);
+      return (response.body.entry ?? []).map((entry: any) => entry.resource.id);
+    };
+    expect(await found('Observation?value-string=sample%20brought')).toEqual([observationId]);
+    expect(await found('Observation?value-string=brought')).toEqual([]);
+    const byCode = 'Observation?code-value-string=http://loinc.org|8251-1$SAMPLE';
+    expect(await found(byCode)).toEqual([observationId]);
+    expect(await found('Observation?code-value-string=8251-1$sample')).toEqual([observationId]);
+    expect(await found('Observation?code-value-string=8251-1$specimen')).toEqual([]);
+    const contains = await http('GET', `${fhir}/Observation?value-string:contains=ottoline`);
+    expect(contains.status).toBe(400);
   });
 
   it('rejects plaintext written around the subscriber with the CHECK constraint', async () => {

@@ -85,7 +85,7 @@ export class IndexExtractor {
         checkCount();
       }
     }
-    this.addComposites(rows, resource, typed, checkCount);
+    this.addComposites(rows, resource, typed, checkCount, hash);
     return dedupe(rows);
   }
 
@@ -127,11 +127,22 @@ export class IndexExtractor {
     resource: FhirResource,
     typed: TypedValue[],
     checkCount: () => void,
+    hash: (field: string, term: string) => string,
   ): void {
     for (const composite of this.definitions.indexedCompositesOf(resource.resourceType)) {
+      const field = blindField(resource.resourceType, composite.code);
       for (const { firsts, seconds } of compositeValues(resource, typed, composite)) {
         for (const key of firsts.flatMap(tokens).flatMap((t) => compositeKeys(composite.code, t))) {
-          for (const value of seconds) addValue(rows, key, composite.second.type, value);
+          for (const value of seconds) {
+            if (!composite.phi) {
+              addValue(rows, key, composite.second.type, value);
+              continue;
+            }
+            // Free text is PHI: keyed hashes under the composite's key, as its own parameter.
+            for (const term of stringParts(value).flatMap(stringTerms)) {
+              rows.blind.push({ param: key, hash: hash(field, term) });
+            }
+          }
         }
         checkCount();
       }

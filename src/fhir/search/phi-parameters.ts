@@ -31,6 +31,13 @@ const PHI_PARAMETERS = new Set([
   'requisition',
   'group-identifier',
   'related-id',
+  // Free text, which names whoever its writer named (a lab comment, a note): Observation's
+  // value-string (valueString, and a valueCodeableConcept's text), List's notes, Condition's
+  // onset-info and abatement-string.
+  'value-string',
+  'notes',
+  'onset-info',
+  'abatement-string',
 ]);
 
 export function isPhiParameter(code: string): boolean {

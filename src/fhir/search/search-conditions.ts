@@ -206,6 +206,9 @@ export class SearchConditions {
     params: SqlParams,
   ): string {
     this.noModifier(criterion.modifier, 'composite parameters');
+    if (composite.phi) {
+      return this.phiComposite(subject, composite, criterion, params);
+    }
     const alias = params.alias('k');
     const matches = criterion.values.map((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
@@ -219,6 +222,33 @@ export class SearchConditions {
       return `(${alias}.param ${param} AND ${condition})`;
     });
     return `EXISTS (SELECT 1 FROM ${TABLE[composite.second.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
+  }
+
+  /**
+   * `code-value-string=http://loinc.org|8480-6$positive`: the hash of the value's starts-with
+   * term under the key of the code, as a PHI string parameter is searched.
+   */
+  private phiComposite(
+    subject: Subject,
+    composite: CompositeParam,
+    criterion: Criterion,
+    params: SqlParams,
+  ): string {
+    const alias = params.alias('k');
+    const matches = criterion.values.flatMap((raw) => {
+      const { key, value } = compositeSearchKey(composite.code, raw);
+      const normalized = normalizeString(value);
+      if (normalized.length === 0) {
+        throw AppError.invalid(`${composite.code} needs a value with letters or digits`);
+      }
+      const { term } = startsWithTerm(normalized);
+      return (composite.unionOf ?? [composite.code]).map((code) => {
+        const hash = this.blind.compute(blindField(subject.type, code), term);
+        const param = `${code}${key.slice(composite.code.length)}`;
+        return `(${alias}.param = ${params.add(param)} AND ${alias}.hash = ${params.add(hash)})`;
+      });
+    });
+    return `EXISTS (SELECT 1 FROM search_blind ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND (${matches.join(' OR ')}))`;
   }
 
   private exists(
@@ -344,7 +374,7 @@ export class SearchConditions {
         case 'string': {
           if (modifier === 'contains') {
             throw AppError.invalid(
-              `:contains is not available on ${param.code}: names, identifiers and addresses are stored encrypted and indexed only as keyed hashes of whole values and prefixes`,
+              `:contains is not available on ${param.code}: names, identifiers, addresses and free text are stored encrypted and indexed only as keyed hashes of whole values and prefixes`,
             );
           }
           if (modifier && modifier !== 'exact') {

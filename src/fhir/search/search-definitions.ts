@@ -64,6 +64,11 @@ export interface CompositeParam {
   first: CompositePart;
   second: CompositePart;
   /**
+   * The second part is a PHI string (`code-value-string`: an Observation's free text): its
+   * values are indexed as keyed blind hashes under the composite's keys, never as plaintext.
+   */
+  phi?: boolean;
+  /**
    * Composites whose rows together are this one's (`combo-code-value-quantity` is
    * `code-value-quantity` on the resource and `component-code-value-quantity` on its
    * components): it is searched on theirs and not indexed twice.
@@ -217,7 +222,8 @@ export class SearchDefinitions {
 /**
  * A composite definition as indexed for one type, or undefined when it is not one CareVault
  * indexes: more than two components (MolecularSequence's coordinates), a first component that
- * is not a token, a PHI component, or an element path the engine cannot parse.
+ * is not a token, a PHI component other than a string second one (indexed as blind hashes), or
+ * an element path the engine cannot parse.
  */
 function compositeFor(
   type: string,
@@ -229,8 +235,12 @@ function compositeFor(
     definition: byUrl.get(component.definition ?? ''),
   }));
   if (parts.length !== 2) return undefined;
-  const [first, second] = parts.map(({ component, definition: part }) =>
-    part && COMPONENT_TYPES.has(part.type) && component.expression && !isPhiParameter(part.code)
+  const phi = parts.map(({ definition: part }) => !!part?.code && isPhiParameter(part.code));
+  const [first, second] = parts.map(({ component, definition: part }, index) =>
+    part &&
+    COMPONENT_TYPES.has(part.type) &&
+    component.expression &&
+    (!phi[index] || (index === 1 && part.type === 'string'))
       ? componentPart(type, part.type as ComponentType, component.expression)
       : undefined,
   );
@@ -247,6 +257,7 @@ function compositeFor(
       elements,
       first,
       second,
+      ...(phi[1] ? { phi: true } : {}),
     };
   } catch {
     return undefined;
