@@ -5,6 +5,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { isUuid } from '../common/ids.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { ResourceEntity } from '../fhir/resource.entity.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
@@ -227,6 +228,17 @@ export class AuthService {
     if (scopes.some((item) => item.context === 'patient') && !patient) {
       throw AppError.invalid('patient/ scopes need a patient in context', ['patient']);
     }
+    // The patient goes into the token and into the scope of every audit row the token makes:
+    // an MRN given in place of the id (the SMART sign-in form takes either) would sit there in
+    // plaintext, so it must be the id of a stored Patient.
+    if (patient && !(await this.isStoredPatient(patient))) {
+      throw AppError.of(
+        404,
+        'not-found',
+        'patient must be the CareVault id of a stored Patient (not an MRN or other identifier)',
+        ['patient'],
+      );
+    }
     const user = await this.requireUser(current.id);
     const access = await this.tokens.accessToken(
       user,
@@ -243,6 +255,12 @@ export class AuthService {
       expires_in: access.expiresIn,
       scope,
     };
+  }
+
+  private isStoredPatient(id: string): Promise<boolean> {
+    return this.unitOfWork.run((manager) =>
+      manager.exists(ResourceEntity, { where: { resourceType: 'Patient', id, deleted: false } }),
+    );
   }
 
   logout(refreshToken: string): Promise<void> {

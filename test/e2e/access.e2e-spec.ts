@@ -195,6 +195,25 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await scopedAdmin('GET', `${testApp.url}/admin/users`)).status).toBe(403);
     });
 
+    it('name a stored Patient by id: an MRN in its place is refused, not put in the token', async () => {
+      // The token's patient is in the scope of every audit row it makes, in plaintext.
+      const exchange = (patient: string) =>
+        plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+          body: { scope: 'patient/*.rs', patient },
+          headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
+        });
+      const mrn = await exchange('MRN-55501234');
+      expect({ status: mrn.status, token: mrn.body.access_token }).toEqual({
+        status: 404,
+        token: undefined,
+      });
+      expect(mrn.body.issue[0].diagnostics).not.toContain('MRN-55501234');
+      const deleted = await create(doctor, buildPatient());
+      expect((await doctor('DELETE', `${fhir}/Patient/${deleted}`)).status).toBe(204);
+      expect((await exchange(deleted)).status).toBe(404);
+      expect((await exchange(ids.patientA)).status).toBe(200);
+    });
+
     it('narrow the system history to the types both role and scopes may read', async () => {
       const typesOf = (entries: string[]) => new Set(entries.map((e) => e.split('/')[0]));
       const everything = await systemHistory(doctor);
