@@ -32,6 +32,16 @@ export class BreakGlassService {
     if (!isValidId(patient)) {
       throw AppError.invalid('patient must be a Patient id', ['patient']);
     }
+    // The grant, its audit row's patients and the review report keep the patient in plaintext:
+    // an MRN typed in place of the id would sit there, so it must name a stored Patient.
+    if (!(await this.repository.isStoredPatient(patient))) {
+      throw AppError.of(
+        404,
+        'not-found',
+        'patient must be the CareVault id of a stored Patient (not an MRN or other identifier)',
+        ['patient'],
+      );
+    }
     const now = new Date();
     const grant: BreakGlassGrantEntity = {
       id: randomUUID(),

@@ -33,11 +33,13 @@ describe('PHI at rest', () => {
     // Identifiers under another search parameter than `identifier`: PHI as an MRN is.
     accession: 'ACC-77-31415',
     requisition: 'REQ-27-18281',
+    mrn: 'MRN-31-41592',
     // Free text names whoever its writer named: a lab comment, a list's note.
     comment: 'Sample brought in by Ottoline Quarrington',
     listNote: 'Ask Bartholomew Fennimore before discharge',
   };
   let observationId: string;
+  let breakGlass: (patient: string) => ReturnType<HttpFn>;
   let specimenId: string;
   let orderId: string;
 
@@ -50,19 +52,20 @@ describe('PHI at rest', () => {
     restoreEnv = withEnv({ HL7_OUTBOUND: `127.0.0.1:${peer.port}`, DATABASE_URL: database.url });
     testApp = await createTestApp();
     http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    // A TOTP secret is PHI-grade, and a break-glass reason may name the patient: both encrypted.
-    const nurse = await createUser(testApp, ['nurse']);
-    const secret = await enableMfa(testApp, nurse);
-    const { access_token: nurseToken } = await loginWithMfa(testApp, nurse, secret);
-    const granted = await authorizedHttp(nurseToken)('POST', `${testApp.url}/auth/break-glass`, {
-      body: { patient: 'any-patient', reason: `Unresponsive; family says ${known.family}` },
-      headers: { 'content-type': 'application/json' },
-    });
-    expect(granted.status).toBe(201);
     dataSource = testApp.app.get(DataSource);
     fhir = `${testApp.url}/fhir`;
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient(known) });
     expect(created.status).toBe(201);
+    // A TOTP secret is PHI-grade, and a break-glass reason may name the patient: both encrypted.
+    const nurse = await createUser(testApp, ['nurse']);
+    const secret = await enableMfa(testApp, nurse);
+    const { access_token: nurseToken } = await loginWithMfa(testApp, nurse, secret);
+    breakGlass = (patient: string) =>
+      authorizedHttp(nurseToken)('POST', `${testApp.url}/auth/break-glass`, {
+        body: { patient, reason: `Unresponsive; family says ${known.family}` },
+        headers: { 'content-type': 'application/json' },
+      });
+    expect((await breakGlass(created.body.id)).status).toBe(201);
     const updated = await http('PUT', `${fhir}/Patient/${created.body.id}`, {
       body: { ...created.body, active: false },
     });
@@ -204,6 +207,21 @@ describe('PHI at rest', () => {
     expect(await found('Observation?code-value-string=8251-1$specimen')).toEqual([]);
     const contains = await http('GET', `${fhir}/Observation?value-string:contains=ottoline`);
     expect(contains.status).toBe(400);
+  });
+
+  it('refuses break-glass for an MRN given in place of the patient id, keeping no trace of it', async () => {
+    const byMrn = await breakGlass(known.mrn);
+    expect(byMrn.status).toBe(404);
+    expect(JSON.stringify(byMrn.body)).not.toContain(known.mrn);
+    const kept: { count: number }[] = await dataSource.query(
+      `SELECT count(*)::int AS count FROM break_glass_grant WHERE patient_id = $1`,
+      [known.mrn],
+    );
+    const audited: { count: number }[] = await dataSource.query(
+      `SELECT count(*)::int AS count FROM audit_event WHERE $1 = ANY(patient_ids)`,
+      [known.mrn],
+    );
+    expect({ kept: kept[0]!.count, audited: audited[0]!.count }).toEqual({ kept: 0, audited: 0 });
   });
 
   it('rejects plaintext written around the subscriber with the CHECK constraint', async () => {
