@@ -6,6 +6,7 @@ import { SmartModule } from '../smart/smart.module.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { ResourceValidator } from './resource-validator.js';
 import { FHIR_REST_CONTROLLERS } from './fhir-controllers.js';
 import { FhirService } from './fhir.service.js';
 import { SecurityContexts } from './security-contexts.js';
@@ -32,6 +33,7 @@ import { SearchService } from './search/search.service.js';
   controllers: [...FHIR_REST_CONTROLLERS, PatientMatchController, TerminologyController],
   providers: [
     FhirDefinitions,
+    ResourceValidator,
     FhirService,
     SecurityContexts,
     CascadeDelete,

@@ -9,6 +9,7 @@ import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { ResourceValidator } from './resource-validator.js';
 import { SecurityContexts } from './security-contexts.js';
 import {
   isValidId,
@@ -31,7 +32,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
 import { applyPatch, checkPatch, type PatchBody } from './patch-body.js';
-import { mapInTurns } from './turns.js';
+import { Turns } from './turns.js';
 import {
   assertVersionMatches,
   parseContent,
@@ -69,6 +70,7 @@ export class FhirService {
     config: AppConfig,
     private readonly repository: ResourceRepository,
     private readonly definitions: FhirDefinitions,
+    private readonly validator: ResourceValidator,
     private readonly access: ResourceAccess,
     private readonly indexer: IndexExtractor,
     private readonly searches: SearchService,
@@ -102,9 +104,12 @@ export class FhirService {
     items: { type: string; body: unknown; id?: string }[],
   ): Promise<StoredResource[]> {
     // A lab's message may hold a thousand results: validated in turns, not holding the loop.
-    const checked = await mapInTurns(items, ({ type, body, id }) =>
-      this.checkCreate(user, type, body, { ...(id ? { id } : {}) }),
-    );
+    const checked: CheckedCreate[] = [];
+    const turns = new Turns();
+    for (const { type, body, id } of items) {
+      await turns.next();
+      checked.push(await this.checkCreate(user, type, body, { ...(id ? { id } : {}) }));
+    }
     return this.createChecked(user, checked);
   }
 
@@ -112,14 +117,14 @@ export class FhirService {
    * What `create` checks before it writes (type, body, access), for a caller that checks each
    * of many creates on its own, to say which one failed, and then writes them all at once.
    */
-  checkCreate(
+  async checkCreate(
     user: AuthenticatedUser,
     type: string,
     body: unknown,
     options: { id?: string } = {},
-  ): CheckedCreate {
+  ): Promise<CheckedCreate> {
     this.assertType(type);
-    const resource = withWriteOnlyKept(this.checkBody(type, body), undefined);
+    const resource = withWriteOnlyKept(await this.checkBody(type, body), undefined);
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = options.id ?? randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
@@ -187,7 +192,7 @@ export class FhirService {
     this.assertType(type);
     return this.unitOfWork.run(async () => {
       const match = await this.uniqueMatch(user, type, criteria);
-      const resource = this.checkBody(type, body);
+      const resource = await this.checkBody(type, body);
       if (match) {
         if (resource.id !== undefined && resource.id !== match) {
           throw AppError.invalid('The id in the body is not the id of the resource that matches', [
@@ -384,7 +389,7 @@ export class FhirService {
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     this.assertId(id, type);
-    const resource = this.checkBody(type, body);
+    const resource = await this.checkBody(type, body);
     if (resource.id !== id) {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
     }
@@ -508,7 +513,7 @@ export class FhirService {
     if (patched.resourceType !== type || patched.id !== id) {
       throw AppError.invalid('A patch must not change resourceType or id');
     }
-    const resource = withWriteOnlyKept(this.checkBody(type, patched), previous);
+    const resource = withWriteOnlyKept(await this.checkBody(type, patched), previous);
     this.access.assertMayWrite(user, resource, previous);
     const unchanged = !sendsWriteOnly(patched) && sameContent(resource, previous);
     return unchanged
@@ -739,7 +744,7 @@ export class FhirService {
     }
   }
 
-  private checkBody(type: string, body: unknown): FhirResource {
+  private async checkBody(type: string, body: unknown): Promise<FhirResource> {
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
       throw AppError.of(
         400,
@@ -758,7 +763,7 @@ export class FhirService {
         `${type}.id`,
       ]);
     }
-    this.definitions.validate(resource);
+    await this.validator.validate(resource);
     const conditional = conditionalReferences(resource)[0];
     if (conditional) {
       throw AppError.invalid(

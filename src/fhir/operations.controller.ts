@@ -35,12 +35,12 @@ export class OperationsController {
   @ApiParam(TYPE_PARAM)
   @ApiBody(RESOURCE)
   @ApiResponse({ status: 200, ...OUTCOME })
-  validate(
+  async validate(
     @Param('type') type: string,
     @Body() body: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
-  ): unknown {
-    return sendFhirJson(reply, this.validation.validate(type, body));
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.validation.validate(type, body));
   }
 
   @Get('Patient/:id/$everything')

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
 import { FhirDefinitions } from './fhir-definitions.js';
+import { ResourceValidator } from './resource-validator.js';
 import { isValidId, type FhirResource } from './fhir-types.js';
 
 interface ValidateInput {
@@ -19,9 +20,12 @@ interface ValidateInput {
  */
 @Injectable()
 export class ValidateService {
-  constructor(private readonly definitions: FhirDefinitions) {}
+  constructor(
+    private readonly definitions: FhirDefinitions,
+    private readonly validator: ResourceValidator,
+  ) {}
 
-  validate(type: string, body: unknown): OperationOutcome {
+  async validate(type: string, body: unknown): Promise<OperationOutcome> {
     this.definitions.assertResourceType(type);
     const input = inputOf(type, body);
     if (input.mode !== undefined && input.mode !== 'create' && input.mode !== 'update') {
@@ -56,7 +60,7 @@ export class ValidateService {
     }
     if (issues.length === 0) {
       try {
-        this.definitions.validate(resource as FhirResource);
+        await this.validator.validate(resource as FhirResource);
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
         issues.push(...error.issues);

@@ -177,7 +177,7 @@ export class BundleService {
             ? resolveReferences(entry.resource, references, where, baseOf(entry))
             : undefined;
           const id = planned.get(entry.index)!.id;
-          return Promise.resolve(this.fhir.checkCreate(user, entry.type, body, { id }));
+          return this.fhir.checkCreate(user, entry.type, body, { id });
         }),
       );
     }
