@@ -26,6 +26,11 @@ export const IF_NONE_MATCH = {
   required: false,
   description: 'The ETag of the copy held, e.g. W/"2" (or If-Modified-Since): 304 if current',
 };
+export const IF_NONE_MATCH_WRITE = {
+  name: 'If-None-Match',
+  required: false,
+  description: '* to create only (412 if it exists), or ETags it must not write over (412)',
+};
 export const NOT_MODIFIED = { status: 304, description: 'Not Modified: the copy held is current' };
 export const CASCADE_QUERY = {
   name: '_cascade',

@@ -34,6 +34,7 @@ import { ReferenceIntegrity } from './reference-integrity.js';
 import { applyPatch, checkPatch, type PatchBody } from './patch-body.js';
 import { Turns } from './turns.js';
 import {
+  assertNoneMatches,
   assertVersionMatches,
   parseContent,
   parseIfMatch,
@@ -188,6 +189,7 @@ export class FhirService {
     criteria: string,
     body: unknown,
     ifMatch?: string,
+    ifNoneMatch?: string,
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     return this.unitOfWork.run(async () => {
@@ -201,10 +203,14 @@ export class FhirService {
         }
         return this.update(user, type, match, { ...resource, id: match }, ifMatch, {
           matched: true,
+          ifNoneMatch,
         });
       }
       if (resource.id !== undefined) {
-        return this.update(user, type, resource.id, resource, ifMatch, { unmatched: true });
+        return this.update(user, type, resource.id, resource, ifMatch, {
+          unmatched: true,
+          ifNoneMatch,
+        });
       }
       return { stored: await this.create(user, type, resource), created: true };
     });
@@ -385,7 +391,7 @@ export class FhirService {
     id: string,
     body: unknown,
     ifMatch?: string,
-    options: { matched?: boolean; unmatched?: boolean } = {},
+    options: { matched?: boolean; unmatched?: boolean; ifNoneMatch?: string } = {},
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     this.assertId(id, type);
@@ -414,6 +420,7 @@ export class FhirService {
         }
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
+        assertNoneMatches(current, options.ifNoneMatch);
         const kept = this.access.withMetaKept(
           user,
           withWriteOnlyKept(resource, previous),

@@ -38,6 +38,7 @@ import {
   CASCADED,
   IF_MATCH,
   IF_NONE_MATCH,
+  IF_NONE_MATCH_WRITE,
   NOT_MODIFIED,
   OUTCOME,
   PATCH_BODY,
@@ -103,6 +104,7 @@ export class ResourceInstanceController {
   @ApiParam(TYPE_PARAM)
   @ApiBody(RESOURCE)
   @ApiHeader(IF_MATCH)
+  @ApiHeader(IF_NONE_MATCH_WRITE)
   @ApiResponse({ status: 200, ...RESOURCE })
   @ApiResponse({ status: 412, ...OUTCOME })
   async update(
@@ -111,6 +113,7 @@ export class ResourceInstanceController {
     @Param('id') id: string,
     @Body() body: unknown,
     @Headers('if-match') ifMatch: string | undefined,
+    @Headers('if-none-match') ifNoneMatch: string | undefined,
     @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -121,6 +124,7 @@ export class ResourceInstanceController {
       id,
       resourceBody(type, body, request),
       ifMatch,
+      { ifNoneMatch },
     );
     return sendStored(reply, request, stored, {
       status: created ? 201 : 200,

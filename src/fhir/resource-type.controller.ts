@@ -33,6 +33,7 @@ import {
   CASCADE_QUERY,
   CASCADED,
   IF_MATCH,
+  IF_NONE_MATCH_WRITE,
   OUTCOME,
   PATCH_BODY,
   RESOURCE,
@@ -104,11 +105,13 @@ export class ResourceTypeController {
   @ApiParam(TYPE_PARAM)
   @ApiBody(RESOURCE)
   @ApiHeader(IF_MATCH)
+  @ApiHeader(IF_NONE_MATCH_WRITE)
   async conditionalUpdate(
     @CurrentUser() user: AuthenticatedUser,
     @Param('type') type: string,
     @Body() body: unknown,
     @Headers('if-match') ifMatch: string | undefined,
+    @Headers('if-none-match') ifNoneMatch: string | undefined,
     @Headers('prefer') prefer: string | undefined,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
@@ -119,6 +122,7 @@ export class ResourceTypeController {
       queryOf(request),
       body,
       ifMatch,
+      ifNoneMatch,
     );
     return sendStored(reply, request, stored, {
       status: created ? 201 : 200,

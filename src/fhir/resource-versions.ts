@@ -85,6 +85,29 @@ export function parseIfMatch(header: string | undefined): number | undefined {
   return Number(match[1]);
 }
 
+/**
+ * `If-None-Match` on a write (RFC 9110 §13.1.2): `*` holds only when there is no current
+ * version (none yet, or deleted), so a PUT with it creates and never overwrites; a list of
+ * ETags holds unless it names the current version. Failing, the write is a 412.
+ */
+export function assertNoneMatches(
+  current: ResourceEntity | null,
+  header: string | undefined,
+): void {
+  if (header === undefined || !current || current.deleted) {
+    return;
+  }
+  const tags = header.split(',').map((tag) => tag.trim().replace(/^W\//, ''));
+  if (tags.includes('*')) {
+    throw AppError.preconditionFailed(
+      `If-None-Match: * and the ${current.resourceType} exists (version ${current.versionId})`,
+    );
+  }
+  if (tags.includes(`"${current.versionId}"`)) {
+    throw AppError.preconditionFailed('If-None-Match names the current version');
+  }
+}
+
 export function assertVersionMatches(
   current: ResourceEntity | null,
   expected: number | undefined,
