@@ -43,6 +43,25 @@ export class OperationsController {
     return sendFhirJson(reply, await this.validation.validate(type, body));
   }
 
+  @Post(':type/:id/$validate')
+  @FhirInteraction('update')
+  @HttpCode(200)
+  @ApiOperation({
+    summary:
+      'Validate a body as an update of this resource, storing nothing (200 OperationOutcome)',
+  })
+  @ApiParam(TYPE_PARAM)
+  @ApiBody(RESOURCE)
+  @ApiResponse({ status: 200, ...OUTCOME })
+  async validateInstance(
+    @Param('type') type: string,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return sendFhirJson(reply, await this.validation.validate(type, body, id));
+  }
+
   @Get('Patient/:id/$everything')
   @FhirInteraction('read', 'Patient')
   @ApiOperation({

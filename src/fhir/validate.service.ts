@@ -12,7 +12,8 @@ interface ValidateInput {
 }
 
 /**
- * `POST /fhir/{type}/$validate` (FHIR R4 Resource-validate): the checks a create or update
+ * `POST /fhir/{type}/$validate` and `POST /fhir/{type}/{id}/$validate` (FHIR R4
+ * Resource-validate, at type and instance level): the checks a create or update
  * makes of a body (R4 definitions, required bindings, id syntax), run without storing
  * anything, so an integrator can test messages before sending them. The answer is 200 with an
  * OperationOutcome whether the resource is valid or not; 4xx means the validation could not
@@ -25,9 +26,20 @@ export class ValidateService {
     private readonly validator: ResourceValidator,
   ) {}
 
-  async validate(type: string, body: unknown): Promise<OperationOutcome> {
+  /**
+   * @param instanceId - the id in the URL of `POST /fhir/{type}/{id}/$validate`: the body is
+   * checked as an update of that resource (mode `update`, the same id), as R4 invokes
+   * Resource-validate on an instance.
+   */
+  async validate(type: string, body: unknown, instanceId?: string): Promise<OperationOutcome> {
     this.definitions.assertResourceType(type);
     const input = inputOf(type, body);
+    if (instanceId !== undefined) {
+      if (input.mode !== undefined && input.mode !== 'update') {
+        throw AppError.of(400, 'not-supported', '$validate on a resource checks mode update only');
+      }
+      input.mode = 'update';
+    }
     if (input.mode !== undefined && input.mode !== 'create' && input.mode !== 'update') {
       throw AppError.of(400, 'not-supported', '$validate checks mode create or update only');
     }
@@ -52,6 +64,8 @@ export class ValidateService {
     }
     if (input.mode === 'update' && id === undefined) {
       issues.push(problem('An update needs the resource id', `${type}.id`));
+    } else if (instanceId !== undefined && id !== instanceId) {
+      issues.push(problem('Resource id must match the id in the URL', `${type}.id`));
     }
     if (id !== undefined && (typeof id !== 'string' || !isValidId(id))) {
       issues.push(
