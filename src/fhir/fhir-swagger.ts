@@ -14,7 +14,7 @@ export const PATCH_BODY = {
 export const IF_MATCH = {
   name: 'If-Match',
   required: false,
-  description: 'Version ETag, e.g. W/"1"',
+  description: 'Version ETag, e.g. W/"1", or * (412 unless the resource exists)',
 };
 export const TYPE_PARAM = {
   name: 'type',

@@ -36,6 +36,7 @@ import { Turns } from './turns.js';
 import {
   assertNoneMatches,
   assertVersionMatches,
+  type IfMatch,
   parseContent,
   parseIfMatch,
   sameContent,
@@ -499,7 +500,7 @@ export class FhirService {
     type: string,
     id: string,
     patch: PatchBody,
-    expected: number | undefined,
+    expected: IfMatch | undefined,
   ): Promise<{ versionId: number; resource?: FhirResource }> {
     const current = await this.repository.findCurrent(type, id);
     if (!current) {

@@ -73,14 +73,23 @@ export function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResou
   };
 }
 
-/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3. A malformed header can never match. */
-export function parseIfMatch(header: string | undefined): number | undefined {
+/**
+ * What `If-Match` asks of the current version: that number, or `*`, that there is one (RFC
+ * 9110 §13.1.1: an update or patch that never creates, a delete of what is not deleted).
+ */
+export type IfMatch = number | '*';
+
+/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3, `*` to `*`. A malformed header can never match. */
+export function parseIfMatch(header: string | undefined): IfMatch | undefined {
   if (header === undefined) {
     return undefined;
   }
+  if (header.trim() === '*') {
+    return '*';
+  }
   const match = /^\s*(?:W\/)?"?(\d{1,10})"?\s*$/.exec(header);
   if (!match) {
-    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1"');
+    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1", or *');
   }
   return Number(match[1]);
 }
@@ -110,8 +119,14 @@ export function assertNoneMatches(
 
 export function assertVersionMatches(
   current: ResourceEntity | null,
-  expected: number | undefined,
+  expected: IfMatch | undefined,
 ): void {
+  if (expected === '*') {
+    if (!current || current.deleted) {
+      throw AppError.preconditionFailed('If-Match: * and there is no current version');
+    }
+    return;
+  }
   if (expected !== undefined && (!current || current.versionId !== expected)) {
     throw AppError.preconditionFailed('If-Match does not match the current version');
   }

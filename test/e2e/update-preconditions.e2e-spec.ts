@@ -5,9 +5,10 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
  * If-None-Match on PUT (RFC 9110 §13.1.2): `*` makes the PUT a create that never overwrites,
- * and a list of ETags refuses to write over those versions. Both are a 412 when they fail.
+ * and a list of ETags refuses to write over those versions. `If-Match: *` (§13.1.1) holds when
+ * the resource exists: an update that never creates. Each is a 412 when it fails.
  */
-describe('FHIR REST: If-None-Match on update', () => {
+describe('FHIR REST: If-None-Match and If-Match: * on writes', () => {
   let testApp: TestApp;
   let http: HttpFn;
   let fhir: string;
@@ -85,5 +86,40 @@ describe('FHIR REST: If-None-Match on update', () => {
     expect(refused.status).toBe(412);
     const read = await http('GET', `${fhir}/Patient/${created.body.id}`);
     expect(read.body.meta.versionId).toBe('1');
+  });
+
+  it('updates, patches and deletes with If-Match: * only what exists', async () => {
+    const id = uniqueId();
+    const body = { ...buildPatient(), id };
+    const notCreated = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': '*' },
+      body,
+    });
+    expect(notCreated.status).toBe(412);
+    expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(404);
+
+    expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
+    const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': '*' },
+      body: { ...body, gender: 'other' },
+    });
+    expect(updated.status).toBe(200);
+    expect(updated.body.meta.versionId).toBe('2');
+    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': '*', 'content-type': 'application/json-patch+json' },
+      raw: JSON.stringify([{ op: 'replace', path: '/gender', value: 'female' }]),
+    });
+    expect(patched.status).toBe(200);
+    expect(patched.body.meta.versionId).toBe('3');
+    const deleted = await http('DELETE', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': '*' },
+    });
+    expect(deleted.status).toBe(204);
+    const gone = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': '*' },
+      body,
+    });
+    expect(gone.status).toBe(412);
+    expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
   });
 });
