@@ -71,6 +71,14 @@ export class SearchConditions {
     if (criterion.has) {
       return this.has(subject, criterion, params);
     }
+    if (
+      (criterion.code === '_id' || criterion.code === '_lastUpdated') &&
+      criterion.modifier === 'missing' &&
+      !criterion.chain
+    ) {
+      // Every resource has an id and a lastUpdated: none is missing them.
+      return missingCondition(criterion, () => 'TRUE');
+    }
     if (criterion.code === '_id') {
       if (criterion.modifier !== 'not') this.noModifier(criterion.modifier, '_id');
       const match = `${subject.idSql} = ANY(${params.add(criterion.values)}::text[])`;
@@ -88,14 +96,7 @@ export class SearchConditions {
       return this.chain(subject, param, criterion, params);
     }
     if (criterion.modifier === 'missing') {
-      const exists = this.exists(subject, param, () => 'TRUE', params);
-      return criterion.values.every((value) => value === 'true')
-        ? `NOT ${exists}`
-        : criterion.values.every((value) => value === 'false')
-          ? exists
-          : (() => {
-              throw AppError.invalid(':missing takes true or false');
-            })();
+      return missingCondition(criterion, () => this.exists(subject, param, () => 'TRUE', params));
     }
     if (param.type === 'reference' && criterion.modifier === 'identifier') {
       // `subject:identifier=system|value`: the logical references' identifiers, indexed as
@@ -604,6 +605,13 @@ export class SearchConditions {
       throw unsupported(`The :${modifier} modifier is not supported on ${what}`);
     }
   }
+}
+
+/** `:missing=true` or `:missing=false`, given the SQL that holds when the parameter has a value. */
+function missingCondition(criterion: Criterion, exists: () => string): string {
+  if (criterion.values.every((value) => value === 'true')) return `NOT ${exists()}`;
+  if (criterion.values.every((value) => value === 'false')) return exists();
+  throw AppError.invalid(':missing takes true or false');
 }
 
 /** `Patient/123`, `123` (any type, or the :Type modifier's) or an absolute URL ending so. */
