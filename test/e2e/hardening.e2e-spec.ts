@@ -401,6 +401,31 @@ describe('HTTP hardening', () => {
     ).toEqual([{ family: 'M😀ller' }]);
   });
 
+  it('refuses a NUL character in JSON text with 400 rather than failing in the database', async () => {
+    const tagged = await http('POST', `${testApp.url}/fhir/Patient`, {
+      raw: '{"resourceType":"Patient","meta":{"tag":[{"system":"urn:x","code":"nul-tag\\u0000"}]}}',
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(tagged.status).toBe(400);
+    expect(tagged.body.issue[0]).toMatchObject({
+      code: 'structure',
+      expression: ['Patient.meta.tag[0].code'],
+    });
+    const stored = await http('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    const patched = await http('PATCH', `${testApp.url}/fhir/Patient/${stored.body.id as string}`, {
+      raw: '[{"op":"add","path":"/meta/tag","value":[{"code":"a\\u0000"}]}]',
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    expect(patched.status).toBe(400);
+    expect(patched.body.issue[0].code).toBe('structure');
+    const login = await plainHttp('POST', `${testApp.url}/auth/login`, {
+      raw: '{"username":"dr.lee\\u0000","password":"a long passphrase"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(login.status).toBe(400);
+    expect(login.body.issue[0]).toMatchObject({ code: 'structure', expression: ['username'] });
+  });
+
   it('refuses a query or form whose percent-encoding is not UTF-8, rather than searching its text', async () => {
     const invalid = (res: { status: number; body: any }) => {
       expect(res.status).toBe(400);

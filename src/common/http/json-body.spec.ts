@@ -84,6 +84,28 @@ describe('parseJsonBody', () => {
     expect(parseJsonBody(text)).toEqual({ a: '😀 😀 ü \\ud800' });
   });
 
+  it('refuses a NUL character escaped in a string or a key, naming the element', () => {
+    for (const escape of ['\\u0000', 'x\\u0000', '\\u0000\\u0041']) {
+      expect(refusal(`{"resourceType":"Patient","meta":{"tag":[{"code":"${escape}"}]}}`)).toEqual({
+        status: 400,
+        code: 'structure',
+        expression: ['Patient.meta.tag[0].code'],
+      });
+    }
+    expect(refusal('{"username":"dr.lee\\u0000","password":"x"}')).toEqual({
+      status: 400,
+      code: 'structure',
+      expression: ['username'],
+    });
+    expect(refusal('{"resourceType":"Patient","na\\u0000me":1}')).toEqual({
+      status: 400,
+      code: 'structure',
+    });
+    // Other escapes that merely start with zeros, and a backslash before u0000, are text.
+    const text = '{"a":"\\u0001\\u0010\\u00e9\\\\u0000"}';
+    expect(parseJsonBody(text)).toEqual(JSON.parse(text));
+  });
+
   it('refuses, in FHIR bodies, a number a double cannot hold as written, naming the element', () => {
     const fhir = { exactNumbers: true };
     const observation = (value: string) =>

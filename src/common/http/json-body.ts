@@ -12,9 +12,10 @@ export const MAX_JSON_DEPTH = 64;
  * Parses a JSON request body. One scan of the text first (json-scan.ts) refuses excessive
  * nesting before parsing, keys named like what every object has (`__proto__`, `constructor`,
  * `toString`…) at any depth, which would reach code that merges objects (prototype poisoning)
- * or looks names up on plain objects (the FHIR validator), and strings with half a surrogate
- * pair. With `exactNumbers` (FHIR bodies), numbers that JSON.parse would round are refused too:
- * a decimal is a measurement, and a changed one must not be stored as if it had been sent.
+ * or looks names up on plain objects (the FHIR validator), strings with half a surrogate
+ * pair, and strings or keys with a NUL character, which PostgreSQL cannot store. With
+ * `exactNumbers` (FHIR bodies), numbers that JSON.parse would round are refused too: a decimal
+ * is a measurement, and a changed one must not be stored as if it had been sent.
  */
 export function parseJsonBody(text: string, options = { exactNumbers: false }): unknown {
   const problem = scanJson(text, MAX_JSON_DEPTH, options);
@@ -43,6 +44,15 @@ export function parseJsonBody(text: string, options = { exactNumbers: false }): 
       `${path ?? 'A number'} has more digits than this server keeps exactly (15 significant, ` +
         'or an integer up to 2^53 - 1), or is out of range: send it rounded, or as text where ' +
         'the element allows',
+      path ? [path] : undefined,
+    );
+  }
+  if (problem?.kind === 'nul-character') {
+    const path = pathOf(value, problem.steps);
+    throw AppError.of(
+      400,
+      'structure',
+      `${path ?? 'A string'} holds a NUL character (\\u0000), which no text stored here may hold`,
       path ? [path] : undefined,
     );
   }

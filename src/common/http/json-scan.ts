@@ -6,7 +6,10 @@ export type JsonStep = string | number;
 /** What the scan of a JSON text found wrong, the first of it in the text. */
 export type JsonScanProblem =
   | { kind: 'depth' }
-  | { kind: 'prototype-key' | 'lone-surrogate' | 'inexact-number'; steps: JsonStep[] };
+  | {
+      kind: 'prototype-key' | 'lone-surrogate' | 'nul-character' | 'inexact-number';
+      steps: JsonStep[];
+    };
 
 /**
  * The names every plain object has (Object.prototype's own: `constructor`, `toString`,
@@ -40,8 +43,10 @@ const DIGIT_9 = 0x39;
  * without recursion, so a body built to exhaust a stack costs none), and keys named like what
  * every object has, at any depth, with the path to them; and escapes of half a UTF-16
  * surrogate pair (`"\ud800"`), which JSON.parse takes but no UTF-8 text can hold (stored, such a
- * string was indexed as U+FFFD and read back differently); with `exactNumbers`, numbers that a
- * double cannot hold as written (exact-decimal.ts), which JSON.parse would quietly round.
+ * string was indexed as U+FFFD and read back differently); escapes of NUL (`"\u0000"`), which
+ * PostgreSQL's text and jsonb cannot hold (a tag code or a username that reached them was a
+ * 500); with `exactNumbers`, numbers that a double cannot hold as written (exact-decimal.ts),
+ * which JSON.parse would quietly round.
  * Strings are skipped with indexOf, so the cost is in the structure rather than the length of
  * the text (about half of what JSON.parse takes). The text is not checked to be JSON
  * (JSON.parse does that); on text that is not, the answer means nothing.
@@ -69,6 +74,7 @@ export function scanJson(
       const start = i + 1;
       let escaped = false;
       let lone = false;
+      let nul = false;
       let end = -1;
       for (let from = start; end === -1;) {
         const quote = text.indexOf('"', from);
@@ -80,11 +86,10 @@ export function scanJson(
         if (nextBackslash < quote) {
           escaped = true;
           // Past the escaped character (a quote included), or the whole \uXXXX escape.
-          const skip =
-            text.charCodeAt(nextBackslash + 1) === LETTER_U
-              ? unicodeEscapeLength(text, nextBackslash)
-              : 2;
+          const unicode = text.charCodeAt(nextBackslash + 1) === LETTER_U;
+          const skip = unicode ? unicodeEscapeLength(text, nextBackslash) : 2;
           if (skip < 0) lone = true;
+          else if (unicode && hex4(text, nextBackslash + 2) === 0) nul = true;
           from = nextBackslash + Math.abs(skip);
         } else {
           end = quote;
@@ -97,9 +102,12 @@ export function scanJson(
         keyStart[depth] = start;
         keyEnd[depth] = escaped ? -end : end;
       }
-      if (!problem && (lone || (key && isPrototypeKeyAt(text, start, end, escaped)))) {
+      if (!problem && (lone || nul || (key && isPrototypeKeyAt(text, start, end, escaped)))) {
         const steps = stepsTo(text, depth, items, keyStart, keyEnd);
-        problem = { kind: lone ? 'lone-surrogate' : 'prototype-key', steps };
+        problem = {
+          kind: lone ? 'lone-surrogate' : nul ? 'nul-character' : 'prototype-key',
+          steps,
+        };
       }
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
       if (++depth > maxDepth) return { kind: 'depth' };
