@@ -287,6 +287,24 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(posted.rows[0]!.patient_ids).toHaveLength(2);
   });
 
+  it('answers and records a parameter whose name holds a NUL, leaving that name out', async () => {
+    // The name reached the row's jsonb, which cannot hold NUL: the audit write failed (503).
+    const search = await audited(doctor, 'GET', `${fhir}/Patient?fam%00ily=x&_count=1`);
+    expect(search.status).toBe(400);
+    expect(search.body.resourceType).toBe('OperationOutcome');
+    expect(search.rows).toMatchObject([
+      { outcome: 'failure', status_code: 400, query_params: ['_count'] },
+    ]);
+    const posted = await audited(doctor, 'POST', `${fhir}/Patient/_search`, {
+      raw: 'fam%00ily=x&gender=male',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(posted.status).toBe(400);
+    expect(posted.rows).toMatchObject([
+      { outcome: 'failure', status_code: 400, query_params: ['gender'] },
+    ]);
+  });
+
   it('keeps PHI out of every audit column', async () => {
     const phi = {
       family: `Quasimodo${randomUUID().slice(0, 6)}`,
