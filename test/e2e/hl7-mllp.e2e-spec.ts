@@ -352,6 +352,36 @@ describe('HL7 v2 over MLLP', () => {
     });
   });
 
+  it('answers AR for a message holding NUL, in its MSH or its content, and keeps it rejected', async () => {
+    // In MSH-10 it failed the insert of the message row (a 500, or on MLLP no ACK, so the sender
+    // resent it for ever); in a PID it failed the mapped write (AE 207 "internal error").
+    const tag = randomUUID().slice(0, 8);
+    const integration = await tokenFor(testApp, 'integration');
+    const post = (text: string) =>
+      fetch(`${testApp.url}/hl7/v2`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${integration}`, 'content-type': HL7_MEDIA_TYPE },
+        body: Buffer.from(text, 'latin1'),
+      });
+    const head = (control: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A01|${control}|P|2.5\rEVN|A01|20240101`;
+    const inHeader = await post(`${head(`NUL\0${tag}`)}\rPID|1||NH-${tag}^^^HOSP^MR||Nul^Head`);
+    expect(inHeader.status).toBe(200);
+    const headerAck = await inHeader.text();
+    expect(msaOf(headerAck)).toEqual({ code: 'AR', controlId: `NUL\\X00\\${tag}` });
+    expect(headerAck).toContain('NUL character');
+    const inContent = await post(`${head(`NUL-${tag}`)}\rPID|1||NC-${tag}\0^^^HOSP^MR||Nul^Body`);
+    expect(msaOf(await inContent.text())).toEqual({ code: 'AR', controlId: `NUL-${tag}` });
+    const rows = await data.query<{ control_id: string; status: string }[]>(
+      `SELECT control_id, status FROM hl7_message WHERE control_id LIKE $1 ORDER BY control_id`,
+      [`NUL%${tag}`],
+    );
+    expect(rows).toEqual([
+      { control_id: `NUL-${tag}`, status: 'rejected' },
+      { control_id: `NUL\\X00\\${tag}`, status: 'rejected' },
+    ]);
+  });
+
   it('answers AE (ERR 207 naming the limit) for a message of more than 1,000 results, and keeps none', async () => {
     // 20,000 OBX in one ORU took 63 s to ACK and held the event loop 40 s.
     const tag = randomUUID().slice(0, 8);

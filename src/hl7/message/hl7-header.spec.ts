@@ -60,6 +60,30 @@ describe('decodeMessage', () => {
     expect(() => decodeMessage(wrong)).toThrow(Hl7RejectError);
   });
 
+  it('refuses a message holding NUL, keeping its header with NUL escaped for the AR', () => {
+    for (const [message, controlId] of [
+      ['MSH|^~\\&|LAB|HOSP|CV|CV|1||ADT^A01|N-1|P|2.5\rPID|||MRN1\0^^^HOSP^MR||Doe', 'N-1'],
+      ['MSH|^~\\&|LAB|HOSP|CV|CV|1||ADT^A01|N\0-2|P|2.5\rPID|||MRN1^^^HOSP^MR||Doe', 'N\\X00\\-2'],
+      ['MSH|^~\\&|LAB|HOSP|CV|CV|1||ADT^A01|N-3|P|2.5||||||8859/1\rPID|||M\0', 'N-3'],
+    ]) {
+      let refused: Hl7RejectError | undefined;
+      try {
+        decodeMessage(Buffer.from(message!, 'latin1'));
+      } catch (error) {
+        refused = error as Hl7RejectError;
+      }
+      expect(refused).toBeInstanceOf(Hl7RejectError);
+      expect(refused!.message).toContain('NUL');
+      expect(refused!.header).toMatchObject({ controlId, sendingApplication: 'LAB' });
+      expect(JSON.stringify(refused!.header)).not.toContain('\\u0000');
+    }
+    // NUL as the field separator is no delimiter either.
+    const nulDelimited = ['MSH', '^~\\&', 'A', 'B', 'C', 'D', '1', '', 'ADT^A01', '1'].join('\0');
+    expect(() => decodeMessage(Buffer.from(nulDelimited))).toThrow(
+      'MSH-1 and MSH-2 must give five distinct delimiter characters',
+    );
+  });
+
   it('keeps the header of a message refused for its character set, for the AR to answer', () => {
     for (const message of [
       'MSH|^~\\&|LAB|HOSP|CV|CV|1||ORU^R01|CTRL123|P|2.5.1||||||UNICODE UTF-16\rPID|1',

@@ -82,7 +82,7 @@ export interface DecodedMessage {
 }
 
 const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-const UNSAFE_DELIMITER = /[A-Za-z0-9\s]/;
+const UNSAFE_DELIMITER = /[A-Za-z0-9\s\0]/;
 
 /**
  * Decodes one message's bytes: byte-order mark, MSH-18 character set, any of CR, LF or CRLF as
@@ -113,7 +113,18 @@ export function messageOf(decoded: string): DecodedMessage {
     .split(/\r\n|\r|\n/)
     .filter((segment) => segment.trim().length > 0)
     .join('\r');
-  return { text, header: readHeader(firstLine(text)) };
+  const header = readHeader(firstLine(text));
+  if (text.includes('\0')) {
+    // No HL7 v2 character set has a use for NUL, and PostgreSQL cannot store it: mapped, it
+    // failed the write (an AE "internal error" that every resend repeated).
+    const error = new Hl7RejectError(
+      '102',
+      'The message holds a NUL character (0x00), which HL7 v2 text cannot carry',
+    );
+    error.header = header;
+    throw error;
+  }
+  return { text, header };
 }
 
 function firstLine(text: string): string {
@@ -145,8 +156,11 @@ function readHeader(msh: string): Hl7Header {
     subcomponent: encoding[3]!,
     encoding,
   };
-  // fields[n - 1] is MSH-n: MSH-1 is the field separator itself.
-  const fields = msh.split(field);
+  // fields[n - 1] is MSH-n: MSH-1 is the field separator itself. A NUL is kept as HL7's own
+  // escape of it (\X00\): these fields go to text columns, which cannot hold NUL (the message
+  // then could not even be stored to be refused), and the ACK echoes MSH-10 as the same value.
+  const nul = `${delimiters.escape}X00${delimiters.escape}`;
+  const fields = msh.replaceAll('\0', nul).split(field);
   const at = (n: number): string => fields[n - 1] ?? '';
   const [messageCode = '', triggerEvent = ''] = at(9).split(delimiters.component);
   if (!messageCode || !at(10)) {
