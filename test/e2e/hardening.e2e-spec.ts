@@ -426,6 +426,25 @@ describe('HTTP hardening', () => {
     expect(login.body.issue[0]).toMatchObject({ code: 'structure', expression: ['username'] });
   });
 
+  it('refuses a key given twice in one object rather than storing the last', async () => {
+    // Each was taken, the last value winning: a 201 with gender female, a login as dr.lee.
+    const twice = await http('POST', `${testApp.url}/fhir/Patient`, {
+      raw: '{"resourceType":"Patient","gender":"male","gender":"female"}',
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(twice.status).toBe(400);
+    expect(twice.body.issue[0]).toMatchObject({
+      code: 'structure',
+      expression: ['Patient.gender'],
+    });
+    const login = await plainHttp('POST', `${testApp.url}/auth/login`, {
+      raw: '{"username":"nobody","password":"a long passphrase","username":"dr.lee"}',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(login.status).toBe(400);
+    expect(login.body.issue[0]).toMatchObject({ code: 'structure', expression: ['username'] });
+  });
+
   it('refuses a query or form whose percent-encoding is not UTF-8, rather than searching its text', async () => {
     const invalid = (res: { status: number; body: any }) => {
       expect(res.status).toBe(400);

@@ -106,6 +106,32 @@ describe('parseJsonBody', () => {
     expect(parseJsonBody(text)).toEqual(JSON.parse(text));
   });
 
+  it('refuses a key given twice in one object, however written, naming it', () => {
+    const cases: [string, string | undefined][] = [
+      ['{"resourceType":"Patient","gender":"male","gender":"female"}', 'Patient.gender'],
+      // Named by the type JSON.parse kept, the last.
+      ['{"resourceType":"Patient","resourceType":"Observation"}', 'Observation.resourceType'],
+      [
+        '{"resourceType":"Patient","name":[{"family":"A"},{"family":"B","family":"C"}]}',
+        'Patient.name[1].family',
+      ],
+      ['{"resourceType":"Patient","active":true,"\\u0061ctive":false}', 'Patient.active'],
+      ['{"username":"nobody","password":"x","username":"dr.lee"}', 'username'],
+    ];
+    for (const [text, path] of cases) {
+      expect(refusal(text)).toEqual({
+        status: 400,
+        code: 'structure',
+        ...(path ? { expression: [path] } : {}),
+      });
+    }
+    // The same key in sibling or nested objects, and a key equal to a value, is no repeat.
+    const text =
+      '{"resourceType":"Patient","name":[{"family":"A"},{"family":"B"}],' +
+      '"contact":[{"name":{"family":"C","name":"x"}}],"family":"family"}';
+    expect(parseJsonBody(text)).toEqual(JSON.parse(text));
+  });
+
   it('refuses, in FHIR bodies, a number a double cannot hold as written, naming the element', () => {
     const fhir = { exactNumbers: true };
     const observation = (value: string) =>

@@ -13,7 +13,8 @@ export const MAX_JSON_DEPTH = 64;
  * nesting before parsing, keys named like what every object has (`__proto__`, `constructor`,
  * `toString`…) at any depth, which would reach code that merges objects (prototype poisoning)
  * or looks names up on plain objects (the FHIR validator), strings with half a surrogate
- * pair, and strings or keys with a NUL character, which PostgreSQL cannot store. With
+ * pair, strings or keys with a NUL character, which PostgreSQL cannot store, and a key given
+ * twice in one object (JSON.parse keeps the last, silently). With
  * `exactNumbers` (FHIR bodies), numbers that JSON.parse would round are refused too: a decimal
  * is a measurement, and a changed one must not be stored as if it had been sent.
  */
@@ -44,6 +45,16 @@ export function parseJsonBody(text: string, options = { exactNumbers: false }): 
       `${path ?? 'A number'} has more digits than this server keeps exactly (15 significant, ` +
         'or an integer up to 2^53 - 1), or is out of range: send it rounded, or as text where ' +
         'the element allows',
+      path ? [path] : undefined,
+    );
+  }
+  if (problem?.kind === 'duplicate-key') {
+    const path = pathOf(value, problem.steps);
+    throw AppError.of(
+      400,
+      'structure',
+      `${path ?? 'A key'} is given twice in one object: JSON keys must be unique, or which ` +
+        'value was meant is a guess',
       path ? [path] : undefined,
     );
   }

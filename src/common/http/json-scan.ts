@@ -7,7 +7,8 @@ export type JsonStep = string | number;
 export type JsonScanProblem =
   | { kind: 'depth' }
   | {
-      kind: 'prototype-key' | 'lone-surrogate' | 'nul-character' | 'inexact-number';
+      kind:
+        'prototype-key' | 'duplicate-key' | 'lone-surrogate' | 'nul-character' | 'inexact-number';
       steps: JsonStep[];
     };
 
@@ -46,7 +47,8 @@ const DIGIT_9 = 0x39;
  * string was indexed as U+FFFD and read back differently); escapes of NUL (`"\u0000"`), which
  * PostgreSQL's text and jsonb cannot hold (a tag code or a username that reached them was a
  * 500); with `exactNumbers`, numbers that a double cannot hold as written (exact-decimal.ts),
- * which JSON.parse would quietly round.
+ * which JSON.parse would quietly round; and a key given twice in one object, of which
+ * JSON.parse keeps the last without a word.
  * Strings are skipped with indexOf, so the cost is in the structure rather than the length of
  * the text (about half of what JSON.parse takes). The text is not checked to be JSON
  * (JSON.parse does that); on text that is not, the answer means nothing.
@@ -62,6 +64,9 @@ export function scanJson(
   const items = [0];
   const keyStart = [0];
   const keyEnd = [0];
+  // The keys of each open object so far: a key given twice is one value lost, and which one
+  // JSON.parse keeps (the last) is not what every reader of the same text keeps.
+  const keys: Set<string>[] = [];
   let depth = 0;
   let expectKey = false;
   let problem: JsonScanProblem | undefined;
@@ -97,15 +102,31 @@ export function scanJson(
       }
       i = end;
       const key = expectKey;
+      let duplicate = false;
       if (key) {
         expectKey = false;
         keyStart[depth] = start;
         keyEnd[depth] = escaped ? -end : end;
+        const seen = keys[depth];
+        if (seen) {
+          const name = escaped ? keyAt(text, start, -end) : text.slice(start, end);
+          duplicate = seen.has(name);
+          seen.add(name);
+        }
       }
-      if (!problem && (lone || nul || (key && isPrototypeKeyAt(text, start, end, escaped)))) {
+      if (
+        !problem &&
+        (lone || nul || duplicate || (key && isPrototypeKeyAt(text, start, end, escaped)))
+      ) {
         const steps = stepsTo(text, depth, items, keyStart, keyEnd);
         problem = {
-          kind: lone ? 'lone-surrogate' : nul ? 'nul-character' : 'prototype-key',
+          kind: lone
+            ? 'lone-surrogate'
+            : nul
+              ? 'nul-character'
+              : duplicate
+                ? 'duplicate-key'
+                : 'prototype-key',
           steps,
         };
       }
@@ -113,6 +134,7 @@ export function scanJson(
       if (++depth > maxDepth) return { kind: 'depth' };
       expectKey = c === OPEN_OBJECT;
       items[depth] = expectKey ? -1 : 0;
+      if (expectKey) keys[depth] = new Set();
     } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       if (depth > 0) depth--;
       expectKey = false;
