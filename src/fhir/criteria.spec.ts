@@ -15,4 +15,10 @@ describe('conditional criteria', () => {
     expect(criteriaKey('Patient', 'identifier=a|2&birthdate=1980')).not.toBe(key);
     expect(criteriaKey('Person', 'identifier=a|1&birthdate=1980')).not.toBe(key);
   });
+
+  it('keeps a NUL escaped in the key, which PostgreSQL text cannot hold', () => {
+    expect(criteriaKey('Patient', 'identifier=a%00&fam%00ily=x')).toBe(
+      'Patient?fam%00ily=x&identifier=a%00',
+    );
+  });
 });

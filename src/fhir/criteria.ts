@@ -8,9 +8,13 @@ export function criteriaQuery(type: string, criteria: string): string {
   return criteria.startsWith(`${type}?`) ? criteria.slice(type.length + 1) : criteria;
 }
 
+/**
+ * The key of the criteria's lock (hashed by PostgreSQL). A NUL (`%00`) stays escaped: as text
+ * it failed the lock's statement, a 500 before the search could refuse the value with its 400.
+ */
 export function criteriaKey(type: string, criteria: string): string {
   const canonical = [...new URLSearchParams(criteriaQuery(type, criteria))]
-    .map(([name, value]) => `${name}=${value}`)
+    .map(([name, value]) => `${name}=${value}`.replaceAll('\0', '%00'))
     .sort()
     .join('&');
   return `${type}?${canonical}`;

@@ -426,6 +426,30 @@ describe('HTTP hardening', () => {
     expect(login.body.issue[0]).toMatchObject({ code: 'structure', expression: ['username'] });
   });
 
+  it('refuses conditional criteria holding a NUL with 400, on every conditional interaction', async () => {
+    // The criteria's lock was taken with the NUL as text before the search could refuse it: 500.
+    const patient = '{"resourceType":"Patient"}';
+    const answers = [
+      await http('POST', `${testApp.url}/fhir/Patient`, {
+        raw: patient,
+        headers: { 'content-type': 'application/fhir+json', 'if-none-exist': 'identifier=a%00' },
+      }),
+      await http('PUT', `${testApp.url}/fhir/Patient?identifier=a%00`, {
+        raw: patient,
+        headers: { 'content-type': 'application/fhir+json' },
+      }),
+      await http('PATCH', `${testApp.url}/fhir/Patient?identifier=a%00`, {
+        raw: '[]',
+        headers: { 'content-type': 'application/json-patch+json' },
+      }),
+      await http('DELETE', `${testApp.url}/fhir/Patient?identifier=a%00`),
+    ];
+    for (const answer of answers) {
+      expect(answer.status).toBe(400);
+      expect(answer.body.issue[0].diagnostics).toContain('NUL');
+    }
+  });
+
   it('refuses a key given twice in one object rather than storing the last', async () => {
     // Each was taken, the last value winning: a 201 with gender female, a login as dr.lee.
     const twice = await http('POST', `${testApp.url}/fhir/Patient`, {
