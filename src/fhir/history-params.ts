@@ -133,13 +133,32 @@ function checkNames(
   }
 }
 
-/** `_since` of history and `$everything`: one instant. */
+/**
+ * `_since` of history and `$everything`: one instant, or a date (its first moment, UTC). Read
+ * by this pattern, not by `new Date` alone, which takes what it can guess: `1` was 2001, a
+ * time without a zone was the server's local time, `2020-02-30` was March 1st, and `2020`
+ * followed by a NUL was 2020.
+ */
 export function parseSince(raw: unknown): Date {
-  const since = typeof raw === 'string' ? new Date(raw) : undefined;
-  if (!since || Number.isNaN(since.getTime())) {
+  const match = typeof raw === 'string' ? SINCE.exec(raw) : null;
+  const since = match ? new Date(raw as string) : undefined;
+  if (!match || !since || Number.isNaN(since.getTime()) || !isCalendarDay(match)) {
     throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
   }
   return since;
+}
+
+const SINCE =
+  /^(\d{4})(?:-(0[1-9]|1[0-2])(?:-(0[1-9]|[12]\d|3[01])(?:T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?(?:Z|[+-](?:0\d|1[0-4]):[0-5]\d))?)?)?$/;
+
+/** Whether the day of a matched `_since` is in its month (no 30 February). */
+function isCalendarDay(match: RegExpExecArray): boolean {
+  const [, year, month, day] = match;
+  if (!month || !day) {
+    return true;
+  }
+  const date = new Date(Date.UTC(Number(year), Number(month) - 1, Number(day)));
+  return date.getUTCDate() === Number(day);
 }
 
 function integerParam(value: unknown, name: string, fallback: number): number {

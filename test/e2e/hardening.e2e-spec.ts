@@ -450,6 +450,25 @@ describe('HTTP hardening', () => {
     }
   });
 
+  it('reads _since as an instant or a date, refusing what a JavaScript Date would guess at', async () => {
+    const history = (since: string) =>
+      http('GET', `${testApp.url}/fhir/Patient/_history?_count=1&_since=${since}`);
+    // Each was a 200 for another instant: 2001, 2020 (the NUL dropped), March 1st, local time.
+    for (const since of ['1', '2020%00', '2020-02-30', '2020-01-01%2010:00', '2020-01-01T10:00']) {
+      const answer = await history(since);
+      expect(answer.status).toBe(400);
+      expect(answer.body.issue[0].diagnostics).toContain('_since must be an instant');
+    }
+    for (const since of ['2020', '2020-02', '2020-02-29', '2020-02-29T10:00:00.5%2B01:00']) {
+      expect((await history(since)).status).toBe(200);
+    }
+    const everything = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient/${(await http('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() })).body.id as string}/$everything?_since=1`,
+    );
+    expect(everything.status).toBe(400);
+  });
+
   it('refuses a key given twice in one object rather than storing the last', async () => {
     // Each was taken, the last value winning: a 201 with gender female, a login as dr.lee.
     const twice = await http('POST', `${testApp.url}/fhir/Patient`, {
