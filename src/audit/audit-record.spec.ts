@@ -1,4 +1,4 @@
-import { chain, entryHash, GENESIS_HASH, type AuditEntry } from './audit-record.js';
+import { chain, entryHash, GENESIS_HASH, storableEntry, type AuditEntry } from './audit-record.js';
 import { cliAuditEntry } from './cli-audit.js';
 
 function entries(n: number): AuditEntry[] {
@@ -41,5 +41,17 @@ describe('audit hash chain', () => {
     const [entry] = chain({ seq: 0, hash: GENESIS_HASH }, entries(1));
     const reordered = Object.fromEntries(Object.entries(entry!).reverse()) as typeof entry;
     expect(entryHash(reordered!)).toBe(entry!.hash);
+  });
+
+  it('makes entries storable: U+FFFD for NUL and unpaired surrogates, pairs kept', () => {
+    const entry = {
+      ...cliAuditEntry('test', { queryParams: ['a\u0000b', 'c\uD800', '\uDC00d', '\uD83D\uDE00'] }),
+      userAgent: 'x\u0000y',
+    };
+    const stored = storableEntry(entry);
+    expect(stored.queryParams).toEqual(['a\uFFFDb', 'c\uFFFD', '\uFFFDd', '\uD83D\uDE00']);
+    expect(stored.userAgent).toBe('x\uFFFDy');
+    expect(stored.recordedAt).toBe(entry.recordedAt);
+    expect(storableEntry(stored)).toEqual(stored);
   });
 });

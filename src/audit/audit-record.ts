@@ -51,6 +51,32 @@ export interface ChainedAuditEntry extends AuditEntry {
   hash: string;
 }
 
+/** UTF-16 surrogates without their pair, which jsonb refuses. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/** The text with U+FFFD in place of what PostgreSQL cannot store: U+0000 and lone surrogates. */
+function storableText(value: string): string {
+  return value.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
+}
+
+/**
+ * The entry as PostgreSQL can hold it: U+FFFD in place of what it cannot store. A request's
+ * parameter names are the sender's (`?a%00b=1`); one such character used to make the whole
+ * group commit fail, so that request left no row and every read committed with it got a 503.
+ * The hash is computed over this form, which is what the verifier reads back.
+ */
+export function storableEntry(entry: AuditEntry): AuditEntry {
+  const copy: Record<string, unknown> = { ...entry };
+  for (const [field, value] of Object.entries(copy)) {
+    if (typeof value === 'string') copy[field] = storableText(value);
+    else if (Array.isArray(value))
+      copy[field] = value.map((item: unknown) =>
+        typeof item === 'string' ? storableText(item) : item,
+      );
+  }
+  return copy as unknown as AuditEntry;
+}
+
 /** The columns in their fixed canonical order: changing it would break every existing chain. */
 const CANONICAL_FIELDS = [
   'id',

@@ -1,7 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource, EntityManager } from 'typeorm';
-import { contentHash, type AuditEntry, type ChainedAuditEntry } from './audit-record.js';
+import {
+  contentHash,
+  storableEntry,
+  type AuditEntry,
+  type ChainedAuditEntry,
+} from './audit-record.js';
 
 const COLUMNS: readonly [keyof ChainedAuditEntry, string][] = [
   ['chainSeq', 'chain_seq'],
@@ -48,7 +53,7 @@ export function appendStatement(entries: readonly AuditEntry[]): {
   text: string;
   values: string[];
 } {
-  const records = entries.map((entry) => ({
+  const records = entries.map(storableEntry).map((entry) => ({
     ...Object.fromEntries(CONTENT_COLUMNS.map(([field, column]) => [column, entry[field]])),
     content_hash: contentHash(entry),
   }));

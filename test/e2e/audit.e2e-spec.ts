@@ -340,6 +340,42 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(all).not.toContain('Bearer');
   });
 
+  it('records a request whose parameter names hold a NUL, and fails no other request with it', async () => {
+    // PostgreSQL cannot store U+0000 in text or jsonb: such a name used to fail the whole group
+    // commit, so the request left no row at all and every read committed with it answered 503.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const poisoned = Array.from({ length: 20 }, () =>
+      audited(http, 'GET', `${testApp.url}/no-such-route?a%00b=1`),
+    );
+    const reads = Array.from({ length: 20 }, () => audited(doctor, 'GET', `${fhir}/Patient/${id}`));
+    for (const read of await Promise.all(reads)) {
+      expect(read.status).toBe(200);
+      expect(read.rows).toMatchObject([{ action: 'read', status_code: 200, patient_ids: [id] }]);
+    }
+    for (const refused of await Promise.all(poisoned)) {
+      expect(refused.status).toBe(404);
+      expect(refused.rows).toMatchObject([{ status_code: 404, query_params: ['a\uFFFDb'] }]);
+    }
+    const user = await createUser(testApp, ['nurse']);
+    const failed = await audited(http, 'POST', `${testApp.url}/auth/login?%00=1`, {
+      body: { username: user.username, password: 'wrong password' },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(failed.status).toBe(401);
+    expect(failed.rows).toMatchObject([
+      { action: 'login', outcome: 'failure', actor_user_id: user.id, query_params: ['\uFFFD'] },
+    ]);
+    const form = await audited(doctor, 'POST', `${fhir}/Patient/_search`, {
+      raw: `_id=${id}&x%00=1`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(form.rows).toHaveLength(1);
+    expect(form.rows[0]!.query_params).toContain('x\uFFFD');
+    const verifier = testApp.app.get(AuditVerifier);
+    expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
+  });
+
   it('records logins, failed logins and the account they were for', async () => {
     const user = await createUser(testApp, ['nurse']);
     const failed = await audited(http, 'POST', `${testApp.url}/auth/login`, {
