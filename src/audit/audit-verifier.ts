@@ -31,6 +31,12 @@ export interface ChainSource {
   unsignedArchives?: ArchiveBoundary[];
   /** What the walk cannot decide but an auditor should know. */
   warnings?: string[];
+  /**
+   * Trusted checkpoints of the checkpoint file that name another chain id. Each may be another
+   * database's, but one that names a row of this chain with that row's hash is this chain's
+   * own (a row's hash covers every row before it and each row's random id).
+   */
+  foreign?: Checkpoint[];
 }
 
 /**
@@ -87,6 +93,7 @@ export class AuditVerifier {
         : [];
     return {
       warnings,
+      foreign: others,
       start,
       batches: batches(),
       // A sound chain holds every row between its start and the head: no count(*) needed.
@@ -146,6 +153,14 @@ export class AuditVerifier {
       }
       expected.set(checkpoint.chainSeq, checkpoint.hash);
     }
+    // The chain id is not in any row's hash: changed in the database, it set aside every
+    // checkpoint the file holds for this chain, and a tail removed after them went unnoticed.
+    const foreign = new Map<string, Checkpoint>();
+    for (const checkpoint of source.foreign ?? []) {
+      if (this.checkpoints.verify(checkpoint)) {
+        foreign.set(`${checkpoint.chainSeq}|${checkpoint.hash}`, checkpoint);
+      }
+    }
     let seq = source.start.seq;
     let hash = source.start.hash;
     for await (const batch of source.batches) {
@@ -163,6 +178,12 @@ export class AuditVerifier {
         }
         if (entryHash(row) !== row.hash) {
           return fail(`${where} was altered: its hash does not match its content`);
+        }
+        const ours = foreign.get(`${row.chainSeq}|${row.hash}`);
+        if (ours) {
+          return fail(
+            `${where} is named by a signed checkpoint of chain ${ours.chainId}: the chain id was changed (to ${source.head?.chainId ?? 'another'}), which sets aside that chain's checkpoints`,
+          );
         }
         const signed = expected.get(row.chainSeq);
         if (signed !== undefined && signed !== row.hash) {

@@ -52,7 +52,7 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       await client.query('DELETE FROM audit_checkpoint');
       await client.query('INSERT INTO audit_checkpoint SELECT * FROM saved_checkpoints');
       await client.query(
-        'UPDATE audit_chain_head h SET chain_seq = s.chain_seq, hash = s.hash FROM saved_head s',
+        'UPDATE audit_chain_head h SET chain_id = s.chain_id, chain_seq = s.chain_seq, hash = s.hash FROM saved_head s',
       );
       await client.query('DROP TABLE saved_events, saved_head, saved_checkpoints');
       await client.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
@@ -204,6 +204,22 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     } finally {
       await client.query('UPDATE audit_chain_head SET chain_id = $1', [real]);
     }
+  });
+
+  it('detects a truncated tail hidden behind a changed chain id and removed checkpoints', async () => {
+    // The chain id is in no row's hash: changed, it set the checkpoint file aside, and with the
+    // database's checkpoints gone a shortened chain verified, with a warning only. The file's
+    // checkpoint still names row 15, whose hash no other chain can have.
+    expect(
+      await tampered([
+        'DELETE FROM audit_event WHERE chain_seq > 15',
+        `UPDATE audit_chain_head SET chain_id = gen_random_uuid(), chain_seq = 15,
+           hash = (SELECT hash FROM audit_event WHERE chain_seq = 15)`,
+        'DELETE FROM audit_checkpoint',
+      ]),
+    ).toMatch(
+      /^Row 15 .* is named by a signed checkpoint of chain [0-9a-f-]{36}: the chain id was changed/,
+    );
   });
 
   it('detects a chain rewritten with recomputed hashes (no signing key), from the file alone', async () => {
