@@ -237,6 +237,27 @@ function scopeText(user: AuthenticatedUser): string {
   ].join(' ');
 }
 
+/**
+ * The patient a request names by itself (`/fhir/Patient/{id}…`, a break-glass grant's patient):
+ * the attempt is on that patient's record even when a guard refused it before the record was
+ * opened, which is when nothing else names the patient.
+ */
+function namedPatients(
+  request: FastifyRequest,
+  route: string | null,
+  resourceType: string | null,
+  resourceId: string | null,
+): string[] {
+  if (route?.startsWith('/fhir/') && resourceType === 'Patient' && resourceId) {
+    return [resourceId];
+  }
+  if (route === '/auth/break-glass' && request.method === 'POST') {
+    const patient = (request.body as { patient?: unknown } | undefined)?.patient;
+    return typeof patient === 'string' && isValidId(patient) ? [patient] : [];
+  }
+  return [];
+}
+
 /** One request's audit entry, from the request, its final status and what it touched. */
 export function httpAuditEntry(
   request: FastifyRequest,
@@ -264,6 +285,10 @@ export function httpAuditEntry(
     (scope?.entities.size === 1 ? scope.primary?.id : null) ??
     null;
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
+  const patients = new Set(scope?.patients);
+  for (const patient of namedPatients(request, route, resourceType, resourceId)) {
+    patients.add(patient);
+  }
   const userAgent = request.headers['user-agent'];
   return {
     id: randomUUID(),
@@ -286,7 +311,7 @@ export function httpAuditEntry(
     resourceVersion:
       param(request, 'vid', (value) => /^\d{1,10}$/.test(value)) ??
       (primaryMatches ? (scope?.primary?.version ?? null) : null),
-    patientIds: [...(scope?.patients ?? [])].sort(),
+    patientIds: [...patients].sort(),
     entities: [...(scope?.entities ?? [])],
     queryParams: parameterNames(request, route),
     outcome: statusCode < 400 ? 'success' : 'failure',

@@ -376,6 +376,32 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
   });
 
+  it('names the patient a refused request was for, so a search by patient finds the attempt', async () => {
+    // Refused by a guard, a request never opens the record: the patient it named was missing
+    // from patient_ids, and neither AuditEvent?patient= nor the accounting listed the attempt.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const attempts = [
+      await audited(auditor, 'GET', `${fhir}/Patient/${id}`),
+      await audited(http, 'GET', `${fhir}/Patient/${id}/$everything`),
+      await audited(
+        authorizedHttp(await tokenFor(testApp, 'nurse')),
+        'DELETE',
+        `${fhir}/Patient/${id}`,
+      ),
+      await audited(doctor, 'POST', `${testApp.url}/auth/break-glass`, {
+        body: { patient: id, reason: 'checking on a neighbour' },
+        headers: { 'content-type': 'application/json' },
+      }),
+    ];
+    expect(attempts.map((attempt) => attempt.status)).toEqual([403, 401, 403, 403]);
+    for (const attempt of attempts) {
+      expect(attempt.rows).toMatchObject([{ outcome: 'failure', patient_ids: [id] }]);
+    }
+    const search = await auditor('GET', `${fhir}/AuditEvent?patient=${id}&outcome=4`);
+    expect(search.body.entry).toHaveLength(4);
+  });
+
   it('records logins, failed logins and the account they were for', async () => {
     const user = await createUser(testApp, ['nurse']);
     const failed = await audited(http, 'POST', `${testApp.url}/auth/login`, {
