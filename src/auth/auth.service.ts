@@ -10,7 +10,7 @@ import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
 import { assertNewPassword, hashPassword, verifyAgainstDummy, verifyPassword } from './password.js';
-import { RefreshTokens } from './refresh-tokens.js';
+import { RefreshTokens, RefusedRefreshToken } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
 import { newTotpSecret, totpUri, verifyTotp } from './totp.js';
@@ -40,6 +40,12 @@ export class AuthService {
   /** The account a sign-in is about, for its audit row (the request carries no token yet). */
   private actor(user: UserEntity): void {
     this.audit.setActor({ id: user.id, name: user.username, roles: [...user.roles] });
+  }
+
+  /** The account a refresh token belonged to, for the audit row of a route that takes no token. */
+  private async actorById(userId: string): Promise<void> {
+    const user = await this.users.findById(userId);
+    if (user) this.actor(user);
   }
 
   async login(username: string, password: string): Promise<TokenResponse | MfaRequiredResponse> {
@@ -115,10 +121,13 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string, clientId?: string): Promise<TokenResponse> {
-    const { token, userId, sessionEpoch, login, grant } = await this.refreshTokens.rotate(
-      refreshToken,
-      clientId,
-    );
+    const { token, userId, sessionEpoch, login, grant } = await this.refreshTokens
+      .rotate(refreshToken, clientId)
+      .catch(async (error: unknown) => {
+        // A replayed token ends its session: the row names whose session that was.
+        if (error instanceof RefusedRefreshToken && error.owner) await this.actorById(error.owner);
+        throw error;
+      });
     const user = await this.users.findById(userId);
     if (user) this.actor(user);
     if (!user || !user.active) {
@@ -263,8 +272,9 @@ export class AuthService {
     );
   }
 
-  logout(refreshToken: string): Promise<void> {
-    return this.refreshTokens.revokeFamilyOf(refreshToken);
+  async logout(refreshToken: string): Promise<void> {
+    const owner = await this.refreshTokens.revokeFamilyOf(refreshToken);
+    if (owner) await this.actorById(owner);
   }
 
   /** Starts MFA enrolment: a new secret, shown once; MFA is on only after a code is verified. */

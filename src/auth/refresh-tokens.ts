@@ -9,6 +9,16 @@ import type { UserEntity } from './user.entity.js';
 
 const invalid = (): AppError => AppError.of(401, 'login', 'Invalid or expired refresh token');
 
+/**
+ * A refresh token refused, with the account whose session it belongs to when it is one of ours
+ * (a replayed, expired or misused token), for the audit row: the request carries no user.
+ */
+export class RefusedRefreshToken extends AppError {
+  constructor(readonly owner: string | undefined) {
+    super(401, invalid().issues);
+  }
+}
+
 /** The account a family belongs to, with its session epoch at the sign-in. */
 type SessionOwner = Pick<UserEntity, 'id' | 'sessionEpoch'>;
 
@@ -69,17 +79,18 @@ export class RefreshTokens {
       async (current, manager) => {
         const now = new Date();
         if (!current) {
-          return { error: invalid() };
+          return { error: new RefusedRefreshToken(undefined) };
         }
+        const refused = new RefusedRefreshToken(current.userId);
         if (current.revokedAt) {
           await this.repository.revokeFamily(current.familyId, now, manager);
-          return { error: invalid() };
+          return { error: refused };
         }
         if (current.expiresAt <= now || current.absoluteExpiresAt <= now) {
-          return { error: invalid() };
+          return { error: refused };
         }
         if (clientId !== undefined && current.appId !== clientId) {
-          return { error: invalid() };
+          return { error: refused };
         }
         const login = { amr: current.amr, authTime: current.authTime };
         const grant = grantOf(current);
@@ -109,11 +120,12 @@ export class RefreshTokens {
     return result;
   }
 
-  async revokeFamilyOf(presented: string): Promise<void> {
-    await this.repository.transactionOnToken(hashOf(presented), async (current, manager) => {
-      if (current) {
-        await this.repository.revokeFamily(current.familyId, new Date(), manager);
-      }
+  /** Ends the token's family; the account it belonged to, when it is one of ours. */
+  async revokeFamilyOf(presented: string): Promise<string | undefined> {
+    return this.repository.transactionOnToken(hashOf(presented), async (current, manager) => {
+      if (!current) return undefined;
+      await this.repository.revokeFamily(current.familyId, new Date(), manager);
+      return current.userId;
     });
   }
 

@@ -421,6 +421,41 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     ]);
   });
 
+  it('names the account of a logout and of a refresh token replayed after rotation', async () => {
+    // Both routes take no access token: the rows had no user, so a replayed (stolen) refresh
+    // token, which ends the session, was a failure no one could attribute.
+    const user = await createUser(testApp, ['nurse']);
+    const first = await login(testApp, user);
+    const json = { 'content-type': 'application/json' };
+    const rotated = await audited(http, 'POST', `${testApp.url}/auth/refresh`, {
+      body: { refresh_token: first.refresh_token },
+      headers: json,
+    });
+    expect(rotated.rows).toMatchObject([{ outcome: 'success', actor_user_id: user.id }]);
+    const replayed = await audited(http, 'POST', `${testApp.url}/auth/refresh`, {
+      body: { refresh_token: first.refresh_token },
+      headers: json,
+    });
+    expect(replayed.status).toBe(401);
+    expect(replayed.rows).toMatchObject([
+      { action: 'login', outcome: 'failure', actor_user_id: user.id, actor_name: user.username },
+    ]);
+    const second = await login(testApp, user);
+    const logout = await audited(http, 'POST', `${testApp.url}/auth/logout`, {
+      body: { refresh_token: second.refresh_token },
+      headers: json,
+    });
+    expect(logout.status).toBe(204);
+    expect(logout.rows).toMatchObject([
+      { action: 'logout', outcome: 'success', actor_user_id: user.id, actor_name: user.username },
+    ]);
+    const unknown = await audited(http, 'POST', `${testApp.url}/auth/logout`, {
+      body: { refresh_token: 'x'.repeat(43) },
+      headers: json,
+    });
+    expect(unknown.rows).toMatchObject([{ action: 'logout', actor_user_id: null }]);
+  });
+
   it('fails closed: when the audit row cannot be written, a read answers 503 and a write is undone', async () => {
     const repository = testApp.app.get(AuditRepository);
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
