@@ -241,6 +241,48 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     },
   );
 
+  it('records a request whose client hangs up mid-body once, as incomplete, not as a database failure', async () => {
+    // Node reports the hang-up twice: to the parser (which answered and recorded a refusal of
+    // its own) and to the request, whose ECONNRESET read as a lost database connection (503).
+    const token = (await login(testApp, await createUser(testApp, ['doctor']))).access_token;
+    const [{ seq }] = await db.query<[{ seq: string }]>(
+      `SELECT coalesce(max(chain_seq), 0) AS seq FROM audit_event`,
+    );
+    const requestId = `t-${randomUUID()}`;
+    const { port } = new URL(testApp.url);
+    await new Promise<void>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write(
+          `POST /fhir/Patient HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n` +
+            `Content-Type: application/fhir+json\r\nContent-Length: 1000\r\n` +
+            `X-Request-Id: ${requestId}\r\n\r\n{"resourceType":`,
+        );
+        setTimeout(() => socket.destroy(), 200);
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', reject);
+    });
+    const since = async () =>
+      db.query<(AuditRow & { request_id: string })[]>(
+        `SELECT * FROM audit_event WHERE chain_seq > $1 AND source = 'http' ORDER BY chain_seq`,
+        [seq],
+      );
+    await eventually('the hung-up request is recorded', async () =>
+      (await since()).some((row) => row.request_id === requestId),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(await since()).toMatchObject([
+      {
+        request_id: requestId,
+        action: 'create',
+        outcome: 'failure',
+        status_code: 400,
+        actor_user_id: expect.any(String),
+        detail: 'incomplete',
+      },
+    ]);
+  });
+
   it('records the version a write leaves current, and no new one for an unchanged update', async () => {
     const created = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body;
     const id = created.id as string;

@@ -19,6 +19,7 @@ export type IssueType =
   | 'throttled'
   | 'transient'
   | 'timeout'
+  | 'incomplete'
   | 'exception'
   | 'informational';
 

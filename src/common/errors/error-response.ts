@@ -55,6 +55,20 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
       ? { status, body: outcomeForStatus(500, requestId), unexpected: error }
       : { status, body: outcomeForStatus(status) };
   }
+  if (isClientHangUp(error)) {
+    // Nobody reads the answer; the status is for the audit row and the access log. Node's
+    // ECONNRESET here is the client's socket, not the database's.
+    return {
+      status: 400,
+      body: operationOutcome([
+        {
+          severity: 'error',
+          code: 'incomplete',
+          diagnostics: 'The client closed the connection before the request body arrived',
+        },
+      ]),
+    };
+  }
   if (isStatementTimeout(error)) {
     // Logged (unexpected): an operator learns which requests meet the limit, by request id.
     return {
@@ -75,6 +89,12 @@ export function errorResponse(error: unknown, requestId: string | undefined): Er
     return { status: 503, body: operationOutcome([unavailable]), unexpected: error };
   }
   return { status: 500, body: outcomeForStatus(500, requestId), unexpected: error };
+}
+
+/** Node's error on a request whose client closed the connection before its body arrived. */
+function isClientHangUp(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === 'ECONNRESET' && message === 'aborted';
 }
 
 /** The issue for a database that is down, read-only, full or busy (503), if that is the error. */

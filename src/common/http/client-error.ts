@@ -51,6 +51,12 @@ export function answerClientError(
 ): void {
   // A reset connection has nobody to answer.
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (error.code === 'HPE_INVALID_EOF_STATE') {
+    // Its sender closed it in the middle of a request: nobody to answer either. A request whose
+    // headers had arrived is recorded on its own, as incomplete, once the socket is gone.
+    socket.destroy(error);
+    return;
+  }
   const { status, issue } = answerFor(error.code);
   const requestId = randomUUID();
   if (socket.writable) {
