@@ -280,10 +280,13 @@ export function httpAuditEntry(
       param(request, 'type', (value) => TYPE.test(value)) ??
       scope?.primary?.type ??
       null);
-  const resourceId =
-    param(request, 'id', isValidId) ??
-    (scope?.entities.size === 1 ? scope.primary?.id : null) ??
-    null;
+  // A Bundle request's resource is the Bundle, which has no id: the one resource its entries
+  // touched is in `entities`, not a "Bundle/<its id>" that does not exist.
+  const resourceId = described.bundle
+    ? null
+    : (param(request, 'id', isValidId) ??
+      (scope?.entities.size === 1 ? scope.primary?.id : null) ??
+      null);
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
   const patients = new Set(scope?.patients);
   for (const patient of namedPatients(request, route, resourceType, resourceId)) {

@@ -596,6 +596,33 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     ]);
   });
 
+  it("never names a Bundle request's row after the one resource its entries touched", async () => {
+    // The row's resource is the Bundle, which has no id: the id of the only resource touched
+    // made it "Bundle/<patient id>", a resource that does not exist.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    for (const type of ['batch', 'transaction']) {
+      const bundle = await audited(doctor, 'POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type,
+          entry: [{ request: { method: 'GET', url: `Patient/${id}` } }],
+        },
+      });
+      expect(bundle.status).toBe(200);
+      expect(bundle.rows).toMatchObject([
+        {
+          subtype: type,
+          resource_type: 'Bundle',
+          resource_id: null,
+          resource_version: null,
+          entities: [`Patient/${id}`],
+          patient_ids: [id],
+        },
+      ]);
+    }
+  });
+
   it('flags break-glass access, and a grant whose audit row fails is not kept', async () => {
     const restricted = (
       await doctor('POST', `${fhir}/Patient`, {
