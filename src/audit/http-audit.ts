@@ -258,6 +258,26 @@ function namedPatients(
   return [];
 }
 
+/** The resource a request's URL names (`/fhir/Observation/1`, `/fhir/Patient/1/$everything`). */
+function namedResource(request: FastifyRequest, route: string | null): string | null {
+  const id = param(request, 'id', isValidId);
+  if (!id || !route) return null;
+  const type =
+    param(request, 'type', (value) => TYPE.test(value)) ??
+    /^\/fhir\/([A-Z][A-Za-z]{0,63})\/:id(\/|$)/.exec(route)?.[1];
+  return type ? `${type}/${id}` : null;
+}
+
+/**
+ * What the request touched, and first the resource its URL names: a request refused before it
+ * opened that resource (by a guard) is about it all the same, and AuditEvent.entity and the
+ * `entity` search read this list.
+ */
+function withNamed(touched: Set<string> | undefined, named: string | null): string[] {
+  const entities = [...(touched ?? [])];
+  return named && !entities.includes(named) ? [named, ...entities] : entities;
+}
+
 /** One request's audit entry, from the request, its final status and what it touched. */
 export function httpAuditEntry(
   request: FastifyRequest,
@@ -315,7 +335,7 @@ export function httpAuditEntry(
       param(request, 'vid', (value) => /^\d{1,10}$/.test(value)) ??
       (primaryMatches ? (scope?.primary?.version ?? null) : null),
     patientIds: [...patients].sort(),
-    entities: [...(scope?.entities ?? [])],
+    entities: withNamed(scope?.entities, namedResource(request, route)),
     queryParams: parameterNames(request, route),
     outcome: statusCode < 400 ? 'success' : 'failure',
     statusCode,

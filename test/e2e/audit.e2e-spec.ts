@@ -444,6 +444,37 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(search.body.entry).toHaveLength(4);
   });
 
+  it('names the resource a refused request was for, so a search by entity finds the attempt', async () => {
+    // resource_type and resource_id are in no AuditEvent element: a read refused by a guard
+    // had no entity at all, and AuditEvent?entity= could not find it.
+    const patient = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const observation = (
+      await doctor('POST', `${fhir}/Observation`, {
+        body: {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'heart rate' },
+          subject: { reference: `Patient/${patient}` },
+        },
+      })
+    ).body.id as string;
+    const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+    const refused = await audited(billing, 'GET', `${fhir}/Observation/${observation}`);
+    expect(refused.status).toBe(403);
+    expect(refused.rows).toMatchObject([{ entities: [`Observation/${observation}`] }]);
+    const search = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?entity=Observation/${observation}&outcome=4`,
+    );
+    expect(search.body.entry).toHaveLength(1);
+    expect(
+      (search.body.entry[0].resource.entity as { what?: { reference?: string } }[]).map(
+        (entity) => entity.what?.reference,
+      ),
+    ).toContain(`Observation/${observation}`);
+  });
+
   it('records logins, failed logins and the account they were for', async () => {
     const user = await createUser(testApp, ['nurse']);
     const failed = await audited(http, 'POST', `${testApp.url}/auth/login`, {
