@@ -7,6 +7,7 @@ import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { HL7_MEDIA_TYPE } from '../../src/common/http/media-types.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
@@ -1618,6 +1619,45 @@ describe('HL7 v2 over MLLP', () => {
       ['29463-7', 72.5, '1'],
       ['8302-2', 178, '1'],
     ]);
+  });
+
+  it('files an update under a new Patient, not the one deleted after the feed found it', async () => {
+    const adt = (event: string, control: string, family: string) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5\rPID|1||DR-1^^^HOSP&2.16.11&ISO^MR||${family}^Pat`,
+      );
+    const sender = await client();
+    await sender.send([adt('A04', 'DR-A', 'Before')]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.11|DR-1')}`;
+    const deletedId = (await http('GET', search)).body.entry[0].resource.id as string;
+    // A plain DELETE takes no criteria lock: held open here, it commits after the A08 has
+    // found the Patient live and read it, while the A08 waits for the Patient's row lock.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let deleted = false;
+    const deleting = testApp.app.get(UnitOfWork).run(async () => {
+      await testApp.app
+        .get(FhirService)
+        .delete({ ...HL7_USER, roles: ['doctor'] }, 'Patient', deletedId);
+      deleted = true;
+      await held;
+    });
+    while (!deleted) await new Promise((resolve) => setTimeout(resolve, 10));
+    await sender.send([adt('A08', 'DR-B', 'After')]);
+    await untilWaitingForLock(data, 'The A08', '%FOR UPDATE%');
+    release();
+    await deleting;
+    const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
+    expect(msaOf(ack!).code).toBe('AA');
+    // The deletion stands; the update, as a conditional update sent again would, found no
+    // patient and created one.
+    expect((await http('GET', `${testApp.url}/fhir/Patient/${deletedId}`)).status).toBe(410);
+    const found = (await http('GET', search)).body.entry as { resource: Record<string, any> }[];
+    expect(
+      found.map(({ resource }) => [resource.id === deletedId, resource.name[0].family]),
+    ).toEqual([[false, 'After']]);
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {

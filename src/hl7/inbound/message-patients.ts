@@ -5,7 +5,12 @@ import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
-import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
+import {
+  applyPatient,
+  identifierCriteria,
+  patientFromSegments,
+  type PatientElements,
+} from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { required, without, type PatientOfMessage } from './processing.js';
@@ -65,22 +70,45 @@ export class MessagePatients {
     };
   }
 
-  /** The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. */
+  /**
+   * The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. A
+   * plain DELETE or PUT takes no criteria lock: one committed between the search and the
+   * update (which writes only over the version it read) has the patient searched again, as a
+   * conditional update sent again after its 409 would be. A deletion then leaves no match, and
+   * the message creates a patient: written over, the deleted record came back.
+   */
   async upsert(pid: V2Segment, sender: string | undefined, pd1?: V2Segment): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     const criteria = identifierCriteria(identifiers);
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
     }
-    const match = await patientNamed(this.fhir, criteria, 'PID-3');
-    if (!match) {
-      const created = await this.fhir.create(
-        HL7_USER,
-        'Patient',
-        applyPatient(undefined, identifiers, elements, restricted),
-      );
-      return created.id;
+    for (let attempt = 1; ; attempt++) {
+      const match = await patientNamed(this.fhir, criteria, 'PID-3');
+      if (!match) {
+        const created = await this.fhir.create(
+          HL7_USER,
+          'Patient',
+          applyPatient(undefined, identifiers, elements, restricted),
+        );
+        return created.id;
+      }
+      try {
+        await this.updateMatch(match, identifiers, elements, restricted);
+        return match;
+      } catch (error) {
+        if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
+      }
     }
+  }
+
+  /** Writes what the PID says over the patient found, if it says anything new. */
+  private async updateMatch(
+    match: string,
+    identifiers: Identifier[],
+    elements: PatientElements,
+    restricted: boolean,
+  ): Promise<void> {
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
@@ -96,8 +124,20 @@ export class MessagePatients {
     };
     // A feed repeats the PID with every result: what it already says makes no new version.
     if (restricts || !isDeepStrictEqual(next, without(current.resource, 'meta'))) {
-      await this.fhir.update(HL7_USER, 'Patient', match, next);
+      await this.fhir.update(HL7_USER, 'Patient', match, next, `W/"${current.versionId}"`, {
+        matched: true,
+      });
     }
-    return match;
   }
+}
+
+/** Searches of a message's patient, when each finds one deleted or changed before its update. */
+const UPSERT_ATTEMPTS = 3;
+
+/**
+ * The patient found was deleted before it was read (404, 410), or deleted (409) or changed
+ * (412) before its update took the row lock.
+ */
+function changedMeanwhile(error: unknown): boolean {
+  return error instanceof AppError && [404, 409, 410, 412].includes(error.status);
 }
