@@ -60,6 +60,9 @@ const PATCH_ATTEMPTS = 3;
 /** The version a patch was evaluated on is no longer current when its write takes the lock. */
 class PatchedVersionChanged extends Error {}
 
+/** Searches of a conditional create, when each finds a match deleted before it is locked. */
+const MATCH_ATTEMPTS = 3;
+
 /** The FHIR interactions on stored resources: rules, versions and validation, no HTTP. */
 @Injectable()
 export class FhirService {
@@ -171,7 +174,7 @@ export class FhirService {
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     return this.unitOfWork.run(async () => {
-      const match = await this.uniqueMatch(user, type, criteria);
+      const match = await this.liveMatch(user, type, criteria);
       if (match) {
         return { stored: await this.read(user, type, match), created: false };
       }
@@ -278,6 +281,30 @@ export class FhirService {
   ): Promise<string | undefined> {
     await this.repository.lockCriteria(criteriaKey(type, criteria));
     return this.findUnique(user, type, criteria, what);
+  }
+
+  /**
+   * The single resource matching a conditional create's criteria (uniqueMatch), locked against
+   * deletion until commit. A plain DELETE takes no criteria lock: committed between the search
+   * and the lock, it leaves a deletion, which is no match (it answered 410), so the search is
+   * run again under the same criteria lock and finds none (the caller creates) or a live one.
+   */
+  async liveMatch(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    what?: string,
+  ): Promise<string | undefined> {
+    for (let attempt = 1; ; attempt++) {
+      const match = await this.uniqueMatch(user, type, criteria, what);
+      if (match === undefined) return undefined;
+      if ((await this.repository.lockLive([{ type, id: match }])).size > 0) return match;
+      if (attempt === MATCH_ATTEMPTS) {
+        throw AppError.conflict(
+          `The ${type} resources that matched the criteria were deleted meanwhile, ${MATCH_ATTEMPTS} times; send the request again`,
+        );
+      }
+    }
   }
 
   /**

@@ -4,6 +4,7 @@ import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { jsonRuleBreak } from '../../src/fhir/json-rules.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
+import { SearchService } from '../../src/fhir/search/search.service.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
@@ -1391,6 +1392,54 @@ describe('FHIR REST: CRUD, versions and history', () => {
         const updated = await updating;
         expect(updated.status).toBe(409);
         expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
+      },
+    );
+
+    it.each(['alone', 'in a transaction Bundle'])(
+      'creates on a conditional create (%s) whose match is deleted after the search found it',
+      async (how) => {
+        const mrn = `MRN-${Date.now()}`;
+        const body = buildPatient({ mrn });
+        const id = (await http('POST', `${fhir}/Patient`, { body })).body.id as string;
+        // A plain DELETE takes no criteria lock: it may commit between the search, which finds
+        // the Patient live, and the read of what it found. Here it commits right after the search.
+        const search = testApp.app.get(SearchService);
+        const matchingIds = search.matchingIds.bind(search);
+        const spy = jest.spyOn(search, 'matchingIds').mockImplementationOnce(async (...args) => {
+          const found = await matchingIds(...args);
+          expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+          return found;
+        });
+        const criteria = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
+        try {
+          const created =
+            how === 'alone'
+              ? await http('POST', `${fhir}/Patient`, {
+                  body,
+                  headers: { 'if-none-exist': criteria },
+                })
+              : await http('POST', fhir, {
+                  body: {
+                    resourceType: 'Bundle',
+                    type: 'transaction',
+                    entry: [
+                      {
+                        resource: body,
+                        request: { method: 'POST', url: 'Patient', ifNoneExist: criteria },
+                      },
+                    ],
+                  },
+                });
+          expect(spy).toHaveBeenCalled();
+          expect(created.status).toBe(how === 'alone' ? 201 : 200);
+          if (how !== 'alone') expect(created.body.entry[0].response.status).toMatch(/^201/);
+        } finally {
+          spy.mockRestore();
+        }
+        expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
+        const found = await http('GET', `${fhir}/Patient?${criteria}`);
+        expect(ids(found)).toHaveLength(1);
+        expect(ids(found)).not.toContain(id);
       },
     );
 

@@ -269,9 +269,7 @@ export class BundleService {
         const stored = earlier
           ? undefined
           : entry.ifNoneExist
-            ? await inEntry(entry, () =>
-                this.fhir.uniqueMatch(user, entry.type, entry.ifNoneExist!),
-              )
+            ? await inEntry(entry, () => this.fhir.liveMatch(user, entry.type, entry.ifNoneExist!))
             : undefined;
         const match =
           earlier?.slice(entry.type.length + 1) ??
