@@ -62,6 +62,25 @@ export class UnitOfWork {
     return result;
   }
 
+  /**
+   * Runs `work` reading one snapshot of the database: in a REPEATABLE READ READ ONLY
+   * transaction of its own, so that what several statements read agrees (a count and the page
+   * it counts) whatever commits meanwhile; inside a transaction already, in that one.
+   */
+  snapshot<T>(work: () => Promise<T>): Promise<T> {
+    if (this.current.getStore()) return work();
+    return this.dataSource.transaction(async (manager) => {
+      await manager.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const transaction: Transaction = {
+        manager,
+        beforeCommit: [],
+        afterCommit: [],
+        state: new Map(),
+      };
+      return this.current.run(transaction, work);
+    });
+  }
+
   private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const afterCommit: (() => void)[] = [];
     const result = await this.dataSource.transaction((manager) => {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
+import { SearchRepository } from '../../src/fhir/search/search.repository.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import {
@@ -723,6 +725,40 @@ describe('FHIR search', () => {
       ]) {
         const res = await search(`Patient/${ids.a}/$everything?${query!}`);
         expect({ query, code: res.body.issue?.[0]?.code }).toEqual({ query, code });
+      }
+    });
+
+    it('counts in total what it lists, when a member is deleted while the record is read', async () => {
+      const patient = await create(buildPatient());
+      // Of a code of their own: the paging tests count the run's code.
+      const own = { code: { coding: [{ system: LOINC, code: `deleted-${run}` }] } };
+      const members = [
+        await create(observation(patient, 1, '2024-01-01', own)),
+        await create(observation(patient, 2, '2024-01-02', own)),
+      ];
+      // The delete commits right after the members are found, before they are loaded.
+      const repository = testApp.app.get(SearchRepository);
+      const compartmentMembers = repository.compartmentMembers.bind(repository);
+      const spy = jest
+        .spyOn(repository, 'compartmentMembers')
+        .mockImplementationOnce(async (...args) => {
+          const found = await compartmentMembers(...args);
+          expect((await http('DELETE', `${fhir}/Observation/${members[0]}`)).status).toBe(204);
+          return found;
+        });
+      try {
+        const everything = await search(`Patient/${patient}/$everything`);
+        expect(spy).toHaveBeenCalled();
+        // As the record stood when it was first read: the Observation deleted since included.
+        const listed = everything.body.entry.map(
+          (e: { resource: { id: string } }) => e.resource.id,
+        );
+        expect({ total: everything.body.total, listed: [...listed].sort() }).toEqual({
+          total: 3,
+          listed: [patient, ...members].sort(),
+        });
+      } finally {
+        spy.mockRestore();
       }
     });
 

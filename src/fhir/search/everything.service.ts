@@ -11,6 +11,7 @@ import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { parseSince } from '../history-params.js';
 import { FhirService } from '../fhir.service.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
 import { dateRange, type DateRange } from './date-range.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchRepository } from './search.repository.js';
@@ -70,6 +71,7 @@ export class EverythingService {
     private readonly access: ResourceAccess,
     private readonly definitions: FhirDefinitions,
     private readonly searchDefinitions: SearchDefinitions,
+    private readonly unitOfWork: UnitOfWork,
   ) {}
 
   async everything(
@@ -83,46 +85,55 @@ export class EverythingService {
     const inTypes = (type: string): boolean => !types || types.has(type);
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
-    const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
-    // Only the parameters that define the compartment count, not any reference to the patient.
-    const links = [...this.compartment.linkedTypes()]
-      .filter(([type]) => readable(type))
-      .flatMap(([type, params]) => params.map((param) => ({ type, param })));
-    // Counted in resources, not references: counting references (two for each Observation) cut
-    // a record of 20,000 Observations to 5,000 of them, answered as if whole.
-    const members = await this.repository.compartmentMembers(id, links, since, MAX_RESOURCES + 1);
-    if (members.length > MAX_RESOURCES) {
-      throw tooLong();
-    }
-    // Pages follow one order, and a page starts after the last key of the one before: what is
-    // written while a client pages shifts nothing. The order, the window and the total come
-    // from the index, so that a page loads and decrypts its own rows only: `_count=1` of a
-    // record of 10,000 loaded all of them, 1.7 s of a blocked event loop for each page.
-    const placed = window ? await this.inWindow(members, window) : members;
-    const self = { type: 'Patient', id, key: `0 Patient/${id}` };
-    const keys = placed.map((member) => ({ ...member, key: `1 ${member.type}/${member.id}` }));
-    if (inTypes('Patient') && recent(read.lastUpdated)) {
-      keys.push(self);
-    }
-    if (keys.length > MAX_RESOURCES) {
-      throw tooLong();
-    }
-    const sorted = keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const after = options.cursor;
-    const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
-    const slice = options.count === undefined ? rest : rest.slice(0, options.count);
-    const rows = await this.load(slice.filter((member) => member !== self));
-    const page: FhirResource[] = [];
-    for (const member of slice) {
-      const row = rows.get(`${member.type}/${member.id}`);
-      if (member === self) {
-        page.push(read.resource);
-      } else if (row) {
-        const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
-        // The index has left restricted records out already; this also records what is listed.
-        if (this.access.isListable(user, resource)) page.push(resource);
+    // The members, their count and the page come from one snapshot: read statement by
+    // statement, a resource deleted between the count and the load was counted in `total`
+    // and missing from the entries. (The patient's read is apart: it may record a
+    // break-glass use, a write.)
+    const { sorted, rest, slice, page } = await this.unitOfWork.snapshot(async () => {
+      const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
+      // Only the parameters that define the compartment count, not any reference to the
+      // patient.
+      const links = [...this.compartment.linkedTypes()]
+        .filter(([type]) => readable(type))
+        .flatMap(([type, params]) => params.map((param) => ({ type, param })));
+      // Counted in resources, not references: counting references (two for each Observation)
+      // cut a record of 20,000 Observations to 5,000 of them, answered as if whole.
+      const members = await this.repository.compartmentMembers(id, links, since, MAX_RESOURCES + 1);
+      if (members.length > MAX_RESOURCES) {
+        throw tooLong();
       }
-    }
+      // Pages follow one order, and a page starts after the last key of the one before: what
+      // is written while a client pages shifts nothing. The order, the window and the total
+      // come from the index, so that a page loads and decrypts its own rows only: `_count=1`
+      // of a record of 10,000 loaded all of them, 1.7 s of a blocked event loop for each page.
+      const placed = window ? await this.inWindow(members, window) : members;
+      const self = { type: 'Patient', id, key: `0 Patient/${id}` };
+      const keys = placed.map((member) => ({ ...member, key: `1 ${member.type}/${member.id}` }));
+      if (inTypes('Patient') && recent(read.lastUpdated)) {
+        keys.push(self);
+      }
+      if (keys.length > MAX_RESOURCES) {
+        throw tooLong();
+      }
+      const sorted = keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
+      const slice = options.count === undefined ? rest : rest.slice(0, options.count);
+      const rows = await this.load(slice.filter((member) => member !== self));
+      const page: FhirResource[] = [];
+      for (const member of slice) {
+        const row = rows.get(`${member.type}/${member.id}`);
+        if (member === self) {
+          page.push(read.resource);
+        } else if (row) {
+          const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
+          // The index has left restricted records out already; this also records what is
+          // listed.
+          if (this.access.isListable(user, resource)) page.push(resource);
+        }
+      }
+      return { sorted, rest, slice, page };
+    });
     const url = `${baseUrl}/Patient/${id}/$everything`;
     const last = slice[slice.length - 1];
     const next =
