@@ -25,6 +25,7 @@ import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity
 import { SubscriptionStatusAttemptedAt1766400000000 } from './1766400000000-subscription-status-attempted-at.js';
 import { SearchSortByResource1766440000000 } from './1766440000000-search-sort-by-resource.js';
 import { Hl7MessageUnreadResend1766800000000 } from './1766800000000-hl7-message-unread-resend.js';
+import { ResourceHistoryMethod1766900000000 } from './1766900000000-resource-history-method.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -55,4 +56,5 @@ export const MIGRATIONS = [
   SubscriptionStatusAttemptedAt1766400000000,
   SearchSortByResource1766440000000,
   Hl7MessageUnreadResend1766800000000,
+  ResourceHistoryMethod1766900000000,
 ];

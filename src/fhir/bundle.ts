@@ -15,7 +15,7 @@ export interface Bundle {
 interface BundleEntry {
   fullUrl: string;
   resource?: FhirResource;
-  request: { method: 'POST' | 'PUT' | 'DELETE'; url: string };
+  request: { method: 'POST' | 'PUT' | 'PATCH' | 'DELETE'; url: string };
   response: { status: string; etag: string; lastModified: string };
 }
 
@@ -74,15 +74,16 @@ export function cursorLinks<C>(
 function entryOf(version: ResourceVersion, baseUrl: string): BundleEntry {
   const url = `${version.resourceType}/${version.id}`;
   const deleted = version.resource === undefined;
-  // The store keeps versions, not requests: a first version was a create, a version without
-  // content a delete, anything else an update.
-  const method = deleted ? 'DELETE' : version.versionId === 1 ? 'POST' : 'PUT';
+  // The interaction that wrote the version; for one written before the store kept it, a first
+  // version was a create, a version without content a delete, anything else an update.
+  const method = version.method ?? (deleted ? 'DELETE' : version.versionId === 1 ? 'POST' : 'PUT');
+  const created = method === 'POST' || (method === 'PUT' && version.versionId === 1);
   return {
     fullUrl: `${baseUrl}/${url}`,
     ...(version.resource ? { resource: version.resource } : {}),
     request: { method, url: method === 'POST' ? version.resourceType : url },
     response: {
-      status: deleted ? '204' : method === 'POST' ? '201' : '200',
+      status: deleted ? '204' : created ? '201' : '200',
       etag: `W/"${version.versionId}"`,
       lastModified: version.lastUpdated.toISOString(),
     },

@@ -24,6 +24,8 @@ export interface ResourceVersion {
   versionId: number;
   lastUpdated: Date;
   resource: FhirResource | undefined;
+  /** The interaction that wrote it, when the store kept it (VersionMethod). */
+  method?: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 }
 
 /**

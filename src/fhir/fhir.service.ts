@@ -89,14 +89,22 @@ export class FhirService {
     this.bodyLimit = config.bodyLimit;
   }
 
-  /** `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references. */
+  /**
+   * `id` is for a transaction Bundle, which assigns ids up front to resolve urn:uuid references;
+   * `method` PUT for a conditional update that creates, as its history entry states.
+   */
   async create(
     user: AuthenticatedUser,
     type: string,
     body: unknown,
-    options: { id?: string } = {},
+    options: { id?: string; method?: 'POST' | 'PUT' } = {},
   ): Promise<StoredResource> {
-    const [created] = await this.createMany(user, [{ type, body, ...options }]);
+    const { method, ...checks } = options;
+    const [created] = await this.createChecked(
+      user,
+      [await this.checkCreate(user, type, body, checks)],
+      method,
+    );
     return created!;
   }
 
@@ -140,6 +148,7 @@ export class FhirService {
   async createChecked(
     user: AuthenticatedUser,
     checked: CheckedCreate[],
+    method: 'POST' | 'PUT' = 'POST',
   ): Promise<StoredResource[]> {
     return this.withListeners(
       checked.map(({ type }) => type),
@@ -150,6 +159,7 @@ export class FhirService {
             id,
             render: (next: NextVersion) => this.render(resource, id, next),
           })),
+          method,
         );
         const results = rows.map(stored);
         for (const result of results) {
@@ -216,7 +226,10 @@ export class FhirService {
           ifNoneMatch,
         });
       }
-      return { stored: await this.create(user, type, resource), created: true };
+      return {
+        stored: await this.create(user, type, resource, { method: 'PUT' }),
+        created: true,
+      };
     });
   }
 
@@ -429,7 +442,7 @@ export class FhirService {
     }
     const expected = parseIfMatch(ifMatch);
     return this.withListeners([type], async () => {
-      const result = await this.repository.writeNext(type, id, async (current, next) => {
+      const result = await this.repository.writeNext(type, id, 'PUT', async (current, next) => {
         if (options.matched && current?.deleted !== false) {
           // Found live by the criteria, deleted once its row lock was ours. Written over, it
           // would come back under the deleter's feet; created anew, the client would not know
@@ -495,7 +508,7 @@ export class FhirService {
       const change = await this.patched(user, type, id, patch, expected);
       try {
         return await this.withListeners([type], async () => {
-          const result = await this.repository.writeNext(type, id, (current, next) => {
+          const result = await this.repository.writeNext(type, id, 'PATCH', (current, next) => {
             // Read again, a changed resource answers as it would have: 404, 410, 403, 412.
             if (current?.deleted !== false || current.versionId !== change.versionId) {
               throw new PatchedVersionChanged();
@@ -561,7 +574,7 @@ export class FhirService {
     this.assertType(type);
     this.assertId(id, type);
     const expected = parseIfMatch(ifMatch);
-    await this.repository.writeNext(type, id, async (current, next) => {
+    await this.repository.writeNext(type, id, 'DELETE', async (current, next) => {
       if (!current) {
         throw AppError.notFound(`${type} resource not found`);
       }

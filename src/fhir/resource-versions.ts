@@ -19,6 +19,7 @@ export function toVersion(row: ResourceHistoryEntity): ResourceVersion {
     versionId: row.versionId,
     lastUpdated: row.lastUpdated,
     resource: row.deleted ? undefined : withoutWriteOnly(parseContent(row)),
+    ...(row.method ? { method: row.method } : {}),
   };
 }
 

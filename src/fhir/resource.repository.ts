@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
-import { ResourceHistoryEntity } from './resource-history.entity.js';
+import { ResourceHistoryEntity, type VersionMethod } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
 import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
@@ -176,9 +176,11 @@ export class ResourceRepository {
    * Inserts version 1 of resources whose ids were just generated, so no row can exist yet: one
    * statement however many there are (history rows, current rows and index rows, each table a
    * data-modifying CTE inserting from arrays). Round trips are most of a create's cost.
+   * `method`: what created them, a POST unless an update did (update-as-create).
    */
   async insertFirst(
     items: { resourceType: string; id: string; render: (next: NextVersion) => RenderedVersion }[],
+    method: 'POST' | 'PUT' = 'POST',
   ): Promise<ResourceEntity[]> {
     if (items.length === 0) return [];
     return this.unitOfWork.run(async (manager) => {
@@ -190,7 +192,7 @@ export class ResourceRepository {
       });
       const values: unknown[] = [];
       const ctes = [
-        await this.versionRows(manager, 'h', ResourceHistoryEntity, written, values),
+        await this.versionRows(manager, 'h', ResourceHistoryEntity, written, values, method),
         await this.versionRows(manager, 'r', ResourceEntity, written, values),
         ...(await this.searchIndex.insertions(
           written.flatMap(({ row, index }) =>
@@ -204,13 +206,17 @@ export class ResourceRepository {
     });
   }
 
-  /** A CTE inserting the rows into a version table, PHI encrypted for that table. */
+  /**
+   * A CTE inserting the rows into a version table, PHI encrypted for that table; with the
+   * method that wrote them, for resource_history.
+   */
   private async versionRows(
     manager: EntityManager,
     name: string,
     target: typeof ResourceEntity | typeof ResourceHistoryEntity,
     written: { row: ResourceEntity }[],
     values: unknown[],
+    method?: VersionMethod,
   ): Promise<string> {
     const table = manager.connection.getMetadata(target).tableName;
     const rows = await mapInTurns(written, ({ row }) =>
@@ -224,6 +230,7 @@ export class ResourceRepository {
       ['deleted', 'boolean', (row) => row.deleted],
       ['content', 'text', (row) => row.content],
     ];
+    if (method) columns.push(['method', 'text', () => method]);
     const arrays = columns.map(([, type, value]) => {
       values.push(rows.map(value));
       return `$${values.length}::${type}[]`;
@@ -236,10 +243,12 @@ export class ResourceRepository {
    * Writes the next version of a resource under a row lock, so concurrent writers are serialized
    * and version numbers never repeat. `decide` sees the current row (or null) and may throw.
    * Returns the row as written, or the current row when `decide` says nothing changed.
+   * `method`: the interaction writing it, which its history entry states.
    */
   async writeNext(
     resourceType: string,
     id: string,
+    method: 'PUT' | 'PATCH' | 'DELETE',
     decide: (
       current: ResourceEntity | null,
       next: NextVersion,
@@ -249,8 +258,10 @@ export class ResourceRepository {
       try {
         return await this.unitOfWork.run((manager) =>
           this.unitOfWork.inTransaction
-            ? this.inSavepoint(manager, () => this.writeNextIn(manager, resourceType, id, decide))
-            : this.writeNextIn(manager, resourceType, id, decide),
+            ? this.inSavepoint(manager, () =>
+                this.writeNextIn(manager, resourceType, id, method, decide),
+              )
+            : this.writeNextIn(manager, resourceType, id, method, decide),
         );
       } catch (error) {
         // Two first writes of the same client-chosen id race on the primary key: the loser
@@ -354,6 +365,7 @@ export class ResourceRepository {
     manager: EntityManager,
     resourceType: string,
     id: string,
+    method: 'PUT' | 'PATCH' | 'DELETE',
     decide: (
       current: ResourceEntity | null,
       next: NextVersion,
@@ -380,7 +392,7 @@ export class ResourceRepository {
       .createQueryBuilder()
       .insert()
       .into(ResourceHistoryEntity)
-      .values({ ...row })
+      .values({ ...row, method })
       .orIgnore()
       .returning(['versionId'])
       .updateEntity(false)
@@ -475,6 +487,7 @@ export class ResourceRepository {
                 versionId: row.latestVersionId,
                 lastUpdated: row.latestLastUpdated!,
                 content: row.latestContent,
+                method: null,
               },
             }
           : {}),

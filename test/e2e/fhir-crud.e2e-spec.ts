@@ -712,6 +712,44 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await http('GET', `${fhir}/Patient/_history?_cout=5`)).status).toBe(400);
   });
 
+  it('lists each version with the interaction that wrote it: PUT for one PUT created', async () => {
+    const id = `put-${Date.now()}`;
+    const body = { ...buildPatient(), id };
+    expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
+    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'add', path: '/active', value: false }],
+    });
+    expect(patched.status).toBe(200);
+    expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(200);
+    expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+    const created = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    type Entry = { request: { method: string; url: string }; response: { status: string } };
+    const listed = (entries: Entry[]) =>
+      entries.map((e) => `${e.request.method} ${e.request.url} ${e.response.status}`);
+    expect(listed((await http('GET', `${fhir}/Patient/${id}/_history`)).body.entry)).toEqual([
+      `DELETE Patient/${id} 204`,
+      `PUT Patient/${id} 200`,
+      `PATCH Patient/${id} 200`,
+      `PUT Patient/${id} 201`,
+    ]);
+    expect(listed((await http('GET', `${fhir}/Patient/${created}/_history`)).body.entry)).toEqual([
+      'POST Patient 201',
+    ]);
+    // A conditional update that matches nothing creates: an update too.
+    const mrn = `MRN-${Date.now()}`;
+    const criteria = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
+    const upserted = await http('PUT', `${fhir}/Patient?${criteria}`, {
+      body: buildPatient({ mrn }),
+    });
+    expect(upserted.status).toBe(201);
+    const upsertedId = upserted.body.id as string;
+    expect(
+      listed((await http('GET', `${fhir}/Patient/${upsertedId}/_history`)).body.entry),
+    ).toEqual([`PUT Patient/${upsertedId} 201`]);
+  });
+
   it("pages a resource's history by keyset: writes between pages neither repeat nor skip a version", async () => {
     const { id, body } = await createPatient();
     let day = 0;
