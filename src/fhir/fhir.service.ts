@@ -7,7 +7,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
-import { criteriaKey, criteriaQuery } from './criteria.js';
+import { criteriaLockKey, criteriaQuery } from './criteria.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { SecurityContexts } from './security-contexts.js';
@@ -278,7 +278,7 @@ export class FhirService {
    * The locks are re-entrant, so uniqueMatch takes each again at no cost.
    */
   async lockCriteria(criteria: { type: string; criteria: string }[]): Promise<void> {
-    const keys = [...new Set(criteria.map((c) => criteriaKey(c.type, c.criteria)))].sort();
+    const keys = [...new Set(criteria.map((c) => criteriaLockKey(c.type, c.criteria)))].sort();
     for (const key of keys) await this.repository.lockCriteria(key);
   }
 
@@ -292,7 +292,7 @@ export class FhirService {
     criteria: string,
     what = 'the conditional criteria',
   ): Promise<string | undefined> {
-    await this.repository.lockCriteria(criteriaKey(type, criteria));
+    await this.repository.lockCriteria(criteriaLockKey(type, criteria));
     return this.findUnique(user, type, criteria, what);
   }
 

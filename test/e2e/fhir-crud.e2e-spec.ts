@@ -1481,6 +1481,61 @@ describe('FHIR REST: CRUD, versions and history', () => {
       },
     );
 
+    it.each([
+      [
+        'with and without the system',
+        (sys: string, mrn: string) => [`identifier=${sys}|${mrn}`, `identifier=${mrn}`],
+      ],
+      [
+        'in another order',
+        (sys: string, mrn: string) => [
+          `identifier=${sys}|${mrn}&gender=female`,
+          `gender=female&identifier=${sys}|${mrn}`,
+        ],
+      ],
+    ])(
+      'makes one resource of two conditional creates whose criteria are written %s',
+      async (_how, criteriaOf) => {
+        const mrn = `MRN-${Date.now()}`;
+        const [first, second] = criteriaOf('urn:oid:1.2.36.146.595.217.0.1', mrn);
+        const body = { ...buildPatient({ mrn }), gender: 'female' };
+        // The first one's transaction stays open (a Bundle's, a feed message's) after it created.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let created = false;
+        const creating = testApp.app.get(UnitOfWork).run(async () => {
+          await testApp.app
+            .get(FhirService)
+            .conditionalCreate({ ...HL7_USER, roles: ['doctor'] }, 'Patient', body, first!);
+          created = true;
+          await held;
+        });
+        while (!created) await sleep(10);
+        const answer = http('POST', `${fhir}/Patient`, {
+          body,
+          headers: { 'if-none-exist': encodeURI(second!) },
+        });
+        const waited = await untilWaitingForLock(
+          testApp.app.get(DataSource),
+          'The second conditional create',
+        ).then(
+          () => true,
+          () => false,
+        );
+        release();
+        await creating;
+        const found = await http(
+          'GET',
+          `${fhir}/Patient?identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`,
+        );
+        expect({ waited, status: (await answer).status, found: ids(found).length }).toEqual({
+          waited: true,
+          status: 200,
+          found: 1,
+        });
+      },
+    );
+
     it('serializes concurrent updates of one resource into distinct, consecutive versions', async () => {
       const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
       const id = created.body.id as string;
