@@ -329,13 +329,13 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(posted.rows[0]!.patient_ids).toHaveLength(2);
   });
 
-  it('answers and records a parameter whose name holds a NUL, leaving that name out', async () => {
+  it('answers and records a parameter whose name holds a NUL, as U+FFFD', async () => {
     // The name reached the row's jsonb, which cannot hold NUL: the audit write failed (503).
     const search = await audited(doctor, 'GET', `${fhir}/Patient?fam%00ily=x&_count=1`);
     expect(search.status).toBe(400);
     expect(search.body.resourceType).toBe('OperationOutcome');
     expect(search.rows).toMatchObject([
-      { outcome: 'failure', status_code: 400, query_params: ['_count'] },
+      { outcome: 'failure', status_code: 400, query_params: ['_count', 'fam\uFFFDily'] },
     ]);
     const posted = await audited(doctor, 'POST', `${fhir}/Patient/_search`, {
       raw: 'fam%00ily=x&gender=male',
@@ -343,7 +343,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     });
     expect(posted.status).toBe(400);
     expect(posted.rows).toMatchObject([
-      { outcome: 'failure', status_code: 400, query_params: ['gender'] },
+      { outcome: 'failure', status_code: 400, query_params: ['fam\uFFFDily', 'gender'] },
     ]);
   });
 
