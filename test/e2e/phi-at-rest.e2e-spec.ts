@@ -37,7 +37,16 @@ describe('PHI at rest', () => {
     // Free text names whoever its writer named: a lab comment, a list's note.
     comment: 'Sample brought in by Ottoline Quarrington',
     listNote: 'Ask Bartholomew Fennimore before discharge',
+    // Text and numbers that are PHI on these types only (a ValueSet's title is not).
+    docDescription: 'Letter from Evangeline Thistlewood',
+    compositionTitle: 'Discharge of Montgomery Scarborough',
+    dependent: 'DEP-55-27182',
+    classValue: 'GRP-88-16180',
+    disposition: 'Not covered for Gwendolyn Abernathy',
+    udiDi: 'UDI-08848-31415',
+    udiCarrier: 'HRF-92653-58979',
   };
+  const ids: Record<string, string> = {};
   let observationId: string;
   let breakGlass: (patient: string) => ReturnType<HttpFn>;
   let specimenId: string;
@@ -112,6 +121,73 @@ describe('PHI at rest', () => {
       },
     });
     expect(list.status).toBe(201);
+    const insurer = await http('POST', `${fhir}/Organization`, {
+      body: { resourceType: 'Organization', name: 'Acme Health Plan' },
+    });
+    expect(insurer.status).toBe(201);
+    const payer = { reference: `Organization/${insurer.body.id}` };
+    for (const body of [
+      {
+        resourceType: 'DocumentReference',
+        status: 'current',
+        subject,
+        description: known.docDescription,
+        content: [{ attachment: { contentType: 'text/plain', data: 'bm90ZQ==' } }],
+      },
+      {
+        resourceType: 'Composition',
+        status: 'final',
+        type: { coding: [{ system: 'http://loinc.org', code: '18842-5' }] },
+        subject,
+        date: '2024-01-01',
+        author: [subject],
+        title: known.compositionTitle,
+      },
+      {
+        resourceType: 'Coverage',
+        status: 'active',
+        beneficiary: subject,
+        payor: [payer],
+        dependent: known.dependent,
+        class: [
+          {
+            type: {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/coverage-class', code: 'group' },
+              ],
+            },
+            value: known.classValue,
+          },
+        ],
+      },
+      {
+        resourceType: 'ClaimResponse',
+        status: 'active',
+        type: {
+          coding: [
+            { system: 'http://terminology.hl7.org/CodeSystem/claim-type', code: 'professional' },
+          ],
+        },
+        use: 'claim',
+        patient: subject,
+        created: '2024-01-02',
+        insurer: payer,
+        outcome: 'error',
+        disposition: known.disposition,
+      },
+      {
+        resourceType: 'Device',
+        patient: subject,
+        udiCarrier: [{ deviceIdentifier: known.udiDi, carrierHRF: known.udiCarrier }],
+      },
+    ]) {
+      const stored = await http('POST', `${fhir}/${body.resourceType}`, { body });
+      expect({ type: body.resourceType, status: stored.status }).toEqual({
+        type: body.resourceType,
+        status: 201,
+      });
+      ids[body.resourceType] = stored.body.id;
+    }
     await http(
       'DELETE',
       `${fhir}/Patient/${(await http('POST', `${fhir}/Patient`, { body: buildPatient(known) })).body.id}`,
@@ -179,12 +255,13 @@ describe('PHI at rest', () => {
     }
   });
 
+  const found = async (path: string): Promise<string[]> => {
+    const response = await http('GET', `${fhir}/${path}`);
+    expect({ path, status: response.status }).toEqual({ path, status: 200 });
+    return (response.body.entry ?? []).map((entry: any) => entry.resource.id);
+  };
+
   it('finds a specimen by accession number and an order by requisition through their hashes', async () => {
-    const found = async (path: string): Promise<string[]> => {
-      const response = await http('GET', `${fhir}/${path}`);
-      expect(response.status).toBe(200);
-      return (response.body.entry ?? []).map((entry: any) => entry.resource.id);
-    };
     expect(await found(`Specimen?accession=urn:oid:1.2.3.9|${known.accession}`)).toEqual([
       specimenId,
     ]);
@@ -194,11 +271,6 @@ describe('PHI at rest', () => {
   });
 
   it('finds free text by its start through hashes, on its own and with its code', async () => {
-    const found = async (path: string): Promise<string[]> => {
-      const response = await http('GET', `${fhir}/${path}`);
-      expect(response.status).toBe(200);
-      return (response.body.entry ?? []).map((entry: any) => entry.resource.id);
-    };
     expect(await found('Observation?value-string=sample%20brought')).toEqual([observationId]);
     expect(await found('Observation?value-string=brought')).toEqual([]);
     const byCode = 'Observation?code-value-string=http://loinc.org|8251-1$SAMPLE';
@@ -206,6 +278,22 @@ describe('PHI at rest', () => {
     expect(await found('Observation?code-value-string=8251-1$sample')).toEqual([observationId]);
     expect(await found('Observation?code-value-string=8251-1$specimen')).toEqual([]);
     const contains = await http('GET', `${fhir}/Observation?value-string:contains=ottoline`);
+    expect(contains.status).toBe(400);
+  });
+
+  it('finds document texts, coverage numbers and UDIs through their hashes', async () => {
+    expect(await found('DocumentReference?description=letter%20from')).toEqual([
+      ids['DocumentReference'],
+    ]);
+    expect(
+      await found('Composition?title:exact=discharge%20of%20montgomery%20scarborough'),
+    ).toEqual([ids['Composition']]);
+    expect(await found(`Coverage?dependent=${known.dependent}`)).toEqual([ids['Coverage']]);
+    expect(await found('Coverage?class-value=GRP-88')).toEqual([ids['Coverage']]);
+    expect(await found('ClaimResponse?disposition=not%20covered')).toEqual([ids['ClaimResponse']]);
+    expect(await found(`Device?udi-di=${known.udiDi}`)).toEqual([ids['Device']]);
+    expect(await found(`Device?udi-carrier=${known.udiCarrier}`)).toEqual([ids['Device']]);
+    const contains = await http('GET', `${fhir}/DocumentReference?description:contains=thistle`);
     expect(contains.status).toBe(400);
   });
 

@@ -154,6 +154,12 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
         }),
       ),
     ).toMatch(/^400 Stored criteria may not search direct identifiers \(:identifier\)/);
+    // So would a document's description, which the index holds as hashes.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, { criteria: 'DocumentReference?description=letter' }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(description\)/);
     // Billing may not search Observations, so may not watch them either.
     expect(
       await refusal(

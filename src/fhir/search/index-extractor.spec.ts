@@ -304,6 +304,45 @@ describe('the cap on index rows per resource version', () => {
   );
 });
 
+describe('IndexExtractor and free text', () => {
+  const material = randomBytes(32);
+  const id = keyIdOf(material);
+  const extractor = new IndexExtractor(
+    new SearchDefinitions(),
+    new BlindIndexer(new KeyRing([{ id, material }], id, id)),
+  );
+  const plaintext = (rows: object): string => JSON.stringify(rows).toLowerCase();
+
+  it('hashes a title or description where it is about a patient, not where it defines', () => {
+    const composition = extractor.extract({
+      resourceType: 'Composition',
+      status: 'final',
+      type: { coding: [{ system: 'http://loinc.org', code: '18842-5' }] },
+      date: '2024-01-01',
+      author: [{ reference: 'Practitioner/1' }],
+      title: 'Discharge of Montgomery Scarborough',
+    });
+    expect(plaintext(composition)).not.toContain('scarborough');
+    expect(composition.blind.some((row) => row.param === 'title')).toBe(true);
+    const device = extractor.extract({
+      resourceType: 'Device',
+      udiCarrier: [{ deviceIdentifier: '00884838012345', carrierHRF: '(21)SN-99-14142' }],
+    });
+    expect(plaintext(device)).not.toContain('00884838012345');
+    expect(plaintext(device)).not.toContain('sn 99 14142');
+    const valueSet = extractor.extract({
+      resourceType: 'ValueSet',
+      status: 'active',
+      title: 'Smoking status codes',
+    });
+    expect(valueSet.strings).toEqual(
+      expect.arrayContaining([
+        { param: 'title', value: 'smoking status codes', exact: 'Smoking status codes' },
+      ]),
+    );
+  });
+});
+
 describe('IndexExtractor dates', () => {
   const material = randomBytes(32);
   const id = keyIdOf(material);

@@ -148,7 +148,7 @@ export class SearchDefinitions {
           this.byType.set(base, params);
         }
         if (this.aliases.get(base)?.has(definition.code)) continue;
-        const phi = isPhiParameter(definition.code);
+        const phi = isPhiParameter(definition.code, base);
         const roots = rootsOf(base, definition.expression);
         const paths = parsePlainPaths(base, branchesFor(base, definition.expression));
         params.set(definition.code, {
@@ -235,7 +235,7 @@ function compositeFor(
     definition: byUrl.get(component.definition ?? ''),
   }));
   if (parts.length !== 2) return undefined;
-  const phi = parts.map(({ definition: part }) => !!part?.code && isPhiParameter(part.code));
+  const phi = parts.map(({ definition: part }) => !!part?.code && isPhiParameter(part.code, type));
   const [first, second] = parts.map(({ component, definition: part }, index) =>
     part &&
     COMPONENT_TYPES.has(part.type) &&
@@ -365,8 +365,9 @@ function phiTwins(bundle: Bundle<SearchParameter>): Map<string, Map<string, stri
   const groups = new Map<string, Map<string, string[]>>();
   for (const entry of bundle.entry ?? []) {
     const definition = entry.resource;
-    if (!definition?.code || !definition.expression || !isPhiParameter(definition.code)) continue;
+    if (!definition?.code || !definition.expression) continue;
     for (const base of definition.base ?? []) {
+      if (!isPhiParameter(definition.code, base)) continue;
       const source = `${definition.type}:${branchesFor(base, definition.expression)}`;
       const byType = groups.get(base) ?? new Map<string, string[]>();
       byType.set(source, [...(byType.get(source) ?? []), definition.code]);

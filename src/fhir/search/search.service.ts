@@ -368,12 +368,15 @@ export class SearchService {
     // `subject:identifier=…|MRN` names a patient by identifier as surely as `identifier` does.
     const phi = request.criteria
       .flatMap(({ code, modifier, chain, has }) => [
-        code,
-        chain?.code,
-        has?.code,
+        isPhiParameter(code, type) && code,
+        chain && isPhiParameter(chain.code, chain.targetType) && chain.code,
+        has && isPhiParameter(has.code, has.type) && has.code,
         ...[modifier, chain?.modifier, has?.modifier].map((m) => m && `:${m}`),
       ])
-      .find((code) => code !== undefined && (code === ':identifier' || isPhiParameter(code)));
+      .find(
+        (code): code is string =>
+          typeof code === 'string' && (code === ':identifier' || !code.startsWith(':')),
+      );
     if (phi !== undefined) {
       // Kept with the Subscription or the export job in plaintext, a name or MRN would sit
       // outside the encrypted record.
