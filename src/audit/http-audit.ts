@@ -230,24 +230,22 @@ function scopeText(user: AuthenticatedUser): string {
 }
 
 /**
- * The patient a request names by itself (`/fhir/Patient/{id}…`, a break-glass grant's patient):
- * the attempt is on that patient's record even when a guard refused it before the record was
- * opened, which is when nothing else names the patient.
+ * The patient a request refused by a guard (401, 403) names in its URL (`/fhir/Patient/{id}…`):
+ * the attempt is on that patient's record though the record was never opened, which is when
+ * nothing else names the patient. Not on a 404 (no such Patient: the id may be an MRN typed in
+ * its place, and the row would keep it a second time), nor from a break-glass body, which the
+ * guard refuses before anything checks that it names a stored Patient.
  */
 function namedPatients(
-  request: FastifyRequest,
   route: string | null,
   resourceType: string | null,
   resourceId: string | null,
+  statusCode: number,
 ): string[] {
-  if (route?.startsWith('/fhir/') && resourceType === 'Patient' && resourceId) {
-    return [resourceId];
-  }
-  if (route === '/auth/break-glass' && request.method === 'POST') {
-    const patient = (request.body as { patient?: unknown } | undefined)?.patient;
-    return typeof patient === 'string' && isValidId(patient) ? [patient] : [];
-  }
-  return [];
+  const refused = statusCode === 401 || statusCode === 403;
+  return refused && route?.startsWith('/fhir/') && resourceType === 'Patient' && resourceId
+    ? [resourceId]
+    : [];
 }
 
 /** The resource a request's URL names (`/fhir/Observation/1`, `/fhir/Patient/1/$everything`). */
@@ -301,7 +299,7 @@ export function httpAuditEntry(
       null);
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
   const patients = new Set(scope?.patients);
-  for (const patient of namedPatients(request, route, resourceType, resourceId)) {
+  for (const patient of namedPatients(route, resourceType, resourceId, statusCode)) {
     patients.add(patient);
   }
   const userAgent = request.headers['user-agent'];

@@ -431,17 +431,17 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
         'DELETE',
         `${fhir}/Patient/${id}`,
       ),
-      await audited(doctor, 'POST', `${testApp.url}/auth/break-glass`, {
-        body: { patient: id, reason: 'checking on a neighbour' },
-        headers: { 'content-type': 'application/json' },
-      }),
     ];
-    expect(attempts.map((attempt) => attempt.status)).toEqual([403, 401, 403, 403]);
+    expect(attempts.map((attempt) => attempt.status)).toEqual([403, 401, 403]);
     for (const attempt of attempts) {
       expect(attempt.rows).toMatchObject([{ outcome: 'failure', patient_ids: [id] }]);
     }
     const search = await auditor('GET', `${fhir}/AuditEvent?patient=${id}&outcome=4`);
-    expect(search.body.entry).toHaveLength(4);
+    expect(search.body.entry).toHaveLength(3);
+    // A Patient that is not there (an MRN typed in place of the id) is named by no row.
+    const missing = await audited(doctor, 'GET', `${fhir}/Patient/MRN-404-27`);
+    expect(missing.status).toBe(404);
+    expect(missing.rows).toMatchObject([{ outcome: 'failure', patient_ids: [] }]);
   });
 
   it('names the resource a refused request was for, so a search by entity finds the attempt', async () => {
