@@ -13,10 +13,12 @@ export interface KeyKind {
 }
 
 /**
- * The public keys in a PEM file (concatenated, comments between them allowed); [] if absent. A
- * key whose comment says `expires <ISO date>` is left out once that moment has passed. A file
- * that is there but cannot be read, a PEM block that is no key, or a key not of `kind` is a
- * ConfigError naming `variable` and the key's position (they stopped the service with a stack).
+ * The public keys in a PEM file (concatenated, comments between them allowed); [] if absent,
+ * empty or comments only. A key whose comment says `expires <ISO date>` is left out once that
+ * moment has passed. A file that is there but cannot be read, a PEM block that is no key, a key
+ * not of `kind`, or other content without any public key (a private key put there by mistake)
+ * is a ConfigError naming `variable` and the key's position (they stopped the service with a
+ * stack, or the last was read as no keys and the keys meant to be accepted were not).
  */
 export async function readPublicKeys(
   path: string | undefined,
@@ -52,6 +54,12 @@ export async function readPublicKeys(
       throw new ConfigError(`${which} is not ${kind.kind}`);
     }
     keys.push(key);
+  }
+  if (position === 0 && text.replace(/^\s*#.*$/gm, '').trim() !== '') {
+    const why = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text) ? ': it holds a private key' : '';
+    throw new ConfigError(
+      `Invalid configuration: ${variable} ${path} holds no PEM public key${why}`,
+    );
   }
   return keys;
 }

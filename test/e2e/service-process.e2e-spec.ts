@@ -182,6 +182,15 @@ describe('the service as a process', () => {
         /^Invalid configuration: AUDIT_TRUSTED_KEYS_FILE \S+ec-public\.pem: public key 1 is not an Ed25519 key$/,
       ],
       [
+        // Read as no keys: the service started without the keys the file was meant to add.
+        { JWT_VERIFICATION_KEYS_FILE: 'ec-private.pem' },
+        /^Invalid configuration: JWT_VERIFICATION_KEYS_FILE \S+ec-private\.pem holds no PEM public key: it holds a private key$/,
+      ],
+      [
+        { AUDIT_TRUSTED_KEYS_FILE: 'text.pem' },
+        /^Invalid configuration: AUDIT_TRUSTED_KEYS_FILE \S+text\.pem holds no PEM public key$/,
+      ],
+      [
         // TLS took them, and refused every sender's (or destination's) certificate.
         {
           HL7_TLS_CERT_FILE: 'mllp.crt',
