@@ -110,13 +110,19 @@ export class AuthService {
   }
 
   async loginMfa(mfaToken: string, code: string): Promise<TokenResponse> {
-    const userId = await this.tokens.verifyMfaToken(mfaToken);
-    const user = userId ? await this.users.findById(userId) : null;
+    const token = await this.tokens.verifyMfaToken(mfaToken);
+    const user = token ? await this.users.findById(token.userId) : null;
     if (user) this.actor(user);
-    if (!user || !user.active || !user.mfaEnabled || !user.totpSecret) {
+    if (!token || !user || !user.active || !user.mfaEnabled || !user.totpSecret) {
       throw invalidCode();
     }
     await this.acceptSignInCode(user, code);
+    // Spent once the code is right (a mistyped code may be tried again): one password check is
+    // one session, not one per code that comes up in the token's five minutes.
+    if (!(await this.users.spendMfaToken(user.id, token.jti, token.expiresAt))) {
+      this.logger.warn({ msg: 'MFA token replayed', userId: user.id });
+      throw invalidCode();
+    }
     return this.issue(user, { amr: ['pwd', 'otp'], authTime: new Date() });
   }
 

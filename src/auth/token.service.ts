@@ -89,13 +89,19 @@ export class TokenService {
       .setIssuer(this.config.jwtIssuer)
       .setAudience(this.mfaAudience())
       .setSubject(userId)
+      .setJti(randomUUID())
       .setIssuedAt()
       .setExpirationTime(`${MFA_TOKEN_TTL_SECONDS}s`)
       .sign(privateKey);
   }
 
-  /** The user id an MFA token was issued to, or undefined when it is invalid or expired. */
-  async verifyMfaToken(token: string): Promise<string | undefined> {
+  /**
+   * The user an MFA token was issued to, its id (`jti`, to spend it: it works once) and expiry;
+   * undefined when it is invalid or expired.
+   */
+  async verifyMfaToken(
+    token: string,
+  ): Promise<{ userId: string; jti: string; expiresAt: Date } | undefined> {
     try {
       // Signed by a key still accepted (one retired by a rotation in the last minutes too).
       const key = await this.keys.publicKeyFor(decodeProtectedHeader(token).kid);
@@ -105,9 +111,9 @@ export class TokenService {
         typ: MFA_TOKEN_TYPE,
         issuer: this.config.jwtIssuer,
         audience: this.mfaAudience(),
-        requiredClaims: ['exp', 'sub'],
+        requiredClaims: ['exp', 'sub', 'jti'],
       });
-      return payload.sub;
+      return { userId: payload.sub!, jti: payload.jti!, expiresAt: new Date(payload.exp! * 1000) };
     } catch {
       return undefined;
     }

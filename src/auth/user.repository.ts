@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { spendOnce } from './spent-ids.js';
 import { UserEntity } from './user.entity.js';
 
 /**
@@ -55,6 +56,11 @@ export class UserRepository {
       .where('id = :id AND (totp_last_step IS NULL OR totp_last_step < :step)', { id, step })
       .execute();
     return result.affected === 1;
+  }
+
+  /** Records an MFA token (its `jti`) as exchanged until it expires; false when it already was. */
+  spendMfaToken(id: string, jti: string, expiresAt: Date): Promise<boolean> {
+    return spendOnce(this.manager, 'spent_mfa_token', id, jti, expiresAt);
   }
 
   /** Sets these columns of the user's row only (with the id, which the TOTP secret is bound to). */

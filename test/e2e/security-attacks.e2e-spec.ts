@@ -268,6 +268,35 @@ describe('attacks a hospital reviewer tries first', () => {
       expect(wrong.status).toBe(401);
     });
 
+    it('spends an MFA token once: a later code with the same token is refused', async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      // As if the account's last code were long past: two codes of the drift window are unused.
+      const data = testApp.app.get(DataSource);
+      await data.query('UPDATE app_user SET totp_last_step = NULL WHERE id = $1', [user.id]);
+      const signedIn = await http('POST', `${testApp.url}/auth/login`, {
+        body: { username: user.username, password: user.password },
+        headers: json,
+      });
+      const mfaToken = signedIn.body.mfa_token as string;
+      const withCode = async (offset: number) =>
+        http('POST', `${testApp.url}/auth/login/mfa`, {
+          body: { mfa_token: mfaToken, code: await totpCode(secret, offset) },
+          headers: json,
+        });
+      expect((await withCode(0)).status).toBe(200);
+      // Within its five minutes, with the next step's code: a second session from one password.
+      const again = await withCode(1);
+      expect(again.status).toBe(401);
+      expect(again.body.issue[0].diagnostics).toBe('Invalid or expired MFA code');
+      // Spent in the database, which every instance reads.
+      const [spent] = await data.query<{ n: number }[]>(
+        'SELECT count(*)::int AS n FROM spent_mfa_token WHERE user_id = $1',
+        [user.id],
+      );
+      expect(spent).toEqual({ n: 1 });
+    });
+
     const signIn = (username: string, password: string) =>
       http('POST', `${testApp.url}/auth/login`, { body: { username, password }, headers: json });
 

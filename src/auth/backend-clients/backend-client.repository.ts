@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { spendOnce } from '../spent-ids.js';
 import type { ClientKeySet } from './client-keys.js';
 
 /** A registered SMART backend client. Names and keys are not PHI. */
@@ -100,21 +101,8 @@ export class BackendClientRepository {
     );
   }
 
-  /**
-   * Records an assertion's `jti` as spent until it expires; false when it already was. One
-   * statement, so two requests racing with the same assertion cannot both win. Spent ids of
-   * the client that have expired are dropped on the way (an expired assertion is refused by
-   * its `exp` anyway).
-   */
-  async spendAssertion(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
-    const rows = await this.dataSource.query<unknown[]>(
-      `WITH expired AS (
-         DELETE FROM backend_client_assertion WHERE client_id = $1 AND expires_at < now()
-       )
-       INSERT INTO backend_client_assertion (client_id, jti, expires_at) VALUES ($1, $2, $3)
-       ON CONFLICT DO NOTHING RETURNING jti`,
-      [clientId, jti, expiresAt],
-    );
-    return rows.length === 1;
+  /** Records an assertion's `jti` as spent until it expires; false when it already was. */
+  spendAssertion(clientId: string, jti: string, expiresAt: Date): Promise<boolean> {
+    return spendOnce(this.dataSource, 'backend_client_assertion', clientId, jti, expiresAt);
   }
 }
