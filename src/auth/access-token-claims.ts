@@ -12,6 +12,7 @@ export interface AccessTokenClaims {
   scope?: unknown;
   patient?: unknown;
   client_id?: unknown;
+  session_epoch?: unknown;
 }
 
 /** The user of a verified access token's claims; undefined when a required claim is missing. */
@@ -40,5 +41,6 @@ export function userOfClaims(claims: AccessTokenClaims): AuthenticatedUser | und
     expiresAt: exp,
     ...smartContext(scope, patient),
     ...(typeof clientId === 'string' ? { clientId } : {}),
+    ...(typeof claims.session_epoch === 'number' ? { sessionEpoch: claims.session_epoch } : {}),
   };
 }

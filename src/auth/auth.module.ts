@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { DatabaseModule } from '../database/database.module.js';
+import { AccountStatus } from './account-status.js';
 import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthorizationCodes } from './apps/authorization-codes.js';
@@ -21,6 +22,7 @@ import { UsersModule } from './users.module.js';
   imports: [DatabaseModule, PassportModule, UsersModule],
   controllers: [AuthController, AdminUsersController],
   providers: [
+    AccountStatus,
     AuthService,
     SigningKeys,
     TokenService,

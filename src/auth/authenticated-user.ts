@@ -22,6 +22,11 @@ export interface AuthenticatedUser {
   /** When the presented token expires (seconds since the epoch). */
   expiresAt?: number;
   /**
+   * The account's session epoch when the token was issued (UserEntity.sessionEpoch): a token of
+   * an earlier epoch is refused (AccountStatus).
+   */
+  sessionEpoch?: number;
+  /**
    * An account of this process that no token can name (the HL7 feed's): it writes what its
    * senders send onto restricted records as well, and shows no one what it reads.
    */

@@ -2,6 +2,7 @@ import { ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
+import { AccountStatus } from './account-status.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
 import { bearerToken, RequestIdentity } from './request-identity.js';
@@ -15,6 +16,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   constructor(
     private readonly reflector: Reflector,
     private readonly identity: RequestIdentity,
+    private readonly accounts: AccountStatus,
   ) {
     super();
   }
@@ -34,7 +36,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     const token = bearerToken(request);
     const known = token ? this.identity.remembered(token) : undefined;
     if (known) {
-      request.user = known;
+      request.user = await this.stillAllowed(known);
       return true;
     }
     // A token that names the external issuer is verified against that issuer's keys only.
@@ -49,8 +51,18 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     const allowed = (await super.canActivate(context)) as boolean;
     if (allowed && token && request.user) {
       this.identity.remember(token, request.user);
+      await this.stillAllowed(request.user);
     }
     return allowed;
+  }
+
+  /**
+   * A valid token of an account disabled, deleted or whose sessions ended since (a new password,
+   * an MFA reset) is refused within seconds, not at its expiry (AccountStatus).
+   */
+  private async stillAllowed(user: AuthenticatedUser): Promise<AuthenticatedUser> {
+    if (!(await this.accounts.allows(user))) throw new UnauthorizedException();
+    return user;
   }
 
   override handleRequest<TUser>(error: unknown, user: TUser | false): TUser {

@@ -42,6 +42,8 @@ export class TokenService {
       roles: user.roles,
       amr: login.amr,
       auth_time: Math.floor(login.authTime.getTime() / 1000),
+      // Private claim: the token stops when the account's sessions end (AccountStatus).
+      session_epoch: user.sessionEpoch,
       ...(launch ? { scope: launch.scope } : {}),
       ...(launch?.patient ? { patient: launch.patient } : {}),
       ...(launch?.clientId ? { client_id: launch.clientId } : {}),

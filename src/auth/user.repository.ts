@@ -4,6 +4,12 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { spendOnce } from './spent-ids.js';
 import { UserEntity } from './user.entity.js';
 
+/** What decides whether an account's access tokens still work. */
+export interface AccountState {
+  active: boolean;
+  sessionEpoch: number;
+}
+
 /**
  * All SQL for users, in the unit of work under way if there is one. Writes name the columns they
  * change and nothing else: a login reads the row, then spends the Argon2 time, and writing the
@@ -23,6 +29,15 @@ export class UserRepository {
 
   findById(id: string): Promise<UserEntity | null> {
     return this.manager.findOneBy(UserEntity, { id });
+  }
+
+  /** The account's state alone, by primary key: read for authenticated requests (AccountStatus). */
+  async findState(id: string): Promise<AccountState | null> {
+    const rows = await this.manager.query<{ active: boolean; session_epoch: number }[]>(
+      'SELECT active, session_epoch FROM app_user WHERE id = $1',
+      [id],
+    );
+    return rows[0] ? { active: rows[0].active, sessionEpoch: rows[0].session_epoch } : null;
   }
 
   /**

@@ -7,8 +7,9 @@ const MAX_ENTRIES = 10_000;
  * Access tokens this process has already verified, by their exact text, with the user they
  * stand for. Checking an ES256 signature costs about 0.1 ms of CPU, which was 16 % of a Patient
  * read's. Nothing is lost by remembering the answer: the same bytes verify the same way, the
- * claims cannot change, and a remembered token is still refused once it expires. (Access tokens
- * carry no revocation check to skip: they are short-lived, and logout revokes refresh tokens.)
+ * claims cannot change, and a remembered token is still refused once it expires. What can change,
+ * the account's state (disabled, sessions ended), is checked on every request apart from this
+ * (AccountStatus).
  */
 export class VerifiedTokens {
   private readonly users = new Map<string, AuthenticatedUser>();

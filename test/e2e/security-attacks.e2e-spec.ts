@@ -1,7 +1,7 @@
 import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { exportJWK, SignJWT, type JWTPayload } from 'jose';
 import { DataSource } from 'typeorm';
 import { AppModule } from '../../src/app.module.js';
@@ -177,6 +177,37 @@ describe('attacks a hospital reviewer tries first', () => {
     });
 
   describe('sessions', () => {
+    it('stops the access token of a disabled account, or one given a new password, within seconds', async () => {
+      const users = testApp.app.get(UsersService);
+      /** How long the token still reads after `end` (done as another instance or the CLI would). */
+      async function refusedAfter(end: (username: string) => Promise<unknown>): Promise<number> {
+        const user = await createUser(testApp, ['doctor']);
+        const { access_token } = await login(testApp, user);
+        expect((await read(access_token)).status).toBe(200);
+        await end(user.username);
+        const ended = Date.now();
+        while (Date.now() - ended < 8_000) {
+          if ((await read(access_token)).status === 401) return Date.now() - ended;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        return Infinity;
+      }
+      // Bounded by the status cache's 5 s (see AccountStatus), not by the token's 15 minutes.
+      expect(await refusedAfter((username) => users.disable(username))).toBeLessThan(6_000);
+      expect(
+        await refusedAfter((username) => users.setPassword(username, `new-${randomUUID()}`)),
+      ).toBeLessThan(6_000);
+      // Enabled again, the account starts afresh: its token from before the disable stays refused.
+      const user = await createUser(testApp, ['doctor']);
+      const { access_token } = await login(testApp, user);
+      expect((await read(access_token)).status).toBe(200);
+      await users.disable(user.username);
+      await users.enable(user.username);
+      await new Promise((resolve) => setTimeout(resolve, 5_500));
+      expect((await read(access_token)).status).toBe(401);
+      expect((await read((await login(testApp, user)).access_token)).status).toBe(200);
+    });
+
     it('rotates refresh tokens; replaying a spent one revokes the whole family', async () => {
       const first = await login(testApp, doctor);
       const second = await refresh(first.refresh_token);

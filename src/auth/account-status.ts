@@ -1,0 +1,60 @@
+import { Injectable } from '@nestjs/common';
+import { isUuid } from '../common/ids.js';
+import type { AuthenticatedUser } from './authenticated-user.js';
+import { UserRepository, type AccountState } from './user.repository.js';
+
+/**
+ * How long an account's state read from the database is trusted. A disable, a new password or an
+ * MFA reset (anywhere: another instance, the CLI) stops the account's access tokens within this
+ * time rather than at their expiry (15 minutes), which is what a termination procedure expects
+ * (45 CFR 164.308(a)(3)(ii)(C)). Reading the row on every request would cost a round trip to
+ * PostgreSQL per request for an answer that changes a few times a year; five seconds makes it
+ * one read per user and instance every five seconds, and is far shorter than any step of an
+ * offboarding.
+ */
+export const ACCOUNT_STATE_TTL_MS = 5_000;
+/** Enough for every user of a busy deployment; past it the oldest entries go first. */
+const MAX_ENTRIES = 10_000;
+
+/**
+ * Whether the account an access token stands for may still use it: it exists, is active, and is
+ * in the session epoch the token was issued in (a disable, a new password or an MFA reset moves
+ * the epoch on). Signature and expiry are checked before this (VerifiedTokens remembers those);
+ * the account's state is read again at most every ACCOUNT_STATE_TTL_MS.
+ */
+@Injectable()
+export class AccountStatus {
+  private readonly states = new Map<string, { at: number; state: Promise<AccountState | null> }>();
+
+  constructor(private readonly users: UserRepository) {}
+
+  async allows(user: AuthenticatedUser): Promise<boolean> {
+    // An identity provider's account (`oidc:<sub>`) has no row here: the provider disables it.
+    if (!isUuid(user.id)) return true;
+    const state = await this.stateOf(user.id);
+    return (
+      state !== null &&
+      state.active &&
+      // A token issued before tokens carried the epoch has the active check alone.
+      (user.sessionEpoch === undefined || user.sessionEpoch === state.sessionEpoch)
+    );
+  }
+
+  private stateOf(id: string): Promise<AccountState | null> {
+    const now = Date.now();
+    const cached = this.states.get(id);
+    if (cached && now - cached.at < ACCOUNT_STATE_TTL_MS) return cached.state;
+    // One read for all the requests that arrive while it runs; a failed one is not kept.
+    const state = this.users.findState(id);
+    state.catch(() => {
+      if (this.states.get(id)?.state === state) this.states.delete(id);
+    });
+    this.states.delete(id);
+    if (this.states.size >= MAX_ENTRIES) {
+      // Maps iterate in insertion order: the first key is the oldest.
+      this.states.delete(this.states.keys().next().value!);
+    }
+    this.states.set(id, { at: now, state });
+    return state;
+  }
+}
