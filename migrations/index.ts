@@ -22,11 +22,11 @@ import { SubscriptionFailure1766000000000 } from './1766000000000-subscription-f
 import { SubscriptionEnd1766100000000 } from './1766100000000-subscription-end.js';
 import { ExportJobToken1766200000000 } from './1766200000000-export-job-token.js';
 import { SearchQuantityUnit1766300000000 } from './1766300000000-search-quantity-unit.js';
-import { SpentMfaToken1766300000001 } from './1766300000001-spent-mfa-token.js';
 import { SubscriptionStatusAttemptedAt1766400000000 } from './1766400000000-subscription-status-attempted-at.js';
 import { SearchSortByResource1766440000000 } from './1766440000000-search-sort-by-resource.js';
 import { Hl7MessageUnreadResend1766800000000 } from './1766800000000-hl7-message-unread-resend.js';
 import { ResourceHistoryMethod1766900000000 } from './1766900000000-resource-history-method.js';
+import { SpentMfaToken1767000000000 } from './1767000000000-spent-mfa-token.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -54,9 +54,9 @@ export const MIGRATIONS = [
   SubscriptionEnd1766100000000,
   ExportJobToken1766200000000,
   SearchQuantityUnit1766300000000,
-  SpentMfaToken1766300000001,
   SubscriptionStatusAttemptedAt1766400000000,
   SearchSortByResource1766440000000,
   Hl7MessageUnreadResend1766800000000,
   ResourceHistoryMethod1766900000000,
+  SpentMfaToken1767000000000,
 ];

@@ -6,8 +6,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * instance, rather than for a second session with a later code within its five minutes. A
  * user's expired rows go at their next MFA sign-in (the primary key's prefix finds them).
  */
-export class SpentMfaToken1766300000001 implements MigrationInterface {
-  name = 'SpentMfaToken1766300000001';
+export class SpentMfaToken1767000000000 implements MigrationInterface {
+  name = 'SpentMfaToken1767000000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
     await queryRunner.query(`
