@@ -3,6 +3,7 @@ import { getDataType, isPrimitiveType, type InternalTypeSchema } from '@medplum/
 import type { Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
 import { isMalformedRelative } from './literal-reference.js';
+import { narrativeProblem } from './narrative.js';
 import { dateRange } from './search/date-range.js';
 
 /**
@@ -40,8 +41,9 @@ const isDateType = (type: string): type is DateType => type in PATTERNS;
 
 /**
  * The issues of every date, dateTime and instant in a resource that R4's regex refuses, of
- * every Period that ends before it starts, and of every relative reference that is not
- * `Type/id[/_history/vid]`, at any depth: contained resources, extensions, and the
+ * every Period that ends before it starts, of every relative reference that is not
+ * `Type/id[/_history/vid]`, and of every narrative (`text.div`) with what R4's txt-1 and txt-2
+ * refuse (a script, an event handler, a `javascript:` URL; src/fhir/narrative.ts), at any depth: contained resources, extensions, and the
  * extensions of primitives included. Runs after
  * @medplum/core's validator (which has refused unknown elements and wrong JSON types), and names
  * elements as it does (`Observation.effective[x]`).
@@ -89,6 +91,18 @@ function walk(json: Json, schema: InternalTypeSchema, path: string, issues: Issu
 }
 
 function check(value: unknown, type: string, path: string, issues: Issue[]): void {
+  if (type === 'xhtml' && typeof value === 'string') {
+    const problem = narrativeProblem(value);
+    if (problem) {
+      issues.push({
+        severity: 'error',
+        code: 'invalid',
+        diagnostics: `${path} is not a narrative R4 allows: ${problem}`,
+        expression: [path],
+      });
+    }
+    return;
+  }
   if (isDateType(type) && typeof value === 'string' && !PATTERNS[type].test(value)) {
     issues.push({
       severity: 'error',
