@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn, type HttpResult } from '../support/http.js';
-import { untilWaitingForLock } from '../support/locks.js';
+import { heldDelete, untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { DataSource } from 'typeorm';
 
@@ -1397,17 +1397,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
         const id = (await http('POST', `${fhir}/Patient`, { body })).body.id as string;
         // A plain DELETE takes no criteria lock: it may commit between the update's search,
         // which finds the Patient live, and the update's row lock.
-        let release!: () => void;
-        const held = new Promise<void>((resolve) => (release = resolve));
-        let deleted = false;
-        const deleting = testApp.app.get(UnitOfWork).run(async () => {
-          await testApp.app
-            .get(FhirService)
-            .delete({ ...HL7_USER, roles: ['doctor'] }, 'Patient', id);
-          deleted = true;
-          await held;
-        });
-        while (!deleted) await sleep(10);
+        const { release } = await heldDelete(testApp, 'Patient', id);
         const criteria = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
         const updating =
           how === 'alone'
@@ -1425,8 +1415,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
                 },
               });
         await untilWaitingForLock(testApp.app.get(DataSource), 'The conditional update');
-        release();
-        await deleting;
+        await release();
         const updated = await updating;
         expect(updated.status).toBe(409);
         expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);

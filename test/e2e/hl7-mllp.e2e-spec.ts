@@ -7,14 +7,13 @@ import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { HL7_MEDIA_TYPE } from '../../src/common/http/media-types.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
-import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { neverTheDeadlockVictim, untilWaitingForLock } from '../support/locks.js';
+import { heldDelete, neverTheDeadlockVictim, untilWaitingForLock } from '../support/locks.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -1634,21 +1633,10 @@ describe('HL7 v2 over MLLP', () => {
     const deletedId = (await http('GET', search)).body.entry[0].resource.id as string;
     // A plain DELETE takes no criteria lock: held open here, it commits after the A08 has
     // found the Patient live and read it, while the A08 waits for the Patient's row lock.
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let deleted = false;
-    const deleting = testApp.app.get(UnitOfWork).run(async () => {
-      await testApp.app
-        .get(FhirService)
-        .delete({ ...HL7_USER, roles: ['doctor'] }, 'Patient', deletedId);
-      deleted = true;
-      await held;
-    });
-    while (!deleted) await new Promise((resolve) => setTimeout(resolve, 10));
+    const { release } = await heldDelete(testApp, 'Patient', deletedId);
     await sender.send([adt('A08', 'DR-B', 'After')]);
     await untilWaitingForLock(data, 'The A08', '%FOR UPDATE%');
-    release();
-    await deleting;
+    await release();
     const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
     expect(msaOf(ack!).code).toBe('AA');
     // The deletion stands; the update, as a conditional update sent again would, found no

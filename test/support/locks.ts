@@ -1,4 +1,8 @@
 import type { DataSource, QueryRunner } from 'typeorm';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
+import type { TestApp } from './test-app.js';
 
 /**
  * Resolves once a session of this database waits for a lock, running a statement like
@@ -36,4 +40,31 @@ export async function neverTheDeadlockVictim(runner: QueryRunner): Promise<void>
     superuser: string;
   }[];
   if (role!.superuser === 'on') await runner.query("SET LOCAL deadlock_timeout = '1min'");
+}
+
+/**
+ * Deletes a resource in a transaction that stays open (its row lock held) until `release`,
+ * which commits it: a plain DELETE takes no criteria lock, so a test can make it commit
+ * between another write's search, which found the resource live, and that write's row lock.
+ */
+export async function heldDelete(
+  testApp: TestApp,
+  type: string,
+  id: string,
+): Promise<{ release: () => Promise<void> }> {
+  let commit!: () => void;
+  const held = new Promise<void>((resolve) => (commit = resolve));
+  let deleted = false;
+  const deleting = testApp.app.get(UnitOfWork).run(async () => {
+    await testApp.app.get(FhirService).delete({ ...HL7_USER, roles: ['doctor'] }, type, id);
+    deleted = true;
+    await held;
+  });
+  while (!deleted) await new Promise((resolve) => setTimeout(resolve, 10));
+  return {
+    release: async () => {
+      commit();
+      await deleting;
+    },
+  };
 }
