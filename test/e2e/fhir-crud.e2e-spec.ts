@@ -1565,4 +1565,170 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect(history.body.total).toBe(8);
     });
   });
+
+  /**
+   * If-None-Match on PUT (RFC 9110 §13.1.2): `*` makes the PUT a create that never overwrites,
+   * and a list of ETags refuses to write over those versions. `If-Match: *` (§13.1.1) holds when
+   * the resource exists: an update that never creates. Each is a 412 when it fails.
+   */
+  describe('If-None-Match and If-Match: * on writes', () => {
+    const uniqueId = (): string => `inm-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+
+    it('creates with If-None-Match: * when the id is new, and refuses to write over it after', async () => {
+      const id = uniqueId();
+      const body = { ...buildPatient(), id };
+      const created = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-none-match': '*' },
+        body,
+      });
+      expect(created.status).toBe(201);
+
+      const again = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-none-match': '*' },
+        body: { ...body, gender: 'other' },
+      });
+      expect(again.status).toBe(412);
+      expect(again.body.resourceType).toBe('OperationOutcome');
+      const read = await http('GET', `${fhir}/Patient/${id}`);
+      expect(read.body.meta.versionId).toBe('1');
+      expect(read.body.gender).not.toBe('other');
+    });
+
+    it('recreates a deleted resource with If-None-Match: *, which has no current version', async () => {
+      const id = uniqueId();
+      const body = { ...buildPatient(), id };
+      expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
+      expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+      const recreated = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-none-match': '*' },
+        body,
+      });
+      expect(recreated.status).toBe(201);
+    });
+
+    it('refuses an update over a version named in If-None-Match, and writes over another', async () => {
+      const id = uniqueId();
+      const body = { ...buildPatient(), id };
+      expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
+      const refused = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-none-match': 'W/"1"' },
+        body: { ...body, gender: 'other' },
+      });
+      expect(refused.status).toBe(412);
+      const written = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-none-match': 'W/"7", W/"8"' },
+        body: { ...body, gender: 'other' },
+      });
+      expect(written.status).toBe(200);
+      expect(written.body.meta.versionId).toBe('2');
+    });
+
+    it('refuses a conditional update with If-None-Match: * when the criteria match a resource', async () => {
+      const value = uniqueId();
+      const body = { ...buildPatient(), identifier: [{ system: 'urn:inm', value }] };
+      const created = await http('POST', `${fhir}/Patient`, { body });
+      expect(created.status).toBe(201);
+      const refused = await http('PUT', `${fhir}/Patient?identifier=urn:inm|${value}`, {
+        headers: { 'if-none-match': '*' },
+        body: { ...body, gender: 'other' },
+      });
+      expect(refused.status).toBe(412);
+      const read = await http('GET', `${fhir}/Patient/${created.body.id}`);
+      expect(read.body.meta.versionId).toBe('1');
+    });
+
+    it('updates, patches and deletes with If-Match: * only what exists', async () => {
+      const id = uniqueId();
+      const body = { ...buildPatient(), id };
+      const notCreated = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': '*' },
+        body,
+      });
+      expect(notCreated.status).toBe(412);
+      expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(404);
+
+      expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
+      const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': '*' },
+        body: { ...body, gender: 'other' },
+      });
+      expect(updated.status).toBe(200);
+      expect(updated.body.meta.versionId).toBe('2');
+      const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': '*', 'content-type': 'application/json-patch+json' },
+        raw: JSON.stringify([{ op: 'replace', path: '/gender', value: 'female' }]),
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.body.meta.versionId).toBe('3');
+      const deleted = await http('DELETE', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': '*' },
+      });
+      expect(deleted.status).toBe(204);
+      const gone = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': '*' },
+        body,
+      });
+      expect(gone.status).toBe(412);
+      expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
+    });
+  });
+
+  /**
+   * The CapabilityStatement names R4's Resource-validate for every type, which is invoked on the
+   * type and on an instance (`POST /fhir/{type}/{id}/$validate`: would this body be a valid
+   * update of that resource).
+   */
+  describe('$validate on an instance', () => {
+    it('declares Resource-validate, whose definition is for instances too', async () => {
+      const metadata = await http('GET', `${fhir}/metadata`);
+      const patient = metadata.body.rest[0].resource.find(
+        (r: { type: string }) => r.type === 'Patient',
+      );
+      expect(patient.operation).toContainEqual(
+        expect.objectContaining({
+          name: 'validate',
+          definition: 'http://hl7.org/fhir/OperationDefinition/Resource-validate',
+        }),
+      );
+    });
+
+    it('validates a body as an update of the resource at the URL, storing nothing', async () => {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      const validate = (body: unknown) => http('POST', `${fhir}/Patient/${id}/$validate`, { body });
+
+      const ok = await validate({ ...created.body, active: false });
+      expect(ok.status).toBe(200);
+      expect(ok.body).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'information', diagnostics: 'All OK' }],
+      });
+
+      const bad = await validate({ ...created.body, gender: 'f' });
+      expect(bad.status).toBe(200);
+      expect(bad.body.issue).toEqual([
+        expect.objectContaining({ severity: 'error', expression: ['Patient.gender'] }),
+      ]);
+
+      const otherId = await validate({ ...created.body, id: 'another-id' });
+      expect(otherId.status).toBe(200);
+      expect(otherId.body.issue).toEqual([
+        expect.objectContaining({ severity: 'error', expression: ['Patient.id'] }),
+      ]);
+
+      const asParameters = await validate({
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'resource', resource: { ...created.body, active: false } },
+          { name: 'mode', valueCode: 'update' },
+        ],
+      });
+      expect(asParameters.body.issue[0].diagnostics).toBe('All OK');
+
+      const read = await http('GET', `${fhir}/Patient/${id}`);
+      expect(read.body.meta.versionId).toBe('1');
+      expect(read.body.active).toBe(true);
+    });
+  });
 });

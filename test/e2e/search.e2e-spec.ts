@@ -667,6 +667,26 @@ describe('FHIR search', () => {
         definition: `http://hl7.org/fhir/SearchParameter/Observation-${component}`,
       });
     });
+
+    // Declared on every type, _id and _lastUpdated take :missing as R4 defines it for every
+    // parameter type: every resource has both, so true finds none and false finds all.
+    it(':missing on _id and _lastUpdated finds none when true and every one when false', async () => {
+      const family = `Missing${Date.now()}`;
+      for (let i = 0; i < 2; i++) {
+        const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });
+        expect(created.status).toBe(201);
+      }
+      for (const param of ['_id', '_lastUpdated']) {
+        const none = await http('GET', `${fhir}/Patient?family=${family}&${param}:missing=true`);
+        expect(none.status).toBe(200);
+        expect(none.body.entry).toBeUndefined();
+        const all = await http('GET', `${fhir}/Patient?family=${family}&${param}:missing=false`);
+        expect(all.status).toBe(200);
+        expect(all.body.entry).toHaveLength(2);
+        const bad = await http('GET', `${fhir}/Patient?family=${family}&${param}:missing=maybe`);
+        expect(bad.status).toBe(400);
+      }
+    });
   });
 
   describe('Patient/{id}/$everything', () => {
