@@ -1,7 +1,8 @@
 import type { ClientBase } from 'pg';
-import { DataSource, type DataSourceOptions } from 'typeorm';
+import { DataSource, type DataSourceOptions, type Migration } from 'typeorm';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { ENTITIES } from './entities.js';
+import { withMigrationLock } from './migration-lock.js';
 import { SnakeNamingStrategy } from './naming-strategy.js';
 import { PhiSafeTypeOrmLogger } from './typeorm-logger.js';
 
@@ -60,8 +61,33 @@ export function dataSourceOptions(
   };
 }
 
+type MigrationOptions = Parameters<DataSource['runMigrations']>[0];
+
+/**
+ * The TypeORM CLI's, restore's and the tests' DataSource: its migration runs and reverts take
+ * the migration lock, as the service's do at start, so that none of them meets another.
+ */
+class LockingDataSource extends DataSource {
+  override runMigrations(options?: MigrationOptions): Promise<Migration[]> {
+    return this.locked(() => super.runMigrations(options));
+  }
+
+  override undoLastMigration(options?: MigrationOptions): Promise<void> {
+    return this.locked(() => super.undoLastMigration(options));
+  }
+
+  private async locked<T>(work: () => Promise<T>): Promise<T> {
+    const runner = this.createQueryRunner();
+    try {
+      return await withMigrationLock(runner, work);
+    } finally {
+      await runner.release();
+    }
+  }
+}
+
 export function createDataSource(url: string): DataSource {
-  return new DataSource(dataSourceOptions(url));
+  return new LockingDataSource(dataSourceOptions(url));
 }
 
 /** host:port/database of a connection URL, never its credentials. */

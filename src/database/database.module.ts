@@ -5,6 +5,7 @@ import { AppConfig } from '../config/config.js';
 import { ConfigError } from '../config/env.schema.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
+import { withMigrationLock } from './migration-lock.js';
 import { UnitOfWork } from './unit-of-work.js';
 
 @Module({ providers: [DatabaseServer], exports: [DatabaseServer] })
@@ -33,7 +34,7 @@ class MigrationRunner implements OnModuleInit {
       await runner.query('SET statement_timeout = 0');
       const executor = new MigrationExecutor(this.dataSource, runner);
       executor.transaction = 'each';
-      applied = await executor.executePendingMigrations();
+      applied = await withMigrationLock(runner, () => executor.executePendingMigrations());
     } finally {
       const { statementTimeoutMs } = this.config.databasePool;
       try {

@@ -41,6 +41,35 @@ describe('migrations', () => {
     expect(await dataSource.showMigrations()).toBe(false);
   });
 
+  it('run one at a time when two instances apply them together', async () => {
+    // Two instances started at once with MIGRATIONS_RUN=true both read the same pending list:
+    // the second failed on what the first had created, or applied a migration again.
+    const other = await createDataSource(database.url).initialize();
+    try {
+      await dataSource.runMigrations();
+      for (let i = 0; i < 3; i++) {
+        await dataSource.undoLastMigration();
+      }
+      const runs = await Promise.allSettled([dataSource.runMigrations(), other.runMigrations()]);
+      expect(runs.map((run) => (run.status === 'rejected' ? String(run.reason) : 'ok'))).toEqual([
+        'ok',
+        'ok',
+      ]);
+      const applied = runs.flatMap((run) => (run.status === 'fulfilled' ? run.value : []));
+      expect(applied.map((migration) => migration.name).sort()).toEqual(
+        MIGRATIONS.slice(-3)
+          .map((migration) => migration.name)
+          .sort(),
+      );
+      const twice: unknown[] = await dataSource.query(
+        `SELECT "name" FROM "migrations" GROUP BY "name" HAVING count(*) > 1`,
+      );
+      expect(twice).toEqual([]);
+    } finally {
+      await other.destroy();
+    }
+  });
+
   it('run from the TypeORM CLI through npm run migration:* (revert, show, run)', async () => {
     const env = childEnv({
       DATABASE_URL: database.url,
