@@ -27,6 +27,7 @@ import { SearchSortByResource1766440000000 } from './1766440000000-search-sort-b
 import { Hl7MessageUnreadResend1766800000000 } from './1766800000000-hl7-message-unread-resend.js';
 import { ResourceHistoryMethod1766900000000 } from './1766900000000-resource-history-method.js';
 import { SpentMfaToken1767000000000 } from './1767000000000-spent-mfa-token.js';
+import { SearchIndexState1767160000000 } from './1767160000000-search-index-state.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -59,4 +60,5 @@ export const MIGRATIONS = [
   Hl7MessageUnreadResend1766800000000,
   ResourceHistoryMethod1766900000000,
   SpentMfaToken1767000000000,
+  SearchIndexState1767160000000,
 ];

@@ -16,8 +16,11 @@ import { foreignKeyOrder, type ForeignKey } from './table-order.js';
  */
 const TRANSIENT_TABLES = new Set(['audit_pending', 'export_job', 'export_chunk']);
 
-/** Rows that a freshly migrated database already holds; a restore replaces them. */
-export const SEEDED_TABLES = ['migrations', 'audit_chain_head'];
+/**
+ * Rows that a freshly migrated database already holds, or that a service started on it writes
+ * (search_index_state); a restore replaces them.
+ */
+export const SEEDED_TABLES = ['migrations', 'audit_chain_head', 'search_index_state'];
 
 /** One connection, for a snapshot or a restore: COPY streams need the client itself. */
 export class BackupSession {

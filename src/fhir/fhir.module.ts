@@ -23,6 +23,8 @@ import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
 import { EverythingService } from './search/everything.service.js';
 import { ReindexService } from './search/reindex.service.js';
+import { SearchIndexStateRepository } from './search/search-index-state.repository.js';
+import { SearchIndexStatus } from './search/search-index-status.js';
 import { SearchConditions } from './search/search-conditions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchRepository } from './search/search.repository.js';
@@ -49,6 +51,8 @@ import { SearchService } from './search/search.service.js';
     BundleService,
     EverythingService,
     ReindexService,
+    SearchIndexStateRepository,
+    SearchIndexStatus,
     ImportService,
     ValidateService,
     PatientMatchService,

@@ -3,6 +3,10 @@ import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { ReindexService } from '../../src/fhir/search/reindex.service.js';
+import {
+  SEARCH_INDEX_VERSION,
+  SearchIndexStatus,
+} from '../../src/fhir/search/search-index-status.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -38,6 +42,9 @@ describe('npm run cli -- search:reindex', () => {
       ((await http('GET', `${testApp.url}/fhir/Patient?family=reindexable`)).body.entry ?? [])
         .length;
     expect(await find()).toBe(1);
+    // A database that held no resources at start has nothing to rebuild.
+    const status = testApp.app.get(SearchIndexStatus);
+    expect(await status.staleSince()).toBeUndefined();
     // As after an upgrade from a version without the index tables:
     const dataSource = testApp.app.get(DataSource);
     for (const table of [
@@ -50,6 +57,11 @@ describe('npm run cli -- search:reindex', () => {
       await dataSource.query(`DELETE FROM ${table}`);
     }
     expect(await find()).toBe(0);
+    // ...which migrations leave saying nothing of what this version writes: the service asks for
+    // a rebuild (at start, in its log) rather than letting searches miss records in silence.
+    await dataSource.query(`DELETE FROM search_index_state`);
+    expect(await status.staleSince()).toBe('before 1');
+    expect(status.warning('before 1')).toContain('npm run cli -- search:reindex');
 
     const result = await runNode(
       BUILT.cli,
@@ -63,6 +75,11 @@ describe('npm run cli -- search:reindex', () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Reindexed \d+ resources in [\d.]+ s$/m);
     expect(await find()).toBe(1);
+    // The rebuild records that the index is this version's: the service stops asking for one.
+    expect(await testApp.app.get(SearchIndexStatus).staleSince()).toBeUndefined();
+    expect(await dataSource.query(`SELECT "version" FROM "search_index_state"`)).toEqual([
+      { version: SEARCH_INDEX_VERSION },
+    ]);
     expect(
       (
         (await http('GET', `${testApp.url}/fhir/Patient?identifier=MRN-REINDEX-1`)).body.entry as {

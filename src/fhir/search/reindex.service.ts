@@ -5,6 +5,7 @@ import type { FhirResource } from '../fhir-types.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { IndexExtractor } from './index-extractor.js';
 import { SearchIndexRepository } from './search-index.repository.js';
+import { SearchIndexStatus } from './search-index-status.js';
 
 const BATCH = 200;
 
@@ -21,6 +22,7 @@ export class ReindexService {
     private readonly unitOfWork: UnitOfWork,
     private readonly extractor: IndexExtractor,
     private readonly index: SearchIndexRepository,
+    private readonly status: SearchIndexStatus,
   ) {}
 
   async reindexAll(onProgress: (done: number) => void): Promise<number> {
@@ -46,6 +48,8 @@ export class ReindexService {
         return batch;
       });
       if (rows.length === 0) {
+        // Every resource is now indexed as this version indexes, and so is every later write.
+        await this.status.rebuilt();
         return done;
       }
       done += rows.length;

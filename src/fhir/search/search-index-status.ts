@@ -1,0 +1,68 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { AppConfig } from '../../config/config.js';
+import { SearchIndexStateRepository } from './search-index-state.repository.js';
+
+/**
+ * The version of what indexing writes for a stored resource. Raise it with any change that
+ * makes the rows of a resource written before differ from what this version would write (a new
+ * parameter or column, a value normalized or hashed another way, a range widened): a service
+ * on a database indexed by a lower version then asks the operator for `search:reindex`, as
+ * searches miss what changed for those resources until it runs. 1 is the index as of
+ * 2026-12-06: `:exact` strings, quantity units and comparators, hashed value-strings and
+ * identifiers, leap seconds, Timings, dates before 1800 (see README, "Upgrading").
+ */
+export const SEARCH_INDEX_VERSION = 1;
+
+/** Tells the operator, at start, when the stored index is older than what this version writes. */
+@Injectable()
+export class SearchIndexStatus implements OnApplicationBootstrap {
+  private readonly logger = new Logger('SearchIndex');
+
+  constructor(
+    private readonly state: SearchIndexStateRepository,
+    private readonly config: AppConfig,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    // Only the service: the CLI also works on a schema not yet migrated (restore, backup).
+    if (!this.config.isService) {
+      return;
+    }
+    const since = await this.staleSince();
+    if (since !== undefined) {
+      this.logger.warn(this.warning(since));
+    }
+  }
+
+  /**
+   * The version that built the stored index when it is older than this one's ('before 1' when
+   * none was recorded), else undefined. A database without resources has nothing to rebuild:
+   * it is recorded as this version's, as everything written from now on is indexed by it.
+   */
+  async staleSince(): Promise<string | undefined> {
+    const built = await this.state.builtVersion();
+    if (built !== undefined && built >= SEARCH_INDEX_VERSION) {
+      return undefined;
+    }
+    if (!(await this.state.holdsResources())) {
+      await this.state.record(SEARCH_INDEX_VERSION);
+      return undefined;
+    }
+    return built === undefined ? 'before 1' : String(built);
+  }
+
+  /** What the log says: no PHI, only versions and what to run. */
+  warning(since: string): string {
+    return (
+      `The search index was built by an earlier CareVault (index version ${since}, this one ` +
+      `writes ${SEARCH_INDEX_VERSION}): searches miss records written before the upgrade ` +
+      'where indexing changed since, until `npm run cli -- search:reindex` runs (safe while ' +
+      'the service runs; see README, "Upgrading")'
+    );
+  }
+
+  /** After a rebuild of every resource: the index is this version's. */
+  async rebuilt(): Promise<void> {
+    await this.state.record(SEARCH_INDEX_VERSION);
+  }
+}
