@@ -60,7 +60,9 @@ export class AuditTrail {
       return;
     }
     await this.metrics.timeAuditWrite('transaction', () =>
-      this.unitOfWork.run((manager) => this.repository.append(manager, [entry])),
+      this.unitOfWork.run((manager) =>
+        this.repository.append(manager, [entry], this.config.auditWriteTimeoutMs),
+      ),
     );
   }
 
@@ -104,6 +106,7 @@ export class AuditTrail {
             this.repository.append(
               this.dataSource.manager,
               group.map((waiting) => waiting.entry),
+              this.config.auditWriteTimeoutMs,
             ),
           );
           for (const waiting of group) waiting.resolve();

@@ -49,7 +49,10 @@ const CONTENT_COLUMNS = COLUMNS.filter(
  * The statement that appends entries (see AuditRepository.append): each entry as audit_append()
  * reads it, with the SHA-256 of its canonical form. Exported for the benchmark's baseline.
  */
-export function appendStatement(entries: readonly AuditEntry[]): {
+export function appendStatement(
+  entries: readonly AuditEntry[],
+  lockTimeoutMs?: number,
+): {
   text: string;
   values: string[];
 } {
@@ -57,7 +60,18 @@ export function appendStatement(entries: readonly AuditEntry[]): {
     ...Object.fromEntries(CONTENT_COLUMNS.map(([field, column]) => [column, entry[field]])),
     content_hash: contentHash(entry),
   }));
-  return { text: 'SELECT audit_append($1::jsonb)', values: [JSON.stringify(records)] };
+  if (lockTimeoutMs === undefined) {
+    return { text: 'SELECT audit_append($1::jsonb)', values: [JSON.stringify(records)] };
+  }
+  // The rows are linked at COMMIT (a deferred trigger), where statement_timeout no longer
+  // runs: a lock held on the chain or on audit_event would hold the commit, and its request,
+  // for as long as it is held. lock_timeout does run there; set for the rest of the
+  // transaction (is_local), it bounds the link's every lock wait, and the rows' transaction,
+  // the write's included, rolls back when one runs out. One statement: no extra round trip.
+  return {
+    text: `SELECT audit_append($1::jsonb) FROM (SELECT set_config('lock_timeout', $2, true)) AS bound`,
+    values: [JSON.stringify(records), `${Math.trunc(lockTimeoutMs)}ms`],
+  };
 }
 
 export interface ChainHead {
@@ -111,9 +125,15 @@ export class AuditRepository {
    * advisory lock and the head row), so concurrent writers (other requests, other instances, the
    * CLI) take turns and every row links to the one before, and a transaction that rolls back
    * leaves none. Until then the rows are not in audit_event, even to their own transaction.
+   * With `lockTimeoutMs`, the transaction fails (SQLSTATE 55P03) rather than wait longer than
+   * that for any lock from here to its end.
    */
-  async append(manager: EntityManager, entries: readonly AuditEntry[]): Promise<void> {
-    const { text, values } = appendStatement(entries);
+  async append(
+    manager: EntityManager,
+    entries: readonly AuditEntry[],
+    lockTimeoutMs?: number,
+  ): Promise<void> {
+    const { text, values } = appendStatement(entries, lockTimeoutMs);
     await manager.query(text, values);
   }
 

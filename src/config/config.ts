@@ -302,6 +302,11 @@ export class AppConfig {
     return this.config.get('EXPORT_RETENTION_SECONDS', { infer: true });
   }
 
+  /** How long an audit row may wait for a lock before its request fails closed. */
+  get auditWriteTimeoutMs(): number {
+    return this.config.get('AUDIT_WRITE_TIMEOUT_MS', { infer: true });
+  }
+
   get auditSkippedForBenchmark(): boolean {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }

@@ -418,6 +418,22 @@ export class EnvironmentVariables {
   @Max(36_500, { message: 'AUDIT_RETENTION_DAYS must be an integer between 1 and 36500' })
   AUDIT_RETENTION_DAYS = 2190;
 
+  /**
+   * How long an audit row may wait for a lock (the chain's, or one held on audit_event) before
+   * its request fails closed with a 503 rather than waiting for as long as the lock is held.
+   */
+  @Transform(toInteger)
+  @IsInt({
+    message: 'AUDIT_WRITE_TIMEOUT_MS must be a number of milliseconds between 100 and 600000',
+  })
+  @Min(100, {
+    message: 'AUDIT_WRITE_TIMEOUT_MS must be a number of milliseconds between 100 and 600000',
+  })
+  @Max(600_000, {
+    message: 'AUDIT_WRITE_TIMEOUT_MS must be a number of milliseconds between 100 and 600000',
+  })
+  AUDIT_WRITE_TIMEOUT_MS = 5000;
+
   /** Bulk Data export files (encrypted) are removed this long after the export completes. */
   @Transform(toInteger)
   @IsInt({ message: 'EXPORT_RETENTION_SECONDS must be an integer between 1 and 604800' })

@@ -6,11 +6,14 @@ import { QueryFailedError } from 'typeorm';
  * disk), or has no connection slot left; or every connection of this service's pool stayed in
  * use for the whole wait (busy: the database is up, this service has more work than
  * connections); or the transaction met a concurrent one and PostgreSQL rolled it back (conflict:
- * a deadlock, or a serialization failure), which the same request may not meet again. They
+ * a deadlock, or a serialization failure), which the same request may not meet again; or a
+ * lock stayed held for longer than the service waits for it (locked: only the audit trail's
+ * writes set lock_timeout, AUDIT_WRITE_TIMEOUT_MS, so it is the trail that cannot write). They
  * become a 503 that says so, which a client or load balancer may retry, rather than a 500 that
  * reads like a defect.
  */
-export type DatabaseProblem = 'unavailable' | 'read-only' | 'disk-full' | 'busy' | 'conflict';
+export type DatabaseProblem =
+  'unavailable' | 'read-only' | 'disk-full' | 'busy' | 'conflict' | 'locked';
 
 /** SQLSTATEs (https://www.postgresql.org/docs/current/errcodes-appendix.html) and what they mean. */
 const SQLSTATES: Record<string, DatabaseProblem> = {
@@ -20,6 +23,7 @@ const SQLSTATES: Record<string, DatabaseProblem> = {
   '53100': 'disk-full',
   '53200': 'unavailable', // out_of_memory
   '53300': 'unavailable', // too_many_connections
+  '55P03': 'locked', // lock_not_available: lock_timeout ran out
   '57P01': 'unavailable', // admin_shutdown
   '57P02': 'unavailable', // crash_shutdown
   '57P03': 'unavailable', // cannot_connect_now: starting up or shutting down
@@ -78,6 +82,8 @@ export const DATABASE_PROBLEM_DIAGNOSTICS: Record<DatabaseProblem, string> = {
     'The database is read-only and accepts no writes; the request was not completed. Retry later',
   'disk-full': 'The database is out of disk space; the request was not completed. Retry later',
   busy: 'The server is busy: no database connection came free in time; the request was not completed. Retry later',
+  locked:
+    'The audit trail could not be written in time (a lock on it is held); the request was not completed. Retry later',
   conflict:
     'The request met a concurrent one in the database (a deadlock) and was rolled back: nothing was written. Retry it',
 };

@@ -5,12 +5,13 @@ import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { AppConfig } from '../../src/config/config.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { eventually } from '../support/faults.js';
-import { authorizedHttp, http, type HttpFn } from '../support/http.js';
+import { authorizedHttp, http, type HttpFn, type HttpResult } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -551,6 +552,58 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(rows).toHaveLength(1);
     const undone = await db.query(`SELECT 1 FROM resource WHERE id LIKE 'audit-%'`);
     expect(undone).toHaveLength(0);
+  });
+
+  it('fails closed within AUDIT_WRITE_TIMEOUT_MS when the audit table stays locked', async () => {
+    // A lock on audit_event (an operator's LOCK TABLE, a stuck transaction holding the chain)
+    // held every request until it was released: statement_timeout does not reach the link
+    // made at COMMIT, so nothing bounded the wait.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const bound = jest
+      .spyOn(testApp.app.get(AppConfig), 'auditWriteTimeoutMs', 'get')
+      .mockReturnValue(1000);
+    const lock = db.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    // Released in any case, so that a server without the bound fails this test, not the suite.
+    const release = setTimeout(() => void lock.rollbackTransaction(), 10_000);
+    const readId = `t-${randomUUID()}`;
+    const writeId = `t-${randomUUID()}`;
+    const chosen = `locked-${randomUUID()}`;
+    let results: HttpResult[];
+    const started = Date.now();
+    try {
+      await lock.query('LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE');
+      results = await Promise.all([
+        doctor('GET', `${fhir}/Patient/${id}`, { headers: { 'x-request-id': readId } }),
+        doctor('PUT', `${fhir}/Patient/${chosen}`, {
+          body: { ...buildPatient(), id: chosen },
+          headers: { 'x-request-id': writeId },
+        }),
+      ]);
+    } finally {
+      clearTimeout(release);
+      if (lock.isTransactionActive) await lock.rollbackTransaction();
+      await lock.release();
+      bound.mockRestore();
+    }
+    const elapsed = Date.now() - started;
+    expect(results.map((result) => result.status)).toEqual([503, 503]);
+    expect(elapsed).toBeLessThan(6000);
+    for (const result of results) {
+      expect(result.body.resourceType).toBe('OperationOutcome');
+      expect(result.headers.get('retry-after')).toBe('5');
+    }
+    expect(results[0]!.text).not.toContain('"name"');
+    expect(await db.query(`SELECT 1 FROM resource WHERE id = $1`, [chosen])).toHaveLength(0);
+    const rows = await db.query<{ status_code: number }[]>(
+      `SELECT status_code FROM audit_event WHERE request_id = ANY($1)`,
+      [[readId, writeId]],
+    );
+    expect(rows.filter((row) => row.status_code < 400)).toHaveLength(0);
+    const verifier = testApp.app.get(AuditVerifier);
+    expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
   });
 
   it('records a method a known path does not take once, as a 405 without its route', async () => {
