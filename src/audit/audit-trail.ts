@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { AppConfig } from '../config/config.js';
+import { isRefusedStatement } from '../database/database-unavailable.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { Metrics } from '../metrics/metrics.js';
 import type { AuditEntry } from './audit-record.js';
@@ -96,23 +97,44 @@ export class AuditTrail {
     }
   }
 
+  /** One statement, committed on its own: audit_append is atomic. */
+  private append(entries: AuditEntry[]): Promise<void> {
+    return this.metrics.timeAuditWrite('queued', () =>
+      this.repository.append(this.dataSource.manager, entries, this.config.auditWriteTimeoutMs),
+    );
+  }
+
+  /**
+   * PostgreSQL refused the group for what one of its rows holds: the rows go again one by one,
+   * so that only the requests whose rows are refused fail, not every request that happened to
+   * share the commit. Not when the database cannot write at all (down, read-only, a lock held
+   * past AUDIT_WRITE_TIMEOUT_MS): each row would meet the same, one wait after another.
+   */
+  private async appendOneByOne(group: Waiting[]): Promise<void> {
+    for (const waiting of group) {
+      try {
+        await this.append([waiting.entry]);
+        waiting.resolve();
+      } catch (error) {
+        waiting.reject(error);
+      }
+    }
+  }
+
   private async drain(): Promise<void> {
     try {
       while (this.waiting.length > 0) {
         const group = this.waiting.splice(0, MAX_GROUP);
         try {
-          // One statement, committed on its own: audit_append is atomic.
-          await this.metrics.timeAuditWrite('queued', () =>
-            this.repository.append(
-              this.dataSource.manager,
-              group.map((waiting) => waiting.entry),
-              this.config.auditWriteTimeoutMs,
-            ),
-          );
+          await this.append(group.map((waiting) => waiting.entry));
           for (const waiting of group) waiting.resolve();
         } catch (error) {
           this.logger.error({ err: { message: (error as Error).message } }, 'Audit write failed');
-          for (const waiting of group) waiting.reject(error);
+          if (group.length > 1 && isRefusedStatement(error)) {
+            await this.appendOneByOne(group);
+          } else {
+            for (const waiting of group) waiting.reject(error);
+          }
         }
       }
     } finally {

@@ -419,6 +419,52 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
   });
 
+  it('fails only the request whose row is refused, not every request committed with it', async () => {
+    // Rows of concurrent reads are committed together (group commit): one row PostgreSQL
+    // refused (here, by a constraint that matches its user agent) failed the whole group, so
+    // every read that happened to share the commit answered 503 too.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const poison = `poison-${randomUUID()}`;
+    await db.query(
+      `ALTER TABLE audit_event ADD CONSTRAINT chk_test_refused
+         CHECK (user_agent IS DISTINCT FROM '${poison}') NOT VALID`,
+    );
+    // The table is held for a moment, so that the rows queue up and go in one commit.
+    const lock = db.createQueryRunner();
+    await lock.connect();
+    await lock.startTransaction();
+    let reads: Awaited<ReturnType<typeof audited>>[];
+    let refused: HttpResult[];
+    try {
+      await lock.query('LOCK TABLE audit_event IN ACCESS EXCLUSIVE MODE');
+      const sent = Promise.all([
+        Promise.all(
+          Array.from({ length: 30 }, () => audited(doctor, 'GET', `${fhir}/Patient/${id}`)),
+        ),
+        Promise.all(
+          Array.from({ length: 10 }, () =>
+            doctor('GET', `${fhir}/Patient/${id}`, { headers: { 'user-agent': poison } }),
+          ),
+        ),
+      ]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await lock.rollbackTransaction();
+      [reads, refused] = await sent;
+    } finally {
+      if (lock.isTransactionActive) await lock.rollbackTransaction();
+      await lock.release();
+      await db.query(`ALTER TABLE audit_event DROP CONSTRAINT chk_test_refused`);
+    }
+    expect(refused.map((result) => result.status)).toEqual(Array(10).fill(503));
+    expect(reads.map((read) => read.status)).toEqual(Array(30).fill(200));
+    for (const read of reads) {
+      expect(read.rows).toMatchObject([{ action: 'read', status_code: 200, patient_ids: [id] }]);
+    }
+    const verifier = testApp.app.get(AuditVerifier);
+    expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
+  });
+
   it('names the patient a refused request was for, so a search by patient finds the attempt', async () => {
     // Refused by a guard, a request never opens the record: the patient it named was missing
     // from patient_ids, and neither AuditEvent?patient= nor the accounting listed the attempt.
