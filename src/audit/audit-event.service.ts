@@ -39,6 +39,11 @@ export class AuditEventService {
 
   async search(query: Query, baseUrl: string): Promise<Record<string, unknown>> {
     const criteria = parseQuery(query);
+    if (criteria.patient !== undefined) {
+      // Who read this patient's trail read who treated them: a disclosure about the patient,
+      // recorded against them as a search of their records is.
+      await this.touchStoredPatient(criteria.patient);
+    }
     return this.bundle(criteria, query, baseUrl, `${baseUrl}/AuditEvent`);
   }
 
@@ -104,7 +109,7 @@ export class AuditEventService {
   ): Promise<Record<string, unknown>> {
     const criteria = parseQuery({ ...query, patient: patientId });
     // Like the CLI report, this reveals who treated the patient: it is recorded against them.
-    this.context.touchPatient(patientId);
+    await this.touchStoredPatient(patientId);
     return this.bundle(criteria, query, baseUrl, `${baseUrl}/Patient/${patientId}/$audit-trail`);
   }
 
@@ -123,6 +128,17 @@ export class AuditEventService {
       beforeSeq = page.at(-1)!.chainSeq;
     }
     return rows.reverse();
+  }
+
+  /**
+   * Names the patient in the request's row if a Patient of that id was ever stored (a deleted
+   * one's trail is still theirs). Anything else may be an MRN typed in place of the id, which
+   * the row would keep in plaintext.
+   */
+  private async touchStoredPatient(patientId: string): Promise<void> {
+    if (await this.repository.isPatientId(patientId)) {
+      this.context.touchPatient(patientId);
+    }
   }
 
   private async find(id: string): Promise<ChainedAuditEntry> {

@@ -222,6 +222,15 @@ export class AuditRepository {
     return rows.map(toEntry);
   }
 
+  /** Whether a Patient of this id was ever stored, deleted since or not. */
+  async isPatientId(id: string): Promise<boolean> {
+    const rows = await this.dataSource.query<unknown[]>(
+      `SELECT 1 FROM "resource" WHERE "resource_type" = 'Patient' AND "id" = $1`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+
   async findById(id: string): Promise<ChainedAuditEntry | undefined> {
     const rows = await this.dataSource.query<Record<string, unknown>[]>(
       `SELECT ${SELECT_LIST} FROM "audit_event" WHERE "id" = $1`,

@@ -832,6 +832,29 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(report.ok).toBe(true);
   });
 
+  it('names the patient of an AuditEvent search by patient, and never an id that is no Patient', async () => {
+    // Reading a patient's audit trail discloses who treated them: that search is recorded
+    // against the patient, as a search of their records is, and $audit-trail already was.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    for (const query of [`patient=${id}`, `patient=Patient/${id}&action=C`]) {
+      const search = await audited(auditor, 'GET', `${fhir}/AuditEvent?${query}`);
+      expect([query, search.status]).toEqual([query, 200]);
+      expect(search.rows).toMatchObject([{ action: 'search', patient_ids: [id] }]);
+    }
+    const searched = await auditor('GET', `${fhir}/AuditEvent?patient=${id}&action=E`);
+    expect(searched.body.entry).toHaveLength(2);
+    // An MRN typed in place of the id is named by no row, here or in the accounting.
+    for (const path of ['AuditEvent?patient=MRN-77-1234', 'Patient/MRN-77-1234/$audit-trail']) {
+      const missing = await audited(auditor, 'GET', `${fhir}/${path}`);
+      expect([path, missing.status, missing.rows]).toMatchObject([
+        path,
+        200,
+        [{ patient_ids: [] }],
+      ]);
+    }
+  });
+
   it('serves AuditEvent search and the accounting of disclosures to auditors only', async () => {
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;
@@ -871,7 +894,8 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const admin = authorizedHttp(await tokenFor(testApp, 'admin'));
     const trail = await admin('GET', `${fhir}/Patient/${id}/$audit-trail`);
     expect(trail.status).toBe(200);
-    expect(trail.body.entry.map((e: any) => e.resource.action)).toEqual(['R', 'C']);
+    // The auditor's two searches by this patient read their trail: they are in it.
+    expect(trail.body.entry.map((e: any) => e.resource.action)).toEqual(['E', 'E', 'R', 'C']);
     const one = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}`);
     expect(one.body.id).toBe(readEvent.id);
     expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(403);
@@ -943,6 +967,8 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(lines.slice(1).map((line) => line.split('\t').slice(2, 6))).toEqual([
       ['doctor', 'create:create', `Patient/${id}`, 'success'],
       ['doctor', 'read:read', `Patient/${id}`, 'success'],
+      ['auditor', 'search:search-type', 'AuditEvent', 'success'],
+      ['auditor', 'search:search-type', 'AuditEvent', 'success'],
       ['admin', 'execute:$audit-trail', `Patient/${id}`, 'success'],
     ]);
     const cliRows = await db.query<{ actor_name: string; subtype: string }[]>(
