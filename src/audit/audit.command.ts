@@ -40,6 +40,16 @@ function progressBar(total: number): { update(done: number): void; stop(): void 
   return { update: (done) => bar.update(done), stop: () => bar.stop() };
 }
 
+/** What an audit:verify row says: what was walked and whether it held, never the problem text. */
+function verifyAudit(
+  what: 'database' | 'export',
+  report: VerifyReport,
+): { outcome: 'success' | 'failure'; detail: string } {
+  return report.ok
+    ? { outcome: 'success', detail: `${what} rows ${report.firstSeq}..${report.lastSeq}: verified` }
+    : { outcome: 'failure', detail: `${what}: broken` };
+}
+
 export function printReport(report: VerifyReport): void {
   for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
   if (report.ok) {
@@ -61,20 +71,29 @@ export class AuditVerifyCommand extends CommandRunner {
   constructor(
     private readonly verifier: AuditVerifier,
     private readonly exports: AuditExport,
+    private readonly trail: AuditTrail,
   ) {
     super();
   }
 
   async run(_params: string[], options: { file?: string }): Promise<void> {
-    if (options.file) {
-      printReport(await this.exports.verifyFile(options.file));
-      return;
-    }
+    const file = options.file;
+    // Walking the trail reads who touched which patient, as an export does: the run is a row,
+    // recorded before the result is printed. A broken chain is its failure (exit 1).
+    const report = await this.trail.command(
+      'audit:verify',
+      (done) => verifyAudit(file ? 'export' : 'database', done),
+      () => (file ? this.exports.verifyFile(file) : this.verifyDatabase()),
+    );
+    printReport(report);
+  }
+
+  private async verifyDatabase(): Promise<VerifyReport> {
     const source = await this.verifier.databaseSource();
     const bar = progressBar(source.total);
     const report = await this.verifier.verify(source, (done) => bar.update(done));
     bar.stop();
-    printReport(report);
+    return report;
   }
 
   @Option({ flags: '--file <path>', description: 'Verify an export made by audit:export' })

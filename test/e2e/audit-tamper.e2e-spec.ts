@@ -337,6 +337,21 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     const clean = await runNode(BUILT.cli, ['audit:verify'], env);
     expect(clean.stdout).toMatch(/^Audit chain verified: 1[3-9] rows/);
     expect(clean.code).toBe(0);
+    // Walking the trail reads who touched which patient: the run is itself a row.
+    const cliRows = async (): Promise<unknown[]> =>
+      (
+        await client.query(
+          `SELECT actor_name, outcome, detail FROM audit_event
+            WHERE source = 'cli' AND subtype = 'audit:verify' ORDER BY chain_seq`,
+        )
+      ).rows;
+    expect(await cliRows()).toEqual([
+      {
+        actor_name: expect.stringMatching(/^os:/),
+        outcome: 'success',
+        detail: expect.stringMatching(/^database rows 1\.\.1[3-9]: verified$/),
+      },
+    ]);
     const original = (await client.query('SELECT resource_id FROM audit_event WHERE chain_seq = 5'))
       .rows[0].resource_id as string;
     await client.query('ALTER TABLE audit_event DISABLE TRIGGER USER');
@@ -345,6 +360,10 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       const broken = await runNode(BUILT.cli, ['audit:verify'], env);
       expect(broken.code).toBe(1);
       expect(broken.stdout).toMatch(/^Audit chain BROKEN: Row 5 \(id .*\) was altered/);
+      expect((await cliRows())[1]).toMatchObject({
+        outcome: 'failure',
+        detail: 'database: broken',
+      });
     } finally {
       await client.query(`UPDATE audit_event SET resource_id = $1 WHERE chain_seq = 5`, [original]);
       await client.query('ALTER TABLE audit_event ENABLE TRIGGER USER');
@@ -364,6 +383,18 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     const checked = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
     expect(checked.stdout).toMatch(/^Audit chain verified/);
     expect(checked.code).toBe(0);
+    const rows = await client.query(
+      `SELECT subtype, outcome, detail FROM audit_event WHERE source = 'cli'
+        AND subtype IN ('audit:export', 'audit:verify') ORDER BY chain_seq DESC LIMIT 2`,
+    );
+    expect(rows.rows).toEqual([
+      {
+        subtype: 'audit:verify',
+        outcome: 'success',
+        detail: expect.stringMatching(/^export rows \d+\.\.\d+: verified$/),
+      },
+      { subtype: 'audit:export', outcome: 'success', detail: expect.stringMatching(/^rows /) },
+    ]);
     const text = await readFile(out, 'utf8');
     // The last rows cut, the checkpoint lines that seal the export left in.
     const lines = text.trim().split('\n');
