@@ -9,6 +9,7 @@ import { AuditSigner } from './audit-signer.js';
 import { AuditTrail } from './audit-trail.js';
 import { AuditVerifier } from './audit-verifier.js';
 import { AuditRepository } from './audit.repository.js';
+import { RefusedPatients } from './refused-patients.js';
 
 /**
  * The audit trail, for the service and the admin CLI. Global because every feature records
@@ -27,6 +28,7 @@ import { AuditRepository } from './audit.repository.js';
     AuditVerifier,
     AuditExport,
     AuditEventService,
+    RefusedPatients,
   ],
   exports: [
     AuditContext,
@@ -36,6 +38,7 @@ import { AuditRepository } from './audit.repository.js';
     AuditExport,
     AuditEventService,
     AuditSigner,
+    RefusedPatients,
   ],
 })
 export class AuditModule {}

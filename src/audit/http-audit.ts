@@ -234,7 +234,8 @@ function scopeText(user: AuthenticatedUser): string {
  * the attempt is on that patient's record though the record was never opened, which is when
  * nothing else names the patient. Not on a 404 (no such Patient: the id may be an MRN typed in
  * its place, and the row would keep it a second time), nor from a break-glass body, which the
- * guard refuses before anything checks that it names a stored Patient.
+ * guard refuses before anything checks that it names a stored Patient (RefusedPatients names
+ * that one once it has checked).
  */
 function namedPatients(
   route: string | null,

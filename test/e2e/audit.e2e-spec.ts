@@ -812,6 +812,45 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(all.map((row) => row.text).join('')).not.toContain('Unresponsive');
   });
 
+  it('names the patient of a refused break-glass request when it is a stored Patient, never an MRN', async () => {
+    // A refused break-glass (no recent MFA, no right to it, a reason too short) is an attempt
+    // on that patient's records: its row named no patient, so their accounting missed it.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const nurse = await createUser(testApp, ['nurse']);
+    const withoutMfa = authorizedHttp((await login(testApp, nurse)).access_token);
+    const secret = await enableMfa(testApp, nurse);
+    const withMfa = authorizedHttp((await loginWithMfa(testApp, nurse, secret)).access_token);
+    const json = { 'content-type': 'application/json' };
+    const reason = 'Unresponsive in ED, allergy check';
+    const attempt = (as: HttpFn, body: unknown) =>
+      audited(as, 'POST', `${testApp.url}/auth/break-glass`, { body, headers: json });
+    const refused = [
+      await attempt(withoutMfa, { patient: id, reason }),
+      await attempt(auditor, { patient: id, reason }),
+      await attempt(withMfa, { patient: id, reason: 'short' }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([403, 403, 400]);
+    for (const r of refused) {
+      expect(r.rows).toMatchObject([
+        { subtype: 'break-glass', outcome: 'failure', patient_ids: [id] },
+      ]);
+    }
+    // An MRN typed in place of the id is named by no row, whatever refused it.
+    const mrn = 'MRN-55-1234';
+    const notPatients = [
+      await attempt(withMfa, { patient: mrn, reason }),
+      await attempt(withoutMfa, { patient: mrn, reason }),
+      await attempt(withMfa, { patient: mrn, reason: 'short' }),
+    ];
+    expect(notPatients.map((r) => r.status)).toEqual([404, 403, 400]);
+    for (const r of notPatients) {
+      expect(r.rows).toMatchObject([{ outcome: 'failure', patient_ids: [] }]);
+    }
+    const trail = await auditor('GET', `${fhir}/AuditEvent?patient=${id}&subtype=break-glass`);
+    expect(trail.body.entry).toHaveLength(3);
+  });
+
   it('keeps the chain valid with 200 requests in parallel', async () => {
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;

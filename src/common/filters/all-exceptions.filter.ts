@@ -4,6 +4,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { RequestIdentity } from '../../auth/request-identity.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
+import { RefusedPatients } from '../../audit/refused-patients.js';
 import {
   AuditUnavailableError,
   isRecorded,
@@ -33,6 +34,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
   constructor(
     private readonly trail: AuditTrail,
     private readonly identity: RequestIdentity,
+    private readonly refusedPatients: RefusedPatients,
   ) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
@@ -60,6 +62,10 @@ export class AllExceptionsFilter implements ExceptionFilter {
       markRecorded(request);
       await this.nameSender(request, status);
       const entry = httpAuditEntry(request, status, scopeOf(request), body.issue[0]?.code ?? null);
+      const named = await this.refusedPatients.of(request, status);
+      if (named.length > 0) {
+        entry.patientIds = [...new Set([...entry.patientIds, ...named])].sort();
+      }
       const recording = this.trail.record(entry);
       if (isBestEffort(request)) {
         recording.catch(() => undefined);
