@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { isUuid } from '../common/ids.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
+import { CachedReads } from './cached-reads.js';
 import { UserRepository, type AccountState } from './user.repository.js';
 
 /**
@@ -14,7 +15,7 @@ import { UserRepository, type AccountState } from './user.repository.js';
  */
 export const ACCOUNT_STATE_TTL_MS = 5_000;
 /** Enough for every user of a busy deployment; past it the oldest entries go first. */
-const MAX_ENTRIES = 10_000;
+export const MAX_ENTRIES = 10_000;
 
 /**
  * Whether the account an access token stands for may still use it: it exists, is active, and is
@@ -24,37 +25,21 @@ const MAX_ENTRIES = 10_000;
  */
 @Injectable()
 export class AccountStatus {
-  private readonly states = new Map<string, { at: number; state: Promise<AccountState | null> }>();
+  private readonly states: CachedReads<AccountState | null>;
 
-  constructor(private readonly users: UserRepository) {}
+  constructor(users: UserRepository) {
+    this.states = new CachedReads(ACCOUNT_STATE_TTL_MS, MAX_ENTRIES, (id) => users.findState(id));
+  }
 
   async allows(user: AuthenticatedUser): Promise<boolean> {
     // An identity provider's account (`oidc:<sub>`) has no row here: the provider disables it.
     if (!isUuid(user.id)) return true;
-    const state = await this.stateOf(user.id);
+    const state = await this.states.get(user.id);
     return (
       state !== null &&
       state.active &&
       // A token issued before tokens carried the epoch has the active check alone.
       (user.sessionEpoch === undefined || user.sessionEpoch === state.sessionEpoch)
     );
-  }
-
-  private stateOf(id: string): Promise<AccountState | null> {
-    const now = Date.now();
-    const cached = this.states.get(id);
-    if (cached && now - cached.at < ACCOUNT_STATE_TTL_MS) return cached.state;
-    // One read for all the requests that arrive while it runs; a failed one is not kept.
-    const state = this.users.findState(id);
-    state.catch(() => {
-      if (this.states.get(id)?.state === state) this.states.delete(id);
-    });
-    this.states.delete(id);
-    if (this.states.size >= MAX_ENTRIES) {
-      // Maps iterate in insertion order: the first key is the oldest.
-      this.states.delete(this.states.keys().next().value!);
-    }
-    this.states.set(id, { at: now, state });
-    return state;
   }
 }

@@ -7,6 +7,7 @@ import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthorizationCodes } from './apps/authorization-codes.js';
 import { AuthService } from './auth.service.js';
+import { ClientStatus } from './client-status.js';
 import { ClientCredentialsGrant } from './backend-clients/client-credentials.js';
 import { JwtAuthGuard } from './jwt-auth.guard.js';
 import { JwtStrategy } from './jwt.strategy.js';
@@ -23,6 +24,7 @@ import { UsersModule } from './users.module.js';
   controllers: [AuthController, AdminUsersController],
   providers: [
     AccountStatus,
+    ClientStatus,
     AuthService,
     SigningKeys,
     TokenService,

@@ -4,6 +4,7 @@ import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import { AccountStatus } from './account-status.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
+import { ClientStatus } from './client-status.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
 import { bearerToken, RequestIdentity } from './request-identity.js';
 
@@ -17,6 +18,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     private readonly reflector: Reflector,
     private readonly identity: RequestIdentity,
     private readonly accounts: AccountStatus,
+    private readonly clients: ClientStatus,
   ) {
     super();
   }
@@ -58,10 +60,15 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
 
   /**
    * A valid token of an account disabled, deleted or whose sessions ended since (a new password,
-   * an MFA reset) is refused within seconds, not at its expiry (AccountStatus).
+   * an MFA reset), or of a SMART app or backend client disabled since, is refused within
+   * seconds, not at its expiry (AccountStatus, ClientStatus).
    */
   private async stillAllowed(user: AuthenticatedUser): Promise<AuthenticatedUser> {
-    if (!(await this.accounts.allows(user))) throw new UnauthorizedException();
+    const [account, client] = await Promise.all([
+      this.accounts.allows(user),
+      this.clients.allows(user),
+    ]);
+    if (!account || !client) throw new UnauthorizedException();
     return user;
   }
 

@@ -41,6 +41,14 @@ export class RefreshTokenRepository {
     await manager.update(RefreshTokenEntity, { familyId, revokedAt: IsNull() }, { revokedAt: at });
   }
 
+  async revokeAllOfApp(appId: string, at: Date): Promise<void> {
+    await this.dataSource.manager.update(
+      RefreshTokenEntity,
+      { appId, revokedAt: IsNull() },
+      { revokedAt: at },
+    );
+  }
+
   async revokeAllOfUser(userId: string, at: Date): Promise<void> {
     await this.dataSource.manager.update(
       RefreshTokenEntity,

@@ -138,6 +138,11 @@ export class RefreshTokens {
     return this.repository.revokeAllOfUser(userId, new Date());
   }
 
+  /** Ends every family issued to a SMART app (its grants), whoever signed in to it. */
+  revokeAllOfApp(appId: string): Promise<void> {
+    return this.repository.revokeAllOfApp(appId, new Date());
+  }
+
   private next(
     account: SessionOwner,
     familyId: string,

@@ -423,10 +423,16 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     await users.update(user.id, { roles: ['integration'] });
     expect((await clientToken('system/Observation.r', await signed(next))).status).toBe(200);
 
+    const held = (await clientToken('system/Observation.rs', await signed(next))).body;
     await clients.disable(name);
     expect(refusal(await clientToken('system/Observation.r', await signed(next)))).toBe(
       '401 invalid_client: This client is disabled',
     );
+    // Nor does the token it already holds work on (within seconds: see the SMART app's test).
+    const read = await http('GET', `${testApp.url}/fhir/Observation?_count=1`, {
+      headers: { authorization: `Bearer ${held.access_token}` },
+    });
+    expect(read.status).toBe(401);
     // Its state is told only to whoever holds its key.
     const forged = await signed(await clientKey('ES256', next.kid));
     expect(refusal(await clientToken('system/Observation.r', forged))).toBe(

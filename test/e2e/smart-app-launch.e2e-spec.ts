@@ -727,7 +727,7 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect((await login(testApp, user)).access_token).toBeDefined();
   });
 
-  it('refuses a disabled app its sign-ins and its refresh tokens', async () => {
+  it('refuses a disabled app its sign-ins, its refresh tokens, and within seconds its access tokens', async () => {
     const name = `old-${randomUUID().slice(0, 8)}`;
     const old = await apps.register(name, [REDIRECT], 'launch/patient patient/*.rs offline_access');
     const saved = appId;
@@ -736,7 +736,27 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       const { code, verifier } = await authorize(doctor);
       const token = await exchange(code, verifier);
       expect(token.status).toBe(200);
+      const app = authorizedHttp(token.body.access_token);
+      expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(200);
       await apps.disable(name);
+      const ended = Date.now();
+      // The access token it holds stops within the status cache's 5 s, not at its expiry.
+      let refusedAfter = Infinity;
+      while (Date.now() - ended < 8_000) {
+        if ((await app('GET', `${fhirBase}/Patient/${patientId}`)).status === 401) {
+          refusedAfter = Date.now() - ended;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(refusedAfter).toBeLessThan(6_000);
+      // Revoked by the disable itself, not only when next presented (access ends with the
+      // authorization, 164.312(a)(1)).
+      const live = await db.query<unknown[]>(
+        `SELECT 1 FROM refresh_token WHERE app_id = $1 AND revoked_at IS NULL`,
+        [old.id],
+      );
+      expect(live).toHaveLength(0);
       const refreshed = await tokenRequest({
         grant_type: 'refresh_token',
         refresh_token: token.body.refresh_token,

@@ -114,8 +114,13 @@ export class SmartAppRepository {
     return rows[0] && toApp(rows[0]);
   }
 
+  /** Whether the app exists and is active; also read for its access tokens (ClientStatus). */
   async isActive(id: string): Promise<boolean> {
-    return (await this.findById(id))?.active === true;
+    const rows = await this.dataSource.query<{ active: boolean }[]>(
+      `SELECT active FROM smart_app WHERE id = $1`,
+      [id],
+    );
+    return rows[0]?.active === true;
   }
 
   async list(): Promise<SmartApp[]> {

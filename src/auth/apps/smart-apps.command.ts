@@ -79,7 +79,7 @@ export class AppCreateCommand extends AppCommand {
 @Command({
   name: 'app:disable',
   description:
-    'Refuse a SMART app further sign-ins, codes and refreshes, and stop its Subscriptions',
+    'Refuse a SMART app further sign-ins and codes, end its tokens, and stop its Subscriptions',
 })
 export class AppDisableCommand extends AppCommand {
   async run(_params: string[], options: AppOptions): Promise<void> {

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { isLoopback } from '../../common/http/loopback.js';
+import { RefreshTokens } from '../refresh-tokens.js';
 import { registeredAppScope } from './app-scopes.js';
 import { SmartAppRepository, type SmartApp } from './smart-app.repository.js';
 
@@ -20,7 +21,10 @@ export interface SmartAppSummary {
 /** Registration of SMART apps (public clients of the authorization endpoint), for the admin CLI. */
 @Injectable()
 export class SmartAppsService {
-  constructor(private readonly apps: SmartAppRepository) {}
+  constructor(
+    private readonly apps: SmartAppRepository,
+    private readonly refreshTokens: RefreshTokens,
+  ) {}
 
   async register(name: string, redirectUris: string[], scope: string): Promise<SmartAppSummary> {
     if (!NAME.test(name)) {
@@ -49,14 +53,17 @@ export class SmartAppsService {
   }
 
   /**
-   * Refuses the app's further authorizations, codes and refreshes; access tokens already issued
-   * expire on their own (15 minutes). The Subscriptions written with its tokens stop, which the
+   * Refuses the app's further authorizations and codes, revokes its refresh tokens, and its
+   * access tokens stop within seconds (ClientStatus): access ends when the authorization does
+   * (164.312(a)(1)). A refresh racing the revocation is refused by its own check of the app's
+   * state, made after its rotation. The Subscriptions written with its tokens stop, which the
    * Subscription notifier reads from the app's state.
    */
   async disable(name: string): Promise<SmartAppSummary> {
     const app = await this.apps.findByName(name);
     if (!app) throw AppError.notFound(`No app ${name}`);
     await this.apps.setActive(app.id, false);
+    await this.refreshTokens.revokeAllOfApp(app.id);
     return summary({ ...app, active: false });
   }
 }

@@ -79,6 +79,15 @@ export class BackendClientRepository {
     return rows[0] && toClient(rows[0]);
   }
 
+  /** Whether the client exists and is active: read for its access tokens (ClientStatus). */
+  async isActive(id: string): Promise<boolean> {
+    const rows = await this.dataSource.query<{ active: boolean }[]>(
+      `SELECT active FROM backend_client WHERE id = $1`,
+      [id],
+    );
+    return rows[0]?.active === true;
+  }
+
   async list(): Promise<BackendClient[]> {
     const rows = await this.dataSource.query<Row[]>(
       `SELECT ${COLUMNS} FROM backend_client ORDER BY name`,

@@ -140,7 +140,8 @@ export class ClientSetKeysCommand extends KeysCommand {
 
 @Command({
   name: 'client:disable',
-  description: 'Refuse a backend client any further token, and stop its Subscriptions',
+  description:
+    'Refuse a backend client any further token, end those it holds, and stop its Subscriptions',
 })
 export class ClientDisableCommand extends ClientCommand {
   async run(_params: string[], options: ClientOptions): Promise<void> {

@@ -91,8 +91,9 @@ export class BackendClientsService {
   }
 
   /**
-   * Refuses the client's further token requests; tokens already issued expire on their own. Its
-   * Subscriptions stop, which the Subscription notifier reads from the client's state.
+   * Refuses the client's further token requests, and the tokens it holds stop within seconds
+   * (ClientStatus; it has no refresh tokens). Its Subscriptions stop, which the Subscription
+   * notifier reads from the client's state.
    */
   async disable(name: string): Promise<BackendClientSummary> {
     const client = await this.require(name);
