@@ -28,6 +28,7 @@ import { Hl7MessageUnreadResend1766800000000 } from './1766800000000-hl7-message
 import { ResourceHistoryMethod1766900000000 } from './1766900000000-resource-history-method.js';
 import { SpentMfaToken1767000000000 } from './1767000000000-spent-mfa-token.js';
 import { SearchIndexState1767160000000 } from './1767160000000-search-index-state.js';
+import { SpentMfaTokenExpiry1767170000000 } from './1767170000000-spent-mfa-token-expiry.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -61,4 +62,5 @@ export const MIGRATIONS = [
   ResourceHistoryMethod1766900000000,
   SpentMfaToken1767000000000,
   SearchIndexState1767160000000,
+  SpentMfaTokenExpiry1767170000000,
 ];

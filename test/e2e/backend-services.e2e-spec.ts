@@ -433,6 +433,18 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
       headers: { authorization: `Bearer ${held.access_token}` },
     });
     expect(read.status).toBe(401);
+    // A client that asks no more leaves its expired spent assertions: another's spend clears them.
+    await db.query(
+      `INSERT INTO backend_client_assertion (client_id, jti, expires_at)
+       VALUES ($1, 'expired', now() - interval '1 minute')`,
+      [registered.id],
+    );
+    expect((await clientToken('system/*.rs')).status).toBe(200);
+    const expired = await db.query<unknown[]>(
+      `SELECT 1 FROM backend_client_assertion WHERE client_id = $1 AND expires_at < now()`,
+      [registered.id],
+    );
+    expect(expired).toHaveLength(0);
     // Its state is told only to whoever holds its key.
     const forged = await signed(await clientKey('ES256', next.kid));
     expect(refusal(await clientToken('system/Observation.r', forged))).toBe(

@@ -310,6 +310,13 @@ describe('attacks a hospital reviewer tries first', () => {
         headers: json,
       });
       const mfaToken = signedIn.body.mfa_token as string;
+      // An expired spent token of a user who never signs in again: any spend clears it away.
+      const gone = await createUser(testApp, ['nurse']);
+      await data.query(
+        `INSERT INTO spent_mfa_token (user_id, jti, expires_at)
+         VALUES ($1, 'expired', now() - interval '1 minute')`,
+        [gone.id],
+      );
       const withCode = async (offset: number) =>
         http('POST', `${testApp.url}/auth/login/mfa`, {
           body: { mfa_token: mfaToken, code: await totpCode(secret, offset) },
@@ -326,6 +333,11 @@ describe('attacks a hospital reviewer tries first', () => {
         [user.id],
       );
       expect(spent).toEqual({ n: 1 });
+      const [left] = await data.query<{ n: number }[]>(
+        'SELECT count(*)::int AS n FROM spent_mfa_token WHERE user_id = $1',
+        [gone.id],
+      );
+      expect(left).toEqual({ n: 0 });
     });
 
     const signIn = (username: string, password: string) =>
