@@ -1,7 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { In, MoreThan, MoreThanOrEqual } from 'typeorm';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { ResourceEntity } from '../fhir/resource.entity.js';
 import { BreakGlassGrantEntity, BreakGlassUseEntity } from './break-glass.entity.js';
 
 export interface GrantWithUses {
@@ -16,13 +15,6 @@ export interface GrantWithUses {
 @Injectable()
 export class BreakGlassRepository {
   constructor(private readonly unitOfWork: UnitOfWork) {}
-
-  /** Whether a Patient of this id is stored and not deleted. */
-  isStoredPatient(id: string): Promise<boolean> {
-    return this.unitOfWork.manager.exists(ResourceEntity, {
-      where: { resourceType: 'Patient', id, deleted: false },
-    });
-  }
 
   async insertGrant(grant: BreakGlassGrantEntity): Promise<void> {
     await this.unitOfWork.manager.insert(BreakGlassGrantEntity, grant);

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/config.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { BreakGlassGrantEntity } from './break-glass.entity.js';
 import { BreakGlassRepository, type GrantWithUses } from './break-glass.repository.js';
+import { PatientRepository } from './patient.repository.js';
 
 export interface BreakGlassGrant {
   id: string;
@@ -24,6 +25,7 @@ export class BreakGlassService {
 
   constructor(
     private readonly repository: BreakGlassRepository,
+    private readonly patients: PatientRepository,
     private readonly config: AppConfig,
     private readonly audit: AuditContext,
   ) {}
@@ -34,7 +36,7 @@ export class BreakGlassService {
     }
     // The grant, its audit row's patients and the review report keep the patient in plaintext:
     // an MRN typed in place of the id would sit there, so it must name a stored Patient.
-    if (!(await this.repository.isStoredPatient(patient))) {
+    if (!(await this.patients.isStoredPatient(patient))) {
       throw AppError.of(
         404,
         'not-found',

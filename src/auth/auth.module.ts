@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
+import { AccessModule } from '../access/access.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { AccountStatus } from './account-status.js';
 import { AdminUsersController } from './admin-users.controller.js';
@@ -20,7 +21,7 @@ import { UsersModule } from './users.module.js';
 
 /** Users, sign-in, tokens, and the global guards: authentication first, then the permission matrix. */
 @Module({
-  imports: [DatabaseModule, PassportModule, UsersModule],
+  imports: [AccessModule, DatabaseModule, PassportModule, UsersModule],
   controllers: [AuthController, AdminUsersController],
   providers: [
     AccountStatus,

@@ -1,11 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
 import QRCode from 'qrcode';
+import { PatientRepository } from '../access/patient.repository.js';
 import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { isUuid } from '../common/ids.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
-import { ResourceEntity } from '../fhir/resource.entity.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
@@ -35,6 +35,7 @@ export class AuthService {
     private readonly audit: AuditContext,
     private readonly apps: SmartAppRepository,
     private readonly unitOfWork: UnitOfWork,
+    private readonly patients: PatientRepository,
   ) {}
 
   /** The account a sign-in is about, for its audit row (the request carries no token yet). */
@@ -246,7 +247,7 @@ export class AuthService {
     // The patient goes into the token and into the scope of every audit row the token makes:
     // an MRN given in place of the id (the SMART sign-in form takes either) would sit there in
     // plaintext, so it must be the id of a stored Patient.
-    if (patient && !(await this.isStoredPatient(patient))) {
+    if (patient && !(await this.patients.isStoredPatient(patient))) {
       throw AppError.of(
         404,
         'not-found',
@@ -270,12 +271,6 @@ export class AuthService {
       expires_in: access.expiresIn,
       scope,
     };
-  }
-
-  private isStoredPatient(id: string): Promise<boolean> {
-    return this.unitOfWork.run((manager) =>
-      manager.exists(ResourceEntity, { where: { resourceType: 'Patient', id, deleted: false } }),
-    );
   }
 
   async logout(refreshToken: string): Promise<void> {
