@@ -13,6 +13,7 @@ export interface AccessTokenClaims {
   patient?: unknown;
   client_id?: unknown;
   session_epoch?: unknown;
+  sid?: unknown;
 }
 
 /** The user of a verified access token's claims; undefined when a required claim is missing. */
@@ -42,5 +43,6 @@ export function userOfClaims(claims: AccessTokenClaims): AuthenticatedUser | und
     ...smartContext(scope, patient),
     ...(typeof clientId === 'string' ? { clientId } : {}),
     ...(typeof claims.session_epoch === 'number' ? { sessionEpoch: claims.session_epoch } : {}),
+    ...(typeof claims.sid === 'string' ? { sessionId: claims.sid } : {}),
   };
 }

@@ -15,6 +15,7 @@ import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PermissionGuard } from './permission.guard.js';
 import { RequestIdentity } from './request-identity.js';
+import { SessionStatus } from './session-status.js';
 import { SigningKeys } from './signing-keys.js';
 import { TokenService } from './token.service.js';
 import { UsersModule } from './users.module.js';
@@ -26,6 +27,7 @@ import { UsersModule } from './users.module.js';
   providers: [
     AccountStatus,
     ClientStatus,
+    SessionStatus,
     AuthService,
     SigningKeys,
     TokenService,

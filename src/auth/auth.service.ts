@@ -128,7 +128,7 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string, clientId?: string): Promise<TokenResponse> {
-    const { token, userId, sessionEpoch, login, grant } = await this.refreshTokens
+    const { token, familyId, userId, sessionEpoch, login, grant } = await this.refreshTokens
       .rotate(refreshToken, clientId)
       .catch(async (error: unknown) => {
         // A replayed token ends its session: the row names whose session that was.
@@ -163,6 +163,7 @@ export class AuthService {
             ...(grant.patient ? { patient: grant.patient } : {}),
           }
         : undefined,
+      familyId,
     );
     return {
       access_token: access.token,
@@ -264,6 +265,8 @@ export class AuthService {
         ...(patient ? { patient } : {}),
         ...(current.expiresAt !== undefined ? { notAfter: current.expiresAt } : {}),
       },
+      // A narrowed token ends with the session of the token it was exchanged for.
+      current.sessionId,
     );
     return {
       access_token: access.token,
@@ -392,8 +395,8 @@ export class AuthService {
   }
 
   private async issue(user: UserEntity, login: LoginFacts): Promise<TokenResponse> {
-    const access = await this.tokens.accessToken(user, login);
-    const { token: refresh } = await this.refreshTokens.issue(user, login);
+    const { token: refresh, familyId } = await this.refreshTokens.issue(user, login);
+    const access = await this.tokens.accessToken(user, login, undefined, familyId);
     return {
       access_token: access.token,
       token_type: 'Bearer',

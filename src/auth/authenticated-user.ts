@@ -27,6 +27,11 @@ export interface AuthenticatedUser {
    */
   sessionEpoch?: number;
   /**
+   * The sign-in session (refresh token family) the token was issued in: once the session ends
+   * (logout, a replayed refresh token), the token is refused (SessionStatus).
+   */
+  sessionId?: string;
+  /**
    * An account of this process that no token can name (the HL7 feed's): it writes what its
    * senders send onto restricted records as well, and shows no one what it reads.
    */

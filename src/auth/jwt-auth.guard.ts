@@ -7,6 +7,7 @@ import type { AuthenticatedUser } from './authenticated-user.js';
 import { ClientStatus } from './client-status.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
 import { bearerToken, RequestIdentity } from './request-identity.js';
+import { SessionStatus } from './session-status.js';
 
 /**
  * Every route needs a valid access token unless it is marked @Public(): CareVault's own
@@ -19,6 +20,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     private readonly identity: RequestIdentity,
     private readonly accounts: AccountStatus,
     private readonly clients: ClientStatus,
+    private readonly sessions: SessionStatus,
   ) {
     super();
   }
@@ -60,15 +62,17 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
 
   /**
    * A valid token of an account disabled, deleted or whose sessions ended since (a new password,
-   * an MFA reset), or of a SMART app or backend client disabled since, is refused within
-   * seconds, not at its expiry (AccountStatus, ClientStatus).
+   * an MFA reset), of a SMART app or backend client disabled since, or of a session ended since
+   * (a logout, a replayed refresh token), is refused within seconds, not at its expiry
+   * (AccountStatus, ClientStatus, SessionStatus).
    */
   private async stillAllowed(user: AuthenticatedUser): Promise<AuthenticatedUser> {
-    const [account, client] = await Promise.all([
+    const allowed = await Promise.all([
       this.accounts.allows(user),
       this.clients.allows(user),
+      this.sessions.allows(user),
     ]);
-    if (!account || !client) throw new UnauthorizedException();
+    if (allowed.includes(false)) throw new UnauthorizedException();
     return user;
   }
 

@@ -41,6 +41,15 @@ export class RefreshTokenRepository {
     await manager.update(RefreshTokenEntity, { familyId, revokedAt: IsNull() }, { revokedAt: at });
   }
 
+  /** Whether the family still has a token not used or revoked: its session goes on. */
+  async isFamilyLive(familyId: string): Promise<boolean> {
+    const rows = await this.dataSource.query<unknown[]>(
+      `SELECT 1 FROM refresh_token WHERE family_id = $1 AND revoked_at IS NULL LIMIT 1`,
+      [familyId],
+    );
+    return rows.length > 0;
+  }
+
   async revokeAllOfApp(appId: string, at: Date): Promise<void> {
     await this.dataSource.manager.update(
       RefreshTokenEntity,

@@ -31,6 +31,8 @@ export interface AppGrant {
 
 interface Rotated {
   token: string;
+  /** The family (session) the new token continues. */
+  familyId: string;
   userId: string;
   /** The account's session epoch at the login: the session is over once the account's moved on. */
   sessionEpoch: number;
@@ -106,6 +108,7 @@ export class RefreshTokens {
         await this.repository.insert(entity, manager);
         return {
           token,
+          familyId: current.familyId,
           userId: current.userId,
           sessionEpoch: current.sessionEpoch,
           login,

@@ -25,12 +25,14 @@ export class TokenService {
 
   /**
    * An access token; with `launch`, one narrowed to SMART scopes (and a patient in context, or
-   * the backend client it was issued to).
+   * the backend client it was issued to); with `sessionId`, one that ends with that refresh
+   * token family (logout, a replayed refresh token).
    */
   async accessToken(
     user: UserEntity,
     login: LoginFacts,
     launch?: { scope: string; patient?: string; clientId?: string; notAfter?: number },
+    sessionId?: string,
   ): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.current;
     // A narrowed token never outlives the token it was exchanged for.
@@ -44,6 +46,8 @@ export class TokenService {
       auth_time: Math.floor(login.authTime.getTime() / 1000),
       // Private claim: the token stops when the account's sessions end (AccountStatus).
       session_epoch: user.sessionEpoch,
+      // OpenID's session id: the token stops when its session ends (SessionStatus).
+      ...(sessionId ? { sid: sessionId } : {}),
       ...(launch ? { scope: launch.scope } : {}),
       ...(launch?.patient ? { patient: launch.patient } : {}),
       ...(launch?.clientId ? { client_id: launch.clientId } : {}),

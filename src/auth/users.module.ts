@@ -28,6 +28,7 @@ import { UsersService } from './users.service.js';
   exports: [
     UsersService,
     UserRepository,
+    RefreshTokenRepository,
     RefreshTokens,
     BackendClientsService,
     BackendClientRepository,

@@ -216,10 +216,15 @@ describe('attacks a hospital reviewer tries first', () => {
       // The thief replays the spent token: refused, and the session is over for everyone.
       expect((await refresh(first.refresh_token)).status).toBe(401);
       expect((await refresh(second.body.refresh_token)).status).toBe(401);
+      // Its access tokens too, whichever of the two holds them (RFC 6819 5.2.2.3, OAuth 2.1).
+      expect((await read(first.access_token)).status).toBe(401);
+      expect((await read(second.body.access_token as string)).status).toBe(401);
     });
 
     it('ends a session at logout, after the idle limit and after the absolute limit', async () => {
       const loggedOut = await login(testApp, doctor);
+      expect((await read(loggedOut.access_token)).status).toBe(200);
+      const other = await login(testApp, doctor);
       expect(
         (
           await http('POST', `${testApp.url}/auth/logout`, {
@@ -228,7 +233,20 @@ describe('attacks a hospital reviewer tries first', () => {
           })
         ).status,
       ).toBe(204);
+      const ended = Date.now();
       expect((await refresh(loggedOut.refresh_token)).status).toBe(401);
+      // The access token of the session ends with it, within the status cache's 5 s (a shared
+      // workstation: whoever sits down next must not read on with it); another session goes on.
+      let refusedAfter = Infinity;
+      while (Date.now() - ended < 8_000) {
+        if ((await read(loggedOut.access_token)).status === 401) {
+          refusedAfter = Date.now() - ended;
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(refusedAfter).toBeLessThan(6_000);
+      expect((await read(other.access_token)).status).toBe(200);
 
       const dataSource = testApp.app.get(DataSource);
       for (const column of ['expires_at', 'absolute_expires_at']) {

@@ -443,6 +443,22 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     }
   });
 
+  it('ends the session of a code presented again after its redemption, access token included', async () => {
+    const { code, verifier } = await authorize(doctor);
+    const first = await exchange(code, verifier);
+    expect(first.status).toBe(200);
+    expect((await exchange(code, verifier)).body.error).toBe('invalid_grant');
+    // RFC 6749 section 4.1.2: the tokens issued for it are revoked; the access token too,
+    // rather than at its expiry, as it names the refresh token's session.
+    const app = authorizedHttp(first.body.access_token);
+    expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(401);
+    const refreshed = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: first.body.refresh_token,
+    });
+    expect(refreshed.body.error).toBe('invalid_grant');
+  });
+
   it('asks an MFA user for the code, and the token says so', async () => {
     const user = await createUser(testApp, ['nurse']);
     const secret = await enableMfa(testApp, user);

@@ -135,21 +135,24 @@ export class AuthorizationCodes {
     }
     const login = { amr: granted.amr, authTime: granted.authTime };
     const patient = granted.patient ?? undefined;
-    const access = await this.tokens.accessToken(user, login, {
-      scope: granted.scope,
-      clientId: granted.appId,
-      ...(patient ? { patient } : {}),
-    });
     const items = granted.scope.split(' ');
-    const refresh =
-      items.includes('offline_access') || items.includes('online_access')
-        ? await this.refreshTokens.issue(user, login, {
-            scope: granted.scope,
-            appId: granted.appId,
-            ...(patient ? { patient } : {}),
-            familyId,
-          })
-        : undefined;
+    const offline = items.includes('offline_access') || items.includes('online_access');
+    // With a refresh token, the access token ends with its family (a replayed refresh token, a
+    // second presentation of the code); without one there is no session to end but its expiry.
+    const access = await this.tokens.accessToken(
+      user,
+      login,
+      { scope: granted.scope, clientId: granted.appId, ...(patient ? { patient } : {}) },
+      offline ? familyId : undefined,
+    );
+    const refresh = offline
+      ? await this.refreshTokens.issue(user, login, {
+          scope: granted.scope,
+          appId: granted.appId,
+          ...(patient ? { patient } : {}),
+          familyId,
+        })
+      : undefined;
     // Presented again while these tokens were made: that presentation found nothing stored yet
     // to revoke, so this one does, and the app gets no tokens (RFC 6749 section 4.1.2).
     if (refresh && !(await this.apps.holdsFamily(hash, familyId))) {
