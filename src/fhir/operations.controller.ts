@@ -66,7 +66,7 @@ export class OperationsController {
   @FhirInteraction('read', 'Patient')
   @ApiOperation({
     summary:
-      'A patient and every resource in their compartment that you may read (start, end, _type, _since, _count)',
+      'A patient, every resource in their compartment and the shared resources those refer to, that you may read (start, end, _type, _since, _count)',
   })
   async everything(
     @CurrentUser() user: AuthenticatedUser,

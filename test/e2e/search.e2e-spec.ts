@@ -709,6 +709,111 @@ describe('FHIR search', () => {
       expect((await auditor('GET', `${fhir}/Patient/${ids.a}/$everything`)).status).toBe(403);
     });
 
+    it('adds what the patient and the compartment refer to, once each, as the caller may read it', async () => {
+      const practitioner = (family: string, extra = {}) =>
+        create({ resourceType: 'Practitioner', name: [{ family }], ...extra });
+      const gp = await practitioner(`Gp${run}`);
+      const performer = await practitioner(`Perf${run}`);
+      const hidden = await practitioner(`Hidden${run}`, {
+        meta: {
+          security: [
+            { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+          ],
+        },
+      });
+      const org = await create({ resourceType: 'Organization', name: `Clinic ${run}` });
+      const ward = await create({ resourceType: 'Location', name: `Ward ${run}` });
+      const drug = await create({ resourceType: 'Medication', code: { text: 'Metformin' } });
+      const patient = await create({
+        ...buildPatient(),
+        generalPractitioner: [{ reference: `Practitioner/${gp}` }],
+        managingOrganization: { reference: `Organization/${org}` },
+        // Another patient's record is theirs: not brought in by a link.
+        link: [{ other: { reference: `Patient/${ids.b}` }, type: 'seealso' }],
+      });
+      const obs = await create(
+        observation(patient, 5, '2024-03-01', {
+          code: { coding: [{ system: LOINC, code: `ref-${run}` }] },
+          performer: [
+            { reference: `Practitioner/${performer}` },
+            { reference: `Practitioner/${gp}` },
+            { reference: `Practitioner/${hidden}` },
+          ],
+        }),
+      );
+      const encounter = await create({
+        resourceType: 'Encounter',
+        status: 'finished',
+        class: { code: 'AMB' },
+        subject: { reference: `Patient/${patient}` },
+        serviceProvider: { reference: `Organization/${org}` },
+        location: [{ location: { reference: `Location/${ward}` } }],
+      });
+      const order = await create({
+        resourceType: 'MedicationRequest',
+        status: 'active',
+        intent: 'order',
+        subject: { reference: `Patient/${patient}` },
+        medicationReference: { reference: `Medication/${drug}` },
+      });
+      type Entry = { resource: { resourceType: string; id: string }; search: { mode: string } };
+      const listed = (res: HttpResult) =>
+        (res.body.entry as Entry[]).map(
+          (e) => `${e.search.mode} ${e.resource.resourceType}/${e.resource.id}`,
+        );
+      const all = await search(`Patient/${patient}/$everything`);
+      expect(all.status).toBe(200);
+      expect([...listed(all)].sort()).toEqual(
+        [
+          `match Patient/${patient}`,
+          `match Observation/${obs}`,
+          `match Encounter/${encounter}`,
+          `match MedicationRequest/${order}`,
+          `include Practitioner/${gp}`,
+          `include Practitioner/${performer}`,
+          `include Organization/${org}`,
+          `include Location/${ward}`,
+          `include Medication/${drug}`,
+        ].sort(),
+      );
+      // total counts the matches, as a searchset's does.
+      expect(all.body.total).toBe(4);
+
+      // What the caller may not read is left out, and so is what only a record they may not
+      // read refers to (billing reads no Observations: the performer would tell of one).
+      const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
+      const limited = await billing('GET', `${fhir}/Patient/${patient}/$everything`);
+      expect([...listed(limited)].sort()).toEqual(
+        [
+          `match Patient/${patient}`,
+          `include Practitioner/${gp}`,
+          `include Organization/${org}`,
+        ].sort(),
+      );
+
+      // _type narrows what is added too.
+      const typed = await search(`Patient/${patient}/$everything?_type=Observation,Practitioner`);
+      expect([...listed(typed)].sort()).toEqual(
+        [
+          `match Observation/${obs}`,
+          `include Practitioner/${gp}`,
+          `include Practitioner/${performer}`,
+        ].sort(),
+      );
+
+      // Pages with _count: the added resources page after the matches, none twice.
+      const seen: string[] = [];
+      let url: string | undefined = `${fhir}/Patient/${patient}/$everything?_count=2`;
+      while (url) {
+        const page: HttpResult = await http('GET', url);
+        expect(page.body.entry.length).toBeLessThanOrEqual(2);
+        seen.push(...listed(page));
+        url = page.body.link.find((l: { relation: string }) => l.relation === 'next')?.url;
+      }
+      expect(seen).toHaveLength(9);
+      expect([...seen].sort()).toEqual([...listed(all)].sort());
+    });
+
     it('narrows to _type and _since, and refuses what it does not offer', async () => {
       const typesOf = (res: { body: { entry: { resource: { resourceType: string } }[] } }) =>
         res.body.entry.map((e) => e.resource.resourceType);

@@ -46,6 +46,14 @@ export const MAX_EVERYTHING_COUNT = 1000;
 /** What $everything takes besides its `_cursor` (and `_format`, `_pretty`): the OpenAPI document lists them. */
 export const EVERYTHING_PARAMS = ['start', 'end', '_type', '_since', '_count'] as const;
 
+/** A resource of the answer, by the key that orders its pages. */
+interface Key {
+  type: string;
+  id: string;
+  key: string;
+  mode: 'match' | 'include';
+}
+
 interface Options {
   types?: Set<string>;
   since?: Date;
@@ -58,12 +66,18 @@ interface Options {
 
 /**
  * Patient/{id}/$everything: the patient and every resource in their compartment (the official
- * CompartmentDefinition), limited to the types the caller may read and to what they may see,
+ * CompartmentDefinition), with the shared resources they refer to (search.mode `include`), limited to the types the caller may read and to what they may see,
  * and to `_type` and `_since` when given (what an app syncing a record asks for), and to the
  * care dates between `start` and `end`.
  */
 @Injectable()
 export class EverythingService {
+  /**
+   * The types a reference from the record brings in: those outside the Patient compartment,
+   * but Binary and Subscription, which ResourceAccess confines as it does compartment types.
+   */
+  private readonly referableTypes: readonly string[];
+
   constructor(
     private readonly fhir: FhirService,
     private readonly repository: SearchRepository,
@@ -72,7 +86,11 @@ export class EverythingService {
     private readonly definitions: FhirDefinitions,
     private readonly searchDefinitions: SearchDefinitions,
     private readonly unitOfWork: UnitOfWork,
-  ) {}
+  ) {
+    this.referableTypes = definitions.resourceTypes.filter(
+      (type) => !compartment.hasCompartment(type) && type !== 'Binary' && type !== 'Subscription',
+    );
+  }
 
   async everything(
     user: AuthenticatedUser,
@@ -90,7 +108,7 @@ export class EverythingService {
     // statement, a resource deleted between the count and the load was counted in `total`
     // and missing from the entries. (The patient's read is apart: it may record a
     // break-glass use, a write.)
-    const { sorted, rest, slice, page } = await this.unitOfWork.snapshot(async () => {
+    const { total, rest, slice, page } = await this.unitOfWork.snapshot(async () => {
       const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
       // Only the parameters that define the compartment count, not any reference to the
       // patient.
@@ -108,11 +126,33 @@ export class EverythingService {
       // come from the index, so that a page loads and decrypts its own rows only: `_count=1`
       // of a record of 10,000 loaded all of them, 1.7 s of a blocked event loop for each page.
       const placed = window ? await this.inWindow(members, window) : members;
-      const self = { type: 'Patient', id, key: `0 Patient/${id}` };
-      const keys = placed.map((member) => ({ ...member, key: `1 ${member.type}/${member.id}` }));
+      const self: Key = { type: 'Patient', id, key: `0 Patient/${id}`, mode: 'match' };
+      const keys = placed.map((member): Key => ({
+        ...member,
+        key: `1 ${member.type}/${member.id}`,
+        mode: 'match',
+      }));
       if (inTypes('Patient') && recent(read.lastUpdated)) {
         keys.push(self);
       }
+      // R4's Patient-everything: "any resource referenced from the patient ... plus resources
+      // in the patient compartment", and those referenced by them as the server sees fit. As
+      // HAPI, one level of references from the patient and the members listed (those the
+      // caller may read: a Practitioner that only an Observation names tells of that
+      // Observation), to the shared types: another patient's record is never brought in.
+      const referenced = await this.repository.referencedBy(
+        [{ type: 'Patient', id }, ...placed],
+        this.referableTypes.filter(readable),
+        since,
+        MAX_RESOURCES + 1,
+      );
+      keys.push(
+        ...referenced.map((target): Key => ({
+          ...target,
+          key: `2 ${target.type}/${target.id}`,
+          mode: 'include',
+        })),
+      );
       if (keys.length > MAX_RESOURCES) {
         throw tooLong();
       }
@@ -120,19 +160,21 @@ export class EverythingService {
       const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
       const slice = options.count === undefined ? rest : rest.slice(0, options.count);
       const rows = await this.load(slice.filter((member) => member !== self));
-      const page: FhirResource[] = [];
+      const page: { resource: FhirResource; mode: Key['mode'] }[] = [];
       for (const member of slice) {
         const row = rows.get(`${member.type}/${member.id}`);
         if (member === self) {
-          page.push(read.resource);
+          page.push({ resource: read.resource, mode: 'match' });
         } else if (row) {
           const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
           // The index has left restricted records out already; this also records what is
           // listed.
-          if (this.access.isListable(user, resource)) page.push(resource);
+          if (this.access.isListable(user, resource)) page.push({ resource, mode: member.mode });
         }
       }
-      return { sorted, rest, slice, page };
+      // A searchset's total counts its matches, not what was added to them.
+      const total = sorted.filter((key) => key.mode === 'match').length;
+      return { total, rest, slice, page };
     });
     const url = `${baseUrl}/Patient/${id}/$everything`;
     const last = slice[slice.length - 1];
@@ -145,13 +187,13 @@ export class EverythingService {
       id: randomUUID(),
       meta: { lastUpdated: new Date().toISOString() },
       type: 'searchset',
-      total: sorted.length,
+      total,
       link: [{ relation: 'self', url: `${url}${selfQuery(query, after)}` }, ...next],
       ...entries(
-        page.map((resource) => ({
+        page.map(({ resource, mode }) => ({
           fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
           resource,
-          search: { mode: 'match' as const },
+          search: { mode },
         })),
       ),
     };

@@ -202,6 +202,42 @@ export class SearchRepository {
     );
   }
 
+  /**
+   * The live resources of `targetTypes` that these resources refer to through any reference
+   * parameter, each once, updated at `since` or later, not restricted: at most `limit`. A
+   * reference no parameter indexes is not followed, as HAPI follows only its indexed links.
+   */
+  async referencedBy(
+    sources: readonly { type: string; id: string }[],
+    targetTypes: readonly string[],
+    since: Date | undefined,
+    limit: number,
+  ): Promise<{ type: string; id: string }[]> {
+    if (sources.length === 0 || targetTypes.length === 0) {
+      return [];
+    }
+    return this.unitOfWork.manager.query(
+      `SELECT DISTINCT s.target_type AS type, s.target_id AS id
+         FROM search_reference s
+         JOIN resource r ON r.resource_type = s.target_type AND r.id = s.target_id
+        WHERE (s.resource_type, s.resource_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+          AND s.target_type = ANY($3::text[])
+          AND NOT r.deleted AND ($4::timestamptz IS NULL OR r.last_updated >= $4)
+          AND NOT EXISTS (SELECT 1 FROM search_token x
+                           WHERE x.resource_type = r.resource_type AND x.resource_id = r.id
+                             AND x.param = '_security' AND x.system = $5 AND x.code = $6)
+        LIMIT ${Math.trunc(limit)}`,
+      [
+        sources.map((source) => source.type),
+        sources.map((source) => source.id),
+        targetTypes,
+        since ?? null,
+        RESTRICTED_LABEL.system,
+        RESTRICTED_LABEL.code,
+      ],
+    );
+  }
+
   /** Resources of a type that point to the given ones through a parameter (_revinclude). */
   loadSources(
     sourceType: string,
