@@ -77,7 +77,10 @@ function entryOf(version: ResourceVersion, baseUrl: string): BundleEntry {
   // The interaction that wrote the version; for one written before the store kept it, a first
   // version was a create, a version without content a delete, anything else an update.
   const method = version.method ?? (deleted ? 'DELETE' : version.versionId === 1 ? 'POST' : 'PUT');
-  const created = method === 'POST' || (method === 'PUT' && version.versionId === 1);
+  // A PUT creates when there is no resource, never written or deleted (R4 http.html: 201 for
+  // an update that creates); the entry's response is the status it was answered.
+  const created =
+    method === 'POST' || (method === 'PUT' && (version.versionId === 1 || version.recreated));
   return {
     fullUrl: `${baseUrl}/${url}`,
     ...(version.resource ? { resource: version.resource } : {}),

@@ -26,6 +26,8 @@ export interface ResourceVersion {
   resource: FhirResource | undefined;
   /** The interaction that wrote it, when the store kept it (VersionMethod). */
   method?: 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  /** Written right after a deletion: a PUT of it created the resource again. */
+  recreated?: boolean;
 }
 
 /**

@@ -643,8 +643,9 @@ export class FhirService {
       found.rows.length > params.count && last
         ? { type, id, versionId: last.versionId }
         : undefined;
+    const recreated = await this.repository.recreations(rows);
     return buildHistoryBundle(
-      rows.map(toVersion),
+      rows.map((row) => toVersion(row, recreated)),
       cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
       baseUrl,
       complete,
@@ -694,13 +695,13 @@ export class FhirService {
     const page = found.slice(0, params.count);
     // The next page starts after the last version read, listed or not.
     const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
+    const listed = await this.listable(
+      user,
+      page.map(({ row }) => row),
+    );
+    const recreated = await this.repository.recreations(listed);
     return buildHistoryBundle(
-      (
-        await this.listable(
-          user,
-          page.map(({ row }) => row),
-        )
-      ).map(toVersion),
+      listed.map((row) => toVersion(row, recreated)),
       cursorLinks(params, selfUrl, next),
       baseUrl,
       complete,

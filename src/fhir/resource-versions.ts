@@ -11,8 +11,11 @@ import { withoutWriteOnly } from './write-only-elements.js';
  * as shown or kept, and how a write is compared with the current version.
  */
 
-/** A history entry: a deletion has no resource. */
-export function toVersion(row: ResourceHistoryEntity): ResourceVersion {
+/**
+ * A history entry: a deletion has no resource. `recreated`: the versions that follow a deletion
+ * (ResourceRepository.recreations).
+ */
+export function toVersion(row: ResourceHistoryEntity, recreated: Set<string>): ResourceVersion {
   return {
     resourceType: row.resourceType,
     id: row.id,
@@ -20,6 +23,7 @@ export function toVersion(row: ResourceHistoryEntity): ResourceVersion {
     lastUpdated: row.lastUpdated,
     resource: row.deleted ? undefined : withoutWriteOnly(parseContent(row)),
     ...(row.method ? { method: row.method } : {}),
+    ...(recreated.has(`${row.resourceType}/${row.id}/${row.versionId}`) ? { recreated: true } : {}),
   };
 }
 

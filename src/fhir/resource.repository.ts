@@ -311,6 +311,33 @@ export class ResourceRepository {
   }
 
   /**
+   * Which of these versions were written right after a deletion of their resource (as
+   * `Type/id/version`): a PUT that wrote one created the resource again, and was answered 201.
+   * Read from the deletion rather than kept with the version, so versions written before
+   * 2026-12-05 are told apart too.
+   */
+  async recreations(rows: readonly ResourceHistoryEntity[]): Promise<Set<string>> {
+    const candidates = rows.filter((row) => !row.deleted && row.versionId > 1);
+    if (candidates.length === 0) {
+      return new Set();
+    }
+    const found = await this.unitOfWork.manager.query<
+      { resource_type: string; id: string; version_id: number }[]
+    >(
+      `SELECT resource_type, id, version_id FROM resource_history
+        WHERE (resource_type, id, version_id) IN
+              (SELECT * FROM unnest($1::text[], $2::text[], $3::int[]))
+          AND deleted`,
+      [
+        candidates.map((row) => row.resourceType),
+        candidates.map((row) => row.id),
+        candidates.map((row) => row.versionId - 1),
+      ],
+    );
+    return new Set(found.map((row) => `${row.resource_type}/${row.id}/${row.version_id + 1}`));
+  }
+
+  /**
    * Versions of every resource of these types, newest first (ties by type, id and version),
    * after the cursor: `count + 1` at most, so the caller knows whether there are more, each
    * with its cursor. No total: it would count every version there is.

@@ -723,12 +723,15 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(patched.status).toBe(200);
     expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(200);
     expect((await http('DELETE', `${fhir}/Patient/${id}`)).status).toBe(204);
+    // A PUT after the delete creates the resource again: answered 201, and listed so.
+    expect((await http('PUT', `${fhir}/Patient/${id}`, { body })).status).toBe(201);
     const created = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;
     type Entry = { request: { method: string; url: string }; response: { status: string } };
     const listed = (entries: Entry[]) =>
       entries.map((e) => `${e.request.method} ${e.request.url} ${e.response.status}`);
     expect(listed((await http('GET', `${fhir}/Patient/${id}/_history`)).body.entry)).toEqual([
+      `PUT Patient/${id} 201`,
       `DELETE Patient/${id} 204`,
       `PUT Patient/${id} 200`,
       `PATCH Patient/${id} 200`,
@@ -737,6 +740,12 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(listed((await http('GET', `${fhir}/Patient/${created}/_history`)).body.entry)).toEqual([
       'POST Patient 201',
     ]);
+    // The type's history says the same of that version.
+    const since = encodeURIComponent(
+      (await http('GET', `${fhir}/Patient/${id}`)).body.meta.lastUpdated as string,
+    );
+    const typeHistory = await http('GET', `${fhir}/Patient/_history?_since=${since}`);
+    expect(listed(typeHistory.body.entry as Entry[])).toContain(`PUT Patient/${id} 201`);
     // A conditional update that matches nothing creates: an update too.
     const mrn = `MRN-${Date.now()}`;
     const criteria = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
