@@ -944,6 +944,22 @@ describe('FHIR REST: CRUD, versions and history', () => {
       'HEAD',
     ]);
     expect(await allowOf('POST', `${fhir}/Patient/x/_history/1`)).toEqual(['GET', 'HEAD']);
+    // Fixed paths that a route taking any type would otherwise take as a type ("metadata")
+    // or an id ("$everything"): not an unknown type or resource, a method not taken there.
+    for (const method of ['PUT', 'PATCH', 'DELETE', 'POST']) {
+      expect(await allowOf(method, `${fhir}/metadata`)).toEqual(['GET', 'HEAD']);
+    }
+    expect(await allowOf('DELETE', `${fhir}/$versions`)).toEqual(['GET', 'HEAD']);
+    expect(await allowOf('PUT', `${fhir}/Patient/_history`)).toEqual(['GET', 'HEAD']);
+    // With the headers of every answer.
+    const fixed = await http('DELETE', `${fhir}/metadata`, {
+      headers: { 'x-request-id': 'fixed' },
+    });
+    expect([
+      fixed.headers.get('x-content-type-options'),
+      fixed.headers.get('x-request-id'),
+    ]).toEqual(['nosniff', 'fixed']);
+    expect(await allowOf('DELETE', `${fhir}/Patient/x/$everything`)).toEqual(['GET', 'HEAD']);
     expect(await allowOf('OPTIONS', `${fhir}/Patient`)).toEqual(
       expect.arrayContaining(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
     );
@@ -959,6 +975,17 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
     expect(trace.status).toBe(405);
     expect(trace.allow).toContain('POST');
+    // What a fixed path takes, not what the routes that would take "metadata" for a type do.
+    const traceMetadata = await new Promise<string | undefined>((resolve, reject) => {
+      const { port } = new URL(testApp.url);
+      request({ method: 'TRACE', host: '127.0.0.1', port, path: '/fhir/metadata' }, (res) => {
+        res.resume();
+        resolve(res.headers.allow);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(traceMetadata).toBe('GET, HEAD');
     const unknown = await http('PUT', `${fhir}/nope/x/y/z/w`);
     expect(unknown.status).toBe(404);
     expect(unknown.headers.get('allow')).toBeNull();

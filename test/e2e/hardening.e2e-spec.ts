@@ -49,6 +49,10 @@ describe('HTTP hardening', () => {
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
     const other = await preflight('https://evil.example.com', 'preflight-other');
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
+    // An OPTIONS that is no preflight, on a fixed path, lists what that path takes: not the
+    // methods of the routes that would take "metadata" for a type.
+    const options = await plainHttp('OPTIONS', `${testApp.url}/fhir/metadata`);
+    expect([options.status, options.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     for (const [res, requestId] of [
       [ok, 'preflight-allowed'],
       [other, 'preflight-other'],

@@ -13,7 +13,7 @@ import {
 } from '../../audit/request-audit.js';
 import { AppError } from '../errors/app-error.js';
 import { errorResponse, loggableError } from '../errors/error-response.js';
-import { allowedMethods } from '../http/allowed-methods.js';
+import { allowedMethods, FixedPathMethodError } from '../http/allowed-methods.js';
 import { FHIR_JSON } from '../http/media-types.js';
 
 const METHOD_NOT_ALLOWED = AppError.of(
@@ -42,9 +42,13 @@ export class AllExceptionsFilter implements ExceptionFilter {
     const request = http.getRequest<FastifyRequest>();
     const reply = http.getResponse<FastifyReply>();
     // Nest's not-found handler answers every request no route matched with a 404; a path the
-    // route table serves with other methods gets a 405 and Allow instead (RFC 9110 15.5.6).
+    // route table serves with other methods gets a 405 and Allow instead (RFC 9110 15.5.6), as
+    // does a fixed path that a route for any type or id took (FixedPathMethodError).
     const allow =
-      exception instanceof NotFoundException && request.is404 ? allowedMethods(request) : [];
+      (exception instanceof NotFoundException && request.is404) ||
+      exception instanceof FixedPathMethodError
+        ? allowedMethods(request)
+        : [];
     let { status, body, unexpected } = errorResponse(
       allow.length > 0 ? METHOD_NOT_ALLOWED : exception,
       request.id,

@@ -7,13 +7,61 @@ import type { FastifyRequest } from 'fastify';
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /**
- * For a request no route matched: the methods Fastify's route table serves at its path (HEAD
- * wherever GET is), for the Allow header of a 405. Empty when no route has the path (a 404),
- * or when one takes the request's own method (the target was refused for another reason). Read
- * from the router, so a new route needs no second list.
+ * The methods Fastify's route table serves at a request's path (HEAD wherever GET is), for the
+ * Allow header of a 405; empty when none does (a 404), or when one takes the request's own
+ * method (refused for another reason). Read from the router, so a new route needs no second
+ * list. A route that takes the path only as parameters, where another method's takes it as a
+ * fixed one (fewer parameters) and a value it took as a type or id is none, does not serve it:
+ * `DELETE /fhir/metadata` is not a conditional delete of a type "metadata" (a 404 naming an
+ * unknown type) but a method the CapabilityStatement is not served with.
  */
 export function allowedMethods(request: FastifyRequest): string[] {
+  // Checked first: every request a route matched passes here (the onRequest hook). An OPTIONS
+  // that matched is @fastify/cors's (`OPTIONS *`, the whole path its parameter), which answers
+  // or passes it on as unrouted.
+  if (!request.is404 && (!METHODS.includes(request.method) || fitsAll(request.params))) return [];
   const url = request.url.split('?', 1)[0] ?? '';
-  const allowed = METHODS.filter((method) => request.server.findRoute({ method, url }) !== null);
+  const found = METHODS.flatMap((method) => {
+    const route = request.server.findRoute({ method, url });
+    return route ? [{ method, params: route.params }] : [];
+  });
+  const fewest = Math.min(...found.map(({ params }) => count(params)));
+  const allowed = found
+    .filter(({ params }) => count(params) === fewest || fitsAll(params))
+    .map(({ method }) => method);
   return allowed.includes(request.method) ? [] : allowed;
+}
+
+function count(params: unknown): number {
+  return Object.keys(params ?? {}).length;
+}
+
+function fitsAll(params: unknown): boolean {
+  return Object.entries((params ?? {}) as Record<string, unknown>).every(([name, value]) =>
+    fitsParameter(name, value),
+  );
+}
+
+/**
+ * FHIR's syntax of a type name and of an id (and a version id): a fixed segment such as
+ * `metadata`, `_history` or `$everything` has neither, where `AuditEvent`, a type whose writes
+ * the permissions refuse, does.
+ */
+const SYNTAX: Record<string, RegExp> = {
+  type: /^[A-Z][A-Za-z]{0,63}$/,
+  id: /^[A-Za-z0-9.-]{1,64}$/,
+};
+
+function fitsParameter(name: string, value: unknown): boolean {
+  return typeof value === 'string' && (SYNTAX[name] ?? SYNTAX['id']!).test(value);
+}
+
+/**
+ * A request that a route matched only by taking a fixed path as parameters (allowedMethods):
+ * refused with a 405 before the guards, as a request no route matched is.
+ */
+export class FixedPathMethodError extends Error {
+  constructor() {
+    super('Method not allowed at a fixed path');
+  }
 }

@@ -5,6 +5,7 @@ import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
+import { allowedMethods, FixedPathMethodError } from './allowed-methods.js';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
 import { corsOptions, preflightHeaders } from './cors.js';
@@ -28,6 +29,13 @@ export function setupApp(
   });
   // After the hooks that set the request id and the security headers, which its 503 carries.
   refuseWhileClosing(fastify);
+  // Before the guards, as the 405 of a request no route matched: what a fixed path does not
+  // take is refused whoever sends it (allowedMethods).
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    done(
+      !request.is404 && allowedMethods(request).length > 0 ? new FixedPathMethodError() : undefined,
+    );
+  });
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
   if (config.corsOrigins.length > 0) {
