@@ -84,19 +84,33 @@ export function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResou
  */
 export type IfMatch = number | '*';
 
-/** `If-Match: W/"3"` (or `"3"`, or `3`) to 3, `*` to `*`. A malformed header can never match. */
+/** An entity-tag (RFC 9110 §8.8.3): weak or strong, its opaque value in double quotes. */
+const ENTITY_TAG = /^(?:W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$/;
+
+/**
+ * `If-Match: W/"3"` (or `"3"`, or `3`, as clients also send it) to 3, `*` to `*`. A header that
+ * is no entity-tag is a 400 naming it: the request is malformed, where a 412 told the client a
+ * version had moved on. An entity-tag that names no version here (`W/"abc"`) can never match:
+ * a 412, as a stale one.
+ */
 export function parseIfMatch(header: string | undefined): IfMatch | undefined {
   if (header === undefined) {
     return undefined;
   }
-  if (header.trim() === '*') {
+  const value = header.trim();
+  if (value === '*') {
     return '*';
   }
-  const match = /^\s*(?:W\/)?"?(\d{1,10})"?\s*$/.exec(header);
-  if (!match) {
-    throw AppError.preconditionFailed('If-Match must be a version ETag such as W/"1", or *');
+  const tag = ENTITY_TAG.exec(value)?.[1] ?? (/^\d+$/.test(value) ? value : undefined);
+  if (tag === undefined) {
+    throw AppError.invalid(
+      'The If-Match header must be one version ETag such as W/"1" (or *); this one is malformed',
+    );
   }
-  return Number(match[1]);
+  if (!/^\d{1,10}$/.test(tag)) {
+    throw AppError.preconditionFailed('If-Match names no version of this resource');
+  }
+  return Number(tag);
 }
 
 /**

@@ -209,6 +209,42 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(stale.status).toBe(412);
     expect(stale.body.resourceType).toBe('OperationOutcome');
 
+    // A header that is no ETag is the client's error (400), not a precondition that failed;
+    // an ETag of no version here fails as a stale one does.
+    const patch = { 'content-type': 'application/json-patch+json' };
+    const test = [{ op: 'test', path: '/active', value: false }];
+    for (const header of ['abc', '"2', 'W/2', '2, 3']) {
+      for (const [method, extra] of [
+        ['PUT', { body: { ...body, active: false } }],
+        ['PATCH', { body: test, headers: patch }],
+        ['DELETE', {}],
+      ] as const) {
+        const res = await http(method, `${fhir}/Patient/${id}`, {
+          ...extra,
+          headers: { ...('headers' in extra ? extra.headers : {}), 'if-match': header },
+        });
+        expect([header, method, res.status, res.body.issue?.[0]?.code]).toEqual([
+          header,
+          method,
+          400,
+          'invalid',
+        ]);
+        expect(res.body.issue[0].diagnostics).toContain('If-Match');
+      }
+    }
+    const unknown = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"abc"' },
+      body: { ...body, active: false },
+    });
+    expect(unknown.status).toBe(412);
+    for (const header of ['"2"', '2', ' W/"2" ']) {
+      const same = await http('PATCH', `${fhir}/Patient/${id}`, {
+        headers: { ...patch, 'if-match': header },
+        body: test,
+      });
+      expect([header, same.status]).toEqual([header, 200]);
+    }
+
     const v1 = await http('GET', `${fhir}/Patient/${id}/_history/1`);
     expect(v1.status).toBe(200);
     expect(v1.body.active).toBe(true);
