@@ -1168,6 +1168,43 @@ describe('FHIR search', () => {
       expect((await search(`Patient?_sort=-birthdate`)).status).toBe(400);
     });
 
+    it('refuses a result parameter that takes one value given twice, unless lenient (the first)', async () => {
+      // R4 lets _include and _revinclude repeat; _count, _sort, _total, _summary and _elements
+      // take one value (a list, for _sort and _elements, is comma-separated).
+      for (const [query, name] of [
+        [`_count=5&_count=50`, '_count'],
+        [`_sort=date&_sort=-date`, '_sort'],
+        [`_total=accurate&_total=none`, '_total'],
+        [`_summary=count&_summary=count`, '_summary'],
+        [`_elements=status&_elements=code`, '_elements'],
+      ]) {
+        const res = await search(`Observation?code=${code}&${query!}`);
+        expect([query, res.status, res.body.issue?.[0]?.code]).toEqual([query, 400, 'invalid']);
+        expect(res.body.issue[0].diagnostics).toContain(name);
+      }
+      const repeated = await search(
+        `Observation?code=${code}&_include=Observation:subject&_include=Observation:performer`,
+      );
+      expect(repeated.status).toBe(200);
+      const lenient = await http('GET', `${fhir}/Observation?code=${code}&_count=5&_count=50`, {
+        headers: { prefer: 'handling=lenient' },
+      });
+      expect(lenient.status).toBe(200);
+      expect(ids_(lenient)).toHaveLength(5);
+      expect(new URL(lenient.body.link[0].url as string).searchParams.getAll('_count')).toEqual([
+        '5',
+      ]);
+      const outcomes = (lenient.body.entry as { search: { mode: string }; resource: any }[])
+        .filter((e) => e.search.mode === 'outcome')
+        .map((e) => e.resource.issue[0]);
+      expect(outcomes).toEqual([
+        expect.objectContaining({
+          severity: 'warning',
+          diagnostics: '_count takes one value; the first was used: 5',
+        }),
+      ]);
+    });
+
     it('refuses what PostgreSQL cannot compare (year 0000, NUL) with a 400, and takes year 9999', async () => {
       // Each was a 500: PostgreSQL refuses the year 0000 (and a time zone that moves 0001 back
       // into it) and any text holding a NUL byte.

@@ -70,6 +70,41 @@ const RESULT_PARAMS = new Set([
 ]);
 
 /**
+ * The result parameters that take one value (R4 search.html: a list, for `_sort` and
+ * `_elements`, is comma-separated); `_include` and `_revinclude` repeat. Given twice, the
+ * last one was used without a word, so a client never learned that `_count=5&_count=50` did
+ * not ask for five.
+ */
+const SINGLE_VALUED: ReadonlySet<string> = new Set([
+  '_count',
+  '_sort',
+  '_total',
+  '_summary',
+  '_elements',
+]);
+
+/**
+ * For `Prefer: handling=lenient`: the query with the first value of each single-valued result
+ * parameter given more than once, and a warning for each.
+ */
+export function firstOfRepeated(query: Record<string, string | string[] | undefined>): {
+  query: Record<string, string | string[] | undefined>;
+  warnings: string[];
+} {
+  const kept = Object.create(null) as Record<string, string | string[] | undefined>;
+  const warnings: string[] = [];
+  for (const [name, raw] of Object.entries(query)) {
+    if (SINGLE_VALUED.has(name) && Array.isArray(raw) && raw.length > 1) {
+      kept[name] = raw[0];
+      warnings.push(`${name} takes one value; the first was used: ${String(raw[0])}`);
+    } else {
+      kept[name] = raw;
+    }
+  }
+  return { query: kept, warnings };
+}
+
+/**
  * The criteria of a search by POST: its query string and its body together, a name given in both
  * with the values of both (FHIR combines them). The body is a form, or a JSON object whose values
  * are text or lists of text; anything else is refused rather than searched as whatever its text
@@ -125,6 +160,11 @@ export function parseSearchRequest(
     summaryCount: false,
   };
   for (const [name, raw] of Object.entries(query)) {
+    if (SINGLE_VALUED.has(name) && Array.isArray(raw) && raw.length > 1) {
+      throw AppError.invalid(
+        `${name} takes one value (a list of several is comma-separated); it was given ${raw.length} times`,
+      );
+    }
     for (const value of raw === undefined ? [] : Array.isArray(raw) ? raw : [raw]) {
       if (value.includes('\u0000')) {
         // PostgreSQL text cannot hold one: compared with anything, it was a 500.

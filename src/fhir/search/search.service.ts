@@ -22,6 +22,7 @@ import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
 import {
   MAX_LAST,
+  firstOfRepeated,
   parseSearchRequest,
   type Criterion,
   type IncludeSpec,
@@ -97,9 +98,14 @@ export class SearchService {
       typeof received['_state'] === 'string'
         ? this.unseal(user, type, received['_state'])
         : undefined;
-    const query: Query = state
+    const asked: Query = state
       ? { ...state.query, ...(state.cursor ? { _cursor: state.cursor } : {}) }
       : received;
+    // Lenient, a single-valued result parameter given twice takes its first value, said so
+    // in the Bundle as unknown parameters are; strict, parseSearchRequest refuses it.
+    const { query, warnings: repeated } = lenient
+      ? firstOfRepeated(asked)
+      : { query: asked, warnings: [] };
     const sealed = options.viaPost === true || state !== undefined;
     this.definitions.assertResourceType(type);
     const request = parseSearchRequest(query);
@@ -107,6 +113,7 @@ export class SearchService {
       assertRevInclude(type, spec, (t) => this.definitions.isResourceType(t), this.conditions);
     }
     const params = new SqlParams();
+    repeated.forEach((warning) => params.warnings.add(warning));
     let used = query;
     if (lenient) {
       const known = (criterion: Criterion) =>
