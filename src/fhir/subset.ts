@@ -57,8 +57,9 @@ export class Subsets {
     const kept: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(resource)) {
       // `_birthDate` (a primitive's id and extensions) goes with `birthDate`.
-      const name = elementOf(key.startsWith('_') ? key.slice(1) : key, elements.choices);
-      if (key === 'resourceType' || keep(name)) kept[key] = value;
+      const concrete = key.startsWith('_') ? key.slice(1) : key;
+      const name = elementOf(concrete, elements.choices);
+      if (key === 'resourceType' || keep(name, concrete)) kept[key] = value;
     }
     const meta = (resource.meta ?? {}) as { tag?: unknown[] };
     kept['meta'] = { ...meta, tag: [...(meta.tag ?? []), SUBSETTED] };
@@ -66,12 +67,25 @@ export class Subsets {
   }
 }
 
-function keeper(elements: TypeElements, request: SubsetRequest): (name: string) => boolean {
+/**
+ * Whether to keep an element, by its name (`value` for `value[x]`) and the name it has in the
+ * JSON (`valueQuantity`).
+ */
+function keeper(
+  elements: TypeElements,
+  request: SubsetRequest,
+): (name: string, concrete: string) => boolean {
   if ('elements' in request) {
-    // Mandatory elements come whether asked for or not, as the specification recommends.
+    // Mandatory elements come whether asked for or not, as the specification recommends. A
+    // choice is asked for by its name (`value`) or by the type it holds (`valueQuantity`,
+    // which leaves a `valueString` out): clients write both, and the latter was dropped.
     const asked = new Set(request.elements);
-    return (name) =>
-      name === 'id' || name === 'meta' || asked.has(name) || elements.mandatory.has(name);
+    return (name, concrete) =>
+      name === 'id' ||
+      name === 'meta' ||
+      asked.has(name) ||
+      (concrete !== name && asked.has(concrete)) ||
+      elements.mandatory.has(name);
   }
   switch (request.summary) {
     case 'true':

@@ -1262,6 +1262,23 @@ describe('FHIR search', () => {
         'status',
       ]);
       expect(resource.meta.tag).toContainEqual(expect.objectContaining({ code: 'SUBSETTED' }));
+      // A choice element by its base name (value[x] as value) or by its concrete name; another
+      // type of the choice is not the one asked for.
+      const chosen = async (elements: string) =>
+        Object.keys(
+          (await search(`Observation?_id=${ids.obsB}&_elements=${elements}`)).body.entry[0]
+            .resource,
+        ).sort();
+      const withValue = ['code', 'id', 'meta', 'resourceType', 'status', 'valueQuantity'];
+      expect(await chosen('value')).toEqual(withValue);
+      expect(await chosen('valueQuantity')).toEqual(withValue);
+      expect(await chosen('status,effectiveDateTime')).toEqual(
+        ['code', 'effectiveDateTime', 'id', 'meta', 'resourceType', 'status'].sort(),
+      );
+      expect(await chosen('valueString')).toEqual(['code', 'id', 'meta', 'resourceType', 'status']);
+      // A read takes them as a search does.
+      const read = await search(`Observation/${ids.obsB}?_elements=valueQuantity`);
+      expect(read.body.valueQuantity).toEqual(expect.objectContaining({ value: 9.9 }));
     });
 
     it('supports _summary=true, text and data from the definitions, marked SUBSETTED', async () => {
