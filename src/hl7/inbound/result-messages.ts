@@ -14,8 +14,10 @@ import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/ob
 import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { identifierCriteria } from '../mapping/patient.js';
 import {
   ambiguous,
+  anyMatch,
   atInstant,
   byIdentifier,
   codeCriteria,
@@ -222,7 +224,17 @@ export class ResultMessages {
         ...(presentedForm.length > 0 ? { presentedForm } : {}),
         ...(reportNotes.length > 0 ? { extension: reportNotes } : {}),
       });
-      if (!reportMatch) {
+      // A report deleted through the API leaves its results, which nothing refers to then: its
+      // next version, filed anew, takes them over by their identifiers. Created beside them, two
+      // results had one identifier, and the lab's next correction matched both (an AE).
+      const kept =
+        !reportMatch &&
+        (await anyMatch(
+          this.fhir,
+          'Observation',
+          identifierCriteria(observations.flatMap(({ identifier }) => identifier ?? [])),
+        ));
+      if (!reportMatch && !kept) {
         // A new report: it and its observations are all new, written together.
         const ids = observations.map(() => randomUUID());
         const result = ids.map((id) => ({ reference: `Observation/${id}` }));
@@ -239,19 +251,22 @@ export class ResultMessages {
       // pathology text, two organisms), which share one identifier. Those are known again by
       // code in the report's order, as a lookup by that identifier would find several.
       const shared = repeated(observations.flatMap(({ identifier }) => identifier?.value ?? []));
+      // A report filed anew has no order to know those by: they are added.
       const positional =
-        !reportIdentifier || shared.size > 0 ? await this.resultsByCode(reportMatch) : undefined;
+        reportMatch && (!reportIdentifier || shared.size > 0)
+          ? await this.resultsByCode(reportMatch)
+          : undefined;
       for (const { identifier, body } of observations) {
-        const byPlace = positional !== undefined && (!identifier || shared.has(identifier.value));
+        const byPlace = !identifier || shared.has(identifier.value);
         const id = byPlace
-          ? await writeOver(this.fhir, 'Observation', body, positional.get(codeKey(body))?.shift())
+          ? await writeOver(this.fhir, 'Observation', body, positional?.get(codeKey(body))?.shift())
           : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
       // A report sent again as stored (a replayed queue) makes no new version.
-      await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
-      touched.entities.push(`DiagnosticReport/${reportMatch}`);
+      const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
+      touched.entities.push(`DiagnosticReport/${reportId}`);
     }
     return touched;
   }
