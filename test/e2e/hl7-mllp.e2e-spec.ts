@@ -320,6 +320,34 @@ describe('HL7 v2 over MLLP', () => {
     });
   });
 
+  it('takes a patient with an impossible birth date, and warns (ERR W) that PID-7 was left out', async () => {
+    const adt = Buffer.from(
+      'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A28|BD-1|P|2.5\rPID|1||BD-1^^^HOSP&2.16.12&ISO^MR||Baddate^Pat||19801345|F',
+    );
+    const sender = await client();
+    // Sent twice: the resend gets the stored answer, warning and all.
+    await sender.send([adt, adt]);
+    const acks = await sender.waitForAcks(2);
+    for (const ack of acks) {
+      expect(msaOf(ack).code).toBe('AA');
+      expect(ack.split('\r')).toContainEqual(
+        'ERR||PID^1^7|102^Data type error^HL70357|W||||PID-7 (birth date) is not a date (YYYY[MM[DD]]) and was left out; the rest was taken',
+      );
+      expect(ack).not.toContain('19801345');
+    }
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.12|BD-1')}`,
+    );
+    expect(found.body.entry).toHaveLength(1);
+    expect(found.body.entry[0].resource).toMatchObject({
+      name: [{ family: 'Baddate' }],
+      gender: 'female',
+    });
+    expect(found.body.entry[0].resource.birthDate).toBeUndefined();
+  });
+
   it('takes a message over HTTPS too (POST /hl7/v2), for the integration role only', async () => {
     const body = Buffer.from(
       'MSH|^~\\&|WEB|HOSP|CV|CV|20240101||ADT^A28|WEB-1|P|2.5\rPID|1||W-1^^^HOSP&2.16.7&ISO^MR||Web^Posted||19900101|M',

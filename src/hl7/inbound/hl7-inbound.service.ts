@@ -6,7 +6,8 @@ import { AppConfig } from '../../config/config.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
-import { buildAck, type AckCode } from '../message/ack.js';
+import { pidWarnings, type FieldWarning } from '../mapping/patient.js';
+import { buildAck, type AckCode, type AckError } from '../message/ack.js';
 import {
   decodeMessage,
   messageOf,
@@ -185,13 +186,16 @@ export class Hl7InboundService {
       if (status === 'processed') {
         return processed;
       }
-      const touched = await this.processor.process(
-        new V2Message(decoded.text, decoded.header.delimiters, this.timeZoneOf(decoded.header)),
-        decoded.header,
+      const message = new V2Message(
+        decoded.text,
+        decoded.header.delimiters,
+        this.timeZoneOf(decoded.header),
       );
-      await this.repository.recordOutcome(row.id, processed, new Date());
-      await this.trail.recordInTransaction(hl7AuditEntry(row, processed, touched));
-      return processed;
+      const touched = await this.processor.process(message, decoded.header);
+      const outcome = withWarnings(processed, pidWarnings(message));
+      await this.repository.recordOutcome(row.id, outcome, new Date());
+      await this.trail.recordInTransaction(hl7AuditEntry(row, outcome, touched));
+      return outcome;
     });
   }
 
@@ -265,7 +269,35 @@ function pathsOf(error: AppError): string {
   return shown.length > 0 ? ` at ${shown.join(', ')}` : '';
 }
 
-function errorOf(outcome: { errorCode: string | null; errorText: string | null }) {
+/**
+ * An accepted message that left fields out: stored with ERR 102 and one line per field, which
+ * its ACK, and a resend's, give back as ERR warnings (W). The line names its place.
+ */
+function withWarnings(processed: Hl7Outcome, warnings: FieldWarning[]): Hl7Outcome {
+  if (warnings.length === 0) return processed;
+  return { ...processed, errorCode: '102', errorText: warnings.map((w) => w.text).join('\n') };
+}
+
+/** The place a warning line names: `PID-7 (birth date) in PID #2 ...` is PID^2^7. */
+function warningOf(text: string): AckError {
+  const [, segment = '', field = ''] = /^([A-Z][A-Z0-9]{2})-(\d+)/.exec(text) ?? [];
+  const sequence = Number(/ in [A-Z][A-Z0-9]{2} #(\d+) /.exec(text)?.[1] ?? 1);
+  return {
+    code: '102',
+    text,
+    severity: 'W',
+    ...(segment ? { location: [segment, sequence, Number(field)] as const } : {}),
+  };
+}
+
+function errorOf(outcome: {
+  ackCode: string | null;
+  errorCode: string | null;
+  errorText: string | null;
+}): AckError | AckError[] | undefined {
+  if (outcome.ackCode === 'AA' && outcome.errorText) {
+    return outcome.errorText.split('\n').map(warningOf);
+  }
   return outcome.errorCode && isHl7ErrorCode(outcome.errorCode)
     ? { code: outcome.errorCode, text: outcome.errorText ?? HL7_ERRORS[outcome.errorCode] }
     : undefined;

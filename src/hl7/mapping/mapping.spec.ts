@@ -14,6 +14,7 @@ import {
   patientFromPd1,
   patientFromPid,
   patientFromSegments,
+  pidWarnings,
 } from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
 
@@ -257,6 +258,26 @@ describe('PID to Patient', () => {
         coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0002', code: 'M' }],
       },
     });
+  });
+
+  it('says which fields it left out for holding no value of their type, never the value', () => {
+    const sent = message(
+      MSH,
+      'PID|1||1^^^HOSP||Doe^Jane||19801345|Q',
+      'PID|2||2^^^HOSP||Roe^Ann||""|F|||||||||||||||||||||2025023112',
+      'PID|3||3^^^HOSP||Poe^Al||198012|M',
+    );
+    const warnings = pidWarnings(sent);
+    expect(warnings.map(({ location }) => location)).toEqual([
+      ['PID', 1, 7],
+      ['PID', 1, 8],
+      ['PID', 2, 29],
+    ]);
+    expect(warnings.map(({ text }) => text).join(' ')).not.toMatch(/1980|2025|Q\b/);
+    expect(warnings[0]!.text).toBe(
+      'PID-7 (birth date) is not a date (YYYY[MM[DD]]) and was left out; the rest was taken',
+    );
+    expect(patientFromPid(sent.first('PID')!).elements['birthDate']).toBeUndefined();
   });
 
   it('falls back to the sender for an id without an assigning authority', () => {

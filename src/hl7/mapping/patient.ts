@@ -1,5 +1,5 @@
 import { RESTRICTED_LABEL } from '../../access/resource-access.js';
-import type { V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   addressOf,
   codeableConceptIn,
@@ -35,6 +35,51 @@ const GENDER: Record<string, string> = {
   U: 'unknown',
   N: 'unknown',
 };
+
+/** A field sent with a value the map cannot take, left out: for the ACK to warn of it. */
+export interface FieldWarning {
+  location: [segment: string, sequence: number, field: number];
+  /** Names the field and why, never its value (PHI goes back only where it came from). */
+  text: string;
+}
+
+/** The PID fields whose map leaves out a value not of the field's type, and how to say so. */
+const PID_CHECKED: [field: number, name: string, reason: string, maps: (v: string) => boolean][] = [
+  [7, 'birth date', 'is not a date (YYYY[MM[DD]])', (value) => dateOf(value) !== undefined],
+  [
+    8,
+    'gender',
+    'is not a code of table 0001',
+    (value) => GENDER[value.toUpperCase()] !== undefined,
+  ],
+  [
+    29,
+    'death time',
+    'is not a date and time (YYYYMMDD[HHMM[SS]][+ZZZZ])',
+    (value) => dateTimeOf(value) !== undefined,
+  ],
+];
+
+/**
+ * The fields of the message's PIDs that patientFromPid leaves out for holding no value of
+ * their type (a birth date `19801345`): the rest of the patient is taken, and the sender is
+ * told which field, as a silent gap would never be corrected at the source.
+ */
+export function pidWarnings(message: V2Message): FieldWarning[] {
+  return message.all('PID').flatMap((pid, i) =>
+    PID_CHECKED.flatMap(([field, name, reason, maps]): FieldWarning[] => {
+      const value = pid.value(field);
+      if (value === null || value === undefined || maps(value)) return [];
+      const which = i > 0 ? ` in PID #${i + 1}` : '';
+      return [
+        {
+          location: ['PID', i + 1, field],
+          text: `PID-${field} (${name})${which} ${reason} and was left out; the rest was taken`,
+        },
+      ];
+    }),
+  );
+}
 
 /**
  * PID to Patient elements (v2-to-FHIR segment map PID[Patient]); `senderSystem` stands in for

@@ -7,6 +7,10 @@ export interface AckError {
   code: Hl7ErrorCode;
   /** Fixed text: it goes back to the sender and must not echo message content. */
   text: string;
+  /** ERR-4: E (the default) refuses, W warns of something an accepted message lost. */
+  severity?: 'E' | 'W';
+  /** ERR-2 (ERR-1 before v2.5): the segment, its place among those of its name, the field. */
+  location?: readonly [segment: string, sequence: number, field: number];
 }
 
 export const DEFAULT_DELIMITERS: Hl7Delimiters = {
@@ -22,12 +26,13 @@ export const DEFAULT_DELIMITERS: Hl7Delimiters = {
  * An original-mode ACK. It uses the sender's own delimiters, so the fields it echoes (the
  * applications and facilities, reversed) go back exactly as they came; MSA-2 is the incoming
  * MSH-10; the ACK has a control id of its own. Without a readable header (`undefined`), the AR
- * names no message.
+ * names no message. One ERR per error or warning; MSA-3 (withdrawn in v2.5, still read by many
+ * receivers) carries the first error's text, never a warning's, as the message was taken.
  */
 export function buildAck(
   header: Hl7Header | undefined,
   code: AckCode,
-  error?: AckError,
+  errors?: AckError | readonly AckError[],
   now = new Date(),
 ): string {
   const d = header?.delimiters ?? DEFAULT_DELIMITERS;
@@ -46,23 +51,35 @@ export function buildAck(
     header?.processingId || 'P',
     version,
   ].join(d.field);
-  const text = error ? escapeText(error.text, d) : '';
+  const all = errors === undefined ? [] : 'code' in errors ? [errors] : errors;
+  const refusal = all.find((error) => (error.severity ?? 'E') === 'E');
+  const text = refusal ? escapeText(refusal.text, d) : '';
   const segments = [msh, ['MSA', code, header?.controlId ?? '', text].join(d.field)];
-  if (error) {
-    const number = error.code;
-    const name = HL7_ERRORS[number];
-    const hl7Code = [number, name, 'HL70357'].join(d.component);
-    // ERR-3 (code), ERR-4 (severity) and ERR-8 (text) from v2.5; ERR-1 before it.
-    segments.push(
-      Number.parseFloat(version) >= 2.5
-        ? ['ERR', '', '', hl7Code, 'E', '', '', '', text].join(d.field)
-        : [
-            'ERR',
-            ['', '', '', [number, name, 'HL70357'].join(d.subcomponent)].join(d.component),
-          ].join(d.field),
-    );
-  }
+  const modern = Number.parseFloat(version) >= 2.5;
+  for (const error of all) segments.push(errSegment(error, d, modern));
   return `${segments.join('\r')}\r`;
+}
+
+/** ERR-2 (location), ERR-3 (code), ERR-4 (severity) and ERR-8 (text) from v2.5; ERR-1 before. */
+function errSegment(error: AckError, d: Hl7Delimiters, modern: boolean): string {
+  const number = error.code;
+  const name = HL7_ERRORS[number];
+  const place = error.location?.map(String) ?? ['', '', ''];
+  if (!modern) {
+    const code = [number, name, 'HL70357'].join(d.subcomponent);
+    return ['ERR', [...place, code].join(d.component)].join(d.field);
+  }
+  return [
+    'ERR',
+    '',
+    error.location ? place.join(d.component) : '',
+    [number, name, 'HL70357'].join(d.component),
+    error.severity ?? 'E',
+    '',
+    '',
+    '',
+    escapeText(error.text, d),
+  ].join(d.field);
 }
 
 /** HL7 escapes for text placed in a field: the escape character first. */

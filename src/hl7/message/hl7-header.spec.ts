@@ -128,4 +128,25 @@ describe('buildAck', () => {
     expect(ack).toContain('MSA|AE|MSG7|failed \\F\\ retry\\S\\later');
     expect(ack).toContain('ERR|||207^Application internal error^HL70357|E||||failed');
   });
+
+  it('names the fields an accepted message had left out in ERR warnings, with their place', () => {
+    const warnings = [
+      { code: '102', text: 'PID-7 left out', severity: 'W', location: ['PID', 1, 7] },
+      { code: '102', text: 'PID-8 left out', severity: 'W', location: ['PID', 2, 8] },
+    ] as const;
+    const segments = buildAck(header, 'AA', warnings).split('\r');
+    expect(segments.slice(1)).toEqual([
+      'MSA|AA|MSG7|',
+      'ERR||PID^1^7|102^Data type error^HL70357|W||||PID-7 left out',
+      'ERR||PID^2^8|102^Data type error^HL70357|W||||PID-8 left out',
+      '',
+    ]);
+    // Before v2.5, ERR-1 is where the place and the code go.
+    const { header: old } = decodeMessage(
+      Buffer.from('MSH|^~\\&|LAB|NORTH|CV|HOSP|1||ADT^A08|M|P|2.3'),
+    );
+    expect(buildAck(old, 'AA', warnings[0]).split('\r')[2]).toBe(
+      'ERR|PID^1^7^102&Data type error&HL70357',
+    );
+  });
 });
