@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -3103,6 +3103,31 @@ describe('HL7 v2 over MLLP', () => {
     expect(msaOf(ack!).code).toBe('AR');
     expect(ack).toMatch(/\rERR\|/);
     expect(await storedCount()).toBe(before + 1);
+  });
+
+  it('refuses a control id (MSH-10) longer than 199 characters with AR, echoing only its start', async () => {
+    // 199 is MSH-10's length from v2.7 on (20 in v2.5, which senders often exceed). Random
+    // text does not compress: whole, it was more than a database index row holds, so the
+    // message could not be stored, got no ACK, and its sender resent it forever.
+    const long = randomBytes(5_000).toString('hex');
+    const sender = await client();
+    const before = await storedCount();
+    await sender.send([
+      Buffer.from(
+        `MSH|^~\\&|LAB|HOSP|CV|CV|20240101||ADT^A28|${long}|P|2.5\rPID|1||L-1^^^HOSP&2.16.13&ISO^MR`,
+      ),
+    ]);
+    const [ack] = await sender.waitForAcks(1);
+    expect(msaOf(ack!)).toMatchObject({ code: 'AR', controlId: long.slice(0, 199) });
+    expect(ack).toContain(
+      'ERR|||102^Data type error^HL70357|E||||MSH-10 (message control id) is longer than 199 characters',
+    );
+    expect(await storedCount()).toBe(before + 1);
+    const [row] = await data.query<{ control_id: string; status: string }[]>(
+      'SELECT control_id, status FROM hl7_message WHERE control_id = $1',
+      [long.slice(0, 199)],
+    );
+    expect(row).toEqual({ control_id: long.slice(0, 199), status: 'rejected' });
   });
 
   it('closes a connection that sends an oversized frame, and keeps serving others', async () => {

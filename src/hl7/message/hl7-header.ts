@@ -166,7 +166,8 @@ function readHeader(msh: string): Hl7Header {
   if (!messageCode || !at(10)) {
     throw new Hl7RejectError('101', 'MSH-9 (message type) and MSH-10 are required');
   }
-  return {
+  const controlId = [...at(10)];
+  const header: Hl7Header = {
     delimiters,
     sendingApplication: at(3),
     sendingFacility: at(4),
@@ -174,12 +175,28 @@ function readHeader(msh: string): Hl7Header {
     receivingFacility: at(6),
     messageCode,
     triggerEvent,
-    controlId: at(10),
+    controlId: controlId.slice(0, MAX_CONTROL_ID).join(''),
     processingId: at(11),
     version: at(12).split(delimiters.component)[0] ?? '',
     charset: at(18).split(delimiters.repetition)[0] ?? '',
   };
+  if (controlId.length > MAX_CONTROL_ID) {
+    // Stored and echoed whole, a control id of kilobytes overflowed the resend index (the
+    // message could not even be stored to be refused, so it got no ACK and came back forever)
+    // and went back in MSA-2 at any length. The AR echoes its first 199 characters: a sender
+    // matching ACKs by control id cannot match it anyway, and one logging it sees which it was.
+    const error = new Hl7RejectError(
+      '102',
+      `MSH-10 (message control id) is longer than ${MAX_CONTROL_ID} characters, the most HL7 v2 allows`,
+    );
+    error.header = header;
+    throw error;
+  }
+  return header;
 }
+
+/** MSH-10's length from v2.7 on (20 in v2.5: senders often exceed that, so the later bound). */
+const MAX_CONTROL_ID = 199;
 
 function decodeText(bytes: Buffer, charset: string): string {
   switch (charset.toUpperCase()) {
