@@ -41,6 +41,39 @@ describe('MllpSender', () => {
     ).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
   });
 
+  it('keeps an error code only when it is a code: peers echo values (PHI) in ERR text', async () => {
+    const naks = [
+      'MSA|AE|5\rERR||PID^1^5|Patient DOE JOHN 19800101 unknown^^HL70357|E',
+      'MSA|AE|6\rERR||PID^1^5|204^Unknown key identifier^HL70357|E||||DOE JOHN not found',
+      'MSA|AR|7|DOE JOHN\rERR|PID^1^5^103&Table value not found&HL70357',
+    ];
+    const peer = createServer((socket) => {
+      sockets.push(socket);
+      socket.on('data', (chunk) => {
+        const id = chunk.toString('latin1').split('\r')[0]!.split('|')[9]!;
+        const nak = naks[Number(id) - 5]!;
+        socket.write(`\x0bMSH|^~\\&|B|B|A|A|20240101||ACK|A${id}|P|2.5\r${nak}\x1c\r`);
+      });
+    });
+    await new Promise<void>((resolve) => peer.listen(0, '127.0.0.1', resolve));
+    const sender = new MllpSender({
+      host: '127.0.0.1',
+      port: (peer.address() as AddressInfo).port,
+      ackTimeoutMs: 2000,
+    });
+    try {
+      const codes: (string | undefined)[] = [];
+      for (const id of ['5', '6', '7']) {
+        codes.push((await sender.send(`MSH|^~\\&|A|B|C|D|1||ADT^A08|${id}|P|2.5`, id)).errorCode);
+      }
+      expect(codes).toEqual([undefined, '204', '103']);
+    } finally {
+      sender.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => peer.close(resolve));
+    }
+  });
+
   it('takes an ACK that came while the event loop stalled past the timeout', async () => {
     // A receiver in a process of its own, which answers (30 ms on) while this one is blocked.
     const peer = spawn(process.execPath, [

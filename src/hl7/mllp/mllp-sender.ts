@@ -10,7 +10,7 @@ const MAX_ACK_BYTES = 1 << 20;
 export interface MllpAck {
   /** MSA-1: AA, AE, AR (or CA, CE, CR). */
   code: string;
-  /** ERR-3.1 (v2.5) or ERR-1.4.1 (earlier), when the ACK says why. */
+  /** ERR-3.1 (v2.5) or ERR-1.4.1 (earlier), when the ACK says why with a code (not text). */
   errorCode?: string;
   /** The ACK's text: ERR-8, else MSA-3. */
   detail?: string;
@@ -141,6 +141,9 @@ export class MllpSender {
   }
 }
 
+/** A table 0357 code (`204`) or a receiver's own (`E-17`): short, no blanks. */
+const ERROR_CODE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$/;
+
 /** MSA-1, MSA-2 and the error code of an ACK frame; undefined for anything that is not one. */
 function ackOf(payload: Buffer): { controlId: string; ack: MllpAck } | undefined {
   try {
@@ -150,7 +153,10 @@ function ackOf(payload: Buffer): { controlId: string; ack: MllpAck } | undefined
     const code = msa?.value(1);
     if (!msa || !code) return undefined;
     const err = message.first('ERR');
-    const errorCode = err ? (err.value(3) ?? err.value(1, 4)) : undefined;
+    const sent = err ? (err.value(3) ?? err.value(1, 4)) : undefined;
+    // Stored, logged and audited with the outbox row: kept only when it looks like a code.
+    // Peers put text in it too, and their text echoes the field it refused (a name, a date).
+    const errorCode = sent && ERROR_CODE.test(sent) ? sent : undefined;
     const detail = err?.value(8) ?? msa.value(3);
     return {
       controlId: msa.value(2) ?? '',
