@@ -629,6 +629,24 @@ describe('OBX to Observation', () => {
       effectiveDateTime: '2024-01-01',
     });
   });
+
+  it("maps every OBX-11 status as the IG's ConceptMap table-hl70085-to-observation-status does", () => {
+    const statusOf = (code: string) =>
+      observationFromObx(obx(`1|NM|1^x^L||1||||||${code}`), 'p1', undefined)['status'];
+    // A (v2.7 on: amended after the placer corrected the demographics) was taken as final.
+    expect(['A', 'C', 'D', 'F', 'I', 'P', 'S', 'U', 'W', 'X'].map(statusOf)).toEqual([
+      'amended',
+      'corrected',
+      'entered-in-error',
+      'final',
+      'registered',
+      'preliminary',
+      'preliminary',
+      'final',
+      'entered-in-error',
+      'cancelled',
+    ]);
+  });
 });
 
 describe('PD1 to Patient', () => {

@@ -13,7 +13,10 @@ const DATA_ABSENT = 'http://terminology.hl7.org/CodeSystem/data-absent-reason';
 
 /** OBX-11 / OBR-25 result status (table 0085 / 0123) to FHIR. */
 const OBSERVATION_STATUS: Record<string, string> = {
+  // Amended (v2.7 on): the result changed after the placer corrected the demographics.
+  A: 'amended',
   F: 'final',
+  U: 'final', // made final without its values sent again
   P: 'preliminary',
   C: 'corrected',
   X: 'cancelled',
