@@ -3105,7 +3105,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(await storedCount()).toBe(before + 1);
   });
 
-  it('refuses a control id (MSH-10) longer than 199 characters with AR, echoing only its start', async () => {
+  it('refuses an MSH-10 over 199 characters, or an MSH-3 or MSH-4 over 227, with AR, echoing their start', async () => {
     // 199 is MSH-10's length from v2.7 on (20 in v2.5, which senders often exceed). Random
     // text does not compress: whole, it was more than a database index row holds, so the
     // message could not be stored, got no ACK, and its sender resent it forever.
@@ -3128,6 +3128,18 @@ describe('HL7 v2 over MLLP', () => {
       [long.slice(0, 199)],
     );
     expect(row).toEqual({ control_id: long.slice(0, 199), status: 'rejected' });
+    // So is a sending application or facility (MSH-3, MSH-4: HD, 227 characters in v2.5).
+    await sender.send([
+      Buffer.from(`MSH|^~\\&|${long}|HOSP|CV|CV|20240101||ADT^A28|LONG-3|P|2.5\rPID|1`),
+      Buffer.from(`MSH|^~\\&|LAB|${long}|CV|CV|20240101||ADT^A28|LONG-4|P|2.5\rPID|1`),
+    ]);
+    const [app, facility] = (await sender.waitForAcks(3)).slice(1);
+    expect(msaOf(app!)).toEqual({ code: 'AR', controlId: 'LONG-3' });
+    expect(app).toContain('|MSH-3 (sending application) is longer than 227 characters');
+    expect(msaOf(facility!)).toEqual({ code: 'AR', controlId: 'LONG-4' });
+    expect(facility).toContain('|MSH-4 (sending facility) is longer than 227 characters');
+    expect(`${app!}${facility!}`).not.toContain(long.slice(0, 228));
+    expect(await storedCount()).toBe(before + 3);
   });
 
   it('closes a connection that sends an oversized frame, and keeps serving others', async () => {

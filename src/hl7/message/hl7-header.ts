@@ -166,28 +166,33 @@ function readHeader(msh: string): Hl7Header {
   if (!messageCode || !at(10)) {
     throw new Hl7RejectError('101', 'MSH-9 (message type) and MSH-10 are required');
   }
-  const controlId = [...at(10)];
+  // Stored and echoed whole, a field of kilobytes overflowed the resend index (the message
+  // could not even be stored to be refused, so it got no ACK and came back forever) and went
+  // back in the ACK at any length. The AR echoes its first characters: a sender matching ACKs
+  // by control id cannot match them anyway, and one logging them sees which message it was.
+  const over = BOUNDED.find(([n, , most]) => [...at(n)].length > most);
+  const bounded = (n: number): string => {
+    const most = BOUNDED.find(([field]) => field === n)![2];
+    return [...at(n)].slice(0, most).join('');
+  };
   const header: Hl7Header = {
     delimiters,
-    sendingApplication: at(3),
-    sendingFacility: at(4),
+    sendingApplication: bounded(3),
+    sendingFacility: bounded(4),
     receivingApplication: at(5),
     receivingFacility: at(6),
     messageCode,
     triggerEvent,
-    controlId: controlId.slice(0, MAX_CONTROL_ID).join(''),
+    controlId: bounded(10),
     processingId: at(11),
     version: at(12).split(delimiters.component)[0] ?? '',
     charset: at(18).split(delimiters.repetition)[0] ?? '',
   };
-  if (controlId.length > MAX_CONTROL_ID) {
-    // Stored and echoed whole, a control id of kilobytes overflowed the resend index (the
-    // message could not even be stored to be refused, so it got no ACK and came back forever)
-    // and went back in MSA-2 at any length. The AR echoes its first 199 characters: a sender
-    // matching ACKs by control id cannot match it anyway, and one logging it sees which it was.
+  if (over) {
+    const [field, name, most] = over;
     const error = new Hl7RejectError(
       '102',
-      `MSH-10 (message control id) is longer than ${MAX_CONTROL_ID} characters, the most HL7 v2 allows`,
+      `MSH-${field} (${name}) is longer than ${most} characters, the most HL7 v2 allows`,
     );
     error.header = header;
     throw error;
@@ -195,8 +200,15 @@ function readHeader(msh: string): Hl7Header {
   return header;
 }
 
-/** MSH-10's length from v2.7 on (20 in v2.5: senders often exceed that, so the later bound). */
-const MAX_CONTROL_ID = 199;
+/**
+ * The MSH fields stored in the resend key, and their most characters: MSH-3 and MSH-4 are HD
+ * (227 in v2.5), MSH-10 is 199 from v2.7 on (20 in v2.5: senders often exceed that).
+ */
+const BOUNDED: [field: number, name: string, most: number][] = [
+  [3, 'sending application', 227],
+  [4, 'sending facility', 227],
+  [10, 'message control id', 199],
+];
 
 function decodeText(bytes: Buffer, charset: string): string {
   switch (charset.toUpperCase()) {
