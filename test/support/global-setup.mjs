@@ -29,6 +29,7 @@ export default async function globalSetup(globalConfig) {
   }
   await migrateUpDownUp(url);
   globalThis.__carevaultWorkerDatabases = await createWorkerDatabases(url, globalConfig.maxWorkers);
+  process.env.CAREVAULT_TEST_TEMPLATE_DATABASE = await createScratchTemplate(url);
   process.env.DATABASE_URL = url;
   process.env.NODE_ENV = 'test';
   process.env.LOG_LEVEL ??= 'silent';
@@ -67,6 +68,30 @@ async function createWorkerDatabases(url, workers) {
     }
   });
   return { url, names };
+}
+
+/**
+ * A database migrated once from empty, as a scratch database would be, that nothing connects to:
+ * createScratchDatabase (test/support/scratch-database.ts) copies it with CREATE DATABASE ...
+ * TEMPLATE instead of running every migration again for each of the suite's twenty-odd copies.
+ * Its name is recorded with the worker databases, so that global teardown drops it.
+ */
+async function createScratchTemplate(url) {
+  const name = `${new URL(url).pathname.slice(1)}_scratch_template`;
+  await adminQuery(url, async (client) => {
+    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await client.query(`CREATE DATABASE "${name}"`);
+  });
+  const template = new URL(url);
+  template.pathname = `/${name}`;
+  const dataSource = await createDataSource(template.toString()).initialize();
+  try {
+    await dataSource.runMigrations({ transaction: 'each' });
+  } finally {
+    await dataSource.destroy();
+  }
+  globalThis.__carevaultWorkerDatabases.names.push(name);
+  return name;
 }
 
 /**
