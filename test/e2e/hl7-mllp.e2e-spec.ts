@@ -46,6 +46,17 @@ describe('HL7 v2 over MLLP', () => {
     await testApp.close();
   });
 
+  // One doctor for the reads through the API that most tests end with: a user made and signed
+  // in per test cost two Argon2id hashes each, and no test here depends on which doctor reads.
+  // Signed in again after ten minutes, well within the access token's fifteen.
+  let signedIn: { http: HttpFn; at: number } | undefined;
+  const doctorHttp = async (): Promise<HttpFn> => {
+    if (!signedIn || Date.now() - signedIn.at > 10 * 60_000) {
+      signedIn = { http: authorizedHttp(await tokenFor(testApp, 'doctor')), at: Date.now() };
+    }
+    return signedIn.http;
+  };
+
   const storedCount = async (): Promise<number> =>
     (await data.query<{ n: number }[]>('SELECT count(*)::int AS n FROM hl7_message'))[0]!.n;
 
@@ -88,7 +99,7 @@ describe('HL7 v2 over MLLP', () => {
     for (const row of rows) expect(row.raw).toMatch(/^cv1\./);
     // An allergen sent without a coding system (`XYZallergen`, in 15 samples) is one allergy
     // per patient, found again by its code without a system rather than added each time.
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const uncoded = await http(
       'GET',
       `${testApp.url}/fhir/AllergyIntolerance?code=${encodeURIComponent('|XYZallergen')}`,
@@ -115,7 +126,7 @@ describe('HL7 v2 over MLLP', () => {
     // Resends of the first test's messages: their stored answers.
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(adt.map(() => 'AA'));
 
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const system = 'urn:carevault:v2:assigning-authority:test1';
     const found = await http(
       'GET',
@@ -254,7 +265,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send(oru.map((sample) => sample.bytes));
     expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const search = async (query: string) =>
       ((await http('GET', `${testApp.url}/fhir/${query}`)).body.entry ?? []) as {
         resource: Record<string, unknown>;
@@ -439,7 +450,7 @@ describe('HL7 v2 over MLLP', () => {
       [`BIG-${tag}`],
     );
     expect(stored!.status).toBe('error');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const reports = await http(
       'GET',
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|BIG-${tag}`)}`,
@@ -466,7 +477,7 @@ describe('HL7 v2 over MLLP', () => {
       result('COR-3', 'C', '6.1'),
     ]);
     expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/Observation?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|ORD-77/2345-7')}`,
@@ -580,7 +591,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(2);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE']);
     expect(acks[1]).toContain('one patient');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const valuesOf = async (mrn: string) => {
       const id = await patientIdOf(http, '2.16.14', mrn);
       const results = await http('GET', `${testApp.url}/fhir/Observation?subject=Patient/${id}`);
@@ -614,7 +625,7 @@ describe('HL7 v2 over MLLP', () => {
       report('PATH-3', 'F', ['Specimen: colon', 'Diagnosis: adenoma', 'Signed: Dr Lee']),
     ]);
     expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const reports = await http(
       'GET',
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|PATH-77')}`,
@@ -657,7 +668,7 @@ describe('HL7 v2 over MLLP', () => {
     // The monitor's queue sent again under new control ids, one rate corrected.
     await sender.send([vitals('NUM-1', '75'), vitals('NUM-2', '76'), vitals('NUM-3', '76')]);
     expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patient = (
       await http(
         'GET',
@@ -754,7 +765,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send([adt('A28', 'VIP-1', '1 Main St')]);
     expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const byMrn = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.840.1.8|VIP-1')}`;
     const patient = (await http('GET', byMrn)).body.entry[0].resource;
     const restricted = {
@@ -825,7 +836,7 @@ describe('HL7 v2 over MLLP', () => {
         messages.map(() => 'AA'),
       );
     };
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const idOf = async (mrn: string): Promise<string> => {
       const criteria = `identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|${mrn}`)}`;
       const id = await testApp.app.get(FhirService).findUnique(HL7_USER, 'Patient', criteria);
@@ -919,7 +930,7 @@ describe('HL7 v2 over MLLP', () => {
     expect((await sender.waitForAcks(5)).map((ack) => msaOf(ack).code)).toEqual(
       Array(5).fill('AA'),
     );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const byMrn = async (mrn: string) =>
       (
         await http(
@@ -1022,7 +1033,7 @@ describe('HL7 v2 over MLLP', () => {
     ];
     expect((await stored(prior)).meta.security).toEqual([restricted]);
     // A doctor without break-glass: the open survivors read, the restricted prior does not.
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const readAs = async (id: string) => http('GET', `${testApp.url}/fhir/Patient/${id}`);
     expect((await readAs(prior)).status).toBe(403);
     expect((await readAs(survivor)).status).toBe(200);
@@ -1110,7 +1121,7 @@ describe('HL7 v2 over MLLP', () => {
       'AA',
       'AA',
     ]);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const byMrn = async (value: string) =>
       ((
         await http(
@@ -1177,7 +1188,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
     expect(acks[6]).toContain('204^Unknown key identifier^HL70357');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const byNumber = async (doc: string) => {
       const found = await http(
         'GET',
@@ -1294,7 +1305,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(acks[4]).toContain('204^Unknown key identifier^HL70357');
     expect(acks[4]).toContain('A no-show needs the id (SCH-2 or SCH-1) of a known appointment');
     expect(acks[5]).toContain('as times with a UTC offset');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/Appointment?identifier=${encodeURIComponent(`urn:oid:2.16.15|F1-${tag}`)}`,
@@ -1387,7 +1398,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
     expect(acks[5]).toContain('A discontinued service or resource needs the id');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/Appointment?identifier=${encodeURIComponent(`urn:oid:2.16.27|F1-${tag}`)}`,
@@ -1488,7 +1499,7 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patients = await http(
       'GET',
       `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.16|ALG-${tag}`)}`,
@@ -1570,7 +1581,7 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patients = await http(
       'GET',
       `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.17|PRB-${tag}`)}`,
@@ -1653,7 +1664,7 @@ describe('HL7 v2 over MLLP', () => {
       'AA',
       'AA',
     ]);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const encounter = await http(
       'GET',
       `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.20|V-${tag}`)}`,
@@ -1708,7 +1719,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send([adt('A04', 'DR-A', 'Before')]);
     expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.11|DR-1')}`;
     const deletedId = (await http('GET', search)).body.entry[0].resource.id as string;
     // A plain DELETE takes no criteria lock: held open here, it commits after the A08 has
@@ -1736,7 +1747,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send([adt('A28', 'DL-A', 'Before')]);
     expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.11|DL-1')}`;
     const patient = (await http('GET', search)).body.entry[0].resource as { id: string };
 
@@ -1798,7 +1809,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send([vxu.bytes, orm, omg]);
     expect((await sender.waitForAcks(3)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const immunizations = await http(
       'GET',
       `${testApp.url}/fhir/Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/ndc|49281021588')}`,
@@ -1912,7 +1923,7 @@ describe('HL7 v2 over MLLP', () => {
     expect((await sender.waitForAcks(5)).map((ack) => msaOf(ack).code)).toEqual(
       Array(5).fill('AA'),
     );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patientId = await patientIdOf(http, '2.16.15', 'IZ-1');
     const doses = await http(
       'GET',
@@ -1976,7 +1987,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AE']);
     expect(acks[3]).toContain('A pharmacy message needs an RXE or RXD segment');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const requests = await http(
       'GET',
       `${testApp.url}/fhir/MedicationRequest?identifier=${encodeURIComponent(`urn:oid:2.16.18|RX-${tag}`)}`,
@@ -2027,7 +2038,7 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AE']);
     expect(acks[3]).toContain('A cancelled referral needs the identifier (RF1-6)');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent(`urn:oid:2.16.19|REF-${tag}`)}`,
@@ -2106,7 +2117,7 @@ describe('HL7 v2 over MLLP', () => {
     expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual(
       steps.map(() => 'AA'),
     );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const encounter = async (number: string) =>
       (
         await http(
@@ -2168,7 +2179,7 @@ describe('HL7 v2 over MLLP', () => {
     expect((await sender.waitForAcks(steps.length)).map((ack) => msaOf(ack).code)).toEqual(
       steps.map(() => 'AA'),
     );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const byNumber = async (type: string, number: string) =>
       (
         await http(
@@ -2213,7 +2224,7 @@ describe('HL7 v2 over MLLP', () => {
     const sender = await client();
     await sender.send([oru('E1', 'P'), oru('E2', 'F')]);
     expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.30|R-${tag}`)}`,
@@ -2260,7 +2271,7 @@ describe('HL7 v2 over MLLP', () => {
     // Sent again under a new control id (a resent queue): nothing is filed twice.
     await sender.send([message('U1'), message('U2')]);
     expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const specimenOf = async (id: string) =>
       (
         await http(
@@ -2342,7 +2353,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AR', 'AA', 'AA']);
     // BAR is a type taken here: what is refused is the event (table 0357's 201), not the type.
     expect(acks[3]).toContain('ERR|||201^Unsupported event code^HL70357');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const encounter = await http(
       'GET',
       `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.24|V-${tag}`)}`,
@@ -2438,7 +2449,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(visit).not.toHaveProperty('identifier');
     expect(visit['service']).toBeUndefined();
     // Both are of the visit the admission made; the X-ray's service is its procedure.
-    const doctor = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const doctor = await doctorHttp();
     const encounter = await doctor(
       'GET',
       `${testApp.url}/fhir/Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.25|V-${tag}`)}`,
@@ -2554,7 +2565,7 @@ describe('HL7 v2 over MLLP', () => {
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AE', 'AE']);
     expect(acks[5]).toContain('MRG-5 (the number of the visit to move) is required');
     expect(acks[6]).toContain('A visit move needs an MRG segment');
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patientOf = async (mrn: string) =>
       String(
         (
@@ -2631,7 +2642,7 @@ describe('HL7 v2 over MLLP', () => {
           `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Doe^Jo\r` +
           `PV1|1|I|${location}||||||||||||||||${visitNumber}^^^HOSP&2.16.9&ISO^VN`,
       );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const encounter = () => visitEncounter(http, visit);
     let acked = 0;
     const send = async (message: Buffer): Promise<string> => {
@@ -2679,7 +2690,7 @@ describe('HL7 v2 over MLLP', () => {
           `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Leave^Jo\r` +
           `PV1|1|I|4E^136^B^GHH||||||||||||||||${visitNumber}^^^HOSP&2.16.9&ISO^VN`,
       );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     let acked = 0;
     const statusAfter = async (event: string, control: string, visitNumber = visit) => {
       await sender.send([adt(event, control, visitNumber)]);
@@ -2719,7 +2730,7 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps.map(([message]) => message));
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const encounter = () => visitEncounter(http, visit);
     const reopened = await encounter();
     // The discharge was cancelled: open again, no end; the transfer too: back in 4E, with the
@@ -2890,7 +2901,7 @@ describe('HL7 v2 over MLLP', () => {
     expect((await sender.waitForAcks(6)).map((ack) => msaOf(ack).code)).toEqual(
       Array(6).fill('AA'),
     );
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patientId = await patientIdOf(http, '2.16.18', 'UV-1');
     const visits = await http(
       'GET',
@@ -2924,7 +2935,7 @@ describe('HL7 v2 over MLLP', () => {
     );
     expect(row!.status).toBe('error');
     // Rolled back with it: the Patient of the failed message was not kept.
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const found = await http(
       'GET',
       `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.9|D-1')}`,
@@ -3053,7 +3064,7 @@ describe('HL7 v2 over MLLP', () => {
     await Promise.all([first.send([admission]), second.send([admission])]);
     const acks = await Promise.all([first.waitForAcks(1), second.waitForAcks(1)]);
     expect(acks.map(([ack]) => msaOf(ack!).code)).toEqual(['AA', 'AA']);
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const http = await doctorHttp();
     const patients = await http(
       'GET',
       `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.2|TW-1')}`,
