@@ -66,9 +66,10 @@ interface Options {
 
 /**
  * Patient/{id}/$everything: the patient and every resource in their compartment (the official
- * CompartmentDefinition), with the shared resources they refer to (search.mode `include`), limited to the types the caller may read and to what they may see,
- * and to `_type` and `_since` when given (what an app syncing a record asks for), and to the
- * care dates between `start` and `end`.
+ * CompartmentDefinition), with the shared resources they refer to (search.mode `include`),
+ * limited to the types the caller may read and to what they may see, and to `_type` and
+ * `_since` when given (what an app syncing a record asks for), and to the care dates between
+ * `start` and `end`.
  */
 @Injectable()
 export class EverythingService {
