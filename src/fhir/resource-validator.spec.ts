@@ -67,6 +67,13 @@ describe('ResourceValidator', () => {
     }
     expect(invalid).toBe(cases.length - 1);
   });
+
+  it('takes a Binary or attachment over 1 MiB, which BODY_LIMIT and HL7 frames may carry', async () => {
+    const data = Buffer.alloc(2 * 1024 * 1024, 7).toString('base64');
+    const binary: FhirResource = { resourceType: 'Binary', contentType: 'application/pdf', data };
+    expect(await thrown(() => definitions.validate(binary))).toBeUndefined();
+    expect(await thrown(() => validator.validate(binary))).toBeUndefined();
+  });
 });
 
 describe('ValidationThread', () => {
