@@ -1,4 +1,27 @@
-import { criteriaKey, criteriaLockKey, criteriaQuery } from './criteria.js';
+import { criteriaKey, criteriaLocks, criteriaQuery, type ParamLookup } from './criteria.js';
+
+const TYPES: Record<string, string> = {
+  identifier: 'token',
+  gender: 'token',
+  family: 'string',
+  birthdate: 'date',
+  subject: 'reference',
+};
+const lookup: ParamLookup = (code) => {
+  const name = code === 'patient' ? 'subject' : code;
+  return TYPES[name] ? { code: name, type: TYPES[name] } : undefined;
+};
+/** The exclusive keys of criteria on Patient. */
+const exclusive = (criteria: string, type = 'Patient') =>
+  criteriaLocks(type, criteria, lookup)
+    .filter((lock) => !lock.shared)
+    .map((lock) => lock.key)
+    .sort();
+/** Whether two criteria's locks make them wait for each other. */
+const contend = (a: string, b: string) => {
+  const [one, two] = [criteriaLocks('Patient', a, lookup), criteriaLocks('Patient', b, lookup)];
+  return one.some((x) => two.some((y) => x.key === y.key && !(x.shared && y.shared)));
+};
 
 describe('conditional criteria', () => {
   it('takes the query alone, with or without its type in front', () => {
@@ -16,33 +39,57 @@ describe('conditional criteria', () => {
     expect(criteriaKey('Person', 'identifier=a|1&birthdate=1980')).not.toBe(key);
   });
 
-  it('locks criteria that can match the same resource under one key', () => {
-    const key = criteriaLockKey('Patient', 'identifier=urn:oid:1.2|M-1');
+  it('locks each value a token or reference criteria constrains, whatever its system or form', () => {
+    const key = exclusive('identifier=urn:oid:1.2|M-1');
+    expect(key).toEqual(['Patient?identifier=m-1']);
     for (const same of [
       'identifier=M-1',
       'Patient?identifier=%7CM-1',
       'identifier=urn:oid:9.9|m-1',
       'identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MR|M-1',
     ]) {
-      expect(criteriaLockKey('Patient', same)).toBe(key);
+      expect(exclusive(same)).toEqual(key);
     }
-    expect(criteriaLockKey('Patient', 'identifier=a|2,b|1&gender=male')).toBe(
-      criteriaLockKey('Patient', 'gender=MALE&identifier=1,2'),
+    expect(exclusive('identifier=a|2,b|1&gender=male')).toEqual(
+      exclusive('gender=MALE&identifier=1,2'),
     );
-    expect(criteriaLockKey('Patient', 'identifier=M-2')).not.toBe(key);
-    expect(criteriaLockKey('Patient', 'identifier=M-1&gender=male')).not.toBe(key);
-    expect(criteriaLockKey('Person', 'identifier=M-1')).not.toBe(key);
+    expect(exclusive('subject=Patient/7', 'Observation')).toEqual(['Observation?subject=7']);
+    expect(exclusive('patient=http://x/fhir/Patient/7', 'Observation')).toEqual(
+      exclusive('subject=7', 'Observation'),
+    );
+    expect(exclusive('identifier=M-1', 'Person')).not.toEqual(key);
     // An escaped comma or bar is part of the value.
-    expect(criteriaLockKey('Patient', 'name=a\\,b')).not.toBe(
-      criteriaLockKey('Patient', 'name=b,a'),
-    );
+    expect(exclusive('identifier=a\\,b')).toEqual(['Patient?identifier=a\\,b']);
   });
 
-  it('keeps a NUL escaped in the key, which PostgreSQL text cannot hold', () => {
+  it('makes criteria wait for each other when they constrain a parameter in common', () => {
+    // The duplicate they prevent: both find no Patient, both create one with MRN M-1.
+    expect(contend('identifier=M-1', 'identifier=M-1&gender=female')).toBe(true);
+    expect(contend('identifier=sys|M-1', 'identifier=M-1,M-2')).toBe(true);
+    expect(contend('identifier=M-1', 'identifier=M-1&family=Smith')).toBe(true);
+    // Values that overlap without being equal, a modifier, a token without a code: the whole
+    // parameter.
+    expect(contend('family=smi', 'family=smith&identifier=M-9')).toBe(true);
+    expect(contend('birthdate=1980', 'birthdate=1980-01-01')).toBe(true);
+    expect(contend('identifier=sys|', 'identifier=M-1')).toBe(true);
+    expect(contend('identifier:not=M-2', 'identifier=M-1')).toBe(true);
+    expect(contend('subject.name=x', 'subject=1')).toBe(true);
+    expect(contend('birthdate=1980', 'identifier=M-1&birthdate=1980')).toBe(true);
+    expect(contend('', 'identifier=M-1')).toBe(true);
+    // Distinct values of a token do not wait for each other, nor criteria with no parameter in
+    // common, nor a parameter locked whole where each locks another's values (a feed's
+    // upserts of one date for many patients would queue otherwise).
+    expect(contend('identifier=M-1', 'identifier=M-2')).toBe(false);
+    expect(contend('identifier=M-1&gender=male', 'identifier=M-2&gender=female')).toBe(false);
+    expect(contend('identifier=M-1', 'family=Smith')).toBe(false);
+    expect(contend('identifier=M-1&birthdate=1980', 'identifier=M-2&birthdate=1980')).toBe(false);
+  });
+
+  it('locks criteria without a parameter on the whole type, which others hold shared', () => {
+    expect(exclusive('')).toEqual(['Patient?']);
+  });
+  it('keeps a NUL escaped in the criteria key, which PostgreSQL text cannot hold', () => {
     expect(criteriaKey('Patient', 'identifier=a%00&fam%00ily=x')).toBe(
-      'Patient?fam%00ily=x&identifier=a%00',
-    );
-    expect(criteriaLockKey('Patient', 'identifier=a%00&fam%00ily=x')).toBe(
       'Patient?fam%00ily=x&identifier=a%00',
     );
   });

@@ -3,7 +3,7 @@
  * references) as one key per meaning: the query without a `Type?` prefix, which clients often
  * put in ifNoneExist though FHIR gives only the query there, and its parameters in a canonical
  * order, so `a=1&b=2` and `b=2&a=1` match each other (a Bundle's conditional reference and
- * conditional create). Their lock is keyed coarser (criteriaLockKey).
+ * conditional create). Their locks are keyed otherwise (criteriaLocks).
  */
 export function criteriaQuery(type: string, criteria: string): string {
   return criteria.startsWith(`${type}?`) ? criteria.slice(type.length + 1) : criteria;
@@ -18,24 +18,82 @@ export function criteriaKey(type: string, criteria: string): string {
   return `${type}?${canonical}`;
 }
 
+/** One advisory lock a conditional write takes: exclusive, or shared with other writers. */
+export interface CriteriaLock {
+  key: string;
+  shared: boolean;
+}
+
+/** What criteriaLocks needs to know of a parameter: its code (an alias's target) and type. */
+export type ParamLookup = (code: string) => { code: string; type: string } | undefined;
+
 /**
- * The key of the advisory lock conditional writes take on their criteria: coarser than
- * criteriaKey, so that criteria written differently that can match the same resource wait for
- * each other rather than both create. Parameters are sorted without their modifiers, each one's
- * comma-separated values (any of which matches) sorted, and a value stands for its last
- * `|`-part (a token's code or value, without the system: `identifier=sys|v` and
- * `identifier=v` match the same Patient), lower-cased (string searches ignore case). A coarser
- * key only makes more writers wait, never lets two through. What it cannot see: criteria on
- * other parameters that match one resource (`identifier=v` and `name=…&birthdate=…`), or
- * values that overlap without being equal (`name=smi` and `name=smith`, date prefixes).
+ * The advisory locks a conditional write takes before it searches, so that two writes whose
+ * criteria could match one new resource wait for each other rather than both create (two
+ * Patients with one MRN). One lock keyed on the criteria's text, as it was, let
+ * `identifier=M-1` and `identifier=M-1&gender=female`, or `identifier=M-1,M-2`, take a lock
+ * each, and both create. The keys are what a match must hold, parameter by parameter:
+ *
+ * - a token or reference parameter with plain values locks each value exclusively (a token
+ *   by its code without the system, a reference by its id, lower-cased): a match holds one
+ *   of them, so two criteria that constrain that parameter and can match one resource share a
+ *   value, and so a lock. It also takes the parameter's lock shared, with every such writer.
+ * - any other parameter (string, date, number: values that overlap without being equal, as
+ *   `name=smi` and `name=smith` do), a modifier (`:not`, `:missing`, `:text`), a chain, or a
+ *   token without a code (`identifier=sys|`) locks the whole parameter: exclusively in
+ *   criteria with no value locked as above, so that they wait for every conditional write
+ *   constraining that parameter of that type; shared otherwise, as those criteria contend
+ *   through their values. Exclusive there, a feed's `subject=…&code=…&date=…` upserts would
+ *   queue on `date` for every patient rather than per patient and code.
+ *
+ * So two criteria contend when they lock a value in common, or when they constrain a common
+ * parameter and one of them locks no value. The others do not: criteria on no common
+ * parameter (`identifier=M-1` and `name=…&birthdate=…`), or whose values locked differ
+ * (`identifier=M-1` and `identifier=M-2`, a Patient holding both), or whose common parameter
+ * is locked whole (a date) while each locks some value of another. Making them wait would take one lock per type,
+ * serialising every conditional write of it (see the README, "Bundles and conditional
+ * operations"). Every criteria also takes the type's lock shared, which criteria with no
+ * parameter (matching every resource) take exclusively. Keys hold values (an MRN):
+ * CriteriaLocks hashes them, keyed, before they reach the database.
  */
-export function criteriaLockKey(type: string, criteria: string): string {
+export function criteriaLocks(type: string, criteria: string, lookup: ParamLookup): CriteriaLock[] {
   const params = [...new URLSearchParams(criteriaQuery(type, criteria))].map(([name, value]) => {
-    const values = value.split(/(?<!\\),/).map((one) => one.split(/(?<!\\)\|/).at(-1)!);
-    const canonical = [...new Set(values.map((one) => one.toLowerCase()))].sort().join(',');
-    return `${name.split(':')[0]!}=${canonical}`;
+    const [base, modifier] = name.split(':') as [string, string | undefined];
+    const param = base.includes('.') ? undefined : lookup(base);
+    const code = param?.code ?? base.split('.')[0]!;
+    return { key: `${type}?${code}`, values: exactValues(param?.type, modifier, value) };
   });
-  // A NUL (`%00`) stays escaped: as text it failed the lock's statement, a 500 before the
-  // search could refuse the value with its 400.
-  return `${type}?${[...new Set(params)].sort().join('&')}`.replaceAll('\0', '%00');
+  const locksValues = params.some(({ values }) => values !== undefined);
+  const locks: CriteriaLock[] = [{ key: `${type}?`, shared: params.length > 0 }];
+  for (const { key, values } of params) {
+    locks.push({ key, shared: locksValues });
+    for (const one of values ?? []) locks.push({ key: `${key}=${one}`, shared: false });
+  }
+  return locks;
+}
+
+/**
+ * The values a match must hold one of, as lock keys, or undefined when they cannot be told
+ * (see criteriaLocks). A token's `|`-parts: its code is the last (`sys|code`, and `:of-type`'s
+ * `type-system|type|value`); a reference's id is its last `/`-part (`Patient/1`, `1`, a URL;
+ * `subject:Patient=1`; a versioned one is left coarse). Escaped commas and bars are part of a
+ * value.
+ */
+function exactValues(
+  type: string | undefined,
+  modifier: string | undefined,
+  value: string,
+): string[] | undefined {
+  const tokenModifier = modifier === undefined || modifier === 'of-type';
+  const referenceModifier = modifier === undefined || /^[A-Z]/.test(modifier);
+  let values: string[];
+  if (type === 'token' && tokenModifier) {
+    values = value.split(/(?<!\\),/).map((one) => one.split(/(?<!\\)\|/).at(-1)!);
+  } else if (type === 'reference' && referenceModifier && !value.includes('/_history/')) {
+    values = value.split(/(?<!\\),/).map((one) => one.split('/').at(-1)!);
+  } else {
+    return undefined;
+  }
+  if (values.some((one) => one === '')) return undefined;
+  return [...new Set(values.map((one) => one.toLowerCase()))];
 }

@@ -8,6 +8,7 @@ import { CascadeDelete } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { FHIR_REST_CONTROLLERS } from './fhir-controllers.js';
+import { CriteriaLocks } from './criteria-locks.js';
 import { FhirService } from './fhir.service.js';
 import { SecurityContexts } from './security-contexts.js';
 import { PatientMatchController } from './match/patient-match.controller.js';
@@ -37,6 +38,7 @@ import { SearchService } from './search/search.service.js';
     FhirDefinitions,
     ResourceValidator,
     FhirService,
+    CriteriaLocks,
     SecurityContexts,
     CascadeDelete,
     ResourceRepository,

@@ -7,7 +7,8 @@ import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { conditionalReferences } from './conditional-references.js';
-import { criteriaLockKey, criteriaQuery } from './criteria.js';
+import { criteriaQuery } from './criteria.js';
+import { CriteriaLocks, type Criteria } from './criteria-locks.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { SecurityContexts } from './security-contexts.js';
@@ -84,6 +85,7 @@ export class FhirService {
     private readonly integrity: ReferenceIntegrity,
     private readonly contexts: SecurityContexts,
     private readonly searchIndex: SearchIndexRepository,
+    private readonly criteriaLocks: CriteriaLocks,
   ) {
     this.indexRowsMax = config.indexRowsMax;
     this.bodyLimit = config.bodyLimit;
@@ -277,9 +279,8 @@ export class FhirService {
    * Bundles with the same criteria listed differently waited on each other (a deadlock, 503).
    * The locks are re-entrant, so uniqueMatch takes each again at no cost.
    */
-  async lockCriteria(criteria: { type: string; criteria: string }[]): Promise<void> {
-    const keys = [...new Set(criteria.map((c) => criteriaLockKey(c.type, c.criteria)))].sort();
-    for (const key of keys) await this.repository.lockCriteria(key);
+  async lockCriteria(criteria: Criteria[]): Promise<void> {
+    await this.criteriaLocks.lock(criteria);
   }
 
   /**
@@ -292,7 +293,7 @@ export class FhirService {
     criteria: string,
     what = 'the conditional criteria',
   ): Promise<string | undefined> {
-    await this.repository.lockCriteria(criteriaLockKey(type, criteria));
+    await this.criteriaLocks.lock([{ type, criteria }]);
     return this.findUnique(user, type, criteria, what);
   }
 

@@ -163,13 +163,22 @@ export class ResourceRepository {
   }
 
   /**
-   * Serializes transactions working on the same key (conditional criteria) until they commit.
-   * Runs in the current transaction; the caller is inside UnitOfWork.run.
+   * Serializes transactions working on the same keys (conditional criteria, see CriteriaLocks)
+   * until they commit, shared keys only against exclusive ones. Taken in the order given, one
+   * statement for them all: a sorted subquery (OFFSET 0 keeps it from being flattened) feeds
+   * the aggregate row by row. Runs in the current transaction; the caller is inside
+   * UnitOfWork.run.
    */
-  async lockCriteria(key: string): Promise<void> {
-    await this.unitOfWork.manager.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [
-      key,
-    ]);
+  async lockCriteria(locks: readonly { id: bigint; shared: boolean }[]): Promise<void> {
+    if (locks.length === 0) return;
+    await this.unitOfWork.manager.query(
+      `SELECT count(CASE WHEN l.shared THEN pg_advisory_xact_lock_shared(l.id)
+                         ELSE pg_advisory_xact_lock(l.id) END)
+         FROM (SELECT id, shared, ord FROM unnest($1::bigint[], $2::boolean[])
+                 WITH ORDINALITY AS u(id, shared, ord)
+                ORDER BY ord OFFSET 0) l`,
+      [locks.map((l) => l.id.toString()), locks.map((l) => l.shared)],
+    );
   }
 
   /**

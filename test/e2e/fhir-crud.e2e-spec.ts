@@ -1543,6 +1543,60 @@ describe('FHIR REST: CRUD, versions and history', () => {
     );
 
     it.each([
+      ['another parameter', 'POST', (mrn: string) => `identifier=${mrn}&gender=female`],
+      ['a string parameter', 'POST', (mrn: string) => `identifier=${mrn}&family=Family-${mrn}`],
+      ['another value, in a Bundle', 'Bundle', (mrn: string) => `identifier=${mrn},OTHER-${mrn}`],
+      ['a conditional update', 'PUT', (mrn: string) => `identifier=${mrn}&gender=female`],
+    ])(
+      'creates one Patient when a conditional create races criteria with %s',
+      async (_, how, other) => {
+        const mrn = `MRN-${Date.now()}`;
+        const body = buildPatient({ mrn, family: `Family-${mrn}` });
+        const sameMrn = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
+        const racing = (): Promise<HttpResult> => {
+          if (how === 'PUT') return http('PUT', `${fhir}/Patient?${other(mrn)}`, { body });
+          if (how === 'POST') {
+            return http('POST', `${fhir}/Patient`, {
+              body,
+              headers: { 'if-none-exist': other(mrn) },
+            });
+          }
+          const request = { method: 'POST', url: 'Patient', ifNoneExist: other(mrn) };
+          const entry = [{ resource: body, request }];
+          return http('POST', fhir, {
+            body: { resourceType: 'Bundle', type: 'transaction', entry },
+          });
+        };
+        // The first create's search has found nothing; the second write, whose criteria differ
+        // but match the same new Patient, comes in before the first commits. Both creating would
+        // give two Patients one MRN: the second must wait for the first, then find its Patient.
+        const search = testApp.app.get(SearchService);
+        const matchingIds = search.matchingIds.bind(search);
+        let second: Promise<HttpResult> | undefined;
+        const spy = jest.spyOn(search, 'matchingIds').mockImplementationOnce(async (...args) => {
+          const found = await matchingIds(...args);
+          second = racing();
+          const waiting = untilWaitingForLock(testApp.app.get(DataSource), 'The second write');
+          await Promise.race([second, waiting]);
+          return found;
+        });
+        try {
+          const first = await http('POST', `${fhir}/Patient`, {
+            body,
+            headers: { 'if-none-exist': sameMrn },
+          });
+          expect(first.status).toBe(201);
+          const answer = await second!;
+          const status = how === 'Bundle' ? answer.body.entry[0].response.status : answer.status;
+          expect(String(status)).toMatch(/^200/);
+        } finally {
+          spy.mockRestore();
+        }
+        expect(ids(await http('GET', `${fhir}/Patient?${sameMrn}`))).toHaveLength(1);
+      },
+    );
+
+    it.each([
       [
         'with and without the system',
         (sys: string, mrn: string) => [`identifier=${sys}|${mrn}`, `identifier=${mrn}`],
