@@ -6,6 +6,7 @@ const TYPES: Record<string, string> = {
   family: 'string',
   birthdate: 'date',
   subject: 'reference',
+  code: 'token',
 };
 const lookup: ParamLookup = (code) => {
   const name = code === 'patient' ? 'subject' : code;
@@ -18,8 +19,8 @@ const exclusive = (criteria: string, type = 'Patient') =>
     .map((lock) => lock.key)
     .sort();
 /** Whether two criteria's locks make them wait for each other. */
-const contend = (a: string, b: string) => {
-  const [one, two] = [criteriaLocks('Patient', a, lookup), criteriaLocks('Patient', b, lookup)];
+const contend = (a: string, b: string, type = 'Patient') => {
+  const [one, two] = [criteriaLocks(type, a, lookup), criteriaLocks(type, b, lookup)];
   return one.some((x) => two.some((y) => x.key === y.key && !(x.shared && y.shared)));
 };
 
@@ -83,6 +84,22 @@ describe('conditional criteria', () => {
     expect(contend('identifier=M-1&gender=male', 'identifier=M-2&gender=female')).toBe(false);
     expect(contend('identifier=M-1', 'family=Smith')).toBe(false);
     expect(contend('identifier=M-1&birthdate=1980', 'identifier=M-2&birthdate=1980')).toBe(false);
+  });
+
+  it("locks one anchor's values, so a feed's upserts of one code for many patients do not queue", () => {
+    expect(exclusive('subject=Patient/7&code=http://loinc.org|2345-7', 'Observation')).toEqual([
+      'Observation?subject=7',
+    ]);
+    expect(exclusive('code=a&identifier=M-1&subject=7', 'Observation')).toEqual([
+      'Observation?identifier=m-1',
+    ]);
+    expect(contend('subject=1&code=2345-7', 'subject=2&code=2345-7', 'Observation')).toBe(false);
+    expect(contend('subject=1&code=a', 'code=a,b&subject=1', 'Observation')).toBe(true);
+    // Criteria anchored elsewhere do not wait (the README says so): `code` is the anchor of one
+    // and `subject` of the other.
+    expect(contend('code=a', 'subject=1&code=a', 'Observation')).toBe(false);
+    // Without an anchor, the parameter is locked whole, and waits for every anchored writer.
+    expect(contend('code:text=x', 'subject=1&code=a', 'Observation')).toBe(true);
   });
 
   it('locks criteria without a parameter on the whole type, which others hold shared', () => {

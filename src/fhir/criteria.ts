@@ -32,25 +32,27 @@ export type ParamLookup = (code: string) => { code: string; type: string } | und
  * criteria could match one new resource wait for each other rather than both create (two
  * Patients with one MRN). One lock keyed on the criteria's text, as it was, let
  * `identifier=M-1` and `identifier=M-1&gender=female`, or `identifier=M-1,M-2`, take a lock
- * each, and both create. The keys are what a match must hold, parameter by parameter:
+ * each, and both create. The keys are what a match must hold:
  *
- * - a token or reference parameter with plain values locks each value exclusively (a token
- *   by its code without the system, a reference by its id, lower-cased): a match holds one
- *   of them, so two criteria that constrain that parameter and can match one resource share a
- *   value, and so a lock. It also takes the parameter's lock shared, with every such writer.
- * - any other parameter (string, date, number: values that overlap without being equal, as
- *   `name=smi` and `name=smith` do), a modifier (`:not`, `:missing`, `:text`), a chain, or a
- *   token without a code (`identifier=sys|`) locks the whole parameter: exclusively in
- *   criteria with no value locked as above, so that they wait for every conditional write
- *   constraining that parameter of that type; shared otherwise, as those criteria contend
- *   through their values. Exclusive there, a feed's `subject=…&code=…&date=…` upserts would
- *   queue on `date` for every patient rather than per patient and code.
+ * - one parameter, the anchor, locks each of its values exclusively (a token by its code
+ *   without the system, a reference by its id, lower-cased): a match holds one of them, so two
+ *   criteria with the same anchor that can match one resource share a value, and so a lock.
+ *   The anchor is the first of the criteria's token or reference parameters with plain values,
+ *   `identifier` before references before other tokens (then by code): the same in every
+ *   criteria that name it. One anchor, not every such parameter: locking each value of every
+ *   parameter made a feed's `subject=…&code=…` upserts queue on the code (a LOINC code) across
+ *   every patient, and two messages listing two codes in opposite orders deadlock.
+ * - every parameter (string, date, number: values that overlap without being equal, as
+ *   `name=smi` and `name=smith` do; a modifier; a chain; a token without a code) locks the
+ *   whole parameter: exclusively in criteria without an anchor, so that they wait for every
+ *   conditional write constraining that parameter of that type; shared otherwise, as those
+ *   criteria contend through their anchor's values.
  *
- * So two criteria contend when they lock a value in common, or when they constrain a common
- * parameter and one of them locks no value. The others do not: criteria on no common
- * parameter (`identifier=M-1` and `name=…&birthdate=…`), or whose values locked differ
- * (`identifier=M-1` and `identifier=M-2`, a Patient holding both), or whose common parameter
- * is locked whole (a date) while each locks some value of another. Making them wait would take one lock per type,
+ * So two criteria contend when their anchors share a value, or when they constrain a common
+ * parameter and one of them has no anchor. The others do not: criteria on no common
+ * parameter (`identifier=M-1` and `name=…&birthdate=…`), with different anchors
+ * (`code=A` and `subject=1&code=A`), or whose anchor values differ (`identifier=M-1` and
+ * `identifier=M-2`, a Patient holding both). Making them wait would take one lock per type,
  * serialising every conditional write of it (see the README, "Bundles and conditional
  * operations"). Every criteria also takes the type's lock shared, which criteria with no
  * parameter (matching every resource) take exclusively. Keys hold values (an MRN):
@@ -61,15 +63,28 @@ export function criteriaLocks(type: string, criteria: string, lookup: ParamLooku
     const [base, modifier] = name.split(':') as [string, string | undefined];
     const param = base.includes('.') ? undefined : lookup(base);
     const code = param?.code ?? base.split('.')[0]!;
-    return { key: `${type}?${code}`, values: exactValues(param?.type, modifier, value) };
+    const values = exactValues(param?.type, modifier, value);
+    return { code, key: `${type}?${code}`, values, rank: anchorRank(code, param?.type) };
   });
-  const locksValues = params.some(({ values }) => values !== undefined);
+  const anchor = params
+    .filter(({ values }) => values !== undefined)
+    .sort((a, b) => a.rank - b.rank || (a.code < b.code ? -1 : a.code > b.code ? 1 : 0))[0];
   const locks: CriteriaLock[] = [{ key: `${type}?`, shared: params.length > 0 }];
-  for (const { key, values } of params) {
-    locks.push({ key, shared: locksValues });
-    for (const one of values ?? []) locks.push({ key: `${key}=${one}`, shared: false });
+  for (const { key } of params) locks.push({ key, shared: anchor !== undefined });
+  if (anchor?.values) {
+    // The same parameter given twice (AND) matches resources holding a value of each list:
+    // either list's values would do; both are locked, in CriteriaLocks' one order.
+    for (const { key, values } of params.filter(({ code }) => code === anchor.code)) {
+      for (const one of values ?? []) locks.push({ key: `${key}=${one}`, shared: false });
+    }
   }
   return locks;
+}
+
+/** Which parameter anchors criteria's value locks: identifiers, then references, then tokens. */
+function anchorRank(code: string, type: string | undefined): number {
+  if (code === 'identifier') return 0;
+  return type === 'reference' ? 1 : 2;
 }
 
 /**
