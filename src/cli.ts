@@ -1,37 +1,10 @@
 import 'reflect-metadata';
-import type { LoggerService } from '@nestjs/common';
 import { CommandFactory } from 'nest-commander';
 import { CliModule } from './cli/cli.module.js';
+import { cliRunOptions } from './cli/cli-options.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
-import { KEY_SETUP_COMMANDS, KEY_SETUP_HELP, runKeySetup } from './crypto/key-setup.js';
-
-/**
- * Warnings and errors go to stderr: stdout is the commands' output (tab-separated tables that
- * scripts read), which a log line must never break.
- */
-const stderrLogger: LoggerService = {
-  log: () => undefined,
-  warn: (message: unknown, context?: string) => writeLog('WARN', message, context),
-  error: (message: unknown, ...rest: unknown[]) =>
-    writeLog(
-      'ERROR',
-      message,
-      typeof rest.at(-1) === 'string' ? (rest.at(-1) as string) : undefined,
-    ),
-};
-
-function writeLog(level: string, message: unknown, context?: string): void {
-  // An error that stops the context from starting (a key that does not unwrap) arrives as
-  // the Error itself, whose message JSON.stringify would drop.
-  const text =
-    typeof message === 'string'
-      ? message
-      : message instanceof Error
-        ? message.message
-        : JSON.stringify(message);
-  process.stderr.write(`${level}${context ? ` [${context}]` : ''} ${text}\n`);
-}
+import { KEY_SETUP_COMMANDS, runKeySetup } from './crypto/key-setup.js';
 
 /**
  * A reader that stops early (`… | head`) closes stdout: the rest of the output goes nowhere and
@@ -49,23 +22,7 @@ async function main(): Promise<void> {
     await runKeySetup(command, args);
     return;
   }
-  await CommandFactory.run(await CliModule.register(), {
-    logger: stderrLogger,
-    errorHandler: (error: Error & { code?: string; exitCode?: number }) => {
-      // Commander has already written its message (an unknown command or option, or the help,
-      // which it reports as an error with exit code 0): printing it again would say it twice.
-      // It exits right after this handler, so the commands run outside it are listed here.
-      if (error.code === 'commander.helpDisplayed' && (command === '--help' || command === '-h')) {
-        process.stdout.write(KEY_SETUP_HELP);
-      }
-      process.exitCode = error.exitCode ?? 1;
-    },
-    // A command that fails says why in one line and exits non-zero, for scripts that call it.
-    serviceErrorHandler: (error: Error) => {
-      console.error(error.message);
-      process.exitCode = 1;
-    },
-  });
+  await CommandFactory.run(await CliModule.register(), cliRunOptions(command));
 }
 
 main().catch((error: unknown) => {

@@ -9,6 +9,7 @@ import { buildPatient } from '../support/factories.js';
 import { authorizedHttp } from '../support/http.js';
 import { selfSignedCertificate } from '../support/certificates.js';
 import { withEnv } from '../support/env.js';
+import { startCliHost, type CliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode, type Finished } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -20,10 +21,11 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
   /** A production-like configuration: every key from a file, PHI keys wrapped, TLS. */
   let production: Record<string, string>;
 
+  /** Runs commands through one built CLI process (see startCliHost); the first test runs the
+   * binary itself, for its exit code and output. */
+  let cli: CliHost;
   const report = (env: Record<string, string>, out: string): Promise<Finished> =>
-    runNode(BUILT.cli, ['compliance:report', '--out', join(dir, out)], childEnv(env), {
-      timeoutMs: 120_000,
-    });
+    cli.run(['compliance:report', '--out', join(dir, out)], childEnv(env));
   const written = async (out: string) => {
     const files = await readdir(join(dir, out));
     const json = files.find((file) => file.endsWith('.json'))!;
@@ -37,6 +39,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     (await written(out)).json.checks.find((check: { id: string }) => check.id === id);
 
   beforeAll(async () => {
+    cli = await startCliHost();
     dir = await mkdtemp(join(tmpdir(), 'carevault-compliance-'));
     const secrets = join(dir, 'secrets');
     await mkdir(secrets);
@@ -67,26 +70,29 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       TLS_CERT_FILE: tls.cert,
       TLS_KEY_FILE: tls.key,
     };
-    expect(await runNode(BUILT.cli, ['keys:init'], childEnv(production))).toMatchObject({
+    expect(await cli.run(['keys:init'], childEnv(production))).toMatchObject({
       code: 0,
     });
   });
 
   afterAll(async () => {
+    await cli?.close();
     await database.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
   it('fails a development configuration, naming what is missing', async () => {
-    const dev = await report(
-      {
+    const dev = await runNode(
+      BUILT.cli,
+      ['compliance:report', '--out', join(dir, 'dev')],
+      childEnv({
         DATABASE_URL: database.url,
         DATA_DIR: join(dir, 'dev-data'),
         PHI_MASTER_KEY: randomBytes(32).toString('base64'),
         LOG_LEVEL: 'warn',
         SUBSCRIPTION_ENDPOINTS: 'https://hooks.example.org/fhir/,http://hooks.example.org/plain/',
-      },
-      'dev',
+      }),
+      { timeoutMs: 120_000 },
     );
     expect(dev.code).toBe(1);
     const failed = dev.stdout.split('\n').filter((line) => line.startsWith('FAIL'));
@@ -218,10 +224,10 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       restoreEnv();
     }
     const env = childEnv(production);
-    expect(
-      await runNode(BUILT.cli, ['backup', join(dir, 'backups', 'nightly.cvb')], env),
-    ).toMatchObject({ code: 0 });
-    expect(await runNode(BUILT.cli, ['audit:checkpoint'], env)).toMatchObject({ code: 0 });
+    expect(await cli.run(['backup', join(dir, 'backups', 'nightly.cvb')], env)).toMatchObject({
+      code: 0,
+    });
+    expect(await cli.run(['audit:checkpoint'], env)).toMatchObject({ code: 0 });
 
     const run = await report(production, 'production');
     expect(run.stderr).toBe('');
@@ -240,9 +246,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     expect(byId['encryption-at-rest']).toMatch(/sampled values of .*app_user\.totp_secret/);
     expect(html).not.toContain('<td class="status">FAIL</td>');
     // The report itself is audited.
-    expect((await runNode(BUILT.cli, ['audit:verify'], env)).stdout).toMatch(
-      /Audit chain verified/,
-    );
+    expect((await cli.run(['audit:verify'], env)).stdout).toMatch(/Audit chain verified/);
   });
 
   it('fails key custody on a KEK file others may read, and on a plaintext key file left by keys:wrap', async () => {
@@ -279,11 +283,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       PHI_KEY_FILE: join(dir, 'wrapped', 'phi-keys.json'),
       AUDIT_CHECKPOINT_FILE: join(data, 'audit-checkpoints.jsonl'),
     };
-    const wrapped = await runNode(
-      BUILT.cli,
-      ['keys:wrap', '--from', plaintext],
-      childEnv(wrapping),
-    );
+    const wrapped = await cli.run(['keys:wrap', '--from', plaintext], childEnv(wrapping));
     expect(wrapped).toMatchObject({ code: 0 });
     expect(wrapped.stdout).toMatch(/Remove PHI_MASTER_KEY \(or the plaintext file\)/);
     expect((await report(wrapping, 'plaintext-left')).code).toBe(1);
