@@ -10,6 +10,7 @@ import { KeyStore } from '../../src/crypto/key-store.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { startCliHost, type CliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { withEnv } from '../support/env.js';
@@ -53,22 +54,28 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
   });
 
   afterAll(async () => {
+    await host?.close();
     await testApp?.close();
     restoreEnv();
     await database.drop();
     await rm(dir, { recursive: true, force: true });
   });
 
+  const cliEnv = (): Record<string, string> =>
+    childEnv({ DATABASE_URL: database.url, PHI_KEY_FILE: keyFile, LOG_LEVEL: 'silent' });
+  /** The built CLI in a process of its own. */
   function cli(...args: string[]): ReturnType<typeof runNode> {
-    return runNode(
-      BUILT.cli,
-      args,
-      childEnv({ DATABASE_URL: database.url, PHI_KEY_FILE: keyFile, LOG_LEVEL: 'silent' }),
-    );
+    return runNode(BUILT.cli, args, cliEnv());
+  }
+  /** The same command through one built CLI process (see startCliHost). */
+  let host: CliHost | undefined;
+  async function cliHosted(...args: string[]): ReturnType<CliHost['run']> {
+    host ??= await startCliHost();
+    return host.run(args, cliEnv());
   }
 
   async function keyUsage(): Promise<Map<string, number>> {
-    const status = await cli('keys:status');
+    const status = await cliHosted('keys:status');
     expect(status.code).toBe(0);
     const usage = new Map<string, number>();
     for (const line of status.stdout.trim().split('\n').slice(1)) {
@@ -116,7 +123,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     expect(rewritten.status).toBe(200);
     expect(await keyUsage()).toEqual(new Map([[newKeyId, 15]]));
 
-    const resumed = await cli('keys:rotate', '--resume');
+    const resumed = await cliHosted('keys:rotate', '--resume');
     expect(resumed.code).toBe(0);
     expect(resumed.stdout).toContain('Re-encrypted 0 rows');
 
@@ -149,7 +156,7 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     expect(partial.filter((u) => u.keyId === newId).length).toBeGreaterThan(0);
     expect(partial.filter((u) => u.keyId !== newId).length).toBeGreaterThan(0);
 
-    const finished = await cli('keys:rotate', '--resume');
+    const finished = await cliHosted('keys:rotate', '--resume');
     expect(finished.code).toBe(0);
     expect((await rotation.usage()).every((u) => u.keyId === newId)).toBe(true);
     expect(
