@@ -19,8 +19,12 @@ export interface CliHost {
 export async function startCliHost(): Promise<CliHost> {
   const child: ChildProcess = fork(HOST, [], {
     env: { PATH: process.env['PATH'] ?? '', HOME: process.env['HOME'] ?? '' },
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    // Pipes, as runNode gives the binary (a command may ask whether stderr is a terminal);
+    // what a command writes is captured in the host, so only a crash of the host comes here.
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });
+  child.stdout!.pipe(process.stderr);
+  child.stderr!.pipe(process.stderr);
   const pending = new Map<number, (finished: Finished) => void>();
   let next = 0;
   let failed: Error | undefined;
