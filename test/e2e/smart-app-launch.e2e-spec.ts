@@ -7,6 +7,7 @@ import { UsersService } from '../../src/auth/users.service.js';
 import { createUser, enableMfa, login, totpCode, type TestUser } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpResult } from '../support/http.js';
+import { startCliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -818,52 +819,62 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       'active',
       `${REDIRECT} com.example.chart:/callback`,
     ]);
-    const listed = await runNode(BUILT.cli, ['app:list'], cliEnv);
-    expect(listed.stdout).toContain(`${id}\t${name}\t`);
+    // The other runs go through one built CLI process (see startCliHost): a start of the binary
+    // costs seconds of CPU.
+    const host = await startCliHost();
+    try {
+      const listed = await host.run(['app:list'], cliEnv);
+      expect(listed.stdout).toContain(`${id}\t${name}\t`);
 
-    const linked = await runNode(
-      BUILT.cli,
-      ['user:set-fhir-user', '--username', doctor.username, '--fhir-user', `Patient/${patientId}`],
-      cliEnv,
-    );
-    expect(linked.stdout.trim()).toBe(`${doctor.username}\tfhirUser=Patient/${patientId}`);
-    const missing = await runNode(
-      BUILT.cli,
-      ['user:set-fhir-user', '--username', doctor.username, '--fhir-user', 'Practitioner/nope'],
-      cliEnv,
-    );
-    expect(missing.code).not.toBe(0);
-    await testApp.app.get(UsersService).setFhirUser(doctor.username, null);
+      const linked = await host.run(
+        [
+          'user:set-fhir-user',
+          '--username',
+          doctor.username,
+          '--fhir-user',
+          `Patient/${patientId}`,
+        ],
+        cliEnv,
+      );
+      expect(linked.stdout.trim()).toBe(`${doctor.username}\tfhirUser=Patient/${patientId}`);
+      const missing = await host.run(
+        ['user:set-fhir-user', '--username', doctor.username, '--fhir-user', 'Practitioner/nope'],
+        cliEnv,
+      );
+      expect(missing.code).not.toBe(0);
+      await testApp.app.get(UsersService).setFhirUser(doctor.username, null);
 
-    // What the CLI refuses, checked in-process (each CLI run starts the application).
-    const refused = await runNode(
-      BUILT.cli,
-      [
-        'app:create',
-        '--name',
-        `${name}-x`,
-        '--redirect-uri',
-        'http://app.example/cb',
-        '--scope',
-        'patient/*.rs',
-      ],
-      cliEnv,
-    );
-    expect(refused.code).not.toBe(0);
-    for (const [uri, scopes] of [
-      ['http://app.example/callback', 'patient/*.rs'],
-      ['https://app.example/callback#x', 'patient/*.rs'],
-      ['/relative', 'patient/*.rs'],
-      [REDIRECT, 'system/*.rs'],
-      [REDIRECT, 'patient/*.rs profile'],
-    ] as const) {
-      await expect(apps.register(`${name}-y`, [uri], scopes)).rejects.toMatchObject({
+      // What the CLI refuses, checked in-process (each CLI run starts the application).
+      const refused = await host.run(
+        [
+          'app:create',
+          '--name',
+          `${name}-x`,
+          '--redirect-uri',
+          'http://app.example/cb',
+          '--scope',
+          'patient/*.rs',
+        ],
+        cliEnv,
+      );
+      expect(refused.code).not.toBe(0);
+      for (const [uri, scopes] of [
+        ['http://app.example/callback', 'patient/*.rs'],
+        ['https://app.example/callback#x', 'patient/*.rs'],
+        ['/relative', 'patient/*.rs'],
+        [REDIRECT, 'system/*.rs'],
+        [REDIRECT, 'patient/*.rs profile'],
+      ] as const) {
+        await expect(apps.register(`${name}-y`, [uri], scopes)).rejects.toMatchObject({
+          status: 400,
+        });
+      }
+      await expect(apps.register(`${name}-z`, [], 'patient/*.rs')).rejects.toMatchObject({
         status: 400,
       });
+    } finally {
+      await host.close();
     }
-    await expect(apps.register(`${name}-z`, [], 'patient/*.rs')).rejects.toMatchObject({
-      status: 400,
-    });
   });
 
   it('audits the sign-in as the user with the patient, leaving out the password, the identifier typed and the code', async () => {
