@@ -12,6 +12,7 @@ describe('HTTP hardening', () => {
   let testApp: TestApp;
   let http: HttpFn;
   let restoreEnv: () => void;
+  let closedByTest = false;
   const allowed = 'https://portal.example-hospital.org';
 
   beforeAll(async () => {
@@ -21,7 +22,7 @@ describe('HTTP hardening', () => {
   });
 
   afterAll(async () => {
-    await testApp.close();
+    if (!closedByTest) await testApp.close();
     restoreEnv();
   });
 
@@ -584,6 +585,68 @@ describe('HTTP hardening', () => {
     const read = await http('GET', `${testApp.url}/fhir/Patient/chosen-by-client`);
     expect(read.status).toBe(404);
   });
+
+  // Last, as it closes the application the tests above share: a shutdown does not depend on how
+  // the application was configured, and each start of it costs seconds of CPU.
+  describe('HTTP during shutdown', () => {
+    it('answers a request that arrives while the server closes with a 503 OperationOutcome', async () => {
+      const port = Number(new URL(testApp.url).port);
+      const socket = connect(port, '127.0.0.1');
+      socket.setEncoding('utf8');
+      let received = '';
+      socket.on('data', (chunk: string) => (received += chunk));
+      const socketClosed = new Promise((resolve) => socket.once('close', resolve));
+      // A request in flight, its body not all sent, keeps the server closing rather than closed;
+      // Node's 100 Continue says it has the request.
+      socket.write(
+        'POST /fhir/Patient HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\n' +
+          'Content-Length: 2\r\nExpect: 100-continue\r\n\r\n',
+      );
+      while (!received.includes('100 Continue')) {
+        await new Promise((resolve) => socket.once('data', resolve));
+      }
+      const closing = testApp.close();
+      closedByTest = true;
+      await refusesConnections(port);
+      // The rest of the body, and a request behind it on the same connection.
+      socket.write(
+        '{}GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: during-shutdown\r\n\r\n',
+      );
+      await socketClosed;
+      await closing;
+      const answer = received.slice(received.indexOf('HTTP/1.1 503 '));
+      const [head, body] = answer.split('\r\n\r\n');
+      const headers = head!.toLowerCase();
+      expect(headers).toMatch(/^http\/1\.1 503 /);
+      expect(headers).toContain('\r\ncontent-type: application/fhir+json');
+      expect(headers).toContain('\r\nx-request-id: during-shutdown');
+      expect(headers).toContain('\r\nx-content-type-options: nosniff');
+      expect(headers).toContain('\r\nretry-after: 5');
+      expect(headers).toContain('\r\nconnection: close');
+      expect(JSON.parse(body!)).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [
+          {
+            severity: 'error',
+            code: 'transient',
+            diagnostics: expect.stringContaining('shutting down'),
+          },
+        ],
+      });
+      // Recorded as any refused request: the pool closes after the HTTP server.
+      const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
+      await db.connect();
+      try {
+        const { rows } = await db.query(
+          'SELECT status_code FROM audit_event WHERE request_id = $1',
+          ['during-shutdown'],
+        );
+        expect(rows).toEqual([{ status_code: 503 }]);
+      } finally {
+        await db.end();
+      }
+    });
+  });
 });
 
 /** Resolves once the server at `port` no longer accepts connections (it has begun to close). */
@@ -601,62 +664,3 @@ async function refusesConnections(port: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
-
-describe('HTTP during shutdown', () => {
-  it('answers a request that arrives while the server closes with a 503 OperationOutcome', async () => {
-    const testApp = await createTestApp();
-    const port = Number(new URL(testApp.url).port);
-    const socket = connect(port, '127.0.0.1');
-    socket.setEncoding('utf8');
-    let received = '';
-    socket.on('data', (chunk: string) => (received += chunk));
-    const socketClosed = new Promise((resolve) => socket.once('close', resolve));
-    // A request in flight, its body not all sent, keeps the server closing rather than closed;
-    // Node's 100 Continue says it has the request.
-    socket.write(
-      'POST /fhir/Patient HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/fhir+json\r\n' +
-        'Content-Length: 2\r\nExpect: 100-continue\r\n\r\n',
-    );
-    while (!received.includes('100 Continue')) {
-      await new Promise((resolve) => socket.once('data', resolve));
-    }
-    const closing = testApp.close();
-    await refusesConnections(port);
-    // The rest of the body, and a request behind it on the same connection.
-    socket.write(
-      '{}GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: during-shutdown\r\n\r\n',
-    );
-    await socketClosed;
-    await closing;
-    const answer = received.slice(received.indexOf('HTTP/1.1 503 '));
-    const [head, body] = answer.split('\r\n\r\n');
-    const headers = head!.toLowerCase();
-    expect(headers).toMatch(/^http\/1\.1 503 /);
-    expect(headers).toContain('\r\ncontent-type: application/fhir+json');
-    expect(headers).toContain('\r\nx-request-id: during-shutdown');
-    expect(headers).toContain('\r\nx-content-type-options: nosniff');
-    expect(headers).toContain('\r\nretry-after: 5');
-    expect(headers).toContain('\r\nconnection: close');
-    expect(JSON.parse(body!)).toMatchObject({
-      resourceType: 'OperationOutcome',
-      issue: [
-        {
-          severity: 'error',
-          code: 'transient',
-          diagnostics: expect.stringContaining('shutting down'),
-        },
-      ],
-    });
-    // Recorded as any refused request: the pool closes after the HTTP server.
-    const db = new pg.Client({ connectionString: process.env['DATABASE_URL'] });
-    await db.connect();
-    try {
-      const { rows } = await db.query('SELECT status_code FROM audit_event WHERE request_id = $1', [
-        'during-shutdown',
-      ]);
-      expect(rows).toEqual([{ status_code: 503 }]);
-    } finally {
-      await db.end();
-    }
-  });
-});
