@@ -13,6 +13,7 @@ import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { withEnv } from '../support/env.js';
 import { http } from '../support/http.js';
+import { startCliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -378,35 +379,42 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       NODE_ENV: 'test',
     });
     const out = join(dataDir, 'export.jsonl');
-    const exported = await runNode(BUILT.cli, ['audit:export', '--out', out], env);
-    expect(exported.code).toBe(0);
-    const checked = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
-    expect(checked.stdout).toMatch(/^Audit chain verified/);
-    expect(checked.code).toBe(0);
-    const rows = await client.query(
-      `SELECT subtype, outcome, detail FROM audit_event WHERE source = 'cli'
+    // Through one built CLI process (see startCliHost): the test above runs the binary itself,
+    // and each start of it costs seconds of CPU.
+    const host = await startCliHost();
+    try {
+      const exported = await host.run(['audit:export', '--out', out], env);
+      expect(exported.code).toBe(0);
+      const checked = await host.run(['audit:verify', '--file', out], env);
+      expect(checked.stdout).toMatch(/^Audit chain verified/);
+      expect(checked.code).toBe(0);
+      const rows = await client.query(
+        `SELECT subtype, outcome, detail FROM audit_event WHERE source = 'cli'
         AND subtype IN ('audit:export', 'audit:verify') ORDER BY chain_seq DESC LIMIT 2`,
-    );
-    expect(rows.rows).toEqual([
-      {
-        subtype: 'audit:verify',
-        outcome: 'success',
-        detail: expect.stringMatching(/^export rows \d+\.\.\d+: verified$/),
-      },
-      { subtype: 'audit:export', outcome: 'success', detail: expect.stringMatching(/^rows /) },
-    ]);
-    const text = await readFile(out, 'utf8');
-    // The last rows cut, the checkpoint lines that seal the export left in.
-    const lines = text.trim().split('\n');
-    const lastEvent = lines.findLastIndex((line) => line.includes('"type":"event"'));
-    await writeFile(out, `${lines.filter((_, i) => i !== lastEvent).join('\n')}\n`);
-    const cut = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
-    expect(cut.code).toBe(1);
-    expect(cut.stdout).toMatch(/BROKEN: The export ends at row \d+ but is sealed at row \d+/);
-    await writeFile(out, text.replace('"resourceId":"p4"', '"resourceId":"p5"'));
-    const edited = await runNode(BUILT.cli, ['audit:verify', '--file', out], env);
-    expect(edited.code).toBe(1);
-    expect(edited.stdout).toMatch(/BROKEN: Row \d+ .* was altered/);
+      );
+      expect(rows.rows).toEqual([
+        {
+          subtype: 'audit:verify',
+          outcome: 'success',
+          detail: expect.stringMatching(/^export rows \d+\.\.\d+: verified$/),
+        },
+        { subtype: 'audit:export', outcome: 'success', detail: expect.stringMatching(/^rows /) },
+      ]);
+      const text = await readFile(out, 'utf8');
+      // The last rows cut, the checkpoint lines that seal the export left in.
+      const lines = text.trim().split('\n');
+      const lastEvent = lines.findLastIndex((line) => line.includes('"type":"event"'));
+      await writeFile(out, `${lines.filter((_, i) => i !== lastEvent).join('\n')}\n`);
+      const cut = await host.run(['audit:verify', '--file', out], env);
+      expect(cut.code).toBe(1);
+      expect(cut.stdout).toMatch(/BROKEN: The export ends at row \d+ but is sealed at row \d+/);
+      await writeFile(out, text.replace('"resourceId":"p4"', '"resourceId":"p5"'));
+      const edited = await host.run(['audit:verify', '--file', out], env);
+      expect(edited.code).toBe(1);
+      expect(edited.stdout).toMatch(/BROKEN: Row \d+ .* was altered/);
+    } finally {
+      await host.close();
+    }
   });
 
   it('signs the chain head when the service shuts down', async () => {
