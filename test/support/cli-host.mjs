@@ -89,4 +89,6 @@ let queue = Promise.resolve();
 process.on('message', (request) => {
   queue = queue.then(async () => process.send({ id: request.id, ...(await run(request)) }));
 });
+// A Jest worker killed before its afterAll leaves no host behind.
+process.on('disconnect', () => process.exit(0));
 process.send({ ready: true });
