@@ -32,22 +32,6 @@ export function ambiguous(error: unknown): undefined {
   throw error;
 }
 
-/**
- * Whether any resource matches the criteria (none without criteria), without taking their
- * lock: for records a lock already held covers (a report's results, under the report's).
- */
-export async function anyMatch(
-  fhir: FhirService,
-  type: string,
-  criteria: string | undefined,
-): Promise<boolean> {
-  if (!criteria) return false;
-  return fhir.findUnique(HL7_USER, type, criteria).then(
-    (id) => id !== undefined,
-    (error: unknown) => ambiguous(error) === undefined,
-  );
-}
-
 /** A copy without some elements (meta is the server's, rewritten on every version). */
 export function without(
   resource: Record<string, unknown>,

@@ -14,10 +14,8 @@ import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/ob
 import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { identifierCriteria } from '../mapping/patient.js';
 import {
   ambiguous,
-  anyMatch,
   atInstant,
   byIdentifier,
   codeCriteria,
@@ -224,17 +222,7 @@ export class ResultMessages {
         ...(presentedForm.length > 0 ? { presentedForm } : {}),
         ...(reportNotes.length > 0 ? { extension: reportNotes } : {}),
       });
-      // A report deleted through the API leaves its results, which nothing refers to then: its
-      // next version, filed anew, takes them over by their identifiers. Created beside them, two
-      // results had one identifier, and the lab's next correction matched both (an AE).
-      const kept =
-        !reportMatch &&
-        (await anyMatch(
-          this.fhir,
-          'Observation',
-          identifierCriteria(observations.flatMap(({ identifier }) => identifier ?? [])),
-        ));
-      if (!reportMatch && !kept) {
+      if (!reportMatch) {
         // A new report: it and its observations are all new, written together.
         const ids = observations.map(() => randomUUID());
         const result = ids.map((id) => ({ reference: `Observation/${id}` }));
@@ -251,22 +239,19 @@ export class ResultMessages {
       // pathology text, two organisms), which share one identifier. Those are known again by
       // code in the report's order, as a lookup by that identifier would find several.
       const shared = repeated(observations.flatMap(({ identifier }) => identifier?.value ?? []));
-      // A report filed anew has no order to know those by: they are added.
       const positional =
-        reportMatch && (!reportIdentifier || shared.size > 0)
-          ? await this.resultsByCode(reportMatch)
-          : undefined;
+        !reportIdentifier || shared.size > 0 ? await this.resultsByCode(reportMatch) : undefined;
       for (const { identifier, body } of observations) {
-        const byPlace = !identifier || shared.has(identifier.value);
+        const byPlace = positional !== undefined && (!identifier || shared.has(identifier.value));
         const id = byPlace
-          ? await writeOver(this.fhir, 'Observation', body, positional?.get(codeKey(body))?.shift())
+          ? await writeOver(this.fhir, 'Observation', body, positional.get(codeKey(body))?.shift())
           : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
       // A report sent again as stored (a replayed queue) makes no new version.
-      const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
-      touched.entities.push(`DiagnosticReport/${reportId}`);
+      await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
+      touched.entities.push(`DiagnosticReport/${reportMatch}`);
     }
     return touched;
   }
