@@ -5,14 +5,9 @@
 // file sends its command runs here (test/support/cli.ts) and keeps runs of the binary itself for
 // the process's own behaviour. Started with fork(); one command at a time.
 import { format } from 'node:util';
-import { CommandFactory } from 'nest-commander';
 
 const dist = new URL('../../dist/src/', import.meta.url);
-const { CliModule } = await import(new URL('cli/cli.module.js', dist).href);
-const { cliRunOptions } = await import(new URL('cli/cli-options.js', dist).href);
-const { ConfigError } = await import(new URL('config/env.schema.js', dist).href);
-const { KeyConfigError } = await import(new URL('crypto/key-store.js', dist).href);
-const { KEY_SETUP_COMMANDS, runKeySetup } = await import(new URL('crypto/key-setup.js', dist).href);
+const { failureReport, runCommand } = await import(new URL('cli/run-command.js', dist).href);
 
 class Exited extends Error {
   constructor(code) {
@@ -55,23 +50,14 @@ async function run({ args, env }) {
   console.error = (...values) => void (stderr += `${format(...values)}\n`);
   let code;
   try {
-    const [command, ...rest] = args;
-    if (command && KEY_SETUP_COMMANDS.has(command)) {
-      await runKeySetup(command, rest);
-    } else {
-      await CommandFactory.run(await CliModule.register(), cliRunOptions(command));
-    }
+    await runCommand(args);
     code = Number(process.exitCode ?? 0);
   } catch (error) {
     if (error instanceof Exited) {
       code = error.code;
     } else {
-      // As cli.ts's main().catch says it.
-      stderr += `${
-        error instanceof ConfigError || error instanceof KeyConfigError
-          ? error.message
-          : format(error)
-      }\n`;
+      // As cli.ts's catch says it.
+      stderr += `${format(failureReport(error))}\n`;
       code = 1;
     }
   } finally {
