@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { jsonRuleBreak } from '../../src/fhir/json-rules.js';
@@ -1283,6 +1284,55 @@ describe('FHIR REST: CRUD, versions and history', () => {
         });
       }
     }
+  });
+
+  it('reads bodies sent gzip, deflate or br encoded, and refuses other codings and bombs', async () => {
+    const family = `Zipped${Date.now()}`;
+    const patient = JSON.stringify({ ...buildPatient(), name: [{ family }] });
+    const fhirJson = { 'content-type': 'application/fhir+json' };
+    const created = await http('POST', `${fhir}/Patient`, {
+      raw: gzipSync(patient),
+      headers: { ...fhirJson, 'content-encoding': 'gzip' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.name).toEqual([{ family }]);
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [{ resource: JSON.parse(patient), request: { method: 'POST', url: 'Patient' } }],
+    };
+    const deflated = await http('POST', fhir, {
+      raw: deflateSync(JSON.stringify(bundle)),
+      headers: { ...fhirJson, 'content-encoding': 'deflate' },
+    });
+    expect(deflated.status).toBe(200);
+    const found = await http('POST', `${fhir}/Patient/_search`, {
+      raw: brotliCompressSync(`family=${family}`),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-encoding': 'br' },
+    });
+    expect(found.body.total ?? found.body.entry?.length).toBe(2);
+
+    const refused = [
+      [{ 'content-encoding': 'compress' }, patient, 415, 'Content-Encoding compress is not'],
+      [{ 'content-encoding': 'gzip, br' }, patient, 415, 'Content-Encoding gzip, br is not'],
+      [{ 'content-encoding': 'gzip' }, patient, 400, 'The body is not valid gzip data'],
+      // A kilobyte that decodes past BODY_LIMIT (1 MiB) stops at the limit.
+      [{ 'content-encoding': 'gzip' }, gzipSync(' '.repeat(2_000_000)), 413, ''],
+    ] as const;
+    for (const [headers, raw, status, diagnostics] of refused) {
+      const res = await http('POST', `${fhir}/Patient`, {
+        raw,
+        headers: { ...fhirJson, ...headers },
+      });
+      expect({ headers, status: res.status }).toEqual({ headers, status });
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].diagnostics).toContain(diagnostics);
+    }
+    const stored = await http('POST', `${fhir}/Patient/_search`, {
+      raw: `family=${family}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(stored.body.entry).toHaveLength(2);
   });
 
   it('answers with no empty arrays: an empty search, history or batch has no entry', async () => {

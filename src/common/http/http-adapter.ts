@@ -8,6 +8,7 @@ import { readCertificateAndKey } from '../files.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { bodyText } from './body-text.js';
+import { decodeContentEncoding } from './content-encoding.js';
 import { answerClientError } from './client-error.js';
 import { answerFrameworkError } from './framework-errors.js';
 import { setPublicOrigin } from './request-origin.js';
@@ -127,6 +128,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     { parseAs: 'buffer', bodyLimit },
     routedOnly((request, body, done) => nativeBinary(request, body as Buffer, done)),
   );
+  decodeContentEncoding(fastify);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
