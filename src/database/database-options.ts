@@ -53,9 +53,14 @@ export function dataSourceOptions(
       // statement_timeout: a request's statement that runs past it (a search with many
       // criteria costs PostgreSQL seconds to plan) is cancelled by the server, rather than
       // holding a connection, and the client's request, for as long as it takes.
+      // TimeZone, DateStyle and IntervalStyle: a hospital's database keeps local time and its
+      // own date habits (ALTER DATABASE ... SET DateStyle = 'SQL, DMY'), which node-postgres
+      // cannot read: every time came back null and every read answered 500. Times are read,
+      // keyset cursors written and backups copied in one form, whatever the server's defaults.
       onConnect: (client: ClientBase) =>
         client.query(
-          `SET jit = off; SET statement_timeout = ${Math.trunc(pool.statementTimeoutMs)}`,
+          `SET jit = off; SET statement_timeout = ${Math.trunc(pool.statementTimeoutMs)};` +
+            ` SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET IntervalStyle = 'postgres'`,
         ),
     },
   };

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { buildPatient } from '../support/factories.js';
@@ -24,6 +25,15 @@ describe('The database connection pool', () => {
   beforeAll(async () => {
     // A database of its own: the test locks a whole table.
     database = await createScratchDatabase();
+    // A hospital's server keeps local time and its habits: these are the database's defaults
+    // for every new session, which the service must not depend on.
+    const name = new URL(database.url).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+    await admin.query(`ALTER DATABASE "${name}" SET TimeZone = 'Pacific/Chatham'`);
+    await admin.query(`ALTER DATABASE "${name}" SET DateStyle = 'SQL, DMY'`);
+    await admin.query(`ALTER DATABASE "${name}" SET IntervalStyle = 'postgres_verbose'`);
+    await admin.end();
     restoreEnv = withEnv({
       DATABASE_URL: database.url,
       DATABASE_POOL_SIZE: '2',
@@ -47,6 +57,24 @@ describe('The database connection pool', () => {
     await testApp.close();
     restoreEnv();
     await database.drop();
+  });
+
+  it("reads times the same whatever the database's TimeZone and DateStyle", async () => {
+    const created = await api('GET', patientUrl);
+    expect(created.status).toBe(200);
+    const lastUpdated = (created.body as { meta: { lastUpdated: string } }).meta.lastUpdated;
+    expect(lastUpdated).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    const history = await api('GET', `${patientUrl}/_history`);
+    expect(history.status).toBe(200);
+    expect(history.body).toMatchObject({ entry: [{ resource: { meta: { lastUpdated } } }] });
+    const since = new Date(Date.parse(lastUpdated) - 1000).toISOString();
+    const search = await api('GET', `${testApp.url}/fhir/Patient?_lastUpdated=ge${since}`);
+    expect(search.status).toBe(200);
+    expect((search.body as { entry: unknown[] }).entry).toHaveLength(1);
+    const verifier = testApp.app.get(AuditVerifier);
+    const report = await verifier.verify(await verifier.databaseSource());
+    expect(report).toMatchObject({ ok: true });
+    expect(report.rows).toBeGreaterThan(0);
   });
 
   async function waitingOnLocks(): Promise<number> {
