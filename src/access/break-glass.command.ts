@@ -1,5 +1,6 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
+import { parseIsoDateOrInstant } from '../common/iso-dates.js';
 import { BreakGlassService } from './break-glass.service.js';
 
 const DAY_MS = 86_400_000;
@@ -39,11 +40,16 @@ export class BreakGlassReportCommand extends CommandRunner {
     process.stderr.write(`${rows.length} grant(s) since ${since.toISOString()}\n`);
   }
 
-  @Option({ flags: '--since <date>', description: 'ISO date or time (default: 30 days ago)' })
+  @Option({
+    flags: '--since <date>',
+    description: 'Day (UTC) or instant with its offset (default: 30 days ago)',
+  })
   parseSince(value: string): Date {
-    const date = new Date(value);
-    if (Number.isNaN(date.getTime())) {
-      throw new Error('--since must be an ISO date such as 2026-11-01');
+    const date = parseIsoDateOrInstant(value);
+    if (!date) {
+      throw new Error(
+        '--since must be a date (2026-11-01, UTC) or an instant with its offset (2026-11-01T10:00:00-05:00)',
+      );
     }
     return date;
   }

@@ -2,6 +2,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { parseIsoDateOrInstant } from '../common/iso-dates.js';
 import { rotateSigningKey } from '../common/key-files.js';
 import { AppConfig } from '../config/config.js';
 import { isValidId } from '../fhir/fhir-types.js';
@@ -16,9 +17,11 @@ import { AuditTrail } from './audit-trail.js';
 const PROGRESS_FROM_ROWS = 20_000;
 
 function parseDate(flag: string, value: string): Date {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) {
-    throw new Error(`${flag} must be an ISO date such as 2026-11-01`);
+  const date = parseIsoDateOrInstant(value);
+  if (!date) {
+    throw new Error(
+      `${flag} must be a date (2026-11-01, UTC) or an instant with its offset (2026-11-01T10:00:00-05:00)`,
+    );
   }
   return date;
 }

@@ -383,7 +383,18 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     // and each start of it costs seconds of CPU.
     const host = await startCliHost();
     try {
-      const exported = await host.run(['audit:export', '--out', out], env);
+      // A time without a UTC offset would be the host's local time (a server kept on New York
+      // time exported other rows than one on UTC), and 30 February March 2nd: refused.
+      for (const loose of ['2026-11-01T10:00', '2026-02-30', '1']) {
+        const refused = await host.run(['audit:export', '--out', out, '--from', loose], env);
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain('--from must be a date (2026-11-01, UTC) or an instant');
+        await expect(readFile(out)).rejects.toThrow('ENOENT');
+      }
+      const exported = await host.run(
+        ['audit:export', '--out', out, '--from', '2000-01-01T00:00:00-05:00', '--to', '9999-12-31'],
+        env,
+      );
       expect(exported.code).toBe(0);
       const checked = await host.run(['audit:verify', '--file', out], env);
       expect(checked.stdout).toMatch(/^Audit chain verified/);
