@@ -254,6 +254,54 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(result!.resource!['subject']).toEqual({ reference: `Patient/${patient!.resource!.id}` });
   });
 
+  it('replaces an entry fullUrl in uri and url elements and narrative links, not in canonicals or strings', async () => {
+    // IHE MHD's Provide Document Bundle: the DocumentReference finds its document by the
+    // Binary's fullUrl in content.attachment.url, which is a url, not a Reference.
+    const binary = `urn:uuid:${randomUUID()}`;
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: `urn:uuid:${randomUUID()}`,
+            resource: {
+              resourceType: 'DocumentReference',
+              text: {
+                status: 'generated',
+                div: `<div xmlns="http://www.w3.org/1999/xhtml"><a href="${binary}">the report</a></div>`,
+              },
+              extension: [
+                { url: 'http://example.org/fhir/source', valueUri: binary },
+                { url: 'http://example.org/fhir/profile', valueCanonical: binary },
+              ],
+              masterIdentifier: { system: 'urn:ietf:rfc:3986', value: binary },
+              status: 'current',
+              content: [{ attachment: { contentType: 'text/plain', url: binary } }],
+            },
+            request: { method: 'POST', url: 'DocumentReference' },
+          },
+          {
+            fullUrl: binary,
+            resource: { resourceType: 'Binary', contentType: 'text/plain', data: 'aGVsbG8=' },
+            request: { method: 'POST', url: 'Binary' },
+          },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [document, stored] = res.body.entry as ResponseEntry[];
+    const link = `Binary/${stored!.resource!.id}`;
+    const read = (await http('GET', `${fhir}/DocumentReference/${document!.resource!.id}`)).body;
+    expect(read.content).toEqual([{ attachment: { contentType: 'text/plain', url: link } }]);
+    expect(read.text.div).toContain(`href="${link}"`);
+    expect(read.extension).toEqual([
+      { url: 'http://example.org/fhir/source', valueUri: link },
+      { url: 'http://example.org/fhir/profile', valueCanonical: binary },
+    ]);
+    expect(read.masterIdentifier).toEqual({ system: 'urn:ietf:rfc:3986', value: binary });
+  });
+
   it('answers a read entry 304 when the client holds the current version (ifNoneMatch, ifModifiedSince)', async () => {
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
     const url = `Patient/${created.body.id}`;

@@ -1,6 +1,7 @@
 import { AppError } from '../../common/errors/app-error.js';
 import type { FhirInteraction } from '../../auth/permissions.js';
 import type { FhirResource } from '../fhir-types.js';
+import { isEntryLink, narrativeLinks, replaceEntryLinks } from './entry-links.js';
 
 export type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -248,14 +249,53 @@ export function resolveReferences(
   where: string,
   base?: string,
 ): unknown {
+  return resolve(value, { ids, where, base, links: false });
+}
+
+/**
+ * An entry's resource with its references resolved (resolveReferences), and the other entries'
+ * fullUrls it holds in uri, url, oid and uuid elements or narrative links replaced too, as FHIR's
+ * transaction rules say (see replaceEntryLinks). Until 2026-12-06 those were stored as sent: an
+ * IHE MHD DocumentReference kept `urn:uuid:…` in `content.attachment.url` and lost its Binary.
+ */
+export function resolveEntry(
+  resource: unknown,
+  ids: ReadonlyMap<string, string>,
+  where: string,
+  base?: string,
+): unknown {
+  const walk: Walk = { ids, where, base, links: false };
+  const resolved = resolve(resource, walk);
+  if (walk.links) replaceEntryLinks(resolved, ids);
+  return resolved;
+}
+
+interface Walk {
+  ids: ReadonlyMap<string, string>;
+  where: string;
+  base: string | undefined;
+  /** Set when a value outside a Reference may be another entry's fullUrl (see resolveEntry). */
+  links: boolean;
+}
+
+function resolve(value: unknown, walk: Walk): unknown {
   if (Array.isArray(value)) {
-    return value.map((item) => resolveReferences(item, ids, where, base));
+    return value.map((item) => resolve(item, walk));
   }
   if (typeof value !== 'object' || value === null) {
     return value;
   }
+  const { ids, where, base } = walk;
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
+    if (key !== 'reference' && typeof item === 'string') {
+      // A uri or a narrative naming an entry: replaced afterwards, by the element's type.
+      if (!walk.links && ids.size > 0) {
+        walk.links = key === 'div' ? narrativeLinks(item, ids) : ids.has(item) && isEntryLink(item);
+      }
+      out[key] = item;
+      continue;
+    }
     const resolved =
       key === 'reference' && typeof item === 'string'
         ? (ids.get(item) ??
@@ -266,7 +306,7 @@ export function resolveReferences(
     } else if (key === 'reference' && typeof item === 'string' && item.startsWith('urn:uuid:')) {
       throw AppError.invalid(`${where} refers to a urn:uuid that no entry of the Bundle has`);
     } else {
-      out[key] = resolveReferences(item, ids, where, base);
+      out[key] = resolve(item, walk);
     }
   }
   return out;

@@ -31,7 +31,7 @@ import {
   baseOf,
   ORDER,
   parseEntries,
-  resolveReferences,
+  resolveEntry,
   type ParsedEntry,
   type RejectedEntry,
 } from './bundle-entry.js';
@@ -174,7 +174,7 @@ export class BundleService {
         await inEntry(entry, () => {
           const where = `Bundle.entry[${entry.index}].resource`;
           const body = entry.resource
-            ? resolveReferences(entry.resource, references, where, baseOf(entry))
+            ? resolveEntry(entry.resource, references, where, baseOf(entry))
             : undefined;
           const id = planned.get(entry.index)!.id;
           return this.fhir.checkCreate(user, entry.type, body, { id });
@@ -352,7 +352,7 @@ export class BundleService {
   ): Promise<EntryResult> {
     const where = `Bundle.entry[${entry.index}].resource`;
     const body = entry.resource
-      ? resolveReferences(entry.resource, references, where, baseOf(entry))
+      ? resolveEntry(entry.resource, references, where, baseOf(entry))
       : undefined;
     switch (entry.method) {
       case 'POST': {
