@@ -49,4 +49,16 @@ describe('conditionalReferences', () => {
     ).toEqual([]);
     expect(conditionalReferences(undefined)).toEqual([]);
   });
+
+  it("leaves a Bundle resource's entries as they are (a document kept as sent)", () => {
+    expect(
+      conditionalReferences({
+        resourceType: 'Bundle',
+        type: 'document',
+        entry: [
+          { resource: { resourceType: 'Composition', subject: { reference: 'Patient?x=1' } } },
+        ],
+      }),
+    ).toEqual([]);
+  });
 });

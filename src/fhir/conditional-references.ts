@@ -13,7 +13,10 @@ export interface ConditionalReference {
 
 const CONDITIONAL = /^([A-Z][A-Za-z]{0,63})\?(.+)$/s;
 
-/** Every conditional reference in a resource (contained resources included). */
+/**
+ * Every conditional reference in a resource (contained resources included, not the entries of a
+ * Bundle resource: a document or message kept as it was sent).
+ */
 export function conditionalReferences(resource: unknown): ConditionalReference[] {
   const found: ConditionalReference[] = [];
   const type = (resource as { resourceType?: unknown } | null)?.resourceType;
@@ -30,8 +33,11 @@ function walk(value: unknown, path: string, found: ConditionalReference[]): void
     return;
   }
   const object = value as Record<string, unknown>;
+  // A Bundle resource (a document) keeps its entries as they are, searches included.
+  const bundle = object.resourceType === 'Bundle';
   for (const key in object) {
     const item = object[key];
+    if (bundle && key === 'entry') continue;
     if (key === 'reference' && typeof item === 'string') {
       const match = CONDITIONAL.exec(item);
       if (match) found.push({ path, reference: item, type: match[1]!, criteria: match[2]! });

@@ -302,6 +302,47 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(read.masterIdentifier).toEqual({ system: 'urn:ietf:rfc:3986', value: binary });
   });
 
+  it('stores a document Bundle of a transaction as it is, its own references unresolved', async () => {
+    const patient = `urn:uuid:${randomUUID()}`;
+    const document = {
+      resourceType: 'Bundle',
+      type: 'document',
+      identifier: { system: 'urn:ietf:rfc:3986', value: `urn:uuid:${randomUUID()}` },
+      timestamp: '2026-01-02T03:04:05Z',
+      entry: [
+        {
+          fullUrl: `urn:uuid:${randomUUID()}`,
+          resource: {
+            resourceType: 'Composition',
+            status: 'final',
+            type: { text: 'Discharge summary' },
+            subject: { reference: patient },
+            date: '2026-01-02',
+            author: [{ reference: `Practitioner?identifier=${MRN}|not-here` }],
+            title: 'Discharge summary',
+          },
+        },
+        { fullUrl: patient, resource: buildPatient() },
+      ],
+    };
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: `urn:uuid:${randomUUID()}`,
+            resource: document,
+            request: { method: 'POST', url: 'Bundle' },
+          },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const stored = (res.body.entry as ResponseEntry[])[0]!.resource!;
+    expect(stored['entry']).toEqual(document.entry);
+  });
+
   it('answers a read entry 304 when the client holds the current version (ifNoneMatch, ifModifiedSince)', async () => {
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
     const url = `Patient/${created.body.id}`;

@@ -287,7 +287,13 @@ function resolve(value: unknown, walk: Walk): unknown {
   }
   const { ids, where, base } = walk;
   const out: Record<string, unknown> = {};
+  const bundle = isBundle(value);
   for (const [key, item] of Object.entries(value)) {
+    if (bundle && key === 'entry') {
+      // A Bundle stored by an entry (a document) keeps its own: see isBundle.
+      out[key] = item;
+      continue;
+    }
     if (key !== 'reference' && typeof item === 'string') {
       // A uri or a narrative naming an entry: replaced afterwards, by the element's type.
       if (!walk.links && ids.size > 0) {
@@ -310,4 +316,14 @@ function resolve(value: unknown, walk: Walk): unknown {
     }
   }
   return out;
+}
+
+/**
+ * A Bundle resource inside an entry (a document, a message kept as sent): its entries' fullUrls
+ * and references are its own, resolved among themselves, so the transaction neither rewrites nor
+ * resolves them. Until 2026-12-06 a document's `urn:uuid:` references failed the transaction
+ * (no entry of the outer Bundle had them), and one matching an outer fullUrl was rewritten.
+ */
+function isBundle(value: object): boolean {
+  return (value as { resourceType?: unknown }).resourceType === 'Bundle';
 }

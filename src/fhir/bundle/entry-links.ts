@@ -53,6 +53,8 @@ function walk(
   const schema = tryGetDataType(typeName);
   if (!schema) return;
   for (const key of Object.keys(object)) {
+    // A Bundle resource (a document) keeps its entries as they are (see isBundle).
+    if (typeName === 'Bundle' && key === 'entry') continue;
     const code = typeOf(schema, key);
     if (code === undefined) continue;
     const value = object[key];
