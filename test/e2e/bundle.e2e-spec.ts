@@ -585,6 +585,8 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
           'not an entry',
           { request: { method: 'DELETE', url: 'Patient' } },
           { resource: buildPatient(), request: { method: 'POST', url: 'Patient' } },
+          // An id the client chose is a PUT: a POST that dropped it made another resource.
+          { resource: buildPatient(), request: { method: 'POST', url: 'Patient/chosen-1' } },
         ],
       },
     });
@@ -600,7 +602,11 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       '400',
       '400',
       '201 Created',
+      '400',
     ]);
+    expect(entries[9]!.response.outcome!.issue[0]!.diagnostics).toBe(
+      'Bundle.entry[9].request.url of a POST is the type alone (Patient): the server assigns the id (PUT Patient/chosen-1 chooses it)',
+    );
     expect(entries[1]!.response.outcome!.issue[0]!.diagnostics).toMatch(/^Bundle\.entry\[1\]/);
     expect(entries[3]!.resource!.resourceType).toBe('Bundle');
     expect(entries.slice(4, 8).map((e) => e.response.outcome!.issue[0]!.diagnostics)).toEqual([

@@ -142,6 +142,14 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
     );
   }
   const [, type, id, query] = match;
+  if (method === 'POST' && id) {
+    // The id was dropped and another one assigned: other entries' `Patient/{id}` then named
+    // a resource that does not exist, or one that does.
+    throw AppError.invalid(
+      `${where}.request.url of a POST is the type alone (${type}): the server assigns the id (PUT ${type}/${id} chooses it)`,
+      [`${where}.request.url`],
+    );
+  }
   const interaction = interactionOf(method as Method, id);
   if (
     ['POST', 'PUT'].includes(method) &&
