@@ -340,6 +340,19 @@ export class FhirService {
   }
 
   /**
+   * Whether any live resource of the type carries one of these identifiers, restricted ones
+   * included, without taking a lock: for records a lock already held covers (a lab report's
+   * results, under the report's), asked where a search by them would cost too much.
+   */
+  anyIdentified(
+    type: string,
+    identifiers: readonly { system: string; value: string }[],
+  ): Promise<boolean> {
+    this.assertType(type);
+    return this.searches.anyIdentified(type, identifiers);
+  }
+
+  /**
    * The live resources that refer to this one by any reference parameter, at most `limit`, in
    * a stable order: what was recorded in a visit that an HL7 feed moves to another patient. Ids
    * only: each is read, with the reader's access checks, by whoever acts on it.

@@ -504,6 +504,58 @@ describe('HL7 v2 over MLLP', () => {
     ]);
   });
 
+  it('files a final report anew, with its results once, when its preliminary one was deleted', async () => {
+    const result = (control: string, status: string, value: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${control}|P|2.5.1`,
+          'PID|1||C-2^^^NORTH&2.16.840.1.8&ISO^MR||Deleted^Pat',
+          `OBR|1||ORD-81^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||||${status}`,
+          `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L^^UCUM|||||${status}`,
+          `OBX|2|NM|2345-7^Glucose^LN|2|${value}|mmol/L^^UCUM|||||${status}`,
+        ].join('\r'),
+      );
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const byIdentifier = async (type: string, value: string) =>
+      ((
+        await http(
+          'GET',
+          `${testApp.url}/fhir/${type}?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|${value}`)}`,
+        )
+      ).body.entry ?? []) as { resource: Record<string, any> }[];
+    const sender = await client();
+    await sender.send([result('DEL-1', 'P', '5.4')]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    // The report deleted through the API (a client's clean-up) before its final version comes;
+    // its results stay, as nothing refers to them any more.
+    const [deleted] = await byIdentifier('DiagnosticReport', 'ORD-81');
+    const path = `${testApp.url}/fhir/DiagnosticReport/${String(deleted!.resource.id)}`;
+    expect((await http('DELETE', path)).status).toBe(204);
+    await sender.send([result('DEL-2', 'F', '6.1'), result('DEL-3', 'C', '6.2')]);
+    expect((await sender.waitForAcks(3)).slice(1).map((ack) => msaOf(ack).code)).toEqual([
+      'AA',
+      'AA',
+    ]);
+    // The deletion stands (as a patient's does): the report is filed anew, and takes over its
+    // results, known by their identifiers, rather than adding a second of each.
+    expect((await http('GET', path)).status).toBe(410);
+    const results = [
+      ...(await byIdentifier('Observation', 'ORD-81/2345-7')),
+      ...(await byIdentifier('Observation', 'ORD-81/2345-7/2')),
+    ];
+    expect(results.map(({ resource }) => [resource.status, resource.valueQuantity.value])).toEqual([
+      ['corrected', 6.2],
+      ['corrected', 6.2],
+    ]);
+    const reports = await byIdentifier('DiagnosticReport', 'ORD-81');
+    expect(reports.map(({ resource }) => [resource.status, resource.result])).toEqual([
+      [
+        'corrected',
+        results.map(({ resource }) => ({ reference: `Observation/${String(resource.id)}` })),
+      ],
+    ]);
+  });
+
   it("files each patient's results of a multi-patient ORU under that patient, and refuses other messages naming two", async () => {
     const pid = (mrn: string) => `PID|1||${mrn}^^^HOSP&2.16.14&ISO^MR||Many^Pat`;
     const report = (number: string, value: string) =>

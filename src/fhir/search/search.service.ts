@@ -9,6 +9,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { SecurityContexts } from '../security-contexts.js';
+import { BlindIndexer } from '../../crypto/blind-index.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { isRefusedStatement } from '../../database/database-unavailable.js';
 import { decodeCursor, encodeCursor } from '../cursor.js';
@@ -16,6 +17,8 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { ResourceRepository } from '../resource.repository.js';
+import { tokenTerms } from './blind-terms.js';
+import { blindField } from './index-extractor.js';
 import { isPhiParameter } from './phi-parameters.js';
 import { assertRevInclude } from './rev-includes.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
@@ -80,6 +83,7 @@ export class SearchService {
     private readonly compartment: PatientCompartment,
     private readonly cipher: FieldCipher,
     private readonly contexts: SecurityContexts,
+    private readonly blind: BlindIndexer,
   ) {}
 
   async search(
@@ -320,6 +324,24 @@ export class SearchService {
     // duplicate one it cannot see. $match leaves them out, as a search does.
     const where = this.where(user, type, request, params, { withRestricted });
     return this.repository.ids(where, params.values, limit);
+  }
+
+  /**
+   * Whether any live resource of the type carries one of these identifiers, restricted ones
+   * included (as conditional operations count them): their keyed hashes looked up in the index
+   * alone, one probe each. Searched as `identifier=a,b,…`, the criteria join the resources in
+   * id order, and with no statistics on the type yet (its first minute of writes) PostgreSQL
+   * read every one of them to find none (an HL7 feed's ten results took 230 ms a message).
+   */
+  async anyIdentified(
+    type: string,
+    identifiers: readonly { system: string; value: string }[],
+  ): Promise<boolean> {
+    const field = blindField(type, 'identifier');
+    const hashes = identifiers.map(({ system, value }) =>
+      this.blind.compute(field, tokenTerms(system, value)[1]!),
+    );
+    return this.repository.anyBlind(type, 'identifier', hashes);
   }
 
   /**

@@ -172,7 +172,8 @@ export class ResultMessages {
         unnumberedSeen.add(reportCriteria);
       }
       // The report's lock covers its observations, whose identifiers derive from its own: a new
-      // report's observations cannot exist yet and are created without a lookup each.
+      // report's observations exist only when an earlier version was deleted (below), and are
+      // otherwise created without a lookup each.
       const matching = reportCriteria
         ? this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
@@ -222,7 +223,20 @@ export class ResultMessages {
         ...(presentedForm.length > 0 ? { presentedForm } : {}),
         ...(reportNotes.length > 0 ? { extension: reportNotes } : {}),
       });
-      if (!reportMatch) {
+      // A report deleted through the API leaves its results, which nothing refers to then: its
+      // next version, filed anew, takes them over by their identifiers. Created beside them, two
+      // results had one identifier, and the lab's next correction matched both (an AE). One
+      // probe of the identifier index for all of them (the report's lock covers them): a search
+      // by them cost a new report ten times its time while PostgreSQL knew no Observations yet.
+      const kept =
+        !reportMatch &&
+        (await this.fhir.anyIdentified(
+          'Observation',
+          observations.flatMap(({ identifier }) =>
+            identifier?.system ? [{ system: identifier.system, value: identifier.value }] : [],
+          ),
+        ));
+      if (!reportMatch && !kept) {
         // A new report: it and its observations are all new, written together.
         const ids = observations.map(() => randomUUID());
         const result = ids.map((id) => ({ reference: `Observation/${id}` }));
@@ -239,19 +253,22 @@ export class ResultMessages {
       // pathology text, two organisms), which share one identifier. Those are known again by
       // code in the report's order, as a lookup by that identifier would find several.
       const shared = repeated(observations.flatMap(({ identifier }) => identifier?.value ?? []));
+      // A report filed anew has no order to know those by: they are added.
       const positional =
-        !reportIdentifier || shared.size > 0 ? await this.resultsByCode(reportMatch) : undefined;
+        reportMatch && (!reportIdentifier || shared.size > 0)
+          ? await this.resultsByCode(reportMatch)
+          : undefined;
       for (const { identifier, body } of observations) {
-        const byPlace = positional !== undefined && (!identifier || shared.has(identifier.value));
+        const byPlace = !identifier || shared.has(identifier.value);
         const id = byPlace
-          ? await writeOver(this.fhir, 'Observation', body, positional.get(codeKey(body))?.shift())
+          ? await writeOver(this.fhir, 'Observation', body, positional?.get(codeKey(body))?.shift())
           : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
       // A report sent again as stored (a replayed queue) makes no new version.
-      await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
-      touched.entities.push(`DiagnosticReport/${reportMatch}`);
+      const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
+      touched.entities.push(`DiagnosticReport/${reportId}`);
     }
     return touched;
   }
