@@ -42,15 +42,19 @@ async function bootstrap(): Promise<void> {
   logger.log(
     `Listening on ${url}: FHIR at /fhir${docs} (started in ${process.uptime().toFixed(1)} s)`,
   );
-  stopOnSignals(app, logger);
+  stopOnSignals(app, logger, env.SHUTDOWN_TIMEOUT_SECONDS);
 }
 
 /**
  * Graceful shutdown: stop accepting requests, finish the ones in flight, close the pool, then
  * stop the embedded PostgreSQL (DatabaseServer's hook). A second signal, which Ctrl+C under
  * `npm start` always delivers (npm forwards it), must not cut that sequence short.
+ * Closing the server waits for every connection that is not idle: one that has sent nothing yet
+ * (a load balancer's spare) or a request still trickling in would hold it for minutes, until
+ * `docker stop` or Kubernetes kills the process before the pool, the last audit checkpoint and
+ * the embedded PostgreSQL are closed. After `timeoutSeconds` those connections are closed.
  */
-function stopOnSignals(app: NestFastifyApplication, logger: Logger): void {
+function stopOnSignals(app: NestFastifyApplication, logger: Logger, timeoutSeconds: number): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -58,6 +62,11 @@ function stopOnSignals(app: NestFastifyApplication, logger: Logger): void {
     }
     stopping = true;
     logger.log(`${signal} received: shutting down`);
+    const server = app.getHttpServer();
+    setTimeout(() => {
+      logger.warn(`HTTP connections still open after ${timeoutSeconds} s: closed`);
+      server.closeAllConnections();
+    }, timeoutSeconds * 1000).unref();
     app.close().then(
       () => process.exit(0),
       (error: unknown) => {

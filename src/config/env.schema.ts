@@ -371,6 +371,13 @@ export class EnvironmentVariables {
   @Max(104_857_600, { message: 'BODY_LIMIT must be a number of bytes between 1024 and 104857600' })
   BODY_LIMIT = 1_048_576;
 
+  /** Below the grace periods of `docker stop` (10 s) and Kubernetes (30 s), which then kill. */
+  @Transform(toInteger)
+  @IsInt({ message: 'SHUTDOWN_TIMEOUT_SECONDS must be an integer between 1 and 3600' })
+  @Min(1, { message: 'SHUTDOWN_TIMEOUT_SECONDS must be an integer between 1 and 3600' })
+  @Max(3600, { message: 'SHUTDOWN_TIMEOUT_SECONDS must be an integer between 1 and 3600' })
+  SHUTDOWN_TIMEOUT_SECONDS = 8;
+
   /** Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints; required in production. */
   @IsOptional()
   @IsString()

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -277,6 +278,37 @@ describe('the service as a process', () => {
       );
     } finally {
       await Promise.all([database.drop(), rm(dir, { recursive: true, force: true })]);
+    }
+  });
+
+  it('stops on SIGTERM within SHUTDOWN_TIMEOUT_SECONDS, exit code 0, whatever clients hold open', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-stop-'));
+    const sockets: Socket[] = [];
+    try {
+      const service = await startService(
+        serviceEnv(process.env['DATABASE_URL']!, dir, { SHUTDOWN_TIMEOUT_SECONDS: '2' }),
+      );
+      const { hostname, port } = new URL(service.url);
+      const open = (bytes: string): Promise<Socket> =>
+        new Promise((resolve, reject) => {
+          const socket = connect(Number(port), hostname, () => resolve(socket));
+          socket.on('error', () => undefined);
+          socket.once('error', reject);
+          if (bytes) socket.write(bytes);
+          sockets.push(socket);
+        });
+      // A connection that has sent nothing yet (a load balancer's spare, a preconnect), and a
+      // request whose body trickles: neither is idle, and neither may hold the stop for minutes.
+      await open('');
+      await open('POST /auth/login HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\n');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const started = Date.now();
+      expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(service.output()).toContain('connections still open after 2 s');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
