@@ -290,6 +290,10 @@ export class AppConfig {
     return file ? absolute(file) : undefined;
   }
 
+  get shutdownTimeoutSeconds(): number {
+    return this.config.get('SHUTDOWN_TIMEOUT_SECONDS', { infer: true });
+  }
+
   get auditCheckpointMinutes(): number {
     return this.config.get('AUDIT_CHECKPOINT_MINUTES', { infer: true });
   }

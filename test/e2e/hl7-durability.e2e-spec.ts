@@ -18,14 +18,17 @@ function admission(i: number): Buffer {
   );
 }
 
-describe('HL7 durability: SIGKILL in the middle of a stream', () => {
+describe('HL7 durability: SIGKILL and SIGTERM in the middle of a stream', () => {
   let database: ScratchDatabase;
   let dataDir: string;
   let db: pg.Client;
+  /** One environment for both tests: a second PHI key could not read what the first wrote. */
+  let env: Record<string, string>;
 
   beforeAll(async () => {
     database = await createScratchDatabase();
     dataDir = await mkdtemp(join(tmpdir(), 'carevault-hl7-kill-'));
+    env = serviceEnv(database.url, dataDir);
     db = new pg.Client({ connectionString: database.url });
     await db.connect();
   });
@@ -37,7 +40,6 @@ describe('HL7 durability: SIGKILL in the middle of a stream', () => {
   });
 
   it('keeps every ACKed message processed, and processes resent ones exactly once', async () => {
-    const env = serviceEnv(database.url, dataDir);
     const messages = Array.from({ length: COUNT }, (_, i) => admission(i));
     const first = await startService(env);
     const sender = await MllpTestClient.connect(mllpPortOf(first));
@@ -87,6 +89,38 @@ describe('HL7 durability: SIGKILL in the middle of a stream', () => {
       ),
     ).toBe(COUNT);
     // And the audit chain, written across the kill, still verifies.
+    const verified = await runNode(BUILT.cli, ['audit:verify'], env);
+    expect(verified.code).toBe(0);
+  });
+
+  it('on SIGTERM, ACKs every message it committed and leaves none stored unprocessed', async () => {
+    const service = await startService(env);
+    const port = mllpPortOf(service);
+    // Several pipelining senders, each with messages still waiting their turn at the signal.
+    const senders = await Promise.all([0, 1, 2, 3].map(() => MllpTestClient.connect(port)));
+    await Promise.all(
+      senders.map((sender, c) =>
+        sender.send(Array.from({ length: 100 }, (_, i) => admission(1000 + c * 100 + i))),
+      ),
+    );
+    await Promise.all(senders.map((sender) => sender.waitForAcks(5)));
+    expect(await service.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+    await Promise.all(
+      senders.map((sender) => new Promise((resolve) => setTimeout(resolve, 100, sender.close()))),
+    );
+    const acked = senders.flatMap((sender) => sender.acks.map((ack) => msaOf(ack)));
+    for (const ack of acked) expect(ack.code).toBe('AA');
+
+    const { rows } = await db.query<{ control_id: string; status: string }>(
+      `SELECT control_id, status FROM hl7_message WHERE control_id = ANY($1)`,
+      [Array.from({ length: 400 }, (_, i) => `K-${1000 + i}`)],
+    );
+    // A message the sender has no ACK for is either not stored (it resends it) or processed;
+    // none waits as `received` for a resend that may never come, and none is ACKed uncommitted.
+    expect(rows.filter((row) => row.status !== 'processed')).toEqual([]);
+    expect(rows.map((row) => row.control_id).sort()).toEqual(
+      acked.map((ack) => ack.controlId).sort(),
+    );
     const verified = await runNode(BUILT.cli, ['audit:verify'], env);
     expect(verified.code).toBe(0);
   });

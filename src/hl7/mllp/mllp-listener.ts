@@ -1,8 +1,8 @@
 import {
   Injectable,
   Logger,
+  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
-  type OnApplicationShutdown,
 } from '@nestjs/common';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -22,10 +22,14 @@ const MAX_PIPELINED = 64;
  * sender resends it rather than wait.
  */
 @Injectable()
-export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdown {
+export class MllpListener implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Mllp');
   private server: Server | undefined;
   private readonly connections = new Set<Socket>();
+  /** Each connection's queue of messages, until it settles (its socket may be closed already). */
+  private readonly queues = new Map<Socket, Promise<void>>();
+  /** Set at shutdown: messages not yet begun are not stored (their senders resend them). */
+  private stopping = false;
   /** Bytes held for all connections' unfinished and unprocessed frames (HL7_MLLP_BUFFER_BYTES). */
   private buffered = 0;
 
@@ -98,15 +102,35 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
     return address && typeof address === 'object' ? address : undefined;
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Before the pool closes (application shutdown): no new connections, nothing more read, and
+   * the message each connection is processing finishes and gets its ACK. Until 2026-12-06 the
+   * connections were cut and the pool closed under that message, which stayed `received`, with
+   * no ACK, until its sender resent it. Those waiting behind it are not stored: their senders
+   * resend them. The wait is bounded by SHUTDOWN_TIMEOUT_SECONDS (a database that hangs).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.stopping = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    // A message being processed is either committed (and its ACK goes out) or not (and the
-    // sender resends it): closing the connections loses nothing.
-    for (const socket of this.connections) socket.destroy();
+    for (const socket of this.connections) socket.pause();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.queues.values()),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, this.config.shutdownTimeoutSeconds * 1000);
+      }),
+    ]);
+    clearTimeout(timer);
+    // The ACKs written are sent before each connection closes; a peer not reading them gets 1 s.
+    for (const socket of this.connections) socket.end(() => socket.destroy());
+    const cut = setTimeout(() => {
+      for (const socket of this.connections) socket.destroy();
+    }, 1000);
     await closed;
+    clearTimeout(cut);
   }
 
   private serve(socket: Socket): void {
@@ -188,7 +212,7 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
         const size = event.payload.length;
         queue = queue
           .then(async () => {
-            if (socket.destroyed) return;
+            if (socket.destroyed || this.stopping) return;
             const ack = await this.inbound
               .receive(event.payload, { channel: 'mllp', peer })
               .finally(() => {
@@ -209,8 +233,15 @@ export class MllpListener implements OnApplicationBootstrap, OnApplicationShutdo
             socket.destroy();
           })
           .finally(() => {
-            if (--waiting < MAX_PIPELINED / 2 && socket.isPaused()) socket.resume();
+            if (--waiting < MAX_PIPELINED / 2 && socket.isPaused() && !this.stopping) {
+              socket.resume();
+            }
           });
+        const tail = queue;
+        this.queues.set(socket, tail);
+        void tail.finally(() => {
+          if (this.queues.get(socket) === tail) this.queues.delete(socket);
+        });
       }
     });
   }
