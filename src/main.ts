@@ -1,10 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { AppModule } from './app.module.js';
-import { createHttpAdapter } from './common/http/http-adapter.js';
-import { setupApp } from './common/http/setup-app.js';
 import { listenError } from './common/listen-error.js';
 import { AppConfig, readEnv } from './config/config.js';
 import { ConfigError } from './config/env.schema.js';
@@ -12,6 +8,14 @@ import { KeyConfigError } from './crypto/key-store.js';
 
 async function bootstrap(): Promise<void> {
   const env = readEnv();
+  // Loaded once the environment is valid: the application's modules take seconds to load,
+  // which a start refused for a mistyped variable need not wait for.
+  const [{ NestFactory }, { AppModule }, { createHttpAdapter }, { setupApp }] = await Promise.all([
+    import('@nestjs/core'),
+    import('./app.module.js'),
+    import('./common/http/http-adapter.js'),
+    import('./common/http/setup-app.js'),
+  ]);
   const app = await NestFactory.create<NestFastifyApplication>(
     await AppModule.register({ rateLimits: true }),
     createHttpAdapter(env),
