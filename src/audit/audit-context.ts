@@ -29,6 +29,10 @@ export class AuditScope {
 /** What a batch entry's own row says beyond what it touched: its interaction and result. */
 export interface AuditPart {
   method: string;
+  /** The FHIR interaction (`read`, `search`, …), which a GET entry's method does not say. */
+  interaction?: string;
+  /** The type the entry addressed: a row of an entry refused before it touched anything. */
+  type?: string;
   status: number;
   /** The version the entry left current (its ETag), when it wrote one resource. */
   version: string | null;
@@ -48,10 +52,11 @@ export class AuditContext {
   }
 
   /**
-   * Runs one entry of a batch Bundle under a scope of its own. The work calls `record` last in
-   * the entry's transaction, so the entry and its row commit together. An entry that fails
-   * before then is named in the request's row instead, as denied and failed work always is.
-   * Anywhere but a batch request this only runs the work.
+   * Runs one entry of a batch Bundle under a scope of its own. A write calls `record` last in
+   * the entry's transaction, so the entry and its row commit together; an entry that fails
+   * calls it after (a failure row of its own). What an entry touched without a row of its own
+   * (a read that succeeded) is named in the request's row. Anywhere but a batch request this
+   * only runs the work.
    */
   async part<T>(work: (record: (outcome: AuditPart) => Promise<void>) => Promise<T>): Promise<T> {
     const parent = this.current;

@@ -151,21 +151,22 @@ const ENTRY_INTERACTIONS: Record<string, string> = {
 };
 
 /**
- * The row of one batch entry, written in the entry's transaction: the request's row but for
- * the entry's interaction, status and what it touched (the request's row no longer names it).
+ * The row of one batch entry, written in the entry's transaction (or after it, for an entry that
+ * failed): the request's row but for the entry's interaction, status and outcome, and what it
+ * touched (the request's row no longer names it).
  */
 export function batchEntryAuditEntry(
   request: FastifyRequest,
   part: AuditScope,
   outcome: AuditPart,
 ): AuditEntry {
-  const interaction = ENTRY_INTERACTIONS[outcome.method] ?? 'execute';
+  const interaction = ENTRY_INTERACTIONS[outcome.method] ?? outcome.interaction ?? 'execute';
   const single = part.entities.size === 1 ? part.primary : undefined;
   return {
     ...httpAuditEntry(request, outcome.status, part),
     action: interaction,
     subtype: interaction,
-    resourceType: part.primary?.type ?? null,
+    resourceType: part.primary?.type ?? outcome.type ?? null,
     resourceId: single?.id ?? null,
     resourceVersion: single ? (outcome.version ?? single.version) : null,
   };

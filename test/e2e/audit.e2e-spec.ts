@@ -682,11 +682,12 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       '200 OK',
     ]);
     const byAction = (action: string) => done.rows.filter((row) => row.action === action);
-    expect(done.rows).toHaveLength(2);
+    expect(done.rows).toHaveLength(3);
     expect(byAction('update')).toMatchObject([
       {
         subtype: 'update',
         route: '/fhir',
+        outcome: 'success',
         status_code: 201,
         resource_type: 'Patient',
         resource_id: chosen,
@@ -694,13 +695,21 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
         entities: [`Patient/${chosen}`],
         patient_ids: [chosen],
       },
+      // The entry that failed has a failure row of its own.
+      {
+        subtype: 'update',
+        outcome: 'failure',
+        status_code: 412,
+        resource_id: existing,
+        entities: [`Patient/${existing}`],
+      },
     ]);
-    // The request's row names what the entries read or tried, not what another row names.
+    // The request's row names what the entries read, not what another row names.
     expect(byAction('execute')).toMatchObject([
       { subtype: 'batch', status_code: 200, entities: [`Patient/${existing}`] },
     ]);
 
-    // The entry's row fails: the entry is undone, the request's row names it as tried.
+    // The entry's row fails: the entry is undone, and recorded as a failure once the row can be.
     const again = `batch-${randomUUID()}`;
     const spy = jest
       .spyOn(testApp.app.get(AuditRepository), 'append')
@@ -722,8 +731,83 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(refused.body.entry[0].response.status).toBe('503');
     expect(await db.query(`SELECT 1 FROM resource WHERE id = $1`, [again])).toHaveLength(0);
     expect(refused.rows).toMatchObject([
-      { action: 'execute', subtype: 'batch', entities: [`Patient/${again}`] },
+      { action: 'update', outcome: 'failure', status_code: 503, entities: [`Patient/${again}`] },
+      { action: 'execute', subtype: 'batch', entities: [] },
     ]);
+  });
+
+  it("records a batch entry that failed as a failure, never in the request's success row", async () => {
+    // A patient-scoped token's batch of reads of another patient: each entry was refused (404),
+    // yet the request's row said success and named them, so B's accounting of disclosures
+    // listed a successful access. The same read on its own is audited as a failure.
+    const [a, b] = [
+      (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string,
+      (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string,
+    ];
+    const [observation, own] = await Promise.all(
+      [b, a].map(
+        async (patient) =>
+          (
+            await doctor('POST', `${fhir}/Observation`, {
+              body: {
+                resourceType: 'Observation',
+                status: 'final',
+                code: { text: 'heart rate' },
+                subject: { reference: `Patient/${patient}` },
+              },
+            })
+          ).body.id as string,
+      ),
+    );
+    const exchanged = await http('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope: 'patient/*.read', patient: a },
+      headers: {
+        authorization: `Bearer ${await tokenFor(testApp, 'doctor')}`,
+        'content-type': 'application/json',
+      },
+    });
+    expect(exchanged.status).toBe(200);
+    const app = authorizedHttp(exchanged.body.access_token as string);
+    const batch = await audited(app, 'POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          `Observation/${observation}`,
+          `Patient/${b}/$everything`,
+          `Observation/${observation}/_history`,
+          `Observation/${own}`,
+        ].map((url) => ({ request: { method: 'GET', url } })),
+      },
+    });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((e: any) => e.response.status)).toEqual([
+      '404',
+      '404',
+      '404',
+      '200 OK',
+    ]);
+    const request = batch.rows.filter((row) => row.subtype === 'batch');
+    expect(request).toMatchObject([
+      { outcome: 'success', entities: [`Observation/${own}`], patient_ids: [a] },
+    ]);
+    const refused = batch.rows.filter((row) => row.subtype !== 'batch');
+    expect(refused).toHaveLength(3);
+    for (const row of refused) {
+      expect(row).toMatchObject({ outcome: 'failure', status_code: 404, route: '/fhir' });
+      expect(row.entities).not.toContain(`Observation/${own}`);
+    }
+    expect(refused.map((row) => row.action).sort()).toEqual(['history', 'read', 'read']);
+    // The attempts stay in B's accounting, as failures, like the same reads sent on their own.
+    expect(refused.flatMap((row) => row.entities)).toContain(`Observation/${observation}`);
+    const succeeded = await db.query(
+      `SELECT 1 FROM audit_event WHERE $1 = ANY(patient_ids) AND outcome = 'success'
+         AND (action <> 'create' OR actor_scope IS NOT NULL)`,
+      [b],
+    );
+    expect(succeeded).toEqual([]);
+    const verifier = testApp.app.get(AuditVerifier);
+    expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
   });
 
   it("never names a Bundle request's row after the one resource its entries touched", async () => {

@@ -203,37 +203,55 @@ export class BundleService {
         results.push(failed(entry.error, entry.index));
         continue;
       }
-      try {
-        this.authorize(user, entry);
-        const perform = async () => {
-          const { planned, references } = await this.plan(user, [entry]);
-          return this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget);
-        };
-        // A write entry commits with a row of its own, in one transaction: a later failure of
-        // the request's row cannot leave it stored and unnamed, and a failure of its own row
-        // undoes it. Reads are named in the request's row.
-        results.push(
-          entry.method === 'GET'
-            ? await this.unitOfWork.run(perform)
-            : await this.audit.part((record) =>
-                this.unitOfWork.run(async () => {
-                  const result = await perform();
-                  await record({
-                    method: entry.method,
-                    status: Number.parseInt(result.response.status, 10),
-                    version: /^W\/"(\d+)"$/.exec(result.response.etag ?? '')?.[1] ?? null,
-                  });
-                  return result;
-                }),
-              ),
-        );
-      } catch (error) {
-        results.push(
-          error instanceof AppError
-            ? failed(error, entry.index)
-            : this.failedUnexpectedly(error, entry.index, requestId),
-        );
-      }
+      results.push(
+        // Each entry runs under an audit part of its own. A write that succeeds commits with a
+        // row of its own, in one transaction: a later failure of the request's row cannot leave
+        // it stored and unnamed, and a failure of its own row undoes it. A read that succeeds
+        // is named in the request's row. An entry that fails (refused, not found, undone) gets
+        // a failure row of its own, written after its transaction: the request's row says
+        // success, and named it as a resource accessed (a patient's accounting of disclosures
+        // showed a refused read of their record as a successful one).
+        await this.audit.part(async (record) => {
+          try {
+            this.authorize(user, entry);
+            const perform = async () => {
+              const { planned, references } = await this.plan(user, [entry]);
+              return this.execute(
+                user,
+                entry,
+                planned.get(entry.index),
+                references,
+                baseUrl,
+                budget,
+              );
+            };
+            if (entry.method === 'GET') return await this.unitOfWork.run(perform);
+            return await this.unitOfWork.run(async () => {
+              const result = await perform();
+              await record({
+                method: entry.method,
+                type: entry.type,
+                status: Number.parseInt(result.response.status, 10),
+                version: /^W\/"(\d+)"$/.exec(result.response.etag ?? '')?.[1] ?? null,
+              });
+              return result;
+            });
+          } catch (error) {
+            const result =
+              error instanceof AppError
+                ? failed(error, entry.index)
+                : this.failedUnexpectedly(error, entry.index, requestId);
+            await record({
+              method: entry.method,
+              interaction: entry.interaction,
+              type: entry.type,
+              status: Number.parseInt(result.response.status, 10),
+              version: null,
+            });
+            return result;
+          }
+        }),
+      );
     }
     return results;
   }
