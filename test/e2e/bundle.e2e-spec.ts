@@ -227,6 +227,79 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
   });
 
+  it('replaces urn:uuid placeholders in conditional URLs with the ids of entries processed before', async () => {
+    // `PUT Observation?subject=urn:uuid:…` was a 400 ("A reference search value is Type/id…"):
+    // HAPI puts in the id the transaction gave the entry of that fullUrl.
+    const mrn = `PH-${randomUUID()}`;
+    const loinc = (code: string) => ({ coding: [{ system: 'http://loinc.org', code }] });
+    const send = () => {
+      const urn = `urn:uuid:${randomUUID()}`;
+      return http('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            // Listed first, processed after the create it names (updates come after creates).
+            {
+              fullUrl: `urn:uuid:${randomUUID()}`,
+              resource: observation(urn, 100),
+              request: {
+                method: 'PUT',
+                url: `Observation?subject=${urn}&code=http://loinc.org|2339-0`,
+              },
+            },
+            {
+              fullUrl: urn,
+              resource: buildPatient({ mrn }),
+              request: { method: 'POST', url: 'Patient', ifNoneExist: `identifier=${MRN}|${mrn}` },
+            },
+            {
+              fullUrl: `urn:uuid:${randomUUID()}`,
+              resource: { ...observation(urn, 70), code: loinc('8867-4') },
+              request: {
+                method: 'POST',
+                url: 'Observation',
+                ifNoneExist: `subject=${urn}&code=http://loinc.org|8867-4`,
+              },
+            },
+            {
+              request: {
+                method: 'GET',
+                url: `Observation?subject=${encodeURIComponent(urn)}&_sort=_id`,
+              },
+            },
+          ],
+        },
+      });
+    };
+    const made = await send();
+    expect(made.status).toBe(200);
+    const [update, patient, create, search] = made.body.entry as ResponseEntry[];
+    expect([update, patient, create, search].map((e) => e!.response.status)).toEqual([
+      '201 Created',
+      '201 Created',
+      '201 Created',
+      '200 OK',
+    ]);
+    const subject = { reference: `Patient/${patient!.resource!.id}` };
+    expect(update!.resource!['subject']).toEqual(subject);
+    const found = (search!.resource!['entry'] as ResponseEntry[]).map((e) => e.resource!.id);
+    expect(found.sort()).toEqual([update!.resource!.id, create!.resource!.id].sort());
+    // Sent again, the placeholder stands for the Patient the conditional create matched.
+    const again = await send();
+    expect(again.status).toBe(200);
+    const [updated, same, matched] = again.body.entry as ResponseEntry[];
+    expect([updated, same, matched].map((e) => e!.response.status)).toEqual([
+      '200 OK',
+      '200 OK',
+      '200 OK',
+    ]);
+    expect(same!.resource!.id).toBe(patient!.resource!.id);
+    expect(updated!.resource!.id).toBe(update!.resource!.id);
+    expect(matched!.resource!.id).toBe(create!.resource!.id);
+    expect(await total(`Observation?subject=Patient/${patient!.resource!.id}`)).toBe(2);
+  });
+
   it("reads an entry's relative references against its absolute fullUrl, as exports have them", async () => {
     const base = `http://export.example/fhir/`;
     const old = randomUUID();

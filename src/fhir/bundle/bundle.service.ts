@@ -114,15 +114,15 @@ export class BundleService {
 
   private async transaction(
     user: AuthenticatedUser,
-    entries: ParsedEntry[],
+    sent: ParsedEntry[],
     baseUrl: string,
   ): Promise<EntryResult[]> {
-    entries.forEach((entry) => this.authorize(user, entry));
+    sent.forEach((entry) => this.authorize(user, entry));
     const results: EntryResult[] = [];
     const budget = new ReadBudget();
     await this.unitOfWork.run(async () => {
-      await this.fhir.lockCriteria(entries.flatMap(conditionalCriteria));
-      const { planned, references } = await this.plan(user, entries);
+      await this.fhir.lockCriteria(sent.flatMap(conditionalCriteria));
+      const { planned, references, entries } = await this.plan(user, sent);
       const ordered = [...entries].sort(
         (a, b) =>
           ORDER[a.method] - ORDER[b.method] ||
@@ -215,10 +215,10 @@ export class BundleService {
           try {
             this.authorize(user, entry);
             const perform = async () => {
-              const { planned, references } = await this.plan(user, [entry]);
+              const { planned, references, entries } = await this.plan(user, [entry]);
               return this.execute(
                 user,
-                entry,
+                entries[0]!,
                 planned.get(entry.index),
                 references,
                 baseUrl,
@@ -265,21 +265,35 @@ export class BundleService {
    * referred to too. Conditional references (`Patient?identifier=…`) are resolved here as well:
    * to the conditional create of the Bundle with the same criteria, or else to the one stored
    * match. Two entries that change one resource are refused, as FHIR's transaction rules say.
+   * Entries are planned in the order they are processed, and a `urn:uuid:` fullUrl in the
+   * conditional URL of an entry (`PUT Observation?subject=urn:uuid:…`, `ifNoneExist`, a GET's
+   * search) is replaced by the `Type/id` of the entry processed before it that it names, as
+   * HAPI does: the entries are returned with their URLs so replaced.
    */
   private async plan(
     user: AuthenticatedUser,
-    entries: ParsedEntry[],
-  ): Promise<{ planned: Map<number, Planned>; references: Map<string, string> }> {
-    assertDistinctFullUrls(entries);
+    sent: ParsedEntry[],
+  ): Promise<{
+    planned: Map<number, Planned>;
+    references: Map<string, string>;
+    entries: ParsedEntry[];
+  }> {
+    assertDistinctFullUrls(sent);
     const planned = new Map<number, Planned>();
     const references = new Map<string, string>();
     // What each conditional create will stand for: a conditional reference with the same
     // criteria means that resource, whether it exists already or this Bundle creates it.
     const conditionallyCreated = new Map<string, string>();
     const deleted = new Set(
-      entries.flatMap((entry) => (isDeleteById(entry) ? [`${entry.type}/${entry.id}`] : [])),
+      sent.flatMap((entry) => (isDeleteById(entry) ? [`${entry.type}/${entry.id}`] : [])),
     );
-    for (const entry of entries) {
+    const entries = [...sent];
+    const processing = sent
+      .map((_, position) => position)
+      .sort((a, b) => ORDER[sent[a]!.method] - ORDER[sent[b]!.method] || a - b);
+    for (const position of processing) {
+      const entry = withPlaceholdersReplaced(sent[position]!, references);
+      entries[position] = entry;
       let id: string | undefined;
       if (entry.method === 'POST') {
         const key = entry.ifNoneExist && criteriaKey(entry.type, entry.ifNoneExist);
@@ -316,7 +330,7 @@ export class BundleService {
         references.set(conditional.reference, target);
       }
     }
-    return { planned, references };
+    return { planned, references, entries };
   }
 
   /**
@@ -697,6 +711,33 @@ function assertEachChangedOnce(
     }
     changed.set(key, entry.index);
   }
+}
+
+const PLACEHOLDER = /urn(?::|%3A)uuid(?::|%3A)[0-9A-Fa-f-]{36}/gi;
+
+/**
+ * An entry whose conditional URL (request.url's query, ifNoneExist) names the fullUrl of an
+ * entry processed before it (`urn:uuid:…`), with that entry's `Type/id` in its place; an entry
+ * naming none is returned as it is. A placeholder of an entry not processed yet is left, and
+ * refused as a reference search value like any other.
+ */
+function withPlaceholdersReplaced(
+  entry: ParsedEntry,
+  references: ReadonlyMap<string, string>,
+): ParsedEntry {
+  const replaced = (text: string | undefined): string | undefined =>
+    text?.replace(
+      PLACEHOLDER,
+      (placeholder) => references.get(placeholder.replace(/%3A/gi, ':')) ?? placeholder,
+    );
+  const query = replaced(entry.query);
+  const ifNoneExist = replaced(entry.ifNoneExist);
+  if (query === entry.query && ifNoneExist === entry.ifNoneExist) return entry;
+  return {
+    ...entry,
+    ...(query !== undefined ? { query } : {}),
+    ...(ifNoneExist !== undefined ? { ifNoneExist } : {}),
+  };
 }
 
 /** A body without an id gets the planned one; one naming its own is checked as sent. */
