@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
-import { SearchRepository } from '../../src/fhir/search/search.repository.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
+import { idsSql, SearchRepository } from '../../src/fhir/search/search.repository.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import {
@@ -11,6 +13,16 @@ import {
   type HttpResult,
 } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+interface PlanNode {
+  'Relation Name'?: string;
+  'Actual Rows': number;
+  'Actual Loops': number;
+  Plans?: PlanNode[];
+}
+interface PlanRoot {
+  Plan: PlanNode;
+}
 
 const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
 const LOINC = 'http://loinc.org';
@@ -1588,5 +1600,53 @@ describe('FHIR search', () => {
       expect(quantity.status).toBe(200);
       expect(ids_(quantity).length).toBeGreaterThan(0);
     });
+  });
+
+  it('finds a conditional match from its identifier on a type PostgreSQL has no statistics on', async () => {
+    const data = testApp.app.get(DataSource);
+    const service = testApp.app.get(FhirService);
+    // Statistics taken before the type's first rows (a new deployment's first minute, a type
+    // first written long after the last ANALYZE): PostgreSQL believes it has about one row.
+    const before = await data.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM resource WHERE resource_type = 'Substance'`,
+    );
+    expect(before[0]!.n).toBe(0);
+    await data.query('ANALYZE resource, search_blind');
+    const system = `urn:substance:${run}`;
+    const created = await service.createMany(
+      HL7_USER,
+      Array.from({ length: 300 }, (_, i) => ({
+        type: 'Substance',
+        body: {
+          resourceType: 'Substance',
+          identifier: [{ system, value: `s-${i}` }],
+          code: { text: `substance ${i}` },
+        },
+      })),
+    );
+    const repository = testApp.app.get(SearchRepository);
+    const lookups = jest.spyOn(repository, 'ids');
+    let found: string | undefined;
+    let calls: Parameters<SearchRepository['ids']>[] | undefined;
+    try {
+      found = await service.findUnique(HL7_USER, 'Substance', `identifier=${system}|s-150`);
+      calls = [...lookups.mock.calls];
+    } finally {
+      lookups.mockRestore();
+    }
+    expect(found).toBe(created[150]!.id);
+    // The lookup as PostgreSQL runs it, with its values: it reads the match's row, not the
+    // type's 300 rows in id order (each checked against the identifier's index).
+    expect(calls).toHaveLength(1);
+    const [where, values, limit, candidates] = calls[0]!;
+    const explained = await data.query<{ 'QUERY PLAN': [PlanRoot] }[]>(
+      `EXPLAIN (ANALYZE, FORMAT JSON) ${idsSql(where, limit, candidates)}`,
+      values,
+    );
+    const plan = explained[0]!['QUERY PLAN'][0];
+    const resourceRows = (node: PlanNode): number =>
+      (node['Relation Name'] === 'resource' ? node['Actual Rows'] * node['Actual Loops'] : 0) +
+      (node.Plans ?? []).reduce((sum, child) => sum + resourceRows(child), 0);
+    expect(resourceRows(plan.Plan)).toBe(1);
   });
 });

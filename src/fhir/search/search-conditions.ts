@@ -31,6 +31,21 @@ import type { Criterion } from './search-request.js';
 import { likeEscape, type SqlParams } from './sql-params.js';
 
 /** The resource a condition is about: SQL expressions for its type and id. */
+/** The blind term a PHI token value (`system|value`, `|value`, `value`) is searched by. */
+function tokenTerm(code: string, raw: string): string {
+  const bar = raw.indexOf('|');
+  const system = bar === -1 ? null : raw.slice(0, bar);
+  let value = bar === -1 ? raw : raw.slice(bar + 1);
+  if (value === '') {
+    throw AppError.invalid(
+      `${code} needs a value: identifiers are matched by keyed hashes of system and value`,
+    );
+  }
+  if (code === 'phone' || system === 'phone') value = normalizePhone(value);
+  const [byValue, bySystem] = tokenTerms(system, value);
+  return system === null ? byValue! : bySystem!;
+}
+
 export interface Subject {
   type: string;
   typeSql: string;
@@ -356,6 +371,38 @@ export class SearchConditions {
     }
   }
 
+  /**
+   * Of a conditional lookup's criteria, the first plain PHI token one (`identifier=system|value`),
+   * whose index rows name every resource the lookup can match (SearchRepository.ids); none when
+   * there is no such criterion. Throws nothing: the criteria are checked where they are built.
+   */
+  candidateCriterion(type: string, criteria: readonly Criterion[]): Criterion | undefined {
+    return criteria.find((criterion) => {
+      if (criterion.has || criterion.chain || criterion.modifier) return false;
+      if (this.definitions.composite(type, criterion.code)) return false;
+      const param = this.definitions.param(type, criterion.code);
+      return param?.phi === true && param.type === 'token';
+    });
+  }
+
+  /**
+   * The resources a candidate criterion (candidateCriterion) names, as a FROM item giving
+   * `c.resource_type` and `c.resource_id`: one probe of the index's lookup key per value, each
+   * in a subquery of its own, so that no statistics can make it a scan. The criterion stays in
+   * the WHERE clause, which decides what matches.
+   */
+  candidates(type: string, criterion: Criterion, params: SqlParams): string {
+    const field = blindField(type, criterion.code);
+    const hashes = criterion.values.map((raw) =>
+      this.blind.compute(field, tokenTerm(criterion.code, raw)),
+    );
+    return `unnest(${params.add(hashes)}::text[]) AS t(hash)
+        CROSS JOIN LATERAL (SELECT b.resource_type, b.resource_id FROM search_blind b
+                             WHERE b.resource_type = ${params.add(type)}
+                               AND b.param = ${params.add(criterion.code)}
+                               AND b.hash = t.hash OFFSET 0) c`;
+  }
+
   /** PHI parameters: equality of keyed hashes, nothing else. */
   private phi(
     subject: Subject,
@@ -404,17 +451,7 @@ export class SearchConditions {
           if (modifier === 'not') negate = true;
           else if (modifier)
             throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
-          const bar = raw.indexOf('|');
-          const system = bar === -1 ? null : raw.slice(0, bar);
-          let value = bar === -1 ? raw : raw.slice(bar + 1);
-          if (value === '') {
-            throw AppError.invalid(
-              `${param.code} needs a value: identifiers are matched by keyed hashes of system and value`,
-            );
-          }
-          if (param.code === 'phone' || system === 'phone') value = normalizePhone(value);
-          const [byValue, bySystem] = tokenTerms(system, value);
-          hashes.push(hash(system === null ? byValue! : bySystem!));
+          hashes.push(hash(tokenTerm(param.code, raw)));
           break;
         }
         case 'date': {

@@ -12,6 +12,16 @@ export interface PageRow {
   keys: string[];
 }
 
+/** The statement of SearchRepository.ids. */
+export function idsSql(where: string, limit: number, candidates?: string): string {
+  return candidates
+    ? `SELECT m.id FROM ${candidates}
+        CROSS JOIN LATERAL (SELECT r.id FROM resource r
+                             WHERE r.id = c.resource_id AND ${where} OFFSET 0) m
+        GROUP BY m.id ORDER BY m.id LIMIT ${Math.trunc(limit)}`
+    : `SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${Math.trunc(limit)}`;
+}
+
 /** SQL of searches: pages of matching resources with their sort keys, counts, _include loads. */
 @Injectable()
 export class SearchRepository {
@@ -83,11 +93,23 @@ export class SearchRepository {
     return rows.map((row) => row.id);
   }
 
-  /** Ids only, for conditional operations, which decide on matches without reading them. */
-  async ids(where: string, values: unknown[], limit: number): Promise<string[]> {
+  /**
+   * Ids only, for conditional operations, which decide on matches without reading them. With
+   * `candidates` (SearchConditions.candidates: `c.resource_type`, `c.resource_id`, which the
+   * WHERE clause compares the type with), each candidate's row is probed by its key, whatever
+   * the statistics say: PostgreSQL that had not seen a type yet (ANALYZE run before its first
+   * rows) read every resource of the type in id order to find one, 65 ms a lookup at 6,000
+   * Observations (an HL7 correction makes one per result), 0.25 ms from the candidates.
+   */
+  async ids(
+    where: string,
+    values: unknown[],
+    limit: number,
+    candidates?: string,
+  ): Promise<string[]> {
     const rows = await preparedQuery<{ id: string }>(
       this.unitOfWork.manager,
-      `SELECT r.id FROM resource r WHERE ${where} ORDER BY r.id LIMIT ${Math.trunc(limit)}`,
+      idsSql(where, limit, candidates),
       values,
     );
     return rows.map((row) => row.id);

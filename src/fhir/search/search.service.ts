@@ -322,8 +322,15 @@ export class SearchService {
     const params = new SqlParams();
     // Restricted records count for conditional operations: a conditional create must not
     // duplicate one it cannot see. $match leaves them out, as a search does.
-    const where = this.where(user, type, request, params, { withRestricted });
-    return this.repository.ids(where, params.values, limit);
+    // An identifier's index rows name the candidates, whose type the resources' is compared
+    // with (not with a value, which stale statistics may say no row has: SearchRepository.ids).
+    const anchor = this.conditions.candidateCriterion(type, request.criteria);
+    const where = this.where(user, type, request, params, {
+      withRestricted,
+      ...(anchor ? { typeSql: 'c.resource_type' } : {}),
+    });
+    const candidates = anchor && this.conditions.candidates(type, anchor, params);
+    return this.repository.ids(where, params.values, limit, candidates);
   }
 
   /**
@@ -427,7 +434,7 @@ export class SearchService {
     type: string,
     request: SearchRequest,
     params: SqlParams,
-    options: { withRestricted?: boolean; compartment?: string } = {},
+    options: { withRestricted?: boolean; compartment?: string; typeSql?: string } = {},
   ): string {
     // Restricted records never appear in search results: they open one at a time, by
     // break-glass. A patient-scoped token sees only its patient's compartment (types outside it
@@ -444,7 +451,7 @@ export class SearchService {
     };
     const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r', visible };
     this.assertMayReach(user, type, request);
-    const parts = [`r.resource_type = ${params.add(type)}`, 'NOT r.deleted'];
+    const parts = [`r.resource_type = ${options.typeSql ?? params.add(type)}`, 'NOT r.deleted'];
     for (const criterion of request.criteria) {
       parts.push(this.conditions.condition(subject, criterion, params));
     }
