@@ -8,8 +8,11 @@ import { KeyConfigError } from './crypto/key-store.js';
 
 async function bootstrap(): Promise<void> {
   const env = readEnv();
-  // Loaded once the environment is valid: the application's modules take seconds to load,
-  // which a start refused for a mistyped variable need not wait for.
+  // Each step loaded once the one before passed: the files' checks (a tenth of a second to load)
+  // once the environment is valid, the application's modules (seconds) once the files are, so a
+  // start refused for a mistyped variable or path need not wait for them.
+  const { checkConfiguredFiles } = await import('./preflight.js');
+  await checkConfiguredFiles(env);
   const [{ NestFactory }, { AppModule }, { createHttpAdapter }, { setupApp }] = await Promise.all([
     import('@nestjs/core'),
     import('./app.module.js'),

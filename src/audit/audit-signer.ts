@@ -9,7 +9,7 @@ import {
 } from 'node:crypto';
 import { join } from 'node:path';
 import { readPublicKeys } from '../common/key-files.js';
-import { readPrivateKey } from '../common/private-key-file.js';
+import { readPrivateKey, type PrivateKeyFile } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 /**
@@ -36,6 +36,26 @@ function isEd25519(key: KeyObject): boolean {
 
 /** How often instances re-read the key files, so a rotation reaches them without a restart. */
 const RELOAD_MS = 30_000;
+
+/** The audit signing key's file, configured or (outside production) generated under DATA_DIR. */
+export function auditSigningKeyFile(config: AppConfig): PrivateKeyFile {
+  return {
+    configured: config.auditSigningKeyFile,
+    fallback: join(config.dataDir, 'audit-signing-key.pem'),
+    variable: 'AUDIT_SIGNING_KEY_FILE',
+    generate: () => generateKeyPairSync('ed25519').privateKey,
+    kind: 'an Ed25519 private key',
+    accepts: isEd25519,
+  };
+}
+
+/** The public keys in a file of trusted checkpoint keys (AUDIT_TRUSTED_KEYS_FILE). */
+export function readAuditTrustedKeys(file: string | undefined): Promise<KeyObject[]> {
+  return readPublicKeys(file, 'AUDIT_TRUSTED_KEYS_FILE', {
+    kind: 'an Ed25519 key',
+    accepts: isEd25519,
+  });
+}
 
 /**
  * The Ed25519 key that signs audit checkpoints: from AUDIT_SIGNING_KEY_FILE (required in
@@ -69,21 +89,11 @@ export class AuditSigner implements OnModuleInit, OnModuleDestroy {
 
   /** Re-reads the signing key and the trusted keys (at start, and every 30 s). */
   async reload(): Promise<void> {
-    const privateKey = await readPrivateKey({
-      configured: this.config.auditSigningKeyFile,
-      fallback: join(this.config.dataDir, 'audit-signing-key.pem'),
-      variable: 'AUDIT_SIGNING_KEY_FILE',
-      generate: () => generateKeyPairSync('ed25519').privateKey,
-      kind: 'an Ed25519 private key',
-      accepts: isEd25519,
-    });
+    const privateKey = await readPrivateKey(auditSigningKeyFile(this.config));
     const publicKey = createPublicKey(privateKey);
     const trusted = new Map<string, KeyObject>([[keyIdOf(publicKey), publicKey]]);
     // Public keys of other instances or of earlier keys, from outside the database.
-    for (const key of await readPublicKeys(this.trustedKeysFile, 'AUDIT_TRUSTED_KEYS_FILE', {
-      kind: 'an Ed25519 key',
-      accepts: isEd25519,
-    })) {
+    for (const key of await readAuditTrustedKeys(this.trustedKeysFile)) {
       trusted.set(keyIdOf(key), key);
     }
     this.privateKey = privateKey;

@@ -4,7 +4,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
 import { readPublicKeys } from '../common/key-files.js';
-import { readPrivateKey } from '../common/private-key-file.js';
+import { readPrivateKey, type PrivateKeyFile } from '../common/private-key-file.js';
 import { AppConfig } from '../config/config.js';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
@@ -36,6 +36,26 @@ export function jwtKeyFiles(config: AppConfig): { signing: string; verification:
     verification:
       config.jwtVerificationKeysFile ?? join(config.dataDir, 'jwt-verification-keys.pem'),
   };
+}
+
+/** The ES256 signing key's file, configured or (outside production) generated under DATA_DIR. */
+export function jwtSigningKeyFile(config: AppConfig): PrivateKeyFile {
+  return {
+    configured: config.jwtSigningKeyFile,
+    fallback: jwtKeyFiles(config).signing,
+    variable: 'JWT_SIGNING_KEY_FILE',
+    generate: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+    kind: 'an EC P-256 private key (ES256)',
+    accepts: isP256,
+  };
+}
+
+/** The public keys in a file of accepted token keys (JWT_VERIFICATION_KEYS_FILE). */
+export function readJwtVerificationKeys(file: string | undefined): Promise<KeyObject[]> {
+  return readPublicKeys(file, 'JWT_VERIFICATION_KEYS_FILE', {
+    kind: 'an EC P-256 key',
+    accepts: isP256,
+  });
 }
 
 /**
@@ -75,21 +95,10 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   /** Re-reads the signing key and the verification keys (at start, and every 30 s). */
   async reload(): Promise<void> {
     const files = await this.filesStamp();
-    const privateKey = await readPrivateKey({
-      configured: this.config.jwtSigningKeyFile,
-      fallback: jwtKeyFiles(this.config).signing,
-      variable: 'JWT_SIGNING_KEY_FILE',
-      generate: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
-      kind: 'an EC P-256 private key (ES256)',
-      accepts: isP256,
-    });
+    const privateKey = await readPrivateKey(jwtSigningKeyFile(this.config));
     const key = { ...(await describe(createPublicKey(privateKey))), privateKey };
     const accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
-    for (const publicKey of await readPublicKeys(
-      this.verificationKeysFile,
-      'JWT_VERIFICATION_KEYS_FILE',
-      { kind: 'an EC P-256 key', accepts: isP256 },
-    )) {
+    for (const publicKey of await readJwtVerificationKeys(this.verificationKeysFile)) {
       const described = await describe(publicKey);
       accepted.set(described.kid, described);
     }

@@ -4,7 +4,7 @@ import { BlindIndexer } from './blind-index.js';
 import { FieldCipher } from './field-cipher.js';
 import { KeyRing } from './key-ring.js';
 import { KeyRotationService } from './key-rotation.service.js';
-import { KeyStore } from './key-store.js';
+import { KeyStore, keySettingsOf } from './key-store.js';
 import { createCustodian } from './custody/key-custodian.js';
 import { PhiSubscriber } from './phi.subscriber.js';
 
@@ -20,14 +20,9 @@ import { PhiSubscriber } from './phi.subscriber.js';
             'PHI master keys are held in plaintext (PHI_MASTER_KEY or an unwrapped key file): set KEY_CUSTODY=pkcs11 to keep them wrapped by an HSM key',
           );
         }
-        return new KeyStore({
-          masterKeys: config.phiMasterKeys,
-          keyFile: config.phiKeyFile,
-          embedded: config.databaseUrl === undefined,
-          production: config.isProduction,
-          dataDir: config.dataDir,
-          custodian: custody ? await createCustodian(custody) : undefined,
-        });
+        return new KeyStore(
+          keySettingsOf(config, custody ? await createCustodian(custody) : undefined),
+        );
       },
     },
     { provide: KeyRing, inject: [KeyStore], useFactory: (store: KeyStore) => store.load() },

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { AppConfig } from '../config/config.js';
 import type { CustodyDescription, KeyCustodian } from './custody/key-custodian.js';
 import { KEY_BYTES, KeyRing, keyIdOf, type MasterKey } from './key-ring.js';
 import { exists, unreadable } from '../common/files.js';
@@ -35,6 +36,18 @@ type KeyFileContent =
       blindIndexRoot: string;
       keys: { id: string; wrapped: string; createdAt: string }[];
     };
+
+/** The key settings of a deployment, from its configuration. */
+export function keySettingsOf(config: AppConfig, custodian: KeyCustodian | undefined): KeySettings {
+  return {
+    masterKeys: config.phiMasterKeys,
+    keyFile: config.phiKeyFile,
+    embedded: config.databaseUrl === undefined,
+    production: config.isProduction,
+    dataDir: config.dataDir,
+    custodian,
+  };
+}
 
 export class KeyConfigError extends Error {
   override readonly name = 'KeyConfigError';

@@ -237,6 +237,35 @@ describe('the service as a process', () => {
       expect(result.stderr).not.toContain(rawKey.slice(0, 8));
       expect(result.stdout).toBe('');
     });
+
+    // Checked before the application's modules load (main.ts), and so before the database is
+    // reached: one that does not exist answered first, after its connection retries.
+    it.each([
+      [
+        { PHI_KEY_FILE: 'short-key.json' },
+        /^Invalid configuration: PHI_KEY_FILE \S+short-key\.json /,
+      ],
+      [
+        { JWT_SIGNING_KEY_FILE: 'ec-public.pem' },
+        /^Invalid configuration: JWT_SIGNING_KEY_FILE \S+ec-public\.pem does not hold/,
+      ],
+      [
+        { HL7_OUTBOUND_TLS_CA_FILE: 'ec-public.pem' },
+        /^Invalid configuration: HL7_OUTBOUND_TLS_CA_FILE \S+ec-public\.pem holds no PEM/,
+      ],
+    ])('%j before it reaches the database', async (files, line) => {
+      const database = new URL(process.env['DATABASE_URL']!);
+      database.pathname = '/carevault_no_such_database';
+      const env = serviceEnv(database.href, dir, {
+        LOG_LEVEL: 'silent',
+        ...Object.fromEntries(Object.entries(files).map(([name, file]) => [name, join(dir, file)])),
+      });
+      if ('PHI_KEY_FILE' in files) delete env['PHI_MASTER_KEY'];
+      const result = await runNode(BUILT.main, [], env);
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toMatch(line);
+      expect(result.stdout).toBe('');
+    });
   });
 
   it('refuses to start in production without a PHI key', async () => {

@@ -4,11 +4,11 @@ import type { FastifyRequest } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppError } from '../errors/app-error.js';
-import { readCertificateAndKey } from '../files.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { bodyText } from './body-text.js';
 import { decodeContentEncoding } from './content-encoding.js';
+import { httpsOptions } from './https-options.js';
 import { answerClientError } from './client-error.js';
 import { answerFrameworkError } from './framework-errors.js';
 import { setPublicOrigin } from './request-origin.js';
@@ -32,6 +32,7 @@ const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
   const bodyLimit = env.BODY_LIMIT;
   const proxies = list(env.TRUSTED_PROXIES);
+  const https = httpsOptions(env);
   const adapter = new FastifyAdapter({
     bodyLimit,
     logger: false,
@@ -44,18 +45,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     // Without configured proxies the client address is the socket's: a client cannot choose
     // its own rate-limit bucket or audit address with a forged X-Forwarded-For.
     trustProxy: proxies.length > 0 ? proxies : false,
-    ...(env.TLS_CERT_FILE && env.TLS_KEY_FILE
-      ? {
-          https: {
-            ...readCertificateAndKey(
-              { variable: 'TLS_CERT_FILE', path: env.TLS_CERT_FILE },
-              { variable: 'TLS_KEY_FILE', path: env.TLS_KEY_FILE },
-            ),
-            // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
-            minVersion: 'TLSv1.2' as const,
-          },
-        }
-      : {}),
+    ...(https ? { https } : {}),
     // An incoming X-Request-Id is kept when it is a plain token (it ends up in logs).
     genReqId: (request: IncomingMessage) => {
       const incoming = request.headers['x-request-id'];

@@ -6,11 +6,11 @@ import {
 } from '@nestjs/common';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
-import { readCertificateAndKey, readCertificates } from '../../common/files.js';
 import { listenError } from '../../common/listen-error.js';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
 import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
+import { listenerTls } from './mllp-tls.js';
 
 /** Messages a connection may have waiting for their ACK before reading from it pauses. */
 const MAX_PIPELINED = 64;
@@ -42,25 +42,9 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     const options = this.config.hl7Mllp;
     if (!options) return;
     const tls = this.config.hl7Tls;
-    const server = tls
-      ? createTlsServer(
-          {
-            ...readCertificateAndKey(
-              { variable: 'HL7_TLS_CERT_FILE', path: tls.certFile },
-              { variable: 'HL7_TLS_KEY_FILE', path: tls.keyFile },
-            ),
-            // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
-            minVersion: 'TLSv1.2',
-            ...(tls.clientCaFile
-              ? {
-                  ca: readCertificates('HL7_TLS_CLIENT_CA_FILE', tls.clientCaFile),
-                  requestCert: true,
-                  rejectUnauthorized: true,
-                }
-              : {}),
-          },
-          (socket) => this.serve(socket),
-        )
+    const tlsOptions = listenerTls(this.config);
+    const server = tlsOptions
+      ? createTlsServer(tlsOptions, (socket) => this.serve(socket))
       : createServer((socket) => this.serve(socket));
     server.on('tlsClientError', (error: Error & { code?: string }, socket: Socket) => {
       this.logger.warn(

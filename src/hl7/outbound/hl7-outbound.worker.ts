@@ -4,12 +4,11 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import type { ConnectionOptions } from 'node:tls';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { readCertificateAndKey, readCertificates } from '../../common/files.js';
 import { AppConfig, type Hl7Destination } from '../../config/config.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
+import { outboundTls } from '../mllp/mllp-tls.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import { Hl7OutboxRepository, type OutboxAttempt } from './hl7-outbox.repository.js';
 import { outboundAuditEntry } from './outbound-audit.js';
@@ -43,15 +42,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
 
   onApplicationBootstrap(): void {
     const { destinations, tls, ackTimeoutMs } = this.settings;
-    const tlsOptions: ConnectionOptions = {
-      ...(tls.caFile ? { ca: readCertificates('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
-      ...(tls.certFile && tls.keyFile
-        ? readCertificateAndKey(
-            { variable: 'HL7_OUTBOUND_TLS_CERT_FILE', path: tls.certFile },
-            { variable: 'HL7_OUTBOUND_TLS_KEY_FILE', path: tls.keyFile },
-          )
-        : {}),
-    };
+    const tlsOptions = outboundTls(tls);
     for (const destination of destinations) {
       const sender = new MllpSender({
         host: destination.host,

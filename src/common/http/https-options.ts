@@ -1,0 +1,21 @@
+import { readCertificateAndKey } from '../files.js';
+import type { EnvironmentVariables } from '../../config/env.schema.js';
+
+/**
+ * HTTPS options when a certificate is configured, its files read and checked; undefined for
+ * plain HTTP. Apart from the adapter so that the service can check them before it loads the
+ * application (main.ts).
+ */
+export function httpsOptions(
+  env: EnvironmentVariables,
+): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } | undefined {
+  if (!env.TLS_CERT_FILE || !env.TLS_KEY_FILE) return undefined;
+  return {
+    ...readCertificateAndKey(
+      { variable: 'TLS_CERT_FILE', path: env.TLS_CERT_FILE },
+      { variable: 'TLS_KEY_FILE', path: env.TLS_KEY_FILE },
+    ),
+    // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
+    minVersion: 'TLSv1.2',
+  };
+}

@@ -1,0 +1,34 @@
+import { ConfigService } from '@nestjs/config';
+import { readJwtVerificationKeys, jwtSigningKeyFile } from './auth/signing-keys.js';
+import { auditSigningKeyFile, readAuditTrustedKeys } from './audit/audit-signer.js';
+import { httpsOptions } from './common/http/https-options.js';
+import { readPrivateKey } from './common/private-key-file.js';
+import { AppConfig } from './config/config.js';
+import type { EnvironmentVariables } from './config/env.schema.js';
+import { KeyStore, keySettingsOf } from './crypto/key-store.js';
+import { listenerTls, outboundTls } from './hl7/mllp/mllp-tls.js';
+import { MetricsToken } from './metrics/metrics-token.js';
+
+/**
+ * Reads and checks the key, certificate and token files the environment names, with the
+ * functions the providers that use them call, so that a mistyped path or a wrong file stops the
+ * service in a fraction of a second instead of after the application's modules have loaded
+ * (seconds: the FHIR definitions). The providers still check them: the CLI and the tests build
+ * the application without this. Only what needs no database, no HSM and writes nothing: a key
+ * generated under DATA_DIR when none is configured is left to the providers, and so are wrapped
+ * PHI keys (KEY_CUSTODY). Throws the providers' ConfigError or KeyConfigError.
+ */
+export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<void> {
+  const config = new AppConfig(new ConfigService(env));
+  httpsOptions(env);
+  if (config.phiKeyFile && !config.keyCustody) {
+    await new KeyStore(keySettingsOf(config, undefined)).load();
+  }
+  if (config.jwtSigningKeyFile) await readPrivateKey(jwtSigningKeyFile(config));
+  await readJwtVerificationKeys(config.jwtVerificationKeysFile);
+  if (config.auditSigningKeyFile) await readPrivateKey(auditSigningKeyFile(config));
+  await readAuditTrustedKeys(config.auditTrustedKeysFile);
+  new MetricsToken(config.metricsTokenFile);
+  listenerTls(config);
+  outboundTls(config.hl7Outbound.tls);
+}
