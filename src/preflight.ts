@@ -22,7 +22,7 @@ export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<v
   const config = new AppConfig(new ConfigService(env));
   httpsOptions(env);
   if (config.phiKeyFile && !config.keyCustody) {
-    await new KeyStore(keySettingsOf(config, undefined)).load();
+    await new KeyStore({ ...keySettingsOf(config, undefined), quiet: true }).load();
   }
   if (config.jwtSigningKeyFile) await readPrivateKey(jwtSigningKeyFile(config));
   await readJwtVerificationKeys(config.jwtVerificationKeysFile);

@@ -19,6 +19,8 @@ export interface KeySettings {
   dataDir: string;
   /** With KEY_CUSTODY: the keeper of the KEK that wraps the keys in the key file. */
   custodian?: KeyCustodian | undefined;
+  /** No file-mode warning: the service's check before start-up, whose provider warns next. */
+  quiet?: boolean;
 }
 
 /** Version 1 holds the keys in plaintext; version 2 holds them wrapped by a custodian's KEK. */
@@ -87,7 +89,7 @@ export class KeyStore {
       return new KeyRing(keys, first.id, last.id);
     }
     if (keyFile) {
-      return this.ringOf(await readKeyFile(this.named(keyFile)), keyFile);
+      return this.ringOf(await readKeyFile(this.named(keyFile), !this.settings.quiet), keyFile);
     }
     if (production) {
       throw new KeyConfigError(
@@ -284,7 +286,7 @@ interface KeyFileName {
   path: string;
 }
 
-async function readKeyFile(name: KeyFileName): Promise<KeyFileContent> {
+async function readKeyFile(name: KeyFileName, warnMode = true): Promise<KeyFileContent> {
   let text: string;
   try {
     text = await readFile(name.path, 'utf8');
@@ -292,7 +294,7 @@ async function readKeyFile(name: KeyFileName): Promise<KeyFileContent> {
     throw unreadable(name.variable, name.path, error);
   }
   const mode = (await stat(name.path)).mode & 0o077;
-  if (mode !== 0) {
+  if (mode !== 0 && warnMode) {
     logger.warn(`PHI key file ${name.path} is readable by group or others; chmod 600 it`);
   }
   return parseKeyFile(text, name);
