@@ -314,8 +314,12 @@ describe('the service as a process', () => {
     const dir = await mkdtemp(join(tmpdir(), 'carevault-stop-'));
     const sockets: Socket[] = [];
     try {
+      // The worker's database holds what earlier files wrote under the worker's PHI key.
       const service = await startService(
-        serviceEnv(process.env['DATABASE_URL']!, dir, { SHUTDOWN_TIMEOUT_SECONDS: '2' }),
+        serviceEnv(process.env['DATABASE_URL']!, dir, {
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          SHUTDOWN_TIMEOUT_SECONDS: '2',
+        }),
       );
       const { hostname, port } = new URL(service.url);
       const open = (bytes: string): Promise<Socket> =>
