@@ -28,9 +28,9 @@ import {
   type SearchParam,
 } from './search-definitions.js';
 import type { Criterion } from './search-request.js';
+import { blindProbes } from './blind-probes.js';
 import { likeEscape, type SqlParams } from './sql-params.js';
 
-/** The resource a condition is about: SQL expressions for its type and id. */
 /** The blind term a PHI token value (`system|value`, `|value`, `value`) is searched by. */
 function tokenTerm(code: string, raw: string): string {
   const bar = raw.indexOf('|');
@@ -46,6 +46,7 @@ function tokenTerm(code: string, raw: string): string {
   return system === null ? byValue! : bySystem!;
 }
 
+/** The resource a condition is about: SQL expressions for its type and id. */
 export interface Subject {
   type: string;
   typeSql: string;
@@ -386,21 +387,15 @@ export class SearchConditions {
   }
 
   /**
-   * The resources a candidate criterion (candidateCriterion) names, as a FROM item giving
-   * `c.resource_type` and `c.resource_id`: one probe of the index's lookup key per value, each
-   * in a subquery of its own, so that no statistics can make it a scan. The criterion stays in
-   * the WHERE clause, which decides what matches.
+   * The resources a candidate criterion (candidateCriterion) names, as blindProbes of its
+   * values. The criterion stays in the WHERE clause, which decides what matches.
    */
   candidates(type: string, criterion: Criterion, params: SqlParams): string {
     const field = blindField(type, criterion.code);
     const hashes = criterion.values.map((raw) =>
       this.blind.compute(field, tokenTerm(criterion.code, raw)),
     );
-    return `unnest(${params.add(hashes)}::text[]) AS t(hash)
-        CROSS JOIN LATERAL (SELECT b.resource_type, b.resource_id FROM search_blind b
-                             WHERE b.resource_type = ${params.add(type)}
-                               AND b.param = ${params.add(criterion.code)}
-                               AND b.hash = t.hash OFFSET 0) c`;
+    return blindProbes(type, criterion.code, hashes, params);
   }
 
   /** PHI parameters: equality of keyed hashes, nothing else. */

@@ -5,7 +5,9 @@ import { preparedQuery } from '../../database/prepared-query.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { RESOURCE_COLUMNS, resourceEntityOf, type ResourceRow } from '../resource-row.js';
+import { blindProbes } from './blind-probes.js';
 import { orderBy, type SortColumn } from './search-sort.js';
+import { SqlParams } from './sql-params.js';
 
 export interface PageRow {
   resource: ResourceEntity;
@@ -117,22 +119,16 @@ export class SearchRepository {
 
   /**
    * Whether any live resource of the type has one of these keyed hashes under a PHI parameter,
-   * from the index alone (a deletion leaves no index rows): one probe of its lookup key per
-   * hash, whatever the statistics say. Before PostgreSQL has seen a type's rows (ANALYZE run
-   * when there were none), `hash = ANY(…)` was planned as a filter on every row of the type and
-   * parameter (30 ms at 10,000), and a join with the hashes as a hash of them all; a LIMIT in
-   * the lateral subquery keeps each hash its own probe.
+   * from the index alone (a deletion leaves no index rows), whatever the statistics say
+   * (blindProbes).
    */
   async anyBlind(type: string, param: string, hashes: readonly string[]): Promise<boolean> {
     if (hashes.length === 0) return false;
+    const params = new SqlParams();
     const rows = await preparedQuery<{ found: number }>(
       this.unitOfWork.manager,
-      `SELECT 1 AS found FROM unnest($3::text[]) AS t(hash)
-        CROSS JOIN LATERAL (SELECT 1 FROM search_blind b
-                             WHERE b.resource_type = $1 AND b.param = $2 AND b.hash = t.hash
-                             LIMIT 1) m
-        LIMIT 1`,
-      [type, param, hashes],
+      `SELECT 1 AS found FROM ${blindProbes(type, param, hashes, params)} LIMIT 1`,
+      params.values,
     );
     return rows.length > 0;
   }
