@@ -21,7 +21,10 @@ interface PatientLink {
 /**
  * Which patients a resource belongs to, from the official Patient CompartmentDefinition: for each
  * resource type, the search parameters that link it to a patient, evaluated as FHIRPath on the
- * resource. Nothing is hand-written per type. Every R4 link is a plain path
+ * resource. The types R4 leaves out of it that still have a `patient` parameter naming only a
+ * Patient (Device, Contract, GuidanceResponse) are linked by that parameter: until 2026-12-06 a
+ * patient-scoped token read and listed every patient's implanted devices as shared records.
+ * Nothing is hand-written per type. Every R4 link is a plain path
  * (`Observation.subject`, `Task.for.where(resolve() is Patient)`), walked on the JSON as the index
  * extractor walks them (plain-paths.ts), with the engine kept for any other expression: the engine
  * took 90 µs a resource on average and about 900 µs for types linked by the 32-type `patient`
@@ -40,17 +43,25 @@ export class PatientCompartment {
     ) as CompartmentDefinition;
     const parameters = readJson('fhir/r4/search-parameters.json') as Bundle<SearchParameter>;
     const byTypeAndCode = new Map<string, string>();
+    const ownedByPatient = new Set<string>();
     for (const entry of parameters.entry ?? []) {
       const parameter = entry.resource;
       for (const base of parameter?.base ?? []) {
         if (parameter?.code && parameter.expression) {
           byTypeAndCode.set(`${base}.${parameter.code}`, parameter.expression);
         }
+        if (namesOnePatient(parameter)) ownedByPatient.add(base);
       }
     }
+    const members = new Map<string, readonly string[]>();
     for (const resource of compartment.resource ?? []) {
-      const type = resource.code;
-      const links = (resource.param ?? [])
+      members.set(resource.code, resource.param ?? []);
+    }
+    for (const type of ownedByPatient) {
+      if (type !== 'Patient' && !members.get(type)?.length) members.set(type, ['patient']);
+    }
+    for (const [type, codes] of members) {
+      const links = codes
         .map((code) => byTypeAndCode.get(`${type}.${code}`))
         .filter((expression): expression is string => expression !== undefined)
         .map((expression): PatientLink => {
@@ -60,7 +71,7 @@ export class PatientCompartment {
         });
       if (links.length > 0) {
         this.links.set(type, links);
-        this.params.set(type, resource.param ?? []);
+        this.params.set(type, [...codes]);
       }
     }
   }
@@ -97,6 +108,20 @@ export class PatientCompartment {
     }
     return [...patients];
   }
+}
+
+/**
+ * A `patient` parameter that can only name a Patient (`Device.patient`): R4 leaves Device,
+ * Contract and GuidanceResponse out of the Patient CompartmentDefinition, yet such a record is
+ * one patient's (an implanted device, its UDI and serial number, in US Core's profile).
+ */
+function namesOnePatient(parameter: SearchParameter | undefined): boolean {
+  return (
+    parameter?.code === 'patient' &&
+    parameter.type === 'reference' &&
+    parameter.target?.length === 1 &&
+    parameter.target[0] === 'Patient'
+  );
 }
 
 /**

@@ -297,6 +297,32 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(await control(`Patient?_has:Observation:focus:_id=${ids.obsOfBAboutA}`)).toBe(1);
     });
 
+    it("keeps another patient's Device out: R4's compartment leaves it out, yet it is theirs", async () => {
+      // US Core's implantable device: its patient, its UDI (a serial number, HIPAA's identifier).
+      const device = (patient: string) => ({
+        resourceType: 'Device',
+        patient: { reference: `Patient/${patient}` },
+        udiCarrier: [{ deviceIdentifier: '09504000059118', carrierHRF: '(01)09504000059118' }],
+        type: { coding: [{ system: 'http://snomed.info/sct', code: '14106009' }] },
+      });
+      const deviceA = await create(doctor, device(ids.patientA));
+      const deviceB = await create(doctor, device(ids.patientB));
+      const listed = async (as: HttpFn, path: string): Promise<string[]> => {
+        const res = await as('GET', `${fhir}/${path}`);
+        expect(res.status).toBe(200);
+        return ((res.body.entry ?? []) as { resource: { id: string } }[]).map((e) => e.resource.id);
+      };
+      expect((await app('GET', `${fhir}/Device/${deviceB}`)).status).toBe(404);
+      expect((await app('GET', `${fhir}/Device/${deviceA}`)).status).toBe(200);
+      expect(await listed(app, `Device?patient=${ids.patientB}`)).toEqual([]);
+      expect(await listed(app, `Device?_id=${deviceA},${deviceB}`)).toEqual([deviceA]);
+      expect(await listed(app, `Patient/${ids.patientA}/Device`)).toEqual([deviceA]);
+      // Control: the unconfined doctor finds both.
+      expect((await listed(doctor, `Device?_id=${deviceA},${deviceB}`)).sort()).toEqual(
+        [deviceA, deviceB].sort(),
+      );
+    });
+
     it('keeps patient/ scopes to the patient when a user/ scope is granted beside them', async () => {
       const mixed = await scoped(
         doctorToken,
