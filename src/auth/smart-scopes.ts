@@ -7,6 +7,8 @@ export interface SmartScope {
   type: string;
   /** SMART v2 permission letters: c create, r read, u update, d delete, s search. */
   permissions: ReadonlySet<string>;
+  /** Written in SMART v1 (`.read`, `.write`, `.*`): what is granted of it is answered so. */
+  v1?: boolean;
 }
 
 const SCOPE = /^(patient|user|system)\/([A-Z][A-Za-z]{0,63}|\*)\.(read|write|\*|c?r?u?d?s?)$/;
@@ -44,6 +46,7 @@ export function parseScopes(claim: unknown): SmartScope[] | undefined {
         context: context as SmartScope['context'],
         type,
         permissions: new Set(V1[permissions] ?? permissions),
+        ...(V1[permissions] !== undefined ? { v1: true } : {}),
       });
     }
   }
@@ -105,6 +108,18 @@ export function formatScope(scope: SmartScope): string {
 }
 
 /**
+ * A granted scope in the words it was asked in: a v1 request (`patient/*.read`) is answered
+ * `patient/*.read` when the grant is exactly what a v1 word means, else in v2 letters. A v1
+ * app (and the (g)(10) test kit's SMART v1 launch) reads `read` and `write` only: answered
+ * `patient/*.rs`, it found none of the scopes it asked for granted.
+ */
+export function formatGrantedScope(scope: SmartScope): string {
+  const letters = [...LETTERS].filter((letter) => scope.permissions.has(letter)).join('');
+  const word = scope.v1 ? Object.keys(V1).find((key) => V1[key] === letters) : undefined;
+  return word ? `${scope.context}/${scope.type}.${word}` : formatScope(scope);
+}
+
+/**
  * What may be granted of the requested scopes within the allowed ones: for each pair of the
  * same context, the narrower type and the permissions both have. `system/*.rs` requested of a
  * client allowed `system/Observation.cruds` gives `system/Observation.rs`.
@@ -120,17 +135,22 @@ export function grantedScopes(
       if (want.type !== '*' && may.type !== '*' && want.type !== may.type) continue;
       const permissions = new Set([...want.permissions].filter((p) => may.permissions.has(p)));
       if (permissions.size === 0) continue;
-      const scope = {
+      const scope: SmartScope = {
         context: want.context,
         type: want.type === '*' ? may.type : want.type,
         permissions,
+        ...(want.v1 ? { v1: true } : {}),
       };
       const key = `${scope.context}/${scope.type}`;
       const merged = granted.get(key);
       granted.set(
         key,
         merged
-          ? { ...scope, permissions: new Set([...merged.permissions, ...permissions]) }
+          ? {
+              ...scope,
+              permissions: new Set([...merged.permissions, ...permissions]),
+              v1: merged.v1 === true && scope.v1 === true,
+            }
           : scope,
       );
     }

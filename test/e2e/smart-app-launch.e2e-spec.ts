@@ -335,6 +335,51 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(token.body.patient).toBe(otherPatientId);
   });
 
+  it('answers a SMART v1 request in v1 words, as a v1 app reads them, on refresh too', async () => {
+    const { code, verifier } = await authorize(
+      doctor,
+      {},
+      { scope: 'launch/patient patient/*.read patient/Observation.write offline_access' },
+    );
+    const token = await exchange(code, verifier);
+    expect(token.status).toBe(200);
+    // patient/*.read within patient/*.rs is all of `read`; nothing of `write` is registered.
+    expect(token.body.scope).toBe('launch/patient offline_access patient/*.read');
+    const refreshed = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: token.body.refresh_token,
+      client_id: appId,
+    });
+    expect(refreshed.body.scope).toBe(token.body.scope);
+    const read = await http('GET', `${fhirBase}/Patient/${patientId}`, {
+      headers: { authorization: `Bearer ${refreshed.body.access_token}` },
+    });
+    expect(read.status).toBe(200);
+    // A grant a v1 word cannot say is answered in v2 letters.
+    const narrow = await apps.register(
+      `reader-${randomUUID().slice(0, 8)}`,
+      [REDIRECT],
+      'launch/patient patient/*.r',
+    );
+    const { verifier: v, challenge } = pkce();
+    const page = await browse(
+      authorizeUrl(challenge, { scope: 'launch/patient patient/*.read' }, narrow.id),
+    );
+    const answer = await signIn(page, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: mrn,
+    });
+    const narrowToken = await tokenRequest({
+      grant_type: 'authorization_code',
+      code: answer.location!.searchParams.get('code')!,
+      redirect_uri: REDIRECT,
+      client_id: narrow.id,
+      code_verifier: v,
+    });
+    expect(narrowToken.body.scope).toBe('launch/patient patient/*.r');
+  });
+
   it('never redirects to an unregistered app or URI, and sends other errors back to the app', async () => {
     const { challenge } = pkce();
     for (const url of [

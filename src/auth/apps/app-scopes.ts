@@ -1,5 +1,11 @@
 import { AppError } from '../../common/errors/app-error.js';
-import { formatScope, grantedScopes, parseScopes, type SmartScope } from '../smart-scopes.js';
+import {
+  formatGrantedScope,
+  formatScope,
+  grantedScopes,
+  parseScopes,
+  type SmartScope,
+} from '../smart-scopes.js';
 
 /**
  * Scopes of SMART App Launch other than resource scopes that CareVault grants: the context of
@@ -59,8 +65,14 @@ export function grantAppScope(requested: string, registered: string): AppScope {
   };
 }
 
+/** A registration's scope, its resource scopes in SMART v2 letters. */
 export function format(scope: AppScope): string {
   return [...scope.launch, ...scope.resources.map(formatScope)].join(' ');
+}
+
+/** A grant's scope, each resource scope in the words the app asked in (formatGrantedScope). */
+export function formatGrant(scope: AppScope): string {
+  return [...scope.launch, ...scope.resources.map(formatGrantedScope)].join(' ');
 }
 
 function appScopeOf(scope: string): AppScope {

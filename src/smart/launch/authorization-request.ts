@@ -1,4 +1,4 @@
-import { format, grantAppScope } from '../../auth/apps/app-scopes.js';
+import { formatGrant, grantAppScope } from '../../auth/apps/app-scopes.js';
 
 /** PKCE S256: BASE64URL of a SHA-256 digest. */
 const S256_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
@@ -88,7 +88,7 @@ export function checkAuthorizationRequest(
     );
   }
   return {
-    scope: format(granted),
+    scope: formatGrant(granted),
     state,
     codeChallenge: challenge,
     ...(typeof nonce === 'string' ? { nonce } : {}),
