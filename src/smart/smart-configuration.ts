@@ -81,6 +81,8 @@ export class SmartConfiguration {
 
   async document(origin: string): Promise<SmartDocument> {
     const own: SmartDocument = {
+      // Required with sso-openid-connect (SMART 2.0): the `iss` of the id_tokens issued here.
+      issuer: origin,
       jwks_uri: `${origin}/.well-known/jwks.json`,
       authorization_endpoint: `${origin}/auth/authorize`,
       token_endpoint: `${origin}/auth/token`,

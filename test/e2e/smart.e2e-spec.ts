@@ -57,6 +57,10 @@ describe('SMART discovery and the OAuth token endpoint', () => {
     expect(root.body.capabilities).toEqual(
       expect.arrayContaining(['launch-standalone', 'launch-ehr', 'sso-openid-connect']),
     );
+    // SMART 2.0: with sso-openid-connect, `issuer` is required, and is the id_token's `iss`.
+    const openid = await http('GET', `${testApp.url}/.well-known/openid-configuration`);
+    expect(root.body.issuer).toBe(openid.body.issuer);
+    expect(root.body.issuer).toBe(testApp.url);
     expect(root.body.scopes_supported).toEqual(
       expect.arrayContaining(['openid', 'fhirUser', 'launch']),
     );
