@@ -79,6 +79,60 @@ const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = 
   ],
 };
 
+const US_CORE = 'http://hl7.org/fhir/us/core/StructureDefinition';
+/** R4's vital signs profiles, which US Core 3.1.1 uses for vital signs. */
+const VITAL_SIGNS = [
+  'vitalsigns',
+  'bp',
+  'bodyheight',
+  'bodyweight',
+  'bodytemp',
+  'heartrate',
+  'resprate',
+  'bmi',
+  'headcircum',
+];
+
+/**
+ * The US Core 3.1.1 profiles (the (g)(10) Single Patient API's), by type: CareVault serves
+ * their interactions and every search US Core makes mandatory for them, and its server
+ * CapabilityStatement SHALL declare them (`supportedProfile`; the US Core Patient profile and one
+ * other at least). Declaring them checks nothing: resources are validated against R4 itself.
+ */
+const US_CORE_PROFILES: Record<string, string[]> = {
+  AllergyIntolerance: [`${US_CORE}/us-core-allergyintolerance`],
+  CarePlan: [`${US_CORE}/us-core-careplan`],
+  CareTeam: [`${US_CORE}/us-core-careteam`],
+  Condition: [`${US_CORE}/us-core-condition`],
+  Device: [`${US_CORE}/us-core-implantable-device`],
+  DiagnosticReport: [
+    `${US_CORE}/us-core-diagnosticreport-lab`,
+    `${US_CORE}/us-core-diagnosticreport-note`,
+  ],
+  DocumentReference: [`${US_CORE}/us-core-documentreference`],
+  Encounter: [`${US_CORE}/us-core-encounter`],
+  Goal: [`${US_CORE}/us-core-goal`],
+  Immunization: [`${US_CORE}/us-core-immunization`],
+  Location: [`${US_CORE}/us-core-location`],
+  Medication: [`${US_CORE}/us-core-medication`],
+  MedicationRequest: [`${US_CORE}/us-core-medicationrequest`],
+  Observation: [
+    `${US_CORE}/us-core-observation-lab`,
+    `${US_CORE}/us-core-smokingstatus`,
+    `${US_CORE}/us-core-pulse-oximetry`,
+    `${US_CORE}/pediatric-bmi-for-age`,
+    `${US_CORE}/pediatric-weight-for-height`,
+    `${US_CORE}/head-occipital-frontal-circumference-percentile`,
+    ...VITAL_SIGNS.map((name) => `http://hl7.org/fhir/StructureDefinition/${name}`),
+  ],
+  Organization: [`${US_CORE}/us-core-organization`],
+  Patient: [`${US_CORE}/us-core-patient`],
+  Practitioner: [`${US_CORE}/us-core-practitioner`],
+  PractitionerRole: [`${US_CORE}/us-core-practitionerrole`],
+  Procedure: [`${US_CORE}/us-core-procedure`],
+  Provenance: [`${US_CORE}/us-core-provenance`],
+};
+
 export interface SoftwareInfo {
   name: string;
   version: string;
@@ -104,6 +158,7 @@ export function capabilityResources(
       : {
           type,
           profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
+          ...(US_CORE_PROFILES[type] ? { supportedProfile: US_CORE_PROFILES[type] } : {}),
           interaction: INTERACTIONS.map((code) => ({ code })),
           versioning: 'versioned-update',
           readHistory: true,

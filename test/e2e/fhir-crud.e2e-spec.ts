@@ -1381,6 +1381,20 @@ describe('FHIR REST: CRUD, versions and history', () => {
       conditionalDelete: 'single',
       referencePolicy: ['literal', 'logical', 'enforced', 'local'],
     });
+    // US Core's server SHALL support its Patient profile and at least one other, and declare
+    // them: the (g)(10) test kit fails "US Core Patient profile not supported" without it.
+    const US_CORE = 'http://hl7.org/fhir/us/core/StructureDefinition';
+    expect(patient.supportedProfile).toEqual([`${US_CORE}/us-core-patient`]);
+    const declared = (type: string) =>
+      res.body.rest[0].resource.find((r: { type: string }) => r.type === type).supportedProfile;
+    expect(declared('Device')).toEqual([`${US_CORE}/us-core-implantable-device`]);
+    expect(declared('Observation')).toEqual(
+      expect.arrayContaining([
+        `${US_CORE}/us-core-observation-lab`,
+        `${US_CORE}/us-core-smokingstatus`,
+      ]),
+    );
+    expect(declared('Claim')).toBeUndefined();
     const params = new Map(
       patient.searchParam.map((p: { name: string }) => [p.name, p] as [string, unknown]),
     );
