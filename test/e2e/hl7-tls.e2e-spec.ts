@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,6 +34,8 @@ describe('HL7 MLLP over TLS with client certificates', () => {
       HL7_TLS_KEY_FILE: server.key,
       // The sender's self-signed certificate is the one trusted issuer.
       HL7_TLS_CLIENT_CA_FILE: sender.cert,
+      // Also the time a TLS handshake may take.
+      HL7_MLLP_FRAME_TIMEOUT_MS: '1000',
     });
     testApp = await createTestApp();
     port = testApp.app.get(MllpListener).address()!.port;
@@ -86,5 +89,47 @@ describe('HL7 MLLP over TLS with client certificates', () => {
     await client.send([MESSAGE]);
     await client.waitForClose();
     expect(client.acks).toHaveLength(0);
+  });
+
+  /** A TCP connection that never starts its handshake, and resolves when the listener closes it. */
+  const silentPeer = async (): Promise<{ socket: Socket; closed: Promise<number> }> => {
+    const socket = connect(port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    const opened = Date.now();
+    const closed = new Promise<number>((resolve) =>
+      socket.once('close', () => resolve(Date.now() - opened)),
+    );
+    return { socket, closed };
+  };
+
+  const within = <T>(ms: number, promise: Promise<T>): Promise<T | 'still waiting'> =>
+    Promise.race([
+      promise,
+      new Promise<'still waiting'>((resolve) => setTimeout(() => resolve('still waiting'), ms)),
+    ]);
+
+  // Until 2026-12-06 the listener logged the handshake timeout and kept the socket: a peer that
+  // connected and said nothing (a scanner, a dropped NAT entry) held one of
+  // HL7_MLLP_MAX_CONNECTIONS forever, and a SIGTERM never ended while it stayed.
+  it('closes a connection whose TLS handshake does not end within the frame timeout', async () => {
+    const { socket, closed } = await silentPeer();
+    try {
+      await expect(within(4000, closed)).resolves.toEqual(expect.any(Number));
+    } finally {
+      socket.destroy();
+    }
+  });
+
+  // Last: it stops the listener.
+  it('stops without waiting for a connection still in its handshake', async () => {
+    const { socket, closed } = await silentPeer();
+    try {
+      const listener = testApp.app.get(MllpListener);
+      await expect(within(800, listener.beforeApplicationShutdown())).resolves.toBeUndefined();
+      await expect(within(100, closed)).resolves.toEqual(expect.any(Number));
+    } finally {
+      socket.destroy();
+    }
   });
 });

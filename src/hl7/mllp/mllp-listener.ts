@@ -26,6 +26,8 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
   private readonly logger = new Logger('Mllp');
   private server: Server | undefined;
   private readonly connections = new Set<Socket>();
+  /** The TCP sockets under them, and those of connections still in their TLS handshake. */
+  private readonly sockets = new Set<Socket>();
   /** Each connection's queue of messages, until it settles (its socket may be closed already). */
   private readonly queues = new Map<Socket, Promise<void>>();
   /** Set at shutdown: messages not yet begun are not stored (their senders resend them). */
@@ -43,14 +45,26 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     if (!options) return;
     const tls = this.config.hl7Tls;
     const tlsOptions = listenerTls(this.config);
+    // A handshake must end within the frame timeout. Until 2026-12-06 it had Node's 120 s, and
+    // its timeout was logged here without closing the socket: a peer that connected and said
+    // nothing (a scanner, a NAT entry dropped mid-handshake) held a connection slot forever, and
+    // the listener's close, hence a SIGTERM, waited for it.
     const server = tlsOptions
-      ? createTlsServer(tlsOptions, (socket) => this.serve(socket))
+      ? createTlsServer({ ...tlsOptions, handshakeTimeout: options.frameTimeoutMs }, (socket) =>
+          this.serve(socket),
+        )
       : createServer((socket) => this.serve(socket));
     server.on('tlsClientError', (error: Error & { code?: string }, socket: Socket) => {
       this.logger.warn(
         { peer: socket.remoteAddress, code: error.code },
         'MLLP TLS handshake refused',
       );
+      socket.destroy();
+    });
+    // Every TCP connection, its handshake done or not, so that shutdown can close them all.
+    server.on('connection', (raw: Socket) => {
+      this.sockets.add(raw);
+      raw.once('close', () => this.sockets.delete(raw));
     });
     // Past the cap Node closes a new connection as it opens; the sender retries later.
     server.maxConnections = options.maxConnections;
@@ -100,6 +114,10 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     this.stopping = true;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const socket of this.connections) socket.pause();
+    // A connection still in its TLS handshake has sent no message: nothing to wait for. (A TLS
+    // connection's socket is not the TCP socket under it: they share the peer's address.)
+    const served = new Set([...this.connections].map(peerKey));
+    for (const socket of this.sockets) if (!served.has(peerKey(socket))) socket.destroy();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.all(this.queues.values()),
@@ -111,7 +129,7 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     // The ACKs written are sent before each connection closes; a peer not reading them gets 1 s.
     for (const socket of this.connections) socket.end(() => socket.destroy());
     const cut = setTimeout(() => {
-      for (const socket of this.connections) socket.destroy();
+      for (const socket of [...this.connections, ...this.sockets]) socket.destroy();
     }, 1000);
     await closed;
     clearTimeout(cut);
@@ -229,4 +247,8 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
       }
     });
   }
+}
+
+function peerKey(socket: Socket): string {
+  return `${socket.remoteAddress}:${socket.remotePort}`;
 }
