@@ -7,6 +7,7 @@ import {
   type JWTPayload,
 } from 'jose';
 import { AppConfig } from '../config/config.js';
+import { authenticatedUrl } from '../common/http/loopback.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { smartContext } from './smart-scopes.js';
 import { isRole, type Role } from './roles.js';
@@ -90,7 +91,13 @@ export class OidcVerifier {
 
   private remoteKeys(): Promise<RemoteKeys> {
     this.keys ??= this.discover().catch((error: unknown) => {
-      // The issuer may be down now and up later: try discovery again next time.
+      // The issuer may be down now and up later: try discovery again next time. Its tokens are
+      // 401 meanwhile; the reason (a jwks_uri not https, a certificate not trusted) is here.
+      const cause = (error as { cause?: { code?: unknown } }).cause;
+      this.logger.warn(
+        { err: { message: (error as Error).message, code: cause?.code } },
+        "OIDC discovery failed: the provider's tokens are refused",
+      );
       this.keys = undefined;
       throw error;
     });
@@ -110,6 +117,11 @@ export class OidcVerifier {
         typeof document.jwks_uri !== 'string'
       ) {
         throw new Error('OIDC discovery failed: issuer mismatch or no jwks_uri');
+      }
+      // Keycloak behind a TLS proxy it was not told about advertises http:// URLs: keys
+      // fetched in the clear could be anyone's (until 2026-12-06 they were taken).
+      if (!authenticatedUrl(document.jwks_uri)) {
+        throw new Error(`OIDC discovery failed: jwks_uri ${document.jwks_uri} is not https`);
       }
       jwksUri = document.jwks_uri;
       this.logger.log(`OIDC keys from ${jwksUri}`);

@@ -38,6 +38,15 @@ describe('validateEnv', () => {
     [{ BODY_LIMIT: '10' }, 'BODY_LIMIT'],
     [{ DATABASE_URL: 'mysql://x', PHI_KEY_FILE: 'k' }, 'DATABASE_URL'],
     [{ PHI_MASTER_KEY: 'c2hvcnQ=' }, 'PHI_MASTER_KEY'],
+    [{ OIDC_ISSUER: 'http://kc.example.org/realms/h', OIDC_AUDIENCE: 'cv' }, 'OIDC_ISSUER'],
+    [
+      {
+        OIDC_ISSUER: 'https://kc.example.org/h',
+        OIDC_AUDIENCE: 'cv',
+        OIDC_JWKS_URI: 'http://kc/k',
+      },
+      'OIDC_JWKS_URI',
+    ],
   ])('rejects %j with one line naming %s', (raw, variable) => {
     let error: unknown;
     try {

@@ -16,6 +16,7 @@ import {
 } from 'class-validator';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { authenticatedUrl } from '../common/http/loopback.js';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -812,6 +813,16 @@ export function validateEnv(
     throw new ConfigError(
       'Invalid configuration: OIDC_ISSUER and OIDC_AUDIENCE must be set together',
     );
+  }
+  // The provider's keys decide who a token is: fetched in the clear, whoever is on the path
+  // can serve theirs and sign any role. Plain http only to this machine.
+  for (const variable of ['OIDC_ISSUER', 'OIDC_JWKS_URI'] as const) {
+    const url = env[variable];
+    if (url && !authenticatedUrl(url)) {
+      throw new ConfigError(
+        `Invalid configuration: ${variable} must be an https URL (http only on a loopback host), as the provider's keys are fetched from it`,
+      );
+    }
   }
   if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
     throw new ConfigError(
