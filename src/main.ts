@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { Socket } from 'node:net';
 import { listenError } from './common/listen-error.js';
 import { AppConfig, readEnv } from './config/config.js';
 import { ConfigError } from './config/env.schema.js';
@@ -63,16 +64,24 @@ async function bootstrap(): Promise<void> {
  */
 function stopOnSignals(app: NestFastifyApplication, logger: Logger, timeoutSeconds: number): void {
   let stopping = false;
+  // closeAllConnections knows HTTP connections only: one still in its TLS handshake (a client
+  // that connected and said nothing) held the stop for Node's 120 s handshake timeout.
+  const server = app.getHttpServer();
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       return;
     }
     stopping = true;
     logger.log(`${signal} received: shutting down`);
-    const server = app.getHttpServer();
     setTimeout(() => {
       logger.warn(`HTTP connections still open after ${timeoutSeconds} s: closed`);
       server.closeAllConnections();
+      for (const socket of sockets) socket.destroy();
     }, timeoutSeconds * 1000).unref();
     app.close().then(
       () => process.exit(0),

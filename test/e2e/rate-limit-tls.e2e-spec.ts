@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { createConnection, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type SecureVersion } from 'node:tls';
@@ -194,7 +194,9 @@ describe('TLS (built service)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-tls-'));
     ({ cert, key } = selfSignedCertificate(dir, 'server'));
-    service = await startService(serviceEnv({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key }));
+    service = await startService(
+      serviceEnv({ TLS_CERT_FILE: cert, TLS_KEY_FILE: key, SHUTDOWN_TIMEOUT_SECONDS: '1' }),
+    );
   });
 
   afterAll(async () => {
@@ -253,6 +255,27 @@ describe('TLS (built service)', () => {
       expect(await handshake(port, 'TLSv1.1')).toBe('ok TLSv1.1');
     } finally {
       legacy.close();
+    }
+  });
+
+  // Until 2026-12-06 the stop closed the HTTP connections after SHUTDOWN_TIMEOUT_SECONDS, but not
+  // a TCP connection still in its TLS handshake (not an HTTP one yet): a client that connected
+  // and said nothing held the stop for Node's 120 s handshake timeout, past the grace periods
+  // of docker stop and Kubernetes, which then kill before the pool and the audit checkpoint close.
+  it('stops within SHUTDOWN_TIMEOUT_SECONDS while a client sits in its TLS handshake', async () => {
+    const silent = createConnection(Number(new URL(service.url).port), '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise((resolve) => silent.once('connect', resolve));
+    const started = Date.now();
+    try {
+      const stopped = await Promise.race([
+        service.stop(),
+        new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 6000)),
+      ]);
+      expect(stopped).toEqual({ code: 0, signal: null });
+      expect(Date.now() - started).toBeLessThan(4000);
+    } finally {
+      silent.destroy();
     }
   });
 });
