@@ -29,6 +29,7 @@ import { ResourceHistoryMethod1766900000000 } from './1766900000000-resource-his
 import { SpentMfaToken1767000000000 } from './1767000000000-spent-mfa-token.js';
 import { SearchIndexState1767160000000 } from './1767160000000-search-index-state.js';
 import { SpentMfaTokenExpiry1767170000000 } from './1767170000000-spent-mfa-token-expiry.js';
+import { Hl7MessagePeerCertificate1767180000000 } from './1767180000000-hl7-message-peer-certificate.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -63,4 +64,5 @@ export const MIGRATIONS = [
   SpentMfaToken1767000000000,
   SearchIndexState1767160000000,
   SpentMfaTokenExpiry1767170000000,
+  Hl7MessagePeerCertificate1767180000000,
 ];

@@ -65,7 +65,14 @@ export class Hl7Controller {
     const query = listQuery(HL7_MESSAGE_STATUSES, status, count);
     const rows = await this.messages.list(query.status, query.limit);
     return rows.map(
-      ({ raw: _raw, contentHash: _hash, peer: _peer, version: _version, ...summary }) => summary,
+      ({
+        raw: _raw,
+        contentHash: _hash,
+        peer: _peer,
+        peerCertificate: _certificate,
+        version: _version,
+        ...summary
+      }) => summary,
     );
   }
 

@@ -1,9 +1,11 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
+import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
 import { withEnv } from '../support/env.js';
@@ -57,6 +59,19 @@ describe('HL7 MLLP over TLS with client certificates', () => {
     await client.send([MESSAGE]);
     expect(msaOf((await client.waitForAcks(1))[0]!)).toEqual({ code: 'AA', controlId: 'TLS-1' });
     client.close();
+    // Who sent it is the certificate the handshake checked, not MSH-3, which any sender writes:
+    // until 2026-12-06 the audit row named only MSH-3 and the address.
+    const fingerprint = new X509Certificate(readFileSync(sender.cert)).fingerprint256;
+    const [row] = await testApp.app.get(DataSource).query<Record<string, string>[]>(
+      `SELECT m.peer_certificate, a.actor_user_id, a.actor_name FROM hl7_message m
+         JOIN audit_event a ON a.source = 'hl7' AND a.request_id = m.id::text
+        WHERE m.control_id = 'TLS-1'`,
+    );
+    expect(row).toEqual({
+      peer_certificate: `CN=lab-feed; sha256:${fingerprint}`,
+      actor_user_id: `x509:sha256:${fingerprint}`,
+      actor_name: 'hl7:LAB (CN=lab-feed)',
+    });
   });
 
   it.each([

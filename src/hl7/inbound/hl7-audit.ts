@@ -5,20 +5,23 @@ import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 
 /**
  * The audit entry of one received HL7 message. The sender is named by its MSH-3 application,
- * a system identifier; the stored message's id is the request id, so the row leads to it.
+ * a system identifier, and over mutual TLS by its certificate; the stored message's id is the
+ * request id, so the row leads to it.
  */
 export function hl7AuditEntry(
   message: Hl7MessageEntity,
   outcome: Hl7Outcome,
   touched: { entities: string[]; patientIds: string[] } = { entities: [], patientIds: [] },
 ): AuditEntry {
+  const [subject, fingerprint] = message.peerCertificate?.split('; ') ?? [];
   return {
     id: randomUUID(),
     recordedAt: new Date(),
     source: 'hl7',
     requestId: message.id,
-    actorUserId: null,
-    actorName: `hl7:${message.sendingApplication ?? 'unknown'}`,
+    // Over mutual TLS the certificate is who sent it (its fingerprint, to find all it sent).
+    actorUserId: fingerprint ? `x509:${fingerprint}` : null,
+    actorName: `hl7:${message.sendingApplication ?? 'unknown'}${subject ? ` (${subject})` : ''}`,
     actorRoles: ['integration'],
     actorScope: null,
     breakGlass: false,

@@ -37,6 +37,8 @@ const IGNORED: Hl7Outcome = { status: 'ignored', ackCode: 'AA', errorCode: null,
 export interface Hl7Source {
   channel: 'mllp' | 'http';
   peer: string | null;
+  /** The client certificate of a mutual-TLS connection, as Hl7MessageEntity.peerCertificate. */
+  peerCertificate?: string | null;
 }
 
 /**
@@ -101,6 +103,7 @@ export class Hl7InboundService {
       receivedAt: new Date(),
       channel: source.channel,
       peer: source.peer,
+      peerCertificate: source.peerCertificate ?? null,
       sendingApplication: header?.sendingApplication ?? null,
       sendingFacility: header?.sendingFacility ?? null,
       messageType: header ? `${header.messageCode}^${header.triggerEvent}` : null,

@@ -5,7 +5,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, TLSSocket } from 'node:tls';
 import { listenError } from '../../common/listen-error.js';
 import { AppConfig } from '../../config/config.js';
 import { Hl7InboundService } from '../inbound/hl7-inbound.service.js';
@@ -144,6 +144,7 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     socket.on('close', () => this.connections.delete(socket));
     const decoder = new MllpDecoder(options.maxFrameBytes);
     const peer = socket.remoteAddress ?? null;
+    const peerCertificate = certificateOf(socket);
     let queue = Promise.resolve();
     let waiting = 0;
     // This connection's share of `buffered`: its frame being read, and frames waiting their turn.
@@ -216,7 +217,7 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
           .then(async () => {
             if (socket.destroyed || this.stopping) return;
             const ack = await this.inbound
-              .receive(event.payload, { channel: 'mllp', peer })
+              .receive(event.payload, { channel: 'mllp', peer, peerCertificate })
               .finally(() => {
                 if (socket.destroyed) return;
                 queued -= size;
@@ -251,4 +252,13 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
 
 function peerKey(socket: Socket): string {
   return `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+/** A mutual-TLS sender's certificate, `CN=…; sha256:…`; null on plain TCP or without one. */
+function certificateOf(socket: Socket): string | null {
+  if (!(socket instanceof TLSSocket)) return null;
+  const certificate = socket.getPeerCertificate();
+  if (!certificate?.fingerprint256) return null;
+  const cn = certificate.subject?.CN;
+  return `CN=${Array.isArray(cn) ? cn.join('+') : (cn ?? '')}; sha256:${certificate.fingerprint256}`;
 }

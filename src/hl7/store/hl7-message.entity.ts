@@ -52,6 +52,10 @@ export class Hl7MessageEntity {
   @Column('text', { nullable: true })
   peer!: string | null;
 
+  /** Over mutual TLS, the client certificate: `CN=lab-feed; sha256:AB:…` (its fingerprint). */
+  @Column('text', { nullable: true })
+  peerCertificate!: string | null;
+
   /** MSH-3 and MSH-4 as sent; null when the header could not be read. */
   @Column('text', { nullable: true })
   sendingApplication!: string | null;
