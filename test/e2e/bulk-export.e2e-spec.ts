@@ -1,10 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { AppConfig } from '../../src/config/config.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { CHUNK_CHARACTERS } from '../../src/fhir/export/export-files.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
@@ -665,6 +666,43 @@ describe('Bulk Data export ($export)', () => {
       });
     } finally {
       await db.query(`UPDATE resource SET content = $2 WHERE ${where}`, [bad, original]);
+    }
+  });
+
+  it('stores a type of large resources in chunks of bounded size, and exports them whole', async () => {
+    // Four documents of 0.9 MB, more than a chunk holds. Stored 500 lines a chunk, 500 such
+    // lines were one string of 600 million characters, more than V8 holds: the export failed.
+    const since = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const data = randomBytes(660_000).toString('base64');
+    const binaries = await Promise.all(
+      [1, 2, 3, 4].map(() =>
+        create({ resourceType: 'Binary', contentType: 'application/pdf', data }),
+      ),
+    );
+    try {
+      const kickedOff = await kickOff(
+        `/fhir/$export?_type=Binary&_since=${encodeURIComponent(since)}`,
+      );
+      const manifest = await manifestOf(kickedOff);
+      const { rows } = await db.query<{ lines: number; characters: number }>(
+        `SELECT cardinality(string_to_array(lines, E'\\n')) AS lines, length(lines) AS characters
+           FROM export_chunk WHERE job_id = $1 ORDER BY first_line`,
+        [jobOf(kickedOff)],
+      );
+      expect(rows.length).toBeGreaterThan(1);
+      for (const row of rows) {
+        expect(row.characters - (row.lines - 1)).toBeLessThanOrEqual(CHUNK_CHARACTERS);
+      }
+      const exported = await download(manifest.output[0]!.url);
+      expect(exported.map((item) => item['id']).sort()).toEqual([...binaries].sort());
+      expect(exported.every((item) => item['data'] === data)).toBe(true);
+    } finally {
+      await Promise.all(
+        binaries.map((id) =>
+          http('DELETE', `${testApp.url}/fhir/Binary/${id}`, { headers: { authorization } }),
+        ),
+      );
     }
   });
 

@@ -3,6 +3,12 @@ import type { ExportRepository } from './export.repository.js';
 
 /** Lines per stored chunk: one page of the export's reads, well under a megabyte or two. */
 const CHUNK_LINES = 500;
+/**
+ * Characters of ciphertext per stored chunk, at most (or one line, when a line is longer): a
+ * chunk is one string, in this process and in its row, so 500 lines of large resources (documents
+ * in Binary) would outgrow what a string may hold (2^29 characters in V8), and the export fail.
+ */
+export const CHUNK_CHARACTERS = 4 * 1024 * 1024;
 
 /**
  * An export's NDJSON file, stored in chunks and encrypted line by line with the PHI cipher.
@@ -12,6 +18,7 @@ const CHUNK_LINES = 500;
 export class EncryptedNdjsonWriter {
   private lines = 0;
   private pending: string[] = [];
+  private pendingCharacters = 0;
   private readonly patients = new Set<string>();
 
   constructor(
@@ -28,10 +35,14 @@ export class EncryptedNdjsonWriter {
 
   /** Adds a line; `patients` are those whose data it holds, for the download's audit row. */
   async write(resource: object, patients: readonly string[] = []): Promise<void> {
-    this.lines++;
-    this.pending.push(
-      this.cipher.encrypt(JSON.stringify(resource), contextOf(this.jobId, this.type, this.lines)),
+    const line = this.cipher.encrypt(
+      JSON.stringify(resource),
+      contextOf(this.jobId, this.type, this.lines + 1),
     );
+    if (this.pendingCharacters + line.length > CHUNK_CHARACTERS) await this.flush();
+    this.lines++;
+    this.pending.push(line);
+    this.pendingCharacters += line.length;
     for (const patient of patients) this.patients.add(patient);
     if (this.pending.length >= CHUNK_LINES) await this.flush();
   }
@@ -52,6 +63,7 @@ export class EncryptedNdjsonWriter {
     );
     if (!stored) throw new ExportStopped();
     this.pending = [];
+    this.pendingCharacters = 0;
     this.patients.clear();
   }
 }

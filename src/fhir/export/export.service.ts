@@ -82,6 +82,14 @@ export interface ExportManifest {
 }
 
 const PAGE = 500;
+/**
+ * Characters of ciphertext one page of reads aims at: the page size follows the resources'
+ * size, so that a type of large ones (documents in Binary) is read a few at a time, not 500
+ * at once (half a gigabyte of Binaries of 1 MB, held two or three times over while converted).
+ */
+const PAGE_CHARACTERS = 32 * 1024 * 1024;
+/** The first page of a type, before its resources' size is known. */
+const FIRST_PAGE = 50;
 const SWEEP_MS = 10_000;
 /** A running job not heard from for this long is taken for interrupted (its instance stopped). */
 const STALE_SECONDS = 60;
@@ -412,6 +420,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const name = `${type}.ndjson`;
     const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, name, type);
     let after = '';
+    let limit = FIRST_PAGE;
     for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
       // The export holds the data as it stood at its transactionTime (the Bulk Data IG): a
       // resource changed or deleted since goes in as it was then, one created since stays out,
@@ -420,7 +429,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         type,
         after,
         { ...(job.request.since ? { since: job.request.since } : {}), at: job.transactionTime },
-        PAGE,
+        limit,
       );
       const matched = await this.filtered(
         job,
@@ -451,8 +460,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         await writer.write(resource, holders);
         for (const patient of holders) everyone.add(patient);
       }
-      if (rows.length < PAGE) break;
+      if (rows.length < limit) break;
       after = rows.at(-1)!.version.id;
+      limit = nextPageSize(rows);
     }
     // A cancelled job's rows are gone: there is nothing left to add to.
     if (!job.abort.signal.aborted) await writer.close();
@@ -529,4 +539,15 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn({ err: { message: (error as Error).message } }, 'Export sweep failed');
     }
   }
+}
+
+/** The next page's size: as many resources as PAGE_CHARACTERS hold, by this page's average. */
+function nextPageSize(rows: VersionAt[]): number {
+  const characters = rows.reduce(
+    (sum, { version, latest }) =>
+      sum + (version.content?.length ?? 0) + (latest?.content?.length ?? 0),
+    0,
+  );
+  const fitting = Math.floor((rows.length * PAGE_CHARACTERS) / Math.max(characters, 1));
+  return Math.min(PAGE, Math.max(1, fitting));
 }
