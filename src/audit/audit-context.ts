@@ -52,6 +52,15 @@ export class AuditContext {
   }
 
   /**
+   * Runs work that outlives the request (a job it starts) under no scope: what the work
+   * touches would otherwise be added to the request's scope after its row was written, and
+   * held as long as the work runs. Such work records its own rows.
+   */
+  detached<T>(work: () => T): T {
+    return this.storage.exit(work);
+  }
+
+  /**
    * Runs one entry of a batch Bundle under a scope of its own. A write calls `record` last in
    * the entry's transaction, so the entry and its row commit together; an entry that fails
    * calls it after (a failure row of its own). What an entry touched without a row of its own

@@ -4,6 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { AppConfig } from '../../src/config/config.js';
+import { AuditContext } from '../../src/audit/audit-context.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { CHUNK_CHARACTERS } from '../../src/fhir/export/export-files.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
@@ -704,6 +705,28 @@ describe('Bulk Data export ($export)', () => {
         ),
       );
     }
+  });
+
+  it("runs a job outside its kick-off request's audit scope, which would hold every resource it exports", async () => {
+    // The job was started from the kick-off request and ran in its AsyncLocalStorage scope:
+    // each exported resource was added to that scope's entities, a Set no one writes once the
+    // 202 is sent, held until the job ends (millions of "Type/id" strings in a large export).
+    const audit = testApp.app.get(AuditContext);
+    const touch = audit.touch.bind(audit);
+    const held: string[] = [];
+    audit.touch = (resource, patients) => {
+      if (audit.current && resource.resourceType === 'Observation') {
+        held.push(`Observation/${String(resource.id)}`);
+      }
+      touch(resource, patients);
+    };
+    try {
+      const manifest = await manifestOf(await kickOff('/fhir/$export?_type=Observation'));
+      expect(manifest.output[0]!.count).toBeGreaterThan(0);
+    } finally {
+      audit.touch = touch;
+    }
+    expect(held).toEqual([]);
   });
 
   it('removes the files once the retention period has passed', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { isRestrictedIn, ResourceAccess } from '../../access/resource-access.js';
 import { PatientCompartment } from '../../access/patient-compartment.js';
+import { AuditContext } from '../../audit/audit-context.js';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
@@ -120,6 +121,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     private readonly cipher: FieldCipher,
     private readonly phi: PhiSubscriber,
     private readonly trail: AuditTrail,
+    private readonly audit: AuditContext,
     private readonly store: ExportRepository,
     private readonly searches: SearchService,
     private readonly contexts: SecurityContexts,
@@ -193,7 +195,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       );
     }
     this.running.set(job.id, job);
-    void this.run(job);
+    // Not in the kick-off request's audit scope: each resource exported would be added to it
+    // (its row written with the 202), and held until the job ends. The job records its own row.
+    this.audit.detached(() => void this.run(job));
     return job.id;
   }
 
