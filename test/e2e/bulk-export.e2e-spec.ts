@@ -729,6 +729,13 @@ describe('Bulk Data export ($export)', () => {
     expect(held).toEqual([]);
   });
 
+  it('takes a type named twice in _type once', async () => {
+    // Each name was a file of its own, of the same name: the second's first chunk collided with
+    // the first's (pk_export_chunk) and the export failed (500 at the status URL).
+    const manifest = await manifestOf(await kickOff('/fhir/$export?_type=Group,%20Group'));
+    expect(manifest.output).toEqual([expect.objectContaining({ type: 'Group' })]);
+  });
+
   it('removes the files once the retention period has passed', async () => {
     const kickedOff = await kickOff('/fhir/$export?_type=Group');
     const manifest = await manifestOf(kickedOff);

@@ -199,7 +199,10 @@ export class ExportController {
     if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) {
       throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
     }
-    const types = (query['_type'] as string | undefined)?.split(',').map((type) => type.trim());
+    // A type named twice is exported once (its file would otherwise be written twice).
+    const type = query['_type'] as string | undefined;
+    const types =
+      type === undefined ? undefined : [...new Set(type.split(',').map((t) => t.trim()))];
     const typeFilters = typeFiltersOf(request.url);
     const baseUrl = fhirBaseUrl(request);
     const id = await this.exports.start(user, {
