@@ -49,7 +49,7 @@ describe('Export files', () => {
     await writer.close();
   }
 
-  async function read(store: ChunkStore): Promise<string[]> {
+  async function read(store: ChunkStore, count: number): Promise<string[]> {
     const lines: string[] = [];
     for await (const line of decryptedLines(
       store.asRepository(),
@@ -57,6 +57,7 @@ describe('Export files', () => {
       job,
       'Patient.ndjson',
       'Patient',
+      count,
     )) {
       lines.push(line);
     }
@@ -73,7 +74,7 @@ describe('Export files', () => {
     ]);
     expect(store.chunks[2]!.patients).toHaveLength(234);
     for (const line of store.chunks[0]!.lines) expect(line).toMatch(/^cv1\.k[0-9a-f]{12}\./);
-    const lines = await read(store);
+    const lines = await read(store, 1234);
     expect(lines).toHaveLength(1234);
     expect(lines[0]).toBe('{"resourceType":"Patient","id":"p1"}\n');
     expect(lines[1233]).toBe('{"resourceType":"Patient","id":"p1234"}\n');
@@ -84,12 +85,19 @@ describe('Export files', () => {
     await written(swapped, 3);
     const lines = swapped.chunks[0]!.lines;
     [lines[0], lines[1]] = [lines[1]!, lines[0]!];
-    await expect(read(swapped)).rejects.toBeInstanceOf(PhiDecryptionError);
+    await expect(read(swapped, 3)).rejects.toBeInstanceOf(PhiDecryptionError);
 
     const gap = new ChunkStore();
     await written(gap, 1001);
     gap.chunks.splice(1, 1);
-    await expect(read(gap)).rejects.toThrow('misses lines after line 500');
+    await expect(read(gap, 1001)).rejects.toThrow('misses lines after line 500');
+  });
+
+  it('refuses a file that ends before its last line (its job removed while it is sent)', async () => {
+    const store = new ChunkStore();
+    await written(store, 1001);
+    store.chunks.splice(2);
+    await expect(read(store, 1001)).rejects.toThrow('ends after line 1000 of 1001');
   });
 
   it('stops writing once the job no longer runs', async () => {

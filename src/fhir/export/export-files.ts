@@ -75,18 +75,29 @@ export class ExportStopped extends Error {
   }
 }
 
-/** The file's resources as plaintext NDJSON lines, decrypted as they are read, chunk by chunk. */
+/**
+ * The file's resources as plaintext NDJSON lines, decrypted as they are read, chunk by chunk.
+ * It throws (the response is cut, not ended) when the file ends before its `count` lines: its
+ * job was removed while it was sent (DELETE, retention), and a client would take a file that
+ * ends cleanly for the whole file.
+ */
 export async function* decryptedLines(
   store: ExportRepository,
   cipher: FieldCipher,
   jobId: string,
   name: string,
   type: string,
+  count: number,
 ): AsyncGenerator<string> {
   let last = 0;
   for (;;) {
     const chunk = await store.chunkAfter(jobId, name, last);
-    if (!chunk) return;
+    if (!chunk) {
+      if (last < count) {
+        throw new Error(`Export file ${name} of job ${jobId} ends after line ${last} of ${count}`);
+      }
+      return;
+    }
     if (chunk.firstLine !== last + 1) {
       throw new Error(`Export file ${name} of job ${jobId} misses lines after line ${last}`);
     }

@@ -254,7 +254,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
       throw AppError.notFound('No such export file');
     }
     return {
-      lines: decryptedLines(this.store, this.cipher, job.id, file.name, file.type),
+      lines: decryptedLines(this.store, this.cipher, job.id, file.name, file.type, file.count),
       patients: await this.store.patientsOf(job.id, file.name),
     };
   }
