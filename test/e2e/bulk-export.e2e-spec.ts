@@ -742,6 +742,10 @@ describe('Bulk Data export ($export)', () => {
     expect(manifest.output).toEqual([expect.objectContaining({ type: 'Group' })]);
     const job = jobOf(kickedOff);
     expect(await jobExists(job)).toBe(true);
+    // The manifest says until when (the IG's optional Expires header), to the second.
+    const expires = (await get(kickedOff.headers.get('content-location')!)).headers.get('expires');
+    expect(Date.parse(expires!)).toBeGreaterThan(Date.now() - 1000);
+    expect(Date.parse(expires!)).toBeLessThanOrEqual(Date.now() + RETENTION_SECONDS * 1000);
     await new Promise((resolve) => setTimeout(resolve, (RETENTION_SECONDS + 1) * 1000));
     expect((await get(manifest.output[0]!.url)).status).toBe(404);
     expect((await get(kickedOff.headers.get('content-location')!)).status).toBe(404);

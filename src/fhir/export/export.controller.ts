@@ -141,6 +141,8 @@ export class ExportController {
       return undefined;
     }
     void reply.header('content-type', 'application/json').header('cache-control', 'no-store');
+    // The Bulk Data IG's optional Expires: when the files are removed (their retention).
+    if (status.expires) void reply.header('expires', status.expires.toUTCString());
     return status.manifest;
   }
 

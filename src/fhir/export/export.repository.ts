@@ -28,6 +28,8 @@ export interface ExportJobRow {
   /** True when the job is in progress but its instance has not been heard from in time. */
   stale: boolean;
   expired: boolean;
+  /** When a completed job's files are removed (its retention), null before completion. */
+  expiresAt: Date | null;
 }
 
 export interface ExportChunk {
@@ -42,7 +44,7 @@ const STALE = 'heartbeat_at < now() - make_interval(secs => $2)';
 const JOB_COLUMNS = `id, user_id AS "userId", scope, patient, level, status, progress, failure,
   transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
   files, (status = 'in-progress' AND ${STALE}) AS stale,
-  (expires_at IS NOT NULL AND expires_at <= now()) AS expired`;
+  (expires_at IS NOT NULL AND expires_at <= now()) AS expired, expires_at AS "expiresAt"`;
 
 /** SQL of Bulk Data export jobs and their encrypted files (migrations 1765000000000 on). */
 @Injectable()

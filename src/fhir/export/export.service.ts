@@ -208,7 +208,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
   async status(
     user: AuthenticatedUser,
     id: string,
-  ): Promise<{ progress: string } | { manifest: ExportManifest }> {
+  ): Promise<{ progress: string } | { manifest: ExportManifest; expires: Date | null }> {
     const job = await this.owned(user, id);
     if (
       job.status === 'failed' ||
@@ -221,6 +221,7 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     }
     const url = (file: ExportFileRow) => `${job.baseUrl}/$export-file/${job.id}/${file.name}`;
     return {
+      expires: job.expiresAt,
       manifest: {
         transactionTime: job.transactionTime.toISOString(),
         request: job.requestUrl,
