@@ -284,6 +284,12 @@ describe('Bulk Data export ($export)', () => {
     expect(await refusal(`_typeFilter=${encodeURIComponent('Observation?colour=blue')}`)).toMatch(
       /^400 /,
     );
+    // Whole resources went out to a client that asked for their ids alone.
+    expect(
+      await refusal(`_typeFilter=${encodeURIComponent('Observation?status=final&_elements=id')}`),
+    ).toBe(
+      '400 _typeFilter selects resources, it does not narrow them: _elements is not supported',
+    );
   });
 
   it("exports the patients' compartments as NDJSON, encrypted at rest, restricted records left out, and audited", async () => {

@@ -83,6 +83,8 @@ export interface ExportManifest {
 }
 
 const PAGE = 500;
+/** Search parameters that narrow what a resource shows: no export honours them (see typeFilters). */
+const CONTENT_PARAMETERS = new Set(['_elements', '_summary']);
 /**
  * Characters of ciphertext one page of reads aims at: the page size follows the resources'
  * size, so that a type of large ones (documents in Binary) is read a few at a time, not 500
@@ -299,6 +301,16 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
         ]);
       }
       if (!this.mayExport(user, type)) throw AppError.forbidden(`You may not export ${type}`);
+      // A search would narrow the resources' content; the export holds them whole, and a client
+      // asking for less (minimum necessary) is told so rather than sent more than it asked.
+      for (const name of new URLSearchParams(query).keys()) {
+        if (CONTENT_PARAMETERS.has(name.split(':')[0]!)) {
+          throw AppError.invalid(
+            `_typeFilter selects resources, it does not narrow them: ${name} is not supported`,
+            ['_typeFilter'],
+          );
+        }
+      }
       await this.searches.assertCriteria(user, type, query);
       byType.set(type, [...(byType.get(type) ?? []), query]);
     }
