@@ -2613,6 +2613,65 @@ describe('HL7 v2 over MLLP', () => {
     expect(allergies.body.entry).toHaveLength(1);
   });
 
+  it("refuses a visit number (PV1-19) that is another patient's, unless merged into this one", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const msh = (type: string, control: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||${type}|${control}-${tag}|P|2.5`;
+    const pid = (mrn: string) => `PID|1||${mrn}-${tag}^^^HOSP&2.16.27&ISO^MR||Pat^${mrn}`;
+    const visit = (number: string) => `PV1|1|I|4E||||||||||||||||${number}^^^HOSP&2.16.27&ISO^VN`;
+    const result = (control: string, mrn: string, number: string) =>
+      Buffer.from(
+        [
+          msh('ORU^R01', control),
+          pid(mrn),
+          visit(number),
+          `OBR|1||${control}-${tag}^LAB^2.16.27^ISO|2345-7^Glucose^LN|||202501101000+0000`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      );
+    const steps: [Buffer, string][] = [
+      [Buffer.from([msh('ADT^A01', 'W1'), pid('ANN'), visit(`VA-${tag}`)].join('\r')), 'AA'],
+      [Buffer.from([msh('ADT^A01', 'W2'), pid('BOB'), visit(`VB-${tag}`)].join('\r')), 'AA'],
+      // Bob's update and discharge naming Ann's visit do not take it from her; his result
+      // naming it is his, filed without a visit, as for a visit not known here.
+      [Buffer.from([msh('ADT^A08', 'W3'), pid('BOB'), visit(`VA-${tag}`)].join('\r')), 'AE'],
+      [Buffer.from([msh('ADT^A03', 'W4'), pid('BOB'), visit(`VA-${tag}`)].join('\r')), 'AE'],
+      [result('W5', 'BOB', `VA-${tag}`), 'AA'],
+      // Ann merged into Bob (A40): her visit is his now, and so are the results in it.
+      [
+        Buffer.from(
+          [msh('ADT^A40', 'W6'), pid('BOB'), `MRG|ANN-${tag}^^^HOSP&2.16.27&ISO^MR`].join('\r'),
+        ),
+        'AA',
+      ],
+      [result('W7', 'BOB', `VA-${tag}`), 'AA'],
+      [Buffer.from([msh('ADT^A03', 'W8'), pid('BOB'), visit(`VA-${tag}`)].join('\r')), 'AA'],
+    ];
+    const sender = await client();
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    expect(acks[2]).toContain('ERR|||205^');
+    expect(acks[2]).toContain("PV1-19 names another patient's visit");
+    const http = await doctorHttp();
+    const found = async (type: string, value: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/${type}?identifier=${encodeURIComponent(`urn:oid:2.16.27|${value}`)}`,
+        )
+      ).body.entry?.map((entry: any) => entry.resource) ?? [];
+    const [bob] = await found('Patient', `BOB-${tag}`);
+    const [annVisit] = await found('Encounter', `VA-${tag}`);
+    expect(annVisit.status).toBe('finished');
+    expect(annVisit.subject).toEqual({ reference: `Patient/${String(bob.id)}` });
+    const [unlinked] = await found('DiagnosticReport', `W5-${tag}`);
+    expect(unlinked.subject).toEqual({ reference: `Patient/${String(bob.id)}` });
+    expect(unlinked.encounter).toBeUndefined();
+    const [merged] = await found('DiagnosticReport', `W7-${tag}`);
+    expect(merged.encounter).toEqual({ reference: `Encounter/${String(annVisit.id)}` });
+  });
+
   /** The one Encounter of a visit number of HOSP (2.16.9), as a doctor finds it. */
   /** The id of the one Patient an identifier (an OID's MRN) names, found through the API. */
   async function patientIdOf(http: HttpFn, oid: string, mrn: string): Promise<string> {

@@ -83,7 +83,7 @@ export class DocumentMessages {
       event === 'document'
         ? undefined
         : await this.relatedDocument(document.parent, event, touched);
-    const encounter = await knownVisit(this.fhir, message, sender);
+    const encounter = await knownVisit(this.fhir, message, sender, patientId);
     const notSent = {
       attachment: { title: txa.value(25) ?? 'Document (its content was not sent)' },
     };

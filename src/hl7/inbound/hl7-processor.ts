@@ -297,7 +297,7 @@ export class Hl7Processor {
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
-    const encounter = await visitOf(this.fhir, message, sender);
+    const encounter = await visitOf(this.fhir, message, sender, patientId);
     for (const { orc, obr, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {

@@ -49,7 +49,7 @@ export class PharmacyMessages {
     message: V2Message,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender);
+    const encounter = await visitOf(this.fhir, message, sender, patientId);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;

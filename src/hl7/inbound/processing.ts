@@ -6,7 +6,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
-import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
+import { escapeSearch, identifierCriteria, replacedBy } from '../mapping/patient.js';
 
 /** The resources a message wrote (for its audit row) and the patients they belong to. */
 export interface Touched {
@@ -201,17 +201,63 @@ export async function writeOver(
 }
 
 /**
- * The Encounter of the message's PV1-19 visit number, when it is known here: results, orders
- * and documents are tied to their visit, but make none (the admission feed does).
+ * The Encounter of the message's PV1-19 visit number, when it is known here as this patient's:
+ * results, orders and documents are tied to their visit, but make none (the admission feed
+ * does). A visit of another patient (see isVisitOf) is left out, as an unknown one is: the
+ * record is filed under its PID's patient, not tied into someone else's stay, and a lab
+ * result is not held back for an operator while the visit number is sorted out.
  */
 export async function knownVisit(
   fhir: FhirService,
   message: V2Message,
   sender: string | undefined,
+  patientId: string,
 ): Promise<string | undefined> {
   const pv1 = message.first('PV1');
   const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
-  return criteria ? fhir.findUnique(HL7_USER, 'Encounter', criteria) : undefined;
+  if (!criteria) return undefined;
+  // The patient's own visit, found as cheaply as before; only a miss looks further.
+  const own = await fhir.findUnique(
+    HL7_USER,
+    'Encounter',
+    `${criteria}&subject=Patient/${patientId}`,
+  );
+  if (own) return own;
+  const other = await fhir.findUnique(HL7_USER, 'Encounter', criteria);
+  if (!other) return undefined;
+  const encounter = (await fhir.read(HL7_USER, 'Encounter', other)).resource;
+  return (await isVisitOf(fhir, encounter, patientId)) ? other : undefined;
+}
+
+/** How many merges (A into B, B into C...) a visit's patient is followed through. */
+const MAX_MERGE_HOPS = 20;
+
+/**
+ * Whether the visit is the patient's: its subject, or a patient merged into it (A40 leaves
+ * references to the prior patient as they were), through a chain of merges. A visit number
+ * names one patient's visit; another patient's message naming it (a registration error, or two
+ * visit number series) must not move the Encounter, and what is tied to it, to that patient, nor
+ * tie that patient's records into the other's stay. Moving a visit is A45's.
+ */
+export async function isVisitOf(
+  fhir: FhirService,
+  encounter: Record<string, unknown>,
+  patientId: string,
+): Promise<boolean> {
+  const reference = (encounter['subject'] as { reference?: string } | undefined)?.reference;
+  let subject = /^Patient\/([^/]+)$/.exec(reference ?? '')?.[1];
+  for (let hop = 0; subject && hop < MAX_MERGE_HOPS; hop++) {
+    if (subject === patientId) return true;
+    const patient = await fhir.read(HL7_USER, 'Patient', subject).catch(gone);
+    subject = patient && replacedBy(patient.resource);
+  }
+  return false;
+}
+
+/** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
+function gone(error: unknown): undefined {
+  if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
+  throw error;
 }
 
 /** The `encounter` element of a record of the message's visit, when the visit is known. */
@@ -219,8 +265,9 @@ export async function visitOf(
   fhir: FhirService,
   message: V2Message,
   sender: string | undefined,
+  patientId: string,
 ): Promise<{ encounter?: { reference: string } }> {
-  const encounterId = await knownVisit(fhir, message, sender);
+  const encounterId = await knownVisit(fhir, message, sender, patientId);
   return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
 }
 

@@ -114,7 +114,7 @@ export class ResultMessages {
     specimenFirst: boolean,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender);
+    const encounter = await visitOf(this.fhir, message, sender, patientId);
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost. An OBX's notes are the NTE segments right
     // after it (its PRT participants may come between). The specimen (SPM) of a report comes

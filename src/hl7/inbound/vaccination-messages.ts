@@ -41,7 +41,7 @@ export class VaccinationMessages {
     message: V2Message,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender);
+    const encounter = await visitOf(this.fhir, message, sender, patientId);
     let orc: V2Segment | undefined;
     let doses = 0;
     for (const segment of message.segments()) {

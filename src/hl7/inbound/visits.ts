@@ -13,6 +13,7 @@ import { Places } from './places.js';
 import {
   ambiguous,
   atInstant,
+  isVisitOf,
   byIdentifier,
   without,
   writeOver,
@@ -70,16 +71,23 @@ export class Visits {
         `${event.known} needs the visit number (PV1-19) of a known encounter`,
       );
     }
+    // Read before anything is written: the visit must be this patient's (see isVisitOf).
+    const current = match && (await this.fhir.read(HL7_USER, 'Encounter', match));
+    if (current && !(await isVisitOf(this.fhir, current.resource, patientId))) {
+      throw new Hl7ProcessingError(
+        '205',
+        "PV1-19 names another patient's visit: move the visit to this patient (A45) or correct the visit number",
+      );
+    }
     const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
     if (location) {
       const chain = locationChain(pv1.repetitions(3)[0]);
       location.location.reference = `Location/${await this.places.of(chain)}`;
       touched.entities.push(location.location.reference);
     }
-    if (!match) {
+    if (!match || !current) {
       return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
     }
-    const current = await this.fhir.read(HL7_USER, 'Encounter', match);
     const period: Record<string, unknown> = {
       ...(current.resource['period'] as object | undefined),
       ...(resource['period'] as object | undefined),

@@ -15,6 +15,7 @@ import {
   patientFromPid,
   patientFromSegments,
   pidWarnings,
+  replacedBy,
 } from './patient.js';
 import { relatedPersonFromNk1 } from './related-person.js';
 
@@ -397,6 +398,16 @@ describe('PID to Patient', () => {
       identifierCriteria([{ system: 'urn:oid:1', value: 'a,b' }, { value: 'no-system' }]),
     ).toBe(`identifier=${encodeURIComponent('urn:oid:1|a\\,b')}`);
     expect(identifierCriteria([{ value: 'x' }])).toBeUndefined();
+  });
+
+  it('names the survivor a merge made a prior patient replaced-by, and nothing else', () => {
+    const link = (type: string, reference: string) => ({ type, other: { reference } });
+    expect(
+      replacedBy({ link: [link('seealso', 'Patient/x'), link('replaced-by', 'Patient/b')] }),
+    ).toBe('b');
+    expect(replacedBy({ link: [link('replaces', 'Patient/a')] })).toBeUndefined();
+    expect(replacedBy({ link: [link('replaced-by', 'RelatedPerson/r')] })).toBeUndefined();
+    expect(replacedBy({})).toBeUndefined();
   });
 });
 

@@ -253,3 +253,13 @@ export function identifierCriteria(identifiers: Identifier[]): string | undefine
 export function escapeSearch(value: string): string {
   return value.replace(/[\\,|$]/g, (char) => `\\${char}`);
 }
+
+/**
+ * The id of the patient a merge (A40) made this one `replaced-by`, if any: the survivor, to
+ * which the prior patient's records (whose references a merge leaves as they were) belong.
+ */
+export function replacedBy(patient: Record<string, unknown>): string | undefined {
+  const links = (patient['link'] as { type?: string; other?: { reference?: string } }[]) ?? [];
+  const reference = links.find((link) => link.type === 'replaced-by')?.other?.reference;
+  return /^Patient\/([^/]+)$/.exec(reference ?? '')?.[1];
+}
