@@ -30,6 +30,7 @@ import { SpentMfaToken1767000000000 } from './1767000000000-spent-mfa-token.js';
 import { SearchIndexState1767160000000 } from './1767160000000-search-index-state.js';
 import { SpentMfaTokenExpiry1767170000000 } from './1767170000000-spent-mfa-token-expiry.js';
 import { Hl7MessagePeerCertificate1767180000000 } from './1767180000000-hl7-message-peer-certificate.js';
+import { Hl7EventClock1767183000000 } from './1767183000000-hl7-event-clock.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -65,4 +66,5 @@ export const MIGRATIONS = [
   SearchIndexState1767160000000,
   SpentMfaTokenExpiry1767170000000,
   Hl7MessagePeerCertificate1767180000000,
+  Hl7EventClock1767183000000,
 ];

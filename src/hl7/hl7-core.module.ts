@@ -19,6 +19,7 @@ import { MessagePatients } from './inbound/message-patients.js';
 import { PatientMerges } from './inbound/patient-merges.js';
 import { VaccinationMessages } from './inbound/vaccination-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
+import { Hl7EventClockRepository } from './store/hl7-event-clock.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
 /**
@@ -29,6 +30,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
   imports: [DatabaseModule, CryptoModule, AuditModule, FhirModule],
   providers: [
     Hl7MessageRepository,
+    Hl7EventClockRepository,
     Hl7OutboxRepository,
     Hl7Processor,
     DocumentMessages,

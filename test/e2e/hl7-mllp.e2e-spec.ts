@@ -2768,6 +2768,51 @@ describe('HL7 v2 over MLLP', () => {
     expect(await statusAfter('A38', 'L9', `pre-${visit}`)).toBe('cancelled');
   });
 
+  it('keeps newer data when an older ADT message (EVN-2, else MSH-7) arrives late', async () => {
+    const visit = `O-${randomUUID().slice(0, 8)}`;
+    const adt = (event: string, hour: string, name: string, location: string, end = '') =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20250301${hour}00+0000||ADT^${event}|${event}${hour}-${visit}|P|2.5\r` +
+          `EVN|${event}|20250301${hour}00+0000\r` +
+          `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||${name}^Ann\r` +
+          `PV1|1|I|${location}||||||||||||||||${visit}^^^HOSP&2.16.9&ISO^VN` +
+          (end ? `||||||||||||||||||||||||||20250301${end}00+0000` : ''),
+      );
+    const steps = [
+      adt('A01', '10', 'First', '4E^101^A^GHH'),
+      adt('A08', '12', 'Second', '5W^202^B^GHH'),
+      // Older than the A08 before it (a queue replayed out of order): nothing of it is taken.
+      adt('A08', '11', 'Stale', '4E^102^A^GHH'),
+      adt('A08', '14', 'Newest', '6N^303^C^GHH'),
+      // The discharge at 13:00 is taken, though later news of the visit's details came first.
+      adt('A03', '13', 'Third', '5W^202^B^GHH', '13'),
+      // The admission sent again after the discharge does not reopen the visit.
+      Buffer.from(adt('A01', '10', 'First', '4E^101^A^GHH').toString().replace('A0110-', 'R0110-')),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    const http = await doctorHttp();
+    const encounter = await visitEncounter(http, visit);
+    expect(encounter['status']).toBe('finished');
+    expect(encounter['period']).toEqual({ end: '2025-03-01T13:00:00+00:00' });
+    expect(
+      (encounter['location'] as { status: string; location: { display: string } }[]).map(
+        (entry) => `${entry.location.display}: ${entry.status}`,
+      ),
+    ).toEqual([
+      '4E, room 101, bed A, GHH: completed',
+      '5W, room 202, bed B, GHH: completed',
+      '6N, room 303, bed C, GHH: active',
+    ]);
+    const patient = await http(
+      'GET',
+      `${testApp.url}/fhir/${String(encounter['subject'].reference)}`,
+    );
+    expect(patient.body.name).toEqual([expect.objectContaining({ family: 'Newest' })]);
+  });
+
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {
     const sender = await client();
     const visit = `V-${randomUUID().slice(0, 8)}`;

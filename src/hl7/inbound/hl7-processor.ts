@@ -16,6 +16,7 @@ import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
+import { eventInstant } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import { byIdentifier, required, upsert, visitOf, writeOver, type Touched } from './processing.js';
 
@@ -223,7 +224,15 @@ export class Hl7Processor {
     const pv1 = message.first('PV1');
     const encounterId =
       event && pv1
-        ? await this.visits.upsert(pv1, message.first('PV2'), patientId, event, sender, touched)
+        ? await this.visits.upsert(
+            pv1,
+            message.first('PV2'),
+            patientId,
+            event,
+            sender,
+            touched,
+            eventInstant(message),
+          )
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
     const context = { sender, patientId, encounterId };

@@ -13,6 +13,8 @@ import {
 } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, isStale } from './event-order.js';
 import { required, without, type PatientOfMessage } from './processing.js';
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
@@ -46,7 +48,10 @@ export async function patientNamed(
 /** The patient of a message: matched on PID-3, updated from PID and PD1, or created. */
 @Injectable()
 export class MessagePatients {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clock: Hl7EventClockRepository,
+  ) {}
 
   /**
    * The message's patient (its PID, matched or created), first of what the message touches. A
@@ -62,7 +67,12 @@ export class MessagePatients {
       );
     }
     const sender = senderSystem(message);
-    const patientId = await this.upsert(required(message, 'PID'), sender, message.first('PD1'));
+    const patientId = await this.upsert(
+      required(message, 'PID'),
+      sender,
+      message.first('PD1'),
+      eventInstant(message),
+    );
     return {
       sender,
       patientId,
@@ -75,9 +85,16 @@ export class MessagePatients {
    * plain DELETE or PUT takes no criteria lock: one committed between the search and the
    * update (which writes only over the version it read) has the patient searched again, as a
    * conditional update sent again after its 409 would be. A deletion then leaves no match, and
-   * the message creates a patient: written over, the deleted record came back.
+   * the message creates a patient: written over, the deleted record came back. A message older
+   * (`at`, see eventInstant) than one already applied to the patient leaves its details as the
+   * newer one set them.
    */
-  async upsert(pid: V2Segment, sender: string | undefined, pd1?: V2Segment): Promise<string> {
+  async upsert(
+    pid: V2Segment,
+    sender: string | undefined,
+    pd1?: V2Segment,
+    at?: Date,
+  ): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     const criteria = identifierCriteria(identifiers);
     if (!criteria) {
@@ -91,10 +108,11 @@ export class MessagePatients {
           'Patient',
           applyPatient(undefined, identifiers, elements, restricted),
         );
+        if (at) await this.clock.advance('Patient', created.id, at, false);
         return created.id;
       }
       try {
-        await this.updateMatch(match, identifiers, elements, restricted);
+        await this.updateMatch(match, identifiers, elements, restricted, at);
         return match;
       } catch (error) {
         if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
@@ -108,8 +126,13 @@ export class MessagePatients {
     identifiers: Identifier[],
     elements: PatientElements,
     restricted: boolean,
+    at: Date | undefined,
   ): Promise<void> {
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
+    // An ADT queue replayed out of order: the older message's name or address would undo the
+    // newer one's. Its identifiers are still added and a restriction taken, as neither undoes.
+    const stale =
+      at && isStale(at, (await this.clock.advance('Patient', match, at, false)).detailsAt);
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
     const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];
@@ -119,7 +142,12 @@ export class MessagePatients {
     // A restriction only tightens access, so it is taken whichever identifiers name the patient.
     const restricts = restricted && !isRestricted(current.resource);
     const next = {
-      ...applyPatient(current.resource, identifiers, byCurrentId ? elements : {}, restricts),
+      ...applyPatient(
+        current.resource,
+        identifiers,
+        byCurrentId && !stale ? elements : {},
+        restricts,
+      ),
       id: match,
     };
     // A feed repeats the PID with every result: what it already says makes no new version.

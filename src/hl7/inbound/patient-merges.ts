@@ -6,6 +6,7 @@ import { identifierOf, sameIdentifier, type Identifier } from '../mapping/dataty
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { eventInstant } from './event-order.js';
 import { MessagePatients, patientNamed, senderSystem } from './message-patients.js';
 import { without, type Touched } from './processing.js';
 
@@ -77,8 +78,9 @@ export class PatientMerges {
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [] };
     const pairs = priorPatients(message, sender, 'a merge');
+    const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
-      const survivorId = await this.patients.upsert(pid, sender, pd1);
+      const survivorId = await this.patients.upsert(pid, sender, pd1, at);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
       const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');

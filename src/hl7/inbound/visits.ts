@@ -9,6 +9,8 @@ import {
 } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { isStale } from './event-order.js';
 import { Places } from './places.js';
 import {
   ambiguous,
@@ -45,11 +47,13 @@ export class Visits {
   constructor(
     private readonly fhir: FhirService,
     private readonly places: Places,
+    private readonly clock: Hl7EventClockRepository,
   ) {}
 
   /**
    * The Encounter of the PV1-19 visit number, else of an unnumbered visit known again (see
-   * unnumbered), updated; or a new one.
+   * unnumbered), updated as far as the event (at `at`, see eventInstant) is the newest news of
+   * it; or a new one.
    */
   async upsert(
     pv1: V2Segment,
@@ -58,6 +62,7 @@ export class Visits {
     event: VisitEvent,
     sender: string | undefined,
     touched: Touched,
+    at?: Date,
   ): Promise<string | undefined> {
     const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
     const criteria = byIdentifier(identifier);
@@ -79,37 +84,35 @@ export class Visits {
         "PV1-19 names another patient's visit: move the visit to this patient (A45) or correct the visit number",
       );
     }
+    // A message older than news of the visit already applied (a queue replayed out of order)
+    // writes nothing over it: an A01 sent again after the A03 does not reopen the stay. A
+    // discharge is still taken after a later update of the visit's details, as its status
+    // is newer than the visit's last status change.
+    const clock =
+      current && at
+        ? await this.clock.advance('Encounter', current.id, at, !event.updatesOnly)
+        : undefined;
+    const stale = isStale(at, clock?.detailsAt);
+    if (current && stale && (event.updatesOnly || isStale(at, clock?.statusAt))) {
+      return current.id;
+    }
     const [location] = (resource['location'] as EncounterLocation[] | undefined) ?? [];
-    if (location) {
+    if (location && !stale) {
       const chain = locationChain(pv1.repetitions(3)[0]);
       location.location.reference = `Location/${await this.places.of(chain)}`;
       touched.entities.push(location.location.reference);
     }
-    if (!match || !current) {
-      return (await this.fhir.create(HL7_USER, 'Encounter', resource)).id;
+    if (!current) {
+      const created = await this.fhir.create(HL7_USER, 'Encounter', resource);
+      if (at) await this.clock.advance('Encounter', created.id, at, !event.updatesOnly);
+      return created.id;
     }
-    const period: Record<string, unknown> = {
-      ...(current.resource['period'] as object | undefined),
-      ...(resource['period'] as object | undefined),
-    };
-    // A cancelled discharge leaves the visit open again.
-    if (event.reopens) delete period['end'];
-    const locations = movedTo(
-      current.resource['location'] as EncounterLocation[] | undefined,
-      location,
-    );
     // An A08 repeating what is stored makes no new version.
     return writeOver(
       this.fhir,
       'Encounter',
-      {
-        ...without(current.resource, 'meta', 'period', 'location'),
-        ...resource,
-        ...(event.updatesOnly ? { status: current.resource['status'] } : {}),
-        ...(Object.keys(period).length > 0 ? { period } : {}),
-        ...(locations.length > 0 ? { location: locations } : {}),
-      },
-      match,
+      visitAfter(current.resource, resource, event, stale),
+      current.id,
     );
   }
 
@@ -143,6 +146,44 @@ export class Visits {
       classOf(stored) === classOf(resource);
     return same ? found : undefined;
   }
+}
+
+/**
+ * The stored Encounter (`current`) after an event's (`incoming`, from its PV1, with its
+ * location's reference set). An update (A08…) keeps the stored status; a cancelled discharge
+ * (A13) drops the end. A `stale` event, older than details already applied but newer than the
+ * last status change (a discharge received after a later A08), sets only the status and its
+ * times, and fills in what the visit lacks: what the newer event said stays.
+ */
+export function visitAfter(
+  current: Record<string, unknown>,
+  incoming: Record<string, unknown>,
+  event: VisitEvent,
+  stale: boolean,
+): Record<string, unknown> {
+  const period: Record<string, unknown> = {
+    ...(current['period'] as object | undefined),
+    ...(incoming['period'] as object | undefined),
+  };
+  if (event.reopens) delete period['end'];
+  const times = Object.keys(period).length > 0 ? { period } : {};
+  if (stale) {
+    return {
+      ...without(incoming, 'location'),
+      ...without(current, 'meta'),
+      status: incoming['status'],
+      ...times,
+    };
+  }
+  const [location] = (incoming['location'] as EncounterLocation[] | undefined) ?? [];
+  const locations = movedTo(current['location'] as EncounterLocation[] | undefined, location);
+  return {
+    ...without(current, 'meta', 'period', 'location'),
+    ...incoming,
+    ...(event.updatesOnly ? { status: current['status'] } : {}),
+    ...times,
+    ...(locations.length > 0 ? { location: locations } : {}),
+  };
 }
 
 /**

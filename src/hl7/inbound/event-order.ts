@@ -1,0 +1,29 @@
+import { dateTimeOf } from '../mapping/datatypes.js';
+import type { V2Message } from '../message/v2-message.js';
+
+/**
+ * When the event a message reports happened, as an instant: EVN-2 (recorded date/time), else
+ * MSH-7 (the message's own time), as an engine replaying a queue sends them as they were. None
+ * without a time of day, or without a UTC offset that HL7_TIME_ZONE does not supply: by date
+ * alone, the day's messages would be taken as older than each other.
+ */
+export function eventInstant(message: V2Message): Date | undefined {
+  const msh = message.first('MSH');
+  const evn = message.first('EVN');
+  for (const [segment, field] of [
+    [evn, 2],
+    [msh, 7],
+  ] as const) {
+    const at = segment && dateTimeOf(segment.value(field), segment.timeZone);
+    if (at?.includes('T')) return new Date(at);
+  }
+  return undefined;
+}
+
+/**
+ * Whether an event of `at` is older than the newest one already applied (`newest`): its data
+ * would write over newer data. An event of the same instant is not (a feed sends several).
+ */
+export function isStale(at: Date | undefined, newest: Date | null | undefined): boolean {
+  return at !== undefined && newest !== null && newest !== undefined && newest > at;
+}
