@@ -504,6 +504,45 @@ describe('HL7 v2 over MLLP', () => {
     ]);
   });
 
+  it('keeps a corrected result when an older preliminary one is replayed after it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const result = (control: string, hour: string, status: string, value: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101${hour}00+0000||ORU^R01|${control}-${tag}|P|2.5.1`,
+          `PID|1||R-${tag}^^^NORTH&2.16.840.1.8&ISO^MR||Replayed^Pat`,
+          `OBR|1||ORD-${tag}^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000${'|'.repeat(18)}${status}`,
+          `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L^^UCUM|||||${status}`,
+        ].join('\r'),
+      );
+    const sender = await client();
+    // The lab's queue replayed out of order: the preliminary result last.
+    await sender.send([
+      result('P', '09', 'P', '5.0'),
+      result('F', '10', 'F', '5.4'),
+      result('C', '11', 'C', '6.1'),
+      result('P2', '09', 'P', '5.0'),
+    ]);
+    expect((await sender.waitForAcks(4)).map((ack) => msaOf(ack).code)).toEqual(
+      Array(4).fill('AA'),
+    );
+    const http = await doctorHttp();
+    const [observation] = (
+      await http(
+        'GET',
+        `${testApp.url}/fhir/Observation?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|ORD-${tag}/2345-7`)}`,
+      )
+    ).body.entry.map((entry: any) => entry.resource);
+    expect(observation).toMatchObject({ status: 'corrected', valueQuantity: { value: 6.1 } });
+    const [report] = (
+      await http(
+        'GET',
+        `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|ORD-${tag}`)}`,
+      )
+    ).body.entry.map((entry: any) => entry.resource);
+    expect(report.status).toBe('corrected');
+  });
+
   it('files a final report anew, with its results once, when its preliminary one was deleted', async () => {
     const result = (control: string, status: string, value: string) =>
       Buffer.from(

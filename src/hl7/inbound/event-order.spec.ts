@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { eventInstant, isStale } from './event-order.js';
+import { eventInstant, isStale, reportInstant } from './event-order.js';
 import { visitAfter } from './visits.js';
 
 function message(timeZone: string | undefined, ...segments: string[]): V2Message {
@@ -28,6 +28,19 @@ describe('event order', () => {
     expect(eventInstant(message('America/Chicago', msh('202503011200')))).toEqual(
       new Date('2025-03-01T18:00:00Z'),
     );
+  });
+
+  it("takes a report's status change time (OBR-22), else the message's", () => {
+    const oru = message(
+      undefined,
+      msh('202503011200+0000'),
+      `OBR|1||F1|2345-7^Glucose^LN|||202503010800+0000${'|'.repeat(15)}202503011000+0000`,
+      'OBR|2||F2|2345-7^Glucose^LN|||202503010800+0000',
+    );
+    const [first, second] = oru.all('OBR');
+    const messageAt = eventInstant(oru);
+    expect(reportInstant(first!, messageAt)).toEqual(new Date('2025-03-01T10:00:00Z'));
+    expect(reportInstant(second!, messageAt)).toEqual(new Date('2025-03-01T12:00:00Z'));
   });
 
   it('calls an event stale only when a strictly newer one was applied', () => {

@@ -1,5 +1,5 @@
 import { dateTimeOf } from '../mapping/datatypes.js';
-import type { V2Message } from '../message/v2-message.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
 
 /**
  * When the event a message reports happened, as an instant: EVN-2 (recorded date/time), else
@@ -26,4 +26,14 @@ export function eventInstant(message: V2Message): Date | undefined {
  */
 export function isStale(at: Date | undefined, newest: Date | null | undefined): boolean {
   return at !== undefined && newest !== null && newest !== undefined && newest > at;
+}
+
+/**
+ * When a report's status last changed, as an instant: OBR-22 (results report/status change),
+ * else the message's (`messageAt`, see eventInstant). A lab replaying its queue resends a
+ * preliminary report after the final one; the newer status is the one to keep.
+ */
+export function reportInstant(obr: V2Segment, messageAt: Date | undefined): Date | undefined {
+  const at = dateTimeOf(obr.value(22), obr.timeZone);
+  return at?.includes('T') ? new Date(at) : messageAt;
 }

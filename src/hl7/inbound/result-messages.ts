@@ -14,6 +14,8 @@ import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/ob
 import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, isStale, reportInstant } from './event-order.js';
 import {
   ambiguous,
   atInstant,
@@ -101,7 +103,10 @@ const REPORT_NOTE = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-Diagn
 /** Results (ORU^R01, OUL^R22-R24), for Hl7Processor, in its transaction. */
 @Injectable()
 export class ResultMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clock: Hl7EventClockRepository,
+  ) {}
 
   /**
    * ORU^R01 and OUL^R22-R24: each OBR with the OBX segments after it becomes a DiagnosticReport
@@ -151,6 +156,7 @@ export class ResultMessages {
     }
     const specimens = new Map<V2Segment, string>();
     const unnumberedSeen = new Set<string>();
+    const messageAt = eventInstant(message);
     for (const { orc, obr, notes: comments, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
@@ -179,6 +185,13 @@ export class ResultMessages {
         : undefined;
       // Unnumbered reports filed more than once before they were known again: a new one, as then.
       const reportMatch = await (reportIdentifier ? matching : matching?.catch(ambiguous));
+      // A report older than the version stored (a preliminary one replayed after the final or
+      // its correction) writes nothing over it: its results' values and status stay.
+      const at = obr && reportInstant(obr, messageAt);
+      if (reportMatch && at) {
+        const clock = await this.clock.advance('DiagnosticReport', reportMatch, at, false);
+        if (isStale(at, clock.detailsAt)) continue;
+      }
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
@@ -245,6 +258,8 @@ export class ResultMessages {
           { type: 'DiagnosticReport', body: report(result) },
         ]);
         touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
+        const filed = created.find(({ resourceType }) => resourceType === 'DiagnosticReport')!;
+        if (at) await this.clock.advance('DiagnosticReport', filed.id, at, false);
         continue;
       }
       const result: { reference: string }[] = [];
@@ -269,6 +284,7 @@ export class ResultMessages {
       // A report sent again as stored (a replayed queue) makes no new version.
       const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
       touched.entities.push(`DiagnosticReport/${reportId}`);
+      if (at && !reportMatch) await this.clock.advance('DiagnosticReport', reportId, at, false);
     }
     return touched;
   }
