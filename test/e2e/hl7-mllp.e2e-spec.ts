@@ -543,6 +543,57 @@ describe('HL7 v2 over MLLP', () => {
     expect(report.status).toBe('corrected');
   });
 
+  it("refuses a report whose filler number (OBR-3) is another patient's, unless merged into this one", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = (mrn: string) => `PID|1||${mrn}-${tag}^^^NORTH&2.16.840.1.9&ISO^MR||Pat^${mrn}`;
+    const result = (control: string, mrn: string, value: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ORU^R01|${control}-${tag}|P|2.5.1`,
+          pid(mrn),
+          `OBR|1||ACC-${tag}^NORTH^2.16.840.1.9^ISO|2345-7^Glucose^LN|||202401010800+0000`,
+          `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L^^UCUM|||||F`,
+        ].join('\r'),
+      );
+    const steps: [Buffer, string][] = [
+      [result('G1', 'ANN', '5.4'), 'AA'],
+      // Bob's result under Ann's accession number does not take her report from her.
+      [result('G2', 'BOB', '9.9'), 'AE'],
+      // Ann merged into Bob (A40): her report is his now, and the lab's correction is taken.
+      [
+        Buffer.from(
+          [
+            `MSH|^~\\&|ADT|NORTH|CV|HOSP|20240101||ADT^A40|G3-${tag}|P|2.5.1`,
+            pid('BOB'),
+            `MRG|ANN-${tag}^^^NORTH&2.16.840.1.9&ISO^MR`,
+          ].join('\r'),
+        ),
+        'AA',
+      ],
+      [result('G4', 'BOB', '6.1'), 'AA'],
+    ];
+    const sender = await client();
+    await sender.send(steps.map(([message]) => message));
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(([, code]) => code));
+    expect(acks[1]).toContain("OBR-3 names another patient's report");
+    const http = await doctorHttp();
+    const found = async (type: string, value: string) =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/${type}?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.9|${value}`)}`,
+        )
+      ).body.entry.map((entry: any) => entry.resource);
+    const [bob] = await found('Patient', `BOB-${tag}`);
+    const [observation] = await found('Observation', `ACC-${tag}/2345-7`);
+    expect(observation).toMatchObject({
+      subject: { reference: `Patient/${String(bob.id)}` },
+      valueQuantity: { value: 6.1 },
+      meta: { versionId: '2' }, // Bob's 9.9 never written over Ann's 5.4
+    });
+  });
+
   it('files a final report anew, with its results once, when its preliminary one was deleted', async () => {
     const result = (control: string, status: string, value: string) =>
       Buffer.from(

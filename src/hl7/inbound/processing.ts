@@ -203,7 +203,7 @@ export async function writeOver(
 /**
  * The Encounter of the message's PV1-19 visit number, when it is known here as this patient's:
  * results, orders and documents are tied to their visit, but make none (the admission feed
- * does). A visit of another patient (see isVisitOf) is left out, as an unknown one is: the
+ * does). A visit of another patient (see isPatientsRecord) is left out, as an unknown one is: the
  * record is filed under its PID's patient, not tied into someone else's stay, and a lab
  * result is not held back for an operator while the visit number is sorted out.
  */
@@ -226,25 +226,26 @@ export async function knownVisit(
   const other = await fhir.findUnique(HL7_USER, 'Encounter', criteria);
   if (!other) return undefined;
   const encounter = (await fhir.read(HL7_USER, 'Encounter', other)).resource;
-  return (await isVisitOf(fhir, encounter, patientId)) ? other : undefined;
+  return (await isPatientsRecord(fhir, encounter, patientId)) ? other : undefined;
 }
 
 /** How many merges (A into B, B into C...) a visit's patient is followed through. */
 const MAX_MERGE_HOPS = 20;
 
 /**
- * Whether the visit is the patient's: its subject, or a patient merged into it (A40 leaves
- * references to the prior patient as they were), through a chain of merges. A visit number
- * names one patient's visit; another patient's message naming it (a registration error, or two
- * visit number series) must not move the Encounter, and what is tied to it, to that patient, nor
- * tie that patient's records into the other's stay. Moving a visit is A45's.
+ * Whether a record (a visit, a report) is the patient's: its subject, or a patient merged into
+ * it (A40 leaves references to the prior patient as they were), through a chain of merges. A
+ * visit or filler order number names one patient's record; another patient's message naming it
+ * (a registration or labelling error, or two number series) must not move it, and what is tied
+ * to it, to that patient, nor tie that patient's records into the other's. Moving a visit is
+ * A45's.
  */
-export async function isVisitOf(
+export async function isPatientsRecord(
   fhir: FhirService,
-  encounter: Record<string, unknown>,
+  record: Record<string, unknown>,
   patientId: string,
 ): Promise<boolean> {
-  const reference = (encounter['subject'] as { reference?: string } | undefined)?.reference;
+  const reference = (record['subject'] as { reference?: string } | undefined)?.reference;
   let subject = /^Patient\/([^/]+)$/.exec(reference ?? '')?.[1];
   for (let hop = 0; subject && hop < MAX_MERGE_HOPS; hop++) {
     if (subject === patientId) return true;

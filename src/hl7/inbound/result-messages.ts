@@ -20,6 +20,7 @@ import {
   ambiguous,
   atInstant,
   byIdentifier,
+  isPatientsRecord,
   codeCriteria,
   codeKey,
   repeated,
@@ -185,6 +186,7 @@ export class ResultMessages {
         : undefined;
       // Unnumbered reports filed more than once before they were known again: a new one, as then.
       const reportMatch = await (reportIdentifier ? matching : matching?.catch(ambiguous));
+      if (reportMatch) await this.assertPatientsReport(reportMatch, patientId);
       // A report older than the version stored (a preliminary one replayed after the final or
       // its correction) writes nothing over it: its results' values and status stay.
       const at = obr && reportInstant(obr, messageAt);
@@ -287,6 +289,22 @@ export class ResultMessages {
       if (at && !reportMatch) await this.clock.advance('DiagnosticReport', reportId, at, false);
     }
     return touched;
+  }
+
+  /**
+   * A filler order number names one patient's report: another patient's result under it (a
+   * mislabelled specimen, two labs' number series) is refused (ERR 205) rather than moving the
+   * report and its results to that patient, as writing it over did. A report of a patient
+   * merged into this one (A40) is this patient's.
+   */
+  private async assertPatientsReport(reportId: string, patientId: string): Promise<void> {
+    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
+    if (!(await isPatientsRecord(this.fhir, report, patientId))) {
+      throw new Hl7ProcessingError(
+        '205',
+        "OBR-3 names another patient's report: correct the patient or the filler order number",
+      );
+    }
   }
 
   /**

@@ -15,7 +15,7 @@ import { Places } from './places.js';
 import {
   ambiguous,
   atInstant,
-  isVisitOf,
+  isPatientsRecord,
   byIdentifier,
   without,
   writeOver,
@@ -76,9 +76,9 @@ export class Visits {
         `${event.known} needs the visit number (PV1-19) of a known encounter`,
       );
     }
-    // Read before anything is written: the visit must be this patient's (see isVisitOf).
+    // Read before anything is written: the visit must be this patient's (see isPatientsRecord).
     const current = match && (await this.fhir.read(HL7_USER, 'Encounter', match));
-    if (current && !(await isVisitOf(this.fhir, current.resource, patientId))) {
+    if (current && !(await isPatientsRecord(this.fhir, current.resource, patientId))) {
       throw new Hl7ProcessingError(
         '205',
         "PV1-19 names another patient's visit: move the visit to this patient (A45) or correct the visit number",
