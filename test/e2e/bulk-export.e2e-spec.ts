@@ -194,7 +194,12 @@ describe('Bulk Data export ($export)', () => {
 
   it('refuses kick-offs that are not asynchronous, not NDJSON, malformed, or without the right or a recent MFA', async () => {
     expect((await get('/fhir/Patient/$export')).status).toBe(400);
-    for (const query of ['_outputFormat=application/json', '_since=yesterday', '_typeFilter=x']) {
+    for (const query of [
+      '_outputFormat=application/json',
+      '_since=yesterday',
+      '_since=2026-02-30T00:00:00Z',
+      '_typeFilter=x',
+    ]) {
       const res = await kickOff(`/fhir/Patient/$export?${query}`);
       expect({ query, status: res.status }).toEqual({ query, status: 400 });
       expect(res.body.resourceType).toBe('OperationOutcome');
@@ -804,7 +809,9 @@ describe('Bulk Data export ($export)', () => {
         [running],
       ),
     ).rejects.toMatchObject({ code: '23514' });
-    expect((await kickOff('/fhir/$export?_type=Group')).status).toBe(429);
+    const refused = await kickOff('/fhir/$export?_type=Group');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
     const polled = await get(`/fhir/$export-status/${running}`);
     expect(polled.status).toBe(202);
     expect(polled.headers.get('x-progress')).toBe('exporting Patient');

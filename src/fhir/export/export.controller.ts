@@ -28,12 +28,15 @@ import {
 } from '../../auth/permission.decorators.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { unencodedPlus } from '../../common/http/media-types.js';
+import { parseIsoDateOrInstant } from '../../common/iso-dates.js';
 import { fhirBaseUrl } from '../fhir-headers.js';
 import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
 
 const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
 /** Kick-off parameters this server takes; any other is refused rather than ignored. */
 const PARAMETERS = new Set(['_outputFormat', '_type', '_since', '_typeFilter']);
+/** How long the owner of a running export is told to wait before kicking off another. */
+const RETRY_AFTER_RUNNING_SECONDS = 30;
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
@@ -198,7 +201,8 @@ export class ExportController {
       throw AppError.of(400, 'not-supported', 'The only output format is application/fhir+ndjson');
     }
     const since = plus(query['_since']);
-    if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) {
+    // Checked against the calendar: Date.parse takes 2026-02-30 for March 2nd.
+    if (since !== undefined && (!INSTANT.test(since) || !parseIsoDateOrInstant(since))) {
       throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
     }
     // A type named twice is exported once (its file would otherwise be written twice).
@@ -207,16 +211,24 @@ export class ExportController {
       type === undefined ? undefined : [...new Set(type.split(',').map((t) => t.trim()))];
     const typeFilters = typeFiltersOf(request.url);
     const baseUrl = fhirBaseUrl(request);
-    const id = await this.exports.start(user, {
-      level,
-      ...(groupId !== undefined ? { groupId } : {}),
-      ...(types ? { types } : {}),
-      ...(typeFilters.length > 0 ? { typeFilters } : {}),
-      ...(since !== undefined ? { since: new Date(since) } : {}),
-      requestUrl: `${baseUrl}${request.url.replace(/^\/fhir/, '')}`,
-      requestId: String(request.id),
-      baseUrl,
-    });
+    const id = await this.exports
+      .start(user, {
+        level,
+        ...(groupId !== undefined ? { groupId } : {}),
+        ...(types ? { types } : {}),
+        ...(typeFilters.length > 0 ? { typeFilters } : {}),
+        ...(since !== undefined ? { since: new Date(since) } : {}),
+        requestUrl: `${baseUrl}${request.url.replace(/^\/fhir/, '')}`,
+        requestId: String(request.id),
+        baseUrl,
+      })
+      .catch((error: unknown) => {
+        // An export of theirs still runs: when to try again, as every 429 here says.
+        if (error instanceof AppError && error.status === 429) {
+          void reply.header('retry-after', String(RETRY_AFTER_RUNNING_SECONDS));
+        }
+        throw error;
+      });
     void reply.header('content-location', `${baseUrl}/$export-status/${id}`);
   }
 }
