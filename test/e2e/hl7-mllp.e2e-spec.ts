@@ -2878,6 +2878,15 @@ describe('HL7 v2 over MLLP', () => {
       adt('A03', '13', 'Third', '5W^202^B^GHH', '13'),
       // The admission sent again after the discharge does not reopen the visit.
       Buffer.from(adt('A01', '10', 'First', '4E^101^A^GHH').toString().replace('A0110-', 'R0110-')),
+      // A lab whose clock runs ahead: its result at 16:00 does not make the admission system's
+      // A08 of 15:00 look older. Each feed's messages are ordered by its own clock.
+      Buffer.from(
+        `MSH|^~\\&|LAB|LABFAC|CV|CV|202503011600+0000||ORU^R01|LAB16-${visit}|P|2.5\r` +
+          `PID|1||${visit}-P^^^HOSP&2.16.9&ISO^MR||Lab^Ann\r` +
+          `OBR|1||F-${visit}|2345-7^Glucose^LN|||202503011550+0000\r` +
+          `OBX|1|NM|2345-7^Glucose^LN||95|mg/dL|||||F`,
+      ),
+      adt('A08', '15', 'Renamed', '6N^303^C^GHH'),
     ];
     const sender = await client();
     await sender.send(steps);
@@ -2900,7 +2909,7 @@ describe('HL7 v2 over MLLP', () => {
       'GET',
       `${testApp.url}/fhir/${String(encounter['subject'].reference)}`,
     );
-    expect(patient.body.name).toEqual([expect.objectContaining({ family: 'Newest' })]);
+    expect(patient.body.name).toEqual([expect.objectContaining({ family: 'Renamed' })]);
   });
 
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {

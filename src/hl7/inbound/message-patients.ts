@@ -108,11 +108,11 @@ export class MessagePatients {
           'Patient',
           applyPatient(undefined, identifiers, elements, restricted),
         );
-        if (at) await this.clock.advance('Patient', created.id, at, false);
+        if (at) await this.clock.advance('Patient', created.id, sender, at, false);
         return created.id;
       }
       try {
-        await this.updateMatch(match, identifiers, elements, restricted, at);
+        await this.updateMatch(match, identifiers, elements, restricted, sender, at);
         return match;
       } catch (error) {
         if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
@@ -126,13 +126,14 @@ export class MessagePatients {
     identifiers: Identifier[],
     elements: PatientElements,
     restricted: boolean,
+    sender: string | undefined,
     at: Date | undefined,
   ): Promise<void> {
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
     // An ADT queue replayed out of order: the older message's name or address would undo the
     // newer one's. Its identifiers are still added and a restriction taken, as neither undoes.
     const stale =
-      at && isStale(at, (await this.clock.advance('Patient', match, at, false)).detailsAt);
+      at && isStale(at, (await this.clock.advance('Patient', match, sender, at, false)).detailsAt);
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
     const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];

@@ -191,7 +191,7 @@ export class ResultMessages {
       // its correction) writes nothing over it: its results' values and status stay.
       const at = obr && reportInstant(obr, messageAt);
       if (reportMatch && at) {
-        const clock = await this.clock.advance('DiagnosticReport', reportMatch, at, false);
+        const clock = await this.clock.advance('DiagnosticReport', reportMatch, sender, at, false);
         if (isStale(at, clock.detailsAt)) continue;
       }
       const order = obr && (await this.orderOf(orc, obr, sender));
@@ -261,7 +261,7 @@ export class ResultMessages {
         ]);
         touched.entities.push(...created.map(({ resourceType, id }) => `${resourceType}/${id}`));
         const filed = created.find(({ resourceType }) => resourceType === 'DiagnosticReport')!;
-        if (at) await this.clock.advance('DiagnosticReport', filed.id, at, false);
+        if (at) await this.clock.advance('DiagnosticReport', filed.id, sender, at, false);
         continue;
       }
       const result: { reference: string }[] = [];
@@ -286,7 +286,8 @@ export class ResultMessages {
       // A report sent again as stored (a replayed queue) makes no new version.
       const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
       touched.entities.push(`DiagnosticReport/${reportId}`);
-      if (at && !reportMatch) await this.clock.advance('DiagnosticReport', reportId, at, false);
+      if (at && !reportMatch)
+        await this.clock.advance('DiagnosticReport', reportId, sender, at, false);
     }
     return touched;
   }

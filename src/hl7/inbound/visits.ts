@@ -90,7 +90,7 @@ export class Visits {
     // is newer than the visit's last status change.
     const clock =
       current && at
-        ? await this.clock.advance('Encounter', current.id, at, !event.updatesOnly)
+        ? await this.clock.advance('Encounter', current.id, sender, at, !event.updatesOnly)
         : undefined;
     const stale = isStale(at, clock?.detailsAt);
     if (current && stale && (event.updatesOnly || isStale(at, clock?.statusAt))) {
@@ -104,7 +104,7 @@ export class Visits {
     }
     if (!current) {
       const created = await this.fhir.create(HL7_USER, 'Encounter', resource);
-      if (at) await this.clock.advance('Encounter', created.id, at, !event.updatesOnly);
+      if (at) await this.clock.advance('Encounter', created.id, sender, at, !event.updatesOnly);
       return created.id;
     }
     // An A08 repeating what is stored makes no new version.
