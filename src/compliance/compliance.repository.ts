@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { Client } from 'pg';
+import type { ConnectionOptions } from 'node:tls';
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
 import { UNENCRYPTED_KEY_ID } from '../crypto/field-cipher.js';
@@ -31,6 +33,16 @@ export interface PhiSample {
    * another row or column; an unknown key; not an envelope at all).
    */
   undecryptable: number;
+}
+
+/** How this process reaches PostgreSQL, as its own connection is, not as the URL reads. */
+export interface DatabaseTransport {
+  /** The host connected to; a Unix socket's directory starts with `/`. */
+  host: string;
+  /** The server's view of this connection (pg_stat_ssl): TLS, and its version, or undefined. */
+  tlsVersion: string | undefined;
+  /** Whether the client refuses a server certificate it cannot verify (not no-verify, prefer). */
+  verifiesServer: boolean;
 }
 
 export interface LastBackup {
@@ -126,6 +138,30 @@ export class ComplianceRepository {
         ORDER BY chain_seq DESC LIMIT 1`,
     );
     return row ? { recordedAt: row.recorded_at, detail: row.detail } : undefined;
+  }
+
+  /**
+   * The host and TLS settings node-postgres resolved for a pooled connection (the URL's
+   * sslmode, uselibpqcompat, or PGSSLMODE), and what the server says of that same connection.
+   */
+  async databaseTransport(): Promise<DatabaseTransport> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const client = (await runner.connect()) as Client;
+      const [row] = (await runner.query(
+        `SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()`,
+      )) as { ssl: boolean; version: string | null }[];
+      // Typed boolean, but it holds the TLS options when the URL or PGSSLMODE sets any.
+      const ssl = client.ssl as boolean | ConnectionOptions;
+      return {
+        host: client.host,
+        tlsVersion: row?.ssl ? (row.version ?? 'TLS') : undefined,
+        verifiesServer:
+          ssl === true || (typeof ssl === 'object' && ssl.rejectUnauthorized !== false),
+      };
+    } finally {
+      await runner.release();
+    }
   }
 
   async breakGlassGrants(days: number): Promise<number> {

@@ -11,7 +11,11 @@ import { AppConfig } from '../config/config.js';
 import { GENERATED_KEY_FILE, holdsPlaintextKeys } from '../crypto/key-store.js';
 import { describeDatabase } from '../database/database-options.js';
 import type { ComplianceCheck, ComplianceReport } from './compliance-report.js';
-import { ComplianceRepository, type PhiSample } from './compliance.repository.js';
+import {
+  ComplianceRepository,
+  type DatabaseTransport,
+  type PhiSample,
+} from './compliance.repository.js';
 
 /** Rows sampled per PHI column to prove encryption at rest. */
 const SAMPLE_ROWS = 200;
@@ -126,8 +130,9 @@ export class ComplianceService {
         id: 'transmission-security',
         safeguard: '164.312(e)(1)',
         title: 'Transmission security (TLS 1.2 minimum)',
-        control: 'src/common/http/http-adapter.ts, src/hl7/mllp/ (minVersion TLSv1.2)',
-        ...this.transmission(),
+        control:
+          'src/common/http/http-adapter.ts, src/hl7/mllp/ (minVersion TLSv1.2), DATABASE_URL sslmode',
+        ...this.transmission(await this.repository.databaseTransport()),
       },
       {
         id: 'backups',
@@ -343,9 +348,22 @@ export class ComplianceService {
     return access <= 900 ? pass(text) : fail(`${text}: access tokens over 15 min`);
   }
 
-  private transmission(): Outcome {
+  private transmission(database: DatabaseTransport): Outcome {
     const problems: string[] = [];
     const notes: string[] = [];
+    // ePHI crosses this link in every query; a Unix socket or loopback never leaves the host.
+    const local = database.host.startsWith('/') || isLoopback(database.host);
+    if (local) {
+      notes.push(`PostgreSQL on ${database.host.startsWith('/') ? 'a Unix socket' : 'loopback'}`);
+    } else if (!database.tlsVersion) {
+      problems.push(`the connection to PostgreSQL on ${database.host} is not TLS`);
+    } else if (!database.verifiesServer) {
+      problems.push(
+        `the connection to PostgreSQL on ${database.host} is ${database.tlsVersion} without verifying the server's certificate (sslmode=no-verify, prefer or libpq-compatible require): use sslmode=verify-full`,
+      );
+    } else {
+      notes.push(`PostgreSQL on ${database.host} over ${database.tlsVersion}, server verified`);
+    }
     const tls = this.config.tls;
     if (tls) {
       const certificate = readCertificate(tls.certFile);
