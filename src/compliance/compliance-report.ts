@@ -6,7 +6,8 @@ export interface ComplianceCheck {
   title: string;
   /** Where CareVault implements the control. */
   control: string;
-  status: 'pass' | 'fail';
+  /** warn: holds today, but will not for long (a certificate about to expire); not a failure. */
+  status: 'pass' | 'warn' | 'fail';
   /** What was measured, in a sentence; never PHI. */
   evidence: string;
 }
@@ -16,7 +17,7 @@ export interface ComplianceReport {
   software: string;
   environment: string;
   database: string;
-  summary: { pass: number; fail: number };
+  summary: { pass: number; warn: number; fail: number };
   checks: ComplianceCheck[];
 }
 
@@ -53,6 +54,7 @@ body { font-family: system-ui, sans-serif; margin: 2rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { border: 1px solid #ccc; padding: .4rem .6rem; text-align: left; vertical-align: top; }
 tr.pass .status { color: #0a6b2d; font-weight: bold; }
+tr.warn .status { color: #8a5a00; font-weight: bold; }
 tr.fail .status { color: #b00020; font-weight: bold; }
 </style>
 </head>
@@ -60,7 +62,7 @@ tr.fail .status { color: #b00020; font-weight: bold; }
 <h1>HIPAA technical safeguards (45 CFR 164.312): live checks</h1>
 <p>Generated ${escape(report.generatedAt)} by CareVault ${escape(report.software)}
 (${escape(report.environment)}, database ${escape(report.database)}):
-<strong>${report.summary.pass} pass, ${report.summary.fail} fail</strong>.</p>
+<strong>${report.summary.pass} pass, ${report.summary.warn} warn, ${report.summary.fail} fail</strong>.</p>
 <table>
 <thead><tr><th>Safeguard</th><th>Check</th><th>Result</th><th>Evidence</th><th>Control</th></tr></thead>
 <tbody>

@@ -12,7 +12,7 @@ interface ReportOptions {
 @Command({
   name: 'compliance:report',
   description:
-    'Check each HIPAA technical safeguard (164.312) against this configuration and database; print it, write JSON and HTML; exit 1 if any check fails',
+    'Check each HIPAA technical safeguard (164.312) against this configuration and database; print it, write JSON and HTML; exit 1 if any check fails (a warning does not)',
 })
 export class ComplianceReportCommand extends CommandRunner {
   constructor(
@@ -27,13 +27,13 @@ export class ComplianceReportCommand extends CommandRunner {
       'compliance:report',
       (made) => ({
         outcome: made.summary.fail === 0 ? 'success' : 'failure',
-        detail: `pass=${made.summary.pass} fail=${made.summary.fail}`,
+        detail: `pass=${made.summary.pass} warn=${made.summary.warn} fail=${made.summary.fail}`,
       }),
       () => this.compliance.report(),
     );
     for (const check of report.checks) {
       process.stdout.write(
-        `${check.status === 'pass' ? 'PASS' : 'FAIL'}  ${check.safeguard.padEnd(20)} ${check.title}: ${check.evidence}\n`,
+        `${check.status.toUpperCase()}  ${check.safeguard.padEnd(20)} ${check.title}: ${check.evidence}\n`,
       );
     }
     const directory = resolve(options.out ?? 'compliance-reports');
@@ -42,7 +42,7 @@ export class ComplianceReportCommand extends CommandRunner {
     await writeFile(join(directory, `${name}.json`), JSON.stringify(report, null, 2) + '\n');
     await writeFile(join(directory, `${name}.html`), renderHtml(report));
     process.stdout.write(
-      `${report.summary.pass} pass, ${report.summary.fail} fail; written to ${join(directory, name)}.json and .html\n`,
+      `${report.summary.pass} pass, ${report.summary.warn} warn, ${report.summary.fail} fail; written to ${join(directory, name)}.json and .html\n`,
     );
     if (report.summary.fail > 0) {
       process.exitCode = 1;

@@ -1,4 +1,8 @@
-import { jest } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, jest } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { selfSignedCertificate } from '../../test/support/certificates.js';
 import type { AuditVerifier, ChainSource, VerifyReport } from '../audit/audit-verifier.js';
 import type { AppConfig } from '../config/config.js';
 import type { ComplianceRepository, DatabaseTransport } from './compliance.repository.js';
@@ -109,5 +113,56 @@ describe('ComplianceService transmission security', () => {
       const local = await transmissionWith({ host, tlsVersion: undefined, verifiesServer: false });
       expect(local).toMatchObject({ status: 'pass' });
     }
+  });
+});
+
+describe('ComplianceService certificate expiry', () => {
+  const DAY = 86_400_000;
+  const loopback: DatabaseTransport = {
+    host: '127.0.0.1',
+    tlsVersion: undefined,
+    verifiesServer: false,
+  };
+  let dir: string;
+  let soon: { cert: string; key: string };
+  let later: { cert: string; key: string };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'carevault-compliance-spec-'));
+    soon = selfSignedCertificate(dir, 'soon', 'ehr.example.org', 10);
+    later = selfSignedCertificate(dir, 'later', 'mllp.example.org', 90);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
+
+  const withCertificates = (https: string, mllp: string): AppConfig =>
+    configWith({
+      tls: { certFile: https, keyFile: soon.key },
+      hl7Mllp: { host: '0.0.0.0', port: 2575 },
+      hl7Tls: { certFile: mllp, keyFile: later.key },
+    });
+
+  it('warns of an HTTPS certificate expiring within 30 days, with its subject and date', async () => {
+    const check = await transmissionWith(loopback, withCertificates(soon.cert, later.cert));
+    expect(check.status).toBe('warn');
+    expect(check.evidence).toMatch(
+      /the HTTPS certificate \(TLS_CERT_FILE, CN=ehr\.example\.org\) expires on \d{4}-\d\d-\d\dT.*, in 10 days/,
+    );
+  });
+
+  it('fails an expired MLLP certificate, and passes certificates valid beyond 30 days', async () => {
+    jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 91 * DAY);
+    const expired = await transmissionWith(loopback, withCertificates(later.cert, soon.cert));
+    expect(expired.status).toBe('fail');
+    expect(expired.evidence).toMatch(
+      /the MLLP certificate \(HL7_TLS_CERT_FILE, CN=ehr\.example\.org\) expired on \d{4}-/,
+    );
+    expect(expired.evidence).toMatch(/the HTTPS certificate .*expired on/);
+    jest.restoreAllMocks();
+    const valid = await transmissionWith(loopback, withCertificates(later.cert, later.cert));
+    expect(valid.status).toBe('pass');
+    expect(valid.evidence).toMatch(/HTTPS with TLS 1\.2\+, certificate valid until/);
+    expect(valid.evidence).toMatch(/MLLP with TLS 1\.2\+, certificate valid until/);
   });
 });

@@ -21,10 +21,14 @@ import {
 const SAMPLE_ROWS = 200;
 /** A nightly backup, with slack for a slow night. */
 const BACKUP_MAX_AGE_HOURS = 26;
+/** A certificate expiring sooner warns: renew it, and restart (TLS files are read at start). */
+const CERTIFICATE_WARN_DAYS = 30;
+const DAY_MS = 86_400_000;
 
 type Outcome = Pick<ComplianceCheck, 'status' | 'evidence'>;
 
 const pass = (evidence: string): Outcome => ({ status: 'pass', evidence });
+const warn = (evidence: string): Outcome => ({ status: 'warn', evidence });
 const fail = (evidence: string): Outcome => ({ status: 'fail', evidence });
 
 /**
@@ -142,13 +146,14 @@ export class ComplianceService {
         ...(await this.backups()),
       },
     ];
-    const failed = checks.filter((check) => check.status === 'fail').length;
+    const count = (status: ComplianceCheck['status']): number =>
+      checks.filter((check) => check.status === status).length;
     return {
       generatedAt: new Date().toISOString(),
       software: SOFTWARE_VERSION,
       environment: this.config.nodeEnv,
       database: this.config.databaseUrl ? describeDatabase(this.config.databaseUrl) : 'embedded',
-      summary: { pass: checks.length - failed, fail: failed },
+      summary: { pass: count('pass'), warn: count('warn'), fail: count('fail') },
       checks,
     };
   }
@@ -364,23 +369,25 @@ export class ComplianceService {
     } else {
       notes.push(`PostgreSQL on ${database.host} over ${database.tlsVersion}, server verified`);
     }
+    const warnings: string[] = [];
+    const certificates = (name: string, label: string, file: string): void => {
+      const expiry = certificateExpiry(name, label, file, Date.now());
+      ({ pass: notes, warn: warnings, fail: problems })[expiry.status].push(expiry.evidence);
+    };
     const tls = this.config.tls;
     if (tls) {
-      const certificate = readCertificate(tls.certFile);
-      if (!certificate) {
-        problems.push(`TLS_CERT_FILE ${tls.certFile} is not a readable certificate`);
-      } else if (new Date(certificate.validTo) < new Date()) {
-        problems.push(`the HTTPS certificate expired on ${certificate.validTo}`);
-      } else {
-        notes.push(`HTTPS with TLS 1.2+, certificate valid until ${certificate.validTo}`);
-      }
+      certificates('TLS_CERT_FILE', 'HTTPS', tls.certFile);
     } else if (this.config.trustedProxies.length > 0) {
       notes.push(`HTTPS terminated by the proxy (${this.config.trustedProxies.join(', ')})`);
     } else {
       problems.push(`plain HTTP on ${this.config.host}:${this.config.port} without a TLS proxy`);
     }
     const mllp = this.config.hl7Mllp;
-    if (mllp && !this.config.hl7Tls && !isLoopback(mllp.host)) {
+    const mllpTls = this.config.hl7Tls;
+    if (mllp && mllpTls) {
+      certificates('HL7_TLS_CERT_FILE', 'MLLP', mllpTls.certFile);
+    }
+    if (mllp && !mllpTls && !isLoopback(mllp.host)) {
       problems.push(`MLLP listener on ${mllp.host} without TLS`);
     } else {
       notes.push(
@@ -401,7 +408,11 @@ export class ComplianceService {
     if (plainHooks.length > 0) {
       problems.push(`Subscription endpoints without TLS: ${plainHooks.join(', ')}`);
     }
-    return problems.length > 0 ? fail(problems.join('; ')) : pass(notes.join('; '));
+    return problems.length > 0
+      ? fail([...problems, ...warnings].join('; '))
+      : warnings.length > 0
+        ? warn([...warnings, ...notes].join('; '))
+        : pass(notes.join('; '));
   }
 
   private async backups(): Promise<Outcome> {
@@ -440,6 +451,29 @@ function counted(
 
 function within(path: string, directory: string): boolean {
   return resolve(path).startsWith(resolve(directory) + sep);
+}
+
+/**
+ * A served certificate's validity, by its subject and end date: expired fails, expiring within
+ * CERTIFICATE_WARN_DAYS warns. The service goes on serving one that expires while it runs.
+ */
+function certificateExpiry(name: string, label: string, file: string, now: number): Outcome {
+  const certificate = readCertificate(file);
+  if (!certificate) {
+    return fail(`${name} ${file} is not a readable certificate`);
+  }
+  const end = new Date(certificate.validTo);
+  const subject = certificate.subject.split('\n').join(', ');
+  const left = end.getTime() - now;
+  const text = `the ${label} certificate (${name}, ${subject})`;
+  if (left <= 0) {
+    return fail(`${text} expired on ${end.toISOString()}`);
+  }
+  return left < CERTIFICATE_WARN_DAYS * DAY_MS
+    ? warn(
+        `${text} expires on ${end.toISOString()}, in ${Math.ceil(left / DAY_MS)} days: renew it and restart`,
+      )
+    : pass(`${label} with TLS 1.2+, certificate valid until ${end.toISOString()}`);
 }
 
 function readCertificate(file: string): X509Certificate | undefined {

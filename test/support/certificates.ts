@@ -6,6 +6,7 @@ export function selfSignedCertificate(
   dir: string,
   name: string,
   cn = '127.0.0.1',
+  days = 2,
 ): { cert: string; key: string } {
   const cert = join(dir, `${name}.crt`);
   const key = join(dir, `${name}.key`);
@@ -13,7 +14,7 @@ export function selfSignedCertificate(
     'openssl',
     [
       ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
-      ...['-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${cn}`],
+      ...['-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${cn}`],
       ...['-addext', 'subjectAltName=IP:127.0.0.1'],
     ],
     { stdio: 'ignore' },
