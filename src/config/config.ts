@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EnvironmentVariables, facilityTimeZones, validateEnv } from './env.schema.js';
+import { DEFAULT_TLS_CIPHERS } from '../common/tls-ciphers.js';
 import type { CustodySettings } from '../crypto/custody/key-custodian.js';
 import type { DatabasePool } from '../database/database-options.js';
 
@@ -198,6 +199,11 @@ export class AppConfig {
     return cert && key ? { certFile: absolute(cert), keyFile: absolute(key) } : undefined;
   }
 
+  /** The cipher suites of every TLS endpoint, HTTPS and MLLP, inbound and outbound. */
+  get tlsCiphers(): string {
+    return this.config.get('TLS_CIPHERS', { infer: true }) ?? DEFAULT_TLS_CIPHERS;
+  }
+
   get redisUrl(): string | undefined {
     return this.config.get('REDIS_URL', { infer: true });
   }
@@ -389,7 +395,7 @@ export class AppConfig {
   get hl7Outbound(): {
     destinations: Hl7Destination[];
     facility: string;
-    tls: { caFile?: string; certFile?: string; keyFile?: string };
+    tls: { caFile?: string; certFile?: string; keyFile?: string; ciphers?: string };
     ackTimeoutMs: number;
     maxAttempts: number;
     retryMs: number;
@@ -416,6 +422,7 @@ export class AppConfig {
       tls: {
         ...(caFile ? { caFile } : {}),
         ...(certFile && keyFile ? { certFile, keyFile } : {}),
+        ciphers: this.tlsCiphers,
       },
       ackTimeoutMs: get('HL7_OUTBOUND_ACK_TIMEOUT_SECONDS') * 1000,
       maxAttempts: get('HL7_OUTBOUND_MAX_ATTEMPTS'),

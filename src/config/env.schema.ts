@@ -17,6 +17,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { authenticatedUrl } from '../common/http/loopback.js';
+import { isCipherList } from '../common/tls-ciphers.js';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -40,6 +41,7 @@ const OPTIONAL_VARIABLES = [
   'TRUSTED_PROXIES',
   'TLS_CERT_FILE',
   'TLS_KEY_FILE',
+  'TLS_CIPHERS',
   'HL7_TLS_CERT_FILE',
   'HL7_TLS_KEY_FILE',
   'HL7_TLS_CLIENT_CA_FILE',
@@ -308,6 +310,18 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1, { message: 'TLS_KEY_FILE must not be empty' })
   TLS_KEY_FILE?: string;
+
+  /** The suites of HTTPS and MLLP, both ways; unset means DEFAULT_TLS_CIPHERS. */
+  @IsOptional()
+  @ValidateBy(
+    { name: 'cipherList', validator: { validate: isCipherList } },
+    {
+      message:
+        'TLS_CIPHERS must be an OpenSSL cipher list that Node accepts, e.g. ' +
+        'TLS_AES_128_GCM_SHA256:ECDHE-RSA-AES128-GCM-SHA256',
+    },
+  )
+  TLS_CIPHERS?: string;
 
   /** Shared rate-limit counters for several instances; unset means in-process counters. */
   @IsOptional()

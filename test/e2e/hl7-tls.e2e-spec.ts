@@ -1,10 +1,10 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ConnectionOptions } from 'node:tls';
+import { createServer as createTlsServer, type ConnectionOptions } from 'node:tls';
 import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
@@ -28,7 +28,8 @@ describe('HL7 MLLP over TLS with client certificates', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-hl7-tls-'));
-    server = selfSignedCertificate(dir, 'server', '127.0.0.1');
+    // RSA: the suites refused include static RSA, which an EC key cannot offer.
+    server = selfSignedCertificate(dir, 'server', '127.0.0.1', 2, 'rsa');
     sender = selfSignedCertificate(dir, 'sender', 'lab-feed');
     stranger = selfSignedCertificate(dir, 'stranger', 'unknown-feed');
     restoreEnv = withEnv({
@@ -97,6 +98,43 @@ describe('HL7 MLLP over TLS with client certificates', () => {
     await expect(
       send({ cert: readFileSync(sender.cert), key: readFileSync(sender.key) }),
     ).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
+  });
+
+  // Until 2026-12-06 TLS 1.2 took Node's default suites, static RSA (no forward secrecy)
+  // among them, inbound and outbound: NIST SP 800-52r2 keeps ECDHE with AES-GCM.
+  it('with TLS 1.2, takes ECDHE with AES-GCM only, inbound and outbound', async () => {
+    const tls12 = (ciphers: string): ConnectionOptions => ({
+      ...tlsAs(sender),
+      maxVersion: 'TLSv1.2',
+      ciphers,
+    });
+    const client = await MllpTestClient.connect(port, tls12('ECDHE-RSA-AES128-GCM-SHA256'));
+    client.close();
+    await expect(MllpTestClient.connect(port, tls12('AES128-GCM-SHA256'))).rejects.toThrow(
+      /handshake failure/,
+    );
+    // A destination offering static RSA only is refused by the outbound sender.
+    const legacy = createTlsServer({
+      cert: readFileSync(server.cert),
+      key: readFileSync(server.key),
+      maxVersion: 'TLSv1.2',
+      ciphers: 'AES128-GCM-SHA256',
+    });
+    legacy.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => legacy.listen(0, '127.0.0.1', resolve));
+    try {
+      const sending = new MllpSender({
+        host: '127.0.0.1',
+        port: (legacy.address() as AddressInfo).port,
+        ackTimeoutMs: 5000,
+        tls: { ca: readFileSync(server.cert) },
+      }).send(MESSAGE, 'TLS-1');
+      await expect(sending).rejects.toMatchObject({
+        code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+      });
+    } finally {
+      legacy.close();
+    }
   });
 
   it('refuses plain TCP', async () => {

@@ -46,6 +46,7 @@ describe('the service as a process', () => {
       /^Invalid configuration: TRUSTED_PROXIES must be a comma-separated list of IP addresses/,
     ],
     [{ TRUSTED_PROXIES: '10.0.0.0/33' }, /^Invalid configuration: TRUSTED_PROXIES must be/],
+    [{ TLS_CIPHERS: 'RC4-NONE' }, /^Invalid configuration: TLS_CIPHERS must be an OpenSSL/],
   ])('stops on invalid configuration %j with one line naming the variable', async (env, line) => {
     const result = await runNode(BUILT.main, [], childEnv(env));
     expect(result.code).toBe(1);

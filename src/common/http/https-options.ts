@@ -1,4 +1,5 @@
 import { readCertificateAndKey } from '../files.js';
+import { DEFAULT_TLS_CIPHERS } from '../tls-ciphers.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 
 /**
@@ -8,7 +9,7 @@ import type { EnvironmentVariables } from '../../config/env.schema.js';
  */
 export function httpsOptions(
   env: EnvironmentVariables,
-): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' } | undefined {
+): { cert: Buffer; key: Buffer; minVersion: 'TLSv1.2'; ciphers: string } | undefined {
   if (!env.TLS_CERT_FILE || !env.TLS_KEY_FILE) return undefined;
   return {
     ...readCertificateAndKey(
@@ -17,5 +18,6 @@ export function httpsOptions(
     ),
     // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
     minVersion: 'TLSv1.2',
+    ciphers: env.TLS_CIPHERS ?? DEFAULT_TLS_CIPHERS,
   };
 }

@@ -1,5 +1,6 @@
 import { connect, type Socket } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import { DEFAULT_TLS_CIPHERS } from '../../common/tls-ciphers.js';
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
 import { encodeFrame, MllpDecoder } from './mllp-decoder.js';
@@ -85,7 +86,11 @@ export class MllpSender {
     const { host, port, tls } = this.options;
     const socket = await new Promise<Socket>((resolve, reject) => {
       const opened: Socket = tls
-        ? connectTls({ ...tls, host, port, minVersion: 'TLSv1.2' }, () => resolve(opened))
+        ? connectTls(
+            // TLS_CIPHERS comes in `tls` (outboundTls); the CLI's hl7:send has the default.
+            { ciphers: DEFAULT_TLS_CIPHERS, ...tls, host, port, minVersion: 'TLSv1.2' },
+            () => resolve(opened),
+          )
         : connect({ host, port }, () => resolve(opened));
       opened.once('error', (error: NodeJS.ErrnoException) =>
         reject(new MllpSendError(error.code ?? 'CONNECT_FAILED')),

@@ -17,6 +17,7 @@ export function listenerTls(config: AppConfig): TlsOptions | undefined {
     ),
     // HIPAA transmission security: TLS 1.0 and 1.1 are refused at the handshake.
     minVersion: 'TLSv1.2',
+    ciphers: config.tlsCiphers,
     ...(tls.clientCaFile
       ? {
           ca: readCertificates('HL7_TLS_CLIENT_CA_FILE', tls.clientCaFile),
@@ -30,6 +31,7 @@ export function listenerTls(config: AppConfig): TlsOptions | undefined {
 /** The TLS options of outbound MLLP connections (CAs, client certificate), files read and checked. */
 export function outboundTls(tls: AppConfig['hl7Outbound']['tls']): ConnectionOptions {
   return {
+    ...(tls.ciphers ? { ciphers: tls.ciphers } : {}),
     ...(tls.caFile ? { ca: readCertificates('HL7_OUTBOUND_TLS_CA_FILE', tls.caFile) } : {}),
     ...(tls.certFile && tls.keyFile
       ? readCertificateAndKey(
