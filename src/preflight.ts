@@ -1,6 +1,7 @@
 import { ConfigService } from '@nestjs/config';
 import { readJwtVerificationKeys, jwtSigningKeyFile } from './auth/signing-keys.js';
 import { auditSigningKeyFile, readAuditTrustedKeys } from './audit/audit-signer.js';
+import { readConfiguredFile } from './common/files.js';
 import { httpsOptions } from './common/http/https-options.js';
 import { readPrivateKey } from './common/private-key-file.js';
 import { AppConfig } from './config/config.js';
@@ -20,6 +21,7 @@ import { MetricsToken } from './metrics/metrics-token.js';
  */
 export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<void> {
   const config = new AppConfig(new ConfigService(env));
+  if (env.DATABASE_URL) checkDatabaseTlsFiles(env.DATABASE_URL);
   httpsOptions(env);
   if (config.phiKeyFile && !config.keyCustody) {
     await new KeyStore({ ...keySettingsOf(config, undefined), quiet: true }).load();
@@ -31,4 +33,23 @@ export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<v
   new MetricsToken(config.metricsTokenFile);
   listenerTls(config);
   outboundTls(config.hl7Outbound.tls);
+}
+
+/**
+ * The files DATABASE_URL's sslrootcert, sslcert and sslkey name, which pg reads at each
+ * connection attempt: a missing one stopped the service after its ~40 s of connection retries,
+ * with ENOENT and a stack. The error names the parameter and the path, never the URL (its
+ * password).
+ */
+function checkDatabaseTlsFiles(url: string): void {
+  let params: URLSearchParams;
+  try {
+    params = new URL(url).searchParams;
+  } catch {
+    return; // not a URL pg-connection-string reads this way: left to it
+  }
+  for (const name of ['sslrootcert', 'sslcert', 'sslkey']) {
+    const path = params.get(name);
+    if (path) readConfiguredFile(`DATABASE_URL's ${name}`, path);
+  }
 }

@@ -267,6 +267,26 @@ describe('the service as a process', () => {
       expect(result.stderr.trim()).toMatch(line);
       expect(result.stdout).toBe('');
     });
+
+    // Until 2026-12-06 pg read it at each connection attempt: ENOENT with a stack after ~40 s of
+    // retries.
+    it("DATABASE_URL's sslrootcert, at once, without the URL's password", async () => {
+      const database = new URL(process.env['DATABASE_URL']!);
+      database.password = 'pw-not-to-print';
+      database.searchParams.set('sslrootcert', join(dir, 'missing-ca.pem'));
+      const started = Date.now();
+      const result = await runNode(
+        BUILT.main,
+        [],
+        serviceEnv(database.href, dir, { LOG_LEVEL: 'silent' }),
+      );
+      expect(result.stderr.trim()).toMatch(
+        /^Invalid configuration: DATABASE_URL's sslrootcert \S+missing-ca\.pem cannot be read \(ENOENT\)$/,
+      );
+      expect(result.code).toBe(1);
+      expect(result.stderr).not.toContain('pw-not-to-print');
+      expect(Date.now() - started).toBeLessThan(10_000);
+    });
   });
 
   it('refuses to start in production without a PHI key', async () => {
