@@ -1,15 +1,20 @@
 import { readFile } from 'node:fs/promises';
+import type { ConnectionOptions } from 'node:tls';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { decodeMessage } from './message/hl7-header.js';
 import { splitMessages } from './message/batch.js';
 import { MllpSendError, MllpSender } from './mllp/mllp-sender.js';
 import { integerOption } from '../cli/integer-option.js';
+import { readCertificateAndKey, readCertificates } from '../common/files.js';
 
 interface SendOptions {
   host: string;
   port: number;
   tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
   timeout: number;
 }
 
@@ -25,13 +30,17 @@ export class Hl7SendCommand extends CommandRunner {
   }
 
   async run([file]: string[], options: SendOptions): Promise<void> {
+    if (Boolean(options.cert) !== Boolean(options.key)) {
+      throw new Error('--cert and --key go together');
+    }
+    const tls = options.tls || options.ca || options.cert ? tlsOptions(options) : undefined;
     const { messages } = splitMessages(await readFile(file!));
     const destination = `${options.host}:${options.port}`;
     const sender = new MllpSender({
       host: options.host,
       port: options.port,
       ackTimeoutMs: options.timeout * 1000,
-      ...(options.tls ? { tls: {} } : {}),
+      ...(tls ? { tls } : {}),
     });
     const result = await this.trail.command(
       'hl7:send',
@@ -87,10 +96,31 @@ export class Hl7SendCommand extends CommandRunner {
 
   @Option({
     flags: '--tls',
-    description: 'Connect with TLS 1.2+ (server checked against system CAs)',
+    description: 'Connect with TLS 1.2+ (server checked against system CAs, or --ca)',
   })
   parseTls(): boolean {
     return true;
+  }
+
+  @Option({
+    flags: '--ca <file>',
+    description: "PEM CA certificates to check the server's against (implies --tls)",
+  })
+  parseCa(value: string): string {
+    return value;
+  }
+
+  @Option({
+    flags: '--cert <file>',
+    description: 'PEM client certificate, for a listener requiring one (with --key; implies --tls)',
+  })
+  parseCert(value: string): string {
+    return value;
+  }
+
+  @Option({ flags: '--key <file>', description: 'PEM private key of --cert' })
+  parseKey(value: string): string {
+    return value;
   }
 
   @Option({
@@ -105,4 +135,17 @@ export class Hl7SendCommand extends CommandRunner {
     }
     return seconds;
   }
+}
+
+/** The CAs and client certificate of --ca, --cert and --key, their files read and checked. */
+function tlsOptions(options: SendOptions): ConnectionOptions {
+  return {
+    ...(options.ca ? { ca: readCertificates('--ca', options.ca) } : {}),
+    ...(options.cert && options.key
+      ? readCertificateAndKey(
+          { variable: '--cert', path: options.cert },
+          { variable: '--key', path: options.key },
+        )
+      : {}),
+  };
 }

@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer, type ConnectionOptions } from 'node:tls';
@@ -9,6 +9,7 @@ import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
 import { withEnv } from '../support/env.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { selfSignedCertificate } from '../support/certificates.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -135,6 +136,29 @@ describe('HL7 MLLP over TLS with client certificates', () => {
     } finally {
       legacy.close();
     }
+  });
+
+  // Until 2026-12-06 hl7:send --tls took no CA nor client certificate: it could not reach a
+  // listener with a private CA, nor one requiring client certificates.
+  it('hl7:send reaches the listener with --ca, --cert and --key', async () => {
+    const file = join(dir, 'cli.hl7');
+    await writeFile(file, MESSAGE.toString('latin1').replace('TLS-1', 'TLS-CLI-1'));
+    const send = (...identity: string[]) =>
+      runNode(
+        BUILT.cli,
+        ['hl7:send', file, '--port', String(port), '--ca', server.cert, ...identity],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          LOG_LEVEL: 'silent',
+        }),
+      );
+    const cli = await send('--cert', sender.cert, '--key', sender.key);
+    expect(cli.stdout.split('\n')[0]).toBe('1 AA TLS-CLI-1');
+    expect(cli.code).toBe(0);
+    const refused = await send('--cert', sender.cert);
+    expect(refused.stderr).toContain('--cert and --key go together');
+    expect(refused.code).toBe(1);
   });
 
   it('refuses plain TCP', async () => {
