@@ -9,7 +9,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
-import { assertNewPassword, hashPassword, verifyAgainstDummy, verifyPassword } from './password.js';
+import { assertNewPassword, PasswordHasher } from './password.js';
 import { RefreshTokens, RefusedRefreshToken } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
@@ -36,6 +36,7 @@ export class AuthService {
     private readonly apps: SmartAppRepository,
     private readonly unitOfWork: UnitOfWork,
     private readonly patients: PatientRepository,
+    private readonly passwords: PasswordHasher,
   ) {}
 
   /** The account a sign-in is about, for its audit row (the request carries no token yet). */
@@ -79,18 +80,18 @@ export class AuthService {
   private async checkPassword(username: string, password: string): Promise<UserEntity> {
     const user = await this.users.findByUsername(username);
     if (!user) {
-      await verifyAgainstDummy(password);
+      await this.passwords.verifyAgainstDummy(password);
       throw invalidCredentials();
     }
     this.actor(user);
     const now = new Date();
     if (user.lockedUntil && user.lockedUntil > now) {
       // Still spend the hashing time: a locked account answers like any other failure.
-      await verifyAgainstDummy(password);
+      await this.passwords.verifyAgainstDummy(password);
       this.logger.warn({ msg: 'Login refused: account locked', userId: user.id });
       throw invalidCredentials();
     }
-    if (!(await verifyPassword(user.passwordHash, password))) {
+    if (!(await this.passwords.verify(user.passwordHash, password))) {
       await this.recordFailure(user, now);
       throw invalidCredentials();
     }
@@ -331,14 +332,14 @@ export class AuthService {
     const now = new Date();
     const wrong = () => AppError.forbidden('current_password is not the account’s password');
     if (user.lockedUntil && user.lockedUntil > now) {
-      await verifyAgainstDummy(password);
+      await this.passwords.verifyAgainstDummy(password);
       throw wrong();
     }
-    if (!(await verifyPassword(user.passwordHash, password))) {
+    if (!(await this.passwords.verify(user.passwordHash, password))) {
       await this.recordFailure(user, now);
       throw wrong();
     }
-    const passwordHash = await hashPassword(next);
+    const passwordHash = await this.passwords.hash(next);
     await this.unitOfWork.run(async () => {
       const locked = await this.requireUser(current.id, { forUpdate: true });
       // Changed while this one was checked (another change, an administrator's reset).

@@ -4,6 +4,7 @@ import { SmartAppRepository } from './apps/smart-app.repository.js';
 import { SmartAppsService } from './apps/smart-apps.service.js';
 import { BackendClientRepository } from './backend-clients/backend-client.repository.js';
 import { BackendClientsService } from './backend-clients/backend-clients.service.js';
+import { PasswordHasher } from './password.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { UserRepository } from './user.repository.js';
@@ -17,6 +18,7 @@ import { UsersService } from './users.service.js';
   imports: [DatabaseModule],
   providers: [
     UsersService,
+    PasswordHasher,
     UserRepository,
     RefreshTokenRepository,
     RefreshTokens,
@@ -27,6 +29,7 @@ import { UsersService } from './users.service.js';
   ],
   exports: [
     UsersService,
+    PasswordHasher,
     UserRepository,
     RefreshTokenRepository,
     RefreshTokens,

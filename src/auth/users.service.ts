@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors/app-error.js';
-import { assertNewPassword, hashPassword } from './password.js';
+import { assertNewPassword, PasswordHasher } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { isRole, ROLES, type Role } from './roles.js';
 import { UserRepository } from './user.repository.js';
@@ -26,6 +26,7 @@ export class UsersService {
   constructor(
     private readonly users: UserRepository,
     private readonly refreshTokens: RefreshTokens,
+    private readonly passwords: PasswordHasher,
   ) {}
 
   async create(username: string, roles: string[], password: string): Promise<UserSummary> {
@@ -43,7 +44,7 @@ export class UsersService {
     const user = {
       id: randomUUID(),
       username: name,
-      passwordHash: await hashPassword(password),
+      passwordHash: await this.passwords.hash(password),
       roles: [...new Set(roles)],
       active: true,
       failedAttempts: 0,
@@ -92,7 +93,10 @@ export class UsersService {
     const user = await this.require(username);
     assertNewPassword(password, user.username);
     const unlocked = { failedAttempts: 0, lockedUntil: null };
-    await this.endSessions(user.id, { passwordHash: await hashPassword(password), ...unlocked });
+    await this.endSessions(user.id, {
+      passwordHash: await this.passwords.hash(password),
+      ...unlocked,
+    });
     return summary({ ...user, ...unlocked });
   }
 

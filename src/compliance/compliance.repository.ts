@@ -4,6 +4,7 @@ import type { Client } from 'pg';
 import type { ConnectionOptions } from 'node:tls';
 import type { DataSource, EntityMetadata, ObjectLiteral } from 'typeorm';
 import type { ColumnMetadata } from 'typeorm/metadata/ColumnMetadata.js';
+import { belowPasswordHash } from '../auth/password.js';
 import { UNENCRYPTED_KEY_ID } from '../crypto/field-cipher.js';
 import { phiColumnsOf, phiEntitiesOf, type PhiColumn } from '../crypto/phi.decorator.js';
 import { PhiSubscriber } from '../crypto/phi.subscriber.js';
@@ -14,6 +15,8 @@ export interface UserFacts {
   adminsWithoutMfa: string[];
   activeAdmins: number;
   hashAlgorithms: Record<string, number>;
+  /** Active accounts hashed with less memory or fewer passes than PASSWORD_HASH. */
+  hashesBelowDefault: number;
 }
 
 export interface PhiSample {
@@ -76,10 +79,18 @@ export class ComplianceRepository {
     const admins = await this.dataSource.query<{ username: string; mfa: boolean }[]>(
       `SELECT username, mfa_enabled AS mfa FROM app_user WHERE active AND 'admin' = ANY(roles)`,
     );
-    const hashes = await this.dataSource.query<{ algorithm: string; n: string }[]>(
-      `SELECT split_part(password_hash, '$', 2) AS algorithm, count(*) AS n
-         FROM app_user WHERE active GROUP BY 1`,
+    // $argon2id$v=19$m=65536,p=1,t=3$salt$hash: the algorithm, then its cost parameters.
+    const hashes = await this.dataSource.query<
+      { algorithm: string; parameters: string; n: string }[]
+    >(
+      `SELECT split_part(password_hash, '$', 2) AS algorithm,
+              split_part(password_hash, '$', 4) AS parameters, count(*) AS n
+         FROM app_user WHERE active GROUP BY 1, 2`,
     );
+    const algorithms: Record<string, number> = {};
+    for (const row of hashes) {
+      algorithms[row.algorithm] = (algorithms[row.algorithm] ?? 0) + Number(row.n);
+    }
     const [all] = await this.dataSource.query<{ n: string }[]>(
       `SELECT count(*) AS n FROM app_user`,
     );
@@ -88,7 +99,10 @@ export class ComplianceRepository {
       distinctNames: Number(counts!.names) === Number(all!.n) ? Number(counts!.active) : -1,
       activeAdmins: admins.length,
       adminsWithoutMfa: admins.filter((admin) => !admin.mfa).map((admin) => admin.username),
-      hashAlgorithms: Object.fromEntries(hashes.map((row) => [row.algorithm, Number(row.n)])),
+      hashAlgorithms: algorithms,
+      hashesBelowDefault: hashes
+        .filter((row) => row.algorithm === 'argon2id' && belowPasswordHash(row.parameters))
+        .reduce((sum, row) => sum + Number(row.n), 0),
     };
   }
 

@@ -5,7 +5,11 @@ import { join } from 'node:path';
 import { selfSignedCertificate } from '../../test/support/certificates.js';
 import type { AuditVerifier, ChainSource, VerifyReport } from '../audit/audit-verifier.js';
 import type { AppConfig } from '../config/config.js';
-import type { ComplianceRepository, DatabaseTransport } from './compliance.repository.js';
+import type {
+  ComplianceRepository,
+  DatabaseTransport,
+  UserFacts,
+} from './compliance.repository.js';
 import { ComplianceService } from './compliance.service.js';
 
 type Repository = jest.Mocked<
@@ -25,6 +29,7 @@ function configWith(overrides: Partial<Record<keyof AppConfig, unknown>> = {}): 
     refreshIdleTtl: 900,
     refreshAbsoluteTtl: 28_800,
     encryptionSkippedForBenchmark: false,
+    passwordHashTestFast: false,
     auditSkippedForBenchmark: false,
     auditCheckpointMinutes: 15,
     keyCustody: undefined,
@@ -44,9 +49,12 @@ function configWith(overrides: Partial<Record<keyof AppConfig, unknown>> = {}): 
   } as unknown as AppConfig;
 }
 
-async function transmissionWith(
+/** One check of the report, with these facts (the others pass). */
+async function checkWith(
+  id: string,
   database: DatabaseTransport,
   config: AppConfig = configWith(),
+  users: Partial<UserFacts> = {},
 ): Promise<{ status: string; evidence: string }> {
   const repository: Repository = {
     users: jest.fn<ComplianceRepository['users']>().mockResolvedValue({
@@ -55,6 +63,8 @@ async function transmissionWith(
       adminsWithoutMfa: [],
       activeAdmins: 1,
       hashAlgorithms: { argon2id: 1 },
+      hashesBelowDefault: 0,
+      ...users,
     }),
     samplePhi: jest.fn<ComplianceRepository['samplePhi']>().mockResolvedValue([]),
     breakGlassGrants: jest.fn<ComplianceRepository['breakGlassGrants']>().mockResolvedValue(0),
@@ -77,8 +87,11 @@ async function transmissionWith(
     verifier as unknown as AuditVerifier,
   );
   const report = await service.report();
-  return report.checks.find((check) => check.id === 'transmission-security')!;
+  return report.checks.find((check) => check.id === id)!;
 }
+
+const transmissionWith = (database: DatabaseTransport, config?: AppConfig) =>
+  checkWith('transmission-security', database, config);
 
 describe('ComplianceService transmission security', () => {
   it('fails a plain-text connection to PostgreSQL on another host', async () => {
@@ -113,6 +126,30 @@ describe('ComplianceService transmission security', () => {
       const local = await transmissionWith({ host, tlsVersion: undefined, verifiesServer: false });
       expect(local).toMatchObject({ status: 'pass' });
     }
+  });
+});
+
+describe('ComplianceService password storage', () => {
+  const loopback: DatabaseTransport = {
+    host: '127.0.0.1',
+    tlsVersion: undefined,
+    verifiesServer: false,
+  };
+
+  it('fails while PASSWORD_HASH_TEST_FAST is set, and while accounts keep hashes it made', async () => {
+    expect(await checkWith('password-policy', loopback)).toMatchObject({ status: 'pass' });
+    expect(
+      await checkWith('password-policy', loopback, configWith({ passwordHashTestFast: true })),
+    ).toMatchObject({
+      status: 'fail',
+      evidence: expect.stringMatching(/^PASSWORD_HASH_TEST_FAST is set/),
+    });
+    expect(
+      await checkWith('password-policy', loopback, configWith(), { hashesBelowDefault: 2 }),
+    ).toMatchObject({
+      status: 'fail',
+      evidence: expect.stringMatching(/^2 active accounts' passwords are hashed below 64 MiB/),
+    });
   });
 });
 

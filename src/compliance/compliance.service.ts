@@ -15,6 +15,7 @@ import {
   ComplianceRepository,
   type DatabaseTransport,
   type PhiSample,
+  type UserFacts,
 } from './compliance.repository.js';
 
 /** Rows sampled per PHI column to prove encryption at rest. */
@@ -121,7 +122,7 @@ export class ComplianceService {
         safeguard: '164.312(d)',
         title: 'Password policy and storage',
         control: 'src/auth/password.ts (argon2id), LOGIN_MAX_ATTEMPTS lockout',
-        ...this.passwordPolicy(users.hashAlgorithms),
+        ...this.passwordPolicy(users),
       },
       {
         id: 'token-lifetimes',
@@ -332,12 +333,20 @@ export class ComplianceService {
     ];
   }
 
-  private passwordPolicy(algorithms: Record<string, number>): Outcome {
-    const weak = Object.entries(algorithms).filter(([algorithm]) => algorithm !== 'argon2id');
+  private passwordPolicy(users: UserFacts): Outcome {
+    const weak = Object.entries(users.hashAlgorithms).filter(([name]) => name !== 'argon2id');
     const attempts = this.config.loginMaxAttempts;
     if (weak.length > 0) {
       return fail(
         `Passwords not hashed with argon2id: ${weak.map(([a, n]) => `${n} ${a || 'unknown'}`).join(', ')}`,
+      );
+    }
+    if (this.config.passwordHashTestFast) {
+      return fail('PASSWORD_HASH_TEST_FAST is set: new passwords are hashed at 1 MiB, 1 pass');
+    }
+    if (users.hashesBelowDefault > 0) {
+      return fail(
+        `${users.hashesBelowDefault} active accounts' passwords are hashed below 64 MiB and 3 passes (PASSWORD_HASH_TEST_FAST or older settings): give them new ones (user:set-password)`,
       );
     }
     return attempts <= 10

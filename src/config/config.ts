@@ -317,6 +317,10 @@ export class AppConfig {
     return this.config.get('AUDIT_WRITE_TIMEOUT_MS', { infer: true });
   }
 
+  get passwordHashTestFast(): boolean {
+    return this.config.get('PASSWORD_HASH_TEST_FAST', { infer: true });
+  }
+
   get auditSkippedForBenchmark(): boolean {
     return this.config.get('AUDIT_BENCHMARK_SKIP', { infer: true });
   }

@@ -90,6 +90,10 @@ describe('validateEnv', () => {
     expect(() => validateEnv({ ...complete, PHI_ENCRYPTION_BENCHMARK_SKIP: 'true' })).toThrow(
       /PHI_ENCRYPTION_BENCHMARK_SKIP is for benchmarks and is refused when NODE_ENV=production/,
     );
+    expect(() => validateEnv({ ...complete, PASSWORD_HASH_TEST_FAST: 'true' })).toThrow(
+      /PASSWORD_HASH_TEST_FAST is for test suites and is refused when NODE_ENV=production/,
+    );
+    expect(validateEnv({ PASSWORD_HASH_TEST_FAST: 'true' }).PASSWORD_HASH_TEST_FAST).toBe(true);
   });
 
   it('never echoes secret values', () => {

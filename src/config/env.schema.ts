@@ -705,6 +705,15 @@ export class EnvironmentVariables {
   })
   SUBSCRIPTION_POLL_MS = 1000;
 
+  /**
+   * Test suites only: hash new passwords with the least Argon2id allows (1 MiB, 1 pass), about a
+   * millisecond instead of 0.1-0.4 s, because a suite signs in hundreds of accounts. Refused when
+   * NODE_ENV=production; compliance:report fails while it is set and counts the accounts it hashed.
+   */
+  @Transform(toBoolean)
+  @IsBoolean({ message: 'PASSWORD_HASH_TEST_FAST must be true or false' })
+  PASSWORD_HASH_TEST_FAST = false;
+
   /** Benchmark only: skip audit writes to measure their cost. Refused when NODE_ENV=production. */
   @Transform(toBoolean)
   @IsBoolean({ message: 'AUDIT_BENCHMARK_SKIP must be true or false' })
@@ -806,6 +815,11 @@ export function validateEnv(
         `Invalid configuration: ${name} is for benchmarks and is refused when NODE_ENV=production`,
       );
     }
+  }
+  if (env.NODE_ENV === 'production' && env.PASSWORD_HASH_TEST_FAST) {
+    throw new ConfigError(
+      'Invalid configuration: PASSWORD_HASH_TEST_FAST is for test suites and is refused when NODE_ENV=production',
+    );
   }
   if (
     env.KEY_CUSTODY === 'pkcs11' &&
