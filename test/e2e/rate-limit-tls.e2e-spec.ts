@@ -280,6 +280,22 @@ describe('TLS (built service)', () => {
     }
   });
 
+  // Until 2026-12-06 it waited Node's 120 s for a handshake: a client that connected and said
+  // nothing held its socket for two minutes.
+  it('closes a connection that has not finished its TLS handshake after 10 s', async () => {
+    const silent = createConnection(Number(new URL(service.url).port), '127.0.0.1');
+    silent.on('error', () => undefined);
+    await new Promise((resolve) => silent.once('connect', resolve));
+    const started = Date.now();
+    const closed = await Promise.race([
+      new Promise<'closed'>((resolve) => silent.once('close', () => resolve('closed'))),
+      new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 30_000)),
+    ]);
+    silent.destroy();
+    expect(closed).toBe('closed');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(9_000);
+  });
+
   // Until 2026-12-06 the stop closed the HTTP connections after SHUTDOWN_TIMEOUT_SECONDS, but not
   // a TCP connection still in its TLS handshake (not an HTTP one yet): a client that connected
   // and said nothing held the stop for Node's 120 s handshake timeout, past the grace periods
