@@ -9,6 +9,9 @@ import { AppConfig } from '../config/config.js';
  * brute-force cost per guess.
  */
 export const PASSWORD_HASH = { memoryCost: 65_536, timeCost: 3, parallelism: 1 } as const;
+/** PASSWORD_HASH_TEST_FAST (test suites only, refused in production): 1 MiB, 1 pass, ~1 ms. */
+const TEST_FAST = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
+
 /**
  * Whether an Argon2id hash's parameters (`m=65536,p=1,t=3`, its fourth `$` field) spend less
  * memory or fewer passes than PASSWORD_HASH: hashed under PASSWORD_HASH_TEST_FAST or older settings.
@@ -18,9 +21,6 @@ export function belowPasswordHash(parameters: string): boolean {
   const at = (name: string) => Number(values.get(name) ?? 0);
   return at('m') < PASSWORD_HASH.memoryCost || at('t') < PASSWORD_HASH.timeCost;
 }
-
-/** PASSWORD_HASH_TEST_FAST: the least Argon2id takes, for test suites only (refused in production). */
-const TEST_FAST = { memoryCost: 1024, timeCost: 1, parallelism: 1 } as const;
 
 export const MIN_PASSWORD_LENGTH = 12;
 const MIN_DISTINCT_CHARACTERS = 5;
