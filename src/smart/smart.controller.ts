@@ -1,6 +1,7 @@
 import { Controller, Get, Req, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { SMART_STYLE, SMART_STYLE_PATH } from '../auth/apps/smart-style.js';
 import { Public } from '../auth/permission.decorators.js';
 import { requestOrigin } from '../common/http/request-origin.js';
 import { SmartConfiguration, type SmartDocument } from './smart-configuration.js';
@@ -36,5 +37,14 @@ export class SmartController {
   ): Record<string, unknown> {
     void reply.header('cache-control', 'public, max-age=300');
     return this.smart.openidConfiguration(requestOrigin(request));
+  }
+
+  /** The look apps launched with a patient should take (`smart_style_url` in the token response). */
+  @Public()
+  @Get(SMART_STYLE_PATH.slice(1))
+  @ApiOperation({ summary: 'SMART App Launch styling: colours and type for launched apps' })
+  style(@Res({ passthrough: true }) reply: FastifyReply): typeof SMART_STYLE {
+    void reply.header('cache-control', 'public, max-age=3600');
+    return SMART_STYLE;
   }
 }

@@ -662,6 +662,7 @@ describe('attacks a hospital reviewer tries first', () => {
       'GET /.well-known/smart-configuration',
       'GET /fhir/.well-known/smart-configuration',
       'GET /.well-known/openid-configuration',
+      'GET /smart/style.json',
       'POST /auth/token',
       // SMART App Launch: the sign-in page and its form (src/smart/launch/).
       'GET /auth/authorize',

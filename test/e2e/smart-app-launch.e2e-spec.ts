@@ -567,6 +567,7 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(token.status).toBe(200);
     expect(token.body.scope).toBe('user/Observation.rs');
     expect(token.body.patient).toBeUndefined();
+    expect(token.body.need_patient_banner).toBeUndefined();
     expect(token.body.refresh_token).toBeUndefined();
     const app = authorizedHttp(token.body.access_token);
     expect((await app('GET', `${fhirBase}/Observation?_count=1`)).status).toBe(200);
@@ -741,10 +742,21 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     const token = await exchange(answer.location!.searchParams.get('code')!, verifier, {
       client_id: ehrApp.id,
     });
+    // The launch context the ONC (g)(10) test kit reads: absent until 2026-12-06.
     expect(token.body).toMatchObject({
       scope: 'launch patient/*.rs',
       patient: patientId,
       encounter: encounter.body.id,
+      need_patient_banner: true,
+      smart_style_url: `${testApp.url}/smart/style.json`,
+    });
+    const style = await http('GET', token.body.smart_style_url);
+    expect(style.status).toBe(200);
+    expect(style.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(style.body).toMatchObject({
+      color_background: expect.any(String),
+      color_text: expect.any(String),
+      font_family_body: expect.any(String),
     });
     const app = authorizedHttp(token.body.access_token);
     expect((await app('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(200);

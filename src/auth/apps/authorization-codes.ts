@@ -7,6 +7,7 @@ import { RefreshTokens } from '../refresh-tokens.js';
 import { TokenService, type LoginFacts } from '../token.service.js';
 import { UserRepository } from '../user.repository.js';
 import { SmartAppRepository } from './smart-app.repository.js';
+import { SMART_STYLE_PATH } from './smart-style.js';
 
 /** RFC 6749 recommends ten minutes at most; an app redeems its code at once. */
 const CODE_TTL_SECONDS = 60;
@@ -20,6 +21,9 @@ export interface AppTokenResponse {
   scope: string;
   patient?: string;
   encounter?: string;
+  /** With a patient in context: the app shows which patient it is about (no EHR frames it). */
+  need_patient_banner?: boolean;
+  smart_style_url?: string;
   refresh_token?: string;
   id_token?: string;
 }
@@ -178,6 +182,9 @@ export class AuthorizationCodes {
       scope: granted.scope,
       ...(patient ? { patient } : {}),
       ...(granted.encounter ? { encounter: granted.encounter } : {}),
+      ...(patient
+        ? { need_patient_banner: true, smart_style_url: `${origin}${SMART_STYLE_PATH}` }
+        : {}),
       ...(refresh ? { refresh_token: refresh.token } : {}),
       ...(idToken ? { id_token: idToken } : {}),
     };
