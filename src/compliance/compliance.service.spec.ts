@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { selfSignedCertificate } from '../../test/support/certificates.js';
 import type { AuditVerifier, ChainSource, VerifyReport } from '../audit/audit-verifier.js';
+import { DEFAULT_TLS_CIPHERS } from '../common/tls-ciphers.js';
 import type { AppConfig } from '../config/config.js';
 import type {
   ComplianceRepository,
@@ -30,6 +31,7 @@ function configWith(overrides: Partial<Record<keyof AppConfig, unknown>> = {}): 
     refreshAbsoluteTtl: 28_800,
     encryptionSkippedForBenchmark: false,
     passwordHashTestFast: false,
+    tlsCiphers: DEFAULT_TLS_CIPHERS,
     auditSkippedForBenchmark: false,
     auditCheckpointMinutes: 15,
     keyCustody: undefined,
@@ -126,6 +128,35 @@ describe('ComplianceService transmission security', () => {
       const local = await transmissionWith({ host, tlsVersion: undefined, verifiesServer: false });
       expect(local).toMatchObject({ status: 'pass' });
     }
+  });
+});
+
+describe('ComplianceService TLS suites', () => {
+  const loopback: DatabaseTransport = {
+    host: '127.0.0.1',
+    tlsVersion: undefined,
+    verifiesServer: false,
+  };
+
+  it('names the suites, and warns of a TLS_CIPHERS beyond NIST SP 800-52r2', async () => {
+    expect(await transmissionWith(loopback)).toMatchObject({
+      status: 'pass',
+      evidence: expect.stringContaining('TLS suites: NIST SP 800-52r2'),
+    });
+    const narrower = configWith({
+      tlsCiphers: 'TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384',
+    });
+    expect(await transmissionWith(loopback, narrower)).toMatchObject({
+      status: 'pass',
+      evidence: expect.stringContaining("of NIST SP 800-52r2's"),
+    });
+    const wider = configWith({ tlsCiphers: 'DEFAULT' });
+    expect(await transmissionWith(loopback, wider)).toMatchObject({
+      status: 'warn',
+      evidence: expect.stringMatching(
+        /^TLS_CIPHERS names suites beyond NIST SP 800-52r2's: DEFAULT/,
+      ),
+    });
   });
 });
 
