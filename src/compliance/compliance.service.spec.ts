@@ -150,7 +150,12 @@ describe('ComplianceService TLS suites', () => {
       status: 'pass',
       evidence: expect.stringContaining("of NIST SP 800-52r2's"),
     });
-    const wider = configWith({ tlsCiphers: 'DEFAULT' });
+    const noTls13 = configWith({ tlsCiphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
+    expect(await transmissionWith(loopback, noTls13)).toMatchObject({
+      status: 'warn',
+      evidence: expect.stringMatching(/^TLS_CIPHERS names no TLS 1\.3 suite/),
+    });
+    const wider = configWith({ tlsCiphers: 'DEFAULT:TLS_AES_128_GCM_SHA256' });
     expect(await transmissionWith(loopback, wider)).toMatchObject({
       status: 'warn',
       evidence: expect.stringMatching(

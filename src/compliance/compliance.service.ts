@@ -440,6 +440,13 @@ export class ComplianceService {
         evidence: 'TLS suites: NIST SP 800-52r2 (ECDHE or TLS 1.3, AES-GCM)',
       };
     }
+    // Without a TLS 1.3 name the list leaves TLS 1.3 to OpenSSL's own suites, CHACHA20 among them.
+    if (!chosen.split(':').some((suite) => suite.startsWith('TLS_'))) {
+      return {
+        status: 'warn',
+        evidence: `TLS_CIPHERS names no TLS 1.3 suite, so TLS 1.3 takes OpenSSL's defaults (CHACHA20 among them): ${chosen}`,
+      };
+    }
     return chosen.split(':').every((suite) => nist.has(suite))
       ? { status: 'pass', evidence: `TLS suites: ${chosen}, of NIST SP 800-52r2's` }
       : {
