@@ -51,6 +51,13 @@ function configWith(overrides: Partial<Record<keyof AppConfig, unknown>> = {}): 
   } as unknown as AppConfig;
 }
 
+/** PostgreSQL on loopback: the transport that passes without TLS. */
+const LOOPBACK: DatabaseTransport = {
+  host: '127.0.0.1',
+  tlsVersion: undefined,
+  verifiesServer: false,
+};
+
 /** One check of the report, with these facts (the others pass). */
 async function checkWith(
   id: string,
@@ -132,31 +139,25 @@ describe('ComplianceService transmission security', () => {
 });
 
 describe('ComplianceService TLS suites', () => {
-  const loopback: DatabaseTransport = {
-    host: '127.0.0.1',
-    tlsVersion: undefined,
-    verifiesServer: false,
-  };
-
   it('names the suites, and warns of a TLS_CIPHERS beyond NIST SP 800-52r2', async () => {
-    expect(await transmissionWith(loopback)).toMatchObject({
+    expect(await transmissionWith(LOOPBACK)).toMatchObject({
       status: 'pass',
       evidence: expect.stringContaining('TLS suites: NIST SP 800-52r2'),
     });
     const narrower = configWith({
       tlsCiphers: 'TLS_AES_256_GCM_SHA384:ECDHE-RSA-AES256-GCM-SHA384',
     });
-    expect(await transmissionWith(loopback, narrower)).toMatchObject({
+    expect(await transmissionWith(LOOPBACK, narrower)).toMatchObject({
       status: 'pass',
       evidence: expect.stringContaining("of NIST SP 800-52r2's"),
     });
     const noTls13 = configWith({ tlsCiphers: 'ECDHE-RSA-AES256-GCM-SHA384' });
-    expect(await transmissionWith(loopback, noTls13)).toMatchObject({
+    expect(await transmissionWith(LOOPBACK, noTls13)).toMatchObject({
       status: 'warn',
       evidence: expect.stringMatching(/^TLS_CIPHERS names no TLS 1\.3 suite/),
     });
     const wider = configWith({ tlsCiphers: 'DEFAULT:TLS_AES_128_GCM_SHA256' });
-    expect(await transmissionWith(loopback, wider)).toMatchObject({
+    expect(await transmissionWith(LOOPBACK, wider)).toMatchObject({
       status: 'warn',
       evidence: expect.stringMatching(
         /^TLS_CIPHERS names suites beyond NIST SP 800-52r2's: DEFAULT/,
@@ -166,22 +167,16 @@ describe('ComplianceService TLS suites', () => {
 });
 
 describe('ComplianceService password storage', () => {
-  const loopback: DatabaseTransport = {
-    host: '127.0.0.1',
-    tlsVersion: undefined,
-    verifiesServer: false,
-  };
-
   it('fails while PASSWORD_HASH_TEST_FAST is set, and while accounts keep hashes it made', async () => {
-    expect(await checkWith('password-policy', loopback)).toMatchObject({ status: 'pass' });
+    expect(await checkWith('password-policy', LOOPBACK)).toMatchObject({ status: 'pass' });
     expect(
-      await checkWith('password-policy', loopback, configWith({ passwordHashTestFast: true })),
+      await checkWith('password-policy', LOOPBACK, configWith({ passwordHashTestFast: true })),
     ).toMatchObject({
       status: 'fail',
       evidence: expect.stringMatching(/^PASSWORD_HASH_TEST_FAST is set/),
     });
     expect(
-      await checkWith('password-policy', loopback, configWith(), { hashesBelowDefault: 2 }),
+      await checkWith('password-policy', LOOPBACK, configWith(), { hashesBelowDefault: 2 }),
     ).toMatchObject({
       status: 'fail',
       evidence: expect.stringMatching(/^2 active accounts' passwords are hashed below 64 MiB/),
@@ -191,11 +186,6 @@ describe('ComplianceService password storage', () => {
 
 describe('ComplianceService certificate expiry', () => {
   const DAY = 86_400_000;
-  const loopback: DatabaseTransport = {
-    host: '127.0.0.1',
-    tlsVersion: undefined,
-    verifiesServer: false,
-  };
   let dir: string;
   let soon: { cert: string; key: string };
   let later: { cert: string; key: string };
@@ -217,7 +207,7 @@ describe('ComplianceService certificate expiry', () => {
     });
 
   it('warns of an HTTPS certificate expiring within 30 days, with its subject and date', async () => {
-    const check = await transmissionWith(loopback, withCertificates(soon.cert, later.cert));
+    const check = await transmissionWith(LOOPBACK, withCertificates(soon.cert, later.cert));
     expect(check.status).toBe('warn');
     expect(check.evidence).toMatch(
       /the HTTPS certificate \(TLS_CERT_FILE, CN=ehr\.example\.org\) expires on \d{4}-\d\d-\d\dT.*, in 10 days/,
@@ -226,14 +216,14 @@ describe('ComplianceService certificate expiry', () => {
 
   it('fails an expired MLLP certificate, and passes certificates valid beyond 30 days', async () => {
     jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 91 * DAY);
-    const expired = await transmissionWith(loopback, withCertificates(later.cert, soon.cert));
+    const expired = await transmissionWith(LOOPBACK, withCertificates(later.cert, soon.cert));
     expect(expired.status).toBe('fail');
     expect(expired.evidence).toMatch(
       /the MLLP certificate \(HL7_TLS_CERT_FILE, CN=ehr\.example\.org\) expired on \d{4}-/,
     );
     expect(expired.evidence).toMatch(/the HTTPS certificate .*expired on/);
     jest.restoreAllMocks();
-    const valid = await transmissionWith(loopback, withCertificates(later.cert, later.cert));
+    const valid = await transmissionWith(LOOPBACK, withCertificates(later.cert, later.cert));
     expect(valid.status).toBe('pass');
     expect(valid.evidence).toMatch(/HTTPS with TLS 1\.2\+, certificate valid until/);
     expect(valid.evidence).toMatch(/MLLP with TLS 1\.2\+, certificate valid until/);

@@ -380,10 +380,11 @@ export class ComplianceService {
       notes.push(`PostgreSQL on ${database.host} over ${database.tlsVersion}, server verified`);
     }
     const warnings: string[] = [];
-    const certificates = (name: string, label: string, file: string): void => {
-      const expiry = certificateExpiry(name, label, file, Date.now());
-      ({ pass: notes, warn: warnings, fail: problems })[expiry.status].push(expiry.evidence);
+    const record = (outcome: Outcome): void => {
+      ({ pass: notes, warn: warnings, fail: problems })[outcome.status].push(outcome.evidence);
     };
+    const certificates = (name: string, label: string, file: string): void =>
+      record(certificateExpiry(name, label, file, Date.now()));
     const tls = this.config.tls;
     if (tls) {
       certificates('TLS_CERT_FILE', 'HTTPS', tls.certFile);
@@ -418,8 +419,7 @@ export class ComplianceService {
     if (plainHooks.length > 0) {
       problems.push(`Subscription endpoints without TLS: ${plainHooks.join(', ')}`);
     }
-    const suites = this.suites();
-    ({ pass: notes, warn: warnings })[suites.status].push(suites.evidence);
+    record(this.suites());
     return problems.length > 0
       ? fail([...problems, ...warnings].join('; '))
       : warnings.length > 0
@@ -431,28 +431,22 @@ export class ComplianceService {
    * The suites of every TLS endpoint: NIST SP 800-52r2's by default. A TLS_CIPHERS that names
    * others (Node's DEFAULT, CHACHA20, static RSA) is shown for a reviewer to judge.
    */
-  private suites(): { status: 'pass' | 'warn'; evidence: string } {
-    const nist = new Set(DEFAULT_TLS_CIPHERS.split(':'));
+  private suites(): Outcome {
     const chosen = this.config.tlsCiphers;
     if (chosen === DEFAULT_TLS_CIPHERS) {
-      return {
-        status: 'pass',
-        evidence: 'TLS suites: NIST SP 800-52r2 (ECDHE or TLS 1.3, AES-GCM)',
-      };
+      return pass('TLS suites: NIST SP 800-52r2 (ECDHE or TLS 1.3, AES-GCM)');
     }
+    const suites = chosen.split(':');
     // Without a TLS 1.3 name the list leaves TLS 1.3 to OpenSSL's own suites, CHACHA20 among them.
-    if (!chosen.split(':').some((suite) => suite.startsWith('TLS_'))) {
-      return {
-        status: 'warn',
-        evidence: `TLS_CIPHERS names no TLS 1.3 suite, so TLS 1.3 takes OpenSSL's defaults (CHACHA20 among them): ${chosen}`,
-      };
+    if (!suites.some((suite) => suite.startsWith('TLS_'))) {
+      return warn(
+        `TLS_CIPHERS names no TLS 1.3 suite, so TLS 1.3 takes OpenSSL's defaults (CHACHA20 among them): ${chosen}`,
+      );
     }
-    return chosen.split(':').every((suite) => nist.has(suite))
-      ? { status: 'pass', evidence: `TLS suites: ${chosen}, of NIST SP 800-52r2's` }
-      : {
-          status: 'warn',
-          evidence: `TLS_CIPHERS names suites beyond NIST SP 800-52r2's: ${chosen}`,
-        };
+    const nist = new Set(DEFAULT_TLS_CIPHERS.split(':'));
+    return suites.every((suite) => nist.has(suite))
+      ? pass(`TLS suites: ${chosen}, of NIST SP 800-52r2's`)
+      : warn(`TLS_CIPHERS names suites beyond NIST SP 800-52r2's: ${chosen}`);
   }
 
   private async backups(): Promise<Outcome> {
