@@ -809,17 +809,17 @@ export function validateEnv(
       'Invalid configuration: AUDIT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
     );
   }
-  for (const name of ['AUDIT_BENCHMARK_SKIP', 'PHI_ENCRYPTION_BENCHMARK_SKIP'] as const) {
+  const notForProduction = [
+    ['AUDIT_BENCHMARK_SKIP', 'benchmarks'],
+    ['PHI_ENCRYPTION_BENCHMARK_SKIP', 'benchmarks'],
+    ['PASSWORD_HASH_TEST_FAST', 'test suites'],
+  ] as const;
+  for (const [name, purpose] of notForProduction) {
     if (env.NODE_ENV === 'production' && env[name]) {
       throw new ConfigError(
-        `Invalid configuration: ${name} is for benchmarks and is refused when NODE_ENV=production`,
+        `Invalid configuration: ${name} is for ${purpose} and is refused when NODE_ENV=production`,
       );
     }
-  }
-  if (env.NODE_ENV === 'production' && env.PASSWORD_HASH_TEST_FAST) {
-    throw new ConfigError(
-      'Invalid configuration: PASSWORD_HASH_TEST_FAST is for test suites and is refused when NODE_ENV=production',
-    );
   }
   if (
     env.KEY_CUSTODY === 'pkcs11' &&
