@@ -2912,6 +2912,73 @@ describe('HL7 v2 over MLLP', () => {
     expect(patient.body.name).toEqual([expect.objectContaining({ family: 'Renamed' })]);
   });
 
+  it("keeps a patient's allergies, diagnoses, kin, coverage and problems as the newest message left them", async () => {
+    const tag = `L-${randomUUID().slice(0, 8)}`;
+    const message = (type: string, hour: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20250301${hour}00+0000||${type}|${hour}-${tag}|P|2.5`,
+          `PID|1||${tag}^^^HOSP&2.16.9&ISO^MR||Late^Ann`,
+          ...segments,
+        ].join('\r'),
+      );
+    const adt = (hour: string, severity: string, diagnosis: string, phone: string, plan: string) =>
+      message(
+        'ADT^A08',
+        hour,
+        `AL1|1|DA|P^PENICILLIN|${severity}|HIVES`,
+        `DG1|1||I10^Hypertension^I10||20250301|${diagnosis}`,
+        `NK1|1|Late^Bob|SPO^SPOUSE||${phone}`,
+        `IN1|1|${plan}^Plan ${plan}|ACME|Acme Health||||||||||||||||||||||||||||||||POL-${tag}`,
+      );
+    const problem = (hour: string, status: string) =>
+      message(
+        'PPR^PC2',
+        hour,
+        `PRB|UP|20250301|E11.9^Type 2 diabetes^I10|P-${tag}^EHR^2.16.9^ISO||||||||||${status}`,
+      );
+    const steps = [
+      adt('12', 'SV', 'F', '555-0102', 'GOLD'),
+      problem('12', 'RESOLVED'),
+      // Replayed out of order: older than what was applied, so nothing of them is taken.
+      adt('11', 'MI', 'W', '555-0101', 'SILVER'),
+      problem('11', 'ACTIVE'),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    const http = await doctorHttp();
+    const patients = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.9|${tag}`)}`,
+    );
+    const patient = `Patient/${String(patients.body.entry[0].resource.id)}`;
+    const only = async (query: string) => {
+      const found = await http('GET', `${testApp.url}/fhir/${query}`);
+      expect(found.body.entry).toHaveLength(1);
+      return found.body.entry[0].resource;
+    };
+    const allergy = await only(`AllergyIntolerance?patient=${patient}`);
+    expect(allergy.criticality).toBe('high');
+    expect(allergy.reaction[0].severity).toBe('severe');
+    const conditions = await http('GET', `${testApp.url}/fhir/Condition?subject=${patient}`);
+    const byCode = (code: string) =>
+      conditions.body.entry.find((e: any) => e.resource.code.coding[0].code === code).resource;
+    expect(byCode('I10').verificationStatus.coding[0].code).toBe('confirmed');
+    expect(byCode('E11.9').clinicalStatus.coding[0].code).toBe('resolved');
+    const kin = await only(`RelatedPerson?patient=${patient}`);
+    expect(kin.telecom).toEqual([expect.objectContaining({ value: '555-0102' })]);
+    const coverage = await only(`Coverage?beneficiary=${patient}`);
+    expect(coverage.class[0].value).toBe('GOLD');
+    // Each was written once: the older message made no version.
+    for (const resource of [allergy, byCode('I10'), byCode('E11.9'), kin, coverage]) {
+      expect(`${resource.resourceType} ${resource.meta.versionId}`).toBe(
+        `${resource.resourceType} 1`,
+      );
+    }
+  });
+
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {
     const sender = await client();
     const visit = `V-${randomUUID().slice(0, 8)}`;

@@ -1,5 +1,6 @@
 import { dateTimeOf } from '../mapping/datatypes.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import type { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
 
 /**
  * When the event a message reports happened, as an instant: EVN-2 (recorded date/time), else
@@ -36,4 +37,23 @@ export function isStale(at: Date | undefined, newest: Date | null | undefined): 
 export function reportInstant(obr: V2Segment, messageAt: Date | undefined): Date | undefined {
   const at = dateTimeOf(obr.value(22), obr.timeZone);
   return at?.includes('T') ? new Date(at) : messageAt;
+}
+
+/**
+ * Moves a record's clock on to the message's time and tells whether a newer message was
+ * already applied to it: the older message's data then stays unwritten (see upsert).
+ */
+export type RecordClock = (type: string, id: string) => Promise<boolean>;
+
+/**
+ * The clock of the records a message (of `sender`, at `at`, see eventInstant) writes. A message
+ * without a time is never older than another, and keeps no clock.
+ */
+export function recordClock(
+  clocks: Hl7EventClockRepository,
+  sender: string | undefined,
+  at: Date | undefined,
+): RecordClock {
+  return async (type, id) =>
+    at !== undefined && isStale(at, (await clocks.advance(type, id, sender, at, false)).detailsAt);
 }

@@ -12,6 +12,8 @@ import { observationFromObx } from '../mapping/observation.js';
 import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock, type RecordClock } from './event-order.js';
 import {
   atInstant,
   byIdentifier,
@@ -56,11 +58,15 @@ export interface SegmentContext {
 /**
  * The segments that come with a patient in ADT, BAR, DFT and REF messages (AL1, IAM, DG1, PR1,
  * OBX, NK1, IN1), for Hl7Processor, in its transaction. Each record is matched again when a feed
- * repeats it with every update, so that lists do not pile up.
+ * repeats it with every update, so that lists do not pile up, and is left as it is by a message
+ * older than one already applied to it (see eventInstant).
  */
 @Injectable()
 export class PatientSegments {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clocks: Hl7EventClockRepository,
+  ) {}
 
   /** Gives the Procedure each PR1 was recorded as (`Procedure/<id>`), for a charge's service. */
   async record(
@@ -69,6 +75,7 @@ export class PatientSegments {
     touched: Touched,
   ): Promise<Map<V2Segment, string>> {
     const recorded = new Map<V2Segment, string>();
+    const clock = recordClock(this.clocks, sender, eventInstant(message));
     // Allergies and diagnoses are matched on the patient and their code, so that the same
     // list sent again with every update does not pile up.
     for (const al1 of message.all('AL1')) {
@@ -79,10 +86,11 @@ export class PatientSegments {
         'AllergyIntolerance',
         allergy,
         codeCriteria('patient', patientId, allergy),
+        clock,
       );
       touched.entities.push(`AllergyIntolerance/${id}`);
     }
-    await this.adverseReactions(message, patientId, sender, touched);
+    await this.adverseReactions(message, patientId, sender, touched, clock);
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
@@ -91,11 +99,12 @@ export class PatientSegments {
         'Condition',
         condition,
         conditionCriteria(patientId, 'encounter-diagnosis', condition),
+        clock,
       );
       touched.entities.push(`Condition/${id}`);
     }
-    await this.procedures(message, patientId, encounterId, sender, touched, recorded);
-    await this.admissionObservations(message, patientId, encounterId, touched);
+    await this.procedures(message, { sender, patientId, encounterId }, touched, recorded, clock);
+    await this.admissionObservations(message, patientId, encounterId, touched, clock);
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
       if (!kin) continue;
@@ -104,6 +113,7 @@ export class PatientSegments {
         'RelatedPerson',
         kin.resource,
         kinCriteria(patientId, kin.identifiers, kin.resource),
+        clock,
       );
       touched.entities.push(`RelatedPerson/${id}`);
     }
@@ -116,7 +126,7 @@ export class PatientSegments {
         : coverage.plan
           ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
           : undefined;
-      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria);
+      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria, clock);
       touched.entities.push(`Coverage/${id}`);
     }
     return recorded;
@@ -132,6 +142,7 @@ export class PatientSegments {
     patientId: string,
     sender: string | undefined,
     touched: Touched,
+    clock: RecordClock,
   ): Promise<void> {
     for (const [iam, following] of withFollowing(message, 'IAM', ['IAR', 'NTE'])) {
       const allergy = allergyFromIam(iam, following, patientId, sender);
@@ -146,6 +157,7 @@ export class PatientSegments {
         allergy.resource,
         criteria,
         allergy.deletes,
+        clock,
       );
       if (id) touched.entities.push(`AllergyIntolerance/${id}`);
     }
@@ -162,6 +174,7 @@ export class PatientSegments {
     patientId: string,
     encounterId: string | undefined,
     touched: Touched,
+    clock: RecordClock,
   ): Promise<void> {
     for (const [obx, following] of withFollowing(message, 'OBX', ['NTE', 'PRT'])) {
       const notes = following.filter((segment) => segment.name === 'NTE');
@@ -170,7 +183,7 @@ export class PatientSegments {
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       };
       const criteria = unnumberedObservation(observation, patientId, encounterId);
-      const id = await upsert(this.fhir, 'Observation', observation, criteria);
+      const id = await upsert(this.fhir, 'Observation', observation, criteria, clock);
       touched.entities.push(`Observation/${id}`);
     }
   }
@@ -182,11 +195,10 @@ export class PatientSegments {
    */
   private async procedures(
     message: V2Message,
-    patientId: string,
-    encounterId: string | undefined,
-    sender: string | undefined,
+    { sender, patientId, encounterId }: SegmentContext,
     touched: Touched,
     recorded: Map<V2Segment, string>,
+    clock: RecordClock,
   ): Promise<void> {
     for (const pr1 of message.all('PR1')) {
       const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);
@@ -206,6 +218,7 @@ export class PatientSegments {
         procedure.resource,
         criteria,
         procedure.deletes,
+        clock,
       );
       if (!id) continue;
       touched.entities.push(`Procedure/${id}`);

@@ -7,6 +7,7 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
 import { escapeSearch, identifierCriteria, replacedBy } from '../mapping/patient.js';
+import type { RecordClock } from './event-order.js';
 
 /** The resources a message wrote (for its audit row) and the patients they belong to. */
 export interface Touched {
@@ -170,15 +171,22 @@ export function conditionCategory(category: 'encounter-diagnosis' | 'problem-lis
 /**
  * Replaces the one resource matching `criteria` (under the criteria's lock), or creates it. A
  * feed repeats its lists with every message: what is already stored as sent makes no version.
+ * With a `clock`, a message older than one already applied to the match leaves it as it is: an
+ * ADT queue replayed out of order would otherwise undo a newer allergy's severity or a
+ * diagnosis made final.
  */
 export async function upsert(
   fhir: FhirService,
   type: string,
   resource: Record<string, unknown>,
   criteria: string | undefined,
+  clock?: RecordClock,
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-  return writeOver(fhir, type, resource, match);
+  if (match && (await clock?.(type, match))) return match;
+  const id = await writeOver(fhir, type, resource, match);
+  if (!match) await clock?.(type, id);
+  return id;
 }
 
 /** Writes the resource over the one found (`match`), unless stored as sent, or creates it. */
@@ -277,7 +285,8 @@ export async function visitOf(
  * written over the one the criteria find, else created; or, when the sender deletes it, that
  * one kept, as every record is, but entered in error, so that it leaves the lists (without the
  * clinical status R4 forbids then: ait-2, con-5). A deletion of one not on file leaves nothing
- * to do. Gives the id written, if any.
+ * to do, nor does one older than a message already applied to it (with a `clock`, see upsert).
+ * Gives the record's id, if there is one.
  */
 export async function keepListed(
   fhir: FhirService,
@@ -285,10 +294,12 @@ export async function keepListed(
   resource: Record<string, unknown>,
   criteria: string | undefined,
   deletes: boolean,
+  clock?: RecordClock,
 ): Promise<string | undefined> {
-  if (!deletes) return upsert(fhir, type, resource, criteria);
+  if (!deletes) return upsert(fhir, type, resource, criteria, clock);
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
   if (!match) return undefined;
+  if (await clock?.(type, match)) return match;
   const current = without((await fhir.read(HL7_USER, type, match)).resource, 'meta');
   const verification = VERIFICATION[type];
   await fhir.update(HL7_USER, type, match, {
