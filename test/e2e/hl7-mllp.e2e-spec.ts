@@ -523,9 +523,12 @@ describe('HL7 v2 over MLLP', () => {
       result('C', '11', 'C', '6.1'),
       result('P2', '09', 'P', '5.0'),
     ]);
-    expect((await sender.waitForAcks(4)).map((ack) => msaOf(ack).code)).toEqual(
-      Array(4).fill('AA'),
+    const acks = await sender.waitForAcks(4);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(Array(4).fill('AA'));
+    expect(acks[3]).toContain(
+      'ERR|||0^Message accepted^HL70357|W||||Older than a message already applied to its Patient, DiagnosticReport (by EVN-2, OBR-22 or MSH-7)',
     );
+    expect(acks.slice(0, 3).join('')).not.toContain('ERR');
     const http = await doctorHttp();
     const [observation] = (
       await http(
@@ -2892,6 +2895,12 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    // Taken, yet its sender is told what it did not change (types only, never values).
+    const errs = (ack: string) => ack.split('\r').filter((segment) => segment.startsWith('ERR'));
+    expect(errs(acks[2]!)).toEqual([
+      'ERR|||0^Message accepted^HL70357|W||||Older than a message already applied to its Patient, Encounter (by EVN-2, OBR-22 or MSH-7): what the newer message set there was kept; the rest was taken',
+    ]);
+    expect(errs(acks[1]!)).toEqual([]);
     const http = await doctorHttp();
     const encounter = await visitEncounter(http, visit);
     expect(encounter['status']).toBe('finished');
@@ -2948,6 +2957,19 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    const kept = (ack: string) =>
+      /\|Older than a message already applied to its ([^(]*) \(/.exec(ack)?.[1];
+    expect(acks.map(kept)).toEqual([
+      undefined,
+      undefined,
+      'Patient, AllergyIntolerance, Condition, RelatedPerson, Coverage',
+      'Patient, Condition',
+    ]);
+    // A resend of it is answered from what was stored, warning and all.
+    await sender.send([steps[2]!]);
+    const [again] = (await sender.waitForAcks(steps.length + 1)).slice(-1);
+    expect(kept(again!)).toBe(kept(acks[2]!));
+    expect(again).toContain('ERR|||0^Message accepted^HL70357|W|');
     const http = await doctorHttp();
     const patients = await http(
       'GET',

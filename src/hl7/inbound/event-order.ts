@@ -1,6 +1,7 @@
 import { dateTimeOf } from '../mapping/datatypes.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import type { Touched } from './processing.js';
 
 /**
  * When the event a message reports happened, as an instant: EVN-2 (recorded date/time), else
@@ -46,14 +47,42 @@ export function reportInstant(obr: V2Segment, messageAt: Date | undefined): Date
 export type RecordClock = (type: string, id: string) => Promise<boolean>;
 
 /**
- * The clock of the records a message (of `sender`, at `at`, see eventInstant) writes. A message
- * without a time is never older than another, and keeps no clock.
+ * The clock of the records a message (of `sender`, at `at`, see eventInstant) writes; those it
+ * leaves are noted in `touched`. A message without a time is never older than another, and
+ * keeps no clock.
  */
 export function recordClock(
   clocks: Hl7EventClockRepository,
   sender: string | undefined,
   at: Date | undefined,
+  touched: Touched,
 ): RecordClock {
-  return async (type, id) =>
-    at !== undefined && isStale(at, (await clocks.advance(type, id, sender, at, false)).detailsAt);
+  return async (type, id) => {
+    if (at === undefined) return false;
+    const older = isStale(at, (await clocks.advance(type, id, sender, at, false)).detailsAt);
+    if (older) keep(touched, type);
+    return older;
+  };
+}
+
+/** Notes that the message left a record of that type as a newer message had set it. */
+export function keep(touched: Touched, type: string): void {
+  if (!touched.kept.includes(type)) touched.kept.push(type);
+}
+
+/** How a warning about records kept from an older message starts (see warningOf). */
+export const KEPT_WARNING = 'Older than a message already applied to';
+
+/**
+ * The warning of a message that left records as a newer one had set them: answered AA, as
+ * there is nothing to resend, yet an interface analyst replaying a queue is told which kinds
+ * of record it did not change. Types only, never ids or values.
+ */
+export function keptWarnings(touched: Touched): { text: string }[] {
+  if (touched.kept.length === 0) return [];
+  return [
+    {
+      text: `${KEPT_WARNING} its ${touched.kept.join(', ')} (by EVN-2, OBR-22 or MSH-7): what the newer message set there was kept; the rest was taken`,
+    },
+  ];
 }

@@ -6,7 +6,7 @@ import { AppConfig } from '../../config/config.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
-import { pidWarnings, type FieldWarning } from '../mapping/patient.js';
+import { pidWarnings } from '../mapping/patient.js';
 import { buildAck, type AckCode, type AckError } from '../message/ack.js';
 import {
   decodeMessage,
@@ -20,6 +20,7 @@ import {
 import { batchAck, splitMessages } from '../message/batch.js';
 import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
+import { KEPT_WARNING, keptWarnings } from './event-order.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
@@ -195,7 +196,7 @@ export class Hl7InboundService {
         this.timeZoneOf(decoded.header),
       );
       const touched = await this.processor.process(message, decoded.header);
-      const outcome = withWarnings(processed, pidWarnings(message));
+      const outcome = withWarnings(processed, [...pidWarnings(message), ...keptWarnings(touched)]);
       await this.repository.recordOutcome(row.id, outcome, new Date());
       await this.trail.recordInTransaction(hl7AuditEntry(row, outcome, touched));
       return outcome;
@@ -273,20 +274,30 @@ function pathsOf(error: AppError): string {
 }
 
 /**
- * An accepted message that left fields out: stored with ERR 102 and one line per field, which
- * its ACK, and a resend's, give back as ERR warnings (W). The line names its place.
+ * An accepted message that left fields out, or records as a newer message had set them:
+ * stored with the first warning's code and one line per warning, which its ACK, and a
+ * resend's, give back as ERR warnings (W).
  */
-function withWarnings(processed: Hl7Outcome, warnings: FieldWarning[]): Hl7Outcome {
-  if (warnings.length === 0) return processed;
-  return { ...processed, errorCode: '102', errorText: warnings.map((w) => w.text).join('\n') };
+function withWarnings(processed: Hl7Outcome, warnings: { text: string }[]): Hl7Outcome {
+  const [first] = warnings;
+  if (!first) return processed;
+  return {
+    ...processed,
+    errorCode: warningOf(first.text).code,
+    errorText: warnings.map((w) => w.text).join('\n'),
+  };
 }
 
-/** The place a warning line names: `PID-7 (birth date) in PID #2 ...` is PID^2^7. */
+/**
+ * A warning line as an ERR: a field left out names its place (`PID-7 (birth date) in PID #2
+ * ...` is PID^2^7) and is a data type error (102); records kept from an older message are
+ * no error of the message (0, accepted).
+ */
 function warningOf(text: string): AckError {
   const [, segment = '', field = ''] = /^([A-Z][A-Z0-9]{2})-(\d+)/.exec(text) ?? [];
   const sequence = Number(/ in [A-Z][A-Z0-9]{2} #(\d+) /.exec(text)?.[1] ?? 1);
   return {
-    code: '102',
+    code: text.startsWith(KEPT_WARNING) ? '0' : '102',
     text,
     severity: 'W',
     ...(segment ? { location: [segment, sequence, Number(field)] as const } : {}),

@@ -200,12 +200,14 @@ export class Hl7Processor {
   ): Promise<Touched> {
     const entities = new Set<string>();
     const patientIds = new Set<string>();
+    const kept = new Set<string>();
     for (const part of parts) {
       const done = await process(part);
       for (const entity of done.entities) entities.add(entity);
       for (const id of done.patientIds) patientIds.add(id);
+      for (const type of done.kept) kept.add(type);
     }
-    return { entities: [...entities], patientIds: [...patientIds] };
+    return { entities: [...entities], patientIds: [...patientIds], kept: [...kept] };
   }
 
   private async adt(message: V2Message, event: VisitEvent | undefined): Promise<Touched> {

@@ -14,8 +14,8 @@ import {
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, isStale } from './event-order.js';
-import { required, without, type PatientOfMessage } from './processing.js';
+import { eventInstant, isStale, keep } from './event-order.js';
+import { required, without, type PatientOfMessage, type Touched } from './processing.js';
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
 export function senderSystem(message: V2Message): string | undefined {
@@ -67,17 +67,17 @@ export class MessagePatients {
       );
     }
     const sender = senderSystem(message);
+    const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const patientId = await this.upsert(
       required(message, 'PID'),
       sender,
+      touched,
       message.first('PD1'),
       eventInstant(message),
     );
-    return {
-      sender,
-      patientId,
-      touched: { entities: [`Patient/${patientId}`], patientIds: [patientId] },
-    };
+    touched.entities.push(`Patient/${patientId}`);
+    touched.patientIds.push(patientId);
+    return { sender, patientId, touched };
   }
 
   /**
@@ -87,11 +87,12 @@ export class MessagePatients {
    * conditional update sent again after its 409 would be. A deletion then leaves no match, and
    * the message creates a patient: written over, the deleted record came back. A message older
    * (`at`, see eventInstant) than one already applied to the patient leaves its details as the
-   * newer one set them.
+   * newer one set them, and says so in `touched`.
    */
   async upsert(
     pid: V2Segment,
     sender: string | undefined,
+    touched: Touched,
     pd1?: V2Segment,
     at?: Date,
   ): Promise<string> {
@@ -112,7 +113,7 @@ export class MessagePatients {
         return created.id;
       }
       try {
-        await this.updateMatch(match, identifiers, elements, restricted, sender, at);
+        await this.updateMatch(match, identifiers, elements, restricted, sender, at, touched);
         return match;
       } catch (error) {
         if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
@@ -128,12 +129,14 @@ export class MessagePatients {
     restricted: boolean,
     sender: string | undefined,
     at: Date | undefined,
+    touched: Touched,
   ): Promise<void> {
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
     // An ADT queue replayed out of order: the older message's name or address would undo the
     // newer one's. Its identifiers are still added and a restriction taken, as neither undoes.
     const stale =
       at && isStale(at, (await this.clock.advance('Patient', match, sender, at, false)).detailsAt);
+    if (stale) keep(touched, 'Patient');
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
     const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];

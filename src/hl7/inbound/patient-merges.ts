@@ -76,11 +76,11 @@ export class PatientMerges {
    */
   async merge(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
-    const touched: Touched = { entities: [], patientIds: [] };
+    const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const pairs = priorPatients(message, sender, 'a merge');
     const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
-      const survivorId = await this.patients.upsert(pid, sender, pd1, at);
+      const survivorId = await this.patients.upsert(pid, sender, touched, pd1, at);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
       const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
@@ -125,13 +125,13 @@ export class PatientMerges {
    */
   async changeIdentifiers(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
-    const touched: Touched = { entities: [], patientIds: [] };
+    const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const pairs = priorPatients(message, sender, 'an identifier change');
     for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
       const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
       let patientId: string;
       if (!priorId) {
-        patientId = await this.patients.upsert(pid, sender, pd1);
+        patientId = await this.patients.upsert(pid, sender, touched, pd1);
       } else {
         const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
         const correct = identifierCriteria(identifiers);

@@ -75,7 +75,7 @@ export class PatientSegments {
     touched: Touched,
   ): Promise<Map<V2Segment, string>> {
     const recorded = new Map<V2Segment, string>();
-    const clock = recordClock(this.clocks, sender, eventInstant(message));
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     // Allergies and diagnoses are matched on the patient and their code, so that the same
     // list sent again with every update does not pile up.
     for (const al1 of message.all('AL1')) {

@@ -37,7 +37,7 @@ export class ProblemMessages {
     event: string,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
-    const clock = recordClock(this.clocks, sender, eventInstant(message));
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const [prb, notes] of withFollowing(message, 'PRB', ['NTE'])) {
       const problem = problemFromPrb(prb, notes, patientId, sender);
       if (!problem) continue;

@@ -13,6 +13,11 @@ import type { RecordClock } from './event-order.js';
 export interface Touched {
   entities: string[];
   patientIds: string[];
+  /**
+   * The types of the records it left as a newer message had set them (see event-order.ts),
+   * which its ACK names in a warning.
+   */
+  kept: string[];
 }
 
 /** The patient a message is about, as Hl7Processor found or made it from the PID. */

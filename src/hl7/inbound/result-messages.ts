@@ -15,7 +15,7 @@ import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, isStale, reportInstant } from './event-order.js';
+import { eventInstant, isStale, keep, reportInstant } from './event-order.js';
 import {
   ambiguous,
   atInstant,
@@ -192,7 +192,10 @@ export class ResultMessages {
       const at = obr && reportInstant(obr, messageAt);
       if (reportMatch && at) {
         const clock = await this.clock.advance('DiagnosticReport', reportMatch, sender, at, false);
-        if (isStale(at, clock.detailsAt)) continue;
+        if (isStale(at, clock.detailsAt)) {
+          keep(touched, 'DiagnosticReport');
+          continue;
+        }
       }
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};

@@ -10,7 +10,7 @@ import {
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { isStale } from './event-order.js';
+import { isStale, keep } from './event-order.js';
 import { Places } from './places.js';
 import {
   ambiguous,
@@ -93,6 +93,7 @@ export class Visits {
         ? await this.clock.advance('Encounter', current.id, sender, at, !event.updatesOnly)
         : undefined;
     const stale = isStale(at, clock?.detailsAt);
+    if (current && stale) keep(touched, 'Encounter');
     if (current && stale && (event.updatesOnly || isStale(at, clock?.statusAt))) {
       return current.id;
     }

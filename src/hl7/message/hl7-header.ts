@@ -1,5 +1,6 @@
 /** HL7 table 0357 (message error condition codes) used in ERR segments. */
 export const HL7_ERRORS = {
+  '0': 'Message accepted',
   '100': 'Segment sequence error',
   '101': 'Required field missing',
   '102': 'Data type error',
