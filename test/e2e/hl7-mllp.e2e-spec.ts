@@ -3001,6 +3001,131 @@ describe('HL7 v2 over MLLP', () => {
     }
   });
 
+  it('keeps cancelled orders, appointments and documents, stopped prescriptions and deleted doses when older messages are replayed', async () => {
+    const tag = `Q-${randomUUID().slice(0, 8)}`;
+    const message = (type: string, hour: string, ...segments: string[]) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|EHR|HOSP|CV|CV|20250301${hour}00+0000||${type}|${type}-${hour}-${tag}|P|2.5`,
+          `PID|1||${tag}^^^HOSP&2.16.9&ISO^MR||Queue^Ann`,
+          ...segments,
+        ].join('\r'),
+      );
+    const order = (hour: string, control: string) =>
+      message(
+        'ORM^O01',
+        hour,
+        `ORC|${control}|O-${tag}^HOSP^2.16.9^ISO`,
+        'OBR|1|||24725-4^CT Head^LN',
+      );
+    const prescription = (hour: string, control: string) =>
+      message(
+        'RDE^O11',
+        hour,
+        `ORC|${control}|RX-${tag}^HOSP^2.16.9^ISO`,
+        'RXE||0143963401^NICARDIPINE 40 MG/200 ML^NDC|5||43^mg/h',
+      );
+    const dose = (hour: string, action: string) =>
+      message(
+        'VXU^V04',
+        hour,
+        `ORC|RE|IZ-${tag}^HOSP^2.16.9^ISO`,
+        `RXA|0|1|20250301||08^HepB^CVX|0.5|mL^^UCUM${'|'.repeat(14)}${action}`,
+      );
+    const referral = (hour: string, event: string) =>
+      message(
+        `REF^${event}`,
+        hour,
+        `RF1|P^Pending^HL70283|R|Med^Medical^HL70281||O|REF-${tag}^EHR^2.16.9^ISO`,
+      );
+    const appointment = (hour: string, event: string) =>
+      Buffer.from(
+        message('SIU^' + event, hour)
+          .toString()
+          .replace(
+            '\rPID',
+            `\rSCH|P-${tag}|APT-${tag}^SCHED^2.16.9^ISO|||||FOLLOWUP|NORMAL|30|min\r` +
+              'TQ1|||||||202503201000+0000\rPID',
+          ),
+      );
+    const document = (hour: string, event: string, text: string) =>
+      message(
+        `MDM^${event}`,
+        hour,
+        `TXA|1|DS|TX|202503011000+0000||||||||DOC-${tag}^HOSP^2.16.9^ISO|||||AU`,
+        `OBX|1|TX|18842-5^Discharge summary^LN||${text}||||||F`,
+      );
+    const charge = (hour: string, units: string) =>
+      message(
+        'DFT^P03',
+        hour,
+        `FT1|1|T-${tag}||20250301|20250301|CG|71045^Xray exam chest 1 view^C4|||${units}`,
+      );
+    const steps = [
+      order('10', 'NW'),
+      order('12', 'CA'),
+      order('11', 'NW'),
+      prescription('10', 'NW'),
+      prescription('12', 'DC'),
+      prescription('11', 'NW'),
+      dose('10', 'A'),
+      dose('12', 'D'),
+      dose('11', 'A'),
+      referral('10', 'I12'),
+      referral('12', 'I14'),
+      referral('11', 'I13'),
+      appointment('10', 'S12'),
+      appointment('12', 'S15'),
+      appointment('11', 'S12'),
+      document('10', 'T02', 'First draft.'),
+      document('12', 'T08', 'Final text.'),
+      document('11', 'T08', 'Second draft.'),
+      charge('12', '2'),
+      charge('11', '1'),
+    ];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    const kept = (ack: string) =>
+      /\|Older than a message already applied to its ([^(]*) \(/.exec(ack)?.[1];
+    expect([2, 5, 8, 11, 14, 17, 19].map((i) => kept(acks[i]!))).toEqual([
+      'Patient, ServiceRequest',
+      'Patient, MedicationRequest',
+      'Patient, Immunization',
+      'Patient, ServiceRequest',
+      'Patient, Appointment',
+      'Patient, DocumentReference',
+      'Patient, ChargeItem',
+    ]);
+    const http = await doctorHttp();
+    const status = async (type: string, system: string, value: string) => {
+      const found = await http(
+        'GET',
+        `${testApp.url}/fhir/${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`,
+      );
+      expect(found.body.entry).toHaveLength(1);
+      return found.body.entry[0].resource.status;
+    };
+    expect(await status('ServiceRequest', 'urn:oid:2.16.9', `O-${tag}`)).toBe('revoked');
+    expect(await status('MedicationRequest', 'urn:oid:2.16.9', `RX-${tag}`)).toBe('stopped');
+    expect(await status('Immunization', 'urn:oid:2.16.9', `IZ-${tag}`)).toBe('entered-in-error');
+    expect(await status('ServiceRequest', 'urn:oid:2.16.9', `REF-${tag}`)).toBe('revoked');
+    expect(await status('Appointment', 'urn:oid:2.16.9', `APT-${tag}`)).toBe('cancelled');
+    const documents = await http(
+      'GET',
+      `${testApp.url}/fhir/DocumentReference?identifier=${encodeURIComponent(`urn:oid:2.16.9|DOC-${tag}`)}`,
+    );
+    const [content] = documents.body.entry[0].resource.content;
+    expect(Buffer.from(content.attachment.data, 'base64').toString()).toBe('Final text.');
+    const charges = await http(
+      'GET',
+      `${testApp.url}/fhir/ChargeItem?patient:Patient.identifier=${encodeURIComponent(`urn:oid:2.16.9|${tag}`)}`,
+    );
+    expect(charges.body.entry).toHaveLength(1);
+    expect(charges.body.entry[0].resource.quantity.value).toBe(2);
+  });
+
   it('follows a visit through transfer, discharge and their cancellations (A02, A03, A11-A13)', async () => {
     const sender = await client();
     const visit = `V-${randomUUID().slice(0, 8)}`;

@@ -11,6 +11,8 @@ import {
 } from '../mapping/appointment.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import { Places } from './places.js';
 import {
   byIdentifier,
@@ -87,6 +89,7 @@ export class AppointmentMessages {
   constructor(
     private readonly fhir: FhirService,
     private readonly places: Places,
+    private readonly clocks: Hl7EventClockRepository,
   ) {}
 
   /**
@@ -94,7 +97,9 @@ export class AppointmentMessages {
    * placer's SCH-1), with the patient, the people, equipment and places booked as its
    * participants. A booking, a rescheduling or a modification writes it; a cancellation,
    * discontinuation, deletion or no-show changes the status of a known one. What the message
-   * does not speak of stays as stored (a cancellation without its times keeps them).
+   * does not speak of stays as stored (a cancellation without its times keeps them). A
+   * message older than one already applied to the appointment leaves it as it is: a booking
+   * replayed after its cancellation does not book it again.
    */
   async process(
     message: V2Message,
@@ -112,6 +117,11 @@ export class AppointmentMessages {
         '204',
         `${event.known} needs the id (SCH-2 or SCH-1) of a known appointment`,
       );
+    }
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
+    if (match && (await clock('Appointment', match))) {
+      touched.entities.push(`Appointment/${match}`);
+      return touched;
     }
     const current = match
       ? without((await this.fhir.read(HL7_USER, 'Appointment', match)).resource, 'meta')
@@ -141,8 +151,10 @@ export class AppointmentMessages {
       );
     }
     let id = match;
-    if (!id) id = (await this.fhir.create(HL7_USER, 'Appointment', next)).id;
-    else if (!isDeepStrictEqual({ ...next, id }, current)) {
+    if (!id) {
+      id = (await this.fhir.create(HL7_USER, 'Appointment', next)).id;
+      await clock('Appointment', id);
+    } else if (!isDeepStrictEqual({ ...next, id }, current)) {
       await this.fhir.update(HL7_USER, 'Appointment', id, { ...next, id });
     }
     touched.entities.push(`Appointment/${id}`);

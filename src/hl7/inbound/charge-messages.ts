@@ -5,6 +5,8 @@ import { chargeFromFt1 } from '../mapping/charge.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { Hl7ProcessingError, Hl7RejectError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import type { SegmentContext } from './patient-segments.js';
 import {
   atInstant,
@@ -25,7 +27,10 @@ const CHARGE_TYPES: ReadonlySet<string> = new Set(['', 'CG']);
 /** The charges (FT1) of DFT messages, for Hl7Processor, in its transaction. */
 @Injectable()
 export class ChargeMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clocks: Hl7EventClockRepository,
+  ) {}
 
   /**
    * Each FT1 as a ChargeItem of the patient and the known visit, known by its transaction id
@@ -33,7 +38,8 @@ export class ChargeMessages {
    * services are the Procedures of the PR1 segments after it (`recorded`: the Procedure
    * PatientSegments wrote for each PR1). A credit, payment or adjustment is an error for
    * the whole message (AR) rather than a charge dropped or filed as one; a second charge that
-   * could not be told from one before it in the same message is one too (AE).
+   * could not be told from one before it in the same message is one too (AE). A message older
+   * than one already applied to a charge leaves it as it is.
    */
   async process(
     message: V2Message,
@@ -42,6 +48,7 @@ export class ChargeMessages {
     touched: Touched,
   ): Promise<void> {
     const written = new Set<string>();
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const [ft1, following] of withFollowing(message, 'FT1', ['NTE', 'PR1', 'PRT', 'ROL'])) {
       const type = ft1.value(6)?.toUpperCase() ?? '';
       if (!CHARGE_TYPES.has(type)) {
@@ -71,7 +78,7 @@ export class ChargeMessages {
           'Two charges of this message have the same transaction id (FT1-2), or neither has one and they have the same code, date and visit: number them in FT1-2',
         );
       }
-      const id = await writeOver(this.fhir, 'ChargeItem', resource, match);
+      const id = await writeOver(this.fhir, 'ChargeItem', resource, match, clock);
       written.add(id);
       touched.entities.push(`ChargeItem/${id}`);
     }

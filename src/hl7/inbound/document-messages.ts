@@ -5,6 +5,8 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { documentFromTxa } from '../mapping/document.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import {
   byIdentifier,
   knownVisit,
@@ -39,14 +41,18 @@ export const MDM_EVENTS: Record<string, MdmEvent | undefined> = {
 /** MDM messages (documents), for Hl7Processor, in its transaction. */
 @Injectable()
 export class DocumentMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clocks: Hl7EventClockRepository,
+  ) {}
 
   /**
    * MDM: the TXA's document, with the content of the OBX segments, as a DocumentReference keyed
    * by its unique document number (TXA-12), so that a status change or an edit updates it. A
    * notification without content keeps the content stored. An addendum `appends` to its parent
    * (TXA-13), a replacement `replaces` it and makes it superseded; a parent not known here is
-   * referred to by its number. A cancellation marks a known document entered in error.
+   * referred to by its number. A cancellation marks a known document entered in error. A
+   * message older than one already applied to the document leaves it as it is.
    */
   async process(
     message: V2Message,
@@ -63,6 +69,7 @@ export class DocumentMessages {
     const current = match
       ? (await this.fhir.read(HL7_USER, 'DocumentReference', match)).resource
       : undefined;
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     if (event === 'cancel') {
       if (!match || !current) {
         throw new Hl7ProcessingError(
@@ -70,13 +77,14 @@ export class DocumentMessages {
           'A cancelled document needs the unique document number (TXA-12) of a known document',
         );
       }
+      touched.entities.push(`DocumentReference/${match}`);
+      if (await clock('DocumentReference', match)) return touched;
       await this.fhir.update(HL7_USER, 'DocumentReference', match, {
         ...without(current, 'meta'),
         status: 'entered-in-error',
         docStatus: 'entered-in-error',
         id: match,
       });
-      touched.entities.push(`DocumentReference/${match}`);
       return touched;
     }
     const relatesTo =
@@ -100,7 +108,7 @@ export class DocumentMessages {
       ...(related ? { relatesTo: related } : {}),
       content: document.resource['content'] ?? current?.['content'] ?? [notSent],
     };
-    const id = await writeOver(this.fhir, 'DocumentReference', resource, match);
+    const id = await writeOver(this.fhir, 'DocumentReference', resource, match, clock);
     touched.entities.push(`DocumentReference/${id}`);
     return touched;
   }

@@ -16,7 +16,8 @@ import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
-import { eventInstant } from './event-order.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import { byIdentifier, required, upsert, visitOf, writeOver, type Touched } from './processing.js';
 
@@ -117,6 +118,7 @@ export class Hl7Processor {
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
     private readonly vaccinations: VaccinationMessages,
+    private readonly clocks: Hl7EventClockRepository,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -280,7 +282,8 @@ export class Hl7Processor {
       ...(cancels ? { status: 'revoked' } : {}),
       ...(reasons.length > 0 ? { reasonReference: reasons } : {}),
     };
-    const id = await writeOver(this.fhir, 'ServiceRequest', body, match);
+    const clock = recordClock(this.clocks, senderSystem(message), eventInstant(message), touched);
+    const id = await writeOver(this.fhir, 'ServiceRequest', body, match, clock);
     touched.entities.push(`ServiceRequest/${id}`);
     return touched;
   }
@@ -309,6 +312,7 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
     const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const { orc, obr, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
@@ -320,6 +324,7 @@ export class Hl7Processor {
         'ServiceRequest',
         { ...request, ...encounter },
         byIdentifier(identifiers[0]),
+        clock,
       );
       touched.entities.push(`ServiceRequest/${id}`);
     }

@@ -5,6 +5,8 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import {
   byIdentifier,
   upsert,
@@ -37,19 +39,24 @@ function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefi
 /** Pharmacy messages (orders, refills, dispenses), for Hl7Processor, in its transaction. */
 @Injectable()
 export class PharmacyMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clocks: Hl7EventClockRepository,
+  ) {}
 
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
    * RXE, keyed by its ORC's order numbers, and a MedicationDispense per RXD, keyed by the order
    * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
-   * authorized by its order's MedicationRequest when it is known here.
+   * authorized by its order's MedicationRequest when it is known here. A message older than
+   * one already applied to an order or a dispense leaves it as it is.
    */
   async process(
     message: V2Message,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;
@@ -68,6 +75,7 @@ export class PharmacyMessages {
           'MedicationRequest',
           { ...body, ...encounter },
           byIdentifier(identifiers[0]),
+          clock,
         );
         touched.entities.push(`MedicationRequest/${request}`);
         continue;
@@ -94,6 +102,7 @@ export class PharmacyMessages {
         'MedicationDispense',
         { ...body, ...context },
         byIdentifier(identifier),
+        clock,
       );
       touched.entities.push(`MedicationDispense/${id}`);
     }

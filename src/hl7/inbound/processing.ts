@@ -188,20 +188,26 @@ export async function upsert(
   clock?: RecordClock,
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-  if (match && (await clock?.(type, match))) return match;
-  const id = await writeOver(fhir, type, resource, match);
-  if (!match) await clock?.(type, id);
-  return id;
+  return writeOver(fhir, type, resource, match, clock);
 }
 
-/** Writes the resource over the one found (`match`), unless stored as sent, or creates it. */
+/**
+ * Writes the resource over the one found (`match`), unless stored as sent or newer than the
+ * message (with a `clock`, see upsert), or creates it.
+ */
 export async function writeOver(
   fhir: FhirService,
   type: string,
   resource: Record<string, unknown>,
   match: string | undefined,
+  clock?: RecordClock,
 ): Promise<string> {
-  if (!match) return (await fhir.create(HL7_USER, type, resource)).id;
+  if (!match) {
+    const { id } = await fhir.create(HL7_USER, type, resource);
+    await clock?.(type, id);
+    return id;
+  }
+  if (await clock?.(type, match)) return match;
   const next = { ...resource, id: match };
   // The update would find it unchanged too (the feed's writes keep the stored meta): checked
   // here first because a feed repeats most of what it sends, and a plain read costs less than

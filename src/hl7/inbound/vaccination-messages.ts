@@ -4,6 +4,8 @@ import { HL7_USER } from '../hl7-user.js';
 import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, recordClock } from './event-order.js';
 import {
   ambiguous,
   atInstant,
@@ -30,18 +32,23 @@ function sameDose(immunization: Record<string, unknown>, patientId: string): str
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
 @Injectable()
 export class VaccinationMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly clocks: Hl7EventClockRepository,
+  ) {}
 
   /**
    * VXU^V04: an Immunization per RXA, keyed by the order numbers of the ORC right before it,
    * else by patient, vaccine and time. An RXA whose action code (RXA-21) is D deletes the dose:
-   * a known one becomes entered in error, one not on file leaves nothing to do.
+   * a known one becomes entered in error, one not on file leaves nothing to do. A message
+   * older than one already applied to a dose leaves it as it is.
    */
   async process(
     message: V2Message,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     let orc: V2Segment | undefined;
     let doses = 0;
     for (const segment of message.segments()) {
@@ -74,7 +81,7 @@ export class VaccinationMessages {
         ...encounter,
       };
       touched.entities.push(
-        `Immunization/${await writeOver(this.fhir, 'Immunization', body, match)}`,
+        `Immunization/${await writeOver(this.fhir, 'Immunization', body, match, clock)}`,
       );
     }
     if (doses === 0) {
