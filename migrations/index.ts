@@ -31,6 +31,7 @@ import { SearchIndexState1767160000000 } from './1767160000000-search-index-stat
 import { SpentMfaTokenExpiry1767170000000 } from './1767170000000-spent-mfa-token-expiry.js';
 import { Hl7MessagePeerCertificate1767180000000 } from './1767180000000-hl7-message-peer-certificate.js';
 import { Hl7EventClock1767183000000 } from './1767183000000-hl7-event-clock.js';
+import { Hl7MessageControlIdIndex1767190000000 } from './1767190000000-hl7-message-control-id-index.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -67,4 +68,5 @@ export const MIGRATIONS = [
   SpentMfaTokenExpiry1767170000000,
   Hl7MessagePeerCertificate1767180000000,
   Hl7EventClock1767183000000,
+  Hl7MessageControlIdIndex1767190000000,
 ];

@@ -30,7 +30,7 @@ export class Hl7ReprocessCommand extends CommandRunner {
       }),
       async () => {
         // One snapshot of the ids: a message that fails again is not retried in the same run.
-        const pending = await this.messages.list(status, BATCH);
+        const pending = await this.messages.list({ status }, BATCH);
         let processed = 0;
         for (const message of pending) {
           const outcome = await this.inbound.reprocess(message.id);

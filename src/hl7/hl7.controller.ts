@@ -22,7 +22,7 @@ import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
-import { listQuery } from './list-query.js';
+import { messageListQuery } from './list-query.js';
 import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
 import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
 
@@ -57,14 +57,37 @@ export class Hl7Controller {
   @RequirePermission('hl7:feed')
   @ApiQuery({ name: 'status', enum: HL7_MESSAGE_STATUSES })
   @ApiQuery({ name: '_count', required: false, description: '1 to 1000, default 100' })
-  @ApiOperation({ summary: 'Stored HL7 messages with a status, oldest first (headers only)' })
+  @ApiQuery({ name: 'type', required: false, description: 'ADT^A08, or ADT for all its events' })
+  @ApiQuery({ name: 'controlId', required: false, description: 'MSH-10, exactly' })
+  @ApiQuery({ name: 'sender', required: false, description: 'MSH-3 sending application' })
+  @ApiQuery({ name: 'since', required: false, description: 'Received at or after (instant)' })
+  @ApiQuery({ name: 'before', required: false, description: 'Received before (instant)' })
+  @ApiQuery({ name: 'warned', required: false, description: 'true: accepted with a warning' })
+  @ApiQuery({
+    name: '_after',
+    required: false,
+    description: 'The id of the last message of the page before (the Link header says it)',
+  })
+  @ApiOperation({
+    summary:
+      'Stored HL7 messages with a status, oldest first (headers only); Link rel="next" when more',
+  })
   async list(
-    @Query('status') status: string,
-    @Query('_count') count?: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7MessageSummary[]> {
-    const query = listQuery(HL7_MESSAGE_STATUSES, status, count);
-    const rows = await this.messages.list(query.status, query.limit);
-    return rows.map(
+    const { filter, limit } = messageListQuery(query, HL7_MESSAGE_STATUSES);
+    if (filter.after !== undefined && !(await this.messages.findById(filter.after))) {
+      throw AppError.invalid('_after names no stored message');
+    }
+    // One more than the page: whether there is a next one.
+    const rows = await this.messages.list(filter, limit + 1);
+    const page = rows.slice(0, limit);
+    if (rows.length > limit) {
+      void reply.header('link', `<${nextPage(request.url, page.at(-1)!.id)}>; rel="next"`);
+    }
+    return page.map(
       ({
         raw: _raw,
         contentHash: _hash,
@@ -103,4 +126,12 @@ export class Hl7Controller {
     void reply.header('content-type', HL7_MEDIA_TYPE);
     return ack;
   }
+}
+
+/** The same list from after the message `lastId` (the last of this page). */
+function nextPage(url: string, lastId: string): string {
+  const [path = '', search = ''] = url.split('?');
+  const params = new URLSearchParams(search);
+  params.set('_after', lastId);
+  return `${path}?${params.toString()}`;
 }

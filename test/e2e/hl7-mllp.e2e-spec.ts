@@ -3410,6 +3410,63 @@ describe('HL7 v2 over MLLP', () => {
     expect(cli.code).toBe(1);
   });
 
+  it('finds stored messages by type, control id, sender, time and warning, a page at a time', async () => {
+    const app = `FIND${randomUUID().slice(0, 8)}`;
+    const adt = (event: string, hour: string, control: string) =>
+      Buffer.from(
+        `MSH|^~\\&|${app}|HOSP|CV|CV|20250301${hour}00+0000||ADT^${event}|${control}-${app}|P|2.5\r` +
+          `PID|1||${app}^^^HOSP&2.16.9&ISO^MR||Find^Ann`,
+      );
+    const sender = await client();
+    // One at a time, so that they are received in this order.
+    for (const [i, message] of [
+      adt('A04', '10', 'C1'),
+      adt('A08', '12', 'C2'),
+      adt('A08', '11', 'C3'), // older than C2: accepted with a warning
+      adt('A28', '13', 'C4'),
+    ].entries()) {
+      await sender.send([message]);
+      expect(msaOf((await sender.waitForAcks(i + 1))[i]!).code).toBe('AA');
+    }
+    const integration = await tokenFor(testApp, 'integration');
+    const list = async (query: string) => {
+      const response = await fetch(`${testApp.url}/hl7/messages?${query}`, {
+        headers: { authorization: `Bearer ${integration}` },
+      });
+      const body = (await response.json()) as Record<string, any>;
+      return { status: response.status, body, link: response.headers.get('link') };
+    };
+    const controls = async (query: string) =>
+      ((await list(`status=processed&sender=${app}&${query}`)).body as Record<string, any>[]).map(
+        (message) => String(message['controlId']).split('-')[0],
+      );
+    expect(await controls('')).toEqual(['C1', 'C2', 'C3', 'C4']);
+    expect(await controls('type=ADT^A08')).toEqual(['C2', 'C3']);
+    expect(await controls('type=adt')).toEqual(['C1', 'C2', 'C3', 'C4']);
+    expect(await controls(`controlId=C3-${app}`)).toEqual(['C3']);
+    expect(await controls('warned=true')).toEqual(['C3']);
+    const all = (await list(`status=processed&sender=${app}`)).body as Record<string, any>[];
+    expect(all[2]).toMatchObject({ ackCode: 'AA', errorCode: '0' });
+    const at = (i: number) => encodeURIComponent(String(all[i]!['receivedAt']));
+    expect(await controls(`since=${at(2)}`)).toEqual(['C3', 'C4']);
+    expect(await controls(`before=${at(1)}`)).toEqual(['C1']);
+
+    // A page of three, and the Link to the next, which holds the last one.
+    const first = await list(`status=processed&sender=${app}&_count=3`);
+    expect(first.body).toHaveLength(3);
+    const next = /^<([^>]+)>; rel="next"$/.exec(first.link ?? '')?.[1];
+    expect(next).toContain(`_after=${String(first.body[2].id)}`);
+    const second = await list(next!.slice(next!.indexOf('?') + 1));
+    expect(second.body.map((message: any) => message.controlId)).toEqual([`C4-${app}`]);
+    expect(second.link).toBeNull();
+
+    // Refused rather than ignored.
+    expect((await list('status=processed&sendr=X')).status).toBe(400);
+    expect((await list(`status=processed&_after=${randomUUID()}`)).status).toBe(400);
+    expect((await list('status=processed&since=yesterday')).status).toBe(400);
+    expect((await list('status=processed&type=ADT^A08^ADT_A01')).status).toBe(400);
+  });
+
   it('sends a file of messages with the hl7:send CLI, printing each ACK', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'carevault-hl7-send-'));
     const file = join(dir, 'feed.hl7');

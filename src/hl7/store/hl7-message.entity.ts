@@ -36,6 +36,8 @@ export type Hl7MessageStatus = (typeof HL7_MESSAGE_STATUSES)[number];
 // resends are found by content (Hl7MessageRepository.insertOrFind).
 @Index('idx_hl7_message_unread_resend', ['contentHash'], { where: '"control_id" IS NULL' })
 @Index('idx_hl7_message_status', ['status', 'receivedAt'])
+// An operator looks a message up by its control id among every message received.
+@Index('idx_hl7_message_control_id', ['controlId'])
 @Entity('hl7_message')
 export class Hl7MessageEntity {
   @PrimaryColumn('uuid')

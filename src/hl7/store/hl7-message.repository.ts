@@ -8,6 +8,23 @@ export type NewHl7Message = Omit<
   'status' | 'ackCode' | 'errorCode' | 'errorText' | 'attempts' | 'processedAt'
 >;
 
+/** Which stored messages a list shows (all given conditions hold), in receipt order. */
+export interface Hl7MessageFilter {
+  status: Hl7MessageStatus;
+  /** `ADT^A08` exactly, or a message code alone (`ADT`) for all its events. */
+  messageType?: string;
+  controlId?: string;
+  sendingApplication?: string;
+  /** Received at or after this instant. */
+  since?: Date;
+  /** Received before this instant. */
+  before?: Date;
+  /** Only those accepted (AA) with a warning kept in their outcome. */
+  warned?: boolean;
+  /** Only those after this message in the list's order (the id of the last one seen). */
+  after?: string;
+}
+
 export interface Hl7Outcome {
   status: Hl7MessageStatus;
   ackCode: string;
@@ -92,13 +109,42 @@ export class Hl7MessageRepository {
     return this.unitOfWork.manager.findOneBy(Hl7MessageEntity, { id });
   }
 
-  /** Messages with a status, oldest first (the order they are to be reprocessed in). */
-  list(status: Hl7MessageStatus, limit: number): Promise<Hl7MessageEntity[]> {
-    return this.unitOfWork.manager.find(Hl7MessageEntity, {
-      where: { status },
-      order: { receivedAt: 'ASC', id: 'ASC' },
-      take: limit,
-    });
+  /**
+   * Messages with a status, oldest first (the order they are to be reprocessed in), as the
+   * filter narrows them. The cursor (`after`) is compared in SQL: its time read back into a
+   * JavaScript Date would lose the microseconds, and give its own row again.
+   */
+  list(filter: Hl7MessageFilter, limit: number): Promise<Hl7MessageEntity[]> {
+    const query = this.unitOfWork.manager
+      .createQueryBuilder(Hl7MessageEntity, 'message')
+      .where('message.status = :status', { status: filter.status });
+    const { messageType, controlId, sendingApplication, since, before, warned, after } = filter;
+    if (messageType !== undefined) {
+      query.andWhere(
+        messageType.includes('^')
+          ? 'message.messageType = :messageType'
+          : "split_part(message.messageType, '^', 1) = :messageType",
+        { messageType },
+      );
+    }
+    if (controlId !== undefined) query.andWhere('message.controlId = :controlId', { controlId });
+    if (sendingApplication !== undefined) {
+      query.andWhere('message.sendingApplication = :sendingApplication', { sendingApplication });
+    }
+    if (since) query.andWhere('message.receivedAt >= :since', { since });
+    if (before) query.andWhere('message.receivedAt < :before', { before });
+    if (warned) query.andWhere("message.ackCode = 'AA' AND message.errorText IS NOT NULL");
+    if (after !== undefined) {
+      query.andWhere(
+        '(message.receivedAt, message.id) > (SELECT received_at, id FROM hl7_message WHERE id = :after)',
+        { after },
+      );
+    }
+    return query
+      .orderBy('message.receivedAt', 'ASC')
+      .addOrderBy('message.id', 'ASC')
+      .limit(limit)
+      .getMany();
   }
 
   async recordOutcome(id: string, outcome: Hl7Outcome, at: Date): Promise<void> {
