@@ -22,7 +22,7 @@ import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
-import { messageListQuery } from './list-query.js';
+import { messageListQuery, nextPage } from './list-query.js';
 import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
 import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
 
@@ -77,7 +77,7 @@ export class Hl7Controller {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7MessageSummary[]> {
-    const { filter, limit } = messageListQuery(query, HL7_MESSAGE_STATUSES);
+    const { filter, limit } = messageListQuery(query);
     if (filter.after !== undefined && !(await this.messages.findById(filter.after))) {
       throw AppError.invalid('_after names no stored message');
     }
@@ -126,12 +126,4 @@ export class Hl7Controller {
     void reply.header('content-type', HL7_MEDIA_TYPE);
     return ack;
   }
-}
-
-/** The same list from after the message `lastId` (the last of this page). */
-function nextPage(url: string, lastId: string): string {
-  const [path = '', search = ''] = url.split('?');
-  const params = new URLSearchParams(search);
-  params.set('_after', lastId);
-  return `${path}?${params.toString()}`;
 }

@@ -1,13 +1,29 @@
 import { AppError } from '../common/errors/app-error.js';
 import { unencodedPlus } from '../common/http/media-types.js';
 import { parseIsoDateOrInstant } from '../common/iso-dates.js';
-import type { Hl7MessageStatus } from './store/hl7-message.entity.js';
+import type { Hl7OutboxFilter } from './outbound/hl7-outbox.repository.js';
+import { HL7_OUTBOX_STATUSES } from './outbound/hl7-outbox.entity.js';
+import { HL7_MESSAGE_STATUSES } from './store/hl7-message.entity.js';
 import type { Hl7MessageFilter } from './store/hl7-message.repository.js';
 
+/** A list's query, each parameter once and known to the list (anything else is refused). */
+function parametersOf(
+  query: Record<string, unknown>,
+  known: readonly string[],
+): Record<string, string | undefined> {
+  for (const [name, value] of Object.entries(query)) {
+    if (!known.includes(name)) {
+      throw AppError.invalid(`Unknown parameter ${name}: ${known.join(', ')}`);
+    }
+    if (typeof value !== 'string') throw AppError.invalid(`${name} may be given once`);
+  }
+  return query as Record<string, string | undefined>;
+}
+
 /** A list route's `status` (one of `statuses`) and `_count` (1 to 1000, default 100), checked. */
-export function listQuery<S extends string>(
+function statusAndCount<S extends string>(
   statuses: readonly S[],
-  status: string,
+  status: string | undefined,
   count: string | undefined,
 ): { status: S; limit: number } {
   if (!statuses.includes(status as S)) {
@@ -20,8 +36,15 @@ export function listQuery<S extends string>(
   return { status: status as S, limit };
 }
 
-/** What `GET /hl7/messages` takes; anything else is refused rather than ignored. */
-const MESSAGE_PARAMETERS = new Set([
+/** The same list from after `last` (the cursor of this page's last row), for a Link header. */
+export function nextPage(url: string, last: string): string {
+  const [path = '', search = ''] = url.split('?');
+  const params = new URLSearchParams(search);
+  params.set('_after', last);
+  return `${path}?${params.toString()}`;
+}
+
+const MESSAGE_PARAMETERS = [
   'status',
   '_count',
   '_after',
@@ -31,7 +54,7 @@ const MESSAGE_PARAMETERS = new Set([
   'since',
   'before',
   'warned',
-]);
+] as const;
 const MESSAGE_TYPE = /^[A-Z0-9]{3}(\^[A-Z0-9]{3})?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -42,18 +65,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * `warned=true` (accepted with a warning), and `_after` (the id of the last message of the
  * page before).
  */
-export function messageListQuery(
-  query: Record<string, unknown>,
-  statuses: readonly Hl7MessageStatus[],
-): { filter: Hl7MessageFilter; limit: number } {
-  for (const [name, value] of Object.entries(query)) {
-    if (!MESSAGE_PARAMETERS.has(name)) {
-      throw AppError.invalid(`Unknown parameter ${name}: ${[...MESSAGE_PARAMETERS].join(', ')}`);
-    }
-    if (typeof value !== 'string') throw AppError.invalid(`${name} may be given once`);
-  }
-  const text = query as Record<string, string | undefined>;
-  const { status, limit } = listQuery(statuses, text['status'] ?? '', text['_count']);
+export function messageListQuery(query: Record<string, unknown>): {
+  filter: Hl7MessageFilter;
+  limit: number;
+} {
+  const text = parametersOf(query, MESSAGE_PARAMETERS);
+  const { status, limit } = statusAndCount(HL7_MESSAGE_STATUSES, text['status'], text['_count']);
   const type = text['type']?.toUpperCase();
   if (type !== undefined && !MESSAGE_TYPE.test(type)) {
     throw AppError.invalid('type must be a message type such as ADT^A08, or a code such as ADT');
@@ -92,4 +109,39 @@ function instantOf(query: Record<string, string | undefined>, name: string): Dat
     throw AppError.invalid(`${name} must be a date or an instant such as 2026-01-01T08:00:00Z`);
   }
   return date;
+}
+
+const OUTBOX_PARAMETERS = ['status', '_count', '_after', 'destination', 'resource'] as const;
+const RESOURCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})$/;
+
+/**
+ * `GET /hl7/outbox`'s query as a filter and a page size, checked: a status, then any of a
+ * destination (`host:port`, as HL7_OUTBOUND names it), the resource the message is about
+ * (`Patient/<id>`), and `_after` (the queue position, `seq`, of the last one of the page before).
+ */
+export function outboxListQuery(query: Record<string, unknown>): {
+  filter: Hl7OutboxFilter;
+  limit: number;
+} {
+  const text = parametersOf(query, OUTBOX_PARAMETERS);
+  const { status, limit } = statusAndCount(HL7_OUTBOX_STATUSES, text['status'], text['_count']);
+  const after = text['_after'];
+  if (after !== undefined && !/^\d{1,18}$/.test(after)) {
+    throw AppError.invalid('_after must be the seq of a listed message');
+  }
+  const resource = text['resource'];
+  const [, resourceType, resourceId] =
+    resource === undefined ? [] : (RESOURCE.exec(resource) ?? []);
+  if (resource !== undefined && !resourceType) {
+    throw AppError.invalid('resource must be a type and id such as Patient/123');
+  }
+  return {
+    filter: {
+      status,
+      ...(text['destination'] !== undefined ? { destination: text['destination'] } : {}),
+      ...(resourceType && resourceId ? { resourceType, resourceId } : {}),
+      ...(after !== undefined ? { afterSeq: after } : {}),
+    },
+    limit,
+  };
 }

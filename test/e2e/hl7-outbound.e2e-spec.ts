@@ -314,6 +314,30 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       expect.arrayContaining([refused, failing]),
     );
     expect(deadRows.every((row) => !('message' in row))).toBe(true);
+    // Narrowed to one patient's messages, or to a destination; a page at a time.
+    const ofRefused = await ops(
+      'GET',
+      `${testApp.url}/hl7/outbox?status=dead&resource=Patient/${refused}`,
+    );
+    expect(ofRefused.body.map((row: Record<string, unknown>) => row['resourceId'])).toEqual([
+      refused,
+    ]);
+    const elsewhere = await ops(
+      'GET',
+      `${testApp.url}/hl7/outbox?status=dead&destination=nowhere:1`,
+    );
+    expect(elsewhere.body).toEqual([]);
+    const first = await ops('GET', `${testApp.url}/hl7/outbox?status=dead&_count=1`);
+    expect(first.body).toHaveLength(1);
+    const next = /^<([^>]+)>; rel="next"$/.exec(first.headers.get('link') ?? '')?.[1];
+    expect(next).toContain(`_after=${String(first.body[0].seq)}`);
+    const second = await ops('GET', `${testApp.url}${next!}`);
+    expect(second.body.length).toBeGreaterThan(0);
+    expect(BigInt(second.body[0].seq)).toBeGreaterThan(BigInt(first.body[0].seq));
+    expect(
+      (await ops('GET', `${testApp.url}/hl7/outbox?status=dead&resource=Patient`)).status,
+    ).toBe(400);
+    expect((await ops('GET', `${testApp.url}/hl7/outbox?status=dead&sort=seq`)).status).toBe(400);
     peer.answer = () => 'AA';
     const failingId = deadRows.find((row) => row['resourceId'] === failing)!['id'] as string;
     const resent = await ops('POST', `${testApp.url}/hl7/outbox/${failingId}/resend`);

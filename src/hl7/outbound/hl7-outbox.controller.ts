@@ -1,7 +1,18 @@
-import { Controller, Get, HttpCode, Param, ParseUUIDPipe, Post, Query } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  HttpCode,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+} from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../../auth/permission.decorators.js';
-import { listQuery } from '../list-query.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { nextPage, outboxListQuery } from '../list-query.js';
 import { HL7_OUTBOX_STATUSES, type Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
 import { Hl7Outbox } from './hl7-outbox.service.js';
@@ -26,13 +37,30 @@ export class Hl7OutboxController {
   @RequirePermission('hl7:feed')
   @ApiQuery({ name: 'status', enum: HL7_OUTBOX_STATUSES })
   @ApiQuery({ name: '_count', required: false, description: '1 to 1000, default 100' })
-  @ApiOperation({ summary: 'Outbound HL7 messages with a status, oldest first (no content)' })
+  @ApiQuery({ name: 'destination', required: false, description: 'host:port, as configured' })
+  @ApiQuery({ name: 'resource', required: false, description: 'What it is about: Patient/123' })
+  @ApiQuery({
+    name: '_after',
+    required: false,
+    description: 'The seq of the last message of the page before (the Link header says it)',
+  })
+  @ApiOperation({
+    summary:
+      'Outbound HL7 messages with a status, in queue order (no content); Link rel="next" when more',
+  })
   async list(
-    @Query('status') status: string,
-    @Query('_count') count?: string,
+    @Query() query: Record<string, unknown>,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7OutboxSummary[]> {
-    const query = listQuery(HL7_OUTBOX_STATUSES, status, count);
-    return (await this.rows.list(query.status, query.limit)).map(summary);
+    const { filter, limit } = outboxListQuery(query);
+    // One more than the page: whether there is a next one.
+    const rows = await this.rows.list(filter, limit + 1);
+    const page = rows.slice(0, limit);
+    if (rows.length > limit) {
+      void reply.header('link', `<${nextPage(request.url, page.at(-1)!.seq)}>; rel="next"`);
+    }
+    return page.map(summary);
   }
 
   @Post(':id/resend')

@@ -3,6 +3,18 @@ import { randomUUID } from 'node:crypto';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { Hl7OutboxEntity, type Hl7OutboxStatus } from './hl7-outbox.entity.js';
 
+/** Which outbound messages a list shows (all given conditions hold), in queue order. */
+export interface Hl7OutboxFilter {
+  status: Hl7OutboxStatus;
+  /** `host:port`, as HL7_OUTBOUND names it. */
+  destination?: string;
+  /** The resource the messages are about. */
+  resourceType?: string;
+  resourceId?: string;
+  /** Only those after this queue position (`seq`: the last one of the page before). */
+  afterSeq?: string;
+}
+
 export type NewOutboxMessage = Pick<
   Hl7OutboxEntity,
   | 'destination'
@@ -112,11 +124,22 @@ export class Hl7OutboxRepository {
   }
 
   /** Messages with a status, oldest first. */
-  list(status: Hl7OutboxStatus, limit: number): Promise<Hl7OutboxEntity[]> {
-    return this.unitOfWork.manager.find(Hl7OutboxEntity, {
-      where: { status },
-      order: { seq: 'ASC' },
-      take: limit,
-    });
+  /** Messages with a status in queue order, as the filter narrows them. */
+  list(filter: Hl7OutboxFilter, limit: number): Promise<Hl7OutboxEntity[]> {
+    const query = this.unitOfWork.manager
+      .createQueryBuilder(Hl7OutboxEntity, 'outbox')
+      .where('outbox.status = :status', { status: filter.status });
+    const { destination, resourceType, resourceId, afterSeq } = filter;
+    if (destination !== undefined) {
+      query.andWhere('outbox.destination = :destination', { destination });
+    }
+    if (resourceType !== undefined && resourceId !== undefined) {
+      query.andWhere('outbox.resourceType = :resourceType AND outbox.resourceId = :resourceId', {
+        resourceType,
+        resourceId,
+      });
+    }
+    if (afterSeq !== undefined) query.andWhere('outbox.seq > :afterSeq', { afterSeq });
+    return query.orderBy('outbox.seq', 'ASC').limit(limit).getMany();
   }
 }
