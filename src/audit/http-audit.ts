@@ -44,6 +44,9 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'GET /fhir/$export': { action: 'export', subtype: '$export' },
   'GET /fhir/Patient/$export': { action: 'export', subtype: '$export' },
   'GET /fhir/Group/:id/$export': { action: 'export', subtype: '$export' },
+  'POST /fhir/$export': { action: 'export', subtype: '$export' },
+  'POST /fhir/Patient/$export': { action: 'export', subtype: '$export' },
+  'POST /fhir/Group/:id/$export': { action: 'export', subtype: '$export' },
   'GET /fhir/$export-status/:job': { action: 'read', subtype: '$export-status' },
   'DELETE /fhir/$export-status/:job': { action: 'delete', subtype: '$export-status' },
   'GET /fhir/$export-file/:job/:file': { action: 'export', subtype: '$export-file' },
@@ -129,7 +132,10 @@ export function isTransactionalWrite(request: FastifyRequest): boolean {
   return (
     route !== '/fhir/:type/_search' &&
     route !== '/fhir/:type/$validate' &&
-    route !== '/fhir/Patient/$match'
+    route !== '/fhir/Patient/$match' &&
+    // A POST kick-off starts a job that outlives the request: in the request's transaction,
+    // the job's reads would run on a connection released when the 202 is sent.
+    !route.endsWith('/$export')
   );
 }
 

@@ -215,6 +215,75 @@ describe('Bulk Data export ($export)', () => {
     expect((await kickOff(`/fhir/Group/${randomUUID()}/$export`)).status).toBe(404);
   });
 
+  it('takes a POST kick-off with a Parameters body, and narrows it to the patients it names', async () => {
+    const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+      http('POST', `${testApp.url}${path}`, {
+        body,
+        headers: {
+          authorization,
+          prefer: 'respond-async',
+          accept: 'application/fhir+json',
+          ...headers,
+        },
+      });
+    const parameters = (...parameter: Record<string, unknown>[]) => ({
+      resourceType: 'Parameters',
+      parameter,
+    });
+    const patient = (who: string) => ({
+      name: 'patient',
+      valueReference: { reference: `Patient/${ids[who] ?? who}` },
+    });
+    const types = { name: '_type', valueString: 'Patient,Observation' };
+    const idsIn = async (manifest: Awaited<ReturnType<typeof manifestOf>>, type: string) =>
+      (await download(manifest.output.find((file) => file.type === type)!.url)).map(
+        (resource) => resource['id'],
+      );
+
+    const kickedOff = await post(
+      '/fhir/Patient/$export',
+      parameters(types, patient('ben'), {
+        name: '_outputFormat',
+        valueString: 'application/fhir+ndjson',
+      }),
+    );
+    const manifest = await manifestOf(kickedOff);
+    // The URL without its parameters, as the IG has it: no patient's id in the job's row.
+    expect(manifest.request).toBe(`${testApp.url}/fhir/Patient/$export`);
+    expect(await idsIn(manifest, 'Patient')).toEqual([ids['ben']]);
+    expect(await idsIn(manifest, 'Observation')).toEqual([ids['ben-obs']]);
+    const { rows } = await db.query<{ action: string }>(
+      `SELECT action FROM audit_event WHERE method = 'POST' AND route = '/fhir/Patient/$export'`,
+    );
+    expect(rows.map((row) => row.action)).toEqual(['export']);
+
+    // A Group's export narrowed to a member; one who is not a member is named in a 400.
+    const group = `/fhir/Group/${ids['group']}/$export`;
+    const ofAna = await manifestOf(await post(group, parameters(types, patient('ana'))));
+    expect(await idsIn(ofAna, 'Patient')).toEqual([ids['ana']]);
+    const notMember = await post(group, parameters(types, patient('ben')));
+    expect(notMember.status).toBe(400);
+    expect(notMember.body.issue[0].diagnostics).toContain(`Patient/${ids['ben']}`);
+
+    const unknown = randomUUID();
+    for (const [path, body, diagnostics] of [
+      ['/fhir/Patient/$export', parameters(patient(unknown)), `Patient/${unknown}`],
+      ['/fhir/$export', parameters(patient('ana')), 'not a system-level export'],
+      ['/fhir/$export', parameters({ name: '_elements', valueString: 'id' }), '_elements'],
+      ['/fhir/$export', parameters({ name: '_since', valueString: '2026' }), 'valueInstant'],
+      ['/fhir/$export', { resourceType: 'Bundle' }, 'Parameters'],
+      ['/fhir/$export?_type=Patient', parameters(), 'in its body'],
+    ] as const) {
+      const refused = await post(path, body);
+      expect({ path, status: refused.status }).toEqual({ path, status: 400 });
+      expect(refused.body.issue[0].diagnostics).toContain(diagnostics);
+    }
+    const withoutMfa = `Bearer ${await tokenFor(testApp, 'doctor')}`;
+    expect((await post('/fhir/$export', parameters(), { authorization: withoutMfa })).status).toBe(
+      403,
+    );
+  });
+
   it('lets a token with the export right on other types than Patient take a system-level export of them', async () => {
     const observations = await scopedToken('user/Observation.rs');
     const kickedOff = await kickOff('/fhir/$export?_type=Observation', {

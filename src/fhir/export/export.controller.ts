@@ -1,16 +1,19 @@
 import { Readable } from 'node:stream';
 import {
   applyDecorators,
+  Body,
   Controller,
   Delete,
   Get,
   HttpCode,
   Param,
+  Post,
   Req,
   Res,
 } from '@nestjs/common';
 import {
   ApiBearerAuth,
+  ApiBody,
   ApiHeader,
   ApiOperation,
   ApiQuery,
@@ -27,17 +30,12 @@ import {
   RequireRecentMfa,
 } from '../../auth/permission.decorators.js';
 import { AppError } from '../../common/errors/app-error.js';
-import { unencodedPlus } from '../../common/http/media-types.js';
-import { parseIsoDateOrInstant } from '../../common/iso-dates.js';
 import { fhirBaseUrl } from '../fhir-headers.js';
 import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
+import { bodyParameters, queryParameters, type KickOffParameters } from './kick-off-parameters.js';
 
-const NDJSON_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
-/** Kick-off parameters this server takes; any other is refused rather than ignored. */
-const PARAMETERS = new Set(['_outputFormat', '_type', '_since', '_typeFilter']);
 /** How long the owner of a running export is told to wait before kicking off another. */
 const RETRY_AFTER_RUNNING_SECONDS = 30;
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /**
  * Who may kick off an export of each level (each type it takes is checked by the service too).
@@ -55,15 +53,22 @@ const RIGHT: Record<ExportLevel, MethodDecorator> = {
   group: FhirInteraction('export', 'Patient'),
 };
 
-/** A kick-off route: the export right (RIGHT), an MFA of the last five minutes, 202. */
-const KickOff = (path: string, level: ExportLevel, summary: string): MethodDecorator =>
+/** A kick-off route's common part: the export right (RIGHT), an MFA of the last five minutes. */
+const KickOffBase = (level: ExportLevel, summary: string): MethodDecorator =>
   applyDecorators(
-    Get(path),
     RIGHT[level],
     RequireRecentMfa(),
     HttpCode(202),
     ApiOperation({ summary }),
     ApiHeader({ name: 'Prefer', required: true, description: 'respond-async' }),
+    ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' }),
+  );
+
+/** A GET kick-off route, its parameters in the query. */
+const KickOff = (path: string, level: ExportLevel, summary: string): MethodDecorator =>
+  applyDecorators(
+    Get(path),
+    KickOffBase(level, summary),
     ApiQuery({ name: '_type', required: false, description: 'Comma-separated resource types' }),
     ApiQuery({
       name: '_since',
@@ -77,7 +82,21 @@ const KickOff = (path: string, level: ExportLevel, summary: string): MethodDecor
         'URL-encoded searches, comma-separated, e.g. Observation%3Fcategory%3Dlaboratory',
     }),
     ApiQuery({ name: '_outputFormat', required: false, description: 'application/fhir+ndjson' }),
-    ApiResponse({ status: 202, description: 'Accepted; Content-Location is the status URL' }),
+  );
+
+/**
+ * A POST kick-off route (Bulk Data IG 2.0), its parameters in a Parameters body: the same as a
+ * GET's, and `patient` (for Patient- and Group-level exports), which only a POST can carry.
+ */
+const KickOffByPost = (path: string, level: ExportLevel, summary: string): MethodDecorator =>
+  applyDecorators(
+    Post(path),
+    KickOffBase(level, summary),
+    ApiBody({
+      description:
+        'Parameters: _outputFormat, _since (valueInstant), _type, _typeFilter (valueString), patient (valueReference)',
+      schema: { type: 'object', example: { resourceType: 'Parameters', parameter: [] } },
+    }),
   );
 
 /**
@@ -105,6 +124,16 @@ export class ExportController {
     return this.kickOff(user, 'system', undefined, request, reply);
   }
 
+  @KickOffByPost('$export', 'system', 'System-level export, parameters in a Parameters body')
+  systemByPost(
+    @CurrentUser() user: AuthenticatedUser,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'system', undefined, request, reply, body);
+  }
+
   @KickOff('Patient/$export', 'patient', "Export every patient's compartment (async, NDJSON)")
   patients(
     @CurrentUser() user: AuthenticatedUser,
@@ -112,6 +141,20 @@ export class ExportController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
     return this.kickOff(user, 'patient', undefined, request, reply);
+  }
+
+  @KickOffByPost(
+    'Patient/$export',
+    'patient',
+    "Export patients' compartments (all, or those `patient` names), parameters in a body",
+  )
+  patientsByPost(
+    @CurrentUser() user: AuthenticatedUser,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'patient', undefined, request, reply, body);
   }
 
   @KickOff(
@@ -126,6 +169,21 @@ export class ExportController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
     return this.kickOff(user, 'group', id, request, reply);
+  }
+
+  @KickOffByPost(
+    'Group/:id/$export',
+    'group',
+    "Export a Group's patient members (all, or those `patient` names), parameters in a body",
+  )
+  groupByPost(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    return this.kickOff(user, 'group', id, request, reply, body);
   }
 
   @Get('$export-status/:job')
@@ -175,49 +233,40 @@ export class ExportController {
     return Readable.from(file.lines);
   }
 
+  /** `body` is a POST's Parameters; a GET's parameters are in its query. */
   private async kickOff(
     user: AuthenticatedUser,
     level: ExportLevel,
     groupId: string | undefined,
     request: FastifyRequest,
     reply: FastifyReply,
+    body?: unknown,
   ): Promise<void> {
     if (!/(^|[,;\s])respond-async\b/.test(String(request.headers['prefer'] ?? ''))) {
       throw AppError.invalid('Bulk export is asynchronous: send Prefer: respond-async');
     }
     const query = (request.query ?? {}) as Record<string, unknown>;
-    for (const [name, value] of Object.entries(query)) {
-      if (!PARAMETERS.has(name)) {
-        throw AppError.of(400, 'not-supported', `The export parameter ${name} is not supported`);
+    let parameters: KickOffParameters;
+    if (request.method === 'POST') {
+      if (Object.keys(query).length > 0) {
+        throw AppError.invalid('A POST kick-off takes its parameters in its body, not the URL');
       }
-      if (typeof value !== 'string' && name !== '_typeFilter') {
-        throw AppError.invalid(`${name} may be given once`, [name]);
-      }
+      parameters = bodyParameters(body, level);
+    } else {
+      parameters = queryParameters(query, request.url);
     }
-    // A plus written unencoded reads as a space: application/fhir+ndjson (which the Bulk Data IG
-    // requires servers to take) and an offset such as +01:00 come as clients write them.
-    const format = plus(query['_outputFormat']);
-    if (format !== undefined && !NDJSON_FORMATS.has(format)) {
-      throw AppError.of(400, 'not-supported', 'The only output format is application/fhir+ndjson');
-    }
-    const since = plus(query['_since']);
-    // Checked against the calendar: Date.parse takes 2026-02-30 for March 2nd.
-    if (since !== undefined && (!INSTANT.test(since) || !parseIsoDateOrInstant(since))) {
-      throw AppError.invalid('_since must be an instant such as 2026-01-01T00:00:00Z', ['_since']);
-    }
-    // A type named twice is exported once (its file would otherwise be written twice).
-    const type = query['_type'] as string | undefined;
-    const types =
-      type === undefined ? undefined : [...new Set(type.split(',').map((t) => t.trim()))];
-    const typeFilters = typeFiltersOf(request.url);
     const baseUrl = fhirBaseUrl(request);
+    const { types, typeFilters, since, patients } = parameters;
     const id = await this.exports
       .start(user, {
         level,
         ...(groupId !== undefined ? { groupId } : {}),
         ...(types ? { types } : {}),
         ...(typeFilters.length > 0 ? { typeFilters } : {}),
-        ...(since !== undefined ? { since: new Date(since) } : {}),
+        ...(since !== undefined ? { since } : {}),
+        ...(patients ? { patients } : {}),
+        // A POST's URL, as the IG has the manifest echo it, without its parameters: a
+        // patient's id stays out of the job's row.
         requestUrl: `${baseUrl}${request.url.replace(/^\/fhir/, '')}`,
         requestId: String(request.id),
         baseUrl,
@@ -231,23 +280,4 @@ export class ExportController {
       });
     void reply.header('content-location', `${baseUrl}/$export-status/${id}`);
   }
-}
-
-function plus(value: unknown): string | undefined {
-  return typeof value === 'string' ? unencodedPlus(value) : undefined;
-}
-
-/**
- * `_typeFilter` values, from the raw query string: the parameter is a comma-separated list of
- * URL-encoded queries (`Observation%3Fcode%3D…,Condition%3F…`), so it is split before it is
- * decoded, and a comma inside one query (`code=a%2Cb`) stays in it. It may also be repeated.
- */
-function typeFiltersOf(url: string): string[] {
-  const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
-  return query
-    .split('&')
-    .filter((part) => part.startsWith('_typeFilter='))
-    .flatMap((part) => part.slice('_typeFilter='.length).split(','))
-    .map((filter) => decodeURIComponent(filter.replace(/\+/g, ' ')))
-    .filter((filter) => filter.length > 0);
 }

@@ -44,6 +44,9 @@ export interface ExportRequest {
   /** `_typeFilter`: `Type?query` each; a type with filters exports what matches one of them. */
   typeFilters?: string[];
   since?: Date;
+  /** `patient` (a POST's): the ids of the patients whose compartments a Patient- or
+   * Group-level export is confined to. */
+  patients?: string[];
   /** The kick-off URL, echoed in the manifest (it holds no PHI: types, a date, a Group id). */
   requestUrl: string;
   requestId: string;
@@ -395,7 +398,9 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
 
   /**
    * The patients an export is confined to: a Group's members are read (and checked) at kick-off,
-   * those who are members at `now` (see groupMembers).
+   * those who are members at `now` (see groupMembers); `patient` narrows either level to the
+   * patients it names. One not on this server, or not a member of the Group, is a 400 that
+   * names it, as the Bulk Data IG asks, rather than an export quietly without them.
    */
   private async cohort(
     user: AuthenticatedUser,
@@ -403,9 +408,38 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     now: Date,
   ): Promise<Cohort> {
     if (request.level === 'system') return undefined;
-    if (request.level === 'patient') return 'any';
+    const named = request.patients && (await this.storedPatients(request.patients));
+    if (request.level === 'patient') return named ?? 'any';
     const group = (await this.fhir.read(user, 'Group', request.groupId!)).resource;
-    return new Set(groupMembers(group, now));
+    const members = new Set(groupMembers(group, now));
+    if (!named) return members;
+    const outside = [...named].filter((id) => !members.has(id));
+    if (outside.length > 0) {
+      throw AppError.invalid(
+        `patient names ${references(outside)}, not a member of Group/${request.groupId!}`,
+        ['patient'],
+      );
+    }
+    return named;
+  }
+
+  /**
+   * The patients named, each checked to be stored and not deleted. Not opened as a read would:
+   * a restricted patient's record stays out of the files as it does from any export, while the
+   * rest of their compartment (each record restricted on its own) goes in.
+   */
+  private async storedPatients(ids: string[]): Promise<Set<string>> {
+    const missing: string[] = [];
+    for (const id of ids) {
+      const row = await this.resources.findCurrent('Patient', id);
+      if (!row || row.deleted) missing.push(id);
+    }
+    if (missing.length > 0) {
+      throw AppError.invalid(`patient names ${references(missing)}, not on this server`, [
+        'patient',
+      ]);
+    }
+    return new Set(ids);
   }
 
   /**
@@ -567,4 +601,9 @@ function nextPageSize(rows: VersionAt[]): number {
   );
   const fitting = Math.floor((rows.length * PAGE_CHARACTERS) / Math.max(characters, 1));
   return Math.min(PAGE, Math.max(1, fitting));
+}
+
+/** `Patient/a, Patient/b`: ids, never PHI. */
+function references(ids: string[]): string {
+  return ids.map((id) => `Patient/${id}`).join(', ');
 }
