@@ -2926,6 +2926,27 @@ describe('HL7 v2 over MLLP', () => {
     expect(patient.body.name).toEqual([expect.objectContaining({ family: 'Renamed' })]);
   });
 
+  it('does not let one message dated years ahead (a mistyped MSH-7) freeze a patient', async () => {
+    const tag = `Y-${randomUUID().slice(0, 8)}`;
+    const a08 = (time: string, name: string) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|${time}||ADT^A08|${time}-${tag}|P|2.5\r` +
+          `PID|1||${tag}^^^HOSP&2.16.9&ISO^MR||${name}^Ann`,
+      );
+    const steps = [a08('205203011200+0000', 'Mistyped'), a08('202503011200+0000', 'Corrected')];
+    const sender = await client();
+    await sender.send(steps);
+    const acks = await sender.waitForAcks(steps.length);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    expect(kept(acks[1]!)).toBeUndefined();
+    const http = await doctorHttp();
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.9|${tag}`)}`,
+    );
+    expect(found.body.entry[0].resource.name[0].family).toBe('Corrected');
+  });
+
   it("keeps a patient's allergies, diagnoses, kin, coverage and problems as the newest message left them", async () => {
     const tag = `L-${randomUUID().slice(0, 8)}`;
     const message = (type: string, hour: string, ...segments: string[]) =>

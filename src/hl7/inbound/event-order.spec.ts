@@ -30,6 +30,23 @@ describe('event order', () => {
     );
   });
 
+  it('orders nothing by a time more than an hour ahead of the clock (a year mistyped)', () => {
+    const now = new Date('2025-03-01T12:00:00Z');
+    const soon = message(undefined, msh('202503011259+0000'));
+    expect(eventInstant(soon, now)).toEqual(new Date('2025-03-01T12:59:00Z'));
+    expect(eventInstant(message(undefined, msh('205203011200+0000')), now)).toBeUndefined();
+    // A mistyped EVN-2 leaves MSH-7 to say when.
+    const evn = message(undefined, msh('202503011100+0000'), 'EVN|A08|205203011100+0000');
+    expect(eventInstant(evn, now)).toEqual(new Date('2025-03-01T11:00:00Z'));
+    const oru = message(
+      undefined,
+      msh('202503011100+0000'),
+      `OBR|1||F1|2345-7^Glucose^LN|||202503010800+0000${'|'.repeat(15)}205203011000+0000`,
+    );
+    const messageAt = eventInstant(oru, now);
+    expect(reportInstant(oru.first('OBR')!, messageAt, now)).toEqual(messageAt);
+  });
+
   it("takes a report's status change time (OBR-22), else the message's", () => {
     const oru = message(
       undefined,

@@ -4,20 +4,36 @@ import type { Hl7EventClockRepository } from '../store/hl7-event-clock.repositor
 import type { Touched } from './processing.js';
 
 /**
+ * How far ahead of this server's clock an event time may be and still order messages: clocks
+ * drift by minutes, not hours. A time further ahead (a year typed 2052 for 2025, a test
+ * message's, a zone set wrong) is not taken: as the newest time a record had seen, it would
+ * make every later message about it look older, and leave the record as that one set it.
+ */
+export const MAX_EVENT_AHEAD_MS = 60 * 60 * 1000;
+
+/** An instant of an event time (see eventInstant), unless it is a date alone or too far ahead. */
+function instantOf(value: string | undefined, now: Date): Date | undefined {
+  if (!value?.includes('T')) return undefined;
+  const at = new Date(value);
+  return at.getTime() - now.getTime() > MAX_EVENT_AHEAD_MS ? undefined : at;
+}
+
+/**
  * When the event a message reports happened, as an instant: EVN-2 (recorded date/time), else
  * MSH-7 (the message's own time), as an engine replaying a queue sends them as they were. None
  * without a time of day, or without a UTC offset that HL7_TIME_ZONE does not supply: by date
- * alone, the day's messages would be taken as older than each other.
+ * alone, the day's messages would be taken as older than each other; none more than
+ * MAX_EVENT_AHEAD_MS ahead of `now` either.
  */
-export function eventInstant(message: V2Message): Date | undefined {
+export function eventInstant(message: V2Message, now = new Date()): Date | undefined {
   const msh = message.first('MSH');
   const evn = message.first('EVN');
   for (const [segment, field] of [
     [evn, 2],
     [msh, 7],
   ] as const) {
-    const at = segment && dateTimeOf(segment.value(field), segment.timeZone);
-    if (at?.includes('T')) return new Date(at);
+    const at = segment && instantOf(dateTimeOf(segment.value(field), segment.timeZone), now);
+    if (at) return at;
   }
   return undefined;
 }
@@ -35,9 +51,12 @@ export function isStale(at: Date | undefined, newest: Date | null | undefined): 
  * else the message's (`messageAt`, see eventInstant). A lab replaying its queue resends a
  * preliminary report after the final one; the newer status is the one to keep.
  */
-export function reportInstant(obr: V2Segment, messageAt: Date | undefined): Date | undefined {
-  const at = dateTimeOf(obr.value(22), obr.timeZone);
-  return at?.includes('T') ? new Date(at) : messageAt;
+export function reportInstant(
+  obr: V2Segment,
+  messageAt: Date | undefined,
+  now = new Date(),
+): Date | undefined {
+  return instantOf(dateTimeOf(obr.value(22), obr.timeZone), now) ?? messageAt;
 }
 
 /**
