@@ -1,6 +1,7 @@
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { messageTypeOf } from './list-query.js';
 import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
@@ -21,16 +22,31 @@ export class Hl7ReprocessCommand extends CommandRunner {
     super();
   }
 
-  async run(_params: string[], options: { status?: Hl7MessageStatus }): Promise<void> {
+  async run(
+    _params: string[],
+    options: { status?: Hl7MessageStatus; type?: string; sender?: string },
+  ): Promise<void> {
     const status = options.status ?? 'error';
+    const { type, sender } = options;
+    const filter = {
+      status,
+      ...(type !== undefined ? { messageType: type } : {}),
+      ...(sender !== undefined ? { sendingApplication: sender } : {}),
+    };
     const outcomes = await this.trail.command(
       'hl7:reprocess',
       (done: { processed: number; total: number }) => ({
-        detail: `status=${status} messages=${done.total} processed=${done.processed}`,
+        detail: [
+          `status=${status}`,
+          ...(type !== undefined ? [`type=${type}`] : []),
+          // Whatever the operator typed stays out of the audit row; that a sender was named does not.
+          ...(sender !== undefined ? ['sender=named'] : []),
+          `messages=${done.total} processed=${done.processed}`,
+        ].join(' '),
       }),
       async () => {
         // One snapshot of the ids: a message that fails again is not retried in the same run.
-        const pending = await this.messages.list({ status }, BATCH);
+        const pending = await this.messages.list(filter, BATCH);
         let processed = 0;
         for (const message of pending) {
           const outcome = await this.inbound.reprocess(message.id);
@@ -61,5 +77,18 @@ export class Hl7ReprocessCommand extends CommandRunner {
       );
     }
     return value as Hl7MessageStatus;
+  }
+
+  @Option({
+    flags: '--type <type>',
+    description: 'Only messages of this type: ADT^A03, or ADT for all its events',
+  })
+  parseType(value: string): string {
+    return messageTypeOf(value);
+  }
+
+  @Option({ flags: '--sender <application>', description: 'Only messages of this MSH-3' })
+  parseSender(value: string): string {
+    return value;
   }
 }

@@ -71,10 +71,7 @@ export function messageListQuery(query: Record<string, unknown>): {
 } {
   const text = parametersOf(query, MESSAGE_PARAMETERS);
   const { status, limit } = statusAndCount(HL7_MESSAGE_STATUSES, text['status'], text['_count']);
-  const type = text['type']?.toUpperCase();
-  if (type !== undefined && !MESSAGE_TYPE.test(type)) {
-    throw AppError.invalid('type must be a message type such as ADT^A08, or a code such as ADT');
-  }
+  const type = text['type'] === undefined ? undefined : messageTypeOf(text['type']);
   const after = text['_after'];
   if (after !== undefined && !UUID.test(after)) {
     throw AppError.invalid('_after must be the id of a listed message');
@@ -98,6 +95,15 @@ export function messageListQuery(query: Record<string, unknown>): {
     },
     limit,
   };
+}
+
+/** A message type to list by (`ADT^A08`, or a code alone, `ADT`), upper case; else a 400. */
+export function messageTypeOf(value: string): string {
+  const type = value.toUpperCase();
+  if (!MESSAGE_TYPE.test(type)) {
+    throw AppError.invalid('type must be a message type such as ADT^A08, or a code such as ADT');
+  }
+  return type;
 }
 
 function instantOf(query: Record<string, string | undefined>, name: string): Date | undefined {

@@ -3428,16 +3428,25 @@ describe('HL7 v2 over MLLP', () => {
     expect(await done.json()).toMatchObject({ status: 'processed', ackCode: 'AA' });
     expect((await reprocess()).status).toBe(409);
 
-    // The CLI reprocesses what is still in error (DIS1 has no admission: it fails again).
-    const cli = await runNode(
+    // The CLI reprocesses what is still in error (DIS1 has no admission: it fails again),
+    // narrowed to a type and a sender when asked.
+    const cliEnv = childEnv({
+      DATABASE_URL: process.env['DATABASE_URL']!,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      LOG_LEVEL: 'silent',
+    });
+    const narrowed = await runNode(
       BUILT.cli,
-      ['hl7:reprocess', '--status', 'error'],
-      childEnv({
-        DATABASE_URL: process.env['DATABASE_URL']!,
-        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-        LOG_LEVEL: 'silent',
-      }),
+      ['hl7:reprocess', '--status', 'error', '--type', 'adt^a03', '--sender', 'ADT'],
+      cliEnv,
     );
+    const lines = narrowed.stdout.split('\n').filter((line) => /^[0-9a-f-]{36} /.test(line));
+    expect(lines.length).toBeGreaterThan(0);
+    expect(lines.every((line) => line.split(' ')[1] === 'ADT^A03')).toBe(true);
+    expect(
+      (await runNode(BUILT.cli, ['hl7:reprocess', '--type', 'ADT^A03^ADT_A03'], cliEnv)).code,
+    ).not.toBe(0);
+    const cli = await runNode(BUILT.cli, ['hl7:reprocess', '--status', 'error'], cliEnv);
     expect(cli.stdout).toMatch(/ADT\^A03 AE error: A discharge needs the visit number/);
     expect(cli.stdout).toContain('processed');
     expect(cli.code).toBe(1);
