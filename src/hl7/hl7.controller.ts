@@ -22,7 +22,7 @@ import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
-import { messageListQuery, nextPage } from './list-query.js';
+import { messageListQuery, pageOf } from './list-query.js';
 import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
 import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
 
@@ -81,13 +81,8 @@ export class Hl7Controller {
     if (filter.after !== undefined && !(await this.messages.findById(filter.after))) {
       throw AppError.invalid('_after names no stored message');
     }
-    // One more than the page: whether there is a next one.
     const rows = await this.messages.list(filter, limit + 1);
-    const page = rows.slice(0, limit);
-    if (rows.length > limit) {
-      void reply.header('link', `<${nextPage(request.url, page.at(-1)!.id)}>; rel="next"`);
-    }
-    return page.map(
+    return pageOf(rows, limit, request, reply, (row) => row.id).map(
       ({
         raw: _raw,
         contentHash: _hash,

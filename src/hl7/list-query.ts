@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
 import { unencodedPlus } from '../common/http/media-types.js';
 import { parseIsoDateOrInstant } from '../common/iso-dates.js';
@@ -36,12 +37,26 @@ function statusAndCount<S extends string>(
   return { status: status as S, limit };
 }
 
-/** The same list from after `last` (the cursor of this page's last row), for a Link header. */
-export function nextPage(url: string, last: string): string {
-  const [path = '', search = ''] = url.split('?');
-  const params = new URLSearchParams(search);
-  params.set('_after', last);
-  return `${path}?${params.toString()}`;
+/**
+ * A page of a list fetched with one row more than `limit`, which says whether there is a next
+ * page: the first `limit` rows, and then a `Link rel="next"` to the same list from after the
+ * last of them (`_after` its cursor).
+ */
+export function pageOf<T>(
+  rows: T[],
+  limit: number,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  cursor: (row: T) => string,
+): T[] {
+  const page = rows.slice(0, limit);
+  if (rows.length > limit) {
+    const [path = '', search = ''] = request.url.split('?');
+    const params = new URLSearchParams(search);
+    params.set('_after', cursor(page.at(-1)!));
+    void reply.header('link', `<${path}?${params.toString()}>; rel="next"`);
+  }
+  return page;
 }
 
 const MESSAGE_PARAMETERS = [

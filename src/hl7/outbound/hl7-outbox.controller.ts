@@ -12,7 +12,7 @@ import {
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../../auth/permission.decorators.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { nextPage, outboxListQuery } from '../list-query.js';
+import { outboxListQuery, pageOf } from '../list-query.js';
 import { HL7_OUTBOX_STATUSES, type Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
 import { Hl7Outbox } from './hl7-outbox.service.js';
@@ -54,13 +54,8 @@ export class Hl7OutboxController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7OutboxSummary[]> {
     const { filter, limit } = outboxListQuery(query);
-    // One more than the page: whether there is a next one.
     const rows = await this.rows.list(filter, limit + 1);
-    const page = rows.slice(0, limit);
-    if (rows.length > limit) {
-      void reply.header('link', `<${nextPage(request.url, page.at(-1)!.seq)}>; rel="next"`);
-    }
-    return page.map(summary);
+    return pageOf(rows, limit, request, reply, (row) => row.seq).map(summary);
   }
 
   @Post(':id/resend')
