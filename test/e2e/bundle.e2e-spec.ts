@@ -92,6 +92,63 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(await total(`Observation?subject=Patient/${patientId}`)).toBe(10);
   });
 
+  it("resolves urn:uuid references in a JSON Patch entry's data", async () => {
+    const mrn = `TX-${randomUUID()}`;
+    const observation = await http('POST', `${fhir}/Observation`, {
+      body: { resourceType: 'Observation', status: 'final', code: { text: 'unfiled' } },
+    });
+    expect(observation.status).toBe(201);
+    const patientUrl = `urn:uuid:${randomUUID()}`;
+    const jsonPatch = (operations: object[]) => ({
+      resourceType: 'Binary',
+      contentType: 'application/json-patch+json',
+      data: Buffer.from(JSON.stringify(operations)).toString('base64'),
+    });
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            fullUrl: patientUrl,
+            resource: buildPatient({ mrn }),
+            request: { method: 'POST', url: 'Patient' },
+          },
+          {
+            resource: jsonPatch([
+              { op: 'add', path: '/subject', value: { reference: patientUrl } },
+              { op: 'add', path: '/performer', value: [{ reference: 'Practitioner/x' }] },
+              { op: 'replace', path: '/performer/0/reference', value: patientUrl },
+            ]),
+            request: { method: 'PATCH', url: `Observation/${String(observation.body.id)}` },
+          },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const patientId = res.body.entry[0].resource.id as string;
+    expect(res.body.entry[1].resource).toMatchObject({
+      subject: { reference: `Patient/${patientId}` },
+      performer: [{ reference: `Patient/${patientId}` }],
+    });
+    // One naming no entry is refused, as in a resource.
+    const unknown = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: jsonPatch([
+              { op: 'add', path: '/subject', value: { reference: `urn:uuid:${randomUUID()}` } },
+            ]),
+            request: { method: 'PATCH', url: `Observation/${String(observation.body.id)}` },
+          },
+        ],
+      },
+    });
+    expect(unknown.status).toBe(400);
+  });
+
   it('rolls everything back when one entry fails (invalid resource, 412, 404)', async () => {
     // Which entry failed is named, though new resources are checked and written together.
     const cases: [string, (bundle: { entry: unknown[] }) => void, number, number][] = [

@@ -261,6 +261,36 @@ export function resolveReferences(
 }
 
 /**
+ * A JSON Patch's operations with the references in their values resolved (resolveReferences),
+ * and a string set at a `.../reference` path (`{"op":"replace","path":"/subject/reference",
+ * "value":"urn:uuid:…"}`) too. Anything not an array of operations is left for the patch to
+ * refuse.
+ */
+export function resolveJsonPatch(
+  operations: unknown,
+  ids: ReadonlyMap<string, string>,
+  where: string,
+  base?: string,
+): unknown {
+  if (!Array.isArray(operations)) return operations;
+  return operations.map((operation: unknown) => {
+    if (typeof operation !== 'object' || operation === null || !('value' in operation)) {
+      return operation;
+    }
+    const { path, value } = operation as { path?: unknown; value: unknown };
+    const atReference = typeof path === 'string' && /\/reference$/.test(path);
+    return {
+      ...operation,
+      value:
+        atReference && typeof value === 'string'
+          ? (resolveReferences({ reference: value }, ids, where, base) as { reference: string })
+              .reference
+          : resolveReferences(value, ids, where, base),
+    };
+  });
+}
+
+/**
  * An entry's resource with its references resolved (resolveReferences), and the other entries'
  * fullUrls it holds in uri, url, oid and uuid elements or narrative links replaced too, as FHIR's
  * transaction rules say (see replaceEntryLinks). Until 2026-12-06 those were stored as sent: an

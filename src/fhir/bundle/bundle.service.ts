@@ -32,6 +32,7 @@ import {
   ORDER,
   parseEntries,
   resolveEntry,
+  resolveJsonPatch,
   type ParsedEntry,
   type RejectedEntry,
 } from './bundle-entry.js';
@@ -409,7 +410,7 @@ export class BundleService {
         return written(stored, created ? 201 : 200);
       }
       case 'PATCH': {
-        const operations = patchOf(body, where);
+        const operations = patchOf(body, where, references, baseOf(entry));
         return written(
           entry.query !== undefined
             ? await this.fhir.conditionalPatch(
@@ -599,7 +600,18 @@ function failed(error: AppError, index: number): EntryResult {
  * (base64 data), per the FHIR spec; the JSON Patch is read by the rules of a request body
  * (UTF-8, no prototype keys, no half surrogate pairs).
  */
-function patchOf(body: unknown, where: string): unknown {
+/**
+ * A PATCH entry's operations: a FHIRPath Patch (Parameters, whose references resolveEntry
+ * resolved with the rest of the entry), or a JSON Patch in a Binary, whose references to other
+ * entries (`urn:uuid:`) are resolved here, inside its data: a `value` that is a Reference, or a
+ * string set at a `.../reference` path. Until 2026-12-06 they were stored as sent.
+ */
+function patchOf(
+  body: unknown,
+  where: string,
+  references: ReadonlyMap<string, string>,
+  base: string | undefined,
+): unknown {
   const resource = body as { resourceType?: unknown; data?: unknown } | undefined;
   if (resource?.resourceType === 'Parameters') {
     return body;
@@ -609,14 +621,16 @@ function patchOf(body: unknown, where: string): unknown {
       `${where} must be a Parameters resource (FHIRPath Patch) or a Binary holding a JSON Patch (application/json-patch+json)`,
     );
   }
+  let operations: unknown;
   try {
-    return parseJsonBody(bodyText(Buffer.from(resource.data, 'base64'), undefined), {
+    operations = parseJsonBody(bodyText(Buffer.from(resource.data, 'base64'), undefined), {
       exactNumbers: true,
     });
   } catch (error) {
     if (error instanceof AppError && error.issues[0]?.code !== 'structure') throw error;
     throw AppError.invalid(`${where}.data is not a base64 JSON Patch (UTF-8 JSON)`);
   }
+  return resolveJsonPatch(operations, references, `${where}.data`, base);
 }
 
 /** Runs an entry's work, naming the entry in any error it raises. */
