@@ -11,8 +11,6 @@ import {
 } from '../mapping/appointment.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import { Places } from './places.js';
 import {
   byIdentifier,
@@ -89,7 +87,6 @@ export class AppointmentMessages {
   constructor(
     private readonly fhir: FhirService,
     private readonly places: Places,
-    private readonly clocks: Hl7EventClockRepository,
   ) {}
 
   /**
@@ -104,7 +101,7 @@ export class AppointmentMessages {
   async process(
     message: V2Message,
     event: SiuEvent,
-    { sender, patientId, touched }: PatientOfMessage,
+    { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const appointment = appointmentFromSiu(message, required(message, 'SCH'), sender);
     const criteria = byIdentifier(appointment.identifier);
@@ -118,7 +115,6 @@ export class AppointmentMessages {
         `${event.known} needs the id (SCH-2 or SCH-1) of a known appointment`,
       );
     }
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     if (match && (await clock('Appointment', match))) {
       touched.entities.push(`Appointment/${match}`);
       return touched;

@@ -5,8 +5,6 @@ import { chargeFromFt1 } from '../mapping/charge.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { Hl7ProcessingError, Hl7RejectError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import type { SegmentContext } from './patient-segments.js';
 import {
   atInstant,
@@ -27,10 +25,7 @@ const CHARGE_TYPES: ReadonlySet<string> = new Set(['', 'CG']);
 /** The charges (FT1) of DFT messages, for Hl7Processor, in its transaction. */
 @Injectable()
 export class ChargeMessages {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /**
    * Each FT1 as a ChargeItem of the patient and the known visit, known by its transaction id
@@ -43,12 +38,11 @@ export class ChargeMessages {
    */
   async process(
     message: V2Message,
-    { sender, patientId, encounterId }: SegmentContext,
+    { sender, patientId, encounterId, clock }: SegmentContext,
     recorded: ReadonlyMap<V2Segment, string>,
     touched: Touched,
   ): Promise<void> {
     const written = new Set<string>();
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const [ft1, following] of withFollowing(message, 'FT1', ['NTE', 'PR1', 'PRT', 'ROL'])) {
       const type = ft1.value(6)?.toUpperCase() ?? '';
       if (!CHARGE_TYPES.has(type)) {

@@ -5,8 +5,6 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { documentFromTxa } from '../mapping/document.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import {
   byIdentifier,
   knownVisit,
@@ -41,10 +39,7 @@ export const MDM_EVENTS: Record<string, MdmEvent | undefined> = {
 /** MDM messages (documents), for Hl7Processor, in its transaction. */
 @Injectable()
 export class DocumentMessages {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /**
    * MDM: the TXA's document, with the content of the OBX segments, as a DocumentReference keyed
@@ -57,7 +52,7 @@ export class DocumentMessages {
   async process(
     message: V2Message,
     event: MdmEvent,
-    { sender, patientId, touched }: PatientOfMessage,
+    { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const txa = required(message, 'TXA');
     const document = documentFromTxa(txa, message.all('OBX'), patientId, sender);
@@ -69,7 +64,6 @@ export class DocumentMessages {
     const current = match
       ? (await this.fhir.read(HL7_USER, 'DocumentReference', match)).resource
       : undefined;
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     if (event === 'cancel') {
       if (!match || !current) {
         throw new Hl7ProcessingError(

@@ -16,8 +16,7 @@ import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
+import { eventInstant } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import { byIdentifier, required, upsert, visitOf, writeOver, type Touched } from './processing.js';
 
@@ -118,7 +117,6 @@ export class Hl7Processor {
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
     private readonly vaccinations: VaccinationMessages,
-    private readonly clocks: Hl7EventClockRepository,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -224,7 +222,7 @@ export class Hl7Processor {
     message: V2Message,
     event: VisitEvent | undefined,
   ): Promise<{ context: SegmentContext; recorded: Map<V2Segment, string>; touched: Touched }> {
-    const { sender, patientId, touched } = await this.patients.of(message);
+    const { sender, patientId, touched, clock } = await this.patients.of(message);
     const pv1 = message.first('PV1');
     const encounterId =
       event && pv1
@@ -239,7 +237,7 @@ export class Hl7Processor {
           )
         : undefined;
     if (encounterId) touched.entities.push(`Encounter/${encounterId}`);
-    const context = { sender, patientId, encounterId };
+    const context = { sender, patientId, encounterId, clock };
     const recorded = await this.patientSegments.record(message, context, touched);
     return { context, recorded, touched };
   }
@@ -252,8 +250,8 @@ export class Hl7Processor {
    */
   private async referral(message: V2Message, cancels: boolean): Promise<Touched> {
     const rf1 = required(message, 'RF1');
-    const touched = await this.adt(message, undefined);
-    const patientId = touched.patientIds[0]!;
+    const { context, touched } = await this.withSegments(message, undefined);
+    const { patientId, clock } = context;
     const { identifier, resource } = referralFromRf1(
       rf1,
       message.all('PRD'),
@@ -282,7 +280,6 @@ export class Hl7Processor {
       ...(cancels ? { status: 'revoked' } : {}),
       ...(reasons.length > 0 ? { reasonReference: reasons } : {}),
     };
-    const clock = recordClock(this.clocks, senderSystem(message), eventInstant(message), touched);
     const id = await writeOver(this.fhir, 'ServiceRequest', body, match, clock);
     touched.entities.push(`ServiceRequest/${id}`);
     return touched;
@@ -293,7 +290,7 @@ export class Hl7Processor {
    * with the OBR after it if any).
    */
   private async orders(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched } = await this.patients.of(message);
+    const { sender, patientId, touched, clock } = await this.patients.of(message);
     const orders: { orc?: V2Segment; obr?: V2Segment; notes: V2Segment[] }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
@@ -312,7 +309,6 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
     const encounter = await visitOf(this.fhir, message, sender, patientId);
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const { orc, obr, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {

@@ -14,7 +14,7 @@ import {
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, isStale, keep } from './event-order.js';
+import { eventInstant, isStale, keep, recordClock } from './event-order.js';
 import { required, without, type PatientOfMessage, type Touched } from './processing.js';
 
 /** Ids without an assigning authority are the sending facility's own (MSH-4, else MSH-3). */
@@ -54,7 +54,8 @@ export class MessagePatients {
   ) {}
 
   /**
-   * The message's patient (its PID, matched or created), first of what the message touches. A
+   * The message's patient (its PID, matched or created), first of what the message touches,
+   * and the clock of the records it writes, made once for all its handlers. A
    * message of one patient that has several PIDs is refused (AE) rather than filed under the
    * first: its segments after the second PID would be another patient's records.
    */
@@ -68,16 +69,17 @@ export class MessagePatients {
     }
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
+    const at = eventInstant(message);
     const patientId = await this.upsert(
       required(message, 'PID'),
       sender,
       touched,
       message.first('PD1'),
-      eventInstant(message),
+      at,
     );
     touched.entities.push(`Patient/${patientId}`);
     touched.patientIds.push(patientId);
-    return { sender, patientId, touched };
+    return { sender, patientId, touched, clock: recordClock(this.clock, sender, at, touched) };
   }
 
   /**

@@ -12,8 +12,7 @@ import { observationFromObx } from '../mapping/observation.js';
 import { escapeSearch, identifierCriteria } from '../mapping/patient.js';
 import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock, type RecordClock } from './event-order.js';
+import type { RecordClock } from './event-order.js';
 import {
   atInstant,
   byIdentifier,
@@ -53,6 +52,8 @@ export interface SegmentContext {
   sender: string | undefined;
   patientId: string;
   encounterId: string | undefined;
+  /** The clock of the records the message writes (see recordClock). */
+  clock: RecordClock;
 }
 
 /**
@@ -63,19 +64,16 @@ export interface SegmentContext {
  */
 @Injectable()
 export class PatientSegments {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /** Gives the Procedure each PR1 was recorded as (`Procedure/<id>`), for a charge's service. */
   async record(
     message: V2Message,
-    { sender, patientId, encounterId }: SegmentContext,
+    context: SegmentContext,
     touched: Touched,
   ): Promise<Map<V2Segment, string>> {
     const recorded = new Map<V2Segment, string>();
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
+    const { sender, patientId, encounterId, clock } = context;
     // Allergies and diagnoses are matched on the patient and their code, so that the same
     // list sent again with every update does not pile up.
     for (const al1 of message.all('AL1')) {
@@ -103,7 +101,7 @@ export class PatientSegments {
       );
       touched.entities.push(`Condition/${id}`);
     }
-    await this.procedures(message, { sender, patientId, encounterId }, touched, recorded, clock);
+    await this.procedures(message, context, touched, recorded);
     await this.admissionObservations(message, patientId, encounterId, touched, clock);
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
@@ -195,10 +193,9 @@ export class PatientSegments {
    */
   private async procedures(
     message: V2Message,
-    { sender, patientId, encounterId }: SegmentContext,
+    { sender, patientId, encounterId, clock }: SegmentContext,
     touched: Touched,
     recorded: Map<V2Segment, string>,
-    clock: RecordClock,
   ): Promise<void> {
     for (const pr1 of message.all('PR1')) {
       const procedure = procedureFromPr1(pr1, patientId, encounterId, sender);

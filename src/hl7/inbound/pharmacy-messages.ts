@@ -5,8 +5,6 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import {
   byIdentifier,
   upsert,
@@ -39,10 +37,7 @@ function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefi
 /** Pharmacy messages (orders, refills, dispenses), for Hl7Processor, in its transaction. */
 @Injectable()
 export class PharmacyMessages {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
@@ -53,10 +48,9 @@ export class PharmacyMessages {
    */
   async process(
     message: V2Message,
-    { sender, patientId, touched }: PatientOfMessage,
+    { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;

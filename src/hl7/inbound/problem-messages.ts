@@ -3,8 +3,6 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { problemFromPrb } from '../mapping/clinical.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import type { V2Message } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import {
   byIdentifier,
   conditionCategory,
@@ -21,10 +19,7 @@ export const PPR_EVENTS: ReadonlySet<string> = new Set(['PC1', 'PC2', 'PC3']);
 /** PPR messages (the patient's problem list), for Hl7Processor, in its transaction. */
 @Injectable()
 export class ProblemMessages {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /**
    * Each PRB as a problem-list Condition, known by its problem instance id (PRB-4), else by
@@ -35,9 +30,8 @@ export class ProblemMessages {
   async process(
     message: V2Message,
     event: string,
-    { sender, patientId, touched }: PatientOfMessage,
+    { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     for (const [prb, notes] of withFollowing(message, 'PRB', ['NTE'])) {
       const problem = problemFromPrb(prb, notes, patientId, sender);
       if (!problem) continue;

@@ -25,6 +25,8 @@ export interface PatientOfMessage {
   sender: string | undefined;
   patientId: string;
   touched: Touched;
+  /** The clock of the records the message writes (see recordClock). */
+  clock: RecordClock;
 }
 
 /** Criteria for one resource by identifier; none without an identifier. */

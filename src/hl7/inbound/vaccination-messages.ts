@@ -4,8 +4,6 @@ import { HL7_USER } from '../hl7-user.js';
 import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
-import { eventInstant, recordClock } from './event-order.js';
 import {
   ambiguous,
   atInstant,
@@ -32,10 +30,7 @@ function sameDose(immunization: Record<string, unknown>, patientId: string): str
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
 @Injectable()
 export class VaccinationMessages {
-  constructor(
-    private readonly fhir: FhirService,
-    private readonly clocks: Hl7EventClockRepository,
-  ) {}
+  constructor(private readonly fhir: FhirService) {}
 
   /**
    * VXU^V04: an Immunization per RXA, keyed by the order numbers of the ORC right before it,
@@ -45,10 +40,9 @@ export class VaccinationMessages {
    */
   async process(
     message: V2Message,
-    { sender, patientId, touched }: PatientOfMessage,
+    { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
-    const clock = recordClock(this.clocks, sender, eventInstant(message), touched);
     let orc: V2Segment | undefined;
     let doses = 0;
     for (const segment of message.segments()) {
