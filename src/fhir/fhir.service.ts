@@ -340,6 +340,19 @@ export class FhirService {
   }
 
   /**
+   * Ids of at most `limit` live resources matching the criteria, restricted ones included,
+   * without taking a lock: candidates the caller compares itself.
+   */
+  matchingIds(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    limit: number,
+  ): Promise<string[]> {
+    return this.searches.matchingIds(user, type, criteriaQuery(type, criteria), limit);
+  }
+
+  /**
    * Whether any live resource of the type carries one of these identifiers, restricted ones
    * included, without taking a lock: for records a lock already held covers (a lab report's
    * results, under the report's), asked where a search by them would cost too much.

@@ -4,9 +4,15 @@ import { isRestricted } from '../../access/resource-access.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { sameIdentifier, systemOfHd, type Identifier } from '../mapping/datatypes.js';
+import {
+  ASSIGNING_AUTHORITY_SYSTEM,
+  sameIdentifier,
+  systemOfHd,
+  type Identifier,
+} from '../mapping/datatypes.js';
 import {
   applyPatient,
+  escapeSearch,
   identifierCriteria,
   patientFromSegments,
   type PatientElements,
@@ -33,16 +39,59 @@ export function senderSystem(message: V2Message): string | undefined {
  */
 export async function patientNamed(
   fhir: FhirService,
-  criteria: string,
+  identifiers: Identifier[],
   field: 'PID-3' | 'MRG-1',
 ): Promise<string | undefined> {
-  return fhir.uniqueMatch(HL7_USER, 'Patient', criteria).catch((error: unknown) => {
+  const criteria = identifierCriteria(identifiers);
+  if (!criteria) return undefined;
+  try {
+    return (
+      (await fhir.uniqueMatch(HL7_USER, 'Patient', criteria)) ??
+      (await namedByNamespace(fhir, identifiers))
+    );
+  } catch (error) {
     if (!(error instanceof AppError) || error.status !== 412) throw error;
     throw new Hl7ProcessingError(
       '205',
       `The identifiers in ${field} name more than one patient here: merge them (A40) or correct an identifier (A47) first`,
     );
-  });
+  }
+}
+
+/** Patients holding an MRN's value, of whatever authority, compared one by one below. */
+const SAME_VALUE_CANDIDATES = 100;
+
+/**
+ * The patient stored under an authority's universal id (HD-2) whom these identifiers name by
+ * the authority's namespace id alone (see aliasSystem): no search finds it by system, so the
+ * patients holding the value are read and their identifiers' authorities compared.
+ */
+async function namedByNamespace(
+  fhir: FhirService,
+  identifiers: Identifier[],
+): Promise<string | undefined> {
+  const bare = identifiers.filter((identifier) =>
+    identifier.system?.startsWith(ASSIGNING_AUTHORITY_SYSTEM),
+  );
+  if (bare.length === 0) return undefined;
+  const values = new Set(
+    bare.map((identifier) => encodeURIComponent(escapeSearch(identifier.value))),
+  );
+  const candidates = await fhir.matchingIds(
+    HL7_USER,
+    'Patient',
+    `identifier=${[...values].join(',')}`,
+    SAME_VALUE_CANDIDATES,
+  );
+  const found: string[] = [];
+  for (const id of candidates) {
+    const stored = (await fhir.read(HL7_USER, 'Patient', id)).resource['identifier'];
+    const held = (stored as Identifier[] | undefined) ?? [];
+    if (held.some((known) => known.assigner && bare.some((one) => sameIdentifier(known, one))))
+      found.push(id);
+  }
+  if (found.length > 1) throw AppError.preconditionFailed('More than one Patient matches');
+  return found[0];
 }
 
 /** The patient of a message: matched on PID-3, updated from PID and PD1, or created. */
@@ -99,12 +148,11 @@ export class MessagePatients {
     at?: Date,
   ): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
-    const criteria = identifierCriteria(identifiers);
-    if (!criteria) {
+    if (!identifierCriteria(identifiers)) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
     }
     for (let attempt = 1; ; attempt++) {
-      const match = await patientNamed(this.fhir, criteria, 'PID-3');
+      const match = await patientNamed(this.fhir, identifiers, 'PID-3');
       if (!match) {
         const created = await this.fhir.create(
           HL7_USER,

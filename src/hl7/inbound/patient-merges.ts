@@ -23,7 +23,6 @@ function priorPatients(
   pid: V2Segment;
   pd1: V2Segment | undefined;
   priorIdentifiers: Identifier[];
-  criteria: string;
 }[] {
   const segments = message.segments();
   const pairs = [];
@@ -39,11 +38,10 @@ function priorPatients(
       .repetitions(1)
       .map((cx) => identifierOf(cx, sender))
       .filter((identifier): identifier is Identifier => identifier !== undefined);
-    const criteria = identifierCriteria(priorIdentifiers);
-    if (!criteria) {
+    if (!identifierCriteria(priorIdentifiers)) {
       throw new Hl7ProcessingError('101', 'MRG-1 holds no prior patient identifier');
     }
-    pairs.push({ pid, pd1, priorIdentifiers, criteria });
+    pairs.push({ pid, pd1, priorIdentifiers });
   }
   if (pairs.length === 0) {
     throw new Hl7ProcessingError(
@@ -79,11 +77,11 @@ export class PatientMerges {
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const pairs = priorPatients(message, sender, 'a merge');
     const at = eventInstant(message);
-    for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
+    for (const { pid, pd1, priorIdentifiers } of pairs) {
       const survivorId = await this.patients.upsert(pid, sender, touched, pd1, at);
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
-      const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
+      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
       if (priorId === survivorId) continue; // merged before: a resend, or the same patient
       let moved = priorIdentifiers;
@@ -127,21 +125,20 @@ export class PatientMerges {
     const sender = senderSystem(message);
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const pairs = priorPatients(message, sender, 'an identifier change');
-    for (const { pid, pd1, priorIdentifiers, criteria } of pairs) {
-      const priorId = await patientNamed(this.fhir, criteria, 'MRG-1');
+    for (const { pid, pd1, priorIdentifiers } of pairs) {
+      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
       let patientId: string;
       if (!priorId) {
         patientId = await this.patients.upsert(pid, sender, touched, pd1);
       } else {
         const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
-        const correct = identifierCriteria(identifiers);
-        if (!correct) {
+        if (!identifierCriteria(identifiers)) {
           throw new Hl7ProcessingError(
             '101',
             'PID-3 holds no identifier with an assigning authority',
           );
         }
-        const holder = await patientNamed(this.fhir, correct, 'PID-3');
+        const holder = await patientNamed(this.fhir, identifiers, 'PID-3');
         if (holder && holder !== priorId) {
           throw new Hl7ProcessingError(
             '205',

@@ -29,11 +29,34 @@ export interface Identifier {
   system?: string;
   value: string;
   type?: { coding: { system: string; code: string }[] };
+  /** The authority's namespace id (HD-1), kept where HD-2 gave the system: see aliasSystem. */
+  assigner?: { display: string };
 }
 
-/** The same identifier: system and value (its type is what the sender called it). */
+/** The system an assigning authority's namespace id alone gives (see systemOfHd). */
+export function namespaceSystem(namespace: string): string {
+  return `${ASSIGNING_AUTHORITY_SYSTEM}${encodeURIComponent(namespace.trim())}`;
+}
+
+/**
+ * The other system the identifier's authority is known by: an HD names one authority by its
+ * namespace id and its universal id together, and a feed that sends the namespace alone
+ * (`MRN^^^HOSPA`) means the authority another sends as `MRN^^^HOSPA&2.16.840.1.113883.19.5&ISO`.
+ * Each gives its own system, so without this one patient became two, and the lab's results
+ * were filed under a patient no one else knew.
+ */
+export function aliasSystem(identifier: Identifier): string | undefined {
+  const namespace = identifier.assigner?.display;
+  return namespace ? namespaceSystem(namespace) : undefined;
+}
+
+/**
+ * The same identifier: the same value from the same authority, whichever of its systems each
+ * was given (see aliasSystem). The type is what the sender called it.
+ */
 export function sameIdentifier(a: Identifier, b: Identifier): boolean {
-  return a.system === b.system && a.value === b.value;
+  if (a.value !== b.value) return false;
+  return a.system === b.system || aliasSystem(a) === b.system || aliasSystem(b) === a.system;
 }
 
 /** HD (hierarchic designator) to a URI: OID, UUID, URI, or the namespace id under our prefix. */
@@ -47,7 +70,7 @@ export function systemOfHd(
     return `urn:oid:${universalId}`;
   if (universalId && type === 'UUID') return `urn:uuid:${universalId.toLowerCase()}`;
   if (universalId && (type === 'URI' || /^https?:\/\//.test(universalId))) return universalId;
-  if (namespace) return `${ASSIGNING_AUTHORITY_SYSTEM}${encodeURIComponent(namespace.trim())}`;
+  if (namespace) return namespaceSystem(namespace);
   return undefined;
 }
 
@@ -58,12 +81,17 @@ export function systemOfHd(
 export function identifierOf(cx: V2Repetition, fallbackSystem?: string): Identifier | undefined {
   const value = cx.value(1);
   if (!value) return undefined;
-  const system = systemOfHd(cx.value(4, 1), cx.value(4, 2), cx.value(4, 3)) ?? fallbackSystem;
+  const namespace = cx.value(4, 1)?.trim();
+  const hdSystem = systemOfHd(namespace, cx.value(4, 2), cx.value(4, 3));
+  const system = hdSystem ?? fallbackSystem;
   const typeCode = cx.value(5);
+  // The namespace id of an authority named by its universal id too (see aliasSystem).
+  const aliased = namespace && hdSystem && hdSystem !== namespaceSystem(namespace);
   return {
     ...(system ? { system } : {}),
     value,
     ...(typeCode ? { type: { coding: [{ system: V2_0203, code: typeCode }] } } : {}),
+    ...(aliased ? { assigner: { display: namespace } } : {}),
   };
 }
 

@@ -1,6 +1,13 @@
 import { decodeMessage, Hl7ProcessingError } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { dateOf, dateTimeOf, offsetIn, systemOfHd } from './datatypes.js';
+import {
+  dateOf,
+  dateTimeOf,
+  identifierOf,
+  offsetIn,
+  sameIdentifier,
+  systemOfHd,
+} from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
 import { observationFromObx } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
@@ -25,6 +32,11 @@ function message(...segments: string[]): V2Message {
 }
 
 const MSH = 'MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A08|1|P|2.5';
+
+/** One segment, after the MSH that gives it its delimiters. */
+function segment(line: string) {
+  return message(MSH, line).first(line.slice(0, 3))!;
+}
 
 describe('V2Message', () => {
   it('unescapes delimiters, hex and line breaks, and tells "" from empty', () => {
@@ -220,6 +232,7 @@ describe('PID to Patient', () => {
         system: 'urn:oid:2.16.1',
         value: '123',
         type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] },
+        assigner: { display: 'HOSP' },
       },
       {
         system: 'urn:carevault:v2:assigning-authority:SSA',
@@ -311,6 +324,7 @@ describe('PID to Patient', () => {
           type: {
             coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
           },
+          assigner: { display: 'HOSP' },
         },
       ],
       name: [{ family: 'Doe', given: ['Janet'] }],
@@ -398,6 +412,36 @@ describe('PID to Patient', () => {
       identifierCriteria([{ system: 'urn:oid:1', value: 'a,b' }, { value: 'no-system' }]),
     ).toBe(`identifier=${encodeURIComponent('urn:oid:1|a\\,b')}`);
     expect(identifierCriteria([{ value: 'x' }])).toBeUndefined();
+  });
+
+  it("matches an authority's identifier under its universal id and its namespace id", () => {
+    const [both] = segment('PID|1||M-1^^^HOSP&2.16.5&ISO^MR').repetitions(3);
+    const identifier = identifierOf(both!)!;
+    expect(identifier).toMatchObject({ system: 'urn:oid:2.16.5', assigner: { display: 'HOSP' } });
+    expect(identifierCriteria([identifier])).toBe(
+      `identifier=${['urn:carevault:v2:assigning-authority:HOSP|M-1', 'urn:oid:2.16.5|M-1'].map(encodeURIComponent).join(',')}`,
+    );
+    const [bare] = segment('PID|1||M-1^^^HOSP^MR').repetitions(3);
+    const [other] = segment('PID|1||M-1^^^CLINIC&2.16.5&ISO^MR').repetitions(3);
+    expect(sameIdentifier(identifier, identifierOf(bare!)!)).toBe(true);
+    expect(sameIdentifier(identifierOf(bare!)!, identifier)).toBe(true);
+    expect(sameIdentifier(identifierOf(bare!)!, identifierOf(other!)!)).toBe(false);
+    // A namespace alone, or a universal id alone, is one system: nothing to keep beside it.
+    expect(identifierOf(bare!)).not.toHaveProperty('assigner');
+    expect(identifierOf(segment('PID|1||M-1^^^&2.16.5&ISO').repetitions(3)[0]!)).not.toHaveProperty(
+      'assigner',
+    );
+  });
+
+  it('takes the universal id for an identifier known by its namespace id alone', () => {
+    const stored = {
+      system: 'urn:carevault:v2:assigning-authority:HOSP',
+      value: 'M-1',
+      use: 'old',
+    };
+    const incoming = { system: 'urn:oid:2.16.5', value: 'M-1', assigner: { display: 'HOSP' } };
+    const merged = applyPatient({ resourceType: 'Patient', identifier: [stored] }, [incoming], {});
+    expect(merged['identifier']).toEqual([{ ...incoming, use: 'old' }]);
   });
 
   it('names the survivor a merge made a prior patient replaced-by, and nothing else', () => {

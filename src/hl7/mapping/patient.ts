@@ -2,6 +2,7 @@ import { RESTRICTED_LABEL } from '../../access/resource-access.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   addressOf,
+  aliasSystem,
   codeableConceptIn,
   codeableConceptOf,
   contactPointOf,
@@ -232,7 +233,11 @@ export function applyPatient(
   // A merge hands over the prior patient's identifiers and MRG-1's, which name the same one.
   const merged = [...((current?.['identifier'] as Identifier[] | undefined) ?? [])];
   for (const identifier of identifiers) {
-    if (!merged.some((known) => sameIdentifier(known, identifier))) merged.push(identifier);
+    const at = merged.findIndex((known) => sameIdentifier(known, identifier));
+    if (at < 0) merged.push(identifier);
+    // Known by its authority's namespace alone until now: the universal id names it better.
+    else if (identifier.assigner && !merged[at]!.assigner)
+      merged[at] = { ...merged[at]!, system: identifier.system!, assigner: identifier.assigner };
   }
   next['identifier'] = merged;
   delete next['meta'];
@@ -240,13 +245,22 @@ export function applyPatient(
   return next;
 }
 
-/** FHIR search criteria matching any of the identifiers (with a system: without one, a bare value could match anyone's). */
+/**
+ * FHIR search criteria matching any of the identifiers (with a system: without one, a bare
+ * value could match anyone's), under either system of an authority named both ways (see
+ * aliasSystem).
+ */
 export function identifierCriteria(identifiers: Identifier[]): string | undefined {
   const terms = identifiers
-    .filter((identifier) => identifier.system)
-    .map((identifier) => `${escapeSearch(identifier.system!)}|${escapeSearch(identifier.value)}`)
+    .flatMap((identifier) =>
+      [identifier.system, aliasSystem(identifier)]
+        .filter((system): system is string => !!system)
+        .map((system) => `${escapeSearch(system)}|${escapeSearch(identifier.value)}`),
+    )
     .sort();
-  return terms.length > 0 ? `identifier=${terms.map(encodeURIComponent).join(',')}` : undefined;
+  return terms.length > 0
+    ? `identifier=${[...new Set(terms)].map(encodeURIComponent).join(',')}`
+    : undefined;
 }
 
 /** FHIR search escapes for `,`, `|`, `$` and `\` inside a value. */

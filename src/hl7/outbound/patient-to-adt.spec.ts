@@ -225,6 +225,10 @@ describe('Patient to ADT', () => {
     expect(pid3([{ system: 'urn:oid:1.2.3', value: 'M1' }])).toBe(
       'M1^^^&1.2.3&ISO~p9^^^CAREVAULT^PI',
     );
+    // The namespace id a feed sent with the universal id goes back with it.
+    expect(pid3([{ system: 'urn:oid:1.2.3', value: 'M1', assigner: { display: 'HOSP' } }])).toBe(
+      'M1^^^HOSP&1.2.3&ISO~p9^^^CAREVAULT^PI',
+    );
   });
 
   it('sends a web address as a network address, and an sms number as a cell phone', () => {

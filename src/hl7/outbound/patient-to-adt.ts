@@ -32,17 +32,20 @@ function text(value: unknown): string | undefined {
   return typeof value === 'string' && value.length > 0 ? escapeText(value, D) : undefined;
 }
 
-/** A FHIR identifier system back to the HD it came from (see systemOfHd), as subcomponents. */
-function hdOf(system: string | undefined): string | undefined {
+/**
+ * A FHIR identifier system back to the HD it came from (see systemOfHd), as subcomponents,
+ * with the authority's namespace id where one was sent with its universal id.
+ */
+function hdOf(system: string | undefined, namespace: string | undefined): string | undefined {
   if (!system) return undefined;
   if (system.startsWith(ASSIGNING_AUTHORITY_SYSTEM)) {
     return text(decodedComponent(system.slice(ASSIGNING_AUTHORITY_SYSTEM.length)));
   }
   const oid = /^urn:oid:(.+)$/.exec(system)?.[1];
-  if (oid) return join(['', text(oid), 'ISO'], D.subcomponent);
+  if (oid) return join([text(namespace), text(oid), 'ISO'], D.subcomponent);
   const uuid = /^urn:uuid:(.+)$/.exec(system)?.[1];
-  if (uuid) return join(['', text(uuid), 'UUID'], D.subcomponent);
-  return join(['', text(system), 'URI'], D.subcomponent);
+  if (uuid) return join([text(namespace), text(uuid), 'UUID'], D.subcomponent);
+  return join([text(namespace), text(system), 'URI'], D.subcomponent);
 }
 
 function cxOf(identifier: Identifier): string | undefined {
@@ -51,7 +54,16 @@ function cxOf(identifier: Identifier): string | undefined {
   const type = identifier.type?.coding?.find((coding) =>
     coding.system?.endsWith('/CodeSystem/v2-0203'),
   )?.code;
-  return join([text(identifier.value), '', '', hdOf(identifier.system), text(type)], D.component);
+  return join(
+    [
+      text(identifier.value),
+      '',
+      '',
+      hdOf(identifier.system, identifier.assigner?.display),
+      text(type),
+    ],
+    D.component,
+  );
 }
 
 interface CodeableConcept {
