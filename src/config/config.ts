@@ -370,6 +370,16 @@ export class AppConfig {
     return this.ignoredTypes;
   }
 
+  /**
+   * The MSH-11 processing ids taken: a training or debugging message written into production
+   * records would be a patient's chart holding a made-up visit.
+   */
+  get hl7ProcessingIds(): ReadonlySet<string> {
+    const listed = this.config.get('HL7_PROCESSING_IDS', { infer: true });
+    const ids = listed ?? (this.isProduction ? 'P' : 'P,T,D');
+    return new Set(ids.split(',').map((id) => id.trim().toUpperCase()));
+  }
+
   /** Where the MLLP listener binds, or undefined when it is off. */
   get hl7Mllp():
     | {

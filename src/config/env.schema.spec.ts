@@ -161,6 +161,15 @@ describe('validateEnv', () => {
     }
   });
 
+  it('takes a list of HL7 processing ids, and names a wrong one', () => {
+    expect(validateEnv({ HL7_PROCESSING_IDS: 'P, t' }).HL7_PROCESSING_IDS).toBe('P, t');
+    for (const wrong of ['X', 'P,', 'PT', 'P;T']) {
+      expect(() => validateEnv({ HL7_PROCESSING_IDS: wrong })).toThrow(
+        'HL7_PROCESSING_IDS must list processing ids (P, T, D) separated by commas',
+      );
+    }
+  });
+
   it('takes HL7_MLLP_PORT=-1 as documented: the listener off', () => {
     expect(validateEnv({ HL7_MLLP_PORT: '-1' }).HL7_MLLP_PORT).toBe(-1);
     expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');

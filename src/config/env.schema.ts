@@ -48,6 +48,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_TIME_ZONE',
   'HL7_FACILITY_TIME_ZONES',
   'HL7_IGNORE',
+  'HL7_PROCESSING_IDS',
   'HL7_OUTBOUND',
   'HL7_OUTBOUND_TLS_CA_FILE',
   'HL7_OUTBOUND_TLS_CERT_FILE',
@@ -532,6 +533,16 @@ export class EnvironmentVariables {
       'HL7_IGNORE must list message types separated by commas, such as ADT^A29,BAR^P02 or DFT',
   })
   HL7_IGNORE?: string;
+
+  /**
+   * The processing ids (MSH-11: P production, T training, D debugging) whose messages are
+   * taken; others are refused (AR, ERR 202). Unset: P alone in production, all elsewhere.
+   */
+  @IsOptional()
+  @Matches(/^\s*[PTDptd](\s*,\s*[PTDptd])*\s*$/, {
+    message: 'HL7_PROCESSING_IDS must list processing ids (P, T, D) separated by commas, such as P',
+  })
+  HL7_PROCESSING_IDS?: string;
 
   /** An MLLP connection silent this long is closed. */
   @Transform(toInteger)

@@ -37,6 +37,8 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
       // A whole type, and every event of a message code (in lower case: codes are matched as
       // HL7 writes them).
       HL7_IGNORE: 'ADT^A29, dft',
+      // Production's default, set here where NODE_ENV is test.
+      HL7_PROCESSING_IDS: 'P',
       // Short, for the test of it: every other message here goes in one write.
       HL7_MLLP_FRAME_TIMEOUT_MS: String(FRAME_TIMEOUT_MS),
       HL7_MLLP_MAX_CONNECTIONS: String(MAX_CONNECTIONS),
@@ -204,6 +206,41 @@ describe('HL7 v2 feed settings: time zones, types acknowledged unmapped', () => 
     );
     expect(reprocessed.body).toMatchObject({ status: 'processed', ackCode: 'AA' });
     expect((await chargeItems()).body.entry).toHaveLength(1);
+  });
+
+  it('refuses training and debugging messages (AR, ERR 202) where HL7_PROCESSING_IDS says P', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (processing: string, control: string) =>
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A04|${control}-${tag}|${processing}|2.5`,
+          `PID|1||PT-${tag}^^^HOSP&2.16.29&ISO^MR||Training^Tess`,
+          `PV1|1|O`,
+        ].join('\r'),
+      );
+    const own = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    await own.send([message('T', 'T1'), message('D^T', 'T2'), message('P', 'T3')]);
+    const acks = await own.waitForAcks(3);
+    own.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AR', 'AR', 'AA']);
+    expect(acks[0]).toMatch(/\rERR\|\|\|202\^Unsupported processing id\^HL70357\|E\|/);
+    const data = testApp.app.get(DataSource);
+    const stored = await data.query<{ control_id: string; status: string; error_code: string }[]>(
+      `SELECT control_id, status, error_code FROM hl7_message WHERE control_id LIKE $1 ORDER BY control_id`,
+      [`%-${tag}`],
+    );
+    expect(stored.map((row) => [row.status, row.error_code])).toEqual([
+      ['rejected', '202'],
+      ['rejected', '202'],
+      ['processed', null],
+    ]);
+    // The training message made no record: the one patient is the production message's.
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patients = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.29|PT-${tag}`)}&_summary=count`,
+    );
+    expect(patients.body.total).toBe(1);
   });
 
   it('answers AA to the resend of a message refused before HL7_IGNORE named its type', async () => {

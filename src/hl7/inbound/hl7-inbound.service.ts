@@ -82,6 +82,7 @@ export class Hl7InboundService {
     let rejection: Hl7RejectError | undefined;
     try {
       decoded = decodeMessage(payload);
+      this.admitProcessingId(decoded.header);
     } catch (error) {
       if (!(error instanceof Hl7RejectError)) throw error;
       rejection = error;
@@ -113,10 +114,14 @@ export class Hl7InboundService {
       contentHash: this.blind.compute('hl7:message', text),
       raw: text,
     });
-    // A type refused before HL7_IGNORE named it: the sender resends it until it is taken, and
-    // answering the stored AR again would keep its queue stopped, the list notwithstanding.
-    const nowIgnored = row.status === 'rejected' && !rejection && this.isIgnored(decoded!.header);
-    if (!stored && ANSWERED.has(row.status) && !nowIgnored) {
+    // Refused before HL7_IGNORE named its type or HL7_PROCESSING_IDS its processing id: the
+    // sender resends it until it is taken, and answering the stored AR again would keep its
+    // queue stopped, the settings notwithstanding.
+    const nowTaken =
+      row.status === 'rejected' &&
+      !rejection &&
+      (row.errorCode === '202' || this.isIgnored(decoded!.header));
+    if (!stored && ANSWERED.has(row.status) && !nowTaken) {
       // A resend of a message already answered: the same answer, and nothing done twice.
       this.metrics.hl7Messages.inc({ status: 'duplicate' });
       return buildAck(header, row.ackCode as AckCode, errorOf(row));
@@ -145,6 +150,7 @@ export class Hl7InboundService {
     let decoded: DecodedMessage;
     try {
       decoded = messageOf(row.raw);
+      this.admitProcessingId(decoded.header);
     } catch (error) {
       if (!(error instanceof Hl7RejectError)) throw error;
       return { id, ...(await this.reject(row, error)) };
@@ -209,6 +215,18 @@ export class Hl7InboundService {
       header.delimiters.component,
     );
     return this.config.hl7TimeZoneOf([namespace, universalId].filter(Boolean));
+  }
+
+  /** Refuses (AR) a training or debugging message where HL7_PROCESSING_IDS does not take it. */
+  private admitProcessingId(header: DecodedMessage['header']): void {
+    const id = header.processingId.split(header.delimiters.component)[0]!.toUpperCase();
+    if (this.config.hl7ProcessingIds.has(id)) return;
+    const error = new Hl7RejectError(
+      '202',
+      `MSH-11 (processing id) is not one this system takes (${[...this.config.hl7ProcessingIds].join(', ')}): see HL7_PROCESSING_IDS`,
+    );
+    error.header = header;
+    throw error;
   }
 
   /** Of a type HL7_IGNORE names: the whole type (`ADT^A29`), or every event of its code. */

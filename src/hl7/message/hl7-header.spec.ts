@@ -106,6 +106,22 @@ describe('decodeMessage', () => {
       expect(msa).toMatch(/^MSA\|AR\|CTRL123\|/);
     }
   });
+
+  it('refuses a version that is not HL7 v2 (ERR 203), keeping the header; takes every v2 one', () => {
+    const version = (v: string) =>
+      decodeMessage(Buffer.from(`MSH|^~\\&|LAB|HOSP|CV|CV|1||ADT^A08|C1|P|${v}\rPID|1`)).header
+        .version;
+    for (const v of ['2.1', '2.3', '2.3.1', '2.5.1', '2.8.2', '2.9', '2.5^USA', ''])
+      expect(version(v)).toBe(v.split('^')[0]);
+    for (const v of ['3.0', 'banana', '2', '2.10', '25']) {
+      expect(() => version(v)).toThrow(
+        expect.objectContaining({
+          code: '203',
+          header: expect.objectContaining({ controlId: 'C1' }),
+        }),
+      );
+    }
+  });
 });
 
 describe('buildAck', () => {

@@ -7,6 +7,8 @@ export const HL7_ERRORS = {
   '103': 'Table value not found',
   '200': 'Unsupported message type',
   '201': 'Unsupported event code',
+  '202': 'Unsupported processing id',
+  '203': 'Unsupported version id',
   '204': 'Unknown key identifier',
   '205': 'Duplicate key identifier',
   '207': 'Application internal error',
@@ -198,8 +200,21 @@ function readHeader(msh: string): Hl7Header {
     error.header = header;
     throw error;
   }
+  // Read as v2 all the same, a v3 or unknown version's fields would be taken for what they
+  // are not. An empty MSH-12 is taken: old feeds leave it out, and their fields are v2's.
+  if (header.version && !V2_VERSION.test(header.version)) {
+    const error = new Hl7RejectError(
+      '203',
+      'MSH-12 (version id) names no HL7 v2 version read here (2.1 to 2.9)',
+    );
+    error.header = header;
+    throw error;
+  }
   return header;
 }
+
+/** 2.1 to 2.9, with a release (2.3.1, 2.5.1, 2.8.2). */
+const V2_VERSION = /^2\.[1-9](\.\d{1,2})?$/;
 
 /**
  * The MSH fields stored in the resend key, and their most characters: MSH-3 and MSH-4 are HD
