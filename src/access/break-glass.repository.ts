@@ -21,12 +21,9 @@ export class BreakGlassRepository {
   }
 
   /** The user's unexpired grant for any of these patients, the latest-ending first. */
-  findActive(
-    userId: string,
-    patientIds: string[],
-    now: Date,
-  ): Promise<BreakGlassGrantEntity | null> {
-    return this.unitOfWork.manager.findOne(BreakGlassGrantEntity, {
+  /** The user's grants for any of the patients still running, the longest-running first. */
+  findActive(userId: string, patientIds: string[], now: Date): Promise<BreakGlassGrantEntity[]> {
+    return this.unitOfWork.manager.find(BreakGlassGrantEntity, {
       where: { userId, patientId: In(patientIds), expiresAt: MoreThan(now) },
       order: { expiresAt: 'DESC' },
     });

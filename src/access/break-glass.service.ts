@@ -62,11 +62,19 @@ export class BreakGlassService {
     return { id: grant.id, patient, expires_at: grant.expiresAt.toISOString() };
   }
 
-  /** The grant that opens a restricted resource of these patients to the user, if any. */
-  active(userId: string, patientIds: string[]): Promise<BreakGlassGrantEntity | null> {
-    return patientIds.length === 0
-      ? Promise.resolve(null)
-      : this.repository.findActive(userId, patientIds, new Date());
+  /**
+   * The grants that open a restricted resource of these patients to the user: one for each of
+   * them, or none. A grant opens one patient's records: a record about several (an Observation
+   * of one whose performer is another) opens only when the user broke the glass for each, or
+   * the grant for one patient would open the other's.
+   */
+  async active(userId: string, patientIds: string[]): Promise<BreakGlassGrantEntity[] | null> {
+    if (patientIds.length === 0) return null;
+    const byPatient = new Map<string, BreakGlassGrantEntity>();
+    for (const grant of await this.repository.findActive(userId, patientIds, new Date())) {
+      if (!byPatient.has(grant.patientId)) byPatient.set(grant.patientId, grant);
+    }
+    return patientIds.every((id) => byPatient.has(id)) ? [...byPatient.values()] : null;
   }
 
   async recordUse(

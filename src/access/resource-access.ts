@@ -13,15 +13,22 @@ export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confide
 /** The `meta.security` label of a restricted record (see isRestricted). */
 export const RESTRICTED_LABEL = { system: CONFIDENTIALITY, code: 'R' } as const;
 
+/**
+ * The confidentiality codes that restrict a record: R, and V (very restricted), which is
+ * stricter still. V used to open to every role, so labelling a record V protected it less
+ * than labelling it R.
+ */
+export const RESTRICTING_CODES: readonly string[] = ['R', 'V'];
+
 interface Coding {
   system?: unknown;
   code?: unknown;
 }
 
-/** `meta.security` code R: open only through break-glass. */
+/** `meta.security` code R or V: open only through break-glass. */
 export function isRestricted(resource: FhirResource): boolean {
   return securityLabels(resource).some(
-    (label) => label.system === RESTRICTED_LABEL.system && label.code === RESTRICTED_LABEL.code,
+    (label) => label.system === CONFIDENTIALITY && RESTRICTING_CODES.includes(label.code as string),
   );
 }
 
@@ -107,16 +114,23 @@ export class ResourceAccess {
     const patients = this.checkInCompartment(user, resource, OPENED_BY[interaction], context);
     if (!isRestrictedIn(resource, context)) return;
     if (user.internal) return;
-    const grant = await this.breakGlass.active(user.id, patients);
-    if (!grant) {
+    const grants = await this.breakGlass.active(user.id, patients);
+    if (!grants) {
       throw AppError.of(
         403,
         'security',
-        'This record is restricted: it opens only through break-glass (POST /auth/break-glass)',
+        'This record is restricted: it opens only through break-glass (POST /auth/break-glass) for each patient it is about',
       );
     }
     this.audit.markBreakGlass();
-    await this.breakGlass.recordUse(grant, resource.resourceType, String(resource.id), interaction);
+    for (const grant of grants) {
+      await this.breakGlass.recordUse(
+        grant,
+        resource.resourceType,
+        String(resource.id),
+        interaction,
+      );
+    }
   }
 
   /**

@@ -507,6 +507,27 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(await count(`Observation?_id=${unrestricted}`)).toBe(1);
     });
 
+    it('stay closed when labelled V (very restricted), stricter than R', async () => {
+      const veryRestricted = { system: RESTRICTED.system, code: 'V' };
+      const record = await create(
+        doctor,
+        observation(ids.patientA, { meta: { security: [veryRestricted] } }),
+      );
+      const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+      const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      for (const as of [nurse, other]) {
+        expect((await as('GET', `${fhir}/Observation/${record}`)).status).toBe(403);
+        const found = await as('GET', `${fhir}/Observation?_id=${record}`);
+        expect(found.body.entry ?? []).toHaveLength(0);
+      }
+      const everything = await other('GET', `${fhir}/Patient/${ids.patientA}/$everything`);
+      const ids_ = ((everything.body.entry ?? []) as { resource: { id: string } }[]).map(
+        (entry) => entry.resource.id,
+      );
+      expect(ids_).toContain(ids.obsA);
+      expect(ids_).not.toContain(record);
+    });
+
     it('close the versions written before a record was restricted', async () => {
       const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
       const later = await create(doctor, observation(ids.patientA, { valueString: 'positive' }));
@@ -567,6 +588,18 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         meta: { security: [RESTRICTED] },
       });
       expect((await nurse('GET', `${fhir}/Patient/${elsewhere}`)).status).toBe(403);
+      // Nor for another patient's restricted record that names it (as performer): the grant
+      // for one patient opened the other's until 2026-12-06.
+      const othersRecord = await create(
+        doctor,
+        observation(ids.patientB, {
+          meta: { security: [RESTRICTED] },
+          performer: [{ reference: `Patient/${restrictedPatient}` }],
+        }),
+      );
+      const refused = await nurse('GET', `${fhir}/Observation/${othersRecord}`);
+      expect(refused.status).toBe(403);
+      expect(refused.body.issue[0].diagnostics).toMatch(/for each patient it is about/);
 
       const report = await runNode(
         BUILT.cli,

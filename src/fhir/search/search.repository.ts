@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { RESTRICTED_LABEL } from '../../access/resource-access.js';
+import { CONFIDENTIALITY, RESTRICTING_CODES } from '../../access/resource-access.js';
 import { PhiSubscriber } from '../../crypto/phi.subscriber.js';
 import { preparedQuery } from '../../database/prepared-query.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
@@ -228,7 +228,7 @@ export class SearchRepository {
           AND NOT r.deleted AND ($4::timestamptz IS NULL OR r.last_updated >= $4)
           AND NOT EXISTS (SELECT 1 FROM search_token x
                            WHERE x.resource_type = s.resource_type AND x.resource_id = s.resource_id
-                             AND x.param = '_security' AND x.system = $5 AND x.code = $6)
+                             AND x.param = '_security' AND x.system = $5 AND x.code = ANY($6::text[]))
         GROUP BY s.resource_type, s.resource_id
         LIMIT ${Math.trunc(limit)}`,
       [
@@ -236,8 +236,8 @@ export class SearchRepository {
         links.map((link) => link.type),
         links.map((link) => link.param),
         since ?? null,
-        RESTRICTED_LABEL.system,
-        RESTRICTED_LABEL.code,
+        CONFIDENTIALITY,
+        RESTRICTING_CODES,
       ],
     );
   }
@@ -265,15 +265,15 @@ export class SearchRepository {
           AND NOT r.deleted AND ($4::timestamptz IS NULL OR r.last_updated >= $4)
           AND NOT EXISTS (SELECT 1 FROM search_token x
                            WHERE x.resource_type = r.resource_type AND x.resource_id = r.id
-                             AND x.param = '_security' AND x.system = $5 AND x.code = $6)
+                             AND x.param = '_security' AND x.system = $5 AND x.code = ANY($6::text[]))
         LIMIT ${Math.trunc(limit)}`,
       [
         sources.map((source) => source.type),
         sources.map((source) => source.id),
         targetTypes,
         since ?? null,
-        RESTRICTED_LABEL.system,
-        RESTRICTED_LABEL.code,
+        CONFIDENTIALITY,
+        RESTRICTING_CODES,
       ],
     );
   }

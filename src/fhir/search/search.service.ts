@@ -1,7 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
-import { CONFIDENTIALITY, ResourceAccess } from '../../access/resource-access.js';
+import {
+  CONFIDENTIALITY,
+  RESTRICTING_CODES,
+  ResourceAccess,
+} from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
@@ -757,8 +761,11 @@ function isSearchCursor(keys: number) {
   };
 }
 
-/** Not labelled restricted (meta.security R), by its index row. */
+/** The restricting codes as SQL literals: constants, the same in every statement. */
+const RESTRICTING_SQL = RESTRICTING_CODES.map((code) => `'${code}'`).join(', ');
+
+/** Not labelled restricted (meta.security R or V, see RESTRICTING_CODES), by its index row. */
 function notRestricted(on: Subject, params: SqlParams): string {
   const x = params.alias('x');
-  return `NOT EXISTS (SELECT 1 FROM search_token ${x} WHERE ${x}.resource_type = ${on.typeSql} AND ${x}.resource_id = ${on.idSql} AND ${x}.param = '_security' AND ${x}.system = ${params.add(CONFIDENTIALITY)} AND ${x}.code = 'R')`;
+  return `NOT EXISTS (SELECT 1 FROM search_token ${x} WHERE ${x}.resource_type = ${on.typeSql} AND ${x}.resource_id = ${on.idSql} AND ${x}.param = '_security' AND ${x}.system = ${params.add(CONFIDENTIALITY)} AND ${x}.code IN (${RESTRICTING_SQL}))`;
 }
