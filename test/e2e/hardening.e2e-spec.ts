@@ -33,6 +33,16 @@ describe('HTTP hardening', () => {
     expect(res.headers.get('x-frame-options')).toBe('DENY');
     expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
     expect(res.headers.get('x-powered-by')).toBeNull();
+    // Nothing is kept by a cache: tokens (RFC 6749 5.1) and records alike.
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    const patient = await http('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    const read = await http('GET', `${testApp.url}/fhir/Patient/${String(patient.body.id)}`);
+    expect([read.status, read.headers.get('cache-control')]).toEqual([200, 'no-store']);
+    const login = await plainHttp('POST', `${testApp.url}/auth/login`, {
+      body: { username: 'nobody', password: 'not a password at all' },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect([login.status, login.headers.get('cache-control')]).toEqual([401, 'no-store']);
   });
 
   it('answers CORS preflights for configured origins only, with the headers of every answer', async () => {

@@ -1,6 +1,6 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyRequest, onSendHookHandler } from 'fastify';
-import { securityHeaders } from './security-headers.js';
+import { securedResponse } from './security-headers.js';
 
 type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
 
@@ -79,7 +79,7 @@ export const preflightHeaders: onSendHookHandler = (request, reply, payload, don
   if (!reply.hasHeader('x-request-id')) {
     void reply.header('x-request-id', request.id);
     // Helmet only sets headers and calls back at once; it has nothing to fail on.
-    securityHeaders(request.raw, reply.raw, () => undefined);
+    securedResponse(request.raw, reply.raw, () => undefined);
   }
   done(null, payload);
 };

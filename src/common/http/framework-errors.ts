@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error.js';
-import { securityHeaders } from './security-headers.js';
+import { securedResponse } from './security-headers.js';
 
 const logger = new Logger('Http');
 
@@ -38,7 +38,7 @@ export function answerFrameworkError(
 ): void {
   void reply.header('x-request-id', request.id);
   // Helmet only sets headers and calls back at once; it has nothing to fail on.
-  securityHeaders(request.raw, reply.raw, () => undefined);
+  securedResponse(request.raw, reply.raw, () => undefined);
   const refusal = refusalOf(error);
   logger.warn(
     {

@@ -9,7 +9,7 @@ import { allowedMethods, FixedPathMethodError } from './allowed-methods.js';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
 import { corsOptions, preflightHeaders } from './cors.js';
-import { securityHeaders } from './security-headers.js';
+import { securedResponse } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
 
 /**
@@ -25,7 +25,7 @@ export function setupApp(
   const config = app.get(AppConfig);
   const fastify = app.getHttpAdapter().getInstance();
   fastify.addHook('onRequest', (request, reply, done) => {
-    securityHeaders(request.raw, reply.raw, (error) => done(error as Error | undefined));
+    securedResponse(request.raw, reply.raw, (error) => done(error as Error | undefined));
   });
   // After the hooks that set the request id and the security headers, which its 503 carries.
   refuseWhileClosing(fastify);
