@@ -723,6 +723,12 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect((await launchFor({ client_id: ehrApp.id, patient: patientId }, appToken)).status).toBe(
       403,
     );
+    // A role that may not read records learns nothing of them: stored or not, the same 403.
+    const auditor = (await login(testApp, await createUser(testApp, ['auditor']))).access_token;
+    for (const patient of [patientId, 'no-such-patient']) {
+      const refused = await launchFor({ client_id: ehrApp.id, patient }, auditor);
+      expect([refused.status, refused.body.issue?.[0]?.code]).toEqual([403, 'forbidden']);
+    }
 
     const { verifier, challenge } = pkce();
     const url = authorizeUrl(challenge, { scope: 'launch patient/*.rs', launch }, ehrApp.id);

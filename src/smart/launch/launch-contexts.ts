@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SmartAppRepository } from '../../auth/apps/smart-app.repository.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { isUuid } from '../../common/ids.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
@@ -47,7 +48,15 @@ export class LaunchContexts {
         'client_id',
       ]);
     }
-    // Read as the user: they must be allowed to see what they open the app on.
+    // Read as the user: they must be allowed to see what they open the app on. A role that may
+    // not read the record is refused before it is looked up: its 404, 410 or "not this
+    // patient's" answered whether an id was stored, deleted, or whose an encounter was.
+    const types = ['Patient', ...(request.encounter !== undefined ? ['Encounter'] : [])];
+    if (!types.every((type) => mayUseFhir(user, type, 'read'))) {
+      throw AppError.forbidden(
+        `An EHR launch is opened by a user who may read the ${types.join(' and ')} it names`,
+      );
+    }
     await this.fhir.read(user, 'Patient', request.patient);
     if (request.encounter !== undefined) {
       const encounter = (await this.fhir.read(user, 'Encounter', request.encounter)).resource;
