@@ -229,6 +229,35 @@ describe('FHIR search', () => {
       expect(ids_(await search(`Patient?birthdate=ne1980-04-12,1980-04-12${mine}`))).toEqual(
         [ids.a, ids.b].sort(),
       );
+      // A patient of unknown birth date has none that differs: `ne` leaves it out (it was found).
+      const undated = buildPatient({ mrn: `MRN-U-${run}` });
+      delete undated['birthDate'];
+      const unknown = await create(undated);
+      const birthless = await http('GET', `${fhir}/Patient/${unknown}`);
+      expect(birthless.body.birthDate).toBeUndefined();
+      const all = `&identifier=MRN-A-${run},MRN-B-${run},MRN-U-${run}`;
+      expect(ids_(await search(`Patient?birthdate=ne1980-04-12${all}`))).toEqual([ids.b]);
+      expect(ids_(await search(`Patient?birthdate:missing=true${all}`))).toEqual([unknown]);
+    });
+
+    it('reads the escapes \\| \\$ \\, and \\\\ in values (FHIR search escaping)', async () => {
+      const odd = `P|Q$${run},x\\y`;
+      const patient = await create({
+        resourceType: 'Patient',
+        identifier: [{ system: 'urn:odd', value: odd }],
+      });
+      const obs = await create(
+        observation(patient, 1, '2024-02-01', {
+          code: { coding: [{ system: 'urn:odd', code: odd }] },
+        }),
+      );
+      const escaped = encodeURIComponent(`urn:odd|P\\|Q\\$${run}\\,x\\\\y`);
+      expect(ids_(await search(`Patient?identifier=${escaped}`))).toEqual([patient]);
+      expect(ids_(await search(`Observation?code=${escaped}`))).toEqual([obs]);
+      // Unescaped, the first bar ends the system and the comma starts another value.
+      expect(ids_(await search(`Observation?code=${encodeURIComponent(`urn:odd|P|Q`)}`))).toEqual(
+        [],
+      );
     });
 
     it('keeps no plaintext name, identifier, birth date or phone in any index table', async () => {

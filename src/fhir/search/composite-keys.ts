@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
+import { tokenParts } from './search-escapes.js';
 
 /**
  * How a composite is indexed without a table of its own: its second value is a row of that
@@ -26,11 +27,11 @@ export function compositeSearchKey(code: string, raw: string): { key: string; va
       `${code} takes a code and a value joined by $, such as http://loinc.org|8480-6$gt140`,
     );
   }
-  const token = raw.slice(0, dollar).replaceAll('\\$', '$');
-  const value = raw.slice(dollar + 1).replaceAll('\\$', '$');
-  const bar = token.indexOf('|');
-  const system = bar === -1 ? '*' : token.slice(0, bar);
-  const tokenCode = bar === -1 ? token : token.slice(bar + 1);
+  const parts = tokenParts(raw.slice(0, dollar));
+  // Left escaped: it is read as a value of the second part's type, which unescapes it.
+  const value = raw.slice(dollar + 1);
+  const system = parts.system ?? '*';
+  const tokenCode = parts.code;
   if (tokenCode === '' || value === '') {
     throw AppError.invalid(
       `${code} needs a code and a value: system|code$value, |code$value or code$value`,
@@ -41,7 +42,8 @@ export function compositeSearchKey(code: string, raw: string): { key: string; va
 
 function unescapedDollar(raw: string, from: number): number {
   for (let i = from; i < raw.length; i++) {
-    if (raw[i] === '$' && raw[i - 1] !== '\\') return i;
+    if (raw[i] === '\\') i++;
+    else if (raw[i] === '$') return i;
   }
   return -1;
 }

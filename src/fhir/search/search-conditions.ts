@@ -29,13 +29,14 @@ import {
 } from './search-definitions.js';
 import type { Criterion } from './search-request.js';
 import { blindProbes } from './blind-probes.js';
+import { splitUnescaped, tokenParts, unescapeSearch } from './search-escapes.js';
 import { likeEscape, type SqlParams } from './sql-params.js';
 
 /** The blind term a PHI token value (`system|value`, `|value`, `value`) is searched by. */
 function tokenTerm(code: string, raw: string): string {
-  const bar = raw.indexOf('|');
-  const system = bar === -1 ? null : raw.slice(0, bar);
-  let value = bar === -1 ? raw : raw.slice(bar + 1);
+  const parts = tokenParts(raw);
+  const system = parts.system;
+  let value = parts.code;
   if (value === '') {
     throw AppError.invalid(
       `${code} needs a value: identifiers are matched by keyed hashes of system and value`,
@@ -129,7 +130,8 @@ export class SearchConditions {
       // Token :text matches the start of the display text, case- and accent-insensitively.
       const alias = params.alias('x');
       const matches = criterion.values.map(
-        (value) => `${alias}.value LIKE ${params.add(`${likeEscape(normalizeString(value))}%`)}`,
+        (value) =>
+          `${alias}.value LIKE ${params.add(`${likeEscape(normalizeString(unescapeSearch(value)))}%`)}`,
       );
       return `EXISTS (SELECT 1 FROM search_string ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(`${param.code}:text`)} AND (${matches.join(' OR ')}))`;
     }
@@ -254,7 +256,7 @@ export class SearchConditions {
     const alias = params.alias('k');
     const matches = criterion.values.flatMap((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
-      const normalized = normalizeString(value);
+      const normalized = normalizeString(unescapeSearch(value));
       if (normalized.length === 0) {
         throw AppError.invalid(`${composite.code} needs a value with letters or digits`);
       }
@@ -291,12 +293,10 @@ export class SearchConditions {
         if (modifier && modifier !== 'not') {
           throw unsupported(`The :${modifier} modifier is not supported on token parameters`);
         }
-        const bar = raw.indexOf('|');
-        if (bar === -1) {
-          return `${alias}.code = ${params.add(raw)}`;
+        const { system, code } = tokenParts(raw);
+        if (system === null) {
+          return `${alias}.code = ${params.add(code)}`;
         }
-        const system = raw.slice(0, bar);
-        const code = raw.slice(bar + 1);
         if (code === '') {
           return `${alias}.system = ${params.add(system)}`;
         }
@@ -305,10 +305,11 @@ export class SearchConditions {
           : `(${alias}.system = ${params.add(system)} AND ${alias}.code = ${params.add(code)})`;
       }
       case 'string': {
-        const value = normalizeString(raw);
+        const text = unescapeSearch(raw);
+        const value = normalizeString(text);
         if (modifier === 'exact') {
           // Found through the normalized value's index, then compared as written.
-          return `(${alias}.value = ${params.add(value)} AND ${alias}.exact = ${params.add(raw)})`;
+          return `(${alias}.value = ${params.add(value)} AND ${alias}.exact = ${params.add(text)})`;
         }
         if (modifier === 'contains') {
           return `${alias}.value LIKE ${params.add(`%${likeEscape(value)}%`)}`;
@@ -346,7 +347,7 @@ export class SearchConditions {
       }
       case 'quantity': {
         this.noModifier(modifier, 'quantity');
-        const [number = '', system, code] = raw.split('|');
+        const [number = '', system, code] = splitUnescaped(raw, '|');
         const { prefix, rest } = splitPrefix(number);
         // A quantity with a comparator (`<5.4`) states a bound, not its value: no value
         // comparison can say it matches, so none finds it (`:missing` still does).
@@ -363,12 +364,14 @@ export class SearchConditions {
         }
         return `(${parts.join(' AND ')})`;
       }
-      case 'uri':
+      case 'uri': {
+        const uri = unescapeSearch(raw);
         if (modifier === 'below') {
-          return `${alias}.value LIKE ${params.add(`${likeEscape(raw)}%`)}`;
+          return `${alias}.value LIKE ${params.add(`${likeEscape(uri)}%`)}`;
         }
         this.noModifier(modifier, 'uri');
-        return `${alias}.value = ${params.add(raw)}`;
+        return `${alias}.value = ${params.add(uri)}`;
+      }
     }
   }
 
@@ -423,7 +426,7 @@ export class SearchConditions {
           if (modifier && modifier !== 'exact') {
             throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
           }
-          const normalized = normalizeString(raw);
+          const normalized = normalizeString(unescapeSearch(raw));
           if (normalized.length === 0) {
             throw AppError.invalid(`${param.code} needs a value with letters or digits`);
           }
@@ -510,10 +513,17 @@ export class SearchConditions {
       const exists = this.exists(subject, param, (alias) => `${alias}.hash ${match}`, params);
       either.push(negate ? `NOT ${exists}` : exists);
     }
+    // `ne`: a value other than this one. A resource without any has no value to differ, and
+    // was found (`birthdate=ne1980-04-12` listed every patient of unknown birth date).
     for (const other of excluded) {
-      either.push(
-        `NOT ${this.exists(subject, param, (alias) => `${alias}.hash = ${params.add(other)}`, params)}`,
+      const valued = this.exists(subject, param, () => 'TRUE', params);
+      const same = this.exists(
+        subject,
+        param,
+        (alias) => `${alias}.hash = ${params.add(other)}`,
+        params,
       );
+      either.push(`(${valued} AND NOT ${same})`);
     }
     return either.length === 1 ? either[0]! : `(${either.join(' OR ')})`;
   }

@@ -344,13 +344,17 @@ function parseCriterion(name: string, value: string): Criterion {
   };
 }
 
-/** Comma-separated values, with `\,` as an escaped comma. */
+/**
+ * Comma-separated values, with `\,` as an escaped comma. The other escapes (`\|`, `\$`, `\\`)
+ * stay for the parameter's type to read (see search-escapes.ts): a backslash and the character
+ * after it are taken together, so `a\\,b` is `a\\` (an escaped backslash) and `b`.
+ */
 function splitValues(value: string): string[] {
   const values: string[] = [];
   let current = '';
   for (let i = 0; i < value.length; i++) {
-    if (value[i] === '\\' && value[i + 1] === ',') {
-      current += ',';
+    if (value[i] === '\\' && i + 1 < value.length) {
+      current += value[i + 1] === ',' ? ',' : value.slice(i, i + 2);
       i++;
     } else if (value[i] === ',') {
       values.push(current);
