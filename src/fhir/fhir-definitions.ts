@@ -110,16 +110,17 @@ export class FhirDefinitions {
       );
     }
     const bound: Record<string, BoundValue[]> = {};
+    let warnings: OperationOutcomeIssue[];
     try {
       // FhirResource is the store's loose view of any resource; medplum's type is the union of all.
-      validateResource(resource as unknown as Resource, {
+      warnings = validateResource(resource as unknown as Resource, {
         collect: { tokens: bound },
         base64BinaryMaxBytes: BASE64_BINARY_MAX_BYTES,
       });
     } catch (error) {
       if (error instanceof OperationOutcomeError) {
         const issues = (error.outcome.issue ?? [])
-          .filter((issue) => issue.severity !== 'warning')
+          .filter((issue) => issue.severity !== 'warning' || isChoiceConflict(issue))
           .map(toIssue);
         throw new AppError(
           400,
@@ -127,6 +128,10 @@ export class FhirDefinitions {
         );
       }
       throw error;
+    }
+    const conflicts = warnings.filter(isChoiceConflict);
+    if (conflicts.length > 0) {
+      throw new AppError(400, conflicts.map(toIssue));
     }
     const dates = dateValueIssues(resource);
     if (dates.length > 0) {
@@ -137,6 +142,17 @@ export class FhirDefinitions {
       throw new AppError(400, issues);
     }
   }
+}
+
+/**
+ * Two types of one choice element (`valueString` and `valueQuantity`, `deceasedBoolean` and
+ * `deceasedDateTime`): value[x] is 0..1, and R4's JSON carries one of them. Medplum's validator
+ * says so as a warning only, and such resources were stored, both values indexed (a search by
+ * either found it) and unreadable to a strict client.
+ */
+function isChoiceConflict(issue: OperationOutcomeIssue): boolean {
+  const text = issue.details?.text ?? issue.diagnostics ?? '';
+  return text.startsWith('Conflicting choice of type properties');
 }
 
 function toIssue(issue: Partial<OperationOutcomeIssue>): Issue {

@@ -435,6 +435,22 @@ describe('FHIR REST: CRUD, versions and history', () => {
         issue: { code: 'structure', expression: [expression] },
       });
     }
+
+    // A choice element holds one type (value[x] is 0..1): two were stored, both indexed.
+    for (const body of [
+      {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'x' },
+        valueString: 'a',
+        valueQuantity: { value: 3 },
+      },
+      { resourceType: 'Patient', deceasedBoolean: true, deceasedDateTime: '2020-01-01' },
+    ]) {
+      const both = await http('POST', `${fhir}/${body.resourceType}`, { body });
+      expect([both.status, both.body.issue[0].code]).toEqual([400, 'structure']);
+      expect(both.body.issue[0].diagnostics).toMatch(/^Conflicting choice of type properties/);
+    }
   });
 
   it('validates without storing with $validate: 200 and the issues, valid or not', async () => {
@@ -531,6 +547,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
       body: [{ op: 'add', path: '/active', value: 'not-a-boolean' }],
     });
     expect(invalid.status).toBe(400);
+    const secondType = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [
+        { op: 'add', path: '/deceasedBoolean', value: true },
+        { op: 'add', path: '/deceasedDateTime', value: '2020-01-01' },
+      ],
+    });
+    expect(secondType.status).toBe(400);
     const changesId = await http('PATCH', `${fhir}/Patient/${id}`, {
       headers: { 'content-type': 'application/json-patch+json' },
       body: [{ op: 'replace', path: '/id', value: 'other' }],
