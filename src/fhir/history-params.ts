@@ -58,7 +58,7 @@ function keysetParams<C>(
   };
 }
 
-/** `_count` (default 50, at most 1000), `_since` and `_at`. */
+/** `_count` (default 50, 0 to 1000), `_since` and `_at`. */
 function countAndSince(query: Record<string, unknown>): {
   count: number;
   since?: Date;
@@ -68,7 +68,9 @@ function countAndSince(query: Record<string, unknown>): {
   const since = query['_since'] === undefined ? undefined : parseSince(query['_since']);
   const at = query['_at'] === undefined ? [] : [query['_at']].flat().map(parseAt);
   return {
-    count: Math.min(Math.max(count, 1), MAX_HISTORY_COUNT),
+    // `_count=0`: no entries (R4: a server may return fewer than asked, never more; one entry
+    // and a next link came back until 2026-12-06), the instance history's total still given.
+    count: Math.min(count, MAX_HISTORY_COUNT),
     ...(since ? { since } : {}),
     ...(at.length > 0 ? { at } : {}),
   };

@@ -749,6 +749,14 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const page2 = await http('GET', next.url);
     expect(page2.body.entry.map((e: any) => e.resource.meta.versionId)).toEqual(['2', '1']);
     expect(page2.body.entry[1].request.method).toBe('POST');
+    // `_count=0`: the total, no entry and no next page, at every level.
+    const none = await http('GET', `${fhir}/Patient/${id}/_history?_count=0`);
+    expect([none.status, none.body.total, none.body.entry]).toEqual([200, 4, undefined]);
+    for (const url of [`${fhir}/Patient/_history?_count=0`, `${fhir}/_history?_count=0`]) {
+      const empty = await http('GET', url);
+      expect([empty.status, empty.body.entry]).toEqual([200, undefined]);
+      expect(empty.body.link.map((l: any) => l.relation)).not.toContain('next');
+    }
 
     // A type's history pages by keyset, like the system's: no total, a _cursor in its links.
     const typeHistory = await http('GET', `${fhir}/Patient/_history?_count=5`);
