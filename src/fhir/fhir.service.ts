@@ -228,6 +228,11 @@ export class FhirService {
           ifNoneMatch,
         });
       }
+      if (ifMatch !== undefined) {
+        // If-Match guards an update of the version the client holds: with nothing matched
+        // there is none, and it created a resource until 2026-12-06.
+        throw AppError.preconditionFailed('If-Match, and no resource matches the criteria');
+      }
       return {
         stored: await this.create(user, type, resource, { method: 'PUT' }),
         created: true,

@@ -146,7 +146,9 @@ export function assertVersionMatches(
     }
     return;
   }
-  if (expected !== undefined && (!current || current.versionId !== expected)) {
+  // A deletion is no current representation (RFC 9110 13.1.1): If-Match naming its version
+  // re-created the resource until 2026-12-06, where If-Match: * refused.
+  if (expected !== undefined && (!current || current.deleted || current.versionId !== expected)) {
     throw AppError.preconditionFailed('If-Match does not match the current version');
   }
 }

@@ -1891,7 +1891,22 @@ describe('FHIR REST: CRUD, versions and history', () => {
         body,
       });
       expect(gone.status).toBe(412);
+      // Nor by the deletion's own version: it is no current representation.
+      const byDeletion = await http('PUT', `${fhir}/Patient/${id}`, {
+        headers: { 'if-match': 'W/"4"' },
+        body,
+      });
+      expect(byDeletion.status).toBe(412);
       expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(410);
+      // A conditional update that matches nothing creates nothing under If-Match.
+      const mrn = `IFM-${uniqueId()}`;
+      const unmatched = await http('PUT', `${fhir}/Patient?identifier=urn:mrn|${mrn}`, {
+        headers: { 'if-match': 'W/"3"' },
+        body: { resourceType: 'Patient', identifier: [{ system: 'urn:mrn', value: mrn }] },
+      });
+      expect(unmatched.status).toBe(412);
+      const found = await http('GET', `${fhir}/Patient?identifier=urn:mrn|${mrn}`);
+      expect(found.body.entry).toBeUndefined();
     });
   });
 
