@@ -2927,9 +2927,10 @@ describe('HL7 v2 over MLLP', () => {
         (entry) => `${entry.location.display}: ${entry.status}`,
       ),
     ).toEqual([
+      // Discharged: the last place is no longer where the patient is.
       '4E, room 101, bed A, GHH: completed',
       '5W, room 202, bed B, GHH: completed',
-      '6N, room 303, bed C, GHH: active',
+      '6N, room 303, bed C, GHH: completed',
     ]);
     const patient = await http(
       'GET',
@@ -3259,9 +3260,10 @@ describe('HL7 v2 over MLLP', () => {
     expect(msaOf((await sender.waitForAcks(steps.length + 2)).at(-1)!).code).toBe('AA');
     const updated = await encounter();
     expect(updated['status']).toBe('cancelled');
+    // The place it names, as where the cancelled visit was (no one is there for it now).
     expect(updated['location'].at(-1)).toEqual({
       location: place('5W, room 501, bed A, GHH'),
-      status: 'active',
+      status: 'completed',
     });
     // A cancellation of a visit never seen is an error, not a new Encounter.
     await sender.send([

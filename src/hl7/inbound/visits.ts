@@ -93,6 +93,19 @@ export class Visits {
         ? await this.clock.advance('Encounter', current.id, sender, at, !event.updatesOnly)
         : undefined;
     const stale = isStale(at, clock?.detailsAt);
+    if (
+      current &&
+      !stale &&
+      event.status === 'cancelled' &&
+      current.resource['status'] === 'finished'
+    ) {
+      // v2's A11 cancels an admission still open; one ended needs its discharge cancelled
+      // (A13) first. Taken, it made a discharged stay `cancelled` as if it never happened.
+      throw new Hl7ProcessingError(
+        '207',
+        `${event.known ?? 'A cancellation'} of a visit already discharged: cancel the discharge (A13) first`,
+      );
+    }
     if (current && stale) keep(touched, 'Encounter');
     if (current && stale && (event.updatesOnly || isStale(at, clock?.statusAt))) {
       return current.id;
@@ -169,22 +182,63 @@ export function visitAfter(
   if (event.reopens) delete period['end'];
   const times = Object.keys(period).length > 0 ? { period } : {};
   if (stale) {
+    const places = placesAfter(
+      (current['location'] as EncounterLocation[] | undefined) ?? [],
+      incoming['status'],
+      false,
+    );
     return {
       ...without(incoming, 'location'),
       ...without(current, 'meta'),
       status: incoming['status'],
       ...times,
+      ...(places.length > 0 ? { location: places } : {}),
     };
   }
   const [location] = (incoming['location'] as EncounterLocation[] | undefined) ?? [];
-  const locations = movedTo(current['location'] as EncounterLocation[] | undefined, location);
-  return {
+  const status = event.updatesOnly ? current['status'] : incoming['status'];
+  const locations = placesAfter(
+    movedTo(current['location'] as EncounterLocation[] | undefined, location),
+    status,
+    !!location,
+  );
+  const next: Record<string, unknown> = {
     ...without(current, 'meta', 'period', 'location'),
     ...incoming,
-    ...(event.updatesOnly ? { status: current['status'] } : {}),
+    status,
     ...times,
     ...(locations.length > 0 ? { location: locations } : {}),
   };
+  const hospitalization = next['hospitalization'] as Record<string, unknown> | undefined;
+  const incomingStay = incoming['hospitalization'] as Record<string, unknown> | undefined;
+  if (event.reopens && hospitalization && !incomingStay?.['dischargeDisposition']) {
+    // A cancelled discharge takes back what the discharge said of where the patient went
+    // (PV1-36), which stayed on the reopened stay until 2026-12-06.
+    const kept = without(hospitalization, 'dischargeDisposition');
+    if (Object.keys(kept).length > 0) next['hospitalization'] = kept;
+    else delete next['hospitalization'];
+  }
+  return next;
+}
+
+/**
+ * The locations of a visit of this status: where a finished or cancelled visit was is no
+ * longer where the patient is (the last one stayed `active` after a discharge until
+ * 2026-12-06), and a reopened one (A13) is at its last place again, unless PV1-3 named one.
+ */
+function placesAfter(
+  locations: EncounterLocation[],
+  status: unknown,
+  named: boolean,
+): EncounterLocation[] {
+  if (status === 'finished' || status === 'cancelled') {
+    return locations.map((entry) => ({ ...entry, status: 'completed' as const }));
+  }
+  const last = locations.at(-1);
+  if (!named && last?.status === 'completed' && status === 'in-progress') {
+    return [...locations.slice(0, -1), { ...last, status: 'active' as const }];
+  }
+  return locations;
 }
 
 /**
