@@ -6,7 +6,8 @@ import { AppConfig } from '../../config/config.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
-import { pidWarnings } from '../mapping/patient.js';
+import { orderControlWarnings } from '../mapping/orders.js';
+import { NOT_IN_TABLE, pidWarnings } from '../mapping/patient.js';
 import { buildAck, type AckCode, type AckError } from '../message/ack.js';
 import {
   decodeMessage,
@@ -202,7 +203,11 @@ export class Hl7InboundService {
         this.timeZoneOf(decoded.header),
       );
       const touched = await this.processor.process(message, decoded.header);
-      const outcome = withWarnings(processed, [...pidWarnings(message), ...keptWarnings(touched)]);
+      const outcome = withWarnings(processed, [
+        ...pidWarnings(message),
+        ...orderControlWarnings(message),
+        ...keptWarnings(touched),
+      ]);
       await this.repository.recordOutcome(row.id, outcome, new Date());
       await this.trail.recordInTransaction(hl7AuditEntry(row, outcome, touched));
       return outcome;
@@ -308,14 +313,14 @@ function withWarnings(processed: Hl7Outcome, warnings: { text: string }[]): Hl7O
 
 /**
  * A warning line as an ERR: a field left out names its place (`PID-7 (birth date) in PID #2
- * ...` is PID^2^7) and is a data type error (102); records kept from an older message are
- * no error of the message (0, accepted).
+ * ...` is PID^2^7) and is a data type error (102), or a code of no table (103); records kept
+ * from an older message are no error of the message (0, accepted).
  */
 function warningOf(text: string): AckError {
   const [, segment = '', field = ''] = /^([A-Z][A-Z0-9]{2})-(\d+)/.exec(text) ?? [];
   const sequence = Number(/ in [A-Z][A-Z0-9]{2} #(\d+) /.exec(text)?.[1] ?? 1);
   return {
-    code: text.startsWith(KEPT_WARNING) ? '0' : '102',
+    code: text.startsWith(KEPT_WARNING) ? '0' : text.includes(NOT_IN_TABLE) ? '103' : '102',
     text,
     severity: 'W',
     ...(segment ? { location: [segment, sequence, Number(field)] as const } : {}),

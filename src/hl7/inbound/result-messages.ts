@@ -206,7 +206,7 @@ export class ResultMessages {
       const results = obx.filter((_, i) => forms[i]!.length === 0);
       const observations = results.map(([segment, notes]) => {
         const observation = {
-          ...observationFromObx(segment, patientId, effective, notes, obr?.value(24)),
+          ...observationFromObx(segment, patientId, effective, notes, obr),
           ...basedOn,
           ...encounter,
           ...(sample ? { specimen: { reference: sample } } : {}),

@@ -9,7 +9,7 @@ import {
   systemOfHd,
 } from './datatypes.js';
 import { encounterFromPv1, locationChain } from './encounter.js';
-import { observationFromObx } from './observation.js';
+import { observationFromObx, reportFromObr } from './observation.js';
 import { coverageFromIn1 } from './coverage.js';
 import { appointmentFromSiu } from './appointment.js';
 import { allergyFromIam, procedureFromPr1 } from './clinical.js';
@@ -701,6 +701,25 @@ describe('OBX to Observation', () => {
       'entered-in-error',
       'cancelled',
     ]);
+    // What the IG leaves open: appended, not asked (no result will come), order detail only.
+    expect(['B', 'N', 'O'].map(statusOf)).toEqual(['amended', 'cancelled', 'registered']);
+    // A code of no table is no final result (it was taken as one).
+    expect(['Z', 'Q'].map(statusOf)).toEqual(['unknown', 'unknown']);
+  });
+
+  it("takes an empty OBX-11 from the report's status (OBR-25), else final", () => {
+    const report = (status: string) =>
+      message(MSH, ['OBR', '1', '', 'F1', '1^x^L', ...Array(20).fill(''), status].join('|')).first(
+        'OBR',
+      )!;
+    const result = obx('1|NM|1^x^L||1');
+    expect(observationFromObx(result, 'p1', undefined, [], report('P'))['status']).toBe(
+      'preliminary',
+    );
+    expect(observationFromObx(result, 'p1', undefined, [], report(''))['status']).toBe('final');
+    expect(observationFromObx(result, 'p1', undefined)['status']).toBe('final');
+    expect(reportFromObr(report('Z'), 'p1', undefined)['status']).toBe('unknown');
+    expect(reportFromObr(report(''), 'p1', undefined)['status']).toBe('final');
   });
 });
 

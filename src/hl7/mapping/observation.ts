@@ -1,5 +1,5 @@
 import { holdsExactly } from '../../common/exact-decimal.js';
-import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { observationCategory, reportCategory } from './categories.js';
 import {
   annotationsOf,
@@ -25,6 +25,23 @@ const OBSERVATION_STATUS: Record<string, string> = {
   R: 'registered',
   I: 'registered',
   S: 'preliminary',
+  // The IG leaves these to the implementer. Appended: a result added to; not asked: no result
+  // will come; order detail: a line describing the order, no result.
+  B: 'amended',
+  N: 'cancelled',
+  O: 'registered',
+};
+/** The results' status a report's (OBR-25) gives them when their OBX-11 is empty. */
+const RESULT_STATUS_OF_REPORT: Record<string, string> = {
+  F: 'final',
+  P: 'preliminary',
+  C: 'corrected',
+  X: 'cancelled',
+  A: 'preliminary',
+  S: 'preliminary',
+  R: 'registered',
+  I: 'registered',
+  O: 'registered',
 };
 const REPORT_STATUS: Record<string, string> = {
   F: 'final',
@@ -77,6 +94,16 @@ export function identifierOfEi(
   return { ...(system ? { system } : {}), value };
 }
 
+/**
+ * A status field's code mapped: empty is `final` (the field is left empty by feeds that send
+ * final results only), a code the table has not is `unknown`. Until 2026-12-06 any code not
+ * mapped (not asked, order detail only, a local one) made a result `final`.
+ */
+function statusOf(code: V2Value, map: Record<string, string>, empty = 'final'): string {
+  if (!code) return empty;
+  return map[code.toUpperCase()] ?? 'unknown';
+}
+
 /** OBR to a DiagnosticReport (v2-to-FHIR OBR[DiagnosticReport]); results are added by the caller. */
 export function reportFromObr(
   obr: V2Segment,
@@ -90,7 +117,7 @@ export function reportFromObr(
   return {
     resourceType: 'DiagnosticReport',
     ...(identifier ? { identifier: [identifier] } : {}),
-    status: REPORT_STATUS[obr.value(25)?.toUpperCase() ?? ''] ?? 'final',
+    status: statusOf(obr.value(25), REPORT_STATUS),
     ...(category.length > 0 ? { category } : {}),
     code: code ?? { text: 'Unspecified observation' },
     subject: { reference: `Patient/${patientId}` },
@@ -103,14 +130,15 @@ export function reportFromObr(
 /**
  * OBX to an Observation (v2-to-FHIR OBX[Observation]): value[x] by OBX-2, units from OBX-6,
  * status from OBX-11, abnormal flags (OBX-8) as interpretation, the NTE after it as notes, and
- * a category from its code or its report's section (`section`, OBR-24).
+ * a category from its code or its report's section (OBR-24 of `report`), whose status
+ * (OBR-25) is the result's when OBX-11 is empty.
  */
 export function observationFromObx(
   obx: V2Segment,
   patientId: string,
   fallbackTime: string | undefined,
   notes: readonly V2Segment[] = [],
-  section?: string | null,
+  report?: V2Segment,
 ): Record<string, unknown> {
   // OBX-3 is required, yet senders leave it out: the value is kept, under a code that says so.
   const code = codeableConceptOf(obx.repetitions(3)[0]) ?? {
@@ -121,10 +149,12 @@ export function observationFromObx(
   const interpretation = obx.repetitions(8).map(interpretationOf).filter(Boolean);
   const note = annotationsOf(notes);
   const range = obx.value(7);
-  const category = observationCategory(code, section);
+  const category = observationCategory(code, report?.value(24));
+  const reportStatus = report?.value(25);
+  const ofReport = reportStatus ? RESULT_STATUS_OF_REPORT[reportStatus.toUpperCase()] : undefined;
   return {
     resourceType: 'Observation',
-    status: OBSERVATION_STATUS[obx.value(11)?.toUpperCase() ?? ''] ?? 'final',
+    status: statusOf(obx.value(11), OBSERVATION_STATUS, ofReport),
     ...(category.length > 0 ? { category } : {}),
     code,
     subject: { reference: `Patient/${patientId}` },

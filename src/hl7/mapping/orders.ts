@@ -1,4 +1,5 @@
-import type { V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
   codeableConceptOf,
@@ -9,6 +10,34 @@ import {
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
 import { exactNumberOf } from './numeric.js';
+
+/** HL7 table 0119, order control codes, as v2.3 to v2.9 list them. */
+const ORDER_CONTROLS: ReadonlySet<string> = new Set(
+  (
+    'AF CA CH CN CP CR DC DE DF DR FU HD HR LI MC NA NR NW OC OD OE OF OH OK OP OR PA PR RA RE ' +
+    'RF RL RO RP RQ RR RU SC SN SR SS UA UC UD UF UH UM UN UR UX XO XR XX'
+  ).split(' '),
+);
+
+/**
+ * The ORCs whose order control (ORC-1) is no code of table 0119 (a local `ZZ`, a typo): such
+ * an order is filed as a new, active one, and the sender is told (ERR 103, a warning), where it
+ * was taken in silence until 2026-12-06. A warning, not an AE: one of the shared samples sends
+ * `NM`, and a feed's queue would stop on it.
+ */
+export function orderControlWarnings(message: V2Message): FieldWarning[] {
+  return message.all('ORC').flatMap((orc, i) => {
+    const control = orc.value(1);
+    if (!control || ORDER_CONTROLS.has(control.toUpperCase())) return [];
+    const which = i > 0 ? ` in ORC #${i + 1}` : '';
+    return [
+      {
+        location: ['ORC', i + 1, 1],
+        text: `ORC-1 (order control)${which} ${NOT_IN_TABLE} 0119: the order was filed as a new one; the rest was taken`,
+      },
+    ];
+  });
+}
 
 /** ORC-1 order control and ORC-5 order status (tables 0119, 0038) to ServiceRequest.status. */
 const ORDER_STATUS: Record<string, string> = {

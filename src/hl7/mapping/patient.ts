@@ -38,6 +38,9 @@ const GENDER: Record<string, string> = {
 };
 
 /** A field sent with a value the map cannot take, left out: for the ACK to warn of it. */
+/** How a warning says a field's code is none of its HL7 table's (ERR 103, not 102). */
+export const NOT_IN_TABLE = 'is not a code of HL7 table';
+
 export interface FieldWarning {
   location: [segment: string, sequence: number, field: number];
   /** Names the field and why, never its value (PHI goes back only where it came from). */

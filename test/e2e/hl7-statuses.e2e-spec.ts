@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { msaOf, MllpTestClient } from '../support/mllp.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * What a feed's status fields mean once filed: a discharge and its cancellation, a result's
+ * status when OBX-11 holds a code the IG leaves open or none, an order control of no table.
+ */
+describe('HL7 v2 statuses: visits, results and orders', () => {
+  let testApp: TestApp;
+  let sender: MllpTestClient;
+  let http: HttpFn;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    sender.close();
+    await testApp.close();
+  });
+
+  /** The ACKs of these messages, in order. */
+  async function send(...messages: string[]): Promise<string[]> {
+    const before = sender.acks.length;
+    await sender.send(messages.map((message) => Buffer.from(message)));
+    return (await sender.waitForAcks(before + messages.length)).slice(before);
+  }
+
+  async function one(query: string): Promise<Record<string, any>> {
+    const found = await http('GET', `${testApp.url}/fhir/${query}`);
+    expect(found.body.entry).toHaveLength(1);
+    return found.body.entry[0].resource;
+  }
+
+  it('takes back the discharge disposition with the discharge, and refuses A11 after A03', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const adt = (event: string, at: string, pv1Tail = '') =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|${at}||ADT^${event}|${event}-${tag}|P|2.5`,
+        `EVN|${event}|${at}`,
+        `PID|1||S-${tag}^^^HOSP&2.16.31&ISO^MR||Status^Sam`,
+        `PV1|1|I|6W^601^A^GHH||||||||||||||||V-${tag}^^^HOSP&2.16.31&ISO^VN${pv1Tail}`,
+      ].join('\r');
+    // PV1-36 discharge disposition 01 (home), PV1-45 the discharge time.
+    const discharge = `${'|'.repeat(17)}01${'|'.repeat(9)}202503011300+0000`;
+    const acks = await send(
+      adt('A01', '202503010900+0000'),
+      adt('A03', '202503011300+0000', discharge),
+      adt('A11', '202503011400+0000'),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AE']);
+    expect(acks[2]).toMatch(
+      /ERR\|\|\|207\^[^|]*\|E\|\|\|\|A cancelled admission of a visit already discharged: cancel the discharge \(A13\) first/,
+    );
+    const visit = `Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.31|V-${tag}`)}`;
+    const finished = await one(visit);
+    expect(finished).toMatchObject({
+      status: 'finished',
+      hospitalization: {
+        dischargeDisposition: { coding: [expect.objectContaining({ code: '01' })] },
+      },
+    });
+    // Discharged: the bed is no longer where the patient is.
+    expect(finished['location'].map((entry: { status: string }) => entry.status)).toEqual([
+      'completed',
+    ]);
+    expect(msaOf((await send(adt('A13', '202503011500+0000')))[0]!).code).toBe('AA');
+    const reopened = await one(visit);
+    expect(reopened['status']).toBe('in-progress');
+    expect(reopened['period']?.end).toBeUndefined();
+    expect(reopened['hospitalization']?.dischargeDisposition).toBeUndefined();
+    expect(reopened['location'].map((entry: { status: string }) => entry.status)).toEqual([
+      'active',
+    ]);
+  });
+
+  it('files a result of an open OBX-11 code as the IG leaves it, and an empty one as its report', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = [
+      `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|R-${tag}|P|2.5.1`,
+      `PID|1||R-${tag}^^^HOSP&2.16.32&ISO^MR||Result^Rae`,
+      `OBR|1||F-${tag}^LAB|24331-1^Lipid panel^LN|||20250301090000${'|'.repeat(18)}P`,
+      `OBX|1|NM|2093-3^Cholesterol^LN||180|mg/dL|||||N`,
+      `OBX|2|NM|2571-8^Triglyceride^LN||90|mg/dL|||||O`,
+      `OBX|3|NM|2085-9^HDL^LN||50|mg/dL|||||Z`,
+      `OBX|4|NM|13457-7^LDL^LN||110|mg/dL`,
+    ].join('\r');
+    expect(msaOf((await send(message))[0]!).code).toBe('AA');
+    const report = await one(`DiagnosticReport?identifier=F-${tag}`);
+    expect(report['status']).toBe('preliminary');
+    const results = await http(
+      'GET',
+      `${testApp.url}/fhir/Observation?subject=${String(report['subject'].reference)}&_count=10`,
+    );
+    const byCode = Object.fromEntries(
+      results.body.entry.map((entry: { resource: Record<string, any> }) => [
+        entry.resource['code'].coding[0].code,
+        entry.resource['status'],
+      ]),
+    );
+    // Not asked, order detail only, a local code, none: none of them a final result.
+    expect(byCode).toEqual({
+      '2093-3': 'cancelled',
+      '2571-8': 'registered',
+      '2085-9': 'unknown',
+      '13457-7': 'preliminary',
+    });
+  });
+
+  it('files an order of an order control of no table as new, and warns its sender (ERR 103)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const order = (control: string, id: string) =>
+      [
+        `MSH|^~\\&|CPOE|HOSP|CV|CV|20250301100000||ORM^O01|${id}-${tag}|P|2.5`,
+        `PID|1||O-${tag}^^^HOSP&2.16.33&ISO^MR||Order^Ola`,
+        `ORC|${control}|${id}-${tag}^CPOE`,
+        `OBR|1|${id}-${tag}^CPOE||71045^Xray chest^C4`,
+      ].join('\r');
+    const [local, known] = await send(order('ZZ', 'O1'), order('NW', 'O2'));
+    expect(msaOf(local!).code).toBe('AA');
+    expect(local!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([
+      'ERR||ORC^1^1|103^Table value not found^HL70357|W||||ORC-1 (order control) is not a code of HL7 table 0119: the order was filed as a new one; the rest was taken',
+    ]);
+    expect(known!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([]);
+    const filed = await one(
+      `ServiceRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|O1-${tag}`)}`,
+    );
+    expect(filed['status']).toBe('active');
+  });
+});
