@@ -530,7 +530,10 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
 
     it('close the versions written before a record was restricted', async () => {
       const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
-      const later = await create(doctor, observation(ids.patientA, { valueString: 'positive' }));
+      const later = await create(
+        doctor,
+        observation(ids.patientA, { valueQuantity: undefined, valueString: 'positive' }),
+      );
       const v1 = (await doctor('GET', `${fhir}/Observation/${later}`)).body;
       const labelled = { ...v1, meta: { security: [RESTRICTED] } };
       expect((await doctor('PUT', `${fhir}/Observation/${later}`, { body: labelled })).status).toBe(
