@@ -90,6 +90,11 @@ export class ResourceAccess {
     private readonly audit: AuditContext,
   ) {}
 
+  /** A resource the request named that is not stored: its id stays out of the audit row. */
+  notStored(reference: string): void {
+    this.audit.forget([reference]);
+  }
+
   /** A patient-scoped token sees nothing outside its patient's compartment: such a resource is 404. */
   assertInCompartment(
     user: AuthenticatedUser,

@@ -15,6 +15,8 @@ export interface AuditActor {
 export class AuditScope {
   readonly entities = new Set<string>();
   readonly patients = new Set<string>();
+  /** Resources the request named (`Type/id`) that are not stored, never were: see forget. */
+  readonly unstored = new Set<string>();
   /** The first resource touched: the event's resource when it touches one. */
   primary: { type: string; id: string; version: string | null } | undefined;
   breakGlass = false;
@@ -111,6 +113,24 @@ export class AuditContext {
     scope.entities.add(`${resource.resourceType}/${resource.id}`);
     for (const patient of patients) {
       scope.patients.add(patient);
+    }
+  }
+
+  /**
+   * Resources (`Type/id`) a request named that turned out not to exist (a reference to a
+   * patient that is not stored): their ids say nothing of a record, and may be an MRN or a
+   * name typed in an id's place, which an audit row must not keep.
+   */
+  forget(references: readonly string[]): void {
+    const scope = this.current;
+    if (!scope) return;
+    for (const reference of references) {
+      scope.unstored.add(reference);
+      scope.entities.delete(reference);
+      if (reference.startsWith('Patient/')) scope.patients.delete(reference.slice(8));
+      if (scope.primary && `${scope.primary.type}/${scope.primary.id}` === reference) {
+        scope.primary = undefined;
+      }
     }
   }
 

@@ -300,9 +300,14 @@ export function httpAuditEntry(
       null);
   // A Bundle request's resource is the Bundle, which has no id: the one resource its entries
   // touched is in `entities`, not a "Bundle/<its id>" that does not exist.
+  // An id naming nothing stored (the resource read, changed or referred to is not there) may be
+  // an MRN or a name typed in an id's place, which the row kept until 2026-12-06. Another
+  // patient's record answered 404 to a patient-scoped token is stored, and stays named.
+  const named = namedResource(request, route);
+  const unknown = named !== null && scope?.unstored.has(named) === true;
   const resourceId = described.bundle
     ? null
-    : (param(request, 'id', isValidId) ??
+    : ((unknown ? null : param(request, 'id', isValidId)) ??
       (scope?.entities.size === 1 ? scope.primary?.id : null) ??
       null);
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
@@ -333,7 +338,7 @@ export function httpAuditEntry(
       param(request, 'vid', (value) => /^\d{1,10}$/.test(value)) ??
       (primaryMatches ? (scope?.primary?.version ?? null) : null),
     patientIds: [...patients].sort(),
-    entities: withNamed(scope?.entities, namedResource(request, route)),
+    entities: withNamed(scope?.entities, unknown ? null : named),
     queryParams: parameterNames(request, route),
     outcome: statusCode < 400 ? 'success' : 'failure',
     statusCode,

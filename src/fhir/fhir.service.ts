@@ -379,12 +379,21 @@ export class FhirService {
     return this.searchIndex.referringResources(this.unitOfWork.manager, [{ type, id }], limit);
   }
 
+  /**
+   * The 404 of a resource never stored. Its id names nothing, and may be an MRN or a name typed
+   * in an id's place: the request's audit row leaves it out (see httpAuditEntry).
+   */
+  private notStored(type: string, id: string): AppError {
+    this.access.notStored(`${type}/${id}`);
+    return AppError.notFound(`${type} resource not found`);
+  }
+
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
     this.assertType(type);
     this.assertId(id, type);
     const row = await this.repository.findCurrent(type, id);
     if (!row) {
-      throw AppError.notFound(`${type} resource not found`);
+      throw this.notStored(type, id);
     }
     if (row.deleted) {
       throw this.access.maySeeDeletion(user, type, 'read')
@@ -505,7 +514,7 @@ export class FhirService {
           : this.render(kept, id, next);
       });
       if (!result.row) {
-        throw AppError.notFound(`${type} resource not found`);
+        throw this.notStored(type, id);
       }
       const written = stored(result.row);
       if (!result.changed) {
@@ -576,7 +585,7 @@ export class FhirService {
   ): Promise<{ versionId: number; resource?: FhirResource }> {
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
-      throw AppError.notFound(`${type} resource not found`);
+      throw this.notStored(type, id);
     }
     if (current.deleted) {
       throw AppError.gone(`${type} resource was deleted`);
@@ -608,7 +617,7 @@ export class FhirService {
     const expected = parseIfMatch(ifMatch);
     await this.repository.writeNext(type, id, 'DELETE', async (current, next) => {
       if (!current) {
-        throw AppError.notFound(`${type} resource not found`);
+        throw this.notStored(type, id);
       }
       const resource = await this.openForWrite(user, current, 'delete');
       assertVersionMatches(current, expected);
@@ -631,7 +640,7 @@ export class FhirService {
     this.assertId(id, type);
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
-      throw AppError.notFound(`${type} resource not found`);
+      throw this.notStored(type, id);
     }
     // Access follows the resource as it is now (or was before its deletion), and as it was in
     // every version shown: a restricted one needs break-glass whenever it was restricted.

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -36,6 +37,7 @@ export class ReferenceIntegrity {
     private readonly unitOfWork: UnitOfWork,
     private readonly resources: ResourceRepository,
     private readonly searchIndex: SearchIndexRepository,
+    private readonly audit: AuditContext,
   ) {
     this.enabled = config.referentialIntegrity;
   }
@@ -98,6 +100,7 @@ export class ReferenceIntegrity {
     const live = await this.resources.lockLive([...referrers.keys()].map(typeAndId));
     const missing = [...referrers].filter(([target]) => !live.has(target));
     if (missing.length === 0) return;
+    this.audit.forget(missing.map(([target]) => target));
     const named = missing
       .slice(0, NAMED)
       .map(

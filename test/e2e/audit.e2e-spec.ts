@@ -383,6 +383,31 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(all).not.toContain('Bearer');
   });
 
+  it('keeps an id that names nothing stored (an MRN typed in its place) out of the row', async () => {
+    const typed = `MRN-${randomUUID().slice(0, 10)}`;
+    const read = await audited(doctor, 'GET', `${fhir}/Patient/${typed}`);
+    expect(read.status).toBe(404);
+    expect(read.rows).toHaveLength(1);
+    expect(read.rows[0]).toMatchObject({ resource_id: null, entities: [], patient_ids: [] });
+    const named = `Quortzenbacher-${randomUUID().slice(0, 6)}`;
+    const write = await audited(doctor, 'POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { text: 'x' },
+        subject: { reference: `Patient/${named}` },
+      },
+    });
+    expect(write.status).toBe(400);
+    expect(write.rows).toHaveLength(1);
+    expect(JSON.stringify(write.rows[0])).not.toContain(named);
+    // A stored one stays named, refused or not.
+    const stored = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id;
+    const gone = await audited(doctor, 'GET', `${fhir}/Patient/${String(stored)}/_history/99`);
+    expect(gone.status).toBe(404);
+    expect(gone.rows[0]!.entities).toEqual([`Patient/${String(stored)}`]);
+  });
+
   it('records a request whose parameter names hold a NUL, and fails no other request with it', async () => {
     // PostgreSQL cannot store U+0000 in text or jsonb: such a name used to fail the whole group
     // commit, so the request left no row at all and every read committed with it answered 503.
