@@ -161,6 +161,15 @@ describe('validateEnv', () => {
     }
   });
 
+  it('refuses an idle logoff shorter than an access token lives', () => {
+    expect(() => validateEnv({ REFRESH_IDLE_TTL: '60', ACCESS_TOKEN_TTL: '900' })).toThrow(
+      'REFRESH_IDLE_TTL (60) must be at least ACCESS_TOKEN_TTL (900)',
+    );
+    expect(validateEnv({ REFRESH_IDLE_TTL: '300', ACCESS_TOKEN_TTL: '300' }).REFRESH_IDLE_TTL).toBe(
+      300,
+    );
+  });
+
   it('takes a list of HL7 processing ids, and names a wrong one', () => {
     expect(validateEnv({ HL7_PROCESSING_IDS: 'P, t' }).HL7_PROCESSING_IDS).toBe('P, t');
     for (const wrong of ['X', 'P,', 'PT', 'P;T']) {

@@ -782,6 +782,13 @@ export function validateEnv(
     const shown = SECRET_VARIABLES.has(first.property) ? '' : ` (got "${String(first.value)}")`;
     throw new ConfigError(`Invalid configuration: ${message}${shown}`);
   }
+  if (env.REFRESH_IDLE_TTL < env.ACCESS_TOKEN_TTL) {
+    // Automatic logoff (164.312(a)(2)(iii)) ends a session idle this long; an access token
+    // outliving it keeps the idle session open until the token expires.
+    throw new ConfigError(
+      `Invalid configuration: REFRESH_IDLE_TTL (${env.REFRESH_IDLE_TTL}) must be at least ACCESS_TOKEN_TTL (${env.ACCESS_TOKEN_TTL}), or an idle session's access token would outlive its logoff`,
+    );
+  }
   if (env.HL7_MLLP_BUFFER_BYTES < env.HL7_MAX_FRAME_BYTES) {
     throw new ConfigError(
       `Invalid configuration: HL7_MLLP_BUFFER_BYTES (${env.HL7_MLLP_BUFFER_BYTES}) must be at least HL7_MAX_FRAME_BYTES (${env.HL7_MAX_FRAME_BYTES}), or no frame of the largest size could be taken`,
