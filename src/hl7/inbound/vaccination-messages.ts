@@ -45,14 +45,17 @@ export class VaccinationMessages {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
     let orc: V2Segment | undefined;
     let doses = 0;
-    for (const segment of message.segments()) {
+    const segments = message.segments();
+    for (const [i, segment] of segments.entries()) {
       if (segment.name === 'ORC') orc = segment;
       if (segment.name !== 'RXA') continue;
+      // The route and site of this dose: the RXR right after its RXA.
+      const rxr = segments[i + 1]?.name === 'RXR' ? segments[i + 1] : undefined;
       doses += 1;
       // An ORC is its own RXA's: a dose after it without one is not the same order.
       const identifiers = orderIdentifiers(orc, sender);
       orc = undefined;
-      const immunization = immunizationFromRxa(segment, patientId, identifiers);
+      const immunization = immunizationFromRxa(segment, patientId, identifiers, rxr);
       if (!immunization) {
         throw new Hl7ProcessingError(
           '101',

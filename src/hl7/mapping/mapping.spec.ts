@@ -1173,3 +1173,28 @@ describe('numbers a double cannot hold as written', () => {
     }
   });
 });
+
+describe('RXA and RXR to Immunization', () => {
+  it('marks a partial dose subpotent, and takes the route, site and MVX manufacturer', () => {
+    const m = message(
+      MSH,
+      'RXA|0|1|20261206100000||08^HepB^CVX|0.5|mL^mL^UCUM||00^New record^NIP001||||||LOT1|20271231|MSD^Merck^MVX|||PA|A',
+      'RXR|C28161^IM^NCIT|LD^Left deltoid^HL70163',
+    );
+    expect(immunizationFromRxa(m.first('RXA')!, 'p1', [], m.first('RXR'))).toMatchObject({
+      status: 'completed',
+      isSubpotent: true,
+      manufacturer: {
+        identifier: { system: 'http://hl7.org/fhir/sid/mvx', value: 'MSD' },
+        display: 'Merck',
+      },
+      route: { coding: [expect.objectContaining({ code: 'C28161' })] },
+      site: { coding: [expect.objectContaining({ code: 'LD' })] },
+    });
+    // A full dose is not subpotent; a manufacturer by name alone has no identifier.
+    const full = message(MSH, 'RXA|0|1|20261206100000||08^HepB^CVX|0.5|||||||||||^Merck|||CP');
+    const dose = immunizationFromRxa(full.first('RXA')!, 'p1', []);
+    expect(dose).not.toHaveProperty('isSubpotent');
+    expect(dose?.['manufacturer']).toEqual({ display: 'Merck' });
+  });
+});

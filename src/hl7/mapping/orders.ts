@@ -116,11 +116,15 @@ const IMMUNIZATION_STATUS: Record<string, string> = {
   NA: 'not-done',
 };
 
-/** RXA to an Immunization (v2-to-FHIR RXA[Immunization]); undefined without a vaccine code. */
+/**
+ * RXA, with the RXR after it, to an Immunization (v2-to-FHIR RXA[Immunization], RXR[Immunization]);
+ * undefined without a vaccine code.
+ */
 export function immunizationFromRxa(
   rxa: V2Segment,
   patientId: string,
   identifiers: Identifier[],
+  rxr?: V2Segment,
 ): Record<string, unknown> | undefined {
   const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
   const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
@@ -132,13 +136,18 @@ export function immunizationFromRxa(
   const information = rxa.value(9)?.toUpperCase();
   const lot = rxa.value(15);
   const expiration = dateOf(rxa.value(16));
-  const manufacturer = rxa.value(17, 2) ?? rxa.value(17, 1);
+  const manufacturer = manufacturerOf(rxa);
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  const site = codeableConceptOf(rxr?.repetitions(2)[0]);
+  const status = rxa.value(20)?.toUpperCase();
   // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
   const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
   return {
     resourceType: 'Immunization',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: IMMUNIZATION_STATUS[rxa.value(20)?.toUpperCase() ?? ''] ?? 'completed',
+    status: IMMUNIZATION_STATUS[status ?? ''] ?? 'completed',
+    // PA, partially administered: the dose given was less than the full one.
+    ...(status === 'PA' ? { isSubpotent: true } : {}),
     ...(refusal ? { statusReason: refusal } : {}),
     vaccineCode,
     patient: { reference: `Patient/${patientId}` },
@@ -149,7 +158,9 @@ export function immunizationFromRxa(
       : {}),
     ...(lot ? { lotNumber: lot } : {}),
     ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
-    ...(manufacturer ? { manufacturer: { display: manufacturer } } : {}),
+    ...(manufacturer ? { manufacturer } : {}),
+    ...(site ? { site } : {}),
+    ...(route ? { route } : {}),
     ...(dose !== undefined
       ? {
           doseQuantity: {
@@ -255,6 +266,21 @@ export function medicationDispenseOf(
     ...(handedOver ? { whenHandedOver: handedOver } : {}),
     ...(notes.length > 0 ? { note: notes } : {}),
     ...(route ? { dosageInstruction: [{ route }] } : {}),
+  };
+}
+
+/**
+ * RXA-17, the manufacturer: its name, and CDC's MVX code as the organization's identifier
+ * where the sender codes it so (until 2026-12-06 the code was dropped).
+ */
+function manufacturerOf(rxa: V2Segment): Record<string, unknown> | undefined {
+  const code = rxa.value(17, 1);
+  const name = rxa.value(17, 2);
+  const mvx = code && rxa.value(17, 3)?.toUpperCase() === 'MVX';
+  if (!name && !code) return undefined;
+  return {
+    ...(mvx ? { identifier: { system: 'http://hl7.org/fhir/sid/mvx', value: code } } : {}),
+    display: name ?? code,
   };
 }
 
