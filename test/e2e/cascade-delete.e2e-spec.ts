@@ -189,7 +189,7 @@ describe('cascading delete (_cascade=delete)', () => {
     expect(res.status).toBe(403);
     expect(res.body.issue[0].diagnostics).toBe(
       `Deleting ${patient} with _cascade=delete would also delete ${restricted}, which is ` +
-        'refused: This record is restricted: it opens only through break-glass (POST /auth/break-glass)',
+        'refused: This record is restricted: it opens only through break-glass (POST /auth/break-glass) for each patient it is about',
     );
     for (const reference of [patient, result]) {
       expect(await status(reference)).toBe(200);

@@ -123,7 +123,8 @@ describe('a visit after an event', () => {
       status: 'finished',
       class: { code: 'IMP' },
       period: { start: '2025-03-01T10:00:00+00:00', end: '2025-03-01T13:00:00+00:00' },
-      location: [{ ...ward('6N'), status: 'active' }],
+      // Where the newer update placed the patient, which the discharge ended.
+      location: [{ ...ward('6N'), status: 'completed' }],
       serviceType: { text: 'SUR' },
     });
   });
