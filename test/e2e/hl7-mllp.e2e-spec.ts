@@ -3549,8 +3549,8 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send([
       Buffer.from(
         [
-          'FHS|^~\\&|BATCH',
-          'BHS|^~\\&|BATCH',
+          'FHS|^~\\&|BATCH|HOSP|CV|CV|20240101||||FILE-1',
+          'BHS|^~\\&|BATCH|HOSP|CV|CV|20240101||||BATCH-1',
           message('BAT-1'),
           message('BAT-2'),
           message('BAT-3'),
@@ -3561,7 +3561,13 @@ describe('HL7 v2 over MLLP', () => {
     ]);
     const [reply] = await sender.waitForAcks(1);
     const segments = reply!.split('\r');
-    expect(segments[0]).toMatch(/^BHS\|/);
+    // A file's batch, answered as one: each header answers the sender's (its control id in
+    // -12), as an ACK's MSH answers a message's.
+    expect(segments[0]).toMatch(
+      /^FHS\|\^~\\&\|CV\|CV\|BATCH\|HOSP\|\d{14}[-+]\d{4}\|\|\|\|CV[0-9a-f]{18}\|FILE-1$/,
+    );
+    expect(segments[1]).toMatch(/^BHS\|\^~\\&\|CV\|CV\|BATCH\|HOSP\|.*\|BATCH-1$/);
+    expect(segments.at(-2)).toBe('FTS|1');
     expect(segments.filter((segment) => segment.startsWith('MSA'))).toEqual([
       'MSA|AA|BAT-1|',
       'MSA|AA|BAT-2|',

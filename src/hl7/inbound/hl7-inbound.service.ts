@@ -67,7 +67,7 @@ export class Hl7InboundService {
    * a file of several messages gets a batch of ACKs, one per message, in order.
    */
   async receive(payload: Buffer, source: Hl7Source): Promise<Buffer> {
-    const { messages, batch } = splitMessages(payload);
+    const { messages, batch, envelope } = splitMessages(payload);
     if (!batch) {
       return this.receiveOne(payload, source);
     }
@@ -75,7 +75,7 @@ export class Hl7InboundService {
     for (const message of messages) {
       acks.push((await this.receiveOne(message, source)).toString('latin1'));
     }
-    return Buffer.from(batchAck(acks), 'latin1');
+    return Buffer.from(batchAck(acks, envelope), 'latin1');
   }
 
   private async receiveOne(payload: Buffer, source: Hl7Source): Promise<Buffer> {

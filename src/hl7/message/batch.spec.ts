@@ -35,4 +35,21 @@ describe('batchAck', () => {
     expect(ack.slice(1, 5)).toEqual(['MSH|x', 'MSA|AA|1', 'MSH|y', 'MSA|AE|2']);
     expect(ack[5]).toBe('BTS|2');
   });
+
+  it("answers the batch's header: sender and receiver swapped, its control id referred to", () => {
+    const received = splitMessages(
+      Buffer.from(
+        'FHS|^~\\&|LAB|LABF|CV|CVF|20250101||||FILE7\rBHS|^~\\&|LAB|LABF|CV|CVF|20250101||||BATCH1\r' +
+          'MSH|^~\\&|LAB|LABF|CV|CVF|20250101||ADT^A08|1|P|2.5\rBTS|1\rFTS|1\r',
+      ),
+    );
+    const ack = batchAck(['MSH|x\rMSA|AA|1\r'], received.envelope).split('\r');
+    const fields = (line: string) => line.split('|');
+    expect(fields(ack[0]!).slice(0, 6)).toEqual(['FHS', '^~\\&', 'CV', 'CVF', 'LAB', 'LABF']);
+    expect(fields(ack[0]!)[11]).toBe('FILE7');
+    expect(fields(ack[1]!).slice(0, 6)).toEqual(['BHS', '^~\\&', 'CV', 'CVF', 'LAB', 'LABF']);
+    expect(fields(ack[1]!)[10]).toMatch(/^CV[0-9a-f]{18}$/);
+    expect(fields(ack[1]!)[11]).toBe('BATCH1');
+    expect(ack.slice(2)).toEqual(['MSH|x', 'MSA|AA|1', 'BTS|1', 'FTS|1', '']);
+  });
 });

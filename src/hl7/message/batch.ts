@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { hl7Timestamp } from './ack.js';
 import { withoutBom } from './hl7-header.js';
 
@@ -9,7 +10,12 @@ const ENVELOPE_SEGMENTS = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
  * itself. Works on bytes read as Latin-1 (every segment name is ASCII), so each message's
  * bytes come out exactly as sent, whatever its character set.
  */
-export function splitMessages(payload: Buffer): { messages: Buffer[]; batch: boolean } {
+export function splitMessages(payload: Buffer): {
+  messages: Buffer[];
+  batch: boolean;
+  /** The batch's FHS and BHS lines as sent, which its ACK answers (see batchAck). */
+  envelope?: BatchEnvelope;
+} {
   const lines = withoutBom(payload)
     .toString('latin1')
     .split(/\r\n|\r|\n/);
@@ -24,19 +30,63 @@ export function splitMessages(payload: Buffer): { messages: Buffer[]; batch: boo
     else if (!ENVELOPE_SEGMENTS.has(line.slice(0, 3)) && line.trim() !== '')
       messages.at(-1)?.push(line);
   }
+  const header = (name: string) => lines.find((line) => line.startsWith(name));
+  const fhs = header('FHS');
+  const bhs = header('BHS');
   return {
     messages: messages.map((segments) => Buffer.from(segments.join('\r'), 'latin1')),
     batch: true,
+    envelope: { ...(fhs ? { fhs } : {}), ...(bhs ? { bhs } : {}) },
   };
 }
 
-/** A batch of ACKs: BHS, the ACKs in the order of the messages, BTS with their count. */
-export function batchAck(acks: string[], now = new Date()): string {
+export interface BatchEnvelope {
+  fhs?: string;
+  bhs?: string;
+}
+
+/**
+ * The header answering a batch's (or file's) own, as an ACK's MSH answers a message's: the
+ * sender and receiver swapped, an own control id (-11) and the one answered (-12), so that
+ * the sender can match the batch of ACKs to its batch. Until 2026-12-06 the BHS named only
+ * CAREVAULT and a time, and a file got no FHS.
+ */
+function answerHeader(name: 'FHS' | 'BHS', received: string | undefined, now: Date): string {
+  const separator = received?.[3] ?? '|';
+  const fields = received?.split(separator) ?? [];
+  // fields[n - 1] is xHS-n (xHS-1 is the separator itself), as MSH's.
+  const at = (n: number): string => fields[n - 1] ?? '';
   return [
-    `BHS|^~\\&|CAREVAULT||||${hl7Timestamp(now)}`,
-    ...acks.map((ack) => ack.replace(/\r$/, '')),
-    `BTS|${acks.length}`,
+    name,
+    at(2) || '^~\\&',
+    at(5) || 'CAREVAULT',
+    at(6),
+    at(3),
+    at(4),
+    hl7Timestamp(now),
+    '',
+    '',
+    '',
+    `CV${randomBytes(9).toString('hex')}`,
+    at(11),
   ]
-    .join('\r')
-    .concat('\r');
+    .join(separator)
+    .replace(new RegExp(`\\${separator}+$`), '');
+}
+
+/**
+ * A batch of ACKs: BHS, the ACKs in the order of the messages, BTS with their count, within an
+ * FHS and FTS when the batch came in a file.
+ */
+export function batchAck(acks: string[], envelope: BatchEnvelope = {}, now = new Date()): string {
+  const separator = envelope.bhs?.[3] ?? envelope.fhs?.[3] ?? '|';
+  const batch = [
+    answerHeader('BHS', envelope.bhs, now),
+    ...acks.map((ack) => ack.replace(/\r$/, '')),
+    `BTS${separator}${acks.length}`,
+  ];
+  const file = envelope.fhs
+    ? [answerHeader('FHS', envelope.fhs, now), ...batch, `FTS${separator}1`]
+    : batch;
+  return file.join('\r').concat('\r');
 }
