@@ -16,6 +16,7 @@ import { AppError, type Issue } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
 import { dateValueIssues } from './date-values.js';
 import { jsonRuleBreak } from './json-rules.js';
+import { localReferenceIssues } from './local-references.js';
 import type { FhirResource } from './fhir-types.js';
 import { Subsets } from './subset.js';
 import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
@@ -136,6 +137,10 @@ export class FhirDefinitions {
     const dates = dateValueIssues(resource);
     if (dates.length > 0) {
       throw new AppError(400, dates);
+    }
+    const local = localReferenceIssues(resource);
+    if (local.length > 0) {
+      throw new AppError(400, local);
     }
     const issues = this.valueSets.check(bound);
     if (issues.length > 0) {

@@ -1,4 +1,5 @@
 import { jest } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
@@ -451,6 +452,56 @@ describe('FHIR REST: CRUD, versions and history', () => {
       expect([both.status, both.body.issue[0].code]).toEqual([400, 'structure']);
       expect(both.body.issue[0].diagnostics).toMatch(/^Conflicting choice of type properties/);
     }
+
+    // Contained resources and local references (dom-3, ref-1, unique ids), and a urn:uuid
+    // outside any Bundle: each was stored.
+    const org = (id?: string) => ({
+      resourceType: 'Organization',
+      ...(id ? { id } : {}),
+      name: 'X',
+    });
+    for (const [body, expression] of [
+      [{ resourceType: 'Patient', contained: [org('o1')] }, 'Patient.contained[0]'],
+      [
+        { resourceType: 'Patient', contained: [org()], managingOrganization: { reference: '#' } },
+        'Patient.contained[0]',
+      ],
+      [
+        { resourceType: 'Patient', managingOrganization: { reference: '#nothere' } },
+        'Patient.managingOrganization.reference',
+      ],
+      [
+        {
+          resourceType: 'Patient',
+          contained: [org('o1'), org('o1')],
+          managingOrganization: { reference: '#o1' },
+        },
+        'Patient.contained[1].id',
+      ],
+      [
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'x' },
+          subject: { reference: `urn:uuid:${randomUUID()}` },
+        },
+        'Observation.subject.reference',
+      ],
+    ] as const) {
+      const res = await http('POST', `${fhir}/${body.resourceType}`, { body });
+      expect({ status: res.status, expression: res.body.issue?.[0]?.expression }).toEqual({
+        status: 400,
+        expression: [expression],
+      });
+    }
+    const contained = await http('POST', `${fhir}/Patient`, {
+      body: {
+        resourceType: 'Patient',
+        contained: [org('o1')],
+        managingOrganization: { reference: '#o1' },
+      },
+    });
+    expect(contained.status).toBe(201);
   });
 
   it('validates without storing with $validate: 200 and the issues, valid or not', async () => {
@@ -698,6 +749,13 @@ describe('FHIR REST: CRUD, versions and history', () => {
         'MedicationRequest',
         { name: 'name', valueString: 'contained' },
         { name: 'value', resource: { resourceType: 'Device', id: 'pump' } },
+      ),
+      // Referred to, as a contained resource must be (dom-3).
+      operation(
+        'add',
+        'MedicationRequest',
+        { name: 'name', valueString: 'performer' },
+        { name: 'value', valueReference: { reference: '#pump' } },
       ),
     );
     expect(patched.status).toBe(200);
