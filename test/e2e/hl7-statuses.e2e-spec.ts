@@ -113,6 +113,24 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     });
   });
 
+  it('tells the sender when a repeated value (OBX-5) could not all be taken', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [ack] = await send(
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|V-${tag}|P|2.5.1`,
+        `PID|1||V-${tag}^^^HOSP&2.16.34&ISO^MR||Value^Val`,
+        `OBR|1||FV-${tag}^LAB|600-7^Culture^LN|||20250301090000`,
+        `OBX|1|TX|600-7^Culture^LN||Line one~Line two||||||F`,
+        `OBX|2|CWE|600-7^Culture^LN||A^Alpha^L~B^Beta^L||||||F`,
+      ].join('\r'),
+    );
+    expect(msaOf(ack!).code).toBe('AA');
+    // Text lines are one text: only the coded value's repetitions are named.
+    expect(ack!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([
+      'ERR||OBX^2^5|102^Data type error^HL70357|W||||OBX-5 (observation value) in OBX #2 repeats 2 times, and an Observation holds one value: the first was taken, the others were not; send one OBX per value',
+    ]);
+  });
+
   it('files an order of an order control of no table as new, and warns its sender (ERR 103)', async () => {
     const tag = randomUUID().slice(0, 8);
     const order = (control: string, id: string) =>

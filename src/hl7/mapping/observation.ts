@@ -1,6 +1,7 @@
 import { holdsExactly } from '../../common/exact-decimal.js';
-import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
+import type { V2Message, V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { observationCategory, reportCategory } from './categories.js';
+import type { FieldWarning } from './patient.js';
 import {
   annotationsOf,
   codeableConceptOf,
@@ -168,6 +169,29 @@ export function observationFromObx(
     ...(range ? { referenceRange: [{ ...rangeOf(range, unitOf(obx)), text: range }] } : {}),
     ...(note.length > 0 ? { note } : {}),
   };
+}
+
+/** The value types whose repetitions are lines of one text (see valueOf). */
+const TEXT_TYPES: ReadonlySet<string> = new Set(['ST', 'TX', 'FT']);
+
+/**
+ * The OBXs whose value (OBX-5) repeats where Observation.value holds one: the first is taken,
+ * and the sender is told the others were not (ERR 102, a warning), rather than their loss
+ * going unseen, as it did until 2026-12-06. The message keeps them, stored as it came.
+ */
+export function repeatedValueWarnings(message: V2Message): FieldWarning[] {
+  return message.all('OBX').flatMap((obx, i) => {
+    const type = obx.value(2)?.toUpperCase() ?? '';
+    const values = obx.repetitions(5).length;
+    if (values < 2 || TEXT_TYPES.has(type)) return [];
+    const which = i > 0 ? ` in OBX #${i + 1}` : '';
+    return [
+      {
+        location: ['OBX', i + 1, 5],
+        text: `OBX-5 (observation value)${which} repeats ${values} times, and an Observation holds one value: the first was taken, the others were not; send one OBX per value`,
+      },
+    ];
+  });
 }
 
 function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
