@@ -22,6 +22,12 @@ export const DEFAULT_DELIMITERS: Hl7Delimiters = {
   encoding: '^~\\&',
 };
 
+/** Whether MSH-9 of this version (2.1 to 2.9, with a release: 2.3.1) has a third component. */
+function hasMessageStructure(version: string): boolean {
+  const [, minor = 0, release = 0] = version.split('.').map(Number);
+  return minor > 3 || (minor === 3 && release >= 1);
+}
+
 /**
  * An original-mode ACK. It uses the sender's own delimiters, so the fields it echoes (the
  * applications and facilities, reversed) go back exactly as they came; MSA-2 is the incoming
@@ -46,7 +52,10 @@ export function buildAck(
     header?.sendingFacility ?? '',
     hl7Timestamp(now),
     '',
-    ['ACK', header?.triggerEvent ?? '', 'ACK'].join(d.component),
+    // MSH-9.3, the message structure, is v2.3.1's: an older receiver reads ACK^A04 alone.
+    ['ACK', header?.triggerEvent ?? '', ...(hasMessageStructure(version) ? ['ACK'] : [])].join(
+      d.component,
+    ),
     `CV${randomBytes(9).toString('hex')}`,
     header?.processingId || 'P',
     version,

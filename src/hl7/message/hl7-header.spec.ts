@@ -139,6 +139,23 @@ describe('buildAck', () => {
     expect(msa).toBe('MSA|AA|MSG7|');
   });
 
+  it('gives MSH-9 its message structure from v2.3.1 on, as that version added it', () => {
+    const typeOf = (version: string) => {
+      const old = decodeMessage(
+        Buffer.from(`MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||ADT^A04|M1|P|${version}\rPID|||1`),
+      ).header;
+      return buildAck(old, 'AA').split('\r')[0]!.split('|')[8];
+    };
+    expect(['2.1', '2.2', '2.3', '2.3.1', '2.4', '2.8'].map(typeOf)).toEqual([
+      'ACK^A04',
+      'ACK^A04',
+      'ACK^A04',
+      'ACK^A04^ACK',
+      'ACK^A04^ACK',
+      'ACK^A04^ACK',
+    ]);
+  });
+
   it('says why in an ERR segment, escaped', () => {
     const ack = buildAck(header, 'AE', { code: '207', text: 'failed | retry^later' });
     expect(ack).toContain('MSA|AE|MSG7|failed \\F\\ retry\\S\\later');
