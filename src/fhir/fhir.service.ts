@@ -27,6 +27,9 @@ import {
   type RenderedVersion,
 } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
+import { unresolvedBundleReference } from './local-references.js';
+import type { IndexRows } from './search/index-rows.js';
+import { SearchDefinitions } from './search/search-definitions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -86,6 +89,7 @@ export class FhirService {
     private readonly contexts: SecurityContexts,
     private readonly searchIndex: SearchIndexRepository,
     private readonly criteriaLocks: CriteriaLocks,
+    private readonly searchDefinitions: SearchDefinitions,
   ) {
     this.indexRowsMax = config.indexRowsMax;
     this.bodyLimit = config.bodyLimit;
@@ -792,9 +796,39 @@ export class FhirService {
    */
   private render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
     const stored = withServerFields(resource, id, next);
+    const unresolved = unresolvedBundleReference(stored);
+    if (unresolved) {
+      throw AppError.of(
+        400,
+        'invalid',
+        'A urn:uuid: reference names an entry of the Bundle it is sent in; on its own, a resource refers to others as Type/id',
+        [unresolved],
+      );
+    }
     const index = this.indexer.extract(stored, this.indexRowsMax);
+    this.assertReferenceTargets(resource.resourceType, index);
     this.integrity.written(resource.resourceType, id, index);
     return { content: JSON.stringify(stored), index };
+  }
+
+  /**
+   * Each reference names a type its element may point to, as the search parameter that
+   * indexes it lists them (HAPI checks the same): an Observation's subject that is a
+   * Medication was stored until 2026-12-06, found by `subject=Medication/…` and brought in by
+   * `_include`. Whether FHIR_REFERENTIAL_INTEGRITY is on or not: the type is the sender's
+   * mistake whether or not the target exists yet.
+   */
+  private assertReferenceTargets(type: string, index: IndexRows): void {
+    for (const reference of index.references) {
+      const targets = this.searchDefinitions.param(type, reference.param)?.targets ?? [];
+      if (targets.length === 0 || targets.includes('Resource')) continue;
+      if (targets.includes(reference.targetType)) continue;
+      throw AppError.of(
+        400,
+        'invalid',
+        `${type}.${reference.param} refers to a ${reference.targetType}, which it cannot: it refers to ${targets.join(', ')}`,
+      );
+    }
   }
 
   /**

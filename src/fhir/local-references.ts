@@ -8,8 +8,8 @@ import type { FhirResource } from './fhir-types.js';
  * - a contained resource has an id, unique among them (references.html#contained);
  * - a local reference (`#o1`) names one of them (ref-1), and each is referred to from the
  *   resource, or refers to it (`#`) itself (dom-3);
- * - a `urn:uuid:` reference names an entry of the Bundle it came in: outside one (a resource
- *   created on its own) it names nothing, and can never resolve.
+ * - a reference's `type`, when given with a relative reference, is the type it names (R4's
+ *   Reference.type: the reference SHALL resolve to a resource of that type).
  * A Bundle and a Parameters hold whole resources, whose references are theirs: they are left
  * to what reads them.
  */
@@ -53,19 +53,17 @@ export function localReferenceIssues(resource: FhirResource): Issue[] {
         named.add(value.slice(1));
         return;
       }
-      if (path.endsWith('.reference') && value.startsWith('urn:uuid:')) {
-        issues.push(
-          issue(
-            'A urn:uuid: reference names an entry of the Bundle it is sent in; on its own, a resource refers to others as Type/id',
-            path,
-          ),
-        );
-      }
     },
-    (value, path) => {
+    (value, path, stated) => {
       if (value.startsWith('#') && value.length > 1 && !ids.has(value.slice(1))) {
         issues.push(
           issue(`The local reference ${printable(value)} names no contained resource`, path),
+        );
+      }
+      const literal = RELATIVE.exec(value)?.[1];
+      if (literal && stated !== undefined && stated !== literal) {
+        issues.push(
+          issue(`The reference names a ${literal}, and its type says ${printable(stated)}`, path),
         );
       }
     },
@@ -85,22 +83,26 @@ export function localReferenceIssues(resource: FhirResource): Issue[] {
 
 /**
  * Every string of the resource with its FHIRPath-like path, and the index of the contained
- * resource it is in; `onReference` sees the strings of `reference` elements only.
+ * resource it is in; `onReference` sees each Reference's `reference`, with its `type`.
  */
 function walk(
   value: unknown,
   path: string,
   inContained: number | undefined,
   onString: (value: string, path: string, inContained: number | undefined) => void,
-  onReference: (value: string, path: string) => void,
+  onReference: (value: string, path: string, stated: string | undefined) => void,
 ): void {
   if (typeof value === 'string') {
     onString(value, path, inContained);
-    if (path.endsWith('.reference')) onReference(value, path);
   } else if (Array.isArray(value)) {
     value.forEach((item, i) => walk(item, `${path}[${i}]`, inContained, onString, onReference));
   } else if (typeof value === 'object' && value !== null) {
-    for (const [key, item] of Object.entries(value)) {
+    const object = value as Record<string, unknown>;
+    if (typeof object['reference'] === 'string') {
+      const stated = typeof object['type'] === 'string' ? object['type'] : undefined;
+      onReference(object['reference'], `${path}.reference`, stated);
+    }
+    for (const [key, item] of Object.entries(object)) {
       if (key === 'contained' && inContained === undefined && Array.isArray(item)) {
         item.forEach((entry, i) =>
           walk(entry, `${path}.contained[${i}]`, i, onString, onReference),
@@ -111,6 +113,30 @@ function walk(
     }
   }
 }
+
+/**
+ * The first `urn:uuid:` reference of a resource about to be stored, if any: it names an entry
+ * of the Bundle it came in, which has resolved it by then; left in a resource created on its
+ * own, it names nothing and can never resolve (it was stored until 2026-12-06). Checked when a
+ * resource is written rather than validated: a transaction's entries are validated as sent.
+ */
+export function unresolvedBundleReference(resource: FhirResource): string | undefined {
+  if (resource.resourceType === 'Bundle' || resource.resourceType === 'Parameters') return;
+  let found: string | undefined;
+  walk(
+    resource,
+    resource.resourceType,
+    undefined,
+    () => undefined,
+    (value, path) => {
+      if (!found && value.startsWith('urn:uuid:')) found = path;
+    },
+  );
+  return found;
+}
+
+/** A relative literal reference (`Patient/123`, with or without a version): its type. */
+const RELATIVE = /^([A-Z][A-Za-z]{1,63})\/[A-Za-z0-9.-]{1,64}(\/_history\/[A-Za-z0-9.-]{1,64})?$/;
 
 function issue(diagnostics: string, expression: string): Issue {
   return { severity: 'error', code: 'invalid', diagnostics, expression: [expression] };

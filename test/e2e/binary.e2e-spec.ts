@@ -286,9 +286,9 @@ describe('Binary: documents in their own format, following their securityContext
     const forms = [
       `DocumentReference/${sealed}/_history/1`,
       `${fhir}/DocumentReference/${sealed}`,
-      // Never stored, or not a reference read here: it opens to no one rather than to all.
+      // Never stored: it opens to no one rather than to all. (A urn:uuid: outside a Bundle,
+      // which names nothing, is refused since 2026-12-06.)
       `DocumentReference/${randomUUID()}`,
-      'urn:uuid:4a0e2c1f-9f6b-4f6e-a0a4-0c2b1c3d4e5f',
     ];
     for (const context of forms) {
       const binary = await binaryFor(context);

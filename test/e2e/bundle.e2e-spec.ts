@@ -805,7 +805,8 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
               request: { method: 'POST', url: 'Observation' },
             },
             {
-              resource: { ...observation(reference, 102), hasMember: [{ reference }] },
+              // performer, which may be the patient (hasMember may not: it takes Observations).
+              resource: { ...observation(reference, 102), performer: [{ reference }] },
               request: { method: 'POST', url: 'Observation' },
             },
           ],
@@ -815,7 +816,7 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       const entries = res.body.entry as ResponseEntry[];
       expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '201 Created']);
       expect(entries[0]!.resource!['subject']).toEqual({ reference: `Patient/${patient.body.id}` });
-      expect(entries[1]!.resource!['hasMember']).toEqual([
+      expect(entries[1]!.resource!['performer']).toEqual([
         { reference: `Patient/${patient.body.id}` },
       ]);
     }

@@ -494,6 +494,42 @@ describe('FHIR REST: CRUD, versions and history', () => {
         expression: [expression],
       });
     }
+    // A reference to a type its element cannot point to, or whose type says another.
+    const medication = await http('POST', `${fhir}/Medication`, {
+      body: { resourceType: 'Medication', code: { text: 'Amoxicillin' } },
+    });
+    const patientId = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id;
+    for (const [body, diagnostics] of [
+      [
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'x' },
+          subject: { reference: `Medication/${String(medication.body.id)}` },
+        },
+        /^Observation\.subject refers to a Medication, which it cannot: it refers to /,
+      ],
+      [
+        {
+          resourceType: 'Patient',
+          generalPractitioner: [{ reference: `Medication/${String(medication.body.id)}` }],
+        },
+        /^Patient\.general-practitioner refers to a Medication/,
+      ],
+      [
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'x' },
+          subject: { reference: `Patient/${String(patientId)}`, type: 'Group' },
+        },
+        /^The reference names a Patient, and its type says Group$/,
+      ],
+    ] as const) {
+      const res = await http('POST', `${fhir}/${body.resourceType}`, { body });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(diagnostics);
+    }
     const contained = await http('POST', `${fhir}/Patient`, {
       body: {
         resourceType: 'Patient',

@@ -498,6 +498,10 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       name: [{ family, given: ['Ines'] }],
       birthDate: '1966-11-23',
       contained: [watch],
+      // Referred to, as a contained resource must be (dom-3).
+      extension: [
+        { url: 'https://example.org/fhir/watched-by', valueReference: { reference: '#watch' } },
+      ],
     };
     const created = await doctor('POST', `${fhir}/Patient`, { body: patient });
     expect(created.status).toBe(201);
