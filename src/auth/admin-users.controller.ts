@@ -1,5 +1,8 @@
 import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { AppError } from '../common/errors/app-error.js';
+import type { AuthenticatedUser } from './authenticated-user.js';
+import { CurrentUser } from './current-user.decorator.js';
 import { RequirePermission, RequireRecentMfa } from './permission.decorators.js';
 import { UsersService, type UserSummary } from './users.service.js';
 
@@ -23,7 +26,17 @@ export class AdminUsersController {
   @RequirePermission('users:manage')
   @RequireRecentMfa()
   @ApiOperation({ summary: 'Disable a user, end their sessions and stop their Subscriptions' })
-  disable(@Param('username') username: string): Promise<UserSummary> {
+  disable(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('username') username: string,
+  ): Promise<UserSummary> {
+    // Disabled, the administrator's own sessions end at once, and only the CLI on the server
+    // brings the account back: a slip of the list would lock the last one out.
+    if (username === user.username) {
+      throw AppError.conflict(
+        'An administrator does not disable their own account here: another administrator does, or the CLI (user:disable)',
+      );
+    }
     return this.users.disable(username);
   }
 

@@ -292,6 +292,11 @@ describe('attacks a hospital reviewer tries first', () => {
       expect((await refresh(session.refresh_token)).status).toBe(401);
       const back = await login(testApp, user);
       expect((await refresh(back.refresh_token)).status).toBe(200);
+      // Not their own account: that would end the administrator's sessions with no way back
+      // but the CLI.
+      const own = await adminHttp('POST', `${testApp.url}/admin/users/${admin.username}/disable`);
+      expect(own.status).toBe(409);
+      expect((await adminHttp('GET', `${testApp.url}/admin/users`)).status).toBe(200);
     });
   });
 
