@@ -390,6 +390,16 @@ describe('FHIR search', () => {
         ['match', ids.obsB],
         ['include', ids.b],
       ]);
+      // A target type the parameter never points to is a typo, not an empty include; and a
+      // quantity has three parts at most.
+      for (const path of [
+        `Observation?_id=${ids.obsB}&_include=Observation:subject:Foo`,
+        `Observation?_id=nothing-${run}&_include=Observation:subject:Medication`,
+        `Observation?value-quantity=1|2|3|4`,
+      ]) {
+        const refused = await search(path);
+        expect({ path, status: refused.status }).toEqual({ path, status: 400 });
+      }
       const rev = await search(`Patient?_id=${ids.b}&_revinclude=Observation:subject`);
       expect(rev.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
         ids.b,

@@ -347,7 +347,14 @@ export class SearchConditions {
       }
       case 'quantity': {
         this.noModifier(modifier, 'quantity');
-        const [number = '', system, code] = splitUnescaped(raw, '|');
+        const quantity = splitUnescaped(raw, '|');
+        if (quantity.length > 3) {
+          // A fourth part is no quantity: `1|2|3|4` found nothing, with a 200, until 2026-12-06.
+          throw AppError.invalid(
+            'A quantity search value is number|system|code, such as 5.4|http://unitsofmeasure.org|mmol/L',
+          );
+        }
+        const [number = '', system, code] = quantity;
         const { prefix, rest } = splitPrefix(number);
         // A quantity with a comparator (`<5.4`) states a bound, not its value: no value
         // comparison can say it matches, so none finds it (`:missing` still does).

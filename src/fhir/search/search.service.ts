@@ -510,6 +510,7 @@ export class SearchService {
       }
     }
     for (const spec of request.include) {
+      if (spec.sourceType !== '*' && spec.param !== '*') this.assertReferenceParam(spec);
       if (spec.targetType) refuse('_include', spec.targetType, 'read');
     }
     for (const spec of request.revinclude) refuse('_revinclude', spec.sourceType, 'read');
@@ -614,6 +615,19 @@ export class SearchService {
     const param = this.conditions.param(spec.sourceType, spec.param);
     if (param.type !== 'reference') {
       throw AppError.invalid(`${spec.sourceType}:${spec.param} is not a reference parameter`);
+    }
+    // A target type the parameter never points to found nothing, with a 200 that said nothing
+    // of the typo (`Observation:subject:Foo`) until 2026-12-06.
+    const { targets } = param;
+    if (
+      spec.targetType &&
+      targets.length > 0 &&
+      !targets.includes('Resource') &&
+      !targets.includes(spec.targetType)
+    ) {
+      throw AppError.invalid(
+        `${spec.sourceType}:${spec.param} refers to ${targets.join(', ')}, not to ${spec.targetType}`,
+      );
     }
   }
 
