@@ -816,6 +816,10 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       const entries = res.body.entry as ResponseEntry[];
       expect(entries.map((e) => e.response.status)).toEqual(['201 Created', '201 Created']);
       expect(entries[0]!.resource!['subject']).toEqual({ reference: `Patient/${patient.body.id}` });
+      // Each answer carrying a resource names it by its absolute URL.
+      expect((entries[0] as { fullUrl?: string }).fullUrl).toBe(
+        `${fhir}/Observation/${String(entries[0]!.resource!['id'])}`,
+      );
       expect(entries[1]!.resource!['performer']).toEqual([
         { reference: `Patient/${patient.body.id}` },
       ]);

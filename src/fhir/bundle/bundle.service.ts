@@ -107,7 +107,10 @@ export class BundleService {
       type: `${parsed.type}-response`,
       ...entries(
         results.map((result, index) =>
-          writes.has(index) && result.resource ? asPreferred(result, wanted) : result,
+          withFullUrl(
+            writes.has(index) && result.resource ? asPreferred(result, wanted) : result,
+            baseUrl,
+          ),
         ),
       ),
     };
@@ -546,6 +549,24 @@ export class BundleService {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
   }
+}
+
+/**
+ * An answer that carries a stored resource names it by its absolute URL, as R4 says an entry
+ * with a resource does (bdl-8 and the like); a search's Bundle or an OperationOutcome has no
+ * such URL. Response entries had none until 2026-12-06.
+ */
+function withFullUrl(result: EntryResult, baseUrl: string): EntryResult & { fullUrl?: string } {
+  const resource = result.resource as { resourceType: string; id?: unknown } | undefined;
+  if (
+    !resource ||
+    resource.resourceType === 'Bundle' ||
+    resource.resourceType === 'OperationOutcome' ||
+    typeof resource.id !== 'string'
+  ) {
+    return result;
+  }
+  return { fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`, ...result };
 }
 
 function written(stored: StoredResource, status: number): EntryResult {
