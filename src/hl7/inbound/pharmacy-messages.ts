@@ -60,7 +60,7 @@ export class PharmacyMessages {
       const rxr = routeOf(segments, i);
       const identifiers = orderIdentifiers(orc, sender);
       if (segment.name === 'RXE') {
-        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers);
+        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers, sender);
         if (!body) {
           throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
         }

@@ -1198,3 +1198,39 @@ describe('RXA and RXR to Immunization', () => {
     expect(dose?.['manufacturer']).toEqual({ display: 'Merck' });
   });
 });
+
+describe('RXE to MedicationRequest', () => {
+  it('takes the prescriber, the UCUM dose, and what is dispensed with its refills', () => {
+    const m = message(
+      MSH,
+      'ORC|NW|RX1^CPOE|||||||20261206090000|||1234^Attend^Alice',
+      'RXE|^BID|197361^Amlodipine 5 mg tab^RXNORM|5||mg^mg^UCUM|TAB^Tablet^HL70292||||30|TAB^Tablet^HL70292|2',
+    );
+    const request = medicationRequestOf(
+      m.first('ORC'),
+      m.first('RXE')!,
+      undefined,
+      'p1',
+      [],
+      'urn:s',
+    );
+    expect(request).toMatchObject({
+      requester: { type: 'Practitioner', display: expect.stringContaining('Attend') },
+      dosageInstruction: [
+        {
+          doseAndRate: [
+            {
+              doseQuantity: {
+                value: 5,
+                unit: 'mg',
+                system: 'http://unitsofmeasure.org',
+                code: 'mg',
+              },
+            },
+          ],
+        },
+      ],
+      dispenseRequest: { quantity: { value: 30, unit: 'Tablet' }, numberOfRepeatsAllowed: 2 },
+    });
+  });
+});

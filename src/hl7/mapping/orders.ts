@@ -1,4 +1,4 @@
-import type { V2Message, V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Repetition, V2Segment } from '../message/v2-message.js';
 import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
@@ -186,6 +186,7 @@ export function medicationRequestOf(
   rxr: V2Segment | undefined,
   patientId: string,
   identifiers: Identifier[],
+  senderSystem?: string,
 ): Record<string, unknown> | undefined {
   const medication = codeableConceptOf(rxe.repetitions(2)[0]);
   if (!medication) return undefined;
@@ -193,20 +194,23 @@ export function medicationRequestOf(
   const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const amount = exactNumberOf(rxe.value(3), 'RXE-3');
   const dose = amount !== undefined && amount >= 0 ? amount : undefined;
-  const unit = rxe.repetitions(5)[0];
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  // The prescriber (ORC-12), and what the pharmacy dispenses: RXE-10 of RXE-11's units, with
+  // RXE-12 refills (the IG's RXE map; all three were dropped until 2026-12-06).
+  const requester = practitionerOf(orc?.repetitions(12)[0], senderSystem);
+  const dispensed = exactNumberOf(rxe.value(10), 'RXE-10');
+  const refills = exactNumberOf(rxe.value(12), 'RXE-12');
+  const dispenseRequest = {
+    ...(dispensed !== undefined && dispensed >= 0
+      ? { quantity: quantityOf(dispensed, rxe.repetitions(11)[0]) }
+      : {}),
+    ...(refills !== undefined && Number.isInteger(refills) && refills >= 0
+      ? { numberOfRepeatsAllowed: refills }
+      : {}),
+  };
   const dosage = {
     ...(dose !== undefined
-      ? {
-          doseAndRate: [
-            {
-              doseQuantity: {
-                value: dose,
-                ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
-              },
-            },
-          ],
-        }
+      ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(5)[0]) }] }
       : {}),
     ...(route ? { route } : {}),
   };
@@ -218,7 +222,20 @@ export function medicationRequestOf(
     medicationCodeableConcept: medication,
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
+    ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
     ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
+    ...(Object.keys(dispenseRequest).length > 0 ? { dispenseRequest } : {}),
+  };
+}
+
+/** An amount in a CWE of units: the unit's text, and its UCUM code where the sender says so. */
+function quantityOf(value: number, unit: V2Repetition | undefined): Record<string, unknown> {
+  return {
+    value,
+    ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
+    ...(unit?.value(1) && unit.value(3)?.toUpperCase() === 'UCUM'
+      ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
+      : {}),
   };
 }
 
