@@ -1234,3 +1234,72 @@ describe('RXE to MedicationRequest', () => {
     });
   });
 });
+
+describe('PID race, ethnicity and multiple birth', () => {
+  const pid = (fields: Record<number, string>) => {
+    const list = Array.from({ length: 26 }, (_, n) => fields[n] ?? '');
+    list[3] = 'M-1^^^HOSP&2.16.1&ISO^MR';
+    return message(MSH, `PID${list.join('|')}`).first('PID')!;
+  };
+
+  it("gives US Core's race and ethnicity extensions, keeping the patient's other extensions", () => {
+    const { elements } = patientFromPid(
+      pid({
+        10: '2106-3^White^CDCREC~2029-7^Asian Indian^CDCREC',
+        22: '2186-5^Not Hispanic or Latino^CDCREC',
+        24: 'Y',
+        25: '2',
+      }),
+    );
+    const own = { url: 'https://example.org/own', valueString: 'kept' };
+    const patient = applyPatient({ resourceType: 'Patient', extension: [own] }, [], elements);
+    expect(patient['extension']).toEqual([
+      own,
+      {
+        url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race',
+        extension: [
+          {
+            url: 'ombCategory',
+            valueCoding: {
+              system: 'urn:oid:2.16.840.1.113883.6.238',
+              code: '2106-3',
+              display: 'White',
+            },
+          },
+          {
+            url: 'detailed',
+            valueCoding: {
+              system: 'urn:oid:2.16.840.1.113883.6.238',
+              code: '2029-7',
+              display: 'Asian Indian',
+            },
+          },
+          { url: 'text', valueString: 'White, Asian Indian' },
+        ],
+      },
+      {
+        url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity',
+        extension: [
+          {
+            url: 'ombCategory',
+            valueCoding: {
+              system: 'urn:oid:2.16.840.1.113883.6.238',
+              code: '2186-5',
+              display: 'Not Hispanic or Latino',
+            },
+          },
+          { url: 'text', valueString: 'Not Hispanic or Latino' },
+        ],
+      },
+    ]);
+    expect(patient['multipleBirthInteger']).toBe(2);
+    // "" clears race only; the rest stays. A later indicator alone replaces the birth order.
+    const cleared = applyPatient(patient, [], patientFromPid(pid({ 10: '""', 24: 'N' })).elements);
+    expect((cleared['extension'] as { url: string }[]).map((e) => e.url)).toEqual([
+      own.url,
+      'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity',
+    ]);
+    expect(cleared).toMatchObject({ multipleBirthBoolean: false });
+    expect(cleared).not.toHaveProperty('multipleBirthInteger');
+  });
+});

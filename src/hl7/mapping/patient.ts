@@ -1,5 +1,5 @@
 import { RESTRICTED_LABEL } from '../../access/resource-access.js';
-import type { V2Message, V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Repetition, V2Segment } from '../message/v2-message.js';
 import {
   addressOf,
   aliasSystem,
@@ -120,6 +120,14 @@ export function patientFromPid(
   set('maritalStatus', 16, () => codeableConceptIn(pid.repetitions(16)[0], '0002'));
   const telecom = telecomOf(pid);
   if (telecom !== undefined) elements['telecom'] = telecom;
+  const origins = originsOf(pid);
+  if (origins) elements['extension'] = origins;
+  // Multiple birth: the birth order (PID-25) when sent, else the indicator (PID-24).
+  const order = pid.value(25)?.trim();
+  const multiple = pid.value(24)?.toUpperCase();
+  if (order && /^[1-9]\d{0,2}$/.test(order)) elements['multipleBirthInteger'] = Number(order);
+  else if (multiple === 'Y' || multiple === 'N')
+    elements['multipleBirthBoolean'] = multiple === 'Y';
   // PID-29 is a DTM: its time, fraction and offset are kept (a time without an offset is placed
   // in the sender's zone, as every v2 time is), and only a valid one says the patient died then;
   // else the indicator PID-30 says whether they did, as the IG maps it.
@@ -153,6 +161,66 @@ function telecomField(pid: V2Segment, field: 13 | 14): ContactPoint[] | null | u
  * ContactPoint does not say which field it came from). Replacing the whole list instead lost
  * the business phone of a message that sent only the home one, and a `""` alone cleared nothing.
  */
+const US_CORE_RACE = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race';
+const US_CORE_ETHNICITY = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity';
+/** CDC's Race & Ethnicity code set, which PID-10 and PID-22 send as CDCREC (or HL70005). */
+const CDCREC = 'urn:oid:2.16.840.1.113883.6.238';
+const OMB_RACES: ReadonlySet<string> = new Set(['1002-5', '2028-9', '2054-5', '2076-8', '2106-3']);
+const OMB_ETHNICITIES: ReadonlySet<string> = new Set(['2135-2', '2186-5']);
+
+/**
+ * Race (PID-10) and ethnic group (PID-22) as US Core's extensions, which the IG's PID map and
+ * US Core ask for and which were dropped until 2026-12-06: OMB categories and detailed CDC
+ * codes, and the text as sent. A change of the patient's extensions that replaces these two
+ * only: the others (a client's own) stay. `""` removes one; an empty field leaves it.
+ */
+function originsOf(pid: V2Segment): ElementChange | undefined {
+  const fields = [
+    { url: US_CORE_RACE, field: 10, omb: OMB_RACES, most: 5 },
+    { url: US_CORE_ETHNICITY, field: 22, omb: OMB_ETHNICITIES, most: 1 },
+  ].filter(({ field }) => pid.value(field) !== undefined);
+  if (fields.length === 0) return undefined;
+  const replaced = new Set(fields.map(({ url }) => url));
+  const added = fields.flatMap(({ url, field, omb, most }) => {
+    const extension = originExtension(url, pid.repetitions(field), omb, most);
+    return pid.value(field) === null || !extension ? [] : [extension];
+  });
+  return (stored) => {
+    const kept = ((stored as { url?: string }[] | undefined) ?? []).filter(
+      (extension) => !replaced.has(extension.url ?? ''),
+    );
+    const next = [...kept, ...added];
+    return next.length > 0 ? next : null;
+  };
+}
+
+function originExtension(
+  url: string,
+  reps: V2Repetition[],
+  omb: ReadonlySet<string>,
+  most: number,
+): Record<string, unknown> | undefined {
+  const parts: Record<string, unknown>[] = [];
+  const texts: string[] = [];
+  let categories = 0;
+  for (const rep of reps) {
+    const code = rep.value(1);
+    const display = rep.value(2);
+    const system = rep.value(3)?.toUpperCase();
+    if (display || code) texts.push(display ?? code!);
+    if (!code || (system !== 'CDCREC' && system !== 'HL70005')) continue;
+    const category = omb.has(code);
+    if (category && categories >= most) continue;
+    if (category) categories += 1;
+    parts.push({
+      url: category ? 'ombCategory' : 'detailed',
+      valueCoding: { system: CDCREC, code, ...(display ? { display } : {}) },
+    });
+  }
+  if (texts.length === 0) return undefined;
+  return { url, extension: [...parts, { url: 'text', valueString: texts.join(', ') }] };
+}
+
 function telecomOf(pid: V2Segment): ContactPoint[] | null | ElementChange | undefined {
   const home = telecomField(pid, 13);
   const work = telecomField(pid, 14);
@@ -231,8 +299,11 @@ export function applyPatient(
     if (value === null) delete next[element];
     else next[element] = value;
   }
+  // One type of a choice element at a time.
   if ('deceasedDateTime' in elements) delete next['deceasedBoolean'];
   if ('deceasedBoolean' in elements) delete next['deceasedDateTime'];
+  if ('multipleBirthInteger' in elements) delete next['multipleBirthBoolean'];
+  if ('multipleBirthBoolean' in elements) delete next['multipleBirthInteger'];
   // A merge hands over the prior patient's identifiers and MRG-1's, which name the same one.
   const merged = [...((current?.['identifier'] as Identifier[] | undefined) ?? [])];
   for (const identifier of identifiers) {
