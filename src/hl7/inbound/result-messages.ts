@@ -206,7 +206,7 @@ export class ResultMessages {
       const results = obx.filter((_, i) => forms[i]!.length === 0);
       const observations = results.map(([segment, notes]) => {
         const observation = {
-          ...observationFromObx(segment, patientId, effective, notes, obr),
+          ...observationFromObx(segment, patientId, effective, notes, obr, sender),
           ...basedOn,
           ...encounter,
           ...(sample ? { specimen: { reference: sample } } : {}),
@@ -233,7 +233,7 @@ export class ResultMessages {
         valueAnnotation,
       }));
       const report = (result: { reference: string }[]) => ({
-        ...reportFromObr(obr, patientId, reportIdentifier),
+        ...reportFromObr(obr, patientId, reportIdentifier, sender),
         ...basedOn,
         ...encounter,
         ...(sample ? { specimen: [{ reference: sample }] } : {}),

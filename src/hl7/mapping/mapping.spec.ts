@@ -1303,3 +1303,38 @@ describe('PID race, ethnicity and multiple birth', () => {
     expect(cleared).not.toHaveProperty('multipleBirthInteger');
   });
 });
+
+describe('OBX and OBR performers', () => {
+  it('names who observed (OBX-16), the performing lab (OBX-23) and the interpreter (OBR-32)', () => {
+    const m = message(
+      MSH,
+      `OBR|1||F1|1^x^L${'|'.repeat(28)}777&Path&Pam`,
+      [
+        'OBX',
+        ...['1', 'NM', '1^x^L', '', '1', '', '', '', '', '', 'F', '', '', '', ''],
+        '888^Tech^Tom',
+        ...['', '', '', '', '', ''],
+        'Acme Lab^^^^^CLIA&2.16.840.1.113883.4.7&ISO^XX^^^05D0000000',
+      ].join('|'),
+    );
+    const observation = observationFromObx(
+      m.first('OBX')!,
+      'p1',
+      undefined,
+      [],
+      undefined,
+      'urn:s',
+    );
+    expect(observation['performer']).toEqual([
+      { type: 'Practitioner', identifier: { system: 'urn:s', value: '888' }, display: 'Tom Tech' },
+      {
+        type: 'Organization',
+        identifier: { system: 'urn:oid:2.16.840.1.113883.4.7', value: '05D0000000' },
+        display: 'Acme Lab',
+      },
+    ]);
+    expect(reportFromObr(m.first('OBR')!, 'p1', undefined, 'urn:s')['resultsInterpreter']).toEqual([
+      { type: 'Practitioner', identifier: { system: 'urn:s', value: '777' }, display: 'Pam Path' },
+    ]);
+  });
+});

@@ -6,6 +6,8 @@ import {
   annotationsOf,
   codeableConceptOf,
   dateTimeOf,
+  organizationOf,
+  practitionerOf,
   systemOfHd,
   type Identifier,
 } from './datatypes.js';
@@ -110,7 +112,9 @@ export function reportFromObr(
   obr: V2Segment,
   patientId: string,
   identifier: Identifier | undefined,
+  senderSystem?: string,
 ): Record<string, unknown> {
+  const interpreter = interpreterOf(obr, senderSystem);
   const code = codeableConceptOf(obr.repetitions(4)[0]);
   const effective = dateTimeOf(obr.value(7), obr.timeZone);
   const issued = dateTimeOf(obr.value(22), obr.timeZone);
@@ -125,6 +129,29 @@ export function reportFromObr(
     ...(effective ? { effectiveDateTime: effective } : {}),
     // issued is an instant: only a time with its offset qualifies.
     ...(issued?.includes('T') ? { issued } : {}),
+    ...(interpreter ? { resultsInterpreter: [interpreter] } : {}),
+  };
+}
+
+/**
+ * OBR-32, the principal result interpreter (NDL: its first component a CNN of id, family and
+ * given names as subcomponents), as the report's resultsInterpreter: dropped until 2026-12-06.
+ */
+function interpreterOf(
+  obr: V2Segment,
+  senderSystem: string | undefined,
+): Record<string, unknown> | undefined {
+  const ndl = obr.repetitions(32)[0];
+  if (!ndl) return undefined;
+  const id = ndl.value(1, 1);
+  const display = [ndl.value(1, 3), ndl.value(1, 2)]
+    .filter((part): part is string => !!part?.trim())
+    .join(' ');
+  if (!id && !display) return undefined;
+  return {
+    type: 'Practitioner',
+    ...(id ? { identifier: { ...(senderSystem ? { system: senderSystem } : {}), value: id } } : {}),
+    ...(display ? { display } : {}),
   };
 }
 
@@ -140,7 +167,20 @@ export function observationFromObx(
   fallbackTime: string | undefined,
   notes: readonly V2Segment[] = [],
   report?: V2Segment,
+  senderSystem?: string,
 ): Record<string, unknown> {
+  // Who made the observation (OBX-16) and the lab that performed it (OBX-23), as the IG's OBX
+  // map has them (a CLIA lab's name for ELR): dropped until 2026-12-06.
+  const performer = [
+    ...obx.repetitions(16).map((xcn) => {
+      const who = practitionerOf(xcn, senderSystem);
+      return who && { type: 'Practitioner', ...who };
+    }),
+    ...obx.repetitions(23).map((xon) => {
+      const lab = organizationOf(xon, senderSystem);
+      return lab && { type: 'Organization', ...lab };
+    }),
+  ].filter((reference) => reference !== undefined);
   // OBX-3 is required, yet senders leave it out: the value is kept, under a code that says so.
   const code = codeableConceptOf(obx.repetitions(3)[0]) ?? {
     text: 'Observation without a code (OBX-3 was empty)',
@@ -160,6 +200,7 @@ export function observationFromObx(
     code,
     subject: { reference: `Patient/${patientId}` },
     ...(effective ? { effectiveDateTime: effective } : {}),
+    ...(performer.length > 0 ? { performer } : {}),
     // A value of a type not mapped (ED, RP...) stays in the stored message; the Observation says so.
     ...(value ??
       (obx.repetitions(5).length > 0
