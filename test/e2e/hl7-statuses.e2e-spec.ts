@@ -131,6 +131,24 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     ]);
   });
 
+  it('takes the date of a result time with no valid time of day, and says so', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [ack] = await send(
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|T-${tag}|P|2.5.1`,
+        `PID|1||T-${tag}^^^HOSP&2.16.35&ISO^MR||Time^Tia`,
+        `OBR|1||FT-${tag}^LAB|2345-7^Glucose^LN|||20250301090000`,
+        `OBX|1|NM|2345-7^Glucose^LN||99|mg/dL|||||F|||20261206246000`,
+      ].join('\r'),
+    );
+    expect(ack!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([
+      'ERR||OBX^1^14|102^Data type error^HL70357|W||||OBX-14 (date/time of the observation) has no valid time of day: its date was taken, the time left out',
+    ]);
+    const report = await one(`DiagnosticReport?identifier=FT-${tag}`);
+    const result = await one(`Observation?subject=${String(report['subject'].reference)}`);
+    expect(result['effectiveDateTime']).toBe('2026-12-06');
+  });
+
   it('files an order of an order control of no table as new, and warns its sender (ERR 103)', async () => {
     const tag = randomUUID().slice(0, 8);
     const order = (control: string, id: string) =>

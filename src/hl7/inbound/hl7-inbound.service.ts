@@ -6,7 +6,7 @@ import { AppConfig } from '../../config/config.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
-import { repeatedValueWarnings } from '../mapping/observation.js';
+import { repeatedValueWarnings, resultTimeWarnings } from '../mapping/observation.js';
 import { orderControlWarnings } from '../mapping/orders.js';
 import { NOT_IN_TABLE, pidWarnings } from '../mapping/patient.js';
 import { buildAck, type AckCode, type AckError } from '../message/ack.js';
@@ -208,6 +208,7 @@ export class Hl7InboundService {
         ...pidWarnings(message),
         ...orderControlWarnings(message),
         ...repeatedValueWarnings(message),
+        ...resultTimeWarnings(message),
         ...keptWarnings(touched),
       ]);
       await this.repository.recordOutcome(row.id, outcome, new Date());

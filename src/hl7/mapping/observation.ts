@@ -6,6 +6,7 @@ import {
   annotationsOf,
   codeableConceptOf,
   dateTimeOf,
+  hasInvalidTime,
   organizationOf,
   practitionerOf,
   systemOfHd,
@@ -233,6 +234,32 @@ export function repeatedValueWarnings(message: V2Message): FieldWarning[] {
       },
     ];
   });
+}
+
+/** The result times read here, by segment: field and name. */
+const RESULT_TIMES: [segment: string, field: number, name: string][] = [
+  ['OBR', 7, 'observation date/time'],
+  ['OBR', 22, 'results report/status change'],
+  ['OBX', 14, 'date/time of the observation'],
+];
+
+/**
+ * The result times whose time of day is none (hour 24, minute 60): their date is taken, and
+ * the sender told so, where until 2026-12-06 the time was dropped in silence.
+ */
+export function resultTimeWarnings(message: V2Message): FieldWarning[] {
+  return RESULT_TIMES.flatMap(([name, field, what]) =>
+    message.all(name).flatMap((segment, i): FieldWarning[] => {
+      if (!hasInvalidTime(segment.value(field))) return [];
+      const which = i > 0 ? ` in ${name} #${i + 1}` : '';
+      return [
+        {
+          location: [name, i + 1, field],
+          text: `${name}-${field} (${what})${which} has no valid time of day: its date was taken, the time left out`,
+        },
+      ];
+    }),
+  );
 }
 
 function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
