@@ -27,10 +27,7 @@ describe('HL7 v2 assigning authorities named by namespace and by universal id', 
   });
 
   async function send(...messages: string[]): Promise<string[]> {
-    const before = sender.acks.length;
-    await sender.send(messages.map((message) => Buffer.from(message)));
-    const acks = await sender.waitForAcks(before + messages.length);
-    return acks.slice(before).map((ack) => msaOf(ack).code);
+    return (await sender.exchange(messages)).map((ack) => msaOf(ack).code);
   }
 
   const adt = (control: string, cx: string, family: string) =>

@@ -25,12 +25,7 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     await testApp.close();
   });
 
-  /** The ACKs of these messages, in order. */
-  async function send(...messages: string[]): Promise<string[]> {
-    const before = sender.acks.length;
-    await sender.send(messages.map((message) => Buffer.from(message)));
-    return (await sender.waitForAcks(before + messages.length)).slice(before);
-  }
+  const send = (...messages: string[]): Promise<string[]> => sender.exchange(messages);
 
   async function one(query: string): Promise<Record<string, any>> {
     const found = await http('GET', `${testApp.url}/fhir/${query}`);

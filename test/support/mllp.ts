@@ -76,6 +76,13 @@ export class MllpTestClient {
     return this.acks.slice(0, count);
   }
 
+  /** Sends the messages and gives their ACKs, in order: the ones that came after them. */
+  async exchange(messages: string[]): Promise<string[]> {
+    const before = this.acks.length;
+    await this.send(messages.map((message) => Buffer.from(message)));
+    return (await this.waitForAcks(before + messages.length)).slice(before);
+  }
+
   async waitForClose(timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
