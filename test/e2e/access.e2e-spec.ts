@@ -129,8 +129,9 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
           'subject.name reaches HealthcareService resources, which you may not search',
         ],
         [
-          `Patient?_id=${ids.patientA}&_include=Patient:link:Observation`,
-          '_include reaches Observation resources, which you may not read',
+          // A target the parameter has (Patient:link:Observation is a 400 since 2026-12-06).
+          `Account?_include=Account:subject:Device`,
+          '_include reaches Device resources, which you may not read',
         ],
       ];
       for (const [query, said] of refused) {
