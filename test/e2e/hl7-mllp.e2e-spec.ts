@@ -376,6 +376,36 @@ describe('HL7 v2 over MLLP', () => {
     expect(found.body.entry[0].resource.birthDate).toBeUndefined();
   });
 
+  it("keeps a newborn's time of birth (PID-7) as patient-birthTime, until the date is corrected", async () => {
+    const adt = (control: string, birth: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20261206||ADT^A28|${control}|P|2.5\rPID|1||BT-1^^^HOSP&2.16.12&ISO^MR||Newborn^Baby||${birth}|F`;
+    const sender = await client();
+    expect(msaOf((await sender.exchange([adt('BT-1', '202612052347-0500')]))[0]!).code).toBe('AA');
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const patient = async () =>
+      (
+        await http(
+          'GET',
+          `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.12|BT-1')}`,
+        )
+      ).body.entry[0].resource;
+    expect(await patient()).toMatchObject({
+      birthDate: '2026-12-05',
+      _birthDate: {
+        extension: [
+          {
+            url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime',
+            valueDateTime: '2026-12-05T23:47:00-05:00',
+          },
+        ],
+      },
+    });
+    expect(msaOf((await sender.exchange([adt('BT-2', '20261204')]))[0]!).code).toBe('AA');
+    const corrected = await patient();
+    expect(corrected.birthDate).toBe('2026-12-04');
+    expect(corrected._birthDate).toBeUndefined();
+  });
+
   it('takes a message over HTTPS too (POST /hl7/v2), for the integration role only', async () => {
     const body = Buffer.from(
       'MSH|^~\\&|WEB|HOSP|CV|CV|20240101||ADT^A28|WEB-1|P|2.5\rPID|1||W-1^^^HOSP&2.16.7&ISO^MR||Web^Posted||19900101|M',

@@ -236,11 +236,6 @@ export function dateOf(value: V2Value): string | undefined {
 }
 
 /**
- * DTM to a FHIR dateTime. A time without a UTC offset is in the sender's local time: placed in
- * `timeZone` when the deployment names it (HL7_TIME_ZONE), else given as its date only rather
- * than at a guessed offset (FHIR requires one with a time).
- */
-/**
  * Whether a DTM's time of day is none (`20261206246000`: hour 24), which dateTimeOf drops,
  * keeping the date: a sender is told so (see resultTimeWarnings), never the value.
  */
@@ -251,6 +246,11 @@ export function hasInvalidTime(value: V2Value): boolean {
   return Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59;
 }
 
+/**
+ * DTM to a FHIR dateTime. A time without a UTC offset is in the sender's local time: placed in
+ * `timeZone` when the deployment names it (HL7_TIME_ZONE), else given as its date only rather
+ * than at a guessed offset (FHIR requires one with a time).
+ */
 export function dateTimeOf(value: V2Value, timeZone?: string): string | undefined {
   const match = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})?(\d{2})?(\.\d{1,4})?([+-]\d{4})?$/.exec(
     value ?? '',

@@ -1304,6 +1304,54 @@ describe('PID race, ethnicity and multiple birth', () => {
   });
 });
 
+describe('PID-7 time of birth', () => {
+  const BIRTH_TIME = 'http://hl7.org/fhir/StructureDefinition/patient-birthTime';
+  const pid = (birth: string, timeZone?: string) => {
+    const { text, header } = decodeMessage(
+      Buffer.from([MSH, `PID|1||M-1^^^HOSP&2.16.1&ISO^MR||Doe^Baby||${birth}|F`].join('\r')),
+    );
+    return new V2Message(text, header.delimiters, timeZone).first('PID')!;
+  };
+  const apply = (patient: Record<string, unknown> | undefined, sent: ReturnType<typeof pid>) =>
+    applyPatient(patient, [], patientFromPid(sent).elements);
+
+  it("keeps the time as patient-birthTime, in the sender's zone, beside other extensions", () => {
+    const own = { url: 'https://example.org/own', valueString: 'kept' };
+    const born = apply(
+      { resourceType: 'Patient', _birthDate: { extension: [own] } },
+      pid('202612052347', 'America/New_York'),
+    );
+    expect(born).toMatchObject({
+      birthDate: '2026-12-05',
+      _birthDate: {
+        extension: [own, { url: BIRTH_TIME, valueDateTime: '2026-12-05T23:47:00-05:00' }],
+      },
+    });
+    // An offset sent with the time is the sender's own; without a zone a time is not placed.
+    expect(apply(undefined, pid('202612052347+0100'))['_birthDate']).toEqual({
+      extension: [{ url: BIRTH_TIME, valueDateTime: '2026-12-05T23:47:00+01:00' }],
+    });
+    expect(apply(undefined, pid('202612052347'))).not.toHaveProperty('_birthDate');
+  });
+
+  it('drops the time when the date changes or is removed, and keeps it for the same date', () => {
+    const born = apply(undefined, pid('202612052347+0000'));
+    const sameDay = apply(born, pid('20261205'));
+    expect(sameDay['_birthDate']).toEqual(born['_birthDate']);
+    const corrected = apply(born, pid('20261204'));
+    expect(corrected).toMatchObject({ birthDate: '2026-12-04' });
+    expect(corrected).not.toHaveProperty('_birthDate');
+    const removed = apply(born, pid('""'));
+    expect(removed).not.toHaveProperty('birthDate');
+    expect(removed).not.toHaveProperty('_birthDate');
+    // An invalid PID-7 is left out (with a warning), and so leaves both as they were.
+    expect(apply(born, pid('20261345'))).toMatchObject({
+      birthDate: '2026-12-05',
+      _birthDate: born['_birthDate'],
+    });
+  });
+});
+
 describe('OBX and OBR performers', () => {
   it('names who observed (OBX-16), the performing lab (OBX-23) and the interpreter (OBR-32)', () => {
     const m = message(

@@ -110,6 +110,8 @@ export function patientFromPid(
   };
   set('name', 5, () => pid.repetitions(5).map(humanNameOf).filter(Boolean));
   set('birthDate', 7, () => dateOf(pid.value(7)));
+  const birthTime = birthTimeOf(pid);
+  if (birthTime) elements['_birthDate'] = birthTime;
   set('gender', 8, () => GENDER[pid.value(8)?.toUpperCase() ?? '']);
   set('address', 11, () => pid.repetitions(11).map(addressOf).filter(Boolean));
   // The language to speak with the patient (an interpreter's cue) and the marital status.
@@ -141,6 +143,45 @@ export function patientFromPid(
     elements['deceasedBoolean'] = null;
   }
   return { identifiers, elements };
+}
+
+const BIRTH_TIME = 'http://hl7.org/fhir/StructureDefinition/patient-birthTime';
+
+interface BirthTime {
+  url?: string;
+  valueDateTime?: string;
+}
+
+/**
+ * PID-7's time of day as the patient-birthTime extension on `birthDate`, as the IG's PID map
+ * has it (a newborn's, dropped until 2026-12-06), placed in the sender's zone like every v2
+ * time (one that cannot be placed is left out): a change of `_birthDate` replacing that
+ * extension only. A birth date sent without a time is applyPatient's (see birthTimeOfDate).
+ */
+function birthTimeOf(pid: V2Segment): ElementChange | undefined {
+  const time = dateTimeOf(pid.value(7), pid.timeZone);
+  if (!time?.includes('T')) return undefined;
+  return (stored) => {
+    const { extension, ...rest } = (stored ?? {}) as { extension?: BirthTime[] };
+    const kept = (extension ?? []).filter((one) => one.url !== BIRTH_TIME);
+    return { ...rest, extension: [...kept, { url: BIRTH_TIME, valueDateTime: time }] };
+  };
+}
+
+/**
+ * `_birthDate` without a birth time that is not of the patient's birth date (changed, or
+ * removed by `""`), null when nothing else is left. A date sent alone keeps the time known of
+ * that date: the sender's field is only less precise.
+ */
+function birthTimeOfDate(patient: Record<string, unknown>): unknown {
+  const stored = patient['_birthDate'] as { extension?: BirthTime[] } | undefined;
+  if (!stored?.extension) return stored ?? null;
+  const { extension, ...rest } = stored;
+  const kept = extension.filter(
+    (one) => one.url !== BIRTH_TIME || one.valueDateTime?.slice(0, 10) === patient['birthDate'],
+  );
+  const next = kept.length > 0 ? { ...rest, extension: kept } : rest;
+  return Object.keys(next).length > 0 ? next : null;
 }
 
 /** One telecom field's ContactPoints: null for `""`, undefined when empty or none maps. */
@@ -304,6 +345,11 @@ export function applyPatient(
   if ('deceasedBoolean' in elements) delete next['deceasedDateTime'];
   if ('multipleBirthInteger' in elements) delete next['multipleBirthBoolean'];
   if ('multipleBirthBoolean' in elements) delete next['multipleBirthInteger'];
+  if ('birthDate' in elements) {
+    const birthTime = birthTimeOfDate(next);
+    if (birthTime === null) delete next['_birthDate'];
+    else next['_birthDate'] = birthTime;
+  }
   // A merge hands over the prior patient's identifiers and MRG-1's, which name the same one.
   const merged = [...((current?.['identifier'] as Identifier[] | undefined) ?? [])];
   for (const identifier of identifiers) {

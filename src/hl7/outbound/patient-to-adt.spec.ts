@@ -111,6 +111,21 @@ describe('Patient to ADT', () => {
     });
   });
 
+  it('sends the time of birth that patient-birthTime gives, when it is of the birth date', () => {
+    const pid7 = (patient: Record<string, unknown>) =>
+      adtOfPatient(patient, 'A08', HEADER).split('\r')[2]!.split('|')[7];
+    const birthTime = (valueDateTime: string) => ({
+      extension: [
+        { url: 'http://hl7.org/fhir/StructureDefinition/patient-birthTime', valueDateTime },
+      ],
+    });
+    const baby = { ...PATIENT, birthDate: '2026-12-05' };
+    expect(pid7({ ...baby, _birthDate: birthTime('2026-12-05T23:47:00-05:00') })).toBe(
+      '20261205234700-0500',
+    );
+    expect(pid7({ ...baby, _birthDate: birthTime('2026-12-06T04:47:00Z') })).toBe('20261205');
+  });
+
   it('leaves out of PID-3 the identifiers a merge retired (use old)', () => {
     const merged = {
       ...PATIENT,

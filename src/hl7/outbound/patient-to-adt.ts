@@ -197,6 +197,16 @@ function dtOf(value: unknown): string | undefined {
   return match ? match.slice(1).filter(Boolean).join('') : undefined;
 }
 
+/** PID-7: the birth date, with its time of day when the patient-birthTime extension gives it. */
+function birthOf(patient: Record<string, unknown>): string | undefined {
+  const date = patient['birthDate'];
+  const extensions = (patient['_birthDate'] as { extension?: unknown[] } | undefined)?.extension;
+  const time = (extensions as { url?: string; valueDateTime?: unknown }[] | undefined)?.find(
+    (one) => one.url === 'http://hl7.org/fhir/StructureDefinition/patient-birthTime',
+  )?.valueDateTime;
+  return typeof time === 'string' && time.startsWith(`${String(date)}T`) ? dtmOf(time) : dtOf(date);
+}
+
 /**
  * A FHIR dateTime to an HL7 DTM by its digits: its time, fraction (to DTM's four digits) and
  * UTC offset kept as written (Z is +0000), a date alone as a date. Never through a Date: moved
@@ -267,7 +277,7 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
   fields[3] = repeat([...new Set(cxs)]);
   fields[5] = repeat(names.map(xpnOf));
-  fields[7] = dtOf(patient['birthDate']);
+  fields[7] = birthOf(patient);
   fields[8] = GENDER[String(patient['gender'])];
   fields[11] = repeat(addresses.map(xadOf));
   fields[13] = repeat(telecom.filter((point) => point.use !== 'work').map(xtnOf));
