@@ -1,6 +1,5 @@
 import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { AppError } from '../common/errors/app-error.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { CurrentUser } from './current-user.decorator.js';
 import { RequirePermission, RequireRecentMfa } from './permission.decorators.js';
@@ -30,14 +29,7 @@ export class AdminUsersController {
     @CurrentUser() user: AuthenticatedUser,
     @Param('username') username: string,
   ): Promise<UserSummary> {
-    // Disabled, the administrator's own sessions end at once, and only the CLI on the server
-    // brings the account back: a slip of the list would lock the last one out.
-    if (username === user.username) {
-      throw AppError.conflict(
-        'An administrator does not disable their own account here: another administrator does, or the CLI (user:disable)',
-      );
-    }
-    return this.users.disable(username);
+    return this.users.disable(username, user);
   }
 
   @Post(':username/enable')

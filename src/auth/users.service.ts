@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors/app-error.js';
+import type { AuthenticatedUser } from './authenticated-user.js';
 import { assertNewPassword, PasswordHasher } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { isRole, ROLES, type Role } from './roles.js';
@@ -67,9 +68,17 @@ export class UsersService {
   /**
    * Disables the account and ends its sessions; access tokens already issued expire on their own.
    * Its Subscriptions stop, which the Subscription notifier reads from the account's state.
+   * An administrator over HTTP (`by`) cannot disable their own account: its sessions would end
+   * at once, and only the CLI on the server brings it back, so a slip of the list would lock
+   * the last one out. The account is compared, not the name as typed (`ADMIN` is `admin`).
    */
-  async disable(username: string): Promise<UserSummary> {
+  async disable(username: string, by?: AuthenticatedUser): Promise<UserSummary> {
     const user = await this.require(username);
+    if (by && user.id === by.id) {
+      throw AppError.conflict(
+        'An administrator does not disable their own account here: another administrator does, or the CLI (user:disable)',
+      );
+    }
     await this.endSessions(user.id, { active: false });
     return summary({ ...user, active: false });
   }
