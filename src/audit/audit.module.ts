@@ -9,7 +9,7 @@ import { AuditSigner } from './audit-signer.js';
 import { AuditTrail } from './audit-trail.js';
 import { AuditVerifier } from './audit-verifier.js';
 import { AuditRepository } from './audit.repository.js';
-import { RefusedPatients } from './refused-patients.js';
+import { RefusedRequests } from './refused-requests.js';
 
 /**
  * The audit trail, for the service and the admin CLI. Global because every feature records
@@ -28,7 +28,7 @@ import { RefusedPatients } from './refused-patients.js';
     AuditVerifier,
     AuditExport,
     AuditEventService,
-    RefusedPatients,
+    RefusedRequests,
   ],
   exports: [
     AuditContext,
@@ -38,7 +38,7 @@ import { RefusedPatients } from './refused-patients.js';
     AuditExport,
     AuditEventService,
     AuditSigner,
-    RefusedPatients,
+    RefusedRequests,
   ],
 })
 export class AuditModule {}

@@ -223,10 +223,15 @@ export class AuditRepository {
   }
 
   /** Whether a Patient of this id was ever stored, deleted since or not. */
-  async isPatientId(id: string): Promise<boolean> {
+  isPatientId(id: string): Promise<boolean> {
+    return this.isStored('Patient', id);
+  }
+
+  /** Whether a resource of this type and id was ever stored, deleted since or not. */
+  async isStored(type: string, id: string): Promise<boolean> {
     const rows = await this.dataSource.query<unknown[]>(
-      `SELECT 1 FROM "resource" WHERE "resource_type" = 'Patient' AND "id" = $1`,
-      [id],
+      `SELECT 1 FROM "resource" WHERE "resource_type" = $1 AND "id" = $2`,
+      [type, id],
     );
     return rows.length > 0;
   }

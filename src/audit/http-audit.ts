@@ -241,7 +241,7 @@ function scopeText(user: AuthenticatedUser): string {
  * the attempt is on that patient's record though the record was never opened, which is when
  * nothing else names the patient. Not on a 404 (no such Patient: the id may be an MRN typed in
  * its place, and the row would keep it a second time), nor from a break-glass body, which the
- * guard refuses before anything checks that it names a stored Patient (RefusedPatients names
+ * guard refuses before anything checks that it names a stored Patient (RefusedRequests names
  * that one once it has checked).
  */
 function namedPatients(
@@ -257,7 +257,7 @@ function namedPatients(
 }
 
 /** The resource a request's URL names (`/fhir/Observation/1`, `/fhir/Patient/1/$everything`). */
-function namedResource(request: FastifyRequest, route: string | null): string | null {
+export function namedResource(request: FastifyRequest, route: string | null): string | null {
   const id = param(request, 'id', isValidId);
   if (!id || !route) return null;
   const type =
@@ -281,7 +281,7 @@ export function httpAuditEntry(
   request: FastifyRequest,
   statusCode: number,
   scope: AuditScope | undefined,
-  detail: string | null = null,
+  refusal: { detail: string | null; neverStored: boolean } = { detail: null, neverStored: false },
 ): AuditEntry {
   const route = routeOf(request);
   const described = describeRoute(request.method, route, request.body);
@@ -302,9 +302,10 @@ export function httpAuditEntry(
   // touched is in `entities`, not a "Bundle/<its id>" that does not exist.
   // An id naming nothing stored (the resource read, changed or referred to is not there) may be
   // an MRN or a name typed in an id's place, which the row kept until 2026-12-06. Another
-  // patient's record answered 404 to a patient-scoped token is stored, and stays named.
+  // patient's record answered 404 to a patient-scoped token is stored, and stays named. A
+  // request refused before the service looked (a guard's) is checked by RefusedRequests.
   const named = namedResource(request, route);
-  const unknown = named !== null && scope?.unstored.has(named) === true;
+  const unknown = named !== null && (refusal.neverStored || scope?.unstored.has(named) === true);
   const resourceId = described.bundle
     ? null
     : ((unknown ? null : param(request, 'id', isValidId)) ??
@@ -342,7 +343,7 @@ export function httpAuditEntry(
     queryParams: parameterNames(request, route),
     outcome: statusCode < 400 ? 'success' : 'failure',
     statusCode,
-    detail,
+    detail: refusal.detail,
   };
 }
 

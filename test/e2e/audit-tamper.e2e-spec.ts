@@ -419,7 +419,7 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       const cut = await host.run(['audit:verify', '--file', out], env);
       expect(cut.code).toBe(1);
       expect(cut.stdout).toMatch(/BROKEN: The export ends at row \d+ but is sealed at row \d+/);
-      await writeFile(out, text.replace('"resourceId":"p4"', '"resourceId":"p5"'));
+      await writeFile(out, text.replace('"statusCode":401', '"statusCode":200'));
       const edited = await host.run(['audit:verify', '--file', out], env);
       expect(edited.code).toBe(1);
       expect(edited.stdout).toMatch(/BROKEN: Row \d+ .* was altered/);

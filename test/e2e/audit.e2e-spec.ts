@@ -389,6 +389,15 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(read.status).toBe(404);
     expect(read.rows).toHaveLength(1);
     expect(read.rows[0]).toMatchObject({ resource_id: null, entities: [], patient_ids: [] });
+    // Refused before the service looked (by the guards: no token, no permission), the same.
+    for (const [as, status] of [
+      [http, 401],
+      [auditor, 403],
+    ] as const) {
+      const refused = await audited(as, 'GET', `${fhir}/Patient/${typed}`);
+      expect(refused.status).toBe(status);
+      expect(refused.rows[0]).toMatchObject({ resource_id: null, entities: [], patient_ids: [] });
+    }
     const named = `Quortzenbacher-${randomUUID().slice(0, 6)}`;
     const write = await audited(doctor, 'POST', `${fhir}/Observation`, {
       body: {
@@ -406,6 +415,13 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const gone = await audited(doctor, 'GET', `${fhir}/Patient/${String(stored)}/_history/99`);
     expect(gone.status).toBe(404);
     expect(gone.rows[0]!.entities).toEqual([`Patient/${String(stored)}`]);
+    const denied = await audited(auditor, 'GET', `${fhir}/Patient/${String(stored)}`);
+    expect(denied.status).toBe(403);
+    expect(denied.rows[0]).toMatchObject({
+      resource_id: String(stored),
+      entities: [`Patient/${String(stored)}`],
+      patient_ids: [String(stored)],
+    });
   });
 
   it('records a request whose parameter names hold a NUL, and fails no other request with it', async () => {

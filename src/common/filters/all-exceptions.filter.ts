@@ -4,7 +4,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { RequestIdentity } from '../../auth/request-identity.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
-import { RefusedPatients } from '../../audit/refused-patients.js';
+import { RefusedRequests } from '../../audit/refused-requests.js';
 import {
   AuditUnavailableError,
   isRecorded,
@@ -34,7 +34,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
   constructor(
     private readonly trail: AuditTrail,
     private readonly identity: RequestIdentity,
-    private readonly refusedPatients: RefusedPatients,
+    private readonly refused: RefusedRequests,
   ) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
@@ -65,8 +65,12 @@ export class AllExceptionsFilter implements ExceptionFilter {
     if (!isRecorded(request)) {
       markRecorded(request);
       await this.nameSender(request, status);
-      const entry = httpAuditEntry(request, status, scopeOf(request), body.issue[0]?.code ?? null);
-      const named = await this.refusedPatients.of(request, status);
+      const scope = scopeOf(request);
+      const entry = httpAuditEntry(request, status, scope, {
+        detail: body.issue[0]?.code ?? null,
+        neverStored: await this.refused.neverStored(request, status, scope),
+      });
+      const named = await this.refused.patientsOf(request, status);
       if (named.length > 0) {
         entry.patientIds = [...new Set([...entry.patientIds, ...named])].sort();
       }
