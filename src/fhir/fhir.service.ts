@@ -592,7 +592,9 @@ export class FhirService {
       throw this.notStored(type, id);
     }
     if (current.deleted) {
-      throw AppError.gone(`${type} resource was deleted`);
+      throw this.access.maySeeDeletion(user, type, 'update')
+        ? AppError.gone(`${type} resource was deleted`)
+        : AppError.notFound(`${type} resource not found`);
     }
     const previous = (await this.openForWrite(user, current, 'patch'))!;
     assertVersionMatches(current, expected);
@@ -623,6 +625,10 @@ export class FhirService {
       if (!current) {
         throw this.notStored(type, id);
       }
+      // Deleting it again is a no-op, unless the caller may not learn that it was deleted.
+      if (current.deleted && !this.access.maySeeDeletion(user, type, 'delete')) {
+        throw AppError.notFound(`${type} resource not found`);
+      }
       const resource = await this.openForWrite(user, current, 'delete');
       assertVersionMatches(current, expected);
       if (!resource) return { unchanged: true };
@@ -645,6 +651,11 @@ export class FhirService {
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
       throw this.notStored(type, id);
+    }
+    // A deleted record's history is as unknown to a patient-scoped token as the record is to
+    // its read: its total and its deletion answered 200 until 2026-12-06.
+    if (current.deleted && !this.access.maySeeDeletion(user, type, 'history')) {
+      throw AppError.notFound(`${type} resource not found`);
     }
     // Access follows the resource as it is now (or was before its deletion), and as it was in
     // every version shown: a restricted one needs break-glass whenever it was restricted.

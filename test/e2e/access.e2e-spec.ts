@@ -348,6 +348,22 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await app('GET', `${fhir}/Observation/${deleted}/_history/2`)).status).toBe(404);
       const listed = (await app('GET', `${fhir}/Observation/_history?_count=500`)).body;
       expect(JSON.stringify(listed)).not.toContain(deleted);
+      // Nor through its history, a patch or a second deletion, as it would be for an id never
+      // stored: they answered 200 with its versions' total, 410 and 204 until 2026-12-06.
+      for (const count of [0, 1]) {
+        const history = await app('GET', `${fhir}/Observation/${deleted}/_history?_count=${count}`);
+        expect(history.status).toBe(404);
+      }
+      const writer = await scoped(doctorToken, 'patient/*.cruds', ids.patientA);
+      const patch = {
+        body: [{ op: 'replace', path: '/status', value: 'amended' }],
+        headers: { 'content-type': 'application/json-patch+json' },
+      };
+      expect((await writer('PATCH', `${fhir}/Observation/${deleted}`, patch)).status).toBe(404);
+      expect((await writer('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(404);
+      // The doctor, who may see deletions, is told.
+      expect((await doctor('PATCH', `${fhir}/Observation/${deleted}`, patch)).status).toBe(410);
+      expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);
     });
 
     it("leaves other patients' versions out of the system history", async () => {
