@@ -196,6 +196,15 @@ export class ResourceAccess {
   }
 
   /**
+   * Whether a search's SQL applies every rule of who may list this type, so that its count
+   * counts only what the caller may see. Not a Binary's: its patient and restriction are its
+   * securityContext's, another resource's, read once the Binary is (see SecurityContexts).
+   */
+  countsInSql(type: string): boolean {
+    return type !== 'Binary';
+  }
+
+  /**
    * Whether a patient-scoped token sees resources of this type only in its compartment. A
    * Subscription is in no one's: its criteria name other patients and its endpoint receives
    * their notifications, so a patient's app neither lists nor takes over a clinician's.

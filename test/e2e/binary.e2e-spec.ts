@@ -226,6 +226,15 @@ describe('Binary: documents in their own format, following their securityContext
     expect(ids).not.toContain(otherPatient);
     expect(ids).not.toContain(otherDocument);
     expect(ids).not.toContain(noContext);
+    // A count cannot follow each Binary's securityContext: it would have counted the others'.
+    for (const as of [authorizedHttp(app), doctor]) {
+      const counted = await as('GET', `${fhir}/Binary?_summary=count`);
+      expect(counted.status).toBe(400);
+      expect(counted.body.issue[0].code).toBe('not-supported');
+    }
+    const totalled = await authorizedHttp(app)('GET', `${fhir}/Binary?_total=accurate`);
+    expect(totalled.status).toBe(200);
+    expect(totalled.body.total).toBeUndefined();
 
     // The disclosure is accounted to the patient whose document it is.
     const requestId = `t-${randomUUID()}`;

@@ -152,8 +152,23 @@ export class SearchService {
       ? await this.resources.completeUpTo()
       : new Date();
 
+    // A count of what the caller may not list tells what it holds: three Binaries of another
+    // patient counted 3 for a patient-scoped token until 2026-12-06.
+    const countable = this.access.countsInSql(type);
+    if (!countable && request.summaryCount) {
+      throw AppError.of(
+        400,
+        'not-supported',
+        `${type} resources are not counted here: who may see each one follows its securityContext, which a count cannot check; page through the search instead`,
+      );
+    }
+    if (!countable && request.total === 'accurate') {
+      params.warnings.add(
+        `The Bundle has no total: who may see each ${type} follows its securityContext, which a count cannot check`,
+      );
+    }
     const total =
-      request.total === 'accurate' || request.summaryCount
+      countable && (request.total === 'accurate' || request.summaryCount)
         ? await this.repository.count(where, whereValues)
         : undefined;
     const links = (next?: Cursor, previous?: Cursor) =>
