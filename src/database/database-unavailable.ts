@@ -107,6 +107,23 @@ export function isStatementTimeout(error: unknown): boolean {
 }
 
 /**
+ * The SQLSTATE of a database error (TypeORM's QueryFailedError, the driver's own, or one that
+ * wraps them), if it is one.
+ */
+export function sqlStateOf(error: unknown): string | undefined {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const { code, driverError, cause } = current as {
+      code?: unknown;
+      driverError?: unknown;
+      cause?: unknown;
+    };
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    current = driverError ?? cause;
+  }
+  return undefined;
+}
+
+/**
  * A statement PostgreSQL refused for what it asked (a value it cannot read, say), as opposed to
  * the database being unable to serve: the same statement would be refused again.
  */

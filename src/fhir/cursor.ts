@@ -22,5 +22,9 @@ export function decodeCursor<T>(
       // not a cursor: the error below
     }
   }
-  throw AppError.invalid(`_cursor is not a cursor of this ${list}: follow the Bundle links`);
+  throw notACursor(list);
+}
+
+export function notACursor(list: string): AppError {
+  return AppError.invalid(`_cursor is not a cursor of this ${list}: follow the Bundle links`);
 }

@@ -91,15 +91,25 @@ function parseAt(raw: unknown): AtPeriod {
   return { prefix: prefix ?? 'eq', low: range.low, high: range.high, text };
 }
 
+/** Text PostgreSQL can take as a parameter: no NUL, and no longer than an id could be. */
+function isKeyText(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 64 && !value.includes('\0');
+}
+
+/** A version id PostgreSQL's integer column can hold (vread caps them so too). */
+function isVersionId(value: unknown): value is number {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 2_147_483_647;
+}
+
 function isVersionCursor(value: unknown): value is VersionCursor {
   const cursor = value as Partial<HistoryCursor> | null;
   return (
     typeof cursor === 'object' &&
     cursor !== null &&
     cursor.lastUpdated === undefined &&
-    typeof cursor.type === 'string' &&
-    typeof cursor.id === 'string' &&
-    Number.isInteger(cursor.versionId)
+    isKeyText(cursor.type) &&
+    isKeyText(cursor.id) &&
+    isVersionId(cursor.versionId)
   );
 }
 
@@ -110,9 +120,9 @@ function isHistoryCursor(value: unknown): value is HistoryCursor {
     cursor !== null &&
     typeof cursor.lastUpdated === 'string' &&
     !Number.isNaN(new Date(cursor.lastUpdated).getTime()) &&
-    typeof cursor.type === 'string' &&
-    typeof cursor.id === 'string' &&
-    Number.isInteger(cursor.versionId)
+    isKeyText(cursor.type) &&
+    isKeyText(cursor.id) &&
+    isVersionId(cursor.versionId)
   );
 }
 

@@ -1204,6 +1204,17 @@ describe('FHIR search', () => {
         expect(res.status).toBe(400);
       }
       expect((await search(`Observation?_cursor=not-a-cursor`)).status).toBe(400);
+      // A cursor's keys edited into what their columns cannot hold: 500s until 2026-12-06.
+      const cursor = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+      for (const query of [
+        `Observation?_sort=_lastUpdated&_cursor=${cursor({ d: 'n', k: ['x', 'x'] })}`,
+        `Observation?_sort=-_lastUpdated&_cursor=${cursor({ d: 'n', k: ['2026-02-30 10:00:00+00', 'x'] })}`,
+        `Observation?_cursor=${cursor({ d: 'n', k: ['\u0000'] })}`,
+      ]) {
+        const res = await search(query);
+        expect({ query, status: res.status }).toEqual({ query, status: 400 });
+        expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
+      }
       // Defined in R4 but not indexed here: said so, rather than "unknown".
       for (const [query, kind] of [
         ['MolecularSequence?chromosome-variant-coordinate=1$gt10$lt20', 'composite'],

@@ -3,6 +3,7 @@ import {
   DATABASE_PROBLEM_DIAGNOSTICS,
   databaseProblem,
   isStatementTimeout,
+  sqlStateOf,
 } from '../../database/database-unavailable.js';
 import { AppError, type Issue } from './app-error.js';
 import { operationOutcome, outcomeForStatus, type OperationOutcome } from './operation-outcome.js';
@@ -131,10 +132,27 @@ function validationMessages(error: HttpException): string[] {
   return Array.isArray(message) ? message.filter((m): m is string => typeof m === 'string') : [];
 }
 
-/** What may be logged of an unexpected error: no driver `detail` (it quotes row values). */
+/**
+ * What may be logged of an unexpected error: no driver `detail` (it quotes row values), and no
+ * message of a database error, which may quote the value it refused (`invalid input syntax for
+ * type timestamp with time zone: "…"`), as PhiSafeTypeOrmLogger leaves it out: its SQLSTATE,
+ * and the routine that raised it, say what failed.
+ */
 export function loggableError(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) {
     return { type: typeof error };
+  }
+  const state = sqlStateOf(error);
+  if (state !== undefined) {
+    const { routine } = ((error as { driverError?: unknown }).driverError ?? error) as {
+      routine?: unknown;
+    };
+    return {
+      type: error.name,
+      code: state,
+      ...(typeof routine === 'string' ? { routine } : {}),
+      stack: error.stack?.replace(/^[^\n]*/, `${error.name}: (database message left out)`),
+    };
   }
   const code = (error as { code?: unknown }).code;
   return {

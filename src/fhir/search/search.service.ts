@@ -15,8 +15,8 @@ import { operationOutcome, type OperationOutcome } from '../../common/errors/ope
 import { SecurityContexts } from '../security-contexts.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
-import { isRefusedStatement } from '../../database/database-unavailable.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { isRefusedStatement, sqlStateOf } from '../../database/database-unavailable.js';
+import { decodeCursor, encodeCursor, notACursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId, type FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
@@ -186,13 +186,15 @@ export class SearchService {
     const pageWhere = cursor
       ? `${where} AND ${keysetCondition(columns, cursor.k, backwards, params)}`
       : where;
-    const rows = await this.repository.page(
-      pageWhere,
-      params.values,
-      columns,
-      backwards,
-      request.count + 1,
-    );
+    const rows = await this.repository
+      .page(pageWhere, params.values, columns, backwards, request.count + 1)
+      .catch((error: unknown) => {
+        // A cursor's keys are cast to their columns' types (timestamptz, numeric): one a
+        // client edited (`x` for an instant) is PostgreSQL's data exception, a 500 until
+        // 2026-12-06. The criteria, checked before, never are.
+        if (cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('search');
+        throw error;
+      });
     const more = rows.length > request.count;
     const page = rows.slice(0, request.count);
     if (backwards) page.reverse();
