@@ -6,7 +6,8 @@ import { AccountStatus } from './account-status.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { ClientStatus } from './client-status.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
-import { bearerToken, RequestIdentity } from './request-identity.js';
+import { bearerToken } from './bearer-token.js';
+import { RequestIdentity } from './request-identity.js';
 import { SessionStatus } from './session-status.js';
 
 /**
@@ -53,8 +54,9 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       return true;
     }
     const allowed = (await super.canActivate(context)) as boolean;
-    if (allowed && token && request.user) {
-      this.identity.remember(token, request.user);
+    // Whatever found the token, a user it verified is checked for an end of its session.
+    if (request.user) {
+      if (token) this.identity.remember(token, request.user);
       await this.stillAllowed(request.user);
     }
     return allowed;

@@ -1,8 +1,10 @@
 import { Injectable, UnauthorizedException } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import { ExtractJwt, Strategy } from 'passport-jwt';
+import { Strategy } from 'passport-jwt';
 import { AppConfig } from '../config/config.js';
+import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from './authenticated-user.js';
+import { bearerToken } from './bearer-token.js';
 import { userOfClaims, type AccessTokenClaims } from './access-token-claims.js';
 import { SigningKeys } from './signing-keys.js';
 
@@ -14,7 +16,8 @@ import { SigningKeys } from './signing-keys.js';
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(keys: SigningKeys, config: AppConfig) {
     super({
-      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+      // The guard's reading of the header, not passport-jwt's looser one (see bearerToken).
+      jwtFromRequest: (request: FastifyRequest) => bearerToken(request) ?? null,
       secretOrKeyProvider: (
         _request: unknown,
         rawJwt: string,

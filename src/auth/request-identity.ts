@@ -2,15 +2,11 @@ import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import type { Strategy } from 'passport-jwt';
 import type { AuthenticatedUser } from './authenticated-user.js';
+import { bearerToken } from './bearer-token.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { SigningKeys } from './signing-keys.js';
 import { VerifiedTokens } from './verified-tokens.js';
-
-/** The access token of a request, if it carries one as `Authorization: Bearer`. */
-export function bearerToken(request: FastifyRequest): string | undefined {
-  return /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')?.[1];
-}
 
 /**
  * Who an access token stands for, shared by the authentication guard and by the audit rows of

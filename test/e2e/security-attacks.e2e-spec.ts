@@ -254,6 +254,25 @@ describe('attacks a hospital reviewer tries first', () => {
       }
       expect(refusedAfter).toBeLessThan(6_000);
       expect((await read(other.access_token)).status).toBe(200);
+      // However the header is written: with two spaces (RFC 6750 allows them) or with what
+      // passport-jwt's reading took and the guard's did not, the token read on until
+      // 2026-12-06, its session's end unchecked.
+      for (const header of [
+        `Bearer  ${loggedOut.access_token}`,
+        `Bearer\t${loggedOut.access_token}`,
+        `Bearer ${loggedOut.access_token} x`,
+        `bearer ${loggedOut.access_token}`,
+      ]) {
+        const res = await http('GET', patientUrl, { headers: { authorization: header } });
+        expect({ header, status: res.status }).toEqual({ header, status: 401 });
+      }
+      expect(
+        (
+          await http('GET', patientUrl, {
+            headers: { authorization: `Bearer  ${other.access_token}` },
+          })
+        ).status,
+      ).toBe(200);
 
       const dataSource = testApp.app.get(DataSource);
       for (const column of ['expires_at', 'absolute_expires_at']) {
