@@ -325,6 +325,21 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(unknown.status).toBe(404);
     expect(unknown.text).toContain('No patient you may see has this id or identifier');
 
+    // A role that may not read patients is told so, whether the patient is here or not: an
+    // auditor learned an MRN's patient id so until 2026-12-06.
+    const auditor = await createUser(testApp, ['auditor']);
+    for (const patient of [mrn, 'MRN-nobody-has-this', patientId]) {
+      const refused = await signIn(unknown, {
+        username: auditor.username,
+        password: auditor.password,
+        patient,
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.location).toBeUndefined();
+      expect(refused.text).toContain('Your role may not read patients');
+      expect(refused.text).not.toContain(patientId);
+    }
+
     const byId = await signIn(unknown, {
       username: doctor.username,
       password: doctor.password,

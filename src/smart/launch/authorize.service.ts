@@ -3,6 +3,7 @@ import { AuthorizationCodes } from '../../auth/apps/authorization-codes.js';
 import { SmartAppRepository, type SmartApp } from '../../auth/apps/smart-app.repository.js';
 import { AuthService } from '../../auth/auth.service.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { isUuid } from '../../common/ids.js';
 import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
@@ -180,6 +181,14 @@ export class AuthorizeService {
   private async patientOf(user: AuthenticatedUser, given: string): Promise<string> {
     const value = given.trim();
     if (value === '') throw AppError.invalid('Name the patient the app will be used for');
+    // The reads below apply compartments and restrictions, not the role matrix (the guards'):
+    // an administrator or auditor learned until 2026-12-06 whether an MRN was a patient here,
+    // and its id, as an EHR launch refuses them before any look-up.
+    if (!mayUseFhir(user, 'Patient', 'read') || !mayUseFhir(user, 'Patient', 'search')) {
+      throw AppError.forbidden(
+        'Your role may not read patients, so it cannot open an app on one: sign in as a clinician',
+      );
+    }
     if (isValidId(value)) {
       try {
         return (await this.fhir.read(user, 'Patient', value)).id;
