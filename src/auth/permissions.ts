@@ -28,6 +28,7 @@ export const APP_PERMISSIONS = [
   'fhir:system',
   'fhir:terminology',
   'hl7:feed',
+  'hl7:manage',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
@@ -123,8 +124,13 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   'fhir:system': 'any',
   // ValueSet/$expand, $validate-code, CodeSystem/$lookup: the R4 definitions, no patient data.
   'fhir:terminology': 'any',
-  // HL7 over HTTPS and the stored-message routes: feeds post as system accounts, admins look after them.
-  'hl7:feed': ['admin', 'integration'],
+  // HL7 over HTTPS: feeds post as system accounts. Not administrators, who manage accounts and
+  // do not write records: a message of theirs wrote results and names, restricted records
+  // included, until 2026-12-06.
+  'hl7:feed': ['integration'],
+  // The stored messages and the outbox (lists, reprocess, resend): administrators look after
+  // what the feeds sent, as do the feeds' own accounts.
+  'hl7:manage': ['admin', 'integration'],
 };
 
 export function canAccessFhir(

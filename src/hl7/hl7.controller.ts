@@ -54,7 +54,7 @@ export class Hl7Controller {
   ) {}
 
   @Get('messages')
-  @RequirePermission('hl7:feed')
+  @RequirePermission('hl7:manage')
   @ApiQuery({ name: 'status', enum: HL7_MESSAGE_STATUSES })
   @ApiQuery({ name: '_count', required: false, description: '1 to 1000, default 100' })
   @ApiQuery({ name: 'type', required: false, description: 'ADT^A08, or ADT for all its events' })
@@ -96,7 +96,7 @@ export class Hl7Controller {
 
   @Post('messages/:id/reprocess')
   @HttpCode(200)
-  @RequirePermission('hl7:feed')
+  @RequirePermission('hl7:manage')
   @ApiOperation({ summary: 'Process a stored message again (after an error); 409 once processed' })
   reprocess(@Param('id', ParseUUIDPipe) id: string): Promise<Hl7Outcome & { id: string }> {
     return this.inbound.reprocess(id);

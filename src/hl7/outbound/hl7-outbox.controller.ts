@@ -34,7 +34,7 @@ export class Hl7OutboxController {
   ) {}
 
   @Get()
-  @RequirePermission('hl7:feed')
+  @RequirePermission('hl7:manage')
   @ApiQuery({ name: 'status', enum: HL7_OUTBOX_STATUSES })
   @ApiQuery({ name: '_count', required: false, description: '1 to 1000, default 100' })
   @ApiQuery({ name: 'destination', required: false, description: 'host:port, as configured' })
@@ -60,7 +60,7 @@ export class Hl7OutboxController {
 
   @Post(':id/resend')
   @HttpCode(200)
-  @RequirePermission('hl7:feed')
+  @RequirePermission('hl7:manage')
   @ApiOperation({
     summary:
       'Send a dead message again, at its place in the queue; 409 if not dead or if a later message about the same resource was delivered',
