@@ -7,10 +7,11 @@ import { isUuid } from '../common/ids.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { SmartAppRepository } from './apps/smart-app.repository.js';
+import { narrowedGrant } from './apps/app-scopes.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { MfaRequiredResponse, OAuthError, TokenResponse } from './dto.js';
 import { assertNewPassword, PasswordHasher } from './password.js';
-import { RefreshTokens, RefusedRefreshToken } from './refresh-tokens.js';
+import { RefreshTokens, RefusedRefreshToken, type AppGrant } from './refresh-tokens.js';
 import { parseScopes } from './smart-scopes.js';
 import { TokenService, type LoginFacts } from './token.service.js';
 import { newTotpSecret, totpUri, verifyTotp } from './totp.js';
@@ -128,9 +129,26 @@ export class AuthService {
     return this.issue(user, { amr: ['pwd', 'otp'], authTime: new Date() });
   }
 
-  async refresh(refreshToken: string, clientId?: string): Promise<TokenResponse> {
+  /**
+   * The next tokens of a session. `scope`, asked at the token endpoint (RFC 6749 section 6),
+   * narrows the access token within the app's grant (until 2026-12-06 any scope was refused,
+   * the grant's own included, which SMART's and ONC's refresh tests send); the refresh token
+   * keeps the grant, and is left unused when the scope is refused.
+   */
+  async refresh(refreshToken: string, clientId?: string, scope?: string): Promise<TokenResponse> {
+    let narrowed: string | undefined;
+    const refuses = (grant: AppGrant | undefined): AppError | undefined => {
+      if (scope === undefined) return undefined;
+      narrowed = grant ? narrowedGrant(grant.scope, scope) : undefined;
+      if (narrowed !== undefined) return undefined;
+      return new InvalidScope(
+        grant
+          ? `scope must be within the grant: ${grant.scope}`
+          : "This session's token has no scope to narrow: use POST /auth/token/scoped",
+      );
+    };
     const { token, familyId, userId, sessionEpoch, login, grant } = await this.refreshTokens
-      .rotate(refreshToken, clientId)
+      .rotate(refreshToken, clientId, refuses)
       .catch(async (error: unknown) => {
         // A replayed token ends its session: the row names whose session that was.
         if (error instanceof RefusedRefreshToken && error.owner) await this.actorById(error.owner);
@@ -153,13 +171,13 @@ export class AuthService {
       await this.refreshTokens.revokeFamilyOf(token);
       throw AppError.of(401, 'login', 'Invalid or expired refresh token');
     }
-    // An app's grant carries over unchanged: a refreshed token is never wider than approved.
+    // An app's grant carries over, or narrower: a refreshed token is never wider than approved.
     const access = await this.tokens.accessToken(
       user,
       login,
       grant
         ? {
-            scope: grant.scope,
+            scope: narrowed ?? grant.scope,
             clientId: grant.appId,
             ...(grant.patient ? { patient: grant.patient } : {}),
           }
@@ -172,7 +190,7 @@ export class AuthService {
       expires_in: access.expiresIn,
       refresh_token: token,
       ...(grant
-        ? { scope: grant.scope, ...(grant.patient ? { patient: grant.patient } : {}) }
+        ? { scope: narrowed ?? grant.scope, ...(grant.patient ? { patient: grant.patient } : {}) }
         : {}),
     };
   }
@@ -198,20 +216,21 @@ export class AuthService {
     if (typeof token !== 'string' || token === '') {
       return { error: 'invalid_request', error_description: 'refresh_token is required' };
     }
-    if (fields['scope'] !== undefined && fields['scope'] !== '') {
-      return {
-        error: 'invalid_scope',
-        error_description:
-          "A refreshed token keeps its session's rights; narrow it with POST /auth/token/scoped",
-      };
+    const scope = fields['scope'];
+    if (scope !== undefined && typeof scope !== 'string') {
+      return { error: 'invalid_request', error_description: 'scope must be one text' };
     }
     try {
       const client = fields['client_id'];
       return await this.refresh(
         token,
         typeof client === 'string' && client !== '' ? client : undefined,
+        scope || undefined,
       );
     } catch (error) {
+      if (error instanceof InvalidScope) {
+        return { error: 'invalid_scope', error_description: error.message };
+      }
       if (error instanceof AppError && error.status === 401) {
         return { error: 'invalid_grant', error_description: 'Invalid or expired refresh token' };
       }
@@ -430,4 +449,11 @@ export class AuthService {
  */
 function refuseScopedToken(current: AuthenticatedUser, message: string): void {
   if (current.scopes !== undefined) throw AppError.forbidden(message);
+}
+
+/** A scope the refresh_token grant refuses, which the token endpoint answers `invalid_scope`. */
+class InvalidScope extends AppError {
+  constructor(message: string) {
+    super(400, [{ severity: 'error', code: 'invalid', diagnostics: message }]);
+  }
 }

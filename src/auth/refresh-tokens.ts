@@ -73,9 +73,14 @@ export class RefreshTokens {
    * Exchanges a refresh token for the next one of its family. A token that was already used or
    * revoked means it leaked (or was replayed): the whole family is revoked. `clientId`, when the
    * client names itself, must be the app the family was issued to (RFC 6749 section 10.4): the
-   * token stays unused, since a misconfigured client is the likelier cause.
+   * token stays unused, since a misconfigured client is the likelier cause. So does a token
+   * whose grant `refuses` what the client asked of it (a scope wider than the grant's).
    */
-  async rotate(presented: string, clientId?: string): Promise<Rotated> {
+  async rotate(
+    presented: string,
+    clientId?: string,
+    refuses?: (grant: AppGrant | undefined) => AppError | undefined,
+  ): Promise<Rotated> {
     const result = await this.repository.transactionOnToken<Rotated | { error: AppError }>(
       hashOf(presented),
       async (current, manager) => {
@@ -96,6 +101,8 @@ export class RefreshTokens {
         }
         const login = { amr: current.amr, authTime: current.authTime };
         const grant = grantOf(current);
+        const refusal = refuses?.(grant);
+        if (refusal) return { error: refusal };
         const { token, entity } = this.next(
           { id: current.userId, sessionEpoch: current.sessionEpoch },
           current.familyId,

@@ -281,13 +281,46 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       scope: 'launch/patient offline_access patient/*.rs',
     });
 
+    // The client may name the scope it was granted, or narrower (RFC 6749 6, SMART, ONC's
+    // g10 refresh test): the access token is narrowed, the refresh token keeps the grant.
+    // Wider is invalid_scope, and leaves the refresh token unused.
+    const withScope = (presented: string, scope: string) =>
+      tokenRequest({ grant_type: 'refresh_token', refresh_token: presented, scope });
+    for (const wider of ['patient/*.cruds', 'user/*.rs', 'openid', 'launch/patient nonsense']) {
+      const refused = await withScope(refreshed.body.refresh_token, wider);
+      expect({ wider, status: refused.status, error: refused.body.error }).toEqual({
+        wider,
+        status: 400,
+        error: 'invalid_scope',
+      });
+    }
+    const same = await withScope(
+      refreshed.body.refresh_token,
+      'launch/patient offline_access patient/*.rs',
+    );
+    expect(same.status).toBe(200);
+    expect(same.body.scope).toBe('launch/patient offline_access patient/*.rs');
+    const narrower = await withScope(same.body.refresh_token, 'patient/Observation.rs');
+    expect(narrower.status).toBe(200);
+    expect(narrower.body).toMatchObject({ scope: 'patient/Observation.rs', patient: patientId });
+    expect(decodeJwt(narrower.body.access_token)).toMatchObject({
+      scope: 'patient/Observation.rs',
+    });
+    const observations = authorizedHttp(narrower.body.access_token);
+    expect((await observations('GET', `${fhirBase}/Patient/${patientId}`)).status).toBe(403);
+    const widerAgain = await tokenRequest({
+      grant_type: 'refresh_token',
+      refresh_token: narrower.body.refresh_token,
+    });
+    expect(widerAgain.body.scope).toBe('launch/patient offline_access patient/*.rs');
+
     // The code is spent; presenting it again revokes what was issued for it.
     const again = await exchange(code, verifier);
     expect(again.status).toBe(400);
     expect(again.body.error).toBe('invalid_grant');
     const afterReuse = await tokenRequest({
       grant_type: 'refresh_token',
-      refresh_token: refreshed.body.refresh_token,
+      refresh_token: widerAgain.body.refresh_token,
     });
     expect(afterReuse.body.error).toBe('invalid_grant');
   });

@@ -111,7 +111,7 @@ describe('SMART discovery and the OAuth token endpoint', () => {
       [{ grant_type: 'password', username: 'x', password: 'y' }, 'unsupported_grant_type'],
       [{ grant_type: 'authorization_code', code: 'abc' }, 'invalid_request'],
       [{ grant_type: 'refresh_token' }, 'invalid_request'],
-      [{ grant_type: 'refresh_token', refresh_token: 'x', scope: 'user/*.cruds' }, 'invalid_scope'],
+      [{ grant_type: 'refresh_token', refresh_token: 'x', scope: 'user/*.cruds' }, 'invalid_grant'],
     ] as const) {
       const res = await tokenRequest(testApp, form);
       expect({ form, status: res.status, error: res.body.error }).toEqual({
@@ -120,6 +120,16 @@ describe('SMART discovery and the OAuth token endpoint', () => {
         error,
       });
     }
+    // A person's own session has no scope to narrow; its refresh token stays usable.
+    const own = await login(testApp, await createUser(testApp, ['doctor']));
+    const scoped = await tokenRequest(testApp, {
+      grant_type: 'refresh_token',
+      refresh_token: own.refresh_token,
+      scope: 'user/*.rs',
+    });
+    expect(scoped.body.error).toBe('invalid_scope');
+    const plain = { grant_type: 'refresh_token', refresh_token: own.refresh_token };
+    expect((await tokenRequest(testApp, plain)).status).toBe(200);
   });
 });
 

@@ -65,6 +65,26 @@ export function grantAppScope(requested: string, registered: string): AppScope {
   };
 }
 
+/**
+ * The scope a refreshed access token has when the client asks for one (RFC 6749 section 6,
+ * SMART's refresh): the grant's, or narrower, in the words asked; undefined when an item asked
+ * for is not within the grant (a wider one, an unknown one). The refresh token keeps the grant.
+ */
+export function narrowedGrant(granted: string, asked: string): string | undefined {
+  const grant = appScopeOf(granted);
+  const items = [...new Set(asked.split(/\s+/).filter(Boolean))];
+  const want = appScopeOf(asked);
+  if (items.length === 0 || want.launch.length + want.resources.length !== items.length) {
+    return undefined;
+  }
+  if (!want.launch.every((item) => grant.launch.includes(item))) return undefined;
+  const within = want.resources.every((one) => {
+    const got = grantedScopes([one], grant.resources);
+    return got.length === 1 && formatScope(got[0]!) === formatScope(one);
+  });
+  return within ? formatGrant(want) : undefined;
+}
+
 /** A registration's scope, its resource scopes in SMART v2 letters. */
 export function format(scope: AppScope): string {
   return [...scope.launch, ...scope.resources.map(formatScope)].join(' ');
