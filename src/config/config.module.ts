@@ -16,6 +16,10 @@ export class AppConfigModule {
       // .env is already in process.env (loadEnvFile), for code that runs before Nest too.
       ignoreEnvFile: true,
       validate: validateEnv,
+      // Only what validateEnv returned: Nest's fallback to process.env read an empty variable
+      // (`HL7_PROCESSING_IDS=` from docker-compose's `${…:-}`) that validation had dropped as
+      // unset, so its default did not apply, and every message was refused (AR 202).
+      skipProcessEnv: true,
       cache: true,
     });
     return {
