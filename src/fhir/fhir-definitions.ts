@@ -76,6 +76,11 @@ export class FhirDefinitions {
     return this.valueSets.expand(url);
   }
 
+  /** The version of a value set of the definitions, if it has one. */
+  valueSetVersion(url: string): string | undefined {
+    return this.valueSets.version(url);
+  }
+
   /** A code system of the definitions (its concepts when it holds all of them). */
   codeSystem(url: string): KnownCodeSystem | undefined {
     return this.valueSets.codeSystem(url);

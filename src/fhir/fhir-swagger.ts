@@ -6,6 +6,17 @@ export const OUTCOME = {
   schema: { $ref: '#/components/schemas/OperationOutcome' },
 };
 export const RESOURCE = { schema: { $ref: '#/components/schemas/Resource' } };
+/** An operation's input by POST: a Parameters resource. */
+export const PARAMETERS = {
+  schema: {
+    type: 'object',
+    required: ['resourceType'],
+    properties: {
+      resourceType: { type: 'string', enum: ['Parameters'] },
+      parameter: { type: 'array', items: { type: 'object' } },
+    },
+  },
+};
 /** A patch body: JSON Patch (an array) or FHIRPath Patch (a Parameters resource). */
 export const PATCH_BODY = {
   schema: { oneOf: [{ type: 'array', items: { type: 'object' } }, { type: 'object' }] },

@@ -12,7 +12,8 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction } from '../auth/permission.decorators.js';
 import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
-import { OUTCOME, RESOURCE, TYPE_PARAM } from './fhir-swagger.js';
+import { OUTCOME, PARAMETERS, RESOURCE, TYPE_PARAM } from './fhir-swagger.js';
+import { operationInput } from './operation-input.js';
 import { EverythingService } from './search/everything.service.js';
 import { ValidateService } from './validate.service.js';
 
@@ -60,6 +61,25 @@ export class OperationsController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     return sendFhirJson(reply, await this.validation.validate(type, body, id));
+  }
+
+  @Post('Patient/:id/$everything')
+  @HttpCode(200)
+  @FhirInteraction('read', 'Patient')
+  @ApiOperation({
+    summary:
+      'Patient $everything, its input a Parameters resource (start, end, _type, _since, _count)',
+  })
+  @ApiBody(PARAMETERS)
+  async everythingPosted(
+    @CurrentUser() user: AuthenticatedUser,
+    @Param('id') id: string,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return this.everything(user, id, operationInput(query, body).query, request, reply);
   }
 
   @Get('Patient/:id/$everything')

@@ -45,6 +45,7 @@ const LISTED = 12;
 export class ValueSets {
   /** Only what expansion reads is kept: the files hold descriptions and more (tens of MB). */
   private readonly valueSets = new Map<string, ValueSet['compose']>();
+  private readonly versions = new Map<string, string>();
   private readonly codeSystems = new Map<string, KnownCodeSystem>();
   private readonly expansions = new Map<string, Expansion | null>();
 
@@ -54,6 +55,7 @@ export class ValueSets {
       for (const { resource } of bundle.entry ?? []) {
         if (resource?.resourceType === 'ValueSet' && resource.url) {
           this.valueSets.set(resource.url, resource.compose);
+          if (resource.version) this.versions.set(resource.url, resource.version);
         } else if (resource?.resourceType === 'CodeSystem' && resource.url) {
           const complete = resource.content === 'complete' && resource.concept?.length;
           this.codeSystems.set(resource.url, {
@@ -90,6 +92,11 @@ export class ValueSets {
       compose && !seen.has(url) ? this.compose(compose, new Set([...seen, url])) : undefined;
     this.expansions.set(url, expansion ?? null);
     return expansion;
+  }
+
+  /** The business version of a value set of the definitions (`4.0.1`), when it has one. */
+  version(url: string): string | undefined {
+    return this.versions.get(url);
   }
 
   /** A code system of the definitions, for $lookup. */

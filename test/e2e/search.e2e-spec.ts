@@ -758,6 +758,16 @@ describe('FHIR search', () => {
       ).toEqual(['Patient']);
       const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
       expect((await auditor('GET', `${fhir}/Patient/${ids.a}/$everything`)).status).toBe(403);
+      // By POST too (R4: every operation), its input a Parameters resource; 405 until 2026-12-06.
+      const posted = await http('POST', `${fhir}/Patient/${ids.a}/$everything`, {
+        body: {
+          resourceType: 'Parameters',
+          parameter: [{ name: '_type', valueString: 'Patient' }],
+        },
+      });
+      expect(posted.status).toBe(200);
+      expect(ids_(posted)).toEqual([ids.a]);
+      expect((await auditor('POST', `${fhir}/Patient/${ids.a}/$everything`)).status).toBe(403);
     });
 
     it('adds what the patient and the compartment refer to, once each, as the caller may read it', async () => {
@@ -1026,6 +1036,17 @@ describe('FHIR search', () => {
         ids.obs[22],
       ]);
       // Every code of the patient's, one each: the glucose series gives its latest only.
+      const posted = await http('POST', `${fhir}/Observation/$lastn`, {
+        body: {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'patient', valueString: ids.a },
+            { name: 'code', valueString: code },
+            { name: 'max', valueInteger: 3 },
+          ],
+        },
+      });
+      expect(ids_(posted)).toEqual(ids_(three));
       const all = ids_(await search(`Observation/$lastn?subject=Patient/${ids.a}`));
       expect(all).toContain(ids.obs[24]);
       expect(all).not.toContain(ids.obs[23]);

@@ -52,6 +52,66 @@ describe('Terminology: ValueSet/$expand, $validate-code, CodeSystem/$lookup', ()
     expect(loinc.status).toBe(422);
     expect(loinc.body.issue[0].diagnostics).toMatch(/is not a value set this server can expand/);
     expect((await get('ValueSet/$expand')).status).toBe(400);
+    // A version: the one held (url and version apart in the answer), or a 404.
+    expect(all.body.version).toBe('4.0.1');
+    const held = await get(`ValueSet/$expand?url=${encodeURIComponent(`${GENDER}|4.0.1`)}`);
+    expect(held.body).toMatchObject({ url: GENDER, version: '4.0.1' });
+    const other = await get(`ValueSet/$expand?url=${encodeURIComponent(`${GENDER}|9.9.9`)}`);
+    expect(other.status).toBe(404);
+    expect(other.body.issue[0].diagnostics).toBe(
+      `Version 9.9.9 of ${GENDER} is not held here: 4.0.1 is`,
+    );
+  });
+
+  it('takes every operation by POST, with a Parameters body, and codings only so', async () => {
+    const post = (path: string, parameter: Record<string, unknown>[]) =>
+      billing('POST', `${fhir}/${path}`, { body: { resourceType: 'Parameters', parameter } });
+    const expanded = await post('ValueSet/$expand', [
+      { name: 'url', valueUri: GENDER },
+      { name: 'filter', valueString: 'fem' },
+    ]);
+    expect(expanded.status).toBe(200);
+    expect(expanded.body.expansion.contains.map((c: { code: string }) => c.code)).toEqual([
+      'female',
+    ]);
+    const coding = { system: GENDER_SYSTEM, code: 'male', display: 'Man' };
+    const byCoding = await post('ValueSet/$validate-code', [
+      { name: 'url', valueUri: GENDER },
+      { name: 'coding', valueCoding: coding },
+    ]);
+    expect(byCoding.status).toBe(200);
+    expect(parameter(byCoding.body, 'message')?.['valueString']).toBe(
+      'The display for male is "Male", not "Man"',
+    );
+    // A CodeableConcept is valid when one of its codings is.
+    const concept = await post('ValueSet/$validate-code', [
+      { name: 'url', valueUri: GENDER },
+      {
+        name: 'codeableConcept',
+        valueCodeableConcept: {
+          coding: [
+            { system: 'urn:x', code: 'M' },
+            { ...coding, display: 'Male' },
+          ],
+        },
+      },
+    ]);
+    expect(parameter(concept.body, 'result')?.['valueBoolean']).toBe(true);
+    const looked = await post('CodeSystem/$lookup', [
+      { name: 'coding', valueCoding: { system: GENDER_SYSTEM, code: 'other' } },
+    ]);
+    expect(parameter(looked.body, 'display')?.['valueString']).toBe('Other');
+    for (const [path, body] of [
+      ['ValueSet/$expand', { resourceType: 'Patient' }],
+      ['ValueSet/$expand', { resourceType: 'Parameters', parameter: [{ name: 'url' }] }],
+      [
+        'CodeSystem/$lookup',
+        { resourceType: 'Parameters', parameter: [{ name: 'system', valueCoding: coding }] },
+      ],
+    ] as const) {
+      const refused = await billing('POST', `${fhir}/${path}`, { body });
+      expect({ path, body, status: refused.status }).toEqual({ path, body, status: 400 });
+    }
   });
 
   it('validates a code against a value set, display included', async () => {

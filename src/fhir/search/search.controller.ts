@@ -11,13 +11,21 @@ import {
   Req,
   Res,
 } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiParam, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBearerAuth,
+  ApiBody,
+  ApiHeader,
+  ApiOperation,
+  ApiParam,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { FhirInteraction } from '../../auth/permission.decorators.js';
 import { fhirBaseUrl, sendFhirJson } from '../fhir-headers.js';
-import { TYPE_PARAM } from '../fhir-swagger.js';
+import { PARAMETERS, TYPE_PARAM } from '../fhir-swagger.js';
+import { operationInput } from '../operation-input.js';
 import { postedCriteria } from './search-request.js';
 import { SearchService } from './search.service.js';
 
@@ -91,6 +99,23 @@ export class SearchController {
         viaPost: true,
       }),
     );
+  }
+
+  @Post('Observation/$lastn')
+  @HttpCode(200)
+  @FhirInteraction('search', 'Observation')
+  @ApiOperation({
+    summary: 'Observation/$lastn, its input a Parameters resource (max, and search criteria)',
+  })
+  @ApiBody(PARAMETERS)
+  lastNPosted(
+    @CurrentUser() user: AuthenticatedUser,
+    @Query() query: Record<string, string | string[] | undefined>,
+    @Body() body: unknown,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<unknown> {
+    return this.lastN(user, operationInput(query, body).query, request, reply);
   }
 
   @Get('Observation/$lastn')

@@ -1,8 +1,11 @@
-import { applyDecorators, Controller, Get, Query, Res } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { applyDecorators, Body, Controller, Get, HttpCode, Post, Query, Res } from '@nestjs/common';
+import { ApiBody, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { RequirePermission } from '../../auth/permission.decorators.js';
+import { AppError } from '../../common/errors/app-error.js';
 import { sendFhirJson } from '../fhir-headers.js';
+import { PARAMETERS } from '../fhir-swagger.js';
+import { operationInput } from '../operation-input.js';
 import { MAX_EXPANSION_COUNT, TerminologyService } from './terminology.service.js';
 
 type QueryRecord = Record<string, string | string[] | undefined>;
@@ -61,5 +64,60 @@ export class TerminologyController {
   )
   lookup(@Query() query: QueryRecord, @Res({ passthrough: true }) reply: FastifyReply): unknown {
     return sendFhirJson(reply, this.terminology.lookup(query));
+  }
+
+  // The same operations by POST, their input a Parameters resource, as R4 has servers take
+  // every operation; `coding` and `codeableConcept` can be sent only so.
+
+  @Post('ValueSet/$expand')
+  @HttpCode(200)
+  @RequirePermission('fhir:terminology')
+  @ApiOperation({ summary: 'ValueSet/$expand, its input a Parameters resource (url, filter…)' })
+  @ApiBody(PARAMETERS)
+  expandPosted(
+    @Query() query: QueryRecord,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): unknown {
+    return sendFhirJson(reply, this.terminology.expand(operationInput(query, body).query));
+  }
+
+  @Post('ValueSet/$validate-code')
+  @HttpCode(200)
+  @RequirePermission('fhir:terminology')
+  @ApiOperation({
+    summary:
+      'ValueSet/$validate-code, its input a Parameters resource (url, and code or coding or codeableConcept)',
+  })
+  @ApiBody(PARAMETERS)
+  validateCodePosted(
+    @Query() query: QueryRecord,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): unknown {
+    const input = operationInput(query, body, ['coding', 'codeableConcept']);
+    const codings = [...input.codings.values()].flat();
+    if (input.codings.size > 1 || (input.codings.get('coding')?.length ?? 0) > 1) {
+      throw AppError.invalid('Give one coding or one codeableConcept');
+    }
+    return sendFhirJson(reply, this.terminology.validateCode(input.query, codings));
+  }
+
+  @Post('CodeSystem/$lookup')
+  @HttpCode(200)
+  @RequirePermission('fhir:terminology')
+  @ApiOperation({
+    summary: 'CodeSystem/$lookup, its input a Parameters resource (system and code, or coding)',
+  })
+  @ApiBody(PARAMETERS)
+  lookupPosted(
+    @Query() query: QueryRecord,
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): unknown {
+    const input = operationInput(query, body, ['coding']);
+    const codings = input.codings.get('coding') ?? [];
+    if (codings.length > 1) throw AppError.invalid('Give one coding');
+    return sendFhirJson(reply, this.terminology.lookup(input.query, codings[0]));
   }
 }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
+import type { CodingInput } from '../operation-input.js';
 import { normalizeString } from '../search/normalize.js';
 import type { Expansion } from '../value-sets.js';
 
@@ -21,8 +22,7 @@ export class TerminologyService {
 
   /** ValueSet/$expand: url, and `filter` (words of the code or display), `offset`, `count`. */
   expand(query: Query): Record<string, unknown> {
-    const url = single(query, 'url', true)!;
-    const expansion = this.expansionOf(url);
+    const { url, version, expansion } = this.expansionOf(single(query, 'url', true)!);
     const filter = single(query, 'filter');
     const words = filter ? normalizeString(filter).split(' ') : [];
     const offset = integer(query, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
@@ -34,6 +34,7 @@ export class TerminologyService {
     return {
       resourceType: 'ValueSet',
       url,
+      ...(version ? { version } : {}),
       status: 'active',
       expansion: {
         identifier: `urn:uuid:${randomUUID()}`,
@@ -54,13 +55,34 @@ export class TerminologyService {
     };
   }
 
-  /** ValueSet/$validate-code: url, system and code (and display, checked when given). */
-  validateCode(query: Query): Record<string, unknown> {
+  /**
+   * ValueSet/$validate-code: url, system and code (and display, checked when given), or, by
+   * POST, `codings` (a `coding`, a `codeableConcept`'s): valid when one of them is, the answer
+   * of the first that is (else of the first), as R4's definition has it for a CodeableConcept.
+   */
+  validateCode(query: Query, codings: readonly CodingInput[] = []): Record<string, unknown> {
     const url = single(query, 'url', true)!;
-    const code = single(query, 'code', true)!;
-    const system = single(query, 'system');
-    const display = single(query, 'display');
-    const expansion = this.expansionOf(url);
+    if (codings.length === 0) {
+      const code = single(query, 'code', true)!;
+      return this.validateOne(url, code, single(query, 'system'), single(query, 'display')).answer;
+    }
+    if (['code', 'system', 'display'].some((name) => query[name] !== undefined)) {
+      throw AppError.invalid('Give code (with system, display) or a coding, not both');
+    }
+    const answers = codings.map((coding) => {
+      if (!coding.code) throw AppError.invalid('A coding to validate has a code', ['coding']);
+      return this.validateOne(url, coding.code, coding.system, coding.display);
+    });
+    return (answers.find(({ valid }) => valid) ?? answers[0]!).answer;
+  }
+
+  private validateOne(
+    url: string,
+    code: string,
+    system: string | undefined,
+    display: string | undefined,
+  ): { valid: boolean; answer: Record<string, unknown> } {
+    const { expansion } = this.expansionOf(url);
     const found = system
       ? expansion.codings.has(`${system}|${code}`)
         ? ([`${system}|${code}`, expansion.codings.get(`${system}|${code}`)] as const)
@@ -74,17 +96,27 @@ export class TerminologyService {
       : !result
         ? `The display for ${code} is "${known}", not "${display}"`
         : undefined;
-    return parameters([
-      { name: 'result', valueBoolean: result },
-      ...(message ? [{ name: 'message', valueString: message }] : []),
-      ...(known ? [{ name: 'display', valueString: known }] : []),
-    ]);
+    return {
+      valid: result,
+      answer: parameters([
+        { name: 'result', valueBoolean: result },
+        ...(message ? [{ name: 'message', valueString: message }] : []),
+        ...(known ? [{ name: 'display', valueString: known }] : []),
+      ]),
+    };
   }
 
-  /** CodeSystem/$lookup: system and code; 404 for a code the code system does not hold. */
-  lookup(query: Query): Record<string, unknown> {
-    const system = single(query, 'system', true)!;
-    const code = single(query, 'code', true)!;
+  /**
+   * CodeSystem/$lookup: system and code, or, by POST, a `coding`; 404 for a code the code
+   * system does not hold.
+   */
+  lookup(query: Query, coding?: CodingInput): Record<string, unknown> {
+    if (coding && ['code', 'system'].some((name) => query[name] !== undefined)) {
+      throw AppError.invalid('Give system and code, or a coding, not both');
+    }
+    const given = coding ? { system: coding.system, code: coding.code } : query;
+    const system = single(given, 'system', true)!;
+    const code = single(given, 'code', true)!;
     const codeSystem = this.definitions.codeSystem(system);
     if (!codeSystem?.concepts) {
       throw AppError.of(
@@ -104,16 +136,29 @@ export class TerminologyService {
     ]);
   }
 
-  private expansionOf(url: string): Expansion {
-    const expansion = this.definitions.expansion(url.split('|')[0]!);
+  /**
+   * The value set a canonical names (`url`, or `url|version`): a version other than the one
+   * held is a 404, where until 2026-12-06 it was ignored and the answer echoed it as if held.
+   */
+  private expansionOf(canonical: string): { url: string; version?: string; expansion: Expansion } {
+    const [url, asked] = canonical.split('|') as [string, string | undefined];
+    const expansion = this.definitions.expansion(url);
     if (!expansion) {
       throw AppError.of(
         422,
         'not-supported',
-        `${url} is not a value set this server can expand: only those of the R4 definitions that draw on their own code systems`,
+        `${canonical} is not a value set this server can expand: only those of the R4 definitions that draw on their own code systems`,
       );
     }
-    return expansion;
+    const version = this.definitions.valueSetVersion(url);
+    if (asked !== undefined && asked !== version) {
+      throw AppError.of(
+        404,
+        'not-found',
+        `Version ${asked} of ${url} is not held here${version ? `: ${version} is` : ''}`,
+      );
+    }
+    return { url, ...(version ? { version } : {}), expansion };
   }
 }
 
