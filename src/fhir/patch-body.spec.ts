@@ -56,6 +56,27 @@ describe('applyPatch (JSON Patch)', () => {
     expect(patient['gender']).toBeUndefined();
   });
 
+  it('names the operation that cannot be applied, and the one whose test fails', async () => {
+    const refusal = async (failing: Operation) =>
+      (
+        (await applyPatch(
+          patient,
+          [{ op: 'add', path: '/active', value: true }, failing],
+          1_048_576,
+        ).catch((error: unknown) => error)) as AppError
+      ).message;
+    // fast-json-patch's own validation says 0 for any operation it refuses.
+    expect(await refusal({ op: 'remove', path: '/multipleBirthBoolean' })).toBe(
+      'JSON Patch operation 1 cannot be applied to the resource',
+    );
+    expect(await refusal({ op: 'replace', path: '/name/0/use', value: 'official' })).toBe(
+      'JSON Patch operation 1 cannot be applied to the resource',
+    );
+    expect(await refusal({ op: 'test', path: '/active', value: false })).toBe(
+      'JSON Patch operation 1 (test) failed',
+    );
+  });
+
   it('refuses copies that together outgrow the body limit, before making them', async () => {
     // Each copy of /extension into itself doubles it: 40 of them, a 1 KB request, took
     // 150 s here before the bound (20 held the service 7 s through the API).

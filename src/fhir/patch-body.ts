@@ -65,8 +65,12 @@ export async function applyPatch(
   }
   let patched = fastJsonPatch.deepClone(document) as FhirResource;
   let copied = 0;
+  // The operation being applied: fast-json-patch's errors say 0 for any that its validation
+  // refuses (applyOperation validates with index 0), so this counter names it.
+  let at = 0;
   try {
     patch.forEach((operation, index) => {
+      at = index;
       if (operation.op === 'copy') {
         const value: unknown = fastJsonPatch.getValueByPointer(patched, operation.from);
         copied += JSON.stringify(value ?? null).length;
@@ -91,9 +95,8 @@ export async function applyPatch(
   } catch (error) {
     if (error instanceof AppError) throw error;
     // Messages name the operation, never the values it carried (they can be PHI).
-    const { index, name } = error as { index?: number; name?: string };
-    const operation =
-      index === undefined ? 'A JSON Patch operation' : `JSON Patch operation ${index}`;
+    const { name } = error as { name?: string };
+    const operation = `JSON Patch operation ${at}`;
     throw name === 'TEST_OPERATION_FAILED'
       ? AppError.preconditionFailed(`${operation} (test) failed`)
       : AppError.of(422, 'processing', `${operation} cannot be applied to the resource`);
