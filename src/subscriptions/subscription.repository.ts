@@ -115,10 +115,14 @@ export class SubscriptionRepository {
     return rows.map((row) => row.id);
   }
 
-  /** Live Subscriptions still active past their `end`: the notifier turns them `off`. */
+  /**
+   * Live Subscriptions (`requested`, `active`) past their `end`: the notifier turns them `off`.
+   * By status, not by the active flag: one written with its `end` already past is stored
+   * inactive, and stayed `requested` for good until 2026-12-06.
+   */
   async ended(limit: number): Promise<string[]> {
     const rows = await this.takeForStatus<{ id: string }>({
-      where: 's.active AND s.ends_at <= now()',
+      where: `s.status IN ('requested', 'active') AND s.ends_at <= now()`,
       order: 's.ends_at',
       limit,
     });

@@ -865,6 +865,17 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(off.end).toBe(end.toISOString());
     expect(hits(`/hooks/ending-${run}`)).toEqual([]);
     expect((await statusAudit(id)).at(-1)).toBe(`off ended ${off.meta.versionId}`);
+    // One written with its end already past is turned off too, never made active: it stayed
+    // `requested` for good until 2026-12-06.
+    const late = await create(
+      doctor,
+      subscription(code, `${hooks}ended-${run}`, { end: '2026-01-01T00:00:00Z' }),
+    );
+    const lateOff = await eventually('the late Subscription turned off', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${late}`);
+      return res.body.status === 'off' ? res.body : undefined;
+    });
+    expect(lateOff.meta.versionId).toBe('2');
   });
 
   it('activates a Subscription it could not write once its owner has changed it', async () => {
