@@ -141,6 +141,17 @@ describe('Patient/$match', () => {
         ]),
       ),
     ).toMatch(/^400 count is an integer from 1 to 100/);
+    // A Patient that is not a valid one is a 400 naming the element, not a 500.
+    for (const patient of [
+      { identifier: [{ system: MRN, value: 12345 }] },
+      { name: { family } },
+      { telecom: [{ system: 'phone', value: 5551234 }] },
+    ]) {
+      const refused = await refusal(parameters(patient));
+      expect({ patient, refused: refused.slice(0, 4) }).toEqual({ patient, refused: '400 ' });
+      expect(refused).not.toContain('12345');
+      expect(refused).not.toContain('5551234');
+    }
     expect(
       await refusal(
         parameters({ identifier: [{ system: MRN, value: mrn }] }),

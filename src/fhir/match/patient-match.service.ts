@@ -5,6 +5,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { entries } from '../bundle.js';
 import type { FhirResource } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
+import { ResourceValidator } from '../resource-validator.js';
 import { SearchService } from '../search/search.service.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 import { scoreMatch, type MatchGrade, type PatientFacts } from './match-score.js';
@@ -41,10 +42,15 @@ export class PatientMatchService {
     private readonly searches: SearchService,
     private readonly resources: ResourceRepository,
     private readonly access: ResourceAccess,
+    private readonly validator: ResourceValidator,
   ) {}
 
   async match(user: AuthenticatedUser, body: unknown, baseUrl: string): Promise<unknown> {
     const request = matchRequest(body);
+    // The Patient described is read as a Patient (names, identifiers, telecoms): one that is
+    // not valid (an identifier value of 12345, a name that is no list) was a 500 until
+    // 2026-12-06. Its 400 names the element, never the value.
+    await this.validator.validate(request.patient as FhirResource);
     const ids = new Set<string>();
     for (const criteria of candidateSearches(request.patient)) {
       if (ids.size >= MAX_CANDIDATES) break;
