@@ -2,13 +2,16 @@ import 'reflect-metadata';
 import { failureReport, runCommand } from './cli/run-command.js';
 
 /**
- * A reader that stops early (`… | head`) closes stdout: the rest of the output goes nowhere and
- * the command finishes its work. Unhandled, the EPIPE killed the process midway, e.g. through a
- * reprocess backlog, with a stack trace.
+ * A reader that stops early (`… | head`) closes stdout, or stderr too (`2>&1 | head`, where
+ * progress goes): the rest of the output goes nowhere and the command finishes its work.
+ * Unhandled, the EPIPE killed the process midway, e.g. through a reprocess backlog or a
+ * reindex (stderr's until 2026-12-06), with a stack trace.
  */
-process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-});
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
 
 /** `npm run cli -- <command>`: admin commands on the Nest application context. */
 runCommand(process.argv.slice(2)).catch((error: unknown) => {

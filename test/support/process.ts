@@ -52,7 +52,12 @@ export function runNode(
   script: string,
   args: string[],
   env: Record<string, string>,
-  options: { stdin?: string; timeoutMs?: number; closeStdout?: boolean } = {},
+  options: {
+    stdin?: string;
+    timeoutMs?: number;
+    closeStdout?: boolean;
+    closeStderr?: boolean;
+  } = {},
 ): Promise<Finished> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [script, ...args], {
@@ -62,6 +67,7 @@ export function runNode(
     if (options.stdin !== undefined) child.stdin!.end(options.stdin);
     // A reader gone before the output comes, as `| head` is once it has its lines.
     if (options.closeStdout) child.stdout!.destroy();
+    if (options.closeStderr) child.stderr!.destroy();
     let stdout = '';
     let stderr = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
