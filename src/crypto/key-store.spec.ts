@@ -96,6 +96,19 @@ describe('KeyStore', () => {
     );
   });
 
+  it('refuses PHI_MASTER_KEY and PHI_KEY_FILE together, whether the file exists or not', async () => {
+    const store = new KeyStore(
+      settings({
+        masterKeys: [randomBytes(32).toString('base64')],
+        keyFile: join(dataDir, 'no-such-keys.json'),
+        embedded: false,
+      }),
+    );
+    await expect(store.load()).rejects.toThrow(
+      'PHI_MASTER_KEY and PHI_KEY_FILE are both set: set the one that holds the keys',
+    );
+  });
+
   it('cannot add keys that come from the environment', async () => {
     const store = new KeyStore(settings({ masterKeys: [randomBytes(32).toString('base64')] }));
     await expect(store.addCurrentKey(await store.load())).rejects.toThrow(/PHI_MASTER_KEY/);

@@ -82,6 +82,13 @@ export class KeyStore {
         'Invalid configuration: with KEY_CUSTODY the PHI keys come wrapped from PHI_KEY_FILE, not from PHI_MASTER_KEY (see keys:init and keys:wrap)',
       );
     }
+    if (masterKeys.length > 0 && keyFile) {
+      // Which keys encrypt is not for a precedence rule to settle: with both, the file was
+      // never read (a path that did not exist started the service) until 2026-12-06.
+      throw new KeyConfigError(
+        'Invalid configuration: PHI_MASTER_KEY and PHI_KEY_FILE are both set: set the one that holds the keys',
+      );
+    }
     if (masterKeys.length > 0) {
       const keys = masterKeys.map((encoded) => toMasterKey(encoded));
       const first = keys[0] as MasterKey;
