@@ -3634,6 +3634,24 @@ describe('HL7 v2 over MLLP', () => {
     expect(encounters.body.entry).toHaveLength(1);
   });
 
+  it('answers a sender that half-closes after its last frame, then ends the connection', async () => {
+    // `nc -N`, a batch script: all sent, then FIN, then read the answers. Until 2026-12-06
+    // the first ACK was lost and the other messages were never processed.
+    const tag = randomUUID().slice(0, 8);
+    const messages = [1, 2, 3].map((i) =>
+      Buffer.from(
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A28|HC-${tag}-${i}|P|2.5\rPID|1||HC-${tag}^^^HOSP&2.16.12&ISO^MR||Half^Close`,
+      ),
+    );
+    const sender = await client();
+    await sender.send(messages);
+    sender.socket.end();
+    await sender.waitForClose();
+    expect(sender.acks.map((ack) => msaOf(ack))).toEqual(
+      [1, 2, 3].map((i) => ({ code: 'AA', controlId: `HC-${tag}-${i}` })),
+    );
+  });
+
   it('answers a resend with the same ACK code and stores it once', async () => {
     const sample = samples.find((s) => s.file === 'ADT-A08-01.hl7')!;
     const sender = await client();

@@ -49,11 +49,14 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
     // its timeout was logged here without closing the socket: a peer that connected and said
     // nothing (a scanner, a NAT entry dropped mid-handshake) held a connection slot forever, and
     // the listener's close, hence a SIGTERM, waited for it.
+    // Half-open: a sender that half-closes after its last frame (`nc -N`, a batch script)
+    // still reads its ACKs; until 2026-12-06 the first was lost and the rest never processed.
     const server = tlsOptions
-      ? createTlsServer({ ...tlsOptions, handshakeTimeout: options.frameTimeoutMs }, (socket) =>
-          this.serve(socket),
+      ? createTlsServer(
+          { ...tlsOptions, handshakeTimeout: options.frameTimeoutMs, allowHalfOpen: true },
+          (socket) => this.serve(socket),
         )
-      : createServer((socket) => this.serve(socket));
+      : createServer({ allowHalfOpen: true }, (socket) => this.serve(socket));
     server.on('tlsClientError', (error: Error & { code?: string }, socket: Socket) => {
       this.logger.warn(
         { peer: socket.remoteAddress, code: error.code },
@@ -173,6 +176,12 @@ export class MllpListener implements OnApplicationBootstrap, BeforeApplicationSh
       socket.destroy();
     };
     socket.on('close', () => clearTimeout(deadline));
+    // The sender has sent all it will: its messages are answered, then the connection ends.
+    socket.on('end', () => {
+      void queue.finally(() => {
+        if (!socket.destroyed) socket.end();
+      });
+    });
     socket.on('data', (chunk: Buffer) => {
       const events = decoder.push(chunk);
       const frames = events.reduce(
