@@ -299,6 +299,21 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     expect(
       refusal(await clientToken('system/*.rs', await assertion({ claims: { sub: randomUUID() } }))),
     ).toBe('401 invalid_client: client_assertion: iss and sub must both be the client id');
+    // A client_id beside the assertion names the same client (RFC 7521 4.2), or is refused.
+    const named = (client_id: string) =>
+      assertion().then((signed) =>
+        tokenRequest({
+          grant_type: 'client_credentials',
+          client_assertion_type: JWT_BEARER,
+          client_assertion: signed,
+          scope: 'system/*.rs',
+          client_id,
+        }),
+      );
+    expect(refusal(await named(randomUUID()))).toBe(
+      '401 invalid_client: client_id names another client than the client_assertion',
+    );
+    expect((await named(clientId)).status).toBe(200);
     expect(
       refusal(await clientToken('system/*.rs', await assertion({ client: randomUUID() }))),
     ).toBe('401 invalid_client: Unknown client');

@@ -119,6 +119,11 @@ export class ClientCredentialsGrant {
     if (typeof clientId !== 'string' || !isUuid(clientId) || unverified.sub !== clientId) {
       return invalidClient('client_assertion: iss and sub must both be the client id');
     }
+    // RFC 7521 4.2: a client_id sent beside the assertion must name the same client.
+    const named = fields['client_id'];
+    if (named !== undefined && named !== '' && named !== clientId) {
+      return invalidClient('client_id names another client than the client_assertion');
+    }
     const client = await this.clients.findById(clientId);
     const account = client && (await this.users.findById(client.userId));
     if (!client || !account) return invalidClient('Unknown client');
