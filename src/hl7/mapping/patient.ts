@@ -195,17 +195,11 @@ function telecomField(pid: V2Segment, field: 13 | 14): ContactPoint[] | null | u
   return points.length > 0 ? points : undefined;
 }
 
-/**
- * PID-13 (home) and PID-14 (business) to `telecom`, one element fed by two fields. When one of
- * them is left out, what it gave before is kept: the stored ContactPoints of `use` work are
- * PID-14's, the others PID-13's (a mobile sent in PID-14 is taken for PID-13's, as a FHIR
- * ContactPoint does not say which field it came from). Replacing the whole list instead lost
- * the business phone of a message that sent only the home one, and a `""` alone cleared nothing.
- */
-const US_CORE_RACE = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race';
-const US_CORE_ETHNICITY = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity';
+export const US_CORE_RACE = 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race';
+export const US_CORE_ETHNICITY =
+  'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity';
 /** CDC's Race & Ethnicity code set, which PID-10 and PID-22 send as CDCREC (or HL70005). */
-const CDCREC = 'urn:oid:2.16.840.1.113883.6.238';
+export const CDCREC = 'urn:oid:2.16.840.1.113883.6.238';
 const OMB_RACES: ReadonlySet<string> = new Set(['1002-5', '2028-9', '2054-5', '2076-8', '2106-3']);
 const OMB_ETHNICITIES: ReadonlySet<string> = new Set(['2135-2', '2186-5']);
 
@@ -262,6 +256,13 @@ function originExtension(
   return { url, extension: [...parts, { url: 'text', valueString: texts.join(', ') }] };
 }
 
+/**
+ * PID-13 (home) and PID-14 (business) to `telecom`, one element fed by two fields. When one of
+ * them is left out, what it gave before is kept: the stored ContactPoints of `use` work are
+ * PID-14's, the others PID-13's (a mobile sent in PID-14 is taken for PID-13's, as a FHIR
+ * ContactPoint does not say which field it came from). Replacing the whole list instead lost
+ * the business phone of a message that sent only the home one, and a `""` alone cleared nothing.
+ */
 function telecomOf(pid: V2Segment): ContactPoint[] | null | ElementChange | undefined {
   const home = telecomField(pid, 13);
   const work = telecomField(pid, 14);

@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { patientFromPid, patientFromSegments } from '../mapping/patient.js';
+import { applyPatient, patientFromPid, patientFromSegments } from '../mapping/patient.js';
 import { adtOfPatient } from './patient-to-adt.js';
 
 const PATIENT = {
@@ -108,6 +108,8 @@ describe('Patient to ADT', () => {
     expect(elements).toEqual({
       ...data,
       telecom: data.telecom.map((point) => ({ use: 'home', ...point })),
+      // PID-10 and PID-22 "": the race and ethnic group this Patient does not have.
+      extension: expect.any(Function),
     });
   });
 
@@ -124,6 +126,38 @@ describe('Patient to ADT', () => {
       '20261205234700-0500',
     );
     expect(pid7({ ...baby, _birthDate: birthTime('2026-12-06T04:47:00Z') })).toBe('20261205');
+  });
+
+  it('sends race, ethnic group and multiple birth as the inbound map reads them', () => {
+    const pidOf = (text: string) => {
+      const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+      return new V2Message(decoded, header.delimiters).first('PID')!;
+    };
+    const fields = Array.from({ length: 26 }, () => '');
+    fields[3] = 'M-1^^^HOSP&2.16.1&ISO^MR';
+    fields[10] = '2106-3^White^CDCREC~2029-7^Asian Indian^CDCREC';
+    fields[22] = '2186-5^Not Hispanic or Latino^CDCREC';
+    fields[24] = 'Y';
+    fields[25] = '2';
+    const sent = pidOf(`MSH|^~\\&|A|B|C|D|20260101||ADT^A08|1|P|2.5\rPID${fields.join('|')}`);
+    const patient = {
+      ...applyPatient(undefined, [], patientFromPid(sent).elements),
+      id: 'p2',
+    };
+    const out = pidOf(adtOfPatient(patient, 'A08', HEADER));
+    expect([10, 22, 24, 25].map((field) => out.value(field))).toEqual([
+      '2106-3',
+      '2186-5',
+      'Y',
+      '2',
+    ]);
+    const back = applyPatient(undefined, [], patientFromPid(out).elements);
+    expect(back['extension']).toEqual(patient['extension']);
+    expect(back['multipleBirthInteger']).toBe(2);
+    // An update that no longer has them says "" so that the receiver drops them too.
+    const without = { resourceType: 'Patient', id: 'p2', multipleBirthBoolean: false };
+    const cleared = pidOf(adtOfPatient(without, 'A08', HEADER));
+    expect([10, 22, 24, 25].map((field) => cleared.value(field))).toEqual([null, null, 'N', null]);
   });
 
   it('leaves out of PID-3 the identifiers a merge retired (use old)', () => {
@@ -156,6 +190,7 @@ describe('Patient to ADT', () => {
       maritalStatus: null,
       deceasedDateTime: null,
       deceasedBoolean: null,
+      extension: expect.any(Function),
     });
     // A new patient has nothing to drop.
     expect(patientFromPid(pidIn(adtOfPatient(sparse, 'A04', HEADER))).elements).toEqual({
@@ -200,6 +235,7 @@ describe('Patient to ADT', () => {
       gender: null,
       deceasedDateTime: null,
       deceasedBoolean: null,
+      extension: expect.any(Function),
     });
   });
 
@@ -216,7 +252,9 @@ describe('Patient to ADT', () => {
       // PD1 goes between PID and PV1 (ADT_A01), and reads back as no change of practitioner.
       const pid = message.first('PID')!;
       const read = patientFromSegments(pid, undefined, message.first('PD1'));
-      expect(read.elements).toEqual(patientFromPid(pid).elements);
+      expect(applyPatient(undefined, [], read.elements)).toEqual(
+        applyPatient(undefined, [], patientFromPid(pid).elements),
+      );
       // And restricts the patient at a CareVault receiving it.
       expect(read.restricted).toBe(true);
     }

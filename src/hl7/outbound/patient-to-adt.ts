@@ -9,6 +9,7 @@ import {
   decodedComponent,
   type Identifier,
 } from '../mapping/datatypes.js';
+import { CDCREC, US_CORE_ETHNICITY, US_CORE_RACE } from '../mapping/patient.js';
 
 /**
  * The outbound events: a registration (new patient), an update of patient information, and the
@@ -239,9 +240,40 @@ const SOURCES: Record<number, (patient: Record<string, unknown>) => unknown[]> =
   14: (patient) => [telecomOf(patient).filter((point) => point.use === 'work')],
   15: (patient) => [patient['communication']],
   16: (patient) => [patient['maritalStatus']],
+  10: (patient) => [originOf(patient, US_CORE_RACE)],
+  22: (patient) => [originOf(patient, US_CORE_ETHNICITY)],
+  24: (patient) => [patient['multipleBirthBoolean'], patient['multipleBirthInteger']],
+  25: (patient) => [patient['multipleBirthInteger']],
   29: (patient) => [patient['deceasedDateTime']],
   30: (patient) => [patient['deceasedDateTime'], patient['deceasedBoolean']],
 };
+
+interface OriginPart {
+  url?: string;
+  valueCoding?: { system?: string; code?: string; display?: string };
+}
+
+/**
+ * PID-10 (race) or PID-22 (ethnic group): the CDC codes of US Core's extension, as the CWEs
+ * patientFromPid reads them (CDCREC), its categories and detailed codes both. Left out of the
+ * outbound PID until 2026-12-06, though the inbound map keeps them.
+ */
+function originOf(patient: Record<string, unknown>, url: string): string | undefined {
+  const extensions = (patient['extension'] as { url?: string; extension?: OriginPart[] }[]) ?? [];
+  const parts = (extensions.find((extension) => extension.url === url)?.extension ?? []).filter(
+    (part) =>
+      (part.url === 'ombCategory' || part.url === 'detailed') &&
+      part.valueCoding?.system === CDCREC &&
+      part.valueCoding.code,
+  );
+  return parts.length > 0
+    ? repeat(
+        parts.map(({ valueCoding }) =>
+          join([text(valueCoding!.code), text(valueCoding!.display), 'CDCREC'], D.component),
+        ),
+      )
+    : undefined;
+}
 
 function telecomOf(patient: Record<string, unknown>): ContactPoint[] {
   return (patient['telecom'] as ContactPoint[] | undefined) ?? [];
@@ -285,6 +317,13 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   const languages = (patient['communication'] as Communication[] | undefined) ?? [];
   fields[15] = cweOf((languages.find((entry) => entry.preferred) ?? languages[0])?.language);
   fields[16] = cweOf(patient['maritalStatus'] as CodeableConcept | undefined);
+  fields[10] = originOf(patient, US_CORE_RACE);
+  fields[22] = originOf(patient, US_CORE_ETHNICITY);
+  // Multiple birth: the indicator, and the birth order when the Patient gives it.
+  const order = patient['multipleBirthInteger'];
+  const multiple = typeof order === 'number' ? true : patient['multipleBirthBoolean'];
+  fields[24] = multiple === true ? 'Y' : multiple === false ? 'N' : undefined;
+  fields[25] = typeof order === 'number' ? String(order) : undefined;
   fields[29] = dtmOf(patient['deceasedDateTime']);
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
   if (clears) {
