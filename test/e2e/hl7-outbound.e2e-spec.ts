@@ -13,6 +13,7 @@ interface OutboxRow {
   id: string;
   status: string;
   attempts: number;
+  refusals: number;
   control_id: string;
   message_type: string;
   resource_id: string;
@@ -272,6 +273,37 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     ]);
   });
 
+  it('keeps trying a receiver that stays unreachable past the attempts AE is allowed', async () => {
+    await peer.down();
+    const start = peer.accepted.length;
+    const id = await createPatient(patient('Longoutage'));
+    let [row] = await outbox(id);
+    try {
+      // As after a long outage: one failure short of HL7_OUTBOUND_MAX_ATTEMPTS (8), which set
+      // the message aside as dead until 2026-12-06.
+      while (row!.attempts < 1) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        [row] = await outbox(id);
+      }
+      await data.query(
+        `UPDATE hl7_outbox SET attempts = 7, next_attempt_at = now() WHERE id = $1`,
+        [row!.id],
+      );
+      while (row!.attempts < 8) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        [row] = await outbox(id);
+      }
+      expect(row).toMatchObject({ status: 'pending', refusals: 0, last_error: 'ECONNREFUSED' });
+    } finally {
+      await peer.up();
+    }
+    const [sent] = await settled(id);
+    expect(sent).toMatchObject({ status: 'sent', ack_code: 'AA' });
+    expect((await peer.waitForAccepted(start + 1)).slice(start).map(controlIdOf)).toEqual([
+      sent!.control_id,
+    ]);
+  });
+
   it('waits for the ACK of its own control id, and sends again after a timeout', async () => {
     let attempts = 0;
     peer.answer = () => (++attempts === 1 ? 'stale' : 'AA');
@@ -295,7 +327,7 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       ack_code: 'AR',
     });
     const [dead] = await settled(failing);
-    expect(dead).toMatchObject({ status: 'dead', attempts: 8, ack_code: 'AE' });
+    expect(dead).toMatchObject({ status: 'dead', attempts: 8, refusals: 8, ack_code: 'AE' });
     expect(dead!.last_error).toMatch(/^AE/);
     expect((await settled(fine))[0]).toMatchObject({ status: 'sent' });
     const failures = await data.query<{ n: number }[]>(
@@ -402,13 +434,14 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     let claimed!: () => void;
     const isClaimed = new Promise<void>((resolve) => (claimed = resolve));
     const sending = unitOfWork.run(async () => {
-      expect((await repository.claimNext(destination))?.id).toBe(later!.id);
+      expect((await repository.claimNext(destination, 60_000))?.id).toBe(later!.id);
       claimed();
       await ack;
       const now = new Date();
       await repository.recordAttempt(later!.id, {
         status: 'sent',
         attempts: 1,
+        refusals: 0,
         nextAttemptAt: now,
         ackCode: 'AA',
         lastError: null,

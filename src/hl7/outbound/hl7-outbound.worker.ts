@@ -14,6 +14,8 @@ import { Hl7OutboxRepository, type OutboxAttempt } from './hl7-outbox.repository
 import { outboundAuditEntry } from './outbound-audit.js';
 
 const MAX_RETRY_MS = 5 * 60_000;
+/** Beyond the longest a send may take (a connect and an ACK, each within the ACK timeout). */
+const HOLD_MARGIN_MS = 10_000;
 
 /**
  * Sends the outbox, one loop per destination, one message at a time in seq order. A message
@@ -87,7 +89,10 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
    */
   private sendNext(destination: Hl7Destination, sender: MllpSender): Promise<boolean> {
     return this.unitOfWork.run(async () => {
-      const row = await this.outbox.claimNext(destination.name);
+      const row = await this.outbox.claimNext(
+        destination.name,
+        2 * this.settings.ackTimeoutMs + HOLD_MARGIN_MS,
+      );
       if (!row) return false;
       let attempt: OutboxAttempt;
       try {
@@ -96,7 +101,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
         // Interrupted by shutdown: rolled back, so the attempt does not count against it.
         if (this.stopped) throw error;
         if (!(error instanceof MllpSendError)) throw error;
-        attempt = this.failure(row, error.code);
+        attempt = this.unreached(row, error.code);
       }
       await this.outbox.recordAttempt(row.id, attempt);
       if (attempt.status !== 'pending') {
@@ -118,12 +123,16 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
     });
   }
 
-  /** AA (or CA) is delivered; AR (or CR) will not be taken however often it is sent; AE is retried. */
+  /**
+   * AA (or CA) is delivered; AR (or CR) will not be taken however often it is sent; AE is
+   * retried, and set aside as dead after HL7_OUTBOUND_MAX_ATTEMPTS of them.
+   */
   private outcome(row: Hl7OutboxEntity, ack: MllpAck): OutboxAttempt {
     if (ack.code === 'AA' || ack.code === 'CA') {
       return {
         status: 'sent',
         attempts: row.attempts + 1,
+        refusals: row.refusals,
         nextAttemptAt: row.nextAttemptAt,
         ackCode: ack.code,
         lastError: null,
@@ -131,22 +140,34 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
       };
     }
     const reason = [ack.code, ack.errorCode].filter(Boolean).join(' ');
-    if (ack.code === 'AR' || ack.code === 'CR') {
-      return { ...this.failure(row, reason), status: 'dead', ackCode: ack.code };
-    }
-    return { ...this.failure(row, reason), ackCode: ack.code };
+    const refusals = row.refusals + 1;
+    const retried = { ...this.retried(row, reason), refusals, ackCode: ack.code };
+    const dead = ack.code === 'AR' || ack.code === 'CR' || refusals >= this.settings.maxAttempts;
+    return dead ? { ...retried, status: 'dead' } : retried;
   }
 
-  /** A failed attempt: retried after a doubling delay, dead after the configured number. */
-  private failure(row: Hl7OutboxEntity, reason: string): OutboxAttempt {
-    const { maxAttempts, retryMs } = this.settings;
+  /**
+   * No answer: the destination refused the connection, timed out or closed it. Tried again
+   * for as long as it takes, the queue waiting behind it, as an interface engine's queue
+   * does: until 2026-12-06 these counted towards HL7_OUTBOUND_MAX_ATTEMPTS, and an outage of
+   * some eight minutes (a receiver's maintenance) set the head of the queue aside as dead,
+   * after which the next message about its patient made it impossible to resend.
+   */
+  private unreached(row: Hl7OutboxEntity, reason: string): OutboxAttempt {
+    return { ...this.retried(row, reason), refusals: row.refusals, ackCode: null };
+  }
+
+  /** A failed attempt, due again after a delay that doubles with each, up to 5 minutes. */
+  private retried(
+    row: Hl7OutboxEntity,
+    reason: string,
+  ): Omit<OutboxAttempt, 'refusals' | 'ackCode'> {
     const attempts = row.attempts + 1;
-    const delay = Math.min(retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
+    const delay = Math.min(this.settings.retryMs * 2 ** Math.min(attempts - 1, 30), MAX_RETRY_MS);
     return {
-      status: attempts >= maxAttempts ? 'dead' : 'pending',
+      status: 'pending',
       attempts,
       nextAttemptAt: new Date(Date.now() + delay),
-      ackCode: null,
       lastError: reason,
       sentAt: null,
     };

@@ -61,6 +61,15 @@ export class Hl7OutboxEntity {
   @Column('integer', { default: 0 })
   attempts!: number;
 
+  /**
+   * AE answers so far (the destination took the message and could not process it): after
+   * HL7_OUTBOUND_MAX_ATTEMPTS of them the message is set aside as dead. A destination that
+   * cannot be reached or does not answer counts in `attempts` only: it is tried again, the
+   * queue waiting, as long as it takes.
+   */
+  @Column('integer', { default: 0 })
+  refusals!: number;
+
   @Column('timestamptz')
   nextAttemptAt!: Date;
 

@@ -31,7 +31,7 @@ export type NewOutboxMessage = Pick<
 
 export type OutboxAttempt = Pick<
   Hl7OutboxEntity,
-  'status' | 'attempts' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
+  'status' | 'attempts' | 'refusals' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
 >;
 
 /** All SQL of the HL7 outbox, in the caller's unit of work. */
@@ -59,9 +59,17 @@ export class Hl7OutboxRepository {
    * The destination's next message, locked until the transaction ends, if it is due and no
    * other worker holds it. Only the oldest pending message is ever taken: while it is being
    * sent or waits for a retry, the ones after it wait too, so the destination sees them in
-   * order whichever instance sends them.
+   * order whichever instance sends them. The lock is held while the message is sent, at most
+   * `holdMs` without a statement: an instance that hangs meanwhile (a frozen process, a
+   * network cut from the database) has its session ended by PostgreSQL, and another instance
+   * takes the message. Until 2026-12-06 such an instance held the destination's whole queue
+   * until PostgreSQL's TCP keepalive gave up on it, two hours by default.
    */
-  async claimNext(destination: string): Promise<Hl7OutboxEntity | undefined> {
+  async claimNext(destination: string, holdMs: number): Promise<Hl7OutboxEntity | undefined> {
+    await this.unitOfWork.manager.query(
+      `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+      [String(Math.ceil(holdMs))],
+    );
     const [head] = await this.unitOfWork.manager.query<{ id: string }[]>(
       `SELECT id FROM hl7_outbox
         WHERE id = (SELECT id FROM hl7_outbox
@@ -104,7 +112,8 @@ export class Hl7OutboxRepository {
         // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
         `WITH requeued AS (
            UPDATE hl7_outbox o
-              SET status = 'pending', attempts = 0, next_attempt_at = now(), last_error = NULL
+              SET status = 'pending', attempts = 0, refusals = 0, next_attempt_at = now(),
+                  last_error = NULL
             WHERE o.id = $1 AND o.status = 'dead'
               AND NOT EXISTS (SELECT 1 FROM hl7_outbox later
                                WHERE later.destination = o.destination
@@ -123,7 +132,6 @@ export class Hl7OutboxRepository {
     return this.unitOfWork.manager.findOneBy(Hl7OutboxEntity, { id });
   }
 
-  /** Messages with a status, oldest first. */
   /** Messages with a status in queue order, as the filter narrows them. */
   list(filter: Hl7OutboxFilter, limit: number): Promise<Hl7OutboxEntity[]> {
     const query = this.unitOfWork.manager

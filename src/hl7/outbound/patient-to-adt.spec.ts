@@ -140,7 +140,7 @@ describe('Patient to ADT', () => {
     fields[24] = 'Y';
     fields[25] = '2';
     const sent = pidOf(`MSH|^~\\&|A|B|C|D|20260101||ADT^A08|1|P|2.5\rPID${fields.join('|')}`);
-    const patient = {
+    const patient: Record<string, unknown> = {
       ...applyPatient(undefined, [], patientFromPid(sent).elements),
       id: 'p2',
     };

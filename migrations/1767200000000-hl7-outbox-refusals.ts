@@ -1,0 +1,18 @@
+import type { MigrationInterface, QueryRunner } from 'typeorm';
+
+/**
+ * The AE answers an outbound message has had, apart from its attempts: only those set it aside
+ * as dead, where a destination that could not be reached for a while (an interface engine's
+ * maintenance) used to kill the message at the head of its queue.
+ */
+export class Hl7OutboxRefusals1767200000000 implements MigrationInterface {
+  name = 'Hl7OutboxRefusals1767200000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "hl7_outbox" ADD "refusals" integer NOT NULL DEFAULT 0`);
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query(`ALTER TABLE "hl7_outbox" DROP COLUMN "refusals"`);
+  }
+}
