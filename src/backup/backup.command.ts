@@ -3,6 +3,7 @@ import { Command, CommandRunner, Option } from 'nest-commander';
 import { printReport } from '../audit/audit.command.js';
 import { AuditTrail } from '../audit/audit-trail.js';
 import { cliAuditEntry } from '../audit/cli-audit.js';
+import { AppConfig } from '../config/config.js';
 import { BackupService } from './backup.service.js';
 import type { TableEnd } from './backup-format.js';
 
@@ -53,6 +54,7 @@ export class RestoreCommand extends CommandRunner {
   constructor(
     private readonly backups: BackupService,
     private readonly trail: AuditTrail,
+    private readonly config: AppConfig,
   ) {
     super();
   }
@@ -78,6 +80,14 @@ export class RestoreCommand extends CommandRunner {
           'is moved aside; keep it as evidence of what the restore rolled back\n',
       );
     }
+    // A copy beside the database it came from (a monthly restore test) continues the same
+    // chain: what it signs into that database's checkpoint file reads there as a rewrite.
+    process.stderr.write(
+      `note: this database continues audit chain ${header.audit.chainId}, whose checkpoints go to ` +
+        `${this.config.auditCheckpointFile}: a copy kept beside the database it came from needs ` +
+        "its own AUDIT_CHECKPOINT_FILE (and DATA_DIR) before it runs, or that database's " +
+        'audit:verify will report its chain rewritten\n',
+    );
     // Recorded after the check, so that the restore is the first row after the backup's. A
     // restore that fails records nothing: a row would make the database non-empty, and the
     // next attempt would be refused.

@@ -197,6 +197,10 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     expect(restored).toMatchObject({ code: 0 });
     expect(restored.stdout).toMatch(/Restored \d+ tables, \d+ rows, .*every count matches/);
     expect(restored.stdout).toMatch(/Audit chain verified/);
+    // A copy beside its source must not sign into the source's checkpoint file: said, with it.
+    expect(restored.stderr).toMatch(
+      /note: this database continues audit chain \S+, whose checkpoints go to \/\S+: a copy kept beside the database it came from needs its own AUDIT_CHECKPOINT_FILE/,
+    );
 
     await withService(target, async (http, url) => {
       for (const patient of seeded) {
