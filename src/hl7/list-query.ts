@@ -21,20 +21,21 @@ function parametersOf(
   return query as Record<string, string | undefined>;
 }
 
-/** A list route's `status` (one of `statuses`) and `_count` (1 to 1000, default 100), checked. */
-function statusAndCount<S extends string>(
-  statuses: readonly S[],
-  status: string | undefined,
-  count: string | undefined,
-): { status: S; limit: number } {
+/** A list route's `status`, one of `statuses`, checked. */
+function statusOf<S extends string>(statuses: readonly S[], status: string | undefined): S {
   if (!statuses.includes(status as S)) {
     throw AppError.invalid(`status must be one of ${statuses.join(', ')}`);
   }
+  return status as S;
+}
+
+/** A list route's `_count`: 1 to 1000, default 100. */
+function countOf(count: string | undefined): number {
   const limit = count === undefined ? 100 : Number(count);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw AppError.invalid('_count must be an integer from 1 to 1000');
   }
-  return { status: status as S, limit };
+  return limit;
 }
 
 /**
@@ -74,7 +75,8 @@ const MESSAGE_TYPE = /^[A-Z0-9]{3}(\^[A-Z0-9]{3})?$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * `GET /hl7/messages`'s query as a filter and a page size, checked: a status, then any of a
+ * `GET /hl7/messages`'s query as a filter and a page size, checked: a status (which a control
+ * id alone may stand in for), then any of a
  * message type (`ADT^A08`, or `ADT` for all its events), a control id, a sending application
  * (MSH-3), a receipt window (`since`, `before`: a date or an instant with its offset),
  * `warned=true` (accepted with a warning), and `_after` (the id of the last message of the
@@ -85,7 +87,11 @@ export function messageListQuery(query: Record<string, unknown>): {
   limit: number;
 } {
   const text = parametersOf(query, MESSAGE_PARAMETERS);
-  const { status, limit } = statusAndCount(HL7_MESSAGE_STATUSES, text['status'], text['_count']);
+  // A control id finds a message whatever became of it ("what of MSG00417?"): the status is
+  // then optional, where it was required until 2026-12-06 and took a call per status.
+  const byControlId = text['controlId'] !== undefined && text['status'] === undefined;
+  const status = byControlId ? undefined : statusOf(HL7_MESSAGE_STATUSES, text['status']);
+  const limit = countOf(text['_count']);
   const type = text['type'] === undefined ? undefined : messageTypeOf(text['type']);
   const after = text['_after'];
   if (after !== undefined && !UUID.test(after)) {
@@ -99,7 +105,7 @@ export function messageListQuery(query: Record<string, unknown>): {
   const before = instantOf(text, 'before');
   return {
     filter: {
-      status,
+      ...(status !== undefined ? { status } : {}),
       ...(type !== undefined ? { messageType: type } : {}),
       ...(text['controlId'] !== undefined ? { controlId: text['controlId'] } : {}),
       ...(text['sender'] !== undefined ? { sendingApplication: text['sender'] } : {}),
@@ -145,7 +151,8 @@ export function outboxListQuery(query: Record<string, unknown>): {
   limit: number;
 } {
   const text = parametersOf(query, OUTBOX_PARAMETERS);
-  const { status, limit } = statusAndCount(HL7_OUTBOX_STATUSES, text['status'], text['_count']);
+  const status = statusOf(HL7_OUTBOX_STATUSES, text['status']);
+  const limit = countOf(text['_count']);
   const after = text['_after'];
   if (after !== undefined && !/^\d{1,18}$/.test(after)) {
     throw AppError.invalid('_after must be the seq of a listed message');

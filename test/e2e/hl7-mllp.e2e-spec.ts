@@ -3520,6 +3520,11 @@ describe('HL7 v2 over MLLP', () => {
     expect(await controls('type=ADT^A08')).toEqual(['C2', 'C3']);
     expect(await controls('type=adt')).toEqual(['C1', 'C2', 'C3', 'C4']);
     expect(await controls(`controlId=C3-${app}`)).toEqual(['C3']);
+    // A control id finds the message whatever became of it, without a status.
+    const byControlId = await list(`controlId=C3-${app}`);
+    expect(byControlId.status).toBe(200);
+    expect(byControlId.body).toMatchObject([{ controlId: `C3-${app}`, status: 'processed' }]);
+    expect((await list(`sender=${app}`)).status).toBe(400);
     expect(await controls('warned=true')).toEqual(['C3']);
     const all = (await list(`status=processed&sender=${app}`)).body as Record<string, any>[];
     expect(all[2]).toMatchObject({ ackCode: 'AA', errorCode: '0' });

@@ -10,7 +10,8 @@ export type NewHl7Message = Omit<
 
 /** Which stored messages a list shows (all given conditions hold), in receipt order. */
 export interface Hl7MessageFilter {
-  status: Hl7MessageStatus;
+  /** Required but with a control id, which finds a message whatever became of it. */
+  status?: Hl7MessageStatus;
   /** `ADT^A08` exactly, or a message code alone (`ADT`) for all its events. */
   messageType?: string;
   controlId?: string;
@@ -117,7 +118,9 @@ export class Hl7MessageRepository {
   list(filter: Hl7MessageFilter, limit: number): Promise<Hl7MessageEntity[]> {
     const query = this.unitOfWork.manager
       .createQueryBuilder(Hl7MessageEntity, 'message')
-      .where('message.status = :status', { status: filter.status });
+      .where(filter.status === undefined ? 'TRUE' : 'message.status = :status', {
+        status: filter.status,
+      });
     const { messageType, controlId, sendingApplication, since, before, warned, after } = filter;
     if (messageType !== undefined) {
       query.andWhere(
