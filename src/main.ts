@@ -6,6 +6,7 @@ import { listenError } from './common/listen-error.js';
 import { AppConfig, readEnv } from './config/config.js';
 import { ConfigError } from './config/env.schema.js';
 import { KeyConfigError } from './crypto/key-store.js';
+import { DatabaseConnectError } from './database/database-connect.js';
 
 async function bootstrap(): Promise<void> {
   const env = readEnv();
@@ -97,7 +98,11 @@ function stopOnSignals(app: NestFastifyApplication, logger: Logger, timeoutSecon
 
 bootstrap().catch((error: unknown) => {
   // Configuration problems are one line naming the variable; anything else keeps its detail.
-  if (error instanceof ConfigError || error instanceof KeyConfigError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof KeyConfigError ||
+    error instanceof DatabaseConnectError
+  ) {
     console.error(error.message);
   } else {
     console.error('CareVault failed to start:', error);

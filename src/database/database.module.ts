@@ -3,6 +3,12 @@ import { InjectDataSource, TypeOrmModule } from '@nestjs/typeorm';
 import { MigrationExecutor, type DataSource, type Migration } from 'typeorm';
 import { AppConfig } from '../config/config.js';
 import { ConfigError } from '../config/env.schema.js';
+import {
+  CONNECT_ATTEMPTS,
+  CONNECT_RETRY_MS,
+  connectDataSource,
+  connectRetries,
+} from './database-connect.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
 import { withMigrationLock } from './migration-lock.js';
@@ -79,8 +85,13 @@ class MigrationRunner implements OnModuleInit {
     TypeOrmModule.forRootAsync({
       imports: [DatabaseServerModule],
       inject: [DatabaseServer, AppConfig],
-      useFactory: async (server: DatabaseServer, config: AppConfig) =>
-        dataSourceOptions(await server.connectionUrl(), config.databasePool),
+      useFactory: async (server: DatabaseServer, config: AppConfig) => ({
+        ...dataSourceOptions(await server.connectionUrl(), config.databasePool),
+        retryAttempts: CONNECT_ATTEMPTS,
+        retryDelay: CONNECT_RETRY_MS,
+        toRetry: connectRetries(),
+      }),
+      dataSourceFactory: (options) => connectDataSource(options!),
     }),
   ],
   providers: [MigrationRunner, UnitOfWork],

@@ -289,6 +289,24 @@ describe('the service as a process', () => {
     });
   });
 
+  it('refuses a database that does not exist at once, in one line, without retrying it', async () => {
+    // Until 2026-12-06: 30 s of silence (ten attempts 3 s apart), then a stack trace.
+    const database = new URL(process.env['DATABASE_URL']!);
+    database.pathname = '/carevault_no_such_database';
+    database.password = 'pw-not-to-print';
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-nodb-'));
+    const result = await runNode(
+      BUILT.main,
+      [],
+      serviceEnv(database.href, dir, { LOG_LEVEL: 'silent' }),
+    ).finally(() => rm(dir, { recursive: true, force: true }));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      'CareVault failed to start: the database of DATABASE_URL cannot be used: database "carevault_no_such_database" does not exist (SQLSTATE 3D000)\n',
+    );
+    expect(result.stdout).toBe('');
+  });
+
   it('refuses to start in production without a PHI key', async () => {
     const result = await runNode(
       BUILT.main,
