@@ -1,7 +1,9 @@
 import { ConfigService } from '@nestjs/config';
+import { createServer } from 'node:net';
 import { readJwtVerificationKeys, jwtSigningKeyFile } from './auth/signing-keys.js';
 import { auditSigningKeyFile, readAuditTrustedKeys } from './audit/audit-signer.js';
 import { readConfiguredFile } from './common/files.js';
+import { listenError } from './common/listen-error.js';
 import { httpsOptions } from './common/http/https-options.js';
 import { readPrivateKey } from './common/private-key-file.js';
 import { AppConfig } from './config/config.js';
@@ -33,6 +35,24 @@ export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<v
   new MetricsToken(config.metricsTokenFile);
   listenerTls(config);
   outboundTls(config.hl7Outbound.tls);
+  await checkAddress({ name: 'HOST', value: config.host }, 'PORT');
+  const mllp = config.hl7Mllp;
+  if (mllp) await checkAddress({ name: 'HL7_MLLP_HOST', value: mllp.host }, 'HL7_MLLP_PORT');
+}
+
+/**
+ * Whether a listener can bind to the address (on a free port): one that does not resolve or
+ * is not this machine's stops the service here, as the listen would after the application has
+ * loaded, reached the database and run its migrations (4 to 7 s until 2026-12-06).
+ */
+async function checkAddress(host: { name: string; value: string }, port: string): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host.value, () => server.close(() => resolve()));
+  }).catch((error: Error) => {
+    throw listenError(error, { host, port: { name: port, value: 0 } });
+  });
 }
 
 /**

@@ -95,14 +95,6 @@ describe('the service as a process', () => {
         { HL7_TLS_CERT_FILE: NOT_PEM, HL7_TLS_KEY_FILE: NOT_PEM },
         /^Invalid configuration: HL7_TLS_CERT_FILE \S+package\.json and HL7_TLS_KEY_FILE \S+package\.json are not a PEM certificate and its private key \(ERR_OSSL_\w+\)$/,
       ],
-      [
-        { HOST: 'carevault.invalid' },
-        /^Invalid configuration: HOST carevault\.invalid cannot be resolved \(\w+\)$/,
-      ],
-      [
-        { HL7_MLLP_HOST: 'carevault.invalid' },
-        /^Invalid configuration: HL7_MLLP_HOST carevault\.invalid cannot be resolved \(\w+\)$/,
-      ],
     ])('%j', async (env, line) => {
       const result = await runNode(
         BUILT.main,
@@ -117,6 +109,39 @@ describe('the service as a process', () => {
       expect(result.stderr.trim()).toMatch(line);
       expect(result.stdout).toBe('');
     });
+  });
+
+  // Bound before the application loads, and so before the database is reached (a database that
+  // does not exist would answer first): until 2026-12-06 after it, and after the migrations.
+  it.each([
+    [
+      { HOST: 'carevault.invalid' },
+      /^Invalid configuration: HOST carevault\.invalid cannot be resolved \(\w+\)$/,
+    ],
+    [
+      { HL7_MLLP_HOST: 'carevault.invalid' },
+      /^Invalid configuration: HL7_MLLP_HOST carevault\.invalid cannot be resolved \(\w+\)$/,
+    ],
+    [
+      { HOST: '192.0.2.1' },
+      /^Invalid configuration: HOST 192\.0\.2\.1 is not an address of this machine \(EADDRNOTAVAIL\)$/,
+    ],
+    [
+      { HL7_MLLP_HOST: '192.0.2.1' },
+      /^Invalid configuration: HL7_MLLP_HOST 192\.0\.2\.1 is not an address of this machine \(EADDRNOTAVAIL\)$/,
+    ],
+  ])('stops on %j with one line, before it reaches the database', async (env, line) => {
+    const database = new URL(process.env['DATABASE_URL']!);
+    database.pathname = '/carevault_no_such_database';
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-host-'));
+    const result = await runNode(
+      BUILT.main,
+      [],
+      serviceEnv(database.href, dir, { LOG_LEVEL: 'silent', ...env }),
+    ).finally(() => rm(dir, { recursive: true, force: true }));
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toMatch(line);
+    expect(result.stdout).toBe('');
   });
 
   describe('a key or CA file that holds none it can use stops it with one line naming the variable', () => {
