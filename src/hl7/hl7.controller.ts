@@ -22,26 +22,10 @@ import { RequirePermission } from '../auth/permission.decorators.js';
 import { AppError } from '../common/errors/app-error.js';
 import { HL7_MEDIA_TYPE } from '../common/http/media-types.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
-import { messageListQuery, pageOf } from './list-query.js';
-import { HL7_MESSAGE_STATUSES, type Hl7MessageStatus } from './store/hl7-message.entity.js';
-import { Hl7MessageRepository, type Hl7Outcome } from './store/hl7-message.repository.js';
-
-/** A stored message as listed: its header and outcome, never its content. */
-export interface Hl7MessageSummary {
-  id: string;
-  receivedAt: Date;
-  channel: string;
-  sendingApplication: string | null;
-  sendingFacility: string | null;
-  messageType: string | null;
-  controlId: string | null;
-  status: Hl7MessageStatus;
-  ackCode: string | null;
-  errorCode: string | null;
-  errorText: string | null;
-  attempts: number;
-  processedAt: Date | null;
-}
+import { Hl7Messages, type Hl7MessageSummary } from './hl7-messages.service.js';
+import { pageOf } from './list-query.js';
+import { HL7_MESSAGE_STATUSES } from './store/hl7-message.entity.js';
+import type { Hl7Outcome } from './store/hl7-message.repository.js';
 
 /** HL7 v2 for systems that post over HTTPS rather than holding an MLLP connection. */
 @ApiTags('HL7')
@@ -50,7 +34,7 @@ export interface Hl7MessageSummary {
 export class Hl7Controller {
   constructor(
     private readonly inbound: Hl7InboundService,
-    private readonly messages: Hl7MessageRepository,
+    private readonly messages: Hl7Messages,
   ) {}
 
   @Get('messages')
@@ -77,21 +61,8 @@ export class Hl7Controller {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7MessageSummary[]> {
-    const { filter, limit } = messageListQuery(query);
-    if (filter.after !== undefined && !(await this.messages.findById(filter.after))) {
-      throw AppError.invalid('_after names no stored message');
-    }
-    const rows = await this.messages.list(filter, limit + 1);
-    return pageOf(rows, limit, request, reply, (row) => row.id).map(
-      ({
-        raw: _raw,
-        contentHash: _hash,
-        peer: _peer,
-        peerCertificate: _certificate,
-        version: _version,
-        ...summary
-      }) => summary,
-    );
+    const { messages, limit } = await this.messages.list(query);
+    return pageOf(messages, limit, request, reply, (message) => message.id);
   }
 
   @Post('messages/:id/reprocess')

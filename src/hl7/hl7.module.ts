@@ -4,6 +4,7 @@ import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7CoreModule } from './hl7-core.module.js';
 import { Hl7Controller } from './hl7.controller.js';
+import { Hl7Messages } from './hl7-messages.service.js';
 import { MllpListener } from './mllp/mllp-listener.js';
 import { Hl7OutboundWorker } from './outbound/hl7-outbound.worker.js';
 import { Hl7OutboxController } from './outbound/hl7-outbox.controller.js';
@@ -16,7 +17,7 @@ import { Hl7Outbox } from './outbound/hl7-outbox.service.js';
 @Module({
   imports: [Hl7CoreModule, AuditModule, DatabaseModule, FhirModule],
   controllers: [Hl7Controller, Hl7OutboxController],
-  providers: [MllpListener, Hl7Outbox, Hl7OutboundWorker],
+  providers: [MllpListener, Hl7Messages, Hl7Outbox, Hl7OutboundWorker],
   exports: [MllpListener],
 })
 export class Hl7Module {}

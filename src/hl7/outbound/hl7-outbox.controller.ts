@@ -12,26 +12,15 @@ import {
 import { ApiBearerAuth, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import { RequirePermission } from '../../auth/permission.decorators.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { outboxListQuery, pageOf } from '../list-query.js';
-import { HL7_OUTBOX_STATUSES, type Hl7OutboxEntity } from './hl7-outbox.entity.js';
-import { Hl7OutboxRepository } from './hl7-outbox.repository.js';
-import { Hl7Outbox } from './hl7-outbox.service.js';
-
-/** An outbound message as listed: where, what about, and how it went; never its content. */
-export type Hl7OutboxSummary = Omit<Hl7OutboxEntity, 'message'>;
-
-function summary({ message: _message, ...rest }: Hl7OutboxEntity): Hl7OutboxSummary {
-  return rest;
-}
+import { pageOf } from '../list-query.js';
+import { HL7_OUTBOX_STATUSES } from './hl7-outbox.entity.js';
+import { Hl7Outbox, type Hl7OutboxSummary } from './hl7-outbox.service.js';
 
 @ApiTags('HL7')
 @ApiBearerAuth()
 @Controller('hl7/outbox')
 export class Hl7OutboxController {
-  constructor(
-    private readonly outbox: Hl7Outbox,
-    private readonly rows: Hl7OutboxRepository,
-  ) {}
+  constructor(private readonly outbox: Hl7Outbox) {}
 
   @Get()
   @RequirePermission('hl7:manage')
@@ -53,9 +42,8 @@ export class Hl7OutboxController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<Hl7OutboxSummary[]> {
-    const { filter, limit } = outboxListQuery(query);
-    const rows = await this.rows.list(filter, limit + 1);
-    return pageOf(rows, limit, request, reply, (row) => row.seq).map(summary);
+    const { messages, limit } = await this.outbox.list(query);
+    return pageOf(messages, limit, request, reply, (message) => message.seq);
   }
 
   @Post(':id/resend')
@@ -66,6 +54,6 @@ export class Hl7OutboxController {
       'Send a dead message again, at its place in the queue; 409 if not dead or if a later message about the same resource was delivered',
   })
   async resend(@Param('id', ParseUUIDPipe) id: string): Promise<Hl7OutboxSummary> {
-    return summary(await this.outbox.resend(id));
+    return this.outbox.resend(id);
   }
 }

@@ -8,6 +8,7 @@ import {
   type ResourceWrite,
 } from '../../fhir/resource-writes.js';
 import { HL7_USER } from '../hl7-user.js';
+import { outboxListQuery } from '../list-query.js';
 import { adtOfPatient, type AdtEvent } from './patient-to-adt.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import { Hl7OutboxRepository, type NewOutboxMessage } from './hl7-outbox.repository.js';
@@ -43,8 +44,19 @@ export class Hl7Outbox implements OnModuleInit {
     }
   }
 
+  /**
+   * The outbound messages the query asks for (`GET /hl7/outbox`), one more than `limit` when
+   * there are more (the caller's next link), each as its summary.
+   */
+  async list(
+    query: Record<string, unknown>,
+  ): Promise<{ messages: Hl7OutboxSummary[]; limit: number }> {
+    const { filter, limit } = outboxListQuery(query);
+    return { messages: (await this.outbox.list(filter, limit + 1)).map(summary), limit };
+  }
+
   /** Sends a dead message again, at its place in its destination's queue. */
-  async resend(id: string): Promise<Hl7OutboxEntity> {
+  async resend(id: string): Promise<Hl7OutboxSummary> {
     const row = await this.outbox.findById(id);
     if (!row) throw AppError.notFound('No outbound message with this id');
     if (row.message === UNBUILT) {
@@ -60,7 +72,7 @@ export class Hl7Outbox implements OnModuleInit {
         'A later message about the same resource has been delivered to this destination: sent now, this one would overwrite newer data there',
       );
     }
-    return (await this.outbox.findById(id))!;
+    return summary((await this.outbox.findById(id))!);
   }
 
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
@@ -121,4 +133,11 @@ export class Hl7Outbox implements OnModuleInit {
       return { message: UNBUILT, failure };
     }
   }
+}
+
+/** An outbound message as listed: where, what about, and how it went; never its content. */
+export type Hl7OutboxSummary = Omit<Hl7OutboxEntity, 'message'>;
+
+function summary({ message: _message, ...rest }: Hl7OutboxEntity): Hl7OutboxSummary {
+  return rest;
 }
