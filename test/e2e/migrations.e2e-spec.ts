@@ -81,8 +81,18 @@ describe('migrations', () => {
     // migration:revert undoes the newest migration only.
     expect(shown.stdout).toContain(`[ ] ${MIGRATIONS.at(-1)!.name}`);
     expect(shown.stdout).toMatch(new RegExp(`\\[X\\] \\d+ ${MIGRATIONS[0]!.name}`));
-    const run = await runNode(BUILT.withDatabase, ['migration:run'], env);
+    // As docker-compose's migrate job runs it: production, its lines JSON for the log pipeline
+    // (Nest's coloured text until 2026-12-06).
+    const run = await runNode(BUILT.withDatabase, ['migration:run'], {
+      ...env,
+      NODE_ENV: 'production',
+    });
     expect(run.code).toBe(0);
+    const lines = run.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThan(0);
+    for (const line of lines) {
+      expect(JSON.parse(line)).toMatchObject({ context: 'Database', message: expect.any(String) });
+    }
     const after = await runNode(BUILT.withDatabase, ['migration:show'], env);
     expect(after.stdout).toContain('[X]');
   });
