@@ -1,3 +1,5 @@
+import { jest } from '@jest/globals';
+import { Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
@@ -387,6 +389,38 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('later message');
     expect((await api('GET', `${testApp.url}/hl7/outbox?status=dead`)).status).toBe(403);
+  });
+
+  it('says at start that messages wait for a destination HL7_OUTBOUND no longer names', async () => {
+    const resourceId = `stranded-${Date.now()}`;
+    await testApp.app.get(UnitOfWork).run(() =>
+      testApp.app.get(Hl7OutboxRepository).add(
+        [
+          {
+            destination: '127.0.0.1:9',
+            messageType: 'ADT^A08',
+            controlId: resourceId,
+            resourceType: 'Patient',
+            resourceId,
+            versionId: 1,
+            message: `MSH|^~\\&|CV|CV|R|R|20240101||ADT^A08|${resourceId}|P|2.5`,
+          },
+        ],
+        new Date(),
+      ),
+    );
+    const warn = jest.spyOn(Logger.prototype, 'warn');
+    const second = await createTestApp();
+    try {
+      expect(warn).toHaveBeenCalledWith(
+        { destination: '127.0.0.1:9', pending: 1 },
+        'HL7 outbound messages wait for a destination HL7_OUTBOUND does not name: name it again to send them',
+      );
+    } finally {
+      warn.mockRestore();
+      await second.close();
+      await data.query(`DELETE FROM hl7_outbox WHERE resource_id = $1`, [resourceId]);
+    }
   });
 
   it('with two instances on one database, sends each message once and in order', async () => {

@@ -42,8 +42,9 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
     this.settings = config.hl7Outbound;
   }
 
-  onApplicationBootstrap(): void {
+  async onApplicationBootstrap(): Promise<void> {
     const { destinations, tls, ackTimeoutMs } = this.settings;
+    await this.warnOfStranded(destinations.map((destination) => destination.name));
     const tlsOptions = outboundTls(tls);
     for (const destination of destinations) {
       const sender = new MllpSender({
@@ -54,6 +55,20 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
       });
       this.senders.push(sender);
       this.loops.push(this.run(destination, sender));
+    }
+  }
+
+  /**
+   * Messages waiting for a destination HL7_OUTBOUND no longer names (removed, or renamed as
+   * `tls://…`) wait for good: said at start, where they sat unmentioned until 2026-12-06.
+   * Naming the destination again sends them.
+   */
+  private async warnOfStranded(configured: string[]): Promise<void> {
+    for (const { destination, count } of await this.outbox.pendingElsewhere(configured)) {
+      this.logger.warn(
+        { destination, pending: count },
+        'HL7 outbound messages wait for a destination HL7_OUTBOUND does not name: name it again to send them',
+      );
     }
   }
 

@@ -85,6 +85,17 @@ export class Hl7OutboxRepository {
     return (await this.unitOfWork.manager.findOneBy(Hl7OutboxEntity, { id: head.id })) ?? undefined;
   }
 
+  /** Pending messages per destination other than `configured`, which no sender will take. */
+  async pendingElsewhere(configured: string[]): Promise<{ destination: string; count: number }[]> {
+    const rows = await this.unitOfWork.manager.query<{ destination: string; count: string }[]>(
+      `SELECT destination, count(*) AS count FROM hl7_outbox
+        WHERE status = 'pending' AND NOT (destination = ANY($1::text[]))
+        GROUP BY destination ORDER BY destination`,
+      [configured],
+    );
+    return rows.map(({ destination, count }) => ({ destination, count: Number(count) }));
+  }
+
   async recordAttempt(id: string, attempt: OutboxAttempt): Promise<void> {
     await this.unitOfWork.manager.update(Hl7OutboxEntity, { id }, attempt);
   }
