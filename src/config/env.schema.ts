@@ -625,7 +625,10 @@ export class EnvironmentVariables {
   @MinLength(1, { message: 'HL7_OUTBOUND_TLS_KEY_FILE must not be empty' })
   HL7_OUTBOUND_TLS_KEY_FILE?: string;
 
-  /** MSH-3/MSH-4 of outbound messages: this CareVault's name to the systems it sends to. */
+  /**
+   * MSH-4 of outbound messages: this CareVault's name to the systems it sends to, an HD
+   * (`CAREVAULT`, or `CAREVAULT^2.16.840.1.113883.19.99^ISO` with a universal id).
+   */
   @IsString()
   @MinLength(1, { message: 'HL7_OUTBOUND_FACILITY must not be empty' })
   HL7_OUTBOUND_FACILITY = 'CAREVAULT';

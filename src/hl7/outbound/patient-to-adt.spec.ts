@@ -95,6 +95,14 @@ describe('Patient to ADT', () => {
     ).toEqual(['MSH', 'EVN', 'PID', 'PV1']);
   });
 
+  it('sends a facility with a universal id as an HD, its components escaped', () => {
+    const text = adtOfPatient(PATIENT, 'A04', {
+      ...HEADER,
+      facility: 'GOOD|HOSP^2.16.840.1.113883.19.99^ISO',
+    });
+    expect(text.split('\r')[0]!.split('|')[3]).toBe('GOOD\\F\\HOSP^2.16.840.1.113883.19.99^ISO');
+  });
+
   it('reads back through the inbound mapping to the same patient data', () => {
     const text = adtOfPatient(PATIENT, 'A08', HEADER);
     const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));

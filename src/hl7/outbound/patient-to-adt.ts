@@ -362,7 +362,9 @@ export function adtOfPatient(
       'MSH',
       D.encoding,
       OWN_AUTHORITY,
-      text(header.facility),
+      // An HD: `CAREVAULT`, or `CAREVAULT^2.16.840.1.113883.19.99^ISO` with the universal id
+      // many receivers route on (until 2026-12-06 the ^ went out escaped, as text).
+      join(header.facility.split('^').slice(0, 3).map(text), D.component),
       '',
       '',
       hl7Timestamp(header.now),
