@@ -1131,7 +1131,11 @@ describe('FHIR REST: CRUD, versions and history', () => {
       fixed.headers.get('x-content-type-options'),
       fixed.headers.get('x-request-id'),
     ]).toEqual(['nosniff', 'fixed']);
-    expect(await allowOf('DELETE', `${fhir}/Patient/x/$everything`)).toEqual(['GET', 'HEAD']);
+    expect(await allowOf('DELETE', `${fhir}/Patient/x/$everything`)).toEqual([
+      'GET',
+      'HEAD',
+      'POST',
+    ]);
     expect(await allowOf('OPTIONS', `${fhir}/Patient`)).toEqual(
       expect.arrayContaining(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE']),
     );
