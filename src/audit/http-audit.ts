@@ -71,6 +71,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /hl7/v2': { action: 'create', subtype: 'hl7-v2' },
   'GET /hl7/messages': { action: 'read', subtype: 'hl7-message-list' },
   'POST /hl7/messages/:id/reprocess': { action: 'execute', subtype: 'hl7-reprocess' },
+  'POST /hl7/messages/:id/dismiss': { action: 'update', subtype: 'hl7-dismiss' },
   'GET /hl7/outbox': { action: 'read', subtype: 'hl7-outbox-list' },
   'POST /hl7/outbox/:id/resend': { action: 'execute', subtype: 'hl7-resend' },
   'GET /health': { action: 'read', subtype: 'health' },

@@ -40,6 +40,22 @@ export class Hl7Messages {
     const rows = await this.repository.list(filter, limit + 1);
     return { messages: rows.map(summary), limit };
   }
+
+  /**
+   * Sets a message that failed (`error`, `rejected`) aside as `dismissed`: its sender sent a
+   * correction, so it no longer needs attention, where until 2026-12-06 it stayed listed as an
+   * error, and counted in carevault_hl7_messages_stored, for good. A reprocess still takes it.
+   */
+  async dismiss(id: string): Promise<Hl7MessageSummary> {
+    const row = await this.repository.findById(id);
+    if (!row) throw AppError.notFound('HL7 message not found');
+    if (!(await this.repository.dismiss(id))) {
+      throw AppError.conflict(
+        `Only a message that failed (error, rejected) is dismissed; this one is ${row.status}`,
+      );
+    }
+    return summary({ ...row, status: 'dismissed' });
+  }
 }
 
 function summary({

@@ -73,6 +73,17 @@ export class Hl7Controller {
     return this.inbound.reprocess(id);
   }
 
+  @Post('messages/:id/dismiss')
+  @HttpCode(200)
+  @RequirePermission('hl7:manage')
+  @ApiOperation({
+    summary:
+      'Set a failed message (error, rejected) aside as dismissed, once its sender has sent a correction; 409 otherwise',
+  })
+  dismiss(@Param('id', ParseUUIDPipe) id: string): Promise<Hl7MessageSummary> {
+    return this.messages.dismiss(id);
+  }
+
   @Post('v2')
   @HttpCode(200)
   @RequirePermission('hl7:feed')

@@ -3486,6 +3486,38 @@ describe('HL7 v2 over MLLP', () => {
     expect(cli.code).toBe(1);
   });
 
+  it('sets a failed message aside as dismissed once its sender has corrected it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a03 = `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A03|DSM-${tag}|P|2.5\rPID|1||DSM-${tag}^^^HOSP&2.16.9&ISO^MR||Doe^Al\rPV1|1|I|||||||||||||||||V-${tag}^^^HOSP&2.16.9&ISO^VN`;
+    const sender = await client();
+    expect(msaOf((await sender.exchange([a03]))[0]!).code).toBe('AE');
+    const admin = await tokenFor(testApp, 'admin');
+    const call = async (method: string, url: string, token = admin) => {
+      const response = await fetch(`${testApp.url}${url}`, {
+        method,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return { status: response.status, body: (await response.json()) as any };
+    };
+    const [failed] = (await call('GET', `/hl7/messages?controlId=DSM-${tag}`)).body;
+    expect(failed).toMatchObject({ status: 'error' });
+    const dismiss = `/hl7/messages/${String(failed.id)}/dismiss`;
+    expect((await call('POST', dismiss, await tokenFor(testApp, 'doctor'))).status).toBe(403);
+    const dismissed = await call('POST', dismiss);
+    expect(dismissed).toMatchObject({ status: 200, body: { status: 'dismissed', ackCode: 'AE' } });
+    expect((await call('POST', dismiss)).status).toBe(409);
+    const errors = (await call('GET', `/hl7/messages?status=error&controlId=DSM-${tag}`)).body;
+    expect(errors).toEqual([]);
+    const aside = (await call('GET', `/hl7/messages?status=dismissed&controlId=DSM-${tag}`)).body;
+    expect(aside.map((message: { id: string }) => message.id)).toEqual([failed.id]);
+    // Sent again all the same, it is processed again, as an error's resend is: the sender
+    // wants it taken.
+    expect(msaOf((await sender.exchange([a03]))[0]!).code).toBe('AE');
+    expect((await call('GET', `/hl7/messages?controlId=DSM-${tag}`)).body).toMatchObject([
+      { status: 'error' },
+    ]);
+  });
+
   it('finds stored messages by type, control id, sender, time and warning, a page at a time', async () => {
     const app = `FIND${randomUUID().slice(0, 8)}`;
     const adt = (event: string, hour: string, control: string) =>

@@ -8,11 +8,13 @@ export const HL7_MESSAGE_STATUSES = [
   'error',
   'rejected',
   'ignored',
+  'dismissed',
 ] as const;
 /**
  * received: stored, not yet processed; processed: its resources are written (AA); error:
  * processing failed and can be retried (AE); rejected: it cannot be taken as it is (AR);
- * ignored: of a type the deployment acknowledges without mapping it (HL7_IGNORE, AA).
+ * ignored: of a type the deployment acknowledges without mapping it (HL7_IGNORE, AA);
+ * dismissed: an error or rejection an operator set aside (its sender sent a correction).
  */
 export type Hl7MessageStatus = (typeof HL7_MESSAGE_STATUSES)[number];
 

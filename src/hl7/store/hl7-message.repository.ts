@@ -106,6 +106,18 @@ export class Hl7MessageRepository {
     return row?.status;
   }
 
+  /** Sets a failed message aside (`dismissed`); false when it is not `error` or `rejected`. */
+  async dismiss(id: string): Promise<boolean> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `WITH dismissed AS (
+         UPDATE hl7_message SET status = 'dismissed'
+          WHERE id = $1 AND status IN ('error', 'rejected') RETURNING id)
+       SELECT id FROM dismissed`,
+      [id],
+    );
+    return rows.length > 0;
+  }
+
   findById(id: string): Promise<Hl7MessageEntity | null> {
     return this.unitOfWork.manager.findOneBy(Hl7MessageEntity, { id });
   }
