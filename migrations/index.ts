@@ -32,7 +32,7 @@ import { SpentMfaTokenExpiry1767170000000 } from './1767170000000-spent-mfa-toke
 import { Hl7MessagePeerCertificate1767180000000 } from './1767180000000-hl7-message-peer-certificate.js';
 import { Hl7EventClock1767183000000 } from './1767183000000-hl7-event-clock.js';
 import { Hl7MessageControlIdIndex1767190000000 } from './1767190000000-hl7-message-control-id-index.js';
-import { Hl7OutboxRefusals1767200000000 } from './1767200000000-hl7-outbox-refusals.js';
+import { Hl7OutboxFailedDeliveries1767200000000 } from './1767200000000-hl7-outbox-failed-deliveries.js';
 import { Hl7MessageDismissed1767210000000 } from './1767210000000-hl7-message-dismissed.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
@@ -71,6 +71,6 @@ export const MIGRATIONS = [
   Hl7MessagePeerCertificate1767180000000,
   Hl7EventClock1767183000000,
   Hl7MessageControlIdIndex1767190000000,
-  Hl7OutboxRefusals1767200000000,
+  Hl7OutboxFailedDeliveries1767200000000,
   Hl7MessageDismissed1767210000000,
 ];

@@ -15,7 +15,7 @@ interface OutboxRow {
   id: string;
   status: string;
   attempts: number;
-  refusals: number;
+  failed_deliveries: number;
   control_id: string;
   message_type: string;
   resource_id: string;
@@ -295,7 +295,11 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
         await new Promise((resolve) => setTimeout(resolve, 20));
         [row] = await outbox(id);
       }
-      expect(row).toMatchObject({ status: 'pending', refusals: 0, last_error: 'ECONNREFUSED' });
+      expect(row).toMatchObject({
+        status: 'pending',
+        failed_deliveries: 0,
+        last_error: 'ECONNREFUSED',
+      });
     } finally {
       await peer.up();
     }
@@ -304,6 +308,29 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect((await peer.waitForAccepted(start + 1)).slice(start).map(controlIdOf)).toEqual([
       sent!.control_id,
     ]);
+  });
+
+  it('sets aside a message the receiver takes and never answers, and goes on with the next', async () => {
+    // A poison message: written each time, never acknowledged. Counted as a failed delivery,
+    // as an AE is, it is dead after HL7_OUTBOUND_MAX_ATTEMPTS (8) rather than hold the queue.
+    peer.answer = (message) => (message.includes('Poison^') ? 'none' : 'AA');
+    const poison = await createPatient(patient('Poison'));
+    let [row] = await outbox(poison);
+    while (row!.attempts < 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      [row] = await outbox(poison);
+    }
+    await data.query(
+      `UPDATE hl7_outbox SET failed_deliveries = 7, next_attempt_at = now() WHERE id = $1`,
+      [row!.id],
+    );
+    const fine = await createPatient(patient('Afterpoison'));
+    expect((await settled(poison))[0]).toMatchObject({
+      status: 'dead',
+      failed_deliveries: 8,
+      last_error: 'ACK_TIMEOUT',
+    });
+    expect((await settled(fine))[0]).toMatchObject({ status: 'sent' });
   });
 
   it('waits for the ACK of its own control id, and sends again after a timeout', async () => {
@@ -329,7 +356,12 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       ack_code: 'AR',
     });
     const [dead] = await settled(failing);
-    expect(dead).toMatchObject({ status: 'dead', attempts: 8, refusals: 8, ack_code: 'AE' });
+    expect(dead).toMatchObject({
+      status: 'dead',
+      attempts: 8,
+      failed_deliveries: 8,
+      ack_code: 'AE',
+    });
     expect(dead!.last_error).toMatch(/^AE/);
     expect((await settled(fine))[0]).toMatchObject({ status: 'sent' });
     const failures = await data.query<{ n: number }[]>(
@@ -475,7 +507,7 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
       await repository.recordAttempt(later!.id, {
         status: 'sent',
         attempts: 1,
-        refusals: 0,
+        failedDeliveries: 0,
         nextAttemptAt: now,
         ackCode: 'AA',
         lastError: null,

@@ -17,10 +17,17 @@ export interface MllpAck {
   detail?: string;
 }
 
-/** A failed send: `code` is a network error code, `ACK_TIMEOUT`, or `CONNECTION_CLOSED`. */
+/**
+ * A failed send: `code` is a network error code, `ACK_TIMEOUT`, or `CONNECTION_CLOSED`.
+ * `written`: the message went out on the connection (the destination may have it), where a
+ * failure to connect says nothing about the message.
+ */
 export class MllpSendError extends Error {
   override readonly name = 'MllpSendError';
-  constructor(readonly code: string) {
+  constructor(
+    readonly code: string,
+    readonly written = false,
+  ) {
     super(`MLLP send failed: ${code}`);
   }
 }
@@ -141,7 +148,8 @@ export class MllpSender {
     socket?.destroy();
     if (waiting) {
       clearTimeout(waiting.timer);
-      waiting.reject(error);
+      // A wait begins once the message is written.
+      waiting.reject(error.written ? error : new MllpSendError(error.code, true));
     }
   }
 }

@@ -116,7 +116,7 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
         // Interrupted by shutdown: rolled back, so the attempt does not count against it.
         if (this.stopped) throw error;
         if (!(error instanceof MllpSendError)) throw error;
-        attempt = this.unreached(row, error.code);
+        attempt = this.failure(row, error);
       }
       await this.outbox.recordAttempt(row.id, attempt);
       if (attempt.status !== 'pending') {
@@ -140,43 +140,60 @@ export class Hl7OutboundWorker implements OnApplicationBootstrap, OnModuleDestro
 
   /**
    * AA (or CA) is delivered; AR (or CR) will not be taken however often it is sent; AE is
-   * retried, and set aside as dead after HL7_OUTBOUND_MAX_ATTEMPTS of them.
+   * retried, a failed delivery, and set aside as dead after HL7_OUTBOUND_MAX_ATTEMPTS of them.
    */
   private outcome(row: Hl7OutboxEntity, ack: MllpAck): OutboxAttempt {
     if (ack.code === 'AA' || ack.code === 'CA') {
       return {
         status: 'sent',
         attempts: row.attempts + 1,
-        refusals: row.refusals,
+        failedDeliveries: row.failedDeliveries,
         nextAttemptAt: row.nextAttemptAt,
         ackCode: ack.code,
         lastError: null,
         sentAt: new Date(),
       };
     }
-    const reason = [ack.code, ack.errorCode].filter(Boolean).join(' ');
-    const refusals = row.refusals + 1;
-    const retried = { ...this.retried(row, reason), refusals, ackCode: ack.code };
-    const dead = ack.code === 'AR' || ack.code === 'CR' || refusals >= this.settings.maxAttempts;
-    return dead ? { ...retried, status: 'dead' } : retried;
+    const failed = this.undelivered(row, [ack.code, ack.errorCode].filter(Boolean).join(' '));
+    const refused = ack.code === 'AR' || ack.code === 'CR';
+    return { ...failed, ackCode: ack.code, ...(refused ? { status: 'dead' as const } : {}) };
   }
 
   /**
-   * No answer: the destination refused the connection, timed out or closed it. Tried again
-   * for as long as it takes, the queue waiting behind it, as an interface engine's queue
-   * does: until 2026-12-06 these counted towards HL7_OUTBOUND_MAX_ATTEMPTS, and an outage of
-   * some eight minutes (a receiver's maintenance) set the head of the queue aside as dead,
-   * after which the next message about its patient made it impossible to resend.
+   * A send that failed. A message the destination got (written) and answered with nothing,
+   * no ACK in time or its connection closed, failed as a delivery, as an AE does: a message it
+   * cannot take (a poison message) is set aside as dead in the end rather than hold the queue
+   * for good. A destination that could not be reached (refused, not answering the connect,
+   * not resolving) is tried again for as long as it takes, the queue waiting behind it, as an
+   * interface engine's queue does: until 2026-12-06 those failures counted too, and an outage
+   * of some eight minutes (a receiver's maintenance) set the head of the queue aside as dead,
+   * which the next message about its patient then made impossible to resend.
    */
-  private unreached(row: Hl7OutboxEntity, reason: string): OutboxAttempt {
-    return { ...this.retried(row, reason), refusals: row.refusals, ackCode: null };
+  private failure(row: Hl7OutboxEntity, error: MllpSendError): OutboxAttempt {
+    if (error.written) return { ...this.undelivered(row, error.code), ackCode: null };
+    return {
+      ...this.retried(row, error.code),
+      failedDeliveries: row.failedDeliveries,
+      ackCode: null,
+    };
+  }
+
+  /** A failed delivery: retried, or dead once HL7_OUTBOUND_MAX_ATTEMPTS of them have failed. */
+  private undelivered(row: Hl7OutboxEntity, reason: string): Omit<OutboxAttempt, 'ackCode'> {
+    const failedDeliveries = row.failedDeliveries + 1;
+    const dead = failedDeliveries >= this.settings.maxAttempts;
+    return {
+      ...this.retried(row, reason),
+      failedDeliveries,
+      ...(dead ? { status: 'dead' as const } : {}),
+    };
   }
 
   /** A failed attempt, due again after a delay that doubles with each, up to 5 minutes. */
   private retried(
     row: Hl7OutboxEntity,
     reason: string,
-  ): Omit<OutboxAttempt, 'refusals' | 'ackCode'> {
+  ): Omit<OutboxAttempt, 'failedDeliveries' | 'ackCode'> {
     const attempts = row.attempts + 1;
     const delay = Math.min(this.settings.retryMs * 2 ** Math.min(attempts - 1, 30), MAX_RETRY_MS);
     return {

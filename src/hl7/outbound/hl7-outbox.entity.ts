@@ -62,13 +62,14 @@ export class Hl7OutboxEntity {
   attempts!: number;
 
   /**
-   * AE answers so far (the destination took the message and could not process it): after
-   * HL7_OUTBOUND_MAX_ATTEMPTS of them the message is set aside as dead. A destination that
-   * cannot be reached or does not answer counts in `attempts` only: it is tried again, the
+   * Deliveries that failed: the message reached the destination, which answered AE, or
+   * nothing (no ACK in time, the connection closed), as a message it cannot take would have
+   * it (a poison message). After HL7_OUTBOUND_MAX_ATTEMPTS of them it is set aside as dead.
+   * A destination that cannot be reached counts in `attempts` only: it is tried again, the
    * queue waiting, as long as it takes.
    */
   @Column('integer', { default: 0 })
-  refusals!: number;
+  failedDeliveries!: number;
 
   @Column('timestamptz')
   nextAttemptAt!: Date;

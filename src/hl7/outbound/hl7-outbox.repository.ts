@@ -31,7 +31,7 @@ export type NewOutboxMessage = Pick<
 
 export type OutboxAttempt = Pick<
   Hl7OutboxEntity,
-  'status' | 'attempts' | 'refusals' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
+  'status' | 'attempts' | 'failedDeliveries' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
 >;
 
 /** All SQL of the HL7 outbox, in the caller's unit of work. */
@@ -123,7 +123,7 @@ export class Hl7OutboxRepository {
         // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
         `WITH requeued AS (
            UPDATE hl7_outbox o
-              SET status = 'pending', attempts = 0, refusals = 0, next_attempt_at = now(),
+              SET status = 'pending', attempts = 0, failed_deliveries = 0, next_attempt_at = now(),
                   last_error = NULL
             WHERE o.id = $1 AND o.status = 'dead'
               AND NOT EXISTS (SELECT 1 FROM hl7_outbox later
