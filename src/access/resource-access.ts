@@ -205,6 +205,20 @@ export class ResourceAccess {
   }
 
   /**
+   * Whether a search of this type lists nothing to the user: a patient-scoped token's of
+   * Subscriptions, which are in no patient's compartment (see confines). Said to the SQL, so
+   * that a count counts nothing either: it counted every clinician's until 2026-12-06.
+   */
+  listsNone(user: AuthenticatedUser, type: string): boolean {
+    return (
+      isPatientConfined(user.scopes, user.patient, type, 'search') &&
+      this.confines(type) &&
+      type !== 'Binary' &&
+      !this.compartment.hasCompartment(type)
+    );
+  }
+
+  /**
    * Whether a patient-scoped token sees resources of this type only in its compartment. A
    * Subscription is in no one's: its criteria name other patients and its endpoint receives
    * their notifications, so a patient's app neither lists nor takes over a clinician's.

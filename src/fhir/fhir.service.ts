@@ -467,6 +467,18 @@ export class FhirService {
     return context ? { resource, context } : { resource };
   }
 
+  /** 404 unless the last content of a deleted record is in the token's compartment. */
+  private async assertDeletedInCompartment(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+  ): Promise<void> {
+    const [latest] = await this.repository.latestLive([{ type, id }]);
+    if (!latest) throw AppError.notFound(`${type} resource not found`);
+    const resource = parseContent(latest);
+    this.access.assertInCompartment(user, resource, 'update', await this.contexts.ofOne(resource));
+  }
+
   /**
    * Update, or create with the client's id when none exists (FHIR update-as-create). `matched`:
    * the id is what conditional criteria found live, so it must still be live.
@@ -503,6 +515,12 @@ export class FhirService {
           throw AppError.conflict(
             `No ${type} matches the criteria, and the id in the body names another ${type}: leave the id out to create, or update that ${type} by its id`,
           );
+        }
+        if (current?.deleted && !this.access.maySeeDeletion(user, type, 'update')) {
+          // Another patient's deleted record, written over by a patient-scoped token, took
+          // its data into that record's id and history, and the version number it answered
+          // (3, not 1) told that the id had been used: until 2026-12-06. Its own are its own.
+          await this.assertDeletedInCompartment(user, type, id);
         }
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);

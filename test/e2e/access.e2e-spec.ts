@@ -361,6 +361,11 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       };
       expect((await writer('PATCH', `${fhir}/Observation/${deleted}`, patch)).status).toBe(404);
       expect((await writer('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(404);
+      // Nor written over with its own patient's data, which took that record's id and history.
+      const taken = await writer('PUT', `${fhir}/Observation/${deleted}`, {
+        body: { ...observation(ids.patientA), id: deleted },
+      });
+      expect(taken.status).toBe(404);
       // The doctor, who may see deletions, is told.
       expect((await doctor('PATCH', `${fhir}/Observation/${deleted}`, patch)).status).toBe(410);
       expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);
@@ -447,6 +452,11 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const listed = await writer('GET', `${fhir}/Subscription?_count=1000`);
       expect(listed.status).toBe(200);
       expect(listed.body.entry ?? []).toEqual([]);
+      // Nor counted: the count was every clinician's until 2026-12-06.
+      for (const query of ['_summary=count', '_total=accurate']) {
+        const counted = await writer('GET', `${fhir}/Subscription?${query}`);
+        expect({ query, total: counted.body.total }).toEqual({ query, total: 0 });
+      }
       const patch = [
         { op: 'replace', path: '/channel/endpoint', value: 'http://127.0.0.1:9/hooks/x' },
       ];

@@ -462,6 +462,7 @@ export class SearchService {
     // are open). What a chain or _has reaches must meet both too.
     const visible = (on: Subject, p: SqlParams): string => {
       const conditions = options.withRestricted ? [] : [notRestricted(on, p)];
+      if (this.access.listsNone(user, on.type)) conditions.push('FALSE');
       if (
         isPatientConfined(user.scopes, user.patient, on.type, 'search') &&
         this.compartment.hasCompartment(on.type)
