@@ -7,12 +7,11 @@ export const CONNECT_RETRY_MS = 3000;
 
 /**
  * Refusals that another attempt cannot change: no such database (3D000), no such role or a
- * wrong password (28000, 28P01), no right to connect (42501), a host name that does not
- * resolve. A server not up yet (ECONNREFUSED: a container started before its database) is
- * tried again.
+ * wrong password (28000, 28P01), no right to connect (42501). A server not up yet (refused,
+ * or a name Docker's DNS does not resolve while its container is being recreated) is tried
+ * again.
  */
 const PERMANENT_STATES = new Set(['3D000', '28000', '28P01', '42501']);
-const PERMANENT_CODES = new Set(['ENOTFOUND', 'EAI_NONAME']);
 
 /**
  * The database of DATABASE_URL could not be used at start: one line, naming the variable and
@@ -31,9 +30,7 @@ export class DatabaseConnectError extends Error {
       `CareVault failed to start: the database of DATABASE_URL cannot be used: ${message}` +
         (state ? ` (SQLSTATE ${state})` : typeof code === 'string' ? ` (${code})` : ''),
     );
-    this.permanent =
-      (state !== undefined && PERMANENT_STATES.has(state)) ||
-      (typeof code === 'string' && PERMANENT_CODES.has(code));
+    this.permanent = state !== undefined && PERMANENT_STATES.has(state);
   }
 }
 

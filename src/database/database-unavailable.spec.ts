@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import pg from 'pg';
 import { QueryFailedError } from 'typeorm';
-import { databaseProblem } from './database-unavailable.js';
+import { databaseProblem, sqlStateOf } from './database-unavailable.js';
 
 /** A loopback port nothing listens on: bound, then released. */
 async function closedPort(): Promise<number> {
@@ -71,5 +71,16 @@ describe('databaseProblem', () => {
     ['a non-error', 'boom'],
   ])('leaves %s alone', (_what, error) => {
     expect(databaseProblem(error)).toBeUndefined();
+  });
+});
+
+describe('sqlStateOf', () => {
+  it("reads a database error's SQLSTATE, wrapped or not, and not Node's errno codes", () => {
+    expect(sqlStateOf(Object.assign(new Error('x'), { code: '22007' }))).toBe('22007');
+    expect(sqlStateOf({ driverError: { code: '3D000' } })).toBe('3D000');
+    expect(sqlStateOf({ cause: { code: 'P0001' } })).toBe('P0001');
+    for (const code of ['EPIPE', 'EBUSY', 'EPERM', 'ECONNREFUSED']) {
+      expect(sqlStateOf(Object.assign(new Error('x'), { code }))).toBeUndefined();
+    }
   });
 });

@@ -117,7 +117,9 @@ export function sqlStateOf(error: unknown): string | undefined {
       driverError?: unknown;
       cause?: unknown;
     };
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    // Five characters, as Node's errno codes can be too (EPIPE, EBUSY): no SQLSTATE class
+    // begins with E.
+    if (typeof code === 'string' && /^[0-9A-DF-Z][0-9A-Z]{4}$/.test(code)) return code;
     current = driverError ?? cause;
   }
   return undefined;

@@ -5,7 +5,9 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
+import { sqlStateOf } from '../database/database-unavailable.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
+import { notACursor } from './cursor.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaQuery } from './criteria.js';
 import { CriteriaLocks, type Criteria } from './criteria-locks.js';
@@ -765,7 +767,12 @@ export class FhirService {
   ): Promise<Bundle> {
     // Taken before the versions are read: everything stamped before it is committed by then.
     const complete = await this.repository.completeUpTo();
-    const found = await this.repository.historyOfTypes(types, params);
+    const found = await this.repository.historyOfTypes(types, params).catch((error: unknown) => {
+      // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0): its
+      // data exception, a 500 until 2026-12-06. The other parameters are checked before.
+      if (params.cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('history');
+      throw error;
+    });
     const page = found.slice(0, params.count);
     // The next page starts after the last version read, listed or not.
     const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;

@@ -1076,6 +1076,22 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(
       (await http('GET', `${fhir}/_history?_cursor=not-a-cursor`)).body.issue[0].diagnostics,
     ).toContain('follow the Bundle links');
+    // Nor is one whose instant PostgreSQL cannot read, though a Date takes it (500s until
+    // 2026-12-06).
+    const cursor = (lastUpdated: string) =>
+      Buffer.from(JSON.stringify({ lastUpdated, type: 'Patient', id: 'x', versionId: 1 })).toString(
+        'base64url',
+      );
+    for (const lastUpdated of ['1', '2026-02-30T00:00:00Z', '0000-01-01T00:00:00Z']) {
+      for (const path of ['_history', 'Patient/_history']) {
+        const res = await http('GET', `${fhir}/${path}?_cursor=${cursor(lastUpdated)}`);
+        expect({ lastUpdated, path, status: res.status }).toEqual({
+          lastUpdated,
+          path,
+          status: 400,
+        });
+      }
+    }
     expect((await http('GET', `${fhir}/_history?_offset=5`)).status).toBe(400);
     expect((await http('GET', `${fhir}/_history?_list=recent`)).body.issue[0].code).toBe(
       'not-supported',
