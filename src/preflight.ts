@@ -1,4 +1,3 @@
-import { ConfigService } from '@nestjs/config';
 import { createServer } from 'node:net';
 import { readJwtVerificationKeys, jwtSigningKeyFile } from './auth/signing-keys.js';
 import { auditSigningKeyFile, readAuditTrustedKeys } from './audit/audit-signer.js';
@@ -6,7 +5,7 @@ import { readConfiguredFile } from './common/files.js';
 import { listenError } from './common/listen-error.js';
 import { httpsOptions } from './common/http/https-options.js';
 import { readPrivateKey } from './common/private-key-file.js';
-import { AppConfig } from './config/config.js';
+import { appConfigOf } from './config/config.js';
 import type { EnvironmentVariables } from './config/env.schema.js';
 import { KeyStore, keySettingsOf } from './crypto/key-store.js';
 import { listenerTls, outboundTls } from './hl7/mllp/mllp-tls.js';
@@ -22,7 +21,7 @@ import { MetricsToken } from './metrics/metrics-token.js';
  * PHI keys (KEY_CUSTODY). Throws the providers' ConfigError or KeyConfigError.
  */
 export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<void> {
-  const config = new AppConfig(new ConfigService(env));
+  const config = appConfigOf(env);
   if (env.DATABASE_URL) checkDatabaseTlsFiles(env.DATABASE_URL);
   httpsOptions(env);
   if (config.phiKeyFile && !config.keyCustody) {

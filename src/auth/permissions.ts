@@ -29,6 +29,7 @@ export const APP_PERMISSIONS = [
   'fhir:terminology',
   'hl7:feed',
   'hl7:manage',
+  'hl7:dismiss',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
@@ -131,6 +132,9 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   // The stored messages and the outbox (lists, reprocess, resend): administrators look after
   // what the feeds sent, as do the feeds' own accounts.
   'hl7:manage': ['admin', 'integration'],
+  // Setting a failed message aside takes it off the error list and its gauge: a person's
+  // decision, not a feed account's (one feed would hide another's failures).
+  'hl7:dismiss': ['admin'],
 };
 
 export function canAccessFhir(

@@ -1,6 +1,7 @@
 import { Test } from '@nestjs/testing';
 import { AppConfigModule } from './config.module.js';
-import { AppConfig } from './config.js';
+import { AppConfig, appConfigOf } from './config.js';
+import { validateEnv } from './env.schema.js';
 
 describe('AppConfig', () => {
   const saved = { ...process.env };
@@ -18,6 +19,12 @@ describe('AppConfig', () => {
 
   it('takes an empty variable for an unset one: its default applies', async () => {
     const config = await configOf({ NODE_ENV: 'development', HL7_PROCESSING_IDS: '' });
+    expect([...config.hl7ProcessingIds]).toEqual(['P', 'T', 'D']);
+  });
+
+  it('takes an empty variable for an unset one outside Nest too (preflight, key set-up)', () => {
+    process.env['HL7_PROCESSING_IDS'] = '';
+    const config = appConfigOf(validateEnv({ NODE_ENV: 'development', HL7_PROCESSING_IDS: '' }));
     expect([...config.hl7ProcessingIds]).toEqual(['P', 'T', 'D']);
   });
 

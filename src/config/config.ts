@@ -13,6 +13,17 @@ export function readEnv(options?: { requireKeys: boolean }): EnvironmentVariable
   return validateEnv(process.env, options);
 }
 
+/**
+ * Settings read from validated variables alone, outside Nest (the preflight, key set-up):
+ * ConfigService would otherwise fall back to process.env, where a variable set empty is ''
+ * rather than unset (see AppConfigModule).
+ */
+export function appConfigOf(env: EnvironmentVariables): AppConfig {
+  const service = new ConfigService<EnvironmentVariables, true>(env);
+  (service as unknown as { skipProcessEnv: boolean }).skipProcessEnv = true;
+  return new AppConfig(service);
+}
+
 let envFileLoaded = false;
 
 /**

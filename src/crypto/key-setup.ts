@@ -1,6 +1,5 @@
-import { ConfigService } from '@nestjs/config';
 import { parseArgs } from 'node:util';
-import { AppConfig, readEnv } from '../config/config.js';
+import { appConfigOf, readEnv } from '../config/config.js';
 import { createCustodian } from './custody/key-custodian.js';
 import { KeyConfigError, KeyStore, type KeySettings } from './key-store.js';
 
@@ -58,7 +57,7 @@ export async function runKeySetup(command: string, args: string[]): Promise<void
     process.stdout.write(USAGE[command] ?? '');
     return;
   }
-  const config = new AppConfig(new ConfigService(readEnv({ requireKeys: false })));
+  const config = appConfigOf(readEnv({ requireKeys: false }));
   const custody = config.keyCustody;
   const path = config.phiKeyFile;
   if (!custody || !path) {

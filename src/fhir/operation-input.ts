@@ -23,7 +23,8 @@ export function operationInput(
   body: unknown,
   codings: readonly string[] = [],
 ): { query: OperationQuery; codings: Map<string, CodingInput[]> } {
-  const merged: OperationQuery = { ...query };
+  // No prototype: a parameter named `__proto__` or `toString` is a name like another.
+  const merged: OperationQuery = Object.assign(Object.create(null) as OperationQuery, query);
   const found = new Map<string, CodingInput[]>();
   if (body === undefined || body === null || body === '') return { query: merged, codings: found };
   const resource = body as { resourceType?: unknown; parameter?: unknown };
@@ -48,10 +49,7 @@ export function operationInput(
     }
     const [key, value] = values[0]!;
     if (codings.includes(name) && (key === 'valueCoding' || key === 'valueCodeableConcept')) {
-      const list =
-        key === 'valueCoding'
-          ? [value]
-          : (((value as { coding?: unknown } | null)?.coding as unknown[] | undefined) ?? []);
+      const list = key === 'valueCoding' ? [value] : codingsOf(value, where);
       found.set(name, [...(found.get(name) ?? []), ...list.map((one) => codingOf(one, where))]);
       continue;
     }
@@ -65,8 +63,20 @@ export function operationInput(
   return { query: merged, codings: found };
 }
 
+/** A CodeableConcept's codings: a list of objects, else a 400. */
+function codingsOf(value: unknown, where: string[]): unknown[] {
+  const coding = (value as { coding?: unknown } | null)?.coding ?? [];
+  if (typeof value !== 'object' || value === null || !Array.isArray(coding)) {
+    throw AppError.invalid('A CodeableConcept is an object whose coding is a list', where);
+  }
+  return coding;
+}
+
 function codingOf(value: unknown, where: string[]): CodingInput {
-  const coding = (value ?? {}) as Record<string, unknown>;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw AppError.invalid('A Coding is an object', where);
+  }
+  const coding = value as Record<string, unknown>;
   const text = (key: string): string | undefined => {
     const one = coding[key];
     if (one === undefined) return undefined;

@@ -75,7 +75,7 @@ export class Hl7Controller {
 
   @Post('messages/:id/dismiss')
   @HttpCode(200)
-  @RequirePermission('hl7:manage')
+  @RequirePermission('hl7:dismiss')
   @ApiOperation({
     summary:
       'Set a failed message (error, rejected) aside as dismissed, once its sender has sent a correction; 409 otherwise',

@@ -235,6 +235,9 @@ describe('Binary: documents in their own format, following their securityContext
     const totalled = await authorizedHttp(app)('GET', `${fhir}/Binary?_total=accurate`);
     expect(totalled.status).toBe(200);
     expect(totalled.body.total).toBeUndefined();
+    expect(JSON.stringify(totalled.body.entry)).toContain(
+      'The Bundle has no total: who may see each Binary follows its securityContext',
+    );
 
     // The disclosure is accounted to the patient whose document it is.
     const requestId = `t-${randomUUID()}`;

@@ -3502,7 +3502,9 @@ describe('HL7 v2 over MLLP', () => {
     const [failed] = (await call('GET', `/hl7/messages?controlId=DSM-${tag}`)).body;
     expect(failed).toMatchObject({ status: 'error' });
     const dismiss = `/hl7/messages/${String(failed.id)}/dismiss`;
-    expect((await call('POST', dismiss, await tokenFor(testApp, 'doctor'))).status).toBe(403);
+    for (const role of ['doctor', 'integration'] as const) {
+      expect((await call('POST', dismiss, await tokenFor(testApp, role))).status).toBe(403);
+    }
     const dismissed = await call('POST', dismiss);
     expect(dismissed).toMatchObject({ status: 200, body: { status: 'dismissed', ackCode: 'AE' } });
     expect((await call('POST', dismiss)).status).toBe(409);

@@ -1047,6 +1047,8 @@ describe('FHIR search', () => {
         },
       });
       expect(ids_(posted)).toEqual(ids_(three));
+      // Criteria sent in a body stay out of the Bundle's links.
+      expect(posted.body.link[0].url).not.toContain(ids.a);
       const all = ids_(await search(`Observation/$lastn?subject=Patient/${ids.a}`));
       expect(all).toContain(ids.obs[24]);
       expect(all).not.toContain(ids.obs[23]);

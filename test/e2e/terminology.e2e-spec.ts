@@ -108,10 +108,33 @@ describe('Terminology: ValueSet/$expand, $validate-code, CodeSystem/$lookup', ()
         'CodeSystem/$lookup',
         { resourceType: 'Parameters', parameter: [{ name: 'system', valueCoding: coding }] },
       ],
+      // A CodeableConcept whose coding is no list, a Coding that is no object: 500s at first.
+      [
+        'ValueSet/$validate-code',
+        {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'url', valueUri: GENDER },
+            { name: 'codeableConcept', valueCodeableConcept: { coding: 'male' } },
+          ],
+        },
+      ],
+      [
+        'CodeSystem/$lookup',
+        { resourceType: 'Parameters', parameter: [{ name: 'coding', valueCoding: 'male' }] },
+      ],
     ] as const) {
       const refused = await billing('POST', `${fhir}/${path}`, { body });
       expect({ path, body, status: refused.status }).toEqual({ path, body, status: 400 });
     }
+    // Names an object inherits are names like others: __proto__ is unknown to $expand, and
+    // ignored as a query's unknown names are.
+    const inherited = await post('ValueSet/$expand', [
+      { name: 'url', valueUri: GENDER },
+      { name: '__proto__', valueString: 'x' },
+      { name: 'toString', valueString: 'x' },
+    ]);
+    expect(inherited.status).toBe(200);
   });
 
   it('validates a code against a value set, display included', async () => {

@@ -55,10 +55,10 @@ describe('an instance that hangs while it sends an outbound HL7 message', () => 
     expect(created.status).toBe(201);
     await eventually('the message sent', () => peer.frames.length === 1, 20_000);
     first.child.kill('SIGSTOP');
+    const hungAt = Date.now();
     peer.answer = () => 'AA';
     const second = await startService(env);
     services.push(second);
-    const hungAt = Date.now();
     // The lock is held at most a connect and an ACK timeout, and 10 s, without a statement.
     await eventually(
       'the message delivered by the other instance',

@@ -1,5 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
-import { format, grantAppScope, registeredAppScope } from './app-scopes.js';
+import { format, grantAppScope, narrowedGrant, registeredAppScope } from './app-scopes.js';
 
 describe('SMART app scopes', () => {
   it('normalizes a registration to v2 resource scopes and the launch scopes', () => {
@@ -36,5 +36,35 @@ describe('SMART app scopes', () => {
 
   it('grants no resource scope the registration lacks', () => {
     expect(grantAppScope('user/*.rs system/*.rs', 'patient/*.rs').resources).toEqual([]);
+  });
+});
+
+describe('narrowedGrant', () => {
+  const grant = 'launch/patient offline_access patient/*.rs patient/Observation.rs';
+
+  it('takes the grant itself, and narrower scopes in the words asked', () => {
+    expect(narrowedGrant(grant, grant)).toBe(grant);
+    expect(narrowedGrant(grant, 'patient/Observation.r')).toBe('patient/Observation.r');
+    expect(narrowedGrant(grant, 'patient/Patient.read')).toBe('patient/Patient.read');
+    expect(narrowedGrant(grant, 'offline_access patient/*.s')).toBe('offline_access patient/*.s');
+  });
+
+  it('refuses anything wider, another context, or a scope it does not know', () => {
+    for (const asked of [
+      'patient/*.cruds',
+      'patient/Observation.c',
+      'user/Observation.rs',
+      'openid',
+      'system/*.rs',
+      'patient/*.rs nonsense',
+      '',
+    ]) {
+      expect({ asked, narrowed: narrowedGrant(grant, asked) }).toEqual({
+        asked,
+        narrowed: undefined,
+      });
+    }
+    // `*` is covered by `*` alone.
+    expect(narrowedGrant('patient/Observation.rs', 'patient/*.rs')).toBeUndefined();
   });
 });

@@ -78,9 +78,18 @@ export function narrowedGrant(granted: string, asked: string): string | undefine
     return undefined;
   }
   if (!want.launch.every((item) => grant.launch.includes(item))) return undefined;
+  // Within when the grant's scopes that cover its type (the same type, or `*`; only `*`
+  // covers `*`) allow every permission it asks, together: a grant of `patient/*.rs
+  // patient/Observation.rs` allows `patient/Observation.rs` twice over.
   const within = want.resources.every((one) => {
-    const got = grantedScopes([one], grant.resources);
-    return got.length === 1 && formatScope(got[0]!) === formatScope(one);
+    const allowed = new Set(
+      grant.resources
+        .filter(
+          (held) => held.context === one.context && (held.type === '*' || held.type === one.type),
+        )
+        .flatMap((held) => [...held.permissions]),
+    );
+    return [...one.permissions].every((permission) => allowed.has(permission));
   });
   return within ? formatGrant(want) : undefined;
 }

@@ -108,14 +108,15 @@ export class SearchController {
     summary: 'Observation/$lastn, its input a Parameters resource (max, and search criteria)',
   })
   @ApiBody(PARAMETERS)
-  lastNPosted(
+  async lastNPosted(
     @CurrentUser() user: AuthenticatedUser,
     @Query() query: Record<string, string | string[] | undefined>,
     @Body() body: unknown,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return this.lastN(user, operationInput(query, body).query, request, reply);
+    const input = operationInput(query, body).query;
+    return sendFhirJson(reply, await this.searches.lastN(user, input, fhirBaseUrl(request), true));
   }
 
   @Get('Observation/$lastn')

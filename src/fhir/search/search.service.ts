@@ -234,7 +234,16 @@ export class SearchService {
    * which is every code's last at once: _include and _revinclude (ignored until now, so the
    * Patient or Provenance asked for was silently missing), _elements, _summary.
    */
-  async lastN(user: AuthenticatedUser, received: Query, baseUrl: string): Promise<SearchBundle> {
+  /**
+   * `viaPost`: the criteria came in a body, which keeps them out of URLs; the Bundle's self
+   * link then leaves them out too (it carried them until 2026-12-06).
+   */
+  async lastN(
+    user: AuthenticatedUser,
+    received: Query,
+    baseUrl: string,
+    viaPost = false,
+  ): Promise<SearchBundle> {
     const { max: rawMax, ...query } = received;
     const max = rawMax === undefined ? 1 : Number(rawMax);
     if (typeof rawMax === 'object' || !Number.isInteger(max) || max < 1 || max > MAX_LAST) {
@@ -274,7 +283,13 @@ export class SearchService {
       );
     }
     const rows = (await this.repository.load('Observation', ids)).map((row) => contentOf(row));
-    const links = this.links(baseUrl, 'Observation/$lastn', received, undefined, undefined);
+    const links = this.links(
+      baseUrl,
+      'Observation/$lastn',
+      viaPost ? {} : received,
+      undefined,
+      undefined,
+    );
     if (request.summaryCount) {
       // What is counted is not disclosed, so not recorded as listed.
       const count = rows.filter((resource) => this.access.isListable(user, resource, false));

@@ -2,7 +2,6 @@ import { applyDecorators, Body, Controller, Get, HttpCode, Post, Query, Res } fr
 import { ApiBody, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { RequirePermission } from '../../auth/permission.decorators.js';
-import { AppError } from '../../common/errors/app-error.js';
 import { sendFhirJson } from '../fhir-headers.js';
 import { PARAMETERS } from '../fhir-swagger.js';
 import { operationInput } from '../operation-input.js';
@@ -96,11 +95,7 @@ export class TerminologyController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): unknown {
     const input = operationInput(query, body, ['coding', 'codeableConcept']);
-    const codings = [...input.codings.values()].flat();
-    if (input.codings.size > 1 || (input.codings.get('coding')?.length ?? 0) > 1) {
-      throw AppError.invalid('Give one coding or one codeableConcept');
-    }
-    return sendFhirJson(reply, this.terminology.validateCode(input.query, codings));
+    return sendFhirJson(reply, this.terminology.validateCode(input.query, input.codings));
   }
 
   @Post('CodeSystem/$lookup')
@@ -116,8 +111,6 @@ export class TerminologyController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): unknown {
     const input = operationInput(query, body, ['coding']);
-    const codings = input.codings.get('coding') ?? [];
-    if (codings.length > 1) throw AppError.invalid('Give one coding');
-    return sendFhirJson(reply, this.terminology.lookup(input.query, codings[0]));
+    return sendFhirJson(reply, this.terminology.lookup(input.query, input.codings));
   }
 }

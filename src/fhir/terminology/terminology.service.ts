@@ -60,8 +60,15 @@ export class TerminologyService {
    * POST, `codings` (a `coding`, a `codeableConcept`'s): valid when one of them is, the answer
    * of the first that is (else of the first), as R4's definition has it for a CodeableConcept.
    */
-  validateCode(query: Query, codings: readonly CodingInput[] = []): Record<string, unknown> {
+  validateCode(
+    query: Query,
+    given: ReadonlyMap<string, CodingInput[]> = new Map(),
+  ): Record<string, unknown> {
     const url = single(query, 'url', true)!;
+    if (given.size > 1 || (given.get('coding')?.length ?? 0) > 1) {
+      throw AppError.invalid('Give one coding or one codeableConcept');
+    }
+    const codings = [...given.values()].flat();
     if (codings.length === 0) {
       const code = single(query, 'code', true)!;
       return this.validateOne(url, code, single(query, 'system'), single(query, 'display')).answer;
@@ -110,13 +117,19 @@ export class TerminologyService {
    * CodeSystem/$lookup: system and code, or, by POST, a `coding`; 404 for a code the code
    * system does not hold.
    */
-  lookup(query: Query, coding?: CodingInput): Record<string, unknown> {
+  lookup(
+    query: Query,
+    given: ReadonlyMap<string, CodingInput[]> = new Map(),
+  ): Record<string, unknown> {
+    const codings = given.get('coding') ?? [];
+    if (codings.length > 1) throw AppError.invalid('Give one coding');
+    const coding = codings[0];
     if (coding && ['code', 'system'].some((name) => query[name] !== undefined)) {
       throw AppError.invalid('Give system and code, or a coding, not both');
     }
-    const given = coding ? { system: coding.system, code: coding.code } : query;
-    const system = single(given, 'system', true)!;
-    const code = single(given, 'code', true)!;
+    const named = coding ? { system: coding.system, code: coding.code } : query;
+    const system = single(named, 'system', true)!;
+    const code = single(named, 'code', true)!;
     const codeSystem = this.definitions.codeSystem(system);
     if (!codeSystem?.concepts) {
       throw AppError.of(

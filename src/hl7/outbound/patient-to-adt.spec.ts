@@ -200,6 +200,18 @@ describe('Patient to ADT', () => {
       deceasedBoolean: null,
       extension: expect.any(Function),
     });
+    // PID-10 and PID-22 "": a receiver drops the race and ethnic group it holds, and keeps
+    // the patient's other extensions.
+    const own = { url: 'https://example.org/own', valueString: 'kept' };
+    const held = {
+      resourceType: 'Patient',
+      extension: [
+        own,
+        { url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-race', extension: [] },
+        { url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity', extension: [] },
+      ],
+    };
+    expect(applyPatient(held, [], elements)['extension']).toEqual([own]);
     // A new patient has nothing to drop.
     expect(patientFromPid(pidIn(adtOfPatient(sparse, 'A04', HEADER))).elements).toEqual({
       gender: 'male',
