@@ -1,3 +1,4 @@
+import { AppError } from '../common/errors/app-error.js';
 /** A FHIR resource as JSON: only what the store itself reads is typed. */
 export interface FhirResource {
   resourceType: string;
@@ -76,6 +77,25 @@ const ID_PATTERN = /^[A-Za-z0-9\-.]{1,64}$/;
 
 export function isValidId(id: string): boolean {
   return ID_PATTERN.test(id);
+}
+
+/**
+ * A resource id from a URL, else a 400: `$everything` read as an id names what the client
+ * likely meant.
+ */
+export function assertResourceId(id: string, type?: string): void {
+  // `GET /Patient/$everything` reads as an id: say what the client likely meant.
+  if (/^\$[A-Za-z-]{1,64}$/.test(id)) {
+    const hint =
+      id === '$everything' && type === 'Patient'
+        ? ': it is offered for one patient (Patient/{id}/$everything); for every patient, ' +
+          'use Bulk Data export (GET /fhir/Patient/$export)'
+        : '';
+    throw AppError.of(400, 'not-supported', `${id} is not an operation offered here${hint}`);
+  }
+  if (!isValidId(id)) {
+    throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');
+  }
 }
 
 /** `effectiveDateTime` for `effective`: a choice element's name, then a type name's capital. */

@@ -5,6 +5,7 @@ import { DatabaseModule } from '../database/database.module.js';
 import { SmartModule } from '../smart/smart.module.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { CascadeDelete } from './cascade-delete.js';
+import { FhirHistory } from './fhir-history.service.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { FHIR_REST_CONTROLLERS } from './fhir-controllers.js';
@@ -38,6 +39,7 @@ import { SearchService } from './search/search.service.js';
     FhirDefinitions,
     ResourceValidator,
     FhirService,
+    FhirHistory,
     CriteriaLocks,
     SecurityContexts,
     CascadeDelete,

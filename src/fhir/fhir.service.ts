@@ -2,12 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
-import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
-import { sqlStateOf } from '../database/database-unavailable.js';
-import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
-import { notACursor } from './cursor.js';
 import { conditionalReferences } from './conditional-references.js';
 import { criteriaQuery } from './criteria.js';
 import { CriteriaLocks, type Criteria } from './criteria-locks.js';
@@ -15,13 +11,11 @@ import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { SecurityContexts } from './security-contexts.js';
 import {
+  assertResourceId,
   isValidId,
   type FhirResource,
-  type HistoryListParams,
-  type HistoryParams,
   type StoredResource,
 } from './fhir-types.js';
-import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import type { ResourceEntity } from './resource.entity.js';
 import {
   ResourceRepository,
@@ -48,7 +42,6 @@ import {
   sameContent,
   shown,
   stored,
-  toVersion,
   withServerFields,
 } from './resource-versions.js';
 import { sendsWriteOnly, withoutWriteOnly, withWriteOnlyKept } from './write-only-elements.js';
@@ -396,7 +389,7 @@ export class FhirService {
 
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id, type);
+    assertResourceId(id, type);
     const row = await this.repository.findCurrent(type, id);
     if (!row) {
       throw this.notStored(type, id);
@@ -423,7 +416,7 @@ export class FhirService {
     versionId: string,
   ): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id, type);
+    assertResourceId(id, type);
     const version = Number(versionId);
     // Versions are PostgreSQL integers: anything else cannot exist (and must not reach SQL).
     if (!/^[1-9]\d{0,9}$/.test(versionId) || version > 2_147_483_647) {
@@ -440,7 +433,7 @@ export class FhirService {
     }
     const result = stored(row);
     const context = await this.contexts.ofOne(result.resource);
-    const now = await this.restrictedNow(type, id);
+    const now = await this.contexts.restrictedNow(type, id);
     if (now && !isRestrictedIn(result.resource, context)) {
       // Written before the record (or a Binary's document) was restricted: it opens as the
       // record does now.
@@ -450,23 +443,6 @@ export class FhirService {
       await this.access.assertMayOpen(user, result.resource, 'vread', context);
     }
     return shown(result);
-  }
-
-  /**
-   * The record as it is now when it is restricted (its current content, or the last before
-   * its deletion): security labels apply to the versions written before them too, so an
-   * earlier version of a record restricted since opens only as the record does.
-   */
-  private async restrictedNow(
-    type: string,
-    id: string,
-  ): Promise<{ resource: FhirResource; context?: FhirResource } | undefined> {
-    const [latest] = await this.repository.latestLive([{ type, id }]);
-    if (!latest) return undefined;
-    const resource = parseContent(latest);
-    const context = await this.contexts.ofOne(resource);
-    if (!isRestrictedIn(resource, context)) return undefined;
-    return context ? { resource, context } : { resource };
   }
 
   /** 404 unless the last content of a deleted record is in the token's compartment. */
@@ -494,7 +470,7 @@ export class FhirService {
     options: { matched?: boolean; unmatched?: boolean; ifNoneMatch?: string } = {},
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
-    this.assertId(id, type);
+    assertResourceId(id, type);
     const resource = await this.checkBody(type, body);
     if (resource.id !== id) {
       throw AppError.invalid('Resource id must match the id in the URL', [`${type}.id`]);
@@ -566,7 +542,7 @@ export class FhirService {
     ifMatch?: string,
   ): Promise<StoredResource> {
     this.assertType(type);
-    this.assertId(id, type);
+    assertResourceId(id, type);
     const patch = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
     for (let attempt = 1; ; attempt++) {
@@ -639,7 +615,7 @@ export class FhirService {
   /** Deletes the current version; deleting a missing resource is 404, a deleted one is a no-op. */
   async delete(user: AuthenticatedUser, type: string, id: string, ifMatch?: string): Promise<void> {
     this.assertType(type);
-    this.assertId(id, type);
+    assertResourceId(id, type);
     const expected = parseIfMatch(ifMatch);
     await this.repository.writeNext(type, id, 'DELETE', async (current, next) => {
       if (!current) {
@@ -656,168 +632,6 @@ export class FhirService {
       // In the deletion's transaction, as a write's listeners are (the HL7 outbox's ADT^A29).
       await this.writes.deleted({ user, resource, versionId: next.versionId });
       return { deleted: true };
-    });
-  }
-
-  async history(
-    user: AuthenticatedUser,
-    type: string,
-    id: string,
-    params: HistoryParams,
-    baseUrl: string,
-  ): Promise<Bundle> {
-    this.assertType(type);
-    this.assertId(id, type);
-    const current = await this.repository.findCurrent(type, id);
-    if (!current) {
-      throw this.notStored(type, id);
-    }
-    // A deleted record's history is as unknown to a patient-scoped token as the record is to
-    // its read: its total and its deletion answered 200 until 2026-12-06.
-    if (current.deleted && !this.access.maySeeDeletion(user, type, 'history')) {
-      throw AppError.notFound(`${type} resource not found`);
-    }
-    // Access follows the resource as it is now (or was before its deletion), and as it was in
-    // every version shown: a restricted one needs break-glass whenever it was restricted.
-    // Break-glass is checked (and its use recorded) once per request: for the record when it
-    // is restricted now, else for the first restricted version shown.
-    let opened: boolean;
-    if (!current.deleted) {
-      const live = parseContent(current);
-      const context = await this.contexts.ofOne(live);
-      await this.access.assertMayOpen(user, live, 'history', context);
-      opened = isRestrictedIn(live, context);
-    } else {
-      // A deleted record is as restricted as it was before its deletion.
-      const now = await this.restrictedNow(type, id);
-      if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
-      opened = now !== undefined;
-    }
-    // Taken before the versions are read: everything stamped before it is committed by then.
-    const complete = await this.repository.completeUpTo();
-    // One more than a page: whether there is a next one.
-    const found = await this.repository.historyOf(type, id, {
-      since: params.since,
-      at: params.at,
-      before: params.cursor?.versionId,
-      limit: params.count + 1,
-    });
-    const rows = found.rows.slice(0, params.count);
-    const versions = rows.filter((row) => !row.deleted).map(parseContent);
-    const contexts = await this.contexts.of(versions);
-    for (const version of versions) {
-      const context = contexts.get(version);
-      if (isRestrictedIn(version, context) && !opened) {
-        await this.access.assertMayOpen(user, version, 'history', context);
-        opened = true;
-      } else {
-        this.access.assertInCompartment(user, version, 'history', context);
-      }
-    }
-    const last = rows[rows.length - 1];
-    const next =
-      found.rows.length > params.count && last
-        ? { type, id, versionId: last.versionId }
-        : undefined;
-    const recreated = await this.repository.recreations(rows);
-    return buildHistoryBundle(
-      rows.map((row) => toVersion(row, recreated)),
-      cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
-      baseUrl,
-      complete,
-      found.total,
-    );
-  }
-
-  async typeHistory(
-    user: AuthenticatedUser,
-    type: string,
-    params: HistoryListParams,
-    baseUrl: string,
-  ): Promise<Bundle> {
-    this.assertType(type);
-    return this.historyList(user, [type], params, `${baseUrl}/${type}/_history`, baseUrl);
-  }
-
-  /**
-   * `GET /fhir/_history`: every version of the types the caller may read the history of,
-   * newest first, as a system syncing changes `_since` an instant asks.
-   */
-  async systemHistory(
-    user: AuthenticatedUser,
-    params: HistoryListParams,
-    baseUrl: string,
-  ): Promise<Bundle> {
-    const types = this.definitions.resourceTypes.filter((type) =>
-      mayUseFhir(user, type, 'history'),
-    );
-    if (types.length === 0) {
-      throw AppError.forbidden('Access denied');
-    }
-    return this.historyList(user, types, params, `${baseUrl}/_history`, baseUrl);
-  }
-
-  /** A page of the versions of many resources, with keyset links (see historyListParams). */
-  private async historyList(
-    user: AuthenticatedUser,
-    types: string[],
-    params: HistoryListParams,
-    selfUrl: string,
-    baseUrl: string,
-  ): Promise<Bundle> {
-    // Taken before the versions are read: everything stamped before it is committed by then.
-    const complete = await this.repository.completeUpTo();
-    const found = await this.repository.historyOfTypes(types, params).catch((error: unknown) => {
-      // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0): its
-      // data exception, a 500 until 2026-12-06. The other parameters are checked before.
-      if (params.cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('history');
-      throw error;
-    });
-    const page = found.slice(0, params.count);
-    // The next page starts after the last version read, listed or not.
-    const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
-    const listed = await this.listable(
-      user,
-      page.map(({ row }) => row),
-    );
-    const recreated = await this.repository.recreations(listed);
-    return buildHistoryBundle(
-      listed.map((row) => toVersion(row, recreated)),
-      cursorLinks(params, selfUrl, next),
-      baseUrl,
-      complete,
-    );
-  }
-
-  /** Versions a list may show: restricted records and other patients' records are left out. */
-  private async listable(
-    user: AuthenticatedUser,
-    rows: ResourceHistoryEntity[],
-  ): Promise<ResourceHistoryEntity[]> {
-    const contents = new Map(
-      rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
-    );
-    // A record restricted now (or before its deletion) lists none of its versions, those
-    // written before it was restricted included.
-    const keys = new Map(rows.map((row) => [`${row.resourceType}/${row.id}`, row]));
-    const latest = (
-      await this.repository.latestLive(
-        [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
-      )
-    ).map((row) => parseContent(row));
-    // The documents Binaries name, of the versions listed and of the records now: one query.
-    const contexts = await this.contexts.of([...contents.values(), ...latest]);
-    const restrictedNow = new Set(
-      latest
-        .filter((content) => isRestrictedIn(content, contexts.get(content)))
-        .map((content) => `${content.resourceType}/${String(content.id)}`),
-    );
-    return rows.filter((row) => {
-      const content = contents.get(row);
-      if (restrictedNow.has(`${row.resourceType}/${row.id}`)) return false;
-      return content === undefined
-        ? this.access.maySeeDeletion(user, row.resourceType, 'history')
-        : this.access.isListable(user, content, true, contexts.get(content), 'history');
     });
   }
 
@@ -887,21 +701,6 @@ export class FhirService {
 
   private assertType(type: string): void {
     this.definitions.assertResourceType(type);
-  }
-
-  private assertId(id: string, type?: string): void {
-    // `GET /Patient/$everything` reads as an id: say what the client likely meant.
-    if (/^\$[A-Za-z-]{1,64}$/.test(id)) {
-      const hint =
-        id === '$everything' && type === 'Patient'
-          ? ': it is offered for one patient (Patient/{id}/$everything); for every patient, ' +
-            'use Bulk Data export (GET /fhir/Patient/$export)'
-          : '';
-      throw AppError.of(400, 'not-supported', `${id} is not an operation offered here${hint}`);
-    }
-    if (!isValidId(id)) {
-      throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');
-    }
   }
 
   private async checkBody(type: string, body: unknown): Promise<FhirResource> {

@@ -6,7 +6,7 @@ import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction, RequirePermission } from '../auth/permission.decorators.js';
 import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
 import { TYPE_PARAM } from './fhir-swagger.js';
-import { FhirService } from './fhir.service.js';
+import { FhirHistory } from './fhir-history.service.js';
 import { historyListParams, historyParams, MAX_HISTORY_COUNT } from './history-params.js';
 
 /** What every history takes (history-params.ts), listed so that Swagger UI can send it. */
@@ -34,7 +34,7 @@ const HistoryQuery = (): MethodDecorator =>
 @ApiBearerAuth()
 @Controller('fhir')
 export class HistoryController {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(private readonly histories: FhirHistory) {}
 
   @Get('_history')
   @RequirePermission('fhir:system')
@@ -50,7 +50,7 @@ export class HistoryController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.systemHistory(user, historyListParams(query), fhirBaseUrl(request)),
+      await this.histories.systemHistory(user, historyListParams(query), fhirBaseUrl(request)),
     );
   }
 
@@ -68,7 +68,7 @@ export class HistoryController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.typeHistory(user, type, historyListParams(query), fhirBaseUrl(request)),
+      await this.histories.typeHistory(user, type, historyListParams(query), fhirBaseUrl(request)),
     );
   }
 
@@ -87,7 +87,13 @@ export class HistoryController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.fhir.history(user, type, id, historyParams(query, type, id), fhirBaseUrl(request)),
+      await this.histories.history(
+        user,
+        type,
+        id,
+        historyParams(query, type, id),
+        fhirBaseUrl(request),
+      ),
     );
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { patientIdOf } from '../access/patient-compartment.js';
-import { RESTRICTED_LABEL } from '../access/resource-access.js';
+import { isRestrictedIn, RESTRICTED_LABEL } from '../access/resource-access.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
 import { ResourceRepository } from './resource.repository.js';
@@ -75,6 +75,23 @@ export class SecurityContexts {
     return resource.resourceType === 'Binary'
       ? (await this.of([resource])).get(resource)
       : undefined;
+  }
+
+  /**
+   * The record as it is now when it is restricted (its current content, or the last before
+   * its deletion): security labels apply to the versions written before them too, so an
+   * earlier version of a record restricted since opens only as the record does.
+   */
+  async restrictedNow(
+    type: string,
+    id: string,
+  ): Promise<{ resource: FhirResource; context?: FhirResource } | undefined> {
+    const [latest] = await this.repository.latestLive([{ type, id }]);
+    if (!latest) return undefined;
+    const resource = parseContent(latest);
+    const context = await this.ofOne(resource);
+    if (!isRestrictedIn(resource, context)) return undefined;
+    return context ? { resource, context } : { resource };
   }
 
   private targetOf(reference: unknown): { type: string; id: string } | undefined {

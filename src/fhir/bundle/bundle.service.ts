@@ -25,6 +25,7 @@ import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
+import { FhirHistory } from '../fhir-history.service.js';
 import { SearchService } from '../search/search.service.js';
 import { Turns } from '../turns.js';
 import {
@@ -71,6 +72,7 @@ export class BundleService {
 
   constructor(
     private readonly fhir: FhirService,
+    private readonly histories: FhirHistory,
     private readonly cascades: CascadeDelete,
     private readonly searches: SearchService,
     private readonly everythings: EverythingService,
@@ -467,7 +469,7 @@ export class BundleService {
         return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
       case 'history':
         return bundle(
-          await this.fhir.history(
+          await this.histories.history(
             user,
             entry.type,
             entry.id!,
@@ -477,7 +479,7 @@ export class BundleService {
         );
       case 'typeHistory':
         return bundle(
-          await this.fhir.typeHistory(user, entry.type, historyListParams(query), baseUrl),
+          await this.histories.typeHistory(user, entry.type, historyListParams(query), baseUrl),
         );
       case 'lastn':
         if (entry.type !== 'Observation') {

@@ -1,0 +1,192 @@
+import { Injectable } from '@nestjs/common';
+import { isRestrictedIn, ResourceAccess } from '../access/resource-access.js';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { mayUseFhir } from '../auth/permissions.js';
+import { AppError } from '../common/errors/app-error.js';
+import { sqlStateOf } from '../database/database-unavailable.js';
+import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
+import { notACursor } from './cursor.js';
+import { FhirDefinitions } from './fhir-definitions.js';
+import { assertResourceId, type HistoryListParams, type HistoryParams } from './fhir-types.js';
+import type { ResourceHistoryEntity } from './resource-history.entity.js';
+import { ResourceRepository } from './resource.repository.js';
+import { parseContent, toVersion } from './resource-versions.js';
+import { SecurityContexts } from './security-contexts.js';
+
+/**
+ * The histories (FHIR's history interaction): of one resource, of a type, of the system, each
+ * shown as the caller may see them (restricted records, a patient-scoped token's compartment,
+ * deletions it may not learn of).
+ */
+@Injectable()
+export class FhirHistory {
+  constructor(
+    private readonly repository: ResourceRepository,
+    private readonly access: ResourceAccess,
+    private readonly contexts: SecurityContexts,
+    private readonly definitions: FhirDefinitions,
+  ) {}
+
+  async history(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    params: HistoryParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    this.definitions.assertResourceType(type);
+    assertResourceId(id, type);
+    const current = await this.repository.findCurrent(type, id);
+    if (!current) {
+      this.access.notStored(`${type}/${id}`);
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    // A deleted record's history is as unknown to a patient-scoped token as the record is to
+    // its read: its total and its deletion answered 200 until 2026-12-06.
+    if (current.deleted && !this.access.maySeeDeletion(user, type, 'history')) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    // Access follows the resource as it is now (or was before its deletion), and as it was in
+    // every version shown: a restricted one needs break-glass whenever it was restricted.
+    // Break-glass is checked (and its use recorded) once per request: for the record when it
+    // is restricted now, else for the first restricted version shown.
+    let opened: boolean;
+    if (!current.deleted) {
+      const live = parseContent(current);
+      const context = await this.contexts.ofOne(live);
+      await this.access.assertMayOpen(user, live, 'history', context);
+      opened = isRestrictedIn(live, context);
+    } else {
+      // A deleted record is as restricted as it was before its deletion.
+      const now = await this.contexts.restrictedNow(type, id);
+      if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
+      opened = now !== undefined;
+    }
+    // Taken before the versions are read: everything stamped before it is committed by then.
+    const complete = await this.repository.completeUpTo();
+    // One more than a page: whether there is a next one.
+    const found = await this.repository.historyOf(type, id, {
+      since: params.since,
+      at: params.at,
+      before: params.cursor?.versionId,
+      limit: params.count + 1,
+    });
+    const rows = found.rows.slice(0, params.count);
+    const versions = rows.filter((row) => !row.deleted).map(parseContent);
+    const contexts = await this.contexts.of(versions);
+    for (const version of versions) {
+      const context = contexts.get(version);
+      if (isRestrictedIn(version, context) && !opened) {
+        await this.access.assertMayOpen(user, version, 'history', context);
+        opened = true;
+      } else {
+        this.access.assertInCompartment(user, version, 'history', context);
+      }
+    }
+    const last = rows[rows.length - 1];
+    const next =
+      found.rows.length > params.count && last
+        ? { type, id, versionId: last.versionId }
+        : undefined;
+    const recreated = await this.repository.recreations(rows);
+    return buildHistoryBundle(
+      rows.map((row) => toVersion(row, recreated)),
+      cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
+      baseUrl,
+      complete,
+      found.total,
+    );
+  }
+
+  async typeHistory(
+    user: AuthenticatedUser,
+    type: string,
+    params: HistoryListParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    this.definitions.assertResourceType(type);
+    return this.historyList(user, [type], params, `${baseUrl}/${type}/_history`, baseUrl);
+  }
+
+  /**
+   * `GET /fhir/_history`: every version of the types the caller may read the history of,
+   * newest first, as a system syncing changes `_since` an instant asks.
+   */
+  async systemHistory(
+    user: AuthenticatedUser,
+    params: HistoryListParams,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    const types = this.definitions.resourceTypes.filter((type) =>
+      mayUseFhir(user, type, 'history'),
+    );
+    if (types.length === 0) {
+      throw AppError.forbidden('Access denied');
+    }
+    return this.historyList(user, types, params, `${baseUrl}/_history`, baseUrl);
+  }
+
+  /** A page of the versions of many resources, with keyset links (see historyListParams). */
+  private async historyList(
+    user: AuthenticatedUser,
+    types: string[],
+    params: HistoryListParams,
+    selfUrl: string,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    // Taken before the versions are read: everything stamped before it is committed by then.
+    const complete = await this.repository.completeUpTo();
+    const found = await this.repository.historyOfTypes(types, params).catch((error: unknown) => {
+      // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0): its
+      // data exception, a 500 until 2026-12-06. The other parameters are checked before.
+      if (params.cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('history');
+      throw error;
+    });
+    const page = found.slice(0, params.count);
+    // The next page starts after the last version read, listed or not.
+    const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
+    const listed = await this.listable(
+      user,
+      page.map(({ row }) => row),
+    );
+    const recreated = await this.repository.recreations(listed);
+    return buildHistoryBundle(
+      listed.map((row) => toVersion(row, recreated)),
+      cursorLinks(params, selfUrl, next),
+      baseUrl,
+      complete,
+    );
+  }
+
+  /** Versions a list may show: restricted records and other patients' records are left out. */
+  private async listable(
+    user: AuthenticatedUser,
+    rows: ResourceHistoryEntity[],
+  ): Promise<ResourceHistoryEntity[]> {
+    const contents = new Map(
+      rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
+    );
+    // A record restricted now (or before its deletion) lists none of its versions, those
+    // written before it was restricted included.
+    const keys = new Map(rows.map((row) => [`${row.resourceType}/${row.id}`, row]));
+    const latest = (
+      await this.repository.latestLive(
+        [...keys.values()].map((row) => ({ type: row.resourceType, id: row.id })),
+      )
+    ).map((row) => parseContent(row));
+    // The documents Binaries name, of the versions listed and of the records now: one query.
+    const contexts = await this.contexts.of([...contents.values(), ...latest]);
+    const restrictedNow = new Set(
+      latest
+        .filter((content) => isRestrictedIn(content, contexts.get(content)))
+        .map((content) => `${content.resourceType}/${String(content.id)}`),
+    );
+    return rows.filter((row) => {
+      const content = contents.get(row);
+      if (restrictedNow.has(`${row.resourceType}/${row.id}`)) return false;
+      return content === undefined
+        ? this.access.maySeeDeletion(user, row.resourceType, 'history')
+        : this.access.isListable(user, content, true, contexts.get(content), 'history');
+    });
+  }
+}
