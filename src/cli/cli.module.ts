@@ -45,7 +45,7 @@ import { KeysRotateCommand, KeysStatusCommand } from '../crypto/keys.command.js'
 import { DatabaseModule } from '../database/database.module.js';
 import { Hl7CoreModule } from '../hl7/hl7-core.module.js';
 import { SubscriptionsCoreModule } from '../subscriptions/subscriptions-core.module.js';
-import { Hl7ReprocessCommand } from '../hl7/hl7.command.js';
+import { Hl7PurgeCommand, Hl7ReprocessCommand } from '../hl7/hl7.command.js';
 import { Hl7SendCommand } from '../hl7/hl7-send.command.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 
@@ -95,6 +95,7 @@ export class CliModule {
         AuditExportCommand,
         AuditArchiveCommand,
         Hl7ReprocessCommand,
+        Hl7PurgeCommand,
         Hl7SendCommand,
         BackupCommand,
         RestoreCommand,

@@ -9,6 +9,7 @@ import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { untilWaitingForLock } from '../support/locks.js';
 import { controlIdOf, MllpTestClient, msaOf, MllpTestPeer } from '../support/mllp.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface OutboxRow {
@@ -421,6 +422,60 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect(stale.status).toBe(409);
     expect(stale.text).toContain('later message');
     expect((await api('GET', `${testApp.url}/hl7/outbox?status=dead`)).status).toBe(403);
+  });
+
+  it('purges, from the CLI, messages processed and delivered before a date, and nothing else', async () => {
+    const tag = `purge-${Date.now()}`;
+    const inbound = testApp.app.get(MllpListener).address()!.port;
+    const sender = await MllpTestClient.connect(inbound);
+    const adt = (control: string, event: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^${event}|${control}|P|2.5\rPID|1||${tag}^^^HOSP&2.16.9&ISO^MR||Purge^Pat\rPV1|1|I|||||||||||||||||V-${tag}^^^HOSP&2.16.9&ISO^VN`;
+    // One processed (AA), one failed (AE: a discharge of no known visit).
+    const acks = await sender.exchange([adt(`${tag}-ok`, 'A28'), adt(`${tag}-ae`, 'A03')]);
+    sender.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE']);
+    const delivered = await createPatient(patient('Purged'));
+    await settled(delivered);
+    // A delivered message behind which an older one lies dead stays: it is what keeps the
+    // dead one from being resent over it (see requeue).
+    const guarded = await createPatient(patient('Guarded'));
+    await settled(guarded);
+    await api('PUT', `${testApp.url}/fhir/Patient/${guarded}`, {
+      body: { ...patient('Guarded'), id: guarded, birthDate: '1999-01-01' },
+    });
+    const [a04] = await settled(guarded);
+    await data.query(`UPDATE hl7_outbox SET status = 'dead' WHERE id = $1`, [a04!.id]);
+    const old = `now() - interval '40 days'`;
+    await data.query(`UPDATE hl7_message SET received_at = ${old} WHERE control_id LIKE $1`, [
+      `${tag}-%`,
+    ]);
+    await data.query(
+      `UPDATE hl7_outbox SET sent_at = ${old} WHERE resource_id = ANY($1) AND status = 'sent'`,
+      [[delivered, guarded]],
+    );
+    const env = childEnv({
+      DATABASE_URL: process.env['DATABASE_URL']!,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      LOG_LEVEL: 'silent',
+    });
+    const before = new Date(Date.now() - 30 * 86_400_000).toISOString();
+    const soon = await runNode(BUILT.cli, ['hl7:purge', '--before', new Date().toISOString()], env);
+    expect(soon.code).toBe(1);
+    expect(soon.stderr).toContain('--before must be at least a day ago');
+    const purged = await runNode(BUILT.cli, ['hl7:purge', '--before', before], env);
+    expect(purged.code).toBe(0);
+    expect(purged.stdout).toMatch(/^Purged [1-9]\d* HL7 message\(s\) and [1-9]\d* outbound/);
+    const left = await data.query<{ control_id: string; status: string }[]>(
+      `SELECT control_id, status FROM hl7_message WHERE control_id LIKE $1`,
+      [`${tag}-%`],
+    );
+    expect(left).toEqual([{ control_id: `${tag}-ae`, status: 'error' }]);
+    expect(await outbox(delivered)).toEqual([]);
+    expect((await outbox(guarded)).map((one) => one.status)).toEqual(['dead', 'sent']);
+    const [row] = await data.query<{ detail: string }[]>(
+      `SELECT detail FROM audit_event WHERE subtype = 'hl7:purge' ORDER BY chain_seq DESC LIMIT 1`,
+    );
+    expect(row!.detail).toMatch(/^before=\S+ messages=[1-9]\d* outbox=[1-9]\d*$/);
   });
 
   it('says at start that messages wait for a destination HL7_OUTBOUND no longer names', async () => {

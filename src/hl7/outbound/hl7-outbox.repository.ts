@@ -85,6 +85,30 @@ export class Hl7OutboxRepository {
     return (await this.unitOfWork.manager.findOneBy(Hl7OutboxEntity, { id: head.id })) ?? undefined;
   }
 
+  /**
+   * Deletes up to `limit` messages delivered before `before`; the number deleted. Not one that
+   * a dead message about the same resource, older, waits behind: requeue refuses to resend the
+   * dead one once a later one was delivered, and reads that from the delivered row.
+   */
+  async purgeSent(before: Date, limit: number): Promise<number> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `WITH purged AS (
+         DELETE FROM hl7_outbox WHERE id IN (
+           SELECT o.id FROM hl7_outbox o
+            WHERE o.status = 'sent' AND o.sent_at < $1
+              AND NOT EXISTS (SELECT 1 FROM hl7_outbox dead
+                               WHERE dead.destination = o.destination
+                                 AND dead.resource_type = o.resource_type
+                                 AND dead.resource_id = o.resource_id
+                                 AND dead.seq < o.seq AND dead.status = 'dead')
+            LIMIT $2)
+         RETURNING id)
+       SELECT id FROM purged`,
+      [before, limit],
+    );
+    return rows.length;
+  }
+
   /** Pending messages per destination other than `configured`, which no sender will take. */
   async pendingElsewhere(configured: string[]): Promise<{ destination: string; count: number }[]> {
     const rows = await this.unitOfWork.manager.query<{ destination: string; count: string }[]>(

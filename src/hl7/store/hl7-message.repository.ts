@@ -106,6 +106,24 @@ export class Hl7MessageRepository {
     return row?.status;
   }
 
+  /**
+   * Deletes up to `limit` messages received before `before` that need nothing more (processed,
+   * ignored, dismissed); the number deleted. Failures and unprocessed ones stay.
+   */
+  async purgeFinished(before: Date, limit: number): Promise<number> {
+    const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
+      `WITH purged AS (
+         DELETE FROM hl7_message WHERE id IN (
+           SELECT id FROM hl7_message
+            WHERE status IN ('processed', 'ignored', 'dismissed') AND received_at < $1
+            LIMIT $2)
+         RETURNING id)
+       SELECT id FROM purged`,
+      [before, limit],
+    );
+    return rows.length;
+  }
+
   /** Sets a failed message aside (`dismissed`); false when it is not `error` or `rejected`. */
   async dismiss(id: string): Promise<boolean> {
     const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
