@@ -206,16 +206,11 @@ export class ResourceAccess {
 
   /**
    * Whether a search of this type lists nothing to the user: a patient-scoped token's of
-   * Subscriptions, which are in no patient's compartment (see confines). Said to the SQL, so
+   * Subscriptions, confined (see confines) yet in no patient's compartment. Said to the SQL, so
    * that a count counts nothing either: it counted every clinician's until 2026-12-06.
    */
   listsNone(user: AuthenticatedUser, type: string): boolean {
-    return (
-      isPatientConfined(user.scopes, user.patient, type, 'search') &&
-      this.confines(type) &&
-      type !== 'Binary' &&
-      !this.compartment.hasCompartment(type)
-    );
+    return type === 'Subscription' && isPatientConfined(user.scopes, user.patient, type, 'search');
   }
 
   /**

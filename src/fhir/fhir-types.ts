@@ -1,4 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
+
 /** A FHIR resource as JSON: only what the store itself reads is typed. */
 export interface FhirResource {
   resourceType: string;
@@ -84,7 +85,6 @@ export function isValidId(id: string): boolean {
  * likely meant.
  */
 export function assertResourceId(id: string, type?: string): void {
-  // `GET /Patient/$everything` reads as an id: say what the client likely meant.
   if (/^\$[A-Za-z-]{1,64}$/.test(id)) {
     const hint =
       id === '$everything' && type === 'Patient'

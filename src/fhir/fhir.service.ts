@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import type { FhirInteraction } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { conditionalReferences } from './conditional-references.js';
@@ -387,6 +388,13 @@ export class FhirService {
     return AppError.notFound(`${type} resource not found`);
   }
 
+  /** A deleted record's answer: 410, or 404 to a caller that may not learn of the deletion. */
+  private deleted(user: AuthenticatedUser, type: string, interaction: FhirInteraction): AppError {
+    return this.access.maySeeDeletion(user, type, interaction)
+      ? AppError.gone(`${type} resource was deleted`)
+      : AppError.notFound(`${type} resource not found`);
+  }
+
   async read(user: AuthenticatedUser, type: string, id: string): Promise<StoredResource> {
     this.assertType(type);
     assertResourceId(id, type);
@@ -395,9 +403,7 @@ export class FhirService {
       throw this.notStored(type, id);
     }
     if (row.deleted) {
-      throw this.access.maySeeDeletion(user, type, 'read')
-        ? AppError.gone(`${type} resource was deleted`)
-        : AppError.notFound(`${type} resource not found`);
+      throw this.deleted(user, type, 'read');
     }
     const result = stored(row);
     await this.access.assertMayOpen(
@@ -588,9 +594,7 @@ export class FhirService {
       throw this.notStored(type, id);
     }
     if (current.deleted) {
-      throw this.access.maySeeDeletion(user, type, 'update')
-        ? AppError.gone(`${type} resource was deleted`)
-        : AppError.notFound(`${type} resource not found`);
+      throw this.deleted(user, type, 'update');
     }
     const previous = (await this.openForWrite(user, current, 'patch'))!;
     assertVersionMatches(current, expected);

@@ -232,11 +232,9 @@ export class SearchService {
    * in one request. It needs `patient` or `subject`, as a lab's whole history is not "last".
    * It takes what an Observation search takes, but for what would order or page its answer,
    * which is every code's last at once: _include and _revinclude (ignored until now, so the
-   * Patient or Provenance asked for was silently missing), _elements, _summary.
-   */
-  /**
-   * `viaPost`: the criteria came in a body, which keeps them out of URLs; the Bundle's self
-   * link then leaves them out too (it carried them until 2026-12-06).
+   * Patient or Provenance asked for was silently missing), _elements, _summary. `viaPost`:
+   * the criteria came in a body, which keeps them out of URLs; the Bundle's self link then
+   * leaves them out too (it carried them until 2026-12-06).
    */
   async lastN(
     user: AuthenticatedUser,

@@ -69,48 +69,20 @@ export class TerminologyService {
       throw AppError.invalid('Give one coding or one codeableConcept');
     }
     const codings = [...given.values()].flat();
+    const { expansion } = this.expansionOf(url);
     if (codings.length === 0) {
       const code = single(query, 'code', true)!;
-      return this.validateOne(url, code, single(query, 'system'), single(query, 'display')).answer;
+      const [system, display] = [single(query, 'system'), single(query, 'display')];
+      return validateOne(expansion, url, code, system, display).answer;
     }
     if (['code', 'system', 'display'].some((name) => query[name] !== undefined)) {
       throw AppError.invalid('Give code (with system, display) or a coding, not both');
     }
     const answers = codings.map((coding) => {
       if (!coding.code) throw AppError.invalid('A coding to validate has a code', ['coding']);
-      return this.validateOne(url, coding.code, coding.system, coding.display);
+      return validateOne(expansion, url, coding.code, coding.system, coding.display);
     });
     return (answers.find(({ valid }) => valid) ?? answers[0]!).answer;
-  }
-
-  private validateOne(
-    url: string,
-    code: string,
-    system: string | undefined,
-    display: string | undefined,
-  ): { valid: boolean; answer: Record<string, unknown> } {
-    const { expansion } = this.expansionOf(url);
-    const found = system
-      ? expansion.codings.has(`${system}|${code}`)
-        ? ([`${system}|${code}`, expansion.codings.get(`${system}|${code}`)] as const)
-        : undefined
-      : [...expansion.codings].find(([coding]) => coding.endsWith(`|${code}`));
-    const known = found?.[1];
-    const result =
-      found !== undefined && (display === undefined || known === undefined || known === display);
-    const message = !found
-      ? `${system ? `${system}|` : ''}${code} is not in the value set ${url}`
-      : !result
-        ? `The display for ${code} is "${known}", not "${display}"`
-        : undefined;
-    return {
-      valid: result,
-      answer: parameters([
-        { name: 'result', valueBoolean: result },
-        ...(message ? [{ name: 'message', valueString: message }] : []),
-        ...(known ? [{ name: 'display', valueString: known }] : []),
-      ]),
-    };
   }
 
   /**
@@ -173,6 +145,37 @@ export class TerminologyService {
     }
     return { url, ...(version ? { version } : {}), expansion };
   }
+}
+
+/** One code of a value set checked: its answer, and whether it is valid. */
+function validateOne(
+  expansion: Expansion,
+  url: string,
+  code: string,
+  system: string | undefined,
+  display: string | undefined,
+): { valid: boolean; answer: Record<string, unknown> } {
+  const found = system
+    ? expansion.codings.has(`${system}|${code}`)
+      ? ([`${system}|${code}`, expansion.codings.get(`${system}|${code}`)] as const)
+      : undefined
+    : [...expansion.codings].find(([coding]) => coding.endsWith(`|${code}`));
+  const known = found?.[1];
+  const result =
+    found !== undefined && (display === undefined || known === undefined || known === display);
+  const message = !found
+    ? `${system ? `${system}|` : ''}${code} is not in the value set ${url}`
+    : !result
+      ? `The display for ${code} is "${known}", not "${display}"`
+      : undefined;
+  return {
+    valid: result,
+    answer: parameters([
+      { name: 'result', valueBoolean: result },
+      ...(message ? [{ name: 'message', valueString: message }] : []),
+      ...(known ? [{ name: 'display', valueString: known }] : []),
+    ]),
+  };
 }
 
 function parameters(parameter: Record<string, unknown>[]): Record<string, unknown> {
