@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { EnvironmentVariables, facilityTimeZones, validateEnv } from './env.schema.js';
+import { hl7Destinations, type Hl7Destination } from './hl7-destinations.js';
 import { DEFAULT_TLS_CIPHERS } from '../common/tls-ciphers.js';
 import type { CustodySettings } from '../crypto/custody/key-custodian.js';
 import type { DatabasePool } from '../database/database-options.js';
@@ -432,17 +433,8 @@ export class AppConfig {
     const certFile = get('HL7_OUTBOUND_TLS_CERT_FILE');
     const keyFile = get('HL7_OUTBOUND_TLS_KEY_FILE');
     return {
-      destinations: [...new Set(list(get('HL7_OUTBOUND')))].map((name) => {
-        const tls = name.startsWith('tls://');
-        const address = tls ? name.slice('tls://'.length) : name;
-        const colon = address.lastIndexOf(':');
-        return {
-          name,
-          host: address.slice(0, colon).replace(/^\[(.*)\]$/, '$1'),
-          port: Number(address.slice(colon + 1)),
-          tls,
-        };
-      }),
+      // validateEnv has refused a list this cannot read.
+      destinations: hl7Destinations(get('HL7_OUTBOUND')) as Hl7Destination[],
       facility: get('HL7_OUTBOUND_FACILITY'),
       tls: {
         ...(caFile ? { caFile } : {}),
@@ -471,14 +463,6 @@ export class AppConfig {
       pollMs: get('SUBSCRIPTION_POLL_MS'),
     };
   }
-}
-
-/** An outbound MLLP destination; `name` (as configured) keys its outbox rows. */
-export interface Hl7Destination {
-  name: string;
-  host: string;
-  port: number;
-  tls: boolean;
 }
 
 /** DATA_DIR as an absolute path, for code that runs before the Nest container exists. */

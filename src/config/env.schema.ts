@@ -18,6 +18,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { authenticatedUrl } from '../common/http/loopback.js';
 import { isCipherList } from '../common/tls-ciphers.js';
+import { HL7_OUTBOUND_LIST, hl7Destinations } from './hl7-destinations.js';
 
 export const NODE_ENVS = ['development', 'production', 'test'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -596,17 +597,15 @@ export class EnvironmentVariables {
   HL7_MLLP_BUFFER_BYTES = 268_435_456;
 
   /**
-   * Where Patient changes made through the FHIR API go as ADT^A04/A08: a comma-separated list of
-   * host:port, each with an optional tls:// prefix.
+   * Where Patient changes made through the FHIR API go as ADT^A04/A08/A29: a comma-separated list
+   * of host:port, each with an optional tls:// prefix and an optional /application/facility for
+   * MSH-5 and MSH-6 (see hl7-destinations.ts).
    */
   @IsOptional()
-  @Matches(
-    /^\s*(tls:\/\/)?([^\s,:/[\]]+|\[[0-9A-Fa-f:]+\]):\d{1,5}(\s*,\s*(tls:\/\/)?([^\s,:/[\]]+|\[[0-9A-Fa-f:]+\]):\d{1,5})*\s*$/,
-    {
-      message:
-        'HL7_OUTBOUND must be a comma-separated list of host:port, each optionally tls://host:port',
-    },
-  )
+  @Matches(HL7_OUTBOUND_LIST, {
+    message:
+      'HL7_OUTBOUND must be a comma-separated list of host:port, each optionally tls://host:port, and optionally followed by /receiving-application/receiving-facility',
+  })
   HL7_OUTBOUND?: string;
 
   /** CAs trusted for tls:// destinations (else the system's); a client certificate and key for mutual TLS. */
@@ -796,6 +795,10 @@ export function validateEnv(
     throw new ConfigError(
       `Invalid configuration: HL7_MLLP_BUFFER_BYTES (${env.HL7_MLLP_BUFFER_BYTES}) must be at least HL7_MAX_FRAME_BYTES (${env.HL7_MAX_FRAME_BYTES}), or no frame of the largest size could be taken`,
     );
+  }
+  const destinations = hl7Destinations(env.HL7_OUTBOUND);
+  if (typeof destinations === 'string') {
+    throw new ConfigError(`Invalid configuration: HL7_OUTBOUND: ${destinations}`);
   }
   for (const [facility, zone] of facilityTimeZones(env.HL7_FACILITY_TIME_ZONES)) {
     if (!isTimeZone(zone)) {

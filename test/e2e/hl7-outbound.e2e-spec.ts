@@ -41,7 +41,8 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
   beforeAll(async () => {
     peer = await MllpTestPeer.start();
     restoreEnv = withEnv({
-      HL7_OUTBOUND: `127.0.0.1:${peer.port}`,
+      // With its receiving application and facility, for MSH-5 and MSH-6.
+      HL7_OUTBOUND: `127.0.0.1:${peer.port}/PEER/PEER_HOSP`,
       HL7_OUTBOUND_RETRY_MS: '50',
       HL7_OUTBOUND_POLL_MS: '20',
       // Short, for the stale-ACK test, yet long enough that a stalled event loop (the peer
@@ -115,6 +116,7 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     const received = (await peer.waitForAccepted(start + 2)).slice(start);
     expect(received.map(controlIdOf)).toEqual(rows.map((row) => row.control_id));
     expect(received[0]).toContain('ADT^A04^ADT_A01');
+    expect(received[0]).toMatch(/^MSH\|\^~\\&\|CAREVAULT\|CAREVAULT\|PEER\|PEER_HOSP\|/);
     expect(received[0]).toContain('|Smith\\F\\Jones\\S\\Co^Test|');
     expect(received[0]).toContain('OUT-1^^^&2.16.840.1.113883.19.5&ISO');
     expect(received[0]).toMatch(/\|19700131\r/);

@@ -5,7 +5,8 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { AuditTrail } from '../../audit/audit-trail.js';
-import { AppConfig, type Hl7Destination } from '../../config/config.js';
+import { AppConfig } from '../../config/config.js';
+import type { Hl7Destination } from '../../config/hl7-destinations.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { MllpSendError, MllpSender, type MllpAck } from '../mllp/mllp-sender.js';
 import { outboundTls } from '../mllp/mllp-tls.js';

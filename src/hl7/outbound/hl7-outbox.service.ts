@@ -108,7 +108,14 @@ export class Hl7Outbox implements OnModuleInit {
           resourceId: resource.id!,
           versionId,
         };
-        return { ...row, ...this.message(resource, event, { facility, controlId, now }, row) };
+        const header = {
+          facility,
+          receivingApplication: destination.receivingApplication,
+          receivingFacility: destination.receivingFacility,
+          controlId,
+          now,
+        };
+        return { ...row, ...this.message(resource, event, header, row) };
       }),
       now,
     );

@@ -70,7 +70,13 @@ const OWN_ID = {
   type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PI' }] },
 };
 
-const HEADER = { facility: 'GOOD|HOSP', controlId: 'CV123', now: new Date('2026-01-02T03:04:05Z') };
+const HEADER = {
+  facility: 'GOOD|HOSP',
+  receivingApplication: '',
+  receivingFacility: '',
+  controlId: 'CV123',
+  now: new Date('2026-01-02T03:04:05Z'),
+};
 
 describe('Patient to ADT', () => {
   it('builds an ADT^A04 whose header reads back and whose values are escaped', () => {
@@ -101,6 +107,22 @@ describe('Patient to ADT', () => {
       facility: 'GOOD|HOSP^2.16.840.1.113883.19.99^ISO',
     });
     expect(text.split('\r')[0]!.split('|')[3]).toBe('GOOD\\F\\HOSP^2.16.840.1.113883.19.99^ISO');
+  });
+
+  it("names the destination's receiving application and facility in MSH-5 and MSH-6", () => {
+    const text = adtOfPatient(PATIENT, 'A08', {
+      ...HEADER,
+      receivingApplication: 'LIS',
+      receivingFacility: 'LAB~1^2.16.840.1.113883.19.7^ISO',
+    });
+    expect(text.split('\r')[0]!.split('|').slice(2, 6)).toEqual([
+      'CAREVAULT',
+      'GOOD\\F\\HOSP',
+      'LIS',
+      'LAB\\R\\1^2.16.840.1.113883.19.7^ISO',
+    ]);
+    const { header } = decodeMessage(Buffer.from(text, 'utf8'));
+    expect(header).toMatchObject({ receivingApplication: 'LIS' });
   });
 
   it('reads back through the inbound mapping to the same patient data', () => {

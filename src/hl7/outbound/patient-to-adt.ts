@@ -346,6 +346,11 @@ function pd1Of(patient: Record<string, unknown>, event: AdtEvent): string | unde
   return join(['PD1', ...Array<string>(11).fill(''), restricted ? 'Y' : 'N'], D.field);
 }
 
+/** A configured HD (`NAME^universal id^type`), its components escaped. */
+function hd(value: string): string {
+  return join(value.split('^').slice(0, 3).map(text), D.component);
+}
+
 /**
  * An ADT^A04 (new patient), ADT^A08 (patient changed) or ADT^A29 (patient deleted) with the
  * Patient's PID (for an A29, as last stored, to find the patient by), and PD1 for its
@@ -355,18 +360,25 @@ function pd1Of(patient: Record<string, unknown>, event: AdtEvent): string | unde
 export function adtOfPatient(
   patient: Record<string, unknown>,
   event: AdtEvent,
-  header: { facility: string; controlId: string; now: Date },
+  header: {
+    facility: string;
+    receivingApplication: string;
+    receivingFacility: string;
+    controlId: string;
+    now: Date;
+  },
 ): string {
   const msh = join(
     [
       'MSH',
       D.encoding,
       OWN_AUTHORITY,
-      // An HD: `CAREVAULT`, or `CAREVAULT^2.16.840.1.113883.19.99^ISO` with the universal id
-      // many receivers route on (until 2026-12-06 the ^ went out escaped, as text).
-      join(header.facility.split('^').slice(0, 3).map(text), D.component),
-      '',
-      '',
+      // HDs: `CAREVAULT`, or `CAREVAULT^2.16.840.1.113883.19.99^ISO` with the universal id
+      // many receivers route on (until 2026-12-06 the ^ went out escaped, as text). MSH-5 and
+      // MSH-6 name the receiver, empty unless its destination says (until 2026-12-06 always).
+      hd(header.facility),
+      hd(header.receivingApplication),
+      hd(header.receivingFacility),
       hl7Timestamp(header.now),
       '',
       join(['ADT', event, STRUCTURE[event]], D.component),
