@@ -107,11 +107,19 @@ export class FhirDefinitions {
     if (broken?.rule === 'prototype-key') {
       throw prototypeKeyError({ path: broken.path });
     }
+    if (broken?.rule === 'primitive-extension') {
+      throw AppError.of(
+        400,
+        'structure',
+        `${broken.path} is not a primitive's extension: an object beside a single value, or an array of objects and nulls, one per value, beside a repeating one (FHIR JSON)`,
+        [broken.path],
+      );
+    }
     if (broken) {
       throw AppError.of(
         400,
         'structure',
-        `${broken.path} is empty: FHIR JSON has no empty strings or arrays (leave the element out)`,
+        `${broken.path} is empty: FHIR JSON has no empty strings, arrays or objects (leave the element out)`,
         [broken.path],
       );
     }

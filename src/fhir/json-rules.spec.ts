@@ -28,6 +28,38 @@ describe('jsonRuleBreak', () => {
     ).toEqual({ path: 'Observation.contained[0].name[0].given[1]', rule: 'empty' });
   });
 
+  it('names an empty object, which FHIR JSON never has (ele-1)', () => {
+    expect(jsonRuleBreak({ resourceType: 'Patient', text: {} })).toEqual({
+      path: 'Patient.text',
+      rule: 'empty',
+    });
+    expect(jsonRuleBreak({ resourceType: 'Patient', name: [{ period: {} }] })).toEqual({
+      path: 'Patient.name[0].period',
+      rule: 'empty',
+    });
+    expect(jsonRuleBreak({ resourceType: 'Patient', _birthDate: {} })).toEqual({
+      path: 'Patient._birthDate',
+      rule: 'empty',
+    });
+  });
+
+  it.each<[Record<string, unknown>, string]>([
+    [{ _gender: 'male' }, 'Patient._gender'],
+    [{ birthDate: '1970-01-01', _birthDate: 5 }, 'Patient._birthDate'],
+    [{ name: [{ given: ['a'], _given: ['x'] }] }, 'Patient.name[0]._given'],
+    [{ name: [{ given: ['a'], _given: { id: 'x' } }] }, 'Patient.name[0]._given'],
+    [{ name: [{ given: ['a', 'b'], _given: [null] }] }, 'Patient.name[0]._given'],
+    [{ name: [{ _given: [null] }] }, 'Patient.name[0]._given'],
+    [{ name: [{ family: 'F' }], _name: [{ id: 'n' }] }, 'Patient._name'],
+    [{ maritalStatus: { text: 'M' }, _maritalStatus: { id: 'm' } }, 'Patient._maritalStatus'],
+    [{ gender: 'male', _gender: [{ id: 'g' }] }, 'Patient._gender'],
+  ])('names a primitive extension of the wrong shape: %j', (elements, path) => {
+    expect(jsonRuleBreak({ resourceType: 'Patient', ...elements })).toEqual({
+      path,
+      rule: 'primitive-extension',
+    });
+  });
+
   it('passes values, nulls of primitive extensions, zero and false', () => {
     expect(
       jsonRuleBreak({
@@ -37,6 +69,13 @@ describe('jsonRuleBreak', () => {
         name: [{ given: ['Ann', 'Lee'] }],
         _birthDate: { extension: [{ url: 'http://x', valueString: 'y' }] },
         address: [{ line: ['1 Main St', null] }],
+        telecom: [{ _value: { extension: [{ url: 'http://x', valueString: 'masked' }] } }],
+      }),
+    ).toBeUndefined();
+    expect(
+      jsonRuleBreak({
+        resourceType: 'Patient',
+        name: [{ given: ['Ann', null], _given: [null, { id: 'g2' }] }, { _given: [{ id: 'g' }] }],
       }),
     ).toBeUndefined();
   });
@@ -60,7 +99,7 @@ describe('jsonRuleBreak', () => {
     }
     // Names that merely start like them are elements like any other.
     expect(
-      jsonRuleBreak({ resourceType: 'Patient', constructorX: 1, _toString: 2 }),
+      jsonRuleBreak({ resourceType: 'Patient', constructorX: 1, _toString: { id: 'a' } }),
     ).toBeUndefined();
   });
 });

@@ -6,12 +6,16 @@ export interface JsonRuleBreak {
   /** The element: `Patient.identifier[0].system`. */
   path: string;
   /**
-   * `empty`: an empty string or array, where FHIR JSON has a value or no property (json.html);
-   * the validator lets both through, and `"gender": ""` would store a code from no value set.
+   * `empty`: an empty string, array or object, where FHIR JSON has a value or no property
+   * (json.html; ele-1); the validator lets them through, `"gender": ""` would store a code from
+   * no value set, and `"text": {}` a narrative without its required status and div.
+   * `primitive-extension`: an `_x` property that is not an object beside a single primitive
+   * `x`, or an array of objects and nulls as long as a repeating one's (json.html); the
+   * validator failed on some (a 500) and stored others (`_name` beside a name).
    * `prototype-key`: a key that every plain object has (`toString`, `constructor`): the
    * validator looks element names up on plain objects, finds those, and passes the element.
    */
-  rule: 'empty' | 'prototype-key';
+  rule: 'empty' | 'prototype-key' | 'primitive-extension';
 }
 
 /**
@@ -50,9 +54,16 @@ function find(value: unknown): Found | undefined {
     }
   } else if (typeof value === 'object' && value !== null) {
     const object = value as Record<string, unknown>;
+    let empty = true;
     for (const key in object) {
+      empty = false;
       if (isPrototypeKey(key)) {
         return { steps: [key], rule: 'prototype-key' };
+      }
+      const name = key.slice(1);
+      const primitive = Object.hasOwn(object, name) ? object[name] : undefined;
+      if (key.startsWith('_') && !isPrimitiveExtension(object[key], primitive)) {
+        return { steps: [key], rule: 'primitive-extension' };
       }
       const found = find(object[key]);
       if (found) {
@@ -60,6 +71,29 @@ function find(value: unknown): Found | undefined {
         return found;
       }
     }
+    if (empty) return { steps: [], rule: 'empty' };
   }
   return undefined;
+}
+
+/**
+ * Whether `_x` has the shape json.html gives it beside `x`: an object for a single primitive, an
+ * array of objects and nulls, one per value, for a repeating one (or, without values, at least
+ * one object). Whether an absent `x` is a primitive element at all takes its definition, which
+ * the validator has; an `x` that is there shows it.
+ */
+function isPrimitiveExtension(extension: unknown, primitive: unknown): boolean {
+  const isObject = (item: unknown) =>
+    typeof item === 'object' && item !== null && !Array.isArray(item);
+  if (Array.isArray(extension)) {
+    if (!extension.every((item) => item === null || isObject(item))) return false;
+    if (primitive === undefined) return extension.some(isObject);
+    return (
+      Array.isArray(primitive) &&
+      primitive.length === extension.length &&
+      primitive.every((item) => item === null || typeof item !== 'object')
+    );
+  }
+  if (!isObject(extension)) return false;
+  return primitive === undefined || (primitive !== null && typeof primitive !== 'object');
 }

@@ -420,13 +420,24 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(missing.status).toBe(400);
     expect(missing.body.issue[0].expression).toEqual(['Observation.status']);
 
-    // FHIR JSON has no empty strings or arrays: "" is not a gender, [] not a list of names.
+    // FHIR JSON has no empty strings, arrays or objects: "" is not a gender, [] not a list of
+    // names, {} not a narrative (status and div are required; it was stored until 2026-12-06).
+    // A primitive's extension is an object beside it, or an array beside a repeating one: a
+    // string was a 500, an object beside a list of names was stored.
     for (const [body, expression] of [
       [{ resourceType: 'Patient', gender: '' }, 'Patient.gender'],
       [{ resourceType: 'Patient', name: [] }, 'Patient.name'],
       [
         { resourceType: 'Patient', identifier: [{ system: '', value: 'x' }] },
         'Patient.identifier[0].system',
+      ],
+      [{ resourceType: 'Patient', text: {} }, 'Patient.text'],
+      [{ resourceType: 'Patient', maritalStatus: {} }, 'Patient.maritalStatus'],
+      [{ resourceType: 'Patient', _gender: 'male' }, 'Patient._gender'],
+      [{ resourceType: 'Patient', name: [{ family: 'F' }], _name: [{ id: 'n' }] }, 'Patient._name'],
+      [
+        { resourceType: 'Patient', name: [{ given: ['a', 'b'], _given: [null] }] },
+        'Patient.name[0]._given',
       ],
     ] as const) {
       const empty = await http('POST', `${fhir}/Patient`, { body });
