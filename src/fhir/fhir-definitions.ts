@@ -18,7 +18,7 @@ import { dateValueIssues } from './date-values.js';
 import { jsonRuleBreak } from './json-rules.js';
 import { localReferenceIssues } from './local-references.js';
 import type { FhirResource } from './fhir-types.js';
-import { Subsets } from './subset.js';
+import { isSubsetted, Subsets } from './subset.js';
 import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
 
 const MAX_DIAGNOSTICS = 300;
@@ -121,6 +121,16 @@ export class FhirDefinitions {
         'structure',
         `${broken.path} is empty: FHIR JSON has no empty strings, arrays or objects (leave the element out)`,
         [broken.path],
+      );
+    }
+    if (isSubsetted(resource)) {
+      // Written back, a `_summary` answer would drop every element it left out, and its tag
+      // would say so on every read after (until 2026-12-06 both happened).
+      throw AppError.of(
+        400,
+        'invalid',
+        `${resource.resourceType} carries the SUBSETTED tag: it is part of a resource (a _summary or _elements answer) and cannot be stored; read the whole resource, change it and write that`,
+        [`${resource.resourceType}.meta.tag`],
       );
     }
     const bound: Record<string, BoundValue[]> = {};

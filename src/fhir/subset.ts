@@ -12,6 +12,21 @@ const SUBSETTED = {
   code: 'SUBSETTED',
 };
 
+/**
+ * Whether the resource carries the SUBSETTED tag: it is part of a resource (a `_summary` or
+ * `_elements` answer), which R4 says must not be used to overwrite the whole (search.html).
+ */
+export function isSubsetted(resource: FhirResource): boolean {
+  const tags = (resource.meta as { tag?: unknown } | undefined)?.tag;
+  return (
+    Array.isArray(tags) &&
+    tags.some(
+      (tag: { system?: unknown; code?: unknown } | null) =>
+        tag?.system === SUBSETTED.system && tag.code === SUBSETTED.code,
+    )
+  );
+}
+
 interface TypeElements {
   /** Top-level elements marked isSummary in the base definition. */
   summary: ReadonlySet<string>;

@@ -376,6 +376,27 @@ describe('FHIR REST: CRUD, versions and history', () => {
     const elements = await http('GET', `${fhir}/Patient/${id}/_history/1?_elements=gender`);
     expect(Object.keys(elements.body).sort()).toEqual(['gender', 'id', 'meta', 'resourceType']);
     expect((await http('GET', `${fhir}/Patient/${id}?_summary=count`)).status).toBe(400);
+
+    // A part written back would drop what it left out, and say SUBSETTED on every read after:
+    // R4 says it must not overwrite the whole. Until 2026-12-06 it did.
+    const subsetted = await http('GET', `${fhir}/Patient/${id}?_summary=true`);
+    for (const [method, path, changed] of [
+      ['PUT', `Patient/${id}`, subsetted.body],
+      ['POST', 'Patient', { ...subsetted.body, id: undefined }],
+    ] as const) {
+      const refused = await http(method, `${fhir}/${path}`, { body: changed });
+      expect([refused.status, refused.body.issue[0].expression]).toEqual([
+        400,
+        ['Patient.meta.tag'],
+      ]);
+      expect(refused.body.issue[0].diagnostics).toMatch(/^Patient carries the SUBSETTED tag/);
+    }
+    const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+      headers: { 'content-type': 'application/json-patch+json' },
+      body: [{ op: 'add', path: '/meta/tag', value: subsetted.body.meta.tag }],
+    });
+    expect(patched.status).toBe(400);
+    expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('2');
   });
 
   it('creates with the client id on PUT to a new id (update-as-create)', async () => {
