@@ -126,11 +126,12 @@ function namesOnePatient(parameter: SearchParameter | undefined): boolean {
 
 /**
  * The patient id a Reference points to (`Patient/123`, relative or absolute, or one version of
- * it, `Patient/123/_history/2`, as Provenance targets are written), if a Patient. A versioned
+ * it, `Patient/123/_history/2`, as Provenance targets are written), if a Patient of this server
+ * (another server's Patient/123 is not this one's; until 2026-12-06 it was taken for it). A versioned
  * reference missed here left its resource out of the patient's accounting of disclosures.
  */
 export function patientIdOf(reference: unknown): string | undefined {
   const value = (reference as { reference?: unknown } | null | undefined)?.reference;
   const literal = typeof value === 'string' ? literalReference(value) : undefined;
-  return literal?.type === 'Patient' ? literal.id : undefined;
+  return literal?.type === 'Patient' && !literal.foreign ? literal.id : undefined;
 }

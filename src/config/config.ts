@@ -111,6 +111,11 @@ export class AppConfig {
 
   /** Embedded mode always migrates on start; an external database only when asked to. */
   /** The service refuses an outdated schema; the CLI works on one (a backup before an upgrade). */
+  /** PUBLIC_URL: the origin clients reach the service at, when configured. */
+  get publicUrl(): string | undefined {
+    return this.config.get('PUBLIC_URL', { infer: true });
+  }
+
   get isService(): boolean {
     return this.role === 'service';
   }

@@ -21,6 +21,7 @@ import { ImportService } from './import/import.service.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
 import { ResourceRepository } from './resource.repository.js';
 import { ResourceWrites } from './resource-writes.js';
+import { OwnFhirBase } from './own-fhir-base.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import { SearchDefinitions } from './search/search-definitions.js';
 import { EverythingService } from './search/everything.service.js';
@@ -47,6 +48,7 @@ import { SearchService } from './search/search.service.js';
     ResourceWrites,
     ReferenceIntegrity,
     SearchDefinitions,
+    OwnFhirBase,
     IndexExtractor,
     SearchIndexRepository,
     SearchConditions,

@@ -13,14 +13,48 @@ const OTHER_URI = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
 export interface LiteralReference {
   type: string;
+  /** The id; for another server's resource, its URL (`https://other.example/fhir/Patient/1`). */
   id: string;
   /** After a base URL: a resource of that server, which may be this one or another. */
   absolute: boolean;
+  /** After a base URL that is not this server's: never a resource stored here. */
+  foreign: boolean;
+}
+
+/**
+ * This server's FHIR base as an origin and path (`https://ehr.example.org/fhir/`), from
+ * PUBLIC_URL; unknown without it, when an absolute URL may be this server's under any name
+ * clients reach it by, and is read by its type and id. Process-wide, as PUBLIC_URL is: set once
+ * at start (OwnFhirBase) for the index, the compartment and the access check alike.
+ */
+let ownBase: string | undefined;
+
+export function setOwnFhirBase(publicUrl: string | undefined): void {
+  ownBase = publicUrl ? `${new URL(publicUrl).origin}/fhir/` : undefined;
 }
 
 export function literalReference(reference: string): LiteralReference | undefined {
   const match = LITERAL.exec(reference);
-  return match ? { type: match[2]!, id: match[3]!, absolute: match[1] !== undefined } : undefined;
+  if (!match) return undefined;
+  const [, base, type, id] = match as unknown as [string, string | undefined, string, string];
+  const foreign = base !== undefined && ownBase !== undefined && !isOwnBase(base);
+  return {
+    type,
+    // Another server's Patient/1 is not this one's: it keeps its whole URL (without a version).
+    id: foreign ? `${base}${type}/${id}` : id,
+    absolute: base !== undefined,
+    foreign,
+  };
+}
+
+/** Whether a base is this server's: the same origin (case as URL reads it) and `/fhir/`. */
+function isOwnBase(base: string): boolean {
+  try {
+    const url = new URL(base);
+    return `${url.origin}${url.pathname}` === ownBase;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,4 +1,5 @@
 import { isTypedNameOf, type FhirResource } from '../fhir-types.js';
+import { literalReference } from '../literal-reference.js';
 
 /**
  * One step of a search parameter's expression that the index extractor can walk on the JSON
@@ -199,9 +200,10 @@ function typeCodeOf(suffix: string): string {
 }
 
 /**
- * The type the engine's `resolve()` gives a reference without loading it: the part before `?`
- * of a conditional reference, else the first segment of `Type/id` (so an absolute URL gives
- * none), or the `type` of a logical reference by identifier.
+ * The type `resolve()` gives a reference without loading it: the part before `?` of a
+ * conditional reference, the type of `Type/id`, relative or absolute (until 2026-12-06 an
+ * absolute URL gave none, as the engine's split on `/` does, so `patient` missed what `subject`
+ * found), else the first segment, or the `type` of a logical reference by identifier.
  */
 function resolvedType(item: unknown): string | undefined {
   let reference: string | undefined;
@@ -215,6 +217,8 @@ function resolvedType(item: unknown): string | undefined {
     }
   }
   if (reference?.includes('?')) return reference.split('?')[0];
+  const literal = reference ? literalReference(reference) : undefined;
+  if (literal) return literal.type;
   if (reference?.includes('/')) return reference.split('/')[0];
   return undefined;
 }

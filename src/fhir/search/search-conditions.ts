@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
+import { literalReference } from '../literal-reference.js';
 import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
 import {
   dateRange,
@@ -663,11 +664,19 @@ function missingCondition(criterion: Criterion, exists: () => string): string {
   throw AppError.invalid(':missing takes true or false');
 }
 
-/** `Patient/123`, `123` (any type, or the :Type modifier's) or an absolute URL ending so. */
+/**
+ * `Patient/123`, `123` (any type, or the :Type modifier's) or an absolute URL ending so: this
+ * server's as its id, another server's (PUBLIC_URL says which is which) as the whole URL, as the
+ * index keeps it.
+ */
 function parseReference(
   raw: string,
   typeModifier: string | undefined,
 ): { type?: string; id: string } {
+  const literal = literalReference(raw);
+  if (literal) {
+    return { type: literal.type, id: literal.id };
+  }
   const match = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})$/.exec(raw);
   if (match) {
     return { type: match[1]!, id: match[2]! };

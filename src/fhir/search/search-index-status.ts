@@ -9,9 +9,11 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  * on a database indexed by a lower version then asks the operator for `search:reindex`, as
  * searches miss what changed for those resources until it runs. 1 is the index as of
  * 2026-12-06: `:exact` strings, quantity units and comparators, hashed value-strings and
- * identifiers, leap seconds, Timings, dates before 1800 (see README, "Upgrading").
+ * identifiers, leap seconds, Timings, dates before 1800 (see README, "Upgrading"). 2, of
+ * 2026-12-06: absolute references typed by their URL (`patient` reads them as `subject` does),
+ * another server's kept apart from this one's by PUBLIC_URL.
  */
-export const SEARCH_INDEX_VERSION = 1;
+export const SEARCH_INDEX_VERSION = 2;
 
 /** Tells the operator, at start, when the stored index is older than what this version writes. */
 @Injectable()

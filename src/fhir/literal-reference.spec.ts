@@ -1,0 +1,44 @@
+import { literalReference, setOwnFhirBase } from './literal-reference.js';
+
+describe('literalReference', () => {
+  afterEach(() => setOwnFhirBase(undefined));
+
+  it('reads an absolute URL by its type and id while this server has no known base', () => {
+    expect(literalReference('https://other.example/fhir/Patient/p4')).toEqual({
+      type: 'Patient',
+      id: 'p4',
+      absolute: true,
+      foreign: false,
+    });
+  });
+
+  it("keeps another server's resource apart from this one's once PUBLIC_URL names it", () => {
+    setOwnFhirBase('https://EHR.example.org/');
+    expect(literalReference('https://ehr.example.org/fhir/Patient/p4')).toEqual({
+      type: 'Patient',
+      id: 'p4',
+      absolute: true,
+      foreign: false,
+    });
+    expect(literalReference('https://EHR.Example.ORG/fhir/Patient/p4')?.id).toBe('p4');
+    for (const [reference, id] of [
+      ['https://other.example/fhir/Patient/p4', 'https://other.example/fhir/Patient/p4'],
+      ['https://other.example/fhir/Patient/p4/_history/2', 'https://other.example/fhir/Patient/p4'],
+      ['https://ehr.example.org/r4/Patient/p4', 'https://ehr.example.org/r4/Patient/p4'],
+      ['http://ehr.example.org/fhir/Patient/p4', 'http://ehr.example.org/fhir/Patient/p4'],
+    ]) {
+      expect(literalReference(reference!)).toEqual({
+        type: 'Patient',
+        id,
+        absolute: true,
+        foreign: true,
+      });
+    }
+    expect(literalReference('Patient/p4')).toEqual({
+      type: 'Patient',
+      id: 'p4',
+      absolute: false,
+      foreign: false,
+    });
+  });
+});
