@@ -242,6 +242,20 @@ export class ResourceAccess {
     return listable;
   }
 
+  /**
+   * Records the patients whose records a count covered, though it listed none: `_summary=count`
+   * by a name, an MRN or a diagnosis says something about each (until 2026-12-06 such a count
+   * named no patient, and was in no patient's accounting of disclosures).
+   */
+  recordCounted(patients: Iterable<string>): void {
+    for (const patient of patients) this.audit.touchPatient(patient);
+  }
+
+  /** The patients of a resource, for a count that includes it (see recordCounted). */
+  patientsCounted(resource: FhirResource): string[] {
+    return this.patientsOf(resource);
+  }
+
   /** Records a resource found listable (isListable with `record: false`) as disclosed. */
   recordListed(resource: FhirResource): void {
     this.audit.touch(resource, this.patientsOf(resource));

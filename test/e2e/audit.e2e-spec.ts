@@ -330,6 +330,42 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(posted.rows[0]!.patient_ids).toHaveLength(2);
   });
 
+  it('records the patients a count covered, which it lists none of', async () => {
+    // `_summary=count` by a name and a diagnosis answered "1" and named no patient: nothing in
+    // the patient's accounting showed that someone had checked (until 2026-12-06).
+    const family = `Cnt${randomUUID().slice(0, 6)}`;
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient({ family }) })).body
+      .id as string;
+    const code = `cnt-${randomUUID().slice(0, 8)}`;
+    const observation = await doctor('POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code }] },
+        subject: { reference: `Patient/${id}` },
+        effectiveDateTime: '2026-01-02T03:04:05Z',
+      },
+    });
+    expect(observation.status).toBe(201);
+    for (const query of [
+      `Patient?family=${family}&_summary=count`,
+      `Patient?family=${family}&_count=0&_total=accurate`,
+      `Observation?subject=Patient/${id}&code=${code}&_summary=count`,
+      `Observation?patient.family=${family}&code=${code}&_count=0&_total=accurate`,
+      `Patient/${id}/Observation?code=${code}&_summary=count`,
+      `Observation/$lastn?patient=${id}&code=${code}&_summary=count`,
+    ]) {
+      const counted = await audited(doctor, 'GET', `${fhir}/${query}`);
+      expect([query, counted.status, counted.body.total]).toEqual([query, 200, 1]);
+      expect([query, counted.rows[0]!.patient_ids]).toEqual([query, [id]]);
+      // No resource was listed (a compartment search's own entity aside).
+      if (!query.startsWith('Patient/'))
+        expect([query, counted.rows[0]!.entities]).toEqual([query, []]);
+    }
+    const none = await audited(doctor, 'GET', `${fhir}/Observation?code=${code}x&_summary=count`);
+    expect([none.body.total, none.rows[0]!.patient_ids]).toEqual([0, []]);
+  });
+
   it('answers and records a parameter whose name holds a NUL, as U+FFFD', async () => {
     // The name reached the row's jsonb, which cannot hold NUL: the audit write failed (503).
     const search = await audited(doctor, 'GET', `${fhir}/Patient?fam%00ily=x&_count=1`);

@@ -150,6 +150,34 @@ export class SearchRepository {
     return rows[0]?.n ?? 0;
   }
 
+  /**
+   * The patients whose compartment holds what a search counted (by `links`, the parameters that
+   * tie the type to a patient, and for Patients themselves), at most `limit`, for the audit
+   * row: a count by name or diagnosis tells about them as a list would. Another server's
+   * patients (kept by URL) are none of this server's.
+   */
+  async countedPatients(
+    where: string,
+    values: unknown[],
+    type: string,
+    links: readonly string[],
+    limit: number,
+  ): Promise<string[]> {
+    const n = values.length;
+    const own =
+      type === 'Patient' ? `SELECT r.id AS patient FROM resource r WHERE ${where} UNION ALL ` : '';
+    const rows = await preparedQuery<{ patient: string }>(
+      this.unitOfWork.manager,
+      `SELECT patient FROM (${own}SELECT link.target_id AS patient FROM resource r
+         JOIN search_reference link ON link.resource_type = r.resource_type AND link.resource_id = r.id
+          AND link.param = ANY($${n + 1}::text[]) AND link.target_type = 'Patient'
+          AND strpos(link.target_id, '/') = 0
+        WHERE ${where}) counted GROUP BY patient ORDER BY patient LIMIT $${n + 2}`,
+      [...values, links, limit],
+    );
+    return rows.map((row) => row.patient);
+  }
+
   /** Current, not deleted resources by id, decrypted, in the order of `ids`. */
   async load(type: string, ids: readonly string[]): Promise<ResourceEntity[]> {
     if (ids.length === 0) {

@@ -45,6 +45,8 @@ import { withoutWriteOnly } from '../write-only-elements.js';
 type Query = Record<string, string | string[] | undefined>;
 
 const MAX_INCLUDED = 1000;
+/** The most patients a count's audit row names (as many as a page can list). */
+const COUNTED_MAX = 1000;
 
 /** Sealed search state is bound to who searched and what, like a PHI value to its row. */
 function stateContext(user: AuthenticatedUser, type: string): CipherContext {
@@ -171,6 +173,12 @@ export class SearchService {
       countable && (request.total === 'accurate' || request.summaryCount)
         ? await this.repository.count(where, whereValues)
         : undefined;
+    if (total) {
+      const links = this.compartment.paramsOf(type);
+      this.access.recordCounted(
+        await this.repository.countedPatients(where, whereValues, type, links, COUNTED_MAX),
+      );
+    }
     const links = (next?: Cursor, previous?: Cursor) =>
       sealed
         ? this.sealedLinks(user, baseUrl, type, path, used, next, previous)
@@ -289,8 +297,9 @@ export class SearchService {
       undefined,
     );
     if (request.summaryCount) {
-      // What is counted is not disclosed, so not recorded as listed.
+      // Counted, not listed: the row names their patients, not the resources.
       const count = rows.filter((resource) => this.access.isListable(user, resource, false));
+      this.access.recordCounted(new Set(count.flatMap((r) => this.access.patientsCounted(r))));
       return this.bundle([], [], count.length, links, params.warnings, new Date());
     }
     const matches = rows.filter((resource) => this.access.isListable(user, resource));
