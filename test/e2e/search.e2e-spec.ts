@@ -507,6 +507,18 @@ describe('FHIR search', () => {
       ]);
       expect(ids_(await search(`Observation?code=|tx-${run}`))).toEqual([]);
       expect((await search(`Patient?identifier:text=MRN`)).status).toBe(400);
+
+      // A code of text alone has a value: :missing=true found it until 2026-12-06.
+      const textOnly = await create({
+        ...observation(ids.b, 5, '2024-02-01'),
+        code: { text: `Only words ${run}` },
+      });
+      const textual = `code:text=only words ${run}`;
+      expect(ids_(await search(`Observation?${textual}&code:missing=false`))).toEqual([textOnly]);
+      expect(ids_(await search(`Observation?${textual}&code:missing=true`))).toEqual([]);
+      expect(
+        ids_(await search(`Observation?code:text=glucemia ${run}&code:missing=false`)),
+      ).toEqual([id]);
     });
 
     it('token :in and :not-in a value set of the R4 definitions', async () => {

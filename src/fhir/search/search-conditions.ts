@@ -114,7 +114,15 @@ export class SearchConditions {
       return this.chain(subject, param, criterion, params);
     }
     if (criterion.modifier === 'missing') {
-      return missingCondition(criterion, () => this.exists(subject, param, () => 'TRUE', params));
+      return missingCondition(criterion, () => {
+        const coded = this.exists(subject, param, () => 'TRUE', params);
+        if (param.type !== 'token' || param.phi) return coded;
+        // A CodeableConcept with text alone has a value (`:text` finds it): until 2026-12-06
+        // `code:missing=true` found it too.
+        const alias = params.alias('x');
+        const text = `EXISTS (SELECT 1 FROM search_string ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(`${param.code}:text`)})`;
+        return `(${coded} OR ${text})`;
+      });
     }
     if (param.type === 'reference' && criterion.modifier === 'identifier') {
       // `subject:identifier=system|value`: the logical references' identifiers, indexed as
