@@ -109,17 +109,17 @@ export class AppConfig {
     return absolute(this.config.get('DATA_DIR', { infer: true }));
   }
 
-  /** Embedded mode always migrates on start; an external database only when asked to. */
-  /** The service refuses an outdated schema; the CLI works on one (a backup before an upgrade). */
   /** PUBLIC_URL: the origin clients reach the service at, when configured. */
   get publicUrl(): string | undefined {
     return this.config.get('PUBLIC_URL', { infer: true });
   }
 
+  /** The service refuses an outdated schema; the CLI works on one (a backup before an upgrade). */
   get isService(): boolean {
     return this.role === 'service';
   }
 
+  /** Embedded mode always migrates on start; an external database only when asked to. */
   get runMigrationsOnStart(): boolean {
     return this.databaseUrl === undefined || this.config.get('MIGRATIONS_RUN', { infer: true });
   }

@@ -129,7 +129,7 @@ export class FhirDefinitions {
       throw AppError.of(
         400,
         'invalid',
-        `${resource.resourceType} carries the SUBSETTED tag: it is part of a resource (a _summary or _elements answer) and cannot be stored; read the whole resource, change it and write that`,
+        `${resource.resourceType} carries the SUBSETTED tag: it is part of a resource (a _summary or _elements answer) and cannot be stored: write the whole resource, without the tag`,
         [`${resource.resourceType}.meta.tag`],
       );
     }

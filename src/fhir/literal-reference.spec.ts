@@ -21,11 +21,22 @@ describe('literalReference', () => {
       foreign: false,
     });
     expect(literalReference('https://EHR.Example.ORG/fhir/Patient/p4')?.id).toBe('p4');
+    // The same host under http, or with its default port: a TLS proxy's clients see either.
+    for (const own of [
+      'http://ehr.example.org/fhir/Patient/p4',
+      'https://ehr.example.org:443/fhir/Patient/p4',
+    ]) {
+      expect(literalReference(own)).toMatchObject({ id: 'p4', foreign: false });
+    }
     for (const [reference, id] of [
       ['https://other.example/fhir/Patient/p4', 'https://other.example/fhir/Patient/p4'],
       ['https://other.example/fhir/Patient/p4/_history/2', 'https://other.example/fhir/Patient/p4'],
+      ['https://Other.EXAMPLE:443/fhir/Patient/p4', 'https://other.example/fhir/Patient/p4'],
       ['https://ehr.example.org/r4/Patient/p4', 'https://ehr.example.org/r4/Patient/p4'],
-      ['http://ehr.example.org/fhir/Patient/p4', 'http://ehr.example.org/fhir/Patient/p4'],
+      [
+        'https://ehr.example.org:8443/fhir/Patient/p4',
+        'https://ehr.example.org:8443/fhir/Patient/p4',
+      ],
     ]) {
       expect(literalReference(reference!)).toEqual({
         type: 'Patient',
@@ -34,6 +45,10 @@ describe('literalReference', () => {
         foreign: true,
       });
     }
+    // An index key has a size limit: a longer URL of another server is read as no reference.
+    expect(
+      literalReference(`https://other.example/${'x'.repeat(1100)}/Patient/p4`),
+    ).toBeUndefined();
     expect(literalReference('Patient/p4')).toEqual({
       type: 'Patient',
       id: 'p4',

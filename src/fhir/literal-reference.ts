@@ -22,38 +22,59 @@ export interface LiteralReference {
 }
 
 /**
- * This server's FHIR base as an origin and path (`https://ehr.example.org/fhir/`), from
- * PUBLIC_URL; unknown without it, when an absolute URL may be this server's under any name
- * clients reach it by, and is read by its type and id. Process-wide, as PUBLIC_URL is: set once
- * at start (OwnFhirBase) for the index, the compartment and the access check alike.
+ * This server's host (`ehr.example.org`, with a port other than the scheme's), whose `/fhir/`
+ * is this server's base under http or https, from PUBLIC_URL. Unknown without it: an absolute
+ * URL may then be this server's under any name clients reach it by, and is read by its type
+ * and id. Process-wide, as PUBLIC_URL is: set once at start (OwnFhirBase), so that the index,
+ * the compartment, the access check and the search read a reference alike, pure functions
+ * among them (plain-paths) which no provider reaches.
  */
-let ownBase: string | undefined;
+let ownHost: string | undefined;
+
+/**
+ * The longest URL another server's reference may have, in bytes: it is an index key, which
+ * PostgreSQL's btree cannot hold past a third of a page. Longer, it is read as no reference.
+ */
+const FOREIGN_URL_MAX_BYTES = 1024;
 
 export function setOwnFhirBase(publicUrl: string | undefined): void {
-  ownBase = publicUrl ? `${new URL(publicUrl).origin}/fhir/` : undefined;
+  ownHost = publicUrl ? new URL(publicUrl).host : undefined;
 }
 
 export function literalReference(reference: string): LiteralReference | undefined {
   const match = LITERAL.exec(reference);
   if (!match) return undefined;
   const [, base, type, id] = match as unknown as [string, string | undefined, string, string];
-  const foreign = base !== undefined && ownBase !== undefined && !isOwnBase(base);
-  return {
-    type,
-    // Another server's Patient/1 is not this one's: it keeps its whole URL (without a version).
-    id: foreign ? `${base}${type}/${id}` : id,
-    absolute: base !== undefined,
-    foreign,
-  };
+  if (base === undefined || ownHost === undefined) {
+    return { type, id, absolute: base !== undefined, foreign: false };
+  }
+  const url = normalizedBase(base);
+  if (url?.host === ownHost && url.pathname === '/fhir/') {
+    return { type, id, absolute: true, foreign: false };
+  }
+  // Another server's Patient/1 is not this one's: it keeps its whole URL (without a version),
+  // its scheme and host as URL writes them, so that any spelling of it finds it.
+  const whole = `${url ? `${url.protocol}//${url.host}${url.pathname}` : base}${type}/${id}`;
+  if (Buffer.byteLength(whole) > FOREIGN_URL_MAX_BYTES) return undefined;
+  return { type, id: whole, absolute: true, foreign: true };
 }
 
-/** Whether a base is this server's: the same origin (case as URL reads it) and `/fhir/`. */
-function isOwnBase(base: string): boolean {
+/** Whether a reference is an absolute URL (`https://…`), which literalReference may refuse. */
+export function isAbsoluteUrl(reference: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(reference);
+}
+
+/**
+ * An http(s) base as URL reads it (host lower-cased, a default port dropped): this server's
+ * under either scheme, as a TLS proxy may have given clients one or the other; undefined for
+ * one URL cannot read.
+ */
+function normalizedBase(base: string): URL | undefined {
   try {
     const url = new URL(base);
-    return `${url.origin}${url.pathname}` === ownBase;
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined;
   } catch {
-    return false;
+    return undefined;
   }
 }
 

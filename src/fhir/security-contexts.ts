@@ -3,12 +3,9 @@ import { patientIdOf } from '../access/patient-compartment.js';
 import { isRestrictedIn, RESTRICTED_LABEL } from '../access/resource-access.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import type { FhirResource } from './fhir-types.js';
+import { literalReference } from './literal-reference.js';
 import { ResourceRepository } from './resource.repository.js';
 import { parseContent } from './resource-versions.js';
-
-/** Relative or absolute, and one version of it (`DocumentReference/1/_history/2`), as patientIdOf. */
-const REFERENCE =
-  /^(?:.*\/)?([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
 
 /**
  * What a Binary follows when its securityContext names nothing stored (never written, or not
@@ -94,9 +91,16 @@ export class SecurityContexts {
     return context ? { resource, context } : { resource };
   }
 
+  /**
+   * Relative or absolute, and one version of it (`DocumentReference/1/_history/2`), as
+   * patientIdOf reads it: another server's resource (PUBLIC_URL) is none of this one's, so its
+   * Binary opens to no one here (until 2026-12-06 it followed this server's of the same id).
+   */
   private targetOf(reference: unknown): { type: string; id: string } | undefined {
-    const match = typeof reference === 'string' ? REFERENCE.exec(reference) : null;
-    if (!match || !this.definitions.isResourceType(match[1]!)) return undefined;
-    return { type: match[1]!, id: match[2]! };
+    const literal = typeof reference === 'string' ? literalReference(reference) : undefined;
+    if (!literal || literal.foreign || !this.definitions.isResourceType(literal.type)) {
+      return undefined;
+    }
+    return { type: literal.type, id: literal.id };
   }
 }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import { literalReference } from '../literal-reference.js';
+import { isAbsoluteUrl, literalReference } from '../literal-reference.js';
 import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
 import {
   dateRange,
@@ -684,6 +684,12 @@ function parseReference(
   const literal = literalReference(raw);
   if (literal) {
     return { type: literal.type, id: literal.id };
+  }
+  if (isAbsoluteUrl(raw)) {
+    // Read by the looser pattern below, another server's URL would find this server's id.
+    throw AppError.invalid(
+      "A reference search value that is a URL ends in Type/id, and another server's is at most 1,024 bytes",
+    );
   }
   const match = /^(?:.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})$/.exec(raw);
   if (match) {

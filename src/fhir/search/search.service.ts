@@ -173,10 +173,12 @@ export class SearchService {
       countable && (request.total === 'accurate' || request.summaryCount)
         ? await this.repository.count(where, whereValues)
         : undefined;
-    if (total) {
-      const links = this.compartment.paramsOf(type);
+    // A count that lists nothing (`_summary=count`, `_count=0`) names the patients of what it
+    // counted; a page names its own, and its total beyond the page is an aggregate.
+    const tied = this.compartment.paramsOf(type);
+    if (total && request.summaryCount && (type === 'Patient' || tied.length > 0)) {
       this.access.recordCounted(
-        await this.repository.countedPatients(where, whereValues, type, links, COUNTED_MAX),
+        await this.repository.countedPatients(where, whereValues, type, tied, COUNTED_MAX),
       );
     }
     const links = (next?: Cursor, previous?: Cursor) =>
