@@ -1,5 +1,9 @@
 import { createServer } from 'node:net';
-import { readJwtVerificationKeys, jwtSigningKeyFile } from './auth/signing-keys.js';
+import {
+  idTokenSigningKeyFile,
+  jwtSigningKeyFile,
+  readJwtVerificationKeys,
+} from './auth/signing-keys.js';
 import { auditSigningKeyFile, readAuditTrustedKeys } from './audit/audit-signer.js';
 import { readConfiguredFile } from './common/files.js';
 import { listenError } from './common/listen-error.js';
@@ -28,6 +32,7 @@ export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<v
     await new KeyStore({ ...keySettingsOf(config, undefined), quiet: true }).load();
   }
   if (config.jwtSigningKeyFile) await readPrivateKey(jwtSigningKeyFile(config));
+  if (config.idTokenSigningKeyFile) await readPrivateKey(idTokenSigningKeyFile(config));
   await readJwtVerificationKeys(config.jwtVerificationKeysFile);
   if (config.auditSigningKeyFile) await readPrivateKey(auditSigningKeyFile(config));
   await readAuditTrustedKeys(config.auditTrustedKeysFile);

@@ -199,7 +199,7 @@ export class AuthController {
 
   @Public()
   @Get('.well-known/jwks.json')
-  @ApiOperation({ summary: 'Public keys that verify CareVault access tokens' })
+  @ApiOperation({ summary: 'Public keys that verify CareVault access tokens and id_tokens' })
   jwks(): ReturnType<SigningKeys['jwks']> {
     return this.keys.jwks();
   }

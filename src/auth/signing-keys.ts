@@ -9,6 +9,11 @@ import { AppConfig } from '../config/config.js';
 
 export const ACCESS_TOKEN_TYPE = 'at+jwt';
 const ALGORITHM = 'ES256';
+/** SMART App Launch: the server SHALL support RS256 for id_tokens (apps may know no other). */
+export const ID_TOKEN_ALGORITHM = 'RS256';
+/** An id_token is read once, when the app receives it. */
+export const ID_TOKEN_TTL_SECONDS = 300;
+const RSA_MIN_BITS = 2048;
 
 interface SigningKey {
   kid: string;
@@ -29,10 +34,16 @@ class UnknownKeyError extends TokenHeaderError {
 /** How often instances re-read the key files, so a rotation reaches them without a restart. */
 export const JWT_KEYS_RELOAD_MS = 30_000;
 
-/** The signing key and the accepted public keys; under DATA_DIR in development. */
-export function jwtKeyFiles(config: AppConfig): { signing: string; verification: string } {
+/** The signing keys and the accepted public keys; under DATA_DIR in development. */
+export function jwtKeyFiles(config: AppConfig): {
+  signing: string;
+  idTokenSigning: string;
+  verification: string;
+} {
   return {
     signing: config.jwtSigningKeyFile ?? join(config.dataDir, 'jwt-signing-key.pem'),
+    idTokenSigning:
+      config.idTokenSigningKeyFile ?? join(config.dataDir, 'id-token-signing-key.pem'),
     verification:
       config.jwtVerificationKeysFile ?? join(config.dataDir, 'jwt-verification-keys.pem'),
   };
@@ -50,25 +61,49 @@ export function jwtSigningKeyFile(config: AppConfig): PrivateKeyFile {
   };
 }
 
-/** The public keys in a file of accepted token keys (JWT_VERIFICATION_KEYS_FILE). */
+/** The RS256 id_token signing key's file, configured or (outside production) generated. */
+export function idTokenSigningKeyFile(config: AppConfig): PrivateKeyFile {
+  return {
+    configured: config.idTokenSigningKeyFile,
+    fallback: jwtKeyFiles(config).idTokenSigning,
+    variable: 'ID_TOKEN_SIGNING_KEY_FILE',
+    generate: generateIdTokenKey,
+    kind: `an RSA private key of ${RSA_MIN_BITS} bits or more (RS256)`,
+    accepts: isRsa,
+  };
+}
+
+export function generateIdTokenKey(): KeyObject {
+  return generateKeyPairSync('rsa', { modulusLength: RSA_MIN_BITS }).privateKey;
+}
+
+/**
+ * The public keys in a file of accepted token keys (JWT_VERIFICATION_KEYS_FILE): EC P-256 keys
+ * verify access tokens, RSA keys (retired id_token keys) are only published, for apps.
+ */
 export function readJwtVerificationKeys(file: string | undefined): Promise<KeyObject[]> {
   return readPublicKeys(file, 'JWT_VERIFICATION_KEYS_FILE', {
-    kind: 'an EC P-256 key',
-    accepts: isP256,
+    kind: `an EC P-256 key or an RSA key of ${RSA_MIN_BITS} bits or more`,
+    accepts: (key) => isP256(key) || isRsa(key),
   });
 }
 
 /**
  * The ES256 key that signs access tokens: from JWT_SIGNING_KEY_FILE (required in production) or,
- * elsewhere, generated once under DATA_DIR. Verification accepts this key and the public keys in
- * JWT_VERIFICATION_KEYS_FILE (retired keys, until the tokens they signed expire, and a next key
- * published ahead of a switch), and only those; all of them are in the JWKS.
+ * elsewhere, generated once under DATA_DIR. Verification accepts this key and the EC public keys
+ * in JWT_VERIFICATION_KEYS_FILE (retired keys, until the tokens they signed expire, and a next
+ * key published ahead of a switch), and only those; all of them are in the JWKS. The RS256 key
+ * that signs id_tokens (ID_TOKEN_SIGNING_KEY_FILE, kept the same way) and the file's RSA keys
+ * are in the JWKS too, for apps, but verify no access token: CareVault reads no id_token.
  */
 @Injectable()
 export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('SigningKeys');
   private key: SigningKey | undefined;
   private accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
+  private idTokenKey: SigningKey | undefined;
+  /** Retired (or next) id_token keys, published until the id_tokens they signed expire. */
+  private idTokenPublished: JWK[] = [];
   private timer: NodeJS.Timeout | undefined;
   /** The key files as last read (inode, size, time), to tell whether they changed since. */
   private loadedFiles = '';
@@ -97,15 +132,28 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
     const files = await this.filesStamp();
     const privateKey = await readPrivateKey(jwtSigningKeyFile(this.config));
     const key = { ...(await describe(createPublicKey(privateKey))), privateKey };
+    const idTokenPrivateKey = await readPrivateKey(idTokenSigningKeyFile(this.config));
+    const idTokenKey = {
+      ...(await describe(createPublicKey(idTokenPrivateKey))),
+      privateKey: idTokenPrivateKey,
+    };
     const accepted = new Map<string, SigningKey | Omit<SigningKey, 'privateKey'>>();
+    const idTokenPublished = new Map<string, JWK>();
     for (const publicKey of await readJwtVerificationKeys(this.verificationKeysFile)) {
       const described = await describe(publicKey);
-      accepted.set(described.kid, described);
+      if (isRsa(publicKey)) {
+        idTokenPublished.set(described.kid, described.publicJwk);
+      } else {
+        accepted.set(described.kid, described);
+      }
     }
     accepted.set(key.kid, key);
+    idTokenPublished.delete(idTokenKey.kid);
     const before = [...this.accepted.keys()].sort().join();
     this.key = key;
     this.accepted = accepted;
+    this.idTokenKey = idTokenKey;
+    this.idTokenPublished = [...idTokenPublished.values()];
     this.loadedFiles = files;
     if ([...accepted.keys()].sort().join() !== before) {
       this.generation += 1;
@@ -120,15 +168,26 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
     return this.loaded();
   }
 
-  /** The public keys as a JWK Set, for /.well-known/jwks.json: current first. */
+  /** The RS256 key that signs id_tokens. */
+  get idToken(): { kid: string; privateKey: KeyObject } {
+    this.loaded();
+    return this.idTokenKey!;
+  }
+
+  /**
+   * The public keys as a JWK Set, for /.well-known/jwks.json: the current access-token key
+   * first, then the current id_token key, then retired and next keys.
+   */
   jwks(): { keys: JWK[] } {
     const current = this.loaded();
     return {
       keys: [
         current.publicJwk,
+        this.idTokenKey!.publicJwk,
         ...[...this.accepted.values()]
           .filter((key) => key.kid !== current.kid)
           .map((key) => key.publicJwk),
+        ...this.idTokenPublished,
       ],
     };
   }
@@ -190,7 +249,7 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   /**
    * A token naming a key this instance does not hold: another instance may have rotated and
    * sign with the new key already. The files are read again if they changed since the last
-   * read; a stream of tokens with made-up kids costs a stat of two files each.
+   * read; a stream of tokens with made-up kids costs a stat of three files each.
    */
   private reloadForUnknownKid(): Promise<void> {
     this.unknownKidReload ??= (async () => {
@@ -204,9 +263,9 @@ export class SigningKeys implements OnModuleInit, OnModuleDestroy {
   }
 
   private async filesStamp(): Promise<string> {
-    const { signing, verification } = jwtKeyFiles(this.config);
+    const { signing, idTokenSigning, verification } = jwtKeyFiles(this.config);
     const stamps = await Promise.all(
-      [signing, verification].map((file) =>
+      [signing, idTokenSigning, verification].map((file) =>
         stat(file).then(
           (found) => `${found.ino}:${found.size}:${found.mtimeMs}`,
           () => 'none',
@@ -228,8 +287,16 @@ function isP256(key: KeyObject): boolean {
   return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
 }
 
+function isRsa(key: KeyObject): boolean {
+  return (
+    key.asymmetricKeyType === 'rsa' &&
+    (key.asymmetricKeyDetails?.modulusLength ?? 0) >= RSA_MIN_BITS
+  );
+}
+
 async function describe(publicKey: KeyObject): Promise<Omit<SigningKey, 'privateKey'>> {
   const jwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(jwk);
-  return { kid, publicKey, publicJwk: { ...jwk, kid, alg: ALGORITHM, use: 'sig' } };
+  const alg = isRsa(publicKey) ? ID_TOKEN_ALGORITHM : ALGORITHM;
+  return { kid, publicKey, publicJwk: { ...jwk, kid, alg, use: 'sig' } };
 }

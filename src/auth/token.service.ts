@@ -3,12 +3,15 @@ import { randomUUID } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { AppConfig } from '../config/config.js';
 import type { UserEntity } from './user.entity.js';
-import { ACCESS_TOKEN_TYPE, SigningKeys } from './signing-keys.js';
+import {
+  ACCESS_TOKEN_TYPE,
+  ID_TOKEN_ALGORITHM,
+  ID_TOKEN_TTL_SECONDS,
+  SigningKeys,
+} from './signing-keys.js';
 
 const MFA_TOKEN_TYPE = 'mfa+jwt';
 const MFA_TOKEN_TTL_SECONDS = 300;
-/** An id_token is read once, when the app receives it. */
-const ID_TOKEN_TTL_SECONDS = 300;
 
 export interface LoginFacts {
   amr: string[];
@@ -65,21 +68,22 @@ export class TokenService {
 
   /**
    * An OpenID Connect id_token for an app (SMART's `openid` scope): who signed in, when and how,
-   * for the app alone (`aud`), signed with the access tokens' key (same JWKS).
+   * for the app alone (`aud`), signed RS256 with a key of its own (in the same JWKS): SMART
+   * requires RS256, and apps' OpenID libraries expect it by default.
    */
   async idToken(
     user: UserEntity,
     login: LoginFacts,
     claims: { issuer: string; clientId: string; nonce?: string; fhirUser?: string },
   ): Promise<string> {
-    const { kid, privateKey } = this.keys.current;
+    const { kid, privateKey } = this.keys.idToken;
     return new SignJWT({
       auth_time: Math.floor(login.authTime.getTime() / 1000),
       amr: login.amr,
       ...(claims.nonce ? { nonce: claims.nonce } : {}),
       ...(claims.fhirUser ? { fhirUser: claims.fhirUser } : {}),
     })
-      .setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid })
+      .setProtectedHeader({ alg: ID_TOKEN_ALGORITHM, typ: 'JWT', kid })
       .setIssuer(claims.issuer)
       .setAudience(claims.clientId)
       .setSubject(user.id)

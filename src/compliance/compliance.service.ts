@@ -93,7 +93,8 @@ export class ComplianceService {
         id: 'key-separation',
         safeguard: '164.312(a)(2)(iv)',
         title: 'One key per purpose, none generated beside the data',
-        control: 'JWT_SIGNING_KEY_FILE, AUDIT_SIGNING_KEY_FILE, BACKUP_RECIPIENT, PHI_KEY_FILE',
+        control:
+          'JWT_SIGNING_KEY_FILE, ID_TOKEN_SIGNING_KEY_FILE, AUDIT_SIGNING_KEY_FILE, BACKUP_RECIPIENT, PHI_KEY_FILE',
         ...this.keySeparation(),
       },
       ...(await this.auditControls()),
@@ -270,6 +271,7 @@ export class ComplianceService {
     const problems: string[] = [];
     const files = {
       JWT_SIGNING_KEY_FILE: this.config.jwtSigningKeyFile,
+      ID_TOKEN_SIGNING_KEY_FILE: this.config.idTokenSigningKeyFile,
       AUDIT_SIGNING_KEY_FILE: this.config.auditSigningKeyFile,
     };
     for (const [name, file] of Object.entries(files)) {
@@ -288,7 +290,7 @@ export class ComplianceService {
     return problems.length > 0
       ? fail(problems.join('; '))
       : pass(
-          'Separate keys for PHI encryption, token signing (ES256), audit signing (Ed25519) and backups (age X25519)',
+          'Separate keys for PHI encryption, token signing (ES256), id_token signing (RS256), audit signing (Ed25519) and backups (age X25519)',
         );
   }
 

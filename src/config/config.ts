@@ -152,6 +152,12 @@ export class AppConfig {
     return file ? absolute(file) : undefined;
   }
 
+  /** The RS256 id_token key (PKCS#8 PEM); unset outside production means one under DATA_DIR. */
+  get idTokenSigningKeyFile(): string | undefined {
+    const file = this.config.get('ID_TOKEN_SIGNING_KEY_FILE', { infer: true });
+    return file ? absolute(file) : undefined;
+  }
+
   get accessTokenTtl(): number {
     return this.config.get('ACCESS_TOKEN_TTL', { infer: true });
   }

@@ -72,11 +72,25 @@ describe('validateEnv', () => {
     ).toBe('/keys.json');
   });
 
+  it('requires an id_token signing key in production', () => {
+    expect(() =>
+      validateEnv({
+        NODE_ENV: 'production',
+        PHI_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+        JWT_SIGNING_KEY_FILE: '/jwt.pem',
+        AUDIT_SIGNING_KEY_FILE: '/audit.pem',
+      }),
+    ).toThrow(
+      'Invalid configuration: ID_TOKEN_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+  });
+
   it('requires an audit signing key in production and refuses the benchmark switch there', () => {
     const production = {
       NODE_ENV: 'production',
       PHI_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
       JWT_SIGNING_KEY_FILE: '/jwt.pem',
+      ID_TOKEN_SIGNING_KEY_FILE: '/id-token.pem',
     };
     expect(() => validateEnv(production)).toThrow(
       'Invalid configuration: AUDIT_SIGNING_KEY_FILE must be set when NODE_ENV=production',

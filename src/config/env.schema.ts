@@ -32,6 +32,7 @@ const OPTIONAL_VARIABLES = [
   'PHI_MASTER_KEY',
   'PHI_KEY_FILE',
   'JWT_SIGNING_KEY_FILE',
+  'ID_TOKEN_SIGNING_KEY_FILE',
   'JWT_VERIFICATION_KEYS_FILE',
   'OIDC_ISSUER',
   'OIDC_AUDIENCE',
@@ -207,6 +208,12 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(1, { message: 'JWT_SIGNING_KEY_FILE must not be empty' })
   JWT_SIGNING_KEY_FILE?: string;
+
+  /** RSA private key (PEM) that signs OpenID Connect id_tokens (RS256, as SMART requires). */
+  @IsOptional()
+  @IsString()
+  @MinLength(1, { message: 'ID_TOKEN_SIGNING_KEY_FILE must not be empty' })
+  ID_TOKEN_SIGNING_KEY_FILE?: string;
 
   /** Public keys (PEM) also accepted and published: retired keys, and a next key. */
   @IsOptional()
@@ -826,6 +833,11 @@ export function validateEnv(
   if (options.requireKeys && env.NODE_ENV === 'production' && !env.JWT_SIGNING_KEY_FILE) {
     throw new ConfigError(
       'Invalid configuration: JWT_SIGNING_KEY_FILE must be set when NODE_ENV=production',
+    );
+  }
+  if (options.requireKeys && env.NODE_ENV === 'production' && !env.ID_TOKEN_SIGNING_KEY_FILE) {
+    throw new ConfigError(
+      'Invalid configuration: ID_TOKEN_SIGNING_KEY_FILE must be set when NODE_ENV=production',
     );
   }
   if (options.requireKeys && env.NODE_ENV === 'production' && !env.AUDIT_SIGNING_KEY_FILE) {

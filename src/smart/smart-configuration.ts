@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ASSERTION_ALGORITHMS } from '../auth/backend-clients/client-keys.js';
+import { ID_TOKEN_ALGORITHM } from '../auth/signing-keys.js';
 import { AppConfig } from '../config/config.js';
 
 /** The SMART App Launch 2.0 discovery document (`.well-known/smart-configuration`). */
@@ -152,7 +153,7 @@ export class SmartConfiguration {
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'refresh_token'],
       subject_types_supported: ['public'],
-      id_token_signing_alg_values_supported: ['ES256'],
+      id_token_signing_alg_values_supported: [ID_TOKEN_ALGORITHM],
       token_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
       scopes_supported: ['openid', 'fhirUser', 'launch', ...SCOPES],

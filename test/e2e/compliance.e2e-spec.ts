@@ -49,6 +49,10 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       join(secrets, 'jwt.pem'),
       pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
     );
+    await writeFile(
+      join(secrets, 'id-token.pem'),
+      pem(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
+    );
     await writeFile(join(secrets, 'audit.pem'), pem(generateKeyPairSync('ed25519').privateKey));
     await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'), { mode: 0o600 });
     const identity = await generateX25519Identity();
@@ -65,6 +69,7 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       KEK_FILE: join(secrets, 'kek'),
       PHI_KEY_FILE: join(dir, 'data', 'phi-keys.json'),
       JWT_SIGNING_KEY_FILE: join(secrets, 'jwt.pem'),
+      ID_TOKEN_SIGNING_KEY_FILE: join(secrets, 'id-token.pem'),
       AUDIT_SIGNING_KEY_FILE: join(secrets, 'audit.pem'),
       AUDIT_CHECKPOINT_FILE: join(dir, 'data', 'audit-checkpoints.jsonl'),
       BACKUP_RECIPIENT: await identityToRecipient(identity),

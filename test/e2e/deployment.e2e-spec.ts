@@ -93,6 +93,7 @@ describe('docker-compose.yml (production-like deployment)', () => {
       HL7_TLS_CERT_FILE: '/run/secrets/tls-cert',
       HL7_TLS_KEY_FILE: '/run/secrets/tls-key',
       JWT_SIGNING_KEY_FILE: '/run/secrets/jwt-signing-key',
+      ID_TOKEN_SIGNING_KEY_FILE: '/run/secrets/id-token-signing-key',
       AUDIT_SIGNING_KEY_FILE: '/run/secrets/audit-signing-key',
     });
     // The wrapped keys live in a volume, the KEK in a secret: never on the same mount.

@@ -193,6 +193,10 @@ describe('the service as a process', () => {
         /^Invalid configuration: JWT_SIGNING_KEY_FILE \S+ed-private\.pem must hold an EC P-256 private key \(ES256\)$/,
       ],
       [
+        { ID_TOKEN_SIGNING_KEY_FILE: 'ec-private.pem' },
+        /^Invalid configuration: ID_TOKEN_SIGNING_KEY_FILE \S+ec-private\.pem must hold an RSA private key of 2048 bits or more \(RS256\)$/,
+      ],
+      [
         { AUDIT_SIGNING_KEY_FILE: 'text.pem' },
         /^Invalid configuration: AUDIT_SIGNING_KEY_FILE \S+text\.pem does not hold a PEM private key \(ERR_OSSL_\w+\)$/,
       ],
@@ -202,7 +206,7 @@ describe('the service as a process', () => {
       ],
       [
         { JWT_VERIFICATION_KEYS_FILE: 'ed-public.pem' },
-        /^Invalid configuration: JWT_VERIFICATION_KEYS_FILE \S+ed-public\.pem: public key 1 is not an EC P-256 key$/,
+        /^Invalid configuration: JWT_VERIFICATION_KEYS_FILE \S+ed-public\.pem: public key 1 is not an EC P-256 key or an RSA key of 2048 bits or more$/,
       ],
       [
         { AUDIT_TRUSTED_KEYS_FILE: 'ec-public.pem' },
@@ -424,11 +428,21 @@ describe('the service as a process', () => {
         generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
         { mode: 0o600 },
       );
+      const idTokenKeyFile = join(dir, 'id-token.pem');
+      await writeFile(
+        idTokenKeyFile,
+        generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+          type: 'pkcs8',
+          format: 'pem',
+        }),
+        { mode: 0o600 },
+      );
       const env = {
         NODE_ENV: 'production',
         DATABASE_URL: process.env['DATABASE_URL']!,
         PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
         JWT_SIGNING_KEY_FILE: keyFile,
+        ID_TOKEN_SIGNING_KEY_FILE: idTokenKeyFile,
         AUDIT_SIGNING_KEY_FILE: auditKeyFile,
         DATA_DIR: dir,
         PORT: '0',

@@ -1,9 +1,17 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, SignJWT } from 'jose';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
+import { TokenService } from '../../src/auth/token.service.js';
+import type { UserEntity } from '../../src/auth/user.entity.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { http } from '../support/http.js';
@@ -31,10 +39,11 @@ describe('signing key rotation (keys:rotate-jwt, audit:rotate-key)', () => {
     http('GET', `${testApp.url}/fhir/Patient?_count=1`, {
       headers: { authorization: `Bearer ${token}` },
     });
-  const jwks = async (): Promise<string[]> =>
-    (await http('GET', `${testApp.url}/.well-known/jwks.json`)).body.keys.map(
-      (key: { kid: string }) => key.kid,
-    );
+  /** The kids in the JWKS of one algorithm: ES256 access-token keys, RS256 id_token keys. */
+  const jwks = async (alg = 'ES256'): Promise<string[]> =>
+    (await http('GET', `${testApp.url}/.well-known/jwks.json`)).body.keys
+      .filter((key: { alg: string }) => key.alg === alg)
+      .map((key: { kid: string }) => key.kid);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-signing-'));
@@ -107,6 +116,45 @@ describe('signing key rotation (keys:rotate-jwt, audit:rotate-key)', () => {
     expect(await jwks()).toEqual([newKid]);
     expect((await read(before)).status).toBe(401);
     expect((await read(after)).status).toBe(200);
+  });
+
+  it('rotates the id_token key with --id-token: the old one stays published, access tokens keep theirs', async () => {
+    const idKid = async (): Promise<string | undefined> =>
+      decodeProtectedHeader(
+        await testApp.app
+          .get(TokenService)
+          .idToken(
+            { id: randomUUID() } as UserEntity,
+            { amr: ['pwd'], authTime: new Date() },
+            { issuer: testApp.url, clientId: 'app' },
+          ),
+      ).kid;
+    const accessKids = await jwks();
+    const oldKid = await idKid();
+    expect(await jwks('RS256')).toEqual([oldKid]);
+
+    const rotated = await hosted('keys:rotate-jwt', '--id-token');
+    expect(rotated).toMatchObject({ code: 0 });
+    expect(rotated.stdout).toMatch(
+      new RegExp(
+        `New id_token signing key \\S+ .* the old key ${oldKid} stays published until \\S+Z`,
+      ),
+    );
+    await testApp.app.get(SigningKeys).reload();
+    const newKid = await idKid();
+    expect(newKid).not.toBe(oldKid);
+    expect(await jwks('RS256')).toEqual([newKid, oldKid]);
+    expect(await jwks()).toEqual(accessKids);
+    // Published for apps, never accepted as an access token's key.
+    const token = await new SignJWT({ sub: randomUUID() })
+      .setProtectedHeader({ alg: 'RS256', typ: 'at+jwt', kid: newKid })
+      .setIssuer(process.env['JWT_ISSUER'] ?? 'carevault')
+      .setAudience(process.env['JWT_AUDIENCE'] ?? 'carevault-api')
+      .setExpirationTime('5m')
+      .sign(
+        createPrivateKey(await readFile(join(dir, 'data', 'id-token-signing-key.pem'), 'utf8')),
+      );
+    expect((await read(token)).status).toBe(401);
   });
 
   it('accepts at once a token another instance signed with a key rotated in since the last reload', async () => {

@@ -643,9 +643,10 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(discovery.body).toMatchObject({
       issuer: testApp.url,
       authorization_endpoint: `${testApp.url}/auth/authorize`,
-      id_token_signing_alg_values_supported: ['ES256'],
+      id_token_signing_alg_values_supported: ['RS256'],
     });
-    const keys = createLocalJWKSet((await http('GET', discovery.body.jwks_uri)).body);
+    const jwks = (await http('GET', discovery.body.jwks_uri)).body;
+    const keys = createLocalJWKSet(jwks);
 
     for (const [user, fhirUser] of [
       [doctor, `${fhirBase}/Practitioner/${practitioner.body.id}`],
@@ -667,9 +668,15 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       const { payload, protectedHeader } = await jwtVerify(token.body.id_token, keys, {
         issuer: testApp.url,
         audience: openidApp.id,
-        algorithms: ['ES256'],
+        algorithms: ['RS256'],
       });
       expect(protectedHeader.typ).toBe('JWT');
+      // SMART's RS256, with a 2048-bit RSA key of its own in the JWKS.
+      expect(jwks.keys).toContainEqual(
+        expect.objectContaining({ kid: protectedHeader.kid, kty: 'RSA', alg: 'RS256', use: 'sig' }),
+      );
+      const rsa = jwks.keys.find((key: { kid: string }) => key.kid === protectedHeader.kid);
+      expect(Buffer.from(rsa.n, 'base64url').length * 8).toBeGreaterThanOrEqual(2048);
       expect(payload).toMatchObject({ sub: user.id, nonce, amr: ['pwd'] });
       expect(payload['fhirUser']).toBe(fhirUser);
     }
@@ -686,7 +693,8 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     const config = await oidc.discovery(
       new URL(testApp.url),
       registered.id,
-      { id_token_signed_response_alg: 'ES256' },
+      // openid-client's default: RS256, what SMART requires of id_tokens.
+      {},
       oidc.None(),
       { execute: [oidc.allowInsecureRequests] },
     );
