@@ -65,6 +65,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /auth/mfa/enroll': { action: 'update', subtype: 'mfa-enroll' },
   'POST /auth/mfa/activate': { action: 'update', subtype: 'mfa-activate' },
   'POST /auth/token/scoped': { action: 'execute', subtype: 'token-exchange' },
+  'POST /auth/introspect': { action: 'execute', subtype: 'token-introspection' },
   'POST /auth/break-glass': { action: 'execute', subtype: 'break-glass' },
   'GET /admin/users': { action: 'read', subtype: 'user-list' },
   'POST /admin/users/:username/disable': { action: 'update', subtype: 'user-disable' },

@@ -31,6 +31,7 @@ import { StrictRateLimit } from '../common/http/rate-limit.js';
 import { requestOrigin } from '../common/http/request-origin.js';
 import { Public, RequirePermission } from './permission.decorators.js';
 import { SigningKeys } from './signing-keys.js';
+import { TokenIntrospection, type IntrospectionResponse } from './token-introspection.js';
 
 type AuthenticatedRequest = FastifyRequest & { user: AuthenticatedUser };
 
@@ -42,6 +43,7 @@ export class AuthController {
     private readonly keys: SigningKeys,
     private readonly clientCredentials: ClientCredentialsGrant,
     private readonly authorizationCodes: AuthorizationCodes,
+    private readonly introspection: TokenIntrospection,
   ) {}
 
   @Public()
@@ -195,6 +197,44 @@ export class AuthController {
     @Body() body: ScopedTokenDto,
   ): ReturnType<AuthService['scopedToken']> {
     return this.auth.scopedToken(request.user, body.scope, body.patient);
+  }
+
+  /**
+   * The caller authenticates with an access token of its own (SMART 2.0 lets an app or a
+   * resource server call it): whoever presents a token to introspect holds it, and a JWT's
+   * claims are readable to its holder anyway; the bearer token keeps anonymous callers from
+   * probing token liveness.
+   */
+  @RequirePermission('account:self')
+  @Post('auth/introspect')
+  @HttpCode(200)
+  @ApiBearerAuth()
+  @ApiConsumes('application/x-www-form-urlencoded')
+  @ApiBody({
+    schema: {
+      type: 'object',
+      required: ['token'],
+      properties: {
+        token: { type: 'string', description: 'The access token to introspect' },
+        token_type_hint: { type: 'string', description: 'Ignored (RFC 7662)' },
+      },
+    },
+  })
+  @ApiOperation({
+    summary:
+      'Token introspection (RFC 7662): whether an access token is active now, with its scope, client, subject and patient',
+  })
+  introspect(
+    @Body() body: unknown,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<IntrospectionResponse> {
+    const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
+      string,
+      unknown
+    >;
+    // The answer says who a token stands for: kept out of caches like a token response.
+    void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    return this.introspection.introspect(fields['token']);
   }
 
   @Public()

@@ -17,6 +17,8 @@ import { PermissionGuard } from './permission.guard.js';
 import { RequestIdentity } from './request-identity.js';
 import { SessionStatus } from './session-status.js';
 import { SigningKeys } from './signing-keys.js';
+import { TokenIntrospection } from './token-introspection.js';
+import { TokenLiveness } from './token-liveness.js';
 import { TokenService } from './token.service.js';
 import { UsersModule } from './users.module.js';
 
@@ -28,6 +30,8 @@ import { UsersModule } from './users.module.js';
     AccountStatus,
     ClientStatus,
     SessionStatus,
+    TokenLiveness,
+    TokenIntrospection,
     AuthService,
     SigningKeys,
     TokenService,

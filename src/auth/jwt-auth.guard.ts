@@ -2,13 +2,11 @@ import { ExecutionContext, Injectable, UnauthorizedException } from '@nestjs/com
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
-import { AccountStatus } from './account-status.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
-import { ClientStatus } from './client-status.js';
 import { PUBLIC_KEY } from './permission.decorators.js';
 import { bearerToken } from './bearer-token.js';
 import { RequestIdentity } from './request-identity.js';
-import { SessionStatus } from './session-status.js';
+import { TokenLiveness } from './token-liveness.js';
 
 /**
  * Every route needs a valid access token unless it is marked @Public(): CareVault's own
@@ -19,9 +17,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   constructor(
     private readonly reflector: Reflector,
     private readonly identity: RequestIdentity,
-    private readonly accounts: AccountStatus,
-    private readonly clients: ClientStatus,
-    private readonly sessions: SessionStatus,
+    private readonly liveness: TokenLiveness,
   ) {
     super();
   }
@@ -62,19 +58,9 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     return allowed;
   }
 
-  /**
-   * A valid token of an account disabled, deleted or whose sessions ended since (a new password,
-   * an MFA reset), of a SMART app or backend client disabled since, or of a session ended since
-   * (a logout, a replayed refresh token), is refused within seconds, not at its expiry
-   * (AccountStatus, ClientStatus, SessionStatus).
-   */
+  /** A token whose account, app or session has ended since is refused (TokenLiveness). */
   private async stillAllowed(user: AuthenticatedUser): Promise<AuthenticatedUser> {
-    const allowed = await Promise.all([
-      this.accounts.allows(user),
-      this.clients.allows(user),
-      this.sessions.allows(user),
-    ]);
-    if (allowed.includes(false)) throw new UnauthorizedException();
+    if (!(await this.liveness.allows(user))) throw new UnauthorizedException();
     return user;
   }
 

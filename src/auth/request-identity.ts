@@ -65,6 +65,23 @@ export class RequestIdentity {
   }
 
   /**
+   * The user of one of CareVault's own access tokens, verified as the guard verifies a bearer
+   * token (header, signature, issuer, audience, expiry), or undefined; the caller checks its
+   * liveness (TokenLiveness). External issuers' tokens are not read here.
+   */
+  async ownAccessToken(token: string): Promise<AuthenticatedUser | undefined> {
+    if (this.isExternal(token)) return undefined;
+    const known = this.remembered(token);
+    if (known) return known;
+    // The strategy reads the token from a request's Authorization header, as bearerToken does.
+    const user = await this.ownToken({
+      headers: { authorization: `Bearer ${token}` },
+    } as FastifyRequest);
+    if (user) this.remember(token, user);
+    return user;
+  }
+
+  /**
    * passport-jwt's strategy run outside a guard, the way passport's own middleware runs one:
    * an instance of it whose outcome callbacks settle a promise.
    */

@@ -9,6 +9,7 @@ export interface SmartDocument {
   jwks_uri: string;
   authorization_endpoint?: string;
   token_endpoint: string;
+  introspection_endpoint?: string;
   grant_types_supported: string[];
   token_endpoint_auth_methods_supported: string[];
   token_endpoint_auth_signing_alg_values_supported?: string[];
@@ -23,6 +24,7 @@ interface ProviderMetadata {
   issuer: string;
   authorization_endpoint?: string;
   token_endpoint?: string;
+  introspection_endpoint?: string;
   jwks_uri?: string;
   grant_types_supported?: string[];
   code_challenge_methods_supported?: string[];
@@ -87,6 +89,8 @@ export class SmartConfiguration {
       jwks_uri: `${origin}/.well-known/jwks.json`,
       authorization_endpoint: `${origin}/auth/authorize`,
       token_endpoint: `${origin}/auth/token`,
+      // RFC 7662, for CareVault's access tokens; the caller presents a bearer token of its own.
+      introspection_endpoint: `${origin}/auth/introspect`,
       grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
       // `none` for public apps (PKCE) and sessions; private_key_jwt for backend clients.
       token_endpoint_auth_methods_supported: ['none', 'private_key_jwt'],
@@ -119,6 +123,10 @@ export class SmartConfiguration {
       jwks_uri: provider.jwks_uri ?? own.jwks_uri,
       authorization_endpoint: provider.authorization_endpoint,
       token_endpoint: provider.token_endpoint,
+      // The provider's tokens are introspected at the provider, if it offers it.
+      ...(provider.introspection_endpoint
+        ? { introspection_endpoint: provider.introspection_endpoint }
+        : {}),
       grant_types_supported: grants,
       token_endpoint_auth_methods_supported: methods,
       // SMART allows S256 only: a provider's `plain` is not passed on.
@@ -149,6 +157,7 @@ export class SmartConfiguration {
       issuer: origin,
       authorization_endpoint: `${origin}/auth/authorize`,
       token_endpoint: `${origin}/auth/token`,
+      introspection_endpoint: `${origin}/auth/introspect`,
       jwks_uri: `${origin}/.well-known/jwks.json`,
       response_types_supported: ['code'],
       grant_types_supported: ['authorization_code', 'refresh_token'],
@@ -239,6 +248,9 @@ export function restSecurity(smart: SmartDocument, cors: boolean): Record<string
             ? [{ url: 'authorize', valueUri: smart.authorization_endpoint }]
             : []),
           { url: 'token', valueUri: smart.token_endpoint },
+          ...(smart.introspection_endpoint
+            ? [{ url: 'introspect', valueUri: smart.introspection_endpoint }]
+            : []),
         ],
       },
     ],

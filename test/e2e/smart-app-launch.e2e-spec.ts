@@ -1038,4 +1038,117 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     );
     expect(withMrn).toEqual([]);
   });
+
+  describe('token introspection (RFC 7662)', () => {
+    let caller: ReturnType<typeof authorizedHttp>;
+    const introspect = (token: string, as = caller) =>
+      as('POST', `${testApp.url}/auth/introspect`, {
+        raw: new URLSearchParams({ token }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+    /** Asks until the token is reported inactive (the status caches' 5 s); ms it took. */
+    const inactiveWithin = async (token: string): Promise<number> => {
+      const ended = Date.now();
+      while (Date.now() - ended < 8_000) {
+        if ((await introspect(token)).body.active === false) return Date.now() - ended;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      return Infinity;
+    };
+
+    beforeAll(async () => {
+      // A resource server's own token: any valid access token may ask.
+      caller = authorizedHttp(
+        (await login(testApp, await createUser(testApp, ['nurse']))).access_token,
+      );
+    });
+
+    it('is advertised in the discovery documents', async () => {
+      for (const path of [
+        '/.well-known/smart-configuration',
+        '/.well-known/openid-configuration',
+      ]) {
+        expect((await http('GET', `${testApp.url}${path}`)).body.introspection_endpoint).toBe(
+          `${testApp.url}/auth/introspect`,
+        );
+      }
+    });
+
+    it("describes an app's token as the guard sees it, and only to a caller with a token", async () => {
+      const { code, verifier } = await authorize(doctor);
+      const token = await exchange(code, verifier);
+      expect(token.status).toBe(200);
+      const requestId = randomUUID();
+      const answer = await caller('POST', `${testApp.url}/auth/introspect`, {
+        raw: new URLSearchParams({ token: token.body.access_token }).toString(),
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-request-id': requestId,
+        },
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.headers.get('cache-control')).toBe('no-store');
+      const claims = decodeJwt(token.body.access_token);
+      expect(answer.body).toEqual({
+        active: true,
+        token_type: 'Bearer',
+        scope: token.body.scope,
+        client_id: appId,
+        sub: doctor.id,
+        patient: patientId,
+        iss: claims.iss,
+        aud: claims.aud,
+        exp: claims.exp,
+        iat: claims.iat,
+      });
+      // Audited as the other auth endpoints are, without the token.
+      const [row] = await db.query<{ subtype: string; text: string }[]>(
+        `SELECT subtype, row_to_json(a)::text AS text FROM audit_event a WHERE request_id = $1`,
+        [requestId],
+      );
+      expect(row?.subtype).toBe('token-introspection');
+      expect(row!.text).not.toContain(token.body.access_token.split('.')[2]);
+
+      expect((await introspect(token.body.refresh_token)).body).toEqual({ active: false });
+      expect((await introspect('not-a-token')).body).toEqual({ active: false });
+      const [header, payload, signature] = token.body.access_token.split('.');
+      const forged = `${header}.${payload}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
+      expect((await introspect(forged)).body).toEqual({ active: false });
+      const anonymous = await http('POST', `${testApp.url}/auth/introspect`, {
+        raw: new URLSearchParams({ token: token.body.access_token }).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      expect(anonymous.status).toBe(401);
+      expect(JSON.stringify(anonymous.body)).not.toContain(token.body.access_token);
+    });
+
+    it('reports a token inactive once its app is disabled, or its session ended', async () => {
+      const name = `intro-${randomUUID().slice(0, 8)}`;
+      const registered = await apps.register(name, [REDIRECT], 'launch/patient patient/*.rs');
+      const saved = appId;
+      appId = registered.id;
+      let appToken: string;
+      try {
+        const { code, verifier } = await authorize(doctor);
+        appToken = (await exchange(code, verifier)).body.access_token;
+      } finally {
+        appId = saved;
+      }
+      expect((await introspect(appToken)).body.active).toBe(true);
+      await apps.disable(name);
+      expect(await inactiveWithin(appToken)).toBeLessThan(6_000);
+
+      const session = await login(testApp, doctor);
+      expect((await introspect(session.access_token)).body).toMatchObject({
+        active: true,
+        sub: doctor.id,
+      });
+      const out = await http('POST', `${testApp.url}/auth/logout`, {
+        body: { refresh_token: session.refresh_token },
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(out.status).toBe(204);
+      expect(await inactiveWithin(session.access_token)).toBeLessThan(6_000);
+    });
+  });
 });

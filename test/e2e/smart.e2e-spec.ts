@@ -68,7 +68,9 @@ describe('SMART discovery and the OAuth token endpoint', () => {
     expect(await oauthUris(testApp)).toEqual({
       authorize: root.body.authorization_endpoint,
       token: root.body.token_endpoint,
+      introspect: root.body.introspection_endpoint,
     });
+    expect(root.body.introspection_endpoint).toBe(`${testApp.url}/auth/introspect`);
     // What a FHIR client library finds by itself, from the FHIR base URL alone.
     const metadata = await new Client({ baseUrl: `${testApp.url}/fhir` }).smartAuthMetadata();
     expect(String(metadata.tokenUrl)).toBe(root.body.token_endpoint);
