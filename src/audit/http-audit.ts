@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { formatScope } from '../auth/smart-scopes.js';
+import { isAuthorizationRequest } from '../smart/launch/authorization-request.js';
 import type { ClientRefusal } from '../common/http/client-error.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
@@ -204,6 +205,10 @@ export function describeRoute(
       subtype: type === 'transaction' || type === 'batch' ? type : 'bundle',
       bundle: true,
     };
+  }
+  // An authorization request posted as a form (authorize-post) is the GET's page, not a login.
+  if (route === '/auth/authorize' && method === 'POST' && isAuthorizationRequest(body)) {
+    return { action: 'read', subtype: null, bundle: false };
   }
   if (route === '/auth/token' && method === 'POST') {
     const grant = (body as { grant_type?: unknown } | undefined)?.grant_type;

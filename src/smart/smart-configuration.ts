@@ -101,6 +101,8 @@ export class SmartConfiguration {
       capabilities: [
         'launch-ehr',
         'launch-standalone',
+        // The authorization request may also be POSTed as a form (authorize.controller.ts).
+        'authorize-post',
         'context-ehr-patient',
         'context-ehr-encounter',
         'context-standalone-patient',

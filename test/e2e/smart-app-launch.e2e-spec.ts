@@ -180,6 +180,64 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     });
   });
 
+  it('takes the authorization request POSTed as a form (authorize-post) as it takes the GET', async () => {
+    const smart = await http('GET', `${fhirBase}/.well-known/smart-configuration`);
+    expect(smart.body.capabilities).toContain('authorize-post');
+    const { verifier, challenge } = pkce();
+    const params = Object.fromEntries(new URL(authorizeUrl(challenge)).searchParams);
+    const requestId = randomUUID();
+    const response = await fetch(`${testApp.url}/auth/authorize`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams(params).toString(),
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-request-id': requestId,
+      },
+    });
+    const page: Answer = {
+      status: response.status,
+      location: undefined,
+      headers: response.headers,
+      text: await response.text(),
+    };
+    expect(page.status).toBe(200);
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    expect(page.text).toContain('name="patient"');
+    // The page of a request, not a sign-in: audited as the GET is.
+    const [row] = await db.query<{ action: string; subtype: string | null }[]>(
+      `SELECT action, subtype FROM audit_event WHERE request_id = $1`,
+      [requestId],
+    );
+    expect(row).toMatchObject({ action: 'read', subtype: null });
+
+    const answer = await signIn(page, {
+      username: doctor.username,
+      password: doctor.password,
+      patient: mrn,
+    });
+    expect(answer.status).toBe(303);
+    expect(answer.location?.searchParams.get('state')).toBe('st-123');
+    const token = await exchange(answer.location!.searchParams.get('code')!, verifier);
+    expect(token.status).toBe(200);
+    expect(token.body.patient).toBe(patientId);
+
+    // Refused as the GET refuses: an unknown app gets the error page, a bad request a redirect.
+    const unknown = await browse(`${testApp.url}/auth/authorize`, {
+      ...params,
+      client_id: randomUUID(),
+    });
+    expect(unknown.status).toBe(400);
+    const unsupported = await browse(`${testApp.url}/auth/authorize`, {
+      ...params,
+      response_type: 'token',
+    });
+    expect(unsupported.status).toBe(303);
+    expect(unsupported.location?.searchParams.get('error')).toBe('unsupported_response_type');
+    // A form with neither is no sign-in either.
+    expect((await browse(`${testApp.url}/auth/authorize`, { username: 'x' })).status).toBe(400);
+  });
+
   it('signs the user in, takes the patient by MRN, and gives the app a token for that patient only', async () => {
     const { verifier, challenge } = pkce();
     const page = await browse(authorizeUrl(challenge));

@@ -1,4 +1,4 @@
-import { checkAuthorizationRequest } from './authorization-request.js';
+import { checkAuthorizationRequest, isAuthorizationRequest } from './authorization-request.js';
 
 const BASE = 'https://ehr.example/fhir';
 const CHALLENGE = 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM';
@@ -73,5 +73,16 @@ describe('checkAuthorizationRequest', () => {
     expect((result as { state?: string }).state).toBe(
       typeof given === 'string' ? given : undefined,
     );
+  });
+});
+
+describe('isAuthorizationRequest', () => {
+  it('tells an authorization request posted as a form from the sign-in form', () => {
+    expect(isAuthorizationRequest(request({ client_id: 'a' }))).toBe(true);
+    // The sign-in form carries the sealed request (and whatever else a client adds).
+    expect(isAuthorizationRequest({ request: 'sealed', username: 'u' })).toBe(false);
+    expect(isAuthorizationRequest(request({ request: 'sealed' }))).toBe(false);
+    expect(isAuthorizationRequest({ username: 'u' })).toBe(false);
+    expect(isAuthorizationRequest(undefined)).toBe(false);
   });
 });

@@ -34,6 +34,17 @@ export function single(query: Record<string, unknown>, name: string): string | u
 }
 
 /**
+ * Whether a POST to the authorization endpoint is an authorization request (SMART 2.0's
+ * `authorize-post`: the app's parameters as a form, answered as the GET is) rather than the
+ * sign-in form, which carries the sealed `request` and never a `response_type`.
+ */
+export function isAuthorizationRequest(body: unknown): boolean {
+  if (body === null || typeof body !== 'object') return false;
+  const fields = body as Record<string, unknown>;
+  return fields['request'] === undefined && fields['response_type'] !== undefined;
+}
+
+/**
  * SMART App Launch's checks of an authorization request for a registered app: response_type
  * `code`, a state, the FHIR server it is for (`aud`), PKCE S256, at least one resource scope the
  * app is registered for, and for an EHR launch both the `launch` value and scope.

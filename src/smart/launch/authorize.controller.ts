@@ -6,6 +6,7 @@ import { CurrentUser } from '../../auth/current-user.decorator.js';
 import { Public, RequirePermission } from '../../auth/permission.decorators.js';
 import { StrictRateLimit } from '../../common/http/rate-limit.js';
 import { fhirBaseUrl } from '../../fhir/fhir-headers.js';
+import { isAuthorizationRequest } from './authorization-request.js';
 import { AuthorizeService, type AuthorizeOutcome } from './authorize.service.js';
 import { LaunchContexts } from './launch-contexts.js';
 import { LaunchDto } from './launch.dto.js';
@@ -37,16 +38,20 @@ export class AuthorizeController {
   @ApiConsumes('application/x-www-form-urlencoded')
   @ApiOperation({
     summary:
-      'The sign-in form of the authorization endpoint (a browser posts it): a redirect to the app with a code, or the page again',
+      'The sign-in form of the authorization endpoint (a browser posts it): a redirect to the app with a code, or the page again; or an authorization request posted as a form (SMART authorize-post), answered as the GET',
   })
   async submit(
     @Body() body: unknown,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<string | undefined> {
     const fields = (body !== null && typeof body === 'object' ? body : {}) as Record<
       string,
       unknown
     >;
+    if (isAuthorizationRequest(fields)) {
+      return answer(reply, await this.authorize.begin(fields, fhirBaseUrl(request)));
+    }
     return answer(reply, await this.authorize.submit(fields));
   }
 }
