@@ -106,6 +106,10 @@ export class SmartConfiguration {
         'context-ehr-patient',
         'context-ehr-encounter',
         'context-standalone-patient',
+        // Every launch with a patient in context gets need_patient_banner and smart_style_url
+        // (authorization-codes.ts); an identity provider's launches do not, so they are ours alone.
+        'context-banner',
+        'context-style',
         'client-public',
         'client-confidential-asymmetric',
         'sso-openid-connect',

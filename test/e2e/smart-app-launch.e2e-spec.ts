@@ -870,6 +870,11 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
       need_patient_banner: true,
       smart_style_url: `${testApp.url}/smart/style.json`,
     });
+    // And discovery says so (SMART's context-banner and context-style).
+    const smart = await http('GET', `${fhirBase}/.well-known/smart-configuration`);
+    expect(smart.body.capabilities).toEqual(
+      expect.arrayContaining(['launch-ehr', 'context-banner', 'context-style']),
+    );
     const style = await http('GET', token.body.smart_style_url);
     expect(style.status).toBe(200);
     expect(style.headers.get('content-type')).toMatch(/^application\/json/);

@@ -199,6 +199,9 @@ describe('SMART discovery with an identity provider (OIDC_ISSUER)', () => {
         'permission-v2',
       ]),
     );
+    // The provider's launches carry no need_patient_banner or smart_style_url of ours.
+    expect(smart.body.capabilities).not.toContain('context-banner');
+    expect(smart.body.capabilities).not.toContain('context-style');
     expect(await oauthUris(testApp)).toEqual({
       authorize: smart.body.authorization_endpoint,
       token: smart.body.token_endpoint,
