@@ -1868,7 +1868,7 @@ describe('HL7 v2 over MLLP', () => {
     // found the Patient live and read it, while the A08 waits for the Patient's row lock.
     const { release } = await heldDelete(testApp, 'Patient', deletedId);
     await sender.send([adt('A08', 'DR-B', 'After')]);
-    await untilWaitingForLock(data, 'The A08', '%FOR UPDATE%');
+    await untilWaitingForLock(data, 'The A08', '%FOR NO KEY UPDATE%');
     await release();
     const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
     expect(msaOf(ack!).code).toBe('AA');
@@ -1904,7 +1904,7 @@ describe('HL7 v2 over MLLP', () => {
       );
       // The update (A08) holds its stored message's row and waits for the Patient...
       await sender.send([adt('A08', 'DL-B', 'After')]);
-      await untilWaitingForLock(data, 'The A08', '%FOR UPDATE%');
+      await untilWaitingForLock(data, 'The A08', '%FOR NO KEY UPDATE%');
       const [message] = await data.query<{ id: string }[]>(
         "SELECT id FROM hl7_message WHERE control_id = 'DL-B'",
       );

@@ -231,6 +231,81 @@ describe('referential integrity', () => {
     }
   });
 
+  it('updates a resource that a transaction still open refers to; only a delete waits for it', async () => {
+    const [p, q] = [await createPatient(), await createPatient()];
+    const row = (reference: string, lock: string) => {
+      const [type, id] = reference.split('/');
+      return `SELECT 1 FROM resource WHERE resource_type = '${type!}' AND id = '${id!}' ${lock}`;
+    };
+    // What a transaction Bundle updating P and referring to Q holds until it commits.
+    const data = testApp.app.get(DataSource);
+    const other = data.createQueryRunner();
+    await other.connect();
+    // A write that waits for the other session's locks would wait until it commits: give up
+    // on it after 15 s rather than hang.
+    const within = async <T>(work: Promise<T>): Promise<T | 'still waiting'> => {
+      let timer: NodeJS.Timeout | undefined;
+      const waiting = new Promise<'still waiting'>((resolve) => {
+        timer = setTimeout(resolve, 15_000, 'still waiting');
+      });
+      try {
+        return await Promise.race([work, waiting]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    try {
+      await other.startTransaction();
+      await other.query(row(p, 'FOR NO KEY UPDATE'));
+      await other.query(row(q, 'FOR KEY SHARE'));
+      // Until 2026-12-06 an update locked Q FOR UPDATE and waited for the other to commit;
+      // crosswise, two such Bundles deadlocked.
+      const current = await http('GET', `${fhir}/${q}`);
+      const put = await within(
+        http('PUT', `${fhir}/${q}`, { body: { ...current.body, active: false } }),
+      );
+      expect(put).not.toBe('still waiting');
+      expect((put as { status: number }).status).toBe(200);
+      const bundle = await within(
+        http('POST', fhir, {
+          body: {
+            resourceType: 'Bundle',
+            type: 'transaction',
+            entry: [
+              { resource: observation(p), request: { method: 'POST', url: 'Observation' } },
+              {
+                resource: { ...current.body, active: true },
+                request: { method: 'PUT', url: q },
+              },
+            ],
+          },
+        }),
+      );
+      expect(bundle).not.toBe('still waiting');
+      expect((bundle as { status: number }).status).toBe(200);
+      const patched = await within(
+        http('PATCH', `${fhir}/${q}`, {
+          headers: { 'content-type': 'application/json-patch+json' },
+          body: [{ op: 'replace', path: '/active', value: false }],
+        }),
+      );
+      expect((patched as { status: number }).status).toBe(200);
+
+      // A delete of Q still waits for the referrer to commit (it might have referred to Q).
+      const observations = await http('GET', `${fhir}/Observation?subject=${p}`);
+      for (const entry of observations.body.entry as { resource: { id: string } }[]) {
+        expect((await http('DELETE', `${fhir}/Observation/${entry.resource.id}`)).status).toBe(204);
+      }
+      const deleting = http('DELETE', `${fhir}/${q}`);
+      await untilWaitingForLock(data, 'The delete', '%FOR UPDATE%');
+      await other.commitTransaction();
+      expect((await deleting).status).toBe(204);
+    } finally {
+      if (other.isTransactionActive) await other.rollbackTransaction();
+      await other.release();
+    }
+  });
+
   it('answers a deadlock with a 503 to retry, having written nothing', async () => {
     const [p, q] = [await createPatient(), await createPatient()];
     const row = (reference: string) => {
