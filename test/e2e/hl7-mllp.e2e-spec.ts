@@ -4,12 +4,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { HL7_MEDIA_TYPE } from '../../src/common/http/media-types.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
+import { senderSystem } from '../../src/hl7/inbound/message-patients.js';
+import { identifierCriteria, patientFromSegments } from '../../src/hl7/mapping/patient.js';
 import { decodeMessage } from '../../src/hl7/message/hl7-header.js';
+import { V2Message } from '../../src/hl7/message/v2-message.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -1925,6 +1929,89 @@ describe('HL7 v2 over MLLP', () => {
     expect(stored!.status).toBe('processed');
     const updated = (await http('GET', search)).body.entry[0].resource;
     expect(updated).toMatchObject({ name: [{ family: 'After' }], meta: { versionId: '2' } });
+  });
+
+  it('locks the patients of a results message in one order, whatever order its PIDs come in', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const msh = (type: string, control: string) =>
+      `MSH|^~\\&|LAB|NORTH|CV|HOSP|20240101||${type}|${control}-${tag}|P|2.5.1`;
+    const pid = (mrn: string) => `PID|1||${mrn}-${tag}^^^NORTH&2.16.840.1.8&ISO^MR||Crosswise^Pat`;
+    const sender = await client();
+    await sender.send(
+      ['XA', 'XB'].map((mrn) => Buffer.from([msh('ADT^A04', mrn), pid(mrn)].join('\r'))),
+    );
+    expect((await sender.waitForAcks(2)).map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+
+    // The criteria a PID is searched by, and the key of its exclusive lock, which orders it.
+    const unitOfWork = testApp.app.get(UnitOfWork);
+    const fhir = testApp.app.get(FhirService);
+    const criteriaOf = (mrn: string) => {
+      const { text, header } = decodeMessage(
+        Buffer.from([msh('ORU^R01', 'X'), pid(mrn)].join('\r')),
+      );
+      const message = new V2Message(text, header.delimiters);
+      const { identifiers } = patientFromSegments(
+        message.first('PID')!,
+        senderSystem(message),
+        undefined,
+      );
+      return { type: 'Patient', criteria: identifierCriteria(identifiers)! };
+    };
+    const ownKey = async (manager: EntityManager): Promise<bigint> => {
+      const [lock] = await manager.query<{ key: string }[]>(
+        `SELECT ((classid::bigint << 32) | objid::bigint)::text AS key FROM pg_locks
+          WHERE pid = pg_backend_pid() AND locktype = 'advisory' AND mode = 'ExclusiveLock'`,
+      );
+      return BigInt(lock!.key);
+    };
+    const keyOf = (mrn: string) =>
+      unitOfWork.run(async (manager) => {
+        await fhir.lockCriteria([criteriaOf(mrn)]);
+        return ownKey(manager);
+      });
+    const [first, second] = (await keyOf('XA')) < (await keyOf('XB')) ? ['XA', 'XB'] : ['XB', 'XA'];
+
+    // This session holds the first patient's lock, as a message about it would...
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let holding!: () => void;
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    let secondTaken: unknown;
+    const session = unitOfWork.run(async (manager) => {
+      await fhir.lockCriteria([criteriaOf(first)]);
+      holding();
+      await released;
+      // ...and then asks for the second's, as a message naming both would. Until 2026-12-06
+      // the ORU below held it already (its first PID), waiting here: a deadlock.
+      await manager.query("SET LOCAL lock_timeout = '300ms'");
+      secondTaken = await fhir.lockCriteria([criteriaOf(second)]).then(
+        () => true,
+        (error: unknown) => error,
+      );
+    });
+    await held;
+    const result = (mrn: string, i: number) => [
+      pid(mrn),
+      `OBR|${i}||XO-${mrn}-${tag}^NORTH^2.16.840.1.8^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||F`,
+      `OBX|1|NM|2345-7^Glucose^LN||5.${i}|mmol/L^^UCUM|||||F`,
+    ];
+    await sender.send([
+      Buffer.from([msh('ORU^R01', 'XR'), ...result(second, 1), ...result(first, 2)].join('\r')),
+    ]);
+    await untilWaitingForLock(data, 'The ORU', '%pg_advisory_xact_lock%');
+    release();
+    await session;
+    expect(secondTaken).toBe(true);
+    const [ack] = await sender.waitForAcks(3).then((acks) => acks.slice(2));
+    expect(msaOf(ack!).code).toBe('AA');
+    const http = await doctorHttp();
+    for (const mrn of ['XA', 'XB']) {
+      const reports = await http(
+        'GET',
+        `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|XO-${mrn}-${tag}`)}`,
+      );
+      expect(reports.body.entry).toHaveLength(1);
+    }
   });
 
   it('maps VXU^V04 to Immunization, ORM^O01 and OMG^O19 to ServiceRequest, RDE^O11 to MedicationRequest', async () => {

@@ -167,7 +167,9 @@ export class Hl7Processor {
     }
     if (type === 'ORU^R01') {
       // A lab may send several patients' results in one message, each after its own PID.
-      return this.eachPart(message.splitAt('PID', MESSAGE_HEADER), async (part) =>
+      const parts = message.splitAt('PID', MESSAGE_HEADER);
+      await this.patients.lockAll(parts);
+      return this.eachPart(parts, async (part) =>
         this.results.process(part, false, await this.patients.of(part)),
       );
     }

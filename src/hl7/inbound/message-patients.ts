@@ -132,6 +132,31 @@ export class MessagePatients {
   }
 
   /**
+   * Takes the criteria locks of all the patients of a message about several (each part's PID,
+   * as upsert searches it) in one order, before the first is searched, as a transaction Bundle
+   * does with its conditional criteria. Taken PID by PID, two results messages naming patients A and B,
+   * one as A then B and the other as B then A, each held one and waited for the other: a
+   * deadlock, met again on every retry (7 to 10 of 14 such ORUs sent at once got no ACK). The
+   * locks are re-entrant: upsert takes each again at no cost. A PID that does not parse is
+   * left to its part's processing, which refuses it.
+   */
+  async lockAll(parts: readonly V2Message[]): Promise<void> {
+    const criteria = parts.flatMap((part) => {
+      const pid = part.first('PID');
+      if (!pid) return [];
+      try {
+        const { identifiers } = patientFromSegments(pid, senderSystem(part), part.first('PD1'));
+        const text = identifierCriteria(identifiers);
+        return text ? [{ type: 'Patient', criteria: text }] : [];
+      } catch (error) {
+        if (error instanceof Hl7ProcessingError) return [];
+        throw error;
+      }
+    });
+    if (criteria.length > 1) await this.fhir.lockCriteria(criteria);
+  }
+
+  /**
    * The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. A
    * plain DELETE or PUT takes no criteria lock: one committed between the search and the
    * update (which writes only over the version it read) has the patient searched again, as a
