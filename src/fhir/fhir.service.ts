@@ -303,6 +303,15 @@ export class FhirService {
   }
 
   /**
+   * Whether the resource exists and is not deleted, locking it against deletion until commit
+   * (FOR KEY SHARE, as the check of a reference to it does): for a caller that found it and
+   * will refer to it, so that a delete committed since is seen now rather than at commit.
+   */
+  async lockLive(type: string, id: string): Promise<boolean> {
+    return (await this.repository.lockLive([{ type, id }])).size > 0;
+  }
+
+  /**
    * The single resource matching a conditional create's criteria (uniqueMatch), locked against
    * deletion until commit. A plain DELETE takes no criteria lock: committed between the search
    * and the lock, it leaves a deletion, which is no match (it answered 410), so the search is

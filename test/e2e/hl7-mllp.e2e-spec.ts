@@ -1869,10 +1869,10 @@ describe('HL7 v2 over MLLP', () => {
     const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent('urn:oid:2.16.11|DR-1')}`;
     const deletedId = (await http('GET', search)).body.entry[0].resource.id as string;
     // A plain DELETE takes no criteria lock: held open here, it commits after the A08 has
-    // found the Patient live and read it, while the A08 waits for the Patient's row lock.
+    // found the Patient live, while the A08 waits to lock it against deletion.
     const { release } = await heldDelete(testApp, 'Patient', deletedId);
     await sender.send([adt('A08', 'DR-B', 'After')]);
-    await untilWaitingForLock(data, 'The A08', '%FOR NO KEY UPDATE%');
+    await untilWaitingForLock(data, 'The A08', '%FOR KEY SHARE%');
     await release();
     const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
     expect(msaOf(ack!).code).toBe('AA');
@@ -1883,6 +1883,47 @@ describe('HL7 v2 over MLLP', () => {
     expect(
       found.map(({ resource }) => [resource.id === deletedId, resource.name[0].family]),
     ).toEqual([[false, 'After']]);
+  });
+
+  it('files results under a new Patient, not the one deleted after the feed found it, when the PID says nothing new', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = `PID|1||RD-${tag}^^^HOSP&2.16.11&ISO^MR||Same^Pat`;
+    const sender = await client();
+    await sender.send([
+      Buffer.from(`MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A04|RD-A-${tag}|P|2.5\r${pid}`),
+    ]);
+    expect(msaOf((await sender.waitForAcks(1))[0]!).code).toBe('AA');
+    const http = await doctorHttp();
+    const search = `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.11|RD-${tag}`)}`;
+    const deletedId = (await http('GET', search)).body.entry[0].resource.id as string;
+    // The deletion commits after the ORU has found the Patient live. Its PID repeats what the
+    // Patient holds, so nothing is written to the Patient: until 2026-12-06 only the check of
+    // the results' reference to it, at commit, saw the deletion, and refused them (AE).
+    const { release } = await heldDelete(testApp, 'Patient', deletedId);
+    await sender.send([
+      Buffer.from(
+        [
+          `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ORU^R01|RD-B-${tag}|P|2.5.1`,
+          pid,
+          `OBR|1||RD-O-${tag}^HOSP^2.16.11^ISO|2345-7^Glucose^LN|||202401010800+0000||||||||||||||||F`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^^UCUM|||||F',
+        ].join('\r'),
+      ),
+    ]);
+    await untilWaitingForLock(data, 'The ORU', '%FOR KEY SHARE%');
+    await release();
+    const [ack] = await sender.waitForAcks(2).then((acks) => acks.slice(1));
+    expect(msaOf(ack!).code).toBe('AA');
+    expect((await http('GET', `${testApp.url}/fhir/Patient/${deletedId}`)).status).toBe(410);
+    const found = (await http('GET', search)).body.entry as { resource: { id: string } }[];
+    expect(found).toHaveLength(1);
+    const report = await http(
+      'GET',
+      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(`urn:oid:2.16.11|RD-O-${tag}`)}`,
+    );
+    expect(report.body.entry[0].resource.subject).toEqual({
+      reference: `Patient/${found[0]!.resource.id}`,
+    });
   });
 
   it('processes a message again when a deadlock rolled it back, and answers AA once done', async () => {
@@ -1908,7 +1949,7 @@ describe('HL7 v2 over MLLP', () => {
       );
       // The update (A08) holds its stored message's row and waits for the Patient...
       await sender.send([adt('A08', 'DL-B', 'After')]);
-      await untilWaitingForLock(data, 'The A08', '%FOR NO KEY UPDATE%');
+      await untilWaitingForLock(data, 'The A08', '%FOR KEY SHARE%');
       const [message] = await data.query<{ id: string }[]>(
         "SELECT id FROM hl7_message WHERE control_id = 'DL-B'",
       );

@@ -160,8 +160,9 @@ export class MessagePatients {
    * The Patient matched on any PID-3 identifier (under the criteria's lock), or a new one. A
    * plain DELETE or PUT takes no criteria lock: one committed between the search and the
    * update (which writes only over the version it read) has the patient searched again, as a
-   * conditional update sent again after its 409 would be. A deletion then leaves no match, and
-   * the message creates a patient: written over, the deleted record came back. A message older
+   * conditional update sent again after its 409 would be, and so has one committed before the
+   * patient found is locked against deletion. A deletion then leaves no match, and the message
+   * creates a patient: written over, the deleted record came back. A message older
    * (`at`, see eventInstant) than one already applied to the patient leaves its details as the
    * newer one set them, and says so in `touched`.
    */
@@ -186,6 +187,18 @@ export class MessagePatients {
         );
         if (at) await this.clock.advance('Patient', created.id, sender, at, false);
         return created.id;
+      }
+      // Locked as the message's references to the patient are at commit, but now: a deletion
+      // (plain or cascading) committed since the search is seen here and the patient searched
+      // again. Until 2026-12-06 only a failed update searched again, so with a PID saying
+      // nothing new the results' reference to the deleted patient was refused at commit (AE).
+      if (!(await this.fhir.lockLive('Patient', match))) {
+        if (attempt === UPSERT_ATTEMPTS) {
+          throw AppError.conflict(
+            `The patients the message named were deleted meanwhile, ${UPSERT_ATTEMPTS} times; send it again`,
+          );
+        }
+        continue;
       }
       try {
         await this.updateMatch(match, identifiers, elements, restricted, sender, at, touched);
