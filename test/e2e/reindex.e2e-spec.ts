@@ -80,6 +80,14 @@ describe('npm run cli -- search:reindex', () => {
     const result = await runNode(BUILT.cli, ['search:reindex'], env);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^Reindexed \d+ resources in [\d.]+ s$/m);
+    // Not on a terminal, its progress comes a line at a time: until 2026-12-06 it was redrawn
+    // with `\r` alone, which a log or a pipe kept as one run-on line.
+    expect(result.stderr).not.toContain('\r');
+    const progress = result.stderr.split('\n').filter((line) => line.includes('resources'));
+    expect(progress.length).toBeGreaterThan(0);
+    for (const line of progress) {
+      expect(line).toMatch(/^search:reindex \[[^\]]*\] \d+\/\d+ resources \| .* left$/);
+    }
     expect(await find()).toBe(1);
     // The rebuild records that the index is this version's: the service stops asking for one.
     expect(await testApp.app.get(SearchIndexStatus).staleSince()).toBeUndefined();

@@ -1,3 +1,4 @@
+import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommandRunner } from 'nest-commander';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { ReindexService } from './reindex.service.js';
@@ -16,15 +17,34 @@ export class SearchReindexCommand extends CommandRunner {
 
   async run(): Promise<void> {
     const started = Date.now();
+    // A progress bar on stderr (stdout is the result), as audit:verify and keys:rotate draw
+    // theirs: redrawn in place on a terminal, a line every 2 s otherwise (a log, a pipe). Until
+    // 2026-12-06 it was written with `\r` alone, one run-on line when not on a terminal.
+    const bar = new SingleBar(
+      {
+        format: 'search:reindex [{bar}] {value}/{total} resources | {eta_formatted} left',
+        hideCursor: true,
+        noTTYOutput: true,
+        stream: process.stderr,
+      },
+      Presets.shades_classic,
+    );
     const total = await this.trail.command(
       'search:reindex',
       (count) => ({ detail: `resources=${count}` }),
-      () =>
-        this.reindex.reindexAll((done) => {
-          process.stderr.write(`\rIndexed ${done} resources`);
-        }),
+      async () => {
+        bar.start(await this.reindex.countAll(), 0);
+        try {
+          return await this.reindex.reindexAll((done) => {
+            // Resources created since the count was taken are indexed too.
+            if (done > bar.getTotal()) bar.setTotal(done);
+            bar.update(done);
+          });
+        } finally {
+          bar.stop();
+        }
+      },
     );
-    process.stderr.write('\n');
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write(`Reindexed ${total} resources in ${seconds.toFixed(1)} s\n`);
   }

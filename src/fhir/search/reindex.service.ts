@@ -25,6 +25,11 @@ export class ReindexService {
     private readonly status: SearchIndexStatus,
   ) {}
 
+  /** How many resources there are to index, for a progress bar (writes alongside change it). */
+  countAll(): Promise<number> {
+    return this.unitOfWork.run((manager) => manager.count(ResourceEntity));
+  }
+
   async reindexAll(onProgress: (done: number) => void): Promise<number> {
     let done = 0;
     let after = { resourceType: '', id: '' };
