@@ -31,7 +31,16 @@ function outboxWith(rows: NewOutboxMessage[], stored?: Partial<Hl7OutboxEntity>)
   const writes = new ResourceWrites();
   const config = {
     hl7Outbound: {
-      destinations: [{ name: 'ris:2575', host: 'ris', port: 2575, tls: false }],
+      destinations: [
+        {
+          name: 'ris:2575',
+          host: 'ris',
+          port: 2575,
+          tls: false,
+          receivingApplication: 'RIS',
+          receivingFacility: '',
+        },
+      ],
       facility: 'CAREVAULT',
     },
   } as AppConfig;
