@@ -91,11 +91,20 @@ export function codeCriteria(
   resource: Record<string, unknown>,
   code: { element: string; param: string } = { element: 'code', param: 'code' },
 ): string | undefined {
+  const byCode = codeParam(resource, code);
+  return byCode && `${patientParam}=Patient/${patientId}&${byCode}`;
+}
+
+/** The search parameter for a resource's first coding (`code=system|code`); none without one. */
+export function codeParam(
+  resource: Record<string, unknown>,
+  code: { element: string; param: string } = { element: 'code', param: 'code' },
+): string | undefined {
   const concept = resource[code.element] as { coding?: { system?: string; code?: string }[] };
   const coding = concept.coding?.[0];
   if (!coding?.code) return undefined;
   const token = `${coding.system ? escapeSearch(coding.system) : ''}|${escapeSearch(coding.code)}`;
-  return `${patientParam}=Patient/${patientId}&${code.param}=${encodeURIComponent(token)}`;
+  return `${code.param}=${encodeURIComponent(token)}`;
 }
 
 /**

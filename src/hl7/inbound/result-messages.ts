@@ -23,6 +23,7 @@ import {
   isPatientsRecord,
   codeCriteria,
   codeKey,
+  codeParam,
   repeated,
   repeatedCodes,
   unnumberedObservation,
@@ -35,19 +36,41 @@ import {
 
 /**
  * An OBX's identity within its report: the report's filler order number, the observation code
- * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects.
+ * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects. A child
+ * report's (a susceptibility panel under its culture: OBR-26 or OBR-29 valued) also has its own
+ * code (OBR-4) in it, as it shares its parent's number: the same code and sub-id in both (an
+ * organism named in each) would otherwise be one result, written over by the other.
  */
 function observationIdentifier(
   report: Identifier | undefined,
   obx: V2Segment,
+  obr: V2Segment | undefined,
 ): Identifier | undefined {
   const code = obx.value(3);
   if (!report || !code) return undefined;
   const subId = obx.value(4);
+  const child = obr && (obr.value(26) || obr.value(29)) ? obr.value(4) : undefined;
   return {
     ...(report.system ? { system: report.system } : {}),
-    value: [report.value, code, ...(subId ? [subId] : [])].join('/'),
+    value: [report.value, ...(child ? [child] : []), code, ...(subId ? [subId] : [])].join('/'),
   };
+}
+
+/**
+ * A numbered report's criteria: its filler (else placer) order number and its code (OBR-4).
+ * The IG makes a report of each ORDER_OBSERVATION group, and a culture and its susceptibility
+ * panel share their order's number, told apart by OBR-4 (and linked by OBR-26, OBR-29): keyed
+ * by the number alone until 2026-12-06, the second was written over the first. One without a
+ * coded OBR-4 is known by its number alone.
+ */
+function numberedReport(
+  obr: V2Segment,
+  identifier: Identifier | undefined,
+  patientId: string,
+): string | undefined {
+  const byNumber = byIdentifier(identifier);
+  const byCode = codeParam(reportFromObr(obr, patientId, undefined));
+  return byNumber && byCode ? `${byNumber}&${byCode}` : byNumber;
 }
 
 /**
@@ -156,7 +179,7 @@ export class ResultMessages {
       throw new Hl7ProcessingError('100', 'A result message needs an OBR segment');
     }
     const specimens = new Map<V2Segment, string>();
-    const unnumberedSeen = new Set<string>();
+    const reportsSeen = new Set<string>();
     const messageAt = eventInstant(message);
     for (const { orc, obr, notes: comments, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
@@ -167,17 +190,19 @@ export class ResultMessages {
         : undefined;
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const reportCriteria =
-        byIdentifier(reportIdentifier) ?? (obr && unnumberedReport(obr, patientId, effective));
-      if (!reportIdentifier && reportCriteria) {
-        // The second would be written over the first: two blood culture sets drawn together.
-        if (unnumberedSeen.has(reportCriteria)) {
-          throw new Hl7ProcessingError(
-            '205',
-            'Two reports of this message have no number (OBR-3, OBR-2) and the same code and time (OBR-4, OBR-7): number them',
-          );
-        }
-        unnumberedSeen.add(reportCriteria);
+        obr &&
+        (numberedReport(obr, reportIdentifier, patientId) ??
+          unnumberedReport(obr, patientId, effective));
+      // The second would be written over the first: two blood culture sets drawn together.
+      if (reportCriteria && reportsSeen.has(reportCriteria)) {
+        throw new Hl7ProcessingError(
+          '205',
+          reportIdentifier
+            ? 'Two reports of this message have the same number (OBR-3, else OBR-2) and code (OBR-4): number them apart'
+            : 'Two reports of this message have no number (OBR-3, OBR-2) and the same code and time (OBR-4, OBR-7): number them',
+        );
       }
+      if (reportCriteria) reportsSeen.add(reportCriteria);
       // The report's lock covers its observations, whose identifiers derive from its own: a new
       // report's observations exist only when an earlier version was deleted (below), and are
       // otherwise created without a lookup each.
@@ -211,7 +236,7 @@ export class ResultMessages {
           ...encounter,
           ...(sample ? { specimen: { reference: sample } } : {}),
         };
-        const identifier = observationIdentifier(reportIdentifier, segment);
+        const identifier = observationIdentifier(reportIdentifier, segment, obr);
         return {
           identifier,
           body: identifier ? { ...observation, identifier: [identifier] } : observation,

@@ -1,0 +1,135 @@
+import { randomUUID } from 'node:crypto';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { msaOf, MllpTestClient } from '../support/mllp.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * What the v2-to-FHIR IG's maps say and a clinical informaticist checked once filed: a culture
+ * and its susceptibility panel under one order number, order status changes, what a status-only
+ * order message leaves alone.
+ */
+describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
+  let testApp: TestApp;
+  let sender: MllpTestClient;
+  let http: HttpFn;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    sender.close();
+    await testApp.close();
+  });
+
+  const send = (...messages: string[]): Promise<string[]> => sender.exchange(messages);
+
+  async function all(query: string): Promise<Record<string, any>[]> {
+    const found = await http('GET', `${testApp.url}/fhir/${query}`);
+    expect(found.status).toBe(200);
+    return (found.body.entry ?? []).map(
+      (entry: { resource: Record<string, any> }) => entry.resource,
+    );
+  }
+
+  it('keeps a culture and its susceptibility panel of one order number as two reports', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const system = 'urn:carevault:v2:assigning-authority:LAB';
+    const culture = (status: string, control: string, organism = 'S. aureus') =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||M-${tag}^^^HOSP&2.16.36&ISO^MR||Micro^Mia`,
+        `ORC|RE|P-${tag}^EHR|F-${tag}^LAB`,
+        `OBR|1|P-${tag}^EHR|F-${tag}^LAB|625-4^Bacteria identified in Stool by Culture^LN|||20250301090000${'|'.repeat(18)}${status}`,
+        `OBX|1|CWE|600-7^Bacteria identified^LN|1|3092008^${organism}^SCT||||||${status}`,
+        `OBX|2|ST|19146-0^Reference lab test results^LN|1|Heavy growth||||||${status}`,
+        `OBX|3|ST|664-3^Gram stain^LN|1|Gram positive cocci||||||${status}`,
+        `OBX|4|NM|564-5^Colony count^LN|1|100000|{CFU}/mL|||||${status}`,
+        `OBX|5|ST|8251-1^Service comment^LN|1|Clusters||||||${status}`,
+        `OBX|6|CWE|600-7^Bacteria identified^LN|2|Negative for Salmonella||||||${status}`,
+      ].join('\r');
+    const susceptibility = (status: string, control: string, mic: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301110000||ORU^R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||M-${tag}^^^HOSP&2.16.36&ISO^MR||Micro^Mia`,
+        `ORC|RE|P-${tag}^EHR|F-${tag}^LAB`,
+        // OBR-26 names the parent result (the organism), OBR-29 the parent order.
+        `OBR|2|P-${tag}^EHR|F-${tag}^LAB|29576-6^Bacterial susceptibility panel^LN|||20250301090000${'|'.repeat(18)}${status}|600-7&Bacteria identified&LN^1^S. aureus|||P-${tag}&EHR^F-${tag}&LAB`,
+        `OBX|1|SN|18864-9^Ampicillin [Susceptibility]^LN|1|<=^${mic}|ug/mL|||||${status}`,
+        `OBX|2|SN|18993-6^Tetracycline [Susceptibility]^LN|1|<=^1|ug/mL|||||${status}`,
+        // The organism again, under the panel: the culture's result keeps its own value.
+        `OBX|3|CWE|600-7^Bacteria identified^LN|1|3092008^Staphylococcus aureus^SCT||||||${status}`,
+      ].join('\r');
+    const both = [culture('P', 'C1'), susceptibility('P', 'S1', '0.25').split('\r').slice(2)]
+      .flat()
+      .join('\r');
+    expect(msaOf((await send(both))[0]!).code).toBe('AA');
+    const reports = () =>
+      all(`DiagnosticReport?identifier=${encodeURIComponent(`${system}|F-${tag}`)}&_sort=code`);
+    const byCode = async () =>
+      Object.fromEntries(
+        (await reports()).map((report) => [report['code'].coding[0].code, report]),
+      );
+    let filed = await byCode();
+    expect(Object.keys(filed).sort()).toEqual(['29576-6', '625-4']);
+    expect(filed['625-4']!['result']).toHaveLength(6);
+    expect(filed['29576-6']!['result']).toHaveLength(3);
+    // The organism under each report: the panel's, of the same code and sub-id, is its own.
+    const organism = async (key: string) => {
+      const found = await all(
+        `Observation?identifier=${encodeURIComponent(`${system}|F-${tag}/${key}`)}`,
+      );
+      expect(found).toHaveLength(1);
+      return found[0]!['valueCodeableConcept'].coding[0].display;
+    };
+    expect(await organism('600-7/1')).toBe('S. aureus');
+    expect(await organism('29576-6/600-7/1')).toBe('Staphylococcus aureus');
+
+    // A correction of each updates its own report, and a resend adds none.
+    const acks = await send(
+      susceptibility('C', 'S2', '0.5'),
+      culture('F', 'C2', 'Staphylococcus aureus'),
+      susceptibility('C', 'S3', '0.5'),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    filed = await byCode();
+    expect(Object.keys(filed).sort()).toEqual(['29576-6', '625-4']);
+    expect(filed['625-4']).toMatchObject({ status: 'final' });
+    expect(filed['625-4']!['result']).toHaveLength(6);
+    expect(filed['29576-6']).toMatchObject({ status: 'corrected' });
+    expect(filed['29576-6']!['result']).toHaveLength(3);
+    expect(await organism('600-7/1')).toBe('Staphylococcus aureus');
+    const ampicillin = await all(
+      `Observation?identifier=${encodeURIComponent(`${system}|F-${tag}/29576-6/18864-9/1`)}`,
+    );
+    expect(ampicillin).toHaveLength(1);
+    expect(ampicillin[0]).toMatchObject({
+      status: 'corrected',
+      valueQuantity: { value: 0.5, comparator: '<=' },
+    });
+    expect(
+      await all(`Observation?subject=${filed['625-4']!['subject'].reference}&_count=50`),
+    ).toHaveLength(9);
+  });
+
+  it('refuses two reports of one number and code in a message (AE 205), filing neither', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [ack] = await send(
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|D-${tag}|P|2.5.1`,
+        `PID|1||D-${tag}^^^HOSP&2.16.37&ISO^MR||Double^Dee`,
+        `OBR|1||FD-${tag}^LAB|2345-7^Glucose^LN|||20250301090000`,
+        `OBX|1|NM|2345-7^Glucose^LN||99|mg/dL|||||F`,
+        `OBR|2||FD-${tag}^LAB|2345-7^Glucose^LN|||20250301093000`,
+        `OBX|1|NM|2345-7^Glucose^LN||101|mg/dL|||||F`,
+      ].join('\r'),
+    );
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toMatch(/the same number \(OBR-3, else OBR-2\) and code \(OBR-4\)/);
+    expect(await all(`DiagnosticReport?identifier=FD-${tag}`)).toHaveLength(0);
+  });
+});
