@@ -132,4 +132,40 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect(ack).toMatch(/the same number \(OBR-3, else OBR-2\) and code \(OBR-4\)/);
     expect(await all(`DiagnosticReport?identifier=FD-${tag}`)).toHaveLength(0);
   });
+  const prescriptions = (tag: string, ...orcs: string[]) =>
+    orcs.map((orc, i) =>
+      [
+        `MSH|^~\\&|CPOE|HOSP|CV|CV|2025030108${i}000||RDE^O11|RX${i}-${tag}|P|2.5`,
+        `PID|1||RX-${tag}^^^HOSP&2.16.38&ISO^MR||Script^Sue`,
+        orc,
+        'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg^mg^UCUM',
+      ].join('\r'),
+    );
+
+  async function prescription(tag: string, number: string): Promise<Record<string, any>> {
+    const found = await all(
+      `MedicationRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|${number}-${tag}`)}`,
+    );
+    expect(found).toHaveLength(1);
+    return found[0]!;
+  }
+
+  it('stops a discontinued prescription and completes a completed one (ORC-5, else ORC-1)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const acks = await send(
+      ...prescriptions(
+        tag,
+        `ORC|NW|R300-${tag}^CPOE`,
+        `ORC|OD|R300-${tag}^CPOE|F300^PHARM`,
+        `ORC|NW|R301-${tag}^CPOE`,
+        `ORC|SC|R301-${tag}^CPOE|F301^PHARM||CM`,
+        `ORC|NW|R302-${tag}^CPOE`,
+        `ORC|DR|R302-${tag}^CPOE|F302^PHARM||DC`,
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AA']);
+    expect((await prescription(tag, 'R300'))['status']).toBe('stopped');
+    expect((await prescription(tag, 'R301'))['status']).toBe('completed');
+    expect((await prescription(tag, 'R302'))['status']).toBe('stopped');
+  });
 });

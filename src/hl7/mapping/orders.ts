@@ -39,16 +39,108 @@ export function orderControlWarnings(message: V2Message): FieldWarning[] {
   });
 }
 
-/** ORC-1 order control and ORC-5 order status (tables 0119, 0038) to ServiceRequest.status. */
+/**
+ * ORC-5 order status (table 0038) to ServiceRequest.status, as the IG's OrderStatus map has it
+ * (A, some results in, is active as IP is).
+ */
 const ORDER_STATUS: Record<string, string> = {
+  A: 'active',
   CA: 'revoked',
-  DC: 'revoked',
-  OC: 'revoked',
-  CR: 'revoked',
-  HD: 'on-hold',
   CM: 'completed',
+  DC: 'revoked',
   ER: 'entered-in-error',
+  HD: 'on-hold',
+  IP: 'active',
+  RP: 'revoked',
+  SC: 'active',
 };
+
+/**
+ * ORC-1 order control (table 0119) to ServiceRequest.status when ORC-5 says nothing, as the
+ * IG's OrderControlCode map has it, but for CA and HD: the IG reads them as requests not yet
+ * honoured (active), where the orders this feed files come from their placer, whose cancel or
+ * hold is the decision. Codes the map leaves out (SC, XO, RE...) change no status.
+ */
+const ORDER_CONTROL_STATUS: Record<string, string> = {
+  AF: 'active',
+  CA: 'revoked',
+  CR: 'revoked',
+  DC: 'revoked',
+  DF: 'revoked',
+  DR: 'revoked',
+  FU: 'completed',
+  HD: 'on-hold',
+  HR: 'on-hold',
+  NW: 'active',
+  OC: 'revoked',
+  OD: 'revoked',
+  OH: 'on-hold',
+  OK: 'active',
+  PR: 'active',
+  PY: 'active',
+  RL: 'active',
+  RO: 'active',
+  RQ: 'active',
+};
+
+/** ORC-5 (table 0038) to MedicationRequest.status: a discontinued prescription is stopped. */
+const MEDICATION_ORDER_STATUS: Record<string, string> = {
+  A: 'active',
+  CA: 'cancelled',
+  CM: 'completed',
+  DC: 'stopped',
+  ER: 'entered-in-error',
+  HD: 'on-hold',
+  IP: 'active',
+  RP: 'stopped',
+  SC: 'active',
+};
+
+/**
+ * ORC-1 (table 0119) to MedicationRequest.status when ORC-5 says nothing: the ServiceRequest
+ * map's, a revoked order cancelled when it never started (CA, CR, OC, DF) and stopped when
+ * discontinued (DC, OD, DR).
+ */
+const MEDICATION_CONTROL_STATUS: Record<string, string> = {
+  AF: 'active',
+  CA: 'cancelled',
+  CR: 'cancelled',
+  DC: 'stopped',
+  DF: 'cancelled',
+  DR: 'stopped',
+  FU: 'completed',
+  HD: 'on-hold',
+  HR: 'on-hold',
+  NW: 'active',
+  OC: 'cancelled',
+  OD: 'stopped',
+  OH: 'on-hold',
+  OK: 'active',
+  PR: 'active',
+  PY: 'active',
+  RL: 'active',
+  RO: 'active',
+  RQ: 'active',
+};
+
+/**
+ * An order's status as its ORC says it: ORC-5 (order status) first, ORC-1 (order control) only
+ * when ORC-5 holds no code of table 0038, as the IG's ORC map has it. Until 2026-12-06 ORC-1
+ * came first, and a prescription kept `active` through OD, DR and an ORC-5 of DC or CM. None
+ * when neither says (a status change, SC, of no ORC-5): the order keeps the status it has.
+ */
+export function orderStatusOf(
+  orc: V2Segment | undefined,
+  kind: 'ServiceRequest' | 'MedicationRequest',
+): string | undefined {
+  const [byStatus, byControl] =
+    kind === 'ServiceRequest'
+      ? [ORDER_STATUS, ORDER_CONTROL_STATUS]
+      : [MEDICATION_ORDER_STATUS, MEDICATION_CONTROL_STATUS];
+  const status = orc?.value(5)?.toUpperCase() ?? '';
+  const control = orc?.value(1)?.toUpperCase() ?? '';
+  return byStatus[status] ?? byControl[control];
+}
 
 /**
  * The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers, else the same
@@ -80,8 +172,6 @@ export function serviceRequestOf(
   identifiers: Identifier[],
   details: { notes?: readonly V2Segment[]; senderSystem?: string } = {},
 ): Record<string, unknown> {
-  const control = orc?.value(1)?.toUpperCase() ?? '';
-  const status = orc?.value(5)?.toUpperCase() ?? '';
   const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
   // The ordering provider (ORC-12, else OBR-16), the reasons for the study (OBR-31) and the
@@ -97,7 +187,7 @@ export function serviceRequestOf(
   return {
     resourceType: 'ServiceRequest',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: ORDER_STATUS[control] ?? ORDER_STATUS[status] ?? 'active',
+    status: orderStatusOf(orc, 'ServiceRequest') ?? 'active',
     intent: 'order',
     ...(code ? { code } : {}),
     subject: { reference: `Patient/${patientId}` },
@@ -190,7 +280,6 @@ export function medicationRequestOf(
 ): Record<string, unknown> | undefined {
   const medication = codeableConceptOf(rxe.repetitions(2)[0]);
   if (!medication) return undefined;
-  const control = orc?.value(1)?.toUpperCase() ?? '';
   const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
   const amount = exactNumberOf(rxe.value(3), 'RXE-3');
   const dose = amount !== undefined && amount >= 0 ? amount : undefined;
@@ -217,7 +306,7 @@ export function medicationRequestOf(
   return {
     resourceType: 'MedicationRequest',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: MEDICATION_STATUS[control] ?? 'active',
+    status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
     intent: 'order',
     medicationCodeableConcept: medication,
     subject: { reference: `Patient/${patientId}` },
@@ -300,12 +389,3 @@ function manufacturerOf(rxa: V2Segment): Record<string, unknown> | undefined {
     display: name ?? code,
   };
 }
-
-/** ORC-1 order control to MedicationRequest.status. */
-const MEDICATION_STATUS: Record<string, string> = {
-  CA: 'cancelled',
-  DC: 'stopped',
-  OC: 'cancelled',
-  HD: 'on-hold',
-  CM: 'completed',
-};

@@ -1,0 +1,51 @@
+import { decodeMessage } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
+import { medicationRequestOf, orderStatusOf, serviceRequestOf } from './orders.js';
+
+const MSH = 'MSH|^~\\&|CPOE|HOSP|CV|CV|20261206||RDE^O11|1|P|2.5';
+
+function orc(line: string) {
+  const { text, header } = decodeMessage(Buffer.from([MSH, line].join('\r')));
+  return new V2Message(text, header.delimiters).first('ORC')!;
+}
+
+describe('order status (ORC-5, else ORC-1)', () => {
+  const rxe = () => {
+    const { text, header } = decodeMessage(
+      Buffer.from([MSH, 'RXE||197361^Amlodipine 5 mg tab^RXNORM|5'].join('\r')),
+    );
+    return new V2Message(text, header.delimiters).first('RXE')!;
+  };
+  const prescription = (line: string) =>
+    medicationRequestOf(orc(line), rxe(), undefined, 'p1', [])?.['status'];
+  const order = (line: string) => serviceRequestOf(orc(line), undefined, 'p1', [])['status'];
+
+  it('stops a discontinued prescription and completes a completed one', () => {
+    expect(prescription('ORC|NW|R300^CPOE')).toBe('active');
+    expect(prescription('ORC|OD|R300^CPOE|F300^PHARM')).toBe('stopped');
+    expect(prescription('ORC|DR|R302^CPOE|F302^PHARM||DC')).toBe('stopped');
+    expect(prescription('ORC|SC|R301^CPOE|F301^PHARM||CM')).toBe('completed');
+    expect(prescription('ORC|CR|R303^CPOE')).toBe('cancelled');
+    expect(prescription('ORC|OH|R304^CPOE')).toBe('on-hold');
+    expect(prescription('ORC|SC|R305^CPOE|||ER')).toBe('entered-in-error');
+  });
+
+  it("takes ORC-5 before ORC-1, as the IG's ORC map does", () => {
+    // A new order already completed, a cancellation of one that is in process.
+    expect(order('ORC|NW|P1^CPOE|||CM')).toBe('completed');
+    expect(prescription('ORC|NW|P1^CPOE|||CM')).toBe('completed');
+    expect(order('ORC|CA|P1^CPOE|||IP')).toBe('active');
+    expect(order('ORC|OD|P1^CPOE')).toBe('revoked');
+    expect(order('ORC|DR|P1^CPOE')).toBe('revoked');
+    expect(order('ORC|SC|P1^CPOE|||DC')).toBe('revoked');
+    // A local ORC-5 is no code of table 0038: ORC-1 says.
+    expect(order('ORC|HD|P1^CPOE|||ZZ')).toBe('on-hold');
+  });
+
+  it('says nothing for a status change that names no status, which keeps the stored one', () => {
+    expect(orderStatusOf(orc('ORC|SC|P1^CPOE'), 'ServiceRequest')).toBeUndefined();
+    expect(orderStatusOf(orc('ORC|XO|P1^CPOE'), 'MedicationRequest')).toBeUndefined();
+    // A new order of no status is active.
+    expect(order('ORC|SC|P1^CPOE')).toBe('active');
+  });
+});
