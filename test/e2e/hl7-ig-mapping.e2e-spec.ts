@@ -168,4 +168,58 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect((await prescription(tag, 'R301'))['status']).toBe('completed');
     expect((await prescription(tag, 'R302'))['status']).toBe('stopped');
   });
+  it('keeps what a status-only order message does not carry: authored time, requester, route', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = (at: string, orc: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|CPOE|HOSP|CV|CV|${at}||RDE^O11|K${at}-${tag}|P|2.5`,
+        `PID|1||K-${tag}^^^HOSP&2.16.39&ISO^MR||Keep^Kim`,
+        orc,
+        'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg^mg^UCUM',
+        ...rest,
+      ].join('\r');
+    const orm = (at: string, orc: string) =>
+      [
+        `MSH|^~\\&|CPOE|HOSP|CV|CV|${at}||ORM^O01|O${at}-${tag}|P|2.5`,
+        `PID|1||K-${tag}^^^HOSP&2.16.39&ISO^MR||Keep^Kim`,
+        orc,
+        'OBR|1|||24725-4^CT Head^LN',
+      ].join('\r');
+    const at8 = '|||||||202503010800+0000|||1234^Attend^Alice';
+    const acks = await send(
+      rde('202503010800', `ORC|NW|R400-${tag}^CPOE${at8}`, 'RXR|PO^Oral^HL70162'),
+      rde('202503010900', `ORC|OD|R400-${tag}^CPOE|F400^PHARM|||||202503010900+0000`),
+      orm('202503010800', `ORC|NW|O400-${tag}^CPOE${at8}`),
+      orm('202503010900', `ORC|OD|O400-${tag}^CPOE||||||202503010900+0000`),
+      orm('202503010800', `ORC|NW|O401-${tag}^CPOE|||HD`),
+      // A status change that gives no status (ORC-5): the order stays as it was.
+      orm('202503010900', `ORC|SC|O401-${tag}^CPOE`),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AA']);
+    const stopped = await prescription(tag, 'R400');
+    expect(stopped).toMatchObject({
+      status: 'stopped',
+      authoredOn: '2025-03-01T08:00:00+00:00',
+      requester: { type: 'Practitioner', display: 'Alice Attend' },
+      dosageInstruction: [{ route: { coding: [{ code: 'PO' }] } }],
+    });
+    // The pharmacy's number the OD sent is added to the placer's.
+    expect(stopped['identifier'].map((id: { value: string }) => id.value)).toEqual([
+      `R400-${tag}`,
+      'F400',
+    ]);
+    const orders = async (number: string) => {
+      const found = await all(
+        `ServiceRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|${number}-${tag}`)}`,
+      );
+      expect(found).toHaveLength(1);
+      return found[0]!;
+    };
+    expect(await orders('O400')).toMatchObject({
+      status: 'revoked',
+      authoredOn: '2025-03-01T08:00:00+00:00',
+      requester: { display: 'Alice Attend' },
+    });
+    expect((await orders('O401'))['status']).toBe('on-hold');
+  });
 });

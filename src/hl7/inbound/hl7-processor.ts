@@ -1,7 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
+import {
+  carriesWholeOrder,
+  orderIdentifiers,
+  orderStatusOf,
+  serviceRequestOf,
+} from '../mapping/orders.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -18,7 +23,14 @@ import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
-import { byIdentifier, required, upsert, visitOf, writeOver, type Touched } from './processing.js';
+import {
+  byIdentifier,
+  required,
+  upsertOrder,
+  visitOf,
+  writeOver,
+  type Touched,
+} from './processing.js';
 
 const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A01: { status: 'in-progress' },
@@ -317,11 +329,12 @@ export class Hl7Processor {
         notes: comments,
         senderSystem: sender,
       });
-      const id = await upsert(
+      const id = await upsertOrder(
         this.fhir,
         'ServiceRequest',
         { ...request, ...encounter },
         byIdentifier(identifiers[0]),
+        { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'ServiceRequest') },
         clock,
       );
       touched.entities.push(`ServiceRequest/${id}`);

@@ -2,12 +2,19 @@ import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import type { Identifier } from '../mapping/datatypes.js';
-import { medicationDispenseOf, medicationRequestOf, orderIdentifiers } from '../mapping/orders.js';
+import {
+  carriesWholeOrder,
+  medicationDispenseOf,
+  medicationRequestOf,
+  orderIdentifiers,
+  orderStatusOf,
+} from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   byIdentifier,
   upsert,
+  upsertOrder,
   visitOf,
   type PatientOfMessage,
   type Touched,
@@ -64,11 +71,12 @@ export class PharmacyMessages {
         if (!body) {
           throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
         }
-        request = await upsert(
+        request = await upsertOrder(
           this.fhir,
           'MedicationRequest',
           { ...body, ...encounter },
           byIdentifier(identifiers[0]),
+          { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'MedicationRequest') },
           clock,
         );
         touched.entities.push(`MedicationRequest/${request}`);

@@ -6,6 +6,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
+import { amendedOrder } from '../mapping/orders.js';
 import { escapeSearch, identifierCriteria, replacedBy } from '../mapping/patient.js';
 import type { RecordClock } from './event-order.js';
 
@@ -200,6 +201,25 @@ export async function upsert(
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
   return writeOver(fhir, type, resource, match, clock);
+}
+
+/**
+ * An order (ServiceRequest, MedicationRequest) written as upsert does, but for one a control
+ * message changes (`whole` false: OD, DC, SC...), which keeps what the message does not carry
+ * and its status unless `status` gives one (see amendedOrder).
+ */
+export async function upsertOrder(
+  fhir: FhirService,
+  type: 'ServiceRequest' | 'MedicationRequest',
+  resource: Record<string, unknown>,
+  criteria: string | undefined,
+  change: { whole: boolean; status: string | undefined },
+  clock?: RecordClock,
+): Promise<string> {
+  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);
+  const stored = without((await fhir.read(HL7_USER, type, match)).resource, 'meta', 'id');
+  return writeOver(fhir, type, amendedOrder(stored, resource, change.status), match, clock);
 }
 
 /**

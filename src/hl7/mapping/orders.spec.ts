@@ -1,6 +1,12 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { medicationRequestOf, orderStatusOf, serviceRequestOf } from './orders.js';
+import {
+  amendedOrder,
+  carriesWholeOrder,
+  medicationRequestOf,
+  orderStatusOf,
+  serviceRequestOf,
+} from './orders.js';
 
 const MSH = 'MSH|^~\\&|CPOE|HOSP|CV|CV|20261206||RDE^O11|1|P|2.5';
 
@@ -47,5 +53,65 @@ describe('order status (ORC-5, else ORC-1)', () => {
     expect(orderStatusOf(orc('ORC|XO|P1^CPOE'), 'MedicationRequest')).toBeUndefined();
     // A new order of no status is active.
     expect(order('ORC|SC|P1^CPOE')).toBe('active');
+  });
+});
+
+describe('an order a control message changes', () => {
+  const stored = {
+    resourceType: 'MedicationRequest',
+    identifier: [{ system: 'urn:s', value: 'R300' }],
+    status: 'active',
+    intent: 'order',
+    medicationCodeableConcept: { text: 'Amlodipine' },
+    authoredOn: '2026-12-06T08:00:00Z',
+    requester: { type: 'Practitioner', display: 'Alice Attend' },
+    dosageInstruction: [{ route: { text: 'Oral' }, doseAndRate: [{ doseQuantity: { value: 5 } }] }],
+    dispenseRequest: { quantity: { value: 30 }, numberOfRepeatsAllowed: 2 },
+    encounter: { reference: 'Encounter/e1' },
+  };
+
+  it('takes ORC-9 as the authored time of a new order (NW) only', () => {
+    const at = '|||||||20261206080000+0000';
+    expect(serviceRequestOf(orc(`ORC|NW|P1^CPOE${at}`), undefined, 'p1', [])).toHaveProperty(
+      'authoredOn',
+      '2026-12-06T08:00:00+00:00',
+    );
+    expect(serviceRequestOf(orc(`ORC|OD|P1^CPOE${at}`), undefined, 'p1', [])).not.toHaveProperty(
+      'authoredOn',
+    );
+  });
+
+  it('keeps what the message does not carry, part by part, and the status it does not give', () => {
+    const sent = {
+      resourceType: 'MedicationRequest',
+      identifier: [
+        { system: 'urn:s', value: 'R300' },
+        { system: 'urn:p', value: 'F300' },
+      ],
+      status: 'active',
+      intent: 'order',
+      medicationCodeableConcept: { text: 'Amlodipine' },
+      dosageInstruction: [{ doseAndRate: [{ doseQuantity: { value: 10 } }] }],
+      dispenseRequest: { quantity: { value: 60 } },
+    };
+    expect(amendedOrder(stored, sent, 'stopped')).toEqual({
+      ...stored,
+      identifier: sent.identifier,
+      status: 'stopped',
+      dosageInstruction: [
+        { route: { text: 'Oral' }, doseAndRate: [{ doseQuantity: { value: 10 } }] },
+      ],
+      dispenseRequest: { quantity: { value: 60 }, numberOfRepeatsAllowed: 2 },
+    });
+    expect(amendedOrder({ ...stored, status: 'on-hold' }, sent, undefined)['status']).toBe(
+      'on-hold',
+    );
+  });
+
+  it('replaces the whole order for a new order (NW) or an OBR without an ORC only', () => {
+    expect(carriesWholeOrder(orc('ORC|NW|P1^CPOE'))).toBe(true);
+    expect(carriesWholeOrder(undefined)).toBe(true);
+    expect(carriesWholeOrder(orc('ORC|OD|P1^CPOE'))).toBe(false);
+    expect(carriesWholeOrder(orc('ORC|SC|P1^CPOE'))).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import {
   dateOf,
   dateTimeOf,
   practitionerOf,
+  sameIdentifier,
   type Identifier,
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
@@ -143,6 +144,64 @@ export function orderStatusOf(
 }
 
 /**
+ * When the order was placed: ORC-9 of a new order (ORC-1 NW) only, as the IG maps it. ORC-9 is
+ * the time of the transaction, and that of a discontinuation or a status change is not when the
+ * order was written (until 2026-12-06 an OD's time became the order's).
+ */
+function authoredOf(orc: V2Segment | undefined): string | undefined {
+  if (orc?.value(1)?.toUpperCase() !== 'NW') return undefined;
+  return dateTimeOf(orc.value(9), orc.timeZone);
+}
+
+/**
+ * Whether an order message carries the whole order, to replace what is stored: a new order
+ * (NW), or one with no ORC (an OBR alone). Other controls (OD, DC, SC, XO...) change an order
+ * that exists: see amendedOrder.
+ */
+export function carriesWholeOrder(orc: V2Segment | undefined): boolean {
+  const control = orc?.value(1)?.toUpperCase();
+  return !control || control === 'NW';
+}
+
+type Resource = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Resource =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A stored order (ServiceRequest, MedicationRequest) as a control message for it leaves it:
+ * what the message carries replaces what is stored, what it does not carry stays (the authored
+ * time, the requester, the route a discontinuation does not repeat; until 2026-12-06 the whole
+ * order was written over, and they were lost), and the status is the message's when it gives
+ * one (`status`, see orderStatusOf), else the stored one. The dosage and the dispense request
+ * are kept part by part (a dose sent without its route keeps the route); identifiers are
+ * added to.
+ */
+export function amendedOrder(
+  stored: Resource,
+  mapped: Resource,
+  status: string | undefined,
+): Resource {
+  const merged: Resource = { ...stored, ...mapped, status: status ?? stored['status'] };
+  const instruction = (resource: Resource) =>
+    (resource['dosageInstruction'] as unknown[] | undefined)?.[0];
+  const [oldDosage, newDosage] = [instruction(stored), instruction(mapped)];
+  if (isObject(oldDosage) && isObject(newDosage)) {
+    merged['dosageInstruction'] = [{ ...oldDosage, ...newDosage }];
+  }
+  const [oldDispense, newDispense] = [stored['dispenseRequest'], mapped['dispenseRequest']];
+  if (isObject(oldDispense) && isObject(newDispense)) {
+    merged['dispenseRequest'] = { ...oldDispense, ...newDispense };
+  }
+  const sent = (mapped['identifier'] as Identifier[] | undefined) ?? [];
+  const kept = ((stored['identifier'] as Identifier[] | undefined) ?? []).filter(
+    (old) => !sent.some((identifier) => sameIdentifier(identifier, old)),
+  );
+  if (sent.length + kept.length > 0) merged['identifier'] = [...sent, ...kept];
+  return merged;
+}
+
+/**
  * The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers, else the same
  * numbers in its OBR (OBR-2, OBR-3), where senders without an ORC put them.
  */
@@ -172,7 +231,7 @@ export function serviceRequestOf(
   identifiers: Identifier[],
   details: { notes?: readonly V2Segment[]; senderSystem?: string } = {},
 ): Record<string, unknown> {
-  const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
+  const authored = authoredOf(orc);
   const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
   // The ordering provider (ORC-12, else OBR-16), the reasons for the study (OBR-31) and the
   // order's comments (the NTE after its OBR: "fasting", a clinical question), as the IG maps them.
@@ -280,7 +339,7 @@ export function medicationRequestOf(
 ): Record<string, unknown> | undefined {
   const medication = codeableConceptOf(rxe.repetitions(2)[0]);
   if (!medication) return undefined;
-  const authored = dateTimeOf(orc?.value(9), orc?.timeZone);
+  const authored = authoredOf(orc);
   const amount = exactNumberOf(rxe.value(3), 'RXE-3');
   const dose = amount !== undefined && amount >= 0 ? amount : undefined;
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
