@@ -333,6 +333,19 @@ describe('HL7 v2 over MLLP', () => {
         coding: [{ system: 'http://snomed.info/sct', code: '27268008', display: 'Salmonella' }],
       }),
     );
+    // Its abnormal flag A^A^HL70078 in the v3 system R4 binds (until 2026-12-06, table 0078's).
+    expect(cultures.map((entry) => entry.resource['interpretation'])).toContainEqual([
+      {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation',
+            code: 'A',
+            display: 'A',
+          },
+        ],
+        text: 'A',
+      },
+    ]);
     // The NTE after its OBX (and the PRT between) as the result's notes.
     expect(cultures.map((entry) => entry.resource['note'])).toContainEqual([
       { text: 'Submission of serum' },

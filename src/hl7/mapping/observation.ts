@@ -61,29 +61,36 @@ const REPORT_STATUS: Record<string, string> = {
 
 /**
  * Abnormal flags (OBX-8, table 0078) that FHIR's ObservationInterpretation has under the same
- * code, which R4 binds interpretation to: a flag sent without a coding system is one of these.
+ * code, which R4 binds interpretation to, as the IG's InterpretationCodes map has them (the
+ * IG's, and AC, HM, HX, LX, QCF, TOX, which the v3 code system keeps as retired ones).
  */
 const INTERPRETATIONS = new Set(
   (
-    '< > A AA AC B D DET EX H HH HM HU HX I IE IND L LL LU LX MS N ND NEG NR NS POS QCF R RR ' +
-    'S SDD SYN-R SYN-S TOX U UNE VS W WR'
+    '< > A AA AC B CAR D DET E EX EXP H HH HM HU HX I IE IND L LL LU LX MS N NCL ND NEG NR NS ' +
+    'POS QCF R RR S SDD SYN-R SYN-S TOX U UNE VS W WR'
   ).split(' '),
 );
 const INTERPRETATION_SYSTEM = 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation';
+const ABNORMAL_FLAGS = 'http://terminology.hl7.org/CodeSystem/v2-0078';
 
+/**
+ * OBX-8 as an interpretation: a flag of table 0078, sent as such (`H^High^HL70078`) or with no
+ * coding system (`H`), in the v3 system under its code, as the IG's map does; until 2026-12-06
+ * one coded HL70078 stayed in the v2 system, which R4's binding does not name. Other systems'
+ * codes (a lab's own) and 0078 codes v3 lacks stay as sent.
+ */
 function interpretationOf(cwe: V2Repetition): Record<string, unknown> | undefined {
   const concept = codeableConceptOf(cwe);
   const coding = concept?.['coding'] as { system?: string; code: string }[] | undefined;
-  const first = coding?.[0];
-  if (!concept || !first || first.system || !INTERPRETATIONS.has(first.code.toUpperCase())) {
-    return concept;
-  }
+  if (!concept || !coding) return concept;
   return {
     ...concept,
-    coding: [
-      { ...first, system: INTERPRETATION_SYSTEM, code: first.code.toUpperCase() },
-      ...coding.slice(1),
-    ],
+    coding: coding.map((flag) =>
+      (!flag.system || flag.system === ABNORMAL_FLAGS) &&
+      INTERPRETATIONS.has(flag.code.toUpperCase())
+        ? { ...flag, system: INTERPRETATION_SYSTEM, code: flag.code.toUpperCase() }
+        : flag,
+    ),
   };
 }
 

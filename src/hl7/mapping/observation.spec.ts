@@ -1,0 +1,52 @@
+import { decodeMessage } from '../message/hl7-header.js';
+import { V2Message } from '../message/v2-message.js';
+import { observationFromObx } from './observation.js';
+
+const MSH = 'MSH|^~\\&|LAB|LABF|CV|CV|20261206||ORU^R01|1|P|2.5.1';
+
+function obx(fields: string) {
+  const { text, header } = decodeMessage(Buffer.from([MSH, `OBX|${fields}`].join('\r')));
+  return new V2Message(text, header.delimiters).first('OBX')!;
+}
+
+const V3 = 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation';
+
+describe('abnormal flags (OBX-8) as interpretation', () => {
+  const flags = (flag: string) =>
+    observationFromObx(obx(`1|NM|2345-7^Glucose^LN||250|mg/dL||${flag}|||F`), 'p1', undefined)[
+      'interpretation'
+    ];
+
+  it.each([
+    ['H^High^HL70078', [{ system: V3, code: 'H', display: 'High' }]],
+    ['A^A^HL70078^^^^2.5', [{ system: V3, code: 'A', display: 'A' }]],
+    ['hh', [{ system: V3, code: 'HH' }]],
+    ['A', [{ system: V3, code: 'A' }]],
+    // An alternate coding of table 0078 is converted too.
+    [
+      'HI^High^99LAB^H^High^HL70078',
+      [expect.anything(), { system: V3, code: 'H', display: 'High' }],
+    ],
+  ])("maps %s to the v3 system, as the IG's InterpretationCodes map does", (flag, coding) => {
+    expect(flags(flag)).toEqual([expect.objectContaining({ coding })]);
+  });
+
+  it("keeps a lab's own code, and a table 0078 code v3 lacks, as sent", () => {
+    expect(flags('HI^High^99LAB')).toEqual([
+      expect.objectContaining({
+        coding: [{ system: 'urn:carevault:v2:coding-system:99LAB', code: 'HI', display: 'High' }],
+      }),
+    ]);
+    expect(flags('OBX^Separate OBX^HL70078')).toEqual([
+      expect.objectContaining({
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0078',
+            code: 'OBX',
+            display: 'Separate OBX',
+          },
+        ],
+      }),
+    ]);
+  });
+});
