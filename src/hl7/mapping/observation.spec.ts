@@ -50,3 +50,28 @@ describe('abnormal flags (OBX-8) as interpretation', () => {
     ]);
   });
 });
+
+describe('structured numeric (SN) values', () => {
+  const value = (fields: string) => {
+    const observation = observationFromObx(obx(`1|SN|${fields}|||F`), 'p1', undefined);
+    const key = Object.keys(observation).find((name) => name.startsWith('value'));
+    return key && { [key]: observation[key] };
+  };
+
+  it.each([
+    ['2888-6^Protein^LN|1|<>^5|mg/dL', { valueString: '<> 5 mg/dL' }],
+    ['2888-6^Protein^LN|1|^2^+', { valueString: '2+' }],
+    ['2888-6^Protein^LN|1|^2^.^5', { valueString: '2.5' }],
+    ['2888-6^Protein^LN|1|=^5|mg/dL', { valueQuantity: { value: 5, unit: 'mg/dL' } }],
+    [
+      '2888-6^Protein^LN|1|<=^5|mg/dL',
+      { valueQuantity: { value: 5, comparator: '<=', unit: 'mg/dL' } },
+    ],
+    [
+      '5048-4^Titer^LN|1|^1^/^64',
+      { valueRatio: { numerator: { value: 1 }, denominator: { value: 64 } } },
+    ],
+  ])('maps %s as the IG does', (fields, expected) => {
+    expect(value(fields)).toEqual(expected);
+  });
+});

@@ -405,14 +405,31 @@ function quantityUnit(
   };
 }
 
-/** SN: comparator^number^separator^number, as a comparator quantity, a range or a ratio. */
+/** The comparators FHIR's Quantity has (`=` and none are a plain quantity). */
+const COMPARATORS: ReadonlySet<string> = new Set(['<', '>', '<=', '>=']);
+
+/**
+ * SN: comparator^number^separator^number, as a comparator quantity, a range (`-`) or a ratio
+ * (`:`, `/`). What a Quantity, Range or Ratio cannot say (the comparator `<>`, not equal; the
+ * separator or suffix `+`, as in a urine protein of `2+`; `.`) is a valueString of the value as
+ * written, with its units (`<> 5 mg/dL`, `2+`), as the IG's OBX map does: until 2026-12-06 they
+ * were dropped, and `<>^5` read as 5, `^2^+` as 2.
+ */
 function structuredNumeric(sn: V2Repetition, obx: V2Segment): Record<string, unknown> | undefined {
-  const comparator = sn.value(1);
+  const comparator = sn.value(1)?.trim() ?? '';
   const low = numberOf(sn.value(2));
-  const separator = sn.value(3);
+  const separator = sn.value(3)?.trim() ?? '';
   const high = numberOf(sn.value(4));
   const unit = unitOf(obx);
   if (low === undefined) return undefined;
+  const plainComparator = !comparator || comparator === '=' || COMPARATORS.has(comparator);
+  if (!plainComparator || !['', '-', ':', '/'].includes(separator)) {
+    const number = [sn.value(2), separator, sn.value(4)].map((part) => part?.trim() ?? '');
+    const text = [comparator, number.join(''), unit['unit'] as string | undefined]
+      .filter((part) => part)
+      .join(' ');
+    return { valueString: text };
+  }
   if (separator === ':' || separator === '/') {
     return high === undefined
       ? undefined
@@ -423,11 +440,10 @@ function structuredNumeric(sn: V2Repetition, obx: V2Segment): Record<string, unk
       ? undefined
       : { valueRange: { low: { value: low, ...unit }, high: { value: high, ...unit } } };
   }
-  const comparators = ['<', '>', '<=', '>='];
   return {
     valueQuantity: {
       value: low,
-      ...(comparator && comparators.includes(comparator) ? { comparator } : {}),
+      ...(COMPARATORS.has(comparator) ? { comparator } : {}),
       ...unit,
     },
   };
