@@ -78,6 +78,16 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect(Object.keys(filed).sort()).toEqual(['29576-6', '625-4']);
     expect(filed['625-4']!['result']).toHaveLength(6);
     expect(filed['29576-6']!['result']).toHaveLength(3);
+    // The filler's number, typed FILL (v2-0203) as the IG's OBR map does.
+    expect(filed['625-4']!['identifier']).toEqual([
+      {
+        system,
+        value: `F-${tag}`,
+        type: {
+          coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'FILL' }],
+        },
+      },
+    ]);
     // The organism under each report: the panel's, of the same code and sub-id, is its own.
     const organism = async (key: string) => {
       const found = await all(

@@ -2173,9 +2173,19 @@ describe('HL7 v2 over MLLP', () => {
       `${testApp.url}/fhir/ServiceRequest?identifier=${encodeURIComponent('urn:oid:2.16.6|P-557')}`,
     );
     expect(numbered.body.entry).toHaveLength(1);
+    // Typed placer and filler numbers (v2-0203 PLAC, FILL), as the IG's OBR map has them.
+    const v2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
     expect(numbered.body.entry[0].resource.identifier).toEqual([
-      { system: 'urn:oid:2.16.6', value: 'P-557' },
-      { system: 'urn:oid:2.16.6', value: 'F-557' },
+      {
+        system: 'urn:oid:2.16.6',
+        value: 'P-557',
+        type: { coding: [{ system: v2_0203, code: 'PLAC' }] },
+      },
+      {
+        system: 'urn:oid:2.16.6',
+        value: 'F-557',
+        type: { coding: [{ system: v2_0203, code: 'FILL' }] },
+      },
     ]);
   });
 

@@ -8,6 +8,7 @@ import {
   attachmentOf,
   codeableConceptOf,
   dateTimeOf,
+  typedIdentifier,
   type Identifier,
 } from '../mapping/datatypes.js';
 import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
@@ -185,8 +186,10 @@ export class ResultMessages {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
       const sample = specimenId ? `Specimen/${specimenId}` : undefined;
+      // The filler's number (OBR-3), else the placer's (OBR-2), typed as the IG's OBR map does.
       const reportIdentifier = obr
-        ? identifierOfEi(obr.repetitions(3)[0] ?? obr.repetitions(2)[0], sender)
+        ? (typedIdentifier(identifierOfEi(obr.repetitions(3)[0], sender), 'FILL') ??
+          typedIdentifier(identifierOfEi(obr.repetitions(2)[0], sender), 'PLAC'))
         : undefined;
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const reportCriteria =
@@ -394,7 +397,10 @@ export class ResultMessages {
     obr: V2Segment,
     sender: string | undefined,
   ): Promise<Record<string, unknown> | undefined> {
-    const placer = identifierOfEi(orc?.repetitions(2)[0] ?? obr.repetitions(2)[0], sender);
+    const placer = typedIdentifier(
+      identifierOfEi(orc?.repetitions(2)[0] ?? obr.repetitions(2)[0], sender),
+      'PLAC',
+    );
     if (!placer) return undefined;
     const id = await this.fhir.findUnique(HL7_USER, 'ServiceRequest', byIdentifier(placer)!);
     return id

@@ -7,6 +7,7 @@ import {
   dateTimeOf,
   plusMinutes,
   practitionerOf,
+  typedIdentifier,
   type Identifier,
 } from './datatypes.js';
 import { locationChain, type LocationLevel } from './encounter.js';
@@ -86,8 +87,6 @@ export interface AppointmentOfSiu {
   resource: Record<string, unknown>;
 }
 
-const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
-
 /**
  * An SIU message's SCH, with its TQ1, NTE, DG1 and resource segments (AIS, AIG, AIL, AIP), to
  * an Appointment (v2-to-FHIR SIU_S12, SCH[Appointment] and the AIS, AIG, AIL, AIP maps). Start
@@ -98,8 +97,8 @@ export function appointmentFromSiu(
   sch: V2Segment,
   sender: string | undefined,
 ): AppointmentOfSiu {
-  const placer = typed(identifierOfEi(sch.repetitions(1)[0], sender), 'PLAC');
-  const filler = typed(identifierOfEi(sch.repetitions(2)[0], sender), 'FILL');
+  const placer = typedIdentifier(identifierOfEi(sch.repetitions(1)[0], sender), 'PLAC');
+  const filler = typedIdentifier(identifierOfEi(sch.repetitions(2)[0], sender), 'FILL');
   const identifiers = [placer, filler].filter((id): id is Identifier => id !== undefined);
   const minutes = minutesOf(sch);
   const { start, end } = timesOf(message.first('TQ1'), sch, minutes);
@@ -151,10 +150,6 @@ export function appointmentFromSiu(
       ...(comment ? { comment } : {}),
     },
   };
-}
-
-function typed(identifier: Identifier | undefined, code: string): Identifier | undefined {
-  return identifier && { ...identifier, type: { coding: [{ system: V2_0203, code }] } };
 }
 
 /** SCH-9 in the units of SCH-10, when they are minutes or hours. */

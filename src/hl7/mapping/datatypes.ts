@@ -50,6 +50,17 @@ export function aliasSystem(identifier: Identifier): string | undefined {
   return namespace ? namespaceSystem(namespace) : undefined;
 }
 
+/** Identifier types of table 0203 (v2-0203): an order's placer (PLAC) and filler (FILL) numbers. */
+export const IDENTIFIER_TYPES = 'http://terminology.hl7.org/CodeSystem/v2-0203';
+
+/** An identifier with its table 0203 type, as the IG types order numbers. */
+export function typedIdentifier(
+  identifier: Identifier | undefined,
+  code: 'PLAC' | 'FILL',
+): Identifier | undefined {
+  return identifier && { ...identifier, type: { coding: [{ system: IDENTIFIER_TYPES, code }] } };
+}
+
 /**
  * The same identifier: the same value from the same authority, whichever of its systems each
  * was given (see aliasSystem). The type is what the sender called it.

@@ -4,6 +4,7 @@ import {
   amendedOrder,
   carriesWholeOrder,
   medicationRequestOf,
+  orderIdentifiers,
   orderStatusOf,
   serviceRequestOf,
 } from './orders.js';
@@ -113,5 +114,20 @@ describe('an order a control message changes', () => {
     expect(carriesWholeOrder(undefined)).toBe(true);
     expect(carriesWholeOrder(orc('ORC|OD|P1^CPOE'))).toBe(false);
     expect(carriesWholeOrder(orc('ORC|SC|P1^CPOE'))).toBe(false);
+  });
+});
+
+describe('order numbers', () => {
+  it('types the placer (ORC-2) and filler (ORC-3) numbers PLAC and FILL, as the IG does', () => {
+    const type = (code: string) => ({
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code }],
+    });
+    expect(orderIdentifiers(orc('ORC|NW|R300^CPOE|F300^PHARM'))).toEqual([
+      { system: 'urn:carevault:v2:assigning-authority:CPOE', value: 'R300', type: type('PLAC') },
+      { system: 'urn:carevault:v2:assigning-authority:PHARM', value: 'F300', type: type('FILL') },
+    ]);
+    expect(orderIdentifiers(orc('ORC|SC||F300^PHARM'))).toEqual([
+      expect.objectContaining({ value: 'F300', type: type('FILL') }),
+    ]);
   });
 });

@@ -7,6 +7,7 @@ import {
   dateTimeOf,
   practitionerOf,
   sameIdentifier,
+  typedIdentifier,
   type Identifier,
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
@@ -203,7 +204,8 @@ export function amendedOrder(
 
 /**
  * The order's own identifiers: placer (ORC-2) and filler (ORC-3) order numbers, else the same
- * numbers in its OBR (OBR-2, OBR-3), where senders without an ORC put them.
+ * numbers in its OBR (OBR-2, OBR-3), where senders without an ORC put them, typed PLAC and
+ * FILL (table 0203) as the IG's ORC and OBR maps type them (untyped until 2026-12-06).
  */
 export function orderIdentifiers(
   orc: V2Segment | undefined,
@@ -212,9 +214,10 @@ export function orderIdentifiers(
 ): Identifier[] {
   const numbers = (segment: V2Segment | undefined) =>
     segment
-      ? [segment.repetitions(2)[0], segment.repetitions(3)[0]]
-          .map((ei) => identifierOfEi(ei, fallbackSystem))
-          .filter((identifier): identifier is Identifier => identifier !== undefined)
+      ? [
+          typedIdentifier(identifierOfEi(segment.repetitions(2)[0], fallbackSystem), 'PLAC'),
+          typedIdentifier(identifierOfEi(segment.repetitions(3)[0], fallbackSystem), 'FILL'),
+        ].filter((identifier): identifier is Identifier => identifier !== undefined)
       : [];
   const ordered = numbers(orc);
   return ordered.length > 0 ? ordered : numbers(obr);
