@@ -2489,7 +2489,16 @@ describe('HL7 v2 over MLLP', () => {
     expect(await based('R3')).toEqual([{ reference: p1 }]);
     expect(await based('R4')).toBeUndefined();
     expect(await based('R5')).toEqual([
-      { type: 'ServiceRequest', identifier: { system: 'urn:oid:2.16.29', value: `P9-${tag}` } },
+      {
+        type: 'ServiceRequest',
+        identifier: {
+          system: 'urn:oid:2.16.29',
+          value: `P9-${tag}`,
+          type: {
+            coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'PLAC' }],
+          },
+        },
+      },
     ]);
     // The results too, found from the order, with their reference range in numbers.
     const results = await http('GET', `${testApp.url}/fhir/Observation?based-on=${p1}`);
