@@ -54,8 +54,8 @@ export class VaccinationMessages {
       doses += 1;
       // An ORC is its own RXA's: a dose after it without one is not the same order.
       const identifiers = orderIdentifiers(orc, sender);
+      const immunization = immunizationFromRxa(segment, patientId, identifiers, rxr, orc, sender);
       orc = undefined;
-      const immunization = immunizationFromRxa(segment, patientId, identifiers, rxr);
       if (!immunization) {
         throw new Hl7ProcessingError(
           '101',

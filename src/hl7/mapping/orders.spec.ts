@@ -3,6 +3,7 @@ import { V2Message } from '../message/v2-message.js';
 import {
   amendedOrder,
   carriesWholeOrder,
+  immunizationFromRxa,
   medicationRequestOf,
   orderIdentifiers,
   orderStatusOf,
@@ -129,5 +130,36 @@ describe('order numbers', () => {
     expect(orderIdentifiers(orc('ORC|SC||F300^PHARM'))).toEqual([
       expect.objectContaining({ value: 'F300', type: type('FILL') }),
     ]);
+  });
+});
+
+describe('Immunization performers', () => {
+  it('names who gave the dose (RXA-10, AP) and who ordered it (ORC-12, OP), as the IG does', () => {
+    const { text, header } = decodeMessage(
+      Buffer.from(
+        [
+          MSH,
+          'ORC|RE||IZ1^IIS|||||||||77^Order^Olga',
+          'RXA|0|1|20261206||08^HepB^CVX|0.5|mL^^UCUM||00|55^Give^Gus',
+        ].join('\r'),
+      ),
+    );
+    const m = new V2Message(text, header.delimiters);
+    const role = (code: string, display: string) => ({
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0443', code, display }],
+    });
+    const dose = immunizationFromRxa(m.first('RXA')!, 'p1', [], undefined, m.first('ORC'), 'urn:s');
+    expect(dose).toMatchObject({
+      performer: [
+        {
+          function: role('AP', 'Administering Provider'),
+          actor: { type: 'Practitioner', identifier: { value: '55' }, display: 'Gus Give' },
+        },
+        {
+          function: role('OP', 'Ordering Provider'),
+          actor: { type: 'Practitioner', identifier: { value: '77' }, display: 'Olga Order' },
+        },
+      ],
+    });
   });
 });

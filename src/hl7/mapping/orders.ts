@@ -260,6 +260,9 @@ export function serviceRequestOf(
   };
 }
 
+/** Provider roles (table 0443): an Immunization performer's function. */
+const PROVIDER_ROLES = 'http://terminology.hl7.org/CodeSystem/v2-0443';
+
 /** RXA-20 completion status (table 0322) to Immunization.status. */
 const IMMUNIZATION_STATUS: Record<string, string> = {
   CP: 'completed',
@@ -277,6 +280,8 @@ export function immunizationFromRxa(
   patientId: string,
   identifiers: Identifier[],
   rxr?: V2Segment,
+  orc?: V2Segment,
+  senderSystem?: string,
 ): Record<string, unknown> | undefined {
   const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
   const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
@@ -294,6 +299,24 @@ export function immunizationFromRxa(
   const status = rxa.value(20)?.toUpperCase();
   // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
   const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
+  // Who gave the dose (RXA-10) and who ordered it (ORC-12), by their function (table 0443), as
+  // the IG's RXA and ORC maps have them: dropped until 2026-12-06.
+  const performer = (
+    [
+      ['AP', 'Administering Provider', rxa.repetitions(10)[0]],
+      ['OP', 'Ordering Provider', orc?.repetitions(12)[0]],
+    ] as const
+  ).flatMap(([code, display, xcn]) => {
+    const actor = practitionerOf(xcn, senderSystem);
+    return actor
+      ? [
+          {
+            function: { coding: [{ system: PROVIDER_ROLES, code, display }] },
+            actor: { type: 'Practitioner', ...actor },
+          },
+        ]
+      : [];
+  });
   return {
     resourceType: 'Immunization',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
@@ -311,6 +334,7 @@ export function immunizationFromRxa(
     ...(lot ? { lotNumber: lot } : {}),
     ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
     ...(manufacturer ? { manufacturer } : {}),
+    ...(performer.length > 0 ? { performer } : {}),
     ...(site ? { site } : {}),
     ...(route ? { route } : {}),
     ...(dose !== undefined
