@@ -5,7 +5,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { AppConfig } from '../config/config.js';
-import { AuditCheckpoints } from './audit-checkpoints.js';
+import { AuditChainRefusedError, AuditCheckpoints } from './audit-checkpoints.js';
 import { AuditTrail } from './audit-trail.js';
 
 /** Signs the chain head every AUDIT_CHECKPOINT_MINUTES while the service runs, and at shutdown. */
@@ -40,7 +40,13 @@ export class AuditCheckpointScheduler implements OnApplicationBootstrap, OnAppli
       const made = await this.checkpoints.checkpointHead(this.lastSeq);
       if (made) this.lastSeq = made.chainSeq;
     } catch (error) {
-      this.logger.error({ err: { message: (error as Error).message } }, 'Audit checkpoint failed');
+      // A refusal is the trail rebuilt or replaced under the service: alert on this message.
+      this.logger.error(
+        { err: { message: (error as Error).message } },
+        error instanceof AuditChainRefusedError
+          ? 'Audit checkpoint REFUSED: the chain does not continue the last signed checkpoint'
+          : 'Audit checkpoint failed',
+      );
     }
   }
 }

@@ -32,9 +32,8 @@ export interface ChainSource {
   /** What the walk cannot decide but an auditor should know. */
   warnings?: string[];
   /**
-   * Trusted checkpoints of the checkpoint file that name another chain id. Each may be another
-   * database's, but one that names a row of this chain with that row's hash is this chain's
-   * own (a row's hash covers every row before it and each row's random id).
+   * Trusted checkpoints of the checkpoint file that name another chain id. The file belongs to
+   * one chain: a valid one means this chain's id was changed, or the file is another database's.
    */
   foreign?: Checkpoint[];
 }
@@ -76,23 +75,17 @@ export class AuditVerifier {
         after = rows.at(-1)!.chainSeq;
       }
     }
-    // A checkpoint file may also hold checkpoints of other databases (a shared volume); those
-    // say nothing about this chain. One in the database with another chain id is an intrusion.
+    // The checkpoint file belongs to one chain. The chain id is read from the database and is in
+    // no row's hash: changed there, it set aside every checkpoint the file holds for the real
+    // chain, and with them the proof of its rows. A trusted checkpoint of another chain in the
+    // file fails the verification (until 2026-12-06 it was taken for another database's).
     const ours = filed.filter((checkpoint) => checkpoint.chainId === head.chainId);
-    // The chain id is read from the database: one changed there would set aside every
-    // checkpoint the file holds for the real chain, and with them the proof of its tail.
     const others = filed.filter(
       (checkpoint) =>
         checkpoint.chainId !== head.chainId && this.signer.isTrusted(checkpoint.keyId),
     );
-    const warnings =
-      ours.length === 0 && others.length > 0 && head.seq > 0
-        ? [
-            `The checkpoint file holds ${others.length} trusted checkpoint(s) of other chains and none of this one (${head.chainId}): unless another database shares the file, this chain's id was changed, which hides rows removed from its end`,
-          ]
-        : [];
     return {
-      warnings,
+      warnings: [],
       foreign: others,
       start,
       batches: batches(),
@@ -210,6 +203,10 @@ export class AuditVerifier {
         `The chain head says row ${source.head.seq}, but the last row is ${seq}: rows were removed or the head was altered`,
       );
     }
+    const other = [...foreign.values()][0];
+    if (other) {
+      return fail(foreignProblem(other, source.head?.chainId));
+    }
     if (expected.size === 0) {
       report.warnings.push(
         'No signed checkpoint yet: a rewritten or shortened chain could not be told from this one',
@@ -235,6 +232,17 @@ export class AuditVerifier {
       archive.signature,
     );
   }
+}
+
+/** What an operator reads when the checkpoint file holds another chain's checkpoints. */
+export function foreignProblem(checkpoint: Checkpoint, chainId = 'another'): string {
+  return (
+    `The checkpoint file holds a signed checkpoint of chain ${checkpoint.chainId} (row ${checkpoint.chainSeq}), ` +
+    `and this database's chain is ${chainId}: the chain id was changed, which sets aside the file's ` +
+    'proof of the rows, or the file belongs to another database. A restore keeps the chain id; if ' +
+    'this database was legitimately replaced by a new one, move AUDIT_CHECKPOINT_FILE aside (keep ' +
+    'it as evidence) and give this database a file of its own'
+  );
 }
 
 /** Database and file checkpoints together; one missing from either place still counts. */

@@ -191,17 +191,25 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     ).toMatch(/^The chain ends at row 10, but a signed checkpoint covers row 15/);
   });
 
-  it('warns when the chain id was changed, which would set aside the checkpoint file', async () => {
+  it('fails when the chain id was changed, which would set aside the checkpoint file', async () => {
     const { rows } = await client.query('SELECT chain_id FROM audit_chain_head');
     const real = rows[0].chain_id as string;
-    const before = (await verifier.verify(await verifier.databaseSource())).warnings;
-    expect(before.join('\n')).not.toMatch(/other chains/);
+    expect(await verify()).toBeUndefined();
     await client.query('UPDATE audit_chain_head SET chain_id = $1', [randomUUID()]);
     try {
-      const report = await verifier.verify(await verifier.databaseSource());
-      expect(report.warnings.join('\n')).toMatch(
-        /trusted checkpoint\(s\) of other chains and none/,
-      );
+      // Until 2026-12-06 a warning only, and only while the file held none of the new chain's.
+      // The database's checkpoints name the real chain too, and are read first.
+      expect(await verify()).toMatch(/^Checkpoint at row 15 .* has no valid signature/);
+      await client.query('ALTER TABLE audit_checkpoint DISABLE TRIGGER USER');
+      await client.query('CREATE TEMP TABLE kept_checkpoints AS SELECT * FROM audit_checkpoint');
+      await client.query('DELETE FROM audit_checkpoint');
+      try {
+        expect(await verify()).toMatch(new RegExp(`signed checkpoint of chain ${real}`));
+      } finally {
+        await client.query('INSERT INTO audit_checkpoint SELECT * FROM kept_checkpoints');
+        await client.query('DROP TABLE kept_checkpoints');
+        await client.query('ALTER TABLE audit_checkpoint ENABLE TRIGGER USER');
+      }
     } finally {
       await client.query('UPDATE audit_chain_head SET chain_id = $1', [real]);
     }
