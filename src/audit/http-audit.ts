@@ -23,6 +23,9 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'GET /fhir/:type': { action: 'search', subtype: 'search-type' },
   'POST /fhir/:type/_search': { action: 'search', subtype: 'search-type' },
   'POST /fhir/:type/$validate': { action: 'execute', subtype: '$validate' },
+  // A compartment search searches a type (R4 has no interaction code of its own for it).
+  'GET /fhir/:compartment/:id/:type': { action: 'search', subtype: 'search-type' },
+  'POST /fhir/:compartment/:id/:type/_search': { action: 'search', subtype: 'search-type' },
   'PUT /fhir/:type': { action: 'update', subtype: 'update' },
   'PATCH /fhir/:type': { action: 'patch', subtype: 'patch' },
   'DELETE /fhir/:type': { action: 'delete', subtype: 'delete' },
@@ -268,13 +271,24 @@ function namedPatients(
     : [];
 }
 
+/**
+ * A compartment search's compartment (`Patient` of `/fhir/Patient/1/Observation`): the resource
+ * its URL names is the patient, whose id is `:id`; `:type` is what it searches for.
+ */
+function compartmentOf(request: FastifyRequest, route: string | null): string | null {
+  return route?.startsWith('/fhir/:compartment/:id/')
+    ? param(request, 'compartment', (value) => TYPE.test(value))
+    : null;
+}
+
 /** The resource a request's URL names (`/fhir/Observation/1`, `/fhir/Patient/1/$everything`). */
 export function namedResource(request: FastifyRequest, route: string | null): string | null {
   const id = param(request, 'id', isValidId);
   if (!id || !route) return null;
-  const type =
-    param(request, 'type', (value) => TYPE.test(value)) ??
-    /^\/fhir\/([A-Z][A-Za-z]{0,63})\/:id(\/|$)/.exec(route)?.[1];
+  const type = route.startsWith('/fhir/:compartment/')
+    ? compartmentOf(request, route)
+    : (param(request, 'type', (value) => TYPE.test(value)) ??
+      /^\/fhir\/([A-Z][A-Za-z]{0,63})\/:id(\/|$)/.exec(route)?.[1]);
   return type ? `${type}/${id}` : null;
 }
 
@@ -304,9 +318,12 @@ export function httpAuditEntry(
     : route?.startsWith('/fhir/AuditEvent')
       ? 'AuditEvent'
       : null;
+  // A compartment search (`/fhir/Patient/1/Observation`) is about the patient: until 2026-12-06
+  // its row named `Observation/1`, a resource that need not exist.
   const resourceType = described.bundle
     ? 'Bundle'
     : (fixedType ??
+      compartmentOf(request, route) ??
       param(request, 'type', (value) => TYPE.test(value)) ??
       scope?.primary?.type ??
       null);

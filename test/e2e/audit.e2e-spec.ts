@@ -16,6 +16,7 @@ import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface AuditRow {
+  id: string;
   action: string;
   subtype: string | null;
   outcome: string;
@@ -597,6 +598,25 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
         (entity) => entity.what?.reference,
       ),
     ).toContain(`Observation/${observation}`);
+  });
+
+  it('records a compartment search against the patient whose compartment it searched', async () => {
+    // The row named `Observation/<the patient's id>` (the searched type with the patient's id),
+    // a resource that need not exist, and AuditEvent?entity=Patient/<id> could not find it.
+    const patient = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const search = await audited(doctor, 'GET', `${fhir}/Patient/${patient}/Observation`);
+    expect(search.status).toBe(200);
+    expect(search.rows).toMatchObject([
+      { action: 'search', resource_type: 'Patient', resource_id: patient },
+    ]);
+    expect(search.rows[0]!.entities[0]).toBe(`Patient/${patient}`);
+    expect(search.rows[0]!.entities).not.toContain(`Observation/${patient}`);
+    const found = await auditor('GET', `${fhir}/AuditEvent?entity=Patient/${patient}`);
+    expect(found.status).toBe(200);
+    expect(
+      (found.body.entry as { resource: { id: string } }[]).map((entry) => entry.resource.id),
+    ).toContain(search.rows[0]!.id);
   });
 
   it('records logins, failed logins and the account they were for', async () => {
