@@ -7,6 +7,7 @@ import type { ClientRefusal } from '../common/http/client-error.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
 import type { AuditPart, AuditScope } from './audit-context.js';
+import { knownParameter, knownType, UNKNOWN } from './audit-vocabulary.js';
 
 interface RouteAction {
   action: string;
@@ -110,8 +111,6 @@ const BEST_EFFORT_ROUTES = new Set([
   'GET /fhir/metadata',
 ]);
 
-const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
-
 /** The route template Fastify matched, or null for an unknown route (whose URL is not kept). */
 export function routeOf(request: FastifyRequest): string | null {
   const url = request.routeOptions?.url;
@@ -183,7 +182,9 @@ export function batchEntryAuditEntry(
     ...httpAuditEntry(request, outcome.status, part),
     action: interaction,
     subtype: interaction,
-    resourceType: part.primary?.type ?? outcome.type ?? null,
+    // The entry's URL names the type: a word the client typed (`GET MRN77/1`), kept only when
+    // it is a resource type.
+    resourceType: part.primary?.type ?? knownType(outcome.type),
     resourceId: single?.id ?? null,
     resourceVersion: single ? (outcome.version ?? single.version) : null,
   };
@@ -224,13 +225,22 @@ export function describeRoute(
   };
 }
 
-/** The names of the parameters of a search (query string or form), never their values. */
-function parameterNames(request: FastifyRequest, route: string | null): string[] {
+/**
+ * The names of the parameters of a search (query string or form), never their values, and
+ * only those FHIR defines for `type` (or for searches, operations and our lists): a name the
+ * client made up may be a patient's name or MRN (`?Quixoticson=1`, `?name:Zebulon=…`), which
+ * rows kept until 2026-12-06. Each of those is recorded once as `unknown`.
+ */
+function parameterNames(
+  request: FastifyRequest,
+  route: string | null,
+  type: string | null,
+): string[] {
   const names = new Set(Object.keys((request.query as Record<string, unknown> | undefined) ?? {}));
-  if (route === '/fhir/:type/_search' && request.body && typeof request.body === 'object') {
+  if (route?.endsWith('/_search') && request.body && typeof request.body === 'object') {
     for (const name of Object.keys(request.body)) names.add(name);
   }
-  return [...names].filter((name) => name.length <= 100).sort();
+  return [...new Set([...names].map((name) => knownParameter(name, type)))].sort();
 }
 
 function param(
@@ -277,7 +287,7 @@ function namedPatients(
  */
 function compartmentOf(request: FastifyRequest, route: string | null): string | null {
   return route?.startsWith('/fhir/:compartment/:id/')
-    ? param(request, 'compartment', (value) => TYPE.test(value))
+    ? knownType(param(request, 'compartment', () => true))
     : null;
 }
 
@@ -287,9 +297,10 @@ export function namedResource(request: FastifyRequest, route: string | null): st
   if (!id || !route) return null;
   const type = route.startsWith('/fhir/:compartment/')
     ? compartmentOf(request, route)
-    : (param(request, 'type', (value) => TYPE.test(value)) ??
+    : (knownType(param(request, 'type', () => true)) ??
       /^\/fhir\/([A-Z][A-Za-z]{0,63})\/:id(\/|$)/.exec(route)?.[1]);
-  return type ? `${type}/${id}` : null;
+  // A resource of a type FHIR does not define cannot be stored: `MRN77/px` names nothing.
+  return type && type !== UNKNOWN ? `${type}/${id}` : null;
 }
 
 /**
@@ -300,6 +311,12 @@ export function namedResource(request: FastifyRequest, route: string | null): st
 function withNamed(touched: Set<string> | undefined, named: string | null): string[] {
   const entities = [...(touched ?? [])];
   return named && !entities.includes(named) ? [named, ...entities] : entities;
+}
+
+/** The type whose search parameters a request's may be (the searched one, in a compartment). */
+function searchedType(request: FastifyRequest, fixedType: string | null): string | null {
+  const type = knownType(param(request, 'type', () => true)) ?? fixedType;
+  return type === UNKNOWN ? null : type;
 }
 
 /** One request's audit entry, from the request, its final status and what it touched. */
@@ -324,7 +341,8 @@ export function httpAuditEntry(
     ? 'Bundle'
     : (fixedType ??
       compartmentOf(request, route) ??
-      param(request, 'type', (value) => TYPE.test(value)) ??
+      // The type as typed only when FHIR defines it: `GET /fhir/MRN77/1` is `unknown`.
+      knownType(param(request, 'type', () => true)) ??
       scope?.primary?.type ??
       null);
   // A Bundle request's resource is the Bundle, which has no id: the one resource its entries
@@ -337,7 +355,7 @@ export function httpAuditEntry(
   const unknown = named !== null && (refusal.neverStored || scope?.unstored.has(named) === true);
   const resourceId = described.bundle
     ? null
-    : ((unknown ? null : param(request, 'id', isValidId)) ??
+    : ((unknown || resourceType === UNKNOWN ? null : param(request, 'id', isValidId)) ??
       (scope?.entities.size === 1 ? scope.primary?.id : null) ??
       null);
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;
@@ -369,7 +387,7 @@ export function httpAuditEntry(
       (primaryMatches ? (scope?.primary?.version ?? null) : null),
     patientIds: [...patients].sort(),
     entities: withNamed(scope?.entities, unknown ? null : named),
-    queryParams: parameterNames(request, route),
+    queryParams: parameterNames(request, route, searchedType(request, fixedType)),
     outcome: statusCode < 400 ? 'success' : 'failure',
     statusCode,
     detail: refusal.detail,
