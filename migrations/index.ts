@@ -34,6 +34,7 @@ import { Hl7EventClock1767183000000 } from './1767183000000-hl7-event-clock.js';
 import { Hl7MessageControlIdIndex1767190000000 } from './1767190000000-hl7-message-control-id-index.js';
 import { Hl7OutboxFailedDeliveries1767200000000 } from './1767200000000-hl7-outbox-failed-deliveries.js';
 import { Hl7MessageDismissed1767210000000 } from './1767210000000-hl7-message-dismissed.js';
+import { AuditAppendCount1767220000000 } from './1767220000000-audit-append-count.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -73,4 +74,5 @@ export const MIGRATIONS = [
   Hl7MessageControlIdIndex1767190000000,
   Hl7OutboxFailedDeliveries1767200000000,
   Hl7MessageDismissed1767210000000,
+  AuditAppendCount1767220000000,
 ];

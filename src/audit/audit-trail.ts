@@ -7,7 +7,7 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { Metrics } from '../metrics/metrics.js';
 import type { AuditEntry } from './audit-record.js';
 import { cliAuditEntry } from './cli-audit.js';
-import { AuditRepository } from './audit.repository.js';
+import { AuditRepository, AuditRowsDroppedError } from './audit.repository.js';
 
 /** Rows per commit: bounds one statement's size under a burst. */
 const MAX_GROUP = 500;
@@ -130,7 +130,9 @@ export class AuditTrail {
           for (const waiting of group) waiting.resolve();
         } catch (error) {
           this.logger.error({ err: { message: (error as Error).message } }, 'Audit write failed');
-          if (group.length > 1 && isRefusedStatement(error)) {
+          // Rows dropped in the database may be one user's: the others' go again on their own.
+          const dropped = error instanceof AuditRowsDroppedError;
+          if (group.length > 1 && (isRefusedStatement(error) || dropped)) {
             await this.appendOneByOne(group);
           } else {
             for (const waiting of group) waiting.reject(error);

@@ -61,7 +61,10 @@ export function appendStatement(
     content_hash: contentHash(entry),
   }));
   if (lockTimeoutMs === undefined) {
-    return { text: 'SELECT audit_append($1::jsonb)', values: [JSON.stringify(records)] };
+    return {
+      text: 'SELECT audit_append($1::jsonb) AS queued',
+      values: [JSON.stringify(records)],
+    };
   }
   // The rows are linked at COMMIT (a deferred trigger), where statement_timeout no longer
   // runs: a lock held on the chain or on audit_event would hold the commit, and its request,
@@ -69,9 +72,17 @@ export function appendStatement(
   // transaction (is_local), it bounds the link's every lock wait, and the rows' transaction,
   // the write's included, rolls back when one runs out. One statement: no extra round trip.
   return {
-    text: `SELECT audit_append($1::jsonb) FROM (SELECT set_config('lock_timeout', $2, true)) AS bound`,
+    text: `SELECT audit_append($1::jsonb) AS queued FROM (SELECT set_config('lock_timeout', $2, true)) AS bound`,
     values: [JSON.stringify(records), `${Math.trunc(lockTimeoutMs)}ms`],
   };
+}
+
+/** The database took fewer audit entries than were sent: the request fails closed. */
+export class AuditRowsDroppedError extends Error {
+  constructor(sent: number, queued: number) {
+    super(`The database queued ${queued} of ${sent} audit row(s): a trigger on audit_pending?`);
+    this.name = 'AuditRowsDroppedError';
+  }
 }
 
 export interface ChainHead {
@@ -134,7 +145,13 @@ export class AuditRepository {
     lockTimeoutMs?: number,
   ): Promise<void> {
     const { text, values } = appendStatement(entries, lockTimeoutMs);
-    await manager.query(text, values);
+    const [row] = await manager.query<{ queued: number | null }[]>(text, values);
+    // audit_append answers how many entries it queued: fewer means something in the database
+    // (a trigger added on audit_pending) dropped them, and the request must not succeed. Null
+    // is a schema from before the audit-append-count migration (a backup of an older one).
+    if (row?.queued !== null && row?.queued !== entries.length) {
+      throw new AuditRowsDroppedError(entries.length, row?.queued ?? 0);
+    }
   }
 
   async head(manager: EntityManager = this.dataSource.manager): Promise<ChainHead> {

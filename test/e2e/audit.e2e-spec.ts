@@ -753,6 +753,45 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(undone).toHaveLength(0);
   });
 
+  it("fails closed when a trigger in the database drops a user's audit rows", async () => {
+    // audit_append only queues the rows (a deferred trigger links them): a BEFORE INSERT trigger
+    // a DBA added on audit_pending dropped one user's rows, and their requests still succeeded.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const snoop = await createUser(testApp, ['doctor']);
+    const snooping = authorizedHttp((await login(testApp, snoop)).access_token);
+    await db.query(`
+      CREATE FUNCTION test_drop_snoop() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.entries::text LIKE '%${snoop.username}%' THEN RETURN NULL; END IF;
+        RETURN NEW;
+      END $$`);
+    await db.query(`CREATE TRIGGER trg_test_drop_snoop BEFORE INSERT ON audit_pending
+      FOR EACH ROW EXECUTE FUNCTION test_drop_snoop()`);
+    let results: [HttpResult[], Awaited<ReturnType<typeof audited>>[], HttpResult];
+    try {
+      results = await Promise.all([
+        Promise.all(Array.from({ length: 5 }, () => snooping('GET', `${fhir}/Patient/${id}`))),
+        Promise.all(
+          Array.from({ length: 10 }, () => audited(doctor, 'GET', `${fhir}/Patient/${id}`)),
+        ),
+        snooping('PUT', `${fhir}/Patient/${id}`, { body: { ...buildPatient(), id } }),
+      ]);
+    } finally {
+      await db.query('DROP TRIGGER trg_test_drop_snoop ON audit_pending');
+      await db.query('DROP FUNCTION test_drop_snoop()');
+    }
+    const [snooped, reads, write] = results;
+    expect(snooped.map((result) => result.status)).toEqual(Array(5).fill(503));
+    expect(write.status).toBe(503);
+    expect(reads.map((read) => read.status)).toEqual(Array(10).fill(200));
+    const versions = await db.query<{ version_id: number }[]>(
+      `SELECT version_id FROM resource WHERE resource_type = 'Patient' AND id = $1`,
+      [id],
+    );
+    expect(versions).toEqual([{ version_id: 1 }]);
+  });
+
   it('fails closed within AUDIT_WRITE_TIMEOUT_MS when the audit table stays locked', async () => {
     // A lock on audit_event (an operator's LOCK TABLE, a stuck transaction holding the chain)
     // held every request until it was released: statement_timeout does not reach the link
