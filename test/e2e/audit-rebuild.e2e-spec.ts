@@ -10,6 +10,7 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
 import { cliAuditEntry } from '../../src/audit/cli-audit.js';
+import { auditRowValues, INSERT_AUDIT_ROW } from '../support/audit-rows.js';
 import { withEnv } from '../support/env.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -50,39 +51,7 @@ describe('audit chain rebuilt under a new chain id', () => {
     await client.query('DELETE FROM audit_event');
     await client.query('DELETE FROM audit_checkpoint');
     for (const e of rows) {
-      await client.query(
-        `INSERT INTO audit_event (chain_seq, id, recorded_at, source, request_id, action, outcome, status_code, patient_ids, entities, query_params, actor_roles, break_glass, method, route, resource_type, resource_id, user_agent, source_ip, subtype, prev_hash, hash, actor_user_id, actor_name, actor_scope, resource_version, detail)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
-        [
-          e.chainSeq,
-          e.id,
-          e.recordedAt,
-          e.source,
-          e.requestId,
-          e.action,
-          e.outcome,
-          e.statusCode,
-          e.patientIds,
-          e.entities,
-          e.queryParams,
-          e.actorRoles,
-          e.breakGlass,
-          e.method,
-          e.route,
-          e.resourceType,
-          e.resourceId,
-          e.userAgent,
-          e.sourceIp,
-          e.subtype,
-          e.prevHash,
-          e.hash,
-          e.actorUserId,
-          e.actorName,
-          e.actorScope,
-          e.resourceVersion,
-          e.detail,
-        ],
-      );
+      await client.query(INSERT_AUDIT_ROW, auditRowValues(e));
     }
     await client.query(
       'UPDATE audit_chain_head SET chain_seq = $1, hash = $2, chain_id = coalesce($3, chain_id)',

@@ -11,6 +11,7 @@ import { AuditTrail } from '../../src/audit/audit-trail.js';
 import { cliAuditEntry } from '../../src/audit/cli-audit.js';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { auditRowValues, INSERT_AUDIT_ROW } from '../support/audit-rows.js';
 import { withEnv } from '../support/env.js';
 import { http } from '../support/http.js';
 import { startCliHost } from '../support/cli.js';
@@ -243,45 +244,13 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       'DELETE FROM audit_event',
       // The attacker also removes the checkpoints in the database; the file outside it remains.
       'DELETE FROM audit_checkpoint',
-      ...rewritten.map(
-        () =>
-          `INSERT INTO audit_event (chain_seq, id, recorded_at, source, request_id, action, outcome, status_code, patient_ids, entities, query_params, actor_roles, break_glass, method, route, resource_type, resource_id, user_agent, source_ip, subtype, prev_hash, hash, actor_user_id, actor_name, actor_scope, resource_version, detail)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24,$25,$26,$27)`,
-      ),
+      ...rewritten.map(() => INSERT_AUDIT_ROW),
       `UPDATE audit_chain_head SET chain_seq = $1, hash = $2`,
     ];
     const params: unknown[][] = [
       [],
       [],
-      ...rewritten.map((e) => [
-        e.chainSeq,
-        e.id,
-        e.recordedAt,
-        e.source,
-        e.requestId,
-        e.action,
-        e.outcome,
-        e.statusCode,
-        e.patientIds,
-        e.entities,
-        e.queryParams,
-        e.actorRoles,
-        e.breakGlass,
-        e.method,
-        e.route,
-        e.resourceType,
-        e.resourceId,
-        e.userAgent,
-        e.sourceIp,
-        e.subtype,
-        e.prevHash,
-        e.hash,
-        e.actorUserId,
-        e.actorName,
-        e.actorScope,
-        e.resourceVersion,
-        e.detail,
-      ]),
+      ...rewritten.map((e) => auditRowValues(e)),
       [rewritten.at(-1)!.chainSeq, rewritten.at(-1)!.hash],
     ];
     const problem = await tampered(statements, params);
