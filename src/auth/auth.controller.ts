@@ -201,9 +201,8 @@ export class AuthController {
 
   /**
    * The caller authenticates with an access token of its own (SMART 2.0 lets an app or a
-   * resource server call it): whoever presents a token to introspect holds it, and a JWT's
-   * claims are readable to its holder anyway; the bearer token keeps anonymous callers from
-   * probing token liveness.
+   * resource server call it), which keeps anonymous callers from probing token liveness; who
+   * learns what is TokenIntrospection's rule.
    */
   @RequirePermission('account:self')
   @Post('auth/introspect')
@@ -225,6 +224,7 @@ export class AuthController {
       'Token introspection (RFC 7662): whether an access token is active now, with its scope, client, subject and patient',
   })
   introspect(
+    @Req() request: AuthenticatedRequest,
     @Body() body: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<IntrospectionResponse> {
@@ -234,7 +234,7 @@ export class AuthController {
     >;
     // The answer says who a token stands for: kept out of caches like a token response.
     void reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
-    return this.introspection.introspect(fields['token']);
+    return this.introspection.introspect(request.user, fields['token']);
   }
 
   @Public()

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { decodeJwt } from 'jose';
+import { AuditContext } from '../audit/audit-context.js';
+import type { AuthenticatedUser } from './authenticated-user.js';
 import { RequestIdentity } from './request-identity.js';
 import { TokenLiveness } from './token-liveness.js';
 
@@ -28,18 +30,26 @@ const INACTIVE = { active: false } as const;
  * audience, expiry: RequestIdentity; account, app or client, session: TokenLiveness). Everything
  * else is `{active: false}`, without saying why (RFC 7662 2.2): refresh tokens (opaque, only the
  * token endpoint reads them), id_tokens, and an external issuer's tokens (its own endpoint).
+ * RFC 7662 section 4 leaves it to the server whom it answers: the account the token stands for
+ * (an app asking about its own token, or its user's), or a resource server signed in with the
+ * integration role. Anyone else learns nothing (until 2026-12-06 any signed-in user, a billing
+ * clerk or a patient app, learned any token's account, patient and liveness).
  */
 @Injectable()
 export class TokenIntrospection {
   constructor(
     private readonly identity: RequestIdentity,
     private readonly liveness: TokenLiveness,
+    private readonly audit: AuditContext,
   ) {}
 
-  async introspect(token: unknown): Promise<IntrospectionResponse> {
+  async introspect(caller: AuthenticatedUser, token: unknown): Promise<IntrospectionResponse> {
     if (typeof token !== 'string' || token === '') return INACTIVE;
     const user = await this.identity.ownAccessToken(token);
     if (!user || !(await this.liveness.allows(user))) return INACTIVE;
+    if (user.id !== caller.id && !caller.roles.includes('integration')) return INACTIVE;
+    // The answer names the token's patient: the audit row does too.
+    if (user.patient) this.audit.touchPatient(user.patient);
     // Verified above: its claims are ours.
     const claims = decodeJwt(token);
     return {

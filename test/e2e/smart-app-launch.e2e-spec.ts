@@ -1120,10 +1120,23 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     };
 
     beforeAll(async () => {
-      // A resource server's own token: any valid access token may ask.
+      // A resource server's own token: the integration role may ask about any token.
       caller = authorizedHttp(
+        (await login(testApp, await createUser(testApp, ['integration']))).access_token,
+      );
+    });
+
+    it("tells another account's token to no one but a resource server", async () => {
+      // Any signed-in user learned any token's account, patient and liveness until 2026-12-06.
+      const { code, verifier } = await authorize(doctor);
+      const token = (await exchange(code, verifier)).body.access_token as string;
+      const nurse = authorizedHttp(
         (await login(testApp, await createUser(testApp, ['nurse']))).access_token,
       );
+      expect((await introspect(token, nurse)).body).toEqual({ active: false });
+      const own = authorizedHttp((await login(testApp, doctor)).access_token);
+      expect((await introspect(token, own)).body).toMatchObject({ active: true, sub: doctor.id });
+      expect((await introspect(token)).body).toMatchObject({ active: true, patient: patientId });
     });
 
     it('is advertised in the discovery documents', async () => {
