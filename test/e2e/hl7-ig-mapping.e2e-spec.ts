@@ -124,6 +124,15 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect(
       await all(`Observation?subject=${filed['625-4']!['subject'].reference}&_count=50`),
     ).toHaveLength(9);
+
+    // A child with a number of its own (a reflex test) keeps the identifiers its results had
+    // before 2026-12-06, which corrections of results stored then find them by.
+    const reflex = susceptibility('F', 'R1', '0.5')
+      .replace(`|P-${tag}^EHR|F-${tag}^LAB|29576-6`, `|P-${tag}^EHR|R-${tag}^LAB|29576-6`)
+      .replace(`ORC|RE|P-${tag}^EHR|F-${tag}^LAB`, `ORC|RE|P-${tag}^EHR|R-${tag}^LAB`);
+    expect(msaOf((await send(reflex))[0]!).code).toBe('AA');
+    const own = `${system}|R-${tag}/18864-9/1`;
+    expect(await all(`Observation?identifier=${encodeURIComponent(own)}`)).toHaveLength(1);
   });
 
   it('refuses two reports of one number and code in a message (AE 205), filing neither', async () => {

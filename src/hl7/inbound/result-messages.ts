@@ -38,23 +38,45 @@ import {
 /**
  * An OBX's identity within its report: the report's filler order number, the observation code
  * and the sub-id (OBX-4), so that a corrected result replaces the one it corrects. A child
- * report's (a susceptibility panel under its culture: OBR-26 or OBR-29 valued) also has its own
- * code (OBR-4) in it, as it shares its parent's number: the same code and sub-id in both (an
- * organism named in each) would otherwise be one result, written over by the other.
+ * report that shares its parent's number (a susceptibility panel under its culture) also has
+ * its own code (OBR-4) in it: the same code and sub-id in both (an organism named in each) would
+ * otherwise be one result, written over by the other. Only then: a child with a number of its
+ * own (a reflex test) keeps the identifiers its results had before 2026-12-06, which a
+ * correction finds them by.
  */
 function observationIdentifier(
   report: Identifier | undefined,
   obx: V2Segment,
   obr: V2Segment | undefined,
+  sharedNumber: boolean,
 ): Identifier | undefined {
   const code = obx.value(3);
   if (!report || !code) return undefined;
   const subId = obx.value(4);
-  const child = obr && (obr.value(26) || obr.value(29)) ? obr.value(4) : undefined;
+  const child = obr && sharedNumber && isChildReport(obr) ? obr.value(4) : undefined;
   return {
     ...(report.system ? { system: report.system } : {}),
     value: [report.value, ...(child ? [child] : []), code, ...(subId ? [subId] : [])].join('/'),
   };
+}
+
+/** A report under a parent result (OBR-26) or parent order (OBR-29): a susceptibility panel. */
+function isChildReport(obr: V2Segment): boolean {
+  return Boolean(obr.value(26) || obr.value(29));
+}
+
+/**
+ * Whether a child report's number is its parent's: OBR-29 names it (the parent's filler, else
+ * placer number), or another report of the message has it too.
+ */
+function sharesNumber(
+  obr: V2Segment,
+  report: Identifier | undefined,
+  numbers: readonly (string | undefined)[],
+): boolean {
+  if (!report?.value || !isChildReport(obr)) return false;
+  const parent = [obr.value(29, 2, 1), obr.value(29, 1, 1)];
+  return parent.includes(report.value) || numbers.filter((n) => n === report.value).length > 1;
 }
 
 /**
@@ -182,15 +204,17 @@ export class ResultMessages {
     const specimens = new Map<V2Segment, string>();
     const reportsSeen = new Set<string>();
     const messageAt = eventInstant(message);
+    // The filler's number (OBR-3), else the placer's (OBR-2), typed as the IG's OBR map does.
+    const numberOf = (obr: V2Segment) =>
+      typedIdentifier(identifierOfEi(obr.repetitions(3)[0], sender), 'FILL') ??
+      typedIdentifier(identifierOfEi(obr.repetitions(2)[0], sender), 'PLAC');
+    const numbers = groups.map(({ obr }) => (obr ? numberOf(obr)?.value : undefined));
     for (const { orc, obr, notes: comments, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
       const sample = specimenId ? `Specimen/${specimenId}` : undefined;
-      // The filler's number (OBR-3), else the placer's (OBR-2), typed as the IG's OBR map does.
-      const reportIdentifier = obr
-        ? (typedIdentifier(identifierOfEi(obr.repetitions(3)[0], sender), 'FILL') ??
-          typedIdentifier(identifierOfEi(obr.repetitions(2)[0], sender), 'PLAC'))
-        : undefined;
+      const reportIdentifier = obr ? numberOf(obr) : undefined;
+      const parentNumber = obr !== undefined && sharesNumber(obr, reportIdentifier, numbers);
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
       const reportCriteria =
         obr &&
@@ -239,7 +263,7 @@ export class ResultMessages {
           ...encounter,
           ...(sample ? { specimen: { reference: sample } } : {}),
         };
-        const identifier = observationIdentifier(reportIdentifier, segment, obr);
+        const identifier = observationIdentifier(reportIdentifier, segment, obr, parentNumber);
         return {
           identifier,
           body: identifier ? { ...observation, identifier: [identifier] } : observation,
