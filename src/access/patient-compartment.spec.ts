@@ -96,12 +96,17 @@ function engine(): (resource: FhirResource) => string[] {
       },
       { resourceType: 'Patient', id: 'p5', link: [{ other: { reference: 'Patient/p6' } }] },
     ];
-    for (const resource of resources) {
+    // The one deliberate difference: `Task.for.where(resolve() is Patient)` with an absolute
+    // URL, whose type the engine reads as its first segment (`http:`) and the walk as Patient.
+    const absoluteTask = 't1';
+    for (const resource of resources.filter((r) => r.id !== absoluteTask)) {
       expect({ id: resource.id, found: patients(resource) }).toEqual({
         id: resource.id,
         found: byEngine(resource),
       });
     }
+    const task = resources.find((r) => r.id === absoluteTask)!;
+    expect([byEngine(task), patients(task)]).toEqual([[], ['p2']]);
     expect(patients(resources[0]!)).toEqual(['p1', 'p3']);
   });
 
