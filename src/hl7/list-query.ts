@@ -60,7 +60,8 @@ export function pageOf<T>(
   return page;
 }
 
-const MESSAGE_PARAMETERS = [
+/** What `GET /hl7/messages` takes (the audit row keeps these names, audit-vocabulary.ts). */
+export const MESSAGE_PARAMETERS = [
   'status',
   '_count',
   '_after',
@@ -138,7 +139,8 @@ function instantOf(query: Record<string, string | undefined>, name: string): Dat
   return date;
 }
 
-const OUTBOX_PARAMETERS = ['status', '_count', '_after', 'destination', 'resource'] as const;
+/** What `GET /hl7/outbox` takes. */
+export const OUTBOX_PARAMETERS = ['status', '_count', '_after', 'destination', 'resource'] as const;
 const RESOURCE = /^([A-Z][A-Za-z]{1,63})\/([A-Za-z0-9\-.]{1,64})$/;
 
 /**
