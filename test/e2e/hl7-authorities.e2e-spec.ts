@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
 
 /**
  * One assigning authority, named two ways: an HD carries a namespace id (HD-1) and a universal
@@ -11,23 +8,16 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
  * the lab its namespace alone). Each gives its own identifier system; the patient must stay one.
  */
 describe('HL7 v2 assigning authorities named by namespace and by universal id', () => {
-  let testApp: TestApp;
-  let sender: MllpTestClient;
-  let http: HttpFn;
+  let feed: Hl7Feed;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    feed = await openHl7Feed();
   });
 
-  afterAll(async () => {
-    sender.close();
-    await testApp.close();
-  });
+  afterAll(() => feed.close());
 
   async function send(...messages: string[]): Promise<string[]> {
-    return (await sender.exchange(messages)).map((ack) => msaOf(ack).code);
+    return (await feed.send(...messages)).map((ack) => msaOf(ack).code);
   }
 
   const adt = (control: string, cx: string, family: string) =>
@@ -44,21 +34,11 @@ describe('HL7 v2 assigning authorities named by namespace and by universal id', 
       `OBX|1|NM|2345-7^Glucose^LN||99|mg/dL||||||F`,
     ].join('\r');
 
-  async function patientsHolding(value: string): Promise<Record<string, any>[]> {
-    const found = await http('GET', `${testApp.url}/fhir/Patient?identifier=${value}`);
-    expect(found.status).toBe(200);
-    return (found.body.entry ?? []).map(
-      (entry: { resource: Record<string, any> }) => entry.resource,
-    );
-  }
+  const patientsHolding = (value: string) => feed.search(`Patient?identifier=${value}`);
 
   async function subjectOfResult(order: string): Promise<string> {
-    const reports = await http(
-      'GET',
-      `${testApp.url}/fhir/DiagnosticReport?identifier=${encodeURIComponent(order)}`,
-    );
-    expect(reports.body.entry).toHaveLength(1);
-    return reports.body.entry[0].resource.subject.reference;
+    const report = await feed.one(`DiagnosticReport?identifier=${encodeURIComponent(order)}`);
+    return report['subject'].reference;
   }
 
   it('files a namespace-only result under the patient stored by the universal id', async () => {

@@ -1,9 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
 
 /**
  * What the v2-to-FHIR IG's maps say and a clinical informaticist checked once filed: a culture
@@ -11,30 +8,13 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
  * order message leaves alone.
  */
 describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
-  let testApp: TestApp;
-  let sender: MllpTestClient;
-  let http: HttpFn;
+  let feed: Hl7Feed;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    feed = await openHl7Feed();
   });
 
-  afterAll(async () => {
-    sender.close();
-    await testApp.close();
-  });
-
-  const send = (...messages: string[]): Promise<string[]> => sender.exchange(messages);
-
-  async function all(query: string): Promise<Record<string, any>[]> {
-    const found = await http('GET', `${testApp.url}/fhir/${query}`);
-    expect(found.status).toBe(200);
-    return (found.body.entry ?? []).map(
-      (entry: { resource: Record<string, any> }) => entry.resource,
-    );
-  }
+  afterAll(() => feed.close());
 
   it('keeps a culture and its susceptibility panel of one order number as two reports', async () => {
     const tag = randomUUID().slice(0, 8);
@@ -67,9 +47,11 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     const both = [culture('P', 'C1'), susceptibility('P', 'S1', '0.25').split('\r').slice(2)]
       .flat()
       .join('\r');
-    expect(msaOf((await send(both))[0]!).code).toBe('AA');
+    expect(msaOf((await feed.send(both))[0]!).code).toBe('AA');
     const reports = () =>
-      all(`DiagnosticReport?identifier=${encodeURIComponent(`${system}|F-${tag}`)}&_sort=code`);
+      feed.search(
+        `DiagnosticReport?identifier=${encodeURIComponent(`${system}|F-${tag}`)}&_sort=code`,
+      );
     const byCode = async () =>
       Object.fromEntries(
         (await reports()).map((report) => [report['code'].coding[0].code, report]),
@@ -90,7 +72,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     ]);
     // The organism under each report: the panel's, of the same code and sub-id, is its own.
     const organism = async (key: string) => {
-      const found = await all(
+      const found = await feed.search(
         `Observation?identifier=${encodeURIComponent(`${system}|F-${tag}/${key}`)}`,
       );
       expect(found).toHaveLength(1);
@@ -100,7 +82,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect(await organism('29576-6/600-7/1')).toBe('Staphylococcus aureus');
 
     // A correction of each updates its own report, and a resend adds none.
-    const acks = await send(
+    const acks = await feed.send(
       susceptibility('C', 'S2', '0.5'),
       culture('F', 'C2', 'Staphylococcus aureus'),
       susceptibility('C', 'S3', '0.5'),
@@ -113,7 +95,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     expect(filed['29576-6']).toMatchObject({ status: 'corrected' });
     expect(filed['29576-6']!['result']).toHaveLength(3);
     expect(await organism('600-7/1')).toBe('Staphylococcus aureus');
-    const ampicillin = await all(
+    const ampicillin = await feed.search(
       `Observation?identifier=${encodeURIComponent(`${system}|F-${tag}/29576-6/18864-9/1`)}`,
     );
     expect(ampicillin).toHaveLength(1);
@@ -122,7 +104,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
       valueQuantity: { value: 0.5, comparator: '<=' },
     });
     expect(
-      await all(`Observation?subject=${filed['625-4']!['subject'].reference}&_count=50`),
+      await feed.search(`Observation?subject=${filed['625-4']!['subject'].reference}&_count=50`),
     ).toHaveLength(9);
 
     // A child with a number of its own (a reflex test) keeps the identifiers its results had
@@ -130,14 +112,14 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     const reflex = susceptibility('F', 'R1', '0.5')
       .replace(`|P-${tag}^EHR|F-${tag}^LAB|29576-6`, `|P-${tag}^EHR|R-${tag}^LAB|29576-6`)
       .replace(`ORC|RE|P-${tag}^EHR|F-${tag}^LAB`, `ORC|RE|P-${tag}^EHR|R-${tag}^LAB`);
-    expect(msaOf((await send(reflex))[0]!).code).toBe('AA');
+    expect(msaOf((await feed.send(reflex))[0]!).code).toBe('AA');
     const own = `${system}|R-${tag}/18864-9/1`;
-    expect(await all(`Observation?identifier=${encodeURIComponent(own)}`)).toHaveLength(1);
+    expect(await feed.search(`Observation?identifier=${encodeURIComponent(own)}`)).toHaveLength(1);
   });
 
   it('refuses two reports of one number and code in a message (AE 205), filing neither', async () => {
     const tag = randomUUID().slice(0, 8);
-    const [ack] = await send(
+    const [ack] = await feed.send(
       [
         `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|D-${tag}|P|2.5.1`,
         `PID|1||D-${tag}^^^HOSP&2.16.37&ISO^MR||Double^Dee`,
@@ -149,7 +131,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     );
     expect(msaOf(ack!).code).toBe('AE');
     expect(ack).toMatch(/the same number \(OBR-3, else OBR-2\) and code \(OBR-4\)/);
-    expect(await all(`DiagnosticReport?identifier=FD-${tag}`)).toHaveLength(0);
+    expect(await feed.search(`DiagnosticReport?identifier=FD-${tag}`)).toHaveLength(0);
   });
   const prescriptions = (tag: string, ...orcs: string[]) =>
     orcs.map((orc, i) =>
@@ -162,7 +144,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
     );
 
   async function prescription(tag: string, number: string): Promise<Record<string, any>> {
-    const found = await all(
+    const found = await feed.search(
       `MedicationRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|${number}-${tag}`)}`,
     );
     expect(found).toHaveLength(1);
@@ -171,7 +153,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
 
   it('stops a discontinued prescription and completes a completed one (ORC-5, else ORC-1)', async () => {
     const tag = randomUUID().slice(0, 8);
-    const acks = await send(
+    const acks = await feed.send(
       ...prescriptions(
         tag,
         `ORC|NW|R300-${tag}^CPOE`,
@@ -205,7 +187,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
         'OBR|1|||24725-4^CT Head^LN',
       ].join('\r');
     const at8 = '|||||||202503010800+0000|||1234^Attend^Alice';
-    const acks = await send(
+    const acks = await feed.send(
       rde('202503010800', `ORC|NW|R400-${tag}^CPOE${at8}`, 'RXR|PO^Oral^HL70162'),
       rde('202503010900', `ORC|OD|R400-${tag}^CPOE|F400^PHARM|||||202503010900+0000`),
       orm('202503010800', `ORC|NW|O400-${tag}^CPOE${at8}`),
@@ -228,7 +210,7 @@ describe('HL7 v2 results and orders as the v2-to-FHIR IG maps them', () => {
       'F400',
     ]);
     const orders = async (number: string) => {
-      const found = await all(
+      const found = await feed.search(
         `ServiceRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|${number}-${tag}`)}`,
       );
       expect(found).toHaveLength(1);

@@ -1,37 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { msaOf, MllpTestClient } from '../support/mllp.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
 
 /**
  * What a feed's status fields mean once filed: a discharge and its cancellation, a result's
  * status when OBX-11 holds a code the IG leaves open or none, an order control of no table.
  */
 describe('HL7 v2 statuses: visits, results and orders', () => {
-  let testApp: TestApp;
-  let sender: MllpTestClient;
-  let http: HttpFn;
+  let feed: Hl7Feed;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    feed = await openHl7Feed();
   });
 
-  afterAll(async () => {
-    sender.close();
-    await testApp.close();
-  });
-
-  const send = (...messages: string[]): Promise<string[]> => sender.exchange(messages);
-
-  async function one(query: string): Promise<Record<string, any>> {
-    const found = await http('GET', `${testApp.url}/fhir/${query}`);
-    expect(found.body.entry).toHaveLength(1);
-    return found.body.entry[0].resource;
-  }
+  afterAll(() => feed.close());
 
   it('takes back the discharge disposition with the discharge, and refuses A11 after A03', async () => {
     const tag = randomUUID().slice(0, 8);
@@ -44,7 +26,7 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
       ].join('\r');
     // PV1-36 discharge disposition 01 (home), PV1-45 the discharge time.
     const discharge = `${'|'.repeat(17)}01${'|'.repeat(9)}202503011300+0000`;
-    const acks = await send(
+    const acks = await feed.send(
       adt('A01', '202503010900+0000'),
       adt('A03', '202503011300+0000', discharge),
       adt('A11', '202503011400+0000'),
@@ -54,7 +36,7 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
       /ERR\|\|\|207\^[^|]*\|E\|\|\|\|A cancelled admission of a visit already discharged: cancel the discharge \(A13\) first/,
     );
     const visit = `Encounter?identifier=${encodeURIComponent(`urn:oid:2.16.31|V-${tag}`)}`;
-    const finished = await one(visit);
+    const finished = await feed.one(visit);
     expect(finished).toMatchObject({
       status: 'finished',
       hospitalization: {
@@ -65,8 +47,8 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     expect(finished['location'].map((entry: { status: string }) => entry.status)).toEqual([
       'completed',
     ]);
-    expect(msaOf((await send(adt('A13', '202503011500+0000')))[0]!).code).toBe('AA');
-    const reopened = await one(visit);
+    expect(msaOf((await feed.send(adt('A13', '202503011500+0000')))[0]!).code).toBe('AA');
+    const reopened = await feed.one(visit);
     expect(reopened['status']).toBe('in-progress');
     expect(reopened['period']?.end).toBeUndefined();
     expect(reopened['hospitalization']?.dischargeDisposition).toBeUndefined();
@@ -86,12 +68,12 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
       `OBX|3|NM|2085-9^HDL^LN||50|mg/dL|||||Z`,
       `OBX|4|NM|13457-7^LDL^LN||110|mg/dL`,
     ].join('\r');
-    expect(msaOf((await send(message))[0]!).code).toBe('AA');
-    const report = await one(`DiagnosticReport?identifier=F-${tag}`);
+    expect(msaOf((await feed.send(message))[0]!).code).toBe('AA');
+    const report = await feed.one(`DiagnosticReport?identifier=F-${tag}`);
     expect(report['status']).toBe('preliminary');
-    const results = await http(
+    const results = await feed.http(
       'GET',
-      `${testApp.url}/fhir/Observation?subject=${String(report['subject'].reference)}&_count=10`,
+      `${feed.testApp.url}/fhir/Observation?subject=${String(report['subject'].reference)}&_count=10`,
     );
     const byCode = Object.fromEntries(
       results.body.entry.map((entry: { resource: Record<string, any> }) => [
@@ -110,7 +92,7 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
 
   it('tells the sender when a repeated value (OBX-5) could not all be taken', async () => {
     const tag = randomUUID().slice(0, 8);
-    const [ack] = await send(
+    const [ack] = await feed.send(
       [
         `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|V-${tag}|P|2.5.1`,
         `PID|1||V-${tag}^^^HOSP&2.16.34&ISO^MR||Value^Val`,
@@ -128,7 +110,7 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
 
   it('takes the date of a result time with no valid time of day, and says so', async () => {
     const tag = randomUUID().slice(0, 8);
-    const [ack] = await send(
+    const [ack] = await feed.send(
       [
         `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ORU^R01|T-${tag}|P|2.5.1`,
         `PID|1||T-${tag}^^^HOSP&2.16.35&ISO^MR||Time^Tia`,
@@ -139,8 +121,8 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     expect(ack!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([
       'ERR||OBX^1^14|102^Data type error^HL70357|W||||OBX-14 (date/time of the observation) has no valid time of day: its date was taken, the time left out',
     ]);
-    const report = await one(`DiagnosticReport?identifier=FT-${tag}`);
-    const result = await one(`Observation?subject=${String(report['subject'].reference)}`);
+    const report = await feed.one(`DiagnosticReport?identifier=FT-${tag}`);
+    const result = await feed.one(`Observation?subject=${String(report['subject'].reference)}`);
     expect(result['effectiveDateTime']).toBe('2026-12-06');
   });
 
@@ -153,13 +135,13 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
         `ORC|${control}|${id}-${tag}^CPOE`,
         `OBR|1|${id}-${tag}^CPOE||71045^Xray chest^C4`,
       ].join('\r');
-    const [local, known] = await send(order('ZZ', 'O1'), order('NW', 'O2'));
+    const [local, known] = await feed.send(order('ZZ', 'O1'), order('NW', 'O2'));
     expect(msaOf(local!).code).toBe('AA');
     expect(local!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([
       'ERR||ORC^1^1|103^Table value not found^HL70357|W||||ORC-1 (order control) is not a code of HL7 table 0119: the order was filed as a new one; the rest was taken',
     ]);
     expect(known!.split('\r').filter((segment) => segment.startsWith('ERR'))).toEqual([]);
-    const filed = await one(
+    const filed = await feed.one(
       `ServiceRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|O1-${tag}`)}`,
     );
     expect(filed['status']).toBe('active');
