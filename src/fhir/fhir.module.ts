@@ -31,7 +31,9 @@ import { SearchIndexStatus } from './search/search-index-status.js';
 import { SearchConditions } from './search/search-conditions.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 import { SearchRepository } from './search/search.repository.js';
+import { SearchIncludes } from './search/search-includes.js';
 import { SearchService } from './search/search.service.js';
+import { SearchState } from './search/search-state.js';
 
 @Module({
   imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
@@ -54,6 +56,8 @@ import { SearchService } from './search/search.service.js';
     SearchConditions,
     SearchRepository,
     SearchService,
+    SearchIncludes,
+    SearchState,
     BundleService,
     EverythingService,
     ReindexService,

@@ -15,7 +15,7 @@ import { UnitOfWork } from '../../database/unit-of-work.js';
 import { dateRange, type DateRange } from './date-range.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchRepository } from './search.repository.js';
-import type { SearchBundle } from './search.service.js';
+import type { SearchBundle } from './search-bundle.js';
 import { entries } from '../bundle.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 

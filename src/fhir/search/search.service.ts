@@ -1,5 +1,4 @@
 import { Injectable } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import {
   CONFIDENTIALITY,
@@ -11,66 +10,44 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
-import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
-import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
 import { isRefusedStatement, sqlStateOf } from '../../database/database-unavailable.js';
-import { decodeCursor, encodeCursor, notACursor } from '../cursor.js';
+import { decodeCursor, notACursor } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import { isValidId, type FhirResource } from '../fhir-types.js';
-import type { ResourceEntity } from '../resource.entity.js';
+import { isValidId } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { tokenTerms } from './blind-terms.js';
 import { blindField } from './index-extractor.js';
 import { isPhiParameter } from './phi-parameters.js';
 import { assertRevInclude } from './rev-includes.js';
+import {
+  contentOf,
+  isSearchCursor,
+  pageLinks,
+  searchBundle,
+  type Cursor,
+  type SearchBundle,
+} from './search-bundle.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
+import { MAX_INCLUDED, SearchIncludes } from './search-includes.js';
 import {
   MAX_LAST,
   firstOfRepeated,
   parseSearchRequest,
   type Criterion,
-  type IncludeSpec,
   type SearchRequest,
 } from './search-request.js';
 import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
+import { SearchState } from './search-state.js';
 import { SqlParams } from './sql-params.js';
-import { parseStored } from '../stored-json.js';
-import { entries } from '../bundle.js';
-import { withoutWriteOnly } from '../write-only-elements.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
-const MAX_INCLUDED = 1000;
 /** The most patients a count's audit row names (as many as a page can list). */
 const COUNTED_MAX = 1000;
-
-/** Sealed search state is bound to who searched and what, like a PHI value to its row. */
-function stateContext(user: AuthenticatedUser, type: string): CipherContext {
-  return { table: 'search', column: 'state', row: [type, user.id] };
-}
-
-export interface SearchBundle {
-  resourceType: 'Bundle';
-  id: string;
-  meta: { lastUpdated: string };
-  type: 'searchset';
-  total?: number;
-  link: { relation: string; url: string }[];
-  entry?: (
-    | { fullUrl: string; resource: FhirResource; search: { mode: 'match' | 'include' } }
-    | { resource: OperationOutcome; search: { mode: 'outcome' } }
-  )[];
-}
-
-interface Cursor {
-  /** n: the page after the row with these keys; p: the page before it. */
-  d: 'n' | 'p';
-  k: string[];
-}
 
 /**
  * FHIR search: criteria to SQL over the index tables, keyset paging, _include and _revinclude,
@@ -87,7 +64,8 @@ export class SearchService {
     private readonly resources: ResourceRepository,
     private readonly access: ResourceAccess,
     private readonly compartment: PatientCompartment,
-    private readonly cipher: FieldCipher,
+    private readonly states: SearchState,
+    private readonly includes: SearchIncludes,
     private readonly contexts: SecurityContexts,
     private readonly blind: BlindIndexer,
   ) {}
@@ -106,7 +84,7 @@ export class SearchService {
     // Criteria that came in a form body (or a link made from one) travel on in _state, sealed.
     const state =
       typeof received['_state'] === 'string'
-        ? this.unseal(user, type, received['_state'])
+        ? this.states.unseal(user, type, received['_state'])
         : undefined;
     const asked: Query = state
       ? { ...state.query, ...(state.cursor ? { _cursor: state.cursor } : {}) }
@@ -183,10 +161,10 @@ export class SearchService {
     }
     const links = (next?: Cursor, previous?: Cursor) =>
       sealed
-        ? this.sealedLinks(user, baseUrl, type, path, used, next, previous)
-        : this.links(baseUrl, path, used, next, previous);
+        ? this.states.links(user, baseUrl, type, path, used, next, previous)
+        : pageLinks(baseUrl, path, used, next, previous);
     if (request.summaryCount) {
-      return this.bundle([], [], total, links(), params.warnings, complete);
+      return searchBundle([], [], total, links(), params.warnings, complete);
     }
 
     const cursor = request.cursor
@@ -214,13 +192,13 @@ export class SearchService {
     const matches = contents.filter((resource) =>
       this.access.isListable(user, resource, true, contexts.get(resource)),
     );
-    const included = await this.includes(user, type, request, matches, params.warnings);
+    const included = await this.includes.include(user, type, request, matches, params.warnings);
 
     const first = page[0];
     const last = page[page.length - 1];
     const hasNext = backwards ? cursor !== undefined : more;
     const hasPrevious = backwards ? more : cursor !== undefined;
-    return this.bundle(
+    return searchBundle(
       request.subset
         ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
         : matches,
@@ -291,7 +269,7 @@ export class SearchService {
       );
     }
     const rows = (await this.repository.load('Observation', ids)).map((row) => contentOf(row));
-    const links = this.links(
+    const links = pageLinks(
       baseUrl,
       'Observation/$lastn',
       viaPost ? {} : received,
@@ -302,11 +280,17 @@ export class SearchService {
       // Counted, not listed: the row names their patients, not the resources.
       const count = rows.filter((resource) => this.access.isListable(user, resource, false));
       this.access.recordCounted(new Set(count.flatMap((r) => this.access.patientsCounted(r))));
-      return this.bundle([], [], count.length, links, params.warnings, new Date());
+      return searchBundle([], [], count.length, links, params.warnings, new Date());
     }
     const matches = rows.filter((resource) => this.access.isListable(user, resource));
-    const included = await this.includes(user, 'Observation', request, matches, params.warnings);
-    return this.bundle(
+    const included = await this.includes.include(
+      user,
+      'Observation',
+      request,
+      matches,
+      params.warnings,
+    );
+    return searchBundle(
       request.subset
         ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
         : matches,
@@ -552,269 +536,15 @@ export class SearchService {
       }
     }
     for (const spec of request.include) {
-      if (spec.sourceType !== '*' && spec.param !== '*') this.assertReferenceParam(spec);
+      if (spec.sourceType !== '*' && spec.param !== '*') this.includes.assertReferenceParam(spec);
       if (spec.targetType) refuse('_include', spec.targetType, 'read');
     }
     for (const spec of request.revinclude) refuse('_revinclude', spec.sourceType, 'read');
   }
 
-  private async includes(
-    user: AuthenticatedUser,
-    type: string,
-    request: SearchRequest,
-    matches: FhirResource[],
-    warnings: Set<string>,
-  ): Promise<FhirResource[]> {
-    const seen = new Set(
-      matches.map((resource) => `${resource.resourceType}/${String(resource.id)}`),
-    );
-    const included: FhirResource[] = [];
-    let round = matches;
-    // The first round from the matches; with :iterate, one more round from what it added.
-    for (let depth = 0; depth < 2 && round.length > 0; depth++) {
-      const added: FhirResource[] = [];
-      const specs = (list: IncludeSpec[]): IncludeSpec[] =>
-        list.filter((spec) => depth === 0 || spec.iterate);
-      for (const spec of specs(request.include).flatMap((s) => this.expandWildcard(s, round))) {
-        const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
-        this.assertReferenceParam(spec);
-        if (sources.length === 0) continue;
-        const targets = await this.repository.loadTargets(
-          spec.sourceType,
-          sources.map((s) => String(s.id)),
-          spec.param,
-          spec.targetType,
-          MAX_INCLUDED,
-        );
-        added.push(...this.listable(user, targets, seen, warnings));
-      }
-      // Checked before the search ran (assertRevInclude).
-      for (const spec of specs(request.revinclude)) {
-        const targets =
-          depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
-        for (const targetType of new Set(targets.map((t) => t.resourceType))) {
-          const ids = targets.filter((t) => t.resourceType === targetType).map((t) => String(t.id));
-          const sources = await this.repository.loadSources(
-            spec.sourceType,
-            spec.param,
-            targetType,
-            ids,
-            MAX_INCLUDED,
-          );
-          added.push(...this.listable(user, sources, seen, warnings));
-        }
-      }
-      included.push(...added);
-      round = added;
-      if (included.length >= MAX_INCLUDED) break;
-    }
-    return included.slice(0, MAX_INCLUDED);
-  }
-
-  /** Loaded resources not yet in the Bundle that the caller may list, marked as seen. */
-  private listable(
-    user: AuthenticatedUser,
-    rows: ResourceEntity[],
-    seen: Set<string>,
-    warnings: Set<string>,
-  ): FhirResource[] {
-    const listable: FhirResource[] = [];
-    for (const resource of rows.map(contentOf)) {
-      const key = `${resource.resourceType}/${String(resource.id)}`;
-      if (seen.has(key)) continue;
-      seen.add(key);
-      // A reference that may point to several types (`_include=*`, `Observation:performer`)
-      // brings only those the caller may read, and the Bundle says what it left out.
-      if (!mayUseFhir(user, resource.resourceType, 'read')) {
-        warnings.add(
-          `Included resources of a type you may not read were left out: ${resource.resourceType}`,
-        );
-        continue;
-      }
-      // Included resources follow the same rules as matches: another patient's or a
-      // restricted record is left out.
-      if (this.access.isListable(user, resource)) listable.push(resource);
-    }
-    return listable;
-  }
-
-  /** `_include=*` and `Type:*` as one spec per reference parameter of the types in the round. */
-  private expandWildcard(spec: IncludeSpec, round: FhirResource[]): IncludeSpec[] {
-    if (spec.param !== '*') return [spec];
-    const types =
-      spec.sourceType === '*'
-        ? [...new Set(round.map((resource) => resource.resourceType))]
-        : [spec.sourceType];
-    return types.flatMap((type) =>
-      this.searchDefinitions
-        .paramsOf(type)
-        .filter((param) => param.type === 'reference')
-        .map((param) => ({ sourceType: type, param: param.code, iterate: spec.iterate })),
-    );
-  }
-
-  private assertReferenceParam(spec: IncludeSpec): void {
-    const param = this.conditions.param(spec.sourceType, spec.param);
-    if (param.type !== 'reference') {
-      throw AppError.invalid(`${spec.sourceType}:${spec.param} is not a reference parameter`);
-    }
-    // A target type the parameter never points to found nothing, with a 200 that said nothing
-    // of the typo (`Observation:subject:Foo`) until 2026-12-06.
-    const { targets } = param;
-    if (
-      spec.targetType &&
-      targets.length > 0 &&
-      !targets.includes('Resource') &&
-      !targets.includes(spec.targetType)
-    ) {
-      throw AppError.invalid(
-        `${spec.sourceType}:${spec.param} refers to ${targets.join(', ')}, not to ${spec.targetType}`,
-      );
-    }
-  }
-
   private isKnown(type: string, code: string, hasType?: string): boolean {
     return (code === '_has' && hasType !== undefined) || this.conditions.isSearchable(type, code);
   }
-
-  private links(
-    baseUrl: string,
-    path: string,
-    query: Record<string, string | string[] | undefined>,
-    next: Cursor | undefined,
-    previous: Cursor | undefined,
-  ): { relation: string; url: string }[] {
-    const url = (cursor?: Cursor): string => {
-      const search = new URLSearchParams();
-      for (const [name, value] of Object.entries(query)) {
-        if (name === '_cursor' || value === undefined) continue;
-        for (const item of Array.isArray(value) ? value : [value]) search.append(name, item);
-      }
-      if (cursor) search.set('_cursor', encodeCursor(cursor));
-      const text = search.toString();
-      return `${baseUrl}/${path}${text ? `?${text}` : ''}`;
-    };
-    const self =
-      typeof query['_cursor'] === 'string'
-        ? `${url()}${url().includes('?') ? '&' : '?'}_cursor=${encodeURIComponent(query['_cursor'])}`
-        : url();
-    return [
-      { relation: 'self', url: self },
-      ...(next ? [{ relation: 'next', url: url(next) }] : []),
-      ...(previous ? [{ relation: 'previous', url: url(previous) }] : []),
-    ];
-  }
-
-  /**
-   * Links of a search whose criteria must stay out of URLs: the criteria and cursor are sealed
-   * (AES-GCM, bound to this user and type) into one opaque `_state` parameter.
-   */
-  private sealedLinks(
-    user: AuthenticatedUser,
-    baseUrl: string,
-    type: string,
-    path: string,
-    query: Query,
-    next: Cursor | undefined,
-    previous: Cursor | undefined,
-  ): { relation: string; url: string }[] {
-    const criteria = Object.fromEntries(
-      Object.entries(query).filter(([name]) => name !== '_cursor' && name !== '_state'),
-    );
-    const link = (cursor: Cursor | undefined): string => {
-      const state = this.cipher.encrypt(
-        JSON.stringify({ query: criteria, ...(cursor ? { cursor: encodeCursor(cursor) } : {}) }),
-        stateContext(user, type),
-      );
-      return `${baseUrl}/${path}?_state=${state}`;
-    };
-    return [
-      { relation: 'self', url: link(undefined) },
-      ...(next ? [{ relation: 'next', url: link(next) }] : []),
-      ...(previous ? [{ relation: 'previous', url: link(previous) }] : []),
-    ];
-  }
-
-  private unseal(
-    user: AuthenticatedUser,
-    type: string,
-    state: string,
-  ): { query: Query; cursor?: string } {
-    try {
-      return JSON.parse(this.cipher.decrypt(state, stateContext(user, type))) as {
-        query: Query;
-        cursor?: string;
-      };
-    } catch {
-      throw AppError.invalid('_state is not a link of this search for this user: search again');
-    }
-  }
-
-  private bundle(
-    matches: FhirResource[],
-    included: FhirResource[],
-    total: number | undefined,
-    link: { relation: string; url: string }[],
-    warnings: ReadonlySet<string>,
-    complete: Date,
-    baseUrl = '',
-  ): SearchBundle {
-    const entry = (resource: FhirResource, mode: 'match' | 'include') => ({
-      fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
-      resource,
-      search: { mode },
-    });
-    return {
-      resourceType: 'Bundle',
-      id: randomUUID(),
-      meta: { lastUpdated: complete.toISOString() },
-      type: 'searchset',
-      ...(total !== undefined ? { total } : {}),
-      link,
-      ...entries([
-        ...matches.map((r) => entry(r, 'match')),
-        ...included.map((r) => entry(r, 'include')),
-        // FHIR's place for what a client should know about how its search was answered.
-        ...(warnings.size > 0
-          ? [
-              {
-                resource: operationOutcome(
-                  [...warnings].map((diagnostics) => ({
-                    severity: 'warning' as const,
-                    code: 'informational' as const,
-                    diagnostics,
-                  })),
-                ),
-                search: { mode: 'outcome' as const },
-              },
-            ]
-          : []),
-      ]),
-    };
-  }
-}
-
-/**
- * A matched resource as the Bundle shows it (write-only values masked). Not to be changed: the
- * Bundle is sent with the stored text (a changed copy is serialized, see stored-json.ts).
- */
-function contentOf(row: ResourceEntity): FhirResource {
-  return withoutWriteOnly(parseStored<FhirResource>(row.content as string));
-}
-
-/** The cursor of a search whose sort has `keys` keys. */
-function isSearchCursor(keys: number) {
-  return (value: unknown): value is Cursor => {
-    const cursor = value as Partial<Cursor> | null;
-    return (
-      typeof cursor === 'object' &&
-      cursor !== null &&
-      (cursor.d === 'n' || cursor.d === 'p') &&
-      Array.isArray(cursor.k) &&
-      cursor.k.length === keys &&
-      cursor.k.every((key) => typeof key === 'string' && key.length <= 1000)
-    );
-  };
 }
 
 /** The restricting codes as SQL literals: constants, the same in every statement. */

@@ -1,0 +1,144 @@
+import { Injectable } from '@nestjs/common';
+import { ResourceAccess } from '../../access/resource-access.js';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { mayUseFhir } from '../../auth/permissions.js';
+import { AppError } from '../../common/errors/app-error.js';
+import type { FhirResource } from '../fhir-types.js';
+import type { ResourceEntity } from '../resource.entity.js';
+import { contentOf } from './search-bundle.js';
+import { SearchConditions } from './search-conditions.js';
+import { SearchDefinitions } from './search-definitions.js';
+import type { IncludeSpec, SearchRequest } from './search-request.js';
+import { SearchRepository } from './search.repository.js';
+
+/** The most resources a page includes, and the most `$lastn` answers in its one page. */
+export const MAX_INCLUDED = 1000;
+
+/**
+ * `_include` and `_revinclude` of a page of matches (one round, and one more for `:iterate`),
+ * under the caller's access rules like the matches.
+ */
+@Injectable()
+export class SearchIncludes {
+  constructor(
+    private readonly repository: SearchRepository,
+    private readonly access: ResourceAccess,
+    private readonly searchDefinitions: SearchDefinitions,
+    private readonly conditions: SearchConditions,
+  ) {}
+
+  async include(
+    user: AuthenticatedUser,
+    type: string,
+    request: SearchRequest,
+    matches: FhirResource[],
+    warnings: Set<string>,
+  ): Promise<FhirResource[]> {
+    const seen = new Set(
+      matches.map((resource) => `${resource.resourceType}/${String(resource.id)}`),
+    );
+    const included: FhirResource[] = [];
+    let round = matches;
+    // The first round from the matches; with :iterate, one more round from what it added.
+    for (let depth = 0; depth < 2 && round.length > 0; depth++) {
+      const added: FhirResource[] = [];
+      const specs = (list: IncludeSpec[]): IncludeSpec[] =>
+        list.filter((spec) => depth === 0 || spec.iterate);
+      for (const spec of specs(request.include).flatMap((s) => this.expandWildcard(s, round))) {
+        const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
+        this.assertReferenceParam(spec);
+        if (sources.length === 0) continue;
+        const targets = await this.repository.loadTargets(
+          spec.sourceType,
+          sources.map((s) => String(s.id)),
+          spec.param,
+          spec.targetType,
+          MAX_INCLUDED,
+        );
+        added.push(...this.listable(user, targets, seen, warnings));
+      }
+      // Checked before the search ran (assertRevInclude).
+      for (const spec of specs(request.revinclude)) {
+        const targets =
+          depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
+        for (const targetType of new Set(targets.map((t) => t.resourceType))) {
+          const ids = targets.filter((t) => t.resourceType === targetType).map((t) => String(t.id));
+          const sources = await this.repository.loadSources(
+            spec.sourceType,
+            spec.param,
+            targetType,
+            ids,
+            MAX_INCLUDED,
+          );
+          added.push(...this.listable(user, sources, seen, warnings));
+        }
+      }
+      included.push(...added);
+      round = added;
+      if (included.length >= MAX_INCLUDED) break;
+    }
+    return included.slice(0, MAX_INCLUDED);
+  }
+
+  /** Loaded resources not yet in the Bundle that the caller may list, marked as seen. */
+  private listable(
+    user: AuthenticatedUser,
+    rows: ResourceEntity[],
+    seen: Set<string>,
+    warnings: Set<string>,
+  ): FhirResource[] {
+    const listable: FhirResource[] = [];
+    for (const resource of rows.map(contentOf)) {
+      const key = `${resource.resourceType}/${String(resource.id)}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      // A reference that may point to several types (`_include=*`, `Observation:performer`)
+      // brings only those the caller may read, and the Bundle says what it left out.
+      if (!mayUseFhir(user, resource.resourceType, 'read')) {
+        warnings.add(
+          `Included resources of a type you may not read were left out: ${resource.resourceType}`,
+        );
+        continue;
+      }
+      // Included resources follow the same rules as matches: another patient's or a
+      // restricted record is left out.
+      if (this.access.isListable(user, resource)) listable.push(resource);
+    }
+    return listable;
+  }
+
+  /** `_include=*` and `Type:*` as one spec per reference parameter of the types in the round. */
+  private expandWildcard(spec: IncludeSpec, round: FhirResource[]): IncludeSpec[] {
+    if (spec.param !== '*') return [spec];
+    const types =
+      spec.sourceType === '*'
+        ? [...new Set(round.map((resource) => resource.resourceType))]
+        : [spec.sourceType];
+    return types.flatMap((type) =>
+      this.searchDefinitions
+        .paramsOf(type)
+        .filter((param) => param.type === 'reference')
+        .map((param) => ({ sourceType: type, param: param.code, iterate: spec.iterate })),
+    );
+  }
+
+  assertReferenceParam(spec: IncludeSpec): void {
+    const param = this.conditions.param(spec.sourceType, spec.param);
+    if (param.type !== 'reference') {
+      throw AppError.invalid(`${spec.sourceType}:${spec.param} is not a reference parameter`);
+    }
+    // A target type the parameter never points to found nothing, with a 200 that said nothing
+    // of the typo (`Observation:subject:Foo`) until 2026-12-06.
+    const { targets } = param;
+    if (
+      spec.targetType &&
+      targets.length > 0 &&
+      !targets.includes('Resource') &&
+      !targets.includes(spec.targetType)
+    ) {
+      throw AppError.invalid(
+        `${spec.sourceType}:${spec.param} refers to ${targets.join(', ')}, not to ${spec.targetType}`,
+      );
+    }
+  }
+}
