@@ -3,6 +3,7 @@ import { AccessModule } from '../access/access.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { SmartModule } from '../smart/smart.module.js';
+import { BundleReads } from './bundle/bundle-reads.js';
 import { BundleService } from './bundle/bundle.service.js';
 import { CascadeDelete } from './cascade-delete.js';
 import { FhirHistory } from './fhir-history.service.js';
@@ -59,6 +60,7 @@ import { SearchState } from './search/search-state.js';
     SearchIncludes,
     SearchState,
     BundleService,
+    BundleReads,
     EverythingService,
     ReindexService,
     SearchIndexStateRepository,

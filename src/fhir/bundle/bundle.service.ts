@@ -5,10 +5,8 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { errorResponse, loggableError } from '../../common/errors/error-response.js';
-import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { bodyText } from '../../common/http/body-text.js';
 import { parseJsonBody } from '../../common/http/json-body.js';
-import { queryRecord } from '../../common/http/query-record.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { entries } from '../bundle.js';
 import {
@@ -19,14 +17,9 @@ import {
 } from '../cascade-delete.js';
 import { conditionalReferences, type ConditionalReference } from '../conditional-references.js';
 import { criteriaKey } from '../criteria.js';
-import { FhirDefinitions } from '../fhir-definitions.js';
-import { notModified, parsePreferReturn, readSubset } from '../fhir-headers.js';
-import { historyListParams, historyParams } from '../history-params.js';
-import { EverythingService } from '../search/everything.service.js';
-import type { FhirResource, StoredResource } from '../fhir-types.js';
+import { parsePreferReturn } from '../fhir-headers.js';
+import type { FhirResource } from '../fhir-types.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
-import { FhirHistory } from '../fhir-history.service.js';
-import { SearchService } from '../search/search.service.js';
 import { Turns } from '../turns.js';
 import {
   baseOf,
@@ -37,29 +30,29 @@ import {
   type ParsedEntry,
   type RejectedEntry,
 } from './bundle-entry.js';
+import { BundleReads } from './bundle-reads.js';
+import {
+  asPreferred,
+  failed,
+  inEntry,
+  prefixed,
+  STATUS_TEXT,
+  withFullUrl,
+  written,
+  type EntryResult,
+} from './entry-results.js';
 import { ReadBudget } from './read-budget.js';
-
-interface EntryResult {
-  resource?: FhirResource | OperationOutcome;
-  response: {
-    status: string;
-    location?: string;
-    etag?: string;
-    lastModified?: string;
-    outcome?: OperationOutcome;
-  };
-}
-
-interface Planned {
-  id: string;
-  existing: boolean;
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK',
-  201: '201 Created',
-  204: '204 No Content',
-};
+import {
+  assertDistinctFullUrls,
+  assertEachChangedOnce,
+  compareTargets,
+  conditionalCriteria,
+  isDeleteById,
+  lockTarget,
+  withPlaceholdersReplaced,
+  withPlannedId,
+  type Planned,
+} from './transaction-plan.js';
 
 /**
  * POST /fhir: batch Bundles (each entry on its own) and transaction Bundles (all entries in one
@@ -72,11 +65,8 @@ export class BundleService {
 
   constructor(
     private readonly fhir: FhirService,
-    private readonly histories: FhirHistory,
     private readonly cascades: CascadeDelete,
-    private readonly searches: SearchService,
-    private readonly everythings: EverythingService,
-    private readonly definitions: FhirDefinitions,
+    private readonly reads: BundleReads,
     private readonly unitOfWork: UnitOfWork,
     private readonly audit: AuditContext,
   ) {}
@@ -449,80 +439,8 @@ export class BundleService {
       }
       case 'GET':
         budget.assertRoom();
-        return budget.spent(await this.get(user, entry, baseUrl));
+        return budget.spent(await this.reads.get(user, entry, baseUrl));
     }
-  }
-
-  /** A GET entry: a read (whole or in part), one version, a history, or a search. */
-  private async get(
-    user: AuthenticatedUser,
-    entry: ParsedEntry,
-    baseUrl: string,
-  ): Promise<EntryResult> {
-    const query = queryRecord(entry.query ?? '');
-    const bundle = (resource: object): EntryResult => ({
-      resource: resource as FhirResource,
-      response: { status: STATUS_TEXT[200]! },
-    });
-    switch (entry.part?.kind) {
-      case 'vread':
-        return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
-      case 'history':
-        return bundle(
-          await this.histories.history(
-            user,
-            entry.type,
-            entry.id!,
-            historyParams(query, entry.type, entry.id!),
-            baseUrl,
-          ),
-        );
-      case 'typeHistory':
-        return bundle(
-          await this.histories.typeHistory(user, entry.type, historyListParams(query), baseUrl),
-        );
-      case 'lastn':
-        if (entry.type !== 'Observation') {
-          throw AppError.invalid('$lastn is offered on Observation: Observation/$lastn');
-        }
-        return bundle(await this.searches.lastN(user, query, baseUrl));
-      case 'everything':
-        if (entry.type !== 'Patient') {
-          throw AppError.invalid('$everything is offered on Patient: Patient/{id}/$everything');
-        }
-        return bundle(await this.everythings.everything(user, entry.id!, query, baseUrl));
-      case 'compartment': {
-        const { compartment, id } = entry.part;
-        return bundle(
-          await this.searches.compartmentSearch(
-            user,
-            { type: compartment, id },
-            entry.type,
-            query,
-            baseUrl,
-          ),
-        );
-      }
-      case undefined:
-        break;
-    }
-    if (entry.id === undefined) {
-      return bundle(await this.searches.search(user, entry.type, query, baseUrl));
-    }
-    // A read may ask for part of the resource (_summary, _elements), as GET Type/id does, and
-    // be answered 304 when the client holds the current version.
-    const stored = await this.fhir.read(user, entry.type, entry.id);
-    if (notModified(entry.ifNoneMatch, entry.ifModifiedSince, stored)) {
-      const { etag, lastModified } = written(stored, 200).response;
-      return { response: { status: '304 Not Modified', etag, lastModified } };
-    }
-    const subset = readSubset(query);
-    return written(
-      subset
-        ? { ...stored, resource: this.definitions.subsets.apply(stored.resource, subset) }
-        : stored,
-      200,
-    );
   }
 
   /**
@@ -554,76 +472,6 @@ export class BundleService {
 }
 
 /**
- * An answer that carries a stored resource names it by its absolute URL, as R4 says an entry
- * with a resource does (bdl-8 and the like); a search's Bundle or an OperationOutcome has no
- * such URL. Response entries had none until 2026-12-06.
- */
-function withFullUrl(result: EntryResult, baseUrl: string): EntryResult & { fullUrl?: string } {
-  const resource = result.resource as { resourceType: string; id?: unknown } | undefined;
-  if (
-    !resource ||
-    resource.resourceType === 'Bundle' ||
-    resource.resourceType === 'OperationOutcome' ||
-    typeof resource.id !== 'string'
-  ) {
-    return result;
-  }
-  return { fullUrl: `${baseUrl}/${resource.resourceType}/${resource.id}`, ...result };
-}
-
-function written(stored: StoredResource, status: number): EntryResult {
-  return {
-    resource: stored.resource,
-    response: {
-      status: STATUS_TEXT[status] ?? String(status),
-      location: `${stored.resourceType}/${stored.id}/_history/${stored.versionId}`,
-      etag: `W/"${stored.versionId}"`,
-      lastModified: stored.lastUpdated.toISOString(),
-    },
-  };
-}
-
-/**
- * A written entry's answer as `Prefer: return=` asks: the resource (the default), nothing but
- * the response (an importer of large Bundles need not read every resource back), or an outcome.
- */
-function asPreferred(
-  result: EntryResult,
-  wanted: ReturnType<typeof parsePreferReturn>,
-): EntryResult {
-  switch (wanted) {
-    case 'representation':
-      return result;
-    case 'minimal':
-      return { response: result.response };
-    case 'OperationOutcome':
-      return {
-        response: {
-          ...result.response,
-          outcome: operationOutcome([
-            {
-              severity: 'information',
-              code: 'informational',
-              diagnostics: `Stored as ${result.response.location ?? 'requested'}`,
-            },
-          ]),
-        },
-      };
-  }
-}
-
-/** A batch entry's answer when it failed: its status and the reasons, naming the entry. */
-function failed(error: AppError, index: number): EntryResult {
-  const outcome = operationOutcome(prefixed(error, index).issues);
-  return { response: { status: String(error.status), outcome } };
-}
-
-/**
- * PATCH entries carry a FHIRPath Patch as it is (Parameters), or a JSON Patch as a Binary
- * (base64 data), per the FHIR spec; the JSON Patch is read by the rules of a request body
- * (UTF-8, no prototype keys, no half surrogate pairs).
- */
-/**
  * A PATCH entry's operations: a FHIRPath Patch (Parameters, whose references resolveEntry
  * resolved with the rest of the entry), or a JSON Patch in a Binary, whose references to other
  * entries (`urn:uuid:`) are resolved here, inside its data: a `value` that is a Reference, or a
@@ -654,148 +502,4 @@ function patchOf(
     throw AppError.invalid(`${where}.data is not a base64 JSON Patch (UTF-8 JSON)`);
   }
   return resolveJsonPatch(operations, references, `${where}.data`, base);
-}
-
-/** Runs an entry's work, naming the entry in any error it raises. */
-async function inEntry<T>(entry: ParsedEntry, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    throw error instanceof AppError ? prefixed(error, entry.index) : error;
-  }
-}
-
-function prefixed(error: AppError, index: number): AppError {
-  const label = `Bundle.entry[${index}]`;
-  if (error.issues.every((issue) => issue.diagnostics.startsWith(label))) {
-    return error;
-  }
-  return new AppError(
-    error.status,
-    error.issues.map((issue) => ({ ...issue, diagnostics: `${label}: ${issue.diagnostics}` })),
-  );
-}
-
-/** Every conditional criteria an entry resolves under their lock (see FhirService.lockCriteria). */
-function conditionalCriteria(entry: ParsedEntry): { type: string; criteria: string }[] {
-  const own =
-    entry.method === 'POST'
-      ? entry.ifNoneExist
-      : entry.method === 'DELETE'
-        ? splitCascade(entry.query ?? '').criteria
-        : entry.method === 'GET'
-          ? undefined
-          : entry.query;
-  return [
-    ...(own ? [{ type: entry.type, criteria: own }] : []),
-    ...conditionalReferences(entry.resource).map(({ type, criteria }) => ({ type, criteria })),
-  ];
-}
-
-function isDeleteById(entry: ParsedEntry): boolean {
-  return (
-    entry.method === 'DELETE' &&
-    entry.id !== undefined &&
-    splitCascade(entry.query ?? '').criteria === ''
-  );
-}
-
-/** FHIR's bdl-7: each entry's fullUrl is its own, or references to it would be ambiguous. */
-function assertDistinctFullUrls(entries: ParsedEntry[]): void {
-  const first = new Map<string, number>();
-  for (const entry of entries) {
-    if (entry.fullUrl === undefined) continue;
-    const earlier = first.get(entry.fullUrl);
-    if (earlier !== undefined) {
-      throw AppError.invalid(
-        `Bundle.entry[${entry.index}].fullUrl is also the fullUrl of Bundle.entry[${earlier}]: each entry needs its own`,
-      );
-    }
-    first.set(entry.fullUrl, entry.index);
-  }
-}
-
-/**
- * A transaction changes each resource once: FHIR fails one whose deletes, creates, updates and
- * patches overlap (`DELETE Patient/1` with `PUT Patient/1`, or two updates of it), which
- * otherwise would silently apply in an order the client did not choose. A conditional create
- * that matched writes nothing; a conditional delete is not resolved ahead and not compared.
- */
-function assertEachChangedOnce(
-  entries: ParsedEntry[],
-  planned: ReadonlyMap<number, Planned>,
-): void {
-  const changed = new Map<string, number>();
-  for (const entry of entries) {
-    const target = planned.get(entry.index);
-    const id =
-      entry.method === 'POST'
-        ? target?.existing
-          ? undefined
-          : target?.id
-        : entry.method === 'PUT' || entry.method === 'PATCH'
-          ? (target?.id ?? entry.id)
-          : isDeleteById(entry)
-            ? entry.id
-            : undefined;
-    if (id === undefined) continue;
-    const key = `${entry.type}/${id}`;
-    const earlier = changed.get(key);
-    if (earlier !== undefined) {
-      throw AppError.invalid(
-        `Bundle.entry[${entry.index}] and Bundle.entry[${earlier}] both change ${key}: a transaction changes each resource once`,
-      );
-    }
-    changed.set(key, entry.index);
-  }
-}
-
-const PLACEHOLDER = /urn(?::|%3A)uuid(?::|%3A)[0-9A-Fa-f-]{36}/gi;
-
-/**
- * An entry whose conditional URL (request.url's query, ifNoneExist) names the fullUrl of an
- * entry processed before it (`urn:uuid:…`), with that entry's `Type/id` in its place; an entry
- * naming none is returned as it is. A placeholder of an entry not processed yet is left, and
- * refused as a reference search value like any other.
- */
-function withPlaceholdersReplaced(
-  entry: ParsedEntry,
-  references: ReadonlyMap<string, string>,
-): ParsedEntry {
-  const replaced = (text: string | undefined): string | undefined =>
-    text?.replace(
-      PLACEHOLDER,
-      (placeholder) => references.get(placeholder.replace(/%3A/gi, ':')) ?? placeholder,
-    );
-  const query = replaced(entry.query);
-  const ifNoneExist = replaced(entry.ifNoneExist);
-  if (query === entry.query && ifNoneExist === entry.ifNoneExist) return entry;
-  return {
-    ...entry,
-    ...(query !== undefined ? { query } : {}),
-    ...(ifNoneExist !== undefined ? { ifNoneExist } : {}),
-  };
-}
-
-/** A body without an id gets the planned one; one naming its own is checked as sent. */
-function withPlannedId(body: unknown, planned: Planned | undefined): unknown {
-  if (!planned || typeof body !== 'object' || body === null || Array.isArray(body)) return body;
-  return 'id' in body ? body : { ...body, id: planned.id };
-}
-
-/**
- * The resource an entry writes (its row is locked until commit), or '' for a read. Writes of
- * one method go in this order, not the Bundle's: two transactions changing the same resources
- * in different orders took their row locks crosswise and deadlocked (18 of 20 such Bundles run
- * at once were a 503). The order within a method means nothing else: each resource is changed
- * once per Bundle and references are checked at commit.
- */
-function lockTarget(entry: ParsedEntry, planned: ReadonlyMap<number, Planned>): string {
-  if (entry.method === 'GET') return '';
-  return `${entry.type}/${planned.get(entry.index)?.id ?? entry.id ?? ''}`;
-}
-
-/** Code-unit order: the same in every process, whatever the locale. */
-function compareTargets(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,0 +1,94 @@
+import { Injectable } from '@nestjs/common';
+import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
+import { AppError } from '../../common/errors/app-error.js';
+import { queryRecord } from '../../common/http/query-record.js';
+import { FhirDefinitions } from '../fhir-definitions.js';
+import { notModified, readSubset } from '../fhir-headers.js';
+import { FhirHistory } from '../fhir-history.service.js';
+import type { FhirResource } from '../fhir-types.js';
+import { FhirService } from '../fhir.service.js';
+import { historyListParams, historyParams } from '../history-params.js';
+import { EverythingService } from '../search/everything.service.js';
+import { SearchService } from '../search/search.service.js';
+import type { ParsedEntry } from './bundle-entry.js';
+import { STATUS_TEXT, written, type EntryResult } from './entry-results.js';
+
+/** The GET entries of a batch or transaction, answered as the requests they stand for. */
+@Injectable()
+export class BundleReads {
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly histories: FhirHistory,
+    private readonly searches: SearchService,
+    private readonly everythings: EverythingService,
+    private readonly definitions: FhirDefinitions,
+  ) {}
+
+  /** A GET entry: a read (whole or in part), one version, a history, or a search. */
+  async get(user: AuthenticatedUser, entry: ParsedEntry, baseUrl: string): Promise<EntryResult> {
+    const query = queryRecord(entry.query ?? '');
+    const bundle = (resource: object): EntryResult => ({
+      resource: resource as FhirResource,
+      response: { status: STATUS_TEXT[200]! },
+    });
+    switch (entry.part?.kind) {
+      case 'vread':
+        return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
+      case 'history':
+        return bundle(
+          await this.histories.history(
+            user,
+            entry.type,
+            entry.id!,
+            historyParams(query, entry.type, entry.id!),
+            baseUrl,
+          ),
+        );
+      case 'typeHistory':
+        return bundle(
+          await this.histories.typeHistory(user, entry.type, historyListParams(query), baseUrl),
+        );
+      case 'lastn':
+        if (entry.type !== 'Observation') {
+          throw AppError.invalid('$lastn is offered on Observation: Observation/$lastn');
+        }
+        return bundle(await this.searches.lastN(user, query, baseUrl));
+      case 'everything':
+        if (entry.type !== 'Patient') {
+          throw AppError.invalid('$everything is offered on Patient: Patient/{id}/$everything');
+        }
+        return bundle(await this.everythings.everything(user, entry.id!, query, baseUrl));
+      case 'compartment': {
+        const { compartment, id } = entry.part;
+        return bundle(
+          await this.searches.compartmentSearch(
+            user,
+            { type: compartment, id },
+            entry.type,
+            query,
+            baseUrl,
+          ),
+        );
+      }
+      case undefined:
+        break;
+    }
+    if (entry.id === undefined) {
+      return bundle(await this.searches.search(user, entry.type, query, baseUrl));
+    }
+    // A read may ask for part of the resource (_summary, _elements), as GET Type/id does, and
+    // be answered 304 when the client holds the current version.
+    const stored = await this.fhir.read(user, entry.type, entry.id);
+    if (notModified(entry.ifNoneMatch, entry.ifModifiedSince, stored)) {
+      const { etag, lastModified } = written(stored, 200).response;
+      return { response: { status: '304 Not Modified', etag, lastModified } };
+    }
+    const subset = readSubset(query);
+    return written(
+      subset
+        ? { ...stored, resource: this.definitions.subsets.apply(stored.resource, subset) }
+        : stored,
+      200,
+    );
+  }
+}
