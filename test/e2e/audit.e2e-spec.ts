@@ -48,7 +48,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     url: string,
     options: Parameters<HttpFn>[2] = {},
   ): Promise<{ status: number; body: any; rows: AuditRow[] }> {
-    const requestId = `t-${randomUUID()}`;
+    const requestId = randomUUID();
     const res = await as(method, url, {
       ...options,
       headers: { ...options?.headers, 'x-request-id': requestId },
@@ -250,7 +250,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const [{ seq }] = await db.query<[{ seq: string }]>(
       `SELECT coalesce(max(chain_seq), 0) AS seq FROM audit_event`,
     );
-    const requestId = `t-${randomUUID()}`;
+    const requestId = randomUUID();
     const { port } = new URL(testApp.url);
     await new Promise<void>((resolve, reject) => {
       const socket = connect(Number(port), '127.0.0.1', () => {
@@ -806,8 +806,8 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     await lock.startTransaction();
     // Released in any case, so that a server without the bound fails this test, not the suite.
     const release = setTimeout(() => void lock.rollbackTransaction(), 10_000);
-    const readId = `t-${randomUUID()}`;
-    const writeId = `t-${randomUUID()}`;
+    const readId = randomUUID();
+    const writeId = randomUUID();
     const chosen = `locked-${randomUUID()}`;
     let results: HttpResult[];
     const started = Date.now();

@@ -240,7 +240,7 @@ describe('Binary: documents in their own format, following their securityContext
     );
 
     // The disclosure is accounted to the patient whose document it is.
-    const requestId = `t-${randomUUID()}`;
+    const requestId = randomUUID();
     await read(`${fhir}/Binary/${viaDocument}`, { 'x-request-id': requestId }, app);
     const [row] = await db.query<{ patient_ids: string[] }[]>(
       `SELECT patient_ids FROM audit_event WHERE request_id = $1`,

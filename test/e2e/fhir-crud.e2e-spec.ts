@@ -1173,12 +1173,12 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(await allowOf('PUT', `${fhir}/Patient/_history`)).toEqual(['GET', 'HEAD']);
     // With the headers of every answer.
     const fixed = await http('DELETE', `${fhir}/metadata`, {
-      headers: { 'x-request-id': 'fixed' },
+      headers: { 'x-request-id': 'c0ffee00-0b0e-4c0d-8e0f-000000000006' },
     });
     expect([
       fixed.headers.get('x-content-type-options'),
       fixed.headers.get('x-request-id'),
-    ]).toEqual(['nosniff', 'fixed']);
+    ]).toEqual(['nosniff', 'c0ffee00-0b0e-4c0d-8e0f-000000000006']);
     expect(await allowOf('DELETE', `${fhir}/Patient/x/$everything`)).toEqual([
       'GET',
       'HEAD',
@@ -1635,13 +1635,26 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   it('echoes a request id and serves health and readiness; documents every FHIR route', async () => {
     const res = await http('GET', `${testApp.url}/health`, {
-      headers: { 'x-request-id': 'trace-123' },
+      headers: { 'x-request-id': 'c0ffee00-0b0e-4c0d-8e0f-000000000007' },
     });
     expect(res.status).toBe(200);
-    expect(res.headers.get('x-request-id')).toBe('trace-123');
+    expect(res.headers.get('x-request-id')).toBe('c0ffee00-0b0e-4c0d-8e0f-000000000007');
     const generated = await http('GET', `${testApp.url}/health/ready`);
     expect(generated.body).toEqual({ status: 'ok', database: 'up' });
     expect(generated.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    // Free text may be an engine's correlation id made of an MRN or a name: never kept.
+    for (const chosen of ['MRN-778899', '999-11-7777', 'Smith.John', 'e'.repeat(31)]) {
+      const replaced = await http('GET', `${testApp.url}/health`, {
+        headers: { 'x-request-id': chosen },
+      });
+      expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    const hex = 'a'.repeat(32);
+    expect(
+      (
+        await http('GET', `${testApp.url}/health`, { headers: { 'x-request-id': hex } })
+      ).headers.get('x-request-id'),
+    ).toBe(hex);
     const openapi = buildOpenApiDocument(testApp.app);
     expect(Object.keys(openapi.paths)).toEqual(
       expect.arrayContaining([

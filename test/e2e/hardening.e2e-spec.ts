@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import pg from 'pg';
@@ -55,18 +56,21 @@ describe('HTTP hardening', () => {
           'x-request-id': requestId,
         },
       });
-    const ok = await preflight(allowed, 'preflight-allowed');
+    const ok = await preflight(allowed, 'c0ffee00-0b0e-4c0d-8e0f-000000000001');
     expect(ok.headers.get('access-control-allow-origin')).toBe(allowed);
     expect(ok.headers.get('access-control-allow-headers')).toContain('authorization');
-    const other = await preflight('https://evil.example.com', 'preflight-other');
+    const other = await preflight(
+      'https://evil.example.com',
+      'c0ffee00-0b0e-4c0d-8e0f-000000000002',
+    );
     expect(other.headers.get('access-control-allow-origin')).toBeNull();
     // An OPTIONS that is no preflight, on a fixed path, lists what that path takes: not the
     // methods of the routes that would take "metadata" for a type.
     const options = await plainHttp('OPTIONS', `${testApp.url}/fhir/metadata`);
     expect([options.status, options.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     for (const [res, requestId] of [
-      [ok, 'preflight-allowed'],
-      [other, 'preflight-other'],
+      [ok, 'c0ffee00-0b0e-4c0d-8e0f-000000000001'],
+      [other, 'c0ffee00-0b0e-4c0d-8e0f-000000000002'],
     ] as const) {
       expect(res.headers.get('x-request-id')).toBe(requestId);
       expect(res.headers.get('strict-transport-security')).toMatch(/max-age=\d{8}/);
@@ -119,18 +123,19 @@ describe('HTTP hardening', () => {
   });
 
   it('answers an OPTIONS request that is not a preflight like any other refused request, and records it', async () => {
+    const requestId = randomUUID();
     const res = await plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
-      headers: { 'x-request-id': 'probe-options' },
+      headers: { 'x-request-id': requestId },
     });
     expect(res.status).toBe(405);
     expect(res.headers.get('allow')).toContain('POST');
     expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
-    expect(res.headers.get('x-request-id')).toBe('probe-options');
+    expect(res.headers.get('x-request-id')).toBe(requestId);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
     expect(res.body.resourceType).toBe('OperationOutcome');
     const db = testApp.app.get<DataSource>(getDataSourceToken());
     const rows = await db.query(`SELECT status_code FROM audit_event WHERE request_id = $1`, [
-      'probe-options',
+      requestId,
     ]);
     expect(rows).toEqual([{ status_code: res.status }]);
   });
@@ -182,11 +187,11 @@ describe('HTTP hardening', () => {
     'answers a URL the router refuses (%s) with an OperationOutcome, echoing nothing',
     async (path, status, code) => {
       const res = await http('GET', `${testApp.url}${path}`, {
-        headers: { 'x-request-id': 'probe-bad-url' },
+        headers: { 'x-request-id': 'c0ffee00-0b0e-4c0d-8e0f-000000000004' },
       });
       expect(res.status).toBe(status);
       expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
-      expect(res.headers.get('x-request-id')).toBe('probe-bad-url');
+      expect(res.headers.get('x-request-id')).toBe('c0ffee00-0b0e-4c0d-8e0f-000000000004');
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
       expect(res.body).toEqual({
@@ -620,7 +625,7 @@ describe('HTTP hardening', () => {
       await refusesConnections(port);
       // The rest of the body, and a request behind it on the same connection.
       socket.write(
-        '{}GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: during-shutdown\r\n\r\n',
+        '{}GET /health HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: c0ffee00-0b0e-4c0d-8e0f-000000000005\r\n\r\n',
       );
       await socketClosed;
       await closing;
@@ -629,7 +634,7 @@ describe('HTTP hardening', () => {
       const headers = head!.toLowerCase();
       expect(headers).toMatch(/^http\/1\.1 503 /);
       expect(headers).toContain('\r\ncontent-type: application/fhir+json');
-      expect(headers).toContain('\r\nx-request-id: during-shutdown');
+      expect(headers).toContain('\r\nx-request-id: c0ffee00-0b0e-4c0d-8e0f-000000000005');
       expect(headers).toContain('\r\nx-content-type-options: nosniff');
       expect(headers).toContain('\r\nretry-after: 5');
       expect(headers).toContain('\r\nconnection: close');
@@ -649,7 +654,7 @@ describe('HTTP hardening', () => {
       try {
         const { rows } = await db.query(
           'SELECT status_code FROM audit_event WHERE request_id = $1',
-          ['during-shutdown'],
+          ['c0ffee00-0b0e-4c0d-8e0f-000000000005'],
         );
         expect(rows).toEqual([{ status_code: 503 }]);
       } finally {

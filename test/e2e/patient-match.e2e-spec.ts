@@ -25,7 +25,7 @@ describe('Patient/$match', () => {
   const match = (body: unknown, as: HttpFn = doctor) =>
     as('POST', `${fhir}/Patient/$match`, {
       body,
-      headers: { 'x-request-id': `m-${randomUUID()}` },
+      headers: { 'x-request-id': randomUUID() },
     });
   const graded = (bundle: {
     entry?: {

@@ -349,14 +349,14 @@ describe('PHI at rest', () => {
       ),
     );
     const read = await http('GET', `${fhir}/Patient/${a}`, {
-      headers: { 'x-request-id': 'swap-check' },
+      headers: { 'x-request-id': 'c0ffee00-0b0e-4c0d-8e0f-000000000008' },
     });
     expect(read.status).toBe(500);
     expect(read.body.issue).toEqual([
       {
         severity: 'fatal',
         code: 'exception',
-        diagnostics: 'Internal error (request id swap-check)',
+        diagnostics: 'Internal error (request id c0ffee00-0b0e-4c0d-8e0f-000000000008)',
       },
     ]);
     // The version history still holds the untouched ciphertexts.

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -454,7 +454,7 @@ describe('the service as a process', () => {
         expect((await http('GET', `${closed.url}/docs`)).status).toBe(404);
         expect((await http('GET', `${closed.url}/docs-json`)).status).toBe(404);
         expect((await http('GET', `${closed.url}/health`)).status).toBe(200);
-        const docsRequest = `docs-${Date.now()}`;
+        const docsRequest = randomUUID();
         const docs = await http('GET', `${open.url}/docs`, {
           headers: { 'x-request-id': docsRequest },
         });

@@ -1071,7 +1071,7 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     );
     expect(rows).toEqual([]);
 
-    const requestId = `t-${randomUUID()}`;
+    const requestId = randomUUID();
     const response = await fetch(`${testApp.url}/auth/authorize`, {
       method: 'POST',
       redirect: 'manual',

@@ -17,7 +17,13 @@ import { assertWellEncoded, queryRecord } from './query-record.js';
 import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * A client's X-Request-Id is kept when it is a generated id: a UUID, or 32 hex digits (nginx's
+ * `$request_id`, a W3C trace id). A free-text one (an engine's `MRN-…` correlation id) would put
+ * an identifier in the logs and in the audit trail, which keeps it for good; it gets a UUID.
+ */
+const REQUEST_ID =
+  /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$/i;
 
 /**
  * The Fastify adapter with CareVault's HTTP rules: HTTPS with TLS 1.2 at least when a certificate
@@ -46,7 +52,6 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     // its own rate-limit bucket or audit address with a forged X-Forwarded-For.
     trustProxy: proxies.length > 0 ? proxies : false,
     ...(https ? { https } : {}),
-    // An incoming X-Request-Id is kept when it is a plain token (it ends up in logs).
     genReqId: (request: IncomingMessage) => {
       const incoming = request.headers['x-request-id'];
       const id =
