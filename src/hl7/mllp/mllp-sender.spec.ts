@@ -41,11 +41,13 @@ describe('MllpSender', () => {
     ).rejects.toMatchObject({ code: 'ACK_TIMEOUT' });
   });
 
-  it('keeps an error code only when it is a code: peers echo values (PHI) in ERR text', async () => {
+  it('keeps an error code only when it is one of table 0357: peers echo values (PHI) in ERR', async () => {
     const naks = [
       'MSA|AE|5\rERR||PID^1^5|Patient DOE JOHN 19800101 unknown^^HL70357|E',
       'MSA|AE|6\rERR||PID^1^5|204^Unknown key identifier^HL70357|E||||DOE JOHN not found',
       'MSA|AR|7|DOE JOHN\rERR|PID^1^5^103&Table value not found&HL70357',
+      // A receiver's own code, or what looks like one: an MRN it did not know.
+      'MSA|AE|8\rERR|||CANMRN778899^Not on file^L|E',
     ];
     const peer = createServer((socket) => {
       sockets.push(socket);
@@ -63,10 +65,10 @@ describe('MllpSender', () => {
     });
     try {
       const codes: (string | undefined)[] = [];
-      for (const id of ['5', '6', '7']) {
+      for (const id of ['5', '6', '7', '8']) {
         codes.push((await sender.send(`MSH|^~\\&|A|B|C|D|1||ADT^A08|${id}|P|2.5`, id)).errorCode);
       }
-      expect(codes).toEqual([undefined, '204', '103']);
+      expect(codes).toEqual([undefined, '204', '103', undefined]);
     } finally {
       sender.close();
       for (const socket of sockets) socket.destroy();

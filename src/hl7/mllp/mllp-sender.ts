@@ -154,8 +154,12 @@ export class MllpSender {
   }
 }
 
-/** A table 0357 code (`204`) or a receiver's own (`E-17`): short, no blanks. */
-const ERROR_CODE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,19}$/;
+/**
+ * A code of HL7 table 0357 (`204`). A receiver's own code cannot be told from a value it quotes
+ * (`CANMRN778899`, an MRN it did not know), so it is not kept: until 2026-12-06 any short token
+ * was, in the outbox row, the log and the audit trail.
+ */
+const ERROR_CODE = /^(?:0|10[0-4]|20[0-7])$/;
 
 /** MSA-1, MSA-2 and the error code of an ACK frame; undefined for anything that is not one. */
 function ackOf(payload: Buffer): { controlId: string; ack: MllpAck } | undefined {
@@ -167,7 +171,7 @@ function ackOf(payload: Buffer): { controlId: string; ack: MllpAck } | undefined
     if (!msa || !code) return undefined;
     const err = message.first('ERR');
     const sent = err ? (err.value(3) ?? err.value(1, 4)) : undefined;
-    // Stored, logged and audited with the outbox row: kept only when it looks like a code.
+    // Stored, logged and audited with the outbox row: kept only when it is a table 0357 code.
     // Peers put text in it too, and their text echoes the field it refused (a name, a date).
     const errorCode = sent && ERROR_CODE.test(sent) ? sent : undefined;
     const detail = err?.value(8) ?? msa.value(3);
