@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { msaOf } from '../support/mllp.js';
 
@@ -145,5 +146,27 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
       `ServiceRequest?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:CPOE|O1-${tag}`)}`,
     );
     expect(filed['status']).toBe('active');
+  });
+
+  it('keeps no free text of MSH-9 in the message row or the audit trail', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [ack] = await feed.send(
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20250301100000||ZZZ^Zqxcanaryfam|T-${tag}|P|2.5`,
+        `PID|1||T-${tag}^^^HOSP&2.16.31&ISO^MR||Type^Tia`,
+      ].join('\r'),
+    );
+    expect(msaOf(ack!).code).toBe('AR');
+    const data = feed.testApp.app.get(DataSource);
+    const [row] = await data.query<{ id: string; message_type: string }[]>(
+      'SELECT id, message_type FROM hl7_message WHERE control_id = $1',
+      [`T-${tag}`],
+    );
+    expect(row!.message_type).toBe('ZZZ^unknown');
+    const audited = await data.query<{ subtype: string }[]>(
+      'SELECT subtype FROM audit_event WHERE request_id = $1',
+      [row!.id],
+    );
+    expect(audited).toEqual([{ subtype: 'ZZZ^unknown' }]);
   });
 });

@@ -18,6 +18,7 @@ import {
   Hl7RejectError,
   isHl7ErrorCode,
   type DecodedMessage,
+  type Hl7Header,
 } from '../message/hl7-header.js';
 import { batchAck, splitMessages } from '../message/batch.js';
 import { V2Message } from '../message/v2-message.js';
@@ -110,7 +111,7 @@ export class Hl7InboundService {
       peerCertificate: source.peerCertificate ?? null,
       sendingApplication: header?.sendingApplication ?? null,
       sendingFacility: header?.sendingFacility ?? null,
-      messageType: header ? `${header.messageCode}^${header.triggerEvent}` : null,
+      messageType: header ? storedMessageType(header) : null,
       controlId: header?.controlId ?? null,
       version: header?.version ?? null,
       contentHash: this.blind.compute('hl7:message', text),
@@ -341,4 +342,14 @@ function errorOf(outcome: {
   return outcome.errorCode && isHl7ErrorCode(outcome.errorCode)
     ? { code: outcome.errorCode, text: outcome.errorText ?? HL7_ERRORS[outcome.errorCode] }
     : undefined;
+}
+
+/**
+ * MSH-9 as the row keeps it, in plaintext and in the audit trail: a message code and event of
+ * HL7's shape (three letters or digits: `ADT^A01`, `ZZZ^Z01`), else `unknown` in its place. A
+ * sender's free text there (`ZZZ^<a name>`) was kept as sent until 2026-12-06.
+ */
+function storedMessageType({ messageCode, triggerEvent }: Hl7Header): string {
+  const shaped = (part: string): string => (/^[A-Z0-9]{3}$/.test(part) ? part : 'unknown');
+  return `${shaped(messageCode)}^${triggerEvent === '' ? '' : shaped(triggerEvent)}`;
 }
