@@ -606,6 +606,8 @@ describe('OBX to Observation', () => {
       },
     ],
     ['1|DT|1^x^L||20240229||||||F', { valueDateTime: '2024-02-29' }],
+    ['1|DT|1^x^L||1931Zqx0719||||||F', { valueString: '1931Zqx0719' }],
+    ['1|DT|1^x^L||20240231||||||F', { valueString: '20240231' }],
     ['1|TS|1^x^L||202402291200+0100||||||F', { valueDateTime: '2024-02-29T12:00:00+01:00' }],
     ['1|ID|1^x^L||POS||||||F', { valueCodeableConcept: { coding: [{ code: 'POS' }] } }],
     ['1|TM|1^x^L||0930+0100||||||F', { valueTime: '09:30:00' }],

@@ -13,6 +13,10 @@ import {
   type Identifier,
 } from './datatypes.js';
 
+/** A DT or DTM as HL7 writes it: YYYY[MM[DD[HH[MM[SS[.S…]]]]]][+/-ZZZZ]. */
+const DTM_SHAPE =
+  /^\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d{1,4})?)?)?)?)?)?(?:[+-]\d{4})?$/;
+
 const DATA_ABSENT = 'http://terminology.hl7.org/CodeSystem/data-absent-reason';
 
 /** OBX-11 / OBR-25 result status (table 0085 / 0123) to FHIR. */
@@ -307,8 +311,12 @@ function valueOf(obx: V2Segment): Record<string, unknown> | undefined {
     case 'DT':
     case 'TS':
     case 'DTM': {
-      const when = dateTimeOf(first.value(1), obx.timeZone);
-      return when ? { valueDateTime: when } : undefined;
+      // Read by its leading digits, `1931Zqx0719` was filed as the year 1931 until 2026-12-06:
+      // what is not a date and time of HL7's shape is kept as the lab sent it, as NM text is.
+      const text = first.value(1)?.trim();
+      const when = text && DTM_SHAPE.test(text) ? dateTimeOf(text, obx.timeZone) : undefined;
+      if (when) return { valueDateTime: when };
+      return text ? { valueString: text } : undefined;
     }
     // Coded values of a table (HL7's for ID, the sender's for IS), as the IG maps them.
     case 'ID':
