@@ -505,9 +505,14 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       request: { method: 'PUT', url: `Patient/${id}` },
     };
     const del = { request: { method: 'DELETE', url: `Patient/${id}` } };
+    const criteria = `Patient?_id=${id}`;
+    const conditionalDel = { request: { method: 'DELETE', url: criteria } };
+    const conditionalPut = { resource: buildPatient(), request: { method: 'PUT', url: criteria } };
     for (const entry of [
       [put, put],
       [del, put],
+      [conditionalDel, put],
+      [conditionalDel, conditionalPut],
     ]) {
       const res = await http('POST', fhir, {
         body: { resourceType: 'Bundle', type: 'transaction', entry },

@@ -313,6 +313,16 @@ export class BundleService {
         planned.set(entry.index, { id, existing: true });
       } else if (entry.method === 'PUT' || entry.method === 'PATCH') {
         id = entry.id;
+      } else if (entry.method === 'DELETE' && !isDeleteById(entry)) {
+        // A conditional delete's match, resolved ahead as an update's is: an update of it in
+        // the same Bundle is refused as changing it twice (it was a 409 whose text blamed an id
+        // the body did not have), and a conditional create it matched creates anew.
+        const { criteria } = splitCascade(entry.query ?? '');
+        const match = await inEntry(entry, () => this.fhir.uniqueMatch(user, entry.type, criteria));
+        if (match !== undefined) {
+          planned.set(entry.index, { id: match, existing: true });
+          deleted.add(`${entry.type}/${match}`);
+        }
       }
       if (id !== undefined && entry.fullUrl) references.set(entry.fullUrl, `${entry.type}/${id}`);
     }

@@ -56,7 +56,7 @@ export function assertDistinctFullUrls(entries: ParsedEntry[]): void {
  * A transaction changes each resource once: FHIR fails one whose deletes, creates, updates and
  * patches overlap (`DELETE Patient/1` with `PUT Patient/1`, or two updates of it), which
  * otherwise would silently apply in an order the client did not choose. A conditional create
- * that matched writes nothing; a conditional delete is not resolved ahead and not compared.
+ * that matched writes nothing; a conditional delete counts for its match.
  */
 export function assertEachChangedOnce(
   entries: ParsedEntry[],
@@ -72,8 +72,8 @@ export function assertEachChangedOnce(
           : target?.id
         : entry.method === 'PUT' || entry.method === 'PATCH'
           ? (target?.id ?? entry.id)
-          : isDeleteById(entry)
-            ? entry.id
+          : entry.method === 'DELETE'
+            ? (target?.id ?? (isDeleteById(entry) ? entry.id : undefined))
             : undefined;
     if (id === undefined) continue;
     const key = `${entry.type}/${id}`;
