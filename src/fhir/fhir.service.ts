@@ -308,7 +308,9 @@ export class FhirService {
    * will refer to it, so that a delete committed since is seen now rather than at commit.
    */
   async lockLive(type: string, id: string): Promise<boolean> {
-    return (await this.repository.lockLive([{ type, id }])).size > 0;
+    if ((await this.repository.lockLive([{ type, id }])).size === 0) return false;
+    this.integrity.lockedLive(type, id);
+    return true;
   }
 
   /**
@@ -326,7 +328,7 @@ export class FhirService {
     for (let attempt = 1; ; attempt++) {
       const match = await this.uniqueMatch(user, type, criteria, what);
       if (match === undefined) return undefined;
-      if ((await this.repository.lockLive([{ type, id: match }])).size > 0) return match;
+      if (await this.lockLive(type, match)) return match;
       if (attempt === MATCH_ATTEMPTS) {
         throw AppError.conflict(
           `The ${type} resources that matched the criteria were deleted meanwhile, ${MATCH_ATTEMPTS} times; send the request again`,

@@ -15,6 +15,8 @@ interface Written {
    */
   references: Map<string, { param: string; target: string }[]>;
   deleted: Set<string>;
+  /** Resources found live and locked FOR KEY SHARE in this transaction (lockedLive). */
+  live: Set<string>;
 }
 
 /** How many missing targets an error names before it says how many more there are. */
@@ -66,12 +68,25 @@ export class ReferenceIntegrity {
     const key = `${type}/${id}`;
     state.references.delete(key);
     state.deleted.add(key);
+    state.live.delete(key);
+  }
+
+  /**
+   * A resource this transaction found live and locked FOR KEY SHARE (FhirService.lockLive):
+   * no other transaction can delete it before this one commits, so a reference to it needs
+   * no second look-up at commit. Not for a lock taken inside a savepoint (rolled back, it is
+   * released).
+   */
+  lockedLive(type: string, id: string): void {
+    // Outside a transaction the lock ended with its statement: nothing to remember.
+    if (!this.enabled || !this.unitOfWork.inTransaction) return;
+    this.current().live.add(`${type}/${id}`);
   }
 
   private current(): Written {
     return this.unitOfWork.stateOf<Written>(
       this,
-      () => ({ references: new Map(), deleted: new Set() }),
+      () => ({ references: new Map(), deleted: new Set(), live: new Set() }),
       (state) => this.check(state),
     );
   }
@@ -90,7 +105,7 @@ export class ReferenceIntegrity {
     const referrers = new Map<string, { source: string; params: string[] }>();
     for (const [source, references] of state.references) {
       for (const { param, target } of references) {
-        if (state.references.has(target)) continue;
+        if (state.references.has(target) || state.live.has(target)) continue;
         const first = referrers.get(target) ?? { source, params: [] };
         if (first.source === source) first.params.push(param);
         referrers.set(target, first);
