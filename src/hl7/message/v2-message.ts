@@ -85,17 +85,29 @@ export class V2Segment {
 
   /** The repetitions of field n (1-based, as HL7 numbers them), empty ones left out. */
   repetitions(field: number): V2Repetition[] {
-    return this.raw(field)
-      .split(this.delimiters.repetition)
-      .filter((rep) => rep.length > 0)
-      .map((rep) => new V2Repetition(rep, this.delimiters));
+    return [...this.split(field)];
   }
 
   /** Component c, subcomponent s of the first repetition of field n. */
   value(field: number, component = 1, subcomponent = 1): V2Value {
     const raw = this.raw(field);
     if (raw === '""') return null;
-    return this.repetitions(field)[0]?.value(component, subcomponent);
+    return this.split(field)[0]?.value(component, subcomponent);
+  }
+
+  /** Field n's repetitions, split once: mapping a segment reads its fields many times. */
+  private readonly parsed: (readonly V2Repetition[] | undefined)[] = [];
+
+  private split(field: number): readonly V2Repetition[] {
+    let reps = this.parsed[field];
+    if (!reps) {
+      reps = this.raw(field)
+        .split(this.delimiters.repetition)
+        .filter((rep) => rep.length > 0)
+        .map((rep) => new V2Repetition(rep, this.delimiters));
+      this.parsed[field] = reps;
+    }
+    return reps;
   }
 
   private raw(field: number): string {
@@ -112,16 +124,18 @@ export class V2Repetition {
     private readonly delimiters: Hl7Delimiters,
   ) {}
 
+  /** Components, each split into subcomponents, on first use. */
+  private parts: string[][] | undefined;
+
   /**
    * Trailing blanks are not part of a value (v2's ST, TX and FT say so; fixed-width systems
    * pad their fields with them): `12345   ` is the MRN 12345, and blanks alone are empty.
    */
   value(component = 1, subcomponent = 1): V2Value {
-    const raw = (
-      this.raw.split(this.delimiters.component)[component - 1]?.split(this.delimiters.subcomponent)[
-        subcomponent - 1
-      ] ?? ''
-    ).trimEnd();
+    this.parts ??= this.raw
+      .split(this.delimiters.component)
+      .map((c) => c.split(this.delimiters.subcomponent));
+    const raw = (this.parts[component - 1]?.[subcomponent - 1] ?? '').trimEnd();
     if (raw === '') return undefined;
     if (raw === '""') return null;
     return unescapeV2(raw, this.delimiters);
