@@ -523,6 +523,36 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       );
     }
     expect((await http('GET', `${fhir}/Patient/${id}`)).body.meta.versionId).toBe('1');
+    // What a conditional delete matched, a conditional create of the same criteria makes anew
+    // (deletes come first), and an entry may refer to it: it ran into the deleted one (410).
+    const mrn = `CD-${randomUUID()}`;
+    const gone = (await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn }) })).body
+      .id as string;
+    const byMrn = `identifier=${encodeURIComponent(`urn:oid:1.2.36.146.595.217.0.1|${mrn}`)}`;
+    const created = `urn:uuid:${randomUUID()}`;
+    const anew = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { request: { method: 'DELETE', url: `Patient?${byMrn}` } },
+          {
+            fullUrl: created,
+            resource: buildPatient({ mrn }),
+            request: { method: 'POST', url: 'Patient', ifNoneExist: byMrn },
+          },
+          {
+            resource: observation(created, 90),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      },
+    });
+    expect([anew.status, anew.body.entry?.map((e: ResponseEntry) => e.response.status)]).toEqual([
+      200,
+      ['204 No Content', '201 Created', '201 Created'],
+    ]);
+    expect(anew.body.entry[1].resource.id).not.toBe(gone);
     const urn = `urn:uuid:${randomUUID()}`;
     const repeated = await http('POST', fhir, {
       body: {

@@ -316,7 +316,8 @@ export class BundleService {
       } else if (entry.method === 'DELETE' && !isDeleteById(entry)) {
         // A conditional delete's match, resolved ahead as an update's is: an update of it in
         // the same Bundle is refused as changing it twice (it was a 409 whose text blamed an id
-        // the body did not have), and a conditional create it matched creates anew.
+        // the body did not have), and a conditional create it matched creates anew. What a
+        // cascade would delete with it is found when it runs, and not compared.
         const { criteria } = splitCascade(entry.query ?? '');
         const match = await inEntry(entry, () => this.fhir.uniqueMatch(user, entry.type, criteria));
         if (match !== undefined) {
@@ -431,26 +432,42 @@ export class BundleService {
       }
       case 'DELETE': {
         const { criteria, cascade } = splitCascade(entry.query ?? '');
-        const byId = entry.id !== undefined && criteria === '';
+        const id = isDeleteById(entry)
+          ? entry.id!
+          : await this.stillMatched(user, entry, criteria, planned);
+        if (id === undefined) return { response: { status: STATUS_TEXT[204]! } };
         if (cascadeRequested(cascade, undefined)) {
-          const cascaded = byId
-            ? await this.cascades.delete(user, entry.type, entry.id!, entry.ifMatch)
-            : await this.cascades.conditionalDelete(user, entry.type, criteria, entry.ifMatch);
-          return cascaded
-            ? { response: { status: STATUS_TEXT[200]!, outcome: cascadeOutcome(cascaded) } }
-            : { response: { status: STATUS_TEXT[204]! } };
+          const cascaded = await this.cascades.delete(user, entry.type, id, entry.ifMatch);
+          return { response: { status: STATUS_TEXT[200]!, outcome: cascadeOutcome(cascaded) } };
         }
-        if (byId) {
-          await this.fhir.delete(user, entry.type, entry.id!, entry.ifMatch);
-        } else {
-          await this.fhir.conditionalDelete(user, entry.type, criteria, entry.ifMatch);
-        }
+        await this.fhir.delete(user, entry.type, id, entry.ifMatch);
         return { response: { status: STATUS_TEXT[204]! } };
       }
       case 'GET':
         budget.assertRoom();
         return budget.spent(await this.reads.get(user, entry, baseUrl));
     }
+  }
+
+  /**
+   * What a conditional delete deletes: the match plan() found and compared with the other
+   * entries, found again under the criteria's lock. A plain write of another transaction may
+   * have changed what they match meanwhile (the lock holds off conditional writers only):
+   * deleting the new match would change a resource the plan never compared, so it is a 409.
+   */
+  private async stillMatched(
+    user: AuthenticatedUser,
+    entry: ParsedEntry,
+    criteria: string,
+    planned: Planned | undefined,
+  ): Promise<string | undefined> {
+    const match = await this.fhir.uniqueMatch(user, entry.type, criteria);
+    if (match !== planned?.id) {
+      throw AppError.conflict(
+        `What the criteria of this conditional delete match changed while the Bundle was processed: send it again`,
+      );
+    }
+    return match;
   }
 
   /**
