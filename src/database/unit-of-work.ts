@@ -10,6 +10,8 @@ interface Transaction {
   afterCommit: (() => void)[];
   /** What services gather over the transaction's writes (stateOf), by service. */
   state: Map<object, unknown>;
+  /** Savepoints open (savepoint): what runs in one may be rolled back, its locks released. */
+  savepoints: number;
 }
 
 /**
@@ -32,6 +34,11 @@ export class UnitOfWork {
     return this.current.getStore() !== undefined;
   }
 
+  /** True inside `savepoint` (within a transaction): a row lock taken now may not last. */
+  get inSavepoint(): boolean {
+    return (this.current.getStore()?.savepoints ?? 0) > 0;
+  }
+
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const active = this.current.getStore();
     if (active) {
@@ -51,12 +58,15 @@ export class UnitOfWork {
     if (!active) return work();
     await active.manager.query('SAVEPOINT unit_of_work');
     let result: T;
+    active.savepoints++;
     try {
       result = await work();
     } catch (error) {
       // Should this fail too (the connection is gone), its error is the one that says so.
       await active.manager.query('ROLLBACK TO SAVEPOINT unit_of_work');
       throw error;
+    } finally {
+      active.savepoints--;
     }
     await active.manager.query('RELEASE SAVEPOINT unit_of_work');
     return result;
@@ -76,6 +86,7 @@ export class UnitOfWork {
         beforeCommit: [],
         afterCommit: [],
         state: new Map(),
+        savepoints: 0,
       };
       return this.current.run(transaction, work);
     });
@@ -84,7 +95,13 @@ export class UnitOfWork {
   private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const afterCommit: (() => void)[] = [];
     const result = await this.dataSource.transaction((manager) => {
-      const transaction: Transaction = { manager, beforeCommit: [], afterCommit, state: new Map() };
+      const transaction: Transaction = {
+        manager,
+        beforeCommit: [],
+        afterCommit,
+        state: new Map(),
+        savepoints: 0,
+      };
       return this.current.run(transaction, async () => {
         const result = await work(manager);
         // A hook may add work, and so hooks of its own: run until none is left.

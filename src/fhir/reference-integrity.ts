@@ -74,12 +74,13 @@ export class ReferenceIntegrity {
   /**
    * A resource this transaction found live and locked FOR KEY SHARE (FhirService.lockLive):
    * no other transaction can delete it before this one commits, so a reference to it needs
-   * no second look-up at commit. Not for a lock taken inside a savepoint (rolled back, it is
-   * released).
+   * no second look-up at commit. One taken inside a savepoint is not remembered: rolled back,
+   * the savepoint releases it.
    */
   lockedLive(type: string, id: string): void {
-    // Outside a transaction the lock ended with its statement: nothing to remember.
-    if (!this.enabled || !this.unitOfWork.inTransaction) return;
+    // Outside a transaction the lock ended with its statement, and one taken in a savepoint
+    // ends with it if it is rolled back: nothing to remember.
+    if (!this.enabled || !this.unitOfWork.inTransaction || this.unitOfWork.inSavepoint) return;
     this.current().live.add(`${type}/${id}`);
   }
 

@@ -266,11 +266,11 @@ export class ResourceRepository {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.unitOfWork.run((manager) =>
-          this.unitOfWork.inTransaction
-            ? this.inSavepoint(manager, () =>
-                this.writeNextIn(manager, resourceType, id, method, decide),
-              )
-            : this.writeNextIn(manager, resourceType, id, method, decide),
+          // Inside an enclosing transaction (the request's, or a Bundle's) a failed statement
+          // would abort everything; a savepoint lets the losing writer of a race retry in it.
+          this.unitOfWork.savepoint(() =>
+            this.writeNextIn(manager, resourceType, id, method, decide),
+          ),
         );
       } catch (error) {
         // Two first writes of the same client-chosen id race on the primary key: the loser
@@ -280,22 +280,6 @@ export class ResourceRepository {
         }
         throw error;
       }
-    }
-  }
-
-  /**
-   * Inside an enclosing transaction (the request's, or a Bundle's) a failed statement would
-   * abort everything; a savepoint lets the losing writer of a race retry within it.
-   */
-  private async inSavepoint<T>(manager: EntityManager, work: () => Promise<T>): Promise<T> {
-    await manager.query('SAVEPOINT resource_write');
-    try {
-      const result = await work();
-      await manager.query('RELEASE SAVEPOINT resource_write');
-      return result;
-    } catch (error) {
-      await manager.query('ROLLBACK TO SAVEPOINT resource_write');
-      throw error;
     }
   }
 
