@@ -72,15 +72,11 @@ describe('HL7 v2 statuses: visits, results and orders', () => {
     expect(msaOf((await feed.send(message))[0]!).code).toBe('AA');
     const report = await feed.one(`DiagnosticReport?identifier=F-${tag}`);
     expect(report['status']).toBe('preliminary');
-    const results = await feed.http(
-      'GET',
-      `${feed.testApp.url}/fhir/Observation?subject=${String(report['subject'].reference)}&_count=10`,
+    const results = await feed.search(
+      `Observation?subject=${String(report['subject'].reference)}&_count=10`,
     );
     const byCode = Object.fromEntries(
-      results.body.entry.map((entry: { resource: Record<string, any> }) => [
-        entry.resource['code'].coding[0].code,
-        entry.resource['status'],
-      ]),
+      results.map((result) => [result['code'].coding[0].code, result['status']]),
     );
     // Not asked, order detail only, a local code, none: none of them a final result.
     expect(byCode).toEqual({

@@ -10,7 +10,6 @@ import { createTestApp, type TestApp } from './test-app.js';
  */
 export interface Hl7Feed {
   readonly testApp: TestApp;
-  readonly http: HttpFn;
   /** Sends the messages and gives their ACKs, in order. */
   send(...messages: string[]): Promise<string[]>;
   /** The resources a search under /fhir finds (it must answer 200). */
@@ -22,8 +21,15 @@ export interface Hl7Feed {
 
 export async function openHl7Feed(): Promise<Hl7Feed> {
   const testApp = await createTestApp();
-  const sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
-  const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  let sender: MllpTestClient;
+  let http: HttpFn;
+  try {
+    sender = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  } catch (error) {
+    await testApp.close();
+    throw error;
+  }
   const search = async (query: string): Promise<Record<string, any>[]> => {
     const found = await http('GET', `${testApp.url}/fhir/${query}`);
     expect(found.status).toBe(200);
@@ -33,7 +39,6 @@ export async function openHl7Feed(): Promise<Hl7Feed> {
   };
   return {
     testApp,
-    http,
     send: (...messages) => sender.exchange(messages),
     search,
     async one(query) {

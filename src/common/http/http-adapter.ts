@@ -18,12 +18,17 @@ import { NativeContent } from './native-content.js';
 import { HL7_MEDIA_TYPE, HL7_ROUTE, JSON_MEDIA_TYPES } from './media-types.js';
 
 /**
- * A client's X-Request-Id is kept when it is a generated id: a UUID, or 32 hex digits (nginx's
- * `$request_id`, a W3C trace id). A free-text one (an engine's `MRN-…` correlation id) would put
- * an identifier in the logs and in the audit trail, which keeps it for good; it gets a UUID.
+ * A client's X-Request-Id is kept when it is a generated id: a UUID, 16 or 32 hex digits (a
+ * B3 or W3C trace id, nginx's `$request_id`) or a ULID, with a letter in it. A free-text one (an
+ * engine's `MRN-…` correlation id, an MRN padded with zeros) would put an identifier in the
+ * logs and in the audit trail, which keeps it for good; it gets a UUID.
  */
 const REQUEST_ID =
-  /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32})$/i;
+  /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{16}|[0-9a-f]{32}|[0-7][0-9a-hjkmnp-tv-z]{25})$/i;
+
+function isGeneratedId(id: unknown): id is string {
+  return typeof id === 'string' && REQUEST_ID.test(id) && /[a-z]/i.test(id);
+}
 
 /**
  * The Fastify adapter with CareVault's HTTP rules: HTTPS with TLS 1.2 at least when a certificate
@@ -54,8 +59,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     ...(https ? { https } : {}),
     genReqId: (request: IncomingMessage) => {
       const incoming = request.headers['x-request-id'];
-      const id =
-        typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+      const id = isGeneratedId(incoming) ? incoming : randomUUID();
       (request as IncomingMessage & { id?: string }).id = id;
       return id;
     },

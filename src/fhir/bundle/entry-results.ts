@@ -4,7 +4,7 @@ import { parsePreferReturn } from '../fhir-headers.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import type { ParsedEntry } from './bundle-entry.js';
 
-/** What each entry of a batch or transaction answers, and the errors that name their entry. */
+// What each entry of a batch or transaction answers, and the errors that name their entry.
 
 export interface EntryResult {
   resource?: FhirResource | OperationOutcome;

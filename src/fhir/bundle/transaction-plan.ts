@@ -3,10 +3,8 @@ import { splitCascade } from '../cascade-delete.js';
 import { conditionalReferences } from '../conditional-references.js';
 import type { ParsedEntry } from './bundle-entry.js';
 
-/**
- * A transaction's plan before it runs: the ids its creates will get, the checks that refuse a
- * Bundle whose entries collide, and the order its writes take their locks in.
- */
+// A transaction's plan before it runs: the ids its creates will get, the checks that refuse a
+// Bundle whose entries collide, and the order its writes take their locks in.
 
 export interface Planned {
   id: string;

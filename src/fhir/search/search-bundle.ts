@@ -7,7 +7,7 @@ import type { ResourceEntity } from '../resource.entity.js';
 import { parseStored } from '../stored-json.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 
-/** What a search answers: the searchset Bundle, its page links and the cursors they carry. */
+// What a search answers: the searchset Bundle, its page links and the cursors they carry.
 
 export interface SearchBundle {
   resourceType: 'Bundle';

@@ -350,6 +350,8 @@ function errorOf(outcome: {
  * sender's free text there (`ZZZ^<a name>`) was kept as sent until 2026-12-06.
  */
 function storedMessageType({ messageCode, triggerEvent }: Hl7Header): string {
-  const shaped = (part: string): string => (/^[A-Z0-9]{3}$/.test(part) ? part : 'unknown');
+  // In capitals, as HL7_IGNORE compares them: `adt^a08` is an ADT^A08.
+  const shaped = (part: string): string =>
+    /^[A-Z0-9]{3}$/i.test(part) ? part.toUpperCase() : 'unknown';
   return `${shaped(messageCode)}^${triggerEvent === '' ? '' : shaped(triggerEvent)}`;
 }

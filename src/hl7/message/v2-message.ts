@@ -72,6 +72,8 @@ export class V2Message {
 export class V2Segment {
   readonly name: string;
   private readonly fields: string[];
+  /** Field n's repetitions, split once: mapping a segment reads its fields many times. */
+  private readonly parsed: (readonly V2Repetition[] | undefined)[] = [];
 
   constructor(
     line: string,
@@ -94,9 +96,6 @@ export class V2Segment {
     if (raw === '""') return null;
     return this.split(field)[0]?.value(component, subcomponent);
   }
-
-  /** Field n's repetitions, split once: mapping a segment reads its fields many times. */
-  private readonly parsed: (readonly V2Repetition[] | undefined)[] = [];
 
   private split(field: number): readonly V2Repetition[] {
     let reps = this.parsed[field];
