@@ -5,12 +5,28 @@ import { createInterface } from 'node:readline';
 import { AppConfig } from '../config/config.js';
 import { GENESIS_HASH, type ChainedAuditEntry } from './audit-record.js';
 import { AuditCheckpoints, parseCheckpoint } from './audit-checkpoints.js';
-import { AuditSigner } from './audit-signer.js';
+import { AuditSigner, type ExportStatement } from './audit-signer.js';
 import { AuditVerifier, type ChainSource, type VerifyReport } from './audit-verifier.js';
 import { AuditRepository, type Checkpoint } from './audit.repository.js';
 
 const BATCH = 5000;
 const FORMAT = 'carevault-audit-export';
+
+/** What an export was asked for: a date range (audit:export) or a cut-off (audit:archive). */
+export interface ExportRange {
+  from?: string;
+  to?: string;
+  before?: string;
+}
+
+/** The seal's last line: the signed export statement, less what the header and rows give. */
+interface Seal {
+  lastSeq: number;
+  lastHash: string;
+  at: Date;
+  keyId: string;
+  signature: string;
+}
 
 export interface ExportSummary {
   rows: number;
@@ -45,10 +61,18 @@ export class AuditExport {
       from ? await this.repository.lastSeqBefore(from) : 0,
     );
     const lastSeq = to ? await this.repository.lastSeqBefore(to) : bounds.last;
-    return this.exportSeqs(path, afterSeq, lastSeq);
+    return this.exportSeqs(path, afterSeq, lastSeq, {
+      ...(from && { from: from.toISOString() }),
+      ...(to && { to: to.toISOString() }),
+    });
   }
 
-  async exportSeqs(path: string, afterSeq: number, lastSeq: number): Promise<ExportSummary> {
+  async exportSeqs(
+    path: string,
+    afterSeq: number,
+    lastSeq: number,
+    range: ExportRange,
+  ): Promise<ExportSummary> {
     const { chainId } = await this.repository.head();
     const start = await this.hashOfRow(afterSeq);
     const file = await open(path, 'wx', 0o600);
@@ -56,7 +80,7 @@ export class AuditExport {
     let last = { seq: afterSeq, hash: start };
     try {
       await file.write(
-        `${JSON.stringify({ type: FORMAT, version: 1, chainId, start: { seq: afterSeq, hash: start } })}\n`,
+        `${JSON.stringify({ type: FORMAT, version: 1, chainId, start: { seq: afterSeq, hash: start }, range })}\n`,
       );
       let after = afterSeq;
       while (after < lastSeq) {
@@ -78,6 +102,26 @@ export class AuditExport {
       await file.write(
         inside.map((c) => `${JSON.stringify({ type: 'checkpoint', ...c })}\n`).join(''),
       );
+      const at = new Date();
+      const statement: ExportStatement = {
+        kind: 'export',
+        chainId,
+        afterSeq,
+        startHash: start,
+        lastSeq: last.seq,
+        lastHash: last.hash,
+        range: exportRangeText(range),
+        at,
+      };
+      const seal = {
+        type: 'seal',
+        lastSeq: last.seq,
+        lastHash: last.hash,
+        at: at.toISOString(),
+        keyId: this.signer.keyId,
+        signature: this.signer.sign(statement),
+      };
+      await file.write(`${JSON.stringify(seal)}\n`);
       await file.sync();
     } finally {
       await file.close();
@@ -91,6 +135,8 @@ export class AuditExport {
     const events: ChainedAuditEntry[] = [];
     const checkpoints: Checkpoint[] = [];
     let start: { seq: number; hash: string } | undefined;
+    let range: unknown;
+    let seal: Seal | undefined;
     let chainId = '';
     for await (const line of lines) {
       if (line.trim() === '') continue;
@@ -98,6 +144,7 @@ export class AuditExport {
       if (record['type'] === FORMAT) {
         start = record['start'] as { seq: number; hash: string };
         chainId = String(record['chainId']);
+        range = record['range'];
       } else if (record['type'] === 'event') {
         events.push({
           ...(record as unknown as ChainedAuditEntry),
@@ -105,6 +152,8 @@ export class AuditExport {
         });
       } else if (record['type'] === 'checkpoint') {
         checkpoints.push(parseCheckpoint(record));
+      } else if (record['type'] === 'seal') {
+        seal = { ...(record as unknown as Seal), at: new Date(String(record['at'])) };
       }
     }
     if (!start) {
@@ -138,7 +187,72 @@ export class AuditExport {
             : `Rows after ${lastSigned} are not covered by a signed checkpoint: the export was extended or cut`,
       };
     }
-    return report;
+    if (!report.ok) return report;
+    // Before 2026-12-06 exports had no seal. One that starts at the chain's first row cannot
+    // have lost rows at its front (row 1 links to the genesis hash), so it still verifies.
+    if (!seal && start.seq === 0 && start.hash === GENESIS_HASH) {
+      report.warnings.push(
+        "The export has no signed export statement (written before 2026-12-06): its end is sealed by a checkpoint and its start is the chain's first row, but the range it was asked for is not vouched for",
+      );
+      return report;
+    }
+    const problem = this.sealProblem({
+      chainId,
+      start,
+      range,
+      seal,
+      last: { seq: report.lastSeq, hash: events.at(-1)?.hash ?? start.hash },
+    });
+    return problem ? { ...report, ok: false, problem } : report;
+  }
+
+  /**
+   * Why the export's signed statement does not vouch for what the file holds: its start, its
+   * end and the range asked for. A checkpoint seals only the end, so without this a file whose
+   * first rows were removed (and its header's start moved up to match) verified.
+   */
+  private sealProblem(file: {
+    chainId: string;
+    start: { seq: number; hash: string };
+    range: unknown;
+    seal: Seal | undefined;
+    last: { seq: number; hash: string };
+  }): string | undefined {
+    const { seal, start, last } = file;
+    if (!seal) {
+      return (
+        `The export has no signed export statement: nothing vouches for its start (row ${start.seq}) ` +
+        'or its range, so rows may have been cut from its front (files written before 2026-12-06 ' +
+        'have none; export the range again while its rows are in the database)'
+      );
+    }
+    const range = parseExportRange(file.range);
+    const signed =
+      range !== undefined &&
+      typeof seal.keyId === 'string' &&
+      typeof seal.signature === 'string' &&
+      !Number.isNaN(seal.at.getTime()) &&
+      this.signer.verify(
+        {
+          kind: 'export',
+          chainId: file.chainId,
+          afterSeq: start.seq,
+          startHash: start.hash,
+          lastSeq: Number(seal.lastSeq),
+          lastHash: String(seal.lastHash),
+          range: exportRangeText(range),
+          at: seal.at,
+        },
+        seal.keyId,
+        seal.signature,
+      );
+    if (!signed) {
+      return `The export's signed statement does not match its header (chain, start row ${start.seq}, range) or has no valid signature by a trusted key: the export was altered or cut`;
+    }
+    if (seal.lastSeq !== last.seq || seal.lastHash !== last.hash) {
+      return `The export ends at row ${last.seq} but its signed statement says row ${seal.lastSeq}: the export was cut or extended`;
+    }
+    return undefined;
   }
 
   /**
@@ -163,7 +277,9 @@ export class AuditExport {
     if (throughSeq < bounds.first) {
       return { rows: 0, firstSeq: bounds.first, lastSeq: bounds.first - 1, removed: 0 };
     }
-    const summary = await this.exportSeqs(path, bounds.first - 1, throughSeq);
+    const summary = await this.exportSeqs(path, bounds.first - 1, throughSeq, {
+      before: before.toISOString(),
+    });
     const hash = await this.hashOfRow(throughSeq);
     const archivedAt = new Date();
     const { chainId } = await this.repository.head();
@@ -193,6 +309,26 @@ export class AuditExport {
     if (archive) return archive.hash;
     throw new Error(`Row ${seq} of the audit chain is not in the database`);
   }
+}
+
+/** The range as the export statement signs it: each key named, so none can stand for another. */
+export function exportRangeText(range: ExportRange): string {
+  return `from=${range.from ?? ''};to=${range.to ?? ''};before=${range.before ?? ''}`;
+}
+
+/** The header's range, or undefined when it is not one an export writes. */
+function parseExportRange(value: unknown): ExportRange | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const entries = Object.entries(value as Record<string, unknown>);
+  const known = ['from', 'to', 'before'];
+  const instant = (item: unknown): boolean =>
+    typeof item === 'string' &&
+    !Number.isNaN(Date.parse(item)) &&
+    new Date(item).toISOString() === item;
+  if (entries.some(([key, item]) => !known.includes(key) || !instant(item))) {
+    return undefined;
+  }
+  return value;
 }
 
 /** The rows of an export in verification-sized batches. */

@@ -24,7 +24,30 @@ export interface SignedStatement {
   at: Date;
 }
 
-export function statementBytes(statement: SignedStatement): Buffer {
+/**
+ * What an export file's seal asserts: the rows after `afterSeq` (which has hash `startHash`)
+ * through `lastSeq` (hash `lastHash`) of the chain are the rows asked for by `range`. Signing the
+ * start and the range too means rows cut off the front, or a header edited to match, no longer
+ * verify (a checkpoint seals only the end).
+ */
+export interface ExportStatement {
+  kind: 'export';
+  chainId: string;
+  afterSeq: number;
+  startHash: string;
+  lastSeq: number;
+  lastHash: string;
+  /** The range or filters asked for, canonical (see exportRangeText). */
+  range: string;
+  at: Date;
+}
+
+export function statementBytes(statement: SignedStatement | ExportStatement): Buffer {
+  if (statement.kind === 'export') {
+    return Buffer.from(
+      `cv-audit-export-1|${statement.chainId}|${statement.afterSeq}|${statement.startHash}|${statement.lastSeq}|${statement.lastHash}|${statement.range}|${statement.at.toISOString()}`,
+    );
+  }
   return Buffer.from(
     `cv-audit-${statement.kind}-1|${statement.chainId}|${statement.seq}|${statement.hash}|${statement.at.toISOString()}`,
   );
@@ -110,7 +133,7 @@ export class AuditSigner implements OnModuleInit, OnModuleDestroy {
     return this.id;
   }
 
-  sign(statement: SignedStatement): string {
+  sign(statement: SignedStatement | ExportStatement): string {
     return sign(null, statementBytes(statement), this.privateKey!).toString('base64');
   }
 
@@ -119,7 +142,7 @@ export class AuditSigner implements OnModuleInit, OnModuleDestroy {
   }
 
   /** True when `signature` was made over the statement by the trusted key `keyId`. */
-  verify(statement: SignedStatement, keyId: string, signature: string): boolean {
+  verify(statement: SignedStatement | ExportStatement, keyId: string, signature: string): boolean {
     const key = this.trusted.get(keyId);
     if (!key) {
       return false;

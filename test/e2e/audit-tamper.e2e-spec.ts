@@ -405,6 +405,44 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     }
   });
 
+  it('refuses an export cut at its front, or whose start or range was edited in its header', async () => {
+    const exports = testApp.app.get(AuditExport);
+    const out = join(dataDir, 'front.jsonl');
+    await exports.exportRange(out, new Date('2000-01-01T00:00:00Z'), undefined);
+    const text = await readFile(out, 'utf8');
+    expect((await exports.verifyFile(out)).ok).toBe(true);
+    const lines = text.trim().split('\n');
+    const header = JSON.parse(lines[0]!) as Record<string, unknown>;
+    const events = lines.filter((line) => line.includes('"type":"event"'));
+    const others = lines.slice(1).filter((line) => !line.includes('"type":"event"'));
+    expect(events.length).toBeGreaterThan(6);
+    const write = (head: Record<string, unknown>, rows: string[], rest = others) =>
+      writeFile(out, `${[JSON.stringify(head), ...rows, ...rest].join('\n')}\n`);
+    // The first five rows removed and the header's start moved up to the fifth.
+    const fifth = JSON.parse(events[4]!) as { chainSeq: number; hash: string };
+    await write({ ...header, start: { seq: fifth.chainSeq, hash: fifth.hash } }, events.slice(5));
+    const cut = await exports.verifyFile(out);
+    expect(cut.ok).toBe(false);
+    expect(cut.problem).toMatch(/signed statement does not match its header/);
+    // The same rows, the range in the header edited to say they are what was asked for.
+    await write({ ...header, range: { from: '2026-01-01T00:00:00.000Z' } }, events);
+    expect((await exports.verifyFile(out)).problem).toMatch(/does not match its header/);
+    // Without the seal (as a file written before it existed) a cut front is refused too.
+    const unsealed = others.filter((line) => !line.includes('"type":"seal"'));
+    await write(
+      { ...header, start: { seq: fifth.chainSeq, hash: fifth.hash } },
+      events.slice(5),
+      unsealed,
+    );
+    expect((await exports.verifyFile(out)).problem).toMatch(/no signed export statement/);
+    // One that starts at the chain's first row cannot have lost rows at its front: a warning.
+    await write(header, events, unsealed);
+    const legacy = await exports.verifyFile(out);
+    expect(legacy.ok).toBe(true);
+    expect(legacy.warnings.join('\n')).toMatch(/no signed export statement/);
+    await rm(out);
+  });
+
   it('signs the chain head when the service shuts down', async () => {
     const second = await createTestApp();
     await http('GET', `${second.url}/fhir/Patient/before-shutdown`);
