@@ -130,6 +130,11 @@ export class AuditEventService {
     return rows.reverse();
   }
 
+  /** Whether a Patient of this id was ever stored (deleted since or not). */
+  wasPatientStored(patientId: string): Promise<boolean> {
+    return this.repository.isPatientId(patientId);
+  }
+
   /**
    * Names the patient in the request's row if a Patient of that id was ever stored (a deleted
    * one's trail is still theirs). Anything else may be an MRN typed in place of the id, which
@@ -138,6 +143,8 @@ export class AuditEventService {
   private async touchStoredPatient(patientId: string): Promise<void> {
     if (await this.repository.isPatientId(patientId)) {
       this.context.touchPatient(patientId);
+    } else {
+      this.context.forget([`Patient/${patientId}`]);
     }
   }
 

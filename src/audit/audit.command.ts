@@ -141,10 +141,14 @@ export class AuditPatientReportCommand extends CommandRunner {
     if (!patientId || !isValidId(patientId)) {
       throw new Error('Give a Patient id');
     }
-    // Reading a patient's trail is itself an access to that patient's record.
+    // Reading a patient's trail is itself an access to that patient's record. An id that names
+    // no Patient ever stored may be an MRN typed in its place: the row keeps only the type.
+    const stored = await this.events.wasPatientStored(patientId);
     const entries = await this.trail.command(
       'audit:patient-report',
-      { resourceType: 'Patient', resourceId: patientId, patientIds: [patientId] },
+      stored
+        ? { resourceType: 'Patient', resourceId: patientId, patientIds: [patientId] }
+        : { resourceType: 'Patient' },
       () => this.events.patientEntries(patientId),
     );
     process.stdout.write(

@@ -16,6 +16,7 @@ import {
   isBestEffort,
   isTransactionalWrite,
 } from './http-audit.js';
+import { RefusedRequests } from './refused-requests.js';
 import { AuditUnavailableError, attachScope, markRecorded } from './request-audit.js';
 
 /**
@@ -29,6 +30,7 @@ export class AuditInterceptor implements NestInterceptor {
     private readonly context: AuditContext,
     private readonly trail: AuditTrail,
     private readonly unitOfWork: UnitOfWork,
+    private readonly refused: RefusedRequests,
   ) {}
 
   intercept(execution: ExecutionContext, next: CallHandler): Observable<unknown> {
@@ -69,14 +71,15 @@ export class AuditInterceptor implements NestInterceptor {
     if (isTransactionalWrite(request)) {
       const result = await this.unitOfWork.run(async () => {
         const value = await handle();
-        await this.guarded(() => this.trail.recordInTransaction(this.entry(request, reply, scope)));
+        const entry = await this.entry(request, reply, scope);
+        await this.guarded(() => this.trail.recordInTransaction(entry));
         return value;
       });
       markRecorded(request);
       return result;
     }
     const value = await handle();
-    const recording = this.trail.record(this.entry(request, reply, scope));
+    const recording = this.trail.record(await this.entry(request, reply, scope));
     if (isBestEffort(request)) {
       markRecorded(request);
       recording.catch(() => undefined);
@@ -87,14 +90,20 @@ export class AuditInterceptor implements NestInterceptor {
     return value;
   }
 
-  private entry(request: FastifyRequest, reply: FastifyReply, scope: AuditScope) {
+  private async entry(request: FastifyRequest, reply: FastifyReply, scope: AuditScope) {
     if (scope.primary) {
       // A write learns its version when it is stored (an update first opened the one before),
       // an unchanged update keeps the current one: the response's ETag says which.
       const etag = /^W\/"(\d+)"$/.exec(String(reply.getHeader('etag') ?? ''));
       if (etag) scope.primary.version = etag[1]!;
     }
-    return httpAuditEntry(request, reply.statusCode, scope);
+    // A handler that answered without opening what its URL names (a compartment search, a
+    // patient's $audit-trail) did not check that it exists: `/fhir/Patient/<an MRN>/Observation`
+    // kept the MRN as the row's resource until 2026-12-06. One lookup, only for those.
+    return httpAuditEntry(request, reply.statusCode, scope, {
+      detail: null,
+      neverStored: await this.refused.neverStored(request, reply.statusCode, scope),
+    });
   }
 
   /** A failed audit write fails the request (fail closed), and says so without detail. */

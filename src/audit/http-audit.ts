@@ -4,6 +4,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { formatScope } from '../auth/smart-scopes.js';
 import { isAuthorizationRequest } from '../smart/launch/authorization-request.js';
 import type { ClientRefusal } from '../common/http/client-error.js';
+import { isUuid } from '../common/ids.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
 import type { AuditPart, AuditScope } from './audit-context.js';
@@ -313,6 +314,15 @@ function withNamed(touched: Set<string> | undefined, named: string | null): stri
   return named && !entities.includes(named) ? [named, ...entities] : entities;
 }
 
+/**
+ * What an id in the route may be to be kept. Outside `/fhir` every `:id` is a UUID the server
+ * made (an HL7 message, an outbox entry): anything else was typed by the client, and may be an
+ * MRN (`/hl7/messages/CANMRN778899/reprocess` refused 403 kept it until 2026-12-06).
+ */
+function idOf(route: string | null): (value: string) => boolean {
+  return route?.startsWith('/fhir/') ? isValidId : (value) => isUuid(value.toLowerCase());
+}
+
 /** The type whose search parameters a request's may be (the searched one, in a compartment). */
 function searchedType(request: FastifyRequest, fixedType: string | null): string | null {
   const type = knownType(param(request, 'type', () => true)) ?? fixedType;
@@ -355,7 +365,7 @@ export function httpAuditEntry(
   const unknown = named !== null && (refusal.neverStored || scope?.unstored.has(named) === true);
   const resourceId = described.bundle
     ? null
-    : ((unknown || resourceType === UNKNOWN ? null : param(request, 'id', isValidId)) ??
+    : ((unknown || resourceType === UNKNOWN ? null : param(request, 'id', idOf(route))) ??
       (scope?.entities.size === 1 ? scope.primary?.id : null) ??
       null);
   const primaryMatches = scope?.primary?.id === resourceId && scope?.primary?.type === resourceType;

@@ -6,8 +6,9 @@ import { namedResource, routeOf } from './http-audit.js';
 import { AuditRepository } from './audit.repository.js';
 
 /**
- * What the audit row of a refused request may name that nothing checked: the request stopped
- * (at a guard, at its body) before the service looked up what it names.
+ * What the audit row of a request may name that nothing checked: the request stopped (at a
+ * guard, at its body) before the service looked up what it names, or its handler answered
+ * without opening it (a compartment search).
  */
 @Injectable()
 export class RefusedRequests {

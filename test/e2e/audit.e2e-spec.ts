@@ -517,6 +517,57 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     });
   });
 
+  it('keeps an id that names no Patient out of compartment searches, $audit-trail and the CLI report', async () => {
+    const typed = `MRN-${randomUUID().slice(0, 10)}`;
+    const unnamed = { resource_id: null, entities: [], patient_ids: [] };
+    const calls: [HttpFn, string, string, Parameters<HttpFn>[2]][] = [
+      [doctor, 'GET', `${fhir}/Patient/${typed}/Observation`, {}],
+      [
+        doctor,
+        'POST',
+        `${fhir}/Patient/${typed}/Observation/_search`,
+        { raw: '', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      ],
+      [auditor, 'GET', `${fhir}/Patient/${typed}/$audit-trail`, {}],
+    ];
+    for (const [as, method, url, options] of calls) {
+      const call = await audited(as, method, url, options);
+      expect([url, call.status, call.rows]).toMatchObject([url, 200, [unnamed]]);
+    }
+    // A stored patient's compartment search is still recorded against it.
+    const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+      .id as string;
+    const stored = await audited(doctor, 'GET', `${fhir}/Patient/${id}/Observation`);
+    expect(stored.rows).toMatchObject([{ resource_id: id, entities: [`Patient/${id}`] }]);
+    // Outside /fhir an id is one the server made (a UUID): anything else was typed there.
+    const reprocess = await audited(
+      doctor,
+      'POST',
+      `${testApp.url}/hl7/messages/${typed}/reprocess`,
+    );
+    expect(reprocess.status).toBe(403);
+    expect(reprocess.rows).toMatchObject([unnamed]);
+    const message = randomUUID();
+    const uuid = await audited(doctor, 'POST', `${testApp.url}/hl7/messages/${message}/reprocess`);
+    expect(uuid.rows).toMatchObject([{ resource_id: message }]);
+    const report = await runNode(
+      BUILT.cli,
+      ['audit:patient-report', typed],
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        DATA_DIR: process.env['DATA_DIR']!,
+        NODE_ENV: 'test',
+      }),
+    );
+    expect(report.code).toBe(0);
+    const cli = await db.query<AuditRow[]>(
+      `SELECT * FROM audit_event WHERE source = 'cli' AND subtype = 'audit:patient-report'
+      ORDER BY chain_seq DESC LIMIT 1`,
+    );
+    expect(cli).toMatchObject([{ resource_type: 'Patient', ...unnamed }]);
+  });
+
   it('records a request whose parameter names hold a NUL, and fails no other request with it', async () => {
     // PostgreSQL cannot store U+0000 in text or jsonb: such a name used to fail the whole group
     // commit, so the request left no row at all and every read committed with it answered 503.
