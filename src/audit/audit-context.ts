@@ -107,12 +107,14 @@ export class AuditContext {
     if (!scope || typeof resource.id !== 'string') {
       return;
     }
+    // What turned out not to be stored stays out, whichever is learnt first (see forget).
+    if (scope.unstored.has(`${resource.resourceType}/${resource.id}`)) return;
     const version = (resource.meta as { versionId?: unknown } | undefined)?.versionId;
     const versionId = typeof version === 'string' ? version : null;
     scope.primary ??= { type: resource.resourceType, id: resource.id, version: versionId };
     scope.entities.add(`${resource.resourceType}/${resource.id}`);
     for (const patient of patients) {
-      scope.patients.add(patient);
+      if (!scope.unstored.has(`Patient/${patient}`)) scope.patients.add(patient);
     }
   }
 
@@ -135,7 +137,7 @@ export class AuditContext {
   }
 
   touchPatient(patientId: string): void {
-    this.current?.patients.add(patientId);
+    if (!this.current?.unstored.has(`Patient/${patientId}`)) this.current?.patients.add(patientId);
   }
 
   markBreakGlass(): void {

@@ -165,6 +165,7 @@ export class FhirService {
         );
         const results = rows.map(stored);
         for (const result of results) {
+          await this.integrity.forgetUnresolvedContext(result.resource);
           await this.writes.written({ user, resource: result.resource, created: true });
         }
         return results.map(shown);
@@ -537,6 +538,7 @@ export class FhirService {
       if (!result.changed) {
         return { stored: { ...shown(written), unchanged: true }, created: false };
       }
+      await this.integrity.forgetUnresolvedContext(written.resource);
       await this.writes.written({ user, resource: written.resource, created: result.created });
       return { stored: shown(written), created: result.created };
     });
@@ -575,6 +577,7 @@ export class FhirService {
           });
           const written = stored(result.row!);
           if (!result.changed) return { ...shown(written), unchanged: true };
+          await this.integrity.forgetUnresolvedContext(written.resource);
           await this.writes.written({ user, resource: written.resource, created: false });
           return shown(written);
         });
@@ -672,7 +675,7 @@ export class FhirService {
     }
     const index = this.indexer.extract(stored, this.indexRowsMax);
     this.assertReferenceTargets(resource.resourceType, index);
-    this.integrity.written(resource.resourceType, id, index);
+    this.integrity.written(resource.resourceType, id, index, stored);
     return { content: JSON.stringify(stored), index };
   }
 

@@ -3,6 +3,8 @@ import { AuditContext } from '../audit/audit-context.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import type { FhirResource } from './fhir-types.js';
+import { literalReference } from './literal-reference.js';
 import { ResourceRepository } from './resource.repository.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
@@ -26,7 +28,8 @@ const NAMED = 5;
  * Referential integrity, as a clinical record needs it: a resource written with a relative
  * reference (`Patient/123`) must name a resource that exists, and a resource that others refer
  * to cannot be deleted. The references are those the search index holds (every reference a
- * search parameter reaches, as HAPI FHIR checks them), and both rules are checked when the
+ * search parameter reaches, as HAPI FHIR checks them, and a Binary's relative securityContext,
+ * which no parameter indexes), and both rules are checked when the
  * transaction commits, so that a transaction Bundle may write its entries in any order.
  * `FHIR_REFERENTIAL_INTEGRITY=false` turns both off (loading records whose targets come later).
  */
@@ -45,20 +48,36 @@ export class ReferenceIntegrity {
   }
 
   /** A version about to be written in the current transaction. */
-  written(type: string, id: string, index: IndexRows): void {
+  written(type: string, id: string, index: IndexRows, resource: FhirResource): void {
     if (!this.enabled) return;
     const state = this.current();
     const key = `${type}/${id}`;
-    state.references.set(
-      key,
-      index.references
+    const context = securityContextOf(resource);
+    state.references.set(key, [
+      ...index.references
         .filter((reference) => reference.local)
         .map((reference) => ({
           param: reference.param,
           target: `${reference.targetType}/${reference.targetId}`,
         })),
-    );
+      // A Binary's context decides who may read it and which patient's it is (every row that
+      // touches it names that patient): until 2026-12-06 `Patient/<an MRN>` was stored as typed.
+      ...(context ? [{ param: 'securityContext', target: context }] : []),
+    ]);
     state.deleted.delete(key);
+  }
+
+  /**
+   * With the checks off, a Binary's securityContext that names nothing ever stored is still
+   * no patient's: its id (an MRN typed there) stays out of the write's audit row.
+   */
+  async forgetUnresolvedContext(resource: FhirResource): Promise<void> {
+    if (this.enabled) return;
+    const context = securityContextOf(resource);
+    if (!context) return;
+    if ((await this.resources.latestLive([typeAndId(context)])).length === 0) {
+      this.audit.forget([context]);
+    }
   }
 
   /** A resource about to be deleted in the current transaction. */
@@ -152,6 +171,14 @@ export class ReferenceIntegrity {
         `to ${them} (${which}). Delete or change those first, or in the same transaction Bundle`,
     );
   }
+}
+
+/** A Binary's relative securityContext (`Patient/1`), as `Type/id`. */
+function securityContextOf(resource: FhirResource): string | undefined {
+  if (resource.resourceType !== 'Binary') return undefined;
+  const value = (resource['securityContext'] as { reference?: unknown } | undefined)?.reference;
+  const literal = typeof value === 'string' ? literalReference(value) : undefined;
+  return literal && !literal.absolute ? `${literal.type}/${literal.id}` : undefined;
 }
 
 function typeAndId(key: string): { type: string; id: string } {

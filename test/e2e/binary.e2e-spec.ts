@@ -295,13 +295,15 @@ describe('Binary: documents in their own format, following their securityContext
   it('keeps it restricted whatever form the securityContext takes, and after the record is deleted', async () => {
     const patient = await create(buildPatient());
     const sealed = await create(documentReference(patient, true));
-    const forms = [
-      `DocumentReference/${sealed}/_history/1`,
-      `${fhir}/DocumentReference/${sealed}`,
-      // Never stored: it opens to no one rather than to all. (A urn:uuid: outside a Bundle,
-      // which names nothing, is refused since 2026-12-06.)
-      `DocumentReference/${randomUUID()}`,
-    ];
+    const forms = [`DocumentReference/${sealed}/_history/1`, `${fhir}/DocumentReference/${sealed}`];
+    // Never stored: refused as any reference to nothing is, since 2026-12-06 (it was stored,
+    // opening to no one, and a Patient/<MRN> there named the MRN as a patient in audit rows).
+    // With FHIR_REFERENTIAL_INTEGRITY=false it is stored and opens to no one rather than to all.
+    const nowhere = await send('POST', `${fhir}/Binary`, document(), {
+      'content-type': 'application/pdf',
+      'x-security-context': `DocumentReference/${randomUUID()}`,
+    });
+    expect(nowhere.status).toBe(400);
     for (const context of forms) {
       const binary = await binaryFor(context);
       expect({ context, status: (await read(`${fhir}/Binary/${binary}`)).status }).toEqual({

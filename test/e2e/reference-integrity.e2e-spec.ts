@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { getDataSourceToken } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
@@ -6,6 +7,43 @@ import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { neverTheDeadlockVictim, untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** The audit rows of one request, sent with its own request id. */
+async function auditedSend(
+  testApp: TestApp,
+  http: HttpFn,
+  url: string,
+  options: Parameters<HttpFn>[2],
+): Promise<{ status: number; rows: { patient_ids: string[]; entities: string[] }[] }> {
+  const requestId = `t-${randomUUID()}`;
+  const res = await http('POST', url, {
+    ...options,
+    headers: { ...options?.headers, 'x-request-id': requestId },
+  });
+  const rows = await testApp.app
+    .get<DataSource>(getDataSourceToken())
+    .query<{ patient_ids: string[]; entities: string[] }[]>(
+      'SELECT patient_ids, entities FROM audit_event WHERE request_id = $1',
+      [requestId],
+    );
+  return { status: res.status, rows };
+}
+
+/** A Binary whose securityContext is `context`: raw bytes with the header, or as JSON. */
+const binaries = (context: string): Parameters<HttpFn>[2][] => [
+  {
+    raw: new Uint8Array([0x25, 0x50, 0x44, 0x46, 0x2d]),
+    headers: { 'content-type': 'application/pdf', 'x-security-context': context },
+  },
+  {
+    body: {
+      resourceType: 'Binary',
+      contentType: 'text/plain',
+      securityContext: { reference: context },
+      data: 'aGk=',
+    },
+  },
+];
 
 const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
   resourceType: 'Observation',
@@ -56,6 +94,22 @@ describe('referential integrity', () => {
     });
     expect(update.status).toBe(400);
     expect((await http('GET', `${fhir}/Observation/integrity-put`)).status).toBe(404);
+  });
+
+  it('refuses a Binary whose securityContext names nothing stored, and names it in no audit row', async () => {
+    for (const context of ['Patient/CANMRN778899', 'Patient/Zqx.Name']) {
+      for (const options of binaries(context)) {
+        const res = await auditedSend(testApp, http, `${fhir}/Binary`, options);
+        expect([context, res.status]).toEqual([context, 400]);
+        expect(JSON.stringify(res.rows)).not.toContain(context.slice(8));
+      }
+    }
+    const patient = await createPatient();
+    for (const options of binaries(patient)) {
+      const res = await auditedSend(testApp, http, `${fhir}/Binary`, options);
+      expect(res.status).toBe(201);
+      expect(res.rows[0]!.patient_ids).toEqual([patient.slice(8)]);
+    }
   });
 
   it('takes references to existing resources, versioned ones, and absolute URLs of other servers', async () => {
@@ -381,5 +435,23 @@ describe('referential integrity switched off (FHIR_REFERENTIAL_INTEGRITY=false)'
     expect((await http('DELETE', `${fhir}/Patient/${String(patient.body.id)}`)).status).toBe(204);
     const metadata = await http('GET', `${fhir}/metadata`);
     expect(metadata.body.rest[0].resource[0].referencePolicy).toEqual(['literal', 'logical']);
+  });
+
+  it('stores a Binary whose securityContext names nothing stored, naming no patient in its row', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    for (const options of binaries('Patient/CANMRN778899')) {
+      const res = await auditedSend(testApp, http, `${testApp.url}/fhir/Binary`, options);
+      expect(res.status).toBe(201);
+      expect(res.rows).toMatchObject([{ patient_ids: [] }]);
+      expect(JSON.stringify(res.rows)).not.toContain('CANMRN778899');
+    }
+    // A context never stored opens to no one rather than to all.
+    const [raw] = binaries(`DocumentReference/${randomUUID()}`);
+    const stored = await http('POST', `${testApp.url}/fhir/Binary`, raw);
+    expect(stored.status).toBe(201);
+    const read = await http('GET', `${testApp.url}/fhir/Binary/${String(stored.body.id)}`, {
+      headers: { accept: 'application/fhir+json' },
+    });
+    expect(read.status).toBe(403);
   });
 });
