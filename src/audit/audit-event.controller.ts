@@ -43,13 +43,6 @@ export class AuditEventController {
     return sendFhirJson(reply, await this.events.read(id));
   }
 
-  @Get('AuditEvent/_history')
-  @FhirInteraction('search', 'AuditEvent')
-  @ApiOperation({ summary: 'Not offered: search AuditEvent instead (never changed, newest first)' })
-  typeHistory(): never {
-    return this.events.typeHistory();
-  }
-
   // Reading an event's history or its one version is reading the event: the same right.
   @Get('AuditEvent/:id/_history')
   @FhirInteraction('read', 'AuditEvent')

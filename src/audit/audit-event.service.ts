@@ -88,19 +88,6 @@ export class AuditEventService {
     return event;
   }
 
-  /**
-   * `AuditEvent/_history` is not offered (nor declared in /metadata): with nothing ever
-   * updated or deleted, it would be the search, newest first, under another name.
-   */
-  typeHistory(): never {
-    throw AppError.of(
-      400,
-      'not-supported',
-      'AuditEvent has no type history: AuditEvents are never changed, so GET /fhir/AuditEvent ' +
-        '(newest first, date=ge… for those since an instant) lists every version there is',
-    );
-  }
-
   /** Who accessed this patient's records, when and how (HIPAA 164.528 accounting). */
   async patientTrail(
     patientId: string,

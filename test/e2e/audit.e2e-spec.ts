@@ -1221,6 +1221,41 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     }
   });
 
+  it('refuses every interaction AuditEvent does not offer with a 405, to anyone', async () => {
+    const admin = authorizedHttp(await tokenFor(testApp, 'admin'));
+    const event = (await admin('GET', `${fhir}/AuditEvent?_count=1`)).body.entry[0].resource;
+    const body = { body: { ...event, id: undefined } };
+    const refused: [string, string, Parameters<HttpFn>[2]][] = [
+      ['POST', 'AuditEvent', body],
+      ['PUT', `AuditEvent/${String(event.id)}`, { body: event }],
+      [
+        'PATCH',
+        `AuditEvent/${String(event.id)}`,
+        { body: [], headers: { 'content-type': 'application/json-patch+json' } },
+      ],
+      ['DELETE', `AuditEvent/${String(event.id)}`, {}],
+      ['PUT', 'AuditEvent?action=R', body],
+      ['DELETE', 'AuditEvent?action=R', {}],
+      ['POST', 'AuditEvent/$validate', { body: { resourceType: 'Parameters' } }],
+    ];
+    for (const as of [admin, doctor, http]) {
+      for (const [method, path, options] of refused) {
+        const res = await as(method, `${fhir}/${path}`, options);
+        expect([method, path, res.status, res.headers.get('allow')]).toEqual([
+          method,
+          path,
+          405,
+          'GET, HEAD',
+        ]);
+      }
+      const history = await as('GET', `${fhir}/AuditEvent/_history`);
+      expect([history.status, history.headers.get('allow')]).toEqual([405, '']);
+    }
+    // What it offers still answers.
+    expect((await admin('GET', `${fhir}/AuditEvent/${String(event.id)}`)).status).toBe(200);
+    expect((await admin('GET', `${fhir}/AuditEvent?_count=1`)).status).toBe(200);
+  });
+
   it('serves AuditEvent search and the accounting of disclosures to auditors only', async () => {
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;
@@ -1264,7 +1299,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(trail.body.entry.map((e: any) => e.resource.action)).toEqual(['E', 'E', 'R', 'C']);
     const one = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}`);
     expect(one.body.id).toBe(readEvent.id);
-    expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(403);
+    expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(405);
 
     // An AuditEvent is never changed: its history is its one version, which vread reads.
     const history = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history`);
@@ -1298,13 +1333,14 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect((await doctor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history`)).status).toBe(403);
     expect((await doctor('GET', `${fhir}/AuditEvent/${readEvent.id}/_history/1`)).status).toBe(403);
     // A type history is not offered, and /metadata does not declare one.
-    const typeHistory = await auditor('GET', `${fhir}/AuditEvent/_history`);
-    expect(typeHistory.status).toBe(400);
-    expect(typeHistory.body.issue[0]).toMatchObject({
-      code: 'not-supported',
-      diagnostics: expect.stringContaining('GET /fhir/AuditEvent'),
-    });
-    expect((await doctor('GET', `${fhir}/AuditEvent/_history`)).status).toBe(403);
+    for (const as of [auditor, doctor]) {
+      const typeHistory = await as('GET', `${fhir}/AuditEvent/_history`);
+      expect(typeHistory.status).toBe(405);
+      expect(typeHistory.body.issue[0]).toMatchObject({
+        code: 'not-supported',
+        diagnostics: expect.stringContaining('GET /fhir/AuditEvent'),
+      });
+    }
     const metadata = await doctor('GET', `${fhir}/metadata`);
     const declared = metadata.body.rest[0].resource.find((r: any) => r.type === 'AuditEvent');
     expect(declared.interaction.map((i: { code: string }) => i.code)).toEqual([

@@ -44,13 +44,16 @@ export class AllExceptionsFilter implements ExceptionFilter {
     // Nest's not-found handler answers every request no route matched with a 404; a path the
     // route table serves with other methods gets a 405 and Allow instead (RFC 9110 15.5.6), as
     // does a fixed path that a route for any type or id took (FixedPathMethodError).
+    const fixed = exception instanceof FixedPathMethodError ? exception : undefined;
     const allow =
-      (exception instanceof NotFoundException && request.is404) ||
-      exception instanceof FixedPathMethodError
-        ? allowedMethods(request)
-        : [];
+      fixed?.allow ??
+      (exception instanceof NotFoundException && request.is404 ? allowedMethods(request) : []);
     let { status, body, unexpected } = errorResponse(
-      allow.length > 0 ? METHOD_NOT_ALLOWED : exception,
+      fixed?.diagnostics
+        ? AppError.of(405, 'not-supported', fixed.diagnostics)
+        : fixed || allow.length > 0
+          ? METHOD_NOT_ALLOWED
+          : exception,
       request.id,
     );
     if (exception instanceof AuditUnavailableError) {

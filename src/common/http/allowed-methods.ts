@@ -57,11 +57,37 @@ function fitsParameter(name: string, value: unknown): boolean {
 }
 
 /**
- * A request that a route matched only by taking a fixed path as parameters (allowedMethods):
- * refused with a 405 before the guards, as a request no route matched is.
+ * What a request to AuditEvent may do: read, vread, history of one, search (GET, or POST
+ * `_search`), as the CapabilityStatement declares. The trail is written by the server alone,
+ * so any other interaction is refused to everyone with a 405 and the methods the path takes
+ * (R4 http.html), before the guards: until 2026-12-06 a create, update, patch, delete or
+ * `$validate` was a 403 "Access denied" and the type history a 400. Undefined when the request
+ * is one of those offered (or not about AuditEvent).
+ */
+export function auditEventRefusal(request: FastifyRequest): string[] | undefined {
+  const path = request.url.split('?', 1)[0] ?? '';
+  const match = /^\/fhir\/AuditEvent(?:\/([^/]*))?(\/.*)?$/.exec(path);
+  if (!match) return undefined;
+  const [, first, rest] = match;
+  const reads = request.method === 'GET' || request.method === 'HEAD';
+  // The type's history lists nothing the search does not: not offered, by any method.
+  if (first === '_history' && rest === undefined) return [];
+  if (first === '_search' && rest === undefined) {
+    return request.method === 'POST' ? undefined : ['POST'];
+  }
+  return reads ? undefined : ['GET', 'HEAD'];
+}
+
+/**
+ * A request refused with a 405 before the guards, as a request no route matched is: one that
+ * a route matched only by taking a fixed path as parameters (allowedMethods), or an interaction
+ * a type does not offer (auditEventRefusal). `allow` is the Allow header's methods.
  */
 export class FixedPathMethodError extends Error {
-  constructor() {
+  constructor(
+    readonly allow: string[],
+    readonly diagnostics?: string,
+  ) {
     super('Method not allowed at a fixed path');
   }
 }

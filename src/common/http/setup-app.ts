@@ -5,7 +5,11 @@ import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
-import { allowedMethods, FixedPathMethodError } from './allowed-methods.js';
+import { allowedMethods, auditEventRefusal, FixedPathMethodError } from './allowed-methods.js';
+
+const AUDIT_EVENT_READ_ONLY =
+  'AuditEvent is read-only (the server writes the audit trail): read, vread, the history of ' +
+  'one, and search (GET /fhir/AuditEvent, newest first) are offered';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
 import { corsOptions, preflightHeaders } from './cors.js';
@@ -32,9 +36,13 @@ export function setupApp(
   // Before the guards, as the 405 of a request no route matched: what a fixed path does not
   // take is refused whoever sends it (allowedMethods).
   fastify.addHook('onRequest', (request, _reply, done) => {
-    done(
-      !request.is404 && allowedMethods(request).length > 0 ? new FixedPathMethodError() : undefined,
-    );
+    const auditEvent = request.is404 ? undefined : auditEventRefusal(request);
+    if (auditEvent) {
+      done(new FixedPathMethodError(auditEvent, AUDIT_EVENT_READ_ONLY));
+      return;
+    }
+    const allow = request.is404 ? [] : allowedMethods(request);
+    done(allow.length > 0 ? new FixedPathMethodError(allow) : undefined);
   });
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
