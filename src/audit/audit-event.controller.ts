@@ -2,7 +2,7 @@ import { Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { FhirInteraction } from '../auth/permission.decorators.js';
-import { fhirBaseUrl, sendFhirJson } from '../fhir/fhir-headers.js';
+import { fhirBaseUrl, sendFhirJson, sendVersion } from '../fhir/fhir-headers.js';
 import { historyParams } from '../fhir/history-params.js';
 import { AuditEventService } from './audit-event.service.js';
 
@@ -38,9 +38,10 @@ export class AuditEventController {
   @ApiOperation({ summary: 'Read one audit event' })
   async read(
     @Param('id') id: string,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.events.read(id));
+    return sendVersion(reply, request, await this.events.read(id));
   }
 
   // Reading an event's history or its one version is reading the event: the same right.
@@ -65,9 +66,10 @@ export class AuditEventController {
   async vread(
     @Param('id') id: string,
     @Param('vid') versionId: string,
+    @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    return sendFhirJson(reply, await this.events.vread(id, versionId));
+    return sendVersion(reply, request, await this.events.vread(id, versionId));
   }
 
   @Get('Patient/:id/$audit-trail')

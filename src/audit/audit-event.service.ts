@@ -1,7 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { buildHistoryBundle, cursorLinks, entries, type Bundle } from '../fhir/bundle.js';
-import { isValidId, type FhirResource, type HistoryParams } from '../fhir/fhir-types.js';
+import {
+  isValidId,
+  type FhirResource,
+  type HistoryParams,
+  type StoredResource,
+} from '../fhir/fhir-types.js';
 import { showsOnlyVersion } from '../fhir/history-params.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
@@ -22,6 +27,9 @@ const SUPPORTED = [
   'subtype',
   '_count',
   '_cursor',
+  // R4 takes these on every interaction: how the answer is written, not what it holds.
+  '_format',
+  '_pretty',
 ];
 
 type Query = Record<string, string | string[] | undefined>;
@@ -47,8 +55,15 @@ export class AuditEventService {
     return this.bundle(criteria, query, baseUrl, `${baseUrl}/AuditEvent`);
   }
 
-  async read(id: string): Promise<Record<string, unknown>> {
-    return toAuditEvent(await this.find(id));
+  async read(id: string): Promise<StoredResource> {
+    const entry = await this.find(id);
+    return {
+      resourceType: 'AuditEvent',
+      id: entry.id,
+      versionId: 1,
+      lastUpdated: entry.recordedAt,
+      resource: toAuditEvent(entry) as FhirResource,
+    };
   }
 
   /**
@@ -80,7 +95,7 @@ export class AuditEventService {
   }
 
   /** `AuditEvent/{id}/_history/1` is the event; it has no other version. */
-  async vread(id: string, versionId: string): Promise<Record<string, unknown>> {
+  async vread(id: string, versionId: string): Promise<StoredResource> {
     const event = await this.read(id);
     if (versionId !== '1') {
       throw AppError.notFound('AuditEvent version not found: an AuditEvent has one version, 1');

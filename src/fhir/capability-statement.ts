@@ -41,20 +41,16 @@ const AUDIT_EVENT = {
     { name: 'subtype', type: 'token' },
     { name: 'outcome', type: 'token' },
   ],
-  operation: [
-    {
-      name: 'audit-trail',
-      definition: 'urn:carevault:operation:Patient-audit-trail',
-      documentation: 'GET /fhir/Patient/{id}/$audit-trail: the accounting of disclosures',
-    },
-  ],
 };
 
 /** Bulk Data Access (src/fhir/export), whose clients look for its operations here. */
 const BULK_DATA = 'http://hl7.org/fhir/uv/bulkdata';
 
 /** Each type's operations besides $validate (ValueSet's and CodeSystem's: src/fhir/terminology). */
-const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = {
+const TYPE_OPERATIONS: Record<
+  string,
+  { name: string; definition: string; documentation?: string }[]
+> = {
   Patient: [
     {
       name: 'everything',
@@ -62,6 +58,12 @@ const TYPE_OPERATIONS: Record<string, { name: string; definition: string }[]> = 
     },
     { name: 'match', definition: 'http://hl7.org/fhir/OperationDefinition/Patient-match' },
     { name: 'export', definition: `${BULK_DATA}/OperationDefinition/patient-export` },
+    // Where it is served: until 2026-12-06 it was declared under AuditEvent, where it is not.
+    {
+      name: 'audit-trail',
+      definition: 'urn:carevault:operation:Patient-audit-trail',
+      documentation: 'GET /fhir/Patient/{id}/$audit-trail: the accounting of disclosures',
+    },
   ],
   Group: [{ name: 'export', definition: `${BULK_DATA}/OperationDefinition/group-export` }],
   Observation: [

@@ -77,13 +77,27 @@ export function sendRead(
   subsets: Subsets,
 ): FhirResource | undefined {
   const subset = readSubset((request.query ?? {}) as Record<string, string | string[] | undefined>);
+  const resource = sendVersion(reply, request, stored);
+  return subset && resource ? subsets.apply(resource, subset) : resource;
+}
+
+/**
+ * A read's version headers (ETag, Last-Modified), and a 304 with no body when the client's
+ * copy is current (If-None-Match, If-Modified-Since): for every read and vread, AuditEvent's
+ * too (until 2026-12-06 it sent neither header and answered `If-None-Match: W/"1"` with 200).
+ */
+export function sendVersion(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  stored: StoredResource,
+): FhirResource | undefined {
   const resource = sendStored(reply, request, stored, { status: 200 }) as FhirResource;
   if (isNotModified(request, stored)) {
     reply.status(304);
     reply.removeHeader('content-type');
     return undefined;
   }
-  return subset ? subsets.apply(resource, subset) : resource;
+  return resource;
 }
 
 /** The part of a resource a read asks for (`_summary`, `_elements`), if it asks for part. */

@@ -1256,6 +1256,38 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect((await admin('GET', `${fhir}/AuditEvent?_count=1`)).status).toBe(200);
   });
 
+  it('takes _format and _pretty, and reads AuditEvents with version headers and a 304', async () => {
+    for (const query of [
+      '_format=json',
+      '_pretty=true',
+      '_format=application/fhir%2Bjson&_count=2',
+    ]) {
+      const res = await auditor('GET', `${fhir}/AuditEvent?${query}`);
+      expect([query, res.status, res.body.resourceType]).toEqual([query, 200, 'Bundle']);
+    }
+    const pretty = await auditor('GET', `${fhir}/AuditEvent?_count=1&_pretty=true`);
+    expect(pretty.text).toContain('\n  "resourceType"');
+    const event = pretty.body.entry[0].resource;
+    for (const path of [
+      `AuditEvent/${String(event.id)}`,
+      `AuditEvent/${String(event.id)}/_history/1`,
+    ]) {
+      const read = await auditor('GET', `${fhir}/${path}`);
+      expect([path, read.status, read.headers.get('etag')]).toEqual([path, 200, 'W/"1"']);
+      expect(Date.parse(read.headers.get('last-modified')!)).toBe(
+        Math.floor(Date.parse(String(event.meta.lastUpdated)) / 1000) * 1000,
+      );
+      const current = await auditor('GET', `${fhir}/${path}`, {
+        headers: { 'if-none-match': 'W/"1"' },
+      });
+      expect([path, current.status, current.text]).toEqual([path, 304, '']);
+      const stale = await auditor('GET', `${fhir}/${path}`, {
+        headers: { 'if-none-match': 'W/"2"' },
+      });
+      expect([path, stale.status]).toEqual([path, 200]);
+    }
+  });
+
   it('serves AuditEvent search and the accounting of disclosures to auditors only', async () => {
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;

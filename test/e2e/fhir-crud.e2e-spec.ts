@@ -1605,6 +1605,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
       'everything',
       'match',
       'export',
+      'audit-trail',
       'validate',
     ]);
     // What Bulk Data clients look for (its IG's CapabilityStatement), and $versions.
@@ -1631,6 +1632,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
       { code: 'history-instance' },
       { code: 'search-type' },
     ]);
+    // $audit-trail is served at Patient/{id}, and declared there only.
+    expect(audit.operation).toBeUndefined();
   });
 
   it('echoes a request id and serves health and readiness; documents every FHIR route', async () => {
