@@ -179,7 +179,7 @@ export class AuditPatientReportCommand extends CommandRunner {
 @Command({
   name: 'audit:export',
   description:
-    'Export the chain rows recorded in a date range as JSON lines, sealed by a signed checkpoint',
+    'Export the chain rows recorded in a date range as JSON lines, sealed by a signed statement of its range',
 })
 export class AuditExportCommand extends CommandRunner {
   constructor(
