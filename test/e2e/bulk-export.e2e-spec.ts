@@ -353,6 +353,11 @@ describe('Bulk Data export ($export)', () => {
       '400 Stored criteria may not search direct identifiers (family): name the resource by id instead, such as subject=Patient/123',
     );
     expect(
+      await refusal(
+        `_type=Patient,Observation&_typeFilter=${encodeURIComponent('Observation?code-value-string=8251-1$Zqxcanaryfam')}`,
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(code-value-string\)/);
+    expect(
       await refusal(`_type=Patient&_typeFilter=${encodeURIComponent('Observation?status=final')}`),
     ).toBe('400 _typeFilter names Observation, which _type leaves out');
     expect(await refusal(`_typeFilter=${encodeURIComponent('Observation?colour=blue')}`)).toMatch(

@@ -160,6 +160,29 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
         subscription(code, `${hooks}x`, { criteria: 'DocumentReference?description=letter' }),
       ),
     ).toMatch(/^400 Stored criteria may not search direct identifiers \(description\)/);
+    // So would the free text of a composite whose second part is a PHI string, asked directly
+    // or through _has.
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          criteria: 'Observation?code-value-string=8251-1$Zqxcanaryfam',
+        }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(code-value-string\)/);
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          criteria: 'Patient?_has:Observation:subject:code-value-string=8251-1$Zqxcanaryfam',
+        }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(code-value-string\)/);
+    expect(
+      await refusal(
+        subscription(code, `${hooks}x`, {
+          criteria: 'DiagnosticReport?result.code-value-string=8251-1$Zqxcanaryfam',
+        }),
+      ),
+    ).toMatch(/^400 Stored criteria may not search direct identifiers \(code-value-string\)/);
     // Billing may not search Observations, so may not watch them either.
     expect(
       await refusal(

@@ -191,6 +191,17 @@ export class SearchDefinitions {
     return this.indexedComposites.get(type) ?? [];
   }
 
+  /**
+   * Whether searching `code` on `type` searches direct identifiers: a PHI parameter, or a
+   * composite whose value part is one (`code-value-string`, an Observation's free text). With
+   * `type` undefined (a chain whose target type is not named), on any type.
+   */
+  isPhiSearch(type: string | undefined, code: string): boolean {
+    if (isPhiParameter(code, type)) return true;
+    const types = type === undefined ? [...this.composites.keys()] : [type];
+    return types.some((each) => this.composites.get(each)?.get(code)?.phi === true);
+  }
+
   composite(type: string, code: string): CompositeParam | undefined {
     return this.composites.get(type)?.get(code);
   }

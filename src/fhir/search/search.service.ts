@@ -19,7 +19,6 @@ import { isValidId } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { tokenTerms } from './blind-terms.js';
 import { blindField } from './index-extractor.js';
-import { isPhiParameter } from './phi-parameters.js';
 import { assertRevInclude } from './rev-includes.js';
 import {
   contentOf,
@@ -433,9 +432,9 @@ export class SearchService {
     // `subject:identifier=…|MRN` names a patient by identifier as surely as `identifier` does.
     const phi = request.criteria
       .flatMap(({ code, modifier, chain, has }) => [
-        isPhiParameter(code, type) && code,
-        chain && isPhiParameter(chain.code, chain.targetType) && chain.code,
-        has && isPhiParameter(has.code, has.type) && has.code,
+        this.searchDefinitions.isPhiSearch(type, code) && code,
+        chain && this.searchDefinitions.isPhiSearch(chain.targetType, chain.code) && chain.code,
+        has && this.searchDefinitions.isPhiSearch(has.type, has.code) && has.code,
         ...[modifier, chain?.modifier, has?.modifier].map((m) => m && `:${m}`),
       ])
       .find(
