@@ -10,6 +10,8 @@ const JSON_FORMATS = new Set([
   'application/json+fhir',
 ]);
 const ANY = new Set(['*/*', 'application/*']);
+/** FHIR's XML media types: never produced, and a Binary's bytes are not what they ask for. */
+const FHIR_XML = new Set(['application/fhir+xml', 'application/xml+fhir']);
 /** The `fhirVersion` media type parameter values of FHIR R4 (http.html#version-parameter). */
 const R4 = new Set(['4.0', '4.0.1']);
 /** The methods whose body a FHIR route reads: a Content-Type on any other labels nothing. */
@@ -18,13 +20,13 @@ const BINARY_READ = /^\/fhir\/Binary\/[A-Za-z0-9.-]{1,64}(\/_history\/[^/?]+)?(\
 
 /**
  * Whether a Binary read should answer in the Binary's own format: FHIR R4 says so unless the
- * request asks for a FHIR format explicitly (`_format`, or an Accept naming FHIR JSON).
+ * request asks for a FHIR format explicitly (`_format`, or an Accept naming R4 JSON).
  */
 export function wantsNativeBinary(request: FastifyRequest): boolean {
   const query = request.query as Record<string, unknown> | undefined;
   if (query?.['_format'] !== undefined) return false;
   const accept = request.headers.accept ?? '';
-  return !accepted(accept).some((range) => JSON_FORMATS.has(mediaType(range)));
+  return !accepted(accept).some((range) => isJson(range) && servedVersion(range));
 }
 
 /**
@@ -46,9 +48,10 @@ export function refuseOtherFormats(
   }
   const query = request.query as Record<string, string | string[] | undefined> | undefined;
   const formats = [query?.['_format'] ?? []].flat();
-  // A Binary is read in its own format (a PDF as application/pdf) unless FHIR JSON is asked for.
+  // A Binary is read in its own format (a PDF as application/pdf) unless FHIR content is asked
+  // for (binary.html); FHIR content other than R4 JSON is refused as on any other read.
   if (formats.length === 0 && request.method === 'GET' && BINARY_READ.test(request.url)) {
-    done();
+    done(binaryRefusal(request.headers.accept?.trim() || '*/*'));
     return;
   }
   if (BODY_METHODS.has(request.method) && !servedVersion(request.headers['content-type'] ?? '')) {
@@ -61,25 +64,48 @@ export function refuseOtherFormats(
     );
     return;
   }
-  const accept = request.headers.accept?.trim() || '*/*';
-  // A range with q=0 refuses its type (RFC 9110 §12.5.1); of the others, one that FHIR JSON
-  // answers is enough, and one of them must take R4 (a client may offer R3 and R4).
-  const ranges = accepted(accept);
-  const json = (range: string) => JSON_FORMATS.has(unencodedPlus(mediaType(range)));
-  const answerable = ranges.filter((range) => json(range) || ANY.has(mediaType(range)));
-  const producible = formats.every((format) => json(format)) && answerable.length > 0;
-  const r4 = formats.every(servedVersion) && answerable.some(servedVersion);
-  done(
-    !producible
-      ? AppError.of(
-          406,
-          'not-supported',
-          'Only FHIR JSON is produced: ask for application/fhir+json (_format=json)',
-        )
-      : !r4
-        ? AppError.of(406, 'not-supported', 'Only FHIR R4 is served: fhirVersion=4.0 ($versions)')
-        : undefined,
+  // _format overrides Accept (http.html: for a client that cannot set the header), so it is
+  // judged alone when given. A range with q=0 refuses its type (RFC 9110 §12.5.1); of the
+  // others, one that FHIR JSON answers is enough, and one of them must take R4 (a client may
+  // offer R3 and R4).
+  const answerable = accepted(request.headers.accept?.trim() || '*/*').filter(
+    (range) => isJson(range) || ANY.has(mediaType(range)),
   );
+  const [producible, r4] =
+    formats.length > 0
+      ? [formats.every(isJson), formats.every(servedVersion)]
+      : [answerable.length > 0, answerable.some(servedVersion)];
+  done(!producible ? NOT_JSON() : !r4 ? NOT_R4() : undefined);
+}
+
+const NOT_JSON = () =>
+  AppError.of(
+    406,
+    'not-supported',
+    'Only FHIR JSON is produced: ask for application/fhir+json (_format=json)',
+  );
+const NOT_R4 = () =>
+  AppError.of(406, 'not-supported', 'Only FHIR R4 is served: fhirVersion=4.0 ($versions)');
+
+/**
+ * A Binary read's refusal: none when its Accept names no FHIR media type (the bytes answer it)
+ * or has a range that the bytes (any non-FHIR range) or R4 JSON answer; a 406 when it asks for
+ * FHIR content only, and none it can have (`application/fhir+xml`, JSON of another version).
+ */
+function binaryRefusal(accept: string): AppError | undefined {
+  const ranges = accepted(accept);
+  const fhir = (range: string) => isJson(range) || FHIR_XML.has(unencodedPlus(mediaType(range)));
+  if (
+    !ranges.some(fhir) ||
+    ranges.some((range) => !fhir(range) || (isJson(range) && servedVersion(range)))
+  ) {
+    return undefined;
+  }
+  return ranges.some(isJson) ? NOT_R4() : NOT_JSON();
+}
+
+function isJson(range: string): boolean {
+  return JSON_FORMATS.has(unencodedPlus(mediaType(range)));
 }
 
 const RESOURCE_TYPES = ['application/fhir+json', 'application/json'];

@@ -116,6 +116,24 @@ describe('Binary: documents in their own format, following their securityContext
       expect(native.headers.get('content-security-policy')).toContain('sandbox');
       expect(native.headers.get('x-content-type-options')).toBe('nosniff');
     }
+    // Asked for FHIR content it cannot give (XML, another FHIR version), it says so: the bytes
+    // are not what was asked for.
+    for (const accept of [
+      'application/fhir+xml',
+      'application/fhir+json; fhirVersion=5.0',
+      'application/pdf;q=0, application/fhir+xml',
+    ]) {
+      for (const path of ['', '/_history/1']) {
+        const refused = await read(`${url}${path}`, { accept });
+        expect({ accept, path, status: refused.status }).toEqual({ accept, path, status: 406 });
+      }
+    }
+    // Anything else the bytes can answer, they do.
+    for (const accept of ['text/plain', 'application/fhir+xml, */*']) {
+      const native = await read(url, { accept });
+      expect({ accept, status: native.status }).toEqual({ accept, status: 200 });
+      expect(native.bytes.equals(bytes)).toBe(true);
+    }
     const notModified = await read(url, { accept: 'application/pdf', 'if-none-match': 'W/"1"' });
     expect(notModified.status).toBe(304);
     expect(notModified.bytes.length).toBe(0);

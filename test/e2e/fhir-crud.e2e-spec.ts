@@ -1381,6 +1381,33 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect((await read('application/fhir+json; fhirVersion=5.0')).body.issue[0].diagnostics).toBe(
       'Only FHIR R4 is served: fhirVersion=4.0 ($versions)',
     );
+    // _format overrides Accept (http.html), for a client that cannot set the header: judged
+    // alone, on every route.
+    for (const accept of ['application/fhir+xml', 'text/html']) {
+      for (const [method, url] of [
+        ['GET', `${fhir}/Patient/${id}`],
+        ['GET', `${fhir}/metadata`],
+        ['GET', `${fhir}/Patient?_id=${id}`],
+        ['DELETE', `${fhir}/Patient/${(await createPatient()).id}`],
+      ] as const) {
+        const res = await http(method, `${url}${url.includes('?') ? '&' : '?'}_format=json`, {
+          headers: { accept },
+        });
+        expect({ accept, method, url, status: res.status }).toEqual({
+          accept,
+          method,
+          url,
+          status: method === 'DELETE' ? 204 : 200,
+        });
+        if (method === 'GET') {
+          expect(res.headers.get('content-type')).toContain('application/fhir+json');
+        }
+      }
+    }
+    for (const query of ['?_format=xml', '?_format=application/fhir%2Bjson;fhirVersion=5.0']) {
+      const res = await read('application/fhir+json', query);
+      expect({ query, status: res.status }).toEqual({ query, status: 406 });
+    }
     // $versions (CapabilityStatement-versions): public, like the CapabilityStatement.
     const versions = await fetch(`${fhir}/$versions`);
     expect(versions.status).toBe(200);
