@@ -4,12 +4,16 @@ import { operationOutcome, type OperationOutcome } from '../common/errors/operat
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { isValidId, type FhirResource } from './fhir-types.js';
+import type { OperationQuery } from './operation-input.js';
 
 interface ValidateInput {
   resource: unknown;
   mode?: string;
   profile?: string;
 }
+
+/** What the URL of $validate may carry besides mode and profile: the response's format. */
+const FORMAT_PARAMS = new Set(['_format', '_pretty']);
 
 /**
  * `POST /fhir/{type}/$validate` and `POST /fhir/{type}/{id}/$validate` (FHIR R4
@@ -31,9 +35,14 @@ export class ValidateService {
    * checked as an update of that resource (mode `update`, the same id), as R4 invokes
    * Resource-validate on an instance.
    */
-  async validate(type: string, body: unknown, instanceId?: string): Promise<OperationOutcome> {
+  async validate(
+    type: string,
+    body: unknown,
+    instanceId?: string,
+    query: OperationQuery = {},
+  ): Promise<OperationOutcome> {
     this.definitions.assertResourceType(type);
-    const input = inputOf(type, body);
+    const input = inputOf(type, body, query);
     if (instanceId !== undefined) {
       if (input.mode !== undefined && input.mode !== 'update') {
         throw AppError.of(400, 'not-supported', '$validate on a resource checks mode update only');
@@ -98,10 +107,37 @@ function problem(diagnostics: string, expression: string) {
 }
 
 /**
- * The resource, mode and profile: from a Parameters body, or the body as the resource (also a
- * Parameters resource to validate, which names no `resource` parameter).
+ * The resource, mode and profile: mode and profile from the URL (operations.html: a POST's
+ * primitive parameters may be given there) and a Parameters body, the resource from the body
+ * or the body itself. Until 2026-12-06 the URL's were ignored, and a profile this server does
+ * not check was answered "All OK". Each is given once at most (0..1 in Resource-validate).
  */
-function inputOf(type: string, body: unknown): ValidateInput {
+function inputOf(type: string, body: unknown, query: OperationQuery): ValidateInput {
+  const given = { mode: [] as string[], profile: [] as string[] };
+  for (const [name, value] of Object.entries(query)) {
+    if (value === undefined || FORMAT_PARAMS.has(name)) continue;
+    if (name !== 'mode' && name !== 'profile') {
+      const takes = '$validate takes mode and profile in the URL';
+      throw AppError.invalid(/^[A-Za-z0-9_-]{1,64}$/.test(name) ? `${takes}, not ${name}` : takes);
+    }
+    given[name].push(...[value].flat());
+  }
+  const input = bodyInput(type, body);
+  if (input.mode !== undefined) given.mode.push(input.mode);
+  if (input.profile !== undefined) given.profile.push(input.profile);
+  for (const name of ['mode', 'profile'] as const) {
+    const [value, ...more] = given[name];
+    if (more.length > 0) throw AppError.invalid(`$validate takes one ${name}`);
+    if (value !== undefined) input[name] = value;
+  }
+  return input;
+}
+
+/**
+ * The resource, mode and profile of a body: a Parameters body's, or the body as the resource
+ * (also a Parameters resource to validate, which names no `resource` parameter).
+ */
+function bodyInput(type: string, body: unknown): ValidateInput {
   const parameters = body as {
     resourceType?: unknown;
     parameter?: {

@@ -626,6 +626,33 @@ describe('FHIR REST: CRUD, versions and history', () => {
     });
     expect(profile.status).toBe(400);
     expect(profile.body.issue[0].code).toBe('not-supported');
+    // Given in the URL, mode and profile are the same input as in a Parameters body; a name
+    // $validate does not take is a 400, not ignored.
+    const inUrl = async (query: string, body: unknown = { resourceType: 'Patient' }) => {
+      const res = await http('POST', `${fhir}/Patient/$validate?${query}`, { body });
+      return `${res.status} ${res.body.issue[0].code}`;
+    };
+    expect(
+      await inUrl('profile=http://hl7.org/fhir/us/core/StructureDefinition/us-core-patient'),
+    ).toBe('400 not-supported');
+    expect(await inUrl('mode=delete')).toBe('400 not-supported');
+    expect(await inUrl('foo=bar')).toBe('400 invalid');
+    expect(await inUrl('mode=update')).toBe('200 invalid');
+    expect(await inUrl('mode=create&_format=json&_pretty=true')).toBe('200 informational');
+    expect(await inUrl('profile=http://hl7.org/fhir/StructureDefinition/Patient')).toBe(
+      '200 informational',
+    );
+    // One mode, whether given twice in the URL or in the URL and the body.
+    expect(await inUrl('mode=create&mode=update')).toBe('400 invalid');
+    expect(
+      await inUrl('mode=create', {
+        resourceType: 'Parameters',
+        parameter: [
+          { name: 'resource', resource: { resourceType: 'Patient' } },
+          { name: 'mode', valueCode: 'update' },
+        ],
+      }),
+    ).toBe('400 invalid');
     expect(await countPatients()).toBe(before);
   });
 
@@ -2166,6 +2193,16 @@ describe('FHIR REST: CRUD, versions and history', () => {
         ],
       });
       expect(asParameters.body.issue[0].diagnostics).toBe('All OK');
+      for (const query of ['mode=delete', 'mode=update&foo=bar', 'mode=delete&foo=bar']) {
+        const res = await http('POST', `${fhir}/Patient/${id}/$validate?${query}`, {
+          body: { ...created.body, active: false },
+        });
+        expect({ query, status: res.status }).toEqual({ query, status: 400 });
+      }
+      const inUrl = await http('POST', `${fhir}/Patient/${id}/$validate?mode=update`, {
+        body: { ...created.body, active: false },
+      });
+      expect(inUrl.body.issue[0].diagnostics).toBe('All OK');
 
       const read = await http('GET', `${fhir}/Patient/${id}`);
       expect(read.body.meta.versionId).toBe('1');
