@@ -30,7 +30,7 @@ export class CapabilityController {
     private readonly config: AppConfig,
   ) {
     this.capabilities = capabilityResources(
-      definitions.resourceTypes,
+      definitions.restfulTypes,
       searchDefinitions,
       config.referentialIntegrity,
     );

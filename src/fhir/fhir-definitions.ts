@@ -24,6 +24,13 @@ import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from
 const MAX_DIAGNOSTICS = 300;
 
 /**
+ * Resource types with no RESTful endpoint: R4 makes Parameters "a non-persisted resource …
+ * no RESTful endpoint", the input and output of operations. Until 2026-12-06 it was advertised
+ * with every interaction and stored.
+ */
+const NOT_RESTFUL = new Set(['Parameters']);
+
+/**
  * Medplum's validator refuses base64Binary over 1 MiB by default, which refused a 2 MB PDF
  * Binary under a BODY_LIMIT of 10 MB and an MDM document in a 16 MiB HL7 frame. What reaches
  * validation is already bounded by how it came (BODY_LIMIT, HL7_MAX_FRAME_BYTES, an import file
@@ -39,6 +46,8 @@ const BASE64_BINARY_MAX_BYTES = Number.MAX_SAFE_INTEGER;
 @Injectable()
 export class FhirDefinitions {
   readonly resourceTypes: readonly string[];
+  /** Those a client can create, read and search (`/fhir/{type}`): all but `NOT_RESTFUL`. */
+  readonly restfulTypes: readonly string[];
   private readonly known: ReadonlySet<string>;
   private readonly valueSets = new ValueSets();
   /** `_summary` and `_elements`, from the same definitions. */
@@ -65,6 +74,7 @@ export class FhirDefinitions {
       .filter((type) => type !== '' && (!r4Types || r4Types.has(type)))
       .sort();
     this.known = new Set(this.resourceTypes);
+    this.restfulTypes = this.resourceTypes.filter((type) => !NOT_RESTFUL.has(type));
     this.subsets = new Subsets(resources);
   }
 
@@ -95,6 +105,18 @@ export class FhirDefinitions {
     if (!this.known.has(type)) {
       throw AppError.notFound(
         /^[A-Za-z]{1,64}$/.test(type) ? `Unknown resource type ${type}` : 'Unknown resource type',
+      );
+    }
+  }
+
+  /** 404 for a type that is not an R4 resource type, or one with no RESTful endpoint. */
+  assertRestfulType(type: string): void {
+    this.assertResourceType(type);
+    if (NOT_RESTFUL.has(type)) {
+      throw AppError.of(
+        404,
+        'not-supported',
+        `${type} has no RESTful endpoint: it is the input and output of operations (R4)`,
       );
     }
   }

@@ -34,7 +34,7 @@ export class FhirHistory {
     params: HistoryParams,
     baseUrl: string,
   ): Promise<Bundle> {
-    this.definitions.assertResourceType(type);
+    this.definitions.assertRestfulType(type);
     assertResourceId(id, type);
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
@@ -104,7 +104,7 @@ export class FhirHistory {
     params: HistoryListParams,
     baseUrl: string,
   ): Promise<Bundle> {
-    this.definitions.assertResourceType(type);
+    this.definitions.assertRestfulType(type);
     return this.historyList(user, [type], params, `${baseUrl}/${type}/_history`, baseUrl);
   }
 
@@ -117,9 +117,7 @@ export class FhirHistory {
     params: HistoryListParams,
     baseUrl: string,
   ): Promise<Bundle> {
-    const types = this.definitions.resourceTypes.filter((type) =>
-      mayUseFhir(user, type, 'history'),
-    );
+    const types = this.definitions.restfulTypes.filter((type) => mayUseFhir(user, type, 'history'));
     if (types.length === 0) {
       throw AppError.forbidden('Access denied');
     }

@@ -718,7 +718,7 @@ export class FhirService {
   }
 
   private assertType(type: string): void {
-    this.definitions.assertResourceType(type);
+    this.definitions.assertRestfulType(type);
   }
 
   private async checkBody(type: string, body: unknown): Promise<FhirResource> {

@@ -1690,6 +1690,37 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(audit.operation).toBeUndefined();
   });
 
+  it('has no RESTful endpoint for Parameters, which R4 makes the input and output of operations only', async () => {
+    const metadata = await http('GET', `${fhir}/metadata`);
+    const types = metadata.body.rest[0].resource.map((r: { type: string }) => r.type);
+    expect(types).not.toContain('Parameters');
+    const parameters = { resourceType: 'Parameters', parameter: [{ name: 'a', valueString: 'b' }] };
+    for (const [method, url, body] of [
+      ['POST', `${fhir}/Parameters`, parameters],
+      ['PUT', `${fhir}/Parameters/p1`, { ...parameters, id: 'p1' }],
+      ['GET', `${fhir}/Parameters/p1`, undefined],
+      ['GET', `${fhir}/Parameters/p1/_history`, undefined],
+      ['GET', `${fhir}/Parameters/_history`, undefined],
+      ['GET', `${fhir}/Parameters?_id=p1`, undefined],
+      ['DELETE', `${fhir}/Parameters/p1`, undefined],
+    ] as const) {
+      const res = await http(method, url, body === undefined ? {} : { body });
+      expect({ method, url, status: res.status }).toEqual({ method, url, status: 404 });
+      expect(res.body.issue[0].diagnostics).toMatch(/^Parameters has no RESTful endpoint/);
+    }
+    const batch = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: parameters, request: { method: 'POST', url: 'Parameters' } }],
+      },
+    });
+    expect(batch.body.entry[0].response.status).toMatch(/^404/);
+    // It is still an operation's body, and a resource $validate checks.
+    const validated = await http('POST', `${fhir}/Parameters/$validate`, { body: parameters });
+    expect(validated.body.issue[0].diagnostics).toBe('All OK');
+  });
+
   it('echoes a request id and serves health and readiness; documents every FHIR route', async () => {
     const res = await http('GET', `${testApp.url}/health`, {
       headers: { 'x-request-id': 'c0ffee00-0b0e-4c0d-8e0f-000000000007' },

@@ -660,7 +660,10 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       parameter: [{ name: 'kept', part: [{ name: 'bundle', resource: outer }] }],
     };
     const bundle = await doctor('POST', `${fhir}/Bundle`, { body: outer });
-    const params = await doctor('POST', `${fhir}/Parameters`, { body: parameters });
+    // Parameters has no RESTful endpoint (R4): it is kept inside a Bundle.
+    const params = await doctor('POST', `${fhir}/Bundle`, {
+      body: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: parameters }] },
+    });
     expect([bundle.status, params.status]).toEqual([201, 201]);
     const id = bundle.body.id as string;
     const shown = {
@@ -671,7 +674,7 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
       history: await doctor('GET', `${fhir}/Bundle/${id}/_history`),
       typeHistory: await doctor('GET', `${fhir}/Bundle/_history?_count=5`),
       search: await doctor('GET', `${fhir}/Bundle?_id=${id}`),
-      parametersRead: await doctor('GET', `${fhir}/Parameters/${params.body.id as string}`),
+      parametersRead: await doctor('GET', `${fhir}/Bundle/${params.body.id as string}`),
       batch: await doctor('POST', fhir, {
         body: {
           resourceType: 'Bundle',

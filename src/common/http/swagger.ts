@@ -70,7 +70,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   };
   const search = app.get(SearchDefinitions);
   describeFhirApi(document, {
-    resourceTypes: app.get(FhirDefinitions).resourceTypes,
+    resourceTypes: app.get(FhirDefinitions).restfulTypes,
     searchParams: (type) => search.paramsOf(type),
   });
   // Logging in comes first on the page: nothing else can be tried without a token.

@@ -94,7 +94,7 @@ export class SearchService {
       ? firstOfRepeated(asked)
       : { query: asked, warnings: [] };
     const sealed = options.viaPost === true || state !== undefined;
-    this.definitions.assertResourceType(type);
+    this.definitions.assertRestfulType(type);
     const request = parseSearchRequest(query);
     for (const spec of request.revinclude) {
       assertRevInclude(type, spec, (t) => this.definitions.isResourceType(t), this.conditions);
