@@ -173,8 +173,9 @@ export function capabilityResources(
           conditionalDelete: 'single',
           // Literal and identifier references; with integrity on (reference-integrity.ts), a
           // relative one must name a stored resource, which cannot be deleted while referred to.
+          // Not `local`: an absolute reference to another server is taken (README).
           referencePolicy: referentialIntegrity
-            ? ['literal', 'logical', 'enforced', 'local']
+            ? ['literal', 'logical', 'enforced']
             : ['literal', 'logical'],
           ...searchCapabilities(
             type,
