@@ -1076,6 +1076,45 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(typeHistory!.resource.entry).toHaveLength(1);
   });
 
+  it("seals a search entry's criteria into its links, which would carry a name in plaintext, and pages on them", async () => {
+    const family = `Zqx${randomUUID().slice(0, 8)}`;
+    const ids = [];
+    for (let i = 0; i < 2; i++) {
+      ids.push((await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) })).body.id);
+    }
+    const patient = `Patient/${String(ids[0])}`;
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'GET', url: `Patient?family=${family}&_count=1` } },
+          { request: { method: 'GET', url: `${patient}/Observation?code=2339-0&_count=1` } },
+          { request: { method: 'GET', url: `Observation/$lastn?patient=${patient}` } },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+    const [search, compartment, lastn] = res.body.entry as (ResponseEntry & { resource: any })[];
+    for (const [what, entry, criteria] of [
+      ['search', search, `family=${family}`],
+      ['compartment', compartment, 'code=2339-0'],
+      ['lastn', lastn, `patient=${patient}`],
+    ] as const) {
+      const links = JSON.stringify(entry!.resource.link);
+      expect({ what, leaks: links.includes(criteria) }).toEqual({ what, leaks: false });
+    }
+    type Link = { relation: string; url: string };
+    const next = (bundle: { link: Link[] }) =>
+      bundle.link.find((link) => link.relation === 'next')?.url;
+    const first = search!.resource;
+    const second = (await http('GET', next(first)!)).body;
+    expect([...first.entry, ...second.entry].map((e: any) => e.resource.id).sort()).toEqual(
+      [...ids].sort(),
+    );
+    expect(JSON.stringify(second.link)).not.toContain(family);
+  });
+
   it('refuses a Bundle of more than 10,000 entries whole, storing nothing', async () => {
     for (const type of ['batch', 'transaction']) {
       const mrn = `CAP-${randomUUID()}`;

@@ -13,6 +13,13 @@ import { SearchService } from '../search/search.service.js';
 import type { ParsedEntry } from './bundle-entry.js';
 import { STATUS_TEXT, written, type EntryResult } from './entry-results.js';
 
+/**
+ * A search entry's criteria came in a body, as a POST `_search`'s do: its links carry them
+ * sealed in `_state`, as that search's do, not in plaintext (a name, an MRN) in a URL that
+ * proxies and logs keep. Until 2026-12-06 they were the entry's URL.
+ */
+const SEALED = { viaPost: true } as const;
+
 /** The GET entries of a batch or transaction, answered as the requests they stand for. */
 @Injectable()
 export class BundleReads {
@@ -52,7 +59,7 @@ export class BundleReads {
         if (entry.type !== 'Observation') {
           throw AppError.invalid('$lastn is offered on Observation: Observation/$lastn');
         }
-        return bundle(await this.searches.lastN(user, query, baseUrl));
+        return bundle(await this.searches.lastN(user, query, baseUrl, SEALED.viaPost));
       case 'everything':
         if (entry.type !== 'Patient') {
           throw AppError.invalid('$everything is offered on Patient: Patient/{id}/$everything');
@@ -67,6 +74,7 @@ export class BundleReads {
             entry.type,
             query,
             baseUrl,
+            SEALED,
           ),
         );
       }
@@ -74,7 +82,7 @@ export class BundleReads {
         break;
     }
     if (entry.id === undefined) {
-      return bundle(await this.searches.search(user, entry.type, query, baseUrl));
+      return bundle(await this.searches.search(user, entry.type, query, baseUrl, SEALED));
     }
     // A read may ask for part of the resource (_summary, _elements), as GET Type/id does, and
     // be answered 304 when the client holds the current version.
