@@ -396,10 +396,28 @@ describe('FHIR search', () => {
         `Observation?_id=${ids.obsB}&_include=Observation:subject:Foo`,
         `Observation?_id=nothing-${run}&_include=Observation:subject:Medication`,
         `Observation?value-quantity=1|2|3|4`,
+        // Another source type than the one searched adds nothing without :iterate.
+        `Observation?_id=${ids.obsB}&_include=Patient:link`,
+        `Observation?_id=${ids.obsB}&_include=Patient:*`,
       ]) {
         const refused = await search(path);
         expect({ path, status: refused.status }).toEqual({ path, status: 400 });
       }
+      expect(
+        (await search(`Observation?_id=${ids.obsB}&_include=Patient:link`)).body,
+      ).toMatchObject({
+        issue: [
+          {
+            diagnostics:
+              '_include=Patient:link cannot add resources to a search of Observation: it follows references of Patient resources, and only :iterate follows those of what was included',
+          },
+        ],
+      });
+      // With :iterate it follows what the first round added.
+      const iterated = await search(
+        `Observation?_id=${ids.obsB}&_include=Observation:subject&_include:iterate=Patient:link`,
+      );
+      expect(iterated.status).toBe(200);
       const rev = await search(`Patient?_id=${ids.b}&_revinclude=Observation:subject`);
       expect(rev.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
         ids.b,

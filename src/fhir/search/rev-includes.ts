@@ -66,3 +66,17 @@ export function assertRevInclude(
     );
   }
 }
+
+/**
+ * Refuses an `_include` of a search of `type` whose source type is another one, without
+ * `:iterate`: the first round follows the matches' references only, so
+ * `Observation?_include=Patient:link` added nothing, with a 200 that did not say so (until
+ * 2026-12-06). With `:iterate` it follows what a round included, of any type.
+ */
+export function assertIncludeSource(type: string, spec: IncludeSpec): void {
+  if (spec.iterate || spec.sourceType === '*' || spec.sourceType === type) return;
+  const value = [spec.sourceType, spec.param, spec.targetType].filter(Boolean).join(':');
+  throw AppError.invalid(
+    `_include=${value} cannot add resources to a search of ${type}: it follows references of ${spec.sourceType} resources, and only :iterate follows those of what was included`,
+  );
+}

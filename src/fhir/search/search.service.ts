@@ -19,7 +19,7 @@ import { isValidId } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { tokenTerms } from './blind-terms.js';
 import { blindField } from './index-extractor.js';
-import { assertRevInclude } from './rev-includes.js';
+import { assertIncludeSource, assertRevInclude } from './rev-includes.js';
 import {
   contentOf,
   isSearchCursor,
@@ -96,6 +96,7 @@ export class SearchService {
     const sealed = options.viaPost === true || state !== undefined;
     this.definitions.assertRestfulType(type);
     const request = parseSearchRequest(query);
+    for (const spec of request.include) assertIncludeSource(type, spec);
     for (const spec of request.revinclude) {
       assertRevInclude(type, spec, (t) => this.definitions.isResourceType(t), this.conditions);
     }
@@ -246,6 +247,7 @@ export class SearchService {
         `$lastn answers in one page, newest first within each code: it takes search criteria, max, _include, _revinclude, _elements and _summary, not ${paged.join(', ')}`,
       );
     }
+    for (const spec of request.include) assertIncludeSource('Observation', spec);
     for (const spec of request.revinclude) {
       assertRevInclude(
         'Observation',
