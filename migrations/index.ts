@@ -35,6 +35,7 @@ import { Hl7MessageControlIdIndex1767190000000 } from './1767190000000-hl7-messa
 import { Hl7OutboxFailedDeliveries1767200000000 } from './1767200000000-hl7-outbox-failed-deliveries.js';
 import { Hl7MessageDismissed1767210000000 } from './1767210000000-hl7-message-dismissed.js';
 import { AuditAppendCount1767220000000 } from './1767220000000-audit-append-count.js';
+import { BlindIndexRoot1767236000000 } from './1767236000000-blind-index-root.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -75,4 +76,5 @@ export const MIGRATIONS = [
   Hl7OutboxFailedDeliveries1767200000000,
   Hl7MessageDismissed1767210000000,
   AuditAppendCount1767220000000,
+  BlindIndexRoot1767236000000,
 ];

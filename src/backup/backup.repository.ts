@@ -18,9 +18,14 @@ const TRANSIENT_TABLES = new Set(['audit_pending', 'export_job', 'export_chunk']
 
 /**
  * Rows that a freshly migrated database already holds, or that a service started on it writes
- * (search_index_state); a restore replaces them.
+ * (search_index_state, blind_index_root); a restore replaces them.
  */
-export const SEEDED_TABLES = ['migrations', 'audit_chain_head', 'search_index_state'];
+export const SEEDED_TABLES = [
+  'migrations',
+  'audit_chain_head',
+  'search_index_state',
+  'blind_index_root',
+];
 
 /** One connection, for a snapshot or a restore: COPY streams need the client itself. */
 export class BackupSession {

@@ -1,6 +1,8 @@
 import { Logger, Module } from '@nestjs/common';
 import { AppConfig } from '../config/config.js';
 import { BlindIndexer } from './blind-index.js';
+import { BlindIndexRoot } from './blind-index-root.js';
+import { BlindIndexRootRepository } from './blind-index-root.repository.js';
 import { FieldCipher } from './field-cipher.js';
 import { KeyRing } from './key-ring.js';
 import { KeyRotationService } from './key-rotation.service.js';
@@ -45,7 +47,17 @@ import { PhiSubscriber } from './phi.subscriber.js';
     },
     PhiSubscriber,
     KeyRotationService,
+    BlindIndexRootRepository,
+    BlindIndexRoot,
   ],
-  exports: [FieldCipher, BlindIndexer, KeyRing, KeyStore, KeyRotationService, PhiSubscriber],
+  exports: [
+    FieldCipher,
+    BlindIndexer,
+    BlindIndexRoot,
+    KeyRing,
+    KeyStore,
+    KeyRotationService,
+    PhiSubscriber,
+  ],
 })
 export class CryptoModule {}

@@ -1,4 +1,4 @@
-import { createHash, hkdfSync } from 'node:crypto';
+import { createHash, createHmac, hkdfSync } from 'node:crypto';
 
 export const KEY_BYTES = 32;
 
@@ -105,6 +105,18 @@ export class KeyRing {
       throw new Error(`Unknown PHI key id ${this.blindIndexRootId}`);
     }
     return derive(root.material, `carevault/blind-index/v1/${field}`);
+  }
+
+  /**
+   * A non-secret check value of the blind-index root: the database records it with the root's
+   * id, so that a ring whose root differs is refused at start (an id alone is what a version 1
+   * key file says, not proof of the key). HMAC under a key of its own HKDF label, which no
+   * index uses, of a fixed message.
+   */
+  get blindIndexRootCheck(): string {
+    const root = this.byId.get(this.blindIndexRootId) as MasterKey;
+    const key = derive(root.material, 'carevault/blind-index-root-check/v1');
+    return createHmac('sha256', key).update('carevault blind-index root').digest('hex');
   }
 }
 

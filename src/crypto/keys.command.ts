@@ -1,6 +1,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
 import { AuditTrail } from '../audit/audit-trail.js';
+import { BlindIndexRoot } from './blind-index-root.js';
 import { KeyRing } from './key-ring.js';
 import { KeyRotationService } from './key-rotation.service.js';
 import { KeyStore } from './key-store.js';
@@ -73,20 +74,33 @@ export class KeysRotateCommand extends CommandRunner {
 
 @Command({
   name: 'keys:status',
-  description: 'Show the current PHI key and how many values each key protects',
+  description:
+    'Show the current PHI key, the blind-index root (never retired) and how many values each key protects',
 })
 export class KeysStatusCommand extends CommandRunner {
   constructor(
     private readonly ring: KeyRing,
     private readonly rotation: KeyRotationService,
     private readonly trail: AuditTrail,
+    private readonly root: BlindIndexRoot,
   ) {
     super();
   }
 
   async run(): Promise<void> {
     const usage = await this.trail.command('keys:status', {}, () => this.rotation.usage());
+    const root = await this.root.status();
     process.stdout.write(`current key: ${this.ring.currentId}\n`);
+    process.stdout.write(
+      `blind-index root: ${root.keyId} (cannot be retired: every search index, HL7 resend hash ` +
+        'and conditional-write lock is keyed by it)\n',
+    );
+    if (!root.matches && root.recorded) {
+      process.stdout.write(
+        `blind-index root differs: the database's is ${root.recorded.keyId}; the service refuses ` +
+          'to start with this key ring\n',
+      );
+    }
     for (const row of usage) {
       process.stdout.write(`${row.table}.${row.column}\t${row.keyId}\t${row.rows}\n`);
     }

@@ -1,6 +1,7 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
+import { BlindIndexRoot } from './blind-index-root.js';
 import { FieldCipher } from './field-cipher.js';
 import { KeyConfigError, KeyStore } from './key-store.js';
 import { phiDatabaseColumnsOf, phiEntitiesOf } from './phi.decorator.js';
@@ -15,6 +16,7 @@ const SAMPLE_ROWS = 1000;
  * records and wrote new ones under a key the others do not share, splitting the data between
  * two keys. Each PHI column is sampled (the first values PostgreSQL finds, not a full scan): a
  * wrong key source shows in any value; `keys:status` counts every value by key.
+ * Then the blind-index root: one the data is not keyed by is refused too (BlindIndexRoot).
  * Runs in the service only, after the migrations (the root module's hooks come last), so the
  * admin CLI still starts to show what is stored.
  */
@@ -24,9 +26,15 @@ export class PhiKeyCheck implements OnModuleInit {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly cipher: FieldCipher,
     private readonly store: KeyStore,
+    private readonly root: BlindIndexRoot,
   ) {}
 
   async onModuleInit(): Promise<void> {
+    await this.checkPhiKeys();
+    await this.root.verify();
+  }
+
+  private async checkPhiKeys(): Promise<void> {
     const unknown = new Map<string, string[]>();
     for (const [table, column] of await this.storedPhiColumns()) {
       // The envelope's head only (`cv1.<key id>.`): a record's whole value is not read.

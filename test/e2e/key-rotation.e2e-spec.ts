@@ -78,7 +78,8 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     const status = await cliHosted('keys:status');
     expect(status.code).toBe(0);
     const usage = new Map<string, number>();
-    for (const line of status.stdout.trim().split('\n').slice(1)) {
+    // The lines of counts (table.column, key, rows); those before them name the keys.
+    for (const line of status.stdout.split('\n').filter((l) => l.includes('\t'))) {
       const [, keyId, rows] = line.split('\t');
       usage.set(keyId!, (usage.get(keyId!) ?? 0) + Number(rows));
     }
