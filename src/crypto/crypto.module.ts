@@ -3,6 +3,7 @@ import { AppConfig } from '../config/config.js';
 import { BlindIndexer } from './blind-index.js';
 import { BlindIndexRoot } from './blind-index-root.js';
 import { BlindIndexRootRepository } from './blind-index-root.repository.js';
+import { ClientSealer } from './client-sealer.js';
 import { FieldCipher } from './field-cipher.js';
 import { KeyRing } from './key-ring.js';
 import { KeyRotationService } from './key-rotation.service.js';
@@ -45,12 +46,18 @@ import { PhiSubscriber } from './phi.subscriber.js';
       inject: [KeyRing],
       useFactory: (ring: KeyRing) => new BlindIndexer(ring),
     },
+    {
+      provide: ClientSealer,
+      inject: [KeyRing],
+      useFactory: (ring: KeyRing) => new ClientSealer(ring),
+    },
     PhiSubscriber,
     KeyRotationService,
     BlindIndexRootRepository,
     BlindIndexRoot,
   ],
   exports: [
+    ClientSealer,
     FieldCipher,
     BlindIndexer,
     BlindIndexRoot,

@@ -98,6 +98,20 @@ export class KeyRing {
     return key;
   }
 
+  /**
+   * The AES-256-GCM key that seals values handed to clients (search links, pending
+   * authorizations, EHR launches) under a master key: a key of its own, so that what anyone may
+   * have sealed (an unauthenticated caller chooses an authorization request's content) neither
+   * draws on the PHI key's random-IV budget nor makes the PHI key an oracle.
+   */
+  sealKey(id: string): Buffer {
+    const master = this.byId.get(id);
+    if (!master) {
+      throw new Error(`Unknown PHI key id ${id}`);
+    }
+    return derive(master.material, 'carevault/seal/v1');
+  }
+
   /** A per-field HMAC key for blind indexes, derived from the blind-index root key. */
   blindIndexKey(field: string): Buffer {
     const root = this.byId.get(this.blindIndexRootId);

@@ -4,6 +4,8 @@ import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { DataSource } from 'typeorm';
 import { SmartAppsService } from '../../src/auth/apps/smart-apps.service.js';
 import { UsersService } from '../../src/auth/users.service.js';
+import { FieldCipher, PhiDecryptionError } from '../../src/crypto/field-cipher.js';
+import { KeyRing } from '../../src/crypto/key-ring.js';
 import { createUser, enableMfa, login, totpCode, type TestUser } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpResult } from '../support/http.js';
@@ -236,6 +238,22 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
     expect(unsupported.location?.searchParams.get('error')).toBe('unsupported_response_type');
     // A form with neither is no sign-in either.
     expect((await browse(`${testApp.url}/auth/authorize`, { username: 'x' })).status).toBe(400);
+  });
+
+  it('seals the pending request, chosen by anyone, under a key of its own, not the PHI key', async () => {
+    // Unauthenticated: state and nonce are the caller's. Sealed under the PHI key (until
+    // 2026-12-06), this was an encryption oracle for it, naming its id.
+    const page = await browse(authorizeUrl(pkce().challenge, { state: 'chosen', nonce: 'n' }));
+    const sealed = sealedRequest(page);
+    expect(sealed).toMatch(/^cvs1\./);
+    const ring = testApp.app.get(KeyRing);
+    for (const id of ring.ids) expect(sealed).not.toContain(id);
+    const [, iv, body, tag] = sealed.split('.');
+    const cipher = testApp.app.get(FieldCipher);
+    const context = { table: 'smart', column: 'authorize', row: ['request'] };
+    expect(() => cipher.decrypt([`cv1`, ring.currentId, iv, body, tag].join('.'), context)).toThrow(
+      PhiDecryptionError,
+    );
   });
 
   it('signs the user in, takes the patient by MRN, and gives the app a token for that patient only', async () => {

@@ -1,15 +1,28 @@
 import { Injectable } from '@nestjs/common';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { AppError } from '../../common/errors/app-error.js';
-import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { ClientSealer, type SealPurpose } from '../../crypto/client-sealer.js';
 import { encodeCursor } from '../cursor.js';
 import type { Cursor } from './search-bundle.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
-/** Sealed search state is bound to who searched and what, like a PHI value to its row. */
-function stateContext(user: AuthenticatedUser, type: string): CipherContext {
-  return { table: 'search', column: 'state', row: [type, user.id] };
+/** Sealed search state is bound to who searched and what. */
+function purposeOf(user: AuthenticatedUser, type: string): SealPurpose {
+  return ['search-state', type, user.id];
+}
+
+/**
+ * How long a search's links work: paging a result is done within minutes, and a link copied
+ * from a log or a browser history should not reopen the criteria for ever.
+ */
+export const SEARCH_STATE_TTL_MS = 60 * 60 * 1000;
+
+interface SealedState {
+  query: Query;
+  cursor?: string;
+  /** Expiry, milliseconds since the epoch. */
+  exp: number;
 }
 
 /**
@@ -18,11 +31,12 @@ function stateContext(user: AuthenticatedUser, type: string): CipherContext {
  */
 @Injectable()
 export class SearchState {
-  constructor(private readonly cipher: FieldCipher) {}
+  constructor(private readonly sealer: ClientSealer) {}
 
   /**
    * Links of a search whose criteria must stay out of URLs: the criteria and cursor are sealed
-   * (AES-GCM, bound to this user and type) into one opaque `_state` parameter.
+   * (AES-GCM, bound to this user and type, for SEARCH_STATE_TTL_MS) into one opaque `_state`
+   * parameter.
    */
   links(
     user: AuthenticatedUser,
@@ -36,11 +50,14 @@ export class SearchState {
     const criteria = Object.fromEntries(
       Object.entries(query).filter(([name]) => name !== '_cursor' && name !== '_state'),
     );
+    const exp = Date.now() + SEARCH_STATE_TTL_MS;
     const link = (cursor: Cursor | undefined): string => {
-      const state = this.cipher.encrypt(
-        JSON.stringify({ query: criteria, ...(cursor ? { cursor: encodeCursor(cursor) } : {}) }),
-        stateContext(user, type),
-      );
+      const sealed: SealedState = {
+        query: criteria,
+        ...(cursor ? { cursor: encodeCursor(cursor) } : {}),
+        exp,
+      };
+      const state = this.sealer.seal(JSON.stringify(sealed), purposeOf(user, type));
       return `${baseUrl}/${path}?_state=${state}`;
     };
     return [
@@ -50,14 +67,20 @@ export class SearchState {
     ];
   }
 
+  /** The criteria and cursor of a link; a 400 for one altered, another's, or expired. */
   unseal(user: AuthenticatedUser, type: string, state: string): { query: Query; cursor?: string } {
+    let sealed: SealedState | undefined;
     try {
-      return JSON.parse(this.cipher.decrypt(state, stateContext(user, type))) as {
-        query: Query;
-        cursor?: string;
-      };
+      sealed = JSON.parse(this.sealer.open(state, purposeOf(user, type))) as SealedState;
     } catch {
-      throw AppError.invalid('_state is not a link of this search for this user: search again');
+      sealed = undefined;
     }
+    // A state sealed before links expired has no `exp`: it is refused as an expired one is.
+    if (!sealed || !(typeof sealed.exp === 'number' && sealed.exp > Date.now())) {
+      throw AppError.invalid(
+        '_state is not a link of this search for this user, or has expired: search again',
+      );
+    }
+    return { query: sealed.query, ...(sealed.cursor ? { cursor: sealed.cursor } : {}) };
   }
 }

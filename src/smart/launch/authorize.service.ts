@@ -6,7 +6,7 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { isUuid } from '../../common/ids.js';
-import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { ClientSealer, type SealPurpose } from '../../crypto/client-sealer.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { isValidId } from '../../fhir/fhir-types.js';
 import { SearchService } from '../../fhir/search/search.service.js';
@@ -16,7 +16,7 @@ import { LaunchContexts } from './launch-contexts.js';
 
 /** How long the sign-in page may stay open. */
 const PAGE_TTL_MS = 10 * 60_000;
-const SEAL: CipherContext = { table: 'smart', column: 'authorize', row: ['request'] };
+const SEAL: SealPurpose = ['smart-authorize-request'];
 
 /** What the authorization endpoint answers: a page, or a redirect back to the app. */
 export type AuthorizeOutcome =
@@ -52,7 +52,7 @@ export class AuthorizeService {
     private readonly auth: AuthService,
     private readonly fhir: FhirService,
     private readonly search: SearchService,
-    private readonly cipher: FieldCipher,
+    private readonly sealer: ClientSealer,
     private readonly launches: LaunchContexts,
   ) {}
 
@@ -229,7 +229,7 @@ export class AuthorizeService {
         appName: app.name,
         scopes: pending.scope.split(' '),
         needsPatient: !pending.launch && needsPatient(pending.scope),
-        request: this.cipher.encrypt(JSON.stringify(pending), SEAL),
+        request: this.sealer.seal(JSON.stringify(pending), SEAL),
         ...(username ? { username } : {}),
         ...(error ? { error } : {}),
       }),
@@ -245,7 +245,7 @@ export class AuthorizeService {
   private unseal(sealed: string | undefined): PendingRequest | undefined {
     if (!sealed) return undefined;
     try {
-      const pending = JSON.parse(this.cipher.decrypt(sealed, SEAL)) as PendingRequest;
+      const pending = JSON.parse(this.sealer.open(sealed, SEAL)) as PendingRequest;
       return pending.expiresAt > Date.now() ? pending : undefined;
     } catch {
       return undefined;

@@ -4,12 +4,12 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { isUuid } from '../../common/ids.js';
-import { FieldCipher, type CipherContext } from '../../crypto/field-cipher.js';
+import { ClientSealer, type SealPurpose } from '../../crypto/client-sealer.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 
 /** An EHR launch is used at once: the app is opened with it. */
 const LAUNCH_TTL_SECONDS = 300;
-const SEAL: CipherContext = { table: 'smart', column: 'launch', row: ['launch'] };
+const SEAL: SealPurpose = ['smart-launch'];
 
 /** What an EHR front-end opened an app with: who, for which app, which patient and encounter. */
 export interface LaunchContext {
@@ -32,7 +32,7 @@ export class LaunchContexts {
   constructor(
     private readonly apps: SmartAppRepository,
     private readonly fhir: FhirService,
-    private readonly cipher: FieldCipher,
+    private readonly sealer: ClientSealer,
   ) {}
 
   async create(
@@ -73,7 +73,7 @@ export class LaunchContexts {
       expiresAt: Date.now() + LAUNCH_TTL_SECONDS * 1000,
     };
     return {
-      launch: this.cipher.encrypt(JSON.stringify(context), SEAL),
+      launch: this.sealer.seal(JSON.stringify(context), SEAL),
       expires_in: LAUNCH_TTL_SECONDS,
     };
   }
@@ -81,7 +81,7 @@ export class LaunchContexts {
   /** The context of a launch value for this app; undefined when altered, expired or another app's. */
   open(launch: string, appId: string): LaunchContext | undefined {
     try {
-      const context = JSON.parse(this.cipher.decrypt(launch, SEAL)) as LaunchContext;
+      const context = JSON.parse(this.sealer.open(launch, SEAL)) as LaunchContext;
       return context.appId === appId && context.expiresAt > Date.now() ? context : undefined;
     } catch {
       return undefined;
