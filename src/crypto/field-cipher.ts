@@ -126,6 +126,11 @@ export class FieldCipher {
       : this.keys.has(keyId);
   }
 
+  /** Whether a value under that key id can be decrypted, re-reading the key source as decrypt does. */
+  canDecryptUnder(keyId: string): boolean {
+    return this.knowsKey(keyId) || (keyId !== UNENCRYPTED_KEY_ID && this.keys.refreshFor(keyId));
+  }
+
   /** The key id an envelope was written with, without decrypting it. */
   static keyIdOf(envelope: string): string | undefined {
     return envelope.split('.', 2)[1];

@@ -8,7 +8,7 @@ import { KeyRing, keyIdOf } from '../../src/crypto/key-ring.js';
 import { KeyRotationService } from '../../src/crypto/key-rotation.service.js';
 import { KeyStore } from '../../src/crypto/key-store.js';
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { startCliHost, type CliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
@@ -183,6 +183,50 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
       await holder.end();
     }
     expect((await rotation.usage()).filter((u) => u.keyId !== newId)).toEqual([]);
+  });
+
+  it('counts and re-encrypts export files too; one under a key not held is 410, not a 500', async () => {
+    const doctor = await createUser(testApp!, ['doctor']);
+    const secret = await enableMfa(testApp!, doctor);
+    const token = (await loginWithMfa(testApp!, doctor, secret)).access_token;
+    const as = { headers: { authorization: `Bearer ${token}` } };
+    const kickedOff = await http('GET', `${testApp!.url}/fhir/Patient/$export`, {
+      headers: { ...as.headers, prefer: 'respond-async', accept: 'application/fhir+json' },
+    });
+    expect(kickedOff.status).toBe(202);
+    let manifest: { output: { url: string; count: number }[] } | undefined;
+    for (let attempt = 0; attempt < 200 && !manifest; attempt++) {
+      const polled = await http('GET', kickedOff.headers.get('content-location')!, as);
+      if (polled.status === 200) manifest = polled.body;
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const [file] = manifest!.output;
+    const exportLines = async (): Promise<string[]> =>
+      (await cliHosted('keys:status')).stdout
+        .split('\n')
+        .filter((line) => line.startsWith('export_chunk.lines\t'));
+    const before = testApp!.app.get(KeyRing).currentId;
+    expect(await exportLines()).toEqual([`export_chunk.lines\t${before}\t${file!.count}`]);
+
+    const rotated = await cli('keys:rotate');
+    expect(rotated.code).toBe(0);
+    const newKeyId = /Key (k[0-9a-f]{12}) is now current/.exec(rotated.stdout)![1]!;
+    expect(await exportLines()).toEqual([`export_chunk.lines\t${newKeyId}\t${file!.count}`]);
+    const downloaded = await http('GET', file!.url, as);
+    expect(downloaded.status).toBe(200);
+    expect(downloaded.text.trim().split('\n')).toHaveLength(file!.count);
+
+    // As a key retired would leave it: a line under a key id no key file holds.
+    const job = /\$export-file\/([0-9a-f-]+)\//.exec(file!.url)![1];
+    await testApp!.app
+      .get(DataSource)
+      .query(
+        `UPDATE export_chunk SET lines = replace(lines, $2, 'cv1.k0123456789ab.') WHERE job_id = $1`,
+        [job, `cv1.${newKeyId}.`],
+      );
+    const gone = await http('GET', file!.url, as);
+    expect(gone.status).toBe(410);
+    expect(gone.body.issue[0].diagnostics).toMatch(/retired: start a new export/);
   });
 
   it('refuses to start with keys that cannot read the PHI stored, naming the key and where', async () => {

@@ -1,5 +1,13 @@
-import type { FieldCipher } from '../../crypto/field-cipher.js';
+import type { CipherContext, FieldCipher } from '../../crypto/field-cipher.js';
 import type { ExportRepository } from './export.repository.js';
+
+/** The manifest's error file (OperationOutcomes); every other file is `<type>.ndjson`. */
+export const ERRORS_FILE = 'errors.ndjson';
+
+/** The resource type a file holds, from its name (as the export names its files). */
+export function typeOfExportFile(name: string): string {
+  return name === ERRORS_FILE ? 'OperationOutcome' : name.replace(/\.ndjson$/, '');
+}
 
 /** Lines per stored chunk: one page of the export's reads, well under a megabyte or two. */
 const CHUNK_LINES = 500;
@@ -108,6 +116,10 @@ export async function* decryptedLines(
   }
 }
 
-function contextOf(jobId: string, type: string, line: number) {
+/**
+ * Where line `line` of a file belongs: what binds it (AES-GCM's AAD) to its job, type and line.
+ * Key rotation re-encrypts the lines under the same context (KeyRotationService).
+ */
+export function contextOf(jobId: string, type: string, line: number): CipherContext {
   return { table: 'export', column: type, row: [jobId, String(line)] };
 }

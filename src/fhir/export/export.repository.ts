@@ -178,6 +178,17 @@ export class ExportRepository {
     return row ? { firstLine: row.firstLine, lines: row.lines.split('\n') } : undefined;
   }
 
+  /** The PHI key ids a file's lines are encrypted under (each line's envelope names one). */
+  async keyIdsOf(jobId: string, file: string): Promise<string[]> {
+    const rows = await this.dataSource.query<{ keyId: string }[]>(
+      `SELECT DISTINCT split_part(line, '.', 2) AS "keyId"
+         FROM export_chunk, unnest(string_to_array(lines, E'\\n')) AS line
+        WHERE job_id = $1 AND file = $2`,
+      [jobId, file],
+    );
+    return rows.map((row) => row.keyId);
+  }
+
   /** Every patient whose data a file holds. */
   async patientsOf(jobId: string, file: string): Promise<string[]> {
     const rows = await this.dataSource.query<{ patient: string }[]>(

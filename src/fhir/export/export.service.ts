@@ -25,7 +25,12 @@ import { SearchService } from '../search/search.service.js';
 import { exportAuditEntry } from './export-audit.js';
 import { exportOwnerOf, ownsExport } from './export-owner.js';
 import { groupMembers } from './group-members.js';
-import { decryptedLines, EncryptedNdjsonWriter, ExportStopped } from './export-files.js';
+import {
+  decryptedLines,
+  EncryptedNdjsonWriter,
+  ERRORS_FILE,
+  ExportStopped,
+} from './export-files.js';
 import {
   ExportRepository,
   INTERRUPTED,
@@ -99,7 +104,6 @@ const FIRST_PAGE = 50;
 const SWEEP_MS = 10_000;
 /** A running job not heard from for this long is taken for interrupted (its instance stopped). */
 const STALE_SECONDS = 60;
-const ERRORS_FILE = 'errors.ndjson';
 const FAILED = 'The export failed; start a new one';
 
 /**
@@ -258,6 +262,15 @@ export class ExportService implements OnModuleInit, OnModuleDestroy {
     const file = job.files.find((candidate) => candidate.name === name);
     if (job.status !== 'completed' || !file) {
       throw AppError.notFound('No such export file');
+    }
+    // keys:rotate re-encrypts export files too; one left under a key retired since (written
+    // after the rotation by an instance that had not met the new key) cannot be read: it is
+    // gone, said before the download starts, rather than a 500 or a file cut short.
+    const keys = await this.store.keyIdsOf(job.id, file.name);
+    if (!keys.every((keyId) => this.cipher.canDecryptUnder(keyId))) {
+      throw AppError.gone(
+        'This export file was encrypted under a PHI key that has since been retired: start a new export',
+      );
     }
     return {
       lines: decryptedLines(this.store, this.cipher, job.id, file.name, file.type, file.count),
