@@ -26,15 +26,17 @@ import { MetricsToken } from './metrics/metrics-token.js';
  */
 export async function checkConfiguredFiles(env: EnvironmentVariables): Promise<void> {
   const config = appConfigOf(env);
+  // The providers read the same files next, and warn of their modes then.
+  const quiet = { quiet: true };
   if (env.DATABASE_URL) checkDatabaseTlsFiles(env.DATABASE_URL);
   httpsOptions(env);
   if (config.phiKeyFile && !config.keyCustody) {
     await new KeyStore({ ...keySettingsOf(config, undefined), quiet: true }).load();
   }
-  if (config.jwtSigningKeyFile) await readPrivateKey(jwtSigningKeyFile(config));
-  if (config.idTokenSigningKeyFile) await readPrivateKey(idTokenSigningKeyFile(config));
+  if (config.jwtSigningKeyFile) await readPrivateKey(jwtSigningKeyFile(config), quiet);
+  if (config.idTokenSigningKeyFile) await readPrivateKey(idTokenSigningKeyFile(config), quiet);
   await readJwtVerificationKeys(config.jwtVerificationKeysFile);
-  if (config.auditSigningKeyFile) await readPrivateKey(auditSigningKeyFile(config));
+  if (config.auditSigningKeyFile) await readPrivateKey(auditSigningKeyFile(config), quiet);
   await readAuditTrustedKeys(config.auditTrustedKeysFile);
   new MetricsToken(config.metricsTokenFile);
   listenerTls(config);

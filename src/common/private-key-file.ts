@@ -3,7 +3,7 @@ import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:cryp
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ConfigError } from '../config/env.schema.js';
-import { unreadable } from './files.js';
+import { openToOthers, unreadable } from './files.js';
 
 export interface PrivateKeyFile {
   /** The configured file, when the deployment names one: it must exist. */
@@ -23,11 +23,21 @@ export interface PrivateKeyFile {
  * certificate, a public key, text) or a key of another kind stopped the service with OpenSSL's
  * error and a stack, naming no variable. The file's text never appears in the message.
  */
-export async function readPrivateKey(file: PrivateKeyFile): Promise<KeyObject> {
+export async function readPrivateKey(
+  file: PrivateKeyFile,
+  options: { quiet?: boolean } = {},
+): Promise<KeyObject> {
   const pem = await readOrCreatePrivateKey(file);
   const where = file.configured
     ? `${file.variable} ${file.configured}`
     : `${file.fallback} (used while ${file.variable} is unset)`;
+  // A warning, as for the PHI key file and the KEK: whoever may read a signing key signs tokens
+  // (any user's), id_tokens or audit checkpoints as this deployment. compliance:report fails
+  // key custody on it. Quiet for the check before start-up, whose provider warns next.
+  const mode = openToOthers(file.configured ?? file.fallback);
+  if (mode && !options.quiet) {
+    new Logger('Keys').warn(`${where} is open to group or others (mode ${mode}); chmod 600 it`);
+  }
   let key: KeyObject;
   try {
     key = createPrivateKey(pem);

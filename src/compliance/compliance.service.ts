@@ -229,12 +229,27 @@ export class ComplianceService {
   private keyCustody(): Outcome {
     const custody = this.config.keyCustody;
     const keyFile = this.config.phiKeyFile ?? '';
+    // The signing keys are no PHI keys, but whoever may read one signs as the deployment:
+    // access tokens for any user, id_tokens, audit checkpoints that vouch for a rewritten chain.
+    const signing = Object.entries({
+      JWT_SIGNING_KEY_FILE: this.config.jwtSigningKeyFile,
+      ID_TOKEN_SIGNING_KEY_FILE: this.config.idTokenSigningKeyFile,
+      AUDIT_SIGNING_KEY_FILE: this.config.auditSigningKeyFile,
+    }).flatMap(([name, file]) => {
+      const mode = file ? openToOthers(file) : undefined;
+      return mode
+        ? [`${name} ${file} is open to group or others (mode ${mode}): chmod 600 it`]
+        : [];
+    });
     if (!custody) {
       return fail(
-        'PHI master keys are held in plaintext (PHI_MASTER_KEY or an unwrapped key file): set KEY_CUSTODY',
+        [
+          'PHI master keys are held in plaintext (PHI_MASTER_KEY or an unwrapped key file): set KEY_CUSTODY',
+          ...signing,
+        ].join('; '),
       );
     }
-    const problems: string[] = [];
+    const problems: string[] = [...signing];
     // keys:wrap --from leaves its source in place, for the operator to delete (README, "Key
     // custody"): while it stays, a copy of the data directory holds every PHI key in plaintext.
     const generated = join(this.config.dataDir, GENERATED_KEY_FILE);

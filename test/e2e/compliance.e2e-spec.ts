@@ -45,15 +45,23 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
     await mkdir(secrets);
     const pem = (key: ReturnType<typeof generateKeyPairSync>['privateKey']): string =>
       key.export({ type: 'pkcs8', format: 'pem' }).toString();
+    // Private to their owner, as signing keys must be (the report fails key custody otherwise).
+    const secret = { mode: 0o600 };
     await writeFile(
       join(secrets, 'jwt.pem'),
       pem(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
+      secret,
     );
     await writeFile(
       join(secrets, 'id-token.pem'),
       pem(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
+      secret,
     );
-    await writeFile(join(secrets, 'audit.pem'), pem(generateKeyPairSync('ed25519').privateKey));
+    await writeFile(
+      join(secrets, 'audit.pem'),
+      pem(generateKeyPairSync('ed25519').privateKey),
+      secret,
+    );
     await writeFile(join(secrets, 'kek'), randomBytes(32).toString('base64'), { mode: 0o600 });
     const identity = await generateX25519Identity();
     await writeFile(join(secrets, 'backup-identity.txt'), `${identity}\n`);
@@ -271,6 +279,29 @@ describe('compliance:report (HIPAA 164.312, live checks)', () => {
       });
     } finally {
       await chmod(kek, 0o600);
+    }
+
+    // The signing keys too: whoever reads one signs tokens or checkpoints as the deployment.
+    const jwt = production['JWT_SIGNING_KEY_FILE']!;
+    const audit = production['AUDIT_SIGNING_KEY_FILE']!;
+    await chmod(jwt, 0o644);
+    await chmod(audit, 0o640);
+    try {
+      const open = await report(production, 'signing-open');
+      expect(open.code).toBe(1);
+      // The CLI reads the audit key (the service reads all three: private-key-file.spec.ts).
+      expect(open.stderr).toContain(
+        `AUDIT_SIGNING_KEY_FILE ${audit} is open to group or others (mode 640); chmod 600 it`,
+      );
+      expect(await checkOf('signing-open', 'key-custody')).toMatchObject({
+        status: 'fail',
+        evidence:
+          `JWT_SIGNING_KEY_FILE ${jwt} is open to group or others (mode 644): chmod 600 it; ` +
+          `AUDIT_SIGNING_KEY_FILE ${audit} is open to group or others (mode 640): chmod 600 it`,
+      });
+    } finally {
+      await chmod(jwt, 0o600);
+      await chmod(audit, 0o600);
     }
 
     // A development deployment's generated key file, wrapped as the README says.
