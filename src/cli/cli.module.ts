@@ -49,14 +49,24 @@ import { Hl7PurgeCommand, Hl7ReprocessCommand } from '../hl7/hl7.command.js';
 import { Hl7SendCommand } from '../hl7/hl7-send.command.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 
+/**
+ * The commands that work on a schema of any version: a backup before an upgrade, a restore into
+ * an empty database. The others refuse one that is behind or ahead of this version (their SQL
+ * fails on it, column by column), as the service does. The help, without a command, needs none.
+ */
+const ANY_SCHEMA_COMMANDS: ReadonlySet<string> = new Set(['backup', 'restore']);
+
 /** The admin CLI's application context: the same modules as the service, without HTTP. */
 @Module({})
 export class CliModule {
-  static async register(): Promise<DynamicModule> {
+  /** `command`: the first argument, which names the command to run. */
+  static async register(command?: string): Promise<DynamicModule> {
+    const anySchema =
+      command === undefined || command.startsWith('-') || ANY_SCHEMA_COMMANDS.has(command);
     return {
       module: CliModule,
       imports: [
-        await AppConfigModule.register('cli'),
+        await AppConfigModule.register('cli', { anySchema }),
         MetricsModule,
         DatabaseModule,
         CryptoModule,

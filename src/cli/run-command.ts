@@ -16,7 +16,7 @@ export async function runCommand(args: readonly string[]): Promise<void> {
     await runKeySetup(command, rest);
     return;
   }
-  await CommandFactory.run(await CliModule.register(), cliRunOptions(command));
+  await CommandFactory.run(await CliModule.register(command), cliRunOptions(command));
 }
 
 /** What a command that failed outside Nest's handlers prints: a setting's words, or the error. */

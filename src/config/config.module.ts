@@ -1,6 +1,6 @@
 import { DynamicModule, Global, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
-import { AppConfig, loadEnvFile, PROCESS_ROLE, type ProcessRole } from './config.js';
+import { ANY_SCHEMA, AppConfig, loadEnvFile, PROCESS_ROLE, type ProcessRole } from './config.js';
 import { validateEnv } from './env.schema.js';
 
 @Global()
@@ -10,7 +10,10 @@ export class AppConfigModule {
    * Validation runs here, when the application is assembled, rather than at import time, so a
    * bad value surfaces as one rejected promise the entry point can print as a single line.
    */
-  static async register(role: ProcessRole = 'service'): Promise<DynamicModule> {
+  static async register(
+    role: ProcessRole = 'service',
+    options: { anySchema?: boolean } = {},
+  ): Promise<DynamicModule> {
     loadEnvFile();
     const config = await ConfigModule.forRoot({
       // .env is already in process.env (loadEnvFile), for code that runs before Nest too.
@@ -25,7 +28,11 @@ export class AppConfigModule {
     return {
       module: AppConfigModule,
       imports: [config],
-      providers: [AppConfig, { provide: PROCESS_ROLE, useValue: role }],
+      providers: [
+        AppConfig,
+        { provide: PROCESS_ROLE, useValue: role },
+        { provide: ANY_SCHEMA, useValue: options.anySchema ?? false },
+      ],
       exports: [AppConfig],
     };
   }

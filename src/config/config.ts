@@ -57,6 +57,8 @@ export function childEnv(overrides: Record<string, string>): Record<string, stri
 /** Which process reads the settings: the service, or the admin CLI. */
 export type ProcessRole = 'service' | 'cli';
 export const PROCESS_ROLE = Symbol('PROCESS_ROLE');
+/** Set for the admin commands that work on any schema (see AppConfig.checksSchema). */
+export const ANY_SCHEMA = Symbol('ANY_SCHEMA');
 
 /** Typed, validated settings. Features depend on this, never on `process.env`. */
 @Injectable()
@@ -68,6 +70,7 @@ export class AppConfig {
   constructor(
     private readonly config: ConfigService<EnvironmentVariables, true>,
     @Optional() @Inject(PROCESS_ROLE) private readonly role: ProcessRole = 'service',
+    @Optional() @Inject(ANY_SCHEMA) private readonly anySchema = false,
   ) {}
 
   get nodeEnv(): EnvironmentVariables['NODE_ENV'] {
@@ -114,9 +117,17 @@ export class AppConfig {
     return this.config.get('PUBLIC_URL', { infer: true });
   }
 
-  /** The service refuses an outdated schema; the CLI works on one (a backup before an upgrade). */
   get isService(): boolean {
     return this.role === 'service';
+  }
+
+  /**
+   * Whether this process refuses a schema other than its own, behind or ahead of it: the service
+   * and every command but backup and restore, which work on one (a backup before an upgrade, a
+   * restore into an empty database).
+   */
+  get checksSchema(): boolean {
+    return this.isService || !this.anySchema;
   }
 
   /** Embedded mode always migrates on start; an external database only when asked to. */

@@ -28,8 +28,13 @@ class MigrationRunner implements OnModuleInit {
   ) {}
 
   async onModuleInit(): Promise<void> {
+    if (this.config.checksSchema) {
+      await this.refuseNewerSchema();
+    }
     if (!this.config.runMigrationsOnStart) {
-      await this.refuseOutdatedSchema();
+      if (this.config.checksSchema) {
+        await this.refuseOutdatedSchema();
+      }
       return;
     }
     // A migration may rewrite or index a whole table: it runs without the requests' statement
@@ -58,12 +63,10 @@ class MigrationRunner implements OnModuleInit {
 
   /**
    * Without this, a service on a schema it does not know starts, answers ready, and fails every
-   * request on a missing table ("audit trail unavailable") without a word about migrations.
+   * request on a missing table ("audit trail unavailable") without a word about migrations; a
+   * command fails on a column that does not exist.
    */
   private async refuseOutdatedSchema(): Promise<void> {
-    if (!this.config.isService) {
-      return;
-    }
     const runner = this.dataSource.createQueryRunner();
     try {
       const pending = await new MigrationExecutor(this.dataSource, runner).getPendingMigrations();
@@ -72,6 +75,31 @@ class MigrationRunner implements OnModuleInit {
         throw new ConfigError(
           `CareVault failed to start: the database schema is ${count} behind this version: ` +
             'run `npm run migration:run`, or set MIGRATIONS_RUN=true',
+        );
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /**
+   * A database a newer version migrated: this one starts on it, and writes what that version
+   * changed in the old way (search rows in the old format, which its searches then miss) without
+   * a word. Refused, as an older instance left running after an upgrade is the usual cause.
+   */
+  private async refuseNewerSchema(): Promise<void> {
+    const runner = this.dataSource.createQueryRunner();
+    try {
+      const executed = await new MigrationExecutor(this.dataSource, runner).getExecutedMigrations();
+      // Migrations are never removed: an older version's are all among this one's.
+      const known = new Set(
+        this.dataSource.migrations.map((migration) => migration.name ?? migration.constructor.name),
+      );
+      const unknown = executed.map(({ name }) => name).filter((name) => !known.has(name));
+      if (unknown.length > 0) {
+        throw new ConfigError(
+          'CareVault failed to start: a newer version of CareVault migrated this database ' +
+            `(${unknown.join(', ')} is unknown to this version): run that version or a later one`,
         );
       }
     } finally {

@@ -379,6 +379,67 @@ describe('the service as a process', () => {
     }
   });
 
+  it('refuses a schema a newer version migrated, service and commands, naming its migration', async () => {
+    // An older instance left running after an upgrade started on it and wrote search rows in
+    // its old format, which the newer version's searches missed, until 2026-12-06.
+    const database = await createScratchDatabase();
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-newer-'));
+    try {
+      const db = new pg.Client({ connectionString: database.url });
+      await db.connect();
+      await db
+        .query(
+          `INSERT INTO migrations ("timestamp", "name") VALUES (9999999999999, 'FromTheFuture9999999999999')`,
+        )
+        .finally(() => db.end());
+      const env = serviceEnv(database.url, dir, { LOG_LEVEL: 'silent' });
+      const refusal =
+        'CareVault failed to start: a newer version of CareVault migrated this database ' +
+        '(FromTheFuture9999999999999 is unknown to this version): run that version or a later one';
+      const service = await runNode(BUILT.main, [], env);
+      expect(service.code).toBe(1);
+      expect(service.stderr.trim()).toBe(refusal);
+      const command = await runNode(BUILT.cli, ['user:list'], env);
+      expect(command.code).toBe(1);
+      // Its last line (a warning of a key it generated may come first), and no SQL error.
+      expect(command.stderr.trim().split('\n').at(-1)).toBe(refusal);
+      expect(command.stderr).not.toContain('ERROR');
+      expect(command.stdout).toBe('');
+    } finally {
+      await Promise.all([database.drop(), rm(dir, { recursive: true, force: true })]);
+    }
+  });
+
+  it.each([['user:list'], ['search:reindex'], ['hl7:reprocess']])(
+    'refuses %s on a schema with pending migrations, naming the way out',
+    async (command) => {
+      // Until 2026-12-06 the commands ran on it and failed on a column that did not exist.
+      const database = await createScratchDatabase();
+      const dir = await mkdtemp(join(tmpdir(), 'carevault-pending-cli-'));
+      try {
+        const older = await createDataSource(database.url).initialize();
+        try {
+          await older.undoLastMigration({ transaction: 'each' });
+        } finally {
+          await older.destroy();
+        }
+        const result = await runNode(
+          BUILT.cli,
+          [command],
+          serviceEnv(database.url, dir, { LOG_LEVEL: 'silent' }),
+        );
+        expect(result.code).toBe(1);
+        expect(result.stderr.trim().split('\n').at(-1)).toBe(
+          'CareVault failed to start: the database schema is 1 migration behind this version: ' +
+            'run `npm run migration:run`, or set MIGRATIONS_RUN=true',
+        );
+        expect(result.stderr).not.toContain('ERROR');
+      } finally {
+        await Promise.all([database.drop(), rm(dir, { recursive: true, force: true })]);
+      }
+    },
+  );
+
   it('stops on SIGTERM within SHUTDOWN_TIMEOUT_SECONDS, exit code 0, whatever clients hold open', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'carevault-stop-'));
     const sockets: Socket[] = [];
