@@ -36,6 +36,7 @@ import { Hl7OutboxFailedDeliveries1767200000000 } from './1767200000000-hl7-outb
 import { Hl7MessageDismissed1767210000000 } from './1767210000000-hl7-message-dismissed.js';
 import { AuditAppendCount1767220000000 } from './1767220000000-audit-append-count.js';
 import { BlindIndexRoot1767236000000 } from './1767236000000-blind-index-root.js';
+import { SearchIndexPublicHost1767237000000 } from './1767237000000-search-index-public-host.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -77,4 +78,5 @@ export const MIGRATIONS = [
   Hl7MessageDismissed1767210000000,
   AuditAppendCount1767220000000,
   BlindIndexRoot1767236000000,
+  SearchIndexPublicHost1767237000000,
 ];

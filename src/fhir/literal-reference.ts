@@ -41,6 +41,11 @@ export function setOwnFhirBase(publicUrl: string | undefined): void {
   ownHost = publicUrl ? new URL(publicUrl).host : undefined;
 }
 
+/** This server's host as references are read by (from PUBLIC_URL), or undefined without it. */
+export function ownFhirHost(): string | undefined {
+  return ownHost;
+}
+
 export function literalReference(reference: string): LiteralReference | undefined {
   const match = LITERAL.exec(reference);
   if (!match) return undefined;

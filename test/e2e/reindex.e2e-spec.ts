@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
@@ -11,7 +14,7 @@ import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp } from '../support/http.js';
-import { BUILT, childEnv, runNode } from '../support/process.js';
+import { BUILT, childEnv, runNode, serviceEnv, startService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -140,5 +143,52 @@ describe('npm run cli -- search:reindex', () => {
     await reindexing;
     expect(await find('newnamereindex')).toBe(1);
     expect(await find('oldnamereindex')).toBe(0);
+  });
+
+  it('asks for a rebuild when PUBLIC_URL is not what the index was built with', async () => {
+    // Until 2026-12-06 only the version was recorded: a service given PUBLIC_URL after a rebuild
+    // without it started without a word, and another server's Patient/<id> stayed in the chart
+    // of this server's Patient/<id> (its references indexed by type and id).
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    await http('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient({ family: 'Hosted' }) });
+    const dataSource = testApp.app.get(DataSource);
+    const publicHost = async (): Promise<unknown> =>
+      (await dataSource.query(`SELECT "public_host" FROM "search_index_state"`))[0].public_host;
+    const env = childEnv({
+      DATABASE_URL: database.url,
+      PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+      LOG_LEVEL: 'silent',
+    });
+    expect((await runNode(BUILT.cli, ['search:reindex'], env)).code).toBe(0);
+    expect(await publicHost()).toBeNull();
+
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-public-url-'));
+    try {
+      const service = await startService(
+        serviceEnv(database.url, dir, {
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          PUBLIC_URL: 'https://ehr.example.org',
+        }),
+      );
+      await service.stop();
+      expect(service.output()).toContain(
+        "The search index was built with PUBLIC_URL's host unset, this service runs with " +
+          'ehr.example.org',
+      );
+      expect(service.output()).toContain('npm run cli -- search:reindex');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+
+    // The rebuild records the host it indexed for; this test's app, without PUBLIC_URL, now
+    // differs from it, until a rebuild of its own.
+    const withHost = { ...env, PUBLIC_URL: 'https://EHR.example.org/' };
+    expect((await runNode(BUILT.cli, ['search:reindex'], withHost)).code).toBe(0);
+    expect(await publicHost()).toBe('ehr.example.org');
+    const status = testApp.app.get(SearchIndexStatus);
+    expect(await status.staleSince()).toBeUndefined();
+    expect(await status.builtForOtherHost()).toBe('ehr.example.org');
+    await testApp.app.get(ReindexService).reindexAll(() => undefined);
+    expect(await status.builtForOtherHost()).toBeUndefined();
   });
 });

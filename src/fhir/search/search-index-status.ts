@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { AppConfig } from '../../config/config.js';
+import { ownFhirHost } from '../literal-reference.js';
 import { SearchIndexStateRepository } from './search-index-state.repository.js';
 
 /**
@@ -15,7 +16,7 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  */
 export const SEARCH_INDEX_VERSION = 2;
 
-/** Tells the operator, at start, when the stored index is older than what this version writes. */
+/** Tells the operator, at start, when the stored index is not what this version would write. */
 @Injectable()
 export class SearchIndexStatus implements OnApplicationBootstrap {
   private readonly logger = new Logger('SearchIndex');
@@ -26,13 +27,18 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    // Only the service: the CLI also works on a schema not yet migrated (restore, backup).
+    // Only the service: a command reindexes, or has no searches to miss.
     if (!this.config.isService) {
       return;
     }
     const since = await this.staleSince();
     if (since !== undefined) {
       this.logger.warn(this.warning(since));
+      return;
+    }
+    const builtFor = await this.builtForOtherHost();
+    if (builtFor !== undefined) {
+      this.logger.warn(this.hostWarning(builtFor));
     }
   }
 
@@ -42,15 +48,34 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
    * it is recorded as this version's, as everything written from now on is indexed by it.
    */
   async staleSince(): Promise<string | undefined> {
-    const built = await this.state.builtVersion();
-    if (built !== undefined && built >= SEARCH_INDEX_VERSION) {
+    const built = await this.state.built();
+    if (built !== undefined && built.version >= SEARCH_INDEX_VERSION) {
       return undefined;
     }
     if (!(await this.state.holdsResources())) {
-      await this.state.record(SEARCH_INDEX_VERSION);
+      await this.rebuilt();
       return undefined;
     }
-    return built === undefined ? 'before 1' : String(built);
+    return built === undefined ? 'before 1' : String(built.version);
+  }
+
+  /**
+   * The PUBLIC_URL host the stored index was built for ('unset' for none) when it is not this
+   * process's, else undefined. Another server's reference is indexed by its whole URL with
+   * PUBLIC_URL and by its type and id without it: set after a rebuild, another server's
+   * Patient/1 stays in this server's Patient/1 compartment until the next one.
+   */
+  async builtForOtherHost(): Promise<string | undefined> {
+    const built = await this.state.built();
+    const recorded = built?.publicHost ?? null;
+    if (built === undefined || recorded === (ownFhirHost() ?? null)) {
+      return undefined;
+    }
+    if (!(await this.state.holdsResources())) {
+      await this.rebuilt();
+      return undefined;
+    }
+    return recorded ?? 'unset';
   }
 
   /** What the log says: no PHI, only versions and what to run. */
@@ -63,8 +88,22 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
     );
   }
 
-  /** After a rebuild of every resource: the index is this version's. */
+  /** What the log says when PUBLIC_URL changed since the index was built. */
+  hostWarning(builtFor: string): string {
+    const now = ownFhirHost() ?? 'unset';
+    return (
+      `The search index was built with PUBLIC_URL's host ${builtFor}, this service runs with ` +
+      `${now}: references to other servers' resources are read as this one's, or this one's ` +
+      "as another's, until `npm run cli -- search:reindex` runs (safe while the service " +
+      'runs; see README, "Upgrading")'
+    );
+  }
+
+  /** After a rebuild of every resource: the index is this version's, for this PUBLIC_URL. */
   async rebuilt(): Promise<void> {
-    await this.state.record(SEARCH_INDEX_VERSION);
+    await this.state.record({
+      version: SEARCH_INDEX_VERSION,
+      publicHost: ownFhirHost() ?? null,
+    });
   }
 }
