@@ -43,9 +43,15 @@ describe('AccountStatus', () => {
     }
   });
 
-  it('checks only that the account is active for a token issued without its epoch', async () => {
-    stored({ active: true, sessionEpoch: 7 });
+  it('reads a token issued without its epoch as of epoch 0, which a reset moves on from', async () => {
+    stored({ active: true, sessionEpoch: 0 });
     await expect(status.allows(token({ sessionEpoch: undefined }))).resolves.toBe(true);
+    stored({ active: true, sessionEpoch: 7 });
+    await expect(
+      new AccountStatus(users as unknown as UserRepository).allows(
+        token({ sessionEpoch: undefined }),
+      ),
+    ).resolves.toBe(false);
   });
 
   it('reads the account at most once per TTL, and sees a disable once it has passed', async () => {

@@ -38,8 +38,9 @@ export class AccountStatus {
     return (
       state !== null &&
       state.active &&
-      // A token issued before tokens carried the epoch has the active check alone.
-      (user.sessionEpoch === undefined || user.sessionEpoch === state.sessionEpoch)
+      // A token issued before tokens carried the epoch is of the epoch every account started in
+      // (the session-epoch migration's 0): a password or MFA reset since then ends it too.
+      (user.sessionEpoch ?? 0) === state.sessionEpoch
     );
   }
 }

@@ -215,6 +215,31 @@ describe('attacks a hospital reviewer tries first', () => {
       expect(newPassword).toBeLessThan(6_000);
     });
 
+    it('stops a token issued before tokens carried the session epoch once the password is reset', async () => {
+      // Such a token counts as the epoch accounts started in (0): until 2026-12-06 it skipped the
+      // epoch check, and read on after a password or MFA reset until it expired.
+      const users = testApp.app.get(UsersService);
+      const user = await createUser(testApp, ['doctor']);
+      const { access_token } = await login(testApp, user);
+      const payload = JSON.parse(
+        Buffer.from(access_token.split('.')[1]!, 'base64url').toString('utf8'),
+      ) as Record<string, unknown>;
+      expect(payload['session_epoch']).toBe(0);
+      // Nor the session id, which came after it.
+      delete payload['session_epoch'];
+      delete payload['sid'];
+      const old = await serverSigned(payload);
+      expect((await read(old)).status).toBe(200);
+      await users.setPassword(user.username, `new-${randomUUID()}`);
+      const ended = Date.now();
+      let status = 200;
+      while (status === 200 && Date.now() - ended < 8_000) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        status = (await read(old)).status;
+      }
+      expect(status).toBe(401);
+    });
+
     it('rotates refresh tokens; replaying a spent one revokes the whole family', async () => {
       const first = await login(testApp, doctor);
       const second = await refresh(first.refresh_token);
