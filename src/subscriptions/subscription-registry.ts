@@ -13,10 +13,6 @@ import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js'
 import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
-/** PostgreSQL's SQLSTATEs for a relation, and a column, that does not exist. */
-const UNDEFINED_TABLE = '42P01';
-const UNDEFINED_COLUMN = '42703';
-
 interface Watcher {
   id: string;
   /** The resource type its criteria search. */
@@ -69,7 +65,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private refreshing: Promise<void> = Promise.resolve();
 
   constructor(
-    config: AppConfig,
+    private readonly config: AppConfig,
     private readonly writes: ResourceWrites,
     private readonly search: SearchService,
     private readonly definitions: FhirDefinitions,
@@ -90,16 +86,14 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   /**
    * The active Subscriptions, read once at start: in the service the notifier's loop keeps them
    * current, and the admin CLI's writes (import, HL7 reprocessing) are matched against them too,
-   * their notifications delivered by the service. A database whose schema is not there yet (a
-   * restore into an empty one), or is older than this version (a backup taken before its
-   * migrations), has none.
+   * their notifications delivered by the service. Not for backup and restore, which write no
+   * resources and run on a schema of any version, or none (a restore into an empty database):
+   * the query failing there was caught, but TypeORM had already logged it, an ERROR atop the
+   * output of a restore that succeeded.
    */
   async onApplicationBootstrap(): Promise<void> {
-    try {
+    if (this.config.checksSchema) {
       await this.refresh();
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (code !== UNDEFINED_TABLE && code !== UNDEFINED_COLUMN) throw error;
     }
   }
 

@@ -195,6 +195,9 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     expect((await readFile(backupFile)).length).toBeGreaterThan(4 * 64 * 1024);
     const restored = await binary(target, ['restore', backupFile]);
     expect(restored).toMatchObject({ code: 0 });
+    // Until 2026-12-06 its output began with an ERROR: the Subscriptions read at start, on a
+    // database with no tables yet (caught, but logged by TypeORM first).
+    expect(restored.stderr).not.toContain('ERROR');
     expect(restored.stdout).toMatch(/Restored \d+ tables, \d+ rows, .*every count matches/);
     expect(restored.stdout).toMatch(/Audit chain verified/);
     // A copy beside its source must not sign into the source's checkpoint file: said, with it.
