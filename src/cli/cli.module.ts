@@ -29,6 +29,8 @@ import { BreakGlassReportCommand } from '../access/break-glass.command.js';
 import { UsersModule } from '../auth/users.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { ImportCommand } from '../fhir/import/import.command.js';
+import { FhirCheckStoredCommand } from '../fhir/check-stored.command.js';
+import { StoredResourceCheck } from '../fhir/stored-resource-check.service.js';
 import { SearchReindexCommand } from '../fhir/search/reindex.command.js';
 import {
   UserCreateCommand,
@@ -98,6 +100,8 @@ export class CliModule {
         AppListCommand,
         BreakGlassReportCommand,
         SearchReindexCommand,
+        FhirCheckStoredCommand,
+        StoredResourceCheck,
         ImportCommand,
         AuditVerifyCommand,
         AuditCheckpointCommand,
