@@ -100,10 +100,13 @@ export class AuditInterceptor implements NestInterceptor {
     // A handler that answered without opening what its URL names (a compartment search, a
     // patient's $audit-trail) did not check that it exists: `/fhir/Patient/<an MRN>/Observation`
     // kept the MRN as the row's resource until 2026-12-06. One lookup, only for those.
-    return httpAuditEntry(request, reply.statusCode, scope, {
-      detail: null,
-      neverStored: await this.refused.neverStored(request, reply.statusCode, scope),
-    });
+    let neverStored: boolean;
+    try {
+      neverStored = await this.refused.neverStored(request, reply.statusCode, scope, true);
+    } catch (error) {
+      throw new AuditUnavailableError(error);
+    }
+    return httpAuditEntry(request, reply.statusCode, scope, { detail: null, neverStored });
   }
 
   /** A failed audit write fails the request (fail closed), and says so without detail. */

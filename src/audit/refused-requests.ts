@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { isUuid } from '../common/ids.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditScope } from './audit-context.js';
 import { namedResource, routeOf } from './http-audit.js';
@@ -40,16 +41,27 @@ export class RefusedRequests {
    * (AuditScope.unstored): refused by a guard (401, 403) or a body that does not parse, the
    * request kept an MRN typed in an id's place until 2026-12-06. A flood refused for its rate
    * (429) is not looked up, one query per refusal: its rows name no unchecked id. Nor is one
-   * when the database cannot answer.
+   * when the database cannot answer, unless `failClosed` (a request that succeeded: its row
+   * must not lose a patient it disclosed to a statement that timed out, so the lookup's error
+   * fails it, as a failed audit write does).
    */
-  async neverStored(request: FastifyRequest, status: number, scope?: AuditScope): Promise<boolean> {
+  async neverStored(
+    request: FastifyRequest,
+    status: number,
+    scope?: AuditScope,
+    failClosed = false,
+  ): Promise<boolean> {
     const named = namedResource(request, routeOf(request));
     if (!named || scope?.entities.has(named)) return false;
     if (scope?.unstored.has(named) || status === 429) return true;
     const [type, id] = named.split('/') as [string, string];
+    // AuditEvents are the trail's own rows, not stored resources: their ids are the server's
+    // UUIDs (an AuditEvent read lost its id to this lookup, which found no such resource).
+    if (type === 'AuditEvent') return !isUuid(id.toLowerCase());
     try {
       return !(await this.repository.isStored(type, id));
-    } catch {
+    } catch (error) {
+      if (failClosed) throw error;
       return true;
     }
   }

@@ -1251,8 +1251,12 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       const history = await as('GET', `${fhir}/AuditEvent/_history`);
       expect([history.status, history.headers.get('allow')]).toEqual([405, '']);
     }
-    // What it offers still answers.
-    expect((await admin('GET', `${fhir}/AuditEvent/${String(event.id)}`)).status).toBe(200);
+    // What it offers still answers, and its row names the AuditEvent read.
+    const read = await audited(admin, 'GET', `${fhir}/AuditEvent/${String(event.id)}`);
+    expect([read.status, read.rows.map((row) => [row.resource_type, row.resource_id])]).toEqual([
+      200,
+      [['AuditEvent', String(event.id)]],
+    ]);
     expect((await admin('GET', `${fhir}/AuditEvent?_count=1`)).status).toBe(200);
   });
 
