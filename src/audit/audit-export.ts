@@ -130,7 +130,16 @@ export class AuditExport {
   }
 
   /** Verifies an export file with the configured audit signing key. */
-  async verifyFile(path: string, onProgress?: (done: number) => void): Promise<VerifyReport> {
+  /**
+   * `acceptUnsealed`: verify a file written before exports were sealed (2026-12-06), whose
+   * start and range nothing vouches for. Only on the operator's word: removing the seal of a
+   * newer file makes it look like one, and it then verifies cut back to a checkpoint.
+   */
+  async verifyFile(
+    path: string,
+    onProgress?: (done: number) => void,
+    { acceptUnsealed = false }: { acceptUnsealed?: boolean } = {},
+  ): Promise<VerifyReport> {
     const lines = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
     const events: ChainedAuditEntry[] = [];
     const checkpoints: Checkpoint[] = [];
@@ -189,10 +198,16 @@ export class AuditExport {
     }
     if (!report.ok) return report;
     // Before 2026-12-06 exports had no seal. One that starts at the chain's first row cannot
-    // have lost rows at its front (row 1 links to the genesis hash), so it still verifies.
-    if (!seal && start.seq === 0 && start.hash === GENESIS_HASH) {
+    // have lost rows at its front (row 1 links to the genesis hash): asked for, it verifies.
+    if (
+      acceptUnsealed &&
+      !seal &&
+      events.length > 0 &&
+      start.seq === 0 &&
+      start.hash === GENESIS_HASH
+    ) {
       report.warnings.push(
-        "The export has no signed export statement (written before 2026-12-06): its end is sealed by a checkpoint and its start is the chain's first row, but the range it was asked for is not vouched for",
+        "UNSEALED: the export has no signed export statement (as before 2026-12-06); its end is sealed by a checkpoint and its start is the chain's first row, but the range it was asked for, and whether it was cut back to a checkpoint, is not vouched for",
       );
       return report;
     }

@@ -435,11 +435,20 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
       unsealed,
     );
     expect((await exports.verifyFile(out)).problem).toMatch(/no signed export statement/);
-    // One that starts at the chain's first row cannot have lost rows at its front: a warning.
+    // One that starts at the chain's first row may be a file from before seals, or a newer one
+    // whose seal was removed: refused, unless the operator says it is an old one.
     await write(header, events, unsealed);
-    const legacy = await exports.verifyFile(out);
+    expect((await exports.verifyFile(out)).problem).toMatch(/no signed export statement/);
+    const legacy = await exports.verifyFile(out, undefined, { acceptUnsealed: true });
     expect(legacy.ok).toBe(true);
-    expect(legacy.warnings.join('\n')).toMatch(/no signed export statement/);
+    expect(legacy.warnings.join('\n')).toMatch(/UNSEALED/);
+    // Nothing but its header: nothing vouches for it, even when asked.
+    await write(
+      header,
+      [],
+      unsealed.filter((line) => !line.includes('"type":"checkpoint"')),
+    );
+    expect((await exports.verifyFile(out, undefined, { acceptUnsealed: true })).ok).toBe(false);
     await rm(out);
   });
 
