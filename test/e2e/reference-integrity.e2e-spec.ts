@@ -15,7 +15,7 @@ async function auditedSend(
   url: string,
   options: Parameters<HttpFn>[2],
 ): Promise<{ status: number; rows: { patient_ids: string[]; entities: string[] }[] }> {
-  const requestId = `t-${randomUUID()}`;
+  const requestId = randomUUID();
   const res = await http('POST', url, {
     ...options,
     headers: { ...options?.headers, 'x-request-id': requestId },
