@@ -121,6 +121,15 @@ describe('Blind-index root', () => {
       }),
     );
     expect(statusRetired.stdout).toContain(`the database's is ${firstId}`);
+    // Nor does a command that writes index rows run under it (a rebuild would key them all by
+    // the wrong root).
+    const reindexed = await runNode(
+      BUILT.cli,
+      ['search:reindex'],
+      env({ PHI_MASTER_KEY: ring(second) }),
+    );
+    expect(reindexed.code).toBe(1);
+    expect(reindexed.stderr).toContain(`The blind-index root of this database is key ${firstId}`);
 
     // The same with a key file that names another root.
     const other = await keyFile('other-root.json', second, [second, first]);

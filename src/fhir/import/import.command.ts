@@ -1,6 +1,7 @@
 import { relative } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { BlindIndexRoot } from '../../crypto/blind-index-root.js';
 import {
   describeSource,
   findSources,
@@ -35,11 +36,16 @@ const LISTED_REJECTIONS = 100;
     'Load FHIR transaction/batch Bundles (.json) and NDJSON files (.ndjson), or folders of them',
 })
 export class ImportCommand extends CommandRunner {
-  constructor(private readonly imports: ImportService) {
+  constructor(
+    private readonly imports: ImportService,
+    private readonly root: BlindIndexRoot,
+  ) {
     super();
   }
 
   async run(paths: string[], options: ImportOptions): Promise<void> {
+    // Indexed under another root, what it stores would be found by nothing the service runs.
+    await this.root.verify();
     const files = await findSources(paths);
     if (files.length === 0) {
       throw new Error('No .json or .ndjson files found in the paths given');

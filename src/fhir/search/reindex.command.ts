@@ -1,6 +1,7 @@
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, CommandRunner } from 'nest-commander';
 import { AuditTrail } from '../../audit/audit-trail.js';
+import { BlindIndexRoot } from '../../crypto/blind-index-root.js';
 import { ReindexService } from './reindex.service.js';
 
 @Command({
@@ -11,11 +12,14 @@ export class SearchReindexCommand extends CommandRunner {
   constructor(
     private readonly reindex: ReindexService,
     private readonly trail: AuditTrail,
+    private readonly root: BlindIndexRoot,
   ) {
     super();
   }
 
   async run(): Promise<void> {
+    // Run with another root, it would rebuild every index under it: the service's refusal.
+    await this.root.verify();
     const started = Date.now();
     // A progress bar on stderr (stdout is the result), as audit:verify and keys:rotate draw
     // theirs: redrawn in place on a terminal, a line every 2 s otherwise (a log, a pipe). Until
