@@ -21,6 +21,13 @@ describe('ClientSealer', () => {
     expect(() => sealer.open(altered, ['search-state', 'Patient', 'u1'])).toThrow(SealError);
   });
 
+  it('seals under a key of its own, neither the PHI data key nor the master key', () => {
+    const seal = ring.sealKey(key.id);
+    expect(seal).toHaveLength(32);
+    expect(seal.equals(ring.dataKey(key.id))).toBe(false);
+    expect(seal.equals(key.material)).toBe(false);
+  });
+
   it('names no key, and is no PHI envelope: the PHI cipher cannot read it, nor it a PHI value', () => {
     const sealed = sealer.seal('chosen by anyone', ['smart-authorize-request']);
     expect(sealed).toMatch(/^cvs1\.[A-Za-z0-9_-]{16}\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]{22}$/);
