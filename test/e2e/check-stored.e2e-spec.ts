@@ -2,28 +2,21 @@ import { DataSource } from 'typeorm';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { withEnv } from '../support/env.js';
 import { authorizedHttp } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
-import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { appOnScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import type { TestApp } from '../support/test-app.js';
 
 describe('npm run cli -- fhir:check-stored', () => {
   let database: ScratchDatabase;
-  let restoreEnv: () => void;
   let testApp: TestApp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    database = await createScratchDatabase();
-    restoreEnv = withEnv({ DATABASE_URL: database.url });
-    testApp = await createTestApp();
+    ({ database, testApp, close } = await appOnScratchDatabase());
   });
 
-  afterAll(async () => {
-    await testApp.close();
-    restoreEnv();
-    await database.drop();
-  });
+  afterAll(() => close());
 
   it('lists the stored resources the current rules refuse, by type, id and path, never a value', async () => {
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));

@@ -12,29 +12,22 @@ import {
 } from '../../src/fhir/search/search-index-status.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { withEnv } from '../support/env.js';
 import { authorizedHttp } from '../support/http.js';
 import { BUILT, childEnv, runNode, serviceEnv, startService } from '../support/process.js';
-import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { appOnScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { untilWaitingForLock } from '../support/locks.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 describe('npm run cli -- search:reindex', () => {
   let database: ScratchDatabase;
-  let restoreEnv: () => void;
   let testApp: TestApp;
+  let close: () => Promise<void>;
 
   beforeAll(async () => {
-    database = await createScratchDatabase();
-    restoreEnv = withEnv({ DATABASE_URL: database.url });
-    testApp = await createTestApp();
+    ({ database, testApp, close } = await appOnScratchDatabase());
   });
 
-  afterAll(async () => {
-    await testApp.close();
-    restoreEnv();
-    await database.drop();
-  });
+  afterAll(() => close());
 
   it('rebuilds the index of resources written before it existed', async () => {
     const http = authorizedHttp(await tokenFor(testApp, 'doctor'));

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { createDataSource } from '../../src/database/database-options.js';
+import { withEnv } from './env.js';
+import { createTestApp, type TestApp } from './test-app.js';
 
 export interface ScratchDatabase {
   url: string;
@@ -49,4 +51,24 @@ async function adminQuery(url: string, sql: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/** A test app on a scratch database of its own: DATABASE_URL names it until `close`. */
+export async function appOnScratchDatabase(): Promise<{
+  database: ScratchDatabase;
+  testApp: TestApp;
+  close: () => Promise<void>;
+}> {
+  const database = await createScratchDatabase();
+  const restoreEnv = withEnv({ DATABASE_URL: database.url });
+  const testApp = await createTestApp();
+  return {
+    database,
+    testApp,
+    close: async () => {
+      await testApp.close();
+      restoreEnv();
+      await database.drop();
+    },
+  };
 }
