@@ -53,9 +53,11 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       ...options,
       headers: { ...options?.headers, 'x-request-id': requestId },
     });
-    const rows = await db.query<AuditRow[]>(`SELECT * FROM audit_event WHERE request_id = $1`, [
-      requestId,
-    ]);
+    // In the trail's order: without ORDER BY, PostgreSQL's was the heap's, now and then not it.
+    const rows = await db.query<AuditRow[]>(
+      `SELECT * FROM audit_event WHERE request_id = $1 ORDER BY chain_seq`,
+      [requestId],
+    );
     return { status: res.status, body: res.body, rows };
   }
 
