@@ -492,6 +492,17 @@ export class BundleService {
 
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
   private authorize(user: AuthenticatedUser, entry: ParsedEntry): void {
+    // What the direct routes answer with a 405, before any permission: no one writes the trail.
+    if (entry.type === 'AuditEvent' && entry.method !== 'GET') {
+      throw prefixed(
+        AppError.of(
+          405,
+          'not-supported',
+          'AuditEvent resources are read and searched, never written: the audit trail records them',
+        ),
+        entry.index,
+      );
+    }
     if (!mayUseFhir(user, entry.type, entry.interaction)) {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
     }
