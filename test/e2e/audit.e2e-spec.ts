@@ -61,6 +61,19 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     return { status: res.status, body: res.body, rows };
   }
 
+  /** `audit:patient-report` run by the admin CLI, on this app's database and keys. */
+  const patientReport = (patient: string) =>
+    runNode(
+      BUILT.cli,
+      ['audit:patient-report', patient],
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        DATA_DIR: process.env['DATA_DIR']!,
+        NODE_ENV: 'test',
+      }),
+    );
+
   /** Writes raw bytes on a new connection and returns all that comes back. */
   function rawRequest(request: string): Promise<string> {
     const { port } = new URL(testApp.url);
@@ -552,16 +565,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     const message = randomUUID();
     const uuid = await audited(doctor, 'POST', `${testApp.url}/hl7/messages/${message}/reprocess`);
     expect(uuid.rows).toMatchObject([{ resource_id: message }]);
-    const report = await runNode(
-      BUILT.cli,
-      ['audit:patient-report', typed],
-      childEnv({
-        DATABASE_URL: process.env['DATABASE_URL']!,
-        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-        DATA_DIR: process.env['DATA_DIR']!,
-        NODE_ENV: 'test',
-      }),
-    );
+    const report = await patientReport(typed);
     expect(report.code).toBe(0);
     const cli = await db.query<AuditRow[]>(
       `SELECT * FROM audit_event WHERE source = 'cli' AND subtype = 'audit:patient-report'
@@ -1253,6 +1257,20 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       const history = await as('GET', `${fhir}/AuditEvent/_history`);
       expect([history.status, history.headers.get('allow')]).toEqual([405, '']);
     }
+    // The same as entries of a batch (they were a 403, as a permission refused).
+    const batch = await admin('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { resource: { ...event, id: undefined }, request: { method: 'POST', url: 'AuditEvent' } },
+          { request: { method: 'DELETE', url: `AuditEvent/${String(event.id)}` } },
+        ],
+      },
+    });
+    expect(
+      batch.body.entry.map((entry: { response: { status: string } }) => entry.response.status),
+    ).toEqual(['405', '405']);
     // What it offers still answers, and its row names the AuditEvent read.
     const read = await audited(admin, 'GET', `${fhir}/AuditEvent/${String(event.id)}`);
     expect([read.status, read.rows.map((row) => [row.resource_type, row.resource_id])]).toEqual([
@@ -1389,16 +1407,7 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     ]);
 
     // The same accounting from the admin CLI, which records its own access to the patient.
-    const report = await runNode(
-      BUILT.cli,
-      ['audit:patient-report', id],
-      childEnv({
-        DATABASE_URL: process.env['DATABASE_URL']!,
-        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-        DATA_DIR: process.env['DATA_DIR']!,
-        NODE_ENV: 'test',
-      }),
-    );
+    const report = await patientReport(id);
     expect(report.code).toBe(0);
     const lines = report.stdout.trim().split('\n');
     expect(lines[0]).toBe(
