@@ -1265,12 +1265,24 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
         entry: [
           { resource: { ...event, id: undefined }, request: { method: 'POST', url: 'AuditEvent' } },
           { request: { method: 'DELETE', url: `AuditEvent/${String(event.id)}` } },
+          // The type's history, offered by no method (it was answered in a Bundle).
+          { request: { method: 'GET', url: 'AuditEvent/_history' } },
         ],
       },
     });
+    const direct = await admin('POST', `${fhir}/AuditEvent`, body);
+    type Answer = { response: { status: string; outcome: { issue: { diagnostics: string }[] } } };
     expect(
-      batch.body.entry.map((entry: { response: { status: string } }) => entry.response.status),
-    ).toEqual(['405', '405']);
+      batch.body.entry.map(({ response }: Answer) => [
+        response.status,
+        response.outcome.issue[0]!.diagnostics,
+      ]),
+    ).toEqual(
+      [0, 1, 2].map((index) => [
+        '405',
+        `Bundle.entry[${index}]: ${String(direct.body.issue[0].diagnostics)}`,
+      ]),
+    );
     // What it offers still answers, and its row names the AuditEvent read.
     const read = await audited(admin, 'GET', `${fhir}/AuditEvent/${String(event.id)}`);
     expect([read.status, read.rows.map((row) => [row.resource_type, row.resource_id])]).toEqual([

@@ -62,21 +62,27 @@ function fitsParameter(name: string, value: unknown): boolean {
  * so any other interaction is refused to everyone with a 405 and the methods the path takes
  * (R4 http.html), before the guards: until 2026-12-06 a create, update, patch, delete or
  * `$validate` was a 403 "Access denied" and the type history a 400. Undefined when the request
- * is one of those offered (or not about AuditEvent).
+ * is one of those offered (or not about AuditEvent). `url` is the path under the FHIR base
+ * (`AuditEvent/1`, with or without a query): a Bundle's entries are held to the same rule.
  */
-export function auditEventRefusal(request: FastifyRequest): string[] | undefined {
-  const path = request.url.split('?', 1)[0] ?? '';
-  const match = /^\/fhir\/AuditEvent(?:\/([^/]*))?(\/.*)?$/.exec(path);
+export function auditEventRefusal(method: string, url: string): string[] | undefined {
+  const path = url.split('?', 1)[0] ?? '';
+  const match = /^AuditEvent(?:\/([^/]*))?(\/.*)?$/.exec(path);
   if (!match) return undefined;
   const [, first, rest] = match;
-  const reads = request.method === 'GET' || request.method === 'HEAD';
+  const reads = method === 'GET' || method === 'HEAD';
   // The type's history lists nothing the search does not: not offered, by any method.
   if (first === '_history' && rest === undefined) return [];
   if (first === '_search' && rest === undefined) {
-    return request.method === 'POST' ? undefined : ['POST'];
+    return method === 'POST' ? undefined : ['POST'];
   }
   return reads ? undefined : ['GET', 'HEAD'];
 }
+
+/** Why auditEventRefusal refused: the diagnostics of its 405, direct or in a Bundle. */
+export const AUDIT_EVENT_READ_ONLY =
+  'AuditEvent is read-only (the server writes the audit trail): read, vread, the history of ' +
+  'one, and search (GET /fhir/AuditEvent, newest first) are offered';
 
 /**
  * A request refused with a 405 before the guards, as a request no route matched is: one that

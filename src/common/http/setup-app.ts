@@ -5,11 +5,12 @@ import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
-import { allowedMethods, auditEventRefusal, FixedPathMethodError } from './allowed-methods.js';
-
-const AUDIT_EVENT_READ_ONLY =
-  'AuditEvent is read-only (the server writes the audit trail): read, vread, the history of ' +
-  'one, and search (GET /fhir/AuditEvent, newest first) are offered';
+import {
+  allowedMethods,
+  AUDIT_EVENT_READ_ONLY,
+  auditEventRefusal,
+  FixedPathMethodError,
+} from './allowed-methods.js';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
 import { corsOptions, preflightHeaders } from './cors.js';
@@ -36,7 +37,11 @@ export function setupApp(
   // Before the guards, as the 405 of a request no route matched: what a fixed path does not
   // take is refused whoever sends it (allowedMethods).
   fastify.addHook('onRequest', (request, _reply, done) => {
-    const auditEvent = request.is404 ? undefined : auditEventRefusal(request);
+    const underFhir = /^\/fhir\/(.*)$/.exec(request.url)?.[1];
+    const auditEvent =
+      request.is404 || underFhir === undefined
+        ? undefined
+        : auditEventRefusal(request.method, underFhir);
     if (auditEvent) {
       done(new FixedPathMethodError(auditEvent, AUDIT_EVENT_READ_ONLY));
       return;

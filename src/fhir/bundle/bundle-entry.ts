@@ -11,6 +11,8 @@ export interface ParsedEntry {
   fullUrl?: string;
   resource?: FhirResource;
   method: Method;
+  /** The request URL as sent, relative to the base (`Patient/1`, `Patient?name=x`). */
+  url: string;
   type: string;
   id?: string;
   /** The query of `Type?…` (a search, or conditional update or delete). */
@@ -132,7 +134,7 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
   const match = URL.exec(relative);
   const part = method === 'GET' && !match ? partOf(relative) : undefined;
   if (part) {
-    return { index, method: 'GET', ...part };
+    return { index, method: 'GET', url: relative, ...part };
   }
   if (!match) {
     throw AppError.invalid(
@@ -171,6 +173,7 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
     ...(typeof entry.fullUrl === 'string' ? { fullUrl: entry.fullUrl } : {}),
     ...(entry.resource ? { resource: entry.resource as FhirResource } : {}),
     method: method as Method,
+    url: relative,
     type: type!,
     ...(id ? { id } : {}),
     ...(query !== undefined ? { query } : {}),

@@ -6,6 +6,7 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { errorResponse, loggableError } from '../../common/errors/error-response.js';
 import { bodyText } from '../../common/http/body-text.js';
+import { AUDIT_EVENT_READ_ONLY, auditEventRefusal } from '../../common/http/allowed-methods.js';
 import { parseJsonBody } from '../../common/http/json-body.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { entries } from '../bundle.js';
@@ -493,15 +494,8 @@ export class BundleService {
   /** The same rule as the permission guard: the role's matrix, narrowed by the token's scopes. */
   private authorize(user: AuthenticatedUser, entry: ParsedEntry): void {
     // What the direct routes answer with a 405, before any permission: no one writes the trail.
-    if (entry.type === 'AuditEvent' && entry.method !== 'GET') {
-      throw prefixed(
-        AppError.of(
-          405,
-          'not-supported',
-          'AuditEvent resources are read and searched, never written: the audit trail records them',
-        ),
-        entry.index,
-      );
+    if (auditEventRefusal(entry.method, entry.url)) {
+      throw prefixed(AppError.of(405, 'not-supported', AUDIT_EVENT_READ_ONLY), entry.index);
     }
     if (!mayUseFhir(user, entry.type, entry.interaction)) {
       throw prefixed(AppError.forbidden('Access denied'), entry.index);
