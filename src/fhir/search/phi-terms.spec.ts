@@ -1,0 +1,80 @@
+import { AppError } from '../../common/errors/app-error.js';
+import { dateTerms, exactTerm, tokenTerms } from './blind-terms.js';
+import { phiTerms } from './phi-terms.js';
+
+const family = { code: 'family', type: 'string' as const };
+const birthdate = { code: 'birthdate', type: 'date' as const };
+const identifier = { code: 'identifier', type: 'token' as const };
+
+/** The status and issue code work throws, as the OperationOutcome will carry them. */
+function refusal(work: () => unknown): string | undefined {
+  try {
+    work();
+  } catch (error) {
+    return error instanceof AppError ? `${error.status} ${error.issues[0]?.code}` : 'other';
+  }
+  return undefined;
+}
+
+describe('phiTerms: what a PHI criterion matches, before hashing', () => {
+  it('matches a name by prefix, :exact by the whole part, and warns on values too short', () => {
+    const warnings = new Set<string>();
+    expect(phiTerms(family, { code: 'family', values: ['Nguy'] }, warnings).terms).toEqual([
+      'p:nguy',
+    ]);
+    expect(warnings.size).toBe(0);
+    expect(
+      phiTerms(family, { code: 'family', modifier: 'exact', values: ['Ñúñez'] }, warnings).terms,
+    ).toEqual([exactTerm('nunez')]);
+    expect(phiTerms(family, { code: 'family', values: ['Ng'] }, warnings).terms).toEqual([
+      exactTerm('ng'),
+    ]);
+    expect([...warnings]).toEqual([expect.stringContaining('family values shorter than 3')]);
+  });
+
+  it('refuses :contains, other modifiers and values without letters or digits', () => {
+    const none = new Set<string>();
+    for (const [modifier, values] of [
+      ['contains', ['ngu']],
+      ['text', ['ngu']],
+      [undefined, [' -- ']],
+    ] as const) {
+      const criterion = { code: 'family', ...(modifier ? { modifier } : {}), values: [...values] };
+      expect([modifier, refusal(() => phiTerms(family, criterion, none))]).toEqual([
+        modifier,
+        modifier === 'text' ? '400 not-supported' : '400 invalid',
+      ]);
+    }
+  });
+
+  it('matches identifiers with or without a system, and :not negates the criterion', () => {
+    const none = new Set<string>();
+    const [byValue, bySystem] = tokenTerms('urn:mrn', 'A1');
+    expect(
+      phiTerms(identifier, { code: 'identifier', values: ['urn:mrn|A1', 'A1'] }, none),
+    ).toEqual({ terms: [bySystem, byValue], excluded: [], negate: false });
+    expect(
+      phiTerms(identifier, { code: 'identifier', modifier: 'not', values: ['A1'] }, none).negate,
+    ).toBe(true);
+    expect(
+      refusal(() => phiTerms(identifier, { code: 'identifier', values: ['urn:mrn|'] }, none)),
+    ).toBe('400 invalid');
+  });
+
+  it('keeps a ne value apart from the others, and refuses times and ap on birth dates', () => {
+    const none = new Set<string>();
+    const terms = phiTerms(birthdate, { code: 'birthdate', values: ['ne1980', 'eq1975-03'] }, none);
+    expect(terms).toEqual({ terms: ['m:1975-03'], excluded: ['y:1980'], negate: false });
+    // A range: the buckets it covers, which hold every date stored inside it.
+    const range = phiTerms(birthdate, { code: 'birthdate', values: ['ge1980-04-12'] }, none);
+    expect(dateTerms('1999-12-31').some((term) => range.terms.includes(term))).toBe(true);
+    expect(dateTerms('1980-04-11').some((term) => range.terms.includes(term))).toBe(false);
+    for (const value of ['1980-04-12T10:00:00Z', 'ap1980', '1980-13']) {
+      const criterion = { code: 'birthdate', values: [value] };
+      expect([value, refusal(() => phiTerms(birthdate, criterion, none))]).toEqual([
+        value,
+        value === '1980-13' ? '400 invalid' : '400 not-supported',
+      ]);
+    }
+  });
+});
