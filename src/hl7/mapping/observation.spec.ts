@@ -74,4 +74,21 @@ describe('structured numeric (SN) values', () => {
   ])('maps %s as the IG does', (fields, expected) => {
     expect(value(fields)).toEqual(expected);
   });
+
+  // A titer below the first dilution ("<1:10") is a negative antibody screen: without its
+  // comparator it reads as the low positive 1:10.
+  it.each([
+    [
+      '5048-4^Titer^LN|1|<^1^:^10',
+      { valueRatio: { numerator: { value: 1, comparator: '<' }, denominator: { value: 10 } } },
+    ],
+    [
+      '5048-4^Titer^LN|1|>=^1^/^640',
+      { valueRatio: { numerator: { value: 1, comparator: '>=' }, denominator: { value: 640 } } },
+    ],
+    // A Range's bounds take no comparator: the value as written, as for `<>`.
+    ['2888-6^Protein^LN|1|>^2^-^4|mg/dL', { valueString: '> 2-4 mg/dL' }],
+  ])('keeps the comparator of %s', (fields, expected) => {
+    expect(value(fields)).toEqual(expected);
+  });
 });

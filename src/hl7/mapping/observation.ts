@@ -431,17 +431,23 @@ function structuredNumeric(sn: V2Repetition, obx: V2Segment): Record<string, unk
   const unit = unitOf(obx);
   if (low === undefined) return undefined;
   const plainComparator = !comparator || comparator === '=' || COMPARATORS.has(comparator);
-  if (!plainComparator || !['', '-', ':', '/'].includes(separator)) {
+  // A Range's bounds are SimpleQuantities, which take no comparator.
+  const boundedRange = separator === '-' && COMPARATORS.has(comparator);
+  if (!plainComparator || boundedRange || !['', '-', ':', '/'].includes(separator)) {
     const number = [sn.value(2), separator, sn.value(4)].map((part) => part?.trim() ?? '');
     const text = [comparator, number.join(''), unit['unit'] as string | undefined]
       .filter((part) => part)
       .join(' ');
     return { valueString: text };
   }
+  // The comparator goes on the numerator, as the IG's SN[Ratio] map has it: a titer sent as
+  // `<^1^:^10` (none detected at the first dilution) was stored as 1:10 until 2026-12-06, a
+  // positive titer.
   if (separator === ':' || separator === '/') {
+    const numerator = { value: low, ...(COMPARATORS.has(comparator) ? { comparator } : {}) };
     return high === undefined
       ? undefined
-      : { valueRatio: { numerator: { value: low }, denominator: { value: high } } };
+      : { valueRatio: { numerator, denominator: { value: high } } };
   }
   if (separator === '-') {
     return high === undefined
