@@ -23,6 +23,68 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
 
   const HOSP = 'urn:oid:2.16.840.1.113883.19.41';
 
+  it("does not file one patient's PID and results into another's who shares an SSN", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const ssn = `9${tag}`;
+    const pid = (mrn: string, family: string) =>
+      `PID|1||${mrn}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR~${ssn}^^^USSSA^SS||${family}^Pat||19700101|F`;
+    const adt = (control: string, mrn: string, family: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206080000+0000||ADT^A28^ADT_A05|${control}-${tag}|P|2.5.1`,
+        'EVN|A28|20261206080000+0000',
+        pid(mrn, family),
+      ].join('\r');
+    const oru = (control: string, mrn: string, family: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261206100000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        pid(mrn, family),
+        `OBR|1||F-${control}-${tag}^LAB|2823-3^Potassium^LN|||20261206090000+0000||||||||||||||||||F`,
+        'OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||F',
+      ].join('\r');
+    expect(await codes(adt('A1', `A-${tag}`, 'Alice'))).toEqual(['AA']);
+    const [alice] = await patientsHolding(HOSP, `A-${tag}`);
+    // Bob, registered under his own MRN with Alice's SSN (a typo, a shared placeholder).
+    const acks = await feed.send(adt('B1', `B-${tag}`, 'Bob'), oru('B2', `B-${tag}`, 'Bob'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AE']);
+    expect(acks[1]).toContain('205^');
+    expect(acks[1]).toContain('another medical record number (MR) of the same authority');
+    const stored = await feed.one(`Patient?_id=${String(alice!['id'])}`);
+    expect(stored['name'][0].family).toBe('Alice');
+    expect(stored['meta'].versionId).toBe('1');
+    expect(await patientsHolding(HOSP, `B-${tag}`)).toHaveLength(0);
+    expect(await feed.search(`DiagnosticReport?subject=Patient/${String(alice!['id'])}`)).toEqual(
+      [],
+    );
+    // Alice's own results, by her MRN and the SSN, are hers as before.
+    expect(await codes(oru('A2', `A-${tag}`, 'Alice'))).toEqual(['AA']);
+    expect(
+      await feed.search(`DiagnosticReport?subject=Patient/${String(alice!['id'])}`),
+    ).toHaveLength(1);
+  });
+
+  it('still merges (A40) a survivor found by the number it shares with the prior patient', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const ssn = `8${tag}`;
+    const sent = await codes(
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206080000+0000||ADT^A28^ADT_A05|M1-${tag}|P|2.5.1`,
+        'EVN|A28|20261206080000+0000',
+        `PID|1||A-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR~${ssn}^^^USSSA^SS||Prior^Pat`,
+      ].join('\r'),
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206090000+0000||ADT^A40^ADT_A39|M2-${tag}|P|2.5.1`,
+        'EVN|A40|20261206090000+0000',
+        `PID|1||B-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR~${ssn}^^^USSSA^SS||Survivor^Pat`,
+        `MRG|A-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`,
+      ].join('\r'),
+    );
+    expect(sent).toEqual(['AA', 'AA']);
+    const [survivor] = await patientsHolding(HOSP, `B-${tag}`);
+    expect((await patientsHolding(HOSP, `A-${tag}`)).map((one) => one['id'])).toEqual([
+      survivor!['id'],
+    ]);
+  });
+
   it('keeps the comparator of a titer (SN) below the first dilution', async () => {
     const tag = randomUUID().slice(0, 8);
     const sent = await codes(

@@ -12,6 +12,7 @@ import {
 } from '../mapping/datatypes.js';
 import {
   applyPatient,
+  conflictingRecordNumber,
   escapeSearch,
   identifierCriteria,
   patientFromSegments,
@@ -172,6 +173,7 @@ export class MessagePatients {
     touched: Touched,
     pd1?: V2Segment,
     at?: Date,
+    retiring: Identifier[] = [],
   ): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     if (!identifierCriteria(identifiers)) {
@@ -201,7 +203,8 @@ export class MessagePatients {
         continue;
       }
       try {
-        await this.updateMatch(match, identifiers, elements, restricted, sender, at, touched);
+        const sent = { identifiers, retiring };
+        await this.updateMatch(match, sent, elements, restricted, sender, at, touched);
         return match;
       } catch (error) {
         if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
@@ -212,7 +215,7 @@ export class MessagePatients {
   /** Writes what the PID says over the patient found, if it says anything new. */
   private async updateMatch(
     match: string,
-    identifiers: Identifier[],
+    { identifiers, retiring }: { identifiers: Identifier[]; retiring: Identifier[] },
     elements: PatientElements,
     restricted: boolean,
     sender: string | undefined,
@@ -220,6 +223,13 @@ export class MessagePatients {
     touched: Touched,
   ): Promise<void> {
     const current = await this.fhir.read(HL7_USER, 'Patient', match);
+    const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];
+    if (conflictingRecordNumber(stored, identifiers, retiring)) {
+      throw new Hl7ProcessingError(
+        '205',
+        'PID-3 names a patient here who has another medical record number (MR) of the same authority: merge them (A40) or correct an identifier (A47) first',
+      );
+    }
     // An ADT queue replayed out of order: the older message's name or address would undo the
     // newer one's. Its identifiers are still added and a restriction taken, as neither undoes.
     const stale =
@@ -227,7 +237,6 @@ export class MessagePatients {
     if (stale) keep(touched, 'Patient');
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
-    const stored = (current.resource['identifier'] as Identifier[] | undefined) ?? [];
     const byCurrentId = identifiers.some((identifier) =>
       stored.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
     );

@@ -78,7 +78,15 @@ export class PatientMerges {
     const pairs = priorPatients(message, sender, 'a merge');
     const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers } of pairs) {
-      const survivorId = await this.patients.upsert(pid, sender, touched, pd1, at);
+      // The survivor may be found by the prior numbers MRG-1 retires, which it takes over.
+      const survivorId = await this.patients.upsert(
+        pid,
+        sender,
+        touched,
+        pd1,
+        at,
+        priorIdentifiers,
+      );
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
       const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');

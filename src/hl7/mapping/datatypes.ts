@@ -66,8 +66,17 @@ export function typedIdentifier(
  * was given (see aliasSystem). The type is what the sender called it.
  */
 export function sameIdentifier(a: Identifier, b: Identifier): boolean {
-  if (a.value !== b.value) return false;
+  return a.value === b.value && sameAuthority(a, b);
+}
+
+/** Identifiers of the same assigning authority, whichever of its systems each was given. */
+export function sameAuthority(a: Identifier, b: Identifier): boolean {
   return a.system === b.system || aliasSystem(a) === b.system || aliasSystem(b) === a.system;
+}
+
+/** An identifier's table 0203 type code (`MR`), if it has one. */
+export function identifierType(identifier: Identifier): string | undefined {
+  return identifier.type?.coding.find((coding) => coding.system === V2_0203)?.code;
 }
 
 /** HD (hierarchic designator) to a URI: OID, UUID, URI, or the namespace id under our prefix. */

@@ -17,6 +17,7 @@ import { documentFromTxa } from './document.js';
 import { immunizationFromRxa, medicationDispenseOf, medicationRequestOf } from './orders.js';
 import {
   applyPatient,
+  conflictingRecordNumber,
   identifierCriteria,
   patientFromPd1,
   patientFromPid,
@@ -442,6 +443,29 @@ describe('PID to Patient', () => {
     const incoming = { system: 'urn:oid:2.16.5', value: 'M-1', assigner: { display: 'HOSP' } };
     const merged = applyPatient({ resourceType: 'Patient', identifier: [stored] }, [incoming], {});
     expect(merged['identifier']).toEqual([{ ...incoming, use: 'old' }]);
+  });
+
+  it('sees a medical record number other than the one the patient holds from that authority', () => {
+    const cx = (text: string) =>
+      segment(`PID|1||${text}`)
+        .repetitions(3)
+        .map((one) => identifierOf(one)!);
+    const alice = cx('A-1^^^HOSP&2.16.5&ISO^MR~123456789^^^USSSA^SS~V-1^^^HOSP&2.16.5&ISO^AN');
+    const conflicts = (text: string, retiring: string[] = []) =>
+      conflictingRecordNumber(alice, cx(text), retiring.length > 0 ? cx(retiring.join('~')) : []);
+    // Bob, matched on the SSN he shares with Alice, under his own MRN of the same authority.
+    expect(conflicts('B-2^^^HOSP&2.16.5&ISO^MR~123456789^^^USSSA^SS')).toBe(true);
+    // The authority named by its namespace alone is the same authority.
+    expect(conflicts('B-2^^^HOSP^MR~123456789^^^USSSA^SS')).toBe(true);
+    // Her own number, a number of another authority or type, or both numbers sent together.
+    expect(conflicts('A-1^^^HOSP^MR~123456789^^^USSSA^SS')).toBe(false);
+    expect(conflicts('C-3^^^CLINIC^MR~123456789^^^USSSA^SS')).toBe(false);
+    expect(conflicts('A-1^^^HOSP^MR~V-2^^^HOSP&2.16.5&ISO^AN')).toBe(false);
+    expect(conflicts('A-1^^^HOSP^MR~B-2^^^HOSP^MR')).toBe(false);
+    // A merge's survivor takes the prior number MRG-1 names; numbers a merge retired are old.
+    expect(conflicts('B-2^^^HOSP^MR~123456789^^^USSSA^SS', ['A-1^^^HOSP^MR'])).toBe(false);
+    const merged = alice.map((one) => (one.value === 'A-1' ? { ...one, use: 'old' } : one));
+    expect(conflictingRecordNumber(merged, cx('B-2^^^HOSP^MR~123456789^^^USSSA^SS'))).toBe(false);
   });
 
   it('names the survivor a merge made a prior patient replaced-by, and nothing else', () => {

@@ -10,8 +10,10 @@ import {
   dateTimeOf,
   humanNameOf,
   identifierOf,
+  identifierType,
   organizationOf,
   practitionerOf,
+  sameAuthority,
   sameIdentifier,
   type Identifier,
 } from './datatypes.js';
@@ -364,6 +366,35 @@ export function applyPatient(
   delete next['meta'];
   if (restrict) next['meta'] = { security: [RESTRICTED_LABEL] };
   return next;
+}
+
+/**
+ * Whether the identifiers a message sends for the patient it matched give that patient another
+ * medical record number (type MR) of an authority than the one it holds here: one authority's
+ * two numbers are two records there, and the message was matched on another identifier only
+ * (an SSN two patients share, a placeholder, a typo). Taken, Bob's PID filed his results into
+ * Alice's chart and wrote his name over hers. A message sending both numbers says they are one
+ * patient; numbers a merge retired (`use: old`), and those a merge's MRG-1 names (`retiring`),
+ * are not the patient's current ones.
+ */
+export function conflictingRecordNumber(
+  stored: Identifier[],
+  sent: Identifier[],
+  retiring: Identifier[] = [],
+): boolean {
+  const current = stored.filter(
+    (known) =>
+      known.use !== 'old' &&
+      identifierType(known) === 'MR' &&
+      !sent.some((identifier) => sameIdentifier(identifier, known)) &&
+      !retiring.some((prior) => sameIdentifier(prior, known)),
+  );
+  return sent.some(
+    (identifier) =>
+      identifierType(identifier) === 'MR' &&
+      !stored.some((known) => sameIdentifier(known, identifier)) &&
+      current.some((known) => sameAuthority(known, identifier)),
+  );
 }
 
 /**
