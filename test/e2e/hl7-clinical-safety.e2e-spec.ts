@@ -104,4 +104,37 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     });
   });
 
+  it('keeps an allergy and a diagnosis sent as text alone once, however often an A08 repeats them', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a08 = (control: string, hour: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||X-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Text^Tess`,
+        'AL1|1|DA|^PENICILLIN|SV|ANAPHYLAXIS',
+        // Another allergen whose text begins with the first one's.
+        'AL1|2|DA|^PENICILLIN G|MI|RASH',
+        'DG1|1||^Chest pain',
+        // v2.3 feeds send the diagnosis's description in DG1-4, DG1-3 empty.
+        'DG1|2|||Shortness of breath',
+      ].join('\r');
+    expect(await codes(a08('X1', '08'), a08('X2', '09'), a08('X3', '10'))).toEqual([
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const [patient] = await patientsHolding(HOSP, `X-${tag}`);
+    const allergies = await feed.search(
+      `AllergyIntolerance?patient=Patient/${String(patient!['id'])}`,
+    );
+    expect(allergies.map((one) => one['code'].text).sort()).toEqual(['PENICILLIN', 'PENICILLIN G']);
+    const severe = allergies.find((one) => one['code'].text === 'PENICILLIN')!;
+    expect(severe['criticality']).toBe('high');
+    const diagnoses = await feed.search(`Condition?subject=Patient/${String(patient!['id'])}`);
+    expect(diagnoses.map((one) => one['code'].text).sort()).toEqual([
+      'Chest pain',
+      'Shortness of breath',
+    ]);
+  });
+
 });

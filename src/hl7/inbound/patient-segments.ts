@@ -17,12 +17,14 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
-  conditionCriteria,
+  conceptMatch,
+  conditionCategory,
   keepListed,
   startOf,
   unnumberedObservation,
   upsert,
   withFollowing,
+  writeOver,
   type Touched,
 } from './processing.js';
 
@@ -79,26 +81,18 @@ export class PatientSegments {
     for (const al1 of message.all('AL1')) {
       const allergy = allergyFromAl1(al1, patientId);
       if (!allergy) continue;
-      const id = await upsert(
-        this.fhir,
-        'AllergyIntolerance',
-        allergy,
-        codeCriteria('patient', patientId, allergy),
-        clock,
-      );
+      const type = 'AllergyIntolerance';
+      const match = await conceptMatch(this.fhir, type, `patient=Patient/${patientId}`, allergy);
+      const id = await writeOver(this.fhir, type, allergy, match, clock);
       touched.entities.push(`AllergyIntolerance/${id}`);
     }
     await this.adverseReactions(message, patientId, sender, touched, clock);
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
-      const id = await upsert(
-        this.fhir,
-        'Condition',
-        condition,
-        conditionCriteria(patientId, 'encounter-diagnosis', condition),
-        clock,
-      );
+      const scope = `subject=Patient/${patientId}&${conditionCategory('encounter-diagnosis')}`;
+      const match = await conceptMatch(this.fhir, 'Condition', scope, condition);
+      const id = await writeOver(this.fhir, 'Condition', condition, match, clock);
       touched.entities.push(`Condition/${id}`);
     }
     await this.procedures(message, context, touched, recorded);

@@ -108,6 +108,42 @@ export function codeParam(
   return `${code.param}=${encodeURIComponent(token)}`;
 }
 
+/** How many of a patient's records that a text's start names are compared (see conceptMatch). */
+const SAME_TEXT_CANDIDATES = 100;
+
+/**
+ * The one record of `type` in `scope` (the patient's criteria, of a category or a visit too)
+ * with the resource's `code`: by its first coding (see codeCriteria), or, for a concept sent as
+ * text alone (an allergen `^PENICILLIN`, a diagnosis in DG1-4 only), by that text and no
+ * coding. Until 2026-12-06 such a record had no criteria, and every A08 repeating the patient's
+ * list filed it again. Search's `:text` matches the start of a text (`PENICILLIN` finds
+ * `PENICILLIN G`): the records it finds are compared here, under the lock of its criteria.
+ */
+export async function conceptMatch(
+  fhir: FhirService,
+  type: string,
+  scope: string,
+  resource: Record<string, unknown>,
+): Promise<string | undefined> {
+  const byCode = codeParam(resource);
+  if (byCode) return fhir.uniqueMatch(HL7_USER, type, `${scope}&${byCode}`);
+  const text = textOnly(resource['code']);
+  if (text === undefined) return undefined;
+  const criteria = `${scope}&code:text=${encodeURIComponent(escapeSearch(text))}`;
+  await fhir.lockCriteria([{ type, criteria }]);
+  for (const id of await fhir.matchingIds(HL7_USER, type, criteria, SAME_TEXT_CANDIDATES)) {
+    const stored = (await fhir.read(HL7_USER, type, id)).resource;
+    if (textOnly(stored['code']) === text) return id;
+  }
+  return undefined;
+}
+
+/** A CodeableConcept's text when it has no coding. */
+function textOnly(concept: unknown): string | undefined {
+  const { coding, text } = (concept ?? {}) as { coding?: unknown[]; text?: string };
+  return coding?.length ? undefined : text;
+}
+
 /**
  * When a record happened, as `<element>DateTime` or the start of `<element>Period` (a
  * procedure's `performed`, a charge's `occurrence`).
