@@ -137,4 +137,42 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  it("keeps each stay's diagnosis of one code as that stay's", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (type: string, control: string, day: string, pv1: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|202612${day}080000+0000||ADT^${type}^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|${type}|202612${day}080000+0000`,
+        `PID|1||D-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Dx^Dan`,
+        ...pv1,
+        `DG1|1||J18.9^Pneumonia, unspecified organism^I10||202612${day}090000+0000|A`,
+      ].join('\r');
+    const stay = (visit: string) => [
+      `PV1|1|I|4E^136^B^GHH||||||||||||||||${visit}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^VN`,
+    ];
+    expect(
+      await codes(
+        message('A01', 'V1', '01', stay('V1')),
+        // A patient update of no visit (A31) repeats the diagnosis: it stays the first stay's.
+        message('A31', 'U1', '02', []),
+        message('A01', 'V2', '05', stay('V2')),
+        // The same list sent again with an update of the second stay piles nothing up.
+        message('A08', 'V3', '06', stay('V2')),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA']);
+    for (const [visit, day] of [
+      ['V1', '02'],
+      ['V2', '06'],
+    ] as const) {
+      const encounter = await feed.one(
+        `Encounter?identifier=${encodeURIComponent(`${HOSP}|${visit}-${tag}`)}`,
+      );
+      const diagnosis = await feed.one(`Condition?encounter=Encounter/${String(encounter['id'])}`);
+      expect(diagnosis['recordedDate']).toBe(`2026-12-${day}T09:00:00+00:00`);
+    }
+    const [patient] = await patientsHolding(HOSP, `D-${tag}`);
+    expect(await feed.search(`Condition?subject=Patient/${String(patient!['id'])}`)).toHaveLength(
+      2,
+    );
+  });
 });

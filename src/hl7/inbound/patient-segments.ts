@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
 import {
   allergyFromAl1,
   allergyFromIam,
@@ -14,6 +15,7 @@ import { relatedPersonFromNk1 } from '../mapping/related-person.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { RecordClock } from './event-order.js';
 import {
+  ambiguous,
   atInstant,
   byIdentifier,
   codeCriteria,
@@ -76,8 +78,8 @@ export class PatientSegments {
   ): Promise<Map<V2Segment, string>> {
     const recorded = new Map<V2Segment, string>();
     const { sender, patientId, encounterId, clock } = context;
-    // Allergies and diagnoses are matched on the patient and their code, so that the same
-    // list sent again with every update does not pile up.
+    // Allergies and diagnoses are matched on the patient and their code (a diagnosis on its
+    // visit too), so that the same list sent again with every update does not pile up.
     for (const al1 of message.all('AL1')) {
       const allergy = allergyFromAl1(al1, patientId);
       if (!allergy) continue;
@@ -90,9 +92,8 @@ export class PatientSegments {
     for (const dg1 of message.all('DG1')) {
       const condition = conditionFromDg1(dg1, patientId, encounterId);
       if (!condition) continue;
-      const scope = `subject=Patient/${patientId}&${conditionCategory('encounter-diagnosis')}`;
-      const match = await conceptMatch(this.fhir, 'Condition', scope, condition);
-      const id = await writeOver(this.fhir, 'Condition', condition, match, clock);
+      const { match, body } = await this.diagnosis(condition, patientId, encounterId);
+      const id = await writeOver(this.fhir, 'Condition', body, match, clock);
       touched.entities.push(`Condition/${id}`);
     }
     await this.procedures(message, context, touched, recorded);
@@ -122,6 +123,35 @@ export class PatientSegments {
       touched.entities.push(`Coverage/${id}`);
     }
     return recorded;
+  }
+
+  /**
+   * The patient's record of a DG1 diagnosis, and what to write over it. A diagnosis is its
+   * visit's: the same code at a later stay is another record. Matched on the patient and code
+   * alone until 2026-12-06, the later stay took the earlier one's over, which was left with no
+   * diagnosis; a message of no known visit (A28, A31) took it out of its visit. A visit's
+   * diagnosis takes over the patient's of no visit (a registration's, sent before the stay); a
+   * diagnosis of no known visit is the patient's of no visit, else their one of that code,
+   * whose visit it keeps.
+   */
+  private async diagnosis(
+    condition: Record<string, unknown>,
+    patientId: string,
+    encounterId: string | undefined,
+  ): Promise<{ match: string | undefined; body: Record<string, unknown> }> {
+    const scope = `subject=Patient/${patientId}&${conditionCategory('encounter-diagnosis')}`;
+    const find = (criteria: string) => conceptMatch(this.fhir, 'Condition', criteria, condition);
+    const unvisited = `${scope}&encounter:missing=true`;
+    if (encounterId) {
+      const match =
+        (await find(`${scope}&encounter=Encounter/${encounterId}`)) ??
+        (await find(unvisited).catch(ambiguous));
+      return { match, body: condition };
+    }
+    const match = (await find(unvisited)) ?? (await find(scope).catch(ambiguous));
+    if (!match) return { match, body: condition };
+    const { encounter } = (await this.fhir.read(HL7_USER, 'Condition', match)).resource;
+    return { match, body: encounter ? { ...condition, encounter } : condition };
   }
 
   /**
