@@ -15,7 +15,6 @@ import { JwtStrategy } from './jwt.strategy.js';
 import { OidcVerifier } from './oidc-verifier.js';
 import { PermissionGuard } from './permission.guard.js';
 import { RequestIdentity } from './request-identity.js';
-import { SessionStatus } from './session-status.js';
 import { SigningKeys } from './signing-keys.js';
 import { TokenIntrospection } from './token-introspection.js';
 import { TokenLiveness } from './token-liveness.js';
@@ -29,7 +28,6 @@ import { UsersModule } from './users.module.js';
   providers: [
     AccountStatus,
     ClientStatus,
-    SessionStatus,
     TokenLiveness,
     TokenIntrospection,
     AuthService,

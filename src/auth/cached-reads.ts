@@ -28,4 +28,9 @@ export class CachedReads<T> {
     this.entries.set(id, { at: now, value });
     return value;
   }
+
+  /** Drops what is kept of `id`, so that the next get reads it again (a change made here). */
+  forget(id: string): void {
+    this.entries.delete(id);
+  }
 }

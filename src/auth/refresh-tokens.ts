@@ -4,6 +4,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import type { RefreshTokenEntity } from './refresh-token.entity.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
+import { SessionStatus } from './session-status.js';
 import type { LoginFacts } from './token.service.js';
 import type { UserEntity } from './user.entity.js';
 
@@ -49,6 +50,7 @@ export class RefreshTokens {
   constructor(
     private readonly repository: RefreshTokenRepository,
     private readonly config: AppConfig,
+    private readonly sessions: SessionStatus,
   ) {}
 
   /**
@@ -81,50 +83,50 @@ export class RefreshTokens {
     clientId?: string,
     refuses?: (grant: AppGrant | undefined) => AppError | undefined,
   ): Promise<Rotated> {
-    const result = await this.repository.transactionOnToken<Rotated | { error: AppError }>(
-      hashOf(presented),
-      async (current, manager) => {
-        const now = new Date();
-        if (!current) {
-          return { error: new RefusedRefreshToken(undefined) };
-        }
-        const refused = new RefusedRefreshToken(current.userId);
-        if (current.revokedAt) {
-          await this.repository.revokeFamily(current.familyId, now, manager);
-          return { error: refused };
-        }
-        if (current.expiresAt <= now || current.absoluteExpiresAt <= now) {
-          return { error: refused };
-        }
-        if (clientId !== undefined && current.appId !== clientId) {
-          return { error: refused };
-        }
-        const login = { amr: current.amr, authTime: current.authTime };
-        const grant = grantOf(current);
-        const refusal = refuses?.(grant);
-        if (refusal) return { error: refusal };
-        const { token, entity } = this.next(
-          { id: current.userId, sessionEpoch: current.sessionEpoch },
-          current.familyId,
-          login,
-          grant,
-          now,
-          current.absoluteExpiresAt,
-        );
-        await this.repository.markUsed(current.id, now, manager);
-        await this.repository.insert(entity, manager);
-        return {
-          token,
-          familyId: current.familyId,
-          userId: current.userId,
-          sessionEpoch: current.sessionEpoch,
-          login,
-          ...(grant ? { grant } : {}),
-        };
-      },
-    );
+    const result = await this.repository.transactionOnToken<
+      Rotated | { error: AppError; revoked?: string }
+    >(hashOf(presented), async (current, manager) => {
+      const now = new Date();
+      if (!current) {
+        return { error: new RefusedRefreshToken(undefined) };
+      }
+      const refused = new RefusedRefreshToken(current.userId);
+      if (current.revokedAt) {
+        await this.repository.revokeFamily(current.familyId, now, manager);
+        return { error: refused, revoked: current.familyId };
+      }
+      if (current.expiresAt <= now || current.absoluteExpiresAt <= now) {
+        return { error: refused };
+      }
+      if (clientId !== undefined && current.appId !== clientId) {
+        return { error: refused };
+      }
+      const login = { amr: current.amr, authTime: current.authTime };
+      const grant = grantOf(current);
+      const refusal = refuses?.(grant);
+      if (refusal) return { error: refusal };
+      const { token, entity } = this.next(
+        { id: current.userId, sessionEpoch: current.sessionEpoch },
+        current.familyId,
+        login,
+        grant,
+        now,
+        current.absoluteExpiresAt,
+      );
+      await this.repository.markUsed(current.id, now, manager);
+      await this.repository.insert(entity, manager);
+      return {
+        token,
+        familyId: current.familyId,
+        userId: current.userId,
+        sessionEpoch: current.sessionEpoch,
+        login,
+        ...(grant ? { grant } : {}),
+      };
+    });
     // The family revocation above must commit, so the error is thrown after the transaction.
     if ('error' in result) {
+      if (result.revoked) this.sessions.ended(result.revoked);
       throw result.error;
     }
     return result;
@@ -132,16 +134,22 @@ export class RefreshTokens {
 
   /** Ends the token's family; the account it belonged to, when it is one of ours. */
   async revokeFamilyOf(presented: string): Promise<string | undefined> {
-    return this.repository.transactionOnToken(hashOf(presented), async (current, manager) => {
-      if (!current) return undefined;
-      await this.repository.revokeFamily(current.familyId, new Date(), manager);
-      return current.userId;
-    });
+    const revoked = await this.repository.transactionOnToken(
+      hashOf(presented),
+      async (current, manager) => {
+        if (!current) return undefined;
+        await this.repository.revokeFamily(current.familyId, new Date(), manager);
+        return current;
+      },
+    );
+    if (revoked) this.sessions.ended(revoked.familyId);
+    return revoked?.userId;
   }
 
   /** Ends a family by its id: the tokens issued for an authorization code presented twice. */
-  revokeFamily(familyId: string): Promise<void> {
-    return this.repository.revokeFamily(familyId, new Date());
+  async revokeFamily(familyId: string): Promise<void> {
+    await this.repository.revokeFamily(familyId, new Date());
+    this.sessions.ended(familyId);
   }
 
   revokeAllOf(userId: string): Promise<void> {

@@ -29,4 +29,13 @@ export class SessionStatus {
     if (user.sessionId === undefined) return true;
     return isUuid(user.sessionId) && (await this.states.get(user.sessionId));
   }
+
+  /**
+   * A session this instance ended (a logout, a replay caught): its tokens are refused here at
+   * once, where the cached answer would have let them read on for up to ACCOUNT_STATE_TTL_MS.
+   * Other instances learn it when their answer expires.
+   */
+  ended(familyId: string): void {
+    this.states.forget(familyId);
+  }
 }

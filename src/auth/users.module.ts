@@ -7,6 +7,7 @@ import { BackendClientsService } from './backend-clients/backend-clients.service
 import { PasswordHasher } from './password.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
 import { RefreshTokens } from './refresh-tokens.js';
+import { SessionStatus } from './session-status.js';
 import { UserRepository } from './user.repository.js';
 import { UsersService } from './users.service.js';
 
@@ -22,6 +23,7 @@ import { UsersService } from './users.service.js';
     UserRepository,
     RefreshTokenRepository,
     RefreshTokens,
+    SessionStatus,
     BackendClientsService,
     BackendClientRepository,
     SmartAppsService,
@@ -33,6 +35,7 @@ import { UsersService } from './users.service.js';
     UserRepository,
     RefreshTokenRepository,
     RefreshTokens,
+    SessionStatus,
     BackendClientsService,
     BackendClientRepository,
     SmartAppsService,
