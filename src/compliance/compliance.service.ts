@@ -138,7 +138,7 @@ export class ComplianceService {
         safeguard: '164.312(e)(1)',
         title: 'Transmission security (TLS 1.2 minimum)',
         control:
-          'src/common/http/http-adapter.ts, src/hl7/mllp/ (minVersion TLSv1.2), DATABASE_URL sslmode',
+          'src/common/http/https-options.ts, src/hl7/mllp/ (minVersion TLSv1.2), DATABASE_URL sslmode',
         ...this.transmission(await this.repository.databaseTransport()),
       },
       {

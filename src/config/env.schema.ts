@@ -615,7 +615,7 @@ export class EnvironmentVariables {
   })
   HL7_OUTBOUND?: string;
 
-  /** CAs trusted for tls:// destinations (else the system's); a client certificate and key for mutual TLS. */
+  /** CAs trusted for tls:// destinations (else Node's bundled ones); a client certificate and key for mutual TLS. */
   @IsOptional()
   @IsString()
   @MinLength(1, { message: 'HL7_OUTBOUND_TLS_CA_FILE must not be empty' })

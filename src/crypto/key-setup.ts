@@ -19,7 +19,7 @@ const USAGE: Record<string, string> = {
     '  --create-kek  create the KEK in the HSM first\n' +
     '  -h, --help    display help for command\n',
   'keys:wrap':
-    'Usage: cli keys:wrap [--from <file>]\n\n' +
+    'Usage: cli keys:wrap [--from <file>] [--create-kek]\n\n' +
     'With KEY_CUSTODY: wrap the keys of PHI_MASTER_KEY (or of a plaintext key file) into a new\n' +
     'PHI_KEY_FILE.\n\n' +
     'Options:\n' +
@@ -32,7 +32,8 @@ const USAGE: Record<string, string> = {
 export const KEY_SETUP_HELP =
   '\nKey set-up (before there is a key ring; see `<command> --help`):\n' +
   '  keys:init [--create-kek]            A new PHI_KEY_FILE: a new PHI key wrapped by the KEK\n' +
-  '  keys:wrap [--from <file>]           Wrap PHI_MASTER_KEY (or a plaintext key file) into\n' +
+  '  keys:wrap [--from <file>] [--create-kek]\n' +
+  '                                      Wrap PHI_MASTER_KEY (or a plaintext key file) into\n' +
   '                                      PHI_KEY_FILE\n';
 
 export async function runKeySetup(command: string, args: string[]): Promise<void> {

@@ -50,7 +50,7 @@ class RateLimitStorageModule {}
  *
  * main.ts loads this module with a dynamic import: @nestjs/throttler is a CommonJS package that
  * require()s NestJS's ES modules, which Node 20 does but Jest's module loader cannot. The limits
- * are therefore tested against the built service (test/e2e/rate-limit.e2e-spec.ts).
+ * are therefore tested against the built service (test/e2e/rate-limit-tls.e2e-spec.ts).
  */
 @Module({})
 export class RateLimitModule {

@@ -19,6 +19,8 @@ describe('the CLI on usage mistakes', () => {
     const result = await runNode(BUILT.cli, [command, '--help'], childEnv({}));
     expect(result).toMatchObject({ code: 0, stderr: '' });
     expect(result.stdout).toMatch(new RegExp(`^Usage: cli ${command} `));
+    // The first line names every option the command takes (keys:wrap's left --create-kek out).
+    expect(result.stdout.split('\n', 1)[0]).toContain('[--create-kek]');
   });
 
   it('refuses an unknown option of keys:wrap in one line', async () => {
