@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { isRestrictedIn, ResourceAccess, type OpenedFor } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
-import type { FhirInteraction } from '../auth/permissions.js';
+import { mayUseFhir, type FhirInteraction } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { conditionalReferences } from './conditional-references.js';
@@ -319,6 +319,9 @@ export class FhirService {
    * deletion until commit. A plain DELETE takes no criteria lock: committed between the search
    * and the lock, it leaves a deletion, which is no match (it answered 410), so the search is
    * run again under the same criteria lock and finds none (the caller creates) or a live one.
+   * The caller needs the rights to search and read the type: the match is answered with its
+   * content, so a token that may only create (`user/Observation.c`) read by criteria such as
+   * `_id=…` any record of the type until 2026-12-07.
    */
   async liveMatch(
     user: AuthenticatedUser,
@@ -326,6 +329,11 @@ export class FhirService {
     criteria: string,
     what?: string,
   ): Promise<string | undefined> {
+    if (!mayUseFhir(user, type, 'search') || !mayUseFhir(user, type, 'read')) {
+      throw AppError.forbidden(
+        `A conditional create searches ${type} and answers with its match: it needs the rights to search and read ${type}`,
+      );
+    }
     for (let attempt = 1; ; attempt++) {
       const match = await this.uniqueMatch(user, type, criteria, what);
       if (match === undefined) return undefined;

@@ -112,6 +112,35 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await billing('GET', `${fhir}/Patient/${ids.patientA}`)).status).toBe(200);
     });
 
+    it('let a create-only token read nothing through what a conditional create matches', async () => {
+      // A conditional create searches, and answers a match with the stored resource: with
+      // `_id=` as its criteria, a token that may only create read any record by its id.
+      const creator = await scoped(doctorToken, 'user/Observation.c');
+      expect((await creator('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(403);
+      const body = observation(ids.patientA);
+      const direct = await creator('POST', `${fhir}/Observation`, {
+        body,
+        headers: { 'if-none-exist': `_id=${ids.obsA}` },
+      });
+      expect([direct.status, direct.body.issue?.[0]?.code]).toEqual([403, 'forbidden']);
+      const bundled = await creator('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: body,
+              request: { method: 'POST', url: 'Observation', ifNoneExist: `_id=${ids.obsA}` },
+            },
+          ],
+        },
+      });
+      expect([bundled.status, bundled.body.issue?.[0]?.code]).toEqual([403, 'forbidden']);
+      expect(JSON.stringify([direct.body, bundled.body])).not.toContain(ids.patientA);
+      // Creating stays its right.
+      expect((await creator('POST', `${fhir}/Observation`, { body })).status).toBe(201);
+    });
+
     it('bound what a search reaches through _has, chains, _include and _revinclude too', async () => {
       // Billing may read Patients, not Observations: no search may show or test one.
       const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
