@@ -1,4 +1,5 @@
 import { SignJWT } from 'jose';
+import { DataSource } from 'typeorm';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
@@ -679,6 +680,32 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         '2',
         body.reason,
       ]);
+    });
+
+    it("opens through the user's own grant only, and no longer once the grant has expired", async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const holder = authorizedHttp((await loginWithMfa(testApp, user, secret)).access_token);
+      const granted = await holder('POST', `${testApp.url}/auth/break-glass`, {
+        body: { patient: restrictedPatient, reason: 'Admitted unconscious, medication history' },
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(granted.status).toBe(201);
+      const record = `${fhir}/Observation/${restrictedObs}`;
+      expect((await holder('GET', record)).status).toBe(200);
+      // A colleague who broke no glass stays outside while the grant runs.
+      const colleague = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      expect((await colleague('GET', record)).status).toBe(403);
+      // The grant's time is over (as the clock would make it after BREAK_GLASS_MINUTES).
+      await testApp.app
+        .get(DataSource)
+        .query(
+          `UPDATE break_glass_grant SET expires_at = now() - interval '1 second' WHERE id = $1`,
+          [granted.body.id],
+        );
+      const expired = await holder('GET', record);
+      expect(expired.status).toBe(403);
+      expect(expired.body.issue[0].diagnostics).toMatch(/break-glass/);
     });
   });
 });
