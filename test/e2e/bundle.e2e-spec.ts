@@ -1205,6 +1205,35 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     ]);
   });
 
+  it('checks a delete entry as a delete: a role that may update but not delete is refused', async () => {
+    // Nurses record observations (create, update) and delete none, as the direct route says.
+    const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+    const patient = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    const created = await http('POST', `${fhir}/Observation`, {
+      body: observation(`Patient/${String(patient.body.id)}`, 1),
+    });
+    expect(created.status).toBe(201);
+    const url = `Observation/${String(created.body.id)}`;
+    expect((await nurse('DELETE', `${fhir}/${url}`)).status).toBe(403);
+    const batch = await nurse('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ request: { method: 'DELETE', url } }],
+      },
+    });
+    expect(batch.body.entry.map((e: ResponseEntry) => e.response.status)).toEqual(['403']);
+    const transaction = await nurse('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ request: { method: 'DELETE', url } }],
+      },
+    });
+    expect(transaction.status).toBe(403);
+    expect((await http('GET', `${fhir}/${url}`)).status).toBe(200);
+  });
+
   it('resolves the same conditional creates from concurrent transactions in any entry order without deadlocking', async () => {
     const mrns = Array.from({ length: 5 }, (_, i) => `LOCK-${randomUUID()}-${i}`);
     const bundle = (k: number) => {
