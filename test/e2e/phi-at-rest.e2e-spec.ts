@@ -363,6 +363,29 @@ describe('PHI at rest', () => {
     expect((await http('GET', `${fhir}/Patient/${a}/_history/1`)).status).toBe(200);
   });
 
+  it("fails to decrypt an earlier version's ciphertext put back in the current row (a rollback)", async () => {
+    // The same row and column, another version: someone with write access to the table
+    // restores a saved copy of the row's content to undo a correction (an allergy added).
+    const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
+    const id = created.body.id as string;
+    const [saved]: { content: string }[] = await dataSource.query(
+      `SELECT content FROM resource WHERE resource_type = 'Patient' AND id = $1`,
+      [id],
+    );
+    const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: { ...created.body, active: false },
+    });
+    expect(updated.status).toBe(200);
+    await dataSource.query(
+      `UPDATE resource SET content = $2 WHERE resource_type = 'Patient' AND id = $1`,
+      [id, saved!.content],
+    );
+    await expect(
+      dataSource.manager.findOneBy(ResourceEntity, { resourceType: 'Patient', id }),
+    ).rejects.toThrow(PhiDecryptionError);
+    expect((await http('GET', `${fhir}/Patient/${id}`)).status).toBe(500);
+  });
+
   it('fails to decrypt a ciphertext with one flipped byte', async () => {
     const id = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
     await dataSource.query(
