@@ -37,6 +37,45 @@ describe('audit hash chain', () => {
     for (const variant of variants) expect(entryHash(variant)).not.toBe(base.hash);
   });
 
+  it('changes the hash when any one of the fields an entry says changes', () => {
+    // Every field of AuditEntry, each with another value: a field left out of the canonical
+    // form could be edited in the table (who, break-glass, the outcome) without the chain
+    // noticing. A Record over the interface's keys makes a new field name itself here.
+    const [entry] = chain({ seq: 0, hash: GENESIS_HASH }, entries(1));
+    const base = entry!;
+    const changed: Record<keyof AuditEntry, unknown> = {
+      id: '00000000-0000-4000-8000-000000000000',
+      recordedAt: new Date(base.recordedAt.getTime() + 1000),
+      source: 'http',
+      requestId: '11111111-1111-4111-8111-111111111111',
+      actorUserId: 'user-2',
+      actorName: 'someone-else',
+      actorRoles: ['doctor'],
+      actorScope: 'patient/*.rs patient=p1',
+      breakGlass: true,
+      sourceIp: '203.0.113.9',
+      userAgent: 'curl/8',
+      action: 'read',
+      subtype: 'read',
+      method: 'GET',
+      route: '/fhir/:type/:id',
+      resourceType: 'Patient',
+      resourceId: 'p1',
+      resourceVersion: '2',
+      patientIds: ['p1'],
+      entities: ['Patient/p1'],
+      queryParams: ['name'],
+      outcome: 'failure',
+      statusCode: 403,
+      detail: 'forbidden',
+    };
+    for (const [field, value] of Object.entries(changed)) {
+      expect(base[field as keyof AuditEntry]).not.toEqual(value);
+      const variant = { ...base, [field]: value };
+      expect({ field, same: entryHash(variant) === base.hash }).toEqual({ field, same: false });
+    }
+  });
+
   it('does not depend on key order: the canonical form is a fixed array', () => {
     const [entry] = chain({ seq: 0, hash: GENESIS_HASH }, entries(1));
     const reordered = Object.fromEntries(Object.entries(entry!).reverse()) as typeof entry;

@@ -192,6 +192,14 @@ describe('audit chain: append-only, tamper evidence, verification, export and ar
     ).toMatch(/^The chain ends at row 10, but a signed checkpoint covers row 15/);
   });
 
+  it('detects a head row whose hash is not the last row’s, the row count left as it was', async () => {
+    // The next row appended links to the head's hash: a head edited this way would hide
+    // which row the chain really ended at.
+    expect(await tampered([`UPDATE audit_chain_head SET hash = repeat('f', 64)`])).toMatch(
+      /^The chain head says row (\d+), but the last row is \1: .*the head was altered$/,
+    );
+  });
+
   it('fails when the chain id was changed, which would set aside the checkpoint file', async () => {
     const { rows } = await client.query('SELECT chain_id FROM audit_chain_head');
     const real = rows[0].chain_id as string;
