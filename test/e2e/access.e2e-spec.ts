@@ -585,6 +585,20 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(ids_).not.toContain(record);
     });
 
+    it('stay closed when about no patient: no grant names one, so nothing opens them', async () => {
+      // A grant opens one patient's records; a restricted record of no patient (a Practitioner
+      // of a protected clinic) has no patient to break the glass for.
+      const practitioner = await create(doctor, {
+        resourceType: 'Practitioner',
+        name: [{ family: 'Confidential' }],
+        meta: { security: [RESTRICTED] },
+      });
+      const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      const res = await other('GET', `${fhir}/Practitioner/${practitioner}`);
+      expect(res.status).toBe(403);
+      expect(res.body.issue[0].diagnostics).toMatch(/break-glass/);
+    });
+
     it('close the versions written before a record was restricted', async () => {
       const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
       const later = await create(
