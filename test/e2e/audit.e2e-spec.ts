@@ -810,6 +810,25 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(undone).toHaveLength(0);
   });
 
+  it('fails closed on refusals and errors too: unaudited, a 403 or a 404 is a 503', async () => {
+    // A request that fails (refused by a guard, nothing there) gets its row from the exception
+    // filter: when that row cannot be written, the attempt must not be answered as if it had.
+    const repository = testApp.app.get(AuditRepository);
+    const nurse = authorizedHttp(await tokenFor(testApp, 'nurse'));
+    const spy = jest.spyOn(repository, 'append').mockRejectedValue(new Error('audit disk full'));
+    try {
+      for (const [as, path] of [
+        [nurse, `${fhir}/AuditEvent`],
+        [doctor, `${fhir}/Patient/missing-${randomUUID()}`],
+      ] as const) {
+        const res = await as('GET', path);
+        expect({ path, status: res.status }).toEqual({ path, status: 503 });
+      }
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
   it("fails closed when a trigger in the database drops a user's audit rows", async () => {
     // audit_append only queues the rows (a deferred trigger links them): a BEFORE INSERT trigger
     // a DBA added on audit_pending dropped one user's rows, and their requests still succeeded.
