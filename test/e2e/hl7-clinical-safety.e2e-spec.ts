@@ -175,4 +175,56 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
       2,
     );
   });
+
+  it("shows the prior patient's chart on the survivor of a merge (A40), each allergy once", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const header = (control: string, type: string, hour: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||${type}|${control}-${tag}|P|2.5.1`;
+    const a28 = (control: string, who: string, hour: string, ...rest: string[]) =>
+      [
+        header(control, 'ADT^A28^ADT_A05', hour),
+        `EVN|A28|20261207${hour}0000+0000`,
+        `PID|1||${mrn(who)}||Dup^Pat||19700101|F`,
+        ...rest,
+      ].join('\r');
+    const penicillin = 'AL1|1|DA|7980^Penicillin^RXNORM|SV|ANAPHYLAXIS';
+    expect(
+      await codes(
+        // The duplicate registration holds the allergy list and a result; the survivor holds
+        // penicillin as well.
+        a28('P1', 'PRIOR', '08', penicillin, 'AL1|2|DA|2670^Codeine^RXNORM|MO|NAUSEA'),
+        [
+          `MSH|^~\\&|LAB|LABF|CV|CV|20261207090000+0000||ORU^R01^ORU_R01|P2-${tag}|P|2.5.1`,
+          `PID|1||${mrn('PRIOR')}||Dup^Pat||19700101|F`,
+          `OBR|1||F-${tag}^LAB|2823-3^Potassium^LN|||20261207085000+0000||||||||||||||||||F`,
+          'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F',
+        ].join('\r'),
+        a28('S1', 'SURV', '10', penicillin),
+        [
+          header('M1', 'ADT^A40^ADT_A39', '11'),
+          'EVN|A40|20261207110000+0000',
+          `PID|1||${mrn('SURV')}||Dup^Pat||19700101|F`,
+          `MRG|${mrn('PRIOR')}`,
+        ].join('\r'),
+        // The feed's next list for the survivor: penicillin is found once, and updated.
+        [
+          header('S2', 'ADT^A08^ADT_A01', '12'),
+          'EVN|A08|20261207120000+0000',
+          `PID|1||${mrn('SURV')}||Dup^Pat||19700101|F`,
+          'AL1|1|DA|7980^Penicillin^RXNORM|SV|HIVES',
+        ].join('\r'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA', 'AA']);
+    const [survivor] = await patientsHolding(HOSP, `SURV-${tag}`);
+    const id = String(survivor!['id']);
+    const allergies = await feed.search(`AllergyIntolerance?patient=Patient/${id}`);
+    expect(allergies.map((one) => one['code'].coding[0].display).sort()).toEqual([
+      'Codeine',
+      'Penicillin',
+    ]);
+    const result = await feed.one(`Observation?subject=Patient/${id}`);
+    expect(result['valueQuantity'].value).toBe(4.1);
+    expect(await feed.one(`DiagnosticReport?subject=Patient/${id}`)).toBeDefined();
+  });
 });

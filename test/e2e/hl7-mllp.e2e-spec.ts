@@ -659,8 +659,19 @@ describe('HL7 v2 over MLLP', () => {
     expect(observation).toMatchObject({
       subject: { reference: `Patient/${String(bob.id)}` },
       valueQuantity: { value: 6.1 },
-      meta: { versionId: '2' }, // Bob's 9.9 never written over Ann's 5.4
     });
+    // Ann's 5.4, moved to Bob by the merge, then corrected: Bob's 9.9 never written over it.
+    const history = await http('GET', `${testApp.url}/fhir/Observation/${observation.id}/_history`);
+    expect(
+      history.body.entry.map((entry: any) => [
+        entry.resource.valueQuantity.value,
+        entry.resource.subject.reference === `Patient/${String(bob.id)}`,
+      ]),
+    ).toEqual([
+      [6.1, true],
+      [5.4, true],
+      [5.4, false],
+    ]);
   });
 
   it('files a final report anew, with its results once, when its preliminary one was deleted', async () => {

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isRestricted } from '../../access/resource-access.js';
+import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
@@ -8,7 +9,8 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { eventInstant } from './event-order.js';
 import { MessagePatients, patientNamed, senderSystem } from './message-patients.js';
-import { without, type Touched } from './processing.js';
+import { conceptMatch, without, type Touched } from './processing.js';
+import { moveRecords, recordsReferring } from './record-moves.js';
 
 /**
  * The PID and MRG pairs of a merge or an identifier change, with the PD1 between them (ADT_A39
@@ -71,6 +73,7 @@ export class PatientMerges {
    * patient makes the survivor restricted: it now answers to the prior identifiers and links to
    * the prior record, so leaving it open would show whom the restriction protects to anyone.
    * A merge never lifts a restriction, and its PD1-12 `Y` restricts the survivor as any PD1's.
+   * What was recorded of the prior patient becomes the survivor's (see moveChart).
    */
   async merge(message: V2Message): Promise<Touched> {
     const sender = senderSystem(message);
@@ -107,6 +110,7 @@ export class PatientMerges {
         links.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
         touched.entities.push(`Patient/${priorId}`);
         touched.patientIds.push(priorId);
+        await this.moveChart(priorId, survivorId, touched);
       }
       await this.fhir.update(HL7_USER, 'Patient', survivorId, {
         ...applyPatient(
@@ -120,6 +124,54 @@ export class PatientMerges {
       });
     }
     return touched;
+  }
+
+  /**
+   * The prior patient's records (visits, results, orders, allergies, diagnoses, related persons:
+   * whatever refers to the prior Patient) rewritten to refer to the survivor, as FHIR's Patient
+   * $merge and HAPI's do. Until 2026-12-07 they stayed on the inactive prior record, so the
+   * survivor's chart, the one a clinician opens, showed none of them: no penicillin allergy.
+   * Patients stay as they are (the links between the two are the merge's own). An allergy, or a
+   * diagnosis of no visit, that the survivor already holds by the same code (or the same text
+   * alone) stays on the prior record: moved, the feed's next list would find two of it, which
+   * no message could then update (AE).
+   */
+  private async moveChart(priorId: string, survivorId: string, touched: Touched): Promise<void> {
+    const records = await recordsReferring(this.fhir, 'Patient', priorId, 'The prior patient');
+    const chart = records.filter((record) => record.type !== 'Patient');
+    const moves = { from: `Patient/${priorId}`, to: `Patient/${survivorId}` };
+    await moveRecords(this.fhir, chart, moves, touched, (type, record) =>
+      this.heldBySurvivor(type, record, survivorId),
+    );
+  }
+
+  private async heldBySurvivor(
+    type: string,
+    record: Record<string, unknown>,
+    survivorId: string,
+  ): Promise<boolean> {
+    let scope: string;
+    if (type === 'AllergyIntolerance') {
+      scope = `patient=Patient/${survivorId}`;
+    } else if (type === 'Condition' && record['encounter'] === undefined) {
+      const category = (
+        record['category'] as { coding?: { system?: string; code?: string }[] }[]
+      )?.[0]?.coding?.[0];
+      scope =
+        `subject=Patient/${survivorId}&encounter:missing=true` +
+        (category?.code
+          ? `&category=${encodeURIComponent(`${category.system ?? ''}|${category.code}`)}`
+          : '');
+    } else {
+      return false;
+    }
+    try {
+      return (await conceptMatch(this.fhir, type, scope, record)) !== undefined;
+    } catch (error) {
+      // Two such records there already (412): the survivor holds it.
+      if (error instanceof AppError && error.status === 412) return true;
+      throw error;
+    }
   }
 
   /**

@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
-import { resolveReferences } from '../../fhir/bundle/bundle-entry.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
+import { moveRecords, recordsReferring } from './record-moves.js';
 import {
   byIdentifier,
   withFollowing,
@@ -14,12 +14,6 @@ import {
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
-
-/**
- * How many records of one visit a move rewrites at most, in one transaction (a long stay's
- * results and orders are thousands; more is a task for an operator, not a feed).
- */
-const MAX_MOVED = 10_000;
 
 /** ADT^A45 (a visit moved to another patient), for Hl7Processor, in its transaction. */
 @Injectable()
@@ -72,33 +66,9 @@ export class VisitMoves {
       }
       if (!from || from === to) continue;
       if (from.startsWith('Patient/')) touched.patientIds.push(from.slice('Patient/'.length));
-      await this.moveRecords(encounterId, from, to, touched);
+      const records = await recordsReferring(this.fhir, 'Encounter', encounterId, 'The visit');
+      await moveRecords(this.fhir, records, { from, to }, touched);
     }
     return touched;
-  }
-
-  /** The visit's records, each rewritten from one patient to the other. */
-  private async moveRecords(
-    encounterId: string,
-    from: string,
-    to: string,
-    touched: Touched,
-  ): Promise<void> {
-    const records = await this.fhir.referrersOf('Encounter', encounterId, MAX_MOVED + 1);
-    if (records.length > MAX_MOVED) {
-      throw new Hl7ProcessingError(
-        '207',
-        `The visit has more than ${MAX_MOVED} records: too many to move in one message`,
-      );
-    }
-    // Every reference to the old patient, wherever it is, as a Bundle's references are resolved.
-    const moved = new Map([[from, to]]);
-    for (const { type, id } of records) {
-      const current = without((await this.fhir.read(HL7_USER, type, id)).resource, 'meta');
-      const next = resolveReferences(current, moved, `${type}/${id}`) as Record<string, unknown>;
-      if (isDeepStrictEqual(next, current)) continue;
-      await this.fhir.update(HL7_USER, type, id, next);
-      touched.entities.push(`${type}/${id}`);
-    }
   }
 }
