@@ -227,4 +227,35 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     expect(result['valueQuantity'].value).toBe(4.1);
     expect(await feed.one(`DiagnosticReport?subject=Patient/${id}`)).toBeDefined();
   });
+
+  it("files a report the lab withdrew as the wrong patient's (W) under the right one", async () => {
+    const tag = randomUUID().slice(0, 8);
+    // The lab's correction of a wrong patient: each result withdrawn (OBX-11 W, which table 0123
+    // has no report status for), then the report sent again under the right patient.
+    const oru = (control: string, who: string, status: string, hour: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261207${hour}0000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${who}^Pat||19700101|F`,
+        `OBR|1||W-${tag}^LAB|2823-3^Potassium^LN|||20261207080000+0000||||||||||||||||||${status === 'W' ? 'C' : status}`,
+        `OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||${status}`,
+      ].join('\r');
+    expect(
+      await codes(
+        oru('W1', 'ALICE', 'F', '09'),
+        oru('W2', 'ALICE', 'W', '10'),
+        oru('W3', 'BOB', 'F', '11'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const [alice] = await patientsHolding(HOSP, `ALICE-${tag}`);
+    const [bob] = await patientsHolding(HOSP, `BOB-${tag}`);
+    const report = await feed.one(`DiagnosticReport?subject=Patient/${String(bob!['id'])}`);
+    expect(report['status']).toBe('final');
+    const result = await feed.one(`Observation?subject=Patient/${String(bob!['id'])}`);
+    expect([result['status'], result['valueQuantity'].value]).toEqual(['final', 6.9]);
+    // Alice's chart holds neither.
+    expect(await feed.search(`DiagnosticReport?subject=Patient/${String(alice!['id'])}`)).toEqual(
+      [],
+    );
+    expect(await feed.search(`Observation?subject=Patient/${String(alice!['id'])}`)).toEqual([]);
+  });
 });

@@ -351,16 +351,33 @@ export class ResultMessages {
    * A filler order number names one patient's report: another patient's result under it (a
    * mislabelled specimen, two labs' number series) is refused (ERR 205) rather than moving the
    * report and its results to that patient, as writing it over did. A report of a patient
-   * merged into this one (A40) is this patient's.
+   * merged into this one (A40) is this patient's. So is one its lab withdrew, every result
+   * entered in error (OBX-11 `W`, wrong patient): the lab's correction sends it again under the
+   * right patient, which was refused until 2026-12-07, leaving that patient's result unfiled.
    */
   private async assertPatientsReport(reportId: string, patientId: string): Promise<void> {
     const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
+    if (await this.withdrawn(report)) return;
     if (!(await isPatientsRecord(this.fhir, report, patientId))) {
       throw new Hl7ProcessingError(
         '205',
         "OBR-3 names another patient's report: correct the patient or the filler order number",
       );
     }
+  }
+
+  /** Whether a report, or every one of its results, is entered in error. */
+  private async withdrawn(report: Record<string, unknown>): Promise<boolean> {
+    if (report['status'] === 'entered-in-error') return true;
+    const results = (report['result'] as { reference?: string }[] | undefined) ?? [];
+    if (results.length === 0) return false;
+    for (const { reference } of results) {
+      const [type, id] = (reference ?? '').split('/');
+      if (type !== 'Observation' || !id) return false;
+      const result = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
+      if (result['status'] !== 'entered-in-error') return false;
+    }
+    return true;
   }
 
   /**
