@@ -468,6 +468,22 @@ describe('PID to Patient', () => {
     expect(conflictingRecordNumber(merged, cx('B-2^^^HOSP^MR~123456789^^^USSSA^SS'))).toBe(false);
   });
 
+  it('takes a number sent beside one the patient holds of that authority, whatever else it holds', () => {
+    const cx = (text: string) =>
+      segment(`PID|1||${text}`)
+        .repetitions(3)
+        .map((one) => identifierOf(one)!);
+    // Two numbers of one authority, joined by an earlier message that sent both.
+    const joined = cx('A-1^^^HOSP^MR~B-2^^^HOSP^MR~123456789^^^USSSA^SS');
+    // A third, sent beside one of them, is theirs as it would be beside a patient's only one.
+    expect(conflictingRecordNumber(joined, cx('A-1^^^HOSP^MR~C-3^^^HOSP^MR'))).toBe(false);
+    expect(conflictingRecordNumber(cx('A-1^^^HOSP^MR'), cx('A-1^^^HOSP^MR~C-3^^^HOSP^MR'))).toBe(
+      false,
+    );
+    // Sent beside none of them (matched on the SSN alone), it is another patient's.
+    expect(conflictingRecordNumber(joined, cx('C-3^^^HOSP^MR~123456789^^^USSSA^SS'))).toBe(true);
+  });
+
   it('names the survivor a merge made a prior patient replaced-by, and nothing else', () => {
     const link = (type: string, reference: string) => ({ type, other: { reference } });
     expect(

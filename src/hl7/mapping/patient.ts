@@ -373,9 +373,10 @@ export function applyPatient(
  * medical record number (type MR) of an authority than the one it holds here: one authority's
  * two numbers are two records there, and the message was matched on another identifier only
  * (an SSN two patients share, a placeholder, a typo). Taken, Bob's PID filed his results into
- * Alice's chart and wrote his name over hers. A message sending both numbers says they are one
- * patient; numbers a merge retired (`use: old`), and those a merge's MRG-1 names (`retiring`),
- * are not the patient's current ones.
+ * Alice's chart and wrote his name over hers. A message sending a new number beside one the
+ * patient holds of that authority says they are one patient's, however many it holds there;
+ * numbers a merge retired (`use: old`), and those a merge's MRG-1 names (`retiring`), are not
+ * the patient's current ones.
  */
 export function conflictingRecordNumber(
   stored: Identifier[],
@@ -386,14 +387,17 @@ export function conflictingRecordNumber(
     (known) =>
       known.use !== 'old' &&
       identifierType(known) === 'MR' &&
-      !sent.some((identifier) => sameIdentifier(identifier, known)) &&
       !retiring.some((prior) => sameIdentifier(prior, known)),
+  );
+  const vouching = current.filter((known) =>
+    sent.some((identifier) => sameIdentifier(identifier, known)),
   );
   return sent.some(
     (identifier) =>
       identifierType(identifier) === 'MR' &&
       !stored.some((known) => sameIdentifier(known, identifier)) &&
-      current.some((known) => sameAuthority(known, identifier)),
+      current.some((known) => sameAuthority(known, identifier)) &&
+      !vouching.some((known) => sameAuthority(known, identifier)),
   );
 }
 
