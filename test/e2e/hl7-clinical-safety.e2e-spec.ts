@@ -137,6 +137,32 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  it('keeps an allergy and a diagnosis whose text has no letter or digit once too', async () => {
+    const tag = randomUUID().slice(0, 8);
+    // A placeholder some feeds send for an allergen or a diagnosis not yet named: search's
+    // :text indexes letters and digits only, so it never finds such a text.
+    const a08 = (control: string, hour: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||Q-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Text^Quinn`,
+        'AL1|1|DA|^?|SV|ANAPHYLAXIS',
+        'AL1|2|DA|^--|MI|RASH',
+        'DG1|1|||?',
+      ].join('\r');
+    expect(await codes(a08('Q1', '08'), a08('Q2', '09'), a08('Q3', '10'))).toEqual([
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const [patient] = await patientsHolding(HOSP, `Q-${tag}`);
+    const id = String(patient!['id']);
+    const allergies = await feed.search(`AllergyIntolerance?patient=Patient/${id}`);
+    expect(allergies.map((one) => one['code'].text).sort()).toEqual(['--', '?']);
+    const diagnoses = await feed.search(`Condition?subject=Patient/${id}`);
+    expect(diagnoses.map((one) => one['code'].text)).toEqual(['?']);
+  });
+
   it("keeps each stay's diagnosis of one code as that stay's", async () => {
     const tag = randomUUID().slice(0, 8);
     const message = (type: string, control: string, day: string, pv1: string[]) =>

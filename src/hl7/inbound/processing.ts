@@ -1,6 +1,7 @@
 import { AppError } from '../../common/errors/app-error.js';
 import { isDeepStrictEqual } from 'node:util';
 import type { FhirService } from '../../fhir/fhir.service.js';
+import { normalizeString } from '../../fhir/search/normalize.js';
 import { HL7_USER } from '../hl7-user.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -129,7 +130,12 @@ export async function conceptMatch(
   if (byCode) return fhir.uniqueMatch(HL7_USER, type, `${scope}&${byCode}`);
   const text = textOnly(resource['code']);
   if (text === undefined) return undefined;
-  const criteria = `${scope}&code:text=${encodeURIComponent(escapeSearch(text))}`;
+  // A text of no letter or digit (`?`, `--`: a placeholder) has nothing :text indexes, so no
+  // search by it finds its record: the scope's records are compared, as few as a patient has.
+  const criteria =
+    normalizeString(text) === ''
+      ? scope
+      : `${scope}&code:text=${encodeURIComponent(escapeSearch(text))}`;
   await fhir.lockCriteria([{ type, criteria }]);
   for (const id of await fhir.matchingIds(HL7_USER, type, criteria, SAME_TEXT_CANDIDATES)) {
     const stored = (await fhir.read(HL7_USER, type, id)).resource;
