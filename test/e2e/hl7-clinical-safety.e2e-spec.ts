@@ -62,6 +62,35 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ).toHaveLength(1);
   });
 
+  it('takes a new MRN sent beside one the patient holds, and a PID of an SSN alone', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const ssn = `7${tag}`;
+    const hosp = (mrn: string) => `${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const a08 = (control: string, hour: string, ids: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||${ids}||Twin^Numbers||19700101|F`,
+      ].join('\r');
+    const sent = await codes(
+      // One patient with two numbers of the hospital, as its ADT said in one PID.
+      a08('N1', '08', `${hosp('A')}~${hosp('B')}~${ssn}^^^USSSA^SS`),
+      // A third number beside the first: the patient's, as beside a patient's only one.
+      a08('N2', '09', `${hosp('A')}~${hosp('C')}`),
+      // A feed that sends the SSN alone.
+      a08('N3', '10', `${ssn}^^^USSSA^SS`),
+    );
+    expect(sent).toEqual(['AA', 'AA', 'AA']);
+    const [patient] = await patientsHolding(HOSP, `C-${tag}`);
+    expect((await patientsHolding(HOSP, `B-${tag}`)).map((one) => one['id'])).toEqual([
+      patient!['id'],
+    ]);
+    // A fourth beside none of them, matched on the SSN alone, is still another patient's.
+    const [ack] = await feed.send(a08('N4', '11', `${hosp('D')}~${ssn}^^^USSSA^SS`));
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(await patientsHolding(HOSP, `D-${tag}`)).toHaveLength(0);
+  });
+
   it('still merges (A40) a survivor found by the number it shares with the prior patient', async () => {
     const tag = randomUUID().slice(0, 8);
     const ssn = `8${tag}`;
