@@ -245,6 +245,8 @@ describe('attacks a hospital reviewer tries first', () => {
       const second = await refresh(first.refresh_token);
       expect(second.status).toBe(200);
       expect(second.body.refresh_token).not.toBe(first.refresh_token);
+      // Read with just before: the session's state is cached live, as in a browser in use.
+      expect((await read(second.body.access_token as string)).status).toBe(200);
       // The thief replays the spent token: refused, and the session is over for everyone.
       expect((await refresh(first.refresh_token)).status).toBe(401);
       expect((await refresh(second.body.refresh_token)).status).toBe(401);
