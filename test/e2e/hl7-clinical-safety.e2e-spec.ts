@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { tokenFor } from '../support/auth.js';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { authorizedHttp } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
 
 /**
@@ -89,6 +91,38 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     const [ack] = await feed.send(a08('N4', '11', `${hosp('D')}~${ssn}^^^USSSA^SS`));
     expect(msaOf(ack!).code).toBe('AE');
     expect(await patientsHolding(HOSP, `D-${tag}`)).toHaveLength(0);
+  });
+
+  it('takes a new MRN of another authority for a patient holding one of no system', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const http = authorizedHttp(await tokenFor(feed.testApp, 'doctor'));
+    const mr = {
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
+    };
+    // Registered through FHIR with a chart number its app gave no system (R4 allows it).
+    const created = await http('POST', `${feed.testApp.url}/fhir/Patient`, {
+      body: {
+        resourceType: 'Patient',
+        identifier: [
+          { system: HOSP, value: `A-${tag}`, type: mr },
+          { value: `Z-${tag}`, type: mr },
+        ],
+        name: [{ family: 'Systemless' }],
+      },
+    });
+    expect(created.status).toBe(201);
+    // The lab's first result gives the patient its own number: no authority of the chart's.
+    const sent = await codes(
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261206100000+0000||ORU^R01^ORU_R01|S1-${tag}|P|2.5.1`,
+        `PID|1||A-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR~L-${tag}^^^LAB^MR||Systemless`,
+        `OBR|1||F-${tag}^LAB|2823-3^Potassium^LN|||20261206090000+0000||||||||||||||||||F`,
+        'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F',
+      ].join('\r'),
+    );
+    expect(sent).toEqual(['AA']);
+    const [patient] = await patientsHolding(HOSP, `A-${tag}`);
+    expect(patient!['id']).toBe(created.body.id);
   });
 
   it('still merges (A40) a survivor found by the number it shares with the prior patient', async () => {

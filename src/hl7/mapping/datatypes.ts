@@ -71,7 +71,17 @@ export function sameIdentifier(a: Identifier, b: Identifier): boolean {
 
 /** Identifiers of the same assigning authority, whichever of its systems each was given. */
 export function sameAuthority(a: Identifier, b: Identifier): boolean {
-  return a.system === b.system || aliasSystem(a) === b.system || aliasSystem(b) === a.system;
+  return a.system === b.system || aliasOf(a, b) || aliasOf(b, a);
+}
+
+/**
+ * Whether `one` was named by the namespace whose system `other` has. Without an alias, none:
+ * compared as undefined, it made an identifier of no system (as FHIR may store one) of every
+ * authority, and a patient holding such a medical record number refused every new one.
+ */
+function aliasOf(one: Identifier, other: Identifier): boolean {
+  const alias = aliasSystem(one);
+  return alias !== undefined && alias === other.system;
 }
 
 /** An identifier's table 0203 type code (`MR`), if it has one. */
