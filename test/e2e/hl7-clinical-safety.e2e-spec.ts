@@ -347,4 +347,34 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     );
     expect(await feed.search(`Observation?subject=Patient/${String(alice!['id'])}`)).toEqual([]);
   });
+
+  it('keeps an allergy an A60 sends as text alone once, and deletes it by that text', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a60 = (control: string, action: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207090000+0000||ADT^A60^ADT_A60|${control}-${tag}|P|2.5.1`,
+        `PID|1||I-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Iam^Pat`,
+        `IAM|1|DA|^PENICILLIN|SV||${action}`,
+        `IAM|2|DA|^PENICILLIN G|MI||${action === 'D' ? 'X' : action}`,
+      ].join('\r');
+    expect(await codes(a60('I1', 'A'), a60('I2', 'X'), a60('I3', 'U'))).toEqual(['AA', 'AA', 'AA']);
+    const [patient] = await patientsHolding(HOSP, `I-${tag}`);
+    const listed = () =>
+      feed.search(`AllergyIntolerance?patient=Patient/${String(patient!['id'])}`);
+    expect((await listed()).map((one) => one['code'].text).sort()).toEqual([
+      'PENICILLIN',
+      'PENICILLIN G',
+    ]);
+    expect(await codes(a60('I4', 'D'))).toEqual(['AA']);
+    const after = await listed();
+    const byText = (a: string[], b: string[]) => a[0]!.localeCompare(b[0]!);
+    expect(
+      after
+        .map((one) => [one['code'].text, one['verificationStatus']?.coding[0].code])
+        .sort(byText),
+    ).toEqual([
+      ['PENICILLIN', 'entered-in-error'],
+      ['PENICILLIN G', undefined],
+    ]);
+  });
 });

@@ -19,6 +19,7 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  conceptCriteria,
   conceptMatch,
   conditionCategory,
   keepListed,
@@ -169,10 +170,13 @@ export class PatientSegments {
     for (const [iam, following] of withFollowing(message, 'IAM', ['IAR', 'NTE'])) {
       const allergy = allergyFromIam(iam, following, patientId, sender);
       if (!allergy) continue;
+      // Known by its IAM-7, else by its allergen: its code, or its text alone (`^PENICILLIN`),
+      // which until 2026-12-07 left it no criteria, and every A60 repeating it filed it again.
       const byId = byIdentifier(allergy.identifier);
+      const scope = `patient=Patient/${patientId}`;
       const criteria = byId
-        ? `${byId}&patient=Patient/${patientId}`
-        : codeCriteria('patient', patientId, allergy.resource);
+        ? `${byId}&${scope}`
+        : await conceptCriteria(this.fhir, 'AllergyIntolerance', scope, allergy.resource);
       const id = await keepListed(
         this.fhir,
         'AllergyIntolerance',

@@ -144,6 +144,23 @@ export async function conceptMatch(
   return undefined;
 }
 
+/**
+ * The criteria that find a record as conceptMatch does, for the writes that take criteria
+ * (keepListed): its code's, or, for a concept sent as text alone, the one record that text
+ * names (`_id`), under the lock conceptMatch took. None when there is neither (a new record).
+ */
+export async function conceptCriteria(
+  fhir: FhirService,
+  type: string,
+  scope: string,
+  resource: Record<string, unknown>,
+): Promise<string | undefined> {
+  const byCode = codeParam(resource);
+  if (byCode) return `${scope}&${byCode}`;
+  const match = await conceptMatch(fhir, type, scope, resource);
+  return match && `${scope}&_id=${match}`;
+}
+
 /** A CodeableConcept's text when it has no coding. */
 function textOnly(concept: unknown): string | undefined {
   const { coding, text } = (concept ?? {}) as { coding?: unknown[]; text?: string };
