@@ -43,4 +43,13 @@ export class AccountStatus {
       (user.sessionEpoch ?? 0) === state.sessionEpoch
     );
   }
+
+  /**
+   * An account this instance changed (disabled, enabled, a new password, an MFA reset): read
+   * afresh by the next request here, where the cached state would have let its old tokens read
+   * on for up to ACCOUNT_STATE_TTL_MS. Other instances, and the CLI's changes, take that long.
+   */
+  changed(userId: string): void {
+    this.states.forget(userId);
+  }
 }

@@ -3,7 +3,6 @@ import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { AccessModule } from '../access/access.module.js';
 import { DatabaseModule } from '../database/database.module.js';
-import { AccountStatus } from './account-status.js';
 import { AdminUsersController } from './admin-users.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthorizationCodes } from './apps/authorization-codes.js';
@@ -26,7 +25,6 @@ import { UsersModule } from './users.module.js';
   imports: [AccessModule, DatabaseModule, PassportModule, UsersModule],
   controllers: [AuthController, AdminUsersController],
   providers: [
-    AccountStatus,
     ClientStatus,
     TokenLiveness,
     TokenIntrospection,

@@ -4,6 +4,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import type { RefreshTokenEntity } from './refresh-token.entity.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
+import { AccountStatus } from './account-status.js';
 import { SessionStatus } from './session-status.js';
 import type { LoginFacts } from './token.service.js';
 import type { UserEntity } from './user.entity.js';
@@ -51,6 +52,7 @@ export class RefreshTokens {
     private readonly repository: RefreshTokenRepository,
     private readonly config: AppConfig,
     private readonly sessions: SessionStatus,
+    private readonly accounts: AccountStatus,
   ) {}
 
   /**
@@ -152,8 +154,10 @@ export class RefreshTokens {
     this.sessions.ended(familyId);
   }
 
-  revokeAllOf(userId: string): Promise<void> {
-    return this.repository.revokeAllOfUser(userId, new Date());
+  /** Ends every session of an account, which has just moved to a new session epoch. */
+  async revokeAllOf(userId: string): Promise<void> {
+    await this.repository.revokeAllOfUser(userId, new Date());
+    this.accounts.changed(userId);
   }
 
   /** Ends every family issued to a SMART app (its grants), whoever signed in to it. */

@@ -6,6 +6,7 @@ import { BackendClientRepository } from './backend-clients/backend-client.reposi
 import { BackendClientsService } from './backend-clients/backend-clients.service.js';
 import { PasswordHasher } from './password.js';
 import { RefreshTokenRepository } from './refresh-token.repository.js';
+import { AccountStatus } from './account-status.js';
 import { RefreshTokens } from './refresh-tokens.js';
 import { SessionStatus } from './session-status.js';
 import { UserRepository } from './user.repository.js';
@@ -24,6 +25,7 @@ import { UsersService } from './users.service.js';
     RefreshTokenRepository,
     RefreshTokens,
     SessionStatus,
+    AccountStatus,
     BackendClientsService,
     BackendClientRepository,
     SmartAppsService,
@@ -36,6 +38,7 @@ import { UsersService } from './users.service.js';
     RefreshTokenRepository,
     RefreshTokens,
     SessionStatus,
+    AccountStatus,
     BackendClientsService,
     BackendClientRepository,
     SmartAppsService,

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../common/errors/app-error.js';
+import { AccountStatus } from './account-status.js';
 import type { AuthenticatedUser } from './authenticated-user.js';
 import { assertNewPassword, PasswordHasher } from './password.js';
 import { RefreshTokens } from './refresh-tokens.js';
@@ -28,6 +29,7 @@ export class UsersService {
     private readonly users: UserRepository,
     private readonly refreshTokens: RefreshTokens,
     private readonly passwords: PasswordHasher,
+    private readonly accounts: AccountStatus,
   ) {}
 
   async create(username: string, roles: string[], password: string): Promise<UserSummary> {
@@ -91,6 +93,8 @@ export class UsersService {
   async enable(username: string): Promise<UserSummary> {
     const user = await this.require(username);
     await this.users.update(user.id, { active: true });
+    // Its first sign-in here is not refused for the disable this instance still remembers.
+    this.accounts.changed(user.id);
     return summary({ ...user, active: true });
   }
 

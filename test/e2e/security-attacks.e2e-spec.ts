@@ -11,6 +11,7 @@ import {
   PUBLIC_KEY,
 } from '../../src/auth/permission.decorators.js';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
+import { UserRepository } from '../../src/auth/user.repository.js';
 import { UsersService } from '../../src/auth/users.service.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { createHttpAdapter } from '../../src/common/http/http-adapter.js';
@@ -179,12 +180,18 @@ describe('attacks a hospital reviewer tries first', () => {
   describe('sessions', () => {
     it('stops the access token of a disabled account, or one given a new password, within seconds', async () => {
       const users = testApp.app.get(UsersService);
-      /** How long the token still reads after `end` (done as another instance or the CLI would). */
-      async function refusedAfter(end: (username: string) => Promise<unknown>): Promise<number> {
+      const accounts = testApp.app.get(UserRepository);
+      /**
+       * How long the token still reads after `end`, done in the database as another instance or
+       * the CLI would: this instance learns it when its cached state of the account expires.
+       */
+      async function refusedAfter(
+        end: (user: { id: string; username: string }) => Promise<unknown>,
+      ): Promise<number> {
         const user = await createUser(testApp, ['doctor']);
         const { access_token } = await login(testApp, user);
         expect((await read(access_token)).status).toBe(200);
-        await end(user.username);
+        await end(user);
         const ended = Date.now();
         while (Date.now() - ended < 8_000) {
           if ((await read(access_token)).status === 401) return Date.now() - ended;
@@ -206,13 +213,26 @@ describe('attacks a hospital reviewer tries first', () => {
       // The three accounts are apart, so their waits on the status cache overlap (they took 17 s
       // one after the other).
       const [disabled, newPassword] = await Promise.all([
-        refusedAfter((username) => users.disable(username)),
-        refusedAfter((username) => users.setPassword(username, `new-${randomUUID()}`)),
+        refusedAfter(({ id }) => accounts.endSessions(id, { active: false })),
+        refusedAfter(({ id }) => accounts.endSessions(id, { passwordHash: 'replaced' })),
         reenabled(),
       ]);
       // Bounded by the status cache's 5 s (see AccountStatus), not by the token's 15 minutes.
       expect(disabled).toBeLessThan(6_000);
       expect(newPassword).toBeLessThan(6_000);
+      // Done by this instance, at once: its cached state of the account was read afresh (the
+      // token read on for up to 5 s until 2026-12-07).
+      for (const end of [
+        (username: string) => users.disable(username),
+        (username: string) => users.setPassword(username, `new-${randomUUID()}`),
+        (username: string) => users.resetMfa(username),
+      ]) {
+        const user = await createUser(testApp, ['doctor']);
+        const { access_token } = await login(testApp, user);
+        expect((await read(access_token)).status).toBe(200);
+        await end(user.username);
+        expect((await read(access_token)).status).toBe(401);
+      }
     });
 
     it('stops a token issued before tokens carried the session epoch once the password is reset', async () => {
