@@ -128,6 +128,33 @@ export async function conceptMatch(
 ): Promise<string | undefined> {
   const byCode = codeParam(resource);
   if (byCode) return fhir.uniqueMatch(HL7_USER, type, `${scope}&${byCode}`);
+  return sameTextMatch(fhir, type, scope, resource);
+}
+
+/**
+ * The criteria that find a record as conceptMatch does, for the writes that take criteria
+ * (keepListed): its code's, or, for a concept sent as text alone, the one record that text
+ * names (`_id`), under the lock sameTextMatch took. None when there is neither (a new record).
+ */
+export async function conceptCriteria(
+  fhir: FhirService,
+  type: string,
+  scope: string,
+  resource: Record<string, unknown>,
+): Promise<string | undefined> {
+  const byCode = codeParam(resource);
+  if (byCode) return `${scope}&${byCode}`;
+  const match = await sameTextMatch(fhir, type, scope, resource);
+  return match && `${scope}&_id=${match}`;
+}
+
+/** The record in `scope` whose concept is the resource's text alone, exactly (conceptMatch). */
+async function sameTextMatch(
+  fhir: FhirService,
+  type: string,
+  scope: string,
+  resource: Record<string, unknown>,
+): Promise<string | undefined> {
   const text = textOnly(resource['code']);
   if (text === undefined) return undefined;
   // A text of no letter or digit (`?`, `--`: a placeholder) has nothing :text indexes, so no
@@ -142,23 +169,6 @@ export async function conceptMatch(
     if (textOnly(stored['code']) === text) return id;
   }
   return undefined;
-}
-
-/**
- * The criteria that find a record as conceptMatch does, for the writes that take criteria
- * (keepListed): its code's, or, for a concept sent as text alone, the one record that text
- * names (`_id`), under the lock conceptMatch took. None when there is neither (a new record).
- */
-export async function conceptCriteria(
-  fhir: FhirService,
-  type: string,
-  scope: string,
-  resource: Record<string, unknown>,
-): Promise<string | undefined> {
-  const byCode = codeParam(resource);
-  if (byCode) return `${scope}&${byCode}`;
-  const match = await conceptMatch(fhir, type, scope, resource);
-  return match && `${scope}&_id=${match}`;
 }
 
 /** A CodeableConcept's text when it has no coding. */
