@@ -12,6 +12,12 @@ export interface ComplianceCheck {
   evidence: string;
 }
 
+export type Outcome = Pick<ComplianceCheck, 'status' | 'evidence'>;
+
+export const pass = (evidence: string): Outcome => ({ status: 'pass', evidence });
+export const warn = (evidence: string): Outcome => ({ status: 'warn', evidence });
+export const fail = (evidence: string): Outcome => ({ status: 'fail', evidence });
+
 export interface ComplianceReport {
   generatedAt: string;
   software: string;

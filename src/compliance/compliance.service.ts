@@ -1,37 +1,27 @@
 import { Injectable } from '@nestjs/common';
-import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { AuditVerifier } from '../audit/audit-verifier.js';
 import { MIN_PASSWORD_LENGTH } from '../auth/password.js';
-import { isLoopback } from '../common/http/loopback.js';
-import { DEFAULT_TLS_CIPHERS } from '../common/tls-ciphers.js';
 import { openToOthers } from '../common/files.js';
 import { SOFTWARE_VERSION } from '../common/software.js';
 import { AppConfig } from '../config/config.js';
 import { GENERATED_KEY_FILE, holdsPlaintextKeys } from '../crypto/key-store.js';
 import { describeDatabase } from '../database/database-options.js';
-import type { ComplianceCheck, ComplianceReport } from './compliance-report.js';
 import {
-  ComplianceRepository,
-  type DatabaseTransport,
-  type PhiSample,
-  type UserFacts,
-} from './compliance.repository.js';
+  fail,
+  pass,
+  type ComplianceCheck,
+  type ComplianceReport,
+  type Outcome,
+} from './compliance-report.js';
+import { transmissionSecurity } from './transmission-security.js';
+import { ComplianceRepository, type PhiSample, type UserFacts } from './compliance.repository.js';
 
 /** Rows sampled per PHI column to prove encryption at rest. */
 const SAMPLE_ROWS = 200;
 /** A nightly backup, with slack for a slow night. */
 const BACKUP_MAX_AGE_HOURS = 26;
-/** A certificate expiring sooner warns: renew it, and restart (TLS files are read at start). */
-const CERTIFICATE_WARN_DAYS = 30;
-const DAY_MS = 86_400_000;
-
-type Outcome = Pick<ComplianceCheck, 'status' | 'evidence'>;
-
-const pass = (evidence: string): Outcome => ({ status: 'pass', evidence });
-const warn = (evidence: string): Outcome => ({ status: 'warn', evidence });
-const fail = (evidence: string): Outcome => ({ status: 'fail', evidence });
 
 /**
  * Checks each technical safeguard of 45 CFR 164.312 (and the backups of 164.308(a)(7)) against
@@ -139,7 +129,7 @@ export class ComplianceService {
         title: 'Transmission security (TLS 1.2 minimum)',
         control:
           'src/common/http/https-options.ts, src/hl7/mllp/ (minVersion TLSv1.2), DATABASE_URL sslmode',
-        ...this.transmission(await this.repository.databaseTransport()),
+        ...transmissionSecurity(this.config, await this.repository.databaseTransport(), Date.now()),
       },
       {
         id: 'backups',
@@ -380,92 +370,6 @@ export class ComplianceService {
     return access <= 900 ? pass(text) : fail(`${text}: access tokens over 15 min`);
   }
 
-  private transmission(database: DatabaseTransport): Outcome {
-    const problems: string[] = [];
-    const notes: string[] = [];
-    // ePHI crosses this link in every query; a Unix socket or loopback never leaves the host.
-    const local = database.host.startsWith('/') || isLoopback(database.host);
-    if (local) {
-      notes.push(`PostgreSQL on ${database.host.startsWith('/') ? 'a Unix socket' : 'loopback'}`);
-    } else if (!database.tlsVersion) {
-      problems.push(`the connection to PostgreSQL on ${database.host} is not TLS`);
-    } else if (!database.verifiesServer) {
-      problems.push(
-        `the connection to PostgreSQL on ${database.host} is ${database.tlsVersion} without verifying the server's certificate (sslmode=no-verify, prefer or libpq-compatible require): use sslmode=verify-full`,
-      );
-    } else {
-      notes.push(`PostgreSQL on ${database.host} over ${database.tlsVersion}, server verified`);
-    }
-    const warnings: string[] = [];
-    const record = (outcome: Outcome): void => {
-      ({ pass: notes, warn: warnings, fail: problems })[outcome.status].push(outcome.evidence);
-    };
-    const certificates = (name: string, label: string, file: string): void =>
-      record(certificateExpiry(name, label, file, Date.now()));
-    const tls = this.config.tls;
-    if (tls) {
-      certificates('TLS_CERT_FILE', 'HTTPS', tls.certFile);
-    } else if (this.config.trustedProxies.length > 0) {
-      notes.push(`HTTPS terminated by the proxy (${this.config.trustedProxies.join(', ')})`);
-    } else {
-      problems.push(`plain HTTP on ${this.config.host}:${this.config.port} without a TLS proxy`);
-    }
-    const mllp = this.config.hl7Mllp;
-    const mllpTls = this.config.hl7Tls;
-    if (mllp && mllpTls) {
-      certificates('HL7_TLS_CERT_FILE', 'MLLP', mllpTls.certFile);
-    }
-    if (mllp && !mllpTls && !isLoopback(mllp.host)) {
-      problems.push(`MLLP listener on ${mllp.host} without TLS`);
-    } else {
-      notes.push(
-        mllp ? `MLLP ${this.config.hl7Tls ? 'over TLS' : 'on loopback only'}` : 'MLLP off',
-      );
-    }
-    const plain = this.config.hl7Outbound.destinations.filter(
-      (destination) => !destination.tls && !isLoopback(destination.host),
-    );
-    if (plain.length > 0) {
-      problems.push(`HL7 destinations without TLS: ${plain.map((d) => d.name).join(', ')}`);
-    }
-    // Notifications carry no record, but their headers carry the receiver's credentials.
-    const plainHooks = this.config.subscriptions.endpoints.filter((endpoint) => {
-      const url = new URL(endpoint);
-      return url.protocol !== 'https:' && !isLoopback(url.hostname);
-    });
-    if (plainHooks.length > 0) {
-      problems.push(`Subscription endpoints without TLS: ${plainHooks.join(', ')}`);
-    }
-    record(this.suites());
-    return problems.length > 0
-      ? fail([...problems, ...warnings].join('; '))
-      : warnings.length > 0
-        ? warn([...warnings, ...notes].join('; '))
-        : pass(notes.join('; '));
-  }
-
-  /**
-   * The suites of every TLS endpoint: NIST SP 800-52r2's by default. A TLS_CIPHERS that names
-   * others (Node's DEFAULT, CHACHA20, static RSA) is shown for a reviewer to judge.
-   */
-  private suites(): Outcome {
-    const chosen = this.config.tlsCiphers;
-    if (chosen === DEFAULT_TLS_CIPHERS) {
-      return pass('TLS suites: NIST SP 800-52r2 (ECDHE or TLS 1.3, AES-GCM)');
-    }
-    const suites = chosen.split(':');
-    // Without a TLS 1.3 name the list leaves TLS 1.3 to OpenSSL's own suites, CHACHA20 among them.
-    if (!suites.some((suite) => suite.startsWith('TLS_'))) {
-      return warn(
-        `TLS_CIPHERS names no TLS 1.3 suite, so TLS 1.3 takes OpenSSL's defaults (CHACHA20 among them): ${chosen}`,
-      );
-    }
-    const nist = new Set(DEFAULT_TLS_CIPHERS.split(':'));
-    return suites.every((suite) => nist.has(suite))
-      ? pass(`TLS suites: ${chosen}, of NIST SP 800-52r2's`)
-      : warn(`TLS_CIPHERS names suites beyond NIST SP 800-52r2's: ${chosen}`);
-  }
-
   private async backups(): Promise<Outcome> {
     const last = await this.repository.lastBackup();
     if (!last) {
@@ -502,35 +406,4 @@ function counted(
 
 function within(path: string, directory: string): boolean {
   return resolve(path).startsWith(resolve(directory) + sep);
-}
-
-/**
- * A served certificate's validity, by its subject and end date: expired fails, expiring within
- * CERTIFICATE_WARN_DAYS warns. The service goes on serving one that expires while it runs.
- */
-function certificateExpiry(name: string, label: string, file: string, now: number): Outcome {
-  const certificate = readCertificate(file);
-  if (!certificate) {
-    return fail(`${name} ${file} is not a readable certificate`);
-  }
-  const end = new Date(certificate.validTo);
-  const subject = certificate.subject.split('\n').join(', ');
-  const left = end.getTime() - now;
-  const text = `the ${label} certificate (${name}, ${subject})`;
-  if (left <= 0) {
-    return fail(`${text} expired on ${end.toISOString()}`);
-  }
-  return left < CERTIFICATE_WARN_DAYS * DAY_MS
-    ? warn(
-        `${text} expires on ${end.toISOString()}, in ${Math.ceil(left / DAY_MS)} days: renew it and restart`,
-      )
-    : pass(`${label} with TLS 1.2+, certificate valid until ${end.toISOString()}`);
-}
-
-function readCertificate(file: string): X509Certificate | undefined {
-  try {
-    return new X509Certificate(readFileSync(file));
-  } catch {
-    return undefined;
-  }
 }
