@@ -592,7 +592,8 @@ describe('HL7 v2 over MLLP', () => {
     const acks = await sender.waitForAcks(4);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(Array(4).fill('AA'));
     expect(acks[3]).toContain(
-      'ERR|||0^Message accepted^HL70357|W||||Older than a message already applied to its Patient, DiagnosticReport (by EVN-2, OBR-22 or MSH-7)',
+      // Not its Patient: a lab's PID sets no details of a known patient, whatever its time.
+      'ERR|||0^Message accepted^HL70357|W||||Older than a message already applied to its DiagnosticReport (by EVN-2, OBR-22 or MSH-7)',
     );
     expect(acks.slice(0, 3).join('')).not.toContain('ERR');
     const http = await doctorHttp();
@@ -3203,7 +3204,8 @@ describe('HL7 v2 over MLLP', () => {
       undefined,
       undefined,
       'Patient, AllergyIntolerance, Condition, RelatedPerson, Coverage',
-      'Patient, Condition',
+      // A PPR's PID sets no details of a known patient (only ADT does), whatever its time.
+      'Condition',
     ]);
     // A resend of it is answered from what was stored, warning and all.
     await sender.send([steps[2]!]);
@@ -3327,14 +3329,15 @@ describe('HL7 v2 over MLLP', () => {
     await sender.send(steps);
     const acks = await sender.waitForAcks(steps.length);
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(steps.map(() => 'AA'));
+    // Not their Patient: only ADT sets a known patient's details, so no older PID is kept out.
     expect([2, 5, 8, 11, 14, 17, 19].map((i) => kept(acks[i]!))).toEqual([
-      'Patient, ServiceRequest',
-      'Patient, MedicationRequest',
-      'Patient, Immunization',
-      'Patient, ServiceRequest',
-      'Patient, Appointment',
-      'Patient, DocumentReference',
-      'Patient, ChargeItem',
+      'ServiceRequest',
+      'MedicationRequest',
+      'Immunization',
+      'ServiceRequest',
+      'Appointment',
+      'DocumentReference',
+      'ChargeItem',
     ]);
     const http = await doctorHttp();
     const status = async (type: string, system: string, value: string) => {

@@ -95,6 +95,21 @@ async function namedByNamespace(
   return found[0];
 }
 
+/**
+ * The message types whose PID and PD1 may change a patient already known here: the
+ * registration system's (ADT), which is the patient's details' source of truth. A lab's,
+ * scheduler's or pharmacy's PID carries what that system copied from ADT when it registered
+ * the order, often before a correction: an A08 setting the birth date right, then a result
+ * with the old one, wrote the old one back. Those messages still create a patient no one
+ * knows yet, add identifiers and take a restriction (PD1-12), which undo nothing ADT said.
+ */
+const DEMOGRAPHIC_SOURCES: ReadonlySet<string> = new Set(['ADT']);
+
+/** Whether the message may write its PID's details over a known patient's. */
+export function setsDemographics(message: V2Message): boolean {
+  return DEMOGRAPHIC_SOURCES.has(message.first('MSH')?.value(9, 1)?.toUpperCase() ?? '');
+}
+
 /** The patient of a message: matched on PID-3, updated from PID and PD1, or created. */
 @Injectable()
 export class MessagePatients {
@@ -126,6 +141,8 @@ export class MessagePatients {
       touched,
       message.first('PD1'),
       at,
+      [],
+      setsDemographics(message),
     );
     touched.entities.push(`Patient/${patientId}`);
     touched.patientIds.push(patientId);
@@ -165,7 +182,9 @@ export class MessagePatients {
    * patient found is locked against deletion. A deletion then leaves no match, and the message
    * creates a patient: written over, the deleted record came back. A message older
    * (`at`, see eventInstant) than one already applied to the patient leaves its details as the
-   * newer one set them, and says so in `touched`.
+   * newer one set them, and says so in `touched`. Without `demographics` (a message of no
+   * DEMOGRAPHIC_SOURCES type), a patient found keeps their details, and one created keeps no
+   * clock: the registration system's next message sets them whatever its time.
    */
   async upsert(
     pid: V2Segment,
@@ -174,6 +193,7 @@ export class MessagePatients {
     pd1?: V2Segment,
     at?: Date,
     retiring: Identifier[] = [],
+    demographics = true,
   ): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     if (!identifierCriteria(identifiers)) {
@@ -187,7 +207,7 @@ export class MessagePatients {
           'Patient',
           applyPatient(undefined, identifiers, elements, restricted),
         );
-        if (at) await this.clock.advance('Patient', created.id, sender, at, false);
+        if (at && demographics) await this.clock.advance('Patient', created.id, sender, at, false);
         return created.id;
       }
       // Locked as the message's references to the patient are at commit, but now: a deletion
@@ -204,7 +224,8 @@ export class MessagePatients {
       }
       try {
         const sent = { identifiers, retiring };
-        await this.updateMatch(match, sent, elements, restricted, sender, at, touched);
+        const details = demographics ? elements : undefined;
+        await this.updateMatch(match, sent, details, restricted, sender, at, touched);
         return match;
       } catch (error) {
         if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
@@ -212,11 +233,14 @@ export class MessagePatients {
     }
   }
 
-  /** Writes what the PID says over the patient found, if it says anything new. */
+  /**
+   * Writes what the PID says over the patient found, if it says anything new: its identifiers
+   * and a restriction only, without `elements` (see DEMOGRAPHIC_SOURCES).
+   */
   private async updateMatch(
     match: string,
     { identifiers, retiring }: { identifiers: Identifier[]; retiring: Identifier[] },
-    elements: PatientElements,
+    elements: PatientElements | undefined,
     restricted: boolean,
     sender: string | undefined,
     at: Date | undefined,
@@ -233,7 +257,9 @@ export class MessagePatients {
     // An ADT queue replayed out of order: the older message's name or address would undo the
     // newer one's. Its identifiers are still added and a restriction taken, as neither undoes.
     const stale =
-      at && isStale(at, (await this.clock.advance('Patient', match, sender, at, false)).detailsAt);
+      elements &&
+      at &&
+      isStale(at, (await this.clock.advance('Patient', match, sender, at, false)).detailsAt);
     if (stale) keep(touched, 'Patient');
     // A PID naming the patient only by identifiers a merge made old speaks of the prior record
     // as its sender still knows it: its name or address would undo what the merge settled.
@@ -246,7 +272,7 @@ export class MessagePatients {
       ...applyPatient(
         current.resource,
         identifiers,
-        byCurrentId && !stale ? elements : {},
+        elements && byCurrentId && !stale ? elements : {},
         restricts,
       ),
       id: match,

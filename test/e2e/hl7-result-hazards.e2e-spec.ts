@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
+
+const SAMPLES = join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter');
+const sample = (file: string) => readFileSync(join(SAMPLES, file), 'utf8');
+
+/**
+ * A sample under a control id of its own: a lab's next message repeating what it sent before is
+ * a new message, while the sample itself, sent by another spec on this worker's database, would
+ * be answered as a resend and not processed again. Nothing else of it changes.
+ */
+const renumbered = (text: string, controlId: string) => {
+  const [msh, ...rest] = text.split('\n');
+  const fields = msh!.split('|');
+  fields[9] = controlId;
+  return [fields.join('|'), ...rest].join('\n');
+};
+
+/**
+ * A clinical safety review (DCB0129-style) of the results and the patient they are filed under:
+ * who may change a patient's details, what a corrected report withdraws, what an ADT repeats.
+ */
+describe('HL7 v2 feeds: results and the registration system of record', () => {
+  let feed: Hl7Feed;
+
+  beforeAll(async () => {
+    feed = await openHl7Feed();
+  });
+
+  afterAll(() => feed.close());
+
+  const codes = async (...messages: string[]) =>
+    (await feed.send(...messages)).map((ack) => msaOf(ack).code);
+
+  const HOSP = 'urn:oid:2.16.840.1.113883.19.41';
+  const patientHolding = (system: string, value: string) =>
+    feed.one(`Patient?identifier=${encodeURIComponent(`${system}|${value}`)}`);
+
+  it("leaves a patient's details as the ADT feed corrected them when a lab sends the old ones", async () => {
+    const tag = randomUUID().slice(0, 8);
+    // The admission of the samples' Donald Duck, then the registration clerk's correction of
+    // his name and birth date (an A08 of the same system, now).
+    const admission = sample('ADT01-23.hl7');
+    const now = new Date().toISOString().replace(/[-:T]/g, '').slice(0, 14);
+    const correction = renumbered(admission, `A08-${tag}`)
+      .replace('ADT^A01', 'ADT^A08')
+      .replace('EVN|A01|20050110045502+0700', `EVN|A08|${now}+0000`)
+      .replace('DUCK^DONALD^D||19241010', 'DUCK^DONALD^DEWEY||19241001');
+    expect(await codes(admission, correction)).toEqual(['AA', 'AA']);
+    const system = 'urn:carevault:v2:assigning-authority:1';
+    const corrected = await patientHolding(system, '10006579');
+    expect(corrected['name'][0].given).toEqual(['DONALD', 'DEWEY']);
+    expect(corrected['birthDate']).toBe('1924-10-01');
+    // The lab's result, whose PID still has the details the lab had before the correction.
+    const oru = renumbered(sample('LAB-ORU-1.hl7'), `ORU-${tag}`);
+    expect(await codes(oru)).toEqual(['AA']);
+    const after = await patientHolding(system, '10006579');
+    expect(after['id']).toBe(corrected['id']);
+    expect(after['name'][0].given).toEqual(['DONALD', 'DEWEY']);
+    expect(after['birthDate']).toBe('1924-10-01');
+    expect(after['meta'].versionId).toBe(corrected['meta'].versionId);
+    // The result is filed under him all the same.
+    const reports = await feed.search(`DiagnosticReport?subject=Patient/${String(after['id'])}`);
+    expect(reports.length).toBeGreaterThan(0);
+  });
+
+  it('registers a patient a lab names first, and lets only ADT change them afterwards', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oru = (control: string, family: string, birth: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261206100000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||L-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Lab||${birth}|F`,
+        `OBR|1||F-${control}-${tag}^LAB|2823-3^Potassium^LN|||20261206090000+0000||||||||||||||||||F`,
+        'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F',
+      ].join('\r');
+    const a08 = (control: string, family: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206080000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        'EVN|A08|20261206080000+0000',
+        `PID|1||L-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Lab||19700101|F`,
+      ].join('\r');
+    expect(await codes(oru('L1', 'Firstlab', '19700101'))).toEqual(['AA']);
+    const created = await patientHolding(HOSP, `L-${tag}`);
+    expect(created['name'][0].family).toBe('Firstlab');
+    expect(await codes(oru('L2', 'Otherlab', '19711111'))).toEqual(['AA']);
+    const kept = await patientHolding(HOSP, `L-${tag}`);
+    expect(kept['name'][0].family).toBe('Firstlab');
+    expect(kept['birthDate']).toBe('1970-01-01');
+    // The registration system is the one to change them.
+    expect(await codes(a08('A1', 'Registered'))).toEqual(['AA']);
+    expect((await patientHolding(HOSP, `L-${tag}`))['name'][0].family).toBe('Registered');
+    expect(
+      await feed.search(`DiagnosticReport?subject=Patient/${String(created['id'])}`),
+    ).toHaveLength(2);
+  });
+});
