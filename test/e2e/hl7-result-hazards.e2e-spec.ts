@@ -96,4 +96,40 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
       await feed.search(`DiagnosticReport?subject=Patient/${String(created['id'])}`),
     ).toHaveLength(2);
   });
+
+  it('keeps an ADT observation sent as text alone once, however often the feed repeats it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a08 = (control: string, hour: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||W-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Weight^Wendy||19700101|F`,
+        // A weight taken at admission, named by text alone, as some feeds send it.
+        'OBX|1|NM|^Body weight||70|kg|||||F|||20261206073000+0000',
+      ].join('\r');
+    expect(await codes(a08('W1', '08'), a08('W2', '09'), a08('W3', '10'))).toEqual([
+      'AA',
+      'AA',
+      'AA',
+    ]);
+    const patient = await patientHolding(HOSP, `W-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results.map((one) => one['code'].text).sort()).toEqual(['Body weight']);
+  });
+
+  it('keeps a result sent as text alone before the first OBR once, however often it is sent', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oru = (control: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261206100000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||T-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Text^Tim||19700101|M`,
+        'OBX|1|NM|^Body weight||70|kg|||||F|||20261206073000+0000',
+        `OBR|1||F-${tag}^LAB|2823-3^Potassium^LN|||20261206090000+0000||||||||||||||||||F`,
+        'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F',
+      ].join('\r');
+    expect(await codes(oru('T1'), oru('T2'))).toEqual(['AA', 'AA']);
+    const patient = await patientHolding(HOSP, `T-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results.map((one) => one['code'].text).sort()).toEqual(['Body weight', 'Potassium']);
+  });
 });

@@ -24,7 +24,7 @@ import {
   conditionCategory,
   keepListed,
   startOf,
-  unnumberedObservation,
+  unnumberedObservationCriteria,
   upsert,
   withFollowing,
   writeOver,
@@ -192,8 +192,9 @@ export class PatientSegments {
   /**
    * The OBX segments of an ADT message (height, weight, vital signs taken at admission) as
    * Observations of the visit, each known by its code, its time and its visit, so that the same
-   * values sent again with every update are not added again. One with neither a time nor a
-   * visit, or without a coded OBX-3, cannot be told from another and is added.
+   * values sent again with every update are not added again; one whose OBX-3 is text alone by
+   * that exact text. One with neither a time nor a visit cannot be told from another and is
+   * added.
    */
   private async admissionObservations(
     message: V2Message,
@@ -208,7 +209,12 @@ export class PatientSegments {
         ...observationFromObx(obx, patientId, undefined, notes),
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       };
-      const criteria = unnumberedObservation(observation, patientId, encounterId);
+      const criteria = await unnumberedObservationCriteria(
+        this.fhir,
+        observation,
+        patientId,
+        encounterId,
+      );
       const id = await upsert(this.fhir, 'Observation', observation, criteria, clock);
       touched.entities.push(`Observation/${id}`);
     }

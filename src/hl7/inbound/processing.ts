@@ -236,6 +236,27 @@ export function unnumberedObservation(
 }
 
 /**
+ * unnumberedObservation's criteria, and for an OBX-3 sent as text alone (`^Body weight`) the
+ * patient's record of that exact text, time and visit (see conceptCriteria). Until 2026-12-07
+ * such an observation had no criteria, and every A08 repeating it filed it again.
+ */
+export async function unnumberedObservationCriteria(
+  fhir: FhirService,
+  observation: Record<string, unknown>,
+  patientId: string,
+  encounterId: string | undefined,
+): Promise<string | undefined> {
+  const byCode = unnumberedObservation(observation, patientId, encounterId);
+  if (byCode || codeParam(observation)) return byCode;
+  const at = observation['effectiveDateTime'] as string | undefined;
+  if (!at && !encounterId) return undefined;
+  const when = at ? `&${atInstant('date', at)}` : '';
+  const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
+  const scope = `subject=Patient/${patientId}${when}${visit}`;
+  return conceptCriteria(fhir, 'Observation', scope, observation);
+}
+
+/**
  * The criteria for a patient's Condition of that code in one category: a visit's diagnosis
  * (DG1) and a problem-list entry (PRB) of the same code are two records, never matched as one.
  */

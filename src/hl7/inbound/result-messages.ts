@@ -27,7 +27,7 @@ import {
   codeParam,
   repeated,
   repeatedCodes,
-  unnumberedObservation,
+  unnumberedObservationCriteria,
   upsert,
   visitOf,
   writeOver,
@@ -400,7 +400,9 @@ export class ResultMessages {
         : codeCriteria('subject', patientId, body);
       const criteria = sample
         ? byCode && `${byCode}&specimen=${sample}`
-        : byCode && unnumberedObservation(body, patientId, encounterId);
+        : !twice.has(codeKey(body))
+          ? await unnumberedObservationCriteria(this.fhir, body, patientId, encounterId)
+          : undefined;
       const match = criteria
         ? await this.fhir.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
         : undefined;
