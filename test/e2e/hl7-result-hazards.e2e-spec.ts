@@ -132,4 +132,65 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
     expect(results.map((one) => one['code'].text).sort()).toEqual(['Body weight', 'Potassium']);
   });
+
+  describe('a result a later version of its report no longer carries', () => {
+    const report = (tag: string, control: string, hour: string, status: string, ...obx: string[]) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|20261206${hour}0000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||D-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Dropped^Dora||19700101|F`,
+        `OBR|1||F-${tag}^LAB|24320-4^Basic metabolic panel^LN|||20261206080000+0000|||||||||||||||20261206${hour}0000+0000|||${status}`,
+        ...obx,
+      ].join('\r');
+    const glucose = (value: string, status: string) =>
+      `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L|3.9-5.5||||${status}`;
+    const potassium = 'OBX|2|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||F';
+
+    const resultsOf = async (tag: string) => {
+      const patient = await patientHolding(HOSP, `D-${tag}`);
+      const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+      const byCode = (code: string) => results.find((one) => one['code'].coding[0].code === code)!;
+      const [filed] = await feed.search(
+        `DiagnosticReport?subject=Patient/${String(patient['id'])}`,
+      );
+      return { byCode, filed: filed!, count: results.length };
+    };
+
+    it('is withdrawn (entered in error) by a corrected report, and off the report', async () => {
+      const tag = randomUUID().slice(0, 8);
+      expect(
+        await codes(
+          report(tag, 'V1', '09', 'F', glucose('5.1', 'F'), potassium),
+          // The lab's correction: the potassium was the haemolysed sample's, and is gone.
+          report(tag, 'V2', '11', 'C', glucose('5.2', 'C')),
+        ),
+      ).toEqual(['AA', 'AA']);
+      const { byCode, filed, count } = await resultsOf(tag);
+      expect(count).toBe(2);
+      expect(byCode('2345-7')['status']).toBe('corrected');
+      expect(byCode('2823-3')['status']).toBe('entered-in-error');
+      expect(filed['result']).toEqual([
+        { reference: `Observation/${String(byCode('2345-7')['id'])}` },
+      ]);
+    });
+
+    it('stays on a report sent again with part of its results, or none', async () => {
+      const tag = randomUUID().slice(0, 8);
+      expect(
+        await codes(
+          report(tag, 'P1', '09', 'P', glucose('5.1', 'P'), potassium),
+          // A lab sending what is new only: the preliminary glucose, then the report's status.
+          report(tag, 'P2', '10', 'A', glucose('5.3', 'P')),
+          report(tag, 'P3', '11', 'F'),
+        ),
+      ).toEqual(['AA', 'AA', 'AA']);
+      const { byCode, filed } = await resultsOf(tag);
+      expect(byCode('2823-3')['status']).toBe('final');
+      expect(byCode('2345-7')['valueQuantity'].value).toBe(5.3);
+      expect(filed['status']).toBe('final');
+      expect(filed['result']).toEqual([
+        { reference: `Observation/${String(byCode('2345-7')['id'])}` },
+        { reference: `Observation/${String(byCode('2823-3')['id'])}` },
+      ]);
+    });
+  });
 });

@@ -11,7 +11,12 @@ import {
   typedIdentifier,
   type Identifier,
 } from '../mapping/datatypes.js';
-import { identifierOfEi, observationFromObx, reportFromObr } from '../mapping/observation.js';
+import {
+  carriesAllResults,
+  identifierOfEi,
+  observationFromObx,
+  reportFromObr,
+} from '../mapping/observation.js';
 import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -30,6 +35,7 @@ import {
   unnumberedObservationCriteria,
   upsert,
   visitOf,
+  without,
   writeOver,
   type PatientOfMessage,
   type Touched,
@@ -338,6 +344,15 @@ export class ResultMessages {
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
+      if (reportMatch) {
+        const dropped = await this.dropped(reportMatch, result);
+        // A version of all of the report's results that no longer carries one withdraws it (the
+        // lab took it back); until 2026-12-07 it stayed final and showed as a current result,
+        // off its report. A version with part of them (or none: a status) keeps the others.
+        if (observations.length > 0 && carriesAllResults(obr)) {
+          touched.entities.push(...(await this.withdraw(dropped)));
+        } else result.push(...dropped.map(({ id }) => ({ reference: `Observation/${id}` })));
+      }
       // A report sent again as stored (a replayed queue) makes no new version.
       const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
       touched.entities.push(`DiagnosticReport/${reportId}`);
@@ -409,6 +424,40 @@ export class ResultMessages {
       written.push(`Observation/${await writeOver(this.fhir, 'Observation', body, match)}`);
     }
     return written;
+  }
+
+  /** The results of the stored report that this version does not carry, as they are. */
+  private async dropped(
+    reportId: string,
+    carried: { reference: string }[],
+  ): Promise<{ id: string; resource: Record<string, unknown> }[]> {
+    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
+    const kept = new Set(carried.map(({ reference }) => reference));
+    const found: { id: string; resource: Record<string, unknown> }[] = [];
+    for (const { reference } of (report['result'] as { reference?: string }[] | undefined) ?? []) {
+      const id = /^Observation\/([^/]+)$/.exec(reference ?? '')?.[1];
+      if (!id || kept.has(`Observation/${id}`)) continue;
+      const observation = await this.fhir.read(HL7_USER, 'Observation', id).catch(gone);
+      if (observation) found.push({ id, resource: observation.resource });
+    }
+    return found;
+  }
+
+  /**
+   * Marks results entered in error (FHIR's "withdrawn following previous final release", as
+   * the IG maps OBX-11 D and W), kept with their values for the record. Gives those it changed.
+   */
+  private async withdraw(
+    results: { id: string; resource: Record<string, unknown> }[],
+  ): Promise<string[]> {
+    const withdrawn: string[] = [];
+    for (const { id, resource } of results) {
+      if (resource['status'] === 'entered-in-error') continue;
+      const body = { ...without(resource, 'meta', 'id'), status: 'entered-in-error' };
+      await writeOver(this.fhir, 'Observation', body, id);
+      withdrawn.push(`Observation/${id}`);
+    }
+    return withdrawn;
   }
 
   /**

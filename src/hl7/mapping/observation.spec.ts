@@ -1,13 +1,15 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { observationFromObx } from './observation.js';
+import { carriesAllResults, observationFromObx } from './observation.js';
 
 const MSH = 'MSH|^~\\&|LAB|LABF|CV|CV|20261206||ORU^R01|1|P|2.5.1';
 
-function obx(fields: string) {
-  const { text, header } = decodeMessage(Buffer.from([MSH, `OBX|${fields}`].join('\r')));
-  return new V2Message(text, header.delimiters).first('OBX')!;
+function segment(name: string, fields: string) {
+  const { text, header } = decodeMessage(Buffer.from([MSH, `${name}|${fields}`].join('\r')));
+  return new V2Message(text, header.delimiters).first(name)!;
 }
+
+const obx = (fields: string) => segment('OBX', fields);
 
 const V3 = 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation';
 
@@ -90,5 +92,24 @@ describe('structured numeric (SN) values', () => {
     ['2888-6^Protein^LN|1|>^2^-^4|mg/dL', { valueString: '> 2-4 mg/dL' }],
   ])('keeps the comparator of %s', (fields, expected) => {
     expect(value(fields)).toEqual(expected);
+  });
+});
+
+describe('whether a report version carries all its results (OBR-25)', () => {
+  const obr = (status: string) =>
+    segment('OBR', `1||F1^LAB|24320-4^BMP^LN${'|'.repeat(21)}${status}`);
+
+  it.each([
+    ['F', true],
+    ['C', true],
+    ['c', true],
+    ['P', false],
+    ['A', false],
+    ['S', false],
+    ['X', false],
+    ['', false],
+  ])('takes OBR-25 %j as %s', (status, whole) => {
+    expect(obr(status).value(25) ?? '').toBe(status);
+    expect(carriesAllResults(obr(status))).toBe(whole);
   });
 });

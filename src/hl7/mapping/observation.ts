@@ -64,6 +64,16 @@ const REPORT_STATUS: Record<string, string> = {
 };
 
 /**
+ * Whether a version of a report carries all of its results: a final or corrected one (OBR-25 F,
+ * C), as v2 sends a report whole once verified (LRI's snapshot). A preliminary or partial one
+ * (P, A, S...) may carry only what is new, as some labs send results as they come.
+ */
+export function carriesAllResults(obr: V2Segment): boolean {
+  const status = obr.value(25)?.trim().toUpperCase();
+  return status === 'F' || status === 'C';
+}
+
+/**
  * Abnormal flags (OBX-8, table 0078) that FHIR's ObservationInterpretation has under the same
  * code, which R4 binds interpretation to, as the IG's InterpretationCodes map has them (the
  * IG's, and AC, HM, HX, LX, QCF, TOX, which the v3 code system keeps as retired ones).
