@@ -14,6 +14,7 @@ import {
 import {
   carriesAllResults,
   identifierOfEi,
+  isProvisionalReport,
   observationFromObx,
   reportFromObr,
 } from '../mapping/observation.js';
@@ -254,6 +255,17 @@ export class ResultMessages {
           keep(touched, 'DiagnosticReport');
           continue;
         }
+      } else if (
+        reportMatch &&
+        obr &&
+        isProvisionalReport(obr) &&
+        (await this.verified(reportMatch))
+      ) {
+        // No instant orders them (local times, no HL7_TIME_ZONE): the status does, as v2
+        // changes a final report only by a correction. Until 2026-12-07 a replayed preliminary
+        // glucose of 5.0 replaced its correction to 6.1 here.
+        keep(touched, 'DiagnosticReport');
+        continue;
       }
       const order = obr && (await this.orderOf(orc, obr, sender));
       const basedOn = order ? { basedOn: [order] } : {};
@@ -424,6 +436,12 @@ export class ResultMessages {
       written.push(`Observation/${await writeOver(this.fhir, 'Observation', body, match)}`);
     }
     return written;
+  }
+
+  /** Whether the stored report is verified: final, or changed since by a correction. */
+  private async verified(reportId: string): Promise<boolean> {
+    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
+    return ['final', 'corrected', 'amended', 'appended'].includes(report['status'] as string);
   }
 
   /** The results of the stored report that this version does not carry, as they are. */

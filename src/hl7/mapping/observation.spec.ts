@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { carriesAllResults, observationFromObx } from './observation.js';
+import { carriesAllResults, isProvisionalReport, observationFromObx } from './observation.js';
 
 const MSH = 'MSH|^~\\&|LAB|LABF|CV|CV|20261206||ORU^R01|1|P|2.5.1';
 
@@ -111,5 +111,25 @@ describe('whether a report version carries all its results (OBR-25)', () => {
   ])('takes OBR-25 %j as %s', (status, whole) => {
     expect(obr(status).value(25) ?? '').toBe(status);
     expect(carriesAllResults(obr(status))).toBe(whole);
+  });
+});
+
+describe('whether a report version is before its verification (OBR-25)', () => {
+  const obr = (status: string) =>
+    segment('OBR', `1||F1^LAB|24320-4^BMP^LN${'|'.repeat(21)}${status}`);
+
+  it.each([
+    ['P', true],
+    ['a', true],
+    ['S', true],
+    ['I', true],
+    ['R', true],
+    ['O', true],
+    ['F', false],
+    ['C', false],
+    ['X', false],
+    ['', false],
+  ])('takes OBR-25 %j as %s', (status, provisional) => {
+    expect(isProvisionalReport(obr(status))).toBe(provisional);
   });
 });

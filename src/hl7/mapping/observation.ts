@@ -74,6 +74,14 @@ export function carriesAllResults(obr: V2Segment): boolean {
 }
 
 /**
+ * Whether a version of a report is before its verification: preliminary, partial or only
+ * registered (OBR-25 P, A, S, I, R, O). v2 changes a final report (F) only by a correction (C).
+ */
+export function isProvisionalReport(obr: V2Segment): boolean {
+  return ['P', 'A', 'S', 'I', 'R', 'O'].includes(obr.value(25)?.trim().toUpperCase() ?? '');
+}
+
+/**
  * Abnormal flags (OBX-8, table 0078) that FHIR's ObservationInterpretation has under the same
  * code, which R4 binds interpretation to, as the IG's InterpretationCodes map has them (the
  * IG's, and AC, HM, HX, LX, QCF, TOX, which the v3 code system keeps as retired ones).
