@@ -6,6 +6,7 @@ import { cliAuditEntry } from '../audit/cli-audit.js';
 import { AppConfig } from '../config/config.js';
 import { BackupService } from './backup.service.js';
 import type { TableEnd } from './backup-format.js';
+import type { Hl7InFlight } from './backup.repository.js';
 
 const progress = (table: string, rows: number): void => {
   process.stderr.write(`${table}: ${rows} rows\n`);
@@ -13,6 +14,30 @@ const progress = (table: string, rows: number): void => {
 
 function totalRows(tables: TableEnd[]): number {
   return tables.reduce((sum, table) => sum + table.rows, 0);
+}
+
+/**
+ * A backup is taken while messages flow: an inbound message stored but not yet processed is
+ * restored `received`, and its sender, which may have had its AA from the lost database since,
+ * will not send it again; an outbound one not yet delivered is sent by the restored service,
+ * again if it was delivered after the backup. Both are said, with what to do.
+ */
+function printHl7InFlight({ received, pending }: Hl7InFlight): void {
+  if (received > 0) {
+    process.stdout.write(
+      `HL7 inbound: ${received} message(s) stored but not yet processed when the backup was taken: ` +
+        'run hl7:reprocess --status received (their senders may have had their ACK since, and will not send them again)\n',
+    );
+  }
+  if (pending.length > 0) {
+    const total = pending.reduce((sum, { count }) => sum + count, 0);
+    const where = pending.map(({ destination, count }) => `${destination}: ${count}`).join(', ');
+    process.stdout.write(
+      `HL7 outbound: ${total} message(s) not yet delivered (${where}): the service sends them when it ` +
+        'starts with HL7_OUTBOUND naming their destination, under their original control ids (MSH-10); ' +
+        'those delivered after the backup arrive a second time\n',
+    );
+  }
 }
 
 @Command({
@@ -60,9 +85,13 @@ export class RestoreCommand extends CommandRunner {
   }
 
   async run([file]: string[], options: { unsigned?: boolean }): Promise<void> {
-    const { header, tables, upgrades, signedBy } = await this.backups.restore(file!, progress, {
-      acceptUnsigned: options.unsigned === true,
-    });
+    const { header, tables, upgrades, signedBy, hl7 } = await this.backups.restore(
+      file!,
+      progress,
+      {
+        acceptUnsigned: options.unsigned === true,
+      },
+    );
     process.stdout.write(
       `Restored ${tables.length} tables, ${totalRows(tables)} rows, from the backup of ${header.createdAt}; every count matches\n`,
     );
@@ -71,6 +100,7 @@ export class RestoreCommand extends CommandRunner {
         `Upgraded from the backup's schema with ${upgrades.length} migration(s): ${upgrades.join(', ')}\n`,
       );
     }
+    printHl7InFlight(hl7);
     const { report, laterCheckpoints } = await this.backups.verifyRestoredChain(header);
     printReport(report);
     if (laterCheckpoints > 0) {

@@ -20,6 +20,11 @@ const TRANSIENT_TABLES = new Set(['audit_pending', 'export_job', 'export_chunk']
  * Rows that a freshly migrated database already holds, or that a service started on it writes
  * (search_index_state, blind_index_root); a restore replaces them.
  */
+export interface Hl7InFlight {
+  received: number;
+  pending: { destination: string; count: number }[];
+}
+
 export const SEEDED_TABLES = [
   'migrations',
   'audit_chain_head',
@@ -198,6 +203,22 @@ export class BackupRepository {
     } finally {
       await older.destroy();
     }
+  }
+
+  /**
+   * HL7 work the restored database holds unfinished: inbound messages stored but not processed
+   * (the snapshot fell between their store and their processing), and outbound ones not yet
+   * delivered, per destination.
+   */
+  async hl7InFlight(): Promise<Hl7InFlight> {
+    const [inbound] = await this.dataSource.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM hl7_message WHERE status = 'received'`,
+    );
+    const outbound = await this.dataSource.query<{ destination: string; count: number }[]>(
+      `SELECT destination, count(*)::int AS count FROM hl7_outbox
+        WHERE status = 'pending' GROUP BY destination ORDER BY destination`,
+    );
+    return { received: inbound?.n ?? 0, pending: outbound };
   }
 
   /** How many migrations the database has applied (none before the first run). */

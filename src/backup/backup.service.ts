@@ -29,7 +29,12 @@ import {
   type Trailer,
 } from './backup-format.js';
 import { BackupKeys } from './backup-keys.js';
-import { BackupRepository, SEEDED_TABLES, type BackupSession } from './backup.repository.js';
+import {
+  BackupRepository,
+  SEEDED_TABLES,
+  type BackupSession,
+  type Hl7InFlight,
+} from './backup.repository.js';
 import { exists } from '../common/files.js';
 
 /** COPY sends a message per row: rows are gathered into records of about this size. */
@@ -44,6 +49,8 @@ export interface RestoreResult {
   upgrades: string[];
   /** The audit key id that signed the backup, or undefined for an unsigned one (--unsigned). */
   signedBy: string | undefined;
+  /** HL7 messages the backup caught unfinished, which the operator has to see to. */
+  hl7: Hl7InFlight;
 }
 
 export interface RestoredChain {
@@ -190,7 +197,13 @@ export class BackupService {
       return { ended, signedBy };
     });
     const upgrades = await this.repository.runMigrations();
-    return { header, tables: restored.ended, upgrades, signedBy: restored.signedBy };
+    return {
+      header,
+      tables: restored.ended,
+      upgrades,
+      signedBy: restored.signedBy,
+      hl7: await this.repository.hl7InFlight(),
+    };
   }
 
   /**
