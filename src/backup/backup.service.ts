@@ -459,11 +459,17 @@ function withoutSequences(header: BackupHeader): BackupManifest['header'] {
   return described as BackupManifest['header'];
 }
 
+const EMPTY_ONLY =
+  'restore only into an empty database, one no service has run on (drop it and create it again)';
+
 export function manifestPath(backup: string): string {
   return `${backup}.manifest.json`;
 }
 
-/** Refuses a database that holds anything: a restore never merges into live data. */
+/**
+ * Refuses a database that holds anything: a restore never merges into live data, and never
+ * removes rows, not even the audit rows a service started on the new database wrote.
+ */
 async function assertEmpty(session: BackupSession, tables: TableStart[]): Promise<void> {
   for (const { table } of tables) {
     if (SEEDED_TABLES.includes(table)) {
@@ -472,7 +478,7 @@ async function assertEmpty(session: BackupSession, tables: TableStart[]): Promis
     const rows = await session.count(table);
     if (rows > 0) {
       throw new BackupError(
-        `The database is not empty (${table} holds ${rows} rows): restore only into an empty database`,
+        `The database is not empty (${table} holds ${rows} rows): ${EMPTY_ONLY}`,
       );
     }
   }
@@ -483,7 +489,7 @@ async function assertEmpty(session: BackupSession, tables: TableStart[]): Promis
     `SELECT chain_seq AS seq FROM audit_chain_head WHERE id = 1`,
   );
   if (Number(head?.seq ?? 0) !== 0) {
-    throw new BackupError('The database is not empty (its audit chain has rows)');
+    throw new BackupError(`The database is not empty (its audit chain has rows): ${EMPTY_ONLY}`);
   }
 }
 

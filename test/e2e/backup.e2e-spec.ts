@@ -233,7 +233,12 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
   });
 
   it('refuses a database that holds data, an altered backup and the wrong identity, writing nothing', async () => {
-    expectFailure(await cli(target, ['restore', backupFile]), /The database is not empty/);
+    // The way out said too: a database a service started on holds its audit rows (a health
+    // check is one), and is not emptied for a restore.
+    expectFailure(
+      await cli(target, ['restore', backupFile]),
+      /The database is not empty \(\w+ holds \d+ rows\): restore only into an empty database, one no service has run on \(drop it and create it again\)/,
+    );
 
     const altered = join(dir, 'altered.backup');
     const bytes = await readFile(backupFile);
