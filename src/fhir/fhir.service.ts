@@ -349,7 +349,10 @@ export class FhirService {
   /**
    * The single resource matching the criteria, without taking their lock: for a look-up that
    * writes nothing of that type (the visit a lab result belongs to), so that the messages of
-   * one visit do not wait on each other.
+   * one visit do not wait on each other. The caller needs the right to search the type: a
+   * conditional update, patch or delete answers 0, 1 or several matches apart (201/200/412,
+   * 404/200/412, 204/412), so a token that may only update or delete (`user/Patient.ud`)
+   * learned whether a name, birth date or MRN was on file until 2026-12-07.
    */
   async findUnique(
     user: AuthenticatedUser,
@@ -357,6 +360,11 @@ export class FhirService {
     criteria: string,
     what = 'the criteria',
   ): Promise<string | undefined> {
+    if (!mayUseFhir(user, type, 'search')) {
+      throw AppError.forbidden(
+        `Conditional criteria search ${type}: they need the right to search ${type}`,
+      );
+    }
     const ids = await this.searches.matchingIds(user, type, criteriaQuery(type, criteria));
     if (ids.length > 1) {
       throw AppError.preconditionFailed(`More than one ${type} matches ${what}`);

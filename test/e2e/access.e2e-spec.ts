@@ -142,6 +142,78 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await creator('POST', `${fhir}/Observation`, { body })).status).toBe(201);
     });
 
+    it('let an update- or delete-only token test no criteria through conditional writes', async () => {
+      // Conditional update, patch and delete search: 0, 1 or several matches answered apart
+      // (201/200/412, 404/200/412, 204/204/412) told a token that may not search whether a
+      // name, birth date or MRN is on file.
+      const family = `Oracle${Date.now()}`;
+      const target = buildPatient({ family });
+      const targetId = await create(doctor, target);
+      const criteria = `family=${family}&birthdate=${String(target['birthDate'])}`;
+      const writer = await scoped(doctorToken, 'user/Patient.rud');
+      expect((await writer('GET', `${fhir}/Patient?${criteria}`)).status).toBe(403);
+      const patch = [{ op: 'replace', path: '/active', value: false }];
+      const direct = [
+        await writer('PUT', `${fhir}/Patient?${criteria}`, { body: buildPatient({ family }) }),
+        await writer('PATCH', `${fhir}/Patient?${criteria}`, {
+          body: patch,
+          headers: { 'content-type': 'application/json-patch+json' },
+        }),
+        await writer('DELETE', `${fhir}/Patient?${criteria}`),
+        await writer('DELETE', `${fhir}/Patient?${criteria}&_cascade=delete`),
+      ];
+      const binary = {
+        resourceType: 'Binary',
+        contentType: 'application/json-patch+json',
+        data: Buffer.from(JSON.stringify(patch)).toString('base64'),
+      };
+      const entries = [
+        {
+          resource: buildPatient({ family }),
+          request: { method: 'PUT', url: `Patient?${criteria}` },
+        },
+        { resource: binary, request: { method: 'PATCH', url: `Patient?${criteria}` } },
+        { request: { method: 'DELETE', url: `Patient?${criteria}` } },
+      ];
+      const bundled = [];
+      for (const entry of entries) {
+        const transaction = await writer('POST', fhir, {
+          body: { resourceType: 'Bundle', type: 'transaction', entry: [entry] },
+        });
+        bundled.push(transaction);
+      }
+      const batch = await writer('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'batch', entry: entries },
+      });
+      expect(batch.status).toBe(200);
+      const answers = [
+        ...[...direct, ...bundled].map((res) => [res.status, res.body?.issue?.[0]?.code]),
+        ...batch.body.entry.map((e: any) => [
+          Number.parseInt(e.response.status, 10),
+          e.response.outcome?.issue?.[0]?.code,
+        ]),
+      ];
+      expect(answers).toEqual(Array(10).fill([403, 'forbidden']));
+      // Nothing was changed either.
+      const stored = await doctor('GET', `${fhir}/Patient/${targetId}`);
+      expect([stored.status, stored.body.meta.versionId, stored.body.active]).toEqual([
+        200,
+        '1',
+        true,
+      ]);
+      // With the right to search, the same requests are conditional writes again.
+      const searcher = await scoped(doctorToken, 'user/Patient.rus');
+      const updated = await searcher('PATCH', `${fhir}/Patient?${criteria}`, {
+        body: patch,
+        headers: { 'content-type': 'application/json-patch+json' },
+      });
+      expect([updated.status, updated.body.id, updated.body.active]).toEqual([
+        200,
+        targetId,
+        false,
+      ]);
+    });
+
     it('bound what a search reaches through _has, chains, _include and _revinclude too', async () => {
       // Billing may read Patients, not Observations: no search may show or test one.
       const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
