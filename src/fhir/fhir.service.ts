@@ -568,6 +568,9 @@ export class FhirService {
    * starts again from the read: with If-Match, that read answers 412 (or 410, 404) as it
    * would have; without, a patch applies to whatever is current, so the version written
    * meanwhile is patched, PATCH_ATTEMPTS evaluations at most, then 409.
+   * A patch needs the right to read the type as well as to update it: its `test` operation
+   * compares a value with a guess, and its answer is the whole patched record, so a token that
+   * may only update (`user/Patient.u`) read a birth date by guesses until 2026-12-07.
    */
   async patch(
     user: AuthenticatedUser,
@@ -578,6 +581,11 @@ export class FhirService {
   ): Promise<StoredResource> {
     this.assertType(type);
     assertResourceId(id, type);
+    if (!mayUseFhir(user, type, 'read')) {
+      throw AppError.forbidden(
+        `A patch is applied to the stored ${type} and answers with it: it needs the right to read ${type}`,
+      );
+    }
     const patch = checkPatch(body);
     const expected = parseIfMatch(ifMatch);
     for (let attempt = 1; ; attempt++) {

@@ -214,6 +214,66 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       ]);
     });
 
+    it('let an update-only token read nothing through what a patch tests or answers', async () => {
+      // A patch is applied to the stored resource: its `test` operation compared a guess with
+      // a value, and its answer was the whole patched record, to a token that may not read.
+      const targetId = await create(doctor, buildPatient({ birthDate: '1961-03-14' }));
+      const updater = await scoped(doctorToken, 'user/Patient.u');
+      expect((await updater('GET', `${fhir}/Patient/${targetId}`)).status).toBe(403);
+      const guess = (birthDate: string) => [
+        { op: 'test', path: '/birthDate', value: birthDate },
+        { op: 'replace', path: '/active', value: true },
+      ];
+      const json = { 'content-type': 'application/json-patch+json' };
+      const direct = [
+        await updater('PATCH', `${fhir}/Patient/${targetId}`, {
+          body: guess('1961-03-14'),
+          headers: json,
+        }),
+        await updater('PATCH', `${fhir}/Patient/${targetId}`, {
+          body: guess('1961-03-15'),
+          headers: json,
+        }),
+      ];
+      const bundled = await updater('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [
+            {
+              resource: {
+                resourceType: 'Binary',
+                contentType: 'application/json-patch+json',
+                data: Buffer.from(JSON.stringify(guess('1961-03-14'))).toString('base64'),
+              },
+              request: { method: 'PATCH', url: `Patient/${targetId}` },
+            },
+          ],
+        },
+      });
+      expect([
+        ...direct.map((res) => [res.status, res.body?.issue?.[0]?.code]),
+        [
+          Number.parseInt(bundled.body.entry[0].response.status, 10),
+          bundled.body.entry[0].response.outcome?.issue?.[0]?.code,
+        ],
+      ]).toEqual(Array(3).fill([403, 'forbidden']));
+      expect(JSON.stringify([...direct.map((res) => res.body), bundled.body])).not.toContain(
+        '1961',
+      );
+      // Updating by PUT stays its right, and patching is a reader's too.
+      const put = await updater('PUT', `${fhir}/Patient/${targetId}`, {
+        body: { ...buildPatient(), id: targetId },
+      });
+      expect(put.status).toBe(200);
+      const reader = await scoped(doctorToken, 'user/Patient.ru');
+      const patched = await reader('PATCH', `${fhir}/Patient/${targetId}`, {
+        body: [{ op: 'replace', path: '/active', value: false }],
+        headers: json,
+      });
+      expect([patched.status, patched.body.active]).toEqual([200, false]);
+    });
+
     it('bound what a search reaches through _has, chains, _include and _revinclude too', async () => {
       // Billing may read Patients, not Observations: no search may show or test one.
       const billing = authorizedHttp(await tokenFor(testApp, 'billing'));
