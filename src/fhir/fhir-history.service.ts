@@ -98,6 +98,11 @@ export class FhirHistory {
     );
   }
 
+  /**
+   * Lists every record of the type, as a search does: it needs the right to search the type
+   * besides reading its history (SMART v2 makes type and system history `s`, instance history
+   * `r`). A `user/Observation.r` token listed every patient's Observations until 2026-12-07.
+   */
   async typeHistory(
     user: AuthenticatedUser,
     type: string,
@@ -105,19 +110,27 @@ export class FhirHistory {
     baseUrl: string,
   ): Promise<Bundle> {
     this.definitions.assertRestfulType(type);
+    if (!mayUseFhir(user, type, 'search')) {
+      throw AppError.forbidden(
+        `A history of ${type} lists its resources, as a search does: it needs the right to search ${type}`,
+      );
+    }
     return this.historyList(user, [type], params, `${baseUrl}/${type}/_history`, baseUrl);
   }
 
   /**
    * `GET /fhir/_history`: every version of the types the caller may read the history of,
-   * newest first, as a system syncing changes `_since` an instant asks.
+   * newest first, as a system syncing changes `_since` an instant asks: those it may search
+   * too, as for a type's history.
    */
   async systemHistory(
     user: AuthenticatedUser,
     params: HistoryListParams,
     baseUrl: string,
   ): Promise<Bundle> {
-    const types = this.definitions.restfulTypes.filter((type) => mayUseFhir(user, type, 'history'));
+    const types = this.definitions.restfulTypes.filter(
+      (type) => mayUseFhir(user, type, 'history') && mayUseFhir(user, type, 'search'),
+    );
     if (types.length === 0) {
       throw AppError.forbidden('Access denied');
     }

@@ -394,6 +394,41 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const admin = authorizedHttp(await tokenFor(testApp, 'admin'));
       expect((await admin('GET', `${fhir}/_history`)).status).toBe(403);
     });
+
+    it('list a type or the system history only to a token that may search (s), as SMART says', async () => {
+      // `r` reads a record by its id, with its own history; listing every record of a type is
+      // a search (SMART v2: type and system history are `s`), and a `user/Observation.r` token
+      // listed every patient's Observations through `Observation/_history`.
+      const reader = await scoped(doctorToken, 'user/Observation.r');
+      expect((await reader('GET', `${fhir}/Observation?_id=${ids.obsA}`)).status).toBe(403);
+      expect((await reader('GET', `${fhir}/Observation/${ids.obsA}`)).status).toBe(200);
+      expect((await reader('GET', `${fhir}/Observation/${ids.obsA}/_history`)).status).toBe(200);
+      const typeHistory = await reader('GET', `${fhir}/Observation/_history`);
+      const systemList = await reader('GET', `${fhir}/_history`);
+      const bundled = await reader('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [{ request: { method: 'GET', url: 'Observation/_history' } }],
+        },
+      });
+      expect([
+        [typeHistory.status, typeHistory.body.issue?.[0]?.code],
+        [systemList.status, systemList.body.issue?.[0]?.code],
+        [
+          Number.parseInt(bundled.body.entry[0].response.status, 10),
+          bundled.body.entry[0].response.outcome?.issue?.[0]?.code,
+        ],
+      ]).toEqual(Array(3).fill([403, 'forbidden']));
+      expect(JSON.stringify([typeHistory.body, systemList.body, bundled.body])).not.toContain(
+        ids.obsB,
+      );
+      // The system history lists the types the token may search: Patient, not Observation.
+      const searcher = await scoped(doctorToken, 'user/Observation.r user/Patient.rs');
+      const listed = await systemHistory(searcher);
+      expect(listed).toContain(`Patient/${ids.patientA}`);
+      expect(new Set(listed.map((entry) => entry.split('/')[0]))).toEqual(new Set(['Patient']));
+    });
   });
 
   describe("a patient-scoped token (patient/*.rs with a patient) sees one patient's compartment", () => {
