@@ -429,6 +429,22 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(listed).toContain(`Patient/${ids.patientA}`);
       expect(new Set(listed.map((entry) => entry.split('/')[0]))).toEqual(new Set(['Patient']));
     });
+
+    it("list a patient's records through $everything only of the types a token may search", async () => {
+      // $everything lists a compartment, as `Patient/{id}/Observation` does, which needs `s`:
+      // with `r` alone it listed every Observation of the patient.
+      const typesIn = (res: { body: any }) =>
+        new Set((res.body.entry ?? []).map((e: any) => e.resource.resourceType));
+      const reader = await scoped(doctorToken, 'user/Patient.r user/Observation.r');
+      expect((await reader('GET', `${fhir}/Patient/${ids.patientA}/Observation`)).status).toBe(403);
+      const read = await reader('GET', `${fhir}/Patient/${ids.patientA}/$everything`);
+      expect(read.status).toBe(200);
+      expect(typesIn(read)).toEqual(new Set(['Patient']));
+      expect(JSON.stringify(read.body)).not.toContain(ids.obsA);
+      const searcher = await scoped(doctorToken, 'user/Patient.r user/Observation.rs');
+      const listed = await searcher('GET', `${fhir}/Patient/${ids.patientA}/$everything`);
+      expect(typesIn(listed)).toEqual(new Set(['Patient', 'Observation']));
+    });
   });
 
   describe("a patient-scoped token (patient/*.rs with a patient) sees one patient's compartment", () => {

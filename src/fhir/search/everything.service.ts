@@ -111,10 +111,15 @@ export class EverythingService {
     // break-glass use, a write.)
     const { total, rest, slice, page } = await this.unitOfWork.snapshot(async () => {
       const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
+      // The members are listed, as `Patient/{id}/Observation` lists them: their types need the
+      // right to search too. With `r` alone (read by id) a token listed every Observation of
+      // the patient until 2026-12-07. What they refer to is brought in, as _include does: read.
+      const listable = (type: string): boolean =>
+        readable(type) && mayUseFhir(user, type, 'search');
       // Only the parameters that define the compartment count, not any reference to the
       // patient.
       const links = [...this.compartment.linkedTypes()]
-        .filter(([type]) => readable(type))
+        .filter(([type]) => listable(type))
         .flatMap(([type, params]) => params.map((param) => ({ type, param })));
       // Counted in resources, not references: counting references (two for each Observation)
       // cut a record of 20,000 Observations to 5,000 of them, answered as if whole.
