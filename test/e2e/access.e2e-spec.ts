@@ -315,6 +315,23 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(included.body.entry[1].resource.issue[0].diagnostics).toBe(
         'Included resources of a type you may not read were left out: Patient',
       );
+      // _revinclude lists what refers to the matches, as `Observation?subject=…` would: with
+      // `r` alone on Observation (no search), it listed the patient's Observations.
+      const reader = await scoped(doctorToken, 'user/Patient.rs user/Observation.r');
+      const revincluded = await reader(
+        'GET',
+        `${fhir}/Patient?_id=${ids.patientA}&_revinclude=Observation:subject`,
+      );
+      expect([revincluded.status, revincluded.body.issue?.[0]?.diagnostics]).toEqual([
+        403,
+        'Access denied: _revinclude reaches Observation resources, which you may not search',
+      ]);
+      const searcher = await scoped(doctorToken, 'user/Patient.rs user/Observation.rs');
+      const listed = await searcher(
+        'GET',
+        `${fhir}/Patient?_id=${ids.patientA}&_revinclude=Observation:subject`,
+      );
+      expect(listed.body.entry.map((e: any) => e.resource.id)).toContain(ids.obsA);
     });
 
     it('never outlive the token they were exchanged for', async () => {

@@ -517,7 +517,9 @@ export class SearchService {
    * The types a search reaches besides its own must be ones the caller may search (`_has`,
    * chains) or read (`_include`, `_revinclude` that name them): else a role that may not read
    * Observations could learn from `Patient?_has:Observation:subject:code=…` who had a test, or
-   * read them through `Patient?_revinclude=Observation:subject`.
+   * read them through `Patient?_revinclude=Observation:subject`. A `_revinclude` lists what
+   * refers to the matches, as a search by reference would: it needs its type's search right
+   * besides read (a `user/Observation.r` token listed Observations by it until 2026-12-07).
    */
   private assertMayReach(user: AuthenticatedUser, type: string, request: SearchRequest): void {
     const refuse = (what: string, other: string, interaction: 'search' | 'read') => {
@@ -540,7 +542,10 @@ export class SearchService {
       if (spec.sourceType !== '*' && spec.param !== '*') this.includes.assertReferenceParam(spec);
       if (spec.targetType) refuse('_include', spec.targetType, 'read');
     }
-    for (const spec of request.revinclude) refuse('_revinclude', spec.sourceType, 'read');
+    for (const spec of request.revinclude) {
+      refuse('_revinclude', spec.sourceType, 'read');
+      refuse('_revinclude', spec.sourceType, 'search');
+    }
   }
 
   private isKnown(type: string, code: string, hasType?: string): boolean {
