@@ -139,6 +139,10 @@ export class FhirService {
     options: { id?: string } = {},
   ): Promise<CheckedCreate> {
     this.assertType(type);
+    // Here for the creates of an update (a conditional update that matches none), which the
+    // route's update right let through: a `user/Patient.us` token created Patients until
+    // 2026-12-07.
+    this.assertMayCreate(user, type);
     const resource = withWriteOnlyKept(await this.checkBody(type, body), undefined);
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = options.id ?? randomUUID();
@@ -528,6 +532,10 @@ export class FhirService {
             `No ${type} matches the criteria, and the id in the body names another ${type}: leave the id out to create, or update that ${type} by its id`,
           );
         }
+        if (!current) {
+          // FHIR's update-as-create: without the right to create, it is no update of anything.
+          this.assertMayCreate(user, type);
+        }
         if (current?.deleted && !this.access.maySeeDeletion(user, type, 'update')) {
           // Another patient's deleted record, written over by a patient-scoped token, took
           // its data into that record's id and history, and the version number it answered
@@ -739,6 +747,14 @@ export class FhirService {
     const content = parseContent(current);
     await this.access.assertMayOpen(user, content, interaction, await this.contexts.ofOne(content));
     return content;
+  }
+
+  private assertMayCreate(user: AuthenticatedUser, type: string): void {
+    if (!mayUseFhir(user, type, 'create')) {
+      throw AppError.forbidden(
+        `No ${type} has this id or matches the criteria, so the update would create one: it needs the right to create ${type}`,
+      );
+    }
   }
 
   private assertType(type: string): void {

@@ -214,6 +214,47 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       ]);
     });
 
+    it('let an update-only token create nothing through an update-as-create', async () => {
+      // FHIR's update creates a resource that is not there: without `c`, a `user/Patient.us`
+      // token created Patients by PUT Patient/{new id}, or a conditional update matching none.
+      const updater = await scoped(doctorToken, 'user/Patient.us');
+      expect((await updater('POST', `${fhir}/Patient`, { body: buildPatient() })).status).toBe(403);
+      const newId = `created-by-put-${Date.now()}`;
+      const family = `Uncreated${Date.now()}`;
+      const answers = [
+        await updater('PUT', `${fhir}/Patient/${newId}`, {
+          body: { ...buildPatient(), id: newId },
+        }),
+        await updater('PUT', `${fhir}/Patient?family=${family}`, {
+          body: buildPatient({ family }),
+        }),
+      ];
+      const bundled = await updater('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              resource: buildPatient({ family }),
+              request: { method: 'PUT', url: `Patient?family=${family}` },
+            },
+          ],
+        },
+      });
+      expect([...answers, bundled].map((res) => [res.status, res.body.issue?.[0]?.code])).toEqual(
+        Array(3).fill([403, 'forbidden']),
+      );
+      expect((await doctor('GET', `${fhir}/Patient/${newId}`)).status).toBe(404);
+      const found = await doctor('GET', `${fhir}/Patient?family=${family}`);
+      expect(found.body.entry ?? []).toEqual([]);
+      // Updating what exists stays its right.
+      const existing = await create(doctor, buildPatient());
+      const updated = await updater('PUT', `${fhir}/Patient/${existing}`, {
+        body: { ...buildPatient(), id: existing },
+      });
+      expect(updated.status).toBe(200);
+    });
+
     it('let an update-only token read nothing through what a patch tests or answers', async () => {
       // A patch is applied to the stored resource: its `test` operation compared a guess with
       // a value, and its answer was the whole patched record, to a token that may not read.
