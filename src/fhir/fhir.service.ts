@@ -542,6 +542,11 @@ export class FhirService {
           // (3, not 1) told that the id had been used: until 2026-12-06. Its own are its own.
           await this.assertDeletedInCompartment(user, type, id);
         }
+        if (current?.deleted) {
+          // A re-creation (answered 201): it brings back what a deletion took away. Checked
+          // after the compartment, so that another patient's deleted record stays a 404.
+          this.assertMayCreate(user, type);
+        }
         const previous = await this.openForWrite(user, current, 'update');
         assertVersionMatches(current, expected);
         assertNoneMatches(current, options.ifNoneMatch);
@@ -752,7 +757,7 @@ export class FhirService {
   private assertMayCreate(user: AuthenticatedUser, type: string): void {
     if (!mayUseFhir(user, type, 'create')) {
       throw AppError.forbidden(
-        `No ${type} has this id or matches the criteria, so the update would create one: it needs the right to create ${type}`,
+        `No live ${type} has this id or matches the criteria, so the update would create one: it needs the right to create ${type}`,
       );
     }
   }

@@ -247,6 +247,14 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await doctor('GET', `${fhir}/Patient/${newId}`)).status).toBe(404);
       const found = await doctor('GET', `${fhir}/Patient?family=${family}`);
       expect(found.body.entry ?? []).toEqual([]);
+      // Nor brings back a deleted one, which a re-creation does (answered 201 as a create).
+      const deleted = await create(doctor, buildPatient());
+      expect((await doctor('DELETE', `${fhir}/Patient/${deleted}`)).status).toBe(204);
+      const recreated = await updater('PUT', `${fhir}/Patient/${deleted}`, {
+        body: { ...buildPatient(), id: deleted },
+      });
+      expect([recreated.status, recreated.body.issue?.[0]?.code]).toEqual([403, 'forbidden']);
+      expect((await doctor('GET', `${fhir}/Patient/${deleted}`)).status).toBe(410);
       // Updating what exists stays its right.
       const existing = await create(doctor, buildPatient());
       const updated = await updater('PUT', `${fhir}/Patient/${existing}`, {
