@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { immunizationFromRxa, orderIdentifiers } from '../mapping/orders.js';
+import { doseIdentifiers } from '../mapping/immunization.js';
+import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
@@ -53,7 +54,7 @@ export class VaccinationMessages {
       const rxr = segments[i + 1]?.name === 'RXR' ? segments[i + 1] : undefined;
       doses += 1;
       // An ORC is its own RXA's: a dose after it without one is not the same order.
-      const identifiers = orderIdentifiers(orc, sender);
+      const identifiers = doseIdentifiers(orc, sender);
       const immunization = immunizationFromRxa(segment, patientId, identifiers, rxr, orc, sender);
       orc = undefined;
       if (!immunization) {
@@ -63,7 +64,11 @@ export class VaccinationMessages {
         );
       }
       const deletes = segment.value(21)?.toUpperCase() === 'D';
-      const byOrder = byIdentifier(identifiers[0]);
+      // The patient's own dose of that number: until 2026-12-07 any patient's was taken, and a
+      // number two patients' doses shared (a sender's reused numbers) moved the first one's
+      // dose to the second, whose deletion then deleted it.
+      const byNumber = byIdentifier(identifiers[0]);
+      const byOrder = byNumber && `${byNumber}&patient=Patient/${patientId}`;
       const criteria = byOrder ?? sameDose(immunization, patientId);
       const lookup = criteria
         ? this.fhir.uniqueMatch(HL7_USER, 'Immunization', criteria)

@@ -1,0 +1,74 @@
+import { randomUUID } from 'node:crypto';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
+
+/**
+ * VXU^V04 as an immunization registry (IIS) and the EHRs feeding it send it, per CDC's HL7 2.5.1
+ * Implementation Guide for Immunization Messaging (release 1.5) and the v2-to-FHIR IG's RXA, RXR,
+ * ORC and OBX maps.
+ */
+describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
+  let feed: Hl7Feed;
+
+  beforeAll(async () => {
+    feed = await openHl7Feed();
+  });
+
+  afterAll(() => feed.close());
+
+  const vxu = (control: string, mrn: string, ...segments: string[]) =>
+    [
+      `MSH|^~\\&|EHR|CLINIC|IIS|STATE|20250301100000||VXU^V04^VXU_V04|${control}|P|2.5.1|||ER|AL`,
+      `PID|1||${mrn}^^^CLINIC&2.16.41&ISO^MR||Shot^Kid||20200101|F`,
+      ...segments,
+    ].join('\r');
+
+  const patientOf = async (mrn: string) =>
+    String(
+      (await feed.one(`Patient?identifier=${encodeURIComponent(`urn:oid:2.16.41|${mrn}`)}`))['id'],
+    );
+
+  it("keeps each patient's refusal of their own, though CDC has every refusal's ORC-3 be 9999", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [kidA, kidB] = [`A-${tag}`, `B-${tag}`];
+    // RXA-18 refusal reason (NIP002), RXA-20 RE; ORC-3 9999, as CDC IG 1.5 has it for a dose
+    // not given.
+    const refusal = (vaccine: string) =>
+      `RXA|0|1|20250301||${vaccine}^CVX|999||||||||||||00^Parental decision^NIP002||RE|A`;
+    const acks = await feed.send(
+      vxu(`R1-${tag}`, kidA, 'ORC|RE||9999^CDC', refusal('03^MMR')),
+      vxu(`R2-${tag}`, kidB, 'ORC|RE||9999^CDC', refusal('21^Varicella')),
+      // The same order number sent for two patients (a sender's numbers reused, or an error):
+      // the second patient's dose is theirs, and the first's stays with the first.
+      vxu(`R3-${tag}`, kidA, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250301||08^HepB^CVX|0.5|mL'),
+      vxu(`R4-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250302||20^DTaP^CVX|0.5|mL'),
+      // The second patient's deletion of that number deletes their dose, not the first one's.
+      vxu(
+        `R5-${tag}`,
+        kidB,
+        `ORC|RE||N-${tag}^EHR`,
+        'RXA|0|1|20250302||20^DTaP^CVX|0.5|mL|||||||||||||CP|D',
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA']);
+    const doses = async (mrn: string) =>
+      Object.fromEntries(
+        (await feed.search(`Immunization?patient=Patient/${await patientOf(mrn)}`)).map((dose) => [
+          dose['vaccineCode'].coding[0].code,
+          dose,
+        ]),
+      );
+    const [ofA, ofB] = [await doses(kidA), await doses(kidB)];
+    expect(Object.keys(ofA).sort()).toEqual(['03', '08']);
+    expect(Object.keys(ofB).sort()).toEqual(['20', '21']);
+    expect(ofA['03']).toMatchObject({
+      status: 'not-done',
+      statusReason: { coding: [{ code: '00' }] },
+    });
+    expect(ofA['08']).toMatchObject({ status: 'completed', meta: { versionId: '1' } });
+    expect(ofB['20']).toMatchObject({ status: 'entered-in-error' });
+    expect(ofB['21']).toMatchObject({ status: 'not-done' });
+    // 9999 names no dose: it is not kept as the refusal's identifier.
+    expect(ofA['03']['identifier']).toBeUndefined();
+  });
+});
