@@ -71,4 +71,31 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     // 9999 names no dose: it is not kept as the refusal's identifier.
     expect(ofA['03']['identifier']).toBeUndefined();
   });
+
+  it('knows a dose by its filler order number (ORC-3), as CDC has it, not by the order it was placed under', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = `C-${tag}`;
+    // One order (ORC-2) for two doses, each its own filler number; then the second deleted by
+    // ORC-3 alone.
+    const dose = (filler: string, vaccine: string, action = 'A') =>
+      [
+        `ORC|RE|P-${tag}^EHR|${filler}-${tag}^EHR`,
+        `RXA|0|1|20250301||${vaccine}^CVX|0.5|mL|||||||||||||CP|${action}`,
+      ].join('\r');
+    const acks = await feed.send(
+      vxu(`F1-${tag}`, mrn, dose('F1', '08^HepB'), dose('F2', '20^DTaP')),
+      vxu(
+        `F2-${tag}`,
+        mrn,
+        `ORC|RE||F2-${tag}^EHR`,
+        'RXA|0|1|20250301||20^DTaP^CVX|0.5|mL|||||||||||||CP|D',
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const doses = await feed.search(`Immunization?patient=Patient/${await patientOf(mrn)}`);
+    const statusOf = Object.fromEntries(
+      doses.map((found) => [found['vaccineCode'].coding[0].code, found['status']]),
+    );
+    expect(statusOf).toEqual({ '08': 'completed', '20': 'entered-in-error' });
+  });
 });

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { doseIdentifiers } from '../mapping/immunization.js';
+import { doseIdentifiers, fillerFirst } from '../mapping/immunization.js';
 import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -66,8 +66,10 @@ export class VaccinationMessages {
       const deletes = segment.value(21)?.toUpperCase() === 'D';
       // The patient's own dose of that number: until 2026-12-07 any patient's was taken, and a
       // number two patients' doses shared (a sender's reused numbers) moved the first one's
-      // dose to the second, whose deletion then deleted it.
-      const byNumber = byIdentifier(identifiers[0]);
+      // dose to the second, whose deletion then deleted it. The number is the filler's (ORC-3),
+      // the sender's id of the dose in CDC's guide, else the placer's: the doses given on one
+      // order (ORC-2) were taken for one until then, each written over the one before.
+      const byNumber = byIdentifier(fillerFirst(identifiers));
       const byOrder = byNumber && `${byNumber}&patient=Patient/${patientId}`;
       const criteria = byOrder ?? sameDose(immunization, patientId);
       const lookup = criteria
