@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { msaOf } from '../support/mllp.js';
 
@@ -7,6 +9,10 @@ import { msaOf } from '../support/mllp.js';
  * Implementation Guide for Immunization Messaging (release 1.5) and the v2-to-FHIR IG's RXA, RXR,
  * ORC and OBX maps.
  */
+/** A shared sample message, as it is (LF separators, a byte-order mark). */
+const sample = (file: string): string =>
+  readFileSync(join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter', file), 'utf8');
+
 describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
   let feed: Hl7Feed;
 
@@ -97,5 +103,41 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       doses.map((found) => [found['vaccineCode'].coding[0].code, found['status']]),
     );
     expect(statusOf).toEqual({ '08': 'completed', '20': 'entered-in-error' });
+  });
+
+  it("keeps the dose's VFC eligibility, funding source and VIS (its OBX) on the Immunization", async () => {
+    const acks = await feed.send(sample('VXU.hl7'), sample('IZ_1_1.1_Admin_Child_Max_Message.hl7'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const ndc = await feed.one(
+      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/ndc|49281-0215-88')}`,
+    );
+    expect(ndc).toMatchObject({
+      programEligibility: [{ coding: [{ code: 'V01', display: 'Not VFC Eligible' }] }],
+      fundingSource: { coding: [{ code: 'PHC70', display: 'Private' }] },
+      education: [{ documentType: '253088698300028811170411', presentationDate: '2015-06-24' }],
+    });
+    const flu = await feed.one(
+      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|140')}`,
+    );
+    expect(flu).toMatchObject({
+      programEligibility: [{ coding: [{ code: 'V05' }] }],
+      education: [
+        {
+          documentType: 'Influenza, unspecified formulation',
+          publicationDate: '2012-07-02',
+          presentationDate: '2012-08-14',
+        },
+      ],
+    });
+    // The historical doses after it have no OBX, and none of the first dose's.
+    const historical = await feed.search(
+      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|88')}`,
+    );
+    expect(historical).toHaveLength(2);
+    for (const dose of historical) {
+      expect(dose).toMatchObject({ primarySource: false });
+      expect(dose['programEligibility']).toBeUndefined();
+      expect(dose['doseQuantity']).toBeUndefined();
+    }
   });
 });

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { doseIdentifiers, fillerFirst } from '../mapping/immunization.js';
+import { doseIdentifiers, doseObservations, fillerFirst } from '../mapping/immunization.js';
 import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -28,16 +28,25 @@ function sameDose(immunization: Record<string, unknown>, patientId: string): str
   return vaccine && `${vaccine}&${atInstant('date', immunization['occurrenceDateTime'] as string)}`;
 }
 
+/** The OBX of the dose whose RXA is at `at`: those after it, up to the next dose's ORC or RXA. */
+function observationsOf(segments: readonly V2Segment[], at: number): V2Segment[] {
+  const next = segments.findIndex(
+    (segment, i) => i > at && (segment.name === 'ORC' || segment.name === 'RXA'),
+  );
+  return segments.slice(at + 1, next < 0 ? undefined : next).filter((s) => s.name === 'OBX');
+}
+
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
 @Injectable()
 export class VaccinationMessages {
   constructor(private readonly fhir: FhirService) {}
 
   /**
-   * VXU^V04: an Immunization per RXA, keyed by the order numbers of the ORC right before it,
-   * else by patient, vaccine and time. An RXA whose action code (RXA-21) is D deletes the dose:
-   * a known one becomes entered in error, one not on file leaves nothing to do. A message
-   * older than one already applied to a dose leaves it as it is.
+   * VXU^V04: an Immunization per RXA, with what its OBX say of it (see doseObservations), keyed
+   * by the order numbers of the ORC right before it, else by patient, vaccine and time. An RXA
+   * whose action code (RXA-21) is D deletes the dose: a known one becomes entered in error, one
+   * not on file leaves nothing to do. A message older than one already applied to a dose leaves
+   * it as it is.
    */
   async process(
     message: V2Message,
@@ -81,6 +90,7 @@ export class VaccinationMessages {
       if (deletes && !match) continue;
       const body = {
         ...immunization,
+        ...doseObservations(observationsOf(segments, i)),
         ...(deletes ? { status: 'entered-in-error' } : {}),
         ...encounter,
       };

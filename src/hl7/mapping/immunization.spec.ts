@@ -1,6 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { doseIdentifiers, fillerFirst } from './immunization.js';
+import { doseIdentifiers, doseObservations, fillerFirst } from './immunization.js';
 
 const MSH = 'MSH|^~\\&|EHR|CLINIC|IIS|STATE|20250301||VXU^V04^VXU_V04|1|P|2.5.1';
 
@@ -27,5 +27,59 @@ describe('the identifier a dose is known by', () => {
     expect(known('ORC|RE|P1^EHR')).toBe('P1');
     expect(known('ORC|RE|P1^EHR|9999^CDC')).toBe('P1');
     expect(known('ORC|RE')).toBeUndefined();
+  });
+});
+
+describe('the OBX of a dose (CDC IG 1.5, 6.3)', () => {
+  const of = (...obx: string[]) => doseObservations(message(...obx).all('OBX'));
+
+  it('takes VFC eligibility, funding source, and each VIS with its dates, by OBX-4 group', () => {
+    expect(
+      of(
+        'OBX|1|CE|64994-7^Vaccine funding program eligibility category^LN|1|V05^VFC eligible - FQHC^HL70064||||||F|||20120701|||VXC40^per immunization^CDCPHINVS',
+        'OBX|2|CE|30963-3^Vaccine Funding Source^LN|2|PHC70^Private^CDCPHINVS||||||F',
+        'OBX|3|CE|30956-7^vaccine type^LN|3|88^Influenza, unspecified formulation^CVX||||||F',
+        'OBX|4|TS|29768-9^Date VIS published^LN|3|20120702||||||F',
+        'OBX|5|TS|29769-7^Date VIS presented^LN|3|20120814||||||F',
+        'OBX|6|CE|69764-9^Document Type^LN|4|253088698300028811170411^Td VIS^cdcgs1vis||||||F',
+        'OBX|7|DT|29769-7^Date Vis Presented^LN|4|20210818||||||F',
+      ),
+    ).toEqual({
+      programEligibility: [
+        {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/v2-0064',
+              code: 'V05',
+              display: 'VFC eligible - FQHC',
+            },
+          ],
+          text: 'VFC eligible - FQHC',
+        },
+      ],
+      fundingSource: expect.objectContaining({
+        coding: [expect.objectContaining({ code: 'PHC70', display: 'Private' })],
+      }),
+      education: [
+        {
+          documentType: 'Influenza, unspecified formulation',
+          publicationDate: '2012-07-02',
+          presentationDate: '2012-08-14',
+        },
+        { documentType: '253088698300028811170411', presentationDate: '2021-08-18' },
+      ],
+    });
+  });
+
+  it('leaves out a value not of its type, a statement naming no document, and void results', () => {
+    // As a shared sample sends it: a presentation date's code with a funding source's value.
+    expect(
+      of(
+        'OBX|1|CE|29769-7^Vaccine Funding Source^LN^30963-3|1|PHC70^Private^CDCPHINVS||||||F',
+        'OBX|2|DT|29769-7^Date Vis Presented^LN|2|20210818||||||F',
+        'OBX|3|CE|64994-7^VFC eligibility^LN|3|V02^Medicaid^HL70064||||||X',
+        'OBX|4|NM|8867-4^Heart rate^LN|4|60|/min|||||F',
+      ),
+    ).toEqual({});
   });
 });

@@ -1,5 +1,5 @@
 import type { V2Segment } from '../message/v2-message.js';
-import type { Identifier } from './datatypes.js';
+import { codeableConceptOf, dateTimeOf, type Identifier } from './datatypes.js';
 import { orderIdentifiers } from './orders.js';
 
 /**
@@ -29,4 +29,66 @@ export function doseIdentifiers(orc: V2Segment | undefined, senderSystem?: strin
  */
 export function fillerFirst(identifiers: Identifier[]): Identifier | undefined {
   return identifiers.find(fillerOf) ?? identifiers[0];
+}
+
+/** LOINC codes of the OBX that CDC's guide has follow a dose's RXA, about that dose. */
+const VFC_ELIGIBILITY = '64994-7';
+const FUNDING_SOURCE = '30963-3';
+const VIS_DOCUMENT = '69764-9';
+const VIS_VACCINE = '30956-7';
+const VIS_PUBLISHED = '29768-9';
+const VIS_PRESENTED = '29769-7';
+
+const CODED = new Set(['CE', 'CWE', 'CNE']);
+const DATED = new Set(['DT', 'TS', 'DTM']);
+
+/** Results withdrawn or deleted (OBX-11 W, D, X) say nothing of the dose. */
+const VOID = new Set(['W', 'D', 'X']);
+
+/**
+ * The OBX after a dose's RXA (and RXR), CDC's way (release 1.5, section 6.3) of sending what
+ * R4 keeps on the Immunization itself: the dose's VFC eligibility (64994-7) as its program
+ * eligibility, its funding source (30963-3), and the vaccine information statements (VIS) the
+ * patient was given, one per OBX-4 group: the statement's GS1 barcode (69764-9), else the
+ * vaccine it is about (30956-7), with when it was published (29768-9) and presented (29769-7).
+ * An OBX whose value is not of the type its code says (a date sent as a code) is left out, as
+ * is a statement that names no document (R4's imm-1). Until 2026-12-07 all of them were dropped.
+ */
+export function doseObservations(observations: readonly V2Segment[]): Record<string, unknown> {
+  const programEligibility: Record<string, unknown>[] = [];
+  let fundingSource: Record<string, unknown> | undefined;
+  const statements = new Map<string, Record<string, string>>();
+  for (const obx of observations) {
+    if (VOID.has(obx.value(11)?.toUpperCase() ?? '')) continue;
+    const type = obx.value(2)?.toUpperCase() ?? '';
+    const value = obx.repetitions(5)[0];
+    const statement = () => {
+      const group = obx.value(4) ?? '';
+      const found = statements.get(group) ?? {};
+      statements.set(group, found);
+      return found;
+    };
+    const code = obx.value(3);
+    if (CODED.has(type)) {
+      const concept = codeableConceptOf(value);
+      if (!concept) continue;
+      if (code === VFC_ELIGIBILITY) programEligibility.push(concept);
+      else if (code === FUNDING_SOURCE) fundingSource ??= concept;
+      else if (code === VIS_DOCUMENT || code === VIS_VACCINE) {
+        // The barcode names the statement and its edition; a vaccine, the statement about it.
+        const name = code === VIS_DOCUMENT ? value?.value(1) : (value?.value(2) ?? value?.value(1));
+        if (name) statement().documentType = name;
+      }
+    } else if (DATED.has(type) && (code === VIS_PUBLISHED || code === VIS_PRESENTED)) {
+      const date = dateTimeOf(obx.value(5), obx.timeZone);
+      if (!date) continue;
+      statement()[code === VIS_PUBLISHED ? 'publicationDate' : 'presentationDate'] = date;
+    }
+  }
+  const education = [...statements.values()].filter((entry) => entry['documentType']);
+  return {
+    ...(programEligibility.length > 0 ? { programEligibility } : {}),
+    ...(fundingSource ? { fundingSource } : {}),
+    ...(education.length > 0 ? { education } : {}),
+  };
 }
