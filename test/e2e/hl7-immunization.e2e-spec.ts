@@ -29,6 +29,15 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       ...segments,
     ].join('\r');
 
+  const patientOfIn = async (mrn: string, authority: string) =>
+    String(
+      (
+        await feed.one(
+          `Patient?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:${encodeURIComponent(authority)}|${mrn}`)}`,
+        )
+      )['id'],
+    );
+
   const patientOf = async (mrn: string) =>
     String(
       (await feed.one(`Patient?identifier=${encodeURIComponent(`urn:oid:2.16.41|${mrn}`)}`))['id'],
@@ -139,5 +148,25 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       expect(dose['programEligibility']).toBeUndefined();
       expect(dose['doseQuantity']).toBeUndefined();
     }
+  });
+
+  it("files the VXU's next of kin (NK1) and insurance (IN1) as ADT's, once however often sent", async () => {
+    const child = sample('IZ_1_1.1_Admin_Child_Max_Message.hl7');
+    // The same message again (a resend), and VXU-V04-01's kin and insurance twice over.
+    const acks = await feed.send(child, child, sample('VXU-V04-01.hl7'), sample('VXU-V04-02.hl7'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA']);
+    const snow = await patientOfIn('D26376273', 'NIST MPI');
+    const mother = await feed.one(`RelatedPerson?patient=Patient/${snow}`);
+    expect(mother).toMatchObject({
+      name: [{ family: 'Lam', given: ['Morgan'] }],
+      relationship: [{ coding: [expect.objectContaining({ code: 'MTH' })] }],
+    });
+    const everyman = (
+      await feed.one(
+        `Patient?identifier=${encodeURIComponent('urn:carevault:v2:assigning-authority:test1|PATID1234')}`,
+      )
+    )['id'];
+    expect(await feed.search(`RelatedPerson?patient=Patient/${everyman}`)).toHaveLength(1);
+    expect(await feed.search(`Coverage?beneficiary=Patient/${everyman}`)).toHaveLength(1);
   });
 });

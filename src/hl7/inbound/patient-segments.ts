@@ -99,6 +99,19 @@ export class PatientSegments {
     }
     await this.procedures(message, context, touched, recorded);
     await this.admissionObservations(message, patientId, encounterId, touched, clock);
+    await this.kinAndCoverage(message, context, touched);
+    return recorded;
+  }
+
+  /**
+   * The patient's next of kin (NK1) and insurance (IN1), each matched again when a feed repeats
+   * it: as ADT has them, and VXU, whose kin and payer an immunization registry keeps.
+   */
+  async kinAndCoverage(
+    message: V2Message,
+    { sender, patientId, clock }: Pick<SegmentContext, 'sender' | 'patientId' | 'clock'>,
+    touched: Touched,
+  ): Promise<void> {
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
       if (!kin) continue;
@@ -123,7 +136,6 @@ export class PatientSegments {
       const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria, clock);
       touched.entities.push(`Coverage/${id}`);
     }
-    return recorded;
   }
 
   /**

@@ -4,6 +4,7 @@ import { HL7_USER } from '../hl7-user.js';
 import { doseIdentifiers, doseObservations, fillerFirst } from '../mapping/immunization.js';
 import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
+import { PatientSegments } from './patient-segments.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   ambiguous,
@@ -39,20 +40,25 @@ function observationsOf(segments: readonly V2Segment[], at: number): V2Segment[]
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
 @Injectable()
 export class VaccinationMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly patientSegments: PatientSegments,
+  ) {}
 
   /**
    * VXU^V04: an Immunization per RXA, with what its OBX say of it (see doseObservations), keyed
    * by the order numbers of the ORC right before it, else by patient, vaccine and time. An RXA
    * whose action code (RXA-21) is D deletes the dose: a known one becomes entered in error, one
    * not on file leaves nothing to do. A message older than one already applied to a dose leaves
-   * it as it is.
+   * it as it is. The next of kin (NK1) and insurance (IN1) are filed as ADT's are.
    */
   async process(
     message: V2Message,
     { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
+    // The kin and payer a registry keeps with the child's record (dropped until 2026-12-07).
+    await this.patientSegments.kinAndCoverage(message, { sender, patientId, clock }, touched);
     let orc: V2Segment | undefined;
     let doses = 0;
     const segments = message.segments();
