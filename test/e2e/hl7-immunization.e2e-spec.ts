@@ -169,4 +169,29 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     expect(await feed.search(`RelatedPerson?patient=Patient/${everyman}`)).toHaveLength(1);
     expect(await feed.search(`Coverage?beneficiary=Patient/${everyman}`)).toHaveLength(1);
   });
+
+  it('ties a dose to the place it was given (RXA-11), one Location for the doses given there', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const acks = await feed.send(
+      vxu(
+        `L1-${tag}`,
+        `L-${tag}`,
+        `ORC|RE||L1-${tag}^EHR`,
+        `RXA|0|1|20250301||08^HepB^CVX|0.5|mL||00^New^NIP001||^^^Clinic-${tag}`,
+      ),
+      vxu(
+        `L2-${tag}`,
+        `L-${tag}`,
+        `ORC|RE||L2-${tag}^EHR`,
+        `RXA|0|1|20250302||20^DTaP^CVX|0.5|mL||00^New^NIP001||^^^Clinic-${tag}`,
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const clinic = await feed.one(`Location?name=${encodeURIComponent(`Clinic-${tag}`)}`);
+    const doses = await feed.search(`Immunization?patient=Patient/${await patientOf(`L-${tag}`)}`);
+    expect(doses.map((dose) => dose['location'])).toEqual([
+      { reference: `Location/${clinic['id']}`, display: `Clinic-${tag}` },
+      { reference: `Location/${clinic['id']}`, display: `Clinic-${tag}` },
+    ]);
+  });
 });

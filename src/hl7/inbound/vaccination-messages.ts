@@ -1,10 +1,16 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { doseIdentifiers, doseObservations, fillerFirst } from '../mapping/immunization.js';
+import {
+  administeredAt,
+  doseIdentifiers,
+  doseObservations,
+  fillerFirst,
+} from '../mapping/immunization.js';
 import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import { PatientSegments } from './patient-segments.js';
+import { Places } from './places.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   ambiguous,
@@ -43,6 +49,7 @@ export class VaccinationMessages {
   constructor(
     private readonly fhir: FhirService,
     private readonly patientSegments: PatientSegments,
+    private readonly places: Places,
   ) {}
 
   /**
@@ -94,9 +101,18 @@ export class VaccinationMessages {
       // but which of them a deletion means cannot be told (412, AE).
       const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
       if (deletes && !match) continue;
+      const place = administeredAt(segment);
       const body = {
         ...immunization,
         ...doseObservations(observationsOf(segments, i)),
+        ...(place.length > 0
+          ? {
+              location: {
+                reference: `Location/${await this.places.of(place)}`,
+                display: place.at(-1)!.display,
+              },
+            }
+          : {}),
         ...(deletes ? { status: 'entered-in-error' } : {}),
         ...encounter,
       };

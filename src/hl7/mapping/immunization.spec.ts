@@ -1,6 +1,7 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { doseIdentifiers, doseObservations, fillerFirst } from './immunization.js';
+import { administeredAt, doseIdentifiers, doseObservations, fillerFirst } from './immunization.js';
+import { immunizationFromRxa } from './orders.js';
 
 const MSH = 'MSH|^~\\&|EHR|CLINIC|IIS|STATE|20250301||VXU^V04^VXU_V04|1|P|2.5.1';
 
@@ -81,5 +82,50 @@ describe('the OBX of a dose (CDC IG 1.5, 6.3)', () => {
         'OBX|4|NM|8867-4^Heart rate^LN|4|60|/min|||||F',
       ),
     ).toEqual({});
+  });
+});
+
+describe('where a dose was given (RXA-27, else RXA-11)', () => {
+  const at = (rxa: string) =>
+    administeredAt(message(rxa).first('RXA')!).map((level) => level.display);
+
+  it('takes the 2.6 administer-at place, else the 2.5.1 administered-at location', () => {
+    expect(at('RXA|0|1|20150624||08^HepB^CVX|0.5|mL||00|7824^Jackson|^^^NIST-Clinic-1')).toEqual([
+      'NIST-Clinic-1',
+    ]);
+    expect(
+      at('RXA|0|1|20210818||08^HepB^CVX|0.5|mL||00||^^^NIST-Clinic-1||||||||||||||||Peds^2^^GHH'),
+    ).toEqual(['GHH', 'Peds, GHH', 'Peds, room 2, GHH']);
+    expect(at('RXA|0|1|20150624||08^HepB^CVX|0.5|mL')).toEqual([]);
+  });
+});
+
+describe('who reported a dose (RXA-9, NIP001)', () => {
+  const reported = (source: string) => {
+    const rxa = message(`RXA|0|1|20150624||08^HepB^CVX|999|||${source}`).first('RXA')!;
+    const dose = immunizationFromRxa(rxa, 'p1', []);
+    return { primarySource: dose?.['primarySource'], reportOrigin: dose?.['reportOrigin'] };
+  };
+
+  it('is a secondary report, of its origin, for every historical code (01 to 08)', () => {
+    expect(reported('00^New immunization record^NIP001')).toEqual({
+      primarySource: true,
+      reportOrigin: undefined,
+    });
+    expect(reported("04^Parent's recall^NIP001")).toEqual({
+      primarySource: false,
+      reportOrigin: {
+        coding: [
+          {
+            system: 'urn:carevault:v2:coding-system:NIP001',
+            code: '04',
+            display: "Parent's recall",
+          },
+        ],
+        text: "Parent's recall",
+      },
+    });
+    expect(reported('01^Historical^NIP001')).toMatchObject({ primarySource: false });
+    expect(reported('')).toEqual({ primarySource: undefined, reportOrigin: undefined });
   });
 });

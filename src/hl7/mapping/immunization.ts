@@ -1,5 +1,6 @@
 import type { V2Segment } from '../message/v2-message.js';
 import { codeableConceptOf, dateTimeOf, type Identifier } from './datatypes.js';
+import { locationChain, type LocationLevel } from './encounter.js';
 import { orderIdentifiers } from './orders.js';
 
 /**
@@ -91,4 +92,15 @@ export function doseObservations(observations: readonly V2Segment[]): Record<str
     ...(fundingSource ? { fundingSource } : {}),
     ...(education.length > 0 ? { education } : {}),
   };
+}
+
+/**
+ * Where the dose was given, as the places it names, broadest first (see locationChain): the
+ * administer-at place (RXA-27, a PL, from v2.6), else the administered-at location (RXA-11, an
+ * LA2, whose first eight components are a PL's), as the IG's RXA map has them. Dropped until
+ * 2026-12-07.
+ */
+export function administeredAt(rxa: V2Segment): LocationLevel[] {
+  const place = locationChain(rxa.repetitions(27)[0]);
+  return place.length > 0 ? place : locationChain(rxa.repetitions(11)[0]);
 }

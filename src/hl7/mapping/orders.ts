@@ -263,6 +263,9 @@ export function serviceRequestOf(
 /** Provider roles (table 0443): an Immunization performer's function. */
 const PROVIDER_ROLES = 'http://terminology.hl7.org/CodeSystem/v2-0443';
 
+/** The historical codes of CDC's NIP001 (immunization information source). */
+const HISTORICAL: ReadonlySet<string> = new Set(['01', '02', '03', '04', '05', '06', '07', '08']);
+
 /** RXA-20 completion status (table 0322) to Immunization.status. */
 const IMMUNIZATION_STATUS: Record<string, string> = {
   CP: 'completed',
@@ -327,9 +330,12 @@ export function immunizationFromRxa(
     vaccineCode,
     patient: { reference: `Patient/${patientId}` },
     occurrenceDateTime: occurrence,
-    // NIP001: 00 is a new record from the one who gave it, 01 a historical one.
-    ...(information === '00' || information === '01'
-      ? { primarySource: information === '00' }
+    // NIP001: 00 is a new record from the one who gave it; 01 to 08 are historical, of an
+    // origin (another provider, a parent's recall, a school record...) kept as the IG's RXA map
+    // has it. Until 2026-12-07 only 01 was, and a dose a parent recalled was of no source.
+    ...(information === '00' ? { primarySource: true } : {}),
+    ...(information && HISTORICAL.has(information)
+      ? { primarySource: false, reportOrigin: codeableConceptOf(rxa.repetitions(9)[0]) }
       : {}),
     ...(lot ? { lotNumber: lot } : {}),
     ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
