@@ -194,4 +194,32 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       { reference: `Location/${clinic['id']}`, display: `Clinic-${tag}` },
     ]);
   });
+
+  it("keeps a dose's other OBX (a reaction, a contraindication) as Observations part of it, once", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (control: string) =>
+      vxu(
+        `O${control}-${tag}`,
+        `O-${tag}`,
+        `ORC|RE||O-${tag}^EHR`,
+        'RXA|0|1|20250301||03^MMR^CVX|0.5|mL||00^New^NIP001',
+        'OBX|1|CE|64994-7^VFC eligibility^LN|1|V02^Medicaid^HL70064||||||F',
+        'OBX|2|CE|31044-1^Reaction^LN|2|39579001^Anaphylaxis^SCT||||||F|||20250301',
+        'OBX|3|CE|30945-0^Vaccination contraindication^LN|3|91930004^Allergy to eggs^SCT||||||F',
+        'NTE|1||Seen in clinic',
+      );
+    const acks = await feed.send(message('1'), message('2'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const dose = await feed.one(
+      `Immunization?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:EHR|O-${tag}`)}`,
+    );
+    const parts = await feed.search(`Observation?part-of=Immunization/${dose['id']}&_sort=code`);
+    expect(parts.map((part) => part['code'].coding[0].code)).toEqual(['30945-0', '31044-1']);
+    expect(parts[0]).toMatchObject({
+      subject: { reference: `Patient/${await patientOf(`O-${tag}`)}` },
+      valueCodeableConcept: { coding: [{ code: '91930004' }] },
+      note: [{ text: 'Seen in clinic' }],
+      meta: { versionId: '1' },
+    });
+  });
 });

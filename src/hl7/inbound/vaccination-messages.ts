@@ -6,17 +6,23 @@ import {
   doseIdentifiers,
   doseObservations,
   fillerFirst,
+  onTheDose,
 } from '../mapping/immunization.js';
+import { observationFromObx } from '../mapping/observation.js';
 import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { V2Message, V2Segment } from '../message/v2-message.js';
+import type { RecordClock } from './event-order.js';
 import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
-import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   ambiguous,
   atInstant,
   byIdentifier,
   codeCriteria,
+  codeKey,
+  repeatedCodes,
+  upsert,
   visitOf,
   writeOver,
   type PatientOfMessage,
@@ -35,12 +41,20 @@ function sameDose(immunization: Record<string, unknown>, patientId: string): str
   return vaccine && `${vaccine}&${atInstant('date', immunization['occurrenceDateTime'] as string)}`;
 }
 
-/** The OBX of the dose whose RXA is at `at`: those after it, up to the next dose's ORC or RXA. */
-function observationsOf(segments: readonly V2Segment[], at: number): V2Segment[] {
+/**
+ * The OBX of the dose whose RXA is at `at`, each with the NTE right after it: those after the
+ * RXA, up to the next dose's ORC or RXA.
+ */
+function observationsOf(segments: readonly V2Segment[], at: number): [V2Segment, V2Segment[]][] {
   const next = segments.findIndex(
     (segment, i) => i > at && (segment.name === 'ORC' || segment.name === 'RXA'),
   );
-  return segments.slice(at + 1, next < 0 ? undefined : next).filter((s) => s.name === 'OBX');
+  const groups: [V2Segment, V2Segment[]][] = [];
+  for (const segment of segments.slice(at + 1, next < 0 ? undefined : next)) {
+    if (segment.name === 'OBX') groups.push([segment, []]);
+    else if (segment.name === 'NTE') groups.at(-1)?.[1].push(segment);
+  }
+  return groups;
 }
 
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
@@ -102,9 +116,10 @@ export class VaccinationMessages {
       const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
       if (deletes && !match) continue;
       const place = administeredAt(segment);
+      const observations = observationsOf(segments, i);
       const body = {
         ...immunization,
-        ...doseObservations(observationsOf(segments, i)),
+        ...doseObservations(observations.map(([obx]) => obx)),
         ...(place.length > 0
           ? {
               location: {
@@ -116,13 +131,55 @@ export class VaccinationMessages {
         ...(deletes ? { status: 'entered-in-error' } : {}),
         ...encounter,
       };
-      touched.entities.push(
-        `Immunization/${await writeOver(this.fhir, 'Immunization', body, match, clock)}`,
-      );
+      const id = await writeOver(this.fhir, 'Immunization', body, match, clock);
+      touched.entities.push(`Immunization/${id}`);
+      const others = observations.filter(([obx]) => !onTheDose(obx));
+      await this.observations(others, { id, patientId, sender, encounter, body, clock }, touched);
     }
     if (doses === 0) {
       throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
+  }
+  /**
+   * The OBX of a dose that the Immunization does not keep (a reaction 31044-1, a
+   * contraindication 30945-0, evidence of immunity 59784-9) as Observations part of it, as the
+   * IG's VXU map has them: until 2026-12-07 they were dropped, and the ACK said AA. Each is
+   * known again by the dose and its code, so that a resent dose does not add them again; one
+   * whose code the dose has twice is added, as a report's loose results are (see looseResults).
+   */
+  private async observations(
+    groups: [V2Segment, V2Segment[]][],
+    dose: {
+      id: string;
+      patientId: string;
+      sender: string | undefined;
+      encounter: Record<string, unknown>;
+      body: Record<string, unknown>;
+      clock: RecordClock;
+    },
+    touched: Touched,
+  ): Promise<void> {
+    const partOf = `Immunization/${dose.id}`;
+    const given = dose.body['occurrenceDateTime'] as string;
+    const bodies = groups.map(([obx, notes]) => ({
+      ...observationFromObx(obx, dose.patientId, given, notes, undefined, dose.sender),
+      partOf: [{ reference: partOf }],
+      ...dose.encounter,
+    }));
+    const twice = repeatedCodes(bodies);
+    for (const body of bodies) {
+      const byCode = twice.has(codeKey(body))
+        ? undefined
+        : codeCriteria('subject', dose.patientId, body);
+      const id = await upsert(
+        this.fhir,
+        'Observation',
+        body,
+        byCode && `${byCode}&part-of=${partOf}`,
+        dose.clock,
+      );
+      touched.entities.push(`Observation/${id}`);
+    }
   }
 }

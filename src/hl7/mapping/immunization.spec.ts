@@ -1,6 +1,12 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
-import { administeredAt, doseIdentifiers, doseObservations, fillerFirst } from './immunization.js';
+import {
+  administeredAt,
+  doseIdentifiers,
+  doseObservations,
+  fillerFirst,
+  onTheDose,
+} from './immunization.js';
 import { immunizationFromRxa } from './orders.js';
 
 const MSH = 'MSH|^~\\&|EHR|CLINIC|IIS|STATE|20250301||VXU^V04^VXU_V04|1|P|2.5.1';
@@ -70,6 +76,14 @@ describe('the OBX of a dose (CDC IG 1.5, 6.3)', () => {
         { documentType: '253088698300028811170411', presentationDate: '2021-08-18' },
       ],
     });
+  });
+
+  it('tells the OBX the Immunization keeps from those that are Observations of it', () => {
+    const kept = (code: string) => onTheDose(message(`OBX|1|CE|${code}^x^LN|1|A^a`).first('OBX')!);
+    expect(['64994-7', '30963-3', '69764-9', '30956-7', '29768-9', '29769-7'].map(kept)).toEqual(
+      Array(6).fill(true),
+    );
+    expect(['31044-1', '30945-0', '59784-9'].map(kept)).toEqual([false, false, false]);
   });
 
   it('leaves out a value not of its type, a statement naming no document, and void results', () => {

@@ -40,6 +40,23 @@ const VIS_VACCINE = '30956-7';
 const VIS_PUBLISHED = '29768-9';
 const VIS_PRESENTED = '29769-7';
 
+const ON_THE_DOSE: ReadonlySet<string> = new Set([
+  VFC_ELIGIBILITY,
+  FUNDING_SOURCE,
+  VIS_DOCUMENT,
+  VIS_VACCINE,
+  VIS_PUBLISHED,
+  VIS_PRESENTED,
+]);
+
+/**
+ * Whether an OBX of a dose says what the Immunization itself keeps (see doseObservations);
+ * the others (a reaction, a contraindication, evidence of immunity) are Observations of it.
+ */
+export function onTheDose(obx: V2Segment): boolean {
+  return ON_THE_DOSE.has(obx.value(3) ?? '');
+}
+
 const CODED = new Set(['CE', 'CWE', 'CNE']);
 const DATED = new Set(['DT', 'TS', 'DTM']);
 
