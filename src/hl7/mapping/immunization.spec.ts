@@ -143,3 +143,29 @@ describe('who reported a dose (RXA-9, NIP001)', () => {
     expect(reported('')).toEqual({ primarySource: undefined, reportOrigin: undefined });
   });
 });
+
+describe('whether a dose was given (RXA-20, RXA-18, RXA-5 998)', () => {
+  const dose = (rxa: string) => immunizationFromRxa(message(rxa).first('RXA')!, 'p1', []);
+
+  it('is not done when a refusal reason or CVX 998 comes without a completion status', () => {
+    const refusal = '||||||||||||00^Parental decision^NIP002';
+    expect(dose(`RXA|0|1|20250301||03^MMR^CVX|999${refusal}`)).toMatchObject({
+      status: 'not-done',
+      statusReason: { coding: [{ code: '00' }] },
+    });
+    expect(dose('RXA|0|1|20250301||998^No vaccine administered^CVX|999')).toMatchObject({
+      status: 'not-done',
+    });
+    // What RXA-20 says stands; without it, a dose is given (CP), as CDC's guide has it.
+    expect(dose(`RXA|0|1|20250301||03^MMR^CVX|999${refusal}||CP`)?.['status']).toBe('completed');
+    expect(dose('RXA|0|1|20250301||03^MMR^CVX|0.5|mL')?.['status']).toBe('completed');
+  });
+
+  it('has no dose quantity for 999, the amount unknown, however it is written', () => {
+    for (const amount of ['999', '999.0', '999.00']) {
+      expect(dose(`RXA|0|1|20250301||03^MMR^CVX|${amount}|mL^mL^UCUM`)).not.toHaveProperty(
+        'doseQuantity',
+      );
+    }
+  });
+});

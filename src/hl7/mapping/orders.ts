@@ -266,6 +266,13 @@ const PROVIDER_ROLES = 'http://terminology.hl7.org/CodeSystem/v2-0443';
 /** The historical codes of CDC's NIP001 (immunization information source). */
 const HISTORICAL: ReadonlySet<string> = new Set(['01', '02', '03', '04', '05', '06', '07', '08']);
 
+/** RXA-6 of CDC's guide: the amount given is not known. */
+const UNKNOWN_AMOUNT = 999;
+
+/** CVX 998, no vaccine administered, of a dose not given. */
+const CVX = 'http://hl7.org/fhir/sid/cvx';
+const NO_VACCINE = '998';
+
 /** RXA-20 completion status (table 0322) to Immunization.status. */
 const IMMUNIZATION_STATUS: Record<string, string> = {
   CP: 'completed',
@@ -289,9 +296,10 @@ export function immunizationFromRxa(
   const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
   const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
   if (!vaccineCode || !occurrence) return undefined;
-  // 999 is CDC's "amount unknown".
-  const amount = rxa.value(6) === '999' ? undefined : exactNumberOf(rxa.value(6), 'RXA-6');
-  const dose = amount !== undefined && amount >= 0 ? amount : undefined;
+  // 999 is CDC's "amount unknown", however written: `999.0` was a 999 mL dose until 2026-12-07.
+  const amount = exactNumberOf(rxa.value(6), 'RXA-6');
+  const dose =
+    amount !== undefined && amount >= 0 && amount !== UNKNOWN_AMOUNT ? amount : undefined;
   const unit = rxa.repetitions(7)[0];
   const information = rxa.value(9)?.toUpperCase();
   const lot = rxa.value(15);
@@ -320,10 +328,18 @@ export function immunizationFromRxa(
         ]
       : [];
   });
+  // No RXA-20 is CP in CDC's guide, but a refusal's reason (RXA-18) or CVX 998 (no vaccine
+  // administered) says no dose was given: until 2026-12-07 such a dose was filed as completed,
+  // and counted as given.
+  const notGiven =
+    !!refusal ||
+    (vaccineCode['coding'] as { system?: string; code?: string }[] | undefined)?.some(
+      (coding) => coding.system === CVX && coding.code === NO_VACCINE,
+    );
   return {
     resourceType: 'Immunization',
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: IMMUNIZATION_STATUS[status ?? ''] ?? 'completed',
+    status: IMMUNIZATION_STATUS[status ?? ''] ?? (notGiven ? 'not-done' : 'completed'),
     // PA, partially administered: the dose given was less than the full one.
     ...(status === 'PA' ? { isSubpotent: true } : {}),
     ...(refusal ? { statusReason: refusal } : {}),
