@@ -222,4 +222,33 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       meta: { versionId: '1' },
     });
   });
+
+  it('keeps what is known of a deleted dose (RXA-21 D), entered in error', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const acks = await feed.send(
+      vxu(
+        `D1-${tag}`,
+        `D-${tag}`,
+        `ORC|RE||D-${tag}^EHR`,
+        'RXA|0|1|20250301||03^MMR^CVX|0.5|mL^mL^UCUM||00^New^NIP001||||||LOT-7|20261231|MSD^Merck^MVX|||CP|A',
+        'RXR|C28161^Intramuscular^NCIT|LA^Left Arm^HL70163',
+      ),
+      // The deletion names the dose; it need not repeat the rest.
+      vxu(
+        `D2-${tag}`,
+        `D-${tag}`,
+        `ORC|RE||D-${tag}^EHR`,
+        'RXA|0|1|20250301||03^MMR^CVX|999|||||||||||||||D',
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const dose = await feed.one(`Immunization?patient=Patient/${await patientOf(`D-${tag}`)}`);
+    expect(dose).toMatchObject({
+      status: 'entered-in-error',
+      lotNumber: 'LOT-7',
+      doseQuantity: { value: 0.5 },
+      route: { coding: [{ code: 'C28161' }] },
+      primarySource: true,
+    });
+  });
 });

@@ -24,6 +24,7 @@ import {
   repeatedCodes,
   upsert,
   visitOf,
+  without,
   writeOver,
   type PatientOfMessage,
   type Touched,
@@ -115,6 +116,21 @@ export class VaccinationMessages {
       // but which of them a deletion means cannot be told (412, AE).
       const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
       if (deletes && !match) continue;
+      if (deletes) {
+        // The dose as it was recorded, entered in error: a deletion names the dose and need not
+        // repeat the rest (until 2026-12-07 its RXA was written over it, and the lot, dose and
+        // route of what was given were lost from the record).
+        const current = without(
+          (await this.fhir.read(HL7_USER, 'Immunization', match!)).resource,
+          'meta',
+          'id',
+        );
+        const erred = { ...current, status: 'entered-in-error' };
+        touched.entities.push(
+          `Immunization/${await writeOver(this.fhir, 'Immunization', erred, match, clock)}`,
+        );
+        continue;
+      }
       const place = administeredAt(segment);
       const observations = observationsOf(segments, i);
       const body = {
@@ -128,7 +144,6 @@ export class VaccinationMessages {
               },
             }
           : {}),
-        ...(deletes ? { status: 'entered-in-error' } : {}),
         ...encounter,
       };
       const id = await writeOver(this.fhir, 'Immunization', body, match, clock);
