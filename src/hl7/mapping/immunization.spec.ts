@@ -169,3 +169,14 @@ describe('whether a dose was given (RXA-20, RXA-18, RXA-5 998)', () => {
     }
   });
 });
+
+describe('when a dose was recorded (RXA-22)', () => {
+  it('is the system entry time, as the IG maps it', () => {
+    const rxa = (entered: string) =>
+      message(`RXA|0|1|20250301||03^MMR^CVX|0.5|mL|||||||||||||CP|A|${entered}`).first('RXA')!;
+    expect(immunizationFromRxa(rxa('20250302101500+0100'), 'p1', [])?.['recorded']).toBe(
+      '2025-03-02T10:15:00+01:00',
+    );
+    expect(immunizationFromRxa(rxa(''), 'p1', [])).not.toHaveProperty('recorded');
+  });
+});

@@ -308,6 +308,7 @@ export function immunizationFromRxa(
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
   const site = codeableConceptOf(rxr?.repetitions(2)[0]);
   const status = rxa.value(20)?.toUpperCase();
+  const recorded = dateTimeOf(rxa.value(22), rxa.timeZone);
   // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
   const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
   // Who gave the dose (RXA-10) and who ordered it (ORC-12), by their function (table 0443), as
@@ -346,6 +347,8 @@ export function immunizationFromRxa(
     vaccineCode,
     patient: { reference: `Patient/${patientId}` },
     occurrenceDateTime: occurrence,
+    // When the sender's system recorded it (RXA-22), as the IG maps it: dropped until 2026-12-07.
+    ...(recorded ? { recorded } : {}),
     // NIP001: 00 is a new record from the one who gave it; 01 to 08 are historical, of an
     // origin (another provider, a parent's recall, a school record...) kept as the IG's RXA map
     // has it. Until 2026-12-07 only 01 was, and a dose a parent recalled was of no source.
