@@ -223,7 +223,7 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     });
   });
 
-  it('keeps what is known of a deleted dose (RXA-21 D), entered in error', async () => {
+  it('keeps what is known of a deleted dose (RXA-21 D) and its observations, entered in error', async () => {
     const tag = randomUUID().slice(0, 8);
     const acks = await feed.send(
       vxu(
@@ -232,6 +232,7 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
         `ORC|RE||D-${tag}^EHR`,
         'RXA|0|1|20250301||03^MMR^CVX|0.5|mL^mL^UCUM||00^New^NIP001||||||LOT-7|20261231|MSD^Merck^MVX|||CP|A',
         'RXR|C28161^Intramuscular^NCIT|LA^Left Arm^HL70163',
+        'OBX|1|CE|31044-1^Reaction^LN|1|39579001^Anaphylaxis^SCT||||||F',
       ),
       // The deletion names the dose; it need not repeat the rest.
       vxu(
@@ -249,6 +250,12 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       doseQuantity: { value: 0.5 },
       route: { coding: [{ code: 'C28161' }] },
       primarySource: true,
+    });
+    // The reaction to a dose never given is in error with it, off the patient's record.
+    const [reaction] = await feed.search(`Observation?part-of=Immunization/${dose['id']}`);
+    expect(reaction).toMatchObject({
+      status: 'entered-in-error',
+      code: { coding: [{ code: '31044-1' }] },
     });
   });
 });

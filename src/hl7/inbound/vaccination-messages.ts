@@ -129,6 +129,7 @@ export class VaccinationMessages {
         touched.entities.push(
           `Immunization/${await writeOver(this.fhir, 'Immunization', erred, match, clock)}`,
         );
+        await this.observationsInError(match!, clock, touched);
         continue;
       }
       const place = administeredAt(segment);
@@ -195,6 +196,26 @@ export class VaccinationMessages {
         dose.clock,
       );
       touched.entities.push(`Observation/${id}`);
+    }
+  }
+  /**
+   * The Observations part of a deleted dose (a reaction, a contraindication), entered in error
+   * with it: a reaction to a dose never given is not the patient's (until 2026-12-07 they
+   * stayed final). A dose's own are a handful; a limit guards against a runaway list.
+   */
+  private async observationsInError(
+    doseId: string,
+    clock: RecordClock,
+    touched: Touched,
+  ): Promise<void> {
+    const dose = `Immunization/${doseId}`;
+    for (const { type, id } of await this.fhir.referrersOf('Immunization', doseId, 1000)) {
+      if (type !== 'Observation') continue;
+      const current = without((await this.fhir.read(HL7_USER, type, id)).resource, 'meta', 'id');
+      const parts = (current['partOf'] as { reference?: string }[] | undefined) ?? [];
+      if (!parts.some((part) => part.reference === dose)) continue;
+      const erred = { ...current, status: 'entered-in-error' };
+      touched.entities.push(`Observation/${await writeOver(this.fhir, type, erred, id, clock)}`);
     }
   }
 }
