@@ -73,6 +73,44 @@ export class UnitOfWork {
   }
 
   /**
+   * Runs `work` as a transaction of its own inside the one under way: in a savepoint, with its
+   * own before-commit hooks (run at its end, still inside the savepoint) and its own state. On
+   * failure its writes are rolled back and what it gathered is forgotten, while the enclosing
+   * transaction, and the row locks it took before, go on: for a use case that must record the
+   * failure of its work under the same lock (an HL7 message another instance waits for).
+   * Outside a transaction: `run`.
+   */
+  async nested<T>(work: () => Promise<T>): Promise<T> {
+    const parent = this.current.getStore();
+    if (!parent) return this.run(work);
+    await parent.manager.query('SAVEPOINT unit_of_work_nested');
+    const inner: Transaction = {
+      manager: parent.manager,
+      beforeCommit: [],
+      afterCommit: [],
+      state: new Map(),
+      savepoints: 0,
+    };
+    let result: T;
+    try {
+      result = await this.current.run(inner, async () => {
+        const done = await work();
+        while (inner.beforeCommit.length > 0) {
+          await inner.beforeCommit.shift()!();
+        }
+        return done;
+      });
+    } catch (error) {
+      // Should this fail too (the connection is gone), its error is the one that says so.
+      await parent.manager.query('ROLLBACK TO SAVEPOINT unit_of_work_nested');
+      throw error;
+    }
+    await parent.manager.query('RELEASE SAVEPOINT unit_of_work_nested');
+    parent.afterCommit.push(...inner.afterCommit);
+    return result;
+  }
+
+  /**
    * Runs `work` reading one snapshot of the database: in a REPEATABLE READ READ ONLY
    * transaction of its own, so that what several statements read agrees (a count and the page
    * it counts) whatever commits meanwhile; inside a transaction already, in that one.

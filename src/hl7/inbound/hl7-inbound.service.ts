@@ -26,6 +26,7 @@ import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { KEPT_WARNING, keptWarnings } from './event-order.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
+import type { Touched } from './processing.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
 import { Metrics } from '../../metrics/metrics.js';
 
@@ -34,6 +35,13 @@ const PROCESS_ATTEMPTS = 3;
 
 /** The statuses whose ACK a resend gets again, without the message being processed twice. */
 const ANSWERED: ReadonlySet<string> = new Set(['processed', 'rejected', 'ignored']);
+
+const PROCESSED: Hl7Outcome = {
+  status: 'processed',
+  ackCode: 'AA',
+  errorCode: null,
+  errorText: null,
+};
 
 /** A message of a type HL7_IGNORE names: acknowledged, kept, not mapped. */
 const IGNORED: Hl7Outcome = { status: 'ignored', ackCode: 'AA', errorCode: null, errorText: null };
@@ -161,61 +169,76 @@ export class Hl7InboundService {
     return { id, ...(await this.process(row, decoded)) };
   }
 
-  /** Maps the message to FHIR and records the outcome: processed (AA), error (AE) or rejected (AR). */
+  /**
+   * Maps the message to FHIR and records the outcome: processed (AA), error (AE) or rejected
+   * (AR). The resources, the outcome and its audit row commit together, failures included:
+   * the message's row stays locked from before processing until its outcome is recorded, so
+   * that an instance waiting for it (a resend received there, a reprocess) answers from that
+   * outcome instead of processing it a second time. Until 2026-12-07 a failure was recorded
+   * after the rollback had let the waiter in, which failed the same way and counted two attempts.
+   */
   private async process(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
-    const processed: Hl7Outcome = {
-      status: 'processed',
-      ackCode: 'AA',
-      errorCode: null,
-      errorText: null,
-    };
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.processOnce(row, decoded, processed);
+        return await this.processLocked(row, decoded);
       } catch (error) {
         const problem = databaseProblem(error);
         // Rolled back for meeting a concurrent message (a deadlock): processing is database
         // work only, so it is run again rather than answered AE for an operator to reprocess.
+        // The whole transaction, the row's lock with it: the lock may be part of the cycle.
         if (problem === 'conflict' && attempt < PROCESS_ATTEMPTS) continue;
         // A database that cannot serve now (down, read-only, out of disk) says nothing about
         // the message: no ACK, as when it could not be stored, so the sender resends it and
         // the stored copy, still `received`, is processed then. An AE would have the sender
         // drop it and leave an operator to reprocess every message of the outage by hand.
-        if (problem) throw error;
-        return this.recordApart(row, failureOf(error, row, this.logger));
+        throw error;
       }
     }
   }
 
-  /** The resources, the message's status and its audit row commit together or not at all. */
-  private processOnce(
-    row: Hl7MessageEntity,
-    decoded: DecodedMessage,
-    processed: Hl7Outcome,
-  ): Promise<Hl7Outcome> {
+  /** One attempt, under the message's row lock: the outcome it recorded, or found recorded. */
+  private processLocked(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
     return this.unitOfWork.run(async () => {
-      // The same message on two connections at once: the second waits, then finds it done.
-      const status = await this.repository.lockStatus(row.id);
-      if (status === 'processed') {
-        return processed;
+      const locked = await this.repository.lockOutcome(row.id);
+      // Processed, or given an outcome since `row` was read (by another instance, while this
+      // one waited for the lock): that outcome is the answer, and nothing is done twice.
+      if (locked && (locked.status === 'processed' || locked.attempts !== row.attempts)) {
+        const { status, ackCode, errorCode, errorText } = locked;
+        return { status, ackCode, errorCode, errorText };
       }
-      const message = new V2Message(
-        decoded.text,
-        decoded.header.delimiters,
-        this.timeZoneOf(decoded.header),
-      );
-      const touched = await this.processor.process(message, decoded.header);
-      const outcome = withWarnings(processed, [
-        ...pidWarnings(message),
-        ...orderControlWarnings(message),
-        ...repeatedValueWarnings(message),
-        ...resultTimeWarnings(message),
-        ...keptWarnings(touched),
-      ]);
+      let outcome: Hl7Outcome;
+      let touched: Touched | undefined;
+      try {
+        // In a savepoint: a failure rolls back what processing wrote, not the row's lock.
+        ({ outcome, touched } = await this.unitOfWork.nested(() => this.processOnce(decoded)));
+      } catch (error) {
+        if (databaseProblem(error)) throw error;
+        outcome = failureOf(error, row, this.logger);
+      }
       await this.repository.recordOutcome(row.id, outcome, new Date());
       await this.trail.recordInTransaction(hl7AuditEntry(row, outcome, touched));
       return outcome;
     });
+  }
+
+  /** Writes the message's resources: the outcome to record, with its warnings. */
+  private async processOnce(
+    decoded: DecodedMessage,
+  ): Promise<{ outcome: Hl7Outcome; touched: Touched }> {
+    const message = new V2Message(
+      decoded.text,
+      decoded.header.delimiters,
+      this.timeZoneOf(decoded.header),
+    );
+    const touched = await this.processor.process(message, decoded.header);
+    const outcome = withWarnings(PROCESSED, [
+      ...pidWarnings(message),
+      ...orderControlWarnings(message),
+      ...repeatedValueWarnings(message),
+      ...resultTimeWarnings(message),
+      ...keptWarnings(touched),
+    ]);
+    return { outcome, touched };
   }
 
   /** The zone of the sending facility's (MSH-4) times without an offset, if one is set. */

@@ -97,13 +97,18 @@ export class Hl7MessageRepository {
     });
   }
 
-  /** The message's status, its row locked until the current transaction ends. */
-  async lockStatus(id: string): Promise<Hl7MessageStatus | undefined> {
-    const [row] = await this.unitOfWork.manager.query<{ status: Hl7MessageStatus }[]>(
-      'SELECT status FROM hl7_message WHERE id = $1 FOR UPDATE',
+  /**
+   * The message's outcome and how many times it was processed, its row locked until the
+   * current transaction ends; undefined when it is gone (purged).
+   */
+  async lockOutcome(id: string): Promise<(Hl7Outcome & { attempts: number }) | undefined> {
+    const [row] = await this.unitOfWork.manager.query<(Hl7Outcome & { attempts: number })[]>(
+      `SELECT status, ack_code AS "ackCode", error_code AS "errorCode", error_text AS "errorText",
+              attempts
+         FROM hl7_message WHERE id = $1 FOR UPDATE`,
       [id],
     );
-    return row?.status;
+    return row;
   }
 
   /**

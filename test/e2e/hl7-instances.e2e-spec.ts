@@ -1,0 +1,99 @@
+import { randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { withEnv } from '../support/env.js';
+import { untilWaitingForLock } from '../support/locks.js';
+import { MllpTestClient, msaOf } from '../support/mllp.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** The advisory lock the injected failure waits on, held by the test until it lets it fail. */
+const GATE = 424242;
+
+/**
+ * Two instances on one database, as README "Running several instances" runs them: a message
+ * and its resend on two instances at once, and the operator's commands beside them.
+ */
+describe('HL7 across two instances on one database', () => {
+  let database: ScratchDatabase;
+  let restoreEnv: () => void;
+  let first: TestApp;
+  let second: TestApp;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({ DATABASE_URL: database.url });
+    first = await createTestApp();
+    second = await createTestApp();
+    db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+    // A failure of processing the test controls: a Patient insert waits for the gate, then
+    // fails (a plain error, not a database problem, so the message is answered AE).
+    await db.query(`CREATE FUNCTION test_failing_patient() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.resource_type = 'Patient' THEN
+          PERFORM pg_advisory_xact_lock(${GATE});
+          RAISE EXCEPTION 'injected failure';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await db.query(`CREATE TRIGGER test_failing_patient BEFORE INSERT ON resource
+      FOR EACH ROW EXECUTE FUNCTION test_failing_patient()`);
+  });
+
+  afterAll(async () => {
+    await db.end();
+    await first.close();
+    await second.close();
+    restoreEnv();
+    await database.drop();
+  });
+
+  const portOf = (app: TestApp): number => app.app.get(MllpListener).address()!.port;
+
+  it('processes a message and its resend on another instance once when processing fails', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = [
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20250301100000||ADT^A28|${tag}|P|2.5`,
+      `PID|1||${tag}^^^HOSP&2.16.77&ISO^MR||Twice^Tom`,
+    ].join('\r');
+    const toFirst = await MllpTestClient.connect(portOf(first));
+    const toSecond = await MllpTestClient.connect(portOf(second));
+    await db.query('SELECT pg_advisory_lock($1)', [GATE]);
+    try {
+      // The first instance is processing (the message row locked) when the resend reaches the
+      // second, which waits for that row.
+      const firstAck = toFirst.exchange([message]);
+      await untilWaitingForLock(first.app.get(DataSource), 'the first instance', '%INSERT%');
+      const secondAck = toSecond.exchange([message]);
+      await untilWaitingForLock(
+        first.app.get(DataSource),
+        'the second instance',
+        '%hl7_message%FOR UPDATE%',
+      );
+      await db.query('SELECT pg_advisory_unlock($1)', [GATE]);
+      const acks = [...(await firstAck), ...(await secondAck)];
+      // The second answers from the first's outcome: the same AE, not a second attempt.
+      expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AE']);
+      expect(acks[1]!.split('\r').find((s) => s.startsWith('ERR'))).toBe(
+        acks[0]!.split('\r').find((s) => s.startsWith('ERR')),
+      );
+    } finally {
+      await db.query('SELECT pg_advisory_unlock_all()');
+      await db.query('DROP TRIGGER test_failing_patient ON resource');
+      toFirst.close();
+      toSecond.close();
+    }
+    const { rows } = await db.query<{ status: string; attempts: number }>(
+      'SELECT status, attempts FROM hl7_message WHERE control_id = $1',
+      [tag],
+    );
+    expect(rows).toEqual([{ status: 'error', attempts: 1 }]);
+    const audited = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_event WHERE source = 'hl7' AND outcome <> 'success'`,
+    );
+    expect(audited.rows[0]!.n).toBe(1);
+  });
+});
