@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
 import { untilWaitingForLock } from '../support/locks.js';
 import { MllpTestClient, msaOf } from '../support/mllp.js';
@@ -95,5 +96,45 @@ describe('HL7 across two instances on one database', () => {
       `SELECT count(*)::int AS n FROM audit_event WHERE source = 'hl7' AND outcome <> 'success'`,
     );
     expect(audited.rows[0]!.n).toBe(1);
+  });
+
+  it('purges no message acknowledged since --before, however long ago it was received', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const adt = (control: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20250301100000||ADT^A28|${control}|P|2.5`,
+        `PID|1||${control}^^^HOSP&2.16.78&ISO^MR||Purge^Pam`,
+      ].join('\r');
+    const sender = await MllpTestClient.connect(portOf(second));
+    const acks = await sender.exchange([adt(`${tag}-late`), adt(`${tag}-old`)]);
+    sender.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    // Both received 40 days ago; the first stayed `received` (its instance lost the database)
+    // and was processed, and acknowledged, only now from its resend: its sender may yet send
+    // it again, should that ACK be lost. The second was processed when it came.
+    await db.query(
+      `UPDATE hl7_message SET received_at = now() - interval '40 days' WHERE control_id LIKE $1`,
+      [`${tag}-%`],
+    );
+    await db.query(
+      `UPDATE hl7_message SET processed_at = now() - interval '40 days' WHERE control_id = $1`,
+      [`${tag}-old`],
+    );
+    const before = new Date(Date.now() - 30 * 86_400_000).toISOString();
+    const purged = await runNode(
+      BUILT.cli,
+      ['hl7:purge', '--before', before],
+      childEnv({
+        DATABASE_URL: database.url,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        LOG_LEVEL: 'silent',
+      }),
+    );
+    expect(purged.code).toBe(0);
+    const { rows } = await db.query<{ control_id: string }>(
+      'SELECT control_id FROM hl7_message WHERE control_id LIKE $1',
+      [`${tag}-%`],
+    );
+    expect(rows).toEqual([{ control_id: `${tag}-late` }]);
   });
 });

@@ -448,9 +448,11 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     const [a04] = await settled(guarded);
     await data.query(`UPDATE hl7_outbox SET status = 'dead' WHERE id = $1`, [a04!.id]);
     const old = `now() - interval '40 days'`;
-    await data.query(`UPDATE hl7_message SET received_at = ${old} WHERE control_id LIKE $1`, [
-      `${tag}-%`,
-    ]);
+    // Received, and processed, long ago (a message processed only lately stays: see hl7-instances).
+    await data.query(
+      `UPDATE hl7_message SET received_at = ${old}, processed_at = ${old} WHERE control_id LIKE $1`,
+      [`${tag}-%`],
+    );
     await data.query(
       `UPDATE hl7_outbox SET sent_at = ${old} WHERE resource_id = ANY($1) AND status = 'sent'`,
       [[delivered, guarded]],

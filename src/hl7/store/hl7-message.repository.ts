@@ -112,8 +112,11 @@ export class Hl7MessageRepository {
   }
 
   /**
-   * Deletes up to `limit` messages received before `before` that need nothing more (processed,
-   * ignored, dismissed); the number deleted. Failures and unprocessed ones stay.
+   * Deletes up to `limit` messages received and last processed before `before` that need
+   * nothing more (processed, ignored, dismissed); the number deleted. Failures and unprocessed
+   * ones stay. The time of the outcome counts, not only of receipt: a message stored long ago
+   * and processed only now (from its resend, after an outage) was just acknowledged, and its
+   * sender, should that ACK be lost, resends it; found gone, it would be processed anew.
    */
   async purgeFinished(before: Date, limit: number): Promise<number> {
     const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
@@ -121,6 +124,7 @@ export class Hl7MessageRepository {
          DELETE FROM hl7_message WHERE id IN (
            SELECT id FROM hl7_message
             WHERE status IN ('processed', 'ignored', 'dismissed') AND received_at < $1
+              AND (processed_at IS NULL OR processed_at < $1)
             LIMIT $2)
          RETURNING id)
        SELECT id FROM purged`,
