@@ -25,15 +25,20 @@ export class KeysRotateCommand extends CommandRunner {
     super();
   }
 
-  run(_params: string[], options: RotateOptions): Promise<void> {
-    return this.trail.command(
+  async run(_params: string[], options: RotateOptions): Promise<void> {
+    const { left } = await this.trail.command(
       'keys:rotate',
-      { detail: options.resume ? 'resume' : 'new key' },
+      (done: { rewritten: number; left: number }) => ({
+        detail: `${options.resume ? 'resume' : 'new key'} rewritten=${done.rewritten} left=${done.left}`,
+      }),
       () => this.rotate(options),
     );
+    // Not an error of the command, but not done either: a script that retires the old key once
+    // keys:rotate succeeds must not go on.
+    if (left > 0) process.exitCode = 1;
   }
 
-  private async rotate(options: RotateOptions): Promise<void> {
+  private async rotate(options: RotateOptions): Promise<{ rewritten: number; left: number }> {
     if (!options.resume) {
       const id = await this.store.addCurrentKey(this.ring);
       process.stdout.write(`Key ${id} is now current\n`);
@@ -60,7 +65,27 @@ export class KeysRotateCommand extends CommandRunner {
       bar.update(progress.done, { table });
     });
     bar.stop();
-    process.stdout.write(`Re-encrypted ${rewritten} rows under key ${this.ring.currentId}\n`);
+    const current = this.ring.currentId;
+    process.stdout.write(`Re-encrypted ${rewritten} rows under key ${current}\n`);
+    // Another instance still writing with an old key (it has not met the new one yet, or was
+    // not restarted with it) may have written behind the run: counted again at its end, as
+    // keys:status would, so that "done" means the old keys protect nothing any more.
+    const left = (await this.rotation.usage()).filter((usage) => usage.keyId !== current);
+    const count = left.reduce((sum, usage) => sum + usage.rows, 0);
+    if (count === 0) {
+      process.stdout.write(`Rotation complete: every PHI value is under key ${current}\n`);
+      return { rewritten, left: 0 };
+    }
+    const keys = [...new Set(left.map((usage) => usage.keyId))].join(', ');
+    process.stdout.write(
+      `Rotation not complete: ${count} value(s) still under key(s) ${keys}, written since by an ` +
+        `instance still writing with them. Do not retire ${keys}; once every instance writes ` +
+        `with ${current} (see "Key rotation" in the README), run keys:rotate --resume again\n`,
+    );
+    for (const usage of left) {
+      process.stdout.write(`${usage.table}.${usage.column}\t${usage.keyId}\t${usage.rows}\n`);
+    }
+    return { rewritten, left: count };
   }
 
   @Option({

@@ -7,6 +7,9 @@ import { DataSource } from 'typeorm';
 import { KeyRing, keyIdOf } from '../../src/crypto/key-ring.js';
 import { KeyRotationService } from '../../src/crypto/key-rotation.service.js';
 import { KeyStore } from '../../src/crypto/key-store.js';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { buildPatient } from '../support/factories.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -14,6 +17,7 @@ import { startCliHost, type CliHost } from '../support/cli.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { withEnv } from '../support/env.js';
+import { untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 let http: HttpFn;
@@ -253,5 +257,67 @@ describe('PHI key rotation (npm run cli -- keys:rotate)', () => {
     // The running service, which holds the key, reads as before.
     const listed = await http('GET', `${testApp!.url}/fhir/Patient?_count=1`);
     expect(listed.status).toBe(200);
+  });
+
+  it('reports values another instance wrote under the old key meanwhile, and exits 1 until none is left', async () => {
+    const app = testApp!.app;
+    const data = app.get(DataSource);
+    // The previous test's file is under a key no one holds; an export file of the service's
+    // key is re-encrypted last, so holding it locked keeps the run waiting past every table.
+    await data.query('DELETE FROM export_job');
+    const doctor = await createUser(testApp!, ['doctor']);
+    const secret = await enableMfa(testApp!, doctor);
+    const token = (await loginWithMfa(testApp!, doctor, secret)).access_token;
+    const as = { headers: { authorization: `Bearer ${token}` } };
+    const kickedOff = await http('GET', `${testApp!.url}/fhir/Patient/$export`, {
+      headers: { ...as.headers, prefer: 'respond-async', accept: 'application/fhir+json' },
+    });
+    expect(kickedOff.status).toBe(202);
+    for (let attempt = 0; attempt < 200; attempt++) {
+      if ((await http('GET', kickedOff.headers.get('content-location')!, as)).status === 200) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const oldKey = app.get(KeyRing).currentId;
+    const holder = new pg.Client({ connectionString: database.url });
+    await holder.connect();
+    let rotated: Awaited<ReturnType<typeof cli>>;
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM export_chunk LIMIT 1 FOR UPDATE');
+      const rotating = cli('keys:rotate');
+      await untilWaitingForLock(data, 'keys:rotate', '%export_chunk%FOR UPDATE%');
+      // This instance has not met the new key yet: it writes with the old one, behind the run.
+      await app
+        .get(UnitOfWork)
+        .run(() =>
+          app
+            .get(FhirService)
+            .create({ ...HL7_USER, roles: ['doctor'] }, 'Patient', buildPatient()),
+        );
+      await holder.query('COMMIT');
+      rotated = await rotating;
+    } finally {
+      await holder.end();
+    }
+    const newKey = /Key (k[0-9a-f]{12}) is now current/.exec(rotated.stdout)![1]!;
+    expect(rotated.code).toBe(1);
+    expect(rotated.stdout).toContain(
+      `Rotation not complete: 2 value(s) still under key(s) ${oldKey}, written since by an instance`,
+    );
+    expect(rotated.stdout).toContain(`resource.content\t${oldKey}\t1\n`);
+    expect(rotated.stdout).toContain(`resource_history.content\t${oldKey}\t1\n`);
+    expect((await keyUsage()).get(oldKey)).toBe(2);
+
+    // Once the instance writes with the new key (it has met a value under it), a resumed run
+    // catches what it left behind, and says the old key protects nothing.
+    expect((await http('GET', `${testApp!.url}/fhir/Patient?_count=1`)).status).toBe(200);
+    const resumed = await cliHosted('keys:rotate', '--resume');
+    expect(resumed.code).toBe(0);
+    expect(resumed.stdout).toContain('Re-encrypted 2 rows');
+    expect(resumed.stdout).toContain(`Rotation complete: every PHI value is under key ${newKey}`);
+    const [audited] = await data.query<{ detail: string }[]>(
+      `SELECT detail FROM audit_event WHERE subtype = 'keys:rotate' ORDER BY chain_seq DESC LIMIT 2`,
+    );
+    expect(audited!.detail).toBe('resume rewritten=2 left=0');
   });
 });
