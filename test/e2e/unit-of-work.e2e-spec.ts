@@ -89,4 +89,42 @@ describe('UnitOfWork.afterCommit', () => {
     unitOfWork.afterCommit(() => seen.push('now'));
     expect(seen).toEqual(['now']);
   });
+
+  it('rolls a failed nested unit back with its state and hooks, and the enclosing one goes on', async () => {
+    const owner = {};
+    const acted: string[][] = [];
+    const seen: string[] = [];
+    const note = (value: string) =>
+      unitOfWork
+        .stateOf(
+          owner,
+          () => [] as string[],
+          (state) => Promise.resolve(void acted.push(state)),
+        )
+        .push(value);
+    await unitOfWork.run(async (manager) => {
+      await manager.query('INSERT INTO uow_probe_shared VALUES (5)');
+      const failed = unitOfWork.nested(async () => {
+        await manager.query('INSERT INTO uow_probe_shared VALUES (6)');
+        note('rolled back');
+        unitOfWork.afterCommit(() => seen.push('rolled back'));
+        // A failed statement: without the savepoint it would abort the enclosing transaction.
+        await manager.query('SELECT 1 / 0');
+      });
+      await expect(failed).rejects.toThrow('division by zero');
+      await unitOfWork.nested(async () => {
+        note('kept');
+        unitOfWork.afterCommit(() => seen.push('kept'));
+        await manager.query('INSERT INTO uow_probe_shared VALUES (7)');
+      });
+      // The nested unit's own hooks ran at its end; the enclosing one has none of its state.
+      expect(acted).toEqual([['kept']]);
+      expect(unitOfWork.existingStateOf(owner)).toBeUndefined();
+      expect(seen).toEqual([]);
+    });
+    expect(seen).toEqual(['kept']);
+    expect(await seenElsewhere(5)).toBe(true);
+    expect(await seenElsewhere(6)).toBe(false);
+    expect(await seenElsewhere(7)).toBe(true);
+  });
 });
