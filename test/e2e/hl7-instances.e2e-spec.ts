@@ -137,4 +137,60 @@ describe('HL7 across two instances on one database', () => {
     );
     expect(rows).toEqual([{ control_id: `${tag}-late` }]);
   });
+
+  it('purges no message that another instance processes again while the purge waits for it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(portOf(first));
+    const [ack] = await sender.exchange([
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20250301100000||ADT^A28|${tag}|P|2.5`,
+        `PID|1||${tag}^^^HOSP&2.16.79&ISO^MR||Again^Ann`,
+      ].join('\r'),
+    ]);
+    sender.close();
+    expect(msaOf(ack!).code).toBe('AA');
+    // Dismissed 40 days ago: the purge's to take, until it is processed again now.
+    await db.query(
+      `UPDATE hl7_message SET status = 'dismissed', received_at = now() - interval '40 days',
+              processed_at = now() - interval '40 days' WHERE control_id = $1`,
+      [tag],
+    );
+    const reprocessing = new pg.Client({ connectionString: database.url });
+    await reprocessing.connect();
+    let purged: Awaited<ReturnType<typeof runNode>>;
+    try {
+      // As a resend's processing on another instance holds the row, and then records AA.
+      await reprocessing.query('BEGIN');
+      await reprocessing.query(`SELECT 1 FROM hl7_message WHERE control_id = $1 FOR UPDATE`, [tag]);
+      const purging = runNode(
+        BUILT.cli,
+        ['hl7:purge', '--before', new Date(Date.now() - 30 * 86_400_000).toISOString()],
+        childEnv({
+          DATABASE_URL: database.url,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          LOG_LEVEL: 'silent',
+        }),
+      );
+      await untilWaitingForLock(
+        first.app.get(DataSource),
+        'hl7:purge',
+        '%DELETE FROM hl7_message%',
+      );
+      await reprocessing.query(
+        `UPDATE hl7_message SET status = 'processed', processed_at = now(), attempts = attempts + 1
+          WHERE control_id = $1`,
+        [tag],
+      );
+      await reprocessing.query('COMMIT');
+      purged = await purging;
+    } finally {
+      await reprocessing.end();
+    }
+    expect(purged.code).toBe(0);
+    const { rows } = await db.query<{ status: string }>(
+      'SELECT status FROM hl7_message WHERE control_id = $1',
+      [tag],
+    );
+    expect(rows).toEqual([{ status: 'processed' }]);
+  });
 });

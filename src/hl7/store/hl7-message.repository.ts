@@ -119,13 +119,16 @@ export class Hl7MessageRepository {
    * sender, should that ACK be lost, resends it; found gone, it would be processed anew.
    */
   async purgeFinished(before: Date, limit: number): Promise<number> {
+    // The conditions stand in the DELETE's own WHERE as well: a row another instance holds
+    // (processing a resend of a dismissed message) is waited for, and PostgreSQL then checks
+    // that WHERE again on its new version, not the subquery's. Until 2026-12-07 a message
+    // processed, and acknowledged, meanwhile was deleted.
+    const finished = `status IN ('processed', 'ignored', 'dismissed') AND received_at < $1
+                      AND (processed_at IS NULL OR processed_at < $1)`;
     const rows = await this.unitOfWork.manager.query<{ id: string }[]>(
       `WITH purged AS (
-         DELETE FROM hl7_message WHERE id IN (
-           SELECT id FROM hl7_message
-            WHERE status IN ('processed', 'ignored', 'dismissed') AND received_at < $1
-              AND (processed_at IS NULL OR processed_at < $1)
-            LIMIT $2)
+         DELETE FROM hl7_message
+          WHERE id IN (SELECT id FROM hl7_message WHERE ${finished} LIMIT $2) AND ${finished}
          RETURNING id)
        SELECT id FROM purged`,
       [before, limit],
