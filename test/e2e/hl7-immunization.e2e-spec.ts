@@ -117,8 +117,11 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
   it("keeps the dose's VFC eligibility, funding source and VIS (its OBX) on the Immunization", async () => {
     const acks = await feed.send(sample('VXU.hl7'), sample('IZ_1_1.1_Admin_Child_Max_Message.hl7'));
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    // Each sample's own patient: other specs on this database file Synthea's doses of CVX 140.
+    const wong = `patient=Patient/${await patientOfIn('90012', 'NIST-MPI-1')}`;
+    const snow = `patient=Patient/${await patientOfIn('D26376273', 'NIST MPI')}`;
     const ndc = await feed.one(
-      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/ndc|49281-0215-88')}`,
+      `Immunization?${wong}&vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/ndc|49281-0215-88')}`,
     );
     expect(ndc).toMatchObject({
       programEligibility: [{ coding: [{ code: 'V01', display: 'Not VFC Eligible' }] }],
@@ -126,7 +129,7 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       education: [{ documentType: '253088698300028811170411', presentationDate: '2015-06-24' }],
     });
     const flu = await feed.one(
-      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|140')}`,
+      `Immunization?${snow}&vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|140')}`,
     );
     expect(flu).toMatchObject({
       programEligibility: [{ coding: [{ code: 'V05' }] }],
@@ -140,7 +143,7 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     });
     // The historical doses after it have no OBX, and none of the first dose's.
     const historical = await feed.search(
-      `Immunization?vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|88')}`,
+      `Immunization?${wong}&vaccine-code=${encodeURIComponent('http://hl7.org/fhir/sid/cvx|88')}`,
     );
     expect(historical).toHaveLength(2);
     for (const dose of historical) {
