@@ -117,6 +117,26 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     expect(results.map((one) => one['code'].text).sort()).toEqual(['Body weight']);
   });
 
+  it('keeps both of two ADT observations of one text and time that one message carries', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a08 = (control: string, hour: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||N-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Note^Nora||19700101|F`,
+        // Two comment lines of one admission, one text: neither is the other.
+        'OBX|1|ST|^Admission note||Arrived by ambulance||||||F|||20261206073000+0000',
+        'OBX|2|ST|^Admission note||Allergic to latex per family||||||F|||20261206073000+0000',
+      ].join('\r');
+    expect(await codes(a08('N1', '08'))).toEqual(['AA']);
+    const patient = await patientHolding(HOSP, `N-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results.map((one) => one['valueString']).sort()).toEqual([
+      'Allergic to latex per family',
+      'Arrived by ambulance',
+    ]);
+  });
+
   it('keeps a result sent as text alone before the first OBR once, however often it is sent', async () => {
     const tag = randomUUID().slice(0, 8);
     const oru = (control: string) =>

@@ -19,10 +19,12 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  codeKey,
   conceptCriteria,
   conceptMatch,
   conditionCategory,
   keepListed,
+  repeatedCodes,
   startOf,
   unnumberedObservationCriteria,
   upsert,
@@ -205,8 +207,8 @@ export class PatientSegments {
    * The OBX segments of an ADT message (height, weight, vital signs taken at admission) as
    * Observations of the visit, each known by its code, its time and its visit, so that the same
    * values sent again with every update are not added again; one whose OBX-3 is text alone by
-   * that exact text. One with neither a time nor a visit cannot be told from another and is
-   * added.
+   * that exact text. One with neither a time nor a visit, or whose code the message has twice,
+   * cannot be told from another and is added.
    */
   private async admissionObservations(
     message: V2Message,
@@ -215,18 +217,24 @@ export class PatientSegments {
     touched: Touched,
     clock: RecordClock,
   ): Promise<void> {
-    for (const [obx, following] of withFollowing(message, 'OBX', ['NTE', 'PRT'])) {
-      const notes = following.filter((segment) => segment.name === 'NTE');
-      const observation: Record<string, unknown> = {
-        ...observationFromObx(obx, patientId, undefined, notes),
+    const observations = withFollowing(message, 'OBX', ['NTE', 'PRT']).map(
+      ([obx, following]): Record<string, unknown> => ({
+        ...observationFromObx(
+          obx,
+          patientId,
+          undefined,
+          following.filter((segment) => segment.name === 'NTE'),
+        ),
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
-      };
-      const criteria = await unnumberedObservationCriteria(
-        this.fhir,
-        observation,
-        patientId,
-        encounterId,
-      );
+      }),
+    );
+    // Two of one code (or text) in one message are two: matched, the second was written over
+    // the first (two comment lines of an admission), as a report's loose results would be.
+    const twice = repeatedCodes(observations);
+    for (const observation of observations) {
+      const criteria = twice.has(codeKey(observation))
+        ? undefined
+        : await unnumberedObservationCriteria(this.fhir, observation, patientId, encounterId);
       const id = await upsert(this.fhir, 'Observation', observation, criteria, clock);
       touched.entities.push(`Observation/${id}`);
     }
