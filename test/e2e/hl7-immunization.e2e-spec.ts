@@ -173,6 +173,41 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     expect(await feed.search(`Coverage?beneficiary=Patient/${everyman}`)).toHaveLength(1);
   });
 
+  it('leaves the kin and insurance ADT filed as ADT set them, a VXU adding only new ones', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = `K-${tag}`;
+    // The registration system's mother and payer, then a clinic's VXU, later, with its own
+    // older copy of them (the mother's former number, last year's group) and a new kin.
+    const a08 = [
+      `MSH|^~\\&|ADT|CLINIC|CV|CV|20250301090000||ADT^A08^ADT_A01|A-${tag}|P|2.5.1`,
+      'EVN|A08|20250301090000',
+      `PID|1||${mrn}^^^CLINIC&2.16.41&ISO^MR||Shot^Kid||20200101|F`,
+      'NK1|1|Shot^Mara|MTH^Mother^HL70063||^PRN^PH^^^555^7770001',
+      `IN1|1|PLAN-${tag}^Plan^99zzz|PAYER1|Payer One||||GRP-NEW`,
+    ].join('\r');
+    const acks = await feed.send(
+      a08,
+      vxu(
+        `K1-${tag}`,
+        mrn,
+        'NK1|1|Shot^Mara|MTH^Mother^HL70063||^PRN^PH^^^555^7779999',
+        'NK1|2|Shot^Gran|GRM^Grandmother^HL70063||^PRN^PH^^^555^7775555',
+        `IN1|1|PLAN-${tag}^Plan^99zzz|PAYER1|Payer One||||GRP-OLD`,
+        `ORC|RE||K-${tag}^EHR`,
+        'RXA|0|1|20250301||08^HepB^CVX|0.5|mL',
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const patient = await patientOf(mrn);
+    const kin = await feed.search(`RelatedPerson?patient=Patient/${patient}`);
+    const phones = Object.fromEntries(
+      kin.map((one) => [one['name'][0].given[0], one['telecom']?.[0]?.value]),
+    );
+    expect(phones).toEqual({ Mara: expect.stringContaining('7770001'), Gran: expect.anything() });
+    const [coverage] = await feed.search(`Coverage?beneficiary=Patient/${patient}`);
+    expect(JSON.stringify(coverage)).toContain('GRP-NEW');
+  });
+
   it('ties a dose to the place it was given (RXA-11), one Location for the doses given there', async () => {
     const tag = randomUUID().slice(0, 8);
     const acks = await feed.send(

@@ -107,22 +107,29 @@ export class PatientSegments {
 
   /**
    * The patient's next of kin (NK1) and insurance (IN1), each matched again when a feed repeats
-   * it: as ADT has them, and VXU, whose kin and payer an immunization registry keeps.
+   * it: as ADT has them, and VXU, whose kin and payer an immunization registry keeps. Without
+   * `overwrite` (a message of no demographic source, see setsDemographics) those found are left
+   * as they are and only new ones are added: a clinic's VXU carries its own copy of the mother's
+   * number and the payer, and until 2026-12-07 its older copy was written over ADT's.
    */
   async kinAndCoverage(
     message: V2Message,
     { sender, patientId, clock }: Pick<SegmentContext, 'sender' | 'patientId' | 'clock'>,
     touched: Touched,
+    overwrite = true,
   ): Promise<void> {
+    const write = async (type: string, resource: Record<string, unknown>, criteria?: string) => {
+      if (overwrite) return upsert(this.fhir, type, resource, criteria, clock);
+      const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+      return match ?? writeOver(this.fhir, type, resource, undefined, clock);
+    };
     for (const nk1 of message.all('NK1')) {
       const kin = relatedPersonFromNk1(nk1, patientId, sender);
       if (!kin) continue;
-      const id = await upsert(
-        this.fhir,
+      const id = await write(
         'RelatedPerson',
         kin.resource,
         kinCriteria(patientId, kin.identifiers, kin.resource),
-        clock,
       );
       touched.entities.push(`RelatedPerson/${id}`);
     }
@@ -135,7 +142,7 @@ export class PatientSegments {
         : coverage.plan
           ? `beneficiary=Patient/${patientId}&class-value=${encodeURIComponent(escapeSearch(coverage.plan))}`
           : undefined;
-      const id = await upsert(this.fhir, 'Coverage', coverage.resource, criteria, clock);
+      const id = await write('Coverage', coverage.resource, criteria);
       touched.entities.push(`Coverage/${id}`);
     }
   }

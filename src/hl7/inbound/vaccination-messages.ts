@@ -13,6 +13,7 @@ import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { RecordClock } from './event-order.js';
+import { setsDemographics } from './message-patients.js';
 import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
 import {
@@ -79,8 +80,14 @@ export class VaccinationMessages {
     { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
     const encounter = await visitOf(this.fhir, message, sender, patientId);
-    // The kin and payer a registry keeps with the child's record (dropped until 2026-12-07).
-    await this.patientSegments.kinAndCoverage(message, { sender, patientId, clock }, touched);
+    // The kin and payer a registry keeps with the child's record (dropped until 2026-12-07):
+    // new ones, as ADT owns those it filed (see setsDemographics).
+    await this.patientSegments.kinAndCoverage(
+      message,
+      { sender, patientId, clock },
+      touched,
+      setsDemographics(message),
+    );
     let orc: V2Segment | undefined;
     let doses = 0;
     const segments = message.segments();
