@@ -20,17 +20,20 @@ const TRANSIENT_TABLES = new Set(['audit_pending', 'export_job', 'export_chunk']
  * Rows that a freshly migrated database already holds, or that a service started on it writes
  * (search_index_state, blind_index_root); a restore replaces them.
  */
-export interface Hl7InFlight {
-  received: number;
-  pending: { destination: string; count: number }[];
-}
-
 export const SEEDED_TABLES = [
   'migrations',
   'audit_chain_head',
   'search_index_state',
   'blind_index_root',
 ];
+
+/** HL7 messages a restored database holds unfinished (see hl7InFlight). */
+export interface Hl7InFlight {
+  /** Inbound messages stored but not processed. */
+  received: number;
+  /** Outbound messages not yet delivered, per destination. */
+  pending: { destination: string; count: number }[];
+}
 
 /** One connection, for a snapshot or a restore: COPY streams need the client itself. */
 export class BackupSession {

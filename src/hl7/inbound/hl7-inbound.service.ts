@@ -280,8 +280,8 @@ export class Hl7InboundService {
   }
 
   /**
-   * Records an outcome without processing (a failure, outside the rolled-back transaction, or
-   * an ignored type), with its audit row.
+   * Records an outcome without processing (a rejection, or an ignored type), with its audit
+   * row. A processing failure is recorded under the message's lock instead (processLocked).
    */
   private async recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
     await this.repository.recordOutcome(row.id, outcome, new Date());
