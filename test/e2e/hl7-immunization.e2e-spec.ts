@@ -296,4 +296,31 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
       code: { coding: [{ code: '31044-1' }] },
     });
   });
+
+  it('leaves a dose and its reaction as they are when a deletion older than its update comes late', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const at = (control: string, time: string, ...segments: string[]) =>
+      vxu(control, `L-${tag}`, ...segments).replace('20250301100000', `20250301${time}+0000`);
+    const rxa = (action: string) =>
+      `RXA|0|1|20250301||03^MMR^CVX|0.5|mL||00^New^NIP001|||||||||||CP|${action}`;
+    const acks = await feed.send(
+      at(
+        `L1-${tag}`,
+        '100000',
+        `ORC|RE||L-${tag}^EHR`,
+        rxa('A'),
+        'OBX|1|CE|31044-1^Reaction^LN|1|39579001^Anaphylaxis^SCT||||||F',
+      ),
+      // The dose confirmed at noon, without its reaction again; then, replayed late, a
+      // deletion sent at eleven and since overtaken.
+      at(`L2-${tag}`, '120000', `ORC|RE||L-${tag}^EHR`, rxa('U')),
+      at(`L3-${tag}`, '110000', `ORC|RE||L-${tag}^EHR`, rxa('D')),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const dose = await feed.one(`Immunization?patient=Patient/${await patientOf(`L-${tag}`)}`);
+    expect(dose['status']).toBe('completed');
+    const [reaction] = await feed.search(`Observation?part-of=Immunization/${dose['id']}`);
+    // An anaphylaxis withdrawn from a dose still on record hides why the next dose is unsafe.
+    expect(reaction!['status']).toBe('final');
+  });
 });

@@ -124,6 +124,9 @@ export class VaccinationMessages {
       const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
       if (deletes && !match) continue;
       if (deletes) {
+        // A deletion older than a message applied to the dose since leaves the dose, and what
+        // is part of it: until 2026-12-07 the dose stayed, and its reaction was entered in error.
+        if (await clock('Immunization', match!)) continue;
         // The dose as it was recorded, entered in error: a deletion names the dose and need not
         // repeat the rest (until 2026-12-07 its RXA was written over it, and the lot, dose and
         // route of what was given were lost from the record).
