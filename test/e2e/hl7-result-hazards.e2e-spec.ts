@@ -214,6 +214,32 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     });
   });
 
+  it('keeps a corrected result when its final version of no time to order by is replayed after it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.
+    const result = (control: string, status: string, value: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|202612061000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||H-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Glucose^Hal||19700101|M`,
+        `OBR|1||H-${tag}^LAB|2345-7^Glucose^LN|||202612060800${'|'.repeat(18)}${status}`,
+        `OBX|1|NM|2345-7^Glucose^LN||${value}|mmol/L|3.9-5.5||||${status}`,
+      ].join('\r');
+    const acks = await feed.send(
+      result('F', 'F', '5.4'),
+      result('C', 'C', '6.1'),
+      // The lab's queue replayed from its final version: v2 changes a final report only by a
+      // correction, so a final one after the correction is the old one again.
+      result('F2', 'F', '5.4'),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    expect(acks[2]).toContain('|W|');
+    const patient = await patientHolding(HOSP, `H-${tag}`);
+    const glucose = await feed.one(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect([glucose['status'], glucose['valueQuantity'].value]).toEqual(['corrected', 6.1]);
+    const report = await feed.one(`DiagnosticReport?subject=Patient/${String(patient['id'])}`);
+    expect(report['status']).toBe('corrected');
+  });
+
   it('keeps a final result when a preliminary one of no time to order by is replayed after it', async () => {
     const tag = randomUUID().slice(0, 8);
     // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.

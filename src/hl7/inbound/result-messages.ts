@@ -255,15 +255,10 @@ export class ResultMessages {
           keep(touched, 'DiagnosticReport');
           continue;
         }
-      } else if (
-        reportMatch &&
-        obr &&
-        isProvisionalReport(obr) &&
-        (await this.verified(reportMatch))
-      ) {
+      } else if (reportMatch && obr && (await this.overtaken(obr, reportMatch))) {
         // No instant orders them (local times, no HL7_TIME_ZONE): the status does, as v2
         // changes a final report only by a correction. Until 2026-12-07 a replayed preliminary
-        // glucose of 5.0 replaced its correction to 6.1 here.
+        // glucose of 5.0 replaced its correction to 6.1 here (and a replayed final one still).
         keep(touched, 'DiagnosticReport');
         continue;
       }
@@ -438,10 +433,17 @@ export class ResultMessages {
     return written;
   }
 
-  /** Whether the stored report is verified: final, or changed since by a correction. */
-  private async verified(reportId: string): Promise<boolean> {
+  /**
+   * Whether the stored report is past the version `obr` is, by status alone: verified (final,
+   * or corrected since) for a provisional one, corrected for a final one, which v2 follows
+   * only by another correction.
+   */
+  private async overtaken(obr: V2Segment, reportId: string): Promise<boolean> {
+    const provisional = isProvisionalReport(obr);
+    if (!provisional && obr.value(25)?.trim().toUpperCase() !== 'F') return false;
     const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
-    return ['final', 'corrected', 'amended', 'appended'].includes(report['status'] as string);
+    const past = ['corrected', 'amended', 'appended', ...(provisional ? ['final'] : [])];
+    return past.includes(report['status'] as string);
   }
 
   /** The results of the stored report that this version does not carry, as they are. */
