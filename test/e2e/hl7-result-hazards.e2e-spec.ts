@@ -240,6 +240,35 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     expect(report['status']).toBe('corrected');
   });
 
+  it("files a report withdrawn as the wrong patient's under the right one, with no time to order by", async () => {
+    // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.
+    const oru = (tag: string, control: string, who: string, status: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|202612061000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${who}^Pat||19700101|F`,
+        `OBR|1||W-${tag}^LAB|2823-3^Potassium^LN|||202612060800${'|'.repeat(18)}${status === 'W' ? 'C' : status}`,
+        `OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||${status}`,
+      ].join('\r');
+    // The lab's correction of a wrong patient (every result withdrawn, OBX-11 W, in a corrected
+    // report), then the report under the right patient: final, or preliminary as it starts over.
+    for (const again of ['F', 'P']) {
+      const tag = randomUUID().slice(0, 8);
+      expect(
+        await codes(
+          oru(tag, 'W1', 'ALICE', 'F'),
+          oru(tag, 'W2', 'ALICE', 'W'),
+          oru(tag, 'W3', 'BOB', again),
+        ),
+      ).toEqual(['AA', 'AA', 'AA']);
+      const bob = await patientHolding(HOSP, `BOB-${tag}`);
+      const result = await feed.one(`Observation?subject=Patient/${String(bob['id'])}`);
+      expect([result['status'], result['valueQuantity'].value]).toEqual([
+        again === 'F' ? 'final' : 'preliminary',
+        6.9,
+      ]);
+    }
+  });
+
   it('keeps a final result when a preliminary one of no time to order by is replayed after it', async () => {
     const tag = randomUUID().slice(0, 8);
     // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.

@@ -436,14 +436,16 @@ export class ResultMessages {
   /**
    * Whether the stored report is past the version `obr` is, by status alone: verified (final,
    * or corrected since) for a provisional one, corrected for a final one, which v2 follows
-   * only by another correction.
+   * only by another correction. Not one the lab withdrew (every result entered in error, the
+   * wrong patient's): the report sent again under the right patient starts over, and until
+   * 2026-12-07 its preliminary version was taken for a replay, the patient's result unfiled.
    */
   private async overtaken(obr: V2Segment, reportId: string): Promise<boolean> {
     const provisional = isProvisionalReport(obr);
     if (!provisional && obr.value(25)?.trim().toUpperCase() !== 'F') return false;
     const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
     const past = ['corrected', 'amended', 'appended', ...(provisional ? ['final'] : [])];
-    return past.includes(report['status'] as string);
+    return past.includes(report['status'] as string) && !(await this.withdrawn(report));
   }
 
   /** The results of the stored report that this version does not carry, as they are. */
