@@ -1,8 +1,29 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tokenFor } from '../support/auth.js';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
+
+const SAMPLES = join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter');
+const sample = (file: string) => readFileSync(join(SAMPLES, file), 'utf8');
+
+/**
+ * A sample as another message of its sender: its own control id (one sent by another spec on
+ * this worker's database would be answered as a resend), `replaced` strings swapped (the order
+ * numbers, kept apart from other specs'), and the patient's PID swapped for `pid`.
+ */
+const resent = (file: string, controlId: string, pid: string, replaced: [string, string][]) => {
+  const [msh, ...rest] = sample(file).split('\n');
+  const fields = msh!.split('|');
+  fields[9] = controlId;
+  const text = [
+    fields.join('|'),
+    ...rest.map((line) => (line.startsWith('PID|') ? pid : line)),
+  ].join('\n');
+  return replaced.reduce((message, [from, to]) => message.replaceAll(from, to), text);
+};
 
 /**
  * What a clinical safety review of the inbound feeds found could show a clinician the wrong
@@ -376,5 +397,82 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
       ['PENICILLIN', 'entered-in-error'],
       ['PENICILLIN G', undefined],
     ]);
+  });
+
+  it("refuses an order whose number another patient's order has (AE 205), leaving it theirs", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = (mrn: string, family: string) =>
+      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
+    // The samples' order (ORC-2 1101, ORC-3 1201), under numbers of this test's own.
+    const numbers: [string, string][] = [
+      ['1101^GHHPlacer', `P${tag}^GHHPlacer`],
+      ['1201^GHHFiller', `F${tag}^GHHFiller`],
+    ];
+    const orm = (control: string, mrn: string, family: string) =>
+      resent('ORM-O01-01.hl7', `${control}-${tag}`, pid(mrn, family), numbers);
+    expect(await codes(orm('O1', 'OA', 'Ordera'))).toEqual(['AA']);
+    const [alice] = await patientsHolding(HOSP, `OA-${tag}`);
+    const orders = (patient: Record<string, any> | undefined) =>
+      feed.search(`ServiceRequest?subject=Patient/${String(patient!['id'])}`);
+    const [order] = await orders(alice);
+    // Bob's order under the same numbers (a reused number series, a wrong PID).
+    const acks = await feed.send(orm('O2', 'OB', 'Orderb'));
+    expect(msaOf(acks[0]!).code).toBe('AE');
+    expect(acks[0]).toContain('205^');
+    expect(acks[0]).toContain("another patient's order");
+    const [bob] = await patientsHolding(HOSP, `OB-${tag}`);
+    expect(bob ? await orders(bob) : []).toEqual([]);
+    const kept = await orders(alice);
+    expect(kept.map((one) => [one['id'], one['meta'].versionId])).toEqual([
+      [order!['id'], order!['meta'].versionId],
+    ]);
+  });
+
+  it("refuses a prescription or dispense whose number another patient's order has", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = (mrn: string, family: string) =>
+      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
+    // The samples' prescription and its dispense (ORC-2 1163422591), under a number of this test.
+    const numbers: [string, string][] = [['1163422591^EPC', `R${tag}^EPC`]];
+    const rde = (control: string, mrn: string, family: string) =>
+      resent('RDE-O11-01.hl7', `${control}-${tag}`, pid(mrn, family), numbers);
+    const rds = (control: string, mrn: string, family: string) =>
+      resent('RDS-O13-01.hl7', `${control}-${tag}`, pid(mrn, family), numbers);
+    expect(await codes(rde('R1', 'RA', 'Rxa'), rds('R2', 'RA', 'Rxa'))).toEqual(['AA', 'AA']);
+    const [alice] = await patientsHolding(HOSP, `RA-${tag}`);
+    const records = async (patient: Record<string, any> | undefined) =>
+      patient
+        ? [
+            ...(await feed.search(`MedicationRequest?subject=Patient/${String(patient['id'])}`)),
+            ...(await feed.search(`MedicationDispense?subject=Patient/${String(patient['id'])}`)),
+          ].map((one) => [one['resourceType'], one['id'], one['meta'].versionId])
+        : [];
+    const hers = await records(alice);
+    expect(hers.map(([type]) => type)).toEqual(['MedicationRequest', 'MedicationDispense']);
+    // Bob's prescription, then his dispense alone, under Alice's order number.
+    const acks = await feed.send(rde('R3', 'RB', 'Rxb'), rds('R4', 'RB', 'Rxb'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AE']);
+    for (const ack of acks) {
+      expect(ack).toContain('205^');
+      expect(ack).toContain("another patient's order");
+    }
+    const [bob] = await patientsHolding(HOSP, `RB-${tag}`);
+    expect(await records(bob)).toEqual([]);
+    expect(await records(alice)).toEqual(hers);
+    // A dispense alone (a pharmacy's RDS without its RXE, of an order not known here), then
+    // Bob's under its number.
+    const alone: [string, string][] = [['1163422591^EPC', `D${tag}^EPC`]];
+    const dispense = (control: string, mrn: string, family: string) =>
+      resent('RDS-O13-01.hl7', `${control}-${tag}`, pid(mrn, family), alone)
+        .split('\n')
+        .filter((line) => !line.startsWith('RXE|'))
+        .join('\n');
+    expect(await codes(dispense('D1', 'RA', 'Rxa'))).toEqual(['AA']);
+    const withDispense = await records(alice);
+    expect(withDispense).toHaveLength(3);
+    const refused = await feed.send(dispense('D2', 'RB', 'Rxb'));
+    expect(msaOf(refused[0]!).code).toBe('AE');
+    expect(refused[0]).toContain("another patient's order");
+    expect(await records(alice)).toEqual(withDispense);
   });
 });

@@ -95,6 +95,11 @@ describe('HL7 v2 over MLLP', () => {
         // ADT-A01's: two patients. Refused rather than filed under either.
         expect(msaOf(ack).code).toBe('AE');
         expect(ack).toContain('PID-3 name more than one patient');
+      } else if (samples[i]!.file === 'MDHHS-OML-O21-2.hl7') {
+        // Its placer order number (ORD723222 of the authority 2.16.840.1.113883.3.72.5.24) is
+        // the order of MDHHS-OML-O21-1's patient: another patient's order is not written over.
+        expect(msaOf(ack).code).toBe('AE');
+        expect(ack).toContain("another patient's order");
       } else if (supported.test(`${messageCode}^${triggerEvent}`)) {
         expect([samples[i]!.file, msaOf(ack).code]).toEqual([samples[i]!.file, 'AA']);
       } else {

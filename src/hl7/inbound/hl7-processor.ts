@@ -334,6 +334,7 @@ export class Hl7Processor {
         'ServiceRequest',
         { ...request, ...encounter },
         byIdentifier(identifiers[0]),
+        patientId,
         { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'ServiceRequest') },
         clock,
       );

@@ -13,9 +13,10 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   byIdentifier,
-  upsert,
+  patientsOrder,
   upsertOrder,
   visitOf,
+  writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
@@ -76,6 +77,7 @@ export class PharmacyMessages {
           'MedicationRequest',
           { ...body, ...encounter },
           byIdentifier(identifiers[0]),
+          patientId,
           { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'MedicationRequest') },
           clock,
         );
@@ -83,10 +85,17 @@ export class PharmacyMessages {
         continue;
       }
       const orderCriteria = byIdentifier(identifiers[0]);
-      request ??= orderCriteria
-        ? await this.fhir.findUnique(HL7_USER, 'MedicationRequest', orderCriteria)
-        : undefined;
+      if (!request && orderCriteria) {
+        request = await this.fhir.findUnique(HL7_USER, 'MedicationRequest', orderCriteria);
+        // Another patient's order is not this dispense's prescription (see patientsOrder).
+        if (request) await patientsOrder(this.fhir, 'MedicationRequest', request, patientId);
+      }
       const identifier = dispenseIdentifier(identifiers[0], segment);
+      const dispenseCriteria = byIdentifier(identifier);
+      const dispensed = dispenseCriteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationDispense', dispenseCriteria)
+        : undefined;
+      if (dispensed) await patientsOrder(this.fhir, 'MedicationDispense', dispensed, patientId);
       const body = medicationDispenseOf(
         segment,
         rxr,
@@ -99,11 +108,11 @@ export class PharmacyMessages {
         throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
       }
       const context = encounter.encounter ? { context: encounter.encounter } : {};
-      const id = await upsert(
+      const id = await writeOver(
         this.fhir,
         'MedicationDispense',
         { ...body, ...context },
-        byIdentifier(identifier),
+        dispensed,
         clock,
       );
       touched.entities.push(`MedicationDispense/${id}`);

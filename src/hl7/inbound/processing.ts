@@ -303,13 +303,40 @@ export async function upsertOrder(
   type: 'ServiceRequest' | 'MedicationRequest',
   resource: Record<string, unknown>,
   criteria: string | undefined,
+  patientId: string,
   change: { whole: boolean; status: string | undefined },
   clock?: RecordClock,
 ): Promise<string> {
   const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-  if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);
-  const stored = without((await fhir.read(HL7_USER, type, match)).resource, 'meta', 'id');
-  return writeOver(fhir, type, amendedOrder(stored, resource, change.status), match, clock);
+  if (!match) return writeOver(fhir, type, resource, match, clock);
+  const stored = await patientsOrder(fhir, type, match, patientId);
+  if (change.whole) return writeOver(fhir, type, resource, match, clock);
+  const kept = without(stored, 'meta', 'id');
+  return writeOver(fhir, type, amendedOrder(kept, resource, change.status), match, clock);
+}
+
+/**
+ * The stored order (or dispense) an order number (ORC-2, ORC-3) found, when it is the message's
+ * patient's (or a patient's merged into them, see isPatientsRecord). Another patient's is refused
+ * (ERR 205): until 2026-12-07 it was written over and so moved to the message's patient, taking
+ * one patient's order, prescription or dispense off their chart. The order number is the only key
+ * a control message (a cancel, a hold) has, so the patient's own order cannot be told apart under
+ * it; the sender's interface team corrects the patient or the number and sends it again.
+ */
+export async function patientsOrder(
+  fhir: FhirService,
+  type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
+  id: string,
+  patientId: string,
+): Promise<Record<string, unknown>> {
+  const stored = (await fhir.read(HL7_USER, type, id)).resource;
+  if (!(await isPatientsRecord(fhir, stored, patientId))) {
+    throw new Hl7ProcessingError(
+      '205',
+      "ORC-2/ORC-3 names another patient's order: correct the patient or the order number",
+    );
+  }
+  return stored;
 }
 
 /**
