@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { DataSource } from 'typeorm';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
@@ -811,6 +812,57 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         0,
       );
       expect(await count(`Observation?_id=${unrestricted}`)).toBe(1);
+    });
+
+    it("keep a restricted record's id out of a Bundle's conditional references", async () => {
+      const system = 'urn:oid:1.2.36.146.595.217.0.1';
+      const mrn = `CR-${randomUUID()}`;
+      const patient = await create(doctor, {
+        ...buildPatient({ mrn }),
+        meta: { security: [RESTRICTED] },
+      });
+      const reference = `Patient?identifier=${system}|${mrn}`;
+      const bundle = (type: string) => ({
+        resourceType: 'Bundle',
+        type,
+        entry: [
+          {
+            resource: { ...observation(patient), subject: { reference } },
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      });
+      // Refused as a conditional create matching it is: the record opens through break-glass.
+      const other = authorizedHttp(await tokenFor(testApp, 'doctor'));
+      const conditional = await other('POST', `${fhir}/Patient`, {
+        body: buildPatient({ mrn }),
+        headers: { 'if-none-exist': `identifier=${system}|${mrn}` },
+      });
+      expect(conditional.status).toBe(403);
+      for (const type of ['transaction', 'batch']) {
+        const res = await other('POST', fhir, { body: bundle(type) });
+        expect({ type, text: res.text }).toEqual({
+          type,
+          text: expect.stringMatching(/break-glass/),
+        });
+        expect(res.text).not.toContain(patient);
+        if (type === 'transaction') expect(res.status).toBe(403);
+        else expect(res.body.entry[0].response.status).toMatch(/^403/);
+      }
+      const written = await doctor('GET', `${fhir}/Observation?subject=Patient/${patient}`);
+      expect(written.body.total ?? (written.body.entry ?? []).length).toBe(0);
+      // Through break-glass for that patient, the reference resolves to it.
+      const user = await createUser(testApp, ['nurse']);
+      const secret = await enableMfa(testApp, user);
+      const nurse = authorizedHttp((await loginWithMfa(testApp, user, secret)).access_token);
+      const granted = await nurse('POST', `${testApp.url}/auth/break-glass`, {
+        body: { patient, reason: 'Unconscious in ED, results filed' },
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(granted.status).toBe(201);
+      const opened = await nurse('POST', fhir, { body: bundle('transaction') });
+      expect(opened.status).toBe(200);
+      expect(opened.body.entry[0].resource.subject).toEqual({ reference: `Patient/${patient}` });
     });
 
     it('stay closed when labelled V (very restricted), stricter than R', async () => {

@@ -379,6 +379,11 @@ export class BundleService {
     if (id === undefined) {
       throw AppError.notFound(`The conditional reference at ${path} matches no ${type}`);
     }
+    // The match's id is answered in the caller's resource, so the caller must be able to open
+    // the match, as a conditional create answering it must: a restricted record only through
+    // break-glass (a 403 otherwise). Matches count restricted records so that a Bundle does
+    // not refer past one, and until 2026-12-07 the restricted record's id was written in.
+    await this.fhir.read(user, type, id);
     return `${type}/${id}`;
   }
 
