@@ -84,9 +84,14 @@ export function recordClock(
   };
 }
 
-/** Notes that the message left a record of that type as a newer message had set it. */
-export function keep(touched: Touched, type: string): void {
-  if (!touched.kept.includes(type)) touched.kept.push(type);
+/**
+ * Notes that the message left a record of that type as a newer message had set it: found newer
+ * by the messages' times, or `byStatus` by the record's (a final report over a preliminary one
+ * whose times no zone orders).
+ */
+export function keep(touched: Touched, type: string, byStatus = false): void {
+  const kept = byStatus ? (touched.keptByStatus ??= []) : touched.kept;
+  if (!kept.includes(type)) kept.push(type);
 }
 
 /** How a warning about records kept from an older message starts (see warningOf). */
@@ -98,10 +103,15 @@ export const KEPT_WARNING = 'Older than a message already applied to';
  * of record it did not change. Types only, never ids or values.
  */
 export function keptWarnings(touched: Touched): { text: string }[] {
-  if (touched.kept.length === 0) return [];
+  const warning = (types: string[], by: string) => ({
+    text: `${KEPT_WARNING} its ${types.join(', ')} (${by}): what the newer message set there was kept; the rest was taken`,
+  });
+  // Until 2026-12-07 one kept by its status was said to be older by times it has no zone for.
+  const byStatus = touched.keptByStatus ?? [];
   return [
-    {
-      text: `${KEPT_WARNING} its ${touched.kept.join(', ')} (by EVN-2, OBR-22 or MSH-7): what the newer message set there was kept; the rest was taken`,
-    },
+    ...(touched.kept.length > 0 ? [warning(touched.kept, 'by EVN-2, OBR-22 or MSH-7')] : []),
+    ...(byStatus.length > 0
+      ? [warning(byStatus, "by the report's status, OBR-25, as no time zone orders their times")]
+      : []),
   ];
 }

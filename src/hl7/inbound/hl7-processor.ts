@@ -215,13 +215,20 @@ export class Hl7Processor {
     const entities = new Set<string>();
     const patientIds = new Set<string>();
     const kept = new Set<string>();
+    const keptByStatus = new Set<string>();
     for (const part of parts) {
       const done = await process(part);
       for (const entity of done.entities) entities.add(entity);
       for (const id of done.patientIds) patientIds.add(id);
       for (const type of done.kept) kept.add(type);
+      for (const type of done.keptByStatus ?? []) keptByStatus.add(type);
     }
-    return { entities: [...entities], patientIds: [...patientIds], kept: [...kept] };
+    return {
+      entities: [...entities],
+      patientIds: [...patientIds],
+      kept: [...kept],
+      ...(keptByStatus.size > 0 ? { keptByStatus: [...keptByStatus] } : {}),
+    };
   }
 
   private async adt(message: V2Message, event: VisitEvent | undefined): Promise<Touched> {

@@ -20,6 +20,8 @@ export interface Touched {
    * which its ACK names in a warning.
    */
   kept: string[];
+  /** Those it left so by their status rather than by time (see keep). */
+  keptByStatus?: string[];
 }
 
 /** The patient a message is about, as Hl7Processor found or made it from the PID. */
