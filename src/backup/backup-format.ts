@@ -68,6 +68,13 @@ export interface BackupManifest {
   sha256: string;
   header: Omit<BackupHeader, 'sequences'>;
   tables: TableEnd[];
+  /**
+   * The id of the audit key that signed the backup (see keyIdOf): the public key a deployment
+   * restoring it needs in AUDIT_TRUSTED_KEYS_FILE, told here so that the operator can set it
+   * up first, where until 2026-12-07 a restore named it only when it refused at the end. A
+   * name only: restore trusts the trailer's signature, checked against the trusted keys.
+   */
+  signedBy: string;
 }
 
 const PREFIX = 5;

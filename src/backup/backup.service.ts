@@ -117,6 +117,7 @@ export class BackupService {
         sha256,
         header: withoutSequences(header),
         tables,
+        signedBy: this.signer.keyId,
       };
       await writeFile(manifestPath(path), JSON.stringify(manifest, null, 2) + '\n', {
         mode: 0o600,
@@ -334,7 +335,8 @@ export class BackupService {
     if (!this.signer.isTrusted(signature.keyId)) {
       throw new BackupError(
         `The backup is signed by audit key ${signature.keyId}, which this deployment does not trust: ` +
-          "add that deployment's audit public key to AUDIT_TRUSTED_KEYS_FILE if the backup is its. Nothing was restored",
+          `AUDIT_TRUSTED_KEYS_FILE needs the audit public key ${signature.keyId} (the signedBy of ` +
+          "the backup's manifest) of the deployment that made it, if the backup is its. Nothing was restored",
       );
     }
     const valid =

@@ -20,6 +20,7 @@ import {
   RecordType,
   type BackupRecord,
 } from '../../src/backup/backup-format.js';
+import { keyIdOf } from '../../src/audit/audit-signer.js';
 import { createDataSource } from '../../src/database/database-options.js';
 import { MIGRATIONS } from '../../migrations/index.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -164,6 +165,8 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
     expect(rowsOf('audit_event')).toBe(manifest.header.audit.seq);
     expect(manifest.header.migrations).toHaveLength(await count(source, 'migrations'));
     expect(manifest.sha256).toMatch(/^[0-9a-f]{64}$/);
+    // The audit key that signed it, which a deployment restoring it must trust.
+    expect(manifest.signedBy).toMatch(/^[0-9a-f]{16}$/);
 
     const bytes = await readFile(backupFile);
     expect(bytes.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
@@ -320,11 +323,19 @@ describe('backup and restore (npm run cli -- backup / restore)', () => {
       await cli(source, ['backup', foreignFile], { ...own, AUDIT_SIGNING_KEY_FILE: foreignKey }),
     ).toMatchObject({ code: 0 });
 
+    // The manifest names the signer before any restore, as the refusal does.
+    const foreignId = keyIdOf(foreign.publicKey);
+    const manifest = JSON.parse(await readFile(`${foreignFile}.manifest.json`, 'utf8'));
+    expect(manifest.signedBy).toBe(foreignId);
+
     const fresh = await createScratchDatabase(false);
     try {
       expectFailure(
         await cli(fresh, ['restore', foreignFile], own),
-        /signed by audit key [0-9a-f]+, which this deployment does not trust/,
+        new RegExp(
+          `signed by audit key ${foreignId}, which this deployment does not trust: ` +
+            `AUDIT_TRUSTED_KEYS_FILE needs the audit public key ${foreignId}`,
+        ),
       );
       expect(await dataRows(fresh)).toBe(0);
 
