@@ -23,6 +23,8 @@ import {
 
 const MAX_RETRY_MS = 5 * 60_000;
 const SEND_TIMEOUT_MS = 10_000;
+/** Beyond the longest a send may take (the send timeout), before a hung instance lets go. */
+const HOLD_MARGIN_MS = 10_000;
 /**
  * The registry is re-read (and `requested` Subscriptions activated) every this many poll
  * intervals, by the clock: deliveries to slow endpoints (up to 10 s each) do not put it off.
@@ -32,11 +34,11 @@ const REFRESH_EVERY_POLLS = 5;
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
  * the endpoint with the Subscription's headers. The notification stays locked (its transaction
- * open) while it is sent, so another instance skips it: delivery is at least once. A delivered
- * one answers for all queued behind it; after SUBSCRIPTION_MAX_ATTEMPTS failures the
- * Subscription is set to `error`, with the reason in `Subscription.error`, as R4 describes.
- * Between deliveries, every few polls, it re-reads the Subscriptions and sets the statuses
- * due (SubscriptionStatuses).
+ * open) while it is sent, so another instance skips it, until an instance hung mid-send has been
+ * idle past the send timeout and a margin: delivery is at least once. A delivered one answers
+ * for all queued behind it; after SUBSCRIPTION_MAX_ATTEMPTS failures the Subscription is set to
+ * `error`, with the reason in `Subscription.error`, as R4 describes. Between deliveries, every
+ * few polls, it re-reads the Subscriptions and sets the statuses due (SubscriptionStatuses).
  */
 @Injectable()
 export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDestroy {
@@ -97,7 +99,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   /** Delivers (or settles) the next due notification; true when there was one. */
   private async deliverNext(): Promise<boolean> {
     const given = await this.unitOfWork.run(async () => {
-      const head = await this.repository.claimNext();
+      const head = await this.repository.claimNext(SEND_TIMEOUT_MS + HOLD_MARGIN_MS);
       if (!head) return undefined;
       const subscription = await currentSubscription(this.resources, head.subscriptionId);
       const plan = subscription && this.planOf(subscription);

@@ -261,9 +261,18 @@ export class SubscriptionRepository {
    * The oldest due notification that heads its Subscription's queue, locked until the
    * transaction ends, unless another worker holds it. Only heads are claimed: while one is sent
    * or waits for its retry, its Subscription's later ones wait too, and two workers never hold
-   * rows of one Subscription.
+   * rows of one Subscription. The lock is held while the notification is sent, at most `holdMs`
+   * without a statement: an instance that hangs meanwhile (a frozen process, a network cut from
+   * the database) has its session ended by PostgreSQL, and another instance takes the
+   * notification. Until 2026-12-07 such an instance held the Subscription's whole queue: after
+   * a network cut until PostgreSQL's TCP keepalive gave up on it, two hours by default; frozen,
+   * for as long as it stayed so, its host's kernel answering the keepalives.
    */
-  async claimNext(): Promise<PendingNotification | undefined> {
+  async claimNext(holdMs: number): Promise<PendingNotification | undefined> {
+    await this.unitOfWork.manager.query(
+      `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+      [String(Math.ceil(holdMs))],
+    );
     const [row] = await this.unitOfWork.manager.query<
       {
         seq: string;
