@@ -11,6 +11,8 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /** The advisory lock the injected failure waits on, held by the test until it lets it fail. */
 const GATE = 424242;
+/** The advisory lock a recorded rejection or ignore waits on, held by the test until it lets go. */
+const OUTCOME_GATE = 424243;
 
 /**
  * Two instances on one database, as README "Running several instances" runs them: a message
@@ -25,7 +27,12 @@ describe('HL7 across two instances on one database', () => {
 
   beforeAll(async () => {
     database = await createScratchDatabase();
-    restoreEnv = withEnv({ DATABASE_URL: database.url });
+    restoreEnv = withEnv({
+      DATABASE_URL: database.url,
+      // A debugging message is refused (AR), a ZZZ^Z99 ignored: outcomes recorded unprocessed.
+      HL7_PROCESSING_IDS: 'P',
+      HL7_IGNORE: 'ZZZ^Z99',
+    });
     first = await createTestApp();
     second = await createTestApp();
     db = new pg.Client({ connectionString: database.url });
@@ -193,4 +200,81 @@ describe('HL7 across two instances on one database', () => {
     );
     expect(rows).toEqual([{ status: 'processed' }]);
   });
+
+  /** Until `count` sessions of the database wait for a lock, in a statement like `queryLike`. */
+  async function untilWaiting(count: number, what: string, queryLike: string): Promise<void> {
+    for (let waited = 0; waited <= 10_000; waited += 50) {
+      const { rows } = await db.query<{ waiting: number }>(
+        `SELECT count(*)::int AS waiting FROM pg_stat_activity
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`,
+        [queryLike],
+      );
+      if (rows[0]!.waiting >= count) return;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`${what} never waited for a lock`);
+  }
+
+  /** The stored message's row and the audit rows of it. */
+  async function storedAndAudited(
+    control: string,
+  ): Promise<{ rows: { id: string; status: string; attempts: number }[]; audited: number }> {
+    const { rows } = await db.query<{ id: string; status: string; attempts: number }>(
+      'SELECT id, status, attempts FROM hl7_message WHERE control_id = $1',
+      [control],
+    );
+    const audit = await db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM audit_event
+        WHERE source = 'hl7' AND request_id = ANY($1::text[])`,
+      [rows.map((row) => row.id)],
+    );
+    return { rows, audited: audit.rows[0]!.n };
+  }
+
+  it.each([
+    ['refused (AR)', 'ADT^A28', 'D', 'rejected', 'AR'],
+    ['ignored (HL7_IGNORE)', 'ZZZ^Z99', 'P', 'ignored', 'AA'],
+  ])(
+    'records a message %s reaching two instances at once once',
+    async (_case, type, processingId, status, code) => {
+      const tag = randomUUID().slice(0, 8);
+      const message = [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20250301100000||${type}|${tag}|${processingId}|2.5`,
+        `PID|1||${tag}^^^HOSP&2.16.80&ISO^MR||Apart^Amy`,
+      ].join('\r');
+      // The first instance's outcome, once written, waits for the gate (its row lock held).
+      await db.query(`CREATE FUNCTION test_slow_outcome() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF OLD.status = 'received' THEN PERFORM pg_advisory_xact_lock(${OUTCOME_GATE}); END IF;
+          RETURN NEW;
+        END $$`);
+      await db.query(`CREATE TRIGGER test_slow_outcome BEFORE UPDATE ON hl7_message
+        FOR EACH ROW EXECUTE FUNCTION test_slow_outcome()`);
+      const toFirst = await MllpTestClient.connect(portOf(first));
+      const toSecond = await MllpTestClient.connect(portOf(second));
+      await db.query('SELECT pg_advisory_lock($1)', [OUTCOME_GATE]);
+      let acks: string[];
+      try {
+        const firstAck = toFirst.exchange([message]);
+        await untilWaiting(1, 'the first instance', '%hl7_message%');
+        // The second has read the row as received, before the first's outcome commits.
+        const secondAck = toSecond.exchange([message]);
+        await untilWaiting(2, 'the second instance', '%hl7_message%');
+        await db.query('SELECT pg_advisory_unlock($1)', [OUTCOME_GATE]);
+        acks = [...(await firstAck), ...(await secondAck)];
+      } finally {
+        await db.query('SELECT pg_advisory_unlock_all()');
+        await db.query('DROP TRIGGER test_slow_outcome ON hl7_message');
+        await db.query('DROP FUNCTION test_slow_outcome()');
+        toFirst.close();
+        toSecond.close();
+      }
+      expect(acks.map((ack) => msaOf(ack).code)).toEqual([code, code]);
+      const { rows, audited } = await storedAndAudited(tag);
+      expect(rows.map(({ status, attempts }) => ({ status, attempts }))).toEqual([
+        { status, attempts: 1 },
+      ]);
+      expect(audited).toBe(1);
+    },
+  );
 });

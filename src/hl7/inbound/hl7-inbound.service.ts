@@ -200,12 +200,8 @@ export class Hl7InboundService {
   private processLocked(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
     return this.unitOfWork.run(async () => {
       const locked = await this.repository.lockOutcome(row.id);
-      // Processed, or given an outcome since `row` was read (by another instance, while this
-      // one waited for the lock): that outcome is the answer, and nothing is done twice.
-      if (locked && (locked.status === 'processed' || locked.attempts !== row.attempts)) {
-        const { status, ackCode, errorCode, errorText } = locked;
-        return { status, ackCode, errorCode, errorText };
-      }
+      const recorded = locked && recordedSince(row, locked);
+      if (recorded) return recorded;
       let outcome: Hl7Outcome;
       let touched: Touched | undefined;
       try {
@@ -280,14 +276,34 @@ export class Hl7InboundService {
   }
 
   /**
-   * Records an outcome without processing (a rejection, or an ignored type), with its audit
-   * row. A processing failure is recorded under the message's lock instead (processLocked).
+   * Records an outcome without processing (refused, or of an ignored type) with its audit row,
+   * under the message's row lock as processing does: the same message reaching two instances
+   * at once is recorded once, and the other answers from that outcome. Until 2026-12-07 both
+   * recorded it, two attempts and two audit rows.
    */
-  private async recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
-    await this.repository.recordOutcome(row.id, outcome, new Date());
-    await this.trail.record(hl7AuditEntry(row, outcome));
-    return outcome;
+  private recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
+    return this.unitOfWork.run(async () => {
+      const locked = await this.repository.lockOutcome(row.id);
+      const recorded = locked && recordedSince(row, locked);
+      if (recorded) return recorded;
+      await this.repository.recordOutcome(row.id, outcome, new Date());
+      await this.trail.recordInTransaction(hl7AuditEntry(row, outcome));
+      return outcome;
+    });
   }
+}
+
+/**
+ * The outcome the message was given since `row` was read (by another instance, while this one
+ * waited for its lock), or that it was processed with: the answer, and nothing is done twice.
+ */
+function recordedSince(
+  row: Hl7MessageEntity,
+  locked: Hl7Outcome & { attempts: number },
+): Hl7Outcome | undefined {
+  if (locked.status !== 'processed' && locked.attempts === row.attempts) return undefined;
+  const { status, ackCode, errorCode, errorText } = locked;
+  return { status, ackCode, errorCode, errorText };
 }
 
 /** AR for what is unsupported, AE (kept for reprocessing) for everything else. */
