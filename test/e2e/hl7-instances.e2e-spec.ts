@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { AppError } from '../../src/common/errors/app-error.js';
+import { Hl7InboundService } from '../../src/hl7/inbound/hl7-inbound.service.js';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
@@ -277,4 +279,70 @@ describe('HL7 across two instances on one database', () => {
       expect(audited).toBe(1);
     },
   );
+
+  /**
+   * Sends a message (AA), dismisses it, and has `work` reach its row while a transaction holds
+   * it, which then deletes it as hl7:purge does: gone between being read and being locked.
+   */
+  async function purgedMeanwhile<T>(
+    tag: string,
+    work: (message: string, id: string) => Promise<T>,
+  ): Promise<T> {
+    const message = [
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20250301100000||ADT^A28|${tag}|P|2.5`,
+      `PID|1||${tag}^^^HOSP&2.16.81&ISO^MR||Gone^Gil`,
+    ].join('\r');
+    const sender = await MllpTestClient.connect(portOf(first));
+    const [ack] = await sender.exchange([message]);
+    sender.close();
+    expect(msaOf(ack!).code).toBe('AA');
+    const { rows } = await db.query<{ id: string }>(
+      `UPDATE hl7_message SET status = 'dismissed' WHERE control_id = $1 RETURNING id`,
+      [tag],
+    );
+    const purging = new pg.Client({ connectionString: database.url });
+    await purging.connect();
+    try {
+      await purging.query('BEGIN');
+      await purging.query('SELECT 1 FROM hl7_message WHERE control_id = $1 FOR UPDATE', [tag]);
+      const working = work(message, rows[0]!.id);
+      // Caught here, so that it is not unhandled while the test waits; rethrown by the await below.
+      working.catch(() => undefined);
+      await untilWaiting(1, 'the second instance', '%hl7_message%FOR UPDATE%');
+      await purging.query('DELETE FROM hl7_message WHERE control_id = $1', [tag]);
+      await purging.query('COMMIT');
+      return await working;
+    } finally {
+      await purging.end();
+    }
+  }
+
+  it('stores a resend again when its stored copy was purged while it waited, then processes it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [ack] = await purgedMeanwhile(tag, async (message) => {
+      const sender = await MllpTestClient.connect(portOf(second));
+      try {
+        return await sender.exchange([message]);
+      } finally {
+        sender.close();
+      }
+    });
+    expect(msaOf(ack!).code).toBe('AA');
+    // Nothing is processed without its stored row: the resend is stored, processed and audited.
+    const { rows, audited } = await storedAndAudited(tag);
+    expect(rows.map(({ status, attempts }) => ({ status, attempts }))).toEqual([
+      { status: 'processed', attempts: 1 },
+    ]);
+    expect(audited).toBe(1);
+  });
+
+  it('answers not found to a reprocess of a message purged while it waited', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const reprocessed = purgedMeanwhile(tag, (_message, id) =>
+      second.app.get(Hl7InboundService).reprocess(id),
+    );
+    await expect(reprocessed).rejects.toBeInstanceOf(AppError);
+    await expect(reprocessed).rejects.toMatchObject({ status: 404 });
+    expect((await storedAndAudited(tag)).rows).toEqual([]);
+  });
 });

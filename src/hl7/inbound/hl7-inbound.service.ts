@@ -111,6 +111,23 @@ export class Hl7InboundService {
   ): Promise<string> {
     const header = decoded?.header ?? rejection?.header;
     const text = decoded?.text ?? payload.toString('latin1');
+    for (;;) {
+      const ack = await this.answerStored(header, text, decoded, rejection, source);
+      // Its stored copy was purged (hl7:purge) after it was read and before it was locked: it
+      // is stored again, as if it came now, so that nothing is processed or answered without
+      // its stored row. Until 2026-12-07 it was processed and its outcome recorded nowhere.
+      if (ack !== undefined) return ack;
+    }
+  }
+
+  /** Stores the message, or finds it stored, and answers it; undefined when purged meanwhile. */
+  private async answerStored(
+    header: Hl7Header | undefined,
+    text: string,
+    decoded: DecodedMessage | undefined,
+    rejection: Hl7RejectError | undefined,
+    source: Hl7Source,
+  ): Promise<string | undefined> {
     const { row, stored } = await this.repository.insertOrFind({
       id: randomUUID(),
       receivedAt: new Date(),
@@ -142,13 +159,15 @@ export class Hl7InboundService {
       : this.isIgnored(decoded!.header)
         ? await this.recordApart(row, IGNORED)
         : await this.process(row, decoded!);
+    if (!outcome) return undefined;
     this.metrics.hl7Messages.inc({ status: outcome.status });
     return buildAck(header, outcome.ackCode as AckCode, errorOf(outcome));
   }
 
   /**
    * Processes a stored message again (after an error, or once its type is supported): the
-   * outcome it has now. A message already processed is not processed twice.
+   * outcome it has now. A message already processed is not processed twice, and one purged
+   * (hl7:purge) while this waited for it is not found, as it would be a moment later.
    */
   async reprocess(id: string): Promise<Hl7Outcome & { id: string }> {
     const row = await this.repository.findById(id);
@@ -158,15 +177,24 @@ export class Hl7InboundService {
     if (row.status === 'processed') {
       throw AppError.conflict('The message has already been processed');
     }
+    const outcome = await this.processStored(row);
+    if (!outcome) {
+      throw AppError.notFound('HL7 message not found');
+    }
+    return { id, ...outcome };
+  }
+
+  /** Decodes the stored message and processes it, or refuses it; undefined when purged. */
+  private async processStored(row: Hl7MessageEntity): Promise<Hl7Outcome | undefined> {
     let decoded: DecodedMessage;
     try {
       decoded = messageOf(row.raw);
       this.admitProcessingId(decoded.header);
     } catch (error) {
       if (!(error instanceof Hl7RejectError)) throw error;
-      return { id, ...(await this.reject(row, error)) };
+      return this.reject(row, error);
     }
-    return { id, ...(await this.process(row, decoded)) };
+    return this.process(row, decoded);
   }
 
   /**
@@ -176,8 +204,12 @@ export class Hl7InboundService {
    * that an instance waiting for it (a resend received there, a reprocess) answers from that
    * outcome instead of processing it a second time. Until 2026-12-07 a failure was recorded
    * after the rollback had let the waiter in, which failed the same way and counted two attempts.
+   * Undefined when the message is gone (purged since `row` was read): nothing was processed.
    */
-  private async process(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
+  private async process(
+    row: Hl7MessageEntity,
+    decoded: DecodedMessage,
+  ): Promise<Hl7Outcome | undefined> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.processLocked(row, decoded);
@@ -197,10 +229,14 @@ export class Hl7InboundService {
   }
 
   /** One attempt, under the message's row lock: the outcome it recorded, or found recorded. */
-  private processLocked(row: Hl7MessageEntity, decoded: DecodedMessage): Promise<Hl7Outcome> {
+  private processLocked(
+    row: Hl7MessageEntity,
+    decoded: DecodedMessage,
+  ): Promise<Hl7Outcome | undefined> {
     return this.unitOfWork.run(async () => {
       const locked = await this.repository.lockOutcome(row.id);
-      const recorded = locked && recordedSince(row, locked);
+      if (!locked) return undefined;
+      const recorded = recordedSince(row, locked);
       if (recorded) return recorded;
       let outcome: Hl7Outcome;
       let touched: Touched | undefined;
@@ -266,7 +302,10 @@ export class Hl7InboundService {
     );
   }
 
-  private reject(row: Hl7MessageEntity, rejection: Hl7RejectError): Promise<Hl7Outcome> {
+  private reject(
+    row: Hl7MessageEntity,
+    rejection: Hl7RejectError,
+  ): Promise<Hl7Outcome | undefined> {
     return this.recordApart(row, {
       status: 'rejected',
       ackCode: 'AR',
@@ -279,12 +318,13 @@ export class Hl7InboundService {
    * Records an outcome without processing (refused, or of an ignored type) with its audit row,
    * under the message's row lock as processing does: the same message reaching two instances
    * at once is recorded once, and the other answers from that outcome. Until 2026-12-07 both
-   * recorded it, two attempts and two audit rows.
+   * recorded it, two attempts and two audit rows. Undefined when the message is gone (purged).
    */
-  private recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome> {
+  private recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome | undefined> {
     return this.unitOfWork.run(async () => {
       const locked = await this.repository.lockOutcome(row.id);
-      const recorded = locked && recordedSince(row, locked);
+      if (!locked) return undefined;
+      const recorded = recordedSince(row, locked);
       if (recorded) return recorded;
       await this.repository.recordOutcome(row.id, outcome, new Date());
       await this.trail.recordInTransaction(hl7AuditEntry(row, outcome));
