@@ -3,6 +3,13 @@ import { IsNull } from 'typeorm';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { Hl7MessageEntity, type Hl7MessageStatus } from './hl7-message.entity.js';
 
+/**
+ * How long processing a message may hold its row without a statement. Well under the default
+ * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS, 60 s), which a resend waiting for the row
+ * spends; far over any pause between the statements of a healthy instance.
+ */
+export const PROCESSING_IDLE_MS = 30_000;
+
 export type NewHl7Message = Omit<
   Hl7MessageEntity,
   'status' | 'ackCode' | 'errorCode' | 'errorText' | 'attempts' | 'processedAt'
@@ -99,9 +106,23 @@ export class Hl7MessageRepository {
 
   /**
    * The message's outcome and how many times it was processed, its row locked until the
-   * current transaction ends; undefined when it is gone (purged).
+   * current transaction ends; undefined when it is gone (purged). The transaction may then
+   * stay at most PROCESSING_IDLE_MS without a statement: an instance that freezes while it
+   * holds the lock (SIGSTOP, a paused VM) has its session ended by PostgreSQL, and a resend
+   * received by another instance is answered. Until 2026-12-07 it held the message, and any
+   * resource rows it had written, for as long as it stayed frozen, its host's kernel answering
+   * the TCP keepalives: the resend waited until the statement timeout with no ACK, again and
+   * again, and with it the sender's whole feed.
    */
   async lockOutcome(id: string): Promise<(Hl7Outcome & { attempts: number }) | undefined> {
+    // Transaction-local: processing is database work only, it waits on nothing else between
+    // its statements. Not a pool-wide default: a backup's snapshot is one transaction that
+    // waits on its output (compressed, encrypted, written to a disk of any speed) between
+    // statements, and would be cut off, as would any other such transaction not yet found.
+    await this.unitOfWork.manager.query(
+      `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
+      [String(PROCESSING_IDLE_MS)],
+    );
     const [row] = await this.unitOfWork.manager.query<(Hl7Outcome & { attempts: number })[]>(
       `SELECT status, ack_code AS "ackCode", error_code AS "errorCode", error_text AS "errorText",
               attempts
