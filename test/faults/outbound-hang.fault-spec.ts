@@ -13,7 +13,8 @@ const ACK_TIMEOUT_SECONDS = 2;
  * An instance that hangs (a frozen process, a network cut from the database) while it sends an
  * outbound message holds that message's row lock, and with it the destination's queue: another
  * instance must take the message over once PostgreSQL ends the hung session, not when its TCP
- * keepalive gives up (two hours by default).
+ * keepalive gives up (two hours by default after a network cut; never while a frozen process's
+ * host answers it).
  */
 describe('an instance that hangs while it sends an outbound HL7 message', () => {
   let database: ScratchDatabase;

@@ -62,8 +62,9 @@ export class Hl7OutboxRepository {
    * order whichever instance sends them. The lock is held while the message is sent, at most
    * `holdMs` without a statement: an instance that hangs meanwhile (a frozen process, a
    * network cut from the database) has its session ended by PostgreSQL, and another instance
-   * takes the message. Until 2026-12-06 such an instance held the destination's whole queue
-   * until PostgreSQL's TCP keepalive gave up on it, two hours by default.
+   * takes the message. Until 2026-12-06 such an instance held the destination's whole queue:
+   * after a network cut until PostgreSQL's TCP keepalive gave up on it, two hours by default;
+   * frozen, for as long as it stayed so, its host's kernel answering the keepalives.
    */
   async claimNext(destination: string, holdMs: number): Promise<Hl7OutboxEntity | undefined> {
     await this.unitOfWork.manager.query(
