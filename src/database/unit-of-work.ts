@@ -79,6 +79,14 @@ export class UnitOfWork {
    * transaction, and the row locks it took before, go on: for a use case that must record the
    * failure of its work under the same lock (an HL7 message another instance waits for).
    * Outside a transaction: `run`.
+   *
+   * The inner unit counts its own savepoints, from none: in it `inSavepoint` is false even when
+   * the enclosing unit is inside `savepoint`. That suits what the inner unit gathers, which its
+   * own before-commit hooks use while its locks are still held, but not a lock meant to outlast
+   * it: the enclosing savepoint, rolled back later, releases that lock too. Savepoints here have
+   * fixed names, which PostgreSQL resolves to the latest one of that name: this is safe only
+   * while they are opened and closed in LIFO order, one awaited inside another, never two at
+   * once in one transaction (as under a Promise.all).
    */
   async nested<T>(work: () => Promise<T>): Promise<T> {
     const parent = this.current.getStore();
