@@ -16,7 +16,8 @@ const LOINC = 'http://loinc.org';
  * An instance that hangs (a frozen process, a network cut from the database) while it sends a
  * Subscription notification holds that notification's row lock, and with it the Subscription's
  * queue: another instance must send it once PostgreSQL ends the hung session, not when its TCP
- * keepalive gives up (two hours by default).
+ * keepalive gives up (two hours by default after a network cut; never while a frozen process's
+ * host answers the keepalives, as this test's SIGSTOP leaves it).
  */
 describe('an instance that hangs while it sends a Subscription notification', () => {
   let database: ScratchDatabase;
