@@ -193,6 +193,29 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
       ]);
     });
 
+    it('is named, by code, in a warning of the ACK of the version that withdrew it', async () => {
+      const tag = randomUUID().slice(0, 8);
+      const sodium = 'OBX|3|NM|2951-2^Sodium^LN||139|mmol/L|135-145||||F';
+      const acks = await feed.send(
+        report(tag, 'V1', '09', 'F', glucose('5.1', 'F'), potassium, sodium),
+        // A lab that sends the corrected result alone under a corrected report: the others go.
+        report(tag, 'V2', '11', 'C', glucose('5.2', 'C')),
+        // Sent again: nothing more is withdrawn, and nothing is said.
+        report(tag, 'V3', '11', 'C', glucose('5.2', 'C')),
+      );
+      expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+      expect(acks[0]).not.toContain('ERR|');
+      expect(acks[1]).toContain(
+        'ERR||OBR^1^25|102^Data type error^HL70357|W||||OBR-25 (result status) is C, a report sent whole: 2 results an earlier version had and this one leaves out were withdrawn (entered in error), OBX-3 2823-3, 2951-2; send again any that stand',
+      );
+      // Codes only: no value of a withdrawn result reaches the ACK.
+      expect(acks[1]).not.toContain('6.9');
+      expect(acks[1]).not.toContain('139');
+      expect(acks[2]).not.toContain('ERR|');
+      const { byCode } = await resultsOf(tag);
+      expect(byCode('2951-2')['status']).toBe('entered-in-error');
+    });
+
     it('stays on a report sent again with part of its results, or none', async () => {
       const tag = randomUUID().slice(0, 8);
       expect(

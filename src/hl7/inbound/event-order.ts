@@ -100,7 +100,9 @@ export const KEPT_WARNING = 'Older than a message already applied to';
 /**
  * The warning of a message that left records as a newer one had set them: answered AA, as
  * there is nothing to resend, yet an interface analyst replaying a queue is told which kinds
- * of record it did not change. Types only, never ids or values.
+ * of record it did not change. Types only, never ids or values. Then the other warnings its
+ * processing noted (`touched.warnings`: results a corrected report withdrew by leaving them
+ * out), which reach the ACK through here.
  */
 export function keptWarnings(touched: Touched): { text: string }[] {
   const warning = (types: string[], by: string) => ({
@@ -113,5 +115,6 @@ export function keptWarnings(touched: Touched): { text: string }[] {
     ...(byStatus.length > 0
       ? [warning(byStatus, "by the report's status, OBR-25, as no time zone orders their times")]
       : []),
+    ...(touched.warnings ?? []).map((text) => ({ text })),
   ];
 }

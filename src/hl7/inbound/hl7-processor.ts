@@ -216,18 +216,21 @@ export class Hl7Processor {
     const patientIds = new Set<string>();
     const kept = new Set<string>();
     const keptByStatus = new Set<string>();
+    const warnings: string[] = [];
     for (const part of parts) {
       const done = await process(part);
       for (const entity of done.entities) entities.add(entity);
       for (const id of done.patientIds) patientIds.add(id);
       for (const type of done.kept) kept.add(type);
       for (const type of done.keptByStatus ?? []) keptByStatus.add(type);
+      warnings.push(...(done.warnings ?? []));
     }
     return {
       entities: [...entities],
       patientIds: [...patientIds],
       kept: [...kept],
       ...(keptByStatus.size > 0 ? { keptByStatus: [...keptByStatus] } : {}),
+      ...(warnings.length > 0 ? { warnings } : {}),
     };
   }
 

@@ -22,6 +22,11 @@ export interface Touched {
   kept: string[];
   /** Those it left so by their status rather than by time (see keep). */
   keptByStatus?: string[];
+  /**
+   * What else its ACK warns of (ERR, W): a line each, naming fields and codes, never values
+   * (see keptWarnings).
+   */
+  warnings?: string[];
 }
 
 /** The patient a message is about, as Hl7Processor found or made it from the PID. */

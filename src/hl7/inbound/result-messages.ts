@@ -120,6 +120,28 @@ function unnumberedReport(
     : undefined;
 }
 
+/**
+ * The warning of a final or corrected report (OBR #`index` + 1) that withdrew results by
+ * leaving them out: taken as the whole report, a lab's version carrying only the corrected
+ * OBX withdraws the others, which until 2026-12-07 went unsaid under an AA. Their OBX-3 codes
+ * (none for a text alone), never their values. None when it withdrew nothing.
+ */
+function withdrawnWarning(
+  obr: V2Segment,
+  index: number,
+  withdrawn: { resource: Record<string, unknown> }[],
+): string | undefined {
+  if (withdrawn.length === 0) return undefined;
+  const codes = withdrawn.map(({ resource }) => {
+    const code = resource['code'] as { coding?: { code?: string }[] } | undefined;
+    return code?.coding?.find((coding) => coding.code)?.code ?? '(text only)';
+  });
+  const which = index > 0 ? ` in OBR #${index + 1}` : '';
+  const status = obr.value(25)?.trim().toUpperCase();
+  const [results, were] = withdrawn.length === 1 ? ['result', 'was'] : ['results', 'were'];
+  return `OBR-25 (result status)${which} is ${status}, a report sent whole: ${withdrawn.length} ${results} an earlier version had and this one leaves out ${were} withdrawn (entered in error), OBX-3 ${codes.join(', ')}; send again any that stand`;
+}
+
 /** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
 function gone(error: unknown): undefined {
   if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
@@ -357,7 +379,10 @@ export class ResultMessages {
         // lab took it back); until 2026-12-07 it stayed final and showed as a current result,
         // off its report. A version with part of them (or none: a status) keeps the others.
         if (observations.length > 0 && carriesAllResults(obr)) {
-          touched.entities.push(...(await this.withdraw(dropped)));
+          const withdrawn = await this.withdraw(dropped);
+          touched.entities.push(...withdrawn.map(({ id }) => `Observation/${id}`));
+          const warning = withdrawnWarning(obr, message.all('OBR').indexOf(obr), withdrawn);
+          if (warning) (touched.warnings ??= []).push(warning);
         } else result.push(...dropped.map(({ id }) => ({ reference: `Observation/${id}` })));
       }
       // A report sent again as stored (a replayed queue) makes no new version.
@@ -467,17 +492,18 @@ export class ResultMessages {
 
   /**
    * Marks results entered in error (FHIR's "withdrawn following previous final release", as
-   * the IG maps OBX-11 D and W), kept with their values for the record. Gives those it changed.
+   * the IG maps OBX-11 D and W), kept with their values for the record. Gives those it
+   * changed, as they were.
    */
   private async withdraw(
     results: { id: string; resource: Record<string, unknown> }[],
-  ): Promise<string[]> {
-    const withdrawn: string[] = [];
+  ): Promise<{ id: string; resource: Record<string, unknown> }[]> {
+    const withdrawn: { id: string; resource: Record<string, unknown> }[] = [];
     for (const { id, resource } of results) {
       if (resource['status'] === 'entered-in-error') continue;
       const body = { ...without(resource, 'meta', 'id'), status: 'entered-in-error' };
       await writeOver(this.fhir, 'Observation', body, id);
-      withdrawn.push(`Observation/${id}`);
+      withdrawn.push({ id, resource });
     }
     return withdrawn;
   }
