@@ -71,19 +71,8 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     const acks = await feed.send(
       vxu(`R1-${tag}`, kidA, 'ORC|RE||9999^CDC', refusal('03^MMR')),
       vxu(`R2-${tag}`, kidB, 'ORC|RE||9999^CDC', refusal('21^Varicella')),
-      // The same order number sent for two patients (a sender's numbers reused, or an error):
-      // the second patient's dose is theirs, and the first's stays with the first.
-      vxu(`R3-${tag}`, kidA, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250301||08^HepB^CVX|0.5|mL'),
-      vxu(`R4-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250302||20^DTaP^CVX|0.5|mL'),
-      // The second patient's deletion of that number deletes their dose, not the first one's.
-      vxu(
-        `R5-${tag}`,
-        kidB,
-        `ORC|RE||N-${tag}^EHR`,
-        'RXA|0|1|20250302||20^DTaP^CVX|0.5|mL|||||||||||||CP|D',
-      ),
     );
-    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA', 'AA', 'AA']);
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
     const doses = async (mrn: string) =>
       Object.fromEntries(
         (await feed.search(`Immunization?patient=Patient/${await patientOf(mrn)}`)).map((dose) => [
@@ -92,17 +81,73 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
         ]),
       );
     const [ofA, ofB] = [await doses(kidA), await doses(kidB)];
-    expect(Object.keys(ofA).sort()).toEqual(['03', '08']);
-    expect(Object.keys(ofB).sort()).toEqual(['20', '21']);
+    expect(Object.keys(ofA)).toEqual(['03']);
+    expect(Object.keys(ofB)).toEqual(['21']);
     expect(ofA['03']).toMatchObject({
       status: 'not-done',
       statusReason: { coding: [{ code: '00' }] },
     });
-    expect(ofA['08']).toMatchObject({ status: 'completed', meta: { versionId: '1' } });
-    expect(ofB['20']).toMatchObject({ status: 'entered-in-error' });
     expect(ofB['21']).toMatchObject({ status: 'not-done' });
     // 9999 names no dose: it is not kept as the refusal's identifier.
     expect(ofA['03']['identifier']).toBeUndefined();
+  });
+
+  it("refuses (AE, ERR 205) a dose number (ORC-3) that is another patient's dose, as an order's", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [kidA, kidB] = [`A-${tag}`, `B-${tag}`];
+    const given = (action: string) =>
+      `RXA|0|1|20250302||20^DTaP^CVX|0.5|mL|||||||||||||CP|${action}`;
+    const acks = await feed.send(
+      vxu(`N1-${tag}`, kidA, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250301||08^HepB^CVX|0.5|mL'),
+      // The same number sent for another patient (a sender's numbers reused, or the wrong
+      // patient): until 2026-12-07 a second dose under it, which the next message of that
+      // number could not tell from the first.
+      vxu(`N2-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, given('A')),
+      // Nor does that patient's deletion of the number delete the first one's dose.
+      vxu(`N3-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, given('D')),
+      // Once the first patient's dose is withdrawn (entered in error), the number is free.
+      vxu(
+        `N4-${tag}`,
+        kidA,
+        `ORC|RE||N-${tag}^EHR`,
+        'RXA|0|1|20250301||08^HepB^CVX|0.5|mL|||||||||||||CP|D',
+      ),
+      vxu(`N5-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, given('A')),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE', 'AE', 'AA', 'AA']);
+    for (const refused of [acks[1], acks[2]]) {
+      expect(refused).toContain(
+        "ERR|||205^Duplicate key identifier^HL70357|E||||ORC-3 (else ORC-2) names another patient's dose: correct the patient or the dose number",
+      );
+    }
+    const statusOf = async (mrn: string) =>
+      (await feed.search(`Immunization?patient=Patient/${await patientOf(mrn)}`)).map(
+        (dose) => `${dose['vaccineCode'].coding[0].code} ${dose['status']}`,
+      );
+    expect(await statusOf(kidA)).toEqual(['08 entered-in-error']);
+    expect(await statusOf(kidB)).toEqual(['20 completed']);
+  });
+
+  it("takes a merged (A40) patient's dose number as this patient's, not another's (no ERR 205)", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [prior, survivor] = [`P-${tag}`, `S-${tag}`];
+    const dose = (lot: string) => `RXA|0|1|20250301||08^HepB^CVX|0.5|mL||||||||${lot}`;
+    const acks = await feed.send(
+      vxu(`M1-${tag}`, prior, `ORC|RE||M-${tag}^EHR`, dose('LOT1')),
+      [
+        `MSH|^~\\&|ADT|CLINIC|CV|CV|20250301110000||ADT^A40^ADT_A39|M2-${tag}|P|2.5.1`,
+        'EVN|A40|20250301110000',
+        `PID|1||${survivor}^^^CLINIC&2.16.41&ISO^MR||Shot^Kid||20200101|F`,
+        `MRG|${prior}^^^CLINIC&2.16.41&ISO^MR`,
+      ].join('\r'),
+      // The dose's correction under the surviving record: the same dose, not another's.
+      vxu(`M3-${tag}`, survivor, `ORC|RE||M-${tag}^EHR`, dose('LOT2')),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
+    const doses = await feed.search(`Immunization?identifier=${encodeURIComponent(`M-${tag}`)}`);
+    expect(doses.map((found) => [found['lotNumber'], found['patient'].reference])).toEqual([
+      ['LOT2', `Patient/${await patientOf(survivor)}`],
+    ]);
   });
 
   it('knows a dose by its filler order number (ORC-3), as CDC has it, not by the order it was placed under', async () => {

@@ -21,6 +21,7 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  isPatientsRecord,
   codeKey,
   repeatedCodes,
   upsert,
@@ -57,6 +58,11 @@ function observationsOf(segments: readonly V2Segment[], at: number): [V2Segment,
     else if (segment.name === 'NTE') groups.at(-1)?.[1].push(segment);
   }
   return groups;
+}
+
+/** A dose's patient as isPatientsRecord reads a record's: its `subject`. */
+function doseOf(dose: Record<string, unknown>): Record<string, unknown> {
+  return { subject: dose['patient'] };
 }
 
 /** Vaccinations (VXU^V04), for Hl7Processor, in its transaction. */
@@ -121,7 +127,9 @@ export class VaccinationMessages {
         : undefined;
       // Doses recorded twice before, matched by vaccine and time: a new one is added as then,
       // but which of them a deletion means cannot be told (412, AE).
-      const match = await (byOrder || deletes ? lookup : lookup?.catch(ambiguous));
+      const match =
+        (await (byOrder || deletes ? lookup : lookup?.catch(ambiguous))) ??
+        (byNumber ? await this.numberedDose(byNumber, patientId) : undefined);
       if (deletes && !match) continue;
       if (deletes) {
         // A deletion older than a message applied to the dose since leaves the dose, and what
@@ -167,6 +175,32 @@ export class VaccinationMessages {
     }
     return touched;
   }
+
+  /**
+   * The dose of a number (ORC-3, else ORC-2) the patient has none of: one of a patient merged
+   * into them (A40, see isPatientsRecord), theirs. Another patient's is refused (ERR 205) as
+   * an order's is (see patientsOrder): until 2026-12-07 a second dose was filed under the
+   * number, and the sender's next message of it named two. Not one entered in error: the
+   * wrong patient's, withdrawn, leaves the number to the right one.
+   */
+  private async numberedDose(byNumber: string, patientId: string): Promise<string | undefined> {
+    // The number's lock, whoever's dose it is: two patients' doses sent at once under one
+    // number would otherwise both be filed, each under its patient's lock.
+    await this.fhir.lockCriteria([{ type: 'Immunization', criteria: byNumber }]);
+    let ours: string | undefined;
+    for (const id of await this.fhir.matchingIds(HL7_USER, 'Immunization', byNumber, 20)) {
+      const dose = (await this.fhir.read(HL7_USER, 'Immunization', id)).resource;
+      if (await isPatientsRecord(this.fhir, doseOf(dose), patientId)) ours ??= id;
+      else if (dose['status'] !== 'entered-in-error') {
+        throw new Hl7ProcessingError(
+          '205',
+          "ORC-3 (else ORC-2) names another patient's dose: correct the patient or the dose number",
+        );
+      }
+    }
+    return ours;
+  }
+
   /**
    * The OBX of a dose that the Immunization does not keep (a reaction 31044-1, a
    * contraindication 30945-0, evidence of immunity 59784-9) as Observations part of it, as the
