@@ -327,6 +327,27 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
     });
   });
 
+  it("keeps a dose's OBX of a text alone (no code) once, however often the dose is sent", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const message = (control: string) =>
+      vxu(
+        `T${control}-${tag}`,
+        `T-${tag}`,
+        `ORC|RE||T-${tag}^EHR`,
+        'RXA|0|1|20250301||03^MMR^CVX|0.5|mL||00^New^NIP001',
+        'OBX|1|ST|^Reaction noted|1|Sore arm||||||F',
+      );
+    const acks = await feed.send(message('1'), message('2'));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const dose = await feed.one(
+      `Immunization?identifier=${encodeURIComponent(`urn:carevault:v2:assigning-authority:EHR|T-${tag}`)}`,
+    );
+    const parts = await feed.search(`Observation?part-of=Immunization/${dose['id']}`);
+    expect(parts.map((part) => [part['code'].text, part['meta'].versionId])).toEqual([
+      ['Reaction noted', '1'],
+    ]);
+  });
+
   it('keeps what is known of a deleted dose (RXA-21 D) and its observations, entered in error', async () => {
     const tag = randomUUID().slice(0, 8);
     const acks = await feed.send(

@@ -21,6 +21,7 @@ import {
   atInstant,
   byIdentifier,
   codeCriteria,
+  conceptCriteria,
   isPatientsRecord,
   codeKey,
   repeatedCodes,
@@ -205,7 +206,7 @@ export class VaccinationMessages {
    * The OBX of a dose that the Immunization does not keep (a reaction 31044-1, a
    * contraindication 30945-0, evidence of immunity 59784-9) as Observations part of it, as the
    * IG's VXU map has them: until 2026-12-07 they were dropped, and the ACK said AA. Each is
-   * known again by the dose and its code, so that a resent dose does not add them again; one
+   * known again by the dose and its code (or its text, sent without one), so that a resent dose does not add them again; one
    * whose code the dose has twice is added, as a report's loose results are (see looseResults).
    */
   private async observations(
@@ -228,17 +229,14 @@ export class VaccinationMessages {
       ...dose.encounter,
     }));
     const twice = repeatedCodes(bodies);
+    const scope = `subject=Patient/${dose.patientId}&part-of=${partOf}`;
     for (const body of bodies) {
-      const byCode = twice.has(codeKey(body))
+      // An OBX-3 of a text alone (`^Reaction noted`) by that text, as ADT's are: until
+      // 2026-12-07 it had no criteria, and each resent dose added it again.
+      const criteria = twice.has(codeKey(body))
         ? undefined
-        : codeCriteria('subject', dose.patientId, body);
-      const id = await upsert(
-        this.fhir,
-        'Observation',
-        body,
-        byCode && `${byCode}&part-of=${partOf}`,
-        dose.clock,
-      );
+        : await conceptCriteria(this.fhir, 'Observation', scope, body);
+      const id = await upsert(this.fhir, 'Observation', body, criteria, dose.clock);
       touched.entities.push(`Observation/${id}`);
     }
   }
