@@ -290,11 +290,11 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     const tag = randomUUID().slice(0, 8);
     const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
     const header = (control: string, type: string, hour: string) =>
-      `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||${type}|${control}-${tag}|P|2.5.1`;
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20251207${hour}0000+0000||${type}|${control}-${tag}|P|2.5.1`;
     const a28 = (control: string, who: string, hour: string, ...rest: string[]) =>
       [
         header(control, 'ADT^A28^ADT_A05', hour),
-        `EVN|A28|20261207${hour}0000+0000`,
+        `EVN|A28|20251207${hour}0000+0000`,
         `PID|1||${mrn(who)}||Dup^Pat||19700101|F`,
         ...rest,
       ].join('\r');
@@ -305,22 +305,22 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
         // penicillin as well.
         a28('P1', 'PRIOR', '08', penicillin, 'AL1|2|DA|2670^Codeine^RXNORM|MO|NAUSEA'),
         [
-          `MSH|^~\\&|LAB|LABF|CV|CV|20261207090000+0000||ORU^R01^ORU_R01|P2-${tag}|P|2.5.1`,
+          `MSH|^~\\&|LAB|LABF|CV|CV|20251207090000+0000||ORU^R01^ORU_R01|P2-${tag}|P|2.5.1`,
           `PID|1||${mrn('PRIOR')}||Dup^Pat||19700101|F`,
-          `OBR|1||F-${tag}^LAB|2823-3^Potassium^LN|||20261207085000+0000||||||||||||||||||F`,
+          `OBR|1||F-${tag}^LAB|2823-3^Potassium^LN|||20251207085000+0000||||||||||||||||||F`,
           'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L|3.5-5.1|N|||F',
         ].join('\r'),
         a28('S1', 'SURV', '10', penicillin),
         [
           header('M1', 'ADT^A40^ADT_A39', '11'),
-          'EVN|A40|20261207110000+0000',
+          'EVN|A40|20251207110000+0000',
           `PID|1||${mrn('SURV')}||Dup^Pat||19700101|F`,
           `MRG|${mrn('PRIOR')}`,
         ].join('\r'),
         // The feed's next list for the survivor: penicillin is found once, and updated.
         [
           header('S2', 'ADT^A08^ADT_A01', '12'),
-          'EVN|A08|20261207120000+0000',
+          'EVN|A08|20251207120000+0000',
           `PID|1||${mrn('SURV')}||Dup^Pat||19700101|F`,
           'AL1|1|DA|7980^Penicillin^RXNORM|SV|HIVES',
         ].join('\r'),
@@ -333,6 +333,9 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
       'Codeine',
       'Penicillin',
     ]);
+    // The A08's reaction, the newest message's: taken, not left as the older A28s had it.
+    const penicillinOf = allergies.find((one) => one['code'].coding[0].display === 'Penicillin');
+    expect(penicillinOf!['reaction'][0].manifestation).toEqual([{ text: 'HIVES' }]);
     const result = await feed.one(`Observation?subject=Patient/${id}`);
     expect(result['valueQuantity'].value).toBe(4.1);
     expect(await feed.one(`DiagnosticReport?subject=Patient/${id}`)).toBeDefined();
@@ -344,9 +347,9 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     // has no report status for), then the report sent again under the right patient.
     const oru = (control: string, who: string, status: string, hour: string) =>
       [
-        `MSH|^~\\&|LAB|LABF|CV|CV|20261207${hour}0000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `MSH|^~\\&|LAB|LABF|CV|CV|20251207${hour}0000+0000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
         `PID|1||${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${who}^Pat||19700101|F`,
-        `OBR|1||W-${tag}^LAB|2823-3^Potassium^LN|||20261207080000+0000||||||||||||||||||${status === 'W' ? 'C' : status}`,
+        `OBR|1||W-${tag}^LAB|2823-3^Potassium^LN|||20251207080000+0000||||||||||||||||||${status === 'W' ? 'C' : status}`,
         `OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||${status}`,
       ].join('\r');
     expect(
@@ -373,7 +376,7 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     const tag = randomUUID().slice(0, 8);
     const a60 = (control: string, action: string) =>
       [
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207090000+0000||ADT^A60^ADT_A60|${control}-${tag}|P|2.5.1`,
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20251207090000+0000||ADT^A60^ADT_A60|${control}-${tag}|P|2.5.1`,
         `PID|1||I-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Iam^Pat`,
         `IAM|1|DA|^PENICILLIN|SV||${action}`,
         `IAM|2|DA|^PENICILLIN G|MI||${action === 'D' ? 'X' : action}`,
