@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
-import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -14,7 +13,6 @@ import {
 import {
   carriesAllResults,
   identifierOfEi,
-  isProvisionalReport,
   observationFromObx,
   reportFromObr,
 } from '../mapping/observation.js';
@@ -36,11 +34,18 @@ import {
   unnumberedObservationCriteria,
   upsert,
   visitOf,
-  without,
   writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
+import {
+  dropped,
+  gone,
+  overtaken,
+  withdraw,
+  withdrawn,
+  withdrawnWarning,
+} from './report-versions.js';
 
 /**
  * An OBX's identity within its report: the report's filler order number, the observation code
@@ -118,34 +123,6 @@ function unnumberedReport(
   return byCode && effective?.includes('T')
     ? `${byCode}&${atInstant('date', effective)}`
     : undefined;
-}
-
-/**
- * The warning of a final or corrected report (OBR #`index` + 1) that withdrew results by
- * leaving them out: taken as the whole report, a lab's version carrying only the corrected
- * OBX withdraws the others, which until 2026-12-07 went unsaid under an AA. Their OBX-3 codes
- * (none for a text alone), never their values. None when it withdrew nothing.
- */
-function withdrawnWarning(
-  obr: V2Segment,
-  index: number,
-  withdrawn: { resource: Record<string, unknown> }[],
-): string | undefined {
-  if (withdrawn.length === 0) return undefined;
-  const codes = withdrawn.map(({ resource }) => {
-    const code = resource['code'] as { coding?: { code?: string }[] } | undefined;
-    return code?.coding?.find((coding) => coding.code)?.code ?? '(text only)';
-  });
-  const which = index > 0 ? ` in OBR #${index + 1}` : '';
-  const status = obr.value(25)?.trim().toUpperCase();
-  const [results, were] = withdrawn.length === 1 ? ['result', 'was'] : ['results', 'were'];
-  return `OBR-25 (result status)${which} is ${status}, a report sent whole: ${withdrawn.length} ${results} an earlier version had and this one leaves out ${were} withdrawn (entered in error), OBX-3 ${codes.join(', ')}; send again any that stand`;
-}
-
-/** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
-function gone(error: unknown): undefined {
-  if (error instanceof AppError && (error.status === 404 || error.status === 410)) return undefined;
-  throw error;
 }
 
 /** An OBX's ED or RP values as Attachments titled by its code; none for other value types. */
@@ -277,7 +254,7 @@ export class ResultMessages {
           keep(touched, 'DiagnosticReport');
           continue;
         }
-      } else if (reportMatch && obr && (await this.overtaken(obr, reportMatch))) {
+      } else if (reportMatch && obr && (await overtaken(this.fhir, obr, reportMatch))) {
         // No instant orders them (local times, no HL7_TIME_ZONE): the status does, as v2
         // changes a final report only by a correction. Until 2026-12-07 a replayed preliminary
         // glucose of 5.0 replaced its correction to 6.1 here (and a replayed final one still).
@@ -374,16 +351,16 @@ export class ResultMessages {
         touched.entities.push(`Observation/${id}`);
       }
       if (reportMatch) {
-        const dropped = await this.dropped(reportMatch, result);
+        const omitted = await dropped(this.fhir, reportMatch, result);
         // A version of all of the report's results that no longer carries one withdraws it (the
         // lab took it back); until 2026-12-07 it stayed final and showed as a current result,
         // off its report. A version with part of them (or none: a status) keeps the others.
         if (observations.length > 0 && carriesAllResults(obr)) {
-          const withdrawn = await this.withdraw(dropped);
-          touched.entities.push(...withdrawn.map(({ id }) => `Observation/${id}`));
-          const warning = withdrawnWarning(obr, message.all('OBR').indexOf(obr), withdrawn);
+          const taken = await withdraw(this.fhir, omitted);
+          touched.entities.push(...taken.map(({ id }) => `Observation/${id}`));
+          const warning = withdrawnWarning(obr, message.all('OBR').indexOf(obr), taken);
           if (warning) (touched.warnings ??= []).push(warning);
-        } else result.push(...dropped.map(({ id }) => ({ reference: `Observation/${id}` })));
+        } else result.push(...omitted.map(({ id }) => ({ reference: `Observation/${id}` })));
       }
       // A report sent again as stored (a replayed queue) makes no new version.
       const reportId = await writeOver(this.fhir, 'DiagnosticReport', report(result), reportMatch);
@@ -404,27 +381,13 @@ export class ResultMessages {
    */
   private async assertPatientsReport(reportId: string, patientId: string): Promise<void> {
     const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
-    if (await this.withdrawn(report)) return;
+    if (await withdrawn(this.fhir, report)) return;
     if (!(await isPatientsRecord(this.fhir, report, patientId))) {
       throw new Hl7ProcessingError(
         '205',
         "OBR-3 names another patient's report: correct the patient or the filler order number",
       );
     }
-  }
-
-  /** Whether a report, or every one of its results, is entered in error. */
-  private async withdrawn(report: Record<string, unknown>): Promise<boolean> {
-    if (report['status'] === 'entered-in-error') return true;
-    const results = (report['result'] as { reference?: string }[] | undefined) ?? [];
-    if (results.length === 0) return false;
-    for (const { reference } of results) {
-      const [type, id] = (reference ?? '').split('/');
-      if (type !== 'Observation' || !id) return false;
-      const result = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
-      if (result['status'] !== 'entered-in-error') return false;
-    }
-    return true;
   }
 
   /**
@@ -456,56 +419,6 @@ export class ResultMessages {
       written.push(`Observation/${await writeOver(this.fhir, 'Observation', body, match)}`);
     }
     return written;
-  }
-
-  /**
-   * Whether the stored report is past the version `obr` is, by status alone: verified (final,
-   * or corrected since) for a provisional one, corrected for a final one, which v2 follows
-   * only by another correction. Not one the lab withdrew (every result entered in error, the
-   * wrong patient's): the report sent again under the right patient starts over, and until
-   * 2026-12-07 its preliminary version was taken for a replay, the patient's result unfiled.
-   */
-  private async overtaken(obr: V2Segment, reportId: string): Promise<boolean> {
-    const provisional = isProvisionalReport(obr);
-    if (!provisional && obr.value(25)?.trim().toUpperCase() !== 'F') return false;
-    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
-    const past = ['corrected', 'amended', 'appended', ...(provisional ? ['final'] : [])];
-    return past.includes(report['status'] as string) && !(await this.withdrawn(report));
-  }
-
-  /** The results of the stored report that this version does not carry, as they are. */
-  private async dropped(
-    reportId: string,
-    carried: { reference: string }[],
-  ): Promise<{ id: string; resource: Record<string, unknown> }[]> {
-    const report = (await this.fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
-    const kept = new Set(carried.map(({ reference }) => reference));
-    const found: { id: string; resource: Record<string, unknown> }[] = [];
-    for (const { reference } of (report['result'] as { reference?: string }[] | undefined) ?? []) {
-      const id = /^Observation\/([^/]+)$/.exec(reference ?? '')?.[1];
-      if (!id || kept.has(`Observation/${id}`)) continue;
-      const observation = await this.fhir.read(HL7_USER, 'Observation', id).catch(gone);
-      if (observation) found.push({ id, resource: observation.resource });
-    }
-    return found;
-  }
-
-  /**
-   * Marks results entered in error (FHIR's "withdrawn following previous final release", as
-   * the IG maps OBX-11 D and W), kept with their values for the record. Gives those it
-   * changed, as they were.
-   */
-  private async withdraw(
-    results: { id: string; resource: Record<string, unknown> }[],
-  ): Promise<{ id: string; resource: Record<string, unknown> }[]> {
-    const withdrawn: { id: string; resource: Record<string, unknown> }[] = [];
-    for (const { id, resource } of results) {
-      if (resource['status'] === 'entered-in-error') continue;
-      const body = { ...without(resource, 'meta', 'id'), status: 'entered-in-error' };
-      await writeOver(this.fhir, 'Observation', body, id);
-      withdrawn.push({ id, resource });
-    }
-    return withdrawn;
   }
 
   /**

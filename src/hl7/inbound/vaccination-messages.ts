@@ -240,6 +240,7 @@ export class VaccinationMessages {
       touched.entities.push(`Observation/${id}`);
     }
   }
+
   /**
    * The Observations part of a deleted dose (a reaction, a contraindication), entered in error
    * with it: a reaction to a dose never given is not the patient's (until 2026-12-07 they
