@@ -206,7 +206,7 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
       expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA', 'AA']);
       expect(acks[0]).not.toContain('ERR|');
       expect(acks[1]).toContain(
-        'ERR||OBR^1^25|102^Data type error^HL70357|W||||OBR-25 (result status) is C, a report sent whole: 2 results an earlier version had and this one leaves out were withdrawn (entered in error), OBX-3 2823-3, 2951-2; send again any that stand',
+        'ERR||OBR^1^25|0^Message accepted^HL70357|W||||OBR-25 (result status) is C, a report sent whole: 2 results an earlier version had and this one leaves out were withdrawn (entered in error), OBX-3 2823-3, 2951-2; send again any that stand',
       );
       // Codes only: no value of a withdrawn result reaches the ACK.
       expect(acks[1]).not.toContain('6.9');

@@ -24,6 +24,7 @@ import { batchAck, splitMessages } from '../message/batch.js';
 import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { KEPT_WARNING, keptWarnings } from './event-order.js';
+import { WITHDRAWN_WARNING } from './report-versions.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
 import type { Touched } from './processing.js';
@@ -397,17 +398,22 @@ function withWarnings(processed: Hl7Outcome, warnings: { text: string }[]): Hl7O
 /**
  * A warning line as an ERR: a field left out names its place (`PID-7 (birth date) in PID #2
  * ...` is PID^2^7) and is a data type error (102), or a code of no table (103); records kept
- * from an older message are no error of the message (0, accepted).
+ * from an older message, and results a whole report withdrew by leaving them out, are no error
+ * of the message (0, accepted).
  */
 function warningOf(text: string): AckError {
   const [, segment = '', field = ''] = /^([A-Z][A-Z0-9]{2})-(\d+)/.exec(text) ?? [];
   const sequence = Number(/ in [A-Z][A-Z0-9]{2} #(\d+) /.exec(text)?.[1] ?? 1);
   return {
-    code: text.startsWith(KEPT_WARNING) ? '0' : text.includes(NOT_IN_TABLE) ? '103' : '102',
+    code: accepted(text) ? '0' : text.includes(NOT_IN_TABLE) ? '103' : '102',
     text,
     severity: 'W',
     ...(segment ? { location: [segment, sequence, Number(field)] as const } : {}),
   };
+}
+
+function accepted(text: string): boolean {
+  return text.startsWith(KEPT_WARNING) || text.includes(WITHDRAWN_WARNING);
 }
 
 function errorOf(outcome: {

@@ -17,6 +17,9 @@ type StoredResult = { id: string; resource: Record<string, unknown> };
  * OBX withdraws the others, which until 2026-12-07 went unsaid under an AA. Their OBX-3 codes
  * (none for a text alone), never their values. None when it withdrew nothing.
  */
+/** What the warning of results withdrawn by omission says (see withdrawnWarning). */
+export const WITHDRAWN_WARNING = 'a report sent whole:';
+
 export function withdrawnWarning(
   obr: V2Segment,
   index: number,
@@ -30,7 +33,7 @@ export function withdrawnWarning(
   const which = index > 0 ? ` in OBR #${index + 1}` : '';
   const status = obr.value(25)?.trim().toUpperCase();
   const [results, were] = taken.length === 1 ? ['result', 'was'] : ['results', 'were'];
-  return `OBR-25 (result status)${which} is ${status}, a report sent whole: ${taken.length} ${results} an earlier version had and this one leaves out ${were} withdrawn (entered in error), OBX-3 ${codes.join(', ')}; send again any that stand`;
+  return `OBR-25 (result status)${which} is ${status}, ${WITHDRAWN_WARNING} ${taken.length} ${results} an earlier version had and this one leaves out ${were} withdrawn (entered in error), OBX-3 ${codes.join(', ')}; send again any that stand`;
 }
 
 /** Nothing for a resource that is no longer there (404, 410); other errors as they are. */
