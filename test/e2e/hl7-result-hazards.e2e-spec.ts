@@ -137,6 +137,23 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     ]);
   });
 
+  it('keeps two ADT observations of one code at two times once each, however often they are repeated', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a08 = (control: string, hour: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A08^ADT_A01|${control}-${tag}|P|2.5.1`,
+        `EVN|A08|20261206${hour}0000+0000`,
+        `PID|1||H-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Heart^Hana||19700101|F`,
+        // The heart rate taken at arrival and again an hour later: one code, two times.
+        'OBX|1|NM|8867-4^Heart rate^LN||88|/min|||||F|||20261206063000+0000',
+        'OBX|2|NM|8867-4^Heart rate^LN||72|/min|||||F|||20261206073000+0000',
+      ].join('\r');
+    expect(await codes(a08('H1', '08'), a08('H2', '09'))).toEqual(['AA', 'AA']);
+    const patient = await patientHolding(HOSP, `H-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results.map((one) => one['valueQuantity'].value).sort()).toEqual([72, 88]);
+  });
+
   it('keeps a result sent as text alone before the first OBR once, however often it is sent', async () => {
     const tag = randomUUID().slice(0, 8);
     const oru = (control: string) =>

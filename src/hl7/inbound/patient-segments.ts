@@ -24,7 +24,7 @@ import {
   conceptMatch,
   conditionCategory,
   keepListed,
-  repeatedCodes,
+  repeated,
   startOf,
   unnumberedObservationCriteria,
   upsert,
@@ -214,8 +214,8 @@ export class PatientSegments {
    * The OBX segments of an ADT message (height, weight, vital signs taken at admission) as
    * Observations of the visit, each known by its code, its time and its visit, so that the same
    * values sent again with every update are not added again; one whose OBX-3 is text alone by
-   * that exact text. One with neither a time nor a visit, or whose code the message has twice,
-   * cannot be told from another and is added.
+   * that exact text. One with neither a time nor a visit, or whose code and time the message
+   * has twice, cannot be told from another and is added.
    */
   private async admissionObservations(
     message: V2Message,
@@ -235,11 +235,15 @@ export class PatientSegments {
         ...(encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {}),
       }),
     );
-    // Two of one code (or text) in one message are two: matched, the second was written over
-    // the first (two comment lines of an admission), as a report's loose results would be.
-    const twice = repeatedCodes(observations);
+    // Two of one code (or text) and time in one message are two: matched, the second was
+    // written over the first (two comment lines of an admission). Of one code at two times
+    // (a heart rate at arrival and an hour later) each is known by its time, as before: keyed
+    // by code alone, both were added again each time the feed repeated them.
+    const keyOf = (observation: Record<string, unknown>) =>
+      `${codeKey(observation)}@${(observation['effectiveDateTime'] as string | undefined) ?? ''}`;
+    const twice = repeated(observations.map(keyOf));
     for (const observation of observations) {
-      const criteria = twice.has(codeKey(observation))
+      const criteria = twice.has(keyOf(observation))
         ? undefined
         : await unnumberedObservationCriteria(this.fhir, observation, patientId, encounterId);
       const id = await upsert(this.fhir, 'Observation', observation, criteria, clock);
