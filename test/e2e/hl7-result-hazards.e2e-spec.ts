@@ -309,6 +309,31 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     }
   });
 
+  it("keeps a patient's report the lab withdrew withdrawn when an earlier version of no time is replayed", async () => {
+    // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.
+    const oru = (tag: string, control: string, status: string) =>
+      [
+        `MSH|^~\\&|LAB|LABF|CV|CV|202612061000||ORU^R01^ORU_R01|${control}-${tag}|P|2.5.1`,
+        `PID|1||HEM-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Hem^Pat||19700101|F`,
+        `OBR|1||H-${tag}^LAB|2823-3^Potassium^LN|||202612060800${'|'.repeat(18)}${status === 'W' ? 'C' : status}`,
+        `OBX|1|NM|2823-3^Potassium^LN||6.9|mmol/L|3.5-5.1|HH|||${status}`,
+      ].join('\r');
+    // The lab withdrew the patient's own result (a haemolysed sample: OBX-11 W in a corrected
+    // report), then its queue is replayed: the preliminary or final version again, last.
+    for (const replayed of ['P', 'F']) {
+      const tag = randomUUID().slice(0, 8);
+      expect(await codes(oru(tag, 'H1', 'P'), oru(tag, 'H2', 'F'), oru(tag, 'H3', 'W'))).toEqual([
+        'AA',
+        'AA',
+        'AA',
+      ]);
+      expect(await codes(oru(tag, 'H4', replayed))).toEqual(['AA']);
+      const patient = await patientHolding(HOSP, `HEM-${tag}`);
+      const result = await feed.one(`Observation?subject=Patient/${String(patient['id'])}`);
+      expect(result['status']).toBe('entered-in-error');
+    }
+  });
+
   it('keeps a final result when a preliminary one of no time to order by is replayed after it', async () => {
     const tag = randomUUID().slice(0, 8);
     // Local times without a UTC offset, and no HL7_TIME_ZONE here: no instant orders them.

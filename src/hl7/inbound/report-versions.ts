@@ -3,7 +3,7 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { isProvisionalReport } from '../mapping/observation.js';
 import type { V2Segment } from '../message/v2-message.js';
-import { without, writeOver } from './processing.js';
+import { isPatientsRecord, without, writeOver } from './processing.js';
 
 // A report's versions, for ResultMessages: whether the stored one is past a message's, and
 // the results a version that carries the whole report no longer has, withdrawn.
@@ -11,15 +11,15 @@ import { without, writeOver } from './processing.js';
 /** A stored result as read: its id and its resource. */
 type StoredResult = { id: string; resource: Record<string, unknown> };
 
+/** What the warning of results withdrawn by omission says (see withdrawnWarning). */
+export const WITHDRAWN_WARNING = 'a report sent whole:';
+
 /**
  * The warning of a final or corrected report (OBR #`index` + 1) that withdrew results by
  * leaving them out: taken as the whole report, a lab's version carrying only the corrected
  * OBX withdraws the others, which until 2026-12-07 went unsaid under an AA. Their OBX-3 codes
  * (none for a text alone), never their values. None when it withdrew nothing.
  */
-/** What the warning of results withdrawn by omission says (see withdrawnWarning). */
-export const WITHDRAWN_WARNING = 'a report sent whole:';
-
 export function withdrawnWarning(
   obr: V2Segment,
   index: number,
@@ -62,20 +62,24 @@ export async function withdrawn(
 /**
  * Whether the stored report is past the version `obr` is, by status alone: verified (final,
  * or corrected since) for a provisional one, corrected for a final one, which v2 follows
- * only by another correction. Not one the lab withdrew (every result entered in error, the
- * wrong patient's): the report sent again under the right patient starts over, and until
- * 2026-12-07 its preliminary version was taken for a replay, the patient's result unfiled.
+ * only by another correction. Not one the lab withdrew as another patient's (every result
+ * entered in error, the wrong patient's): the report sent again under the right patient
+ * (`patientId`) starts over, and until 2026-12-07 its preliminary version was taken for a
+ * replay, the patient's result unfiled. One the lab withdrew from this patient stays past:
+ * its earlier version replayed brought the withdrawn value back (a haemolysed potassium).
  */
 export async function overtaken(
   fhir: FhirService,
   obr: V2Segment,
   reportId: string,
+  patientId: string,
 ): Promise<boolean> {
   const provisional = isProvisionalReport(obr);
   if (!provisional && obr.value(25)?.trim().toUpperCase() !== 'F') return false;
   const report = (await fhir.read(HL7_USER, 'DiagnosticReport', reportId)).resource;
   const past = ['corrected', 'amended', 'appended', ...(provisional ? ['final'] : [])];
-  return past.includes(report['status'] as string) && !(await withdrawn(fhir, report));
+  if (!past.includes(report['status'] as string)) return false;
+  return !(await withdrawn(fhir, report)) || (await isPatientsRecord(fhir, report, patientId));
 }
 
 /** The results of the stored report that this version does not carry, as they are. */

@@ -254,7 +254,7 @@ export class ResultMessages {
           keep(touched, 'DiagnosticReport');
           continue;
         }
-      } else if (reportMatch && obr && (await overtaken(this.fhir, obr, reportMatch))) {
+      } else if (reportMatch && obr && (await overtaken(this.fhir, obr, reportMatch, patientId))) {
         // No instant orders them (local times, no HL7_TIME_ZONE): the status does, as v2
         // changes a final report only by a correction. Until 2026-12-07 a replayed preliminary
         // glucose of 5.0 replaced its correction to 6.1 here (and a replayed final one still).
