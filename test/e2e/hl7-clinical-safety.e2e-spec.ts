@@ -431,6 +431,45 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  it("files an order under a number another patient's cancelled order had, then knows it as this one's", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = (mrn: string, family: string) =>
+      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
+    const numbers: [string, string][] = [
+      ['1101^GHHPlacer', `P${tag}^GHHPlacer`],
+      ['1201^GHHFiller', `F${tag}^GHHFiller`],
+    ];
+    const orm = (control: string, mrn: string, family: string, orderControl = 'NW') =>
+      resent('ORM-O01-01.hl7', `${control}-${tag}`, pid(mrn, family), [
+        ...numbers,
+        // ORC-1 order control, and ORC-5 order status, which decides when it is sent.
+        ['ORC|NW|', `ORC|${orderControl}|`],
+        ['^GHHFiller||SC|', `^GHHFiller||${orderControl === 'NW' ? 'SC' : orderControl}|`],
+      ]);
+    const orders = async (mrn: string) => {
+      const [patient] = await patientsHolding(HOSP, `${mrn}-${tag}`);
+      return feed.search(`ServiceRequest?subject=Patient/${String(patient!['id'])}`);
+    };
+    // Placed on the wrong patient, and cancelled: the number is free for the right one.
+    expect(await codes(orm('C1', 'CA', 'Cancela'), orm('C2', 'CA', 'Cancela', 'CA'))).toEqual([
+      'AA',
+      'AA',
+    ]);
+    const [cancelled] = await orders('CA');
+    expect(cancelled!['status']).toBe('revoked');
+    expect(await codes(orm('C3', 'CB', 'Cancelb'))).toEqual(['AA']);
+    const [placed] = await orders('CB');
+    expect(placed).toMatchObject({ status: 'active' });
+    // The right patient's next message of that number is about the right patient's order.
+    expect(await codes(orm('C4', 'CB', 'Cancelb', 'CA'))).toEqual(['AA']);
+    expect(await orders('CB')).toEqual([
+      expect.objectContaining({ id: placed!['id'], status: 'revoked' }),
+    ]);
+    expect((await orders('CA')).map((one) => [one['id'], one['meta'].versionId])).toEqual([
+      [cancelled!['id'], cancelled!['meta'].versionId],
+    ]);
+  });
+
   it("refuses a prescription or dispense whose number another patient's order has", async () => {
     const tag = randomUUID().slice(0, 8);
     const pid = (mrn: string, family: string) =>

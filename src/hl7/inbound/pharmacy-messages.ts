@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { HL7_USER } from '../hl7-user.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import {
   carriesWholeOrder,
@@ -13,7 +12,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   byIdentifier,
-  patientsOrder,
+  patientsNumbered,
   upsertOrder,
   visitOf,
   writeOver,
@@ -86,16 +85,14 @@ export class PharmacyMessages {
       }
       const orderCriteria = byIdentifier(identifiers[0]);
       if (!request && orderCriteria) {
-        request = await this.fhir.findUnique(HL7_USER, 'MedicationRequest', orderCriteria);
-        // Another patient's order is not this dispense's prescription (see patientsOrder).
-        if (request) await patientsOrder(this.fhir, 'MedicationRequest', request, patientId);
+        // Another patient's order is not this dispense's prescription (see patientsNumbered).
+        request = await patientsNumbered(this.fhir, 'MedicationRequest', orderCriteria, patientId);
       }
       const identifier = dispenseIdentifier(identifiers[0], segment);
       const dispenseCriteria = byIdentifier(identifier);
       const dispensed = dispenseCriteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'MedicationDispense', dispenseCriteria)
+        ? await patientsNumbered(this.fhir, 'MedicationDispense', dispenseCriteria, patientId)
         : undefined;
-      if (dispensed) await patientsOrder(this.fhir, 'MedicationDispense', dispensed, patientId);
       const body = medicationDispenseOf(
         segment,
         rxr,

@@ -314,36 +314,50 @@ export async function upsertOrder(
   change: { whole: boolean; status: string | undefined },
   clock?: RecordClock,
 ): Promise<string> {
-  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
-  if (!match) return writeOver(fhir, type, resource, match, clock);
-  const stored = await patientsOrder(fhir, type, match, patientId);
-  if (change.whole) return writeOver(fhir, type, resource, match, clock);
+  const match = criteria ? await patientsNumbered(fhir, type, criteria, patientId) : undefined;
+  if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);
+  const stored = (await fhir.read(HL7_USER, type, match)).resource;
   const kept = without(stored, 'meta', 'id');
   return writeOver(fhir, type, amendedOrder(kept, resource, change.status), match, clock);
 }
 
+/** Statuses of an order or dispense taken back, whose number another patient's may then have. */
+const WITHDRAWN_ORDER = new Set(['entered-in-error', 'revoked', 'cancelled', 'declined']);
+
 /**
- * The stored order (or dispense) an order number (ORC-2, ORC-3) found, when it is the message's
- * patient's (or a patient's merged into them, see isPatientsRecord). Another patient's is refused
- * (ERR 205): until 2026-12-07 it was written over and so moved to the message's patient, taking
- * one patient's order, prescription or dispense off their chart. The order number is the only key
- * a control message (a cancel, a hold) has, so the patient's own order cannot be told apart under
- * it; the sender's interface team corrects the patient or the number and sends it again.
+ * The message's patient's order (or dispense) of an order number (ORC-2, ORC-3; `criteria`),
+ * theirs or of a patient merged into them (see isPatientsRecord), or undefined for a new one.
+ * Another patient's of that number is refused (ERR 205), unless cancelled or entered in error:
+ * until 2026-12-07 it was written over and so moved to the message's patient, taking one
+ * patient's order, prescription or dispense off their chart. The order number is the only key a
+ * control message (a cancel, a hold) has, so two live orders under it could not be told apart;
+ * the sender's interface team corrects the patient or the number and sends it again. One
+ * cancelled (placed on the wrong patient, say) leaves its number to the right patient's, which
+ * the patient's own is then found first (until then every order of it was refused).
  */
-export async function patientsOrder(
+export async function patientsNumbered(
   fhir: FhirService,
   type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
-  id: string,
+  criteria: string,
   patientId: string,
-): Promise<Record<string, unknown>> {
-  const stored = (await fhir.read(HL7_USER, type, id)).resource;
-  if (!(await isPatientsRecord(fhir, stored, patientId))) {
-    throw new Hl7ProcessingError(
-      '205',
-      "ORC-2/ORC-3 names another patient's order: correct the patient or the order number",
-    );
+): Promise<string | undefined> {
+  const own = await fhir.uniqueMatch(HL7_USER, type, `${criteria}&subject=Patient/${patientId}`);
+  if (own) return own;
+  // The number's lock, whoever's order it is: two patients' orders sent at once under one
+  // number would otherwise both be filed, each under its patient's criteria's lock.
+  await fhir.lockCriteria([{ type, criteria }]);
+  let ours: string | undefined;
+  for (const id of await fhir.matchingIds(HL7_USER, type, criteria, 20)) {
+    const stored = (await fhir.read(HL7_USER, type, id)).resource;
+    if (await isPatientsRecord(fhir, stored, patientId)) ours ??= id;
+    else if (!WITHDRAWN_ORDER.has(String(stored['status']))) {
+      throw new Hl7ProcessingError(
+        '205',
+        "ORC-2/ORC-3 names another patient's order: correct the patient or the order number",
+      );
+    }
   }
-  return stored;
+  return ours;
 }
 
 /**

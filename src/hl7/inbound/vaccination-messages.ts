@@ -180,7 +180,7 @@ export class VaccinationMessages {
   /**
    * The dose of a number (ORC-3, else ORC-2) the patient has none of: one of a patient merged
    * into them (A40, see isPatientsRecord), theirs. Another patient's is refused (ERR 205) as
-   * an order's is (see patientsOrder): until 2026-12-07 a second dose was filed under the
+   * an order's is (see patientsNumbered): until 2026-12-07 a second dose was filed under the
    * number, and the sender's next message of it named two. Not one entered in error: the
    * wrong patient's, withdrawn, leaves the number to the right one.
    */
@@ -206,8 +206,9 @@ export class VaccinationMessages {
    * The OBX of a dose that the Immunization does not keep (a reaction 31044-1, a
    * contraindication 30945-0, evidence of immunity 59784-9) as Observations part of it, as the
    * IG's VXU map has them: until 2026-12-07 they were dropped, and the ACK said AA. Each is
-   * known again by the dose and its code (or its text, sent without one), so that a resent dose does not add them again; one
-   * whose code the dose has twice is added, as a report's loose results are (see looseResults).
+   * known again by the dose and its code (or its text, sent without one), so that a resent dose
+   * does not add them again; one whose code the dose has twice is added, as a report's loose
+   * results are (see looseResults).
    */
   private async observations(
     groups: [V2Segment, V2Segment[]][],
