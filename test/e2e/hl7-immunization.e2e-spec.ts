@@ -113,9 +113,12 @@ describe('HL7 VXU^V04 immunizations (CDC IG 1.5)', () => {
         'RXA|0|1|20250301||08^HepB^CVX|0.5|mL|||||||||||||CP|D',
       ),
       vxu(`N5-${tag}`, kidB, `ORC|RE||N-${tag}^EHR`, given('A')),
+      // The first patient's withdrawn dose sent again under the number the other's now has:
+      // reviving it would leave two live doses under one number.
+      vxu(`N6-${tag}`, kidA, `ORC|RE||N-${tag}^EHR`, 'RXA|0|1|20250301||08^HepB^CVX|0.5|mL'),
     );
-    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE', 'AE', 'AA', 'AA']);
-    for (const refused of [acks[1], acks[2]]) {
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE', 'AE', 'AA', 'AA', 'AE']);
+    for (const refused of [acks[1], acks[2], acks[5]]) {
       expect(refused).toContain(
         "ERR|||205^Duplicate key identifier^HL70357|E||||ORC-3 (else ORC-2) names another patient's dose: correct the patient or the dose number",
       );

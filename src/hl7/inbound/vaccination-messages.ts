@@ -131,6 +131,11 @@ export class VaccinationMessages {
       const match =
         (await (byOrder || deletes ? lookup : lookup?.catch(ambiguous))) ??
         (byNumber ? await this.numberedDose(byNumber, patientId) : undefined);
+      // The patient's withdrawn dose sent again takes its number back, unless another patient's
+      // live dose has it since (numberedDose refuses): two live doses would then share it.
+      if (match && byNumber && !deletes && (await this.inError(match))) {
+        await this.numberedDose(byNumber, patientId);
+      }
       if (deletes && !match) continue;
       if (deletes) {
         // A deletion older than a message applied to the dose since leaves the dose, and what
@@ -175,6 +180,12 @@ export class VaccinationMessages {
       throw new Hl7ProcessingError('100', 'A VXU message needs an RXA segment');
     }
     return touched;
+  }
+
+  /** Whether the dose was withdrawn (RXA-21 D, or the FHIR API). */
+  private async inError(id: string): Promise<boolean> {
+    const dose = (await this.fhir.read(HL7_USER, 'Immunization', id)).resource;
+    return dose['status'] === 'entered-in-error';
   }
 
   /**
