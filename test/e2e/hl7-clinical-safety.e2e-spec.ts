@@ -402,17 +402,27 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  /** A PID of a test's own patients (`tag`), under the hospital's MRNs. */
+  const pidOf = (tag: string) => (mrn: string, family: string) =>
+    `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
+
+  /**
+   * ORM-O01-01's order (ORC-2 1101, ORC-3 1201) under numbers of a test's own (`tag`), for one of
+   * its patients, with an order control (ORC-1) and, but for NW, that order status (ORC-5).
+   */
+  const sampleOrder =
+    (tag: string) =>
+    (control: string, mrn: string, family: string, orderControl = 'NW') =>
+      resent('ORM-O01-01.hl7', `${control}-${tag}`, pidOf(tag)(mrn, family), [
+        ['1101^GHHPlacer', `P${tag}^GHHPlacer`],
+        ['1201^GHHFiller', `F${tag}^GHHFiller`],
+        ['ORC|NW|', `ORC|${orderControl}|`],
+        ['^GHHFiller||SC|', `^GHHFiller||${orderControl === 'NW' ? 'SC' : orderControl}|`],
+      ]);
+
   it("refuses an order whose number another patient's order has (AE 205), leaving it theirs", async () => {
     const tag = randomUUID().slice(0, 8);
-    const pid = (mrn: string, family: string) =>
-      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
-    // The samples' order (ORC-2 1101, ORC-3 1201), under numbers of this test's own.
-    const numbers: [string, string][] = [
-      ['1101^GHHPlacer', `P${tag}^GHHPlacer`],
-      ['1201^GHHFiller', `F${tag}^GHHFiller`],
-    ];
-    const orm = (control: string, mrn: string, family: string) =>
-      resent('ORM-O01-01.hl7', `${control}-${tag}`, pid(mrn, family), numbers);
+    const orm = sampleOrder(tag);
     expect(await codes(orm('O1', 'OA', 'Ordera'))).toEqual(['AA']);
     const [alice] = await patientsHolding(HOSP, `OA-${tag}`);
     const orders = (patient: Record<string, any> | undefined) =>
@@ -433,19 +443,7 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
 
   it("files an order under a number another patient's cancelled order had, then knows it as this one's", async () => {
     const tag = randomUUID().slice(0, 8);
-    const pid = (mrn: string, family: string) =>
-      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
-    const numbers: [string, string][] = [
-      ['1101^GHHPlacer', `P${tag}^GHHPlacer`],
-      ['1201^GHHFiller', `F${tag}^GHHFiller`],
-    ];
-    const orm = (control: string, mrn: string, family: string, orderControl = 'NW') =>
-      resent('ORM-O01-01.hl7', `${control}-${tag}`, pid(mrn, family), [
-        ...numbers,
-        // ORC-1 order control, and ORC-5 order status, which decides when it is sent.
-        ['ORC|NW|', `ORC|${orderControl}|`],
-        ['^GHHFiller||SC|', `^GHHFiller||${orderControl === 'NW' ? 'SC' : orderControl}|`],
-      ]);
+    const orm = sampleOrder(tag);
     const orders = async (mrn: string) => {
       const [patient] = await patientsHolding(HOSP, `${mrn}-${tag}`);
       return feed.search(`ServiceRequest?subject=Patient/${String(patient!['id'])}`);
@@ -472,8 +470,7 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
 
   it("refuses a prescription or dispense whose number another patient's order has", async () => {
     const tag = randomUUID().slice(0, 8);
-    const pid = (mrn: string, family: string) =>
-      `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||${family}^Pat||19700101|F`;
+    const pid = pidOf(tag);
     // The samples' prescription and its dispense (ORC-2 1163422591), under a number of this test.
     const numbers: [string, string][] = [['1163422591^EPC', `R${tag}^EPC`]];
     const rde = (control: string, mrn: string, family: string) =>
