@@ -468,6 +468,34 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  it("refuses a referral whose number (RF1-6) another patient's has, until that one is cancelled", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = pidOf(tag);
+    const ref = (file: string, control: string, mrn: string, family: string) =>
+      resent(file, `${control}-${tag}`, pid(mrn, family), [['226839^EPIC', `X${tag}^EPIC`]]);
+    const referral = (control: string, mrn: string, family: string) =>
+      ref('REF-I12-01.hl7', control, mrn, family);
+    const acks = await feed.send(
+      referral('F1', 'FA', 'Refera'),
+      // Another patient's referral under the same number: until 2026-12-07 it took the first
+      // patient's over.
+      referral('F2', 'FB', 'Referb'),
+      // The first one's cancelled (placed on the wrong patient): the number is the other's.
+      ref('REF-I14-01.hl7', 'F3', 'FA', 'Refera'),
+      referral('F4', 'FB', 'Referb'),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AE', 'AA', 'AA']);
+    expect(acks[1]).toContain("RF1-6 names another patient's order");
+    const statusOf = async (mrn: string) => {
+      const [patient] = await patientsHolding(HOSP, `${mrn}-${tag}`);
+      return (await feed.search(`ServiceRequest?subject=Patient/${String(patient!['id'])}`)).map(
+        (request) => request['status'],
+      );
+    };
+    expect(await statusOf('FA')).toEqual(['revoked']);
+    expect(await statusOf('FB')).toEqual(['active']);
+  });
+
   it("refuses a prescription or dispense whose number another patient's order has", async () => {
     const tag = randomUUID().slice(0, 8);
     const pid = pidOf(tag);

@@ -1,6 +1,5 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { HL7_USER } from '../hl7-user.js';
 import {
   carriesWholeOrder,
   orderIdentifiers,
@@ -25,6 +24,7 @@ import { eventInstant } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import {
   byIdentifier,
+  patientsNumbered,
   required,
   upsertOrder,
   visitOf,
@@ -268,9 +268,9 @@ export class Hl7Processor {
 
   /**
    * REF^I12 (a referral), I13 (its change) and I14 (its cancellation): the patient and the
-   * segments ADT has too (DG1, PR1, AL1, OBX, NK1, IN1), and the RF1 as a referral ServiceRequest keyed by
-   * its originating referral identifier (RF1-6), for the reasons the DG1 diagnoses give. A
-   * cancellation revokes a known referral.
+   * segments ADT has too (DG1, PR1, AL1, OBX, NK1, IN1), and the RF1 as a referral
+   * ServiceRequest keyed by its originating referral identifier (RF1-6), for the reasons the DG1
+   * diagnoses give. A cancellation revokes a known referral.
    */
   private async referral(message: V2Message, cancels: boolean): Promise<Touched> {
     const rf1 = required(message, 'RF1');
@@ -289,7 +289,9 @@ export class Hl7Processor {
         'RF1-6 (the originating referral identifier) is required',
       );
     }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'ServiceRequest', criteria);
+    // The patient's own referral of that number; another patient's is refused (ERR 205), as an
+    // order's is: until 2026-12-07 it was written over and moved to this patient.
+    const match = await patientsNumbered(this.fhir, 'ServiceRequest', criteria, patientId, 'RF1-6');
     if (cancels && !match) {
       throw new Hl7ProcessingError(
         '204',

@@ -325,7 +325,8 @@ export async function upsertOrder(
 const WITHDRAWN_ORDER = new Set(['entered-in-error', 'revoked', 'cancelled', 'declined']);
 
 /**
- * The message's patient's order (or dispense) of an order number (ORC-2, ORC-3; `criteria`),
+ * The message's patient's order (or dispense) of an order number (ORC-2, ORC-3, or a referral's
+ * RF1-6: `field`; `criteria`),
  * theirs or of a patient merged into them (see isPatientsRecord), or undefined for a new one.
  * Another patient's of that number is refused (ERR 205), unless cancelled or entered in error:
  * until 2026-12-07 it was written over and so moved to the message's patient, taking one
@@ -340,6 +341,7 @@ export async function patientsNumbered(
   type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
   criteria: string,
   patientId: string,
+  field = 'ORC-2/ORC-3',
 ): Promise<string | undefined> {
   const own = await fhir.uniqueMatch(HL7_USER, type, `${criteria}&subject=Patient/${patientId}`);
   if (own) return own;
@@ -353,7 +355,7 @@ export async function patientsNumbered(
     else if (!WITHDRAWN_ORDER.has(String(stored['status']))) {
       throw new Hl7ProcessingError(
         '205',
-        "ORC-2/ORC-3 names another patient's order: correct the patient or the order number",
+        `${field} names another patient's order: correct the patient or the order number`,
       );
     }
   }
