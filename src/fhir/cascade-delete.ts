@@ -82,11 +82,15 @@ export class CascadeDelete {
             'others: too many for one cascading delete. Delete some of them first',
         );
       }
+      // Finding what refers to the target is a search of those types, and the outcome names
+      // them with their counts: a token that may delete them but not search for them (until
+      // 2026-12-07) learnt what a patient had on file by deleting it.
       for (const type of new Set(found.map((resource) => resource.type))) {
-        if (!mayUseFhir(user, type, 'delete')) {
+        const searches = mayUseFhir(user, type, 'search');
+        if (!searches || !mayUseFhir(user, type, 'delete')) {
           throw AppError.forbidden(
             `Deleting ${target} with _cascade=delete would also delete ${type} resources that ` +
-              'refer to it, which you may not delete',
+              `refer to it, which you may not ${searches ? 'delete' : 'search for and delete'}`,
           );
         }
       }

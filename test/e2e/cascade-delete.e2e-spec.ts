@@ -207,9 +207,29 @@ describe('cascading delete (_cascade=delete)', () => {
     expect(scoped.status).toBe(403);
     expect(scoped.body.issue[0].diagnostics).toBe(
       `Deleting ${other.patient} with _cascade=delete would also delete Encounter resources ` +
-        'that refer to it, which you may not delete',
+        'that refer to it, which you may not search for and delete',
     );
     expect(await status(other.encounter)).toBe(200);
+
+    // Delete rights without search on what refers to it: the cascade would list, by type and
+    // count, records the token may not search for (until 2026-12-07 it did).
+    const blind = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+      body: {
+        scope: 'user/Patient.cruds user/Encounter.d user/Observation.d user/DiagnosticReport.d',
+      },
+      headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
+    });
+    expect(blind.status).toBe(200);
+    const third = await record();
+    const unsearched = await authorizedHttp(blind.body.access_token as string)(
+      'DELETE',
+      `${fhir}/${third.patient}?_cascade=delete`,
+    );
+    expect(unsearched.status).toBe(403);
+    expect(unsearched.body.issue[0].diagnostics).toMatch(
+      /would also delete (Encounter|Observation|DiagnosticReport) resources that refer to it, which you may not search for and delete$/,
+    );
+    expect(await status(third.patient)).toBe(200);
 
     // A patient's own token may not reach into another patient's record that refers to theirs.
     const own = { patient: await create(buildPatient()), result: '' };
