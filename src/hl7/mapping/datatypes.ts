@@ -379,6 +379,12 @@ const CODING_SYSTEMS: Record<string, string> = {
   CPT: 'http://www.ama-assn.org/go/cpt',
   CVX: 'http://hl7.org/fhir/sid/cvx',
   NDC: 'http://hl7.org/fhir/sid/ndc',
+  // The immunization feeds' (CDC IG): a route of RXR-1 and a funding source or eligibility
+  // scope of an OBX, under the URIs HL7 Terminology (THO) gives NCI Thesaurus and the CDC
+  // Local Coding System (PHIN VS, OID 2.16.840.1.114222.4.5.274). NIP001 and NIP002 have none
+  // there, and stay local.
+  NCIT: 'http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl',
+  CDCPHINVS: 'https://phinvads.cdc.gov/vads/ViewCodeSystem.action?id=2.16.840.1.114222.4.5.274',
 };
 
 /** Where a coding system has no FHIR URI (local codes, 99zzz), its name under this. */
