@@ -154,6 +154,50 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     expect(results.map((one) => one['valueQuantity'].value).sort()).toEqual([72, 88]);
   });
 
+  it("keeps a patient's observation of no time and no visit once, however often A31 repeats it", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a31 = (control: string, hour: string, ...obx: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A31^ADT_A05|${control}-${tag}|P|2.5.1`,
+        `EVN|A31|20261206${hour}0000+0000`,
+        `PID|1||B-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Blood^Bea||19700101|F`,
+        ...obx,
+      ].join('\r');
+    // A blood type and a note of the patient, of no time and no visit: one record each.
+    const standing = [
+      'OBX|1|CWE|882-1^ABO and Rh group^LN||278149003^Blood group A Rh(D) positive^SCT||||||F',
+      'OBX|2|ST|^Preferred pharmacy||Main Street||||||F',
+    ];
+    // The heart rate of one code at two times stays two records, beside the one of no time.
+    const rates = [
+      'OBX|3|NM|8867-4^Heart rate^LN||88|/min|||||F|||20261206063000+0000',
+      'OBX|4|NM|8867-4^Heart rate^LN||72|/min|||||F|||20261206073000+0000',
+      'OBX|5|NM|8867-4^Heart rate^LN||80|/min|||||F',
+    ];
+    expect(
+      await codes(
+        a31('B1', '08', ...standing, ...rates),
+        a31('B2', '09', ...standing, ...rates),
+        a31('B3', '10', ...standing),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const patient = await patientHolding(HOSP, `B-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results).toHaveLength(5);
+    expect(
+      results
+        .filter((one) => one['code'].coding?.[0]?.code === '882-1')
+        .map((one) => one['valueCodeableConcept'].coding[0].code),
+    ).toEqual(['278149003']);
+    expect(results.filter((one) => one['code'].text === 'Preferred pharmacy')).toHaveLength(1);
+    expect(
+      results
+        .filter((one) => one['code'].coding?.[0]?.code === '8867-4')
+        .map((one) => one['valueQuantity'].value)
+        .sort(),
+    ).toEqual([72, 80, 88]);
+  });
+
   it('keeps a result sent as text alone before the first OBR once, however often it is sent', async () => {
     const tag = randomUUID().slice(0, 8);
     const oru = (control: string) =>

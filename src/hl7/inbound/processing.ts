@@ -226,8 +226,11 @@ export function repeatedCodes(resources: Record<string, unknown>[]): Set<string>
 
 /**
  * The criteria for an observation no number names (an ADT feed's OBX, or a result's before any
- * OBR): the patient's of that code at that time, in that visit or in none. Neither a time nor a
- * visit tells two apart: then none, and it is a new one.
+ * OBR): the patient's of that code at that time, in that visit or in none. One of neither a
+ * time nor a visit (a blood type an A31 carries) is the patient's one of that code and of no
+ * time and no visit: until 2026-12-07 it had no criteria, and every A28/A31 repeating it filed
+ * it again. Those of a time are never it, nor it one of them: two values of one code at two
+ * times stay two.
  */
 export function unnumberedObservation(
   observation: Record<string, unknown>,
@@ -235,11 +238,23 @@ export function unnumberedObservation(
   encounterId: string | undefined,
 ): string | undefined {
   const byCode = codeCriteria('subject', patientId, observation);
+  return byCode && `${byCode}${unnumberedScope(observation, encounterId)}`;
+}
+
+/**
+ * The time and visit criteria of unnumberedObservation: its time, else (of no visit either)
+ * none (`:missing`); its visit, else none.
+ */
+function unnumberedScope(
+  observation: Record<string, unknown>,
+  encounterId: string | undefined,
+): string {
   const at = observation['effectiveDateTime'] as string | undefined;
-  const when = at ? `&${atInstant('date', at)}` : '';
+  // One of a visit and no time is the visit's of that code, as it was before 2026-12-07.
+  const when = at ? `&${atInstant('date', at)}` : encounterId ? '' : '&date:missing=true';
   // One of no visit is never another visit's: those of a time are many, one per stay.
   const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
-  return byCode && (when || encounterId) ? `${byCode}${when}${visit}` : undefined;
+  return `${when}${visit}`;
 }
 
 /**
@@ -255,11 +270,7 @@ export async function unnumberedObservationCriteria(
 ): Promise<string | undefined> {
   const byCode = unnumberedObservation(observation, patientId, encounterId);
   if (byCode || codeParam(observation)) return byCode;
-  const at = observation['effectiveDateTime'] as string | undefined;
-  if (!at && !encounterId) return undefined;
-  const when = at ? `&${atInstant('date', at)}` : '';
-  const visit = encounterId ? `&encounter=Encounter/${encounterId}` : '&encounter:missing=true';
-  const scope = `subject=Patient/${patientId}${when}${visit}`;
+  const scope = `subject=Patient/${patientId}${unnumberedScope(observation, encounterId)}`;
   return conceptCriteria(fhir, 'Observation', scope, observation);
 }
 
