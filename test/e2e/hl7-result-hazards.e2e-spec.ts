@@ -198,6 +198,34 @@ describe('HL7 v2 feeds: results and the registration system of record', () => {
     ).toEqual([72, 80, 88]);
   });
 
+  it('adds an ADT observation that several stored ones of its code and time could be, not refusing it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const a31 = (control: string, hour: string, ...obx: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^A31^ADT_A05|${control}-${tag}|P|2.5.1`,
+        `EVN|A31|20261206${hour}0000+0000`,
+        `PID|1||C-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Comment^Cora||19700101|F`,
+        ...obx,
+      ].join('\r');
+    // Two notes of one code and no time in one message are two; a later message of one such
+    // note cannot tell which it is: it is added, as the feed's record, rather than refused.
+    const note = (set: number, text: string) =>
+      `OBX|${set}|ST|48767-8^Annotation^LN||${text}||||||F`;
+    expect(
+      await codes(
+        a31('C1', '08', note(1, 'Prefers mornings'), note(2, 'Needs interpreter')),
+        a31('C2', '09', note(1, 'Prefers mornings')),
+      ),
+    ).toEqual(['AA', 'AA']);
+    const patient = await patientHolding(HOSP, `C-${tag}`);
+    const results = await feed.search(`Observation?subject=Patient/${String(patient['id'])}`);
+    expect(results.map((one) => one['valueString']).sort()).toEqual([
+      'Needs interpreter',
+      'Prefers mornings',
+      'Prefers mornings',
+    ]);
+  });
+
   it('keeps a result sent as text alone before the first OBR once, however often it is sent', async () => {
     const tag = randomUUID().slice(0, 8);
     const oru = (control: string) =>

@@ -214,8 +214,9 @@ export class PatientSegments {
    * The OBX segments of an ADT message (height, weight, vital signs taken at admission) as
    * Observations of the visit, each known by its code, its time and its visit, so that the same
    * values sent again with every update are not added again; one whose OBX-3 is text alone by
-   * that exact text. One with neither a time nor a visit, or whose code and time the message
-   * has twice, cannot be told from another and is added.
+   * that exact text; one of neither a time nor a visit by its code (or text) alone, among those
+   * of neither. One whose code and time the message has twice, or that several stored ones
+   * match, cannot be told from another and is added.
    */
   private async admissionObservations(
     message: V2Message,
@@ -246,7 +247,13 @@ export class PatientSegments {
       const criteria = twice.has(keyOf(observation))
         ? undefined
         : await unnumberedObservationCriteria(this.fhir, observation, patientId, encounterId);
-      const id = await upsert(this.fhir, 'Observation', observation, criteria, clock);
+      // Several stored ones of its code, time and visit (two of one message, or those piled up
+      // before they were matched): it cannot be told which it is, and is added, as a result
+      // before any OBR is. Until 2026-12-07 the message was refused (AE), each time it came.
+      const match = criteria
+        ? await this.fhir.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
+        : undefined;
+      const id = await writeOver(this.fhir, 'Observation', observation, match, clock);
       touched.entities.push(`Observation/${id}`);
     }
   }
