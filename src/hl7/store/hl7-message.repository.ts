@@ -119,15 +119,15 @@ export class Hl7MessageRepository {
     // its statements. Not a pool-wide default: a backup's snapshot is one transaction that
     // waits on its output (compressed, encrypted, written to a disk of any speed) between
     // statements, and would be cut off, as would any other such transaction not yet found.
-    await this.unitOfWork.manager.query(
-      `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
-      [String(PROCESSING_IDLE_MS)],
-    );
+    // Set in the lock's own statement: every message takes this lock, and a statement of its
+    // own was one more round trip for each.
     const [row] = await this.unitOfWork.manager.query<(Hl7Outcome & { attempts: number })[]>(
       `SELECT status, ack_code AS "ackCode", error_code AS "errorCode", error_text AS "errorText",
               attempts
-         FROM hl7_message WHERE id = $1 FOR UPDATE`,
-      [id],
+         FROM hl7_message,
+              (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS bound
+        WHERE id = $1 FOR UPDATE OF hl7_message`,
+      [id, String(PROCESSING_IDLE_MS)],
     );
     return row;
   }
