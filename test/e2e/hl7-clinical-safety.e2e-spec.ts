@@ -169,6 +169,40 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     ]);
   });
 
+  it('merges (A40) into a known survivor whose PID sends the number the prior patient holds', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const ssn = `6${tag}^^^USSSA^SS`;
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const header = (control: string, type: string, hour: string) =>
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||${type}|${control}-${tag}|P|2.5.1`;
+    // The duplicate: an emergency registration made without the SSN the first record holds.
+    const sent = await codes(
+      [
+        header('K1', 'ADT^A28^ADT_A05', '08'),
+        `PID|1||${mrn('A')}~${ssn}||Prior^Pat||19700101|F`,
+      ].join('\r'),
+      [header('K2', 'ADT^A28^ADT_A05', '09'), `PID|1||${mrn('B')}||Survivor^Pat||19700101|F`].join(
+        '\r',
+      ),
+      [
+        header('K3', 'ADT^A40^ADT_A39', '10'),
+        'EVN|A40|20261206100000+0000',
+        `PID|1||${mrn('B')}~${ssn}||Survivor^Pat||19700101|F`,
+        `MRG|${mrn('A')}`,
+      ].join('\r'),
+    );
+    expect(sent).toEqual(['AA', 'AA', 'AA']);
+    const [survivor] = await patientsHolding(HOSP, `B-${tag}`);
+    for (const [system, value] of [
+      [HOSP, `A-${tag}`],
+      ['urn:carevault:v2:assigning-authority:USSSA', `6${tag}`],
+    ] as const) {
+      expect((await patientsHolding(system, value)).map((one) => one['id'])).toEqual([
+        survivor!['id'],
+      ]);
+    }
+  });
+
   it('keeps the comparator of a titer (SN) below the first dilution', async () => {
     const tag = randomUUID().slice(0, 8);
     const sent = await codes(

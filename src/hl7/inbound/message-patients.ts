@@ -184,7 +184,10 @@ export class MessagePatients {
    * (`at`, see eventInstant) than one already applied to the patient leaves its details as the
    * newer one set them, and says so in `touched`. Without `demographics` (a message of no
    * DEMOGRAPHIC_SOURCES type), a patient found keeps their details, and one created keeps no
-   * clock: the registration system's next message sets them whatever its time.
+   * clock: the registration system's next message sets them whatever its time. A merge's
+   * survivor is found by the identifiers its prior patient does not hold (`priorHolds`), when
+   * PID-3 has any: it may also send one the prior holds (the SSN that showed them to be one
+   * person), which named both and refused the merge that joins them (ERR 205).
    */
   async upsert(
     pid: V2Segment,
@@ -194,13 +197,18 @@ export class MessagePatients {
     at?: Date,
     retiring: Identifier[] = [],
     demographics = true,
+    priorHolds: Identifier[] = [],
   ): Promise<string> {
     const { identifiers, elements, restricted } = patientFromSegments(pid, sender, pd1);
     if (!identifierCriteria(identifiers)) {
       throw new Hl7ProcessingError('101', 'PID-3 holds no identifier with an assigning authority');
     }
+    const survivors = identifiers.filter(
+      (identifier) => !priorHolds.some((held) => sameIdentifier(held, identifier)),
+    );
+    const finding = identifierCriteria(survivors) ? survivors : identifiers;
     for (let attempt = 1; ; attempt++) {
-      const match = await patientNamed(this.fhir, identifiers, 'PID-3');
+      const match = await patientNamed(this.fhir, finding, 'PID-3');
       if (!match) {
         const created = await this.fhir.create(
           HL7_USER,

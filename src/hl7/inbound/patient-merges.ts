@@ -81,6 +81,9 @@ export class PatientMerges {
     const pairs = priorPatients(message, sender, 'a merge');
     const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers } of pairs) {
+      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
+      const prior = priorId && (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+      const priorHolds = (prior && (prior['identifier'] as Identifier[] | undefined)) || [];
       // The survivor may be found by the prior numbers MRG-1 retires, which it takes over.
       const survivorId = await this.patients.upsert(
         pid,
@@ -89,17 +92,17 @@ export class PatientMerges {
         pd1,
         at,
         priorIdentifiers,
+        true,
+        priorHolds,
       );
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
-      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
       if (priorId === survivorId) continue; // merged before: a resend, or the same patient
       let moved = priorIdentifiers;
       let restricts = false;
       const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
-      if (priorId) {
-        const prior = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
+      if (priorId && prior) {
         restricts = isRestricted(prior) && !isRestricted(survivor);
         moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
         await this.fhir.update(HL7_USER, 'Patient', priorId, {
