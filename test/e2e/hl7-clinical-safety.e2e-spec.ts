@@ -203,6 +203,38 @@ describe('HL7 v2 feeds: wrong patient and lost meaning', () => {
     }
   });
 
+  it('takes the survivor number of a merge made the other way (A40) as current, and its updates', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const message = (control: string, event: string, hour: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261206${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261206${hour}0000+0000`,
+        ...rest,
+      ].join('\r');
+    const pid = (who: string, family: string) => `PID|1||${mrn(who)}||${family}^Pat||19700101|F`;
+    // A registrar merges A into B, finds it was the wrong way round, and merges B into A.
+    expect(
+      await codes(
+        message('W1', 'A28', '08', pid('A', 'Alpha')),
+        message('W2', 'A28', '09', pid('B', 'Alpha')),
+        message('W3', 'A40', '10', pid('B', 'Alpha'), `MRG|${mrn('A')}`),
+        message('W4', 'A40', '11', pid('A', 'Alpha'), `MRG|${mrn('B')}`),
+        // The registration system's next update names the patient by A, the number it kept.
+        message('W5', 'A08', '12', pid('A', 'Renamed'), 'PV1|1|O'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA', 'AA']);
+    const [patient] = await patientsHolding(HOSP, `A-${tag}`);
+    expect((await patientsHolding(HOSP, `B-${tag}`)).map((one) => one['id'])).toEqual([
+      patient!['id'],
+    ]);
+    const uses = Object.fromEntries(
+      patient!['identifier'].map((one: { value: string; use?: string }) => [one.value, one.use]),
+    );
+    expect(uses).toEqual({ [`A-${tag}`]: undefined, [`B-${tag}`]: 'old' });
+    expect(patient!['name'][0].family).toBe('Renamed');
+  });
+
   it('keeps the comparator of a titer (SN) below the first dilution', async () => {
     const tag = randomUUID().slice(0, 8);
     const sent = await codes(

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { isDeepStrictEqual } from 'node:util';
 import { isRestricted } from '../../access/resource-access.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirService } from '../../fhir/fhir.service.js';
@@ -54,6 +55,25 @@ function priorPatients(
   return pairs;
 }
 
+/**
+ * The identifiers as a merge leaves them: PID-3's current and MRG-1's `old`, whatever they were.
+ * The sender knows the patient by PID-3's from now on. A merge made the other way round before
+ * (B into A, then A into B to correct it) left the survivor's number `old` here until
+ * 2026-12-07, and every later update naming the patient by it changed nothing (see
+ * MessagePatients.upsert): the registration system's new address or name was lost, with AA.
+ */
+function settled(held: Identifier[], surviving: Identifier[], retired: Identifier[]): Identifier[] {
+  return held.map((identifier) => {
+    if (surviving.some((one) => sameIdentifier(one, identifier))) {
+      const { use, ...current } = identifier;
+      return use === 'old' ? current : identifier;
+    }
+    return retired.some((one) => sameIdentifier(one, identifier))
+      ? { ...identifier, use: 'old' }
+      : identifier;
+  });
+}
+
 /** Patient merges (ADT^A40) and identifier corrections (ADT^A47), for Hl7Processor. */
 @Injectable()
 export class PatientMerges {
@@ -98,7 +118,12 @@ export class PatientMerges {
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
       const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
-      if (priorId === survivorId) continue; // merged before: a resend, or the same patient
+      const { identifiers: surviving } = patientFromSegments(pid, sender, pd1);
+      if (priorId === survivorId) {
+        // Merged before: a resend, the same patient, or a merge made the other way since.
+        await this.settleIdentifiers(survivorId, survivor, surviving, priorIdentifiers);
+        continue;
+      }
       let moved = priorIdentifiers;
       let restricts = false;
       const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
@@ -115,18 +140,37 @@ export class PatientMerges {
         touched.patientIds.push(priorId);
         await this.moveChart(priorId, survivorId, touched);
       }
+      const merged = applyPatient(
+        survivor,
+        moved.map((identifier) => ({ ...identifier, use: 'old' })),
+        {},
+        restricts,
+      );
       await this.fhir.update(HL7_USER, 'Patient', survivorId, {
-        ...applyPatient(
-          survivor,
-          moved.map((identifier) => ({ ...identifier, use: 'old' })),
-          {},
-          restricts,
-        ),
+        ...merged,
+        identifier: settled(merged['identifier'] as Identifier[], surviving, priorIdentifiers),
         ...(links.length > 0 ? { link: links } : {}),
         id: survivorId,
       });
     }
     return touched;
+  }
+
+  /** The survivor's identifiers settled (see settled), written only when that changes them. */
+  private async settleIdentifiers(
+    id: string,
+    survivor: Record<string, unknown>,
+    surviving: Identifier[],
+    retired: Identifier[],
+  ): Promise<void> {
+    const held = (survivor['identifier'] as Identifier[] | undefined) ?? [];
+    const next = settled(held, surviving, retired);
+    if (isDeepStrictEqual(next, held)) return;
+    await this.fhir.update(HL7_USER, 'Patient', id, {
+      ...without(survivor, 'meta'),
+      identifier: next,
+      id,
+    });
   }
 
   /**
