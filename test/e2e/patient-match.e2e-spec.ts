@@ -123,6 +123,37 @@ describe('Patient/$match', () => {
     expect(graded(byPhone.body)).toEqual([['duplicate', 0.6, 'possible']]);
   });
 
+  it('answers with the survivor of a merge, never the record it replaced', async () => {
+    const bea = { birthDate: '1975-09-30', gender: 'female' };
+    ids['survivor'] = await create({
+      ...bea,
+      name: [{ family: `Berg-${run}`, given: ['Bea'] }],
+      identifier: [{ system: MRN, value: `${mrn}-S` }],
+    });
+    // The duplicate, misspelt as duplicates often are, merged into the survivor.
+    ids['merged'] = await create({
+      ...bea,
+      name: [{ family: `Burg-${run}`, given: ['Bea'] }],
+      active: false,
+      link: [{ other: { reference: `Patient/${ids['survivor']}` }, type: 'replaced-by' }],
+    });
+    const described = (family: string) =>
+      parameters({ ...bea, name: [{ family, given: ['Bea'] }] });
+    // Described as the merged record knew her: it is the survivor that is offered.
+    const byMerged = await match(described(`Burg-${run}`));
+    expect(graded(byMerged.body)).toEqual([['survivor', 0.85, 'probable']]);
+    expect(byMerged.body.total).toBe(1);
+    // Both records of her name: the survivor once.
+    const both = await match(
+      parameters({
+        ...bea,
+        name: [{ given: ['Bea'] }],
+        identifier: [{ system: MRN, value: `${mrn}-S` }],
+      }),
+    );
+    expect(graded(both.body).map(([who]) => who)).toEqual(['survivor']);
+  });
+
   it('refuses what cannot be matched, and callers who may not search patients', async () => {
     const refusal = async (body: unknown, as?: HttpFn) => {
       const res = await match(body, as);

@@ -57,21 +57,58 @@ export class PatientMatchService {
       const found = await this.searches.matchingIds(user, 'Patient', criteria, PER_SEARCH, false);
       for (const id of found) ids.add(id);
     }
-    const scored: Scored[] = [];
+    // By the patient offered: a merged record's match is its survivor's, best score kept.
+    const offered = new Map<string, Scored>();
     for (const id of ids) {
-      const row = await this.resources.findCurrent('Patient', id);
-      if (!row?.content) continue;
-      // A Patient may contain a Subscription, whose header values are shown masked.
-      const resource = withoutWriteOnly(JSON.parse(row.content) as FhirResource);
-      if (!this.access.isListable(user, resource, false)) continue;
+      const resource = await this.listable(user, id);
+      if (!resource) continue;
       const match = scoreMatch(request.patient, resource as PatientFacts);
-      if (match && (!request.onlyCertain || match.grade === 'certain')) {
-        scored.push({ resource, ...match });
+      if (!match || (request.onlyCertain && match.grade !== 'certain')) continue;
+      const survivor = await this.survivorOf(user, resource);
+      const best = survivor && offered.get(survivor.id!);
+      if (survivor && !(best && best.score >= match.score)) {
+        offered.set(survivor.id!, { resource: survivor, ...match });
       }
     }
+    const scored = [...offered.values()];
     scored.sort((a, b) => b.score - a.score || a.resource.id!.localeCompare(b.resource.id!));
     const returned = scored.slice(0, request.count);
     for (const { resource } of returned) this.access.recordListed(resource);
+    return this.bundle(returned, baseUrl);
+  }
+
+  /** The current Patient, if it exists and the caller may see it in a list. */
+  private async listable(user: AuthenticatedUser, id: string): Promise<FhirResource | undefined> {
+    const row = await this.resources.findCurrent('Patient', id);
+    if (!row?.content) return undefined;
+    // A Patient may contain a Subscription, whose header values are shown masked.
+    const resource = withoutWriteOnly(JSON.parse(row.content) as FhirResource);
+    return this.access.isListable(user, resource, false) ? resource : undefined;
+  }
+
+  /**
+   * The patient to offer for a matched record: itself, or the survivor its `replaced-by` link
+   * names, through a chain of merges. FHIR says a patient with that link "must no longer be
+   * used": offered until 2026-12-07, the merged record (inactive, without its identifiers, which
+   * the survivor took) was taken by clients, whose new records then went to it rather than to
+   * the chart a clinician opens. A survivor deleted or not to be seen offers no one.
+   */
+  private async survivorOf(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+  ): Promise<FhirResource | undefined> {
+    let current = resource;
+    for (let merges = 0; merges < MAX_MERGES; merges++) {
+      const next = replacedBy(current);
+      if (!next) return current;
+      const survivor = await this.listable(user, next);
+      if (!survivor) return undefined;
+      current = survivor;
+    }
+    return undefined;
+  }
+
+  private bundle(returned: Scored[], baseUrl: string): unknown {
     return {
       resourceType: 'Bundle',
       type: 'searchset',
@@ -89,6 +126,16 @@ export class PatientMatchService {
       ),
     };
   }
+}
+
+/** How many merges (A into B, B into C...) a matched record is followed through. */
+const MAX_MERGES = 10;
+
+/** The id of the Patient a `replaced-by` link names, if the patient has one. */
+function replacedBy(patient: FhirResource): string | undefined {
+  const links = (patient['link'] as { type?: string; other?: { reference?: string } }[]) ?? [];
+  const reference = links.find((link) => link.type === 'replaced-by')?.other?.reference;
+  return /^Patient\/([^/]+)$/.exec(reference ?? '')?.[1];
 }
 
 /** The Parameters of $match: `resource` (a Patient), `onlyCertainMatches`, `count`. */
