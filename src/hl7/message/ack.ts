@@ -91,19 +91,34 @@ function errSegment(error: AckError, d: Hl7Delimiters, modern: boolean): string 
   ].join(d.field);
 }
 
-/** HL7 escapes for text placed in a field: the escape character first. */
+/**
+ * HL7 escapes for text placed in a field: the escape character first. A line break (CR LF, CR
+ * or LF) is one `\.br\`. Other control characters but tab go as hexadecimal data (`\X1C\`):
+ * FHIR strings may hold them, and sent as they are, an MLLP end block (0x1C) or start block
+ * (0x0B) cut the message short at the receiver, which until 2026-12-07 took what came before
+ * it as the whole message (an A08 without the fields after a name).
+ */
 export function escapeText(text: string, d: Hl7Delimiters): string {
   let out = '';
+  let previous = '';
   for (const char of text) {
     if (char === d.escape) out += `${d.escape}E${d.escape}`;
     else if (char === d.field) out += `${d.escape}F${d.escape}`;
     else if (char === d.component) out += `${d.escape}S${d.escape}`;
     else if (char === d.repetition) out += `${d.escape}R${d.escape}`;
     else if (char === d.subcomponent) out += `${d.escape}T${d.escape}`;
-    else if (char === '\r' || char === '\n') out += `${d.escape}.br${d.escape}`;
+    else if (char === '\r' || char === '\n') {
+      // The LF of a CR LF ends the same line.
+      if (char === '\r' || previous !== '\r') out += `${d.escape}.br${d.escape}`;
+    } else if (char < ' ' && char !== '\t') out += `${d.escape}X${hexOf(char)}${d.escape}`;
     else out += char;
+    previous = char;
   }
   return out;
+}
+
+function hexOf(char: string): string {
+  return char.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0');
 }
 
 /** An HL7 DTM: YYYYMMDDHHMMSS+0000, in UTC. */

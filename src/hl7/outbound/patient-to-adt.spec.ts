@@ -1,5 +1,6 @@
 import { decodeMessage } from '../message/hl7-header.js';
 import { V2Message } from '../message/v2-message.js';
+import { encodeFrame, MllpDecoder } from '../mllp/mllp-decoder.js';
 import { applyPatient, patientFromPid, patientFromSegments } from '../mapping/patient.js';
 import { adtOfPatient } from './patient-to-adt.js';
 
@@ -388,5 +389,18 @@ describe('Patient to ADT', () => {
     expect(adtOfPatient({ ...sparse, meta: { security: [R] } }, 'A29', HEADER)).toContain(
       '\rPD1||||||||||||Y\r',
     );
+  });
+
+  it('escapes control characters, so that an MLLP receiver gets the whole message in one frame', () => {
+    // FHIR strings may hold them (the spec says only "SHOULD not"): a name pasted from a scanner.
+    const family = 'Doe\u001cJr\u000bX\u0007';
+    const patient = { ...PATIENT, name: [{ family, given: ['Ann\r\nMarie'] }] };
+    const text = adtOfPatient(patient, 'A08', HEADER);
+    const frames = new MllpDecoder(1 << 20).push(encodeFrame(Buffer.from(text, 'utf8')));
+    expect(frames).toEqual([{ kind: 'frame', payload: Buffer.from(text, 'utf8') }]);
+    const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, header.delimiters).first('PID')!;
+    // A CR LF is one line break, not two.
+    expect(patientFromPid(pid).elements['name']).toEqual([{ family, given: ['Ann\nMarie'] }]);
   });
 });
