@@ -95,6 +95,13 @@ describe('HL7 MLLP over TLS with client certificates', () => {
       new MllpSender({ host: '127.0.0.1', port, ackTimeoutMs: 5000, tls }).send(MESSAGE, 'TLS-1');
     await expect(send(tlsAs(sender))).resolves.toMatchObject({ code: 'AA' });
     await expect(send(tlsAs())).rejects.toBeInstanceOf(MllpSendError);
+    // Refused by the receiver's TLS with an alert (after the handshake, in TLS 1.3), the message
+    // never reached its application: a failure to connect, which does not count toward setting
+    // it aside as dead. (Node's own check of an untrusted one closes without an alert.)
+    await expect(send(tlsAs())).rejects.toMatchObject({
+      code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+      written: false,
+    });
     // The server's certificate is checked: without its CA the connection is refused.
     await expect(
       send({ cert: readFileSync(sender.cert), key: readFileSync(sender.key) }),

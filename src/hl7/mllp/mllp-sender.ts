@@ -148,11 +148,21 @@ export class MllpSender {
     socket?.destroy();
     if (waiting) {
       clearTimeout(waiting.timer);
-      // A wait begins once the message is written.
-      waiting.reject(error.written ? error : new MllpSendError(error.code, true));
+      // A wait begins once the message is written, but what the peer's TLS refused never
+      // reached its application.
+      waiting.reject(new MllpSendError(error.code, error.written || !TLS_ALERT.test(error.code)));
     }
   }
 }
+
+/**
+ * A TLS alert from the peer (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`): its TLS refused the
+ * connection. In TLS 1.3 a client certificate is checked after the client's handshake is done,
+ * so the message is written first; until 2026-12-07 that counted as a failed delivery, and a
+ * client certificate expired or not yet trusted set each message of the queue aside as dead in
+ * turn, where a destination that cannot be reached is tried for as long as it takes.
+ */
+const TLS_ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_/;
 
 /**
  * A code of HL7 table 0357 (`204`). A receiver's own code cannot be told from a value it quotes
