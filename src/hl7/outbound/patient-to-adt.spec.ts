@@ -357,6 +357,20 @@ describe('Patient to ADT', () => {
     expect(patientFromPid(pid).elements['telecom']).toEqual([...home, ...work]);
   });
 
+  it('leaves out a phone no longer in use (use old), and clears it at the receiver in an update', () => {
+    const old = { system: 'phone', value: '555-0666', use: 'old' };
+    const current = { system: 'phone', value: '555-0100', use: 'home' };
+    const pidOf = (telecom: object[]) => {
+      const text = adtOfPatient({ ...PATIENT, telecom }, 'A08', HEADER);
+      const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+      return new V2Message(decoded, header.delimiters).first('PID')!;
+    };
+    expect(patientFromPid(pidOf([old, current])).elements['telecom']).toEqual([current]);
+    // The retired number was the only one: "" drops what the receiver holds as current.
+    expect(pidOf([old]).value(13)).toBeNull();
+    expect(patientFromPid(pidOf([old])).elements['telecom']).toBeNull();
+  });
+
   it('keeps the time and UTC offset of a death, and its date for a receiver that reads only it', () => {
     const pidOfDeath = (deceasedDateTime: string) => {
       const text = adtOfPatient({ ...PATIENT, deceasedDateTime }, 'A08', HEADER);

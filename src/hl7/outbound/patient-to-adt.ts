@@ -275,8 +275,15 @@ function originOf(patient: Record<string, unknown>, url: string): string | undef
     : undefined;
 }
 
+/**
+ * The ContactPoints in use. One that is `old` (no longer in use) has no place in v2.5.1's XTN,
+ * which has no end date and no such use code: until 2026-12-07 it went as a current number
+ * (PRN), and the receiver called a number the patient had given up. Left out, an update clears
+ * it there when the Patient has no other.
+ */
 function telecomOf(patient: Record<string, unknown>): ContactPoint[] {
-  return (patient['telecom'] as ContactPoint[] | undefined) ?? [];
+  const telecom = (patient['telecom'] as ContactPoint[] | undefined) ?? [];
+  return telecom.filter((point) => point.use !== 'old');
 }
 
 function absent(value: unknown): boolean {
