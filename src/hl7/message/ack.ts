@@ -96,9 +96,11 @@ function errSegment(error: AckError, d: Hl7Delimiters, modern: boolean): string 
  * or LF) is one `\.br\`. Other control characters but tab go as hexadecimal data (`\X1C\`):
  * FHIR strings may hold them, and sent as they are, an MLLP end block (0x1C) or start block
  * (0x0B) cut the message short at the receiver, which until 2026-12-07 took what came before
- * it as the whole message (an A08 without the fields after a name).
+ * it as the whole message (an A08 without the fields after a name). A value that is `""` goes
+ * as hexadecimal data too: as it is, it is HL7's null, which deletes the field at the receiver.
  */
 export function escapeText(text: string, d: Hl7Delimiters): string {
+  if (text === '""') return `${d.escape}X2222${d.escape}`;
   let out = '';
   let previous = '';
   for (const char of text) {

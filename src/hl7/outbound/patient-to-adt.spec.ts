@@ -371,6 +371,15 @@ describe('Patient to ADT', () => {
     expect(patientFromPid(pidOf([old])).elements['telecom']).toBeNull();
   });
 
+  it('sends a value that is two double quotes as text, not as the null that deletes a field', () => {
+    const patient = { ...PATIENT, name: [{ family: 'Doe', given: ['Ann', '""'] }] };
+    const text = adtOfPatient(patient, 'A08', HEADER);
+    const { text: decoded, header } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, header.delimiters).first('PID')!;
+    expect(pid.value(5, 3)).toBe('""');
+    expect(patientFromPid(pid).elements['name']).toEqual([{ family: 'Doe', given: ['Ann', '""'] }]);
+  });
+
   it('keeps the time and UTC offset of a death, and its date for a receiver that reads only it', () => {
     const pidOfDeath = (deceasedDateTime: string) => {
       const text = adtOfPatient({ ...PATIENT, deceasedDateTime }, 'A08', HEADER);
