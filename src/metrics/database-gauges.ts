@@ -8,8 +8,9 @@ import { Metrics } from './metrics.js';
 
 /**
  * Gauges read at scrape time: the connection pool, and the HL7 backlogs an operator must act
- * on (messages in error or not yet processed, outbound messages pending or dead). The counts
- * use the status indexes; a database that does not answer shows as carevault_database_up 0.
+ * on (messages in error or not yet processed, outbound messages pending or dead, and how long
+ * each destination's queue has waited). The counts use the status indexes; a database that
+ * does not answer shows as carevault_database_up 0.
  */
 @Injectable()
 export class DatabaseGauges implements OnModuleInit {
@@ -80,6 +81,25 @@ export class DatabaseGauges implements OnModuleInit {
       },
     });
     const dataSource = this.dataSource;
+    new Gauge({
+      name: 'carevault_hl7_outbox_oldest_pending_seconds',
+      help: 'Age of the oldest pending outbound HL7 message, per destination: the head of its queue, which holds the rest back',
+      labelNames: ['destination'] as const,
+      registers,
+      async collect() {
+        // A queue waits on its head for as long as the destination refuses or cannot be reached
+        // (dead only after a failed delivery): the depth of a stuck queue grows as slowly as
+        // Patients change, where its age tells it within minutes.
+        const rows = await dataSource
+          .query<{ destination: string; age: string }[]>(
+            `SELECT destination, extract(epoch FROM now() - min(created_at)) AS age
+               FROM hl7_outbox WHERE status = 'pending' GROUP BY destination`,
+          )
+          .catch(() => undefined);
+        this.reset();
+        for (const { destination, age } of rows ?? []) this.set({ destination }, Number(age));
+      },
+    });
     new Gauge({
       name: 'carevault_database_up',
       help: '1 when the database answered this scrape, 0 when it did not',

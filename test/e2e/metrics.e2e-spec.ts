@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { http } from '../support/http.js';
@@ -113,5 +114,45 @@ describe('GET /metrics (Prometheus)', () => {
     expect(sample(text, 'carevault_process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(text).toContain('carevault_nodejs_eventloop_lag_p99_seconds');
     expect(text).toContain('# TYPE carevault_rate_limited_total counter');
+  });
+
+  it("shows how long each destination's queue has waited on its head, to tell a stuck one", async () => {
+    // A destination no sender serves here (HL7_OUTBOUND is unset): its head waits for good.
+    // An envelope's shape (the column's check): never opened, as no sender takes the row.
+    const SEALED = `cv1.k${'0'.repeat(12)}.${'A'.repeat(16)}..${'A'.repeat(22)}`;
+    const destination = `metrics-${randomUUID().slice(0, 8)}.invalid:2575`;
+    const dataSource = testApp.app.get(DataSource);
+    const insert = (minutesAgo: number) =>
+      dataSource.query(
+        `INSERT INTO hl7_outbox (id, destination, created_at, message_type, control_id,
+                                 resource_type, resource_id, version_id, message, status,
+                                 next_attempt_at)
+         VALUES ($1, $2, now() - make_interval(mins => $3), 'ADT^A08', $4, 'Patient', $5, 1,
+                 $6, 'pending', now())`,
+        [
+          randomUUID(),
+          destination,
+          minutesAgo,
+          `CV${randomUUID().slice(0, 8)}`,
+          randomUUID(),
+          SEALED,
+        ],
+      );
+    try {
+      await insert(10);
+      await insert(2);
+      const series = `carevault_hl7_outbox_oldest_pending_seconds{destination="${destination}"}`;
+      expect(sample(await scrape(), series)).toBeGreaterThanOrEqual(600);
+      await dataSource.query(
+        `UPDATE hl7_outbox SET status = 'sent', sent_at = now()
+          WHERE destination = $1 AND created_at < now() - interval '5 minutes'`,
+        [destination],
+      );
+      const age = sample(await scrape(), series)!;
+      expect(age).toBeGreaterThanOrEqual(120);
+      expect(age).toBeLessThan(600);
+    } finally {
+      await dataSource.query(`DELETE FROM hl7_outbox WHERE destination = $1`, [destination]);
+    }
   });
 });
