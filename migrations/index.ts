@@ -37,6 +37,7 @@ import { Hl7MessageDismissed1767210000000 } from './1767210000000-hl7-message-di
 import { AuditAppendCount1767220000000 } from './1767220000000-audit-append-count.js';
 import { BlindIndexRoot1767236000000 } from './1767236000000-blind-index-root.js';
 import { SearchIndexPublicHost1767237000000 } from './1767237000000-search-index-public-host.js';
+import { BreakGlassSessionEpoch1767238000000 } from './1767238000000-break-glass-session-epoch.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -79,4 +80,5 @@ export const MIGRATIONS = [
   AuditAppendCount1767220000000,
   BlindIndexRoot1767236000000,
   SearchIndexPublicHost1767237000000,
+  BreakGlassSessionEpoch1767238000000,
 ];

@@ -30,6 +30,14 @@ export class BreakGlassGrantEntity {
 
   @Column('timestamptz')
   expiresAt!: Date;
+
+  /**
+   * The account's session epoch when the glass was broken (0 for an external identity): a
+   * disable, a new password or an MFA reset moves the epoch on and so ends the grant, as it ends
+   * the sessions it was opened from.
+   */
+  @Column('integer')
+  sessionEpoch!: number;
 }
 
 /** Each restricted resource opened under a grant, for the privacy officer's review. */

@@ -20,11 +20,18 @@ export class BreakGlassRepository {
     await this.unitOfWork.manager.insert(BreakGlassGrantEntity, grant);
   }
 
-  /** The user's unexpired grant for any of these patients, the latest-ending first. */
-  /** The user's grants for any of the patients still running, the longest-running first. */
-  findActive(userId: string, patientIds: string[], now: Date): Promise<BreakGlassGrantEntity[]> {
+  /**
+   * The user's grants of this session epoch for any of the patients still running, the
+   * longest-running first.
+   */
+  findActive(
+    userId: string,
+    patientIds: string[],
+    sessionEpoch: number,
+    now: Date,
+  ): Promise<BreakGlassGrantEntity[]> {
     return this.unitOfWork.manager.find(BreakGlassGrantEntity, {
-      where: { userId, patientId: In(patientIds), expiresAt: MoreThan(now) },
+      where: { userId, patientId: In(patientIds), sessionEpoch, expiresAt: MoreThan(now) },
       order: { expiresAt: 'DESC' },
     });
   }

@@ -53,6 +53,7 @@ export class BreakGlassService {
       reason,
       createdAt: now,
       expiresAt: new Date(now.getTime() + this.config.breakGlassMinutes * 60_000),
+      sessionEpoch: user.sessionEpoch ?? 0,
     };
     this.audit.touchPatient(patient);
     this.audit.markBreakGlass();
@@ -68,10 +69,17 @@ export class BreakGlassService {
    * of one whose performer is another) opens only when the user broke the glass for each, or
    * the grant for one patient would open the other's.
    */
-  async active(userId: string, patientIds: string[]): Promise<BreakGlassGrantEntity[] | null> {
+  async active(
+    user: AuthenticatedUser,
+    patientIds: string[],
+  ): Promise<BreakGlassGrantEntity[] | null> {
     if (patientIds.length === 0) return null;
     const byPatient = new Map<string, BreakGlassGrantEntity>();
-    for (const grant of await this.repository.findActive(userId, patientIds, new Date())) {
+    // Only a grant of the token's session epoch: one opened before a disable, a new password or
+    // an MFA reset (a stolen device, a departed user) would outlive the sessions it came from.
+    // The token's epoch is the account's current one, or the token was refused (AccountStatus).
+    const epoch = user.sessionEpoch ?? 0;
+    for (const grant of await this.repository.findActive(user.id, patientIds, epoch, new Date())) {
       if (!byPatient.has(grant.patientId)) byPatient.set(grant.patientId, grant);
     }
     return patientIds.every((id) => byPatient.has(id)) ? [...byPatient.values()] : null;

@@ -119,7 +119,7 @@ export class ResourceAccess {
     const patients = this.checkInCompartment(user, resource, OPENED_BY[interaction], context);
     if (!isRestrictedIn(resource, context)) return;
     if (user.internal) return;
-    const grants = await this.breakGlass.active(user.id, patients);
+    const grants = await this.breakGlass.active(user, patients);
     if (!grants) {
       throw AppError.of(
         403,

@@ -3,7 +3,8 @@ import { SignJWT } from 'jose';
 import { DataSource } from 'typeorm';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { buildPatient } from '../support/factories.js';
-import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
+import { UsersService } from '../../src/auth/users.service.js';
+import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
 import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
@@ -1021,6 +1022,41 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const expired = await holder('GET', record);
       expect(expired.status).toBe(403);
       expect(expired.body.issue[0].diagnostics).toMatch(/break-glass/);
+    });
+
+    it("ends with the account's sessions: disabled and enabled again, or its MFA reset", async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const users = testApp.app.get(UsersService);
+      const record = `${fhir}/Observation/${restrictedObs}`;
+      const breakGlass = async (as: HttpFn) => {
+        const granted = await as('POST', `${testApp.url}/auth/break-glass`, {
+          body: { patient: restrictedPatient, reason: 'Admitted unconscious, medication history' },
+          headers: { 'content-type': 'application/json' },
+        });
+        expect(granted.status).toBe(201);
+        expect((await as('GET', record)).status).toBe(200);
+      };
+
+      // Suspended and back (the offboarding undone): nothing of the old sessions comes back.
+      await breakGlass(authorizedHttp((await loginWithMfa(testApp, user, secret)).access_token));
+      await users.disable(user.username);
+      await users.enable(user.username);
+      // As if the account's last code were long past (the next day, say): its codes work again.
+      await testApp.app
+        .get(DataSource)
+        .query('UPDATE app_user SET totp_last_step = NULL WHERE id = $1', [user.id]);
+      const back = authorizedHttp((await loginWithMfa(testApp, user, secret)).access_token);
+      expect((await back('GET', record)).status).toBe(403);
+
+      // A lost or stolen MFA device: the grant it was opened with ends with it, and a sign-in
+      // by password alone opens nothing restricted.
+      await breakGlass(back);
+      await users.resetMfa(user.username);
+      const passwordOnly = authorizedHttp((await login(testApp, user)).access_token);
+      const refused = await passwordOnly('GET', record);
+      expect(refused.status).toBe(403);
+      expect(refused.body.issue[0].diagnostics).toMatch(/break-glass/);
     });
   });
 });
