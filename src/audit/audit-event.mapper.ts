@@ -123,6 +123,8 @@ export function toAuditEvent(entry: ChainedAuditEntry): Record<string, unknown> 
               ...(entry.actorName ? { display: entry.actorName } : {}),
             }
           : { display: entry.source === 'cli' ? (entry.actorName ?? 'cli') : 'anonymous' },
+        // What the `agent-name` search matches (R4's expression: AuditEvent.agent.name).
+        ...(entry.actorName ? { name: entry.actorName } : {}),
         requestor: true,
         ...(entry.actorRoles.length > 0
           ? { role: entry.actorRoles.map((role) => ({ text: role })) }

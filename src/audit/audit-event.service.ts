@@ -20,6 +20,8 @@ const MAX_COUNT = 1000;
 const SUPPORTED = [
   'patient',
   'agent',
+  'agent-name',
+  'agent-name:exact',
   'entity',
   'date',
   'action',
@@ -222,7 +224,20 @@ function parseQuery(query: Query): AuditQuery {
   const patient = reference(single(query, 'patient'), 'Patient');
   if (patient) criteria.patient = patient;
   const agent = single(query, 'agent');
-  if (agent !== undefined) criteria.agent = agent.replace(/^urn:carevault:user\|/, '');
+  if (agent !== undefined) {
+    const id = agent.replace(/^urn:carevault:user\|/, '');
+    // Rows record the account, not a FHIR identity (its fhirUser): `Practitioner/1` would match
+    // none, an empty answer read as "never touched the record".
+    if (id.includes('/')) {
+      throw AppError.invalid(
+        'agent takes the user id (urn:carevault:user|<id>, as agent.who.identifier gives it), not a reference: search agent-name for a username',
+        ['agent'],
+      );
+    }
+    criteria.agent = id;
+  }
+  const agentName = agentNameOf(query);
+  if (agentName) criteria.agentName = agentName;
   const entity = single(query, 'entity');
   if (entity !== undefined) {
     if (!/^[A-Z][A-Za-z]{0,63}\/[A-Za-z0-9.-]{1,64}(\/_history\/\d+)?$/.test(entity)) {
@@ -270,6 +285,23 @@ function parseQuery(query: Query): AuditQuery {
     criteria.beforeSeq = Number(cursor);
   }
   return criteria;
+}
+
+/** `agent-name` (the start of the name, any case, as FHIR's string search) or `:exact`. */
+function agentNameOf(query: Query): AuditQuery['agentName'] {
+  const start = single(query, 'agent-name');
+  const exact = single(query, 'agent-name:exact');
+  if (start !== undefined && exact !== undefined) {
+    throw AppError.invalid('agent-name takes one value here, with :exact or without', [
+      'agent-name',
+    ]);
+  }
+  const value = exact ?? start;
+  if (value === undefined) return undefined;
+  if (value.length === 0 || value.length > 128) {
+    throw AppError.invalid('agent-name must be 1 to 128 characters', ['agent-name']);
+  }
+  return { value, exact: exact !== undefined };
 }
 
 function later(a: Date | undefined, b: Date): Date {

@@ -113,6 +113,11 @@ export interface ArchiveBoundary {
 export interface AuditQuery {
   patient?: string;
   agent?: string;
+  /**
+   * The agent's name (the username, `os:<user>` for the CLI): FHIR string search, the start of
+   * the name in any case, or with `exact` the name itself.
+   */
+  agentName?: { value: string; exact: boolean };
   entity?: string;
   actions?: string[];
   subtype?: string;
@@ -215,6 +220,14 @@ export class AuditRepository {
       add((p) => `"patient_ids" @> ARRAY[${p}]::text[]`, query.patient);
     if (query.entity !== undefined) add((p) => `"entities" @> ARRAY[${p}]::text[]`, query.entity);
     if (query.agent !== undefined) add((p) => `"actor_user_id" = ${p}`, query.agent);
+    if (query.agentName !== undefined) {
+      const { exact, value } = query.agentName;
+      add(
+        (p) =>
+          exact ? `"actor_name" = ${p}` : `starts_with(lower("actor_name"), lower(${p}::text))`,
+        value,
+      );
+    }
     if (query.actions !== undefined) add((p) => `"action" = ANY(${p}::text[])`, query.actions);
     if (query.subtype !== undefined) add((p) => `"subtype" = ${p}`, query.subtype);
     if (query.outcome !== undefined) {

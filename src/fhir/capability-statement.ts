@@ -35,6 +35,7 @@ const AUDIT_EVENT = {
   searchParam: [
     { name: 'patient', type: 'reference' },
     { name: 'agent', type: 'reference' },
+    { name: 'agent-name', type: 'string' },
     { name: 'entity', type: 'reference' },
     { name: 'date', type: 'date' },
     { name: 'action', type: 'token' },

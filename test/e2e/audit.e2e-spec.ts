@@ -1343,6 +1343,41 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     }
   });
 
+  it('finds what a user did by their username (agent-name), and refuses an agent it cannot match', async () => {
+    // The investigator knows the clinician by username: the user id is nowhere they may look.
+    const user = await createUser(testApp, ['doctor'], `dr-${randomUUID().slice(0, 8)}`);
+    const as = authorizedHttp((await login(testApp, user)).access_token);
+    const id = (await as('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
+    await as('GET', `${fhir}/Patient/${id}`);
+    // A name that merely begins as theirs is someone else's: exact, as FHIR's :exact.
+    const byName = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?agent-name:exact=${user.username}&patient=${id}`,
+    );
+    expect(byName.status).toBe(200);
+    expect(byName.body.entry.map((e: any) => e.resource.action)).toEqual(['R', 'C']);
+    expect(byName.body.entry[0].resource.agent[0]).toMatchObject({
+      who: { identifier: { value: user.id } },
+      name: user.username,
+    });
+    // FHIR's string search: the start of the name, in any case.
+    const byStart = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?agent-name=${user.username.slice(0, 6).toUpperCase()}&patient=${id}`,
+    );
+    expect(byStart.body.entry).toHaveLength(2);
+    const other = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?agent-name:exact=${user.username.slice(0, 6)}&patient=${id}`,
+    );
+    expect(other.body.entry ?? []).toHaveLength(0);
+    // A Practitioner (the clinician's fhirUser) names no row: an empty answer would read as
+    // "never touched the record", so it is refused, saying what the trail records.
+    const typed = await auditor('GET', `${fhir}/AuditEvent?agent=Practitioner/${user.id}`);
+    expect(typed.status).toBe(400);
+    expect(typed.body.issue[0].diagnostics).toMatch(/user id/);
+  });
+
   it('serves AuditEvent search and the accounting of disclosures to auditors only', async () => {
     const id = (await doctor('POST', `${fhir}/Patient`, { body: buildPatient() })).body
       .id as string;
