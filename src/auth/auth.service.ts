@@ -54,7 +54,7 @@ export class AuthService {
   async login(username: string, password: string): Promise<TokenResponse | MfaRequiredResponse> {
     const user = await this.checkPassword(username, password);
     if (user.mfaEnabled) {
-      return { mfa_required: true, mfa_token: await this.tokens.mfaToken(user.id) };
+      return { mfa_required: true, mfa_token: await this.tokens.mfaToken(user) };
     }
     return this.issue(user, { amr: ['pwd'], authTime: new Date() });
   }
@@ -116,7 +116,16 @@ export class AuthService {
     const token = await this.tokens.verifyMfaToken(mfaToken);
     const user = token ? await this.users.findById(token.userId) : null;
     if (user) this.actor(user);
-    if (!token || !user || !user.active || !user.mfaEnabled || !user.totpSecret) {
+    // A token of an earlier session epoch: the account's sessions ended after its password step
+    // (a new password, a disable), which whoever knew the old password must not complete.
+    if (
+      !token ||
+      !user ||
+      !user.active ||
+      !user.mfaEnabled ||
+      !user.totpSecret ||
+      token.sessionEpoch !== user.sessionEpoch
+    ) {
       throw invalidCode();
     }
     await this.acceptSignInCode(user, code);

@@ -92,13 +92,17 @@ export class TokenService {
       .sign(privateKey);
   }
 
-  async mfaToken(userId: string): Promise<string> {
+  /**
+   * The token that carries a password sign-in to its MFA step. It names the account's session
+   * epoch: a new password, a disable or an MFA reset in its five minutes undoes the password step.
+   */
+  async mfaToken(user: { id: string; sessionEpoch: number }): Promise<string> {
     const { kid, privateKey } = this.keys.current;
-    return new SignJWT({})
+    return new SignJWT({ session_epoch: user.sessionEpoch })
       .setProtectedHeader({ alg: 'ES256', typ: MFA_TOKEN_TYPE, kid })
       .setIssuer(this.config.jwtIssuer)
       .setAudience(this.mfaAudience())
-      .setSubject(userId)
+      .setSubject(user.id)
       .setJti(randomUUID())
       .setIssuedAt()
       .setExpirationTime(`${MFA_TOKEN_TTL_SECONDS}s`)
@@ -106,12 +110,12 @@ export class TokenService {
   }
 
   /**
-   * The user an MFA token was issued to, its id (`jti`, to spend it: it works once) and expiry;
-   * undefined when it is invalid or expired.
+   * The user an MFA token was issued to, its id (`jti`, to spend it: it works once), expiry and
+   * the account's session epoch at the password step; undefined when it is invalid or expired.
    */
   async verifyMfaToken(
     token: string,
-  ): Promise<{ userId: string; jti: string; expiresAt: Date } | undefined> {
+  ): Promise<{ userId: string; jti: string; expiresAt: Date; sessionEpoch: number } | undefined> {
     try {
       // Signed by a key still accepted (one retired by a rotation in the last minutes too).
       const key = await this.keys.publicKeyFor(decodeProtectedHeader(token).kid);
@@ -123,7 +127,15 @@ export class TokenService {
         audience: this.mfaAudience(),
         requiredClaims: ['exp', 'sub', 'jti'],
       });
-      return { userId: payload.sub!, jti: payload.jti!, expiresAt: new Date(payload.exp! * 1000) };
+      // One without the epoch (issued before tokens carried it) would pass any reset: refused.
+      const epoch = payload['session_epoch'];
+      if (typeof epoch !== 'number') return undefined;
+      return {
+        userId: payload.sub!,
+        jti: payload.jti!,
+        expiresAt: new Date(payload.exp! * 1000),
+        sessionEpoch: epoch,
+      };
     } catch {
       return undefined;
     }

@@ -430,6 +430,36 @@ describe('attacks a hospital reviewer tries first', () => {
       expect(left).toEqual({ n: 0 });
     });
 
+    it('refuses an MFA token from before a new password or a disable: its password step is undone', async () => {
+      const users = testApp.app.get(UsersService);
+      const data = testApp.app.get(DataSource);
+      for (const end of [
+        (username: string) => users.setPassword(username, `pw-${randomUUID()}`),
+        async (username: string) => {
+          await users.disable(username);
+          return users.enable(username);
+        },
+      ]) {
+        const user = await createUser(testApp, ['doctor']);
+        const secret = await enableMfa(testApp, user);
+        await data.query('UPDATE app_user SET totp_last_step = NULL WHERE id = $1', [user.id]);
+        // The password step done (a phished password, a stolen phone at hand), then the
+        // administrator ends the account's sessions.
+        const signedIn = await http('POST', `${testApp.url}/auth/login`, {
+          body: { username: user.username, password: user.password },
+          headers: json,
+        });
+        expect(signedIn.body.mfa_required).toBe(true);
+        await end(user.username);
+        const late = await http('POST', `${testApp.url}/auth/login/mfa`, {
+          body: { mfa_token: signedIn.body.mfa_token, code: await totpCode(secret) },
+          headers: json,
+        });
+        expect(late.status).toBe(401);
+        expect(late.body.issue[0].diagnostics).toBe('Invalid or expired MFA code');
+      }
+    });
+
     const signIn = (username: string, password: string) =>
       http('POST', `${testApp.url}/auth/login`, { body: { username, password }, headers: json });
 
