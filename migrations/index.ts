@@ -38,6 +38,7 @@ import { AuditAppendCount1767220000000 } from './1767220000000-audit-append-coun
 import { BlindIndexRoot1767236000000 } from './1767236000000-blind-index-root.js';
 import { SearchIndexPublicHost1767237000000 } from './1767237000000-search-index-public-host.js';
 import { BreakGlassSessionEpoch1767238000000 } from './1767238000000-break-glass-session-epoch.js';
+import { ExportJobSessionEpoch1767239000000 } from './1767239000000-export-job-session-epoch.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -81,4 +82,5 @@ export const MIGRATIONS = [
   BlindIndexRoot1767236000000,
   SearchIndexPublicHost1767237000000,
   BreakGlassSessionEpoch1767238000000,
+  ExportJobSessionEpoch1767239000000,
 ];

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { AppConfig } from '../../src/config/config.js';
 import { AuditContext } from '../../src/audit/audit-context.js';
+import { UsersService } from '../../src/auth/users.service.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { CHUNK_CHARACTERS } from '../../src/fhir/export/export-files.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
@@ -458,6 +459,28 @@ describe('Bulk Data export ($export)', () => {
     expect(await jobExists(jobOf(own))).toBe(false);
   });
 
+  it('keeps a job from the account once its sessions end: enabled again, it starts afresh', async () => {
+    const user = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, user);
+    const before = `Bearer ${(await loginWithMfa(testApp, user, secret)).access_token}`;
+    const kickedOff = await kickOff('/fhir/Patient/$export?_type=Patient', {
+      authorization: before,
+    });
+    const manifest = await manifestOf(kickedOff, before);
+    const status = kickedOff.headers.get('content-location')!;
+    const users = testApp.app.get(UsersService);
+    await users.disable(user.username);
+    await users.enable(user.username);
+    // As if the account's last code were long past: it signs in with MFA again.
+    await db.query('UPDATE app_user SET totp_last_step = NULL WHERE id = $1', [user.id]);
+    const after = `Bearer ${(await loginWithMfa(testApp, user, secret)).access_token}`;
+    expect((await get(status, { authorization: after })).status).toBe(404);
+    expect((await get(manifest.output[0]!.url, { authorization: after })).status).toBe(404);
+    // What it starts now is its own.
+    const again = await kickOff('/fhir/Patient/$export?_type=Patient', { authorization: after });
+    expect((await manifestOf(again, after)).output.length).toBeGreaterThan(0);
+  });
+
   it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {
     const kickedOff = await kickOff(
       `/fhir/Group/${ids['group']}/$export?_type=Patient,Observation`,
@@ -865,9 +888,9 @@ describe('Bulk Data export ($export)', () => {
     // A job another instance is running, still heard from: the owner has to wait for it.
     const running = randomUUID();
     await db.query(
-      `INSERT INTO export_job (id, user_id, level, status, progress, transaction_time,
-                               request_url, base_url, heartbeat_at)
-       VALUES ($1, $2, 'system', 'in-progress', 'exporting Patient', now(), $3, $3, now())`,
+      `INSERT INTO export_job (id, user_id, session_epoch, level, status, progress,
+                               transaction_time, request_url, base_url, heartbeat_at)
+       VALUES ($1, $2, 0, 'system', 'in-progress', 'exporting Patient', now(), $3, $3, now())`,
       [running, doctor.id, `${testApp.url}/fhir`],
     );
     const envelope = `cv1.k${'0'.repeat(12)}.${'A'.repeat(16)}.AAAA.${'A'.repeat(22)}`;

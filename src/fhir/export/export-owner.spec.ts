@@ -17,11 +17,17 @@ const scoped = (scope: string, patient?: string): AuthenticatedUser => ({
 
 describe('export job owner', () => {
   it('keeps the scopes as SMART v2 spells them, sorted, and null without scopes', () => {
-    expect(exportOwnerOf(doctor)).toEqual({ userId: 'u1', scope: null, patient: null });
+    expect(exportOwnerOf(doctor)).toEqual({
+      userId: 'u1',
+      scope: null,
+      patient: null,
+      sessionEpoch: 0,
+    });
     expect(exportOwnerOf(scoped('user/Patient.read patient/*.rs', 'p1'))).toEqual({
       userId: 'u1',
       scope: 'patient/*.rs user/Patient.rs',
       patient: 'p1',
+      sessionEpoch: 0,
     });
   });
 
@@ -33,5 +39,13 @@ describe('export job owner', () => {
     expect(ownsExport({ ...scoped('patient/*.rs', 'p1'), id: 'u2' }, job)).toBe(false);
     expect(ownsExport(scoped('patient/*.rs', 'p1'), exportOwnerOf(doctor))).toBe(false);
     expect(ownsExport(doctor, exportOwnerOf(doctor))).toBe(true);
+  });
+
+  it("is of the account's session epoch: a token after a disable, a new password or an MFA reset is not its owner", () => {
+    const job = exportOwnerOf({ ...doctor, sessionEpoch: 3 });
+    expect(ownsExport({ ...doctor, sessionEpoch: 3 }, job)).toBe(true);
+    expect(ownsExport({ ...doctor, sessionEpoch: 4 }, job)).toBe(false);
+    // A token from before tokens carried the epoch is of the first one, 0.
+    expect(ownsExport(doctor, exportOwnerOf({ ...doctor, sessionEpoch: 0 }))).toBe(true);
   });
 });

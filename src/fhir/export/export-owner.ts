@@ -7,6 +7,11 @@ export interface ExportOwner {
   /** The token's SMART resource scopes, sorted and space-separated; null without scopes. */
   scope: string | null;
   patient: string | null;
+  /**
+   * The account's session epoch (0 for an external identity's): a disable, a new password or an
+   * MFA reset moves it on, and the account's tokens since then do not own what came before.
+   */
+  sessionEpoch: number;
 }
 
 /** The owner a token makes of the job it starts. */
@@ -18,17 +23,23 @@ export function exportOwnerOf(user: AuthenticatedUser): ExportOwner {
         ? null
         : [...new Set(user.scopes.map(formatScope))].sort().join(' '),
     patient: user.patient ?? null,
+    sessionEpoch: user.sessionEpoch ?? 0,
   };
 }
 
 /**
  * Whether a token may see a job (its status and files) or delete it: a token of its user with
- * the same scopes and patient as the one that started it. The user alone is not enough: a
+ * the same scopes and patient as the one that started it, of the same session epoch. The user alone is not enough: a
  * patient-scoped token exchanged from the user's own would otherwise open the user's population
  * export, and a token with the user's full rights would open what a narrowed one started (each
  * export is what its token may see, so each token sees its own).
  */
 export function ownsExport(user: AuthenticatedUser, job: ExportOwner): boolean {
   const owner = exportOwnerOf(user);
-  return owner.userId === job.userId && owner.scope === job.scope && owner.patient === job.patient;
+  return (
+    owner.userId === job.userId &&
+    owner.scope === job.scope &&
+    owner.patient === job.patient &&
+    owner.sessionEpoch === job.sessionEpoch
+  );
 }

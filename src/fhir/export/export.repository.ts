@@ -17,6 +17,8 @@ export interface ExportJobRow {
   scope: string | null;
   /** The token's patient in context. */
   patient: string | null;
+  /** The account's session epoch when the job started (ExportOwner). */
+  sessionEpoch: number;
   level: string;
   status: 'in-progress' | 'completed' | 'failed';
   progress: string;
@@ -41,7 +43,8 @@ export interface ExportChunk {
 /** A running job not heard from for $2 seconds. */
 const STALE = 'heartbeat_at < now() - make_interval(secs => $2)';
 
-const JOB_COLUMNS = `id, user_id AS "userId", scope, patient, level, status, progress, failure,
+const JOB_COLUMNS = `id, user_id AS "userId", scope, patient, session_epoch AS "sessionEpoch",
+  level, status, progress, failure,
   transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
   files, (status = 'in-progress' AND ${STALE}) AS stale,
   (expires_at IS NOT NULL AND expires_at <= now()) AS expired, expires_at AS "expiresAt"`;
@@ -61,6 +64,7 @@ export class ExportRepository {
       userId: string;
       scope: string | null;
       patient: string | null;
+      sessionEpoch: number;
       level: string;
       transactionTime: Date;
       requestUrl: string;
@@ -76,9 +80,9 @@ export class ExportRepository {
         INTERRUPTED,
       );
       const rows = await manager.query<unknown[]>(
-        `INSERT INTO export_job (id, user_id, scope, patient, level, status, progress,
-                                 transaction_time, request_url, base_url, heartbeat_at)
-         VALUES ($1, $2, $3, $4, $5, 'in-progress', 'starting', $6, $7, $8, now())
+        `INSERT INTO export_job (id, user_id, scope, patient, session_epoch, level, status,
+                                 progress, transaction_time, request_url, base_url, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $9, $5, 'in-progress', 'starting', $6, $7, $8, now())
          ON CONFLICT (user_id) WHERE status = 'in-progress' DO NOTHING
          RETURNING id`,
         [
@@ -90,6 +94,7 @@ export class ExportRepository {
           job.transactionTime,
           job.requestUrl,
           job.baseUrl,
+          job.sessionEpoch,
         ],
       );
       return rows.length === 1;
