@@ -137,8 +137,12 @@ export function notModified(
     return tags.includes('*') || tags.includes(`"${stored.versionId}"`);
   }
   const since = Date.parse(ifModifiedSince ?? '');
-  // HTTP dates have whole seconds; the stored time has milliseconds.
-  return !Number.isNaN(since) && Math.floor(stored.lastUpdated.getTime() / 1000) * 1000 <= since;
+  // HTTP dates have whole seconds, and name the second the version was written in; a FHIR
+  // instant with a fraction (a Bundle entry's, as meta.lastUpdated gives it) names its
+  // millisecond, and a version written later in that second is newer than the client's copy.
+  const written = stored.lastUpdated.getTime();
+  const held = /\.\d/.test(ifModifiedSince ?? '') ? written : Math.floor(written / 1000) * 1000;
+  return !Number.isNaN(since) && held <= since;
 }
 
 export function sendFhirJson<T>(reply: FastifyReply, body: T): T {
