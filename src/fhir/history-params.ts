@@ -1,4 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
+import { unencodedPlus } from '../common/http/media-types.js';
 import { decodeCursor } from './cursor.js';
 import type {
   AtPeriod,
@@ -78,7 +79,7 @@ function countAndSince(query: Record<string, unknown>): {
 
 /** `_at`: a date at any precision, with an optional prefix; several must all hold. */
 function parseAt(raw: unknown): AtPeriod {
-  const text = typeof raw === 'string' ? raw : '';
+  const text = typeof raw === 'string' ? unencodedPlus(raw) : '';
   const prefixed = /^[a-z]{2}/.exec(text)?.[0];
   const prefix = AT_PREFIXES.find((p) => p === prefixed);
   const range = dateRange(prefix ? text.slice(2) : text);
@@ -152,8 +153,9 @@ function checkNames(
  * followed by a NUL was 2020.
  */
 export function parseSince(raw: unknown): Date {
-  const match = typeof raw === 'string' ? SINCE.exec(raw) : null;
-  const since = match ? new Date(raw as string) : undefined;
+  const text = typeof raw === 'string' ? unencodedPlus(raw) : undefined;
+  const match = text === undefined ? null : SINCE.exec(text);
+  const since = match ? new Date(text!) : undefined;
   if (!match || !since || Number.isNaN(since.getTime()) || !isCalendarDay(match)) {
     throw AppError.invalid('_since must be an instant such as 2024-01-01T00:00:00Z');
   }

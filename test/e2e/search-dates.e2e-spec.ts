@@ -133,6 +133,44 @@ describe('FHIR dates on write and in search', () => {
     ]);
   });
 
+  it('reads a UTC offset whose + came unencoded (a space once decoded) as the offset', async () => {
+    // 2024-03-01T00:30:00+14:00 is 2024-02-29T10:30:00Z; the -12:00 one is 2024-03-02T11:30Z.
+    // Coded apart, so that the other tests' searches of March 2024 do not find them.
+    const offsets = `${code}-offsets`;
+    const coded = (effectiveDateTime: string) => ({
+      ...observation({ effectiveDateTime }),
+      code: { coding: [{ system: 'urn:test', code: offsets }] },
+    });
+    const east = await create(coded('2024-03-01T00:30:00+14:00'));
+    const west = await create(coded('2024-03-01T23:30:00-12:00'));
+    const found = async (query: string): Promise<string[]> => {
+      const res = await http('GET', `${fhir}/Observation?code=urn:test|${offsets}&${query}`);
+      expect(res.status).toBe(200);
+      return ((res.body.entry ?? []) as { resource: { id: string } }[])
+        .map((entry) => entry.resource.id)
+        .sort();
+    };
+    expect(await found('date=2024-03-01T00:30:00+14:00')).toEqual([east]);
+    expect(await found('date=2024-03-01T00:30:00%2B14:00')).toEqual([east]);
+    expect(
+      await found('date=ge2024-03-01T00:30:00+14:00&date=le2024-03-01T23:30:00-12:00'),
+    ).toEqual([east, west].sort());
+    expect(await found('date=gt2024-03-01T00:30:00+14:00&date=lt2024-03-03')).toEqual([west]);
+    const since = await http(
+      'GET',
+      `${fhir}/Observation/${east}/_history?_since=2024-01-01T00:00:00+14:00`,
+    );
+    expect([since.status, since.body.total]).toEqual([200, 1]);
+    const at = await http(
+      'GET',
+      `${fhir}/Observation/${east}/_history?_at=ge2024-01-01T00:00:00+14:00`,
+    );
+    expect([at.status, at.body.total]).toEqual([200, 1]);
+    // A space anywhere else is no offset: still a 400.
+    const res = await http('GET', `${fhir}/Observation?date=2024-03-01 00:30:00`);
+    expect(res.status).toBe(400);
+  });
+
   it('refuses a Period that ends before it starts, and takes one that ends in its last month', async () => {
     const reversed = observation({ effectivePeriod: { start: '2024-03-05', end: '2024-03-01' } });
     const res = await http('POST', `${fhir}/Observation`, { body: reversed });

@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
+import { unencodedPlus } from '../../common/http/media-types.js';
 import { isAbsoluteUrl, literalReference } from '../literal-reference.js';
 import { dateRange, END_INSTANT, FIRST_INSTANT, sqlTimestamp } from './date-range.js';
 import { normalizeString } from './normalize.js';
@@ -126,7 +127,8 @@ export function valueCondition(
 
 /** A date search value's range; `ap` widened by 10 % of its distance from now. */
 export function dateValue(raw: string, prefix: Prefix): { low: Date; high: Date } {
-  const range = dateRange(raw);
+  // A `+` of an offset written unencoded arrives as a space (no date has one), as HAPI reads it.
+  const range = dateRange(unencodedPlus(raw.trim()));
   if (!range) {
     throw AppError.invalid(
       'Dates in searches look like 2024, 2024-05, 2024-05-17 or 2024-05-17T10:00:00Z, in the years 0001 to 9999 (UTC)',
