@@ -183,4 +183,24 @@ describe('FHIR dates on write and in search', () => {
     );
     expect(await found('date=2024-03')).toEqual([month]);
   });
+
+  it('finds a Period of a date and a time on that day by both, though the time is earlier in UTC', async () => {
+    // Ends 2024-03-01T20:00:00Z, before the start's day begins in UTC: valid, as per-1 compares
+    // a date by its calendar day. Coded apart from the other tests' Observations of March 2024.
+    const sameDay = `${code}-same-day`;
+    const period = await create({
+      ...observation({
+        effectivePeriod: { start: '2024-03-02', end: '2024-03-02T01:00:00+05:00' },
+      }),
+      code: { coding: [{ system: 'urn:test', code: sameDay }] },
+    });
+    const found = async (query: string): Promise<string[]> => {
+      const res = await http('GET', `${fhir}/Observation?code=urn:test|${sameDay}&${query}`);
+      expect(res.status).toBe(200);
+      return ((res.body.entry ?? []) as { resource: { id: string } }[]).map((e) => e.resource.id);
+    };
+    expect(await found('date=lt2024-03-02')).toEqual([period]);
+    expect(await found('date=ge2024-03-02')).toEqual([period]);
+    expect(await found('date=2024-03-01')).toEqual([]);
+  });
 });

@@ -385,6 +385,21 @@ describe('IndexExtractor dates', () => {
     ]);
   });
 
+  it('indexes a Period of a date and a time on that day as covering both, never inverted', () => {
+    // Valid (per-1 compares a date by its calendar day), though the end is 20:00 UTC the day
+    // before the date's UTC day begins: the row must not end before it starts.
+    expect(
+      observationDates({
+        effectivePeriod: { start: '2024-03-02', end: '2024-03-02T01:00:00+05:00' },
+      }),
+    ).toEqual([['2024-03-01T20:00:00.000Z', '2024-03-03T00:00:00.000Z']]);
+    expect(
+      observationDates({
+        effectivePeriod: { start: '2024-03-01T23:00:00-05:00', end: '2024-03-01' },
+      }),
+    ).toEqual([['2024-03-01T00:00:00.000Z', '2024-03-02T04:00:01.000Z']]);
+  });
+
   it('indexes a Timing by its outer limits: events and repeat.boundsPeriod', () => {
     const may = (start: string, end: string) => [`2024-05-${start}`, `2024-05-${end}`];
     expect(

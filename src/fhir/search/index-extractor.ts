@@ -340,6 +340,13 @@ function periodRange(value: Json): { low: Date; high: Date } | undefined {
   if (start === null || end === null) {
     return undefined;
   }
+  if (start && end && start.low >= end.high) {
+    // A date and a time of its day (2024-03-02 to 2024-03-02T01:00:00+05:00) are a Period, as
+    // per-1 compares a date by its calendar day; read in UTC the time comes first, and the row
+    // would end before it starts: one day's search found it, the prefixes missed it. Both
+    // values are covered instead.
+    return { low: end.low, high: start.high };
+  }
   return { low: start?.low ?? EARLIEST, high: end?.high ?? LATEST };
 }
 
