@@ -252,10 +252,12 @@ export const CONTACT_POINT_EXTENSION =
 
 /**
  * DT/DTM to a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD), by the digits alone: a birth date must
- * never pass through a JavaScript Date, whose time zone can move it a day.
+ * never pass through a JavaScript Date, whose time zone can move it a day. The whole value must
+ * be a DT or DTM: read as far as its digits went, `1980041` (a digit lost) was April 1980 and
+ * `19800412X` the 12th, stored with no warning to the sender.
  */
 export function dateOf(value: V2Value): string | undefined {
-  const match = /^(\d{4})(\d{2})?(\d{2})?/.exec(value ?? '');
+  const match = DT_OR_DTM.exec(value ?? '');
   if (!match) return undefined;
   const [, year, month, day] = match;
   if (month && (Number(month) < 1 || Number(month) > 12)) return undefined;
@@ -264,6 +266,10 @@ export function dateOf(value: V2Value): string | undefined {
   if (day && (Number(day) < 1 || Number(day) > last)) return undefined;
   return [year, month, day].filter(Boolean).join('-');
 }
+
+/** A DT, or a DTM (its time's digits checked by the caller), with an optional UTC offset. */
+const DT_OR_DTM =
+  /^(\d{4})(?:(\d{2})(?:(\d{2})(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d+)?)?)?)?)?)?(?:[+-]\d{4})?$/;
 
 /**
  * Whether a DTM's time of day is none (`20261206246000`: hour 24), which dateTimeOf drops,

@@ -295,6 +295,26 @@ describe('PID to Patient', () => {
     expect(patientFromPid(sent.first('PID')!).elements['birthDate']).toBeUndefined();
   });
 
+  it('leaves out, with a warning, a birth date with a digit missing or text after it', () => {
+    // 1980041 is no DT: read as far as it went, it was stored as April 1980 with no warning.
+    const sent = message(
+      MSH,
+      'PID|1||1^^^HOSP||Doe^Jane||1980041|F',
+      'PID|2||2^^^HOSP||Roe^Ann||19800412X|F',
+      'PID|3||3^^^HOSP||Poe^Al||198004122359-0500|M',
+    );
+    expect(pidWarnings(sent).map(({ location }) => location)).toEqual([
+      ['PID', 1, 7],
+      ['PID', 2, 7],
+    ]);
+    const [first, second, third] = sent.all('PID').map((pid) => patientFromPid(pid).elements);
+    expect([first!['birthDate'], second!['birthDate'], third!['birthDate']]).toEqual([
+      undefined,
+      undefined,
+      '1980-04-12',
+    ]);
+  });
+
   it('falls back to the sender for an id without an assigning authority', () => {
     const bare = message(MSH, 'PID|1||555^^^^MR').first('PID')!;
     expect(patientFromPid(bare, 'urn:oid:1.2').identifiers[0]).toMatchObject({
