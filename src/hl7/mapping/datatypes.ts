@@ -342,15 +342,11 @@ function minutesAhead(timeZone: string, instant: number): number {
   const parts = format.formatToParts(instant);
   const at = (type: Intl.DateTimeFormatPartTypes): number =>
     Number(parts.find((part) => part.type === type)?.value);
-  const wall = Date.UTC(
-    at('year'),
-    at('month') - 1,
-    at('day'),
-    at('hour'),
-    at('minute'),
-    at('second'),
-  );
-  return Math.round((wall - instant) / 60_000);
+  // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999 (an offset of 1,900 years).
+  const wall = new Date(0);
+  wall.setUTCFullYear(at('year'), at('month') - 1, at('day'));
+  wall.setUTCHours(at('hour'), at('minute'), at('second'));
+  return Math.round((wall.getTime() - instant) / 60_000);
 }
 
 /**

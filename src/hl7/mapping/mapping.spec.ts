@@ -198,6 +198,9 @@ describe('data types', () => {
     expect(offsetIn('Europe/Berlin', '2025-10-26T02:30:00')).toBe('+02:00');
     expect(offsetIn('Asia/Kolkata', '2025-03-30T02:30:00')).toBe('+05:30');
     expect(offsetIn('Pacific/Chatham', '2025-07-01T12:00:00')).toBe('+12:45');
+    // A year below 100 (a typo for 2050) is placed in it, not in 1950: New York's local mean
+    // time then, 4 h 56 min behind, where the offset was 1,900 years of minutes long.
+    expect(dateTimeOf('00500101120000', 'America/New_York')).toBe('0050-01-01T12:00:00-04:56');
     // Through the message: an OBX of a message read in its sender's zone.
     const { text, header } = decodeMessage(
       Buffer.from(`${MSH}\rOBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L|||||F|||202501100930`),
