@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
+import { unencodedPlus } from '../common/http/media-types.js';
 import { buildHistoryBundle, cursorLinks, entries, type Bundle } from '../fhir/bundle.js';
 import {
   isValidId,
@@ -260,7 +261,8 @@ function parseQuery(query: Query): AuditQuery {
     criteria.outcome = outcome === '0' ? 'success' : outcome === '4' ? 'minor' : 'serious';
   }
   for (const value of values(query, 'date')) {
-    const { prefix, rest } = splitPrefix(value);
+    // As FHIR searches do: an offset's + sent unencoded arrives as a space.
+    const { prefix, rest } = splitPrefix(unencodedPlus(value));
     const range = dateRange(rest);
     if (!range || !['eq', 'ge', 'gt', 'le', 'lt'].includes(prefix)) {
       throw AppError.invalid('date takes eq, ge, gt, le or lt and a FHIR date or dateTime', [

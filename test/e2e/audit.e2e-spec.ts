@@ -1419,6 +1419,14 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
     expect(trail.status).toBe(200);
     // The auditor's two searches by this patient read their trail: they are in it.
     expect(trail.body.entry.map((e: any) => e.resource.action)).toEqual(['E', 'E', 'R', 'C']);
+    // A UTC offset's + sent unencoded (as curl users write it) arrives as a space: read as +.
+    const offsetSince = new Date(Date.now() - 60_000 + 14 * 3_600_000).toISOString().slice(0, 19);
+    const byOffset = await auditor(
+      'GET',
+      `${fhir}/AuditEvent?agent=${doctorId}&date=ge${offsetSince}+14:00`,
+    );
+    expect(byOffset.status).toBe(200);
+    expect(byOffset.body.entry.length).toBeGreaterThanOrEqual(2);
     const one = await auditor('GET', `${fhir}/AuditEvent/${readEvent.id}`);
     expect(one.body.id).toBe(readEvent.id);
     expect((await doctor('POST', `${fhir}/AuditEvent`, { body: readEvent })).status).toBe(405);
