@@ -297,7 +297,13 @@ export function dateTimeOf(value: V2Value, timeZone?: string): string | undefine
   if (dateOf(`${year}${month}${day}`) === undefined) return undefined;
   if (Number(hour) > 23 || Number(minute) > 59 || Number(second) > 59) return dateOf(value);
   const local = `${year}-${month}-${day}T${hour}:${minute}:${second}`;
-  if (offset) return `${local}${fraction}${offset.slice(0, 3)}:${offset.slice(3)}`;
+  if (offset) {
+    // An offset no place has (+1500, -0160) is no time either: FHIR's dateTime allows -14:00 to
+    // +14:00, and the resource written with one failed validation.
+    const minutes = Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3));
+    if (Number(offset.slice(3)) > 59 || minutes > 14 * 60) return dateOf(value);
+    return `${local}${fraction}${offset.slice(0, 3)}:${offset.slice(3)}`;
+  }
   return timeZone ? `${local}${fraction}${offsetIn(timeZone, local)}` : dateOf(value);
 }
 

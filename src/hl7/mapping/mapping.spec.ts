@@ -181,6 +181,12 @@ describe('data types', () => {
     // No such day is no date; no such time keeps the day.
     expect(dateTimeOf('202502311530+0000')).toBeUndefined();
     expect(dateTimeOf('202501102400+0000')).toBe('2025-01-10');
+    // Nor does an offset that no place has (FHIR's dateTime allows -14:00 to +14:00).
+    expect(dateTimeOf('202501101030+1500')).toBe('2025-01-10');
+    expect(dateTimeOf('202501101030+1430')).toBe('2025-01-10');
+    expect(dateTimeOf('202501101030-0160')).toBe('2025-01-10');
+    expect(dateTimeOf('202501101030+1400')).toBe('2025-01-10T10:30:00+14:00');
+    expect(dateTimeOf('202501101030-1400')).toBe('2025-01-10T10:30:00-14:00');
   });
 
   it("places a time without an offset in the sender's zone, daylight saving included", () => {
