@@ -250,6 +250,41 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(1);
   });
 
+  it('refuses a transaction whose creates each fall under the conditional criteria of another', async () => {
+    // Each conditional create searched before any of them was written, so criteria written in
+    // other forms (with and without the MRN's system), a plain create of the same patient,
+    // or a create by PUT, made two records of one patient where one after the other would have
+    // made one.
+    const cases = (mrn: string) => {
+      const create = (ifNoneExist?: string) => ({
+        resource: buildPatient({ mrn }),
+        request: { method: 'POST', url: 'Patient', ...(ifNoneExist ? { ifNoneExist } : {}) },
+      });
+      const id = `cf-${randomUUID()}`;
+      const putById = {
+        resource: { ...buildPatient({ mrn }), id },
+        request: { method: 'PUT', url: `Patient/${id}` },
+      };
+      return [
+        [create(`identifier=${MRN}|${mrn}`), create(`identifier=${mrn}`)],
+        [create(), create(`identifier=${MRN}|${mrn}`)],
+        [putById, create(`identifier=${mrn}`)],
+      ];
+    };
+    for (const i of [0, 1, 2]) {
+      const mrn = `CF${i}-${randomUUID()}`;
+      const res = await http('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'transaction', entry: cases(mrn)[i] },
+      });
+      expect(res.status).toBe(412);
+      expect(res.body.issue[0].diagnostics).toMatch(
+        /^Bundle\.entry\[[01]\]: its conditional criteria also match the Patient that Bundle\.entry\[[01]\] creates/,
+      );
+      expect(res.text).not.toContain(mrn);
+      expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(0);
+    }
+  });
+
   it('refers to what a conditional update matched or made by its fullUrl (upsert by MRN)', async () => {
     const mrn = `UP-${randomUUID()}`;
     const upsert = () => {

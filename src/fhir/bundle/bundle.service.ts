@@ -32,6 +32,7 @@ import {
   type RejectedEntry,
 } from './bundle-entry.js';
 import { BundleReads } from './bundle-reads.js';
+import { assertCreatedOnce } from './created-once.js';
 import {
   asPreferred,
   failed,
@@ -148,6 +149,9 @@ export class BundleService {
           this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget),
         );
       }
+      await assertCreatedOnce(ordered, results, (type, criteria, limit) =>
+        this.fhir.matchingIds(user, type, criteria, limit),
+      );
     });
     return results;
   }
