@@ -785,6 +785,7 @@ export class FhirService {
         `${type}.id`,
       ]);
     }
+    assertStorableBundle(resource);
     await this.validator.validate(resource);
     const conditional = conditionalReferences(resource)[0];
     if (conditional) {
@@ -794,5 +795,23 @@ export class FhirService {
       );
     }
     return resource;
+  }
+}
+
+/**
+ * A batch or transaction Bundle is a request to run, not a record to keep: one sent to
+ * `/fhir/Bundle` (or as a Bundle entry) was stored with a 201 and none of its entries ran, so
+ * the client took them for written (HAPI FHIR refuses it too). Documents, collections and
+ * messages are kept as they are.
+ */
+function assertStorableBundle(resource: FhirResource): void {
+  const { type } = resource as { type?: unknown };
+  if (resource.resourceType === 'Bundle' && (type === 'batch' || type === 'transaction')) {
+    throw AppError.of(
+      422,
+      'processing',
+      `A Bundle of type ${type} is not stored as a resource: POST it to the base URL (/fhir) to run its entries`,
+      ['Bundle.type'],
+    );
   }
 }

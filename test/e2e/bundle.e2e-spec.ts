@@ -508,6 +508,35 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(stored['entry']).toEqual(document.entry);
   });
 
+  it('refuses to store a batch or transaction Bundle as a resource, which would run none of its entries', async () => {
+    // A transaction POSTed to /fhir/Bundle rather than /fhir was kept as a document with a 201:
+    // the client took its Patient for written, and nothing of it was.
+    const mrn = `BT-${randomUUID()}`;
+    const meant = (type: string) => ({
+      resourceType: 'Bundle',
+      type,
+      entry: [{ resource: buildPatient({ mrn }), request: { method: 'POST', url: 'Patient' } }],
+    });
+    const id = `bt-${randomUUID()}`;
+    const direct = await http('POST', `${fhir}/Bundle`, { body: meant('transaction') });
+    const put = await http('PUT', `${fhir}/Bundle/${id}`, { body: { ...meant('batch'), id } });
+    const entry = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: meant('transaction'), request: { method: 'POST', url: 'Bundle' } }],
+      },
+    });
+    expect([direct.status, put.status, entry.body.entry[0].response.status]).toEqual([
+      422,
+      422,
+      '422',
+    ]);
+    expect(direct.body.issue[0].diagnostics).toMatch(/POST it to the base URL/);
+    expect(await total(`Patient?identifier=${MRN}|${mrn}`)).toBe(0);
+    expect((await http('GET', `${fhir}/Bundle/${id}`)).status).toBe(404);
+  });
+
   it('answers a read entry 304 when the client holds the current version (ifNoneMatch, ifModifiedSince)', async () => {
     const created = await http('POST', `${fhir}/Patient`, { body: buildPatient() });
     const url = `Patient/${created.body.id}`;
