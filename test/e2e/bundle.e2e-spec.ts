@@ -549,10 +549,13 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
           { request: { method: 'GET', url, ifNoneMatch: 'W/"1"' } },
           { request: { method: 'GET', url, ifNoneMatch: 'W/"0"' } },
           { request: { method: 'GET', url, ifModifiedSince: later } },
+          // A version, as GET .../_history/1 with If-None-Match: it was answered whole.
+          { request: { method: 'GET', url: `${url}/_history/1`, ifNoneMatch: 'W/"1"' } },
         ],
       },
     });
-    const [same, stale, since] = res.body.entry as ResponseEntry[];
+    const [same, stale, since, version] = res.body.entry as ResponseEntry[];
+    expect(version).toEqual({ response: expect.objectContaining({ status: '304 Not Modified' }) });
     expect(same).toEqual({ response: expect.objectContaining({ status: '304 Not Modified' }) });
     expect(same!.resource).toBeUndefined();
     expect(stale!.response.status).toBe('200 OK');

@@ -134,7 +134,7 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
   const match = URL.exec(relative);
   const part = method === 'GET' && !match ? partOf(relative) : undefined;
   if (part) {
-    return { index, method: 'GET', url: relative, ...part };
+    return { index, method: 'GET', url: relative, ...part, ...readConditions(entry.request) };
   }
   if (!match) {
     throw AppError.invalid(
@@ -181,13 +181,20 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
       ? { ifNoneExist: entry.request.ifNoneExist }
       : {}),
     ...(typeof entry.request?.ifMatch === 'string' ? { ifMatch: entry.request.ifMatch } : {}),
-    ...(typeof entry.request?.ifNoneMatch === 'string'
-      ? { ifNoneMatch: entry.request.ifNoneMatch }
-      : {}),
-    ...(typeof entry.request?.ifModifiedSince === 'string'
-      ? { ifModifiedSince: entry.request.ifModifiedSince }
-      : {}),
+    ...readConditions(entry.request),
     interaction,
+  };
+}
+
+/** A read's ifNoneMatch and ifModifiedSince, for a version's read (vread) too. */
+function readConditions(
+  request: { ifNoneMatch?: unknown; ifModifiedSince?: unknown } | undefined,
+): Pick<ParsedEntry, 'ifNoneMatch' | 'ifModifiedSince'> {
+  return {
+    ...(typeof request?.ifNoneMatch === 'string' ? { ifNoneMatch: request.ifNoneMatch } : {}),
+    ...(typeof request?.ifModifiedSince === 'string'
+      ? { ifModifiedSince: request.ifModifiedSince }
+      : {}),
   };
 }
 

@@ -5,7 +5,7 @@ import { queryRecord } from '../../common/http/query-record.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { notModified, readSubset } from '../fhir-headers.js';
 import { FhirHistory } from '../fhir-history.service.js';
-import type { FhirResource } from '../fhir-types.js';
+import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
 import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
@@ -40,7 +40,12 @@ export class BundleReads {
     });
     switch (entry.part?.kind) {
       case 'vread':
-        return written(await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid), 200);
+        // 304 when the client holds that version, as GET .../_history/{vid} answers (until
+        // 2026-12-07 a vread entry was answered whole whatever its ifNoneMatch).
+        return this.unlessHeld(
+          entry,
+          await this.fhir.vread(user, entry.type, entry.id!, entry.part.vid),
+        );
       case 'history':
         return bundle(
           await this.histories.history(
@@ -87,16 +92,26 @@ export class BundleReads {
     // A read may ask for part of the resource (_summary, _elements), as GET Type/id does, and
     // be answered 304 when the client holds the current version.
     const stored = await this.fhir.read(user, entry.type, entry.id);
+    const subset = readSubset(query);
+    return this.unlessHeld(
+      entry,
+      stored,
+      subset
+        ? { ...stored, resource: this.definitions.subsets.apply(stored.resource, subset) }
+        : stored,
+    );
+  }
+
+  /** A 304 when the entry's ifNoneMatch or ifModifiedSince says the client holds `stored`. */
+  private unlessHeld(
+    entry: ParsedEntry,
+    stored: StoredResource,
+    answer: StoredResource = stored,
+  ): EntryResult {
     if (notModified(entry.ifNoneMatch, entry.ifModifiedSince, stored)) {
       const { etag, lastModified } = written(stored, 200).response;
       return { response: { status: '304 Not Modified', etag, lastModified } };
     }
-    const subset = readSubset(query);
-    return written(
-      subset
-        ? { ...stored, resource: this.definitions.subsets.apply(stored.resource, subset) }
-        : stored,
-      200,
-    );
+    return written(answer, 200);
   }
 }
