@@ -563,6 +563,42 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect(since!.response.status).toBe('304 Not Modified');
   });
 
+  it('honours ifNoneMatch on update entries as PUT honours If-None-Match', async () => {
+    // The entry's ifNoneMatch was dropped: `*` (create only) wrote over the stored resource.
+    const mrn = `NM-${randomUUID()}`;
+    const stored = (await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn }) })).body;
+    const fresh = `nm-${randomUUID()}`;
+    const put = (id: string, ifNoneMatch: string, url = `Patient/${id}`) => ({
+      resource: { ...buildPatient({ mrn }), id, active: false },
+      request: { method: 'PUT', url, ifNoneMatch },
+    });
+    const res = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          put(stored.id, '*'),
+          put(stored.id, 'W/"1"'),
+          put(stored.id, '*', `Patient?identifier=${MRN}|${mrn}`),
+          put(fresh, '*'),
+        ],
+      },
+    });
+    expect(res.body.entry.map((e: ResponseEntry) => e.response.status)).toEqual([
+      '412',
+      '412',
+      '412',
+      '201 Created',
+    ]);
+    const now = (await http('GET', `${fhir}/Patient/${stored.id}`)).body;
+    expect([now.meta.versionId, now.active]).toEqual(['1', true]);
+    const transaction = await http('POST', fhir, {
+      body: { resourceType: 'Bundle', type: 'transaction', entry: [put(stored.id, '*')] },
+    });
+    expect(transaction.status).toBe(412);
+    expect((await http('GET', `${fhir}/Patient/${stored.id}`)).body.meta.versionId).toBe('1');
+  });
+
   it('refuses a transaction that changes one resource twice, or repeats a fullUrl', async () => {
     const id = (
       await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: `OV-${randomUUID()}` }) })

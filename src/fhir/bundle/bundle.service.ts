@@ -413,6 +413,8 @@ export class BundleService {
       case 'PUT': {
         // The id planned for a conditional update (what its fullUrl was resolved to) is the one
         // it writes: its match, found again under the lock plan() took, or the new resource's.
+        // ifNoneMatch is If-None-Match's (`*` creates only): dropped until 2026-12-07, it let
+        // an entry meant to create write over a stored resource.
         const { stored, created } =
           entry.query !== undefined
             ? await this.fhir.conditionalUpdate(
@@ -421,8 +423,11 @@ export class BundleService {
                 entry.query,
                 withPlannedId(body, planned),
                 entry.ifMatch,
+                entry.ifNoneMatch,
               )
-            : await this.fhir.update(user, entry.type, entry.id!, body, entry.ifMatch);
+            : await this.fhir.update(user, entry.type, entry.id!, body, entry.ifMatch, {
+                ifNoneMatch: entry.ifNoneMatch,
+              });
         return written(stored, created ? 201 : 200);
       }
       case 'PATCH': {
