@@ -611,6 +611,30 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     const criteria = `Patient?_id=${id}`;
     const conditionalDel = { request: { method: 'DELETE', url: criteria } };
     const conditionalPut = { resource: buildPatient(), request: { method: 'PUT', url: criteria } };
+    // Two conditional updates (or a conditional create and update) of the same criteria that
+    // matched nothing were refused blaming the second's body id, which the client never sent.
+    const twice = `OV-${randomUUID()}`;
+    const unmatched = `Patient?identifier=${MRN}|${twice}`;
+    const upsert = {
+      resource: buildPatient({ mrn: twice }),
+      request: { method: 'PUT', url: unmatched },
+    };
+    const conditionalCreate = {
+      resource: buildPatient({ mrn: twice }),
+      request: { method: 'POST', url: 'Patient', ifNoneExist: unmatched.slice('Patient?'.length) },
+    };
+    for (const [first, second] of [
+      [upsert, upsert],
+      [conditionalCreate, upsert],
+    ]) {
+      const res = await http('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'transaction', entry: [first, second] },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(
+        /^Bundle\.entry\[1\] and Bundle\.entry\[0\] both change Patient\/[^:]+: a transaction changes each resource once$/,
+      );
+    }
     for (const entry of [
       [put, put],
       [del, put],

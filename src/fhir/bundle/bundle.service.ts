@@ -285,6 +285,7 @@ export class BundleService {
     // What each conditional create will stand for: a conditional reference with the same
     // criteria means that resource, whether it exists already or this Bundle creates it.
     const conditionallyCreated = new Map<string, string>();
+    const conditionallyUpdated = new Map<string, string>();
     const deleted = new Set(
       sent.flatMap((entry) => (isDeleteById(entry) ? [`${entry.type}/${entry.id}`] : [])),
     );
@@ -314,7 +315,15 @@ export class BundleService {
         (entry.method === 'PUT' || entry.method === 'PATCH') &&
         entry.query !== undefined
       ) {
-        id = await inEntry(entry, () => this.conditionalTarget(user, entry));
+        // Criteria an earlier conditional create or update of the Bundle has stand for what it
+        // made or matched, so that the two are refused as changing one resource; searched, they
+        // matched nothing yet and the second was refused for a body id the client never sent.
+        const key = criteriaKey(entry.type, entry.query);
+        const earlier = conditionallyCreated.get(key) ?? conditionallyUpdated.get(key);
+        id =
+          earlier?.slice(entry.type.length + 1) ??
+          (await inEntry(entry, () => this.conditionalTarget(user, entry)));
+        conditionallyUpdated.set(key, `${entry.type}/${id}`);
         planned.set(entry.index, { id, existing: true });
       } else if (entry.method === 'PUT' || entry.method === 'PATCH') {
         id = entry.id;
