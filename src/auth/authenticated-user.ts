@@ -36,6 +36,11 @@ export interface AuthenticatedUser {
    * senders send onto restricted records as well, and shows no one what it reads.
    */
   internal?: true;
+  /**
+   * An account that loads records as another system held them (`cli import`): an export holds
+   * records of patients a merge retired, which no one else may add (RetiredPatients).
+   */
+  loadsRecords?: true;
 }
 
 /** How recent an MFA must be for step-up operations (user administration). */

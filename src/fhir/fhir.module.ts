@@ -20,6 +20,7 @@ import { TerminologyService } from './terminology/terminology.service.js';
 import { ValidateService } from './validate.service.js';
 import { ImportService } from './import/import.service.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
+import { RetiredPatients } from './retired-patients.js';
 import { ResourceRepository } from './resource.repository.js';
 import { ResourceWrites } from './resource-writes.js';
 import { OwnFhirBase } from './own-fhir-base.js';
@@ -50,6 +51,7 @@ import { SearchState } from './search/search-state.js';
     ResourceRepository,
     ResourceWrites,
     ReferenceIntegrity,
+    RetiredPatients,
     SearchDefinitions,
     OwnFhirBase,
     IndexExtractor,

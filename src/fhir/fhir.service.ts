@@ -32,6 +32,7 @@ import { SearchService } from './search/search.service.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
+import { RetiredPatients } from './retired-patients.js';
 import { applyPatch, checkPatch, type PatchBody } from './patch-body.js';
 import { Turns } from './turns.js';
 import {
@@ -86,6 +87,7 @@ export class FhirService {
     private readonly searchIndex: SearchIndexRepository,
     private readonly criteriaLocks: CriteriaLocks,
     private readonly searchDefinitions: SearchDefinitions,
+    private readonly retired: RetiredPatients,
   ) {
     this.indexRowsMax = config.indexRowsMax;
     this.bodyLimit = config.bodyLimit;
@@ -147,6 +149,7 @@ export class FhirService {
     // FHIR: the server assigns the id of a created resource and ignores one sent in the body.
     const id = options.id ?? randomUUID();
     this.access.assertMayWrite(user, { ...resource, id }, undefined);
+    await this.retired.assertWritable(user, { ...resource, id }, undefined);
     return { type, resource, id };
   }
 
@@ -556,6 +559,7 @@ export class FhirService {
           previous,
         );
         this.access.assertMayWrite(user, kept, previous);
+        await this.retired.assertWritable(user, kept, previous);
         return previous && !sendsWriteOnly(resource) && sameContent(kept, previous)
           ? { unchanged: true }
           : this.render(kept, id, next);
@@ -661,6 +665,7 @@ export class FhirService {
     }
     const resource = withWriteOnlyKept(await this.checkBody(type, patched), previous);
     this.access.assertMayWrite(user, resource, previous);
+    await this.retired.assertWritable(user, resource, previous);
     const unchanged = !sendsWriteOnly(patched) && sameContent(resource, previous);
     return unchanged
       ? { versionId: current.versionId }

@@ -20,6 +20,7 @@ export const IMPORT_USER: AuthenticatedUser = {
   roles: ['integration'],
   amr: [],
   authTime: 0,
+  loadsRecords: true,
 };
 
 /** The base URL of the Bundle responses, which the import reads only for statuses. */

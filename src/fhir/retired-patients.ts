@@ -1,0 +1,139 @@
+import { Injectable } from '@nestjs/common';
+import { ResourceAccess } from '../access/resource-access.js';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { AppError } from '../common/errors/app-error.js';
+import type { FhirResource } from './fhir-types.js';
+import { literalReference } from './literal-reference.js';
+import { ResourceRepository } from './resource.repository.js';
+import { withoutWriteOnly } from './write-only-elements.js';
+
+/**
+ * Records about other records, not of the patient's chart: a Provenance of the merge itself
+ * names the retired Patient as one of its targets, as R5's Patient $merge writes one.
+ */
+const ABOUT_RECORDS = new Set(['Provenance', 'AuditEvent']);
+
+/** How many merges (A into B, B into C...) are followed to name the patient to refer to. */
+const MAX_MERGES = 10;
+
+/**
+ * Patients a merge retired: inactive, with a `replaced-by` link to the survivor (as an HL7 A40
+ * or FHIR's Patient $merge leaves them). FHIR R4 says such a record "must no longer be used",
+ * and the merge moved its records to the survivor: a record written to it afterwards is missing
+ * from the survivor's searches and $everything, the chart a clinician opens (until 2026-12-07
+ * `POST Observation` with its subject answered 201). So a write may not add a reference to one
+ * (a record already on it, one a merge left there, stays updatable), and a retired Patient may
+ * not be revived by an edit: made active again with its old MRN, the MRN named two patients
+ * and every later HL7 message with it was refused (AE 205).
+ */
+@Injectable()
+export class RetiredPatients {
+  constructor(
+    private readonly resources: ResourceRepository,
+    private readonly access: ResourceAccess,
+  ) {}
+
+  /** `next` is about to replace `previous` (undefined for a create), after the access checks. */
+  async assertWritable(
+    user: AuthenticatedUser,
+    next: FhirResource,
+    previous: FhirResource | undefined,
+  ): Promise<void> {
+    if (user.loadsRecords || ABOUT_RECORDS.has(next.resourceType)) return;
+    if (previous?.resourceType === 'Patient') assertStillRetired(previous, next);
+    const before = previous ? patientsReferred(previous) : new Set<string>();
+    for (const id of patientsReferred(next)) {
+      if (before.has(id) || id === next.id) continue;
+      const patient = await this.current(id);
+      if (!patient || !replacedBy(patient)) continue;
+      const survivor = await this.survivorShown(user, patient);
+      throw AppError.of(
+        422,
+        'processing',
+        `Patient/${id} was merged into ${survivor ? `Patient/${survivor}` : 'another Patient'} ` +
+          `(its link is replaced-by), and a merged record must no longer be used: refer to ` +
+          `${survivor ? `Patient/${survivor}` : 'the Patient it was merged into'}`,
+      );
+    }
+  }
+
+  private async current(id: string): Promise<FhirResource | undefined> {
+    const row = await this.resources.findCurrent('Patient', id);
+    if (!row?.content || row.deleted) return undefined;
+    return withoutWriteOnly(JSON.parse(row.content) as FhirResource);
+  }
+
+  /**
+   * The id of the patient a merged one ends in, through a chain of merges, if the caller may
+   * read it: a restricted survivor's id, or one outside a patient-scoped token's compartment,
+   * is not told (as $match offers no such survivor).
+   */
+  private async survivorShown(
+    user: AuthenticatedUser,
+    patient: FhirResource,
+  ): Promise<string | undefined> {
+    let current = patient;
+    for (let merges = 0; merges < MAX_MERGES; merges++) {
+      const next = replacedBy(current);
+      if (!next) return current.id;
+      const survivor = await this.current(next);
+      if (!survivor || !this.access.isListable(user, survivor, false)) return undefined;
+      current = survivor;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * A retired Patient keeps what the merge made it: inactive and `replaced-by` the same survivor.
+ * Its other elements may still be corrected.
+ */
+function assertStillRetired(previous: FhirResource, next: FhirResource): void {
+  const survivor = replacedBy(previous);
+  if (!survivor || (replacedBy(next) === survivor && next['active'] !== true)) return;
+  throw AppError.of(
+    422,
+    'processing',
+    `Patient/${String(previous.id)} was merged into Patient/${survivor}: an edit does not undo a ` +
+      `merge. Keep its replaced-by link and active false, and update Patient/${survivor}; ` +
+      'a wrong merge is corrected by registering the patient again and moving their records',
+  );
+}
+
+/** The id of the Patient a `replaced-by` link names, if the patient has one. */
+function replacedBy(patient: FhirResource): string | undefined {
+  const links = patient['link'];
+  if (!Array.isArray(links)) return undefined;
+  const reference = (links as { type?: unknown; other?: { reference?: unknown } }[]).find(
+    (link) => link?.type === 'replaced-by',
+  )?.other?.reference;
+  const literal = typeof reference === 'string' ? literalReference(reference) : undefined;
+  return literal?.type === 'Patient' && !literal.foreign ? literal.id : undefined;
+}
+
+/**
+ * The ids of the stored Patients a resource refers to anywhere (contained resources and
+ * extensions included), except in a Patient's own `link`: the survivor's `replaces` link and
+ * a `seealso` name the merged record as the merge wants it named.
+ */
+function patientsReferred(resource: FhirResource): Set<string> {
+  const ids = new Set<string>();
+  const visit = (value: unknown, top: boolean): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, false);
+      return;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+      if (top && key === 'link' && resource.resourceType === 'Patient') continue;
+      if (key === 'reference' && typeof child === 'string') {
+        const literal = literalReference(child);
+        if (literal?.type === 'Patient' && !literal.foreign) ids.add(literal.id);
+      } else {
+        visit(child, false);
+      }
+    }
+  };
+  visit(resource, true);
+  return ids;
+}

@@ -1,0 +1,162 @@
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const RESTRICTED = {
+  security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+};
+
+const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { text: 'Heart rate' },
+  subject: { reference: patient },
+  ...extra,
+});
+
+/**
+ * A Patient a merge retired (inactive, `replaced-by` its survivor) "must no longer be used"
+ * (FHIR R4 Patient.link): a record written to it is missing from the chart a clinician opens.
+ */
+describe('writes to a Patient a merge retired', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let http: HttpFn;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  const create = async (body: Record<string, unknown>): Promise<string> => {
+    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+    expect(res.status).toBe(201);
+    return String(res.body.id);
+  };
+
+  /** A survivor, and a prior patient with a record of its own, then merged into the survivor. */
+  const merged = async (survivorExtra: Record<string, unknown> = {}) => {
+    const survivor = await create({ ...buildPatient(), ...survivorExtra });
+    const prior = await create(buildPatient());
+    const kept = await create(observation(`Patient/${prior}`));
+    const retired = await http('PUT', `${fhir}/Patient/${prior}`, {
+      body: {
+        ...buildPatient(),
+        id: prior,
+        active: false,
+        link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }],
+      },
+    });
+    expect(retired.status).toBe(200);
+    return { survivor, prior, kept };
+  };
+
+  const refusal = (res: { status: number; body: any }) =>
+    [res.status, res.body?.issue?.[0]?.code, res.body?.issue?.[0]?.diagnostics] as const;
+
+  const onPatient = async (id: string): Promise<number> =>
+    (await http('GET', `${fhir}/Observation?subject=Patient/${id}&_total=accurate`)).body
+      .total as number;
+
+  it('refuses a new record for the retired patient, naming the survivor, by POST and in a Bundle', async () => {
+    const { survivor, prior } = await merged();
+    const posted = await http('POST', `${fhir}/Observation`, {
+      body: observation(`Patient/${prior}`),
+    });
+    const [status, code, diagnostics] = refusal(posted);
+    expect([status, code]).toEqual([422, 'processing']);
+    expect(diagnostics).toContain(`Patient/${prior} was merged into Patient/${survivor}`);
+    const bundled = await http('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: observation(`Patient/${prior}`),
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      },
+    });
+    expect(refusal(bundled).slice(0, 2)).toEqual([422, 'processing']);
+    expect(await onPatient(prior)).toBe(1);
+  });
+
+  it('refuses moving a record to the retired patient by PUT or PATCH, and keeps its own records updatable', async () => {
+    const { survivor, prior, kept } = await merged();
+    const other = await create(observation(`Patient/${survivor}`));
+    const put = await http('PUT', `${fhir}/Observation/${other}`, {
+      body: { ...observation(`Patient/${prior}`), id: other },
+    });
+    expect(refusal(put).slice(0, 2)).toEqual([422, 'processing']);
+    const patched = await http('PATCH', `${fhir}/Observation/${other}`, {
+      body: [{ op: 'replace', path: '/subject/reference', value: `Patient/${prior}` }],
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    expect(refusal(patched).slice(0, 2)).toEqual([422, 'processing']);
+    // A record the merge left on the prior patient (one the survivor already held) is corrected.
+    const corrected = await http('PUT', `${fhir}/Observation/${kept}`, {
+      body: { ...observation(`Patient/${prior}`, { status: 'amended' }), id: kept },
+    });
+    expect(corrected.status).toBe(200);
+    const survivorRecord = await http('GET', `${fhir}/Patient/${survivor}`);
+    const linked = await http('PUT', `${fhir}/Patient/${survivor}`, {
+      body: {
+        ...survivorRecord.body,
+        link: [{ other: { reference: `Patient/${prior}` }, type: 'replaces' }],
+      },
+    });
+    expect(linked.status).toBe(200);
+    // A Provenance of the merge names both patients.
+    await create({
+      resourceType: 'Provenance',
+      target: [{ reference: `Patient/${prior}` }, { reference: `Patient/${survivor}` }],
+      recorded: '2026-12-07T10:00:00Z',
+      agent: [{ who: { display: 'Registrar' } }],
+    });
+    expect(await onPatient(prior)).toBe(1);
+  });
+
+  it('refuses reviving the retired patient or dropping its link, and keeps other corrections', async () => {
+    const { survivor, prior } = await merged();
+    const current = (await http('GET', `${fhir}/Patient/${prior}`)).body;
+    const revived = await http('PUT', `${fhir}/Patient/${prior}`, {
+      body: { ...current, active: true },
+    });
+    const [status, code, diagnostics] = refusal(revived);
+    expect([status, code]).toEqual([422, 'processing']);
+    expect(diagnostics).toContain(`Patient/${survivor}`);
+    const unlinked = { ...current };
+    delete unlinked.link;
+    const dropped = await http('PUT', `${fhir}/Patient/${prior}`, { body: unlinked });
+    expect(refusal(dropped).slice(0, 2)).toEqual([422, 'processing']);
+    const patched = await http('PATCH', `${fhir}/Patient/${prior}`, {
+      body: [{ op: 'remove', path: '/link' }],
+      headers: { 'content-type': 'application/json-patch+json' },
+    });
+    expect(refusal(patched).slice(0, 2)).toEqual([422, 'processing']);
+    const renamed = await http('PUT', `${fhir}/Patient/${prior}`, {
+      body: { ...current, name: [{ family: 'Corrected' }] },
+    });
+    expect(renamed.status).toBe(200);
+    const stored = (await http('GET', `${fhir}/Patient/${prior}`)).body;
+    expect([stored.active, stored.link]).toEqual([false, current.link]);
+  });
+
+  it('does not name a survivor the caller may not read', async () => {
+    const { survivor, prior } = await merged({ meta: RESTRICTED });
+    const posted = await http('POST', `${fhir}/Observation`, {
+      body: observation(`Patient/${prior}`),
+    });
+    const [status, , diagnostics] = refusal(posted);
+    expect(status).toBe(422);
+    expect(diagnostics).toContain(`Patient/${prior} was merged into another Patient`);
+    expect(diagnostics).not.toContain(survivor);
+  });
+});
