@@ -435,7 +435,9 @@ const MAX_MERGE_HOPS = 20;
 
 /**
  * Whether a record (a visit, a report) is the patient's: its subject, or a patient merged into
- * it (A40 leaves references to the prior patient as they were), through a chain of merges. A
+ * it, through a chain of merges (A40 moves the prior patient's records to the survivor, but
+ * leaves there an allergy or a diagnosis the survivor already held, and records merged before
+ * merges moved them still name the prior patient). A
  * visit or filler order number names one patient's record; another patient's message naming it
  * (a registration or labelling error, or two number series) must not move it, and what is tied
  * to it, to that patient, nor tie that patient's records into the other's. Moving a visit is
