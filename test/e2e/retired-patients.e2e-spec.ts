@@ -1,7 +1,9 @@
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
+import { randomUUID } from 'node:crypto';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { msaOf } from '../support/mllp.js';
 
 const RESTRICTED = {
   security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
@@ -20,19 +22,17 @@ const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
  * (FHIR R4 Patient.link): a record written to it is missing from the chart a clinician opens.
  */
 describe('writes to a Patient a merge retired', () => {
-  let testApp: TestApp;
+  let feed: Hl7Feed;
   let fhir: string;
   let http: HttpFn;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    fhir = `${testApp.url}/fhir`;
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    feed = await openHl7Feed();
+    fhir = `${feed.testApp.url}/fhir`;
+    http = authorizedHttp(await tokenFor(feed.testApp, 'doctor'));
   });
 
-  afterAll(async () => {
-    await testApp.close();
-  });
+  afterAll(() => feed.close());
 
   const create = async (body: Record<string, unknown>): Promise<string> => {
     const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
@@ -147,6 +147,45 @@ describe('writes to a Patient a merge retired', () => {
     expect(renamed.status).toBe(200);
     const stored = (await http('GET', `${fhir}/Patient/${prior}`)).body;
     expect([stored.active, stored.link]).toEqual([false, current.link]);
+  });
+
+  it('keeps a patient an HL7 merge retired retired, so that its old MRN still names one patient', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const message = (control: string, event: string, hour: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261207${hour}0000+0000`,
+        ...rest,
+      ].join('\r');
+    const pid = (who: string, family: string) => `PID|1||${mrn(who)}||${family}^Pat||19700101|F`;
+    const codes = async (...messages: string[]) =>
+      (await feed.send(...messages)).map((ack) => msaOf(ack).code);
+    expect(
+      await codes(
+        message('R1', 'A28', '08', pid('A', 'Alpha')),
+        message('R2', 'A28', '09', pid('B', 'Alpha')),
+        message('R3', 'A40', '10', pid('B', 'Alpha'), `MRG|${mrn('A')}`),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const [survivor] = await feed.search(
+      `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|B-${tag}`)}`,
+    );
+    const prior = (survivor!['link'] as { other: { reference: string } }[])[0]!.other.reference;
+    const retired = (await http('GET', `${fhir}/${prior}`)).body;
+    const revived = await http('PUT', `${fhir}/${prior}`, {
+      body: {
+        ...retired,
+        active: true,
+        link: undefined,
+        identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.41', value: `A-${tag}` }],
+      },
+    });
+    expect(refusal(revived)[0]).toBe(422);
+    // The registration system's next update by the old MRN reaches the survivor.
+    expect(await codes(message('R4', 'A08', '11', pid('A', 'Renamed'), 'PV1|1|O'))).toEqual(['AA']);
+    const stored = (await http('GET', `${fhir}/Patient/${String(survivor!['id'])}`)).body;
+    expect(stored.name[0].family).toBe('Alpha');
   });
 
   it('does not name a survivor the caller may not read', async () => {
