@@ -15,6 +15,7 @@ import type {
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
 import { dateValueIssues } from './date-values.js';
+import { embeddedResourceIssue } from './embedded-resources.js';
 import { jsonRuleBreak } from './json-rules.js';
 import { localReferenceIssues } from './local-references.js';
 import type { FhirResource } from './fhir-types.js';
@@ -154,6 +155,10 @@ export class FhirDefinitions {
         `${resource.resourceType} carries the SUBSETTED tag: it is part of a resource (a _summary or _elements answer) and cannot be stored: write the whole resource, without the tag`,
         [`${resource.resourceType}.meta.tag`],
       );
+    }
+    const embedded = embeddedResourceIssue(resource, (type) => this.known.has(type));
+    if (embedded) {
+      throw new AppError(400, [embedded]);
     }
     const bound: Record<string, BoundValue[]> = {};
     let warnings: OperationOutcomeIssue[];

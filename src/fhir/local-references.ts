@@ -8,8 +8,9 @@ import type { FhirResource } from './fhir-types.js';
  * - a contained resource has an id, unique among them (references.html#contained);
  * - a local reference (`#o1`) names one of them (ref-1), and each is referred to from the
  *   resource, or refers to it (`#`) itself (dom-3);
- * - a reference's `type`, when given with a relative reference, is the type it names (R4's
- *   Reference.type: the reference SHALL resolve to a resource of that type).
+ * - a reference's `type`, when given with a relative or a local reference, is the type it
+ *   names (R4's Reference.type: the reference SHALL resolve to a resource of that type; for a
+ *   local one, until 2026-12-07, any type was stored).
  * A Bundle and a Parameters hold whole resources, whose references are theirs: they are left
  * to what reads them.
  */
@@ -38,6 +39,12 @@ export function localReferenceIssues(resource: FhirResource): Issue[] {
       ids.set(id, i);
     }
   });
+  // A local reference's type is that of the contained resource it names (`#m1`, a Medication).
+  const containedType = (value: string): string | undefined => {
+    const at = value.startsWith('#') ? ids.get(value.slice(1)) : undefined;
+    const type = at === undefined ? undefined : contained[at]?.['resourceType'];
+    return typeof type === 'string' ? type : undefined;
+  };
   const named = new Set<string>();
   const refersToContainer = new Set<number>();
   walk(
@@ -52,7 +59,7 @@ export function localReferenceIssues(resource: FhirResource): Issue[] {
           issue(`The local reference ${printable(value)} names no contained resource`, where()),
         );
       }
-      const literal = RELATIVE.exec(value)?.[1];
+      const literal = RELATIVE.exec(value)?.[1] ?? containedType(value);
       if (literal && stated !== undefined && stated !== literal) {
         issues.push(
           issue(
