@@ -77,6 +77,34 @@ describe('applyPatch (JSON Patch)', () => {
     );
   });
 
+  it('refuses, with 422 naming the operation, one that leaves the document no resource', async () => {
+    // A path of "" is the whole document (RFC 6902): null, a removal or a missing value in its
+    // place left no object, and the service read its resourceType (a 500 until 2026-12-07).
+    for (const failing of [
+      { op: 'replace', path: '', value: null },
+      { op: 'add', path: '', value: null },
+      { op: 'remove', path: '' },
+      { op: 'copy', from: '/nothing', path: '' },
+      { op: 'move', from: '/extension', path: '' },
+      { op: 'replace', path: '', value: 'Patient' },
+    ] as Operation[]) {
+      const refused = await applyPatch(
+        patient,
+        [{ op: 'add', path: '/active', value: true }, failing],
+        1_048_576,
+      ).catch((error: unknown) => error);
+      expect({ failing, refused }).toMatchObject({
+        failing,
+        refused: { status: 422, issues: [{ code: 'processing' }] },
+      });
+      expect((refused as AppError).message).toMatch(/^JSON Patch operation 1 /);
+    }
+    const whole = { ...patient, gender: 'male' };
+    await expect(
+      applyPatch(patient, [{ op: 'replace', path: '', value: whole }], 1_048_576),
+    ).resolves.toEqual(whole);
+  });
+
   it('refuses copies that together outgrow the body limit, before making them', async () => {
     // Each copy of /extension into itself doubles it: 40 of them, a 1 KB request, took
     // 150 s here before the bound (20 held the service 7 s through the API).

@@ -90,6 +90,15 @@ export async function applyPatch(
         true,
         index,
       ).newDocument;
+      // A path of "" is the whole document (RFC 6902): what takes its place must be a resource
+      // still (null, a removal or a copy of nothing was a 500 until 2026-12-07).
+      if (typeof patched !== 'object' || patched === null || Array.isArray(patched)) {
+        throw AppError.of(
+          422,
+          'processing',
+          `JSON Patch operation ${index} leaves no resource: the document it puts in place of the whole one is not a JSON object`,
+        );
+      }
     });
     return patched;
   } catch (error) {
