@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/**
+ * A list as long as a body under BODY_LIMIT may carry. The index extractor passed a list's
+ * values on as call arguments, and past some 120,000 of them that overflowed the stack: the
+ * write was a 500 (until 2026-12-07).
+ */
+describe('FHIR: resources with very long lists', () => {
+  let testApp: TestApp;
+  let http: HttpFn;
+  let fhir: string;
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    fhir = `${testApp.url}/fhir`;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it('stores and finds a Patient with 180,000 given names', async () => {
+    const family = `Long${randomUUID().replace(/-/g, '')}`;
+    const given = Array.from({ length: 180_000 }, () => 'a');
+    const created = await http('POST', `${fhir}/Patient`, {
+      body: { resourceType: 'Patient', name: [{ family, given }] },
+    });
+    expect(created.status).toBe(201);
+    const read = await http('GET', `${fhir}/Patient/${created.body.id}`);
+    expect(read.body.name[0].given).toHaveLength(given.length);
+    const found = await http('GET', `${fhir}/Patient?family:exact=${family}`);
+    expect(found.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+      created.body.id,
+    ]);
+  });
+});
