@@ -37,4 +37,25 @@ describe('FHIR: resources with very long lists', () => {
       created.body.id,
     ]);
   });
+
+  it('stores and finds by date an Observation whose Timing has 140,000 events', async () => {
+    const code = `long-${randomUUID()}`;
+    const event = Array.from({ length: 140_000 }, (_, i) => `${2000 + (i % 20)}`);
+    const created = await http('POST', `${fhir}/Observation`, {
+      body: {
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'urn:carevault:test', code }] },
+        effectiveTiming: { event },
+      },
+    });
+    expect(created.status).toBe(201);
+    const found = await http(
+      'GET',
+      `${fhir}/Observation?code=urn:carevault:test|${code}&date=ge2019-06-01`,
+    );
+    expect(found.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toEqual([
+      created.body.id,
+    ]);
+  });
 });

@@ -445,4 +445,13 @@ describe('IndexExtractor dates', () => {
       ]);
     }
   });
+
+  it('indexes a Timing of as many events as a body may carry', () => {
+    // 140,000 events fit in a 1 MB body; passed as call arguments to find the earliest and the
+    // latest, they overflowed the stack, and the write was a 500 (until 2026-12-07).
+    const event = Array.from({ length: 140_000 }, (_, i) => `${2000 + (i % 20)}`);
+    expect(observationDates({ effectiveTiming: { event } })).toEqual([
+      ['2000-01-01T00:00:00.000Z', '2020-01-01T00:00:00.000Z'],
+    ]);
+  });
 });
