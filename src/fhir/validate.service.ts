@@ -86,7 +86,9 @@ export class ValidateService {
         await this.validator.validate(resource as FhirResource);
       } catch (error) {
         if (!(error instanceof AppError) || error.status !== 400) throw error;
-        issues.push(...error.issues);
+        // Not push(...): a resource of 200,000 invalid values has as many issues, too many
+        // call arguments for the stack (a 500 until 2026-12-07).
+        for (const issue of error.issues) issues.push(issue);
       }
     }
     return operationOutcome(

@@ -58,4 +58,20 @@ describe('FHIR: resources with very long lists', () => {
       created.body.id,
     ]);
   });
+
+  it('reports, with $validate, a resource with 200,000 invalid values: the first 100 issues', async () => {
+    const res = await http('POST', `${fhir}/Patient/$validate`, {
+      body: {
+        resourceType: 'Patient',
+        name: [{ given: Array.from({ length: 200_000 }, () => 5) }],
+      },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.issue).toHaveLength(101);
+    expect(res.body.issue[0]).toMatchObject({
+      severity: 'error',
+      expression: ['Patient.name[0].given[0]'],
+    });
+    expect(res.body.issue[100].diagnostics).toBe('199900 more issues are not listed');
+  });
 });
