@@ -138,6 +138,14 @@ export class FhirDefinitions {
         [broken.path],
       );
     }
+    if (broken?.rule === 'id-only') {
+      throw AppError.of(
+        400,
+        'structure',
+        `${broken.path} has an id and nothing else: an element has a value or children (ele-1), or is left out`,
+        [broken.path],
+      );
+    }
     if (broken) {
       throw AppError.of(
         400,

@@ -1,6 +1,9 @@
 import type { FhirResource } from './fhir-types.js';
 import { jsonRuleBreak } from './json-rules.js';
 
+/** An extension, which gives an element children. */
+const X = { url: 'http://example.org/x', valueString: 'x' };
+
 describe('jsonRuleBreak', () => {
   it('names the first empty string or array, with array indexes', () => {
     expect(jsonRuleBreak({ resourceType: 'Patient', gender: '' })).toEqual({
@@ -44,6 +47,41 @@ describe('jsonRuleBreak', () => {
   });
 
   it.each<[Record<string, unknown>, string]>([
+    [{ maritalStatus: { id: 'm' } }, 'Patient.maritalStatus'],
+    [{ name: [{ family: 'F' }, { id: 'n' }] }, 'Patient.name[1]'],
+    [{ _birthDate: { id: 'b' } }, 'Patient._birthDate'],
+    [
+      { name: [{ given: ['Ann', null], _given: [null, { id: 'g' }] }] },
+      'Patient.name[0]._given[1]',
+    ],
+    [
+      {
+        extension: [X, { url: X.url, valuePeriod: { id: 'p' } }],
+      },
+      'Patient.extension[1].valuePeriod',
+    ],
+  ])(
+    'names an element of an id alone, which has no value and no children (ele-1): %j',
+    (elements, path) => {
+      expect(jsonRuleBreak({ resourceType: 'Patient', ...elements })).toEqual({
+        path,
+        rule: 'id-only',
+      });
+    },
+  );
+
+  it("passes an id beside a value: a primitive's, or its children", () => {
+    expect(
+      jsonRuleBreak({
+        resourceType: 'Patient',
+        birthDate: '1970-01-01',
+        _birthDate: { id: 'b' },
+        name: [{ id: 'n', family: 'F', given: ['Ann'], _given: [{ id: 'g' }] }],
+      }),
+    ).toBeUndefined();
+  });
+
+  it.each<[Record<string, unknown>, string]>([
     [{ _gender: 'male' }, 'Patient._gender'],
     [{ birthDate: '1970-01-01', _birthDate: 5 }, 'Patient._birthDate'],
     [{ name: [{ given: ['a'], _given: ['x'] }] }, 'Patient.name[0]._given'],
@@ -75,7 +113,10 @@ describe('jsonRuleBreak', () => {
     expect(
       jsonRuleBreak({
         resourceType: 'Patient',
-        name: [{ given: ['Ann', null], _given: [null, { id: 'g2' }] }, { _given: [{ id: 'g' }] }],
+        name: [
+          { given: ['Ann', null], _given: [{ id: 'g1' }, { extension: [X] }] },
+          { _given: [{ extension: [X] }] },
+        ],
       }),
     ).toBeUndefined();
   });
@@ -99,7 +140,11 @@ describe('jsonRuleBreak', () => {
     }
     // Names that merely start like them are elements like any other.
     expect(
-      jsonRuleBreak({ resourceType: 'Patient', constructorX: 1, _toString: { id: 'a' } }),
+      jsonRuleBreak({
+        resourceType: 'Patient',
+        constructorX: 1,
+        _toString: { id: 'a', extension: [X] },
+      }),
     ).toBeUndefined();
   });
 });

@@ -14,8 +14,11 @@ export interface JsonRuleBreak {
    * validator failed on some (a 500) and stored others (`_name` beside a name).
    * `prototype-key`: a key that every plain object has (`toString`, `constructor`): the
    * validator looks element names up on plain objects, finds those, and passes the element.
+   * `id-only`: an element of an id and nothing else (`"maritalStatus": {"id": "m"}`, or
+   * `_birthDate` so without a birthDate), which has no value and no children (ele-1); the
+   * validator skips ele-1, and such elements were stored until 2026-12-07.
    */
-  rule: 'empty' | 'prototype-key' | 'primitive-extension';
+  rule: 'empty' | 'prototype-key' | 'primitive-extension' | 'id-only';
 }
 
 /**
@@ -39,7 +42,8 @@ interface Found {
   rule: JsonRuleBreak['rule'];
 }
 
-function find(value: unknown): Found | undefined {
+/** `valued`: the value is a primitive's extension (`_x`) beside a value, so an id is enough. */
+function find(value: unknown, valued = false): Found | undefined {
   if (value === '') {
     return { steps: [], rule: 'empty' };
   }
@@ -65,13 +69,35 @@ function find(value: unknown): Found | undefined {
       if (key.startsWith('_') && !isPrimitiveExtension(object[key], primitive)) {
         return { steps: [key], rule: 'primitive-extension' };
       }
-      const found = find(object[key]);
+      const found = key.startsWith('_')
+        ? findInExtension(object[key], primitive)
+        : find(object[key]);
       if (found) {
         found.steps.unshift(key);
         return found;
       }
     }
     if (empty) return { steps: [], rule: 'empty' };
+    if (!valued && 'id' in object && Object.keys(object).length === 1) {
+      return { steps: [], rule: 'id-only' };
+    }
+  }
+  return undefined;
+}
+
+/** `find` on a primitive's extension (of the right shape), knowing which values are there. */
+function findInExtension(extension: unknown, primitive: unknown): Found | undefined {
+  if (!Array.isArray(extension)) {
+    return find(extension, primitive !== undefined && primitive !== null);
+  }
+  for (let i = 0; i < extension.length; i++) {
+    if (extension[i] === null) continue;
+    const value: unknown = Array.isArray(primitive) ? primitive[i] : undefined;
+    const found = find(extension[i], value !== undefined && value !== null);
+    if (found) {
+      found.steps.unshift(i);
+      return found;
+    }
   }
   return undefined;
 }

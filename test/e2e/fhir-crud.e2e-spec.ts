@@ -454,6 +454,9 @@ describe('FHIR REST: CRUD, versions and history', () => {
       ],
       [{ resourceType: 'Patient', text: {} }, 'Patient.text'],
       [{ resourceType: 'Patient', maritalStatus: {} }, 'Patient.maritalStatus'],
+      // An id alone is no value and no children either (ele-1; stored until 2026-12-07).
+      [{ resourceType: 'Patient', maritalStatus: { id: 'm' } }, 'Patient.maritalStatus'],
+      [{ resourceType: 'Patient', _birthDate: { id: 'b' } }, 'Patient._birthDate'],
       [{ resourceType: 'Patient', _gender: 'male' }, 'Patient._gender'],
       [{ resourceType: 'Patient', name: [{ family: 'F' }], _name: [{ id: 'n' }] }, 'Patient._name'],
       [
