@@ -1,4 +1,5 @@
 import { AppError } from '../common/errors/app-error.js';
+import { appendValue } from '../common/http/query-record.js';
 
 export type OperationQuery = Record<string, string | string[] | undefined>;
 
@@ -24,7 +25,11 @@ export function operationInput(
   codings: readonly string[] = [],
 ): { query: OperationQuery; codings: Map<string, CodingInput[]> } {
   // No prototype: a parameter named `__proto__` or `toString` is a name like another.
-  const merged: OperationQuery = Object.assign(Object.create(null) as OperationQuery, query);
+  // Lists copied: a body's values are added to them, and the caller's query stays as it was.
+  const merged = Object.create(null) as OperationQuery;
+  for (const [name, value] of Object.entries(query)) {
+    merged[name] = Array.isArray(value) ? [...value] : value;
+  }
   const found = new Map<string, CodingInput[]>();
   if (body === undefined || body === null || body === '') return { query: merged, codings: found };
   const resource = body as { resourceType?: unknown; parameter?: unknown };
@@ -50,15 +55,15 @@ export function operationInput(
     const [key, value] = values[0]!;
     if (codings.includes(name) && (key === 'valueCoding' || key === 'valueCodeableConcept')) {
       const list = key === 'valueCoding' ? [value] : codingsOf(value, where);
-      found.set(name, [...(found.get(name) ?? []), ...list.map((one) => codingOf(one, where))]);
+      const codings = found.get(name) ?? [];
+      for (const one of list) codings.push(codingOf(one, where));
+      found.set(name, codings);
       continue;
     }
     if (!['string', 'number', 'boolean'].includes(typeof value)) {
       throw AppError.invalid(`Parameter ${name} is not taken as a ${key.slice(5)}`, where);
     }
-    const text = String(value);
-    const before = merged[name];
-    merged[name] = before === undefined ? text : [...[before].flat(), text];
+    appendValue(merged, name, String(value));
   }
   return { query: merged, codings: found };
 }

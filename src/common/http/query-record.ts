@@ -12,11 +12,24 @@ export type QueryRecord = Record<string, string | string[]>;
 export function queryRecord(text: string): QueryRecord {
   assertWellEncoded(text);
   const record = Object.create(null) as QueryRecord;
-  for (const [name, value] of new URLSearchParams(text)) {
-    const previous = record[name];
-    record[name] = previous === undefined ? value : [...[previous].flat(), value];
-  }
+  for (const [name, value] of new URLSearchParams(text)) appendValue(record, name, value);
   return record;
+}
+
+/**
+ * Adds a value under its name: text the first time, then a list that grows in place. Until
+ * 2026-12-07 each repeat copied the list before it, and a form of 150,000 repeats (0.9 MB, under
+ * the body limit) held the event loop for minutes, every request and /health behind it.
+ */
+export function appendValue(
+  record: Record<string, string | string[] | undefined>,
+  name: string,
+  value: string,
+): void {
+  const previous = record[name];
+  if (previous === undefined) record[name] = value;
+  else if (Array.isArray(previous)) previous.push(value);
+  else record[name] = [previous, value];
 }
 
 /**
