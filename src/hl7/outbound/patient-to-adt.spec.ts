@@ -371,6 +371,57 @@ describe('Patient to ADT', () => {
     expect(patientFromPid(pidOf([old])).elements['telecom']).toBeNull();
   });
 
+  it('sends the period of a name and an address, an ended one after those in use', () => {
+    // HEADER.now is 2026-01-02: the first of each ended in 2020.
+    const patient = {
+      ...PATIENT,
+      name: [
+        { use: 'official', family: 'Old', period: { end: '2020-01-01' } },
+        { use: 'official', family: 'New', period: { start: '2020-01-02T10:00:00Z' } },
+      ],
+      address: [
+        { use: 'home', city: 'Was', period: { start: '2010-05', end: '2020-01-01' } },
+        { use: 'home', city: 'Is', period: { end: '2027-01-01' } },
+      ],
+    };
+    const pid = adtOfPatient(patient, 'A08', HEADER).split('\r')[2]!.split('|');
+    // XPN-12/13 and XAD-13/14 are effective and expiration dates (v2.5.1): a receiver that
+    // reads only the first repetition, the legal name and the current address, gets those.
+    expect(pid[5]!.split('~')).toEqual([
+      'New^^^^^^L^^^^^20200102100000+0000',
+      'Old^^^^^^L^^^^^^20200101',
+    ]);
+    expect(pid[11]!.split('~')).toEqual([
+      '^^Is^^^^H^^^^^^^20270101',
+      '^^Was^^^^H^^^^^^201005^20200101',
+    ]);
+  });
+
+  it('leaves out a ContactPoint whose period has ended, as one no longer in use', () => {
+    const ended = {
+      system: 'phone',
+      value: '555-0666',
+      use: 'home',
+      period: { end: '2025-12-31' },
+    };
+    const until = {
+      system: 'phone',
+      value: '555-0100',
+      use: 'home',
+      period: { end: '2026-06-30' },
+    };
+    const pidOf = (telecom: object[]) =>
+      adtOfPatient({ ...PATIENT, telecom }, 'A08', HEADER)
+        .split('\r')[2]!
+        .split('|');
+    expect(pidOf([ended, until])[13]).toBe('555-0100^PRN^PH^^^^^^^^^555-0100');
+    // The ended number was the only one: "" drops what the receiver holds as current.
+    expect(pidOf([ended])[13]).toBe('""');
+    // A date ends with its day, wherever the patient is: on its last day it is still in use.
+    const today = { ...ended, period: { end: '2026-01-02' } };
+    expect(pidOf([today])[13]).toBe('555-0666^PRN^PH^^^^^^^^^555-0666');
+  });
+
   it('sends a value that is two double quotes as text, not as the null that deletes a field', () => {
     const patient = { ...PATIENT, name: [{ family: 'Doe', given: ['Ann', '""'] }] };
     const text = adtOfPatient(patient, 'A08', HEADER);

@@ -10,6 +10,7 @@ import {
   type Identifier,
 } from '../mapping/datatypes.js';
 import { CDCREC, US_CORE_ETHNICITY, US_CORE_RACE } from '../mapping/patient.js';
+import { ended, inUseFirst, type Period } from './fhir-period.js';
 
 /**
  * The outbound events: a registration (new patient), an update of patient information, and the
@@ -103,6 +104,7 @@ const NAME_USE: Record<string, string> = {
 };
 
 interface HumanName {
+  period?: Period;
   use?: string;
   family?: string;
   given?: string[];
@@ -121,6 +123,14 @@ function xpnOf(name: HumanName): string {
       text(name.prefix?.join(' ')),
       '',
       NAME_USE[name.use ?? ''],
+      // XPN-10, the validity range, is kept for backward compatibility only since v2.5: its
+      // successors are XPN-12 and XPN-13, effective and expiration date.
+      '',
+      '',
+      '',
+      '',
+      dtmOf(name.period?.start),
+      dtmOf(name.period?.end),
     ],
     D.component,
   );
@@ -129,6 +139,7 @@ function xpnOf(name: HumanName): string {
 const ADDRESS_USE: Record<string, string> = { home: 'H', work: 'B', temp: 'C', old: 'BA' };
 
 interface Address {
+  period?: Period;
   use?: string;
   type?: string;
   line?: string[];
@@ -149,12 +160,22 @@ function xadOf(address: Address): string {
       text(address.postalCode),
       text(address.country),
       address.type === 'postal' ? 'M' : ADDRESS_USE[address.use ?? ''],
+      // XAD-12, the validity range, is kept for backward compatibility only since v2.5: its
+      // successors are XAD-13 and XAD-14, effective and expiration date.
+      '',
+      '',
+      '',
+      '',
+      '',
+      dtmOf(address.period?.start),
+      dtmOf(address.period?.end),
     ],
     D.component,
   );
 }
 
 interface ContactPoint {
+  period?: Period;
   system?: string;
   value?: string;
   use?: string;
@@ -231,13 +252,13 @@ function repeat(values: (string | undefined)[]): string {
 }
 
 /** The Patient elements each PID field pidOf fills is made from (PID-3 aside: it identifies). */
-const SOURCES: Record<number, (patient: Record<string, unknown>) => unknown[]> = {
+const SOURCES: Record<number, (patient: Record<string, unknown>, now: Date) => unknown[]> = {
   5: (patient) => [patient['name']],
   7: (patient) => [patient['birthDate']],
   8: (patient) => [patient['gender']],
   11: (patient) => [patient['address']],
-  13: (patient) => [telecomOf(patient).filter((point) => point.use !== 'work')],
-  14: (patient) => [telecomOf(patient).filter((point) => point.use === 'work')],
+  13: (patient, now) => [telecomOf(patient, now).filter((point) => point.use !== 'work')],
+  14: (patient, now) => [telecomOf(patient, now).filter((point) => point.use === 'work')],
   15: (patient) => [patient['communication']],
   16: (patient) => [patient['maritalStatus']],
   10: (patient) => [originOf(patient, US_CORE_RACE)],
@@ -276,14 +297,14 @@ function originOf(patient: Record<string, unknown>, url: string): string | undef
 }
 
 /**
- * The ContactPoints in use. One that is `old` (no longer in use) has no place in v2.5.1's XTN,
- * which has no end date and no such use code: until 2026-12-07 it went as a current number
- * (PRN), and the receiver called a number the patient had given up. Left out, an update clears
- * it there when the Patient has no other.
+ * The ContactPoints in use. One that is `old` (no longer in use) or whose period has ended has
+ * no place in v2.5.1's XTN, which has no end date and no such use code: until 2026-12-07 it
+ * went as a current number (PRN), and the receiver called a number the patient had given up.
+ * Left out, an update clears it there when the Patient has no other.
  */
-function telecomOf(patient: Record<string, unknown>): ContactPoint[] {
+function telecomOf(patient: Record<string, unknown>, now: Date): ContactPoint[] {
   const telecom = (patient['telecom'] as ContactPoint[] | undefined) ?? [];
-  return telecom.filter((point) => point.use !== 'old');
+  return telecom.filter((point) => point.use !== 'old' && !ended(point, now));
 }
 
 function absent(value: unknown): boolean {
@@ -298,11 +319,11 @@ function absent(value: unknown): boolean {
  * ContactPoint without a value) leaves its field empty, as `""` would delete what the
  * receiver holds while the Patient still has it.
  */
-export function pidOf(patient: Record<string, unknown>, clears = false): string {
+export function pidOf(patient: Record<string, unknown>, now: Date, clears = false): string {
   const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
   const names = (patient['name'] as HumanName[] | undefined) ?? [];
   const addresses = (patient['address'] as Address[] | undefined) ?? [];
-  const telecom = telecomOf(patient);
+  const telecom = telecomOf(patient, now);
   const deceased = patient['deceasedDateTime'] ?? patient['deceasedBoolean'];
   const fields: Part[] = [];
   fields[1] = '1';
@@ -315,10 +336,10 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
       : undefined;
   const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
   fields[3] = repeat([...new Set(cxs)]);
-  fields[5] = repeat(names.map(xpnOf));
+  fields[5] = repeat(inUseFirst(names, now).map(xpnOf));
   fields[7] = birthOf(patient);
   fields[8] = GENDER[String(patient['gender'])];
-  fields[11] = repeat(addresses.map(xadOf));
+  fields[11] = repeat(inUseFirst(addresses, now).map(xadOf));
   fields[13] = repeat(telecom.filter((point) => point.use !== 'work').map(xtnOf));
   fields[14] = repeat(telecom.filter((point) => point.use === 'work').map(xtnOf));
   const languages = (patient['communication'] as Communication[] | undefined) ?? [];
@@ -335,7 +356,7 @@ export function pidOf(patient: Record<string, unknown>, clears = false): string 
   fields[30] = deceased === undefined ? undefined : deceased === false ? 'N' : 'Y';
   if (clears) {
     for (const [field, source] of Object.entries(SOURCES)) {
-      if (source(patient).every(absent)) fields[Number(field)] = '""';
+      if (source(patient, now).every(absent)) fields[Number(field)] = '""';
     }
   }
   return join(['PID', ...fields.slice(1)], D.field);
@@ -405,6 +426,12 @@ export function adtOfPatient(
   );
   const evn = join(['EVN', event, hl7Timestamp(header.now)], D.field);
   const pd1 = pd1Of(patient, event);
-  const segments = [msh, evn, pidOf(patient, event === 'A08'), ...(pd1 ? [pd1] : []), 'PV1|1|N'];
+  const segments = [
+    msh,
+    evn,
+    pidOf(patient, header.now, event === 'A08'),
+    ...(pd1 ? [pd1] : []),
+    'PV1|1|N',
+  ];
   return segments.join('\r') + '\r';
 }
