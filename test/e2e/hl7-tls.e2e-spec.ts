@@ -10,7 +10,7 @@ import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { MllpSendError, MllpSender } from '../../src/hl7/mllp/mllp-sender.js';
 import { withEnv } from '../support/env.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
-import { selfSignedCertificate } from '../support/certificates.js';
+import { issuedCertificate, selfSignedCertificate } from '../support/certificates.js';
 import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -107,6 +107,33 @@ describe('HL7 MLLP over TLS with client certificates', () => {
       send({ cert: readFileSync(sender.cert), key: readFileSync(sender.key) }),
     ).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' });
   });
+
+  it.each([
+    ['expired', 'issued by the trusted issuer'],
+    ['untrusted', 'self-signed'],
+  ])(
+    'the outbound sender cannot tell a client certificate refused as %s (%s) from a lost message',
+    async (kind) => {
+      const identity =
+        kind === 'expired' ? issuedCertificate(dir, 'expired', sender, 'lab-feed-2', -1) : stranger;
+      const error: unknown = await new MllpSender({
+        host: '127.0.0.1',
+        port,
+        ackTimeoutMs: 5000,
+        tls: tlsAs(identity),
+      })
+        .send(MESSAGE, 'TLS-1')
+        .catch((refused: unknown) => refused);
+      // Node's TLS (this listener's, any Node-based receiver's) checks the certificate after
+      // the TLS 1.3 handshake and closes without an alert: to the sender, the message was
+      // written and the connection closed unanswered, as a receiver that died on it would do,
+      // so the attempt counts toward setting the message aside as dead. Only a missing
+      // certificate is refused with an alert (above), and retried for as long as it takes.
+      expect(error).toBeInstanceOf(MllpSendError);
+      expect(error).toMatchObject({ written: true });
+      expect((error as MllpSendError).code).not.toMatch(/ALERT/);
+    },
+  );
 
   // Until 2026-12-06 TLS 1.2 took Node's default suites, static RSA (no forward secrecy)
   // among them, inbound and outbound: NIST SP 800-52r2 keeps ECDHE with AES-GCM.

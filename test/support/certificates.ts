@@ -26,3 +26,37 @@ export function selfSignedCertificate(
   );
   return { cert, key };
 }
+
+/**
+ * A P-256 certificate for `cn` issued by `issuer` (a self-signed one above, which openssl makes
+ * a CA), valid for `days`: `-1` gives one that expired a day before it was made (OpenSSL 3.0
+ * has no -not_after). `cn` must not be the issuer's, or the certificate reads as self-signed.
+ */
+export function issuedCertificate(
+  dir: string,
+  name: string,
+  issuer: { cert: string; key: string },
+  cn: string,
+  days: number,
+): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  const request = join(dir, `${name}.csr`);
+  execFileSync(
+    'openssl',
+    [
+      ...['req', '-new', '-nodes', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'],
+      ...['-keyout', key, '-out', request, '-subj', `/CN=${cn}`],
+    ],
+    { stdio: 'ignore' },
+  );
+  execFileSync(
+    'openssl',
+    [
+      ...['x509', '-req', '-in', request, '-CA', issuer.cert, '-CAkey', issuer.key],
+      ...['-out', cert, '-days', String(days)],
+    ],
+    { stdio: 'ignore' },
+  );
+  return { cert, key };
+}

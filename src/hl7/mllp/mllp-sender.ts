@@ -159,8 +159,10 @@ export class MllpSender {
  * A TLS alert from the peer (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`): its TLS refused the
  * connection. In TLS 1.3 a client certificate is checked after the client's handshake is done,
  * so the message is written first; until 2026-12-07 that counted as a failed delivery, and a
- * client certificate expired or not yet trusted set each message of the queue aside as dead in
- * turn, where a destination that cannot be reached is tried for as long as it takes.
+ * missing one set each message of the queue aside as dead in turn, where a destination that
+ * cannot be reached is tried for as long as it takes. A receiver that refuses an expired or
+ * untrusted one by closing without an alert (Node's TLS does) still looks like one that
+ * dropped the message: nothing here can tell the two apart.
  */
 const TLS_ALERT = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_/;
 
