@@ -443,6 +443,7 @@ export class AppConfig {
   get hl7Outbound(): {
     destinations: Hl7Destination[];
     facility: string;
+    processingId: string;
     tls: { caFile?: string; certFile?: string; keyFile?: string; ciphers?: string };
     ackTimeoutMs: number;
     maxAttempts: number;
@@ -458,6 +459,7 @@ export class AppConfig {
       // validateEnv has refused a list this cannot read.
       destinations: hl7Destinations(get('HL7_OUTBOUND')) as Hl7Destination[],
       facility: get('HL7_OUTBOUND_FACILITY'),
+      processingId: get('HL7_OUTBOUND_PROCESSING_ID'),
       tls: {
         ...(caFile ? { caFile } : {}),
         ...(certFile && keyFile ? { certFile, keyFile } : {}),

@@ -193,6 +193,16 @@ describe('validateEnv', () => {
     }
   });
 
+  it('takes an outbound processing id, P unless set, and names a wrong one', () => {
+    expect(validateEnv({}).HL7_OUTBOUND_PROCESSING_ID).toBe('P');
+    expect(validateEnv({ HL7_OUTBOUND_PROCESSING_ID: 'T' }).HL7_OUTBOUND_PROCESSING_ID).toBe('T');
+    for (const wrong of ['X', 'p', 'P,T', 'PT']) {
+      expect(() => validateEnv({ HL7_OUTBOUND_PROCESSING_ID: wrong })).toThrow(
+        'HL7_OUTBOUND_PROCESSING_ID must be P (production), T (training) or D (debugging)',
+      );
+    }
+  });
+
   it('takes HL7_MLLP_PORT=-1 as documented: the listener off', () => {
     expect(validateEnv({ HL7_MLLP_PORT: '-1' }).HL7_MLLP_PORT).toBe(-1);
     expect(() => validateEnv({ HL7_MLLP_PORT: '-2' })).toThrow('between -1 and 65535');

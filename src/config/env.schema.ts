@@ -639,6 +639,16 @@ export class EnvironmentVariables {
   @MinLength(1, { message: 'HL7_OUTBOUND_FACILITY must not be empty' })
   HL7_OUTBOUND_FACILITY = 'CAREVAULT';
 
+  /**
+   * MSH-11 of outbound messages: P (production), T (training) or D (debugging). A staging or
+   * training instance says T or D, so that a receiver filtering on it keeps its test patients
+   * out of production charts (until 2026-12-07 every instance said P).
+   */
+  @Matches(/^[PTD]$/, {
+    message: 'HL7_OUTBOUND_PROCESSING_ID must be P (production), T (training) or D (debugging)',
+  })
+  HL7_OUTBOUND_PROCESSING_ID = 'P';
+
   /** How long a sent message waits for its ACK before the attempt counts as failed. */
   @Transform(toInteger)
   @IsInt({

@@ -42,6 +42,7 @@ function outboxWith(rows: NewOutboxMessage[], stored?: Partial<Hl7OutboxEntity>)
         },
       ],
       facility: 'CAREVAULT',
+      processingId: 'T',
     },
   } as AppConfig;
   const outbox = new Hl7Outbox(config, writes, repository as unknown as Hl7OutboxRepository);
@@ -50,6 +51,14 @@ function outboxWith(rows: NewOutboxMessage[], stored?: Partial<Hl7OutboxEntity>)
 }
 
 describe('Hl7Outbox', () => {
+  it('sends the configured processing id in MSH-11, so that a training instance is not taken for production', async () => {
+    const rows: NewOutboxMessage[] = [];
+    const { writes } = outboxWith(rows);
+    const resource = { resourceType: 'Patient', id: 'p1', meta: { versionId: '1' } };
+    await writes.written({ user: USER, resource, created: true });
+    expect(rows[0]!.message.split('\r')[0]!.split('|')[10]).toBe('T');
+  });
+
   it('queues an ADT^A04 for a created Patient, in the write', async () => {
     const rows: NewOutboxMessage[] = [];
     const { writes } = outboxWith(rows);

@@ -95,7 +95,7 @@ export class Hl7Outbox implements OnModuleInit {
     event: AdtEvent,
     versionId: number,
   ): Promise<void> {
-    const { destinations, facility } = this.settings;
+    const { destinations, facility, processingId } = this.settings;
     const now = new Date();
     await this.outbox.add(
       destinations.map((destination) => {
@@ -110,6 +110,7 @@ export class Hl7Outbox implements OnModuleInit {
         };
         const header = {
           facility,
+          processingId,
           receivingApplication: destination.receivingApplication,
           receivingFacility: destination.receivingFacility,
           controlId,

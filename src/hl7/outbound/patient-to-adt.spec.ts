@@ -73,6 +73,7 @@ const OWN_ID = {
 
 const HEADER = {
   facility: 'GOOD|HOSP',
+  processingId: 'P',
   receivingApplication: '',
   receivingFacility: '',
   controlId: 'CV123',

@@ -390,6 +390,8 @@ export function adtOfPatient(
   event: AdtEvent,
   header: {
     facility: string;
+    /** MSH-11: P, T or D (HL7_OUTBOUND_PROCESSING_ID). */
+    processingId: string;
     receivingApplication: string;
     receivingFacility: string;
     controlId: string;
@@ -411,7 +413,7 @@ export function adtOfPatient(
       '',
       join(['ADT', event, STRUCTURE[event]], D.component),
       header.controlId,
-      'P',
+      header.processingId,
       '2.5.1',
       // MSH-15 and MSH-16 empty: original-mode acknowledgement, one ACK after the receiver
       // has committed the message.
