@@ -328,6 +328,26 @@ describe('Patient to ADT', () => {
     );
   });
 
+  it("names the resource id under MSH-4's universal id when the facility has one", () => {
+    const header = { ...HEADER, facility: 'GOOD HOSP^2.16.840.1.113883.19.99^ISO' };
+    const text = adtOfPatient({ resourceType: 'Patient', id: 'p9' }, 'A04', header);
+    // Two CareVaults feeding one receiver would otherwise both say CAREVAULT, and one's p9 be
+    // taken for the other's.
+    expect(/\rPID\|1\|\|([^|\r]*)/.exec(text)?.[1]).toBe(
+      'p9^^^GOOD HOSP&2.16.840.1.113883.19.99&ISO^PI',
+    );
+    const { text: decoded, header: read } = decodeMessage(Buffer.from(text, 'utf8'));
+    const pid = new V2Message(decoded, read.delimiters).first('PID')!;
+    expect(patientFromPid(pid).identifiers).toEqual([
+      {
+        system: 'urn:oid:2.16.840.1.113883.19.99',
+        value: 'p9',
+        type: OWN_ID.type,
+        assigner: { display: 'GOOD HOSP' },
+      },
+    ]);
+  });
+
   it('sends a web address as a network address, and an sms number as a cell phone', () => {
     const telecom = [
       { system: 'url', value: 'https://zoe.example.org', use: 'home' },

@@ -244,8 +244,20 @@ function dtmOf(value: unknown): string | undefined {
   return `${date}${hour}${minute}${second}${fraction.slice(0, 5)}${offset}`;
 }
 
-/** CX-4 of CareVault's own ids: the sending application's name (MSH-3). */
+/** CX-4 of CareVault's own ids: the sending application's name (MSH-3), unless ownAuthority. */
 const OWN_AUTHORITY = 'CAREVAULT';
+
+/**
+ * CX-4 of the resource id: MSH-4's HD (HL7_OUTBOUND_FACILITY) as subcomponents when it has a
+ * universal id, which tells one CareVault's ids from another's at a receiver both feed; until
+ * 2026-12-07 always CAREVAULT. A name alone is not unique, and stays CAREVAULT.
+ */
+function ownAuthority(facility: string): string {
+  const [namespace, universalId, type] = facility.split('^');
+  return universalId && type
+    ? join([text(namespace), text(universalId), text(type)], D.subcomponent)
+    : OWN_AUTHORITY;
+}
 
 function repeat(values: (string | undefined)[]): string {
   return values.filter((value): value is string => !!value).join(D.repetition);
@@ -319,7 +331,12 @@ function absent(value: unknown): boolean {
  * ContactPoint without a value) leaves its field empty, as `""` would delete what the
  * receiver holds while the Patient still has it.
  */
-export function pidOf(patient: Record<string, unknown>, now: Date, clears = false): string {
+export function pidOf(
+  patient: Record<string, unknown>,
+  now: Date,
+  clears = false,
+  authority = OWN_AUTHORITY,
+): string {
   const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
   const names = (patient['name'] as HumanName[] | undefined) ?? [];
   const addresses = (patient['address'] as Address[] | undefined) ?? [];
@@ -332,7 +349,7 @@ export function pidOf(patient: Record<string, unknown>, now: Date, clears = fals
   // And the resource id, type PI: PID-3 is required, and a Patient may have no identifier.
   const own =
     typeof patient['id'] === 'string'
-      ? join([text(patient['id']), '', '', OWN_AUTHORITY, 'PI'], D.component)
+      ? join([text(patient['id']), '', '', authority, 'PI'], D.component)
       : undefined;
   const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
   fields[3] = repeat([...new Set(cxs)]);
@@ -431,7 +448,7 @@ export function adtOfPatient(
   const segments = [
     msh,
     evn,
-    pidOf(patient, header.now, event === 'A08'),
+    pidOf(patient, header.now, event === 'A08', ownAuthority(header.facility)),
     ...(pd1 ? [pd1] : []),
     'PV1|1|N',
   ];
