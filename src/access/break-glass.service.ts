@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { AuditContext } from '../audit/audit-context.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { mayUseAppPermission } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { isValidId } from '../fhir/fhir-types.js';
@@ -73,7 +74,9 @@ export class BreakGlassService {
     user: AuthenticatedUser,
     patientIds: string[],
   ): Promise<BreakGlassGrantEntity[] | null> {
-    if (patientIds.length === 0) return null;
+    // Break-glass is a person's act, with a reason, for what they read themselves: a token that
+    // may not open a grant (a SMART app's, an exchanged one) reads nothing under its person's.
+    if (patientIds.length === 0 || !mayUseAppPermission(user, 'break-glass')) return null;
     const byPatient = new Map<string, BreakGlassGrantEntity>();
     // Only a grant of the token's session epoch: one opened before a disable, a new password or
     // an MFA reset (a stolen device, a departed user) would outlive the sessions it came from.

@@ -11,7 +11,7 @@ import {
   STEP_UP_KEY,
 } from './permission.decorators.js';
 import {
-  hasAppPermission,
+  mayUseAppPermission,
   mayUseFhir,
   type AppPermission,
   type FhirInteraction,
@@ -57,13 +57,7 @@ export class PermissionGuard implements CanActivate {
       // names no type is a programming error: '*' rules must not match it.
       allowed = type !== '' && mayUseFhir(user, type, interaction);
     } else if (permission) {
-      // A scoped token is for FHIR data: it does not administer users or open break-glass.
-      allowed =
-        hasAppPermission(user.roles, permission) &&
-        (user.scopes === undefined ||
-          permission === 'account:self' ||
-          permission === 'fhir:bundle' ||
-          permission === 'fhir:system');
+      allowed = mayUseAppPermission(user, permission);
     } else {
       this.logger.error(
         `Route ${context.getClass().name}.${context.getHandler().name} declares no permission: denied`,

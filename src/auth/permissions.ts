@@ -167,3 +167,23 @@ export function hasAppPermission(roles: readonly Role[], permission: AppPermissi
   const allowed = APP_PERMISSION_ROLES[permission];
   return allowed === 'any' || roles.some((role) => allowed.includes(role));
 }
+
+/** The rights a scoped token keeps besides its FHIR scopes: its own account, Bundles, history. */
+const SCOPED_TOKEN_PERMISSIONS: ReadonlySet<AppPermission> = new Set([
+  'account:self',
+  'fhir:bundle',
+  'fhir:system',
+]);
+
+/**
+ * Whether the token may use a right that is not about FHIR resources. A scoped token (a SMART
+ * app's, a backend client's, one exchanged at /auth/token/scoped) is for FHIR data: it does not
+ * administer users or break the glass, nor use a grant its person opened (see
+ * BreakGlassService.active), whatever its account's roles.
+ */
+export function mayUseAppPermission(user: AuthenticatedUser, permission: AppPermission): boolean {
+  return (
+    hasAppPermission(user.roles, permission) &&
+    (user.scopes === undefined || SCOPED_TOKEN_PERMISSIONS.has(permission))
+  );
+}

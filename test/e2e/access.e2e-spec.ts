@@ -1024,6 +1024,36 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect(expired.body.issue[0].diagnostics).toMatch(/break-glass/);
     });
 
+    it("serves the person's own session only, not an app's token riding on their grant", async () => {
+      const user = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, user);
+      const token = (await loginWithMfa(testApp, user, secret)).access_token;
+      const holder = authorizedHttp(token);
+      const granted = await holder('POST', `${testApp.url}/auth/break-glass`, {
+        body: { patient: restrictedPatient, reason: 'Admitted unconscious, medication history' },
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(granted.status).toBe(201);
+      const record = `${fhir}/Observation/${restrictedObs}`;
+      expect((await holder('GET', record)).status).toBe(200);
+      // A third-party app given the person's token narrowed to user/*.rs may not open
+      // break-glass, so it reads nothing under the grant the person opened for themselves.
+      const app = await scoped(token, 'user/*.rs');
+      for (const path of [record, `${fhir}/Patient/${restrictedPatient}`, `${record}/_history/1`]) {
+        const res = await app('GET', path);
+        expect(res.status).toBe(403);
+        expect(res.body.issue[0].diagnostics).toMatch(/break-glass/);
+      }
+      const uses = await testApp.app
+        .get(DataSource)
+        .query('SELECT count(*)::int AS n FROM break_glass_use WHERE grant_id = $1', [
+          granted.body.id,
+        ]);
+      expect(uses[0].n).toBe(1);
+      // The person's own session still reads under the grant.
+      expect((await holder('GET', record)).status).toBe(200);
+    });
+
     it("ends with the account's sessions: disabled and enabled again, or its MFA reset", async () => {
       const user = await createUser(testApp, ['doctor']);
       const secret = await enableMfa(testApp, user);
