@@ -10,6 +10,10 @@ interface UsernameOptions {
   username?: string;
 }
 
+interface UserChangeOptions extends UsernameOptions {
+  roles?: string[];
+}
+
 function required(options: UsernameOptions): string {
   if (!options.username) {
     throw new Error('--username is required');
@@ -81,15 +85,19 @@ abstract class UserChangeCommand extends UsernameCommand {
     super();
   }
 
-  protected abstract change(username: string): Promise<UserSummary>;
+  protected abstract change(username: string, options: UserChangeOptions): Promise<UserSummary>;
 
-  async run(_params: string[], options: UsernameOptions): Promise<void> {
+  /** What the audit row says of the account after the change, besides its name: no secret. */
+  protected detailOf(_user: UserSummary): string {
+    return '';
+  }
+
+  async run(_params: string[], options: UserChangeOptions): Promise<void> {
     const username = required(options);
-    print(
-      await this.trail.command(this.auditName, { detail: `username=${username}` }, () =>
-        this.change(username),
-      ),
-    );
+    const details = (user: UserSummary) => ({
+      detail: `username=${username}${this.detailOf(user)}`,
+    });
+    print(await this.trail.command(this.auditName, details, () => this.change(username, options)));
   }
 }
 
@@ -133,6 +141,30 @@ export class UserResetMfaCommand extends UserChangeCommand {
   protected readonly auditName = 'user:reset-mfa';
   protected change(username: string): Promise<UserSummary> {
     return this.users.resetMfa(username);
+  }
+}
+
+@Command({
+  name: 'user:set-roles',
+  description: "Replace a user's roles and end their sessions (tokens carry the roles they had)",
+})
+export class UserSetRolesCommand extends UserChangeCommand {
+  protected readonly auditName = 'user:set-roles';
+  protected change(username: string, options: UserChangeOptions): Promise<UserSummary> {
+    return this.users.setRoles(username, options.roles ?? []);
+  }
+
+  protected override detailOf(user: UserSummary): string {
+    return ` roles=${user.roles.join(',')}`;
+  }
+
+  @Option({
+    flags: '--roles <roles>',
+    description: `Comma-separated, each one of ${ROLES.join(', ')}`,
+    required: true,
+  })
+  parseRoles(value: string): string[] {
+    return value.split(',').map((role) => role.trim());
   }
 }
 

@@ -37,9 +37,7 @@ export class UsersService {
     if (!USERNAME.test(name)) {
       throw AppError.invalid('username: 2 to 64 letters, digits, ".", "_", "@" or "-"');
     }
-    if (roles.length === 0 || !roles.every(isRole)) {
-      throw AppError.invalid(`role must be one of ${ROLES.join(', ')}`);
-    }
+    const known = knownRoles(roles);
     assertNewPassword(password, name);
     if (await this.users.findByUsername(name)) {
       throw AppError.of(409, 'duplicate', 'A user with this username exists');
@@ -48,7 +46,7 @@ export class UsersService {
       id: randomUUID(),
       username: name,
       passwordHash: await this.passwords.hash(password),
-      roles: [...new Set(roles)],
+      roles: known,
       active: true,
       failedAttempts: 0,
       lockedUntil: null,
@@ -122,6 +120,20 @@ export class UsersService {
   }
 
   /**
+   * Replaces the account's roles and ends its sessions: an access token carries the roles it was
+   * issued with, so without a new session epoch the old ones (a doctor's, moved to billing) would
+   * read on until the token expires, and a refresh token would mint more. Its break-glass grants
+   * and exports end with the sessions; a backend client of the account given a person's role
+   * gets no more tokens (ClientCredentials).
+   */
+  async setRoles(username: string, roles: string[]): Promise<UserSummary> {
+    const known = knownRoles(roles);
+    const user = await this.require(username);
+    await this.endSessions(user.id, { roles: known });
+    return summary({ ...user, roles: known });
+  }
+
+  /**
    * Links the account to its FHIR identity (SMART `fhirUser`): a Practitioner, PractitionerRole,
    * Patient, RelatedPerson or Person, by relative reference; null removes the link.
    */
@@ -155,6 +167,14 @@ export class UsersService {
     }
     return user;
   }
+}
+
+/** At least one role, each a known one, without repeats. */
+function knownRoles(roles: string[]): Role[] {
+  if (roles.length === 0 || !roles.every(isRole)) {
+    throw AppError.invalid(`role must be one of ${ROLES.join(', ')}`);
+  }
+  return [...new Set(roles)];
 }
 
 function summary(user: {

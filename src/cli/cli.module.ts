@@ -40,6 +40,7 @@ import {
   UserSetPasswordCommand,
   UserEnableCommand,
   UserSetFhirUserCommand,
+  UserSetRolesCommand,
 } from '../auth/users.command.js';
 import { AppConfigModule } from '../config/config.module.js';
 import { CryptoModule } from '../crypto/crypto.module.js';
@@ -90,6 +91,7 @@ export class CliModule {
         UserSetPasswordCommand,
         UserEnableCommand,
         UserSetFhirUserCommand,
+        UserSetRolesCommand,
         UserListCommand,
         ClientCreateCommand,
         ClientSetKeysCommand,

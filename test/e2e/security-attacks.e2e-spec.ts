@@ -738,6 +738,61 @@ describe('attacks a hospital reviewer tries first', () => {
       expect((await withMfa('GET', `${testApp.url}/admin/users`)).status).toBe(200);
       expect((await withMfa('GET', patientUrl)).status).toBe(403);
     });
+    it("changes an account's roles from the admin CLI, ending the sessions that carry the old ones", async () => {
+      const db = testApp.app.get(DataSource);
+      const user = await createUser(testApp, ['doctor']);
+      const session = await login(testApp, user);
+      const observations = `${testApp.url}/fhir/Observation?_id=${randomUUID()}`;
+      expect((await authorizedHttp(session.access_token)('GET', observations)).status).toBe(200);
+      const setRoles = (roles: string) =>
+        runNode(
+          BUILT.cli,
+          ['user:set-roles', '--username', user.username, '--roles', roles],
+          childEnv({
+            DATABASE_URL: process.env['DATABASE_URL']!,
+            PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+            DATA_DIR: process.env['DATA_DIR']!,
+            NODE_ENV: 'test',
+          }),
+        );
+      const account = async () =>
+        (
+          await db.query<{ roles: string[]; session_epoch: number }[]>(
+            'SELECT roles, session_epoch FROM app_user WHERE id = $1',
+            [user.id],
+          )
+        )[0];
+      const audited = () =>
+        db.query<{ outcome: string; detail: string }[]>(
+          `SELECT outcome, detail FROM audit_event
+            WHERE source = 'cli' AND subtype = 'user:set-roles' AND detail LIKE $1
+            ORDER BY chain_seq`,
+          [`username=${user.username} %`],
+        );
+
+      // An unknown role changes nothing.
+      expect((await setRoles('billing,superuser')).code).not.toBe(0);
+      expect(await account()).toEqual({ roles: ['doctor'], session_epoch: 0 });
+
+      const changed = await setRoles('billing,auditor,billing');
+      expect(changed).toMatchObject({ code: 0 });
+      expect(changed.stdout).toBe(`${user.username}\tbilling,auditor\tactive\tmfa=off\n`);
+      // A new session epoch: the tokens issued with the old roles are refused by every instance
+      // (within the status cache's 5 s), and the refresh tokens at once.
+      expect(await account()).toEqual({ roles: ['billing', 'auditor'], session_epoch: 1 });
+      expect((await refresh(session.refresh_token)).status).toBe(401);
+      expect(await audited()).toEqual([
+        { outcome: 'success', detail: `username=${user.username} roles=billing,auditor` },
+      ]);
+      // A new sign-in carries the new roles: billing reads no Observation.
+      const billing = authorizedHttp((await login(testApp, user)).access_token);
+      expect((await billing('GET', observations)).status).toBe(403);
+
+      // Changed by this instance, the old token stops at once.
+      const nurse = await login(testApp, user);
+      await testApp.app.get(UsersService).setRoles(user.username, ['nurse']);
+      expect((await authorizedHttp(nurse.access_token)('GET', observations)).status).toBe(401);
+    });
   });
 
   describe('every route', () => {
