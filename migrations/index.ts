@@ -39,6 +39,7 @@ import { BlindIndexRoot1767236000000 } from './1767236000000-blind-index-root.js
 import { SearchIndexPublicHost1767237000000 } from './1767237000000-search-index-public-host.js';
 import { BreakGlassSessionEpoch1767238000000 } from './1767238000000-break-glass-session-epoch.js';
 import { ExportJobSessionEpoch1767239000000 } from './1767239000000-export-job-session-epoch.js';
+import { AuditEventActorName1767240000000 } from './1767240000000-audit-event-actor-name.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -83,4 +84,5 @@ export const MIGRATIONS = [
   SearchIndexPublicHost1767237000000,
   BreakGlassSessionEpoch1767238000000,
   ExportJobSessionEpoch1767239000000,
+  AuditEventActorName1767240000000,
 ];

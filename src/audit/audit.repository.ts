@@ -131,6 +131,14 @@ export interface AuditQuery {
 }
 
 /** The SQL of the audit trail. Appends run under the chain lock, in the caller's transaction. */
+/**
+ * The rows of a username: `exact` as written, otherwise starting with `p` in any case. Each form
+ * is one that an index on the name answers (see the audit-event-actor-name migration).
+ */
+export function agentNameCondition(exact: boolean, p: string): string {
+  return exact ? `"actor_name" = ${p}` : `starts_with(lower("actor_name"), lower(${p}::text))`;
+}
+
 @Injectable()
 export class AuditRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
@@ -222,11 +230,7 @@ export class AuditRepository {
     if (query.agent !== undefined) add((p) => `"actor_user_id" = ${p}`, query.agent);
     if (query.agentName !== undefined) {
       const { exact, value } = query.agentName;
-      add(
-        (p) =>
-          exact ? `"actor_name" = ${p}` : `starts_with(lower("actor_name"), lower(${p}::text))`,
-        value,
-      );
+      add((p) => agentNameCondition(exact, p), value);
     }
     if (query.actions !== undefined) add((p) => `"action" = ANY(${p}::text[])`, query.actions);
     if (query.subtype !== undefined) add((p) => `"subtype" = ${p}`, query.subtype);

@@ -4,7 +4,7 @@ import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
-import { AuditRepository } from '../../src/audit/audit.repository.js';
+import { AuditRepository, agentNameCondition } from '../../src/audit/audit.repository.js';
 import { AppConfig } from '../../src/config/config.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
@@ -1341,6 +1341,25 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       });
       expect([path, stale.status]).toEqual([path, 200]);
     }
+  });
+
+  it('finds a username (agent-name) through an index on the name, not a scan of the whole trail', async () => {
+    // The trail is newest first: without an index, a name with few rows (or none) read every row.
+    // The trail here is small enough to read whole, so the plan is asked of a large one's terms.
+    const indexesUsed = (exact: boolean): Promise<string[]> =>
+      db.transaction(async (manager) => {
+        await manager.query('SET LOCAL enable_seqscan = off');
+        const [row] = await manager.query<{ 'QUERY PLAN': unknown }[]>(
+          `EXPLAIN (FORMAT JSON) SELECT "chain_seq" FROM "audit_event"
+            WHERE ${agentNameCondition(exact, '$1')} ORDER BY "chain_seq" DESC LIMIT 51`,
+          [`Rarely-${randomUUID()}`],
+        );
+        const plan: unknown = row!['QUERY PLAN'];
+        const text = typeof plan === 'string' ? plan : JSON.stringify(plan);
+        return [...text.matchAll(/"Index Name":\s*"([^"]+)"/g)].map((match) => match[1]!);
+      });
+    expect(await indexesUsed(true)).toEqual(['idx_audit_event_actor_name']);
+    expect(await indexesUsed(false)).toEqual(['idx_audit_event_actor_name_lower']);
   });
 
   it('finds what a user did by their username (agent-name), and refuses an agent it cannot match', async () => {
