@@ -1044,12 +1044,26 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
         expect(res.status).toBe(403);
         expect(res.body.issue[0].diagnostics).toMatch(/break-glass/);
       }
+      // Nor does an app that may write lift the restriction: it may not open the record to.
+      const stored = (await holder('GET', record)).body;
+      const writer = await scoped(token, 'user/*.cruds');
+      const meta = { ...stored.meta };
+      delete meta.security;
+      const lifted = await writer('PUT', record, { body: { ...stored, meta } });
+      expect(lifted.status).toBe(403);
+      const unlabel = [{ op: 'remove', path: '/meta/security' }];
+      const patched = await writer('PATCH', record, {
+        raw: JSON.stringify(unlabel),
+        headers: { 'content-type': 'application/json-patch+json' },
+      });
+      expect(patched.status).toBe(403);
+      expect((await holder('GET', record)).body.meta.security).toEqual(stored.meta.security);
       const uses = await testApp.app
         .get(DataSource)
         .query('SELECT count(*)::int AS n FROM break_glass_use WHERE grant_id = $1', [
           granted.body.id,
         ]);
-      expect(uses[0].n).toBe(1);
+      expect(uses[0].n).toBe(3);
       // The person's own session still reads under the grant.
       expect((await holder('GET', record)).status).toBe(200);
     });
