@@ -23,8 +23,9 @@ const MAX_MERGES = 10;
  * from the survivor's searches and $everything, the chart a clinician opens (until 2026-12-07
  * `POST Observation` with its subject answered 201). So a write may not add a reference to one
  * (a record already on it, one a merge left there, stays updatable), and a retired Patient may
- * not be revived by an edit: made active again with its old MRN, the MRN named two patients
- * and every later HL7 message with it was refused (AE 205).
+ * not be revived by an edit, nor given an identifier: made active again with its old MRN, or
+ * given it back, the MRN named two patients and every later HL7 message with it was refused
+ * (AE 205).
  */
 @Injectable()
 export class RetiredPatients {
@@ -85,18 +86,42 @@ export class RetiredPatients {
 }
 
 /**
- * A retired Patient keeps what the merge made it: inactive and `replaced-by` the same survivor.
- * Its other elements may still be corrected.
+ * A retired Patient keeps what the merge made it: inactive, `replaced-by` the same survivor, and
+ * with no identifier it did not hold. Its other elements may still be corrected. An identifier
+ * added to it (the MRN the merge moved to the survivor, typed back in) named it beside the
+ * survivor: every later HL7 message with that MRN was refused (AE 205), as after a revival.
  */
 function assertStillRetired(previous: FhirResource, next: FhirResource): void {
   const survivor = replacedBy(previous);
-  if (!survivor || (replacedBy(next) === survivor && next['active'] !== true)) return;
-  throw AppError.of(
-    422,
-    'processing',
-    `Patient/${String(previous.id)} was merged into Patient/${survivor}: an edit does not undo a ` +
-      `merge. Keep its replaced-by link and active false, and update Patient/${survivor}; ` +
-      'a wrong merge is corrected by registering the patient again and moving their records',
+  if (!survivor) return;
+  if (replacedBy(next) !== survivor || next['active'] === true) {
+    throw AppError.of(
+      422,
+      'processing',
+      `Patient/${String(previous.id)} was merged into Patient/${survivor}: an edit does not undo ` +
+        `a merge. Keep its replaced-by link and active false, and update Patient/${survivor}; ` +
+        'a wrong merge is corrected by registering the patient again and moving their records',
+    );
+  }
+  const held = new Set(identifierKeys(previous));
+  if (identifierKeys(next).some((key) => !held.has(key))) {
+    throw AppError.of(
+      422,
+      'processing',
+      `Patient/${String(previous.id)} was merged into Patient/${survivor}: it takes no new ` +
+        `identifier, which would name it beside the survivor. Add it to Patient/${survivor}`,
+      ['Patient.identifier'],
+    );
+  }
+}
+
+/** A Patient's identifiers as `system|value`, as an identifier search tells them apart. */
+function identifierKeys(patient: FhirResource): string[] {
+  const identifiers = patient['identifier'];
+  if (!Array.isArray(identifiers)) return [];
+  const text = (value: unknown): string => (typeof value === 'string' ? value : '');
+  return (identifiers as { system?: unknown; value?: unknown }[]).map(
+    (identifier) => `${text(identifier?.system)}|${text(identifier?.value)}`,
   );
 }
 

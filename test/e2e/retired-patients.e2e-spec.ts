@@ -188,6 +188,42 @@ describe('writes to a Patient a merge retired', () => {
     expect(stored.name[0].family).toBe('Alpha');
   });
 
+  it('refuses giving the retired patient an identifier, which its survivor answers to', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const message = (control: string, event: string, hour: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261207${hour}0000+0000`,
+        ...rest,
+      ].join('\r');
+    const pid = (who: string) => `PID|1||${mrn(who)}||Alpha^Pat||19700101|F`;
+    const codes = async (...messages: string[]) =>
+      (await feed.send(...messages)).map((ack) => msaOf(ack).code);
+    expect(
+      await codes(
+        message('I1', 'A28', '08', pid('A')),
+        message('I2', 'A28', '09', pid('B')),
+        message('I3', 'A40', '10', pid('B'), `MRG|${mrn('A')}`),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const [survivor] = await feed.search(
+      `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|B-${tag}`)}`,
+    );
+    const prior = (survivor!['link'] as { other: { reference: string } }[])[0]!.other.reference;
+    const retired = (await http('GET', `${fhir}/${prior}`)).body;
+    // Still inactive and linked, but "corrected" with the MRN the merge moved to the survivor.
+    const identified = await http('PUT', `${fhir}/${prior}`, {
+      body: {
+        ...retired,
+        identifier: [{ system: 'urn:oid:2.16.840.1.113883.19.41', value: `A-${tag}` }],
+      },
+    });
+    expect(refusal(identified).slice(0, 2)).toEqual([422, 'processing']);
+    // The old MRN still names one patient: the registration system's next message is taken.
+    expect(await codes(message('I4', 'A08', '11', pid('A'), 'PV1|1|O'))).toEqual(['AA']);
+  });
+
   it('does not name a survivor the caller may not read', async () => {
     const { survivor, prior } = await merged({ meta: RESTRICTED });
     const posted = await http('POST', `${fhir}/Observation`, {
