@@ -125,8 +125,11 @@ function identifierKeys(patient: FhirResource): string[] {
   );
 }
 
-/** The id of the Patient a `replaced-by` link names, if the patient has one. */
-function replacedBy(patient: FhirResource): string | undefined {
+/**
+ * The id of the Patient a `replaced-by` link names, if the patient has one: a literal reference
+ * to a Patient here, relative or under this server's base URL, as the search index reads it.
+ */
+export function replacedBy(patient: FhirResource): string | undefined {
   const links = patient['link'];
   if (!Array.isArray(links)) return undefined;
   const reference = (links as { type?: unknown; other?: { reference?: unknown } }[]).find(

@@ -154,6 +154,24 @@ describe('Patient/$match', () => {
     expect(graded(both.body).map(([who]) => who)).toEqual(['survivor']);
   });
 
+  it('answers with the survivor a merge names by its full URL here', async () => {
+    const cy = { birthDate: '1962-01-17', gender: 'female' };
+    ids['urlSurvivor'] = await create({ ...cy, name: [{ family: `Cole-${run}`, given: ['Cy'] }] });
+    // A client that writes references as absolute URLs of this server (as `fullUrl`s are).
+    ids['urlMerged'] = await create({
+      ...cy,
+      name: [{ family: `Kole-${run}`, given: ['Cy'] }],
+      active: false,
+      link: [
+        { other: { reference: `${fhir}/Patient/${ids['urlSurvivor']}` }, type: 'replaced-by' },
+      ],
+    });
+    const byMerged = await match(
+      parameters({ ...cy, name: [{ family: `Kole-${run}`, given: ['Cy'] }] }),
+    );
+    expect(graded(byMerged.body).map(([who]) => who)).toEqual(['urlSurvivor']);
+  });
+
   it('refuses what cannot be matched, and callers who may not search patients', async () => {
     const refusal = async (body: unknown, as?: HttpFn) => {
       const res = await match(body, as);
