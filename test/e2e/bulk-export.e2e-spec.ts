@@ -481,6 +481,33 @@ describe('Bulk Data export ($export)', () => {
     expect((await manifestOf(again, after)).output.length).toBeGreaterThan(0);
   });
 
+  it("stops a job still running from before the account's sessions ended, which no token can cancel", async () => {
+    const user = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, user);
+    // A job of the first session epoch, still heard from (another instance runs it).
+    const running = randomUUID();
+    await db.query(
+      `INSERT INTO export_job (id, user_id, session_epoch, level, status, progress,
+                               transaction_time, request_url, base_url, heartbeat_at)
+       VALUES ($1, $2, 0, 'system', 'in-progress', 'exporting Patient', now(), $3, $3, now())`,
+      [running, user.id, `${testApp.url}/fhir`],
+    );
+    const users = testApp.app.get(UsersService);
+    await users.disable(user.username);
+    await users.enable(user.username);
+    await db.query('UPDATE app_user SET totp_last_step = NULL WHERE id = $1', [user.id]);
+    const after = `Bearer ${(await loginWithMfa(testApp, user, secret)).access_token}`;
+    // The old job is not this token's to wait for or cancel: it does not hold the account up.
+    expect((await get(`/fhir/$export-status/${running}`, { authorization: after })).status).toBe(
+      404,
+    );
+    const again = await kickOff('/fhir/Patient/$export?_type=Patient', { authorization: after });
+    expect(again.status).toBe(202);
+    const { rows } = await db.query('SELECT status FROM export_job WHERE id = $1', [running]);
+    expect(rows).toEqual([{ status: 'failed' }]);
+    await manifestOf(again, after);
+  });
+
   it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {
     const kickedOff = await kickOff(
       `/fhir/Group/${ids['group']}/$export?_type=Patient,Observation`,

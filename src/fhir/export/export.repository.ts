@@ -56,7 +56,9 @@ export class ExportRepository {
 
   /**
    * A new running job, unless the user has one running: false then. A running job whose
-   * instance stopped answering is marked failed first, so it does not block its owner forever.
+   * instance stopped answering is marked failed first, so it does not block its owner forever;
+   * so is one of an earlier session epoch: no token of the account can see or cancel it any
+   * more (ExportOwner), and it held every new export of the account to a 429 until it ended.
    */
   async insert(
     job: {
@@ -78,6 +80,12 @@ export class ExportRepository {
         `user_id = $1 AND ${STALE}`,
         [job.userId, staleSeconds],
         INTERRUPTED,
+      );
+      await failRunning(
+        manager,
+        'user_id = $1 AND session_epoch < $2',
+        [job.userId, job.sessionEpoch],
+        SESSIONS_ENDED,
       );
       const rows = await manager.query<unknown[]>(
         `INSERT INTO export_job (id, user_id, scope, patient, session_epoch, level, status,
@@ -249,6 +257,9 @@ async function failRunning(
   }
   return failed.length;
 }
+
+/** Shown to no token (the job's epoch is over), but kept as the reason the job stopped. */
+const SESSIONS_ENDED = "The export was stopped: the account's sessions ended. Start a new one";
 
 export const INTERRUPTED =
   'The export was interrupted: the service instance running it stopped. Start a new one';
