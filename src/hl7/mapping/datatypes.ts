@@ -143,13 +143,33 @@ export function humanNameOf(xpn: V2Repetition): Record<string, unknown> | undefi
   const prefix = xpn.value(5);
   if (!family && given.length === 0) return undefined;
   const use = NAME_USE[xpn.value(7)?.toUpperCase() ?? ''];
+  const period = validityOf(xpn, 10, 12);
   return {
     ...(use ? { use } : {}),
     ...(family ? { family } : {}),
     ...(given.length > 0 ? { given } : {}),
     ...(prefix ? { prefix: [prefix] } : {}),
     ...(suffix ? { suffix: [suffix] } : {}),
+    ...(period ? { period } : {}),
   };
+}
+
+/**
+ * When a name or an address held (XPN-12/13, XAD-13/14: effective and expiration date; before
+ * v2.5 the range at XPN-10, XAD-12), as the IG maps them to its period. Until 2026-12-07 they
+ * were dropped, and a name or an address a sender had ended arrived as current.
+ */
+function validityOf(
+  field: V2Repetition,
+  range: number,
+  effective: number,
+): { start?: string; end?: string } | undefined {
+  const start = dateTimeOf(field.value(effective) ?? field.value(range, 1));
+  const end = dateTimeOf(field.value(effective + 1) ?? field.value(range, 2));
+  if (!start && !end) return undefined;
+  // Ending before it starts is no period (FHIR's per-1), and would fail the whole resource.
+  if (start && end && Date.parse(end) < Date.parse(start)) return undefined;
+  return { ...(start ? { start } : {}), ...(end ? { end } : {}) };
 }
 
 const ADDRESS_USE: Record<string, { use?: string; type?: string }> = {
@@ -172,10 +192,12 @@ export function addressOf(xad: V2Repetition): Record<string, unknown> | undefine
   };
   const present = Object.fromEntries(Object.entries(fields).filter(([, value]) => !!value));
   if (line.length === 0 && Object.keys(present).length === 0) return undefined;
+  const period = validityOf(xad, 12, 13);
   return {
     ...ADDRESS_USE[xad.value(7)?.toUpperCase() ?? ''],
     ...(line.length > 0 ? { line: line.map((part) => part.trim()) } : {}),
     ...present,
+    ...(period ? { period } : {}),
   };
 }
 

@@ -230,6 +230,33 @@ describe('data types', () => {
 });
 
 describe('PID to Patient', () => {
+  it("reads a name's and an address's effective and expiration dates as their period", () => {
+    // XPN-12/13 and XAD-13/14 (v2.5 on), and the older validity ranges XPN-10 and XAD-12 (DR).
+    const dated = message(
+      MSH,
+      'PID|1||123^^^HOSP^MR||Roe^Jane^^^^^L^^^^^20100101^20201231~Doe^Jane^^^^^L^^^20210101||19800101|F|||1 Main^^Town^ST^12345^USA^H^^^^^^20150101^20191231~2 Elm^^Town^ST^12345^USA^H^^^^^20200101&20221231~3 Oak^^Town^ST^12345^USA^H^^^^^^2020013X~4 Ash^^Town^ST^12345^USA^H^^^^^^20200101^20191231',
+    ).first('PID')!;
+    const { elements } = patientFromPid(dated);
+    expect(elements['name']).toEqual([
+      {
+        use: 'official',
+        family: 'Roe',
+        given: ['Jane'],
+        period: { start: '2010-01-01', end: '2020-12-31' },
+      },
+      { use: 'official', family: 'Doe', given: ['Jane'], period: { start: '2021-01-01' } },
+    ]);
+    expect(
+      (elements['address'] as { period?: unknown }[]).map((address) => address.period),
+    ).toEqual([
+      { start: '2015-01-01', end: '2019-12-31' },
+      { start: '2020-01-01', end: '2022-12-31' },
+      // Not a date, or an end before the start: no period, rather than a wrong one.
+      undefined,
+      undefined,
+    ]);
+  });
+
   const pid = message(
     MSH,
     'PID|1||123^^^HOSP&2.16.1&ISO^MR~999^^^SSA^SS||Doe^Jane^Q^^Dr^^L||19800229|F|||1 Main St^Apt 2^Boston^MA^02115^USA^H||^PRN^PH^^^617^5551234~^NET^Internet^jane@example.org|^WPN^PH^^^617^5550000',
