@@ -6,6 +6,7 @@ import { mayUseFhir, type FhirInteraction } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { conditionalReferences } from './conditional-references.js';
+import { assertMatchesOwnCriteria } from './own-criteria.js';
 import { criteriaQuery } from './criteria.js';
 import { CriteriaLocks, type Criteria } from './criteria-locks.js';
 import { FhirDefinitions } from './fhir-definitions.js';
@@ -198,7 +199,9 @@ export class FhirService {
       if (match) {
         return { stored: await this.read(user, type, match), created: false };
       }
-      return { stored: await this.create(user, type, body, options), created: true };
+      const stored = await this.create(user, type, body, options);
+      await this.assertMatchesCriteria(user, type, stored.id, criteria);
+      return { stored, created: true };
     });
   }
 
@@ -217,35 +220,73 @@ export class FhirService {
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
     return this.unitOfWork.run(async () => {
-      const match = await this.uniqueMatch(user, type, criteria);
-      const resource = await this.checkBody(type, body);
-      if (match) {
-        if (resource.id !== undefined && resource.id !== match) {
-          throw AppError.invalid('The id in the body is not the id of the resource that matches', [
-            `${type}.id`,
-          ]);
-        }
-        return this.update(user, type, match, { ...resource, id: match }, ifMatch, {
-          matched: true,
-          ifNoneMatch,
-        });
-      }
-      if (resource.id !== undefined) {
-        return this.update(user, type, resource.id, resource, ifMatch, {
-          unmatched: true,
-          ifNoneMatch,
-        });
-      }
-      if (ifMatch !== undefined) {
-        // If-Match guards an update of the version the client holds: with nothing matched
-        // there is none, and it created a resource until 2026-12-06.
-        throw AppError.preconditionFailed('If-Match, and no resource matches the criteria');
-      }
-      return {
-        stored: await this.create(user, type, resource, { method: 'PUT' }),
-        created: true,
-      };
+      const written = await this.conditionallyUpdated(
+        user,
+        type,
+        criteria,
+        body,
+        ifMatch,
+        ifNoneMatch,
+      );
+      // Created or updated, a resource the criteria no longer find makes a copy when sent again.
+      await this.assertMatchesCriteria(user, type, written.stored.id, criteria);
+      return written;
     });
+  }
+
+  /** conditionalUpdate's write, in its transaction, before it is compared with the criteria. */
+  private async conditionallyUpdated(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+    body: unknown,
+    ifMatch?: string,
+    ifNoneMatch?: string,
+  ): Promise<{ stored: StoredResource; created: boolean }> {
+    const match = await this.uniqueMatch(user, type, criteria);
+    const resource = await this.checkBody(type, body);
+    if (match) {
+      if (resource.id !== undefined && resource.id !== match) {
+        throw AppError.invalid('The id in the body is not the id of the resource that matches', [
+          `${type}.id`,
+        ]);
+      }
+      return this.update(user, type, match, { ...resource, id: match }, ifMatch, {
+        matched: true,
+        ifNoneMatch,
+      });
+    }
+    if (resource.id !== undefined) {
+      return this.update(user, type, resource.id, resource, ifMatch, {
+        unmatched: true,
+        ifNoneMatch,
+      });
+    }
+    if (ifMatch !== undefined) {
+      // If-Match guards an update of the version the client holds: with nothing matched
+      // there is none, and it created a resource until 2026-12-06.
+      throw AppError.preconditionFailed('If-Match, and no resource matches the criteria');
+    }
+    return {
+      stored: await this.create(user, type, resource, { method: 'PUT' }),
+      created: true,
+    };
+  }
+
+  /**
+   * 400 unless the criteria of a conditional create or update, run again in its transaction,
+   * find the resource it wrote (see assertMatchesOwnCriteria); the caller's transaction, or a
+   * Bundle's, rolls the write back.
+   */
+  async assertMatchesCriteria(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    criteria: string,
+  ): Promise<void> {
+    await assertMatchesOwnCriteria(type, id, criteria, (query, limit) =>
+      this.searches.matchingIds(user, type, query, limit),
+    );
   }
 
   /** PATCH Type?criteria: patches the one match; 404 when none matches, 412 for several. */

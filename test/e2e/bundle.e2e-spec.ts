@@ -726,8 +726,10 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
       body: buildPatient({ mrn: `O-${randomUUID()}` }),
     });
     expect(other.status).toBe(201);
-    const criteria = `identifier=${encodeURIComponent(`${MRN}|NONE-${randomUUID()}`)}`;
-    const body = { ...buildPatient({ mrn: `N-${randomUUID()}` }), id: other.body.id as string };
+    // The body holds what the criteria ask for: one that does not is refused for that (400).
+    const none = `NONE-${randomUUID()}`;
+    const criteria = `identifier=${encodeURIComponent(`${MRN}|${none}`)}`;
+    const body = { ...buildPatient({ mrn: none }), id: other.body.id as string };
     const refused = await http('PUT', `${fhir}/Patient?${criteria}`, { body });
     expect(refused.status).toBe(409);
     expect(refused.body.issue[0].code).toBe('conflict');

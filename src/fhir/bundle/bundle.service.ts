@@ -149,6 +149,19 @@ export class BundleService {
           this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget),
         );
       }
+      for (const entry of ordered) {
+        if (entry.method !== 'POST' || entry.ifNoneExist === undefined) continue;
+        if (!results[entry.index]?.response.status.startsWith('201')) continue;
+        // Created with the others in one statement (createAll), so compared here, once written.
+        await inEntry(entry, () =>
+          this.fhir.assertMatchesCriteria(
+            user,
+            entry.type,
+            planned.get(entry.index)!.id,
+            entry.ifNoneExist!,
+          ),
+        );
+      }
       await assertCreatedOnce(ordered, results, (type, criteria, limit) =>
         this.fhir.matchingIds(user, type, criteria, limit),
       );
@@ -417,7 +430,13 @@ export class BundleService {
         if (planned!.existing) {
           return written(await this.fhir.read(user, entry.type, planned!.id), 200);
         }
-        return written(await this.fhir.create(user, entry.type, body, { id: planned!.id }), 201);
+        // A batch's create (a transaction's are written together, by createAll, and compared
+        // once written): in the entry's transaction, which a mismatch rolls back.
+        const created = await this.fhir.create(user, entry.type, body, { id: planned!.id });
+        if (entry.ifNoneExist !== undefined) {
+          await this.fhir.assertMatchesCriteria(user, entry.type, created.id, entry.ifNoneExist);
+        }
+        return written(created, 201);
       }
       case 'PUT': {
         // The id planned for a conditional update (what its fullUrl was resolved to) is the one
