@@ -76,6 +76,22 @@ describe('conditional writes whose body does not match their criteria', () => {
     expect(await countWithMrn(sent)).toBe(1);
   });
 
+  it('accepts a body its criteria match as the search normalises them (no system, case, prefix, precision)', async () => {
+    const { sent } = mrns();
+    const family = `Ünal${sent.slice(4)}`;
+    const criteria = [
+      `identifier=${sent}`,
+      `family=${encodeURIComponent(family.slice(0, 6).toUpperCase())}`,
+      'birthdate=1974-12',
+    ].join('&');
+    const res = await http('POST', `${fhir}/Patient`, {
+      body: buildPatient({ mrn: sent, family, birthDate: '1974-12-25' }),
+      headers: { 'if-none-exist': criteria },
+    });
+    expect(res.status).toBe(201);
+    expect(await countWithMrn(sent)).toBe(1);
+  });
+
   it('refuses a conditional update that would create what its criteria do not match', async () => {
     const { sent, criteria } = mrns();
     const res = await http('PUT', `${fhir}/Patient?identifier=${MRN_SYSTEM}|${criteria}`, {
@@ -174,5 +190,53 @@ describe('conditional writes whose body does not match their criteria', () => {
     ]);
     expect(await countWithMrn(sent)).toBe(1);
     expect(await countWithMrn(`${sent}-B`)).toBe(1);
+  });
+
+  it('compares criteria naming another entry of the transaction once that entry is written', async () => {
+    const { sent } = mrns();
+    const patientUrl = `urn:uuid:${randomUUID()}`;
+    const body = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          fullUrl: patientUrl,
+          resource: buildPatient({ mrn: sent }),
+          request: {
+            method: 'POST',
+            url: 'Patient',
+            ifNoneExist: `identifier=${MRN_SYSTEM}|${sent}`,
+          },
+        },
+        {
+          fullUrl: `urn:uuid:${randomUUID()}`,
+          resource: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+            subject: { reference: patientUrl },
+          },
+          request: {
+            method: 'POST',
+            url: 'Observation',
+            ifNoneExist: `subject=${patientUrl}&code=http://loinc.org|8867-4`,
+          },
+        },
+      ],
+    };
+    const statuses: string[][] = [];
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await http('POST', fhir, { body });
+      expect([res.status, res.body.issue]).toEqual([200, undefined]);
+      statuses.push(
+        (res.body.entry as { response: { status: string } }[]).map((entry) =>
+          entry.response.status.slice(0, 3),
+        ),
+      );
+    }
+    expect(statuses).toEqual([
+      ['201', '201'],
+      ['200', '200'],
+    ]);
   });
 });
