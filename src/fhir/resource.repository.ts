@@ -140,6 +140,24 @@ export class ResourceRepository {
   }
 
   /**
+   * The current rows of these resources of one type that exist and are not deleted, each
+   * locked FOR KEY SHARE until commit (as lockLive locks them) and read with the lock: a row
+   * that a transaction holding it FOR UPDATE changed is waited for and read as it committed.
+   */
+  async lockLiveRows(resourceType: string, ids: string[]): Promise<ResourceEntity[]> {
+    if (ids.length === 0) return [];
+    const rows = await preparedQuery<ResourceRow>(
+      this.unitOfWork.manager,
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r
+        WHERE r.resource_type = $1 AND r.id = ANY($2::text[]) AND NOT r.deleted
+        ORDER BY r.id
+        FOR KEY SHARE OF r`,
+      [resourceType, [...ids].sort()],
+    );
+    return rows.map((row) => resourceEntityOf(row, this.phi));
+  }
+
+  /**
    * The latest instant up to which every version is committed and readable: now, or the start
    * of the oldest transaction still open in another session (of any instance), less one
    * millisecond (a version's lastUpdated may fall in the millisecond its transaction began, and

@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import type { FhirResource } from './fhir-types.js';
 import { literalReference } from './literal-reference.js';
+import { ReferenceIntegrity } from './reference-integrity.js';
 import { ResourceRepository } from './resource.repository.js';
 import { withoutWriteOnly } from './write-only-elements.js';
 
@@ -15,6 +17,9 @@ const ABOUT_RECORDS = new Set(['Provenance', 'AuditEvent']);
 
 /** How many merges (A into B, B into C...) are followed to name the patient to refer to. */
 const MAX_MERGES = 10;
+
+/** The Patients this transaction read and locked for the check, by id (null: none live). */
+type Checked = Map<string, FhirResource | null>;
 
 /**
  * Patients a merge retired: inactive, with a `replaced-by` link to the survivor (as an HL7 A40
@@ -32,6 +37,8 @@ export class RetiredPatients {
   constructor(
     private readonly resources: ResourceRepository,
     private readonly access: ResourceAccess,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly integrity: ReferenceIntegrity,
   ) {}
 
   /** `next` is about to replace `previous` (undefined for a create), after the access checks. */
@@ -42,10 +49,15 @@ export class RetiredPatients {
   ): Promise<void> {
     if (user.loadsRecords || ABOUT_RECORDS.has(next.resourceType)) return;
     if (previous?.resourceType === 'Patient') assertStillRetired(previous, next);
+    // A Patient this transaction writes is read again by the next check: a merge retires it.
+    if (next.resourceType === 'Patient' && next.id) {
+      this.unitOfWork.existingStateOf<Checked>(this)?.delete(next.id);
+    }
     const before = previous ? patientsReferred(previous) : new Set<string>();
-    for (const id of patientsReferred(next)) {
-      if (before.has(id) || id === next.id) continue;
-      const patient = await this.current(id);
+    const added = [...patientsReferred(next)].filter((id) => !before.has(id) && id !== next.id);
+    const patients = await this.locked(added);
+    for (const id of added) {
+      const patient = patients.get(id);
       if (!patient || !replacedBy(patient)) continue;
       const survivor = await this.survivorShown(user, patient);
       throw AppError.of(
@@ -56,6 +68,33 @@ export class RetiredPatients {
           `${survivor ? `Patient/${survivor}` : 'the Patient it was merged into'}`,
       );
     }
+  }
+
+  /**
+   * The Patients, live ones read under the FOR KEY SHARE lock a reference to them takes until
+   * commit anyway (ReferenceIntegrity, which then need not take it again). Each is read once
+   * per transaction: an ORU's ten results, or a Bundle's hundred records of one patient, read
+   * and decrypted it once per record until 2026-12-07. Not remembered inside a savepoint:
+   * rolled back, it releases the lock (as ReferenceIntegrity.lockedLive says).
+   */
+  private async locked(ids: string[]): Promise<Map<string, FhirResource | null>> {
+    const remember = this.unitOfWork.inTransaction && !this.unitOfWork.inSavepoint;
+    const checked = remember
+      ? this.unitOfWork.stateOf<Checked>(
+          this,
+          () => new Map(),
+          () => Promise.resolve(),
+        )
+      : new Map<string, FhirResource | null>();
+    const unread = ids.filter((id) => !checked.has(id));
+    const rows = await this.resources.lockLiveRows('Patient', unread);
+    const found = new Map<string, FhirResource | null>(unread.map((id) => [id, null]));
+    for (const row of rows) {
+      if (row.content) found.set(row.id, withoutWriteOnly(JSON.parse(row.content) as FhirResource));
+      this.integrity.lockedLive('Patient', row.id);
+    }
+    if (remember) for (const [id, patient] of found) checked.set(id, patient);
+    return new Map(ids.map((id) => [id, checked.get(id) ?? found.get(id) ?? null]));
   }
 
   private async current(id: string): Promise<FhirResource | undefined> {

@@ -1,9 +1,11 @@
+import { jest } from '@jest/globals';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { randomUUID } from 'node:crypto';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
+import pg from 'pg';
 
 const RESTRICTED = {
   security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
@@ -222,6 +224,99 @@ describe('writes to a Patient a merge retired', () => {
     expect(refusal(identified).slice(0, 2)).toEqual([422, 'processing']);
     // The old MRN still names one patient: the registration system's next message is taken.
     expect(await codes(message('I4', 'A08', '11', pid('A'), 'PV1|1|O'))).toEqual(['AA']);
+  });
+
+  /**
+   * The statements `work` sends that read the `resource` table's row of the resource whose id
+   * `idOf` gives (once `work` has answered, for an id the server assigns): each one a row read
+   * and its content decrypted.
+   */
+  const rowReads = async <T>(
+    work: () => Promise<T>,
+    idOf: (done: T) => string,
+  ): Promise<number> => {
+    const query = jest.spyOn(pg.Client.prototype, 'query');
+    let calls: unknown[][];
+    let done: T;
+    try {
+      done = await work();
+    } finally {
+      calls = [...query.mock.calls];
+      query.mockRestore();
+    }
+    const id = idOf(done);
+    return calls.filter(([config, values]) => {
+      const { text, values: given } =
+        typeof config === 'string'
+          ? { text: config, values }
+          : (config as { text: string; values?: unknown });
+      return /FROM resource r\b/.test(text) && JSON.stringify(given ?? values ?? []).includes(id);
+    }).length;
+  };
+
+  it('reads the Patient of a transaction of ten records once, not once per record', async () => {
+    const patient = `urn:uuid:${randomUUID()}`;
+    const reads = await rowReads(
+      () =>
+        http('POST', fhir, {
+          body: {
+            resourceType: 'Bundle',
+            type: 'transaction',
+            entry: [
+              {
+                fullUrl: patient,
+                resource: buildPatient(),
+                request: { method: 'POST', url: 'Patient' },
+              },
+              ...Array.from({ length: 10 }, () => ({
+                resource: observation(patient),
+                request: { method: 'POST', url: 'Observation' },
+              })),
+            ],
+          },
+        }),
+      (res) => {
+        expect(res.status).toBe(200);
+        return String(res.body.entry[0].response.location.split('/')[1]);
+      },
+    );
+    expect(reads).toBeLessThanOrEqual(1);
+  });
+
+  it('reads the Patient of an ORU of ten results once for them all', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const pid = `PID|1||R-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR||Tenresults^Pat||19700101|F`;
+    const [registered] = await feed.send(
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207080000+0000||ADT^A28|C1-${tag}|P|2.5.1`,
+        'EVN|A28|20261207080000+0000',
+        pid,
+      ].join('\r'),
+    );
+    expect(msaOf(registered!).code).toBe('AA');
+    const { id } = await feed.one(
+      `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|R-${tag}`)}`,
+    );
+    const oru = [
+      `MSH|^~\\&|LAB|LABF|CV|CV|20261207100000+0000||ORU^R01^ORU_R01|C2-${tag}|P|2.5.1`,
+      pid,
+      `OBR|1||F-${tag}^LAB|24323-8^Panel^LN|||20261207090000+0000||||||||||||||||||F`,
+      ...Array.from(
+        { length: 10 },
+        (_, i) => `OBX|${i + 1}|NM|2823-${i}^Result ${i}^LN||4.${i}|mmol/L|||||F`,
+      ),
+    ].join('\r');
+    const reads = await rowReads(
+      () => feed.send(oru),
+      ([ack]) => {
+        expect(msaOf(ack!).code).toBe('AA');
+        return String(id);
+      },
+    );
+    expect(await onPatient(String(id))).toBe(10);
+    // The feed finds the patient and locks it against deletion, reads it to update what the
+    // PID says, and the results' check of a merge reads it once.
+    expect(reads).toBeLessThanOrEqual(3);
   });
 
   it('does not name a survivor the caller may not read', async () => {
