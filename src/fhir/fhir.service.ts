@@ -363,6 +363,15 @@ export class FhirService {
   }
 
   /**
+   * Holds off every write that would add a reference to the resource until this transaction
+   * commits, and waits for those under way (FOR UPDATE against their FOR KEY SHARE): for a use
+   * case that moves what refers to it elsewhere (an HL7 merge), so that none is left behind.
+   */
+  async lockAgainstReferences(type: string, id: string): Promise<void> {
+    await this.repository.lockAgainstReferences(type, id);
+  }
+
+  /**
    * The single resource matching a conditional create's criteria (uniqueMatch), locked against
    * deletion until commit. A plain DELETE takes no criteria lock: committed between the search
    * and the lock, it leaves a deletion, which is no match (it answered 410), so the search is

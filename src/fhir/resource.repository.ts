@@ -140,6 +140,18 @@ export class ResourceRepository {
   }
 
   /**
+   * Locks the resource's row FOR UPDATE until commit, if it exists: a transaction that locked
+   * it FOR KEY SHARE (a reference to it, lockLive) is waited for, and one that comes after
+   * waits for this one. Plain updates of it wait too, as they wait for any update of it.
+   */
+  async lockAgainstReferences(resourceType: string, id: string): Promise<void> {
+    await this.unitOfWork.manager.query(
+      'SELECT 1 FROM resource r WHERE r.resource_type = $1 AND r.id = $2 FOR UPDATE OF r',
+      [resourceType, id],
+    );
+  }
+
+  /**
    * The current rows of these resources of one type that exist and are not deleted, each
    * locked FOR KEY SHARE until commit (as lockLive locks them) and read with the lock: a row
    * that a transaction holding it FOR UPDATE changed is waited for and read as it committed.

@@ -6,6 +6,11 @@ import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
+import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
+import { untilWaitingForLock } from '../support/locks.js';
 
 const RESTRICTED = {
   security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
@@ -317,6 +322,106 @@ describe('writes to a Patient a merge retired', () => {
     // The feed finds the patient and locks it against deletion, reads it to update what the
     // PID says, and the results' check of a merge reads it once.
     expect(reads).toBeLessThanOrEqual(3);
+  });
+
+  it('moves a record created on the prior patient while an HL7 merge of it ran, once created', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const message = (control: string, event: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207100000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261207100000+0000`,
+        ...rest,
+      ].join('\r');
+    const pid = (who: string) => `PID|1||${mrn(who)}||Racing^Pat||19700101|F`;
+    const acks = await feed.send(message('M1', 'A28', pid('A')), message('M2', 'A28', pid('B')));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const idOf = async (who: string) =>
+      String(
+        (
+          await feed.one(
+            `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|${who}-${tag}`)}`,
+          )
+        )['id'],
+      );
+    const [prior, survivor] = [await idOf('A'), await idOf('B')];
+    // A create that checked the prior patient, not yet merged, and has not committed yet.
+    let commit!: () => void;
+    const held = new Promise<void>((resolve) => (commit = resolve));
+    let created: string | undefined;
+    const creating = feed.testApp.app.get(UnitOfWork).run(async () => {
+      const fhirService = feed.testApp.app.get(FhirService);
+      created = (
+        await fhirService.create({ ...HL7_USER, roles: ['doctor'] }, 'Observation', {
+          ...observation(`Patient/${prior}`),
+        })
+      ).id;
+      await held;
+    });
+    while (!created) await new Promise((resolve) => setTimeout(resolve, 10));
+    const merging = feed.send(message('M3', 'A40', pid('B'), `MRG|${mrn('A')}`));
+    // The merge waits for the create to commit before it lists the prior patient's records;
+    // until 2026-12-07 it listed them at once, answered AA, and the create then committed the
+    // record onto the retired patient.
+    const first = await Promise.race([
+      merging.then(() => 'merged'),
+      untilWaitingForLock(feed.testApp.app.get(DataSource), 'The merge').then(() => 'waiting'),
+    ]);
+    commit();
+    await creating;
+    const [merged] = await merging;
+    expect([first, msaOf(merged!).code]).toEqual(['waiting', 'AA']);
+    const record = (await http('GET', `${fhir}/Observation/${created}`)).body;
+    expect(record.subject.reference).toBe(`Patient/${survivor}`);
+  });
+
+  it('refuses a record created on the prior patient once an HL7 merge of it has begun', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
+    const message = (control: string, event: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207100000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261207100000+0000`,
+        ...rest,
+      ].join('\r');
+    const pid = (who: string) => `PID|1||${mrn(who)}||Waiting^Pat||19700101|F`;
+    const acks = await feed.send(message('W1', 'A28', pid('A')), message('W2', 'A28', pid('B')));
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const idOf = async (who: string) =>
+      String(
+        (
+          await feed.one(
+            `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|${who}-${tag}`)}`,
+          )
+        )['id'],
+      );
+    const [prior, survivor] = [await idOf('A'), await idOf('B')];
+    const data = feed.testApp.app.get(DataSource);
+    // The survivor held, so that the merge stops after it took the prior patient's lock.
+    const holder = data.createQueryRunner();
+    await holder.connect();
+    let merging: Promise<string[]> | undefined;
+    let posting: Promise<{ status: number; body: any }> | undefined;
+    try {
+      await holder.startTransaction();
+      await holder.query(
+        "SELECT 1 FROM resource WHERE resource_type = 'Patient' AND id = $1 FOR UPDATE",
+        [survivor],
+      );
+      merging = feed.send(message('W3', 'A40', pid('B'), `MRG|${mrn('A')}`));
+      await untilWaitingForLock(data, 'The merge', '%JOIN unnest%FOR KEY SHARE%');
+      posting = http('POST', `${fhir}/Observation`, { body: observation(`Patient/${prior}`) });
+      // Until 2026-12-07 the create did not wait: it committed onto the prior patient.
+      await untilWaitingForLock(data, 'The create', '%ANY($2::text[])%FOR KEY SHARE%');
+    } finally {
+      await holder.commitTransaction();
+      await holder.release();
+    }
+    const [merged] = await merging;
+    expect(msaOf(merged!).code).toBe('AA');
+    const [status, , diagnostics] = refusal(await posting);
+    expect(status).toBe(422);
+    expect(diagnostics).toContain(`Patient/${prior} was merged into Patient/${survivor}`);
   });
 
   it('does not name a survivor the caller may not read', async () => {

@@ -102,6 +102,12 @@ export class PatientMerges {
     const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers } of pairs) {
       const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
+      // Before the prior patient is read, and as the merge's first row lock: a write that
+      // checked it (RetiredPatients, under FOR KEY SHARE) commits first, so moveChart lists
+      // its record, and one that checks it after waits and reads it merged (a 422). Unlocked,
+      // a record created on it as the merge ran was committed after moveChart listed its
+      // records, and stayed on the retired patient (until 2026-12-07).
+      if (priorId) await this.fhir.lockAgainstReferences('Patient', priorId);
       const prior = priorId && (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
       const priorHolds = (prior && (prior['identifier'] as Identifier[] | undefined)) || [];
       // The survivor may be found by the prior numbers MRG-1 retires, which it takes over.
