@@ -361,7 +361,13 @@ describe('referential integrity', () => {
   });
 
   it('answers a deadlock with a 503 to retry, having written nothing', async () => {
-    const [p, q] = [await createPatient(), await createPatient()];
+    // P is a Group: a reference to a Patient is locked as the write is checked (RetiredPatients),
+    // before the Bundle updates Q, so it would wait there, holding nothing this session wants.
+    const group = await http('POST', `${fhir}/Group`, {
+      body: { resourceType: 'Group', type: 'person', actual: true },
+    });
+    expect(group.status).toBe(201);
+    const [p, q] = [`Group/${String(group.body.id)}`, await createPatient()];
     const row = (reference: string) => {
       const [type, id] = reference.split('/');
       return `SELECT 1 FROM resource WHERE resource_type = '${type!}' AND id = '${id!}' FOR UPDATE`;
