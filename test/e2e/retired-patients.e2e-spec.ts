@@ -424,6 +424,25 @@ describe('writes to a Patient a merge retired', () => {
     expect(diagnostics).toContain(`Patient/${prior} was merged into Patient/${survivor}`);
   });
 
+  it('refuses a record on a patient the same transaction retired after it read the patient', async () => {
+    const survivor = await create(buildPatient());
+    const prior = await create(buildPatient());
+    const user = { ...HL7_USER, roles: ['doctor' as const] };
+    const fhirService = feed.testApp.app.get(FhirService);
+    const run = feed.testApp.app.get(UnitOfWork).run(async () => {
+      await fhirService.create(user, 'Observation', observation(`Patient/${prior}`));
+      await fhirService.update(user, 'Patient', prior, {
+        ...buildPatient(),
+        id: prior,
+        active: false,
+        link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }],
+      });
+      await fhirService.create(user, 'Observation', observation(`Patient/${prior}`));
+    });
+    await expect(run).rejects.toMatchObject({ status: 422 });
+    expect(await onPatient(prior)).toBe(0);
+  });
+
   it('does not name a survivor the caller may not read', async () => {
     const { survivor, prior } = await merged({ meta: RESTRICTED });
     const posted = await http('POST', `${fhir}/Observation`, {
