@@ -12,6 +12,8 @@ interface Transaction {
   state: Map<object, unknown>;
   /** Savepoints open (savepoint): what runs in one may be rolled back, its locks released. */
   savepoints: number;
+  /** Savepoints rolled back so far (rollbacks). */
+  rollbacks: number;
 }
 
 /**
@@ -39,6 +41,14 @@ export class UnitOfWork {
     return (this.current.getStore()?.savepoints ?? 0) > 0;
   }
 
+  /**
+   * How many savepoints of the transaction under way have been rolled back: a row lock taken
+   * since this was last read, in a savepoint, may have been released by one.
+   */
+  get rollbacks(): number {
+    return this.current.getStore()?.rollbacks ?? 0;
+  }
+
   run<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const active = this.current.getStore();
     if (active) {
@@ -62,6 +72,7 @@ export class UnitOfWork {
     try {
       result = await work();
     } catch (error) {
+      active.rollbacks++;
       // Should this fail too (the connection is gone), its error is the one that says so.
       await active.manager.query('ROLLBACK TO SAVEPOINT unit_of_work');
       throw error;
@@ -98,6 +109,7 @@ export class UnitOfWork {
       afterCommit: [],
       state: new Map(),
       savepoints: 0,
+      rollbacks: 0,
     };
     let result: T;
     try {
@@ -109,6 +121,7 @@ export class UnitOfWork {
         return done;
       });
     } catch (error) {
+      parent.rollbacks++;
       // Should this fail too (the connection is gone), its error is the one that says so.
       await parent.manager.query('ROLLBACK TO SAVEPOINT unit_of_work_nested');
       throw error;
@@ -133,6 +146,7 @@ export class UnitOfWork {
         afterCommit: [],
         state: new Map(),
         savepoints: 0,
+        rollbacks: 0,
       };
       return this.current.run(transaction, work);
     });
@@ -147,6 +161,7 @@ export class UnitOfWork {
         afterCommit,
         state: new Map(),
         savepoints: 0,
+        rollbacks: 0,
       };
       return this.current.run(transaction, async () => {
         const result = await work(manager);

@@ -18,8 +18,14 @@ const ABOUT_RECORDS = new Set(['Provenance', 'AuditEvent']);
 /** How many merges (A into B, B into C...) are followed to name the patient to refer to. */
 const MAX_MERGES = 10;
 
-/** The Patients this transaction read and locked for the check, by id (null: none live). */
-type Checked = Map<string, FhirResource | null>;
+/**
+ * The Patients this transaction read and locked for the check, by id (null: none live), while
+ * no savepoint of it was rolled back (UnitOfWork.rollbacks).
+ */
+interface Checked {
+  rollbacks: number;
+  patients: Map<string, FhirResource | null>;
+}
 
 /**
  * Patients a merge retired: inactive, with a `replaced-by` link to the survivor (as an HL7 A40
@@ -51,7 +57,7 @@ export class RetiredPatients {
     if (previous?.resourceType === 'Patient') assertStillRetired(previous, next);
     // A Patient this transaction writes is read again by the next check: a merge retires it.
     if (next.resourceType === 'Patient' && next.id) {
-      this.unitOfWork.existingStateOf<Checked>(this)?.delete(next.id);
+      this.unitOfWork.existingStateOf<Checked>(this)?.patients.delete(next.id);
     }
     const before = previous ? patientsReferred(previous) : new Set<string>();
     const added = [...patientsReferred(next)].filter((id) => !before.has(id) && id !== next.id);
@@ -74,27 +80,31 @@ export class RetiredPatients {
    * The Patients, live ones read under the FOR KEY SHARE lock a reference to them takes until
    * commit anyway (ReferenceIntegrity, which then need not take it again). Each is read once
    * per transaction: an ORU's ten results, or a Bundle's hundred records of one patient, read
-   * and decrypted it once per record until 2026-12-07. Not remembered inside a savepoint:
-   * rolled back, it releases the lock (as ReferenceIntegrity.lockedLive says).
+   * and decrypted it once per record until 2026-12-07. Read again after a savepoint was rolled
+   * back: one a lock was taken in releases it (a write retried after a unique violation).
    */
   private async locked(ids: string[]): Promise<Map<string, FhirResource | null>> {
-    const remember = this.unitOfWork.inTransaction && !this.unitOfWork.inSavepoint;
-    const checked = remember
+    const checked = this.unitOfWork.inTransaction
       ? this.unitOfWork.stateOf<Checked>(
           this,
-          () => new Map(),
+          () => ({ rollbacks: this.unitOfWork.rollbacks, patients: new Map() }),
           () => Promise.resolve(),
         )
-      : new Map<string, FhirResource | null>();
-    const unread = ids.filter((id) => !checked.has(id));
+      : { rollbacks: 0, patients: new Map<string, FhirResource | null>() };
+    if (checked.rollbacks !== this.unitOfWork.rollbacks) {
+      checked.patients.clear();
+      checked.rollbacks = this.unitOfWork.rollbacks;
+    }
+    const unread = ids.filter((id) => !checked.patients.has(id));
     const rows = await this.resources.lockLiveRows('Patient', unread);
-    const found = new Map<string, FhirResource | null>(unread.map((id) => [id, null]));
+    for (const id of unread) checked.patients.set(id, null);
     for (const row of rows) {
-      if (row.content) found.set(row.id, withoutWriteOnly(JSON.parse(row.content) as FhirResource));
+      if (row.content) {
+        checked.patients.set(row.id, withoutWriteOnly(JSON.parse(row.content) as FhirResource));
+      }
       this.integrity.lockedLive('Patient', row.id);
     }
-    if (remember) for (const [id, patient] of found) checked.set(id, patient);
-    return new Map(ids.map((id) => [id, checked.get(id) ?? found.get(id) ?? null]));
+    return checked.patients;
   }
 
   private async current(id: string): Promise<FhirResource | undefined> {

@@ -57,6 +57,17 @@ describe('UnitOfWork.afterCommit', () => {
     expect(await seenElsewhere(2)).toBe(false);
   });
 
+  it('counts the savepoints rolled back, each of which released the row locks taken in it', async () => {
+    await unitOfWork.run(async () => {
+      await unitOfWork.savepoint(() => Promise.resolve());
+      expect(unitOfWork.rollbacks).toBe(0);
+      const refused = unitOfWork.savepoint(() => Promise.reject(new Error('entry 2 refused')));
+      await expect(refused).rejects.toThrow('entry 2 refused');
+      expect(unitOfWork.rollbacks).toBe(1);
+    });
+    expect(unitOfWork.rollbacks).toBe(0);
+  });
+
   it("keeps a service's state for one transaction, nested runs included, acted on before it commits", async () => {
     const owner = {};
     const acted: string[][] = [];
