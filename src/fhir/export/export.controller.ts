@@ -31,7 +31,8 @@ import {
 } from '../../auth/permission.decorators.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { fhirBaseUrl } from '../fhir-headers.js';
-import { ExportService, type ExportLevel, type ExportManifest } from './export.service.js';
+import type { ExportLevel, ExportManifest } from './export-job.js';
+import { ExportService } from './export.service.js';
 import { bodyParameters, queryParameters, type KickOffParameters } from './kick-off-parameters.js';
 
 /** How long the owner of a running export is told to wait before kicking off another. */

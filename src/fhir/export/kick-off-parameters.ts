@@ -1,7 +1,7 @@
 import { AppError } from '../../common/errors/app-error.js';
 import { unencodedPlus } from '../../common/http/media-types.js';
 import { parseIsoDateOrInstant } from '../../common/iso-dates.js';
-import type { ExportLevel } from './export.service.js';
+import type { ExportLevel } from './export-job.js';
 
 /** What a kick-off asks for, from its query (GET) or its Parameters body (POST). */
 export interface KickOffParameters {
