@@ -36,6 +36,8 @@ import { SearchRepository } from './search/search.repository.js';
 import { SearchIncludes } from './search/search-includes.js';
 import { SearchService } from './search/search.service.js';
 import { SearchState } from './search/search-state.js';
+import { SearchWhere } from './search/search-where.js';
+import { LastNSearch } from './search/search-lastn.js';
 
 @Module({
   imports: [AccessModule, CryptoModule, DatabaseModule, SmartModule],
@@ -59,6 +61,8 @@ import { SearchState } from './search/search-state.js';
     SearchConditions,
     SearchRepository,
     SearchService,
+    SearchWhere,
+    LastNSearch,
     SearchIncludes,
     SearchState,
     BundleService,

@@ -1,13 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { PatientCompartment } from '../../access/patient-compartment.js';
-import {
-  CONFIDENTIALITY,
-  RESTRICTING_CODES,
-  ResourceAccess,
-} from '../../access/resource-access.js';
+import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
-import { mayUseFhir } from '../../auth/permissions.js';
-import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { SecurityContexts } from '../security-contexts.js';
@@ -28,19 +22,15 @@ import {
   type Cursor,
   type SearchBundle,
 } from './search-bundle.js';
-import { SearchConditions, type Subject } from './search-conditions.js';
+import { SearchConditions } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
-import { MAX_INCLUDED, SearchIncludes } from './search-includes.js';
-import {
-  MAX_LAST,
-  firstOfRepeated,
-  parseSearchRequest,
-  type Criterion,
-  type SearchRequest,
-} from './search-request.js';
+import { SearchIncludes } from './search-includes.js';
+import { firstOfRepeated, parseSearchRequest, type Criterion } from './search-request.js';
 import { keysetCondition, sortColumns } from './search-sort.js';
 import { SearchRepository } from './search.repository.js';
+import { LastNSearch } from './search-lastn.js';
 import { SearchState } from './search-state.js';
+import { SearchWhere } from './search-where.js';
 import { SqlParams } from './sql-params.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -67,6 +57,8 @@ export class SearchService {
     private readonly includes: SearchIncludes,
     private readonly contexts: SecurityContexts,
     private readonly blind: BlindIndexer,
+    private readonly wheres: SearchWhere,
+    private readonly lastn: LastNSearch,
   ) {}
 
   async search(
@@ -118,7 +110,7 @@ export class SearchService {
         params.warnings.add(`Unknown search parameters were ignored: ${ignored.join(', ')}`);
       }
     }
-    const where = this.where(user, type, request, params, {
+    const where = this.wheres.where(user, type, request, params, {
       ...(options.compartment !== undefined ? { compartment: options.compartment } : {}),
     });
     // The count uses the criteria's parameters only: sort and keyset ones are added after.
@@ -214,94 +206,14 @@ export class SearchService {
     );
   }
 
-  /**
-   * `Observation/$lastn` (R4 Observation-lastn): the most recent `max` (default 1) of each code
-   * for each subject among the Observations the criteria match: a patient's latest vital signs
-   * in one request. It needs `patient` or `subject`, as a lab's whole history is not "last".
-   * It takes what an Observation search takes, but for what would order or page its answer,
-   * which is every code's last at once: _include and _revinclude (ignored until now, so the
-   * Patient or Provenance asked for was silently missing), _elements, _summary. `viaPost`:
-   * the criteria came in a body, which keeps them out of URLs; the Bundle's self link then
-   * leaves them out too (it carried them until 2026-12-06).
-   */
-  async lastN(
+  /** `Observation/$lastn`, as LastNSearch answers it (batch entries reach it here too). */
+  lastN(
     user: AuthenticatedUser,
     received: Query,
     baseUrl: string,
     viaPost = false,
   ): Promise<SearchBundle> {
-    const { max: rawMax, ...query } = received;
-    const max = rawMax === undefined ? 1 : Number(rawMax);
-    if (typeof rawMax === 'object' || !Number.isInteger(max) || max < 1 || max > MAX_LAST) {
-      throw AppError.invalid(`max must be a whole number from 1 to ${MAX_LAST}`);
-    }
-    const request = parseSearchRequest(query);
-    if (!request.criteria.some((c) => c.code === 'patient' || c.code === 'subject')) {
-      throw AppError.invalid('$lastn needs patient (or subject): the last of whose observations');
-    }
-    const paged = ['_sort', '_count', '_cursor', '_state'].filter((name) => name in query);
-    if (paged.length > 0) {
-      throw AppError.of(
-        400,
-        'not-supported',
-        `$lastn answers in one page, newest first within each code: it takes search criteria, max, _include, _revinclude, _elements and _summary, not ${paged.join(', ')}`,
-      );
-    }
-    for (const spec of request.include) assertIncludeSource('Observation', spec);
-    for (const spec of request.revinclude) {
-      assertRevInclude(
-        'Observation',
-        spec,
-        (t) => this.definitions.isResourceType(t),
-        this.conditions,
-      );
-    }
-    const params = new SqlParams();
-    const where = this.where(user, 'Observation', request, params);
-    // One page, so no more than a page may hold: cut at 1,000 it was a 200 with a total of
-    // 1,000, silently missing the rest of the patient's (or the code's) latest results.
-    const ids = await this.repository.lastN(where, params.values, max, MAX_INCLUDED + 1);
-    if (ids.length > MAX_INCLUDED) {
-      throw AppError.of(
-        400,
-        'too-costly',
-        `Observation/$lastn answers in one page of at most ${MAX_INCLUDED} observations, and more ` +
-          'match: narrow it by patient, category or code, or lower max',
-      );
-    }
-    const rows = (await this.repository.load('Observation', ids)).map((row) => contentOf(row));
-    const links = pageLinks(
-      baseUrl,
-      'Observation/$lastn',
-      viaPost ? {} : received,
-      undefined,
-      undefined,
-    );
-    if (request.summaryCount) {
-      // Counted, not listed: the row names their patients, not the resources.
-      const count = rows.filter((resource) => this.access.isListable(user, resource, false));
-      this.access.recordCounted(new Set(count.flatMap((r) => this.access.patientsCounted(r))));
-      return searchBundle([], [], count.length, links, params.warnings, new Date());
-    }
-    const matches = rows.filter((resource) => this.access.isListable(user, resource));
-    const included = await this.includes.include(
-      user,
-      'Observation',
-      request,
-      matches,
-      params.warnings,
-    );
-    return searchBundle(
-      request.subset
-        ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
-        : matches,
-      included,
-      matches.length,
-      links,
-      params.warnings,
-      new Date(),
-      baseUrl,
-    );
+    return this.lastn.lastN(user, received, baseUrl, viaPost);
   }
 
   /**
@@ -355,7 +267,7 @@ export class SearchService {
     // An identifier's index rows name the candidates, whose type the resources' is compared
     // with (not with a value, which stale statistics may say no row has: SearchRepository.ids).
     const anchor = this.conditions.candidateCriterion(type, request.criteria);
-    const where = this.where(user, type, request, params, {
+    const where = this.wheres.where(user, type, request, params, {
       withRestricted,
       ...(anchor ? { typeSql: 'c.resource_type' } : {}),
     });
@@ -393,7 +305,7 @@ export class SearchService {
     ids: readonly string[],
   ): Promise<Set<string>> {
     const params = new SqlParams();
-    const where = this.criteriaWhere(user, type, criteria, params);
+    const where = this.wheres.criteriaWhere(user, type, criteria, params);
     const found = await this.repository.ids(
       `${where} AND r.id = ANY(${params.add(ids)}::text[])`,
       params.values,
@@ -409,7 +321,7 @@ export class SearchService {
    */
   async assertCriteria(user: AuthenticatedUser, type: string, criteria: string): Promise<void> {
     const params = new SqlParams();
-    const where = this.criteriaWhere(user, type, criteria, params);
+    const where = this.wheres.criteriaWhere(user, type, criteria, params);
     try {
       await this.repository.probe(where, params.values);
     } catch (error) {
@@ -421,143 +333,7 @@ export class SearchService {
     }
   }
 
-  private criteriaWhere(
-    user: AuthenticatedUser,
-    type: string,
-    criteria: string,
-    params: SqlParams,
-  ): string {
-    if (!mayUseFhir(user, type, 'search')) {
-      throw AppError.forbidden(`Access denied: you may not search ${type} resources`);
-    }
-    const request = parseSearchRequest(queryRecord(criteria));
-    // `subject:identifier=…|MRN` names a patient by identifier as surely as `identifier` does.
-    const phi = request.criteria
-      .flatMap(({ code, modifier, chain, has }) => [
-        this.searchDefinitions.isPhiSearch(type, code) && code,
-        chain && this.searchDefinitions.isPhiSearch(chain.targetType, chain.code) && chain.code,
-        has && this.searchDefinitions.isPhiSearch(has.type, has.code) && has.code,
-        ...[modifier, chain?.modifier, has?.modifier].map((m) => m && `:${m}`),
-      ])
-      .find(
-        (code): code is string =>
-          typeof code === 'string' && (code === ':identifier' || !code.startsWith(':')),
-      );
-    if (phi !== undefined) {
-      // Kept with the Subscription or the export job in plaintext, a name or MRN would sit
-      // outside the encrypted record.
-      throw AppError.invalid(
-        `Stored criteria may not search direct identifiers (${phi}): name the resource by id instead, such as subject=Patient/123`,
-      );
-    }
-    if (request.include.length > 0 || request.revinclude.length > 0 || request.sort.length > 0) {
-      throw AppError.invalid(
-        'Stored criteria filter resources: _include, _revinclude and _sort have no place in them',
-        ['Subscription.criteria'],
-      );
-    }
-    return this.where(user, type, request, params);
-  }
-
-  private where(
-    user: AuthenticatedUser,
-    type: string,
-    request: SearchRequest,
-    params: SqlParams,
-    options: { withRestricted?: boolean; compartment?: string; typeSql?: string } = {},
-  ): string {
-    // Restricted records never appear in search results: they open one at a time, by
-    // break-glass. A patient-scoped token sees only its patient's compartment (types outside it
-    // are open). What a chain or _has reaches must meet both too.
-    const visible = (on: Subject, p: SqlParams): string => {
-      const conditions = options.withRestricted ? [] : [notRestricted(on, p)];
-      if (this.access.listsNone(user, on.type)) conditions.push('FALSE');
-      if (
-        isPatientConfined(user.scopes, user.patient, on.type, 'search') &&
-        this.compartment.hasCompartment(on.type)
-      ) {
-        conditions.push(this.inCompartment(user.patient!, on, p));
-      }
-      return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
-    };
-    const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r', visible };
-    this.assertMayReach(user, type, request);
-    const parts = [`r.resource_type = ${options.typeSql ?? params.add(type)}`, 'NOT r.deleted'];
-    for (const criterion of request.criteria) {
-      parts.push(this.conditions.condition(subject, criterion, params));
-    }
-    parts.push(visible(subject, params));
-    if (options.compartment !== undefined) {
-      if (!this.compartment.hasCompartment(type)) {
-        throw AppError.invalid(
-          `${type} resources are not in the Patient compartment: search /${type} instead`,
-        );
-      }
-      parts.push(this.inCompartment(options.compartment, subject, params));
-    }
-    return parts.join(' AND ');
-  }
-
-  /**
-   * The resource is in this patient's compartment: it is the patient, or refers to them by one
-   * of the parameters the Patient CompartmentDefinition names for its type.
-   */
-  private inCompartment(patientId: string, on: Subject, params: SqlParams): string {
-    const patient = params.add(patientId);
-    const links = this.compartment.paramsOf(on.type);
-    const p = params.alias('p');
-    const byReference =
-      links.length > 0
-        ? `EXISTS (SELECT 1 FROM search_reference ${p} WHERE ${p}.resource_type = ${on.typeSql} AND ${p}.resource_id = ${on.idSql} AND ${p}.param = ANY(${params.add(links)}::text[]) AND ${p}.target_type = 'Patient' AND ${p}.target_id = ${patient})`
-        : 'FALSE';
-    return on.type === 'Patient' ? `(${on.idSql} = ${patient} OR ${byReference})` : byReference;
-  }
-
-  /**
-   * The types a search reaches besides its own must be ones the caller may search (`_has`,
-   * chains) or read (`_include`, `_revinclude` that name them): else a role that may not read
-   * Observations could learn from `Patient?_has:Observation:subject:code=…` who had a test, or
-   * read them through `Patient?_revinclude=Observation:subject`. A `_revinclude` lists what
-   * refers to the matches, as a search by reference would: it needs its type's search right
-   * besides read (a `user/Observation.r` token listed Observations by it until 2026-12-07).
-   */
-  private assertMayReach(user: AuthenticatedUser, type: string, request: SearchRequest): void {
-    const refuse = (what: string, other: string, interaction: 'search' | 'read') => {
-      if (!mayUseFhir(user, other, interaction)) {
-        throw AppError.forbidden(
-          `Access denied: ${what} reaches ${other} resources, which you may not ${interaction}`,
-        );
-      }
-    };
-    for (const criterion of request.criteria) {
-      if (criterion.has) refuse(`_has:${criterion.has.type}`, criterion.has.type, 'search');
-      if (criterion.chain) {
-        const param = this.conditions.param(type, criterion.code);
-        for (const target of this.conditions.chainTargets(param, criterion.chain)) {
-          refuse(`${criterion.code}.${criterion.chain.code}`, target, 'search');
-        }
-      }
-    }
-    for (const spec of request.include) {
-      if (spec.sourceType !== '*' && spec.param !== '*') this.includes.assertReferenceParam(spec);
-      if (spec.targetType) refuse('_include', spec.targetType, 'read');
-    }
-    for (const spec of request.revinclude) {
-      refuse('_revinclude', spec.sourceType, 'read');
-      refuse('_revinclude', spec.sourceType, 'search');
-    }
-  }
-
   private isKnown(type: string, code: string, hasType?: string): boolean {
     return (code === '_has' && hasType !== undefined) || this.conditions.isSearchable(type, code);
   }
-}
-
-/** The restricting codes as SQL literals: constants, the same in every statement. */
-const RESTRICTING_SQL = RESTRICTING_CODES.map((code) => `'${code}'`).join(', ');
-
-/** Not labelled restricted (meta.security R or V, see RESTRICTING_CODES), by its index row. */
-function notRestricted(on: Subject, params: SqlParams): string {
-  const x = params.alias('x');
-  return `NOT EXISTS (SELECT 1 FROM search_token ${x} WHERE ${x}.resource_type = ${on.typeSql} AND ${x}.resource_id = ${on.idSql} AND ${x}.param = '_security' AND ${x}.system = ${params.add(CONFIDENTIALITY)} AND ${x}.code IN (${RESTRICTING_SQL}))`;
 }
