@@ -508,6 +508,48 @@ describe('Bulk Data export ($export)', () => {
     await manifestOf(again, after);
   });
 
+  it("stops a job of its own instance once the account's sessions end, between its types", async () => {
+    // It read and stored PHI on until it finished, in files that no token could open any more.
+    const user = await createUser(testApp, ['doctor']);
+    const secret = await enableMfa(testApp, user);
+    const token = `Bearer ${(await loginWithMfa(testApp, user, secret)).access_token}`;
+    const watcher = new pg.Client({ connectionString: database.url });
+    await watcher.connect();
+    let job: string;
+    try {
+      // The first type's file cannot be stored while the test holds the table.
+      await db.query('BEGIN');
+      await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
+      const kickedOff = await kickOff('/fhir/$export?_type=Patient,Observation', {
+        authorization: token,
+      });
+      expect(kickedOff.status).toBe(202);
+      job = jobOf(kickedOff);
+      await waitingOn(watcher, 'INSERT INTO export_chunk');
+      await testApp.app.get(UsersService).disable(user.username);
+    } finally {
+      await db.query('COMMIT');
+      await watcher.end();
+    }
+    let status = 'in-progress';
+    for (let attempt = 0; attempt < 200 && status === 'in-progress'; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const { rows } = await db.query<{ status: string }>(
+        'SELECT status FROM export_job WHERE id = $1',
+        [job],
+      );
+      status = rows[0]!.status;
+    }
+    expect(status).toBe('failed');
+    expect((await storedFiles(job)).size).toBe(0);
+    const { rows: audited } = await db.query<{ outcome: string }>(
+      `SELECT outcome FROM audit_event
+        WHERE source = 'system' AND action = 'export' AND detail LIKE $1`,
+      [`job=${job} %`],
+    );
+    expect(audited).toEqual([{ outcome: 'failure' }]);
+  });
+
   it("exports a Group's members only, and cancels and removes an export on DELETE", async () => {
     const kickedOff = await kickOff(
       `/fhir/Group/${ids['group']}/$export?_type=Patient,Observation`,

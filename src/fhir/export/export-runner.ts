@@ -123,6 +123,8 @@ export class ExportRunner implements OnModuleInit, OnModuleDestroy {
         if (job.abort.signal.aborted) return;
         if (file.count > 0) job.files.push(file);
       }
+      // The sessions may have ended while the last page was read and stored: not completed then.
+      await this.assertSessionsLive(job);
       if (unreadable.length > 0) {
         job.files.push(await this.writeErrors(job, unreadable));
       }
@@ -131,6 +133,12 @@ export class ExportRunner implements OnModuleInit, OnModuleDestroy {
       }
       await this.trail.record(exportAuditEntry(job, [...everyone], 'success'));
     } catch (error) {
+      if (error instanceof SessionsEnded) {
+        await this.trail
+          .record(exportAuditEntry(job, [...everyone], 'failure'))
+          .catch(() => undefined);
+        return;
+      }
       // A job cancelled or stopped meanwhile has nothing more to report.
       if (job.abort.signal.aborted || error instanceof ExportStopped) return;
       this.logger.error(
@@ -143,6 +151,22 @@ export class ExportRunner implements OnModuleInit, OnModuleDestroy {
         .catch(() => undefined);
     } finally {
       this.running.delete(job.id);
+    }
+  }
+
+  /**
+   * stillRunning before each page a job reads: a job whose account was disabled, or whose
+   * sessions ended (a new password, an MFA reset), would read PHI on into files that no token
+   * can open any more. It is failed and its lines dropped (SessionsEnded) instead.
+   */
+  private async mayReadOn(job: RunningJob, progress: string): Promise<boolean> {
+    await this.assertSessionsLive(job);
+    return this.stillRunning(job, progress);
+  }
+
+  private async assertSessionsLive(job: RunningJob): Promise<void> {
+    if (!job.abort.signal.aborted && (await this.store.failIfSessionsEnded(job.id))) {
+      throw new SessionsEnded();
     }
   }
 
@@ -188,7 +212,7 @@ export class ExportRunner implements OnModuleInit, OnModuleDestroy {
     const writer = new EncryptedNdjsonWriter(this.store, this.cipher, job.id, name, type);
     let after = '';
     let limit = FIRST_PAGE;
-    for (let page = 1; await this.stillRunning(job, `exporting ${type} (page ${page})`); page++) {
+    for (let page = 1; await this.mayReadOn(job, `exporting ${type} (page ${page})`); page++) {
       // The export holds the data as it stood at its transactionTime (the Bulk Data IG): a
       // resource changed or deleted since goes in as it was then, one created since stays out,
       // and the export that follows (_since this one's transactionTime) has the changes.
@@ -307,6 +331,9 @@ export class ExportRunner implements OnModuleInit, OnModuleDestroy {
     }
   }
 }
+
+/** A running job's account was disabled or its sessions ended: the job was failed for it. */
+class SessionsEnded extends Error {}
 
 /** The next page's size: as many resources as PAGE_CHARACTERS hold, by this page's average. */
 function nextPageSize(rows: VersionAt[]): number {

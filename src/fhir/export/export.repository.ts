@@ -146,6 +146,26 @@ export class ExportRepository {
     await this.dataSource.transaction((manager) => failRunning(manager, 'id = $1', [id], failure));
   }
 
+  /**
+   * Marks a running job failed, its lines dropped, when its account has been disabled or its
+   * session epoch moved on since the job started; true if this call did. An identity provider's
+   * account has no row here and is never stopped so (the provider disables it).
+   */
+  async failIfSessionsEnded(id: string): Promise<boolean> {
+    const failed = await this.dataSource.transaction((manager) =>
+      failRunning(
+        manager,
+        `id = $1 AND EXISTS (SELECT 1 FROM app_user
+                              WHERE app_user.id::text = export_job.user_id
+                                AND (NOT app_user.active
+                                     OR app_user.session_epoch <> export_job.session_epoch))`,
+        [id],
+        SESSIONS_ENDED,
+      ),
+    );
+    return failed === 1;
+  }
+
   /** Marks a running job whose instance stopped answering as failed; true if this call did. */
   async failIfStale(id: string, staleSeconds: number): Promise<boolean> {
     const failed = await this.dataSource.transaction((manager) =>
