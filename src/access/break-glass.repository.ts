@@ -6,6 +6,11 @@ import { BreakGlassGrantEntity, BreakGlassUseEntity } from './break-glass.entity
 export interface GrantWithUses {
   grant: BreakGlassGrantEntity;
   uses: number;
+  /**
+   * The account's session epoch now; undefined for an external identity's (`oidc:<sub>`, whose
+   * grants are of epoch 0 for good). Past the grant's, the grant ended with those sessions.
+   */
+  accountEpoch?: number;
 }
 
 /**
@@ -54,6 +59,18 @@ export class BreakGlassRepository {
       [grants.map((grant) => grant.id)],
     );
     const byGrant = new Map(counts.map((row) => [row.grant_id, row.uses]));
-    return grants.map((grant) => ({ grant, uses: byGrant.get(grant.id) ?? 0 }));
+    const accounts = await this.unitOfWork.manager.query<{ id: string; session_epoch: number }[]>(
+      'SELECT id::text AS id, session_epoch FROM app_user WHERE id::text = ANY($1)',
+      [[...new Set(grants.map((grant) => grant.userId))]],
+    );
+    const epochs = new Map(accounts.map((row) => [row.id, row.session_epoch]));
+    return grants.map((grant) => {
+      const accountEpoch = epochs.get(grant.userId);
+      return {
+        grant,
+        uses: byGrant.get(grant.id) ?? 0,
+        ...(accountEpoch === undefined ? {} : { accountEpoch }),
+      };
+    });
   }
 }

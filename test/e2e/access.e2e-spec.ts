@@ -1101,6 +1101,26 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       const refused = await passwordOnly('GET', record);
       expect(refused.status).toBe(403);
       expect(refused.body.issue[0].diagnostics).toMatch(/break-glass/);
+
+      // The privacy officer's report showed both grants open for the rest of their hour.
+      const report = await runNode(
+        BUILT.cli,
+        ['audit:break-glass-report'],
+        childEnv({
+          DATABASE_URL: process.env['DATABASE_URL']!,
+          PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+          LOG_LEVEL: 'silent',
+        }),
+      );
+      expect(report.code).toBe(0);
+      const ends = report.stdout
+        .split('\n')
+        .filter((row) => row.split('\t')[1] === user.username)
+        .map((row) => row.split('\t')[3]);
+      expect(ends).toEqual([
+        "ended with the account's sessions",
+        "ended with the account's sessions",
+      ]);
     });
   });
 });
