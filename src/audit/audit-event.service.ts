@@ -228,8 +228,9 @@ function parseQuery(query: Query): AuditQuery {
   if (agent !== undefined) {
     const id = agent.replace(/^urn:carevault:user\|/, '');
     // Rows record the account, not a FHIR identity (its fhirUser): `Practitioner/1` would match
-    // none, an empty answer read as "never touched the record".
-    if (id.includes('/')) {
+    // none, an empty answer read as "never touched the record". An identity provider's account
+    // is recorded as `oidc:<sub>`, and a subject is the provider's own string, `/` included.
+    if (id.includes('/') && !id.startsWith('oidc:')) {
       throw AppError.invalid(
         'agent takes the user id (urn:carevault:user|<id>, as agent.who.identifier gives it), not a reference: search agent-name for a username',
         ['agent'],

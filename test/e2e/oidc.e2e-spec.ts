@@ -210,6 +210,28 @@ describe('external identity provider (OIDC)', () => {
     expect(kickOff.body.issue[0].diagnostics).toContain('MFA');
   });
 
+  it('finds what an account of the provider did by agent, a subject with a slash too', async () => {
+    // Subjects are the provider's own strings (`auth0|…`, paths): one holding a `/` was refused
+    // as a FHIR reference, and what that account did could not be searched by agent.
+    const sub = 'hospital/staff/4711';
+    const doctor = authorizedHttp(await idpToken({}, { sub }));
+    const created = await doctor('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    expect(created.status).toBe(201);
+    const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+    const agent = encodeURIComponent(`urn:carevault:user|oidc:${sub}`);
+    const found = await auditor(
+      'GET',
+      `${testApp.url}/fhir/AuditEvent?agent=${agent}&patient=${String(created.body.id)}`,
+    );
+    expect(found.status).toBe(200);
+    expect(found.body.entry).toHaveLength(1);
+    expect(found.body.entry[0].resource.agent[0].who.identifier.value).toBe(`oidc:${sub}`);
+    // A FHIR reference is still refused, saying what the trail records.
+    const typed = await auditor('GET', `${testApp.url}/fhir/AuditEvent?agent=Practitioner/1`);
+    expect(typed.status).toBe(400);
+    expect(typed.body.issue[0].diagnostics).toMatch(/user id/);
+  });
+
   it('keeps CareVault’s own tokens working alongside', async () => {
     const local = authorizedHttp(await tokenFor(testApp, 'doctor'));
     expect((await local('GET', `${testApp.url}/fhir/Patient/none`)).status).toBe(404);
