@@ -16,7 +16,7 @@ import { withoutWriteOnly } from './write-only-elements.js';
 const ABOUT_RECORDS = new Set(['Provenance', 'AuditEvent']);
 
 /** How many merges (A into B, B into C...) are followed to name the patient to refer to. */
-const MAX_MERGES = 10;
+export const MAX_MERGES = 10;
 
 /**
  * The Patients this transaction read and locked for the check, by id (null: none live), while

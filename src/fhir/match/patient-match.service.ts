@@ -6,7 +6,7 @@ import { entries } from '../bundle.js';
 import type { FhirResource } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { ResourceValidator } from '../resource-validator.js';
-import { replacedBy } from '../retired-patients.js';
+import { MAX_MERGES, replacedBy } from '../retired-patients.js';
 import { SearchService } from '../search/search.service.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
 import { scoreMatch, type MatchGrade, type PatientFacts } from './match-score.js';
@@ -128,9 +128,6 @@ export class PatientMatchService {
     };
   }
 }
-
-/** How many merges (A into B, B into C...) a matched record is followed through. */
-const MAX_MERGES = 10;
 
 /** The Parameters of $match: `resource` (a Patient), `onlyCertainMatches`, `count`. */
 function matchRequest(body: unknown): MatchRequest {
