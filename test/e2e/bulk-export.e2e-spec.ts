@@ -508,7 +508,10 @@ describe('Bulk Data export ($export)', () => {
     await manifestOf(again, after);
   });
 
-  it("stops a job of its own instance once the account's sessions end, between its types", async () => {
+  it.each([
+    ['between its types', 'Patient,Observation'],
+    ['after its last page', 'Patient'],
+  ])("stops a job of its own instance once the account's sessions end, %s", async (_, types) => {
     // It read and stored PHI on until it finished, in files that no token could open any more.
     const user = await createUser(testApp, ['doctor']);
     const secret = await enableMfa(testApp, user);
@@ -520,7 +523,7 @@ describe('Bulk Data export ($export)', () => {
       // The first type's file cannot be stored while the test holds the table.
       await db.query('BEGIN');
       await db.query('LOCK TABLE export_chunk IN ACCESS EXCLUSIVE MODE');
-      const kickedOff = await kickOff('/fhir/$export?_type=Patient,Observation', {
+      const kickedOff = await kickOff(`/fhir/$export?_type=${types}`, {
         authorization: token,
       });
       expect(kickedOff.status).toBe(202);
