@@ -4,7 +4,7 @@ import type { Issue } from '../common/errors/app-error.js';
 import type { FhirResource } from './fhir-types.js';
 import { isMalformedRelative } from './literal-reference.js';
 import { narrativeProblem } from './narrative.js';
-import { dateRange } from './search/date-range.js';
+import { periodInOrder } from './period-order.js';
 
 /**
  * The regexes of R4's date, dateTime and instant (datatypes.html, and the `regex` extension of
@@ -113,12 +113,7 @@ function check(value: unknown, type: string, path: string, issues: Issue[]): voi
   }
 }
 
-/**
- * R4's invariant per-1: a Period's start SHALL be lower than its end. Compared as the intervals
- * they cover, so `2024-03-01` to `2024-03` is a Period; when one has no time, by the calendar
- * dates as written, to the precision of the less precise (a date has no time zone to convert),
- * so `2024-03-01` to `2024-03-01T01:00:00+05:00` is one too.
- */
+/** R4's invariant per-1: a Period's start SHALL be lower than its end (periodInOrder). */
 function checkOrder(period: Json, path: string, issues: Issue[]): void {
   const { start, end } = period;
   if (typeof start !== 'string' || typeof end !== 'string') {
@@ -127,15 +122,7 @@ function checkOrder(period: Json, path: string, issues: Issue[]): void {
   if (!PATTERNS.dateTime.test(start) || !PATTERNS.dateTime.test(end)) {
     return; // Refused for its format already.
   }
-  let ordered: boolean;
-  if (start.length > 10 && end.length > 10) {
-    const [from, to] = [dateRange(start), dateRange(end)];
-    ordered = !from || !to || from.low < to.high;
-  } else {
-    const length = Math.min(start.length, end.length, 10);
-    ordered = start.slice(0, length) <= end.slice(0, length);
-  }
-  if (!ordered) {
+  if (!periodInOrder(start, end)) {
     issues.push({
       severity: 'error',
       code: 'invalid',

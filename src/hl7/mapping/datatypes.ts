@@ -1,3 +1,4 @@
+import { periodInOrder } from '../../fhir/period-order.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 
@@ -168,7 +169,9 @@ function validityOf(
   const end = dateTimeOf(field.value(effective + 1) ?? field.value(range, 2));
   if (!start && !end) return undefined;
   // Ending before it starts is no period (FHIR's per-1), and would fail the whole resource.
-  if (start && end && Date.parse(end) < Date.parse(start)) return undefined;
+  // Compared by per-1's own rule: an end of a month or a year covers a start within it, which
+  // Date.parse, reading `2020-06` as June 1st, took for an end before a start of June 15th.
+  if (start && end && !periodInOrder(start, end)) return undefined;
   return { ...(start ? { start } : {}), ...(end ? { end } : {}) };
 }
 

@@ -257,6 +257,24 @@ describe('PID to Patient', () => {
     ]);
   });
 
+  it('keeps a period whose end is less precise than its start, as per-1 allows', () => {
+    // An expiration date of a month (or a year) covers the effective date in it: the name and
+    // the address ended then, and arrive with their periods rather than as current.
+    const dated = message(
+      MSH,
+      'PID|1||123^^^HOSP^MR||Roe^Jane^^^^^L^^^^^20200615^202006||19800101|F|||1 Main^^Town^ST^12345^USA^H^^^^^^20190301^2019',
+    ).first('PID')!;
+    const { elements } = patientFromPid(dated);
+    expect((elements['name'] as { period?: unknown }[])[0]!.period).toEqual({
+      start: '2020-06-15',
+      end: '2020-06',
+    });
+    expect((elements['address'] as { period?: unknown }[])[0]!.period).toEqual({
+      start: '2019-03-01',
+      end: '2019',
+    });
+  });
+
   const pid = message(
     MSH,
     'PID|1||123^^^HOSP&2.16.1&ISO^MR~999^^^SSA^SS||Doe^Jane^Q^^Dr^^L||19800229|F|||1 Main St^Apt 2^Boston^MA^02115^USA^H||^PRN^PH^^^617^5551234~^NET^Internet^jane@example.org|^WPN^PH^^^617^5550000',
