@@ -130,7 +130,6 @@ export interface AuditQuery {
   limit: number;
 }
 
-/** The SQL of the audit trail. Appends run under the chain lock, in the caller's transaction. */
 /**
  * The rows of a username: `exact` as written, otherwise starting with `p` in any case. Each form
  * is one that an index on the name answers (see the audit-event-actor-name migration).
@@ -139,6 +138,7 @@ export function agentNameCondition(exact: boolean, p: string): string {
   return exact ? `"actor_name" = ${p}` : `starts_with(lower("actor_name"), lower(${p}::text))`;
 }
 
+/** The SQL of the audit trail. Appends run under the chain lock, in the caller's transaction. */
 @Injectable()
 export class AuditRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
