@@ -48,7 +48,9 @@ export function byParameter(query: string): Map<string, string[]> {
   for (const part of query.split('&')) {
     if (part === '') continue;
     const name = decoded(part.split('=')[0]!);
-    parameters.set(name, [...(parameters.get(name) ?? []), part]);
+    const parts = parameters.get(name);
+    if (parts) parts.push(part);
+    else parameters.set(name, [part]);
   }
   return parameters;
 }
