@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 const MRN_SYSTEM = 'urn:oid:1.2.36.146.595.217.0.1';
 
@@ -16,9 +16,7 @@ describe('conditional writes whose body does not match their criteria', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 /**
  * Resources held inside others (contained, a Bundle's entries, a Parameters' values) are
@@ -15,9 +15,7 @@ describe('FHIR: resources inside resources', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 /**
  * A JSON Patch path of "" is the whole document (RFC 6902). Putting null, nothing or a string in
@@ -13,9 +13,7 @@ describe('FHIR PATCH: operations on the whole document', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import { http as plainHttp, type HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 /**
  * A Patient of about 1 MB (under BODY_LIMIT's default): `count` extensions, each with a URL of
@@ -23,9 +23,7 @@ describe('FHIR: validation of large resources', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterAll(async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 /**
  * A list as long as a body under BODY_LIMIT may carry. The index extractor passed a list's
@@ -14,9 +14,7 @@ describe('FHIR: resources with very long lists', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterAll(async () => {

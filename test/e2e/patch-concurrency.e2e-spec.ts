@@ -1,10 +1,10 @@
 import { jest } from '@jest/globals';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ResourceAccess } from '../../src/access/resource-access.js';
-import { tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { createTestApp, type TestApp } from '../support/test-app.js';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
 
 describe('PATCH while other writes change the resource', () => {
   let testApp: TestApp;
@@ -12,9 +12,7 @@ describe('PATCH while other writes change the resource', () => {
   let fhir: string;
 
   beforeAll(async () => {
-    testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    fhir = `${testApp.url}/fhir`;
+    ({ testApp, http, fhir } = await doctorApp());
   });
 
   afterEach(() => {
