@@ -194,6 +194,12 @@ export class FhirService {
     options: { id?: string } = {},
   ): Promise<{ stored: StoredResource; created: boolean }> {
     this.assertType(type);
+    if (criteria.trim() === '') {
+      // Until 2026-12-07 a plain create: the client's guard against a duplicate, silently gone.
+      throw AppError.invalid(
+        'If-None-Exist names no criteria: give the search that finds the resource if it exists (identifier=system|value)',
+      );
+    }
     return this.unitOfWork.run(async () => {
       const match = await this.liveMatch(user, type, criteria);
       if (match) {

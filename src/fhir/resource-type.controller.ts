@@ -87,7 +87,8 @@ export class ResourceTypeController {
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
     const resource = resourceBody(type, body, request);
-    if (ifNoneExist) {
+    // An empty header is a conditional create of no criteria (a 400), not a plain create.
+    if (ifNoneExist !== undefined) {
       const result = await this.fhir.conditionalCreate(user, type, resource, ifNoneExist);
       return sendStored(reply, request, result.stored, {
         status: result.created ? 201 : 200,

@@ -60,6 +60,19 @@ describe('conditional writes whose body does not match their criteria', () => {
     expect(await countWithMrn(sent)).toBe(0);
   });
 
+  it('refuses an If-None-Exist of no criteria, rather than taking it for a plain create', async () => {
+    const { sent } = mrns();
+    for (const header of ['', '  ']) {
+      const res = await http('POST', `${fhir}/Patient`, {
+        body: buildPatient({ mrn: sent }),
+        headers: { 'if-none-exist': header },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toMatch(/If-None-Exist/);
+    }
+    expect(await countWithMrn(sent)).toBe(0);
+  });
+
   it('still creates, then answers the match, when the body matches its If-None-Exist', async () => {
     const { sent } = mrns();
     const statuses: number[] = [];
