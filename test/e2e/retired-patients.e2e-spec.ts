@@ -28,6 +28,26 @@ const observation = (patient: string, extra: Record<string, unknown> = {}) => ({
  * A Patient a merge retired (inactive, `replaced-by` its survivor) "must no longer be used"
  * (FHIR R4 Patient.link): a record written to it is missing from the chart a clinician opens.
  */
+
+const OID = '2.16.840.1.113883.19.41';
+
+/** ADT messages about patients `<who>-<tag>` (an MRN under OID), the tag keeping runs apart. */
+function adtOf(tag: string, family: string) {
+  const mrn = (who: string) => `${who}-${tag}^^^HOSP&${OID}&ISO^MR`;
+  return {
+    mrn,
+    pid: (who: string, name = family) => `PID|1||${mrn(who)}||${name}^Pat||19700101|F`,
+    message: (control: string, event: string, hour: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
+        `EVN|${event}|20261207${hour}0000+0000`,
+        ...rest,
+      ].join('\r'),
+    search: (who: string) =>
+      `Patient?identifier=${encodeURIComponent(`urn:oid:${OID}|${who}-${tag}`)}`,
+  };
+}
+
 describe('writes to a Patient a merge retired', () => {
   let feed: Hl7Feed;
   let fhir: string;
@@ -158,14 +178,7 @@ describe('writes to a Patient a merge retired', () => {
 
   it('keeps a patient an HL7 merge retired retired, so that its old MRN still names one patient', async () => {
     const tag = randomUUID().slice(0, 8);
-    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
-    const message = (control: string, event: string, hour: string, ...rest: string[]) =>
-      [
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
-        `EVN|${event}|20261207${hour}0000+0000`,
-        ...rest,
-      ].join('\r');
-    const pid = (who: string, family: string) => `PID|1||${mrn(who)}||${family}^Pat||19700101|F`;
+    const { mrn, message, pid, search } = adtOf(tag, 'Alpha');
     const codes = async (...messages: string[]) =>
       (await feed.send(...messages)).map((ack) => msaOf(ack).code);
     expect(
@@ -175,9 +188,7 @@ describe('writes to a Patient a merge retired', () => {
         message('R3', 'A40', '10', pid('B', 'Alpha'), `MRG|${mrn('A')}`),
       ),
     ).toEqual(['AA', 'AA', 'AA']);
-    const [survivor] = await feed.search(
-      `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|B-${tag}`)}`,
-    );
+    const [survivor] = await feed.search(search('B'));
     const prior = (survivor!['link'] as { other: { reference: string } }[])[0]!.other.reference;
     const retired = (await http('GET', `${fhir}/${prior}`)).body;
     const revived = await http('PUT', `${fhir}/${prior}`, {
@@ -197,14 +208,7 @@ describe('writes to a Patient a merge retired', () => {
 
   it('refuses giving the retired patient an identifier, which its survivor answers to', async () => {
     const tag = randomUUID().slice(0, 8);
-    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
-    const message = (control: string, event: string, hour: string, ...rest: string[]) =>
-      [
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207${hour}0000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
-        `EVN|${event}|20261207${hour}0000+0000`,
-        ...rest,
-      ].join('\r');
-    const pid = (who: string) => `PID|1||${mrn(who)}||Alpha^Pat||19700101|F`;
+    const { mrn, message, pid, search } = adtOf(tag, 'Alpha');
     const codes = async (...messages: string[]) =>
       (await feed.send(...messages)).map((ack) => msaOf(ack).code);
     expect(
@@ -214,9 +218,7 @@ describe('writes to a Patient a merge retired', () => {
         message('I3', 'A40', '10', pid('B'), `MRG|${mrn('A')}`),
       ),
     ).toEqual(['AA', 'AA', 'AA']);
-    const [survivor] = await feed.search(
-      `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|B-${tag}`)}`,
-    );
+    const [survivor] = await feed.search(search('B'));
     const prior = (survivor!['link'] as { other: { reference: string } }[])[0]!.other.reference;
     const retired = (await http('GET', `${fhir}/${prior}`)).body;
     // Still inactive and linked, but "corrected" with the MRN the merge moved to the survivor.
@@ -354,24 +356,13 @@ describe('writes to a Patient a merge retired', () => {
 
   it('moves a record created on the prior patient while an HL7 merge of it ran, once created', async () => {
     const tag = randomUUID().slice(0, 8);
-    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
-    const message = (control: string, event: string, ...rest: string[]) =>
-      [
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207100000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
-        `EVN|${event}|20261207100000+0000`,
-        ...rest,
-      ].join('\r');
-    const pid = (who: string) => `PID|1||${mrn(who)}||Racing^Pat||19700101|F`;
-    const acks = await feed.send(message('M1', 'A28', pid('A')), message('M2', 'A28', pid('B')));
+    const { mrn, message, pid, search } = adtOf(tag, 'Racing');
+    const acks = await feed.send(
+      message('M1', 'A28', '10', pid('A')),
+      message('M2', 'A28', '10', pid('B')),
+    );
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
-    const idOf = async (who: string) =>
-      String(
-        (
-          await feed.one(
-            `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|${who}-${tag}`)}`,
-          )
-        )['id'],
-      );
+    const idOf = async (who: string) => String((await feed.one(search(who)))['id']);
     const [prior, survivor] = [await idOf('A'), await idOf('B')];
     // A create that checked the prior patient, not yet merged, and has not committed yet.
     let commit!: () => void;
@@ -387,7 +378,7 @@ describe('writes to a Patient a merge retired', () => {
       await held;
     });
     while (!created) await new Promise((resolve) => setTimeout(resolve, 10));
-    const merging = feed.send(message('M3', 'A40', pid('B'), `MRG|${mrn('A')}`));
+    const merging = feed.send(message('M3', 'A40', '10', pid('B'), `MRG|${mrn('A')}`));
     // The merge waits for the create to commit before it lists the prior patient's records;
     // until 2026-12-07 it listed them at once, answered AA, and the create then committed the
     // record onto the retired patient.
@@ -405,24 +396,13 @@ describe('writes to a Patient a merge retired', () => {
 
   it('refuses a record created on the prior patient once an HL7 merge of it has begun', async () => {
     const tag = randomUUID().slice(0, 8);
-    const mrn = (who: string) => `${who}-${tag}^^^HOSP&2.16.840.1.113883.19.41&ISO^MR`;
-    const message = (control: string, event: string, ...rest: string[]) =>
-      [
-        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207100000+0000||ADT^${event}|${control}-${tag}|P|2.5.1`,
-        `EVN|${event}|20261207100000+0000`,
-        ...rest,
-      ].join('\r');
-    const pid = (who: string) => `PID|1||${mrn(who)}||Waiting^Pat||19700101|F`;
-    const acks = await feed.send(message('W1', 'A28', pid('A')), message('W2', 'A28', pid('B')));
+    const { mrn, message, pid, search } = adtOf(tag, 'Waiting');
+    const acks = await feed.send(
+      message('W1', 'A28', '10', pid('A')),
+      message('W2', 'A28', '10', pid('B')),
+    );
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
-    const idOf = async (who: string) =>
-      String(
-        (
-          await feed.one(
-            `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.41|${who}-${tag}`)}`,
-          )
-        )['id'],
-      );
+    const idOf = async (who: string) => String((await feed.one(search(who)))['id']);
     const [prior, survivor] = [await idOf('A'), await idOf('B')];
     const data = feed.testApp.app.get(DataSource);
     // The survivor held, so that the merge stops after it took the prior patient's lock.
@@ -436,7 +416,7 @@ describe('writes to a Patient a merge retired', () => {
         "SELECT 1 FROM resource WHERE resource_type = 'Patient' AND id = $1 FOR UPDATE",
         [survivor],
       );
-      merging = feed.send(message('W3', 'A40', pid('B'), `MRG|${mrn('A')}`));
+      merging = feed.send(message('W3', 'A40', '10', pid('B'), `MRG|${mrn('A')}`));
       await untilWaitingForLock(data, 'The merge', '%JOIN unnest%FOR KEY SHARE%');
       posting = http('POST', `${fhir}/Observation`, { body: observation(`Patient/${prior}`) });
       // Until 2026-12-07 the create did not wait: it committed onto the prior patient.
