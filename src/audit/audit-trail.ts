@@ -81,7 +81,9 @@ export class AuditTrail {
       result = await work();
     } catch (error) {
       const known = typeof details === 'function' ? {} : details;
-      await this.record(cliAuditEntry(name, { ...known, outcome: 'failure', detail: 'failed' }));
+      // What was asked for (the account, the client) is what an investigator searches by.
+      const detail = known.detail ?? 'failed';
+      await this.record(cliAuditEntry(name, { ...known, outcome: 'failure', detail }));
       throw error;
     }
     await this.record(

@@ -87,16 +87,17 @@ abstract class UserChangeCommand extends UsernameCommand {
 
   protected abstract change(username: string, options: UserChangeOptions): Promise<UserSummary>;
 
-  /** What the audit row says of the account after the change, besides its name: no secret. */
-  protected detailOf(_user: UserSummary): string {
+  /**
+   * What the audit row says of the change asked for, besides the account's name: no secret. Known
+   * before the change runs, so that a refused or failed attempt is recorded with it too.
+   */
+  protected detailOf(_options: UserChangeOptions): string {
     return '';
   }
 
   async run(_params: string[], options: UserChangeOptions): Promise<void> {
     const username = required(options);
-    const details = (user: UserSummary) => ({
-      detail: `username=${username}${this.detailOf(user)}`,
-    });
+    const details = { detail: `username=${username}${this.detailOf(options)}` };
     print(await this.trail.command(this.auditName, details, () => this.change(username, options)));
   }
 }
@@ -154,8 +155,8 @@ export class UserSetRolesCommand extends UserChangeCommand {
     return this.users.setRoles(username, options.roles ?? []);
   }
 
-  protected override detailOf(user: UserSummary): string {
-    return ` roles=${user.roles.join(',')}`;
+  protected override detailOf(options: UserChangeOptions): string {
+    return ` roles=${[...new Set(options.roles)].join(',')}`;
   }
 
   @Option({

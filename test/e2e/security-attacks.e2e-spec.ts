@@ -781,7 +781,9 @@ describe('attacks a hospital reviewer tries first', () => {
       // (within the status cache's 5 s), and the refresh tokens at once.
       expect(await account()).toEqual({ roles: ['billing', 'auditor'], session_epoch: 1 });
       expect((await refresh(session.refresh_token)).status).toBe(401);
+      // The refused attempt is on the record by the account it aimed at, as the change is.
       expect(await audited()).toEqual([
+        { outcome: 'failure', detail: `username=${user.username} roles=billing,superuser` },
         { outcome: 'success', detail: `username=${user.username} roles=billing,auditor` },
       ]);
       // A new sign-in carries the new roles: billing reads no Observation.
