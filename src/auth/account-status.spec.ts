@@ -66,6 +66,27 @@ describe('AccountStatus', () => {
     expect(users.findState).toHaveBeenCalledTimes(2);
   });
 
+  it('reads again for a token issued after the kept state was read, rather than refuse it', async () => {
+    // Roles changed by the CLI (or a password set on another instance) moved the epoch on to 3,
+    // and the user signed in again within the TTL: the kept epoch 2 is stale, not the new token.
+    stored({ active: true, sessionEpoch: 2 });
+    await expect(status.allows(token())).resolves.toBe(true);
+    stored({ active: true, sessionEpoch: 3 });
+    await expect(status.allows(token({ sessionEpoch: 3 }))).resolves.toBe(true);
+    await expect(status.allows(token())).resolves.toBe(false);
+    expect(users.findState).toHaveBeenCalledTimes(2);
+  });
+
+  it('reads again for a token of an account kept as disabled, which another instance enabled', async () => {
+    // A disable moves the epoch on, so a token of the kept epoch was issued after an enable.
+    stored({ active: false, sessionEpoch: 3 });
+    await expect(status.allows(token({ sessionEpoch: 2 }))).resolves.toBe(false);
+    stored({ active: true, sessionEpoch: 3 });
+    await expect(status.allows(token({ sessionEpoch: 3 }))).resolves.toBe(true);
+    await expect(status.allows(token({ sessionEpoch: 2 }))).resolves.toBe(false);
+    expect(users.findState).toHaveBeenCalledTimes(2);
+  });
+
   it('does not keep a failed read', async () => {
     users.findState.mockRejectedValueOnce(new Error('connection lost'));
     await expect(status.allows(token())).rejects.toThrow('connection lost');

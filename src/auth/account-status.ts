@@ -18,6 +18,16 @@ export const ACCOUNT_STATE_TTL_MS = 5_000;
 export const MAX_ENTRIES = 10_000;
 
 /**
+ * Whether the kept state was read before the token was issued: the token is of a later epoch (a
+ * sign-in after the CLI or another instance moved the epoch on), or of the kept epoch while the
+ * state says disabled (a disable moves the epoch on, so the token was issued after an enable).
+ * Refusing it would sign a user out right after they signed in, for up to ACCOUNT_STATE_TTL_MS.
+ */
+function staleFor(state: AccountState, epoch: number): boolean {
+  return epoch > state.sessionEpoch || (epoch === state.sessionEpoch && !state.active);
+}
+
+/**
  * Whether the account an access token stands for may still use it: it exists, is active, and is
  * in the session epoch the token was issued in (a disable, a new password or an MFA reset moves
  * the epoch on). Signature and expiry are checked before this (VerifiedTokens remembers those);
@@ -34,14 +44,15 @@ export class AccountStatus {
   async allows(user: AuthenticatedUser): Promise<boolean> {
     // An identity provider's account (`oidc:<sub>`) has no row here: the provider disables it.
     if (!isUuid(user.id)) return true;
-    const state = await this.states.get(user.id);
-    return (
-      state !== null &&
-      state.active &&
-      // A token issued before tokens carried the epoch is of the epoch every account started in
-      // (the session-epoch migration's 0): a password or MFA reset since then ends it too.
-      (user.sessionEpoch ?? 0) === state.sessionEpoch
-    );
+    // A token issued before tokens carried the epoch is of the epoch every account started in
+    // (the session-epoch migration's 0): a password or MFA reset since then ends it too.
+    const epoch = user.sessionEpoch ?? 0;
+    let state = await this.states.get(user.id);
+    if (state !== null && staleFor(state, epoch)) {
+      this.states.forget(user.id);
+      state = await this.states.get(user.id);
+    }
+    return state !== null && state.active && epoch === state.sessionEpoch;
   }
 
   /**
