@@ -192,7 +192,34 @@ export class ResourceAccess {
    * about deleted records of compartment types (404 rather than 410, and left out of lists).
    */
   maySeeDeletion(user: AuthenticatedUser, type: string, interaction: FhirInteraction): boolean {
-    return !isPatientConfined(user.scopes, user.patient, type, interaction) || !this.confines(type);
+    return !this.confinesTo(user, type, interaction);
+  }
+
+  /**
+   * Whether the user sees records of this type only in its patient's compartment (a
+   * patient-scoped token). Such a user sees a record's earlier versions only while the record,
+   * as it is now, is live and in that compartment: a result filed under the wrong patient and
+   * moved to the right one, or deleted, was read and listed through its old versions until
+   * 2026-12-07, when its read and its history answered 404.
+   */
+  confinesTo(user: AuthenticatedUser, type: string, interaction: FhirInteraction): boolean {
+    return isPatientConfined(user.scopes, user.patient, type, interaction) && this.confines(type);
+  }
+
+  /**
+   * Whether a record, as it is now (`current`: its live content), may show its versions to the
+   * user (see confinesTo); deleted, it shows none to a user confined to a compartment.
+   */
+  showsVersionsNow(
+    user: AuthenticatedUser,
+    type: string,
+    current: FhirResource | undefined,
+    interaction: FhirInteraction,
+    context?: FhirResource,
+  ): boolean {
+    if (!this.confinesTo(user, type, interaction)) return true;
+    if (current === undefined) return false;
+    return this.isInCompartment(user, current, this.patientsOf(current, context), interaction);
   }
 
   /**

@@ -192,9 +192,26 @@ export class FhirHistory {
         .filter((content) => isRestrictedIn(content, contexts.get(content)))
         .map((content) => `${content.resourceType}/${String(content.id)}`),
     );
+    // A patient-scoped token lists the versions of a record only while the record, as it is
+    // now, is live and in its compartment (see ResourceAccess.confinesTo).
+    const confined = [...keys.values()].filter((row) =>
+      this.access.confinesTo(user, row.resourceType, 'history'),
+    );
+    const deletedNow = await this.repository.deletedAmong(
+      confined.map((row) => ({ type: row.resourceType, id: row.id })),
+    );
+    const now = new Map(
+      latest.map((content) => [`${content.resourceType}/${String(content.id)}`, content]),
+    );
     return rows.filter((row) => {
       const content = contents.get(row);
-      if (restrictedNow.has(`${row.resourceType}/${row.id}`)) return false;
+      const key = `${row.resourceType}/${row.id}`;
+      if (restrictedNow.has(key)) return false;
+      const current = deletedNow.has(key) ? undefined : now.get(key);
+      const context = current && contexts.get(current);
+      if (!this.access.showsVersionsNow(user, row.resourceType, current, 'history', context)) {
+        return false;
+      }
       return content === undefined
         ? this.access.maySeeDeletion(user, row.resourceType, 'history')
         : this.access.isListable(user, content, true, contexts.get(content), 'history');

@@ -519,6 +519,7 @@ export class FhirService {
     if (!/^[1-9]\d{0,9}$/.test(versionId) || version > 2_147_483_647) {
       throw AppError.notFound(`${type} version not found`);
     }
+    await this.assertShowsVersions(user, type, id);
     const row = await this.repository.findVersion(type, id, version);
     if (!row) {
       throw AppError.notFound(`${type} version not found`);
@@ -540,6 +541,25 @@ export class FhirService {
       await this.access.assertMayOpen(user, result.resource, 'vread', context);
     }
     return shown(result);
+  }
+
+  /**
+   * For a patient-scoped token, 404 unless the record as it is now is live and in its
+   * compartment (see ResourceAccess.confinesTo), with the words of a record never stored.
+   */
+  private async assertShowsVersions(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+  ): Promise<void> {
+    if (!this.access.confinesTo(user, type, 'read')) return;
+    const current = await this.repository.findCurrent(type, id);
+    if (!current) throw this.notStored(type, id);
+    const now = current.deleted ? undefined : parseContent(current);
+    const context = now && (await this.contexts.ofOne(now));
+    if (!this.access.showsVersionsNow(user, type, now, 'read', context)) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
   }
 
   /** 404 unless the last content of a deleted record is in the token's compartment. */

@@ -107,6 +107,20 @@ export class ResourceRepository {
       .getMany();
   }
 
+  /** Of these resources, the ones deleted now, as `Type/id`. */
+  async deletedAmong(resources: { type: string; id: string }[]): Promise<Set<string>> {
+    if (resources.length === 0) return new Set();
+    const rows = await this.unitOfWork.manager.query<{ resource_type: string; id: string }[]>(
+      `SELECT r.resource_type, r.id
+         FROM resource r
+         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
+           ON r.resource_type = t.type AND r.id = t.id
+        WHERE r.deleted`,
+      [resources.map((r) => r.type), resources.map((r) => r.id)],
+    );
+    return new Set(rows.map((row) => `${row.resource_type}/${row.id}`));
+  }
+
   findVersion(
     resourceType: string,
     id: string,
