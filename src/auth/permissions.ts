@@ -1,6 +1,6 @@
 import type { AuthenticatedUser } from './authenticated-user.js';
 import type { Role } from './roles.js';
-import { scopesAllow } from './smart-scopes.js';
+import { isPatientConfined, scopesAllow } from './smart-scopes.js';
 
 /**
  * The permission matrix: every role's rights, in one place. A route declares what it needs
@@ -151,6 +151,14 @@ export function canAccessFhir(
   );
 }
 
+/**
+ * Types served apart from the records, which no patient compartment narrows: the audit trail,
+ * whose events may each name several patients and the staff who treated them. A token confined
+ * to one patient uses none of them: until 2026-12-07 an auditor's or administrator's app given
+ * `patient/*.rs` for one patient listed and read every patient's events.
+ */
+const NOT_CONFINABLE: ReadonlySet<string> = new Set(['AuditEvent']);
+
 /** The matrix for the user's roles, narrowed (never widened) by the token's SMART scopes. */
 export function mayUseFhir(
   user: AuthenticatedUser,
@@ -159,7 +167,8 @@ export function mayUseFhir(
 ): boolean {
   return (
     canAccessFhir(user.roles, type, interaction) &&
-    scopesAllow(user.scopes, user.patient !== undefined, type, interaction)
+    scopesAllow(user.scopes, user.patient !== undefined, type, interaction) &&
+    !(NOT_CONFINABLE.has(type) && isPatientConfined(user.scopes, user.patient, type, interaction))
   );
 }
 
