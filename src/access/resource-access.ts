@@ -70,6 +70,13 @@ function onlyRestricts(next: FhirResource, current: FhirResource | undefined): b
 export type OpenedFor = 'read' | 'vread' | 'history' | 'update' | 'patch' | 'delete';
 
 const WRITES: ReadonlySet<FhirInteraction> = new Set(['create', 'update', 'delete']);
+
+/**
+ * Types whose records list patients as members: R4 puts a Group in the compartment of each, so
+ * that a patient's app read the whole list of a cohort (a clinic, a trial) and who else is in
+ * it. A patient-scoped token sees one only when its patient is the only patient it names.
+ */
+export const MEMBER_LISTS: ReadonlySet<string> = new Set(['Group']);
 const SHARED_RECORDS =
   'A patient-scoped token changes no records outside patient compartments (Practitioner, Organization…)';
 
@@ -361,6 +368,9 @@ export class ResourceAccess {
       return true;
     }
     if (!this.confines(resource.resourceType)) return !WRITES.has(interaction);
+    if (MEMBER_LISTS.has(resource.resourceType)) {
+      return patients.length > 0 && patients.every((patient) => patient === user.patient);
+    }
     return patients.includes(user.patient!);
   }
 }

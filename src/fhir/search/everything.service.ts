@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { PatientCompartment } from '../../access/patient-compartment.js';
-import { ResourceAccess } from '../../access/resource-access.js';
+import { MEMBER_LISTS, ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
@@ -118,8 +118,13 @@ export class EverythingService {
         readable(type) && mayUseFhir(user, type, 'search');
       // Only the parameters that define the compartment count, not any reference to the
       // patient.
+      // A patient-scoped token's Groups are those its patient is the only member of, which the
+      // index does not tell apart: it gets none here (search Group?member=… for them).
       const links = [...this.compartment.linkedTypes()]
         .filter(([type]) => listable(type))
+        .filter(
+          ([type]) => !MEMBER_LISTS.has(type) || !this.access.confinesTo(user, type, 'search'),
+        )
         .flatMap(([type, params]) => params.map((param) => ({ type, param })));
       // Counted in resources, not references: counting references (two for each Observation)
       // cut a record of 20,000 Observations to 5,000 of them, answered as if whole.

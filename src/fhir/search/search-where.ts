@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PatientCompartment } from '../../access/patient-compartment.js';
 import {
   CONFIDENTIALITY,
+  MEMBER_LISTS,
   RESTRICTING_CODES,
   ResourceAccess,
 } from '../../access/resource-access.js';
@@ -85,7 +86,7 @@ export class SearchWhere {
         isPatientConfined(user.scopes, user.patient, on.type, 'search') &&
         this.compartment.hasCompartment(on.type)
       ) {
-        conditions.push(this.inCompartment(user.patient!, on, p));
+        conditions.push(this.inCompartment(user.patient!, on, p, MEMBER_LISTS.has(on.type)));
       }
       return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
     };
@@ -109,16 +110,21 @@ export class SearchWhere {
 
   /**
    * The resource is in this patient's compartment: it is the patient, or refers to them by one
-   * of the parameters the Patient CompartmentDefinition names for its type.
+   * of the parameters the Patient CompartmentDefinition names for its type. `sole`: and to no
+   * other patient by them (a Group a patient-scoped token may see, see MEMBER_LISTS).
    */
-  private inCompartment(patientId: string, on: Subject, params: SqlParams): string {
+  private inCompartment(patientId: string, on: Subject, params: SqlParams, sole = false): string {
     const patient = params.add(patientId);
     const links = this.compartment.paramsOf(on.type);
-    const p = params.alias('p');
-    const byReference =
-      links.length > 0
-        ? `EXISTS (SELECT 1 FROM search_reference ${p} WHERE ${p}.resource_type = ${on.typeSql} AND ${p}.resource_id = ${on.idSql} AND ${p}.param = ANY(${params.add(links)}::text[]) AND ${p}.target_type = 'Patient' AND ${p}.target_id = ${patient})`
-        : 'FALSE';
+    if (links.length === 0) return on.type === 'Patient' ? `${on.idSql} = ${patient}` : 'FALSE';
+    const linked = params.add(links);
+    const byLink = (target: string) => {
+      const p = params.alias('p');
+      return `EXISTS (SELECT 1 FROM search_reference ${p} WHERE ${p}.resource_type = ${on.typeSql} AND ${p}.resource_id = ${on.idSql} AND ${p}.param = ANY(${linked}::text[]) AND ${p}.target_type = 'Patient' AND ${p}.target_id ${target})`;
+    };
+    const byReference = sole
+      ? `(${byLink(`= ${patient}`)} AND NOT ${byLink(`<> ${patient}`)})`
+      : byLink(`= ${patient}`);
     return on.type === 'Patient' ? `(${on.idSql} = ${patient} OR ${byReference})` : byReference;
   }
 
