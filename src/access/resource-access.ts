@@ -77,6 +77,25 @@ const WRITES: ReadonlySet<FhirInteraction> = new Set(['create', 'update', 'delet
  * it. A patient-scoped token sees one only when its patient is the only patient it names.
  */
 export const MEMBER_LISTS: ReadonlySet<string> = new Set(['Group']);
+
+/**
+ * Types R4 puts in no patient's compartment whose records are about patients all the same: a
+ * Subscription (its criteria name patients, its endpoint receives their notifications), a
+ * stored Bundle (a document, a message, a collection: whole records), a MessageHeader (the
+ * event and its focus), a Linkage (which records are the same person), payment notices and
+ * reconciliations, enrollment responses. A patient-scoped token neither reads nor lists them
+ * (404, counted 0) nor writes them (403): until 2026-12-07 all but Subscriptions were shared
+ * records, and a patient's app read another patient's documents kept as Bundles.
+ */
+const IN_NO_COMPARTMENT: ReadonlySet<string> = new Set([
+  'Subscription',
+  'Bundle',
+  'MessageHeader',
+  'Linkage',
+  'PaymentNotice',
+  'PaymentReconciliation',
+  'EnrollmentResponse',
+]);
 const SHARED_RECORDS =
   'A patient-scoped token changes no records outside patient compartments (Practitioner, Organization…)';
 
@@ -240,20 +259,30 @@ export class ResourceAccess {
 
   /**
    * Whether a search of this type lists nothing to the user: a patient-scoped token's of
-   * Subscriptions, confined (see confines) yet in no patient's compartment. Said to the SQL, so
-   * that a count counts nothing either: it counted every clinician's until 2026-12-06.
+   * Subscriptions and the other types IN_NO_COMPARTMENT, confined (see confines) yet in no
+   * patient's compartment. Said to the SQL, so that a count counts nothing either: it counted
+   * every clinician's Subscriptions until 2026-12-06.
    */
   listsNone(user: AuthenticatedUser, type: string): boolean {
-    return type === 'Subscription' && isPatientConfined(user.scopes, user.patient, type, 'search');
+    return (
+      IN_NO_COMPARTMENT.has(type) && isPatientConfined(user.scopes, user.patient, type, 'search')
+    );
+  }
+
+  /** Whether records of this type are shared by every patient (Practitioner, Medication). */
+  isShared(type: string): boolean {
+    return !this.confines(type);
   }
 
   /**
-   * Whether a patient-scoped token sees resources of this type only in its compartment. A
-   * Subscription is in no one's: its criteria name other patients and its endpoint receives
-   * their notifications, so a patient's app neither lists nor takes over a clinician's.
+   * Whether a patient-scoped token sees resources of this type only in its compartment. The
+   * types IN_NO_COMPARTMENT are in no one's: a patient's app neither lists nor takes over a
+   * clinician's Subscription, nor reads another patient's document kept as a Bundle.
    */
   private confines(type: string): boolean {
-    return type === 'Binary' || type === 'Subscription' || this.compartment.hasCompartment(type);
+    return (
+      type === 'Binary' || IN_NO_COMPARTMENT.has(type) || this.compartment.hasCompartment(type)
+    );
   }
 
   /**

@@ -74,8 +74,8 @@ interface Options {
 @Injectable()
 export class EverythingService {
   /**
-   * The types a reference from the record brings in: those outside the Patient compartment,
-   * but Binary and Subscription, which ResourceAccess confines as it does compartment types.
+   * The types a reference from the record brings in: those shared by every patient, outside
+   * what ResourceAccess confines (the Patient compartment, Binary, a stored Bundle…).
    */
   private readonly referableTypes: readonly string[];
 
@@ -88,9 +88,7 @@ export class EverythingService {
     private readonly searchDefinitions: SearchDefinitions,
     private readonly unitOfWork: UnitOfWork,
   ) {
-    this.referableTypes = definitions.resourceTypes.filter(
-      (type) => !compartment.hasCompartment(type) && type !== 'Binary' && type !== 'Subscription',
-    );
+    this.referableTypes = definitions.resourceTypes.filter((type) => access.isShared(type));
   }
 
   async everything(
