@@ -62,8 +62,7 @@ export class FhirHistory {
       if (now) await this.access.assertMayOpen(user, now.resource, 'history', now.context);
       opened = now !== undefined;
     }
-    // Taken before the versions are read: everything stamped before it is committed by then.
-    const complete = await this.repository.completeUpTo();
+    const complete = await this.completeUpTo(params.cursor);
     // One more than a page: whether there is a next one.
     const found = await this.repository.historyOf(type, id, {
       since: params.since,
@@ -86,7 +85,7 @@ export class FhirHistory {
     const last = rows[rows.length - 1];
     const next =
       found.rows.length > params.count && last
-        ? { type, id, versionId: last.versionId }
+        ? { type, id, versionId: last.versionId, complete: complete.toISOString() }
         : undefined;
     const recreated = await this.repository.recreations(rows);
     return buildHistoryBundle(
@@ -145,8 +144,7 @@ export class FhirHistory {
     selfUrl: string,
     baseUrl: string,
   ): Promise<Bundle> {
-    // Taken before the versions are read: everything stamped before it is committed by then.
-    const complete = await this.repository.completeUpTo();
+    const complete = await this.completeUpTo(params.cursor);
     const found = await this.repository.historyOfTypes(types, params).catch((error: unknown) => {
       // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0): its
       // data exception, a 500 until 2026-12-06. The other parameters are checked before.
@@ -155,7 +153,8 @@ export class FhirHistory {
     });
     const page = found.slice(0, params.count);
     // The next page starts after the last version read, listed or not.
-    const next = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
+    const last = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
+    const next = last && { ...last, complete: complete.toISOString() };
     const listed = await this.listable(
       user,
       page.map(({ row }) => row),
@@ -167,6 +166,20 @@ export class FhirHistory {
       baseUrl,
       complete,
     );
+  }
+
+  /**
+   * The instant up to which a page's history holds every version (its Bundle's lastUpdated, the
+   * next poll's `_since`). Taken before the versions are read: everything stamped before it is
+   * committed by then. A later page (a cursor) holds none written since the first page was read
+   * (they sort before the cursor), so it says the first page's instant, which its cursor
+   * carries: until 2026-12-07 it said its own, and a client polling `_since` the last page's
+   * skipped every version written while it paged.
+   */
+  private async completeUpTo(cursor: { complete?: string } | undefined): Promise<Date> {
+    const now = await this.repository.completeUpTo();
+    const first = cursor?.complete === undefined ? undefined : new Date(cursor.complete);
+    return first !== undefined && first < now ? first : now;
   }
 
   /** Versions a list may show: restricted records and other patients' records are left out. */

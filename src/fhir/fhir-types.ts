@@ -49,6 +49,8 @@ export interface VersionCursor {
   type: string;
   id: string;
   versionId: number;
+  /** The instant the first page was complete up to (ISO), which every later page says too. */
+  complete?: string;
 }
 
 export interface HistoryParams {
@@ -65,6 +67,8 @@ export interface HistoryCursor {
   type: string;
   id: string;
   versionId: number;
+  /** The instant the first page was complete up to (ISO), which every later page says too. */
+  complete?: string;
 }
 
 export interface HistoryListParams {

@@ -102,6 +102,14 @@ function isVersionId(value: unknown): value is number {
   return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 2_147_483_647;
 }
 
+/** A cursor's `complete`, if it has one: an instant. */
+function isComplete(value: unknown): boolean {
+  return (
+    value === undefined ||
+    (typeof value === 'string' && value.length <= 40 && !Number.isNaN(Date.parse(value)))
+  );
+}
+
 function isVersionCursor(value: unknown): value is VersionCursor {
   const cursor = value as Partial<HistoryCursor> | null;
   return (
@@ -110,7 +118,8 @@ function isVersionCursor(value: unknown): value is VersionCursor {
     cursor.lastUpdated === undefined &&
     isKeyText(cursor.type) &&
     isKeyText(cursor.id) &&
-    isVersionId(cursor.versionId)
+    isVersionId(cursor.versionId) &&
+    isComplete(cursor.complete)
   );
 }
 
@@ -123,7 +132,8 @@ function isHistoryCursor(value: unknown): value is HistoryCursor {
     !Number.isNaN(new Date(cursor.lastUpdated).getTime()) &&
     isKeyText(cursor.type) &&
     isKeyText(cursor.id) &&
-    isVersionId(cursor.versionId)
+    isVersionId(cursor.versionId) &&
+    isComplete(cursor.complete)
   );
 }
 

@@ -1812,6 +1812,51 @@ describe('FHIR REST: CRUD, versions and history', () => {
       }
     });
 
+    it('lists, polled _since the last page of a paged history, a version written between its pages', async () => {
+      const versions = (res: HttpResult) =>
+        ((res.body.entry ?? []) as { fullUrl: string; response: { etag: string } }[]).map(
+          (e) => `${e.fullUrl.slice(fhir.length + 1)} ${e.response.etag}`,
+        );
+      const patient = async (): Promise<string> =>
+        (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id as string;
+      for (const level of ['Patient/_history', '_history', 'instance']) {
+        const start = encodeURIComponent(new Date().toISOString());
+        const first = await patient();
+        const url = level === 'instance' ? `${fhir}/Patient/${first}/_history` : `${fhir}/${level}`;
+        if (level === 'instance') {
+          const update = await http('PUT', `${fhir}/Patient/${first}`, {
+            body: { ...buildPatient(), id: first, gender: 'male' },
+          });
+          expect(update.status).toBe(200);
+        } else {
+          await patient();
+        }
+        const page1 = await http('GET', `${url}?_since=${start}&_count=1`);
+        expect(page1.body.entry).toHaveLength(1);
+        // Written while the client pages: newer than page 1, so on no later page.
+        const written =
+          level === 'instance' ? `Patient/${first} W/"3"` : `Patient/${await patient()} W/"1"`;
+        if (level === 'instance') {
+          const update = await http('PUT', `${fhir}/Patient/${first}`, {
+            body: { ...buildPatient(), id: first, gender: 'other' },
+          });
+          expect(update.status).toBe(200);
+        }
+        const next = (page1.body.link as { relation: string; url: string }[]).find(
+          (link) => link.relation === 'next',
+        );
+        const page2 = await http('GET', next!.url);
+        expect(page2.body.entry).toHaveLength(1);
+        expect(versions(page2)).not.toContain(written);
+        // Each page is complete up to the instant page 1 was: until 2026-12-07 page 2 said its
+        // own, later than the version written meanwhile, and the next poll skipped it.
+        expect(page2.body.meta.lastUpdated).toBe(page1.body.meta.lastUpdated);
+        const since = encodeURIComponent(page2.body.meta.lastUpdated as string);
+        const poll = await http('GET', `${url}?_since=${since}&_count=1000`);
+        expect({ level, found: versions(poll).includes(written) }).toEqual({ level, found: true });
+      }
+    });
+
     it('finds, polled _lastUpdated=ge the last searchset lastUpdated, a version committed after that search', async () => {
       const start = encodeURIComponent(new Date().toISOString());
       const { created, release } = await heldCreate();
