@@ -132,6 +132,19 @@ export class ResourceAccess {
   }
 
   /**
+   * Whether a patient-scoped token's compartment holds the resource (always, for any other
+   * token), recording nothing: for a version a list leaves out rather than refuses.
+   */
+  isInCompartmentOf(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    interaction: FhirInteraction,
+    context?: FhirResource,
+  ): boolean {
+    return this.isInCompartment(user, resource, this.patientsOf(resource, context), interaction);
+  }
+
+  /**
    * Checks a stored resource before it is shown or changed; records break-glass use. `context`
    * is the resource a Binary's securityContext names, loaded by the caller: the Binary then
    * follows its rules too (its patients, and restricted when it is).

@@ -70,10 +70,24 @@ export class FhirHistory {
       before: params.cursor?.versionId,
       limit: params.count + 1,
     });
-    const rows = found.rows.slice(0, params.count);
-    const versions = rows.filter((row) => !row.deleted).map(parseContent);
-    const contexts = await this.contexts.of(versions);
-    for (const version of versions) {
+    const read = found.rows.slice(0, params.count);
+    const contents = new Map(
+      read.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
+    );
+    const contexts = await this.contexts.of([...contents.values()]);
+    // A version outside a patient-scoped token's compartment (filed to another patient by
+    // mistake, or before a merge) is left out, as a list leaves it out: the whole history of
+    // the token's own record was a 404 until 2026-12-07.
+    const rows = read.filter((row) => {
+      const content = contents.get(row);
+      return (
+        content === undefined ||
+        this.access.isInCompartmentOf(user, content, 'history', contexts.get(content))
+      );
+    });
+    for (const row of rows) {
+      const version = contents.get(row);
+      if (version === undefined) continue;
       const context = contexts.get(version);
       if (isRestrictedIn(version, context) && !opened) {
         await this.access.assertMayOpen(user, version, 'history', context);
@@ -82,7 +96,8 @@ export class FhirHistory {
         this.access.assertInCompartment(user, version, 'history', context);
       }
     }
-    const last = rows[rows.length - 1];
+    // The next page starts after the last version read, listed or not.
+    const last = read[read.length - 1];
     const next =
       found.rows.length > params.count && last
         ? { type, id, versionId: last.versionId, complete: complete.toISOString() }

@@ -621,6 +621,40 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await mixed('GET', `${fhir}/Practitioner/${ids.practitioner}`)).status).toBe(200);
     });
 
+    it("does not show another patient's record through a version filed to its patient by mistake", async () => {
+      // B's result, filed to A, then refiled to B: A's versions of it hold B's data.
+      const refiled = await create(doctor, observation(ids.patientA));
+      const toB = await doctor('PUT', `${fhir}/Observation/${refiled}`, {
+        body: { ...observation(ids.patientB), id: refiled },
+      });
+      expect(toB.status).toBe(200);
+      expect((await doctor('GET', `${fhir}/Observation/${refiled}/_history/1`)).status).toBe(200);
+      expect((await app('GET', `${fhir}/Observation/${refiled}`)).status).toBe(404);
+      expect((await app('GET', `${fhir}/Observation/${refiled}/_history`)).status).toBe(404);
+      // The version and the lists answered as the read does: 200 and listed until 2026-12-07.
+      expect((await app('GET', `${fhir}/Observation/${refiled}/_history/1`)).status).toBe(404);
+      for (const path of [`Observation/_history?_since=${started}`, `_history?_since=${started}`]) {
+        const listed = await app('GET', `${fhir}/${path}&_count=1000`);
+        expect(listed.status).toBe(200);
+        expect(JSON.stringify(listed.body)).not.toContain(refiled);
+      }
+      const doctorListed = await doctor('GET', `${fhir}/Observation/_history?_since=${started}`);
+      expect(JSON.stringify(doctorListed.body)).toContain(refiled);
+      // B's token sees B's record and its history, without the version filed to A (the whole
+      // history was a 404 until 2026-12-07, as if B's own result did not exist).
+      const asB = await scoped(doctorToken, 'patient/*.rs', ids.patientB);
+      expect((await asB('GET', `${fhir}/Observation/${refiled}`)).status).toBe(200);
+      expect((await asB('GET', `${fhir}/Observation/${refiled}/_history/1`)).status).toBe(404);
+      const history = await asB('GET', `${fhir}/Observation/${refiled}/_history`);
+      expect(history.status).toBe(200);
+      expect(
+        (history.body.entry as { resource: { meta: { versionId: string } } }[]).map(
+          (entry) => entry.resource.meta.versionId,
+        ),
+      ).toEqual(['2']);
+      expect(JSON.stringify(history.body)).not.toContain(ids.patientA);
+    });
+
     it("does not reveal another patient's deleted records (404, not 410)", async () => {
       const deleted = await create(doctor, observation(ids.patientB));
       expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);
