@@ -132,11 +132,15 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           notificationAuditEntry(head, outcome, plan?.endpoint, settled),
         );
       }
-      if (outcome.status === 'dead') {
-        // Nothing more is queued for it, whether or not its status can be set below.
-        await this.repository.setState(head.subscriptionId, undefined, false);
-        this.registry.forget(head.subscriptionId);
-      }
+      // Given up: nothing more is queued for it, whether or not its status can be set below,
+      // unless its owner changed it meanwhile (that version is theirs, and is served).
+      const stopped =
+        outcome.status === 'dead' &&
+        (await this.repository.stopAtVersion(
+          head.subscriptionId,
+          Number(subscription!.meta?.versionId),
+        ));
+      if (stopped) this.registry.forget(head.subscriptionId);
       if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
         this.logger.warn(
           {
@@ -147,7 +151,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           'Subscription notification not delivered',
         );
       }
-      return { subscription, outcome, repeated };
+      return { subscription, outcome, repeated, stopped };
     });
     if (given?.subscription && given.outcome.status === 'cancelled') {
       // Cancelled for having ended (one written before its end was recorded, say): turned off.
@@ -156,7 +160,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     if (given?.repeated !== undefined) {
       await this.statuses.refuseRepeated(given.subscription!.id!, given.repeated);
     }
-    if (given?.outcome.status === 'dead') {
+    if (given?.stopped) {
       await this.statuses.setDeliveryFailed(given.subscription!, given.outcome.lastError);
     }
     return given !== undefined;

@@ -105,6 +105,31 @@ export class SubscriptionRepository {
     );
   }
 
+  /**
+   * Stops delivering to a Subscription given up on, if its current version is still
+   * `versionId`, the one whose deliveries failed; true when stopped. A version its owner wrote
+   * while the last attempt was under way (a new endpoint, say) is theirs and stays served: until
+   * 2026-12-07 it was stopped too, its status left `requested` or `active` with nothing ever sent.
+   * The row is locked first, so that the version is read after an owner's write that holds it
+   * has committed; one that reaches it after stores its own state over this.
+   */
+  async stopAtVersion(id: string, versionId: number): Promise<boolean> {
+    const { manager } = this.unitOfWork;
+    await manager.query(`SELECT 1 FROM fhir_subscription WHERE id = $1 FOR UPDATE`, [id]);
+    const rows = await manager.query<{ id: string }[]>(
+      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+      `WITH stopped AS (
+         UPDATE fhir_subscription s SET active = false, failure = NULL, updated_at = now()
+          WHERE s.id = $1
+            AND EXISTS (SELECT 1 FROM resource r WHERE r.resource_type = 'Subscription'
+                          AND r.id = s.id AND r.version_id = $2)
+         RETURNING s.id)
+       SELECT id FROM stopped`,
+      [id, versionId],
+    );
+    return rows.length > 0;
+  }
+
   /** Live Subscriptions still `requested` that were accepted: the notifier makes them `active`. */
   async requested(limit: number): Promise<string[]> {
     const rows = await this.takeForStatus<{ id: string }>({

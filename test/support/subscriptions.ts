@@ -13,8 +13,15 @@ export interface Received {
   body: string;
 }
 
-/** How the receiver answers a notification to `path`: 204 unless told otherwise. */
-export type Answer = (path: string) => { status: number; headers?: Record<string, string> };
+/**
+ * How the receiver answers a notification to `path`: 204 unless told otherwise; a promise holds
+ * the answer back (the notification stays in flight until it settles).
+ */
+export type Answer = (
+  path: string,
+) =>
+  | { status: number; headers?: Record<string, string> }
+  | Promise<{ status: number; headers?: Record<string, string> }>;
 
 /** The app of a Subscriptions test, with the receiver its notifications may go to. */
 export interface SubscriptionsTestApp {
@@ -44,8 +51,9 @@ export async function startSubscriptionsApp(
     request.on('end', () => {
       const path = request.url ?? '';
       received.push({ path, method: request.method ?? '', headers: request.headers, body });
-      const { status, headers = {} } = answer(path);
-      response.writeHead(status, headers).end();
+      void Promise.resolve(answer(path)).then(({ status, headers = {} }) =>
+        response.writeHead(status, headers).end(),
+      );
     });
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
