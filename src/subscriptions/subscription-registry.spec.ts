@@ -1,10 +1,13 @@
+import type { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import type { AppConfig } from '../config/config.js';
 import type { UnitOfWork } from '../database/unit-of-work.js';
 import type { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
 import { ResourceWrites } from '../fhir/resource-writes.js';
+import type { ResourceRepository } from '../fhir/resource.repository.js';
 import type { SearchService } from '../fhir/search/search.service.js';
+import type { SecurityContexts } from '../fhir/security-contexts.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import type { StoredSubscription, SubscriptionRepository } from './subscription.repository.js';
 
@@ -85,6 +88,11 @@ function setUp() {
     { isResourceType: (type: string) => type === 'Observation' } as unknown as FhirDefinitions,
     repository as unknown as SubscriptionRepository,
     unitOfWork as unknown as UnitOfWork,
+    // Observations are checked in the criteria's SQL alone (Binaries, by their context, are
+    // checked again: the e2e tests).
+    { countsInSql: () => true } as unknown as ResourceAccess,
+    {} as ResourceRepository,
+    {} as SecurityContexts,
   );
   registry.onModuleInit();
   const write = (resource: FhirResource) =>

@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
@@ -7,8 +8,11 @@ import { AppConfig } from '../config/config.js';
 import { databaseProblem } from '../database/database-unavailable.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
+import { parseContent } from '../fhir/resource-versions.js';
 import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
+import { ResourceRepository } from '../fhir/resource.repository.js';
 import { SearchService } from '../fhir/search/search.service.js';
+import { SecurityContexts } from '../fhir/security-contexts.js';
 import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js';
 import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
@@ -71,6 +75,9 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     private readonly definitions: FhirDefinitions,
     private readonly repository: SubscriptionRepository,
     private readonly unitOfWork: UnitOfWork,
+    private readonly access: ResourceAccess,
+    private readonly resources: ResourceRepository,
+    private readonly contexts: SecurityContexts,
   ) {
     this.endpoints = config.subscriptions.endpoints;
   }
@@ -215,8 +222,12 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
    */
   private async matchedBy(watcher: Watcher, type: string, ids: string[]): Promise<Set<string>> {
     try {
-      return await this.unitOfWork.savepoint(() =>
-        this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids),
+      return await this.unitOfWork.savepoint(async () =>
+        this.listable(
+          watcher.owner,
+          type,
+          await this.search.matchingAmong(watcher.owner, type, watcher.criteria, ids),
+        ),
       );
     } catch (error) {
       if (error instanceof AppError && error.status === 403) {
@@ -240,6 +251,33 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       await this.stop(watcher.id, reason);
       return new Set();
     }
+  }
+
+  /**
+   * Of the matched ids, those the owner's search would list. A Binary follows its
+   * securityContext, which the criteria's SQL cannot check (a search checks each resource it
+   * lists): until 2026-12-07 a Binary whose context is a restricted record was notified of,
+   * telling the endpoint when a sealed letter was written.
+   */
+  private async listable(
+    owner: AuthenticatedUser,
+    type: string,
+    matched: Set<string>,
+  ): Promise<Set<string>> {
+    if (matched.size === 0 || this.access.countsInSql(type)) return matched;
+    const resources = [];
+    for (const id of matched) {
+      const row = await this.resources.findCurrent(type, id);
+      if (row && !row.deleted && row.content) resources.push(parseContent(row));
+    }
+    const contexts = await this.contexts.of(resources);
+    return new Set(
+      resources
+        .filter((resource) =>
+          this.access.isListable(owner, resource, false, contexts.get(resource)),
+        )
+        .map((resource) => resource.id!),
+    );
   }
 
   /** Stops a Subscription whose criteria failed, for the notifier to set it to `error`. */

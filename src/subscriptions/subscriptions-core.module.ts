@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AccessModule } from '../access/access.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
@@ -10,7 +11,7 @@ import { SubscriptionRepository } from './subscription.repository.js';
  * write resources) both load it; only the service delivers (SubscriptionsModule).
  */
 @Module({
-  imports: [DatabaseModule, FhirModule],
+  imports: [AccessModule, DatabaseModule, FhirModule],
   providers: [SubscriptionRepository, SubscriptionRegistry],
   exports: [SubscriptionRepository, SubscriptionRegistry],
 })

@@ -11,6 +11,7 @@ import {
 import type { TestApp } from '../support/test-app.js';
 
 const LOINC = 'http://loinc.org';
+const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 /** What a downstream system that consumes the Subscriptions relies on. */
 describe('Subscriptions, as a receiver relies on them', () => {
@@ -111,5 +112,41 @@ describe('Subscriptions, as a receiver relies on them', () => {
     await eventually('a notification at the new endpoint', () =>
       Promise.resolve(hits(`/hooks/fixed-${run}`)[0]),
     );
+  });
+
+  it('does not notify of a Binary whose securityContext is restricted, as a search would not list it', async () => {
+    const patient = await create(doctor, { resourceType: 'Patient', gender: 'male' });
+    const letter = (restricted: boolean) =>
+      create(doctor, {
+        resourceType: 'DocumentReference',
+        status: 'current',
+        subject: { reference: `Patient/${patient}` },
+        content: [{ attachment: { contentType: 'application/pdf', title: 'Letter' } }],
+        ...(restricted ? { meta: { security: [{ system: CONFIDENTIALITY, code: 'R' }] } } : {}),
+      });
+    const binary = async (context: string): Promise<string> => {
+      const res = await doctor('POST', `${fhir}/Binary`, {
+        body: {
+          resourceType: 'Binary',
+          contentType: 'text/plain',
+          securityContext: { reference: context },
+          data: Buffer.from(`letter ${run}`).toString('base64'),
+        },
+      });
+      expect(res.status).toBe(201);
+      return res.body.id as string;
+    };
+    const id = await create(
+      doctor,
+      subscription(`c-${run}-binary`, `${hooks}binary-${run}`, { criteria: 'Binary' }),
+    );
+    const sealed = await binary(`DocumentReference/${await letter(true)}`);
+    const open = await binary(`DocumentReference/${await letter(false)}`);
+    // What the owner may list of them: the open one.
+    const listed = await doctor('GET', `${fhir}/Binary?_id=${sealed},${open}`);
+    expect(
+      listed.body.entry.map((entry: { resource: { id: string } }) => entry.resource.id),
+    ).toEqual([open]);
+    expect((await notifications(id)).map((row) => row.resource_id)).toEqual([open]);
   });
 });
