@@ -78,6 +78,129 @@ describe('Subscriptions, as a receiver relies on them', () => {
     await subscriptionsApp.close();
   });
 
+  it('queues nothing for a rolled-back transaction, and only the batch entries that were written', async () => {
+    const code = `c-${run}-tx`;
+    const id = await create(doctor, subscription(code, `${hooks}tx-${run}`));
+    const failed = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { request: { method: 'POST', url: 'Observation' }, resource: observation(code) },
+          {
+            request: { method: 'PUT', url: `Observation/${randomUUID()}` },
+            resource: { resourceType: 'Observation', status: 'no-such-status' },
+          },
+        ],
+      },
+    });
+    expect(failed.status).toBeGreaterThanOrEqual(400);
+    expect(await notifications(id)).toEqual([]);
+
+    const batch = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          { request: { method: 'POST', url: 'Observation' }, resource: observation(code) },
+          {
+            request: { method: 'POST', url: 'Observation' },
+            resource: { resourceType: 'Observation', status: 'no-such-status' },
+          },
+        ],
+      },
+    });
+    expect(batch.status).toBe(200);
+    const written = String(batch.body.entry[0].response.location).split('/')[1];
+    expect((await notifications(id)).map((row) => row.resource_id)).toEqual([written]);
+  });
+
+  it('refuses endpoints that leave the allowed prefix, however they are spelled', async () => {
+    const port = new URL(hooks).port;
+    for (const endpoint of [
+      `${hooks}%2e%2e/admin`,
+      `${hooks}x/../../admin/`,
+      `http://localhost:${port}/hooks/x`,
+      `http://127.0.0.1:${port}@169.254.169.254/hooks/x`,
+      `http://[::ffff:127.0.0.1]:${port}/hooks/x`,
+      `http://127.0.0.1:${port}/hooksx/`,
+      `file:///etc/passwd`,
+    ]) {
+      const res = await doctor('POST', `${fhir}/Subscription`, {
+        body: subscription(`c-${run}-ssrf`, endpoint),
+      });
+      expect({ endpoint, status: res.status }).toEqual({ endpoint, status: 422 });
+    }
+  });
+
+  it('gives a patient-scoped token no Subscription to write, read or list', async () => {
+    const patient = await create(doctor, { resourceType: 'Patient', gender: 'female' });
+    const scoped = await doctor('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope: 'patient/*.cruds', patient },
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(scoped.status).toBe(200);
+    const app = authorizedHttp(scoped.body.access_token as string);
+    const id = await create(doctor, subscription(`c-${run}-scoped`, `${hooks}scoped-${run}`));
+    const written = await app('POST', `${fhir}/Subscription`, {
+      body: subscription(`c-${run}-scoped`, `${hooks}scoped-${run}`, {
+        criteria: `Observation?subject=Patient/${patient}`,
+      }),
+    });
+    expect(written.status).toBe(403);
+    expect((await app('GET', `${fhir}/Subscription/${id}`)).status).toBe(404);
+    const listed = await app('GET', `${fhir}/Subscription?_count=1000`);
+    expect(listed.body.entry ?? []).toEqual([]);
+  });
+
+  it('keeps channel.header values out of the audit trail and the plaintext tables', async () => {
+    const secret = `care-secret-${run}`;
+    const id = await create(
+      doctor,
+      subscription(`c-${run}-audit`, `${hooks}audit-${run}`, {
+        channel: {
+          type: 'rest-hook',
+          endpoint: `${hooks}audit-${run}`,
+          header: [`Authorization: Bearer ${secret}`],
+        },
+      }),
+    );
+    const read = await doctor('GET', `${fhir}/Subscription/${id}`);
+    await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...read.body, reason: 'Changed' },
+    });
+    await doctor('GET', `${fhir}/Subscription/${id}/_history`);
+    await create(doctor, observation(`c-${run}-audit`));
+    await eventually('the notification', () => Promise.resolve(hits(`/hooks/audit-${run}`)[0]));
+    for (const table of ['audit_event', 'fhir_subscription', 'subscription_notification']) {
+      const [row] = await db.query<{ count: string }[]>(
+        `SELECT count(*) FROM ${table} t WHERE t::text LIKE $1`,
+        [`%${secret}%`],
+      );
+      expect({ table, count: row!.count }).toEqual({ table, count: '0' });
+    }
+  });
+
+  it('sends nothing more once the Subscription is deleted', async () => {
+    const code = `c-${run}-deleted`;
+    const path = `/hooks/deleted-${run}`;
+    const id = await create(doctor, subscription(code, `${hooks}deleted-${run}`));
+    await create(doctor, observation(code));
+    await eventually('the notification', () => Promise.resolve(hits(path)[0]));
+    await eventually('every notification settled', async () => {
+      const rows = await notifications(id);
+      return rows.every((row) => row.status !== 'pending') ? true : undefined;
+    });
+    const before = hits(path).length;
+    expect((await doctor('DELETE', `${fhir}/Subscription/${id}`)).status).toBe(204);
+    await create(doctor, observation(code));
+    await eventually('every notification settled', async () => {
+      const rows = await notifications(id);
+      return rows.every((row) => row.status !== 'pending') ? true : undefined;
+    });
+    expect(hits(path).length).toBe(before);
+  });
+
   it('keeps a Subscription its owner fixed while its last failing delivery was in flight', async () => {
     const code = `c-${run}-fixed`;
     const heldPath = `/hooks/held-${run}`;
@@ -148,5 +271,59 @@ describe('Subscriptions, as a receiver relies on them', () => {
       listed.body.entry.map((entry: { resource: { id: string } }) => entry.resource.id),
     ).toEqual([open]);
     expect((await notifications(id)).map((row) => row.resource_id)).toEqual([open]);
+  });
+
+  it('notifies of the records a merge (A40) moves into the surviving patient', async () => {
+    const integration = await tokenFor(testApp, 'integration');
+    const post = async (segments: string[]): Promise<string> => {
+      const res = await fetch(`${testApp.url}/hl7/v2`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${integration}`,
+          'content-type': 'x-application/hl7-v2+er7',
+        },
+        body: segments.join('\r'),
+      });
+      return res.text();
+    };
+    const mrn = (who: string) => `${who}-${run}^^^NORTH&2.16.840.1.8&ISO^MR`;
+    expect(
+      await post([
+        `MSH|^~\\&|LAB|NORTH|CV|HOSP|20261206080000+0000||ORU^R01|MV1-${run}|P|2.5.1`,
+        `PID|1||${mrn('PRIOR')}||Prior^Pat`,
+        `OBR|1||MV-${run}^NORTH^2.16.840.1.8^ISO|2823-3^Potassium^LN|||202612060800+0000||||||||||||||||F`,
+        'OBX|1|NM|2823-3^Potassium^LN||5.9|mmol/L^^UCUM|||||F',
+      ]),
+    ).toContain('MSA|AA|');
+    expect(
+      await post([
+        `MSH|^~\\&|ADT|NORTH|CV|HOSP|20261206081000+0000||ADT^A28^ADT_A05|MV2-${run}|P|2.5.1`,
+        'EVN|A28|20261206081000+0000',
+        `PID|1||${mrn('SURV')}||Survivor^Pat`,
+      ]),
+    ).toContain('MSA|AA|');
+    const found = await doctor('GET', `${fhir}/Patient?identifier=SURV-${run}`);
+    expect(found.body.entry).toHaveLength(1);
+    const survivor = found.body.entry[0].resource.id as string;
+    const id = await create(
+      doctor,
+      subscription(`c-${run}-merge`, `${hooks}merge-${run}`, {
+        criteria: `Observation?subject=Patient/${survivor}`,
+      }),
+    );
+    expect(
+      await post([
+        `MSH|^~\\&|ADT|NORTH|CV|HOSP|20261206090000+0000||ADT^A40^ADT_A39|MV3-${run}|P|2.5.1`,
+        'EVN|A40|20261206090000+0000',
+        `PID|1||${mrn('SURV')}||Survivor^Pat`,
+        `MRG|${mrn('PRIOR')}`,
+      ]),
+    ).toContain('MSA|AA|');
+    const moved = await doctor('GET', `${fhir}/Observation?subject=Patient/${survivor}`);
+    expect(moved.body.entry).toHaveLength(1);
+    expect((await notifications(id)).map((row) => row.resource_id)).toEqual([
+      moved.body.entry[0].resource.id,
+    ]);
+    await eventually('the notification', () => Promise.resolve(hits(`/hooks/merge-${run}`)[0]));
   });
 });
