@@ -248,7 +248,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
         { subscription: watcher.id, type, reason },
         'Subscription criteria failed: the Subscription is stopped, the write goes on',
       );
-      await this.stop(watcher.id, reason);
+      await this.stop(watcher, reason);
       return new Set();
     }
   }
@@ -281,10 +281,10 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   }
 
   /** Stops a Subscription whose criteria failed, for the notifier to set it to `error`. */
-  private async stop(id: string, reason: string): Promise<void> {
+  private async stop({ id, type, criteria }: Watcher, reason: string): Promise<void> {
     const failure = `Its criteria could not be evaluated (${reason}); correct them and set status to requested to start again`;
     await this.unitOfWork
-      .savepoint(() => this.repository.fail(id, failure))
+      .savepoint(() => this.repository.fail(id, { type, query: criteria }, failure))
       .catch((error: unknown) =>
         // Matched again at the next write, it is stopped then.
         this.logger.error(

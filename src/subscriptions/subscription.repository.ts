@@ -154,11 +154,17 @@ export class SubscriptionRepository {
     return rows.map((row) => row.id);
   }
 
-  /** Stops a Subscription whose criteria failed, until the notifier has set it to `error`. */
-  async fail(id: string, reason: string): Promise<void> {
+  /**
+   * Stops a Subscription whose criteria failed, until the notifier has set it to `error`: if
+   * they are still its criteria. An instance that has yet to re-read it may match criteria its
+   * owner has since replaced; until 2026-12-07 their failure stopped the owner's new version,
+   * which the notifier then set to `error` for criteria it no longer had.
+   */
+  async fail(id: string, criteria: { type: string; query: string }, reason: string): Promise<void> {
     await this.unitOfWork.manager.query(
-      `UPDATE fhir_subscription SET active = false, failure = $2, updated_at = now() WHERE id = $1`,
-      [id, reason],
+      `UPDATE fhir_subscription SET active = false, failure = $4, updated_at = now()
+        WHERE id = $1 AND criteria_type = $2 AND criteria = $3`,
+      [id, criteria.type, criteria.query, reason],
     );
   }
 

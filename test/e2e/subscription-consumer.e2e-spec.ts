@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import {
   eventually,
@@ -8,7 +9,7 @@ import {
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
-import type { TestApp } from '../support/test-app.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const LOINC = 'http://loinc.org';
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
@@ -325,5 +326,44 @@ describe('Subscriptions, as a receiver relies on them', () => {
       moved.body.entry[0].resource.id,
     ]);
     await eventually('the notification', () => Promise.resolve(hits(`/hooks/merge-${run}`)[0]));
+  });
+
+  it('keeps a Subscription its owner wrote again when another instance still matches its old, refused criteria', async () => {
+    const code = `c-${run}-stale`;
+    const id = await create(doctor, subscription(code, `${hooks}stale-${run}`));
+    const active = await statusOf(id, 'active');
+    // As after an upgrade that dropped a search parameter: the stored criteria are refused now.
+    await db.query(
+      `UPDATE fhir_subscription SET criteria = criteria || '&no-such-parameter=1' WHERE id = $1`,
+      [id],
+    );
+    // Another instance, which reads them so and, delivering nothing, never reads them again.
+    const restoreEnv = withEnv({ SUBSCRIPTION_ENDPOINTS: undefined });
+    let other: TestApp;
+    try {
+      other = await createTestApp();
+    } finally {
+      restoreEnv();
+    }
+    try {
+      // Its owner writes it again here, which stores its criteria afresh.
+      const fixed = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+        body: { ...active, reason: 'Written again' },
+      });
+      expect(fixed.status).toBe(200);
+      // A write there matches the old criteria, refused: they are stopped, not the new version.
+      const elsewhere = authorizedHttp(await tokenFor(other, 'doctor'));
+      const written = await elsewhere('POST', `${other.url}/fhir/Observation`, {
+        body: observation(code),
+      });
+      expect(written.status).toBe(201);
+      const [state] = await db.query<{ active: boolean; failure: string | null }[]>(
+        `SELECT active, failure FROM fhir_subscription WHERE id = $1`,
+        [id],
+      );
+      expect(state).toEqual({ active: true, failure: null });
+    } finally {
+      await other.close();
+    }
   });
 });
