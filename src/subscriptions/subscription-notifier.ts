@@ -105,6 +105,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       const plan = subscription && this.planOf(subscription);
       let outcome: NotificationOutcome;
       let covered: string[] = [];
+      // Given up on: nothing more is queued for it, whether or not its status can be set below.
+      let stopped = false;
       // A header name the Subscription gives twice, which refuses it.
       let repeated: string | undefined;
       if (
@@ -123,7 +125,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         } else {
           covered = await this.repository.pendingOf(head.subscriptionId);
           const failure = await this.send(plan);
-          outcome = failure === undefined ? sent(head) : this.failure(head, failure);
+          if (failure === undefined) outcome = sent(head);
+          else ({ outcome, stopped } = await this.failed(head, subscription, failure));
         }
       }
       const settled = await this.repository.settle(head, outcome, covered);
@@ -132,14 +135,6 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           notificationAuditEntry(head, outcome, plan?.endpoint, settled),
         );
       }
-      // Given up: nothing more is queued for it, whether or not its status can be set below,
-      // unless its owner changed it meanwhile (that version is theirs, and is served).
-      const stopped =
-        outcome.status === 'dead' &&
-        (await this.repository.stopAtVersion(
-          head.subscriptionId,
-          Number(subscription!.meta?.versionId),
-        ));
       if (stopped) this.registry.forget(head.subscriptionId);
       if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
         this.logger.warn(
@@ -189,6 +184,29 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       if (this.stopped) throw error;
       return failureOf(error);
     }
+  }
+
+  /**
+   * The outcome of a failed attempt. The last one gives up on the Subscription (`stopped`) if it
+   * is still the version whose deliveries failed; a version its owner wrote while the attempt
+   * was under way (a new endpoint, say) is theirs, and its notifications are tried afresh. Until
+   * 2026-12-07 it was given up on too, left `requested` or `active` with nothing ever sent.
+   */
+  private async failed(
+    head: PendingNotification,
+    subscription: FhirResource,
+    reason: string,
+  ): Promise<{ outcome: NotificationOutcome; stopped: boolean }> {
+    const outcome = this.failure(head, reason);
+    if (outcome.status !== 'dead') return { outcome, stopped: false };
+    const version = Number(subscription.meta?.versionId);
+    if (await this.repository.stopAtVersion(head.subscriptionId, version)) {
+      return { outcome, stopped: true };
+    }
+    return {
+      outcome: { status: 'pending', attempts: 0, lastError: reason, nextAttemptAt: new Date() },
+      stopped: false,
+    };
   }
 
   private failure(head: PendingNotification, reason: string): NotificationOutcome {

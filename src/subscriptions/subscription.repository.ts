@@ -107,11 +107,9 @@ export class SubscriptionRepository {
 
   /**
    * Stops delivering to a Subscription given up on, if its current version is still
-   * `versionId`, the one whose deliveries failed; true when stopped. A version its owner wrote
-   * while the last attempt was under way (a new endpoint, say) is theirs and stays served: until
-   * 2026-12-07 it was stopped too, its status left `requested` or `active` with nothing ever sent.
-   * The row is locked first, so that the version is read after an owner's write that holds it
-   * has committed; one that reaches it after stores its own state over this.
+   * `versionId`, the one whose deliveries failed; true when stopped. The row is locked first, so
+   * that the version is read after an owner's write that holds it has committed; one that
+   * reaches it after stores its own state over this.
    */
   async stopAtVersion(id: string, versionId: number): Promise<boolean> {
     const { manager } = this.unitOfWork;
