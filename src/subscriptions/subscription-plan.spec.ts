@@ -183,6 +183,34 @@ describe('Subscription plans', () => {
     }
   });
 
+  it('refuses a path that a receiver may read as leaving the prefix, though the URL does not', () => {
+    // `..;` is `..` to Tomcat and Spring, an encoded slash or dot is decoded by many proxies:
+    // each would take the POST and its headers to `/admin` of the receiver's host.
+    for (const endpoint of [
+      'https://hooks.example.org/fhir/..;/admin',
+      'https://hooks.example.org/fhir/.;/../admin',
+      'https://hooks.example.org/fhir/..%2Fadmin',
+      'https://hooks.example.org/fhir/x/..%2f..%2fadmin',
+      'https://hooks.example.org/fhir/..%5Cadmin',
+      'https://hooks.example.org/fhir/%2E%2E%2fadmin',
+      'https://hooks.example.org/fhir/.%2e%2fadmin',
+    ]) {
+      expect([
+        endpoint,
+        refusal(() => subscriptionPlan(subscription({}, { endpoint }), ALLOWED, known)),
+      ]).toEqual([endpoint, expect.stringMatching(/^422 Subscription.channel.endpoint: /)]);
+    }
+    // Dots and semicolons within a name are names.
+    for (const endpoint of [
+      'https://hooks.example.org/fhir/lab.v2/a;b',
+      'https://hooks.example.org/fhir/..x/%41',
+    ]) {
+      expect(refusal(() => subscriptionPlan(subscription({}, { endpoint }), ALLOWED, known))).toBe(
+        'accepted',
+      );
+    }
+  });
+
   it('refuses a header name given twice, case aside, which write-back would collapse', () => {
     const plan = (header: string[]) =>
       subscriptionPlan(subscription({}, { header }), ALLOWED, known);

@@ -183,6 +183,12 @@ function allowedEndpoint(value: unknown, allowed: readonly string[]): string {
       'channel.endpoint',
     );
   }
+  if (url.pathname.split('/').some(readsAsAnotherPath)) {
+    throw refuse(
+      'channel.endpoint has a path segment a receiver may read as another path (an encoded slash, or ..; and .;)',
+      'channel.endpoint',
+    );
+  }
   const permitted = allowed.some((prefix) => {
     const base = new URL(prefix);
     // Without its trailing slash: `/fhir/` and `/fhir` both allow `/fhir` and `/fhir/…`.
@@ -198,4 +204,21 @@ function allowedEndpoint(value: unknown, allowed: readonly string[]): string {
     );
   }
   return url.href;
+}
+
+/**
+ * Whether a path segment, which the URL takes as a name, may be read as another path by the
+ * receiver or a proxy before it: decoded, a slash or backslash (many proxies decode `%2F`), or
+ * `.` and `..` followed by `;` (Tomcat and Spring drop a segment's `;…`, so `..;` is `..`).
+ * Each could take the POST and its headers outside the prefix, to `/admin` of its host.
+ */
+function readsAsAnotherPath(segment: string): boolean {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    return true;
+  }
+  const name = decoded.split(';')[0];
+  return /[/\\]/.test(decoded) || name === '.' || name === '..';
 }

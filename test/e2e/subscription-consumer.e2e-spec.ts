@@ -121,6 +121,9 @@ describe('Subscriptions, as a receiver relies on them', () => {
     for (const endpoint of [
       `${hooks}%2e%2e/admin`,
       `${hooks}x/../../admin/`,
+      // Names to the URL, yet `..` to Tomcat and Spring, or to a proxy that decodes `%2F`.
+      `${hooks}..;/admin`,
+      `${hooks}x/..%2F..%2Fadmin`,
       `http://localhost:${port}/hooks/x`,
       `http://127.0.0.1:${port}@169.254.169.254/hooks/x`,
       `http://[::ffff:127.0.0.1]:${port}/hooks/x`,
