@@ -23,6 +23,10 @@ export function repeatedHeaderError(name: string): string {
   return `Not sent: channel.header names ${name} more than once (stored before that was refused), which would go as one header of both values; give each header once and set status to requested to start again`;
 }
 
+export function refusedError(reason: string): string {
+  return `Not sent: ${reason}; correct it and set status to requested to start again`;
+}
+
 /**
  * Why a request failed, as fetch reports it in `cause`: its code (ECONNREFUSED), else its
  * message (a refused redirect is "unexpected redirect"), without any URL query (a token may sit

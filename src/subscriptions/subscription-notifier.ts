@@ -12,7 +12,12 @@ import type { FhirResource } from '../fhir/fhir-types.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
 import { notificationAuditEntry } from './notification-audit.js';
 import { failureOf } from './subscription-errors.js';
-import { repeatedHeader, storedPlan, type SubscriptionPlan } from './subscription-plan.js';
+import {
+  refusalOf,
+  repeatedHeader,
+  storedPlan,
+  type SubscriptionPlan,
+} from './subscription-plan.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
 import { currentSubscription, SubscriptionStatuses } from './subscription-statuses.js';
 import {
@@ -109,6 +114,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       let stopped = false;
       // A header name the Subscription gives twice, which refuses it.
       let repeated: string | undefined;
+      // Why this server refuses it now, though it accepted it (set to error below).
+      let refused: string | undefined;
       if (
         !subscription ||
         !plan?.active ||
@@ -117,6 +124,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         // Deleted, switched off, ended or no longer valid since the change was queued, or its
         // owner disabled: from the moment that commits, before its status says so.
         outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
+        refused = subscription && !plan ? this.refusalOf(subscription) : undefined;
       } else {
         repeated = repeatedHeader(plan.headers);
         if (repeated !== undefined) {
@@ -146,11 +154,14 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           'Subscription notification not delivered',
         );
       }
-      return { subscription, outcome, repeated, stopped };
+      return { subscription, outcome, repeated, refused, stopped };
     });
     if (given?.subscription && given.outcome.status === 'cancelled') {
       // Cancelled for having ended (one written before its end was recorded, say): turned off.
       await this.statuses.turnOffIfEnded(given.subscription);
+    }
+    if (given?.refused !== undefined) {
+      await this.statuses.refuseStored(given.subscription!.id!, given.refused);
     }
     if (given?.repeated !== undefined) {
       await this.statuses.refuseRepeated(given.subscription!.id!, given.repeated);
@@ -163,6 +174,12 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
 
   private planOf(subscription: FhirResource): SubscriptionPlan | undefined {
     return storedPlan(subscription, this.settings.endpoints, (type) =>
+      this.definitions.isResourceType(type),
+    );
+  }
+
+  private refusalOf(subscription: FhirResource): string | undefined {
+    return refusalOf(subscription, this.settings.endpoints, (type) =>
       this.definitions.isResourceType(type),
     );
   }

@@ -128,6 +128,23 @@ export function storedPlan(
 }
 
 /**
+ * Why a stored Subscription is refused now (its endpoint no longer among SUBSCRIPTION_ENDPOINTS,
+ * say), in the words of the check, which quote no URL or header value; undefined when it is not.
+ */
+export function refusalOf(
+  subscription: FhirResource,
+  allowedEndpoints: readonly string[],
+  isResourceType: (type: string) => boolean,
+): string | undefined {
+  try {
+    subscriptionPlan(subscription, allowedEndpoints, isResourceType);
+    return undefined;
+  } catch (error) {
+    return error instanceof AppError ? error.message : undefined;
+  }
+}
+
+/**
  * Refuses two `channel.header`s of one name (as HTTP compares them, case aside), when the
  * owner writes a Subscription. Shown masked (`X-Key: [stored]`), a header written back takes the
  * value stored under its name, so two of one name would both come back as one of them; and

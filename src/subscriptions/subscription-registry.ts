@@ -131,6 +131,13 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
 
   private async subscriptionWritten({ user, resource }: ResourceWrite): Promise<void> {
     const id = resource.id!;
+    if (user.id === SUBSCRIPTIONS_USER.id && resource['status'] === 'error') {
+      // The notifier stopping it: for a reason of its own, which may be that it no longer
+      // passes the checks below (an endpoint since dropped from SUBSCRIPTION_ENDPOINTS).
+      await this.repository.setState(id, 'error', false);
+      this.forget(id);
+      return;
+    }
     const plan = subscriptionPlan(resource, this.endpoints, (type) =>
       this.definitions.isResourceType(type),
     );

@@ -11,6 +11,7 @@ import { stateAuditEntry } from './notification-audit.js';
 import {
   deliveryFailedError,
   ownerDisabledError,
+  refusedError,
   repeatedHeaderError,
 } from './subscription-errors.js';
 import { storedPlan } from './subscription-plan.js';
@@ -73,6 +74,15 @@ export class SubscriptionStatuses {
    */
   refuseRepeated(id: string, name: string): Promise<void> {
     return this.stopLive(id, repeatedHeaderError(name), 'error duplicate-header');
+  }
+
+  /**
+   * R4: a Subscription the server cannot process gets status `error` and the reason: here one
+   * stored while this server accepted it, that it refuses now (its endpoint since dropped from
+   * SUBSCRIPTION_ENDPOINTS, say). Until 2026-12-07 it stayed `active`, nothing ever sent.
+   */
+  refuseStored(id: string, reason: string): Promise<void> {
+    return this.stopLive(id, refusedError(reason), 'error refused');
   }
 
   /** Turns off one still `requested` or `active` past its `end` (its notification cancelled). */

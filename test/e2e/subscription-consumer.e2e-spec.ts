@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
+import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -366,5 +367,35 @@ describe('Subscriptions, as a receiver relies on them', () => {
     } finally {
       await other.close();
     }
+  });
+
+  it('sets to error, saying why, one whose endpoint this server no longer notifies', async () => {
+    const code = `c-${run}-dropped`;
+    const id = await create(doctor, subscription(code, `${hooks}dropped-${run}`));
+    await statusOf(id, 'active');
+    // As stored while SUBSCRIPTION_ENDPOINTS allowed its endpoint, since dropped from it.
+    const row = await db.manager.findOneByOrFail(ResourceEntity, {
+      resourceType: 'Subscription',
+      id,
+    });
+    const stored = JSON.parse(row.content!) as { channel: Record<string, unknown> };
+    stored.channel['endpoint'] = `http://127.0.0.1:9/retired-${run}`;
+    await db.manager.save(ResourceEntity, { ...row, content: JSON.stringify(stored) });
+
+    await create(doctor, observation(code));
+    const refused = await statusOf(id, 'error');
+    expect(refused.error).toBe(
+      'Not sent: channel.endpoint is not among the endpoints this server may notify (SUBSCRIPTION_ENDPOINTS); correct it and set status to requested to start again',
+    );
+    expect(await notifications(id)).toEqual([expect.objectContaining({ status: 'cancelled' })]);
+    const [audit] = await db.query<{ detail: string }[]>(
+      `SELECT detail FROM audit_event WHERE subtype = 'subscription-notification'
+          AND resource_id = $1 AND resource_version = $2`,
+      [id, refused.meta.versionId],
+    );
+    expect(audit).toEqual({ detail: 'error refused' });
+    // Stopped: nothing more is queued for it.
+    await create(doctor, observation(code));
+    expect(await notifications(id)).toHaveLength(1);
   });
 });
