@@ -62,6 +62,7 @@ export type NotificationOutcome =
 export class SubscriptionRepository {
   constructor(private readonly unitOfWork: UnitOfWork) {}
 
+  /** Stores what its owner wrote; what is queued for it is tried afresh. */
   async save(
     id: string,
     plan: { criteriaType: string; criteria: string; status: string; active: boolean; end?: Date },
@@ -82,6 +83,15 @@ export class SubscriptionRepository {
         plan.active,
         plan.end ?? null,
       ],
+    );
+    // Changed by its owner (a new endpoint, say): what waits out a retry's backoff, up to five
+    // minutes, is tried afresh now. One being sent is skipped: its outcome settles it.
+    await this.unitOfWork.manager.query(
+      `UPDATE subscription_notification SET attempts = 0, next_attempt_at = now()
+        WHERE seq IN (SELECT seq FROM subscription_notification
+                       WHERE subscription_id = $1 AND status = 'pending' AND attempts > 0
+                       FOR UPDATE SKIP LOCKED)`,
+      [id],
     );
   }
 

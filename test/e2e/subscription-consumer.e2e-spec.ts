@@ -398,4 +398,28 @@ describe('Subscriptions, as a receiver relies on them', () => {
     await create(doctor, observation(code));
     expect(await notifications(id)).toHaveLength(1);
   });
+
+  it('tries what is queued afresh once its owner changes it, rather than after the backoff', async () => {
+    const code = `c-${run}-backoff`;
+    const id = await create(doctor, subscription(code, `${hooks}failing-backoff-${run}`));
+    const written = await statusOf(id, 'active');
+    const observed = await create(doctor, observation(`c-${run}-unwatched`));
+    // As after failed attempts against the old endpoint: the next one an hour away.
+    await db.query(
+      `INSERT INTO subscription_notification (subscription_id, resource_type, resource_id,
+         version_id, created_at, status, attempts, last_error, next_attempt_at)
+       VALUES ($1, 'Observation', $2, 1, now(), 'pending', 7, 'HTTP 503', now() + interval '1 hour')`,
+      [id, observed],
+    );
+    const fixed = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: subscription(code, `${hooks}mended-${run}`, { id, status: written.status }),
+    });
+    expect(fixed.status).toBe(200);
+    await eventually('the notification at the new endpoint', () =>
+      Promise.resolve(hits(`/hooks/mended-${run}`)[0]),
+    );
+    expect(await notifications(id)).toEqual([
+      expect.objectContaining({ status: 'sent', attempts: 1 }),
+    ]);
+  });
 });
