@@ -1,0 +1,110 @@
+import { randomUUID } from 'node:crypto';
+import { buildPatient } from '../support/factories.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { HttpFn } from '../support/http.js';
+import type { TestApp } from '../support/test-app.js';
+
+/**
+ * What one search may ask of the server: each cap is a 400 `too-costly` that names it, where
+ * a careless or hostile client's search held a connection, and the 2-core server, for seconds.
+ */
+describe('Search costs', () => {
+  let testApp: TestApp;
+  let http: HttpFn;
+  let fhir: string;
+  const run = randomUUID().slice(0, 6);
+  let patient = '';
+
+  beforeAll(async () => {
+    ({ testApp, http, fhir } = await doctorApp());
+    const created = await http('POST', `${fhir}/Patient`, {
+      body: buildPatient({ family: `Costly${run}`, mrn: `MRN-COST-${run}` }),
+    });
+    expect(created.status).toBe(201);
+    patient = created.body.id as string;
+    for (const second of ['01', '02', '03']) {
+      const observation = await http('POST', `${fhir}/Observation`, {
+        body: {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code: `cost-${run}` }] },
+          subject: { reference: `Patient/${patient}` },
+          effectiveDateTime: `2024-01-01T00:00:${second}Z`,
+        },
+      });
+      expect(observation.status).toBe(201);
+    }
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  function refusal(res: {
+    status: number;
+    body: { issue?: { code: string; diagnostics: string }[] };
+  }) {
+    expect(res.status).toBe(400);
+    return res.body.issue?.[0];
+  }
+
+  it('sorts by at most 5 keys: 200 keys took a minute of the database for a next page, 1,500 were a 500', async () => {
+    const sort = (n: number) => Array.from({ length: n }, () => '-date').join(',');
+    const five = await http(
+      'GET',
+      `${fhir}/Observation?subject=${patient}&_count=1&_sort=${sort(5)}`,
+    );
+    expect(five.status).toBe(200);
+    const next = five.body.link.find((l: { relation: string }) => l.relation === 'next');
+    expect((await http('GET', next.url as string)).status).toBe(200);
+    for (const n of [6, 1500]) {
+      const res = await http('GET', `${fhir}/Observation?subject=${patient}&_sort=${sort(n)}`);
+      expect(refusal(res)).toMatchObject({
+        code: 'too-costly',
+        diagnostics: `_sort takes at most 5 keys; this one has ${n}`,
+      });
+    }
+  });
+
+  it('takes at most 10 _include and _revinclude values together: 300 read the same 1,000 resources 300 times', async () => {
+    const rev = (n: number) =>
+      Array.from({ length: n }, () => '_revinclude=Observation:subject').join('&');
+    const ten = await http(
+      'GET',
+      `${fhir}/Patient?_id=${patient}&${rev(5)}&${Array.from({ length: 5 }, () => '_include=Patient:general-practitioner').join('&')}`,
+    );
+    expect(ten.status).toBe(200);
+    expect(ten.body.entry).toHaveLength(4);
+    const eleven = await http(
+      'GET',
+      `${fhir}/Patient?_id=${patient}&${rev(10)}&_include=Patient:organization`,
+    );
+    expect(refusal(eleven)).toMatchObject({
+      code: 'too-costly',
+      diagnostics: '_include and _revinclude take at most 10 values together; this search has 11',
+    });
+    const form = await http('POST', `${fhir}/Patient/_search`, {
+      raw: `_id=${patient}&${rev(300)}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(refusal(form)).toMatchObject({ code: 'too-costly' });
+  });
+
+  it('takes at most 100 _elements: 20,000 in a form held the event loop for seconds', async () => {
+    const elements = (n: number) => Array.from({ length: n }, (_, i) => `e${i}`).join(',');
+    const hundred = await http(
+      'GET',
+      `${fhir}/Observation?subject=${patient}&_elements=status,${elements(99)}`,
+    );
+    expect(hundred.status).toBe(200);
+    expect(hundred.body.entry[0].resource.status).toBe('final');
+    const form = await http('POST', `${fhir}/Observation/_search`, {
+      raw: `subject=${patient}&_elements=${elements(20_000)}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(refusal(form)).toMatchObject({
+      code: 'too-costly',
+      diagnostics: '_elements takes at most 100 element names; this one has 20000',
+    });
+  });
+});
