@@ -107,4 +107,26 @@ describe('Search costs', () => {
       diagnostics: '_elements takes at most 100 element names; this one has 20000',
     });
   });
+
+  it('refuses a search of more than 300 index lookups: chains to every type, and ne values, multiply them', async () => {
+    // One chain through a reference to any resource reaches every type with the parameter.
+    expect((await http('GET', `${fhir}/Provenance?target.identifier=x-${run}`)).status).toBe(200);
+    const named = Array.from({ length: 20 }, (_, i) => `item:Patient.identifier=x${i}`);
+    expect((await http('GET', `${fhir}/List?${named.join('&')}`)).status).toBe(200);
+    const unnamed = Array.from({ length: 20 }, (_, i) => `item.identifier=x${i}`);
+    const ne = Array.from({ length: 100 }, (_, i) => `ne${1001 + i}`).join(',');
+    for (const query of [
+      `List?${unnamed.slice(0, 2).join('&')}`,
+      `List?${unnamed.join('&')}`,
+      `Patient?birthdate=${ne}&birthdate=${ne}`,
+    ]) {
+      expect(refusal(await http('GET', `${fhir}/${query}`))).toMatchObject({
+        code: 'too-costly',
+        diagnostics: expect.stringMatching(
+          /^A search takes at most 300 index lookups \(a criterion, each type a chain reaches, each ne value\); this one needs \d+/,
+        ),
+      });
+    }
+    expect((await http('GET', `${fhir}/Patient?birthdate=${ne}`)).status).toBe(200);
+  });
 });

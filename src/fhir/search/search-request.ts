@@ -63,6 +63,11 @@ export const MAX_SORT_KEYS = 5;
  * `_revinclude` read the same 1,000 Observations 300 times (7.8 s against 55 ms).
  */
 export const MAX_INCLUDES = 10;
+/**
+ * Index lookups (subqueries) of one search's statement: a criterion is one or two, a chain one
+ * or two for each type it may reach (with the caller's access rules), an `ne` value two.
+ */
+export const MAX_SUBQUERIES = 300;
 /** Element names of `_elements`: a resource has a few dozen; 20,000 took 4 s to apply. */
 export const MAX_ELEMENTS = 100;
 

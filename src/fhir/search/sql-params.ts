@@ -13,6 +13,11 @@ export class SqlParams {
     return `$${this.values.length}`;
   }
 
+  /** How many subqueries the statement has so far (each takes a fresh alias). */
+  get subqueries(): number {
+    return this.aliases;
+  }
+
   /** A fresh table alias for a subquery. */
   alias(prefix: string): string {
     this.aliases += 1;
