@@ -14,6 +14,17 @@ import { SearchRepository } from './search.repository.js';
 /** The most resources a page includes, and the most `$lastn` answers in its one page. */
 export const MAX_INCLUDED = 1000;
 
+/** The specs, each once (`_revinclude=Observation:subject` given twice is one). */
+function distinct(specs: IncludeSpec[]): IncludeSpec[] {
+  const byKey = new Map(
+    specs.map((spec) => [
+      [spec.sourceType, spec.param, spec.targetType ?? '', String(spec.iterate)].join(':'),
+      spec,
+    ]),
+  );
+  return [...byKey.values()];
+}
+
 /**
  * `_include` and `_revinclude` of a page of matches (one round, and one more for `:iterate`),
  * under the caller's access rules like the matches.
@@ -39,15 +50,20 @@ export class SearchIncludes {
     );
     const included: FhirResource[] = [];
     let round = matches;
+    let full = false;
     // The first round from the matches; with :iterate, one more round from what it added.
     for (let depth = 0; depth < 2 && round.length > 0; depth++) {
       const added: FhirResource[] = [];
+      // No load once the page holds MAX_INCLUDED: each took up to 1,000 resources, decrypted,
+      // however many the loads before had added, and a repeated spec is loaded once. (A load
+      // of only the room left would miss what it does not repeat of the loads before.)
+      const room = () => MAX_INCLUDED - included.length - added.length;
       const specs = (list: IncludeSpec[]): IncludeSpec[] =>
-        list.filter((spec) => depth === 0 || spec.iterate);
+        distinct(list.filter((spec) => depth === 0 || spec.iterate));
       for (const spec of specs(request.include).flatMap((s) => this.expandWildcard(s, round))) {
         const sources = round.filter((resource) => resource.resourceType === spec.sourceType);
         this.assertReferenceParam(spec);
-        if (sources.length === 0) continue;
+        if (sources.length === 0 || (full ||= room() <= 0)) continue;
         const targets = await this.repository.loadTargets(
           spec.sourceType,
           sources.map((s) => String(s.id)),
@@ -55,6 +71,7 @@ export class SearchIncludes {
           spec.targetType,
           MAX_INCLUDED,
         );
+        full ||= targets.length >= MAX_INCLUDED;
         added.push(...this.listable(user, targets, seen, warnings));
       }
       // Checked before the search ran (assertRevInclude).
@@ -62,6 +79,7 @@ export class SearchIncludes {
         const targets =
           depth === 0 ? round.filter((resource) => resource.resourceType === type) : round;
         for (const targetType of new Set(targets.map((t) => t.resourceType))) {
+          if ((full ||= room() <= 0)) break;
           const ids = targets.filter((t) => t.resourceType === targetType).map((t) => String(t.id));
           const sources = await this.repository.loadSources(
             spec.sourceType,
@@ -70,12 +88,19 @@ export class SearchIncludes {
             ids,
             MAX_INCLUDED,
           );
+          full ||= sources.length >= MAX_INCLUDED;
           added.push(...this.listable(user, sources, seen, warnings));
         }
       }
       included.push(...added);
       round = added;
       if (included.length >= MAX_INCLUDED) break;
+    }
+    // Until 2026-12-07 a page cut at the cap said nothing, as if nothing else referred.
+    if (full || included.length > MAX_INCLUDED) {
+      warnings.add(
+        `A page includes at most ${MAX_INCLUDED} resources, which this one reached: some may be left out; ask for fewer matches a page (_count)`,
+      );
     }
     return included.slice(0, MAX_INCLUDED);
   }
