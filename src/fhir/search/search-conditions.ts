@@ -22,6 +22,12 @@ import {
   valueCondition,
 } from './value-conditions.js';
 
+/**
+ * The most codes the value sets of a search's `:in` and `:not-in` criteria expand to together,
+ * each counted once a criterion, and for each type a chain reaches.
+ */
+export const MAX_EXPANDED = 10_000;
+
 /** The resource a condition is about: SQL expressions for its type and id. */
 export interface Subject {
   type: string;
@@ -133,7 +139,7 @@ export class SearchConditions {
     criterion: Criterion,
     params: SqlParams,
   ): string {
-    const codings = criterion.values.flatMap((value) => {
+    const expanded = criterion.values.flatMap((value) => {
       const url = value.split('|')[0]!;
       const expansion = this.fhir.expansion(url);
       if (!expansion) {
@@ -145,6 +151,17 @@ export class SearchConditions {
       }
       return [...expansion.codings.keys()];
     });
+    // Each code once: the same URL 100 times was 136,000 codes to bind and match, and 20 such
+    // criteria 12 s; and a bound for the search however many value sets it names.
+    const codings = [...new Set(expanded)];
+    params.expandedCodes += codings.length;
+    if (params.expandedCodes > MAX_EXPANDED) {
+      throw AppError.of(
+        400,
+        'too-costly',
+        `The :in and :not-in criteria of a search expand to at most ${MAX_EXPANDED} codes together (a chain's for each type it reaches); this one has ${params.expandedCodes}: name fewer value sets, or the type of a chain`,
+      );
+    }
     const alias = params.alias('v');
     const systems = params.add(codings.map((coding) => coding.slice(0, coding.lastIndexOf('|'))));
     const codes = params.add(codings.map((coding) => coding.slice(coding.lastIndexOf('|') + 1)));

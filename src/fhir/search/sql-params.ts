@@ -7,6 +7,8 @@ export class SqlParams {
   /** Where the statement answers differently from what was asked, for the searchset to say. */
   readonly warnings = new Set<string>();
   private aliases = 0;
+  /** The codes `:in` and `:not-in` criteria have expanded to so far (see MAX_EXPANDED). */
+  expandedCodes = 0;
 
   add(value: unknown): string {
     this.values.push(value);
