@@ -374,6 +374,30 @@ export async function patientsNumbered(
 }
 
 /**
+ * The patient's order (ServiceRequest) of an order number, theirs or of a patient merged into
+ * them (see isPatientsRecord), for a record that answers or books it (a result's basedOn, an
+ * appointment's): none when only another patient's has it. Until 2026-12-07 any order of the
+ * number was taken: a result was tied to another patient's order, and one whose number a
+ * cancelled wrong-patient order also had was refused (AE, FHIR 412), the result not filed.
+ * Looked up without the number's lock, as knownVisit looks up a visit: nothing here writes it.
+ */
+export async function patientsOrder(
+  fhir: FhirService,
+  criteria: string,
+  patientId: string,
+): Promise<string | undefined> {
+  const own = await fhir
+    .findUnique(HL7_USER, 'ServiceRequest', `${criteria}&subject=Patient/${patientId}`)
+    .catch(ambiguous);
+  if (own) return own;
+  for (const id of await fhir.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20)) {
+    const stored = (await fhir.read(HL7_USER, 'ServiceRequest', id)).resource;
+    if (await isPatientsRecord(fhir, stored, patientId)) return id;
+  }
+  return undefined;
+}
+
+/**
  * Writes the resource over the one found (`match`), unless stored as sent or newer than the
  * message (with a `clock`, see upsert), or creates it.
  */

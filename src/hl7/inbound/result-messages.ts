@@ -27,6 +27,7 @@ import {
   byIdentifier,
   isPatientsRecord,
   codeCriteria,
+  patientsOrder,
   codeKey,
   codeParam,
   repeated,
@@ -261,7 +262,7 @@ export class ResultMessages {
         keep(touched, 'DiagnosticReport', true);
         continue;
       }
-      const order = obr && (await this.orderOf(orc, obr, sender));
+      const order = obr && (await this.orderOf(orc, obr, sender, patientId));
       const basedOn = order ? { basedOn: [order] } : {};
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
       // issued, its presentedForm, rather than an Observation without a value.
@@ -441,21 +442,22 @@ export class ResultMessages {
   }
 
   /**
-   * The order a report answers, by its placer order number (ORC-2, else OBR-2): its
-   * ServiceRequest when the order feed made it, else the number, for a client to match. None
-   * without a placer number (the filler's, OBR-3, is the report's own).
+   * The order a report answers, by its placer order number (ORC-2, else OBR-2): the patient's
+   * ServiceRequest when the order feed made it (see patientsOrder), else the number, for a
+   * client to match. None without a placer number (the filler's, OBR-3, is the report's own).
    */
   private async orderOf(
     orc: V2Segment | undefined,
     obr: V2Segment,
     sender: string | undefined,
+    patientId: string,
   ): Promise<Record<string, unknown> | undefined> {
     const placer = typedIdentifier(
       identifierOfEi(orc?.repetitions(2)[0] ?? obr.repetitions(2)[0], sender),
       'PLAC',
     );
     if (!placer) return undefined;
-    const id = await this.fhir.findUnique(HL7_USER, 'ServiceRequest', byIdentifier(placer)!);
+    const id = await patientsOrder(this.fhir, byIdentifier(placer)!, patientId);
     return id
       ? { reference: `ServiceRequest/${id}` }
       : { type: 'ServiceRequest', identifier: placer };

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
+import { msaOf } from '../support/mllp.js';
+
+/**
+ * Order flows end to end, as an orders interface engineer sends them: a CPOE's orders, a lab's
+ * results for them and a pharmacy's prescriptions, over MLLP, read back over FHIR.
+ */
+describe('HL7 v2 order flows: orders, their changes and their results', () => {
+  let feed: Hl7Feed;
+
+  beforeAll(async () => {
+    feed = await openHl7Feed();
+  });
+
+  afterAll(() => feed.close());
+
+  const CPOE = 'urn:carevault:v2:assigning-authority:CPOE';
+  const LAB = 'urn:carevault:v2:assigning-authority:LAB';
+  const pid = (tag: string, mrn: string) =>
+    `PID|1||${mrn}-${tag}^^^HOSP&2.16.840.1.113883.19.77&ISO^MR||Order^Olga||19700101|F`;
+  const message =
+    (type: string, sender: string) =>
+    (tag: string, control: string, mrn: string, ...segments: string[]) =>
+      [
+        `MSH|^~\\&|${sender}|HOSP|CV|CV|202503010800||${type}|${control}-${tag}|P|2.5`,
+        pid(tag, mrn),
+        ...segments,
+      ].join('\r');
+  const orm = message('ORM^O01', 'CPOE');
+  const oru = message('ORU^R01', 'LAB');
+  const codes = async (...messages: string[]) =>
+    (await feed.send(...messages)).map((ack) => msaOf(ack).code);
+  const numbered = (type: string, system: string, value: string) =>
+    feed.search(`${type}?identifier=${encodeURIComponent(`${system}|${value}`)}`);
+  const patientOf = async (tag: string, mrn: string) =>
+    (
+      await feed.one(
+        `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.77|${mrn}-${tag}`)}`,
+      )
+    )['id'] as string;
+
+  /** A lab's glucose result for the order `placer`, under its filler number `filler`. */
+  const glucose = (tag: string, control: string, mrn: string, placer: string, filler: string) =>
+    oru(
+      tag,
+      control,
+      mrn,
+      `ORC|RE|${placer}^CPOE|${filler}^LAB`,
+      `OBR|1|${placer}^CPOE|${filler}^LAB|2345-7^Glucose^LN|||202503010900+0000||||||||||||||202503011000+0000|||F`,
+      'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|||||F',
+    );
+
+  it("ties a result to its patient's order, never to another patient's of that number", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const order = `W1-${tag}`;
+    // Placed on the wrong patient and cancelled; placed again on the right one.
+    expect(
+      await codes(
+        orm(tag, 'W1', 'WA', `ORC|NW|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'W2', 'WA', `ORC|CA|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'W3', 'WB', `ORC|NW|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const right = await patientOf(tag, 'WB');
+    const [placed] = (await numbered('ServiceRequest', CPOE, order)).filter(
+      (request) => request['subject'].reference === `Patient/${right}`,
+    );
+    // Until 2026-12-07 the two orders of that number made the result an AE (FHIR 412): the
+    // right patient's glucose was not filed.
+    expect(await codes(glucose(tag, 'W4', 'WB', order, `L1-${tag}`))).toEqual(['AA']);
+    const report = (await numbered('DiagnosticReport', LAB, `L1-${tag}`))[0]!;
+    expect(report['basedOn']).toEqual([{ reference: `ServiceRequest/${placed!['id']}` }]);
+    const [result] = await feed.search(`Observation?subject=Patient/${right}`);
+    expect(result!['basedOn']).toEqual([{ reference: `ServiceRequest/${placed!['id']}` }]);
+    // A third patient's result naming that order (a mislabelled tube) is filed under its own
+    // patient, by the order's number only: never tied to the second patient's order.
+    expect(await codes(glucose(tag, 'W5', 'WC', order, `L2-${tag}`))).toEqual(['AA']);
+    const mislabelled = (await numbered('DiagnosticReport', LAB, `L2-${tag}`))[0]!;
+    expect(mislabelled['subject']).toEqual({ reference: `Patient/${await patientOf(tag, 'WC')}` });
+    expect(mislabelled['basedOn']).toEqual([
+      {
+        type: 'ServiceRequest',
+        identifier: expect.objectContaining({ system: CPOE, value: order }),
+      },
+    ]);
+  });
+});
