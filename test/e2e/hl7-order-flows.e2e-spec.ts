@@ -85,4 +85,61 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       },
     ]);
   });
+  it('refuses a cancel or discontinue of an order not known here (AE 204) rather than filing it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    const acks = await feed.send(
+      orm(tag, 'U1', 'U', `ORC|CA|U1-${tag}^CPOE`, 'OBR|1|||24725-4^CT Head^LN'),
+      // A filler's cancel of its own number only, and one of no number at all.
+      orm(tag, 'U2', 'U', `ORC|OC||LU2-${tag}^LAB||CA`, 'OBR|1|||2345-7^Glucose^LN'),
+      orm(tag, 'U3', 'U', 'ORC|DC', 'OBR|1|||2345-7^Glucose^LN'),
+      rde(tag, 'U4', 'U', `ORC|DC|U4-${tag}^CPOE`, 'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg'),
+      // Several orders in one message: a new one, and a cancel of one never placed.
+      orm(
+        tag,
+        'U5',
+        'U',
+        `ORC|NW|U5-${tag}^CPOE`,
+        'OBR|1|||2345-7^Glucose^LN',
+        `ORC|CA|U6-${tag}^CPOE`,
+        'OBR|2|||24725-4^CT Head^LN',
+      ),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AE', 'AE', 'AE', 'AE']);
+    for (const ack of acks) expect(ack).toContain('204^');
+    expect(acks[0]).toContain('needs the number (ORC-2, ORC-3) of a known order');
+    // Until 2026-12-07 each was filed: a new order, revoked or stopped, the sender not told
+    // that the order it meant to cancel was never here. Nothing of them is (nor their patient).
+    for (const [type, system, value] of [
+      ['ServiceRequest', CPOE, `U1-${tag}`],
+      ['ServiceRequest', LAB, `LU2-${tag}`],
+      ['MedicationRequest', CPOE, `U4-${tag}`],
+      ['ServiceRequest', CPOE, `U5-${tag}`],
+      ['ServiceRequest', CPOE, `U6-${tag}`],
+    ]) {
+      expect(await numbered(type!, system!, value!)).toEqual([]);
+    }
+    expect(
+      await feed.search(
+        `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.77|U-${tag}`)}`,
+      ),
+    ).toEqual([]);
+    // Once the order is placed, its cancel is taken, in a message with another order or alone.
+    expect(
+      await codes(
+        orm(tag, 'U7', 'U', `ORC|NW|U6-${tag}^CPOE`, 'OBR|1|||24725-4^CT Head^LN'),
+        orm(
+          tag,
+          'U8',
+          'U',
+          `ORC|NW|U5-${tag}^CPOE`,
+          'OBR|1|||2345-7^Glucose^LN',
+          `ORC|CA|U6-${tag}^CPOE`,
+          'OBR|2|||24725-4^CT Head^LN',
+        ),
+      ),
+    ).toEqual(['AA', 'AA']);
+    expect((await numbered('ServiceRequest', CPOE, `U5-${tag}`))[0]!['status']).toBe('active');
+    expect((await numbered('ServiceRequest', CPOE, `U6-${tag}`))[0]!['status']).toBe('revoked');
+  });
 });

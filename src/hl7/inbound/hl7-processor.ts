@@ -1,11 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
-import {
-  carriesWholeOrder,
-  orderIdentifiers,
-  orderStatusOf,
-  serviceRequestOf,
-} from '../mapping/orders.js';
+import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -347,7 +342,7 @@ export class Hl7Processor {
         { ...request, ...encounter },
         byIdentifier(identifiers[0]),
         patientId,
-        { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'ServiceRequest') },
+        orderChangeOf(orc, 'ServiceRequest'),
         clock,
       );
       touched.entities.push(`ServiceRequest/${id}`);

@@ -2,11 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import {
-  carriesWholeOrder,
   medicationDispenseOf,
   medicationRequestOf,
+  orderChangeOf,
   orderIdentifiers,
-  orderStatusOf,
 } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -77,7 +76,7 @@ export class PharmacyMessages {
           { ...body, ...encounter },
           byIdentifier(identifiers[0]),
           patientId,
-          { whole: carriesWholeOrder(orc), status: orderStatusOf(orc, 'MedicationRequest') },
+          orderChangeOf(orc, 'MedicationRequest'),
           clock,
         );
         touched.entities.push(`MedicationRequest/${request}`);

@@ -7,7 +7,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { visitIdentifier } from '../mapping/encounter.js';
-import { amendedOrder } from '../mapping/orders.js';
+import { amendedOrder, type OrderChange } from '../mapping/orders.js';
 import { escapeSearch, identifierCriteria, replacedBy } from '../mapping/patient.js';
 import type { RecordClock } from './event-order.js';
 
@@ -314,7 +314,11 @@ export async function upsert(
 /**
  * An order (ServiceRequest, MedicationRequest) written as upsert does, but for one a control
  * message changes (`whole` false: OD, DC, SC...), which keeps what the message does not carry
- * and its status unless `status` gives one (see amendedOrder).
+ * and its status unless `status` gives one (see amendedOrder). A cancel or discontinue of an
+ * order not on file (or of no number) is refused (ERR 204), as a referral's is: until
+ * 2026-12-07 it was filed as a new order, revoked, and its sender never learnt that the order
+ * it meant to take back (placed before the interface went live, or under another number) was
+ * not here.
  */
 export async function upsertOrder(
   fhir: FhirService,
@@ -322,10 +326,16 @@ export async function upsertOrder(
   resource: Record<string, unknown>,
   criteria: string | undefined,
   patientId: string,
-  change: { whole: boolean; status: string | undefined },
+  change: OrderChange,
   clock?: RecordClock,
 ): Promise<string> {
   const match = criteria ? await patientsNumbered(fhir, type, criteria, patientId) : undefined;
+  if (!match && change.withdraws) {
+    throw new Hl7ProcessingError(
+      '204',
+      `A cancel or discontinue (ORC-1 ${change.withdraws}) needs the number (ORC-2, ORC-3) of a known order`,
+    );
+  }
   if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);
   const stored = (await fhir.read(HL7_USER, type, match)).resource;
   const kept = without(stored, 'meta', 'id');

@@ -5,6 +5,7 @@ import {
   carriesWholeOrder,
   immunizationFromRxa,
   medicationRequestOf,
+  orderChangeOf,
   orderIdentifiers,
   orderStatusOf,
   serviceRequestOf,
@@ -115,6 +116,22 @@ describe('an order a control message changes', () => {
     expect(carriesWholeOrder(undefined)).toBe(true);
     expect(carriesWholeOrder(orc('ORC|OD|P1^CPOE'))).toBe(false);
     expect(carriesWholeOrder(orc('ORC|SC|P1^CPOE'))).toBe(false);
+  });
+
+  it('takes an order back for a cancel or discontinue (ORC-1), not for a status of one (ORC-5)', () => {
+    expect(orderChangeOf(orc('ORC|ca|P1^CPOE'), 'ServiceRequest')).toEqual({
+      whole: false,
+      status: 'revoked',
+      withdraws: 'CA',
+    });
+    expect(orderChangeOf(orc('ORC|OD|P1^CPOE'), 'MedicationRequest')['withdraws']).toBe('OD');
+    // A new order sent already cancelled (ORC-5 CA), and a hold, need no order on file.
+    expect(orderChangeOf(orc('ORC|NW|P1^CPOE|||CA'), 'ServiceRequest')).toEqual({
+      whole: true,
+      status: 'revoked',
+    });
+    expect(orderChangeOf(orc('ORC|HD|P1^CPOE'), 'ServiceRequest')['withdraws']).toBeUndefined();
+    expect(orderChangeOf(undefined, 'ServiceRequest')).toEqual({ whole: true, status: undefined });
   });
 });
 

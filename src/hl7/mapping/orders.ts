@@ -164,6 +164,42 @@ export function carriesWholeOrder(orc: V2Segment | undefined): boolean {
   return !control || control === 'NW';
 }
 
+/**
+ * ORC-1 codes that take an order back (cancel, discontinue, and their replies): about an order
+ * already placed, which they cannot be filed without (see orderChangeOf).
+ */
+const WITHDRAWING_CONTROLS: ReadonlySet<string> = new Set([
+  'CA',
+  'CR',
+  'DC',
+  'DF',
+  'DR',
+  'OC',
+  'OD',
+]);
+
+/** What an order message does to the order it names (see upsertOrder). */
+export interface OrderChange {
+  /** It carries the whole order (see carriesWholeOrder). */
+  whole: boolean;
+  /** The status it gives, if any (see orderStatusOf). */
+  status: string | undefined;
+  /** The ORC-1 code that takes the order back, when it does. */
+  withdraws?: string;
+}
+
+export function orderChangeOf(
+  orc: V2Segment | undefined,
+  kind: 'ServiceRequest' | 'MedicationRequest',
+): OrderChange {
+  const control = orc?.value(1)?.toUpperCase();
+  return {
+    whole: carriesWholeOrder(orc),
+    status: orderStatusOf(orc, kind),
+    ...(control && WITHDRAWING_CONTROLS.has(control) ? { withdraws: control } : {}),
+  };
+}
+
 type Resource = Record<string, unknown>;
 
 const isObject = (value: unknown): value is Resource =>
