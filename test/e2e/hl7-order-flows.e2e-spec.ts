@@ -142,4 +142,72 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect((await numbered('ServiceRequest', CPOE, `U5-${tag}`))[0]!['status']).toBe('active');
     expect((await numbered('ServiceRequest', CPOE, `U6-${tag}`))[0]!['status']).toBe('revoked');
   });
+  it('keeps how urgent an order is: TQ1-9, else ORC-7 or OBR-27 (v2.3), as the IG maps them', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    // A stat glucose (TQ1-9 S), an ASAP CT of an older feed (ORC-7.6 A, no TQ1), a routine one
+    // (OBR-27.6 R alone), a pre-op one (P, which the IG maps to no priority), and a new one
+    // after a cancelled stat one in the same message: each order has its own TQ1.
+    expect(
+      await codes(
+        orm(
+          tag,
+          'S1',
+          'S',
+          `ORC|NW|S1-${tag}^CPOE`,
+          'TQ1|1||||||202503010815+0000||S^Stat^HL70485',
+          'OBR|1|||2345-7^Glucose^LN',
+        ),
+        orm(tag, 'S2', 'S', `ORC|NW|S2-${tag}^CPOE|||||^^^^^A`, 'OBR|1|||24725-4^CT Head^LN'),
+        orm(
+          tag,
+          'S3',
+          'S',
+          `ORC|NW|S3-${tag}^CPOE`,
+          `OBR|1|||24725-4^CT Head^LN${'|'.repeat(23)}^^^^^R`,
+        ),
+        orm(tag, 'S4', 'S', `ORC|NW|S4-${tag}^CPOE`, 'TQ1|1||||||||P', 'OBR|1|||2345-7^Glucose^LN'),
+        orm(
+          tag,
+          'S5',
+          'S',
+          `ORC|NW|S5-${tag}^CPOE`,
+          'TQ1|1||||||||S',
+          'OBR|1|||2345-7^Glucose^LN',
+          `ORC|NW|S6-${tag}^CPOE`,
+          'OBR|2|||2345-7^Glucose^LN',
+          'TQ1|1||||||||A',
+        ),
+        // A prescription: the TQ1 after its RXE (TIMING_ENCODED), else the one after its ORC.
+        rde(
+          tag,
+          'S7',
+          'S',
+          `ORC|NW|S7-${tag}^CPOE`,
+          'TQ1|1||||||||R',
+          'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg',
+          'TQ1|1||||||||S',
+          'RXR|PO^Oral^HL70162',
+          `ORC|NW|S8-${tag}^CPOE`,
+          'TQ1|1||||||||A',
+          'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg',
+        ),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA', 'AA', 'AA']);
+    const priority = async (type: string, number: string) =>
+      (await numbered(type, CPOE, `${number}-${tag}`))[0]!['priority'];
+    expect(await priority('ServiceRequest', 'S1')).toBe('stat');
+    expect(await priority('ServiceRequest', 'S2')).toBe('asap');
+    expect(await priority('ServiceRequest', 'S3')).toBe('routine');
+    expect(await priority('ServiceRequest', 'S4')).toBeUndefined();
+    expect(await priority('ServiceRequest', 'S5')).toBe('stat');
+    expect(await priority('ServiceRequest', 'S6')).toBe('asap');
+    expect(await priority('MedicationRequest', 'S7')).toBe('stat');
+    expect(await priority('MedicationRequest', 'S8')).toBe('asap');
+    // A hold that carries no timing keeps the priority the order was placed with.
+    expect(
+      await codes(orm(tag, 'S9', 'S', `ORC|HD|S1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN')),
+    ).toEqual(['AA']);
+    expect(await priority('ServiceRequest', 'S1')).toBe('stat');
+  });
 });

@@ -312,12 +312,16 @@ export class Hl7Processor {
    */
   private async orders(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched, clock } = await this.patients.of(message);
-    const orders: { orc?: V2Segment; obr?: V2Segment; notes: V2Segment[] }[] = [];
+    const orders: { orc?: V2Segment; obr?: V2Segment; timing?: V2Segment; notes: V2Segment[] }[] =
+      [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
     for (const segment of message.segments()) {
       if (segment.name === 'NTE') notes?.push(segment);
       else notes = undefined;
+      // An order's timing (TQ1) comes after its ORC, before its OBR or after it (OML, OMG).
+      const last = orders.at(-1);
+      if (segment.name === 'TQ1' && last) last.timing ??= segment;
       if (segment.name === 'ORC') orders.push({ orc: segment, notes: [] });
       else if (segment.name === 'OBR') {
         const last = orders.at(-1);
@@ -330,11 +334,12 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
     const encounter = await visitOf(this.fhir, message, sender, patientId);
-    for (const { orc, obr, notes: comments } of orders) {
+    for (const { orc, obr, timing, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
         notes: comments,
         senderSystem: sender,
+        timing,
       });
       const id = await upsertOrder(
         this.fhir,

@@ -29,12 +29,16 @@ function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Iden
 }
 
 /**
- * The route (RXR) of the RXE or RXD at `at`: the first RXR after it, before the next order,
- * give or dispense (senders put TQ1 and PRT segments between).
+ * The route (RXR) or timing (TQ1) of the RXE or RXD at `at`: the first such segment after it,
+ * before the next order, give or dispense (senders put TQ1, RXR and PRT segments in any order).
  */
-function routeOf(segments: readonly V2Segment[], at: number): V2Segment | undefined {
+function following(
+  segments: readonly V2Segment[],
+  at: number,
+  name: 'RXR' | 'TQ1',
+): V2Segment | undefined {
   for (const segment of segments.slice(at + 1)) {
-    if (segment.name === 'RXR') return segment;
+    if (segment.name === name) return segment;
     if (['ORC', 'RXE', 'RXD'].includes(segment.name)) return undefined;
   }
   return undefined;
@@ -60,13 +64,21 @@ export class PharmacyMessages {
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;
+    // The order's own timing: the TQ1 after its ORC, before its give (RXE) or dispense.
+    let ordered: V2Segment | undefined;
+    let given = false;
     for (const [i, segment] of segments.entries()) {
-      if (segment.name === 'ORC') [orc, request] = [segment, undefined];
+      if (segment.name === 'ORC')
+        [orc, request, ordered, given] = [segment, undefined, undefined, false];
+      if (segment.name === 'TQ1' && !given) ordered ??= segment;
       if (segment.name !== 'RXE' && segment.name !== 'RXD') continue;
-      const rxr = routeOf(segments, i);
+      given = true;
+      const rxr = following(segments, i, 'RXR');
       const identifiers = orderIdentifiers(orc, sender);
       if (segment.name === 'RXE') {
-        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers, sender);
+        // The give's own timing (RDE's TIMING_ENCODED), else the order's.
+        const timing = following(segments, i, 'TQ1') ?? ordered;
+        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers, sender, timing);
         if (!body) {
           throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
         }

@@ -1,4 +1,4 @@
-import type { V2Message, V2Repetition, V2Segment } from '../message/v2-message.js';
+import type { V2Message, V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
@@ -260,6 +260,23 @@ export function orderIdentifiers(
 }
 
 /**
+ * Table 0485 (TQ1-9), and table 0027 before it (the sixth component of ORC-7, OBR-27, RXE-1),
+ * to a request's priority, as the IG's map has it: P (pre-op), C (callback) and T (timing
+ * critical) have none there.
+ */
+const PRIORITY: Record<string, string> = { S: 'stat', A: 'asap', R: 'routine' };
+
+/**
+ * An order's priority: the first of these fields the sender gives, mapped (see PRIORITY).
+ * Dropped until 2026-12-07: a stat order was filed with none, and read as routine.
+ */
+function priorityOf(...codes: V2Value[]): { priority?: string } {
+  const code = codes.find((value) => !!value);
+  const priority = code ? PRIORITY[code.toUpperCase()] : undefined;
+  return priority ? { priority } : {};
+}
+
+/**
  * ORC with its OBR, when there is one, to a ServiceRequest (v2-to-FHIR ORC[ServiceRequest],
  * OBR[ServiceRequest]). An order detailed by another segment (RXO…) keeps its numbers and status.
  */
@@ -268,7 +285,7 @@ export function serviceRequestOf(
   obr: V2Segment | undefined,
   patientId: string,
   identifiers: Identifier[],
-  details: { notes?: readonly V2Segment[]; senderSystem?: string } = {},
+  details: { notes?: readonly V2Segment[]; senderSystem?: string; timing?: V2Segment } = {},
 ): Record<string, unknown> {
   const authored = authoredOf(orc);
   const code = obr ? codeableConceptOf(obr.repetitions(4)[0]) : undefined;
@@ -287,6 +304,8 @@ export function serviceRequestOf(
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
     status: orderStatusOf(orc, 'ServiceRequest') ?? 'active',
     intent: 'order',
+    // The order's TQ1 (v2.5 on), else ORC-7 or OBR-27 of the feeds before it.
+    ...priorityOf(details.timing?.value(9), orc?.value(7, 6), obr?.value(27, 6)),
     ...(code ? { code } : {}),
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
@@ -415,7 +434,8 @@ export function immunizationFromRxa(
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
  * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
- * dose, the first RXR's route.
+ * dose, the first RXR's route, the priority of its TQ1 (`timing`: the RXE's, else the ORC's),
+ * else of RXE-1 or ORC-7.
  */
 export function medicationRequestOf(
   orc: V2Segment | undefined,
@@ -424,6 +444,7 @@ export function medicationRequestOf(
   patientId: string,
   identifiers: Identifier[],
   senderSystem?: string,
+  timing?: V2Segment,
 ): Record<string, unknown> | undefined {
   const medication = codeableConceptOf(rxe.repetitions(2)[0]);
   if (!medication) return undefined;
@@ -455,6 +476,7 @@ export function medicationRequestOf(
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
     status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
     intent: 'order',
+    ...priorityOf(timing?.value(9), rxe.value(1, 6), orc?.value(7, 6)),
     medicationCodeableConcept: medication,
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
