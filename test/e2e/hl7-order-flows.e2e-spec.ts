@@ -1,6 +1,24 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { msaOf } from '../support/mllp.js';
+
+const SAMPLES = join(process.cwd(), '..', 'shared', 'hl7-samples', 'fhir-converter');
+
+/**
+ * A shared sample as sent, but for its control id and the `replaced` strings (its order numbers
+ * and patient, kept apart from other specs' on this worker's database).
+ */
+const sample = (file: string, controlId: string, replaced: [string, string][]) => {
+  const [msh, ...rest] = readFileSync(join(SAMPLES, file), 'utf8').split('\n');
+  const fields = msh!.split('|');
+  fields[9] = controlId;
+  return replaced.reduce(
+    (text, [from, to]) => text.replaceAll(from, to),
+    [fields.join('|'), ...rest].join('\n'),
+  );
+};
 
 /**
  * Order flows end to end, as an orders interface engineer sends them: a CPOE's orders, a lab's
@@ -209,5 +227,74 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       await codes(orm(tag, 'S9', 'S', `ORC|HD|S1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN')),
     ).toEqual(['AA']);
     expect(await priority('ServiceRequest', 'S1')).toBe('stat');
+  });
+  it('keeps how often and from when to when a drug is given: TQ1-3, TQ1-7, TQ1-8, else RXE-1', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    expect(
+      await codes(
+        // The sample's give (RXE) and its own TQ1: P (table 0335), from 10:30 to 11:30.
+        sample('RDE-O11-01.hl7', `T1-${tag}`, [
+          ['1163422591^EPC', `T1-${tag}^EPC`],
+          ['PATID1234^5^M11^test1&2.16.1&HCD', `T-${tag}^5^M11^test1&2.16.1&HCD`],
+          ['123456789^^^USSSA^SS', ''],
+        ]),
+        rde(
+          tag,
+          'T2',
+          'T',
+          `ORC|NW|T2-${tag}^CPOE`,
+          'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg',
+          'TQ1|1||Q6H||||20250301|20250308',
+        ),
+        // A v2.3 feed's quantity/timing in RXE-1: its interval's repeat pattern.
+        rde(
+          tag,
+          'T3',
+          'T',
+          `ORC|NW|T3-${tag}^CPOE`,
+          'RXE|^BID|197361^Amlodipine 5 mg tab^RXNORM|5||mg',
+        ),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const dosage = async (value: string) =>
+      (
+        await numbered(
+          'MedicationRequest',
+          value.startsWith('T1') ? 'urn:carevault:v2:assigning-authority:EPC' : CPOE,
+          value,
+        )
+      )[0]!['dosageInstruction'][0];
+    expect((await dosage(`T1-${tag}`))['timing']).toEqual({
+      repeat: {
+        boundsPeriod: { start: '2019-11-04T10:30:00+02:15', end: '2019-11-04T11:30:00+02:15' },
+      },
+      code: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0335',
+            code: 'P',
+            display: 'Post (after)',
+          },
+        ],
+        text: 'Post (after)',
+      },
+    });
+    expect((await dosage(`T2-${tag}`))['timing']).toEqual({
+      repeat: { boundsPeriod: { start: '2025-03-01', end: '2025-03-08' } },
+      code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'Q6H' }] },
+    });
+    expect((await dosage(`T3-${tag}`))['timing']).toEqual({
+      code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'BID' }] },
+    });
+    // A discontinuation without a TQ1 keeps the timing the prescription had.
+    expect(
+      await codes(
+        rde(tag, 'T4', 'T', `ORC|OD|T2-${tag}^CPOE`, 'RXE||197361^Amlodipine 5 mg tab^RXNORM'),
+      ),
+    ).toEqual(['AA']);
+    const stopped = (await numbered('MedicationRequest', CPOE, `T2-${tag}`))[0]!;
+    expect(stopped['status']).toBe('stopped');
+    expect(stopped['dosageInstruction'][0]['timing']['code']['coding'][0]['code']).toBe('Q6H');
   });
 });

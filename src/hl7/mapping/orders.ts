@@ -1,8 +1,10 @@
+import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Message, V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
   codeableConceptOf,
+  codingSystemOf,
   dateOf,
   dateTimeOf,
   practitionerOf,
@@ -434,8 +436,8 @@ export function immunizationFromRxa(
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
  * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
- * dose, the first RXR's route, the priority of its TQ1 (`timing`: the RXE's, else the ORC's),
- * else of RXE-1 or ORC-7.
+ * dose, the first RXR's route, when and how often from its TQ1 (`timing`: the RXE's, else the
+ * ORC's; see timingOf), and the priority of that TQ1, else of RXE-1 or ORC-7.
  */
 export function medicationRequestOf(
   orc: V2Segment | undefined,
@@ -465,7 +467,9 @@ export function medicationRequestOf(
       ? { numberOfRepeatsAllowed: refills }
       : {}),
   };
+  const when = timingOf(timing, rxe);
   const dosage = {
+    ...(Object.keys(when).length > 0 ? { timing: when } : {}),
     ...(dose !== undefined
       ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(5)[0]) }] }
       : {}),
@@ -483,6 +487,45 @@ export function medicationRequestOf(
     ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
     ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
     ...(Object.keys(dispenseRequest).length > 0 ? { dispenseRequest } : {}),
+  };
+}
+
+/** Table 0335, repeat patterns (BID, Q6H, PRN...): a TQ1-3 or RXE-1 code of no named system. */
+const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
+
+/**
+ * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3's first,
+ * a CWE in its first component; else, from feeds before v2.5, RXE-1's interval) as the
+ * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
+ * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
+ * or a medication list read 5 mg of amlodipine with no word of how often.
+ */
+function timingOf(timing: V2Segment | undefined, rxe: V2Segment): Record<string, unknown> {
+  const pattern = timing?.repetitions(3)[0];
+  const [code, display, system] = pattern
+    ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
+    : [rxe.value(1, 2, 1), undefined, undefined];
+  const start = dateTimeOf(timing?.value(7), timing?.timeZone);
+  const end = dateTimeOf(timing?.value(8), timing?.timeZone);
+  const bounds = {
+    ...(start ? { start } : {}),
+    ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
+  };
+  const concept = code
+    ? {
+        coding: [
+          {
+            system: system ? codingSystemOf(system) : REPEAT_PATTERNS,
+            code,
+            ...(display ? { display } : {}),
+          },
+        ],
+        ...(display ? { text: display } : {}),
+      }
+    : undefined;
+  return {
+    ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
+    ...(concept ? { code: concept } : {}),
   };
 }
 
