@@ -91,6 +91,18 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect(report['basedOn']).toEqual([{ reference: `ServiceRequest/${placed!['id']}` }]);
     const [result] = await feed.search(`Observation?subject=Patient/${right}`);
     expect(result!['basedOn']).toEqual([{ reference: `ServiceRequest/${placed!['id']}` }]);
+    // So is an appointment booked for it (SCH-26), which the two orders also made an AE.
+    const siu = [
+      `MSH|^~\\&|SCHED|HOSP|CV|CV|202503011100||SIU^S12|W6-${tag}|P|2.5`,
+      `SCH|A-${tag}|APT-${tag}^SCHED^2.16.840.1.113883.19.78^ISO|||||FOLLOWUP|NORMAL|30|min${'|'.repeat(16)}${order}^CPOE`,
+      'TQ1|||||||202503201000+0000',
+      pid(tag, 'WB'),
+    ].join('\r');
+    expect(await codes(siu)).toEqual(['AA']);
+    const booked = await feed.one(
+      `Appointment?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.78|APT-${tag}`)}`,
+    );
+    expect(booked['basedOn']).toEqual([{ reference: `ServiceRequest/${placed!['id']}` }]);
     // A third patient's result naming that order (a mislabelled tube) is filed under its own
     // patient, by the order's number only: never tied to the second patient's order.
     expect(await codes(glucose(tag, 'W5', 'WC', order, `L2-${tag}`))).toEqual(['AA']);

@@ -14,6 +14,7 @@ import type { V2Message } from '../message/v2-message.js';
 import { Places } from './places.js';
 import {
   byIdentifier,
+  patientsOrder,
   required,
   without,
   type PatientOfMessage,
@@ -130,7 +131,7 @@ export class AppointmentMessages {
       appointment.status ??
       (event.books ? 'booked' : (current?.['status'] as AppointmentStatus | undefined)) ??
       'booked';
-    const basedOn = await this.orders(appointment);
+    const basedOn = await this.orders(appointment, patientId);
     const services = this.services(appointment, event, current);
     const next: Record<string, unknown> = {
       ...(kept && without(kept, 'serviceType')),
@@ -234,15 +235,17 @@ export class AppointmentMessages {
     );
   }
 
-  /** The orders (SCH-26, SCH-27) as references to their ServiceRequests when known here. */
-  private async orders(appointment: AppointmentOfSiu): Promise<Record<string, unknown>[]> {
+  /**
+   * The orders (SCH-26, SCH-27) as references to the patient's ServiceRequests when known here
+   * (see patientsOrder), else by their numbers.
+   */
+  private async orders(
+    appointment: AppointmentOfSiu,
+    patientId: string,
+  ): Promise<Record<string, unknown>[]> {
     const basedOn: Record<string, unknown>[] = [];
     for (const identifier of appointment.orders) {
-      const order = await this.fhir.findUnique(
-        HL7_USER,
-        'ServiceRequest',
-        byIdentifier(identifier)!,
-      );
+      const order = await patientsOrder(this.fhir, byIdentifier(identifier)!, patientId);
       basedOn.push(
         order ? { reference: `ServiceRequest/${order}` } : { type: 'ServiceRequest', identifier },
       );
