@@ -1,12 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import type { Identifier } from '../mapping/datatypes.js';
-import {
-  medicationDispenseOf,
-  medicationRequestOf,
-  orderChangeOf,
-  orderIdentifiers,
-} from '../mapping/orders.js';
+import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication.js';
+import { orderChangeOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {

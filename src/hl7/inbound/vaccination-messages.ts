@@ -6,10 +6,10 @@ import {
   doseIdentifiers,
   doseObservations,
   fillerFirst,
+  immunizationFromRxa,
   onTheDose,
 } from '../mapping/immunization.js';
 import { observationFromObx } from '../mapping/observation.js';
-import { immunizationFromRxa } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { RecordClock } from './event-order.js';

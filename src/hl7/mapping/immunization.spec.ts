@@ -5,9 +5,9 @@ import {
   doseIdentifiers,
   doseObservations,
   fillerFirst,
+  immunizationFromRxa,
   onTheDose,
 } from './immunization.js';
-import { immunizationFromRxa } from './orders.js';
 
 const MSH = 'MSH|^~\\&|EHR|CLINIC|IIS|STATE|20250301||VXU^V04^VXU_V04|1|P|2.5.1';
 

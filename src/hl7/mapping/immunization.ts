@@ -1,6 +1,13 @@
 import type { V2Segment } from '../message/v2-message.js';
-import { codeableConceptOf, dateTimeOf, type Identifier } from './datatypes.js';
+import {
+  codeableConceptOf,
+  dateOf,
+  dateTimeOf,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
 import { locationChain, type LocationLevel } from './encounter.js';
+import { exactNumberOf } from './numeric.js';
 import { orderIdentifiers } from './orders.js';
 
 /**
@@ -120,4 +127,135 @@ export function doseObservations(observations: readonly V2Segment[]): Record<str
 export function administeredAt(rxa: V2Segment): LocationLevel[] {
   const place = locationChain(rxa.repetitions(27)[0]);
   return place.length > 0 ? place : locationChain(rxa.repetitions(11)[0]);
+}
+
+/** Provider roles (table 0443): an Immunization performer's function. */
+const PROVIDER_ROLES = 'http://terminology.hl7.org/CodeSystem/v2-0443';
+
+/** The historical codes of CDC's NIP001 (immunization information source). */
+const HISTORICAL: ReadonlySet<string> = new Set(['01', '02', '03', '04', '05', '06', '07', '08']);
+
+/** RXA-6 of CDC's guide: the amount given is not known. */
+const UNKNOWN_AMOUNT = 999;
+
+/** CVX 998, no vaccine administered, of a dose not given. */
+const CVX = 'http://hl7.org/fhir/sid/cvx';
+const NO_VACCINE = '998';
+
+/** RXA-20 completion status (table 0322) to Immunization.status. */
+const IMMUNIZATION_STATUS: Record<string, string> = {
+  CP: 'completed',
+  PA: 'completed',
+  RE: 'not-done',
+  NA: 'not-done',
+};
+
+/**
+ * RXA, with the RXR after it, to an Immunization (v2-to-FHIR RXA[Immunization], RXR[Immunization]);
+ * undefined without a vaccine code.
+ */
+export function immunizationFromRxa(
+  rxa: V2Segment,
+  patientId: string,
+  identifiers: Identifier[],
+  rxr?: V2Segment,
+  orc?: V2Segment,
+  senderSystem?: string,
+): Record<string, unknown> | undefined {
+  const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
+  const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
+  if (!vaccineCode || !occurrence) return undefined;
+  // 999 is CDC's "amount unknown", however written: `999.0` was a 999 mL dose until 2026-12-07.
+  const amount = exactNumberOf(rxa.value(6), 'RXA-6');
+  const dose =
+    amount !== undefined && amount >= 0 && amount !== UNKNOWN_AMOUNT ? amount : undefined;
+  const unit = rxa.repetitions(7)[0];
+  const information = rxa.value(9)?.toUpperCase();
+  const lot = rxa.value(15);
+  const expiration = dateOf(rxa.value(16));
+  const manufacturer = manufacturerOf(rxa);
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  const site = codeableConceptOf(rxr?.repetitions(2)[0]);
+  const status = rxa.value(20)?.toUpperCase();
+  const recorded = dateTimeOf(rxa.value(22), rxa.timeZone);
+  // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
+  const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
+  // Who gave the dose (RXA-10) and who ordered it (ORC-12), by their function (table 0443), as
+  // the IG's RXA and ORC maps have them: dropped until 2026-12-06.
+  const performer = (
+    [
+      ['AP', 'Administering Provider', rxa.repetitions(10)[0]],
+      ['OP', 'Ordering Provider', orc?.repetitions(12)[0]],
+    ] as const
+  ).flatMap(([code, display, xcn]) => {
+    const actor = practitionerOf(xcn, senderSystem);
+    return actor
+      ? [
+          {
+            function: { coding: [{ system: PROVIDER_ROLES, code, display }] },
+            actor: { type: 'Practitioner', ...actor },
+          },
+        ]
+      : [];
+  });
+  // No RXA-20 is CP in CDC's guide, but a refusal's reason (RXA-18) or CVX 998 (no vaccine
+  // administered) says no dose was given: until 2026-12-07 such a dose was filed as completed,
+  // and counted as given.
+  const notGiven =
+    !!refusal ||
+    (vaccineCode['coding'] as { system?: string; code?: string }[] | undefined)?.some(
+      (coding) => coding.system === CVX && coding.code === NO_VACCINE,
+    );
+  return {
+    resourceType: 'Immunization',
+    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
+    status: IMMUNIZATION_STATUS[status ?? ''] ?? (notGiven ? 'not-done' : 'completed'),
+    // PA, partially administered: the dose given was less than the full one.
+    ...(status === 'PA' ? { isSubpotent: true } : {}),
+    ...(refusal ? { statusReason: refusal } : {}),
+    vaccineCode,
+    patient: { reference: `Patient/${patientId}` },
+    occurrenceDateTime: occurrence,
+    // When the sender's system recorded it (RXA-22), as the IG maps it: dropped until 2026-12-07.
+    ...(recorded ? { recorded } : {}),
+    // NIP001: 00 is a new record from the one who gave it; 01 to 08 are historical, of an
+    // origin (another provider, a parent's recall, a school record...) kept as the IG's RXA map
+    // has it. Until 2026-12-07 only 01 was, and a dose a parent recalled was of no source.
+    ...(information === '00' ? { primarySource: true } : {}),
+    ...(information && HISTORICAL.has(information)
+      ? { primarySource: false, reportOrigin: codeableConceptOf(rxa.repetitions(9)[0]) }
+      : {}),
+    ...(lot ? { lotNumber: lot } : {}),
+    ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
+    ...(manufacturer ? { manufacturer } : {}),
+    ...(performer.length > 0 ? { performer } : {}),
+    ...(site ? { site } : {}),
+    ...(route ? { route } : {}),
+    ...(dose !== undefined
+      ? {
+          doseQuantity: {
+            value: dose,
+            ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
+            ...(unit?.value(3)?.toUpperCase() === 'UCUM'
+              ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * RXA-17, the manufacturer: its name, and CDC's MVX code as the organization's identifier
+ * where the sender codes it so (until 2026-12-06 the code was dropped).
+ */
+function manufacturerOf(rxa: V2Segment): Record<string, unknown> | undefined {
+  const code = rxa.value(17, 1);
+  const name = rxa.value(17, 2);
+  const mvx = code && rxa.value(17, 3)?.toUpperCase() === 'MVX';
+  if (!name && !code) return undefined;
+  return {
+    ...(mvx ? { identifier: { system: 'http://hl7.org/fhir/sid/mvx', value: code } } : {}),
+    display: name ?? code,
+  };
 }

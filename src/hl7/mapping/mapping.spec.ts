@@ -14,7 +14,8 @@ import { coverageFromIn1 } from './coverage.js';
 import { appointmentFromSiu } from './appointment.js';
 import { allergyFromIam, procedureFromPr1 } from './clinical.js';
 import { documentFromTxa } from './document.js';
-import { immunizationFromRxa, medicationDispenseOf, medicationRequestOf } from './orders.js';
+import { immunizationFromRxa } from './immunization.js';
+import { medicationDispenseOf, medicationRequestOf } from './medication.js';
 import {
   applyPatient,
   conflictingRecordNumber,

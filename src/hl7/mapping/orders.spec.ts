@@ -3,13 +3,13 @@ import { V2Message } from '../message/v2-message.js';
 import {
   amendedOrder,
   carriesWholeOrder,
-  immunizationFromRxa,
-  medicationRequestOf,
   orderChangeOf,
   orderIdentifiers,
   orderStatusOf,
   serviceRequestOf,
 } from './orders.js';
+import { immunizationFromRxa } from './immunization.js';
+import { medicationRequestOf } from './medication.js';
 
 const MSH = 'MSH|^~\\&|CPOE|HOSP|CV|CV|20261206||RDE^O11|1|P|2.5';
 

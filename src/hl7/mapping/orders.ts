@@ -1,11 +1,8 @@
-import { periodInOrder } from '../../fhir/period-order.js';
-import type { V2Message, V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
+import type { V2Message, V2Segment, V2Value } from '../message/v2-message.js';
 import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
   codeableConceptOf,
-  codingSystemOf,
-  dateOf,
   dateTimeOf,
   practitionerOf,
   sameIdentifier,
@@ -13,7 +10,6 @@ import {
   type Identifier,
 } from './datatypes.js';
 import { identifierOfEi } from './observation.js';
-import { exactNumberOf } from './numeric.js';
 
 /** HL7 table 0119, order control codes, as v2.3 to v2.9 list them. */
 const ORDER_CONTROLS: ReadonlySet<string> = new Set(
@@ -151,7 +147,7 @@ export function orderStatusOf(
  * the time of the transaction, and that of a discontinuation or a status change is not when the
  * order was written (until 2026-12-06 an OD's time became the order's).
  */
-function authoredOf(orc: V2Segment | undefined): string | undefined {
+export function authoredOf(orc: V2Segment | undefined): string | undefined {
   if (orc?.value(1)?.toUpperCase() !== 'NW') return undefined;
   return dateTimeOf(orc.value(9), orc.timeZone);
 }
@@ -272,7 +268,7 @@ const PRIORITY: Record<string, string> = { S: 'stat', A: 'asap', R: 'routine' };
  * An order's priority: the first of these fields the sender gives, mapped (see PRIORITY).
  * Dropped until 2026-12-07: a stat order was filed with none, and read as routine.
  */
-function priorityOf(...codes: V2Value[]): { priority?: string } {
+export function priorityOf(...codes: V2Value[]): { priority?: string } {
   const code = codes.find((value) => !!value);
   const priority = code ? PRIORITY[code.toUpperCase()] : undefined;
   return priority ? { priority } : {};
@@ -314,290 +310,5 @@ export function serviceRequestOf(
     ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
     ...(reasonCode.length > 0 ? { reasonCode } : {}),
     ...(note.length > 0 ? { note } : {}),
-  };
-}
-
-/** Provider roles (table 0443): an Immunization performer's function. */
-const PROVIDER_ROLES = 'http://terminology.hl7.org/CodeSystem/v2-0443';
-
-/** The historical codes of CDC's NIP001 (immunization information source). */
-const HISTORICAL: ReadonlySet<string> = new Set(['01', '02', '03', '04', '05', '06', '07', '08']);
-
-/** RXA-6 of CDC's guide: the amount given is not known. */
-const UNKNOWN_AMOUNT = 999;
-
-/** CVX 998, no vaccine administered, of a dose not given. */
-const CVX = 'http://hl7.org/fhir/sid/cvx';
-const NO_VACCINE = '998';
-
-/** RXA-20 completion status (table 0322) to Immunization.status. */
-const IMMUNIZATION_STATUS: Record<string, string> = {
-  CP: 'completed',
-  PA: 'completed',
-  RE: 'not-done',
-  NA: 'not-done',
-};
-
-/**
- * RXA, with the RXR after it, to an Immunization (v2-to-FHIR RXA[Immunization], RXR[Immunization]);
- * undefined without a vaccine code.
- */
-export function immunizationFromRxa(
-  rxa: V2Segment,
-  patientId: string,
-  identifiers: Identifier[],
-  rxr?: V2Segment,
-  orc?: V2Segment,
-  senderSystem?: string,
-): Record<string, unknown> | undefined {
-  const vaccineCode = codeableConceptOf(rxa.repetitions(5)[0]);
-  const occurrence = dateTimeOf(rxa.value(3), rxa.timeZone);
-  if (!vaccineCode || !occurrence) return undefined;
-  // 999 is CDC's "amount unknown", however written: `999.0` was a 999 mL dose until 2026-12-07.
-  const amount = exactNumberOf(rxa.value(6), 'RXA-6');
-  const dose =
-    amount !== undefined && amount >= 0 && amount !== UNKNOWN_AMOUNT ? amount : undefined;
-  const unit = rxa.repetitions(7)[0];
-  const information = rxa.value(9)?.toUpperCase();
-  const lot = rxa.value(15);
-  const expiration = dateOf(rxa.value(16));
-  const manufacturer = manufacturerOf(rxa);
-  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
-  const site = codeableConceptOf(rxr?.repetitions(2)[0]);
-  const status = rxa.value(20)?.toUpperCase();
-  const recorded = dateTimeOf(rxa.value(22), rxa.timeZone);
-  // Why a dose was not given (a refusal, table NIP002), as the IG maps RXA-18.
-  const refusal = codeableConceptOf(rxa.repetitions(18)[0]);
-  // Who gave the dose (RXA-10) and who ordered it (ORC-12), by their function (table 0443), as
-  // the IG's RXA and ORC maps have them: dropped until 2026-12-06.
-  const performer = (
-    [
-      ['AP', 'Administering Provider', rxa.repetitions(10)[0]],
-      ['OP', 'Ordering Provider', orc?.repetitions(12)[0]],
-    ] as const
-  ).flatMap(([code, display, xcn]) => {
-    const actor = practitionerOf(xcn, senderSystem);
-    return actor
-      ? [
-          {
-            function: { coding: [{ system: PROVIDER_ROLES, code, display }] },
-            actor: { type: 'Practitioner', ...actor },
-          },
-        ]
-      : [];
-  });
-  // No RXA-20 is CP in CDC's guide, but a refusal's reason (RXA-18) or CVX 998 (no vaccine
-  // administered) says no dose was given: until 2026-12-07 such a dose was filed as completed,
-  // and counted as given.
-  const notGiven =
-    !!refusal ||
-    (vaccineCode['coding'] as { system?: string; code?: string }[] | undefined)?.some(
-      (coding) => coding.system === CVX && coding.code === NO_VACCINE,
-    );
-  return {
-    resourceType: 'Immunization',
-    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: IMMUNIZATION_STATUS[status ?? ''] ?? (notGiven ? 'not-done' : 'completed'),
-    // PA, partially administered: the dose given was less than the full one.
-    ...(status === 'PA' ? { isSubpotent: true } : {}),
-    ...(refusal ? { statusReason: refusal } : {}),
-    vaccineCode,
-    patient: { reference: `Patient/${patientId}` },
-    occurrenceDateTime: occurrence,
-    // When the sender's system recorded it (RXA-22), as the IG maps it: dropped until 2026-12-07.
-    ...(recorded ? { recorded } : {}),
-    // NIP001: 00 is a new record from the one who gave it; 01 to 08 are historical, of an
-    // origin (another provider, a parent's recall, a school record...) kept as the IG's RXA map
-    // has it. Until 2026-12-07 only 01 was, and a dose a parent recalled was of no source.
-    ...(information === '00' ? { primarySource: true } : {}),
-    ...(information && HISTORICAL.has(information)
-      ? { primarySource: false, reportOrigin: codeableConceptOf(rxa.repetitions(9)[0]) }
-      : {}),
-    ...(lot ? { lotNumber: lot } : {}),
-    ...(expiration?.length === 10 ? { expirationDate: expiration } : {}),
-    ...(manufacturer ? { manufacturer } : {}),
-    ...(performer.length > 0 ? { performer } : {}),
-    ...(site ? { site } : {}),
-    ...(route ? { route } : {}),
-    ...(dose !== undefined
-      ? {
-          doseQuantity: {
-            value: dose,
-            ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
-            ...(unit?.value(3)?.toUpperCase() === 'UCUM'
-              ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
-              : {}),
-          },
-        }
-      : {}),
-  };
-}
-
-/**
- * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
- * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
- * dose, the first RXR's route, when and how often from its TQ1 (`timing`: the RXE's, else the
- * ORC's; see timingOf), and the priority of that TQ1, else of RXE-1 or ORC-7.
- */
-export function medicationRequestOf(
-  orc: V2Segment | undefined,
-  rxe: V2Segment,
-  rxr: V2Segment | undefined,
-  patientId: string,
-  identifiers: Identifier[],
-  senderSystem?: string,
-  timing?: V2Segment,
-): Record<string, unknown> | undefined {
-  const medication = codeableConceptOf(rxe.repetitions(2)[0]);
-  if (!medication) return undefined;
-  const authored = authoredOf(orc);
-  const amount = exactNumberOf(rxe.value(3), 'RXE-3');
-  const dose = amount !== undefined && amount >= 0 ? amount : undefined;
-  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
-  // The prescriber (ORC-12), and what the pharmacy dispenses: RXE-10 of RXE-11's units, with
-  // RXE-12 refills (the IG's RXE map; all three were dropped until 2026-12-06).
-  const requester = practitionerOf(orc?.repetitions(12)[0], senderSystem);
-  const dispensed = exactNumberOf(rxe.value(10), 'RXE-10');
-  const refills = exactNumberOf(rxe.value(12), 'RXE-12');
-  const dispenseRequest = {
-    ...(dispensed !== undefined && dispensed >= 0
-      ? { quantity: quantityOf(dispensed, rxe.repetitions(11)[0]) }
-      : {}),
-    ...(refills !== undefined && Number.isInteger(refills) && refills >= 0
-      ? { numberOfRepeatsAllowed: refills }
-      : {}),
-  };
-  const when = timingOf(timing, rxe);
-  const dosage = {
-    ...(Object.keys(when).length > 0 ? { timing: when } : {}),
-    ...(dose !== undefined
-      ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(5)[0]) }] }
-      : {}),
-    ...(route ? { route } : {}),
-  };
-  return {
-    resourceType: 'MedicationRequest',
-    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
-    status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
-    intent: 'order',
-    ...priorityOf(timing?.value(9), rxe.value(1, 6), orc?.value(7, 6)),
-    medicationCodeableConcept: medication,
-    subject: { reference: `Patient/${patientId}` },
-    ...(authored?.includes('T') ? { authoredOn: authored } : {}),
-    ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
-    ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
-    ...(Object.keys(dispenseRequest).length > 0 ? { dispenseRequest } : {}),
-  };
-}
-
-/** Table 0335, repeat patterns (BID, Q6H, PRN...): a TQ1-3 or RXE-1 code of no named system. */
-const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
-
-/**
- * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3's first,
- * a CWE in its first component; else, from feeds before v2.5, RXE-1's interval) as the
- * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
- * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
- * or a medication list read 5 mg of amlodipine with no word of how often.
- */
-function timingOf(timing: V2Segment | undefined, rxe: V2Segment): Record<string, unknown> {
-  const pattern = timing?.repetitions(3)[0];
-  const [code, display, system] = pattern
-    ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
-    : [rxe.value(1, 2, 1), undefined, undefined];
-  const start = dateTimeOf(timing?.value(7), timing?.timeZone);
-  const end = dateTimeOf(timing?.value(8), timing?.timeZone);
-  const bounds = {
-    ...(start ? { start } : {}),
-    ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
-  };
-  const concept = code
-    ? {
-        coding: [
-          {
-            system: system ? codingSystemOf(system) : REPEAT_PATTERNS,
-            code,
-            ...(display ? { display } : {}),
-          },
-        ],
-        ...(display ? { text: display } : {}),
-      }
-    : undefined;
-  return {
-    ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
-    ...(concept ? { code: concept } : {}),
-  };
-}
-
-/** An amount in a CWE of units: the unit's text, and its UCUM code where the sender says so. */
-function quantityOf(value: number, unit: V2Repetition | undefined): Record<string, unknown> {
-  return {
-    value,
-    ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
-    ...(unit?.value(1) && unit.value(3)?.toUpperCase() === 'UCUM'
-      ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
-      : {}),
-  };
-}
-
-/**
- * An RXD (with the RXR after it) to a MedicationDispense (v2-to-FHIR RXD[MedicationDispense]):
- * the dispense code as the medication, when it was handed over, the actual dispense amount and
- * units, the dispensing provider, the notes and the route. Undefined without a code (RXD-2).
- */
-export function medicationDispenseOf(
-  rxd: V2Segment,
-  rxr: V2Segment | undefined,
-  patientId: string,
-  identifier: Identifier | undefined,
-  prescription: Record<string, unknown> | undefined,
-  sender: string | undefined,
-): Record<string, unknown> | undefined {
-  const medication = codeableConceptOf(rxd.repetitions(2)[0]);
-  if (!medication) return undefined;
-  const handedOver = dateTimeOf(rxd.value(3), rxd.timeZone);
-  const amount = exactNumberOf(rxd.value(4), 'RXD-4');
-  const units = rxd.repetitions(5)[0];
-  const quantity =
-    amount !== undefined && amount >= 0
-      ? {
-          value: amount,
-          ...(units?.value(1) ? { unit: units.value(2) ?? units.value(1) } : {}),
-        }
-      : undefined;
-  const performer = practitionerOf(rxd.repetitions(10)[0], sender);
-  const notes = rxd
-    .repetitions(9)
-    .map((rep) => rep.value(2) ?? rep.value(1))
-    .filter((text): text is string => !!text)
-    .map((text) => ({ text }));
-  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
-  return {
-    resourceType: 'MedicationDispense',
-    ...(identifier ? { identifier: [identifier] } : {}),
-    status: 'completed',
-    medicationCodeableConcept: medication,
-    subject: { reference: `Patient/${patientId}` },
-    ...(performer ? { performer: [{ actor: { type: 'Practitioner', ...performer } }] } : {}),
-    ...(prescription ? { authorizingPrescription: [prescription] } : {}),
-    ...(quantity ? { quantity } : {}),
-    ...(handedOver ? { whenHandedOver: handedOver } : {}),
-    ...(notes.length > 0 ? { note: notes } : {}),
-    ...(route ? { dosageInstruction: [{ route }] } : {}),
-  };
-}
-
-/**
- * RXA-17, the manufacturer: its name, and CDC's MVX code as the organization's identifier
- * where the sender codes it so (until 2026-12-06 the code was dropped).
- */
-function manufacturerOf(rxa: V2Segment): Record<string, unknown> | undefined {
-  const code = rxa.value(17, 1);
-  const name = rxa.value(17, 2);
-  const mvx = code && rxa.value(17, 3)?.toUpperCase() === 'MVX';
-  if (!name && !code) return undefined;
-  return {
-    ...(mvx ? { identifier: { system: 'http://hl7.org/fhir/sid/mvx', value: code } } : {}),
-    display: name ?? code,
   };
 }

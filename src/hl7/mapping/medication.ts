@@ -1,0 +1,165 @@
+import { periodInOrder } from '../../fhir/period-order.js';
+import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import {
+  codeableConceptOf,
+  codingSystemOf,
+  dateTimeOf,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
+import { exactNumberOf } from './numeric.js';
+import { authoredOf, orderStatusOf, priorityOf } from './orders.js';
+
+/**
+ * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
+ * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
+ * dose, the first RXR's route, when and how often from its TQ1 (`timing`: the RXE's, else the
+ * ORC's; see timingOf), and the priority of that TQ1, else of RXE-1 or ORC-7.
+ */
+export function medicationRequestOf(
+  orc: V2Segment | undefined,
+  rxe: V2Segment,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifiers: Identifier[],
+  senderSystem?: string,
+  timing?: V2Segment,
+): Record<string, unknown> | undefined {
+  const medication = codeableConceptOf(rxe.repetitions(2)[0]);
+  if (!medication) return undefined;
+  const authored = authoredOf(orc);
+  const amount = exactNumberOf(rxe.value(3), 'RXE-3');
+  const dose = amount !== undefined && amount >= 0 ? amount : undefined;
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  // The prescriber (ORC-12), and what the pharmacy dispenses: RXE-10 of RXE-11's units, with
+  // RXE-12 refills (the IG's RXE map; all three were dropped until 2026-12-06).
+  const requester = practitionerOf(orc?.repetitions(12)[0], senderSystem);
+  const dispensed = exactNumberOf(rxe.value(10), 'RXE-10');
+  const refills = exactNumberOf(rxe.value(12), 'RXE-12');
+  const dispenseRequest = {
+    ...(dispensed !== undefined && dispensed >= 0
+      ? { quantity: quantityOf(dispensed, rxe.repetitions(11)[0]) }
+      : {}),
+    ...(refills !== undefined && Number.isInteger(refills) && refills >= 0
+      ? { numberOfRepeatsAllowed: refills }
+      : {}),
+  };
+  const when = timingOf(timing, rxe);
+  const dosage = {
+    ...(Object.keys(when).length > 0 ? { timing: when } : {}),
+    ...(dose !== undefined
+      ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(5)[0]) }] }
+      : {}),
+    ...(route ? { route } : {}),
+  };
+  return {
+    resourceType: 'MedicationRequest',
+    ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
+    status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
+    intent: 'order',
+    ...priorityOf(timing?.value(9), rxe.value(1, 6), orc?.value(7, 6)),
+    medicationCodeableConcept: medication,
+    subject: { reference: `Patient/${patientId}` },
+    ...(authored?.includes('T') ? { authoredOn: authored } : {}),
+    ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
+    ...(Object.keys(dosage).length > 0 ? { dosageInstruction: [dosage] } : {}),
+    ...(Object.keys(dispenseRequest).length > 0 ? { dispenseRequest } : {}),
+  };
+}
+
+/** Table 0335, repeat patterns (BID, Q6H, PRN...): a TQ1-3 or RXE-1 code of no named system. */
+const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
+
+/**
+ * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3's first,
+ * a CWE in its first component; else, from feeds before v2.5, RXE-1's interval) as the
+ * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
+ * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
+ * or a medication list read 5 mg of amlodipine with no word of how often.
+ */
+function timingOf(timing: V2Segment | undefined, rxe: V2Segment): Record<string, unknown> {
+  const pattern = timing?.repetitions(3)[0];
+  const [code, display, system] = pattern
+    ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
+    : [rxe.value(1, 2, 1), undefined, undefined];
+  const start = dateTimeOf(timing?.value(7), timing?.timeZone);
+  const end = dateTimeOf(timing?.value(8), timing?.timeZone);
+  const bounds = {
+    ...(start ? { start } : {}),
+    ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
+  };
+  const concept = code
+    ? {
+        coding: [
+          {
+            system: system ? codingSystemOf(system) : REPEAT_PATTERNS,
+            code,
+            ...(display ? { display } : {}),
+          },
+        ],
+        ...(display ? { text: display } : {}),
+      }
+    : undefined;
+  return {
+    ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
+    ...(concept ? { code: concept } : {}),
+  };
+}
+
+/** An amount in a CWE of units: the unit's text, and its UCUM code where the sender says so. */
+function quantityOf(value: number, unit: V2Repetition | undefined): Record<string, unknown> {
+  return {
+    value,
+    ...(unit?.value(1) ? { unit: unit.value(2) ?? unit.value(1) } : {}),
+    ...(unit?.value(1) && unit.value(3)?.toUpperCase() === 'UCUM'
+      ? { system: 'http://unitsofmeasure.org', code: unit.value(1) }
+      : {}),
+  };
+}
+
+/**
+ * An RXD (with the RXR after it) to a MedicationDispense (v2-to-FHIR RXD[MedicationDispense]):
+ * the dispense code as the medication, when it was handed over, the actual dispense amount and
+ * units, the dispensing provider, the notes and the route. Undefined without a code (RXD-2).
+ */
+export function medicationDispenseOf(
+  rxd: V2Segment,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifier: Identifier | undefined,
+  prescription: Record<string, unknown> | undefined,
+  sender: string | undefined,
+): Record<string, unknown> | undefined {
+  const medication = codeableConceptOf(rxd.repetitions(2)[0]);
+  if (!medication) return undefined;
+  const handedOver = dateTimeOf(rxd.value(3), rxd.timeZone);
+  const amount = exactNumberOf(rxd.value(4), 'RXD-4');
+  const units = rxd.repetitions(5)[0];
+  const quantity =
+    amount !== undefined && amount >= 0
+      ? {
+          value: amount,
+          ...(units?.value(1) ? { unit: units.value(2) ?? units.value(1) } : {}),
+        }
+      : undefined;
+  const performer = practitionerOf(rxd.repetitions(10)[0], sender);
+  const notes = rxd
+    .repetitions(9)
+    .map((rep) => rep.value(2) ?? rep.value(1))
+    .filter((text): text is string => !!text)
+    .map((text) => ({ text }));
+  const route = codeableConceptOf(rxr?.repetitions(1)[0]);
+  return {
+    resourceType: 'MedicationDispense',
+    ...(identifier ? { identifier: [identifier] } : {}),
+    status: 'completed',
+    medicationCodeableConcept: medication,
+    subject: { reference: `Patient/${patientId}` },
+    ...(performer ? { performer: [{ actor: { type: 'Practitioner', ...performer } }] } : {}),
+    ...(prescription ? { authorizingPrescription: [prescription] } : {}),
+    ...(quantity ? { quantity } : {}),
+    ...(handedOver ? { whenHandedOver: handedOver } : {}),
+    ...(notes.length > 0 ? { note: notes } : {}),
+    ...(route ? { dosageInstruction: [{ route }] } : {}),
+  };
+}
