@@ -309,4 +309,31 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect(stopped['status']).toBe('stopped');
     expect(stopped['dosageInstruction'][0]['timing']['code']['coding'][0]['code']).toBe('Q6H');
   });
+  it("finds an order by its filler's number when the placer's is new to it", async () => {
+    const tag = randomUUID().slice(0, 8);
+    // An order the lab placed (its number only), then the CPOE's number for it, a status
+    // change and a cancel that carry both.
+    expect(
+      await codes(
+        orm(tag, 'G1', 'G', `ORC|NW||G1-${tag}^LAB`, 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'G2', 'G', `ORC|SC|G1-${tag}^CPOE|G1-${tag}^LAB||IP`, 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'G3', 'G', `ORC|CA|G1-${tag}^CPOE|G1-${tag}^LAB`, 'OBR|1|||2345-7^Glucose^LN'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    // Until 2026-12-07 the status change made a second order under the placer's number.
+    const orders = await feed.search(`ServiceRequest?subject=Patient/${await patientOf(tag, 'G')}`);
+    expect(orders).toHaveLength(1);
+    expect(orders[0]!['status']).toBe('revoked');
+    expect(
+      orders[0]!['identifier'].map((id: { system: string; value: string }) => [
+        id.system,
+        id.value,
+      ]),
+    ).toEqual(
+      expect.arrayContaining([
+        [CPOE, `G1-${tag}`],
+        [LAB, `G1-${tag}`],
+      ]),
+    );
+  });
 });

@@ -345,7 +345,7 @@ export class Hl7Processor {
         this.fhir,
         'ServiceRequest',
         { ...request, ...encounter },
-        byIdentifier(identifiers[0]),
+        identifiers,
         patientId,
         orderChangeOf(orc, 'ServiceRequest'),
         clock,

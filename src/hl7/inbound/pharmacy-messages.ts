@@ -8,6 +8,7 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import {
   byIdentifier,
   patientsNumbered,
+  patientsOrderOf,
   upsertOrder,
   visitOf,
   writeOver,
@@ -82,7 +83,7 @@ export class PharmacyMessages {
           this.fhir,
           'MedicationRequest',
           { ...body, ...encounter },
-          byIdentifier(identifiers[0]),
+          identifiers,
           patientId,
           orderChangeOf(orc, 'MedicationRequest'),
           clock,
@@ -90,10 +91,9 @@ export class PharmacyMessages {
         touched.entities.push(`MedicationRequest/${request}`);
         continue;
       }
-      const orderCriteria = byIdentifier(identifiers[0]);
-      if (!request && orderCriteria) {
+      if (!request) {
         // Another patient's order is not this dispense's prescription (see patientsNumbered).
-        request = await patientsNumbered(this.fhir, 'MedicationRequest', orderCriteria, patientId);
+        request = await patientsOrderOf(this.fhir, 'MedicationRequest', identifiers, patientId);
       }
       const identifier = dispenseIdentifier(identifiers[0], segment);
       const dispenseCriteria = byIdentifier(identifier);

@@ -324,12 +324,12 @@ export async function upsertOrder(
   fhir: FhirService,
   type: 'ServiceRequest' | 'MedicationRequest',
   resource: Record<string, unknown>,
-  criteria: string | undefined,
+  identifiers: readonly Identifier[],
   patientId: string,
   change: OrderChange,
   clock?: RecordClock,
 ): Promise<string> {
-  const match = criteria ? await patientsNumbered(fhir, type, criteria, patientId) : undefined;
+  const match = await patientsOrderOf(fhir, type, identifiers, patientId);
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
       '204',
@@ -340,6 +340,25 @@ export async function upsertOrder(
   const stored = (await fhir.read(HL7_USER, type, match)).resource;
   const kept = without(stored, 'meta', 'id');
   return writeOver(fhir, type, amendedOrder(kept, resource, change.status), match, clock);
+}
+
+/**
+ * The patient's order of any of its numbers (see patientsNumbered): the placer's (ORC-2) first,
+ * then the filler's (ORC-3). Until 2026-12-07 only the first was looked up, and an order the
+ * filler placed (its number only) was filed again when the placer's number came with a status
+ * change, and its cancel then went to the copy.
+ */
+export async function patientsOrderOf(
+  fhir: FhirService,
+  type: 'ServiceRequest' | 'MedicationRequest',
+  identifiers: readonly Identifier[],
+  patientId: string,
+): Promise<string | undefined> {
+  for (const identifier of identifiers) {
+    const match = await patientsNumbered(fhir, type, byIdentifier(identifier)!, patientId);
+    if (match) return match;
+  }
+  return undefined;
 }
 
 /** Statuses of an order or dispense taken back, whose number another patient's may then have. */
