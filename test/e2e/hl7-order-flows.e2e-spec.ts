@@ -309,7 +309,7 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect(stopped['status']).toBe('stopped');
     expect(stopped['dosageInstruction'][0]['timing']['code']['coding'][0]['code']).toBe('Q6H');
   });
-  it("finds an order by its filler's number when the placer's is new to it", async () => {
+  it("finds an order by its filler's number when the placer's is new to it, or not sent", async () => {
     const tag = randomUUID().slice(0, 8);
     // An order the lab placed (its number only), then the CPOE's number for it, a status
     // change and a cancel that carry both.
@@ -320,7 +320,20 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
         orm(tag, 'G3', 'G', `ORC|CA|G1-${tag}^CPOE|G1-${tag}^LAB`, 'OBR|1|||2345-7^Glucose^LN'),
       ),
     ).toEqual(['AA', 'AA', 'AA']);
-    // Until 2026-12-07 the status change made a second order under the placer's number.
+    // The lab's result, by its number only (OBR-3), is for that order.
+    expect(
+      await codes(
+        oru(
+          tag,
+          'G4',
+          'G',
+          `OBR|1||G1-${tag}^LAB|2345-7^Glucose^LN|||202503010900+0000||||||||||||||202503011000+0000|||F`,
+          'OBX|1|NM|2345-7^Glucose^LN||5.4|mmol/L^mmol/L^UCUM|||||F',
+        ),
+      ),
+    ).toEqual(['AA']);
+    // Until 2026-12-07 the status change made a second order under the placer's number, and the
+    // result, of no placer's number, named no order.
     const orders = await feed.search(`ServiceRequest?subject=Patient/${await patientOf(tag, 'G')}`);
     expect(orders).toHaveLength(1);
     expect(orders[0]!['status']).toBe('revoked');
@@ -335,5 +348,7 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
         [LAB, `G1-${tag}`],
       ]),
     );
+    const [report] = await numbered('DiagnosticReport', LAB, `G1-${tag}`);
+    expect(report!['basedOn']).toEqual([{ reference: `ServiceRequest/${orders[0]!['id']}` }]);
   });
 });

@@ -444,7 +444,9 @@ export class ResultMessages {
   /**
    * The order a report answers, by its placer order number (ORC-2, else OBR-2): the patient's
    * ServiceRequest when the order feed made it (see patientsOrder), else the number, for a
-   * client to match. None without a placer number (the filler's, OBR-3, is the report's own).
+   * client to match. Without a placer number, the patient's order of the filler's (ORC-3, else
+   * OBR-3), as an order the filler placed is known (until 2026-12-07 none), else none: that
+   * number is the report's own.
    */
   private async orderOf(
     orc: V2Segment | undefined,
@@ -456,7 +458,14 @@ export class ResultMessages {
       identifierOfEi(orc?.repetitions(2)[0] ?? obr.repetitions(2)[0], sender),
       'PLAC',
     );
-    if (!placer) return undefined;
+    if (!placer) {
+      const filler = typedIdentifier(
+        identifierOfEi(orc?.repetitions(3)[0] ?? obr.repetitions(3)[0], sender),
+        'FILL',
+      );
+      const id = filler && (await patientsOrder(this.fhir, byIdentifier(filler)!, patientId));
+      return id ? { reference: `ServiceRequest/${id}` } : undefined;
+    }
     const id = await patientsOrder(this.fhir, byIdentifier(placer)!, patientId);
     return id
       ? { reference: `ServiceRequest/${id}` }
