@@ -351,4 +351,37 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [report] = await numbered('DiagnosticReport', LAB, `G1-${tag}`);
     expect(report!['basedOn']).toEqual([{ reference: `ServiceRequest/${orders[0]!['id']}` }]);
   });
+  it('ties a result that came before its order to the order once it is placed', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const order = `B1-${tag}`;
+    expect(await codes(glucose(tag, 'B1', 'B', order, `LB1-${tag}`))).toEqual(['AA']);
+    const [early] = await numbered('DiagnosticReport', LAB, `LB1-${tag}`);
+    expect(early!['basedOn']).toEqual([
+      { type: 'ServiceRequest', identifier: expect.objectContaining({ value: order }) },
+    ]);
+    // Another patient's order of that number leaves it as it is.
+    expect(
+      await codes(
+        orm(tag, 'B2', 'BX', `ORC|NW|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'B3', 'BX', `ORC|CA|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+      ),
+    ).toEqual(['AA', 'AA']);
+    expect((await numbered('DiagnosticReport', LAB, `LB1-${tag}`))[0]!['basedOn']).toEqual(
+      early!['basedOn'],
+    );
+    expect(
+      await codes(orm(tag, 'B4', 'B', `ORC|NW|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN')),
+    ).toEqual(['AA']);
+    const [placed] = await feed.search(
+      `ServiceRequest?subject=Patient/${await patientOf(tag, 'B')}`,
+    );
+    // Until 2026-12-07 they kept the number alone, and a search of the order's results
+    // (DiagnosticReport?based-on=) found none.
+    const answering = await feed.search(
+      `DiagnosticReport?based-on=ServiceRequest/${placed!['id']}`,
+    );
+    expect(answering.map((report) => report['id'])).toEqual([early!['id']]);
+    const results = await feed.search(`Observation?based-on=ServiceRequest/${placed!['id']}`);
+    expect(results).toHaveLength(1);
+  });
 });

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
+import { identifierType } from '../mapping/datatypes.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -16,6 +17,7 @@ import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
+import { tieEarlyResults } from './early-results.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import {
   byIdentifier,
@@ -351,6 +353,8 @@ export class Hl7Processor {
         clock,
       );
       touched.entities.push(`ServiceRequest/${id}`);
+      const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
+      touched.entities.push(...(await tieEarlyResults(this.fhir, placer, id, patientId)));
     }
     return touched;
   }
