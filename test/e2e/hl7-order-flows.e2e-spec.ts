@@ -384,4 +384,22 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const results = await feed.search(`Observation?based-on=ServiceRequest/${placed!['id']}`);
     expect(results).toHaveLength(1);
   });
+  it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');
+    const cancel = orm(tag, 'R2', 'R', `ORC|CA|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');
+    const [first, second] = await feed.send(placed, placed);
+    expect(msaOf(first!)).toEqual(msaOf(second!));
+    const [order] = await numbered('ServiceRequest', CPOE, `R1-${tag}`);
+    expect(order!['meta'].versionId).toBe('1');
+    // The cancel, and the cancel again: one change, the order revoked once.
+    expect(await codes(cancel, cancel)).toEqual(['AA', 'AA']);
+    const [revoked] = await numbered('ServiceRequest', CPOE, `R1-${tag}`);
+    expect([revoked!['status'], revoked!['meta'].versionId]).toEqual(['revoked', '2']);
+    // The samples reuse control ids (MSG00001): another message under one is processed.
+    expect(
+      await codes(orm(tag, 'R1', 'R', `ORC|NW|R3-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN')),
+    ).toEqual(['AA']);
+    expect(await numbered('ServiceRequest', CPOE, `R3-${tag}`)).toHaveLength(1);
+  });
 });
