@@ -220,6 +220,54 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(rows.map((row) => row.id)).toEqual(['ex-enc', 'ex-obs', 'ex-p']);
   });
 
+  it('loads the NDJSON files a file refers to before it, so that no line waits in memory', async () => {
+    // An overnight export of millions of Observations: loaded at once with Patient.ndjson (or
+    // before it, as it sorts first), every line waited in memory for its patient, sent again.
+    const folder = join(inputs, 'ordered');
+    await mkdir(folder);
+    const patients = Array.from({ length: 30 }, (_, i) => ({
+      resourceType: 'Patient',
+      id: `or-p${i}`,
+      name: [{ family: 'Ordered' }],
+    }));
+    await writeFile(join(folder, 'Patient.ndjson'), ndjson(...patients));
+    await writeFile(
+      join(folder, 'Encounter.ndjson'),
+      ndjson(
+        ...patients.map((patient, i) => ({
+          resourceType: 'Encounter',
+          id: `or-e${i}`,
+          status: 'finished',
+          class: { code: 'AMB' },
+          subject: { reference: `Patient/${patient.id}` },
+        })),
+      ),
+    );
+    await writeFile(
+      join(folder, 'Observation.ndjson'),
+      ndjson(
+        ...patients.map((patient, i) => ({
+          ...observation(`or-o${i}`, `Patient/${patient.id}`),
+          encounter: { reference: `Encounter/or-e${i}` },
+        })),
+      ),
+    );
+    const { rows: start } = await db.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+    const result = await runImport(folder);
+    expect(result.stdout).toContain('Imported 90 of 90 resources from 3 files');
+    expect(result.code).toBe(0);
+    const { rows } = await db.query<{ detail: string }>(
+      `SELECT detail FROM audit_event
+        WHERE subtype = 'import-batch' AND recorded_at >= $1 ORDER BY chain_seq`,
+      [start[0]!.now],
+    );
+    expect(rows.map((row) => row.detail)).toEqual([
+      'entries=30 rejected=0 deferred=0',
+      'entries=30 rejected=0 deferred=0',
+      'entries=30 rejected=0 deferred=0',
+    ]);
+  });
+
   it('stores NDJSON resources that refer to each other together, and still rejects the orphan', async () => {
     // A merged Patient pair: each names the other (link replaced-by / replaces), so neither can
     // be stored first; an Observation waits for one of them, another for a patient not there.

@@ -18,6 +18,10 @@ export interface ImportSource {
    * patients' bundles refer to them by conditional reference (`Organization?identifier=...`).
    */
   shared: boolean;
+  /** The resource types it holds. */
+  types: ReadonlySet<string>;
+  /** The types its literal references (`Patient/123`) name; NDJSON only (see loadingPhases). */
+  refersTo: ReadonlySet<string>;
 }
 
 /** One Bundle to send, and where its entries came from, for the report of what failed. */
@@ -69,22 +73,75 @@ export async function describeSource(path: string): Promise<ImportSource> {
   if (extname(path).toLowerCase() === '.ndjson') {
     let resources = 0;
     let number = 0;
+    const types = new Set<string>();
+    const refersTo = new Set<string>();
     for await (const line of lines(path)) {
       number++;
       if (isBlank(line)) continue;
-      parseLine(line, number, path);
+      const resource = parseLine(line, number, path) as { resourceType?: unknown } | null;
+      if (typeof resource?.resourceType === 'string') types.add(resource.resourceType);
+      referredTypes(resource, refersTo);
       resources++;
     }
-    return { path, kind: 'ndjson', resources, shared: false };
+    return { path, kind: 'ndjson', resources, shared: false, types, refersTo };
   }
   const bundle = await readBundle(path);
   const entries = bundle.entry ?? [];
+  const types = new Set(entries.map((entry) => entry.resource?.resourceType ?? 'Unknown'));
   return {
     path,
     kind: 'bundle',
     resources: entries.length,
-    shared: !entries.some((entry) => entry.resource?.resourceType === 'Patient'),
+    shared: !types.has('Patient'),
+    types,
+    refersTo: new Set(),
   };
+}
+
+/**
+ * The order sources are loaded in: phases, each loaded `--concurrency` files at a time once the
+ * one before it is in. Shared Bundles (no Patient) first. Then each NDJSON file after the files
+ * that hold the types it refers to (Patient.ndjson, then Encounter.ndjson, then
+ * Observation.ndjson), a type it holds itself aside. Loaded together or in name order, every
+ * Observation of an export waited for its Patient, held in memory until the end of the pass and
+ * sent twice: millions of lines, for a hospital's export. Files that refer to one another in a
+ * circle share the last phase, where the lines that wait are sent again (see ImportCommand).
+ */
+export function loadingPhases(sources: readonly ImportSource[]): ImportSource[][] {
+  const phases = [sources.filter((source) => source.shared)];
+  let remaining = sources.filter((source) => !source.shared);
+  while (remaining.length > 0) {
+    const ready = remaining.filter((source) =>
+      [...source.refersTo].every(
+        (type) =>
+          source.types.has(type) ||
+          !remaining.some((other) => other !== source && other.types.has(type)),
+      ),
+    );
+    const phase = ready.length > 0 ? ready : remaining;
+    phases.push(phase);
+    remaining = remaining.filter((source) => !phase.includes(source));
+  }
+  return phases.filter((phase) => phase.length > 0);
+}
+
+const LITERAL_REFERENCE = /^([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}(\/_history\/[^/]+)?$/;
+
+/** Adds to `types` the resource types that the literal references in `value` name. */
+function referredTypes(value: unknown, types: Set<string>): void {
+  if (Array.isArray(value)) {
+    for (const item of value) referredTypes(item, types);
+    return;
+  }
+  if (value === null || typeof value !== 'object') return;
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'reference' && typeof item === 'string') {
+      const type = LITERAL_REFERENCE.exec(item)?.[1];
+      if (type) types.add(type);
+    } else {
+      referredTypes(item, types);
+    }
+  }
 }
 
 /**

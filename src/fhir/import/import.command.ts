@@ -5,6 +5,7 @@ import { BlindIndexRoot } from '../../crypto/blind-index-root.js';
 import {
   describeSource,
   findSources,
+  loadingPhases,
   NDJSON_CHUNK,
   unitsOf,
   type ImportSource,
@@ -69,7 +70,8 @@ export class ImportCommand extends CommandRunner {
     };
     try {
       // Shared bundles (no Patient) first: the others refer to them by conditional reference.
-      for (const phase of [sources.filter((s) => s.shared), sources.filter((s) => !s.shared)]) {
+      // NDJSON files after the files they refer to (see loadingPhases).
+      for (const phase of loadingPhases(sources)) {
         await pool(phase, options.concurrency, async (source) => {
           for await (const unit of unitsOf(source, { stableIds: options.stableIds ?? false })) {
             settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
