@@ -203,7 +203,10 @@ interface Outcome {
 function retryUnits(waiting: Waiting[]): ImportUnit[] {
   const bySource = new Map<ImportSource, Waiting[]>();
   for (const item of waiting) {
-    bySource.set(item.source, [...(bySource.get(item.source) ?? []), item]);
+    // Pushed, not copied: a copy per line made a round of a million lines quadratic.
+    const items = bySource.get(item.source);
+    if (items) items.push(item);
+    else bySource.set(item.source, [item]);
   }
   const units: ImportUnit[] = [];
   for (const [source, items] of bySource) {
