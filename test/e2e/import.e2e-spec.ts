@@ -375,6 +375,38 @@ describe('cli import: Bundles and NDJSON from files', () => {
     expect(created).toEqual([{ versions: 1 }]);
   });
 
+  it('stopped by a database failure, still says what it stored and which files to load again', async () => {
+    // The database fails one transaction (a fault injected by a trigger, as a restart or a
+    // lost connection would): the run stops, and the operator is told how far it got.
+    await db.query(`CREATE FUNCTION import_stop() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'injected failure' USING ERRCODE = '57P01'; END $$`);
+    await db.query(`CREATE TRIGGER import_stop BEFORE INSERT ON resource FOR EACH ROW
+      WHEN (NEW.id = 'st-stop') EXECUTE FUNCTION import_stop()`);
+    try {
+      const folder = join(inputs, 'stopped');
+      await mkdir(folder);
+      const patient = (id: string) => ({ resourceType: 'Patient', id, name: [{ family: 'Stop' }] });
+      const transaction = (id: string) => ({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ resource: patient(id), request: { method: 'PUT', url: `Patient/${id}` } }],
+      });
+      await writeFile(join(folder, 'a.ndjson'), ndjson(patient('st-a'), { resourceType: 'Foo' }));
+      await writeFile(join(folder, 'b.json'), JSON.stringify(transaction('st-stop')));
+      await writeFile(join(folder, 'c.json'), JSON.stringify(transaction('st-c')));
+      const result = await runImport('--concurrency', '1', folder);
+      expect(result.code).not.toBe(0);
+      expect(result.stdout).toContain('Stopped: imported 1 of 4 resources from 3 files');
+      expect(result.stdout).toContain('1 rejected');
+      expect(result.stderr).toMatch(/a\.ndjson line 2: 404 /);
+      expect(result.stderr).toContain('Not imported, or not wholly: import these again');
+      expect(result.stderr).toMatch(/\n {2}\S*b\.json\n {2}\S*c\.json\n/);
+      expect(result.stderr).not.toMatch(/ {2}\S*a\.ndjson\n/);
+    } finally {
+      await db.query('DROP TRIGGER import_stop ON resource; DROP FUNCTION import_stop()');
+    }
+  });
+
   it('refuses a malformed file before writing anything', async () => {
     const folder = join(inputs, 'broken');
     await mkdir(folder);

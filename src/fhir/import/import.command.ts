@@ -60,8 +60,14 @@ export class ImportCommand extends CommandRunner {
     const rejections: Rejection[] = [];
     const waiting: Waiting[] = [];
     let written = 0;
+    // For the account of a run stopped by a failure: the files whose units were all sent, and
+    // those with lines that still wait (sent again after every file, see below).
+    const sent = new Set<ImportSource>();
+    const waitedIn = new Set<ImportSource>();
+    let failure: { error: unknown } | undefined;
     const settle = (source: ImportSource, result: UnitResult, entries: number): void => {
       written += result.written;
+      if (result.deferred.length > 0) waitedIn.add(source);
       for (const rejected of result.rejected) {
         rejections.push({ file: shown(source.path), ...rejected });
       }
@@ -76,6 +82,7 @@ export class ImportCommand extends CommandRunner {
           for await (const unit of unitsOf(source, { stableIds: options.stableIds ?? false })) {
             settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
           }
+          sent.add(source);
         });
       }
       // Entries whose targets were not stored yet go again while a round stores something.
@@ -100,16 +107,19 @@ export class ImportCommand extends CommandRunner {
           }
         }
       }
+      waitedIn.clear();
+    } catch (error) {
+      failure = { error };
     } finally {
       bar.stop();
     }
-    if (written > 0) {
+    if (written > 0 && failure === undefined) {
       process.stderr.write('Updating the planner statistics (ANALYZE)\n');
       await this.imports.analyze();
     }
     const seconds = (Date.now() - started) / 1000;
     process.stdout.write(
-      `Imported ${written} of ${total} resources from ${sources.length} files in ` +
+      `${failure ? 'Stopped: imported' : 'Imported'} ${written} of ${total} resources from ${sources.length} files in ` +
         `${seconds.toFixed(1)} s (${rate(written, started)} resources/s); ` +
         `${rejections.length} rejected\n`,
     );
@@ -123,6 +133,17 @@ export class ImportCommand extends CommandRunner {
         process.stderr.write(`... and ${rejections.length - LISTED_REJECTIONS} more\n`);
       }
       process.exitCode = 1;
+    }
+    if (failure) {
+      // Stopped by the database (gone, restarted) or a defect: what was stored is stored, each
+      // Bundle whole or not at all, and the operator needs to know what to run again.
+      const unfinished = sources.filter((s) => !sent.has(s) || waitedIn.has(s));
+      process.stderr.write(
+        'Not imported, or not wholly: import these again (lines with ids, and Bundles with ' +
+          '--stable-ids or conditional creates, update what is stored instead of adding copies)\n' +
+          unfinished.map((source) => `  ${shown(source.path)}\n`).join(''),
+      );
+      throw failure.error;
     }
   }
 
