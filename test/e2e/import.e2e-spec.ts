@@ -407,6 +407,45 @@ describe('cli import: Bundles and NDJSON from files', () => {
     }
   });
 
+  it('sends again what the database rolled back for a concurrent write (a deadlock), batch or transaction', async () => {
+    // Clinicians keep writing during an overnight load: PostgreSQL may roll back one side of a
+    // deadlock, and the same write then goes through. Injected once per line by a trigger.
+    await db.query(`CREATE SEQUENCE import_fault_dlb1; CREATE SEQUENCE import_fault_dlt1`);
+    await db.query(`CREATE FUNCTION import_deadlock() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval(('import_fault_' || NEW.id)::regclass) = 1 THEN
+          RAISE EXCEPTION 'injected deadlock' USING ERRCODE = '40P01';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await db.query(`CREATE TRIGGER import_deadlock BEFORE INSERT ON resource FOR EACH ROW
+      WHEN (NEW.id IN ('dlb1', 'dlt1')) EXECUTE FUNCTION import_deadlock()`);
+    try {
+      const folder = join(inputs, 'deadlock');
+      await mkdir(folder);
+      const patient = (id: string) => ({ resourceType: 'Patient', id, name: [{ family: 'Dl' }] });
+      await writeFile(join(folder, 'a.ndjson'), ndjson(patient('dlb1'), patient('dlb2')));
+      await writeFile(
+        join(folder, 'b.json'),
+        JSON.stringify({
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [{ resource: patient('dlt1'), request: { method: 'PUT', url: 'Patient/dlt1' } }],
+        }),
+      );
+      const result = await runImport('--concurrency', '1', folder);
+      expect(result.stdout).toContain('Imported 3 of 3 resources from 2 files');
+      expect(result.code).toBe(0);
+      const { rows } = await db.query<{ id: string }>(
+        "SELECT id FROM resource WHERE id LIKE 'dl%' AND NOT deleted ORDER BY id",
+      );
+      expect(rows.map((row) => row.id)).toEqual(['dlb1', 'dlb2', 'dlt1']);
+    } finally {
+      await db.query(`DROP TRIGGER import_deadlock ON resource; DROP FUNCTION import_deadlock();
+        DROP SEQUENCE import_fault_dlb1; DROP SEQUENCE import_fault_dlt1`);
+    }
+  });
+
   it('refuses a malformed file before writing anything', async () => {
     const folder = join(inputs, 'broken');
     await mkdir(folder);

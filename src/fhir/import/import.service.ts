@@ -4,6 +4,7 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import { cliAuditEntry } from '../../audit/cli-audit.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { databaseProblem } from '../../database/database-unavailable.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { BundleService } from '../bundle/bundle.service.js';
 import { ResourceRepository } from '../resource.repository.js';
@@ -22,6 +23,14 @@ export const IMPORT_USER: AuthenticatedUser = {
   authTime: 0,
   loadsRecords: true,
 };
+
+/**
+ * How often a write the database rolled back and asked to be retried (a deadlock or a
+ * serialization failure with a clinician's write, a pool or a server that could not serve for a
+ * moment) is sent, with a pause that grows between tries.
+ */
+const ATTEMPTS = 4;
+const PAUSE_MS = 500;
 
 /** The base URL of the Bundle responses, which the import reads only for statuses. */
 const BASE_URL = 'urn:carevault:import';
@@ -67,7 +76,46 @@ export class ImportService {
     return this.resources.analyze();
   }
 
-  async load(unit: ImportUnit): Promise<UnitResult> {
+  /**
+   * Loads a unit. What the database rolled back for a reason that may clear (a deadlock with a
+   * concurrent write, a restart) is sent again, ATTEMPTS times in all: a transaction whole, a
+   * batch's entries that were answered 503. Before, one deadlock with a clinician's write
+   * stopped an overnight load (a transaction) or rejected the line (a batch).
+   */
+  async load(unit: ImportUnit, attempt = 1): Promise<UnitResult> {
+    const last = attempt >= ATTEMPTS;
+    let result: UnitResult & { transient: number[] };
+    try {
+      result = await this.loadOnce(unit, last);
+    } catch (error) {
+      // A batch that failed whole may have stored some of its entries: not sent again.
+      if (last || unit.bundle.type !== 'transaction' || !isTransient(error)) throw error;
+      await pause(attempt);
+      return this.load(unit, attempt + 1);
+    }
+    const { transient: again, ...done } = result;
+    if (again.length === 0) return done;
+    await pause(attempt);
+    // The entries to send again, as a batch of their own, reported where they came from.
+    const retried = await this.load(
+      {
+        source: unit.source,
+        bundle: { ...unit.bundle, entry: again.map((index) => unit.bundle.entry![index]!) },
+        where: (index) => unit.where(again[index]!),
+      },
+      attempt + 1,
+    );
+    return {
+      written: done.written + retried.written,
+      rejected: [...done.rejected, ...retried.rejected],
+      deferred: [...done.deferred, ...retried.deferred],
+    };
+  }
+
+  private async loadOnce(
+    unit: ImportUnit,
+    last: boolean,
+  ): Promise<UnitResult & { transient: number[] }> {
     const scope = new AuditScope();
     const entries = unit.bundle.entry?.length ?? 0;
     const entry = (outcome: 'success' | 'failure', detail: string) =>
@@ -87,11 +135,11 @@ export class ImportService {
             await this.trail.recordInTransaction(entry('success', `entries=${entries}`));
           }),
         );
-        return { written: entries, rejected: [], deferred: [] };
+        return { written: entries, rejected: [], deferred: [], transient: [] };
       } catch (error) {
         if (!(error instanceof AppError)) throw error;
         await this.trail.record(entry('failure', `entries=${entries} status=${error.status}`));
-        return { written: 0, rejected: [rejection(error, unit)], deferred: [] };
+        return { written: 0, rejected: [rejection(error, unit)], deferred: [], transient: [] };
       }
     }
     const response = await this.context.run(scope, () =>
@@ -99,9 +147,16 @@ export class ImportService {
     );
     const rejected: UnitResult['rejected'] = [];
     const deferred: UnitResult['deferred'] = [];
+    const transient: number[] = [];
     (response.entry as BatchResponseEntry[]).forEach((result, index) => {
       if (result.response.status.startsWith('2')) return;
       const issues = result.response.outcome?.issue ?? [];
+      // Rolled back by the database for a reason that may clear (error-response.ts).
+      const mayClear = issues.some((i) => i.code === 'transient' || i.code === 'throttled');
+      if (!last && result.response.status === '503' && mayClear) {
+        transient.push(index);
+        return;
+      }
       const refusal = {
         where: unit.where(index),
         status: result.response.status,
@@ -115,15 +170,26 @@ export class ImportService {
         rejected.push(refusal);
       }
     });
-    const refused = rejected.length + deferred.length;
+    const refused = rejected.length + deferred.length + transient.length;
     await this.trail.record(
       entry(
         refused === 0 ? 'success' : 'failure',
-        `entries=${entries} rejected=${rejected.length} deferred=${deferred.length}`,
+        `entries=${entries} rejected=${rejected.length} deferred=${deferred.length}` +
+          (transient.length > 0 ? ` retried=${transient.length}` : ''),
       ),
     );
-    return { written: entries - refused, rejected, deferred };
+    return { written: entries - refused, rejected, deferred, transient };
   }
+}
+
+/** A failure of the database that the same write may not meet again (database-unavailable.ts). */
+function isTransient(error: unknown): boolean {
+  const problem = databaseProblem(error);
+  return problem === 'conflict' || problem === 'busy' || problem === 'unavailable';
+}
+
+function pause(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, PAUSE_MS * attempt));
 }
 
 interface Issue {
