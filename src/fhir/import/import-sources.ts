@@ -42,23 +42,30 @@ interface Bundle {
   }[];
 }
 
-/** Every .json and .ndjson file under the paths given (folders recursively), in name order. */
-export async function findSources(paths: readonly string[]): Promise<string[]> {
+/**
+ * Every .json and .ndjson file under the paths given (folders recursively), in name order, and
+ * the other files of those folders (a compressed `.ndjson.gz`, say), which the import names
+ * rather than leaving out unsaid.
+ */
+export async function findSources(
+  paths: readonly string[],
+): Promise<{ files: string[]; skipped: string[] }> {
   const files: string[] = [];
+  const skipped: string[] = [];
   for (const path of paths) {
     const absolute = resolve(path);
     if ((await stat(absolute)).isDirectory()) {
       const entries = await readdir(absolute, { recursive: true, withFileTypes: true });
       for (const entry of entries) {
-        if (entry.isFile() && isImportable(entry.name)) {
-          files.push(join(entry.parentPath, entry.name));
-        }
+        if (!entry.isFile()) continue;
+        const file = join(entry.parentPath, entry.name);
+        (isImportable(entry.name) ? files : skipped).push(file);
       }
     } else {
       files.push(absolute);
     }
   }
-  return [...new Set(files)].sort();
+  return { files: [...new Set(files)].sort(), skipped: [...new Set(skipped)].sort() };
 }
 
 function isImportable(name: string): boolean {

@@ -47,7 +47,19 @@ export class ImportCommand extends CommandRunner {
   async run(paths: string[], options: ImportOptions): Promise<void> {
     // Indexed under another root, what it stores would be found by nothing the service runs.
     await this.root.verify();
-    const files = await findSources(paths);
+    const { files, skipped } = await findSources(paths);
+    if (skipped.length > 0) {
+      process.stderr.write(
+        `Not read (neither .json nor .ndjson): ${skipped.length} files in the folders given\n` +
+          skipped
+            .slice(0, LISTED_REJECTIONS)
+            .map((file) => `  ${shown(file)}\n`)
+            .join('') +
+          (skipped.length > LISTED_REJECTIONS
+            ? `  ... and ${skipped.length - LISTED_REJECTIONS} more\n`
+            : ''),
+      );
+    }
     if (files.length === 0) {
       throw new Error('No .json or .ndjson files found in the paths given');
     }
