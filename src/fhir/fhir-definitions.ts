@@ -18,6 +18,7 @@ import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
 import { jsonRuleBreak } from './json-rules.js';
 import { localReferenceIssues } from './local-references.js';
+import { referenceTargetIssues } from './reference-targets.js';
 import type { FhirResource } from './fhir-types.js';
 import { isSubsetted, Subsets } from './subset.js';
 import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
@@ -196,7 +197,7 @@ export class FhirDefinitions {
     if (dates.length > 0) {
       throw new AppError(400, dates);
     }
-    const local = localReferenceIssues(resource);
+    const local = [...localReferenceIssues(resource), ...referenceTargetIssues(resource)];
     if (local.length > 0) {
       throw new AppError(400, local);
     }

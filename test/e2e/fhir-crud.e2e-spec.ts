@@ -549,7 +549,17 @@ describe('FHIR REST: CRUD, versions and history', () => {
           resourceType: 'Patient',
           generalPractitioner: [{ reference: `Medication/${String(medication.body.id)}` }],
         },
-        /^Patient\.general-practitioner refers to a Medication/,
+        /^Patient\.generalPractitioner\[0\] refers to a Medication/,
+      ],
+      [
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'x' },
+          contained: [{ resourceType: 'Medication', id: 'm1', code: { text: 'Amoxicillin' } }],
+          subject: { reference: '#m1' },
+        },
+        /^Observation\.subject refers to a Medication, which it cannot: it refers to /,
       ],
       [
         {
