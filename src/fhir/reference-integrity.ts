@@ -16,6 +16,8 @@ interface Written {
    * references of its last version.
    */
   references: Map<string, { param: string; target: string }[]>;
+  /** The versioned ones among them (`Patient/1/_history/2`), by resource, as `Type/id/_history/vid`. */
+  versions: Map<string, { param: string; target: string }[]>;
   deleted: Set<string>;
   /** Resources found live and locked FOR KEY SHARE in this transaction (lockedLive). */
   live: Set<string>;
@@ -64,6 +66,7 @@ export class ReferenceIntegrity {
       // touches it names that patient): until 2026-12-06 `Patient/<an MRN>` was stored as typed.
       ...(context ? [{ param: 'securityContext', target: context }] : []),
     ]);
+    state.versions.set(key, versionedReferences(resource, index));
     state.deleted.delete(key);
   }
 
@@ -86,6 +89,7 @@ export class ReferenceIntegrity {
     const state = this.current();
     const key = `${type}/${id}`;
     state.references.delete(key);
+    state.versions.delete(key);
     state.deleted.add(key);
     state.live.delete(key);
   }
@@ -106,7 +110,7 @@ export class ReferenceIntegrity {
   private current(): Written {
     return this.unitOfWork.stateOf<Written>(
       this,
-      () => ({ references: new Map(), deleted: new Set(), live: new Set() }),
+      () => ({ references: new Map(), versions: new Map(), deleted: new Set(), live: new Set() }),
       (state) => this.check(state),
     );
   }
@@ -123,19 +127,37 @@ export class ReferenceIntegrity {
     // look-up: it exists, and until this commits no other transaction can delete it (a new
     // resource is not visible to them, and an updated one's row is locked).
     const referrers = new Map<string, { source: string; params: string[] }>();
+    const add = (source: string, param: string, target: string): void => {
+      const first = referrers.get(target) ?? { source, params: [] };
+      if (first.source === source) first.params.push(param);
+      referrers.set(target, first);
+    };
     for (const [source, references] of state.references) {
       for (const { param, target } of references) {
         if (state.references.has(target) || state.live.has(target)) continue;
-        const first = referrers.get(target) ?? { source, params: [] };
-        if (first.source === source) first.params.push(param);
-        referrers.set(target, first);
+        add(source, param, target);
+      }
+    }
+    // A versioned reference names one version, which must be stored and not a deletion (R4:
+    // `Patient/1/_history/9` when Patient/1 has three versions names nothing). Its resource is
+    // checked live above; the version is looked up whoever wrote it, as it may be this
+    // transaction's own.
+    const versioned = new Set<string>();
+    for (const [source, references] of state.versions) {
+      for (const { param, target } of references) {
+        versioned.add(target);
+        add(source, param, target);
       }
     }
     if (referrers.size === 0) return;
-    const live = await this.resources.lockLive([...referrers.keys()].map(typeAndId));
-    const missing = [...referrers].filter(([target]) => !live.has(target));
+    const plain = [...referrers.keys()].filter((target) => !versioned.has(target));
+    const live = plain.length > 0 ? await this.resources.lockLive(plain.map(typeAndId)) : new Set();
+    const versions = await this.resources.storedVersions([...versioned].flatMap(versionOf));
+    const missing = [...referrers].filter(([target]) =>
+      versioned.has(target) ? !versions.has(target) : !live.has(target),
+    );
     if (missing.length === 0) return;
-    this.audit.forget(missing.map(([target]) => target));
+    this.audit.forget(missing.map(([target]) => target.replace(/\/_history\/.*$/, '')));
     const named = missing
       .slice(0, NAMED)
       .map(
@@ -179,6 +201,46 @@ function securityContextOf(resource: FhirResource): string | undefined {
   const value = (resource['securityContext'] as { reference?: unknown } | undefined)?.reference;
   const literal = typeof value === 'string' ? literalReference(value) : undefined;
   return literal && !literal.absolute ? `${literal.type}/${literal.id}` : undefined;
+}
+
+/**
+ * The relative versioned references of a resource (`Patient/1/_history/2`) whose resource the
+ * search index holds as a local reference (the references checked), as `Type/id/_history/vid`.
+ */
+function versionedReferences(
+  resource: FhirResource,
+  index: IndexRows,
+): { param: string; target: string }[] {
+  const params = new Map<string, string[]>();
+  for (const reference of index.references) {
+    if (!reference.local) continue;
+    const target = `${reference.targetType}/${reference.targetId}`;
+    params.set(target, [...(params.get(target) ?? []), reference.param]);
+  }
+  const found = new Map<string, string[]>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      value.forEach(visit);
+    } else if (typeof value === 'object' && value !== null) {
+      const object = value as Record<string, unknown>;
+      const reference = object['reference'];
+      if (typeof reference === 'string' && reference.includes('/_history/')) {
+        const literal = literalReference(reference);
+        const target = literal && !literal.absolute ? `${literal.type}/${literal.id}` : undefined;
+        const of = target === undefined ? undefined : params.get(target);
+        if (of) found.set(reference, of);
+      }
+      for (const key in object) visit(object[key]);
+    }
+  };
+  visit(resource);
+  return [...found].flatMap(([target, of]) => of.map((param) => ({ param, target })));
+}
+
+/** `Type/id/_history/vid` as the version the store may hold: none for a vid no version has. */
+function versionOf(key: string): { type: string; id: string; versionId: number }[] {
+  const match = /^([^/]+)\/([^/]+)\/_history\/([1-9][0-9]{0,8})$/.exec(key);
+  return match ? [{ type: match[1]!, id: match[2]!, versionId: Number(match[3]) }] : [];
 }
 
 function typeAndId(key: string): { type: string; id: string } {

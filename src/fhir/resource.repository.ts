@@ -134,6 +134,27 @@ export class ResourceRepository {
   }
 
   /**
+   * Of these versions, the ones stored with content (not a deletion), as `Type/id/_history/vid`.
+   * A version is never changed once written, so none needs a lock.
+   */
+  async storedVersions(
+    versions: { type: string; id: string; versionId: number }[],
+  ): Promise<Set<string>> {
+    if (versions.length === 0) return new Set();
+    const rows = await this.unitOfWork.manager.query<
+      { resource_type: string; id: string; version_id: number }[]
+    >(
+      `SELECT h.resource_type, h.id, h.version_id
+         FROM resource_history h
+         JOIN unnest($1::text[], $2::text[], $3::int[]) AS v(type, id, version_id)
+           ON h.resource_type = v.type AND h.id = v.id AND h.version_id = v.version_id
+        WHERE NOT h.deleted`,
+      [versions.map((v) => v.type), versions.map((v) => v.id), versions.map((v) => v.versionId)],
+    );
+    return new Set(rows.map((row) => `${row.resource_type}/${row.id}/_history/${row.version_id}`));
+  }
+
+  /**
    * Of these resources, the ones that exist and are not deleted, as `Type/id`, each locked FOR
    * KEY SHARE until commit: a delete of one (whose row lock conflicts) waits for the caller to
    * commit, and a caller that comes after a delete finds the row deleted. In a fixed order, so

@@ -142,6 +142,38 @@ describe('referential integrity', () => {
     expect((await http('POST', `${fhir}/Observation`, { body: dangling })).status).toBe(400);
   });
 
+  it('refuses a versioned reference to a version the resource never had, or its deletion', async () => {
+    const patient = await createPatient();
+    const id = patient.slice('Patient/'.length);
+    const update = { ...buildPatient(), id };
+    expect((await http('PUT', `${fhir}/${patient}`, { body: update })).status).toBe(200);
+    for (const version of ['3', '9', '0', 'abc']) {
+      const reference = `${patient}/_history/${version}`;
+      const res = await http('POST', `${fhir}/Observation`, { body: observation(reference) });
+      expect([version, res.status, res.body.issue?.[0]?.code]).toEqual([version, 400, 'not-found']);
+      expect(res.body.issue[0].diagnostics).toContain(`${reference}, referred to by Observation`);
+    }
+    for (const version of ['1', '2']) {
+      const body = observation(`${patient}/_history/${version}`);
+      expect((await http('POST', `${fhir}/Observation`, { body })).status).toBe(201);
+    }
+    // A version that is a deletion holds no resource: the recreated Group's version 2.
+    const group = `group-${randomUUID()}`;
+    const groupBody = { resourceType: 'Group', id: group, type: 'person', actual: true };
+    expect((await http('PUT', `${fhir}/Group/${group}`, { body: groupBody })).status).toBe(201);
+    expect((await http('DELETE', `${fhir}/Group/${group}`)).status).toBe(204);
+    expect((await http('PUT', `${fhir}/Group/${group}`, { body: groupBody })).status).toBe(201);
+    for (const [version, status] of [
+      ['2', 400],
+      ['1', 201],
+      ['3', 201],
+    ] as const) {
+      const body = observation(`Group/${group}/_history/${version}`);
+      const res = await http('POST', `${fhir}/Observation`, { body });
+      expect([version, res.status]).toEqual([version, status]);
+    }
+  });
+
   it('refuses a reference to a deleted resource, and a patch that adds a missing one', async () => {
     const patient = await createPatient();
     expect((await http('DELETE', `${fhir}/${patient}`)).status).toBe(204);
