@@ -599,6 +599,66 @@ describe('batch and transaction Bundles (POST /fhir)', () => {
     expect((await http('GET', `${fhir}/Patient/${stored.id}`)).body.meta.versionId).toBe('1');
   });
 
+  it('refuses a fullUrl that is no urn:uuid, urn:oid or resource URL it claims to be, writing nothing', async () => {
+    const mrn = `FU-${randomUUID()}`;
+    const countByMrn = async () =>
+      (await http('GET', `${fhir}/Patient?identifier=${MRN}|${mrn}&_summary=count`)).body.total;
+    for (const fullUrl of [
+      'urn:uuid:not-a-uuid',
+      `urn:uuid:${randomUUID()}-1`,
+      'urn:uuid:',
+      'urn:oid:1.2.x',
+      'urn:oid:3.1',
+      'urn:oid:1.02',
+      'http://a.example/fhir/Patient/1/_history/2',
+    ]) {
+      for (const type of ['transaction', 'batch']) {
+        const res = await http('POST', fhir, {
+          body: {
+            resourceType: 'Bundle',
+            type,
+            entry: [
+              {
+                fullUrl,
+                resource: buildPatient({ mrn }),
+                request: { method: 'POST', url: 'Patient' },
+              },
+              {
+                resource: observation(fullUrl, 80),
+                request: { method: 'POST', url: 'Observation' },
+              },
+            ],
+          },
+        });
+        const outcome = type === 'batch' ? res.body.entry?.[0]?.response?.outcome : res.body;
+        expect([fullUrl, type, outcome?.issue?.[0]?.expression]).toEqual([
+          fullUrl,
+          type,
+          ['Bundle.entry[0].fullUrl'],
+        ]);
+      }
+    }
+    expect(await countByMrn()).toBe(0);
+    // An upper-case UUID is one still (RFC 4122 reads it in any case), and a well-formed OID.
+    for (const fullUrl of [`urn:uuid:${randomUUID().toUpperCase()}`, 'urn:oid:1.2.840.10008.1']) {
+      const res = await http('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [
+            {
+              fullUrl,
+              resource: buildPatient({ mrn }),
+              request: { method: 'POST', url: 'Patient' },
+            },
+            { resource: observation(fullUrl, 80), request: { method: 'POST', url: 'Observation' } },
+          ],
+        },
+      });
+      expect([fullUrl, res.status]).toEqual([fullUrl, 200]);
+    }
+  });
+
   it('refuses a transaction that changes one resource twice, or repeats a fullUrl', async () => {
     const id = (
       await http('POST', `${fhir}/Patient`, { body: buildPatient({ mrn: `OV-${randomUUID()}` }) })

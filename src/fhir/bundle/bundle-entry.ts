@@ -123,6 +123,10 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
       ifModifiedSince?: unknown;
     };
   };
+  const badFullUrl = typeof entry.fullUrl === 'string' ? fullUrlProblem(entry.fullUrl) : undefined;
+  if (badFullUrl) {
+    throw AppError.invalid(`${where}.fullUrl ${badFullUrl}`, [`${where}.fullUrl`]);
+  }
   const method = entry.request?.method;
   const url = entry.request?.url;
   if (typeof method !== 'string' || !['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) {
@@ -184,6 +188,29 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
     ...readConditions(entry.request),
     interaction,
   };
+}
+
+const UUID_URN = /^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const OID_URN = /^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$/;
+
+/**
+ * What is wrong with a fullUrl, if anything: a `urn:uuid:` that is no UUID, a `urn:oid:` that is
+ * no OID (R4's uuid and oid types), or a version's URL (bdl-8). Each was taken until 2026-12-07,
+ * and a placeholder that is no UUID was resolved in references but not in conditional URLs,
+ * which read a placeholder as 36 characters. A UUID is taken in upper case too, as RFC 4122
+ * reads it (R4 writes it in lower case; senders that do not are common).
+ */
+function fullUrlProblem(fullUrl: string): string | undefined {
+  if (fullUrl.startsWith('urn:uuid:') && !UUID_URN.test(fullUrl)) {
+    return 'is not a UUID: urn:uuid: then 8-4-4-4-12 hexadecimal digits';
+  }
+  if (fullUrl.startsWith('urn:oid:') && !OID_URN.test(fullUrl)) {
+    return 'is not an OID: urn:oid: then numbers joined by dots, the first 0, 1 or 2';
+  }
+  if (fullUrl.includes('/_history/')) {
+    return "is a version's URL: a fullUrl names the resource (bdl-8)";
+  }
+  return undefined;
 }
 
 /** A read's ifNoneMatch and ifModifiedSince, for a version's read (vread) too. */
