@@ -64,6 +64,16 @@ export function literalReference(reference: string): LiteralReference | undefine
   return { type, id: whole, absolute: true, foreign: true };
 }
 
+/**
+ * Whether a literal reference surely names a resource of this server, which referential
+ * integrity then holds it to: a relative one, or with PUBLIC_URL set one under this server's
+ * base (HAPI's "treat base URLs as local"). Without PUBLIC_URL an absolute URL may be another
+ * server's, and is not checked.
+ */
+export function isOwnResource(literal: LiteralReference): boolean {
+  return !literal.absolute || (ownHost !== undefined && !literal.foreign);
+}
+
 /** Whether a reference is an absolute URL (`https://…`), which literalReference may refuse. */
 export function isAbsoluteUrl(reference: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(reference);

@@ -4,7 +4,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import type { FhirResource } from './fhir-types.js';
-import { literalReference } from './literal-reference.js';
+import { isOwnResource, literalReference } from './literal-reference.js';
 import { ResourceRepository } from './resource.repository.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
@@ -195,17 +195,17 @@ export class ReferenceIntegrity {
   }
 }
 
-/** A Binary's relative securityContext (`Patient/1`), as `Type/id`. */
+/** A Binary's securityContext naming this server's resource (`Patient/1`), as `Type/id`. */
 function securityContextOf(resource: FhirResource): string | undefined {
   if (resource.resourceType !== 'Binary') return undefined;
   const value = (resource['securityContext'] as { reference?: unknown } | undefined)?.reference;
   const literal = typeof value === 'string' ? literalReference(value) : undefined;
-  return literal && !literal.absolute ? `${literal.type}/${literal.id}` : undefined;
+  return literal && isOwnResource(literal) ? `${literal.type}/${literal.id}` : undefined;
 }
 
 /**
- * The relative versioned references of a resource (`Patient/1/_history/2`) whose resource the
- * search index holds as a local reference (the references checked), as `Type/id/_history/vid`.
+ * The versioned references of a resource to this server's resources (`Patient/1/_history/2`)
+ * whose resource the search index holds as a local one (those checked), as `Type/id/_history/vid`.
  */
 function versionedReferences(
   resource: FhirResource,
@@ -224,11 +224,12 @@ function versionedReferences(
     } else if (typeof value === 'object' && value !== null) {
       const object = value as Record<string, unknown>;
       const reference = object['reference'];
-      if (typeof reference === 'string' && reference.includes('/_history/')) {
-        const literal = literalReference(reference);
-        const target = literal && !literal.absolute ? `${literal.type}/${literal.id}` : undefined;
-        const of = target === undefined ? undefined : params.get(target);
-        if (of) found.set(reference, of);
+      const version = typeof reference === 'string' ? VERSION.exec(reference)?.[1] : undefined;
+      const literal = version === undefined ? undefined : literalReference(reference as string);
+      if (literal && isOwnResource(literal)) {
+        const target = `${literal.type}/${literal.id}`;
+        const of = params.get(target);
+        if (of) found.set(`${target}/_history/${version}`, of);
       }
       for (const key in object) visit(object[key]);
     }
@@ -236,6 +237,8 @@ function versionedReferences(
   visit(resource);
   return [...found].flatMap(([target, of]) => of.map((param) => ({ param, target })));
 }
+
+const VERSION = /\/_history\/([^/]+)$/;
 
 /** `Type/id/_history/vid` as the version the store may hold: none for a vid no version has. */
 function versionOf(key: string): { type: string; id: string; versionId: number }[] {

@@ -89,6 +89,30 @@ describe('References to this server and to others by absolute URL', () => {
     expect((await http('GET', `${fhir}/Observation?subject=${long}`)).status).toBe(400);
   });
 
+  it("holds a reference by this server's URL to referential integrity, as a relative one", async () => {
+    const observation = (reference: string) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+      subject: { reference },
+    });
+    for (const [reference, status] of [
+      [`${publicUrl}/fhir/Patient/not-stored-here`, 400],
+      [`http://EHR.example.org/fhir/Patient/not-stored-here/_history/1`, 400],
+      [`https://other.example/fhir/Patient/not-stored-here`, 201],
+    ] as const) {
+      const res = await http('POST', `${fhir}/Observation`, { body: observation(reference) });
+      expect([reference, res.status]).toEqual([reference, status]);
+    }
+    // Referred to by this server's URL only, a patient is not deleted from under its record.
+    const other = String((await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body.id);
+    const own = `${publicUrl}/fhir/Patient/${other}`;
+    expect((await http('POST', `${fhir}/Observation`, { body: observation(own) })).status).toBe(
+      201,
+    );
+    expect((await http('DELETE', `${fhir}/Patient/${other}`)).status).toBe(409);
+  });
+
   it("keeps the other server's patient's record from this patient's token", async () => {
     const exchanged = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
       body: { scope: 'patient/*.rs', patient },

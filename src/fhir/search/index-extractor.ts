@@ -9,7 +9,7 @@ import { compositeKeys } from './composite-keys.js';
 import { compositeValues } from './composites.js';
 import { dateRange } from './date-range.js';
 import { dedupe, DistinctRowCount, emptyRows, rowCount, type IndexRows } from './index-rows.js';
-import { literalReference } from '../literal-reference.js';
+import { isOwnResource, literalReference } from '../literal-reference.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { plainValues } from './plain-paths.js';
 import {
@@ -368,6 +368,6 @@ function referenceTarget(
   const reference = isObject(value) ? text(value['reference']) : null;
   const literal = reference ? literalReference(reference) : undefined;
   return literal
-    ? { targetType: literal.type, targetId: literal.id, local: !literal.absolute }
+    ? { targetType: literal.type, targetId: literal.id, local: isOwnResource(literal) }
     : undefined;
 }
