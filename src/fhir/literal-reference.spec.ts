@@ -1,4 +1,4 @@
-import { literalReference, setOwnFhirBase } from './literal-reference.js';
+import { isMalformedRelative, literalReference, setOwnFhirBase } from './literal-reference.js';
 
 describe('literalReference', () => {
   afterEach(() => setOwnFhirBase(undefined));
@@ -55,5 +55,26 @@ describe('literalReference', () => {
       absolute: false,
       foreign: false,
     });
+  });
+});
+
+describe('isMalformedRelative', () => {
+  it('takes what R4 reads as a reference, and a conditional one, which a transaction resolves', () => {
+    for (const reference of [
+      'Patient/p4',
+      'Patient/p4/_history/2',
+      '#m1',
+      'Patient?identifier=urn:oid:1.2|123',
+      'urn:uuid:6e6b8a8c-2b1f-4c59-9d3e-0b1f0c1a2b3c',
+      'https://other.example/fhir/Patient/p4',
+    ]) {
+      expect([reference, isMalformedRelative(reference)]).toEqual([reference, false]);
+    }
+  });
+
+  it('refuses a relative reference with a query, which names no resource and is no conditional one', () => {
+    for (const reference of ['Patient/p4?x=1', 'Patient/p4/_history/2?x', 'patient?x=1', '?x=1']) {
+      expect([reference, isMalformedRelative(reference)]).toEqual([reference, true]);
+    }
   });
 });

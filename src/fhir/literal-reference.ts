@@ -8,6 +8,12 @@
 const LITERAL =
   /^([a-z][a-z0-9+.-]*:\/\/.*\/)?([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})(?:\/_history\/[A-Za-z0-9.-]{1,64})?$/;
 
+/**
+ * A conditional reference (`Patient?identifier=…`), which a transaction resolves: a type, then
+ * the query. `Patient/1?x=1` is none (it was stored until 2026-12-07, naming nothing).
+ */
+const CONDITIONAL = /^[A-Z][A-Za-z]{0,63}\?/;
+
 /** What a reference names that is none of those: `urn:uuid:…`, `urn:oid:…`, `mailto:`… */
 const OTHER_URI = /^[A-Za-z][A-Za-z0-9+.-]*:/;
 
@@ -101,7 +107,7 @@ function normalizedBase(base: string): URL | undefined {
 export function isMalformedRelative(reference: string): boolean {
   return (
     !reference.startsWith('#') &&
-    !reference.includes('?') &&
+    !CONDITIONAL.test(reference) &&
     !OTHER_URI.test(reference) &&
     !LITERAL.test(reference)
   );

@@ -84,6 +84,25 @@ describe('Reference target types', () => {
     }
   });
 
+  it('refuses a reference naming what is no resource type, where the element allows any', () => {
+    for (const reference of ['Foo/1', 'PATIENT/1', 'Foo?x=1', 'https://other.example/fhir/Foo/1']) {
+      const resource = observation({
+        extension: [{ url: 'https://example.org/x', valueReference: { reference } }],
+      });
+      expect([reference, problems(resource)]).toEqual([
+        reference,
+        [
+          expect.objectContaining({
+            diagnostics: expect.stringMatching(
+              / names a (Foo|PATIENT), which is not a resource type$/,
+            ) as unknown,
+            expression: ['Observation.extension[0].value[x]'],
+          }),
+        ],
+      ]);
+    }
+  });
+
   it('takes the types an element allows, whatever the reference form, and any type where it allows any', () => {
     const patient = { resourceType: 'Patient', id: 'p1' };
     for (const resource of [

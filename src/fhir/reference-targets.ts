@@ -2,6 +2,7 @@ import './websocket-shim.js';
 import {
   getDataType,
   isPrimitiveType,
+  isResourceType,
   type InternalSchemaElement,
   type InternalTypeSchema,
 } from '@medplum/core';
@@ -15,7 +16,8 @@ import { literalReference } from './literal-reference.js';
  * Location), at any depth: backbone elements, extensions' values and contained resources
  * included. The type named is that of a literal reference (`Medication/1`, versioned or after
  * any base URL), of the contained resource a local one names (`#m1`), of a conditional one
- * (`Medication?code=…`), or, for a logical reference (an identifier alone), its `type`.
+ * (`Medication?code=…`), or, for a logical reference (an identifier alone), its `type`; a
+ * type that is no resource type (`Foo/1`) is refused wherever it stands.
  * FhirService also checks the references search parameters index, after a Bundle's `urn:uuid:`
  * ones are resolved; this check reaches the others, which were stored until 2026-12-07 (a local
  * reference to a contained Medication as an Observation's subject; a Medication as a note's
@@ -84,9 +86,20 @@ function checkTarget(
   scope: Scope,
   issues: Issue[],
 ): void {
-  if (!allowed) return;
   const named = namedType(reference, scope);
-  if (named === undefined || allowed.has(named)) return;
+  if (named === undefined) return;
+  if (!isResourceType(named)) {
+    // `Foo/1`, `PATIENT/1`: no resource ever has that type, whatever the element allows (an
+    // extension's valueReference, which no search parameter indexes, took it until 2026-12-07).
+    issues.push({
+      severity: 'error',
+      code: 'invalid',
+      diagnostics: `${path} names a ${named}, which is not a resource type`,
+      expression: [path],
+    });
+    return;
+  }
+  if (!allowed || allowed.has(named)) return;
   issues.push({
     severity: 'error',
     code: 'invalid',

@@ -522,6 +522,23 @@ describe('FHIR REST: CRUD, versions and history', () => {
         },
         'Observation.subject.reference',
       ],
+      // A query on a relative reference is no conditional one; a type that is no resource type.
+      [
+        {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { text: 'x' },
+          subject: { reference: 'Patient/p1?x=1' },
+        },
+        'Observation.subject.reference',
+      ],
+      [
+        {
+          resourceType: 'Patient',
+          extension: [{ url: 'https://example.org/x', valueReference: { reference: 'Foo/1' } }],
+        },
+        'Patient.extension[0].value[x]',
+      ],
     ] as const) {
       const res = await http('POST', `${fhir}/${body.resourceType}`, { body });
       expect({ status: res.status, expression: res.body.issue?.[0]?.expression }).toEqual({
