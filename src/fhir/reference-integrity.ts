@@ -55,7 +55,7 @@ export class ReferenceIntegrity {
     const state = this.current();
     const key = `${type}/${id}`;
     const context = securityContextOf(resource);
-    state.references.set(key, [
+    const references = [
       ...index.references
         .filter((reference) => reference.local)
         .map((reference) => ({
@@ -65,8 +65,9 @@ export class ReferenceIntegrity {
       // A Binary's context decides who may read it and which patient's it is (every row that
       // touches it names that patient): until 2026-12-06 `Patient/<an MRN>` was stored as typed.
       ...(context ? [{ param: 'securityContext', target: context }] : []),
-    ]);
-    state.versions.set(key, versionedReferences(resource, index));
+    ];
+    state.references.set(key, references);
+    state.versions.set(key, versionedReferences(resource, references));
     state.deleted.delete(key);
   }
 
@@ -205,17 +206,15 @@ function securityContextOf(resource: FhirResource): string | undefined {
 
 /**
  * The versioned references of a resource to this server's resources (`Patient/1/_history/2`)
- * whose resource the search index holds as a local one (those checked), as `Type/id/_history/vid`.
+ * whose resource is among those checked (`checked`), as `Type/id/_history/vid`.
  */
 function versionedReferences(
   resource: FhirResource,
-  index: IndexRows,
+  checked: readonly { param: string; target: string }[],
 ): { param: string; target: string }[] {
   const params = new Map<string, string[]>();
-  for (const reference of index.references) {
-    if (!reference.local) continue;
-    const target = `${reference.targetType}/${reference.targetId}`;
-    params.set(target, [...(params.get(target) ?? []), reference.param]);
+  for (const { param, target } of checked) {
+    params.set(target, [...(params.get(target) ?? []), param]);
   }
   const found = new Map<string, string[]>();
   const visit = (value: unknown): void => {

@@ -157,6 +157,16 @@ describe('referential integrity', () => {
       const body = observation(`${patient}/_history/${version}`);
       expect((await http('POST', `${fhir}/Observation`, { body })).status).toBe(201);
     }
+    // A Binary's securityContext, which no search parameter indexes, is checked alike.
+    for (const [version, status] of [
+      ['9', 400],
+      ['2', 201],
+    ] as const) {
+      for (const options of binaries(`${patient}/_history/${version}`)) {
+        const res = await http('POST', `${fhir}/Binary`, options);
+        expect([version, res.status]).toEqual([version, status]);
+      }
+    }
     // A version that is a deletion holds no resource: the recreated Group's version 2.
     const group = `group-${randomUUID()}`;
     const groupBody = { resourceType: 'Group', id: group, type: 'person', actual: true };
