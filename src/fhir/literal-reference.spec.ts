@@ -73,7 +73,13 @@ describe('isMalformedRelative', () => {
   });
 
   it('refuses a relative reference with a query, which names no resource and is no conditional one', () => {
-    for (const reference of ['Patient/p4?x=1', 'Patient/p4/_history/2?x', 'patient?x=1', '?x=1']) {
+    for (const reference of [
+      'Patient/p4?x=1',
+      'Patient/p4/_history/2?x',
+      'patient?x=1',
+      '?x=1',
+      'Patient?',
+    ]) {
       expect([reference, isMalformedRelative(reference)]).toEqual([reference, true]);
     }
   });

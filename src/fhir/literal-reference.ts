@@ -10,9 +10,10 @@ const LITERAL =
 
 /**
  * A conditional reference (`Patient?identifier=…`), which a transaction resolves: a type, then
- * the query. `Patient/1?x=1` is none (it was stored until 2026-12-07, naming nothing).
+ * the query, as conditional-references.ts reads it. `Patient/1?x=1` and `Patient?` are none
+ * (they were stored until 2026-12-07, naming nothing).
  */
-const CONDITIONAL = /^[A-Z][A-Za-z]{0,63}\?/;
+const CONDITIONAL = /^[A-Z][A-Za-z]{0,63}\?./s;
 
 /** What a reference names that is none of those: `urn:uuid:…`, `urn:oid:…`, `mailto:`… */
 const OTHER_URI = /^[A-Za-z][A-Za-z0-9+.-]*:/;
