@@ -84,7 +84,18 @@ describe('Reference target types', () => {
     }
   });
 
-  it('refuses a reference naming what is no resource type, where the element allows any', () => {
+  it("refuses a reference naming what is no resource type, a primitive's extension's too", () => {
+    const onBirthDate = (reference: string) => ({
+      resourceType: 'Patient',
+      birthDate: '2000-01-01',
+      _birthDate: {
+        extension: [{ url: 'https://example.org/x', valueReference: { reference } }],
+      },
+    });
+    expect(problems(onBirthDate('Foo/1')).map((i) => i.expression)).toEqual([
+      ['Patient.birthDate.extension[0].value[x]'],
+    ]);
+    expect(problems(onBirthDate('Patient/1'))).toEqual([]);
     for (const reference of ['Foo/1', 'PATIENT/1', 'Foo?x=1', 'https://other.example/fhir/Foo/1']) {
       const resource = observation({
         extension: [{ url: 'https://example.org/x', valueReference: { reference } }],

@@ -57,12 +57,18 @@ function scopeOf(resource: Json): Scope {
 function walk(json: Json, schema: InternalTypeSchema, path: string, scope: Scope, issues: Issue[]) {
   const elements = elementsOf(schema);
   for (const [key, value] of Object.entries(json)) {
-    const element = elements.get(key);
-    if (!element || isPrimitiveType(element.type)) continue;
+    const extension = key.startsWith('_');
+    const element = elements.get(extension ? key.slice(1) : key);
+    if (!element || (!extension && isPrimitiveType(element.type))) continue;
     const items: unknown[] = Array.isArray(value) ? value : [value];
     items.forEach((item, index) => {
       if (!isObject(item)) return;
       const at = `${path}.${element.name}${Array.isArray(value) ? `[${index}]` : ''}`;
+      if (extension) {
+        // A primitive's `_element`: its id and extensions, whose values may be references.
+        walk(item, getDataType('Element'), at, scope, issues);
+        return;
+      }
       if (element.type === 'Reference') checkTarget(item, element.targets, at, scope, issues);
       if (element.type === 'Resource') {
         const type = item['resourceType'];
