@@ -35,6 +35,11 @@ export class ResourceWrites {
   }[] = [];
 
   private readonly deletions = new Map<string, ResourceDeletionListener[]>();
+  /** Deletion listeners of whichever types their `watches` names at the time of the deletion. */
+  private readonly anyTypeDeletions: {
+    watches: (type: string) => boolean;
+    listener: ResourceDeletionListener;
+  }[] = [];
 
   on(type: string, listener: ResourceWriteListener): void {
     this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
@@ -50,13 +55,22 @@ export class ResourceWrites {
     this.deletions.set(type, [...(this.deletions.get(type) ?? []), listener]);
   }
 
+  /** A listener of the deletions of types that change as the service runs (Subscriptions'). */
+  onAnyDelete(watches: (type: string) => boolean, listener: ResourceDeletionListener): void {
+    this.anyTypeDeletions.push({ watches, listener });
+  }
+
   watches(type: string): boolean {
     return this.listeners.has(type) || this.anyType.some((entry) => entry.watches(type));
   }
 
   async deleted(deletion: ResourceDeletion): Promise<void> {
-    for (const listener of this.deletions.get(deletion.resource.resourceType) ?? []) {
+    const type = deletion.resource.resourceType;
+    for (const listener of this.deletions.get(type) ?? []) {
       await listener(deletion);
+    }
+    for (const entry of this.anyTypeDeletions) {
+      if (entry.watches(type)) await entry.listener(deletion);
     }
   }
 

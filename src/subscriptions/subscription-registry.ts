@@ -9,7 +9,11 @@ import { databaseProblem } from '../database/database-unavailable.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { FhirDefinitions } from '../fhir/fhir-definitions.js';
 import { parseContent } from '../fhir/resource-versions.js';
-import { ResourceWrites, type ResourceWrite } from '../fhir/resource-writes.js';
+import {
+  ResourceWrites,
+  type ResourceDeletion,
+  type ResourceWrite,
+} from '../fhir/resource-writes.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
 import { SearchService } from '../fhir/search/search.service.js';
 import { SecurityContexts } from '../fhir/security-contexts.js';
@@ -30,6 +34,14 @@ interface Watcher {
 /** The versions a transaction wrote of watched types: type, then id, then version. */
 type Written = Map<string, Map<string, number>>;
 
+/** A deletion a Subscription is to hear of: the version that deleted the resource. */
+interface DeletionNotice {
+  subscriptionId: string;
+  type: string;
+  id: string;
+  versionId: number;
+}
+
 /**
  * What a transaction did that matters here: what it wrote of watched types, and its own
  * Subscription changes, which its own writes see at once and others only once it commits.
@@ -37,6 +49,8 @@ type Written = Map<string, Map<string, number>>;
 interface InTransaction {
   written: Written;
   own: Map<string, Watcher | undefined>;
+  /** Its deletions of resources that matched, matched as they were before. */
+  deleted: DeletionNotice[];
 }
 
 /** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
@@ -87,6 +101,10 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     this.writes.onAny(
       (type) => this.watched(type),
       (write) => this.match(write),
+    );
+    this.writes.onAnyDelete(
+      (type) => this.watched(type),
+      (deletion) => this.matchDeletion(deletion),
     );
   }
 
@@ -178,6 +196,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       return this.notify({
         written: new Map([[type, new Map([[id, versionId]])]]),
         own: new Map(),
+        deleted: [],
       });
     }
     const { written } = this.inTransaction();
@@ -188,24 +207,53 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     return Promise.resolve();
   }
 
+  /**
+   * A deletion is matched at once, in its transaction, against the version it deletes: once
+   * stored, the resource matches no search. Until 2026-12-07 deletions notified nobody, and a
+   * receiver kept the deleted record (often one entered in error) until it polled. Queued
+   * with the transaction's other notifications, just before it commits.
+   */
+  private async matchDeletion({ resource, versionId }: ResourceDeletion): Promise<void> {
+    const type = resource.resourceType;
+    const id = resource.id!;
+    const state: InTransaction = this.unitOfWork.inTransaction
+      ? this.inTransaction()
+      : { written: new Map(), own: new Map(), deleted: [] };
+    // Written earlier in the transaction, it is now deleted: its deletion is what is told.
+    state.written.get(type)?.delete(id);
+    for (const watcher of this.watchersOf(type, state.own)) {
+      if ((await this.matchedBy(watcher, type, [id])).has(id)) {
+        state.deleted.push({ subscriptionId: watcher.id, type, id, versionId });
+      }
+    }
+    if (!this.unitOfWork.inTransaction) await this.notify(state);
+  }
+
   /** The current transaction's state, made (with its matching before commit) on first use. */
   private inTransaction(): InTransaction {
     return this.unitOfWork.stateOf<InTransaction>(
       this,
-      () => ({ written: new Map(), own: new Map() }),
+      () => ({ written: new Map(), own: new Map(), deleted: [] }),
       (state) => this.notify(state),
     );
   }
 
-  private async notify({ written, own }: InTransaction): Promise<void> {
+  /** The live Subscriptions of `type`, with the transaction's own in place of their old state. */
+  private watchersOf(type: string, own: Map<string, Watcher | undefined>): Watcher[] {
     const now = Date.now();
+    return [
+      ...(this.byType.get(type) ?? []).filter((watcher) => !own.has(watcher.id)),
+      ...[...own.values()].filter((watcher): watcher is Watcher => watcher?.type === type),
+    ].filter((watcher) => watcher.end === undefined || watcher.end > now);
+  }
+
+  private async notify({ written, own, deleted }: InTransaction): Promise<void> {
+    for (const { subscriptionId, ...resource } of deleted) {
+      await this.repository.addNotification(subscriptionId, resource);
+    }
     for (const [type, versions] of written) {
       const ids = [...versions.keys()];
-      const watchers = [
-        ...(this.byType.get(type) ?? []).filter((watcher) => !own.has(watcher.id)),
-        ...[...own.values()].filter((watcher): watcher is Watcher => watcher?.type === type),
-      ].filter((watcher) => watcher.end === undefined || watcher.end > now);
-      for (const watcher of watchers) {
+      for (const watcher of this.watchersOf(type, own)) {
         const matched = await this.matchedBy(watcher, type, ids);
         for (const id of ids.filter((written) => matched.has(written))) {
           await this.repository.addNotification(watcher.id, {

@@ -1,0 +1,138 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import {
+  eventually,
+  startSubscriptionsApp,
+  type Received,
+  type SubscriptionsTestApp,
+} from '../support/subscriptions.js';
+
+const LOINC = 'http://loinc.org';
+
+/**
+ * A receiver keeps a copy of what matched its criteria: a deletion of a record it was told of
+ * must reach it too, or it keeps the deleted (entered-in-error) record until it polls.
+ */
+describe('Subscriptions: deletions', () => {
+  let subscriptionsApp: SubscriptionsTestApp;
+  let hooks: string;
+  let received: Received[];
+  let db: DataSource;
+  let doctor: HttpFn;
+  let fhir: string;
+  const run = randomUUID().slice(0, 8);
+
+  const subscription = (code: string, endpoint: string) => ({
+    resourceType: 'Subscription',
+    status: 'requested',
+    reason: 'Results worklist',
+    criteria: `Observation?code=${LOINC}|${code}`,
+    channel: { type: 'rest-hook', endpoint, header: [`Authorization: Bearer del-${run}`] },
+  });
+  const observation = (code: string, extra: Record<string, unknown> = {}) => ({
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: LOINC, code }] },
+    valueQuantity: { value: 5.4, unit: 'mmol/L' },
+    ...extra,
+  });
+  const create = async (resource: Record<string, unknown>): Promise<string> => {
+    const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
+      body: resource,
+    });
+    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
+      status: 201,
+      body: undefined,
+    });
+    return res.body.id as string;
+  };
+  /** The notifications queued for the Subscription, as `id/version`, in order. */
+  const queued = async (subscriptionId: string): Promise<string[]> => {
+    const rows = await db.query<{ resource_id: string; version_id: number }[]>(
+      `SELECT resource_id, version_id FROM subscription_notification
+        WHERE subscription_id = $1 ORDER BY seq`,
+      [subscriptionId],
+    );
+    return rows.map((row) => `${row.resource_id}/${row.version_id}`);
+  };
+  const hits = (path: string): Received[] => received.filter((hit) => hit.path === path);
+
+  beforeAll(async () => {
+    subscriptionsApp = await startSubscriptionsApp();
+    ({ fhir, db, hooks, received } = subscriptionsApp);
+    doctor = authorizedHttp(await tokenFor(subscriptionsApp.testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    await subscriptionsApp.close();
+  });
+
+  it('notifies of the deletion of a resource that matched, and of no other', async () => {
+    const code = `d-${run}-plain`;
+    const id = await create(subscription(code, `${hooks}plain-${run}`));
+    const matching = await create(observation(code));
+    const other = await create(observation(`${code}-other`));
+    await eventually('the first notification', () =>
+      Promise.resolve(hits(`/hooks/plain-${run}`)[0]),
+    );
+
+    expect((await doctor('DELETE', `${fhir}/Observation/${other}`)).status).toBe(204);
+    expect((await doctor('DELETE', `${fhir}/Observation/${matching}`)).status).toBe(204);
+    // Deleting it again writes nothing, and tells nobody again.
+    expect((await doctor('DELETE', `${fhir}/Observation/${matching}`)).status).toBe(204);
+    expect(await queued(id)).toEqual([`${matching}/1`, `${matching}/2`]);
+    await eventually('the deletion announced', () =>
+      Promise.resolve(hits(`/hooks/plain-${run}`)[1]),
+    );
+  });
+
+  it('notifies of Bundle DELETE entries, and of none in a transaction rolled back', async () => {
+    const code = `d-${run}-bundle`;
+    const id = await create(subscription(code, `${hooks}bundle-${run}`));
+    const kept = await create(observation(code));
+    const gone = await create(observation(code));
+    const before = await queued(id);
+
+    const failed = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          { request: { method: 'DELETE', url: `Observation/${kept}` } },
+          {
+            request: { method: 'PUT', url: `Observation/${randomUUID()}` },
+            resource: { resourceType: 'Observation', status: 'no-such-status' },
+          },
+        ],
+      },
+    });
+    expect(failed.status).toBeGreaterThanOrEqual(400);
+    expect(await queued(id)).toEqual(before);
+
+    const bundle = await doctor('POST', fhir, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [{ request: { method: 'DELETE', url: `Observation/${gone}` } }],
+      },
+    });
+    expect(bundle.status).toBe(200);
+    expect(await queued(id)).toEqual([...before, `${gone}/2`]);
+  });
+
+  it('notifies of the matching resources a cascading delete removes', async () => {
+    const code = `d-${run}-cascade`;
+    const id = await create(subscription(code, `${hooks}cascade-${run}`));
+    const patient = await create({ resourceType: 'Patient', gender: 'female' });
+    const result = await create(
+      observation(code, { subject: { reference: `Patient/${patient}` } }),
+    );
+    const before = await queued(id);
+
+    const res = await doctor('DELETE', `${fhir}/Patient/${patient}?_cascade=delete`);
+    expect(res.status).toBe(200);
+    expect(await queued(id)).toEqual([...before, `${result}/2`]);
+  });
+});
