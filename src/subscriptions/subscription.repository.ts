@@ -44,6 +44,20 @@ const OWNER_JOINS = `LEFT JOIN app_user u ON u.id::text = s.owner->>'id'
 const REVOCATION = `CASE WHEN u.active IS FALSE THEN 'account' WHEN a.active IS FALSE THEN 'app'
   WHEN c.active IS FALSE THEN 'backend-client' END`;
 
+/**
+ * The class of the transaction-scoped advisory locks ('cvSN', with the Subscription id's hash)
+ * that a worker holds on the Subscription whose notification it claimed. Two int4 keys: a space
+ * apart from the bigint keys of conditional criteria (ResourceRepository.lockCriteria).
+ */
+const CLAIM_LOCK = 0x6376534e;
+
+/** A claimed head whose Subscription another worker serves: given back, its lock released. */
+class ServedElsewhere extends Error {
+  constructor(readonly subscriptionId: string) {
+    super('The Subscription is served by another worker');
+  }
+}
+
 export interface PendingNotification {
   seq: string;
   subscriptionId: string;
@@ -299,8 +313,14 @@ export class SubscriptionRepository {
   /**
    * The oldest due notification that heads its Subscription's queue, locked until the
    * transaction ends, unless another worker holds it. Only heads are claimed: while one is sent
-   * or waits for its retry, its Subscription's later ones wait too, and two workers never hold
-   * rows of one Subscription. The lock is held while the notification is sent, at most `holdMs`
+   * or waits for its retry, its Subscription's later ones wait too. Two workers never hold rows
+   * of one Subscription: the claim also takes the Subscription's advisory lock, and a head whose
+   * Subscription another worker holds is given back. The head alone did not ensure it: a
+   * notification queued earlier (a lower seq) whose transaction committed while another worker
+   * was sending the head it could see was a head too; until 2026-12-07 a second worker claimed
+   * it, both POSTed, and their settles, each updating the other's row, deadlocked (PostgreSQL
+   * ended one, its POST sent again and an error logged). The lock is held while the
+   * notification is sent, at most `holdMs`
    * without a statement: an instance that hangs meanwhile (a frozen process, a network cut from
    * the database) has its session ended by PostgreSQL, and another instance takes the
    * notification. Until 2026-12-07 such an instance held the Subscription's whole queue: after
@@ -312,7 +332,26 @@ export class SubscriptionRepository {
       `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
       [String(Math.ceil(holdMs))],
     );
-    const [row] = await this.unitOfWork.manager.query<
+    // Each Subscription given back is passed over: as many rounds as other workers sending.
+    const served: string[] = [];
+    for (;;) {
+      try {
+        return await this.unitOfWork.savepoint(() => this.claimHead(served));
+      } catch (error) {
+        if (!(error instanceof ServedElsewhere)) throw error;
+        served.push(error.subscriptionId);
+      }
+    }
+  }
+
+  /**
+   * Claims the first head of a Subscription not in `served`, and its Subscription's lock; throws
+   * ServedElsewhere when another worker holds that, for the caller's savepoint to release the
+   * row. Two Subscriptions whose ids hash alike share a lock: the second waits its turn.
+   */
+  private async claimHead(served: readonly string[]): Promise<PendingNotification | undefined> {
+    const { manager } = this.unitOfWork;
+    const [row] = await manager.query<
       {
         seq: string;
         subscription_id: string;
@@ -325,13 +364,21 @@ export class SubscriptionRepository {
       `SELECT n.seq, n.subscription_id, n.resource_type, n.resource_id, n.version_id, n.attempts
          FROM subscription_notification n
         WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+          AND n.subscription_id <> ALL($1::text[])
           AND NOT EXISTS (SELECT 1 FROM subscription_notification e
                            WHERE e.subscription_id = n.subscription_id AND e.status = 'pending'
                              AND e.seq < n.seq)
         ORDER BY n.next_attempt_at, n.seq
         LIMIT 1
         FOR UPDATE SKIP LOCKED`,
+      [served],
     );
+    if (!row) return undefined;
+    const [lock] = await manager.query<{ held: boolean }[]>(
+      `SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS held`,
+      [CLAIM_LOCK, row.subscription_id],
+    );
+    if (!lock!.held) throw new ServedElsewhere(row.subscription_id);
     return (
       row && {
         seq: row.seq,
