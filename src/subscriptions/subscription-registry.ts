@@ -216,17 +216,13 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private async matchDeletion({ resource, versionId }: ResourceDeletion): Promise<void> {
     const type = resource.resourceType;
     const id = resource.id!;
-    const state: InTransaction = this.unitOfWork.inTransaction
-      ? this.inTransaction()
-      : { written: new Map(), own: new Map(), deleted: [] };
-    // Written earlier in the transaction, it is now deleted: its deletion is what is told.
-    state.written.get(type)?.delete(id);
+    // A deletion always has a transaction (ResourceRepository.writeNext), its own.
+    const state = this.inTransaction();
     for (const watcher of this.watchersOf(type, state.own)) {
       if ((await this.matchedBy(watcher, type, [id])).has(id)) {
         state.deleted.push({ subscriptionId: watcher.id, type, id, versionId });
       }
     }
-    if (!this.unitOfWork.inTransaction) await this.notify(state);
   }
 
   /** The current transaction's state, made (with its matching before commit) on first use. */
