@@ -1,7 +1,10 @@
 import { Controller, Get, Param, Query, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
+import { CurrentUser } from '../auth/current-user.decorator.js';
 import { FhirInteraction } from '../auth/permission.decorators.js';
+import { PageCursors } from '../fhir/cursor.js';
 import { fhirBaseUrl, sendFhirJson, sendVersion } from '../fhir/fhir-headers.js';
 import { historyParams } from '../fhir/history-params.js';
 import { AuditEventService } from './audit-event.service.js';
@@ -18,7 +21,10 @@ function queryOf(request: FastifyRequest): Query {
 @ApiBearerAuth()
 @Controller('fhir')
 export class AuditEventController {
-  constructor(private readonly events: AuditEventService) {}
+  constructor(
+    private readonly events: AuditEventService,
+    private readonly cursors: PageCursors,
+  ) {}
 
   @Get('AuditEvent')
   @FhirInteraction('search', 'AuditEvent')
@@ -49,6 +55,7 @@ export class AuditEventController {
   @FhirInteraction('read', 'AuditEvent')
   @ApiOperation({ summary: 'History of one audit event: its one version (never changed)' })
   async history(
+    @CurrentUser() user: AuthenticatedUser,
     @Param('id') id: string,
     @Query() query: Record<string, unknown>,
     @Req() request: FastifyRequest,
@@ -56,7 +63,12 @@ export class AuditEventController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.events.history(id, historyParams(query, 'AuditEvent', id), fhirBaseUrl(request)),
+      await this.events.history(
+        id,
+        historyParams(query, 'AuditEvent', id, this.cursors.for(user, 'history')),
+        this.cursors.for(user, 'history'),
+        fhirBaseUrl(request),
+      ),
     );
   }
 

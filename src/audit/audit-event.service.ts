@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { unencodedPlus } from '../common/http/media-types.js';
+import type { CursorCodec } from '../fhir/cursor.js';
 import { buildHistoryBundle, cursorLinks, entries, type Bundle } from '../fhir/bundle.js';
 import {
   isValidId,
@@ -73,7 +74,12 @@ export class AuditEventService {
    * `AuditEvent/{id}/_history`: an AuditEvent is never changed (the chain forbids it), so its
    * history is its one version, 1, unless `_since` or `_at` leaves it out.
    */
-  async history(id: string, params: HistoryParams, baseUrl: string): Promise<Bundle> {
+  async history(
+    id: string,
+    params: HistoryParams,
+    cursors: CursorCodec,
+    baseUrl: string,
+  ): Promise<Bundle> {
     const entry = await this.find(id);
     const versions = showsOnlyVersion(entry.recordedAt, params)
       ? [
@@ -89,7 +95,7 @@ export class AuditEventService {
     const self = `${baseUrl}/AuditEvent/${entry.id}/_history`;
     return buildHistoryBundle(
       versions,
-      cursorLinks(params, self, undefined),
+      cursorLinks(params, self, undefined, cursors),
       baseUrl,
       // Its one version was committed with it: complete up to now.
       new Date(),

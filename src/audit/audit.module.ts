@@ -1,5 +1,7 @@
 import { Global, Module } from '@nestjs/common';
+import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
+import { PageCursors } from '../fhir/cursor.js';
 import { AuditCheckpoints } from './audit-checkpoints.js';
 import { AuditContext } from './audit-context.js';
 import { AuditEventController } from './audit-event.controller.js';
@@ -17,7 +19,7 @@ import { RefusedRequests } from './refused-requests.js';
  */
 @Global()
 @Module({
-  imports: [DatabaseModule],
+  imports: [CryptoModule, DatabaseModule],
   controllers: [AuditEventController],
   providers: [
     AuditContext,
@@ -29,6 +31,7 @@ import { RefusedRequests } from './refused-requests.js';
     AuditExport,
     AuditEventService,
     RefusedRequests,
+    PageCursors,
   ],
   exports: [
     AuditContext,

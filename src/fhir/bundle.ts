@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AtPeriod, FhirResource, ResourceVersion } from './fhir-types.js';
-import { encodeCursor } from './cursor.js';
+import type { CursorCodec } from './cursor.js';
 
 export interface Bundle {
   resourceType: 'Bundle';
@@ -52,17 +52,18 @@ export function entries<T>(list: T[]): { entry?: T[] } {
   return list.length > 0 ? { entry: list } : {};
 }
 
-/** Links of a history, paged by keyset: `next` follows that version. */
+/** Links of a history, paged by keyset: `next` follows that version, its cursor sealed. */
 export function cursorLinks<C>(
   params: { count: number; since?: Date; at?: AtPeriod[]; cursor?: C },
   selfUrl: string,
   next: C | undefined,
+  cursors: CursorCodec,
 ): Link[] {
   const url = (cursor?: C): string => {
     const query = new URLSearchParams({ _count: String(params.count) });
     if (params.since) query.set('_since', params.since.toISOString());
     for (const at of params.at ?? []) query.append('_at', at.text);
-    if (cursor) query.set('_cursor', encodeCursor(cursor));
+    if (cursor) query.set('_cursor', cursors.seal(cursor));
     return `${selfUrl}?${query.toString()}`;
   };
   return [

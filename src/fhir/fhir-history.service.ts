@@ -5,7 +5,7 @@ import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
 import { sqlStateOf } from '../database/database-unavailable.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
-import { notACursor } from './cursor.js';
+import { notACursor, PageCursors } from './cursor.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { assertResourceId, type HistoryListParams, type HistoryParams } from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
@@ -25,6 +25,7 @@ export class FhirHistory {
     private readonly access: ResourceAccess,
     private readonly contexts: SecurityContexts,
     private readonly definitions: FhirDefinitions,
+    private readonly cursors: PageCursors,
   ) {}
 
   async history(
@@ -105,7 +106,12 @@ export class FhirHistory {
     const recreated = await this.repository.recreations(rows);
     return buildHistoryBundle(
       rows.map((row) => toVersion(row, recreated)),
-      cursorLinks(params, `${baseUrl}/${type}/${id}/_history`, next),
+      cursorLinks(
+        params,
+        `${baseUrl}/${type}/${id}/_history`,
+        next,
+        this.cursors.for(user, 'history'),
+      ),
       baseUrl,
       complete,
       found.total,
@@ -177,7 +183,7 @@ export class FhirHistory {
     const recreated = await this.repository.recreations(listed);
     return buildHistoryBundle(
       listed.map((row) => toVersion(row, recreated)),
-      cursorLinks(params, selfUrl, next),
+      cursorLinks(params, selfUrl, next, this.cursors.for(user, 'history')),
       baseUrl,
       complete,
     );

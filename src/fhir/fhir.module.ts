@@ -36,6 +36,7 @@ import { SearchRepository } from './search/search.repository.js';
 import { SearchIncludes } from './search/search-includes.js';
 import { SearchService } from './search/search.service.js';
 import { SearchState } from './search/search-state.js';
+import { PageCursors } from './cursor.js';
 import { SearchWhere } from './search/search-where.js';
 import { LastNSearch } from './search/search-lastn.js';
 
@@ -65,6 +66,7 @@ import { LastNSearch } from './search/search-lastn.js';
     LastNSearch,
     SearchIncludes,
     SearchState,
+    PageCursors,
     BundleService,
     BundleReads,
     EverythingService,

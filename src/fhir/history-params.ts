@@ -1,6 +1,6 @@
 import { AppError } from '../common/errors/app-error.js';
 import { unencodedPlus } from '../common/http/media-types.js';
-import { decodeCursor } from './cursor.js';
+import { decodeCursor, type CursorCodec } from './cursor.js';
 import type {
   AtPeriod,
   HistoryCursor,
@@ -25,11 +25,13 @@ export function historyParams(
   query: Record<string, unknown>,
   type: string,
   id: string,
+  cursors: CursorCodec,
 ): HistoryParams {
   return keysetParams(
     query,
     (value): value is VersionCursor =>
       isVersionCursor(value) && value.type === type && value.id === id,
+    cursors,
   );
 }
 
@@ -38,13 +40,17 @@ export function historyParams(
  * they page by keyset, so versions written while a client pages shift nothing (a sync must
  * not skip one).
  */
-export function historyListParams(query: Record<string, unknown>): HistoryListParams {
-  return keysetParams(query, isHistoryCursor);
+export function historyListParams(
+  query: Record<string, unknown>,
+  cursors: CursorCodec,
+): HistoryListParams {
+  return keysetParams(query, isHistoryCursor, cursors);
 }
 
 function keysetParams<C>(
   query: Record<string, unknown>,
   isCursor: (value: unknown) => value is C,
+  cursors: CursorCodec,
 ): { count: number; since?: Date; at?: AtPeriod[]; cursor?: C } {
   if (query['_offset'] !== undefined) {
     throw AppError.invalid(
@@ -55,7 +61,7 @@ function keysetParams<C>(
   const raw = query['_cursor'];
   return {
     ...countAndSince(query),
-    ...(raw !== undefined ? { cursor: decodeCursor(raw, isCursor, 'history') } : {}),
+    ...(raw !== undefined ? { cursor: decodeCursor(raw, isCursor, 'history', cursors) } : {}),
   };
 }
 

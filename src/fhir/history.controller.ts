@@ -7,6 +7,7 @@ import { FhirInteraction, RequirePermission } from '../auth/permission.decorator
 import { fhirBaseUrl, sendFhirJson } from './fhir-headers.js';
 import { TYPE_PARAM } from './fhir-swagger.js';
 import { FhirHistory } from './fhir-history.service.js';
+import { PageCursors } from './cursor.js';
 import { historyListParams, historyParams, MAX_HISTORY_COUNT } from './history-params.js';
 
 /** What every history takes (history-params.ts), listed so that Swagger UI can send it. */
@@ -34,7 +35,10 @@ const HistoryQuery = (): MethodDecorator =>
 @ApiBearerAuth()
 @Controller('fhir')
 export class HistoryController {
-  constructor(private readonly histories: FhirHistory) {}
+  constructor(
+    private readonly histories: FhirHistory,
+    private readonly cursors: PageCursors,
+  ) {}
 
   @Get('_history')
   @RequirePermission('fhir:system')
@@ -50,7 +54,11 @@ export class HistoryController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.histories.systemHistory(user, historyListParams(query), fhirBaseUrl(request)),
+      await this.histories.systemHistory(
+        user,
+        historyListParams(query, this.cursors.for(user, 'history')),
+        fhirBaseUrl(request),
+      ),
     );
   }
 
@@ -68,7 +76,12 @@ export class HistoryController {
   ): Promise<unknown> {
     return sendFhirJson(
       reply,
-      await this.histories.typeHistory(user, type, historyListParams(query), fhirBaseUrl(request)),
+      await this.histories.typeHistory(
+        user,
+        type,
+        historyListParams(query, this.cursors.for(user, 'history')),
+        fhirBaseUrl(request),
+      ),
     );
   }
 
@@ -91,7 +104,7 @@ export class HistoryController {
         user,
         type,
         id,
-        historyParams(query, type, id),
+        historyParams(query, type, id, this.cursors.for(user, 'history')),
         fhirBaseUrl(request),
       ),
     );

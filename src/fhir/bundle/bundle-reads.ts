@@ -7,6 +7,7 @@ import { notModified, readSubset } from '../fhir-headers.js';
 import { FhirHistory } from '../fhir-history.service.js';
 import type { FhirResource, StoredResource } from '../fhir-types.js';
 import { FhirService } from '../fhir.service.js';
+import { PageCursors } from '../cursor.js';
 import { historyListParams, historyParams } from '../history-params.js';
 import { EverythingService } from '../search/everything.service.js';
 import { SearchService } from '../search/search.service.js';
@@ -29,6 +30,7 @@ export class BundleReads {
     private readonly searches: SearchService,
     private readonly everythings: EverythingService,
     private readonly definitions: FhirDefinitions,
+    private readonly cursors: PageCursors,
   ) {}
 
   /** A GET entry: a read (whole or in part), one version, a history, or a search. */
@@ -52,13 +54,18 @@ export class BundleReads {
             user,
             entry.type,
             entry.id!,
-            historyParams(query, entry.type, entry.id!),
+            historyParams(query, entry.type, entry.id!, this.cursors.for(user, 'history')),
             baseUrl,
           ),
         );
       case 'typeHistory':
         return bundle(
-          await this.histories.typeHistory(user, entry.type, historyListParams(query), baseUrl),
+          await this.histories.typeHistory(
+            user,
+            entry.type,
+            historyListParams(query, this.cursors.for(user, 'history')),
+            baseUrl,
+          ),
         );
       case 'lastn':
         if (entry.type !== 'Observation') {

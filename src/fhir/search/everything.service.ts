@@ -5,7 +5,7 @@ import { MEMBER_LISTS, ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
-import { decodeCursor, encodeCursor } from '../cursor.js';
+import { decodeCursor, PageCursors, type CursorCodec } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
@@ -87,6 +87,7 @@ export class EverythingService {
     private readonly definitions: FhirDefinitions,
     private readonly searchDefinitions: SearchDefinitions,
     private readonly unitOfWork: UnitOfWork,
+    private readonly cursors: PageCursors,
   ) {
     this.referableTypes = definitions.resourceTypes.filter((type) => access.isShared(type));
   }
@@ -97,7 +98,8 @@ export class EverythingService {
     query: Query,
     baseUrl: string,
   ): Promise<SearchBundle> {
-    const options = this.options(query);
+    const cursors = this.cursors.for(user, '$everything');
+    const options = this.options(query, cursors);
     const { types, since, window } = options;
     const inTypes = (type: string): boolean => !types || types.has(type);
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
@@ -189,7 +191,7 @@ export class EverythingService {
     const last = slice[slice.length - 1];
     const next =
       options.count !== undefined && last && rest.length > slice.length
-        ? [{ relation: 'next', url: `${url}${selfQuery(query, last.key)}` }]
+        ? [{ relation: 'next', url: `${url}${selfQuery(query, cursors, last.key)}` }]
         : [];
     return {
       resourceType: 'Bundle',
@@ -197,7 +199,7 @@ export class EverythingService {
       meta: { lastUpdated: new Date().toISOString() },
       type: 'searchset',
       total,
-      link: [{ relation: 'self', url: `${url}${selfQuery(query, after)}` }, ...next],
+      link: [{ relation: 'self', url: `${url}${selfQuery(query, cursors, after)}` }, ...next],
       ...entries(
         page.map(({ resource, mode }) => ({
           fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
@@ -259,7 +261,7 @@ export class EverythingService {
   }
 
   /** `_type` (comma-separated, repeatable), `_since`, and the care-date window `start`/`end`. */
-  private options(query: Query): Options {
+  private options(query: Query, cursors: CursorCodec): Options {
     const options: Options = {};
     const bound = (name: 'start' | 'end'): DateRange | undefined => {
       const raw = query[name];
@@ -298,6 +300,7 @@ export class EverythingService {
           raw,
           (value): value is string => typeof value === 'string',
           '$everything',
+          cursors,
         );
       } else if (!['start', 'end', '_format', '_pretty'].includes(name)) {
         const takes = `$everything takes ${EVERYTHING_PARAMS.join(', ')}`;
@@ -325,12 +328,12 @@ function byType(members: readonly { type: string; id: string }[]): Map<string, s
   return ids;
 }
 
-function selfQuery(query: Query, cursor?: string): string {
+function selfQuery(query: Query, cursors: CursorCodec, cursor?: string): string {
   const search = new URLSearchParams();
   for (const name of EVERYTHING_PARAMS) {
     for (const value of [query[name] ?? []].flat()) search.append(name, value);
   }
-  if (cursor !== undefined) search.set('_cursor', encodeCursor(cursor));
+  if (cursor !== undefined) search.set('_cursor', cursors.seal(cursor));
   const text = search.toString();
   return text ? `?${text}` : '';
 }

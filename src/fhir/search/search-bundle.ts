@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { operationOutcome, type OperationOutcome } from '../../common/errors/operation-outcome.js';
 import { entries } from '../bundle.js';
-import { encodeCursor } from '../cursor.js';
+import type { CursorCodec } from '../cursor.js';
 import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
 import { parseStored } from '../stored-json.js';
@@ -28,13 +28,14 @@ export interface Cursor {
   k: string[];
 }
 
-/** A search's page links: its criteria in the URL, the page's keys in `_cursor`. */
+/** A search's page links: its criteria in the URL, the page's keys sealed in `_cursor`. */
 export function pageLinks(
   baseUrl: string,
   path: string,
   query: Record<string, string | string[] | undefined>,
   next: Cursor | undefined,
   previous: Cursor | undefined,
+  cursors: CursorCodec,
 ): { relation: string; url: string }[] {
   const url = (cursor?: Cursor): string => {
     const search = new URLSearchParams();
@@ -42,7 +43,7 @@ export function pageLinks(
       if (name === '_cursor' || value === undefined) continue;
       for (const item of Array.isArray(value) ? value : [value]) search.append(name, item);
     }
-    if (cursor) search.set('_cursor', encodeCursor(cursor));
+    if (cursor) search.set('_cursor', cursors.seal(cursor));
     const text = search.toString();
     return `${baseUrl}/${path}${text ? `?${text}` : ''}`;
   };

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { PageCursors } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { assertIncludeSource, assertRevInclude } from './rev-includes.js';
 import { contentOf, pageLinks, searchBundle, type SearchBundle } from './search-bundle.js';
@@ -24,6 +25,7 @@ export class LastNSearch {
     private readonly access: ResourceAccess,
     private readonly includes: SearchIncludes,
     private readonly wheres: SearchWhere,
+    private readonly cursors: PageCursors,
   ) {}
 
   /**
@@ -88,6 +90,7 @@ export class LastNSearch {
       viaPost ? {} : received,
       undefined,
       undefined,
+      this.cursors.for(user, 'search'),
     );
     if (request.summaryCount) {
       // Counted, not listed: the row names their patients, not the resources.

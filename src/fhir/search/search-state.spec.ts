@@ -4,6 +4,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { ClientSealer } from '../../crypto/client-sealer.js';
 import { FieldCipher } from '../../crypto/field-cipher.js';
 import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
+import { PageCursors } from '../cursor.js';
 import { SEARCH_STATE_TTL_MS, SearchState } from './search-state.js';
 
 describe('SearchState', () => {
@@ -24,6 +25,7 @@ describe('SearchState', () => {
       { family: 'Doe' },
       undefined,
       undefined,
+      new PageCursors(sealer).for(user, 'search'),
     );
     const sealed = stateOf(self!.url);
     expect(sealed).not.toContain(id);

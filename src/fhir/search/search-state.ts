@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { ClientSealer, type SealPurpose } from '../../crypto/client-sealer.js';
-import { encodeCursor } from '../cursor.js';
+import type { CursorCodec } from '../cursor.js';
 import type { Cursor } from './search-bundle.js';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -46,6 +46,7 @@ export class SearchState {
     query: Query,
     next: Cursor | undefined,
     previous: Cursor | undefined,
+    cursors: CursorCodec,
   ): { relation: string; url: string }[] {
     const criteria = Object.fromEntries(
       Object.entries(query).filter(([name]) => name !== '_cursor' && name !== '_state'),
@@ -54,7 +55,7 @@ export class SearchState {
     const link = (cursor: Cursor | undefined): string => {
       const sealed: SealedState = {
         query: criteria,
-        ...(cursor ? { cursor: encodeCursor(cursor) } : {}),
+        ...(cursor ? { cursor: cursors.seal(cursor) } : {}),
         exp,
       };
       const state = this.sealer.seal(JSON.stringify(sealed), purposeOf(user, type));

@@ -7,7 +7,7 @@ import { queryRecord } from '../../common/http/query-record.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { isRefusedStatement, sqlStateOf } from '../../database/database-unavailable.js';
-import { decodeCursor, notACursor } from '../cursor.js';
+import { decodeCursor, notACursor, PageCursors } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
@@ -59,6 +59,7 @@ export class SearchService {
     private readonly blind: BlindIndexer,
     private readonly wheres: SearchWhere,
     private readonly lastn: LastNSearch,
+    private readonly cursors: PageCursors,
   ) {}
 
   async search(
@@ -151,16 +152,17 @@ export class SearchService {
         await this.repository.countedPatients(where, whereValues, type, tied, COUNTED_MAX),
       );
     }
+    const cursors = this.cursors.for(user, 'search');
     const links = (next?: Cursor, previous?: Cursor) =>
       sealed
-        ? this.states.links(user, baseUrl, type, path, used, next, previous)
-        : pageLinks(baseUrl, path, used, next, previous);
+        ? this.states.links(user, baseUrl, type, path, used, next, previous, cursors)
+        : pageLinks(baseUrl, path, used, next, previous, cursors);
     if (request.summaryCount) {
       return searchBundle([], [], total, links(), params.warnings, complete);
     }
 
     const cursor = request.cursor
-      ? decodeCursor(request.cursor, isSearchCursor(columns.length), 'search')
+      ? decodeCursor(request.cursor, isSearchCursor(columns.length), 'search', cursors)
       : undefined;
     const backwards = cursor?.d === 'p';
     const pageWhere = cursor

@@ -1,0 +1,132 @@
+import { buildPatient } from '../support/factories.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+const observation = (patient: string) => ({
+  resourceType: 'Observation',
+  status: 'final',
+  code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+  subject: { reference: `Patient/${patient}` },
+  valueQuantity: { value: 72, unit: '/min' },
+});
+
+const binary = (patient: string) => ({
+  resourceType: 'Binary',
+  contentType: 'text/plain',
+  securityContext: { reference: `Patient/${patient}` },
+  data: Buffer.from('a letter').toString('base64'),
+});
+
+/**
+ * What a page's links tell: a next link's `_cursor` holds the keys of the last row read, which
+ * the caller may not have been shown (another patient's, a restricted record). It is sealed:
+ * nothing in it is readable, and it opens only for the user it was issued to.
+ */
+describe('page cursors', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let doctor: HttpFn;
+  let app: HttpFn;
+  const started = new Date(Date.now() - 1000).toISOString();
+  const ids = { a: '', b: '', mine: [] as string[], theirs: [] as string[] };
+
+  const create = async (body: Record<string, unknown>): Promise<string> => {
+    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+    expect(res.status).toBe(201);
+    return res.body.id as string;
+  };
+  const nextOf = (body: { link?: { relation: string; url: string }[] }) =>
+    body.link?.find((link) => link.relation === 'next')?.url;
+  /** Every page from `path` on: the ids listed and the `_cursor` of each next link. */
+  const pages = async (as: HttpFn, path: string) => {
+    const listed: string[] = [];
+    const cursors: string[] = [];
+    let url: string | undefined = `${fhir}/${path}`;
+    for (let page = 0; url && page < 50; page++) {
+      const res = await as('GET', url);
+      expect(res.status).toBe(200);
+      for (const entry of (res.body.entry ?? []) as { fullUrl?: string }[]) {
+        if (entry.fullUrl) listed.push(entry.fullUrl.split('/').pop()!);
+      }
+      url = nextOf(res.body);
+      if (url) cursors.push(new URL(url).searchParams.get('_cursor')!);
+    }
+    return { listed, cursors };
+  };
+  /** The cursor as text, and as the base64url it was until 2026-12-07. */
+  const readings = (cursor: string) => [cursor, Buffer.from(cursor, 'base64url').toString()];
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    const doctorToken = await tokenFor(testApp, 'doctor');
+    doctor = authorizedHttp(doctorToken);
+    ids.a = await create(buildPatient());
+    ids.b = await create(buildPatient());
+    ids.mine.push(await create(observation(ids.a)));
+    ids.theirs.push(await create(observation(ids.b)));
+    ids.theirs.push(await create(observation(ids.b)));
+    ids.mine.push(await create(binary(ids.a)));
+    ids.theirs.push(await create(binary(ids.b)));
+    ids.theirs.push(await create(binary(ids.b)));
+    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
+      body: { scope: 'patient/*.rs', patient: ids.a },
+      headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
+    });
+    expect(res.status).toBe(200);
+    app = authorizedHttp(res.body.access_token as string);
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  it.each([
+    `Observation/_history?_since=${started}&_count=1`,
+    `_history?_since=${started}&_count=1`,
+    `Binary/_history?_since=${started}&_count=1`,
+    `Binary?_lastUpdated=ge${started}&_count=1`,
+  ])("names none of another patient's records in the cursors of %s", async (path) => {
+    const { listed, cursors } = await pages(app, path);
+    for (const id of ids.theirs) expect(listed).not.toContain(id);
+    expect(cursors.length).toBeGreaterThan(0);
+    for (const cursor of cursors) {
+      for (const text of readings(cursor)) {
+        for (const id of ids.theirs) expect(text).not.toContain(id);
+        expect(text).not.toMatch(/versionId|lastUpdated|"k"/);
+      }
+    }
+    // Paged one by one, the list is the one a single page gives.
+    const whole = await pages(app, path.replace('_count=1', '_count=500'));
+    expect(listed).toEqual(whole.listed);
+  });
+
+  it('opens a cursor only for the user it was issued to', async () => {
+    const colleague = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    for (const path of [
+      `Observation/_history?_since=${started}&_count=1`,
+      `Observation?_count=1`,
+    ]) {
+      const next = nextOf((await doctor('GET', `${fhir}/${path}`)).body)!;
+      expect((await doctor('GET', next)).status).toBe(200);
+      const res = await colleague('GET', next);
+      expect(res.status).toBe(400);
+      expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
+    }
+  });
+
+  it('refuses a cursor of the earlier kind, JSON in base64url, with a 400', async () => {
+    const plain = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const observationId = ids.theirs[0]!;
+    for (const path of [
+      `Observation/_history?_cursor=${plain({ lastUpdated: started, type: 'Observation', id: observationId, versionId: 1 })}`,
+      `Observation/${observationId}/_history?_cursor=${plain({ type: 'Observation', id: observationId, versionId: 2 })}`,
+      `Observation?_cursor=${plain({ d: 'n', k: [started, observationId] })}`,
+    ]) {
+      const res = await doctor('GET', `${fhir}/${path}`);
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+      expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
+    }
+  });
+});
