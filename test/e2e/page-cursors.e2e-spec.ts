@@ -129,4 +129,39 @@ describe('page cursors', () => {
       expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
     }
   });
+  it('says on every page of a _lastUpdated poll the instant its first page was complete up to', async () => {
+    // Three Observations of a code of their own, paged one by one in id order.
+    const code = `poll-${Date.now()}`;
+    const body = { ...observation(ids.a), code: { coding: [{ system: 'urn:test', code }] } };
+    const made = [await create(body), await create(body), await create(body)].sort();
+    const first = await doctor(
+      'GET',
+      `${fhir}/Observation?code=urn:test|${code}&_lastUpdated=ge${started}&_sort=_id&_count=1`,
+    );
+    expect(first.status).toBe(200);
+    expect(first.body.entry[0].resource.id).toBe(made[0]);
+    // The first one changes while the client pages: behind its cursor, on no later page.
+    const current = (await doctor('GET', `${fhir}/Observation/${made[0]}`)).body;
+    const updated = await doctor('PUT', `${fhir}/Observation/${made[0]}`, {
+      body: { ...current, status: 'amended' },
+    });
+    expect(updated.status).toBe(200);
+    let page = first;
+    const seen = [made[0]];
+    while (nextOf(page.body)) {
+      page = await doctor('GET', nextOf(page.body)!);
+      expect(page.status).toBe(200);
+      seen.push(...(page.body.entry ?? []).map((e: { resource: { id: string } }) => e.resource.id));
+      expect(page.body.meta.lastUpdated).toBe(first.body.meta.lastUpdated);
+    }
+    expect(seen).toEqual(made);
+    // The next poll, from the last page's lastUpdated, finds the change.
+    const poll = await doctor(
+      'GET',
+      `${fhir}/Observation?code=urn:test|${code}&_lastUpdated=ge${page.body.meta.lastUpdated}`,
+    );
+    expect(poll.body.entry.map((e: { resource: { id: string } }) => e.resource.id)).toContain(
+      made[0],
+    );
+  });
 });

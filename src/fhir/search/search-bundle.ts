@@ -26,6 +26,12 @@ export interface Cursor {
   /** n: the page after the row with these keys; p: the page before it. */
   d: 'n' | 'p';
   k: string[];
+  /**
+   * A `_lastUpdated` search's first page's instant (ISO), which every later page says too:
+   * a resource updated while a client pages sorts where its page has gone by, so a later
+   * page that said its own instant had a poll from it skip that update (until 2026-12-07).
+   */
+  c?: string;
 }
 
 /** A search's page links: its criteria in the URL, the page's keys sealed in `_cursor`. */
@@ -119,7 +125,9 @@ export function isSearchCursor(keys: number) {
       (cursor.d === 'n' || cursor.d === 'p') &&
       Array.isArray(cursor.k) &&
       cursor.k.length === keys &&
-      cursor.k.every((key) => typeof key === 'string' && key.length <= 1000)
+      cursor.k.every((key) => typeof key === 'string' && key.length <= 1000) &&
+      (cursor.c === undefined ||
+        (typeof cursor.c === 'string' && !Number.isNaN(Date.parse(cursor.c))))
     );
   };
 }
