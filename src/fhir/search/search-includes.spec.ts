@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import type { ResourceAccess } from '../../access/resource-access.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import type { ResourceEntity } from '../resource.entity.js';
+import type { ResourceRepository } from '../resource.repository.js';
 import type { SearchConditions } from './search-conditions.js';
 import type { SearchDefinitions } from './search-definitions.js';
 import { MAX_INCLUDED, SearchIncludes } from './search-includes.js';
@@ -36,6 +37,7 @@ describe('SearchIncludes', () => {
       access as unknown as ResourceAccess,
       {} as SearchDefinitions,
       {} as SearchConditions,
+      {} as ResourceRepository,
     );
   const revinclude = (param: string): IncludeSpec => ({
     sourceType: 'Observation',

@@ -5,6 +5,9 @@ import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
+import { ResourceRepository } from '../resource.repository.js';
+import { parseContent } from '../resource-versions.js';
+import { withoutWriteOnly } from '../write-only-elements.js';
 import { contentOf } from './search-bundle.js';
 import { SearchConditions } from './search-conditions.js';
 import { SearchDefinitions } from './search-definitions.js';
@@ -36,6 +39,7 @@ export class SearchIncludes {
     private readonly access: ResourceAccess,
     private readonly searchDefinitions: SearchDefinitions,
     private readonly conditions: SearchConditions,
+    private readonly resources: ResourceRepository,
   ) {}
 
   async include(
@@ -72,7 +76,11 @@ export class SearchIncludes {
           MAX_INCLUDED,
         );
         full ||= targets.length >= MAX_INCLUDED;
-        added.push(...this.listable(user, targets, seen, warnings));
+        const versions = versionedReferences(sources);
+        for (const resource of this.listable(user, targets, seen, warnings)) {
+          const pinned = await this.pinnedVersion(user, resource, versions);
+          if (pinned) added.push(pinned);
+        }
       }
       // Checked before the search ran (assertRevInclude).
       for (const spec of specs(request.revinclude)) {
@@ -132,6 +140,33 @@ export class SearchIncludes {
     return listable;
   }
 
+  /**
+   * The version of an included resource its sources refer to (`Patient/1/_history/2`, as a
+   * Provenance names what it signed): until 2026-12-07 the current one was included, content
+   * the Provenance never signed. As vread opens a version, the record as it is now (`current`,
+   * listable already) and the version must both be listable; a version that does not exist or
+   * is a deletion is left out. Sources naming several versions of it get the current one.
+   */
+  private async pinnedVersion(
+    user: AuthenticatedUser,
+    current: FhirResource,
+    versions: ReadonlyMap<string, number | null>,
+  ): Promise<FhirResource | undefined> {
+    const versionId = versions.get(`${current.resourceType}/${String(current.id)}`);
+    if (versionId === undefined || versionId === null) return current;
+    if (String(versionId) === current.meta?.versionId) return current;
+    // Past what PostgreSQL's integer holds, a version that cannot exist (vread caps them so).
+    if (versionId < 1 || versionId > 2_147_483_647) return undefined;
+    const row = await this.resources.findVersion(
+      current.resourceType,
+      String(current.id),
+      versionId,
+    );
+    if (!row || row.deleted) return undefined;
+    const version = withoutWriteOnly(parseContent(row));
+    return this.access.isListable(user, version) ? version : undefined;
+  }
+
   /** `_include=*` and `Type:*` as one spec per reference parameter of the types in the round. */
   private expandWildcard(spec: IncludeSpec, round: FhirResource[]): IncludeSpec[] {
     if (spec.param !== '*') return [spec];
@@ -166,4 +201,35 @@ export class SearchIncludes {
       );
     }
   }
+}
+
+const VERSIONED =
+  /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9.-]{1,64})\/_history\/([A-Za-z0-9.-]{1,64})$/;
+
+/**
+ * The version-specific references of these resources (`Type/id/_history/vid`, relative or
+ * absolute), by `Type/id`: null for a target named at several versions.
+ */
+function versionedReferences(sources: readonly FhirResource[]): Map<string, number | null> {
+  const versions = new Map<string, number | null>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      value.forEach(visit);
+    } else if (typeof value === 'object' && value !== null) {
+      for (const [name, item] of Object.entries(value)) {
+        const match = name === 'reference' && typeof item === 'string' && VERSIONED.exec(item);
+        if (match) {
+          const key = `${match[1]}/${match[2]}`;
+          // A version id that is no integer names a version that cannot exist: 0.
+          const versionId = /^[1-9]\d{0,9}$/.test(match[3]!) ? Number(match[3]) : 0;
+          const known = versions.get(key);
+          versions.set(key, known === undefined || known === versionId ? versionId : null);
+        } else {
+          visit(item);
+        }
+      }
+    }
+  };
+  sources.forEach(visit);
+  return versions;
 }
