@@ -34,6 +34,13 @@ export type OutboxAttempt = Pick<
   'status' | 'attempts' | 'failedDeliveries' | 'nextAttemptAt' | 'ackCode' | 'lastError' | 'sentAt'
 >;
 
+/**
+ * The class of the transaction-scoped advisory locks ('cvHO', with the destination's hash) that
+ * a worker holds on the destination it sends to. Two int4 keys: a space apart from the bigint
+ * keys of conditional criteria and migrations, and from the Subscriptions' class ('cvSN').
+ */
+const SEND_LOCK = 0x6376484f;
+
 /** All SQL of the HL7 outbox, in the caller's unit of work. */
 @Injectable()
 export class Hl7OutboxRepository {
@@ -56,21 +63,34 @@ export class Hl7OutboxRepository {
   }
 
   /**
-   * The destination's next message, locked until the transaction ends, if it is due and no
-   * other worker holds it. Only the oldest pending message is ever taken: while it is being
-   * sent or waits for a retry, the ones after it wait too, so the destination sees them in
-   * order whichever instance sends them. The lock is held while the message is sent, at most
-   * `holdMs` without a statement: an instance that hangs meanwhile (a frozen process, a
-   * network cut from the database) has its session ended by PostgreSQL, and another instance
-   * takes the message. Until 2026-12-06 such an instance held the destination's whole queue:
-   * after a network cut until PostgreSQL's TCP keepalive gave up on it, two hours by default;
-   * frozen, for as long as it stayed so, its host's kernel answering the keepalives.
+   * The destination's next message, locked until the transaction ends, if it is due and no other
+   * worker holds it. Only the oldest pending message is ever taken: while it is being sent or waits
+   * for a retry, the ones after it wait too, so the destination sees them in order whichever
+   * instance sends them. The claim first takes the destination's advisory lock, and takes nothing
+   * while another worker holds it: the oldest pending row alone did not ensure one sender, as a
+   * message queued earlier (a lower seq) whose transaction committed while a worker was sending the
+   * head it could see was a head too; until 2026-12-07 a second instance claimed it and sent it
+   * meanwhile, two messages in flight to one receiver at once, over two connections, taken in
+   * whichever order it happened to. The lock comes before the row, so no row is locked to be given
+   * back (the Subscriptions' claim, not knowing its Subscription beforehand, needs a savepoint for
+   * that). Two destinations whose names hash alike share the lock: one is passed over (its worker
+   * polls again) while the other's message is sent. The locks are held while the message is sent,
+   * at most `holdMs` without a statement: an instance that hangs meanwhile (a frozen process, a
+   * network cut from the database) has its session ended by PostgreSQL, which releases them, and
+   * another instance takes the message. Until 2026-12-06 such an instance held the destination's
+   * whole queue: after a network cut until PostgreSQL's TCP keepalive gave up on it, two hours by
+   * default; frozen, for as long as it stayed so, its host's kernel answering the keepalives.
    */
   async claimNext(destination: string, holdMs: number): Promise<Hl7OutboxEntity | undefined> {
     await this.unitOfWork.manager.query(
       `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
       [String(Math.ceil(holdMs))],
     );
+    const [lock] = await this.unitOfWork.manager.query<{ held: boolean }[]>(
+      `SELECT pg_try_advisory_xact_lock($1, hashtext($2)) AS held`,
+      [SEND_LOCK, destination],
+    );
+    if (!lock!.held) return undefined;
     const [head] = await this.unitOfWork.manager.query<{ id: string }[]>(
       `SELECT id FROM hl7_outbox
         WHERE id = (SELECT id FROM hl7_outbox
