@@ -1,7 +1,7 @@
 import { AppError } from '../../common/errors/app-error.js';
 import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
 import { dateRange, datePrecision } from './date-range.js';
-import { normalizePhone, normalizeString } from './normalize.js';
+import { normalizePhone, searchForms } from './normalize.js';
 import { PHI_PREFIX_MIN } from './phi-parameters.js';
 import { splitPrefix, unsupported } from './prefixes.js';
 import type { SearchParam } from './search-definitions.js';
@@ -52,7 +52,7 @@ export function phiTerms(param: PhiParam, criterion: Criterion, warnings: Set<st
   for (const raw of criterion.values) {
     switch (param.type) {
       case 'string':
-        result.terms.push(stringTerm(param, modifier, raw, warnings));
+        result.terms.push(...stringTerms(param, modifier, raw, warnings));
         break;
       case 'token':
         if (modifier === 'not') result.negate = true;
@@ -107,12 +107,16 @@ class OpenRanges {
   }
 }
 
-function stringTerm(
+/**
+ * The terms of a string value: under the current normalization and, where it differs, under the
+ * one rows indexed before 2026-12-07 were written under (until `search:reindex` rewrites them).
+ */
+function stringTerms(
   param: PhiParam,
   modifier: string | undefined,
   raw: string,
   warnings: Set<string>,
-): string {
+): string[] {
   if (modifier === 'contains') {
     throw AppError.invalid(
       `:contains is not available on ${param.code}: names, identifiers, addresses and free text are stored encrypted and indexed only as keyed hashes of whole values and prefixes`,
@@ -121,10 +125,21 @@ function stringTerm(
   if (modifier && modifier !== 'exact') {
     throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
   }
-  const normalized = normalizeString(unescapeSearch(raw));
-  if (normalized.length === 0) {
+  const forms = searchForms(unescapeSearch(raw));
+  if (forms[0]!.length === 0) {
     throw AppError.invalid(`${param.code} needs a value with letters or digits`);
   }
+  return forms
+    .filter((normalized) => normalized.length > 0)
+    .map((normalized) => stringTerm(param, modifier, normalized, warnings));
+}
+
+function stringTerm(
+  param: PhiParam,
+  modifier: string | undefined,
+  normalized: string,
+  warnings: Set<string>,
+): string {
   if (modifier === 'exact') return exactTerm(normalized);
   // A two-letter family name (Ng, Li, Wu) must be findable: such a value matches whole
   // name parts, and the searchset says so, as no shorter prefix is indexed.

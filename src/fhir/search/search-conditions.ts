@@ -5,7 +5,7 @@ import { FhirDefinitions } from '../fhir-definitions.js';
 import { startsWithTerm } from './blind-terms.js';
 import { sqlTimestamp } from './date-range.js';
 import { blindField } from './index-extractor.js';
-import { normalizeString } from './normalize.js';
+import { searchForms } from './normalize.js';
 import { instantCondition, splitPrefix, unsupported } from './prefixes.js';
 import { compositeSearchKey } from './composite-keys.js';
 import { SearchDefinitions, type CompositeParam, type SearchParam } from './search-definitions.js';
@@ -108,9 +108,10 @@ export class SearchConditions {
     if (param.type === 'token' && criterion.modifier === 'text') {
       // Token :text matches the start of the display text, case- and accent-insensitively.
       const alias = params.alias('x');
-      const matches = criterion.values.map(
-        (value) =>
-          `${alias}.value LIKE ${params.add(`${likeEscape(normalizeString(unescapeSearch(value)))}%`)}`,
+      const matches = criterion.values.flatMap((value) =>
+        searchForms(unescapeSearch(value)).map(
+          (form) => `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
+        ),
       );
       return `EXISTS (SELECT 1 FROM search_string ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(`${param.code}:text`)} AND (${matches.join(' OR ')}))`;
     }
@@ -246,15 +247,17 @@ export class SearchConditions {
     const alias = params.alias('k');
     const matches = criterion.values.flatMap((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
-      const normalized = normalizeString(unescapeSearch(value));
-      if (normalized.length === 0) {
+      const forms = searchForms(unescapeSearch(value));
+      if (forms[0]!.length === 0) {
         throw AppError.invalid(`${composite.code} needs a value with letters or digits`);
       }
-      const { term } = startsWithTerm(normalized);
-      return (composite.unionOf ?? [composite.code]).map((code) => {
-        const hash = this.blind.compute(blindField(subject.type, code), term);
-        const param = `${code}${key.slice(composite.code.length)}`;
-        return `(${alias}.param = ${params.add(param)} AND ${alias}.hash = ${params.add(hash)})`;
+      return forms.flatMap((normalized) => {
+        const { term } = startsWithTerm(normalized);
+        return (composite.unionOf ?? [composite.code]).map((code) => {
+          const hash = this.blind.compute(blindField(subject.type, code), term);
+          const param = `${code}${key.slice(composite.code.length)}`;
+          return `(${alias}.param = ${params.add(param)} AND ${alias}.hash = ${params.add(hash)})`;
+        });
       });
     });
     return `EXISTS (SELECT 1 FROM search_blind ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND (${matches.join(' OR ')}))`;

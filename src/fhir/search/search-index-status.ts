@@ -12,9 +12,11 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  * 2026-12-06: `:exact` strings, quantity units and comparators, hashed value-strings and
  * identifiers, leap seconds, Timings, dates before 1800 (see README, "Upgrading"). 2, of
  * 2026-12-06: absolute references typed by their URL (`patient` reads them as `subject` does),
- * another server's kept apart from this one's by PUBLIC_URL.
+ * another server's kept apart from this one's by PUBLIC_URL. 3, of 2026-12-07: strings folded
+ * beyond lower case (ß, ı, final ς, đ, ø, ł) and invisible format characters dropped
+ * (`normalizeString`); searches also look up the older form until the rebuild.
  */
-export const SEARCH_INDEX_VERSION = 2;
+export const SEARCH_INDEX_VERSION = 3;
 
 /** Tells the operator, at start, when the stored index is not what this version would write. */
 @Injectable()

@@ -2,7 +2,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { unencodedPlus } from '../../common/http/media-types.js';
 import { isAbsoluteUrl, literalReference } from '../literal-reference.js';
 import { dateRange, END_INSTANT, FIRST_INSTANT, sqlTimestamp } from './date-range.js';
-import { normalizeString } from './normalize.js';
+import { searchForms } from './normalize.js';
 import { rangeCondition, splitPrefix, unsupported, type Prefix } from './prefixes.js';
 import type { IndexedParamType, SearchParam } from './search-definitions.js';
 import type { Criterion } from './search-request.js';
@@ -49,18 +49,21 @@ export function valueCondition(
     }
     case 'string': {
       const text = unescapeSearch(raw);
-      const value = normalizeString(text);
       if (modifier === 'exact') {
-        // Found through the normalized value's index, then compared as written.
-        return `(${alias}.value = ${params.add(value)} AND ${alias}.exact = ${params.add(text)})`;
+        // Found through the normalized value's index, then compared as written; rows indexed
+        // before 2026-12-07 hold the legacy form (README: Upgrading, search:reindex).
+        const values = searchForms(text).map((form) => params.add(form));
+        return `(${alias}.value IN (${values.join(', ')}) AND ${alias}.exact = ${params.add(text)})`;
       }
-      if (modifier === 'contains') {
-        return `${alias}.value LIKE ${params.add(`%${likeEscape(value)}%`)}`;
-      }
-      if (modifier) {
+      if (modifier && modifier !== 'contains') {
         throw unsupported(`The :${modifier} modifier is not supported on string parameters`);
       }
-      return `${alias}.value LIKE ${params.add(`${likeEscape(value)}%`)}`;
+      const matches = searchForms(text).map((form) =>
+        modifier === 'contains'
+          ? `${alias}.value LIKE ${params.add(`%${likeEscape(form)}%`)}`
+          : `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
+      );
+      return matches.length === 1 ? matches[0]! : `(${matches.join(' OR ')})`;
     }
     case 'date': {
       noModifier(modifier, 'date');
