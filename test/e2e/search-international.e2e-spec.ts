@@ -107,4 +107,23 @@ describe('Searching names as people of many countries write and type them', () =
     expect(await found(`family=dang${tag}&given=thi`)).toHaveLength(1);
     expect(await found(`family=MUSSIG${tag}&given=jurgen`)).toHaveLength(1);
   });
+
+  it('refuses a message labelled 8859/1 that carries UTF-8, rather than store its names garbled', async () => {
+    const tag = `${run}m`;
+    const mislabelled = [
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20250101||ADT^A04|M-${tag}|P|2.5||||||8859/1`,
+      `PID|1||M-${tag}^^^HOSP&2.16.36&ISO^MR||Müller${tag}^Jürgen||19800402|M`,
+      'PV1|1|O',
+    ].join('\r');
+    const sender = await MllpTestClient.connect(feed.testApp.app.get(MllpListener).address()!.port);
+    try {
+      await sender.send([Buffer.from(mislabelled, 'utf8')]);
+      const [ack] = await sender.waitForAcks(1);
+      expect(msaOf(ack!).code).toBe('AR');
+    } finally {
+      sender.close();
+    }
+    // Stored as Latin-1, it was MÃ¼ller: found by no search for Müller.
+    expect(await found(`identifier=M-${tag}`)).toEqual([]);
+  });
 });

@@ -60,6 +60,17 @@ describe('decodeMessage', () => {
     expect(() => decodeMessage(wrong)).toThrow(Hl7RejectError);
   });
 
+  it('refuses UTF-8 bytes under an 8859/1 label rather than store Müller as MÃ¼ller', () => {
+    const mislabelled = Buffer.from(
+      'MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5||||||8859/1\rPID|||1||Müller',
+      'utf8',
+    );
+    expect(() => decodeMessage(mislabelled)).toThrow(/MSH-18 says 8859\/1/);
+    // Latin-1 of ASCII only is UTF-8 too, and reads the same either way.
+    const ascii = Buffer.from('MSH|^~\\&|A|B|C|D|1||ADT^A08|1|P|2.5||||||8859/1\rPID|||1||Doe');
+    expect(decodeMessage(ascii).text).toContain('Doe');
+  });
+
   it('refuses a message holding NUL, keeping its header with NUL escaped for the AR', () => {
     for (const [message, controlId] of [
       ['MSH|^~\\&|LAB|HOSP|CV|CV|1||ADT^A01|N-1|P|2.5\rPID|||MRN1\0^^^HOSP^MR||Doe', 'N-1'],

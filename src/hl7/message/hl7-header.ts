@@ -229,6 +229,12 @@ const BOUNDED: [field: number, name: string, most: number][] = [
 function decodeText(bytes: Buffer, charset: string): string {
   switch (charset.toUpperCase()) {
     case '8859/1':
+      // UTF-8 under an 8859/1 label (an interface engine re-encoded and kept MSH-18): read as
+      // Latin-1, Müller was stored as MÃ¼ller, found by no search. Latin-1 text whose bytes
+      // above 0x7F also form valid UTF-8 sequences (Ã then ¼) is all but unknown in practice.
+      if (bytes.some((byte) => byte > 0x7f) && strictUtf8(bytes) !== undefined) {
+        reject('MSH-18 says 8859/1, but the message is UTF-8: declare UNICODE UTF-8');
+      }
       return bytes.toString('latin1');
     case 'UNICODE UTF-8':
       return strictUtf8(bytes) ?? reject('The message is not valid UTF-8, as MSH-18 says it is');
