@@ -146,4 +146,39 @@ describe('Search costs', () => {
       });
     }
   });
+  it('takes at most 100 searches in one Bundle: 2,000 _summary=count searches held a connection for 86 s', async () => {
+    const bundle = (type: string, n: number, url: (i: number) => string) => ({
+      resourceType: 'Bundle',
+      type,
+      entry: Array.from({ length: n }, (_, i) => ({ request: { method: 'GET', url: url(i) } })),
+    });
+    const search = (i: number) => `Observation?subject=${patient}&_summary=count&code=c${i}`;
+    const hundred = await http('POST', fhir, { body: bundle('batch', 100, search) });
+    expect(hundred.status).toBe(200);
+    expect(hundred.body.entry).toHaveLength(100);
+    expect(hundred.body.entry[99].response.status).toBe('200 OK');
+    // Reads of one resource are not searches; histories, $everything and $lastn are.
+    const reads = await http('POST', fhir, {
+      body: bundle('batch', 150, () => `Patient/${patient}`),
+    });
+    expect(reads.status).toBe(200);
+    const kinds = [
+      search,
+      () => `Patient/${patient}/Observation?_summary=count`,
+      () => `Patient/${patient}/_history`,
+      () => 'Observation/_history?_count=1',
+      () => `Patient/${patient}/$everything?_count=1`,
+      () => `Observation/$lastn?subject=${patient}`,
+    ];
+    for (const type of ['batch', 'transaction']) {
+      for (const kind of kinds) {
+        const res = await http('POST', fhir, { body: bundle(type, 101, kind) });
+        expect(refusal(res)).toMatchObject({
+          code: 'too-costly',
+          diagnostics:
+            'A Bundle holds at most 100 searches (GET entries other than the read of a resource or version); this one has 101: send them in several Bundles',
+        });
+      }
+    }
+  });
 });

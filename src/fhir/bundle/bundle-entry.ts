@@ -54,6 +54,15 @@ export interface RejectedEntry {
  */
 export const MAX_ENTRIES = 10_000;
 
+/**
+ * The most searches one Bundle holds (GET entries other than the read of one resource or
+ * version: a search, a history, $everything, $lastn). The rate limit counts a Bundle as one
+ * request and the ReadBudget only what the entries return, so 2,000 `_summary=count` searches
+ * held a connection, and a core of the 2-core server, for 86 s. A SMART app's or a chart's
+ * batch of searches is tens; more is sent in several Bundles, each counted by the rate limit.
+ */
+export const MAX_SEARCH_ENTRIES = 100;
+
 /** FHIR's processing order inside a transaction: deletes, creates, updates, then reads. */
 export const ORDER: Record<Method, number> = { DELETE: 0, POST: 1, PUT: 2, PATCH: 2, GET: 3 };
 
@@ -92,21 +101,40 @@ export function parseEntries(
     );
   }
   if (bundle.type === 'transaction') {
-    return { type: 'transaction', entries: raw.map((entry, index) => parseEntry(entry, index)) };
+    const entries = raw.map((entry, index) => parseEntry(entry, index));
+    assertSearchesWithinCap(entries);
+    return { type: 'transaction', entries };
   }
   // A batch's entries stand alone (FHIR R4 3.1.0.11.1): one that cannot be read fails by
   // itself, and the others still run.
-  return {
-    type: 'batch',
-    entries: raw.map((entry, index) => {
-      try {
-        return parseEntry(entry, index);
-      } catch (error) {
-        if (!(error instanceof AppError)) throw error;
-        return { index, error };
-      }
-    }),
-  };
+  const entries = raw.map((entry, index) => {
+    try {
+      return parseEntry(entry, index);
+    } catch (error) {
+      if (!(error instanceof AppError)) throw error;
+      return { index, error };
+    }
+  });
+  assertSearchesWithinCap(entries);
+  return { type: 'batch', entries };
+}
+
+/** Refuses the whole Bundle, before any entry runs, past MAX_SEARCH_ENTRIES searches. */
+function assertSearchesWithinCap(entries: (ParsedEntry | RejectedEntry)[]): void {
+  const searches = entries.filter(
+    (entry) =>
+      'method' in entry &&
+      entry.method === 'GET' &&
+      (entry.interaction !== 'read' || entry.part?.kind === 'everything'),
+  ).length;
+  if (searches > MAX_SEARCH_ENTRIES) {
+    throw AppError.of(
+      400,
+      'too-costly',
+      `A Bundle holds at most ${MAX_SEARCH_ENTRIES} searches (GET entries other than the read of a resource or version); this one has ${searches}: send them in several Bundles`,
+      ['Bundle.entry'],
+    );
+  }
 }
 
 function parseEntry(raw: unknown, index: number): ParsedEntry {
