@@ -108,6 +108,15 @@ export class AppConfig {
     };
   }
 
+  /**
+   * How long a search's statements may run (SEARCH_TIMEOUT_MS), 0 for the connection's own
+   * limit: shorter than DATABASE_STATEMENT_TIMEOUT_MS, so that costly searches cannot hold the
+   * pool for a minute while clinicians' requests wait for a connection. Never longer than it.
+   */
+  get searchTimeoutMs(): number {
+    return this.config.get('SEARCH_TIMEOUT_MS', { infer: true });
+  }
+
   get dataDir(): string {
     return absolute(this.config.get('DATA_DIR', { infer: true }));
   }

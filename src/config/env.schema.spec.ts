@@ -219,6 +219,16 @@ describe('validateEnv', () => {
     }
   });
 
+  it('gives a search 15 s of statements unless SEARCH_TIMEOUT_MS says otherwise', () => {
+    expect(validateEnv({}).SEARCH_TIMEOUT_MS).toBe(15_000);
+    expect(validateEnv({ SEARCH_TIMEOUT_MS: '0' }).SEARCH_TIMEOUT_MS).toBe(0);
+    for (const wrong of ['-1', '3600001', '1.5', 'soon']) {
+      expect(() => validateEnv({ SEARCH_TIMEOUT_MS: wrong })).toThrow(
+        'SEARCH_TIMEOUT_MS must be a number of milliseconds between 0 (no limit but DATABASE_STATEMENT_TIMEOUT_MS) and 3600000',
+      );
+    }
+  });
+
   it('bounds the MLLP listener to 2,000 connections and 256 MiB of frames, never below the frame limit', () => {
     expect(validateEnv({}).HL7_MLLP_MAX_CONNECTIONS).toBe(2000);
     expect(validateEnv({}).HL7_MLLP_BUFFER_BYTES).toBe(268_435_456);

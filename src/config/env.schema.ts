@@ -148,6 +148,21 @@ export class EnvironmentVariables {
   })
   DATABASE_STATEMENT_TIMEOUT_MS = 60_000;
 
+  @Transform(toInteger)
+  @IsInt({
+    message:
+      'SEARCH_TIMEOUT_MS must be a number of milliseconds between 0 (no limit but DATABASE_STATEMENT_TIMEOUT_MS) and 3600000',
+  })
+  @Min(0, {
+    message:
+      'SEARCH_TIMEOUT_MS must be a number of milliseconds between 0 (no limit but DATABASE_STATEMENT_TIMEOUT_MS) and 3600000',
+  })
+  @Max(3_600_000, {
+    message:
+      'SEARCH_TIMEOUT_MS must be a number of milliseconds between 0 (no limit but DATABASE_STATEMENT_TIMEOUT_MS) and 3600000',
+  })
+  SEARCH_TIMEOUT_MS = 15_000;
+
   @IsIn(LOG_LEVELS, { message: `LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
 

@@ -152,6 +152,46 @@ export class UnitOfWork {
     });
   }
 
+  /**
+   * Runs `work` with its statements cancelled by PostgreSQL past `timeoutMs` (0: the
+   * connection's own limit), for a search: a transaction of its own with `SET LOCAL
+   * statement_timeout`; inside a transaction already, the limit is set for `work` only and the
+   * one before restored after it, so that the writes around it keep theirs. It only ever lowers
+   * the limit.
+   */
+  async limited<T>(timeoutMs: number, work: () => Promise<T>): Promise<T> {
+    const ms = Math.trunc(timeoutMs);
+    if (ms <= 0) return work();
+    const lower = `SELECT set_config('statement_timeout', $1, true)
+      FROM pg_settings WHERE name = 'statement_timeout' AND (setting::int = 0 OR setting::int > $2)`;
+    const active = this.current.getStore();
+    if (!active) {
+      return this.transaction(async (manager) => {
+        await manager.query(lower, [`${ms}ms`, ms]);
+        return work();
+      });
+    }
+    const [before] = await active.manager.query<{ setting: string }[]>(
+      `SELECT setting FROM pg_settings WHERE name = 'statement_timeout'`,
+    );
+    await active.manager.query(lower, [`${ms}ms`, ms]);
+    const restore = () =>
+      active.manager.query(`SELECT set_config('statement_timeout', $1, true)`, [
+        `${before!.setting}ms`,
+      ]);
+    let result: T;
+    try {
+      result = await work();
+    } catch (error) {
+      // A failed statement has aborted the transaction, which then restores nothing: the
+      // error that matters is work's.
+      await restore().catch(() => undefined);
+      throw error;
+    }
+    await restore();
+    return result;
+  }
+
   private async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     const afterCommit: (() => void)[] = [];
     const result = await this.dataSource.transaction((manager) => {

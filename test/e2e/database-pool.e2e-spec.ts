@@ -183,3 +183,84 @@ describe('The statement timeout of the service’s connections', () => {
     expect((await api('GET', patientUrl)).status).toBe(200);
   });
 });
+
+/**
+ * SEARCH_TIMEOUT_MS: a search's statements are cancelled past it (here, waiting on a lock), with
+ * the 503 too-costly of the statement timeout, where 20 costly searches held every connection
+ * of the pool for DATABASE_STATEMENT_TIMEOUT_MS (a minute). Writes keep the longer limit.
+ */
+describe('The search timeout', () => {
+  let database: ScratchDatabase;
+  let restoreEnv: () => void;
+  let testApp: TestApp;
+  let locker: pg.Client;
+  let watcher: pg.Client;
+  let api: HttpFn;
+
+  beforeAll(async () => {
+    database = await createScratchDatabase();
+    restoreEnv = withEnv({ DATABASE_URL: database.url, SEARCH_TIMEOUT_MS: '1000' });
+    testApp = await createTestApp();
+    api = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    locker = new pg.Client({ connectionString: database.url });
+    await locker.connect();
+    watcher = new pg.Client({ connectionString: database.url });
+    await watcher.connect();
+  });
+
+  afterAll(async () => {
+    await locker.end();
+    await watcher.end();
+    await testApp.close();
+    restoreEnv();
+    await database.drop();
+  });
+
+  it('stops a search past it with 503 too-costly, while a write waiting as long goes on', async () => {
+    const fhir = `${testApp.url}/fhir`;
+    await locker.query('BEGIN');
+    let write: Promise<{ status: number }> | undefined;
+    try {
+      await locker.query('LOCK TABLE resource IN ACCESS EXCLUSIVE MODE');
+      write = api('POST', `${fhir}/Patient`, { body: buildPatient() });
+      // The write waits on the lock before the search starts, and so waits longer than it.
+      for (let waiting = 0; waiting === 0;) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const { rows } = await watcher.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = 'carevault' AND wait_event_type = 'Lock'`,
+        );
+        waiting = rows[0]!.n;
+      }
+      for (const [method, url] of [
+        ['GET', `${fhir}/Patient?family=Nobody`],
+        ['GET', `${fhir}/Patient?_summary=count`],
+      ] as const) {
+        const stopped = await api(method, url);
+        expect(stopped.status).toBe(503);
+        expect(stopped.body).toMatchObject({
+          resourceType: 'OperationOutcome',
+          issue: [
+            {
+              code: 'too-costly',
+              diagnostics: expect.stringMatching(/longer than the database allows/),
+            },
+          ],
+        });
+      }
+      const batch = await api('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [{ request: { method: 'GET', url: 'Patient?family=Nobody' } }],
+        },
+      });
+      expect(batch.status).toBe(200);
+      expect(batch.body.entry[0].response.status).toBe('503');
+    } finally {
+      await locker.query('ROLLBACK');
+    }
+    expect((await write)?.status).toBe(201);
+    expect((await api('GET', `${testApp.url}/fhir/Patient?family=Nobody`)).status).toBe(200);
+  });
+});

@@ -6,7 +6,9 @@ import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { SecurityContexts } from '../security-contexts.js';
 import { BlindIndexer } from '../../crypto/blind-index.js';
+import { AppConfig } from '../../config/config.js';
 import { isRefusedStatement, sqlStateOf } from '../../database/database-unavailable.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
 import { decodeCursor, notACursor, PageCursors } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import { isValidId } from '../fhir-types.js';
@@ -60,14 +62,32 @@ export class SearchService {
     private readonly wheres: SearchWhere,
     private readonly lastn: LastNSearch,
     private readonly cursors: PageCursors,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly config: AppConfig,
   ) {}
 
-  async search(
+  /**
+   * A search's statements run under SEARCH_TIMEOUT_MS (shorter than the connections' statement
+   * timeout): past it, the 503 too-costly of a statement timeout, and the connection is free.
+   */
+  search(
     user: AuthenticatedUser,
     type: string,
     received: Query,
     baseUrl: string,
     options: { lenient?: boolean; viaPost?: boolean; compartment?: string } = {},
+  ): Promise<SearchBundle> {
+    return this.unitOfWork.limited(this.config.searchTimeoutMs, () =>
+      this.searchWithin(user, type, received, baseUrl, options),
+    );
+  }
+
+  private async searchWithin(
+    user: AuthenticatedUser,
+    type: string,
+    received: Query,
+    baseUrl: string,
+    options: { lenient?: boolean; viaPost?: boolean; compartment?: string },
   ): Promise<SearchBundle> {
     const lenient = options.lenient ?? false;
     // A compartment search's links go back to it: /Patient/123/Observation?…
