@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity, type VersionMethod } from './resource-history.entity.js';
@@ -6,6 +6,7 @@ import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
 import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
 import { PhiSubscriber } from '../crypto/phi.subscriber.js';
+import { sqlStateOf } from '../database/database-unavailable.js';
 import { preparedQuery } from '../database/prepared-query.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { RESOURCE_COLUMNS, resourceEntityOf, type ResourceRow } from './resource-row.js';
@@ -68,9 +69,21 @@ export interface HistoryQuery {
 
 const WRITE_ATTEMPTS = 3;
 
+/**
+ * Creates in one statement from which the tables are analysed after the commit (a transaction
+ * Bundle's, an import's batch), and the least time between two such ANALYZEs of one process.
+ */
+const ANALYZE_AFTER_CREATES = 1000;
+const ANALYZE_INTERVAL_MS = 60_000;
+
 /** All SQL for resources and their versions. Knows rows and versions, not FHIR. */
 @Injectable()
 export class ResourceRepository {
+  private readonly logger = new Logger('ResourceRepository');
+  /** When this process last started an ANALYZE after a large write, and whether it runs. */
+  private analysedAt = Number.NEGATIVE_INFINITY;
+  private analysing = false;
+
   constructor(
     private readonly searchIndex: SearchIndexRepository,
     private readonly unitOfWork: UnitOfWork,
@@ -276,6 +289,8 @@ export class ResourceRepository {
         )),
       ];
       await manager.query(`WITH ${ctes.join(', ')} SELECT 1`, values);
+      if (items.length >= ANALYZE_AFTER_CREATES)
+        this.unitOfWork.afterCommit(() => this.analyseSoon());
       return written.map(({ row }) => manager.create(ResourceEntity, row));
     });
   }
@@ -612,6 +627,28 @@ export class ResourceRepository {
    * Refreshes the planner's statistics of the resource and index tables, after a bulk load:
    * until autovacuum gets to it, PostgreSQL plans searches for the tables as they were.
    */
+  /**
+   * analyze() beside the request that wrote many resources, once they have committed: until
+   * autovacuum gets to them (a minute at best, never where it is off), searches of 20,000 new
+   * Observations took 6 to 9 s rather than 80 ms. At most one at a time and one a minute per
+   * process; a failure is logged (its SQLSTATE, never a value) and autovacuum remains.
+   */
+  private analyseSoon(): void {
+    const now = Date.now();
+    if (this.analysing || now - this.analysedAt < ANALYZE_INTERVAL_MS) return;
+    this.analysing = true;
+    this.analysedAt = now;
+    this.analyze()
+      .catch((error: unknown) => {
+        this.logger.warn(
+          `ANALYZE after a large write failed (${sqlStateOf(error) ?? 'no SQLSTATE'})`,
+        );
+      })
+      .finally(() => {
+        this.analysing = false;
+      });
+  }
+
   async analyze(): Promise<void> {
     const manager = this.unitOfWork.manager;
     const tables = [ResourceEntity, ResourceHistoryEntity].map(
