@@ -5,6 +5,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
+import { ConditionalWrites } from './conditional-writes.service.js';
 import { FhirService } from './fhir.service.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 
@@ -32,6 +33,7 @@ export class CascadeDelete {
   constructor(
     config: AppConfig,
     private readonly fhir: FhirService,
+    private readonly conditional: ConditionalWrites,
     private readonly unitOfWork: UnitOfWork,
     private readonly searchIndex: SearchIndexRepository,
   ) {
@@ -53,7 +55,7 @@ export class CascadeDelete {
     ifMatch?: string,
   ): Promise<Cascade | undefined> {
     return this.unitOfWork.run(async () => {
-      const id = await this.fhir.conditionalDelete(user, type, criteria, ifMatch);
+      const id = await this.conditional.conditionalDelete(user, type, criteria, ifMatch);
       return id === undefined ? undefined : this.deleteReferrers(user, { type, id });
     });
   }

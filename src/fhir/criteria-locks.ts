@@ -4,7 +4,7 @@ import { criteriaLocks } from './criteria.js';
 import { ResourceRepository } from './resource.repository.js';
 import { SearchDefinitions } from './search/search-definitions.js';
 
-/** Conditional criteria, as FhirService.lockCriteria and uniqueMatch take them. */
+/** Conditional criteria, as CriteriaMatches.lockCriteria and uniqueMatch take them. */
 export interface Criteria {
   type: string;
   criteria: string;

@@ -12,6 +12,11 @@ import { ResourceValidator } from './resource-validator.js';
 import { FHIR_REST_CONTROLLERS } from './fhir-controllers.js';
 import { CriteriaLocks } from './criteria-locks.js';
 import { FhirService } from './fhir.service.js';
+import { FhirPatch } from './fhir-patch.service.js';
+import { ConditionalWrites } from './conditional-writes.service.js';
+import { CriteriaMatches } from './criteria-matches.service.js';
+import { ResourceReferrers } from './resource-referrers.service.js';
+import { WrittenVersions } from './written-versions.js';
 import { SecurityContexts } from './security-contexts.js';
 import { PatientMatchController } from './match/patient-match.controller.js';
 import { PatientMatchService } from './match/patient-match.service.js';
@@ -47,6 +52,11 @@ import { LastNSearch } from './search/search-lastn.js';
     FhirDefinitions,
     ResourceValidator,
     FhirService,
+    WrittenVersions,
+    FhirPatch,
+    CriteriaMatches,
+    ConditionalWrites,
+    ResourceReferrers,
     FhirHistory,
     CriteriaLocks,
     SecurityContexts,
@@ -82,6 +92,8 @@ import { LastNSearch } from './search/search-lastn.js';
     SecurityContexts,
     ReindexService,
     FhirService,
+    CriteriaMatches,
+    ResourceReferrers,
     SearchService,
     ResourceWrites,
     ImportService,

@@ -96,7 +96,7 @@ export class ReferenceIntegrity {
   }
 
   /**
-   * A resource this transaction found live and locked FOR KEY SHARE (FhirService.lockLive):
+   * A resource this transaction found live and locked FOR KEY SHARE (CriteriaMatches.lockLive):
    * no other transaction can delete it before this one commits, so a reference to it needs
    * no second look-up at commit. One taken inside a savepoint is not remembered: rolled back,
    * the savepoint releases it.

@@ -46,6 +46,7 @@ import {
   TYPE_PARAM,
 } from './fhir-swagger.js';
 import type { StoredResource } from './fhir-types.js';
+import { FhirPatch } from './fhir-patch.service.js';
 import { FhirService } from './fhir.service.js';
 
 /** One resource: read, vread, update, patch and delete (`/fhir/{type}/{id}`). */
@@ -55,6 +56,7 @@ import { FhirService } from './fhir.service.js';
 export class ResourceInstanceController {
   constructor(
     private readonly fhir: FhirService,
+    private readonly patches: FhirPatch,
     private readonly cascades: CascadeDelete,
     private readonly definitions: FhirDefinitions,
   ) {}
@@ -152,7 +154,7 @@ export class ResourceInstanceController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const stored = await this.fhir.patch(user, type, id, body, ifMatch);
+    const stored = await this.patches.patch(user, type, id, body, ifMatch);
     return sendStored(reply, request, stored, { status: 200, prefer });
   }
 

@@ -39,6 +39,7 @@ import {
   RESOURCE,
   TYPE_PARAM,
 } from './fhir-swagger.js';
+import { ConditionalWrites } from './conditional-writes.service.js';
 import { FhirService } from './fhir.service.js';
 
 /**
@@ -51,6 +52,7 @@ import { FhirService } from './fhir.service.js';
 export class ResourceTypeController {
   constructor(
     private readonly fhir: FhirService,
+    private readonly conditional: ConditionalWrites,
     private readonly cascades: CascadeDelete,
   ) {}
 
@@ -89,7 +91,7 @@ export class ResourceTypeController {
     const resource = resourceBody(type, body, request);
     // An empty header is a conditional create of no criteria (a 400), not a plain create.
     if (ifNoneExist !== undefined) {
-      const result = await this.fhir.conditionalCreate(user, type, resource, ifNoneExist);
+      const result = await this.conditional.conditionalCreate(user, type, resource, ifNoneExist);
       return sendStored(reply, request, result.stored, {
         status: result.created ? 201 : 200,
         prefer,
@@ -117,7 +119,7 @@ export class ResourceTypeController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const { stored, created } = await this.fhir.conditionalUpdate(
+    const { stored, created } = await this.conditional.conditionalUpdate(
       user,
       type,
       queryOf(request),
@@ -151,7 +153,7 @@ export class ResourceTypeController {
   ): Promise<unknown> {
     const { criteria, cascade } = splitCascade(queryOf(request));
     if (!cascadeRequested(cascade, cascadeHeader)) {
-      await this.fhir.conditionalDelete(user, type, criteria, ifMatch);
+      await this.conditional.conditionalDelete(user, type, criteria, ifMatch);
       return undefined;
     }
     const cascaded = await this.cascades.conditionalDelete(user, type, criteria, ifMatch);
@@ -177,7 +179,13 @@ export class ResourceTypeController {
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<unknown> {
-    const stored = await this.fhir.conditionalPatch(user, type, queryOf(request), body, ifMatch);
+    const stored = await this.conditional.conditionalPatch(
+      user,
+      type,
+      queryOf(request),
+      body,
+      ifMatch,
+    );
     return sendStored(reply, request, stored, { status: 200, prefer });
   }
 }

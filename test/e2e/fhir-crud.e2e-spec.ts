@@ -5,6 +5,7 @@ import { buildOpenApiDocument } from '../../src/common/http/swagger.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { jsonRuleBreak } from '../../src/fhir/json-rules.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
+import { ConditionalWrites } from '../../src/fhir/conditional-writes.service.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { SearchService } from '../../src/fhir/search/search.service.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
@@ -2053,7 +2054,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
         let created = false;
         const creating = testApp.app.get(UnitOfWork).run(async () => {
           await testApp.app
-            .get(FhirService)
+            .get(ConditionalWrites)
             .conditionalCreate({ ...HL7_USER, roles: ['doctor'] }, 'Patient', body, first!);
           created = true;
           await held;

@@ -8,6 +8,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { HL7_MEDIA_TYPE } from '../../src/common/http/media-types.js';
 import { PhiSafeTypeOrmLogger } from '../../src/database/typeorm-logger.js';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
+import { CriteriaMatches } from '../../src/fhir/criteria-matches.service.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { senderSystem } from '../../src/hl7/inbound/message-patients.js';
@@ -1020,7 +1021,7 @@ describe('HL7 v2 over MLLP', () => {
     const http = await doctorHttp();
     const idOf = async (mrn: string): Promise<string> => {
       const criteria = `identifier=${encodeURIComponent(`urn:oid:2.16.840.1.8|${mrn}`)}`;
-      const id = await testApp.app.get(FhirService).findUnique(HL7_USER, 'Patient', criteria);
+      const id = await testApp.app.get(CriteriaMatches).findUnique(HL7_USER, 'Patient', criteria);
       expect(id).toBeDefined();
       return id!;
     };
@@ -1200,9 +1201,10 @@ describe('HL7 v2 over MLLP', () => {
       Array(4).fill('AA'),
     );
     const fhir = testApp.app.get(FhirService);
+    const matches = testApp.app.get(CriteriaMatches);
     const idOf = async (mrn: string): Promise<string> => {
       const criteria = `identifier=${encodeURIComponent(`urn:oid:2.16.5|${mrn}`)}`;
-      const id = await fhir.findUnique(HL7_USER, 'Patient', criteria);
+      const id = await matches.findUnique(HL7_USER, 'Patient', criteria);
       expect(id).toBeDefined();
       return id!;
     };
@@ -2020,7 +2022,7 @@ describe('HL7 v2 over MLLP', () => {
 
     // The criteria a PID is searched by, and the key of its exclusive lock, which orders it.
     const unitOfWork = testApp.app.get(UnitOfWork);
-    const fhir = testApp.app.get(FhirService);
+    const matches = testApp.app.get(CriteriaMatches);
     const criteriaOf = (mrn: string) => {
       const { text, header } = decodeMessage(
         Buffer.from([msh('ORU^R01', 'X'), pid(mrn)].join('\r')),
@@ -2042,7 +2044,7 @@ describe('HL7 v2 over MLLP', () => {
     };
     const keyOf = (mrn: string) =>
       unitOfWork.run(async (manager) => {
-        await fhir.lockCriteria([criteriaOf(mrn)]);
+        await matches.lockCriteria([criteriaOf(mrn)]);
         return ownKey(manager);
       });
     const [first, second] = (await keyOf('XA')) < (await keyOf('XB')) ? ['XA', 'XB'] : ['XB', 'XA'];
@@ -2054,13 +2056,13 @@ describe('HL7 v2 over MLLP', () => {
     const held = new Promise<void>((resolve) => (holding = resolve));
     let secondTaken: unknown;
     const session = unitOfWork.run(async (manager) => {
-      await fhir.lockCriteria([criteriaOf(first)]);
+      await matches.lockCriteria([criteriaOf(first)]);
       holding();
       await released;
       // ...and then asks for the second's, as a message naming both would. Until 2026-12-06
       // the ORU below held it already (its first PID), waiting here: a deadlock.
       await manager.query("SET LOCAL lock_timeout = '300ms'");
-      secondTaken = await fhir.lockCriteria([criteriaOf(second)]).then(
+      secondTaken = await matches.lockCriteria([criteriaOf(second)]).then(
         () => true,
         (error: unknown) => error,
       );

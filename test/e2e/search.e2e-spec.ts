@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
+import { CriteriaMatches } from '../../src/fhir/criteria-matches.service.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { idsSql, SearchRepository } from '../../src/fhir/search/search.repository.js';
@@ -1748,7 +1749,9 @@ describe('FHIR search', () => {
     let found: string | undefined;
     let calls: Parameters<SearchRepository['ids']>[] | undefined;
     try {
-      found = await service.findUnique(HL7_USER, 'Substance', `identifier=${system}|s-150`);
+      found = await testApp.app
+        .get(CriteriaMatches)
+        .findUnique(HL7_USER, 'Substance', `identifier=${system}|s-150`);
       calls = [...lookups.mock.calls];
     } finally {
       lookups.mockRestore();

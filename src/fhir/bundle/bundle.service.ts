@@ -20,6 +20,9 @@ import { conditionalReferences, type ConditionalReference } from '../conditional
 import { criteriaKey } from '../criteria.js';
 import { parsePreferReturn } from '../fhir-headers.js';
 import type { FhirResource } from '../fhir-types.js';
+import { ConditionalWrites } from '../conditional-writes.service.js';
+import { CriteriaMatches } from '../criteria-matches.service.js';
+import { FhirPatch } from '../fhir-patch.service.js';
 import { FhirService, type CheckedCreate } from '../fhir.service.js';
 import { Turns } from '../turns.js';
 import {
@@ -67,6 +70,9 @@ export class BundleService {
 
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+    private readonly conditional: ConditionalWrites,
+    private readonly patches: FhirPatch,
     private readonly cascades: CascadeDelete,
     private readonly reads: BundleReads,
     private readonly unitOfWork: UnitOfWork,
@@ -119,7 +125,7 @@ export class BundleService {
     const results: EntryResult[] = [];
     const budget = new ReadBudget();
     await this.unitOfWork.run(async () => {
-      await this.fhir.lockCriteria(sent.flatMap(conditionalCriteria));
+      await this.matches.lockCriteria(sent.flatMap(conditionalCriteria));
       const { planned, references, entries } = await this.plan(user, sent);
       const ordered = [...entries].sort(
         (a, b) =>
@@ -154,7 +160,7 @@ export class BundleService {
         if (!results[entry.index]?.response.status.startsWith('201')) continue;
         // Created with the others in one statement (createAll), so compared here, once written.
         await inEntry(entry, () =>
-          this.fhir.assertMatchesCriteria(
+          this.matches.assertMatchesCriteria(
             user,
             entry.type,
             planned.get(entry.index)!.id,
@@ -163,7 +169,7 @@ export class BundleService {
         );
       }
       await assertCreatedOnce(ordered, results, (type, criteria, limit) =>
-        this.fhir.matchingIds(user, type, criteria, limit),
+        this.matches.matchingIds(user, type, criteria, limit),
       );
     });
     return results;
@@ -316,7 +322,9 @@ export class BundleService {
         const stored = earlier
           ? undefined
           : entry.ifNoneExist
-            ? await inEntry(entry, () => this.fhir.liveMatch(user, entry.type, entry.ifNoneExist!))
+            ? await inEntry(entry, () =>
+                this.matches.liveMatch(user, entry.type, entry.ifNoneExist!),
+              )
             : undefined;
         const match =
           earlier?.slice(entry.type.length + 1) ??
@@ -346,7 +354,9 @@ export class BundleService {
         // the body did not have), and a conditional create it matched creates anew. What a
         // cascade would delete with it is found when it runs, and not compared.
         const { criteria } = splitCascade(entry.query ?? '');
-        const match = await inEntry(entry, () => this.fhir.uniqueMatch(user, entry.type, criteria));
+        const match = await inEntry(entry, () =>
+          this.matches.uniqueMatch(user, entry.type, criteria),
+        );
         if (match !== undefined) {
           planned.set(entry.index, { id: match, existing: true });
           deleted.add(`${entry.type}/${match}`);
@@ -372,7 +382,7 @@ export class BundleService {
    * matches none the id its body names or a new one (404 for a patch, 412 for several).
    */
   private async conditionalTarget(user: AuthenticatedUser, entry: ParsedEntry): Promise<string> {
-    const match = await this.fhir.uniqueMatch(user, entry.type, entry.query!);
+    const match = await this.matches.uniqueMatch(user, entry.type, entry.query!);
     if (match !== undefined) return match;
     if (entry.method === 'PATCH') {
       throw AppError.notFound(`No ${entry.type} matches the conditional criteria`);
@@ -396,7 +406,7 @@ export class BundleService {
         `Access denied: the conditional reference at ${path} searches ${type}`,
       );
     }
-    const id = await this.fhir.uniqueMatch(
+    const id = await this.matches.uniqueMatch(
       user,
       type,
       criteria,
@@ -434,7 +444,7 @@ export class BundleService {
         // once written): in the entry's transaction, which a mismatch rolls back.
         const created = await this.fhir.create(user, entry.type, body, { id: planned!.id });
         if (entry.ifNoneExist !== undefined) {
-          await this.fhir.assertMatchesCriteria(user, entry.type, created.id, entry.ifNoneExist);
+          await this.matches.assertMatchesCriteria(user, entry.type, created.id, entry.ifNoneExist);
         }
         return written(created, 201);
       }
@@ -445,7 +455,7 @@ export class BundleService {
         // an entry meant to create write over a stored resource.
         const { stored, created } =
           entry.query !== undefined
-            ? await this.fhir.conditionalUpdate(
+            ? await this.conditional.conditionalUpdate(
                 user,
                 entry.type,
                 entry.query,
@@ -462,14 +472,14 @@ export class BundleService {
         const operations = patchOf(body, where, references, baseOf(entry));
         return written(
           entry.query !== undefined
-            ? await this.fhir.conditionalPatch(
+            ? await this.conditional.conditionalPatch(
                 user,
                 entry.type,
                 entry.query,
                 operations,
                 entry.ifMatch,
               )
-            : await this.fhir.patch(user, entry.type, entry.id!, operations, entry.ifMatch),
+            : await this.patches.patch(user, entry.type, entry.id!, operations, entry.ifMatch),
           200,
         );
       }
@@ -504,7 +514,7 @@ export class BundleService {
     criteria: string,
     planned: Planned | undefined,
   ): Promise<string | undefined> {
-    const match = await this.fhir.uniqueMatch(user, entry.type, criteria);
+    const match = await this.matches.uniqueMatch(user, entry.type, criteria);
     if (match !== planned?.id) {
       throw AppError.conflict(
         `What the criteria of this conditional delete match changed while the Bundle was processed: send it again`,

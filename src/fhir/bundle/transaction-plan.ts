@@ -11,7 +11,10 @@ export interface Planned {
   existing: boolean;
 }
 
-/** Every conditional criteria an entry resolves under their lock (see FhirService.lockCriteria). */
+/**
+ * Every conditional criteria an entry resolves under their lock (see
+ * CriteriaMatches.lockCriteria).
+ */
 export function conditionalCriteria(entry: ParsedEntry): { type: string; criteria: string }[] {
   const own =
     entry.method === 'POST'

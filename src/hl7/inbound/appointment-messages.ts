@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -87,6 +88,7 @@ const UNTIMED = new Set(['proposed', 'cancelled', 'waitlist']);
 export class AppointmentMessages {
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
     private readonly places: Places,
   ) {}
 
@@ -109,7 +111,7 @@ export class AppointmentMessages {
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'SCH-2 or SCH-1 (the appointment id) is required');
     }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'Appointment', criteria);
+    const match = await this.matches.uniqueMatch(HL7_USER, 'Appointment', criteria);
     if (!match && event.known) {
       throw new Hl7ProcessingError(
         '204',
@@ -245,7 +247,12 @@ export class AppointmentMessages {
   ): Promise<Record<string, unknown>[]> {
     const basedOn: Record<string, unknown>[] = [];
     for (const identifier of appointment.orders) {
-      const order = await patientsOrder(this.fhir, byIdentifier(identifier)!, patientId);
+      const order = await patientsOrder(
+        this.fhir,
+        this.matches,
+        byIdentifier(identifier)!,
+        patientId,
+      );
       basedOn.push(
         order ? { reference: `ServiceRequest/${order}` } : { type: 'ServiceRequest', identifier },
       );

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { chargeFromFt1 } from '../mapping/charge.js';
@@ -25,7 +26,10 @@ const CHARGE_TYPES: ReadonlySet<string> = new Set(['', 'CG']);
 /** The charges (FT1) of DFT messages, for Hl7Processor, in its transaction. */
 @Injectable()
 export class ChargeMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /**
    * Each FT1 as a ChargeItem of the patient and the known visit, known by its transaction id
@@ -64,7 +68,7 @@ export class ChargeMessages {
       const resource = service.length > 0 ? { ...charge.resource, service } : charge.resource;
       const criteria = this.criteria(charge.identifier, resource, patientId, encounterId);
       const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'ChargeItem', criteria)
+        ? await this.matches.uniqueMatch(HL7_USER, 'ChargeItem', criteria)
         : undefined;
       if (match && written.has(match)) {
         throw new Hl7ProcessingError(

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import type { Identifier } from '../mapping/datatypes.js';
@@ -39,7 +40,10 @@ export const MDM_EVENTS: Record<string, MdmEvent | undefined> = {
 /** MDM messages (documents), for Hl7Processor, in its transaction. */
 @Injectable()
 export class DocumentMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /**
    * MDM: the TXA's document, with the content of the OBX segments, as a DocumentReference keyed
@@ -60,7 +64,7 @@ export class DocumentMessages {
     if (!criteria) {
       throw new Hl7ProcessingError('101', 'TXA-12 (unique document number) is required');
     }
-    const match = await this.fhir.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
+    const match = await this.matches.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
     const current = match
       ? (await this.fhir.read(HL7_USER, 'DocumentReference', match)).resource
       : undefined;
@@ -85,7 +89,7 @@ export class DocumentMessages {
       event === 'document'
         ? undefined
         : await this.relatedDocument(document.parent, event, touched);
-    const encounter = await knownVisit(this.fhir, message, sender, patientId);
+    const encounter = await knownVisit(this.fhir, this.matches, message, sender, patientId);
     const notSent = {
       attachment: { title: txa.value(25) ?? 'Document (its content was not sent)' },
     };
@@ -120,7 +124,7 @@ export class DocumentMessages {
         `${code === 'appends' ? 'An addendum' : 'A replacement'} needs the parent document number (TXA-13)`,
       );
     }
-    const parentId = await this.fhir.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
+    const parentId = await this.matches.uniqueMatch(HL7_USER, 'DocumentReference', criteria);
     if (!parentId) return { code, target: { identifier: parent } };
     if (code === 'replaces') {
       const stored = (await this.fhir.read(HL7_USER, 'DocumentReference', parentId)).resource;

@@ -1,3 +1,4 @@
+import type { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import type { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { sameIdentifier, type Identifier } from '../mapping/datatypes.js';
@@ -16,6 +17,7 @@ const MAX_EARLY_RESULTS = 1000;
  */
 export async function tieEarlyResults(
   fhir: FhirService,
+  matches: CriteriaMatches,
   placer: Identifier | undefined,
   orderId: string,
   patientId: string,
@@ -25,7 +27,7 @@ export async function tieEarlyResults(
   const tied: string[] = [];
   for (const type of ['DiagnosticReport', 'Observation']) {
     const criteria = `subject=Patient/${patientId}&based-on:${number}`;
-    for (const id of await fhir.matchingIds(HL7_USER, type, criteria, MAX_EARLY_RESULTS)) {
+    for (const id of await matches.matchingIds(HL7_USER, type, criteria, MAX_EARLY_RESULTS)) {
       const stored = without((await fhir.read(HL7_USER, type, id)).resource, 'meta');
       const basedOn = (stored['basedOn'] as { reference?: string; identifier?: Identifier }[]).map(
         (reference) =>

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { identifierType } from '../mapping/datatypes.js';
@@ -114,6 +115,7 @@ const MAPPED_MESSAGE_CODES: ReadonlySet<string> = new Set([
 export class Hl7Processor {
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
     private readonly documents: DocumentMessages,
     private readonly appointments: AppointmentMessages,
     private readonly problems: ProblemMessages,
@@ -288,7 +290,14 @@ export class Hl7Processor {
     }
     // The patient's own referral of that number; another patient's is refused (ERR 205), as an
     // order's is: until 2026-12-07 it was written over and moved to this patient.
-    const match = await patientsNumbered(this.fhir, 'ServiceRequest', criteria, patientId, 'RF1-6');
+    const match = await patientsNumbered(
+      this.fhir,
+      this.matches,
+      'ServiceRequest',
+      criteria,
+      patientId,
+      'RF1-6',
+    );
     if (cancels && !match) {
       throw new Hl7ProcessingError(
         '204',
@@ -335,7 +344,7 @@ export class Hl7Processor {
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
-    const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     for (const { orc, obr, timing, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
@@ -345,6 +354,7 @@ export class Hl7Processor {
       });
       const id = await upsertOrder(
         this.fhir,
+        this.matches,
         'ServiceRequest',
         { ...request, ...encounter },
         identifiers,
@@ -354,7 +364,9 @@ export class Hl7Processor {
       );
       touched.entities.push(`ServiceRequest/${id}`);
       const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
-      touched.entities.push(...(await tieEarlyResults(this.fhir, placer, id, patientId)));
+      touched.entities.push(
+        ...(await tieEarlyResults(this.fhir, this.matches, placer, id, patientId)),
+      );
     }
     return touched;
   }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
 import { isRestricted } from '../../access/resource-access.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -40,6 +41,7 @@ export function senderSystem(message: V2Message): string | undefined {
  */
 export async function patientNamed(
   fhir: FhirService,
+  matches: CriteriaMatches,
   identifiers: Identifier[],
   field: 'PID-3' | 'MRG-1',
 ): Promise<string | undefined> {
@@ -47,8 +49,8 @@ export async function patientNamed(
   if (!criteria) return undefined;
   try {
     return (
-      (await fhir.uniqueMatch(HL7_USER, 'Patient', criteria)) ??
-      (await namedByNamespace(fhir, identifiers))
+      (await matches.uniqueMatch(HL7_USER, 'Patient', criteria)) ??
+      (await namedByNamespace(fhir, matches, identifiers))
     );
   } catch (error) {
     if (!(error instanceof AppError) || error.status !== 412) throw error;
@@ -69,6 +71,7 @@ const SAME_VALUE_CANDIDATES = 100;
  */
 async function namedByNamespace(
   fhir: FhirService,
+  matches: CriteriaMatches,
   identifiers: Identifier[],
 ): Promise<string | undefined> {
   const bare = identifiers.filter((identifier) =>
@@ -78,7 +81,7 @@ async function namedByNamespace(
   const values = new Set(
     bare.map((identifier) => encodeURIComponent(escapeSearch(identifier.value))),
   );
-  const candidates = await fhir.matchingIds(
+  const candidates = await matches.matchingIds(
     HL7_USER,
     'Patient',
     `identifier=${[...values].join(',')}`,
@@ -115,6 +118,7 @@ export function setsDemographics(message: V2Message): boolean {
 export class MessagePatients {
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
     private readonly clock: Hl7EventClockRepository,
   ) {}
 
@@ -171,7 +175,7 @@ export class MessagePatients {
         throw error;
       }
     });
-    if (criteria.length > 1) await this.fhir.lockCriteria(criteria);
+    if (criteria.length > 1) await this.matches.lockCriteria(criteria);
   }
 
   /**
@@ -208,7 +212,7 @@ export class MessagePatients {
     );
     const finding = identifierCriteria(survivors) ? survivors : identifiers;
     for (let attempt = 1; ; attempt++) {
-      const match = await patientNamed(this.fhir, finding, 'PID-3');
+      const match = await patientNamed(this.fhir, this.matches, finding, 'PID-3');
       if (!match) {
         const created = await this.fhir.create(
           HL7_USER,
@@ -222,7 +226,7 @@ export class MessagePatients {
       // (plain or cascading) committed since the search is seen here and the patient searched
       // again. Until 2026-12-06 only a failed update searched again, so with a PID saying
       // nothing new the results' reference to the deleted patient was refused at commit (AE).
-      if (!(await this.fhir.lockLive('Patient', match))) {
+      if (!(await this.matches.lockLive('Patient', match))) {
         if (attempt === UPSERT_ATTEMPTS) {
           throw AppError.conflict(
             `The patients the message named were deleted meanwhile, ${UPSERT_ATTEMPTS} times; send it again`,

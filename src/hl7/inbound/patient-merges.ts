@@ -2,6 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
 import { isRestricted } from '../../access/resource-access.js';
 import { AppError } from '../../common/errors/app-error.js';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
+import { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
@@ -79,6 +81,8 @@ function settled(held: Identifier[], surviving: Identifier[], retired: Identifie
 export class PatientMerges {
   constructor(
     private readonly fhir: FhirService,
+    private readonly referrers: ResourceReferrers,
+    private readonly matches: CriteriaMatches,
     private readonly patients: MessagePatients,
   ) {}
 
@@ -101,13 +105,13 @@ export class PatientMerges {
     const pairs = priorPatients(message, sender, 'a merge');
     const at = eventInstant(message);
     for (const { pid, pd1, priorIdentifiers } of pairs) {
-      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
+      const priorId = await patientNamed(this.fhir, this.matches, priorIdentifiers, 'MRG-1');
       // Before the prior patient is read, and as the merge's first row lock: a write that
       // checked it (RetiredPatients, under FOR KEY SHARE) commits first, so moveChart lists
       // its record, and one that checks it after waits and reads it merged (a 422). Unlocked,
       // a record created on it as the merge ran was committed after moveChart listed its
       // records, and stayed on the retired patient (until 2026-12-07).
-      if (priorId) await this.fhir.lockAgainstReferences('Patient', priorId);
+      if (priorId) await this.referrers.lockAgainstReferences('Patient', priorId);
       const prior = priorId && (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
       const priorHolds = (prior && (prior['identifier'] as Identifier[] | undefined)) || [];
       // The survivor may be found by the prior numbers MRG-1 retires, which it takes over.
@@ -190,7 +194,13 @@ export class PatientMerges {
    * no message could then update (AE).
    */
   private async moveChart(priorId: string, survivorId: string, touched: Touched): Promise<void> {
-    const records = await recordsReferring(this.fhir, 'Patient', priorId, 'The prior patient');
+    const records = await recordsReferring(
+      this.fhir,
+      this.referrers,
+      'Patient',
+      priorId,
+      'The prior patient',
+    );
     const chart = records.filter((record) => record.type !== 'Patient');
     const moves = { from: `Patient/${priorId}`, to: `Patient/${survivorId}` };
     await moveRecords(this.fhir, chart, moves, touched, (type, record) =>
@@ -219,7 +229,7 @@ export class PatientMerges {
       return false;
     }
     try {
-      return (await conceptMatch(this.fhir, type, scope, record)) !== undefined;
+      return (await conceptMatch(this.fhir, this.matches, type, scope, record)) !== undefined;
     } catch (error) {
       // Two such records there already (412): the survivor holds it.
       if (error instanceof AppError && error.status === 412) return true;
@@ -239,7 +249,7 @@ export class PatientMerges {
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const pairs = priorPatients(message, sender, 'an identifier change');
     for (const { pid, pd1, priorIdentifiers } of pairs) {
-      const priorId = await patientNamed(this.fhir, priorIdentifiers, 'MRG-1');
+      const priorId = await patientNamed(this.fhir, this.matches, priorIdentifiers, 'MRG-1');
       let patientId: string;
       if (!priorId) {
         patientId = await this.patients.upsert(pid, sender, touched, pd1);
@@ -251,7 +261,7 @@ export class PatientMerges {
             'PID-3 holds no identifier with an assigning authority',
           );
         }
-        const holder = await patientNamed(this.fhir, identifiers, 'PID-3');
+        const holder = await patientNamed(this.fhir, this.matches, identifiers, 'PID-3');
         if (holder && holder !== priorId) {
           throw new Hl7ProcessingError(
             '205',

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -71,7 +72,10 @@ export interface SegmentContext {
  */
 @Injectable()
 export class PatientSegments {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /** Gives the Procedure each PR1 was recorded as (`Procedure/<id>`), for a charge's service. */
   async record(
@@ -87,7 +91,13 @@ export class PatientSegments {
       const allergy = allergyFromAl1(al1, patientId);
       if (!allergy) continue;
       const type = 'AllergyIntolerance';
-      const match = await conceptMatch(this.fhir, type, `patient=Patient/${patientId}`, allergy);
+      const match = await conceptMatch(
+        this.fhir,
+        this.matches,
+        type,
+        `patient=Patient/${patientId}`,
+        allergy,
+      );
       const id = await writeOver(this.fhir, type, allergy, match, clock);
       touched.entities.push(`AllergyIntolerance/${id}`);
     }
@@ -119,8 +129,8 @@ export class PatientSegments {
     overwrite = true,
   ): Promise<void> {
     const write = async (type: string, resource: Record<string, unknown>, criteria?: string) => {
-      if (overwrite) return upsert(this.fhir, type, resource, criteria, clock);
-      const match = criteria ? await this.fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+      if (overwrite) return upsert(this.fhir, this.matches, type, resource, criteria, clock);
+      const match = criteria ? await this.matches.uniqueMatch(HL7_USER, type, criteria) : undefined;
       return match ?? writeOver(this.fhir, type, resource, undefined, clock);
     };
     for (const nk1 of message.all('NK1')) {
@@ -162,7 +172,8 @@ export class PatientSegments {
     encounterId: string | undefined,
   ): Promise<{ match: string | undefined; body: Record<string, unknown> }> {
     const scope = `subject=Patient/${patientId}&${conditionCategory('encounter-diagnosis')}`;
-    const find = (criteria: string) => conceptMatch(this.fhir, 'Condition', criteria, condition);
+    const find = (criteria: string) =>
+      conceptMatch(this.fhir, this.matches, 'Condition', criteria, condition);
     const unvisited = `${scope}&encounter:missing=true`;
     if (encounterId) {
       const match =
@@ -197,9 +208,16 @@ export class PatientSegments {
       const scope = `patient=Patient/${patientId}`;
       const criteria = byId
         ? `${byId}&${scope}`
-        : await conceptCriteria(this.fhir, 'AllergyIntolerance', scope, allergy.resource);
+        : await conceptCriteria(
+            this.fhir,
+            this.matches,
+            'AllergyIntolerance',
+            scope,
+            allergy.resource,
+          );
       const id = await keepListed(
         this.fhir,
+        this.matches,
         'AllergyIntolerance',
         allergy.resource,
         criteria,
@@ -246,12 +264,18 @@ export class PatientSegments {
     for (const observation of observations) {
       const criteria = twice.has(keyOf(observation))
         ? undefined
-        : await unnumberedObservationCriteria(this.fhir, observation, patientId, encounterId);
+        : await unnumberedObservationCriteria(
+            this.fhir,
+            this.matches,
+            observation,
+            patientId,
+            encounterId,
+          );
       // Several stored ones of its code, time and visit (two of one message, or those piled up
       // before they were matched): it cannot be told which it is, and is added, as a result
       // before any OBR is. Until 2026-12-07 the message was refused (AE), each time it came.
       const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
+        ? await this.matches.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
         : undefined;
       const id = await writeOver(this.fhir, 'Observation', observation, match, clock);
       touched.entities.push(`Observation/${id}`);
@@ -283,6 +307,7 @@ export class PatientSegments {
           : byCode;
       const id = await keepListed(
         this.fhir,
+        this.matches,
         'Procedure',
         procedure.resource,
         criteria,

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import type { Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication.js';
@@ -44,7 +45,10 @@ function following(
 /** Pharmacy messages (orders, refills, dispenses), for Hl7Processor, in its transaction. */
 @Injectable()
 export class PharmacyMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
@@ -57,7 +61,7 @@ export class PharmacyMessages {
     message: V2Message,
     { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const segments = message.segments();
     let orc: V2Segment | undefined;
     let request: string | undefined;
@@ -81,6 +85,7 @@ export class PharmacyMessages {
         }
         request = await upsertOrder(
           this.fhir,
+          this.matches,
           'MedicationRequest',
           { ...body, ...encounter },
           identifiers,
@@ -93,12 +98,24 @@ export class PharmacyMessages {
       }
       if (!request) {
         // Another patient's order is not this dispense's prescription (see patientsNumbered).
-        request = await patientsOrderOf(this.fhir, 'MedicationRequest', identifiers, patientId);
+        request = await patientsOrderOf(
+          this.fhir,
+          this.matches,
+          'MedicationRequest',
+          identifiers,
+          patientId,
+        );
       }
       const identifier = dispenseIdentifier(identifiers[0], segment);
       const dispenseCriteria = byIdentifier(identifier);
       const dispensed = dispenseCriteria
-        ? await patientsNumbered(this.fhir, 'MedicationDispense', dispenseCriteria, patientId)
+        ? await patientsNumbered(
+            this.fhir,
+            this.matches,
+            'MedicationDispense',
+            dispenseCriteria,
+            patientId,
+          )
         : undefined;
       const body = medicationDispenseOf(
         segment,

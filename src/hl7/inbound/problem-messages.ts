@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { problemFromPrb } from '../mapping/clinical.js';
 import type { Identifier } from '../mapping/datatypes.js';
@@ -19,7 +20,10 @@ export const PPR_EVENTS: ReadonlySet<string> = new Set(['PC1', 'PC2', 'PC3']);
 /** PPR messages (the patient's problem list), for Hl7Processor, in its transaction. */
 @Injectable()
 export class ProblemMessages {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /**
    * Each PRB as a problem-list Condition, known by its problem instance id (PRB-4), else by
@@ -39,6 +43,7 @@ export class ProblemMessages {
       const deletes = problem.deletes || event === 'PC3';
       const id = await keepListed(
         this.fhir,
+        this.matches,
         'Condition',
         problem.resource,
         criteria,

@@ -1,5 +1,6 @@
 import { AppError } from '../../common/errors/app-error.js';
 import { isDeepStrictEqual } from 'node:util';
+import type { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import type { FhirService } from '../../fhir/fhir.service.js';
 import { normalizeString } from '../../fhir/search/normalize.js';
 import { HL7_USER } from '../hl7-user.js';
@@ -129,13 +130,14 @@ const SAME_TEXT_CANDIDATES = 100;
  */
 export async function conceptMatch(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: string,
   scope: string,
   resource: Record<string, unknown>,
 ): Promise<string | undefined> {
   const byCode = codeParam(resource);
-  if (byCode) return fhir.uniqueMatch(HL7_USER, type, `${scope}&${byCode}`);
-  return sameTextMatch(fhir, type, scope, resource);
+  if (byCode) return matches.uniqueMatch(HL7_USER, type, `${scope}&${byCode}`);
+  return sameTextMatch(fhir, matches, type, scope, resource);
 }
 
 /**
@@ -145,19 +147,21 @@ export async function conceptMatch(
  */
 export async function conceptCriteria(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: string,
   scope: string,
   resource: Record<string, unknown>,
 ): Promise<string | undefined> {
   const byCode = codeParam(resource);
   if (byCode) return `${scope}&${byCode}`;
-  const match = await sameTextMatch(fhir, type, scope, resource);
+  const match = await sameTextMatch(fhir, matches, type, scope, resource);
   return match && `${scope}&_id=${match}`;
 }
 
 /** The record in `scope` whose concept is the resource's text alone, exactly (conceptMatch). */
 async function sameTextMatch(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: string,
   scope: string,
   resource: Record<string, unknown>,
@@ -170,8 +174,8 @@ async function sameTextMatch(
     normalizeString(text) === ''
       ? scope
       : `${scope}&code:text=${encodeURIComponent(escapeSearch(text))}`;
-  await fhir.lockCriteria([{ type, criteria }]);
-  for (const id of await fhir.matchingIds(HL7_USER, type, criteria, SAME_TEXT_CANDIDATES)) {
+  await matches.lockCriteria([{ type, criteria }]);
+  for (const id of await matches.matchingIds(HL7_USER, type, criteria, SAME_TEXT_CANDIDATES)) {
     const stored = (await fhir.read(HL7_USER, type, id)).resource;
     if (textOnly(stored['code']) === text) return id;
   }
@@ -264,6 +268,7 @@ function unnumberedScope(
  */
 export async function unnumberedObservationCriteria(
   fhir: FhirService,
+  matches: CriteriaMatches,
   observation: Record<string, unknown>,
   patientId: string,
   encounterId: string | undefined,
@@ -271,7 +276,7 @@ export async function unnumberedObservationCriteria(
   const byCode = unnumberedObservation(observation, patientId, encounterId);
   if (byCode || codeParam(observation)) return byCode;
   const scope = `subject=Patient/${patientId}${unnumberedScope(observation, encounterId)}`;
-  return conceptCriteria(fhir, 'Observation', scope, observation);
+  return conceptCriteria(fhir, matches, 'Observation', scope, observation);
 }
 
 /**
@@ -302,12 +307,13 @@ export function conditionCategory(category: 'encounter-diagnosis' | 'problem-lis
  */
 export async function upsert(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: string,
   resource: Record<string, unknown>,
   criteria: string | undefined,
   clock?: RecordClock,
 ): Promise<string> {
-  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  const match = criteria ? await matches.uniqueMatch(HL7_USER, type, criteria) : undefined;
   return writeOver(fhir, type, resource, match, clock);
 }
 
@@ -322,6 +328,7 @@ export async function upsert(
  */
 export async function upsertOrder(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: 'ServiceRequest' | 'MedicationRequest',
   resource: Record<string, unknown>,
   identifiers: readonly Identifier[],
@@ -329,7 +336,7 @@ export async function upsertOrder(
   change: OrderChange,
   clock?: RecordClock,
 ): Promise<string> {
-  const match = await patientsOrderOf(fhir, type, identifiers, patientId);
+  const match = await patientsOrderOf(fhir, matches, type, identifiers, patientId);
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
       '204',
@@ -350,12 +357,13 @@ export async function upsertOrder(
  */
 export async function patientsOrderOf(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: 'ServiceRequest' | 'MedicationRequest',
   identifiers: readonly Identifier[],
   patientId: string,
 ): Promise<string | undefined> {
   for (const identifier of identifiers) {
-    const match = await patientsNumbered(fhir, type, byIdentifier(identifier)!, patientId);
+    const match = await patientsNumbered(fhir, matches, type, byIdentifier(identifier)!, patientId);
     if (match) return match;
   }
   return undefined;
@@ -378,18 +386,19 @@ const WITHDRAWN_ORDER = new Set(['entered-in-error', 'revoked', 'cancelled', 'de
  */
 export async function patientsNumbered(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
   criteria: string,
   patientId: string,
   field = 'ORC-2/ORC-3',
 ): Promise<string | undefined> {
-  const own = await fhir.uniqueMatch(HL7_USER, type, `${criteria}&subject=Patient/${patientId}`);
+  const own = await matches.uniqueMatch(HL7_USER, type, `${criteria}&subject=Patient/${patientId}`);
   if (own) return own;
   // The number's lock, whoever's order it is: two patients' orders sent at once under one
   // number would otherwise both be filed, each under its patient's criteria's lock.
-  await fhir.lockCriteria([{ type, criteria }]);
+  await matches.lockCriteria([{ type, criteria }]);
   let ours: string | undefined;
-  for (const id of await fhir.matchingIds(HL7_USER, type, criteria, 20)) {
+  for (const id of await matches.matchingIds(HL7_USER, type, criteria, 20)) {
     const stored = (await fhir.read(HL7_USER, type, id)).resource;
     if (await isPatientsRecord(fhir, stored, patientId)) ours ??= id;
     else if (!WITHDRAWN_ORDER.has(String(stored['status']))) {
@@ -412,14 +421,15 @@ export async function patientsNumbered(
  */
 export async function patientsOrder(
   fhir: FhirService,
+  matches: CriteriaMatches,
   criteria: string,
   patientId: string,
 ): Promise<string | undefined> {
-  const own = await fhir
+  const own = await matches
     .findUnique(HL7_USER, 'ServiceRequest', `${criteria}&subject=Patient/${patientId}`)
     .catch(ambiguous);
   if (own) return own;
-  for (const id of await fhir.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20)) {
+  for (const id of await matches.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20)) {
     const stored = (await fhir.read(HL7_USER, 'ServiceRequest', id)).resource;
     if (await isPatientsRecord(fhir, stored, patientId)) return id;
   }
@@ -463,6 +473,7 @@ export async function writeOver(
  */
 export async function knownVisit(
   fhir: FhirService,
+  matches: CriteriaMatches,
   message: V2Message,
   sender: string | undefined,
   patientId: string,
@@ -471,13 +482,13 @@ export async function knownVisit(
   const criteria = pv1 ? byIdentifier(visitIdentifier(pv1, sender)) : undefined;
   if (!criteria) return undefined;
   // The patient's own visit, found as cheaply as before; only a miss looks further.
-  const own = await fhir.findUnique(
+  const own = await matches.findUnique(
     HL7_USER,
     'Encounter',
     `${criteria}&subject=Patient/${patientId}`,
   );
   if (own) return own;
-  const other = await fhir.findUnique(HL7_USER, 'Encounter', criteria);
+  const other = await matches.findUnique(HL7_USER, 'Encounter', criteria);
   if (!other) return undefined;
   const encounter = (await fhir.read(HL7_USER, 'Encounter', other)).resource;
   return (await isPatientsRecord(fhir, encounter, patientId)) ? other : undefined;
@@ -520,11 +531,12 @@ function gone(error: unknown): undefined {
 /** The `encounter` element of a record of the message's visit, when the visit is known. */
 export async function visitOf(
   fhir: FhirService,
+  matches: CriteriaMatches,
   message: V2Message,
   sender: string | undefined,
   patientId: string,
 ): Promise<{ encounter?: { reference: string } }> {
-  const encounterId = await knownVisit(fhir, message, sender, patientId);
+  const encounterId = await knownVisit(fhir, matches, message, sender, patientId);
   return encounterId ? { encounter: { reference: `Encounter/${encounterId}` } } : {};
 }
 
@@ -538,14 +550,15 @@ export async function visitOf(
  */
 export async function keepListed(
   fhir: FhirService,
+  matches: CriteriaMatches,
   type: 'AllergyIntolerance' | 'Condition' | 'Procedure',
   resource: Record<string, unknown>,
   criteria: string | undefined,
   deletes: boolean,
   clock?: RecordClock,
 ): Promise<string | undefined> {
-  if (!deletes) return upsert(fhir, type, resource, criteria, clock);
-  const match = criteria ? await fhir.uniqueMatch(HL7_USER, type, criteria) : undefined;
+  if (!deletes) return upsert(fhir, matches, type, resource, criteria, clock);
+  const match = criteria ? await matches.uniqueMatch(HL7_USER, type, criteria) : undefined;
   if (!match) return undefined;
   if (await clock?.(type, match)) return match;
   const current = without((await fhir.read(HL7_USER, type, match)).resource, 'meta');

@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import { resolveReferences } from '../../fhir/bundle/bundle-entry.js';
+import type { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
@@ -14,11 +15,12 @@ const MAX_MOVED = 10_000;
 /** The live records referring to `type/id`, refused (ERR 207) past MAX_MOVED. */
 export async function recordsReferring(
   fhir: FhirService,
+  referrers: ResourceReferrers,
   type: string,
   id: string,
   what: string,
 ): Promise<{ type: string; id: string }[]> {
-  const records = await fhir.referrersOf(type, id, MAX_MOVED + 1);
+  const records = await referrers.referrersOf(type, id, MAX_MOVED + 1);
   if (records.length > MAX_MOVED) {
     throw new Hl7ProcessingError(
       '207',

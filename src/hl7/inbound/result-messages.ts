@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -159,6 +160,7 @@ const REPORT_NOTE = 'http://hl7.org/fhir/5.0/StructureDefinition/extension-Diagn
 export class ResultMessages {
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
     private readonly clock: Hl7EventClockRepository,
   ) {}
 
@@ -173,7 +175,7 @@ export class ResultMessages {
     specimenFirst: boolean,
     { sender, patientId, touched }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     // OBX segments before the first OBR (some senders put them there) become Observations
     // outside any report rather than being lost. An OBX's notes are the NTE segments right
     // after it (its PRT participants may come between). The specimen (SPM) of a report comes
@@ -241,7 +243,7 @@ export class ResultMessages {
       // report's observations exist only when an earlier version was deleted (below), and are
       // otherwise created without a lookup each.
       const matching = reportCriteria
-        ? this.fhir.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
+        ? this.matches.uniqueMatch(HL7_USER, 'DiagnosticReport', reportCriteria)
         : undefined;
       // Unnumbered reports filed more than once before they were known again: a new one, as then.
       const reportMatch = await (reportIdentifier ? matching : matching?.catch(ambiguous));
@@ -313,7 +315,7 @@ export class ResultMessages {
       // by them cost a new report ten times its time while PostgreSQL knew no Observations yet.
       const kept =
         !reportMatch &&
-        (await this.fhir.anyIdentified(
+        (await this.matches.anyIdentified(
           'Observation',
           observations.flatMap(({ identifier }) =>
             identifier?.system ? [{ system: identifier.system, value: identifier.value }] : [],
@@ -347,7 +349,7 @@ export class ResultMessages {
         const byPlace = !identifier || shared.has(identifier.value);
         const id = byPlace
           ? await writeOver(this.fhir, 'Observation', body, positional?.get(codeKey(body))?.shift())
-          : await upsert(this.fhir, 'Observation', body, byIdentifier(identifier));
+          : await upsert(this.fhir, this.matches, 'Observation', body, byIdentifier(identifier));
         result.push({ reference: `Observation/${id}` });
         touched.entities.push(`Observation/${id}`);
       }
@@ -412,10 +414,16 @@ export class ResultMessages {
       const criteria = sample
         ? byCode && `${byCode}&specimen=${sample}`
         : !twice.has(codeKey(body))
-          ? await unnumberedObservationCriteria(this.fhir, body, patientId, encounterId)
+          ? await unnumberedObservationCriteria(
+              this.fhir,
+              this.matches,
+              body,
+              patientId,
+              encounterId,
+            )
           : undefined;
       const match = criteria
-        ? await this.fhir.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
+        ? await this.matches.uniqueMatch(HL7_USER, 'Observation', criteria).catch(ambiguous)
         : undefined;
       written.push(`Observation/${await writeOver(this.fhir, 'Observation', body, match)}`);
     }
@@ -463,10 +471,11 @@ export class ResultMessages {
         identifierOfEi(orc?.repetitions(3)[0] ?? obr.repetitions(3)[0], sender),
         'FILL',
       );
-      const id = filler && (await patientsOrder(this.fhir, byIdentifier(filler)!, patientId));
+      const id =
+        filler && (await patientsOrder(this.fhir, this.matches, byIdentifier(filler)!, patientId));
       return id ? { reference: `ServiceRequest/${id}` } : undefined;
     }
-    const id = await patientsOrder(this.fhir, byIdentifier(placer)!, patientId);
+    const id = await patientsOrder(this.fhir, this.matches, byIdentifier(placer)!, patientId);
     return id
       ? { reference: `ServiceRequest/${id}` }
       : { type: 'ServiceRequest', identifier: placer };
@@ -489,6 +498,7 @@ export class ResultMessages {
     const byId = byIdentifier(identifier);
     const id = await upsert(
       this.fhir,
+      this.matches,
       'Specimen',
       resource,
       byId && `${byId}&subject=Patient/${patientId}`,

@@ -1,4 +1,6 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
+import { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -71,6 +73,8 @@ function doseOf(dose: Record<string, unknown>): Record<string, unknown> {
 export class VaccinationMessages {
   constructor(
     private readonly fhir: FhirService,
+    private readonly referrers: ResourceReferrers,
+    private readonly matches: CriteriaMatches,
     private readonly patientSegments: PatientSegments,
     private readonly places: Places,
   ) {}
@@ -86,7 +90,7 @@ export class VaccinationMessages {
     message: V2Message,
     { sender, patientId, touched, clock }: PatientOfMessage,
   ): Promise<Touched> {
-    const encounter = await visitOf(this.fhir, message, sender, patientId);
+    const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     // The kin and payer a registry keeps with the child's record (dropped until 2026-12-07):
     // new ones, as ADT owns those it filed (see setsDemographics).
     await this.patientSegments.kinAndCoverage(
@@ -124,7 +128,7 @@ export class VaccinationMessages {
       const byOrder = byNumber && `${byNumber}&patient=Patient/${patientId}`;
       const criteria = byOrder ?? sameDose(immunization, patientId);
       const lookup = criteria
-        ? this.fhir.uniqueMatch(HL7_USER, 'Immunization', criteria)
+        ? this.matches.uniqueMatch(HL7_USER, 'Immunization', criteria)
         : undefined;
       // Doses recorded twice before, matched by vaccine and time: a new one is added as then,
       // but which of them a deletion means cannot be told (412, AE).
@@ -198,9 +202,9 @@ export class VaccinationMessages {
   private async numberedDose(byNumber: string, patientId: string): Promise<string | undefined> {
     // The number's lock, whoever's dose it is: two patients' doses sent at once under one
     // number would otherwise both be filed, each under its patient's lock.
-    await this.fhir.lockCriteria([{ type: 'Immunization', criteria: byNumber }]);
+    await this.matches.lockCriteria([{ type: 'Immunization', criteria: byNumber }]);
     let ours: string | undefined;
-    for (const id of await this.fhir.matchingIds(HL7_USER, 'Immunization', byNumber, 20)) {
+    for (const id of await this.matches.matchingIds(HL7_USER, 'Immunization', byNumber, 20)) {
       const dose = (await this.fhir.read(HL7_USER, 'Immunization', id)).resource;
       if (await isPatientsRecord(this.fhir, doseOf(dose), patientId)) ours ??= id;
       else if (dose['status'] !== 'entered-in-error') {
@@ -247,8 +251,8 @@ export class VaccinationMessages {
       // 2026-12-07 it had no criteria, and each resent dose added it again.
       const criteria = twice.has(codeKey(body))
         ? undefined
-        : await conceptCriteria(this.fhir, 'Observation', scope, body);
-      const id = await upsert(this.fhir, 'Observation', body, criteria, dose.clock);
+        : await conceptCriteria(this.fhir, this.matches, 'Observation', scope, body);
+      const id = await upsert(this.fhir, this.matches, 'Observation', body, criteria, dose.clock);
       touched.entities.push(`Observation/${id}`);
     }
   }
@@ -264,7 +268,7 @@ export class VaccinationMessages {
     touched: Touched,
   ): Promise<void> {
     const dose = `Immunization/${doseId}`;
-    for (const { type, id } of await this.fhir.referrersOf('Immunization', doseId, 1000)) {
+    for (const { type, id } of await this.referrers.referrersOf('Immunization', doseId, 1000)) {
       if (type !== 'Observation') continue;
       const current = without((await this.fhir.read(HL7_USER, type, id)).resource, 'meta', 'id');
       const parts = (current['partOf'] as { reference?: string }[] | undefined) ?? [];

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { isDeepStrictEqual } from 'node:util';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
+import { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
@@ -18,7 +20,11 @@ import {
 /** ADT^A45 (a visit moved to another patient), for Hl7Processor, in its transaction. */
 @Injectable()
 export class VisitMoves {
-  constructor(private readonly fhir: FhirService) {}
+  constructor(
+    private readonly fhir: FhirService,
+    private readonly referrers: ResourceReferrers,
+    private readonly matches: CriteriaMatches,
+  ) {}
 
   /**
    * For each MRG (with the PV1 after it), the visit its prior visit number MRG-5 names becomes
@@ -43,7 +49,11 @@ export class VisitMoves {
       if (!prior) {
         throw new Hl7ProcessingError('101', 'MRG-5 (the number of the visit to move) is required');
       }
-      const encounterId = await this.fhir.uniqueMatch(HL7_USER, 'Encounter', byIdentifier(prior)!);
+      const encounterId = await this.matches.uniqueMatch(
+        HL7_USER,
+        'Encounter',
+        byIdentifier(prior)!,
+      );
       if (!encounterId) continue;
       const stored = (await this.fhir.read(HL7_USER, 'Encounter', encounterId)).resource;
       const current = without(stored, 'meta');
@@ -66,7 +76,13 @@ export class VisitMoves {
       }
       if (!from || from === to) continue;
       if (from.startsWith('Patient/')) touched.patientIds.push(from.slice('Patient/'.length));
-      const records = await recordsReferring(this.fhir, 'Encounter', encounterId, 'The visit');
+      const records = await recordsReferring(
+        this.fhir,
+        this.referrers,
+        'Encounter',
+        encounterId,
+        'The visit',
+      );
       await moveRecords(this.fhir, records, { from, to }, touched);
     }
     return touched;

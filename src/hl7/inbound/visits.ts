@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
@@ -46,6 +47,7 @@ export interface VisitEvent {
 export class Visits {
   constructor(
     private readonly fhir: FhirService,
+    private readonly matches: CriteriaMatches,
     private readonly places: Places,
     private readonly clock: Hl7EventClockRepository,
   ) {}
@@ -67,7 +69,7 @@ export class Visits {
     const { identifier, resource } = encounterFromPv1(pv1, patientId, event.status, sender, pv2);
     const criteria = byIdentifier(identifier);
     const match = criteria
-      ? await this.fhir.uniqueMatch(HL7_USER, 'Encounter', criteria)
+      ? await this.matches.uniqueMatch(HL7_USER, 'Encounter', criteria)
       : await this.unnumbered(resource, patientId);
     if (!match && event.updatesOnly) return undefined;
     if (!match && event.known) {
@@ -143,7 +145,7 @@ export class Visits {
     const start = (resource['period'] as { start?: string } | undefined)?.start;
     if (!start?.includes('T')) return undefined;
     // Visits whose period holds that instant; the one that began then is the same visit.
-    const found = await this.fhir
+    const found = await this.matches
       .uniqueMatch(
         HL7_USER,
         'Encounter',
