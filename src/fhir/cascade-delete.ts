@@ -7,6 +7,7 @@ import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ConditionalWrites } from './conditional-writes.service.js';
 import { FhirService } from './fhir.service.js';
+import { ResourceReferrers } from './resource-referrers.service.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 
 /** What a cascading delete removed: its target and, by type, how many resources with it. */
@@ -34,6 +35,7 @@ export class CascadeDelete {
     config: AppConfig,
     private readonly fhir: FhirService,
     private readonly conditional: ConditionalWrites,
+    private readonly referrers: ResourceReferrers,
     private readonly unitOfWork: UnitOfWork,
     private readonly searchIndex: SearchIndexRepository,
   ) {
@@ -41,10 +43,7 @@ export class CascadeDelete {
   }
 
   delete(user: AuthenticatedUser, type: string, id: string, ifMatch?: string): Promise<Cascade> {
-    return this.unitOfWork.run(async () => {
-      await this.fhir.delete(user, type, id, ifMatch);
-      return this.deleteReferrers(user, { type, id });
-    });
+    return this.unitOfWork.run(() => this.deleteWithReferrers(user, { type, id }, ifMatch));
   }
 
   /** The conditional form; undefined when nothing matches (and nothing was deleted). */
@@ -55,30 +54,43 @@ export class CascadeDelete {
     ifMatch?: string,
   ): Promise<Cascade | undefined> {
     return this.unitOfWork.run(async () => {
-      const id = await this.conditional.conditionalDelete(user, type, criteria, ifMatch);
-      return id === undefined ? undefined : this.deleteReferrers(user, { type, id });
+      const id = await this.conditional.conditionalDeleteTarget(user, type, criteria);
+      return id === undefined ? undefined : this.deleteWithReferrers(user, { type, id }, ifMatch);
     });
   }
 
   /**
-   * Deletes what refers to the target, level by level: once a level is deleted its index rows
-   * are gone, so the next query finds only what refers to it and is still live.
+   * Deletes what refers to the target, directly or through others, then the target. The target
+   * is checked first (its 404, 403 or 412 before any referrer's) and held against new references;
+   * then every referrer is found, level by level, and the furthest are deleted first, so that
+   * each deletion is matched against Subscriptions while what it refers to is still there
+   * (criteria that chain through the target, `Observation?patient.gender=female`, matched none
+   * of its referrers' deletions when the target went first, until 2026-12-07).
    */
-  private async deleteReferrers(
+  private async deleteWithReferrers(
     user: AuthenticatedUser,
     root: { type: string; id: string },
+    ifMatch: string | undefined,
   ): Promise<Cascade> {
+    await this.fhir.assertDeletable(user, root.type, root.id, ifMatch);
+    await this.referrers.lockAgainstReferences(root.type, root.id);
     const target = `${root.type}/${root.id}`;
     const byType = new Map<string, number>();
-    let deleted = 0;
+    const seen = new Set([target]);
+    const levels: { type: string; id: string }[][] = [];
+    let found = 0;
     let level = [root];
     while (level.length > 0) {
-      const found = await this.searchIndex.referringResources(
-        this.unitOfWork.manager,
-        level,
-        this.max - deleted + 1,
-      );
-      if (deleted + found.length > this.max) {
+      // Nothing is deleted yet, so what was found before is found again (a report that refers
+      // to the patient and to its results): the limit leaves room for it.
+      const referrers = (
+        await this.searchIndex.referringResources(
+          this.unitOfWork.manager,
+          level,
+          this.max - found + 1 + seen.size,
+        )
+      ).filter((resource) => !seen.has(`${resource.type}/${resource.id}`));
+      if (found + referrers.length > this.max) {
         throw AppError.conflict(
           `${target} has more than ${this.max} resources that refer to it, directly or through ` +
             'others: too many for one cascading delete. Delete some of them first',
@@ -87,7 +99,7 @@ export class CascadeDelete {
       // Finding what refers to the target is a search of those types, and the outcome names
       // them with their counts: a token that may delete them but not search for them (until
       // 2026-12-07) learnt what a patient had on file by deleting it.
-      for (const type of new Set(found.map((resource) => resource.type))) {
+      for (const type of new Set(referrers.map((resource) => resource.type))) {
         const searches = mayUseFhir(user, type, 'search');
         if (!searches || !mayUseFhir(user, type, 'delete')) {
           throw AppError.forbidden(
@@ -96,13 +108,18 @@ export class CascadeDelete {
           );
         }
       }
-      for (const resource of found) {
-        await this.deleteReferrer(user, target, resource);
+      for (const resource of referrers) {
+        seen.add(`${resource.type}/${resource.id}`);
         byType.set(resource.type, (byType.get(resource.type) ?? 0) + 1);
       }
-      deleted += found.length;
-      level = found;
+      found += referrers.length;
+      levels.push(referrers);
+      level = referrers;
     }
+    for (const referrers of levels.reverse()) {
+      for (const resource of referrers) await this.deleteReferrer(user, target, resource);
+    }
+    await this.fhir.delete(user, root.type, root.id, ifMatch);
     return { target, byType };
   }
 

@@ -151,13 +151,22 @@ export class ConditionalWrites {
     criteria: string,
     ifMatch?: string,
   ): Promise<string | undefined> {
-    this.definitions.assertRestfulType(type);
     return this.unitOfWork.run(async () => {
-      const match = await this.matches.uniqueMatch(user, type, criteria);
+      const match = await this.conditionalDeleteTarget(user, type, criteria);
       if (match) {
         await this.fhir.delete(user, type, match, ifMatch);
       }
       return match;
     });
+  }
+
+  /** The resource a conditional delete would delete, under the criteria's lock, if one. */
+  async conditionalDeleteTarget(
+    user: AuthenticatedUser,
+    type: string,
+    criteria: string,
+  ): Promise<string | undefined> {
+    this.definitions.assertRestfulType(type);
+    return this.matches.uniqueMatch(user, type, criteria);
   }
 }

@@ -7,6 +7,7 @@ import { AppError } from '../common/errors/app-error.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { SecurityContexts } from './security-contexts.js';
 import { assertResourceId, type FhirResource, type StoredResource } from './fhir-types.js';
+import type { ResourceEntity } from './resource.entity.js';
 import { ResourceRepository, type NextVersion } from './resource.repository.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ResourceWrites } from './resource-writes.js';
@@ -18,6 +19,7 @@ import {
   assertVersionMatches,
   parseContent,
   parseIfMatch,
+  type IfMatch,
   sameContent,
   shown,
   stored,
@@ -314,21 +316,49 @@ export class FhirService {
     assertResourceId(id, type);
     const expected = parseIfMatch(ifMatch);
     await this.repository.writeNext(type, id, 'DELETE', async (current, next) => {
-      if (!current) {
-        throw notStored(this.access, type, id);
-      }
-      // Deleting it again is a no-op, unless the caller may not learn that it was deleted.
-      if (current.deleted && !this.access.maySeeDeletion(user, type, 'delete')) {
-        throw AppError.notFound(`${type} resource not found`);
-      }
-      const resource = await openForWrite(this.access, this.contexts, user, current, 'delete');
-      assertVersionMatches(current, expected);
+      const resource = await this.deletable(user, type, id, current, expected);
       if (!resource) return { unchanged: true };
       this.integrity.deleted(type, id);
       // In the deletion's transaction, as a write's listeners are (the HL7 outbox's ADT^A29).
       await this.writes.deleted({ user, resource, versionId: next.versionId });
       return { deleted: true };
     });
+  }
+
+  /**
+   * Refuses what `delete` would refuse (404, 403, 412), writing nothing: for a cascading delete,
+   * which deletes what refers to the resource before the resource itself (CascadeDelete).
+   */
+  async assertDeletable(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    ifMatch?: string,
+  ): Promise<void> {
+    this.assertType(type);
+    assertResourceId(id, type);
+    const expected = parseIfMatch(ifMatch);
+    await this.deletable(user, type, id, await this.repository.findCurrent(type, id), expected);
+  }
+
+  /** The content a delete removes, undefined when deleted already; else why it may not. */
+  private async deletable(
+    user: AuthenticatedUser,
+    type: string,
+    id: string,
+    current: ResourceEntity | null,
+    expected: IfMatch | undefined,
+  ): Promise<FhirResource | undefined> {
+    if (!current) {
+      throw notStored(this.access, type, id);
+    }
+    // Deleting it again is a no-op, unless the caller may not learn that it was deleted.
+    if (current.deleted && !this.access.maySeeDeletion(user, type, 'delete')) {
+      throw AppError.notFound(`${type} resource not found`);
+    }
+    const resource = await openForWrite(this.access, this.contexts, user, current, 'delete');
+    assertVersionMatches(current, expected);
+    return resource;
   }
 
   private assertMayCreate(user: AuthenticatedUser, type: string): void {

@@ -135,4 +135,22 @@ describe('Subscriptions: deletions', () => {
     expect(res.status).toBe(200);
     expect(await queued(id)).toEqual([...before, `${result}/2`]);
   });
+
+  it('notifies of a cascade-deleted referrer whose criteria chain through the target', async () => {
+    const code = `d-${run}-chain`;
+    const id = await create({
+      ...subscription(code, `${hooks}chain-${run}`),
+      criteria: `Observation?code=${LOINC}|${code}&patient.gender=female`,
+    });
+    const patient = await create({ resourceType: 'Patient', gender: 'female' });
+    const result = await create(
+      observation(code, { subject: { reference: `Patient/${patient}` } }),
+    );
+    const before = await queued(id);
+    expect(before).toContain(`${result}/1`);
+
+    const res = await doctor('DELETE', `${fhir}/Patient/${patient}?_cascade=delete`);
+    expect(res.status).toBe(200);
+    expect(await queued(id)).toEqual([...before, `${result}/2`]);
+  });
 });
