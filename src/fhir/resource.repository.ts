@@ -227,7 +227,8 @@ export class ResourceRepository {
    * that syncs `_since` this instant misses none of them (it may see some twice). Sessions of
    * other database roles show no start without pg_read_all_stats, so every instance and the CLI
    * connect as one role (README, Running several instances). Every open transaction counts:
-   * which will write is not known.
+   * which will write is not known. A search's is one (UnitOfWork.limited, since 2026-12-07), so
+   * the instant trails the oldest search under way too: a poll may see more repeats, none fewer.
    */
   async completeUpTo(): Promise<Date> {
     const [row] = await this.unitOfWork.manager.query<{ at: Date }[]>(

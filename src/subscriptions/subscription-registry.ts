@@ -216,7 +216,9 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private async matchDeletion({ resource, versionId }: ResourceDeletion): Promise<void> {
     const type = resource.resourceType;
     const id = resource.id!;
-    // A deletion always has a transaction (ResourceRepository.writeNext), its own.
+    // A deletion always runs in a transaction (ResourceRepository.writeNext's, or the Bundle's
+    // or cascade's it joins), and nothing writes the resource before it there: a transaction
+    // Bundle's DELETE entries run first, and HL7 messages delete nothing.
     const state = this.inTransaction();
     for (const watcher of this.watchersOf(type, state.own)) {
       if ((await this.matchedBy(watcher, type, [id])).has(id)) {
