@@ -199,7 +199,12 @@ describe('The search timeout', () => {
 
   beforeAll(async () => {
     database = await createScratchDatabase();
-    restoreEnv = withEnv({ DATABASE_URL: database.url, SEARCH_TIMEOUT_MS: '1000' });
+    // No limit but the search's: a search that escaped it would wait for the lock, not 503.
+    restoreEnv = withEnv({
+      DATABASE_URL: database.url,
+      SEARCH_TIMEOUT_MS: '1000',
+      DATABASE_STATEMENT_TIMEOUT_MS: '0',
+    });
     testApp = await createTestApp();
     api = authorizedHttp(await tokenFor(testApp, 'doctor'));
     locker = new pg.Client({ connectionString: database.url });
@@ -235,6 +240,7 @@ describe('The search timeout', () => {
       for (const [method, url] of [
         ['GET', `${fhir}/Patient?family=Nobody`],
         ['GET', `${fhir}/Patient?_summary=count`],
+        ['GET', `${fhir}/Observation/$lastn?patient=Patient/nobody`],
       ] as const) {
         const stopped = await api(method, url);
         expect(stopped.status).toBe(503);

@@ -231,14 +231,19 @@ export class SearchService {
     );
   }
 
-  /** `Observation/$lastn`, as LastNSearch answers it (batch entries reach it here too). */
+  /**
+   * `Observation/$lastn`, as LastNSearch answers it (batch entries reach it here too), under
+   * SEARCH_TIMEOUT_MS as a search is: until 2026-12-07 it had the connections' minute.
+   */
   lastN(
     user: AuthenticatedUser,
     received: Query,
     baseUrl: string,
     viaPost = false,
   ): Promise<SearchBundle> {
-    return this.lastn.lastN(user, received, baseUrl, viaPost);
+    return this.unitOfWork.limited(this.config.searchTimeoutMs, () =>
+      this.lastn.lastN(user, received, baseUrl, viaPost),
+    );
   }
 
   /**
