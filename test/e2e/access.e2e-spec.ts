@@ -4,7 +4,14 @@ import { DataSource } from 'typeorm';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { buildPatient } from '../support/factories.js';
 import { UsersService } from '../../src/auth/users.service.js';
-import { createUser, enableMfa, login, loginWithMfa, tokenFor } from '../support/auth.js';
+import {
+  createUser,
+  enableMfa,
+  login,
+  loginWithMfa,
+  scopedHttp,
+  tokenFor,
+} from '../support/auth.js';
 import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
@@ -57,14 +64,8 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
     return res.body.id as string;
   }
 
-  async function scoped(token: string, scope: string, patient?: string): Promise<HttpFn> {
-    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
-      body: { scope, ...(patient ? { patient } : {}) },
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    });
-    expect(res.status).toBe(200);
-    return authorizedHttp(res.body.access_token as string);
-  }
+  const scoped = (token: string, scope: string, patient?: string) =>
+    scopedHttp(testApp, token, scope, patient);
 
   beforeAll(async () => {
     // Subscriptions are accepted (never delivered: the ones here are off).

@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { scopedHttp, tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (patient: string) => ({
@@ -61,12 +61,7 @@ describe('a patient-scoped token and the versions of a record no longer in its c
     ids.movedThenDeleted = await create(observation(ids.a));
     await moveToB(ids.movedThenDeleted);
     await remove(ids.movedThenDeleted);
-    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
-      body: { scope: 'patient/*.rs', patient: ids.a },
-      headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
-    });
-    expect(res.status).toBe(200);
-    app = authorizedHttp(res.body.access_token as string);
+    app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', ids.a);
   });
 
   afterAll(async () => {

@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { scopedHttp, tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (patient: string) => ({
@@ -70,12 +70,7 @@ describe('page cursors', () => {
     ids.mine.push(await create(binary(ids.a)));
     ids.theirs.push(await create(binary(ids.b)));
     ids.theirs.push(await create(binary(ids.b)));
-    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
-      body: { scope: 'patient/*.rs', patient: ids.a },
-      headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
-    });
-    expect(res.status).toBe(200);
-    app = authorizedHttp(res.body.access_token as string);
+    app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', ids.a);
   });
 
   afterAll(async () => {

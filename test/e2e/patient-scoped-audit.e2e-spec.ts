@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { scopedHttp, tokenFor } from '../support/auth.js';
+import { authorizedHttp } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -13,14 +13,8 @@ describe('the audit trail and a patient-scoped token', () => {
   let fhir: string;
   const ids = { a: '', b: '', event: '' };
 
-  const exchange = async (token: string, scope: string, patient?: string): Promise<HttpFn> => {
-    const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
-      body: { scope, ...(patient ? { patient } : {}) },
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    });
-    expect(res.status).toBe(200);
-    return authorizedHttp(res.body.access_token as string);
-  };
+  const exchange = (token: string, scope: string, patient?: string) =>
+    scopedHttp(testApp, token, scope, patient);
 
   beforeAll(async () => {
     testApp = await createTestApp();

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { scopedHttp, tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -62,14 +62,7 @@ describe('a patient-scoped token and records about patients outside every compar
         ],
       }),
     );
-    const exchange = async (scope: string): Promise<HttpFn> => {
-      const res = await plainHttp('POST', `${testApp.url}/auth/token/scoped`, {
-        body: { scope, patient: ids.a },
-        headers: { authorization: `Bearer ${doctorToken}`, 'content-type': 'application/json' },
-      });
-      expect(res.status).toBe(200);
-      return authorizedHttp(res.body.access_token as string);
-    };
+    const exchange = (scope: string) => scopedHttp(testApp, doctorToken, scope, ids.a);
     app = await exchange('patient/*.rs');
     writer = await exchange('patient/*.cruds');
   });

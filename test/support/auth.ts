@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { generate } from 'otplib';
 import { UsersService } from '../../src/auth/users.service.js';
 import type { Role } from '../../src/auth/roles.js';
-import { http } from './http.js';
+import { authorizedHttp, http, type HttpFn } from './http.js';
 import type { TestApp } from './test-app.js';
 
 export interface TestUser {
@@ -88,4 +88,24 @@ export async function loginWithMfa(
   });
   if (second.status !== 200) throw new Error(`MFA login failed: ${second.status} ${second.text}`);
   return second.body;
+}
+
+/**
+ * A client of a token exchanged for narrower SMART scopes (`POST /auth/token/scoped`), with a
+ * patient in context when given: what a patient's app or a scoped integration holds.
+ */
+export async function scopedHttp(
+  testApp: TestApp,
+  token: string,
+  scope: string,
+  patient?: string,
+): Promise<HttpFn> {
+  const res = await http('POST', `${testApp.url}/auth/token/scoped`, {
+    body: { scope, ...(patient ? { patient } : {}) },
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+  });
+  if (res.status !== 200) {
+    throw new Error(`token exchange for ${scope}: ${res.status} ${JSON.stringify(res.body)}`);
+  }
+  return authorizedHttp(res.body.access_token as string);
 }
