@@ -6,13 +6,14 @@ import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import {
   eventually,
+  loincObservation as observation,
+  observationSubscription,
   startSubscriptionsApp,
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
-const LOINC = 'http://loinc.org';
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 /** What a downstream system that consumes the Subscriptions relies on. */
@@ -28,21 +29,8 @@ describe('Subscriptions, as a receiver relies on them', () => {
   const held = new Map<string, (status: number) => void>();
   const run = randomUUID().slice(0, 8);
 
-  const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) => ({
-    resourceType: 'Subscription',
-    status: 'requested',
-    reason: 'Care-management worklist',
-    criteria: `Observation?code=${LOINC}|${code}`,
-    channel: { type: 'rest-hook', endpoint, header: [`Authorization: Bearer care-${run}`] },
-    ...change,
-  });
-  const observation = (code: string, extra: Record<string, unknown> = {}) => ({
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: LOINC, code }] },
-    valueQuantity: { value: 5.4, unit: 'mmol/L' },
-    ...extra,
-  });
+  const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) =>
+    observationSubscription(code, endpoint, `Authorization: Bearer care-${run}`, change);
   const create = async (as: HttpFn, resource: Record<string, unknown>): Promise<string> => {
     const res = await as('POST', `${fhir}/${String(resource['resourceType'])}`, { body: resource });
     expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({

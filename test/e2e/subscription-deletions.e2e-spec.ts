@@ -4,12 +4,13 @@ import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import {
   eventually,
+  LOINC,
+  loincObservation as observation,
+  observationSubscription,
   startSubscriptionsApp,
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
-
-const LOINC = 'http://loinc.org';
 
 /**
  * A receiver keeps a copy of what matched its criteria: a deletion of a record it was told of
@@ -24,20 +25,8 @@ describe('Subscriptions: deletions', () => {
   let fhir: string;
   const run = randomUUID().slice(0, 8);
 
-  const subscription = (code: string, endpoint: string) => ({
-    resourceType: 'Subscription',
-    status: 'requested',
-    reason: 'Results worklist',
-    criteria: `Observation?code=${LOINC}|${code}`,
-    channel: { type: 'rest-hook', endpoint, header: [`Authorization: Bearer del-${run}`] },
-  });
-  const observation = (code: string, extra: Record<string, unknown> = {}) => ({
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: LOINC, code }] },
-    valueQuantity: { value: 5.4, unit: 'mmol/L' },
-    ...extra,
-  });
+  const subscription = (code: string, endpoint: string) =>
+    observationSubscription(code, endpoint, `Authorization: Bearer del-${run}`);
   const create = async (resource: Record<string, unknown>): Promise<string> => {
     const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
       body: resource,

@@ -10,13 +10,13 @@ import { createUser, login, type TestUser } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import {
   eventually,
+  LOINC,
+  observationSubscription,
   startSubscriptionsApp,
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
 import type { TestApp } from '../support/test-app.js';
-
-const LOINC = 'http://loinc.org';
 
 /**
  * A Subscription's owner is whoever last wrote it: an account, through the app or backend
@@ -34,13 +34,8 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
   const run = randomUUID().slice(0, 8);
 
   const hits = (path: string): number => received.filter((hit) => hit.path === path).length;
-  const subscription = (code: string, path: string) => ({
-    resourceType: 'Subscription',
-    status: 'requested',
-    reason: 'New results for the ward dashboard',
-    criteria: `Observation?code=${LOINC}|${code}`,
-    channel: { type: 'rest-hook', endpoint: `${hooks}${path}`, header: ['X-Key: k'] },
-  });
+  const subscription = (code: string, path: string) =>
+    observationSubscription(code, `${hooks}${path}`, 'X-Key: k');
   const observe = async (code: string): Promise<void> => {
     const res = await writer('POST', `${fhir}/Observation`, {
       body: {

@@ -10,13 +10,14 @@ import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import {
   eventually,
+  LOINC,
+  loincObservation as observation,
+  observationSubscription,
   startSubscriptionsApp,
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
 import type { TestApp } from '../support/test-app.js';
-
-const LOINC = 'http://loinc.org';
 
 describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
   let subscriptionsApp: SubscriptionsTestApp;
@@ -28,21 +29,8 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
   let fhir: string;
   const run = randomUUID().slice(0, 8);
 
-  const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) => ({
-    resourceType: 'Subscription',
-    status: 'requested',
-    reason: 'New results for the ward dashboard',
-    criteria: `Observation?code=${LOINC}|${code}`,
-    channel: { type: 'rest-hook', endpoint, header: ['Authorization: Bearer hook-secret'] },
-    ...change,
-  });
-  const observation = (code: string, extra: Record<string, unknown> = {}) => ({
-    resourceType: 'Observation',
-    status: 'final',
-    code: { coding: [{ system: LOINC, code }] },
-    valueQuantity: { value: 5.4, unit: 'mmol/L' },
-    ...extra,
-  });
+  const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) =>
+    observationSubscription(code, endpoint, 'Authorization: Bearer hook-secret', change);
   const create = async (as: HttpFn, resource: Record<string, unknown>): Promise<string> => {
     const res = await as('POST', `${fhir}/${String(resource['resourceType'])}`, { body: resource });
     expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({

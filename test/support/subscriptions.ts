@@ -102,3 +102,36 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
 function closeServer(server: Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
 }
+
+export const LOINC = 'http://loinc.org';
+
+/** A rest-hook Subscription to the Observations of one LOINC code, sending one header. */
+export function observationSubscription(
+  code: string,
+  endpoint: string,
+  header: string,
+  change: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    resourceType: 'Subscription',
+    status: 'requested',
+    reason: 'New results for the ward dashboard',
+    criteria: `Observation?code=${LOINC}|${code}`,
+    channel: { type: 'rest-hook', endpoint, header: [header] },
+    ...change,
+  };
+}
+
+/** A final Observation of one LOINC code, 5.4 mmol/L. */
+export function loincObservation(
+  code: string,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: LOINC, code }] },
+    valueQuantity: { value: 5.4, unit: 'mmol/L' },
+    ...extra,
+  };
+}
