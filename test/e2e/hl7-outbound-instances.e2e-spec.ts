@@ -4,23 +4,8 @@ import type { DataSource } from 'typeorm';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import type { Hl7OutboxEntity } from '../../src/hl7/outbound/hl7-outbox.entity.js';
 import { Hl7OutboxRepository } from '../../src/hl7/outbound/hl7-outbox.repository.js';
+import { gate } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-
-/** Holds work back at `wait` until `release`; `reached` says when it has got that far. */
-function gate(): { reached: Promise<void>; wait: () => Promise<void>; release: () => void } {
-  let reach!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((resolve) => (reach = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  return {
-    reached,
-    wait: () => {
-      reach();
-      return released;
-    },
-    release,
-  };
-}
 
 /**
  * Two instances sending one destination's outbox: the sender's transactions, run as two real

@@ -6,24 +6,8 @@ import {
   SubscriptionRepository,
   type PendingNotification,
 } from '../../src/subscriptions/subscription.repository.js';
-import { untilWaitingForLock } from '../support/locks.js';
+import { gate, untilWaitingForLock } from '../support/locks.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-
-/** Holds work back at `wait` until `release`; `reached` says when it has got that far. */
-function gate(): { reached: Promise<void>; wait: () => Promise<void>; release: () => void } {
-  let reach!: () => void;
-  let release!: () => void;
-  const reached = new Promise<void>((resolve) => (reach = resolve));
-  const released = new Promise<void>((resolve) => (release = resolve));
-  return {
-    reached,
-    wait: () => {
-      reach();
-      return released;
-    },
-    release,
-  };
-}
 
 /**
  * Two instances delivering one outbox: the notifier's transactions, run as two real ones. No

@@ -5,6 +5,25 @@ import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import type { TestApp } from './test-app.js';
 
 /**
+ * Holds work back at `wait` until `release`; `reached` says when it has got that far: how a
+ * test stops one transaction at a chosen point while another runs.
+ */
+export function gate(): { reached: Promise<void>; wait: () => Promise<void>; release: () => void } {
+  let reach!: () => void;
+  let release!: () => void;
+  const reached = new Promise<void>((resolve) => (reach = resolve));
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    reached,
+    wait: () => {
+      reach();
+      return released;
+    },
+    release,
+  };
+}
+
+/**
  * Resolves once a session of this database waits for a lock, running a statement like
  * `queryLike` (a LIKE pattern): how a test knows the interleaving it set up has happened.
  * Fails, naming `what`, after ten seconds.
