@@ -3,7 +3,9 @@ import { isRestrictedIn, ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { mayUseFhir } from '../auth/permissions.js';
 import { AppError } from '../common/errors/app-error.js';
+import { AppConfig } from '../config/config.js';
 import { sqlStateOf } from '../database/database-unavailable.js';
+import { UnitOfWork } from '../database/unit-of-work.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { notACursor, PageCursors } from './cursor.js';
 import { FhirDefinitions } from './fhir-definitions.js';
@@ -26,6 +28,8 @@ export class FhirHistory {
     private readonly contexts: SecurityContexts,
     private readonly definitions: FhirDefinitions,
     private readonly cursors: PageCursors,
+    private readonly unitOfWork: UnitOfWork,
+    private readonly config: AppConfig,
   ) {}
 
   async history(
@@ -157,8 +161,24 @@ export class FhirHistory {
     return this.historyList(user, types, params, `${baseUrl}/_history`, baseUrl);
   }
 
-  /** A page of the versions of many resources, with keyset links (see historyListParams). */
-  private async historyList(
+  /**
+   * A page of the versions of many resources, with keyset links (see historyListParams). It lists
+   * as a search does, so it runs under SEARCH_TIMEOUT_MS as a search does: until 2026-12-07 a
+   * costly `_history?_since` had the connections' minute, holding the pool as searches did.
+   */
+  private historyList(
+    user: AuthenticatedUser,
+    types: string[],
+    params: HistoryListParams,
+    selfUrl: string,
+    baseUrl: string,
+  ): Promise<Bundle> {
+    return this.unitOfWork.limited(this.config.searchTimeoutMs, () =>
+      this.historyPage(user, types, params, selfUrl, baseUrl),
+    );
+  }
+
+  private async historyPage(
     user: AuthenticatedUser,
     types: string[],
     params: HistoryListParams,

@@ -226,7 +226,8 @@ describe('The search timeout', () => {
     await locker.query('BEGIN');
     let write: Promise<{ status: number }> | undefined;
     try {
-      await locker.query('LOCK TABLE resource IN ACCESS EXCLUSIVE MODE');
+      // Both: a type's or the system's history reads the versions table alone.
+      await locker.query('LOCK TABLE resource, resource_history IN ACCESS EXCLUSIVE MODE');
       write = api('POST', `${fhir}/Patient`, { body: buildPatient() });
       // The write waits on the lock before the search starts, and so waits longer than it.
       for (let waiting = 0; waiting === 0;) {
@@ -241,6 +242,8 @@ describe('The search timeout', () => {
         ['GET', `${fhir}/Patient?family=Nobody`],
         ['GET', `${fhir}/Patient?_summary=count`],
         ['GET', `${fhir}/Observation/$lastn?patient=Patient/nobody`],
+        ['GET', `${fhir}/Patient/_history?_count=1`],
+        ['GET', `${fhir}/_history?_count=1`],
       ] as const) {
         const stopped = await api(method, url);
         expect(stopped.status).toBe(503);
