@@ -14,6 +14,7 @@ import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceRepository } from './resource.repository.js';
 import { parseContent, toVersion } from './resource-versions.js';
 import { SecurityContexts } from './security-contexts.js';
+import { notStored } from './write-steps.js';
 
 /**
  * The histories (FHIR's history interaction): of one resource, of a type, of the system, each
@@ -43,8 +44,7 @@ export class FhirHistory {
     assertResourceId(id, type);
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
-      this.access.notStored(`${type}/${id}`);
-      throw AppError.notFound(`${type} resource not found`);
+      throw notStored(this.access, type, id);
     }
     // A deleted record's history is as unknown to a patient-scoped token as the record is to
     // its read: its total and its deletion answered 200 until 2026-12-06.

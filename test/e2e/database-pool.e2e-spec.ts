@@ -5,7 +5,11 @@ import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, http, type HttpFn } from '../support/http.js';
-import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+import {
+  appOnScratchDatabase,
+  createScratchDatabase,
+  type ScratchDatabase,
+} from '../support/scratch-database.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -131,26 +135,22 @@ describe('The database connection pool', () => {
  * cancelled by PostgreSQL, and the request gets a 503 that says so instead of waiting on.
  */
 describe('The statement timeout of the service’s connections', () => {
-  let database: ScratchDatabase;
-  let restoreEnv: () => void;
+  let scratch: Awaited<ReturnType<typeof appOnScratchDatabase>>;
   let testApp: TestApp;
   let locker: pg.Client;
   let api: HttpFn;
 
   beforeAll(async () => {
-    database = await createScratchDatabase();
-    restoreEnv = withEnv({ DATABASE_URL: database.url, DATABASE_STATEMENT_TIMEOUT_MS: '1000' });
-    testApp = await createTestApp();
+    scratch = await appOnScratchDatabase({ DATABASE_STATEMENT_TIMEOUT_MS: '1000' });
+    testApp = scratch.testApp;
     api = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    locker = new pg.Client({ connectionString: database.url });
+    locker = new pg.Client({ connectionString: scratch.database.url });
     await locker.connect();
   });
 
   afterAll(async () => {
     await locker.end();
-    await testApp.close();
-    restoreEnv();
-    await database.drop();
+    await scratch.close();
   });
 
   it('is set on every connection of the pool', async () => {
@@ -190,35 +190,30 @@ describe('The statement timeout of the service’s connections', () => {
  * of the pool for DATABASE_STATEMENT_TIMEOUT_MS (a minute). Writes keep the longer limit.
  */
 describe('The search timeout', () => {
-  let database: ScratchDatabase;
-  let restoreEnv: () => void;
+  let scratch: Awaited<ReturnType<typeof appOnScratchDatabase>>;
   let testApp: TestApp;
   let locker: pg.Client;
   let watcher: pg.Client;
   let api: HttpFn;
 
   beforeAll(async () => {
-    database = await createScratchDatabase();
     // No limit but the search's: a search that escaped it would wait for the lock, not 503.
-    restoreEnv = withEnv({
-      DATABASE_URL: database.url,
+    scratch = await appOnScratchDatabase({
       SEARCH_TIMEOUT_MS: '1000',
       DATABASE_STATEMENT_TIMEOUT_MS: '0',
     });
-    testApp = await createTestApp();
+    testApp = scratch.testApp;
     api = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    locker = new pg.Client({ connectionString: database.url });
+    locker = new pg.Client({ connectionString: scratch.database.url });
     await locker.connect();
-    watcher = new pg.Client({ connectionString: database.url });
+    watcher = new pg.Client({ connectionString: scratch.database.url });
     await watcher.connect();
   });
 
   afterAll(async () => {
     await locker.end();
     await watcher.end();
-    await testApp.close();
-    restoreEnv();
-    await database.drop();
+    await scratch.close();
   });
 
   it('stops a search past it with 503 too-costly, while a write waiting as long goes on', async () => {

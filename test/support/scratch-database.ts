@@ -53,14 +53,17 @@ async function adminQuery(url: string, sql: string): Promise<void> {
   }
 }
 
-/** A test app on a scratch database of its own: DATABASE_URL names it until `close`. */
-export async function appOnScratchDatabase(): Promise<{
+/**
+ * A test app on a scratch database of its own: DATABASE_URL names it, and `env` holds, until
+ * `close`.
+ */
+export async function appOnScratchDatabase(env: Record<string, string> = {}): Promise<{
   database: ScratchDatabase;
   testApp: TestApp;
   close: () => Promise<void>;
 }> {
   const database = await createScratchDatabase();
-  const restoreEnv = withEnv({ DATABASE_URL: database.url });
+  const restoreEnv = withEnv({ ...env, DATABASE_URL: database.url });
   const testApp = await createTestApp();
   return {
     database,
