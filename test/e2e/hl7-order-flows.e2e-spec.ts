@@ -384,6 +384,49 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const results = await feed.search(`Observation?based-on=ServiceRequest/${placed!['id']}`);
     expect(results).toHaveLength(1);
   });
+  it('refuses a change, hold, release or status change of an order not known here (AE 204)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    const acks = await feed.send(
+      orm(tag, 'X1', 'X', `ORC|XO|X1-${tag}^CPOE`, 'OBR|1|||24725-4^CT Head^LN'),
+      orm(tag, 'X2', 'X', `ORC|HD|X2-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+      orm(tag, 'X3', 'X', `ORC|SC||LX3-${tag}^LAB||IP`, 'OBR|1|||2345-7^Glucose^LN'),
+      orm(tag, 'X4', 'X', `ORC|RL|X4-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+      // A status change of no number at all (as OMG-O19-01 sends one): nothing to change.
+      orm(tag, 'X5', 'X', 'ORC|SC||||CM', 'OBR|1|||2345-7^Glucose^LN'),
+      rde(tag, 'X6', 'X', `ORC|XO|X6-${tag}^CPOE`, 'RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg'),
+    );
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AE', 'AE', 'AE', 'AE', 'AE']);
+    for (const ack of acks) expect(ack).toContain('204^');
+    expect(acks[0]).toContain('ORC-1 XO');
+    expect(acks[0]).toContain('needs the number (ORC-2, ORC-3) of a known order');
+    // Until 2026-12-07 each was filed as a new order (a hold as a new order on hold, a change
+    // as a new active one), and the sender never learnt the order it meant was not here.
+    for (const [type, system, value] of [
+      ['ServiceRequest', CPOE, `X1-${tag}`],
+      ['ServiceRequest', CPOE, `X2-${tag}`],
+      ['ServiceRequest', LAB, `LX3-${tag}`],
+      ['ServiceRequest', CPOE, `X4-${tag}`],
+      ['MedicationRequest', CPOE, `X6-${tag}`],
+    ]) {
+      expect(await numbered(type!, system!, value!)).toEqual([]);
+    }
+    expect(
+      await feed.search(
+        `Patient?identifier=${encodeURIComponent(`urn:oid:2.16.840.1.113883.19.77|X-${tag}`)}`,
+      ),
+    ).toEqual([]);
+    // Placed first, the same change and hold are taken.
+    expect(
+      await codes(
+        orm(tag, 'X7', 'X', `ORC|NW|X1-${tag}^CPOE`, 'OBR|1|||24725-4^CT Head^LN'),
+        orm(tag, 'X8', 'X', `ORC|XO|X1-${tag}^CPOE`, 'OBR|1|||24726-2^CT Head W contrast^LN'),
+        orm(tag, 'X9', 'X', `ORC|HD|X1-${tag}^CPOE`, 'OBR|1|||24726-2^CT Head W contrast^LN'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const [changed] = await numbered('ServiceRequest', CPOE, `X1-${tag}`);
+    expect([changed!['status'], changed!['code'].coding[0].code]).toEqual(['on-hold', '24726-2']);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

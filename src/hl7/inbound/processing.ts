@@ -324,7 +324,9 @@ export async function upsert(
  * order not on file (or of no number) is refused (ERR 204), as a referral's is: until
  * 2026-12-07 it was filed as a new order, revoked, and its sender never learnt that the order
  * it meant to take back (placed before the interface went live, or under another number) was
- * not here.
+ * not here. So is a change, hold, release or status change (XO, HD, RL, SC...) of one: until
+ * 2026-12-07 it was filed as a new order of what the message carried (a hold, a new order on
+ * hold), beside the order it meant under another number, or as a copy with every resend.
  */
 export async function upsertOrder(
   fhir: FhirService,
@@ -341,6 +343,12 @@ export async function upsertOrder(
     throw new Hl7ProcessingError(
       '204',
       `A cancel or discontinue (ORC-1 ${change.withdraws}) needs the number (ORC-2, ORC-3) of a known order`,
+    );
+  }
+  if (!match && change.amends) {
+    throw new Hl7ProcessingError(
+      '204',
+      `A change, hold, release or status change (ORC-1 ${change.amends}) needs the number (ORC-2, ORC-3) of a known order`,
     );
   }
   if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);

@@ -125,13 +125,32 @@ describe('an order a control message changes', () => {
       withdraws: 'CA',
     });
     expect(orderChangeOf(orc('ORC|OD|P1^CPOE'), 'MedicationRequest')['withdraws']).toBe('OD');
-    // A new order sent already cancelled (ORC-5 CA), and a hold, need no order on file.
+    // A new order sent already cancelled (ORC-5 CA) needs no order on file; a hold is no cancel.
     expect(orderChangeOf(orc('ORC|NW|P1^CPOE|||CA'), 'ServiceRequest')).toEqual({
       whole: true,
       status: 'revoked',
     });
     expect(orderChangeOf(orc('ORC|HD|P1^CPOE'), 'ServiceRequest')['withdraws']).toBeUndefined();
     expect(orderChangeOf(undefined, 'ServiceRequest')).toEqual({ whole: true, status: undefined });
+  });
+
+  it('changes, holds, releases or reports on a placed order for XO, HD, RL, SC and their replies', () => {
+    for (const control of ['XO', 'XR', 'HD', 'HR', 'OH', 'RL', 'OR', 'SC']) {
+      expect(orderChangeOf(orc(`ORC|${control}|P1^CPOE`), 'ServiceRequest')['amends']).toBe(
+        control,
+      );
+    }
+    expect(orderChangeOf(orc('ORC|sc|P1^CPOE|||CM'), 'MedicationRequest')).toEqual({
+      whole: false,
+      status: 'completed',
+      amends: 'SC',
+    });
+    // A new order, a cancel and a code outside table 0119 are not changes of a placed order.
+    for (const control of ['NW', 'CA', 'ZZ']) {
+      expect(
+        orderChangeOf(orc(`ORC|${control}|P1^CPOE`), 'ServiceRequest')['amends'],
+      ).toBeUndefined();
+    }
   });
 });
 

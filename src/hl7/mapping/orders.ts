@@ -176,6 +176,22 @@ const WITHDRAWING_CONTROLS: ReadonlySet<string> = new Set([
   'OD',
 ]);
 
+/**
+ * ORC-1 codes that change, hold, release or report on an order already placed (table 0119: XO
+ * and XR, HD, HR and OH, RL and OR, SC): v2 has the filler answer such a request for an order it
+ * does not hold with UX, UH or UR (unable to), never a new order (see orderChangeOf).
+ */
+const AMENDING_CONTROLS: ReadonlySet<string> = new Set([
+  'XO',
+  'XR',
+  'HD',
+  'HR',
+  'OH',
+  'RL',
+  'OR',
+  'SC',
+]);
+
 /** What an order message does to the order it names (see upsertOrder). */
 export interface OrderChange {
   /** It carries the whole order (see carriesWholeOrder). */
@@ -184,6 +200,8 @@ export interface OrderChange {
   status: string | undefined;
   /** The ORC-1 code that takes the order back, when it does. */
   withdraws?: string;
+  /** The ORC-1 code that changes, holds, releases or reports on the order, when it does. */
+  amends?: string;
 }
 
 export function orderChangeOf(
@@ -195,6 +213,7 @@ export function orderChangeOf(
     whole: carriesWholeOrder(orc),
     status: orderStatusOf(orc, kind),
     ...(control && WITHDRAWING_CONTROLS.has(control) ? { withdraws: control } : {}),
+    ...(control && AMENDING_CONTROLS.has(control) ? { amends: control } : {}),
   };
 }
 
