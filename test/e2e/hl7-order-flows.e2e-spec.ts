@@ -427,6 +427,40 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [changed] = await numbered('ServiceRequest', CPOE, `X1-${tag}`);
     expect([changed!['status'], changed!['code'].coding[0].code]).toEqual(['on-hold', '24726-2']);
   });
+  it('keeps when an order is to be done: TQ1-7 and TQ1-8, else ORC-7.4 and ORC-7.5 (v2.3)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    expect(
+      await codes(
+        orm(
+          tag,
+          'Q1',
+          'Q',
+          `ORC|NW|Q1-${tag}^CPOE`,
+          'TQ1|1||||||202503020800+0000|202503020900+0000|R',
+          'OBR|1|||2345-7^Glucose^LN',
+        ),
+        orm(tag, 'Q2', 'Q', `ORC|NW|Q2-${tag}^CPOE|||||^^^20250305`, 'OBR|1|||24725-4^CT Head^LN'),
+      ),
+    ).toEqual(['AA', 'AA']);
+    const order = async (number: string) => (await numbered('ServiceRequest', CPOE, number))[0]!;
+    // Dropped until 2026-12-07: a fasting glucose for 08:00 tomorrow read as due now.
+    expect((await order(`Q1-${tag}`))['occurrenceTiming']).toEqual({
+      repeat: {
+        boundsPeriod: { start: '2025-03-02T08:00:00+00:00', end: '2025-03-02T09:00:00+00:00' },
+      },
+    });
+    expect((await order(`Q2-${tag}`))['occurrenceTiming']).toEqual({
+      repeat: { boundsPeriod: { start: '2025-03-05' } },
+    });
+    // A hold that carries no timing keeps the one the order was placed with.
+    expect(
+      await codes(orm(tag, 'Q3', 'Q', `ORC|HD|Q1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN')),
+    ).toEqual(['AA']);
+    expect((await order(`Q1-${tag}`))['occurrenceTiming']['repeat']['boundsPeriod']).toEqual({
+      start: '2025-03-02T08:00:00+00:00',
+      end: '2025-03-02T09:00:00+00:00',
+    });
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

@@ -1,3 +1,4 @@
+import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Message, V2Segment, V2Value } from '../message/v2-message.js';
 import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
@@ -325,9 +326,37 @@ export function serviceRequestOf(
     ...priorityOf(details.timing?.value(9), orc?.value(7, 6), obr?.value(27, 6)),
     ...(code ? { code } : {}),
     subject: { reference: `Patient/${patientId}` },
+    ...occurrenceOf(details.timing, orc, obr),
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
     ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
     ...(reasonCode.length > 0 ? { reasonCode } : {}),
     ...(note.length > 0 ? { note } : {}),
   };
+}
+
+/**
+ * When the order is to be done, as the IG's TQ1[ServiceRequest] map has it: TQ1-7 and TQ1-8 as
+ * the bounds of `occurrenceTiming` (the end only when after the start, per-1); feeds before
+ * v2.5 send them as ORC-7.4 and ORC-7.5 (else OBR-27's). Dropped until 2026-12-07: a fasting
+ * glucose ordered for 08:00 tomorrow was filed with no time, and a worklist read it as due now.
+ */
+function occurrenceOf(
+  timing: V2Segment | undefined,
+  orc: V2Segment | undefined,
+  obr: V2Segment | undefined,
+): { occurrenceTiming?: Record<string, unknown> } {
+  const [from, to, zone] = timing
+    ? [timing.value(7), timing.value(8), timing.timeZone]
+    : orc?.value(7, 4) || orc?.value(7, 5)
+      ? [orc.value(7, 4), orc.value(7, 5), orc.timeZone]
+      : [obr?.value(27, 4), obr?.value(27, 5), obr?.timeZone];
+  const start = dateTimeOf(from, zone);
+  const end = dateTimeOf(to, zone);
+  const bounds = {
+    ...(start ? { start } : {}),
+    ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
+  };
+  return Object.keys(bounds).length > 0
+    ? { occurrenceTiming: { repeat: { boundsPeriod: bounds } } }
+    : {};
 }
