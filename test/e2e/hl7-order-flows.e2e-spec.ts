@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { DataSource } from 'typeorm';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { msaOf } from '../support/mllp.js';
 
@@ -460,6 +461,46 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       start: '2025-03-02T08:00:00+00:00',
       end: '2025-03-02T09:00:00+00:00',
     });
+  });
+  it('files the order even when a result that came before it cannot be tied to it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const order = `E1-${tag}`;
+    expect(
+      await codes(
+        glucose(tag, 'E1', 'E', order, `LE1-${tag}`),
+        glucose(tag, 'E2', 'E', order, `LE2-${tag}`),
+      ),
+    ).toEqual(['AA', 'AA']);
+    const [stuck] = await numbered('DiagnosticReport', LAB, `LE1-${tag}`);
+    const [other] = await numbered('DiagnosticReport', LAB, `LE2-${tag}`);
+    // A write of that one report fails (a record stored before a rule it now breaks).
+    const data = feed.testApp.app.get(DataSource);
+    const trigger = `test_untieable_${tag.replace(/-/g, '_')}`;
+    await data.query(`CREATE FUNCTION ${trigger}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'injected failure'; END $$`);
+    await data.query(`CREATE TRIGGER ${trigger} BEFORE UPDATE ON resource FOR EACH ROW
+      WHEN (OLD.id = '${stuck!['id']}') EXECUTE FUNCTION ${trigger}()`);
+    let acks: string[];
+    try {
+      acks = await feed.send(
+        orm(tag, 'E3', 'E', `ORC|NW|${order}^CPOE`, 'OBR|1|||2345-7^Glucose^LN'),
+      );
+    } finally {
+      await data.query(`DROP TRIGGER ${trigger} ON resource`);
+      await data.query(`DROP FUNCTION ${trigger}()`);
+    }
+    // Until 2026-12-07 the ORM was an AE, and the order was not filed at all.
+    expect(msaOf(acks[0]!).code).toBe('AA');
+    expect(acks[0]).toContain('could not be tied to it');
+    const [placed] = await numbered('ServiceRequest', CPOE, order);
+    expect(placed!['status']).toBe('active');
+    expect((await numbered('DiagnosticReport', LAB, `LE1-${tag}`))[0]!['basedOn']).toEqual(
+      stuck!['basedOn'],
+    );
+    expect((await numbered('DiagnosticReport', LAB, `LE2-${tag}`))[0]!['basedOn']).toEqual([
+      { reference: `ServiceRequest/${placed!['id']}` },
+    ]);
+    expect(other!['id']).not.toBe(stuck!['id']);
   });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);

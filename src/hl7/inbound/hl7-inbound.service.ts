@@ -25,6 +25,7 @@ import { V2Message } from '../message/v2-message.js';
 import type { Hl7MessageEntity } from '../store/hl7-message.entity.js';
 import { KEPT_WARNING, keptWarnings } from './event-order.js';
 import { WITHDRAWN_WARNING } from './report-versions.js';
+import { UNTIED_WARNING } from './early-results.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
 import type { Touched } from './processing.js';
@@ -413,7 +414,11 @@ function warningOf(text: string): AckError {
 }
 
 function accepted(text: string): boolean {
-  return text.startsWith(KEPT_WARNING) || text.includes(WITHDRAWN_WARNING);
+  return (
+    text.startsWith(KEPT_WARNING) ||
+    text.startsWith(UNTIED_WARNING) ||
+    text.includes(WITHDRAWN_WARNING)
+  );
 }
 
 function errorOf(outcome: {

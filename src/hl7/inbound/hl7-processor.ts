@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
+import { UnitOfWork } from '../../database/unit-of-work.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { identifierType } from '../mapping/datatypes.js';
 import { referralFromRf1 } from '../mapping/referral.js';
@@ -18,7 +19,7 @@ import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
-import { tieEarlyResults } from './early-results.js';
+import { tieEarlyResults, untiedWarning } from './early-results.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import {
   byIdentifier,
@@ -128,6 +129,7 @@ export class Hl7Processor {
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
     private readonly vaccinations: VaccinationMessages,
+    private readonly unitOfWork: UnitOfWork,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -345,6 +347,7 @@ export class Hl7Processor {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
+    const untied: string[] = [];
     for (const { orc, obr, timing, notes: comments } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
@@ -364,10 +367,19 @@ export class Hl7Processor {
       );
       touched.entities.push(`ServiceRequest/${id}`);
       const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
-      touched.entities.push(
-        ...(await tieEarlyResults(this.fhir, this.matches, placer, id, patientId)),
+      const early = await tieEarlyResults(
+        this.fhir,
+        this.matches,
+        this.unitOfWork,
+        placer,
+        id,
+        patientId,
       );
+      touched.entities.push(...early.tied);
+      untied.push(...early.untied);
     }
+    const warning = untiedWarning(untied);
+    if (warning) (touched.warnings ??= []).push(warning);
     return touched;
   }
 }
