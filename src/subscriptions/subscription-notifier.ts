@@ -35,6 +35,11 @@ const HOLD_MARGIN_MS = 10_000;
  * intervals, by the clock: deliveries to slow endpoints (up to 10 s each) do not put it off.
  */
 const REFRESH_EVERY_POLLS = 5;
+/**
+ * Notifications sent at once, each to a distinct endpoint: a slow or hanging receiver holds up
+ * one sender, not every Subscription's. Each holds a database connection while it sends.
+ */
+const SENDERS = 4;
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -42,15 +47,26 @@ const REFRESH_EVERY_POLLS = 5;
  * open) while it is sent, so another instance skips it, until an instance hung mid-send has been
  * idle past the send timeout and a margin: delivery is at least once. A delivered one answers
  * for all queued behind it; after SUBSCRIPTION_MAX_ATTEMPTS failures the Subscription is set to
- * `error`, with the reason in `Subscription.error`, as R4 describes. Between deliveries, every
- * few polls, it re-reads the Subscriptions and sets the statuses due (SubscriptionStatuses).
+ * `error`, with the reason in `Subscription.error`, as R4 describes. SENDERS send at once, to
+ * distinct endpoints, each in its own transaction, so one Subscription's order holds (its head
+ * alone is claimed, under its lock) while a hanging receiver holds up only its own. Beside them,
+ * every few polls, it re-reads the Subscriptions and sets the statuses due (SubscriptionStatuses).
  */
 @Injectable()
 export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('Subscriptions');
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  /** Wakes each idle sender. */
+  private readonly idle = new Set<() => void>();
+  /** Wakes the keeper (when stopping). */
+  private readonly resting = new Set<() => void>();
+  /** Whether an idle sender looks every poll interval (the others less often, until woken). */
+  private watched = false;
+  /** The endpoints a sender here is sending to now. */
+  private readonly sending = new Set<string>();
+  /** Subscriptions given back while their endpoint was being sent to, by endpoint. */
+  private readonly waiting = new Map<string, string>();
   /** Aborts a notification in flight when the service stops. */
   private readonly stopping = new AbortController();
   private readonly settings: AppConfig['subscriptions'];
@@ -69,27 +85,48 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   onApplicationBootstrap(): void {
-    if (this.settings.endpoints.length > 0) this.loop = this.run();
+    if (this.settings.endpoints.length === 0) return;
+    const senders = Array.from({ length: SENDERS }, () => this.sender());
+    this.loop = Promise.all([this.keeper(), ...senders]).then(() => undefined);
   }
 
   async onModuleDestroy(): Promise<void> {
     this.stopped = true;
     this.stopping.abort();
-    this.wake?.();
+    for (const wake of [...this.idle, ...this.resting]) wake();
     await this.loop;
   }
 
-  private async run(): Promise<void> {
-    let refreshed = -Infinity;
+  /**
+   * Re-reads the Subscriptions and sets the statuses due, every few poll intervals by the clock,
+   * beside the senders: a slow endpoint puts off neither.
+   */
+  private async keeper(): Promise<void> {
     while (!this.stopped) {
-      let delivered = false;
       try {
-        if (performance.now() - refreshed >= REFRESH_EVERY_POLLS * this.settings.pollMs) {
-          refreshed = performance.now();
-          await this.registry.refresh();
-          await this.statuses.setDue();
-        }
-        delivered = await this.deliverNext();
+        await this.registry.refresh();
+        await this.statuses.setDue();
+      } catch (error) {
+        if (this.stopped) break;
+        this.logger.error(
+          { error: (error as Error).name },
+          'Subscription statuses could not be recorded',
+        );
+      }
+      await this.sleep(REFRESH_EVERY_POLLS * this.settings.pollMs, this.resting);
+    }
+  }
+
+  /**
+   * One of the SENDERS: delivers due notifications one after another. An idle one looks again
+   * every poll interval while it watches for the others (one watches at a time); a claim wakes
+   * the others, as more may be due.
+   */
+  private async sender(): Promise<void> {
+    while (!this.stopped) {
+      let claimed = false;
+      try {
+        claimed = await this.deliverNext();
       } catch (error) {
         if (this.stopped) break;
         this.logger.error(
@@ -97,65 +134,40 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           'Subscription notification could not be recorded',
         );
       }
-      if (!delivered) await this.sleep(this.settings.pollMs);
+      if (claimed) continue;
+      const watching = !this.watched;
+      this.watched = true;
+      await this.sleep((watching ? 1 : REFRESH_EVERY_POLLS) * this.settings.pollMs, this.idle);
+      if (watching) this.watched = false;
     }
   }
 
-  /** Delivers (or settles) the next due notification; true when there was one. */
+  /**
+   * The Subscriptions to pass over now: their endpoint is being sent to by another sender here,
+   * as it was when one was last claimed and given back.
+   */
+  private passOver(): string[] {
+    const passed: string[] = [];
+    for (const [subscription, endpoint] of this.waiting) {
+      if (this.sending.has(endpoint)) passed.push(subscription);
+      else this.waiting.delete(subscription);
+    }
+    return passed;
+  }
+
+  /**
+   * Delivers (or settles) the next due notification; true when there was one, or one was given
+   * back for its endpoint being sent to already.
+   */
   private async deliverNext(): Promise<boolean> {
-    const given = await this.unitOfWork.run(async () => {
-      const head = await this.repository.claimNext(SEND_TIMEOUT_MS + HOLD_MARGIN_MS);
-      if (!head) return undefined;
-      const subscription = await currentSubscription(this.resources, head.subscriptionId);
-      const plan = subscription && this.planOf(subscription);
-      let outcome: NotificationOutcome;
-      let covered: string[] = [];
-      // Given up on: nothing more is queued for it, whether or not its status can be set below.
-      let stopped = false;
-      // A header name the Subscription gives twice, which refuses it.
-      let repeated: string | undefined;
-      // Why this server refuses it now, though it accepted it (set to error below).
-      let refused: string | undefined;
-      if (
-        !subscription ||
-        !plan?.active ||
-        (await this.repository.revocationOf(head.subscriptionId)) !== undefined
-      ) {
-        // Deleted, switched off, ended or no longer valid since the change was queued, or its
-        // owner disabled: from the moment that commits, before its status says so.
-        outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
-        refused = subscription && !plan ? this.refusalOf(subscription) : undefined;
-      } else {
-        repeated = repeatedHeader(plan.headers);
-        if (repeated !== undefined) {
-          // Stored before two headers of one name were refused: not sent, set to error below.
-          outcome = { status: 'cancelled', attempts: head.attempts, lastError: 'duplicate-header' };
-        } else {
-          covered = await this.repository.pendingOf(head.subscriptionId);
-          const failure = await this.send(plan);
-          if (failure === undefined) outcome = sent(head);
-          else ({ outcome, stopped } = await this.failed(head, subscription, failure));
-        }
-      }
-      const settled = await this.repository.settle(head, outcome, covered);
-      if (outcome.status === 'sent' || outcome.status === 'dead') {
-        await this.trail.recordInTransaction(
-          notificationAuditEntry(head, outcome, plan?.endpoint, settled),
-        );
-      }
-      if (stopped) this.registry.forget(head.subscriptionId);
-      if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
-        this.logger.warn(
-          {
-            subscription: head.subscriptionId,
-            attempts: outcome.attempts,
-            reason: outcome.lastError,
-          },
-          'Subscription notification not delivered',
-        );
-      }
-      return { subscription, outcome, repeated, refused, stopped };
-    });
+    let given: Delivered | undefined;
+    try {
+      given = await this.unitOfWork.run(() => this.claimAndSend());
+    } catch (error) {
+      if (!(error instanceof EndpointBusy)) throw error;
+      this.waiting.set(error.subscriptionId, error.endpoint);
+      return true;
+    }
     if (given?.subscription && given.outcome.status === 'cancelled') {
       // Cancelled for having ended (one written before its end was recorded, say): turned off.
       await this.statuses.turnOffIfEnded(given.subscription);
@@ -170,6 +182,76 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
       await this.statuses.setDeliveryFailed(given.subscription!, given.outcome.lastError);
     }
     return given !== undefined;
+  }
+
+  /**
+   * Claims the next due head and sends it (or settles it unsent), in the caller's transaction.
+   * One whose endpoint another sender here is sending to is given back (EndpointBusy), so that
+   * an endpoint shared by many Subscriptions takes one sender, not all of them.
+   */
+  private async claimAndSend(): Promise<Delivered | undefined> {
+    const head = await this.repository.claimNext(SEND_TIMEOUT_MS + HOLD_MARGIN_MS, this.passOver());
+    if (!head) return undefined;
+    // More may be due: the idle senders look too.
+    this.wakeIdle();
+    const subscription = await currentSubscription(this.resources, head.subscriptionId);
+    const plan = subscription && this.planOf(subscription);
+    let outcome: NotificationOutcome;
+    let covered: string[] = [];
+    // Given up on: nothing more is queued for it, whether or not its status can be set below.
+    let stopped = false;
+    // A header name the Subscription gives twice, which refuses it.
+    let repeated: string | undefined;
+    // Why this server refuses it now, though it accepted it (set to error below).
+    let refused: string | undefined;
+    if (
+      !subscription ||
+      !plan?.active ||
+      (await this.repository.revocationOf(head.subscriptionId)) !== undefined
+    ) {
+      // Deleted, switched off, ended or no longer valid since the change was queued, or its
+      // owner disabled: from the moment that commits, before its status says so.
+      outcome = { status: 'cancelled', attempts: head.attempts, lastError: null };
+      refused = subscription && !plan ? this.refusalOf(subscription) : undefined;
+    } else {
+      repeated = repeatedHeader(plan.headers);
+      if (repeated !== undefined) {
+        // Stored before two headers of one name were refused: not sent, set to error below.
+        outcome = { status: 'cancelled', attempts: head.attempts, lastError: 'duplicate-header' };
+      } else {
+        if (this.sending.has(plan.endpoint)) {
+          throw new EndpointBusy(head.subscriptionId, plan.endpoint);
+        }
+        this.sending.add(plan.endpoint);
+        let failure: string | undefined;
+        try {
+          covered = await this.repository.pendingOf(head.subscriptionId);
+          failure = await this.send(plan);
+        } finally {
+          this.sending.delete(plan.endpoint);
+        }
+        if (failure === undefined) outcome = sent(head);
+        else ({ outcome, stopped } = await this.failed(head, subscription, failure));
+      }
+    }
+    const settled = await this.repository.settle(head, outcome, covered);
+    if (outcome.status === 'sent' || outcome.status === 'dead') {
+      await this.trail.recordInTransaction(
+        notificationAuditEntry(head, outcome, plan?.endpoint, settled),
+      );
+    }
+    if (stopped) this.registry.forget(head.subscriptionId);
+    if (outcome.status !== 'sent' && outcome.status !== 'cancelled') {
+      this.logger.warn(
+        {
+          subscription: head.subscriptionId,
+          attempts: outcome.attempts,
+          reason: outcome.lastError,
+        },
+        'Subscription notification not delivered',
+      );
+    }
+    return { subscription, outcome, repeated, refused, stopped };
   }
 
   private planOf(subscription: FhirResource): SubscriptionPlan | undefined {
@@ -239,18 +321,41 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     };
   }
 
-  private sleep(ms: number): Promise<void> {
+  /** Sleeps `ms`, or until woken through `wakers`. */
+  private sleep(ms: number, wakers: Set<() => void>): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wake = undefined;
-        resolve();
-      }, ms);
-      this.wake = () => {
+      const wake = (): void => {
         clearTimeout(timer);
-        this.wake = undefined;
+        wakers.delete(wake);
         resolve();
       };
+      const timer = setTimeout(wake, ms);
+      wakers.add(wake);
     });
+  }
+
+  private wakeIdle(): void {
+    for (const wake of [...this.idle]) wake();
+  }
+}
+
+/** What a claim came to, for the statuses set after its transaction. */
+interface Delivered {
+  subscription: FhirResource | undefined;
+  outcome: NotificationOutcome;
+  repeated: string | undefined;
+  refused: string | undefined;
+  stopped: boolean;
+}
+
+/** A claimed head whose endpoint another sender here is sending to: given back, unsent. */
+class EndpointBusy extends Error {
+  constructor(
+    readonly subscriptionId: string,
+    readonly endpoint: string,
+  ) {
+    super('The endpoint is being sent to');
   }
 }
 

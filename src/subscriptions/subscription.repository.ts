@@ -325,15 +325,19 @@ export class SubscriptionRepository {
    * the database) has its session ended by PostgreSQL, and another instance takes the
    * notification. Until 2026-12-07 such an instance held the Subscription's whole queue: after
    * a network cut until PostgreSQL's TCP keepalive gave up on it, two hours by default; frozen,
-   * for as long as it stayed so, its host's kernel answering the keepalives.
+   * for as long as it stayed so, its host's kernel answering the keepalives. The Subscriptions
+   * of `passOver` are passed over (their endpoint is being sent to by this instance).
    */
-  async claimNext(holdMs: number): Promise<PendingNotification | undefined> {
+  async claimNext(
+    holdMs: number,
+    passOver: readonly string[] = [],
+  ): Promise<PendingNotification | undefined> {
     await this.unitOfWork.manager.query(
       `SELECT set_config('idle_in_transaction_session_timeout', $1, true)`,
       [String(Math.ceil(holdMs))],
     );
     // Each Subscription given back is passed over: as many rounds as other workers sending.
-    const served: string[] = [];
+    const served = [...passOver];
     for (;;) {
       try {
         return await this.unitOfWork.savepoint(() => this.claimHead(served));

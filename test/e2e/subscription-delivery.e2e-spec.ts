@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import {
+  eventually,
+  loincObservation as observation,
+  observationSubscription,
+  startSubscriptionsApp,
+  type Received,
+  type SubscriptionsTestApp,
+} from '../support/subscriptions.js';
+
+/** An operator's many receivers: one slow or hanging endpoint must not hold up the others. */
+describe('Subscription delivery, to many receivers', () => {
+  let subscriptionsApp: SubscriptionsTestApp;
+  let hooks: string;
+  let received: Received[];
+  let db: DataSource;
+  let doctor: HttpFn;
+  let fhir: string;
+  /** Answers held back: the receiver hangs until the test ends. */
+  const held: (() => void)[] = [];
+  const run = randomUUID().slice(0, 8);
+
+  const create = async (resource: Record<string, unknown>): Promise<string> => {
+    const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
+      body: resource,
+    });
+    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
+      status: 201,
+      body: undefined,
+    });
+    return res.body.id as string;
+  };
+  const subscribe = (code: string, endpoint: string) =>
+    create(observationSubscription(code, endpoint, `Authorization: Bearer d-${run}`));
+  const hits = (path: string): Received[] => received.filter((hit) => hit.path === path);
+  const active = (id: string) =>
+    eventually('the Subscription active', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'active' ? true : undefined;
+    });
+  /** Milliseconds from a matching write to its notification at `path`. */
+  const latency = async (code: string, path: string): Promise<number> => {
+    const start = Date.now();
+    await create(observation(code));
+    await eventually(`the notification at ${path}`, () =>
+      Promise.resolve(hits(path).length > 0 ? true : undefined),
+    );
+    return Date.now() - start;
+  };
+
+  beforeAll(async () => {
+    subscriptionsApp = await startSubscriptionsApp((path) =>
+      path.includes('hanging')
+        ? new Promise((resolve) => held.push(() => resolve({ status: 204 })))
+        : { status: 204 },
+    );
+    ({ fhir, db, hooks, received } = subscriptionsApp);
+    doctor = authorizedHttp(await tokenFor(subscriptionsApp.testApp, 'doctor'));
+  });
+
+  afterAll(async () => {
+    for (const release of held) release();
+    await subscriptionsApp.close();
+  });
+
+  it('notifies other receivers while one endpoint hangs', async () => {
+    const slow = await subscribe(`dl-${run}-slow`, `${hooks}hanging-${run}`);
+    const fast = await subscribe(`dl-${run}-fast`, `${hooks}fast-${run}`);
+    await active(slow);
+    await active(fast);
+    await create(observation(`dl-${run}-slow`));
+    await eventually('the hanging endpoint called', () =>
+      Promise.resolve(hits(`/hooks/hanging-${run}`).length > 0 ? true : undefined),
+    );
+    // Until 2026-12-07 the one notifier waited out the 10 s send timeout first.
+    expect(await latency(`dl-${run}-fast`, `/hooks/fast-${run}`)).toBeLessThan(3_000);
+    expect(held.length).toBe(1);
+  });
+
+  it('sends one request at a time to an endpoint many Subscriptions share, so that it cannot take every sender', async () => {
+    const code = `dl-${run}-shared`;
+    const path = `/hooks/hanging-shared-${run}`;
+    const shared: string[] = [];
+    for (let i = 0; i < 6; i++) shared.push(await subscribe(code, `${hooks}${path.slice(7)}`));
+    const other = await subscribe(`dl-${run}-other`, `${hooks}other-${run}`);
+    for (const id of [...shared, other]) await active(id);
+    await create(observation(code));
+    await eventually('the shared endpoint called', () =>
+      Promise.resolve(hits(path).length > 0 ? true : undefined),
+    );
+    expect(await latency(`dl-${run}-other`, `/hooks/other-${run}`)).toBeLessThan(3_000);
+    expect(hits(path)).toHaveLength(1);
+    const [row] = await db.query<{ pending: number }[]>(
+      `SELECT count(*)::int AS pending FROM subscription_notification
+        WHERE subscription_id = ANY($1) AND status = 'pending'`,
+      [shared],
+    );
+    expect(row!.pending).toBe(6);
+  });
+});
