@@ -4,9 +4,28 @@ import { extname, join, resolve } from 'node:path';
 import { AppError } from '../../common/errors/app-error.js';
 import { bodyText } from '../../common/http/body-text.js';
 import { parseJsonBody } from '../../common/http/json-body.js';
+import type { LinePlace, ResourceIds } from './resource-ids.js';
 
 /** Resources per batch Bundle when an NDJSON file is sent: small enough to report lines. */
 export const NDJSON_CHUNK = 200;
+
+/**
+ * The largest Bundle file read: it is read and parsed whole (its JSON is several times its size
+ * in memory), and past 512 MiB Node cannot hold its text at all. An export that size is NDJSON.
+ */
+export const MAX_BUNDLE_FILE_BYTES = 256 * 1024 * 1024;
+
+/** A line that repeats the `Type/id` (key) of a line before it, the first place it was read. */
+export interface Repeat {
+  key: string;
+  first: LinePlace;
+}
+
+/** How the files of an import are read. */
+export interface Reading {
+  /** The largest NDJSON line: BODY_LIMIT, the largest resource a PUT may send. */
+  lineLimit: number;
+}
 
 export interface ImportSource {
   path: string;
@@ -22,6 +41,11 @@ export interface ImportSource {
   types: ReadonlySet<string>;
   /** The types its literal references (`Patient/123`) name; NDJSON only (see loadingPhases). */
   refersTo: ReadonlySet<string>;
+  /**
+   * NDJSON lines whose `Type/id` a line before them holds (in this file or a file before it in
+   * name order), by number, with where that first line is: not sent (see ResourceIds).
+   */
+  repeats: ReadonlyMap<number, Repeat>;
 }
 
 /** One Bundle to send, and where its entries came from, for the report of what failed. */
@@ -76,21 +100,33 @@ function isImportable(name: string): boolean {
  * Reads each file once to count its resources and check its shape, so that the progress bar
  * knows the total and a malformed file is reported before anything is written.
  */
-export async function describeSource(path: string): Promise<ImportSource> {
+export async function describeSource(
+  path: string,
+  reading: Reading & { ids: ResourceIds },
+): Promise<ImportSource> {
   if (extname(path).toLowerCase() === '.ndjson') {
     let resources = 0;
     let number = 0;
     const types = new Set<string>();
     const refersTo = new Set<string>();
-    for await (const line of lines(path)) {
+    const repeats = new Map<number, Repeat>();
+    for await (const line of lines(path, reading.lineLimit)) {
       number++;
       if (isBlank(line)) continue;
-      const resource = parseLine(line, number, path) as { resourceType?: unknown } | null;
-      if (typeof resource?.resourceType === 'string') types.add(resource.resourceType);
+      const resource = parseLine(line, number, path, reading) as {
+        resourceType?: unknown;
+        id?: unknown;
+      } | null;
+      const type = resource?.resourceType;
+      if (typeof type === 'string') types.add(type);
+      if (typeof type === 'string' && typeof resource?.id === 'string') {
+        const first = reading.ids.add(type, resource.id, { path, line: number });
+        if (first) repeats.set(number, { key: `${type}/${resource.id}`, first });
+      }
       referredTypes(resource, refersTo);
       resources++;
     }
-    return { path, kind: 'ndjson', resources, shared: false, types, refersTo };
+    return { path, kind: 'ndjson', resources, shared: false, types, refersTo, repeats };
   }
   const bundle = await readBundle(path);
   const entries = bundle.entry ?? [];
@@ -102,6 +138,7 @@ export async function describeSource(path: string): Promise<ImportSource> {
     shared: !types.has('Patient'),
     types,
     refersTo: new Set(),
+    repeats: new Map(),
   };
 }
 
@@ -159,7 +196,7 @@ function referredTypes(value: unknown, types: Set<string>): void {
  */
 export async function* unitsOf(
   source: ImportSource,
-  options: { stableIds: boolean },
+  options: Reading & { stableIds: boolean },
 ): AsyncGenerator<ImportUnit> {
   if (source.kind === 'bundle') {
     const bundle = await readBundle(source.path);
@@ -169,10 +206,10 @@ export async function* unitsOf(
   }
   let chunk: { line: number; resource: unknown }[] = [];
   let number = 0;
-  for await (const line of lines(source.path)) {
+  for await (const line of lines(source.path, options.lineLimit)) {
     number++;
-    if (isBlank(line)) continue;
-    chunk.push({ line: number, resource: parseLine(line, number, source.path) });
+    if (isBlank(line) || source.repeats.has(number)) continue;
+    chunk.push({ line: number, resource: parseLine(line, number, source.path, options) });
     if (chunk.length === NDJSON_CHUNK) {
       yield ndjsonUnit(source, chunk);
       chunk = [];
@@ -224,6 +261,13 @@ function usePutForUuids(bundle: Bundle): void {
 }
 
 async function readBundle(path: string): Promise<Bundle> {
+  if ((await stat(path)).size > MAX_BUNDLE_FILE_BYTES) {
+    throw new ImportFileError(
+      path,
+      `is larger than ${MAX_BUNDLE_FILE_BYTES / 1024 / 1024} MiB, the most a Bundle file ` +
+        'is read whole at: split it, or export it as NDJSON',
+    );
+  }
   const bundle = parseJson(await readFile(path), path, '') as Partial<Bundle> | null;
   if (bundle?.resourceType !== 'Bundle' || !['transaction', 'batch'].includes(bundle.type ?? '')) {
     throw new ImportFileError(path, 'is not a transaction or batch Bundle');
@@ -231,7 +275,14 @@ async function readBundle(path: string): Promise<Bundle> {
   return bundle as Bundle;
 }
 
-function parseLine(line: Buffer, number: number, path: string): unknown {
+function parseLine(line: Line, number: number, path: string, reading: Reading): unknown {
+  if (line === TOO_LONG) {
+    throw new ImportFileError(
+      path,
+      `line ${number} is refused as an API request would be: it is larger than BODY_LIMIT ` +
+        `(${reading.lineLimit} bytes)`,
+    );
+  }
   return parseJson(line, path, `line ${number} `);
 }
 
@@ -254,27 +305,53 @@ function parseJson(bytes: Buffer, path: string, where: string): unknown {
   }
 }
 
+/** A line longer than the limit, whose bytes were not kept. */
+const TOO_LONG = Symbol('too long');
+
+type Line = Buffer | typeof TOO_LONG;
+
 /**
  * A file's lines as bytes, split at LF (a byte no other UTF-8 character contains) and without
- * a CR before it, so that each is decoded on its own and a bad byte is reported by line.
+ * a CR before it, so that each is decoded on its own and a bad byte is reported by line. A line
+ * longer than `limit` bytes is TOO_LONG, its bytes dropped as they are read: gathered whole, a
+ * file of hundreds of megabytes without a newline filled the memory, and past 512 MiB failed
+ * with a RangeError that named no line.
  */
-async function* lines(path: string): AsyncGenerator<Buffer> {
+export async function* lines(path: string, limit: number): AsyncGenerator<Line> {
   let pending: Buffer[] = [];
+  let length = 0;
+  let tooLong = false;
   for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
     let start = 0;
     for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
-      pending.push(chunk.subarray(start, end));
-      yield withoutCr(Buffer.concat(pending));
+      yield tooLong ? TOO_LONG : within(limit, [...pending, chunk.subarray(start, end)]);
       pending = [];
+      length = 0;
+      tooLong = false;
       start = end + 1;
     }
-    if (start < chunk.length) pending.push(chunk.subarray(start));
+    if (start < chunk.length && !tooLong) {
+      pending.push(chunk.subarray(start));
+      length += chunk.length - start;
+      // One byte more for the CR that may end it.
+      if (length > limit + 1) {
+        pending = [];
+        tooLong = true;
+      }
+    }
   }
-  if (pending.length > 0) yield withoutCr(Buffer.concat(pending));
+  if (tooLong) yield TOO_LONG;
+  else if (pending.length > 0) yield within(limit, pending);
 }
 
-function isBlank(line: Buffer): boolean {
-  return line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d);
+/** A line's parts as one line without its CR, unless it is longer than `limit`. */
+function within(limit: number, parts: Buffer[]): Line {
+  const line = withoutCr(Buffer.concat(parts));
+  return line.length > limit ? TOO_LONG : line;
+}
+
+function isBlank(line: Line): boolean {
+  return line !== TOO_LONG && line.every((byte) => byte === 0x20 || byte === 0x09 || byte === 0x0d);
 }
 
 function withoutCr(line: Buffer): Buffer {

@@ -1,6 +1,7 @@
 import { relative } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, CommandRunner, Option } from 'nest-commander';
+import { AppConfig } from '../../config/config.js';
 import { BlindIndexRoot } from '../../crypto/blind-index-root.js';
 import {
   describeSource,
@@ -12,6 +13,7 @@ import {
   type ImportUnit,
 } from './import-sources.js';
 import { ImportService, type UnitResult } from './import.service.js';
+import { ResourceIds } from './resource-ids.js';
 import { referringGroups, storableParts } from './referring-groups.js';
 import { integerOption } from '../../cli/integer-option.js';
 
@@ -40,6 +42,7 @@ export class ImportCommand extends CommandRunner {
   constructor(
     private readonly imports: ImportService,
     private readonly root: BlindIndexRoot,
+    private readonly config: AppConfig,
   ) {
     super();
   }
@@ -64,12 +67,24 @@ export class ImportCommand extends CommandRunner {
       throw new Error('No .json or .ndjson files found in the paths given');
     }
     // Read and checked before anything is written: a malformed file stops the import whole.
+    const reading = { lineLimit: this.config.bodyLimit };
+    const ids = new ResourceIds();
     const sources: ImportSource[] = [];
-    for (const file of files) sources.push(await describeSource(file));
+    for (const file of files) sources.push(await describeSource(file, { ...reading, ids }));
     const total = sources.reduce((sum, source) => sum + source.resources, 0);
     const started = Date.now();
     const bar = progressBar(total);
-    const rejections: Rejection[] = [];
+    // A line that repeats an id read before it is not sent: the first is kept, and the
+    // engineer learns of each other one (see ResourceIds).
+    const rejections: Rejection[] = sources.flatMap((source) =>
+      [...source.repeats].map(([line, { key, first }]) => ({
+        file: shown(source.path),
+        where: `line ${line}`,
+        status: '409',
+        reason: `${key} is also ${shown(first.path)} line ${first.line}, which is the one stored`,
+      })),
+    );
+    bar.increment(rejections.length);
     const waiting: Waiting[] = [];
     let written = 0;
     // For the account of a run stopped by a failure: the files whose units were all sent, and
@@ -91,7 +106,10 @@ export class ImportCommand extends CommandRunner {
       // NDJSON files after the files they refer to (see loadingPhases).
       for (const phase of loadingPhases(sources)) {
         await pool(phase, options.concurrency, async (source) => {
-          for await (const unit of unitsOf(source, { stableIds: options.stableIds ?? false })) {
+          for await (const unit of unitsOf(source, {
+            ...reading,
+            stableIds: options.stableIds ?? false,
+          })) {
             settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
           }
           sent.add(source);

@@ -1,0 +1,102 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startCliHost, type CliHost } from '../support/cli.js';
+import { serviceEnv, type Finished } from '../support/process.js';
+import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
+
+/** Resources as a bulk export writes them: one JSON object per line. */
+const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r)).join('\n');
+
+/** Lines that name what the import refused: `file line n: status reason`. */
+const refusals = (result: Finished) =>
+  result.stderr.split('\n').filter((line) => / line \d+: \d{3} /.test(line));
+
+/** A hospital's history loaded by a migration engineer: what goes wrong in a real export. */
+describe('cli import: a hospital history', () => {
+  let database: ScratchDatabase;
+  let dataDir: string;
+  let inputs: string;
+  let env: Record<string, string>;
+  let db: pg.Client;
+  let host: CliHost;
+  const runImport = (args: string[], extra: Record<string, string> = {}): Promise<Finished> =>
+    host.run(['import', ...args], { ...env, ...extra });
+
+  const versions = async (id: string): Promise<number> => {
+    const { rows } = await db.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM resource_history WHERE id = $1',
+      [id],
+    );
+    return rows[0]!.n;
+  };
+
+  beforeAll(async () => {
+    host = await startCliHost();
+    database = await createScratchDatabase();
+    dataDir = await mkdtemp(join(tmpdir(), 'carevault-migration-'));
+    inputs = join(dataDir, 'inputs');
+    await mkdir(inputs);
+    env = serviceEnv(database.url, dataDir);
+    db = new pg.Client({ connectionString: database.url });
+    await db.connect();
+  });
+
+  afterAll(async () => {
+    await host?.close();
+    await db.end();
+    await database.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('reports lines that repeat a resource id, in one file or across files, and keeps the first', async () => {
+    // Two source records mapped to one id: the later line silently replaced the earlier one's
+    // data (a second version), and the migration engineer never learnt that a patient was lost.
+    const folder = join(inputs, 'repeated');
+    await mkdir(folder);
+    const patient = (id: string, family: string) => ({
+      resourceType: 'Patient',
+      id,
+      name: [{ family }],
+    });
+    await writeFile(
+      join(folder, 'a.ndjson'),
+      ndjson(patient('rp-1', 'First'), patient('rp-2', 'Other'), patient('rp-1', 'Second')),
+    );
+    await writeFile(join(folder, 'b.ndjson'), ndjson(patient('rp-1', 'Third')));
+    const result = await runImport(['--concurrency', '1', folder]);
+    expect(result.stdout).toContain('Imported 2 of 4 resources from 2 files');
+    expect(result.stdout).toContain('2 rejected');
+    expect(refusals(result)).toEqual([
+      expect.stringMatching(/a\.ndjson line 3: 409 .*Patient\/rp-1 .*a\.ndjson line 1/),
+      expect.stringMatching(/b\.ndjson line 1: 409 .*Patient\/rp-1 .*a\.ndjson line 1/),
+    ]);
+    expect(result.code).toBe(1);
+    expect(await versions('rp-1')).toBe(1);
+    expect(await versions('rp-2')).toBe(1);
+  });
+
+  it('refuses a line larger than BODY_LIMIT by its number, before anything is written', async () => {
+    // A line of hundreds of megabytes (a file with no newline at all) was gathered whole in
+    // memory and then failed with a RangeError naming no line; the API refuses it as too large.
+    const folder = join(inputs, 'oversized');
+    await mkdir(folder);
+    const big = {
+      resourceType: 'Patient',
+      id: 'os-2',
+      name: [{ family: 'Big', given: ['x'.repeat(5000)] }],
+    };
+    await writeFile(
+      join(folder, 'a.ndjson'),
+      `${ndjson({ resourceType: 'Patient', id: 'os-1' }, big, { resourceType: 'Patient', id: 'os-3' })}\n`,
+    );
+    const result = await runImport([folder], { BODY_LIMIT: '4096' });
+    expect(result.stderr).toContain(
+      'a.ndjson line 2 is refused as an API request would be: it is larger than BODY_LIMIT',
+    );
+    expect(result.stderr).not.toContain('xxxx');
+    expect(result.code).toBe(1);
+    expect(await versions('os-1')).toBe(0);
+  });
+});
