@@ -14,6 +14,7 @@ import {
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
 import { corsOptions, preflightHeaders } from './cors.js';
+import { encodeResponses } from './response-encoding.js';
 import { securedResponse } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
 
@@ -51,6 +52,7 @@ export function setupApp(
   });
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
+  encodeResponses(fastify);
   if (config.corsOrigins.length > 0) {
     app.enableCors(corsOptions(config.corsOrigins));
     fastify.addHook('onSend', preflightHeaders);

@@ -1,0 +1,196 @@
+import { randomUUID } from 'node:crypto';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
+import { withEnv } from '../support/env.js';
+import { buildPatient } from '../support/factories.js';
+import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** An answer as the bytes that came over the wire (fetch would decode them out of sight). */
+interface WireResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  bytes: Buffer;
+}
+
+/**
+ * HTTP as a FHIR client library or a browser app behind a cache sees it: content codings,
+ * conditional reads, Prefer, CORS.
+ */
+describe('HTTP semantics for FHIR clients', () => {
+  let testApp: TestApp;
+  let http: HttpFn;
+  let token: string;
+  let fhir: string;
+  let restoreEnv: () => void;
+  const origin = 'https://chart.example-hospital.org';
+  const family = `Wire-${randomUUID().slice(0, 8)}`;
+
+  function wire(
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<WireResult> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        `${testApp.url}${path}`,
+        { method, headers: { authorization: `Bearer ${token}`, ...headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode!,
+              headers: res.headers,
+              bytes: Buffer.concat(chunks),
+            }),
+          );
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+  }
+
+  const varies = (headers: IncomingHttpHeaders): string[] =>
+    String(headers['vary'] ?? '')
+      .split(',')
+      .map((name) => name.trim().toLowerCase());
+
+  beforeAll(async () => {
+    restoreEnv = withEnv({ CORS_ORIGINS: origin });
+    testApp = await createTestApp();
+    token = await tokenFor(testApp, 'doctor');
+    http = authorizedHttp(token);
+    fhir = `${testApp.url}/fhir`;
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+    restoreEnv();
+  });
+
+  describe('response compression', () => {
+    it('gzips or brotli-encodes a large FHIR answer when the client asks, and says it varies', async () => {
+      const plain = await wire('GET', '/fhir/metadata');
+      expect(plain.status).toBe(200);
+      expect(plain.headers['content-encoding']).toBeUndefined();
+      expect(varies(plain.headers)).toContain('accept-encoding');
+      // Each answer is dated when it is made.
+      const undated = (bytes: Buffer) => ({ ...JSON.parse(bytes.toString('utf8')), date: 0 });
+      const statement = undated(plain.bytes);
+      expect(statement.resourceType).toBe('CapabilityStatement');
+
+      const gzipped = await wire('GET', '/fhir/metadata', { 'accept-encoding': 'gzip, deflate' });
+      expect(gzipped.status).toBe(200);
+      expect(gzipped.headers['content-encoding']).toBe('gzip');
+      expect(gzipped.headers['content-type']).toBe('application/fhir+json; charset=utf-8');
+      expect(varies(gzipped.headers)).toContain('accept-encoding');
+      expect(Number(gzipped.headers['content-length'])).toBe(gzipped.bytes.length);
+      // The CapabilityStatement is most of a megabyte of repetitive JSON.
+      expect(gzipped.bytes.length).toBeLessThan(plain.bytes.length / 5);
+      expect(undated(gunzipSync(gzipped.bytes))).toEqual(statement);
+
+      const brotli = await wire('GET', '/fhir/metadata', { 'accept-encoding': 'gzip;q=0.5, br' });
+      expect(brotli.headers['content-encoding']).toBe('br');
+      expect(undated(brotliDecompressSync(brotli.bytes))).toEqual(statement);
+
+      // Refused codings and those it does not produce leave the answer as it is.
+      for (const acceptEncoding of ['gzip;q=0, identity', 'compress', 'identity', '*;q=0']) {
+        const res = await wire('GET', '/fhir/metadata', { 'accept-encoding': acceptEncoding });
+        expect([acceptEncoding, res.headers['content-encoding']]).toEqual([
+          acceptEncoding,
+          undefined,
+        ]);
+        expect(res.bytes.length).toBe(plain.bytes.length);
+      }
+      // `*` stands for the codings not named.
+      const any = await wire('GET', '/fhir/metadata', { 'accept-encoding': '*' });
+      expect(['gzip', 'br']).toContain(any.headers['content-encoding']);
+    });
+
+    it('compresses a search Bundle, keeps small answers as they are, and answers HEAD alike', async () => {
+      for (let n = 0; n < 12; n++) {
+        const created = await http('POST', `${fhir}/Patient`, {
+          body: buildPatient({ family, given: `Given${n}` }),
+        });
+        expect(created.status).toBe(201);
+      }
+      const search = `/fhir/Patient?family=${family}&_count=50`;
+      const res = await wire('GET', search, { 'accept-encoding': 'gzip' });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-encoding']).toBe('gzip');
+      const bundle = JSON.parse(gunzipSync(res.bytes).toString('utf8'));
+      expect(bundle.entry).toHaveLength(12);
+
+      const head = await wire('HEAD', search, { 'accept-encoding': 'gzip' });
+      expect(head.status).toBe(200);
+      expect(head.headers['content-encoding']).toBe('gzip');
+      expect(head.bytes.length).toBe(0);
+
+      // A read of a small Patient is smaller than what compressing it would save.
+      const id = String(bundle.entry[0].resource.id);
+      const read = await wire('GET', `/fhir/Patient/${id}`, { 'accept-encoding': 'gzip' });
+      expect(read.status).toBe(200);
+      expect(read.headers['content-encoding']).toBeUndefined();
+      expect(varies(read.headers)).toContain('accept-encoding');
+      expect(JSON.parse(read.bytes.toString('utf8')).id).toBe(id);
+
+      // A 304 has no body to encode, and an error's OperationOutcome is JSON like any answer.
+      const notModified = await wire('GET', `/fhir/Patient/${id}`, {
+        'accept-encoding': 'gzip',
+        'if-none-match': read.headers['etag']!,
+      });
+      expect(notModified.status).toBe(304);
+      expect(notModified.headers['content-encoding']).toBeUndefined();
+      expect(notModified.bytes.length).toBe(0);
+
+      // And the fetch API, which asks for gzip itself, reads the answer as if nothing happened.
+      const fetched = await http('GET', `${testApp.url}${search}`);
+      expect(fetched.body.entry).toHaveLength(12);
+    });
+
+    it('compresses a Bulk Data file as it streams', async () => {
+      const exporter = await createUser(testApp, ['doctor']);
+      const secret = await enableMfa(testApp, exporter);
+      const exportToken = (await loginWithMfa(testApp, exporter, secret)).access_token;
+      const exportHttp = authorizedHttp(exportToken);
+      const patient = await exportHttp('POST', `${fhir}/Patient`, {
+        body: buildPatient({ family, given: 'Exported' }),
+      });
+      const group = await exportHttp('POST', `${fhir}/Group`, {
+        body: {
+          resourceType: 'Group',
+          type: 'person',
+          actual: true,
+          member: [{ entity: { reference: `Patient/${String(patient.body.id)}` } }],
+        },
+      });
+      const kickOff = await exportHttp(
+        'GET',
+        `${fhir}/Group/${String(group.body.id)}/$export?_type=Patient`,
+        { headers: { prefer: 'respond-async', accept: 'application/fhir+json' } },
+      );
+      expect(kickOff.status).toBe(202);
+      const status = kickOff.headers.get('content-location')!;
+      let manifest: { output: { type: string; url: string }[] } | undefined;
+      for (let attempt = 0; attempt < 200 && !manifest; attempt++) {
+        const polled = await exportHttp('GET', status);
+        if (polled.status === 200) manifest = polled.body;
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const file = manifest!.output.find((output) => output.type === 'Patient')!;
+      const res = await wire('GET', new URL(file.url).pathname, {
+        authorization: `Bearer ${exportToken}`,
+        'accept-encoding': 'gzip',
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers['content-type']).toBe('application/fhir+ndjson');
+      expect(res.headers['content-encoding']).toBe('gzip');
+      const lines = gunzipSync(res.bytes).toString('utf8').trim().split('\n');
+      expect(lines.map((line) => JSON.parse(line).id)).toEqual([patient.body.id]);
+    });
+  });
+});
