@@ -24,6 +24,30 @@ describe('notModified: whether the copy a client holds is current', () => {
     expect(notModified(undefined, '2026-03-01T10:00:00Z', stored)).toBe(true);
   });
 
+  it('takes the three HTTP date forms RFC 9110 asks a recipient to read', () => {
+    expect(notModified(undefined, 'Sunday, 01-Mar-26 10:00:00 GMT', stored)).toBe(true);
+    expect(notModified(undefined, 'Sunday, 01-Mar-26 09:59:59 GMT', stored)).toBe(false);
+    expect(notModified(undefined, 'Sun Mar  1 10:00:00 2026', stored)).toBe(true);
+    expect(notModified(undefined, 'Sun Mar  1 09:59:59 2026', stored)).toBe(false);
+  });
+
+  it('ignores a date that is no HTTP date or instant, as RFC 9110 section 13.1.3 says', () => {
+    // Date.parse reads each of these as some time; a client sending one is owed the resource.
+    for (const since of [
+      '3000',
+      '99999',
+      '2027',
+      '2027-01-01',
+      '2027-01-01T00:00',
+      '2027-01-01T00:00:00',
+      'Jan 1 2027',
+      '1/1/2027',
+      'Fri, 01 Jan 2027 00:00:00 GMT, Sat, 02 Jan 2027 00:00:00 GMT',
+    ]) {
+      expect([since, notModified(undefined, since, stored)]).toEqual([since, false]);
+    }
+  });
+
   it('prefers If-None-Match to the date', () => {
     expect(notModified('W/"1"', 'Sun, 01 Mar 2026 11:00:00 GMT', stored)).toBe(false);
     expect(notModified('W/"2"', 'Sun, 01 Mar 2026 09:00:00 GMT', stored)).toBe(true);

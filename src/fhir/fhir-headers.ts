@@ -136,13 +136,40 @@ export function notModified(
     const tags = ifNoneMatch.split(',').map((tag) => tag.trim().replace(/^W\//, ''));
     return tags.includes('*') || tags.includes(`"${stored.versionId}"`);
   }
-  const since = Date.parse(ifModifiedSince ?? '');
+  const since = modifiedSince(ifModifiedSince);
   // HTTP dates have whole seconds, and name the second the version was written in; a FHIR
   // instant with a fraction (a Bundle entry's, as meta.lastUpdated gives it) names its
   // millisecond, and a version written later in that second is newer than the client's copy.
   const written = stored.lastUpdated.getTime();
   const held = /\.\d/.test(ifModifiedSince ?? '') ? written : Math.floor(written / 1000) * 1000;
-  return !Number.isNaN(since) && held <= since;
+  return since !== undefined && held <= since;
+}
+
+const DAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+/** RFC 9110 section 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms. */
+const HTTP_DATES = [
+  new RegExp(`^${DAY}, \\d{2} ${MONTH} \\d{4} ${TIME} GMT$`),
+  new RegExp(`^(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT$`),
+  new RegExp(`^${DAY} ${MONTH} [ \\d]\\d ${TIME} \\d{4}$`),
+];
+/** A FHIR instant (a Bundle entry's ifModifiedSince): seconds and a time zone, always. */
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * The time an If-Modified-Since names, or none when it is not an HTTP date (nor, in a Bundle
+ * entry, an instant): RFC 9110 section 13.1.3 has the recipient ignore it then. Date.parse
+ * alone read `3000` or `2027-01-01` as some time, and a later one answered 304 to a client
+ * whose copy was stale (until 2026-12-07).
+ */
+function modifiedSince(value: string | undefined): number | undefined {
+  const text = value?.trim() ?? '';
+  if (INSTANT.test(text)) return Date.parse(text);
+  if (!HTTP_DATES.some((form) => form.test(text))) return undefined;
+  // asctime has no zone: it is GMT (RFC 9110), where Date.parse would take local time.
+  const since = Date.parse(text.endsWith('GMT') ? text : `${text} GMT`);
+  return Number.isNaN(since) ? undefined : since;
 }
 
 export function sendFhirJson<T>(reply: FastifyReply, body: T): T {

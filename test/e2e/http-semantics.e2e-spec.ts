@@ -193,4 +193,22 @@ describe('HTTP semantics for FHIR clients', () => {
       expect(lines.map((line) => JSON.parse(line).id)).toEqual([patient.body.id]);
     });
   });
+
+  describe('conditional reads', () => {
+    it('ignores an If-Modified-Since that is no HTTP date, rather than answering 304', async () => {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });
+      const path = `/fhir/Patient/${String(created.body.id)}`;
+      const later = new Date(Date.now() + 60_000);
+      // What fhir-kit-client or HAPI send: an IMF-fixdate, and the obsolete forms.
+      for (const since of [later.toUTCString(), later.toISOString()]) {
+        const res = await wire('GET', path, { 'if-modified-since': since });
+        expect([since, res.status]).toEqual([since, 304]);
+      }
+      for (const since of ['3000', String(later.getUTCFullYear() + 1), '2999-01-01']) {
+        const res = await wire('GET', path, { 'if-modified-since': since });
+        expect([since, res.status]).toEqual([since, 200]);
+        expect(JSON.parse(res.bytes.toString('utf8')).id).toBe(created.body.id);
+      }
+    });
+  });
 });
