@@ -37,7 +37,6 @@ export function sendStored(
   options: { status: number; prefer?: string; location?: boolean },
 ): FhirResource | OperationOutcome | undefined {
   reply.status(options.status);
-  setFhirJson(reply);
   reply.header('etag', `W/"${stored.versionId}"`);
   reply.header('last-modified', stored.lastUpdated.toUTCString());
   if (options.location) {
@@ -46,9 +45,12 @@ export function sendStored(
       `${fhirBaseUrl(request)}/${stored.resourceType}/${stored.id}/_history/${stored.versionId}`,
     );
   }
-  switch (parsePreferReturn(options.prefer)) {
-    case 'minimal':
-      return undefined;
+  const preferred = parsePreferReturn(options.prefer);
+  // return=minimal has no body, and so no Content-Type: an empty body labelled FHIR JSON (as
+  // until 2026-12-07) is malformed JSON to a client that parses what the label says.
+  if (preferred === 'minimal') return undefined;
+  setFhirJson(reply);
+  switch (preferred) {
     case 'OperationOutcome':
       return operationOutcome([
         {

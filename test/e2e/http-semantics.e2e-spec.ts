@@ -211,4 +211,39 @@ describe('HTTP semantics for FHIR clients', () => {
       }
     });
   });
+
+  describe('Prefer: return=minimal', () => {
+    it('answers a create, update or patch with the version headers and no body nor Content-Type', async () => {
+      const minimal = { prefer: 'return=minimal' };
+      const created = await http('POST', `${fhir}/Patient`, {
+        body: buildPatient({ family }),
+        headers: minimal,
+      });
+      expect(created.status).toBe(201);
+      expect(created.text).toBe('');
+      expect(created.headers.get('content-type')).toBeNull();
+      expect(created.headers.get('etag')).toBe('W/"1"');
+      const location = created.headers.get('location')!;
+      const id = /\/Patient\/([^/]+)\/_history\/1$/.exec(location)![1]!;
+
+      const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+        body: { ...buildPatient({ family }), id },
+        headers: minimal,
+      });
+      expect(updated.status).toBe(200);
+      expect(updated.text).toBe('');
+      expect(updated.headers.get('content-type')).toBeNull();
+      expect(updated.headers.get('etag')).toBe('W/"2"');
+      expect(updated.headers.get('last-modified')).toBeTruthy();
+
+      const patched = await http('PATCH', `${fhir}/Patient/${id}`, {
+        raw: JSON.stringify([{ op: 'replace', path: '/gender', value: 'male' }]),
+        headers: { ...minimal, 'content-type': 'application/json-patch+json' },
+      });
+      expect(patched.status).toBe(200);
+      expect(patched.text).toBe('');
+      expect(patched.headers.get('content-type')).toBeNull();
+      expect(patched.headers.get('etag')).toBe('W/"3"');
+    });
+  });
 });
