@@ -246,4 +246,25 @@ describe('HTTP semantics for FHIR clients', () => {
       expect(patched.headers.get('etag')).toBe('W/"3"');
     });
   });
+
+  describe('CORS for a browser SMART app', () => {
+    it('lets a browser send every request header a FHIR client sends, Accept and Content-Encoding too', async () => {
+      const preflight = await wire('OPTIONS', '/fhir/Patient', {
+        origin,
+        'access-control-request-method': 'POST',
+        // An Accept with a quoted fhirVersion is not CORS-safelisted, nor is Content-Encoding.
+        'access-control-request-headers': 'accept,authorization,content-encoding,content-type',
+      });
+      expect(preflight.status).toBe(204);
+      expect(preflight.headers['access-control-allow-origin']).toBe(origin);
+      const allowed = String(preflight.headers['access-control-allow-headers'])
+        .split(',')
+        .map((name) => name.trim());
+      expect(allowed).toEqual(
+        expect.arrayContaining(['accept', 'authorization', 'content-encoding', 'content-type']),
+      );
+      const exposed = await wire('GET', '/fhir/metadata', { origin });
+      expect(exposed.headers['access-control-allow-origin']).toBe(origin);
+    });
+  });
 });

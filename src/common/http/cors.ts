@@ -7,10 +7,15 @@ type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[
 /**
  * The request headers a browser client may send: every one the API reads (conditional
  * requests, Prefer, If-None-Exist, X-Cascade, a Binary's X-Security-Context, and a request id
- * of the client's own to follow in logs and the audit trail).
+ * of the client's own to follow in logs and the audit trail). Accept is CORS-safelisted only
+ * while its value is (`application/fhir+json; fhirVersion="4.0"`, quoted, is not), and a body
+ * a browser app compresses comes with Content-Encoding: until 2026-12-07 a preflight naming
+ * either was refused, and the browser never sent the request.
  */
 const REQUEST_HEADERS = [
+  'accept',
   'authorization',
+  'content-encoding',
   'content-type',
   'if-match',
   'if-modified-since',
