@@ -332,9 +332,12 @@ export class ResourceAccess {
     return this.patientsOf(resource);
   }
 
-  /** Records a resource found listable (isListable with `record: false`) as disclosed. */
-  recordListed(resource: FhirResource): void {
-    this.audit.touch(resource, this.patientsOf(resource));
+  /**
+   * Records a resource found listable (isListable with `record: false`) as disclosed; `context`
+   * as isListable was given it (a Binary's document, whose patients it names).
+   */
+  recordListed(resource: FhirResource, context?: FhirResource): void {
+    this.audit.touch(resource, this.patientsOf(resource, context));
   }
 
   /** The compartment check, recording the resource as touched (a denied one too). */

@@ -9,12 +9,36 @@ import { UnitOfWork } from '../database/unit-of-work.js';
 import { buildHistoryBundle, cursorLinks, type Bundle } from './bundle.js';
 import { notACursor, PageCursors } from './cursor.js';
 import { FhirDefinitions } from './fhir-definitions.js';
-import { assertResourceId, type HistoryListParams, type HistoryParams } from './fhir-types.js';
+import { edgeOf, fillPage } from './full-page.js';
+import {
+  assertResourceId,
+  type FhirResource,
+  type HistoryCursor,
+  type HistoryListParams,
+  type HistoryParams,
+} from './fhir-types.js';
 import type { ResourceHistoryEntity } from './resource-history.entity.js';
 import { ResourceRepository } from './resource.repository.js';
 import { parseContent, toVersion } from './resource-versions.js';
 import { SecurityContexts } from './security-contexts.js';
 import { notStored } from './write-steps.js';
+
+/** A version a list shows, with what access followed (a Binary's securityContext). */
+interface Listed {
+  row: ResourceHistoryEntity;
+  content?: FhirResource;
+  context?: FhirResource | undefined;
+}
+
+/** A version of a list as read, and once found listable, what access followed. */
+type ListRead = Partial<Listed> & { row: ResourceHistoryEntity; cursor: HistoryCursor };
+
+/** A version of one resource's history as read, with what access follows. */
+interface Read {
+  row: ResourceHistoryEntity;
+  content: FhirResource | undefined;
+  context: FhirResource | undefined;
+}
 
 /**
  * The histories (FHIR's history interaction): of one resource, of a type, of the system, each
@@ -68,32 +92,38 @@ export class FhirHistory {
       opened = now !== undefined;
     }
     const complete = await this.completeUpTo(params.cursor);
-    // One more than a page: whether there is a next one.
-    const found = await this.repository.historyOf(type, id, {
-      since: params.since,
-      at: params.at,
-      before: params.cursor?.versionId,
-      limit: params.count + 1,
-    });
-    const read = found.rows.slice(0, params.count);
-    const contents = new Map(
-      read.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
-    );
-    const contexts = await this.contexts.of([...contents.values()]);
     // A version outside a patient-scoped token's compartment (filed to another patient by
     // mistake, or before a merge) is left out, as a list leaves it out: the whole history of
-    // the token's own record was a 404 until 2026-12-07.
-    const rows = read.filter((row) => {
-      const content = contents.get(row);
-      return (
-        content === undefined ||
-        this.access.isInCompartmentOf(user, content, 'history', contexts.get(content))
-      );
-    });
-    for (const row of rows) {
-      const version = contents.get(row);
+    // the token's own record was a 404 until 2026-12-07. It is skipped while reading, so that
+    // the page is full (see fillPage).
+    let total: number | undefined;
+    const filled = await fillPage(
+      params.count,
+      async (after: Read | undefined, limit): Promise<Read[]> => {
+        const found = await this.repository.historyOf(type, id, {
+          since: params.since,
+          at: params.at,
+          before: after?.row.versionId ?? params.cursor?.versionId,
+          limit,
+        });
+        total ??= found.total;
+        const contents = found.rows.map((row) => (row.deleted ? undefined : parseContent(row)));
+        const contexts = await this.contexts.of(contents.filter((c) => c !== undefined));
+        return found.rows.map((row, i) => {
+          const content = contents[i];
+          return { row, content, context: content && contexts.get(content) };
+        });
+      },
+      (reads) =>
+        reads.filter(
+          ({ content, context }) =>
+            content === undefined ||
+            this.access.isInCompartmentOf(user, content, 'history', context),
+        ),
+    );
+    const shown = filled.kept.slice(0, params.count);
+    for (const { content: version, context } of shown) {
       if (version === undefined) continue;
-      const context = contexts.get(version);
       if (isRestrictedIn(version, context) && !opened) {
         await this.access.assertMayOpen(user, version, 'history', context);
         opened = true;
@@ -101,12 +131,10 @@ export class FhirHistory {
         this.access.assertInCompartment(user, version, 'history', context);
       }
     }
-    // The next page starts after the last version read, listed or not.
-    const last = read[read.length - 1];
-    const next =
-      found.rows.length > params.count && last
-        ? { type, id, versionId: last.versionId, complete: complete.toISOString() }
-        : undefined;
+    const rows = shown.map(({ row }) => row);
+    // The next page starts after the last version shown, or the last read if reading stopped.
+    const last = edgeOf(filled, params.count)?.row;
+    const next = last && { type, id, versionId: last.versionId, complete: complete.toISOString() };
     const recreated = await this.repository.recreations(rows);
     return buildHistoryBundle(
       rows.map((row) => toVersion(row, recreated)),
@@ -118,7 +146,10 @@ export class FhirHistory {
       ),
       baseUrl,
       complete,
-      found.total,
+      // A total that counts versions a patient-scoped token is not shown tells of them: the
+      // total of a token confined to a compartment is left out (its versions are not counted
+      // in SQL, where each version's patients are not kept).
+      this.access.confinesTo(user, type, 'history') ? undefined : total,
     );
   }
 
@@ -186,20 +217,48 @@ export class FhirHistory {
     baseUrl: string,
   ): Promise<Bundle> {
     const complete = await this.completeUpTo(params.cursor);
-    const found = await this.repository.historyOfTypes(types, params).catch((error: unknown) => {
-      // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0): its
-      // data exception, a 500 until 2026-12-06. The other parameters are checked before.
-      if (params.cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('history');
-      throw error;
-    });
-    const page = found.slice(0, params.count);
-    // The next page starts after the last version read, listed or not.
-    const last = found.length > params.count ? page[page.length - 1]?.cursor : undefined;
-    const next = last && { ...last, complete: complete.toISOString() };
-    const listed = await this.listable(
-      user,
-      page.map(({ row }) => row),
+    // Versions a list does not show (see listable) are skipped while reading, so that the page
+    // is full (see fillPage).
+    const filled = await fillPage(
+      params.count,
+      (after: ListRead | undefined, limit): Promise<ListRead[]> =>
+        this.repository
+          .historyOfTypes(types, {
+            ...params,
+            count: limit - 1,
+            cursor: after?.cursor ?? params.cursor,
+          })
+          .catch((error: unknown) => {
+            // A cursor's instant edited into one PostgreSQL cannot read (30 February, year 0):
+            // its data exception, a 500 until 2026-12-06. The other parameters are checked
+            // before.
+            if (params.cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('history');
+            throw error;
+          }),
+      async (reads) => {
+        const shown = new Map(
+          (
+            await this.listable(
+              user,
+              reads.map(({ row }) => row),
+            )
+          ).map((listed) => [listed.row, listed]),
+        );
+        return reads.flatMap((read) => {
+          const listed = shown.get(read.row);
+          return listed ? [{ ...read, ...listed }] : [];
+        });
+      },
     );
+    const page = filled.kept.slice(0, params.count);
+    // Recorded as listed once on the page: the one read past it is not shown.
+    for (const { content, context } of page) {
+      if (content) this.access.recordListed(content, context);
+    }
+    const listed = page.map(({ row }) => row);
+    // The next page starts after the last version shown, or the last read if reading stopped.
+    const last = edgeOf(filled, params.count)?.cursor;
+    const next = last && { ...last, complete: complete.toISOString() };
     const recreated = await this.repository.recreations(listed);
     return buildHistoryBundle(
       listed.map((row) => toVersion(row, recreated)),
@@ -223,11 +282,14 @@ export class FhirHistory {
     return first !== undefined && first < now ? first : now;
   }
 
-  /** Versions a list may show: restricted records and other patients' records are left out. */
+  /**
+   * Versions a list may show: restricted records and other patients' records are left out.
+   * None is recorded as disclosed: the page records those it shows (see recordListed).
+   */
   private async listable(
     user: AuthenticatedUser,
     rows: ResourceHistoryEntity[],
-  ): Promise<ResourceHistoryEntity[]> {
+  ): Promise<Listed[]> {
     const contents = new Map(
       rows.filter((row) => !row.deleted).map((row) => [row, parseContent(row)] as const),
     );
@@ -257,7 +319,7 @@ export class FhirHistory {
     const now = new Map(
       latest.map((content) => [`${content.resourceType}/${String(content.id)}`, content]),
     );
-    return rows.filter((row) => {
+    const shown = rows.filter((row) => {
       const content = contents.get(row);
       const key = `${row.resourceType}/${row.id}`;
       if (restrictedNow.has(key)) return false;
@@ -268,7 +330,11 @@ export class FhirHistory {
       }
       return content === undefined
         ? this.access.maySeeDeletion(user, row.resourceType, 'history')
-        : this.access.isListable(user, content, true, contexts.get(content), 'history');
+        : this.access.isListable(user, content, false, contexts.get(content), 'history');
+    });
+    return shown.map((row) => {
+      const content = contents.get(row);
+      return { row, ...(content ? { content, context: contexts.get(content) } : {}) };
     });
   }
 }

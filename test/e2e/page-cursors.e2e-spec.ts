@@ -70,6 +70,9 @@ describe('page cursors', () => {
     ids.mine.push(await create(binary(ids.a)));
     ids.theirs.push(await create(binary(ids.b)));
     ids.theirs.push(await create(binary(ids.b)));
+    // One more of each after theirs: pages of one have next links past them.
+    ids.mine.push(await create(observation(ids.a)));
+    ids.mine.push(await create(binary(ids.a)));
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', ids.a);
   });
 

@@ -11,7 +11,8 @@ import { isRefusedStatement, sqlStateOf } from '../../database/database-unavaila
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { decodeCursor, notACursor, PageCursors } from '../cursor.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import { isValidId } from '../fhir-types.js';
+import { edgeOf, fillPage } from '../full-page.js';
+import { isValidId, type FhirResource } from '../fhir-types.js';
 import { ResourceRepository } from '../resource.repository.js';
 import { tokenTerms } from './blind-terms.js';
 import { blindField } from './index-extractor.js';
@@ -29,13 +30,20 @@ import { SearchDefinitions } from './search-definitions.js';
 import { SearchIncludes } from './search-includes.js';
 import { firstOfRepeated, parseSearchRequest, type Criterion } from './search-request.js';
 import { keysetCondition, sortColumns } from './search-sort.js';
-import { SearchRepository } from './search.repository.js';
+import { SearchRepository, type PageRow } from './search.repository.js';
 import { LastNSearch } from './search-lastn.js';
 import { SearchState } from './search-state.js';
 import { SearchWhere } from './search-where.js';
 import { SqlParams } from './sql-params.js';
 
 type Query = Record<string, string | string[] | undefined>;
+
+/** A row of a search's page as read, with what access follows (a Binary's securityContext). */
+interface Read {
+  row: PageRow;
+  content: FhirResource;
+  context: FhirResource | undefined;
+}
 
 /** The most patients a count's audit row names (as many as a page can list). */
 const COUNTED_MAX = 1000;
@@ -188,33 +196,52 @@ export class SearchService {
     const complete = first !== undefined && first < now ? first : now;
     const carried = polled ? { c: complete.toISOString() } : {};
     const backwards = cursor?.d === 'p';
-    const pageWhere = cursor
-      ? `${where} AND ${keysetCondition(columns, cursor.k, backwards, params)}`
-      : where;
-    const rows = await this.repository
-      .page(pageWhere, params.values, columns, backwards, request.count + 1)
-      .catch((error: unknown) => {
-        // A cursor's keys are cast to their columns' types (timestamptz, numeric): one a
-        // client edited (`x` for an instant) is PostgreSQL's data exception, a 500 until
-        // 2026-12-06. The criteria, checked before, never are.
-        if (cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('search');
-        throw error;
-      });
-    const more = rows.length > request.count;
-    const page = rows.slice(0, request.count);
-    if (backwards) page.reverse();
-
-    const contents = page.map((row) => contentOf(row.resource));
-    const contexts = await this.contexts.of(contents);
-    const matches = contents.filter((resource) =>
-      this.access.isListable(user, resource, true, contexts.get(resource)),
+    // Each read's keyset values follow the criteria's and the sort's: a later read replaces
+    // the earlier one's (PostgreSQL refuses a parameter a statement does not use).
+    const base = params.values.length;
+    const pageWhere = (keys: string[] | undefined) => {
+      params.values.length = base;
+      return keys ? `${where} AND ${keysetCondition(columns, keys, backwards, params)}` : where;
+    };
+    // Rows the SQL could not leave out (a Binary follows its securityContext, another
+    // resource) are skipped while reading, so that the page is full (see fillPage).
+    const filled = await fillPage(
+      request.count,
+      async (after: Read | undefined, limit): Promise<Read[]> => {
+        const rows = await this.repository
+          .page(pageWhere(after?.row.keys ?? cursor?.k), params.values, columns, backwards, limit)
+          .catch((error: unknown) => {
+            // A cursor's keys are cast to their columns' types (timestamptz, numeric): one a
+            // client edited (`x` for an instant) is PostgreSQL's data exception, a 500 until
+            // 2026-12-06. The criteria, checked before, never are.
+            if (cursor && sqlStateOf(error)?.startsWith('22')) throw notACursor('search');
+            throw error;
+          });
+        const contents = rows.map((row) => contentOf(row.resource));
+        const contexts = await this.contexts.of(contents);
+        return rows.map((row, i) => ({
+          row,
+          content: contents[i]!,
+          context: contexts.get(contents[i]!),
+        }));
+      },
+      // Recorded as listed once on the page: the one read past it is not shown.
+      (reads) =>
+        reads.filter((read) => this.access.isListable(user, read.content, false, read.context)),
     );
+    const edge = edgeOf(filled, request.count)?.row;
+    const shown = filled.kept.slice(0, request.count);
+    if (backwards) shown.reverse();
+    for (const read of shown) this.access.recordListed(read.content, read.context);
+    const page = shown.map((read) => read.row);
+    const matches = shown.map((read) => read.content);
     const included = await this.includes.include(user, type, request, matches, params.warnings);
 
+    // Forwards, the next page starts after the edge; backwards, the previous one before it.
     const firstRow = page[0];
     const last = page[page.length - 1];
-    const hasNext = backwards ? cursor !== undefined : more;
-    const hasPrevious = backwards ? more : cursor !== undefined;
+    const next = backwards ? (cursor !== undefined ? last : undefined) : edge;
+    const previous = backwards ? edge : cursor !== undefined ? firstRow : undefined;
     return searchBundle(
       request.subset
         ? matches.map((resource) => this.definitions.subsets.apply(resource, request.subset!))
@@ -222,8 +249,8 @@ export class SearchService {
       included,
       total,
       links(
-        hasNext && last ? { d: 'n', k: last.keys, ...carried } : undefined,
-        hasPrevious && firstRow ? { d: 'p', k: firstRow.keys, ...carried } : undefined,
+        next ? { d: 'n', k: next.keys, ...carried } : undefined,
+        previous ? { d: 'p', k: previous.keys, ...carried } : undefined,
       ),
       params.warnings,
       complete,
