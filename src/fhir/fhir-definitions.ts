@@ -14,6 +14,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
+import { addDatatypeInvariants } from './datatype-invariants.js';
 import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
 import { jsonRuleBreak } from './json-rules.js';
@@ -60,6 +61,7 @@ export class FhirDefinitions {
     const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
     indexStructureDefinitionBundle(types);
     indexStructureDefinitionBundle(resources);
+    addDatatypeInvariants(types, resources);
     // The definitions also hold SubscriptionStatus, an R4B resource: R4's own list of resource
     // types says what an R4 server holds (and what its CapabilityStatement may name).
     const r4Types = this.valueSets.expand('http://hl7.org/fhir/ValueSet/resource-types')?.codes;

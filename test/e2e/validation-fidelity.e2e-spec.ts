@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import type { HttpFn } from '../support/http.js';
+import { doctorApp } from '../support/doctor-app.js';
+import type { TestApp } from '../support/test-app.js';
+
+/**
+ * What a hospital stores is valid R4: the invariants of the StructureDefinitions are evaluated
+ * wherever R4 puts them, and `$validate` answers what a write would.
+ */
+describe('FHIR: validation fidelity', () => {
+  let testApp: TestApp;
+  let http: HttpFn;
+  let fhir: string;
+
+  beforeAll(async () => {
+    ({ testApp, http, fhir } = await doctorApp());
+  });
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  function observation(extra: Record<string, unknown>) {
+    return {
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: `fidelity ${randomUUID()}` },
+      ...extra,
+    };
+  }
+
+  /** A write's status and first issue, and $validate's first issue, for the same body. */
+  async function writeAndValidate(body: Record<string, unknown>) {
+    const type = body['resourceType'] as string;
+    const written = await http('POST', `${fhir}/${type}`, { body });
+    const validated = await http('POST', `${fhir}/${type}/$validate`, { body });
+    expect(validated.status).toBe(200);
+    return {
+      status: written.status,
+      written: written.body.issue?.[0],
+      validated: validated.body.issue?.[0],
+    };
+  }
+
+  it('refuses the invariants of data types (qty-3, rng-2, sqty-1), on a write and $validate', async () => {
+    for (const [body, key, expression] of [
+      [
+        observation({ valueQuantity: { value: 4.2, code: 'mmol/L' } }),
+        'qty-3',
+        'Observation.value[x]',
+      ],
+      [
+        observation({ valueRange: { low: { value: 9 }, high: { value: 1 } } }),
+        'rng-2',
+        'Observation.value[x]',
+      ],
+      [
+        observation({ referenceRange: [{ low: { value: 3.5, comparator: '>' } }] }),
+        'sqty-1',
+        'Observation.referenceRange[0].low',
+      ],
+    ] as const) {
+      const answer = await writeAndValidate(body);
+      const issue = {
+        severity: 'error',
+        expression: [expression],
+        diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
+      };
+      expect({ key, ...answer }).toMatchObject({
+        key,
+        status: 400,
+        written: issue,
+        validated: issue,
+      });
+    }
+    const kept = await http('POST', `${fhir}/Observation`, {
+      body: observation({
+        valueQuantity: {
+          value: 4.2,
+          unit: 'mmol/L',
+          system: 'http://unitsofmeasure.org',
+          code: 'mmol/L',
+        },
+        referenceRange: [{ low: { value: 3.5 }, high: { value: 5.1 } }],
+      }),
+    });
+    expect(kept.status).toBe(201);
+  });
+});
