@@ -27,9 +27,12 @@ export default async function globalSetup(globalConfig) {
       await rm(dataDir, { recursive: true, force: true });
     };
   }
-  await migrateUpDownUp(url);
+  // The scratch template is a database of its own, migrated from empty: it is built while the
+  // test database goes up, down and up again (each is mostly PostgreSQL's work and round trips).
+  const [template] = await Promise.all([createScratchTemplate(url), migrateUpDownUp(url)]);
   globalThis.__carevaultWorkerDatabases = await createWorkerDatabases(url, globalConfig.maxWorkers);
-  process.env.CAREVAULT_TEST_TEMPLATE_DATABASE = await createScratchTemplate(url);
+  globalThis.__carevaultWorkerDatabases.names.push(template);
+  process.env.CAREVAULT_TEST_TEMPLATE_DATABASE = template;
   process.env.DATABASE_URL = url;
   process.env.NODE_ENV = 'test';
   process.env.LOG_LEVEL ??= 'silent';
@@ -95,7 +98,6 @@ async function createScratchTemplate(url) {
   } finally {
     await dataSource.destroy();
   }
-  globalThis.__carevaultWorkerDatabases.names.push(name);
   return name;
 }
 
