@@ -76,7 +76,10 @@ export type NotificationOutcome =
 export class SubscriptionRepository {
   constructor(private readonly unitOfWork: UnitOfWork) {}
 
-  /** Stores what its owner wrote; what is queued for it is tried afresh. */
+  /**
+   * Stores what its owner wrote; what is queued for it is tried afresh, and, written active,
+   * what was given up too.
+   */
   async save(
     id: string,
     plan: { criteriaType: string; criteria: string; status: string; active: boolean; end?: Date },
@@ -107,6 +110,17 @@ export class SubscriptionRepository {
                        FOR UPDATE SKIP LOCKED)`,
       [id],
     );
+    if (plan.active) {
+      // Started again after it was given up on (its receiver back, or a new endpoint): what
+      // was given up is sent, one POST for all, so that the receiver reads what it missed.
+      // Until 2026-12-07 it heard nothing until the next matching change.
+      await this.unitOfWork.manager.query(
+        `UPDATE subscription_notification
+            SET status = 'pending', attempts = 0, last_error = NULL, next_attempt_at = now()
+          WHERE subscription_id = $1 AND status = 'dead'`,
+        [id],
+      );
+    }
   }
 
   /**

@@ -21,6 +21,8 @@ describe('Subscription delivery, to many receivers', () => {
   let fhir: string;
   /** Answers held back: the receiver hangs until the test ends. */
   const held: (() => void)[] = [];
+  /** Whether the receiver at `down-…` paths is down (503). */
+  let down = true;
   const run = randomUUID().slice(0, 8);
 
   const create = async (resource: Record<string, unknown>): Promise<string> => {
@@ -55,7 +57,7 @@ describe('Subscription delivery, to many receivers', () => {
     subscriptionsApp = await startSubscriptionsApp((path) =>
       path.includes('hanging')
         ? new Promise((resolve) => held.push(() => resolve({ status: 204 })))
-        : { status: 204 },
+        : { status: path.includes('down') && down ? 503 : 204 },
     );
     ({ fhir, db, hooks, received } = subscriptionsApp);
     doctor = authorizedHttp(await tokenFor(subscriptionsApp.testApp, 'doctor'));
@@ -99,5 +101,34 @@ describe('Subscription delivery, to many receivers', () => {
       [shared],
     );
     expect(row!.pending).toBe(6);
+  });
+
+  it('tells a receiver that was down of what it missed, once its Subscription is started again', async () => {
+    const code = `dl-${run}-down`;
+    const path = `/hooks/down-${run}`;
+    const id = await subscribe(code, `${hooks}down-${run}`);
+    await active(id);
+    await create(observation(code));
+    const stopped = await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? res.body : undefined;
+    });
+    expect(hits(path)).toHaveLength(3);
+    // The receiver is back; its owner starts the Subscription again, and nothing else changes.
+    down = false;
+    const again = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...stopped, status: 'requested' },
+    });
+    expect(again.status).toBe(200);
+    // Until 2026-12-07 what was given up stayed so: the receiver heard nothing until the next
+    // matching change, keeping a copy without the results that came while it was down.
+    await eventually('the notification given up, sent', () =>
+      Promise.resolve(hits(path).length === 4 ? true : undefined),
+    );
+    const rows = await db.query<{ status: string }[]>(
+      `SELECT status FROM subscription_notification WHERE subscription_id = $1`,
+      [id],
+    );
+    expect(rows).toEqual([{ status: 'sent' }]);
   });
 });

@@ -763,10 +763,10 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     expect(await notifications(id)).toEqual([
       expect.objectContaining({ status: 'dead', attempts: 3, last_error: 'HTTP 503' }),
     ]);
-    // The owner's criteria are kept: set back to requested, it works again (and fails again).
-    // Only its status changed, it is made active without the old reason.
+    // The owner's criteria are kept: set back to requested (at an endpoint that answers), it
+    // works again, made active without the old reason; what was given up is sent there.
     const again = await doctor('PUT', `${fhir}/Subscription/${id}`, {
-      body: { ...stored, status: 'requested' },
+      body: subscription(code, `${hooks}mended-${run}`, { id, status: 'requested' }),
     });
     expect(again.status).toBe(200);
     const active = await eventually('the Subscription made active again', async () => {
@@ -775,6 +775,9 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
     });
     expect(active).not.toHaveProperty('error');
     expect((await statusAudit(id)).at(-1)).toBe(`active accepted ${active.meta.versionId}`);
+    await eventually('what was given up, sent', () =>
+      Promise.resolve(hits(`/hooks/mended-${run}`)[0]),
+    );
     await create(doctor, observation(code));
     expect((await notifications(id)).length).toBe(2);
   });
