@@ -125,10 +125,48 @@ describe('Subscription delivery, to many receivers', () => {
     await eventually('the notification given up, sent', () =>
       Promise.resolve(hits(path).length === 4 ? true : undefined),
     );
-    const rows = await db.query<{ status: string }[]>(
-      `SELECT status FROM subscription_notification WHERE subscription_id = $1`,
-      [id],
-    );
+    // The receiver has the POST before its settle commits.
+    const rows = await eventually('the notification settled', async () => {
+      const found = await db.query<{ status: string }[]>(
+        `SELECT status FROM subscription_notification WHERE subscription_id = $1`,
+        [id],
+      );
+      return found.every((row) => row.status !== 'pending') ? found : undefined;
+    });
     expect(rows).toEqual([{ status: 'sent' }]);
+  });
+
+  it('keeps the outbox bounded: what was delivered or cancelled a week ago is removed, what was given up kept', async () => {
+    const sub = `outbox-${run}`;
+    const insert = (status: string, age: string) =>
+      db.query<{ seq: string }[]>(
+        `INSERT INTO subscription_notification (subscription_id, resource_type, resource_id,
+           version_id, created_at, status, next_attempt_at)
+         VALUES ($1, 'Observation', $2, 1, now() - $3::interval, $4, now() - $3::interval)
+         RETURNING seq`,
+        [sub, randomUUID(), age, status],
+      );
+    for (const [status, age] of [
+      ['sent', '8 days'],
+      ['cancelled', '8 days'],
+      ['dead', '8 days'],
+      ['sent', '1 day'],
+    ]) {
+      await insert(status!, age!);
+    }
+    // The notifier removes them as it starts, then hourly: another instance starting.
+    const second = await startSubscriptionsApp();
+    try {
+      const left = await eventually('the old notifications removed', async () => {
+        const rows = await db.query<{ status: string }[]>(
+          `SELECT status FROM subscription_notification WHERE subscription_id = $1 ORDER BY seq`,
+          [sub],
+        );
+        return rows.length === 2 ? rows : undefined;
+      });
+      expect(left).toEqual([{ status: 'dead' }, { status: 'sent' }]);
+    } finally {
+      await second.close();
+    }
   });
 });
