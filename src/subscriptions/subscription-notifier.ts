@@ -40,6 +40,14 @@ const REFRESH_EVERY_POLLS = 5;
  * one sender, not every Subscription's. Each holds a database connection while it sends.
  */
 const SENDERS = 4;
+/**
+ * Notifications delivered or cancelled are deleted this long after they were queued, as the
+ * notifier starts and then hourly (until 2026-12-07 they were kept for good, a row per change).
+ */
+const KEEP_SETTLED_MS = 7 * 24 * 3_600_000;
+const PURGE_EVERY_MS = 3_600_000;
+const PURGE_BATCH = 1_000;
+const PURGE_BATCHES = 100;
 
 /**
  * Delivers Subscription notifications: R4 rest-hook with no payload, a POST with no body to
@@ -102,10 +110,15 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
    * beside the senders: a slow endpoint puts off neither.
    */
   private async keeper(): Promise<void> {
+    let purged = -Infinity;
     while (!this.stopped) {
       try {
         await this.registry.refresh();
         await this.statuses.setDue();
+        if (performance.now() - purged >= PURGE_EVERY_MS) {
+          purged = performance.now();
+          await this.purge();
+        }
       } catch (error) {
         if (this.stopped) break;
         this.logger.error(
@@ -114,6 +127,18 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         );
       }
       await this.sleep(REFRESH_EVERY_POLLS * this.settings.pollMs, this.resting);
+    }
+  }
+
+  /**
+   * Keeps the outbox bounded: deletes what was delivered or cancelled KEEP_SETTLED_MS ago, in
+   * batches (each its own statement), at most PURGE_BATCHES of them a round. The audit trail,
+   * not the outbox, records deliveries.
+   */
+  private async purge(): Promise<void> {
+    const before = new Date(Date.now() - KEEP_SETTLED_MS);
+    for (let batch = 0; batch < PURGE_BATCHES && !this.stopped; batch++) {
+      if ((await this.repository.purgeSettled(before, PURGE_BATCH)) < PURGE_BATCH) return;
     }
   }
 

@@ -409,6 +409,28 @@ export class SubscriptionRepository {
     );
   }
 
+  /**
+   * Deletes up to `limit` notifications delivered or cancelled that were queued before
+   * `before`; the number deleted. What was given up stays: its Subscription, started again,
+   * sends it (save), and no more is queued for one given up. Rows another instance is deleting
+   * are skipped.
+   */
+  async purgeSettled(before: Date, limit: number): Promise<number> {
+    const rows = await this.unitOfWork.manager.query<{ seq: string }[]>(
+      // Under WITH the statement is a SELECT, so the driver returns rows rather than a count.
+      `WITH purged AS (
+         DELETE FROM subscription_notification WHERE seq IN (
+           SELECT seq FROM subscription_notification
+            WHERE status IN ('sent', 'cancelled') AND created_at < $1
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED)
+         RETURNING seq)
+       SELECT seq FROM purged`,
+      [before, limit],
+    );
+    return rows.length;
+  }
+
   /** The seqs of the Subscription's pending notifications that have committed by now. */
   async pendingOf(subscriptionId: string): Promise<string[]> {
     const rows = await this.unitOfWork.manager.query<{ seq: string }[]>(
