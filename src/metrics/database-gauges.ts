@@ -7,10 +7,11 @@ import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 import { Metrics } from './metrics.js';
 
 /**
- * Gauges read at scrape time: the connection pool, and the HL7 backlogs an operator must act
- * on (messages in error or not yet processed, outbound messages pending or dead, and how long
- * each destination's queue has waited). The counts use the status indexes; a database that
- * does not answer shows as carevault_database_up 0.
+ * Gauges read at scrape time: the connection pool, and the backlogs an operator must act on
+ * (HL7 messages in error or not yet processed, outbound messages pending or dead, and how long
+ * each destination's queue has waited; Subscription notifications waiting, and Subscriptions
+ * stopped in error). The counts use the status indexes; a database that does not answer shows
+ * as carevault_database_up 0.
  */
 @Injectable()
 export class DatabaseGauges implements OnModuleInit {
@@ -98,6 +99,45 @@ export class DatabaseGauges implements OnModuleInit {
           .catch(() => undefined);
         this.reset();
         for (const { destination, age } of rows ?? []) this.set({ destination }, Number(age));
+      },
+    });
+    new Gauge({
+      name: 'carevault_subscription_notifications_pending',
+      help: 'Subscription notifications queued and not yet delivered, and the age in seconds of the oldest',
+      labelNames: ['measure'] as const,
+      registers,
+      async collect() {
+        // Read through the pending rows' own index: delivered ones, kept a week, are not counted.
+        const rows = await dataSource
+          .query<{ n: number; age: number | null }[]>(
+            `SELECT count(*)::int AS n, extract(epoch FROM now() - min(created_at))::float8 AS age
+               FROM subscription_notification WHERE status = 'pending'`,
+          )
+          .catch(() => undefined);
+        this.reset();
+        const row = rows?.[0];
+        if (row) {
+          this.set({ measure: 'count' }, row.n);
+          this.set({ measure: 'oldest_seconds' }, row.age ?? 0);
+        }
+      },
+    });
+    const subscriptions = counts(
+      `SELECT status, count(*) AS n FROM fhir_subscription GROUP BY status`,
+    );
+    new Gauge({
+      name: 'carevault_subscriptions',
+      help: 'Subscriptions by status: error ones have stopped notifying until their owner starts them again',
+      labelNames: ['status'] as const,
+      registers,
+      async collect() {
+        const found = await subscriptions().catch(() => undefined);
+        this.reset();
+        if (found) {
+          for (const status of ['requested', 'active', 'error', 'off']) {
+            this.set({ status }, found.get(status) ?? 0);
+          }
+        }
       },
     });
     new Gauge({

@@ -1,7 +1,11 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { withEnv } from '../support/env.js';
+import { authorizedHttp, http, type HttpFn } from '../support/http.js';
 import {
   eventually,
   loincObservation as observation,
@@ -24,6 +28,19 @@ describe('Subscription delivery, to many receivers', () => {
   /** Whether the receiver at `down-…` paths is down (503). */
   let down = true;
   const run = randomUUID().slice(0, 8);
+  const metricsToken = randomBytes(32).toString('hex');
+  let metricsDir: string;
+  let restoreEnv: () => void;
+  /** The value of one series of GET /metrics. */
+  const gauge = async (series: string): Promise<number> => {
+    const res = await http('GET', `${subscriptionsApp.testApp.url}/metrics`, {
+      headers: { authorization: `Bearer ${metricsToken}` },
+    });
+    expect(res.status).toBe(200);
+    const line = res.text.split('\n').find((each) => each.startsWith(`${series} `));
+    expect(line).toBeDefined();
+    return Number(line!.slice(series.length + 1));
+  };
 
   const create = async (resource: Record<string, unknown>): Promise<string> => {
     const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
@@ -54,10 +71,13 @@ describe('Subscription delivery, to many receivers', () => {
   };
 
   beforeAll(async () => {
+    metricsDir = await mkdtemp(join(tmpdir(), 'carevault-subscription-metrics-'));
+    await writeFile(join(metricsDir, 'token'), `${metricsToken}\n`, { mode: 0o600 });
+    restoreEnv = withEnv({ METRICS_TOKEN_FILE: join(metricsDir, 'token') });
     subscriptionsApp = await startSubscriptionsApp((path) =>
       path.includes('hanging')
         ? new Promise((resolve) => held.push(() => resolve({ status: 204 })))
-        : { status: path.includes('down') && down ? 503 : 204 },
+        : { status: (path.includes('down') && down) || path.includes('broken') ? 503 : 204 },
     );
     ({ fhir, db, hooks, received } = subscriptionsApp);
     doctor = authorizedHttp(await tokenFor(subscriptionsApp.testApp, 'doctor'));
@@ -66,6 +86,8 @@ describe('Subscription delivery, to many receivers', () => {
   afterAll(async () => {
     for (const release of held) release();
     await subscriptionsApp.close();
+    restoreEnv();
+    await rm(metricsDir, { recursive: true, force: true });
   });
 
   it('notifies other receivers while one endpoint hangs', async () => {
@@ -134,6 +156,30 @@ describe('Subscription delivery, to many receivers', () => {
       return found.every((row) => row.status !== 'pending') ? found : undefined;
     });
     expect(rows).toEqual([{ status: 'sent' }]);
+  });
+
+  it('tells an operator, on GET /metrics, of the notifications waiting and the Subscriptions stopped in error', async () => {
+    // The hanging endpoints of the tests above hold their notifications pending until the end.
+    const pending = 'carevault_subscription_notifications_pending';
+    const waiting = await eventually('a notification held', async () => {
+      const count = await gauge(`${pending}{measure="count"}`);
+      return count >= 7 ? count : undefined;
+    });
+    const [row] = await db.query<{ n: number }[]>(
+      `SELECT count(*)::int AS n FROM subscription_notification WHERE status = 'pending'`,
+    );
+    expect(waiting).toBe(row!.n);
+    expect(await gauge(`${pending}{measure="oldest_seconds"}`)).toBeGreaterThan(0);
+
+    const errors = await gauge('carevault_subscriptions{status="error"}');
+    const id = await subscribe(`dl-${run}-broken`, `${hooks}broken-${run}`);
+    await active(id);
+    await create(observation(`dl-${run}-broken`));
+    await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? true : undefined;
+    });
+    expect(await gauge('carevault_subscriptions{status="error"}')).toBe(errors + 1);
   });
 
   it('keeps the outbox bounded: what was delivered or cancelled a week ago is removed, what was given up kept', async () => {
