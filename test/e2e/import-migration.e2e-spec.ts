@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ const ndjson = (...resources: object[]) => resources.map((r) => JSON.stringify(r
 
 /** Lines that name what the import refused: `file line n: status reason`. */
 const refusals = (result: Finished) =>
-  result.stderr.split('\n').filter((line) => / line \d+: \d{3} /.test(line));
+  result.stderr.split('\n').filter((line) => /(line \d+|entry \d+|bundle): \d{3} /.test(line));
 
 /** A hospital's history loaded by a migration engineer: what goes wrong in a real export. */
 describe('cli import: a hospital history', () => {
@@ -98,5 +99,57 @@ describe('cli import: a hospital history', () => {
     expect(result.stderr).not.toContain('xxxx');
     expect(result.code).toBe(1);
     expect(await versions('os-1')).toBe(0);
+  });
+
+  it("with --stable-ids, leaves the shared Bundle's Organization as it is: patient Bundles repeating it neither overwrite it nor add versions", async () => {
+    // Synthea writes each hospital into hospitalInformation*.json (with its utilization
+    // extensions) and again, leaner, into every patient Bundle that refers to it, under the same
+    // uuid. Each patient Bundle's copy replaced the hospital's (its extensions lost, whichever
+    // patient came last winning) and every re-run added two versions of it.
+    const folder = join(inputs, 'synthea-like');
+    await mkdir(folder);
+    const organization = randomUUID();
+    const transaction = (...entry: object[]) =>
+      JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry });
+    const hospital = (extension?: object[]) => ({
+      fullUrl: `urn:uuid:${organization}`,
+      resource: { resourceType: 'Organization', id: organization, name: 'General', extension },
+      request: { method: 'POST', url: 'Organization' },
+    });
+    const utilization = [{ url: 'https://example.org/utilization', valueInteger: 703 }];
+    await writeFile(join(folder, 'hospitalInformation.json'), transaction(hospital(utilization)));
+    const patients = [randomUUID(), randomUUID()];
+    for (const [i, patient] of patients.entries()) {
+      await writeFile(
+        join(folder, `patient${i}.json`),
+        transaction(hospital(), {
+          fullUrl: `urn:uuid:${patient}`,
+          resource: {
+            resourceType: 'Patient',
+            id: patient,
+            managingOrganization: { reference: `urn:uuid:${organization}` },
+          },
+          request: { method: 'POST', url: 'Patient' },
+        }),
+      );
+    }
+    for (const run of [1, 2]) {
+      const result = await runImport(['--stable-ids', '--concurrency', '2', folder]);
+      expect({ run, stdout: result.stdout, code: result.code, err: refusals(result) }).toEqual({
+        run,
+        stdout: expect.stringContaining('Imported 5 of 5 resources from 3 files'),
+        code: 0,
+        err: [],
+      });
+      expect(await versions(organization)).toBe(1);
+    }
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT DISTINCT resource_id AS id FROM search_reference
+        WHERE resource_type = 'Patient' AND target_type = 'Organization' AND target_id = $1
+        ORDER BY 1`,
+      [organization],
+    );
+    expect(rows.map((row) => row.id)).toEqual([...patients].sort());
+    expect(await versions(patients[0]!)).toBe(1);
   });
 });

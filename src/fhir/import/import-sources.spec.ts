@@ -11,6 +11,7 @@ const ndjson = (path: string, types: string[], refersTo: string[]): ImportSource
   types: new Set(types),
   refersTo: new Set(refersTo),
   repeats: new Map(),
+  stableKeys: new Set(),
 });
 
 const paths = (phases: ImportSource[][]) => phases.map((phase) => phase.map((s) => s.path));

@@ -46,6 +46,8 @@ export interface ImportSource {
    * name order), by number, with where that first line is: not sent (see ResourceIds).
    */
   repeats: ReadonlyMap<number, Repeat>;
+  /** The `Type/id` a Bundle's entries write by id, or by their uuid with --stable-ids. */
+  stableKeys: ReadonlySet<string>;
 }
 
 /** One Bundle to send, and where its entries came from, for the report of what failed. */
@@ -54,16 +56,20 @@ export interface ImportUnit {
   bundle: Bundle;
   /** Entry index to its place in the source: `entry 3` or `line 1207`. */
   where: (index: number) => string;
+  /** Entries of the source not sent, as a shared Bundle stored them (see leaveOutShared). */
+  leftOut?: number;
 }
 
 interface Bundle {
   resourceType: 'Bundle';
   type: string;
-  entry?: {
-    fullUrl?: string;
-    resource?: { resourceType?: string; id?: string };
-    request?: unknown;
-  }[];
+  entry?: BundleEntry[];
+}
+
+interface BundleEntry {
+  fullUrl?: string;
+  resource?: { resourceType?: string; id?: string };
+  request?: unknown;
 }
 
 /**
@@ -126,7 +132,16 @@ export async function describeSource(
       referredTypes(resource, refersTo);
       resources++;
     }
-    return { path, kind: 'ndjson', resources, shared: false, types, refersTo, repeats };
+    return {
+      path,
+      kind: 'ndjson',
+      resources,
+      shared: false,
+      types,
+      refersTo,
+      repeats,
+      stableKeys: new Set(),
+    };
   }
   const bundle = await readBundle(path);
   const entries = bundle.entry ?? [];
@@ -139,6 +154,7 @@ export async function describeSource(
     types,
     refersTo: new Set(),
     repeats: new Map(),
+    stableKeys: new Set(entries.flatMap((entry) => stableKey(entry) ?? [])),
   };
 }
 
@@ -196,12 +212,21 @@ function referredTypes(value: unknown, types: Set<string>): void {
  */
 export async function* unitsOf(
   source: ImportSource,
-  options: Reading & { stableIds: boolean },
+  options: Reading & { stableIds: boolean; sharedKeys: ReadonlySet<string> },
 ): AsyncGenerator<ImportUnit> {
   if (source.kind === 'bundle') {
     const bundle = await readBundle(source.path);
+    let places = bundle.entry?.map((_, index) => index) ?? [];
+    if (options.stableIds && !source.shared && bundle.type === 'transaction') {
+      places = leaveOutShared(bundle, options.sharedKeys);
+    }
     if (options.stableIds) usePutForUuids(bundle);
-    yield { source, bundle, where: (index) => `entry ${index}` };
+    yield {
+      source,
+      bundle,
+      where: (index) => `entry ${places[index] ?? '?'}`,
+      leftOut: source.resources - places.length,
+    };
     return;
   }
   let chunk: { line: number; resource: unknown }[] = [];
@@ -238,6 +263,64 @@ function ndjsonUnit(
     }),
   };
   return { source, bundle, where: (index) => `line ${chunk[index]?.line ?? '?'}` };
+}
+
+/**
+ * What an entry writes by id: a PUT's `Type/id`, or with --stable-ids an unconditional POST's
+ * `Type/<uuid>` (see usePutForUuids).
+ */
+function stableKey(entry: BundleEntry): string | undefined {
+  const request = entry.request as
+    { method?: string; url?: string; ifNoneExist?: unknown } | undefined;
+  if (request?.method === 'PUT' && typeof request.url === 'string') {
+    return /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/.test(request.url) ? request.url : undefined;
+  }
+  const uuid = /^urn:uuid:([0-9a-f-]{36})$/i.exec(entry.fullUrl ?? '')?.[1];
+  const type = entry.resource?.resourceType;
+  if (request?.method !== 'POST' || !uuid || !type || request.url !== type) return undefined;
+  return request.ifNoneExist === undefined ? `${type}/${uuid}` : undefined;
+}
+
+/**
+ * `--stable-ids`, a patient's transaction: the entries that a shared Bundle (loaded before it)
+ * writes by the same id are left out, and the references to them (`urn:uuid:<uuid>`) name the
+ * stored resource (`Organization/<uuid>`). Synthea writes each hospital and practitioner into
+ * its shared files and again, leaner, into every patient's Bundle under the same uuid: sent as
+ * they are, each patient's copy replaced the shared one (the hospital's utilization extensions
+ * lost, the last patient loaded winning) and every re-run added two versions of each. Returns
+ * the place in the file of each entry kept.
+ */
+function leaveOutShared(bundle: Bundle, sharedKeys: ReadonlySet<string>): number[] {
+  const places: number[] = [];
+  const renamed = new Map<string, string>();
+  const kept: BundleEntry[] = [];
+  (bundle.entry ?? []).forEach((entry, index) => {
+    const key = stableKey(entry);
+    if (key !== undefined && sharedKeys.has(key) && entry.fullUrl?.startsWith('urn:uuid:')) {
+      renamed.set(entry.fullUrl, key);
+      return;
+    }
+    places.push(index);
+    kept.push(entry);
+  });
+  if (renamed.size > 0) bundle.entry = kept.map((entry) => renameReferences(entry, renamed));
+  return places;
+}
+
+/** A value with each `reference` that `renamed` holds replaced by what it maps it to. */
+function renameReferences<T>(value: T, renamed: ReadonlyMap<string, string>): T {
+  if (Array.isArray(value)) {
+    return value.map((item: unknown) => renameReferences(item, renamed)) as T;
+  }
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, item]: [string, unknown]) => [
+      key,
+      key === 'reference' && typeof item === 'string' && renamed.has(item)
+        ? renamed.get(item)
+        : renameReferences(item, renamed),
+    ]),
+  ) as T;
 }
 
 /**

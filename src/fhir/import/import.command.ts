@@ -85,6 +85,11 @@ export class ImportCommand extends CommandRunner {
       })),
     );
     bar.increment(rejections.length);
+    // With --stable-ids, what the shared Bundles write by id, which the patients' Bundles then
+    // leave out (see leaveOutShared).
+    const sharedKeys = new Set(
+      sources.filter((source) => source.shared).flatMap((source) => [...source.stableKeys]),
+    );
     const waiting: Waiting[] = [];
     let written = 0;
     // For the account of a run stopped by a failure: the files whose units were all sent, and
@@ -109,8 +114,13 @@ export class ImportCommand extends CommandRunner {
           for await (const unit of unitsOf(source, {
             ...reading,
             stableIds: options.stableIds ?? false,
+            sharedKeys,
           })) {
-            settle(source, await this.imports.load(unit), unit.bundle.entry?.length ?? 0);
+            const result = await this.imports.load(unit);
+            // The entries left out are stored (by the shared Bundle) when the rest is.
+            const leftOut = unit.leftOut ?? 0;
+            if (result.rejected.length === 0) result.written += leftOut;
+            settle(source, result, (unit.bundle.entry?.length ?? 0) + leftOut);
           }
           sent.add(source);
         });
