@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startCliHost, type CliHost } from '../support/cli.js';
@@ -151,5 +152,28 @@ describe('cli import: a hospital history', () => {
     );
     expect(rows.map((row) => row.id)).toEqual([...patients].sort());
     expect(await versions(patients[0]!)).toBe(1);
+  });
+
+  it('reads a gzip-compressed NDJSON export, and refuses a truncated one by name', async () => {
+    // Bulk Data exports are often gzip files (Patient.ndjson.gz), which were only named as
+    // not read: the engineer had to unpack gigabytes first.
+    const folder = join(inputs, 'gzip');
+    await mkdir(folder);
+    const patients = ndjson(
+      { resourceType: 'Patient', id: 'gz-1' },
+      { resourceType: 'Patient', id: 'gz-2' },
+    );
+    await writeFile(join(folder, 'Patient.ndjson.gz'), gzipSync(patients));
+    const result = await runImport([folder]);
+    expect(result.stdout).toContain('Imported 2 of 2 resources from 1 files');
+    expect(result.stderr).not.toContain('Not read');
+    expect(result.code).toBe(0);
+    expect(await versions('gz-2')).toBe(1);
+
+    const truncated = join(inputs, 'Truncated.ndjson.gz');
+    await writeFile(truncated, gzipSync(patients).subarray(0, 20));
+    const broken = await runImport([truncated]);
+    expect(broken.stderr).toContain('Truncated.ndjson.gz is not a whole gzip file');
+    expect(broken.code).toBe(1);
   });
 });

@@ -447,22 +447,22 @@ describe('cli import: Bundles and NDJSON from files', () => {
   });
 
   it('names the files of a folder it does not read, rather than leaving them out unsaid', async () => {
-    // A compressed export file, or one renamed, held records that were silently not loaded.
+    // An archive of an export, or a file renamed, held records that were silently not loaded.
     const folder = join(inputs, 'skipped');
     await mkdir(folder);
     await writeFile(
       join(folder, 'Patient.ndjson'),
       ndjson({ resourceType: 'Patient', id: 'sk-1' }),
     );
-    await writeFile(join(folder, 'Observation.ndjson.gz'), Buffer.from([0x1f, 0x8b, 0x08]));
+    await writeFile(join(folder, 'Observation.ndjson.zip'), Buffer.from([0x50, 0x4b, 0x03]));
     await writeFile(join(folder, 'Encounter.ndjson.txt'), '{"resourceType":"Encounter"}\n');
     const result = await runImport(folder);
     expect(result.stdout).toContain('Imported 1 of 1 resources from 1 files');
     expect(result.stderr).toContain(
-      'Not read (neither .json nor .ndjson): 2 files in the folders given',
+      'Not read (neither .json, .ndjson nor .ndjson.gz): 2 files in the folders given',
     );
     expect(result.stderr).toMatch(
-      /\n {2}\S*Encounter\.ndjson\.txt\n {2}\S*Observation\.ndjson\.gz\n/,
+      /\n {2}\S*Encounter\.ndjson\.txt\n {2}\S*Observation\.ndjson\.zip\n/,
     );
     expect(result.code).toBe(0);
   });

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve } from 'node:path';
+import { createGunzip } from 'node:zlib';
 import { AppError } from '../../common/errors/app-error.js';
 import { bodyText } from '../../common/http/body-text.js';
 import { parseJsonBody } from '../../common/http/json-body.js';
@@ -73,9 +74,9 @@ interface BundleEntry {
 }
 
 /**
- * Every .json and .ndjson file under the paths given (folders recursively), in name order, and
- * the other files of those folders (a compressed `.ndjson.gz`, say), which the import names
- * rather than leaving out unsaid.
+ * Every .json, .ndjson and .ndjson.gz file under the paths given (folders recursively), in name
+ * order, and the other files of those folders (a `.zip`, say), which the import names rather
+ * than leaving out unsaid.
  */
 export async function findSources(
   paths: readonly string[],
@@ -99,7 +100,12 @@ export async function findSources(
 }
 
 function isImportable(name: string): boolean {
-  return ['.json', '.ndjson'].includes(extname(name).toLowerCase());
+  return isNdjson(name) || extname(name).toLowerCase() === '.json';
+}
+
+/** NDJSON, as it is or gzip-compressed (as Bulk Data exports often are). */
+function isNdjson(path: string): boolean {
+  return /\.ndjson(\.gz)?$/i.test(path);
 }
 
 /**
@@ -110,7 +116,7 @@ export async function describeSource(
   path: string,
   reading: Reading & { ids: ResourceIds },
 ): Promise<ImportSource> {
-  if (extname(path).toLowerCase() === '.ndjson') {
+  if (isNdjson(path)) {
     let resources = 0;
     let number = 0;
     const types = new Set<string>();
@@ -404,7 +410,7 @@ export async function* lines(path: string, limit: number): AsyncGenerator<Line> 
   let pending: Buffer[] = [];
   let length = 0;
   let tooLong = false;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of bytesOf(path)) {
     let start = 0;
     for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
       yield tooLong ? TOO_LONG : within(limit, [...pending, chunk.subarray(start, end)]);
@@ -425,6 +431,29 @@ export async function* lines(path: string, limit: number): AsyncGenerator<Line> 
   }
   if (tooLong) yield TOO_LONG;
   else if (pending.length > 0) yield within(limit, pending);
+}
+
+/**
+ * A file's bytes, unpacked as they are read when it is gzip-compressed (`.gz`). A file that is
+ * not gzip, or is cut short, is named as such rather than failing with zlib's error.
+ */
+async function* bytesOf(path: string): AsyncGenerator<Buffer> {
+  const file = createReadStream(path);
+  if (!/\.gz$/i.test(path)) {
+    yield* file as AsyncIterable<Buffer>;
+    return;
+  }
+  const unpacked = file.pipe(createGunzip());
+  file.once('error', (error) => unpacked.destroy(error));
+  try {
+    yield* unpacked as AsyncIterable<Buffer>;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code !== 'string' || !code.startsWith('Z_')) throw error;
+    throw new ImportFileError(path, `is not a whole gzip file (${code})`);
+  } finally {
+    file.destroy();
+  }
 }
 
 /** A line's parts as one line without its CR, unless it is longer than `limit`. */

@@ -36,7 +36,7 @@ const LISTED_REJECTIONS = 100;
   name: 'import',
   arguments: '<paths...>',
   description:
-    'Load FHIR transaction/batch Bundles (.json) and NDJSON files (.ndjson), or folders of them',
+    'Load FHIR transaction/batch Bundles (.json) and NDJSON files (.ndjson, .ndjson.gz), or folders of them',
 })
 export class ImportCommand extends CommandRunner {
   constructor(
@@ -53,7 +53,8 @@ export class ImportCommand extends CommandRunner {
     const { files, skipped } = await findSources(paths);
     if (skipped.length > 0) {
       process.stderr.write(
-        `Not read (neither .json nor .ndjson): ${skipped.length} files in the folders given\n` +
+        `Not read (neither .json, .ndjson nor .ndjson.gz): ${skipped.length} files in the ` +
+          'folders given\n' +
           skipped
             .slice(0, LISTED_REJECTIONS)
             .map((file) => `  ${shown(file)}\n`)
@@ -64,7 +65,7 @@ export class ImportCommand extends CommandRunner {
       );
     }
     if (files.length === 0) {
-      throw new Error('No .json or .ndjson files found in the paths given');
+      throw new Error('No .json, .ndjson or .ndjson.gz files found in the paths given');
     }
     // Read and checked before anything is written: a malformed file stops the import whole.
     const reading = { lineLimit: this.config.bodyLimit };
