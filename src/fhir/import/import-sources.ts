@@ -403,8 +403,8 @@ type Line = Buffer | typeof TOO_LONG;
  * A file's lines as bytes, split at LF (a byte no other UTF-8 character contains) and without
  * a CR before it, so that each is decoded on its own and a bad byte is reported by line. A line
  * longer than `limit` bytes is TOO_LONG, its bytes dropped as they are read: gathered whole, a
- * file of hundreds of megabytes without a newline filled the memory, and past 512 MiB failed
- * with a RangeError that named no line.
+ * file of hundreds of megabytes without a newline filled the memory, and past 512 MiB (more
+ * than a string holds) was reported as text that is not UTF-8.
  */
 export async function* lines(path: string, limit: number): AsyncGenerator<Line> {
   let pending: Buffer[] = [];
