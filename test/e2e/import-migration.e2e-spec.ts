@@ -176,4 +176,17 @@ describe('cli import: a hospital history', () => {
     expect(broken.stderr).toContain('Truncated.ndjson.gz is not a whole gzip file');
     expect(broken.code).toBe(1);
   });
+
+  it('names a UTF-16 file as UTF-16, not as text that is not UTF-8', async () => {
+    // Exported by a Windows tool ("Unicode"): the engineer was told of bad UTF-8 on line 1.
+    const folder = join(inputs, 'utf16');
+    await mkdir(folder);
+    const text = `\ufeff${ndjson({ resourceType: 'Patient', id: 'u16-1' })}\n`;
+    await writeFile(join(folder, 'Patient.ndjson'), Buffer.from(text, 'utf16le'));
+    const result = await runImport([folder]);
+    expect(result.stderr).toContain('Patient.ndjson is UTF-16');
+    expect(result.stderr).toContain('convert it to UTF-8');
+    expect(result.code).toBe(1);
+    expect(await versions('u16-1')).toBe(0);
+  });
 });

@@ -383,6 +383,15 @@ function parseLine(line: Line, number: number, path: string, reading: Reading): 
  * element, never a value, and JSON.parse's message (which quotes the text) is not passed on.
  */
 function parseJson(bytes: Buffer, path: string, where: string): unknown {
+  // A UTF-16 byte order mark (what Windows tools call "Unicode"), LE or BE: named as such rather
+  // than as bytes that are not UTF-8, which sent the engineer looking for a bad character.
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    throw new ImportFileError(
+      path,
+      'is UTF-16 (it starts with its byte order mark): FHIR JSON is UTF-8, convert it to UTF-8 ' +
+        'first (iconv -f UTF-16 -t UTF-8)',
+    );
+  }
   try {
     return parseJsonBody(bodyText(bytes, undefined), { exactNumbers: true });
   } catch (error) {
