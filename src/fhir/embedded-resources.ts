@@ -17,77 +17,87 @@ export function embeddedResourceIssue(
   resource: FhirResource,
   isResourceType: (type: string) => boolean,
 ): Issue | undefined {
-  return inResource(resource, resource.resourceType, isResourceType);
+  // The walk yields a resource before those it holds: one refused here is not walked into.
+  for (const { resource: value, path } of heldResources(resource)) {
+    const type = value['resourceType'];
+    if (typeof type !== 'string' || !isResourceType(type)) {
+      // The type is the client's text: named only when it is a plain word.
+      const named = typeof type === 'string' && /^[A-Za-z]{1,64}$/.test(type) ? ` (${type})` : '';
+      return issue(
+        `${path} is not a resource${named}: a resource held in another has the resourceType of a concrete R4 resource type`,
+        path,
+      );
+    }
+    const id = value['id'];
+    if (typeof id === 'string' && !FHIR_ID.test(id)) {
+      return issue(`${path}.id is not an id: 1 to 64 letters, digits, "-" or "."`, `${path}.id`);
+    }
+  }
+  return undefined;
 }
 
-function inResource(
+/** A resource held in another, where it is, and the resource whose element holds it. */
+export interface HeldResource {
+  resource: Record<string, unknown>;
+  /** `Bundle.entry[0].resource`. */
+  path: string;
+  holder: Record<string, unknown>;
+  /** Whether it is in the holder's `contained` (rather than a Bundle entry or a parameter). */
+  contained: boolean;
+}
+
+/**
+ * The resources held in `resource` (contained, a Bundle's entries, a Parameters' values and
+ * their parts), at any depth, each before those it holds. What is not an object at all is the
+ * validator's to report, with the element's type.
+ */
+export function* heldResources(
   resource: Record<string, unknown>,
-  path: string,
-  isResourceType: (type: string) => boolean,
-): Issue | undefined {
+  path = String(resource['resourceType']),
+): Generator<HeldResource> {
   const contained = resource['contained'];
   if (Array.isArray(contained)) {
     for (let i = 0; i < contained.length; i++) {
-      const found = held(contained[i], `${path}.contained[${i}]`, isResourceType);
-      if (found) return found;
+      yield* held(contained[i], `${path}.contained[${i}]`, resource, true);
     }
   }
   const entries = resource['entry'];
   if (resource['resourceType'] === 'Bundle' && Array.isArray(entries)) {
     for (let i = 0; i < entries.length; i++) {
       const entry: unknown = entries[i];
-      if (!isObject(entry) || entry['resource'] === undefined) continue;
-      const found = held(entry['resource'], `${path}.entry[${i}].resource`, isResourceType);
-      if (found) return found;
+      if (!isObject(entry)) continue;
+      yield* held(entry['resource'], `${path}.entry[${i}].resource`, resource, false);
     }
   }
   if (resource['resourceType'] === 'Parameters') {
-    return inParameters(resource['parameter'], `${path}.parameter`, isResourceType);
+    yield* inParameters(resource['parameter'], `${path}.parameter`, resource);
   }
-  return undefined;
 }
 
 /** A Parameters' values, and their parts (which are parameters too, to any depth). */
-function inParameters(
+function* inParameters(
   parameters: unknown,
   path: string,
-  isResourceType: (type: string) => boolean,
-): Issue | undefined {
-  if (!Array.isArray(parameters)) return undefined;
+  holder: Record<string, unknown>,
+): Generator<HeldResource> {
+  if (!Array.isArray(parameters)) return;
   for (let i = 0; i < parameters.length; i++) {
     const parameter: unknown = parameters[i];
     if (!isObject(parameter)) continue;
-    const found =
-      (parameter['resource'] === undefined
-        ? undefined
-        : held(parameter['resource'], `${path}[${i}].resource`, isResourceType)) ??
-      inParameters(parameter['part'], `${path}[${i}].part`, isResourceType);
-    if (found) return found;
+    yield* held(parameter['resource'], `${path}[${i}].resource`, holder, false);
+    yield* inParameters(parameter['part'], `${path}[${i}].part`, holder);
   }
-  return undefined;
 }
 
-function held(
+function* held(
   value: unknown,
   path: string,
-  isResourceType: (type: string) => boolean,
-): Issue | undefined {
-  // What is not an object at all is the validator's to report, with the element's type.
-  if (!isObject(value)) return undefined;
-  const type = value['resourceType'];
-  if (typeof type !== 'string' || !isResourceType(type)) {
-    // The type is the client's text: named only when it is a plain word.
-    const named = typeof type === 'string' && /^[A-Za-z]{1,64}$/.test(type) ? ` (${type})` : '';
-    return issue(
-      `${path} is not a resource${named}: a resource held in another has the resourceType of a concrete R4 resource type`,
-      path,
-    );
-  }
-  const id = value['id'];
-  if (typeof id === 'string' && !FHIR_ID.test(id)) {
-    return issue(`${path}.id is not an id: 1 to 64 letters, digits, "-" or "."`, `${path}.id`);
-  }
-  return inResource(value, path, isResourceType);
+  holder: Record<string, unknown>,
+  contained: boolean,
+): Generator<HeldResource> {
+  if (!isObject(value)) return;
+  yield { resource: value, path, holder, contained };
+  yield* heldResources(value, path);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

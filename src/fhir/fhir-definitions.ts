@@ -17,6 +17,7 @@ import { prototypeKeyError } from '../common/http/json-body.js';
 import { addDatatypeInvariants } from './datatype-invariants.js';
 import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
+import { heldInvariantIssues } from './held-invariants.js';
 import { jsonRuleBreak } from './json-rules.js';
 import { resourceDefinitions } from './r4-resource-definitions.js';
 import { localReferenceIssues } from './local-references.js';
@@ -195,6 +196,10 @@ export class FhirDefinitions {
     const conflicts = warnings.filter(isChoiceConflict);
     if (conflicts.length > 0) {
       throw new AppError(400, conflicts.map(toIssue));
+    }
+    const held = heldInvariantIssues(resource);
+    if (held.length > 0) {
+      throw new AppError(400, held);
     }
     const dates = dateValueIssues(resource);
     if (dates.length > 0) {

@@ -86,4 +86,45 @@ describe('FHIR: validation fidelity', () => {
     });
     expect(kept.status).toBe(201);
   });
+
+  it('refuses the invariants of resources held in others (a contained result, a Bundle entry)', async () => {
+    const both = observation({ valueString: '4.2', dataAbsentReason: { text: 'not done' } });
+    for (const [body, expression] of [
+      [
+        {
+          resourceType: 'DiagnosticReport',
+          status: 'final',
+          code: { text: `fidelity ${randomUUID()}` },
+          contained: [{ ...both, id: 'o1' }],
+          result: [{ reference: '#o1' }],
+        },
+        'DiagnosticReport.contained[0]',
+      ],
+      [
+        { resourceType: 'Bundle', type: 'collection', entry: [{ resource: both }] },
+        'Bundle.entry[0].resource',
+      ],
+    ] as const) {
+      const answer = await writeAndValidate(body);
+      const issue = {
+        severity: 'error',
+        expression: [expression],
+        diagnostics: expect.stringContaining('Constraint obs-6 not met') as unknown,
+      };
+      expect({ expression, ...answer }).toMatchObject({
+        expression,
+        status: 400,
+        written: issue,
+        validated: issue,
+      });
+    }
+    const kept = await http('POST', `${fhir}/Bundle`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ resource: observation({ valueString: '4.2' }) }],
+      },
+    });
+    expect(kept.status).toBe(201);
+  });
 });
