@@ -1,10 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { AppError } from '../common/errors/app-error.js';
+import { AppError, type Issue } from '../common/errors/app-error.js';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { ResourceValidator } from './resource-validator.js';
 import { isValidId, type FhirResource } from './fhir-types.js';
 import type { OperationQuery } from './operation-input.js';
+import { writeRefusal } from './write-refusals.js';
 
 interface ValidateInput {
   resource: unknown;
@@ -18,8 +19,8 @@ const FORMAT_PARAMS = new Set(['_format', '_pretty']);
 /**
  * `POST /fhir/{type}/$validate` and `POST /fhir/{type}/{id}/$validate` (FHIR R4
  * Resource-validate, at type and instance level): the checks a create or update
- * makes of a body (R4 definitions, required bindings, id syntax), run without storing
- * anything, so an integrator can test messages before sending them. The answer is 200 with an
+ * makes of a body (R4 definitions, required bindings, id syntax, and what a write refuses in a
+ * valid resource: src/fhir/write-refusals.ts), run without storing anything, so an integrator can test messages before sending them. The answer is 200 with an
  * OperationOutcome whether the resource is valid or not; 4xx means the validation could not
  * be run (no resource, an unknown type, a profile or mode this server does not check).
  */
@@ -64,7 +65,7 @@ export class ValidateService {
         '$validate needs a resource: the body, or Parameters.resource',
       );
     }
-    const issues = [];
+    const issues: Issue[] = [];
     const { resourceType, id } = resource as FhirResource;
     if (resourceType !== type) {
       issues.push(
@@ -90,6 +91,14 @@ export class ValidateService {
         // call arguments for the stack (a 500 until 2026-12-07).
         for (const issue of error.issues) issues.push(issue);
       }
+    }
+    const refusal = issues.length === 0 ? writeRefusal(resource as FhirResource) : undefined;
+    if (refusal) {
+      // Without a mode the resource may be meant for a Bundle's entry, where a conditional or
+      // urn:uuid: reference is right; a write of it alone is refused all the same.
+      issues.push(
+        input.mode === undefined ? { ...refusal.issue, severity: 'warning' } : refusal.issue,
+      );
     }
     return operationOutcome(
       issues.length > 0

@@ -1,9 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
-import { conditionalReferences } from './conditional-references.js';
 import { isValidId, type FhirResource } from './fhir-types.js';
-import { unresolvedBundleReference } from './local-references.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
 import { ResourceValidator } from './resource-validator.js';
 import { withServerFields } from './resource-versions.js';
@@ -11,6 +9,12 @@ import type { NextVersion, RenderedVersion } from './resource.repository.js';
 import { IndexExtractor } from './search/index-extractor.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchDefinitions } from './search/search-definitions.js';
+import {
+  bundleReference,
+  conditionalReference,
+  unstorableBundle,
+  type WriteRefusal,
+} from './write-refusals.js';
 
 /**
  * What a write (create, update, patch) stores: the body it sends, checked as a FHIR resource of
@@ -37,15 +41,7 @@ export class WrittenVersions {
    */
   render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
     const stored = withServerFields(resource, id, next);
-    const unresolved = unresolvedBundleReference(stored);
-    if (unresolved) {
-      throw AppError.of(
-        400,
-        'invalid',
-        'A urn:uuid: reference names an entry of the Bundle it is sent in; on its own, a resource refers to others as Type/id',
-        [unresolved],
-      );
-    }
+    refuse(bundleReference(stored));
     const index = this.indexer.extract(stored, this.indexRowsMax);
     this.assertReferenceTargets(resource.resourceType, index);
     this.integrity.written(resource.resourceType, id, index, stored);
@@ -92,33 +88,13 @@ export class WrittenVersions {
         `${type}.id`,
       ]);
     }
-    assertStorableBundle(resource);
+    refuse(unstorableBundle(resource));
     await this.validator.validate(resource);
-    const conditional = conditionalReferences(resource)[0];
-    if (conditional) {
-      throw AppError.invalid(
-        `${conditional.path} is a conditional reference (Type?criteria): send it in a transaction or batch Bundle, which resolves it`,
-        [conditional.path],
-      );
-    }
+    refuse(conditionalReference(resource));
     return resource;
   }
 }
 
-/**
- * A batch or transaction Bundle is a request to run, not a record to keep: one sent to
- * `/fhir/Bundle` (or as a Bundle entry) was stored with a 201 and none of its entries ran, so
- * the client took them for written (HAPI FHIR refuses it too). Documents, collections and
- * messages are kept as they are.
- */
-function assertStorableBundle(resource: FhirResource): void {
-  const { type } = resource as { type?: unknown };
-  if (resource.resourceType === 'Bundle' && (type === 'batch' || type === 'transaction')) {
-    throw AppError.of(
-      422,
-      'processing',
-      `A Bundle of type ${type} is not stored as a resource: POST it to the base URL (/fhir) to run its entries`,
-      ['Bundle.type'],
-    );
-  }
+function refuse(refusal: WriteRefusal | undefined): void {
+  if (refusal) throw new AppError(refusal.status, [refusal.issue]);
 }

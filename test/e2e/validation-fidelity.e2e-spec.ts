@@ -127,4 +127,37 @@ describe('FHIR: validation fidelity', () => {
     });
     expect(kept.status).toBe(201);
   });
+
+  it('$validate with a mode refuses what a write of the body refuses; without one, warns of it', async () => {
+    for (const [body, status, expression] of [
+      [
+        observation({ subject: { reference: 'Patient?identifier=urn:mrn|fidelity' } }),
+        400,
+        'Observation.subject',
+      ],
+      [
+        observation({ subject: { reference: `urn:uuid:${randomUUID()}` } }),
+        400,
+        'Observation.subject.reference',
+      ],
+      [{ resourceType: 'Bundle', type: 'transaction' }, 422, 'Bundle.type'],
+    ] as const) {
+      const type = body.resourceType;
+      const written = await http('POST', `${fhir}/${type}`, { body });
+      expect({ expression, status: written.status }).toEqual({ expression, status });
+      const [refused] = written.body.issue;
+      expect(refused.expression).toEqual([expression]);
+      const issue = { expression: refused.expression, diagnostics: refused.diagnostics };
+      const created = await http('POST', `${fhir}/${type}/$validate?mode=create`, { body });
+      expect({ expression, issue: created.body.issue }).toMatchObject({
+        expression,
+        issue: [{ severity: 'error', ...issue }],
+      });
+      const plain = await http('POST', `${fhir}/${type}/$validate`, { body });
+      expect({ expression, issue: plain.body.issue }).toMatchObject({
+        expression,
+        issue: [{ severity: 'warning', ...issue }],
+      });
+    }
+  });
 });
