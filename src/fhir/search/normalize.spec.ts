@@ -30,7 +30,11 @@ describe('normalizeString: a name written one way is found typed another', () =>
 
   it('searches the form rows indexed before 2026-12-07 were written under too', () => {
     expect(legacyNormalizeString('Straße')).toBe('straße');
-    expect(searchForms('Straße')).toEqual(['strasse', 'straße']);
-    expect(searchForms('Müller')).toEqual(['muller']);
+    expect(searchForms('Straße', true)).toEqual(['strasse', 'straße']);
+    expect(searchForms('Müller', true)).toEqual(['muller']);
+  });
+
+  it('searches the current form alone once every row is indexed by version 3', () => {
+    expect(searchForms('Straße', false)).toEqual(['strasse']);
   });
 });

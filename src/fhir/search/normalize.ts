@@ -41,11 +41,15 @@ export function legacyNormalizeString(value: string): string {
     .trim();
 }
 
-/** A search value's normalized forms: the current one first, then the legacy one if it differs. */
-export function searchForms(value: string): string[] {
+/**
+ * A search value's normalized forms: the current one first, then, while rows indexed before
+ * 2026-12-07 may remain (`legacy`, SearchIndexStatus.legacyForms), the legacy one if it differs.
+ */
+export function searchForms(value: string, legacy: boolean): string[] {
   const current = normalizeString(value);
-  const legacy = legacyNormalizeString(value);
-  return legacy === current ? [current] : [current, legacy];
+  if (!legacy) return [current];
+  const older = legacyNormalizeString(value);
+  return older === current ? [current] : [current, older];
 }
 
 /** Phone numbers compare by their digits alone (`+1 (555) 010-7788` is 15550107788). */

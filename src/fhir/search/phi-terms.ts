@@ -45,14 +45,19 @@ export function tokenTerm(code: string, raw: string): string {
  * values, prefixes, and the day, month and year buckets a date range covers; nothing else.
  * `warnings` gets what the searchset should tell the client.
  */
-export function phiTerms(param: PhiParam, criterion: Criterion, warnings: Set<string>): PhiTerms {
+export function phiTerms(
+  param: PhiParam,
+  criterion: Criterion,
+  warnings: Set<string>,
+  legacy = true,
+): PhiTerms {
   const { modifier } = criterion;
   const result: PhiTerms = { terms: [], excluded: [], negate: false };
   const ranges = new OpenRanges();
   for (const raw of criterion.values) {
     switch (param.type) {
       case 'string':
-        result.terms.push(...stringTerms(param, modifier, raw, warnings));
+        result.terms.push(...stringTerms(param, modifier, raw, warnings, legacy));
         break;
       case 'token':
         if (modifier === 'not') result.negate = true;
@@ -108,14 +113,16 @@ class OpenRanges {
 }
 
 /**
- * The terms of a string value: under the current normalization and, where it differs, under the
- * one rows indexed before 2026-12-07 were written under (until `search:reindex` rewrites them).
+ * The terms of a string value: under the current normalization and, where it differs and
+ * `legacy` says such rows may remain, under the one rows indexed before 2026-12-07 were written
+ * under (until `search:reindex` rewrites them).
  */
 function stringTerms(
   param: PhiParam,
   modifier: string | undefined,
   raw: string,
   warnings: Set<string>,
+  legacy: boolean,
 ): string[] {
   if (modifier === 'contains') {
     throw AppError.invalid(
@@ -125,7 +132,7 @@ function stringTerms(
   if (modifier && modifier !== 'exact') {
     throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
   }
-  const forms = searchForms(unescapeSearch(raw));
+  const forms = searchForms(unescapeSearch(raw), legacy);
   if (forms[0]!.length === 0) {
     throw AppError.invalid(`${param.code} needs a value with letters or digits`);
   }

@@ -6,6 +6,7 @@ import { startsWithTerm } from './blind-terms.js';
 import { sqlTimestamp } from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { searchForms } from './normalize.js';
+import { SearchIndexStatus } from './search-index-status.js';
 import { instantCondition, splitPrefix, unsupported } from './prefixes.js';
 import { compositeSearchKey } from './composite-keys.js';
 import { SearchDefinitions, type CompositeParam, type SearchParam } from './search-definitions.js';
@@ -53,6 +54,7 @@ export class SearchConditions {
     private readonly definitions: SearchDefinitions,
     private readonly blind: BlindIndexer,
     private readonly fhir: FhirDefinitions,
+    private readonly status: SearchIndexStatus,
   ) {}
 
   condition(subject: Subject, criterion: Criterion, params: SqlParams): string {
@@ -109,7 +111,7 @@ export class SearchConditions {
       // Token :text matches the start of the display text, case- and accent-insensitively.
       const alias = params.alias('x');
       const matches = criterion.values.flatMap((value) =>
-        searchForms(unescapeSearch(value)).map(
+        searchForms(unescapeSearch(value), this.status.legacyForms).map(
           (form) => `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
         ),
       );
@@ -124,7 +126,7 @@ export class SearchConditions {
     const negate = criterion.modifier === 'not';
     const alias = params.alias('i');
     const matches = criterion.values.map((value) =>
-      valueCondition(alias, param.type, criterion.modifier, value, params),
+      valueCondition(alias, param.type, criterion.modifier, value, params, this.status.legacyForms),
     );
     const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
     return negate ? `NOT ${inner}` : inner;
@@ -226,7 +228,14 @@ export class SearchConditions {
       const keys = (composite.unionOf ?? [composite.code]).map(
         (code) => `${code}${key.slice(composite.code.length)}`,
       );
-      const condition = valueCondition(alias, composite.second.type, undefined, value, params);
+      const condition = valueCondition(
+        alias,
+        composite.second.type,
+        undefined,
+        value,
+        params,
+        this.status.legacyForms,
+      );
       const param =
         keys.length === 1 ? `= ${params.add(keys[0])}` : `= ANY(${params.add(keys)}::text[])`;
       return `(${alias}.param ${param} AND ${condition})`;
@@ -247,7 +256,7 @@ export class SearchConditions {
     const alias = params.alias('k');
     const matches = criterion.values.flatMap((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
-      const forms = searchForms(unescapeSearch(value));
+      const forms = searchForms(unescapeSearch(value), this.status.legacyForms);
       if (forms[0]!.length === 0) {
         throw AppError.invalid(`${composite.code} needs a value with letters or digits`);
       }
@@ -309,7 +318,12 @@ export class SearchConditions {
   ): string {
     const field = blindField(subject.type, param.code);
     const hash = (term: string): string => this.blind.compute(field, term);
-    const { terms, excluded, negate } = phiTerms(param, criterion, params.warnings);
+    const { terms, excluded, negate } = phiTerms(
+      param,
+      criterion,
+      params.warnings,
+      this.status.legacyForms,
+    );
     const hashes = terms.map(hash);
     const either: string[] = [];
     if (hashes.length > 0) {

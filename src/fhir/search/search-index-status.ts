@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { AppConfig } from '../../config/config.js';
 import { ownFhirHost } from '../literal-reference.js';
 import { SearchIndexStateRepository } from './search-index-state.repository.js';
@@ -18,10 +23,18 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  */
 export const SEARCH_INDEX_VERSION = 3;
 
+/** The index version from which names are indexed in their current form only (normalizeString). */
+const CURRENT_NAME_FORMS = 3;
+
+/** How often a service on an older index reads again whether it was rebuilt (by the CLI). */
+const RECHECK_MS = 60_000;
+
 /** Tells the operator, at start, when the stored index is not what this version would write. */
 @Injectable()
-export class SearchIndexStatus implements OnApplicationBootstrap {
+export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('SearchIndex');
+  private olderForms = true;
+  private recheck: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly state: SearchIndexStateRepository,
@@ -29,9 +42,17 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    await this.refreshForms();
     // Only the service: a command reindexes, or has no searches to miss.
     if (!this.config.isService) {
       return;
+    }
+    if (this.olderForms) {
+      // `search:reindex` runs in another process: its end is read from the database.
+      this.recheck = setInterval(() => {
+        this.refreshForms().catch(() => undefined);
+      }, RECHECK_MS);
+      this.recheck.unref();
     }
     const since = await this.staleSince();
     if (since !== undefined) {
@@ -42,6 +63,28 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
     if (builtFor !== undefined) {
       this.logger.warn(this.hostWarning(builtFor));
     }
+  }
+
+  onApplicationShutdown(): void {
+    clearInterval(this.recheck);
+  }
+
+  /**
+   * Whether rows may remain that were indexed before names were indexed in their current form
+   * only (index version 3): name searches then look up the older form too (searchForms), an
+   * extra hash and probe per value. Until 2026-12-07 they did so for ever; once
+   * search_index_state says every row is at 3 (a rebuild ran, or nothing was stored before), they
+   * do not.
+   */
+  get legacyForms(): boolean {
+    return this.olderForms;
+  }
+
+  /** Reads search_index_state again for legacyForms (at start, then each minute until rebuilt). */
+  async refreshForms(): Promise<void> {
+    const built = await this.state.built();
+    this.olderForms = built === undefined || built.version < CURRENT_NAME_FORMS;
+    if (!this.olderForms) clearInterval(this.recheck);
   }
 
   /**
@@ -107,5 +150,6 @@ export class SearchIndexStatus implements OnApplicationBootstrap {
       version: SEARCH_INDEX_VERSION,
       publicHost: ownFhirHost() ?? null,
     });
+    await this.refreshForms();
   }
 }

@@ -30,6 +30,7 @@ export function valueCondition(
   modifier: string | undefined,
   raw: string,
   params: SqlParams,
+  legacy = true,
 ): string {
   switch (type) {
     case 'token': {
@@ -52,13 +53,13 @@ export function valueCondition(
       if (modifier === 'exact') {
         // Found through the normalized value's index, then compared as written; rows indexed
         // before 2026-12-07 hold the legacy form (README: Upgrading, search:reindex).
-        const values = searchForms(text).map((form) => params.add(form));
+        const values = searchForms(text, legacy).map((form) => params.add(form));
         return `(${alias}.value IN (${values.join(', ')}) AND ${alias}.exact = ${params.add(text)})`;
       }
       if (modifier && modifier !== 'contains') {
         throw unsupported(`The :${modifier} modifier is not supported on string parameters`);
       }
-      const matches = searchForms(text).map((form) =>
+      const matches = searchForms(text, legacy).map((form) =>
         modifier === 'contains'
           ? `${alias}.value LIKE ${params.add(`%${likeEscape(form)}%`)}`
           : `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
