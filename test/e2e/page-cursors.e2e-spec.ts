@@ -1,5 +1,8 @@
+import { jest } from '@jest/globals';
 import { buildPatient } from '../support/factories.js';
-import { scopedHttp, tokenFor } from '../support/auth.js';
+import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
+import { CURSOR_TTL_MS, PageCursors } from '../../src/fhir/cursor.js';
+import { createUser, login, scopedHttp, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -111,6 +114,66 @@ describe('page cursors', () => {
       const res = await colleague('GET', next);
       expect(res.status).toBe(400);
       expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
+    }
+  });
+
+  it('opens a cursor only in the sign-in session it was issued in', async () => {
+    const user = await createUser(testApp, ['doctor']);
+    const first = authorizedHttp((await login(testApp, user)).access_token);
+    const second = authorizedHttp((await login(testApp, user)).access_token);
+    for (const path of [
+      `Observation/_history?_since=${started}&_count=1`,
+      `Observation?_count=1`,
+    ]) {
+      const next = nextOf((await first('GET', `${fhir}/${path}`)).body)!;
+      expect((await first('GET', next)).status).toBe(200);
+      const res = await second('GET', next);
+      expect({ path, status: res.status }).toEqual({ path, status: 400 });
+      expect(res.body.issue[0].diagnostics).toContain('follow the Bundle links');
+    }
+  });
+
+  it('answers 410 to a cursor past its lifetime, naming what to do', async () => {
+    const token = await tokenFor(testApp, 'doctor');
+    const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
+      sub: string;
+      sid?: string;
+    };
+    const user = { id: claims.sub, ...(claims.sid ? { sessionId: claims.sid } : {}) };
+    const sealedAt = (at: number, list: string, cursor: unknown): string => {
+      const clock = jest.spyOn(Date, 'now').mockReturnValue(at);
+      try {
+        return testApp.app
+          .get(PageCursors)
+          .for(user as AuthenticatedUser, list)
+          .seal(cursor);
+      } finally {
+        clock.mockRestore();
+      }
+    };
+    const as = authorizedHttp(token);
+    // A next link as the server made it, of a search and of a history.
+    const search = nextOf((await as('GET', `${fhir}/Observation?_count=1`)).body)!;
+    const history = nextOf(
+      (await as('GET', `${fhir}/Observation/_history?_since=${started}&_count=1`)).body,
+    )!;
+    const open = (url: string) =>
+      testApp.app
+        .get(PageCursors)
+        .for(user as AuthenticatedUser, url.includes('_history') ? 'history' : 'search')
+        .open(new URL(url).searchParams.get('_cursor')!);
+    for (const url of [search, history]) {
+      const list = url.includes('_history') ? 'history' : 'search';
+      const cursor = open(url);
+      const fresh = new URL(url);
+      fresh.searchParams.set('_cursor', sealedAt(Date.now() - 60_000, list, cursor));
+      expect((await as('GET', fresh.toString())).status).toBe(200);
+      const stale = new URL(url);
+      stale.searchParams.set('_cursor', sealedAt(Date.now() - CURSOR_TTL_MS - 1000, list, cursor));
+      const res = await as('GET', stale.toString());
+      expect({ list, status: res.status }).toEqual({ list, status: 410 });
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      expect(res.body.issue[0].diagnostics).toMatch(/expired.*first page/i);
     }
   });
 

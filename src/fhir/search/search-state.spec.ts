@@ -41,6 +41,24 @@ describe('SearchState', () => {
     expect(() => state.unseal(other, 'Patient', sealed)).toThrow(AppError);
   });
 
+  it('opens a _state only in the sign-in session it was sealed in', () => {
+    const signedIn: AuthenticatedUser = { ...user, sessionId: 's1' };
+    const [self] = state.links(
+      signedIn,
+      'https://ehr',
+      'Patient',
+      'Patient',
+      { family: 'Doe' },
+      undefined,
+      undefined,
+      new PageCursors(sealer).for(signedIn, 'search'),
+    );
+    const sealed = stateOf(self!.url);
+    expect(state.unseal(signedIn, 'Patient', sealed)).toEqual({ query: { family: 'Doe' } });
+    expect(() => state.unseal({ ...user, sessionId: 's2' }, 'Patient', sealed)).toThrow(AppError);
+    expect(() => state.unseal(user, 'Patient', sealed)).toThrow(AppError);
+  });
+
   it('refuses an expired _state with the 400 of a bad one', () => {
     const expired = sealer.seal(JSON.stringify({ query: { family: 'Doe' }, exp: Date.now() - 1 }), [
       'search-state',

@@ -7,9 +7,12 @@ import type { Cursor } from './search-bundle.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
-/** Sealed search state is bound to who searched and what. */
+/**
+ * Sealed search state is bound to who searched, in which sign-in session (a backend client's
+ * token has none), and what: until 2026-12-07 it opened in any session of the user.
+ */
 function purposeOf(user: AuthenticatedUser, type: string): SealPurpose {
-  return ['search-state', type, user.id];
+  return ['search-state', type, user.id, ...(user.sessionId !== undefined ? [user.sessionId] : [])];
 }
 
 /**
