@@ -145,6 +145,8 @@ describe('HTTP semantics for FHIR clients', () => {
       });
       expect(notModified.status).toBe(304);
       expect(notModified.headers['content-encoding']).toBeUndefined();
+      // A 304 names what the 200 would have varied by (RFC 9110 section 15.4.5).
+      expect(varies(notModified.headers)).toContain('accept-encoding');
       expect(notModified.bytes.length).toBe(0);
 
       // And the fetch API, which asks for gzip itself, reads the answer as if nothing happened.

@@ -52,7 +52,20 @@ const COMPRESSIBLE = /^application\/(?:[a-z0-9.-]+\+)?(?:nd)?json\b/i;
  * which a BREACH-style attack (secrets guessed from compressed sizes) would need.
  */
 export function encodeResponses(fastify: FastifyInstance): void {
+  // A stream that fails before its first byte is answered with the error instead, through
+  // onSend again, after its encoding was named: that label is taken back, or the error's
+  // plain JSON would go labelled gzip, unreadable to the client.
+  const encodedStreams = new WeakSet<FastifyReply>();
   fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (encodedStreams.has(reply)) {
+      encodedStreams.delete(reply);
+      reply.removeHeader('content-encoding');
+      reply.raw.removeHeader('content-encoding');
+    }
+    // A 304 names what its 200 would have varied by (RFC 9110 section 15.4.5).
+    if (reply.statusCode === 304 && request.url.startsWith('/fhir')) {
+      addVary(reply, 'Accept-Encoding');
+    }
     if (!encodable(request, reply, payload)) {
       done(null, payload);
       return;
@@ -65,6 +78,7 @@ export function encodeResponses(fastify: FastifyInstance): void {
     }
     if (isStream(payload)) {
       reply.header('content-encoding', coding).removeHeader('content-length');
+      encodedStreams.add(reply);
       const encoder = CODINGS[coding].stream();
       // An error of the source (a file that fails to decrypt) ends the encoder with it, and
       // Fastify then ends the response as it would have for the source.
