@@ -1,5 +1,5 @@
 import type { StoredResource } from './fhir-types.js';
-import { notModified } from './fhir-headers.js';
+import { notModified, parsePreferReturn } from './fhir-headers.js';
 
 /** A version written at 10:00:00.435 UTC. */
 const stored: StoredResource = {
@@ -51,5 +51,22 @@ describe('notModified: whether the copy a client holds is current', () => {
   it('prefers If-None-Match to the date', () => {
     expect(notModified('W/"1"', 'Sun, 01 Mar 2026 11:00:00 GMT', stored)).toBe(false);
     expect(notModified('W/"2"', 'Sun, 01 Mar 2026 09:00:00 GMT', stored)).toBe(true);
+  });
+});
+
+describe('parsePreferReturn (RFC 7240)', () => {
+  it.each([
+    [undefined, 'representation'],
+    ['return=minimal', 'minimal'],
+    ['return=OperationOutcome', 'OperationOutcome'],
+    ['handling=strict, return=minimal', 'minimal'],
+    ['respond-async; return=minimal', 'minimal'],
+    // A preference's value may be a quoted string, with optional whitespace around "=".
+    ['return="minimal"', 'minimal'],
+    ['return = minimal', 'minimal'],
+    ['return="OperationOutcome"', 'OperationOutcome'],
+    ['return=minimalist', 'representation'],
+  ])('%p asks for %p', (prefer, expected) => {
+    expect(parsePreferReturn(prefer)).toBe(expected);
   });
 });

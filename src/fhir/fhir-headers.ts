@@ -16,9 +16,11 @@ export function fhirBaseUrl(request: FastifyRequest): string {
 }
 
 export function parsePreferReturn(prefer: string | undefined): PreferReturn {
-  const match = /(?:^|[;,\s])return=(minimal|representation|OperationOutcome)\b/i.exec(
-    prefer ?? '',
-  );
+  // RFC 7240: the value is a token or a quoted string, with optional whitespace around "=".
+  const match =
+    /(?:^|[;,\s])return\s*=\s*"?(minimal|representation|OperationOutcome)\b(?!-)"?/i.exec(
+      prefer ?? '',
+    );
   const value = match?.[1]?.toLowerCase();
   if (value === 'minimal') {
     return 'minimal';

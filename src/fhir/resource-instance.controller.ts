@@ -31,7 +31,7 @@ import { resourceBody, sendNativeBinary } from './binary-content.js';
 import { CascadeDelete, cascadeOutcome, cascadeRequested } from './cascade-delete.js';
 import { FhirDefinitions } from './fhir-definitions.js';
 import { wantsNativeBinary } from './fhir-format.js';
-import { sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
+import { parsePreferReturn, sendFhirJson, sendRead, sendStored } from './fhir-headers.js';
 import {
   CASCADE_HEADER,
   CASCADE_QUERY,
@@ -192,7 +192,7 @@ export class ResourceInstanceController {
       );
     }
     await this.fhir.delete(user, type, id, ifMatch);
-    if (/return=OperationOutcome/i.test(prefer ?? '')) {
+    if (parsePreferReturn(prefer) === 'OperationOutcome') {
       reply.status(200);
       return sendFhirJson(
         reply,

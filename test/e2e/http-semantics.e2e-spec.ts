@@ -249,6 +249,29 @@ describe('HTTP semantics for FHIR clients', () => {
     });
   });
 
+  describe('Prefer with a quoted value (RFC 7240)', () => {
+    it('honours return="minimal" and return="OperationOutcome" as their unquoted forms', async () => {
+      const created = await http('POST', `${fhir}/Patient`, {
+        body: buildPatient({ family }),
+        headers: { prefer: 'return="OperationOutcome"' },
+      });
+      expect(created.status).toBe(201);
+      expect(created.body.resourceType).toBe('OperationOutcome');
+      const id = String(/\/Patient\/([^/]+)\//.exec(created.headers.get('location')!)![1]);
+      const updated = await http('PUT', `${fhir}/Patient/${id}`, {
+        body: { ...buildPatient({ family }), id },
+        headers: { prefer: 'return = "minimal"' },
+      });
+      expect(updated.status).toBe(200);
+      expect(updated.text).toBe('');
+      const deleted = await http('DELETE', `${fhir}/Patient/${id}`, {
+        headers: { prefer: 'return="OperationOutcome"' },
+      });
+      expect(deleted.status).toBe(200);
+      expect(deleted.body.resourceType).toBe('OperationOutcome');
+    });
+  });
+
   describe('CORS for a browser SMART app', () => {
     it('lets a browser send every request header a FHIR client sends, Accept and Content-Encoding too', async () => {
       const preflight = await wire('OPTIONS', '/fhir/Patient', {
