@@ -502,6 +502,82 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     ]);
     expect(other!['id']).not.toBe(stuck!['id']);
   });
+  it('names the specimen of an order and of its results: SPM (v2.5 on), else OBR-15 (v2.3)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oml = message('OML^O21', 'CPOE');
+    const v23 = (type: string, control: string, ...segments: string[]) =>
+      [
+        `MSH|^~\\&|LAB|HOSP|CV|CV|202503010800||${type}|${control}-${tag}|P|2.3`,
+        pid(tag, 'P'),
+        ...segments,
+      ].join('\r');
+    const culture = (status: string) =>
+      `OBR|1|P2-${tag}^CPOE|LP2-${tag}^LAB|600-7^Blood culture^LN|||202503010900+0000||||||||BLD&Blood&HL70070^^^LA&Left arm||||||||||${status}`;
+    expect(
+      await codes(
+        oml(
+          tag,
+          'P1',
+          'P',
+          `ORC|NW|P1-${tag}^CPOE`,
+          'OBR|1|||2345-7^Glucose^LN',
+          `SPM|1|SP1-${tag}&CPOE||SER^Serum^HL70487|||||||P|||||||202503010830+0000`,
+        ),
+        v23('ORM^O01', 'P2', `ORC|NW|P2-${tag}^CPOE`, culture('')),
+        v23(
+          'ORU^R01',
+          'P3',
+          `ORC|RE|P2-${tag}^CPOE|LP2-${tag}^LAB`,
+          culture('P'),
+          'OBX|1|ST|600-7^Blood culture^LN||No growth at 24 hours||||||P',
+        ),
+        // The corrected final: the same specimen, not another.
+        v23(
+          'ORU^R01',
+          'P4',
+          `ORC|RE|P2-${tag}^CPOE|LP2-${tag}^LAB`,
+          culture('F'),
+          'OBX|1|ST|600-7^Blood culture^LN||No growth at 5 days||||||F',
+        ),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA']);
+    const patient = await patientOf(tag, 'P');
+    const [serum] = await feed.search(
+      `Specimen?identifier=${encodeURIComponent(`${CPOE}|SP1-${tag}`)}`,
+    );
+    // Until 2026-12-07 neither order nor result named a specimen.
+    expect((await numbered('ServiceRequest', CPOE, `P1-${tag}`))[0]!['specimen']).toEqual([
+      { reference: `Specimen/${serum!['id']}` },
+    ]);
+    const specimens = (await feed.search(`Specimen?subject=Patient/${patient}`)).filter(
+      (specimen) => !specimen['identifier'],
+    );
+    expect(specimens).toHaveLength(1);
+    const [blood] = specimens;
+    expect(blood).toMatchObject({
+      type: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0070',
+            code: 'BLD',
+            display: 'Blood',
+          },
+        ],
+      },
+      collection: {
+        collectedDateTime: '2025-03-01T09:00:00+00:00',
+        bodySite: { coding: [{ code: 'LA', display: 'Left arm' }] },
+      },
+    });
+    const reference = [{ reference: `Specimen/${blood!['id']}` }];
+    expect((await numbered('ServiceRequest', CPOE, `P2-${tag}`))[0]!['specimen']).toEqual(
+      reference,
+    );
+    const [report] = await numbered('DiagnosticReport', LAB, `LP2-${tag}`);
+    expect([report!['status'], report!['specimen']]).toEqual(['final', reference]);
+    const [result] = await feed.search(`Observation?subject=Patient/${patient}`);
+    expect(result!['specimen']).toEqual(reference[0]);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

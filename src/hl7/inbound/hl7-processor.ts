@@ -3,7 +3,7 @@ import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import { identifierType } from '../mapping/datatypes.js';
+import { identifierType, type Identifier } from '../mapping/datatypes.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -20,10 +20,12 @@ import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
+import { obrSpecimen, spmSpecimen } from './specimens.js';
 import { VaccinationMessages } from './vaccination-messages.js';
 import {
   byIdentifier,
   patientsNumbered,
+  patientsOrderOf,
   required,
   upsertOrder,
   visitOf,
@@ -325,8 +327,13 @@ export class Hl7Processor {
    */
   private async orders(message: V2Message): Promise<Touched> {
     const { sender, patientId, touched, clock } = await this.patients.of(message);
-    const orders: { orc?: V2Segment; obr?: V2Segment; timing?: V2Segment; notes: V2Segment[] }[] =
-      [];
+    const orders: {
+      orc?: V2Segment;
+      obr?: V2Segment;
+      timing?: V2Segment;
+      notes: V2Segment[];
+      specimens: V2Segment[];
+    }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
     for (const segment of message.segments()) {
@@ -335,11 +342,13 @@ export class Hl7Processor {
       // An order's timing (TQ1) comes after its ORC, before its OBR or after it (OML, OMG).
       const last = orders.at(-1);
       if (segment.name === 'TQ1' && last) last.timing ??= segment;
-      if (segment.name === 'ORC') orders.push({ orc: segment, notes: [] });
+      // Its specimens (SPM: OML, OMG) come after its OBR, each with its own OBX and SAC.
+      if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
+      if (segment.name === 'ORC') orders.push({ orc: segment, notes: [], specimens: [] });
       else if (segment.name === 'OBR') {
         const last = orders.at(-1);
         if (last && !last.obr) last.obr = segment;
-        else orders.push({ obr: segment, notes: [] });
+        else orders.push({ obr: segment, notes: [], specimens: [] });
         notes = orders.at(-1)!.notes;
       }
     }
@@ -348,18 +357,20 @@ export class Hl7Processor {
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const untied: string[] = [];
-    for (const { orc, obr, timing, notes: comments } of orders) {
+    for (const { orc, obr, timing, notes: comments, specimens } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
         notes: comments,
         senderSystem: sender,
         timing,
       });
+      const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, sender);
+      touched.entities.push(...specimen.map(({ reference }) => reference));
       const id = await upsertOrder(
         this.fhir,
         this.matches,
         'ServiceRequest',
-        { ...request, ...encounter },
+        { ...request, ...encounter, ...(specimen.length > 0 ? { specimen } : {}) },
         identifiers,
         patientId,
         orderChangeOf(orc, 'ServiceRequest'),
@@ -381,6 +392,38 @@ export class Hl7Processor {
     const warning = untiedWarning(untied);
     if (warning) (touched.warnings ??= []).push(warning);
     return touched;
+  }
+
+  /**
+   * The Specimens an order is for, as the IG's OML map has them: each SPM after its OBR (known
+   * again by its id, see spmSpecimen), else its OBR-15 (v2.3, v2.4: see obrSpecimen, written
+   * over the one the order on file refers to). Dropped until 2026-12-07: an order named no
+   * specimen, and the lab's results for it had none to match.
+   */
+  private async orderSpecimens(
+    specimens: readonly V2Segment[],
+    obr: V2Segment | undefined,
+    identifiers: readonly Identifier[],
+    patientId: string,
+    sender: string | undefined,
+  ): Promise<{ reference: string }[]> {
+    const ids: string[] = [];
+    for (const spm of specimens) {
+      ids.push(await spmSpecimen(this.fhir, this.matches, spm, patientId, sender));
+    }
+    if (ids.length === 0 && obr?.value(15)) {
+      const stored = await patientsOrderOf(
+        this.fhir,
+        this.matches,
+        'ServiceRequest',
+        identifiers,
+        patientId,
+      );
+      const holder = stored ? { type: 'ServiceRequest' as const, id: stored } : undefined;
+      const id = await obrSpecimen(this.fhir, obr, patientId, [holder]);
+      if (id) ids.push(id);
+    }
+    return [...new Set(ids)].map((id) => ({ reference: `Specimen/${id}` }));
   }
 }
 

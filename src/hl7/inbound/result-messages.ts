@@ -17,7 +17,6 @@ import {
   observationFromObx,
   reportFromObr,
 } from '../mapping/observation.js';
-import { specimenFromSpm } from '../mapping/specimen.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
@@ -48,6 +47,7 @@ import {
   withdrawn,
   withdrawnWarning,
 } from './report-versions.js';
+import { obrSpecimen, spmSpecimen, type SpecimenHolder } from './specimens.js';
 
 /**
  * An OBX's identity within its report: the report's filler order number, the observation code
@@ -221,7 +221,6 @@ export class ResultMessages {
     for (const { orc, obr, notes: comments, obx, spm } of groups) {
       if (!obr && obx.length === 0) continue; // no OBX came before the first OBR
       const specimenId = spm && (await this.specimen(spm, patientId, sender, specimens, touched));
-      const sample = specimenId ? `Specimen/${specimenId}` : undefined;
       const reportIdentifier = obr ? numberOf(obr) : undefined;
       const parentNumber = obr !== undefined && sharesNumber(obr, reportIdentifier, numbers);
       const effective = obr ? dateTimeOf(obr.value(7), obr.timeZone) : undefined;
@@ -266,6 +265,17 @@ export class ResultMessages {
       }
       const order = obr && (await this.orderOf(orc, obr, sender, patientId));
       const basedOn = order ? { basedOn: [order] } : {};
+      // A feed before v2.5 names the specimen in OBR-15 rather than in an SPM.
+      const sourceId =
+        !specimenId && obr
+          ? await obrSpecimen(this.fhir, obr, patientId, [
+              reportMatch ? { type: 'DiagnosticReport', id: reportMatch } : undefined,
+              orderId(order),
+            ])
+          : undefined;
+      if (sourceId) touched.entities.push(`Specimen/${sourceId}`);
+      const sampleId = specimenId ?? sourceId;
+      const sample = sampleId ? `Specimen/${sampleId}` : undefined;
       // A report's own document (a lab's PDF, ED; or where to fetch it, RP) is the report as
       // issued, its presentedForm, rather than an Observation without a value.
       const forms = obx.map(([segment]) => (obr ? formsOf(segment) : []));
@@ -494,17 +504,17 @@ export class ResultMessages {
   ): Promise<string> {
     const known = done.get(spm);
     if (known) return known;
-    const { identifier, resource } = specimenFromSpm(spm, patientId, sender);
-    const byId = byIdentifier(identifier);
-    const id = await upsert(
-      this.fhir,
-      this.matches,
-      'Specimen',
-      resource,
-      byId && `${byId}&subject=Patient/${patientId}`,
-    );
+    const id = await spmSpecimen(this.fhir, this.matches, spm, patientId, sender);
     done.set(spm, id);
     touched.entities.push(`Specimen/${id}`);
     return id;
   }
+}
+
+/** The order a report answers, when it is one on file here (see orderOf). */
+function orderId(order: Record<string, unknown> | undefined): SpecimenHolder | undefined {
+  const id = /^ServiceRequest\/([^/]+)$/.exec(
+    (order?.['reference'] as string | undefined) ?? '',
+  )?.[1];
+  return id ? { type: 'ServiceRequest', id } : undefined;
 }

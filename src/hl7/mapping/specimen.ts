@@ -1,7 +1,9 @@
+import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Repetition, V2Segment } from '../message/v2-message.js';
 import {
   codeableConceptIn,
   codeableConceptOf,
+  codingSystemOf,
   dateTimeOf,
   systemOfHd,
   type Identifier,
@@ -65,4 +67,68 @@ function eiOfComponent(
   const system =
     systemOfHd(eip.value(component, 2), eip.value(component, 3), eip.value(component, 4)) ?? sender;
   return { ...(system ? { system } : {}), value };
+}
+
+/**
+ * OBR-15 (specimen source, SPS: v2.3 to v2.6, which send no SPM) to a Specimen, as the IG's
+ * OBR and SPS maps have it: the source (SPS-1, table 0070) as its type, the body site (SPS-4,
+ * table 0163) and the collection time (OBR-7, to OBR-8) as its collection, and the time it was
+ * received (OBR-14). None when OBR-15 names neither a source nor a site. Dropped until
+ * 2026-12-07: a v2.3 lab's blood, urine or swab was on no result, and a clinician reading a
+ * culture could not tell what had been cultured.
+ */
+export function specimenFromObr(
+  obr: V2Segment,
+  patientId: string,
+): Record<string, unknown> | undefined {
+  const sps = obr.repetitions(15)[0];
+  const type = sps && conceptOfComponent(sps, 1, '0070');
+  const site = sps && conceptOfComponent(sps, 4, '0163');
+  if (!type && !site) return undefined;
+  const zone = obr.timeZone;
+  const collectedFrom = dateTimeOf(obr.value(7), zone);
+  const collectedTo = dateTimeOf(obr.value(8), zone);
+  const received = dateTimeOf(obr.value(14), zone);
+  const collection = {
+    ...(collectedFrom &&
+    collectedTo &&
+    collectedTo !== collectedFrom &&
+    periodInOrder(collectedFrom, collectedTo)
+      ? { collectedPeriod: { start: collectedFrom, end: collectedTo } }
+      : collectedFrom
+        ? { collectedDateTime: collectedFrom }
+        : {}),
+    ...(site ? { bodySite: site } : {}),
+  };
+  return {
+    resourceType: 'Specimen',
+    ...(type ? { type } : {}),
+    subject: { reference: `Patient/${patientId}` },
+    ...(received ? { receivedTime: received } : {}),
+    ...(Object.keys(collection).length > 0 ? { collection } : {}),
+  };
+}
+
+/**
+ * A CE that is one component of a composite (its parts subcomponents: SPS-1, SPS-4), of an HL7
+ * table when it names no coding system and looks like one of its codes (see codeableConceptIn).
+ */
+function conceptOfComponent(
+  composite: V2Repetition,
+  component: number,
+  table: string,
+): Record<string, unknown> | undefined {
+  const [code, display, name] = [1, 2, 3].map((sub) => composite.value(component, sub));
+  if (!code && !display) return undefined;
+  const system = name
+    ? codingSystemOf(name)
+    : code && /^[A-Za-z0-9][\w.-]{0,11}$/.test(code)
+      ? `http://terminology.hl7.org/CodeSystem/v2-${table}`
+      : undefined;
+  return {
+    ...(code
+      ? { coding: [{ ...(system ? { system } : {}), code, ...(display ? { display } : {}) }] }
+      : {}),
+    ...(display ? { text: display } : {}),
+  };
 }
