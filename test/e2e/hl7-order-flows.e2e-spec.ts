@@ -578,6 +578,35 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [result] = await feed.search(`Observation?subject=Patient/${patient}`);
     expect(result!['specimen']).toEqual(reference[0]);
   });
+  it("files an ORM's pharmacy order (RXO, no OBR) as a MedicationRequest, as the IG maps it", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rxo =
+      'RXO|00047040230^Ampicillin 250 mg caps^NDC|2||caps^capsule|||||||20|caps^capsule|3';
+    expect(
+      await codes(
+        orm(tag, 'M1', 'M', `ORC|NW|M1-${tag}^CPOE|||||^BID`, rxo, 'RXR|PO^Oral^HL70162'),
+        orm(tag, 'M2', 'M', `ORC|DC|M1-${tag}^CPOE`, rxo),
+      ),
+    ).toEqual(['AA', 'AA']);
+    // Until 2026-12-07 it was a ServiceRequest of no code: an order that named no drug.
+    expect(await numbered('ServiceRequest', CPOE, `M1-${tag}`)).toEqual([]);
+    const [prescription] = await numbered('MedicationRequest', CPOE, `M1-${tag}`);
+    expect(prescription).toMatchObject({
+      status: 'stopped',
+      intent: 'order',
+      medicationCodeableConcept: {
+        coding: [expect.objectContaining({ code: '00047040230' })],
+      },
+      dosageInstruction: [
+        {
+          timing: { code: { coding: [expect.objectContaining({ code: 'BID' })] } },
+          doseAndRate: [{ doseQuantity: { value: 2, unit: 'capsule' } }],
+          route: { coding: [expect.objectContaining({ code: 'PO' })] },
+        },
+      ],
+      dispenseRequest: { quantity: { value: 20, unit: 'capsule' }, numberOfRepeatsAllowed: 3 },
+    });
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

@@ -4,6 +4,7 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { identifierType, type Identifier } from '../mapping/datatypes.js';
+import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -333,6 +334,9 @@ export class Hl7Processor {
       timing?: V2Segment;
       notes: V2Segment[];
       specimens: V2Segment[];
+      /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
+      rxo?: V2Segment;
+      rxr?: V2Segment;
     }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
@@ -344,6 +348,8 @@ export class Hl7Processor {
       if (segment.name === 'TQ1' && last) last.timing ??= segment;
       // Its specimens (SPM: OML, OMG) come after its OBR, each with its own OBX and SAC.
       if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
+      if (segment.name === 'RXO' && last && !last.obr) last.rxo ??= segment;
+      if (segment.name === 'RXR' && last?.rxo) last.rxr ??= segment;
       if (segment.name === 'ORC') orders.push({ orc: segment, notes: [], specimens: [] });
       else if (segment.name === 'OBR') {
         const last = orders.at(-1);
@@ -357,8 +363,34 @@ export class Hl7Processor {
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const untied: string[] = [];
-    for (const { orc, obr, timing, notes: comments, specimens } of orders) {
+    for (const { orc, obr, timing, notes: comments, specimens, rxo, rxr } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
+      if (rxo && !obr) {
+        const prescription = medicationRequestOfRxo(
+          orc,
+          rxo,
+          rxr,
+          patientId,
+          identifiers,
+          sender,
+          timing,
+        );
+        if (!prescription) {
+          throw new Hl7ProcessingError('101', 'An RXO segment needs a requested give code (RXO-1)');
+        }
+        const id = await upsertOrder(
+          this.fhir,
+          this.matches,
+          'MedicationRequest',
+          { ...prescription, ...encounter },
+          identifiers,
+          patientId,
+          orderChangeOf(orc, 'MedicationRequest'),
+          clock,
+        );
+        touched.entities.push(`MedicationRequest/${id}`);
+        continue;
+      }
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {
         notes: comments,
         senderSystem: sender,

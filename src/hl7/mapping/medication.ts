@@ -1,5 +1,5 @@
 import { periodInOrder } from '../../fhir/period-order.js';
-import type { V2Repetition, V2Segment } from '../message/v2-message.js';
+import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import {
   codeableConceptOf,
   codingSystemOf,
@@ -25,30 +25,98 @@ export function medicationRequestOf(
   senderSystem?: string,
   timing?: V2Segment,
 ): Record<string, unknown> | undefined {
-  const medication = codeableConceptOf(rxe.repetitions(2)[0]);
+  return requestOf(orc, rxe, GIVE, rxr, patientId, identifiers, senderSystem, timing);
+}
+
+/** Where an order's fields are: RXE (an encoded give) or RXO (a pharmacy order, ORM). */
+interface OrderFields {
+  segment: 'RXE' | 'RXO';
+  code: number;
+  amount: number;
+  units: number;
+  dispensed: number;
+  dispensedUnits: number;
+  refills: number;
+  /** The TQ of feeds before v2.5, in the segment (RXE-1), else none. */
+  quantityTiming?: number;
+}
+
+const GIVE: OrderFields = {
+  segment: 'RXE',
+  code: 2,
+  amount: 3,
+  units: 5,
+  dispensed: 10,
+  dispensedUnits: 11,
+  refills: 12,
+  quantityTiming: 1,
+};
+
+const REQUESTED: OrderFields = {
+  segment: 'RXO',
+  code: 1,
+  amount: 2,
+  units: 4,
+  dispensed: 11,
+  dispensedUnits: 12,
+  refills: 13,
+};
+
+/**
+ * An ORC with its RXO (ORM^O01's pharmacy order, and the RXR after it) to a MedicationRequest,
+ * as the IG's RXO[MedicationRequest] map has it: the requested give code (RXO-1), amount and
+ * units (RXO-2, RXO-4), dispense amount and units (RXO-11, RXO-12), refills (RXO-13), and the
+ * rest as an RXE's (see medicationRequestOf). Until 2026-12-07 such an order was filed as a
+ * ServiceRequest without a code: a prescription that said nothing of its drug.
+ */
+export function medicationRequestOfRxo(
+  orc: V2Segment | undefined,
+  rxo: V2Segment,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifiers: Identifier[],
+  senderSystem?: string,
+  timing?: V2Segment,
+): Record<string, unknown> | undefined {
+  return requestOf(orc, rxo, REQUESTED, rxr, patientId, identifiers, senderSystem, timing);
+}
+
+function requestOf(
+  orc: V2Segment | undefined,
+  rxe: V2Segment,
+  fields: OrderFields,
+  rxr: V2Segment | undefined,
+  patientId: string,
+  identifiers: Identifier[],
+  senderSystem?: string,
+  timing?: V2Segment,
+): Record<string, unknown> | undefined {
+  const field = (n: number) => `${fields.segment}-${n}`;
+  const medication = codeableConceptOf(rxe.repetitions(fields.code)[0]);
   if (!medication) return undefined;
   const authored = authoredOf(orc);
-  const amount = exactNumberOf(rxe.value(3), 'RXE-3');
+  const amount = exactNumberOf(rxe.value(fields.amount), field(fields.amount));
   const dose = amount !== undefined && amount >= 0 ? amount : undefined;
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
   // The prescriber (ORC-12), and what the pharmacy dispenses: RXE-10 of RXE-11's units, with
   // RXE-12 refills (the IG's RXE map; all three were dropped until 2026-12-06).
   const requester = practitionerOf(orc?.repetitions(12)[0], senderSystem);
-  const dispensed = exactNumberOf(rxe.value(10), 'RXE-10');
-  const refills = exactNumberOf(rxe.value(12), 'RXE-12');
+  const dispensed = exactNumberOf(rxe.value(fields.dispensed), field(fields.dispensed));
+  const refills = exactNumberOf(rxe.value(fields.refills), field(fields.refills));
   const dispenseRequest = {
     ...(dispensed !== undefined && dispensed >= 0
-      ? { quantity: quantityOf(dispensed, rxe.repetitions(11)[0]) }
+      ? { quantity: quantityOf(dispensed, rxe.repetitions(fields.dispensedUnits)[0]) }
       : {}),
     ...(refills !== undefined && Number.isInteger(refills) && refills >= 0
       ? { numberOfRepeatsAllowed: refills }
       : {}),
   };
-  const when = timingOf(timing, rxe);
+  const tq = fields.quantityTiming;
+  const when = timingOf(timing, tq ? rxe.value(tq, 2, 1) : orc?.value(7, 2, 1));
   const dosage = {
     ...(Object.keys(when).length > 0 ? { timing: when } : {}),
     ...(dose !== undefined
-      ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(5)[0]) }] }
+      ? { doseAndRate: [{ doseQuantity: quantityOf(dose, rxe.repetitions(fields.units)[0]) }] }
       : {}),
     ...(route ? { route } : {}),
   };
@@ -57,7 +125,7 @@ export function medicationRequestOf(
     ...(identifiers.length > 0 ? { identifier: identifiers } : {}),
     status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
     intent: 'order',
-    ...priorityOf(timing?.value(9), rxe.value(1, 6), orc?.value(7, 6)),
+    ...priorityOf(timing?.value(9), tq ? rxe.value(tq, 6) : undefined, orc?.value(7, 6)),
     medicationCodeableConcept: medication,
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
@@ -73,15 +141,18 @@ const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
 /**
  * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3's first,
  * a CWE in its first component; else, from feeds before v2.5, RXE-1's interval) as the
- * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
+ * Timing's code (an RXO's: ORC-7's), TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
  * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
  * or a medication list read 5 mg of amlodipine with no word of how often.
  */
-function timingOf(timing: V2Segment | undefined, rxe: V2Segment): Record<string, unknown> {
+function timingOf(
+  timing: V2Segment | undefined,
+  interval: V2Value | undefined,
+): Record<string, unknown> {
   const pattern = timing?.repetitions(3)[0];
   const [code, display, system] = pattern
     ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
-    : [rxe.value(1, 2, 1), undefined, undefined];
+    : [interval ?? undefined, undefined, undefined];
   const start = dateTimeOf(timing?.value(7), timing?.timeZone);
   const end = dateTimeOf(timing?.value(8), timing?.timeZone);
   const bounds = {
