@@ -8,6 +8,7 @@ import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { ChargeMessages } from './inbound/charge-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
 import { Hl7Processor } from './inbound/hl7-processor.js';
+import { OrderMessages } from './inbound/order-messages.js';
 import { PharmacyMessages } from './inbound/pharmacy-messages.js';
 import { PatientSegments } from './inbound/patient-segments.js';
 import { Places } from './inbound/places.js';
@@ -37,6 +38,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     AppointmentMessages,
     ProblemMessages,
     PharmacyMessages,
+    OrderMessages,
     ChargeMessages,
     VisitMoves,
     Visits,

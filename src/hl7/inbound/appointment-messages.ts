@@ -13,9 +13,9 @@ import {
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
 import { Places } from './places.js';
+import { patientsOrder } from './order-numbers.js';
 import {
   byIdentifier,
-  patientsOrder,
   required,
   without,
   type PatientOfMessage,

@@ -7,15 +7,8 @@ import type { Identifier } from '../mapping/datatypes.js';
 import { Hl7ProcessingError, Hl7RejectError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { SegmentContext } from './patient-segments.js';
-import {
-  atInstant,
-  byIdentifier,
-  codeCriteria,
-  startOf,
-  withFollowing,
-  writeOver,
-  type Touched,
-} from './processing.js';
+import { byIdentifier, withFollowing, writeOver, type Touched } from './processing.js';
+import { atInstant, codeCriteria, startOf } from './record-criteria.js';
 
 /** Detailed financial transactions: posted (P03) and posted with their context (P11). */
 export const DFT_EVENTS: ReadonlySet<string> = new Set(['P03', 'P11']);

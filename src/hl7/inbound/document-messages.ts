@@ -8,13 +8,13 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
 import {
   byIdentifier,
-  knownVisit,
   required,
   without,
   writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
+import { knownVisit } from './record-owners.js';
 
 /**
  * What an MDM event does to the document of its TXA: notifications (T01, T03, T05, T07, T09)

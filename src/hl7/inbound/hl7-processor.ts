@@ -1,16 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { UnitOfWork } from '../../database/unit-of-work.js';
-import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import { identifierType, type Identifier } from '../mapping/datatypes.js';
-import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { referralFromRf1 } from '../mapping/referral.js';
 import { Hl7ProcessingError, Hl7RejectError, type Hl7Header } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { AppointmentMessages, SIU_EVENTS } from './appointment-messages.js';
 import { ChargeMessages, DFT_EVENTS } from './charge-messages.js';
 import { DocumentMessages, MDM_EVENTS } from './document-messages.js';
+import { OrderMessages } from './order-messages.js';
 import { PharmacyMessages } from './pharmacy-messages.js';
 import { PatientSegments, type SegmentContext } from './patient-segments.js';
 import { Visits, type VisitEvent } from './visits.js';
@@ -20,19 +17,9 @@ import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
-import { tieEarlyResults, untiedWarning } from './early-results.js';
-import { obrSpecimen, spmSpecimen } from './specimens.js';
 import { VaccinationMessages } from './vaccination-messages.js';
-import {
-  byIdentifier,
-  patientsNumbered,
-  patientsOrderOf,
-  required,
-  upsertOrder,
-  visitOf,
-  writeOver,
-  type Touched,
-} from './processing.js';
+import { patientsNumbered } from './order-numbers.js';
+import { byIdentifier, required, writeOver, type Touched } from './processing.js';
 
 const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A01: { status: 'in-progress' },
@@ -132,7 +119,7 @@ export class Hl7Processor {
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
     private readonly vaccinations: VaccinationMessages,
-    private readonly unitOfWork: UnitOfWork,
+    private readonly orders: OrderMessages,
   ) {}
 
   async process(message: V2Message, header: Hl7Header): Promise<Touched> {
@@ -196,7 +183,7 @@ export class Hl7Processor {
       return this.results.process(message, true, await this.patients.of(message));
     }
     if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
-      return this.orders(message);
+      return this.orders.process(message, await this.patients.of(message));
     }
     if (type === 'VXU^V04') {
       return this.vaccinations.process(message, await this.patients.of(message));
@@ -320,142 +307,6 @@ export class Hl7Processor {
     const id = await writeOver(this.fhir, 'ServiceRequest', body, match, clock);
     touched.entities.push(`ServiceRequest/${id}`);
     return touched;
-  }
-
-  /**
-   * ORM^O01, OML^O21 and OMG^O19 (a general clinical order): a ServiceRequest per order (an ORC,
-   * with the OBR after it if any).
-   */
-  private async orders(message: V2Message): Promise<Touched> {
-    const { sender, patientId, touched, clock } = await this.patients.of(message);
-    const orders: {
-      orc?: V2Segment;
-      obr?: V2Segment;
-      timing?: V2Segment;
-      notes: V2Segment[];
-      specimens: V2Segment[];
-      /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
-      rxo?: V2Segment;
-      rxr?: V2Segment;
-    }[] = [];
-    // The NTE right after an OBR are its order's comments (an OBX after it has its own).
-    let notes: V2Segment[] | undefined;
-    for (const segment of message.segments()) {
-      if (segment.name === 'NTE') notes?.push(segment);
-      else notes = undefined;
-      // An order's timing (TQ1) comes after its ORC, before its OBR or after it (OML, OMG).
-      const last = orders.at(-1);
-      if (segment.name === 'TQ1' && last) last.timing ??= segment;
-      // Its specimens (SPM: OML, OMG) come after its OBR, each with its own OBX and SAC.
-      if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
-      if (segment.name === 'RXO' && last && !last.obr) last.rxo ??= segment;
-      if (segment.name === 'RXR' && last?.rxo) last.rxr ??= segment;
-      if (segment.name === 'ORC') orders.push({ orc: segment, notes: [], specimens: [] });
-      else if (segment.name === 'OBR') {
-        const last = orders.at(-1);
-        if (last && !last.obr) last.obr = segment;
-        else orders.push({ obr: segment, notes: [], specimens: [] });
-        notes = orders.at(-1)!.notes;
-      }
-    }
-    if (orders.length === 0) {
-      throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
-    }
-    const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
-    const untied: string[] = [];
-    for (const { orc, obr, timing, notes: comments, specimens, rxo, rxr } of orders) {
-      const identifiers = orderIdentifiers(orc, sender, obr);
-      if (rxo && !obr) {
-        const prescription = medicationRequestOfRxo(
-          orc,
-          rxo,
-          rxr,
-          patientId,
-          identifiers,
-          sender,
-          timing,
-        );
-        if (!prescription) {
-          throw new Hl7ProcessingError('101', 'An RXO segment needs a requested give code (RXO-1)');
-        }
-        const id = await upsertOrder(
-          this.fhir,
-          this.matches,
-          'MedicationRequest',
-          { ...prescription, ...encounter },
-          identifiers,
-          patientId,
-          orderChangeOf(orc, 'MedicationRequest'),
-          clock,
-        );
-        touched.entities.push(`MedicationRequest/${id}`);
-        continue;
-      }
-      const request = serviceRequestOf(orc, obr, patientId, identifiers, {
-        notes: comments,
-        senderSystem: sender,
-        timing,
-      });
-      const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, sender);
-      touched.entities.push(...specimen.map(({ reference }) => reference));
-      const id = await upsertOrder(
-        this.fhir,
-        this.matches,
-        'ServiceRequest',
-        { ...request, ...encounter, ...(specimen.length > 0 ? { specimen } : {}) },
-        identifiers,
-        patientId,
-        orderChangeOf(orc, 'ServiceRequest'),
-        clock,
-      );
-      touched.entities.push(`ServiceRequest/${id}`);
-      const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
-      const early = await tieEarlyResults(
-        this.fhir,
-        this.matches,
-        this.unitOfWork,
-        placer,
-        id,
-        patientId,
-      );
-      touched.entities.push(...early.tied);
-      untied.push(...early.untied);
-    }
-    const warning = untiedWarning(untied);
-    if (warning) (touched.warnings ??= []).push(warning);
-    return touched;
-  }
-
-  /**
-   * The Specimens an order is for, as the IG's OML map has them: each SPM after its OBR (known
-   * again by its id, see spmSpecimen), else its OBR-15 (v2.3, v2.4: see obrSpecimen, written
-   * over the one the order on file refers to). Dropped until 2026-12-07: an order named no
-   * specimen, and the lab's results for it had none to match.
-   */
-  private async orderSpecimens(
-    specimens: readonly V2Segment[],
-    obr: V2Segment | undefined,
-    identifiers: readonly Identifier[],
-    patientId: string,
-    sender: string | undefined,
-  ): Promise<{ reference: string }[]> {
-    const ids: string[] = [];
-    for (const spm of specimens) {
-      ids.push(await spmSpecimen(this.fhir, this.matches, spm, patientId, sender));
-    }
-    if (ids.length === 0 && obr?.value(15)) {
-      const stored = await patientsOrderOf(
-        this.fhir,
-        this.matches,
-        'ServiceRequest',
-        identifiers,
-        patientId,
-      );
-      const holder = stored ? { type: 'ServiceRequest' as const, id: stored } : undefined;
-      const id = await obrSpecimen(this.fhir, obr, patientId, [holder]);
-      if (id) ids.push(id);
-    }
-    return [...new Set(ids)].map((id) => ({ reference: `Specimen/${id}` }));
   }
 }
 

@@ -12,7 +12,8 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { eventInstant } from './event-order.js';
 import { MessagePatients, patientNamed, senderSystem } from './message-patients.js';
-import { conceptMatch, without, type Touched } from './processing.js';
+import { without, type Touched } from './processing.js';
+import { conceptMatch } from './record-criteria.js';
 import { moveRecords, recordsReferring } from './record-moves.js';
 
 /**

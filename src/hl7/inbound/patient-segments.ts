@@ -17,22 +17,24 @@ import type { V2Message, V2Segment } from '../message/v2-message.js';
 import type { RecordClock } from './event-order.js';
 import {
   ambiguous,
-  atInstant,
   byIdentifier,
-  codeCriteria,
-  codeKey,
-  conceptCriteria,
-  conceptMatch,
-  conditionCategory,
   keepListed,
-  repeated,
-  startOf,
-  unnumberedObservationCriteria,
   upsert,
   withFollowing,
   writeOver,
   type Touched,
 } from './processing.js';
+import {
+  atInstant,
+  codeCriteria,
+  codeKey,
+  conceptCriteria,
+  conceptMatch,
+  conditionCategory,
+  repeated,
+  startOf,
+  unnumberedObservationCriteria,
+} from './record-criteria.js';
 
 /**
  * A next of kin is the same person again when their own identifiers (NK1-33) match, else when

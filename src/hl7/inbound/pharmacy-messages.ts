@@ -6,16 +6,9 @@ import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication
 import { orderChangeOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import {
-  byIdentifier,
-  patientsNumbered,
-  patientsOrderOf,
-  upsertOrder,
-  visitOf,
-  writeOver,
-  type PatientOfMessage,
-  type Touched,
-} from './processing.js';
+import { patientsNumbered, patientsOrderOf, upsertOrder } from './order-numbers.js';
+import { byIdentifier, writeOver, type PatientOfMessage, type Touched } from './processing.js';
+import { visitOf } from './record-owners.js';
 
 /** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
 function dispenseIdentifier(order: Identifier | undefined, rxd: V2Segment): Identifier | undefined {

@@ -6,13 +6,12 @@ import type { Identifier } from '../mapping/datatypes.js';
 import type { V2Message } from '../message/v2-message.js';
 import {
   byIdentifier,
-  conditionCategory,
-  conditionCriteria,
   keepListed,
   withFollowing,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
+import { conditionCategory, conditionCriteria } from './record-criteria.js';
 
 /** Problem add, update and delete (PPR PC1, PC2, PC3); a PRB's action code DE deletes too. */
 export const PPR_EVENTS: ReadonlySet<string> = new Set(['PC1', 'PC2', 'PC3']);

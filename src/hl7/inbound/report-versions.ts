@@ -3,7 +3,8 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { isProvisionalReport } from '../mapping/observation.js';
 import type { V2Segment } from '../message/v2-message.js';
-import { isPatientsRecord, without, writeOver } from './processing.js';
+import { without, writeOver } from './processing.js';
+import { isPatientsRecord } from './record-owners.js';
 
 // A report's versions, for ResultMessages: whether the stored one is past a message's, and
 // the results a version that carries the whole report no longer has, withdrawn.

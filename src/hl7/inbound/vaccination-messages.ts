@@ -20,20 +20,21 @@ import { PatientSegments } from './patient-segments.js';
 import { Places } from './places.js';
 import {
   ambiguous,
-  atInstant,
   byIdentifier,
-  codeCriteria,
-  conceptCriteria,
-  isPatientsRecord,
-  codeKey,
-  repeatedCodes,
   upsert,
-  visitOf,
   without,
   writeOver,
   type PatientOfMessage,
   type Touched,
 } from './processing.js';
+import {
+  atInstant,
+  codeCriteria,
+  conceptCriteria,
+  codeKey,
+  repeatedCodes,
+} from './record-criteria.js';
+import { isPatientsRecord, visitOf } from './record-owners.js';
 
 /**
  * A dose without an order number (older feeds send no ORC), known again by patient, vaccine

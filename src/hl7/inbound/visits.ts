@@ -13,15 +13,9 @@ import type { V2Segment } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
 import { isStale, keep } from './event-order.js';
 import { Places } from './places.js';
-import {
-  ambiguous,
-  atInstant,
-  isPatientsRecord,
-  byIdentifier,
-  without,
-  writeOver,
-  type Touched,
-} from './processing.js';
+import { ambiguous, byIdentifier, without, writeOver, type Touched } from './processing.js';
+import { atInstant } from './record-criteria.js';
+import { isPatientsRecord } from './record-owners.js';
 
 /**
  * What an ADT event does to the visit (PV1-19) it names: the Encounter status it means (the

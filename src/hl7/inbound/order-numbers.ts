@@ -1,0 +1,136 @@
+import type { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
+import type { FhirService } from '../../fhir/fhir.service.js';
+import { HL7_USER } from '../hl7-user.js';
+import { Hl7ProcessingError } from '../message/hl7-header.js';
+import type { Identifier } from '../mapping/datatypes.js';
+import type { RecordClock } from './event-order.js';
+import { amendedOrder, type OrderChange } from '../mapping/orders.js';
+import { isPatientsRecord } from './record-owners.js';
+import { ambiguous, byIdentifier, without, writeOver } from './processing.js';
+
+/**
+ * An order (ServiceRequest, MedicationRequest) written as upsert does, but for one a control
+ * message changes (`whole` false: OD, DC, SC...), which keeps what the message does not carry
+ * and its status unless `status` gives one (see amendedOrder). A cancel or discontinue of an
+ * order not on file (or of no number) is refused (ERR 204), as a referral's is: until
+ * 2026-12-07 it was filed as a new order, revoked, and its sender never learnt that the order
+ * it meant to take back (placed before the interface went live, or under another number) was
+ * not here. So is a change, hold, release or status change (XO, HD, RL, SC...) of one: until
+ * 2026-12-07 it was filed as a new order of what the message carried (a hold, a new order on
+ * hold), beside the order it meant under another number, or as a copy with every resend.
+ */
+export async function upsertOrder(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  type: 'ServiceRequest' | 'MedicationRequest',
+  resource: Record<string, unknown>,
+  identifiers: readonly Identifier[],
+  patientId: string,
+  change: OrderChange,
+  clock?: RecordClock,
+): Promise<string> {
+  const match = await patientsOrderOf(fhir, matches, type, identifiers, patientId);
+  if (!match && change.withdraws) {
+    throw new Hl7ProcessingError(
+      '204',
+      `A cancel or discontinue (ORC-1 ${change.withdraws}) needs the number (ORC-2, ORC-3) of a known order`,
+    );
+  }
+  if (!match && change.amends) {
+    throw new Hl7ProcessingError(
+      '204',
+      `A change, hold, release or status change (ORC-1 ${change.amends}) needs the number (ORC-2, ORC-3) of a known order`,
+    );
+  }
+  if (!match || change.whole) return writeOver(fhir, type, resource, match, clock);
+  const stored = (await fhir.read(HL7_USER, type, match)).resource;
+  const kept = without(stored, 'meta', 'id');
+  return writeOver(fhir, type, amendedOrder(kept, resource, change.status), match, clock);
+}
+
+/**
+ * The patient's order of any of its numbers (see patientsNumbered): the placer's (ORC-2) first,
+ * then the filler's (ORC-3). Until 2026-12-07 only the first was looked up, and an order the
+ * filler placed (its number only) was filed again when the placer's number came with a status
+ * change, and its cancel then went to the copy.
+ */
+export async function patientsOrderOf(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  type: 'ServiceRequest' | 'MedicationRequest',
+  identifiers: readonly Identifier[],
+  patientId: string,
+): Promise<string | undefined> {
+  for (const identifier of identifiers) {
+    const match = await patientsNumbered(fhir, matches, type, byIdentifier(identifier)!, patientId);
+    if (match) return match;
+  }
+  return undefined;
+}
+
+/** Statuses of an order or dispense taken back, whose number another patient's may then have. */
+const WITHDRAWN_ORDER = new Set(['entered-in-error', 'revoked', 'cancelled', 'declined']);
+
+/**
+ * The message's patient's order (or dispense) of an order number (ORC-2, ORC-3, or a referral's
+ * RF1-6: `field`; `criteria`),
+ * theirs or of a patient merged into them (see isPatientsRecord), or undefined for a new one.
+ * Another patient's of that number is refused (ERR 205), unless cancelled or entered in error:
+ * until 2026-12-07 it was written over and so moved to the message's patient, taking one
+ * patient's order, prescription or dispense off their chart. The order number is the only key a
+ * control message (a cancel, a hold) has, so two live orders under it could not be told apart;
+ * the sender's interface team corrects the patient or the number and sends it again. One
+ * cancelled (placed on the wrong patient, say) leaves its number to the right patient's, which
+ * the patient's own is then found first (until then every order of it was refused).
+ */
+export async function patientsNumbered(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
+  criteria: string,
+  patientId: string,
+  field = 'ORC-2/ORC-3',
+): Promise<string | undefined> {
+  const own = await matches.uniqueMatch(HL7_USER, type, `${criteria}&subject=Patient/${patientId}`);
+  if (own) return own;
+  // The number's lock, whoever's order it is: two patients' orders sent at once under one
+  // number would otherwise both be filed, each under its patient's criteria's lock.
+  await matches.lockCriteria([{ type, criteria }]);
+  let ours: string | undefined;
+  for (const id of await matches.matchingIds(HL7_USER, type, criteria, 20)) {
+    const stored = (await fhir.read(HL7_USER, type, id)).resource;
+    if (await isPatientsRecord(fhir, stored, patientId)) ours ??= id;
+    else if (!WITHDRAWN_ORDER.has(String(stored['status']))) {
+      throw new Hl7ProcessingError(
+        '205',
+        `${field} names another patient's order: correct the patient or the order number`,
+      );
+    }
+  }
+  return ours;
+}
+
+/**
+ * The patient's order (ServiceRequest) of an order number, theirs or of a patient merged into
+ * them (see isPatientsRecord), for a record that answers or books it (a result's basedOn, an
+ * appointment's): none when only another patient's has it. Until 2026-12-07 any order of the
+ * number was taken: a result was tied to another patient's order, and one whose number a
+ * cancelled wrong-patient order also had was refused (AE, FHIR 412), the result not filed.
+ * Looked up without the number's lock, as knownVisit looks up a visit: nothing here writes it.
+ */
+export async function patientsOrder(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  criteria: string,
+  patientId: string,
+): Promise<string | undefined> {
+  const own = await matches
+    .findUnique(HL7_USER, 'ServiceRequest', `${criteria}&subject=Patient/${patientId}`)
+    .catch(ambiguous);
+  if (own) return own;
+  for (const id of await matches.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20)) {
+    const stored = (await fhir.read(HL7_USER, 'ServiceRequest', id)).resource;
+    if (await isPatientsRecord(fhir, stored, patientId)) return id;
+  }
+  return undefined;
+}
