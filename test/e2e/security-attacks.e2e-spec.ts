@@ -150,8 +150,14 @@ describe('attacks a hospital reviewer tries first', () => {
       for (const [name, token] of Object.entries(cases)) {
         const res = await read(token);
         expect({ name, status: res.status }).toEqual({ name, status: 401 });
-        expect(res.headers.get('www-authenticate')).toMatch(/^Bearer/);
+        // RFC 6750 section 3.1: the client learns to get a new token, not which check failed.
+        expect(res.headers.get('www-authenticate')).toBe(
+          'Bearer realm="carevault", error="invalid_token"',
+        );
       }
+      const none = await http('GET', `${testApp.url}/fhir/Patient`);
+      expect(none.status).toBe(401);
+      expect(none.headers.get('www-authenticate')).toBe('Bearer realm="carevault"');
     });
 
     it('an MFA step token used as an access token', async () => {

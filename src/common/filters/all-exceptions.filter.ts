@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { RequestIdentity } from '../../auth/request-identity.js';
+import { bearerToken } from '../../auth/bearer-token.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
 import { RefusedRequests } from '../../audit/refused-requests.js';
 import {
@@ -94,7 +95,13 @@ export class AllExceptionsFilter implements ExceptionFilter {
       void reply.header('allow', allow.join(', '));
     }
     if (status === 401) {
-      void reply.header('www-authenticate', 'Bearer realm="carevault"');
+      // RFC 6750 section 3.1: a token sent and refused (expired, revoked, forged: which, the
+      // client is not told) is `invalid_token`, so that a client refreshes it or signs in again;
+      // no token at all gets the challenge alone. Until 2026-12-07 both got the challenge alone.
+      const challenge = bearerToken(request)
+        ? 'Bearer realm="carevault", error="invalid_token"'
+        : 'Bearer realm="carevault"';
+      void reply.header('www-authenticate', challenge);
     }
     if (status === 503) {
       // The database or the audit trail is down: worth retrying, not at once.
