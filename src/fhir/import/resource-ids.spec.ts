@@ -15,4 +15,20 @@ describe('ResourceIds', () => {
       line: 4_000_000_000,
     });
   });
+
+  it('finds each repeat among many Type/ids, wherever its digest puts it', () => {
+    // V8 holds 2^24 entries at most in one Map: the digests are spread over several. Past that
+    // number (a check of some minutes, run by hand) one Map failed the import with a RangeError.
+    const ids = new ResourceIds();
+    const firsts = Array.from({ length: 5_000 }, (_, i) =>
+      ids.add('Observation', `o${i}`, { path: 'a.ndjson', line: i + 1 }),
+    );
+    expect(firsts.every((first) => first === undefined)).toBe(true);
+    const repeats = Array.from({ length: 5_000 }, (_, i) =>
+      ids.add('Observation', `o${i}`, { path: 'b.ndjson', line: 1 }),
+    );
+    expect(repeats).toEqual(
+      Array.from({ length: 5_000 }, (_, i) => ({ path: 'a.ndjson', line: i + 1 })),
+    );
+  });
 });

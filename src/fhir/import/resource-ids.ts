@@ -13,10 +13,13 @@ export interface LinePlace {
  * later one, stored as a new version, silently replaced the first's data. Kept in memory as a
  * 12-byte digest of the key and a number per resource (about 60 bytes, 600 MB for ten million
  * resources), not the ids themselves (two or three times that); 96 bits of SHA-256 do not
- * collide among billions of keys.
+ * collide among billions of keys. They are spread over SHARDS maps by the digest's first byte:
+ * V8 holds at most 2^24 entries in one Map, and an import of more NDJSON resources than that
+ * (16.7 million, a hospital's Observations) failed with "Map maximum size exceeded" (until
+ * 2026-12-07).
  */
 export class ResourceIds {
-  private readonly first = new Map<string, number>();
+  private readonly first = Array.from({ length: SHARDS }, () => new Map<string, number>());
   private readonly paths: string[] = [];
   private readonly pathIndex = new Map<string, number>();
 
@@ -27,11 +30,12 @@ export class ResourceIds {
       .digest()
       .subarray(0, 12)
       .toString('latin1');
-    const seen = this.first.get(key);
+    const shard = this.first[key.charCodeAt(0)]!;
+    const seen = shard.get(key);
     if (seen !== undefined) {
       return { path: this.paths[Math.floor(seen / LINES)]!, line: seen % LINES };
     }
-    this.first.set(key, this.indexOf(place.path) * LINES + place.line);
+    shard.set(key, this.indexOf(place.path) * LINES + place.line);
     return undefined;
   }
 
@@ -44,6 +48,9 @@ export class ResourceIds {
     return index;
   }
 }
+
+/** One map per value of a digest's first byte (latin1: one character, 0 to 255). */
+const SHARDS = 256;
 
 /** Lines per file the place numbers leave room for (a number is exact up to 2^53). */
 const LINES = 2 ** 32;
