@@ -37,9 +37,17 @@ const HOLD_MARGIN_MS = 10_000;
 const REFRESH_EVERY_POLLS = 5;
 /**
  * Notifications sent at once, each to a distinct endpoint: a slow or hanging receiver holds up
- * one sender, not every Subscription's. Each holds a database connection while it sends.
+ * one sender, not every Subscription's. Each holds a database connection while it sends (up to
+ * the send timeout), so there are at most a quarter of DATABASE_POOL_SIZE of them, and at least
+ * one: four hanging receivers must not take a small pool (several instances sharing a server's
+ * connections) from clinicians' requests.
  */
-const SENDERS = 4;
+const MAX_SENDERS = 4;
+
+/** How many notifications are sent at once with a pool of this many connections. */
+export function sendersFor(poolSize: number): number {
+  return Math.max(1, Math.min(MAX_SENDERS, Math.floor(poolSize / 4)));
+}
 /**
  * Notifications delivered or cancelled are deleted this long after they were queued, as the
  * notifier starts and then hourly (until 2026-12-07 they were kept for good, a row per change).
@@ -55,7 +63,7 @@ const PURGE_BATCHES = 100;
  * open) while it is sent, so another instance skips it, until an instance hung mid-send has been
  * idle past the send timeout and a margin: delivery is at least once. A delivered one answers
  * for all queued behind it; after SUBSCRIPTION_MAX_ATTEMPTS failures the Subscription is set to
- * `error`, with the reason in `Subscription.error`, as R4 describes. SENDERS send at once, to
+ * `error`, with the reason in `Subscription.error`, as R4 describes. Senders send at once, to
  * distinct endpoints, each in its own transaction, so one Subscription's order holds (its head
  * alone is claimed, under its lock) while a hanging receiver holds up only its own. Beside them,
  * every few polls, it re-reads the Subscriptions and sets the statuses due (SubscriptionStatuses).
@@ -78,6 +86,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   /** Aborts a notification in flight when the service stops. */
   private readonly stopping = new AbortController();
   private readonly settings: AppConfig['subscriptions'];
+  private readonly senders: number;
 
   constructor(
     config: AppConfig,
@@ -90,11 +99,12 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     private readonly trail: AuditTrail,
   ) {
     this.settings = config.subscriptions;
+    this.senders = sendersFor(config.databasePool.size);
   }
 
   onApplicationBootstrap(): void {
     if (this.settings.endpoints.length === 0) return;
-    const senders = Array.from({ length: SENDERS }, () => this.sender());
+    const senders = Array.from({ length: this.senders }, () => this.sender());
     this.loop = Promise.all([this.keeper(), ...senders]).then(() => undefined);
   }
 
@@ -143,7 +153,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   /**
-   * One of the SENDERS: delivers due notifications one after another. An idle one looks again
+   * One of the senders: delivers due notifications one after another. An idle one looks again
    * every poll interval while it watches for the others (one watches at a time); a claim wakes
    * the others, as more may be due.
    */
