@@ -18,11 +18,12 @@ const FORMAT_PARAMS = new Set(['_format', '_pretty']);
 
 /**
  * `POST /fhir/{type}/$validate` and `POST /fhir/{type}/{id}/$validate` (FHIR R4
- * Resource-validate, at type and instance level): the checks a create or update
- * makes of a body (R4 definitions, required bindings, id syntax, and what a write refuses in a
- * valid resource: src/fhir/write-refusals.ts), run without storing anything, so an integrator can test messages before sending them. The answer is 200 with an
- * OperationOutcome whether the resource is valid or not; 4xx means the validation could not
- * be run (no resource, an unknown type, a profile or mode this server does not check).
+ * Resource-validate, at type and instance level): the checks a create or update makes of a
+ * body (R4 definitions, required bindings, id syntax, and what a write refuses in a valid
+ * resource: src/fhir/write-refusals.ts), run without storing anything, so an integrator can
+ * test messages before sending them. The answer is 200 with an OperationOutcome whether the
+ * resource is valid or not; 4xx means the validation could not be run (no resource, an
+ * unknown type, a profile or mode this server does not check).
  */
 @Injectable()
 export class ValidateService {
