@@ -116,6 +116,7 @@ export class CascadeDelete {
       levels.push(referrers);
       level = referrers;
     }
+    await this.fhir.willDelete([...levels.flat(), root]);
     for (const referrers of levels.reverse()) {
       for (const resource of referrers) await this.deleteReferrer(user, target, resource);
     }

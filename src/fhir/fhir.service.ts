@@ -326,6 +326,15 @@ export class FhirService {
   }
 
   /**
+   * Announces the deletions a Bundle or a cascade is about to make, in its transaction and
+   * before any of them, so that they are matched against Subscriptions together (one query
+   * per Subscription, not one per resource and Subscription); each `delete` still decides.
+   */
+  willDelete(resources: readonly { type: string; id: string }[]): Promise<void> {
+    return this.writes.deleting(resources);
+  }
+
+  /**
    * Refuses what `delete` would refuse (404, 403, 412), writing nothing: for a cascading delete,
    * which deletes what refers to the resource before the resource itself (CascadeDelete).
    */

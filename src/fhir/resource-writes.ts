@@ -20,6 +20,9 @@ export interface ResourceDeletion {
 
 export type ResourceDeletionListener = (deletion: ResourceDeletion) => Promise<void>;
 
+/** Resources of one type about to be deleted together, by id, in the deleting transaction. */
+export type ResourceDeletingListener = (type: string, ids: readonly string[]) => Promise<void>;
+
 /**
  * Lets other modules act on FHIR writes inside the writing transaction, so that what they
  * record (the HL7 outbox's rows, Subscription notifications) commits or rolls back with the resource. A registry rather
@@ -40,6 +43,11 @@ export class ResourceWrites {
     watches: (type: string) => boolean;
     listener: ResourceDeletionListener;
   }[] = [];
+  /** Listeners told of deletions about to come together (a Bundle's, a cascade's). */
+  private readonly anyTypeDeleting: {
+    watches: (type: string) => boolean;
+    listener: ResourceDeletingListener;
+  }[] = [];
 
   on(type: string, listener: ResourceWriteListener): void {
     this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
@@ -58,6 +66,26 @@ export class ResourceWrites {
   /** A listener of the deletions of types that change as the service runs (Subscriptions'). */
   onAnyDelete(watches: (type: string) => boolean, listener: ResourceDeletionListener): void {
     this.anyTypeDeletions.push({ watches, listener });
+  }
+
+  /**
+   * A listener told, before any of them runs, of the deletions a Bundle or a cascade is about
+   * to make together, while every one of those resources is still there: each is still told
+   * to `onAnyDelete`'s listener as it is deleted.
+   */
+  onAnyDeleting(watches: (type: string) => boolean, listener: ResourceDeletingListener): void {
+    this.anyTypeDeleting.push({ watches, listener });
+  }
+
+  /** Announces deletions to come in this transaction (a Bundle's, a cascade's), by type. */
+  async deleting(resources: readonly { type: string; id: string }[]): Promise<void> {
+    const byType = new Map<string, string[]>();
+    for (const { type, id } of resources) byType.set(type, [...(byType.get(type) ?? []), id]);
+    for (const [type, ids] of byType) {
+      for (const entry of this.anyTypeDeleting) {
+        if (entry.watches(type)) await entry.listener(type, [...new Set(ids)]);
+      }
+    }
   }
 
   watches(type: string): boolean {

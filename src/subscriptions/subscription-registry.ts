@@ -4,6 +4,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { isRole } from '../auth/roles.js';
 import { formatScope, smartContext } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
+import { queryRecord } from '../common/http/query-record.js';
 import { AppConfig } from '../config/config.js';
 import { databaseProblem } from '../database/database-unavailable.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -15,6 +16,7 @@ import {
   type ResourceWrite,
 } from '../fhir/resource-writes.js';
 import { ResourceRepository } from '../fhir/resource.repository.js';
+import { parseSearchRequest } from '../fhir/search/search-request.js';
 import { SearchService } from '../fhir/search/search.service.js';
 import { SecurityContexts } from '../fhir/security-contexts.js';
 import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js';
@@ -51,6 +53,20 @@ interface InTransaction {
   own: Map<string, Watcher | undefined>;
   /** Its deletions of resources that matched, matched as they were before. */
   deleted: DeletionNotice[];
+  /**
+   * Deletions announced to come (a Bundle's, a cascade's), matched together ahead: by
+   * Subscription id, whether each id matched. Used once, at its deletion, if the Subscription
+   * is matched as it was then (a re-read makes new watchers of the same); forgotten if the
+   * resource is written before it.
+   */
+  ahead: Map<string, Ahead>;
+}
+
+/** What a Subscription's criteria, as `key`, matched ahead among deletions to come. */
+interface Ahead {
+  type: string;
+  key: string;
+  matched: Map<string, boolean>;
 }
 
 /** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
@@ -105,6 +121,10 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     this.writes.onAnyDelete(
       (type) => this.watched(type),
       (deletion) => this.matchDeletion(deletion),
+    );
+    this.writes.onAnyDeleting(
+      (type) => this.watched(type),
+      (type, ids) => this.matchAhead(type, ids),
     );
   }
 
@@ -197,9 +217,14 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
         written: new Map([[type, new Map([[id, versionId]])]]),
         own: new Map(),
         deleted: [],
+        ahead: new Map(),
       });
     }
-    const { written } = this.inTransaction();
+    const { written, ahead } = this.inTransaction();
+    // Matched ahead as it was, it is matched again at its deletion as it is then.
+    for (const { type: watched, matched } of ahead.values()) {
+      if (watched === type) matched.delete(id);
+    }
     const versions = written.get(type) ?? new Map<string, number>();
     written.set(type, versions);
     // Written twice, a resource is matched (and notified) as the transaction leaves it.
@@ -221,9 +246,42 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     // Bundle's DELETE entries run first, and HL7 messages delete nothing.
     const state = this.inTransaction();
     for (const watcher of this.watchersOf(type, state.own)) {
-      if ((await this.matchedBy(watcher, type, [id])).has(id)) {
+      const ahead = state.ahead.get(watcher.id);
+      const matched = ahead?.key === keyOf(watcher) ? ahead.matched : undefined;
+      const known = matched?.get(id);
+      matched?.delete(id);
+      if (known ?? (await this.matchedBy(watcher, type, [id])).has(id)) {
         state.deleted.push({ subscriptionId: watcher.id, type, id, versionId });
       }
+    }
+  }
+
+  /**
+   * Matches the deletions a Bundle or a cascade is about to make, before any of them: one
+   * query per Subscription for all of them, where matching each at its deletion cost one per
+   * resource and Subscription (100 Observations deleted with 50 Subscriptions on Observation
+   * were 5,000 queries, 11–14 s, in the one transaction). Only criteria that read the resource
+   * alone: another resource deleted first (a chain's target, a `_has` referrer, a Binary's
+   * securityContext) may change what they match by then, so those are matched at each
+   * deletion, as before. Each result is used at the resource's deletion, unless it is written
+   * first.
+   */
+  private async matchAhead(type: string, ids: readonly string[]): Promise<void> {
+    if (!this.unitOfWork.inTransaction || ids.length < 2 || !this.access.countsInSql(type)) {
+      return;
+    }
+    const state = this.inTransaction();
+    for (const watcher of this.watchersOf(type, state.own)) {
+      if (!readsItselfOnly(watcher)) continue;
+      const matched = await this.matchedBy(watcher, type, [...ids]);
+      // Criteria refused there stopped the Subscription: it is matched no more.
+      const key = keyOf(watcher);
+      const live = this.watchersOf(type, state.own);
+      if (!live.some((now) => now.id === watcher.id && keyOf(now) === key)) continue;
+      const earlier = state.ahead.get(watcher.id);
+      const ahead = earlier?.key === key ? earlier.matched : new Map<string, boolean>();
+      for (const id of ids) ahead.set(id, matched.has(id));
+      state.ahead.set(watcher.id, { type, key, matched: ahead });
     }
   }
 
@@ -231,7 +289,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private inTransaction(): InTransaction {
     return this.unitOfWork.stateOf<InTransaction>(
       this,
-      () => ({ written: new Map(), own: new Map(), deleted: [] }),
+      () => ({ written: new Map(), own: new Map(), deleted: [], ahead: new Map() }),
       (state) => this.notify(state),
     );
   }
@@ -365,6 +423,23 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       this.changes.push(change);
       apply(this.byType, change);
     });
+  }
+}
+
+/** A watcher's criteria and owner: what it matches, the same in a watcher re-read. */
+function keyOf({ type, criteria, owner }: Watcher): string {
+  return JSON.stringify([type, criteria, owner]);
+}
+
+/** Whether the criteria read only the resource's own index: no chain, no `_has`. */
+function readsItselfOnly({ criteria }: Watcher): boolean {
+  try {
+    return parseSearchRequest(queryRecord(criteria)).criteria.every(
+      (criterion) => !criterion.chain && !criterion.has,
+    );
+  } catch {
+    // Matched at each deletion, where a refusal is handled.
+    return false;
   }
 }
 

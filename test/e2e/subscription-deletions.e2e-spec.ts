@@ -142,4 +142,84 @@ describe('Subscriptions: deletions', () => {
     expect(res.status).toBe(200);
     expect(await queued(id)).toEqual([...before, `${result}/2`]);
   });
+
+  /**
+   * Counts the criteria queries of these Subscriptions (their code among the parameters) that
+   * `work` makes, at node-postgres's client (searches are prepared statements sent there): a
+   * deletion's match is a search restricted to ids (`r.id = ANY(…)`).
+   */
+  const criteriaQueries = async (codes: string[], work: () => Promise<void>): Promise<number> => {
+    type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
+    const runner = db.createQueryRunner();
+    const client = (await runner.connect()) as object;
+    const prototype = Object.getPrototypeOf(client) as { query: Query };
+    await runner.release();
+    const original = prototype.query;
+    let count = 0;
+    prototype.query = function (this: unknown, query: unknown, values?: unknown, ...rest) {
+      const { text, values: given } =
+        typeof query === 'string'
+          ? { text: query, values }
+          : (query as { text?: string; values?: unknown });
+      const named = JSON.stringify(given ?? []);
+      if (text?.includes('r.id = ANY(') && codes.some((code) => named.includes(code))) count++;
+      return original.call(this, query, values, ...rest);
+    };
+    try {
+      await work();
+    } finally {
+      prototype.query = original;
+    }
+    return count;
+  };
+
+  it('matches a Bundle or cascade of deletions with one query per Subscription', async () => {
+    const code = `d-${run}-many`;
+    const subscriptions: string[] = [];
+    for (const n of [1, 2, 3]) {
+      subscriptions.push(await create(subscription(code, `${hooks}many-${n}-${run}`)));
+    }
+    const make = async (count: number, extra: Record<string, unknown> = {}) => {
+      const ids: string[] = [];
+      for (let n = 0; n < count; n++) ids.push(await create(observation(code, extra)));
+      return ids;
+    };
+    const other = await create(observation(`${code}-other`));
+    const bundled = await make(6);
+    const before = await Promise.all(subscriptions.map(queued));
+
+    const bundleQueries = await criteriaQueries([code], async () => {
+      const res = await doctor('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'transaction',
+          entry: [...bundled, other].map((id) => ({
+            request: { method: 'DELETE', url: `Observation/${id}` },
+          })),
+        },
+      });
+      expect(res.status).toBe(200);
+    });
+    // One per Subscription for the 7 deletions (it was 3 x 7 = 21).
+    expect(bundleQueries).toBe(3);
+    // Each hears of each matching deletion, in the order the Bundle ran them (by id).
+    const deletedInOrder = bundled.map((gone) => `${gone}/2`).sort();
+    for (const [n, id] of subscriptions.entries()) {
+      expect(await queued(id)).toEqual([...before[n]!, ...deletedInOrder]);
+    }
+
+    const patient = await create({ resourceType: 'Patient', gender: 'male' });
+    const cascaded = await make(6, { subject: { reference: `Patient/${patient}` } });
+    const beforeCascade = await Promise.all(subscriptions.map(queued));
+    const cascadeQueries = await criteriaQueries([code], async () => {
+      const res = await doctor('DELETE', `${fhir}/Patient/${patient}?_cascade=delete`);
+      expect(res.status).toBe(200);
+    });
+    expect(cascadeQueries).toBe(3);
+    for (const [n, id] of subscriptions.entries()) {
+      const notified = (await queued(id)).slice(beforeCascade[n]!.length);
+      // A cascade deletes its referrers in the order it found them: the same for every one.
+      expect(notified.sort()).toEqual(cascaded.map((gone) => `${gone}/2`).sort());
+    }
+  });
 });

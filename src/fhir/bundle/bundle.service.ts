@@ -133,6 +133,14 @@ export class BundleService {
           compareTargets(lockTarget(a, planned), lockTarget(b, planned)) ||
           a.index - b.index,
       );
+      // Matched against Subscriptions together, while all of them are still there.
+      await this.fhir.willDelete(
+        ordered.flatMap((entry) => {
+          if (entry.method !== 'DELETE') return [];
+          const id = isDeleteById(entry) ? entry.id : planned.get(entry.index)?.id;
+          return id === undefined ? [] : [{ type: entry.type, id }];
+        }),
+      );
       const creates = ordered.filter(
         (entry) => entry.method === 'POST' && !planned.get(entry.index)!.existing,
       );
