@@ -99,6 +99,21 @@ const IN_NO_COMPARTMENT: ReadonlySet<string> = new Set([
 const SHARED_RECORDS =
   'A patient-scoped token changes no records outside patient compartments (Practitioner, Organization…)';
 
+/**
+ * What a list's SQL leaves out for a patient-scoped token, before it reads and decrypts a row:
+ * records of `linked` types that do not, as they are now, refer to `patient` by one of the
+ * parameters its compartment names (a Patient: or are not that patient), or are restricted, and
+ * every record of the `none` types. Types in neither are left to the check made once a row is
+ * read (a Binary's patient is its securityContext's, another resource's), which stays the final
+ * word.
+ */
+export interface CompartmentScope {
+  patient: string;
+  /** `sole`: and refer to no other patient by them (see MEMBER_LISTS). */
+  linked: { type: string; params: readonly string[]; sole: boolean }[];
+  none: string[];
+}
+
 const OPENED_BY: Record<OpenedFor, FhirInteraction> = {
   read: 'read',
   vread: 'read',
@@ -280,6 +295,33 @@ export class ResourceAccess {
     return (
       IN_NO_COMPARTMENT.has(type) && isPatientConfined(user.scopes, user.patient, type, 'search')
     );
+  }
+
+  /**
+   * For a list of these types' records (their history), what its SQL may leave out for the
+   * user (see CompartmentScope); undefined when the user is confined to no compartment. It
+   * leaves out only what the check of each row read would: a version is listed while its
+   * record, as it is now (its search index), is in the compartment and not restricted.
+   */
+  compartmentScope(
+    user: AuthenticatedUser,
+    types: readonly string[],
+    interaction: FhirInteraction,
+  ): CompartmentScope | undefined {
+    const confined = types.filter((type) => this.confinesTo(user, type, interaction));
+    if (confined.length === 0 || user.patient === undefined) return undefined;
+    const linked: CompartmentScope['linked'] = [];
+    const none: string[] = [];
+    for (const type of confined) {
+      if (type === 'Binary') continue;
+      if (this.compartment.hasCompartment(type)) {
+        const params = this.compartment.paramsOf(type);
+        linked.push({ type, params, sole: MEMBER_LISTS.has(type) });
+      } else {
+        none.push(type);
+      }
+    }
+    return { patient: user.patient, linked, none };
   }
 
   /** Whether records of this type are shared by every patient (Practitioner, Medication). */

@@ -5,6 +5,11 @@ import { ResourceHistoryEntity, type VersionMethod } from './resource-history.en
 import { ResourceEntity } from './resource.entity.js';
 import type { IndexRows } from './search/index-rows.js';
 import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
+import {
+  CONFIDENTIALITY,
+  RESTRICTING_CODES,
+  type CompartmentScope,
+} from '../access/resource-access.js';
 import { PhiSubscriber } from '../crypto/phi.subscriber.js';
 import { sqlStateOf } from '../database/database-unavailable.js';
 import { preparedQuery } from '../database/prepared-query.js';
@@ -414,11 +419,14 @@ export class ResourceRepository {
   /**
    * Versions of every resource of these types, newest first (ties by type, id and version),
    * after the cursor: `count + 1` at most, so the caller knows whether there are more, each
-   * with its cursor. No total: it would count every version there is.
+   * with its cursor. No total: it would count every version there is. `scope`: a
+   * patient-scoped token's (see CompartmentScope), whose records the SQL leaves out by their
+   * search index, so that a page is not read, decrypted and dropped row by row.
    */
   async historyOfTypes(
     resourceTypes: string[],
     query: HistoryListParams,
+    scope?: CompartmentScope,
   ): Promise<{ row: ResourceHistoryEntity; cursor: HistoryCursor }[]> {
     // One type reads (resource_type, last_updated, id, version_id), several the index that
     // starts with last_updated; the cursor is one row comparison either index seeks.
@@ -435,6 +443,7 @@ export class ResourceRepository {
       builder.andWhere('h.last_updated >= :since', { since: query.since });
     }
     whereCurrentAt(builder, query.at);
+    if (scope) whereInScope(builder, scope);
     if (query.cursor) {
       const { lastUpdated, type, id, versionId } = query.cursor;
       builder.andWhere(
@@ -690,4 +699,47 @@ function whereCurrentAt(
     }[period.prefix];
     builder.andWhere(`(${condition})`, { [low]: period.low, [high]: period.high });
   });
+}
+
+/**
+ * Versions whose record, as it is now, a patient-scoped token may list (see CompartmentScope):
+ * live, in its patient's compartment by the search index (written with each version, in its
+ * transaction), and not restricted. The types of neither list are left to the caller's check.
+ */
+function whereInScope(
+  builder: SelectQueryBuilder<ResourceHistoryEntity>,
+  scope: CompartmentScope,
+): void {
+  const scoped = [...scope.linked.map((link) => link.type), ...scope.none];
+  if (scoped.length === 0) return;
+  const links = scope.linked.flatMap(({ type, params }) =>
+    params.map((param) => ({ type, param })),
+  );
+  const byLink = (target: string) =>
+    `EXISTS (SELECT 1 FROM search_reference p
+              WHERE p.resource_type = h.resource_type AND p.resource_id = h.id
+                AND (p.resource_type, p.param) IN
+                    (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
+                AND p.target_type = 'Patient' AND p.target_id ${target})`;
+  builder.andWhere(
+    `(h.resource_type <> ALL(CAST(:scopedTypes AS text[])) OR (
+       NOT EXISTS (SELECT 1 FROM search_token x
+                    WHERE x.resource_type = h.resource_type AND x.resource_id = h.id
+                      AND x.param = '_security' AND x.system = :confidentiality
+                      AND x.code = ANY(CAST(:restricting AS text[])))
+       AND ((h.resource_type = 'Patient' AND h.id = :scopePatient
+             AND EXISTS (SELECT 1 FROM resource r
+                          WHERE r.resource_type = 'Patient' AND r.id = h.id AND NOT r.deleted))
+            OR ${byLink('= :scopePatient')})
+       AND (h.resource_type <> ALL(CAST(:soleTypes AS text[])) OR NOT ${byLink('<> :scopePatient')})))`,
+    {
+      scopedTypes: scoped,
+      confidentiality: CONFIDENTIALITY,
+      restricting: RESTRICTING_CODES,
+      scopePatient: scope.patient,
+      scopeLinkTypes: links.map((link) => link.type),
+      scopeLinkParams: links.map((link) => link.param),
+      soleTypes: scope.linked.filter((link) => link.sole).map((link) => link.type),
+    },
+  );
 }
