@@ -3,6 +3,7 @@ import { scopedHttp, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { DataSource } from 'typeorm';
 import { ResourceRepository } from '../../src/fhir/resource.repository.js';
 
 const observation = (patient: string) => ({
@@ -109,6 +110,48 @@ describe('history for a patient-scoped token', () => {
       );
     } finally {
       reads.mockRestore();
+    }
+  });
+
+  it('fills every page of $everything past what the index placed wrongly', async () => {
+    // An index that disagrees with the content (as before a search:reindex) places 50 of B's
+    // records in A's compartment: they are read, found not A's, and skipped.
+    const db = testApp.app.get(DataSource);
+    const misplaced = await db.query<{ id: string }[]>(
+      `INSERT INTO search_reference (resource_type, resource_id, param, target_type, target_id)
+       SELECT 'Observation', r.id, 'subject', 'Patient', $1 FROM resource r
+        WHERE r.resource_type = 'Observation' AND r.last_updated >= $2 AND r.id <> ALL($3)
+          AND NOT EXISTS (SELECT 1 FROM search_reference s WHERE s.resource_type = 'Observation'
+                           AND s.resource_id = r.id AND s.target_id = $1)
+        ORDER BY r.id LIMIT 50
+       RETURNING resource_id AS id`,
+      [a, started, mine],
+    );
+    expect(misplaced).toHaveLength(50);
+    try {
+      const listed: string[] = [];
+      const sizes: number[] = [];
+      let url: string | undefined = `${fhir}/Patient/${a}/$everything?_count=2`;
+      for (let i = 0; url && i < 20; i++) {
+        const res = (await app('GET', url)) as { status: number; body: Record<string, unknown> };
+        expect(res.status).toBe(200);
+        const ids = ((res.body.entry ?? []) as { resource: { id: string } }[]).map(
+          (e) => e.resource.id,
+        );
+        listed.push(...ids);
+        sizes.push(ids.length);
+        url = (res.body.link as { relation: string; url: string }[]).find(
+          (l) => l.relation === 'next',
+        )?.url;
+      }
+      expect(url).toBeUndefined();
+      expect([...listed].sort()).toEqual([a, ...mine].sort());
+      expect(sizes).toEqual([2, 2]);
+    } finally {
+      await db.query(
+        `DELETE FROM search_reference WHERE target_id = $1 AND resource_id = ANY($2)`,
+        [a, misplaced.map((row) => row.id)],
+      );
     }
   });
 });

@@ -18,6 +18,7 @@ import { SearchRepository } from './search.repository.js';
 import type { SearchBundle } from './search-bundle.js';
 import { entries } from '../bundle.js';
 import { withoutWriteOnly } from '../write-only-elements.js';
+import { edgeOf, fillPage } from '../full-page.js';
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -52,6 +53,12 @@ interface Key {
   id: string;
   key: string;
   mode: 'match' | 'include';
+}
+
+/** A key as a page reads it, with its resource once found listable. */
+interface Member {
+  member: Key;
+  resource?: FhirResource;
 }
 
 interface Options {
@@ -109,7 +116,7 @@ export class EverythingService {
     // statement, a resource deleted between the count and the load was counted in `total`
     // and missing from the entries. (The patient's read is apart: it may record a
     // break-glass use, a write.)
-    const { total, rest, slice, page } = await this.unitOfWork.snapshot(async () => {
+    const { total, page, edge } = await this.unitOfWork.snapshot(async () => {
       const readable = (type: string): boolean => inTypes(type) && mayUseFhir(user, type, 'read');
       // The members are listed, as `Patient/{id}/Observation` lists them: their types need the
       // right to search too. With `r` alone (read by id) a token listed every Observation of
@@ -169,29 +176,42 @@ export class EverythingService {
       }
       const sorted = keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
       const rest = after === undefined ? sorted : sorted.filter(({ key }) => key > after);
-      const slice = options.count === undefined ? rest : rest.slice(0, options.count);
-      const rows = await this.load(slice.filter((member) => member !== self));
-      const page: { resource: FhirResource; mode: Key['mode'] }[] = [];
-      for (const member of slice) {
-        const row = rows.get(`${member.type}/${member.id}`);
-        if (member === self) {
-          page.push({ resource: read.resource, mode: 'match' });
-        } else if (row) {
-          const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
-          // The index has left restricted records out already; this also records what is
-          // listed.
-          if (this.access.isListable(user, resource)) page.push({ resource, mode: member.mode });
-        }
-      }
+      // What the index placed that the caller may not list after all (its content says
+      // otherwise) is skipped while reading, so that the page is full (see fillPage): filtered
+      // once the page was cut, it came back short (until 2026-12-07).
+      const count = options.count ?? rest.length;
+      const filled = await fillPage(
+        count,
+        (previous: Member | undefined, limit): Promise<Member[]> => {
+          const from = previous === undefined ? 0 : rest.indexOf(previous.member) + 1;
+          return Promise.resolve(rest.slice(from, from + limit).map((member) => ({ member })));
+        },
+        async (reads) => {
+          const rows = await this.load(
+            reads.map(({ member }) => member).filter((member) => member !== self),
+          );
+          return reads.flatMap(({ member }): Member[] => {
+            if (member === self) return [{ member, resource: read.resource }];
+            const row = rows.get(`${member.type}/${member.id}`);
+            if (!row) return [];
+            const resource = withoutWriteOnly(JSON.parse(row.content as string) as FhirResource);
+            // The index has left restricted records out already; recorded once on the page.
+            return this.access.isListable(user, resource, false) ? [{ member, resource }] : [];
+          });
+        },
+      );
+      const page = filled.kept.slice(0, count).map(({ member, resource }) => {
+        if (member !== self) this.access.recordListed(resource!);
+        return { resource: resource!, mode: member.mode };
+      });
       // A searchset's total counts its matches, not what was added to them.
       const total = sorted.filter((key) => key.mode === 'match').length;
-      return { total, rest, slice, page };
+      return { total, page, edge: edgeOf(filled, count)?.member };
     });
     const url = `${baseUrl}/Patient/${id}/$everything`;
-    const last = slice[slice.length - 1];
     const next =
-      options.count !== undefined && last && rest.length > slice.length
-        ? [{ relation: 'next', url: `${url}${selfQuery(query, cursors, last.key)}` }]
+      options.count !== undefined && edge
+        ? [{ relation: 'next', url: `${url}${selfQuery(query, cursors, edge.key)}` }]
         : [];
     return {
       resourceType: 'Bundle',
