@@ -155,3 +155,91 @@ describe('history for a patient-scoped token', () => {
     }
   });
 });
+
+/**
+ * Paging back through a search whose hidden rows (another patient's Binaries, which only their
+ * securityContext places) outnumber what one page reads: a page that stops at the bound empty
+ * still leads forward. Its next link was left out (until 2026-12-07), and the client lost its
+ * way back to the page it came from.
+ */
+describe('a search paged backwards past many hidden rows', () => {
+  let testApp: TestApp;
+  let fhir: string;
+  let app: HttpFn;
+  const started = new Date(Date.now() - 1000).toISOString();
+  const mine: string[] = [];
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    fhir = `${testApp.url}/fhir`;
+    const doctorToken = await tokenFor(testApp, 'doctor');
+    const doctor = authorizedHttp(doctorToken);
+    const create = async (body: Record<string, unknown>): Promise<string> => {
+      const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+      expect(res.status).toBe(201);
+      return res.body.id as string;
+    };
+    const binary = (patient: string) => ({
+      resourceType: 'Binary',
+      contentType: 'text/plain',
+      securityContext: { reference: `Patient/${patient}` },
+      data: Buffer.from('a letter').toString('base64'),
+    });
+    const a = await create(buildPatient());
+    const b = await create(buildPatient());
+    mine.push(await create(binary(a)));
+    for (let done = 0; done < 1000; done += 250) {
+      const entry = Array.from({ length: 250 }, () => ({
+        request: { method: 'POST', url: 'Binary' },
+        resource: binary(b),
+      }));
+      const res = await doctor('POST', fhir, {
+        body: { resourceType: 'Bundle', type: 'batch', entry },
+      });
+      expect(res.status).toBe(200);
+    }
+    mine.push(await create(binary(a)));
+    app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
+  }, 600_000);
+
+  afterAll(async () => {
+    await testApp.close();
+  });
+
+  const pageAt = async (url: string) => {
+    const res = await app('GET', url);
+    expect(res.status).toBe(200);
+    const link = (relation: string): string | undefined =>
+      (res.body.link as { relation: string; url: string }[]).find((l) => l.relation === relation)
+        ?.url;
+    const listed = ((res.body.entry ?? []) as { resource: { id: string } }[]).map(
+      (e) => e.resource.id,
+    );
+    return { listed, next: link('next'), previous: link('previous') };
+  };
+
+  it('leads forward again from a page that stopped empty at the bound', async () => {
+    let page = await pageAt(`${fhir}/Binary?_lastUpdated=ge${started}&_sort=_lastUpdated&_count=1`);
+    const forward = [page];
+    for (let i = 0; page.next && i < 10; i++) {
+      page = await pageAt(page.next);
+      forward.push(page);
+    }
+    const last = forward.at(-1)!;
+    expect(forward.flatMap((p) => p.listed)).toHaveLength(2);
+    expect(last.listed).toHaveLength(1);
+    expect(last.previous).toBeDefined();
+    const back = await pageAt(last.previous!);
+    expect(back.listed).toEqual([]);
+    expect(back.previous).toBeDefined();
+    expect(back.next).toBeDefined();
+    // Forward from it, the client comes back to the record it paged back from, and no other.
+    let ahead = await pageAt(back.next!);
+    const seen = [...ahead.listed];
+    for (let i = 0; ahead.listed.length === 0 && ahead.next && i < 10; i++) {
+      ahead = await pageAt(ahead.next);
+      seen.push(...ahead.listed);
+    }
+    expect(seen).toEqual(last.listed);
+  });
+});

@@ -237,9 +237,12 @@ export class SearchService {
     const matches = shown.map((read) => read.content);
     const included = await this.includes.include(user, type, request, matches, params.warnings);
 
-    // Forwards, the next page starts after the edge; backwards, the previous one before it.
+    // Forwards, the next page starts after the edge; backwards, the previous one before it,
+    // and the next one after the last row shown, or when none is (reading stopped at the bound
+    // past hidden rows), after the last one read: an empty page had no next link until
+    // 2026-12-07, and a client paging back lost its way forward.
     const firstRow = page[0];
-    const last = page[page.length - 1];
+    const last = page[page.length - 1] ?? edge;
     const next = backwards ? (cursor !== undefined ? last : undefined) : edge;
     const previous = backwards ? edge : cursor !== undefined ? firstRow : undefined;
     return searchBundle(
