@@ -1,22 +1,11 @@
-import { buildPatient } from '../support/factories.js';
+import {
+  buildPatient,
+  heartRateObservation as observation,
+  patientBinary as binary,
+} from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-
-const observation = (patient: string) => ({
-  resourceType: 'Observation',
-  status: 'final',
-  code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
-  subject: { reference: `Patient/${patient}` },
-  valueQuantity: { value: 72, unit: '/min' },
-});
-
-const binary = (patient: string) => ({
-  resourceType: 'Binary',
-  contentType: 'text/plain',
-  securityContext: { reference: `Patient/${patient}` },
-  data: Buffer.from('a letter').toString('base64'),
-});
 
 interface Page {
   listed: string[];

@@ -1,18 +1,14 @@
 import { jest } from '@jest/globals';
 import { scopedHttp, tokenFor } from '../support/auth.js';
-import { buildPatient } from '../support/factories.js';
+import {
+  buildPatient,
+  heartRateObservation as observation,
+  patientBinary as binary,
+} from '../support/factories.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { DataSource } from 'typeorm';
 import { ResourceRepository } from '../../src/fhir/resource.repository.js';
-
-const observation = (patient: string) => ({
-  resourceType: 'Observation',
-  status: 'final',
-  code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
-  subject: { reference: `Patient/${patient}` },
-  valueQuantity: { value: 72, unit: '/min' },
-});
 
 /** Versions newer than the patient's own that are all another patient's. */
 const OTHERS = 1100;
@@ -179,12 +175,6 @@ describe('a search paged backwards past many hidden rows', () => {
       expect(res.status).toBe(201);
       return res.body.id as string;
     };
-    const binary = (patient: string) => ({
-      resourceType: 'Binary',
-      contentType: 'text/plain',
-      securityContext: { reference: `Patient/${patient}` },
-      data: Buffer.from('a letter').toString('base64'),
-    });
     const a = await create(buildPatient());
     const b = await create(buildPatient());
     mine.push(await create(binary(a)));

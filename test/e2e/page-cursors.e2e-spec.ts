@@ -1,25 +1,14 @@
 import { jest } from '@jest/globals';
-import { buildPatient } from '../support/factories.js';
+import {
+  buildPatient,
+  heartRateObservation as observation,
+  patientBinary as binary,
+} from '../support/factories.js';
 import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
 import { CURSOR_TTL_MS, PageCursors } from '../../src/fhir/cursor.js';
 import { createUser, login, scopedHttp, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-
-const observation = (patient: string) => ({
-  resourceType: 'Observation',
-  status: 'final',
-  code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
-  subject: { reference: `Patient/${patient}` },
-  valueQuantity: { value: 72, unit: '/min' },
-});
-
-const binary = (patient: string) => ({
-  resourceType: 'Binary',
-  contentType: 'text/plain',
-  securityContext: { reference: `Patient/${patient}` },
-  data: Buffer.from('a letter').toString('base64'),
-});
 
 /**
  * What a page's links tell: a next link's `_cursor` holds the keys of the last row read, which

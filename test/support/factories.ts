@@ -41,3 +41,24 @@ export function buildPatient(options: PatientOptions = {}): Record<string, unkno
     ],
   };
 }
+
+/** A final heart-rate Observation of the patient (LOINC 8867-4, 72 /min). */
+export function heartRateObservation(patient: string): Record<string, unknown> {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+    subject: { reference: `Patient/${patient}` },
+    valueQuantity: { value: 72, unit: '/min' },
+  };
+}
+
+/** A plain-text Binary whose securityContext is the patient: readable as the patient's record. */
+export function patientBinary(patient: string): Record<string, unknown> {
+  return {
+    resourceType: 'Binary',
+    contentType: 'text/plain',
+    securityContext: { reference: `Patient/${patient}` },
+    data: Buffer.from('a letter').toString('base64'),
+  };
+}
