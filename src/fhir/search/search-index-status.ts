@@ -42,11 +42,13 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.refreshForms();
-    // Only the service: a command reindexes, or has no searches to miss.
+    // Only the service: a command reindexes, or has no searches to miss, and keeps looking up
+    // the older name forms too (they find the same records), reading nothing at start; a
+    // `restore` starts on a database that has no tables yet.
     if (!this.config.isService) {
       return;
     }
+    await this.refreshForms();
     if (this.olderForms) {
       // `search:reindex` runs in another process: its end is read from the database.
       this.recheck = setInterval(() => {
