@@ -252,6 +252,12 @@ describe('The search timeout', () => {
           ],
         });
       }
+      // Cancelled in PostgreSQL, not only answered: the write is the one statement still waiting.
+      const { rows: waiting } = await watcher.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_stat_activity
+          WHERE application_name = 'carevault' AND wait_event_type = 'Lock'`,
+      );
+      expect(waiting[0]!.n).toBe(1);
       const batch = await api('POST', fhir, {
         body: {
           resourceType: 'Bundle',
