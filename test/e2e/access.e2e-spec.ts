@@ -12,7 +12,7 @@ import {
   scopedHttp,
   tokenFor,
 } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, http as plainHttp, type HttpFn, createResource } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -58,11 +58,7 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
     return (res.body.entry as { fullUrl: string }[]).map((e) => e.fullUrl.slice(fhir.length + 1));
   }
 
-  async function create(as: HttpFn, body: Record<string, unknown>): Promise<string> {
-    const res = await as('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  }
+  const create = (as: HttpFn, body: Record<string, unknown>) => createResource(as, fhir, body);
 
   const scoped = (token: string, scope: string, patient?: string) =>
     scopedHttp(testApp, token, scope, patient);

@@ -3,7 +3,7 @@ import { getDataSourceToken } from '@nestjs/typeorm';
 import type { DataSource } from 'typeorm';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { buildPatient } from '../support/factories.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
@@ -49,13 +49,7 @@ describe('Binary: documents in their own format, following their securityContext
     };
   }
 
-  async function create(resource: Record<string, unknown>): Promise<string> {
-    const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
-      body: resource,
-    });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  }
+  const create = (resource: Record<string, unknown>) => createResource(doctor, fhir, resource);
 
   async function binaryFor(context: string | undefined): Promise<string> {
     const res = await send('POST', `${fhir}/Binary`, document(), {

@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, http as plainHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (extra: Record<string, unknown>) => ({
@@ -17,11 +17,7 @@ describe('compartment search (GET /fhir/Patient/{id}/{type})', () => {
   let http: HttpFn;
   const ids = { a: '', b: '', bySubject: [] as string[], byPerformer: '', ofB: '', glucose: '' };
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(http, fhir, body);
   const idsOf = (bundle: { entry?: { resource: { id: string } }[] }) =>
     (bundle.entry ?? []).map((entry) => entry.resource.id).sort();
 

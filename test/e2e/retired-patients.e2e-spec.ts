@@ -3,7 +3,7 @@ import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { randomUUID } from 'node:crypto';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
@@ -61,11 +61,7 @@ describe('writes to a Patient a merge retired', () => {
 
   afterAll(() => feed.close());
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return String(res.body.id);
-  };
+  const create = (body: Record<string, unknown>) => createResource(http, fhir, body);
 
   /** A survivor, and a prior patient with a record of its own, then merged into the survivor. */
   const merged = async (survivorExtra: Record<string, unknown> = {}) => {

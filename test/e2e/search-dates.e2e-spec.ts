@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /** Dates as R4 writes them, and the searches that must find them. */
@@ -21,11 +21,7 @@ describe('FHIR dates on write and in search', () => {
     ...effective,
   });
 
-  async function create(body: Record<string, unknown>): Promise<string> {
-    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect([res.status, res.body?.issue]).toEqual([201, undefined]);
-    return res.body.id as string;
-  }
+  const create = (body: Record<string, unknown>) => createResource(http, fhir, body);
 
   async function found(query: string): Promise<string[]> {
     const res = await http('GET', `${fhir}/Observation?code=urn:test|${code}&${query}`);

@@ -13,6 +13,7 @@ import {
   http as plainHttp,
   type HttpFn,
   type HttpResult,
+  createResource,
 } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
@@ -42,11 +43,7 @@ describe('FHIR search', () => {
   const code = `glu-${run}`;
   const ids = { a: '', b: '', obs: [] as string[], obsB: '' };
 
-  async function create(body: Record<string, unknown>): Promise<string> {
-    const res = await http('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  }
+  const create = (body: Record<string, unknown>) => createResource(http, fhir, body);
 
   function observation(patient: string, value: number, date: string, extra = {}) {
     return {

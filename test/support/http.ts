@@ -1,3 +1,5 @@
+import { expect } from '@jest/globals';
+
 export interface HttpResult<T = any> {
   status: number;
   headers: Headers;
@@ -39,4 +41,18 @@ export function authorizedHttp(token: string): HttpFn {
       ...options,
       headers: { authorization: `Bearer ${token}`, ...options.headers },
     });
+}
+
+/**
+ * POSTs `body` to its type's endpoint (`fhir` is the base, `…/fhir`) as `as`, expects 201, and
+ * gives the new id: a refusal fails the test with the OperationOutcome's issues in view.
+ */
+export async function createResource(
+  as: HttpFn,
+  fhir: string,
+  body: Record<string, unknown>,
+): Promise<string> {
+  const res = await as('POST', `${fhir}/${String(body['resourceType'])}`, { body });
+  expect([res.status, res.body?.issue]).toEqual([201, undefined]);
+  return res.body.id as string;
 }
