@@ -421,7 +421,8 @@ export class ResourceRepository {
    * after the cursor: `count + 1` at most, so the caller knows whether there are more, each
    * with its cursor. No total: it would count every version there is. `scope`: a
    * patient-scoped token's (see CompartmentScope), whose records the SQL leaves out by their
-   * search index, so that a page is not read, decrypted and dropped row by row.
+   * search index, so that a page is not read, decrypted and dropped row by row; and which it
+   * reads from the patient's own records (see scopedPageKeys), never the others'.
    */
   async historyOfTypes(
     resourceTypes: string[],
@@ -434,24 +435,40 @@ export class ResourceRepository {
     const builder = this.unitOfWork.manager
       .createQueryBuilder(ResourceHistoryEntity, 'h')
       .addSelect('h.last_updated::text', 'h_key');
-    if (single) {
-      builder.where('h.resource_type = :type', { type: resourceTypes[0] });
-    } else {
-      builder.where('h.resource_type = ANY(:types)', { types: resourceTypes });
-    }
+    const conditions: string[] = [];
     if (query.since) {
-      builder.andWhere('h.last_updated >= :since', { since: query.since });
+      conditions.push('h.last_updated >= :since');
+      builder.setParameter('since', query.since);
     }
-    whereCurrentAt(builder, query.at);
-    if (scope) whereInScope(builder, scope);
+    conditions.push(...currentAtConditions(builder, query.at));
     if (query.cursor) {
       const { lastUpdated, type, id, versionId } = query.cursor;
-      builder.andWhere(
+      conditions.push(
         single
           ? '(h.last_updated, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :id, :versionId)'
           : '(h.last_updated, h.resource_type, h.id, h.version_id) < (CAST(:lastUpdated AS timestamptz), :afterType, :id, :versionId)',
-        { lastUpdated, afterType: type, id, versionId },
+        // The same, that an index of (resource_type, last_updated) seeks.
+        'h.last_updated <= CAST(:lastUpdated AS timestamptz)',
       );
+      builder.setParameters({ lastUpdated, afterType: type, id, versionId });
+    }
+    const scoped = scope ? scopedTypesOf(scope) : [];
+    if (scope && scoped.length > 0) {
+      const keys = scopedPageKeys(
+        builder,
+        scope,
+        resourceTypes.filter((type) => !scoped.includes(type)),
+        conditions,
+        query.count + 1,
+      );
+      builder.where(`(h.resource_type, h.id, h.version_id) IN (${keys})`);
+    } else {
+      if (single) {
+        builder.where('h.resource_type = :type', { type: resourceTypes[0] });
+      } else {
+        builder.where('h.resource_type = ANY(:types)', { types: resourceTypes });
+      }
+      for (const condition of conditions) builder.andWhere(condition);
     }
     builder.orderBy('h.last_updated', 'DESC');
     if (!single) builder.addOrderBy('h.resource_type', 'DESC');
@@ -684,10 +701,18 @@ function whereCurrentAt(
   builder: SelectQueryBuilder<ResourceHistoryEntity>,
   periods: AtPeriod[] | undefined,
 ): void {
+  for (const condition of currentAtConditions(builder, periods)) builder.andWhere(condition);
+}
+
+/** whereCurrentAt's conditions, as SQL of `h` whose parameters are set on the builder. */
+function currentAtConditions(
+  builder: SelectQueryBuilder<ResourceHistoryEntity>,
+  periods: AtPeriod[] | undefined,
+): string[] {
   const until = `COALESCE((SELECT min(n.last_updated) FROM resource_history n
       WHERE n.resource_type = h.resource_type AND n.id = h.id AND n.version_id > h.version_id),
     'infinity'::timestamptz)`;
-  (periods ?? []).forEach((period, i) => {
+  return (periods ?? []).map((period, i) => {
     const low = `at_low_${i}`;
     const high = `at_high_${i}`;
     const condition = {
@@ -697,49 +722,88 @@ function whereCurrentAt(
       le: `h.last_updated < :${high}`,
       lt: `h.last_updated < :${low}`,
     }[period.prefix];
-    builder.andWhere(`(${condition})`, { [low]: period.low, [high]: period.high });
+    builder.setParameters({ [low]: period.low, [high]: period.high });
+    return `(${condition})`;
   });
 }
 
+/** The types whose records a scope's SQL judges: those it links to patients, and `none`. */
+function scopedTypesOf(scope: CompartmentScope): string[] {
+  return [...scope.linked.map((link) => link.type), ...scope.none];
+}
+
 /**
- * Versions whose record, as it is now, a patient-scoped token may list (see CompartmentScope):
- * live, in its patient's compartment by the search index (written with each version, in its
- * transaction), and not restricted. The types of neither list are left to the caller's check.
+ * The keys of a page of versions (`limit` at most, in historyOfTypes' order) that a
+ * patient-scoped token may list of these types (see CompartmentScope), `conditions` (of `h`)
+ * met. Records of the scope's types are listed while, as they are now, they are live, in its
+ * patient's compartment by the search index (written with each version, in its transaction),
+ * and not restricted: they are read from the patient's own rows, the index rows that point at
+ * the patient, each record's versions through its key. A scan of the versions by time read
+ * every other patient's too, until SEARCH_TIMEOUT_MS cancelled it (until 2026-12-07). The
+ * records of `open` types (shared ones, and Binaries, whose check is left to the caller) are
+ * read a type at a time through (resource_type, last_updated): no other type's rows.
  */
-function whereInScope(
+function scopedPageKeys(
   builder: SelectQueryBuilder<ResourceHistoryEntity>,
   scope: CompartmentScope,
-): void {
-  const scoped = [...scope.linked.map((link) => link.type), ...scope.none];
-  if (scoped.length === 0) return;
+  open: string[],
+  conditions: string[],
+  limit: number,
+): string {
   const links = scope.linked.flatMap(({ type, params }) =>
     params.map((param) => ({ type, param })),
   );
-  const byLink = (target: string) =>
-    `EXISTS (SELECT 1 FROM search_reference p
-              WHERE p.resource_type = h.resource_type AND p.resource_id = h.id
-                AND (p.resource_type, p.param) IN
-                    (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
-                AND p.target_type = 'Patient' AND p.target_id ${target})`;
-  builder.andWhere(
-    `(h.resource_type <> ALL(CAST(:scopedTypes AS text[])) OR (
-       NOT EXISTS (SELECT 1 FROM search_token x
-                    WHERE x.resource_type = h.resource_type AND x.resource_id = h.id
-                      AND x.param = '_security' AND x.system = :confidentiality
-                      AND x.code = ANY(CAST(:restricting AS text[])))
-       AND ((h.resource_type = 'Patient' AND h.id = :scopePatient
-             AND EXISTS (SELECT 1 FROM resource r
-                          WHERE r.resource_type = 'Patient' AND r.id = h.id AND NOT r.deleted))
-            OR ${byLink('= :scopePatient')})
-       AND (h.resource_type <> ALL(CAST(:soleTypes AS text[])) OR NOT ${byLink('<> :scopePatient')})))`,
-    {
-      scopedTypes: scoped,
-      confidentiality: CONFIDENTIALITY,
-      restricting: RESTRICTING_CODES,
-      scopePatient: scope.patient,
-      scopeLinkTypes: links.map((link) => link.type),
-      scopeLinkParams: links.map((link) => link.param),
-      soleTypes: scope.linked.filter((link) => link.sole).map((link) => link.type),
-    },
-  );
+  // A member list (a Group, see MEMBER_LISTS) that names another patient too.
+  const namesAnother = `EXISTS (SELECT 1 FROM search_reference p
+      WHERE p.resource_type = c.resource_type AND p.resource_id = c.id
+        AND (p.resource_type, p.param) IN
+            (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
+        AND p.target_type = 'Patient' AND p.target_id <> :scopePatient)`;
+  // The patient's records, each once: those whose index rows point at it by a parameter of
+  // their type's compartment (read by idx_search_reference_lookup), and the Patient itself.
+  const records = `SELECT c.resource_type, c.id FROM (
+      SELECT p.resource_type, p.resource_id AS id FROM search_reference p
+       WHERE p.target_id = :scopePatient AND p.target_type = 'Patient'
+         AND (p.resource_type, p.param) IN
+             (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
+      UNION
+      SELECT r.resource_type, r.id FROM resource r
+       WHERE r.resource_type = 'Patient' AND r.id = :scopePatient AND NOT r.deleted
+         AND 'Patient' = ANY(CAST(:scopedTypes AS text[]))) c
+    WHERE NOT EXISTS (SELECT 1 FROM search_token x
+                       WHERE x.resource_type = c.resource_type AND x.resource_id = c.id
+                         AND x.param = '_security' AND x.system = :confidentiality
+                         AND x.code = ANY(CAST(:restricting AS text[])))
+      AND (c.resource_type <> ALL(CAST(:soleTypes AS text[])) OR NOT ${namesAnother})`;
+  const where = conditions.map((condition) => ` AND ${condition}`).join('');
+  builder.setParameters({
+    scopedTypes: scopedTypesOf(scope),
+    openTypes: open,
+    confidentiality: CONFIDENTIALITY,
+    restricting: RESTRICTING_CODES,
+    scopePatient: scope.patient,
+    scopeLinkTypes: links.map((link) => link.type),
+    scopeLinkParams: links.map((link) => link.param),
+    soleTypes: scope.linked.filter((link) => link.sole).map((link) => link.type),
+    pageLimit: limit,
+  });
+  // LATERAL, so that the plan starts from the patient's records and the types, whatever the
+  // planner estimates; each part reads `limit` versions at most, as does the page.
+  return `SELECT v.resource_type, v.id, v.version_id FROM (
+      SELECT h.resource_type, h.id, h.version_id, h.last_updated
+        FROM (${records}) c
+        CROSS JOIN LATERAL (
+          SELECT h.resource_type, h.id, h.version_id, h.last_updated FROM resource_history h
+           WHERE h.resource_type = c.resource_type AND h.id = c.id${where}
+           ORDER BY h.last_updated DESC, h.version_id DESC LIMIT :pageLimit) h
+      UNION ALL
+      SELECT h.resource_type, h.id, h.version_id, h.last_updated
+        FROM unnest(CAST(:openTypes AS text[])) AS t(resource_type)
+        CROSS JOIN LATERAL (
+          SELECT h.resource_type, h.id, h.version_id, h.last_updated FROM resource_history h
+           WHERE h.resource_type = t.resource_type${where}
+           ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC LIMIT :pageLimit) h
+    ) v
+    ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version_id DESC
+    LIMIT :pageLimit`;
 }

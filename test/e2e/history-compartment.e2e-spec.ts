@@ -7,7 +7,7 @@ import {
 } from '../support/factories.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
-import { DataSource } from 'typeorm';
+import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { ResourceRepository } from '../../src/fhir/resource.repository.js';
 
 /** Versions newer than the patient's own that are all another patient's. */
@@ -27,6 +27,7 @@ describe('history for a patient-scoped token', () => {
   const started = new Date(Date.now() - 1000).toISOString();
   const mine: string[] = [];
   let a = '';
+  let practitioner = '';
 
   const create = async (body: Record<string, unknown>): Promise<string> => {
     const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
@@ -41,7 +42,14 @@ describe('history for a patient-scoped token', () => {
     doctor = authorizedHttp(doctorToken);
     a = await create(buildPatient());
     const b = await create(buildPatient());
-    for (let i = 0; i < 3; i++) mine.push(await create(observation(a)));
+    for (let i = 0; i < 3; i++) {
+      mine.push(await create(observation(a)));
+      // A shared record among A's: listed by the system history, as every token sees it.
+      if (i === 1) practitioner = await create({ resourceType: 'Practitioner', active: true });
+    }
+    // A record of A's deleted: none of its versions is listed.
+    const deleted = await create(observation(a));
+    expect((await doctor('DELETE', `${fhir}/Observation/${deleted}`)).status).toBe(204);
     // A record of A's restricted, and one of A's moved to B: neither is listed.
     const restricted = await create(observation(a));
     const current = (await doctor('GET', `${fhir}/Observation/${restricted}`)).body;
@@ -80,34 +88,58 @@ describe('history for a patient-scoped token', () => {
   });
 
   it.each([
-    ['Observation/_history', false],
-    ['_history', true],
-  ])('fills a page of %s in one read', async (path, withPatient) => {
+    ['Observation/_history', '', () => [[mine[2], mine[1]], [mine[0]]]],
+    ['_history', '', () => [[mine[2], practitioner], [mine[1], mine[0]], [a]]],
+    // Each of A's records is current since `started`: the same pages.
+    ['Observation/_history', `&_at=ge${started}`, () => [[mine[2], mine[1]], [mine[0]]]],
+  ])('fills each page of %s%s in one read', async (path, also, expected) => {
     const repository = testApp.app.get(ResourceRepository);
     const reads = jest.spyOn(repository, 'historyOfTypes');
     try {
-      const res = await app('GET', `${fhir}/${path}?_since=${started}&_count=2`);
-      expect(res.status).toBe(200);
-      const entries = (res.body.entry ?? []) as { resource?: { id: string } }[];
-      const ids = entries.map((e) => e.resource?.id);
-      expect(ids).toEqual([mine[2], mine[1]]);
-      const links = res.body.link as { relation: string; url: string }[];
-      const next = links.find((l) => l.relation === 'next')?.url;
-      expect(next).toBeDefined();
-      expect(reads).toHaveBeenCalledTimes(1);
-      // The next page holds the last of A's, and nothing after it.
-      const second = await app('GET', next!);
-      expect(second.status).toBe(200);
-      expect(
-        ((second.body.entry ?? []) as { resource?: { id: string } }[]).map((e) => e.resource?.id),
-      ).toEqual(withPatient ? [mine[0], a] : [mine[0]]);
-      expect((second.body.link as { relation: string }[]).some((l) => l.relation === 'next')).toBe(
-        false,
-      );
+      const pages: (string | undefined)[][] = [];
+      let url: string | undefined = `${fhir}/${path}?_since=${started}&_count=2${also}`;
+      for (let i = 0; url && i < 5; i++) {
+        const res = (await app('GET', url)) as { status: number; body: Record<string, unknown> };
+        expect(res.status).toBe(200);
+        const entries = (res.body.entry ?? []) as { resource?: { id: string } }[];
+        pages.push(entries.map((e) => e.resource?.id));
+        url = (res.body.link as { relation: string; url: string }[]).find(
+          (l) => l.relation === 'next',
+        )?.url;
+      }
+      expect(url).toBeUndefined();
+      expect(pages).toEqual(expected());
+      expect(reads).toHaveBeenCalledTimes(pages.length);
     } finally {
       reads.mockRestore();
     }
   });
+
+  it.each(['Observation/_history', '_history'])(
+    "reads A's records for %s, not the versions of B's",
+    async (path) => {
+      // The page's SQL, as the repository sent it, run again under EXPLAIN ANALYZE: a scan of
+      // the versions by time read each of B's, 1,100 and more, before it found A's.
+      const spy = jest.spyOn(SelectQueryBuilder.prototype, 'getRawAndEntities');
+      let builders: SelectQueryBuilder<object>[];
+      try {
+        expect((await app('GET', `${fhir}/${path}?_count=2`)).status).toBe(200);
+        builders = spy.mock.contexts as SelectQueryBuilder<object>[];
+      } finally {
+        spy.mockRestore();
+      }
+      // historyOfTypes' read: the one that selects each row's cursor.
+      const read = builders.filter((builder) =>
+        builder.expressionMap.selects.some((select) => select.aliasName === 'h_key'),
+      );
+      expect(read).toHaveLength(1);
+      const [sql, parameters] = read[0]!.getQueryAndParameters();
+      const [plan] = await testApp.app
+        .get(DataSource)
+        .query<{ 'QUERY PLAN': PlanNode[] }[]>(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, parameters);
+      expect(rowsReadOf(plan!['QUERY PLAN'][0]!.Plan, 'resource_history')).toBeLessThan(100);
+    },
+  );
 
   it('fills every page of $everything past what the index placed wrongly', async () => {
     // An index that disagrees with the content (as before a search:reindex) places 50 of B's
@@ -151,6 +183,28 @@ describe('history for a patient-scoped token', () => {
     }
   });
 });
+
+interface PlanNode {
+  'Relation Name'?: string;
+  'Actual Rows'?: number;
+  'Actual Loops'?: number;
+  'Rows Removed by Filter'?: number;
+  'Rows Removed by Index Recheck'?: number;
+  Plan: PlanNode;
+  Plans?: PlanNode[];
+}
+
+/** Rows an EXPLAIN ANALYZE plan read from a table: those it returned and those it dropped. */
+function rowsReadOf(node: PlanNode, table: string): number {
+  const own =
+    node['Relation Name'] === table
+      ? ((node['Actual Rows'] ?? 0) +
+          (node['Rows Removed by Filter'] ?? 0) +
+          (node['Rows Removed by Index Recheck'] ?? 0)) *
+        (node['Actual Loops'] ?? 1)
+      : 0;
+  return (node.Plans ?? []).reduce((sum, child) => sum + rowsReadOf(child, table), own);
+}
 
 /**
  * Paging back through a search whose hidden rows (another patient's Binaries, which only their
