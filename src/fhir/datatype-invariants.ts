@@ -10,6 +10,23 @@ import type { Bundle, StructureDefinition } from '@medplum/fhirtypes';
 const CHECKED_ELSEWHERE = new Set(['ele-1', 'per-1', 'ref-1']);
 
 /**
+ * Invariants evaluated with an expression of this server's instead of R4's. rng-2's `low <= high`
+ * compares Quantities by their units in FHIRPath, but @medplum/core compares the bare values, so
+ * a Range of 500 mg to 1 g was refused; with no UCUM conversion at hand, a Range whose bounds have
+ * different units (codes, or units when neither has a code) is taken unchecked, as a wrong
+ * refusal of a result costs more than a missed check.
+ */
+const REWRITTEN = new Map([
+  [
+    'rng-2',
+    'low.empty() or high.empty()' +
+      ' or (low.code.exists() and high.code.exists() and (low.code != high.code or low.system != high.system))' +
+      ' or (low.code.empty() and high.code.empty() and low.unit != high.unit)' +
+      ' or (low <= high)',
+  ],
+]);
+
+/**
  * Gives each element the invariants of its data type. R4 writes the invariants of a data type
  * (qty-3, sqty-1, rng-2, rat-1, att-1, cpt-2, age-1, mqty-1…) on the root of the type's
  * StructureDefinition, and a resource's snapshot does not copy them onto its elements of that
@@ -48,7 +65,12 @@ function datatypeInvariants(types: Bundle<StructureDefinition>): Map<string, Con
     for (const constraint of resource.snapshot?.element?.[0]?.constraint ?? []) {
       const { key, severity, expression, human } = constraint;
       if (!key || severity !== 'error' || !expression || CHECKED_ELSEWHERE.has(key)) continue;
-      constraints.push({ key, severity, expression, description: human ?? '' });
+      constraints.push({
+        key,
+        severity,
+        expression: REWRITTEN.get(key) ?? expression,
+        description: human ?? '',
+      });
     }
     if (constraints.length === 0) continue;
     invariants.set(

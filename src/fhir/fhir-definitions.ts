@@ -17,6 +17,7 @@ import { prototypeKeyError } from '../common/http/json-body.js';
 import { addDatatypeInvariants } from './datatype-invariants.js';
 import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
+import { handInvariantIssues, removeHandCheckedInvariants } from './hand-invariants.js';
 import { heldInvariantIssues } from './held-invariants.js';
 import { jsonRuleBreak } from './json-rules.js';
 import { resourceDefinitions } from './r4-resource-definitions.js';
@@ -64,6 +65,7 @@ export class FhirDefinitions {
     indexStructureDefinitionBundle(types);
     indexStructureDefinitionBundle(resources);
     addDatatypeInvariants(types, resources);
+    removeHandCheckedInvariants();
     // The definitions also hold SubscriptionStatus, an R4B resource: R4's own list of resource
     // types says what an R4 server holds (and what its CapabilityStatement may name).
     const r4Types = this.valueSets.expand('http://hl7.org/fhir/ValueSet/resource-types')?.codes;
@@ -197,7 +199,7 @@ export class FhirDefinitions {
     if (conflicts.length > 0) {
       throw new AppError(400, conflicts.map(toIssue));
     }
-    const held = heldInvariantIssues(resource);
+    const held = [...heldInvariantIssues(resource), ...handInvariantIssues(resource)];
     if (held.length > 0) {
       throw new AppError(400, held);
     }

@@ -128,6 +128,69 @@ describe('FHIR: validation fidelity', () => {
     expect(kept.status).toBe(201);
   });
 
+  it('refuses obs-7 and que-2, which @medplum/core let pass, and takes what it wrongly refused', async () => {
+    const bp = { coding: [{ system: 'http://loinc.org', code: '85354-9' }] };
+    for (const [body, key, expression] of [
+      [
+        observation({
+          code: bp,
+          valueString: '120/80',
+          component: [{ code: bp, valueQuantity: { value: 120 } }],
+        }),
+        'obs-7',
+        'Observation.component[0].code',
+      ],
+      [
+        {
+          resourceType: 'Questionnaire',
+          status: 'active',
+          item: [
+            {
+              linkId: 'history',
+              type: 'group',
+              text: 'History',
+              item: [{ linkId: 'history', type: 'string', text: 'Allergies' }],
+            },
+          ],
+        },
+        'que-2',
+        'Questionnaire.item[0].item[0]',
+      ],
+    ] as const) {
+      const answer = await writeAndValidate(body);
+      const issue = {
+        severity: 'error',
+        expression: [expression],
+        diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
+      };
+      expect({ key, ...answer }).toMatchObject({
+        key,
+        status: 400,
+        written: issue,
+        validated: issue,
+      });
+    }
+    const ucum = (value: number, code: string) => ({
+      value,
+      unit: code,
+      system: 'http://unitsofmeasure.org',
+      code,
+    });
+    for (const body of [
+      observation({ valueRange: { low: ucum(500, 'mg'), high: ucum(1, 'g') } }),
+      {
+        resourceType: 'MedicationDispense',
+        status: 'completed',
+        medicationCodeableConcept: { text: `fidelity ${randomUUID()}` },
+        whenPrepared: '2024-03-01T10:00:00+05:00',
+        whenHandedOver: '2024-03-01T06:00:00Z',
+      },
+    ]) {
+      const written = await http('POST', `${fhir}/${body.resourceType}`, { body });
+      expect({ body, status: written.status }).toEqual({ body, status: 201 });
+    }
+  });
+
   it('$validate with a mode refuses what a write of the body refuses; without one, warns of it', async () => {
     for (const [body, status, expression] of [
       [

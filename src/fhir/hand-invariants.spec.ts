@@ -1,0 +1,227 @@
+import { FhirDefinitions } from './fhir-definitions.js';
+import { validationIssues } from '../../test/support/validation.js';
+
+const LOINC = 'http://loinc.org';
+const code = (value: string, display?: string): Record<string, unknown> => ({
+  coding: [{ system: LOINC, code: value, ...(display ? { display } : {}) }],
+});
+const MMHG = { value: 120, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' };
+
+function observation(extra: Record<string, unknown>): Record<string, unknown> {
+  return { resourceType: 'Observation', status: 'final', code: code('85354-9'), ...extra };
+}
+
+function questionnaire(item: unknown[]): Record<string, unknown> {
+  return { resourceType: 'Questionnaire', status: 'active', item };
+}
+
+const question = (linkId: string, item?: unknown[]): Record<string, unknown> => ({
+  linkId,
+  text: linkId,
+  ...(item ? { type: 'group', item } : { type: 'string' }),
+});
+
+function codeSystem(concept: unknown[]): Record<string, unknown> {
+  return { resourceType: 'CodeSystem', status: 'active', content: 'complete', concept };
+}
+
+function dispense(whenPrepared: string, whenHandedOver: string): Record<string, unknown> {
+  return {
+    resourceType: 'MedicationDispense',
+    status: 'completed',
+    medicationCodeableConcept: { text: 'Amoxicillin' },
+    whenPrepared,
+    whenHandedOver,
+  };
+}
+
+function careTeam(member: string): Record<string, unknown> {
+  return {
+    resourceType: 'CareTeam',
+    participant: [{ member: { reference: member }, onBehalfOf: { reference: 'Organization/o' } }],
+  };
+}
+
+describe('the invariants @medplum/core evaluates wrongly, checked by hand', () => {
+  const definitions = new FhirDefinitions();
+
+  it.each<[string, Record<string, unknown>, string, string]>([
+    [
+      'an Observation with a value and a component of its own code (obs-7)',
+      observation({
+        valueString: 'x',
+        component: [{ code: code('85354-9'), valueQuantity: MMHG }],
+      }),
+      'obs-7',
+      'Observation.component[0].code',
+    ],
+    [
+      'a Questionnaire with one linkId twice at the top (que-2)',
+      questionnaire([question('1'), question('1')]),
+      'que-2',
+      'Questionnaire.item[1]',
+    ],
+    [
+      'a Questionnaire with a group and its question of one linkId (que-2)',
+      questionnaire([question('1', [question('1')])]),
+      'que-2',
+      'Questionnaire.item[0].item[0]',
+    ],
+    [
+      'a Questionnaire with one linkId in two groups (que-2)',
+      questionnaire([question('g1', [question('x')]), question('g2', [question('x')])]),
+      'que-2',
+      'Questionnaire.item[1].item[0]',
+    ],
+    [
+      'a CodeSystem with a code under itself (csd-1)',
+      codeSystem([{ code: 'a', concept: [{ code: 'a' }] }]),
+      'csd-1',
+      'CodeSystem.concept[0].concept[0]',
+    ],
+    [
+      'a CodeSystem with a nested code again at the top (csd-1)',
+      codeSystem([
+        { code: 'a', concept: [{ code: 'b', concept: [{ code: 'c' }] }] },
+        { code: 'c' },
+      ]),
+      'csd-1',
+      'CodeSystem.concept[1]',
+    ],
+    [
+      'a dispense handed over before it was prepared, in another zone (mdd-1)',
+      dispense('2024-03-01T06:00:00Z', '2024-03-01T10:00:00+05:00'),
+      'mdd-1',
+      'MedicationDispense.whenHandedOver',
+    ],
+    [
+      'a dispense handed over the day before it was prepared (mdd-1)',
+      dispense('2024-03-02', '2024-03-01'),
+      'mdd-1',
+      'MedicationDispense.whenHandedOver',
+    ],
+    [
+      'a patient member on behalf of an organization, by absolute URL (ctm-1)',
+      careTeam('http://example.org/fhir/Patient/p1'),
+      'ctm-1',
+      'CareTeam.participant[0]',
+    ],
+    [
+      'a patient member on behalf of an organization (ctm-1)',
+      careTeam('Patient/p1'),
+      'ctm-1',
+      'CareTeam.participant[0]',
+    ],
+    [
+      'a Range from 5 mg to 1 mg (rng-2)',
+      observation({
+        valueRange: { low: { value: 5, unit: 'mg' }, high: { value: 1, unit: 'mg' } },
+      }),
+      'rng-2',
+      'Observation.value[x]',
+    ],
+    [
+      'a Range from 5 to 1 of one UCUM code, with units written differently (rng-2)',
+      observation({
+        valueRange: {
+          low: { value: 5, unit: 'milligram', system: 'http://unitsofmeasure.org', code: 'mg' },
+          high: { value: 1, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' },
+        },
+      }),
+      'rng-2',
+      'Observation.value[x]',
+    ],
+    [
+      'a contained Observation with a component of its own code (obs-7)',
+      {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            resource: observation({
+              valueString: 'x',
+              component: [{ code: code('85354-9'), valueQuantity: MMHG }],
+            }),
+          },
+        ],
+      },
+      'obs-7',
+      'Bundle.entry[0].resource.component[0].code',
+    ],
+  ])('refuses %s', (_name, resource, key, expression) => {
+    expect(validationIssues(definitions, resource)).toEqual([
+      expect.objectContaining({
+        severity: 'error',
+        diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
+        expression: [expression],
+      }),
+    ]);
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    [
+      'a blood pressure panel: components of other codes (obs-7)',
+      observation({ component: [{ code: code('8480-6'), valueQuantity: MMHG }] }),
+    ],
+    [
+      'a component of the Observation code when the Observation has no value (obs-7)',
+      observation({ component: [{ code: code('85354-9'), valueQuantity: MMHG }] }),
+    ],
+    [
+      // FHIRPath's intersect compares Codings whole (=): a display of its own makes another one.
+      'a component whose Coding differs by its display (obs-7)',
+      observation({
+        valueString: 'x',
+        component: [{ code: code('85354-9', 'Blood pressure'), valueQuantity: MMHG }],
+      }),
+    ],
+    [
+      'a Questionnaire of distinct linkIds at every depth (que-2)',
+      questionnaire([question('1', [question('1.1'), question('1.2', [question('1.2.1')])])]),
+    ],
+    [
+      'a CodeSystem of distinct codes at every depth (csd-1)',
+      codeSystem([{ code: 'a', concept: [{ code: 'b' }] }, { code: 'c' }]),
+    ],
+    [
+      'a dispense handed over after it was prepared, in another zone (mdd-1)',
+      dispense('2024-03-01T10:00:00+05:00', '2024-03-01T06:00:00Z'),
+    ],
+    [
+      'a dispense prepared and handed over on one day (mdd-1)',
+      dispense('2024-03-01', '2024-03-01T10:00:00Z'),
+    ],
+    [
+      'a practitioner member on behalf of an organization, by absolute URL (ctm-1)',
+      careTeam('http://example.org/fhir/Practitioner/p1/_history/2'),
+    ],
+    ['a practitioner member on behalf of an organization (ctm-1)', careTeam('Practitioner/p1')],
+    [
+      'a member by urn:uuid, whose type the reference does not say (ctm-1)',
+      careTeam('urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0'),
+    ],
+    [
+      'a Range from 500 mg to 1 g, whose units differ (rng-2 compares values of one unit only)',
+      observation({
+        valueRange: {
+          low: { value: 500, unit: 'mg', system: 'http://unitsofmeasure.org', code: 'mg' },
+          high: { value: 1, unit: 'g', system: 'http://unitsofmeasure.org', code: 'g' },
+        },
+      }),
+    ],
+    [
+      'a Range from 500 to 1 in units without codes (rng-2)',
+      observation({
+        valueRange: { low: { value: 500, unit: 'mg' }, high: { value: 1, unit: 'g' } },
+      }),
+    ],
+    [
+      'a Range from 1 mg to 5 mg (rng-2)',
+      observation({
+        valueRange: { low: { value: 1, unit: 'mg' }, high: { value: 5, unit: 'mg' } },
+      }),
+    ],
+  ])('takes %s', (_name, resource) => {
+    expect(validationIssues(definitions, resource)).toEqual([]);
+  });
+});
