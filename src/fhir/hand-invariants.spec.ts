@@ -5,6 +5,16 @@ const LOINC = 'http://loinc.org';
 const code = (value: string, display?: string): Record<string, unknown> => ({
   coding: [{ system: LOINC, code: value, ...(display ? { display } : {}) }],
 });
+const ABSENT = {
+  extension: [
+    { url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'unknown' },
+  ],
+};
+const onsetAge = (age: Record<string, unknown>): Record<string, unknown> => ({
+  resourceType: 'Condition',
+  subject: { reference: 'Patient/p' },
+  onsetAge: { unit: 'a', system: 'http://unitsofmeasure.org', code: 'a', ...age },
+});
 const MMHG = { value: 120, unit: 'mmHg', system: 'http://unitsofmeasure.org', code: 'mm[Hg]' };
 
 function observation(extra: Record<string, unknown>): Record<string, unknown> {
@@ -132,6 +142,12 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
       'Observation.value[x]',
     ],
     [
+      'an Age of -1 whose value has an extension too (age-1)',
+      onsetAge({ value: -1, _value: ABSENT }),
+      'age-1',
+      'Condition.onset[x]',
+    ],
+    [
       'a contained Observation with a component of its own code (obs-7)',
       {
         resourceType: 'Bundle',
@@ -220,6 +236,11 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
       observation({
         valueRange: { low: { value: 1, unit: 'mg' }, high: { value: 5, unit: 'mg' } },
       }),
+    ],
+    ['an Age whose value is absent, by extension (age-1)', onsetAge({ _value: ABSENT })],
+    [
+      'an Age of 5 whose value has an extension too (age-1)',
+      onsetAge({ value: 5, _value: ABSENT }),
     ],
   ])('takes %s', (_name, resource) => {
     expect(validationIssues(definitions, resource)).toEqual([]);
