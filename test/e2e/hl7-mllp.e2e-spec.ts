@@ -365,17 +365,21 @@ describe('HL7 v2 over MLLP', () => {
       { text: 'Submission of serum' },
       { text: 'No Antibodies Detected' },
     ]);
-    // Its OBR-24 (BLB, blood bank): laboratory results, found as a SMART lab app asks.
-    const subject = (cultures[0]!.resource['subject'] as { reference: string }).reference;
-    const laboratory = await search(`Observation?subject=${subject}&category=laboratory`);
-    expect(laboratory.map((entry) => entry.resource['id'])).toContain(cultures[0]!.resource['id']);
+    // Its OBR-24 (BLB, blood bank): laboratory results, found as a SMART lab app asks. The order
+    // samples (OML-O21-01, ORM-O01-02) send that OBX too, as their orders' answers, of no OBR-24.
+    const laboratory = await search(
+      `Observation?code=${encodeURIComponent(`${system}|625-4`)}&category=laboratory`,
+    );
+    expect(laboratory).toHaveLength(1);
+    const culture = laboratory[0]!.resource;
+    const subject = (culture['subject'] as { reference: string }).reference;
     const reports = await search(`DiagnosticReport?subject=${subject}`);
     expect(reports.map((entry) => entry.resource['category'])).toContainEqual([
       { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'BLB' }] },
     ]);
     expect(reports.length).toBeGreaterThanOrEqual(1);
     expect(reports.flatMap((entry) => entry.resource['result'] as unknown[])).toContainEqual({
-      reference: `Observation/${String(cultures[0]!.resource['id'])}`,
+      reference: `Observation/${String(culture['id'])}`,
     });
   });
 

@@ -607,6 +607,75 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       dispenseRequest: { quantity: { value: 20, unit: 'capsule' }, numberOfRepeatsAllowed: 3 },
     });
   });
+  it("files an order's ask-at-order-entry answers (its OBX) as Observations in supportingInfo", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const sampled = (control: string) =>
+      sample('MDHHS-OML-O21-1.hl7', `${control}-${tag}`, [
+        ['ORD723222', `A1-${tag}`],
+        ['MRNTC09SA-Part A', `A-${tag}`],
+      ]);
+    const oml = message('OML^O21', 'CPOE');
+    const answered = (control: string, pregnant: string) =>
+      oml(
+        tag,
+        control,
+        'A',
+        `ORC|NW|A2-${tag}^CPOE`,
+        'OBR|1|||2345-7^Glucose^LN',
+        'NTE|1||Fasting',
+        `OBX|1|CWE|AOE1^Pregnant^L||${pregnant}^${pregnant === 'Y' ? 'Yes' : 'No'}^HL70136||||||O`,
+        'NTE|1||Asked at the ward',
+        'OBX|2|NM|AOE2^Hours fasting^L||12|h||||||O',
+        // Two answers of one question stay two (the OMG samples send such).
+        'OBX|3|ST|AOE3^Symptom^L||Thirst||||||O',
+        'OBX|4|ST|AOE3^Symptom^L||Polyuria||||||O',
+        // The specimen's own observation is not an answer of the order.
+        `SPM|1|SA-${tag}&CPOE||SER^Serum^HL70487`,
+        'OBX|1|NM|SPM1^Specimen volume^L||5|mL||||||F',
+      );
+    expect(await codes(sampled('A1'), answered('A2', 'N'))).toEqual(['AA', 'AA']);
+    const supporting = async (system: string, value: string) => {
+      const [order] = await numbered('ServiceRequest', system, value);
+      return Promise.all(
+        ((order!['supportingInfo'] ?? []) as { reference: string }[]).map(({ reference }) =>
+          feed.one(`Observation?_id=${reference.split('/')[1]}`),
+        ),
+      );
+    };
+    // The sample's date of the last rabies vaccination (AOE15), dropped until 2026-12-07.
+    const [rabies, ...none] = await supporting('urn:oid:2.16.840.1.113883.3.72.5.24', `A1-${tag}`);
+    expect(none).toEqual([]);
+    expect(rabies).toMatchObject({
+      code: { coding: [expect.objectContaining({ code: 'AOE15' })] },
+      valueDateTime: '2015-08-18T06:06:05-05:00',
+    });
+    const answers = await supporting(CPOE, `A2-${tag}`);
+    expect(
+      answers.map((answer) => [
+        answer['code'].coding[0].code,
+        answer['valueCodeableConcept']?.coding[0].code ??
+          answer['valueQuantity']?.value ??
+          answer['valueString'],
+      ]),
+    ).toEqual([
+      ['AOE1', 'N'],
+      ['AOE2', 12],
+      ['AOE3', 'Thirst'],
+      ['AOE3', 'Polyuria'],
+    ]);
+    expect(answers[0]!['note']).toEqual([{ text: 'Asked at the ward' }]);
+    const [order] = await numbered('ServiceRequest', CPOE, `A2-${tag}`);
+    expect(order!['note']).toEqual([{ text: 'Fasting' }]);
+    // Sent again (a new control id), with an answer changed: the same records, one updated.
+    expect(await codes(sampled('A3'), answered('A4', 'Y'))).toEqual(['AA', 'AA']);
+    const again = await supporting(CPOE, `A2-${tag}`);
+    expect(again.map((answer) => answer['id'])).toEqual(answers.map((answer) => answer['id']));
+    expect(again[0]!['valueCodeableConcept'].coding[0].code).toBe('Y');
+    const patient = order!['subject'].reference as string;
+    expect(await feed.search(`Observation?subject=${patient}&code=AOE3`)).toHaveLength(2);
+    const [rabiesAgain] = await supporting('urn:oid:2.16.840.1.113883.3.72.5.24', `A1-${tag}`);
+    expect(rabiesAgain!['id']).toBe(rabies!['id']);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

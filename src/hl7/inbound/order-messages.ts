@@ -5,11 +5,14 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { identifierType, type Identifier } from '../mapping/datatypes.js';
 import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
+import { HL7_USER } from '../hl7-user.js';
+import { observationFromObx } from '../mapping/observation.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
 import { patientsOrderOf, upsertOrder } from './order-numbers.js';
-import type { PatientOfMessage, Touched } from './processing.js';
+import { writeOver, type PatientOfMessage, type Touched } from './processing.js';
+import { codeKey } from './record-criteria.js';
 import { visitOf } from './record-owners.js';
 import { obrSpecimen, spmSpecimen } from './specimens.js';
 
@@ -36,15 +39,25 @@ export class OrderMessages {
       timing?: V2Segment;
       notes: V2Segment[];
       specimens: V2Segment[];
+      /** Its ask-at-order-entry answers: each OBX after its OBR, before any SPM, with its NTE. */
+      answers: { obx: V2Segment; notes: V2Segment[] }[];
       /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
       rxo?: V2Segment;
       rxr?: V2Segment;
     }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
+    // Whether an OBX now is the order's (after its OBR) or its specimen's (after an SPM).
+    let answering = false;
     for (const segment of message.segments()) {
       if (segment.name === 'NTE') notes?.push(segment);
       else notes = undefined;
+      if (segment.name === 'SPM' || segment.name === 'ORC') answering = false;
+      if (segment.name === 'OBX' && answering) {
+        const answer = { obx: segment, notes: [] };
+        orders.at(-1)!.answers.push(answer);
+        notes = answer.notes;
+      }
       // An order's timing (TQ1) comes after its ORC, before its OBR or after it (OML, OMG).
       const last = orders.at(-1);
       if (segment.name === 'TQ1' && last) last.timing ??= segment;
@@ -52,12 +65,14 @@ export class OrderMessages {
       if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
       if (segment.name === 'RXO' && last && !last.obr) last.rxo ??= segment;
       if (segment.name === 'RXR' && last?.rxo) last.rxr ??= segment;
-      if (segment.name === 'ORC') orders.push({ orc: segment, notes: [], specimens: [] });
-      else if (segment.name === 'OBR') {
+      if (segment.name === 'ORC') {
+        orders.push({ orc: segment, notes: [], specimens: [], answers: [] });
+      } else if (segment.name === 'OBR') {
         const last = orders.at(-1);
         if (last && !last.obr) last.obr = segment;
-        else orders.push({ obr: segment, notes: [], specimens: [] });
+        else orders.push({ obr: segment, notes: [], specimens: [], answers: [] });
         notes = orders.at(-1)!.notes;
+        answering = true;
       }
     }
     if (orders.length === 0) {
@@ -65,7 +80,7 @@ export class OrderMessages {
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const untied: string[] = [];
-    for (const { orc, obr, timing, notes: comments, specimens, rxo, rxr } of orders) {
+    for (const { orc, obr, timing, notes: comments, specimens, answers, rxo, rxr } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       if (rxo && !obr) {
         const prescription = medicationRequestOfRxo(
@@ -100,11 +115,22 @@ export class OrderMessages {
       });
       const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, sender);
       touched.entities.push(...specimen.map(({ reference }) => reference));
+      const supportingInfo = await this.orderAnswers(answers, obr, identifiers, {
+        sender,
+        patientId,
+        encounter,
+      });
+      touched.entities.push(...supportingInfo.map(({ reference }) => reference));
       const id = await upsertOrder(
         this.fhir,
         this.matches,
         'ServiceRequest',
-        { ...request, ...encounter, ...(specimen.length > 0 ? { specimen } : {}) },
+        {
+          ...request,
+          ...encounter,
+          ...(specimen.length > 0 ? { specimen } : {}),
+          ...(supportingInfo.length > 0 ? { supportingInfo } : {}),
+        },
         identifiers,
         patientId,
         orderChangeOf(orc, 'ServiceRequest'),
@@ -126,6 +152,61 @@ export class OrderMessages {
     const warning = untiedWarning(untied);
     if (warning) (touched.warnings ??= []).push(warning);
     return touched;
+  }
+
+  /**
+   * An order's ask-at-order-entry answers (the OBX after its OBR: the date of the last rabies
+   * vaccination, whether the patient fasted) as Observations its ServiceRequest names in
+   * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them. Dropped until
+   * 2026-12-07: the lab got the order without what the clinician answered for it. An answer is
+   * known again as the order on file's of that code (the n-th of it, when one is asked twice),
+   * so that the order sent again updates its answers rather than adding them; those of an order
+   * not on file (or of no number) are new.
+   */
+  private async orderAnswers(
+    answers: readonly { obx: V2Segment; notes: V2Segment[] }[],
+    obr: V2Segment | undefined,
+    identifiers: readonly Identifier[],
+    {
+      sender,
+      patientId,
+      encounter,
+    }: {
+      sender?: string;
+      patientId: string;
+      encounter: { encounter?: { reference: string } };
+    },
+  ): Promise<{ reference: string }[]> {
+    if (answers.length === 0) return [];
+    const stored = await patientsOrderOf(
+      this.fhir,
+      this.matches,
+      'ServiceRequest',
+      identifiers,
+      patientId,
+    );
+    const previous: { id: string; code: string }[] = [];
+    if (stored) {
+      const order = (await this.fhir.read(HL7_USER, 'ServiceRequest', stored)).resource;
+      for (const { reference } of (order['supportingInfo'] ?? []) as { reference?: string }[]) {
+        const [type, id] = reference?.split('/') ?? [];
+        if (type !== 'Observation' || !id) continue;
+        const answer = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
+        previous.push({ id, code: codeKey(answer) });
+      }
+    }
+    const references: { reference: string }[] = [];
+    for (const { obx, notes } of answers) {
+      const observation = {
+        ...observationFromObx(obx, patientId, undefined, notes, obr, sender),
+        ...encounter,
+      };
+      const at = previous.findIndex(({ code }) => code === codeKey(observation));
+      const match = at >= 0 ? previous.splice(at, 1)[0]!.id : undefined;
+      const id = await writeOver(this.fhir, 'Observation', observation, match);
+      references.push({ reference: `Observation/${id}` });
+    }
+    return references;
   }
 
   /**
