@@ -462,6 +462,47 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       end: '2025-03-02T09:00:00+00:00',
     });
   });
+  it('keeps how often an order is to be done: TQ1-3, else ORC-7.2 (v2.3), as the timing code', async () => {
+    const tag = randomUUID().slice(0, 8);
+    expect(
+      await codes(
+        orm(
+          tag,
+          'F1',
+          'F',
+          `ORC|NW|F1-${tag}^CPOE`,
+          'TQ1|1||Q6H&Every 6 hours&HL70335||||202503020800+0000|202503021400+0000|R',
+          'OBR|1|||2345-7^Glucose^LN',
+        ),
+        // A local pattern of no system, and no bounds: the code alone.
+        orm(tag, 'F2', 'F', `ORC|NW|F2-${tag}^CPOE`, 'TQ1|1||QAM', 'OBR|1|||2345-7^Glucose^LN'),
+        orm(tag, 'F3', 'F', `ORC|NW|F3-${tag}^CPOE|||||^Q4H`, 'OBR|1|||8310-5^Temperature^LN'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const timing = async (number: string) =>
+      (await numbered('ServiceRequest', CPOE, number))[0]!['occurrenceTiming'];
+    const pattern = (code: string) => ({
+      coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code }],
+    });
+    // Dropped until 2026-12-07: a glucose every 6 hours read as one glucose.
+    expect(await timing(`F1-${tag}`)).toEqual({
+      repeat: {
+        boundsPeriod: { start: '2025-03-02T08:00:00+00:00', end: '2025-03-02T14:00:00+00:00' },
+      },
+      code: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0335',
+            code: 'Q6H',
+            display: 'Every 6 hours',
+          },
+        ],
+        text: 'Every 6 hours',
+      },
+    });
+    expect(await timing(`F2-${tag}`)).toEqual({ code: pattern('QAM') });
+    expect(await timing(`F3-${tag}`)).toEqual({ code: pattern('Q4H') });
+  });
   it('files the order even when a result that came before it cannot be tied to it', async () => {
     const tag = randomUUID().slice(0, 8);
     const order = `E1-${tag}`;

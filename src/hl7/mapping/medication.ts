@@ -1,14 +1,8 @@
 import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
-import {
-  codeableConceptOf,
-  codingSystemOf,
-  dateTimeOf,
-  practitionerOf,
-  type Identifier,
-} from './datatypes.js';
+import { codeableConceptOf, dateTimeOf, practitionerOf, type Identifier } from './datatypes.js';
 import { exactNumberOf } from './numeric.js';
-import { authoredOf, orderStatusOf, priorityOf } from './orders.js';
+import { authoredOf, orderStatusOf, priorityOf, repeatPatternOf } from './orders.js';
 
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
@@ -135,13 +129,10 @@ function requestOf(
   };
 }
 
-/** Table 0335, repeat patterns (BID, Q6H, PRN...): a TQ1-3 or RXE-1 code of no named system. */
-const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
-
 /**
- * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3's first,
- * a CWE in its first component; else, from feeds before v2.5, RXE-1's interval) as the
- * Timing's code (an RXO's: ORC-7's), TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
+ * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3, else
+ * RXE-1's interval of feeds before v2.5, or an RXO's ORC-7.2: see repeatPatternOf) as the
+ * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
  * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
  * or a medication list read 5 mg of amlodipine with no word of how often.
  */
@@ -149,31 +140,15 @@ function timingOf(
   timing: V2Segment | undefined,
   interval: V2Value | undefined,
 ): Record<string, unknown> {
-  const pattern = timing?.repetitions(3)[0];
-  const [code, display, system] = pattern
-    ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
-    : [interval ?? undefined, undefined, undefined];
   const start = dateTimeOf(timing?.value(7), timing?.timeZone);
   const end = dateTimeOf(timing?.value(8), timing?.timeZone);
   const bounds = {
     ...(start ? { start } : {}),
     ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
   };
-  const concept = code
-    ? {
-        coding: [
-          {
-            system: system ? codingSystemOf(system) : REPEAT_PATTERNS,
-            code,
-            ...(display ? { display } : {}),
-          },
-        ],
-        ...(display ? { text: display } : {}),
-      }
-    : undefined;
   return {
     ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
-    ...(concept ? { code: concept } : {}),
+    ...repeatPatternOf(timing, interval),
   };
 }
 

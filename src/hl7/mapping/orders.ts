@@ -4,6 +4,7 @@ import { NOT_IN_TABLE, type FieldWarning } from './patient.js';
 import {
   annotationsOf,
   codeableConceptOf,
+  codingSystemOf,
   dateTimeOf,
   practitionerOf,
   sameIdentifier,
@@ -334,11 +335,44 @@ export function serviceRequestOf(
   };
 }
 
+/** Table 0335, repeat patterns (BID, Q6H, PRN...): a TQ1-3 or TQ-2 code of no named system. */
+const REPEAT_PATTERNS = 'http://terminology.hl7.org/CodeSystem/v2-0335';
+
 /**
- * When the order is to be done, as the IG's TQ1[ServiceRequest] map has it: TQ1-7 and TQ1-8 as
- * the bounds of `occurrenceTiming` (the end only when after the start, per-1); feeds before
- * v2.5 send them as ORC-7.4 and ORC-7.5 (else OBR-27's). Dropped until 2026-12-07: a fasting
- * glucose ordered for 08:00 tomorrow was filed with no time, and a worklist read it as due now.
+ * How often an order is done, as the IG's RPT[Timing] map has it: the repeat pattern code (the
+ * first TQ1-3's first component, a CWE; else `interval`, the repeat pattern of a TQ's interval
+ * that feeds before v2.5 send in ORC-7.2, OBR-27.2 or RXE-1.2) as the Timing's `code`.
+ */
+export function repeatPatternOf(
+  timing: V2Segment | undefined,
+  interval: V2Value | undefined,
+): { code?: Record<string, unknown> } {
+  const pattern = timing?.repetitions(3)[0];
+  const [code, display, system] = pattern
+    ? [pattern.value(1, 1), pattern.value(1, 2), pattern.value(1, 3)]
+    : [interval ?? undefined, undefined, undefined];
+  if (!code) return {};
+  return {
+    code: {
+      coding: [
+        {
+          system: system ? codingSystemOf(system) : REPEAT_PATTERNS,
+          code,
+          ...(display ? { display } : {}),
+        },
+      ],
+      ...(display ? { text: display } : {}),
+    },
+  };
+}
+
+/**
+ * When and how often the order is to be done, as the IG's TQ1[ServiceRequest] map has it:
+ * TQ1-7 and TQ1-8 as the bounds of `occurrenceTiming` (the end only when after the start,
+ * per-1), TQ1-3 as its code (see repeatPatternOf); feeds before v2.5 send them as ORC-7.4,
+ * ORC-7.5 and ORC-7.2 (else OBR-27's). The bounds were dropped until 2026-12-07: a fasting
+ * glucose ordered for 08:00 tomorrow was filed with no time, and a worklist read it as due now;
+ * so was the repeat pattern: a glucose every 6 hours read as one glucose.
  */
 function occurrenceOf(
   timing: V2Segment | undefined,
@@ -356,7 +390,10 @@ function occurrenceOf(
     ...(start ? { start } : {}),
     ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
   };
-  return Object.keys(bounds).length > 0
-    ? { occurrenceTiming: { repeat: { boundsPeriod: bounds } } }
-    : {};
+  const pattern = repeatPatternOf(timing, orc?.value(7, 2, 1) || obr?.value(27, 2, 1));
+  const occurrence = {
+    ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
+    ...pattern,
+  };
+  return Object.keys(occurrence).length > 0 ? { occurrenceTiming: occurrence } : {};
 }
