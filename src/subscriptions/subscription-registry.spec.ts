@@ -49,8 +49,8 @@ function setUp() {
       const seen = [...committed];
       return new Promise<StoredSubscription[]>((resolve) => reads.push(() => resolve(seen)));
     },
-    addNotification: (subscriptionId: string, resource: { id: string }) => {
-      queued.push(`${subscriptionId} ${resource.id}`);
+    addNotifications: (notifications: { subscriptionId: string; id: string }[]) => {
+      for (const { subscriptionId, id } of notifications) queued.push(`${subscriptionId} ${id}`);
       return Promise.resolve();
     },
   };

@@ -20,7 +20,11 @@ import { parseSearchRequest } from '../fhir/search/search-request.js';
 import { SearchService } from '../fhir/search/search.service.js';
 import { SecurityContexts } from '../fhir/security-contexts.js';
 import { assertDistinctHeaders, subscriptionPlan } from './subscription-plan.js';
-import { SubscriptionRepository, type SubscriptionOwner } from './subscription.repository.js';
+import {
+  SubscriptionRepository,
+  type QueuedNotification,
+  type SubscriptionOwner,
+} from './subscription.repository.js';
 import { SUBSCRIPTIONS_USER } from './subscriptions-user.js';
 
 interface Watcher {
@@ -36,14 +40,6 @@ interface Watcher {
 /** The versions a transaction wrote of watched types: type, then id, then version. */
 type Written = Map<string, Map<string, number>>;
 
-/** A deletion a Subscription is to hear of: the version that deleted the resource. */
-interface DeletionNotice {
-  subscriptionId: string;
-  type: string;
-  id: string;
-  versionId: number;
-}
-
 /**
  * What a transaction did that matters here: what it wrote of watched types, and its own
  * Subscription changes, which its own writes see at once and others only once it commits.
@@ -52,7 +48,7 @@ interface InTransaction {
   written: Written;
   own: Map<string, Watcher | undefined>;
   /** Its deletions of resources that matched, matched as they were before. */
-  deleted: DeletionNotice[];
+  deleted: QueuedNotification[];
   /**
    * Deletions announced to come (a Bundle's, a cascade's), matched together ahead: by
    * Subscription id, whether each id matched. Used once, at its deletion, if the Subscription
@@ -303,23 +299,19 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     ].filter((watcher) => watcher.end === undefined || watcher.end > now);
   }
 
+  /** Matches the transaction's writes, then queues their notifications and its deletions'. */
   private async notify({ written, own, deleted }: InTransaction): Promise<void> {
-    for (const { subscriptionId, ...resource } of deleted) {
-      await this.repository.addNotification(subscriptionId, resource);
-    }
+    const queued: QueuedNotification[] = [...deleted];
     for (const [type, versions] of written) {
       const ids = [...versions.keys()];
       for (const watcher of this.watchersOf(type, own)) {
         const matched = await this.matchedBy(watcher, type, ids);
         for (const id of ids.filter((written) => matched.has(written))) {
-          await this.repository.addNotification(watcher.id, {
-            type,
-            id,
-            versionId: versions.get(id)!,
-          });
+          queued.push({ subscriptionId: watcher.id, type, id, versionId: versions.get(id)! });
         }
       }
     }
+    await this.repository.addNotifications(queued);
   }
 
   /**

@@ -148,7 +148,16 @@ describe('Subscriptions: deletions', () => {
    * `work` makes, at node-postgres's client (searches are prepared statements sent there): a
    * deletion's match is a search restricted to ids (`r.id = ANY(…)`).
    */
-  const criteriaQueries = async (codes: string[], work: () => Promise<void>): Promise<number> => {
+  const criteriaQueries = (codes: string[], work: () => Promise<void>): Promise<number> =>
+    queriesWhere(
+      (text, values) => text.includes('r.id = ANY(') && codes.some((code) => values.includes(code)),
+      work,
+    );
+  /** Counts the statements `work` sends that `counted` selects, by their text and values. */
+  const queriesWhere = async (
+    counted: (text: string, values: string) => boolean,
+    work: () => Promise<void>,
+  ): Promise<number> => {
     type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
     const runner = db.createQueryRunner();
     const client = (await runner.connect()) as object;
@@ -161,8 +170,7 @@ describe('Subscriptions: deletions', () => {
         typeof query === 'string'
           ? { text: query, values }
           : (query as { text?: string; values?: unknown });
-      const named = JSON.stringify(given ?? []);
-      if (text?.includes('r.id = ANY(') && codes.some((code) => named.includes(code))) count++;
+      if (text !== undefined && counted(text, JSON.stringify(given ?? []))) count++;
       return original.call(this, query, values, ...rest);
     };
     try {
@@ -188,20 +196,28 @@ describe('Subscriptions: deletions', () => {
     const bundled = await make(6);
     const before = await Promise.all(subscriptions.map(queued));
 
+    let inserts = 0;
     const bundleQueries = await criteriaQueries([code], async () => {
-      const res = await doctor('POST', fhir, {
-        body: {
-          resourceType: 'Bundle',
-          type: 'transaction',
-          entry: [...bundled, other].map((id) => ({
-            request: { method: 'DELETE', url: `Observation/${id}` },
-          })),
+      inserts = await queriesWhere(
+        (text) => /INSERT INTO subscription_notification/.test(text),
+        async () => {
+          const res = await doctor('POST', fhir, {
+            body: {
+              resourceType: 'Bundle',
+              type: 'transaction',
+              entry: [...bundled, other].map((id) => ({
+                request: { method: 'DELETE', url: `Observation/${id}` },
+              })),
+            },
+          });
+          expect(res.status).toBe(200);
         },
-      });
-      expect(res.status).toBe(200);
+      );
     });
     // One per Subscription for the 7 deletions (it was 3 x 7 = 21).
     expect(bundleQueries).toBe(3);
+    // The 18 notifications are queued in one statement (it was one each).
+    expect(inserts).toBe(1);
     // Each hears of each matching deletion, in the order the Bundle ran them (by id).
     const deletedInOrder = bundled.map((gone) => `${gone}/2`).sort();
     for (const [n, id] of subscriptions.entries()) {
