@@ -40,6 +40,7 @@ import { SearchIndexPublicHost1767237000000 } from './1767237000000-search-index
 import { BreakGlassSessionEpoch1767238000000 } from './1767238000000-break-glass-session-epoch.js';
 import { ExportJobSessionEpoch1767239000000 } from './1767239000000-export-job-session-epoch.js';
 import { AuditEventActorName1767240000000 } from './1767240000000-audit-event-actor-name.js';
+import { SubscriptionNotificationSettledIndex1767241400000 } from './1767241400000-subscription-notification-settled-index.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -85,4 +86,5 @@ export const MIGRATIONS = [
   BreakGlassSessionEpoch1767238000000,
   ExportJobSessionEpoch1767239000000,
   AuditEventActorName1767240000000,
+  SubscriptionNotificationSettledIndex1767241400000,
 ];

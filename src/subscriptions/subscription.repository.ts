@@ -51,6 +51,14 @@ const REVOCATION = `CASE WHEN u.active IS FALSE THEN 'account' WHEN a.active IS 
  */
 const CLAIM_LOCK = 0x6376534e;
 
+/**
+ * Notifications delivered or cancelled that were queued before `before` (a parameter): what
+ * the purge deletes, read through idx_subscription_notification_settled.
+ */
+export function settledBefore(before: string): string {
+  return `status IN ('sent', 'cancelled') AND created_at < ${before}`;
+}
+
 /** A claimed head whose Subscription another worker serves: given back, its lock released. */
 class ServedElsewhere extends Error {
   constructor(readonly subscriptionId: string) {
@@ -441,7 +449,7 @@ export class SubscriptionRepository {
       `WITH purged AS (
          DELETE FROM subscription_notification WHERE seq IN (
            SELECT seq FROM subscription_notification
-            WHERE status IN ('sent', 'cancelled') AND created_at < $1
+            WHERE ${settledBefore('$1')}
             LIMIT $2
             FOR UPDATE SKIP LOCKED)
          RETURNING seq)

@@ -14,6 +14,7 @@ import {
   type Received,
   type SubscriptionsTestApp,
 } from '../support/subscriptions.js';
+import { settledBefore } from '../../src/subscriptions/subscription.repository.js';
 
 /** An operator's many receivers: one slow or hanging endpoint must not hold up the others. */
 describe('Subscription delivery, to many receivers', () => {
@@ -215,5 +216,23 @@ describe('Subscription delivery, to many receivers', () => {
     } finally {
       await second.close();
     }
+  });
+
+  it('finds what the purge deletes through an index, not a scan of the whole outbox', async () => {
+    // Its last batch of a round, finding fewer than it may delete, read every row: a week of
+    // deliveries. The outbox here is small enough to read whole, so the plan is asked of a
+    // large one's terms.
+    const indexesUsed = await db.transaction(async (manager) => {
+      await manager.query('SET LOCAL enable_seqscan = off');
+      const [row] = await manager.query<{ 'QUERY PLAN': unknown }[]>(
+        `EXPLAIN (FORMAT JSON) SELECT seq FROM subscription_notification
+          WHERE ${settledBefore('$1')} LIMIT 1000 FOR UPDATE SKIP LOCKED`,
+        [new Date(Date.now() - 7 * 24 * 3600 * 1000)],
+      );
+      const plan: unknown = row!['QUERY PLAN'];
+      const text = typeof plan === 'string' ? plan : JSON.stringify(plan);
+      return [...text.matchAll(/"Index Name":\s*"([^"]+)"/g)].map((match) => match[1]!);
+    });
+    expect(indexesUsed).toEqual(['idx_subscription_notification_settled']);
   });
 });
