@@ -41,6 +41,7 @@ import { BreakGlassSessionEpoch1767238000000 } from './1767238000000-break-glass
 import { ExportJobSessionEpoch1767239000000 } from './1767239000000-export-job-session-epoch.js';
 import { AuditEventActorName1767240000000 } from './1767240000000-audit-event-actor-name.js';
 import { SubscriptionNotificationSettledIndex1767241400000 } from './1767241400000-subscription-notification-settled-index.js';
+import { SubscriptionStatusReason1767241500000 } from './1767241500000-subscription-status-reason.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -87,4 +88,5 @@ export const MIGRATIONS = [
   ExportJobSessionEpoch1767239000000,
   AuditEventActorName1767240000000,
   SubscriptionNotificationSettledIndex1767241400000,
+  SubscriptionStatusReason1767241500000,
 ];

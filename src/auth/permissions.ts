@@ -30,6 +30,7 @@ export const APP_PERMISSIONS = [
   'hl7:feed',
   'hl7:manage',
   'hl7:dismiss',
+  'subscriptions:manage',
 ] as const;
 export type AppPermission = (typeof APP_PERMISSIONS)[number];
 
@@ -135,6 +136,9 @@ export const APP_PERMISSION_ROLES: Record<AppPermission, readonly Role[] | 'any'
   // Setting a failed message aside takes it off the error list and its gauge: a person's
   // decision, not a feed account's (one feed would hide another's failures).
   'hl7:dismiss': ['admin'],
+  // The list of Subscriptions in error and why (GET /subscriptions): fixed reasons and counts,
+  // never an endpoint or criteria, for the administrators who look after the service.
+  'subscriptions:manage': ['admin'],
 };
 
 export function canAccessFhir(

@@ -8,7 +8,7 @@ import { HL7_MESSAGE_STATUSES } from './store/hl7-message.entity.js';
 import type { Hl7MessageFilter } from './store/hl7-message.repository.js';
 
 /** A list's query, each parameter once and known to the list (anything else is refused). */
-function parametersOf(
+export function parametersOf(
   query: Record<string, unknown>,
   known: readonly string[],
 ): Record<string, string | undefined> {
@@ -22,7 +22,7 @@ function parametersOf(
 }
 
 /** A list route's `status`, one of `statuses`, checked. */
-function statusOf<S extends string>(statuses: readonly S[], status: string | undefined): S {
+export function statusOf<S extends string>(statuses: readonly S[], status: string | undefined): S {
   if (!statuses.includes(status as S)) {
     throw AppError.invalid(`status must be one of ${statuses.join(', ')}`);
   }
@@ -30,7 +30,7 @@ function statusOf<S extends string>(statuses: readonly S[], status: string | und
 }
 
 /** A list route's `_count`: 1 to 1000, default 100. */
-function countOf(count: string | undefined): number {
+export function countOf(count: string | undefined): number {
   const limit = count === undefined ? 100 : Number(count);
   if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
     throw AppError.invalid('_count must be an integer from 1 to 1000');

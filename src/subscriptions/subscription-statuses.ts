@@ -270,6 +270,9 @@ export class SubscriptionStatuses {
     );
     // Stored as it already was: no new version, so no row.
     if (stored.unchanged) return;
+    // Its reason, in the audit row's fixed words, for an administrator's list (none to accept).
+    const [status, ...reason] = detail.split(' ');
+    await this.repository.setStatusReason(id, status === 'active' ? null : reason.join(' '));
     await this.trail.recordInTransaction(stateAuditEntry(id, String(stored.versionId), detail));
   }
 }

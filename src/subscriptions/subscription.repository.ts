@@ -83,6 +83,18 @@ export interface QueuedNotification {
   versionId: number;
 }
 
+/** A Subscription as an administrator's list shows it: no endpoint, criteria or header. */
+export interface SubscriptionSummary {
+  id: string;
+  status: string;
+  /** Why the server gave it its status, in fixed words (`delivery-failed`). */
+  reason?: string;
+  /** The username of its owner, the account that last wrote it. */
+  owner: string;
+  updatedAt: string;
+  notifications: { pending: number; dead: number; lastError?: string };
+}
+
 export type NotificationOutcome =
   | { status: 'sent' | 'cancelled' | 'dead'; attempts: number; lastError: string | null }
   | { status: 'pending'; attempts: number; lastError: string; nextAttemptAt: Date };
@@ -106,7 +118,7 @@ export class SubscriptionRepository {
          (id, criteria_type, criteria, status, owner, active, ends_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, now())
        ON CONFLICT (id) DO UPDATE SET criteria_type = $2, criteria = $3, status = $4, owner = $5,
-         active = $6, ends_at = $7, failure = NULL, updated_at = now()`,
+         active = $6, ends_at = $7, failure = NULL, status_reason = NULL, updated_at = now()`,
       [
         id,
         plan.criteriaType,
@@ -157,6 +169,78 @@ export class SubscriptionRepository {
         WHERE id = $1`,
       [id, status ?? null, active, end ?? null],
     );
+  }
+
+  /**
+   * Why the notifier gave the Subscription its status: the fixed words of its audit row
+   * (`delivery-failed`, `owner=app-disabled client=…`), or null for none (`active accepted`).
+   */
+  async setStatusReason(id: string, reason: string | null): Promise<void> {
+    await this.unitOfWork.manager.query(
+      `UPDATE fhir_subscription SET status_reason = $2 WHERE id = $1`,
+      [id, reason],
+    );
+  }
+
+  /**
+   * Live Subscriptions of `status`, by id after `after`, at most `limit`: why the notifier
+   * gave them it, their owner's username, and their notifications waiting and given up, with
+   * the last error of the newest given up (an HTTP status or a network code, never a URL).
+   */
+  async listByStatus(
+    status: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<SubscriptionSummary[]> {
+    const rows = await this.unitOfWork.manager.query<
+      {
+        id: string;
+        status: string;
+        status_reason: string | null;
+        failure: boolean;
+        revocation: OwnerRevocation | null;
+        owner: string | null;
+        updated_at: Date;
+        pending: number;
+        dead: number;
+        last_error: string | null;
+      }[]
+    >(
+      `SELECT s.id, s.status, s.status_reason, s.failure IS NOT NULL AS failure,
+              ${REVOCATION} AS revocation, s.owner->>'username' AS owner, s.updated_at,
+              (SELECT count(*)::int FROM subscription_notification n
+                WHERE n.subscription_id = s.id AND n.status = 'pending') AS pending,
+              (SELECT count(*)::int FROM subscription_notification n
+                WHERE n.subscription_id = s.id AND n.status = 'dead') AS dead,
+              (SELECT n.last_error FROM subscription_notification n
+                WHERE n.subscription_id = s.id AND n.status = 'dead'
+                ORDER BY n.seq DESC LIMIT 1) AS last_error
+         FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+         ${OWNER_JOINS}
+        WHERE s.status = $1 AND ($2::text IS NULL OR s.id > $2)
+        ORDER BY s.id
+        LIMIT $3`,
+      [status, after ?? null, limit],
+    );
+    return rows.map((row) => ({
+      id: row.id,
+      status: row.status,
+      ...(row.status_reason
+        ? { reason: row.status_reason }
+        : row.failure
+          ? { reason: 'criteria-failed' }
+          : row.revocation
+            ? { reason: `owner=${row.revocation}-disabled` }
+            : {}),
+      owner: row.owner ?? '',
+      updatedAt: row.updated_at.toISOString(),
+      notifications: {
+        pending: row.pending,
+        dead: row.dead,
+        ...(row.last_error ? { lastError: row.last_error } : {}),
+      },
+    }));
   }
 
   /**

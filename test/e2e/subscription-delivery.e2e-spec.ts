@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
-import { authorizedHttp, http, type HttpFn } from '../support/http.js';
+import { authorizedHttp, http, type HttpFn, type HttpResult } from '../support/http.js';
 import {
   eventually,
   loincObservation as observation,
@@ -234,5 +234,53 @@ describe('Subscription delivery, to many receivers', () => {
       return [...text.matchAll(/"Index Name":\s*"([^"]+)"/g)].map((match) => match[1]!);
     });
     expect(indexesUsed).toEqual(['idx_subscription_notification_settled']);
+  });
+
+  it('lists for an administrator the Subscriptions in error and why, without their endpoint or criteria', async () => {
+    const code = `dl-${run}-failing`;
+    const id = await subscribe(code, `${hooks}broken-listed-${run}`);
+    await active(id);
+    await create(observation(code));
+    await eventually('the Subscription set to error', async () => {
+      const res = await doctor('GET', `${fhir}/Subscription/${id}`);
+      return res.body.status === 'error' ? true : undefined;
+    });
+    const admin = authorizedHttp(await tokenFor(subscriptionsApp.testApp, 'admin'));
+    const url = `${subscriptionsApp.testApp.url}/subscriptions`;
+    const listed = async (): Promise<Record<string, unknown>[]> => {
+      const rows: Record<string, unknown>[] = [];
+      for (let next: string | undefined = `${url}?status=error&_count=1`; next;) {
+        const res: HttpResult = await admin('GET', next);
+        expect(res.status).toBe(200);
+        rows.push(...(res.body as Record<string, unknown>[]));
+        const link: string | undefined = /<([^>]+)>; rel="next"/.exec(
+          res.headers.get('link') ?? '',
+        )?.[1];
+        next = link && `${subscriptionsApp.testApp.url}${link}`;
+      }
+      return rows;
+    };
+    const row = (await listed()).find((each) => each['id'] === id);
+    expect(row).toEqual({
+      id,
+      status: 'error',
+      reason: 'delivery-failed',
+      owner: expect.any(String),
+      updatedAt: expect.any(String),
+      notifications: { pending: 0, dead: 1, lastError: 'HTTP 503' },
+    });
+    expect(JSON.stringify(row)).not.toContain(code);
+    expect(JSON.stringify(row)).not.toContain('broken-listed');
+
+    // Switched off by its owner: no longer listed as in error.
+    const current = await doctor('GET', `${fhir}/Subscription/${id}`);
+    const restarted = await doctor('PUT', `${fhir}/Subscription/${id}`, {
+      body: { ...current.body, status: 'off' },
+    });
+    expect(restarted.status).toBe(200);
+    expect((await listed()).map((each) => each['id'])).not.toContain(id);
+
+    expect((await admin('GET', `${url}?status=broken`)).status).toBe(400);
+    expect((await doctor('GET', `${url}?status=error`)).status).toBe(403);
   });
 });
