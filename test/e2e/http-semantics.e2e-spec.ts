@@ -291,5 +291,34 @@ describe('HTTP semantics for FHIR clients', () => {
       const exposed = await wire('GET', '/fhir/metadata', { origin });
       expect(exposed.headers['access-control-allow-origin']).toBe(origin);
     });
+
+    it("answers a URL the router cannot decode, and its preflight, with CORS's headers", async () => {
+      // A browser app's request with a token is preflighted: both answers must let it through,
+      // or the app sees a network error instead of the OperationOutcome.
+      for (const path of ['/fhir/Patient/%FF', `/fhir/Patient/${'a'.repeat(101)}`]) {
+        const preflight = await wire('OPTIONS', path, {
+          origin,
+          'access-control-request-method': 'GET',
+          'access-control-request-headers': 'authorization',
+        });
+        expect([path, preflight.status]).toEqual([path, 204]);
+        expect(preflight.headers['access-control-allow-origin']).toBe(origin);
+        expect(preflight.headers['access-control-allow-headers']).toContain('authorization');
+        expect(preflight.headers['access-control-allow-methods']).toContain('GET');
+        expect(preflight.headers['x-request-id']).toBeTruthy();
+        const res = await wire('GET', path, { origin });
+        expect([path, res.status]).toEqual([path, path.includes('%FF') ? 400 : 414]);
+        expect(res.headers['access-control-allow-origin']).toBe(origin);
+        expect(res.headers['access-control-expose-headers']).toContain('x-request-id');
+        expect(varies(res.headers)).toContain('origin');
+        expect(JSON.parse(res.bytes.toString('utf8')).resourceType).toBe('OperationOutcome');
+      }
+      // Another origin is not let in; a plain OPTIONS is refused as the GET is.
+      const other = await wire('GET', '/fhir/Patient/%FF', { origin: 'https://other.example' });
+      expect(other.status).toBe(400);
+      expect(other.headers['access-control-allow-origin']).toBeUndefined();
+      const options = await wire('OPTIONS', '/fhir/Patient/%FF');
+      expect(options.status).toBe(400);
+    });
   });
 });

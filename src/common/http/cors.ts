@@ -1,5 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import type { FastifyRequest, onSendHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onSendHookHandler } from 'fastify';
 import { securedResponse } from './security-headers.js';
 
 type CorsOptions = NonNullable<Parameters<NestFastifyApplication['enableCors']>[0]>;
@@ -46,6 +46,9 @@ const RESPONSE_HEADERS = [
   'x-security-context',
 ];
 
+const METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+const MAX_AGE_SECONDS = 600;
+
 /**
  * CORS for the configured origins. An OPTIONS request that is not a preflight (no Origin or no
  * Access-Control-Request-Method: curl, a monitoring probe) is not CORS's to answer: @fastify/cors
@@ -55,10 +58,10 @@ const RESPONSE_HEADERS = [
 export function corsOptions(origins: string[]): CorsOptions {
   const cors: CorsOptions = {
     origin: origins,
-    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    methods: METHODS,
     allowedHeaders: REQUEST_HEADERS,
     exposedHeaders: RESPONSE_HEADERS,
-    maxAge: 600,
+    maxAge: MAX_AGE_SECONDS,
   };
   const notPreflight: CorsOptions = { origin: false };
   return {
@@ -88,3 +91,33 @@ export const preflightHeaders: onSendHookHandler = (request, reply, payload, don
   }
   done(null, payload);
 };
+
+/**
+ * CORS for what Fastify's router refuses before any hook runs, @fastify/cors's among them (a
+ * path that is not valid percent-encoding, `/fhir/Patient/%FF`, or a segment past the length
+ * limit: answerFrameworkError). Until 2026-12-07 neither its answer nor the preflight a browser
+ * sends first (the request has a token) had CORS headers, so a browser app saw a network error
+ * instead of the OperationOutcome. Sets the headers @fastify/cors would; a preflight is answered
+ * here with its 204, and then true is returned.
+ */
+export function routerRefusalCors(
+  origins: string[],
+): (request: FastifyRequest, reply: FastifyReply) => boolean {
+  return (request, reply) => {
+    const origin = request.headers.origin;
+    void reply.header('vary', 'Origin');
+    if (origin !== undefined && origins.includes(origin)) {
+      void reply
+        .header('access-control-allow-origin', origin)
+        .header('access-control-expose-headers', RESPONSE_HEADERS.join(', '));
+    }
+    if (request.method !== 'OPTIONS' || !isPreflight(request)) return false;
+    void reply
+      .header('access-control-allow-methods', METHODS.join(', '))
+      .header('access-control-allow-headers', REQUEST_HEADERS.join(', '))
+      .header('access-control-max-age', String(MAX_AGE_SECONDS))
+      .code(204)
+      .send();
+    return true;
+  };
+}

@@ -5,6 +5,16 @@ import { securedResponse } from './security-headers.js';
 
 const logger = new Logger('Http');
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Sets the CORS headers of a router refusal, and answers it when it is a preflight (true
+     * then); setupApp decorates the instance with it when CORS is on (routerRefusalCors).
+     */
+    routerRefusalCors?: (request: FastifyRequest, reply: FastifyReply) => boolean;
+  }
+}
+
 /** Fastify's router refusals, in CareVault's words: nothing of the URL is quoted. */
 function refusalOf(error: FastifyError): unknown {
   switch (error.code) {
@@ -29,7 +39,7 @@ function refusalOf(error: FastifyError): unknown {
  * a URL) and without the headers the hooks set. They get those headers here, and then go to
  * the error handler Nest installed, so the AllExceptionsFilter answers them with an
  * OperationOutcome and records them, with no route (the URL is not kept), as any refused
- * request. The request log line is written here: Nest's middleware never sees the request.
+ * request. With CORS on, they get its headers too, and a preflight of them its 204. The request log line is written here: Nest's middleware never sees the request.
  */
 export function answerFrameworkError(
   error: FastifyError,
@@ -39,6 +49,9 @@ export function answerFrameworkError(
   void reply.header('x-request-id', request.id);
   // Helmet only sets headers and calls back at once; it has nothing to fail on.
   securedResponse(request.raw, reply.raw, () => undefined);
+  // A browser's preflight of such a URL is let through, so that the request it precedes gets
+  // the refusal below, which the app can read.
+  if (request.server.routerRefusalCors?.(request, reply)) return;
   const refusal = refusalOf(error);
   logger.warn(
     {

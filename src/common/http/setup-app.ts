@@ -1,4 +1,5 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Logger } from 'nestjs-pino';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.js';
@@ -13,7 +14,7 @@ import {
 } from './allowed-methods.js';
 import type { ClientRefusal } from './client-error.js';
 import { refuseWhileClosing } from './closing.js';
-import { corsOptions, preflightHeaders } from './cors.js';
+import { corsOptions, preflightHeaders, routerRefusalCors } from './cors.js';
 import { encodeResponses } from './response-encoding.js';
 import { securedResponse } from './security-headers.js';
 import { setupSwagger } from './swagger.js';
@@ -53,13 +54,22 @@ export function setupApp(
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
   encodeResponses(fastify);
+  // What Nest's router never sees (Swagger UI's static files, a preflight the router refused)
+  // still gets its audit row. These hold no PHI, so the row is written after the response.
+  const trail = app.get(AuditTrail);
   if (config.corsOrigins.length > 0) {
     app.enableCors(corsOptions(config.corsOrigins));
     fastify.addHook('onSend', preflightHeaders);
+    const refusalCors = routerRefusalCors(config.corsOrigins);
+    fastify.decorate('routerRefusalCors', (request: FastifyRequest, reply: FastifyReply) => {
+      const answered = refusalCors(request, reply);
+      if (answered) {
+        markRecorded(request);
+        trail.record(httpAuditEntry(request, 204, undefined)).catch(() => undefined);
+      }
+      return answered;
+    });
   }
-  // What Nest's router never sees (Swagger UI's static files) still gets its audit row. These
-  // hold no PHI, so the row is written after the response.
-  const trail = app.get(AuditTrail);
   // So does what Node's HTTP parser refused (answerClientError answered it on the socket).
   fastify.decorate('recordClientRefusal', (refusal: ClientRefusal) => {
     trail.record(clientRefusalAuditEntry(refusal)).catch(() => undefined);
