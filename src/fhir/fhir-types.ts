@@ -85,17 +85,25 @@ export function isValidId(id: string): boolean {
 }
 
 /**
+ * The 400 for an operation (`$name`) not offered where it was asked for; `type` is the type
+ * it was asked of, if any.
+ */
+export function unknownOperation(name: string, type?: string): AppError {
+  const hint =
+    name === '$everything' && type === 'Patient'
+      ? ': it is offered for one patient (Patient/{id}/$everything); for every patient, ' +
+        'use Bulk Data export (GET /fhir/Patient/$export)'
+      : '';
+  return AppError.of(400, 'not-supported', `${name} is not an operation offered here${hint}`);
+}
+
+/**
  * A resource id from a URL, else a 400: `$everything` read as an id names what the client
  * likely meant.
  */
 export function assertResourceId(id: string, type?: string): void {
   if (/^\$[A-Za-z-]{1,64}$/.test(id)) {
-    const hint =
-      id === '$everything' && type === 'Patient'
-        ? ': it is offered for one patient (Patient/{id}/$everything); for every patient, ' +
-          'use Bulk Data export (GET /fhir/Patient/$export)'
-        : '';
-    throw AppError.of(400, 'not-supported', `${id} is not an operation offered here${hint}`);
+    throw unknownOperation(id, type);
   }
   if (!isValidId(id)) {
     throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."');

@@ -272,6 +272,48 @@ describe('HTTP semantics for FHIR clients', () => {
     });
   });
 
+  describe('operations', () => {
+    it('answers an operation it does not offer as one, whatever the method or level', async () => {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });
+      const id = String(created.body.id);
+      // Routes for any type or id took `$foo` as a type (a compartment search, a create) or an
+      // id, and answered "Unknown resource type" or a 405 naming methods that did no better.
+      const unknown: [string, string][] = [
+        ['GET', `/fhir/Patient/${id}/$foo`],
+        ['POST', `/fhir/Patient/${id}/$foo`],
+        ['DELETE', `/fhir/Patient/${id}/$foo`],
+        ['OPTIONS', `/fhir/Patient/${id}/%24foo`],
+        ['GET', '/fhir/$foo'],
+        ['POST', '/fhir/$foo'],
+        ['GET', '/fhir/Patient/$foo'],
+        ['POST', '/fhir/Patient/$foo'],
+      ];
+      for (const [method, path] of unknown) {
+        const res = await wire(method, path);
+        const outcome = JSON.parse(res.bytes.toString('utf8'));
+        expect([method, path, res.status, outcome.issue[0].code]).toEqual([
+          method,
+          path,
+          400,
+          'not-supported',
+        ]);
+        expect(outcome.issue[0].diagnostics).toBe('$foo is not an operation offered here');
+      }
+      const elsewhere = await wire('GET', `/fhir/Observation/${id}/$everything`);
+      expect(elsewhere.status).toBe(400);
+      expect(JSON.parse(elsewhere.bytes.toString('utf8')).issue[0].diagnostics).toBe(
+        '$everything is not an operation offered here',
+      );
+      // An operation offered at the path with other methods is a 405 naming them.
+      const put = await wire('PUT', `/fhir/Patient/${id}/$everything`);
+      expect(put.status).toBe(405);
+      expect(put.headers['allow']).toBe('GET, HEAD, POST');
+      const match = await wire('GET', '/fhir/Patient/$match');
+      expect(match.status).toBe(405);
+      expect(match.headers['allow']).toBe('POST');
+    });
+  });
+
   describe('CORS for a browser SMART app', () => {
     it('lets a browser send every request header a FHIR client sends, Accept and Content-Encoding too', async () => {
       const preflight = await wire('OPTIONS', '/fhir/Patient', {

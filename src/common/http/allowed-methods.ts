@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify';
  * The methods routes are declared with. OPTIONS is left out: with CORS on, @fastify/cors
  * declares it on every path (`OPTIONS *`), which says nothing about the path.
  */
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 /**
  * The methods Fastify's route table serves at a request's path (HEAD wherever GET is), for the

@@ -6,6 +6,7 @@ import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
 import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
+import { refuseUnknownOperations } from '../../fhir/unknown-operations.js';
 import {
   allowedMethods,
   AUDIT_EVENT_READ_ONLY,
@@ -36,6 +37,8 @@ export function setupApp(
   });
   // After the hooks that set the request id and the security headers, which its 503 carries.
   refuseWhileClosing(fastify);
+  // Before the 405s below: an operation not offered is no method's to answer.
+  fastify.addHook('onRequest', refuseUnknownOperations);
   // Before the guards, as the 405 of a request no route matched: what a fixed path does not
   // take is refused whoever sends it (allowedMethods).
   fastify.addHook('onRequest', (request, _reply, done) => {
