@@ -59,7 +59,7 @@ describe('SearchState', () => {
     expect(() => state.unseal(user, 'Patient', sealed)).toThrow(AppError);
   });
 
-  it('refuses an expired _state with the 400 of a bad one', () => {
+  it('answers an expired _state with a 410, as an expired _cursor is, and a bad one a 400', () => {
     const expired = sealer.seal(JSON.stringify({ query: { family: 'Doe' }, exp: Date.now() - 1 }), [
       'search-state',
       'Patient',
@@ -73,11 +73,13 @@ describe('SearchState', () => {
       }
       throw new Error('accepted');
     };
-    expect(refusal(expired).status).toBe(400);
-    expect(refusal(expired).message).toBe(refusal('cvs1.x.y.z').message);
-    // Without an expiry (as sealed before links had one) it is refused too.
+    expect(refusal(expired).status).toBe(410);
+    expect(refusal(expired).message).toContain('search again');
+    expect(refusal('cvs1.x.y.z').status).toBe(400);
+    expect(refusal(expired).message).not.toBe(refusal('cvs1.x.y.z').message);
+    // Without an expiry (as sealed before links had one) it is as old as an expired one.
     const timeless = sealer.seal(JSON.stringify({ query: {} }), ['search-state', 'Patient', 'u1']);
-    expect(refusal(timeless).status).toBe(400);
+    expect(refusal(timeless).status).toBe(410);
     const fresh = sealer.seal(
       JSON.stringify({ query: {}, exp: Date.now() + SEARCH_STATE_TTL_MS }),
       ['search-state', 'Patient', 'u1'],

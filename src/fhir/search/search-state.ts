@@ -71,7 +71,13 @@ export class SearchState {
     ];
   }
 
-  /** The criteria and cursor of a link; a 400 for one altered, another's, or expired. */
+  /**
+   * The criteria and cursor of a link; a 400 for one altered or another's, a 410 for one
+   * expired, as an expired `_cursor` is (HAPI answers 410 Gone to a page of an expired search):
+   * until 2026-12-07 an expired one was the 400 of an altered one, so a client could not tell a
+   * link that had aged from one it had broken. Only the user, in the session it was sealed in,
+   * can open one, so the 410 tells no one else anything about it.
+   */
   unseal(user: AuthenticatedUser, type: string, state: string): { query: Query; cursor?: string } {
     let sealed: SealedState | undefined;
     try {
@@ -79,10 +85,15 @@ export class SearchState {
     } catch {
       sealed = undefined;
     }
-    // A state sealed before links expired has no `exp`: it is refused as an expired one is.
-    if (!sealed || !(typeof sealed.exp === 'number' && sealed.exp > Date.now())) {
-      throw AppError.invalid(
-        '_state is not a link of this search for this user, or has expired: search again',
+    if (!sealed) {
+      throw AppError.invalid('_state is not a link of this search for this user: search again');
+    }
+    // A state sealed before links expired has no `exp`: it is older than any that has.
+    if (!(typeof sealed.exp === 'number' && sealed.exp > Date.now())) {
+      throw AppError.of(
+        410,
+        'processing',
+        `This search's link has expired (a link works for ${SEARCH_STATE_TTL_MS / 60_000} minutes): search again`,
       );
     }
     return { query: sealed.query, ...(sealed.cursor ? { cursor: sealed.cursor } : {}) };
