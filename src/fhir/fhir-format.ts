@@ -64,18 +64,62 @@ export function refuseOtherFormats(
     );
     return;
   }
-  // _format overrides Accept (http.html: for a client that cannot set the header), so it is
-  // judged alone when given. A range with q=0 refuses its type (RFC 9110 §12.5.1); of the
-  // others, one that FHIR JSON answers is enough, and one of them must take R4 (a client may
-  // offer R3 and R4).
-  const answerable = accepted(request.headers.accept?.trim() || '*/*').filter(
+  // A search's form body may hold a _format, which overrides Accept: both are judged once it
+  // is parsed (refuseOtherFormatsInForms).
+  if (formats.length === 0 && isPostedSearch(request)) {
+    done();
+    return;
+  }
+  done(formatRefusal(formats, request.headers.accept));
+}
+
+/**
+ * _format overrides Accept (http.html: for a client that cannot set the header), so it is
+ * judged alone when given. A range with q=0 refuses its type (RFC 9110 §12.5.1); of the
+ * others, one that FHIR JSON answers is enough, and one of them must take R4 (a client may
+ * offer R3 and R4).
+ */
+function formatRefusal(formats: string[], accept: string | undefined): AppError | undefined {
+  const answerable = accepted(accept?.trim() || '*/*').filter(
     (range) => isJson(range) || ANY.has(mediaType(range)),
   );
   const [producible, r4] =
     formats.length > 0
       ? [formats.every(isJson), formats.every(servedVersion)]
       : [answerable.length > 0, answerable.some(servedVersion)];
-  done(!producible ? NOT_JSON() : !r4 ? NOT_R4() : undefined);
+  return !producible ? NOT_JSON() : !r4 ? NOT_R4() : undefined;
+}
+
+function isPostedSearch(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url ?? '';
+  return request.method === 'POST' && route.startsWith('/fhir/') && route.endsWith('/_search');
+}
+
+/**
+ * The format asked of a search whose parameters may be in its form body (POST `_search`: all of
+ * them may, search.html), judged as refuseOtherFormats judges any other request's, with a
+ * `_format` in the body as one in the URL: until 2026-12-07 the body's was left out, and
+ * `_format=xml` there had a JSON Bundle for an answer. Registered as a preValidation hook, once
+ * the body is parsed.
+ */
+export function refuseOtherFormatsInForms(
+  request: FastifyRequest,
+  _reply: FastifyReply,
+  done: HookHandlerDoneFunction,
+): void {
+  if (!isPostedSearch(request)) {
+    done();
+    return;
+  }
+  const query = request.query as Record<string, unknown> | undefined;
+  const body = request.body;
+  const inBody = typeof body === 'object' && body !== null ? body : {};
+  // A field left empty asks for nothing (postedCriteria), and a value that is not text is
+  // refused there.
+  const formats = [query?.['_format'] ?? [], (inBody as Record<string, unknown>)['_format'] ?? []]
+    .flat()
+    .filter((format): format is string => typeof format === 'string' && format !== '');
+  done(formatRefusal(formats, request.headers.accept));
 }
 
 const NOT_JSON = () =>

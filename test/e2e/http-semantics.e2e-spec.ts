@@ -272,6 +272,36 @@ describe('HTTP semantics for FHIR clients', () => {
     });
   });
 
+  describe('content negotiation', () => {
+    it("judges the _format of a POST search's form body as it judges one in the URL", async () => {
+      const form = (body: string, accept = '*/*') =>
+        http('POST', `${fhir}/Patient/_search`, {
+          raw: body,
+          headers: { 'content-type': 'application/x-www-form-urlencoded', accept },
+        });
+      const refused = [
+        '_format=xml',
+        '_format=application%2Ffhir%2Bxml',
+        '_format=json&_format=xml',
+        '_format=application%2Ffhir%2Bjson%3B%20fhirVersion%3D5.0',
+      ];
+      for (const format of refused) {
+        const res = await form(`family=${family}&${format}`);
+        expect([format, res.status]).toEqual([format, 406]);
+        expect(res.body.resourceType).toBe('OperationOutcome');
+      }
+      // JSON, or a field left empty (a form sends every field), is answered.
+      for (const format of ['_format=json', '_format=application%2Ffhir%2Bjson', '_format=']) {
+        const res = await form(`family=${family}&_count=1&${format}`);
+        expect([format, res.status, res.body.resourceType]).toEqual([format, 200, 'Bundle']);
+      }
+      // It overrides Accept there too, as in a URL.
+      const xml = 'application/fhir+xml';
+      expect((await form(`family=${family}&_count=1&_format=json`, xml)).status).toBe(200);
+      expect((await form(`family=${family}&_count=1`, xml)).status).toBe(406);
+    });
+  });
+
   describe('operations', () => {
     it('answers an operation it does not offer as one, whatever the method or level', async () => {
       const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });

@@ -5,7 +5,11 @@ import { AuditTrail } from '../../audit/audit-trail.js';
 import { clientRefusalAuditEntry, httpAuditEntry } from '../../audit/http-audit.js';
 import { isRecorded, markRecorded } from '../../audit/request-audit.js';
 import { AppConfig } from '../../config/config.js';
-import { refuseOtherBodies, refuseOtherFormats } from '../../fhir/fhir-format.js';
+import {
+  refuseOtherBodies,
+  refuseOtherFormats,
+  refuseOtherFormatsInForms,
+} from '../../fhir/fhir-format.js';
 import { refuseUnknownOperations } from '../../fhir/unknown-operations.js';
 import {
   allowedMethods,
@@ -56,6 +60,7 @@ export function setupApp(
   });
   fastify.addHook('onRequest', refuseOtherFormats);
   fastify.addHook('onRequest', refuseOtherBodies);
+  fastify.addHook('preValidation', refuseOtherFormatsInForms);
   encodeResponses(fastify);
   // What Nest's router never sees (Swagger UI's static files, a preflight the router refused)
   // still gets its audit row. These hold no PHI, so the row is written after the response.
