@@ -42,6 +42,23 @@ describe('FHIR: validation fidelity', () => {
     };
   }
 
+  /** `body` refused under `key` at `expression`, alike by a write (400) and by $validate. */
+  async function expectRefused(body: Record<string, unknown>, key: string, expression: string) {
+    const answer = await writeAndValidate(body);
+    const issue = {
+      severity: 'error',
+      expression: [expression],
+      diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
+    };
+    expect({ key, expression, ...answer }).toMatchObject({
+      key,
+      expression,
+      status: 400,
+      written: issue,
+      validated: issue,
+    });
+  }
+
   it('refuses the invariants of data types (qty-3, rng-2, sqty-1), on a write and $validate', async () => {
     for (const [body, key, expression] of [
       [
@@ -60,18 +77,7 @@ describe('FHIR: validation fidelity', () => {
         'Observation.referenceRange[0].low',
       ],
     ] as const) {
-      const answer = await writeAndValidate(body);
-      const issue = {
-        severity: 'error',
-        expression: [expression],
-        diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
-      };
-      expect({ key, ...answer }).toMatchObject({
-        key,
-        status: 400,
-        written: issue,
-        validated: issue,
-      });
+      await expectRefused(body, key, expression);
     }
     const kept = await http('POST', `${fhir}/Observation`, {
       body: observation({
@@ -105,18 +111,7 @@ describe('FHIR: validation fidelity', () => {
         'Bundle.entry[0].resource',
       ],
     ] as const) {
-      const answer = await writeAndValidate(body);
-      const issue = {
-        severity: 'error',
-        expression: [expression],
-        diagnostics: expect.stringContaining('Constraint obs-6 not met') as unknown,
-      };
-      expect({ expression, ...answer }).toMatchObject({
-        expression,
-        status: 400,
-        written: issue,
-        validated: issue,
-      });
+      await expectRefused(body, 'obs-6', expression);
     }
     const kept = await http('POST', `${fhir}/Bundle`, {
       body: {
@@ -157,18 +152,7 @@ describe('FHIR: validation fidelity', () => {
         'Questionnaire.item[0].item[0]',
       ],
     ] as const) {
-      const answer = await writeAndValidate(body);
-      const issue = {
-        severity: 'error',
-        expression: [expression],
-        diagnostics: expect.stringContaining(`Constraint ${key} not met`) as unknown,
-      };
-      expect({ key, ...answer }).toMatchObject({
-        key,
-        status: 400,
-        written: issue,
-        validated: issue,
-      });
+      await expectRefused(body, key, expression);
     }
     const ucum = (value: number, code: string) => ({
       value,
