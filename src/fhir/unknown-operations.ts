@@ -22,8 +22,12 @@ export function refuseUnknownOperations(
     return;
   }
   // The router decoded the path before any hook ran, so each segment decodes.
-  const segments = path.split('/').map((segment) => decodeURIComponent(segment));
-  const operation = segments.find((segment) => segment.startsWith('$'));
+  const segments = path
+    .slice('/fhir/'.length)
+    .split('/')
+    .filter((segment) => segment !== '')
+    .map((segment) => decodeURIComponent(segment));
+  const operation = operationOf(segments);
   if (operation === undefined) {
     done();
     return;
@@ -35,6 +39,22 @@ export function refuseUnknownOperations(
     done();
     return;
   }
-  const type = segments[2]?.startsWith('$') ? undefined : segments[2];
-  done(unknownOperation(operation, type));
+  done(unknownOperation(operation, segments.length > 1 ? segments[0] : undefined));
 }
+
+/**
+ * The operation a path under the FHIR base invokes: `$name`, `{type}/$name` or
+ * `{type}/{id}/$name` (operations.html); a `$` elsewhere (`_history/$1`) is some other error's.
+ */
+function operationOf(segments: string[]): string | undefined {
+  const operation = segments.at(-1);
+  if (!operation?.startsWith('$')) return undefined;
+  const [type = '', id = ''] = segments;
+  const placed =
+    segments.length === 1 ||
+    (TYPE.test(type) && (segments.length === 2 || (segments.length === 3 && ID.test(id))));
+  return placed ? operation : undefined;
+}
+
+const TYPE = /^[A-Z][A-Za-z]{0,63}$/;
+const ID = /^[A-Za-z0-9.-]{1,64}$/;

@@ -334,6 +334,11 @@ describe('HTTP semantics for FHIR clients', () => {
       expect(JSON.parse(elsewhere.bytes.toString('utf8')).issue[0].diagnostics).toBe(
         '$everything is not an operation offered here',
       );
+      // A `$` where no operation goes is not called one.
+      const version = await wire('GET', `/fhir/Patient/${id}/_history/$1`);
+      expect(JSON.parse(version.bytes.toString('utf8')).issue[0].diagnostics).not.toContain(
+        'operation',
+      );
       // An operation offered at the path with other methods is a 405 naming them.
       const put = await wire('PUT', `/fhir/Patient/${id}/$everything`);
       expect(put.status).toBe(405);
