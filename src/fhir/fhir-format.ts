@@ -163,7 +163,11 @@ const PATCH_BODY = {
     'Unsupported content type: send application/json-patch+json, or a FHIRPath Patch as ' +
     'application/fhir+json',
 };
-/** The FHIR routes whose body is a resource (a Bundle, Parameters) or a patch. */
+/**
+ * The FHIR routes whose body is a resource (a Bundle, Parameters) or a patch. Until 2026-12-07
+ * the operations after `$match` were left out, and a form or a JSON Patch sent to one was a
+ * 400 ("The body of an operation is a Parameters resource") rather than this 415.
+ */
 const BODIES: Record<string, typeof RESOURCE_BODY> = {
   'POST /fhir': RESOURCE_BODY,
   'POST /fhir/:type': RESOURCE_BODY,
@@ -171,6 +175,15 @@ const BODIES: Record<string, typeof RESOURCE_BODY> = {
   'PUT /fhir/:type/:id': RESOURCE_BODY,
   'POST /fhir/:type/$validate': RESOURCE_BODY,
   'POST /fhir/Patient/$match': RESOURCE_BODY,
+  'POST /fhir/:type/:id/$validate': RESOURCE_BODY,
+  'POST /fhir/Patient/:id/$everything': RESOURCE_BODY,
+  'POST /fhir/Observation/$lastn': RESOURCE_BODY,
+  'POST /fhir/ValueSet/$expand': RESOURCE_BODY,
+  'POST /fhir/ValueSet/$validate-code': RESOURCE_BODY,
+  'POST /fhir/CodeSystem/$lookup': RESOURCE_BODY,
+  'POST /fhir/$export': RESOURCE_BODY,
+  'POST /fhir/Patient/$export': RESOURCE_BODY,
+  'POST /fhir/Group/:id/$export': RESOURCE_BODY,
   'PATCH /fhir/:type': PATCH_BODY,
   'PATCH /fhir/:type/:id': PATCH_BODY,
 };

@@ -300,6 +300,27 @@ describe('HTTP semantics for FHIR clients', () => {
       expect((await form(`family=${family}&_count=1&_format=json`, xml)).status).toBe(200);
       expect((await form(`family=${family}&_count=1`, xml)).status).toBe(406);
     });
+
+    it("answers an operation's body in a format other than a Parameters resource's with 415", async () => {
+      const form = { 'content-type': 'application/x-www-form-urlencoded' };
+      const patch = { 'content-type': 'application/json-patch+json' };
+      // Each was a 400 "The body of an operation is a Parameters resource", where a resource's
+      // body in the wrong format is a 415 naming the formats taken.
+      const posts: [string, Record<string, string>, string][] = [
+        ['/fhir/ValueSet/$expand', form, 'url=http://hl7.org/fhir/ValueSet/administrative-gender'],
+        ['/fhir/ValueSet/$validate-code', patch, '[]'],
+        ['/fhir/CodeSystem/$lookup', form, 'code=male'],
+        ['/fhir/Observation/$lastn', form, 'patient=x'],
+        ['/fhir/Patient/x/$everything', form, '_count=1'],
+        ['/fhir/Patient/x/$validate', patch, '[]'],
+        ['/fhir/Patient/$export', form, '_type=Patient'],
+      ];
+      for (const [path, headers, raw] of posts) {
+        const res = await http('POST', `${testApp.url}${path}`, { raw, headers });
+        expect([path, res.status]).toEqual([path, 415]);
+        expect(res.body.issue[0].diagnostics).toContain('application/fhir+json');
+      }
+    });
   });
 
   describe('operations', () => {
