@@ -717,6 +717,44 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [rabiesAgain] = await supporting('urn:oid:2.16.840.1.113883.3.72.5.24', `A1-${tag}`);
     expect(rabiesAgain!['id']).toBe(rabies!['id']);
   });
+  it('files a pharmacy order of no number once, however often it is sent again', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rxo = (code: string) =>
+      `RXO|${code}^Drug ${code}^NDC|2||caps^capsule|||||||20|caps^capsule|3`;
+    const unnumbered = (control: string, code: string, placed = '') =>
+      orm(tag, control, 'N', `ORC|NW||||||||${placed}`, rxo(code), 'RXR|PO^Oral^HL70162');
+    const first = [
+      unnumbered('N1', '00047040230', '202503010800+0000'),
+      unnumbered('N2', '00093314705'),
+    ];
+    expect(await codes(...first)).toEqual(['AA', 'AA']);
+    // The same orders again under new control ids (an interface engine's replay), then another
+    // drug and the first drug written at another time: those two are new orders.
+    expect(
+      await codes(
+        unnumbered('N3', '00047040230', '202503010800+0000'),
+        unnumbered('N4', '00093314705'),
+        unnumbered('N5', '00378018110'),
+        unnumbered('N6', '00047040230', '202503020800+0000'),
+      ),
+    ).toEqual(['AA', 'AA', 'AA', 'AA']);
+    const patient = await patientOf(tag, 'N');
+    const filed = await feed.search(`MedicationRequest?subject=Patient/${patient}`);
+    // Until 2026-12-07 each resend filed the prescription again: six, a drug listed twice.
+    expect(
+      filed
+        .map(
+          (request) =>
+            `${request['medicationCodeableConcept'].coding[0].code}@${request['authoredOn'] ?? ''}`,
+        )
+        .sort(),
+    ).toEqual([
+      '00047040230@2025-03-01T08:00:00+00:00',
+      '00047040230@2025-03-02T08:00:00+00:00',
+      '00093314705@',
+      '00378018110@',
+    ]);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

@@ -7,6 +7,7 @@ import type { RecordClock } from './event-order.js';
 import { amendedOrder, type OrderChange } from '../mapping/orders.js';
 import { isPatientsRecord } from './record-owners.js';
 import { ambiguous, byIdentifier, without, writeOver } from './processing.js';
+import { atInstant, codeParam } from './record-criteria.js';
 
 /**
  * An order (ServiceRequest, MedicationRequest) written as upsert does, but for one a control
@@ -29,7 +30,12 @@ export async function upsertOrder(
   change: OrderChange,
   clock?: RecordClock,
 ): Promise<string> {
-  const match = await patientsOrderOf(fhir, matches, type, identifiers, patientId);
+  // One of no number is known by what it says only when it is the whole order (a new one, NW):
+  // a cancel or a change of no number is refused below, as it was.
+  const match =
+    identifiers.length === 0 && change.whole
+      ? await unnumberedPrescription(matches, type, resource, patientId)
+      : await patientsOrderOf(fhir, matches, type, identifiers, patientId);
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
       '204',
@@ -46,6 +52,29 @@ export async function upsertOrder(
   const stored = (await fhir.read(HL7_USER, type, match)).resource;
   const kept = without(stored, 'meta', 'id');
   return writeOver(fhir, type, amendedOrder(kept, resource, change.status), match, clock);
+}
+
+/**
+ * The patient's prescription of no number (no ORC-2 nor ORC-3: a feed that numbers none) that
+ * the message's is: of the same drug, written at the same time (ORC-9 of a new order) or both
+ * at none, and of no number either. Until 2026-12-07 each was filed as new, and the same order
+ * sent again (a replay, under new control ids) listed the drug once more each time, which a
+ * pharmacist reads as two orders. An order of no number of another drug, or written at another
+ * time, is another. None for a ServiceRequest: an order of no number stays new each time.
+ */
+async function unnumberedPrescription(
+  matches: CriteriaMatches,
+  type: 'ServiceRequest' | 'MedicationRequest',
+  resource: Record<string, unknown>,
+  patientId: string,
+): Promise<string | undefined> {
+  if (type !== 'MedicationRequest') return undefined;
+  const drug = codeParam(resource, { element: 'medicationCodeableConcept', param: 'code' });
+  if (!drug) return undefined;
+  const authored = resource['authoredOn'] as string | undefined;
+  const when = authored ? atInstant('authoredon', authored) : 'authoredon:missing=true';
+  const criteria = `subject=Patient/${patientId}&identifier:missing=true&${drug}&${when}`;
+  return matches.uniqueMatch(HL7_USER, type, criteria).catch(ambiguous);
 }
 
 /**
