@@ -619,6 +619,52 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [result] = await feed.search(`Observation?subject=Patient/${patient}`);
     expect(result!['specimen']).toEqual(reference[0]);
   });
+  it("warns when a specimen id (SPM-2) is another patient's specimen too, and keeps each patient's apart", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oml = message('OML^O21', 'CPOE');
+    const ordered = (control: string, mrn: string, order: string) =>
+      oml(
+        tag,
+        control,
+        mrn,
+        `ORC|NW|${order}-${tag}^CPOE`,
+        'OBR|1|||2345-7^Glucose^LN',
+        `SPM|1|SX-${tag}&CPOE||SER^Serum^HL70487`,
+      );
+    const [placed, other, again] = await feed.send(
+      ordered('X1', 'XA', 'X1'),
+      // Another patient's order on the tube of the first (a mislabel, a reused number), as the
+      // samples OML-O21-01 and ORU-R01-01 send one specimen id for two patients.
+      ordered('X2', 'XB', 'X2'),
+      // The first patient's second order on that tube: their own specimen, named again.
+      ordered('X3', 'XA', 'X3'),
+    );
+    expect([placed, other, again].map((ack) => msaOf(ack!).code)).toEqual(['AA', 'AA', 'AA']);
+    // Until 2026-12-07 the second patient's Specimen of that id was filed in silence.
+    const warning = "SPM-2 names another patient's specimen too";
+    // The first patient's next order on it is warned of too, until the sender sorts it out.
+    expect([placed, other, again].map((ack) => ack!.includes(warning))).toEqual([
+      false,
+      true,
+      true,
+    ]);
+    const specimenOf = async (order: string) => {
+      const [request] = await numbered('ServiceRequest', CPOE, `${order}-${tag}`);
+      const [reference] = request!['specimen'] as { reference: string }[];
+      return feed.one(`Specimen?_id=${reference!.reference.split('/')[1]}`);
+    };
+    const [first, second, third] = [
+      await specimenOf('X1'),
+      await specimenOf('X2'),
+      await specimenOf('X3'),
+    ];
+    expect(third['id']).toBe(first['id']);
+    expect(second['id']).not.toBe(first['id']);
+    expect([first['subject'], second['subject']]).toEqual([
+      { reference: `Patient/${await patientOf(tag, 'XA')}` },
+      { reference: `Patient/${await patientOf(tag, 'XB')}` },
+    ]);
+  });
   it("files an ORM's pharmacy order (RXO, no OBR) as a MedicationRequest, as the IG maps it", async () => {
     const tag = randomUUID().slice(0, 8);
     const rxo =

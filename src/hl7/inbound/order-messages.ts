@@ -113,7 +113,10 @@ export class OrderMessages {
         senderSystem: sender,
         timing,
       });
-      const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, sender);
+      const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, {
+        sender,
+        touched,
+      });
       touched.entities.push(...specimen.map(({ reference }) => reference));
       const supportingInfo = await this.orderAnswers(answers, obr, identifiers, {
         sender,
@@ -220,11 +223,11 @@ export class OrderMessages {
     obr: V2Segment | undefined,
     identifiers: readonly Identifier[],
     patientId: string,
-    sender: string | undefined,
+    { sender, touched }: { sender: string | undefined; touched: Touched },
   ): Promise<{ reference: string }[]> {
     const ids: string[] = [];
     for (const spm of specimens) {
-      ids.push(await spmSpecimen(this.fhir, this.matches, spm, patientId, sender));
+      ids.push(await spmSpecimen(this.fhir, this.matches, spm, patientId, sender, touched));
     }
     if (ids.length === 0 && obr?.value(15)) {
       const stored = await patientsOrderOf(

@@ -374,7 +374,7 @@ export class ResultMessages {
   ): Promise<string> {
     const known = done.get(spm);
     if (known) return known;
-    const id = await spmSpecimen(this.fhir, this.matches, spm, patientId, sender);
+    const id = await spmSpecimen(this.fhir, this.matches, spm, patientId, sender, touched);
     done.set(spm, id);
     touched.entities.push(`Specimen/${id}`);
     return id;

@@ -3,12 +3,17 @@ import type { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
 import { specimenFromObr, specimenFromSpm } from '../mapping/specimen.js';
 import type { V2Segment } from '../message/v2-message.js';
-import { byIdentifier, upsert, writeOver } from './processing.js';
+import { byIdentifier, upsert, writeOver, type Touched } from './processing.js';
+import { isPatientsRecord } from './record-owners.js';
 import { gone } from './report-versions.js';
 
 /**
  * The Specimen of an SPM, known again by its filler's (else placer's) id for the patient, so
- * that a later result or order on the same specimen updates it.
+ * that a later result or order on the same specimen updates it. One tube is one patient's: when
+ * another patient's live Specimen has that id too (a mislabel, a number reused), the ACK says so
+ * (`touched`'s warnings; see specimenCollision), where until 2026-12-07 it was filed in silence.
+ * Each patient's stays apart, and the message is filed: a refusal (AE) would stop a lab's
+ * results queue on a result, and the shared samples send one id for two patients.
  */
 export async function spmSpecimen(
   fhir: FhirService,
@@ -16,16 +21,42 @@ export async function spmSpecimen(
   spm: V2Segment,
   patientId: string,
   sender: string | undefined,
+  touched?: Touched,
 ): Promise<string> {
   const { identifier, resource } = specimenFromSpm(spm, patientId, sender);
   const byId = byIdentifier(identifier);
-  return upsert(
+  const id = await upsert(
     fhir,
     matches,
     'Specimen',
     resource,
     byId && `${byId}&subject=Patient/${patientId}`,
   );
+  if (touched && byId && (await specimenCollision(fhir, matches, byId, id, patientId))) {
+    const warnings = (touched.warnings ??= []);
+    if (!warnings.includes(SPECIMEN_COLLISION)) warnings.push(SPECIMEN_COLLISION);
+  }
+  return id;
+}
+
+const SPECIMEN_COLLISION =
+  "SPM-2 names another patient's specimen too: filed as this patient's; correct the patient or the specimen id";
+
+/** Whether a live Specimen of that id (`criteria`) is another patient's (see spmSpecimen). */
+async function specimenCollision(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  criteria: string,
+  own: string,
+  patientId: string,
+): Promise<boolean> {
+  for (const id of await matches.matchingIds(HL7_USER, 'Specimen', criteria, 20)) {
+    if (id === own) continue;
+    const stored = (await fhir.read(HL7_USER, 'Specimen', id)).resource;
+    if (stored['status'] === 'entered-in-error') continue;
+    if (!(await isPatientsRecord(fhir, stored, patientId))) return true;
+  }
+  return false;
 }
 
 /** A stored record that may refer to an OBR-15's Specimen: a report, or the order it answers. */
