@@ -154,6 +154,42 @@ describe('an order a control message changes', () => {
   });
 });
 
+describe('how often an order is done (TQ1-3, RPT[Timing])', () => {
+  const tq1 = (line: string) => {
+    const { text, header } = decodeMessage(Buffer.from([MSH, line].join('\r')));
+    return new V2Message(text, header.delimiters).first('TQ1')!;
+  };
+  const timing = (orcLine: string, tq1Line?: string) =>
+    serviceRequestOf(orc(orcLine), undefined, 'p1', [], {
+      ...(tq1Line ? { timing: tq1(tq1Line) } : {}),
+    })['occurrenceTiming'];
+
+  it("takes TQ1-3's repeat pattern code as occurrenceTiming.code, its system when named", () => {
+    expect(timing('ORC|NW|S1^CPOE', 'TQ1|1||Q6H&Every 6 hours&HL70335')).toEqual({
+      code: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0335',
+            code: 'Q6H',
+            display: 'Every 6 hours',
+          },
+        ],
+        text: 'Every 6 hours',
+      },
+    });
+    expect(timing('ORC|NW|S2^CPOE', 'TQ1|1||QAM|||||R')).toEqual({
+      code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'QAM' }] },
+    });
+  });
+
+  it('takes ORC-7.2 of feeds before v2.5, and says nothing when neither gives a pattern', () => {
+    expect(timing('ORC|NW|S3^CPOE|||||^BID')).toEqual({
+      code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'BID' }] },
+    });
+    expect(timing('ORC|NW|S4^CPOE', 'TQ1|1|||||||R')).toBeUndefined();
+  });
+});
+
 describe('order numbers', () => {
   it('types the placer (ORC-2) and filler (ORC-3) numbers PLAC and FILL, as the IG does', () => {
     const type = (code: string) => ({
