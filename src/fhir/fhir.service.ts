@@ -335,6 +335,17 @@ export class FhirService {
   }
 
   /**
+   * Runs `work`, which deletes `resources` each in a transaction of its own (a batch Bundle's
+   * entries): Subscriptions match them together first, rather than one at a time.
+   */
+  willDeleteApart<T>(
+    resources: readonly { type: string; id: string }[],
+    work: () => Promise<T>,
+  ): Promise<T> {
+    return this.writes.deletingApart(resources, work);
+  }
+
+  /**
    * Refuses what `delete` would refuse (404, 403, 412), writing nothing: for a cascading delete,
    * which deletes what refers to the resource before the resource itself (CascadeDelete).
    */

@@ -23,6 +23,12 @@ export type ResourceDeletionListener = (deletion: ResourceDeletion) => Promise<v
 /** Resources of one type about to be deleted together, by id, in the deleting transaction. */
 export type ResourceDeletingListener = (type: string, ids: readonly string[]) => Promise<void>;
 
+/** Runs `work`, told of the deletions it makes in transactions of their own, by type and id. */
+export type ResourceDeletingApartWrapper = <T>(
+  resources: readonly { type: string; id: string }[],
+  work: () => Promise<T>,
+) => Promise<T>;
+
 /**
  * Lets other modules act on FHIR writes inside the writing transaction, so that what they
  * record (the HL7 outbox's rows, Subscription notifications) commits or rolls back with the resource. A registry rather
@@ -43,6 +49,8 @@ export class ResourceWrites {
     watches: (type: string) => boolean;
     listener: ResourceDeletionListener;
   }[] = [];
+  /** Wrappers of work whose deletions each take a transaction of their own (a batch's). */
+  private readonly deletingApartWrappers: ResourceDeletingApartWrapper[] = [];
   /** Listeners told of deletions about to come together (a Bundle's, a cascade's). */
   private readonly anyTypeDeleting: {
     watches: (type: string) => boolean;
@@ -75,6 +83,28 @@ export class ResourceWrites {
    */
   onAnyDeleting(watches: (type: string) => boolean, listener: ResourceDeletingListener): void {
     this.anyTypeDeleting.push({ watches, listener });
+  }
+
+  /**
+   * A wrapper run around work that makes deletions in transactions of their own (a batch
+   * Bundle's entries): told of them ahead, it may learn what it needs of them in one go.
+   */
+  onDeletingApart(wrapper: ResourceDeletingApartWrapper): void {
+    this.deletingApartWrappers.push(wrapper);
+  }
+
+  /**
+   * Runs `work`, which deletes `resources` each in a transaction of its own (a batch Bundle's
+   * DELETE entries, each on its own), within the wrappers told of them: outside a transaction.
+   */
+  deletingApart<T>(
+    resources: readonly { type: string; id: string }[],
+    work: () => Promise<T>,
+  ): Promise<T> {
+    return this.deletingApartWrappers.reduceRight<() => Promise<T>>(
+      (inner, wrapper) => () => wrapper(resources, inner),
+      work,
+    )();
   }
 
   /** Announces deletions to come in this transaction (a Bundle's, a cascade's), by type. */

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
 import { ResourceAccess } from '../access/resource-access.js';
 import type { AuthenticatedUser } from '../auth/authenticated-user.js';
@@ -65,6 +66,16 @@ interface Ahead {
   matched: Map<string, boolean>;
 }
 
+/**
+ * What a Subscription's criteria, as `key`, matched among deletions each to come in a
+ * transaction of its own (a batch Bundle's): by id, the version matched and whether it matched.
+ */
+interface AheadApart {
+  type: string;
+  key: string;
+  matched: Map<string, { version: number; matched: boolean }>;
+}
+
 /** What this instance committed about one Subscription: matched as `watcher`, or not at all. */
 interface Change {
   seq: number;
@@ -93,6 +104,8 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
   private changes: Change[] = [];
   private lastSeq = 0;
   private refreshing: Promise<void> = Promise.resolve();
+  /** Within a batch Bundle: its deletions matched ahead, by Subscription id. */
+  private readonly apart = new AsyncLocalStorage<Map<string, AheadApart>>();
 
   constructor(
     private readonly config: AppConfig,
@@ -122,6 +135,7 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       (type) => this.watched(type),
       (type, ids) => this.matchAhead(type, ids),
     );
+    this.writes.onDeletingApart((resources, work) => this.matchAheadApart(resources, work));
   }
 
   /**
@@ -241,11 +255,19 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     // or cascade's it joins), and nothing writes the resource before it there: a transaction
     // Bundle's DELETE entries run first, and HL7 messages delete nothing.
     const state = this.inTransaction();
+    const deletedVersion = Number(resource.meta?.versionId);
     for (const watcher of this.watchersOf(type, state.own)) {
       const ahead = state.ahead.get(watcher.id);
       const matched = ahead?.key === keyOf(watcher) ? ahead.matched : undefined;
-      const known = matched?.get(id);
+      const apart = this.apart.getStore()?.get(watcher.id);
+      const matchedApart = apart?.key === keyOf(watcher) ? apart.matched : undefined;
+      const pinned = matchedApart?.get(id);
+      // Matched apart, it stands only for the version matched: one the batch wrote since is
+      // matched again.
+      const known =
+        matched?.get(id) ?? (pinned?.version === deletedVersion ? pinned.matched : undefined);
       matched?.delete(id);
+      matchedApart?.delete(id);
       if (known ?? (await this.matchedBy(watcher, type, [id])).has(id)) {
         state.deleted.push({ subscriptionId: watcher.id, type, id, versionId });
       }
@@ -279,6 +301,53 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
       for (const id of ids) ahead.set(id, matched.has(id));
       state.ahead.set(watcher.id, { type, key, matched: ahead });
     }
+  }
+
+  /**
+   * Runs `work`, whose deletions of `resources` each take a transaction of their own (a batch
+   * Bundle's entries), with them matched together first, in a transaction of this: one query
+   * per Subscription, as for a transaction's, where each deletion matched on its own cost one
+   * per resource and Subscription. Each result is kept with the version it matched, read before
+   * and after the queries (versions only grow: the same both times, the queries saw it), and
+   * used at the deletion of that version only: what the batch or anyone else wrote meanwhile is
+   * matched at its deletion, as before. The same criteria as matchAhead: those that read the
+   * resource alone.
+   */
+  private async matchAheadApart<T>(
+    resources: readonly { type: string; id: string }[],
+    work: () => Promise<T>,
+  ): Promise<T> {
+    const byType = new Map<string, string[]>();
+    for (const { type, id } of resources) {
+      if (!this.watched(type) || !this.access.countsInSql(type)) continue;
+      byType.set(type, [...new Set([...(byType.get(type) ?? []), id])]);
+    }
+    const found = new Map<string, AheadApart>();
+    for (const [type, ids] of byType) {
+      if (ids.length < 2) continue;
+      await this.unitOfWork.run(async () => {
+        const before = await this.repository.currentVersions(type, ids);
+        for (const watcher of this.watchersOf(type, new Map())) {
+          if (!readsItselfOnly(watcher)) continue;
+          const matched = await this.matchedBy(watcher, type, ids);
+          found.set(watcher.id, {
+            type,
+            key: keyOf(watcher),
+            matched: new Map(ids.map((id) => [id, { version: 0, matched: matched.has(id) }])),
+          });
+        }
+        const after = await this.repository.currentVersions(type, ids);
+        for (const ahead of found.values()) {
+          if (ahead.type !== type) continue;
+          for (const [id, result] of ahead.matched) {
+            const version = before.get(id);
+            if (version === undefined || after.get(id) !== version) ahead.matched.delete(id);
+            else result.version = version;
+          }
+        }
+      });
+    }
+    return found.size === 0 ? work() : this.apart.run(found, work);
   }
 
   /** The current transaction's state, made (with its matching before commit) on first use. */

@@ -238,4 +238,47 @@ describe('Subscriptions: deletions', () => {
       expect(notified.sort()).toEqual(cascaded.map((gone) => `${gone}/2`).sort());
     }
   });
+
+  it('matches a batch Bundle of deletions with one query per Subscription, as the batch left each', async () => {
+    const code = `d-${run}-batch`;
+    const subscriptions: string[] = [];
+    for (const n of [1, 2, 3]) {
+      subscriptions.push(await create(subscription(code, `${hooks}batch-${n}-${run}`)));
+    }
+    const deleted: string[] = [];
+    for (let n = 0; n < 6; n++) deleted.push(await create(observation(code)));
+    const other = await create(observation(`${code}-other`));
+    // Matched ahead as it was, then changed by the batch before its deletion: matched anew.
+    const changed = await create(observation(code));
+    const before = await Promise.all(subscriptions.map(queued));
+
+    const queries = await criteriaQueries([code], async () => {
+      const res = await doctor('POST', fhir, {
+        body: {
+          resourceType: 'Bundle',
+          type: 'batch',
+          entry: [
+            {
+              request: { method: 'PUT', url: `Observation/${changed}` },
+              resource: { ...observation(`${code}-changed`), id: changed },
+            },
+            ...[...deleted, other, changed].map((id) => ({
+              request: { method: 'DELETE', url: `Observation/${id}` },
+            })),
+          ],
+        },
+      });
+      expect(res.status).toBe(200);
+      const statuses = (res.body.entry as { response: { status: string } }[]).map(
+        (entry) => entry.response.status,
+      );
+      expect(statuses.slice(1).every((status) => status.startsWith('204'))).toBe(true);
+    });
+    // One per Subscription for the 8 deletions ahead, one for the PUT, and one for the changed
+    // one at its deletion (it was 3 + 3 x 8 = 27: each deletion matched on its own).
+    expect(queries).toBe(9);
+    for (const [n, id] of subscriptions.entries()) {
+      expect(await queued(id)).toEqual([...before[n]!, ...deleted.map((gone) => `${gone}/2`)]);
+    }
+  });
 });

@@ -224,6 +224,25 @@ export class BundleService {
     baseUrl: string,
     requestId: string | undefined,
   ): Promise<EntryResult[]> {
+    // Its deletions by id are matched against Subscriptions together first, as a
+    // transaction's are; until 2026-12-07 each entry's was matched on its own (one query per
+    // Subscription and entry). Each entry's deletion still decides, in its own transaction.
+    const deletions = entries.flatMap((entry) =>
+      !('error' in entry) && isDeleteById(entry) && entry.id !== undefined
+        ? [{ type: entry.type, id: entry.id }]
+        : [],
+    );
+    return this.fhir.willDeleteApart(deletions, () =>
+      this.batchEntries(user, entries, baseUrl, requestId),
+    );
+  }
+
+  private async batchEntries(
+    user: AuthenticatedUser,
+    entries: (ParsedEntry | RejectedEntry)[],
+    baseUrl: string,
+    requestId: string | undefined,
+  ): Promise<EntryResult[]> {
     const results: EntryResult[] = [];
     const budget = new ReadBudget();
     for (const entry of entries) {
