@@ -140,6 +140,16 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
       detail: `error owner=app-disabled client=${app.id}`,
       resource_version: String((stored['meta'] as { versionId: string }).versionId),
     });
+    // An administrator's list says why, in the same words.
+    const admin = (await userWith('admin')).as;
+    const listed = async (status: string) =>
+      (
+        (await admin('GET', `${testApp.url}/subscriptions?status=${status}&_count=1000`)).body as {
+          id: string;
+          reason?: string;
+        }[]
+      ).find((each) => each.id === id);
+    expect((await listed('error'))?.reason).toBe(`owner=app-disabled client=${app.id}`);
 
     // Enabled again, the app does not bring it back: its writer sets it back to requested.
     await db.query(`UPDATE smart_app SET active = true WHERE id = $1`, [app.id]);
@@ -154,6 +164,9 @@ describe('Subscriptions of a disabled account, SMART app or backend client', () 
     await eventually('the Subscription made active again', async () =>
       (await statusOf(own, id))['status'] === 'active' ? true : undefined,
     );
+    // Started again by its owner, it has no reason of the server's.
+    expect(await listed('active')).toEqual(expect.objectContaining({ id }));
+    expect((await listed('active'))?.reason).toBeUndefined();
     await observe(code);
     await eventually('a notification again', () =>
       Promise.resolve(hits(`/hooks/${path}`) > before ? true : undefined),
