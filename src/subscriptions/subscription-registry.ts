@@ -324,11 +324,11 @@ export class SubscriptionRegistry implements OnModuleInit, OnApplicationBootstra
     }
     const found = new Map<string, AheadApart>();
     for (const [type, ids] of byType) {
-      if (ids.length < 2) continue;
+      const watchers = this.watchersOf(type, new Map()).filter(readsItselfOnly);
+      if (ids.length < 2 || watchers.length === 0) continue;
       await this.unitOfWork.run(async () => {
         const before = await this.repository.currentVersions(type, ids);
-        for (const watcher of this.watchersOf(type, new Map())) {
-          if (!readsItselfOnly(watcher)) continue;
+        for (const watcher of watchers) {
           const matched = await this.matchedBy(watcher, type, ids);
           found.set(watcher.id, {
             type,
