@@ -697,8 +697,13 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
   it("files an order's ask-at-order-entry answers (its OBX) as Observations in supportingInfo", async () => {
     const tag = randomUUID().slice(0, 8);
     const sampled = (control: string) =>
+      // Every order number made this test's own: hl7-mllp files the sample as it is, for its
+      // patient, and an order number of another patient's order is refused (AE).
       sample('MDHHS-OML-O21-1.hl7', `${control}-${tag}`, [
         ['ORD723222', `A1-${tag}`],
+        ['R-783274', `R1-${tag}`],
+        ['R783274', `R1-${tag}`],
+        ['GORD874211', `G1-${tag}`],
         ['MRNTC09SA-Part A', `A-${tag}`],
       ]);
     const oml = message('OML^O21', 'CPOE');
