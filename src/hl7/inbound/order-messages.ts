@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { identifierType, type Identifier } from '../mapping/datatypes.js';
+import { identifierType } from '../mapping/datatypes.js';
 import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { HL7_USER } from '../hl7-user.js';
@@ -113,12 +113,22 @@ export class OrderMessages {
         senderSystem: sender,
         timing,
       });
-      const specimen = await this.orderSpecimens(specimens, obr, identifiers, patientId, {
+      // The order on file, looked up once for its specimens, its answers and its upsert.
+      let lookup: Promise<string | undefined> | undefined;
+      const stored = () =>
+        (lookup ??= patientsOrderOf(
+          this.fhir,
+          this.matches,
+          'ServiceRequest',
+          identifiers,
+          patientId,
+        ));
+      const specimen = await this.orderSpecimens(specimens, obr, stored, patientId, {
         sender,
         touched,
       });
       touched.entities.push(...specimen.map(({ reference }) => reference));
-      const supportingInfo = await this.orderAnswers(answers, obr, identifiers, {
+      const supportingInfo = await this.orderAnswers(answers, obr, stored, {
         sender,
         patientId,
         encounter,
@@ -138,6 +148,7 @@ export class OrderMessages {
         patientId,
         orderChangeOf(orc, 'ServiceRequest'),
         clock,
+        stored,
       );
       touched.entities.push(`ServiceRequest/${id}`);
       const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
@@ -169,7 +180,7 @@ export class OrderMessages {
   private async orderAnswers(
     answers: readonly { obx: V2Segment; notes: V2Segment[] }[],
     obr: V2Segment | undefined,
-    identifiers: readonly Identifier[],
+    storedOrder: () => Promise<string | undefined>,
     {
       sender,
       patientId,
@@ -181,13 +192,7 @@ export class OrderMessages {
     },
   ): Promise<{ reference: string }[]> {
     if (answers.length === 0) return [];
-    const stored = await patientsOrderOf(
-      this.fhir,
-      this.matches,
-      'ServiceRequest',
-      identifiers,
-      patientId,
-    );
+    const stored = await storedOrder();
     const previous: { id: string; code: string }[] = [];
     if (stored) {
       const order = (await this.fhir.read(HL7_USER, 'ServiceRequest', stored)).resource;
@@ -221,7 +226,7 @@ export class OrderMessages {
   private async orderSpecimens(
     specimens: readonly V2Segment[],
     obr: V2Segment | undefined,
-    identifiers: readonly Identifier[],
+    storedOrder: () => Promise<string | undefined>,
     patientId: string,
     { sender, touched }: { sender: string | undefined; touched: Touched },
   ): Promise<{ reference: string }[]> {
@@ -230,13 +235,7 @@ export class OrderMessages {
       ids.push(await spmSpecimen(this.fhir, this.matches, spm, patientId, sender, touched));
     }
     if (ids.length === 0 && obr?.value(15)) {
-      const stored = await patientsOrderOf(
-        this.fhir,
-        this.matches,
-        'ServiceRequest',
-        identifiers,
-        patientId,
-      );
+      const stored = await storedOrder();
       const holder = stored ? { type: 'ServiceRequest' as const, id: stored } : undefined;
       const id = await obrSpecimen(this.fhir, obr, patientId, [holder]);
       if (id) ids.push(id);

@@ -19,6 +19,7 @@ import { atInstant, codeParam } from './record-criteria.js';
  * not here. So is a change, hold, release or status change (XO, HD, RL, SC...) of one: until
  * 2026-12-07 it was filed as a new order of what the message carried (a hold, a new order on
  * hold), beside the order it meant under another number, or as a copy with every resend.
+ * `onFile`: the patient's order of these numbers, when the caller has looked it up already.
  */
 export async function upsertOrder(
   fhir: FhirService,
@@ -29,13 +30,15 @@ export async function upsertOrder(
   patientId: string,
   change: OrderChange,
   clock?: RecordClock,
+  onFile: () => Promise<string | undefined> = () =>
+    patientsOrderOf(fhir, matches, type, identifiers, patientId),
 ): Promise<string> {
   // One of no number is known by what it says only when it is the whole order (a new one, NW):
   // a cancel or a change of no number is refused below, as it was.
   const match =
     identifiers.length === 0 && change.whole
       ? await unnumberedPrescription(matches, type, resource, patientId)
-      : await patientsOrderOf(fhir, matches, type, identifiers, patientId);
+      : await onFile();
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
       '204',
