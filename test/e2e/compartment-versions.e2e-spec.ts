@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const observation = (patient: string) => ({
@@ -24,11 +24,7 @@ describe('a patient-scoped token and the versions of a record no longer in its c
   const ids = { a: '', b: '', kept: '', moved: '', deleted: '', movedThenDeleted: '' };
   const started = new Date(Date.now() - 1000).toISOString();
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
   /** Files the Observation under patient B instead (a misfiled result, corrected). */
   const moveToB = async (id: string): Promise<void> => {
     const current = (await doctor('GET', `${fhir}/Observation/${id}`)).body;

@@ -4,7 +4,7 @@ import {
   patientBinary as binary,
 } from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 interface Page {
@@ -28,11 +28,7 @@ describe('full pages', () => {
   const started = new Date(Date.now() - 1000).toISOString();
   const ids = { a: '', b: '', mine: [] as string[], misfiled: '' };
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
   const fileUnder = async (id: string, patient: string): Promise<void> => {
     const current = (await doctor('GET', `${fhir}/Observation/${id}`)).body;
     const body = { ...current, subject: { reference: `Patient/${patient}` } };

@@ -5,7 +5,7 @@ import {
   heartRateObservation as observation,
   patientBinary as binary,
 } from '../support/factories.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { ResourceRepository } from '../../src/fhir/resource.repository.js';
@@ -29,11 +29,7 @@ describe('history for a patient-scoped token', () => {
   let a = '';
   let practitioner = '';
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
 
   beforeAll(async () => {
     testApp = await createTestApp();
@@ -224,11 +220,7 @@ describe('a search paged backwards past many hidden rows', () => {
     fhir = `${testApp.url}/fhir`;
     const doctorToken = await tokenFor(testApp, 'doctor');
     const doctor = authorizedHttp(doctorToken);
-    const create = async (body: Record<string, unknown>): Promise<string> => {
-      const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-      expect(res.status).toBe(201);
-      return res.body.id as string;
-    };
+    const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
     const a = await create(buildPatient());
     const b = await create(buildPatient());
     mine.push(await create(binary(a)));

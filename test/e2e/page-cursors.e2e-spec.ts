@@ -7,7 +7,7 @@ import {
 import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
 import { CURSOR_TTL_MS, PageCursors } from '../../src/fhir/cursor.js';
 import { createUser, login, scopedHttp, tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -23,11 +23,7 @@ describe('page cursors', () => {
   const started = new Date(Date.now() - 1000).toISOString();
   const ids = { a: '', b: '', mine: [] as string[], theirs: [] as string[] };
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
   const nextOf = (body: { link?: { relation: string; url: string }[] }) =>
     body.link?.find((link) => link.relation === 'next')?.url;
   /** Every page from `path` on: the ids listed and the `_cursor` of each next link. */

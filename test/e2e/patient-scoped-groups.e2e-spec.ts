@@ -1,6 +1,6 @@
 import { buildPatient } from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 const group = (name: string, members: string[]) => ({
@@ -23,11 +23,7 @@ describe('a patient-scoped token and the Groups its patient is a member of', () 
   let app: HttpFn;
   const ids = { a: '', b: '', cohort: '', own: '' };
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
   const listed = async (as: HttpFn, path: string): Promise<string[]> => {
     const res = await as('GET', `${fhir}/${path}`);
     expect(res.status).toBe(200);

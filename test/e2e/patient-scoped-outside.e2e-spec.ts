@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { buildPatient } from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -19,11 +19,7 @@ describe('a patient-scoped token and records about patients outside every compar
   const ids = { a: '', b: '', practitioner: '' };
   const held = new Map<string, string>();
 
-  const create = async (body: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(body['resourceType'])}`, { body });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
 
   beforeAll(async () => {
     testApp = await createTestApp();

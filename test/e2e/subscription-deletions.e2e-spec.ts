@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import {
   eventually,
   LOINC,
@@ -27,16 +27,7 @@ describe('Subscriptions: deletions', () => {
 
   const subscription = (code: string, endpoint: string) =>
     observationSubscription(code, endpoint, `Authorization: Bearer del-${run}`);
-  const create = async (resource: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
-      body: resource,
-    });
-    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
-      status: 201,
-      body: undefined,
-    });
-    return res.body.id as string;
-  };
+  const create = (resource: Record<string, unknown>) => createResource(doctor, fhir, resource);
   /** The notifications queued for the Subscription, as `id/version`, in order. */
   const queued = async (subscriptionId: string): Promise<string[]> => {
     const rows = await db.query<{ resource_id: string; version_id: number }[]>(

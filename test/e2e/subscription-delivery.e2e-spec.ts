@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
-import { authorizedHttp, http, type HttpFn, type HttpResult } from '../support/http.js';
+import {
+  authorizedHttp,
+  http,
+  type HttpFn,
+  type HttpResult,
+  createResource,
+} from '../support/http.js';
 import {
   eventually,
   loincObservation as observation,
@@ -43,16 +49,7 @@ describe('Subscription delivery, to many receivers', () => {
     return Number(line!.slice(series.length + 1));
   };
 
-  const create = async (resource: Record<string, unknown>): Promise<string> => {
-    const res = await doctor('POST', `${fhir}/${String(resource['resourceType'])}`, {
-      body: resource,
-    });
-    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
-      status: 201,
-      body: undefined,
-    });
-    return res.body.id as string;
-  };
+  const create = (resource: Record<string, unknown>) => createResource(doctor, fhir, resource);
   const subscribe = (code: string, endpoint: string) =>
     create(observationSubscription(code, endpoint, `Authorization: Bearer d-${run}`));
   const hits = (path: string): Received[] => received.filter((hit) => hit.path === path);

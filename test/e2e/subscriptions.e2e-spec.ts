@@ -6,7 +6,7 @@ import type { DataSource } from 'typeorm';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
 import { SubscriptionRegistry } from '../../src/subscriptions/subscription-registry.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import {
   eventually,
@@ -31,14 +31,8 @@ describe('FHIR Subscriptions (R4 rest-hook, no payload)', () => {
 
   const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) =>
     observationSubscription(code, endpoint, 'Authorization: Bearer hook-secret', change);
-  const create = async (as: HttpFn, resource: Record<string, unknown>): Promise<string> => {
-    const res = await as('POST', `${fhir}/${String(resource['resourceType'])}`, { body: resource });
-    expect({ status: res.status, body: res.status === 201 ? undefined : res.body }).toEqual({
-      status: 201,
-      body: undefined,
-    });
-    return res.body.id as string;
-  };
+  const create = (as: HttpFn, resource: Record<string, unknown>) =>
+    createResource(as, fhir, resource);
   const notifications = (subscriptionId: string) =>
     db.query<
       { resource_id: string; status: string; attempts: number; last_error: string | null }[]
