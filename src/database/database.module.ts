@@ -9,6 +9,7 @@ import {
   connectDataSource,
   connectRetries,
 } from './database-connect.js';
+import { DatabaseClock } from './database-clock.js';
 import { dataSourceOptions } from './database-options.js';
 import { DatabaseServer } from './database-server.js';
 import { withMigrationLock } from './migration-lock.js';
@@ -122,7 +123,7 @@ class MigrationRunner implements OnModuleInit {
       dataSourceFactory: (options) => connectDataSource(options!),
     }),
   ],
-  providers: [MigrationRunner, UnitOfWork],
-  exports: [UnitOfWork],
+  providers: [MigrationRunner, UnitOfWork, DatabaseClock],
+  exports: [UnitOfWork, DatabaseClock],
 })
 export class DatabaseModule {}

@@ -11,6 +11,7 @@ import {
   type CompartmentScope,
 } from '../access/resource-access.js';
 import { PhiSubscriber } from '../crypto/phi.subscriber.js';
+import { DatabaseClock } from '../database/database-clock.js';
 import { sqlStateOf } from '../database/database-unavailable.js';
 import { preparedQuery } from '../database/prepared-query.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
@@ -93,6 +94,7 @@ export class ResourceRepository {
     private readonly searchIndex: SearchIndexRepository,
     private readonly unitOfWork: UnitOfWork,
     private readonly phi: PhiSubscriber,
+    private readonly clock: DatabaseClock,
   ) {}
 
   /** The current row, deleted or not: the hottest read, so prepared SQL (resource-row.ts). */
@@ -223,17 +225,17 @@ export class ResourceRepository {
   }
 
   /**
-   * The latest instant up to which every version is committed and readable: now, or the start
-   * of the oldest transaction still open in another session (of any instance), less one
-   * millisecond (a version's lastUpdated may fall in the millisecond its transaction began, and
-   * `$export?_since` takes what changed after it, not at it). A version's lastUpdated is taken
-   * inside its transaction, before it commits; a transaction Bundle's or a feed message's may
-   * commit seconds later, with versions stamped earlier than anything read meanwhile. A client
-   * that syncs `_since` this instant misses none of them (it may see some twice). Sessions of
-   * other database roles show no start without pg_read_all_stats, so every instance and the CLI
-   * connect as one role (README, Running several instances). Every open transaction counts:
-   * which will write is not known. A search's is one (UnitOfWork.limited, since 2026-12-07), so
-   * the instant trails the oldest search under way too: a poll may see more repeats, none fewer.
+   * The latest instant up to which every version is committed and readable: now, or the start of
+   * the oldest transaction still open in another session (of any instance), less one millisecond (a
+   * version's lastUpdated may fall in the millisecond its transaction began, and `$export?_since`
+   * takes what changed after it, not at it). A version's lastUpdated is taken inside its
+   * transaction, before it commits, by the database's clock (DatabaseClock); a transaction Bundle's
+   * or a feed message's may commit seconds later, with versions stamped earlier than anything read
+   * meanwhile. A client that syncs `_since` this instant misses none of them (it may see some
+   * twice). Sessions of other database roles show no start without pg_read_all_stats, so every
+   * instance and the CLI connect as one role (README, Running several instances). Every open
+   * transaction counts: which will write is not known, and so does each statement of a search while
+   * it runs: a poll may see more repeats, none fewer.
    */
   async completeUpTo(): Promise<Date> {
     const [row] = await this.unitOfWork.manager.query<{ at: Date }[]>(
@@ -277,7 +279,7 @@ export class ResourceRepository {
   ): Promise<ResourceEntity[]> {
     if (items.length === 0) return [];
     return this.unitOfWork.run(async (manager) => {
-      const next = { versionId: 1, lastUpdated: new Date() };
+      const next = { versionId: 1, lastUpdated: this.clock.now() };
       // Indexing and serialising thousands (a Bundle's creates) in turns, not in one block.
       const written = await mapInTurns(items, ({ resourceType, id, render }) => {
         const { content, index } = render(next);
@@ -508,7 +510,7 @@ export class ResourceRepository {
       where: { resourceType, id },
       lock: { mode: method === 'DELETE' ? 'pessimistic_write' : 'for_no_key_update' },
     });
-    const next = { versionId: (current?.versionId ?? 0) + 1, lastUpdated: new Date() };
+    const next = { versionId: (current?.versionId ?? 0) + 1, lastUpdated: this.clock.now() };
     const decision = await decide(current, next);
     if ('unchanged' in decision) {
       return current
