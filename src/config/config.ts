@@ -449,6 +449,11 @@ export class AppConfig {
         };
   }
 
+  /** How long processing an inbound HL7 message may hold its row without a statement, in ms. */
+  get hl7ProcessingHoldMs(): number {
+    return this.config.get('HL7_PROCESSING_HOLD_SECONDS', { infer: true }) * 1000;
+  }
+
   get hl7Outbound(): {
     destinations: Hl7Destination[];
     facility: string;

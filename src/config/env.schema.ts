@@ -575,6 +575,22 @@ export class EnvironmentVariables {
   HL7_IDLE_SECONDS = 300;
 
   /**
+   * How long processing an inbound HL7 message may hold the message's row without a statement
+   * (Hl7MessageRepository.lockOutcome): an instance frozen meanwhile has its session ended by
+   * PostgreSQL, and the resend another instance received is answered. A resend waiting for the
+   * row spends DATABASE_STATEMENT_TIMEOUT_MS meanwhile: keep this below it, and far over any
+   * pause between the statements of a healthy instance (a live one stalled as long is cut off
+   * too, and its message processed again from the resend).
+   */
+  @Transform(toInteger)
+  @IsInt({ message: 'HL7_PROCESSING_HOLD_SECONDS must be a number of seconds between 1 and 3600' })
+  @Min(1, { message: 'HL7_PROCESSING_HOLD_SECONDS must be a number of seconds between 1 and 3600' })
+  @Max(3_600, {
+    message: 'HL7_PROCESSING_HOLD_SECONDS must be a number of seconds between 1 and 3600',
+  })
+  HL7_PROCESSING_HOLD_SECONDS = 30;
+
+  /**
    * A started MLLP frame must end within this many milliseconds, else its connection is
    * closed: the idle timeout alone lets a peer that trickles a byte now and then hold a
    * half-sent frame, and its buffer, forever.

@@ -7,8 +7,12 @@ import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { mllpPortOf, startService, type RunningService } from '../support/process.js';
 import { createScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 
-/** How long processing may hold a message without a statement (hl7-message.repository.ts). */
-const PROCESSING_IDLE_MS = 30_000;
+/**
+ * How long processing may hold a message without a statement (HL7_PROCESSING_HOLD_SECONDS),
+ * shorter than its default of 30 s, which the test would wait out.
+ */
+const HOLD_SECONDS = 5;
+const HOLD_MS = HOLD_SECONDS * 1000;
 /** How long the trigger keeps the first instance's insert running, the freeze taken meanwhile. */
 const SLEEP_SECONDS = 3;
 
@@ -58,7 +62,10 @@ describe('an instance that freezes while it processes an inbound HL7 message', (
   it('lets another instance answer the resend once the frozen one has held it past the bound', async () => {
     // The statement timeout well past the bound: a resend that waits for the lock until then
     // would fail this test by its time, not be answered by an error.
-    const env = faultEnv(database.url, dataDir, { DATABASE_STATEMENT_TIMEOUT_MS: '300000' });
+    const env = faultEnv(database.url, dataDir, {
+      DATABASE_STATEMENT_TIMEOUT_MS: '300000',
+      HL7_PROCESSING_HOLD_SECONDS: String(HOLD_SECONDS),
+    });
     const first = await startService(env);
     services.push(first);
     const message = labReport('FROZEN-1', 2);
@@ -87,11 +94,11 @@ describe('an instance that freezes while it processes an inbound HL7 message', (
     const resender = await MllpTestClient.connect(mllpPortOf(second));
     senders.push(resender);
     await resender.send([message]);
-    const [ack] = await resender.waitForAcks(1, PROCESSING_IDLE_MS + SLEEP_SECONDS * 1000 + 20_000);
+    const [ack] = await resender.waitForAcks(1, HOLD_MS + SLEEP_SECONDS * 1000 + 20_000);
     const answeredAt = Date.now();
     expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: 'FROZEN-1' });
     // It did wait for the frozen instance: the resend was not answered from elsewhere.
-    expect(answeredAt - frozenAt).toBeGreaterThan(PROCESSING_IDLE_MS - 5_000);
+    expect(answeredAt - frozenAt).toBeGreaterThan(HOLD_MS - 1_000);
     expect(sender.acks).toHaveLength(0);
     // Processed once, by the second instance: the frozen one's writes were rolled back.
     const { rows } = await db.query<{ status: string; attempts: number }>(

@@ -236,7 +236,7 @@ export class Hl7InboundService {
     decoded: DecodedMessage,
   ): Promise<Hl7Outcome | undefined> {
     return this.unitOfWork.run(async () => {
-      const locked = await this.repository.lockOutcome(row.id);
+      const locked = await this.repository.lockOutcome(row.id, this.config.hl7ProcessingHoldMs);
       if (!locked) return undefined;
       const recorded = recordedSince(row, locked);
       if (recorded) return recorded;
@@ -324,7 +324,7 @@ export class Hl7InboundService {
    */
   private recordApart(row: Hl7MessageEntity, outcome: Hl7Outcome): Promise<Hl7Outcome | undefined> {
     return this.unitOfWork.run(async () => {
-      const locked = await this.repository.lockOutcome(row.id);
+      const locked = await this.repository.lockOutcome(row.id, this.config.hl7ProcessingHoldMs);
       if (!locked) return undefined;
       const recorded = recordedSince(row, locked);
       if (recorded) return recorded;

@@ -3,13 +3,6 @@ import { IsNull } from 'typeorm';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { Hl7MessageEntity, type Hl7MessageStatus } from './hl7-message.entity.js';
 
-/**
- * How long processing a message may hold its row without a statement. Well under the default
- * statement timeout (DATABASE_STATEMENT_TIMEOUT_MS, 60 s), which a resend waiting for the row
- * spends; far over any pause between the statements of a healthy instance.
- */
-export const PROCESSING_IDLE_MS = 30_000;
-
 export type NewHl7Message = Omit<
   Hl7MessageEntity,
   'status' | 'ackCode' | 'errorCode' | 'errorText' | 'attempts' | 'processedAt'
@@ -105,16 +98,19 @@ export class Hl7MessageRepository {
   }
 
   /**
-   * The message's outcome and how many times it was processed, its row locked until the
-   * current transaction ends; undefined when it is gone (purged). The transaction may then
-   * stay at most PROCESSING_IDLE_MS without a statement: an instance that freezes while it
+   * The message's outcome and how many times it was processed, its row locked until the current
+   * transaction ends; undefined when it is gone (purged). The transaction may then stay at most
+   * `holdMs` (HL7_PROCESSING_HOLD_SECONDS) without a statement: an instance that freezes while it
    * holds the lock (SIGSTOP, a paused VM) has its session ended by PostgreSQL, and a resend
    * received by another instance is answered. Until 2026-12-07 it held the message, and any
-   * resource rows it had written, for as long as it stayed frozen, its host's kernel answering
-   * the TCP keepalives: the resend waited until the statement timeout with no ACK, again and
-   * again, and with it the sender's whole feed.
+   * resource rows it had written, for as long as it stayed frozen, its host's kernel answering the
+   * TCP keepalives: the resend waited until the statement timeout with no ACK, again and again, and
+   * with it the sender's whole feed.
    */
-  async lockOutcome(id: string): Promise<(Hl7Outcome & { attempts: number }) | undefined> {
+  async lockOutcome(
+    id: string,
+    holdMs: number,
+  ): Promise<(Hl7Outcome & { attempts: number }) | undefined> {
     // Transaction-local: processing is database work only, it waits on nothing else between
     // its statements. Not a pool-wide default: a backup's snapshot is one transaction that
     // waits on its output (compressed, encrypted, written to a disk of any speed) between
@@ -127,7 +123,7 @@ export class Hl7MessageRepository {
          FROM hl7_message,
               (SELECT set_config('idle_in_transaction_session_timeout', $2, true)) AS bound
         WHERE id = $1 FOR UPDATE OF hl7_message`,
-      [id, String(PROCESSING_IDLE_MS)],
+      [id, String(holdMs)],
     );
     return row;
   }
