@@ -73,7 +73,7 @@ export async function statementCalls(
 
 /**
  * The statements run between two snapshots, sorted by text, but for CareVault's reading of the
- * database's clock (DatabaseClock), which it sends every 10 s whatever it serves.
+ * database's clock (DatabaseClock), which it sends every 2 s whatever it serves.
  */
 export function statementsBetween(
   before: Map<string, Statement>,
