@@ -24,6 +24,16 @@ describe('DatabaseClock', () => {
     expect(clock.now().getTime()).toBeGreaterThanOrEqual(1_700_000_000_001);
   });
 
+  it('never steps back when a new reading is behind what it said before', async () => {
+    let databaseMs = 1_700_000_000_500;
+    const clock = new DatabaseClock(databaseAnswering(() => databaseMs));
+    await clock.refresh();
+    const before = clock.now().getTime();
+    databaseMs = 1_700_000_000_000;
+    await clock.refresh();
+    expect(clock.now().getTime()).toBeGreaterThanOrEqual(before);
+  });
+
   it('keeps its last reading when the database cannot be read', async () => {
     let down = false;
     const clock = new DatabaseClock(

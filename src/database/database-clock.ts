@@ -35,6 +35,7 @@ export class DatabaseClock implements OnApplicationBootstrap, OnApplicationShutd
   private readonly logger = new Logger('Database');
   /** The database's time in ms since the epoch, no earlier than its time at monotonic `at`. */
   private reading: { databaseMs: number; at: number } | undefined;
+  private latest = 0;
   private timer: NodeJS.Timeout | undefined;
   private warned = false;
 
@@ -50,11 +51,16 @@ export class DatabaseClock implements OnApplicationBootstrap, OnApplicationShutd
     clearInterval(this.timer);
   }
 
-  /** The database server's time now, to the millisecond, rounded up. */
+  /**
+   * The database server's time now, to the millisecond, rounded up; never before an earlier
+   * answer (a new reading, tighter than the last one's allowance, would step back a little).
+   */
   now(): Date {
     if (this.reading === undefined) return new Date();
     const elapsed = performance.now() - this.reading.at;
-    return new Date(Math.ceil(this.reading.databaseMs + elapsed * (1 + RATE_ALLOWANCE)));
+    const ms = Math.ceil(this.reading.databaseMs + elapsed * (1 + RATE_ALLOWANCE));
+    this.latest = Math.max(this.latest, ms);
+    return new Date(this.latest);
   }
 
   /**
