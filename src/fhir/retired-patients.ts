@@ -55,6 +55,14 @@ export class RetiredPatients {
   ): Promise<void> {
     if (user.loadsRecords || ABOUT_RECORDS.has(next.resourceType)) return;
     if (previous?.resourceType === 'Patient') assertStillRetired(previous, next);
+    if (previous?.id && next.resourceType === 'Patient' && retires(previous, next)) {
+      // The lock an HL7 merge (A40) takes on its prior patient, for a merge made through FHIR:
+      // a write that checked the patient first (under FOR KEY SHARE) commits before the merge
+      // does, and one that checks it after waits and reads it merged (a 422). An update's own
+      // FOR NO KEY UPDATE holds neither off: until 2026-12-07 a record created as a PUT retired
+      // the patient committed onto it after the merge, unseen by whoever moved its records.
+      await this.resources.lockAgainstReferences('Patient', previous.id);
+    }
     // A Patient this transaction writes is read again by the next check: a merge retires it.
     if (next.resourceType === 'Patient' && next.id) {
       this.unitOfWork.existingStateOf<Checked>(this)?.patients.delete(next.id);
@@ -162,6 +170,11 @@ function assertStillRetired(previous: FhirResource, next: FhirResource): void {
       ['Patient.identifier'],
     );
   }
+}
+
+/** Whether this write is the merge that retires the Patient (it gains a `replaced-by` link). */
+function retires(previous: FhirResource, next: FhirResource): boolean {
+  return replacedBy(previous) === undefined && replacedBy(next) !== undefined;
 }
 
 /** A Patient's identifiers as `system|value`, as an identifier search tells them apart. */

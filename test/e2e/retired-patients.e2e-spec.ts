@@ -10,7 +10,7 @@ import { DataSource } from 'typeorm';
 import { UnitOfWork } from '../../src/database/unit-of-work.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
-import { untilWaitingForLock } from '../support/locks.js';
+import { gate, untilWaitingForLock } from '../support/locks.js';
 
 const RESTRICTED = {
   security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
@@ -426,6 +426,83 @@ describe('writes to a Patient a merge retired', () => {
     const [status, , diagnostics] = refusal(await posting);
     expect(status).toBe(422);
     expect(diagnostics).toContain(`Patient/${prior} was merged into Patient/${survivor}`);
+  });
+
+  /** A survivor and a prior patient, and the body of a PUT retiring the prior into it. */
+  const pair = async () => {
+    const survivor = await create(buildPatient());
+    const prior = await create(buildPatient());
+    const retiring = {
+      ...buildPatient(),
+      id: prior,
+      active: false,
+      link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }],
+    };
+    return { survivor, prior, retiring };
+  };
+
+  it('refuses a record created on a patient once a FHIR update retiring it has begun', async () => {
+    const { survivor, prior, retiring } = await pair();
+    const data = feed.testApp.app.get(DataSource);
+    const held = gate();
+    const user = { ...HL7_USER, roles: ['doctor' as const] };
+    // The merge, written and not committed.
+    const merging = feed.testApp.app.get(UnitOfWork).run(async () => {
+      await feed.testApp.app.get(FhirService).update(user, 'Patient', prior, retiring);
+      await held.wait();
+    });
+    await held.reached;
+    let posting: Promise<{ status: number; body: any }> | undefined;
+    let first: string;
+    try {
+      posting = http('POST', `${fhir}/Observation`, { body: observation(`Patient/${prior}`) });
+      // Until 2026-12-07 the create did not wait for the merge (its FOR KEY SHARE does not
+      // conflict with an update's FOR NO KEY UPDATE): it read the patient as it was before the
+      // merge and committed onto it, as the HL7 merge's did before it took its lock.
+      first = await Promise.race([
+        posting.then(() => 'created'),
+        untilWaitingForLock(data, 'The create', '%ANY($2::text[])%FOR KEY SHARE%').then(
+          () => 'waiting',
+        ),
+      ]);
+    } finally {
+      held.release();
+      await merging;
+    }
+    const [status, , diagnostics] = refusal(await posting);
+    expect([first, status]).toEqual(['waiting', 422]);
+    expect(diagnostics).toContain(`Patient/${prior} was merged into Patient/${survivor}`);
+    expect(await onPatient(prior)).toBe(0);
+  });
+
+  it('has a FHIR update retiring a patient wait for a record being created on it', async () => {
+    const { prior, retiring } = await pair();
+    const data = feed.testApp.app.get(DataSource);
+    const held = gate();
+    const creating = feed.testApp.app.get(UnitOfWork).run(async () => {
+      await feed.testApp.app
+        .get(FhirService)
+        .create({ ...HL7_USER, roles: ['doctor'] }, 'Observation', observation(`Patient/${prior}`));
+      await held.wait();
+    });
+    await held.reached;
+    let putting: Promise<{ status: number; body: any }> | undefined;
+    let first: string;
+    try {
+      putting = http('PUT', `${fhir}/Patient/${prior}`, { body: retiring });
+      // The merge waits for the create, which checked the patient first, to commit: a client
+      // that lists the prior patient's records once the merge answers finds it, to move it.
+      // Until 2026-12-07 the merge answered at once, and the record committed after it.
+      first = await Promise.race([
+        putting.then(() => 'retired'),
+        untilWaitingForLock(data, 'The merge', '%FOR UPDATE OF r%').then(() => 'waiting'),
+      ]);
+    } finally {
+      held.release();
+      await creating;
+    }
+    expect([first, (await putting).status]).toEqual(['waiting', 200]);
+    expect(await onPatient(prior)).toBe(1);
   });
 
   it('refuses a record on a patient the same transaction retired after it read the patient', async () => {
