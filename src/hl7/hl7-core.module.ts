@@ -17,6 +17,7 @@ import { ResultMessages } from './inbound/result-messages.js';
 import { VisitMoves } from './inbound/visit-moves.js';
 import { Visits } from './inbound/visits.js';
 import { MessagePatients } from './inbound/message-patients.js';
+import { PatientLinks } from './inbound/patient-links.js';
 import { PatientMerges } from './inbound/patient-merges.js';
 import { VaccinationMessages } from './inbound/vaccination-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
@@ -44,6 +45,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     Visits,
     MessagePatients,
     PatientMerges,
+    PatientLinks,
     VaccinationMessages,
     ResultMessages,
     PatientSegments,

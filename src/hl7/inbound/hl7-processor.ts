@@ -15,6 +15,7 @@ import { PPR_EVENTS, ProblemMessages } from './problem-messages.js';
 import { ResultMessages } from './result-messages.js';
 import { VisitMoves } from './visit-moves.js';
 import { MessagePatients, senderSystem } from './message-patients.js';
+import { PatientLinks } from './patient-links.js';
 import { PatientMerges } from './patient-merges.js';
 import { eventInstant } from './event-order.js';
 import { VaccinationMessages } from './vaccination-messages.js';
@@ -63,6 +64,7 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A34: undefined,
   A36: undefined,
   A45: undefined, // a visit moved to another patient
+  A37: undefined, // two patients unlinked (see PatientLinks)
   A47: undefined,
   A60: undefined, // adverse reactions (IAM)
 };
@@ -118,6 +120,7 @@ export class Hl7Processor {
     private readonly results: ResultMessages,
     private readonly patients: MessagePatients,
     private readonly merges: PatientMerges,
+    private readonly links: PatientLinks,
     private readonly vaccinations: VaccinationMessages,
     private readonly orders: OrderMessages,
   ) {}
@@ -131,6 +134,7 @@ export class Hl7Processor {
       }
       if (MERGE_EVENTS.has(header.triggerEvent)) return this.merges.merge(message);
       if (header.triggerEvent === 'A47') return this.merges.changeIdentifiers(message);
+      if (header.triggerEvent === 'A37') return this.links.unlink(message);
       if (header.triggerEvent === 'A45') {
         return this.visitMoves.process(message, await this.patients.of(message));
       }
