@@ -1333,6 +1333,13 @@ describe('HL7 v2 over MLLP', () => {
     expect(refused).toContain('205^Duplicate key identifier^HL70357');
     expect((await byMrn('RIGHT'))[0]!.resource.id).toBe(corrected!.resource.id);
     expect(await byMrn('OTHER')).toHaveLength(1);
+    // The wrong MRN was mistyped, maybe another patient's: registered later, it names that
+    // patient alone. Kept on the corrected patient as `old`, as a merge keeps the prior MRN,
+    // the registration was answered AA and filed to the corrected patient.
+    await sender.send([adt('A28', 'ID-6', mrn('WRONG'))]);
+    expect(msaOf((await sender.waitForAcks(6)).at(-1)!).code).toBe('AA');
+    const [registered] = await byMrn('WRONG');
+    expect(registered!.resource.id).not.toBe(corrected!.resource.id);
   });
 
   it('keeps MDM documents as DocumentReferences: content, edits, addenda, replacements, cancellations', async () => {
