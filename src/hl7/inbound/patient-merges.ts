@@ -6,7 +6,13 @@ import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
-import { identifierOf, sameIdentifier, type Identifier } from '../mapping/datatypes.js';
+import {
+  identifierOf,
+  identifierType,
+  sameAuthority,
+  sameIdentifier,
+  type Identifier,
+} from '../mapping/datatypes.js';
 import { applyPatient, identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
@@ -75,6 +81,36 @@ function settled(held: Identifier[], surviving: Identifier[], retired: Identifie
       ? { ...identifier, use: 'old' }
       : identifier;
   });
+}
+
+/**
+ * The identifiers an identifier correction (A47) leaves: `held` without the `wrong` ones (MRG-1),
+ * and each of PID-3's new ones `old` where it corrects a wrong one a merge made `old` (of its
+ * authority and type, and none of them current): a merge's prior MRN, mistyped, is corrected
+ * as the prior number it is. Made current until 2026-12-07, the survivor held two current MRNs
+ * of one authority, and a message naming it by the prior one alone (a clinic not told of the
+ * merge) wrote the prior record's name and address over the survivor's.
+ */
+export function corrected(
+  held: Identifier[],
+  wrong: Identifier[],
+  sent: Identifier[],
+): Identifier[] {
+  const isWrong = (identifier: Identifier) => wrong.some((one) => sameIdentifier(one, identifier));
+  const replaced = held.filter(isWrong);
+  const pairedUse = (identifier: Identifier) => {
+    const paired = replaced.filter(
+      (one) => sameAuthority(one, identifier) && identifierType(one) === identifierType(identifier),
+    );
+    return paired.length > 0 && paired.every((one) => one.use === 'old') ? 'old' : undefined;
+  };
+  const kept = held.filter((identifier) => !isWrong(identifier));
+  const added = sent
+    .filter((identifier) => !kept.some((known) => sameIdentifier(known, identifier)))
+    .map((identifier) =>
+      pairedUse(identifier) === 'old' ? { ...identifier, use: 'old' as const } : identifier,
+    );
+  return [...kept, ...added];
 }
 
 /** Patient merges (ADT^A40) and identifier corrections (ADT^A47), for Hl7Processor. */
@@ -270,11 +306,20 @@ export class PatientMerges {
           );
         }
         const current = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
-        const kept = ((current['identifier'] as Identifier[] | undefined) ?? []).filter(
-          (identifier) => !priorIdentifiers.some((wrong) => sameIdentifier(wrong, identifier)),
+        const held = (current['identifier'] as Identifier[] | undefined) ?? [];
+        const next = corrected(held, priorIdentifiers, identifiers);
+        // A PID naming the patient only by numbers a merge made old speaks of the prior record
+        // (see MessagePatients.upsert): its name or address would undo what the merge settled.
+        const byCurrentId = identifiers.some((identifier) =>
+          next.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
         );
         await this.fhir.update(HL7_USER, 'Patient', priorId, {
-          ...applyPatient({ ...current, identifier: kept }, identifiers, elements, restricted),
+          ...applyPatient(
+            { ...current, identifier: next },
+            identifiers,
+            byCurrentId ? elements : {},
+            restricted,
+          ),
           id: priorId,
         });
         patientId = priorId;
