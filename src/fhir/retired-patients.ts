@@ -144,7 +144,9 @@ export class RetiredPatients {
 
 /**
  * A retired Patient keeps what the merge made it: inactive, `replaced-by` the same survivor, and
- * with no identifier it did not hold. Its other elements may still be corrected. An identifier
+ * with no identifier it did not hold. Its other elements may still be corrected. Pointed at
+ * another survivor, it would name that one while the records and numbers the merge moved stay
+ * with the first: a wrong merge is corrected on the survivors, around it. An identifier
  * added to it (the MRN the merge moved to the survivor, typed back in) named it beside the
  * survivor: every later HL7 message with that MRN was refused (AE 205), as after a revival.
  */

@@ -172,6 +172,67 @@ describe('writes to a Patient a merge retired', () => {
     expect([stored.active, stored.link]).toEqual([false, current.link]);
   });
 
+  it('refuses pointing a merged patient at another survivor, and a wrong merge is corrected around it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const { mrn, message, pid, search } = adtOf(tag, 'Wrong');
+    const codes = async (...messages: string[]) =>
+      (await feed.send(...messages)).map((ack) => msaOf(ack).code);
+    // A merged into B, where A and C were the one person; A had a record.
+    expect(
+      await codes(
+        message('T1', 'A28', '08', pid('A', 'Anna')),
+        message('T2', 'A28', '08', pid('B', 'Bert')),
+        message('T3', 'A28', '08', pid('C', 'Anna')),
+      ),
+    ).toEqual(['AA', 'AA', 'AA']);
+    const idOf = async (who: string) => String((await feed.one(search(who)))['id']);
+    const [prior, wrong, right] = [await idOf('A'), await idOf('B'), await idOf('C')];
+    const kept = await create(observation(`Patient/${prior}`));
+    expect(await codes(message('T4', 'A40', '09', pid('B', 'Bert'), `MRG|${mrn('A')}`))).toEqual([
+      'AA',
+    ]);
+    const record = (await http('GET', `${fhir}/Observation/${kept}`)).body;
+    expect(record.subject.reference).toBe(`Patient/${wrong}`);
+    const retired = (await http('GET', `${fhir}/Patient/${prior}`)).body;
+    // The merge moved A's records and MRN to B: pointed at C by an edit, A would name C while
+    // they stay with B, and the feed's next message with A's MRN would still reach B.
+    const retargeted = await http('PUT', `${fhir}/Patient/${prior}`, {
+      body: {
+        ...retired,
+        link: [{ other: { reference: `Patient/${right}` }, type: 'replaced-by' }],
+      },
+    });
+    expect(refusal(retargeted).slice(0, 2)).toEqual([422, 'processing']);
+    // Corrected around it, as the refusal says: B gives up A's MRN, C takes it, and A's
+    // records move to C; the feed's next message with A's MRN then reaches C.
+    const survivor = (await http('GET', `${fhir}/Patient/${wrong}`)).body;
+    const [own, taken] = [
+      survivor.identifier.filter((one: { value: string }) => one.value !== `A-${tag}`),
+      survivor.identifier.find((one: { value: string }) => one.value === `A-${tag}`),
+    ];
+    expect(
+      (await http('PUT', `${fhir}/Patient/${wrong}`, { body: { ...survivor, identifier: own } }))
+        .status,
+    ).toBe(200);
+    const person = (await http('GET', `${fhir}/Patient/${right}`)).body;
+    const current = { ...taken };
+    delete current.use;
+    expect(
+      (
+        await http('PUT', `${fhir}/Patient/${right}`, {
+          body: { ...person, identifier: [...person.identifier, current] },
+        })
+      ).status,
+    ).toBe(200);
+    const moved = await http('PUT', `${fhir}/Observation/${kept}`, {
+      body: { ...observation(`Patient/${right}`), id: kept },
+    });
+    expect(moved.status).toBe(200);
+    expect(await codes(message('T5', 'A08', '10', pid('A', 'Annie'), 'PV1|1|O'))).toEqual(['AA']);
+    expect((await http('GET', `${fhir}/Patient/${right}`)).body.name[0].family).toBe('Annie');
+    expect((await http('GET', `${fhir}/Patient/${wrong}`)).body.name[0].family).toBe('Bert');
+  });
+
   it('keeps a patient an HL7 merge retired retired, so that its old MRN still names one patient', async () => {
     const tag = randomUUID().slice(0, 8);
     const { mrn, message, pid, search } = adtOf(tag, 'Alpha');
