@@ -5,11 +5,15 @@ import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { msaOf } from '../support/mllp.js';
 
 const OID = '2.16.840.1.113883.19.45';
+const SSA = '2.16.840.1.113883.4.1';
 
 /** ADT messages about patients `<who>-<tag>` (an MRN under OID), the tag keeping runs apart. */
 function adtOf(tag: string) {
   const mrn = (who: string) => `${who}-${tag}^^^HOSP&${OID}&ISO^MR`;
   const pid = (who: string) => `PID|1||${mrn(who)}||Link${who}^Pat||19700101|F`;
+  // Two records of one person share an SSN, which the unlink names in both PIDs.
+  const unlinkPid = (who: string) =>
+    `PID|1||${mrn(who)}~SSN-${tag}^^^SSA&${SSA}&ISO^SS||Link${who}^Pat||19700101|F`;
   return {
     mrn,
     pid,
@@ -24,9 +28,9 @@ function adtOf(tag: string) {
       [
         `MSH|^~\\&|ADT|HOSP|CV|CV|20261207110000+0000||ADT^A37^ADT_A37|${control}-${tag}|P|2.5.1`,
         'EVN|A37|20261207110000+0000',
-        pid(a),
+        unlinkPid(a),
         'PV1|1|N',
-        pid(b),
+        unlinkPid(b),
         'PV1|1|N',
       ].join('\r'),
     search: (who: string) =>
@@ -64,10 +68,13 @@ describe('HL7 ADT^A37, unlink patient information', () => {
   const linksOf = async (id: string): Promise<Link[]> =>
     ((await http('GET', `${fhir}/Patient/${id}`)).body.link as Link[] | undefined) ?? [];
 
-  /** Links each patient to the others given, as a registrar does through FHIR. */
-  const link = async (id: string, links: Link[]) => {
+  /** Links a patient to the others given, as a registrar does through FHIR, with the SSN. */
+  const link = async (id: string, links: Link[], tag: string) => {
     const patient = (await http('GET', `${fhir}/Patient/${id}`)).body;
-    const res = await http('PUT', `${fhir}/Patient/${id}`, { body: { ...patient, link: links } });
+    const ssn = { system: `urn:oid:${SSA}`, value: `SSN-${tag}` };
+    const res = await http('PUT', `${fhir}/Patient/${id}`, {
+      body: { ...patient, identifier: [...patient.identifier, ssn], link: links },
+    });
     expect(res.status).toBe(200);
   };
 
@@ -79,8 +86,8 @@ describe('HL7 ADT^A37, unlink patient information', () => {
   it('removes the seealso links between the two patients, and keeps their others', async () => {
     const tag = randomUUID().slice(0, 8);
     const [a, b, c] = await registered(tag, 'A', 'B', 'C');
-    await link(a!, [seeAlso(b!), seeAlso(c!)]);
-    await link(b!, [seeAlso(a!)]);
+    await link(a!, [seeAlso(b!), seeAlso(c!)], tag);
+    await link(b!, [seeAlso(a!)], tag);
     // Until 2026-12-07 an A37 was refused (AR, unsupported event), and the sender's queue stopped.
     expect(await codes(adtOf(tag).unlink('U1', 'A', 'B'))).toEqual(['AA']);
     expect(await linksOf(a!)).toEqual([seeAlso(c!)]);

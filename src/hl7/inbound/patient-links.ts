@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
+import { sameIdentifier } from '../mapping/datatypes.js';
 import { identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
@@ -58,16 +59,21 @@ export class PatientLinks {
       throw new Hl7ProcessingError('100', 'An unlink (A37) needs the PID segments of two patients');
     }
     const sender = senderSystem(message);
+    const sent = pids.map((pid) => patientFromSegments(pid, sender, undefined).identifiers);
     const ids: (string | undefined)[] = [];
-    for (const pid of pids) {
-      const { identifiers } = patientFromSegments(pid, sender, undefined);
-      if (!identifierCriteria(identifiers)) {
+    for (const [i, identifiers] of sent.entries()) {
+      // Each patient by the numbers the other PID does not carry: two records of one person
+      // share an SSN, which names both of them (AE 205 had it been searched for).
+      const own = identifiers.filter(
+        (identifier) => !sent[1 - i]!.some((other) => sameIdentifier(other, identifier)),
+      );
+      if (!identifierCriteria(own)) {
         throw new Hl7ProcessingError(
           '101',
-          'PID-3 holds no identifier with an assigning authority',
+          'PID-3 holds no identifier with an assigning authority that the other PID does not hold',
         );
       }
-      ids.push(await patientNamed(this.fhir, this.matches, identifiers, 'PID-3'));
+      ids.push(await patientNamed(this.fhir, this.matches, own, 'PID-3'));
     }
     const [first, second] = ids;
     if (!first || !second) return touched;
