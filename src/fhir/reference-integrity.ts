@@ -30,9 +30,10 @@ const NAMED = 5;
  * Referential integrity, as a clinical record needs it: a resource written with a relative
  * reference (`Patient/123`) must name a resource that exists, and a resource that others refer
  * to cannot be deleted. The references are those the search index holds (every reference a
- * search parameter reaches, as HAPI FHIR checks them, and a Binary's relative securityContext,
- * which no parameter indexes), and both rules are checked when the
- * transaction commits, so that a transaction Bundle may write its entries in any order.
+ * search parameter reaches, as HAPI FHIR checks them, and a Binary's relative securityContext),
+ * and both rules are checked when the transaction commits, so that a transaction Bundle may
+ * write its entries in any order. A Binary's context may be deleted all the same (see
+ * SearchIndexRepository.referrersOf).
  * `FHIR_REFERENTIAL_INTEGRITY=false` turns both off (loading records whose targets come later).
  */
 @Injectable()
@@ -54,18 +55,15 @@ export class ReferenceIntegrity {
     if (!this.enabled) return;
     const state = this.current();
     const key = `${type}/${id}`;
-    const context = securityContextOf(resource);
-    const references = [
-      ...index.references
-        .filter((reference) => reference.local)
-        .map((reference) => ({
-          param: reference.param,
-          target: `${reference.targetType}/${reference.targetId}`,
-        })),
-      // A Binary's context decides who may read it and which patient's it is (every row that
-      // touches it names that patient): until 2026-12-06 `Patient/<an MRN>` was stored as typed.
-      ...(context ? [{ param: 'securityContext', target: context }] : []),
-    ];
+    // A Binary's context is among them (SECURITY_CONTEXT_PARAM): it decides who may read the
+    // Binary and which patient's it is (every row that touches it names that patient); until
+    // 2026-12-06 `Patient/<an MRN>` was stored as typed.
+    const references = index.references
+      .filter((reference) => reference.local)
+      .map((reference) => ({
+        param: reference.param,
+        target: `${reference.targetType}/${reference.targetId}`,
+      }));
     state.references.set(key, references);
     state.versions.set(key, versionedReferences(resource, references));
     state.deleted.delete(key);

@@ -6,7 +6,7 @@ import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { IndexExtractor } from './index-extractor.js';
-import { rowCount } from './index-rows.js';
+import { rowCount, SECURITY_CONTEXT_PARAM } from './index-rows.js';
 import type { PathStep } from './plain-paths.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { hasSyntheaSamples, syntheaResources } from '../../../test/support/synthea-samples.js';
@@ -252,6 +252,36 @@ function stepKind(step: PathStep): string {
     expect(rows.uris).toEqual(
       expect.arrayContaining([{ param: '_profile', value: 'urn:profile' }]),
     );
+  });
+
+  it("indexes a Binary's securityContext, which no search parameter reaches", () => {
+    const material = randomBytes(32);
+    const id = keyIdOf(material);
+    const extractor = new IndexExtractor(
+      new SearchDefinitions(),
+      new BlindIndexer(new KeyRing([{ id, material }], id, id)),
+    );
+    const binary = (reference: string): FhirResource => ({
+      resourceType: 'Binary',
+      contentType: 'text/plain',
+      securityContext: { reference },
+    });
+    expect(extractor.extract(binary('DocumentReference/d1/_history/2')).references).toEqual([
+      {
+        param: SECURITY_CONTEXT_PARAM,
+        targetType: 'DocumentReference',
+        targetId: 'd1',
+        local: true,
+      },
+    ]);
+    expect(
+      extractor.extract(binary('https://elsewhere.example/fhir/Patient/1')).references,
+    ).toEqual([
+      { param: SECURITY_CONTEXT_PARAM, targetType: 'Patient', targetId: '1', local: false },
+    ]);
+    expect(
+      extractor.extract({ resourceType: 'Binary', contentType: 'text/plain' }).references,
+    ).toEqual([]);
   });
 });
 

@@ -8,7 +8,14 @@ import { dateTerms, stringTerms, tokenTerms } from './blind-terms.js';
 import { compositeKeys } from './composite-keys.js';
 import { compositeValues } from './composites.js';
 import { dateRange } from './date-range.js';
-import { dedupe, DistinctRowCount, emptyRows, rowCount, type IndexRows } from './index-rows.js';
+import {
+  dedupe,
+  DistinctRowCount,
+  emptyRows,
+  rowCount,
+  SECURITY_CONTEXT_PARAM,
+  type IndexRows,
+} from './index-rows.js';
 import { isOwnResource, literalReference } from '../literal-reference.js';
 import { normalizePhone, normalizeString } from './normalize.js';
 import { plainValues } from './plain-paths.js';
@@ -86,6 +93,10 @@ export class IndexExtractor {
       }
     }
     this.addComposites(rows, resource, typed, checkCount, hash);
+    if (resource.resourceType === 'Binary') {
+      // Whose the Binary is (see SECURITY_CONTEXT_PARAM), written with the version it belongs to.
+      addValue(rows, SECURITY_CONTEXT_PARAM, 'reference', resource['securityContext']);
+    }
     return dedupe(rows);
   }
 

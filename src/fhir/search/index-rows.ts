@@ -1,3 +1,11 @@
+/**
+ * The index rows of a Binary's securityContext (search_reference), which no R4 search parameter
+ * indexes: a patient-scoped list selects the patient's Binaries by them (the patient, or a
+ * record of theirs, named there). Not a parameter a client may search by: a name the
+ * definitions do not hold is refused before any SQL.
+ */
+export const SECURITY_CONTEXT_PARAM = 'securityContext';
+
 /** What one resource version contributes to the search index tables. */
 export interface IndexRows {
   tokens: { param: string; system: string | null; code: string }[];

@@ -19,9 +19,12 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  * 2026-12-06: absolute references typed by their URL (`patient` reads them as `subject` does),
  * another server's kept apart from this one's by PUBLIC_URL. 3, of 2026-12-07: strings folded
  * beyond lower case (ß, ı, final ς, đ, ø, ł) and invisible format characters dropped
- * (`normalizeString`); searches also look up the older form until the rebuild.
+ * (`normalizeString`); searches also look up the older form until the rebuild. 4, of
+ * 2026-12-07: a Binary's securityContext (SECURITY_CONTEXT_PARAM), by which a patient-scoped
+ * list selects the patient's Binaries; one written before has none, and is not listed to a
+ * patient-scoped token until the rebuild (it still opens by id).
  */
-export const SEARCH_INDEX_VERSION = 3;
+export const SEARCH_INDEX_VERSION = 4;
 
 /** The index version from which names are indexed in their current form only (normalizeString). */
 const CURRENT_NAME_FORMS = 3;

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import { sqlTimestamp } from './date-range.js';
 import { Turns } from '../turns.js';
-import type { IndexRows } from './index-rows.js';
+import { SECURITY_CONTEXT_PARAM, type IndexRows } from './index-rows.js';
 
 /** One index table: its value columns, their SQL types, and the rows of a resource for it. */
 interface TableSpec {
@@ -105,7 +105,9 @@ export class SearchIndexRepository {
   /**
    * How many live resources of each type refer to any of these, and by which parameters,
    * relative or absolute reference alike: an absolute URL may be this server's own. Reads the
-   * index by target; a deleted resource has no index rows, so it refers to nothing.
+   * index by target; a deleted resource has no index rows, so it refers to nothing. Not a
+   * Binary's securityContext: the document it names may be deleted, and the Binary then follows
+   * it as it was (SecurityContexts), as it did before the context was indexed.
    */
   async referrersOf(
     manager: EntityManager,
@@ -117,9 +119,10 @@ export class SearchIndexRepository {
          FROM search_reference x
          JOIN unnest($1::text[], $2::text[]) AS t(type, id)
            ON x.target_type = t.type AND x.target_id = t.id
+        WHERE x.param <> $3
         GROUP BY x.resource_type
         ORDER BY x.resource_type`,
-      [targets.map((t) => t.type), targets.map((t) => t.id)],
+      [targets.map((t) => t.type), targets.map((t) => t.id), SECURITY_CONTEXT_PARAM],
     );
     return rows.map((row) => ({
       resourceType: row.resource_type,
@@ -130,7 +133,8 @@ export class SearchIndexRepository {
 
   /**
    * The live resources that refer to any of these (by any parameter), in a stable order so
-   * that concurrent cascading deletes lock rows in the same order; at most `limit`.
+   * that concurrent cascading deletes lock rows in the same order; at most `limit`. Not by a
+   * Binary's securityContext (see referrersOf): a cascade deletes no documents' bytes.
    */
   async referringResources(
     manager: EntityManager,
@@ -142,9 +146,10 @@ export class SearchIndexRepository {
          FROM search_reference x
          JOIN unnest($1::text[], $2::text[]) AS t(type, id)
            ON x.target_type = t.type AND x.target_id = t.id
+        WHERE x.param <> $4
         ORDER BY x.resource_type, x.resource_id
         LIMIT $3`,
-      [targets.map((t) => t.type), targets.map((t) => t.id), limit],
+      [targets.map((t) => t.type), targets.map((t) => t.id), limit, SECURITY_CONTEXT_PARAM],
     );
     return rows.map((row) => ({ type: row.resource_type, id: row.resource_id }));
   }
