@@ -5,6 +5,7 @@ import { hasAppPermission, type FhirInteraction } from '../auth/permissions.js';
 import { isPatientConfined } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
+import { SECURITY_CONTEXT_PARAM } from '../fhir/search/index-rows.js';
 import { BreakGlassService } from './break-glass.service.js';
 import { PatientCompartment, patientIdOf } from './patient-compartment.js';
 
@@ -112,6 +113,13 @@ export interface CompartmentScope {
   /** `sole`: and refer to no other patient by them (see MEMBER_LISTS). */
   linked: { type: string; params: readonly string[]; sole: boolean }[];
   none: string[];
+  /**
+   * Binaries are listed: of them, the SQL keeps those whose securityContext (its index rows,
+   * SECURITY_CONTEXT_PARAM) names the patient, a record in the patient's compartment now by
+   * one of `contextLinks` (every type's links, and a Binary's own context), or a record deleted
+   * since (which counts as it was: judged once read). The check of each row read decides.
+   */
+  binaries?: { contextLinks: { type: string; param: string }[] };
 }
 
 const OPENED_BY: Record<OpenedFor, FhirInteraction> = {
@@ -321,7 +329,18 @@ export class ResourceAccess {
         none.push(type);
       }
     }
-    return { patient: user.patient, linked, none };
+    const scope = { patient: user.patient, linked, none };
+    return confined.includes('Binary') ? { ...scope, binaries: this.binaryContexts() } : scope;
+  }
+
+  /** CompartmentScope.binaries: what a Binary's context may be to be the patient's. */
+  binaryContexts(): NonNullable<CompartmentScope['binaries']> {
+    const contextLinks = [...this.compartment.linkedTypes()].flatMap(([type, params]) =>
+      params.map((param) => ({ type, param })),
+    );
+    // A Binary naming a Binary is its context's direct patient's (patientsOf, one level).
+    contextLinks.push({ type: 'Binary', param: SECURITY_CONTEXT_PARAM });
+    return { contextLinks };
   }
 
   /** Whether records of this type are shared by every patient (Practitioner, Medication). */

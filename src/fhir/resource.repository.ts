@@ -3,7 +3,7 @@ import type { EntityManager, SelectQueryBuilder } from 'typeorm';
 import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js';
 import { ResourceHistoryEntity, type VersionMethod } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
-import type { IndexRows } from './search/index-rows.js';
+import { SECURITY_CONTEXT_PARAM, type IndexRows } from './search/index-rows.js';
 import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
 import {
   CONFIDENTIALITY,
@@ -729,9 +729,41 @@ function currentAtConditions(
   });
 }
 
-/** The types whose records a scope's SQL judges: those it links to patients, and `none`. */
+/** The types whose records a scope's SQL judges: those it links to patients, `none`, Binary. */
 function scopedTypesOf(scope: CompartmentScope): string[] {
-  return [...scope.linked.map((link) => link.type), ...scope.none];
+  return [
+    ...scope.linked.map((link) => link.type),
+    ...scope.none,
+    ...(scope.binaries ? ['Binary'] : []),
+  ];
+}
+
+/**
+ * The patient's Binaries (see CompartmentScope.binaries), each once, as `resource_type, id`:
+ * those naming the patient, those naming a record of theirs (read by the patient's own index
+ * rows, then the rows naming each record: idx_search_reference_lookup both times), and those
+ * naming a record deleted since, which counts as it was (SecurityContexts) and which only the
+ * check of each row read can judge: a read of every Binary's context row, with no version or
+ * content read, and a probe of each context's current row.
+ */
+function scopedBinaries(): string {
+  return `SELECT s.resource_type, s.resource_id AS id FROM search_reference s
+       WHERE s.target_id = :scopePatient AND s.target_type = 'Patient'
+         AND s.param = :contextParam AND s.resource_type = 'Binary'
+      UNION
+      SELECT s.resource_type, s.resource_id FROM (
+        SELECT l.resource_type, l.resource_id FROM search_reference l
+         WHERE l.target_id = :scopePatient AND l.target_type = 'Patient'
+           AND (l.resource_type, l.param) IN
+               (SELECT * FROM unnest(CAST(:contextTypes AS text[]), CAST(:contextParams AS text[])))
+      ) x
+      JOIN search_reference s
+        ON s.target_id = x.resource_id AND s.target_type = x.resource_type
+       AND s.param = :contextParam AND s.resource_type = 'Binary'
+      UNION
+      SELECT s.resource_type, s.resource_id FROM search_reference s
+        JOIN resource d ON d.resource_type = s.target_type AND d.id = s.target_id AND d.deleted
+       WHERE s.resource_type = 'Binary' AND s.param = :contextParam`;
 }
 
 /**
@@ -741,9 +773,10 @@ function scopedTypesOf(scope: CompartmentScope): string[] {
  * patient's compartment by the search index (written with each version, in its transaction),
  * and not restricted: they are read from the patient's own rows, the index rows that point at
  * the patient, each record's versions through its key. A scan of the versions by time read
- * every other patient's too, until SEARCH_TIMEOUT_MS cancelled it (until 2026-12-07). The
- * records of `open` types (shared ones, and Binaries, whose check is left to the caller) are
- * read a type at a time through (resource_type, last_updated): no other type's rows.
+ * every other patient's too, until SEARCH_TIMEOUT_MS cancelled it (until 2026-12-07). So are
+ * Binaries, by their securityContext (scopedBinaries): until 2026-12-07 every Binary's
+ * versions were read and left to the caller's check. The records of `open` types (shared
+ * ones) are read a type at a time through (resource_type, last_updated): no other type's rows.
  */
 function scopedPageKeys(
   builder: SelectQueryBuilder<ResourceHistoryEntity>,
@@ -771,7 +804,13 @@ function scopedPageKeys(
       UNION
       SELECT r.resource_type, r.id FROM resource r
        WHERE r.resource_type = 'Patient' AND r.id = :scopePatient AND NOT r.deleted
-         AND 'Patient' = ANY(CAST(:scopedTypes AS text[]))) c
+         AND 'Patient' = ANY(CAST(:scopedTypes AS text[]))${
+           scope.binaries
+             ? `
+      UNION
+      ${scopedBinaries()}`
+             : ''
+         }) c
     WHERE NOT EXISTS (SELECT 1 FROM search_token x
                        WHERE x.resource_type = c.resource_type AND x.resource_id = c.id
                          AND x.param = '_security' AND x.system = :confidentiality
@@ -789,6 +828,14 @@ function scopedPageKeys(
     soleTypes: scope.linked.filter((link) => link.sole).map((link) => link.type),
     pageLimit: limit,
   });
+  if (scope.binaries) {
+    const { contextLinks } = scope.binaries;
+    builder.setParameters({
+      contextParam: SECURITY_CONTEXT_PARAM,
+      contextTypes: contextLinks.map((link) => link.type),
+      contextParams: contextLinks.map((link) => link.param),
+    });
+  }
   // LATERAL, so that the plan starts from the patient's records and the types, whatever the
   // planner estimates; each part reads `limit` versions at most, as does the page.
   return `SELECT v.resource_type, v.id, v.version_id FROM (

@@ -203,9 +203,9 @@ function rowsReadOf(node: PlanNode, table: string): number {
 }
 
 /**
- * Paging back through a search whose hidden rows (another patient's Binaries, which only their
- * securityContext places) outnumber what one page reads: a page that stops at the bound empty
- * still leads forward. Its next link was left out (until 2026-12-07), and the client lost its
+ * Paging back through a search whose hidden rows (another patient's Binaries, whose context was
+ * deleted: only the check of each row read places them) outnumber what one page reads: a page
+ * that stops at the bound empty still leads forward. Its next link was left out (until 2026-12-07), and the client lost its
  * way back to the page it came from.
  */
 describe('a search paged backwards past many hidden rows', () => {
@@ -224,16 +224,23 @@ describe('a search paged backwards past many hidden rows', () => {
     const a = await create(buildPatient());
     const b = await create(buildPatient());
     mine.push(await create(binary(a)));
+    const letter = await create({
+      resourceType: 'DocumentReference',
+      status: 'current',
+      subject: { reference: `Patient/${b}` },
+      content: [{ attachment: { contentType: 'text/plain' } }],
+    });
     for (let done = 0; done < 1000; done += 250) {
       const entry = Array.from({ length: 250 }, () => ({
         request: { method: 'POST', url: 'Binary' },
-        resource: binary(b),
+        resource: { ...binary(b), securityContext: { reference: `DocumentReference/${letter}` } },
       }));
       const res = await doctor('POST', fhir, {
         body: { resourceType: 'Bundle', type: 'batch', entry },
       });
       expect(res.status).toBe(200);
     }
+    expect((await doctor('DELETE', `${fhir}/DocumentReference/${letter}`)).status).toBe(204);
     mine.push(await create(binary(a)));
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
   }, 600_000);

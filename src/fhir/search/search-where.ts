@@ -12,6 +12,7 @@ import { isPatientConfined } from '../../auth/smart-scopes.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
+import { SECURITY_CONTEXT_PARAM } from './index-rows.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchIncludes } from './search-includes.js';
 import { MAX_SUBQUERIES, parseSearchRequest, type SearchRequest } from './search-request.js';
@@ -88,6 +89,9 @@ export class SearchWhere {
       ) {
         conditions.push(this.inCompartment(user.patient!, on, p, MEMBER_LISTS.has(on.type)));
       }
+      if (on.type === 'Binary' && this.access.confinesTo(user, on.type, 'search')) {
+        conditions.push(this.binaryInCompartment(user.patient!, on, p));
+      }
       return conditions.length > 0 ? conditions.join(' AND ') : 'TRUE';
     };
     const subject: Subject = { type, typeSql: 'r.resource_type', idSql: 'r.id', row: 'r', visible };
@@ -137,6 +141,24 @@ export class SearchWhere {
       ? `(${byLink(`= ${patient}`)} AND NOT ${byLink(`<> ${patient}`)})`
       : byLink(`= ${patient}`);
     return on.type === 'Patient' ? `(${on.idSql} = ${patient} OR ${byReference})` : byReference;
+  }
+
+  /**
+   * The Binary may be the patient's (see CompartmentScope.binaries): its securityContext names
+   * the patient, a record in their compartment now, or a record deleted since. What it leaves
+   * in, the check of each row read decides; until 2026-12-07 that check saw every Binary.
+   */
+  private binaryInCompartment(patientId: string, on: Subject, params: SqlParams): string {
+    const patient = params.add(patientId);
+    const context = params.add(SECURITY_CONTEXT_PARAM);
+    const { contextLinks } = this.access.binaryContexts();
+    const types = params.add(contextLinks.map((link) => link.type));
+    const links = params.add(contextLinks.map((link) => link.param));
+    const [s, l, d] = [params.alias('s'), params.alias('l'), params.alias('d')];
+    return `EXISTS (SELECT 1 FROM search_reference ${s} WHERE ${s}.resource_type = ${on.typeSql} AND ${s}.resource_id = ${on.idSql} AND ${s}.param = ${context} AND (
+      (${s}.target_type = 'Patient' AND ${s}.target_id = ${patient})
+      OR EXISTS (SELECT 1 FROM search_reference ${l} WHERE ${l}.resource_type = ${s}.target_type AND ${l}.resource_id = ${s}.target_id AND (${l}.resource_type, ${l}.param) IN (SELECT * FROM unnest(${types}::text[], ${links}::text[])) AND ${l}.target_type = 'Patient' AND ${l}.target_id = ${patient})
+      OR EXISTS (SELECT 1 FROM resource ${d} WHERE ${d}.resource_type = ${s}.target_type AND ${d}.id = ${s}.target_id AND ${d}.deleted)))`;
   }
 
   /**
