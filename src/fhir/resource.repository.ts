@@ -4,6 +4,7 @@ import type { AtPeriod, HistoryCursor, HistoryListParams } from './fhir-types.js
 import { ResourceHistoryEntity, type VersionMethod } from './resource-history.entity.js';
 import { ResourceEntity } from './resource.entity.js';
 import { SECURITY_CONTEXT_PARAM, type IndexRows } from './search/index-rows.js';
+import { patientBinariesSql } from './search/patient-binaries.js';
 import { INDEX_TABLES, SearchIndexRepository } from './search/search-index.repository.js';
 import {
   CONFIDENTIALITY,
@@ -739,34 +740,6 @@ function scopedTypesOf(scope: CompartmentScope): string[] {
 }
 
 /**
- * The patient's Binaries (see CompartmentScope.binaries), each once, as `resource_type, id`:
- * those naming the patient, those naming a record of theirs (read by the patient's own index
- * rows, then the rows naming each record: idx_search_reference_lookup both times), and those
- * naming a record deleted since, which counts as it was (SecurityContexts) and which only the
- * check of each row read can judge: a read of every Binary's context row, with no version or
- * content read, and a probe of each context's current row.
- */
-function scopedBinaries(): string {
-  return `SELECT s.resource_type, s.resource_id AS id FROM search_reference s
-       WHERE s.target_id = :scopePatient AND s.target_type = 'Patient'
-         AND s.param = :contextParam AND s.resource_type = 'Binary'
-      UNION
-      SELECT s.resource_type, s.resource_id FROM (
-        SELECT l.resource_type, l.resource_id FROM search_reference l
-         WHERE l.target_id = :scopePatient AND l.target_type = 'Patient'
-           AND (l.resource_type, l.param) IN
-               (SELECT * FROM unnest(CAST(:contextTypes AS text[]), CAST(:contextParams AS text[])))
-      ) x
-      JOIN search_reference s
-        ON s.target_id = x.resource_id AND s.target_type = x.resource_type
-       AND s.param = :contextParam AND s.resource_type = 'Binary'
-      UNION
-      SELECT s.resource_type, s.resource_id FROM search_reference s
-        JOIN resource d ON d.resource_type = s.target_type AND d.id = s.target_id AND d.deleted
-       WHERE s.resource_type = 'Binary' AND s.param = :contextParam`;
-}
-
-/**
  * The keys of a page of versions (`limit` at most, in historyOfTypes' order) that a
  * patient-scoped token may list of these types (see CompartmentScope), `conditions` (of `h`)
  * met. Records of the scope's types are listed while, as they are now, they are live, in its
@@ -774,7 +747,7 @@ function scopedBinaries(): string {
  * and not restricted: they are read from the patient's own rows, the index rows that point at
  * the patient, each record's versions through its key. A scan of the versions by time read
  * every other patient's too, until SEARCH_TIMEOUT_MS cancelled it (until 2026-12-07). So are
- * Binaries, by their securityContext (scopedBinaries): until 2026-12-07 every Binary's
+ * Binaries, by their securityContext (patientBinariesSql): until 2026-12-07 every Binary's
  * versions were read and left to the caller's check. The records of `open` types (shared
  * ones) are read a type at a time through (resource_type, last_updated): no other type's rows.
  */
@@ -808,7 +781,12 @@ function scopedPageKeys(
            scope.binaries
              ? `
       UNION
-      ${scopedBinaries()}`
+      ${patientBinariesSql({
+        patient: ':scopePatient',
+        contextParam: ':contextParam',
+        linkTypes: ':contextTypes',
+        linkParams: ':contextParams',
+      })}`
              : ''
          }) c
     WHERE NOT EXISTS (SELECT 1 FROM search_token x

@@ -13,6 +13,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { queryRecord } from '../../common/http/query-record.js';
 import { SearchConditions, type Subject } from './search-conditions.js';
 import { SECURITY_CONTEXT_PARAM } from './index-rows.js';
+import { patientBinariesSql } from './patient-binaries.js';
 import { SearchDefinitions } from './search-definitions.js';
 import { SearchIncludes } from './search-includes.js';
 import { MAX_SUBQUERIES, parseSearchRequest, type SearchRequest } from './search-request.js';
@@ -144,21 +145,19 @@ export class SearchWhere {
   }
 
   /**
-   * The Binary may be the patient's (see CompartmentScope.binaries): its securityContext names
-   * the patient, a record in their compartment now, or a record deleted since. What it leaves
-   * in, the check of each row read decides; until 2026-12-07 that check saw every Binary.
+   * The Binary may be the patient's (see CompartmentScope.binaries), by the Binaries the
+   * patient's index rows lead to (patientBinariesSql), not by a test of every Binary. What it
+   * leaves in, the check of each row read decides; until 2026-12-07 that check saw every Binary.
    */
   private binaryInCompartment(patientId: string, on: Subject, params: SqlParams): string {
-    const patient = params.add(patientId);
-    const context = params.add(SECURITY_CONTEXT_PARAM);
     const { contextLinks } = this.access.binaryContexts();
-    const types = params.add(contextLinks.map((link) => link.type));
-    const links = params.add(contextLinks.map((link) => link.param));
-    const [s, l, d] = [params.alias('s'), params.alias('l'), params.alias('d')];
-    return `EXISTS (SELECT 1 FROM search_reference ${s} WHERE ${s}.resource_type = ${on.typeSql} AND ${s}.resource_id = ${on.idSql} AND ${s}.param = ${context} AND (
-      (${s}.target_type = 'Patient' AND ${s}.target_id = ${patient})
-      OR EXISTS (SELECT 1 FROM search_reference ${l} WHERE ${l}.resource_type = ${s}.target_type AND ${l}.resource_id = ${s}.target_id AND (${l}.resource_type, ${l}.param) IN (SELECT * FROM unnest(${types}::text[], ${links}::text[])) AND ${l}.target_type = 'Patient' AND ${l}.target_id = ${patient})
-      OR EXISTS (SELECT 1 FROM resource ${d} WHERE ${d}.resource_type = ${s}.target_type AND ${d}.id = ${s}.target_id AND ${d}.deleted)))`;
+    const binaries = patientBinariesSql({
+      patient: params.add(patientId),
+      contextParam: params.add(SECURITY_CONTEXT_PARAM),
+      linkTypes: params.add(contextLinks.map((link) => link.type)),
+      linkParams: params.add(contextLinks.map((link) => link.param)),
+    });
+    return `(${on.typeSql}, ${on.idSql}) IN (${binaries})`;
   }
 
   /**
