@@ -14,6 +14,14 @@ interface Page {
   total?: number;
 }
 
+/** A letter of the patient's, to be deleted: the Binaries naming it then follow it as it was. */
+const deletableLetter = (patient: string) => ({
+  resourceType: 'DocumentReference',
+  status: 'current',
+  subject: { reference: `Patient/${patient}` },
+  content: [{ attachment: { contentType: 'text/plain' } }],
+});
+
 /**
  * A page a client pages through is full: what the caller may not see (another patient's Binary
  * or versions, filtered once read) is skipped while reading, so a page with a next link holds
@@ -75,10 +83,16 @@ describe('full pages', () => {
     doctor = authorizedHttp(doctorToken);
     ids.a = await create(buildPatient());
     ids.b = await create(buildPatient());
-    // Three of patient A's, each behind two of patient B's, in every order a page reads.
+    // Three of patient A's, each behind two of patient B's, in every order a page reads. B's
+    // Binaries name a letter of B's deleted since: the SQL cannot judge those, the read does.
+    const letter = await create(deletableLetter(ids.b));
+    const bBinary = {
+      ...binary(ids.b),
+      securityContext: { reference: `DocumentReference/${letter}` },
+    };
     for (let i = 0; i < 3; i++) {
-      await create(binary(ids.b));
-      await create(binary(ids.b));
+      await create(bBinary);
+      await create(bBinary);
       ids.mine.push(await create(binary(ids.a)));
       await create(observation(ids.b));
       await create(observation(ids.b));
@@ -96,6 +110,7 @@ describe('full pages', () => {
       ).status,
     ).toBe(200);
     await fileUnder(ids.misfiled, ids.a);
+    expect((await doctor('DELETE', `${fhir}/DocumentReference/${letter}`)).status).toBe(204);
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', ids.a);
   });
 

@@ -56,11 +56,23 @@ describe('page cursors', () => {
     ids.theirs.push(await create(observation(ids.b)));
     ids.theirs.push(await create(observation(ids.b)));
     ids.mine.push(await create(binary(ids.a)));
-    ids.theirs.push(await create(binary(ids.b)));
-    ids.theirs.push(await create(binary(ids.b)));
+    // B's Binaries name a letter of B's deleted since: the SQL cannot judge those, the read does.
+    const letter = await create({
+      resourceType: 'DocumentReference',
+      status: 'current',
+      subject: { reference: `Patient/${ids.b}` },
+      content: [{ attachment: { contentType: 'text/plain' } }],
+    });
+    const bBinary = {
+      ...binary(ids.b),
+      securityContext: { reference: `DocumentReference/${letter}` },
+    };
+    ids.theirs.push(await create(bBinary));
+    ids.theirs.push(await create(bBinary));
     // One more of each after theirs: pages of one have next links past them.
     ids.mine.push(await create(observation(ids.a)));
     ids.mine.push(await create(binary(ids.a)));
+    expect((await doctor('DELETE', `${fhir}/DocumentReference/${letter}`)).status).toBe(204);
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', ids.a);
   });
 
