@@ -471,7 +471,10 @@ export class AppConfig {
     const keyFile = get('HL7_OUTBOUND_TLS_KEY_FILE');
     return {
       // validateEnv has refused a list this cannot read.
-      destinations: hl7Destinations(get('HL7_OUTBOUND')) as Hl7Destination[],
+      destinations: hl7Destinations(
+        get('HL7_OUTBOUND'),
+        get('HL7_OUTBOUND_SENDERS'),
+      ) as Hl7Destination[],
       facility: get('HL7_OUTBOUND_FACILITY'),
       processingId: get('HL7_OUTBOUND_PROCESSING_ID'),
       tls: {

@@ -52,6 +52,7 @@ const OPTIONAL_VARIABLES = [
   'HL7_IGNORE',
   'HL7_PROCESSING_IDS',
   'HL7_OUTBOUND',
+  'HL7_OUTBOUND_SENDERS',
   'HL7_OUTBOUND_TLS_CA_FILE',
   'HL7_OUTBOUND_TLS_CERT_FILE',
   'HL7_OUTBOUND_TLS_KEY_FILE',
@@ -646,6 +647,15 @@ export class EnvironmentVariables {
   })
   HL7_OUTBOUND?: string;
 
+  /**
+   * Which inbound senders each destination is (`host:port=MSH-3[/MSH-4]`, comma-separated, one
+   * destination as often as it has senders): a change an HL7 feed made goes to the destinations
+   * named here that did not send it, and to no other (validated with HL7_OUTBOUND).
+   */
+  @IsOptional()
+  @IsString()
+  HL7_OUTBOUND_SENDERS?: string;
+
   /** CAs trusted for tls:// destinations (else Node's bundled ones); a client certificate and key for mutual TLS. */
   @IsOptional()
   @IsString()
@@ -844,9 +854,10 @@ export function validateEnv(
       `Invalid configuration: HL7_MLLP_BUFFER_BYTES (${env.HL7_MLLP_BUFFER_BYTES}) must be at least HL7_MAX_FRAME_BYTES (${env.HL7_MAX_FRAME_BYTES}), or no frame of the largest size could be taken`,
     );
   }
-  const destinations = hl7Destinations(env.HL7_OUTBOUND);
+  const destinations = hl7Destinations(env.HL7_OUTBOUND, env.HL7_OUTBOUND_SENDERS);
   if (typeof destinations === 'string') {
-    throw new ConfigError(`Invalid configuration: HL7_OUTBOUND: ${destinations}`);
+    const prefix = destinations.startsWith('HL7_OUTBOUND_SENDERS') ? '' : 'HL7_OUTBOUND: ';
+    throw new ConfigError(`Invalid configuration: ${prefix}${destinations}`);
   }
   for (const [facility, zone] of facilityTimeZones(env.HL7_FACILITY_TIME_ZONES)) {
     if (!isTimeZone(zone)) {

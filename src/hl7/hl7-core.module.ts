@@ -4,6 +4,7 @@ import { CryptoModule } from '../crypto/crypto.module.js';
 import { DatabaseModule } from '../database/database.module.js';
 import { FhirModule } from '../fhir/fhir.module.js';
 import { Hl7InboundService } from './inbound/hl7-inbound.service.js';
+import { InboundSender } from './inbound/inbound-sender.js';
 import { AppointmentMessages } from './inbound/appointment-messages.js';
 import { ChargeMessages } from './inbound/charge-messages.js';
 import { DocumentMessages } from './inbound/document-messages.js';
@@ -51,7 +52,8 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     PatientSegments,
     Places,
     Hl7InboundService,
+    InboundSender,
   ],
-  exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService],
+  exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService, InboundSender],
 })
 export class Hl7CoreModule {}

@@ -28,6 +28,7 @@ import { WITHDRAWN_WARNING } from './report-versions.js';
 import { UNTIED_WARNING } from './early-results.js';
 import { hl7AuditEntry } from './hl7-audit.js';
 import { Hl7Processor } from './hl7-processor.js';
+import { InboundSender } from './inbound-sender.js';
 import type { Touched } from './processing.js';
 import { Hl7MessageRepository, type Hl7Outcome } from '../store/hl7-message.repository.js';
 import { Metrics } from '../../metrics/metrics.js';
@@ -72,6 +73,7 @@ export class Hl7InboundService {
     private readonly processor: Hl7Processor,
     private readonly metrics: Metrics,
     private readonly config: AppConfig,
+    private readonly sender: InboundSender,
   ) {}
 
   /**
@@ -264,7 +266,9 @@ export class Hl7InboundService {
       decoded.header.delimiters,
       this.timeZoneOf(decoded.header),
     );
-    const touched = await this.processor.process(message, decoded.header);
+    const touched = await this.sender.run(decoded.header, () =>
+      this.processor.process(message, decoded.header),
+    );
     const outcome = withWarnings(PROCESSED, [
       ...pidWarnings(message),
       ...orderControlWarnings(message),

@@ -1,7 +1,9 @@
 import type { AppConfig } from '../../config/config.js';
+import type { Hl7Destination } from '../../config/hl7-destinations.js';
 import { ResourceWrites } from '../../fhir/resource-writes.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { HL7_USER } from '../hl7-user.js';
+import { InboundSender } from '../inbound/inbound-sender.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
 import type { Hl7OutboxRepository, NewOutboxMessage } from './hl7-outbox.repository.js';
 import { Hl7Outbox } from './hl7-outbox.service.js';
@@ -39,13 +41,19 @@ function outboxWith(rows: NewOutboxMessage[], stored?: Partial<Hl7OutboxEntity>)
           tls: false,
           receivingApplication: 'RIS',
           receivingFacility: '',
+          senders: [] as Hl7Destination['senders'],
         },
       ],
       facility: 'CAREVAULT',
       processingId: 'T',
     },
   } as AppConfig;
-  const outbox = new Hl7Outbox(config, writes, repository as unknown as Hl7OutboxRepository);
+  const outbox = new Hl7Outbox(
+    config,
+    writes,
+    repository as unknown as Hl7OutboxRepository,
+    new InboundSender(),
+  );
   outbox.onModuleInit();
   return { outbox, writes, requeued };
 }
@@ -99,7 +107,8 @@ describe('Hl7Outbox', () => {
     const { writes } = outboxWith(rows);
     const resource = { resourceType: 'Patient', id: 'p3', meta: { versionId: '2' } };
     await writes.deleted({ user: USER, resource, versionId: 3 });
-    // A deletion an HL7 feed made came from a v2 system: not echoed.
+    // A deletion an HL7 feed made came from a v2 system: not sent to a destination that
+    // HL7_OUTBOUND_SENDERS does not tell from its sender.
     await writes.deleted({ user: HL7_USER, resource, versionId: 3 });
     expect(rows).toEqual([
       expect.objectContaining({ messageType: 'ADT^A29', resourceId: 'p3', versionId: 3 }),

@@ -2,12 +2,14 @@ import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
+import { isSender, type Hl7Destination } from '../../config/hl7-destinations.js';
 import {
   ResourceWrites,
   type ResourceDeletion,
   type ResourceWrite,
 } from '../../fhir/resource-writes.js';
 import { HL7_USER } from '../hl7-user.js';
+import { InboundSender } from '../inbound/inbound-sender.js';
 import { outboxListQuery } from '../list-query.js';
 import { adtOfPatient, type AdtEvent } from './patient-to-adt.js';
 import type { Hl7OutboxEntity } from './hl7-outbox.entity.js';
@@ -33,6 +35,7 @@ export class Hl7Outbox implements OnModuleInit {
     config: AppConfig,
     private readonly writes: ResourceWrites,
     private readonly outbox: Hl7OutboxRepository,
+    private readonly inbound: InboundSender,
   ) {
     this.settings = config.hl7Outbound;
   }
@@ -76,9 +79,31 @@ export class Hl7Outbox implements OnModuleInit {
   }
 
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
-    // What an HL7 feed wrote came from a v2 system already; echoing it out could loop feeds.
-    if (user.id === HL7_USER.id) return;
-    await this.add(resource, created ? 'A04' : 'A08', Number(resource.meta?.versionId));
+    await this.add(
+      this.destinationsFor(user),
+      resource,
+      created ? 'A04' : 'A08',
+      Number(resource.meta?.versionId),
+    );
+  }
+
+  /**
+   * Where a change goes: everywhere, when made through the FHIR API. What an HL7 feed wrote
+   * came from a v2 system already, and sent back to it could loop feeds (each system sending
+   * the other's update back): it goes only to the destinations HL7_OUTBOUND_SENDERS says are
+   * other systems than its sender. Until 2026-12-07 it went nowhere, whatever the destination,
+   * and a change from the admission system never reached the lab.
+   */
+  private destinationsFor(user: ResourceWrite['user']): Hl7Destination[] {
+    const { destinations } = this.settings;
+    if (user.id !== HL7_USER.id) return destinations;
+    const sender = this.inbound.current;
+    if (!sender) return [];
+    return destinations.filter(
+      (destination) =>
+        destination.senders.length > 0 &&
+        !destination.senders.some((configured) => isSender(configured, sender)),
+    );
   }
 
   /**
@@ -86,16 +111,16 @@ export class Hl7Outbox implements OnModuleInit {
    * last version for the receiver to find them by. Not A23, which deletes one visit.
    */
   private async enqueueDeletion({ user, resource, versionId }: ResourceDeletion): Promise<void> {
-    if (user.id === HL7_USER.id) return;
-    await this.add(resource, 'A29', versionId);
+    await this.add(this.destinationsFor(user), resource, 'A29', versionId);
   }
 
   private async add(
+    destinations: Hl7Destination[],
     resource: ResourceWrite['resource'],
     event: AdtEvent,
     versionId: number,
   ): Promise<void> {
-    const { destinations, facility, processingId } = this.settings;
+    const { facility, processingId } = this.settings;
     const now = new Date();
     await this.outbox.add(
       destinations.map((destination) => {
