@@ -134,6 +134,47 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect(audited[0]!.n).toBe(2);
   });
 
+  it('sends ADT^A40 with MRG when a Patient is merged through the FHIR API, then A08', async () => {
+    const start = peer.accepted.length;
+    const mrn = (value: string) => [{ system: 'urn:oid:2.16.840.1.113883.19.5', value }];
+    const survivor = await createPatient(patient('Survivor', { identifier: mrn('MRG-S') }));
+    const prior = await createPatient(patient('Duplicate', { identifier: mrn('MRG-P') }));
+    const retired = {
+      ...patient('Duplicate', { identifier: mrn('MRG-P') }),
+      id: prior,
+      active: false,
+      link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }],
+    };
+    expect(
+      (await api('PUT', `${testApp.url}/fhir/Patient/${prior}`, { body: retired })).status,
+    ).toBe(200);
+    // A correction of the merged record afterwards is no second merge.
+    const corrected = await api('PUT', `${testApp.url}/fhir/Patient/${prior}`, {
+      body: { ...retired, gender: 'male' },
+    });
+    expect(corrected.status).toBe(200);
+    expect((await settled(prior)).map((row) => row.message_type)).toEqual([
+      'ADT^A04',
+      'ADT^A40',
+      'ADT^A08',
+    ]);
+    await settled(survivor);
+    const received = (await peer.waitForAccepted(start + 4)).slice(start);
+    const merge = received.find((message) => message.includes('|ADT^A40^ADT_A39|'))!;
+    const segments = merge.split('\r');
+    // PID is the survivor, MRG-1 the merged patient as the receiver knows it; no PV1.
+    expect(segments.map((segment) => segment.slice(0, 3))).toEqual([
+      'MSH',
+      'EVN',
+      'PID',
+      'MRG',
+      '',
+    ]);
+    expect(segments[2]).toContain(`MRG-S^^^&2.16.840.1.113883.19.5&ISO~${survivor}^^^CAREVAULT^PI`);
+    expect(segments[2]).toContain('||Survivor^Test');
+    expect(segments[3]).toBe(`MRG|MRG-P^^^&2.16.840.1.113883.19.5&ISO~${prior}^^^CAREVAULT^PI`);
+  });
+
   it('writes a Patient whose systems the message cannot decode, alone or in a Bundle', async () => {
     // A `%` that escapes nothing threw in the message builder, inside the write's transaction:
     // the create, the update and the whole Bundle failed with 500 and rolled back.

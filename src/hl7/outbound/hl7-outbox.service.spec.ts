@@ -1,6 +1,7 @@
 import type { AppConfig } from '../../config/config.js';
 import type { Hl7Destination } from '../../config/hl7-destinations.js';
 import { ResourceWrites } from '../../fhir/resource-writes.js';
+import type { ResourceRepository } from '../../fhir/resource.repository.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { HL7_USER } from '../hl7-user.js';
 import { InboundSender } from '../inbound/inbound-sender.js';
@@ -53,6 +54,8 @@ function outboxWith(rows: NewOutboxMessage[], stored?: Partial<Hl7OutboxEntity>)
     writes,
     repository as unknown as Hl7OutboxRepository,
     new InboundSender(),
+    // Read only for a merge (a Patient newly replaced-by another), which these tests do not make.
+    {} as ResourceRepository,
   );
   outbox.onModuleInit();
   return { outbox, writes, requeued };

@@ -3,6 +3,10 @@ import { randomBytes } from 'node:crypto';
 import { AppError } from '../../common/errors/app-error.js';
 import { AppConfig } from '../../config/config.js';
 import { isSender, type Hl7Destination } from '../../config/hl7-destinations.js';
+import type { FhirResource } from '../../fhir/fhir-types.js';
+import { ResourceRepository } from '../../fhir/resource.repository.js';
+import { stored } from '../../fhir/resource-versions.js';
+import { replacedBy } from '../../fhir/retired-patients.js';
 import {
   ResourceWrites,
   type ResourceDeletion,
@@ -36,6 +40,7 @@ export class Hl7Outbox implements OnModuleInit {
     private readonly writes: ResourceWrites,
     private readonly outbox: Hl7OutboxRepository,
     private readonly inbound: InboundSender,
+    private readonly resources: ResourceRepository,
   ) {
     this.settings = config.hl7Outbound;
   }
@@ -79,12 +84,42 @@ export class Hl7Outbox implements OnModuleInit {
   }
 
   private async enqueue({ user, resource, created }: ResourceWrite): Promise<void> {
-    await this.add(
-      this.destinationsFor(user),
-      resource,
-      created ? 'A04' : 'A08',
-      Number(resource.meta?.versionId),
+    const destinations = this.destinationsFor(user);
+    if (destinations.length === 0) return;
+    const versionId = Number(resource.meta?.versionId);
+    const merge = created ? undefined : await this.mergeOf(resource, versionId);
+    if (merge) {
+      await this.add(destinations, resource, 'A40', versionId, (header) =>
+        adtOfPatient(merge.survivor, 'A40', header, merge.prior),
+      );
+      return;
+    }
+    const event = created ? 'A04' : 'A08';
+    await this.add(destinations, resource, event, versionId, (header) =>
+      adtOfPatient(resource, event, header),
     );
+  }
+
+  /**
+   * The merge this write makes, if it is one: the Patient gets a `replaced-by` link it did not
+   * have (as an HL7 A40 or FHIR's $merge leave it). It goes as an ADT^A40 of the survivor, with
+   * the merged patient's identifiers as they were (MRG-1), for the receivers to merge their two
+   * records too: until 2026-12-07 an A08, which left them with two patients. A later correction
+   * of the merged patient is an A08; a survivor not stored here leaves the merge an A08 too.
+   */
+  private async mergeOf(
+    resource: FhirResource,
+    versionId: number,
+  ): Promise<{ survivor: FhirResource; prior: FhirResource } | undefined> {
+    const survivorId = replacedBy(resource);
+    if (!survivorId || !(versionId > 1)) return undefined;
+    const before = await this.resources.findVersion('Patient', resource.id!, versionId - 1);
+    if (!before || before.deleted) return undefined;
+    const prior = stored(before).resource;
+    if (replacedBy(prior)) return undefined;
+    const survivor = await this.resources.findCurrent('Patient', survivorId);
+    if (!survivor || survivor.deleted) return undefined;
+    return { survivor: stored(survivor).resource, prior };
   }
 
   /**
@@ -111,14 +146,18 @@ export class Hl7Outbox implements OnModuleInit {
    * last version for the receiver to find them by. Not A23, which deletes one visit.
    */
   private async enqueueDeletion({ user, resource, versionId }: ResourceDeletion): Promise<void> {
-    await this.add(this.destinationsFor(user), resource, 'A29', versionId);
+    await this.add(this.destinationsFor(user), resource, 'A29', versionId, (header) =>
+      adtOfPatient(resource, 'A29', header),
+    );
   }
 
+  /** One message per destination about `resource` (its row's), as `build` makes it. */
   private async add(
     destinations: Hl7Destination[],
     resource: ResourceWrite['resource'],
     event: AdtEvent,
     versionId: number,
+    build: (header: MessageHeader) => string,
   ): Promise<void> {
     const { facility, processingId } = this.settings;
     const now = new Date();
@@ -141,7 +180,7 @@ export class Hl7Outbox implements OnModuleInit {
           controlId,
           now,
         };
-        return { ...row, ...this.message(resource, event, header, row) };
+        return { ...row, ...this.message(build, header, row) };
       }),
       now,
     );
@@ -153,13 +192,12 @@ export class Hl7Outbox implements OnModuleInit {
    * and logged, never its text, which may quote the Patient.
    */
   private message(
-    resource: ResourceWrite['resource'],
-    event: AdtEvent,
-    header: Parameters<typeof adtOfPatient>[2],
+    build: (header: MessageHeader) => string,
+    header: MessageHeader,
     row: Pick<NewOutboxMessage, 'destination' | 'resourceId' | 'versionId'>,
   ): Pick<NewOutboxMessage, 'message' | 'failure'> {
     try {
-      return { message: adtOfPatient(resource, event, header) };
+      return { message: build(header) };
     } catch (error) {
       const failure = `Not built: ${error instanceof Error ? error.name : 'error'}`;
       this.logger.error({ ...row, reason: failure }, 'HL7 outbound message could not be built');
@@ -167,6 +205,8 @@ export class Hl7Outbox implements OnModuleInit {
     }
   }
 }
+
+type MessageHeader = Parameters<typeof adtOfPatient>[2];
 
 /** An outbound message as listed: where, what about, and how it went; never its content. */
 export type Hl7OutboxSummary = Omit<Hl7OutboxEntity, 'message'>;

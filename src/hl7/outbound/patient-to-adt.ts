@@ -13,13 +13,19 @@ import { CDCREC, US_CORE_ETHNICITY, US_CORE_RACE } from '../mapping/patient.js';
 import { ended, inUseFirst, type Period } from './fhir-period.js';
 
 /**
- * The outbound events: a registration (new patient), an update of patient information, and the
- * deletion of a person's information (A29; A23 would delete a visit, not the patient).
+ * The outbound events: a registration (new patient), an update of patient information, the
+ * deletion of a person's information (A29; A23 would delete a visit, not the patient), and a
+ * merge of two patients' records (A40, merge patient - patient identifier list).
  */
-export type AdtEvent = 'A04' | 'A08' | 'A29';
+export type AdtEvent = 'A04' | 'A08' | 'A29' | 'A40';
 
 /** The message structure of each event (v2.5.1 table 0354). */
-const STRUCTURE: Record<AdtEvent, string> = { A04: 'ADT_A01', A08: 'ADT_A01', A29: 'ADT_A21' };
+const STRUCTURE: Record<AdtEvent, string> = {
+  A04: 'ADT_A01',
+  A08: 'ADT_A01',
+  A29: 'ADT_A21',
+  A40: 'ADT_A39',
+};
 
 type Part = string | undefined;
 
@@ -324,6 +330,22 @@ function absent(value: unknown): boolean {
 }
 
 /**
+ * PID-3 (or MRG-1): the Patient's identifiers, and its resource id, type PI, as PID-3 is
+ * required and a Patient may have no identifier. Not those a merge retired (`old`): they name
+ * the duplicate record, not this patient, and a receiver still holding that record would find
+ * two patients in one PID-3.
+ */
+function identifiersOf(patient: Record<string, unknown>, authority: string): string {
+  const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
+  const own =
+    typeof patient['id'] === 'string'
+      ? join([text(patient['id']), '', '', authority, 'PI'], D.component)
+      : undefined;
+  const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
+  return repeat([...new Set(cxs)]);
+}
+
+/**
  * Patient to PID (the inverse of patientFromPid, v2-to-FHIR PID[Patient] read backwards). An
  * update (`clears`) says `""` for a mapped field whose Patient elements are absent: to a
  * receiver an empty field means "unchanged", so a phone or address removed here would stay
@@ -337,22 +359,13 @@ export function pidOf(
   clears = false,
   authority = OWN_AUTHORITY,
 ): string {
-  const identifiers = (patient['identifier'] as Identifier[] | undefined) ?? [];
   const names = (patient['name'] as HumanName[] | undefined) ?? [];
   const addresses = (patient['address'] as Address[] | undefined) ?? [];
   const telecom = telecomOf(patient, now);
   const deceased = patient['deceasedDateTime'] ?? patient['deceasedBoolean'];
   const fields: Part[] = [];
   fields[1] = '1';
-  // Identifiers a merge retired (`old`) name the duplicate record, not this patient: a receiver
-  // still holding that record would find two patients in one PID-3.
-  // And the resource id, type PI: PID-3 is required, and a Patient may have no identifier.
-  const own =
-    typeof patient['id'] === 'string'
-      ? join([text(patient['id']), '', '', authority, 'PI'], D.component)
-      : undefined;
-  const cxs = [...identifiers.filter((id) => id.use !== 'old').map(cxOf), own];
-  fields[3] = repeat([...new Set(cxs)]);
+  fields[3] = identifiersOf(patient, authority);
   fields[5] = repeat(inUseFirst(names, now).map(xpnOf));
   fields[7] = birthOf(patient);
   fields[8] = GENDER[String(patient['gender'])];
@@ -397,7 +410,8 @@ function hd(value: string): string {
 }
 
 /**
- * An ADT^A04 (new patient), ADT^A08 (patient changed) or ADT^A29 (patient deleted) with the
+ * An ADT^A04 (new patient), ADT^A08 (patient changed), ADT^A29 (patient deleted) or ADT^A40
+ * (`prior` merged into the patient, with an MRG) with the
  * Patient's PID (for an A29, as last stored, to find the patient by), and PD1 for its
  * protection, in UTF-8 (MSH-18), every value escaped. PV1 is required by both structures
  * (ADT_A01, ADT_A21); class N says there is no visit.
@@ -414,6 +428,8 @@ export function adtOfPatient(
     controlId: string;
     now: Date;
   },
+  /** For an A40: the Patient merged into `patient`, as it was before the merge. */
+  prior?: Record<string, unknown>,
 ): string {
   const msh = join(
     [
@@ -445,12 +461,17 @@ export function adtOfPatient(
   );
   const evn = join(['EVN', event, hl7Timestamp(header.now)], D.field);
   const pd1 = pd1Of(patient, event);
+  const authority = ownAuthority(header.facility);
+  // ADT_A39: PID is the surviving patient and MRG-1 the identifiers the receiver knows the
+  // merged one by (its resource id among them), for it to merge its two records as well. PV1
+  // is optional there: a merge of patients concerns no visit.
   const segments = [
     msh,
     evn,
-    pidOf(patient, header.now, event === 'A08', ownAuthority(header.facility)),
+    pidOf(patient, header.now, event === 'A08', authority),
     ...(pd1 ? [pd1] : []),
-    'PV1|1|N',
+    ...(event === 'A40' ? [join(['MRG', identifiersOf(prior ?? {}, authority)], D.field)] : []),
+    ...(event === 'A40' ? [] : ['PV1|1|N']),
   ];
   return segments.join('\r') + '\r';
 }
