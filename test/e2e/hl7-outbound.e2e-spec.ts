@@ -347,6 +347,8 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     } finally {
       await peer.up();
     }
+    // Due now rather than after the 8th attempt's back-off (6.4 s), which is not under test.
+    await data.query(`UPDATE hl7_outbox SET next_attempt_at = now() WHERE id = $1`, [row!.id]);
     const [sent] = await settled(id);
     expect(sent).toMatchObject({ status: 'sent', ack_code: 'AA' });
     expect((await peer.waitForAccepted(start + 1)).slice(start).map(controlIdOf)).toEqual([
@@ -358,16 +360,22 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     // A poison message: written each time, never acknowledged. Counted as a failed delivery,
     // as an AE is, it is dead after HL7_OUTBOUND_MAX_ATTEMPTS (8) rather than hold the queue.
     peer.answer = (message) => (message.includes('Poison^') ? 'none' : 'AA');
+    // Down at first, so that the one delivery left to fail is the only ACK timeout waited for.
+    await peer.down();
     const poison = await createPatient(patient('Poison'));
     let [row] = await outbox(poison);
-    while (row!.attempts < 1) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      [row] = await outbox(poison);
+    try {
+      while (row!.attempts < 1) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        [row] = await outbox(poison);
+      }
+      await data.query(
+        `UPDATE hl7_outbox SET failed_deliveries = 7, next_attempt_at = now() WHERE id = $1`,
+        [row!.id],
+      );
+    } finally {
+      await peer.up();
     }
-    await data.query(
-      `UPDATE hl7_outbox SET failed_deliveries = 7, next_attempt_at = now() WHERE id = $1`,
-      [row!.id],
-    );
     const fine = await createPatient(patient('Afterpoison'));
     expect((await settled(poison))[0]).toMatchObject({
       status: 'dead',
@@ -394,6 +402,18 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     const refused = await createPatient(patient('Refused'));
     const failing = await createPatient(patient('Failing'));
     const fine = await createPatient(patient('Fine'));
+    // After its first AE, as after its seventh: the back-off before the 8th (6.35 s in all) is
+    // not under test here.
+    let [failed] = await outbox(failing);
+    while (failed!.attempts < 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      [failed] = await outbox(failing);
+    }
+    await data.query(
+      `UPDATE hl7_outbox SET attempts = 7, failed_deliveries = 7, next_attempt_at = now()
+        WHERE id = $1`,
+      [failed!.id],
+    );
     expect((await settled(refused))[0]).toMatchObject({
       status: 'dead',
       attempts: 1,
