@@ -486,6 +486,30 @@ describe('Patient to ADT', () => {
     );
   });
 
+  it('builds an ADT^A40 (ADT_A39) of the survivor, with the merged patient in MRG-1', () => {
+    const survivor = { resourceType: 'Patient', id: 's1', gender: 'male' };
+    const prior = {
+      resourceType: 'Patient',
+      id: 'p1',
+      identifier: [
+        { system: 'urn:oid:2.16.9', value: 'OLD|1' },
+        // Retired by an earlier merge: the receiver no longer knows this patient by it.
+        { system: 'urn:oid:2.16.9', value: 'GONE', use: 'old' },
+      ],
+    };
+    const text = adtOfPatient(survivor, 'A40', HEADER, prior);
+    expect(decodeMessage(Buffer.from(text, 'utf8')).header).toMatchObject({
+      messageCode: 'ADT',
+      triggerEvent: 'A40',
+    });
+    expect(text).toContain('|ADT^A40^ADT_A39|');
+    // No PV1: a merge of patients is about no visit, and ADT_A39 does not require one.
+    expect(text).toContain(
+      '\rPID|1||s1^^^CAREVAULT^PI|||||M\rMRG|OLD\\F\\1^^^&2.16.9&ISO~p1^^^CAREVAULT^PI\r',
+    );
+    expect(text.endsWith('ISO~p1^^^CAREVAULT^PI\r')).toBe(true);
+  });
+
   it('escapes control characters, so that an MLLP receiver gets the whole message in one frame', () => {
     // FHIR strings may hold them (the spec says only "SHOULD not"): a name pasted from a scanner.
     const family = 'Doe\u001cJr\u000bX\u0007';
