@@ -42,6 +42,7 @@ import { ExportJobSessionEpoch1767239000000 } from './1767239000000-export-job-s
 import { AuditEventActorName1767240000000 } from './1767240000000-audit-event-actor-name.js';
 import { SubscriptionNotificationSettledIndex1767241400000 } from './1767241400000-subscription-notification-settled-index.js';
 import { SubscriptionStatusReason1767241500000 } from './1767241500000-subscription-status-reason.js';
+import { Hl7OutboxSurvivor1767241600500 } from './1767241600500-hl7-outbox-survivor.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -89,4 +90,5 @@ export const MIGRATIONS = [
   AuditEventActorName1767240000000,
   SubscriptionNotificationSettledIndex1767241400000,
   SubscriptionStatusReason1767241500000,
+  Hl7OutboxSurvivor1767241600500,
 ];

@@ -173,6 +173,13 @@ describe('HL7 outbound: Patient changes to ADT over MLLP through a durable outbo
     expect(segments[2]).toContain(`MRG-S^^^&2.16.840.1.113883.19.5&ISO~${survivor}^^^CAREVAULT^PI`);
     expect(segments[2]).toContain('||Survivor^Test');
     expect(segments[3]).toBe(`MRG|MRG-P^^^&2.16.840.1.113883.19.5&ISO~${prior}^^^CAREVAULT^PI`);
+    // Both patients' data went out: the delivery's audit row names both.
+    const [audited] = await data.query<{ patient_ids: string[] }[]>(
+      `SELECT patient_ids FROM audit_event WHERE method = 'mllp-out' AND subtype = 'ADT^A40'
+          AND $1 = ANY(patient_ids)`,
+      [prior],
+    );
+    expect(audited!.patient_ids).toEqual([prior, survivor]);
   });
 
   it('writes a Patient whose systems the message cannot decode, alone or in a Bundle', async () => {

@@ -51,6 +51,13 @@ export class Hl7OutboxEntity {
   @Column('integer')
   versionId!: number;
 
+  /**
+   * For an ADT^A40: the Patient the resource was merged into, whose PID the message carries, so
+   * that the audit row of the delivery names that patient too.
+   */
+  @Column('text', { nullable: true })
+  survivorId!: string | null;
+
   @Phi()
   @Column('text')
   message!: string;

@@ -27,6 +27,7 @@ export type NewOutboxMessage = Pick<
 > & {
   /** Why the message could not be built: it is stored dead, never sent, with this reason. */
   failure?: string;
+  survivorId?: string;
 };
 
 export type OutboxAttempt = Pick<
@@ -50,8 +51,9 @@ export class Hl7OutboxRepository {
     if (messages.length === 0) return;
     await this.unitOfWork.manager.insert(
       Hl7OutboxEntity,
-      messages.map(({ failure, ...message }) => ({
+      messages.map(({ failure, survivorId, ...message }) => ({
         ...message,
+        survivorId: survivorId ?? null,
         id: randomUUID(),
         createdAt: now,
         status: failure === undefined ? ('pending' as const) : ('dead' as const),

@@ -89,8 +89,13 @@ export class Hl7Outbox implements OnModuleInit {
     const versionId = Number(resource.meta?.versionId);
     const merge = created ? undefined : await this.mergeOf(resource, versionId);
     if (merge) {
-      await this.add(destinations, resource, 'A40', versionId, (header) =>
-        adtOfPatient(merge.survivor, 'A40', header, merge.prior),
+      await this.add(
+        destinations,
+        resource,
+        'A40',
+        versionId,
+        (header) => adtOfPatient(merge.survivor, 'A40', header, merge.prior),
+        merge.survivor.id,
       );
       return;
     }
@@ -158,6 +163,7 @@ export class Hl7Outbox implements OnModuleInit {
     event: AdtEvent,
     versionId: number,
     build: (header: MessageHeader) => string,
+    survivorId?: string,
   ): Promise<void> {
     const { facility, processingId } = this.settings;
     const now = new Date();
@@ -171,6 +177,7 @@ export class Hl7Outbox implements OnModuleInit {
           resourceType: resource.resourceType,
           resourceId: resource.id!,
           versionId,
+          ...(survivorId === undefined ? {} : { survivorId }),
         };
         const header = {
           facility,

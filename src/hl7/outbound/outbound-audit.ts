@@ -9,6 +9,8 @@ import type { OutboxAttempt } from './hl7-outbox.repository.js';
  */
 export function outboundAuditEntry(row: Hl7OutboxEntity, attempt: OutboxAttempt): AuditEntry {
   const entity = `${row.resourceType}/${row.resourceId}`;
+  // An A40 carries the PID of the Patient the resource was merged into: its data went out too.
+  const survivor = row.survivorId === null ? [] : [row.survivorId];
   return {
     id: randomUUID(),
     recordedAt: new Date(),
@@ -28,8 +30,8 @@ export function outboundAuditEntry(row: Hl7OutboxEntity, attempt: OutboxAttempt)
     resourceType: row.resourceType,
     resourceId: row.resourceId,
     resourceVersion: String(row.versionId),
-    patientIds: row.resourceType === 'Patient' ? [row.resourceId] : [],
-    entities: [entity],
+    patientIds: row.resourceType === 'Patient' ? [row.resourceId, ...survivor] : [],
+    entities: [entity, ...survivor.map((id) => `Patient/${id}`)],
     queryParams: [],
     outcome: attempt.status === 'sent' ? 'success' : 'failure',
     statusCode: null,
