@@ -121,4 +121,28 @@ describe('HL7 outbound: a feed change goes to the destinations other than its se
     await registry.waitForAccepted(1);
     expect([adt.accepted.length, lab.accepted.length, registry.accepted.length]).toEqual([3, 3, 1]);
   });
+
+  it("sends a feed's merge on to the other systems as an ADT^A40", async () => {
+    const client = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    const pid = (mrn: string, family: string) =>
+      `PID|1||${mrn}^^^HOSP&2.16.9&ISO^MR||${family}^Pat||19800101`;
+    const acks = await client.exchange([
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A28|MRG-A28|P|2.5\r${pid('SND-2', 'Duplicate')}`,
+      `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||ADT^A40|MRG-A40|P|2.5\r${pid('SND-1', 'Renamed')}\rMRG|SND-2^^^HOSP&2.16.9&ISO^MR`,
+    ]);
+    client.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AA', 'AA']);
+    const [prior] = await data.query<{ resource_id: string }[]>(
+      `SELECT resource_id FROM hl7_outbox WHERE message_type = 'ADT^A40'`,
+    );
+    // Registered, then merged: to the lab, not back to the admission system.
+    expect(await sent(prior!.resource_id, 2)).toEqual([
+      ['lab', 'ADT^A04'],
+      ['lab', 'ADT^A40'],
+    ]);
+    const merge = (await lab.waitForAccepted(5)).find((message) => message.includes('^A40^'))!;
+    expect(merge).toContain('|ADT^A40^ADT_A39|');
+    expect(merge).toMatch(/\rPID\|1\|\|SND-1\^/);
+    expect(merge).toMatch(/\rMRG\|SND-2\^\^\^HOSP&2\.16\.9&ISO\^MR~/);
+  });
 });
