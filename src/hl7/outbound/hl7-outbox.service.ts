@@ -23,10 +23,10 @@ import { Hl7OutboxRepository, type NewOutboxMessage } from './hl7-outbox.reposit
 const UNBUILT = '';
 
 /**
- * Puts an ADT^A04 (created), ADT^A08 (updated) or ADT^A29 (deleted) in the outbox for every
- * configured destination when a Patient is written through the FHIR API, in the write's own
- * transaction: the message
- * exists exactly when the change does. A message that cannot be built from the Patient is
+ * Puts an ADT^A04 (created), ADT^A08 (updated), ADT^A40 (merged into another) or ADT^A29
+ * (deleted) in the outbox for every configured destination when a Patient is written through
+ * the FHIR API (for one an HL7 feed wrote, see destinationsFor), in the write's own
+ * transaction: the message exists exactly when the change does. A message that cannot be built from the Patient is
  * stored dead with the reason instead: the clinical write must not fail for its copy elsewhere.
  */
 @Injectable()
