@@ -806,6 +806,39 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
       '00378018110@',
     ]);
   });
+  it("leaves an order's answers as a newer message set them when an older one is replayed", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const oml = message('OML^O21', 'CPOE');
+    /** The order and its answer, sent at `time` (MSH-7 of a UTC offset, which orders). */
+    const answered = (control: string, time: string, pregnant: string, ...more: string[]) =>
+      oml(
+        tag,
+        control,
+        'K',
+        `ORC|NW|K1-${tag}^CPOE`,
+        'OBR|1|||2345-7^Glucose^LN',
+        `OBX|1|CWE|AOE1^Pregnant^L||${pregnant}^${pregnant}^HL70136||||||O`,
+        ...more,
+      ).replace('|202503010800||', `|${time}||`);
+    // 12:00's answer, then 11:00's replayed after it, with an answer 12:00 did not have.
+    expect(
+      await codes(
+        answered('K2', '202503011200+0000', 'Y'),
+        answered('K1', '202503011100+0000', 'N', 'OBX|2|NM|AOE2^Hours fasting^L||12|h||||||O'),
+      ),
+    ).toEqual(['AA', 'AA']);
+    const [order] = await numbered('ServiceRequest', CPOE, `K1-${tag}`);
+    const answers = await Promise.all(
+      (order!['supportingInfo'] as { reference: string }[]).map(({ reference }) =>
+        feed.one(`Observation?_id=${reference.split('/')[1]}`),
+      ),
+    );
+    // Until 2026-12-07 the replayed 11:00 wrote its N over 12:00's Y.
+    expect(answers.map((answer) => answer['valueCodeableConcept'].coding[0].code)).toEqual(['Y']);
+    // Nor is an answer of the older message filed apart from the order it was kept from.
+    const patient = order!['subject'].reference as string;
+    expect(await feed.search(`Observation?subject=${patient}&code=AOE2`)).toEqual([]);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

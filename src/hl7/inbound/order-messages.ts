@@ -10,6 +10,7 @@ import { observationFromObx } from '../mapping/observation.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
+import type { RecordClock } from './event-order.js';
 import { patientsOrderOf, upsertOrder } from './order-numbers.js';
 import { writeOver, type PatientOfMessage, type Touched } from './processing.js';
 import { codeKey } from './record-criteria.js';
@@ -132,6 +133,7 @@ export class OrderMessages {
         sender,
         patientId,
         encounter,
+        clock,
       });
       touched.entities.push(...supportingInfo.map(({ reference }) => reference));
       const id = await upsertOrder(
@@ -175,7 +177,10 @@ export class OrderMessages {
    * 2026-12-07: the lab got the order without what the clinician answered for it. An answer is
    * known again as the order on file's of that code (the n-th of it, when one is asked twice),
    * so that the order sent again updates its answers rather than adding them; those of an order
-   * not on file (or of no number) are new.
+   * not on file (or of no number) are new. A message older than one already applied to the
+   * order leaves its answers as they are (the order's clock), and each answer too (its own, see
+   * writeOver): until 2026-12-07 a replayed older order, kept itself, wrote its answers over
+   * the newer ones, and filed those the newer message did not have beside it.
    */
   private async orderAnswers(
     answers: readonly { obx: V2Segment; notes: V2Segment[] }[],
@@ -185,10 +190,12 @@ export class OrderMessages {
       sender,
       patientId,
       encounter,
+      clock,
     }: {
       sender?: string;
       patientId: string;
       encounter: { encounter?: { reference: string } };
+      clock: RecordClock;
     },
   ): Promise<{ reference: string }[]> {
     if (answers.length === 0) return [];
@@ -196,7 +203,11 @@ export class OrderMessages {
     const previous: { id: string; code: string }[] = [];
     if (stored) {
       const order = (await this.fhir.read(HL7_USER, 'ServiceRequest', stored)).resource;
-      for (const { reference } of (order['supportingInfo'] ?? []) as { reference?: string }[]) {
+      const references = (order['supportingInfo'] ?? []) as { reference: string }[];
+      // The order stays as the newer message left it (upsertOrder): so do the answers it names,
+      // and none is filed beside it that it would not name.
+      if (await clock('ServiceRequest', stored)) return references;
+      for (const { reference } of references) {
         const [type, id] = reference?.split('/') ?? [];
         if (type !== 'Observation' || !id) continue;
         const answer = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
@@ -211,7 +222,7 @@ export class OrderMessages {
       };
       const at = previous.findIndex(({ code }) => code === codeKey(observation));
       const match = at >= 0 ? previous.splice(at, 1)[0]!.id : undefined;
-      const id = await writeOver(this.fhir, 'Observation', observation, match);
+      const id = await writeOver(this.fhir, 'Observation', observation, match, clock);
       references.push({ reference: `Observation/${id}` });
     }
     return references;
