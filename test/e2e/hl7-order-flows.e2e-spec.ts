@@ -839,6 +839,35 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const patient = order!['subject'].reference as string;
     expect(await feed.search(`Observation?subject=${patient}&code=AOE2`)).toEqual([]);
   });
+  it("files the OBX of an ORM's pharmacy order (RXO) as Observations in supportingInformation", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const sampled = (control: string) =>
+      sample('ORM-O01-06.hl7', `${control}-${tag}`, [
+        ['1163422591^EPC', `P1-${tag}^EPC`],
+        ['PATID1234^5^M11^test1&2.16.1&HCD', `P-${tag}^5^M11^test1&2.16.1&HCD`],
+        ['123456789^^^USSSA^SS', ''],
+      ]);
+    expect(await codes(sampled('P1'))).toEqual(['AA']);
+    const EPC = 'urn:carevault:v2:assigning-authority:EPC';
+    const supporting = async () => {
+      const [prescription] = await numbered('MedicationRequest', EPC, `P1-${tag}`);
+      return Promise.all(
+        ((prescription!['supportingInformation'] ?? []) as { reference: string }[]).map(
+          ({ reference }) => feed.one(`Observation?_id=${reference.split('/')[1]}`),
+        ),
+      );
+    };
+    // The sample's heart rate (8867-4) and its note, dropped until 2026-12-07.
+    const [heartRate, ...none] = await supporting();
+    expect(none).toEqual([]);
+    expect(heartRate).toMatchObject({
+      code: { coding: [expect.objectContaining({ code: '8867-4' })] },
+      note: [{ text: 'No Antibodies Detected' }],
+    });
+    // Sent again under a new control id: the same Observation, not a second one.
+    expect(await codes(sampled('P2'))).toEqual(['AA']);
+    expect((await supporting()).map((answer) => answer['id'])).toEqual([heartRate!['id']]);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

@@ -11,7 +11,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
 import type { RecordClock } from './event-order.js';
-import { patientsOrderOf, upsertOrder } from './order-numbers.js';
+import { patientsOrderOf, unnumberedPrescription, upsertOrder } from './order-numbers.js';
 import { writeOver, type PatientOfMessage, type Touched } from './processing.js';
 import { codeKey } from './record-criteria.js';
 import { visitOf } from './record-owners.js';
@@ -40,7 +40,10 @@ export class OrderMessages {
       timing?: V2Segment;
       notes: V2Segment[];
       specimens: V2Segment[];
-      /** Its ask-at-order-entry answers: each OBX after its OBR, before any SPM, with its NTE. */
+      /**
+       * Its ask-at-order-entry answers: each OBX after its OBR (or its RXO), before any SPM,
+       * with its NTE.
+       */
       answers: { obx: V2Segment; notes: V2Segment[] }[];
       /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
       rxo?: V2Segment;
@@ -48,7 +51,7 @@ export class OrderMessages {
     }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
-    // Whether an OBX now is the order's (after its OBR) or its specimen's (after an SPM).
+    // Whether an OBX now is the order's (after its OBR or RXO) or its specimen's (after an SPM).
     let answering = false;
     for (const segment of message.segments()) {
       if (segment.name === 'NTE') notes?.push(segment);
@@ -64,7 +67,11 @@ export class OrderMessages {
       if (segment.name === 'TQ1' && last) last.timing ??= segment;
       // Its specimens (SPM: OML, OMG) come after its OBR, each with its own OBX and SAC.
       if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
-      if (segment.name === 'RXO' && last && !last.obr) last.rxo ??= segment;
+      if (segment.name === 'RXO' && last && !last.obr) {
+        last.rxo ??= segment;
+        // ORM's ORDER_DETAIL: the OBX after an RXO are its OBSERVATION group, as after an OBR.
+        answering = true;
+      }
       if (segment.name === 'RXR' && last?.rxo) last.rxr ??= segment;
       if (segment.name === 'ORC') {
         orders.push({ orc: segment, notes: [], specimens: [], answers: [] });
@@ -96,15 +103,43 @@ export class OrderMessages {
         if (!prescription) {
           throw new Hl7ProcessingError('101', 'An RXO segment needs a requested give code (RXO-1)');
         }
+        const change = orderChangeOf(orc, 'MedicationRequest');
+        // The order on file, looked up once for its answers and its upsert, as a ServiceRequest's.
+        let lookup: Promise<string | undefined> | undefined;
+        const stored = () =>
+          (lookup ??=
+            identifiers.length === 0 && change.whole
+              ? unnumberedPrescription(this.matches, { ...prescription, ...encounter }, patientId)
+              : patientsOrderOf(
+                  this.fhir,
+                  this.matches,
+                  'MedicationRequest',
+                  identifiers,
+                  patientId,
+                ));
+        const supportingInformation = await this.orderAnswers('MedicationRequest', answers, {
+          obr,
+          storedOrder: stored,
+          sender,
+          patientId,
+          encounter,
+          clock,
+        });
+        touched.entities.push(...supportingInformation.map(({ reference }) => reference));
         const id = await upsertOrder(
           this.fhir,
           this.matches,
           'MedicationRequest',
-          { ...prescription, ...encounter },
+          {
+            ...prescription,
+            ...encounter,
+            ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
+          },
           identifiers,
           patientId,
-          orderChangeOf(orc, 'MedicationRequest'),
+          change,
           clock,
+          stored,
         );
         touched.entities.push(`MedicationRequest/${id}`);
         continue;
@@ -129,7 +164,9 @@ export class OrderMessages {
         touched,
       });
       touched.entities.push(...specimen.map(({ reference }) => reference));
-      const supportingInfo = await this.orderAnswers(answers, obr, stored, {
+      const supportingInfo = await this.orderAnswers('ServiceRequest', answers, {
+        obr,
+        storedOrder: stored,
         sender,
         patientId,
         encounter,
@@ -173,25 +210,30 @@ export class OrderMessages {
   /**
    * An order's ask-at-order-entry answers (the OBX after its OBR: the date of the last rabies
    * vaccination, whether the patient fasted) as Observations its ServiceRequest names in
-   * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them. Dropped until
-   * 2026-12-07: the lab got the order without what the clinician answered for it. An answer is
-   * known again as the order on file's of that code (the n-th of it, when one is asked twice),
-   * so that the order sent again updates its answers rather than adding them; those of an order
-   * not on file (or of no number) are new. A message older than one already applied to the
-   * order leaves its answers as they are (the order's clock), and each answer too (its own, see
-   * writeOver): until 2026-12-07 a replayed older order, kept itself, wrote its answers over
+   * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them, and those after a
+   * pharmacy order's RXO (ORM_O01's ORDER_DETAIL) in its MedicationRequest's
+   * supportingInformation. Dropped until 2026-12-07: the lab got the order without what the
+   * clinician answered for it, and the pharmacy a prescription without the observations sent
+   * with it. An answer is known again as the order on file's of that code (the n-th of it, when
+   * one is asked twice), so that the order sent again updates its answers rather than adding
+   * them; those of an order not on file are new. A message older than one already applied to
+   * the order leaves its answers as they are (the order's clock), and each answer too (its own,
+   * see writeOver): until 2026-12-07 a replayed older order, kept itself, wrote its answers over
    * the newer ones, and filed those the newer message did not have beside it.
    */
   private async orderAnswers(
+    type: 'ServiceRequest' | 'MedicationRequest',
     answers: readonly { obx: V2Segment; notes: V2Segment[] }[],
-    obr: V2Segment | undefined,
-    storedOrder: () => Promise<string | undefined>,
     {
+      obr,
+      storedOrder,
       sender,
       patientId,
       encounter,
       clock,
     }: {
+      obr: V2Segment | undefined;
+      storedOrder: () => Promise<string | undefined>;
       sender?: string;
       patientId: string;
       encounter: { encounter?: { reference: string } };
@@ -199,17 +241,18 @@ export class OrderMessages {
     },
   ): Promise<{ reference: string }[]> {
     if (answers.length === 0) return [];
+    const element = type === 'ServiceRequest' ? 'supportingInfo' : 'supportingInformation';
     const stored = await storedOrder();
     const previous: { id: string; code: string }[] = [];
     if (stored) {
-      const order = (await this.fhir.read(HL7_USER, 'ServiceRequest', stored)).resource;
-      const references = (order['supportingInfo'] ?? []) as { reference: string }[];
+      const order = (await this.fhir.read(HL7_USER, type, stored)).resource;
+      const references = (order[element] ?? []) as { reference: string }[];
       // The order stays as the newer message left it (upsertOrder): so do the answers it names,
       // and none is filed beside it that it would not name.
-      if (await clock('ServiceRequest', stored)) return references;
+      if (await clock(type, stored)) return references;
       for (const { reference } of references) {
-        const [type, id] = reference?.split('/') ?? [];
-        if (type !== 'Observation' || !id) continue;
+        const [kind, id] = reference?.split('/') ?? [];
+        if (kind !== 'Observation' || !id) continue;
         const answer = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
         previous.push({ id, code: codeKey(answer) });
       }

@@ -36,8 +36,8 @@ export async function upsertOrder(
   // One of no number is known by what it says only when it is the whole order (a new one, NW):
   // a cancel or a change of no number is refused below, as it was.
   const match =
-    identifiers.length === 0 && change.whole
-      ? await unnumberedPrescription(matches, type, resource, patientId)
+    identifiers.length === 0 && change.whole && type === 'MedicationRequest'
+      ? await unnumberedPrescription(matches, resource, patientId)
       : await onFile();
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
@@ -65,19 +65,17 @@ export async function upsertOrder(
  * pharmacist reads as two orders. An order of no number of another drug, or written at another
  * time, is another. None for a ServiceRequest: an order of no number stays new each time.
  */
-async function unnumberedPrescription(
+export async function unnumberedPrescription(
   matches: CriteriaMatches,
-  type: 'ServiceRequest' | 'MedicationRequest',
   resource: Record<string, unknown>,
   patientId: string,
 ): Promise<string | undefined> {
-  if (type !== 'MedicationRequest') return undefined;
   const drug = codeParam(resource, { element: 'medicationCodeableConcept', param: 'code' });
   if (!drug) return undefined;
   const authored = resource['authoredOn'] as string | undefined;
   const when = authored ? atInstant('authoredon', authored) : 'authoredon:missing=true';
   const criteria = `subject=Patient/${patientId}&identifier:missing=true&${drug}&${when}`;
-  return matches.uniqueMatch(HL7_USER, type, criteria).catch(ambiguous);
+  return matches.uniqueMatch(HL7_USER, 'MedicationRequest', criteria).catch(ambiguous);
 }
 
 /**
