@@ -868,6 +868,55 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect(await codes(sampled('P2'))).toEqual(['AA']);
     expect((await supporting()).map((answer) => answer['id'])).toEqual([heartRate!['id']]);
   });
+  it('files an order of no number once when it is sent again, and distinct ones apart', async () => {
+    const tag = randomUUID().slice(0, 8);
+    // The samples' orders with their numbers taken out (a CPOE that numbers none) and a
+    // patient of this test's own.
+    const unnumbered = (file: string, control: string) =>
+      sample(file, `${control}-${tag}`, [
+        ['1101^GHHPlacer', ''],
+        ['1201^GHHFiller', ''],
+        ['2203^GHHPlacer', ''],
+        ['2301^GHHFiller', ''],
+        ['PATID1234^5^M11^test1&2.16.1&HCD', `U-${tag}^5^M11^test1&2.16.1&HCD`],
+        ['123456789^^^USSSA^SS', ''],
+      ]);
+    // ORM-O01-03: a CT head and an MR brain; then the same message under a new control id
+    // (an engine's replay), which until 2026-12-07 filed both again.
+    expect(
+      await codes(unnumbered('ORM-O01-03.hl7', 'U1'), unnumbered('ORM-O01-03.hl7', 'U2')),
+    ).toEqual(['AA', 'AA']);
+    const patient = (await feed.one(`Patient?identifier=U-${tag}`))['id'] as string;
+    const orders = async () =>
+      (await feed.search(`ServiceRequest?subject=Patient/${patient}`))
+        .map((order) => order['code'].coding[0].code as string)
+        .sort();
+    expect(await orders()).toEqual(['24590-2', '24725-4']);
+    // ORM-O01-01: a CT head again, but twice a day from 2002 to 2003 with an answer (OBX):
+    // another order, filed once however often it is sent, its answer with it.
+    expect(
+      await codes(unnumbered('ORM-O01-01.hl7', 'U3'), unnumbered('ORM-O01-01.hl7', 'U4')),
+    ).toEqual(['AA', 'AA']);
+    expect(await orders()).toEqual(['24590-2', '24725-4', '24725-4']);
+    expect(await feed.search(`Observation?subject=Patient/${patient}&code=8867-4`)).toHaveLength(1);
+    // Two same orders in one message (two glucoses to be drawn) stay two, and two again when
+    // the message is sent again.
+    const twice = (control: string) =>
+      orm(
+        tag,
+        control,
+        'V',
+        'ORC|NW',
+        'OBR|1|||2345-7^Glucose^LN',
+        'ORC|NW',
+        'OBR|2|||2345-7^Glucose^LN',
+      );
+    expect(await codes(twice('V1'), twice('V2'))).toEqual(['AA', 'AA']);
+    const glucoses = await feed.search(
+      `ServiceRequest?subject=Patient/${await patientOf(tag, 'V')}`,
+    );
+    expect(glucoses).toHaveLength(2);
+  });
   it('answers a repeated order message as before and files it once; new content under its id is new', async () => {
     const tag = randomUUID().slice(0, 8);
     const placed = orm(tag, 'R1', 'R', `ORC|NW|R1-${tag}^CPOE`, 'OBR|1|||2345-7^Glucose^LN');

@@ -11,7 +11,12 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
 import type { RecordClock } from './event-order.js';
-import { patientsOrderOf, unnumberedPrescription, upsertOrder } from './order-numbers.js';
+import {
+  patientsOrderOf,
+  unnumberedOrder,
+  unnumberedPrescription,
+  upsertOrder,
+} from './order-numbers.js';
 import { writeOver, type PatientOfMessage, type Touched } from './processing.js';
 import { codeKey } from './record-criteria.js';
 import { visitOf } from './record-owners.js';
@@ -88,6 +93,8 @@ export class OrderMessages {
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const untied: string[] = [];
+    // The orders on file that an earlier order of this message is: two alike in it stay two.
+    const taken = new Set<string>();
     for (const { orc, obr, timing, notes: comments, specimens, answers, rxo, rxr } of orders) {
       const identifiers = orderIdentifiers(orc, sender, obr);
       if (rxo && !obr) {
@@ -149,16 +156,21 @@ export class OrderMessages {
         senderSystem: sender,
         timing,
       });
-      // The order on file, looked up once for its specimens, its answers and its upsert.
+      const change = orderChangeOf(orc, 'ServiceRequest');
+      // The order on file, looked up once for its specimens, its answers and its upsert: by its
+      // numbers, else, for a new order of none, by what it says (see unnumberedOrder).
       let lookup: Promise<string | undefined> | undefined;
       const stored = () =>
-        (lookup ??= patientsOrderOf(
-          this.fhir,
-          this.matches,
-          'ServiceRequest',
-          identifiers,
-          patientId,
-        ));
+        (lookup ??=
+          identifiers.length === 0 && change.whole
+            ? unnumberedOrder(
+                this.fhir,
+                this.matches,
+                { ...request, ...encounter },
+                patientId,
+                taken,
+              )
+            : patientsOrderOf(this.fhir, this.matches, 'ServiceRequest', identifiers, patientId));
       const specimen = await this.orderSpecimens(specimens, obr, stored, patientId, {
         sender,
         touched,
@@ -185,10 +197,11 @@ export class OrderMessages {
         },
         identifiers,
         patientId,
-        orderChangeOf(orc, 'ServiceRequest'),
+        change,
         clock,
         stored,
       );
+      taken.add(id);
       touched.entities.push(`ServiceRequest/${id}`);
       const placer = identifiers.find((identifier) => identifierType(identifier) === 'PLAC');
       const early = await tieEarlyResults(
@@ -216,10 +229,11 @@ export class OrderMessages {
    * clinician answered for it, and the pharmacy a prescription without the observations sent
    * with it. An answer is known again as the order on file's of that code (the n-th of it, when
    * one is asked twice), so that the order sent again updates its answers rather than adding
-   * them; those of an order not on file are new. A message older than one already applied to
-   * the order leaves its answers as they are (the order's clock), and each answer too (its own,
-   * see writeOver): until 2026-12-07 a replayed older order, kept itself, wrote its answers over
-   * the newer ones, and filed those the newer message did not have beside it.
+   * them; those of an order not on file are new (one of no number is found by what it says,
+   * see unnumberedOrder). A message older than one already applied to the order leaves its
+   * answers as they are (the order's clock), and each answer too (its own, see writeOver):
+   * until 2026-12-07 a replayed older order, kept itself, wrote its answers over the newer
+   * ones, and filed those the newer message did not have beside it.
    */
   private async orderAnswers(
     type: 'ServiceRequest' | 'MedicationRequest',

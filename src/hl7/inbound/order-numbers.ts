@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import type { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import type { FhirService } from '../../fhir/fhir.service.js';
 import { HL7_USER } from '../hl7-user.js';
@@ -34,7 +35,8 @@ export async function upsertOrder(
     patientsOrderOf(fhir, matches, type, identifiers, patientId),
 ): Promise<string> {
   // One of no number is known by what it says only when it is the whole order (a new one, NW):
-  // a cancel or a change of no number is refused below, as it was.
+  // a cancel or a change of no number is refused below, as it was. A ServiceRequest's is the
+  // caller's to find (see unnumberedOrder), as its answers and specimens are found by it first.
   const match =
     identifiers.length === 0 && change.whole && type === 'MedicationRequest'
       ? await unnumberedPrescription(matches, resource, patientId)
@@ -63,7 +65,7 @@ export async function upsertOrder(
  * at none, and of no number either. Until 2026-12-07 each was filed as new, and the same order
  * sent again (a replay, under new control ids) listed the drug once more each time, which a
  * pharmacist reads as two orders. An order of no number of another drug, or written at another
- * time, is another. None for a ServiceRequest: an order of no number stays new each time.
+ * time, is another. A ServiceRequest's is unnumberedOrder's.
  */
 export async function unnumberedPrescription(
   matches: CriteriaMatches,
@@ -76,6 +78,50 @@ export async function unnumberedPrescription(
   const when = authored ? atInstant('authoredon', authored) : 'authoredon:missing=true';
   const criteria = `subject=Patient/${patientId}&identifier:missing=true&${drug}&${when}`;
   return matches.uniqueMatch(HL7_USER, 'MedicationRequest', criteria).catch(ambiguous);
+}
+
+/** How many of a patient's orders of no number and of one code are compared (unnumberedOrder). */
+const UNNUMBERED_CANDIDATES = 100;
+
+/** What an order says of itself, to compare: not its status, nor the records it refers to. */
+const OWN_CONTENT = ['meta', 'id', 'status', 'supportingInfo', 'specimen'];
+
+/**
+ * The patient's order of no number (ServiceRequest; no ORC-2, ORC-3, OBR-2 nor OBR-3: a CPOE
+ * that numbers none) that the message's new order (`request`, NW or no ORC) is: one of no
+ * number either that says all it says, the same code, times, requester, notes, visit, and
+ * not already taken by an earlier order of this message (`taken`). Until 2026-12-07 each was
+ * filed as new, as merging two orders was judged the worse risk, and an engine's replay of a
+ * CT order (the same message under new control ids, MSH-7 and MSH-10 being all that differ)
+ * put a second CT on the worklist. Nothing but those two tells such a replay from a new order
+ * sent alike, so an order that differs in any element mapped (another time, another timing)
+ * is another, and two alike in one message (two glucoses to draw) stay two, each finding one
+ * of its own kind when the message comes again. The status is not compared: a replayed NW
+ * replaces the order, as one of a number does.
+ */
+export async function unnumberedOrder(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  request: Record<string, unknown>,
+  patientId: string,
+  taken: ReadonlySet<string>,
+): Promise<string | undefined> {
+  const code = request['code'] ? codeParam(request) : undefined;
+  const criteria = `subject=Patient/${patientId}&identifier:missing=true${code ? `&${code}` : ''}`;
+  // Two replays at once would otherwise each find none and both file the order.
+  await matches.lockCriteria([{ type: 'ServiceRequest', criteria }]);
+  const own = without(request, ...OWN_CONTENT);
+  for (const id of await matches.matchingIds(
+    HL7_USER,
+    'ServiceRequest',
+    criteria,
+    UNNUMBERED_CANDIDATES,
+  )) {
+    if (taken.has(id)) continue;
+    const stored = (await fhir.read(HL7_USER, 'ServiceRequest', id)).resource;
+    if (isDeepStrictEqual(without(stored, ...OWN_CONTENT), own)) return id;
+  }
+  return undefined;
 }
 
 /**
