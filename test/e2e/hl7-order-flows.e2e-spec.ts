@@ -281,6 +281,9 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect((await dosage(`T1-${tag}`))['timing']).toEqual({
       repeat: {
         boundsPeriod: { start: '2019-11-04T10:30:00+02:15', end: '2019-11-04T11:30:00+02:15' },
+        // Every 180 minutes (TQ1-3.5, TQ1-3.6), dropped until 2026-12-07.
+        period: 180,
+        periodUnit: 'min',
       },
       code: {
         coding: [
@@ -309,6 +312,48 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const stopped = (await numbered('MedicationRequest', CPOE, `T2-${tag}`))[0]!;
     expect(stopped['status']).toBe('stopped');
     expect(stopped['dosageInstruction'][0]['timing']['code']['coding'][0]['code']).toBe('Q6H');
+  });
+  it("keeps how much of an order, how often and at what times: TQ1-2, TQ1-3's period, TQ1-4", async () => {
+    const tag = randomUUID().slice(0, 8);
+    expect(
+      await codes(
+        // The sample's lipid panel, once a day (TQ1-3: 1 d).
+        sample('OML-O21-01.hl7', `H1-${tag}`, [
+          ['1101^GHHPlacer', `H1-${tag}^GHHPlacer`],
+          ['1201^GHHFiller', `H1-${tag}^GHHFiller`],
+          ['PATID1234^5^M11^test1&2.16.1&HCD', `H-${tag}^5^M11^test1&2.16.1&HCD`],
+          ['123456789^^^USSSA^SS', ''],
+        ]),
+        // Two units of blood, every 12 hours, at 08:00 and 20:00.
+        orm(
+          tag,
+          'H2',
+          'H',
+          `ORC|NW|H2-${tag}^CPOE`,
+          'TQ1|1|2^U&unit&UCUM|Q12H^^^^12^hr|0800~2000',
+          'OBR|1|||14578-3^Blood product unit^LN',
+        ),
+      ),
+    ).toEqual(['AA', 'AA']);
+    const [panel] = await numbered(
+      'ServiceRequest',
+      'urn:carevault:v2:assigning-authority:GHHPlacer',
+      `H1-${tag}`,
+    );
+    expect(panel!['occurrenceTiming']['repeat']).toEqual({ period: 1, periodUnit: 'd' });
+    const [blood] = await numbered('ServiceRequest', CPOE, `H2-${tag}`);
+    // All three dropped until 2026-12-07: two units read as one, at any time of day.
+    expect(blood!['quantityQuantity']).toEqual({
+      value: 2,
+      unit: 'unit',
+      system: 'http://unitsofmeasure.org',
+      code: 'U',
+    });
+    expect(blood!['occurrenceTiming']['repeat']).toEqual({
+      period: 12,
+      periodUnit: 'h',
+      timeOfDay: ['08:00:00', '20:00:00'],
+    });
   });
   it("finds an order by its filler's number when the placer's is new to it, or not sent", async () => {
     const tag = randomUUID().slice(0, 8);

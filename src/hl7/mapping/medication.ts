@@ -2,7 +2,7 @@ import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { codeableConceptOf, dateTimeOf, practitionerOf, type Identifier } from './datatypes.js';
 import { exactNumberOf } from './numeric.js';
-import { authoredOf, orderStatusOf, priorityOf, repeatPatternOf } from './orders.js';
+import { authoredOf, orderStatusOf, periodOf, priorityOf, repeatPatternOf } from './orders.js';
 
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
@@ -132,7 +132,9 @@ function requestOf(
 /**
  * When a prescription is given, as the IG's TQ1 map has it: the repeat pattern (TQ1-3, else
  * RXE-1's interval of feeds before v2.5, or an RXO's ORC-7.2: see repeatPatternOf) as the
- * Timing's code, TQ1-7 and TQ1-8 as its bounds (the end only when after the start, per-1).
+ * Timing's code, and its period (periodOf), TQ1-7 and TQ1-8 as its bounds (the end only when
+ * after the start, per-1). Not TQ1-2, which the IG maps to the dose RXE-3 (RXO-2) already
+ * gives, nor TQ1-4, which it maps to `timing.event`, a dateTime that a time of no date is not.
  * Dropped until 2026-12-07: a prescription's dose arrived with no frequency, and a pharmacist
  * or a medication list read 5 mg of amlodipine with no word of how often.
  */
@@ -146,8 +148,12 @@ function timingOf(
     ...(start ? { start } : {}),
     ...(end && (!start || periodInOrder(start, end)) ? { end } : {}),
   };
+  const repeat = {
+    ...(Object.keys(bounds).length > 0 ? { boundsPeriod: bounds } : {}),
+    ...periodOf(timing),
+  };
   return {
-    ...(Object.keys(bounds).length > 0 ? { repeat: { boundsPeriod: bounds } } : {}),
+    ...(Object.keys(repeat).length > 0 ? { repeat } : {}),
     ...repeatPatternOf(timing, interval),
   };
 }

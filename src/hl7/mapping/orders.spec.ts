@@ -162,7 +162,7 @@ describe('how often an order is done (TQ1-3, RPT[Timing])', () => {
   const timing = (orcLine: string, tq1Line?: string) =>
     serviceRequestOf(orc(orcLine), undefined, 'p1', [], {
       ...(tq1Line ? { timing: tq1(tq1Line) } : {}),
-    })['occurrenceTiming'];
+    })['occurrenceTiming'] as Record<string, unknown> | undefined;
 
   it("takes TQ1-3's repeat pattern code as occurrenceTiming.code, its system when named", () => {
     expect(timing('ORC|NW|S1^CPOE', 'TQ1|1||Q6H&Every 6 hours&HL70335')).toEqual({
@@ -187,6 +187,61 @@ describe('how often an order is done (TQ1-3, RPT[Timing])', () => {
       code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'BID' }] },
     });
     expect(timing('ORC|NW|S4^CPOE', 'TQ1|1|||||||R')).toBeUndefined();
+  });
+
+  it("takes the repeat pattern's period (TQ1-3.5, TQ1-3.6) in units of time, else none", () => {
+    // OML-O21-01's TQ1: once a day, its units of ANSI's table (d, hr) as UCUM's.
+    expect(
+      timing(
+        'ORC|NW|S5^CPOE',
+        'TQ1|1||Once^^^^1^d&Day&ANS+^^AC^1^hr&Hour&ANS+|||1^d&Day&ANS+|||R',
+      )?.['repeat'],
+    ).toEqual({ period: 1, periodUnit: 'd' });
+    expect(timing('ORC|NW|S6^CPOE', 'TQ1|1||Q8H^^^^8^hr')?.['repeat']).toEqual({
+      period: 8,
+      periodUnit: 'h',
+    });
+    // A period of no unit of time (or a unit of none) is no period: R4 needs both (tim-1).
+    expect(timing('ORC|NW|S7^CPOE', 'TQ1|1||Q8H^^^^8^mg')?.['repeat']).toBeUndefined();
+    expect(timing('ORC|NW|S8^CPOE', 'TQ1|1||Q8H^^^^8')?.['repeat']).toBeUndefined();
+    expect(timing('ORC|NW|S9^CPOE', 'TQ1|1||Q8H^^^^-8^h')?.['repeat']).toBeUndefined();
+  });
+
+  it('takes the explicit times (TQ1-4) as timeOfDay, those of no offset only', () => {
+    expect(timing('ORC|NW|T1^CPOE', 'TQ1|1||TID|0800~1400~220015')?.['repeat']).toEqual({
+      timeOfDay: ['08:00:00', '14:00:00', '22:00:15'],
+    });
+    // A time of another zone than the patient's day, and one that is no time, are left out.
+    expect(timing('ORC|NW|T2^CPOE', 'TQ1|1||TID|0800+0100~2500~11:30:05')).toEqual({
+      code: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0335', code: 'TID' }] },
+    });
+  });
+});
+
+describe('how much of a service is ordered (TQ1-2, TQ.1)', () => {
+  const tq1 = (line: string) => {
+    const { text, header } = decodeMessage(Buffer.from([MSH, line].join('\r')));
+    return new V2Message(text, header.delimiters).first('TQ1')!;
+  };
+  const quantity = (orcLine: string, tq1Line?: string) =>
+    serviceRequestOf(orc(orcLine), undefined, 'p1', [], {
+      ...(tq1Line ? { timing: tq1(tq1Line) } : {}),
+    })['quantityQuantity'];
+
+  it("takes TQ1-2 as quantityQuantity, its units' code when UCUM names it", () => {
+    expect(quantity('ORC|NW|Q1^CPOE', 'TQ1|1|2^&cp')).toEqual({ value: 2, unit: 'cp' });
+    expect(quantity('ORC|NW|Q2^CPOE', 'TQ1|1|3^mL&milliliter&UCUM')).toEqual({
+      value: 3,
+      unit: 'milliliter',
+      system: 'http://unitsofmeasure.org',
+      code: 'mL',
+    });
+  });
+
+  it('takes ORC-7.1 of feeds before v2.5, and none of no number', () => {
+    expect(quantity('ORC|NW|Q3^CPOE|||||12&lb^BID')).toEqual({ value: 12, unit: 'lb' });
+    expect(quantity('ORC|NW|Q4^CPOE', 'TQ1|1|some')).toBeUndefined();
+    expect(quantity('ORC|NW|Q5^CPOE')).toBeUndefined();
   });
 });
 
@@ -233,5 +288,39 @@ describe('Immunization performers', () => {
         },
       ],
     });
+  });
+});
+
+describe("how often a drug is given (TQ1-3's period)", () => {
+  const segment = (line: string, name: string) => {
+    const { text, header } = decodeMessage(Buffer.from([MSH, line].join('\r')));
+    return new V2Message(text, header.delimiters).first(name)!;
+  };
+
+  it("takes RDE-O11-01's every 180 minutes, and leaves TQ1-2 and TQ1-4 to RXE-3 and none", () => {
+    const prescription = medicationRequestOf(
+      orc('ORC|NW|R1^CPOE'),
+      segment('RXE||197361^Amlodipine 5 mg tab^RXNORM|5||mg', 'RXE'),
+      undefined,
+      'p1',
+      [],
+      undefined,
+      segment('TQ1|1|2^&cp|P&Post (after)&HL70335^^^^180^min^^PCM^360^s|113005', 'TQ1'),
+    )!;
+    const [dosage] = prescription['dosageInstruction'] as Record<string, unknown>[];
+    expect(dosage!['timing']).toEqual({
+      repeat: { period: 180, periodUnit: 'min' },
+      code: {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/v2-0335',
+            code: 'P',
+            display: 'Post (after)',
+          },
+        ],
+        text: 'Post (after)',
+      },
+    });
+    expect(dosage!['doseAndRate']).toEqual([{ doseQuantity: { value: 5, unit: 'mg' } }]);
   });
 });
