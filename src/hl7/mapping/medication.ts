@@ -2,7 +2,8 @@ import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
 import { codeableConceptOf, dateTimeOf, practitionerOf, type Identifier } from './datatypes.js';
 import { exactNumberOf } from './numeric.js';
-import { authoredOf, orderStatusOf, periodOf, priorityOf, repeatPatternOf } from './orders.js';
+import { periodOf, repeatPatternOf } from './order-timing.js';
+import { authoredOf, orderStatusOf, priorityOf } from './orders.js';
 
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
