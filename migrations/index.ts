@@ -43,6 +43,7 @@ import { AuditEventActorName1767240000000 } from './1767240000000-audit-event-ac
 import { SubscriptionNotificationSettledIndex1767241400000 } from './1767241400000-subscription-notification-settled-index.js';
 import { SubscriptionStatusReason1767241500000 } from './1767241500000-subscription-status-reason.js';
 import { Hl7OutboxSurvivor1767241600500 } from './1767241600500-hl7-outbox-survivor.js';
+import { ExportJobClient1767241600600 } from './1767241600600-export-job-client.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -91,4 +92,5 @@ export const MIGRATIONS = [
   SubscriptionNotificationSettledIndex1767241400000,
   SubscriptionStatusReason1767241500000,
   Hl7OutboxSurvivor1767241600500,
+  ExportJobClient1767241600600,
 ];

@@ -241,6 +241,26 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     expect(output!.type).toBe('Patient');
     const file = await http('GET', output!.url, { headers: { authorization } });
     expect(file.text).toContain(family);
+
+    // Another client acting as the same account, with the same scopes, is not the job's owner:
+    // the export is what one system asked for, and another system reads its own (until
+    // 2026-12-07 it polled, downloaded and cancelled this one).
+    const otherKey = await clientKey('ES256');
+    const other = await clients.register(
+      `registry-${randomUUID().slice(0, 8)}`,
+      account.username,
+      { jwks: { keys: [otherKey.publicJwk] } },
+      'system/*.rs',
+    );
+    const otherToken = await clientToken(
+      'system/Patient.rs system/Group.rs',
+      await assertion({ client: other.id, signer: otherKey }),
+    );
+    const otherAuth = { authorization: `Bearer ${otherToken.body.access_token}` };
+    expect((await http('GET', status, { headers: otherAuth })).status).toBe(404);
+    expect((await http('GET', output!.url, { headers: otherAuth })).status).toBe(404);
+    expect((await http('DELETE', status, { headers: otherAuth })).status).toBe(404);
+    expect((await http('GET', status, { headers: { authorization } })).status).toBe(200);
   });
 
   it('refuses forged, replayed, misdirected and stale assertions with invalid_client', async () => {

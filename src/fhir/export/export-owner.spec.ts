@@ -19,12 +19,14 @@ describe('export job owner', () => {
   it('keeps the scopes as SMART v2 spells them, sorted, and null without scopes', () => {
     expect(exportOwnerOf(doctor)).toEqual({
       userId: 'u1',
+      clientId: null,
       scope: null,
       patient: null,
       sessionEpoch: 0,
     });
     expect(exportOwnerOf(scoped('user/Patient.read patient/*.rs', 'p1'))).toEqual({
       userId: 'u1',
+      clientId: null,
       scope: 'patient/*.rs user/Patient.rs',
       patient: 'p1',
       sessionEpoch: 0,
@@ -39,6 +41,19 @@ describe('export job owner', () => {
     expect(ownsExport({ ...scoped('patient/*.rs', 'p1'), id: 'u2' }, job)).toBe(false);
     expect(ownsExport(scoped('patient/*.rs', 'p1'), exportOwnerOf(doctor))).toBe(false);
     expect(ownsExport(doctor, exportOwnerOf(doctor))).toBe(true);
+  });
+
+  it('is the client the token was issued to: another client of the same account is not its owner', () => {
+    const system = (clientId?: string): AuthenticatedUser => ({
+      ...scoped('system/*.rs'),
+      ...(clientId ? { clientId } : {}),
+    });
+    const job = exportOwnerOf(system('c1'));
+    expect(job.clientId).toBe('c1');
+    expect(ownsExport(system('c1'), job)).toBe(true);
+    expect(ownsExport(system('c2'), job)).toBe(false);
+    expect(ownsExport(system(), job)).toBe(false);
+    expect(ownsExport(system('c1'), exportOwnerOf(system()))).toBe(false);
   });
 
   it("is of the account's session epoch: a token after a disable, a new password or an MFA reset is not its owner", () => {

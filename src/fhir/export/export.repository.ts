@@ -13,6 +13,8 @@ export interface ExportFileRow {
 export interface ExportJobRow {
   id: string;
   userId: string;
+  /** The SMART client the token was issued to, null for the user's own (ExportOwner). */
+  clientId: string | null;
   /** The token's SMART resource scopes (exportScopeOf), null without scopes. */
   scope: string | null;
   /** The token's patient in context. */
@@ -43,7 +45,7 @@ export interface ExportChunk {
 /** A running job not heard from for $2 seconds. */
 const STALE = 'heartbeat_at < now() - make_interval(secs => $2)';
 
-const JOB_COLUMNS = `id, user_id AS "userId", scope, patient, session_epoch AS "sessionEpoch",
+const JOB_COLUMNS = `id, user_id AS "userId", client_id AS "clientId", scope, patient, session_epoch AS "sessionEpoch",
   level, status, progress, failure,
   transaction_time AS "transactionTime", request_url AS "requestUrl", base_url AS "baseUrl",
   files, (status = 'in-progress' AND ${STALE}) AS stale,
@@ -64,6 +66,7 @@ export class ExportRepository {
     job: {
       id: string;
       userId: string;
+      clientId: string | null;
       scope: string | null;
       patient: string | null;
       sessionEpoch: number;
@@ -89,8 +92,9 @@ export class ExportRepository {
       );
       const rows = await manager.query<unknown[]>(
         `INSERT INTO export_job (id, user_id, scope, patient, session_epoch, level, status,
-                                 progress, transaction_time, request_url, base_url, heartbeat_at)
-         VALUES ($1, $2, $3, $4, $9, $5, 'in-progress', 'starting', $6, $7, $8, now())
+                                 progress, transaction_time, request_url, base_url, heartbeat_at,
+                                 client_id)
+         VALUES ($1, $2, $3, $4, $9, $5, 'in-progress', 'starting', $6, $7, $8, now(), $10)
          ON CONFLICT (user_id) WHERE status = 'in-progress' DO NOTHING
          RETURNING id`,
         [
@@ -103,6 +107,7 @@ export class ExportRepository {
           job.requestUrl,
           job.baseUrl,
           job.sessionEpoch,
+          job.clientId,
         ],
       );
       return rows.length === 1;
