@@ -44,6 +44,7 @@ import { SubscriptionNotificationSettledIndex1767241400000 } from './17672414000
 import { SubscriptionStatusReason1767241500000 } from './1767241500000-subscription-status-reason.js';
 import { Hl7OutboxSurvivor1767241600500 } from './1767241600500-hl7-outbox-survivor.js';
 import { ExportJobClient1767241600600 } from './1767241600600-export-job-client.js';
+import { AuditEventClient1767241600601 } from './1767241600601-audit-event-client.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -93,4 +94,5 @@ export const MIGRATIONS = [
   SubscriptionStatusReason1767241500000,
   Hl7OutboxSurvivor1767241600500,
   ExportJobClient1767241600600,
+  AuditEventClient1767241600601,
 ];

@@ -6,6 +6,8 @@ export interface AuditActor {
   id: string;
   name: string;
   roles: string[];
+  /** The SMART client asking for a token (a backend client, an app), once it is known. */
+  clientId?: string;
 }
 
 /**

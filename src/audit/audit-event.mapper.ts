@@ -9,6 +9,12 @@ const BALP_ENTITY = 'https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEnti
 const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 const SOURCE_TYPE = 'http://terminology.hl7.org/CodeSystem/security-source-type';
 const CAREVAULT_USER = 'urn:carevault:user';
+const CAREVAULT_CLIENT = 'urn:carevault:client';
+
+/** The SMART client a row's scope names (`client=<id>`, see http-audit's scopeText). */
+export function clientOf(actorScope: string | null): string | undefined {
+  return actorScope === null ? undefined : /(?:^| )client=(\S+)/.exec(actorScope)?.[1];
+}
 
 /** Our actions as the AuditEvent.action codes (Create, Read, Update, Delete, Execute). */
 const ACTION_CODES: Record<string, 'C' | 'R' | 'U' | 'D' | 'E'> = {
@@ -55,6 +61,7 @@ function eventType(entry: ChainedAuditEntry): Record<string, string> {
 
 /** One chain row as a FHIR R4 AuditEvent, shaped after IHE Basic Audit Log Patterns. */
 export function toAuditEvent(entry: ChainedAuditEntry): Record<string, unknown> {
+  const client = clientOf(entry.actorScope);
   const restful =
     entry.route?.startsWith('/fhir') && entry.subtype && !entry.subtype.startsWith('$');
   const entities: Record<string, unknown>[] = [
@@ -133,6 +140,17 @@ export function toAuditEvent(entry: ChainedAuditEntry): Record<string, unknown> 
         ...(entry.actorScope ? { policy: entry.actorScope.split(' ') } : {}),
         ...(entry.sourceIp ? { network: { address: entry.sourceIp, type: '2' } } : {}),
       },
+      // BALP's client agent: the app or backend client the token was issued to. What the
+      // `agent=urn:carevault:client|<id>` search matches.
+      ...(client
+        ? [
+            {
+              type: { coding: [{ system: DCM, code: '110150', display: 'Application' }] },
+              who: { identifier: { system: CAREVAULT_CLIENT, value: client } },
+              requestor: false,
+            },
+          ]
+        : []),
     ],
     source: {
       site: entry.source,

@@ -38,6 +38,9 @@ const SUPPORTED = [
 
 type Query = Record<string, string | string[] | undefined>;
 
+/** `agent` naming a SMART client, as AuditEvent.agent.who.identifier gives it. */
+const CLIENT_AGENT = /^urn:carevault:client\|(.+)$/;
+
 /**
  * Reading the trail as FHIR: AuditEvent search (newest first, keyset paging on the chain
  * sequence) and the accounting of disclosures for one patient.
@@ -231,14 +234,19 @@ function parseQuery(query: Query): AuditQuery {
   const patient = reference(single(query, 'patient'), 'Patient');
   if (patient) criteria.patient = patient;
   const agent = single(query, 'agent');
-  if (agent !== undefined) {
+  const client = agent === undefined ? undefined : CLIENT_AGENT.exec(agent)?.[1];
+  if (client !== undefined) {
+    // The client agent of a token's requests (toAuditEvent): what one SMART client did, whichever
+    // account it acted as.
+    criteria.client = client;
+  } else if (agent !== undefined) {
     const id = agent.replace(/^urn:carevault:user\|/, '');
     // Rows record the account, not a FHIR identity (its fhirUser): `Practitioner/1` would match
     // none, an empty answer read as "never touched the record". An identity provider's account
     // is recorded as `oidc:<sub>`, and a subject is the provider's own string, `/` included.
     if (id.includes('/') && !id.startsWith('oidc:')) {
       throw AppError.invalid(
-        'agent takes the user id (urn:carevault:user|<id>, as agent.who.identifier gives it), not a reference: search agent-name for a username',
+        'agent takes the user id (urn:carevault:user|<id>, as agent.who.identifier gives it) or a SMART client id (urn:carevault:client|<id>), not a reference: search agent-name for a username',
         ['agent'],
       );
     }

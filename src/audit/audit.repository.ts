@@ -113,6 +113,8 @@ export interface ArchiveBoundary {
 export interface AuditQuery {
   patient?: string;
   agent?: string;
+  /** The SMART client (backend client or app) a token was issued to, or a token request named. */
+  client?: string;
   /**
    * The agent's name (the username, `os:<user>` for the CLI): FHIR string search, the start of
    * the name in any case, or with `exact` the name itself.
@@ -136,6 +138,16 @@ export interface AuditQuery {
  */
 export function agentNameCondition(exact: boolean, p: string): string {
   return exact ? `"actor_name" = ${p}` : `starts_with(lower("actor_name"), lower(${p}::text))`;
+}
+
+/**
+ * The rows of a SMART client: the id after `client=` in the row's scope (http-audit's scopeText).
+ * The partial index idx_audit_event_client holds exactly this expression, for the rows whose
+ * scope names a client at all (see the audit-event-client migration).
+ */
+export function clientCondition(p: string): string {
+  return `"actor_scope" LIKE '%client=%'
+    AND substring("actor_scope" from '(?:^| )client=(\\S+)') = ${p}`;
 }
 
 /** The SQL of the audit trail. Appends run under the chain lock, in the caller's transaction. */
@@ -228,6 +240,7 @@ export class AuditRepository {
       add((p) => `"patient_ids" @> ARRAY[${p}]::text[]`, query.patient);
     if (query.entity !== undefined) add((p) => `"entities" @> ARRAY[${p}]::text[]`, query.entity);
     if (query.agent !== undefined) add((p) => `"actor_user_id" = ${p}`, query.agent);
+    if (query.client !== undefined) add(clientCondition, query.client);
     if (query.agentName !== undefined) {
       const { exact, value } = query.agentName;
       add((p) => agentNameCondition(exact, p), value);

@@ -383,7 +383,12 @@ export function httpAuditEntry(
     actorUserId: user?.id ?? actor?.id ?? null,
     actorName: user?.username ?? actor?.name ?? null,
     actorRoles: [...(user?.roles ?? actor?.roles ?? [])],
-    actorScope: user?.scopes ? scopeText(user) : null,
+    // A token request has no token yet: its row names the client asking, as the token's will.
+    actorScope: user?.scopes
+      ? scopeText(user)
+      : actor?.clientId
+        ? `client=${actor.clientId}`
+        : null,
     breakGlass: scope?.breakGlass ?? false,
     sourceIp: request.ip ?? null,
     userAgent: typeof userAgent === 'string' ? userAgent.slice(0, 200) : null,

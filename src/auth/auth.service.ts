@@ -40,9 +40,17 @@ export class AuthService {
     private readonly passwords: PasswordHasher,
   ) {}
 
-  /** The account a sign-in is about, for its audit row (the request carries no token yet). */
-  private actor(user: UserEntity): void {
-    this.audit.setActor({ id: user.id, name: user.username, roles: [...user.roles] });
+  /**
+   * The account a sign-in is about, for its audit row (the request carries no token yet), and
+   * the app a refresh of its grant is for.
+   */
+  private actor(user: UserEntity, clientId?: string): void {
+    this.audit.setActor({
+      id: user.id,
+      name: user.username,
+      roles: [...user.roles],
+      ...(clientId !== undefined ? { clientId } : {}),
+    });
   }
 
   /** The account a refresh token belonged to, for the audit row of a route that takes no token. */
@@ -164,7 +172,7 @@ export class AuthService {
         throw error;
       });
     const user = await this.users.findById(userId);
-    if (user) this.actor(user);
+    if (user) this.actor(user, grant?.appId);
     if (!user || !user.active) {
       // A disabled user's sessions end at the next refresh.
       await this.refreshTokens.revokeAllOf(userId);

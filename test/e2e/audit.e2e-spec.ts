@@ -4,7 +4,11 @@ import { jest } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import { AuditVerifier } from '../../src/audit/audit-verifier.js';
-import { AuditRepository, agentNameCondition } from '../../src/audit/audit.repository.js';
+import {
+  AuditRepository,
+  agentNameCondition,
+  clientCondition,
+} from '../../src/audit/audit.repository.js';
 import { AppConfig } from '../../src/config/config.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
@@ -1360,6 +1364,23 @@ describe('audit trail: one row per request, no PHI, fail closed, AuditEvent acce
       });
     expect(await indexesUsed(true)).toEqual(['idx_audit_event_actor_name']);
     expect(await indexesUsed(false)).toEqual(['idx_audit_event_actor_name_lower']);
+  });
+
+  it('finds a SMART client (agent=urn:carevault:client|id) through an index, not a scan of the whole trail', async () => {
+    // As for agent-name: a client with few rows, or none, read the trail newest first to its end.
+    const indexesUsed = (): Promise<string[]> =>
+      db.transaction(async (manager) => {
+        await manager.query('SET LOCAL enable_seqscan = off');
+        const [row] = await manager.query<{ 'QUERY PLAN': unknown }[]>(
+          `EXPLAIN (FORMAT JSON) SELECT "chain_seq" FROM "audit_event"
+            WHERE ${clientCondition('$1')} ORDER BY "chain_seq" DESC LIMIT 51`,
+          [randomUUID()],
+        );
+        const plan: unknown = row!['QUERY PLAN'];
+        const text = typeof plan === 'string' ? plan : JSON.stringify(plan);
+        return [...text.matchAll(/"Index Name":\s*"([^"]+)"/g)].map((match) => match[1]!);
+      });
+    expect(await indexesUsed()).toEqual(['idx_audit_event_client']);
   });
 
   it('finds what a user did by their username (agent-name), and refuses an agent it cannot match', async () => {

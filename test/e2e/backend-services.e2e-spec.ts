@@ -9,8 +9,10 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import type { DataSource } from 'typeorm';
 import { BackendClientsService } from '../../src/auth/backend-clients/backend-clients.service.js';
 import { UserRepository } from '../../src/auth/user.repository.js';
-import { createUser, enableMfa, loginWithMfa, type TestUser } from '../support/auth.js';
-import { http, type HttpResult } from '../support/http.js';
+import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
+import type { FhirResource } from '../../src/fhir/fhir-types.js';
+import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
+import { authorizedHttp, http, type HttpResult } from '../support/http.js';
 import { BUILT, childEnv, runNode } from '../support/process.js';
 import { withEnv } from '../support/env.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -261,6 +263,71 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     expect((await http('GET', output!.url, { headers: otherAuth })).status).toBe(404);
     expect((await http('DELETE', status, { headers: otherAuth })).status).toBe(404);
     expect((await http('GET', status, { headers: { authorization } })).status).toBe(200);
+  });
+
+  it('lets an auditor list what one client did, apart from another client of the same account', async () => {
+    const user = await createUser(testApp, ['integration']);
+    const [oneKey, otherKey] = [await clientKey('ES256'), await clientKey('ES256')];
+    const register = (signer: ClientKey) =>
+      clients.register(
+        `feed-${randomUUID().slice(0, 8)}`,
+        user.username,
+        { jwks: { keys: [signer.publicJwk] } },
+        'system/Patient.rs',
+      );
+    const [one, other] = [await register(oneKey), await register(otherKey)];
+    const read = async (client: string, signer: ClientKey, path: string): Promise<void> => {
+      const issued = await clientToken('system/Patient.rs', await assertion({ client, signer }));
+      const res = await http('GET', `${testApp.url}${path}`, {
+        headers: { authorization: `Bearer ${issued.body.access_token}` },
+      });
+      expect(res.status).toBe(200);
+    };
+    await read(one.id, oneKey, '/fhir/Patient?_count=1');
+    await read(other.id, otherKey, '/fhir/Patient?_count=2');
+    // A refused token request is the client's too: its row names the client it claimed to be.
+    const forged = await clientToken(
+      'system/Patient.rs',
+      await assertion({ client: one.id, signer: otherKey, header: { kid: oneKey.kid } }),
+    );
+    expect(forged.status).toBe(401);
+
+    const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+    const search = await auditor(
+      'GET',
+      `${testApp.url}/fhir/AuditEvent?agent=${encodeURIComponent(`urn:carevault:client|${one.id}`)}`,
+    );
+    expect(search.status).toBe(200);
+    const events = (search.body.entry as { resource: FhirResource & Record<string, any> }[]).map(
+      (entry) => entry.resource,
+    );
+    // Newest first: the forged token request, the search, and the token request before it.
+    expect(events.map((event) => [event['subtype'][0].code, event['outcome']])).toEqual([
+      ['client-credentials', '4'],
+      ['search-type', '0'],
+      ['client-credentials', '0'],
+    ]);
+    const definitions = testApp.app.get(FhirDefinitions);
+    for (const event of events) {
+      expect(() => definitions.validate(event)).not.toThrow();
+      // BALP's client agent beside the account's.
+      expect(event['agent']).toEqual([
+        expect.objectContaining({ who: expect.objectContaining({ display: user.username }) }),
+        {
+          type: {
+            coding: [
+              {
+                system: 'http://dicom.nema.org/resources/ontology/DCM',
+                code: '110150',
+                display: 'Application',
+              },
+            ],
+          },
+          who: { identifier: { system: 'urn:carevault:client', value: one.id } },
+          requestor: false,
+        },
+      ]);
+    }
   });
 
   it('refuses forged, replayed, misdirected and stale assertions with invalid_client', async () => {

@@ -129,7 +129,14 @@ export class AuthorizationCodes {
       return invalidGrant('code_verifier does not match the code_challenge (PKCE S256)');
     }
     const user = await this.users.findById(granted.userId);
-    if (user) this.audit.setActor({ id: user.id, name: user.username, roles: [...user.roles] });
+    if (user) {
+      this.audit.setActor({
+        id: user.id,
+        name: user.username,
+        roles: [...user.roles],
+        clientId: granted.appId,
+      });
+    }
     if (!user?.active || !(await this.apps.isActive(granted.appId))) {
       return invalidGrant('The user or the app has been disabled');
     }

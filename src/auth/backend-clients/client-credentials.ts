@@ -127,7 +127,12 @@ export class ClientCredentialsGrant {
     const client = await this.clients.findById(clientId);
     const account = client && (await this.users.findById(client.userId));
     if (!client || !account) return invalidClient('Unknown client');
-    this.audit.setActor({ id: account.id, name: account.username, roles: [...account.roles] });
+    this.audit.setActor({
+      id: account.id,
+      name: account.username,
+      roles: [...account.roles],
+      clientId: client.id,
+    });
     if (header.jku !== undefined && header.jku !== client.jwksUrl) {
       // SMART: a jku must be the JWKS URL the client registered; keys are never fetched from elsewhere.
       return invalidClient('client_assertion: jku is not the JWKS URL registered for this client');
