@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { AuthorizationCodes } from '../../auth/apps/authorization-codes.js';
 import type { SmartApp, SmartAppRepository } from '../../auth/apps/smart-app.repository.js';
 import type { AuthService } from '../../auth/auth.service.js';
+import type { UserEntity } from '../../auth/user.entity.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { ClientSealer } from '../../crypto/client-sealer.js';
 import { KeyRing, keyIdOf } from '../../crypto/key-ring.js';
@@ -129,5 +130,53 @@ describe('AuthorizeService: expiry of the sealed sign-in request and EHR launch'
       'invalid_request',
       'launch is not valid for this app, or has expired: open the app from the EHR again',
     ]);
+  });
+
+  it("refuses an EHR launch opened before the account's sessions ended", async () => {
+    // Signed in with the password the account has now: its session epoch is the one it is in.
+    const signIn = (sessionEpoch: number) => {
+      const auth = {
+        authenticate: jest.fn<AuthService['authenticate']>().mockResolvedValue({
+          user: {
+            id: doctor.id,
+            username: 'doctor',
+            roles: ['doctor'],
+            sessionEpoch,
+          } as UserEntity,
+          login: { amr: ['pwd'], authTime: new Date(START) },
+        }),
+      };
+      const codes = { issue: jest.fn<AuthorizationCodes['issue']>().mockResolvedValue('ac_x') };
+      const signing = new AuthorizeService(
+        apps as unknown as SmartAppRepository,
+        codes as unknown as AuthorizationCodes,
+        auth as unknown as AuthService,
+        fhir as unknown as FhirService,
+        {} as SearchService,
+        sealer,
+        launches,
+      );
+      return { signing, codes };
+    };
+    // Opened with a token of epoch 2; a new password (or a disable, an MFA reset) moved it on.
+    const { launch } = await launches.create(
+      { ...doctor, sessionEpoch: 2 },
+      { clientId: app.id, patient: 'p1' },
+    );
+    const withLaunch = query({ scope: 'launch patient/*.rs', launch });
+    const form = { username: 'doctor', password: 'the password' };
+
+    const same = signIn(2);
+    const request = sealedRequest(await same.signing.begin(withLaunch, FHIR_BASE));
+    const granted = await same.signing.submit({ request, ...form });
+    expect(new URL((granted as { redirect: string }).redirect).searchParams.get('code')).toBe(
+      'ac_x',
+    );
+
+    const later = signIn(3);
+    const refused = await later.signing.submit({ request, ...form });
+    expect(refused).toMatchObject({ status: 403 });
+    expect((refused as { page: string }).page).toContain('before the account&#39;s sessions ended');
+    expect(later.codes.issue).not.toHaveBeenCalled();
   });
 });

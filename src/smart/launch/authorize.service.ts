@@ -32,7 +32,7 @@ interface PendingRequest {
   codeChallenge: string;
   nonce?: string;
   /** An EHR launch's context: the patient (and encounter) the user opened the app on. */
-  launch?: { userId: string; patient: string; encounter?: string };
+  launch?: { userId: string; sessionEpoch: number; patient: string; encounter?: string };
   expiresAt: number;
 }
 
@@ -90,6 +90,7 @@ export class AuthorizeService {
         ? {
             launch: {
               userId: context.userId,
+              sessionEpoch: context.sessionEpoch,
               patient: context.patient,
               ...(context.encounter ? { encounter: context.encounter } : {}),
             },
@@ -128,7 +129,7 @@ export class AuthorizeService {
         authTime: Math.floor(login.authTime.getTime() / 1000),
       };
       const patient = pending.launch
-        ? await this.launchPatient(actor, pending.launch)
+        ? await this.launchPatient(actor, user.sessionEpoch, pending.launch)
         : needsPatient(pending.scope)
           ? await this.patientOf(actor, field('patient') ?? '')
           : undefined;
@@ -159,16 +160,24 @@ export class AuthorizeService {
   }
 
   /**
-   * An EHR launch's patient, for the user who opened it only, read as them (access rules, and
-   * the audit row names the patient).
+   * An EHR launch's patient, for the user who opened it only, in the session epoch it was opened
+   * in, read as them (access rules, and the audit row names the patient).
    */
   private async launchPatient(
     user: AuthenticatedUser,
+    sessionEpoch: number,
     launch: NonNullable<PendingRequest['launch']>,
   ): Promise<string> {
     if (user.id !== launch.userId) {
       throw AppError.forbidden(
         'This app was opened from the EHR by another user: sign in as that user',
+      );
+    }
+    // The launch was opened with a token of the account; once its sessions have ended (a
+    // disable, a new password, an MFA reset, new roles), what that token opened is over too.
+    if (sessionEpoch !== launch.sessionEpoch) {
+      throw AppError.forbidden(
+        "This app was opened from the EHR before the account's sessions ended: open it again",
       );
     }
     return (await this.fhir.read(user, 'Patient', launch.patient)).id;

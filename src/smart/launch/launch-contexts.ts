@@ -14,6 +14,11 @@ const SEAL: SealPurpose = ['smart-launch'];
 /** What an EHR front-end opened an app with: who, for which app, which patient and encounter. */
 export interface LaunchContext {
   userId: string;
+  /**
+   * The account's session epoch when the launch was opened (its token's): a disable, a new
+   * password, an MFA reset or new roles end the launches opened before, as they end its tokens.
+   */
+  sessionEpoch: number;
   appId: string;
   patient: string;
   encounter?: string;
@@ -67,6 +72,7 @@ export class LaunchContexts {
     }
     const context: LaunchContext = {
       userId: user.id,
+      sessionEpoch: user.sessionEpoch ?? 0,
       appId: app.id,
       patient: request.patient,
       ...(request.encounter !== undefined ? { encounter: request.encounter } : {}),
