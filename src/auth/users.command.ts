@@ -202,18 +202,32 @@ export class UserSetFhirUserCommand extends UsernameCommand {
     options: UsernameOptions & { fhirUser?: string; clear?: boolean },
   ): Promise<void> {
     const username = required(options);
-    if ((options.fhirUser === undefined) === (options.clear !== true)) {
-      throw new Error('Give either --fhir-user <Type/id> or --clear');
-    }
     const reference = options.fhirUser ?? null;
-    if (reference !== null) {
-      const [type, id] = reference.split('/');
-      const row = type && id ? await this.resources.findCurrent(type, id) : null;
-      if (!row || row.deleted) throw new Error(`${reference} is not a stored resource`);
-    }
-    const detail = { detail: `username=${username} fhirUser=${reference ?? '(none)'}` };
-    const user = await this.trail.command('user:set-fhir-user', detail, () =>
-      this.users.setFhirUser(username, reference),
+    // What was asked, checked inside the audited command: a refused attempt is recorded by the
+    // account it aimed at, as a failed change is (until 2026-12-07 these refusals left no row).
+    const asked = [
+      `username=${username}`,
+      ...(reference !== null
+        ? [`fhirUser=${reference}`]
+        : options.clear
+          ? ['fhirUser=(none)']
+          : []),
+      ...(reference !== null && options.clear ? ['clear'] : []),
+    ];
+    const user = await this.trail.command(
+      'user:set-fhir-user',
+      { detail: asked.join(' ') },
+      async () => {
+        if ((reference === null) === (options.clear !== true)) {
+          throw new Error('Give either --fhir-user <Type/id> or --clear');
+        }
+        if (reference !== null) {
+          const [type, id] = reference.split('/');
+          const row = type && id ? await this.resources.findCurrent(type, id) : null;
+          if (!row || row.deleted) throw new Error(`${reference} is not a stored resource`);
+        }
+        return this.users.setFhirUser(username, reference);
+      },
     );
     process.stdout.write(`${user.username}\tfhirUser=${reference ?? '(none)'}\n`);
   }

@@ -1042,6 +1042,34 @@ describe('SMART App Launch: authorization code with PKCE at CareVault’s own en
         cliEnv,
       );
       expect(missing.code).not.toBe(0);
+      const both = await host.run(
+        [
+          'user:set-fhir-user',
+          '--username',
+          doctor.username,
+          '--fhir-user',
+          `Patient/${patientId}`,
+          '--clear',
+        ],
+        cliEnv,
+      );
+      expect(both.code).not.toBe(0);
+      // Refused commands are on the record by the account they aimed at, as every admin command
+      // is (until 2026-12-07 these two left no row).
+      const rows = await db.query<{ outcome: string; detail: string }[]>(
+        `SELECT outcome, detail FROM audit_event
+          WHERE source = 'cli' AND subtype = 'user:set-fhir-user' AND detail LIKE $1
+          ORDER BY chain_seq`,
+        [`username=${doctor.username} %`],
+      );
+      expect(rows).toEqual([
+        { outcome: 'success', detail: `username=${doctor.username} fhirUser=Patient/${patientId}` },
+        { outcome: 'failure', detail: `username=${doctor.username} fhirUser=Practitioner/nope` },
+        {
+          outcome: 'failure',
+          detail: `username=${doctor.username} fhirUser=Patient/${patientId} clear`,
+        },
+      ]);
       await testApp.app.get(UsersService).setFhirUser(doctor.username, null);
 
       // What the CLI refuses, checked in-process (each CLI run starts the application).
