@@ -12,6 +12,7 @@ import {
 import { showsOnlyVersion } from '../fhir/history-params.js';
 import { dateRange } from '../fhir/search/date-range.js';
 import { splitPrefix } from '../fhir/search/prefixes.js';
+import { tokenParts, unescapeSearch } from '../fhir/search/search-escapes.js';
 import { AuditContext } from './audit-context.js';
 import { actionsFor, toAuditEvent } from './audit-event.mapper.js';
 import type { ChainedAuditEntry } from './audit-record.js';
@@ -38,8 +39,8 @@ const SUPPORTED = [
 
 type Query = Record<string, string | string[] | undefined>;
 
-/** `agent` naming a SMART client, as AuditEvent.agent.who.identifier gives it. */
-const CLIENT_AGENT = /^urn:carevault:client\|(.+)$/;
+/** A comma after an even number of backslashes (none, or escaped ones): FHIR's OR. */
+const UNESCAPED_COMMA = /(?:^|[^\\])(?:\\\\)*,/;
 
 /**
  * Reading the trail as FHIR: AuditEvent search (newest first, keyset paging on the chain
@@ -205,10 +206,17 @@ function values(query: Query, name: string): string[] {
   return value === undefined ? [] : [value].flat();
 }
 
+/**
+ * The parameter's one value, as sent. A comma separates values (FHIR's OR), which these searches
+ * do not take; one inside a value is written `\,` (search escaping), as a subject may hold one.
+ */
 function single(query: Query, name: string): string | undefined {
   const all = values(query, name);
-  if (all.length > 1 || all.some((value) => value.includes(','))) {
-    throw AppError.invalid(`${name} takes one value here`, [name]);
+  if (all.length > 1 || all.some((value) => UNESCAPED_COMMA.test(value))) {
+    throw AppError.invalid(
+      `${name} takes one value here (a comma inside the value is written \\,)`,
+      [name],
+    );
   }
   return all[0];
 }
@@ -234,13 +242,14 @@ function parseQuery(query: Query): AuditQuery {
   const patient = reference(single(query, 'patient'), 'Patient');
   if (patient) criteria.patient = patient;
   const agent = single(query, 'agent');
-  const client = agent === undefined ? undefined : CLIENT_AGENT.exec(agent)?.[1];
-  if (client !== undefined) {
+  const token = agent === undefined ? undefined : tokenParts(agent);
+  if (token?.system === 'urn:carevault:client') {
     // The client agent of a token's requests (toAuditEvent): what one SMART client did, whichever
     // account it acted as.
-    criteria.client = client;
+    criteria.client = token.code;
   } else if (agent !== undefined) {
-    const id = agent.replace(/^urn:carevault:user\|/, '');
+    // A bar in a subject sent unescaped (`auth0|…`) names no system: the value is the id.
+    const id = token?.system === 'urn:carevault:user' ? token.code : unescapeSearch(agent);
     // Rows record the account, not a FHIR identity (its fhirUser): `Practitioner/1` would match
     // none, an empty answer read as "never touched the record". An identity provider's account
     // is recorded as `oidc:<sub>`, and a subject is the provider's own string, `/` included.
@@ -313,8 +322,9 @@ function agentNameOf(query: Query): AuditQuery['agentName'] {
       'agent-name',
     ]);
   }
-  const value = exact ?? start;
-  if (value === undefined) return undefined;
+  const given = exact ?? start;
+  if (given === undefined) return undefined;
+  const value = unescapeSearch(given);
   if (value.length === 0 || value.length > 128) {
     throw AppError.invalid('agent-name must be 1 to 128 characters', ['agent-name']);
   }

@@ -1,6 +1,7 @@
-import { createHmac, generateKeyPairSync } from 'node:crypto';
+import { createHmac, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { AuditVerifier } from '../../src/audit/audit-verifier.js';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -230,6 +231,37 @@ describe('external identity provider (OIDC)', () => {
     const typed = await auditor('GET', `${testApp.url}/fhir/AuditEvent?agent=Practitioner/1`);
     expect(typed.status).toBe(400);
     expect(typed.body.issue[0].diagnostics).toMatch(/user id/);
+  });
+
+  it('finds an account of the provider whose subject holds a comma, written as FHIR escapes it', async () => {
+    // A directory's name as the subject (an LDAP DN): its commas are FHIR's OR in a search
+    // value, so the search writes them `\,`. Until 2026-12-07 any comma was refused ("agent
+    // takes one value here"), and what that account did could not be searched by agent.
+    const sub = `CN=Jane Doe,OU=Staff-${randomUUID().slice(0, 8)},O=Hospital`;
+    const doctor = authorizedHttp(await idpToken({}, { sub }));
+    const created = await doctor('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient() });
+    expect(created.status).toBe(201);
+    const auditor = authorizedHttp(await tokenFor(testApp, 'auditor'));
+    const search = (agent: string) =>
+      auditor(
+        'GET',
+        `${testApp.url}/fhir/AuditEvent?agent=${encodeURIComponent(agent)}&patient=${String(created.body.id)}`,
+      );
+    for (const agent of [
+      `urn:carevault:user|oidc:${sub.replaceAll(',', '\\,')}`,
+      `oidc:${sub.replaceAll(',', '\\,')}`,
+    ]) {
+      const found = await search(agent);
+      expect([agent, found.status, found.body.entry?.length]).toEqual([agent, 200, 1]);
+      expect(found.body.entry[0].resource.agent[0].who.identifier.value).toBe(`oidc:${sub}`);
+    }
+    // Unescaped, the commas would be an OR of three values, which this search does not take.
+    const unescaped = await search(`urn:carevault:user|oidc:${sub}`);
+    expect(unescaped.status).toBe(400);
+    expect(unescaped.body.issue[0].diagnostics).toContain('\\,');
+    // The chain holds the subject as it is (JSON), and verifies.
+    const verifier = testApp.app.get(AuditVerifier);
+    expect((await verifier.verify(await verifier.databaseSource())).problem).toBeUndefined();
   });
 
   it('keeps CareVault’s own tokens working alongside', async () => {
