@@ -9,6 +9,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import type { DataSource } from 'typeorm';
 import { BackendClientsService } from '../../src/auth/backend-clients/backend-clients.service.js';
 import { UserRepository } from '../../src/auth/user.repository.js';
+import { ExportRepository } from '../../src/fhir/export/export.repository.js';
 import { FhirDefinitions } from '../../src/fhir/fhir-definitions.js';
 import type { FhirResource } from '../../src/fhir/fhir-types.js';
 import { createUser, enableMfa, loginWithMfa, tokenFor, type TestUser } from '../support/auth.js';
@@ -263,6 +264,38 @@ describe('SMART Backend Services: client_credentials with a signed assertion', (
     expect((await http('GET', output!.url, { headers: otherAuth })).status).toBe(404);
     expect((await http('DELETE', status, { headers: otherAuth })).status).toBe(404);
     expect((await http('GET', status, { headers: { authorization } })).status).toBe(200);
+  });
+
+  it('stops a running export of a client once the client is disabled, as no token can open it', async () => {
+    const user = await createUser(testApp, ['exporter']);
+    const signer = await clientKey('ES256');
+    const name = `nightly-${randomUUID().slice(0, 8)}`;
+    const client = await clients.register(
+      name,
+      user.username,
+      { jwks: { keys: [signer.publicJwk] } },
+      'system/*.rs',
+    );
+    // A job of the client, running (on this instance or another): the runner asks before each
+    // page it reads whether it may read on.
+    const job = randomUUID();
+    await db.query(
+      `INSERT INTO export_job (id, user_id, client_id, session_epoch, level, status, progress,
+                               transaction_time, request_url, base_url, heartbeat_at)
+       VALUES ($1, $2, $3, 0, 'system', 'in-progress', 'exporting Patient', now(), $4, $4, now())`,
+      [job, user.id, client.id, `${testApp.url}/fhir`],
+    );
+    const exports = testApp.app.get(ExportRepository);
+    expect(await exports.failIfSessionsEnded(job)).toBe(false);
+    // Its tokens stop within seconds; until 2026-12-07 the job read and stored PHI on, in files
+    // that no token could open any more.
+    await clients.disable(name);
+    expect(await exports.failIfSessionsEnded(job)).toBe(true);
+    const rows = await db.query<{ status: string }[]>(
+      'SELECT status FROM export_job WHERE id = $1',
+      [job],
+    );
+    expect(rows).toEqual([{ status: 'failed' }]);
   });
 
   it('lets an auditor list what one client did, apart from another client of the same account', async () => {

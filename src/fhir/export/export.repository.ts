@@ -153,17 +153,25 @@ export class ExportRepository {
 
   /**
    * Marks a running job failed, its lines dropped, when its account has been disabled or its
-   * session epoch moved on since the job started; true if this call did. An identity provider's
-   * account has no row here and is never stopped so (the provider disables it).
+   * session epoch moved on since the job started, or the client that started it (a backend
+   * client, an app) has been disabled: no token can open the job then; true if this call did.
+   * An identity provider's account has no row here and is never stopped so (the provider
+   * disables it).
    */
   async failIfSessionsEnded(id: string): Promise<boolean> {
     const failed = await this.dataSource.transaction((manager) =>
       failRunning(
         manager,
-        `id = $1 AND EXISTS (SELECT 1 FROM app_user
-                              WHERE app_user.id::text = export_job.user_id
-                                AND (NOT app_user.active
-                                     OR app_user.session_epoch <> export_job.session_epoch))`,
+        `id = $1 AND (
+           EXISTS (SELECT 1 FROM app_user
+                    WHERE app_user.id::text = export_job.user_id
+                      AND (NOT app_user.active
+                           OR app_user.session_epoch <> export_job.session_epoch))
+           OR EXISTS (SELECT 1 FROM backend_client
+                       WHERE backend_client.id::text = export_job.client_id
+                         AND NOT backend_client.active)
+           OR EXISTS (SELECT 1 FROM smart_app
+                       WHERE smart_app.id::text = export_job.client_id AND NOT smart_app.active))`,
         [id],
         SESSIONS_ENDED,
       ),
