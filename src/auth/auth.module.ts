@@ -39,6 +39,6 @@ import { UsersModule } from './users.module.js';
     { provide: APP_GUARD, useClass: JwtAuthGuard },
     { provide: APP_GUARD, useClass: PermissionGuard },
   ],
-  exports: [UsersModule, AuthService, AuthorizationCodes, RequestIdentity],
+  exports: [UsersModule, AuthService, AuthorizationCodes, RequestIdentity, TokenLiveness],
 })
 export class AuthModule {}

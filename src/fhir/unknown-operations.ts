@@ -9,7 +9,8 @@ import { unknownOperation } from './fhir-types.js';
  * create), so until 2026-12-07 it was answered "Unknown resource type" (404), or a 405 whose
  * Allow named methods that answered no better. An operation offered at the path with other
  * methods is left to its 405 (allowedMethods), and a path no route takes to its 404.
- * Registered as an onRequest hook, before the guards: it depends on the route table alone.
+ * Registered as an onRequest hook, before the guards: it depends on the route table alone. A
+ * request without a valid token gets the 401 instead (awaitsAuthentication).
  */
 export function refuseUnknownOperations(
   request: FastifyRequest,

@@ -21,6 +21,7 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
 import { DataSource } from 'typeorm';
 
 let http: HttpFn;
+let token: string;
 
 describe('FHIR REST: CRUD, versions and history', () => {
   let testApp: TestApp;
@@ -28,7 +29,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
 
   beforeAll(async () => {
     testApp = await createTestApp();
-    http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    token = await tokenFor(testApp, 'doctor');
+    http = authorizedHttp(token);
     fhir = `${testApp.url}/fhir`;
     // What the resources stored below refer to: a relative reference must name a resource.
     for (const [path, body] of [
@@ -1247,16 +1249,21 @@ describe('FHIR REST: CRUD, versions and history', () => {
     // fetch will not send TRACE.
     const trace = await new Promise<{ status?: number; allow?: string }>((resolve, reject) => {
       const { port } = new URL(testApp.url);
-      request({ method: 'TRACE', host: '127.0.0.1', port, path: '/fhir/Patient' }, (res) => {
-        res.resume();
-        resolve({ status: res.statusCode, allow: res.headers.allow });
-      })
+      const headers = { authorization: `Bearer ${token}` };
+      request(
+        { method: 'TRACE', host: '127.0.0.1', port, path: '/fhir/Patient', headers },
+        (res) => {
+          res.resume();
+          resolve({ status: res.statusCode, allow: res.headers.allow });
+        },
+      )
         .on('error', reject)
         .end();
     });
     expect(trace.status).toBe(405);
     expect(trace.allow).toContain('POST');
-    // What a fixed path takes, not what the routes that would take "metadata" for a type do.
+    // What a fixed path takes, not what the routes that would take "metadata" for a type do;
+    // told without a token, as the CapabilityStatement is.
     const traceMetadata = await new Promise<string | undefined>((resolve, reject) => {
       const { port } = new URL(testApp.url);
       request({ method: 'TRACE', host: '127.0.0.1', port, path: '/fhir/metadata' }, (res) => {

@@ -123,21 +123,28 @@ describe('HTTP hardening', () => {
   });
 
   it('answers an OPTIONS request that is not a preflight like any other refused request, and records it', async () => {
-    const requestId = randomUUID();
-    const res = await plainHttp('OPTIONS', `${testApp.url}/fhir/Patient`, {
-      headers: { 'x-request-id': requestId },
-    });
-    expect(res.status).toBe(405);
-    expect(res.headers.get('allow')).toContain('POST');
-    expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
-    expect(res.headers.get('x-request-id')).toBe(requestId);
-    expect(res.headers.get('x-content-type-options')).toBe('nosniff');
-    expect(res.body.resourceType).toBe('OperationOutcome');
     const db = testApp.app.get<DataSource>(getDataSourceToken());
-    const rows = await db.query(`SELECT status_code FROM audit_event WHERE request_id = $1`, [
-      requestId,
-    ]);
-    expect(rows).toEqual([{ status_code: res.status }]);
+    // With a token, the 405 and the methods the path takes; without one, the 401 that any other
+    // request under /fhir without a token gets.
+    for (const [as, status] of [
+      [http, 405],
+      [plainHttp, 401],
+    ] as const) {
+      const requestId = randomUUID();
+      const res = await as('OPTIONS', `${testApp.url}/fhir/Patient`, {
+        headers: { 'x-request-id': requestId },
+      });
+      expect(res.status).toBe(status);
+      if (status === 405) expect(res.headers.get('allow')).toContain('POST');
+      expect(res.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      expect(res.headers.get('x-request-id')).toBe(requestId);
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.body.resourceType).toBe('OperationOutcome');
+      const rows = await db.query(`SELECT status_code FROM audit_event WHERE request_id = $1`, [
+        requestId,
+      ]);
+      expect(rows).toEqual([{ status_code: status }]);
+    }
   });
 
   it('refuses a 50 MB body with 413 before parsing it', async () => {

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { request, type IncomingHttpHeaders } from 'node:http';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { getDataSourceToken } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
 import { createUser, enableMfa, loginWithMfa, tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { buildPatient } from '../support/factories.js';
@@ -32,23 +34,28 @@ describe('HTTP semantics for FHIR clients', () => {
     path: string,
     headers: Record<string, string> = {},
   ): Promise<WireResult> {
+    return anonymous(method, path, { authorization: `Bearer ${token}`, ...headers });
+  }
+
+  /** A request with no token, unless its headers carry one. */
+  function anonymous(
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+  ): Promise<WireResult> {
     return new Promise((resolve, reject) => {
-      const req = request(
-        `${testApp.url}${path}`,
-        { method, headers: { authorization: `Bearer ${token}`, ...headers } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () =>
-            resolve({
-              status: res.statusCode!,
-              headers: res.headers,
-              bytes: Buffer.concat(chunks),
-            }),
-          );
-          res.on('error', reject);
-        },
-      );
+      const req = request(`${testApp.url}${path}`, { method, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode!,
+            headers: res.headers,
+            bytes: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', reject);
+      });
       req.on('error', reject);
       req.end();
     });
@@ -367,6 +374,67 @@ describe('HTTP semantics for FHIR clients', () => {
       const match = await wire('GET', '/fhir/Patient/$match');
       expect(match.status).toBe(405);
       expect(match.headers['allow']).toBe('POST');
+    });
+  });
+
+  describe('authentication first', () => {
+    it('answers a FHIR request without a valid token 401, whatever else it would be refused for', async () => {
+      const id = randomUUID();
+      // Each was answered before the token check: what a path offers (its operations, its
+      // methods, its formats) was told to anyone who asked.
+      const refused: [string, string, Record<string, string>][] = [
+        ['GET', '/fhir/$foo', {}],
+        ['GET', `/fhir/Patient/${id}/$foo`, {}],
+        ['POST', '/fhir/Patient/$foo', {}],
+        ['PUT', `/fhir/Patient/${id}/$everything`, {}],
+        ['GET', '/fhir/Patient/$match', {}],
+        ['DELETE', '/fhir/Patient/_history', {}],
+        ['POST', '/fhir/AuditEvent', {}],
+        ['GET', '/fhir/AuditEvent/_history', {}],
+        ['OPTIONS', '/fhir/Patient', {}],
+        ['GET', '/fhir/Patient', { accept: 'application/fhir+xml' }],
+        ['GET', '/fhir/Patient?_format=xml', {}],
+        ['POST', '/fhir/Patient', { 'content-type': 'text/csv' }],
+        ['POST', '/fhir/Patient', { 'content-type': 'application/fhir+json; fhirVersion=5.0' }],
+        ['GET', '/fhir/no/such/path/at/all', {}],
+        ['GET', '/fhir/Patient/%FF', {}],
+      ];
+      const forged = { authorization: 'Bearer not.a-valid.token' };
+      for (const [method, path, headers] of refused) {
+        for (const [sent, challenge] of [
+          [headers, 'Bearer realm="carevault"'],
+          [{ ...headers, ...forged }, 'Bearer realm="carevault", error="invalid_token"'],
+        ] as const) {
+          const res = await anonymous(method, path, sent);
+          const outcome = JSON.parse(res.bytes.toString('utf8'));
+          expect([method, path, res.status, outcome.issue[0].code]).toEqual([
+            method,
+            path,
+            401,
+            'login',
+          ]);
+          expect(res.headers['www-authenticate']).toBe(challenge);
+          expect(res.headers['allow']).toBeUndefined();
+        }
+      }
+      // The paths a client reads before it has a token keep their answers.
+      const metadata = await anonymous('DELETE', '/fhir/metadata');
+      expect([metadata.status, metadata.headers['allow']]).toEqual([405, 'GET, HEAD']);
+      expect((await anonymous('GET', '/fhir/metadata?_format=xml')).status).toBe(406);
+      expect((await anonymous('POST', '/fhir/$versions')).status).toBe(405);
+      expect((await anonymous('GET', '/fhir/.well-known/smart-configuration')).status).toBe(200);
+    });
+
+    it('records the refusal of a request without a token as the 401 it was answered', async () => {
+      const db = testApp.app.get<DataSource>(getDataSourceToken());
+      const requestId = randomUUID();
+      const res = await anonymous('GET', '/fhir/Patient/x/$foo', { 'x-request-id': requestId });
+      expect(res.status).toBe(401);
+      const rows = await db.query<{ status_code: number; outcome: string; detail: string }[]>(
+        'SELECT status_code, outcome, detail FROM audit_event WHERE request_id = $1',
+        [requestId],
+      );
+      expect(rows).toEqual([{ status_code: 401, outcome: 'failure', detail: 'login' }]);
     });
   });
 

@@ -10,6 +10,7 @@ import {
   FHIR_INTERACTION_KEY,
   PUBLIC_KEY,
 } from '../../src/auth/permission.decorators.js';
+import { PUBLIC_FHIR_PATHS } from '../../src/auth/refused-before-authentication.js';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { UserRepository } from '../../src/auth/user.repository.js';
 import { UsersService } from '../../src/auth/users.service.js';
@@ -849,6 +850,11 @@ describe('attacks a hospital reviewer tries first', () => {
           .map((r) => r.route)
           .sort(),
       ).toEqual(PUBLIC);
+      // The filter keeps the refusals of these paths when they come before the guard: the rest
+      // of /fhir answers 401 first (refused-before-authentication.ts).
+      expect(
+        PUBLIC.filter((route) => route.startsWith('GET /fhir/')).map((r) => r.slice(4)),
+      ).toEqual([...PUBLIC_FHIR_PATHS].sort());
       expect(all.filter((r) => !r.isPublic && !r.declared).map((r) => r.route)).toEqual([]);
       for (const route of all.filter((r) => !r.isPublic)) {
         const url = route.path

@@ -1,9 +1,18 @@
-import { ArgumentsHost, Catch, ExceptionFilter, Logger, NotFoundException } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  ExceptionFilter,
+  Logger,
+  NotFoundException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AuditTrail } from '../../audit/audit-trail.js';
 import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { RequestIdentity } from '../../auth/request-identity.js';
 import { bearerToken } from '../../auth/bearer-token.js';
+import { awaitsAuthentication } from '../../auth/refused-before-authentication.js';
+import { TokenLiveness } from '../../auth/token-liveness.js';
 import { httpAuditEntry, isBestEffort } from '../../audit/http-audit.js';
 import { RefusedRequests } from '../../audit/refused-requests.js';
 import {
@@ -36,6 +45,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
     private readonly trail: AuditTrail,
     private readonly identity: RequestIdentity,
     private readonly refused: RefusedRequests,
+    private readonly liveness: TokenLiveness,
   ) {}
 
   async catch(exception: unknown, host: ArgumentsHost): Promise<void> {
@@ -57,6 +67,9 @@ export class AllExceptionsFilter implements ExceptionFilter {
           : exception,
       request.id,
     );
+    if (awaitsAuthentication(request.url, status) && !(await this.authenticated(request))) {
+      ({ status, body } = errorResponse(new UnauthorizedException(), request.id));
+    }
     if (exception instanceof AuditUnavailableError) {
       unexpected = exception.reason;
     }
@@ -108,6 +121,21 @@ export class AllExceptionsFilter implements ExceptionFilter {
       void reply.header('retry-after', '5');
     }
     void reply.status(status).header('content-type', FHIR_JSON).send(body);
+  }
+
+  /**
+   * Whether a request refused before the authentication guard ran has a token the guard would
+   * take (valid, of a session, account and app that have not ended), and so may be told why it
+   * was refused (awaitsAuthentication); its user is then named in the audit row.
+   */
+  private async authenticated(request: FastifyRequest): Promise<boolean> {
+    const sent = request as FastifyRequest & { user?: AuthenticatedUser };
+    if (sent.user) return true;
+    const user = await this.identity.identify(request, { verify: true });
+    // A liveness check that cannot be made (the database is down) lets nothing through.
+    if (!user || !(await this.liveness.allows(user).catch(() => false))) return false;
+    sent.user = user;
+    return true;
   }
 
   /**

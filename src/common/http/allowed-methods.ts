@@ -59,11 +59,12 @@ function fitsParameter(name: string, value: unknown): boolean {
 /**
  * What a request to AuditEvent may do: read, vread, history of one, search (GET, or POST
  * `_search`), as the CapabilityStatement declares. The trail is written by the server alone,
- * so any other interaction is refused to everyone with a 405 and the methods the path takes
- * (R4 http.html), before the guards: until 2026-12-06 a create, update, patch, delete or
- * `$validate` was a 403 "Access denied" and the type history a 400. Undefined when the request
- * is one of those offered (or not about AuditEvent). `url` is the path under the FHIR base
- * (`AuditEvent/1`, with or without a query): a Bundle's entries are held to the same rule.
+ * so any other interaction is refused to every user with a 405 and the methods the path takes
+ * (R4 http.html), before the guards (without a valid token, a 401 instead): until 2026-12-06
+ * a create, update, patch, delete or `$validate` was a 403 "Access denied" and the type
+ * history a 400. Undefined when the request is one of those offered (or not about
+ * AuditEvent). `url` is the path under the FHIR base (`AuditEvent/1`, with or without a
+ * query): a Bundle's entries are held to the same rule.
  */
 export function auditEventRefusal(method: string, url: string): string[] | undefined {
   const path = url.split('?', 1)[0] ?? '';

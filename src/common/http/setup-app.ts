@@ -44,7 +44,8 @@ export function setupApp(
   // Before the 405s below: an operation not offered is no method's to answer.
   fastify.addHook('onRequest', refuseUnknownOperations);
   // Before the guards, as the 405 of a request no route matched: what a fixed path does not
-  // take is refused whoever sends it (allowedMethods).
+  // take is refused without its body being read (allowedMethods). This and the refusals below
+  // are answered 401 instead to a request without a valid token (awaitsAuthentication).
   fastify.addHook('onRequest', (request, _reply, done) => {
     const underFhir = /^\/fhir\/(.*)$/.exec(request.url)?.[1];
     const auditEvent =
