@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
-import { unencodedPlus } from '../common/http/media-types.js';
+import { plainJsonAnswer, unencodedPlus } from '../common/http/media-types.js';
 
 /** `_format` values and Accept media ranges CareVault can answer: FHIR JSON only. */
 const JSON_FORMATS = new Set([
@@ -70,24 +70,106 @@ export function refuseOtherFormats(
     done();
     return;
   }
-  done(formatRefusal(formats, request.headers.accept));
+  done(formatRefusal(request, formats));
 }
 
 /**
  * _format overrides Accept (http.html: for a client that cannot set the header), so it is
- * judged alone when given. A range with q=0 refuses its type (RFC 9110 §12.5.1); of the
- * others, one that FHIR JSON answers is enough, and one of them must take R4 (a client may
- * offer R3 and R4).
+ * judged alone when given, and names FHIR JSON. Otherwise Accept chooses the media type of the
+ * answer (negotiateJson), which plainJsonAnswer keeps for the reply's Content-Type.
  */
-function formatRefusal(formats: string[], accept: string | undefined): AppError | undefined {
-  const answerable = accepted(accept?.trim() || '*/*').filter(
-    (range) => isJson(range) || ANY.has(mediaType(range)),
-  );
-  const [producible, r4] =
-    formats.length > 0
-      ? [formats.every(isJson), formats.every(servedVersion)]
-      : [answerable.length > 0, answerable.some(servedVersion)];
-  return !producible ? NOT_JSON() : !r4 ? NOT_R4() : undefined;
+function formatRefusal(request: FastifyRequest, formats: string[]): AppError | undefined {
+  if (formats.length > 0) {
+    return !formats.every(isJson)
+      ? NOT_JSON()
+      : !formats.every(servedVersion)
+        ? NOT_R4()
+        : undefined;
+  }
+  const accept = request.headers.accept;
+  const type = negotiateJson(accept);
+  if (type === undefined) return notAcceptable(accept ?? '');
+  if (type === PLAIN_JSON) plainJsonAnswer(request);
+  return undefined;
+}
+
+/** The JSON media types answered, FHIR JSON's own first: the same bytes, labelled either way. */
+const FHIR_JSON_TYPE = 'application/fhir+json';
+const PLAIN_JSON = 'application/json';
+export type JsonMediaType = typeof FHIR_JSON_TYPE | typeof PLAIN_JSON;
+
+/** The specificity of a media range that names a type answered (RFC 9110 section 12.5.1). */
+const SPECIFICITY: Record<string, number> = { '*/*': 0, 'application/*': 1 };
+
+/**
+ * The media type an Accept header is answered in (RFC 9110 sections 12.4.2 and 12.5.1): each
+ * type answered weighs the `q` of the most specific range that matches it (the range of any
+ * type, then `application/*`, then the type, then the type with a `fhirVersion`; a range naming
+ * a version other than R4 matches nothing), and the heavier wins, FHIR JSON on a tie; none when
+ * both weigh 0 (`q=0`, or no range matches them), which is a 406. `application/json+fhir`
+ * (DSTU2's name) is FHIR JSON. No header, or an empty one, takes anything. Until 2026-12-07 a
+ * range with q=0 only took its own type out, so that `application/fhir+json;q=0` next to the
+ * range of any type was answered as application/fhir+json.
+ */
+export function negotiateJson(accept: string | undefined): JsonMediaType | undefined {
+  if (accept === undefined || accept === FHIR_JSON_TYPE) return FHIR_JSON_TYPE;
+  // Per type answered: the specificity of the best match so far (-1: none), and its weight.
+  let fhirRank = -1;
+  let fhirQ = 0;
+  let plainRank = -1;
+  let plainQ = 0;
+  let empty = true;
+  for (const range of accept.split(',')) {
+    const [name = '', ...parameters] = range.split(';');
+    const type = name.trim().toLowerCase();
+    if (type === '') continue;
+    empty = false;
+    const wildcard = SPECIFICITY[type];
+    const fhir =
+      wildcard !== undefined || type === FHIR_JSON_TYPE || type === 'application/json+fhir';
+    const plain = wildcard !== undefined || type === PLAIN_JSON;
+    if (!fhir && !plain) continue;
+    let q = 1;
+    let rank = wildcard ?? 2;
+    let served = true;
+    for (const parameter of parameters) {
+      const equals = parameter.indexOf('=');
+      const key = parameter.slice(0, equals).trim().toLowerCase();
+      if (key === 'q') {
+        const weight = parseFloat(parameter.slice(equals + 1));
+        q = Number.isNaN(weight) ? 1 : weight;
+      } else if (key === 'fhirversion') {
+        served = R4.has(
+          parameter
+            .slice(equals + 1)
+            .trim()
+            .replace(/^"|"$/g, ''),
+        );
+        rank = wildcard ?? 3;
+      }
+    }
+    if (!served) continue;
+    if (fhir && rank >= fhirRank) {
+      fhirQ = rank > fhirRank ? q : Math.max(fhirQ, q);
+      fhirRank = rank;
+    }
+    if (plain && rank >= plainRank) {
+      plainQ = rank > plainRank ? q : Math.max(plainQ, q);
+      plainRank = rank;
+    }
+  }
+  if (empty) return FHIR_JSON_TYPE;
+  if (fhirQ <= 0 && plainQ <= 0) return undefined;
+  return plainQ > fhirQ ? PLAIN_JSON : FHIR_JSON_TYPE;
+}
+
+/**
+ * Why an Accept header takes no JSON answered: it offers JSON only of another FHIR version
+ * (`fhirVersion=5.0`; a client may offer R3 and R4, and gets R4), or no JSON at all.
+ */
+function notAcceptable(accept: string): AppError {
+  const json = accepted(accept).filter((range) => isJson(range) || ANY.has(mediaType(range)));
+  return json.length > 0 && !json.some(servedVersion) ? NOT_R4() : NOT_JSON();
 }
 
 function isPostedSearch(request: FastifyRequest): boolean {
@@ -119,7 +201,7 @@ export function refuseOtherFormatsInForms(
   const formats = [query?.['_format'] ?? [], (inBody as Record<string, unknown>)['_format'] ?? []]
     .flat()
     .filter((format): format is string => typeof format === 'string' && format !== '');
-  done(formatRefusal(formats, request.headers.accept));
+  done(formatRefusal(request, formats));
 }
 
 const NOT_JSON = () =>

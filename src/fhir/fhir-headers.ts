@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { operationOutcome, type OperationOutcome } from '../common/errors/operation-outcome.js';
-import { FHIR_JSON } from '../common/http/media-types.js';
+import { fhirJsonType } from '../common/http/media-types.js';
 import { requestOrigin } from '../common/http/request-origin.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource, StoredResource } from './fhir-types.js';
@@ -186,7 +186,7 @@ export function sendFhirJson<T>(reply: FastifyReply, body: T): T {
  * terminal), else with stored entries spliced in as stored (see stored-json.ts).
  */
 function setFhirJson(reply: FastifyReply): void {
-  reply.header('content-type', FHIR_JSON);
+  reply.header('content-type', fhirJsonType(reply.request));
   const query = reply.request.query as Record<string, unknown> | undefined;
   if (query?.['_pretty'] === 'true') {
     reply.serializer((payload) => JSON.stringify(payload, null, 2));

@@ -308,6 +308,67 @@ describe('HTTP semantics for FHIR clients', () => {
       expect((await form(`family=${family}&_count=1`, xml)).status).toBe(406);
     });
 
+    it('answers in the JSON media type the Accept header weighs highest, and 406 when it takes neither', async () => {
+      const fhirJson = 'application/fhir+json; charset=utf-8';
+      const plainJson = 'application/json; charset=utf-8';
+      const answers: [string, string][] = [
+        ['application/fhir+json', fhirJson],
+        // What axios and browsers send: every type weighs alike, and FHIR's own is preferred.
+        ['application/json, text/plain, */*', fhirJson],
+        ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', fhirJson],
+        [
+          'application/fhir+json; fhirVersion=3.0, application/fhir+json; fhirVersion=4.0',
+          fhirJson,
+        ],
+        // q=0 is "not acceptable" (RFC 9110 section 12.4.2): it was answered as FHIR JSON.
+        ['application/fhir+json;q=0, */*', plainJson],
+        ['application/fhir+json;q=0.1, application/json;q=0.9', plainJson],
+        ['application/json', plainJson],
+      ];
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });
+      const read = `/fhir/Patient/${String(created.body.id)}`;
+      for (const [accept, contentType] of answers) {
+        const res = await wire('GET', read, { accept });
+        expect([accept, res.status, res.headers['content-type']]).toEqual([
+          accept,
+          200,
+          contentType,
+        ]);
+        expect(JSON.parse(res.bytes.toString('utf8')).id).toBe(created.body.id);
+      }
+      // An error, and a POST search's Bundle, are labelled as the answer would have been.
+      const missing = await wire('GET', '/fhir/Patient/no-such-patient', {
+        accept: 'application/json',
+      });
+      expect([missing.status, missing.headers['content-type']]).toEqual([404, plainJson]);
+      const posted = await http('POST', `${fhir}/Patient/_search`, {
+        raw: `family=${family}&_count=1`,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
+      });
+      expect([posted.status, posted.headers.get('content-type')]).toEqual([200, plainJson]);
+      // `_format=json` overrides Accept, and names FHIR JSON (http.html).
+      const format = await wire('GET', `${read}?_format=json`, { accept: 'application/json' });
+      expect(format.headers['content-type']).toBe(fhirJson);
+
+      for (const accept of [
+        'application/fhir+json;q=0, application/json;q=0, */*',
+        'application/fhir+json;q=0',
+        'application/fhir+json;fhirVersion=4.0;q=0, application/fhir+json',
+        '*/*;q=0',
+      ]) {
+        const res = await wire('GET', read, { accept });
+        const outcome = JSON.parse(res.bytes.toString('utf8'));
+        expect([accept, res.status, outcome.resourceType]).toEqual([
+          accept,
+          406,
+          'OperationOutcome',
+        ]);
+      }
+    });
+
     it("answers an operation's body in a format other than a Parameters resource's with 415", async () => {
       const form = { 'content-type': 'application/x-www-form-urlencoded' };
       const patch = { 'content-type': 'application/json-patch+json' };

@@ -24,7 +24,7 @@ import {
 import { AppError } from '../errors/app-error.js';
 import { errorResponse, loggableError } from '../errors/error-response.js';
 import { allowedMethods, FixedPathMethodError } from '../http/allowed-methods.js';
-import { FHIR_JSON } from '../http/media-types.js';
+import { fhirJsonType } from '../http/media-types.js';
 
 const METHOD_NOT_ALLOWED = AppError.of(
   405,
@@ -120,7 +120,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       // The database or the audit trail is down: worth retrying, not at once.
       void reply.header('retry-after', '5');
     }
-    void reply.status(status).header('content-type', FHIR_JSON).send(body);
+    void reply.status(status).header('content-type', fhirJsonType(request)).send(body);
   }
 
   /**
