@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
 import { plainJsonAnswer, unencodedPlus } from '../common/http/media-types.js';
+import { addVary } from '../common/http/vary.js';
 
 /** `_format` values and Accept media ranges CareVault can answer: FHIR JSON only. */
 const JSON_FORMATS = new Set([
@@ -39,7 +40,7 @@ export function wantsNativeBinary(request: FastifyRequest): boolean {
  */
 export function refuseOtherFormats(
   request: FastifyRequest,
-  _reply: FastifyReply,
+  reply: FastifyReply,
   done: HookHandlerDoneFunction,
 ): void {
   if (!request.url.startsWith('/fhir') || request.url.startsWith('/fhir/$export-file/')) {
@@ -48,6 +49,10 @@ export function refuseOtherFormats(
   }
   const query = request.query as Record<string, string | string[] | undefined> | undefined;
   const formats = [query?.['_format'] ?? []].flat();
+  // Without _format, Accept chooses the answer (its type, a Binary's own bytes, or a 406), and
+  // a cache that kept one must not give it to another Accept; a 304 carries this too. A
+  // _format is in the URL, which a cache keys already.
+  if (formats.length === 0) addVary(reply, 'Accept');
   // A Binary is read in its own format (a PDF as application/pdf) unless FHIR content is asked
   // for (binary.html); FHIR content other than R4 JSON is refused as on any other read.
   if (formats.length === 0 && request.method === 'GET' && BINARY_READ.test(request.url)) {

@@ -203,6 +203,42 @@ describe('HTTP semantics for FHIR clients', () => {
     });
   });
 
+  describe('Vary', () => {
+    it('names Accept where the answer depends on it, with Accept-Encoding and Origin, each once', async () => {
+      const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });
+      const read = `/fhir/Patient/${String(created.body.id)}`;
+      const once = (headers: IncomingHttpHeaders) => {
+        const names = varies(headers);
+        expect(names).toEqual([...new Set(names)]);
+        return names.sort();
+      };
+      const all = ['accept', 'accept-encoding', 'origin'];
+      const plain = await wire('GET', read, { origin });
+      expect(once(plain.headers)).toEqual(all);
+      // What a shared cache keeps of a 200 must not answer an Accept that gets a 406, nor one
+      // that gets application/json; a 304 names what its 200 varied by (RFC 9110 15.4.5).
+      const notModified = await wire('GET', read, { 'if-none-match': plain.headers['etag']! });
+      expect(notModified.status).toBe(304);
+      expect(once(notModified.headers)).toEqual(all);
+      const refused = await wire('GET', read, { accept: 'application/fhir+xml' });
+      expect(refused.status).toBe(406);
+      expect(once(refused.headers)).toEqual(all);
+      const encoded = await wire('GET', '/fhir/metadata', { 'accept-encoding': 'gzip' });
+      expect(encoded.headers['content-encoding']).toBe('gzip');
+      expect(once(encoded.headers)).toEqual(all);
+      // _format chooses the answer, which the URL already keys.
+      const format = await wire('GET', `${read}?_format=json`, { accept: 'application/json' });
+      expect(once(format.headers)).toEqual(['accept-encoding', 'origin']);
+      // A preflight's answer depends on Origin alone.
+      const preflight = await wire('OPTIONS', read, {
+        origin,
+        'access-control-request-method': 'GET',
+      });
+      expect(preflight.status).toBe(204);
+      expect(once(preflight.headers)).toEqual(['origin']);
+    });
+  });
+
   describe('conditional reads', () => {
     it('ignores an If-Modified-Since that is no HTTP date, rather than answering 304', async () => {
       const created = await http('POST', `${fhir}/Patient`, { body: buildPatient({ family }) });

@@ -9,6 +9,7 @@ import {
   gzip,
   type BrotliOptions,
 } from 'node:zlib';
+import { addVary } from './vary.js';
 
 /**
  * Brotli's default quality (11) costs about 50 times gzip's CPU on a large Bundle; quality 4
@@ -140,11 +141,4 @@ export function negotiate(acceptEncoding: string | undefined): Coding | undefine
     }
   }
   return best;
-}
-
-function addVary(reply: FastifyReply, name: string): void {
-  const vary = String(reply.getHeader('vary') ?? '');
-  const names = vary.split(',').map((field) => field.trim().toLowerCase());
-  if (names.includes('*') || names.includes(name.toLowerCase())) return;
-  reply.header('vary', vary.trim() === '' ? name : `${vary}, ${name}`);
 }
