@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -11,7 +12,7 @@ const SSA = '2.16.840.1.113883.4.1';
 function adtOf(tag: string) {
   const mrn = (who: string) => `${who}-${tag}^^^HOSP&${OID}&ISO^MR`;
   const pid = (who: string) => `PID|1||${mrn(who)}||Link${who}^Pat||19700101|F`;
-  // Two records of one person share an SSN, which the unlink names in both PIDs.
+  // Two records of one person share an SSN, which a link and an unlink name in both PIDs.
   const unlinkPid = (who: string) =>
     `PID|1||${mrn(who)}~SSN-${tag}^^^SSA&${SSA}&ISO^SS||Link${who}^Pat||19700101|F`;
   return {
@@ -33,6 +34,16 @@ function adtOf(tag: string) {
         unlinkPid(b),
         'PV1|1|N',
       ].join('\r'),
+    /** ADT^A24: the two patients, as ADT_A24 has them (PID, PV1, twice), with the SSN. */
+    link: (control: string, a: string, b: string) =>
+      [
+        `MSH|^~\\&|ADT|HOSP|CV|CV|20261207103000+0000||ADT^A24^ADT_A24|${control}-${tag}|P|2.5.1`,
+        'EVN|A24|20261207103000+0000',
+        unlinkPid(a),
+        'PV1|1|N',
+        unlinkPid(b),
+        'PV1|1|N',
+      ].join('\r'),
     search: (who: string) =>
       `Patient?identifier=${encodeURIComponent(`urn:oid:${OID}|${who}-${tag}`)}`,
   };
@@ -40,7 +51,7 @@ function adtOf(tag: string) {
 
 type Link = { other: { reference: string }; type: string };
 
-describe('HL7 ADT^A37, unlink patient information', () => {
+describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
   let feed: Hl7Feed;
   let fhir: string;
   let http: HttpFn;
@@ -76,6 +87,19 @@ describe('HL7 ADT^A37, unlink patient information', () => {
       body: { ...patient, identifier: [...patient.identifier, ssn], link: links },
     });
     expect(res.status).toBe(200);
+  };
+
+  /** The resources and patients the audit row of a message names, sorted. */
+  const audited = async (control: string) => {
+    const [row] = await feed.testApp.app
+      .get(DataSource)
+      .query<{ entities: string[]; patient_ids: string[] }[]>(
+        `SELECT a.entities, a.patient_ids FROM audit_event a
+           JOIN hl7_message m ON a.request_id = m.id::text
+          WHERE a.source = 'hl7' AND m.control_id = $1`,
+        [control],
+      );
+    return { entities: [...row!.entities].sort(), patients: [...row!.patient_ids].sort() };
   };
 
   const seeAlso = (id: string): Link => ({
@@ -147,5 +171,73 @@ describe('HL7 ADT^A37, unlink patient information', () => {
     const [ack] = await feed.send(message('U6', 'A37', pid('A'), 'PV1|1|N'));
     expect(msaOf(ack!).code).toBe('AE');
     expect(ack).toMatch(/ERR\|[^\r]*\|100\b/);
+  });
+  it('links two patients both ways (A24), once, and an A37 takes the link apart', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a, b] = await registered(tag, 'A', 'B');
+    // Until 2026-12-07 an A24 was refused (AR, unsupported event), and the sender's queue stopped.
+    expect(await codes(adtOf(tag).link('L1', 'A', 'B'))).toEqual(['AA']);
+    expect([await linksOf(a!), await linksOf(b!)]).toEqual([[seeAlso(b!)], [seeAlso(a!)]]);
+    // Audited as every HL7-made change: the row names both patients.
+    expect(await audited(`L1-${tag}`)).toEqual({
+      entities: [`Patient/${a!}`, `Patient/${b!}`].sort(),
+      patients: [a!, b!].sort(),
+    });
+    // Linked already, either way round: no new version, and no patient's details changed.
+    const versions = async () =>
+      Promise.all(
+        [a!, b!].map(async (id) => (await http('GET', `${fhir}/Patient/${id}`)).body.meta),
+      );
+    const before = await versions();
+    expect(await codes(adtOf(tag).link('L2', 'B', 'A'))).toEqual(['AA']);
+    expect(await versions()).toEqual(before);
+    // Its audit row names the two patients whose records it read, though it wrote neither.
+    expect(await audited(`L2-${tag}`)).toEqual({ entities: [], patients: [a!, b!].sort() });
+    expect(await codes(adtOf(tag).unlink('U8', 'A', 'B'))).toEqual(['AA']);
+    expect([await linksOf(a!), await linksOf(b!)]).toEqual([[], []]);
+  });
+
+  it('refuses an A24 naming a patient not on file (AE 204), and creates no one', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a] = await registered(tag, 'A');
+    const [ack] = await feed.send(adtOf(tag).link('L3', 'A', 'Z'));
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toMatch(/ERR\|[^\r]*\|204\b/);
+    expect(ack).toContain('second PID');
+    expect(await linksOf(a!)).toEqual([]);
+    expect(await feed.search(adtOf(tag).search('Z'))).toEqual([]);
+  });
+
+  it('refuses an A24 whose PIDs name one patient here: a merge made them one (AE)', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const { mrn, message, pid, search } = adtOf(tag);
+    await registered(tag, 'A', 'B');
+    expect(await codes(message('M2', 'A40', pid('B'), `MRG|${mrn('A')}`))).toEqual(['AA']);
+    const survivor = String((await feed.one(search('B')))['id']);
+    const before = await linksOf(survivor);
+    const [ack] = await feed.send(adtOf(tag).link('L4', 'B', 'A'));
+    expect(msaOf(ack!).code).toBe('AE');
+    expect(ack).toContain('name one patient here');
+    expect(await linksOf(survivor)).toEqual(before);
+  });
+
+  it('refuses an A24 naming a patient a merge retired (AE), and links neither', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a, b, c] = await registered(tag, 'A', 'B', 'C');
+    const merged: Link = { other: { reference: `Patient/${c!}` }, type: 'replaced-by' };
+    const prior = (await http('GET', `${fhir}/Patient/${a!}`)).body;
+    const retired = await http('PUT', `${fhir}/Patient/${a!}`, {
+      body: { ...prior, active: false, link: [merged] },
+    });
+    expect(retired.status).toBe(200);
+    for (const [control, first, second] of [
+      ['L5', 'A', 'B'],
+      ['L6', 'B', 'A'],
+    ] as const) {
+      const [ack] = await feed.send(adtOf(tag).link(control, first, second));
+      expect(msaOf(ack!).code).toBe('AE');
+      expect(ack).toContain('was merged');
+    }
+    expect([await linksOf(a!), await linksOf(b!)]).toEqual([[merged], []]);
   });
 });

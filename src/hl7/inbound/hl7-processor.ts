@@ -64,7 +64,8 @@ const ADT_EVENTS: Record<string, VisitEvent | undefined> = {
   A34: undefined,
   A36: undefined,
   A45: undefined, // a visit moved to another patient
-  A37: undefined, // two patients unlinked (see PatientLinks)
+  A24: undefined, // two patients linked (see PatientLinks)
+  A37: undefined, // and unlinked
   A47: undefined,
   A60: undefined, // adverse reactions (IAM)
 };
@@ -134,6 +135,7 @@ export class Hl7Processor {
       }
       if (MERGE_EVENTS.has(header.triggerEvent)) return this.merges.merge(message);
       if (header.triggerEvent === 'A47') return this.merges.changeIdentifiers(message);
+      if (header.triggerEvent === 'A24') return this.links.link(message);
       if (header.triggerEvent === 'A37') return this.links.unlink(message);
       if (header.triggerEvent === 'A45') {
         return this.visitMoves.process(message, await this.patients.of(message));

@@ -1,5 +1,5 @@
 import { Hl7ProcessingError } from '../message/hl7-header.js';
-import { unlinked } from './patient-links.js';
+import { linked, unlinked } from './patient-links.js';
 
 const link = (id: string, type: string) => ({ other: { reference: `Patient/${id}` }, type });
 
@@ -17,6 +17,26 @@ describe('unlinked', () => {
 
   it.each(['replaced-by', 'replaces'])('refuses a %s link to the other: a merge', (type) => {
     expect(() => unlinked([link('b', 'seealso'), link('b', type)], 'b')).toThrow(
+      expect.objectContaining({ code: '207' }) as Hl7ProcessingError,
+    );
+  });
+});
+
+describe('linked', () => {
+  it('adds a seealso link to the other patient, keeping the rest', () => {
+    expect(linked([link('c', 'seealso'), link('b', 'refer')], 'b')).toEqual([
+      link('c', 'seealso'),
+      link('b', 'refer'),
+      link('b', 'seealso'),
+    ]);
+  });
+
+  it('leaves the links as they are when linked already', () => {
+    expect(linked([link('b', 'seealso')], 'b')).toEqual([link('b', 'seealso')]);
+  });
+
+  it.each(['replaced-by', 'replaces'])('refuses a %s link to the other: a merge', (type) => {
+    expect(() => linked([link('b', type)], 'b')).toThrow(
       expect.objectContaining({ code: '207' }) as Hl7ProcessingError,
     );
   });

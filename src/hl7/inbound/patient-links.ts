@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
+import type { StoredResource } from '../../fhir/fhir-types.js';
+import { replacedBy } from '../../fhir/retired-patients.js';
 import { HL7_USER } from '../hl7-user.js';
 import { sameIdentifier } from '../mapping/datatypes.js';
 import { identifierCriteria, patientFromSegments } from '../mapping/patient.js';
@@ -21,6 +23,13 @@ const MERGED =
   'The two patients were merged (A40): an unlink (A37) does not undo a merge, which moved ' +
   "the prior patient's records and identifiers; correct it on the survivor";
 
+type Change = 'link' | 'unlink';
+
+/** How the two messages are named in their errors. */
+const EVENT: Record<Change, string> = { link: 'A link (A24)', unlink: 'An unlink (A37)' };
+
+const ORDINAL = ['first', 'second'] as const;
+
 /**
  * A Patient's links without its `seealso` ones to `otherId`: what an unlink (A37) leaves of
  * them. An A24 links two records of one person without merging them, which is FHIR's `seealso`
@@ -36,13 +45,44 @@ export function unlinked(links: readonly PatientLink[], otherId: string): Patien
   return links.filter((link) => !(toOther(link) && link.type === 'seealso'));
 }
 
-/** Unlinking two patients (ADT^A37), for Hl7Processor. */
+/**
+ * A Patient's links with a `seealso` one to `otherId`: what a link (A24) leaves of them, the
+ * links as they are when it is there already. Throws (AE) when a link to the other is a
+ * merge's: the two are one patient's records already, one of them retired.
+ */
+export function linked(links: readonly PatientLink[], otherId: string): PatientLink[] {
+  const toOther = (link: PatientLink) => link.other?.reference === `Patient/${otherId}`;
+  if (links.some((link) => toOther(link) && MERGE_LINKS.has(link.type))) {
+    throw new Hl7ProcessingError(
+      '207',
+      'The two patients were merged (A40): there is nothing to link',
+    );
+  }
+  if (links.some((link) => toOther(link) && link.type === 'seealso')) return [...links];
+  return [...links, { other: { reference: `Patient/${otherId}` }, type: 'seealso' }];
+}
+
+/** Linking (ADT^A24) and unlinking (ADT^A37) two patients, for Hl7Processor. */
 @Injectable()
 export class PatientLinks {
   constructor(
     private readonly fhir: FhirService,
     private readonly matches: CriteriaMatches,
   ) {}
+
+  /**
+   * ADT^A24: the two patients of its PID segments are records of one person, kept apart (as
+   * chapter 3 has it: "following a link event, the affected patient data records should remain
+   * distinct"): each gets a `seealso` link to the other, and nothing else of them changes (the
+   * standard sends other changes as A08). Linked already, nothing is written (AA), so a resend
+   * makes no version. Refused (AE): a patient not on file (204; the standard does not say an A24
+   * registers anyone, and its PIDs need carry no more than the numbers), two PIDs naming one
+   * patient here (a merge made them one), and a patient a merge retired (`replaced-by`), which
+   * is no longer to be used. An unlink (A37) takes the links apart again.
+   */
+  async link(message: V2Message): Promise<Touched> {
+    return this.change(message, 'link');
+  }
 
   /**
    * ADT^A37: the two patients of its PID segments are no longer linked as one person's records
@@ -53,17 +93,69 @@ export class PatientLinks {
    * and so is a `replaced-by` pair between them: refused (AE), as an edit does not undo a merge.
    */
   async unlink(message: V2Message): Promise<Touched> {
+    return this.change(message, 'unlink');
+  }
+
+  private async change(message: V2Message, change: Change): Promise<Touched> {
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
+    const [first, second] = await this.patientsOf(message, change);
+    if (!first || !second) {
+      if (change === 'unlink') return touched;
+      throw new Hl7ProcessingError(
+        '204',
+        `The ${ORDINAL[first ? 1 : 0]} PID names no patient here: ${EVENT.link.toLowerCase()} links two patients on file, so register them first (A04, A28)`,
+      );
+    }
+    if (first === second) {
+      throw new Hl7ProcessingError(
+        '207',
+        change === 'unlink'
+          ? MERGED
+          : 'Both PIDs name one patient here (a merge, A40, made them one): there are not two records to link',
+      );
+    }
+    const patients = [
+      await this.fhir.read(HL7_USER, 'Patient', first),
+      await this.fhir.read(HL7_USER, 'Patient', second),
+    ] as const;
+    const ids = [first, second];
+    // Both checked before either is written: a refusal leaves both as they were.
+    const next = patients.map(({ resource }, i) => {
+      if (change === 'link' && replacedBy(resource)) {
+        throw new Hl7ProcessingError(
+          '207',
+          `The patient of the ${ORDINAL[i]} PID was merged into another (its link is replaced-by) and is no longer to be used: link the patient it was merged into`,
+        );
+      }
+      const links = (resource['link'] as PatientLink[] | undefined) ?? [];
+      return (change === 'link' ? linked : unlinked)(links, ids[1 - i]!);
+    });
+    // Both patients are the message's, written or not: its audit row names whose records it
+    // read, as a message of one patient's does when its PID changes nothing.
+    touched.patientIds.push(first, second);
+    for (const [i, patient] of patients.entries()) {
+      if (await this.write(patient, next[i]!)) touched.entities.push(`Patient/${ids[i]!}`);
+    }
+    return touched;
+  }
+
+  /**
+   * The two patients the PIDs name, each by the numbers the other PID does not carry: two
+   * records of one person share an SSN, which names both of them (AE 205 had it been searched
+   * for). Undefined for one not on file.
+   */
+  private async patientsOf(message: V2Message, change: Change): Promise<(string | undefined)[]> {
     const pids = message.all('PID');
     if (pids.length !== 2) {
-      throw new Hl7ProcessingError('100', 'An unlink (A37) needs the PID segments of two patients');
+      throw new Hl7ProcessingError(
+        '100',
+        `${EVENT[change]} needs the PID segments of two patients`,
+      );
     }
     const sender = senderSystem(message);
     const sent = pids.map((pid) => patientFromSegments(pid, sender, undefined).identifiers);
     const ids: (string | undefined)[] = [];
     for (const [i, identifiers] of sent.entries()) {
-      // Each patient by the numbers the other PID does not carry: two records of one person
-      // share an SSN, which names both of them (AE 205 had it been searched for).
       const own = identifiers.filter(
         (identifier) => !sent[1 - i]!.some((other) => sameIdentifier(other, identifier)),
       );
@@ -75,29 +167,22 @@ export class PatientLinks {
       }
       ids.push(await patientNamed(this.fhir, this.matches, own, 'PID-3'));
     }
-    const [first, second] = ids;
-    if (!first || !second) return touched;
-    if (first === second) throw new Hl7ProcessingError('207', MERGED);
-    const patients = [
-      (await this.fhir.read(HL7_USER, 'Patient', first)).resource,
-      (await this.fhir.read(HL7_USER, 'Patient', second)).resource,
-    ] as const;
-    // Both checked before either is written: a merge between them refuses the whole message.
-    const kept = [
-      unlinked((patients[0]['link'] as PatientLink[] | undefined) ?? [], second),
-      unlinked((patients[1]['link'] as PatientLink[] | undefined) ?? [], first),
-    ];
-    for (const [i, patient] of patients.entries()) {
-      const links = (patient['link'] as PatientLink[] | undefined) ?? [];
-      if (kept[i]!.length === links.length) continue;
-      const id = String(patient['id']);
-      await this.fhir.update(HL7_USER, 'Patient', id, {
-        ...without(patient, 'meta', 'link'),
-        ...(kept[i]!.length > 0 ? { link: kept[i] } : {}),
-      });
-      touched.entities.push(`Patient/${id}`);
-      touched.patientIds.push(id);
-    }
-    return touched;
+    return ids;
+  }
+
+  /**
+   * Writes the patient with these links, when they differ from its own; tells whether it
+   * wrote.
+   */
+  private async write(patient: StoredResource, links: PatientLink[]): Promise<boolean> {
+    const { resource } = patient;
+    const held = (resource['link'] as PatientLink[] | undefined) ?? [];
+    if (links.length === held.length) return false;
+    const id = String(resource['id']);
+    await this.fhir.update(HL7_USER, 'Patient', id, {
+      ...without(resource, 'meta', 'link'),
+      ...(links.length > 0 ? { link: links } : {}),
+    });
+    return true;
   }
 }
