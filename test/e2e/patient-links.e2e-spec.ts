@@ -1,5 +1,8 @@
+import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { FhirService } from '../../src/fhir/fhir.service.js';
+import { HL7_USER } from '../../src/hl7/hl7-user.js';
 import { tokenFor } from '../support/auth.js';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -63,6 +66,10 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
   });
 
   afterAll(() => feed.close());
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
 
   const codes = async (...messages: string[]) =>
     (await feed.send(...messages)).map((ack) => msaOf(ack).code);
@@ -239,5 +246,53 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
       expect(ack).toContain('was merged');
     }
     expect([await linksOf(a!), await linksOf(b!)]).toEqual([[merged], []]);
+  });
+
+  /**
+   * Sends the message, during which, once it has read patient A, a registrar's PUT sets A's
+   * phone and commits; gives A as it is then.
+   */
+  const editedDuring = async (a: string, message: string, value: string) => {
+    const service = feed.testApp.app.get(FhirService);
+    const read = service.read.bind(service);
+    let edited = false;
+    jest.spyOn(service, 'read').mockImplementation(async (user, type, id) => {
+      const found = await read(user, type, id);
+      if (user === HL7_USER && id === a && !edited) {
+        edited = true;
+        const put = await http('PUT', `${fhir}/Patient/${a}`, {
+          body: { ...found.resource, meta: undefined, telecom: [{ system: 'phone', value }] },
+        });
+        expect(put.status).toBe(200);
+      }
+      return found;
+    });
+    expect(await codes(message)).toEqual(['AA']);
+    jest.restoreAllMocks();
+    expect(edited).toBe(true);
+    return (await http('GET', `${fhir}/Patient/${a}`)).body;
+  };
+
+  it('keeps what a FHIR update wrote while an A24 was linking the patient', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a, b] = await registered(tag, 'A', 'B');
+    // Written over the version it had read, the A24 dropped the phone (until 2026-12-07).
+    const patient = await editedDuring(a!, adtOf(tag).link('L7', 'A', 'B'), '+1 555 0100');
+    expect([patient.telecom, patient.link]).toEqual([
+      [{ system: 'phone', value: '+1 555 0100' }],
+      [seeAlso(b!)],
+    ]);
+  });
+
+  it('keeps what a FHIR update wrote while an A37 was unlinking the patient', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a] = await registered(tag, 'A', 'B');
+    expect(await codes(adtOf(tag).link('L8', 'A', 'B'))).toEqual(['AA']);
+    // As the A24 did, the A37 dropped the phone until 2026-12-07.
+    const patient = await editedDuring(a!, adtOf(tag).unlink('U9', 'A', 'B'), '+1 555 0101');
+    expect([patient.telecom, patient.link]).toEqual([
+      [{ system: 'phone', value: '+1 555 0101' }],
+      undefined,
+    ]);
   });
 });

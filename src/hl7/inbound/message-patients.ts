@@ -305,6 +305,6 @@ const UPSERT_ATTEMPTS = 3;
  * The patient found was deleted before it was read (404, 410), or deleted (409) or changed
  * (412) before its update took the row lock.
  */
-function changedMeanwhile(error: unknown): boolean {
+export function changedMeanwhile(error: unknown): boolean {
   return error instanceof AppError && [404, 409, 410, 412].includes(error.status);
 }

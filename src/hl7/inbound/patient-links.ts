@@ -8,7 +8,7 @@ import { sameIdentifier } from '../mapping/datatypes.js';
 import { identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
-import { patientNamed, senderSystem } from './message-patients.js';
+import { changedMeanwhile, patientNamed, senderSystem } from './message-patients.js';
 import { without, type Touched } from './processing.js';
 
 interface PatientLink {
@@ -22,6 +22,12 @@ const MERGE_LINKS: ReadonlySet<unknown> = new Set(['replaced-by', 'replaces']);
 const MERGED =
   'The two patients were merged (A40): an unlink (A37) does not undo a merge, which moved ' +
   "the prior patient's records and identifiers; correct it on the survivor";
+
+/**
+ * Tries of a link or unlink whose patient changed (or was deleted) between its read and its
+ * write, as MessagePatients.upsert tries again.
+ */
+const ATTEMPTS = 3;
 
 type Change = 'link' | 'unlink';
 
@@ -81,7 +87,7 @@ export class PatientLinks {
    * is no longer to be used. An unlink (A37) takes the links apart again.
    */
   async link(message: V2Message): Promise<Touched> {
-    return this.change(message, 'link');
+    return this.retried(() => this.change(message, 'link'));
   }
 
   /**
@@ -93,7 +99,24 @@ export class PatientLinks {
    * and so is a `replaced-by` pair between them: refused (AE), as an edit does not undo a merge.
    */
   async unlink(message: V2Message): Promise<Touched> {
-    return this.change(message, 'unlink');
+    return this.retried(() => this.change(message, 'unlink'));
+  }
+
+  /**
+   * The change made again from a fresh search and read when a patient changed between its read
+   * and its write: each is written over the version read only (If-Match), so that a FHIR update
+   * committed meanwhile (a registrar's new phone) is not written over with what was read before
+   * it, as it was until 2026-12-07. What the first try wrote stays (the transaction is the
+   * message's), and the next finds it done.
+   */
+  private async retried(change: () => Promise<Touched>): Promise<Touched> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await change();
+      } catch (error) {
+        if (!changedMeanwhile(error) || attempt === ATTEMPTS) throw error;
+      }
+    }
   }
 
   private async change(message: V2Message, change: Change): Promise<Touched> {
@@ -171,18 +194,22 @@ export class PatientLinks {
   }
 
   /**
-   * Writes the patient with these links, when they differ from its own; tells whether it
-   * wrote.
+   * Writes the patient with these links over the version read (see retried), when they differ
+   * from its own; tells whether it wrote.
    */
   private async write(patient: StoredResource, links: PatientLink[]): Promise<boolean> {
     const { resource } = patient;
     const held = (resource['link'] as PatientLink[] | undefined) ?? [];
     if (links.length === held.length) return false;
     const id = String(resource['id']);
-    await this.fhir.update(HL7_USER, 'Patient', id, {
-      ...without(resource, 'meta', 'link'),
-      ...(links.length > 0 ? { link: links } : {}),
-    });
+    await this.fhir.update(
+      HL7_USER,
+      'Patient',
+      id,
+      { ...without(resource, 'meta', 'link'), ...(links.length > 0 ? { link: links } : {}) },
+      `W/"${patient.versionId}"`,
+      { matched: true },
+    );
     return true;
   }
 }
