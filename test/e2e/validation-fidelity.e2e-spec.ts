@@ -175,6 +175,60 @@ describe('FHIR: validation fidelity', () => {
     }
   });
 
+  it('refuses bdl-10 and sdf-9, which @medplum/core let pass', async () => {
+    const absent = {
+      extension: [
+        {
+          url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason',
+          valueCode: 'unknown',
+        },
+      ],
+    };
+    for (const [body, key, expression] of [
+      [
+        {
+          resourceType: 'Bundle',
+          type: 'document',
+          identifier: { system: 'urn:ietf:rfc:3986', value: `urn:uuid:${randomUUID()}` },
+          _timestamp: absent,
+          entry: [
+            {
+              fullUrl: `urn:uuid:${randomUUID()}`,
+              resource: {
+                resourceType: 'Composition',
+                status: 'final',
+                type: { text: 'Discharge summary' },
+                date: '2024-03-01',
+                author: [{ display: 'Dr. A' }],
+                title: 'Discharge summary',
+              },
+            },
+          ],
+        },
+        'bdl-10',
+        'Bundle',
+      ],
+      [
+        {
+          resourceType: 'StructureDefinition',
+          url: `http://example.org/fhir/StructureDefinition/${randomUUID()}`,
+          name: 'Inpatient',
+          status: 'draft',
+          kind: 'resource',
+          abstract: false,
+          type: 'Patient',
+          baseDefinition: 'http://hl7.org/fhir/StructureDefinition/Patient',
+          derivation: 'constraint',
+          differential: { element: [{ id: 'Patient', path: 'Patient', label: 'Inpatient' }] },
+        },
+        'sdf-9',
+        'StructureDefinition.differential.element[0]',
+      ],
+    ] as const) {
+      await expectRefused(body, key, expression);
+    }
+  });
+
   it('$validate with a mode refuses what a write of the body refuses; without one, warns of it', async () => {
     for (const [body, status, expression] of [
       [
