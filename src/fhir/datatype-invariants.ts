@@ -24,15 +24,26 @@ const RANGE_IN_ORDER =
 /**
  * `hasValue()` in @medplum/core is `exists()`: a value absent with only an extension (a
  * data-absent-reason) reads as the extension's object, which is not `> 0`, so age-1 refused an
- * Age with no value. Its text is the number when there is one, and no decimal when there is not.
+ * Age with no value. A number's text begins with a digit (or `-` and one); the object's does
+ * not. (`toDecimal()` as the test took 1e-7, as JavaScript writes 0.0000001, for no number, so
+ * an Age of -0.00000015 was taken.)
  */
-const HAS_NO_NUMBER = 'value.toString().toDecimal().empty()';
+const HAS_NO_NUMBER = "value.toString().matches('^-?[0-9]').not()";
+
+/**
+ * cnt-3's "the value SHALL be a whole number" is `value.toString().contains('.').not()` in R4,
+ * but @medplum/core writes 0.0000001 as `1e-7`, with no ".", so such a Count was taken. A whole
+ * number leaves nothing when divided by 1. A Count written `2.0` is the number 2 once parsed
+ * (README: trailing zeros are not kept), and is taken and kept as 2.
+ */
+const NOT_WHOLE = "value.toString().contains('.').not()";
+const WHOLE = '(value mod 1) = 0';
 
 /** The expression evaluated for an invariant: R4's, or one @medplum/core evaluates rightly. */
 function evaluated(key: string, expression: string): string {
   if (key === 'rng-2') return RANGE_IN_ORDER;
   if (key === 'age-1' || key === 'cnt-3') {
-    return expression.replace('value.hasValue().not()', HAS_NO_NUMBER);
+    return expression.replace('value.hasValue().not()', HAS_NO_NUMBER).replace(NOT_WHOLE, WHOLE);
   }
   return expression;
 }

@@ -98,6 +98,18 @@ function profile(root: Record<string, unknown>): Record<string, unknown> {
   };
 }
 
+/** An Observation counting with `count` (a Count) in an extension. */
+function counted(count: Record<string, unknown>): Record<string, unknown> {
+  return observation({
+    extension: [
+      {
+        url: 'http://example.org/fhir/StructureDefinition/count',
+        valueCount: { system: 'http://unitsofmeasure.org', code: '1', ...count },
+      },
+    ],
+  });
+}
+
 describe('the invariants @medplum/core evaluates wrongly, checked by hand', () => {
   const definitions = new FhirDefinitions();
 
@@ -255,6 +267,25 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
       'csd-1',
       'Bundle.entry[0].resource.concept[0].concept[0]',
     ],
+    [
+      // JavaScript writes 0.0000001 as 1e-7, in which R4's test for a "." finds none.
+      'a Count of 0.0000001 (cnt-3: a whole number)',
+      counted({ value: 0.0000001 }),
+      'cnt-3',
+      'Observation.extension[0].value[x]',
+    ],
+    [
+      'a Count of 0.00000015 (cnt-3: a whole number)',
+      counted({ value: 0.00000015 }),
+      'cnt-3',
+      'Observation.extension[0].value[x]',
+    ],
+    [
+      'an Age of -0.00000015 (age-1)',
+      onsetAge({ value: -0.00000015 }),
+      'age-1',
+      'Condition.onset[x]',
+    ],
   ])('refuses %s', (_name, resource, key, expression) => {
     expect(validationIssues(definitions, resource)).toEqual([
       expect.objectContaining({
@@ -345,6 +376,9 @@ describe('the invariants @medplum/core evaluates wrongly, checked by hand', () =
       'a profile with a label on an element below the root (sdf-9)',
       profile({ short: 'Inpatient' }),
     ],
+    ['a Count of 2 (cnt-3)', counted({ value: 2 })],
+    ['a Count of 10^21, which JavaScript writes 1e+21 (cnt-3)', counted({ value: 1e21 })],
+    ['a Count whose value is absent, by extension (cnt-3)', counted({ _value: ABSENT })],
   ])('takes %s', (_name, resource) => {
     expect(validationIssues(definitions, resource)).toEqual([]);
   });

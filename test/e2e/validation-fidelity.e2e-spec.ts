@@ -229,6 +229,28 @@ describe('FHIR: validation fidelity', () => {
     }
   });
 
+  it('refuses a Count of 0.0000001 (cnt-3), and takes one written 2.0, kept as 2', async () => {
+    const counted = (value: number) =>
+      observation({
+        extension: [
+          {
+            url: 'http://example.org/fhir/StructureDefinition/tablets',
+            valueCount: { value, system: 'http://unitsofmeasure.org', code: '1' },
+          },
+        ],
+      });
+    await expectRefused(counted(0.0000001), 'cnt-3', 'Observation.extension[0].value[x]');
+    // JSON's 2.0 is the number 2 (trailing zeros are not kept): a whole number, taken as 2.
+    const raw = JSON.stringify(counted(2)).replace('"value":2,', '"value":2.0,');
+    expect(raw).toContain('"value":2.0,');
+    const written = await http('POST', `${fhir}/Observation`, {
+      raw,
+      headers: { 'content-type': 'application/fhir+json' },
+    });
+    expect(written.status).toBe(201);
+    expect(written.text).toContain('"valueCount":{"value":2,');
+  });
+
   it('$validate with a mode refuses what a write of the body refuses; without one, warns of it', async () => {
     for (const [body, status, expression] of [
       [
