@@ -78,8 +78,8 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
    * Whether rows may remain that were indexed before names were indexed in their current form
    * only (index version 3): name searches then look up the older form too (searchForms), an
    * extra hash and probe per value. Until 2026-12-07 they did so for ever; once
-   * search_index_state says every row is at 3 (a rebuild ran, or nothing was stored before), they
-   * do not.
+   * search_index_state says every row is at 3 or later (a rebuild ran, or nothing was stored
+   * before), they do not.
    */
   get legacyForms(): boolean {
     return this.olderForms;
