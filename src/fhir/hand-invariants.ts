@@ -22,9 +22,10 @@ interface HandInvariant {
  * R4 invariants whose expression @medplum/core's FHIRPath evaluates wrongly, checked here by
  * hand instead (and taken out of the definitions its validator reads). Its `intersect`,
  * `exclude` and `isDistinct` compare complex values by identity, `descendants()` and
- * `children()` answer nothing, `resolve()` reads the type of `http://…/Practitioner/1` as
- * `http:`, and `>=` compares dateTimes as text: so obs-7, que-2 and csd-1 always held, and
- * mdd-1 and ctm-1 refused valid resources. Where R4's rule cannot be decided from the resource
+ * `children()` answer nothing, `hasValue()` is `exists()`, `resolve()` reads the type of
+ * `http://…/Practitioner/1` as `http:`, and `>=` compares dateTimes as text: so obs-7, que-2,
+ * csd-1 and sdf-9 always held, bdl-10 took a timestamp absent by extension, and mdd-1 and
+ * ctm-1 refused valid resources. Where R4's rule cannot be decided from the resource
  * alone (a reference by urn:uuid), the check lets it pass: a wrong refusal of clinical data
  * costs more than a missed check.
  */
