@@ -75,8 +75,10 @@ export interface FhirOpenApiSource {
  *   integrator finds `POST /fhir/Patient` ready to try. Copies for all 140-odd types made a
  *   1.6 MB document whose page took over a minute to show the Patient section in headless
  *   Chromium; the generic routes cover the rest;
- * - FHIR routes answer `application/fhir+json`, and every route of the API documents its errors
- *   as an OperationOutcome.
+ * - FHIR routes are documented as answering `application/fhir+json`, which Swagger UI then
+ *   asks for (an Accept that weighs `application/json` higher gets that label on the same
+ *   bytes: negotiateJson), and every route of the API documents its errors as an
+ *   OperationOutcome.
  */
 export function describeFhirApi(document: OpenAPIObject, source: FhirOpenApiSource): void {
   const generic = Object.entries(document.paths).filter(([path]) =>
