@@ -1813,13 +1813,15 @@ describe('FHIR REST: CRUD, versions and history', () => {
      * A Patient created in a transaction that stays open (a large transaction Bundle's, a feed
      * message's) until `release`: its version is stamped now and committed later.
      */
-    async function heldCreate(): Promise<{ created: string; release: () => Promise<void> }> {
+    async function heldCreate(
+      resource: Record<string, unknown> = buildPatient(),
+    ): Promise<{ created: string; release: () => Promise<void> }> {
       let commit!: () => void;
       const held = new Promise<void>((resolve) => (commit = resolve));
       let created: string | undefined;
+      const type = resource['resourceType'] as string;
       const writing = testApp.app.get(UnitOfWork).run(async () => {
-        created = (await testApp.app.get(FhirService).create(HL7_USER, 'Patient', buildPatient()))
-          .id;
+        created = (await testApp.app.get(FhirService).create(HL7_USER, type, resource)).id;
         await held;
       });
       while (!created) await sleep(10);
@@ -1889,6 +1891,39 @@ describe('FHIR REST: CRUD, versions and history', () => {
         const poll = await http('GET', `${url}?_since=${since}&_count=1000`);
         expect({ level, found: versions(poll).includes(written) }).toEqual({ level, found: true });
       }
+    });
+
+    it("lists, polled $everything _since the last pages' lastUpdated, a record committed after them", async () => {
+      const patient = (await http('POST', `${fhir}/Patient`, { body: buildPatient() })).body
+        .id as string;
+      const observation = (code: string) => ({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code }] },
+        subject: { reference: `Patient/${patient}` },
+      });
+      for (const code of ['8867-4', '9279-1']) {
+        expect(
+          (await http('POST', `${fhir}/Observation`, { body: observation(code) })).status,
+        ).toBe(201);
+      }
+      const start = encodeURIComponent(new Date(Date.now() - 60_000).toISOString());
+      const url = `${fhir}/Patient/${patient}/$everything`;
+      const { created, release } = await heldCreate(observation('8310-5'));
+      const page1 = await http('GET', `${url}?_since=${start}&_count=1`);
+      const next = (page1.body.link as { relation: string; url: string }[]).find(
+        (link) => link.relation === 'next',
+      )!.url;
+      const page2 = await http('GET', next);
+      expect([...ids(page1), ...ids(page2)]).not.toContain(created);
+      await release();
+      // Every page says page 1's instant, which is before the held transaction began: until
+      // 2026-12-07 each said the time of its answer, after the version's stamp, and the next
+      // poll skipped it.
+      expect(page2.body.meta.lastUpdated).toBe(page1.body.meta.lastUpdated);
+      const since = encodeURIComponent(page2.body.meta.lastUpdated as string);
+      const poll = await http('GET', `${url}?_since=${since}`);
+      expect(ids(poll)).toContain(created);
     });
 
     it('finds, polled _lastUpdated=ge the last searchset lastUpdated, a version committed after that search', async () => {

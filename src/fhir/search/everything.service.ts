@@ -6,6 +6,7 @@ import type { AuthenticatedUser } from '../../auth/authenticated-user.js';
 import { mayUseFhir } from '../../auth/permissions.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { decodeCursor, PageCursors, type CursorCodec } from '../cursor.js';
+import { ResourceRepository } from '../resource.repository.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
 import type { FhirResource } from '../fhir-types.js';
 import type { ResourceEntity } from '../resource.entity.js';
@@ -67,6 +68,8 @@ interface Options {
   /** `_count`: pages of this many, the patient first, then by type and id, after `cursor`. */
   count?: number;
   cursor?: string;
+  /** The first page's instant (see `complete` in everything), which a later page's cursor carries. */
+  complete?: Date;
   /** start and end: the care dates asked for, [low, high). */
   window?: { low: Date; high: Date };
 }
@@ -95,6 +98,7 @@ export class EverythingService {
     private readonly searchDefinitions: SearchDefinitions,
     private readonly unitOfWork: UnitOfWork,
     private readonly cursors: PageCursors,
+    private readonly resources: ResourceRepository,
   ) {
     this.referableTypes = definitions.resourceTypes.filter((type) => access.isShared(type));
   }
@@ -112,6 +116,15 @@ export class EverythingService {
     const recent = (lastUpdated: Date): boolean => !since || lastUpdated >= since;
     const read = await this.fhir.read(user, 'Patient', id);
     const after = options.cursor;
+    // With `_since`, an app syncing the record polls: the Bundle's lastUpdated is then the
+    // instant up to which every version is committed (ResourceRepository.completeUpTo), taken
+    // before the members are read, and every page says its first page's, as a search by
+    // _lastUpdated does. Until 2026-12-07 it was the time of the answer: a transaction Bundle or
+    // feed message committing after it, with versions stamped before it, was missed by the
+    // next poll.
+    const complete = since
+      ? (options.complete ?? (await this.resources.completeUpTo()))
+      : undefined;
     // The members, their count and the page come from one snapshot: read statement by
     // statement, a resource deleted between the count and the load was counted in `total`
     // and missing from the entries. (The patient's read is apart: it may record a
@@ -211,15 +224,18 @@ export class EverythingService {
     const url = `${baseUrl}/Patient/${id}/$everything`;
     const next =
       options.count !== undefined && edge
-        ? [{ relation: 'next', url: `${url}${selfQuery(query, cursors, edge.key)}` }]
+        ? [{ relation: 'next', url: `${url}${selfQuery(query, cursors, edge.key, complete)}` }]
         : [];
     return {
       resourceType: 'Bundle',
       id: randomUUID(),
-      meta: { lastUpdated: new Date().toISOString() },
+      meta: { lastUpdated: (complete ?? new Date()).toISOString() },
       type: 'searchset',
       total,
-      link: [{ relation: 'self', url: `${url}${selfQuery(query, cursors, after)}` }, ...next],
+      link: [
+        { relation: 'self', url: `${url}${selfQuery(query, cursors, after, options.complete)}` },
+        ...next,
+      ],
       ...entries(
         page.map(({ resource, mode }) => ({
           fullUrl: `${baseUrl}/${resource.resourceType}/${String(resource.id)}`,
@@ -316,12 +332,10 @@ export class EverythingService {
         }
         options.count = Math.min(Number(raw), MAX_EVERYTHING_COUNT);
       } else if (name === '_cursor') {
-        options.cursor = decodeCursor(
-          raw,
-          (value): value is string => typeof value === 'string',
-          '$everything',
-          cursors,
-        );
+        const cursor = decodeCursor(raw, isEverythingCursor, '$everything', cursors);
+        options.cursor = typeof cursor === 'string' ? cursor : cursor.k;
+        if (typeof cursor !== 'string' && cursor.c !== undefined)
+          options.complete = new Date(cursor.c);
       } else if (!['start', 'end', '_format', '_pretty'].includes(name)) {
         const takes = `$everything takes ${EVERYTHING_PARAMS.join(', ')}`;
         throw AppError.invalid(
@@ -348,12 +362,31 @@ function byType(members: readonly { type: string; id: string }[]): Map<string, s
   return ids;
 }
 
-function selfQuery(query: Query, cursors: CursorCodec, cursor?: string): string {
+/**
+ * A page's cursor: the key it starts after, and with `_since` its first page's instant (`c`).
+ * A plain key is a cursor sealed before 2026-12-07.
+ */
+type EverythingCursor = string | { k: string; c?: string };
+
+function isEverythingCursor(value: unknown): value is EverythingCursor {
+  if (typeof value === 'string') return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const { k, c } = value as { k?: unknown; c?: unknown };
+  return (
+    typeof k === 'string' &&
+    (c === undefined || (typeof c === 'string' && !Number.isNaN(Date.parse(c))))
+  );
+}
+
+function selfQuery(query: Query, cursors: CursorCodec, cursor?: string, complete?: Date): string {
   const search = new URLSearchParams();
   for (const name of EVERYTHING_PARAMS) {
     for (const value of [query[name] ?? []].flat()) search.append(name, value);
   }
-  if (cursor !== undefined) search.set('_cursor', cursors.seal(cursor));
+  if (cursor !== undefined) {
+    const sealed: EverythingCursor = complete ? { k: cursor, c: complete.toISOString() } : cursor;
+    search.set('_cursor', cursors.seal(sealed));
+  }
   const text = search.toString();
   return text ? `?${text}` : '';
 }
