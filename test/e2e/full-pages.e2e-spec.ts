@@ -2,6 +2,7 @@ import {
   buildPatient,
   heartRateObservation as observation,
   patientBinary as binary,
+  restrictedLetter,
 } from '../support/factories.js';
 import { scopedHttp, tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
@@ -13,20 +14,6 @@ interface Page {
   previous?: string;
   total?: number;
 }
-
-/**
- * A restricted letter of the patient's: the SQL selects the Binaries naming it by their context,
- * and the check of each row read leaves them out (no break-glass).
- */
-const restrictedLetter = (patient: string) => ({
-  resourceType: 'DocumentReference',
-  meta: {
-    security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
-  },
-  status: 'current',
-  subject: { reference: `Patient/${patient}` },
-  content: [{ attachment: { contentType: 'text/plain' } }],
-});
 
 /**
  * A page a client pages through is full: what the caller may not see (another patient's Binary

@@ -4,9 +4,11 @@ import {
   buildPatient,
   heartRateObservation as observation,
   patientBinary as binary,
+  restrictedLetter,
 } from '../support/factories.js';
 import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { rowsReadOf, type PlanNode } from '../support/plans.js';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { ResourceRepository } from '../../src/fhir/resource.repository.js';
 
@@ -180,28 +182,6 @@ describe('history for a patient-scoped token', () => {
   });
 });
 
-interface PlanNode {
-  'Relation Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plan: PlanNode;
-  Plans?: PlanNode[];
-}
-
-/** Rows an EXPLAIN ANALYZE plan read from a table: those it returned and those it dropped. */
-function rowsReadOf(node: PlanNode, table: string): number {
-  const own =
-    node['Relation Name'] === table
-      ? ((node['Actual Rows'] ?? 0) +
-          (node['Rows Removed by Filter'] ?? 0) +
-          (node['Rows Removed by Index Recheck'] ?? 0)) *
-        (node['Actual Loops'] ?? 1)
-      : 0;
-  return (node.Plans ?? []).reduce((sum, child) => sum + rowsReadOf(child, table), own);
-}
-
 /**
  * Paging back through a search whose hidden rows (the patient's Binaries of a restricted letter,
  * which the SQL selects by their context and only the check of each row read leaves out)
@@ -224,17 +204,7 @@ describe('a search paged backwards past many hidden rows', () => {
     const create = (body: Record<string, unknown>) => createResource(doctor, fhir, body);
     const a = await create(buildPatient());
     mine.push(await create(binary(a)));
-    const letter = await create({
-      resourceType: 'DocumentReference',
-      meta: {
-        security: [
-          { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
-        ],
-      },
-      status: 'current',
-      subject: { reference: `Patient/${a}` },
-      content: [{ attachment: { contentType: 'text/plain' } }],
-    });
+    const letter = await create(restrictedLetter(a));
     for (let done = 0; done < 1000; done += 250) {
       const entry = Array.from({ length: 250 }, () => ({
         request: { method: 'POST', url: 'Binary' },

@@ -3,6 +3,7 @@ import {
   buildPatient,
   heartRateObservation as observation,
   patientBinary as binary,
+  restrictedLetter,
 } from '../support/factories.js';
 import type { AuthenticatedUser } from '../../src/auth/authenticated-user.js';
 import { CURSOR_TTL_MS, PageCursors } from '../../src/fhir/cursor.js';
@@ -58,17 +59,7 @@ describe('page cursors', () => {
     ids.mine.push(await create(binary(ids.a)));
     // Hidden Binaries: they name a restricted letter of A's, which the SQL selects them by and the
     // check of each row read leaves out (no break-glass).
-    const letter = await create({
-      resourceType: 'DocumentReference',
-      meta: {
-        security: [
-          { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
-        ],
-      },
-      status: 'current',
-      subject: { reference: `Patient/${ids.a}` },
-      content: [{ attachment: { contentType: 'text/plain' } }],
-    });
+    const letter = await create(restrictedLetter(ids.a));
     const hiddenBinary = {
       ...binary(ids.a),
       securityContext: { reference: `DocumentReference/${letter}` },

@@ -4,6 +4,7 @@ import { scopedHttp, tokenFor } from '../support/auth.js';
 import { buildPatient, patientBinary as binary } from '../support/factories.js';
 import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { rowsReadOf, type PlanNode } from '../support/plans.js';
 import { ReindexService } from '../../src/fhir/search/reindex.service.js';
 import { SearchRepository } from '../../src/fhir/search/search.repository.js';
 
@@ -177,25 +178,3 @@ describe('Binaries for a patient-scoped token', () => {
     expect(await listed()).toEqual([...mine].sort());
   });
 });
-
-interface PlanNode {
-  'Relation Name'?: string;
-  'Actual Rows'?: number;
-  'Actual Loops'?: number;
-  'Rows Removed by Filter'?: number;
-  'Rows Removed by Index Recheck'?: number;
-  Plan: PlanNode;
-  Plans?: PlanNode[];
-}
-
-/** Rows an EXPLAIN ANALYZE plan read from a table: those it returned and those it dropped. */
-function rowsReadOf(node: PlanNode, table: string): number {
-  const own =
-    node['Relation Name'] === table
-      ? ((node['Actual Rows'] ?? 0) +
-          (node['Rows Removed by Filter'] ?? 0) +
-          (node['Rows Removed by Index Recheck'] ?? 0)) *
-        (node['Actual Loops'] ?? 1)
-      : 0;
-  return (node.Plans ?? []).reduce((sum, child) => sum + rowsReadOf(child, table), own);
-}

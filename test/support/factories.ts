@@ -62,3 +62,20 @@ export function patientBinary(patient: string): Record<string, unknown> {
     data: Buffer.from('a letter').toString('base64'),
   };
 }
+
+/**
+ * A restricted letter of the patient's (confidentiality R): only break-glass opens it, and the
+ * Binaries that name it as their securityContext with it. A patient-scoped list's SQL selects
+ * those Binaries by their context; the check of each row read leaves them out.
+ */
+export function restrictedLetter(patient: string): Record<string, unknown> {
+  return {
+    resourceType: 'DocumentReference',
+    meta: {
+      security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' }],
+    },
+    status: 'current',
+    subject: { reference: `Patient/${patient}` },
+    content: [{ attachment: { contentType: 'text/plain' } }],
+  };
+}
