@@ -42,6 +42,7 @@ describe('HTTP semantics for FHIR clients', () => {
     method: string,
     path: string,
     headers: Record<string, string> = {},
+    body?: string,
   ): Promise<WireResult> {
     return new Promise((resolve, reject) => {
       const req = request(`${testApp.url}${path}`, { method, headers }, (res) => {
@@ -57,7 +58,7 @@ describe('HTTP semantics for FHIR clients', () => {
         res.on('error', reject);
       });
       req.on('error', reject);
-      req.end();
+      req.end(body);
     });
   }
 
@@ -520,6 +521,54 @@ describe('HTTP semantics for FHIR clients', () => {
       expect((await anonymous('GET', '/fhir/metadata?_format=xml')).status).toBe(406);
       expect((await anonymous('POST', '/fhir/$versions')).status).toBe(405);
       expect((await anonymous('GET', '/fhir/.well-known/smart-configuration')).status).toBe(200);
+    });
+
+    it('answers a request without a valid token 401 under every other prefix that takes one', async () => {
+      const db = testApp.app.get<DataSource>(getDataSourceToken());
+      const csv = { 'content-type': 'text/csv' };
+      // Each was answered before the token check, as /fhir's were until the same day.
+      const refused: [string, string, Record<string, string>, string?][] = [
+        ['DELETE', '/admin/users', {}],
+        ['GET', '/admin/nothing', {}],
+        ['POST', '/admin/users/someone/disable', csv, 'a,b'],
+        ['PUT', '/subscriptions', {}],
+        ['GET', '/subscriptions/nothing', {}],
+        ['DELETE', '/hl7/messages', {}],
+        ['POST', '/hl7/v2', csv, 'a,b'],
+        ['POST', '/hl7/messages/x/reprocess', { 'content-type': 'application/json' }, '{'],
+        ['GET', '/hl7/outbox/x/resend', {}],
+        ['GET', '/auth/token/scoped', {}],
+        ['POST', '/auth/break-glass', csv, 'a,b'],
+        ['GET', '/auth/nothing', {}],
+      ];
+      const forged = { authorization: 'Bearer not.a-valid.token' };
+      for (const [method, path, headers, body] of refused) {
+        for (const sent of [headers, { ...headers, ...forged }]) {
+          const requestId = randomUUID();
+          const res = await anonymous(method, path, { ...sent, 'x-request-id': requestId }, body);
+          expect([method, path, res.status, res.headers['allow']]).toEqual([
+            method,
+            path,
+            401,
+            undefined,
+          ]);
+          const rows = await db.query<{ status_code: number; detail: string }[]>(
+            'SELECT status_code, detail FROM audit_event WHERE request_id = $1',
+            [requestId],
+          );
+          expect([path, rows]).toEqual([path, [{ status_code: 401, detail: 'login' }]]);
+        }
+      }
+      // With a valid token, the refusal is told as before.
+      const method = await wire('DELETE', '/admin/users');
+      expect([method.status, method.headers['allow']]).toEqual([405, 'GET, HEAD']);
+      // The public paths keep their answers: signing in, discovery, health, and no route at all.
+      expect((await anonymous('GET', '/auth/login')).status).toBe(405);
+      expect((await anonymous('POST', '/auth/token', csv, 'a,b')).status).toBe(415);
+      expect((await anonymous('DELETE', '/.well-known/jwks.json')).status).toBe(405);
+      expect((await anonymous('PUT', '/health')).status).toBe(405);
+      expect((await anonymous('POST', '/metrics')).status).toBe(405);
+      expect((await anonymous('GET', '/no/such/route')).status).toBe(404);
     });
 
     it('records the refusal of a request without a token as the 401 it was answered', async () => {

@@ -10,7 +10,11 @@ import {
   FHIR_INTERACTION_KEY,
   PUBLIC_KEY,
 } from '../../src/auth/permission.decorators.js';
-import { PUBLIC_FHIR_PATHS } from '../../src/auth/refused-before-authentication.js';
+import {
+  AUTHENTICATED_PREFIXES,
+  PUBLIC_FHIR_PATHS,
+  PUBLIC_PATHS,
+} from '../../src/auth/refused-before-authentication.js';
 import { SigningKeys } from '../../src/auth/signing-keys.js';
 import { UserRepository } from '../../src/auth/user.repository.js';
 import { UsersService } from '../../src/auth/users.service.js';
@@ -855,6 +859,22 @@ describe('attacks a hospital reviewer tries first', () => {
       expect(
         PUBLIC.filter((route) => route.startsWith('GET /fhir/')).map((r) => r.slice(4)),
       ).toEqual([...PUBLIC_FHIR_PATHS].sort());
+      // So does every other prefix a route taking a token is under, but for its public paths.
+      const prefixOf = (path: string) => path.split('/', 2)[1] ?? '';
+      expect(
+        all
+          .filter((r) => !r.isPublic && !AUTHENTICATED_PREFIXES.has(prefixOf(r.path)))
+          .map((r) => r.route),
+      ).toEqual([]);
+      expect(
+        [
+          ...new Set(
+            all
+              .filter((r) => r.isPublic && AUTHENTICATED_PREFIXES.has(prefixOf(r.path)))
+              .map((r) => r.path),
+          ),
+        ].sort(),
+      ).toEqual([...PUBLIC_PATHS].sort());
       expect(all.filter((r) => !r.isPublic && !r.declared).map((r) => r.route)).toEqual([]);
       for (const route of all.filter((r) => !r.isPublic)) {
         const url = route.path
