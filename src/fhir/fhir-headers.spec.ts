@@ -11,6 +11,18 @@ const stored: StoredResource = {
 };
 
 describe('notModified: whether the copy a client holds is current', () => {
+  it('takes an If-None-Match list naming the version, or *, as current', () => {
+    expect(notModified('W/"2"', undefined, stored)).toBe(true);
+    expect(notModified('"2"', undefined, stored)).toBe(true);
+    expect(notModified('W/"1", W/"2"', undefined, stored)).toBe(true);
+    expect(notModified('W/"1",W/"2"', undefined, stored)).toBe(true);
+    expect(notModified('*', undefined, stored)).toBe(true);
+    expect(notModified('W/"1", W/"3"', undefined, stored)).toBe(false);
+    expect(notModified('W/"12"', undefined, stored)).toBe(false);
+    // An If-None-Match that holds wins over If-Modified-Since (RFC 9110 section 13.2.2).
+    expect(notModified('W/"1"', 'Sun, 01 Mar 2026 10:00:00 GMT', stored)).toBe(false);
+  });
+
   it('takes an HTTP date, which has whole seconds, as covering the second it names', () => {
     expect(notModified(undefined, 'Sun, 01 Mar 2026 10:00:00 GMT', stored)).toBe(true);
     expect(notModified(undefined, 'Sun, 01 Mar 2026 09:59:59 GMT', stored)).toBe(false);

@@ -79,19 +79,25 @@ export function stored(row: ResourceEntity | ResourceHistoryEntity): StoredResou
 }
 
 /**
- * What `If-Match` asks of the current version: that number, or `*`, that there is one (RFC
- * 9110 §13.1.1: an update or patch that never creates, a delete of what is not deleted).
+ * What `If-Match` asks of the current version: to be one of these numbers, or `*`, that there
+ * is one (RFC 9110 §13.1.1: an update or patch that never creates, a delete of what is not
+ * deleted).
  */
-export type IfMatch = number | '*';
-
-/** An entity-tag (RFC 9110 §8.8.3): weak or strong, its opaque value in double quotes. */
-const ENTITY_TAG = /^(?:W\/)?"([\x21\x23-\x7e\x80-\xff]*)"$/;
+export type IfMatch = readonly number[] | '*';
 
 /**
- * `If-Match: W/"3"` (or `"3"`, or `3`, as clients also send it) to 3, `*` to `*`. A header that
- * is no entity-tag is a 400 naming it: the request is malformed, where a 412 told the client a
- * version had moved on. An entity-tag that names no version here (`W/"abc"`) can never match:
- * a 412, as a stale one.
+ * One element of an If-Match list (RFC 9110 §13.1.1, §5.6.1.2): an entity-tag (§8.8.3, weak or
+ * strong, its opaque value in double quotes, where a comma may be), or nothing (empty elements
+ * are allowed); then a comma or the end.
+ */
+const LIST_ELEMENT = /[\t ]*(?:(?:W\/)?"([\x21\x23-\x7e\x80-\xff]*)")?[\t ]*(,|$)/y;
+
+/**
+ * `If-Match: W/"3"` (or `"3"`, or `3` alone, as clients also send it) to [3], a list
+ * (`W/"1", W/"2"`) to each version it names, `*` to `*`. A header that is no list of entity-tags is a 400 naming it: the request is
+ * malformed, where a 412 told the client a version had moved on. An entity-tag that names no
+ * version here (`W/"abc"`) can never match: a list of only such tags is a 412, as a stale one.
+ * Until 2026-12-07 a list was a 400, where RFC 9110 has the condition hold when any tag matches.
  */
 export function parseIfMatch(header: string | undefined): IfMatch | undefined {
   if (header === undefined) {
@@ -101,16 +107,30 @@ export function parseIfMatch(header: string | undefined): IfMatch | undefined {
   if (value === '*') {
     return '*';
   }
-  const tag = ENTITY_TAG.exec(value)?.[1] ?? (/^\d+$/.test(value) ? value : undefined);
-  if (tag === undefined) {
+  const tags = /^\d+$/.test(value) ? [value] : entityTags(header);
+  if (tags === undefined || tags.length === 0) {
     throw AppError.invalid(
-      'The If-Match header must be one version ETag such as W/"1" (or *); this one is malformed',
+      'The If-Match header must be * or version ETags such as W/"1", W/"2"; this one is malformed',
     );
   }
-  if (!/^\d{1,10}$/.test(tag)) {
+  const versions = tags.filter((tag) => /^\d{1,10}$/.test(tag)).map(Number);
+  if (versions.length === 0) {
     throw AppError.preconditionFailed('If-Match names no version of this resource');
   }
-  return Number(tag);
+  return versions;
+}
+
+/** The opaque values of a list of entity-tags, or none when the header is no such list. */
+function entityTags(header: string): string[] | undefined {
+  const tags: string[] = [];
+  LIST_ELEMENT.lastIndex = 0;
+  while (LIST_ELEMENT.lastIndex < header.length) {
+    const element = LIST_ELEMENT.exec(header);
+    if (!element) return undefined;
+    if (element[1] !== undefined) tags.push(element[1]);
+    if (element[2] === '') break;
+  }
+  return tags;
 }
 
 /**
@@ -148,7 +168,10 @@ export function assertVersionMatches(
   }
   // A deletion is no current representation (RFC 9110 13.1.1): If-Match naming its version
   // re-created the resource until 2026-12-06, where If-Match: * refused.
-  if (expected !== undefined && (!current || current.deleted || current.versionId !== expected)) {
+  if (
+    expected !== undefined &&
+    (!current || current.deleted || !expected.includes(current.versionId))
+  ) {
     throw AppError.preconditionFailed('If-Match does not match the current version');
   }
 }

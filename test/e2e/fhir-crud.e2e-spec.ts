@@ -249,6 +249,18 @@ describe('FHIR REST: CRUD, versions and history', () => {
       });
       expect([header, same.status]).toEqual([header, 200]);
     }
+    // A list holds when any of its ETags is the current version's (RFC 9110 section 13.1.1):
+    // until 2026-12-07 it was a 400.
+    const none = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"1", W/"3"' },
+      body: { ...body, active: true },
+    });
+    expect(none.status).toBe(412);
+    const listed = await http('PUT', `${fhir}/Patient/${id}`, {
+      headers: { 'if-match': 'W/"1", W/"2"' },
+      body: { ...body, active: false, gender: 'other' },
+    });
+    expect([listed.status, listed.headers.get('etag')]).toEqual([200, 'W/"3"']);
 
     const v1 = await http('GET', `${fhir}/Patient/${id}/_history/1`);
     expect(v1.status).toBe(200);
@@ -256,7 +268,7 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(v1.headers.get('etag')).toBe('W/"1"');
     const v2 = await http('GET', `${fhir}/Patient/${id}/_history/2`);
     expect(v2.body.active).toBe(false);
-    expect((await http('GET', `${fhir}/Patient/${id}/_history/3`)).status).toBe(404);
+    expect((await http('GET', `${fhir}/Patient/${id}/_history/4`)).status).toBe(404);
     expect((await http('GET', `${fhir}/Patient/${id}/_history/9999999999`)).status).toBe(404);
     expect((await http('GET', `${fhir}/Patient/${id}/_history/two`)).status).toBe(404);
   });
@@ -354,6 +366,8 @@ describe('FHIR REST: CRUD, versions and history', () => {
     expect(current.text).toBe('');
     expect(current.headers.get('etag')).toBe(etag);
     expect((await conditional({ 'if-none-match': `"x", ${etag.slice(2)}` })).status).toBe(304);
+    // `*`: any current version is the one held (RFC 9110 section 13.1.2).
+    expect((await conditional({ 'if-none-match': '*' })).status).toBe(304);
     expect((await conditional({ 'if-modified-since': lastModified })).status).toBe(304);
     expect((await conditional({ 'if-none-match': etag }, `Patient/${id}/_history/1`)).status).toBe(
       304,
