@@ -54,9 +54,13 @@ export function refuseOtherFormats(
   // _format is in the URL, which a cache keys already.
   if (formats.length === 0) addVary(reply, 'Accept');
   // A Binary is read in its own format (a PDF as application/pdf) unless FHIR content is asked
-  // for (binary.html); FHIR content other than R4 JSON is refused as on any other read.
+  // for (binary.html); FHIR content other than R4 JSON is refused as on any other read. Read as
+  // FHIR JSON, it is labelled as Accept chose, as any other read is: until 2026-12-07 it was
+  // application/fhir+json to `Accept: application/json` too. Its own bytes keep their own type.
   if (formats.length === 0 && request.method === 'GET' && BINARY_READ.test(request.url)) {
-    done(binaryRefusal(request.headers.accept?.trim() || '*/*'));
+    const accept = request.headers.accept?.trim() || '*/*';
+    if (negotiateJson(accept) === PLAIN_JSON) plainJsonAnswer(request);
+    done(binaryRefusal(accept));
     return;
   }
   if (BODY_METHODS.has(request.method) && !servedVersion(request.headers['content-type'] ?? '')) {

@@ -132,12 +132,22 @@ describe('Binary: documents in their own format, following their securityContext
     expect(notModified.status).toBe(304);
     expect(notModified.bytes.length).toBe(0);
 
-    for (const [suffix, headers] of [
-      ['', { accept: 'application/fhir+json' }],
-      ['?_format=json', {}],
+    // Read as FHIR JSON, it is labelled as Accept chose (negotiateJson), as any other read is:
+    // until 2026-12-07 `Accept: application/json` alone got application/fhir+json here only.
+    for (const [suffix, headers, type] of [
+      ['', { accept: 'application/fhir+json' }, 'application/fhir+json'],
+      ['?_format=json', {}, 'application/fhir+json'],
+      ['', { accept: 'application/json' }, 'application/json'],
+      ['/_history/1', { accept: 'application/json' }, 'application/json'],
+      ['', { accept: 'application/json, application/fhir+json' }, 'application/fhir+json'],
+      ['', { accept: 'application/fhir+json;q=0.5, application/json' }, 'application/json'],
     ] as const) {
       const json = await read(`${url}${suffix}`, headers);
-      expect(json.headers.get('content-type')).toContain('application/fhir+json');
+      expect([suffix, headers, json.headers.get('content-type')]).toEqual([
+        suffix,
+        headers,
+        `${type}; charset=utf-8`,
+      ]);
       expect(JSON.parse(json.bytes.toString('utf8'))).toMatchObject({
         resourceType: 'Binary',
         id: binary.id,
