@@ -35,7 +35,7 @@ import {
   type RejectedEntry,
 } from './bundle-entry.js';
 import { BundleReads } from './bundle-reads.js';
-import { assertCreatedOnce } from './created-once.js';
+import { assertCreatedOnce, createdMatches, foundOwn } from './created-once.js';
 import {
   asPreferred,
   failed,
@@ -163,9 +163,15 @@ export class BundleService {
           this.execute(user, entry, planned.get(entry.index), references, baseUrl, budget),
         );
       }
+      // Searched once, for the checks of both loops below: nothing is written between them.
+      const found = await createdMatches(ordered, results, (type, criteria, limit) =>
+        this.matches.matchingIds(user, type, criteria, limit),
+      );
       for (const entry of ordered) {
         if (entry.method !== 'POST' || entry.ifNoneExist === undefined) continue;
         if (!results[entry.index]?.response.status.startsWith('201')) continue;
+        // Its criteria found what it wrote: searched restricted to its id, they would too.
+        if (foundOwn(found, entry.index)) continue;
         // Created with the others in one statement (createAll), so compared here, once written.
         await inEntry(entry, () =>
           this.matches.assertMatchesCriteria(
@@ -176,9 +182,8 @@ export class BundleService {
           ),
         );
       }
-      await assertCreatedOnce(ordered, results, (type, criteria, limit) =>
-        this.matches.matchingIds(user, type, criteria, limit),
-      );
+      // After the checks above: an entry its own criteria do not find is that entry's error.
+      assertCreatedOnce(ordered, results, found);
     });
     return results;
   }
