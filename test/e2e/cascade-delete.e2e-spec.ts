@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
@@ -256,6 +257,75 @@ describe('cascading delete (_cascade=delete)', () => {
     );
     expect(await status(elsewhere)).toBe(200);
     expect(await status(own.result)).toBe(200);
+  });
+
+  it("answers the target's own refusal (404, 412, 403) before anything that refers to it is looked at", async () => {
+    expect((await http('DELETE', `${fhir}/Patient/${randomUUID()}?_cascade=delete`)).status).toBe(
+      404,
+    );
+
+    // A stale If-Match on the target, and a referrer this user may not delete: the target's 412.
+    const { patient, result } = await record();
+    const restricted = await create(
+      observation({ subject: { reference: patient }, meta: { security: [RESTRICTED] } }),
+    );
+    const [, id] = patient.split('/');
+    const read = await http('GET', `${fhir}/${patient}`);
+    const updated = await http('PUT', `${fhir}/${patient}`, {
+      body: { ...read.body, active: false },
+    });
+    expect(updated.status).toBe(200);
+    const stale = await http('DELETE', `${fhir}/Patient/${id}?_cascade=delete`, {
+      headers: { 'if-match': 'W/"1"' },
+    });
+    expect(stale.status).toBe(412);
+    expect(stale.body.issue[0].diagnostics).toBe('If-Match does not match the current version');
+    for (const reference of [patient, result]) expect(await status(reference)).toBe(200);
+    expect(restricted).toMatch(/^Observation\//);
+
+    // A restricted target with more referrers than FHIR_CASCADE_MAX: the target's 403.
+    const locked = await create({ ...buildPatient(), meta: { security: [RESTRICTED] } });
+    for (let i = 0; i < 7; i++) await create(observation({ subject: { reference: locked } }));
+    const refused = await http('DELETE', `${fhir}/${locked}?_cascade=delete`);
+    expect(refused.status).toBe(403);
+    expect(refused.body.issue[0].diagnostics).toMatch(/^This record is restricted/);
+  });
+
+  it('reads the target row three times: checked, locked, then read again under the lock to delete it', async () => {
+    const db = testApp.app.get(DataSource);
+    const patient = await create(buildPatient());
+    const id = patient.split('/')[1]!;
+    type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
+    const runner = db.createQueryRunner();
+    const client = (await runner.connect()) as object;
+    const prototype = Object.getPrototypeOf(client) as { query: Query };
+    await runner.release();
+    const original = prototype.query;
+    const reads: string[] = [];
+    prototype.query = function (this: unknown, query: unknown, values?: unknown, ...rest) {
+      const { text, values: given } =
+        typeof query === 'string'
+          ? { text: query, values }
+          : (query as { text?: string; values?: unknown });
+      // The target's row read by its key (resource_type, id): not its history, index, audit.
+      if (
+        text !== undefined &&
+        /^SELECT/.test(text) &&
+        /FROM "?resource"? "?\w+"?\s+WHERE/.test(text) &&
+        JSON.stringify(given ?? []).includes(id)
+      ) {
+        reads.push(text.replace(/\s+/g, ' ').slice(0, 160));
+      }
+      return original.call(this, query, values, ...rest);
+    };
+    let res;
+    try {
+      res = await http('DELETE', `${fhir}/${patient}?_cascade=delete`);
+    } finally {
+      prototype.query = original;
+    }
+    expect(res.status).toBe(200);
+    expect(reads.length).toBe(3);
   });
 
   it('refuses a cascade larger than FHIR_CASCADE_MAX, deleting nothing', async () => {
