@@ -7,7 +7,6 @@ import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import { ConditionalWrites } from './conditional-writes.service.js';
 import { FhirService } from './fhir.service.js';
-import { ResourceReferrers } from './resource-referrers.service.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
 
 /** What a cascading delete removed: its target and, by type, how many resources with it. */
@@ -35,7 +34,6 @@ export class CascadeDelete {
     config: AppConfig,
     private readonly fhir: FhirService,
     private readonly conditional: ConditionalWrites,
-    private readonly referrers: ResourceReferrers,
     private readonly unitOfWork: UnitOfWork,
     private readonly searchIndex: SearchIndexRepository,
   ) {
@@ -72,8 +70,7 @@ export class CascadeDelete {
     root: { type: string; id: string },
     ifMatch: string | undefined,
   ): Promise<Cascade> {
-    await this.fhir.assertDeletable(user, root.type, root.id, ifMatch);
-    await this.referrers.lockAgainstReferences(root.type, root.id);
+    await this.fhir.lockDeletable(user, root.type, root.id, ifMatch);
     const target = `${root.type}/${root.id}`;
     const byType = new Map<string, number>();
     const seen = new Set([target]);

@@ -346,10 +346,13 @@ export class FhirService {
   }
 
   /**
-   * Refuses what `delete` would refuse (404, 403, 412), writing nothing: for a cascading delete,
-   * which deletes what refers to the resource before the resource itself (CascadeDelete).
+   * Refuses what `delete` would refuse (404, 403, 412), writing nothing, and holds the row
+   * against new references until commit (ResourceRepository.lockAgainstReferences): for a
+   * cascading delete, which deletes what refers to the resource before the resource itself
+   * (CascadeDelete). Read with its lock, the row is checked as it will be deleted; read, then
+   * locked, it was two statements (until 2026-12-07).
    */
-  async assertDeletable(
+  async lockDeletable(
     user: AuthenticatedUser,
     type: string,
     id: string,
@@ -358,7 +361,8 @@ export class FhirService {
     this.assertType(type);
     assertResourceId(id, type);
     const expected = parseIfMatch(ifMatch);
-    await this.deletable(user, type, id, await this.repository.findCurrent(type, id), expected);
+    const current = await this.repository.findCurrentAgainstReferences(type, id);
+    await this.deletable(user, type, id, current, expected);
   }
 
   /** The content a delete removes, undefined when deleted already; else why it may not. */

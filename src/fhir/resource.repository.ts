@@ -196,6 +196,24 @@ export class ResourceRepository {
   }
 
   /**
+   * The current row, as findCurrent reads it, locked FOR UPDATE until commit as
+   * lockAgainstReferences locks it: for a use case that checks the resource before it deletes
+   * what refers to it (a cascading delete), in one statement and on the version it will delete.
+   */
+  async findCurrentAgainstReferences(
+    resourceType: string,
+    id: string,
+  ): Promise<ResourceEntity | null> {
+    const [row] = await preparedQuery<ResourceRow>(
+      this.unitOfWork.manager,
+      `SELECT ${RESOURCE_COLUMNS} FROM resource r WHERE r.resource_type = $1 AND r.id = $2
+        FOR UPDATE OF r`,
+      [resourceType, id],
+    );
+    return row ? resourceEntityOf(row, this.phi) : null;
+  }
+
+  /**
    * Locks the resource's row FOR UPDATE until commit, if it exists: a transaction that locked
    * it FOR KEY SHARE (a reference to it, lockLive) is waited for, and one that comes after
    * waits for this one. Plain updates of it wait too, as they wait for any update of it.
