@@ -22,12 +22,16 @@ import { PatientLinks } from './inbound/patient-links.js';
 import { PatientMerges } from './inbound/patient-merges.js';
 import { VaccinationMessages } from './inbound/vaccination-messages.js';
 import { Hl7OutboxRepository } from './outbound/hl7-outbox.repository.js';
+import { Hl7Outbox } from './outbound/hl7-outbox.service.js';
 import { Hl7EventClockRepository } from './store/hl7-event-clock.repository.js';
 import { Hl7MessageRepository } from './store/hl7-message.repository.js';
 
 /**
  * Storing and processing HL7 v2 messages, without any listener: what the service's channels
- * and the admin CLI (hl7:reprocess) share.
+ * and the admin CLI (hl7:reprocess) share. With them, the outbox writes on Patient changes
+ * (Hl7Outbox): a change the CLI makes (a message reprocessed, an import) is queued in its own
+ * transaction as the service's are, and the service's worker sends it. Until 2026-12-07 they
+ * were the service's only, and a feed change reprocessed from the CLI reached no destination.
  */
 @Module({
   imports: [DatabaseModule, CryptoModule, AuditModule, FhirModule],
@@ -35,6 +39,7 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     Hl7MessageRepository,
     Hl7EventClockRepository,
     Hl7OutboxRepository,
+    Hl7Outbox,
     Hl7Processor,
     DocumentMessages,
     AppointmentMessages,
@@ -54,6 +59,6 @@ import { Hl7MessageRepository } from './store/hl7-message.repository.js';
     Hl7InboundService,
     InboundSender,
   ],
-  exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7InboundService, InboundSender],
+  exports: [Hl7MessageRepository, Hl7OutboxRepository, Hl7Outbox, Hl7InboundService, InboundSender],
 })
 export class Hl7CoreModule {}

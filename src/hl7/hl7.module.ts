@@ -8,16 +8,15 @@ import { Hl7Messages } from './hl7-messages.service.js';
 import { MllpListener } from './mllp/mllp-listener.js';
 import { Hl7OutboundWorker } from './outbound/hl7-outbound.worker.js';
 import { Hl7OutboxController } from './outbound/hl7-outbox.controller.js';
-import { Hl7Outbox } from './outbound/hl7-outbox.service.js';
 
 /**
- * HL7 v2 feeds: the MLLP listener and the HTTP routes over the core's storage and processing,
- * and the outbound side (outbox writes on Patient changes, the sender).
+ * HL7 v2 feeds: the MLLP listener and the HTTP routes over the core's storage and processing
+ * and its outbox (whose writes on Patient changes are the core's), and the outbound sender.
  */
 @Module({
   imports: [Hl7CoreModule, AuditModule, DatabaseModule, FhirModule],
   controllers: [Hl7Controller, Hl7OutboxController],
-  providers: [MllpListener, Hl7Messages, Hl7Outbox, Hl7OutboundWorker],
+  providers: [MllpListener, Hl7Messages, Hl7OutboundWorker],
   exports: [MllpListener],
 })
 export class Hl7Module {}

@@ -1,9 +1,11 @@
+import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
 import { MllpTestClient, msaOf, MllpTestPeer } from '../support/mllp.js';
+import { BUILT, childEnv, runNode } from '../support/process.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -146,5 +148,53 @@ describe('HL7 outbound: a feed change goes to the destinations other than its se
     expect(merge).toContain('|ADT^A40^ADT_A39|');
     expect(merge).toMatch(/\rPID\|1\|\|SND-1\^/);
     expect(merge).toMatch(/\rMRG\|SND-2\^\^\^HOSP&2\.16\.9&ISO\^MR~/);
+  });
+
+  it('sends the change of a message reprocessed by the CLI on, as one reprocessed over HTTP', async () => {
+    // A sender of its own: the CLI reprocesses this file's message only.
+    const tag = randomUUID().slice(0, 8);
+    const sender = `RPR${tag}`;
+    const pid = (who: string) =>
+      `PID|1||${who}-${tag}^^^HOSP&2.16.9&ISO^MR||Rep${who}^Pat||19800101`;
+    const message = (control: string, event: string, ...rest: string[]) =>
+      [
+        `MSH|^~\\&|${sender}|HOSP|CV|CV|20240101||ADT^${event}|${control}-${tag}|P|2.5`,
+        ...rest,
+      ].join('\r');
+    const client = await MllpTestClient.connect(testApp.app.get(MllpListener).address()!.port);
+    // The link comes before the registrations: refused (204), stored in error.
+    const link = message('RL', 'A24', pid('A'), 'PV1|1|N', pid('B'), 'PV1|1|N');
+    const registrations = [message('RA', 'A28', pid('A')), message('RB', 'A28', pid('B'))];
+    const acks = await client.exchange([link, ...registrations]);
+    client.close();
+    expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AA', 'AA']);
+    const cli = await runNode(
+      BUILT.cli,
+      ['hl7:reprocess', '--status', 'error', '--sender', sender],
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        LOG_LEVEL: 'silent',
+        HL7_OUTBOUND: process.env['HL7_OUTBOUND']!,
+        HL7_OUTBOUND_SENDERS: process.env['HL7_OUTBOUND_SENDERS']!,
+      }),
+    );
+    expect(cli.stdout).toContain('Reprocessed 1 message(s): 1 processed');
+    // Both patients linked, each change queued (in the CLI's transaction) for the two systems
+    // named, which the service sends: until 2026-12-07 the CLI queued nothing.
+    for (const who of ['A', 'B']) {
+      const found = await api(
+        'GET',
+        `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.9|${who}-${tag}`)}`,
+      );
+      const id = String(found.body.entry[0].resource.id);
+      expect(found.body.entry[0].resource.link).toHaveLength(1);
+      expect(await sent(id, 4)).toEqual([
+        ['adt', 'ADT^A04'],
+        ['lab', 'ADT^A04'],
+        ['adt', 'ADT^A08'],
+        ['lab', 'ADT^A08'],
+      ]);
+    }
   });
 });
