@@ -1,12 +1,15 @@
 import { jest } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { CriteriaMatches } from '../../src/fhir/criteria-matches.service.js';
 import { FhirService } from '../../src/fhir/fhir.service.js';
 import { HL7_USER } from '../../src/hl7/hl7-user.js';
+import { PatientLinks } from '../../src/hl7/inbound/patient-links.js';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { openHl7Feed, type Hl7Feed } from '../support/hl7-feed.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
-import { msaOf } from '../support/mllp.js';
+import { MllpTestClient, msaOf } from '../support/mllp.js';
 
 const OID = '2.16.840.1.113883.19.45';
 const SSA = '2.16.840.1.113883.4.1';
@@ -294,5 +297,50 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
       [{ system: 'phone', value: '+1 555 0101' }],
       undefined,
     ]);
+  });
+
+  it('links (A24) and unlinks (A37) a pair named in opposite orders at once, without a deadlock', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a, b] = await registered(tag, 'A', 'B');
+    const port = feed.testApp.app.get(MllpListener).address()!.port;
+    const clients = [await MllpTestClient.connect(port), await MllpTestClient.connect(port)];
+    // Each message holds on after its first search until the other has made its own (or a
+    // second has passed): taken search by search, A's lock then B's against B's then A's,
+    // each waited for the other until 2026-12-07, a deadlock the database broke by rolling
+    // one back after a second, for it to be processed again.
+    const matches = feed.testApp.app.get(CriteriaMatches);
+    const uniqueMatch = matches.uniqueMatch.bind(matches);
+    const links = feed.testApp.app.get(PatientLinks);
+    const both = async (messages: [string, string]) => {
+      let searched = 0;
+      let release!: () => void;
+      const met = new Promise<void>((resolve) => (release = resolve));
+      jest.spyOn(matches, 'uniqueMatch').mockImplementation(async (...args) => {
+        const found = await uniqueMatch(...args);
+        if (args[2].includes(tag) && ++searched <= 2) {
+          if (searched === 2) release();
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([met, new Promise((resolve) => (timer = setTimeout(resolve, 1000)))]);
+          clearTimeout(timer);
+        }
+        return found;
+      });
+      // Processed once each: a message rolled back by a deadlock is processed again.
+      const tries = [jest.spyOn(links, 'link'), jest.spyOn(links, 'unlink')];
+      const acks = await Promise.all(messages.map((one, i) => clients[i]!.exchange([one])));
+      const processed = tries.reduce((sum, spy) => sum + spy.mock.calls.length, 0);
+      jest.restoreAllMocks();
+      return { codes: acks.map(([ack]) => msaOf(ack!).code), processed };
+    };
+    const { link, unlink } = adtOf(tag);
+    try {
+      const done = { codes: ['AA', 'AA'], processed: 2 };
+      expect(await both([link('L9', 'A', 'B'), link('L10', 'B', 'A')])).toEqual(done);
+      expect([await linksOf(a!), await linksOf(b!)]).toEqual([[seeAlso(b!)], [seeAlso(a!)]]);
+      expect(await both([unlink('U10', 'A', 'B'), unlink('U11', 'B', 'A')])).toEqual(done);
+      expect([await linksOf(a!), await linksOf(b!)]).toEqual([[], []]);
+    } finally {
+      for (const client of clients) client.close();
+    }
   });
 });

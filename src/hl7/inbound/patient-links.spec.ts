@@ -1,5 +1,5 @@
 import { Hl7ProcessingError } from '../message/hl7-header.js';
-import { linked, unlinked } from './patient-links.js';
+import { linked, unlinked, writeOrder } from './patient-links.js';
 
 const link = (id: string, type: string) => ({ other: { reference: `Patient/${id}` }, type });
 
@@ -39,5 +39,16 @@ describe('linked', () => {
     expect(() => linked([link('b', type)], 'b')).toThrow(
       expect.objectContaining({ code: '207' }) as Hl7ProcessingError,
     );
+  });
+});
+
+describe('writeOrder', () => {
+  it('writes the pair by id, whichever PID names which', () => {
+    const [low, high] = [
+      '0b6e1c2a-0000-4000-8000-000000000001',
+      'f1d2c3b4-0000-4000-8000-000000000002',
+    ];
+    expect(writeOrder([low, high])).toEqual([0, 1]);
+    expect(writeOrder([high, low])).toEqual([1, 0]);
   });
 });

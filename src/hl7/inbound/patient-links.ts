@@ -68,6 +68,15 @@ export function linked(links: readonly PatientLink[], otherId: string): PatientL
   return [...links, { other: { reference: `Patient/${otherId}` }, type: 'seealso' }];
 }
 
+/**
+ * The order in which the patients of `ids` are written (their indexes): by id, whichever PID
+ * names which, so that two messages about one pair take the patients' row locks in one order
+ * and neither holds one the other waits for.
+ */
+export function writeOrder(ids: readonly string[]): number[] {
+  return [...ids.keys()].sort((x, y) => (ids[x]! < ids[y]! ? -1 : ids[x]! > ids[y]! ? 1 : 0));
+}
+
 /** Linking (ADT^A24) and unlinking (ADT^A37) two patients, for Hl7Processor. */
 @Injectable()
 export class PatientLinks {
@@ -156,8 +165,8 @@ export class PatientLinks {
     // Both patients are the message's, written or not: its audit row names whose records it
     // read, as a message of one patient's does when its PID changes nothing.
     touched.patientIds.push(first, second);
-    for (const [i, patient] of patients.entries()) {
-      if (await this.write(patient, next[i]!)) touched.entities.push(`Patient/${ids[i]!}`);
+    for (const i of writeOrder(ids)) {
+      if (await this.write(patients[i]!, next[i]!)) touched.entities.push(`Patient/${ids[i]!}`);
     }
     return touched;
   }
@@ -177,19 +186,27 @@ export class PatientLinks {
     }
     const sender = senderSystem(message);
     const sent = pids.map((pid) => patientFromSegments(pid, sender, undefined).identifiers);
-    const ids: (string | undefined)[] = [];
-    for (const [i, identifiers] of sent.entries()) {
-      const own = identifiers.filter(
+    const owns = sent.map((identifiers, i) =>
+      identifiers.filter(
         (identifier) => !sent[1 - i]!.some((other) => sameIdentifier(other, identifier)),
-      );
-      if (!identifierCriteria(own)) {
+      ),
+    );
+    const criteria = owns.map((own) => {
+      const text = identifierCriteria(own);
+      if (!text) {
         throw new Hl7ProcessingError(
           '101',
           'PID-3 holds no identifier with an assigning authority that the other PID does not hold',
         );
       }
-      ids.push(await patientNamed(this.fhir, this.matches, own, 'PID-3'));
-    }
+      return { type: 'Patient', criteria: text };
+    });
+    // Both searches' locks at once, in one order, as MessagePatients.lockAll takes a message's:
+    // taken PID by PID until 2026-12-07, two messages naming the pair in opposite orders each
+    // held one and waited for the other (a deadlock, rolled back and processed again).
+    await this.matches.lockCriteria(criteria);
+    const ids: (string | undefined)[] = [];
+    for (const own of owns) ids.push(await patientNamed(this.fhir, this.matches, own, 'PID-3'));
     return ids;
   }
 
