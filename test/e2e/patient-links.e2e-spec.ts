@@ -343,4 +343,22 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
       for (const client of clients) client.close();
     }
   });
+
+  it('leaves a link as a newer A24 or A37 left it when an older one is replayed after it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const [a, b] = await registered(tag, 'A', 'B');
+    const { link, unlink } = adtOf(tag);
+    // A queue replayed out of order: the unlink of 10:00 after the link of 10:30. Taken, it
+    // removed the link the newer message had made (until 2026-12-07).
+    const olderUnlink = unlink('U12', 'A', 'B').replaceAll('20261207110000', '20261207100000');
+    expect(await codes(link('L11', 'A', 'B'))).toEqual(['AA']);
+    const [ack] = await feed.send(olderUnlink);
+    expect(msaOf(ack!).code).toBe('AA');
+    expect(ack).toContain('Older than a message already applied to its Patient link');
+    expect([await linksOf(a!), await linksOf(b!)]).toEqual([[seeAlso(b!)], [seeAlso(a!)]]);
+    // And the other way: the link of 10:30 after the unlink of 11:00 links nothing again.
+    expect(await codes(unlink('U13', 'B', 'A'))).toEqual(['AA']);
+    expect(await codes(link('L12', 'B', 'A'))).toEqual(['AA']);
+    expect([await linksOf(a!), await linksOf(b!)]).toEqual([[], []]);
+  });
 });

@@ -8,6 +8,8 @@ import { sameIdentifier } from '../mapping/datatypes.js';
 import { identifierCriteria, patientFromSegments } from '../mapping/patient.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
+import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
+import { eventInstant, isStale, keep } from './event-order.js';
 import { changedMeanwhile, patientNamed, senderSystem } from './message-patients.js';
 import { without, type Touched } from './processing.js';
 
@@ -35,6 +37,9 @@ type Change = 'link' | 'unlink';
 const EVENT: Record<Change, string> = { link: 'A link (A24)', unlink: 'An unlink (A37)' };
 
 const ORDINAL = ['first', 'second'] as const;
+
+/** What a link or unlink older than one applied leaves (its ACK's warning names it so). */
+const LINK_RECORD = 'Patient link';
 
 /**
  * A Patient's links without its `seealso` ones to `otherId`: what an unlink (A37) leaves of
@@ -83,6 +88,7 @@ export class PatientLinks {
   constructor(
     private readonly fhir: FhirService,
     private readonly matches: CriteriaMatches,
+    private readonly clock: Hl7EventClockRepository,
   ) {}
 
   /**
@@ -165,10 +171,30 @@ export class PatientLinks {
     // Both patients are the message's, written or not: its audit row names whose records it
     // read, as a message of one patient's does when its PID changes nothing.
     touched.patientIds.push(first, second);
+    if (await this.olderThanApplied(message, ids)) {
+      keep(touched, LINK_RECORD);
+      return touched;
+    }
     for (const i of writeOrder(ids)) {
       if (await this.write(patients[i]!, next[i]!)) touched.entities.push(`Patient/${ids[i]!}`);
     }
     return touched;
+  }
+
+  /**
+   * Whether a link or unlink of the pair newer than the message (see eventInstant) was applied
+   * already, from its sender: the older one then leaves the links as the newer one set them.
+   * Until 2026-12-07 an A37 replayed after a newer A24 took the link apart again. The pair's
+   * clock is its own, neither patient's (an A08 of a patient orders its details, not its links),
+   * kept on the first patient by id under a source naming the other (the clock's rows are a
+   * stored resource's, and go with it); both patients' criteria locks are held (patientsOf).
+   */
+  private async olderThanApplied(message: V2Message, ids: readonly string[]): Promise<boolean> {
+    const at = eventInstant(message);
+    if (at === undefined) return false;
+    const [low, high] = writeOrder(ids).map((i) => ids[i]!);
+    const source = `${senderSystem(message) ?? ''} ${LINK_RECORD} Patient/${high!}`;
+    return isStale(at, (await this.clock.advance('Patient', low!, source, at, false)).detailsAt);
   }
 
   /**
