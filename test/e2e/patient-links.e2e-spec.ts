@@ -252,16 +252,17 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
   });
 
   /**
-   * Sends the message, during which, once it has read patient A, a registrar's PUT sets A's
-   * phone and commits; gives A as it is then.
+   * Sends the message, during which, once it has read patient A (the `nthRead` time), a
+   * registrar's PUT sets A's phone and commits; gives A as it is then.
    */
-  const editedDuring = async (a: string, message: string, value: string) => {
+  const editedDuring = async (a: string, message: string, value: string, nthRead = 1) => {
     const service = feed.testApp.app.get(FhirService);
     const read = service.read.bind(service);
     let edited = false;
+    let reads = 0;
     jest.spyOn(service, 'read').mockImplementation(async (user, type, id) => {
       const found = await read(user, type, id);
-      if (user === HL7_USER && id === a && !edited) {
+      if (user === HL7_USER && id === a && ++reads === nthRead) {
         edited = true;
         const put = await http('PUT', `${fhir}/Patient/${a}`, {
           body: { ...found.resource, meta: undefined, telecom: [{ system: 'phone', value }] },
@@ -360,5 +361,37 @@ describe('HL7 ADT^A24 and A37, link and unlink patient information', () => {
     expect(await codes(unlink('U13', 'B', 'A'))).toEqual(['AA']);
     expect(await codes(link('L12', 'B', 'A'))).toEqual(['AA']);
     expect([await linksOf(a!), await linksOf(b!)]).toEqual([[], []]);
+  });
+
+  it('keeps what a FHIR update wrote on the survivor while an A40 was merging into it', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const { mrn, message, pid } = adtOf(tag);
+    const [a, b] = await registered(tag, 'A', 'B');
+    // Edited once the merge had read the survivor again after taking its PID: written over the
+    // version read, the merge dropped the new phone (until 2026-12-07). The prior patient's row
+    // is locked before it is read (against new references), so a PUT of it waits for the merge.
+    const survivor = await editedDuring(
+      b!,
+      message('M3', 'A40', pid('B'), `MRG|${mrn('A')}`),
+      '+1 555 0103',
+      2,
+    );
+    expect([survivor.telecom, survivor.link]).toEqual([
+      [{ system: 'phone', value: '+1 555 0103' }],
+      [{ other: { reference: `Patient/${a!}` }, type: 'replaces' }],
+    ]);
+  });
+
+  it('keeps what a FHIR update wrote while an A47 was correcting an identifier', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const { mrn, message, pid } = adtOf(tag);
+    const [a] = await registered(tag, 'A');
+    const patient = await editedDuring(
+      a!,
+      message('I1', 'A47', pid('E'), `MRG|${mrn('A')}`),
+      '+1 555 0104',
+    );
+    expect(patient.telecom).toEqual([{ system: 'phone', value: '+1 555 0104' }]);
+    expect(patient.identifier.map((one: { value: string }) => one.value)).toEqual([`E-${tag}`]);
   });
 });

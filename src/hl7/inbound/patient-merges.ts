@@ -5,6 +5,7 @@ import { AppError } from '../../common/errors/app-error.js';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { ResourceReferrers } from '../../fhir/resource-referrers.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
+import type { StoredResource } from '../../fhir/fhir-types.js';
 import { HL7_USER } from '../hl7-user.js';
 import {
   identifierOf,
@@ -17,7 +18,12 @@ import { applyPatient, identifierCriteria, patientFromSegments } from '../mappin
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { eventInstant } from './event-order.js';
-import { MessagePatients, patientNamed, senderSystem } from './message-patients.js';
+import {
+  changedMeanwhile,
+  MessagePatients,
+  patientNamed,
+  senderSystem,
+} from './message-patients.js';
 import { without, type Touched } from './processing.js';
 import { conceptMatch } from './record-criteria.js';
 import { moveRecords, recordsReferring } from './record-moves.js';
@@ -113,6 +119,9 @@ export function corrected(
   return [...kept, ...added];
 }
 
+/** Tries of a patient's write when each finds it changed since its read (see rewrite). */
+const WRITE_ATTEMPTS = 3;
+
 /** Patient merges (ADT^A40) and identifier corrections (ADT^A47), for Hl7Processor. */
 @Injectable()
 export class PatientMerges {
@@ -164,60 +173,85 @@ export class PatientMerges {
       );
       touched.entities.push(`Patient/${survivorId}`);
       touched.patientIds.push(survivorId);
-      const survivor = (await this.fhir.read(HL7_USER, 'Patient', survivorId)).resource;
+      const survivor = await this.fhir.read(HL7_USER, 'Patient', survivorId);
       const { identifiers: surviving } = patientFromSegments(pid, sender, pd1);
       if (priorId === survivorId) {
         // Merged before: a resend, the same patient, or a merge made the other way since.
-        await this.settleIdentifiers(survivorId, survivor, surviving, priorIdentifiers);
+        await this.rewrite(survivor, (current) => {
+          const held = (current['identifier'] as Identifier[] | undefined) ?? [];
+          const next = settled(held, surviving, priorIdentifiers);
+          return isDeepStrictEqual(next, held)
+            ? undefined
+            : { ...without(current, 'meta'), identifier: next };
+        });
         continue;
       }
       let moved = priorIdentifiers;
-      let restricts = false;
-      const links = [...((survivor['link'] as unknown[] | undefined) ?? [])];
+      const replaces: unknown[] = [];
       if (priorId && prior) {
-        restricts = isRestricted(prior) && !isRestricted(survivor);
         moved = [...((prior['identifier'] as Identifier[] | undefined) ?? []), ...moved];
+        // Over whatever version: its row has been locked since before it was read (above).
         await this.fhir.update(HL7_USER, 'Patient', priorId, {
           ...without(prior, 'meta', 'identifier'),
           active: false,
           link: [{ other: { reference: `Patient/${survivorId}` }, type: 'replaced-by' }],
         });
-        links.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
+        replaces.push({ other: { reference: `Patient/${priorId}` }, type: 'replaces' });
         touched.entities.push(`Patient/${priorId}`);
         touched.patientIds.push(priorId);
         await this.moveChart(priorId, survivorId, touched);
       }
-      const merged = applyPatient(
-        survivor,
-        moved.map((identifier) => ({ ...identifier, use: 'old' })),
-        {},
-        restricts,
-      );
-      await this.fhir.update(HL7_USER, 'Patient', survivorId, {
-        ...merged,
-        identifier: settled(merged['identifier'] as Identifier[], surviving, priorIdentifiers),
-        ...(links.length > 0 ? { link: links } : {}),
-        id: survivorId,
+      await this.rewrite(survivor, (current) => {
+        const restricts = !!prior && isRestricted(prior) && !isRestricted(current);
+        const links = [...((current['link'] as unknown[] | undefined) ?? []), ...replaces];
+        const merged = applyPatient(
+          current,
+          moved.map((identifier) => ({ ...identifier, use: 'old' })),
+          {},
+          restricts,
+        );
+        return {
+          ...merged,
+          identifier: settled(merged['identifier'] as Identifier[], surviving, priorIdentifiers),
+          ...(links.length > 0 ? { link: links } : {}),
+        };
       });
     }
     return touched;
   }
 
-  /** The survivor's identifiers settled (see settled), written only when that changes them. */
-  private async settleIdentifiers(
-    id: string,
-    survivor: Record<string, unknown>,
-    surviving: Identifier[],
-    retired: Identifier[],
+  /**
+   * Writes what `change` makes of the patient over the version read only (If-Match), and when a
+   * FHIR update committed meanwhile (a registrar's new phone), reads it again and has `change`
+   * decide anew, as MessagePatients.upsert and PatientLinks do: until 2026-12-07 a merge's
+   * survivor and an A47's patient were written over with what was read before that update.
+   * Nothing is written when `change` gives nothing; what it gives is written whole, its meta
+   * too, where a restriction the merge takes is a security label.
+   */
+  private async rewrite(
+    read: StoredResource,
+    change: (resource: StoredResource['resource']) => Record<string, unknown> | undefined,
   ): Promise<void> {
-    const held = (survivor['identifier'] as Identifier[] | undefined) ?? [];
-    const next = settled(held, surviving, retired);
-    if (isDeepStrictEqual(next, held)) return;
-    await this.fhir.update(HL7_USER, 'Patient', id, {
-      ...without(survivor, 'meta'),
-      identifier: next,
-      id,
-    });
+    const id = String(read.resource['id']);
+    let current = read;
+    for (let attempt = 1; ; attempt++) {
+      const next = change(current.resource);
+      if (!next) return;
+      try {
+        await this.fhir.update(
+          HL7_USER,
+          'Patient',
+          id,
+          { ...next, id },
+          `W/"${current.versionId}"`,
+          { matched: true },
+        );
+        return;
+      } catch (error) {
+        if (!changedMeanwhile(error) || attempt === WRITE_ATTEMPTS) throw error;
+      }
+      current = await this.fhir.read(HL7_USER, 'Patient', id);
+    }
   }
 
   /**
@@ -305,22 +339,22 @@ export class PatientMerges {
             'PID-3 already identifies another patient: joining two patients is a merge (A40)',
           );
         }
-        const current = (await this.fhir.read(HL7_USER, 'Patient', priorId)).resource;
-        const held = (current['identifier'] as Identifier[] | undefined) ?? [];
-        const next = corrected(held, priorIdentifiers, identifiers);
-        // A PID naming the patient only by numbers a merge made old speaks of the prior record
-        // (see MessagePatients.upsert): its name or address would undo what the merge settled.
-        const byCurrentId = identifiers.some((identifier) =>
-          next.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
-        );
-        await this.fhir.update(HL7_USER, 'Patient', priorId, {
-          ...applyPatient(
+        const read = await this.fhir.read(HL7_USER, 'Patient', priorId);
+        await this.rewrite(read, (current) => {
+          const held = (current['identifier'] as Identifier[] | undefined) ?? [];
+          const next = corrected(held, priorIdentifiers, identifiers);
+          // A PID naming the patient only by numbers a merge made old speaks of the prior
+          // record (see MessagePatients.upsert): its name or address would undo what the merge
+          // settled.
+          const byCurrentId = identifiers.some((identifier) =>
+            next.some((known) => known.use !== 'old' && sameIdentifier(known, identifier)),
+          );
+          return applyPatient(
             { ...current, identifier: next },
             identifiers,
             byCurrentId ? elements : {},
             restricted,
-          ),
-          id: priorId,
+          );
         });
         patientId = priorId;
       }
