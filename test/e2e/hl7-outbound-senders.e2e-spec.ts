@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
@@ -150,6 +153,36 @@ describe('HL7 outbound: a feed change goes to the destinations other than its se
     expect(merge).toMatch(/\rMRG\|SND-2\^\^\^HOSP&2\.16\.9&ISO\^MR~/);
   });
 
+  /** The admin CLI, with the service's database, key and outbound settings. */
+  const runCli = (args: string[]) =>
+    runNode(
+      BUILT.cli,
+      args,
+      childEnv({
+        DATABASE_URL: process.env['DATABASE_URL']!,
+        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+        LOG_LEVEL: 'silent',
+        HL7_OUTBOUND: process.env['HL7_OUTBOUND']!,
+        HL7_OUTBOUND_SENDERS: process.env['HL7_OUTBOUND_SENDERS']!,
+      }),
+    );
+
+  it('sends nothing of what a bulk import loads', async () => {
+    const id = `imported-${randomUUID().slice(0, 8)}`;
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-import-outbound-'));
+    try {
+      const patient = { resourceType: 'Patient', id, name: [{ family: 'Imported' }] };
+      await writeFile(join(dir, 'Patient.ndjson'), `${JSON.stringify(patient)}\n`);
+      const cli = await runCli(['import', dir]);
+      expect(cli.code).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect((await api('GET', `${testApp.url}/fhir/Patient/${id}`)).status).toBe(200);
+    const rows = await data.query(`SELECT 1 FROM hl7_outbox WHERE resource_id = $1`, [id]);
+    expect(rows).toEqual([]);
+  });
+
   it('sends the change of a message reprocessed by the CLI on, as one reprocessed over HTTP', async () => {
     // A sender of its own: the CLI reprocesses this file's message only.
     const tag = randomUUID().slice(0, 8);
@@ -168,17 +201,7 @@ describe('HL7 outbound: a feed change goes to the destinations other than its se
     const acks = await client.exchange([link, ...registrations]);
     client.close();
     expect(acks.map((ack) => msaOf(ack).code)).toEqual(['AE', 'AA', 'AA']);
-    const cli = await runNode(
-      BUILT.cli,
-      ['hl7:reprocess', '--status', 'error', '--sender', sender],
-      childEnv({
-        DATABASE_URL: process.env['DATABASE_URL']!,
-        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-        LOG_LEVEL: 'silent',
-        HL7_OUTBOUND: process.env['HL7_OUTBOUND']!,
-        HL7_OUTBOUND_SENDERS: process.env['HL7_OUTBOUND_SENDERS']!,
-      }),
-    );
+    const cli = await runCli(['hl7:reprocess', '--status', 'error', '--sender', sender]);
     expect(cli.stdout).toContain('Reprocessed 1 message(s): 1 processed');
     // Both patients linked, each change queued (in the CLI's transaction) for the two systems
     // named, which the service sends: until 2026-12-07 the CLI queued nothing.

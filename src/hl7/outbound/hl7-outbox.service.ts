@@ -128,7 +128,8 @@ export class Hl7Outbox implements OnModuleInit {
   }
 
   /**
-   * Where a change goes: everywhere, when made through the FHIR API. What an HL7 feed wrote
+   * Where a change goes: everywhere, when made through the FHIR API (or the admin CLI), but for
+   * a bulk import's, which goes nowhere. What an HL7 feed wrote
    * came from a v2 system already, and sent back to it could loop feeds (each system sending
    * the other's update back): it goes only to the destinations HL7_OUTBOUND_SENDERS says are
    * other systems than its sender. Until 2026-12-07 it went nowhere, whatever the destination,
@@ -136,6 +137,9 @@ export class Hl7Outbox implements OnModuleInit {
    */
   private destinationsFor(user: ResourceWrite['user']): Hl7Destination[] {
     const { destinations } = this.settings;
+    // A bulk import (`cli import`) loads records kept elsewhere, often years of them: sent on,
+    // each would reach every system as a new registration, a flood none of them asked for.
+    if (user.loadsRecords) return [];
     if (user.id !== HL7_USER.id) return destinations;
     const sender = this.inbound.current;
     if (!sender) return [];
