@@ -4,6 +4,7 @@ import { buildPatient } from '../support/factories.js';
 import type { HttpFn } from '../support/http.js';
 import { doctorApp } from '../support/doctor-app.js';
 import type { TestApp } from '../support/test-app.js';
+import { queriesWhere } from '../support/queries.js';
 
 const MRN = 'urn:oid:1.2.36.146.595.217.0.1';
 
@@ -46,32 +47,16 @@ describe('transaction Bundles: conditional creates checked once written', () => 
    * Counts the searches of conditional criteria (SearchRepository.ids, with or without its
    * candidates) that `work` sends, at node-postgres's client, where prepared statements go.
    */
-  const criteriaSearches = async (work: () => Promise<void>): Promise<number> => {
-    type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
-    const runner = db.createQueryRunner();
-    const client = (await runner.connect()) as object;
-    const prototype = Object.getPrototypeOf(client) as { query: Query };
-    await runner.release();
-    const original = prototype.query;
-    let count = 0;
-    prototype.query = function (this: unknown, query: unknown, values?: unknown, ...rest) {
-      const text = typeof query === 'string' ? query : (query as { text?: string }).text;
-      if (
-        text !== undefined &&
-        /^SELECT (m\.id FROM|r\.id FROM resource r WHERE)/.test(text) &&
-        /ORDER BY [mr]\.id LIMIT [1-9]\d*$/.test(text)
-      ) {
-        count++;
-      }
-      return original.call(this, query, values, ...rest);
-    };
-    try {
-      await work();
-    } finally {
-      prototype.query = original;
-    }
-    return count;
-  };
+  const criteriaSearches = async (work: () => Promise<void>): Promise<number> =>
+    (
+      await queriesWhere(
+        db,
+        (text) =>
+          /^SELECT (m\.id FROM|r\.id FROM resource r WHERE)/.test(text) &&
+          /ORDER BY [mr]\.id LIMIT [1-9]\d*$/.test(text),
+        work,
+      )
+    ).length;
 
   it('searches the criteria of each of several conditional creates of a type twice: before and once written', async () => {
     const mrns = [0, 1, 2].map((n) => `CC${n}-${randomUUID()}`);

@@ -5,6 +5,7 @@ import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, http as plainHttp, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
+import { queriesWhere } from '../support/queries.js';
 
 const RESTRICTED = {
   system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
@@ -295,36 +296,17 @@ describe('cascading delete (_cascade=delete)', () => {
     const db = testApp.app.get(DataSource);
     const patient = await create(buildPatient());
     const id = patient.split('/')[1]!;
-    type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
-    const runner = db.createQueryRunner();
-    const client = (await runner.connect()) as object;
-    const prototype = Object.getPrototypeOf(client) as { query: Query };
-    await runner.release();
-    const original = prototype.query;
-    const reads: string[] = [];
-    prototype.query = function (this: unknown, query: unknown, values?: unknown, ...rest) {
-      const { text, values: given } =
-        typeof query === 'string'
-          ? { text: query, values }
-          : (query as { text?: string; values?: unknown });
-      // The target's row read by its key (resource_type, id): not its history, index, audit.
-      if (
-        text !== undefined &&
+    let res;
+    // The target's row read by its key (resource_type, id): not its history, index, audit.
+    const reads = await queriesWhere(
+      db,
+      (text, values) =>
         /^SELECT/.test(text) &&
         /FROM "?resource"? "?\w+"?\s+WHERE/.test(text) &&
-        JSON.stringify(given ?? []).includes(id)
-      ) {
-        reads.push(text.replace(/\s+/g, ' ').slice(0, 160));
-      }
-      return original.call(this, query, values, ...rest);
-    };
-    let res;
-    try {
-      res = await http('DELETE', `${fhir}/${patient}?_cascade=delete`);
-    } finally {
-      prototype.query = original;
-    }
-    expect(res.status).toBe(200);
+        values.includes(id),
+      async () => (res = await http('DELETE', `${fhir}/${patient}?_cascade=delete`)),
+    );
+    expect(res!.status).toBe(200);
     expect(reads.length).toBe(2);
   });
 

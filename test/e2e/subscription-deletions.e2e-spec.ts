@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
+import { queriesWhere as statementsWhere } from '../support/queries.js';
 import {
   eventually,
   LOINC,
@@ -148,29 +149,7 @@ describe('Subscriptions: deletions', () => {
   const queriesWhere = async (
     counted: (text: string, values: string) => boolean,
     work: () => Promise<void>,
-  ): Promise<number> => {
-    type Query = (query: unknown, values?: unknown, ...rest: unknown[]) => unknown;
-    const runner = db.createQueryRunner();
-    const client = (await runner.connect()) as object;
-    const prototype = Object.getPrototypeOf(client) as { query: Query };
-    await runner.release();
-    const original = prototype.query;
-    let count = 0;
-    prototype.query = function (this: unknown, query: unknown, values?: unknown, ...rest) {
-      const { text, values: given } =
-        typeof query === 'string'
-          ? { text: query, values }
-          : (query as { text?: string; values?: unknown });
-      if (text !== undefined && counted(text, JSON.stringify(given ?? []))) count++;
-      return original.call(this, query, values, ...rest);
-    };
-    try {
-      await work();
-    } finally {
-      prototype.query = original;
-    }
-    return count;
-  };
+  ): Promise<number> => (await statementsWhere(db, counted, work)).length;
 
   it('matches a Bundle or cascade of deletions with one query per Subscription', async () => {
     const code = `d-${run}-many`;
