@@ -6,7 +6,7 @@ import {
   patientBinary as binary,
   restrictedLetter,
 } from '../support/factories.js';
-import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createMany, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { rowsReadOf, type PlanNode } from '../support/plans.js';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
@@ -68,16 +68,7 @@ describe('history for a patient-scoped token', () => {
       subject: { reference: `Patient/${b}` },
     };
     expect((await doctor('PUT', `${fhir}/Observation/${moved}`, { body })).status).toBe(200);
-    for (let done = 0; done < OTHERS; done += 250) {
-      const entry = Array.from({ length: Math.min(250, OTHERS - done) }, () => ({
-        request: { method: 'POST', url: 'Observation' },
-        resource: observation(b),
-      }));
-      const res = await doctor('POST', fhir, {
-        body: { resourceType: 'Bundle', type: 'batch', entry },
-      });
-      expect(res.status).toBe(200);
-    }
+    await createMany(doctor, fhir, observation(b), OTHERS);
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
   }, 600_000);
 
@@ -205,16 +196,8 @@ describe('a search paged backwards past many hidden rows', () => {
     const a = await create(buildPatient());
     mine.push(await create(binary(a)));
     const letter = await create(restrictedLetter(a));
-    for (let done = 0; done < 1000; done += 250) {
-      const entry = Array.from({ length: 250 }, () => ({
-        request: { method: 'POST', url: 'Binary' },
-        resource: { ...binary(a), securityContext: { reference: `DocumentReference/${letter}` } },
-      }));
-      const res = await doctor('POST', fhir, {
-        body: { resourceType: 'Bundle', type: 'batch', entry },
-      });
-      expect(res.status).toBe(200);
-    }
+    const hidden = { ...binary(a), securityContext: { reference: `DocumentReference/${letter}` } };
+    await createMany(doctor, fhir, hidden, 1000);
     mine.push(await create(binary(a)));
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
   }, 600_000);

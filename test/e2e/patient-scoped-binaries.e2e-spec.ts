@@ -2,7 +2,7 @@ import { jest } from '@jest/globals';
 import { DataSource, SelectQueryBuilder } from 'typeorm';
 import { scopedHttp, tokenFor } from '../support/auth.js';
 import { buildPatient, patientBinary as binary } from '../support/factories.js';
-import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
+import { authorizedHttp, type HttpFn, createMany, createResource } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 import { rowsReadOf, type PlanNode } from '../support/plans.js';
 import { ReindexService } from '../../src/fhir/search/reindex.service.js';
@@ -72,16 +72,7 @@ describe('Binaries for a patient-scoped token', () => {
       await create(withContext(`DocumentReference/${letter}`));
       expect((await doctor('DELETE', `${fhir}/DocumentReference/${letter}`)).status).toBe(204);
     }
-    for (let done = 0; done < OTHERS; done += 150) {
-      const entry = Array.from({ length: 150 }, () => ({
-        request: { method: 'POST', url: 'Binary' },
-        resource: binary(b),
-      }));
-      const res = await doctor('POST', fhir, {
-        body: { resourceType: 'Bundle', type: 'batch', entry },
-      });
-      expect(res.status).toBe(200);
-    }
+    await createMany(doctor, fhir, binary(b), OTHERS, 150);
     app = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
   }, 600_000);
 

@@ -56,3 +56,21 @@ export async function createResource(
   expect([res.status, res.body?.issue]).toEqual([201, undefined]);
   return res.body.id as string;
 }
+
+/** Stores `count` copies of a resource, POSTed in batch Bundles of `per` entries. */
+export async function createMany(
+  as: HttpFn,
+  fhir: string,
+  resource: Record<string, unknown>,
+  count: number,
+  per = 250,
+): Promise<void> {
+  for (let done = 0; done < count; done += per) {
+    const entry = Array.from({ length: Math.min(per, count - done) }, () => ({
+      request: { method: 'POST', url: String(resource['resourceType']) },
+      resource,
+    }));
+    const res = await as('POST', fhir, { body: { resourceType: 'Bundle', type: 'batch', entry } });
+    expect(res.status).toBe(200);
+  }
+}
