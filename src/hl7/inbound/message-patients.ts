@@ -308,3 +308,17 @@ const UPSERT_ATTEMPTS = 3;
 export function changedMeanwhile(error: unknown): boolean {
   return error instanceof AppError && [404, 409, 410, 412].includes(error.status);
 }
+
+/**
+ * Runs `write` again, up to UPSERT_ATTEMPTS times in all, while it fails because a patient it
+ * read changed or was deleted before its write (changedMeanwhile): each try reads afresh.
+ */
+export async function whileChangedMeanwhile<T>(write: (attempt: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write(attempt);
+    } catch (error) {
+      if (!changedMeanwhile(error) || attempt === UPSERT_ATTEMPTS) throw error;
+    }
+  }
+}

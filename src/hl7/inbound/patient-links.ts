@@ -10,7 +10,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message } from '../message/v2-message.js';
 import { Hl7EventClockRepository } from '../store/hl7-event-clock.repository.js';
 import { eventInstant, isStale, keep } from './event-order.js';
-import { changedMeanwhile, patientNamed, senderSystem } from './message-patients.js';
+import { patientNamed, senderSystem, whileChangedMeanwhile } from './message-patients.js';
 import { without, type Touched } from './processing.js';
 
 interface PatientLink {
@@ -24,12 +24,6 @@ const MERGE_LINKS: ReadonlySet<unknown> = new Set(['replaced-by', 'replaces']);
 const MERGED =
   'The two patients were merged (A40): an unlink (A37) does not undo a merge, which moved ' +
   "the prior patient's records and identifiers; correct it on the survivor";
-
-/**
- * Tries of a link or unlink whose patient changed (or was deleted) between its read and its
- * write, as MessagePatients.upsert tries again.
- */
-const ATTEMPTS = 3;
 
 type Change = 'link' | 'unlink';
 
@@ -102,7 +96,7 @@ export class PatientLinks {
    * is no longer to be used. An unlink (A37) takes the links apart again.
    */
   async link(message: V2Message): Promise<Touched> {
-    return this.retried(() => this.change(message, 'link'));
+    return whileChangedMeanwhile(() => this.change(message, 'link'));
   }
 
   /**
@@ -114,26 +108,16 @@ export class PatientLinks {
    * and so is a `replaced-by` pair between them: refused (AE), as an edit does not undo a merge.
    */
   async unlink(message: V2Message): Promise<Touched> {
-    return this.retried(() => this.change(message, 'unlink'));
+    return whileChangedMeanwhile(() => this.change(message, 'unlink'));
   }
 
   /**
-   * The change made again from a fresh search and read when a patient changed between its read
-   * and its write: each is written over the version read only (If-Match), so that a FHIR update
-   * committed meanwhile (a registrar's new phone) is not written over with what was read before
-   * it, as it was until 2026-12-07. What the first try wrote stays (the transaction is the
-   * message's), and the next finds it done.
+   * One try of a link or unlink: each patient is written over the version read only (If-Match),
+   * so that a FHIR update committed meanwhile (a registrar's new phone) is not written over with
+   * what was read before it, as it was until 2026-12-07; whileChangedMeanwhile then tries again
+   * from a fresh search and read. What a try wrote stays (the transaction is the message's), and
+   * the next finds it done.
    */
-  private async retried(change: () => Promise<Touched>): Promise<Touched> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await change();
-      } catch (error) {
-        if (!changedMeanwhile(error) || attempt === ATTEMPTS) throw error;
-      }
-    }
-  }
-
   private async change(message: V2Message, change: Change): Promise<Touched> {
     const touched: Touched = { entities: [], patientIds: [], kept: [] };
     const [first, second] = await this.patientsOf(message, change);

@@ -19,7 +19,7 @@ import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { eventInstant } from './event-order.js';
 import {
-  changedMeanwhile,
+  whileChangedMeanwhile,
   MessagePatients,
   patientNamed,
   senderSystem,
@@ -118,9 +118,6 @@ export function corrected(
     );
   return [...kept, ...added];
 }
-
-/** Tries of a patient's write when each finds it changed since its read (see rewrite). */
-const WRITE_ATTEMPTS = 3;
 
 /** Patient merges (ADT^A40) and identifier corrections (ADT^A47), for Hl7Processor. */
 @Injectable()
@@ -233,25 +230,14 @@ export class PatientMerges {
     change: (resource: StoredResource['resource']) => Record<string, unknown> | undefined,
   ): Promise<void> {
     const id = String(read.resource['id']);
-    let current = read;
-    for (let attempt = 1; ; attempt++) {
+    await whileChangedMeanwhile(async (attempt) => {
+      const current = attempt === 1 ? read : await this.fhir.read(HL7_USER, 'Patient', id);
       const next = change(current.resource);
       if (!next) return;
-      try {
-        await this.fhir.update(
-          HL7_USER,
-          'Patient',
-          id,
-          { ...next, id },
-          `W/"${current.versionId}"`,
-          { matched: true },
-        );
-        return;
-      } catch (error) {
-        if (!changedMeanwhile(error) || attempt === WRITE_ATTEMPTS) throw error;
-      }
-      current = await this.fhir.read(HL7_USER, 'Patient', id);
-    }
+      await this.fhir.update(HL7_USER, 'Patient', id, { ...next, id }, `W/"${current.versionId}"`, {
+        matched: true,
+      });
+    });
   }
 
   /**
