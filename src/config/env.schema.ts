@@ -800,6 +800,18 @@ export class EnvironmentVariables {
   PHI_ENCRYPTION_BENCHMARK_SKIP = false;
 }
 
+/**
+ * Every variable validateEnv reads: the settings, and the `_FILE` forms of the secrets. The
+ * README's configuration table and `.env.example` list exactly these (env-documentation.spec.ts).
+ */
+export function knownVariables(): string[] {
+  return [
+    ...Object.keys(new EnvironmentVariables()),
+    ...OPTIONAL_VARIABLES,
+    ...[...SECRET_VARIABLES].map((name) => `${name}_FILE`),
+  ];
+}
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
