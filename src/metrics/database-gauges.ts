@@ -4,12 +4,16 @@ import type pg from 'pg';
 import { Gauge } from 'prom-client';
 import type { DataSource } from 'typeorm';
 import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
+import { AppConfig } from '../config/config.js';
 import { Metrics } from './metrics.js';
+
+/** The destination label of outbox rows for destinations HL7_OUTBOUND no longer names. */
+const UNCONFIGURED = 'unconfigured';
 
 /**
  * Gauges read at scrape time: the connection pool, and the backlogs an operator must act on
- * (HL7 messages in error or not yet processed, outbound messages pending or dead, and how long
- * each destination's queue has waited; Subscription notifications waiting, and Subscriptions
+ * (HL7 messages in error or not yet processed, outbound messages pending or dead, in all and per
+ * destination, and how long each destination's queue has waited; Subscription notifications waiting, and Subscriptions
  * stopped in error). The counts use the status indexes; a database that does not answer shows
  * as carevault_database_up 0.
  */
@@ -18,6 +22,7 @@ export class DatabaseGauges implements OnModuleInit {
   constructor(
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly metrics: Metrics,
+    private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
@@ -82,6 +87,35 @@ export class DatabaseGauges implements OnModuleInit {
       },
     });
     const dataSource = this.dataSource;
+    const configured = this.config.hl7Outbound.destinations.map(({ name }) => name);
+    new Gauge({
+      name: 'carevault_hl7_outbox_destination_depth',
+      help: 'Outbound HL7 messages pending or dead, per destination as HL7_OUTBOUND names it; those of destinations it no longer names together as "unconfigured"',
+      labelNames: ['destination', 'status'] as const,
+      registers,
+      async collect() {
+        // Label values are configured names only, never a column's text: the series stay as few
+        // as the destinations, and a dashboard sees every one, 0 included, from the first scrape.
+        const rows = await dataSource
+          .query<{ destination: string | null; status: string; n: string }[]>(
+            `SELECT CASE WHEN destination = ANY($1::text[]) THEN destination END AS destination,
+                    status, count(*) AS n
+               FROM hl7_outbox WHERE status IN ('pending', 'dead') GROUP BY 1, 2`,
+            [configured],
+          )
+          .catch(() => undefined);
+        this.reset();
+        if (!rows) return;
+        const found = new Map(
+          rows.map((row) => [`${row.destination ?? UNCONFIGURED} ${row.status}`, Number(row.n)]),
+        );
+        for (const destination of [...configured, UNCONFIGURED]) {
+          for (const status of ['pending', 'dead']) {
+            this.set({ destination, status }, found.get(`${destination} ${status}`) ?? 0);
+          }
+        }
+      },
+    });
     new Gauge({
       name: 'carevault_hl7_outbox_oldest_pending_seconds',
       help: 'Age of the oldest pending outbound HL7 message, per destination: the head of its queue, which holds the rest back',

@@ -19,6 +19,11 @@ describe('GET /metrics (Prometheus)', () => {
   let dir: string;
   let restoreEnv: () => void;
   const token = randomBytes(32).toString('hex');
+  // Configured destinations no test connects to: their rows are never due, or dead.
+  const FIRST = `metrics-a-${randomUUID().slice(0, 8)}.invalid:2575`;
+  const SECOND = `tls://metrics-b-${randomUUID().slice(0, 8)}.invalid:2576`;
+  // An envelope's shape (the column's check): never opened, as no sender takes the row.
+  const SEALED = `cv1.k${'0'.repeat(12)}.${'A'.repeat(16)}..${'A'.repeat(22)}`;
 
   const scrape = async (): Promise<string> => {
     const res = await http('GET', `${testApp.url}/metrics`, {
@@ -32,7 +37,10 @@ describe('GET /metrics (Prometheus)', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'carevault-metrics-'));
     await writeFile(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
-    restoreEnv = withEnv({ METRICS_TOKEN_FILE: join(dir, 'token') });
+    restoreEnv = withEnv({
+      METRICS_TOKEN_FILE: join(dir, 'token'),
+      HL7_OUTBOUND: `${FIRST},${SECOND}/LIS`,
+    });
     testApp = await createTestApp();
   });
 
@@ -117,9 +125,7 @@ describe('GET /metrics (Prometheus)', () => {
   });
 
   it("shows how long each destination's queue has waited on its head, to tell a stuck one", async () => {
-    // A destination no sender serves here (HL7_OUTBOUND is unset): its head waits for good.
-    // An envelope's shape (the column's check): never opened, as no sender takes the row.
-    const SEALED = `cv1.k${'0'.repeat(12)}.${'A'.repeat(16)}..${'A'.repeat(22)}`;
+    // A destination no sender serves here (HL7_OUTBOUND does not name it): its head waits for good.
     const destination = `metrics-${randomUUID().slice(0, 8)}.invalid:2575`;
     const dataSource = testApp.app.get(DataSource);
     const insert = (minutesAgo: number) =>
@@ -153,6 +159,58 @@ describe('GET /metrics (Prometheus)', () => {
       expect(age).toBeLessThan(600);
     } finally {
       await dataSource.query(`DELETE FROM hl7_outbox WHERE destination = $1`, [destination]);
+    }
+  });
+
+  it('splits the outbox depth by configured destination, the others together, and keeps the total', async () => {
+    const dataSource = testApp.app.get(DataSource);
+    const removed = `metrics-gone-${randomUUID().slice(0, 8)}.invalid:2575`;
+    const insert = (destination: string, status: 'pending' | 'dead') =>
+      dataSource.query(
+        `INSERT INTO hl7_outbox (id, destination, created_at, message_type, control_id,
+                                 resource_type, resource_id, version_id, message, status,
+                                 next_attempt_at)
+         VALUES ($1, $2, now(), 'ADT^A08', $3, 'Patient', $4, 1, $5, $6, now() + interval '1 day')`,
+        [randomUUID(), destination, `CV${randomUUID().slice(0, 8)}`, randomUUID(), SEALED, status],
+      );
+    const depth = (text: string, destination: string, status: string) =>
+      sample(
+        text,
+        `carevault_hl7_outbox_destination_depth{destination="${destination}",status="${status}"}`,
+      );
+    const before = await scrape();
+    try {
+      await insert(FIRST, 'dead');
+      await insert(FIRST, 'dead');
+      await insert(SECOND, 'pending');
+      await insert(removed, 'dead');
+      const text = await scrape();
+      expect(depth(text, FIRST, 'dead')).toBe(2);
+      expect(depth(text, FIRST, 'pending')).toBe(0);
+      expect(depth(text, SECOND, 'pending')).toBe(1);
+      expect(depth(text, SECOND, 'dead')).toBe(0);
+      expect(depth(text, 'unconfigured', 'dead')).toBe(
+        (depth(before, 'unconfigured', 'dead') ?? 0) + 1,
+      );
+      // The total series stays as it was, for the dashboards and alerts built on it.
+      for (const status of ['pending', 'dead']) {
+        const parts = [FIRST, SECOND, 'unconfigured'].map((name) => depth(text, name, status) ?? 0);
+        expect(sample(text, `carevault_hl7_outbox_depth{status="${status}"}`)).toBe(
+          parts.reduce((sum, part) => sum + part, 0),
+        );
+      }
+      // Label values are configured names only: a row's destination (any text in the table)
+      // never becomes one, so the series stay as few as the destinations.
+      const labels = text
+        .split('\n')
+        .filter((line) => line.startsWith('carevault_hl7_outbox_destination_depth{'))
+        .map((line) => /destination="([^"]*)"/.exec(line)?.[1]);
+      expect(new Set(labels)).toEqual(new Set([FIRST, SECOND, 'unconfigured']));
+      expect(text).not.toContain(`destination_depth{destination="${removed}"`);
+    } finally {
+      await dataSource.query(`DELETE FROM hl7_outbox WHERE destination = ANY($1)`, [
+        [FIRST, SECOND, removed],
+      ]);
     }
   });
 });
