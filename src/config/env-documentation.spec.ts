@@ -18,14 +18,19 @@ interface Group {
   names: string[];
 }
 
-/** The table's groups (`| **Database** | | |` rows) and the variables of each, in order. */
-function readmeGroups(): Group[] {
+/** The rows of the README's configuration table. */
+function readmeRows(): string[] {
   const readme = read('README.md');
   const start = readme.indexOf('\n## Configuration\n');
   const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  return section.split('\n').filter((line) => line.startsWith('| '));
+}
+
+/** The table's groups (`| **Database** | | |` rows) and the variables of each, in order. */
+function readmeGroups(): Group[] {
   // Rows before the first group are kept, in a group without a title.
   const groups: Group[] = [{ title: '', names: [] }];
-  for (const row of section.split('\n').filter((line) => line.startsWith('| '))) {
+  for (const row of readmeRows()) {
     const first = row.split('|')[1]!.trim();
     const title = /^\*\*(.+)\*\*$/.exec(first)?.[1];
     if (title) {
@@ -76,6 +81,22 @@ describe('configuration documentation', () => {
     expect(missing(known, documented)).toEqual([]);
     expect(missing(documented, known)).toEqual([]);
     expect(documented.length).toBe(new Set(documented).size);
+  });
+
+  it('gives each default in the README table as the schema has it', () => {
+    const shown = new Map<string, string | undefined>();
+    for (const row of readmeRows()) {
+      const [, names = '', defaults = ''] = row.split('|');
+      // `JWT_ISSUER`, `JWT_AUDIENCE` | `carevault`, `carevault-api`: the same order.
+      const values = [...defaults.matchAll(/`([^`]*)`/g)].map((match) => match[1]);
+      [...names.matchAll(/`([^`]+)`/g)].forEach((match, index) => {
+        shown.set(match[1]!, values[index]);
+      });
+    }
+    const defaults = Object.entries(new EnvironmentVariables());
+    expect(
+      defaults.filter(([name, value]) => shown.get(name) !== String(value)).map(([name]) => name),
+    ).toEqual([]);
   });
 
   it('lists every setting in .env.example, and no other, grouped as the README table', () => {
