@@ -980,4 +980,75 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     ).toEqual(['AA']);
     expect(await numbered('ServiceRequest', CPOE, `R3-${tag}`)).toHaveLength(1);
   });
+  it("files the OBX of an RDE's encoded order (RXE) as Observations in supportingInformation", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    /** Vancomycin dosed by weight and kidney function, as a pharmacy system sends it. */
+    const dosed = (control: string, weight: string, ...more: string[]) =>
+      rde(
+        tag,
+        control,
+        'E',
+        `ORC|NW|E1-${tag}^CPOE|||||||202503010800+0000`,
+        'RXE|^Q12H^^^^R|11124^Vancomycin 1000 MG Injection^RXNORM|1000||mg^milligram^UCUM',
+        'TQ1|1||Q12H^Every 12 hours^HL70335',
+        'RXR|IV^Intravenous^HL70162',
+        `OBX|1|NM|29463-7^Body weight^LN||${weight}|kg^kilogram^UCUM|||||F`,
+        'NTE|1||Weighed on admission',
+        'OBX|2|NM|2160-0^Creatinine^LN||1.1|mg/dL^^UCUM|||||F',
+        ...more,
+      );
+    // A second order of the message has its own observation, not the first's.
+    const second = [
+      `ORC|NW|E2-${tag}^CPOE`,
+      'RXE||197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM',
+      'OBX|1|NM|8480-6^Systolic blood pressure^LN||150|mm[Hg]^^UCUM|||||F',
+    ];
+    expect(await codes(dosed('E1', '72.5', ...second))).toEqual(['AA']);
+    const supporting = async (value: string) => {
+      const [prescription] = await numbered('MedicationRequest', CPOE, value);
+      return Promise.all(
+        ((prescription!['supportingInformation'] ?? []) as { reference: string }[]).map(
+          ({ reference }) => feed.one(`Observation?_id=${reference.split('/')[1]}`),
+        ),
+      );
+    };
+    // Dropped until 2026-12-07: the weight the dose was worked out from was nowhere.
+    const [weight, creatinine, ...none] = await supporting(`E1-${tag}`);
+    expect(none).toEqual([]);
+    expect(weight).toMatchObject({
+      code: { coding: [expect.objectContaining({ code: '29463-7' })] },
+      valueQuantity: { value: 72.5, unit: 'kilogram' },
+      note: [{ text: 'Weighed on admission' }],
+    });
+    expect(creatinine!['code'].coding[0].code).toBe('2160-0');
+    expect((await supporting(`E2-${tag}`)).map((obx) => obx['code'].coding[0].code)).toEqual([
+      '8480-6',
+    ]);
+    // Sent again under a new control id, the weight corrected: the same Observations.
+    expect(await codes(dosed('E2', '74', ...second))).toEqual(['AA']);
+    const again = await supporting(`E1-${tag}`);
+    expect(again.map((obx) => obx['id'])).toEqual([weight!['id'], creatinine!['id']]);
+    expect(again[0]!['valueQuantity'].value).toBe(74);
+    const patient = await patientOf(tag, 'E');
+    expect(await feed.search(`Observation?subject=Patient/${patient}&code=29463-7`)).toHaveLength(
+      1,
+    );
+    // The shared sample's heart rate (an OBX after its RXE, RXR, RXC and CDO) too.
+    const sampled = sample('RDE-O11-01.hl7', `ES-${tag}`, [
+      ['1163422591^EPC', `ES-${tag}^EPC`],
+      ['PATID1234^5^M11^test1&2.16.1&HCD', `ES-${tag}^5^M11^test1&2.16.1&HCD`],
+      ['123456789^^^USSSA^SS', ''],
+    ]);
+    expect(await codes(sampled)).toEqual(['AA']);
+    const [prescription] = await numbered(
+      'MedicationRequest',
+      'urn:carevault:v2:assigning-authority:EPC',
+      `ES-${tag}`,
+    );
+    const references = prescription!['supportingInformation'] as { reference: string }[];
+    expect(references).toHaveLength(1);
+    const heartRate = await feed.one(`Observation?_id=${references[0]!.reference.split('/')[1]}`);
+    expect(heartRate['code'].coding[0].code).toBe('8867-4');
+  });
 });

@@ -5,20 +5,17 @@ import { FhirService } from '../../fhir/fhir.service.js';
 import { identifierType } from '../mapping/datatypes.js';
 import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
-import { HL7_USER } from '../hl7-user.js';
-import { observationFromObx } from '../mapping/observation.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
-import type { RecordClock } from './event-order.js';
+import { orderAnswers, type OrderAnswer } from './order-answers.js';
 import {
   patientsOrderOf,
   unnumberedOrder,
   unnumberedPrescription,
   upsertOrder,
 } from './order-numbers.js';
-import { writeOver, type PatientOfMessage, type Touched } from './processing.js';
-import { codeKey } from './record-criteria.js';
+import type { PatientOfMessage, Touched } from './processing.js';
 import { visitOf } from './record-owners.js';
 import { obrSpecimen, spmSpecimen } from './specimens.js';
 
@@ -49,7 +46,7 @@ export class OrderMessages {
        * Its ask-at-order-entry answers: each OBX after its OBR (or its RXO), before any SPM,
        * with its NTE.
        */
-      answers: { obx: V2Segment; notes: V2Segment[] }[];
+      answers: OrderAnswer[];
       /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
       rxo?: V2Segment;
       rxr?: V2Segment;
@@ -124,7 +121,7 @@ export class OrderMessages {
                   identifiers,
                   patientId,
                 ));
-        const supportingInformation = await this.orderAnswers('MedicationRequest', answers, {
+        const supportingInformation = await orderAnswers(this.fhir, 'MedicationRequest', answers, {
           obr,
           storedOrder: stored,
           sender,
@@ -176,7 +173,7 @@ export class OrderMessages {
         touched,
       });
       touched.entities.push(...specimen.map(({ reference }) => reference));
-      const supportingInfo = await this.orderAnswers('ServiceRequest', answers, {
+      const supportingInfo = await orderAnswers(this.fhir, 'ServiceRequest', answers, {
         obr,
         storedOrder: stored,
         sender,
@@ -218,71 +215,6 @@ export class OrderMessages {
     const warning = untiedWarning(untied);
     if (warning) (touched.warnings ??= []).push(warning);
     return touched;
-  }
-
-  /**
-   * An order's ask-at-order-entry answers (the OBX after its OBR: the date of the last rabies
-   * vaccination, whether the patient fasted) as Observations its ServiceRequest names in
-   * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them, and those after a
-   * pharmacy order's RXO (ORM_O01's ORDER_DETAIL) in its MedicationRequest's
-   * supportingInformation. Dropped until 2026-12-07: the lab got the order without what the
-   * clinician answered for it, and the pharmacy a prescription without the observations sent
-   * with it. An answer is known again as the order on file's of that code (the n-th of it, when
-   * one is asked twice), so that the order sent again updates its answers rather than adding
-   * them; those of an order not on file are new (one of no number is found by what it says,
-   * see unnumberedOrder). A message older than one already applied to the order leaves its
-   * answers as they are (the order's clock), and each answer too (its own, see writeOver):
-   * until 2026-12-07 a replayed older order, kept itself, wrote its answers over the newer
-   * ones, and filed those the newer message did not have beside it.
-   */
-  private async orderAnswers(
-    type: 'ServiceRequest' | 'MedicationRequest',
-    answers: readonly { obx: V2Segment; notes: V2Segment[] }[],
-    {
-      obr,
-      storedOrder,
-      sender,
-      patientId,
-      encounter,
-      clock,
-    }: {
-      obr: V2Segment | undefined;
-      storedOrder: () => Promise<string | undefined>;
-      sender?: string;
-      patientId: string;
-      encounter: { encounter?: { reference: string } };
-      clock: RecordClock;
-    },
-  ): Promise<{ reference: string }[]> {
-    if (answers.length === 0) return [];
-    const element = type === 'ServiceRequest' ? 'supportingInfo' : 'supportingInformation';
-    const stored = await storedOrder();
-    const previous: { id: string; code: string }[] = [];
-    if (stored) {
-      const order = (await this.fhir.read(HL7_USER, type, stored)).resource;
-      const references = (order[element] ?? []) as { reference: string }[];
-      // The order stays as the newer message left it (upsertOrder): so do the answers it names,
-      // and none is filed beside it that it would not name.
-      if (await clock(type, stored)) return references;
-      for (const { reference } of references) {
-        const [kind, id] = reference?.split('/') ?? [];
-        if (kind !== 'Observation' || !id) continue;
-        const answer = (await this.fhir.read(HL7_USER, 'Observation', id)).resource;
-        previous.push({ id, code: codeKey(answer) });
-      }
-    }
-    const references: { reference: string }[] = [];
-    for (const { obx, notes } of answers) {
-      const observation = {
-        ...observationFromObx(obx, patientId, undefined, notes, obr, sender),
-        ...encounter,
-      };
-      const at = previous.findIndex(({ code }) => code === codeKey(observation));
-      const match = at >= 0 ? previous.splice(at, 1)[0]!.id : undefined;
-      const id = await writeOver(this.fhir, 'Observation', observation, match, clock);
-      references.push({ reference: `Observation/${id}` });
-    }
-    return references;
   }
 
   /**

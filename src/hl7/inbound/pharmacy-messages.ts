@@ -6,7 +6,13 @@ import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication
 import { orderChangeOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { patientsNumbered, patientsOrderOf, upsertOrder } from './order-numbers.js';
+import { giveAnswers, orderAnswers } from './order-answers.js';
+import {
+  patientsNumbered,
+  patientsOrderOf,
+  unnumberedPrescription,
+  upsertOrder,
+} from './order-numbers.js';
 import { byIdentifier, writeOver, type PatientOfMessage, type Touched } from './processing.js';
 import { visitOf } from './record-owners.js';
 
@@ -45,7 +51,8 @@ export class PharmacyMessages {
 
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
-   * RXE, keyed by its ORC's order numbers, and a MedicationDispense per RXD, keyed by the order
+   * RXE, keyed by its ORC's order numbers, with the OBX after it (a weight, a creatinine) as
+   * Observations in its supportingInformation (see orderAnswers; dropped until 2026-12-07), and a MedicationDispense per RXD, keyed by the order
    * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
    * authorized by its order's MedicationRequest when it is known here. A message older than
    * one already applied to an order or a dispense leaves it as it is.
@@ -76,15 +83,41 @@ export class PharmacyMessages {
         if (!body) {
           throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
         }
+        const change = orderChangeOf(orc, 'MedicationRequest');
+        // The order on file, looked up once for its observations and its upsert, as an RXO's.
+        let lookup: Promise<string | undefined> | undefined;
+        const stored = () =>
+          (lookup ??=
+            identifiers.length === 0 && change.whole
+              ? unnumberedPrescription(this.matches, { ...body, ...encounter }, patientId)
+              : patientsOrderOf(
+                  this.fhir,
+                  this.matches,
+                  'MedicationRequest',
+                  identifiers,
+                  patientId,
+                ));
+        const supportingInformation = await orderAnswers(
+          this.fhir,
+          'MedicationRequest',
+          giveAnswers(segments, i),
+          { obr: undefined, storedOrder: stored, sender, patientId, encounter, clock },
+        );
+        touched.entities.push(...supportingInformation.map(({ reference }) => reference));
         request = await upsertOrder(
           this.fhir,
           this.matches,
           'MedicationRequest',
-          { ...body, ...encounter },
+          {
+            ...body,
+            ...encounter,
+            ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
+          },
           identifiers,
           patientId,
-          orderChangeOf(orc, 'MedicationRequest'),
+          change,
           clock,
+          stored,
         );
         touched.entities.push(`MedicationRequest/${request}`);
         continue;
