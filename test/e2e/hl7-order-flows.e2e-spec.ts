@@ -1051,4 +1051,92 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const heartRate = await feed.one(`Observation?_id=${references[0]!.reference.split('/')[1]}`);
     expect(heartRate['code'].coding[0].code).toBe('8867-4');
   });
+  it('files an OMP^O09 pharmacy order as a MedicationRequest, its OBX in supportingInformation', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const omp = (control: string, orc: string, weight = '72.5') =>
+      [
+        `MSH|^~\\&|CPOE|HOSP|PHARM|HOSP|202503010800+0000||OMP^O09^OMP_O09|${control}-${tag}|P|2.5.1`,
+        pid(tag, 'P'),
+        'PV1|1|I|4E^401^A',
+        orc,
+        'TQ1|1||Q12H^Every 12 hours^HL70335||||202503011000+0000|202503081000+0000|R',
+        'RXO|11124^Vancomycin 1000 MG Injection^RXNORM|1000||mg^milligram^UCUM|||||||14|VIAL^vial|0',
+        'NTE|1||Trough before the fourth dose',
+        'RXR|IV^Intravenous^HL70162',
+        `OBX|1|NM|29463-7^Body weight^LN||${weight}|kg^kilogram^UCUM|||||F`,
+        'OBX|2|NM|2160-0^Creatinine^LN||1.1|mg/dL^^UCUM|||||F',
+      ].join('\r');
+    const placed = `ORC|NW|P1-${tag}^CPOE|PF1-${tag}^PHARM||||||202503010800+0000|||1234^Welby^Marcus^^^Dr^^^CPOE`;
+    const [ack] = await feed.send(omp('P1', placed));
+    // Until 2026-12-07 an AR (200, unsupported message type): the order was not filed.
+    expect(msaOf(ack!).code).toBe('AA');
+    // A generic ACK, as for ORM, OML and RDE (the service sends no message-specific ones).
+    expect(ack!.split('\r')[0]!.split('|')[8]).toBe('ACK^O09^ACK');
+    const [prescription, ...others] = await numbered('MedicationRequest', CPOE, `P1-${tag}`);
+    expect(others).toEqual([]);
+    expect(prescription).toMatchObject({
+      status: 'active',
+      intent: 'order',
+      priority: 'routine',
+      medicationCodeableConcept: { coding: [expect.objectContaining({ code: '11124' })] },
+      authoredOn: '2025-03-01T08:00:00+00:00',
+      requester: expect.objectContaining({ type: 'Practitioner' }),
+      dosageInstruction: [
+        {
+          timing: {
+            repeat: {
+              boundsPeriod: {
+                start: '2025-03-01T10:00:00+00:00',
+                end: '2025-03-08T10:00:00+00:00',
+              },
+            },
+            code: { coding: [expect.objectContaining({ code: 'Q12H' })] },
+          },
+          doseAndRate: [{ doseQuantity: { value: 1000, unit: 'milligram' } }],
+          route: { coding: [expect.objectContaining({ code: 'IV' })] },
+        },
+      ],
+      dispenseRequest: { quantity: { value: 14, unit: 'vial' }, numberOfRepeatsAllowed: 0 },
+    });
+    expect(prescription!['identifier']).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ system: CPOE, value: `P1-${tag}` }),
+        expect.objectContaining({ value: `PF1-${tag}` }),
+      ]),
+    );
+    const supporting = async () => {
+      const [order] = await numbered('MedicationRequest', CPOE, `P1-${tag}`);
+      return Promise.all(
+        ((order!['supportingInformation'] ?? []) as { reference: string }[]).map(({ reference }) =>
+          feed.one(`Observation?_id=${reference.split('/')[1]}`),
+        ),
+      );
+    };
+    const observations = await supporting();
+    expect(observations.map((obx) => obx['code'].coding[0].code)).toEqual(['29463-7', '2160-0']);
+    // Sent again (a new control id): the same order and Observations, none added.
+    expect(await codes(omp('P2', placed, '74'))).toEqual(['AA']);
+    expect((await supporting()).map((obx) => obx['id'])).toEqual(
+      observations.map((obx) => obx['id']),
+    );
+    const patient = await patientOf(tag, 'P');
+    expect(await feed.search(`Observation?subject=Patient/${patient}&code=29463-7`)).toHaveLength(
+      1,
+    );
+    // The order cancelled under the same numbers: the same MedicationRequest, now cancelled.
+    expect(
+      await codes(omp('P3', `ORC|CA|P1-${tag}^CPOE|PF1-${tag}^PHARM||||||202503011200+0000`)),
+    ).toEqual(['AA']);
+    const [cancelled, ...more] = await numbered('MedicationRequest', CPOE, `P1-${tag}`);
+    expect(more).toEqual([]);
+    expect([cancelled!['id'], cancelled!['status']]).toEqual([prescription!['id'], 'cancelled']);
+    // An OMP order of no RXO says no drug: refused (AE 100), not filed as an order of no code.
+    const [bare] = await feed.send(
+      omp('P4', `ORC|NW|P4-${tag}^CPOE`).split('\r').slice(0, 4).join('\r'),
+    );
+    expect(msaOf(bare!).code).toBe('AE');
+    expect(bare).toContain('100^');
+    expect(await numbered('ServiceRequest', CPOE, `P4-${tag}`)).toEqual([]);
+    expect(await numbered('MedicationRequest', CPOE, `P4-${tag}`)).toEqual([]);
+  });
 });

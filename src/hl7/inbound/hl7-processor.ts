@@ -91,13 +91,16 @@ const BAR_EVENTS: ReadonlySet<string> = new Set(['P01', 'P05', 'P12']);
  */
 export const MAX_RESULTS_PER_MESSAGE = 1000;
 
+/** General clinical orders, and pharmacy orders of the placer (OMP), for OrderMessages. */
+const ORDER_TYPES: ReadonlySet<string> = new Set(['ORM^O01', 'OML^O21', 'OMG^O19', 'OMP^O09']);
+
 /** A referral (REF^I12), its change (I13) and its cancellation (I14). */
 const REF_EVENTS: ReadonlySet<string> = new Set(['I12', 'I13', 'I14']);
 
 /** The message types (MSH-9.1) with at least one event mapped below. */
 const MAPPED_MESSAGE_CODES: ReadonlySet<string> = new Set([
   ...['ADT', 'MDM', 'SIU', 'PPR', 'BAR', 'DFT', 'REF', 'ORU', 'OUL'],
-  ...['ORM', 'OML', 'OMG', 'VXU', 'RDE', 'RDS'],
+  ...['ORM', 'OML', 'OMG', 'OMP', 'VXU', 'RDE', 'RDS'],
 ]);
 
 /**
@@ -188,8 +191,11 @@ export class Hl7Processor {
     if (type === 'OUL^R22' || type === 'OUL^R23') {
       return this.results.process(message, true, await this.patients.of(message));
     }
-    if (type === 'ORM^O01' || type === 'OML^O21' || type === 'OMG^O19') {
-      return this.orders.process(message, await this.patients.of(message));
+    // OMP^O09, a pharmacy order (ORC, RXO, RXR, TQ1, OBX), is an ORM's pharmacy order: until
+    // 2026-12-07 it was refused as a message type not supported (AR, 200).
+    if (ORDER_TYPES.has(type)) {
+      const pharmacy = type === 'OMP^O09';
+      return this.orders.process(message, await this.patients.of(message), pharmacy);
     }
     if (type === 'VXU^V04') {
       return this.vaccinations.process(message, await this.patients.of(message));

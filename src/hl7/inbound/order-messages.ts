@@ -30,11 +30,14 @@ export class OrderMessages {
 
   /**
    * ORM^O01, OML^O21 and OMG^O19 (a general clinical order): a ServiceRequest per order (an ORC,
-   * with the OBR after it if any).
+   * with the OBR after it if any); a pharmacy order (an ORC with an RXO and no OBR: ORM's, and
+   * OMP^O09's, whose ORDER group is ORC, TQ1, RXO, RXR, RXC and OBX) a MedicationRequest.
+   * An OMP's order (`pharmacy`) needs its RXO: one without is no ServiceRequest.
    */
   async process(
     message: V2Message,
     { sender, patientId, touched, clock }: PatientOfMessage,
+    pharmacy = false,
   ): Promise<Touched> {
     const orders: {
       orc?: V2Segment;
@@ -87,6 +90,9 @@ export class OrderMessages {
     }
     if (orders.length === 0) {
       throw new Hl7ProcessingError('100', 'An order message needs an ORC or OBR segment');
+    }
+    if (pharmacy && orders.some(({ rxo }) => !rxo)) {
+      throw new Hl7ProcessingError('100', 'A pharmacy order (OMP) needs an RXO segment');
     }
     const encounter = await visitOf(this.fhir, this.matches, message, sender, patientId);
     const untied: string[] = [];
