@@ -1097,6 +1097,8 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
         },
       ],
       dispenseRequest: { quantity: { value: 14, unit: 'vial' }, numberOfRepeatsAllowed: 0 },
+      // The NTE after the RXO: the prescriber's note (until 2026-12-07 it was dropped).
+      note: [{ text: 'Trough before the fourth dose' }],
     });
     expect(prescription!['identifier']).toEqual(
       expect.arrayContaining([

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { identifierType } from '../mapping/datatypes.js';
+import { annotationsOf, identifierType } from '../mapping/datatypes.js';
 import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
@@ -74,6 +74,8 @@ export class OrderMessages {
       if (segment.name === 'SPM' && last?.obr) last.specimens.push(segment);
       if (segment.name === 'RXO' && last && !last.obr) {
         last.rxo ??= segment;
+        // The NTE right after it are the prescriber's notes, as an OBR's are its order's.
+        if (last.rxo === segment) notes = last.notes;
         // ORM's ORDER_DETAIL: the OBX after an RXO are its OBSERVATION group, as after an OBR.
         answering = true;
       }
@@ -113,6 +115,7 @@ export class OrderMessages {
         if (!prescription) {
           throw new Hl7ProcessingError('101', 'An RXO segment needs a requested give code (RXO-1)');
         }
+        const note = annotationsOf(comments);
         const change = orderChangeOf(orc, 'MedicationRequest');
         // The order on file, looked up once for its answers and its upsert, as a ServiceRequest's.
         let lookup: Promise<string | undefined> | undefined;
@@ -143,6 +146,7 @@ export class OrderMessages {
           {
             ...prescription,
             ...encounter,
+            ...(note.length > 0 ? { note } : {}),
             ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
           },
           identifiers,
