@@ -618,6 +618,52 @@ describe('access by content: SMART scopes, patient compartment, restricted recor
       expect((await mixed('GET', `${fhir}/Practitioner/${ids.practitioner}`)).status).toBe(200);
     });
 
+    it("counts and follows, in a linked record's $everything, only what is in its compartment", async () => {
+      // Another record of the same person (Patient.link), which R4 puts in the compartment of
+      // the one it names: the token reads it, not the results filed under it.
+      const mine = await create(doctor, buildPatient());
+      const linked = await create(doctor, {
+        ...buildPatient(),
+        link: [{ other: { reference: `Patient/${mine}` }, type: 'seealso' }],
+      });
+      const oncologist = await create(doctor, {
+        resourceType: 'Practitioner',
+        name: [{ family: 'Oncologist' }],
+      });
+      const filedUnderLinked = await create(
+        doctor,
+        observation(linked, { performer: [{ reference: `Practitioner/${oncologist}` }] }),
+      );
+      // In both compartments: the linked record's, and by performer the token's.
+      const inBoth = await create(
+        doctor,
+        observation(linked, { performer: [{ reference: `Patient/${mine}` }] }),
+      );
+      const everything = async (as: HttpFn) => {
+        const res = await as('GET', `${fhir}/Patient/${linked}/$everything`);
+        expect(res.status).toBe(200);
+        const entries = (res.body.entry ?? []) as {
+          resource: { resourceType: string; id: string };
+        }[];
+        return {
+          total: res.body.total as number,
+          listed: entries.map((e) => `${e.resource.resourceType}/${e.resource.id}`).sort(),
+        };
+      };
+      // The doctor's: every record filed under it, and the oncologist a result names.
+      const whole = await everything(doctor);
+      expect(whole.listed).toEqual(
+        expect.arrayContaining([`Observation/${filedUnderLinked}`, `Practitioner/${oncologist}`]),
+      );
+      // The token's: its total counted the result it may not see (3, not 2), and the
+      // oncologist that only one of them names was brought in, until 2026-12-07.
+      const own = await scoped(doctorToken, 'patient/*.rs', mine);
+      expect(await everything(own)).toEqual({
+        total: 2,
+        listed: [`Observation/${inBoth}`, `Patient/${linked}`].sort(),
+      });
+    });
+
     it("does not show another patient's record through a version filed to its patient by mistake", async () => {
       // B's result, filed to A, then refiled to B: A's versions of it hold B's data.
       const refiled = await create(doctor, observation(ids.patientA));

@@ -148,10 +148,11 @@ export class EverythingService {
         .flatMap(([type, params]) => params.map((param) => ({ type, param })));
       // Counted in resources, not references: counting references (two for each Observation)
       // cut a record of 20,000 Observations to 5,000 of them, answered as if whole.
-      const members = await this.repository.compartmentMembers(id, links, since, MAX_RESOURCES + 1);
-      if (members.length > MAX_RESOURCES) {
+      const found = await this.repository.compartmentMembers(id, links, since, MAX_RESOURCES + 1);
+      if (found.length > MAX_RESOURCES) {
         throw tooLong();
       }
+      const members = await this.confined(user, id, links, found);
       // Pages follow one order, and a page starts after the last key of the one before: what
       // is written while a client pages shifts nothing. The order, the window and the total
       // come from the index, so that a page loads and decrypts its own rows only: `_count=1`
@@ -291,6 +292,35 @@ export class EverythingService {
     };
   }
 
+  /**
+   * Of another patient's members, those a patient-scoped token may list: in its own patient's
+   * compartment too. Its patient's compartment holds another record of the same person (a
+   * Patient.link), whose $everything it may ask for; the members are that record's, and those
+   * the token may not see were counted in `total` and followed to the shared records they name
+   * (an oncologist), though left out of the entries, until 2026-12-07.
+   */
+  private async confined(
+    user: AuthenticatedUser,
+    id: string,
+    links: readonly { type: string; param: string }[],
+    members: { type: string; id: string }[],
+  ): Promise<{ type: string; id: string }[]> {
+    const own = user.patient;
+    if (own === undefined || own === id) return members;
+    const isConfined = (type: string): boolean => this.access.confinesTo(user, type, 'search');
+    const inOwn = await this.repository.inCompartment(
+      own,
+      links.filter(({ type }) => isConfined(type)),
+      members.filter(({ type }) => isConfined(type)),
+    );
+    const kept = new Set(inOwn.map((member) => `${member.type}/${member.id}`));
+    return members.filter(
+      (member) =>
+        !isConfined(member.type) ||
+        (member.type === 'Patient' && member.id === own) ||
+        kept.has(`${member.type}/${member.id}`),
+    );
+  }
   private careDateParam(type: string): string | undefined {
     const param = this.searchDefinitions.param(type, 'date') ? 'date' : CARE_DATES[type];
     return param && this.searchDefinitions.param(type, param)?.type === 'date' ? param : undefined;

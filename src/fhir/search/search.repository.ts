@@ -271,6 +271,35 @@ export class SearchRepository {
   }
 
   /**
+   * Of these resources, those that refer to a patient through a parameter that puts them in its
+   * compartment (as compartmentMembers finds them), each once.
+   */
+  async inCompartment(
+    patientId: string,
+    links: readonly { type: string; param: string }[],
+    resources: readonly { type: string; id: string }[],
+  ): Promise<{ type: string; id: string }[]> {
+    if (links.length === 0 || resources.length === 0) {
+      return [];
+    }
+    return this.unitOfWork.manager.query(
+      `SELECT DISTINCT s.resource_type AS type, s.resource_id AS id
+         FROM search_reference s
+         JOIN unnest($4::text[], $5::text[]) AS m(type, id)
+           ON s.resource_type = m.type AND s.resource_id = m.id
+        WHERE s.target_type = 'Patient' AND s.target_id = $1
+          AND (s.resource_type, s.param) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
+      [
+        patientId,
+        links.map((link) => link.type),
+        links.map((link) => link.param),
+        resources.map((resource) => resource.type),
+        resources.map((resource) => resource.id),
+      ],
+    );
+  }
+
+  /**
    * The live resources of `targetTypes` that these resources refer to through any reference
    * parameter, each once, updated at `since` or later, not restricted: at most `limit`. A
    * reference no parameter indexes is not followed, as HAPI follows only its indexed links.
