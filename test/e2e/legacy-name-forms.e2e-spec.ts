@@ -33,10 +33,12 @@ describe('the older form of names, searched until the index is rebuilt', () => {
     await status.refreshForms();
   };
   /** The family name's index rows as a version before 3 wrote them: its older form's prefix. */
-  const indexAsBefore = async (id: string, family: string): Promise<void> => {
-    const hash = testApp.app
-      .get(BlindIndexer)
-      .compute(blindField('Patient', 'family'), startsWithTerm(legacyNormalizeString(family)).term);
+  const indexAsBefore = async (
+    id: string,
+    family: string,
+    term = startsWithTerm(legacyNormalizeString(family)).term,
+  ): Promise<void> => {
+    const hash = testApp.app.get(BlindIndexer).compute(blindField('Patient', 'family'), term);
     await dataSource.query(
       `DELETE FROM search_blind WHERE resource_type = 'Patient' AND resource_id = $1 AND param = 'family'`,
       [id],
@@ -95,5 +97,21 @@ describe('the older form of names, searched until the index is rebuilt', () => {
       (await dataSource.query(`SELECT "version" FROM search_index_state`))[0].version,
     ).toBeGreaterThanOrEqual(3);
     expect((await found('Großmann')).sort()).toEqual([older, meanwhile].sort());
+  });
+
+  it('finds a long name outside the Basic Multilingual Plane by the prefix cut in UTF-16 units, until the rebuild', async () => {
+    // Twelve Tangut characters, 24 UTF-16 units: before index version 5 the longest prefix
+    // indexed was its first 20 units (ten characters); now it is the whole name.
+    const family = '𗼇𗅋𗁅𘝞𗂧𗤶𗈪𗡞𘃡𗹦𗾞𗂸';
+    const id = (
+      await doctor('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient({ family }) })
+    ).body.id as string;
+    await indexAsBefore(id, family, `p:${family.slice(0, 20)}`);
+    await indexVersion(4);
+    expect(await found(encodeURIComponent(family))).toEqual([id]);
+    await indexVersion(5);
+    expect(await found(encodeURIComponent(family))).toEqual([]);
+    await testApp.app.get(ReindexService).reindexAll(() => undefined);
+    expect(await found(encodeURIComponent(family))).toEqual([id]);
   });
 });

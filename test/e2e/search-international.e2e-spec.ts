@@ -16,9 +16,18 @@ describe('Searching names as people of many countries write and type them', () =
   const run = randomUUID().slice(0, 6);
   const ids: Record<string, string> = {};
 
-  const create = async (name: Record<string, unknown>, birthDate = '1980-04-02') => {
+  const create = async (
+    name: Record<string, unknown>,
+    birthDate = '1980-04-02',
+    line?: string[],
+  ) => {
     const res = await doctor('POST', `${fhir}/Patient`, {
-      body: { resourceType: 'Patient', name: [name], birthDate },
+      body: {
+        resourceType: 'Patient',
+        name: [name],
+        birthDate,
+        ...(line ? { address: [{ line, city: 'Hong Kong' }] } : {}),
+      },
     });
     expect(res.status).toBe(201);
     return res.body.id as string;
@@ -54,6 +63,25 @@ describe('Searching names as people of many countries write and type them', () =
     expect(await found(`family=${encodeURIComponent(`محمد${run}`)}`)).toEqual([ids['arabic']]);
     expect(await found(`family=dang${run}&given=thi`)).toEqual([ids['vietnamese']]);
     expect(await found(`family=MULLER${run}&given=isik`)).toEqual([ids['zero-width']]);
+  });
+
+  it('counts characters outside the Basic Multilingual Plane as one each, as it cuts prefixes', async () => {
+    // 𠮷 (U+20BB7, CJK Extension B; the 𠮷 of 𠮷野家) is two UTF-16 units. Until 2026-12-07
+    // 𠮷野 counted as three characters, so it was a prefix search that found 𠮷野谷 too.
+    const given = `Y${run}`;
+    const yoshino = await create({ family: '𠮷野', given: [given] });
+    const yoshinoya = await create({ family: '𠮷野谷', given: [given] });
+    expect(await found(`family=${encodeURIComponent('𠮷野')}&given=${given}`)).toEqual([yoshino]);
+    expect(await found(`family=${encodeURIComponent('𠮷野谷')}&given=${given}`)).toEqual([
+      yoshinoya,
+    ]);
+    // A prefix of 20 UTF-16 units ended in half of 𨋢 or 𡋀, hashed as U+FFFD for either, so
+    // a search for one address line found the other.
+    const street = `${run}屯門青山公路大興村興盛樓一`;
+    expect(street).toHaveLength(19);
+    const lift = await create({ family: 'Chan', given: [given] }, '1980-04-02', [`${street}𨋢`]);
+    await create({ family: 'Chan', given: [given] }, '1980-04-02', [`${street}𡋀`]);
+    expect(await found(`address=${encodeURIComponent(`${street}𨋢`)}`)).toEqual([lift]);
   });
 
   it('conditional create and $match find the patient typed another way', async () => {

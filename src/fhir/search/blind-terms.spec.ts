@@ -1,4 +1,4 @@
-import { dateCoverTerms, dateTerms, stringTerms } from './blind-terms.js';
+import { dateCoverTerms, dateTerms, startsWithTerm, stringTerms } from './blind-terms.js';
 
 /** Whether a stored date is found by a range search, as the index decides it. */
 function found(stored: string, from: string | null, to: string | null): boolean {
@@ -17,6 +17,58 @@ describe('blind-index terms', () => {
     expect(
       stringTerms('Wolfeschlegelsteinhausenbergerdorff').filter((t) => t.startsWith('p:')),
     ).toHaveLength(18);
+  });
+
+  it('indexes names of the Basic Multilingual Plane under the terms it always did', () => {
+    // What rows written before index version 5 hold for these; a change here is a reindex.
+    expect(stringTerms('Wolfeschlegelsteinhausenbergerdorff').slice(-2)).toEqual([
+      'p:wolfeschlegelsteinh',
+      'p:wolfeschlegelsteinha',
+    ]);
+    expect(stringTerms('Đặng Thị')).toEqual([
+      'e:dang thi',
+      'p:dan',
+      'p:dang',
+      'p:dang ',
+      'p:dang t',
+      'p:dang th',
+      'p:dang thi',
+    ]);
+    expect(stringTerms('吉野太郎')).toEqual(['e:吉野太郎', 'p:吉野太', 'p:吉野太郎']);
+    expect(stringTerms('محمد')).toEqual(['e:محمد', 'p:محم', 'p:محمد']);
+    // Hangul is decomposed into its jamo by NFKD: 김 is three characters of the index.
+    expect(stringTerms('김')).toEqual(['e:\u1100\u1175\u11b7', 'p:\u1100\u1175\u11b7']);
+  });
+
+  it('counts the characters of a name outside the Basic Multilingual Plane, not UTF-16 units', () => {
+    // 𠮷 (U+20BB7, CJK Extension B) is one character, two UTF-16 code units.
+    expect(stringTerms('𠮷野家')).toEqual(['e:𠮷野家', 'p:𠮷野家']);
+    expect(startsWithTerm('𠮷野')).toEqual({ term: 'e:𠮷野', wholePart: true });
+    const tangut = '𗼇𗅋𗁅𘝞𗂧𗤶𗈪𗡞𘃡𗹦𗾞𗂸𗏁𗹏𗣼𗟲𗅲𗡶𗼃𗥤𗤁𗢳';
+    const prefixes = stringTerms(tangut).filter((term) => term.startsWith('p:'));
+    expect(prefixes).toHaveLength(18);
+    expect(prefixes.at(-1)).toBe(`p:${[...tangut].slice(0, 20).join('')}`);
+    expect(startsWithTerm(tangut).term).toBe(`p:${[...tangut].slice(0, 20).join('')}`);
+  });
+
+  it('never cuts a character in two, so different names share no prefix hash they should not', () => {
+    // Hashed as UTF-8, half a surrogate pair is U+FFFD whichever character it was half of.
+    const utf8 = (terms: string[]): string[] =>
+      terms.map((term) => Buffer.from(term, 'utf8').toString('hex'));
+    const yoshino = utf8(stringTerms('ab𠮷野'));
+    const other = utf8(stringTerms('ab𡈽野'));
+    expect(yoshino.filter((term) => other.includes(term))).toEqual([]);
+    expect(stringTerms('ab𠮷野').filter((term) => /\p{Cs}/u.test(term))).toEqual([]);
+    const long = `${'x'.repeat(19)}𠮷野`;
+    expect(utf8([startsWithTerm(long).term])).not.toEqual(
+      utf8([startsWithTerm(`${'x'.repeat(19)}𡈽野`).term]),
+    );
+  });
+
+  it('keeps no combining mark, so no prefix ends between a letter and its mark', () => {
+    for (const name of ['Nguye\u0302\u0303n', 'कृष्ण', 'שָׁלוֹם', 'สมชาย', 'Zoë']) {
+      expect([name, stringTerms(name).filter((term) => /\p{M}/u.test(term))]).toEqual([name, []]);
+    }
   });
 
   it('finds dates by range at every stored precision (overlap semantics)', () => {

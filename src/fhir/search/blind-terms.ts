@@ -7,19 +7,27 @@ import { PHI_PREFIX_MAX, PHI_PREFIX_MIN } from './phi-parameters.js';
  * so equality of hashes is the only thing the index can answer: no ranges, no order, no text.
  */
 
-/** A name or address part: its exact form and its prefixes of 3 to 20 characters. */
+/**
+ * A name or address part: its exact form and its prefixes of 3 to 20 characters. A character is
+ * a code point: 𠮷 (U+20BB7) is one, not the two UTF-16 units of a JavaScript string, so that
+ * no prefix ends in half a surrogate pair (hashed as UTF-8, U+FFFD whichever character it was
+ * half of: until 2026-12-07 `ab𠮷` and `ab𡈽` shared the prefix `ab` + U+FFFD). Names of the
+ * Basic Multilingual Plane have the terms they had. The normalized form keeps no combining
+ * mark (normalizeString), so no prefix ends between a letter and its accent either.
+ */
 export function stringTerms(value: string): string[] {
   const normalized = normalizeString(value);
   if (normalized.length === 0) {
     return [];
   }
   const terms = [exactTerm(normalized)];
-  for (
-    let length = PHI_PREFIX_MIN;
-    length <= Math.min(PHI_PREFIX_MAX, normalized.length);
-    length++
-  ) {
-    terms.push(`p:${normalized.slice(0, length)}`);
+  let prefix = '';
+  let length = 0;
+  for (const character of normalized) {
+    prefix += character;
+    length++;
+    if (length > PHI_PREFIX_MAX) break;
+    if (length >= PHI_PREFIX_MIN) terms.push(`p:${prefix}`);
   }
   return terms;
 }
@@ -30,13 +38,28 @@ export function exactTerm(normalized: string): string {
 }
 
 /**
- * The term a starts-with search on a name or address part looks up: its prefix, or, for a value
- * shorter than any indexed prefix, the whole part (`Ng` finds Ng, not Nguyen).
+ * The term a starts-with search on a name or address part looks up: its prefix of at most 20
+ * characters (code points, as stringTerms cuts them), or, for a value shorter than any indexed
+ * prefix, the whole part (`Ng` finds Ng, not Nguyen; `𠮷野` finds 𠮷野, not 𠮷野谷).
  */
 export function startsWithTerm(normalized: string): { term: string; wholePart: boolean } {
-  return normalized.length < PHI_PREFIX_MIN
+  const characters = Array.from(normalized);
+  return characters.length < PHI_PREFIX_MIN
     ? { term: exactTerm(normalized), wholePart: true }
-    : { term: `p:${normalized.slice(0, PHI_PREFIX_MAX)}`, wholePart: false };
+    : { term: `p:${characters.slice(0, PHI_PREFIX_MAX).join('')}`, wholePart: false };
+}
+
+/**
+ * The prefix term rows indexed before index version 5 (2026-12-07) hold for a starts-with search
+ * where startsWithTerm's differs, else undefined: the value cut at 20 UTF-16 units, as they were
+ * (a longer value with characters outside the Basic Multilingual Plane). Shorter values need
+ * none: their prefix is the same string, or, of one or two such characters, the whole part,
+ * which those rows hold too.
+ */
+export function unitPrefixTerm(normalized: string): string | undefined {
+  if (normalized.length <= PHI_PREFIX_MAX) return undefined;
+  const older = `p:${normalized.slice(0, PHI_PREFIX_MAX)}`;
+  return older === startsWithTerm(normalized).term ? undefined : older;
 }
 
 /** An identifier, phone or email: by value alone, and by system and value. */

@@ -46,6 +46,29 @@ describe('phiTerms: what a PHI criterion matches, before hashing', () => {
     ]);
   });
 
+  it('looks a long prefix up as rows before index version 5 cut it too, until search:reindex', () => {
+    const none = new Set<string>();
+    // 12 characters, 24 UTF-16 units: those rows hold its first 20 units, ten characters.
+    const tangut = '𗼇𗅋𗁅𘝞𗂧𗤶𗈪𗡞𘃡𗹦𗾞𗂸';
+    const criterion = { code: 'family', values: [tangut] };
+    expect(phiTerms(family, criterion, none, false, true).terms).toEqual([
+      `p:${tangut}`,
+      `p:${tangut.slice(0, 20)}`,
+    ]);
+    expect(phiTerms(family, criterion, none, false, false).terms).toEqual([`p:${tangut}`]);
+    // Shorter, or of the Basic Multilingual Plane only, the prefix is the one it was.
+    expect(phiTerms(family, { code: 'family', values: ['𠮷野家'] }, none).terms).toEqual([
+      'p:𠮷野家',
+    ]);
+    const long = 'Wolfeschlegelsteinhausenbergerdorff';
+    expect(phiTerms(family, { code: 'family', values: [long] }, none).terms).toEqual([
+      'p:wolfeschlegelsteinha',
+    ]);
+    expect(
+      phiTerms(family, { code: 'family', modifier: 'exact', values: [tangut] }, none).terms,
+    ).toEqual([exactTerm(tangut)]);
+  });
+
   it('refuses :contains, other modifiers and values without letters or digits', () => {
     const none = new Set<string>();
     for (const [modifier, values] of [

@@ -1,5 +1,11 @@
 import { AppError } from '../../common/errors/app-error.js';
-import { dateCoverTerms, exactTerm, startsWithTerm, tokenTerms } from './blind-terms.js';
+import {
+  dateCoverTerms,
+  exactTerm,
+  startsWithTerm,
+  tokenTerms,
+  unitPrefixTerm,
+} from './blind-terms.js';
 import { dateRange, datePrecision } from './date-range.js';
 import { normalizePhone, searchForms } from './normalize.js';
 import { PHI_PREFIX_MIN } from './phi-parameters.js';
@@ -43,13 +49,15 @@ export function tokenTerm(code: string, raw: string): string {
 /**
  * The terms of a PHI criterion's values (OR-ed), and its syntax checked: equality of whole
  * values, prefixes, and the day, month and year buckets a date range covers; nothing else.
- * `warnings` gets what the searchset should tell the client.
+ * `warnings` gets what the searchset should tell the client. `legacy` and `unitPrefixes` say
+ * which older forms rows may remain in (SearchIndexStatus).
  */
 export function phiTerms(
   param: PhiParam,
   criterion: Criterion,
   warnings: Set<string>,
   legacy = true,
+  unitPrefixes = true,
 ): PhiTerms {
   const { modifier } = criterion;
   const result: PhiTerms = { terms: [], excluded: [], negate: false };
@@ -57,7 +65,7 @@ export function phiTerms(
   for (const raw of criterion.values) {
     switch (param.type) {
       case 'string':
-        result.terms.push(...stringTerms(param, modifier, raw, warnings, legacy));
+        result.terms.push(...stringTerms(param, modifier, raw, warnings, legacy, unitPrefixes));
         break;
       case 'token':
         if (modifier === 'not') result.negate = true;
@@ -115,7 +123,8 @@ class OpenRanges {
 /**
  * The terms of a string value: under the current normalization and, where it differs and
  * `legacy` says such rows may remain, under the one rows indexed before 2026-12-07 were written
- * under (until `search:reindex` rewrites them).
+ * under (until `search:reindex` rewrites them); likewise, with `unitPrefixes`, the prefix as
+ * rows before index version 5 cut it.
  */
 function stringTerms(
   param: PhiParam,
@@ -123,6 +132,7 @@ function stringTerms(
   raw: string,
   warnings: Set<string>,
   legacy: boolean,
+  unitPrefixes: boolean,
 ): string[] {
   if (modifier === 'contains') {
     throw AppError.invalid(
@@ -138,7 +148,11 @@ function stringTerms(
   }
   return forms
     .filter((normalized) => normalized.length > 0)
-    .map((normalized) => stringTerm(param, modifier, normalized, warnings));
+    .flatMap((normalized) => {
+      const term = stringTerm(param, modifier, normalized, warnings);
+      const older = modifier === 'exact' || !unitPrefixes ? undefined : unitPrefixTerm(normalized);
+      return older === undefined ? [term] : [term, older];
+    });
 }
 
 function stringTerm(

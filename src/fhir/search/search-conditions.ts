@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { BlindIndexer } from '../../crypto/blind-index.js';
 import { AppError } from '../../common/errors/app-error.js';
 import { FhirDefinitions } from '../fhir-definitions.js';
-import { startsWithTerm } from './blind-terms.js';
+import { startsWithTerm, unitPrefixTerm } from './blind-terms.js';
 import { sqlTimestamp } from './date-range.js';
 import { blindField } from './index-extractor.js';
 import { searchForms } from './normalize.js';
@@ -262,10 +262,13 @@ export class SearchConditions {
       }
       return forms.flatMap((normalized) => {
         const { term } = startsWithTerm(normalized);
-        return (composite.unionOf ?? [composite.code]).map((code) => {
-          const hash = this.blind.compute(blindField(subject.type, code), term);
+        const older = this.status.unitPrefixes ? unitPrefixTerm(normalized) : undefined;
+        return (composite.unionOf ?? [composite.code]).flatMap((code) => {
           const param = `${code}${key.slice(composite.code.length)}`;
-          return `(${alias}.param = ${params.add(param)} AND ${alias}.hash = ${params.add(hash)})`;
+          return (older === undefined ? [term] : [term, older]).map((each) => {
+            const hash = this.blind.compute(blindField(subject.type, code), each);
+            return `(${alias}.param = ${params.add(param)} AND ${alias}.hash = ${params.add(hash)})`;
+          });
         });
       });
     });
@@ -323,6 +326,7 @@ export class SearchConditions {
       criterion,
       params.warnings,
       this.status.legacyForms,
+      this.status.unitPrefixes,
     );
     const hashes = terms.map(hash);
     const either: string[] = [];

@@ -22,12 +22,18 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  * (`normalizeString`); searches also look up the older form until the rebuild. 4, of
  * 2026-12-07: a Binary's securityContext (SECURITY_CONTEXT_PARAM), by which a patient-scoped
  * list selects the patient's Binaries; one written before has none, and is not listed to a
- * patient-scoped token until the rebuild (it still opens by id).
+ * patient-scoped token until the rebuild (it still opens by id). 5, of 2026-12-07: prefixes of
+ * names, addresses and free text cut on characters (code points), not UTF-16 units, which
+ * changes the rows of values with characters outside the Basic Multilingual Plane (𠮷, emoji)
+ * only; searches also look up the older prefix until the rebuild (unitPrefixTerm).
  */
-export const SEARCH_INDEX_VERSION = 4;
+export const SEARCH_INDEX_VERSION = 5;
 
 /** The index version from which names are indexed in their current form only (normalizeString). */
 const CURRENT_NAME_FORMS = 3;
+
+/** The index version from which prefixes are cut on code points (stringTerms). */
+const CURRENT_PREFIXES = 5;
 
 /** How often a service on an older index reads again whether it was rebuilt (by the CLI). */
 const RECHECK_MS = 60_000;
@@ -37,6 +43,7 @@ const RECHECK_MS = 60_000;
 export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('SearchIndex');
   private olderForms = true;
+  private olderPrefixes = true;
   private recheck: NodeJS.Timeout | undefined;
 
   constructor(
@@ -52,7 +59,7 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
       return;
     }
     await this.refreshForms();
-    if (this.olderForms) {
+    if (this.olderPrefixes) {
       // `search:reindex` runs in another process: its end is read from the database.
       this.recheck = setInterval(() => {
         this.refreshForms().catch(() => undefined);
@@ -85,11 +92,25 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
     return this.olderForms;
   }
 
-  /** Reads search_index_state again for legacyForms (at start, then each minute until rebuilt). */
+  /**
+   * Whether rows may remain whose prefixes were cut in UTF-16 units (before index version 5):
+   * starts-with searches then look up such a prefix too where it differs (unitPrefixTerm), for
+   * values with characters outside the Basic Multilingual Plane only. Like legacyForms, it is
+   * false once search_index_state says every row is at 5 or later.
+   */
+  get unitPrefixes(): boolean {
+    return this.olderPrefixes;
+  }
+
+  /**
+   * Reads search_index_state again for legacyForms and unitPrefixes (at start, then each minute
+   * until rebuilt).
+   */
   async refreshForms(): Promise<void> {
     const built = await this.state.built();
     this.olderForms = built === undefined || built.version < CURRENT_NAME_FORMS;
-    if (!this.olderForms) clearInterval(this.recheck);
+    this.olderPrefixes = built === undefined || built.version < CURRENT_PREFIXES;
+    if (!this.olderPrefixes) clearInterval(this.recheck);
   }
 
   /**
