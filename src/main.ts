@@ -10,6 +10,14 @@ import { DatabaseConnectError } from './database/database-connect.js';
 
 async function bootstrap(): Promise<void> {
   const env = readEnv();
+  // The service's own URLs (SMART discovery's token endpoint, Bundle links, the audience client
+  // assertions must name) come from PUBLIC_URL, else from the Host header, which clients choose.
+  // The admin CLI names none, so it is the service alone that needs it.
+  if (env.NODE_ENV === 'production' && !env.PUBLIC_URL) {
+    throw new ConfigError(
+      'Invalid configuration: PUBLIC_URL must be set when NODE_ENV=production (the origin clients reach the service at, such as https://ehr.example.org): without it the Host header, which clients choose, names the token endpoint in SMART discovery, the links of Bundles and the audience client assertions must have',
+    );
+  }
   // Each step loaded once the one before passed: the files' checks (a tenth of a second to load)
   // once the environment is valid, the application's modules (seconds) once the files are, so a
   // start refused for a mistyped variable or path need not wait for them.
@@ -42,11 +50,6 @@ async function bootstrap(): Promise<void> {
   });
   const url = await app.getUrl();
   const logger = new Logger('CareVault');
-  if (config.isProduction && !env.PUBLIC_URL) {
-    logger.warn(
-      'PUBLIC_URL is not set: absolute URLs and client assertion audiences follow the Host header, which clients choose',
-    );
-  }
   const docs = config.docsEnabled ? ', API docs at /docs' : '';
   logger.log(
     `Listening on ${url}: FHIR at /fhir${docs} (started in ${process.uptime().toFixed(1)} s)`,

@@ -30,6 +30,45 @@ async function auditStatuses(requestId: string): Promise<number[]> {
   }
 }
 
+/**
+ * What the service needs to start with NODE_ENV=production: its key files (written in `dir`)
+ * and PUBLIC_URL.
+ */
+async function productionEnv(dir: string): Promise<Record<string, string>> {
+  const keyFile = join(dir, 'jwt.pem');
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
+    mode: 0o600,
+  });
+  const auditKeyFile = join(dir, 'audit.pem');
+  await writeFile(
+    auditKeyFile,
+    generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    { mode: 0o600 },
+  );
+  const idTokenKeyFile = join(dir, 'id-token.pem');
+  await writeFile(
+    idTokenKeyFile,
+    generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    }),
+    { mode: 0o600 },
+  );
+  return {
+    NODE_ENV: 'production',
+    DATABASE_URL: process.env['DATABASE_URL']!,
+    PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
+    JWT_SIGNING_KEY_FILE: keyFile,
+    ID_TOKEN_SIGNING_KEY_FILE: idTokenKeyFile,
+    AUDIT_SIGNING_KEY_FILE: auditKeyFile,
+    PUBLIC_URL: 'https://ehr.example.org',
+    DATA_DIR: dir,
+    PORT: '0',
+    LOG_LEVEL: 'info',
+  };
+}
+
 describe('the service as a process', () => {
   it.each([
     [
@@ -354,6 +393,23 @@ describe('the service as a process', () => {
     );
   });
 
+  it('refuses to start in production without PUBLIC_URL, whose absolute URLs the Host header would choose', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'carevault-prod-'));
+    try {
+      const env = await productionEnv(dir);
+      delete env['PUBLIC_URL'];
+      const result = await runNode(BUILT.main, [], childEnv({ ...env, LOG_LEVEL: 'silent' }));
+      // Until 2026-12-07 it started, with a warning, and answered SMART discovery, Bundle links
+      // and client assertions' audience with whatever host a request named.
+      expect(result.code).toBe(1);
+      expect(result.stderr.trim()).toBe(
+        'Invalid configuration: PUBLIC_URL must be set when NODE_ENV=production (the origin clients reach the service at, such as https://ehr.example.org): without it the Host header, which clients choose, names the token endpoint in SMART discovery, the links of Bundles and the audience client assertions must have',
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses to start, and its commands to run, on a schema with pending migrations, naming the way out', async () => {
     const database = await createScratchDatabase();
     const dir = await mkdtemp(join(tmpdir(), 'carevault-pending-'));
@@ -453,37 +509,7 @@ describe('the service as a process', () => {
   it('in production, keeps Swagger UI off unless DOCS_IN_PRODUCTION is set', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'carevault-prod-'));
     try {
-      const keyFile = join(dir, 'jwt.pem');
-      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-      await writeFile(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), {
-        mode: 0o600,
-      });
-      const auditKeyFile = join(dir, 'audit.pem');
-      await writeFile(
-        auditKeyFile,
-        generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }),
-        { mode: 0o600 },
-      );
-      const idTokenKeyFile = join(dir, 'id-token.pem');
-      await writeFile(
-        idTokenKeyFile,
-        generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({
-          type: 'pkcs8',
-          format: 'pem',
-        }),
-        { mode: 0o600 },
-      );
-      const env = {
-        NODE_ENV: 'production',
-        DATABASE_URL: process.env['DATABASE_URL']!,
-        PHI_MASTER_KEY: process.env['PHI_MASTER_KEY']!,
-        JWT_SIGNING_KEY_FILE: keyFile,
-        ID_TOKEN_SIGNING_KEY_FILE: idTokenKeyFile,
-        AUDIT_SIGNING_KEY_FILE: auditKeyFile,
-        DATA_DIR: dir,
-        PORT: '0',
-        LOG_LEVEL: 'info',
-      };
+      const env = await productionEnv(dir);
       const closed = await startService(childEnv(env));
       const open = await startService(childEnv({ ...env, DOCS_IN_PRODUCTION: 'true' }));
       try {
