@@ -186,6 +186,32 @@ describe('HTTP hardening', () => {
     expect(answer).not.toContain('ller');
   });
 
+  it('refuses a request with two Authorization headers as one without a token', async () => {
+    const token = await tokenFor(testApp, 'doctor');
+    const { port } = new URL(testApp.url);
+    const status = async (...authorizations: string[]): Promise<string> => {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          const headers = authorizations.map((value) => `Authorization: ${value}\r\n`).join('');
+          socket.write(
+            `GET /fhir/Patient?_count=1 HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`,
+          );
+        });
+        let received = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (received += chunk));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+      return answer.split('\r\n')[0]!;
+    };
+    expect(await status(`Bearer ${token}`)).toBe('HTTP/1.1 200 OK');
+    // Node keeps the first of two; a proxy in front may have checked the other. Until
+    // 2026-12-07 the first was used.
+    expect(await status(`Bearer ${token}`, 'Bearer forged')).toBe('HTTP/1.1 401 Unauthorized');
+    expect(await status('Bearer forged', `Bearer ${token}`)).toBe('HTTP/1.1 401 Unauthorized');
+  });
+
   it.each([
     ['/fhir/Patient/John%20Smith%20123-45-6789%FF?name=Jane%20Doe', 400, 'structure'],
     ['/auth/login/Smith%E0%A4%A', 400, 'structure'],
