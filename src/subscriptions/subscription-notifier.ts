@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   Injectable,
   Logger,
@@ -19,7 +20,7 @@ import {
   type SubscriptionPlan,
 } from './subscription-plan.js';
 import { SubscriptionRegistry } from './subscription-registry.js';
-import { currentSubscription, SubscriptionStatuses } from './subscription-statuses.js';
+import { activated, currentSubscription, SubscriptionStatuses } from './subscription-statuses.js';
 import {
   SubscriptionRepository,
   type NotificationOutcome,
@@ -235,6 +236,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
     let covered: string[] = [];
     // Given up on: nothing more is queued for it, whether or not its status can be set below.
     let stopped = false;
+    // The version given up on, which is set to error below.
+    let givenUp: FhirResource | undefined;
     // A header name the Subscription gives twice, which refuses it.
     let repeated: string | undefined;
     // Why this server refuses it now, though it accepted it (set to error below).
@@ -266,7 +269,8 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
           this.sending.delete(plan.endpoint);
         }
         if (failure === undefined) outcome = sent(head);
-        else ({ outcome, stopped } = await this.failed(head, subscription, failure));
+        else ({ outcome, givenUp } = await this.failed(head, subscription, failure));
+        stopped = givenUp !== undefined;
       }
     }
     const settled = await this.repository.settle(head, outcome, covered);
@@ -286,7 +290,7 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
         'Subscription notification not delivered',
       );
     }
-    return { subscription, outcome, repeated, refused, stopped };
+    return { subscription: givenUp ?? subscription, outcome, repeated, refused, stopped };
   }
 
   private planOf(subscription: FhirResource): SubscriptionPlan | undefined {
@@ -321,25 +325,37 @@ export class SubscriptionNotifier implements OnApplicationBootstrap, OnModuleDes
   }
 
   /**
-   * The outcome of a failed attempt. The last one gives up on the Subscription (`stopped`) if it
-   * is still the version whose deliveries failed; a version its owner wrote while the attempt
-   * was under way (a new endpoint, say) is theirs, and its notifications are tried afresh. Until
-   * 2026-12-07 it was given up on too, left `requested` or `active` with nothing ever sent.
+   * The outcome of a failed attempt. The last one gives up on the Subscription (`givenUp`, the
+   * version stopped) if it is still the version whose deliveries failed, or that version as the
+   * server made it `active`; a version its owner wrote while the attempt was under way (a new
+   * endpoint, say) is theirs, and its notifications are tried afresh. Until 2026-12-07 it was
+   * given up on too, left `requested` or `active` with nothing ever sent; and the server's own
+   * activation during the last attempt (a Subscription failing from its first notification)
+   * had the attempts start again, the receiver sent twice SUBSCRIPTION_MAX_ATTEMPTS POSTs where
+   * the outbox and audit row counted SUBSCRIPTION_MAX_ATTEMPTS.
    */
   private async failed(
     head: PendingNotification,
     subscription: FhirResource,
     reason: string,
-  ): Promise<{ outcome: NotificationOutcome; stopped: boolean }> {
+  ): Promise<{ outcome: NotificationOutcome; givenUp?: FhirResource }> {
     const outcome = this.failure(head, reason);
-    if (outcome.status !== 'dead') return { outcome, stopped: false };
-    const version = Number(subscription.meta?.versionId);
-    if (await this.repository.stopAtVersion(head.subscriptionId, version)) {
-      return { outcome, stopped: true };
+    if (outcome.status !== 'dead') return { outcome };
+    const id = head.subscriptionId;
+    if (await this.repository.stopAtVersion(id, Number(subscription.meta?.versionId))) {
+      return { outcome, givenUp: subscription };
+    }
+    // Read under the lock stopAtVersion took: an activation committed before it is seen here.
+    const current = await currentSubscription(this.resources, id);
+    if (
+      current &&
+      sameContent(activated(subscription), current) &&
+      (await this.repository.stopAtVersion(id, Number(current.meta?.versionId)))
+    ) {
+      return { outcome, givenUp: current };
     }
     return {
       outcome: { status: 'pending', attempts: 0, lastError: reason, nextAttemptAt: new Date() },
-      stopped: false,
     };
   }
 
@@ -392,6 +408,15 @@ class EndpointBusy extends Error {
   ) {
     super('The endpoint is being sent to');
   }
+}
+
+/** Whether two versions of a resource say the same, whatever their version and time. */
+function sameContent(left: FhirResource | undefined, right: FhirResource): boolean {
+  const content = (resource: FhirResource): FhirResource => ({
+    ...resource,
+    meta: { ...resource.meta, versionId: undefined, lastUpdated: undefined },
+  });
+  return left !== undefined && isDeepStrictEqual(content(left), content(right));
 }
 
 function sent(head: PendingNotification): NotificationOutcome {

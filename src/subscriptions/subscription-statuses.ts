@@ -31,6 +31,17 @@ export async function currentSubscription(
 }
 
 /**
+ * The Subscription as the server makes it `active` (R4), when it is `requested`: set back to
+ * `requested` after an error, it starts again without the old reason.
+ */
+export function activated(subscription: FhirResource): FhirResource | undefined {
+  if (subscription['status'] !== 'requested') return undefined;
+  const active: FhirResource = { ...subscription, status: 'active' };
+  delete active['error'];
+  return active;
+}
+
+/**
  * The statuses the server gives a Subscription on its own (R4): `active` for an accepted
  * `requested` one, `off` at its `end`, `error` with the reason when it cannot be processed.
  * Each is a new version written as the system, only if nobody changed the Subscription since
@@ -124,18 +135,7 @@ export class SubscriptionStatuses {
    */
   private async activateRequested(): Promise<void> {
     for (const id of await this.repository.requested(ACTIVATIONS_PER_ROUND)) {
-      await this.rewrite(
-        id,
-        'active',
-        (subscription) => {
-          if (subscription['status'] !== 'requested') return undefined;
-          // Set back to `requested` after an error, it starts again without the old reason.
-          const active: FhirResource = { ...subscription, status: 'active' };
-          delete active['error'];
-          return active;
-        },
-        'active accepted',
-      );
+      await this.rewrite(id, 'active', activated, 'active accepted');
     }
   }
 

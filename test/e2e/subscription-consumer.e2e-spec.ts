@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { jest } from '@jest/globals';
 import type { DataSource } from 'typeorm';
 import { ResourceEntity } from '../../src/fhir/resource.entity.js';
+import { SubscriptionStatuses } from '../../src/subscriptions/subscription-statuses.js';
 import { tokenFor } from '../support/auth.js';
 import { withEnv } from '../support/env.js';
 import { authorizedHttp, type HttpFn, createResource } from '../support/http.js';
@@ -27,6 +29,8 @@ describe('Subscriptions, as a receiver relies on them', () => {
   let fhir: string;
   /** Answers held back by path: the test settles them. */
   const held = new Map<string, (status: number) => void>();
+  /** Paths of `held` answered at once with a 503 from now on. */
+  const unheld = new Set<string>();
   const run = randomUUID().slice(0, 8);
 
   const subscription = (code: string, endpoint: string, change: Record<string, unknown> = {}) =>
@@ -54,6 +58,7 @@ describe('Subscriptions, as a receiver relies on them', () => {
 
   beforeAll(async () => {
     subscriptionsApp = await startSubscriptionsApp((path) => {
+      if (unheld.has(path)) return { status: 503 };
       if (path.includes('held')) {
         return new Promise((resolve) => held.set(path, (status) => resolve({ status })));
       }
@@ -218,6 +223,55 @@ describe('Subscriptions, as a receiver relies on them', () => {
       Promise.resolve(hits(`/hooks/fixed-${run}`)[0]),
     );
     expect(await settled(id)).toEqual([expect.objectContaining({ status: 'sent', attempts: 1 })]);
+  });
+
+  it('makes a failing notification as many attempts as it records when the server activates its Subscription mid-attempt', async () => {
+    const code = `c-${run}-activated`;
+    const heldPath = `/hooks/held-activated-${run}`;
+    // The server's own rounds (activation among them) wait at a gate, from a round's start.
+    const statuses = testApp.app.get(SubscriptionStatuses);
+    const setDue = statuses.setDue.bind(statuses);
+    let parked = false;
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const spy = jest.spyOn(statuses, 'setDue').mockImplementation(async () => {
+      parked = true;
+      await gate;
+      return setDue();
+    });
+    try {
+      await eventually('the server parked at the gate', () =>
+        Promise.resolve(parked ? true : undefined),
+      );
+      const id = await create(doctor, subscription(code, `${hooks}held-activated-${run}`));
+      await create(doctor, observation(code));
+      // Two attempts fail; during the third, the last, the server makes the Subscription active.
+      for (let attempt = 1; attempt <= 3; attempt++) {
+        await eventually(`attempt ${attempt}`, () =>
+          Promise.resolve(
+            hits(heldPath).length === attempt && held.has(heldPath) ? true : undefined,
+          ),
+        );
+        const release = held.get(heldPath)!;
+        if (attempt === 3) {
+          expect((await doctor('GET', `${fhir}/Subscription/${id}`)).body.status).toBe('requested');
+          open();
+          await statusOf(id, 'active');
+          unheld.add(heldPath);
+        }
+        held.delete(heldPath);
+        release(503);
+      }
+      // Given up after the three attempts it counts: no fourth POST, its active version set to
+      // error. Until 2026-12-07 the attempts started again: six POSTs, the row saying three.
+      const stopped = await statusOf(id, 'error');
+      expect(stopped.error).toMatch(/^Notifications failed 3 times \(last: HTTP 503\)/);
+      expect(hits(heldPath)).toHaveLength(3);
+      expect(await settled(id)).toEqual([expect.objectContaining({ status: 'dead', attempts: 3 })]);
+    } finally {
+      open();
+      spy.mockRestore();
+    }
   });
 
   it('does not notify of a Binary whose securityContext is restricted, as a search would not list it', async () => {
