@@ -45,6 +45,8 @@ import { SubscriptionStatusReason1767241500000 } from './1767241500000-subscript
 import { Hl7OutboxSurvivor1767241600500 } from './1767241600500-hl7-outbox-survivor.js';
 import { ExportJobClient1767241600600 } from './1767241600600-export-job-client.js';
 import { AuditEventClient1767241600601 } from './1767241600601-audit-event-client.js';
+import { ResourceHistoryPatient1767241601201 } from './1767241601201-resource-history-patient.js';
+import { ResourceHistoryPatientBackfill1767241601202 } from './1767241601202-resource-history-patient-backfill.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -95,4 +97,6 @@ export const MIGRATIONS = [
   Hl7OutboxSurvivor1767241600500,
   ExportJobClient1767241600600,
   AuditEventClient1767241600601,
+  ResourceHistoryPatient1767241601201,
+  ResourceHistoryPatientBackfill1767241601202,
 ];

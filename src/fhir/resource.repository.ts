@@ -310,7 +310,9 @@ export class ResourceRepository {
         await this.versionRows(manager, 'r', ResourceEntity, written, values),
         ...(await this.searchIndex.insertions(
           written.flatMap(({ row, index }) =>
-            index ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index }] : [],
+            index
+              ? [{ resourceType: row.resourceType, resourceId: row.id, rows: index, version: next }]
+              : [],
           ),
           values,
         )),
@@ -572,6 +574,7 @@ export class ResourceRepository {
       resourceType,
       id,
       'index' in decision ? decision.index : null,
+      next,
     );
     return {
       row: manager.create(ResourceEntity, row),

@@ -75,6 +75,17 @@ export interface ResourceIndex {
   resourceType: string;
   resourceId: string;
   rows: IndexRows;
+  /**
+   * The version they index, when it is being written: filed under each patient its references
+   * name (resource_history_patient), in the same statement. None for a reindex.
+   */
+  version?: IndexedVersion;
+}
+
+/** A version whose index rows are written (see ResourceIndex.version). */
+export interface IndexedVersion {
+  versionId: number;
+  lastUpdated: Date;
 }
 
 /**
@@ -85,21 +96,23 @@ export interface ResourceIndex {
 @Injectable()
 export class SearchIndexRepository {
   /**
-   * Replaces a resource's index rows with `rows` (none for a deletion). Two statements: in one,
-   * an INSERT could meet the unique key of a row its sibling DELETE has not removed yet.
+   * Replaces a resource's index rows with `rows` (none for a deletion), of `version` when one is
+   * being written (see ResourceIndex.version). Two statements: in one, an INSERT could meet the
+   * unique key of a row its sibling DELETE has not removed yet.
    */
   async replace(
     manager: EntityManager,
     resourceType: string,
     resourceId: string,
     rows: IndexRows | null,
+    version?: IndexedVersion,
   ): Promise<void> {
     const deletions = TABLES.map(
       ({ table }, i) =>
         `d${i} AS (DELETE FROM "${table}" WHERE resource_type = $1 AND resource_id = $2)`,
     );
     await manager.query(`WITH ${deletions.join(', ')} SELECT 1`, [resourceType, resourceId]);
-    if (rows) await this.insert(manager, [{ resourceType, resourceId, rows }]);
+    if (rows) await this.insert(manager, [{ resourceType, resourceId, rows, version }]);
   }
 
   /**
@@ -200,7 +213,7 @@ export async function insertions(
       }
     }
   }
-  const ctes: string[] = [];
+  const ctes = [...filedVersions(resources, values)];
   for (const [i, spec] of TABLES.entries()) {
     const columns = arrays[i]!;
     if (columns[0]!.empty) continue;
@@ -217,6 +230,35 @@ export async function insertions(
     );
   }
   return ctes;
+}
+
+/**
+ * The CTE (named p) filing each version being written under the patients its references name
+ * (see ResourceIndex.version), if any: the key a patient-scoped history pages by.
+ */
+function filedVersions(resources: readonly ResourceIndex[], values: unknown[]): string[] {
+  const types = ['text', 'text', 'timestamptz', 'text', 'integer'];
+  const columns = types.map(() => new ArrayText());
+  for (const { resourceType, resourceId, rows, version } of resources) {
+    if (!version) continue;
+    const patients = new Set(
+      rows.references.filter((r) => r.targetType === 'Patient').map((r) => r.targetId),
+    );
+    for (const patient of patients) {
+      const row = [patient, resourceType, version.lastUpdated.toISOString(), resourceId];
+      row.forEach((value, column) => columns[column]!.add(value));
+      columns[4]!.add(version.versionId);
+    }
+  }
+  if (columns[0]!.empty) return [];
+  const placeholders = types.map((type, i) => {
+    values.push(columns[i]!.text());
+    return `$${values.length}::${type}[]`;
+  });
+  return [
+    `p AS (INSERT INTO resource_history_patient (patient_id, resource_type, last_updated, id, version_id)
+       SELECT * FROM unnest(${placeholders.join(', ')}) ON CONFLICT DO NOTHING)`,
+  ];
 }
 
 /** Elements joined into one string at a time: a few hundred strings to join at the end. */
