@@ -765,12 +765,16 @@ function scopedTypesOf(scope: CompartmentScope): string[] {
  * patient-scoped token may list of these types (see CompartmentScope), `conditions` (of `h`)
  * met. Records of the scope's types are listed while, as they are now, they are live, in its
  * patient's compartment by the search index (written with each version, in its transaction),
- * and not restricted: they are read from the patient's own rows, the index rows that point at
- * the patient, each record's versions through its key. A scan of the versions by time read
- * every other patient's too, until SEARCH_TIMEOUT_MS cancelled it (until 2026-12-07). So are
- * Binaries, by their securityContext (patientBinariesSql): until 2026-12-07 every Binary's
- * versions were read and left to the caller's check. The records of `open` types (shared
- * ones) are read a type at a time through (resource_type, last_updated): no other type's rows.
+ * and not restricted. Their versions are read a type at a time from the patient's own, newest
+ * first (resource_history_patient, written with each version's index rows), each checked
+ * against the record as it is now, and reading stops at the page: until 2026-12-07 every one of
+ * the patient's records was read (its index rows, then its versions by its key) for every page,
+ * 60,000 versions and 120,000 index rows for a page of 50 of a patient with 60,000 Observations
+ * (1.2 s). Before that, a scan of the versions by time read every other patient's too, until
+ * SEARCH_TIMEOUT_MS cancelled it. The Patient itself is read by its key, and Binaries by their
+ * securityContext (patientBinariesSql), each record's versions through its key. The records of
+ * `open` types (shared ones) are read a type at a time through (resource_type, last_updated): no
+ * other type's rows.
  */
 function scopedPageKeys(
   builder: SelectQueryBuilder<ResourceHistoryEntity>,
@@ -783,19 +787,26 @@ function scopedPageKeys(
     params.map((param) => ({ type, param })),
   );
   // A member list (a Group, see MEMBER_LISTS) that names another patient too.
-  const namesAnother = `EXISTS (SELECT 1 FROM search_reference p
-      WHERE p.resource_type = c.resource_type AND p.resource_id = c.id
+  const namesAnother = (c: string) => `EXISTS (SELECT 1 FROM search_reference p
+      WHERE p.resource_type = ${c}.resource_type AND p.resource_id = ${c}.id
         AND (p.resource_type, p.param) IN
             (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
         AND p.target_type = 'Patient' AND p.target_id <> :scopePatient)`;
-  // The patient's records, each once: those whose index rows point at it by a parameter of
-  // their type's compartment (read by idx_search_reference_lookup), and the Patient itself.
+  // Not restricted, and not a member list naming another patient.
+  const listable = (c: string) => `NOT EXISTS (SELECT 1 FROM search_token x
+                       WHERE x.resource_type = ${c}.resource_type AND x.resource_id = ${c}.id
+                         AND x.param = '_security' AND x.system = :confidentiality
+                         AND x.code = ANY(CAST(:restricting AS text[])))
+      AND (${c}.resource_type <> ALL(CAST(:soleTypes AS text[])) OR NOT ${namesAnother(c)})`;
+  // In the patient's compartment now: an index row points at it by a parameter of its type's
+  // compartment (read by idx_search_reference_lookup, one probe).
+  const inCompartment = `EXISTS (SELECT 1 FROM search_reference p
+      WHERE p.target_id = :scopePatient AND p.target_type = 'Patient'
+        AND p.resource_type = h.resource_type AND p.resource_id = h.id
+        AND (p.resource_type, p.param) IN
+            (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[]))))`;
+  // The Patient itself, and the Binaries that may be the patient's, each once.
   const records = `SELECT c.resource_type, c.id FROM (
-      SELECT p.resource_type, p.resource_id AS id FROM search_reference p
-       WHERE p.target_id = :scopePatient AND p.target_type = 'Patient'
-         AND (p.resource_type, p.param) IN
-             (SELECT * FROM unnest(CAST(:scopeLinkTypes AS text[]), CAST(:scopeLinkParams AS text[])))
-      UNION
       SELECT r.resource_type, r.id FROM resource r
        WHERE r.resource_type = 'Patient' AND r.id = :scopePatient AND NOT r.deleted
          AND 'Patient' = ANY(CAST(:scopedTypes AS text[]))${
@@ -810,14 +821,11 @@ function scopedPageKeys(
       })}`
              : ''
          }) c
-    WHERE NOT EXISTS (SELECT 1 FROM search_token x
-                       WHERE x.resource_type = c.resource_type AND x.resource_id = c.id
-                         AND x.param = '_security' AND x.system = :confidentiality
-                         AND x.code = ANY(CAST(:restricting AS text[])))
-      AND (c.resource_type <> ALL(CAST(:soleTypes AS text[])) OR NOT ${namesAnother})`;
+    WHERE ${listable('c')}`;
   const where = conditions.map((condition) => ` AND ${condition}`).join('');
   builder.setParameters({
     scopedTypes: scopedTypesOf(scope),
+    linkedTypes: scope.linked.map((link) => link.type),
     openTypes: open,
     confidentiality: CONFIDENTIALITY,
     restricting: RESTRICTING_CODES,
@@ -835,9 +843,18 @@ function scopedPageKeys(
       contextParams: contextLinks.map((link) => link.param),
     });
   }
-  // LATERAL, so that the plan starts from the patient's records and the types, whatever the
+  // LATERAL, so that the plan starts from the patient, its records and the types, whatever the
   // planner estimates; each part reads `limit` versions at most, as does the page.
   return `SELECT v.resource_type, v.id, v.version_id FROM (
+      SELECT h.resource_type, h.id, h.version_id, h.last_updated
+        FROM unnest(CAST(:linkedTypes AS text[])) AS t(resource_type)
+        CROSS JOIN LATERAL (
+          SELECT h.resource_type, h.id, h.version_id, h.last_updated
+            FROM resource_history_patient h
+           WHERE h.patient_id = :scopePatient AND h.resource_type = t.resource_type${where}
+             AND ${inCompartment} AND ${listable('h')}
+           ORDER BY h.last_updated DESC, h.id DESC, h.version_id DESC LIMIT :pageLimit) h
+      UNION ALL
       SELECT h.resource_type, h.id, h.version_id, h.last_updated
         FROM (${records}) c
         CROSS JOIN LATERAL (
