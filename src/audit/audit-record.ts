@@ -54,8 +54,17 @@ export interface ChainedAuditEntry extends AuditEntry {
 /** UTF-16 surrogates without their pair, which jsonb refuses. */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
-/** The text with U+FFFD in place of what PostgreSQL cannot store: U+0000 and lone surrogates. */
+/** Any surrogate: with U+0000, what a text must have for it to need changing. */
+const SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * The text with U+FFFD in place of what PostgreSQL cannot store: U+0000 and lone surrogates.
+ * Almost every text has neither, and is kept as it is after a search for U+0000 and a scan for
+ * a surrogate: the two replacements (one with a lookbehind) took about 5 times as long, on
+ * every string of every audit row.
+ */
 function storableText(value: string): string {
+  if (!value.includes('\u0000') && !SURROGATE.test(value)) return value;
   return value.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
 }
 
