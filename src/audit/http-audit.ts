@@ -4,6 +4,7 @@ import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { formatScope } from '../auth/smart-scopes.js';
 import { isAuthorizationRequest } from '../smart/launch/authorization-request.js';
 import type { ClientRefusal } from '../common/http/client-error.js';
+import { matchedRoute } from '../common/http/matched-route.js';
 import { isUuid } from '../common/ids.js';
 import { isValidId } from '../fhir/fhir-types.js';
 import type { AuditEntry } from './audit-record.js';
@@ -115,8 +116,7 @@ const BEST_EFFORT_ROUTES = new Set([
 
 /** The route template Fastify matched, or null for an unknown route (whose URL is not kept). */
 export function routeOf(request: FastifyRequest): string | null {
-  const url = request.routeOptions?.url;
-  return typeof url === 'string' && url.length > 0 ? url.replace(/\/$/, '') || '/' : null;
+  return matchedRoute(request);
 }
 
 export function isBestEffort(request: FastifyRequest): boolean {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { AppError } from '../common/errors/app-error.js';
+import { matchedRoute } from '../common/http/matched-route.js';
 import { plainJsonAnswer, unencodedPlus } from '../common/http/media-types.js';
 import { addVary } from '../common/http/vary.js';
 
@@ -182,7 +183,7 @@ function notAcceptable(accept: string): AppError {
 }
 
 function isPostedSearch(request: FastifyRequest): boolean {
-  const route = request.routeOptions.url ?? '';
+  const route = matchedRoute(request) ?? '';
   return request.method === 'POST' && route.startsWith('/fhir/') && route.endsWith('/_search');
 }
 
@@ -294,7 +295,7 @@ export function refuseOtherBodies(
   done: HookHandlerDoneFunction,
 ): void {
   const contentType = request.headers['content-type'];
-  const route = (request.routeOptions.url ?? '').replace(/\/$/, '');
+  const route = matchedRoute(request) ?? '';
   const body = BODIES[`${request.method} ${route}`];
   if (contentType === undefined || !body) {
     done();
