@@ -6,6 +6,7 @@ import { isPatientConfined } from '../auth/smart-scopes.js';
 import { AppError } from '../common/errors/app-error.js';
 import type { FhirResource } from '../fhir/fhir-types.js';
 import { SECURITY_CONTEXT_PARAM } from '../fhir/search/index-rows.js';
+import type { BreakGlassGrantEntity } from './break-glass.entity.js';
 import { BreakGlassService } from './break-glass.service.js';
 import { PatientCompartment, patientIdOf } from './patient-compartment.js';
 
@@ -179,9 +180,8 @@ export class ResourceAccess {
     context?: FhirResource,
   ): Promise<void> {
     const patients = this.checkInCompartment(user, resource, OPENED_BY[interaction], context);
-    if (!isRestrictedIn(resource, context)) return;
-    if (user.internal) return;
-    const grants = await this.breakGlass.active(user, patients);
+    const grants = await this.grantsToOpen(user, resource, patients, context);
+    if (grants === 'open') return;
     if (!grants) {
       throw AppError.of(
         403,
@@ -198,6 +198,45 @@ export class ResourceAccess {
         interaction,
       );
     }
+  }
+
+  /**
+   * Whether a write by the user may refer to this stored resource (live, `context` as for
+   * assertMayOpen): for a user confined to a compartment for its type (see confinesTo), when
+   * the user may read it, by the rules a read follows (its patient's compartment, restricted
+   * only through break-glass), recording nothing; any other user may refer to anything. A
+   * reference to a record the user may not read is then answered as one to a record that does
+   * not exist (ReferenceIntegrity): a patient's app attached results to another patient's
+   * Encounter, and learnt which ids were stored, until 2026-12-07.
+   */
+  async mayReferTo(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    context?: FhirResource,
+  ): Promise<boolean> {
+    if (!this.judgesReferencesTo(user, resource.resourceType)) return true;
+    const patients = this.patientsOf(resource, context);
+    if (!this.isInCompartment(user, resource, patients, 'read')) return false;
+    return (await this.grantsToOpen(user, resource, patients, context)) !== null;
+  }
+
+  /** Whether mayReferTo judges the user's references to this type (they cost a read then). */
+  judgesReferencesTo(user: AuthenticatedUser, type: string): boolean {
+    return this.confinesTo(user, type, 'read');
+  }
+
+  /**
+   * What opens a resource of these patients to the user: `open` when it is not restricted (or
+   * the user is internal), the break-glass grants that open it, or null when nothing does.
+   */
+  private async grantsToOpen(
+    user: AuthenticatedUser,
+    resource: FhirResource,
+    patients: string[],
+    context: FhirResource | undefined,
+  ): Promise<'open' | BreakGlassGrantEntity[] | null> {
+    if (!isRestrictedIn(resource, context) || user.internal) return 'open';
+    return this.breakGlass.active(user, patients);
   }
 
   /**

@@ -91,7 +91,10 @@ export class FhirPatch {
               throw new PatchedVersionChanged();
             }
             return change.resource
-              ? this.versions.render(change.resource, id, next)
+              ? this.versions.render(change.resource, id, next, {
+                  user,
+                  previous: change.previous,
+                })
               : { unchanged: true };
           });
           const written = stored(result.row!);
@@ -121,7 +124,7 @@ export class FhirPatch {
     id: string,
     patch: PatchBody,
     expected: IfMatch | undefined,
-  ): Promise<{ versionId: number; resource?: FhirResource }> {
+  ): Promise<{ versionId: number; resource?: FhirResource; previous: FhirResource }> {
     const current = await this.repository.findCurrent(type, id);
     if (!current) {
       throw notStored(this.access, type, id);
@@ -146,7 +149,7 @@ export class FhirPatch {
     await this.retired.assertWritable(user, resource, previous);
     const unchanged = !sendsWriteOnly(patched) && sameContent(resource, previous);
     return unchanged
-      ? { versionId: current.versionId }
-      : { versionId: current.versionId, resource };
+      ? { versionId: current.versionId, previous }
+      : { versionId: current.versionId, resource, previous };
   }
 }

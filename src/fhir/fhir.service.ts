@@ -129,7 +129,7 @@ export class FhirService {
           checked.map(({ type, resource, id }) => ({
             resourceType: type,
             id,
-            render: (next: NextVersion) => this.versions.render(resource, id, next),
+            render: (next: NextVersion) => this.versions.render(resource, id, next, { user }),
           })),
           method,
         );
@@ -295,7 +295,7 @@ export class FhirService {
         await this.retired.assertWritable(user, kept, previous);
         return previous && !sendsWriteOnly(resource) && sameContent(kept, previous)
           ? { unchanged: true }
-          : this.versions.render(kept, id, next);
+          : this.versions.render(kept, id, next, { user, ...(previous ? { previous } : {}) });
       });
       if (!result.row) {
         throw notStored(this.access, type, id);

@@ -1,13 +1,23 @@
 import { Injectable } from '@nestjs/common';
+import { ResourceAccess } from '../access/resource-access.js';
 import { AuditContext } from '../audit/audit-context.js';
+import type { AuthenticatedUser } from '../auth/authenticated-user.js';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { UnitOfWork } from '../database/unit-of-work.js';
 import type { FhirResource } from './fhir-types.js';
 import { isOwnResource, literalReference } from './literal-reference.js';
 import { ResourceRepository } from './resource.repository.js';
+import { parseContent } from './resource-versions.js';
 import type { IndexRows } from './search/index-rows.js';
 import { SearchIndexRepository } from './search/search-index.repository.js';
+import { SecurityContexts } from './security-contexts.js';
+
+/** Who writes a version, and the version it replaces (absent for a create). */
+export interface Writer {
+  user: AuthenticatedUser;
+  previous?: FhirResource;
+}
 
 /** What one transaction wrote, as its references must hold when it commits. */
 interface Written {
@@ -21,6 +31,8 @@ interface Written {
   deleted: Set<string>;
   /** Resources found live and locked FOR KEY SHARE in this transaction (lockedLive). */
   live: Set<string>;
+  /** Who wrote each of `references`, when known: its references are judged by their rights. */
+  writers: Map<string, Writer>;
 }
 
 /** How many missing targets an error names before it says how many more there are. */
@@ -46,12 +58,23 @@ export class ReferenceIntegrity {
     private readonly resources: ResourceRepository,
     private readonly searchIndex: SearchIndexRepository,
     private readonly audit: AuditContext,
+    private readonly access: ResourceAccess,
+    private readonly contexts: SecurityContexts,
   ) {
     this.enabled = config.referentialIntegrity;
   }
 
-  /** A version about to be written in the current transaction. */
-  written(type: string, id: string, index: IndexRows, resource: FhirResource): void {
+  /**
+   * A version about to be written in the current transaction, by `writer`: a caller confined
+   * to a patient's compartment may refer only to records it may read (see judged).
+   */
+  written(
+    type: string,
+    id: string,
+    index: IndexRows,
+    resource: FhirResource,
+    writer?: Writer,
+  ): void {
     if (!this.enabled) return;
     const state = this.current();
     const key = `${type}/${id}`;
@@ -67,6 +90,8 @@ export class ReferenceIntegrity {
     state.references.set(key, references);
     state.versions.set(key, versionedReferences(resource, references));
     state.deleted.delete(key);
+    if (writer) state.writers.set(key, writer);
+    else state.writers.delete(key);
   }
 
   /**
@@ -89,6 +114,7 @@ export class ReferenceIntegrity {
     const key = `${type}/${id}`;
     state.references.delete(key);
     state.versions.delete(key);
+    state.writers.delete(key);
     state.deleted.add(key);
     state.live.delete(key);
   }
@@ -109,7 +135,13 @@ export class ReferenceIntegrity {
   private current(): Written {
     return this.unitOfWork.stateOf<Written>(
       this,
-      () => ({ references: new Map(), versions: new Map(), deleted: new Set(), live: new Set() }),
+      () => ({
+        references: new Map(),
+        versions: new Map(),
+        deleted: new Set(),
+        live: new Set(),
+        writers: new Map(),
+      }),
       (state) => this.check(state),
     );
   }
@@ -131,9 +163,11 @@ export class ReferenceIntegrity {
       if (first.source === source) first.params.push(param);
       referrers.set(target, first);
     };
+    const judged = this.judged(state);
     for (const [source, references] of state.references) {
       for (const { param, target } of references) {
-        if (state.references.has(target) || state.live.has(target)) continue;
+        if (state.references.has(target)) continue;
+        if (state.live.has(target) && !judged.has(target)) continue;
         add(source, param, target);
       }
     }
@@ -149,11 +183,24 @@ export class ReferenceIntegrity {
       }
     }
     if (referrers.size === 0) return;
-    const plain = [...referrers.keys()].filter((target) => !versioned.has(target));
+    const plain = [...referrers.keys()].filter(
+      (target) => !versioned.has(target) && !judged.has(target),
+    );
     const live = plain.length > 0 ? await this.resources.lockLive(plain.map(typeAndId)) : new Set();
+    const readable = await this.readable(judged);
     const versions = await this.resources.storedVersions([...versioned].flatMap(versionOf));
+    // A record the writer may not read is missing, its versions too: the answer is the one a
+    // record never stored gets, word for word.
+    const unreadable = (target: string): boolean => {
+      const resource = target.replace(/\/_history\/.*$/, '');
+      return judged.has(resource) && !readable.has(resource);
+    };
     const missing = [...referrers].filter(([target]) =>
-      versioned.has(target) ? !versions.has(target) : !live.has(target),
+      unreadable(target)
+        ? true
+        : versioned.has(target)
+          ? !versions.has(target)
+          : !judged.has(target) && !live.has(target),
     );
     if (missing.length === 0) return;
     this.audit.forget(missing.map(([target]) => target.replace(/\/_history\/.*$/, '')));
@@ -170,6 +217,49 @@ export class ReferenceIntegrity {
       `A reference names a resource that does not exist or was deleted: ${named.join('; ')}${more}. ` +
         'Create it first (in a transaction Bundle, in the same Bundle)',
     );
+  }
+
+  /**
+   * The targets to be judged by the rights of their writer (ResourceAccess.mayReferTo), with
+   * that writer: references a confined writer makes to records of types it reads only in its
+   * compartment, other than to its own patient (its launch context), to what this transaction
+   * writes, and to what the version replaced already referred to (a clinician's result on
+   * another Encounter stays editable). Empty for any other writer, at no cost.
+   */
+  private judged(state: Written): Map<string, AuthenticatedUser> {
+    const judged = new Map<string, AuthenticatedUser>();
+    for (const [source, { user, previous }] of state.writers) {
+      let kept: Set<string> | undefined;
+      for (const { target } of state.references.get(source) ?? []) {
+        if (judged.has(target) || state.references.has(target)) continue;
+        const { type } = typeAndId(target);
+        if (target === `Patient/${user.patient}`) continue;
+        if (!this.access.judgesReferencesTo(user, type)) continue;
+        kept ??= previous ? referencesIn(previous) : new Set();
+        if (!kept.has(target)) judged.set(target, user);
+      }
+    }
+    return judged;
+  }
+
+  /**
+   * Of the judged targets, those live that their writer may read, each locked FOR KEY SHARE
+   * as lockLive locks it, and read in the same statement.
+   */
+  private async readable(judged: Map<string, AuthenticatedUser>): Promise<Set<string>> {
+    const readable = new Set<string>();
+    if (judged.size === 0) return readable;
+    const rows = await this.resources.lockLiveContents([...judged.keys()].map(typeAndId));
+    const resources = rows.map(parseContent);
+    const contexts = await this.contexts.of(resources);
+    for (const resource of resources) {
+      const key = `${resource.resourceType}/${String(resource.id)}`;
+      const user = judged.get(key)!;
+      if (await this.access.mayReferTo(user, resource, contexts.get(resource))) {
+        readable.add(key);
+      }
+    }
+    return readable;
   }
 
   /** Nothing live refers to a deleted resource. */
@@ -236,6 +326,24 @@ function versionedReferences(
 }
 
 const VERSION = /\/_history\/([^/]+)$/;
+
+/** The resources of this server a resource refers to by a literal reference, as `Type/id`. */
+function referencesIn(resource: FhirResource): Set<string> {
+  const found = new Set<string>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) {
+      value.forEach(visit);
+    } else if (typeof value === 'object' && value !== null) {
+      const object = value as Record<string, unknown>;
+      const reference = object['reference'];
+      const literal = typeof reference === 'string' ? literalReference(reference) : undefined;
+      if (literal && isOwnResource(literal)) found.add(`${literal.type}/${literal.id}`);
+      for (const key in object) visit(object[key]);
+    }
+  };
+  visit(resource);
+  return found;
+}
 
 /** `Type/id/_history/vid` as the version the store may hold: none for a vid no version has. */
 function versionOf(key: string): { type: string; id: string; versionId: number }[] {

@@ -196,6 +196,25 @@ export class ResourceRepository {
   }
 
   /**
+   * lockLive's rows with their content, of any types (lockLiveRows reads one type's): for a
+   * check that must read what a reference names, in the statement that locks it.
+   */
+  async lockLiveContents(targets: { type: string; id: string }[]): Promise<ResourceEntity[]> {
+    if (targets.length === 0) return [];
+    const rows = await this.unitOfWork.manager.query<ResourceRow[]>(
+      `SELECT ${RESOURCE_COLUMNS}
+         FROM resource r
+         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
+           ON r.resource_type = t.type AND r.id = t.id
+        WHERE NOT r.deleted
+        ORDER BY r.resource_type, r.id
+        FOR KEY SHARE OF r`,
+      [targets.map((t) => t.type), targets.map((t) => t.id)],
+    );
+    return rows.map((row) => resourceEntityOf(row, this.phi));
+  }
+
+  /**
    * The current row, as findCurrent reads it, locked FOR UPDATE until commit as
    * lockAgainstReferences locks it: for a use case that checks the resource before it deletes
    * what refers to it (a cascading delete), in one statement and on the version it will delete.

@@ -73,6 +73,9 @@ export class RetiredPatients {
     for (const id of added) {
       const patient = patients.get(id);
       if (!patient || !replacedBy(patient)) continue;
+      // One the caller may not read is refused at commit as one never stored (ReferenceIntegrity):
+      // a 422 here told a patient's app that another patient exists, and was merged.
+      if (!(await this.access.mayReferTo(user, patient))) continue;
       const survivor = await this.survivorShown(user, patient);
       throw AppError.of(
         422,

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
 import { isValidId, type FhirResource } from './fhir-types.js';
-import { ReferenceIntegrity } from './reference-integrity.js';
+import { ReferenceIntegrity, type Writer } from './reference-integrity.js';
 import { ResourceValidator } from './resource-validator.js';
 import { withServerFields } from './resource-versions.js';
 import type { NextVersion, RenderedVersion } from './resource.repository.js';
@@ -37,14 +37,15 @@ export class WrittenVersions {
 
   /**
    * The version to store: JSON with the server's id and meta, and its search index rows, whose
-   * references are checked when the transaction commits.
+   * references are checked when the transaction commits (by the rights of `writer`, when
+   * given: see ReferenceIntegrity.written).
    */
-  render(resource: FhirResource, id: string, next: NextVersion): RenderedVersion {
+  render(resource: FhirResource, id: string, next: NextVersion, writer?: Writer): RenderedVersion {
     const stored = withServerFields(resource, id, next);
     refuse(bundleReference(stored));
     const index = this.indexer.extract(stored, this.indexRowsMax);
     this.assertReferenceTargets(resource.resourceType, index);
-    this.integrity.written(resource.resourceType, id, index, stored);
+    this.integrity.written(resource.resourceType, id, index, stored, writer);
     return { content: JSON.stringify(stored), index };
   }
 
