@@ -234,6 +234,36 @@ describe('a patient-scoped token and records about patients outside every compar
       expect((await writer('GET', `${fhir}/Observation/${id}`)).body.meta.versionId).toBe('1');
     });
 
+    it('answers another patient merged away as one never stored, not as merged (422)', async () => {
+      const survivor = await create(buildPatient());
+      const prior = await create(buildPatient());
+      const retired = await doctor('PUT', `${fhir}/Patient/${prior}`, {
+        body: {
+          ...buildPatient(),
+          id: prior,
+          active: false,
+          link: [{ other: { reference: `Patient/${survivor}` }, type: 'replaced-by' }],
+        },
+      });
+      expect(retired.status).toBe(200);
+      const missing = randomUUID();
+      const focus = async (id: string) =>
+        refusal(
+          await writer('POST', `${fhir}/Observation`, {
+            body: observationOfA({ focus: [{ reference: `Patient/${id}` }] }),
+          }),
+          id,
+        );
+      const absent = await focus(missing);
+      expect(absent.status).toBe(400);
+      expect(await focus(prior)).toEqual(absent);
+      // A clinician is still told where the record went.
+      const told = await doctor('POST', `${fhir}/Observation`, {
+        body: observationOfA({ focus: [{ reference: `Patient/${prior}` }] }),
+      });
+      expect(told.status).toBe(422);
+    });
+
     it('keeps references to its own records, to shared ones, and those a record had', async () => {
       const own = await writer('POST', `${fhir}/Observation`, {
         body: observationOfA({
