@@ -1141,4 +1141,69 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     expect(await numbered('ServiceRequest', CPOE, `P4-${tag}`)).toEqual([]);
     expect(await numbered('MedicationRequest', CPOE, `P4-${tag}`)).toEqual([]);
   });
+
+  it("files the OBX after an RDS's dispense (RXD) as Observations in its supportingInformation", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rds = message('RDS^O13', 'PHARM');
+    /** A pharmacy's dispense of warfarin, with the INR it was checked against. */
+    const dispensed = (control: string, inr: string) =>
+      rds(
+        tag,
+        control,
+        'D',
+        `ORC|RE|D1-${tag}^CPOE|||||||202503010800+0000`,
+        'RXE||855332^Warfarin Sodium 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM',
+        'RXD|1|855332^Warfarin Sodium 5 MG Oral Tablet^RXNORM|202503011000+0000|30|TAB^Tablet',
+        'RXR|PO^Oral^HL70162',
+        `OBX|1|NM|6301-6^INR^LN||${inr}||2.0-3.0|||||F`,
+        'NTE|1||Drawn the morning of the dispense',
+      );
+    expect(await codes(dispensed('D1', '2.4'))).toEqual(['AA']);
+    const [prescription] = await numbered('MedicationRequest', CPOE, `D1-${tag}`);
+    // The INR is the dispense's (its OBX come after its RXD), not the prescription's.
+    expect(prescription!['supportingInformation']).toBeUndefined();
+    const supporting = async () => {
+      const [dispense, ...others] = await numbered(
+        'MedicationDispense',
+        CPOE,
+        `D1-${tag}/dispense/1`,
+      );
+      expect(others).toEqual([]);
+      return Promise.all(
+        ((dispense!['supportingInformation'] ?? []) as { reference: string }[]).map(
+          ({ reference }) => feed.one(`Observation?_id=${reference.split('/')[1]}`),
+        ),
+      );
+    };
+    // Dropped until 2026-12-07: the INR the pharmacist checked was nowhere.
+    const [inr, ...none] = await supporting();
+    expect(none).toEqual([]);
+    expect(inr).toMatchObject({
+      code: { coding: [expect.objectContaining({ code: '6301-6' })] },
+      valueQuantity: { value: 2.4 },
+      note: [{ text: 'Drawn the morning of the dispense' }],
+    });
+    // Sent again (a new control id), the INR corrected: the same Observation, none added.
+    expect(await codes(dispensed('D2', '2.6'))).toEqual(['AA']);
+    const again = await supporting();
+    expect(again.map((obx) => obx['id'])).toEqual([inr!['id']]);
+    expect(again[0]!['valueQuantity'].value).toBe(2.6);
+    const patient = await patientOf(tag, 'D');
+    expect(await feed.search(`Observation?subject=Patient/${patient}&code=6301-6`)).toHaveLength(1);
+    // The shared sample's heart rate (after its RXD, RXR, RXC and CDO) is its dispense's.
+    const sampled = sample('RDS-O13-01.hl7', `DS-${tag}`, [
+      ['1163422591^EPC', `DS-${tag}^EPC`],
+      ['PATID1234^5^M11^test1&2.16.1&HCD', `DS-${tag}^5^M11^test1&2.16.1&HCD`],
+      ['123456789^^^USSSA^SS', ''],
+    ]);
+    expect(await codes(sampled)).toEqual(['AA']);
+    const EPC = 'urn:carevault:v2:assigning-authority:EPC';
+    const [order] = await numbered('MedicationRequest', EPC, `DS-${tag}`);
+    expect(order!['supportingInformation']).toBeUndefined();
+    const [dispense] = await numbered('MedicationDispense', EPC, `DS-${tag}/dispense/1`);
+    const references = dispense!['supportingInformation'] as { reference: string }[];
+    expect(references).toHaveLength(1);
+    const heartRate = await feed.one(`Observation?_id=${references[0]!.reference.split('/')[1]}`);
+    expect(heartRate['code'].coding[0].code).toBe('8867-4');
+  });
 });

@@ -13,9 +13,10 @@ export interface OrderAnswer {
 }
 
 /**
- * The OBX of the pharmacy give (RXE) at `at`, each with the NTE right after it: those after
- * it, its TQ1, RXR, RXC and CDO, before the next order, give or dispense (RDE_O11's and
- * RDE_O25's ORDER.OBSERVATION group). Not an RDS's, whose OBX come after its RXD.
+ * The OBX of the pharmacy give (RXE) or dispense (RXD) at `at`, each with the NTE right after
+ * it: those after it, its TQ1, RXR, RXC and CDO, before the next order, give or dispense
+ * (RDE_O11's and RDE_O25's ORDER.OBSERVATION group; RDS_O13's, after its RXD). An RDS's RXE
+ * has none: its OBX come after the RXD.
  */
 export function giveAnswers(segments: readonly V2Segment[], at: number): OrderAnswer[] {
   const answers: OrderAnswer[] = [];
@@ -42,19 +43,21 @@ export function giveAnswers(segments: readonly V2Segment[], at: number): OrderAn
  * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them, and those of a
  * pharmacy order (after an RXO: ORM_O01's ORDER_DETAIL, OMP_O09; after an RXE: RDE_O11's
  * ORDER.OBSERVATION, a weight or a creatinine the dose was worked out from) in its
- * MedicationRequest's supportingInformation. Dropped until 2026-12-07: the lab got the order
- * without what the clinician answered for it, and the pharmacy a prescription without the
- * observations sent with it. An answer is known again as the order on file's of that code (the
- * n-th of it, when one is asked twice), so that the order sent again updates its answers rather
- * than adding them; those of an order not on file are new (one of no number is found by what it
- * says, see unnumberedOrder). A message older than one already applied to the order leaves its
- * answers as they are (the order's clock), and each answer too (its own, see writeOver): until
- * 2026-12-07 a replayed older order, kept itself, wrote its answers over the newer ones, and
- * filed those the newer message did not have beside it.
+ * MedicationRequest's supportingInformation, and those after a dispense (RDS_O13's RXD) in its
+ * MedicationDispense's. Dropped until 2026-12-07: the lab got the order without what the
+ * clinician answered for it, the pharmacy a prescription without the observations sent with
+ * it, and a dispense came without the INR it was checked against. An answer is known again as
+ * the order on file's (or dispense's) of that code (the n-th of it, when one is asked twice), so
+ * that the order sent again updates its answers rather than adding them; those of an order not
+ * on file are new (one of no number is found by what it says, see unnumberedOrder). A message
+ * older than one already applied to the order leaves its answers as they are (the order's
+ * clock), and each answer too (its own, see writeOver): until 2026-12-07 a replayed older
+ * order, kept itself, wrote its answers over the newer ones, and filed those the newer message
+ * did not have beside it.
  */
 export async function orderAnswers(
   fhir: FhirService,
-  type: 'ServiceRequest' | 'MedicationRequest',
+  type: 'ServiceRequest' | 'MedicationRequest' | 'MedicationDispense',
   answers: readonly OrderAnswer[],
   {
     obr,

@@ -52,10 +52,12 @@ export class PharmacyMessages {
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
    * RXE, keyed by its ORC's order numbers, with the OBX after it (a weight, a creatinine) as
-   * Observations in its supportingInformation (see orderAnswers; dropped until 2026-12-07), and a MedicationDispense per RXD, keyed by the order
-   * number and its dispense counter (RXD-1), so that a resend replaces it; the dispense is
-   * authorized by its order's MedicationRequest when it is known here. A message older than
-   * one already applied to an order or a dispense leaves it as it is.
+   * Observations in its supportingInformation (see orderAnswers; dropped until 2026-12-07),
+   * and a MedicationDispense per RXD, keyed by the order number and its dispense counter
+   * (RXD-1), so that a resend replaces it, with the OBX after it (an INR) in its
+   * supportingInformation (dropped until 2026-12-07); the dispense is authorized by its order's
+   * MedicationRequest when it is known here. A message older than one already applied to an
+   * order or a dispense leaves it as it is.
    */
   async process(
     message: V2Message,
@@ -155,10 +157,28 @@ export class PharmacyMessages {
         throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
       }
       const context = encounter.encounter ? { context: encounter.encounter } : {};
+      const supportingInformation = await orderAnswers(
+        this.fhir,
+        'MedicationDispense',
+        giveAnswers(segments, i),
+        {
+          obr: undefined,
+          storedOrder: () => Promise.resolve(dispensed),
+          sender,
+          patientId,
+          encounter,
+          clock,
+        },
+      );
+      touched.entities.push(...supportingInformation.map(({ reference }) => reference));
       const id = await writeOver(
         this.fhir,
         'MedicationDispense',
-        { ...body, ...context },
+        {
+          ...body,
+          ...context,
+          ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
+        },
         dispensed,
         clock,
       );
