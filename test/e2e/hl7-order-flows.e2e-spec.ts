@@ -1206,4 +1206,162 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const heartRate = await feed.one(`Observation?_id=${references[0]!.reference.split('/')[1]}`);
     expect(heartRate['code'].coding[0].code).toBe('8867-4');
   });
+
+  it("keeps the NTE after an RDE's encoded order (RXE) as its MedicationRequest's note", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    const sent = (control: string, ...notes: string[]) =>
+      rde(
+        tag,
+        control,
+        'N',
+        `ORC|NW|N1-${tag}^CPOE|||||||202503010800+0000`,
+        'RXE||197361^Amlodipine 5 MG Oral Tablet^RXNORM|5||mg^milligram^UCUM',
+        ...notes,
+        'RXR|PO^Oral^HL70162',
+        'OBX|1|NM|8480-6^Systolic blood pressure^LN||150|mm[Hg]^^UCUM|||||F',
+        'NTE|1||Seated, left arm',
+      );
+    expect(
+      await codes(sent('N1', 'NTE|1||Hold if systolic below 100', 'NTE|2||Review in 2 weeks')),
+    ).toEqual(['AA']);
+    const [prescription] = await numbered('MedicationRequest', CPOE, `N1-${tag}`);
+    // Dropped until 2026-12-07; the OBX's own NTE stays the Observation's.
+    expect(prescription!['note']).toEqual([
+      { text: 'Hold if systolic below 100' },
+      { text: 'Review in 2 weeks' },
+    ]);
+    // Sent again with one note: that note, not three.
+    expect(await codes(sent('N2', 'NTE|1||Hold if systolic below 90'))).toEqual(['AA']);
+    const [again, ...others] = await numbered('MedicationRequest', CPOE, `N1-${tag}`);
+    expect(others).toEqual([]);
+    expect(again!['note']).toEqual([{ text: 'Hold if systolic below 90' }]);
+  });
+
+  it("keeps a compound's components (RXC) as the ingredients of its contained Medication", async () => {
+    const tag = randomUUID().slice(0, 8);
+    const rde = message('RDE^O11', 'CPOE');
+    const vancomycin = '11124^Vancomycin 1000 MG Injection^RXNORM';
+    /** An IV admixture: vancomycin added to a 250 mL bag of saline. */
+    const admixture = (control: string, orc: string, dose = '1000', ...more: string[]) =>
+      rde(
+        tag,
+        control,
+        'C',
+        orc,
+        `RXE|^Q12H^^^^R|${vancomycin}|${dose}||mg^milligram^UCUM`,
+        'RXR|IV^Intravenous^HL70162',
+        'RXC|B|313002^Sodium Chloride 9 MG/ML Injectable Solution^RXNORM|250|mL^milliliter^UCUM',
+        `RXC|A|${vancomycin}|${dose}|mg^milligram^UCUM`,
+        ...more,
+      );
+    const placed = `ORC|NW|C1-${tag}^CPOE|||||||202503010800+0000`;
+    expect(await codes(admixture('C1', placed))).toEqual(['AA']);
+    const [prescription] = await numbered('MedicationRequest', CPOE, `C1-${tag}`);
+    // Dropped until 2026-12-07: the order named the drug, never the bag it was mixed into.
+    const reference = (prescription!['medicationReference'] as { reference: string }).reference;
+    expect(prescription!['medicationCodeableConcept']).toBeUndefined();
+    const contained = prescription!['contained'] as Record<string, any>[];
+    expect(contained).toHaveLength(1);
+    expect(`#${String(contained[0]!['id'])}`).toBe(reference);
+    expect(contained[0]).toMatchObject({
+      resourceType: 'Medication',
+      code: { coding: [expect.objectContaining({ code: '11124' })] },
+      ingredient: [
+        {
+          itemCodeableConcept: { coding: [expect.objectContaining({ code: '313002' })] },
+          strength: {
+            numerator: { value: 250, unit: 'milliliter', code: 'mL' },
+            denominator: { value: 1 },
+          },
+        },
+        {
+          itemCodeableConcept: { coding: [expect.objectContaining({ code: '11124' })] },
+          isActive: true,
+          strength: { numerator: { value: 1000, unit: 'milligram', code: 'mg' } },
+        },
+      ],
+    });
+    // Sent again (a new control id): the same version, components not added twice.
+    expect(await codes(admixture('C2', placed))).toEqual(['AA']);
+    const [resent, ...others] = await numbered('MedicationRequest', CPOE, `C1-${tag}`);
+    expect(others).toEqual([]);
+    expect(resent!['meta'].versionId).toBe(prescription!['meta'].versionId);
+    // The dose changed (XO, the same numbers): its components replaced, not added to.
+    expect(
+      await codes(admixture('C3', `ORC|XO|C1-${tag}^CPOE|||||||202503011200+0000`, '1250')),
+    ).toEqual(['AA']);
+    const [changed] = await numbered('MedicationRequest', CPOE, `C1-${tag}`);
+    const ingredients = (changed!['contained'] as Record<string, any>[])[0]!['ingredient'];
+    expect(ingredients).toHaveLength(2);
+    expect(ingredients[1].strength.numerator.value).toBe(1250);
+    // A component of no code says nothing of what it is: not an ingredient.
+    expect(
+      await codes(admixture('C4', `ORC|NW|C4-${tag}^CPOE`, '1000', 'RXC|A|^^RXNORM|5|mL')),
+    ).toEqual(['AA']);
+    const [uncoded] = await numbered('MedicationRequest', CPOE, `C4-${tag}`);
+    expect((uncoded!['contained'] as Record<string, any>[])[0]!['ingredient']).toHaveLength(2);
+    // A compound of no number (a CPOE that numbers none), sent again: filed once.
+    const unnumbered = (control: string) =>
+      rde(
+        tag,
+        control,
+        'CU',
+        'ORC|NW||||||||202503010800+0000',
+        `RXE||${vancomycin}|1000||mg^milligram^UCUM`,
+        'RXC|B|313002^Sodium Chloride 9 MG/ML Injectable Solution^RXNORM|250|mL^milliliter^UCUM',
+        `RXC|A|${vancomycin}|1000|mg^milligram^UCUM`,
+      );
+    expect(await codes(unnumbered('CU1'), unnumbered('CU2'))).toEqual(['AA', 'AA']);
+    const compounds = await feed.search(
+      `MedicationRequest?subject=Patient/${await patientOf(tag, 'CU')}`,
+    );
+    expect(compounds.map((one) => one['medicationReference'])).toEqual([{ reference }]);
+
+    // An OMP's pharmacy order (RXO) and its components, as an RXE's.
+    const omp = [
+      `MSH|^~\\&|CPOE|HOSP|PHARM|HOSP|202503010800+0000||OMP^O09^OMP_O09|C5-${tag}|P|2.5.1`,
+      pid(tag, 'C'),
+      `ORC|NW|C5-${tag}^CPOE|||||||202503010800+0000`,
+      `RXO|${vancomycin}|1000||mg^milligram^UCUM`,
+      'RXR|IV^Intravenous^HL70162',
+      'RXC|B|313002^Sodium Chloride 9 MG/ML Injectable Solution^RXNORM|250|mL^milliliter^UCUM',
+      `RXC|A|${vancomycin}|1000|mg^milligram^UCUM`,
+    ].join('\r');
+    expect(await codes(omp)).toEqual(['AA']);
+    const [ordered] = await numbered('MedicationRequest', CPOE, `C5-${tag}`);
+    expect(ordered!['medicationReference']).toEqual({ reference: reference });
+    expect((ordered!['contained'] as Record<string, any>[])[0]!['ingredient']).toHaveLength(2);
+
+    // A dispense's components (the RXC after its RXD), as its MedicationDispense's Medication.
+    const rds = message('RDS^O13', 'PHARM');
+    const dispense = (control: string) =>
+      rds(
+        tag,
+        control,
+        'C',
+        `ORC|RE|C1-${tag}^CPOE|||||||202503010800+0000`,
+        `RXD|1|${vancomycin}|202503011000+0000|1|BAG^Bag`,
+        'RXR|IV^Intravenous^HL70162',
+        'RXC|B|313002^Sodium Chloride 9 MG/ML Injectable Solution^RXNORM|250|mL^milliliter^UCUM',
+        `RXC|A|${vancomycin}|1250|mg^milligram^UCUM`,
+      );
+    expect(await codes(dispense('C6'), dispense('C7'))).toEqual(['AA', 'AA']);
+    const [handed, ...twice] = await numbered('MedicationDispense', CPOE, `C1-${tag}/dispense/1`);
+    expect(twice).toEqual([]);
+    expect(handed).toMatchObject({
+      medicationReference: { reference },
+      contained: [
+        {
+          resourceType: 'Medication',
+          code: { coding: [expect.objectContaining({ code: '11124' })] },
+          ingredient: [
+            { itemCodeableConcept: { coding: [expect.objectContaining({ code: '313002' })] } },
+            { strength: { numerator: { value: 1250 } } },
+          ],
+        },
+      ],
+    });
+    expect((handed!['contained'] as Record<string, any>[])[0]!['ingredient']).toHaveLength(2);
+  });
 });

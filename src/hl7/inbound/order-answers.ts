@@ -38,6 +38,34 @@ export function giveAnswers(segments: readonly V2Segment[], at: number): OrderAn
 }
 
 /**
+ * The NTE right after the give (RXE) or dispense (RXD) at `at`, or after its PRT: its notes
+ * (RDE_O11's NTE after the RXE, RDS_O13's after the RXD); not those of its OBX, nor of the
+ * order detail (RXO) before it.
+ */
+export function giveNotes(segments: readonly V2Segment[], at: number): V2Segment[] {
+  const notes: V2Segment[] = [];
+  for (const segment of segments.slice(at + 1)) {
+    if (segment.name === 'NTE') notes.push(segment);
+    else if (segment.name !== 'PRT') break;
+  }
+  return notes;
+}
+
+/**
+ * The components (RXC: an IV admixture's base and additives) of the give (RXE), requested
+ * order (RXO) or dispense (RXD) at `at`: those after it, its TQ1 and RXR, before its OBX and
+ * the next order, give or dispense (see medicationOf).
+ */
+export function giveComponents(segments: readonly V2Segment[], at: number): V2Segment[] {
+  const components: V2Segment[] = [];
+  for (const segment of segments.slice(at + 1)) {
+    if (['ORC', 'RXO', 'RXE', 'RXD', 'OBX', 'OBR'].includes(segment.name)) break;
+    if (segment.name === 'RXC') components.push(segment);
+  }
+  return components;
+}
+
+/**
  * An order's ask-at-order-entry answers (the OBX after its OBR: the date of the last rabies
  * vaccination, whether the patient fasted) as Observations its ServiceRequest names in
  * supportingInfo, as the IG's OML_O21, OMG_O19 and ORM_O01 maps have them, and those of a

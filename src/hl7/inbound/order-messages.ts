@@ -31,7 +31,8 @@ export class OrderMessages {
   /**
    * ORM^O01, OML^O21 and OMG^O19 (a general clinical order): a ServiceRequest per order (an ORC,
    * with the OBR after it if any); a pharmacy order (an ORC with an RXO and no OBR: ORM's, and
-   * OMP^O09's, whose ORDER group is ORC, TQ1, RXO, RXR, RXC and OBX) a MedicationRequest.
+   * OMP^O09's, whose ORDER group is ORC, TQ1, RXO, RXR, RXC and OBX) a MedicationRequest, its
+   * components (RXC) its contained Medication's ingredients (see medicationOf).
    * An OMP's order (`pharmacy`) needs its RXO: one without is no ServiceRequest.
    */
   async process(
@@ -53,6 +54,8 @@ export class OrderMessages {
       /** A pharmacy order (RXO, ORM's ORDER_DETAIL choice), with its route (RXR). */
       rxo?: V2Segment;
       rxr?: V2Segment;
+      /** Its components (RXC: an IV admixture's), after it, before its OBX. */
+      components: V2Segment[];
     }[] = [];
     // The NTE right after an OBR are its order's comments (an OBX after it has its own).
     let notes: V2Segment[] | undefined;
@@ -80,12 +83,15 @@ export class OrderMessages {
         answering = true;
       }
       if (segment.name === 'RXR' && last?.rxo) last.rxr ??= segment;
+      if (segment.name === 'RXC' && last?.rxo && !last.obr && last.answers.length === 0) {
+        last.components.push(segment);
+      }
       if (segment.name === 'ORC') {
-        orders.push({ orc: segment, notes: [], specimens: [], answers: [] });
+        orders.push({ orc: segment, notes: [], specimens: [], answers: [], components: [] });
       } else if (segment.name === 'OBR') {
         const last = orders.at(-1);
         if (last && !last.obr) last.obr = segment;
-        else orders.push({ obr: segment, notes: [], specimens: [], answers: [] });
+        else orders.push({ obr: segment, notes: [], specimens: [], answers: [], components: [] });
         notes = orders.at(-1)!.notes;
         answering = true;
       }
@@ -100,7 +106,8 @@ export class OrderMessages {
     const untied: string[] = [];
     // The orders on file that an earlier order of this message is: two alike in it stay two.
     const taken = new Set<string>();
-    for (const { orc, obr, timing, notes: comments, specimens, answers, rxo, rxr } of orders) {
+    for (const order of orders) {
+      const { orc, obr, timing, notes: comments, specimens, answers, rxo, rxr } = order;
       const identifiers = orderIdentifiers(orc, sender, obr);
       if (rxo && !obr) {
         const prescription = medicationRequestOfRxo(
@@ -111,9 +118,13 @@ export class OrderMessages {
           identifiers,
           sender,
           timing,
+          order.components,
         );
         if (!prescription) {
-          throw new Hl7ProcessingError('101', 'An RXO segment needs a requested give code (RXO-1)');
+          throw new Hl7ProcessingError(
+            '101',
+            'An RXO segment needs a requested give code (RXO-1) or its components (RXC)',
+          );
         }
         const note = annotationsOf(comments);
         const change = orderChangeOf(orc, 'MedicationRequest');
@@ -122,7 +133,12 @@ export class OrderMessages {
         const stored = () =>
           (lookup ??=
             identifiers.length === 0 && change.whole
-              ? unnumberedPrescription(this.matches, { ...prescription, ...encounter }, patientId)
+              ? unnumberedPrescription(
+                  this.fhir,
+                  this.matches,
+                  { ...prescription, ...encounter },
+                  patientId,
+                )
               : patientsOrderOf(
                   this.fhir,
                   this.matches,

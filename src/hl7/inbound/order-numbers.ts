@@ -39,7 +39,7 @@ export async function upsertOrder(
   // caller's to find (see unnumberedOrder), as its answers and specimens are found by it first.
   const match =
     identifiers.length === 0 && change.whole && type === 'MedicationRequest'
-      ? await unnumberedPrescription(matches, resource, patientId)
+      ? await unnumberedPrescription(fhir, matches, resource, patientId)
       : await onFile();
   if (!match && change.withdraws) {
     throw new Hl7ProcessingError(
@@ -68,16 +68,43 @@ export async function upsertOrder(
  * time, is another. A ServiceRequest's is unnumberedOrder's.
  */
 export async function unnumberedPrescription(
+  fhir: FhirService,
   matches: CriteriaMatches,
   resource: Record<string, unknown>,
   patientId: string,
 ): Promise<string | undefined> {
-  const drug = codeParam(resource, { element: 'medicationCodeableConcept', param: 'code' });
-  if (!drug) return undefined;
   const authored = resource['authoredOn'] as string | undefined;
   const when = authored ? atInstant('authoredon', authored) : 'authoredon:missing=true';
-  const criteria = `subject=Patient/${patientId}&identifier:missing=true&${drug}&${when}`;
-  return matches.uniqueMatch(HL7_USER, 'MedicationRequest', criteria).catch(ambiguous);
+  const scope = `subject=Patient/${patientId}&identifier:missing=true&${when}`;
+  if (resource['medicationCodeableConcept']) {
+    const drug = codeParam(resource, { element: 'medicationCodeableConcept', param: 'code' });
+    if (!drug) return undefined;
+    const criteria = `${scope}&${drug}`;
+    return matches.uniqueMatch(HL7_USER, 'MedicationRequest', criteria).catch(ambiguous);
+  }
+  // A compound's drug is its contained Medication's (see medicationOf), which search does not
+  // index: the patient's unnumbered prescriptions of no code written then are compared.
+  const criteria = `${scope}&code:missing=true`;
+  await matches.lockCriteria([{ type: 'MedicationRequest', criteria }]);
+  const own = compoundOf(resource);
+  const found: string[] = [];
+  for (const id of await matches.matchingIds(
+    HL7_USER,
+    'MedicationRequest',
+    criteria,
+    UNNUMBERED_CANDIDATES,
+  )) {
+    const stored = (await fhir.read(HL7_USER, 'MedicationRequest', id)).resource;
+    if (isDeepStrictEqual(compoundOf(stored), own)) found.push(id);
+  }
+  return found.length === 1 ? found[0] : undefined;
+}
+
+/** What a compound's contained Medication gives: its code and its ingredients' items. */
+function compoundOf(resource: Record<string, unknown>): unknown {
+  const [medication] = (resource['contained'] ?? []) as Record<string, unknown>[];
+  const ingredients = (medication?.['ingredient'] ?? []) as Record<string, unknown>[];
+  return [medication?.['code'], ingredients.map((one) => one['itemCodeableConcept'])];
 }
 
 /** How many of a patient's orders of no number and of one code are compared (unnumberedOrder). */

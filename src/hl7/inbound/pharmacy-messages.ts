@@ -1,12 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import type { Identifier } from '../mapping/datatypes.js';
+import { annotationsOf, type Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
-import { giveAnswers, orderAnswers } from './order-answers.js';
+import { giveAnswers, giveComponents, giveNotes, orderAnswers } from './order-answers.js';
 import {
   patientsNumbered,
   patientsOrderOf,
@@ -51,13 +51,14 @@ export class PharmacyMessages {
 
   /**
    * RDE^O11, RDE^O25 (a refill authorized) and RDS^O13 (a dispense): a MedicationRequest per
-   * RXE, keyed by its ORC's order numbers, with the OBX after it (a weight, a creatinine) as
-   * Observations in its supportingInformation (see orderAnswers; dropped until 2026-12-07),
-   * and a MedicationDispense per RXD, keyed by the order number and its dispense counter
-   * (RXD-1), so that a resend replaces it, with the OBX after it (an INR) in its
-   * supportingInformation (dropped until 2026-12-07); the dispense is authorized by its order's
-   * MedicationRequest when it is known here. A message older than one already applied to an
-   * order or a dispense leaves it as it is.
+   * RXE, keyed by its ORC's order numbers, with the NTE right after it as its note and the OBX
+   * after it (a weight, a creatinine) as Observations in its supportingInformation (see
+   * giveNotes, orderAnswers; both dropped until 2026-12-07), and a MedicationDispense per RXD,
+   * keyed by the order number and its dispense counter (RXD-1), so that a resend replaces it,
+   * with the OBX after it (an INR) in its supportingInformation (dropped until 2026-12-07); the
+   * dispense is authorized by its order's MedicationRequest when it is known here. A give's or
+   * dispense's components (RXC) are its contained Medication's ingredients (see medicationOf).
+   * A message older than one already applied to an order or a dispense leaves it as it is.
    */
   async process(
     message: V2Message,
@@ -81,17 +82,35 @@ export class PharmacyMessages {
       if (segment.name === 'RXE') {
         // The give's own timing (RDE's TIMING_ENCODED), else the order's.
         const timing = following(segments, i, 'TQ1') ?? ordered;
-        const body = medicationRequestOf(orc, segment, rxr, patientId, identifiers, sender, timing);
+        const body = medicationRequestOf(
+          orc,
+          segment,
+          rxr,
+          patientId,
+          identifiers,
+          sender,
+          timing,
+          giveComponents(segments, i),
+        );
         if (!body) {
-          throw new Hl7ProcessingError('101', 'An RXE segment needs a give code (RXE-2)');
+          throw new Hl7ProcessingError(
+            '101',
+            'An RXE segment needs a give code (RXE-2) or its components (RXC)',
+          );
         }
+        const note = annotationsOf(giveNotes(segments, i));
         const change = orderChangeOf(orc, 'MedicationRequest');
         // The order on file, looked up once for its observations and its upsert, as an RXO's.
         let lookup: Promise<string | undefined> | undefined;
         const stored = () =>
           (lookup ??=
             identifiers.length === 0 && change.whole
-              ? unnumberedPrescription(this.matches, { ...body, ...encounter }, patientId)
+              ? unnumberedPrescription(
+                  this.fhir,
+                  this.matches,
+                  { ...body, ...encounter },
+                  patientId,
+                )
               : patientsOrderOf(
                   this.fhir,
                   this.matches,
@@ -113,6 +132,7 @@ export class PharmacyMessages {
           {
             ...body,
             ...encounter,
+            ...(note.length > 0 ? { note } : {}),
             ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
           },
           identifiers,
@@ -152,9 +172,13 @@ export class PharmacyMessages {
         identifier,
         request ? { reference: `MedicationRequest/${request}` } : undefined,
         sender,
+        giveComponents(segments, i),
       );
       if (!body) {
-        throw new Hl7ProcessingError('101', 'An RXD segment needs a dispense code (RXD-2)');
+        throw new Hl7ProcessingError(
+          '101',
+          'An RXD segment needs a dispense code (RXD-2) or its components (RXC)',
+        );
       }
       const context = encounter.encounter ? { context: encounter.encounter } : {};
       const supportingInformation = await orderAnswers(

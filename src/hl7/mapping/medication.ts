@@ -7,9 +7,10 @@ import { authoredOf, orderStatusOf, priorityOf } from './orders.js';
 
 /**
  * An ORC with its RXE (and the RXR after that) to a MedicationRequest (v2-to-FHIR
- * RXE[MedicationRequest]): the give code as the medication, the give amount and units as the
- * dose, the first RXR's route, when and how often from its TQ1 (`timing`: the RXE's, else the
- * ORC's; see timingOf), and the priority of that TQ1, else of RXE-1 or ORC-7.
+ * RXE[MedicationRequest]): the give code as the medication (with its `components`, RXC, a
+ * compound: see medicationOf), the give amount and units as the dose, the first RXR's route,
+ * when and how often from its TQ1 (`timing`: the RXE's, else the ORC's; see timingOf), and the
+ * priority of that TQ1, else of RXE-1 or ORC-7. Undefined with neither code nor component.
  */
 export function medicationRequestOf(
   orc: V2Segment | undefined,
@@ -19,8 +20,9 @@ export function medicationRequestOf(
   identifiers: Identifier[],
   senderSystem?: string,
   timing?: V2Segment,
+  components: readonly V2Segment[] = [],
 ): Record<string, unknown> | undefined {
-  return requestOf(orc, rxe, GIVE, rxr, patientId, identifiers, senderSystem, timing);
+  return requestOf(orc, rxe, GIVE, rxr, patientId, identifiers, senderSystem, timing, components);
 }
 
 /** Where an order's fields are: RXE (an encoded give) or RXO (a pharmacy order, ORM). */
@@ -72,8 +74,10 @@ export function medicationRequestOfRxo(
   identifiers: Identifier[],
   senderSystem?: string,
   timing?: V2Segment,
+  components: readonly V2Segment[] = [],
 ): Record<string, unknown> | undefined {
-  return requestOf(orc, rxo, REQUESTED, rxr, patientId, identifiers, senderSystem, timing);
+  const fields = REQUESTED;
+  return requestOf(orc, rxo, fields, rxr, patientId, identifiers, senderSystem, timing, components);
 }
 
 function requestOf(
@@ -83,11 +87,12 @@ function requestOf(
   rxr: V2Segment | undefined,
   patientId: string,
   identifiers: Identifier[],
-  senderSystem?: string,
-  timing?: V2Segment,
+  senderSystem: string | undefined,
+  timing: V2Segment | undefined,
+  components: readonly V2Segment[],
 ): Record<string, unknown> | undefined {
   const field = (n: number) => `${fields.segment}-${n}`;
-  const medication = codeableConceptOf(rxe.repetitions(fields.code)[0]);
+  const medication = medicationOf(rxe.repetitions(fields.code)[0], components);
   if (!medication) return undefined;
   const authored = authoredOf(orc);
   const amount = exactNumberOf(rxe.value(fields.amount), field(fields.amount));
@@ -121,7 +126,7 @@ function requestOf(
     status: orderStatusOf(orc, 'MedicationRequest') ?? 'active',
     intent: 'order',
     ...priorityOf(timing?.value(9), tq ? rxe.value(tq, 6) : undefined, orc?.value(7, 6)),
-    medicationCodeableConcept: medication,
+    ...medication,
     subject: { reference: `Patient/${patientId}` },
     ...(authored?.includes('T') ? { authoredOn: authored } : {}),
     ...(requester ? { requester: { type: 'Practitioner', ...requester } } : {}),
@@ -159,6 +164,61 @@ function timingOf(
   };
 }
 
+/** The id of the Medication an order or dispense of components contains (see medicationOf). */
+const COMPOUND = 'compound';
+
+/**
+ * What an order or dispense gives, its medication[x]: its code (RXE-2, RXO-1, RXD-2) as a
+ * CodeableConcept, or, for a compound (an IV admixture, a compounded cream: the RXC after it),
+ * a Medication it contains, of that code and of an ingredient per component, as FHIR's v2
+ * mapping of Medication has it: RXC-2 the ingredient, RXC-3 of RXC-4's units its strength (per
+ * 1 of the compound), and an additive (RXC-1 A) active. A base (B: the saline an additive is
+ * mixed into, or a dextrose) is not said to be inactive, which an allergy check would skip. A
+ * component of no code or text is no ingredient. Dropped until 2026-12-07: a vancomycin
+ * admixture's order said nothing of the bag, its volume or the amount added. Undefined with
+ * neither code nor ingredient.
+ */
+export function medicationOf(
+  code: V2Repetition | undefined,
+  components: readonly V2Segment[],
+): Record<string, unknown> | undefined {
+  const concept = codeableConceptOf(code);
+  const ingredient = components
+    .map(ingredientOf)
+    .filter((one): one is Record<string, unknown> => one !== undefined);
+  if (ingredient.length === 0) return concept ? { medicationCodeableConcept: concept } : undefined;
+  return {
+    contained: [
+      {
+        resourceType: 'Medication',
+        id: COMPOUND,
+        ...(concept ? { code: concept } : {}),
+        ingredient,
+      },
+    ],
+    medicationReference: { reference: `#${COMPOUND}` },
+  };
+}
+
+/** A component (RXC) as a Medication's ingredient (see medicationOf); undefined of no code. */
+function ingredientOf(rxc: V2Segment): Record<string, unknown> | undefined {
+  const item = codeableConceptOf(rxc.repetitions(2)[0]);
+  if (!item) return undefined;
+  const amount = exactNumberOf(rxc.value(3), 'RXC-3');
+  return {
+    itemCodeableConcept: item,
+    ...(rxc.value(1)?.toUpperCase() === 'A' ? { isActive: true } : {}),
+    ...(amount !== undefined && amount >= 0
+      ? {
+          strength: {
+            numerator: quantityOf(amount, rxc.repetitions(4)[0]),
+            denominator: { value: 1 },
+          },
+        }
+      : {}),
+  };
+}
+
 /** An amount in a CWE of units: the unit's text, and its UCUM code where the sender says so. */
 function quantityOf(value: number, unit: V2Repetition | undefined): Record<string, unknown> {
   return {
@@ -172,8 +232,9 @@ function quantityOf(value: number, unit: V2Repetition | undefined): Record<strin
 
 /**
  * An RXD (with the RXR after it) to a MedicationDispense (v2-to-FHIR RXD[MedicationDispense]):
- * the dispense code as the medication, when it was handed over, the actual dispense amount and
- * units, the dispensing provider, the notes and the route. Undefined without a code (RXD-2).
+ * the dispense code as the medication (with its `components`, RXC: see medicationOf), when it
+ * was handed over, the actual dispense amount and units, the dispensing provider, the notes and
+ * the route. Undefined with neither code (RXD-2) nor component.
  */
 export function medicationDispenseOf(
   rxd: V2Segment,
@@ -182,8 +243,9 @@ export function medicationDispenseOf(
   identifier: Identifier | undefined,
   prescription: Record<string, unknown> | undefined,
   sender: string | undefined,
+  components: readonly V2Segment[] = [],
 ): Record<string, unknown> | undefined {
-  const medication = codeableConceptOf(rxd.repetitions(2)[0]);
+  const medication = medicationOf(rxd.repetitions(2)[0], components);
   if (!medication) return undefined;
   const handedOver = dateTimeOf(rxd.value(3), rxd.timeZone);
   const amount = exactNumberOf(rxd.value(4), 'RXD-4');
@@ -206,7 +268,7 @@ export function medicationDispenseOf(
     resourceType: 'MedicationDispense',
     ...(identifier ? { identifier: [identifier] } : {}),
     status: 'completed',
-    medicationCodeableConcept: medication,
+    ...medication,
     subject: { reference: `Patient/${patientId}` },
     ...(performer ? { performer: [{ actor: { type: 'Practitioner', ...performer } }] } : {}),
     ...(prescription ? { authorizingPrescription: [prescription] } : {}),

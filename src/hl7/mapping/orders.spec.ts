@@ -111,6 +111,30 @@ describe('an order a control message changes', () => {
     );
   });
 
+  it("replaces what it gives with what is sent, a drug's code or a compound's Medication", () => {
+    const code = { medicationCodeableConcept: { text: 'Vancomycin' } };
+    const compound = {
+      contained: [{ resourceType: 'Medication', id: 'compound', ingredient: [] }],
+      medicationReference: { reference: '#compound' },
+    };
+    const order = { resourceType: 'MedicationRequest', status: 'active', intent: 'order' };
+    // R4 allows one medication[x]: never both, nor the compound of an order that no longer is.
+    expect(amendedOrder({ ...order, ...code }, { ...order, ...compound }, undefined)).toEqual({
+      ...order,
+      ...compound,
+    });
+    expect(amendedOrder({ ...order, ...compound }, { ...order, ...code }, undefined)).toEqual({
+      ...order,
+      ...code,
+    });
+    // A message that gives no drug (a status alone) keeps the stored one.
+    expect(amendedOrder({ ...order, ...compound }, order, 'on-hold')).toEqual({
+      ...order,
+      ...compound,
+      status: 'on-hold',
+    });
+  });
+
   it('replaces the whole order for a new order (NW) or an OBR without an ORC only', () => {
     expect(carriesWholeOrder(orc('ORC|NW|P1^CPOE'))).toBe(true);
     expect(carriesWholeOrder(undefined)).toBe(true);

@@ -223,6 +223,9 @@ type Resource = Record<string, unknown>;
 const isObject = (value: unknown): value is Resource =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
+/** A prescription's elements of what it gives (see medicationOf). */
+const GIVES = ['medicationCodeableConcept', 'medicationReference', 'contained'];
+
 /**
  * A stored order (ServiceRequest, MedicationRequest) as a control message for it leaves it:
  * what the message carries replaces what is stored, what it does not carry stays (the authored
@@ -230,14 +233,20 @@ const isObject = (value: unknown): value is Resource =>
  * order was written over, and they were lost), and the status is the message's when it gives
  * one (`status`, see orderStatusOf), else the stored one. The dosage and the dispense request
  * are kept part by part (a dose sent without its route keeps the route); identifiers are
- * added to.
+ * added to. A drug sent replaces the stored one with its components (until 2026-12-07 a
+ * compound's, see medicationOf, were not kept at all).
  */
 export function amendedOrder(
   stored: Resource,
   mapped: Resource,
   status: string | undefined,
 ): Resource {
-  const merged: Resource = { ...stored, ...mapped, status: status ?? stored['status'] };
+  // What it gives (medication[x], with a compound's contained Medication) is replaced whole:
+  // R4 allows one medication[x], and a compound's old components are not the new ones'.
+  const base = GIVES.some((element) => element in mapped)
+    ? Object.fromEntries(Object.entries(stored).filter(([element]) => !GIVES.includes(element)))
+    : stored;
+  const merged: Resource = { ...base, ...mapped, status: status ?? stored['status'] };
   const instruction = (resource: Resource) =>
     (resource['dosageInstruction'] as unknown[] | undefined)?.[0];
   const [oldDosage, newDosage] = [instruction(stored), instruction(mapped)];
