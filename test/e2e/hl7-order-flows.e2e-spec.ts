@@ -1342,6 +1342,7 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
         'C',
         `ORC|RE|C1-${tag}^CPOE|||||||202503010800+0000`,
         `RXD|1|${vancomycin}|202503011000+0000|1|BAG^Bag`,
+        'NTE|1||Infuse over 2 hours',
         'RXR|IV^Intravenous^HL70162',
         'RXC|B|313002^Sodium Chloride 9 MG/ML Injectable Solution^RXNORM|250|mL^milliliter^UCUM',
         `RXC|A|${vancomycin}|1250|mg^milligram^UCUM`,
@@ -1350,6 +1351,8 @@ describe('HL7 v2 order flows: orders, their changes and their results', () => {
     const [handed, ...twice] = await numbered('MedicationDispense', CPOE, `C1-${tag}/dispense/1`);
     expect(twice).toEqual([]);
     expect(handed).toMatchObject({
+      // The NTE after its RXD (dropped until 2026-12-07), once though sent twice.
+      note: [{ text: 'Infuse over 2 hours' }],
       medicationReference: { reference },
       contained: [
         {

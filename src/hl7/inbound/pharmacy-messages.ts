@@ -173,6 +173,7 @@ export class PharmacyMessages {
         request ? { reference: `MedicationRequest/${request}` } : undefined,
         sender,
         giveComponents(segments, i),
+        giveNotes(segments, i),
       );
       if (!body) {
         throw new Hl7ProcessingError(

@@ -1,6 +1,12 @@
 import { periodInOrder } from '../../fhir/period-order.js';
 import type { V2Repetition, V2Segment, V2Value } from '../message/v2-message.js';
-import { codeableConceptOf, dateTimeOf, practitionerOf, type Identifier } from './datatypes.js';
+import {
+  annotationsOf,
+  codeableConceptOf,
+  dateTimeOf,
+  practitionerOf,
+  type Identifier,
+} from './datatypes.js';
 import { exactNumberOf } from './numeric.js';
 import { periodOf, repeatPatternOf } from './order-timing.js';
 import { authoredOf, orderStatusOf, priorityOf } from './orders.js';
@@ -233,8 +239,9 @@ function quantityOf(value: number, unit: V2Repetition | undefined): Record<strin
 /**
  * An RXD (with the RXR after it) to a MedicationDispense (v2-to-FHIR RXD[MedicationDispense]):
  * the dispense code as the medication (with its `components`, RXC: see medicationOf), when it
- * was handed over, the actual dispense amount and units, the dispensing provider, the notes and
- * the route. Undefined with neither code (RXD-2) nor component.
+ * was handed over, the actual dispense amount and units, the dispensing provider, the notes
+ * (RXD-9, then the NTE after it, `comments`) and the route. Undefined with neither code (RXD-2)
+ * nor component.
  */
 export function medicationDispenseOf(
   rxd: V2Segment,
@@ -244,6 +251,7 @@ export function medicationDispenseOf(
   prescription: Record<string, unknown> | undefined,
   sender: string | undefined,
   components: readonly V2Segment[] = [],
+  comments: readonly V2Segment[] = [],
 ): Record<string, unknown> | undefined {
   const medication = medicationOf(rxd.repetitions(2)[0], components);
   if (!medication) return undefined;
@@ -262,7 +270,8 @@ export function medicationDispenseOf(
     .repetitions(9)
     .map((rep) => rep.value(2) ?? rep.value(1))
     .filter((text): text is string => !!text)
-    .map((text) => ({ text }));
+    .map((text) => ({ text }))
+    .concat(annotationsOf(comments));
   const route = codeableConceptOf(rxr?.repetitions(1)[0]);
   return {
     resourceType: 'MedicationDispense',
