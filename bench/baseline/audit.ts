@@ -23,6 +23,12 @@ export interface RequestAudit {
   detail?: string | null;
 }
 
+/**
+ * AUDIT_WRITE_TIMEOUT_MS's default: CareVault's audit_append() sets it as the transaction's
+ * lock_timeout in the same statement (AuditRepository), for a group's rows and a write's alike.
+ */
+export const AUDIT_WRITE_TIMEOUT_MS = 5000;
+
 export function auditEntry(facts: RequestAudit): AuditEntry {
   return {
     id: randomUUID(),
@@ -84,7 +90,12 @@ export class GroupCommit {
       while (this.waiting.length > 0) {
         const group = this.waiting.splice(0, 500);
         try {
-          await this.pool.query(appendStatement(group.map((waiting) => waiting.entry)));
+          await this.pool.query(
+            appendStatement(
+              group.map((waiting) => waiting.entry),
+              AUDIT_WRITE_TIMEOUT_MS,
+            ),
+          );
           for (const waiting of group) waiting.resolve();
         } catch (error) {
           for (const waiting of group) waiting.reject(error);

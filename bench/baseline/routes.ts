@@ -14,9 +14,15 @@ import {
   userOf,
 } from './http.js';
 import { criterionHash, searchBundle } from './search.js';
-import { CONFIDENTIALITY } from './statements.js';
+import { CONFIDENTIALITY, RESTRICTING_CODES } from './statements.js';
 import { INDEXED_TYPES, type BaselineStore, type Json } from './store.js';
-import { patientsOf, planTransaction, transactionResponse } from './transaction.js';
+import {
+  inWriteOrder,
+  patientsOf,
+  patientsReferred,
+  planTransaction,
+  transactionResponse,
+} from './transaction.js';
 
 function authorize(user: BaselineUser, type: string, interaction: FhirInteraction): void {
   if (!canAccessFhir(user.roles, type, interaction)) {
@@ -24,14 +30,14 @@ function authorize(user: BaselineUser, type: string, interaction: FhirInteractio
   }
 }
 
-/** `meta.security` code R: CareVault opens such a record only through break-glass. */
+/** `meta.security` code R or V: CareVault opens such a record only through break-glass. */
 function isRestricted(resource: Json): boolean {
   const labels = (resource['meta'] as { security?: unknown } | undefined)?.security;
   return (
     Array.isArray(labels) &&
     labels.some(
       (label: { system?: unknown; code?: unknown }) =>
-        label.system === CONFIDENTIALITY && label.code === 'R',
+        label.system === CONFIDENTIALITY && RESTRICTING_CODES.includes(label.code as string),
     )
   );
 }
@@ -60,9 +66,13 @@ export function registerRoutes(
     if (typeof body !== 'object' || body === null || body['resourceType'] !== type) {
       throw new Problem(400, 'invalid', 'resourceType in the body must match the URL');
     }
+    const id = randomUUID();
     const written = await store.transaction(async (client) => {
+      await store.lockReferredPatients(client, [
+        { type, id, referred: patientsReferred(type, id, body) },
+      ]);
       // One create through the many-creates path, as FhirService.create does.
-      const [written] = await store.insertFirst(client, [{ resource: body, id: randomUUID() }]);
+      const [written] = await store.insertFirst(client, [{ resource: body, id }]);
       if (!written) throw new Error('insertFirst wrote nothing');
       await store.appendAudit(
         client,
@@ -135,8 +145,17 @@ export function registerRoutes(
     const user = userOf(request);
     const creates = planTransaction(request.body);
     for (const create of creates) authorize(user, create.type, 'create');
+    const ordered = inWriteOrder(creates);
     const written = await store.transaction(async (client) => {
-      const written = await store.insertFirst(client, creates);
+      await store.lockReferredPatients(
+        client,
+        ordered.map(({ type, id, resource }) => ({
+          type,
+          id,
+          referred: patientsReferred(type, id, resource),
+        })),
+      );
+      const written = await store.insertFirst(client, ordered);
       const only = written.length === 1 ? written[0] : undefined;
       await store.appendAudit(
         client,
@@ -151,6 +170,9 @@ export function registerRoutes(
       );
       return written;
     });
-    return reply.header('content-type', FHIR_JSON).send(transactionResponse(written));
+    // Answered in the Bundle's order.
+    const byId = new Map(written.map((w) => [w.id, w]));
+    const answered = creates.map(({ id }) => byId.get(id)!);
+    return reply.header('content-type', FHIR_JSON).send(transactionResponse(answered));
   });
 }

@@ -4,12 +4,14 @@ import type { BlindIndexer } from '../../src/crypto/blind-index.js';
 import type { FieldCipher } from '../../src/crypto/field-cipher.js';
 import type { IndexRows } from '../../src/fhir/search/index-rows.js';
 import { appendStatement } from '../../src/audit/audit.repository.js';
+import { AUDIT_WRITE_TIMEOUT_MS } from './audit.js';
 import { observationRows, patientRows } from './index-rows.js';
 import {
   COMMIT,
   insertFirstVersions,
   ROLLBACK,
   SEARCH_ONE_HASH,
+  LOCK_LIVE_ROWS,
   SELECT_CURRENT,
   START_TRANSACTION,
   statementName,
@@ -34,6 +36,7 @@ export const INDEXED_TYPES = new Set(['Patient', 'Observation']);
 
 const SEARCH_NAME = statementName(SEARCH_ONE_HASH);
 const CURRENT_NAME = statementName(SELECT_CURRENT);
+const LOCK_NAME = statementName(LOCK_LIVE_ROWS);
 
 /**
  * The baseline's database work, statement for statement what CareVault's repositories send
@@ -92,9 +95,34 @@ export class BaselineStore {
     return written;
   }
 
+  /**
+   * RetiredPatients.assertWritable for creates, in the order they are written: the Patients each
+   * refers to that the transaction has not read yet, read and locked FOR KEY SHARE by one
+   * statement (none for a create that names none new), a Patient it creates forgotten so that a
+   * later reference to it reads it again. The baseline merges no patients, so nothing it reads
+   * is a retired one: what matters here is the statement.
+   */
+  async lockReferredPatients(
+    client: pg.PoolClient,
+    creates: readonly { type: string; id: string; referred: string[] }[],
+  ): Promise<void> {
+    const read = new Set<string>();
+    for (const { type, id, referred } of creates) {
+      if (type === 'Patient') read.delete(id);
+      const unread = referred.filter((patient) => !read.has(patient));
+      if (unread.length === 0) continue;
+      await client.query({
+        name: LOCK_NAME,
+        text: LOCK_LIVE_ROWS,
+        values: ['Patient', [...unread].sort()],
+      });
+      for (const patient of unread) read.add(patient);
+    }
+  }
+
   /** The audit row of a write, in the write's transaction. */
   async appendAudit(client: pg.PoolClient, entry: AuditEntry): Promise<void> {
-    await client.query(appendStatement([entry]));
+    await client.query(appendStatement([entry], AUDIT_WRITE_TIMEOUT_MS));
   }
 
   /** ResourceRepository.findCurrent, decrypted; undefined when there is no row. */

@@ -66,6 +66,45 @@ function resolveReferences(
   return out;
 }
 
+/**
+ * The order a transaction writes its creates in (BundleService): by `Type/id` in code-unit
+ * order, so that concurrent Bundles lock rows alike. Each is checked, written and named in the
+ * audit row in this order; the response keeps the Bundle's.
+ */
+export function inWriteOrder<T extends { type: string; id: string }>(creates: readonly T[]): T[] {
+  const key = (create: T): string => `${create.type}/${create.id}`;
+  return [...creates].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+}
+
+/**
+ * The Patients a resource refers to by relative literal reference (RetiredPatients'
+ * patientsReferred), but for a Patient's own links (a merge's replaced-by) and itself.
+ */
+export function patientsReferred(type: string, id: string, resource: Json): string[] {
+  const ids = new Set<string>();
+  const visit = (value: unknown, top: boolean): void => {
+    if (Array.isArray(value)) {
+      for (const item of value) visit(item, false);
+      return;
+    }
+    if (typeof value !== 'object' || value === null) return;
+    for (const [key, child] of Object.entries(value as Json)) {
+      if (top && key === 'link' && type === 'Patient') continue;
+      if (key === 'reference' && typeof child === 'string') {
+        const target = PATIENT_REFERENCE.exec(child)?.[1];
+        if (target !== undefined) ids.add(target);
+      } else {
+        visit(child, false);
+      }
+    }
+  };
+  visit(resource, true);
+  ids.delete(id);
+  return [...ids];
+}
+
+const PATIENT_REFERENCE = /^Patient\/([A-Za-z0-9.-]{1,64})$/;
+
 /** The transaction-response Bundle, each stored resource spliced in as it was stored. */
 export function transactionResponse(written: Written[]): string {
   const entries = written.map(
