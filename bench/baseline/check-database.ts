@@ -99,6 +99,14 @@ export async function rowCounts(client: pg.Client): Promise<Map<string, number>>
   return new Map(rows.map((row) => [row.name, row.n]));
 }
 
+/** The columns of the version tables compared: not last_updated (a time of each side's own). */
+const VERSION_COLUMNS: Record<string, string> = {
+  resource: 'resource_type, id, version_id, deleted, length(content) AS content_length',
+  resource_history:
+    'resource_type, id, version_id, deleted, length(content) AS content_length, method',
+  resource_history_patient: 'patient_id, resource_type, id, version_id',
+};
+
 /**
  * The rows of some resources, by table, as sorted JSON lines with their ids replaced by names
  * (`ids`: id to name), so two databases' rows for the same bodies compare equal. Encrypted
@@ -112,10 +120,9 @@ export async function rowsOf(
     typeof value === 'string' ? (ids.get(value) ?? value) : value;
   const keys = [...ids.keys()];
   const result = new Map<string, string[]>();
-  for (const table of ['resource', 'resource_history']) {
+  for (const [table, columns] of Object.entries(VERSION_COLUMNS)) {
     const { rows } = await client.query<Record<string, unknown>>(
-      `SELECT resource_type, id, version_id, deleted, length(content) AS content_length
-         FROM "${table}" WHERE id = ANY($1)`,
+      `SELECT ${columns} FROM "${table}" WHERE id = ANY($1)`,
       [keys],
     );
     result.set(table, rows.map((row) => JSON.stringify(Object.values(row).map(named))).sort());
