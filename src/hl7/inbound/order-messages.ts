@@ -2,20 +2,16 @@ import { Injectable } from '@nestjs/common';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { annotationsOf, identifierType } from '../mapping/datatypes.js';
+import { identifierType } from '../mapping/datatypes.js';
 import { medicationRequestOfRxo } from '../mapping/medication.js';
 import { orderChangeOf, orderIdentifiers, serviceRequestOf } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { tieEarlyResults, untiedWarning } from './early-results.js';
 import { orderAnswers, type OrderAnswer } from './order-answers.js';
-import {
-  patientsOrderOf,
-  unnumberedOrder,
-  unnumberedPrescription,
-  upsertOrder,
-} from './order-numbers.js';
+import { patientsOrderOf, unnumberedOrder, upsertOrder } from './order-numbers.js';
 import type { PatientOfMessage, Touched } from './processing.js';
+import { filePrescription } from './prescriptions.js';
 import { visitOf } from './record-owners.js';
 import { obrSpecimen, spmSpecimen } from './specimens.js';
 
@@ -126,52 +122,12 @@ export class OrderMessages {
             'An RXO segment needs a requested give code (RXO-1) or its components (RXC)',
           );
         }
-        const note = annotationsOf(comments);
-        const change = orderChangeOf(orc, 'MedicationRequest');
-        // The order on file, looked up once for its answers and its upsert, as a ServiceRequest's.
-        let lookup: Promise<string | undefined> | undefined;
-        const stored = () =>
-          (lookup ??=
-            identifiers.length === 0 && change.whole
-              ? unnumberedPrescription(
-                  this.fhir,
-                  this.matches,
-                  { ...prescription, ...encounter },
-                  patientId,
-                )
-              : patientsOrderOf(
-                  this.fhir,
-                  this.matches,
-                  'MedicationRequest',
-                  identifiers,
-                  patientId,
-                ));
-        const supportingInformation = await orderAnswers(this.fhir, 'MedicationRequest', answers, {
-          obr,
-          storedOrder: stored,
-          sender,
-          patientId,
-          encounter,
-          clock,
-        });
-        touched.entities.push(...supportingInformation.map(({ reference }) => reference));
-        const id = await upsertOrder(
+        await filePrescription(
           this.fhir,
           this.matches,
-          'MedicationRequest',
-          {
-            ...prescription,
-            ...encounter,
-            ...(note.length > 0 ? { note } : {}),
-            ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
-          },
-          identifiers,
-          patientId,
-          change,
-          clock,
-          stored,
+          { orc, prescription, identifiers, notes: comments, answers, encounter },
+          { sender, patientId, touched, clock },
         );
-        touched.entities.push(`MedicationRequest/${id}`);
         continue;
       }
       const request = serviceRequestOf(orc, obr, patientId, identifiers, {

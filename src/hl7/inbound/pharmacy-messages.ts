@@ -1,19 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { CriteriaMatches } from '../../fhir/criteria-matches.service.js';
 import { FhirService } from '../../fhir/fhir.service.js';
-import { annotationsOf, type Identifier } from '../mapping/datatypes.js';
+import type { Identifier } from '../mapping/datatypes.js';
 import { medicationDispenseOf, medicationRequestOf } from '../mapping/medication.js';
-import { orderChangeOf, orderIdentifiers } from '../mapping/orders.js';
+import { orderIdentifiers } from '../mapping/orders.js';
 import { Hl7ProcessingError } from '../message/hl7-header.js';
 import type { V2Message, V2Segment } from '../message/v2-message.js';
 import { giveAnswers, giveComponents, giveNotes, orderAnswers } from './order-answers.js';
-import {
-  patientsNumbered,
-  patientsOrderOf,
-  unnumberedPrescription,
-  upsertOrder,
-} from './order-numbers.js';
+import { patientsNumbered, patientsOrderOf } from './order-numbers.js';
 import { byIdentifier, writeOver, type PatientOfMessage, type Touched } from './processing.js';
+import { filePrescription } from './prescriptions.js';
 import { visitOf } from './record-owners.js';
 
 /** A dispense's identity: its order's number and its dispense sub-id counter (RXD-1). */
@@ -98,50 +94,19 @@ export class PharmacyMessages {
             'An RXE segment needs a give code (RXE-2) or its components (RXC)',
           );
         }
-        const note = annotationsOf(giveNotes(segments, i));
-        const change = orderChangeOf(orc, 'MedicationRequest');
-        // The order on file, looked up once for its observations and its upsert, as an RXO's.
-        let lookup: Promise<string | undefined> | undefined;
-        const stored = () =>
-          (lookup ??=
-            identifiers.length === 0 && change.whole
-              ? unnumberedPrescription(
-                  this.fhir,
-                  this.matches,
-                  { ...body, ...encounter },
-                  patientId,
-                )
-              : patientsOrderOf(
-                  this.fhir,
-                  this.matches,
-                  'MedicationRequest',
-                  identifiers,
-                  patientId,
-                ));
-        const supportingInformation = await orderAnswers(
-          this.fhir,
-          'MedicationRequest',
-          giveAnswers(segments, i),
-          { obr: undefined, storedOrder: stored, sender, patientId, encounter, clock },
-        );
-        touched.entities.push(...supportingInformation.map(({ reference }) => reference));
-        request = await upsertOrder(
+        request = await filePrescription(
           this.fhir,
           this.matches,
-          'MedicationRequest',
           {
-            ...body,
-            ...encounter,
-            ...(note.length > 0 ? { note } : {}),
-            ...(supportingInformation.length > 0 ? { supportingInformation } : {}),
+            orc,
+            prescription: body,
+            identifiers,
+            notes: giveNotes(segments, i),
+            answers: giveAnswers(segments, i),
+            encounter,
           },
-          identifiers,
-          patientId,
-          change,
-          clock,
-          stored,
+          { sender, patientId, touched, clock },
         );
-        touched.entities.push(`MedicationRequest/${request}`);
         continue;
       }
       if (!request) {
