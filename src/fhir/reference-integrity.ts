@@ -305,23 +305,15 @@ function versionedReferences(
     params.set(target, [...(params.get(target) ?? []), param]);
   }
   const found = new Map<string, string[]>();
-  const visit = (value: unknown): void => {
-    if (Array.isArray(value)) {
-      value.forEach(visit);
-    } else if (typeof value === 'object' && value !== null) {
-      const object = value as Record<string, unknown>;
-      const reference = object['reference'];
-      const version = typeof reference === 'string' ? VERSION.exec(reference)?.[1] : undefined;
-      const literal = version === undefined ? undefined : literalReference(reference as string);
-      if (literal && isOwnResource(literal)) {
-        const target = `${literal.type}/${literal.id}`;
-        const of = params.get(target);
-        if (of) found.set(`${target}/_history/${version}`, of);
-      }
-      for (const key in object) visit(object[key]);
+  eachReference(resource, (reference) => {
+    const version = VERSION.exec(reference)?.[1];
+    const literal = version === undefined ? undefined : literalReference(reference);
+    if (literal && isOwnResource(literal)) {
+      const target = `${literal.type}/${literal.id}`;
+      const of = params.get(target);
+      if (of) found.set(`${target}/_history/${version}`, of);
     }
-  };
-  visit(resource);
+  });
   return [...found].flatMap(([target, of]) => of.map((param) => ({ param, target })));
 }
 
@@ -330,19 +322,26 @@ const VERSION = /\/_history\/([^/]+)$/;
 /** The resources of this server a resource refers to by a literal reference, as `Type/id`. */
 function referencesIn(resource: FhirResource): Set<string> {
   const found = new Set<string>();
+  eachReference(resource, (reference) => {
+    const literal = literalReference(reference);
+    if (literal && isOwnResource(literal)) found.add(`${literal.type}/${literal.id}`);
+  });
+  return found;
+}
+
+/** Calls `each` with every `reference` string in a resource, at any depth. */
+function eachReference(resource: FhirResource, each: (reference: string) => void): void {
   const visit = (value: unknown): void => {
     if (Array.isArray(value)) {
       value.forEach(visit);
     } else if (typeof value === 'object' && value !== null) {
       const object = value as Record<string, unknown>;
       const reference = object['reference'];
-      const literal = typeof reference === 'string' ? literalReference(reference) : undefined;
-      if (literal && isOwnResource(literal)) found.add(`${literal.type}/${literal.id}`);
+      if (typeof reference === 'string') each(reference);
       for (const key in object) visit(object[key]);
     }
   };
   visit(resource);
-  return found;
 }
 
 /** `Type/id/_history/vid` as the version the store may hold: none for a vid no version has. */

@@ -182,15 +182,9 @@ export class ResourceRepository {
    * two callers locking the same rows cannot deadlock on each other.
    */
   async lockLive(targets: { type: string; id: string }[]): Promise<Set<string>> {
-    const rows = await this.unitOfWork.manager.query<{ resource_type: string; id: string }[]>(
-      `SELECT r.resource_type, r.id
-         FROM resource r
-         JOIN unnest($1::text[], $2::text[]) AS t(type, id)
-           ON r.resource_type = t.type AND r.id = t.id
-        WHERE NOT r.deleted
-        ORDER BY r.resource_type, r.id
-        FOR KEY SHARE OF r`,
-      [targets.map((t) => t.type), targets.map((t) => t.id)],
+    const rows = await this.lockedLive<{ resource_type: string; id: string }>(
+      'r.resource_type, r.id',
+      targets,
     );
     return new Set(rows.map((row) => `${row.resource_type}/${row.id}`));
   }
@@ -201,8 +195,14 @@ export class ResourceRepository {
    */
   async lockLiveContents(targets: { type: string; id: string }[]): Promise<ResourceEntity[]> {
     if (targets.length === 0) return [];
-    const rows = await this.unitOfWork.manager.query<ResourceRow[]>(
-      `SELECT ${RESOURCE_COLUMNS}
+    const rows = await this.lockedLive<ResourceRow>(RESOURCE_COLUMNS, targets);
+    return rows.map((row) => resourceEntityOf(row, this.phi));
+  }
+
+  /** The `columns` of the live rows of `targets`, locked as lockLive says. */
+  private lockedLive<T>(columns: string, targets: { type: string; id: string }[]): Promise<T[]> {
+    return this.unitOfWork.manager.query<T[]>(
+      `SELECT ${columns}
          FROM resource r
          JOIN unnest($1::text[], $2::text[]) AS t(type, id)
            ON r.resource_type = t.type AND r.id = t.id
@@ -211,7 +211,6 @@ export class ResourceRepository {
         FOR KEY SHARE OF r`,
       [targets.map((t) => t.type), targets.map((t) => t.id)],
     );
-    return rows.map((row) => resourceEntityOf(row, this.phi));
   }
 
   /**
