@@ -73,10 +73,13 @@ export class RequestIdentity {
     if (this.isExternal(token)) return undefined;
     const known = this.remembered(token);
     if (known) return known;
-    // The strategy reads the token from a request's Authorization header, as bearerToken does.
+    // The strategy reads the token from a request's Authorization header, as bearerToken does
+    // (which also counts the raw headers).
+    const authorization = `Bearer ${token}`;
     const user = await this.ownToken({
-      headers: { authorization: `Bearer ${token}` },
-    } as FastifyRequest);
+      headers: { authorization },
+      raw: { rawHeaders: ['Authorization', authorization] },
+    } as unknown as FastifyRequest);
     if (user) this.remember(token, user);
     return user;
   }
