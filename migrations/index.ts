@@ -47,6 +47,7 @@ import { ExportJobClient1767241600600 } from './1767241600600-export-job-client.
 import { AuditEventClient1767241600601 } from './1767241600601-audit-event-client.js';
 import { ResourceHistoryPatient1767241601201 } from './1767241601201-resource-history-patient.js';
 import { ResourceHistoryPatientBackfill1767241601202 } from './1767241601202-resource-history-patient-backfill.js';
+import { ResourceHistoryPatientRecord1767241602402 } from './1767241602402-resource-history-patient-record.js';
 
 /** Every migration, in order. A migration generated with `npm run migration:generate` is added here. */
 export const MIGRATIONS = [
@@ -99,4 +100,5 @@ export const MIGRATIONS = [
   AuditEventClient1767241600601,
   ResourceHistoryPatient1767241601201,
   ResourceHistoryPatientBackfill1767241601202,
+  ResourceHistoryPatientRecord1767241602402,
 ];

@@ -10,9 +10,9 @@ import {
   SEARCH_INDEX_VERSION,
   SearchIndexStatus,
 } from '../../src/fhir/search/search-index-status.js';
-import { buildPatient } from '../support/factories.js';
-import { tokenFor } from '../support/auth.js';
-import { authorizedHttp } from '../support/http.js';
+import { buildPatient, heartRateObservation } from '../support/factories.js';
+import { scopedHttp, tokenFor } from '../support/auth.js';
+import { authorizedHttp, createResource } from '../support/http.js';
 import { BUILT, childEnv, runNode, serviceEnv, startService } from '../support/process.js';
 import { appOnScratchDatabase, type ScratchDatabase } from '../support/scratch-database.js';
 import { untilWaitingForLock } from '../support/locks.js';
@@ -136,6 +136,61 @@ describe('npm run cli -- search:reindex', () => {
     await reindexing;
     expect(await find('newnamereindex')).toBe(1);
     expect(await find('oldnamereindex')).toBe(0);
+  });
+
+  it('files every version under the patients it names, as the backfill could not', async () => {
+    // Migration 1767241601202 filed each version under the patients its record named then (a
+    // version's own are in its encrypted content), and versions an old instance wrote during or
+    // after it are filed nowhere: until 2026-12-07 search:reindex left both as they were.
+    const doctorToken = await tokenFor(testApp, 'doctor');
+    const http = authorizedHttp(doctorToken);
+    const fhir = `${testApp.url}/fhir`;
+    const a = await createResource(http, fhir, buildPatient({ family: 'Filedhere' }));
+    const b = await createResource(http, fhir, buildPatient({ family: 'Filedthere' }));
+    const moved = await createResource(http, fhir, heartRateObservation(a));
+    const put = async (subject: string) =>
+      expect(
+        (
+          await http('PUT', `${fhir}/Observation/${moved}`, {
+            body: { ...heartRateObservation(subject), id: moved },
+          })
+        ).status,
+      ).toBe(200);
+    await put(b);
+    const unfiled = await createResource(http, fhir, heartRateObservation(a));
+    const data = testApp.app.get(DataSource);
+    // As the backfill left them: the record moved to B before it, so both versions under B...
+    await data.query(
+      `UPDATE resource_history_patient SET patient_id = $2 WHERE id = $1 AND version_id = 1`,
+      [moved, b],
+    );
+    // ...and one written by an old instance, under nobody.
+    await data.query(`DELETE FROM resource_history_patient WHERE id = $1`, [unfiled]);
+    // Moved back to A since.
+    await put(a);
+    const filed = async (id: string) =>
+      (
+        await data.query<{ patient_id: string; version_id: number }[]>(
+          `SELECT patient_id, version_id FROM resource_history_patient WHERE id = $1
+            ORDER BY version_id, patient_id`,
+          [id],
+        )
+      ).map((row) => `${row.patient_id === a ? 'A' : 'B'}/${row.version_id}`);
+    expect(await filed(moved)).toEqual(['B/1', 'B/2', 'A/3']);
+    const patientA = await scopedHttp(testApp, doctorToken, 'patient/*.rs', a);
+    const listed = async () =>
+      (
+        ((await patientA('GET', `${fhir}/Observation/_history`)).body.entry ?? []) as {
+          fullUrl: string;
+          resource: { id: string; meta: { versionId: string } };
+        }[]
+      ).map((e) => `${e.resource.id === moved ? 'moved' : 'unfiled'}/${e.resource.meta.versionId}`);
+    expect(await listed()).toEqual(['moved/3']);
+
+    await testApp.app.get(ReindexService).reindexAll(() => undefined);
+    expect(await filed(moved)).toEqual(['A/1', 'B/2', 'A/3']);
+    expect(await filed(unfiled)).toEqual(['A/1']);
+    expect(await listed()).toEqual(['moved/3', 'unfiled/1', 'moved/1']);
   });
 
   it('asks for a rebuild when PUBLIC_URL is not what the index was built with', async () => {

@@ -2,8 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { MoreThan } from 'typeorm';
 import { UnitOfWork } from '../../database/unit-of-work.js';
 import type { FhirResource } from '../fhir-types.js';
+import { ResourceHistoryEntity } from '../resource-history.entity.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { IndexExtractor } from './index-extractor.js';
+import type { IndexRows } from './index-rows.js';
 import { SearchIndexRepository } from './search-index.repository.js';
 import { SearchIndexStatus } from './search-index-status.js';
 
@@ -11,10 +13,12 @@ const BATCH = 200;
 
 /**
  * Rebuilds the search index of every current resource: after an upgrade that adds index tables or
- * parameters, or a change to PHI index keys. Safe to run while the service runs: each batch is
- * one transaction that reads its resources with a share lock, so a write of one of them waits
- * for the batch to commit, and the batch waits for a write in progress: the rows it writes are
- * always those of the version that stays current.
+ * parameters, or a change to PHI index keys; and files every version of each under the patients
+ * it names (resource_history_patient), as its write does. Safe to run while the service runs:
+ * each batch is one transaction that reads its resources with a share lock, so a write of one of
+ * them waits for the batch to commit, and the batch waits for a write in progress: the rows it
+ * writes are always those of the version that stays current, and the versions it files are all
+ * there are (it deletes rows of those versions only, and inserts with ON CONFLICT DO NOTHING).
  */
 @Injectable()
 export class ReindexService {
@@ -44,12 +48,30 @@ export class ReindexService {
           take: BATCH,
           lock: { mode: 'pessimistic_read' },
         });
+        const current = new Map<string, IndexRows | null>();
         for (const row of batch) {
-          const entries = row.deleted
-            ? null
-            : this.extractor.extract(JSON.parse(row.content as string) as FhirResource);
+          const entries = row.deleted ? null : this.rowsOf(row.content);
+          current.set(`${row.resourceType}/${row.id}/${row.versionId}`, entries);
           await this.index.replace(manager, row.resourceType, row.id, entries);
         }
+        // Every version of these, filed again under the patients it names (the current one's
+        // rows are those just written): the backfill could only file them under those their
+        // record named then, and an old instance's versions are filed nowhere.
+        const versions = await manager.find(ResourceHistoryEntity, {
+          where: batch.map(({ resourceType, id }) => ({ resourceType, id })),
+        });
+        await this.index.refile(
+          manager,
+          versions.map(({ resourceType, id, versionId, deleted, content }) => {
+            const key = `${resourceType}/${id}/${versionId}`;
+            const rows = current.has(key)
+              ? current.get(key)!
+              : deleted
+                ? null
+                : this.rowsOf(content);
+            return { resourceType, resourceId: id, versionId, rows };
+          }),
+        );
         return batch;
       });
       if (rows.length === 0) {
@@ -62,5 +84,9 @@ export class ReindexService {
       const last = rows[rows.length - 1]!;
       after = { resourceType: last.resourceType, id: last.id };
     }
+  }
+
+  private rowsOf(content: string | null): IndexRows {
+    return this.extractor.extract(JSON.parse(content as string) as FhirResource);
   }
 }

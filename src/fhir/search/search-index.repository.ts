@@ -116,6 +116,55 @@ export class SearchIndexRepository {
   }
 
   /**
+   * Files each of these stored versions under exactly the patients its rows name, as a write
+   * files it (see ResourceIndex.version; none for a deletion, `rows` null): inserts the rows
+   * missing and deletes those of these versions under a patient they do not name, or at another
+   * time than the version's. Only these versions' rows are deleted, never all of a record's, so
+   * a version written alongside keeps its own. One statement; the time is the stored one.
+   */
+  async refile(
+    manager: EntityManager,
+    versions: readonly {
+      resourceType: string;
+      resourceId: string;
+      versionId: number;
+      rows: IndexRows | null;
+    }[],
+  ): Promise<void> {
+    if (versions.length === 0) return;
+    const filed = versions.flatMap(({ rows, resourceType, resourceId, versionId }) =>
+      rows
+        ? [...patientsNamed(rows)].map((patient) => [patient, resourceType, resourceId, versionId])
+        : [],
+    );
+    await manager.query(
+      `WITH e AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[])
+                    AS e(patient_id, resource_type, id, version_id)),
+            i AS (INSERT INTO resource_history_patient
+                         (patient_id, resource_type, last_updated, id, version_id)
+                  SELECT e.patient_id, h.resource_type, h.last_updated, h.id, h.version_id
+                    FROM e JOIN resource_history h USING (resource_type, id, version_id)
+                  ON CONFLICT DO NOTHING),
+            d AS (DELETE FROM resource_history_patient f
+                   USING unnest($5::text[], $6::text[], $7::integer[]) AS v(resource_type, id, version_id)
+                   WHERE f.resource_type = v.resource_type AND f.id = v.id
+                     AND f.version_id = v.version_id
+                     AND NOT EXISTS (
+                         SELECT 1 FROM e JOIN resource_history h USING (resource_type, id, version_id)
+                          WHERE e.patient_id = f.patient_id AND e.resource_type = f.resource_type
+                            AND e.id = f.id AND e.version_id = f.version_id
+                            AND h.last_updated = f.last_updated))
+       SELECT 1`,
+      [
+        ...[0, 1, 2, 3].map((column) => filed.map((row) => row[column])),
+        versions.map((v) => v.resourceType),
+        versions.map((v) => v.resourceId),
+        versions.map((v) => v.versionId),
+      ],
+    );
+  }
+
+  /**
    * How many live resources of each type refer to any of these, and by which parameters,
    * relative or absolute reference alike: an absolute URL may be this server's own. Reads the
    * index by target; a deleted resource has no index rows, so it refers to nothing. Not a
@@ -241,10 +290,7 @@ function filedVersions(resources: readonly ResourceIndex[], values: unknown[]): 
   const columns = types.map(() => new ArrayText());
   for (const { resourceType, resourceId, rows, version } of resources) {
     if (!version) continue;
-    const patients = new Set(
-      rows.references.filter((r) => r.targetType === 'Patient').map((r) => r.targetId),
-    );
-    for (const patient of patients) {
+    for (const patient of patientsNamed(rows)) {
       const row = [patient, resourceType, version.lastUpdated.toISOString(), resourceId];
       row.forEach((value, column) => columns[column]!.add(value));
       columns[4]!.add(version.versionId);
@@ -259,6 +305,11 @@ function filedVersions(resources: readonly ResourceIndex[], values: unknown[]): 
     `p AS (INSERT INTO resource_history_patient (patient_id, resource_type, last_updated, id, version_id)
        SELECT * FROM unnest(${placeholders.join(', ')}) ON CONFLICT DO NOTHING)`,
   ];
+}
+
+/** The patients a version is filed under (resource_history_patient): those its references name. */
+function patientsNamed(rows: IndexRows): Set<string> {
+  return new Set(rows.references.filter((r) => r.targetType === 'Patient').map((r) => r.targetId));
 }
 
 /** Elements joined into one string at a time: a few hundred strings to join at the end. */
