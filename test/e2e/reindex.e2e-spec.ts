@@ -193,6 +193,50 @@ describe('npm run cli -- search:reindex', () => {
     expect(await listed()).toEqual(['moved/3', 'unfiled/1', 'moved/1']);
   });
 
+  it('keeps the filing of a version written alongside it', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const fhir = `${testApp.url}/fhir`;
+    const a = await createResource(http, fhir, buildPatient({ family: 'Filedalongside' }));
+    const id = await createResource(http, fhir, heartRateObservation(a));
+    const writer: AuthenticatedUser = {
+      id: 'reindex-test',
+      username: 'reindex-test',
+      roles: ['doctor'],
+      amr: [],
+      authTime: 0,
+    };
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let written!: () => void;
+    const wrote = new Promise<void>((resolve) => (written = resolve));
+    const writing = testApp.app.get(UnitOfWork).run(async () => {
+      await testApp.app.get(FhirService).update(writer, 'Observation', id, {
+        ...heartRateObservation(a),
+        id,
+        valueQuantity: { value: 80, unit: '/min' },
+      });
+      written();
+      await gate;
+    });
+    await wrote;
+    const reindexing = testApp.app.get(ReindexService).reindexAll(() => undefined);
+    const data = testApp.app.get(DataSource);
+    await untilWaitingForLock(data, 'The rebuild');
+    release();
+    await writing;
+    await reindexing;
+    expect(
+      await data.query(
+        `SELECT patient_id, version_id FROM resource_history_patient WHERE id = $1
+          ORDER BY version_id`,
+        [id],
+      ),
+    ).toEqual([
+      { patient_id: a, version_id: 1 },
+      { patient_id: a, version_id: 2 },
+    ]);
+  });
+
   it('asks for a rebuild when PUBLIC_URL is not what the index was built with', async () => {
     // Until 2026-12-06 only the version was recorded: a service given PUBLIC_URL after a rebuild
     // without it started without a word, and another server's Patient/<id> stayed in the chart

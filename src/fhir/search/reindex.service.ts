@@ -6,7 +6,7 @@ import { ResourceHistoryEntity } from '../resource-history.entity.js';
 import { ResourceEntity } from '../resource.entity.js';
 import { IndexExtractor } from './index-extractor.js';
 import type { IndexRows } from './index-rows.js';
-import { SearchIndexRepository } from './search-index.repository.js';
+import { SearchIndexRepository, type StoredVersionRows } from './search-index.repository.js';
 import { SearchIndexStatus } from './search-index-status.js';
 
 const BATCH = 200;
@@ -48,30 +48,36 @@ export class ReindexService {
           take: BATCH,
           lock: { mode: 'pessimistic_read' },
         });
-        const current = new Map<string, IndexRows | null>();
+        const filed: StoredVersionRows[] = [];
         for (const row of batch) {
           const entries = row.deleted ? null : this.rowsOf(row.content);
-          current.set(`${row.resourceType}/${row.id}/${row.versionId}`, entries);
           await this.index.replace(manager, row.resourceType, row.id, entries);
+          const { resourceType, id: resourceId, versionId } = row;
+          filed.push({ resourceType, resourceId, versionId, rows: entries });
         }
-        // Every version of these, filed again under the patients it names (the current one's
-        // rows are those just written): the backfill could only file them under those their
-        // record named then, and an old instance's versions are filed nowhere.
-        const versions = await manager.find(ResourceHistoryEntity, {
-          where: batch.map(({ resourceType, id }) => ({ resourceType, id })),
-        });
-        await this.index.refile(
-          manager,
-          versions.map(({ resourceType, id, versionId, deleted, content }) => {
-            const key = `${resourceType}/${id}/${versionId}`;
-            const rows = current.has(key)
-              ? current.get(key)!
-              : deleted
-                ? null
-                : this.rowsOf(content);
-            return { resourceType, resourceId: id, versionId, rows };
-          }),
-        );
+        // Every version of these filed again under the patients it names: the backfill could
+        // only file them under those their record named then, and an old instance's versions
+        // are filed nowhere. The current ones' rows are those just written; the others are
+        // read and decrypted here (each through the key, by its number).
+        const earlier = await manager
+          .createQueryBuilder(ResourceHistoryEntity, 'h')
+          .where(
+            `(h.resource_type, h.id, h.version_id) IN (
+               SELECT v.resource_type, v.id, generate_series(1, v.version_id - 1)
+                 FROM unnest(CAST(:types AS text[]), CAST(:ids AS text[]),
+                             CAST(:versions AS integer[])) AS v(resource_type, id, version_id))`,
+            {
+              types: batch.map((row) => row.resourceType),
+              ids: batch.map((row) => row.id),
+              versions: batch.map((row) => row.versionId),
+            },
+          )
+          .getMany();
+        for (const { resourceType, id, versionId, deleted, content } of earlier) {
+          const rows = deleted ? null : this.rowsOf(content);
+          filed.push({ resourceType, resourceId: id, versionId, rows });
+        }
+        await this.index.refile(manager, filed);
         return batch;
       });
       if (rows.length === 0) {

@@ -82,6 +82,14 @@ export interface ResourceIndex {
   version?: IndexedVersion;
 }
 
+/** A stored version and its index rows (null for a deletion), to file (see refile). */
+export interface StoredVersionRows {
+  resourceType: string;
+  resourceId: string;
+  versionId: number;
+  rows: IndexRows | null;
+}
+
 /** A version whose index rows are written (see ResourceIndex.version). */
 export interface IndexedVersion {
   versionId: number;
@@ -122,15 +130,7 @@ export class SearchIndexRepository {
    * time than the version's. Only these versions' rows are deleted, never all of a record's, so
    * a version written alongside keeps its own. One statement; the time is the stored one.
    */
-  async refile(
-    manager: EntityManager,
-    versions: readonly {
-      resourceType: string;
-      resourceId: string;
-      versionId: number;
-      rows: IndexRows | null;
-    }[],
-  ): Promise<void> {
+  async refile(manager: EntityManager, versions: readonly StoredVersionRows[]): Promise<void> {
     if (versions.length === 0) return;
     const filed = versions.flatMap(({ rows, resourceType, resourceId, versionId }) =>
       rows
