@@ -99,12 +99,15 @@ describe('npm run cli -- search:reindex', () => {
     ).toBe(created.body.id);
   });
 
-  it('indexes the version that stays current when a write runs alongside it', async () => {
-    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
-    const body = buildPatient({ family: 'Oldnamereindex' });
-    const id = String((await http('POST', `${testApp.url}/fhir/Patient`, { body })).body.id);
-    const find = async (family: string): Promise<number> =>
-      ((await http('GET', `${testApp.url}/fhir/Patient?family=${family}`)).body.entry ?? []).length;
+  /**
+   * Rebuilds the index while an update of `type`/`id` to `body` is written and not committed:
+   * the rebuild waits for its lock, then the update commits, then the rebuild.
+   */
+  async function reindexAlongside(
+    type: string,
+    id: string,
+    body: Record<string, unknown>,
+  ): Promise<void> {
     const writer: AuthenticatedUser = {
       id: 'reindex-test',
       username: 'reindex-test',
@@ -112,28 +115,32 @@ describe('npm run cli -- search:reindex', () => {
       amr: [],
       authTime: 0,
     };
-    // A write of a new version that has not committed yet...
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     let written!: () => void;
     const wrote = new Promise<void>((resolve) => (written = resolve));
     const writing = testApp.app.get(UnitOfWork).run(async () => {
-      await testApp.app.get(FhirService).update(writer, 'Patient', id, {
-        ...body,
-        id,
-        name: [{ family: 'Newnamereindex' }],
-      });
+      await testApp.app.get(FhirService).update(writer, type, id, body);
       written();
       await gate;
     });
     await wrote;
-    // ...while the index is rebuilt: the rebuild waits for it, then commits after it.
     const reindexing = testApp.app.get(ReindexService).reindexAll(() => undefined);
-    const data = testApp.app.get(DataSource);
-    await untilWaitingForLock(data, 'The rebuild');
+    await untilWaitingForLock(testApp.app.get(DataSource), 'The rebuild');
     release();
     await writing;
     await reindexing;
+  }
+
+  it('indexes the version that stays current when a write runs alongside it', async () => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const body = buildPatient({ family: 'Oldnamereindex' });
+    const id = String((await http('POST', `${testApp.url}/fhir/Patient`, { body })).body.id);
+    const find = async (family: string): Promise<number> =>
+      ((await http('GET', `${testApp.url}/fhir/Patient?family=${family}`)).body.entry ?? []).length;
+    // A write of a new version that has not committed yet, while the index is rebuilt: the
+    // rebuild waits for it, then commits after it.
+    await reindexAlongside('Patient', id, { ...body, id, name: [{ family: 'Newnamereindex' }] });
     expect(await find('newnamereindex')).toBe(1);
     expect(await find('oldnamereindex')).toBe(0);
   });
@@ -198,33 +205,12 @@ describe('npm run cli -- search:reindex', () => {
     const fhir = `${testApp.url}/fhir`;
     const a = await createResource(http, fhir, buildPatient({ family: 'Filedalongside' }));
     const id = await createResource(http, fhir, heartRateObservation(a));
-    const writer: AuthenticatedUser = {
-      id: 'reindex-test',
-      username: 'reindex-test',
-      roles: ['doctor'],
-      amr: [],
-      authTime: 0,
-    };
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let written!: () => void;
-    const wrote = new Promise<void>((resolve) => (written = resolve));
-    const writing = testApp.app.get(UnitOfWork).run(async () => {
-      await testApp.app.get(FhirService).update(writer, 'Observation', id, {
-        ...heartRateObservation(a),
-        id,
-        valueQuantity: { value: 80, unit: '/min' },
-      });
-      written();
-      await gate;
+    await reindexAlongside('Observation', id, {
+      ...heartRateObservation(a),
+      id,
+      valueQuantity: { value: 80, unit: '/min' },
     });
-    await wrote;
-    const reindexing = testApp.app.get(ReindexService).reindexAll(() => undefined);
     const data = testApp.app.get(DataSource);
-    await untilWaitingForLock(data, 'The rebuild');
-    release();
-    await writing;
-    await reindexing;
     expect(
       await data.query(
         `SELECT patient_id, version_id FROM resource_history_patient WHERE id = $1
