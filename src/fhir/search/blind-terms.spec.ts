@@ -36,8 +36,9 @@ describe('blind-index terms', () => {
     ]);
     expect(stringTerms('吉野太郎')).toEqual(['e:吉野太郎', 'p:吉野太', 'p:吉野太郎']);
     expect(stringTerms('محمد')).toEqual(['e:محمد', 'p:محم', 'p:محمد']);
-    // Hangul is decomposed into its jamo by NFKD: 김 is three characters of the index.
-    expect(stringTerms('김')).toEqual(['e:\u1100\u1175\u11b7', 'p:\u1100\u1175\u11b7']);
+    // Until index version 6, Hangul stayed decomposed into its jamo: 김 was three characters
+    // (p:\u1100\u1175\u11b7); it is recomposed now, one syllable, so a whole part.
+    expect(stringTerms('김')).toEqual(['e:김']);
   });
 
   it('counts the characters of a name outside the Basic Multilingual Plane, not UTF-16 units', () => {
@@ -65,10 +66,16 @@ describe('blind-index terms', () => {
     );
   });
 
-  it('keeps no combining mark, so no prefix ends between a letter and its mark', () => {
-    for (const name of ['Nguye\u0302\u0303n', 'कृष्ण', 'שָׁלוֹם', 'สมชาย', 'Zoë']) {
+  it('keeps no accent, so no prefix ends between a letter and its accent', () => {
+    for (const name of ['Nguye\u0302\u0303n', 'שָׁלוֹם', 'مُحَمَّد', 'Zoë']) {
       expect([name, stringTerms(name).filter((term) => /\p{M}/u.test(term))]).toEqual([name, []]);
     }
+  });
+
+  it('cuts a name whose marks spell it where its typist could stop: after each code point', () => {
+    // कृष्ण is क, vowel sign ृ, ष, virama ्, ण, typed in that order.
+    expect(stringTerms('कृष्ण')).toEqual(['e:कृष्ण', 'p:कृष', 'p:कृष्', 'p:कृष्ण']);
+    expect(stringTerms('สมชัย')).toEqual(['e:สมชัย', 'p:สมช', 'p:สมชั', 'p:สมชัย']);
   });
 
   it('finds dates by range at every stored precision (overlap semantics)', () => {

@@ -69,6 +69,23 @@ describe('phiTerms: what a PHI criterion matches, before hashing', () => {
     ).toEqual([exactTerm(tangut)]);
   });
 
+  it('looks a name up with every mark dropped too, as index versions 3 to 5 wrote it, until search:reindex', () => {
+    const warnings = new Set<string>();
+    // राम (Ram) is three characters, a prefix; those rows hold रम, of two, a whole part.
+    const ram = { code: 'family', values: ['राम'] };
+    expect(phiTerms(family, ram, warnings, false, false, true).terms).toEqual([
+      'p:राम',
+      exactTerm('रम'),
+    ]);
+    expect(warnings.size).toBe(0);
+    expect(phiTerms(family, ram, warnings, false, false, false).terms).toEqual(['p:राम']);
+    // 김 is one syllable, a whole part (and the searchset says so); those rows hold its jamo.
+    expect(
+      phiTerms(family, { code: 'family', values: ['김'] }, warnings, false, false, true).terms,
+    ).toEqual([exactTerm('김'), 'p:\u1100\u1175\u11b7']);
+    expect(warnings.size).toBe(1);
+  });
+
   it('refuses :contains, other modifiers and values without letters or digits', () => {
     const none = new Set<string>();
     for (const [modifier, values] of [

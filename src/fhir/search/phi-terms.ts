@@ -49,8 +49,8 @@ export function tokenTerm(code: string, raw: string): string {
 /**
  * The terms of a PHI criterion's values (OR-ed), and its syntax checked: equality of whole
  * values, prefixes, and the day, month and year buckets a date range covers; nothing else.
- * `warnings` gets what the searchset should tell the client. `legacy` and `unitPrefixes` say
- * which older forms rows may remain in (SearchIndexStatus).
+ * `warnings` gets what the searchset should tell the client. `legacy`, `unitPrefixes` and
+ * `unmarked` say which older forms rows may remain in (SearchIndexStatus).
  */
 export function phiTerms(
   param: PhiParam,
@@ -58,6 +58,7 @@ export function phiTerms(
   warnings: Set<string>,
   legacy = true,
   unitPrefixes = true,
+  unmarked = true,
 ): PhiTerms {
   const { modifier } = criterion;
   const result: PhiTerms = { terms: [], excluded: [], negate: false };
@@ -65,7 +66,9 @@ export function phiTerms(
   for (const raw of criterion.values) {
     switch (param.type) {
       case 'string':
-        result.terms.push(...stringTerms(param, modifier, raw, warnings, legacy, unitPrefixes));
+        result.terms.push(
+          ...stringTerms(param, modifier, raw, warnings, legacy, unitPrefixes, unmarked),
+        );
         break;
       case 'token':
         if (modifier === 'not') result.negate = true;
@@ -123,8 +126,9 @@ class OpenRanges {
 /**
  * The terms of a string value: under the current normalization and, where it differs and
  * `legacy` says such rows may remain, under the one rows indexed before 2026-12-07 were written
- * under (until `search:reindex` rewrites them); likewise, with `unitPrefixes`, the prefix as
- * rows before index version 5 cut it.
+ * under (until `search:reindex` rewrites them), and, with `unmarked`, under the one of index
+ * versions 3 to 5; likewise, with `unitPrefixes`, the prefix as rows before version 5 cut it.
+ * Only the current form's length decides the warning of a value too short for a prefix.
  */
 function stringTerms(
   param: PhiParam,
@@ -133,6 +137,7 @@ function stringTerms(
   warnings: Set<string>,
   legacy: boolean,
   unitPrefixes: boolean,
+  unmarked: boolean,
 ): string[] {
   if (modifier === 'contains') {
     throw AppError.invalid(
@@ -142,14 +147,15 @@ function stringTerms(
   if (modifier && modifier !== 'exact') {
     throw unsupported(`The :${modifier} modifier is not supported on ${param.code}`);
   }
-  const forms = searchForms(unescapeSearch(raw), legacy);
+  const forms = searchForms(unescapeSearch(raw), legacy, unmarked);
   if (forms[0]!.length === 0) {
     throw AppError.invalid(`${param.code} needs a value with letters or digits`);
   }
   return forms
     .filter((normalized) => normalized.length > 0)
-    .flatMap((normalized) => {
-      const term = stringTerm(param, modifier, normalized, warnings);
+    .flatMap((normalized, index) => {
+      // 김 is one syllable but was three jamo: an older form's length is not the user's.
+      const term = stringTerm(param, modifier, normalized, index === 0 ? warnings : new Set());
       const older = modifier === 'exact' || !unitPrefixes ? undefined : unitPrefixTerm(normalized);
       return older === undefined ? [term] : [term, older];
     });

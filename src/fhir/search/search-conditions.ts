@@ -111,7 +111,7 @@ export class SearchConditions {
       // Token :text matches the start of the display text, case- and accent-insensitively.
       const alias = params.alias('x');
       const matches = criterion.values.flatMap((value) =>
-        searchForms(unescapeSearch(value), this.status.legacyForms).map(
+        searchForms(unescapeSearch(value), this.status.legacyForms, this.status.unmarkedForms).map(
           (form) => `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
         ),
       );
@@ -126,7 +126,15 @@ export class SearchConditions {
     const negate = criterion.modifier === 'not';
     const alias = params.alias('i');
     const matches = criterion.values.map((value) =>
-      valueCondition(alias, param.type, criterion.modifier, value, params, this.status.legacyForms),
+      valueCondition(
+        alias,
+        param.type,
+        criterion.modifier,
+        value,
+        params,
+        this.status.legacyForms,
+        this.status.unmarkedForms,
+      ),
     );
     const inner = `EXISTS (SELECT 1 FROM ${TABLE[param.type]} ${alias} WHERE ${alias}.resource_type = ${subject.typeSql} AND ${alias}.resource_id = ${subject.idSql} AND ${alias}.param = ${params.add(param.code)} AND (${matches.join(' OR ')}))`;
     return negate ? `NOT ${inner}` : inner;
@@ -235,6 +243,7 @@ export class SearchConditions {
         value,
         params,
         this.status.legacyForms,
+        this.status.unmarkedForms,
       );
       const param =
         keys.length === 1 ? `= ${params.add(keys[0])}` : `= ANY(${params.add(keys)}::text[])`;
@@ -256,7 +265,11 @@ export class SearchConditions {
     const alias = params.alias('k');
     const matches = criterion.values.flatMap((raw) => {
       const { key, value } = compositeSearchKey(composite.code, raw);
-      const forms = searchForms(unescapeSearch(value), this.status.legacyForms);
+      const forms = searchForms(
+        unescapeSearch(value),
+        this.status.legacyForms,
+        this.status.unmarkedForms,
+      );
       if (forms[0]!.length === 0) {
         throw AppError.invalid(`${composite.code} needs a value with letters or digits`);
       }
@@ -327,6 +340,7 @@ export class SearchConditions {
       params.warnings,
       this.status.legacyForms,
       this.status.unitPrefixes,
+      this.status.unmarkedForms,
     );
     const hashes = terms.map(hash);
     const either: string[] = [];

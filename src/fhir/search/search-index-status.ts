@@ -25,15 +25,22 @@ import { SearchIndexStateRepository } from './search-index-state.repository.js';
  * patient-scoped token until the rebuild (it still opens by id). 5, of 2026-12-07: prefixes of
  * names, addresses and free text cut on characters (code points), not UTF-16 units, which
  * changes the rows of values with characters outside the Basic Multilingual Plane (𠮷, emoji)
- * only; searches also look up the older prefix until the rebuild (unitPrefixTerm).
+ * only; searches also look up the older prefix until the rebuild (unitPrefixTerm). 6, of
+ * 2026-12-07: names keep the combining marks that spell them (Brahmic vowel signs and viramas,
+ * kana voicing marks, Thai vowels and tones) and Hangul is recomposed into syllables
+ * (`normalizeString`); searches also look up the form with every mark dropped until the rebuild
+ * (`unmarkedNormalizeString`).
  */
-export const SEARCH_INDEX_VERSION = 5;
+export const SEARCH_INDEX_VERSION = 6;
 
 /** The index version from which names are indexed in their current form only (normalizeString). */
 const CURRENT_NAME_FORMS = 3;
 
 /** The index version from which prefixes are cut on code points (stringTerms). */
 const CURRENT_PREFIXES = 5;
+
+/** The index version from which names keep the marks that spell them (normalizeString). */
+const CURRENT_MARKS = 6;
 
 /** How often a service on an older index reads again whether it was rebuilt (by the CLI). */
 const RECHECK_MS = 60_000;
@@ -44,6 +51,7 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
   private readonly logger = new Logger('SearchIndex');
   private olderForms = true;
   private olderPrefixes = true;
+  private olderMarks = true;
   private recheck: NodeJS.Timeout | undefined;
 
   constructor(
@@ -59,7 +67,7 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
       return;
     }
     await this.refreshForms();
-    if (this.olderPrefixes) {
+    if (this.olderMarks) {
       // `search:reindex` runs in another process: its end is read from the database.
       this.recheck = setInterval(() => {
         this.refreshForms().catch(() => undefined);
@@ -103,14 +111,25 @@ export class SearchIndexStatus implements OnApplicationBootstrap, OnApplicationS
   }
 
   /**
-   * Reads search_index_state again for legacyForms and unitPrefixes (at start, then each minute
-   * until rebuilt).
+   * Whether rows may remain whose names were indexed with every combining mark dropped and
+   * Hangul in jamo (before index version 6): string searches then look up that form too where
+   * it differs (unmarkedNormalizeString). Like legacyForms, it is false once search_index_state
+   * says every row is at 6 or later.
+   */
+  get unmarkedForms(): boolean {
+    return this.olderMarks;
+  }
+
+  /**
+   * Reads search_index_state again for legacyForms, unitPrefixes and unmarkedForms (at start,
+   * then each minute until rebuilt).
    */
   async refreshForms(): Promise<void> {
     const built = await this.state.built();
     this.olderForms = built === undefined || built.version < CURRENT_NAME_FORMS;
     this.olderPrefixes = built === undefined || built.version < CURRENT_PREFIXES;
-    if (!this.olderPrefixes) clearInterval(this.recheck);
+    this.olderMarks = built === undefined || built.version < CURRENT_MARKS;
+    if (!this.olderMarks) clearInterval(this.recheck);
   }
 
   /**

@@ -31,6 +31,7 @@ export function valueCondition(
   raw: string,
   params: SqlParams,
   legacy = true,
+  unmarked = true,
 ): string {
   switch (type) {
     case 'token': {
@@ -52,14 +53,15 @@ export function valueCondition(
       const text = unescapeSearch(raw);
       if (modifier === 'exact') {
         // Found through the normalized value's index, then compared as written; rows indexed
-        // before 2026-12-07 hold the legacy form (README: Upgrading, search:reindex).
-        const values = searchForms(text, legacy).map((form) => params.add(form));
+        // before 2026-12-07 hold the legacy form, of versions 3 to 5 the unmarked one (README:
+        // Upgrading, search:reindex).
+        const values = searchForms(text, legacy, unmarked).map((form) => params.add(form));
         return `(${alias}.value IN (${values.join(', ')}) AND ${alias}.exact = ${params.add(text)})`;
       }
       if (modifier && modifier !== 'contains') {
         throw unsupported(`The :${modifier} modifier is not supported on string parameters`);
       }
-      const matches = searchForms(text, legacy).map((form) =>
+      const matches = searchForms(text, legacy, unmarked).map((form) =>
         modifier === 'contains'
           ? `${alias}.value LIKE ${params.add(`%${likeEscape(form)}%`)}`
           : `${alias}.value LIKE ${params.add(`${likeEscape(form)}%`)}`,
