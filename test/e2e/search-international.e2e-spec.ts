@@ -84,6 +84,31 @@ describe('Searching names as people of many countries write and type them', () =
     expect(await found(`address=${encodeURIComponent(`${street}𨋢`)}`)).toEqual([lift]);
   });
 
+  it('tells apart names that differ only in a vowel sign or a voicing mark, and counts Hangul syllables', async () => {
+    // Until 2026-12-07 every combining mark was dropped: राम (Ram) and रमा (Rama) were both रम,
+    // ガトウ (Gatō) and カドウ (Kadō) both カトウ, so a search for one found the other.
+    const given = `M${run}`;
+    const search = (family: string, modifier = '') =>
+      found(`family${modifier}=${encodeURIComponent(family)}&given=${given}`);
+    const ram = await create({ family: 'राम', given: [given] });
+    const rama = await create({ family: 'रमा', given: [given] });
+    const ramchandra = await create({ family: 'रामचन्द्र', given: [given] });
+    const gato = await create({ family: 'ガトウ', given: [given] });
+    const kado = await create({ family: 'ｶﾄﾞｳ', given: [given] });
+    expect(await search('राम', ':exact')).toEqual([ram]);
+    expect((await search('राम')).sort()).toEqual([ram, ramchandra].sort());
+    expect(await search('रमा')).toEqual([rama]);
+    expect(await search('ガトウ', ':exact')).toEqual([gato]);
+    expect(await search('ガトウ')).toEqual([gato]);
+    expect(await search('カドウ')).toEqual([kado]);
+    // 민 was three jamo, a prefix that found 민준 too; it is one syllable, a whole part.
+    const family = `K${run}`;
+    const min = await create({ family, given: ['민'] });
+    const minjun = await create({ family, given: ['민준'] });
+    expect(await found(`family=${family}&given=${encodeURIComponent('민')}`)).toEqual([min]);
+    expect(await found(`family=${family}&given=${encodeURIComponent('민준')}`)).toEqual([minjun]);
+  });
+
   it('conditional create and $match find the patient typed another way', async () => {
     const again = await doctor('POST', `${fhir}/Patient`, {
       body: { resourceType: 'Patient', name: [{ family: `STRASSE-${run}`, given: ['AMELIE'] }] },
