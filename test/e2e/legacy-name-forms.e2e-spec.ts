@@ -2,7 +2,7 @@ import { DataSource } from 'typeorm';
 import { BlindIndexer } from '../../src/crypto/blind-index.js';
 import { startsWithTerm } from '../../src/fhir/search/blind-terms.js';
 import { blindField } from '../../src/fhir/search/index-extractor.js';
-import { legacyNormalizeString } from '../../src/fhir/search/normalize.js';
+import { legacyNormalizeString, unmarkedNormalizeString } from '../../src/fhir/search/normalize.js';
 import { ReindexService } from '../../src/fhir/search/reindex.service.js';
 import { SearchIndexStatus } from '../../src/fhir/search/search-index-status.js';
 import { buildPatient } from '../support/factories.js';
@@ -113,5 +113,26 @@ describe('the older form of names, searched until the index is rebuilt', () => {
     expect(await found(encodeURIComponent(family))).toEqual([]);
     await testApp.app.get(ReindexService).reindexAll(() => undefined);
     expect(await found(encodeURIComponent(family))).toEqual([id]);
+  });
+
+  it('finds a name indexed with every mark dropped, or Hangul in jamo, until the rebuild', async () => {
+    // Before index version 6, ガトウ was indexed as カトウ and 김철수 as its eight jamo.
+    const create = async (family: string): Promise<string> => {
+      const id = (
+        await doctor('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient({ family }) })
+      ).body.id as string;
+      await indexAsBefore(id, family, startsWithTerm(unmarkedNormalizeString(family)).term);
+      return id;
+    };
+    const gato = await create('ガトウ');
+    const kim = await create('김철수');
+    await indexVersion(5);
+    expect(await found(encodeURIComponent('ガトウ'))).toEqual([gato]);
+    expect(await found(encodeURIComponent('김철수'))).toEqual([kim]);
+    await indexVersion(6);
+    expect(await found(encodeURIComponent('ガトウ'))).toEqual([]);
+    await testApp.app.get(ReindexService).reindexAll(() => undefined);
+    expect(await found(encodeURIComponent('ガトウ'))).toEqual([gato]);
+    expect(await found(encodeURIComponent('김철수'))).toEqual([kim]);
   });
 });
