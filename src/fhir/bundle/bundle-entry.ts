@@ -1,4 +1,5 @@
 import { AppError } from '../../common/errors/app-error.js';
+import { splitCascade } from '../cascade-delete.js';
 import type { FhirInteraction } from '../../auth/permissions.js';
 import type { FhirResource } from '../fhir-types.js';
 import { isEntryLink, narrativeLinks, replaceEntryLinks } from './entry-links.js';
@@ -181,6 +182,15 @@ function parseEntry(raw: unknown, index: number): ParsedEntry {
     // a resource that does not exist, or one that does.
     throw AppError.invalid(
       `${where}.request.url of a POST is the type alone (${type}): the server assigns the id (PUT ${type}/${id} chooses it)`,
+      [`${where}.request.url`],
+    );
+  }
+  if (method !== 'GET' && id && query !== undefined && splitCascade(query).criteria !== '') {
+    // `PUT Patient/1?identifier=…` ran as a conditional update and wrote over whichever
+    // patient the criteria found, where the REST API writes Patient/1 (a delete deleted the
+    // match too). A write names its resource one way; `_cascade` on a delete is no criteria.
+    throw AppError.invalid(
+      `${where}.request.url names ${type}/${id} and search criteria too: ${method} ${type}/${id} or ${method} ${type}?criteria, not both`,
       [`${where}.request.url`],
     );
   }
