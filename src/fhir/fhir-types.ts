@@ -85,6 +85,15 @@ export function isValidId(id: string): boolean {
 }
 
 /**
+ * `.` and `..`: ids by FHIR's pattern, but dot-segments of a URL (RFC 3986 §5.2.4), which
+ * clients, proxies and browsers resolve away: `Patient/..` is `/fhir/`, and the Location of its
+ * version `/fhir/_history/1`. No resource is written under them.
+ */
+export function isDotSegment(id: string): boolean {
+  return id === '.' || id === '..';
+}
+
+/**
  * The 400 for an operation (`$name`) not offered where it was asked for; `type` is the type
  * it was asked of, if any.
  */

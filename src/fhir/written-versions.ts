@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError } from '../common/errors/app-error.js';
 import { AppConfig } from '../config/config.js';
-import { isValidId, type FhirResource } from './fhir-types.js';
+import { isDotSegment, isValidId, type FhirResource } from './fhir-types.js';
 import { ReferenceIntegrity, type Writer } from './reference-integrity.js';
 import { ResourceValidator } from './resource-validator.js';
 import { withServerFields } from './resource-versions.js';
@@ -88,6 +88,12 @@ export class WrittenVersions {
       throw AppError.invalid('Invalid resource id: 1 to 64 letters, digits, "-" or "."', [
         `${type}.id`,
       ]);
+    }
+    if (isDotSegment(resource.id ?? '')) {
+      throw AppError.invalid(
+        `${type}.id "${resource.id}" is a step of a URL path (${type}/.. is the base URL), which no request or reference can name: choose another id`,
+        [`${type}.id`],
+      );
     }
     refuse(unstorableBundle(resource));
     await this.validator.validate(resource);
