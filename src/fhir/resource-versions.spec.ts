@@ -71,7 +71,8 @@ describe('parseIfMatch: the versions an If-Match header names (RFC 9110 section 
     },
   );
 
-  it.each(['W/"abc"', 'W/"1.0", W/""', 'W/"12345678901"', '12345678901'])(
+  // Tags are compared as written (RFC 9110 section 8.8.3.2): version 2's is W/"2", not W/"02".
+  it.each(['W/"abc"', 'W/"1.0", W/""', 'W/"12345678901"', '12345678901', 'W/"02"', '02', 'W/"0"'])(
     'answers %j, which names no version, 412',
     (header) => {
       expect(() => parseIfMatch(header)).toThrow(expect.objectContaining({ status: 412 }));

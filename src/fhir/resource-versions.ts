@@ -113,7 +113,8 @@ export function parseIfMatch(header: string | undefined): IfMatch | undefined {
       'The If-Match header must be * or version ETags such as W/"1", W/"2"; this one is malformed',
     );
   }
-  const versions = tags.filter((tag) => /^\d{1,10}$/.test(tag)).map(Number);
+  // Compared as written (RFC 9110 §8.8.3.2): W/"02" is no ETag of version 2, which is W/"2".
+  const versions = tags.filter((tag) => /^[1-9]\d{0,9}$/.test(tag)).map(Number);
   if (versions.length === 0) {
     throw AppError.preconditionFailed('If-Match names no version of this resource');
   }

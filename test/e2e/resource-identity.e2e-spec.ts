@@ -1,7 +1,7 @@
 import { request } from 'node:http';
 import { buildPatient } from '../support/factories.js';
 import { tokenFor } from '../support/auth.js';
-import { authorizedHttp, type HttpFn } from '../support/http.js';
+import { authorizedHttp, createResource, type HttpFn } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /** A request sent with its path as written: fetch resolves `.` and `..` segments first. */
@@ -96,5 +96,22 @@ describe('which resource a write names', () => {
       });
       expect([id, put.status]).toEqual([id, 201]);
     }
+  });
+
+  it('matches If-Match against the version as written: W/"02" is not version 2', async () => {
+    // RFC 9110 §8.8.3.2 compares entity-tags character by character; the server writes W/"2".
+    const id = await createResource(http, fhir, buildPatient());
+    const body = { ...buildPatient(), id, active: false };
+    const second = await http('PUT', `${fhir}/Patient/${id}`, { body });
+    expect(second.headers.get('etag')).toBe('W/"2"');
+    for (const header of ['W/"02"', '"002"', '02']) {
+      const res = await http('PUT', `${fhir}/Patient/${id}`, {
+        body: { ...body, gender: 'male' },
+        headers: { 'if-match': header },
+      });
+      expect([header, res.status]).toEqual([header, 412]);
+    }
+    const read = await http('GET', `${fhir}/Patient/${id}`);
+    expect([read.body.meta.versionId, read.body.gender]).toEqual(['2', 'female']);
   });
 });
