@@ -14,6 +14,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { AppError, type Issue } from '../common/errors/app-error.js';
 import { prototypeKeyError } from '../common/http/json-body.js';
+import { boundValueCollector } from './bound-values.js';
 import { addDatatypeInvariants } from './datatype-invariants.js';
 import { dateValueIssues } from './date-values.js';
 import { embeddedResourceIssue } from './embedded-resources.js';
@@ -25,7 +26,7 @@ import { localReferenceIssues } from './local-references.js';
 import { referenceTargetIssues } from './reference-targets.js';
 import type { FhirResource } from './fhir-types.js';
 import { isSubsetted, Subsets } from './subset.js';
-import { ValueSets, type BoundValue, type Expansion, type KnownCodeSystem } from './value-sets.js';
+import { ValueSets, type Expansion, type KnownCodeSystem } from './value-sets.js';
 
 const MAX_DIAGNOSTICS = 300;
 
@@ -175,12 +176,12 @@ export class FhirDefinitions {
     if (embedded) {
       throw new AppError(400, [embedded]);
     }
-    const bound: Record<string, BoundValue[]> = {};
+    const bound = boundValueCollector();
     let warnings: OperationOutcomeIssue[];
     try {
       // FhirResource is the store's loose view of any resource; medplum's type is the union of all.
       warnings = validateResource(resource as unknown as Resource, {
-        collect: { tokens: bound },
+        collect: { tokens: bound.tokens },
         base64BinaryMaxBytes: BASE64_BINARY_MAX_BYTES,
       });
     } catch (error) {
@@ -211,7 +212,7 @@ export class FhirDefinitions {
     if (local.length > 0) {
       throw new AppError(400, local);
     }
-    const issues = this.valueSets.check(bound);
+    const issues = this.valueSets.check(bound.collected());
     if (issues.length > 0) {
       throw new AppError(400, issues);
     }
