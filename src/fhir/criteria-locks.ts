@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AppError } from '../common/errors/app-error.js';
 import { BlindIndexer } from '../crypto/blind-index.js';
 import { criteriaLocks } from './criteria.js';
 import { ResourceRepository } from './resource.repository.js';
@@ -9,6 +10,16 @@ export interface Criteria {
   type: string;
   criteria: string;
 }
+
+/**
+ * The most criteria locks one transaction takes. Advisory locks live until commit in the lock
+ * table all sessions share (max_locks_per_transaction × max_connections slots, 6,400 at
+ * PostgreSQL's defaults): a transaction Bundle of 19,000 conditional references ran it out
+ * ("out of shared memory", answered 503 "retry later", failing every time), and other sessions'
+ * locks failed with it, until 2026-12-07. Under a third of the defaults' table: a key or two
+ * per criteria, so a Bundle of some 1,000 to 2,000 conditional creates or references.
+ */
+export const MAX_CRITERIA_LOCKS = 2_000;
 
 /**
  * Takes the advisory locks of conditional criteria (see criteriaLocks) for the current
@@ -37,6 +48,13 @@ export class CriteriaLocks {
       for (const { key, shared } of criteriaLocks(type, text, lookup)) {
         modes.set(key, (modes.get(key) ?? true) && shared);
       }
+    }
+    if (modes.size > MAX_CRITERIA_LOCKS) {
+      throw AppError.of(
+        400,
+        'too-costly',
+        `The conditional criteria of one transaction (ifNoneExist, conditional URLs, conditional references) take at most ${MAX_CRITERIA_LOCKS} locks; these take ${modes.size}: send the Bundle in parts`,
+      );
     }
     const locks = [...modes].map(([key, shared]) => ({ id: this.hash(key), shared }));
     locks.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
