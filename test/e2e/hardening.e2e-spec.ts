@@ -212,6 +212,41 @@ describe('HTTP hardening', () => {
     expect(await status('Bearer forged', `Bearer ${token}`)).toBe('HTTP/1.1 401 Unauthorized');
   });
 
+  it('refuses a body with two Content-Type headers rather than reading it as the first says', async () => {
+    // Node keeps the first of two; a proxy in front may have judged the body by the other. A
+    // Binary labelled PDF then FHIR JSON was stored as a PDF of the JSON text until 2026-12-07.
+    const token = await tokenFor(testApp, 'doctor');
+    const { port } = new URL(testApp.url);
+    const id = randomUUID();
+    const put = (...types: string[]) =>
+      new Promise<string>((resolve, reject) => {
+        const body = JSON.stringify({ resourceType: 'Binary', id, contentType: 'text/plain' });
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          const headers = types.map((type) => `Content-Type: ${type}\r\n`).join('');
+          socket.write(
+            `PUT /fhir/Binary/${id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n` +
+              `${headers}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+          );
+        });
+        let received = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (received += chunk));
+        socket.on('close', () => resolve(received));
+        socket.on('error', reject);
+      });
+    for (const types of [
+      ['application/pdf', 'application/fhir+json'],
+      ['application/fhir+json', 'application/pdf'],
+      ['application/fhir+json', 'application/fhir+json'],
+    ]) {
+      const answer = await put(...types);
+      expect([types, answer.split('\r\n')[0]]).toEqual([types, 'HTTP/1.1 400 Bad Request']);
+      expect(answer).toContain('Content-Type');
+    }
+    expect((await http('GET', `${testApp.url}/fhir/Binary/${id}`)).status).toBe(404);
+    expect((await put('application/fhir+json')).split('\r\n')[0]).toBe('HTTP/1.1 201 Created');
+  });
+
   it.each([
     ['/fhir/Patient/John%20Smith%20123-45-6789%FF?name=Jane%20Doe', 400, 'structure'],
     ['/auth/login/Smith%E0%A4%A', 400, 'structure'],
