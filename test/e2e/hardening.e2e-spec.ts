@@ -212,39 +212,80 @@ describe('HTTP hardening', () => {
     expect(await status('Bearer forged', `Bearer ${token}`)).toBe('HTTP/1.1 401 Unauthorized');
   });
 
+  /** Sends a request as written (fetch joins repeated headers) and answers its status line. */
+  const sendRaw = (
+    method: string,
+    path: string,
+    headers: [string, string][],
+    body: string,
+  ): Promise<string> =>
+    new Promise<string>((resolve, reject) => {
+      const { port } = new URL(testApp.url);
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        const lines = headers.map(([name, value]) => `${name}: ${value}\r\n`).join('');
+        socket.write(
+          `${method} ${path} HTTP/1.1\r\nHost: localhost\r\n${lines}` +
+            `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      });
+      let received = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (received += chunk));
+      socket.on('close', () => resolve(received.split('\r\n')[0]!));
+      socket.on('error', reject);
+    });
+
   it('refuses a body with two Content-Type headers rather than reading it as the first says', async () => {
     // Node keeps the first of two; a proxy in front may have judged the body by the other. A
     // Binary labelled PDF then FHIR JSON was stored as a PDF of the JSON text until 2026-12-07.
-    const token = await tokenFor(testApp, 'doctor');
-    const { port } = new URL(testApp.url);
+    const authorization: [string, string] = [
+      'Authorization',
+      `Bearer ${await tokenFor(testApp, 'doctor')}`,
+    ];
     const id = randomUUID();
+    const body = JSON.stringify({ resourceType: 'Binary', id, contentType: 'text/plain' });
     const put = (...types: string[]) =>
-      new Promise<string>((resolve, reject) => {
-        const body = JSON.stringify({ resourceType: 'Binary', id, contentType: 'text/plain' });
-        const socket = connect(Number(port), '127.0.0.1', () => {
-          const headers = types.map((type) => `Content-Type: ${type}\r\n`).join('');
-          socket.write(
-            `PUT /fhir/Binary/${id} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${token}\r\n` +
-              `${headers}Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-          );
-        });
-        let received = '';
-        socket.setEncoding('utf8');
-        socket.on('data', (chunk: string) => (received += chunk));
-        socket.on('close', () => resolve(received));
-        socket.on('error', reject);
-      });
+      sendRaw(
+        'PUT',
+        `/fhir/Binary/${id}`,
+        [authorization, ...types.map((type): [string, string] => ['Content-Type', type])],
+        body,
+      );
     for (const types of [
       ['application/pdf', 'application/fhir+json'],
       ['application/fhir+json', 'application/pdf'],
       ['application/fhir+json', 'application/fhir+json'],
     ]) {
-      const answer = await put(...types);
-      expect([types, answer.split('\r\n')[0]]).toEqual([types, 'HTTP/1.1 400 Bad Request']);
-      expect(answer).toContain('Content-Type');
+      expect([types, await put(...types)]).toEqual([types, 'HTTP/1.1 400 Bad Request']);
     }
     expect((await http('GET', `${testApp.url}/fhir/Binary/${id}`)).status).toBe(404);
-    expect((await put('application/fhir+json')).split('\r\n')[0]).toBe('HTTP/1.1 201 Created');
+    expect(await put('application/fhir+json')).toBe('HTTP/1.1 201 Created');
+  });
+
+  it('refuses two If-None-Exist headers, which Node joined into criteria matching either', async () => {
+    const system = 'urn:oid:1.2.36.146.595.217.0.1';
+    const stored = `INE-${randomUUID()}`;
+    const sent = `INE-${randomUUID()}`;
+    await http('POST', `${testApp.url}/fhir/Patient`, { body: buildPatient({ mrn: stored }) });
+    const headers: [string, string][] = [
+      ['Authorization', `Bearer ${await tokenFor(testApp, 'doctor')}`],
+      ['Content-Type', 'application/fhir+json'],
+      ['If-None-Exist', `identifier=${system}|${stored}`],
+      ['If-None-Exist', `identifier=${system}|${sent}`],
+    ];
+    // Joined, the criteria found the stored Patient: a 200 with it, the one sent not created.
+    const answer = await sendRaw(
+      'POST',
+      '/fhir/Patient',
+      headers,
+      JSON.stringify(buildPatient({ mrn: sent })),
+    );
+    expect(answer).toBe('HTTP/1.1 400 Bad Request');
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${system}|${sent}&_summary=count`,
+    );
+    expect(found.body.total).toBe(0);
   });
 
   it.each([

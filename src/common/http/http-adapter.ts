@@ -7,7 +7,7 @@ import { AppError } from '../errors/app-error.js';
 import { list } from '../../config/config.js';
 import type { EnvironmentVariables } from '../../config/env.schema.js';
 import { bodyText } from './body-text.js';
-import { refuseRepeatedContentType } from './repeated-content-type.js';
+import { refuseRepeatedHeaders } from './repeated-headers.js';
 import { decodeContentEncoding } from './content-encoding.js';
 import { httpsOptions } from './https-options.js';
 import { answerClientError } from './client-error.js';
@@ -129,7 +129,7 @@ export function createHttpAdapter(env: EnvironmentVariables): FastifyAdapter {
     routedOnly((request, body, done) => nativeBinary(request, body as Buffer, done)),
   );
   decodeContentEncoding(fastify);
-  refuseRepeatedContentType(fastify);
+  refuseRepeatedHeaders(fastify);
   fastify.addHook('onRequest', (request, reply, done) => {
     void reply.header('x-request-id', request.id);
     done();
