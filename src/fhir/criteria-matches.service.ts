@@ -8,6 +8,7 @@ import { FhirDefinitions } from './fhir-definitions.js';
 import { assertMatchesOwnCriteria } from './own-criteria.js';
 import { ReferenceIntegrity } from './reference-integrity.js';
 import { ResourceRepository } from './resource.repository.js';
+import { RetiredPatients } from './retired-patients.js';
 import { SearchService } from './search/search.service.js';
 
 /** Searches of a conditional create, when each finds a match deleted before it is locked. */
@@ -25,6 +26,7 @@ export class CriteriaMatches {
     private readonly repository: ResourceRepository,
     private readonly integrity: ReferenceIntegrity,
     private readonly definitions: FhirDefinitions,
+    private readonly retiredPatients: RetiredPatients,
   ) {}
 
   /**
@@ -54,9 +56,12 @@ export class CriteriaMatches {
   /**
    * Whether the resource exists and is not deleted, locking it against deletion until commit
    * (FOR KEY SHARE, as the check of a reference to it does): for a caller that found it and
-   * will refer to it, so that a delete committed since is seen now rather than at commit.
+   * will refer to it, so that a delete committed since is seen now rather than at commit. A
+   * Patient is read in the same statement for the check that a write's references name no
+   * merged patient (RetiredPatients), which then needs no statement of its own.
    */
   async lockLive(type: string, id: string): Promise<boolean> {
+    if (type === 'Patient') return this.retiredPatients.lockLive(id);
     if ((await this.repository.lockLive([{ type, id }])).size === 0) return false;
     this.integrity.lockedLive(type, id);
     return true;

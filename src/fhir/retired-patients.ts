@@ -88,13 +88,29 @@ export class RetiredPatients {
   }
 
   /**
+   * Whether the Patient exists and is not deleted, locked FOR KEY SHARE until commit (as
+   * CriteriaMatches.lockLive locks a match) and read in the same statement for this check, which
+   * then reads it no more in the transaction: an HL7 message locks the patient its PID names,
+   * then writes records about them, and the patient was read again, locked the same way, at the
+   * first of those writes until 2026-12-07 (one round trip per message).
+   */
+  async lockLive(id: string): Promise<boolean> {
+    if (!(await this.locked([id], true)).get(id)) return false;
+    // Read earlier in the transaction (then told, or in a savepoint since released): told now.
+    this.integrity.lockedLive('Patient', id);
+    return true;
+  }
+
+  /**
    * The Patients, live ones read under the FOR KEY SHARE lock a reference to them takes until
    * commit anyway (ReferenceIntegrity, which then need not take it again). Each is read once
    * per transaction: an ORU's ten results, or a Bundle's hundred records of one patient, read
    * and decrypted it once per record until 2026-12-07. Read again after a savepoint was rolled
    * back: one a lock was taken in releases it (a write retried after a unique violation).
+   * `asMatch`: with the statement CriteriaMatches.lockLive locks a match with (its content
+   * added), as a session waiting for the lock shows it in pg_stat_activity.
    */
-  private async locked(ids: string[]): Promise<Map<string, FhirResource | null>> {
+  private async locked(ids: string[], asMatch = false): Promise<Map<string, FhirResource | null>> {
     const checked = this.unitOfWork.inTransaction
       ? this.unitOfWork.stateOf<Checked>(
           this,
@@ -107,7 +123,9 @@ export class RetiredPatients {
       checked.rollbacks = this.unitOfWork.rollbacks;
     }
     const unread = ids.filter((id) => !checked.patients.has(id));
-    const rows = await this.resources.lockLiveRows('Patient', unread);
+    const rows = asMatch
+      ? await this.resources.lockLiveContents(unread.map((id) => ({ type: 'Patient', id })))
+      : await this.resources.lockLiveRows('Patient', unread);
     for (const id of unread) checked.patients.set(id, null);
     for (const row of rows) {
       if (row.content) {
