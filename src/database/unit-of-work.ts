@@ -101,8 +101,14 @@ export class UnitOfWork {
    * fixed names, which PostgreSQL resolves to the latest one of that name: this is safe only
    * while they are opened and closed in LIFO order, one awaited inside another, never two at
    * once in one transaction (as under a Promise.all).
+   *
+   * With `keep`, a savepoint that `work` leaves without error is not released: its writes stay
+   * in it until the enclosing transaction ends, which releases it at commit. For a caller that
+   * only records an outcome after `work` and commits (an HL7 message): the RELEASE was one
+   * round trip more per message. A later nested unit's savepoint of the same name is the
+   * latest, which a rollback of that unit resolves to, so the LIFO rule above still holds.
    */
-  async nested<T>(work: () => Promise<T>): Promise<T> {
+  async nested<T>(work: () => Promise<T>, { keep = false }: { keep?: boolean } = {}): Promise<T> {
     const parent = this.current.getStore();
     if (!parent) return this.run(work);
     await parent.manager.query('SAVEPOINT unit_of_work_nested');
@@ -129,7 +135,7 @@ export class UnitOfWork {
       await parent.manager.query('ROLLBACK TO SAVEPOINT unit_of_work_nested');
       throw error;
     }
-    await parent.manager.query('RELEASE SAVEPOINT unit_of_work_nested');
+    if (!keep) await parent.manager.query('RELEASE SAVEPOINT unit_of_work_nested');
     parent.afterCommit.push(...inner.afterCommit);
     return result;
   }

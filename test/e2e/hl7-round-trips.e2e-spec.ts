@@ -73,4 +73,11 @@ describe('HL7 v2 results: statements per message', () => {
     // the PID says, and not once more when the results' references to it are checked.
     expect(rowReads).toHaveLength(2);
   });
+
+  it('leaves the processing savepoint to the commit', async () => {
+    const { statements } = await known();
+    expect(
+      statements.filter(({ text }) => /RELEASE SAVEPOINT unit_of_work_nested/.test(text)),
+    ).toEqual([]);
+  });
 });

@@ -245,8 +245,11 @@ export class Hl7InboundService {
       let outcome: Hl7Outcome;
       let touched: Touched | undefined;
       try {
-        // In a savepoint: a failure rolls back what processing wrote, not the row's lock.
-        ({ outcome, touched } = await this.unitOfWork.nested(() => this.processOnce(decoded)));
+        // In a savepoint: a failure rolls back what processing wrote, not the row's lock. Kept
+        // on success: only the outcome and its audit row follow, and the commit releases it.
+        ({ outcome, touched } = await this.unitOfWork.nested(() => this.processOnce(decoded), {
+          keep: true,
+        }));
       } catch (error) {
         if (databaseProblem(error)) throw error;
         outcome = failureOf(error, row, this.logger);
