@@ -80,4 +80,9 @@ describe('HL7 v2 results: statements per message', () => {
       statements.filter(({ text }) => /RELEASE SAVEPOINT unit_of_work_nested/.test(text)),
     ).toEqual([]);
   });
+
+  it('looks up an order of a filler number (no placer number) in one search when none has it', async () => {
+    const { statements } = await known();
+    expect(statements.filter(({ values }) => values.includes('"ServiceRequest"'))).toHaveLength(1);
+  });
 });

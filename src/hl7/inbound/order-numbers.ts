@@ -220,20 +220,44 @@ export async function patientsNumbered(
  * number was taken: a result was tied to another patient's order, and one whose number a
  * cancelled wrong-patient order also had was refused (AE, FHIR 412), the result not filed.
  * Looked up without the number's lock, as knownVisit looks up a visit: nothing here writes it.
+ * `candidates`: the orders of the number, when the caller has searched them already.
  */
 export async function patientsOrder(
   fhir: FhirService,
   matches: CriteriaMatches,
   criteria: string,
   patientId: string,
+  candidates?: string[],
 ): Promise<string | undefined> {
   const own = await matches
     .findUnique(HL7_USER, 'ServiceRequest', `${criteria}&subject=Patient/${patientId}`)
     .catch(ambiguous);
   if (own) return own;
-  for (const id of await matches.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20)) {
+  for (const id of candidates ?? (await orderCandidates(matches, criteria))) {
     const stored = (await fhir.read(HL7_USER, 'ServiceRequest', id)).resource;
     if (await isPatientsRecord(fhir, stored, patientId)) return id;
   }
   return undefined;
+}
+
+/**
+ * patientsOrder for a number that seldom names an order here: the filler's own (a result's
+ * OBR-3 when it has no placer number), which an order has only when the filler placed it. The
+ * orders of the number, whoever's, are searched first: none, the usual answer, in one statement
+ * where patientsOrder's search of the patient's own first took two.
+ */
+export async function patientsOrderIfAny(
+  fhir: FhirService,
+  matches: CriteriaMatches,
+  criteria: string,
+  patientId: string,
+): Promise<string | undefined> {
+  const candidates = await orderCandidates(matches, criteria);
+  if (candidates.length === 0) return undefined;
+  return patientsOrder(fhir, matches, criteria, patientId, candidates);
+}
+
+/** The orders of a number, whoever's: at most 20, to find the patient's among. */
+function orderCandidates(matches: CriteriaMatches, criteria: string): Promise<string[]> {
+  return matches.matchingIds(HL7_USER, 'ServiceRequest', criteria, 20);
 }

@@ -22,7 +22,7 @@ import {
   sharesNumber,
   unnumberedReport,
 } from './result-groups.js';
-import { patientsOrder } from './order-numbers.js';
+import { patientsOrder, patientsOrderIfAny } from './order-numbers.js';
 import {
   ambiguous,
   byIdentifier,
@@ -352,7 +352,8 @@ export class ResultMessages {
         'FILL',
       );
       const id =
-        filler && (await patientsOrder(this.fhir, this.matches, byIdentifier(filler)!, patientId));
+        filler &&
+        (await patientsOrderIfAny(this.fhir, this.matches, byIdentifier(filler)!, patientId));
       return id ? { reference: `ServiceRequest/${id}` } : undefined;
     }
     const id = await patientsOrder(this.fhir, this.matches, byIdentifier(placer)!, patientId);
