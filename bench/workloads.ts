@@ -112,6 +112,8 @@ export function labPatient(n: number): Record<string, unknown> {
         type: {
           coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }],
         },
+        // PID-3's assigning authority (CX-4.1), which the feed keeps as the assigner's name.
+        assigner: { display: 'NORTH' },
       },
     ],
     name: [{ family: 'Bench', given: [`Patient${n}`] }],
