@@ -26,6 +26,16 @@ describe('splitMessages', () => {
   it('splits a file of several messages without a batch header', () => {
     expect(splitMessages(Buffer.from(`${a}\r\n${b}\r\n`)).messages).toHaveLength(2);
   });
+
+  it('splits files joined with their byte-order marks, each message without its mark', () => {
+    // Joined as they were (Windows tools write a BOM), the second MSH hid behind its BOM and
+    // was taken as a segment of the first message: one ACK for two, the second never applied.
+    const bom = Buffer.of(0xef, 0xbb, 0xbf);
+    const joined = Buffer.concat([bom, Buffer.from(`${a}\r`), bom, Buffer.from(`${b}\r`)]);
+    const { messages, batch } = splitMessages(joined);
+    expect(batch).toBe(true);
+    expect(messages.map((message) => message.toString('latin1'))).toEqual([a, b]);
+  });
 });
 
 describe('batchAck', () => {

@@ -3,6 +3,8 @@ import { hl7Timestamp } from './ack.js';
 import { withoutBom } from './hl7-header.js';
 
 const ENVELOPE_SEGMENTS = new Set(['FHS', 'BHS', 'BTS', 'FTS']);
+/** The UTF-8 byte-order mark as its bytes read as Latin-1. */
+const LATIN1_BOM = '\u00ef\u00bb\u00bf';
 
 /**
  * Splits a payload into its messages: a batch (FHS/BHS … BTS/FTS) or a file of several
@@ -16,9 +18,13 @@ export function splitMessages(payload: Buffer): {
   /** The batch's FHS and BHS lines as sent, which its ACK answers (see batchAck). */
   envelope?: BatchEnvelope;
 } {
+  // A byte-order mark may start any line: files joined as they were, each with its own. Until
+  // 2026-12-07 the second MSH hid behind its mark, and its message was taken as segments of the
+  // first (one ACK for both, the second never applied).
   const lines = withoutBom(payload)
     .toString('latin1')
-    .split(/\r\n|\r|\n/);
+    .split(/\r\n|\r|\n/)
+    .map((line) => (line.startsWith(LATIN1_BOM) ? line.slice(LATIN1_BOM.length) : line));
   const batch = lines.some((line) => ENVELOPE_SEGMENTS.has(line.slice(0, 3)));
   const starts = lines.filter((line) => line.startsWith('MSH')).length;
   if (!batch && starts <= 1) {

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
+import { tokenFor } from '../support/auth.js';
+import { authorizedHttp } from '../support/http.js';
+import { MllpTestClient } from '../support/mllp.js';
+import { createTestApp, type TestApp } from '../support/test-app.js';
+
+/** Inputs an integration team sends that the parser once took wrongly, end to end. */
+describe('HL7 v2 intake, odd inputs', () => {
+  let testApp: TestApp;
+  let port: number;
+  let data: DataSource;
+  const clients: MllpTestClient[] = [];
+
+  beforeAll(async () => {
+    testApp = await createTestApp();
+    port = testApp.app.get(MllpListener).address()!.port;
+    data = testApp.app.get(DataSource);
+  });
+
+  afterAll(async () => {
+    for (const opened of clients) opened.close();
+    await testApp.close();
+  });
+
+  const adt = (type: string, controlId: string, mrn: string, family: string): string =>
+    `MSH|^~\\&|ADT|HOSP|CV|CV|20240101||${type}|${controlId}|P|2.5\r` +
+    `PID|1||${mrn}^^^HOSP&2.16.13&ISO^MR||${family}^Pat||19800101|F\r`;
+
+  const familyOf = async (mrn: string): Promise<string[]> => {
+    const http = authorizedHttp(await tokenFor(testApp, 'doctor'));
+    const found = await http(
+      'GET',
+      `${testApp.url}/fhir/Patient?identifier=${encodeURIComponent(`urn:oid:2.16.13|${mrn}`)}`,
+    );
+    return ((found.body.entry ?? []) as { resource: { name: { family: string }[] } }[]).map(
+      (entry) => entry.resource.name[0]!.family,
+    );
+  };
+
+  const stored = (controlId: string): Promise<{ status: string; message_type: string }[]> =>
+    data.query(`SELECT status, message_type FROM hl7_message WHERE control_id = $1`, [controlId]);
+
+  it('answers and applies each of several files joined with their byte-order marks', async () => {
+    // The second MSH hid behind its BOM: one AA for both, and the second patient never filed.
+    const tag = randomUUID().slice(0, 8);
+    const bom = Buffer.of(0xef, 0xbb, 0xbf);
+    const joined = Buffer.concat([
+      bom,
+      Buffer.from(adt('ADT^A28', `${tag}-1`, `${tag}-A`, 'First')),
+      bom,
+      Buffer.from(adt('ADT^A28', `${tag}-2`, `${tag}-B`, 'Second')),
+    ]);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    await sender.send([joined]);
+    const [ack] = await sender.waitForAcks(1);
+    const answers = ack!.split('\r').filter((segment) => segment.startsWith('MSA'));
+    expect(answers).toEqual([`MSA|AA|${tag}-1|`, `MSA|AA|${tag}-2|`]);
+    expect(await stored(`${tag}-2`)).toEqual([{ status: 'processed', message_type: 'ADT^A28' }]);
+    expect(await familyOf(`${tag}-B`)).toEqual(['Second']);
+  });
+});
