@@ -62,4 +62,20 @@ describe('batchAck', () => {
     expect(fields(ack[1]!)[11]).toBe('BATCH1');
     expect(ack.slice(2)).toEqual(['MSH|x', 'MSA|AA|1', 'BTS|1', 'FTS|1', '']);
   });
+
+  it("writes every header of the answer with the file's field separator when no BHS came", () => {
+    const received = splitMessages(
+      Buffer.from('FHS#^~\\&#LAB#LABF#CV#CVF\rMSH#^~\\&#LAB#LABF#CV#CVF#1##ADT^A08#1#P#2.5\rFTS#1'),
+    );
+    const ack = batchAck(['MSH#x\rMSA#AA#1\r'], received.envelope).split('\r');
+    expect(ack.map((line) => line.slice(0, 4))).toEqual([
+      'FHS#',
+      'BHS#',
+      'MSH#',
+      'MSA#',
+      'BTS#',
+      'FTS#',
+      '',
+    ]);
+  });
 });

@@ -57,14 +57,21 @@ export interface BatchEnvelope {
  * the sender can match the batch of ACKs to its batch. Until 2026-12-06 the BHS named only
  * CAREVAULT and a time, and a file got no FHS.
  */
-function answerHeader(name: 'FHS' | 'BHS', received: string | undefined, now: Date): string {
-  const separator = received?.[3] ?? '|';
+function answerHeader(
+  name: 'FHS' | 'BHS',
+  received: string | undefined,
+  /** The other header received (FHS for a BHS): its delimiters when this one did not come. */
+  other: string | undefined,
+  now: Date,
+): string {
+  const separator = received?.[3] ?? other?.[3] ?? '|';
   const fields = received?.split(separator) ?? [];
+  const encoding = other?.split(separator)[1];
   // fields[n - 1] is xHS-n (xHS-1 is the separator itself), as MSH's.
   const at = (n: number): string => fields[n - 1] ?? '';
   return [
     name,
-    at(2) || '^~\\&',
+    at(2) || encoding || '^~\\&',
     at(5) || 'CAREVAULT',
     at(6),
     at(3),
@@ -87,12 +94,13 @@ function answerHeader(name: 'FHS' | 'BHS', received: string | undefined, now: Da
 export function batchAck(acks: string[], envelope: BatchEnvelope = {}, now = new Date()): string {
   const separator = envelope.bhs?.[3] ?? envelope.fhs?.[3] ?? '|';
   const batch = [
-    answerHeader('BHS', envelope.bhs, now),
+    // A file without a BHS: the BHS made for it is in the FHS's delimiters, as the rest is.
+    answerHeader('BHS', envelope.bhs, envelope.fhs, now),
     ...acks.map((ack) => ack.replace(/\r$/, '')),
     `BTS${separator}${acks.length}`,
   ];
   const file = envelope.fhs
-    ? [answerHeader('FHS', envelope.fhs, now), ...batch, `FTS${separator}1`]
+    ? [answerHeader('FHS', envelope.fhs, envelope.bhs, now), ...batch, `FTS${separator}1`]
     : batch;
   return file.join('\r').concat('\r');
 }
