@@ -92,7 +92,8 @@ function errSegment(error: AckError, d: Hl7Delimiters, modern: boolean): string 
 }
 
 /**
- * HL7 escapes for text placed in a field: the escape character first. A line break (CR LF, CR
+ * HL7 escapes for text placed in a field: the escape character first, and the truncation
+ * character (`\P\`) where MSH-2 has one (until 2026-12-07 a `#` went as it was). A line break (CR LF, CR
  * or LF) is one `\.br\`. Other control characters but tab go as hexadecimal data (`\X1C\`):
  * FHIR strings may hold them, and sent as they are, an MLLP end block (0x1C) or start block
  * (0x0B) cut the message short at the receiver, which until 2026-12-07 took what came before
@@ -109,6 +110,8 @@ export function escapeText(text: string, d: Hl7Delimiters): string {
     else if (char === d.component) out += `${d.escape}S${d.escape}`;
     else if (char === d.repetition) out += `${d.escape}R${d.escape}`;
     else if (char === d.subcomponent) out += `${d.escape}T${d.escape}`;
+    // v2.7's truncation character, when MSH-2 has one: as it is, it says the value was cut.
+    else if (char === d.encoding[4]) out += `${d.escape}P${d.escape}`;
     else if (char === '\r' || char === '\n') {
       // The LF of a CR LF ends the same line.
       if (char === '\r' || previous !== '\r') out += `${d.escape}.br${d.escape}`;

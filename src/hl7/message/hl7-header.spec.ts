@@ -167,6 +167,19 @@ describe('buildAck', () => {
     ]);
   });
 
+  it("escapes v2.7's truncation character (MSH-2's fifth) in the text it sends back", () => {
+    // Sent as it is, a `#` in a warning (`in PID #2`) told a v2.7 receiver the text was cut.
+    const { header: v27 } = decodeMessage(
+      Buffer.from('MSH|^~\\&#|LAB|NORTH|CV|HOSP|20240101||ADT^A08|M#1|P|2.7\rPID|||1'),
+    );
+    const warning = { code: '102', text: 'PID-7 left out in PID #2', severity: 'W' } as const;
+    const segments = buildAck(v27, 'AA', warning).split('\r');
+    expect(segments[0]!.split('|')[1]).toBe('^~\\&#');
+    // MSA-2 echoes MSH-10 as sent: the sender's own escaping, not ours.
+    expect(segments[1]).toBe('MSA|AA|M#1|');
+    expect(segments[2]).toBe('ERR|||102^Data type error^HL70357|W||||PID-7 left out in PID \\P\\2');
+  });
+
   it('says why in an ERR segment, escaped', () => {
     const ack = buildAck(header, 'AE', { code: '207', text: 'failed | retry^later' });
     expect(ack).toContain('MSA|AE|MSG7|failed \\F\\ retry\\S\\later');
