@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import { MllpListener } from '../../src/hl7/mllp/mllp-listener.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp } from '../support/http.js';
-import { MllpTestClient } from '../support/mllp.js';
+import { msaOf, MllpTestClient } from '../support/mllp.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /** Inputs an integration team sends that the parser once took wrongly, end to end. */
@@ -60,5 +60,18 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(answers).toEqual([`MSA|AA|${tag}-1|`, `MSA|AA|${tag}-2|`]);
     expect(await stored(`${tag}-2`)).toEqual([{ status: 'processed', message_type: 'ADT^A28' }]);
     expect(await familyOf(`${tag}-B`)).toEqual(['Second']);
+  });
+
+  it('processes a message type sent in lower case as the type it is stored as', async () => {
+    // Stored and listed as ADT^A28 (and ignored by HL7_IGNORE=ADT^A28), it was refused as an
+    // unsupported message type (AR 200): the sender's queue stopped on every message.
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    const [ack] = await sender.exchange([adt('adt^a28^adt_a05', tag, `${tag}-L`, 'Lower')]);
+    expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
+    expect(ack!.split('\r')[0]!.split('|')[8]).toBe('ACK^A28^ACK');
+    expect(await stored(tag)).toEqual([{ status: 'processed', message_type: 'ADT^A28' }]);
+    expect(await familyOf(`${tag}-L`)).toEqual(['Lower']);
   });
 });

@@ -32,6 +32,13 @@ describe('decodeMessage', () => {
     expect(header.delimiters).toMatchObject({ field: '#', component: ':', repetition: '*' });
   });
 
+  it('reads a message type written in lower case as the code it is', () => {
+    const { header } = decodeMessage(
+      Buffer.from('MSH|^~\\&|A|B|C|D|20240101||oru^r01^oru_r01|42|P|2.5.1\rPID|||1'),
+    );
+    expect(header).toMatchObject({ messageCode: 'ORU', triggerEvent: 'R01' });
+  });
+
   it.each([
     ['an empty MSH-2', 'MSH||A|B|C|D|20240101||ADT^A01|1|P|2.5'],
     ['a short MSH-2', 'MSH|^~|A|B|C|D|20240101||ADT^A01|1|P|2.5'],

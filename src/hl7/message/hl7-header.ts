@@ -69,7 +69,7 @@ export interface Hl7Header {
   sendingFacility: string;
   receivingApplication: string;
   receivingFacility: string;
-  /** MSH-9.1 and MSH-9.2, e.g. ADT and A01. */
+  /** MSH-9.1 and MSH-9.2 in capitals, e.g. ADT and A01 (for `adt^a01` too). */
   messageCode: string;
   triggerEvent: string;
   controlId: string;
@@ -165,7 +165,11 @@ function readHeader(msh: string): Hl7Header {
   const nul = `${delimiters.escape}X00${delimiters.escape}`;
   const fields = msh.replaceAll('\0', nul).split(field);
   const at = (n: number): string => fields[n - 1] ?? '';
-  const [messageCode = '', triggerEvent = ''] = at(9).split(delimiters.component);
+  // HL7's codes (tables 0076, 0003) are capitals; a sender writing `adt^a01` means ADT^A01, as
+  // the stored type and HL7_IGNORE take it. Until 2026-12-07 processing refused it (AR 200).
+  const [messageCode = '', triggerEvent = ''] = at(9)
+    .split(delimiters.component)
+    .map((part) => part.toUpperCase());
   if (!messageCode || !at(10)) {
     throw new Hl7RejectError('101', 'MSH-9 (message type) and MSH-10 are required');
   }
