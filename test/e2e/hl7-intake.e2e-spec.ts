@@ -74,4 +74,15 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(await stored(tag)).toEqual([{ status: 'processed', message_type: 'ADT^A28' }]);
     expect(await familyOf(`${tag}-L`)).toEqual(['Lower']);
   });
+
+  it('files the patient of a PID that a byte-order mark preceded', async () => {
+    // `\uFEFFPID` was no PID: AE 100 (the message needs a PID segment) on every resend.
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    const text = adt('ADT^A28', tag, `${tag}-M`, 'Marked').replace('\rPID', '\r\uFEFFPID');
+    const [ack] = await sender.exchange([text]);
+    expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
+    expect(await familyOf(`${tag}-M`)).toEqual(['Marked']);
+  });
 });

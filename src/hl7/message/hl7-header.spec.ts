@@ -32,6 +32,15 @@ describe('decodeMessage', () => {
     expect(header.delimiters).toMatchObject({ field: '#', component: ':', repetition: '*' });
   });
 
+  it('drops a byte-order mark at the start of a segment, which hid its name', () => {
+    // A segment pasted from a file of its own kept that file's BOM: `\uFEFFPID` is no PID, and
+    // the message was refused for having none (AE 100).
+    const { text } = decodeMessage(
+      Buffer.from('MSH|^~\\&|A|B|C|D|20240101||ADT^A28|42|P|2.5\r\uFEFFPID|||1'),
+    );
+    expect(text.split('\r')).toEqual(['MSH|^~\\&|A|B|C|D|20240101||ADT^A28|42|P|2.5', 'PID|||1']);
+  });
+
   it('reads a message type written in lower case as the code it is', () => {
     const { header } = decodeMessage(
       Buffer.from('MSH|^~\\&|A|B|C|D|20240101||oru^r01^oru_r01|42|P|2.5.1\rPID|||1'),

@@ -112,8 +112,11 @@ export function withoutBom(payload: Buffer): Buffer {
 
 /** A message already decoded to text (a stored one, to reprocess). */
 export function messageOf(decoded: string): DecodedMessage {
+  // A byte-order mark starting a segment (one pasted from a file of its own) is no part of it:
+  // kept, it hid the segment's name, and a message whose PID it preceded had none (AE 100).
   const text = decoded
     .split(/\r\n|\r|\n/)
+    .map((segment) => segment.replace(/^\uFEFF+/, ''))
     .filter((segment) => segment.trim().length > 0)
     .join('\r');
   const header = readHeader(firstLine(text));
