@@ -85,4 +85,16 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
     expect(await familyOf(`${tag}-M`)).toEqual(['Marked']);
   });
+
+  it('takes a message with a stray end block (0x1C) inside it whole, not cut there', async () => {
+    // Cut at the 0x1C, its first part (MSH and ZXX) was stored and answered, AE for want of a
+    // PID, and the PID after it was dropped as bytes between frames.
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    const [head = '', pid = ''] = adt('ADT^A28', tag, `${tag}-S`, 'Stray').split('\rPID');
+    const [ack] = await sender.exchange([`${head}\rZXX|a\x1cb\rPID${pid}`]);
+    expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
+    expect(await familyOf(`${tag}-S`)).toEqual(['Stray']);
+  });
 });

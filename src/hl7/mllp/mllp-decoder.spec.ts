@@ -36,6 +36,27 @@ describe('MllpDecoder', () => {
     expect(frames(new MllpDecoder(1024).push(sloppy))).toEqual([a, b]);
   });
 
+  it('keeps an end block the message goes on after as part of it, not its end', () => {
+    // Taken as the end, a stray 0x1C cut the message there: its first part was stored and
+    // answered AA, and the rest, up to the real end, dropped as bytes between frames.
+    const stray = `MSH|^~\\&|A|B|C|D|20240101||ADT^A08|3|P|2.5\rZXX|a\x1cb\rPID|1||123\r`;
+    const stream = Buffer.concat([
+      encodeFrame(Buffer.from(stray, 'latin1')),
+      encodeFrame(Buffer.from(b)),
+    ]);
+    expect(frames(new MllpDecoder(1024).push(stream))).toEqual([stray, b]);
+    // Junk after an end block without its CR is still junk when a start block comes first.
+    const junk = Buffer.concat([Buffer.from(`\x0b${a}\x1cjunk\x0b${b}\x1cmore\x1c\r`, 'latin1')]);
+    expect(frames(new MllpDecoder(1024).push(junk))).toEqual([a, `${b}\x1cmore`]);
+  });
+
+  it('reads a frame of end blocks alone in linear time', () => {
+    const hostile = Buffer.concat([Buffer.of(0x0b), Buffer.alloc(1 << 20, 0x1c), Buffer.of(0x0d)]);
+    const started = performance.now();
+    expect(frames(new MllpDecoder(2 << 20).push(hostile))).toHaveLength(1);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
   it('drops an oversized frame up to its end, then carries on', () => {
     const decoder = new MllpDecoder(20);
     const big = encodeFrame(Buffer.alloc(100, 'x'));

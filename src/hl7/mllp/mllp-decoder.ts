@@ -2,6 +2,7 @@
 export const START_BLOCK = 0x0b;
 export const END_BLOCK = 0x1c;
 export const CARRIAGE_RETURN = 0x0d;
+const LINE_FEED = 0x0a;
 
 export type MllpEvent =
   | { kind: 'frame'; payload: Buffer }
@@ -84,7 +85,7 @@ export class MllpDecoder {
   }
 
   private readFrame(chunk: Buffer, at: number, events: MllpEvent[]): number {
-    const end = chunk.indexOf(END_BLOCK, at);
+    const end = frameEnd(chunk, at);
     const stop = end < 0 ? chunk.length : end;
     const restart = chunk.subarray(at, stop).indexOf(START_BLOCK);
     if (restart >= 0) {
@@ -132,6 +133,29 @@ export class MllpDecoder {
     this.size = 0;
     this.state = state;
   }
+}
+
+/**
+ * Where the frame read from `from` ends: its first end block followed by CR, LF, a start block
+ * or nothing read yet (a sender leaving the CR out waits for its ACK). One followed by more of
+ * the message, with another end block before any start block, is a stray 0x1C inside it: taken
+ * as the end until 2026-12-07, it cut the message there, whose first part was stored and
+ * answered AA and the rest dropped as bytes between frames. An end block that is the last byte
+ * of a read still ends the frame: what the sender sends next is not known yet.
+ */
+function frameEnd(chunk: Buffer, from: number): number {
+  let end = chunk.indexOf(END_BLOCK, from);
+  // Found once: each end block is then looked at once, however many a hostile read holds.
+  const start = chunk.indexOf(START_BLOCK, from);
+  while (end >= 0) {
+    const next = chunk[end + 1];
+    if (next === undefined || next === CARRIAGE_RETURN || next === LINE_FEED) return end;
+    if (next === START_BLOCK) return end;
+    const later = chunk.indexOf(END_BLOCK, end + 1);
+    if (later < 0 || (start >= 0 && start < later)) return end;
+    end = later;
+  }
+  return end;
 }
 
 export function encodeFrame(payload: Buffer): Buffer {
