@@ -97,4 +97,44 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
     expect(await familyOf(`${tag}-S`)).toEqual(['Stray']);
   });
+
+  it('answers each batch of a file over HTTP with its own BHS and BTS', async () => {
+    const tag = randomUUID().slice(0, 8);
+    const file = [
+      `FHS|^~\\&|ADT|HOSP|CV|CV|20240101||||F-${tag}`,
+      `BHS|^~\\&|ADT|HOSP|CV|CV|20240101||||B1-${tag}`,
+      adt('ADT^A28', `${tag}-1`, `${tag}-1`, 'One'),
+      'BTS|1',
+      `BHS|^~\\&|ADT|HOSP|CV|CV|20240101||||B2-${tag}`,
+      adt('ADT^A28', `${tag}-2`, `${tag}-2`, 'Two'),
+      'BTS|1',
+      'FTS|2',
+    ].join('\r');
+    const response = await fetch(`${testApp.url}/hl7/v2`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${await tokenFor(testApp, 'integration')}`,
+        'content-type': 'x-application/hl7-v2+er7; charset=utf-8',
+      },
+      body: file,
+    });
+    expect(response.status).toBe(200);
+    const lines = (await response.text()).split('\r');
+    const shape = lines.flatMap((line) =>
+      /^[BF]HS|^[BF]TS|^MSA/.test(line) ? [line.startsWith('MSA') ? line : line.slice(0, 3)] : [],
+    );
+    expect(shape).toEqual([
+      'FHS',
+      'BHS',
+      `MSA|AA|${tag}-1|`,
+      'BTS',
+      'BHS',
+      `MSA|AA|${tag}-2|`,
+      'BTS',
+      'FTS',
+    ]);
+    const referred = lines.filter((line) => /^[BF]HS/.test(line)).map((h) => h.split('|')[11]);
+    expect(referred).toEqual([`F-${tag}`, `B1-${tag}`, `B2-${tag}`]);
+    expect(lines).toContain('FTS|2');
+  });
 });

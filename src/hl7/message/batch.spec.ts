@@ -63,6 +63,45 @@ describe('batchAck', () => {
     expect(ack.slice(2)).toEqual(['MSH|x', 'MSA|AA|1', 'BTS|1', 'FTS|1', '']);
   });
 
+  it('answers each batch of a file with its own BHS and BTS, and FTS-1 counts them', () => {
+    // Answered as one batch, the second BHS's id (B2) was in no answer, and BTS-1 counted both.
+    const m = (id: string) => `MSH|^~\\&|LAB|LABF|CV|CVF|1||ADT^A08|${id}|P|2.5\rPID|1||${id}`;
+    const received = splitMessages(
+      Buffer.from(
+        [
+          'FHS|^~\\&|LAB|LABF|CV|CVF|1||||F1',
+          'BHS|^~\\&|LAB|LABF|CV|CVF|1||||B1',
+          m('1'),
+          'BTS|1',
+          'BHS|^~\\&|LAB|LABF|CV|CVF|1||||B2',
+          m('2'),
+          m('3'),
+          'BTS|2',
+          'FTS|2',
+        ].join('\r'),
+      ),
+    );
+    expect(received.messages).toHaveLength(3);
+    const acks = ['1', '2', '3'].map((id) => `MSH|a${id}\rMSA|AA|${id}\r`);
+    const answer = batchAck(acks, received.envelope).split('\r');
+    const shape = answer.map((line) => (/^[BF]HS/.test(line) ? line.split('|')[11] : line));
+    expect(shape).toEqual([
+      'F1',
+      'B1',
+      'MSH|a1',
+      'MSA|AA|1',
+      'BTS|1',
+      'B2',
+      'MSH|a2',
+      'MSA|AA|2',
+      'MSH|a3',
+      'MSA|AA|3',
+      'BTS|2',
+      'FTS|2',
+      '',
+    ]);
+  });
+
   it("writes every header of the answer with the file's field separator when no BHS came", () => {
     const received = splitMessages(
       Buffer.from('FHS#^~\\&#LAB#LABF#CV#CVF\rMSH#^~\\&#LAB#LABF#CV#CVF#1##ADT^A08#1#P#2.5\rFTS#1'),

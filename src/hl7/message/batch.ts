@@ -31,24 +31,32 @@ export function splitMessages(payload: Buffer): {
     return { messages: [payload], batch: false };
   }
   const messages: string[][] = [];
+  // Each BHS begins a batch, and the messages after it are its own (a file may hold several).
+  const batches: { bhs?: string; messages: number }[] = [];
   for (const line of lines) {
-    if (line.startsWith('MSH')) messages.push([line]);
-    else if (!ENVELOPE_SEGMENTS.has(line.slice(0, 3)) && line.trim() !== '')
+    if (line.startsWith('BHS')) batches.push({ bhs: line, messages: 0 });
+    if (line.startsWith('MSH')) {
+      messages.push([line]);
+      if (batches.length === 0) batches.push({ messages: 0 });
+      batches.at(-1)!.messages++;
+    } else if (!ENVELOPE_SEGMENTS.has(line.slice(0, 3)) && line.trim() !== '')
       messages.at(-1)?.push(line);
   }
-  const header = (name: string) => lines.find((line) => line.startsWith(name));
-  const fhs = header('FHS');
-  const bhs = header('BHS');
+  const fhs = lines.find((line) => line.startsWith('FHS'));
+  const bhs = batches[0]?.bhs;
   return {
     messages: messages.map((segments) => Buffer.from(segments.join('\r'), 'latin1')),
     batch: true,
-    envelope: { ...(fhs ? { fhs } : {}), ...(bhs ? { bhs } : {}) },
+    envelope: { ...(fhs ? { fhs } : {}), ...(bhs ? { bhs } : {}), batches },
   };
 }
 
 export interface BatchEnvelope {
   fhs?: string;
+  /** The first batch's BHS. */
   bhs?: string;
+  /** Each batch's BHS (none before the first BHS) and how many messages it holds, in order. */
+  batches?: { bhs?: string; messages: number }[];
 }
 
 /**
@@ -89,18 +97,33 @@ function answerHeader(
 
 /**
  * A batch of ACKs: BHS, the ACKs in the order of the messages, BTS with their count, within an
- * FHS and FTS when the batch came in a file.
+ * FHS and FTS when the batch came in a file; a file of several batches gets one such batch of
+ * ACKs for each, and FTS-1 counts them (until 2026-12-07 they were answered as one batch, so
+ * the second batch's BHS-11 was in no answer).
  */
 export function batchAck(acks: string[], envelope: BatchEnvelope = {}, now = new Date()): string {
   const separator = envelope.bhs?.[3] ?? envelope.fhs?.[3] ?? '|';
-  const batch = [
-    // A file without a BHS: the BHS made for it is in the FHS's delimiters, as the rest is.
-    answerHeader('BHS', envelope.bhs, envelope.fhs, now),
-    ...acks.map((ack) => ack.replace(/\r$/, '')),
-    `BTS${separator}${acks.length}`,
-  ];
+  const lines = acks.map((ack) => ack.replace(/\r$/, ''));
+  const received = envelope.batches?.length
+    ? envelope.batches
+    : [{ bhs: envelope.bhs, messages: acks.length }];
+  const batches = received.flatMap(({ bhs }, n) => {
+    // Each batch its own messages' ACKs; the last takes whatever is left, should counts differ.
+    const count = n === received.length - 1 ? lines.length : received[n]!.messages;
+    const answered = lines.splice(0, count);
+    return [
+      // A file without a BHS: the BHS made for it is in the FHS's delimiters, as the rest is.
+      answerHeader('BHS', bhs, envelope.fhs, now),
+      ...answered,
+      `BTS${separator}${answered.length}`,
+    ];
+  });
   const file = envelope.fhs
-    ? [answerHeader('FHS', envelope.fhs, envelope.bhs, now), ...batch, `FTS${separator}1`]
-    : batch;
+    ? [
+        answerHeader('FHS', envelope.fhs, envelope.bhs, now),
+        ...batches,
+        `FTS${separator}${received.length}`,
+      ]
+    : batches;
   return file.join('\r').concat('\r');
 }
