@@ -98,6 +98,18 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(await familyOf(`${tag}-S`)).toEqual(['Stray']);
   });
 
+  it('takes a message with a stray start block (0x0B) inside it whole, and answers it', async () => {
+    // Taken as a new frame, it dropped the message up to it, unanswered, and refused the rest
+    // as a message without MSH: an AR naming no message, so the sender resent it forever.
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    const [head = '', pid = ''] = adt('ADT^A28', tag, `${tag}-V`, 'Vertical').split('\rPID');
+    const [ack] = await sender.exchange([`${head}\rZXX|a\x0bb\rPID${pid}`]);
+    expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
+    expect(await familyOf(`${tag}-V`)).toEqual(['Vertical']);
+  });
+
   it('answers each batch of a file over HTTP with its own BHS and BTS', async () => {
     const tag = randomUUID().slice(0, 8);
     const file = [

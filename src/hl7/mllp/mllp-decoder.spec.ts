@@ -50,6 +50,22 @@ describe('MllpDecoder', () => {
     expect(frames(new MllpDecoder(1024).push(junk))).toEqual([a, `${b}\x1cmore`]);
   });
 
+  it('keeps a start block that no message follows as part of the frame', () => {
+    // Taken as the start of a frame, a stray 0x0B dropped the message up to it, and what came
+    // after it was refused as a message without MSH (an AR naming no message, so the sender
+    // waited for an ACK to its own and resent it forever).
+    const stray = `MSH|^~\\&|A|B|C|D|20240101||ADT^A08|3|P|2.5\rZXX|a\x0bb\rPID|1||123\r`;
+    const stream = Buffer.from(`\x0b${stray}\x1c\r\x0b${b}\x1c\r`, 'latin1');
+    const stray0b = stream.indexOf(0x0b, 1);
+    for (let size = 1; size <= stream.length; size++) {
+      // A read ending right at the 0x0B does not say what follows it: a new frame, as before.
+      const unknown = (stray0b + 1) % size === 0;
+      expect(frames(feed(new MllpDecoder(1024), stream, size))).toEqual(
+        unknown ? ['b\rPID|1||123\r', b] : [stray, b],
+      );
+    }
+  });
+
   it('reads a frame of end blocks alone in linear time', () => {
     const hostile = Buffer.concat([Buffer.of(0x0b), Buffer.alloc(1 << 20, 0x1c), Buffer.of(0x0d)]);
     const started = performance.now();

@@ -87,11 +87,11 @@ export class MllpDecoder {
   private readFrame(chunk: Buffer, at: number, events: MllpEvent[]): number {
     const end = frameEnd(chunk, at);
     const stop = end < 0 ? chunk.length : end;
-    const restart = chunk.subarray(at, stop).indexOf(START_BLOCK);
+    const restart = restartIn(chunk, at, stop);
     if (restart >= 0) {
       this.reset('between');
       events.push({ kind: 'truncated' });
-      return at + restart;
+      return restart;
     }
     if (this.size + (stop - at) > this.maxFrameBytes) {
       this.reset('skipping');
@@ -152,10 +152,40 @@ function frameEnd(chunk: Buffer, from: number): number {
     if (next === undefined || next === CARRIAGE_RETURN || next === LINE_FEED) return end;
     if (next === START_BLOCK) return end;
     const later = chunk.indexOf(END_BLOCK, end + 1);
-    if (later < 0 || (start >= 0 && start < later)) return end;
+    if (later < 0 || (start >= 0 && start < later && beginsMessage(chunk, start))) return end;
     end = later;
   }
   return end;
+}
+
+/**
+ * Where, from `at` to `stop`, a start block begins another frame (cutting this one short), or
+ * -1: a start block followed by anything but the start of a message is a stray 0x0B inside it.
+ * Taken as a new frame until 2026-12-07, it dropped the message up to it, and what followed
+ * was refused as a message without MSH, an AR naming no message, for the sender to resend
+ * forever.
+ */
+function restartIn(chunk: Buffer, at: number, stop: number): number {
+  for (let start = chunk.indexOf(START_BLOCK, at); start >= 0 && start < stop;) {
+    if (beginsMessage(chunk, start)) return start;
+    start = chunk.indexOf(START_BLOCK, start + 1);
+  }
+  return -1;
+}
+
+const MESSAGE_STARTS = ['MSH', 'FHS', 'BHS', '\u00ef\u00bb\u00bf'].map((s) =>
+  Buffer.from(s, 'latin1'),
+);
+
+/**
+ * Whether the bytes after the start block at `start` (past any CR or LF) begin a message, a
+ * batch or a byte-order mark, or could yet: the read ends before saying.
+ */
+function beginsMessage(chunk: Buffer, start: number): boolean {
+  let at = start + 1;
+  while (chunk[at] === CARRIAGE_RETURN || chunk[at] === LINE_FEED) at++;
+  const next = chunk.subarray(at, at + 3);
+  return MESSAGE_STARTS.some((begin) => begin.subarray(0, next.length).equals(next));
 }
 
 export function encodeFrame(payload: Buffer): Buffer {
