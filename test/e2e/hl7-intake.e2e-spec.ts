@@ -75,6 +75,17 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(await familyOf(`${tag}-L`)).toEqual(['Lower']);
   });
 
+  it('processes a message type padded with blanks, as a fixed-width system sends it', async () => {
+    // `ADT^A28 ` was refused as an unsupported event (AR 201) and stored as ADT^unknown.
+    const tag = randomUUID().slice(0, 8);
+    const sender = await MllpTestClient.connect(port);
+    clients.push(sender);
+    const [ack] = await sender.exchange([adt('ADT^A28 ', tag, `${tag}-P`, 'Padded')]);
+    expect(msaOf(ack!)).toEqual({ code: 'AA', controlId: tag });
+    expect(await stored(tag)).toEqual([{ status: 'processed', message_type: 'ADT^A28' }]);
+    expect(await familyOf(`${tag}-P`)).toEqual(['Padded']);
+  });
+
   it('files the patient of a PID that a byte-order mark preceded', async () => {
     // `\uFEFFPID` was no PID: AE 100 (the message needs a PID segment) on every resend.
     const tag = randomUUID().slice(0, 8);

@@ -41,6 +41,13 @@ describe('decodeMessage', () => {
     expect(text.split('\r')).toEqual(['MSH|^~\\&|A|B|C|D|20240101||ADT^A28|42|P|2.5', 'PID|||1']);
   });
 
+  it('reads a message type padded with blanks as the code it is', () => {
+    const { header } = decodeMessage(
+      Buffer.from('MSH|^~\\&|A|B|C|D|20240101||ADT ^A08 ^ADT_A01|42|P|2.5\rPID|||1'),
+    );
+    expect(header).toMatchObject({ messageCode: 'ADT', triggerEvent: 'A08' });
+  });
+
   it('reads a message type written in lower case as the code it is', () => {
     const { header } = decodeMessage(
       Buffer.from('MSH|^~\\&|A|B|C|D|20240101||oru^r01^oru_r01|42|P|2.5.1\rPID|||1'),

@@ -170,9 +170,10 @@ function readHeader(msh: string): Hl7Header {
   const at = (n: number): string => fields[n - 1] ?? '';
   // HL7's codes (tables 0076, 0003) are capitals; a sender writing `adt^a01` means ADT^A01, as
   // the stored type and HL7_IGNORE take it. Until 2026-12-07 processing refused it (AR 200).
+  // Blanks around them are a fixed-width system's padding (`ADT^A01 `), refused as AR 201 then.
   const [messageCode = '', triggerEvent = ''] = at(9)
     .split(delimiters.component)
-    .map((part) => part.toUpperCase());
+    .map((part) => part.trim().toUpperCase());
   if (!messageCode || !at(10)) {
     throw new Hl7RejectError('101', 'MSH-9 (message type) and MSH-10 are required');
   }
