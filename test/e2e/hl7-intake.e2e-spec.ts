@@ -160,4 +160,46 @@ describe('HL7 v2 intake, odd inputs', () => {
     expect(referred).toEqual([`F-${tag}`, `B1-${tag}`, `B2-${tag}`]);
     expect(lines).toContain('FTS|2');
   });
+
+  it("echoes the sender's names in the ACK in the bytes they came in, whatever it was read as", async () => {
+    // The ACK went out in UTF-8 unless MSH-18 said 8859/1: a Latin-1 facility read as such
+    // (no MSH-18, bytes that are not UTF-8) came back as other bytes (F4 as C3 B4), and a
+    // refused message's names, read as Latin-1, came back encoded twice (C3 B4 as C3 83 C2 B4).
+    const token = await tokenFor(testApp, 'integration');
+    const facility = (charset: string, hopital: Buffer, id: string): Buffer =>
+      Buffer.concat([
+        Buffer.from('MSH|^~\\&|ADT|H'),
+        hopital,
+        Buffer.from(`pital|CV|CV|20240101||ADT^A28|${id}|P|2.5||||||${charset}\r`),
+        Buffer.from(`PID|1||${id}^^^HOSP&2.16.13&ISO^MR||Latin^Pat||19800101|F\r`),
+      ]);
+    const tag = randomUUID().slice(0, 8);
+    const latin1 = Buffer.of(0xf4);
+    const utf8 = Buffer.from('ô');
+    for (const [charset, bytes, code] of [
+      ['', latin1, 'AA'],
+      ['8859/1', latin1, 'AA'],
+      ['UNICODE UTF-8', utf8, 'AA'],
+      ['', utf8, 'AA'],
+      ['8859/1', utf8, 'AR'],
+      ['UNICODE UTF-8', latin1, 'AR'],
+    ] as const) {
+      const id = `${tag}-${charset.length}-${bytes.length}`;
+      const response = await fetch(`${testApp.url}/hl7/v2`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'x-application/hl7-v2+er7',
+        },
+        body: facility(charset, bytes, id),
+      });
+      const ack = Buffer.from(await response.arrayBuffer());
+      const msh = ack.subarray(0, ack.indexOf(0x0d));
+      expect({
+        charset,
+        msh: msh.includes(Buffer.concat([Buffer.from('|H'), bytes, Buffer.from('pital|')])),
+      }).toEqual({ charset, msh: true });
+      expect(ack.toString('latin1')).toContain(`MSA|${code}|${id}`);
+    }
+  });
 });

@@ -103,8 +103,9 @@ export class Hl7InboundService {
       rejection = error;
     }
     const ack = await this.answer(payload, decoded, rejection, source);
-    const latin1 = decoded?.header.charset.toUpperCase() === '8859/1';
-    return Buffer.from(ack, latin1 ? 'latin1' : 'utf8');
+    // In the bytes the message was read as (until 2026-12-07 UTF-8 unless MSH-18 said 8859/1:
+    // a Latin-1 sender's name came back as other bytes, a refused message's encoded twice).
+    return Buffer.from(ack, decoded?.encoding ?? rejection?.encoding ?? 'utf8');
   }
 
   private async answer(

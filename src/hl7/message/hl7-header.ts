@@ -28,6 +28,8 @@ export class Hl7RejectError extends Error {
   override readonly name = 'Hl7RejectError';
   /** The MSH, when it could be read before the message was refused: the AR answers it. */
   header?: Hl7Header;
+  /** How the bytes `header` came from were read (see DecodedMessage.encoding). */
+  encoding?: TextEncoding;
 
   constructor(
     readonly code: Hl7ErrorCode,
@@ -82,7 +84,15 @@ export interface DecodedMessage {
   /** Segments separated by CR, whatever the sender used. */
   text: string;
   header: Hl7Header;
+  /**
+   * How the message's bytes were read: the ACK is written the same way, so that the names it
+   * echoes (MSH-3 to MSH-6) go back in the sender's own bytes. Undeclared text that is not UTF-8
+   * is read as Latin-1, and a refused message's MSH always is.
+   */
+  encoding?: TextEncoding;
 }
+
+export type TextEncoding = 'latin1' | 'utf8';
 
 const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const UNSAFE_DELIMITER = /[A-Za-z0-9\s\0]/;
@@ -95,12 +105,19 @@ const UNSAFE_DELIMITER = /[A-Za-z0-9\s\0]/;
 export function decodeMessage(payload: Buffer): DecodedMessage {
   const bytes = withoutBom(payload);
   const header = readHeader(firstLine(bytes.toString('latin1')));
+  let encoding: TextEncoding = 'latin1';
   try {
-    return messageOf(decodeText(bytes, header.charset));
+    const read = decodeText(bytes, header.charset);
+    encoding = read.encoding;
+    return { ...messageOf(read.text), encoding };
   } catch (error) {
     // A character set refused after the MSH was read: the AR still names the message (MSA-2)
     // and its sender, or a sender matching ACKs by control id would wait for one forever.
-    if (error instanceof Hl7RejectError) error.header ??= header;
+    // The header the AR echoes is the one read as Latin-1 above, or the one read from the text.
+    if (error instanceof Hl7RejectError) {
+      error.encoding ??= error.header ? encoding : 'latin1';
+      error.header ??= header;
+    }
     throw error;
   }
 }
@@ -234,7 +251,9 @@ const BOUNDED: [field: number, name: string, most: number][] = [
   [10, 'message control id', 199],
 ];
 
-function decodeText(bytes: Buffer, charset: string): string {
+function decodeText(bytes: Buffer, charset: string): { text: string; encoding: TextEncoding } {
+  const utf8 = (text: string) => ({ text, encoding: 'utf8' as const });
+  const latin1 = () => ({ text: bytes.toString('latin1'), encoding: 'latin1' as const });
   switch (charset.toUpperCase()) {
     case '8859/1':
       // UTF-8 under an 8859/1 label (an interface engine re-encoded and kept MSH-18): read as
@@ -243,13 +262,17 @@ function decodeText(bytes: Buffer, charset: string): string {
       if (bytes.some((byte) => byte > 0x7f) && strictUtf8(bytes) !== undefined) {
         reject('MSH-18 says 8859/1, but the message is UTF-8: declare UNICODE UTF-8');
       }
-      return bytes.toString('latin1');
+      return latin1();
     case 'UNICODE UTF-8':
-      return strictUtf8(bytes) ?? reject('The message is not valid UTF-8, as MSH-18 says it is');
+      return utf8(
+        strictUtf8(bytes) ?? reject('The message is not valid UTF-8, as MSH-18 says it is'),
+      );
     case '':
-    case 'ASCII':
+    case 'ASCII': {
       // Undeclared or ASCII, yet many senders write UTF-8: take it when it is valid.
-      return strictUtf8(bytes) ?? bytes.toString('latin1');
+      const text = strictUtf8(bytes);
+      return text === undefined ? latin1() : utf8(text);
+    }
     default:
       throw new Hl7RejectError('102', 'Unsupported character set in MSH-18');
   }
