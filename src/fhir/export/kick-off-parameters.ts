@@ -157,12 +157,32 @@ function plus(value: unknown): string | undefined {
  * `_typeFilter` values, from the raw query string: the parameter is a comma-separated list of
  * URL-encoded queries (`Observation%3Fcode%3D…,Condition%3F…`), so it is split before it is
  * decoded, and a comma inside one query (`code=a%2Cb`) stays in it. It may also be repeated.
+ * Its name is decoded as the query parser decodes it: until 2026-12-08 only `_typeFilter=`
+ * spelled so was read, and one written `%5FtypeFilter=`, which the parser takes for the same
+ * parameter, was neither applied nor checked, the job keeping the search (a name, say) in its
+ * plaintext request URL.
  */
 function typeFiltersOf(url: string): string[] {
   const query = url.includes('?') ? url.slice(url.indexOf('?') + 1) : '';
-  return query
-    .split('&')
-    .filter((part) => part.startsWith('_typeFilter='))
-    .flatMap((part) => part.slice('_typeFilter='.length).split(','))
-    .map((filter) => decodeURIComponent(filter.replace(/\+/g, ' ')));
+  return query.split('&').flatMap((part) => {
+    const equals = part.indexOf('=');
+    const name = equals === -1 ? part : part.slice(0, equals);
+    if (decodedOrUndefined(name) !== '_typeFilter') return [];
+    return (equals === -1 ? '' : part.slice(equals + 1)).split(',').map((filter) => {
+      const decoded = decodedOrUndefined(filter);
+      if (decoded === undefined) {
+        throw AppError.invalid('_typeFilter is not valid percent-encoding', ['_typeFilter']);
+      }
+      return decoded;
+    });
+  });
+}
+
+/** Form-decoded (a plus is a space), as the query parser decodes; undefined when malformed. */
+function decodedOrUndefined(text: string): string | undefined {
+  try {
+    return decodeURIComponent(text.replace(/\+/g, ' '));
+  } catch {
+    return undefined;
+  }
 }
