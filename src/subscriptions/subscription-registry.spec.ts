@@ -45,6 +45,7 @@ function setUp() {
       return Promise.resolve();
     },
     setState: () => Promise.resolve(),
+    activeOwnedBy: () => Promise.resolve(0),
     active: () => {
       const seen = [...committed];
       return new Promise<StoredSubscription[]>((resolve) => reads.push(() => resolve(seen)));

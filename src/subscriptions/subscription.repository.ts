@@ -105,6 +105,24 @@ export class SubscriptionRepository {
   constructor(private readonly unitOfWork: UnitOfWork) {}
 
   /**
+   * How many active Subscriptions (`requested` or `active`, not ended, not deleted) the account
+   * owns besides `except`. Not counted under a lock: writes of one account at once may each
+   * pass a limit by one, where a lock on the account, taken after the written row's, would
+   * deadlock a Bundle of that account's Subscriptions with a write of one of them.
+   */
+  async activeOwnedBy(ownerId: string, except: string): Promise<number> {
+    const [row] = await this.unitOfWork.manager.query<{ count: number }[]>(
+      `SELECT count(*)::int AS count
+         FROM fhir_subscription s
+         JOIN resource r ON r.resource_type = 'Subscription' AND r.id = s.id AND NOT r.deleted
+        WHERE s.owner->>'id' = $1 AND s.id <> $2 AND s.active
+          AND (s.ends_at IS NULL OR s.ends_at > now())`,
+      [ownerId, except],
+    );
+    return row?.count ?? 0;
+  }
+
+  /**
    * Stores what its owner wrote; what is queued for it is tried afresh, and, written active,
    * what was given up too.
    */
