@@ -107,6 +107,16 @@ describe('Subscription plans', () => {
       ],
       [
         {},
+        { header: ['X-Original-URL: /admin'] },
+        '422 Subscription.channel.header: channel.header may not set X-Original-URL',
+      ],
+      [
+        {},
+        { header: ['x-forwarded-for: 10.0.0.1'] },
+        '422 Subscription.channel.header: channel.header may not set x-forwarded-for',
+      ],
+      [
+        {},
         { header: ['X-A: b\r\nX-B: c'] },
         '422 Subscription.channel.header: Each channel.header is "Name: value"',
       ],

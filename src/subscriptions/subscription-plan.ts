@@ -32,7 +32,21 @@ const RESERVED_HEADERS = new Set([
   'te',
   'trailer',
   'expect',
+  // Read by receivers or the proxies before them as the request's path or method (IIS and
+  // Symfony route by X-Original-URL and X-Rewrite-URL; many frameworks take a method override)
+  // or as the client's address: each would take the POST, from this server's address, outside
+  // the SUBSCRIPTION_ENDPOINTS prefix or past a receiver's check of who calls (until 2026-12-08
+  // let through). X-Forwarded-* are refused by prefix, below.
+  'x-original-url',
+  'x-rewrite-url',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
+  'x-real-ip',
+  'forwarded',
 ]);
+/** Name prefixes refused as RESERVED_HEADERS are: proxies' own (Proxy-*, X-Forwarded-*). */
+const RESERVED_PREFIXES = ['proxy-', 'x-forwarded-'];
 const MAX_HEADERS = 10;
 const ACTIVE = new Set(['requested', 'active']);
 
@@ -79,7 +93,8 @@ export function subscriptionPlan(
       if (!name || !value) {
         throw refuse('Each channel.header is "Name: value"', 'channel.header');
       }
-      if (RESERVED_HEADERS.has(name.toLowerCase()) || name.toLowerCase().startsWith('proxy-')) {
+      const lower = name.toLowerCase();
+      if (RESERVED_HEADERS.has(lower) || RESERVED_PREFIXES.some((p) => lower.startsWith(p))) {
         throw refuse(`channel.header may not set ${name}`, 'channel.header');
       }
       return [name, value];
