@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { MAX_TYPE_FILTERS } from '../../src/fhir/export/kick-off-parameters.js';
 import { createUser, enableMfa, loginWithMfa } from '../support/auth.js';
 import { http, type HttpResult } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
@@ -93,6 +94,38 @@ describe('Bulk Data export: _typeFilter as the query string spells it', () => {
       .filter((line) => line !== '')
       .map((line) => (JSON.parse(line) as { id: string }).id);
     expect(exported).toEqual([ids['patient']]);
+  });
+
+  it('refuses more _typeFilter searches than it takes, before running any', async () => {
+    const filters = (count: number) =>
+      Array.from({ length: count }, (_, n) => ({
+        name: '_typeFilter',
+        valueString: `Observation?status=final&_id=f${n}`,
+      }));
+    const post = (count: number) =>
+      http('POST', `${testApp.url}/fhir/$export`, {
+        headers: {
+          authorization,
+          prefer: 'respond-async',
+          'content-type': 'application/fhir+json',
+        },
+        body: { resourceType: 'Parameters', parameter: filters(count) },
+      });
+    const beyond = await post(MAX_TYPE_FILTERS + 1);
+    await cancel(beyond);
+    expect({ status: beyond.status, code: beyond.body?.issue?.[0]?.code }).toEqual({
+      status: 400,
+      code: 'too-costly',
+    });
+    const query = filters(MAX_TYPE_FILTERS + 1)
+      .map(({ valueString }) => `_typeFilter=${encodeURIComponent(valueString)}`)
+      .join('&');
+    const byGet = await kickOff(query);
+    await cancel(byGet);
+    expect(byGet.status).toBe(400);
+    const within = await post(MAX_TYPE_FILTERS);
+    await cancel(within);
+    expect(within.status).toBe(202);
   });
 
   it('answers a _typeFilter that is not valid percent-encoding with a 400', async () => {
