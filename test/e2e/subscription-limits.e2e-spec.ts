@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ImportService } from '../../src/fhir/import/import.service.js';
 import { MAX_ACTIVE_PER_OWNER } from '../../src/subscriptions/subscription-registry.js';
 import { tokenFor } from '../support/auth.js';
 import { authorizedHttp, type HttpFn } from '../support/http.js';
@@ -109,5 +110,20 @@ describe('Subscriptions: the active ones an account may own', () => {
       body: { ...current.body, reason: 'Renamed' },
     });
     expect(rewritten.status).toBe(200);
+  });
+
+  it("does not hold the CLI's import to it: an operator loads a server's Subscriptions", async () => {
+    const bundle = transaction(
+      Array.from({ length: LIMIT + 1 }, (_, n) => subscription(`i${n}`)),
+    ) as unknown as Parameters<ImportService['load']>[0]['bundle'];
+    const result = await app.testApp.app.get(ImportService).load({
+      source: { path: 'subscriptions.json', kind: 'bundle', resources: LIMIT + 1 },
+      bundle,
+      where: (index) => `entry ${index}`,
+    } as Parameters<ImportService['load']>[0]);
+    expect({ written: result.written, rejected: result.rejected }).toEqual({
+      written: LIMIT + 1,
+      rejected: [],
+    });
   });
 });
