@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { MAX_TYPE_FILTERS } from '../../src/fhir/export/kick-off-parameters.js';
 import { createUser, enableMfa, loginWithMfa } from '../support/auth.js';
-import { http, type HttpResult } from '../support/http.js';
+import { authorizedHttp, createResource, http, type HttpResult } from '../support/http.js';
 import { createTestApp, type TestApp } from '../support/test-app.js';
 
 /**
@@ -12,6 +12,7 @@ import { createTestApp, type TestApp } from '../support/test-app.js';
  */
 describe('Bulk Data export: _typeFilter as the query string spells it', () => {
   let testApp: TestApp;
+  let token: string;
   let authorization: string;
   let db: pg.Client;
   const run = randomUUID().slice(0, 8);
@@ -21,14 +22,8 @@ describe('Bulk Data export: _typeFilter as the query string spells it', () => {
     http('GET', `${testApp.url}/fhir/Patient/$export?${query}`, {
       headers: { authorization, prefer: 'respond-async', accept: 'application/fhir+json' },
     });
-  const create = async (resource: Record<string, unknown>): Promise<string> => {
-    const res = await http('POST', `${testApp.url}/fhir/${String(resource['resourceType'])}`, {
-      body: resource,
-      headers: { authorization },
-    });
-    expect(res.status).toBe(201);
-    return res.body.id as string;
-  };
+  const create = (resource: Record<string, unknown>): Promise<string> =>
+    createResource(authorizedHttp(token), `${testApp.url}/fhir`, resource);
   /** Cancels a job started by a kick-off that should not have started, so the next may run. */
   const cancel = async (kickedOff: HttpResult): Promise<void> => {
     const status = kickedOff.headers.get('content-location');
@@ -41,7 +36,8 @@ describe('Bulk Data export: _typeFilter as the query string spells it', () => {
     await db.connect();
     const doctor = await createUser(testApp, ['doctor']);
     const secret = await enableMfa(testApp, doctor);
-    authorization = `Bearer ${(await loginWithMfa(testApp, doctor, secret)).access_token}`;
+    token = (await loginWithMfa(testApp, doctor, secret)).access_token;
+    authorization = `Bearer ${token}`;
     ids['patient'] = await create({ resourceType: 'Patient', name: [{ family: `Q-${run}` }] });
     // Another, which a filter on the first leaves out.
     await create({ resourceType: 'Patient', name: [{ family: `R-${run}` }] });
